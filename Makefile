@@ -1,0 +1,40 @@
+# agent-otel: `make test` bootstraps everything it needs from scratch, `make demo` runs the demo.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test lint bench demo deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# Prometheus, promtool, Alertmanager and amtool from Debian's packages, installed when missing.
+deps:
+	@missing=""; for b in prometheus promtool prometheus-alertmanager amtool; do \
+	  command -v $$b >/dev/null || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's prometheus prometheus-alertmanager (missing:$$missing)"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	      prometheus prometheus-alertmanager; \
+	  else \
+	    echo "missing:$$missing. Install them as root with:"; \
+	    echo "  apt-get install -y --no-install-recommends prometheus prometheus-alertmanager"; \
+	    exit 1; \
+	  fi; \
+	fi
+
+test: $(STAMP) deps
+	$(VENV)/bin/ruff check src tests
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

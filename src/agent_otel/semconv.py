@@ -1,0 +1,332 @@
+"""The telemetry contract (DESIGN.md §3) in one place.
+
+Every span name, attribute key, instrument name, unit, description, bucket list and the Prometheus
+name each instrument must produce lives here. Code, dashboards, rules and tests import these names
+instead of spelling them, so a rename cannot leave a panel or an alert silently empty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+# --------------------------------------------------------------------------------------------------
+# Attribute keys
+# --------------------------------------------------------------------------------------------------
+
+JOB_ID = "job.id"
+JOB_TYPE = "job.type"
+JOB_OUTCOME = "job.outcome"
+
+GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
+GEN_AI_TOKEN_TYPE = "gen_ai.token.type"
+GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+GEN_AI_AGENT_NAME = "gen_ai.agent.name"
+GEN_AI_AGENT_ID = "gen_ai.agent.id"
+GEN_AI_TOOL_NAME = "gen_ai.tool.name"
+GEN_AI_TOOL_TYPE = "gen_ai.tool.type"
+GEN_AI_CONVERSATION_ID = "gen_ai.conversation.id"
+GEN_AI_FALLBACK_TO = "gen_ai.fallback.to"
+GEN_AI_FALLBACK_REASON = "gen_ai.fallback.reason"
+GEN_AI_RETRY_COUNT = "gen_ai.client.retry_count"
+GEN_AI_COST = "gen_ai.usage.cost"
+ERROR_TYPE = "error.type"
+
+AGENT_TASK_TYPE = "agent.task.type"
+AGENT_OUTCOME = "agent.outcome"
+AGENT_CONFIDENCE = "agent.confidence"
+AGENT_WORK_KIND = "agent.work.kind"
+AGENT_PATTERN = "agent.pattern"
+AGENT_PROVIDER_USED = "agent.provider.used"
+AGENT_KPI_NAME = "agent.kpi.name"
+
+EVOLUTION_TYPE = "evolution.type"
+EVOLUTION_STRATEGY = "evolution.strategy"
+EVOLUTION_STATUS = "evolution.status"
+EVOLUTION_ROLLBACK = "evolution.rollback"
+EVOLUTION_ITERATIONS = "evolution.convergence.iterations"
+EVOLUTION_KPI_BEFORE_PREFIX = "evolution.kpi.before."
+EVOLUTION_KPI_AFTER_PREFIX = "evolution.kpi.after."
+EVOLUTION_KPI_DELTA_PREFIX = "evolution.kpi.delta."
+EVOLUTION_IMPROVEMENT = "evolution.performance.improvement"
+
+RESOURCE_CPU_TIME = "process.cpu.time"
+RESOURCE_CPU_UTILIZATION = "process.cpu.utilization"
+RESOURCE_MEMORY_PEAK = "process.memory.peak"
+
+INSTRUMENTATION_STAGE = "agent_otel.stage"
+
+# Roll-ups stamped on the job span when the job ends.
+JOB_ROLLUP_AGENT_CALLS = "job.agent.calls"
+JOB_ROLLUP_PROVIDER_CALLS = "job.provider.calls"
+JOB_ROLLUP_TOOL_CALLS = "job.tool.calls"
+JOB_ROLLUP_INPUT_TOKENS = "job.usage.input_tokens"
+JOB_ROLLUP_OUTPUT_TOKENS = "job.usage.output_tokens"
+JOB_ROLLUP_COST = "job.usage.cost"
+
+#: Baggage key carrying the job id across process and service boundaries.
+BAGGAGE_JOB_ID = JOB_ID
+BAGGAGE_JOB_TYPE = JOB_TYPE
+
+#: Attributes that hold ids. They may go on spans, never on metrics.
+ID_ATTRIBUTES = frozenset({JOB_ID, GEN_AI_CONVERSATION_ID, GEN_AI_AGENT_ID, "user.id", "trace_id", "span_id"})
+
+
+class Outcome(str, Enum):
+    """Outcome of an agent, tool, provider call or job."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"  # returned, but reported itself unsuccessful
+    ERROR = "error"  # raised
+
+
+class EvolutionStatus(str, Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+
+
+class TokenType(str, Enum):
+    INPUT = "input"
+    OUTPUT = "output"
+
+
+# --------------------------------------------------------------------------------------------------
+# Span names
+# --------------------------------------------------------------------------------------------------
+
+OPERATION_INVOKE_AGENT = "invoke_agent"
+OPERATION_EXECUTE_TOOL = "execute_tool"
+OPERATION_INVOKE_WORKFLOW = "invoke_workflow"
+OPERATION_CHAT = "chat"
+OPERATION_EVOLVE = "evolve"
+
+
+def job_span_name(job_type: str) -> str:
+    return f"{OPERATION_INVOKE_WORKFLOW} {job_type}"
+
+
+def agent_span_name(agent_name: str) -> str:
+    return f"{OPERATION_INVOKE_AGENT} {agent_name}"
+
+
+def provider_span_name(operation: str, model: str | None) -> str:
+    return f"{operation} {model}" if model else operation
+
+
+def tool_span_name(tool_name: str) -> str:
+    return f"{OPERATION_EXECUTE_TOOL} {tool_name}"
+
+
+def evolution_span_name(agent_name: str) -> str:
+    return f"{OPERATION_EVOLVE} {agent_name}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Bucket lists
+# --------------------------------------------------------------------------------------------------
+
+
+def _doubling(start: float, count: int) -> tuple[float, ...]:
+    return tuple(round(start * 2**i, 6) for i in range(count))
+
+
+#: GenAI semconv advisory buckets for client durations, 0.01 .. 81.92 s.
+GENAI_DURATION_BUCKETS = _doubling(0.01, 14)
+#: GenAI semconv advisory buckets for token counts, 1 .. 67108864.
+TOKEN_BUCKETS = tuple(4**i for i in range(14))
+#: Agent invocations run longer than single model calls: 0.1 .. 409.6 s.
+AGENT_DURATION_BUCKETS = _doubling(0.1, 13)
+#: Jobs, evolution runs and workflow phases: minutes to hours.
+LONG_DURATION_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
+#: Stated confidence, 0.1 .. 1.0; the band edges 0.5 and 0.8 used by the calibration rules are edges here.
+CONFIDENCE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
+
+#: Confidence bands used by calibration rules: low < 0.5 <= medium < 0.8 <= high.
+CONFIDENCE_BAND_EDGES = (0.5, 0.8)
+
+
+# --------------------------------------------------------------------------------------------------
+# Instruments
+# --------------------------------------------------------------------------------------------------
+
+
+class Kind(str, Enum):
+    COUNTER = "counter"
+    HISTOGRAM = "histogram"
+    GAUGE = "gauge"
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """One row of the metric contract."""
+
+    name: str
+    kind: Kind
+    unit: str
+    description: str
+    prometheus: str
+    attributes: tuple[str, ...]
+    buckets: tuple[float, ...] | None = None
+
+    @property
+    def prometheus_series(self) -> tuple[str, ...]:
+        """The series names Prometheus stores for this instrument."""
+        if self.kind is Kind.HISTOGRAM:
+            return tuple(f"{self.prometheus}_{suffix}" for suffix in ("bucket", "count", "sum"))
+        return (self.prometheus,)
+
+
+_GENAI_CLIENT_ATTRS = (
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_RESPONSE_MODEL,
+    ERROR_TYPE,
+)
+
+JOB_DURATION = Instrument(
+    "job.duration", Kind.HISTOGRAM, "s",
+    "Duration of a job (workflow run), by job type and outcome.",
+    "job_duration_seconds", (JOB_TYPE, JOB_OUTCOME), LONG_DURATION_BUCKETS,
+)
+AGENT_DURATION = Instrument(
+    "gen_ai.invoke_agent.duration", Kind.HISTOGRAM, "s",
+    "Duration of an agent invocation, by agent, task type and outcome.",
+    "gen_ai_invoke_agent_duration_seconds",
+    (GEN_AI_AGENT_NAME, AGENT_TASK_TYPE, AGENT_OUTCOME, ERROR_TYPE), AGENT_DURATION_BUCKETS,
+)
+AGENT_CONFIDENCE_HISTOGRAM = Instrument(
+    "agent.confidence", Kind.HISTOGRAM, "1",
+    "Confidence an agent stated for its result (0..1), by outcome, for calibration.",
+    "agent_confidence", (GEN_AI_AGENT_NAME, AGENT_OUTCOME), CONFIDENCE_BUCKETS,
+)
+AGENT_WORK_ITEMS = Instrument(
+    "agent.work.items", Kind.COUNTER, "{item}",
+    "Work items an agent reported (fixes applied, files modified, remaining issues...).",
+    "agent_work_items_total", (GEN_AI_AGENT_NAME, AGENT_WORK_KIND),
+)
+AGENT_PATTERNS_USED = Instrument(
+    "agent.patterns.used", Kind.COUNTER, "{pattern}",
+    "Patterns an agent applied, by pattern.",
+    "agent_patterns_used_total", (GEN_AI_AGENT_NAME, AGENT_PATTERN),
+)
+CLIENT_OPERATION_DURATION = Instrument(
+    "gen_ai.client.operation.duration", Kind.HISTOGRAM, "s",
+    "Duration of a GenAI client operation (model call).",
+    "gen_ai_client_operation_duration_seconds", _GENAI_CLIENT_ATTRS, GENAI_DURATION_BUCKETS,
+)
+CLIENT_TOKEN_USAGE = Instrument(
+    "gen_ai.client.token.usage", Kind.HISTOGRAM, "{token}",
+    "Tokens used per GenAI client operation, by token type (input, output).",
+    "gen_ai_client_token_usage", _GENAI_CLIENT_ATTRS[:-1] + (GEN_AI_TOKEN_TYPE,), TOKEN_BUCKETS,
+)
+CLIENT_TIME_TO_FIRST_CHUNK = Instrument(
+    "gen_ai.client.operation.time_to_first_chunk", Kind.HISTOGRAM, "s",
+    "Time from request to the first chunk of a streamed response.",
+    "gen_ai_client_operation_time_to_first_chunk_seconds", _GENAI_CLIENT_ATTRS, GENAI_DURATION_BUCKETS,
+)
+CLIENT_COST = Instrument(
+    "gen_ai.client.cost", Kind.COUNTER, "{USD}",
+    "Estimated cost in US dollars of GenAI client operations, from the local price table.",
+    "gen_ai_client_cost_total", (GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL, GEN_AI_AGENT_NAME),
+)
+CLIENT_RETRIES = Instrument(
+    "gen_ai.client.retries", Kind.COUNTER, "{retry}",
+    "Retries of GenAI client operations.",
+    "gen_ai_client_retries_total", (GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL),
+)
+CLIENT_FALLBACKS = Instrument(
+    "gen_ai.client.fallbacks", Kind.COUNTER, "{fallback}",
+    "Fallbacks from one provider to another, by target and reason.",
+    "gen_ai_client_fallbacks_total", (GEN_AI_PROVIDER_NAME, GEN_AI_FALLBACK_TO, GEN_AI_FALLBACK_REASON),
+)
+TOOL_DURATION = Instrument(
+    "gen_ai.execute_tool.duration", Kind.HISTOGRAM, "s",
+    "Duration of a tool or plugin execution.",
+    "gen_ai_execute_tool_duration_seconds", (GEN_AI_TOOL_NAME, GEN_AI_AGENT_NAME, ERROR_TYPE),
+    GENAI_DURATION_BUCKETS,
+)
+EVOLUTION_ATTEMPTS = Instrument(
+    "evolution.attempts", Kind.COUNTER, "{attempt}",
+    "Evolution (self-improvement) runs, by status (succeeded, failed, rolled_back).",
+    "evolution_attempts_total", (GEN_AI_AGENT_NAME, EVOLUTION_TYPE, EVOLUTION_STATUS),
+)
+EVOLUTION_DURATION = Instrument(
+    "evolution.duration", Kind.HISTOGRAM, "s",
+    "Duration of an evolution run, by status.",
+    "evolution_duration_seconds", (GEN_AI_AGENT_NAME, EVOLUTION_TYPE, EVOLUTION_STATUS),
+    LONG_DURATION_BUCKETS,
+)
+EVOLUTION_PERFORMANCE_IMPROVEMENT = Instrument(
+    "evolution.performance.improvement", Kind.GAUGE, "1",
+    "KPI improvement (after minus before) of the latest evolution run.",
+    "evolution_performance_improvement", (GEN_AI_AGENT_NAME, EVOLUTION_TYPE),
+)
+EVOLUTION_MEMORY_PEAK = Instrument(
+    "evolution.memory.peak", Kind.GAUGE, "By",
+    "Peak resident memory of the process during the latest evolution run.",
+    "evolution_memory_peak_bytes", (GEN_AI_AGENT_NAME, EVOLUTION_TYPE),
+)
+AGENT_KPI_CURRENT = Instrument(
+    "agent.kpi.current", Kind.GAUGE, "1",
+    "Current value of an agent KPI, as measured by the latest evolution run.",
+    "agent_kpi_current", (GEN_AI_AGENT_NAME, AGENT_KPI_NAME),
+)
+INSTRUMENTATION_ERRORS = Instrument(
+    "agent_otel.instrumentation.errors", Kind.COUNTER, "{error}",
+    "Failures inside agent-otel itself (caught, never raised into the host), by stage.",
+    "agent_otel_instrumentation_errors_total", (INSTRUMENTATION_STAGE,),
+)
+
+#: Every instrument of the contract, in table order.
+INSTRUMENTS: tuple[Instrument, ...] = (
+    JOB_DURATION,
+    AGENT_DURATION,
+    AGENT_CONFIDENCE_HISTOGRAM,
+    AGENT_WORK_ITEMS,
+    AGENT_PATTERNS_USED,
+    CLIENT_OPERATION_DURATION,
+    CLIENT_TOKEN_USAGE,
+    CLIENT_TIME_TO_FIRST_CHUNK,
+    CLIENT_COST,
+    CLIENT_RETRIES,
+    CLIENT_FALLBACKS,
+    TOOL_DURATION,
+    EVOLUTION_ATTEMPTS,
+    EVOLUTION_DURATION,
+    EVOLUTION_PERFORMANCE_IMPROVEMENT,
+    EVOLUTION_MEMORY_PEAK,
+    AGENT_KPI_CURRENT,
+    INSTRUMENTATION_ERRORS,
+)
+
+INSTRUMENTS_BY_NAME = {instrument.name: instrument for instrument in INSTRUMENTS}
+
+#: Instrumentation scope name used for every instrument and tracer of agent-otel.
+SCOPE_NAME = "agent_otel"
+
+# --------------------------------------------------------------------------------------------------
+# Process metrics (from opentelemetry-instrumentation-system-metrics, not ours)
+# --------------------------------------------------------------------------------------------------
+
+#: The system-metrics configuration configure() enables: process CPU and memory only, which is what
+#: the System dashboard and the memory-exhaustion alert read. Keys are OTel names.
+PROCESS_METRICS_CONFIG: dict[str, list[str] | None] = {
+    "process.cpu.time": ["user", "system"],
+    "process.cpu.utilization": None,
+    "process.memory.usage": None,
+    "process.memory.virtual": None,
+    "process.thread.count": None,
+}
+
+#: Prometheus names of the process metrics above (label `type` on cpu time: user|system).
+PROCESS_CPU_TIME_PROMETHEUS = "process_cpu_time_seconds_total"
+PROCESS_CPU_UTILIZATION_PROMETHEUS = "process_cpu_utilization"
+PROCESS_MEMORY_USAGE_PROMETHEUS = "process_memory_usage_bytes"
+PROCESS_MEMORY_VIRTUAL_PROMETHEUS = "process_memory_virtual_bytes"
+PROCESS_THREAD_COUNT_PROMETHEUS = "process_thread_count"
