@@ -8,7 +8,7 @@ instead of spelling them, so a rename cannot leave a panel or an alert silently 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 # --------------------------------------------------------------------------------------------------
 # Attribute keys
@@ -76,7 +76,7 @@ BAGGAGE_JOB_TYPE = JOB_TYPE
 ID_ATTRIBUTES = frozenset({JOB_ID, GEN_AI_CONVERSATION_ID, GEN_AI_AGENT_ID, "user.id", "trace_id", "span_id"})
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """Outcome of an agent, tool, provider call or job."""
 
     SUCCESS = "success"
@@ -84,13 +84,13 @@ class Outcome(str, Enum):
     ERROR = "error"  # raised
 
 
-class EvolutionStatus(str, Enum):
+class EvolutionStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     ROLLED_BACK = "rolled_back"
 
 
-class TokenType(str, Enum):
+class TokenType(StrEnum):
     INPUT = "input"
     OUTPUT = "output"
 
@@ -155,7 +155,7 @@ CONFIDENCE_BAND_EDGES = (0.5, 0.8)
 # --------------------------------------------------------------------------------------------------
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     COUNTER = "counter"
     HISTOGRAM = "histogram"
     GAUGE = "gauge"
@@ -223,7 +223,7 @@ CLIENT_OPERATION_DURATION = Instrument(
 CLIENT_TOKEN_USAGE = Instrument(
     "gen_ai.client.token.usage", Kind.HISTOGRAM, "{token}",
     "Tokens used per GenAI client operation, by token type (input, output).",
-    "gen_ai_client_token_usage", _GENAI_CLIENT_ATTRS[:-1] + (GEN_AI_TOKEN_TYPE,), TOKEN_BUCKETS,
+    "gen_ai_client_token_usage", (*_GENAI_CLIENT_ATTRS[:-1], GEN_AI_TOKEN_TYPE), TOKEN_BUCKETS,
 )
 CLIENT_TIME_TO_FIRST_CHUNK = Instrument(
     "gen_ai.client.operation.time_to_first_chunk", Kind.HISTOGRAM, "s",

@@ -1,0 +1,358 @@
+"""``configure()`` and ``shutdown()``: the SDK wiring, from arguments and the standard OTEL_* env.
+
+Embedded default: metrics served on 127.0.0.1:9464 for a local Prometheus, traces kept in-process
+(not exported). OTLP for traces and metrics as soon as an endpoint is given. A host that already
+installed SDK providers keeps them: we add our span processor and instruments, replace nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+from . import semconv
+from .context import (
+    JobIdSpanProcessor,
+    context_from_environment,
+    instrument_process_carriers,
+    uninstrument_process_carriers,
+)
+from .errors import ConfigurationError
+from .runtime import build_runtime, enabled_from_env, reset_runtime
+
+logger = logging.getLogger("agent_otel")
+
+TRACES_EXPORTERS = ("otlp", "console", "none")
+METRICS_EXPORTERS = ("prometheus", "otlp", "console", "none")
+PROTOCOLS = ("grpc", "http/protobuf")
+DEFAULT_PROMETHEUS_HOST = "127.0.0.1"
+DEFAULT_PROMETHEUS_PORT = 9464
+
+
+@dataclass
+class Settings:
+    """What configure() resolved from arguments and environment (arguments win)."""
+
+    service_name: str
+    traces_exporters: tuple[str, ...]
+    metrics_exporters: tuple[str, ...]
+    otlp_endpoint: str | None
+    otlp_protocol: str
+    prometheus_host: str
+    prometheus_port: int
+    metric_export_interval_ms: int = 10_000
+
+
+@dataclass
+class Telemetry:
+    """The handle configure() returns; ``shutdown()`` flushes and releases what it owns."""
+
+    settings: Settings | None
+    tracer_provider: Any
+    meter_provider: Any
+    owns_tracer_provider: bool = False
+    owns_meter_provider: bool = False
+    prometheus_server: Any = None
+    environment_token: object = None
+    instrumentors: list[Any] = field(default_factory=list)
+
+    @property
+    def prometheus_url(self) -> str | None:
+        if self.prometheus_server is None or self.settings is None:
+            return None
+        host, port = self.prometheus_server.server_address[:2]
+        return f"http://{host}:{port}/metrics"
+
+
+_telemetry: Telemetry | None = None
+_lock = threading.RLock()
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip().lower() for part in value.split(",") if part.strip())
+
+
+def _choose(name: str, value: str | tuple[str, ...], allowed: tuple[str, ...]) -> tuple[str, ...]:
+    chosen = _split(value) if isinstance(value, str) else tuple(v.lower() for v in value)
+    for item in chosen:
+        if item not in allowed:
+            raise ConfigurationError(f"{name}: unknown exporter {item!r}; expected one of {', '.join(allowed)}")
+    return tuple(item for item in chosen if item != "none")
+
+
+def _check_endpoint(endpoint: str, source: str) -> str:
+    parts = urlsplit(endpoint)
+    problem = None
+    if parts.scheme not in ("http", "https"):
+        problem = "scheme must be http or https"
+    elif not parts.hostname:
+        problem = "no host"
+    else:
+        try:
+            parts.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError:
+            problem = "malformed port"
+    if problem:
+        raise ConfigurationError(f"{source}={endpoint!r}: malformed OTLP endpoint ({problem}); "
+                                 "expected e.g. http://localhost:4317")
+    return endpoint.rstrip("/")
+
+
+def resolve_settings(
+    service_name: str | None = None,
+    traces_exporter: str | tuple[str, ...] | None = None,
+    metrics_exporter: str | tuple[str, ...] | None = None,
+    otlp_endpoint: str | None = None,
+    otlp_protocol: str | None = None,
+    prometheus_host: str | None = None,
+    prometheus_port: int | None = None,
+    env: dict[str, str] | None = None,
+) -> Settings:
+    env = dict(os.environ) if env is None else env
+    endpoint_source = "otlp_endpoint" if otlp_endpoint else "OTEL_EXPORTER_OTLP_ENDPOINT"
+    endpoint = otlp_endpoint or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+    if endpoint:
+        endpoint = _check_endpoint(endpoint, endpoint_source)
+    default_traces = "otlp" if endpoint else "none"
+    default_metrics = "otlp" if endpoint else "prometheus"
+    traces = _choose("OTEL_TRACES_EXPORTER" if traces_exporter is None else "traces_exporter",
+                     traces_exporter if traces_exporter is not None
+                     else env.get("OTEL_TRACES_EXPORTER", default_traces), TRACES_EXPORTERS)
+    metrics_ = _choose("OTEL_METRICS_EXPORTER" if metrics_exporter is None else "metrics_exporter",
+                       metrics_exporter if metrics_exporter is not None
+                       else env.get("OTEL_METRICS_EXPORTER", default_metrics), METRICS_EXPORTERS)
+    if ("otlp" in traces or "otlp" in metrics_) and not endpoint:
+        endpoint = "http://localhost:4317"
+    protocol = (otlp_protocol or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+                or ("http/protobuf" if endpoint and endpoint.endswith(":4318") else "grpc"))
+    if protocol not in PROTOCOLS:
+        raise ConfigurationError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: expected grpc or http/protobuf")
+    raw_port = prometheus_port if prometheus_port is not None else env.get("OTEL_EXPORTER_PROMETHEUS_PORT")
+    try:
+        port = DEFAULT_PROMETHEUS_PORT if raw_port in (None, "") else int(raw_port)
+        if not 0 <= port <= 65535:
+            raise ValueError
+    except ValueError:
+        raise ConfigurationError(f"OTEL_EXPORTER_PROMETHEUS_PORT={raw_port!r}: expected a port number "
+                                 "0..65535") from None
+    interval = env.get("OTEL_METRIC_EXPORT_INTERVAL", "10000")
+    try:
+        interval_ms = int(interval)
+    except ValueError:
+        raise ConfigurationError(f"OTEL_METRIC_EXPORT_INTERVAL={interval!r}: expected milliseconds") from None
+    return Settings(
+        service_name=service_name or env.get("OTEL_SERVICE_NAME") or "agent-otel-app",
+        traces_exporters=traces,
+        metrics_exporters=metrics_,
+        otlp_endpoint=endpoint,
+        otlp_protocol=protocol,
+        prometheus_host=prometheus_host or env.get("OTEL_EXPORTER_PROMETHEUS_HOST") or DEFAULT_PROMETHEUS_HOST,
+        prometheus_port=port,
+        metric_export_interval_ms=interval_ms,
+    )
+
+
+def histogram_views() -> list[View]:
+    """Explicit buckets for every histogram of the contract (the SDK default is for ms)."""
+    return [
+        View(instrument_name=spec.name,
+             aggregation=ExplicitBucketHistogramAggregation(boundaries=list(spec.buckets or ())))
+        for spec in semconv.INSTRUMENTS
+        if spec.kind is semconv.Kind.HISTOGRAM
+    ]
+
+
+def _otlp_url(settings: Settings, signal: str) -> str:
+    assert settings.otlp_endpoint
+    if settings.otlp_protocol == "grpc":
+        return settings.otlp_endpoint
+    return f"{settings.otlp_endpoint}/v1/{signal}"
+
+
+def _span_exporter(name: str, settings: Settings) -> SpanExporter:
+    if name == "console":
+        return ConsoleSpanExporter()
+    if settings.otlp_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    return OTLPSpanExporter(endpoint=_otlp_url(settings, "traces"))
+
+
+def _metric_reader(name: str, settings: Settings, telemetry: Telemetry) -> MetricReader:
+    if name == "prometheus":
+        return _prometheus_reader(settings, telemetry)
+    if name == "console":
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+        exporter: Any = ConsoleMetricExporter()
+    elif settings.otlp_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+        exporter = OTLPMetricExporter(endpoint=_otlp_url(settings, "metrics"))
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        exporter = OTLPMetricExporter(endpoint=_otlp_url(settings, "metrics"))
+    return PeriodicExportingMetricReader(exporter, export_interval_millis=settings.metric_export_interval_ms)
+
+
+def _prometheus_reader(settings: Settings, telemetry: Telemetry) -> MetricReader:
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from prometheus_client import start_http_server
+
+    try:
+        server, _thread = start_http_server(settings.prometheus_port, addr=settings.prometheus_host)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot serve /metrics on {settings.prometheus_host}:{settings.prometheus_port} ({exc.strerror or exc}); "
+            "the port is probably in use: set OTEL_EXPORTER_PROMETHEUS_PORT to a free port"
+        ) from None
+    telemetry.prometheus_server = server
+    return PrometheusMetricReader()
+
+
+def _is_sdk(provider: Any, sdk_type: type) -> bool:
+    return isinstance(provider, sdk_type)
+
+
+def configure(
+    *,
+    service_name: str | None = None,
+    traces_exporter: str | tuple[str, ...] | None = None,
+    metrics_exporter: str | tuple[str, ...] | None = None,
+    otlp_endpoint: str | None = None,
+    otlp_protocol: str | None = None,
+    prometheus_host: str | None = None,
+    prometheus_port: int | None = None,
+    tracer_provider: Any = None,
+    meter_provider: Any = None,
+    instrument_threads: bool = True,
+    instrument_processes: bool = True,
+    system_metrics: bool = True,
+    set_global: bool = True,
+) -> Telemetry:
+    """Set up tracing and metrics for agent-otel. Safe to call twice (the second call is a no-op).
+
+    ``tracer_provider``/``meter_provider`` use the given SDK providers instead of building ours
+    (as does a host that installed SDK providers globally before calling this).
+    """
+    global _telemetry
+    with _lock:
+        if _telemetry is not None:
+            logger.debug("agent-otel: configure() called again; keeping the first configuration")
+            return _telemetry
+        if not enabled_from_env():
+            build_runtime(enabled=False)
+            _telemetry = Telemetry(settings=None, tracer_provider=None, meter_provider=None)
+            return _telemetry
+
+        settings = resolve_settings(service_name, traces_exporter, metrics_exporter, otlp_endpoint,
+                                    otlp_protocol, prometheus_host, prometheus_port)
+        telemetry = Telemetry(settings=settings, tracer_provider=None, meter_provider=None)
+        resource = Resource.create({"service.name": settings.service_name}).merge(
+            OTELResourceDetector().detect())
+
+        host_tp = tracer_provider or trace.get_tracer_provider()
+        if _is_sdk(host_tp, TracerProvider):
+            if tracer_provider is None:
+                logger.info("agent-otel: using the SDK TracerProvider the host program installed")
+            tp = host_tp
+        else:
+            tp = TracerProvider(resource=resource)
+            for name in settings.traces_exporters:
+                tp.add_span_processor(BatchSpanProcessor(_span_exporter(name, settings)))
+            telemetry.owns_tracer_provider = True
+        tp.add_span_processor(JobIdSpanProcessor())
+
+        host_mp = meter_provider or metrics.get_meter_provider()
+        if _is_sdk(host_mp, MeterProvider):
+            if meter_provider is None:
+                logger.info("agent-otel: using the SDK MeterProvider the host program installed")
+            mp = host_mp
+        else:
+            readers = [_metric_reader(name, settings, telemetry) for name in settings.metrics_exporters]
+            mp = MeterProvider(resource=resource, metric_readers=readers, views=histogram_views())
+            telemetry.owns_meter_provider = True
+
+        if set_global:
+            if telemetry.owns_tracer_provider:
+                trace.set_tracer_provider(tp)
+            if telemetry.owns_meter_provider:
+                metrics.set_meter_provider(mp)
+        telemetry.tracer_provider = tp
+        telemetry.meter_provider = mp
+        build_runtime(tp, mp, enabled=True)
+
+        parent = context_from_environment()
+        if parent is not None:  # a parent process handed us its trace and job (TRACEPARENT/BAGGAGE)
+            telemetry.environment_token = otel_context.attach(parent)
+        if instrument_threads:
+            from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+
+            instrumentor = ThreadingInstrumentor()
+            if not instrumentor.is_instrumented_by_opentelemetry:
+                instrumentor.instrument()
+                telemetry.instrumentors.append(instrumentor)
+        if instrument_processes:
+            instrument_process_carriers()
+        if system_metrics:
+            from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
+
+            system = SystemMetricsInstrumentor(config=semconv.PROCESS_METRICS_CONFIG)
+            if not system.is_instrumented_by_opentelemetry:
+                system.instrument(meter_provider=mp)
+                telemetry.instrumentors.append(system)
+        _telemetry = telemetry
+        return telemetry
+
+
+def current_telemetry() -> Telemetry | None:
+    return _telemetry
+
+
+def shutdown(timeout_millis: int = 10_000) -> None:
+    """Flush telemetry and release what configure() set up. The host's own providers are flushed,
+    not shut down."""
+    global _telemetry
+    with _lock:
+        telemetry, _telemetry = _telemetry, None
+        if telemetry is None:
+            return
+        for instrumentor in telemetry.instrumentors:
+            try:
+                instrumentor.uninstrument()
+            except Exception:
+                logger.debug("agent-otel: uninstrument failed", exc_info=True)
+        uninstrument_process_carriers()
+        for provider, owned in ((telemetry.tracer_provider, telemetry.owns_tracer_provider),
+                                (telemetry.meter_provider, telemetry.owns_meter_provider)):
+            if provider is None:
+                continue
+            if owned:
+                provider.shutdown(**({"timeout_millis": timeout_millis}
+                                     if isinstance(provider, MeterProvider) else {}))
+            else:
+                provider.force_flush(timeout_millis)
+        if telemetry.prometheus_server is not None:
+            telemetry.prometheus_server.shutdown()
+            telemetry.prometheus_server.server_close()
+        if telemetry.environment_token is not None:
+            try:
+                otel_context.detach(telemetry.environment_token)  # type: ignore[arg-type]
+            except Exception:
+                pass
+        reset_runtime()

@@ -1,0 +1,546 @@
+"""The wrapper engine: every callable shape, exactly-once ends, untouched host behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import gc
+import inspect
+import traceback
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
+
+from agent_otel import semconv
+from agent_otel.runtime import runtime
+from agent_otel.wrapping import STREAM_CLOSED_EARLY, End, Handler, Invocation, instrument
+
+
+class RecordingInvocation(Invocation):
+    def __init__(self, handler: RecordingHandler, span: Any, ctx: Any) -> None:
+        super().__init__(span, ctx, "test")
+        self.handler = handler
+        self.chunks: list[Any] = []
+
+    def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
+        self.handler.ends.append((how, value, error))
+        if self.handler.fail_in_record:
+            raise RuntimeError("broken handler")
+
+    def on_chunk(self, item: Any) -> None:
+        self.chunks.append(item)
+
+    def wants_stream(self, result: Any) -> bool:
+        return (self.handler.streams and hasattr(result, "__next__")) or hasattr(result, "__anext__")
+
+
+class RecordingHandler(Handler):
+    """A minimal kind: one span per call, and a log of how each call ended."""
+
+    stage = "test"
+
+    def __init__(self, fail_in_begin: bool = False, fail_in_record: bool = False, streams: bool = False) -> None:
+        self.ends: list[tuple[End, Any, BaseException | None]] = []
+        self.fail_in_begin = fail_in_begin
+        self.fail_in_record = fail_in_record
+        self.streams = streams
+        self.invocations: list[RecordingInvocation] = []
+
+    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
+        if self.fail_in_begin:
+            raise RuntimeError("broken begin")
+        span = runtime().tracer.start_span("op " + wrapped.__name__)
+        inv = RecordingInvocation(self, span, trace.set_span_in_context(span))
+        self.invocations.append(inv)
+        return inv
+
+
+def current_span_name() -> str | None:
+    span = trace.get_current_span()
+    return getattr(span, "name", None)
+
+
+# --------------------------------------------------------------------------------------------------
+# metadata
+
+
+def test_wrapped_callables_keep_metadata_and_shape_answers(otel: Any) -> None:
+    def plain(a: int, b: str = "x") -> str:
+        """Plain doc."""
+        return b * a
+
+    async def coro(a: int) -> int:
+        """Coro doc."""
+        return a
+
+    def gen(n: int):
+        yield n
+
+    async def agen(n: int):
+        yield n
+
+    for func, check in ((plain, None), (coro, inspect.iscoroutinefunction), (gen, inspect.isgeneratorfunction),
+                        (agen, inspect.isasyncgenfunction)):
+        wrapped = instrument(RecordingHandler(), func)
+        assert wrapped.__name__ == func.__name__
+        assert wrapped.__doc__ == func.__doc__
+        assert wrapped.__wrapped__ is func
+        assert inspect.signature(wrapped) == inspect.signature(func)
+        for predicate in (inspect.iscoroutinefunction, inspect.isgeneratorfunction, inspect.isasyncgenfunction):
+            assert predicate(wrapped) == (predicate is check)
+    assert asyncio.iscoroutinefunction(instrument(RecordingHandler(), coro))
+
+
+# --------------------------------------------------------------------------------------------------
+# sync, methods
+
+
+def test_sync_function_returns_value_and_ends_once(otel: Any) -> None:
+    handler = RecordingHandler()
+
+    @lambda f: instrument(handler, f)
+    def add(a: int, b: int) -> int:
+        assert current_span_name() == "op add"  # the span is current inside the call
+        return a + b
+
+    assert add(2, b=3) == 5
+    assert handler.ends == [(End.RETURNED, 5, None)]
+    assert otel.span("op add").status.status_code is StatusCode.UNSET
+    assert current_span_name() is None
+
+
+def test_exception_is_the_same_object_with_its_traceback(otel: Any) -> None:
+    handler = RecordingHandler()
+    boom = ValueError("boom")
+
+    def fail() -> None:
+        raise boom
+
+    wrapped = instrument(handler, fail)
+    with pytest.raises(ValueError) as caught:
+        wrapped()
+    assert caught.value is boom
+    frames = [frame.name for frame in traceback.extract_tb(caught.value.__traceback__)]
+    assert frames[-1] == "fail"  # the raising frame is still the innermost one
+    assert handler.ends == [(End.RAISED, None, boom)]
+    span = otel.span("op fail")
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes[semconv.ERROR_TYPE] == "ValueError"
+    assert [event.name for event in span.events] == ["exception"]
+
+
+def test_methods_classmethods_staticmethods(otel: Any) -> None:
+    handler = RecordingHandler()
+
+    class Agent:
+        factor = 10
+
+        def __init__(self) -> None:
+            self.base = 1
+
+        @lambda f: instrument(handler, f)
+        def method(self, x: int) -> int:
+            return self.base + x
+
+        @lambda f: instrument(handler, f)
+        @classmethod
+        def klass(cls, x: int) -> int:
+            return cls.factor * x
+
+        @lambda f: instrument(handler, f)
+        @staticmethod
+        def static(x: int) -> int:
+            return -x
+
+    agent = Agent()
+    assert agent.method(2) == 3
+    assert Agent.method(agent, 2) == 3
+    assert agent.klass(2) == 20
+    assert Agent.klass(3) == 30
+    assert agent.static(4) == -4
+    assert Agent.static(5) == -5
+    assert [value for _, value, _ in handler.ends] == [3, 3, 20, 30, -4, -5]
+    assert len(otel.spans()) == 6
+
+
+# --------------------------------------------------------------------------------------------------
+# async and awaitables
+
+
+def test_async_function_is_timed_until_it_completes(otel: Any) -> None:
+    handler = RecordingHandler()
+
+    @lambda f: instrument(handler, f)
+    async def work(x: int) -> int:
+        await asyncio.sleep(0)
+        assert current_span_name() == "op work"
+        return x * 2
+
+    assert asyncio.run(work(21)) == 42
+    assert handler.ends == [(End.RETURNED, 42, None)]
+
+
+def test_async_exception_and_cancellation(otel: Any) -> None:
+    handler = RecordingHandler()
+    boom = KeyError("k")
+
+    @lambda f: instrument(handler, f)
+    async def fail() -> None:
+        await asyncio.sleep(0)
+        raise boom
+
+    @lambda f: instrument(handler, f)
+    async def forever() -> None:
+        await asyncio.Event().wait()
+
+    async def main() -> None:
+        with pytest.raises(KeyError) as caught:
+            await fail()
+        assert caught.value is boom
+        task = asyncio.ensure_future(forever())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert [(how, type(err).__name__) for how, _, err in handler.ends] == [
+        (End.RAISED, "KeyError"), (End.RAISED, "CancelledError")]
+
+
+def test_bad_arguments_to_an_async_function_raise_at_call_time(otel: Any) -> None:
+    handler = RecordingHandler()
+
+    async def needs_one(x: int) -> int:
+        return x
+
+    wrapped = instrument(handler, needs_one)
+    with pytest.raises(TypeError):
+        wrapped()  # type: ignore[call-arg]
+    assert handler.ends == []
+
+
+def test_sync_function_returning_a_coroutine_is_timed_until_awaited_completion(otel: Any) -> None:
+    handler = RecordingHandler()
+    seen: list[str | None] = []
+
+    async def inner(x: int) -> int:
+        await asyncio.sleep(0)
+        seen.append(current_span_name())
+        return x + 1
+
+    @lambda f: instrument(handler, f)
+    def starts(x: int) -> Any:
+        return inner(x)
+
+    coro = starts(1)
+    assert handler.ends == []  # not finished when the call returned
+    assert inspect.iscoroutine(coro)
+    assert asyncio.run(coro) == 2
+    assert handler.ends == [(End.RETURNED, 2, None)]
+    assert seen == ["op starts"]
+
+
+def test_sync_function_returning_futures(otel: Any) -> None:
+    handler = RecordingHandler()
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+
+    @lambda f: instrument(handler, f)
+    def submit(x: int) -> concurrent.futures.Future:
+        return pool.submit(lambda: x * 3)
+
+    future = submit(3)
+    assert future.result(timeout=10) == 9
+    pool.shutdown(wait=True)
+    assert handler.ends == [(End.RETURNED, 9, None)]
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+
+        @lambda f: instrument(handler, f)
+        def in_executor() -> asyncio.Future:
+            return loop.run_in_executor(None, lambda: 7)
+
+        fut = in_executor()
+        assert isinstance(fut, asyncio.Future)
+        return await fut
+
+    assert asyncio.run(main()) == 7
+    assert handler.ends[-1] == (End.RETURNED, 7, None)
+
+
+def test_sync_function_returning_a_custom_awaitable(otel: Any) -> None:
+    handler = RecordingHandler()
+
+    class Later:
+        def __await__(self):
+            yield from asyncio.sleep(0).__await__()
+            return "done"
+
+    wrapped = instrument(handler, lambda: Later())
+    awaitable = wrapped()
+    assert isinstance(awaitable, Later)
+
+    async def main() -> str:
+        return await awaitable
+
+    assert asyncio.run(main()) == "done"
+    assert handler.ends == [(End.RETURNED, "done", None)]
+
+
+# --------------------------------------------------------------------------------------------------
+# generators
+
+
+def make_gen(handler: RecordingHandler, log: list) -> Any:
+    @lambda f: instrument(handler, f)
+    def counter(n: int):
+        total = 0
+        try:
+            for i in range(n):
+                log.append(current_span_name())
+                received = yield i
+                if received is not None:
+                    total += received
+        except ValueError:
+            yield "recovered"
+        finally:
+            log.append("finally")
+        return total
+
+    return counter
+
+
+def test_generator_fully_consumed(otel: Any) -> None:
+    handler, log = RecordingHandler(), []
+    gen = make_gen(handler, log)(3)
+    assert inspect.isgenerator(gen)
+    assert handler.ends == []
+    assert list(gen) == [0, 1, 2]
+    assert handler.ends == [(End.RETURNED, 0, None)]
+    assert log == ["op counter"] * 3 + ["finally"]
+    assert handler.invocations[0].chunks == [0, 1, 2]
+
+
+def test_generator_send_and_return_value(otel: Any) -> None:
+    handler, log = RecordingHandler(), []
+    gen = make_gen(handler, log)(3)
+    assert next(gen) == 0
+    assert gen.send(5) == 1
+    assert gen.send(6) == 2
+    with pytest.raises(StopIteration) as stop:
+        gen.send(7)
+    assert stop.value.value == 18
+    assert handler.ends == [(End.RETURNED, 18, None)]
+
+
+def test_generator_throw_handled_and_unhandled(otel: Any) -> None:
+    handler, log = RecordingHandler(), []
+    gen = make_gen(handler, log)(5)
+    next(gen)
+    assert gen.throw(ValueError("handled")) == "recovered"
+    assert handler.ends == []
+    err = KeyError("unhandled")
+    with pytest.raises(KeyError) as caught:
+        gen.throw(err)
+    assert caught.value is err
+    assert handler.ends == [(End.RAISED, None, err)]
+
+
+def test_generator_close_break_and_drop_end_once(otel: Any) -> None:
+    handler, log = RecordingHandler(), []
+    counter = make_gen(handler, log)
+
+    gen = counter(5)
+    next(gen)
+    gen.close()
+    gen.close()
+    assert handler.ends == [(End.CLOSED, None, None)]
+    assert log[-1] == "finally"  # the inner generator was closed too
+
+    for item in counter(5):
+        if item == 1:
+            break
+    gc.collect()
+    assert handler.ends[1] == (End.CLOSED, None, None)
+
+    dropped = counter(5)
+    next(dropped)
+    del dropped
+    gc.collect()
+    assert [how for how, _, _ in handler.ends] == [End.CLOSED] * 3
+    assert all(span.attributes.get(STREAM_CLOSED_EARLY) for span in otel.spans())
+    assert len(otel.spans()) == 3
+
+    never_started = counter(5)
+    del never_started
+    gc.collect()
+    assert len(handler.ends) == 3  # no span was begun for a generator never iterated
+
+
+def test_generator_error_inside(otel: Any) -> None:
+    handler = RecordingHandler()
+    boom = RuntimeError("mid-stream")
+
+    @lambda f: instrument(handler, f)
+    def broken():
+        yield 1
+        raise boom
+
+    gen = broken()
+    assert next(gen) == 1
+    with pytest.raises(RuntimeError) as caught:
+        next(gen)
+    assert caught.value is boom
+    assert handler.ends == [(End.RAISED, None, boom)]
+
+
+def test_sync_function_returning_a_generator(otel: Any) -> None:
+    handler = RecordingHandler()
+
+    def produce():
+        yield from "abc"
+
+    wrapped = instrument(handler, lambda: produce())
+    gen = wrapped()
+    assert handler.ends == []
+    assert "".join(gen) == "abc"
+    assert handler.ends == [(End.RETURNED, None, None)]
+    dropped = wrapped()
+    del dropped
+    gc.collect()
+    assert handler.ends[-1] == (End.CLOSED, None, None)  # dropped before iterating, still ended
+
+
+def test_returned_stream_object_is_timed_until_exhausted(otel: Any) -> None:
+    handler = RecordingHandler(streams=True)
+
+    class Stream:
+        def __init__(self) -> None:
+            self.items = iter([1, 2])
+            self.closed = False
+
+        def __iter__(self) -> Any:
+            return self
+
+        def __next__(self) -> int:
+            return next(self.items)
+
+        def close(self) -> None:
+            self.closed = True
+
+    wrapped = instrument(handler, Stream)
+    stream = wrapped()
+    assert isinstance(stream, Stream)
+    assert list(stream) == [1, 2]
+    assert handler.ends == [(End.RETURNED, None, None)]
+    assert handler.invocations[0].chunks == [1, 2]
+    assert handler.invocations[0].time_to_first_chunk_s is not None
+
+    second = wrapped()
+    next(second)
+    second.close()
+    assert second.closed
+    assert handler.ends[-1] == (End.CLOSED, None, None)
+
+
+# --------------------------------------------------------------------------------------------------
+# async generators
+
+
+def make_agen(handler: RecordingHandler, log: list) -> Any:
+    @lambda f: instrument(handler, f)
+    async def ticker(n: int):
+        try:
+            for i in range(n):
+                await asyncio.sleep(0)
+                log.append(current_span_name())
+                received = yield i
+                if received:
+                    log.append(("got", received))
+        except ValueError:
+            yield "recovered"
+        finally:
+            log.append("finally")
+
+    return ticker
+
+
+def test_async_generator_consumed_sent_thrown_closed(otel: Any) -> None:
+    handler, log = RecordingHandler(), []
+    ticker = make_agen(handler, log)
+    boom = KeyError("x")
+
+    async def main() -> None:
+        assert [i async for i in ticker(3)] == [0, 1, 2]
+        assert handler.ends == [(End.RETURNED, None, None)]
+
+        agen = ticker(5)
+        assert await agen.asend(None) == 0
+        assert await agen.asend("hi") == 1
+        assert await agen.athrow(ValueError()) == "recovered"
+        with pytest.raises(KeyError) as caught:
+            await agen.athrow(boom)
+        assert caught.value is boom
+
+        agen = ticker(5)
+        async for item in agen:
+            if item == 1:
+                break
+        await agen.aclose()
+
+    asyncio.run(main())
+    assert [how for how, _, _ in handler.ends] == [End.RETURNED, End.RAISED, End.CLOSED]
+    assert ("got", "hi") in log
+    assert "op ticker" in log
+
+
+def test_async_generator_dropped_unfinished_ends_once(otel: Any) -> None:
+    handler, log = RecordingHandler(), []
+    ticker = make_agen(handler, log)
+
+    async def main() -> None:
+        agen = ticker(5)
+        await agen.__anext__()
+        del agen
+        gc.collect()
+        await asyncio.sleep(0)  # let the loop run the finalizer's aclose()
+
+    asyncio.run(main())
+    assert [how for how, _, _ in handler.ends] == [End.CLOSED]
+    assert log[-1] == "finally"
+
+
+# --------------------------------------------------------------------------------------------------
+# failures of the instrumentation itself, and the disabled switch
+
+
+def errors_by_stage(otel: Any) -> dict[str, float]:
+    return {p.attributes[semconv.INSTRUMENTATION_STAGE]: p.value
+            for p in otel.points(semconv.INSTRUMENTATION_ERRORS.name)}
+
+
+def test_handler_failures_never_reach_the_host_and_are_counted(otel: Any) -> None:
+    wrapped = instrument(RecordingHandler(fail_in_begin=True), lambda x: x + 1)
+    assert wrapped(1) == 2
+    wrapped = instrument(RecordingHandler(fail_in_record=True), lambda x: x + 1)
+    assert wrapped(1) == 2
+    assert wrapped(2) == 3
+    assert errors_by_stage(otel) == {"test.begin": 1, "test.record": 2}
+    assert len(otel.spans()) == 2  # the spans of the broken-record calls still ended
+
+
+def test_disabled_wrapper_makes_no_otel_call(otel: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    handler = RecordingHandler()
+    wrapped = instrument(handler, lambda x: x * 2)
+    monkeypatch.setattr(runtime(), "enabled", False)
+
+    def no_otel(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("an OTel call was made while disabled")
+
+    monkeypatch.setattr("agent_otel.wrapping._attach", no_otel)
+    monkeypatch.setattr(runtime(), "tracer", None)
+    assert wrapped(4) == 8
+    assert handler.ends == []
