@@ -171,7 +171,8 @@ class CarriedCall:
         self.carrier = carrier
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        token = otel_context.attach(propagate.extract(self.carrier))
+        # An empty base: a forked worker must not keep whatever context it was forked in.
+        token = otel_context.attach(propagate.extract(self.carrier, context=Context()))
         try:
             return self.func(*args, **kwargs)
         finally:
@@ -184,9 +185,10 @@ class CarriedCall:
         self.func, self.carrier = state
 
 
-def carry(func: Any) -> Any:
-    """``func`` bound to the current trace context and job, for running in another process."""
-    if isinstance(func, CarriedCall) or not _has_context_to_carry():
+def carry(func: Any, always: bool = False) -> Any:
+    """``func`` bound to the current trace context and job, for running in another process.
+    ``always`` binds it even to an empty context (pool workers are reused across submits)."""
+    if isinstance(func, CarriedCall) or not (always or _has_context_to_carry()):
         return func
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
@@ -195,15 +197,19 @@ def carry(func: Any) -> Any:
 
 def _wrap_pool_submit(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     if args:
-        args = (carry(args[0]), *args[1:])
+        args = (carry(args[0], always=True), *args[1:])
     elif "fn" in kwargs:
-        kwargs["fn"] = carry(kwargs["fn"])
+        kwargs["fn"] = carry(kwargs["fn"], always=True)
     return wrapped(*args, **kwargs)
+
+
+#: Worker processes of pools serve many submits: each submit carries its own context instead.
+_POOL_WORKER_MODULES = ("concurrent.futures.process", "multiprocessing.pool")
 
 
 def _wrap_process_start(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     target = getattr(instance, "_target", None)
-    if target is not None:
+    if target is not None and getattr(target, "__module__", None) not in _POOL_WORKER_MODULES:
         instance._target = carry(target)
     return wrapped(*args, **kwargs)
 

@@ -212,17 +212,21 @@ def _metric_reader(name: str, settings: Settings, telemetry: Telemetry) -> Metri
 
 def _prometheus_reader(settings: Settings, telemetry: Telemetry) -> MetricReader:
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
-    from prometheus_client import start_http_server
+    from prometheus_client import CollectorRegistry, start_http_server
 
+    # Our own registry: /metrics carries the contract, target_info and process metrics, not
+    # prometheus_client's default python_* collectors.
+    registry = CollectorRegistry(auto_describe=True)
     try:
-        server, _thread = start_http_server(settings.prometheus_port, addr=settings.prometheus_host)
+        server, _thread = start_http_server(settings.prometheus_port, addr=settings.prometheus_host,
+                                            registry=registry)
     except OSError as exc:
         raise ConfigurationError(
             f"cannot serve /metrics on {settings.prometheus_host}:{settings.prometheus_port} ({exc.strerror or exc}); "
             "the port is probably in use: set OTEL_EXPORTER_PROMETHEUS_PORT to a free port"
         ) from None
     telemetry.prometheus_server = server
-    return PrometheusMetricReader()
+    return PrometheusMetricReader(registry=registry)
 
 
 def _is_sdk(provider: Any, sdk_type: type) -> bool:

@@ -1,0 +1,25 @@
+"""Functions run in other processes by the carrier tests (importable by spawned children)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.sdk.trace import TracerProvider
+
+import agent_otel
+
+
+def child_view(tag: str = "") -> dict[str, Any]:
+    """What a child sees: the job id, and the parent of a span it starts with its own SDK."""
+    span = TracerProvider().get_tracer("child").start_span("child work " + tag)
+    parent = span.parent
+    span.end()
+    return {
+        "job": agent_otel.current_job_id(),
+        "trace_id": format(span.get_span_context().trace_id, "032x"),
+        "parent_span_id": format(parent.span_id, "016x") if parent else None,
+    }
+
+
+def child_view_to_queue(queue: Any, tag: str = "") -> None:
+    queue.put(child_view(tag))

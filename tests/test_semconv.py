@@ -1,0 +1,74 @@
+"""The contract's instruments, through the real OTel Prometheus reader, give exactly the table's names."""
+
+from __future__ import annotations
+
+import subprocess
+
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from agent_otel import semconv
+from agent_otel.runtime import Runtime
+from agent_otel.setup import histogram_views
+
+
+def sample_attributes(spec: semconv.Instrument) -> dict[str, str]:
+    return {key: "x" for key in spec.attributes if key != semconv.ERROR_TYPE}
+
+
+def contract_exposition() -> str:
+    registry = CollectorRegistry(auto_describe=True)
+    reader = PrometheusMetricReader(registry=registry)
+    meter_provider = MeterProvider(metric_readers=[reader], views=histogram_views())
+    rt = Runtime(enabled=True, tracer=TracerProvider().get_tracer("t"),
+                 meter=meter_provider.get_meter(semconv.SCOPE_NAME))
+    for spec in semconv.INSTRUMENTS:
+        instrument = rt[spec]
+        attributes = sample_attributes(spec)
+        if spec.kind is semconv.Kind.COUNTER:
+            instrument.add(1, attributes)
+        elif spec.kind is semconv.Kind.GAUGE:
+            instrument.set(0.5, attributes)
+        else:
+            instrument.record(0.5, attributes)
+    text = generate_latest(registry).decode()
+    meter_provider.shutdown()
+    return text
+
+
+def test_exposition_has_exactly_the_contract_names_units_and_buckets() -> None:
+    text = contract_exposition()
+    families = {f.name: f for f in text_string_to_metric_families(text) if f.name != "target_info"}
+    samples = {s.name for f in families.values() for s in f.samples}
+    expected = {name for spec in semconv.INSTRUMENTS for name in spec.prometheus_series}
+    assert samples == expected
+    for spec in semconv.INSTRUMENTS:
+        series = [s for f in families.values() for s in f.samples if s.name in spec.prometheus_series]
+        assert series, spec.name
+        for sample in series:
+            labels = set(sample.labels) - {"le", "otel_scope_name", "otel_scope_version", "otel_scope_schema_url"}
+            assert labels == {key.replace(".", "_") for key in sample_attributes(spec)}, spec.name
+            assert not labels & {key.replace(".", "_") for key in semconv.ID_ATTRIBUTES}
+        if spec.kind is semconv.Kind.HISTOGRAM:
+            bounds = [float(s.labels["le"]) for s in series if s.name.endswith("_bucket")]
+            assert bounds == [*spec.buckets, float("inf")], spec.name
+    assert "HELP gen_ai_client_cost_total Estimated cost" in text
+
+
+def test_bucket_lists_match_the_design() -> None:
+    assert semconv.GENAI_DURATION_BUCKETS[0] == 0.01 and semconv.GENAI_DURATION_BUCKETS[-1] == 81.92
+    assert semconv.TOKEN_BUCKETS[0] == 1 and semconv.TOKEN_BUCKETS[-1] == 67108864
+    assert semconv.AGENT_DURATION_BUCKETS[0] == 0.1 and semconv.AGENT_DURATION_BUCKETS[-1] == 409.6
+    assert semconv.LONG_DURATION_BUCKETS == (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
+    assert semconv.CONFIDENCE_BUCKETS == (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    assert set(semconv.CONFIDENCE_BAND_EDGES) <= set(semconv.CONFIDENCE_BUCKETS)
+
+
+def test_promtool_check_metrics_is_clean() -> None:
+    result = subprocess.run(["promtool", "check", "metrics"], input=contract_exposition(), text=True,
+                            capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "" and result.stderr.strip() == ""
