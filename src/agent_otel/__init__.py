@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from .agents import agent, agent_call
 from .context import (
     attached,
     carry,
@@ -11,22 +12,39 @@ from .context import (
     subprocess_env,
 )
 from .errors import ConfigurationError
+from .evolution import evolution, evolution_run
 from .extract import Call, path
 from .jobs import job
+from .policy import set_policy
+from .pricing import set_prices
+from .providers import provider, provider_call, record_fallback, record_retry
 from .setup import configure, shutdown
+from .tools import tool, tool_call
 
 __all__ = [
     "Call",
     "ConfigurationError",
     "__version__",
+    "agent",
+    "agent_call",
     "attached",
     "carry",
     "configure",
     "current_job_id",
+    "evolution",
+    "evolution_run",
     "extract",
     "inject",
     "job",
     "path",
+    "provider",
+    "provider_call",
+    "record_fallback",
+    "record_retry",
+    "set_policy",
+    "set_prices",
     "shutdown",
     "subprocess_env",
+    "tool",
+    "tool_call",
 ]

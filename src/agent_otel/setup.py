@@ -31,6 +31,7 @@ from .context import (
     uninstrument_process_carriers,
 )
 from .errors import ConfigurationError
+from .policy import HashingSpanProcessor
 from .runtime import build_runtime, enabled_from_env, reset_runtime
 
 logger = logging.getLogger("agent_otel")
@@ -281,6 +282,7 @@ def configure(
                 tp.add_span_processor(BatchSpanProcessor(_span_exporter(name, settings)))
             telemetry.owns_tracer_provider = True
         tp.add_span_processor(JobIdSpanProcessor())
+        tp.add_span_processor(HashingSpanProcessor())
 
         host_mp = meter_provider or metrics.get_meter_provider()
         if _is_sdk(host_mp, MeterProvider):

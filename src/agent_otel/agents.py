@@ -1,0 +1,176 @@
+"""Agent invocations: span ``invoke_agent {name}``, duration, confidence, work items, patterns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import context as otel_context
+
+from . import semconv
+from .context import AGENT_KEY, current_job
+from .errors import ConfigurationError
+from .extract import Call
+from .kinds import (
+    KindHandler,
+    ManualCall,
+    coerce_bool,
+    coerce_count,
+    coerce_names,
+    coerce_number,
+    decorator,
+    field_of,
+    span_value,
+)
+from .policy import policy
+from .runtime import runtime
+from .wrapping import End, Invocation
+
+#: Result fields read as work items when present, and the `agent.work.kind` each one counts as.
+WORK_FIELDS = ("fixes_applied", "files_modified", "remaining_issues", "tests_added", "issues_found")
+PATTERN_FIELDS = ("patterns_used", "patterns")
+
+
+class AgentInvocation(Invocation):
+    __slots__ = ("call", "handler", "name", "task_type")
+
+    def __init__(self, span: Any, ctx: Any, handler: AgentHandler, call: Call, name: str, task_type: str) -> None:
+        super().__init__(span, ctx, "agent")
+        self.handler = handler
+        self.call = call
+        self.name = name
+        self.task_type = task_type
+
+    def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
+        handler, call, bound = self.handler, self.call, policy().bounded
+        call.result, call.error = value, error
+        span = self.span
+        recording = span.is_recording()
+        success = confidence = None
+        if error is None:
+            success = coerce_bool(handler.result_option("success", call, "success"), "agent.success")
+            confidence = coerce_number(handler.result_option("confidence", call, "confidence"),
+                                       "agent.confidence", 0.0, 1.0)
+        outcome = (semconv.Outcome.ERROR if error is not None
+                   else semconv.Outcome.FAILURE if success is False else semconv.Outcome.SUCCESS).value
+        rt = runtime()
+        attributes = {semconv.GEN_AI_AGENT_NAME: self.name, semconv.AGENT_TASK_TYPE: self.task_type,
+                      semconv.AGENT_OUTCOME: outcome}
+        if error is not None:
+            attributes[semconv.ERROR_TYPE] = type(error).__name__
+        rt[semconv.AGENT_DURATION].record(duration_s, attributes, context=self.context)
+        if confidence is not None:
+            rt[semconv.AGENT_CONFIDENCE_HISTOGRAM].record(
+                confidence, {semconv.GEN_AI_AGENT_NAME: self.name, semconv.AGENT_OUTCOME: outcome},
+                context=self.context)
+        job = current_job(self.context)
+        if job is not None:
+            job.add(agent_calls=1)
+        if recording:
+            span.set_attribute(semconv.AGENT_OUTCOME, outcome)
+            if confidence is not None:
+                span.set_attribute(semconv.AGENT_CONFIDENCE, confidence)
+        if error is not None:
+            return
+        work_counter = rt[semconv.AGENT_WORK_ITEMS]
+        for kind in handler.work_kinds:
+            count = coerce_count(handler.result_option(kind, call, kind), f"agent.{kind}")
+            if count is None:
+                continue
+            if recording:
+                span.set_attribute(f"agent.result.{kind}", count)
+            if count:
+                work_counter.add(count, {semconv.GEN_AI_AGENT_NAME: self.name,
+                                         semconv.AGENT_WORK_KIND: bound(semconv.AGENT_WORK_KIND, kind)})
+        patterns = coerce_names(handler.result_option("patterns", call, *PATTERN_FIELDS), "agent.patterns")
+        if patterns:
+            counter = rt[semconv.AGENT_PATTERNS_USED]
+            for pattern in patterns:
+                counter.add(1, {semconv.GEN_AI_AGENT_NAME: self.name,
+                                semconv.AGENT_PATTERN: bound(semconv.AGENT_PATTERN, pattern)})
+            if recording:
+                span.set_attribute("agent.result.patterns", patterns)
+        if recording:
+            provider_used = handler.result_option("provider_used", call, "provider_used", "provider")
+            if provider_used is not None:
+                span.set_attribute(semconv.AGENT_PROVIDER_USED, span_value(provider_used))
+            for key, extractor in handler.result_attributes.items():
+                extracted = handler.run_extractor(extractor, call, key)
+                if extracted is not None:
+                    span.set_attribute(key, span_value(extracted))
+
+
+class AgentHandler(KindHandler):
+    stage = "agent"
+    RESULT_OPTIONS = ("success", "confidence", "patterns", "provider_used", *WORK_FIELDS)
+
+    def __init__(self, func: Any, options: dict[str, Any], attributes: dict[str, Any] | None = None) -> None:
+        super().__init__(func, options, attributes)
+        name = options.get("name")
+        if not name:
+            raise ConfigurationError("agent(): name is required (a literal or an extractor)")
+        self.work_kinds = tuple(dict.fromkeys((*WORK_FIELDS, *options.get("work", {}))))
+        self.result_attributes = dict(options.get("result_attributes") or {})
+
+    def run_extractor(self, extractor: Any, call: Call, key: str) -> Any:
+        try:
+            return extractor(call) if callable(extractor) else extractor
+        except Exception as exc:
+            from .errors import report_error
+
+            report_error(f"agent.extract.{key}", exc)
+            return None
+
+    def result_option(self, key: str, call: Call, *fields: str) -> Any:
+        """An explicit option (literal or extractor) if given, else the result adapter's field."""
+        if key in self.options and self.options[key] is not None:
+            return self.option(key, call)
+        work = self.options.get("work") or {}
+        if key in work:
+            return self.run_extractor(work[key], call, key)
+        return field_of(call.result, *fields)
+
+    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
+        call = Call(self.signature, instance, args, kwargs)
+        bound = policy().bounded
+        name = bound(semconv.GEN_AI_AGENT_NAME, self.option("name", call))
+        task_type = bound(semconv.AGENT_TASK_TYPE, self.option("task_type", call) or "default")
+        ctx = otel_context.set_value(AGENT_KEY, name)
+        span, ctx = self.start(semconv.agent_span_name(name), {
+            semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_INVOKE_AGENT,
+            semconv.GEN_AI_AGENT_NAME: name,
+            semconv.AGENT_TASK_TYPE: task_type,
+        }, ctx)
+        return AgentInvocation(span, ctx, self, call, name, task_type)
+
+
+def _options(name: Any, task_type: Any, success: Any, confidence: Any, patterns: Any, provider_used: Any,
+             work: dict[str, Any] | None, result_attributes: dict[str, Any] | None, **fields: Any) -> dict[str, Any]:
+    options = {"name": name, "task_type": task_type, "success": success, "confidence": confidence,
+               "patterns": patterns, "provider_used": provider_used, "work": dict(work or {}),
+               "result_attributes": dict(result_attributes or {})}
+    for key, value in fields.items():
+        if key not in WORK_FIELDS:
+            raise ConfigurationError(f"agent(): unknown keyword {key!r}")
+        options[key] = value
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def agent(name: Any, *, task_type: Any = None, success: Any = None, confidence: Any = None, patterns: Any = None,
+          provider_used: Any = None, work: dict[str, Any] | None = None,
+          result_attributes: dict[str, Any] | None = None, attributes: dict[str, Any] | None = None,
+          **work_fields: Any) -> Any:
+    """Decorate an agent entry point. Every keyword is a literal or an extractor.
+
+    By default the result is read for ``success``, ``confidence``, ``fixes_applied``,
+    ``files_modified``, ``remaining_issues``, ``patterns_used`` and ``provider_used``.
+    ``work={"kind": extractor}`` adds work-item kinds.
+    """
+    options = _options(name, task_type, success, confidence, patterns, provider_used, work, result_attributes,
+                       **work_fields)
+    return decorator(AgentHandler, options, attributes)
+
+
+def agent_call(name: str, *, task_type: str | None = None, attributes: dict[str, Any] | None = None) -> ManualCall:
+    """An explicit agent span around a block; report with ``call.set_outcome(success=..., ...)``."""
+    options = _options(name, task_type, None, None, None, None, None, None)
+    return ManualCall(AgentHandler(None, options, attributes))

@@ -1,0 +1,194 @@
+"""What all kinds (agent, provider, tool, evolution) share on top of the engine.
+
+Resolving keyword options (literal or extractor) against a call, reading fields off results with
+sensible adapters, coercing odd values, and the explicit ``with ..._call(...) as call`` handle.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from .errors import ConfigurationError, report_error
+from .extract import Call, is_extractor, signature_of
+from .policy import policy
+from .runtime import runtime
+from .wrapping import End, Handler, Invocation, instrument
+
+_MISSING = object()
+
+
+def field_of(obj: Any, *names: str) -> Any:
+    """The first of ``names`` present on ``obj`` (attribute, or key of a mapping), else None."""
+    if obj is None:
+        return None
+    for name in names:
+        value = obj.get(name, _MISSING) if isinstance(obj, Mapping) else getattr(obj, name, _MISSING)
+        if value is not _MISSING and value is not None:
+            return value
+    return None
+
+
+def coerce_bool(value: Any, stage: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "yes", "success", "succeeded", "ok", "1"):
+            return True
+        if lowered in ("false", "no", "failure", "failed", "error", "0"):
+            return False
+    report_error(stage, TypeError(f"cannot read {type(value).__name__} {value!r:.40} as a boolean"))
+    return None
+
+
+def coerce_number(value: Any, stage: str, low: float | None = None, high: float | None = None) -> float | None:
+    if value is None:
+        return None
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = float(value.strip() if isinstance(value, str) else value)
+        if math.isnan(number) or math.isinf(number):
+            raise ValueError
+        if (low is not None and number < low) or (high is not None and number > high):
+            raise ValueError
+    except (TypeError, ValueError, AttributeError):
+        report_error(stage, TypeError(f"cannot read {type(value).__name__} {value!r:.40} as a number"
+                                      + (f" in [{low}, {high}]" if low is not None else "")))
+        return None
+    return number
+
+
+def coerce_count(value: Any, stage: str) -> int | None:
+    """A count: an int, or the length of a list/tuple/set/dict (e.g. ``files_modified=[...]``)."""
+    if isinstance(value, list | tuple | set | frozenset | dict):
+        return len(value)
+    number = coerce_number(value, stage, 0, None)
+    return int(number) if number is not None else None
+
+
+def coerce_names(value: Any, stage: str) -> list[str]:
+    """A list of names: a string, or an iterable of strings."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple | set | frozenset):
+        return [str(item) for item in value]
+    report_error(stage, TypeError(f"cannot read {type(value).__name__} as a list of names"))
+    return []
+
+
+def span_value(value: Any) -> Any:
+    """A value OTel accepts as a span attribute."""
+    if isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, list | tuple) and all(isinstance(v, str | bool | int | float) for v in value):
+        return list(value)
+    return str(value)
+
+
+class KindHandler(Handler):
+    """A handler whose options are literals or extractors, validated at decoration time."""
+
+    span_kind = SpanKind.INTERNAL
+
+    def __init__(self, func: Any, options: dict[str, Any], attributes: dict[str, Any] | None = None) -> None:
+        if attributes is not None and not isinstance(attributes, Mapping):
+            raise ConfigurationError(f"attributes must be a mapping, got {type(attributes).__name__}")
+        self.options = options
+        self.attributes = dict(attributes or {})
+        self.signature = signature_of(func) if func is not None else None
+        self.extracts = {key for key, value in options.items() if is_extractor(value)}
+
+    def option(self, key: str, call: Call) -> Any:
+        """Resolve one option; a failing extractor is counted and yields None."""
+        value = self.options.get(key)
+        if key not in self.extracts:
+            return value
+        try:
+            return value(call)
+        except Exception as exc:
+            report_error(f"{self.stage}.extract.{key}", exc)
+            return None
+
+    def start(self, name: str, attributes: dict[str, Any], ctx: Any = None) -> tuple[Any, Any]:
+        """Start this kind's span under ``ctx`` (default: current); returns the span and its context."""
+        if self.attributes:
+            attributes.update(self.attributes)
+        attributes = policy().scrub(attributes)
+        span = runtime().tracer.start_span(name, context=ctx, kind=self.span_kind, attributes=attributes)
+        return span, trace.set_span_in_context(span, ctx)
+
+
+class ManualCall:
+    """``with agent_otel.agent_call(...) as call:`` for code that is not a single function call.
+
+    ``call.set_outcome(...)`` stores result fields; they are read exactly as a returned result.
+    """
+
+    def __init__(self, handler: KindHandler) -> None:
+        self._handler = handler
+        self._stack: list[tuple[Invocation | None, object]] = []
+        self.result: dict[str, Any] = {}
+
+    def set_outcome(self, **fields: Any) -> None:
+        self.result.update(fields)
+
+    def set_result(self, result: Any) -> None:
+        self.result = result
+
+    @property
+    def invocation(self) -> Invocation | None:
+        return self._stack[-1][0] if self._stack else None
+
+    def __enter__(self) -> ManualCall:
+        inv: Invocation | None = None
+        token: object = None
+        if runtime().enabled:
+            try:
+                inv = self._handler.begin(_manual_marker, None, (), {})
+                token = otel_context.attach(inv.context)
+            except Exception as exc:
+                report_error(self._handler.stage + ".begin", exc)
+                inv = None
+        self._stack.append((inv, token))
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        inv, token = self._stack.pop()
+        if inv is None:
+            return
+        otel_context.detach(token)  # type: ignore[arg-type]
+        if exc is not None:
+            inv.end(End.RAISED, error=exc)
+        else:
+            inv.end(End.RETURNED, self.result)
+
+    async def __aenter__(self) -> ManualCall:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+def _manual_marker() -> None:
+    """Stands in for the wrapped callable of a manual call."""
+
+
+def decorator(handler_type: type[KindHandler], options: dict[str, Any], attributes: dict[str, Any] | None) -> Any:
+    """The decorator a public function returns: validates options now, wraps the function later."""
+    handler_type(None, options, attributes)  # fail at decoration time, not at the first call
+
+    def decorate(func: Any) -> Any:
+        return instrument(handler_type(func, options, attributes), func)
+
+    return decorate
