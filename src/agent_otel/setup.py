@@ -212,8 +212,9 @@ def _metric_reader(name: str, settings: Settings, telemetry: Telemetry) -> Metri
 
 
 def _prometheus_reader(settings: Settings, telemetry: Telemetry) -> MetricReader:
-    from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from prometheus_client import CollectorRegistry, start_http_server
+
+    from .exposition import AgentOtelPrometheusReader
 
     # Our own registry: /metrics carries the contract, target_info and process metrics, not
     # prometheus_client's default python_* collectors.
@@ -227,7 +228,9 @@ def _prometheus_reader(settings: Settings, telemetry: Telemetry) -> MetricReader
             "the port is probably in use: set OTEL_EXPORTER_PROMETHEUS_PORT to a free port"
         ) from None
     telemetry.prometheus_server = server
-    return PrometheusMetricReader(registry=registry)
+    reader = AgentOtelPrometheusReader()
+    registry.register(reader.collector)
+    return reader
 
 
 def _is_sdk(provider: Any, sdk_type: type) -> bool:
