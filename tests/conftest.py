@@ -69,3 +69,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def fresh_guards() -> Any:
+    """Each test starts from the environment's policy and the shipped price table."""
+    from agent_otel import policy, pricing
+
+    policy._policy = None
+    pricing.reset_prices()
+    yield
+    policy._policy = None
+    pricing.reset_prices()

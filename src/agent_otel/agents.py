@@ -93,10 +93,12 @@ class AgentInvocation(Invocation):
             provider_used = handler.result_option("provider_used", call, "provider_used", "provider")
             if provider_used is not None:
                 span.set_attribute(semconv.AGENT_PROVIDER_USED, span_value(provider_used))
+            guard = policy()
             for key, extractor in handler.result_attributes.items():
                 extracted = handler.run_extractor(extractor, call, key)
                 if extracted is not None:
-                    span.set_attribute(key, span_value(extracted))
+                    span.set_attribute(key, guard.hashed(extracted) if key in guard.hashed_keys
+                                       else span_value(extracted))
 
 
 class AgentHandler(KindHandler):

@@ -15,8 +15,8 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from .errors import ConfigurationError, report_error
-from .extract import Call, is_extractor, signature_of
-from .policy import policy
+from .extract import Call, Path, is_extractor, signature_of
+from .policy import SCRUBBED_KEY, policy
 from .runtime import runtime
 from .wrapping import End, Handler, Invocation, instrument
 
@@ -96,6 +96,26 @@ def span_value(value: Any) -> Any:
     return str(value)
 
 
+def check_parameters(func: Any, signature: Any, options: Mapping[str, Any]) -> None:
+    """An ``args.NAME`` path must name a parameter of the decorated function: a typo is an error at
+    decoration time, not a value that is silently always missing."""
+    params = signature.parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    values = list(options.values())
+    for nested in ("work", "result_attributes"):
+        if isinstance(options.get(nested), Mapping):
+            values.extend(options[nested].values())
+    for value in values:
+        if isinstance(value, Path) and value.root == "args":
+            name = value.steps[0][1]
+            if name not in params:
+                qualname = getattr(func, "__qualname__", repr(func))
+                raise ConfigurationError(
+                    f"extractor path {value.text!r}: {qualname}() has no parameter {name!r} at position 5 "
+                    f"(parameters: {', '.join(params) or 'none'})")
+
+
 class KindHandler(Handler):
     """A handler whose options are literals or extractors, validated at decoration time."""
 
@@ -108,6 +128,8 @@ class KindHandler(Handler):
         self.attributes = dict(attributes or {})
         self.signature = signature_of(func) if func is not None else None
         self.extracts = {key for key, value in options.items() if is_extractor(value)}
+        if self.signature is not None:
+            check_parameters(func, self.signature, options)
 
     def option(self, key: str, call: Call) -> Any:
         """Resolve one option; a failing extractor is counted and yields None."""
@@ -125,7 +147,10 @@ class KindHandler(Handler):
         if self.attributes:
             attributes.update(self.attributes)
         attributes = policy().scrub(attributes)
-        span = runtime().tracer.start_span(name, context=ctx, kind=self.span_kind, attributes=attributes)
+        # Tell the HashingSpanProcessor these attributes are already hashed; the flag is only in the
+        # context the span starts with, not in the one its children run under.
+        start_ctx = otel_context.set_value(SCRUBBED_KEY, True, ctx)
+        span = runtime().tracer.start_span(name, context=start_ctx, kind=self.span_kind, attributes=attributes)
         return span, trace.set_span_in_context(span, ctx)
 
 

@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from .errors import ConfigurationError, logger
@@ -22,6 +23,10 @@ from .runtime import env_flag
 OTHER = "_OTHER"
 DEFAULT_CARDINALITY_LIMIT = 100
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+
+#: Set (only) in the context a span is started with when its attributes were already scrubbed, so
+#: :class:`HashingSpanProcessor` does not hash the hash.
+SCRUBBED_KEY = otel_context.create_key("agent_otel.scrubbed")
 
 
 @dataclass
@@ -117,6 +122,8 @@ class HashingSpanProcessor(SpanProcessor):
     """Hashes the configured id keys on spans from any library, at span start."""
 
     def on_start(self, span: Span, parent_context: Any = None) -> None:
+        if parent_context is not None and otel_context.get_value(SCRUBBED_KEY, parent_context):
+            return
         current = policy()
         attributes = span.attributes
         if attributes:

@@ -24,6 +24,7 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4.1-mini": (0.40, 1.60),
     "gpt-4.1-nano": (0.10, 0.40),
     "o3": (2.00, 8.00),
+    "o3-mini": (1.10, 4.40),
     "o4-mini": (1.10, 4.40),
     "claude-opus-4": (15.00, 75.00),
     "claude-sonnet-4": (3.00, 15.00),
