@@ -30,11 +30,15 @@ deps:
 	fi
 
 test: $(STAMP) deps
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests bench
 	$(PY) -m pytest -q
 
+# Not part of `make test`: ratios measured side by side, written to docs/performance.md.
+bench: $(STAMP)
+	$(PY) bench/run.py
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
