@@ -1,0 +1,143 @@
+"""Extractor paths: the grammar, what each root sees, and errors at decoration time."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import agent_otel
+from agent_otel import ConfigurationError, path, semconv
+from agent_otel.extract import Call, is_extractor, signature_of
+
+
+def handle(issue: Any, items: list[Any] | None = None, *, mode: str = "fast") -> None:
+    """A target signature for the extractor tests."""
+
+
+def call_of(*args: Any, **kwargs: Any) -> Call:
+    return Call(signature_of(handle), None, args, kwargs)
+
+
+ISSUE = SimpleNamespace(type=SimpleNamespace(value="lint"), meta={"owner": {"name": "ann"}, "tags": ["a", "b"]})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("args.issue.type.value", "lint"),
+        ("args.issue.meta.owner.name", "ann"),
+        ('args.issue.meta["owner"]["name"]', "ann"),
+        ("args.issue.meta['tags'][1]", "b"),
+        ("args.issue.meta.tags[-1]", "b"),
+        ("args.items[0]", "first"),
+        ("args.items[0].missing", None),
+        ("args.items[9]", None),
+        ("args.issue.nope.deeper", None),
+        ("args.mode", "fast"),
+    ],
+)
+def test_args_paths_by_position_and_by_keyword(text: str, expected: Any) -> None:
+    extractor = path(text)
+    assert extractor(call_of(ISSUE, ["first", "second"])) == expected
+    assert extractor(call_of(issue=ISSUE, items=["first", "second"])) == expected
+
+
+def test_self_result_and_error_roots() -> None:
+    call = Call(None, SimpleNamespace(name="bot", cfg={"k": [5]}), (), {})
+    call.result = {"usage": SimpleNamespace(prompt_tokens=3)}
+    call.error = KeyError("gone")
+    assert path("self.name")(call) == "bot"
+    assert path('self.cfg["k"][0]')(call) == 5
+    assert path("result.usage.prompt_tokens")(call) == 3
+    assert path("result")(call) is call.result
+    assert path("error")(call) is call.error
+    assert path("error.args[0]")(call) == "gone"
+    assert path("self")(Call(None, None, (), {})) is None
+    assert path("result.x.y")(Call(None, None, (), {})) is None
+
+
+def test_paths_compare_and_print_by_text() -> None:
+    assert path("args.issue") == path("args.issue")
+    assert path("args.issue") != path("args.items")
+    assert len({path("result.x"), path("result.x")}) == 1
+    assert repr(path("result.x")) == "path('result.x')"
+    assert path("result").needs_result and path("error").needs_result and not path("args.a").needs_result
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "extractor path '': must start with one of args, self, result, error at position 0"),
+        ("issue.type", "extractor path 'issue.type': must start with one of args, self, result, error at position 0"),
+        ("results.x", "extractor path 'results.x': must start with one of args, self, result, error at position 0"),
+        ("args", "extractor path 'args': 'args' must be followed by '.' and a parameter name at position 4"),
+        ("args[0]", "extractor path 'args[0]': 'args' must be followed by '.' and a parameter name at position 4"),
+        ("args.", "extractor path 'args.': expected a parameter name at position 5"),
+        ("args.1x", "extractor path 'args.1x': expected a parameter name at position 5"),
+        ("result.", "extractor path 'result.': expected a name after '.' at position 7"),
+        ("result..x", "extractor path 'result..x': expected a name after '.' at position 7"),
+        ("result[x]", "extractor path 'result[x]': expected an integer or a quoted key inside '[ ]' at position 7"),
+        ("result[0", "extractor path 'result[0': expected ']' at position 8"),
+        ("result['a", "extractor path \"result['a\": unterminated string at position 7"),
+        ("result x", "extractor path 'result x': unexpected ' ' at position 6"),
+        ("result.x()", "extractor path 'result.x()': unexpected '(' at position 8"),
+        ("result.__class__ + 1", "extractor path 'result.__class__ + 1': unexpected ' ' at position 16"),
+    ],
+)
+def test_bad_paths_name_the_path_and_the_position(text: str, message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        path(text)
+    assert str(caught.value) == message
+
+
+def test_a_path_must_be_a_string() -> None:
+    with pytest.raises(ConfigurationError, match="extractor path must be a string, got int"):
+        path(3)  # type: ignore[arg-type]
+
+
+def test_unknown_parameter_is_an_error_at_decoration_time() -> None:
+    decorate = agent_otel.agent("a", task_type=path("args.isue.type"))
+    with pytest.raises(ConfigurationError) as caught:
+        decorate(handle)
+    assert str(caught.value) == ("extractor path 'args.isue.type': handle() has no parameter 'isue' at position 5 "
+                                 "(parameters: issue, items, mode)")
+    with pytest.raises(ConfigurationError, match="no parameter 'usr'"):
+        agent_otel.agent("a", result_attributes={"x": path("args.usr")})(handle)
+    with pytest.raises(ConfigurationError, match="no parameter 'prompt'"):
+        agent_otel.provider("openai", prompt=path("args.prompt"))(handle)
+    with pytest.raises(ConfigurationError, match="no parameter 'tool'"):
+        agent_otel.tool(path("args.tool"))(handle)
+    with pytest.raises(ConfigurationError, match="no parameter 'agent'"):
+        agent_otel.evolution(path("args.agent"))(handle)
+
+    @agent_otel.agent("a", task_type=path("args.anything"))
+    def open_ended(**kwargs: Any) -> None:
+        """**kwargs accepts any name, so any args.NAME is fine."""
+
+
+def test_callable_extractor_sees_the_call(otel: Any) -> None:
+    seen: list[Call] = []
+
+    def task_type(call: Call) -> str:
+        seen.append(call)
+        return f"{call.args['issue'].type.value}-{call.args['mode']}"
+
+    agent_otel.agent("a", task_type=task_type)(handle)(ISSUE, mode="slow")
+    assert otel.span("invoke_agent a").attributes[semconv.AGENT_TASK_TYPE] == "lint-slow"
+    assert seen[0].args == {"issue": ISSUE, "items": None, "mode": "slow"}
+
+
+def test_literals_and_extractors_are_never_confused() -> None:
+    assert is_extractor(path("args.x"))
+    assert is_extractor(lambda call: 1)
+    for literal in ("args.x", 3, None, str, {"a": 1}):
+        assert not is_extractor(literal)
+
+
+def test_arguments_that_do_not_bind_fall_back_to_keywords() -> None:
+    call = call_of(1, 2, 3, 4, mode="x")  # too many positionals: binding fails, the call itself will raise
+    assert call.args == {"mode": "x"}
+    assert path("args.mode")(call) == "x"
+    assert path("args.issue")(call) is None
