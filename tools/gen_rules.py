@@ -616,7 +616,7 @@ def alert_groups(t: dict) -> list[Group]:
                 f"> {t['instrumentation_errors_per_second']}",
                 "15m",
                 "warning",
-                "agent-otel fails to record telemetry.",
+                "Instrumentation fails to record telemetry.",
                 f"agent-otel in {{{{ $labels.instance }}}} fails at stage {{{{ $labels.{STAGE} }}}} "
                 "{{ $value | printf \"%.2g\" }} times per second; that telemetry is lost.",
             ),
