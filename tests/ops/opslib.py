@@ -95,7 +95,7 @@ def selectors(expr: str) -> list[tuple[str | None, list[str]]]:
         body = match.group(1)
         labels = []
         for part in _STRING.split(body):
-            m = _MATCHER.match(part) if part.strip() else None
+            m = _MATCHER.match(part.lstrip(" ,\n\t")) if part.strip(" ,\n\t") else None
             if m:
                 labels.append(m.group(1))
         before = expr[: match.start()]
@@ -111,6 +111,7 @@ def metric_names(expr: str) -> set[str]:
     text = _SELECTOR_BODY.sub("{}", text)
     text = _RANGE.sub("", text)
     text = _GROUPING_LIST.sub("", text)
+    text = re.sub(r"(?<![a-zA-Z0-9_:])\d[\w.+-]*", " ", text)  # numbers and durations (offset 1h, 1e3)
     names = set()
     for match in _IDENT.finditer(text):
         word = match.group(0)
@@ -118,8 +119,6 @@ def metric_names(expr: str) -> set[str]:
         if word in KEYWORDS or word in AGGREGATIONS or word in FUNCTIONS:
             continue
         if following.startswith("("):
-            continue
-        if re.fullmatch(r"\d+[smhdwy]", word) or re.match(r"e\d", word):
             continue
         names.add(word)
     return names
