@@ -1,0 +1,95 @@
+"""A fake OpenAI-style chat completions server on 127.0.0.1 for the zero-code tests.
+
+``/flaky/v1/chat/completions`` always answers 500; ``/stable/v1/chat/completions`` answers with token
+usage (streamed as server-sent events when the request says ``"stream": true``). For every request
+the server continues the caller's trace from the W3C headers (``agent_otel.attached``) and starts a
+SERVER span of its own, so the test can see the job id arrive on the server side.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+import agent_otel
+from agent_otel.context import JobIdSpanProcessor
+
+USAGE = {"prompt_tokens": 11, "completion_tokens": 7}
+STREAM_USAGE = {"prompt_tokens": 5, "completion_tokens": 3}
+RESPONSE_MODEL = "stable-model-001"
+
+
+class FakeLLM:
+    def __init__(self) -> None:
+        self.exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(JobIdSpanProcessor())
+        provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        tracer = provider.get_tracer("fake-llm")
+        self.requests: list[dict[str, Any]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                headers = {key.lower(): value for key, value in self.headers.items()}
+                fake.requests.append({"path": self.path, "headers": headers})
+                with agent_otel.attached(headers) as ctx:
+                    span = tracer.start_span(f"POST {self.path}", context=ctx, kind=SpanKind.SERVER)
+                    try:
+                        self.answer(body)
+                    finally:
+                        span.end()
+
+            def answer(self, body: dict[str, Any]) -> None:
+                if self.path.startswith("/flaky/"):
+                    self.send_json(500, {"error": {"message": "overloaded"}})
+                elif body.get("stream"):
+                    chunks = [{"model": RESPONSE_MODEL, "choices": [{"delta": {"content": word}}]}
+                              for word in ("looks ", "safe")]
+                    chunks.append({"model": RESPONSE_MODEL, "choices": [], "usage": STREAM_USAGE})
+                    payload = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+                    self.send_bytes(200, payload.encode(), "text/event-stream")
+                else:
+                    self.send_json(200, {"model": RESPONSE_MODEL, "usage": USAGE,
+                                         "choices": [{"message": {"role": "assistant", "content": "done"}}]})
+
+            def send_json(self, status: int, data: Any) -> None:
+                self.send_bytes(status, json.dumps(data).encode(), "application/json")
+
+            def send_bytes(self, status: int, payload: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def spans(self) -> list[Any]:
+        return list(self.exporter.get_finished_spans())
+
+    def __enter__(self) -> FakeLLM:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.shutdown()
+        self._server.server_close()
