@@ -1,0 +1,234 @@
+"""agent-otel.toml / [tool.agent-otel]: good files load; every bad one gives one exact error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent_otel import ConfigurationError
+from agent_otel.config import Config, Switches, find_config, load_config, load_file
+from agent_otel.extract import Path as ExtractorPath
+
+GOOD = """
+service_name = "svc"
+attributes = { team = "core", tier = 2 }
+prices = { "m-1" = { input = 1, output = 2.5 } }
+[policy]
+cardinality_limit = 10
+hashed_keys = ["user.id", "tenant.id"]
+capture_content = false
+[instrumentation]
+threads = false
+[[job]]
+target = "app.jobs:Runner.run"
+id = { path = "self.job_id" }
+type = "nightly"
+[[agent]]
+target = "app.agents:Base.Inner.solve"
+subclasses = true
+task_type = { path = "args.issue.type.value" }
+success = { path = "result.success" }
+confidence = 0.5
+patterns = ["retry", "plan"]
+files_modified = { path = "result.files" }
+work = { tests_added = { path = "result.tests" }, lines = 3 }
+result_attributes = { "agent.issue.id" = { path = "args.issue.id" } }
+attributes = { owner = "me" }
+[[provider]]
+target = "app.llm:chat"
+provider = "openai"
+model = { path = "args.model" }
+stream = true
+[[tool]]
+target = "app.tools:grep"
+[[evolution]]
+target = "app.evo:Orchestrator.evolve"
+agent = { path = "args.agent" }
+kpis_before = { accuracy = 1, latency = 2.5 }
+kpi = "accuracy"
+sample_resources = false
+[[fallback]]
+target = "app.llm:Chain.fall_back"
+from = { path = "args.a" }
+to = "backup"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "agent-otel.toml") -> Path:
+    file = tmp_path / name
+    file.write_text(text)
+    return file
+
+
+def test_good_file_loads_every_section(tmp_path: Path) -> None:
+    config = load_file(write(tmp_path, GOOD))
+    assert isinstance(config, Config)
+    assert config.service_name == "svc"
+    assert config.attributes == {"team": "core", "tier": 2}
+    assert config.prices == {"m-1": (1.0, 2.5)}
+    assert config.policy == {"cardinality_limit": 10, "hashed_keys": ["user.id", "tenant.id"],
+                             "capture_content": False}
+    assert config.switches == Switches(threads=False)
+    kinds = [(spec.kind, spec.key, spec.module, spec.qualname) for spec in config.targets]
+    assert kinds == [("job", "job[0]", "app.jobs", "Runner.run"),
+                     ("agent", "agent[0]", "app.agents", "Base.Inner.solve"),
+                     ("provider", "provider[0]", "app.llm", "chat"), ("tool", "tool[0]", "app.tools", "grep"),
+                     ("evolution", "evolution[0]", "app.evo", "Orchestrator.evolve"),
+                     ("fallback", "fallback[0]", "app.llm", "Chain.fall_back")]
+    agent = config.targets[1]
+    assert agent.subclasses is True
+    assert agent.attributes == {"owner": "me"}
+    # Literals stay literals; { path = ... } becomes an extractor. The two never mix.
+    assert agent.options["task_type"] == ExtractorPath("args.issue.type.value", "args", ())
+    assert isinstance(agent.options["success"], ExtractorPath)
+    assert agent.options["confidence"] == 0.5 and agent.options["patterns"] == ["retry", "plan"]
+    assert isinstance(agent.options["work"]["tests_added"], ExtractorPath) and agent.options["work"]["lines"] == 3
+    assert config.targets[2].options == {"provider": "openai", "model": ExtractorPath("args.model", "args", ()),
+                                         "stream": True}
+    assert config.targets[4].options["kpis_before"] == {"accuracy": 1.0, "latency": 2.5}
+    assert config.targets[5].options["to"] == "backup"
+
+
+def test_pyproject_table_and_discovery(tmp_path: Path) -> None:
+    pyproject = write(tmp_path, '[project]\nname = "x"\n[tool.agent-otel]\nservice_name = "p"\n'
+                      '[[tool.agent-otel.tool]]\ntarget = "a:b"\n', "pyproject.toml")
+    assert find_config(tmp_path, environ={}) == pyproject
+    config = load_config(directory=tmp_path, environ={})
+    assert config is not None and config.service_name == "p" and config.targets[0].key == "tool.agent-otel.tool[0]"
+    own = write(tmp_path, 'service_name = "own"\n')
+    assert find_config(tmp_path, environ={}) == own  # agent-otel.toml wins over pyproject.toml
+    other = write(tmp_path, 'service_name = "env"\n', "elsewhere.toml")
+    assert find_config(tmp_path, environ={"AGENT_OTEL_CONFIG": str(other)}) == other
+    assert load_config(directory=tmp_path / "nowhere", environ={}) is None
+    with pytest.raises(ConfigurationError) as raised:
+        find_config(tmp_path, environ={"AGENT_OTEL_CONFIG": str(tmp_path / "missing.toml")})
+    assert str(raised.value) == f"AGENT_OTEL_CONFIG={str(tmp_path / 'missing.toml')!r}: no such file"
+
+
+def test_pyproject_without_table_is_not_found_and_errors_when_named(tmp_path: Path) -> None:
+    pyproject = write(tmp_path, '[project]\nname = "x"\n', "pyproject.toml")
+    assert find_config(tmp_path, environ={}) is None
+    with pytest.raises(ConfigurationError) as raised:
+        load_file(pyproject)
+    assert str(raised.value) == f"{pyproject}: no [tool.agent-otel] table"
+
+
+def test_pyproject_errors_name_the_full_key_path(tmp_path: Path) -> None:
+    pyproject = write(tmp_path, '[[tool.agent-otel.agent]]\ntarget = "a:b"\nconfidence = "high"\n', "pyproject.toml")
+    with pytest.raises(ConfigurationError) as raised:
+        load_file(pyproject)
+    assert str(raised.value) == (f"{pyproject}: tool.agent-otel.agent[0].confidence: expected a number or "
+                                 "{ path = \"...\" }, got a string 'high' (an extractor is written "
+                                 "{ path = \"high\" })")
+
+
+BAD = [
+    ('nonsense = 1\n', "nonsense: unknown key; expected one of service_name, attributes, prices, policy, "
+     "instrumentation, job, agent, provider, tool, evolution, fallback"),
+    ('agents = []\n', "agents: unknown key; did you mean 'agent'?"),
+    ('service_name = 3\n', "service_name: expected a string, got an integer (3)"),
+    ('attributes = { a = { b = 1 } }\n', "attributes.a: static attributes are literals (a string, number or "
+     "boolean); extractors belong in result_attributes of an agent"),
+    ('attributes = { a = [1] }\n', "attributes.a: expected a string, number or boolean, got an array"),
+    ('prices = { m = 3 }\n', "prices.m: expected { input = <USD per 1M tokens>, output = <USD per 1M tokens> }, "
+     "got an integer (3)"),
+    ('prices = { m = { input = 1 } }\n', "prices.m.output: required key is missing"),
+    ('prices = { "a.b" = { input = -1, output = 1 } }\n', 'prices."a.b".input: expected a non-negative number, '
+     "got an integer (-1)"),
+    ('prices = { m = { input = 1, output = 1, cached = 2 } }\n', "prices.m.cached: unknown key; expected one of "
+     "input, output"),
+    ('[policy]\ncardinality_limit = 0\n', "policy.cardinality_limit: expected a positive integer, got an integer (0)"),
+    ('[policy]\nhashed_keys = "user.id"\n', "policy.hashed_keys: expected an array of attribute keys, got a string "
+     "'user.id'"),
+    ('[policy]\ncapture_content = "yes"\n', "policy.capture_content: expected a boolean, got a string 'yes'"),
+    ('[policy]\nsalt = "x"\n', "policy.salt: unknown key; expected one of cardinality_limit, hashed_keys, "
+     "capture_content"),
+    ('[instrumentation]\nthread = true\n', "instrumentation.thread: unknown key; did you mean 'threads'?"),
+    ('[instrumentation]\nthreads = 1\n', "instrumentation.threads: expected a boolean, got an integer (1)"),
+    ('agent = { target = "a:b" }\n', "agent: expected an array of tables ([[agent]]), got a table"),
+    ('[[agent]]\nname = "x"\n', "agent[0].target: required key is missing"),
+    ('[[provider]]\ntarget = "a:b"\n', "provider[0].provider: required key is missing"),
+    ('[[evolution]]\ntarget = "a:b"\n', "evolution[0].agent: required key is missing"),
+    ('[[fallback]]\ntarget = "a:b"\nfrom = "x"\n', "fallback[0].to: required key is missing"),
+    ('[[tool]]\ntarget = "a:b"\n[[tool]]\ntarget = "a:b"\n', "tool[1].target: 'a:b' is already configured at "
+     "tool[0]"),
+    ('[[agent]]\ntarget = "a:b"\n[[tool]]\ntarget = "a:b"\n', "tool[0].target: 'a:b' is already configured at "
+     "agent[0]"),
+    ('[[agent]]\ntarget = "pkg.mod.func"\n', "agent[0].target: malformed target 'pkg.mod.func'; expected "
+     '"package.module:function" or "package.module:Class.method"'),
+    ('[[agent]]\ntarget = "pkg.mod:Class..m"\n', "agent[0].target: malformed target 'pkg.mod:Class..m'; expected "
+     '"package.module:function" or "package.module:Class.method"'),
+    ('[[agent]]\ntarget = "pkg:f"\nsubclasses = true\n', "agent[0].subclasses: 'pkg:f' is not a method; "
+     'subclasses = true needs "package.module:Class.method"'),
+    ('[[agent]]\ntarget = 3\n', "agent[0].target: expected a string, got an integer (3)"),
+    ('[[agent]]\ntarget = "a:b"\nsucess = true\n', "agent[0].sucess: unknown key; did you mean 'success'?"),
+    ('[[tool]]\ntarget = "a:b"\n[[agent]]\ntarget = "c:d"\n[[agent]]\ntarget = "e:f"\n[[agent]]\ntarget = "g:h"\n'
+     'task_type = 7\n', "agent[2].task_type: expected a string or { path = \"...\" }, got an integer (7)"),
+    ('[[agent]]\ntarget = "a:b"\nsuccess = "result.success"\n', "agent[0].success: expected a boolean or "
+     "{ path = \"...\" }, got a string 'result.success' (an extractor is written { path = \"result.success\" })"),
+    ('[[agent]]\ntarget = "a:b"\nconfidence = true\n', "agent[0].confidence: expected a number or "
+     "{ path = \"...\" }, got a boolean (true)"),
+    ('[[agent]]\ntarget = "a:b"\ntask_type = { path = "result.kind" }\n', "agent[0].task_type: extractor path "
+     "'result.kind' reads the result but this key is read when the call starts; use a path rooted at args or self"),
+    ('[[agent]]\ntarget = "a:b"\nsuccess = { path = "outcome.ok" }\n', "agent[0].success: extractor path "
+     "'outcome.ok': must start with one of args, self, result, error at position 0"),
+    ('[[agent]]\ntarget = "a:b"\nsuccess = { path = "result..ok" }\n', "agent[0].success: extractor path "
+     "'result..ok': expected a name after '.' at position 7"),
+    ('[[agent]]\ntarget = "a:b"\nsuccess = { path = "result.ok", default = true }\n', "agent[0].success: unknown "
+     "key 'default' in an extractor; an extractor is written { path = \"args.x.y\" } and has no other key"),
+    ('[[agent]]\ntarget = "a:b"\nsuccess = { value = true }\n', "agent[0].success: unknown key 'value' in an "
+     "extractor; an extractor is written { path = \"args.x.y\" } and has no other key"),
+    ('[[agent]]\ntarget = "a:b"\nsuccess = { path = 3 }\n', "agent[0].success: an extractor path must be a "
+     "string, got an integer (3)"),
+    ('[[agent]]\ntarget = "a:b"\nfixes_applied = -1\n', "agent[0].fixes_applied: expected a non-negative integer "
+     "or { path = \"...\" }, got an integer (-1)"),
+    ('[[agent]]\ntarget = "a:b"\npatterns = [1]\n', "agent[0].patterns: expected an array of strings or "
+     "{ path = \"...\" }, got an array"),
+    ('[[agent]]\ntarget = "a:b"\nwork = { lines = "many" }\n', "agent[0].work.lines: expected a non-negative "
+     "integer or { path = \"...\" }, got a string 'many'"),
+    ('[[agent]]\ntarget = "a:b"\nresult_attributes = { k = "v" }\n', "agent[0].result_attributes.k: expected an "
+     "extractor { path = \"...\" }, got a string 'v'"),
+    ('[[agent]]\ntarget = "a:b"\nsubclasses = "yes"\n', "agent[0].subclasses: expected a boolean, got a string "
+     "'yes'"),
+    ('[[provider]]\ntarget = "a:b"\nprovider = "p"\nstream = { path = "self.s" }\n', "provider[0].stream: expected "
+     "a boolean, got a table"),
+    ('[[evolution]]\ntarget = "a:b"\nagent = "x"\nkpis_after = { accuracy = "high" }\n', "evolution[0].kpis_after"
+     ".accuracy: expected a number, got a string 'high'"),
+    ('[[evolution]]\ntarget = "a:b"\nagent = "x"\nkpi = { path = "args.k" }\n', "evolution[0].kpi: expected a "
+     "string, got a table"),
+    ('[[job]]\ntarget = "a:b"\nid = 1.5\n', "job[0].id: expected a string or an integer or { path = \"...\" }, got "
+     "a float (1.5)"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD, ids=[message.split(":")[0] for _, message in BAD])
+def test_bad_file_gives_one_error_naming_file_key_and_problem(tmp_path: Path, text: str, message: str) -> None:
+    file = write(tmp_path, text)
+    with pytest.raises(ConfigurationError) as raised:
+        load_file(file)
+    assert str(raised.value) == f"{file}: {message}"
+
+
+def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        load_file(tmp_path / "missing.toml")
+    assert str(raised.value) == f"{tmp_path / 'missing.toml'}: no such file"
+    broken = write(tmp_path, "[[agent]\n")
+    with pytest.raises(ConfigurationError) as raised:
+        load_file(broken)
+    assert str(raised.value) == f"{broken}: invalid TOML: Expected ']]' at the end of an array declaration " \
+                                "(at line 1, column 8)"
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigurationError) as raised:
+        load_file(binary)
+    assert str(raised.value) == f"{binary}: not UTF-8 text (invalid start byte at byte 0)"
+
+
+def test_the_file_is_never_executed(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    text = f'[[agent]]\ntarget = "os:system"\nname = "__import__(\'os\').system(\'touch {marker}\')"\n'
+    config = load_file(write(tmp_path, text))
+    assert config.targets[0].options["name"].startswith("__import__")  # a literal string, nothing more
+    assert not marker.exists()
