@@ -1,0 +1,259 @@
+"""Wrapping mechanics of config-driven instrumentation, each against a real module on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_otel import autoinstrument, semconv
+from agent_otel.autoinstrument import AgentOtelInstrumentor, entry_errors, instrument, uninstrument
+from agent_otel.config import Config, parse_config
+
+
+class Package:
+    """A throwaway package on sys.path; its modules are forgotten afterwards."""
+
+    def __init__(self, root: Path) -> None:
+        self.name = "zc_" + uuid.uuid4().hex[:8]
+        self.folder = root / self.name
+        self.folder.mkdir()
+        (self.folder / "__init__.py").write_text("")
+
+    def write(self, module: str, source: str) -> str:
+        (self.folder / f"{module}.py").write_text(textwrap.dedent(source))
+        return f"{self.name}.{module}"
+
+    def load(self, module: str) -> Any:
+        return importlib.import_module(f"{self.name}.{module}")
+
+
+@pytest.fixture
+def package(tmp_path: Path) -> Iterator[Package]:
+    sys.path.insert(0, str(tmp_path))
+    pkg = Package(tmp_path)
+    yield pkg
+    uninstrument()
+    sys.path.remove(str(tmp_path))
+    for name in [name for name in sys.modules if name == pkg.name or name.startswith(pkg.name + ".")]:
+        del sys.modules[name]
+
+
+def config(text: str) -> Config:
+    import tomllib
+
+    return parse_config(tomllib.loads(textwrap.dedent(text)), "test.toml")
+
+
+def names(otel: Any) -> list[str]:
+    return sorted(span.name for span in otel.spans())
+
+
+def test_module_imported_later_is_wrapped_and_from_import_binds_the_wrapper(otel: Any, package: Package) -> None:
+    mod = package.write("mod", "def fn(x):\n    return x * 2\n")
+    package.write("user", f"from {mod} import fn\n\ndef call():\n    return fn(3)\n")
+    assert mod not in sys.modules
+    instrument(config(f'[[tool]]\ntarget = "{mod}:fn"\n'))
+    assert mod not in sys.modules  # nothing imported eagerly
+    user = package.load("user")
+    assert user.fn is package.load("mod").fn
+    assert user.fn.__wrapped__.__name__ == "fn"
+    assert user.call() == 6
+    assert names(otel) == ["execute_tool fn"]
+    span = otel.span("execute_tool fn")
+    assert span.attributes["code.function.name"] == f"{mod}.fn"
+
+
+def test_module_imported_already_is_wrapped_in_place_aliases_bound_earlier_keep_the_original(
+        otel: Any, package: Package) -> None:
+    mod = package.write("mod", "def fn(x):\n    return x + 1\n\nclass Agent:\n    def run(self):\n"
+                               "        return 'ran'\n")
+    package.write("early", f"from {mod} import fn, Agent\n")
+    module, early = package.load("mod"), package.load("early")
+    original = module.fn
+    instrument(config(f'[[tool]]\ntarget = "{mod}:fn"\n[[agent]]\ntarget = "{mod}:Agent.run"\n'))
+    assert module.fn is not original and module.fn.__wrapped__ is original
+    assert early.fn is original  # bound before instrumentation: stays the original, untraced
+    assert early.fn(1) == 2 and names(otel) == []
+    assert module.fn(1) == 2 and names(otel) == ["execute_tool fn"]
+    assert early.Agent().run() == "ran"  # methods are looked up on the class at call time: traced
+    assert names(otel) == ["execute_tool fn", "invoke_agent Agent"]
+
+
+def test_nested_classes_classmethods_staticmethods(otel: Any, package: Package) -> None:
+    mod = package.write("mod", """
+        class Outer:
+            class Inner:
+                def method(self, n):
+                    return n
+
+                @classmethod
+                def build(cls, n):
+                    return (cls.__name__, n)
+
+                @staticmethod
+                def pure(n):
+                    return -n
+    """)
+    inner = package.load("mod").Outer.Inner
+    originals = {name: inner.__dict__[name] for name in ("method", "build", "pure")}
+    instrument(config(f"""
+        [[tool]]
+        target = "{mod}:Outer.Inner.method"
+        name = {{ path = "args.n" }}
+        [[tool]]
+        target = "{mod}:Outer.Inner.build"
+        name = "build"
+        [[tool]]
+        target = "{mod}:Outer.Inner.pure"
+    """))
+    assert isinstance(inner.__dict__["build"].__wrapped__, classmethod)
+    assert inner().method("m") == "m"
+    assert inner.build(2) == ("Inner", 2)
+    assert inner().build(3) == ("Inner", 3)
+    assert inner.pure(4) == -4
+    assert names(otel) == ["execute_tool build", "execute_tool build", "execute_tool m", "execute_tool pure"]
+    uninstrument()
+    assert {name: inner.__dict__[name] for name in originals} == originals
+
+
+def test_subclass_overrides_existing_and_later_defined_each_attributed_to_its_class(
+        otel: Any, package: Package) -> None:
+    mod = package.write("mod", """
+        class Base:
+            def __init_subclass__(cls, tag=None, **kwargs):
+                super().__init_subclass__(**kwargs)
+                cls.tag = tag
+
+            async def solve(self, n):
+                return n
+
+        class Early(Base, tag="early"):
+            async def solve(self, n):
+                return n + 1
+
+        class Silent(Base):
+            pass
+    """)
+    module = package.load("mod")
+    original_hook = module.Base.__dict__["__init_subclass__"]
+    instrument(config(f'[[agent]]\ntarget = "{mod}:Base.solve"\nsubclasses = true\n'
+                      'task_type = { path = "args.n" }\n'))
+
+    class Late(module.Base, tag="late"):
+        async def solve(self, n):
+            return await super().solve(n) * 10  # one span for the call, not two
+
+    class Later(Late):
+        async def solve(self, n):
+            return n
+
+    async def main() -> list[int]:
+        return [await cls().solve(1) for cls in (module.Base, module.Early, module.Silent, Late, Later)]
+
+    assert asyncio.run(main()) == [1, 2, 1, 10, 1]
+    assert Late.tag == "late" and module.Early.tag == "early"  # the base's own __init_subclass__ still runs
+    spans = {span.name: span for span in otel.spans()}
+    assert sorted(span.name for span in otel.spans()) == [
+        "invoke_agent Base", "invoke_agent Base", "invoke_agent Early", "invoke_agent Late", "invoke_agent Later"]
+    assert spans["invoke_agent Early"].attributes["code.function.name"] == f"{mod}.Early.solve"
+    assert spans["invoke_agent Late"].attributes["code.function.name"] == f"{__name__}.{Late.__qualname__}.solve"
+    assert spans["invoke_agent Late"].attributes[semconv.AGENT_TASK_TYPE] == "1"
+    uninstrument()
+    assert module.Base.__dict__["__init_subclass__"] is original_hook
+    assert not hasattr(module.Early.__dict__["solve"], "__wrapped__")
+    assert not hasattr(Late.__dict__["solve"], "__wrapped__")
+
+    class AfterUninstrument(module.Base):
+        async def solve(self, n):
+            return n
+
+    assert not hasattr(AfterUninstrument.__dict__["solve"], "__wrapped__")
+
+
+def test_sync_function_returning_a_coroutine_is_timed_to_completion(otel: Any, package: Package) -> None:
+    mod = package.write("mod", """
+        import asyncio
+
+        class Result:
+            success = False
+            confidence = 0.25
+
+        async def _work(gate):
+            await gate.wait()
+            return Result()
+
+        def start(gate):
+            return _work(gate)
+    """)
+    instrument(config(f'[[agent]]\ntarget = "{mod}:start"\nname = "starter"\n'))
+    start = package.load("mod").start
+
+    async def main() -> None:
+        gate = asyncio.Event()
+        pending = start(gate)
+        assert otel.spans() == []  # returned, but not complete: the span is still open
+        task = asyncio.ensure_future(pending)
+        await asyncio.sleep(0)
+        assert otel.spans() == []
+        gate.set()
+        await task
+
+    asyncio.run(main())
+    span = otel.span("invoke_agent starter")
+    assert span.attributes[semconv.AGENT_OUTCOME] == "failure"
+    assert span.attributes[semconv.AGENT_CONFIDENCE] == 0.25
+
+
+def test_uninstrument_restores_every_original_and_leaves_escaped_wrappers_inert(otel: Any, package: Package) -> None:
+    mod = package.write("mod", "def fn():\n    return 1\n\nclass C:\n    def m(self):\n        return 2\n")
+    module = package.load("mod")
+    fn, method = module.fn, module.C.__dict__["m"]
+    instrument(config(f'[[tool]]\ntarget = "{mod}:fn"\n[[tool]]\ntarget = "{mod}:C.m"\n'))
+    escaped = module.fn  # bound while instrumented
+    assert escaped() == 1 and len(otel.spans()) == 1
+    uninstrument()
+    assert module.fn is fn and module.C.__dict__["m"] is method
+    assert autoinstrument.wrapped_objects() == []
+    assert escaped() == 1 and module.C().m() == 2
+    assert len(otel.spans()) == 1  # nothing new: the escaped wrapper only passes through
+    instrument(config(f'[[tool]]\ntarget = "{mod}:fn"\n'))  # and instrumenting again works
+    assert module.fn() == 1 and len(otel.spans()) == 2
+
+
+def test_instrumenting_twice_never_wraps_twice(otel: Any, package: Package) -> None:
+    mod = package.write("mod", "class C:\n    def m(self):\n        return 2\n\ndef fn():\n    return 1\n")
+    module = package.load("mod")
+    text = f'[[tool]]\ntarget = "{mod}:fn"\n[[agent]]\ntarget = "{mod}:C.m"\nsubclasses = true\n'
+    instrument(config(text))
+    instrument(config(text))  # a second, equal configuration
+    AgentOtelInstrumentor().instrument(config=config(text))
+    assert not hasattr(module.fn.__wrapped__, "__wrapped__")
+    assert not hasattr(module.C.__dict__["m"].__wrapped__, "__wrapped__")
+
+    class Sub(module.C):
+        def m(self):
+            return 3
+
+    assert not hasattr(Sub.__dict__["m"].__wrapped__, "__wrapped__")
+    assert module.fn() == 1 and module.C().m() == 2 and Sub().m() == 3
+    assert names(otel) == ["execute_tool fn", "invoke_agent C", "invoke_agent Sub"]
+    AgentOtelInstrumentor().uninstrument()
+    assert not hasattr(module.fn, "__wrapped__")
+
+
+def test_targets_that_cannot_be_resolved_never_break_the_program(otel: Any, package: Package) -> None:
+    mod = package.write("mod", "def fn():\n    return 1\n\nVALUE = 3\n")
+    instrument(config(f'[[tool]]\ntarget = "{mod}:missing"\n[[tool]]\ntarget = "{mod}:VALUE"\n'
+                      f'[[tool]]\ntarget = "{mod}:fn.inner"\n'))
+    assert package.load("mod").fn() == 1
+    assert entry_errors() == {f"{mod}:missing": f"module {mod} has no attribute 'missing'",
+                              f"{mod}:VALUE": "VALUE is 'int', not callable",
+                              f"{mod}:fn.inner": "fn is 'function', not a class"}
