@@ -86,11 +86,19 @@ def test_receivers_use_the_substitutable_webhook_and_commented_secrets():
     assert "api_url:" not in text.replace("api_url_file:", "")
 
 
-def test_webhook_url_from_the_environment_yields_a_valid_config(tmp_path):
-    """compose.yaml replaces the placeholder with $AGENT_OTEL_WEBHOOK_URL; the result must still be valid."""
-    compose = (ROOT / "compose.yaml").read_text()
-    assert PLACEHOLDER_URL in compose and "AGENT_OTEL_WEBHOOK_URL" in compose
-    substituted = tmp_path / "alertmanager.yml"
-    substituted.write_text(CONFIG.read_text().replace(PLACEHOLDER_URL, "https://hooks.example.com/agents/T0K3N"))
-    result = amtool("check-config", str(substituted))
-    assert result.returncode == 0, result.stdout + result.stderr
+@pytest.mark.parametrize("url", ["https://hooks.example.com/agents/T0K3N?x=1", ""])
+def test_compose_entrypoint_puts_the_webhook_url_from_the_environment(tmp_path, url):
+    """Run the shell command compose.yaml starts Alertmanager with (minus the exec) and check its output."""
+    [command] = load_yaml(ROOT / "compose.yaml")["services"]["alertmanager"]["command"]
+    script = command.split("&& exec")[0].replace("$$", "$")
+    rendered = tmp_path / "alertmanager.yml"
+    script = script.replace("/etc/agent-otel/alertmanager.yml", str(CONFIG)).replace("/tmp/alertmanager.yml",
+                                                                                      str(rendered))
+    result = subprocess.run(["sh", "-c", script], env={"AGENT_OTEL_WEBHOOK_URL": url, "PATH": "/usr/bin:/bin"},
+                            capture_output=True, text=True, timeout=10)
+    assert result.returncode == 0, result.stderr
+    config = load_yaml(rendered)
+    expected = url or PLACEHOLDER_URL
+    assert {h["url"] for r in config["receivers"] for h in r["webhook_configs"]} == {expected}
+    check = amtool("check-config", str(rendered))
+    assert check.returncode == 0, check.stdout + check.stderr
