@@ -349,3 +349,21 @@ def test_provider_and_tool_calls_inside_an_agent_carry_its_name(otel: Any) -> No
         assert child.parent.span_id == parent.context.span_id
     assert points(otel, semconv.TOOL_DURATION.name, {semconv.GEN_AI_AGENT_NAME: AGENT})
     assert points(otel, semconv.CLIENT_COST.name, {semconv.GEN_AI_AGENT_NAME: AGENT})
+
+
+def test_agent_can_opt_into_resource_sampling(otel: Any) -> None:
+    import threading
+
+    @agent_otel.agent("sampled", sample_resources=True)
+    def run() -> dict:
+        return {"success": True}
+
+    @agent_otel.agent("unsampled")
+    def plain() -> dict:
+        return {"success": True}
+
+    assert run() == {"success": True} and plain() == {"success": True}
+    sampled = otel.span("invoke_agent sampled").attributes
+    assert sampled[semconv.RESOURCE_MEMORY_PEAK] > 0 and semconv.RESOURCE_CPU_TIME in sampled
+    assert semconv.RESOURCE_MEMORY_PEAK not in otel.span("invoke_agent unsampled").attributes
+    assert not any(t.name == "agent-otel-resource-sampler" for t in threading.enumerate())

@@ -22,6 +22,7 @@ from .kinds import (
     span_value,
 )
 from .policy import policy
+from .resources import ResourceSampler
 from .runtime import runtime
 from .wrapping import End, Invocation
 
@@ -31,10 +32,11 @@ PATTERN_FIELDS = ("patterns_used", "patterns")
 
 
 class AgentInvocation(Invocation):
-    __slots__ = ("call", "handler", "name", "task_type")
+    __slots__ = ("call", "handler", "name", "sampler", "task_type")
 
     def __init__(self, span: Any, ctx: Any, handler: AgentHandler, call: Call, name: str, task_type: str) -> None:
         super().__init__(span, ctx, "agent")
+        self.sampler = ResourceSampler() if handler.options.get("sample_resources") else None
         self.handler = handler
         self.call = call
         self.name = name
@@ -43,6 +45,10 @@ class AgentInvocation(Invocation):
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         handler, call, bound = self.handler, self.call, policy().bounded
         call.result, call.error = value, error
+        if self.sampler is not None:
+            usage = self.sampler.stop()  # always stopped, recorded or not
+            if self.span.is_recording():
+                self.span.set_attributes(usage.span_attributes())
         span = self.span
         recording = span.is_recording()
         success = confidence = None
@@ -160,15 +166,18 @@ def _options(name: Any, task_type: Any, success: Any, confidence: Any, patterns:
 def agent(name: Any, *, task_type: Any = None, success: Any = None, confidence: Any = None, patterns: Any = None,
           provider_used: Any = None, work: dict[str, Any] | None = None,
           result_attributes: dict[str, Any] | None = None, attributes: dict[str, Any] | None = None,
-          **work_fields: Any) -> Any:
+          sample_resources: bool = False, **work_fields: Any) -> Any:
     """Decorate an agent entry point. Every keyword is a literal or an extractor.
 
     By default the result is read for ``success``, ``confidence``, ``fixes_applied``,
     ``files_modified``, ``remaining_issues``, ``patterns_used`` and ``provider_used``.
-    ``work={"kind": extractor}`` adds work-item kinds.
+    ``work={"kind": extractor}`` adds work-item kinds. ``sample_resources=True`` puts the
+    process's peak RSS and CPU time during the call on the span, as evolution runs do.
     """
     options = _options(name, task_type, success, confidence, patterns, provider_used, work, result_attributes,
                        **work_fields)
+    if sample_resources:
+        options["sample_resources"] = True
     return decorator(AgentHandler, options, attributes)
 
 
