@@ -1,0 +1,162 @@
+"""`agent-otel check [FILE]`: the table, and an exit status for every kind of mistake (real processes)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+AGENT_OTEL = str(Path(sys.executable).parent / "agent-otel")
+APP = """
+import asyncio
+
+class Runner:
+    class Inner:
+        @classmethod
+        def build(cls):
+            return cls
+
+        @staticmethod
+        def helper():
+            return 1
+
+    async def run(self):
+        return 1
+
+    def stream(self):
+        yield 1
+
+class Sub(Runner):
+    async def run(self):
+        return 2
+
+def plain():
+    return 0
+
+VALUE = 3
+"""
+
+
+def table(*rows: tuple[str, str, str, str]) -> list[str]:
+    """Columns padded to their widest cell, two spaces apart; the status column is last."""
+    rows = (("TARGET", "KIND", "CALLABLE", "STATUS"), *rows)
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
+            for row in rows]
+
+
+def check(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_OTEL_")}
+    environ.update(env or {})
+    return subprocess.run([AGENT_OTEL, "check", *args], cwd=cwd, env=environ, capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "app_under_check.py").write_text(APP)
+    return tmp_path
+
+
+def test_good_file_prints_target_kind_callable_status(project: Path) -> None:
+    (project / "agent-otel.toml").write_text(textwrap.dedent("""
+        [[job]]
+        target = "app_under_check:Runner.run"
+        subclasses = true
+        [[agent]]
+        target = "app_under_check:Runner.Inner.build"
+        [[tool]]
+        target = "app_under_check:Runner.Inner.helper"
+        [[provider]]
+        target = "app_under_check:Runner.stream"
+        provider = "p"
+        [[tool]]
+        target = "app_under_check:plain"
+        [[agent]]
+        target = "app_under_check:Sub.stream"
+    """))
+    result = check(project)  # found in the current directory; its modules import from there; rows by kind
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [*table(
+        ("app_under_check:Runner.run", "job", "async method", "ok (+1 subclass override: Sub)"),
+        ("app_under_check:Runner.Inner.build", "agent", "classmethod", "ok"),
+        ("app_under_check:Sub.stream", "agent", "generator method", "ok (inherited from Runner)"),
+        ("app_under_check:Runner.stream", "provider", "generator method", "ok"),
+        ("app_under_check:Runner.Inner.helper", "tool", "staticmethod", "ok"),
+        ("app_under_check:plain", "tool", "function", "ok"),
+    ), f"{project / 'agent-otel.toml'}: 6 targets, 6 resolved, 0 errors"]
+
+
+def test_unresolvable_targets_are_listed_with_why_and_exit_1(project: Path) -> None:
+    config = project / "targets.toml"
+    config.write_text(textwrap.dedent("""
+        [[tool]]
+        target = "app_under_check:missing"
+        [[tool]]
+        target = "app_under_check:VALUE"
+        [[tool]]
+        target = "app_under_check:Nope.method"
+        [[tool]]
+        target = "app_under_check:plain.inner"
+        [[tool]]
+        target = "no_such_module_zc:fn"
+        [[tool]]
+        target = "app_under_check:Runner.gone"
+        [[tool]]
+        target = "app_under_check:plain"
+    """))
+    result = check(project, str(config))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [*table(
+        ("app_under_check:missing", "tool", "-", "error: module app_under_check has no attribute 'missing'"),
+        ("app_under_check:VALUE", "tool", "-", "error: VALUE is 'int', not callable"),
+        ("app_under_check:Nope.method", "tool", "-", "error: app_under_check has no attribute 'Nope'"),
+        ("app_under_check:plain.inner", "tool", "-", "error: plain is 'function', not a class"),
+        ("no_such_module_zc:fn", "tool", "-",
+         "error: cannot import no_such_module_zc: ModuleNotFoundError: No module named 'no_such_module_zc'"),
+        ("app_under_check:Runner.gone", "tool", "-", "error: class Runner has no attribute 'gone'"),
+        ("app_under_check:plain", "tool", "function", "ok"),
+    ), f"{config}: 7 targets, 1 resolved, 6 errors"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[[agent]]\ntarget = "a.b"\n', "agent[0].target: malformed target 'a.b'; expected \"package.module:function\" "
+     "or \"package.module:Class.method\""),
+    ('[[agent]]\ntarget = "a:b"\nconfidence = "result.confidence"\n', "agent[0].confidence: expected a number or "
+     "{ path = \"...\" }, got a string 'result.confidence' (an extractor is written { path = \"result.confidence\" })"),
+    ('[[tool]]\ntarget = "a:b"\nnmae = "x"\n', "tool[0].nmae: unknown key; did you mean 'name'?"),
+    ('[[tool]]\ntarget = "a:b"\nname = { path = "args..x" }\n', "tool[0].name: extractor path 'args..x': "
+     "expected a parameter name at position 5"),
+    ("[[tool]\n", "invalid TOML: Expected ']]' at the end of an array declaration (at line 1, column 7)"),
+])
+def test_invalid_file_exits_2_with_one_message(project: Path, text: str, message: str) -> None:
+    config = project / "bad.toml"
+    config.write_text(text)
+    result = check(project, str(config))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == f"agent-otel: {config}: {message}\n"
+
+
+def test_missing_file_and_no_file(project: Path) -> None:
+    result = check(project, "absent.toml")
+    assert (result.returncode, result.stderr) == (2, "agent-otel: absent.toml: no such file\n")
+    result = check(project)
+    assert result.returncode == 2
+    assert result.stderr == ("agent-otel: no configuration found: pass FILE, set AGENT_OTEL_CONFIG, or create "
+                             "agent-otel.toml (or [tool.agent-otel] in pyproject.toml) in the current directory\n")
+    result = check(project, env={"AGENT_OTEL_CONFIG": "gone.toml"})
+    assert (result.returncode, result.stderr) == (2, "agent-otel: AGENT_OTEL_CONFIG='gone.toml': no such file\n")
+
+
+def test_pyproject_table_is_checked(project: Path) -> None:
+    (project / "pyproject.toml").write_text('[tool.agent-otel]\n[[tool.agent-otel.tool]]\n'
+                                            'target = "app_under_check:plain"\ntype = 3\n')
+    result = check(project)
+    assert result.returncode == 2
+    assert result.stderr == (f"agent-otel: {project / 'pyproject.toml'}: tool.agent-otel.tool[0].type: expected a "
+                             "string or { path = \"...\" }, got an integer (3)\n")
