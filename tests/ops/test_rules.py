@@ -304,3 +304,11 @@ def test_unit_tests_load_the_shipped_rule_files():
     for path in RULE_TESTS:
         files = {(path.parent / f).resolve() for f in load_yaml(path)["rule_files"]}
         assert RULES_FILE.resolve() in files
+
+
+def test_operations_doc_lists_every_alert_and_threshold():
+    text = (ROOT / "docs" / "operations.md").read_text()
+    for rule in alerts():
+        assert f"`{rule['alert']}`" in text
+    for key in THRESHOLDS:
+        assert f"`{key}`" in text, f"docs/operations.md does not mention threshold {key}"
