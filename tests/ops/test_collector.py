@@ -184,7 +184,7 @@ def test_agent_pipelines_and_privacy_transform():
         assert "batch" in pipeline["processors"]
     transform = config["processors"]["transform/privacy"]
     statements = "\n".join(s for block in transform["trace_statements"] for s in block["statements"])
-    assert 'SHA256(Concat([attributes["user.id"]' in statements
+    assert 'SHA256(Concat(["${env:AGENT_OTEL_HASH_SALT}", attributes["user.id"]], ""))' in statements
     assert "delete_matching_keys" in statements and "input\\\\.messages" in statements
     metric_statements = "\n".join(s for block in transform["metric_statements"] for s in block["statements"])
     assert 'delete_key(attributes, "job.id")' in metric_statements
