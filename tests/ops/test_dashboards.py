@@ -12,16 +12,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 
+import gen_dashboards
 import pytest
 import yaml
 from opslib import DASHBOARDS, ROOT, binary, load_yaml, substitute_grafana
 
 from agent_otel import semconv as sc
-
-sys.path.insert(0, str(ROOT / "tools"))
-import gen_dashboards
 
 DS_REF = {"type": "prometheus", "uid": "${datasource}"}
 #: Grafana unit ids the dashboards may use (a subset of Grafana's valid units).

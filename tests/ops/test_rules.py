@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 
+import gen_rules
 import pytest
 from opslib import (
     ALERTS,
@@ -22,9 +22,6 @@ from opslib import (
     numbers,
     rule_groups,
 )
-
-sys.path.insert(0, str(ROOT / "tools"))
-import gen_rules
 
 SEVERITIES = {"critical", "warning", "info"}
 PREFIX = "AgentOtel"
