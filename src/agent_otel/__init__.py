@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from .agents import agent, agent_call
+from .config import load_config
 from .context import (
     attached,
     carry,
@@ -36,6 +37,7 @@ __all__ = [
     "extract",
     "inject",
     "job",
+    "load_config",
     "path",
     "provider",
     "provider_call",
