@@ -35,6 +35,7 @@ files_modified = { path = "result.files" }
 work = { tests_added = { path = "result.tests" }, lines = 3 }
 result_attributes = { "agent.issue.id" = { path = "args.issue.id" } }
 attributes = { owner = "me" }
+sample_resources = true
 [[provider]]
 target = "app.llm:chat"
 provider = "openai"
@@ -79,6 +80,7 @@ def test_good_file_loads_every_section(tmp_path: Path) -> None:
     agent = config.targets[1]
     assert agent.subclasses is True
     assert agent.attributes == {"owner": "me"}
+    assert agent.options["sample_resources"] is True
     # Literals stay literals; { path = ... } becomes an extractor. The two never mix.
     assert agent.options["task_type"] == ExtractorPath("args.issue.type.value", "args", ())
     assert isinstance(agent.options["success"], ExtractorPath)

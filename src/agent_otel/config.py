@@ -22,7 +22,8 @@ Schema (every key optional unless marked required)::
     [[job]]         target*, subclasses, id, type, attributes
     [[agent]]       target*, subclasses, name, task_type, success, confidence, patterns, provider_used,
                     fixes_applied, files_modified, remaining_issues, tests_added, issues_found,
-                    work = { kind = value }, result_attributes = { key = { path = ".." } }, attributes
+                    work = { kind = value }, result_attributes = { key = { path = ".." } }, sample_resources,
+                    attributes
     [[provider]]    target*, subclasses, provider*, model, operation, response_model, input_tokens,
                     output_tokens, cost, retries, stream, prompt, response, attributes
     [[tool]]        target*, subclasses, name, agent, type, attributes
@@ -249,7 +250,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
               "patterns": _names_or_path, "provider_used": _STR, "fixes_applied": _count_or_path,
               "files_modified": _count_or_path, "remaining_issues": _count_or_path, "tests_added": _count_or_path,
               "issues_found": _count_or_path, "work": _table_of(_count_or_path),
-              "result_attributes": _table_of(_path_only)},
+              "result_attributes": _table_of(_path_only), "sample_resources": _ONLY_BOOL},
     "provider": {**_COMMON, "provider": _STR_START, "model": _STR_START, "operation": _STR_START,
                  "response_model": _STR, "input_tokens": _count_or_path, "output_tokens": _count_or_path,
                  "cost": _NUMBER, "retries": _count_or_path, "stream": _ONLY_BOOL, "prompt": _STR_START,
