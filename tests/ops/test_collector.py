@@ -212,6 +212,25 @@ def test_gateway_load_balances_samples_and_remote_writes():
     assert not rw.get("namespace")
 
 
+@pytest.mark.parametrize("name", CONFIGS)
+def test_unit_1_gauges_keep_their_contract_names(name):
+    """The Collector's translation appends _ratio to unit-"1" gauges, the SDK exporter does not: the metrics
+    pipeline must drop that unit so both paths serve e.g. evolution_performance_improvement."""
+    from agent_otel import semconv as sc
+
+    gauges = [i for i in sc.INSTRUMENTS if i.kind is sc.Kind.GAUGE and i.unit == "1"]
+    assert gauges, "no unit-1 gauge left in the contract: this normalisation can go"
+    for gauge in gauges:
+        assert not gauge.prometheus.endswith("_ratio")
+    config = load_yaml(CONFIGS[name])
+    processors = config["service"]["pipelines"]["metrics"]["processors"]
+    assert "transform/contract_names" in processors
+    assert processors.index("transform/contract_names") < processors.index("batch")
+    [block] = config["processors"]["transform/contract_names"]["metric_statements"]
+    assert block["context"] == "metric"
+    assert block["statements"] == ['set(unit, "") where type == METRIC_DATA_TYPE_GAUGE and unit == "1"']
+
+
 def test_job_outcome_key_matches_the_contract():
     from agent_otel import semconv as sc
 
