@@ -11,15 +11,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from . import semconv
 from .context import JobState, context_with_job
-from .errors import ConfigurationError, report_error
+from .errors import ConfigurationError
 from .extract import Call, is_extractor, resolve, signature_of
 from .runtime import runtime
-from .wrapping import End, Handler, Invocation, instrument
+from .wrapping import End, Handler, Invocation, InvocationScope, instrument
 
 
 def new_job_id() -> str:
@@ -82,12 +81,14 @@ class _JobHandler(Handler):
         return start_job(resolve(self.job_id, call), resolve(self.job_type, call), self.attributes)
 
 
-class job:
+class job(InvocationScope):
     """Run a block or a function as a job.
 
     ``job_id`` defaults to a fresh id; as a decorator, ``job_id`` and ``type`` may be extractors
     (e.g. ``path("self.job_id")``), and each call is its own job.
     """
+
+    stage = "job"
 
     def __init__(self, job_id: Any = None, type: Any = "default", **attributes: Any) -> None:
         if job_id is not None and not isinstance(job_id, str | int) and not is_extractor(job_id):
@@ -95,45 +96,27 @@ class job:
         self.job_id = job_id
         self.type = type
         self.attributes = attributes
-        self._stack: list[tuple[JobInvocation | None, object]] = []
+        super().__init__()
 
     # -- context manager -------------------------------------------------------------------------
     @property
     def id(self) -> str | None:
         """The id of the job this object is currently running (inside its ``with`` block)."""
-        return self._stack[-1][0].state.id if self._stack and self._stack[-1][0] else None
+        inv = self.invocation
+        return inv.state.id if inv is not None else None  # type: ignore[attr-defined]
 
     def set_outcome(self, outcome: str | semconv.Outcome) -> None:
-        if self._stack and self._stack[-1][0] is not None:
-            self._stack[-1][0].outcome = semconv.Outcome(outcome).value
+        inv = self.invocation
+        if inv is not None:
+            inv.outcome = semconv.Outcome(outcome).value  # type: ignore[attr-defined]
 
     def __enter__(self) -> job:
         if is_extractor(self.job_id) or is_extractor(self.type):
             raise ConfigurationError("job(): extractors are only meaningful when job() decorates a function")
-        inv: JobInvocation | None = None
-        token: object = None
-        if runtime().enabled:
-            try:
-                inv = start_job(self.job_id, self.type, self.attributes)
-                token = otel_context.attach(inv.context)
-            except Exception as exc:
-                report_error("job.begin", exc)
-                inv = None
-        self._stack.append((inv, token))
-        return self
+        return super().__enter__()
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        inv, token = self._stack.pop()
-        if inv is None:
-            return
-        otel_context.detach(token)  # type: ignore[arg-type]
-        inv.end(End.RAISED if exc is not None else End.RETURNED, error=exc)
-
-    async def __aenter__(self) -> job:
-        return self.__enter__()
-
-    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        self.__exit__(exc_type, exc, tb)
+    def _begin(self) -> Invocation:
+        return start_job(self.job_id, self.type, self.attributes)
 
     # -- decorator -------------------------------------------------------------------------------
     def __call__(self, func: Any) -> Any:

@@ -18,7 +18,7 @@ from .errors import ConfigurationError, report_error
 from .extract import Call, Path, is_extractor, signature_of
 from .policy import SCRUBBED_KEY, policy
 from .runtime import runtime
-from .wrapping import End, Handler, Invocation, instrument
+from .wrapping import Handler, Invocation, InvocationScope, instrument
 
 _MISSING = object()
 
@@ -154,15 +154,16 @@ class KindHandler(Handler):
         return span, trace.set_span_in_context(span, ctx)
 
 
-class ManualCall:
+class ManualCall(InvocationScope):
     """``with agent_otel.agent_call(...) as call:`` for code that is not a single function call.
 
     ``call.set_outcome(...)`` stores result fields; they are read exactly as a returned result.
     """
 
     def __init__(self, handler: KindHandler) -> None:
+        super().__init__()
         self._handler = handler
-        self._stack: list[tuple[Invocation | None, object]] = []
+        self.stage = handler.stage
         self.result: dict[str, Any] = {}
 
     def set_outcome(self, **fields: Any) -> None:
@@ -171,38 +172,11 @@ class ManualCall:
     def set_result(self, result: Any) -> None:
         self.result = result
 
-    @property
-    def invocation(self) -> Invocation | None:
-        return self._stack[-1][0] if self._stack else None
+    def _begin(self) -> Invocation:
+        return self._handler.begin(_manual_marker, None, (), {})
 
-    def __enter__(self) -> ManualCall:
-        inv: Invocation | None = None
-        token: object = None
-        if runtime().enabled:
-            try:
-                inv = self._handler.begin(_manual_marker, None, (), {})
-                token = otel_context.attach(inv.context)
-            except Exception as exc:
-                report_error(self._handler.stage + ".begin", exc)
-                inv = None
-        self._stack.append((inv, token))
-        return self
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        inv, token = self._stack.pop()
-        if inv is None:
-            return
-        otel_context.detach(token)  # type: ignore[arg-type]
-        if exc is not None:
-            inv.end(End.RAISED, error=exc)
-        else:
-            inv.end(End.RETURNED, self.result)
-
-    async def __aenter__(self) -> ManualCall:
-        return self.__enter__()
-
-    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        self.__exit__(exc_type, exc, tb)
+    def _returned(self) -> Any:
+        return self.result
 
 
 def _manual_marker() -> None:

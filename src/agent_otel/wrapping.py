@@ -461,6 +461,62 @@ async def _await(awaitable: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------------
+# Invocations around a block instead of a call
+# --------------------------------------------------------------------------------------------------
+
+
+class InvocationScope:
+    """Runs an invocation around a ``with`` / ``async with`` block: the same begin-once, end-once
+    and never-raise guarantees as the wrappers. Subclasses say how to begin and what the block
+    returned. Re-entrant: each nested ``with`` on the same object is its own invocation."""
+
+    stage = "scope"
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[Invocation | None, object]] = []
+
+    def _begin(self) -> Invocation:
+        raise NotImplementedError
+
+    def _returned(self) -> Any:
+        """What the block counts as having returned (read by the invocation's result adapters)."""
+        return None
+
+    @property
+    def invocation(self) -> Invocation | None:
+        return self._stack[-1][0] if self._stack else None
+
+    def __enter__(self) -> Any:
+        inv: Invocation | None = None
+        token: object = None
+        if runtime().enabled:
+            try:
+                inv = self._begin()
+                token = _attach(inv.context)
+            except Exception as exc:
+                report_error(self.stage + ".begin", exc)
+                inv = None
+        self._stack.append((inv, token))
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        inv, token = self._stack.pop()
+        if inv is None:
+            return
+        _detach(token)  # type: ignore[arg-type]
+        if exc is not None:
+            inv.end(End.RAISED, error=exc)
+        else:
+            inv.end(End.RETURNED, self._returned())
+
+    async def __aenter__(self) -> Any:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+# --------------------------------------------------------------------------------------------------
 # Public entry point
 # --------------------------------------------------------------------------------------------------
 
