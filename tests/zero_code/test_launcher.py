@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.otlp_receiver import OtlpHttpReceiver
+from tests.polling import wait_until
 
 AGENT_OTEL = str(Path(sys.executable).parent / "agent-otel")
 TOOL_MODULE = "import sys\n\ndef work(n):\n    return n * 2\n\nif __name__ == '__main__':\n    print(work(21))\n"
@@ -38,10 +38,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def wait_for_spans(receiver: OtlpHttpReceiver, count: int) -> list[Any]:
-    deadline = time.monotonic() + 30
-    while len(receiver.spans()) < count:
-        assert time.monotonic() < deadline, "timed out waiting for spans"
-        time.sleep(0.05)
+    wait_until(lambda: len(receiver.spans()) >= count, f"{count} spans")
     return receiver.spans()
 
 

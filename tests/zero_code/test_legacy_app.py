@@ -12,7 +12,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import pytest
 
 from agent_otel import semconv
 from tests.otlp_receiver import OtlpHttpReceiver
+from tests.polling import wait_until
 from tests.zero_code.fake_llm import FakeLLM
 
 HERE = Path(__file__).resolve().parent
@@ -94,11 +94,7 @@ class Metrics:
 
 
 def wait_for(predicate: Any, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    wait_until(predicate, what, DEADLINE_S)
 
 
 def console_script(tmp_path: Path) -> Path:
