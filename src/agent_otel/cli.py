@@ -380,7 +380,63 @@ def _run(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------------
 
 #: Functions adding one subcommand each (``subparsers`` -> None; set ``handler=`` on the parser).
-SUBCOMMANDS: list[Callable[[Any], None]] = [_add_run, _add_check]
+# --------------------------------------------------------------------------------------------------
+# agent-otel demo [--stack] [--port P] [--rate R] [--duration S] [--seed N]
+# --------------------------------------------------------------------------------------------------
+
+
+def _positive(kind: type, what: str, allow_zero: bool = False) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number, got {text!r}") from None
+        if value < 0 or (value == 0 and not allow_zero):
+            raise argparse.ArgumentTypeError(f"{what} must be {'>= 0' if allow_zero else '> 0'}, got {text!r}")
+        return value
+    return parse
+
+
+def _port(text: str) -> int:
+    value = _positive(int, "a port")(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port must be 1..65535, got {text!r}")
+    return int(value)
+
+
+def _add_demo(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="run a simulated agent fleet, instrumented by configuration (optionally with Prometheus)",
+        description="Run a simulated agent fleet (jobs, agents, a provider chain with retries and fallbacks, "
+                    "tools, periodic evolution runs) instrumented only by agent_otel/demo/agent-otel.toml, and "
+                    "serve its metrics on 127.0.0.1. Ctrl-C stops it and flushes telemetry.")
+    parser.add_argument("--port", type=_port, default=9464, help="port of the /metrics endpoint (default 9464)")
+    parser.add_argument("--rate", type=_positive(float, "--rate"), default=2.0, help="jobs per second (default 2)")
+    parser.add_argument("--duration", type=_positive(float, "--duration", allow_zero=True), default=0,
+                        help="seconds to run, 0 = until Ctrl-C (default 0)")
+    parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    parser.add_argument("--evolve-every", type=_positive(float, "--evolve-every"), default=30.0, metavar="S",
+                        help="seconds between evolution rounds (default 30)")
+    parser.add_argument("--stack", action="store_true",
+                        help="also start Prometheus (with the shipped rules) and Alertmanager (shipped config, "
+                             "notifications printed here) on 127.0.0.1")
+    parser.add_argument("--prometheus-port", type=_port, default=9090, help="with --stack (default 9090)")
+    parser.add_argument("--alertmanager-port", type=_port, default=9093, help="with --stack (default 9093)")
+    parser.add_argument("--workdir", type=Path, help="with --stack: keep Prometheus/Alertmanager data and logs "
+                        "here (default: a temporary directory removed on exit)")
+    parser.set_defaults(handler=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo.runner import DemoOptions, run_demo
+
+    return run_demo(DemoOptions(port=args.port, rate=args.rate, duration=args.duration or None, seed=args.seed,
+                                evolve_every=args.evolve_every, stack=args.stack,
+                                prometheus_port=args.prometheus_port, alertmanager_port=args.alertmanager_port,
+                                workdir=args.workdir))
+
+
+SUBCOMMANDS: list[Callable[[Any], None]] = [_add_run, _add_check, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,352 @@
+"""A simulated agent fleet: jobs, agents, a provider chain with retries and fallbacks, tools, and
+periodic evolution runs.
+
+This module is the demo's "host program" and deliberately knows nothing about agent-otel: there is no
+import of it here. ``agent-otel.toml`` next to this file instruments it, exactly as a user would
+instrument code they do not own. The numbers are chosen so that an operator sees every dashboard panel
+fill and a few alerts fire for clear reasons:
+
+- ``reviewer`` succeeds about a third of the time while claiming 0.9 confidence (success-ratio and
+  confidence-calibration alerts) and its evolution runs mostly fail (evolution-failure alert);
+- ``anthropic`` rate-limits most requests, so ``coder`` falls back to ``openai`` (availability and
+  fallback-rate alerts);
+- ``tester`` is a legacy agent that, once in a while, reports its confidence as the text ``"n/a"``:
+  agent-otel counts that on its own error counter and leaves the call alone.
+
+Every random draw comes from a generator seeded per agent, provider and evolution loop, so a run with
+a given seed makes the same choices in each of them whatever the thread timing.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ProviderError(Exception):
+    """A model call that failed after its retries."""
+
+    def __init__(self, provider: str, kind: str) -> None:
+        super().__init__(f"{provider}: {kind}")
+        self.provider = provider
+        self.kind = kind
+
+
+class ToolError(Exception):
+    pass
+
+
+class JobFailed(Exception):
+    pass
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass
+class Completion:
+    provider: str
+    model: str
+    text: str
+    usage: Usage
+    retries: int
+
+
+@dataclass(frozen=True)
+class ProviderProfile:
+    name: str
+    model: str
+    response_model: str
+    failure_rate: float  # per attempt
+    latency_s: float
+    max_retries: int = 1
+
+
+@dataclass(frozen=True)
+class AgentProfile:
+    name: str
+    success_rate: float
+    stated_confidence: tuple[float, float]  # (when it succeeds, when it fails)
+    providers: tuple[str, ...]  # the fallback chain, first choice first
+    tools: tuple[str, ...]
+    latency_s: float
+    patterns: tuple[str, ...]
+    evolution_success_rate: float
+
+
+PROVIDERS = (
+    ProviderProfile("openai", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", failure_rate=0.01, latency_s=0.03),
+    ProviderProfile("anthropic", "claude-3-5-haiku", "claude-3-5-haiku-20241022", failure_rate=0.6, latency_s=0.04),
+    ProviderProfile("local", "llama-3.1-8b", "llama-3.1-8b-instruct-q4", failure_rate=0.0, latency_s=0.06),
+)
+
+AGENTS = (
+    AgentProfile("planner", 0.97, (0.85, 0.5), ("openai",), ("search_docs",), 0.02,
+                 ("decompose", "plan_and_execute"), 0.9),
+    AgentProfile("coder", 0.94, (0.8, 0.4), ("anthropic", "openai"), ("apply_patch", "run_tests"), 0.03,
+                 ("react", "self_refine"), 0.9),
+    AgentProfile("reviewer", 0.3, (0.9, 0.9), ("openai",), ("lint",), 0.02, ("checklist",), 0.2),
+    AgentProfile("tester", 0.95, (0.75, 0.3), ("local",), ("run_tests",), 0.03, ("property_based",), 0.9),
+)
+
+TOOL_FAILURE_RATE = {"search_docs": 0.02, "apply_patch": 0.05, "run_tests": 0.1, "lint": 0.0}
+JOB_TYPES = ("bugfix", "feature", "refactor")
+#: The legacy tester reports its confidence as text on every N-th call.
+MALFORMED_CONFIDENCE_EVERY = 400
+
+
+def _pause(seconds: float, rng: random.Random) -> None:
+    """Simulated work: the demo's stand-in for waiting on a model or a test run."""
+    time.sleep(seconds * rng.uniform(0.5, 1.8))
+
+
+class ModelClient:
+    """One provider's API client, retrying transient errors itself (as most SDKs do)."""
+
+    def __init__(self, profile: ProviderProfile, seed: int) -> None:
+        self.name = profile.name
+        self.model = profile.model
+        self.profile = profile
+        self._rng = random.Random(f"{seed}:{profile.name}")
+        self._lock = threading.Lock()
+
+    def _draw(self) -> tuple[bool, float, int, int]:
+        with self._lock:
+            rng = self._rng
+            return (rng.random() < self.profile.failure_rate, rng.uniform(0.5, 1.8), rng.randint(200, 900),
+                    rng.randint(40, 300))
+
+    def complete(self, prompt: str) -> Completion:
+        for attempt in range(self.profile.max_retries + 1):
+            failed, jitter, prompt_tokens, completion_tokens = self._draw()
+            time.sleep(self.profile.latency_s * jitter)
+            if not failed:
+                return Completion(self.name, self.profile.response_model, f"answer to {prompt[:20]}",
+                                  Usage(prompt_tokens, completion_tokens), retries=attempt)
+        raise ProviderError(self.name, "rate_limit")
+
+    def stream(self, prompt: str) -> Iterator[dict[str, Any]]:
+        """OpenAI-style chunks; the last one carries the usage."""
+        _, jitter, prompt_tokens, completion_tokens = self._draw()
+        for word in ("thinking", "about", prompt[:12]):
+            time.sleep(self.profile.latency_s * jitter / 3)
+            yield {"model": self.profile.response_model, "choices": [{"delta": {"content": word + " "}}]}
+        yield {"model": self.profile.response_model, "choices": [],
+               "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}}
+
+
+class ProviderChain:
+    """Try each provider in turn; fall back to the next one when a provider fails."""
+
+    def __init__(self, clients: list[ModelClient]) -> None:
+        self.clients = clients
+
+    def complete(self, prompt: str) -> Completion:
+        for index, client in enumerate(self.clients):
+            try:
+                return client.complete(prompt)
+            except ProviderError as exc:
+                if index + 1 == len(self.clients):
+                    raise
+                self._fall_back(client, self.clients[index + 1], exc)
+        raise AssertionError("unreachable")
+
+    def _fall_back(self, failed: ModelClient, to: ModelClient, error: ProviderError) -> None:
+        """Hook point: the program calls this when it moves on to the next provider."""
+
+
+class ToolBox:
+    def __init__(self, seed: int) -> None:
+        self._rng = random.Random(f"{seed}:tools")
+        self._lock = threading.Lock()
+
+    def run(self, name: str, payload: str) -> str:
+        with self._lock:
+            failed = self._rng.random() < TOOL_FAILURE_RATE.get(name, 0.0)
+            pause = self._rng.uniform(0.005, 0.03)
+        time.sleep(pause)
+        if failed:
+            raise ToolError(f"{name} failed on {payload[:20]}")
+        return f"{name}: ok"
+
+
+@dataclass
+class Task:
+    kind: str
+    description: str
+
+
+@dataclass
+class Outcome:
+    success: bool
+    confidence: float | str
+    patterns: list[str]
+    provider: str
+    fixes_applied: int = 0
+    files_modified: int = 0
+    tests_added: int = 0
+    issues_found: int = 0
+    remaining_issues: int = 0
+
+
+class Agent:
+    def __init__(self, profile: AgentProfile, clients: dict[str, ModelClient], tools: ToolBox, seed: int) -> None:
+        self.name = profile.name
+        self.profile = profile
+        self.chain = ProviderChain([clients[name] for name in profile.providers])
+        self.streaming_client = clients[profile.providers[-1]]
+        self.tools = tools
+        self._rng = random.Random(f"{seed}:{profile.name}")
+        self._lock = threading.Lock()
+        self.calls = 0
+        self.successes = 0
+
+    def _draws(self) -> tuple[bool, int, list[str], bool]:
+        with self._lock:
+            self.calls += 1
+            rng = self._rng
+            success = rng.random() < self.profile.success_rate
+            self.successes += success
+            return success, self.calls, rng.sample(self.profile.patterns, 1), rng.random() < 0.3
+
+    def solve(self, task: Task) -> Outcome:
+        success, call_number, patterns, streams = self._draws()
+        time.sleep(self.profile.latency_s)
+        completion = self.chain.complete(f"{self.name}: {task.description}")
+        if streams:
+            "".join(chunk["choices"][0]["delta"]["content"]
+                    for chunk in self.streaming_client.stream(task.description) if chunk["choices"])
+        for tool in self.profile.tools:
+            try:
+                self.tools.run(tool, task.description)
+            except ToolError:
+                success = False
+        confidence: float | str = self.profile.stated_confidence[0 if success else 1]
+        if self.name == "tester" and call_number % MALFORMED_CONFIDENCE_EVERY == 0:
+            confidence = "n/a"
+        work = {"coder": {"fixes_applied": 2 if success else 0, "files_modified": 3},
+                "tester": {"tests_added": 4 if success else 1},
+                "reviewer": {"issues_found": 3, "remaining_issues": 0 if success else 2}}.get(self.name, {})
+        return Outcome(success, confidence, patterns, completion.provider, **work)
+
+    @property
+    def success_rate(self) -> float:
+        with self._lock:
+            return self.successes / self.calls if self.calls else 0.0
+
+
+class Job:
+    """One unit of work: a few agents solve their part, in parallel."""
+
+    def __init__(self, job_id: str, kind: str, agents: list[Agent], pool: ThreadPoolExecutor) -> None:
+        self.job_id = job_id
+        self.kind = kind
+        self.agents = agents
+        self.pool = pool
+
+    def run(self) -> list[Outcome]:
+        task = Task(self.kind, f"{self.kind} for {self.job_id}")
+        futures = [self.pool.submit(agent.solve, task) for agent in self.agents]
+        outcomes = []
+        for future in futures:
+            try:
+                outcomes.append(future.result())
+            except ProviderError:
+                outcomes.append(Outcome(False, 0.0, [], "none"))
+        if sum(outcome.success for outcome in outcomes) * 2 < len(outcomes):
+            raise JobFailed(f"{self.job_id}: most agents failed")
+        return outcomes
+
+
+@dataclass
+class EvolutionReport:
+    kpis_before: dict[str, float]
+    kpis_after: dict[str, float]
+    rolled_back: bool
+    success: bool
+    iterations: int
+
+
+class Evolver:
+    """A self-improvement loop per agent: try a change, keep it if the KPIs improve."""
+
+    def __init__(self, agents: dict[str, Agent], seed: int) -> None:
+        self.agents = agents
+        self._rngs = {name: random.Random(f"{seed}:evolve:{name}") for name in agents}
+
+    def evolve(self, agent_name: str, strategy: str) -> EvolutionReport:
+        agent = self.agents[agent_name]
+        rng = self._rngs[agent_name]
+        before = {"success_rate": round(agent.success_rate, 4), "avg_latency_s": agent.profile.latency_s}
+        iterations = rng.randint(2, 6)
+        scratch = bytearray(rng.randint(2, 8) * 1024 * 1024)  # candidate prompts and eval sets in memory
+        time.sleep(0.02 * iterations)
+        del scratch
+        if rng.random() >= agent.profile.evolution_success_rate:
+            return EvolutionReport(before, before, rolled_back=False, success=False, iterations=iterations)
+        delta = rng.uniform(-0.03, 0.06)
+        after = {"success_rate": round(min(1.0, before["success_rate"] + delta), 4),
+                 "avg_latency_s": round(before["avg_latency_s"] * rng.uniform(0.9, 1.05), 4)}
+        return EvolutionReport(before, after, rolled_back=delta < 0, success=True, iterations=iterations)
+
+
+@dataclass
+class Fleet:
+    """The whole simulated system; :meth:`run` drives it until ``stop`` is set or time runs out."""
+
+    seed: int = 7
+    rate: float = 2.0  # jobs per second
+    evolve_every_s: float = 30.0
+    workers: int = 8
+    agents: dict[str, Agent] = field(init=False)
+    jobs_started: int = 0
+
+    def __post_init__(self) -> None:
+        clients = {profile.name: ModelClient(profile, self.seed) for profile in PROVIDERS}
+        tools = ToolBox(self.seed)
+        self.agents = {profile.name: Agent(profile, clients, tools, self.seed) for profile in AGENTS}
+        self.evolver = Evolver(self.agents, self.seed)
+        self._rng = random.Random(f"{self.seed}:jobs")
+
+    def _next_job(self, pool: ThreadPoolExecutor) -> Job:
+        self.jobs_started += 1
+        names = list(self.agents)
+        team = ["planner", *self._rng.sample(names[1:], self._rng.randint(1, len(names) - 1))]
+        return Job(f"job-{self.seed}-{self.jobs_started:06d}", self._rng.choice(JOB_TYPES),
+                   [self.agents[name] for name in team], pool)
+
+    def _evolution_loop(self, stop: threading.Event) -> None:
+        strategies = ("prompt_optimization", "few_shot_selection")
+        round_number = 0
+        while not stop.wait(self.evolve_every_s):
+            round_number += 1
+            for name in self.agents:
+                if stop.is_set():
+                    return
+                self.evolver.evolve(name, strategies[round_number % len(strategies)])
+
+    def run(self, stop: threading.Event, duration_s: float | None = None,
+            on_job_done: Callable[[BaseException | None], None] | None = None) -> None:
+        deadline = None if not duration_s else time.monotonic() + duration_s
+        evolution = threading.Thread(target=self._evolution_loop, args=(stop,), name="evolution", daemon=True)
+        evolution.start()
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="jobs") as job_pool, \
+                ThreadPoolExecutor(self.workers * 2, thread_name_prefix="agents") as agent_pool:
+            next_start = time.monotonic()
+            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                job = self._next_job(agent_pool)
+                future = job_pool.submit(job.run)
+                if on_job_done is not None:
+                    future.add_done_callback(lambda f: on_job_done(f.exception()))
+                next_start += 1.0 / self.rate
+                stop.wait(max(0.0, next_start - time.monotonic()))
+            stop.set()
+        evolution.join()
