@@ -329,4 +329,8 @@ PROCESS_CPU_TIME_PROMETHEUS = "process_cpu_time_seconds_total"
 PROCESS_CPU_UTILIZATION_PROMETHEUS = "process_cpu_utilization"
 PROCESS_MEMORY_USAGE_PROMETHEUS = "process_memory_usage_bytes"
 PROCESS_MEMORY_VIRTUAL_PROMETHEUS = "process_memory_virtual_bytes"
-PROCESS_THREAD_COUNT_PROMETHEUS = "process_thread_count"
+#: process.thread.count is a gauge; as `process_thread_count` Prometheus linters (promtool check metrics)
+#: reject it, because `_count` is the histogram/summary suffix. configure() renames it with a View, on
+#: every export path, to the name Prometheus's own process collectors use.
+PROCESS_RENAMES = {"process.thread.count": "process.threads"}
+PROCESS_THREAD_COUNT_PROMETHEUS = "process_threads"

@@ -176,6 +176,12 @@ def histogram_views() -> list[View]:
     ]
 
 
+def metric_views() -> list[View]:
+    """The views configure() installs: contract buckets, plus the process metric renames in semconv."""
+    renames = [View(instrument_name=old, name=new) for old, new in semconv.PROCESS_RENAMES.items()]
+    return [*histogram_views(), *renames]
+
+
 def _otlp_url(settings: Settings, signal: str) -> str:
     assert settings.otlp_endpoint
     if settings.otlp_protocol == "grpc":
@@ -294,7 +300,7 @@ def configure(
             mp = host_mp
         else:
             readers = [_metric_reader(name, settings, telemetry) for name in settings.metrics_exporters]
-            mp = MeterProvider(resource=resource, metric_readers=readers, views=histogram_views())
+            mp = MeterProvider(resource=resource, metric_readers=readers, views=metric_views())
             telemetry.owns_meter_provider = True
 
         if set_global:

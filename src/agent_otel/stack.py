@@ -190,10 +190,13 @@ class LocalStack:
             ManagedProcess("alertmanager", [
                 alertmanager, f"--config.file={am_file}", f"--storage.path={self.workdir / 'am-data'}",
                 f"--web.listen-address=127.0.0.1:{self.alertmanager_port}", "--cluster.listen-address=",
+                f"--web.external-url={self.alertmanager_url}/",
             ], self.workdir / "alertmanager.log"),
             ManagedProcess("prometheus", [
                 prometheus, f"--config.file={prom_file}", f"--storage.tsdb.path={self.workdir / 'prom-data'}",
                 f"--web.listen-address=127.0.0.1:{self.prometheus_port}", "--enable-feature=exemplar-storage",
+                # links in alert notifications (generatorURL) must point here, not at the host name
+                f"--web.external-url={self.prometheus_url}/",
             ], self.workdir / "prometheus.log"),
         ]
         try:

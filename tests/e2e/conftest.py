@@ -1,0 +1,124 @@
+"""The end-to-end stack: `agent-otel demo` (a real process, instrumented by its zero-code config) scraped by
+a real Prometheus running the shipped rules, alerting to a real Alertmanager running the shipped config,
+whose webhook posts to a server inside this test session. Spans go over OTLP/HTTP to a receiver here.
+
+Test copies only change timing: every `for:` and rule-group interval becomes 1 s, Alertmanager waits
+1 s before sending. The shipped files are read, never written. Every process is stopped by PID in
+teardown, also when a test fails (fixture finalisers run regardless).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agent_otel.stack import RULE_FILES, LocalStack, WebhookReceiver, free_port, http_get_json
+from tests.otlp_receiver import OtlpHttpReceiver
+from tests.polling import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+ALERTS = ROOT / "alerts"
+SEED = 7
+#: Jobs per second of the demo workload: enough volume for every rule's minimum within seconds.
+RATE = 8
+
+
+def fast_rules(source: Path, target: Path) -> Path:
+    """A copy of a shipped rule file whose alerts fire after 1 s and whose groups evaluate every 1 s."""
+    document = yaml.safe_load(source.read_text())
+    for group in document["groups"]:
+        if "interval" in group:
+            group["interval"] = "1s"
+        for rule in group["rules"]:
+            if "for" in rule:
+                rule["for"] = "1s"
+    target.write_text(yaml.safe_dump(document, sort_keys=False))
+    return target
+
+
+def fast_alertmanager(source: Path) -> str:
+    """The shipped Alertmanager config with 1 s waits (routes, receivers and inhibitions unchanged)."""
+    document = yaml.safe_load(source.read_text())
+    routes = [document["route"], *document["route"].get("routes", [])]
+    for route in routes:
+        for key in ("group_wait", "group_interval"):
+            if key in route or route is document["route"]:
+                route[key] = "1s"
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+@dataclass
+class E2E:
+    stack: LocalStack
+    webhook: WebhookReceiver
+    spans: OtlpHttpReceiver
+    demo: subprocess.Popen[bytes]
+    metrics_url: str
+    demo_log: Path
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        url = f"{self.stack.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        answer = http_get_json(url)
+        assert answer["status"] == "success", answer
+        return answer["data"]["result"]
+
+    def api(self, path: str, **params: Any) -> Any:
+        url = f"{self.stack.prometheus_url}{path}?" + urllib.parse.urlencode(params, doseq=True)
+        answer = http_get_json(url)
+        assert answer["status"] == "success", answer
+        return answer["data"]
+
+    def alertmanager_alerts(self) -> list[dict[str, Any]]:
+        return http_get_json(f"{self.stack.alertmanager_url}/api/v2/alerts")
+
+    def demo_alive(self) -> None:
+        code = self.demo.poll()
+        assert code is None, f"the demo exited with {code}:\n{self.demo_log.read_text()[-3000:]}"
+
+
+@pytest.fixture(scope="session")
+def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
+    work = tmp_path_factory.mktemp("e2e")
+    rules = [fast_rules(ALERTS / name, work / name) for name in RULE_FILES]
+    port = free_port()
+    demo_log = work / "demo.log"
+    with OtlpHttpReceiver() as spans, WebhookReceiver() as webhook:
+        env = {**os.environ, "OTEL_TRACES_EXPORTER": "otlp", "OTEL_METRICS_EXPORTER": "prometheus",
+               "OTEL_EXPORTER_OTLP_ENDPOINT": spans.endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+               "OTEL_BSP_SCHEDULE_DELAY": "500", "OTEL_SERVICE_NAME": "agent-otel-demo"}
+        with open(demo_log, "wb") as log:
+            demo = subprocess.Popen(
+                [sys.executable, "-m", "agent_otel.cli", "demo", "--port", str(port), "--rate", str(RATE),
+                 "--seed", str(SEED), "--evolve-every", "1", "--duration", "900"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
+        stack = LocalStack(work / "stack", scrape_targets=[f"127.0.0.1:{port}"], webhook_url=webhook.url,
+                           rule_files=rules, alertmanager_yml=fast_alertmanager(ALERTS / "alertmanager.yml"),
+                           scrape_interval="1s", evaluation_interval="1s")
+        try:
+            stack.start()
+            setup = E2E(stack, webhook, spans, demo, f"http://127.0.0.1:{port}/metrics", demo_log)
+            # Prometheus hands out targets on a 5 s tick: wait for the first successful scrape, then for a
+            # second one so that rates exist.
+            wait_until(lambda: (setup.demo_alive(), setup.query('up{job="agent-otel-demo"} == 1'))[1],
+                       "Prometheus to scrape the demo", timeout_s=60)
+            wait_until(lambda: setup.query("count_over_time(gen_ai_invoke_agent_duration_seconds_count[1m]) > 2"),
+                       "three scrapes with agent invocations", timeout_s=60)
+            yield setup
+        finally:
+            stack.stop()
+            if demo.poll() is None:
+                demo.terminate()
+                try:
+                    demo.wait(20)
+                except subprocess.TimeoutExpired:
+                    demo.kill()
+                    demo.wait(10)

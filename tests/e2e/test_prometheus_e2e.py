@@ -1,0 +1,187 @@
+"""What Prometheus holds after scraping the demo: the contract's metrics and labels, every recording rule,
+every dashboard query, a clean exposition, and exemplars that lead to the agent spans."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from agent_otel import semconv
+from agent_otel.stack import http_get_json
+from tests.e2e.conftest import E2E, ROOT
+from tests.polling import wait_until
+
+pytestmark = pytest.mark.e2e
+
+#: Labels Prometheus adds to every scraped series, and the instrumentation scope the OTel Prometheus
+#: compatibility spec puts on every sample (as the stock reader does).
+SCRAPE_LABELS = {"__name__", "job", "instance", "otel_scope_name", "otel_scope_version"}
+ID_LABELS = {"job_id", "user_id", "trace_id", "span_id", "conversation_id", "gen_ai_conversation_id", "session_id",
+             "agent_issue_id"}
+PROCESS_METRICS = (semconv.PROCESS_CPU_TIME_PROMETHEUS, semconv.PROCESS_CPU_UTILIZATION_PROMETHEUS,
+                   semconv.PROCESS_MEMORY_USAGE_PROMETHEUS, semconv.PROCESS_MEMORY_VIRTUAL_PROMETHEUS,
+                   semconv.PROCESS_THREAD_COUNT_PROMETHEUS)
+
+
+def label(attribute: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9_]", "_", attribute)
+
+
+def series_names(instrument: semconv.Instrument) -> list[str]:
+    if instrument.kind is semconv.Kind.HISTOGRAM:
+        return [f"{instrument.prometheus}_{suffix}" for suffix in ("bucket", "count", "sum")]
+    return [instrument.prometheus]
+
+
+def series_of(e2e: E2E, name: str) -> list[dict[str, str]]:
+    found: list[dict[str, str]] = []
+
+    def fetch() -> bool:
+        found[:] = e2e.api("/api/v1/series", **{"match[]": name})
+        return bool(found)
+
+    wait_until(fetch, f"series of {name}", timeout_s=60)
+    return found
+
+
+@pytest.mark.parametrize("instrument", semconv.INSTRUMENTS, ids=lambda i: i.name)
+def test_every_contract_metric_is_in_prometheus_with_its_labels_and_no_id(e2e: E2E,
+                                                                           instrument: semconv.Instrument) -> None:
+    allowed = {label(a) for a in instrument.attributes} | SCRAPE_LABELS
+    for name in series_names(instrument):
+        found = series_of(e2e, name)
+        extra = {"le"} if name.endswith("_bucket") else set()
+        for series in found:
+            assert set(series) <= allowed | extra, (name, set(series) - allowed - extra)
+            assert not set(series) & ID_LABELS, series
+            assert series["job"] == "agent-otel-demo"
+        if name.endswith("_bucket"):
+            bounds = {float(s["le"]) for s in found} - {float("inf")}
+            assert bounds == set(instrument.buckets), name
+    # The labels the dashboards group by are on the series (optional ones such as error.type may be absent).
+    always = {label(a) for a in instrument.attributes if a != semconv.ERROR_TYPE}
+    present = set().union(*(set(s) for s in found))
+    assert always <= present, (instrument.name, always - present)
+
+
+@pytest.mark.parametrize("name", PROCESS_METRICS)
+def test_process_metrics_are_in_prometheus(e2e: E2E, name: str) -> None:
+    wait_until(lambda: e2e.query(name), name, timeout_s=60)
+
+
+def recording_rules() -> list[str]:
+    import yaml
+
+    document = yaml.safe_load((ROOT / "alerts" / "agent-otel.rules.yaml").read_text())
+    return [rule["record"] for group in document["groups"] for rule in group["rules"]]
+
+
+def test_every_recording_rule_returns_data(e2e: E2E) -> None:
+    names = recording_rules()
+    assert len(names) > 100
+    missing: list[str] = []
+
+    def all_have_data() -> bool:
+        missing[:] = [name for name in names if not e2e.query(name)]
+        return not missing
+
+    wait_until(all_have_data, "data from every recording rule", timeout_s=90)
+
+
+def dashboard_targets() -> list[tuple[str, str, str, dict]]:
+    out = []
+    for path in sorted((ROOT / "grafana" / "dashboards").glob("*.json")):
+        dashboard = json.loads(path.read_text())
+        variables = {v["name"]: v for v in dashboard["templating"]["list"] if v["type"] == "query"}
+        for panel in dashboard["panels"]:
+            for target in panel.get("targets", []):
+                if "expr" in target:
+                    out.append((path.stem, panel["title"], target["expr"], variables))
+    return out
+
+
+GRAFANA_INTERVALS = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
+
+
+def resolve_variable(e2e: E2E, definition: dict, chosen: dict[str, str]) -> str:
+    """The first value Grafana's `label_values(selector, label)` would offer, escaped as Grafana escapes a
+    single value for a `=~` matcher (regex metacharacters, then backslashes for the PromQL string)."""
+    query = definition["query"]["query"] if isinstance(definition["query"], dict) else definition["query"]
+    match = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", query.strip())
+    assert match, query
+    selector = substitute(match.group(1), chosen)
+    values = sorted({series[match.group(2)] for series in e2e.api("/api/v1/series", **{"match[]": selector})
+                     if match.group(2) in series})
+    assert values, f"variable {definition['name']}: {query} offers nothing"
+    return re.escape(values[0]).replace("\\", "\\\\")
+
+
+def substitute(expr: str, chosen: dict[str, str]) -> str:
+    for name, value in GRAFANA_INTERVALS.items():
+        expr = expr.replace(name, value)
+    for name, value in chosen.items():
+        expr = expr.replace("${" + name + "}", value).replace("$" + name, value)
+    return expr
+
+
+@pytest.mark.parametrize("selection", ["all", "first"])
+def test_every_dashboard_query_returns_data(e2e: E2E, selection: str) -> None:
+    """Every panel query, with the variables at All (Grafana's default here) and at their first value."""
+    targets = dashboard_targets()
+    assert len(targets) > 50
+    failures: list[str] = []
+
+    def all_return_data() -> bool:
+        failures.clear()
+        for dashboard, title, expr, variables in targets:
+            chosen: dict[str, str] = {}
+            for name, definition in variables.items():  # in order: later variables may use earlier ones
+                chosen[name] = definition.get("allValue") or ".*" if selection == "all" else \
+                    resolve_variable(e2e, definition, chosen)
+            query = substitute(expr, chosen)
+            assert "$" not in query, query
+            if not e2e.query(query):
+                failures.append(f"{dashboard} / {title}: {query}")
+        return not failures
+
+    try:
+        wait_until(all_return_data, "data for every dashboard query", timeout_s=90)
+    except AssertionError:
+        raise AssertionError("queries without data:\n" + "\n".join(failures)) from None
+
+
+def test_the_scraped_exposition_passes_promtool(e2e: E2E, tmp_path: Path) -> None:
+    with urllib.request.urlopen(e2e.metrics_url, timeout=10) as response:
+        text = response.read()
+    assert b"gen_ai_invoke_agent_duration_seconds_bucket" in text
+    checked = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, timeout=60)
+    assert checked.returncode == 0 and not checked.stdout and not checked.stderr, checked
+
+
+def test_a_latency_exemplar_carries_the_trace_id_of_an_agent_span(e2e: E2E) -> None:
+    found: dict[str, set[str]] = {"exemplars": set(), "spans": set()}
+
+    def matched() -> bool:
+        data = e2e.api("/api/v1/query_exemplars", query="gen_ai_invoke_agent_duration_seconds_bucket",
+                       start="0", end="9999999999")
+        found["exemplars"] = {exemplar["labels"]["trace_id"] for series in data for exemplar in series["exemplars"]}
+        found["spans"] = {span.trace_id.hex() for span in e2e.spans.spans()
+                          if span.name.startswith("invoke_agent ")}
+        return bool(found["exemplars"] & found["spans"])
+
+    wait_until(matched, "an agent latency exemplar whose trace id is an exported agent span's", timeout_s=60)
+    for trace_id in found["exemplars"]:
+        assert re.fullmatch(r"[0-9a-f]{32}", trace_id)
+
+
+def test_prometheus_runs_the_shipped_rule_groups(e2e: E2E) -> None:
+    groups = http_get_json(f"{e2e.stack.prometheus_url}/api/v1/rules")["data"]["groups"]
+    names = {rule["name"] for group in groups for rule in group["rules"]}
+    assert set(recording_rules()) <= names
+    assert all(rule["health"] == "ok" for group in groups for rule in group["rules"]), [
+        (rule["name"], rule.get("lastError")) for group in groups for rule in group["rules"] if rule["health"] != "ok"]
