@@ -1,71 +1,83 @@
-"""A minimal OTLP/HTTP receiver for tests, built on opentelemetry-proto (no Collector runs here)."""
+"""Minimal OTLP receivers for tests (HTTP/protobuf and gRPC), built on opentelemetry-proto.
+
+No Collector runs here: each receiver binds 127.0.0.1 on a free port, keeps every export request
+that arrived, and answers queries on them. Use as a context manager (stopped on exit).
+"""
 
 from __future__ import annotations
 
 import threading
+from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
 )
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 
 
-class OtlpHttpReceiver:
-    """Accepts /v1/traces and /v1/metrics (protobuf) on 127.0.0.1 and keeps what arrived."""
+def attributes_of(item: Any) -> dict[str, Any]:
+    """A span's or data point's attributes as a plain dict (string, int, double or bool values)."""
+    result = {}
+    for attribute in item.attributes:
+        kind = attribute.value.WhichOneof("value")
+        result[attribute.key] = getattr(attribute.value, kind) if kind else None
+    return result
+
+
+def data_points_of(metric: Any) -> list[Any]:
+    """The data points of a metric, whatever its type (gauge, sum, histogram...)."""
+    kind = metric.WhichOneof("data")
+    return list(getattr(metric, kind).data_points) if kind else []
+
+
+class OtlpReceiver:
+    """Storage and queries shared by the transports; subclasses start and stop their server."""
+
+    protocol: str = ""
 
     def __init__(self) -> None:
         self.traces: list[ExportTraceServiceRequest] = []
         self.metrics: list[ExportMetricsServiceRequest] = []
         self._lock = threading.Lock()
-        receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if self.path == "/v1/traces":
-                    request: Any = ExportTraceServiceRequest.FromString(body)
-                    with receiver._lock:
-                        receiver.traces.append(request)
-                    response: Any = ExportTraceServiceResponse()
-                elif self.path == "/v1/metrics":
-                    request = ExportMetricsServiceRequest.FromString(body)
-                    with receiver._lock:
-                        receiver.metrics.append(request)
-                    response = ExportMetricsServiceResponse()
-                else:
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                payload = response.SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+    # -- transport ---------------------------------------------------------------------------------
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        raise NotImplementedError
 
-    def __enter__(self) -> OtlpHttpReceiver:
-        self._thread.start()
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> OtlpReceiver:
+        self.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.stop()
+
+    def store_traces(self, request: ExportTraceServiceRequest) -> ExportTraceServiceResponse:
+        with self._lock:
+            self.traces.append(request)
+        return ExportTraceServiceResponse()
+
+    def store_metrics(self, request: ExportMetricsServiceRequest) -> ExportMetricsServiceResponse:
+        with self._lock:
+            self.metrics.append(request)
+        return ExportMetricsServiceResponse()
+
+    # -- queries -----------------------------------------------------------------------------------
 
     def spans(self) -> list[Any]:
         with self._lock:
@@ -87,3 +99,89 @@ class OtlpHttpReceiver:
 
     def metric_names(self) -> set[str]:
         return {metric.name for metric in self.metric_list()}
+
+    def metrics_named(self, name: str) -> list[Any]:
+        return [metric for metric in self.metric_list() if metric.name == name]
+
+
+class OtlpHttpReceiver(OtlpReceiver):
+    """Accepts POST /v1/traces and /v1/metrics (protobuf)."""
+
+    protocol = "http/protobuf"
+
+    def __init__(self) -> None:
+        super().__init__()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                response: Any
+                if self.path == "/v1/traces":
+                    response = receiver.store_traces(ExportTraceServiceRequest.FromString(body))
+                elif self.path == "/v1/metrics":
+                    response = receiver.store_metrics(ExportMetricsServiceRequest.FromString(body))
+                else:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                payload = response.SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class OtlpGrpcReceiver(OtlpReceiver):
+    """Serves the OTLP TraceService and MetricsService (insecure gRPC)."""
+
+    protocol = "grpc"
+
+    def __init__(self) -> None:
+        import grpc
+
+        super().__init__()
+        receiver = self
+
+        class Traces(trace_service_pb2_grpc.TraceServiceServicer):
+            def Export(self, request: Any, context: Any) -> Any:
+                return receiver.store_traces(request)
+
+        class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
+            def Export(self, request: Any, context: Any) -> Any:
+                return receiver.store_metrics(request)
+
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), self._server)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(), self._server)
+        self._port = self._server.add_insecure_port("127.0.0.1:0")
+        if not self._port:
+            raise RuntimeError("gRPC receiver: could not bind 127.0.0.1")
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop(grace=None).wait()

@@ -186,25 +186,6 @@ def test_sdk_disabled_makes_configure_and_wrappers_inert(monkeypatch: pytest.Mon
     agent_otel.shutdown()
 
 
-def test_otlp_http_export_reaches_a_receiver() -> None:
-    """Traces and metrics over OTLP/HTTP to a minimal receiver built on opentelemetry-proto."""
-    from tests.otlp_receiver import OtlpHttpReceiver
-
-    with OtlpHttpReceiver() as receiver:
-        child = run_child("""
-            import agent_otel
-            agent_otel.configure(system_metrics=False)
-            with agent_otel.job("otlp-job", type="batch"):
-                pass
-            agent_otel.shutdown()
-        """, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf")
-        assert child.returncode == 0, child.stderr
-        spans = receiver.span_names_with_attribute("job.id")
-        metrics = receiver.metric_names()
-    assert spans == {"invoke_workflow batch": "otlp-job"}
-    assert semconv.JOB_DURATION.name in metrics
-
-
 def test_traceparent_from_the_environment_is_continued() -> None:
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     child = run_child("""
