@@ -8,7 +8,11 @@ STAMP := $(VENV)/.installed
 .PHONY: test lint bench demo deps clean
 
 $(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || { \
+	  [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && rm -rf $(VENV) && \
+	  echo "python3 -m venv failed; installing Debian's python3-venv" && apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-venv && \
+	  $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
@@ -32,6 +36,11 @@ deps:
 test: $(STAMP) deps
 	$(VENV)/bin/ruff check src tests bench
 	$(PY) -m pytest -q
+
+# The simulated fleet with a local Prometheus (shipped rules) and Alertmanager (shipped config); Ctrl-C stops it.
+# DEMO_ARGS passes flags, e.g. make demo DEMO_ARGS="--rate 5 --seed 3".
+demo: $(STAMP) deps
+	$(VENV)/bin/agent-otel demo --stack $(DEMO_ARGS)
 
 # Not part of `make test`: ratios measured side by side, written to docs/performance.md.
 bench: $(STAMP)

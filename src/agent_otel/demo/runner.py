@@ -169,8 +169,8 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
             except StackError as exc:
                 print(f"agent-otel demo: --stack: {exc}", file=sys.stderr)
                 return 1
-            print(f"  prometheus:   {stack.prometheus_url}/alerts  (rules, alerts; query {stack.prometheus_url}/graph)",
-                  file=out)
+            print(f"  prometheus:   {stack.prometheus_url}  (Alerts tab: the shipped rules; they fire after their "
+                  "`for:` durations, 5 to 15 minutes in)", file=out)
             print(f"  alertmanager: {stack.alertmanager_url}  (alert notifications are printed here as they arrive)",
                   file=out)
             print(f"  data and logs in {workdir}; Grafana: import grafana/dashboards/*.json with this Prometheus "
