@@ -8,7 +8,7 @@ from opentelemetry import context as otel_context
 
 from . import semconv
 from .context import AGENT_KEY, current_job
-from .errors import ConfigurationError
+from .errors import ConfigurationError, report_error
 from .extract import Call
 from .kinds import (
     KindHandler,
@@ -36,26 +36,27 @@ class AgentInvocation(Invocation):
 
     def __init__(self, span: Any, ctx: Any, handler: AgentHandler, call: Call, name: str, task_type: str) -> None:
         super().__init__(span, ctx, "agent")
-        self.sampler = ResourceSampler() if handler.options.get("sample_resources") else None
+        self.sampler = ResourceSampler() if handler.sample_resources else None
         self.handler = handler
         self.call = call
         self.name = name
         self.task_type = task_type
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
-        handler, call, bound = self.handler, self.call, policy().bounded
+        handler, call = self.handler, self.call
         call.result, call.error = value, error
+        span = self.span
         if self.sampler is not None:
             usage = self.sampler.stop()  # always stopped, recorded or not
-            if self.span.is_recording():
-                self.span.set_attributes(usage.span_attributes())
-        span = self.span
+            if span.is_recording():
+                span.set_attributes(usage.span_attributes())
         recording = span.is_recording()
         success = confidence = None
+        found = handler.read_result(value) if error is None else _NOTHING
+        read = handler.result_value
         if error is None:
-            success = coerce_bool(handler.result_option("success", call, "success"), "agent.success")
-            confidence = coerce_number(handler.result_option("confidence", call, "confidence"),
-                                       "agent.confidence", 0.0, 1.0)
+            success = coerce_bool(read("success", call, found), "agent.success")
+            confidence = coerce_number(read("confidence", call, found), "agent.confidence", 0.0, 1.0)
         outcome = (semconv.Outcome.ERROR if error is not None
                    else semconv.Outcome.FAILURE if success is False else semconv.Outcome.SUCCESS).value
         rt = runtime()
@@ -77,17 +78,21 @@ class AgentInvocation(Invocation):
                 span.set_attribute(semconv.AGENT_CONFIDENCE, confidence)
         if error is not None:
             return
-        work_counter = rt[semconv.AGENT_WORK_ITEMS]
+        bound = policy().bounded
         for kind in handler.work_kinds:
-            count = coerce_count(handler.result_option(kind, call, kind), f"agent.{kind}")
+            raw = read(kind, call, found)
+            if raw is None:  # nothing to count (coerce_count(None) is None)
+                continue
+            count = coerce_count(raw, f"agent.{kind}")
             if count is None:
                 continue
             if recording:
                 span.set_attribute(f"agent.result.{kind}", count)
             if count:
-                work_counter.add(count, {semconv.GEN_AI_AGENT_NAME: self.name,
-                                         semconv.AGENT_WORK_KIND: bound(semconv.AGENT_WORK_KIND, kind)})
-        patterns = coerce_names(handler.result_option("patterns", call, *PATTERN_FIELDS), "agent.patterns")
+                rt[semconv.AGENT_WORK_ITEMS].add(count, {semconv.GEN_AI_AGENT_NAME: self.name,
+                                                         semconv.AGENT_WORK_KIND: bound(semconv.AGENT_WORK_KIND, kind)})
+        raw_patterns = read("patterns", call, found)
+        patterns = coerce_names(raw_patterns, "agent.patterns") if raw_patterns is not None else None
         if patterns:
             counter = rt[semconv.AGENT_PATTERNS_USED]
             for pattern in patterns:
@@ -96,7 +101,7 @@ class AgentInvocation(Invocation):
             if recording:
                 span.set_attribute("agent.result.patterns", patterns)
         if recording:
-            provider_used = handler.result_option("provider_used", call, "provider_used", "provider")
+            provider_used = read("provider_used", call, found)
             if provider_used is not None:
                 span.set_attribute(semconv.AGENT_PROVIDER_USED, span_value(provider_used))
             guard = policy()
@@ -105,6 +110,13 @@ class AgentInvocation(Invocation):
                 if extracted is not None:
                     span.set_attribute(key, guard.hashed(extracted) if key in guard.hashed_keys
                                        else span_value(extracted))
+
+
+_NOTHING: dict[str, Any] = {}
+
+#: Options read off the result when not given explicitly, and the fields each one is read from.
+_RESULT_READS = (("success", ("success",)), ("confidence", ("confidence",)), ("patterns", PATTERN_FIELDS),
+                 ("provider_used", ("provider_used", "provider")), *((kind, (kind,)) for kind in WORK_FIELDS))
 
 
 class AgentHandler(KindHandler):
@@ -116,38 +128,61 @@ class AgentHandler(KindHandler):
         name = options.get("name")
         if not name:
             raise ConfigurationError("agent(): name is required (a literal or an extractor)")
-        self.work_kinds = tuple(dict.fromkeys((*WORK_FIELDS, *options.get("work", {}))))
+        self.work = options.get("work") or {}
+        self.work_kinds = tuple(dict.fromkeys((*WORK_FIELDS, *self.work)))
         self.result_attributes = dict(options.get("result_attributes") or {})
+        self.sample_resources = bool(options.get("sample_resources"))
+        # Options given explicitly (a literal, an extractor, or a `work=` entry) are never read off the
+        # result; the others are, from their fields: `_reads_by_field` finds them from a dict's keys.
+        self.explicit = {key for key in (*self.RESULT_OPTIONS, *self.work)
+                         if options.get(key) is not None or key in self.work}
+        self._reads = tuple((key, fields) for key, fields in _RESULT_READS if key not in self.explicit)
+        self._reads_by_field = {field: (key, fields) for key, fields in self._reads for field in fields}
 
     def run_extractor(self, extractor: Any, call: Call, key: str) -> Any:
         try:
             return extractor(call) if callable(extractor) else extractor
         except Exception as exc:
-            from .errors import report_error
-
             report_error(f"agent.extract.{key}", exc)
             return None
 
-    def result_option(self, key: str, call: Call, *fields: str) -> Any:
-        """An explicit option (literal or extractor) if given, else the result adapter's field."""
-        if key in self.options and self.options[key] is not None:
-            return self.option(key, call)
-        work = self.options.get("work") or {}
-        if key in work:
-            return self.run_extractor(work[key], call, key)
-        return field_of(call.result, *fields)
+    def read_result(self, result: Any) -> dict[str, Any]:
+        """The non-explicit result options present on ``result`` (as :func:`field_of` reads them)."""
+        if result is None:
+            return _NOTHING
+        if type(result) is dict:  # the common case: only look at the fields the dict has
+            reads = {self._reads_by_field[field] for field in self._reads_by_field.keys() & result.keys()}
+        else:
+            reads = self._reads
+        found = {}
+        for key, fields in reads:
+            value = field_of(result, *fields)
+            if value is not None:
+                found[key] = value
+        return found
 
-    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
-        call = Call(self.signature, instance, args, kwargs)
+    def result_value(self, key: str, call: Call, found: dict[str, Any]) -> Any:
+        """An explicit option (literal or extractor) if given, else what :meth:`read_result` found."""
+        if key not in self.explicit:
+            return found.get(key)
+        if self.options.get(key) is not None:
+            return self.option(key, call)
+        return self.run_extractor(self.work[key], call, key)
+
+    def _describe(self, call: Call) -> tuple[str, str, str, dict[str, Any]]:
         bound = policy().bounded
         name = bound(semconv.GEN_AI_AGENT_NAME, self.option("name", call))
         task_type = bound(semconv.AGENT_TASK_TYPE, self.option("task_type", call) or "default")
-        ctx = otel_context.set_value(AGENT_KEY, name)
-        span, ctx = self.start(semconv.agent_span_name(name), {
+        return name, task_type, semconv.agent_span_name(name), self.span_attributes({
             semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_INVOKE_AGENT,
             semconv.GEN_AI_AGENT_NAME: name,
             semconv.AGENT_TASK_TYPE: task_type,
-        }, ctx)
+        })
+
+    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
+        call = Call(self.signature, instance, args, kwargs)
+        name, task_type, span_name, attributes = self.static(("name", "task_type"), self._describe, call)
+        span, ctx = self.open(span_name, attributes, otel_context.set_value(AGENT_KEY, name))
         return AgentInvocation(span, ctx, self, call, name, task_type)
 
 

@@ -118,19 +118,20 @@ class ProviderInvocation(Invocation):
                     cost=cost or 0.0)
         span = self.span
         if span.is_recording():
-            span.set_attribute(semconv.GEN_AI_RETRY_COUNT, self.retries)
+            ended: dict[str, Any] = {semconv.GEN_AI_RETRY_COUNT: self.retries}  # one set_attributes: one lock
             if self.response_model:
-                span.set_attribute(semconv.GEN_AI_RESPONSE_MODEL, self.response_model)
+                ended[semconv.GEN_AI_RESPONSE_MODEL] = self.response_model
             if self.input_tokens is not None:
-                span.set_attribute(semconv.GEN_AI_USAGE_INPUT_TOKENS, self.input_tokens)
+                ended[semconv.GEN_AI_USAGE_INPUT_TOKENS] = self.input_tokens
             if self.output_tokens is not None:
-                span.set_attribute(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, self.output_tokens)
+                ended[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = self.output_tokens
             if cost is not None:
-                span.set_attribute(semconv.GEN_AI_COST, cost)
+                ended[semconv.GEN_AI_COST] = cost
             if policy().capture_content and error is None and "response" in handler.options:
                 content = handler.option("response", call)
                 if content is not None:
-                    span.set_attribute("gen_ai.output.messages", str(content))
+                    ended["gen_ai.output.messages"] = str(content)
+            span.set_attributes(ended)
 
     def add_retries(self, count: int = 1) -> None:
         self.retries += count
@@ -147,8 +148,7 @@ class ProviderHandler(KindHandler):
         if not options.get("provider"):
             raise ConfigurationError("provider(): provider is required (e.g. provider='openai')")
 
-    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
-        call = Call(self.signature, instance, args, kwargs)
+    def _describe(self, call: Call) -> tuple[str, str, str, str, dict[str, Any], dict[Any, dict[str, Any]]]:
         bound = policy().bounded
         provider = bound(semconv.GEN_AI_PROVIDER_NAME, self.option("provider", call))
         model = self.option("model", call)
@@ -156,14 +156,30 @@ class ProviderHandler(KindHandler):
         operation = bound(semconv.GEN_AI_OPERATION_NAME, self.option("operation", call) or semconv.OPERATION_CHAT)
         attributes = {semconv.GEN_AI_OPERATION_NAME: operation, semconv.GEN_AI_PROVIDER_NAME: provider,
                       semconv.GEN_AI_REQUEST_MODEL: model}
+        # The span's start attributes for each calling agent, filled in as agents call (bounded names).
+        by_agent: dict[Any, dict[str, Any]] = {None: self.span_attributes(dict(attributes))}
+        return provider, model, operation, semconv.provider_span_name(operation, model), attributes, by_agent
+
+    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
+        call = Call(self.signature, instance, args, kwargs)
+        provider, model, operation, span_name, base, by_agent = self.static(("provider", "model", "operation"),
+                                                                            self._describe, call)
         agent_name = otel_context.get_value(AGENT_KEY)
-        if agent_name is not None:
-            attributes[semconv.GEN_AI_AGENT_NAME] = agent_name
-        if policy().capture_content and "prompt" in self.options:
+        if "prompt" in self.options and policy().capture_content:
+            attributes = dict(base)
+            if agent_name is not None:
+                attributes[semconv.GEN_AI_AGENT_NAME] = agent_name
             prompt = self.option("prompt", call)
             if prompt is not None:
                 attributes["gen_ai.input.messages"] = str(prompt)
-        span, ctx = self.start(semconv.provider_span_name(operation, model), attributes)
+            attributes = self.span_attributes(attributes)
+        else:
+            attributes = by_agent.get(agent_name)  # type: ignore[assignment]
+            if attributes is None:
+                attributes = self.span_attributes({**base, semconv.GEN_AI_AGENT_NAME: agent_name})
+                if len(by_agent) < 256:
+                    by_agent[agent_name] = attributes
+        span, ctx = self.open(span_name, attributes)
         inv = ProviderInvocation(span, None, self, call, provider, model, operation)
         inv.context = otel_context.set_value(PROVIDER_KEY, inv, ctx)
         return inv

@@ -161,27 +161,33 @@ def _sync_wrapper(handler: Handler) -> Callable[..., Any]:
     return wrapper
 
 
+#: Results that are never a coroutine, generator, future or awaitable (checked by exact type: cheap).
+_PLAIN_TYPES = frozenset({dict, list, tuple, str, bytes, int, float, bool, type(None)})
+
+
 def _finish_result(inv: Invocation, result: Any) -> Any:
     """End the invocation now, or hand it to whatever will complete later."""
     try:
-        if isinstance(result, types.CoroutineType):
-            return _traced_coroutine(result, inv)
-        if isinstance(result, types.GeneratorType):
-            traced = _traced_generator(result, inv)
-            weakref.finalize(traced, inv.end, End.CLOSED)
-            return traced
-        if isinstance(result, types.AsyncGeneratorType):
-            traced_async = _traced_async_generator(result, inv)
-            weakref.finalize(traced_async, inv.end, End.CLOSED)
-            return traced_async
-        if isinstance(result, asyncio.Future | concurrent.futures.Future):
-            result.add_done_callback(lambda future: _end_from_future(inv, future))
-            return result
+        plain = type(result) in _PLAIN_TYPES
+        if not plain:
+            if isinstance(result, types.CoroutineType):
+                return _traced_coroutine(result, inv)
+            if isinstance(result, types.GeneratorType):
+                traced = _traced_generator(result, inv)
+                weakref.finalize(traced, inv.end, End.CLOSED)
+                return traced
+            if isinstance(result, types.AsyncGeneratorType):
+                traced_async = _traced_async_generator(result, inv)
+                weakref.finalize(traced_async, inv.end, End.CLOSED)
+                return traced_async
+            if isinstance(result, asyncio.Future | concurrent.futures.Future):
+                result.add_done_callback(lambda future: _end_from_future(inv, future))
+                return result
         if inv.wants_stream(result):
             if hasattr(result, "__anext__"):
                 return _TracedAsyncIterator(result, inv)
             return _TracedIterator(result, inv)
-        if inspect.isawaitable(result):
+        if not plain and inspect.isawaitable(result):
             return _TracedAwaitable(result, inv)
     except Exception as exc:
         report_error(inv.stage + ".result", exc)
