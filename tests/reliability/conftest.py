@@ -1,0 +1,131 @@
+"""Fixtures for the reliability tests: an SDK that counts spans instead of storing them, and one
+hypothesis profile so the property and fuzz tests stay fast and deterministic in ``make test``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+
+import agent_otel
+from agent_otel import semconv
+from agent_otel.setup import histogram_views
+
+# Modest example counts, no per-example deadline (a 2-core CI box is noisy), derandomized so a
+# failure reproduces; `HYPOTHESIS_PROFILE=thorough` runs more examples locally.
+settings.register_profile("reliability", max_examples=150, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow], database=None)
+settings.register_profile("thorough", max_examples=2_000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("reliability")
+
+
+class CountingSpanProcessor(SpanProcessor):
+    """Counts starts and ends per span id (never keeps the spans), spans ended twice, spans ended
+    without a job id, and spans per job id and per name."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.started = 0
+        self.ended_ids: set[tuple[int, int]] = set()
+        self.ended_twice = 0
+        self.without_job: list[str] = []
+        self.per_job: Counter[str] = Counter()
+        self.per_name: Counter[str] = Counter()
+        self.job_spans: dict[str, dict[str, Any]] = {}
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        with self._lock:
+            self.started += 1
+
+    def on_end(self, span: ReadableSpan) -> None:
+        key = (span.context.trace_id, span.context.span_id)
+        attributes = span.attributes or {}
+        job_id = attributes.get(semconv.JOB_ID)
+        with self._lock:
+            if key in self.ended_ids:
+                self.ended_twice += 1
+            self.ended_ids.add(key)
+            self.per_name[span.name] += 1
+            if job_id is None:
+                self.without_job.append(span.name)
+            else:
+                self.per_job[str(job_id)] += 1
+            if attributes.get(semconv.GEN_AI_OPERATION_NAME) == semconv.OPERATION_INVOKE_WORKFLOW:
+                self.job_spans[str(job_id)] = dict(attributes)
+
+    @property
+    def ended(self) -> int:
+        return len(self.ended_ids)
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+class EndedTwiceLog(logging.Handler):
+    """The SDK ignores a second ``span.end()`` (and attributes set after the end) but logs a warning
+    about an "ended span": count those."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "ended span" in record.getMessage():
+            self.count += 1
+
+
+@dataclass
+class Counted:
+    spans: CountingSpanProcessor
+    reader: InMemoryMetricReader
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    ended_twice_log: EndedTwiceLog
+
+    def metrics(self) -> dict[str, Any]:
+        data = self.reader.get_metrics_data()
+        result: dict[str, Any] = {}
+        for rm in data.resource_metrics if data is not None else ():
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    result[metric.name] = metric
+        return result
+
+
+def points(metrics: dict[str, Any], name: str, **match: Any) -> list[Any]:
+    """Data points of ``name`` whose attributes include ``match`` (pass dotted keys as ``**{"a.b": v}``)."""
+    metric = metrics.get(name)
+    if metric is None:
+        return []
+    return [p for p in metric.data.data_points if all(p.attributes.get(k) == v for k, v in match.items())]
+
+
+@pytest.fixture
+def counted() -> Any:
+    """configure() over SDK providers whose span processor counts instead of storing."""
+    agent_otel.shutdown()
+    spans = CountingSpanProcessor()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(spans)
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader], views=histogram_views())
+    agent_otel.configure(tracer_provider=tracer_provider, meter_provider=meter_provider, set_global=False,
+                         system_metrics=False, instrument_threads=False, instrument_processes=False)
+    log = EndedTwiceLog()
+    sdk_logger = logging.getLogger("opentelemetry.sdk.trace")
+    sdk_logger.addHandler(log)
+    yield Counted(spans, reader, tracer_provider, meter_provider, log)
+    sdk_logger.removeHandler(log)
+    agent_otel.shutdown()
