@@ -3,13 +3,21 @@
 Embedded default: metrics served on 127.0.0.1:9464 for a local Prometheus, traces kept in-process
 (not exported). OTLP for traces and metrics as soon as an endpoint is given. A host that already
 installed SDK providers keeps them: we add our span processor and instruments, replace nothing.
+
+Telemetry lost on the way out is counted on ``agent_otel.instrumentation.errors`` like any other
+failure of ours: spans of a failed export (stage ``export.traces``, one per span), spans dropped
+because the export queue was full (``export.traces.queue_full``, one per span) and failed metric
+exports (``export.metrics``, one per export). ``shutdown()`` returns within its timeout even when
+the collector never answers.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,11 +25,16 @@ from urllib.parse import urlsplit
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricExportResult,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter, SpanExportResult
 
 from . import semconv
 from .context import (
@@ -30,7 +43,7 @@ from .context import (
     instrument_process_carriers,
     uninstrument_process_carriers,
 )
-from .errors import ConfigurationError
+from .errors import ConfigurationError, report_error
 from .policy import HashingSpanProcessor
 from .runtime import build_runtime, enabled_from_env, reset_runtime
 
@@ -69,6 +82,8 @@ class Telemetry:
     prometheus_server: Any = None
     environment_token: object = None
     instrumentors: list[Any] = field(default_factory=list)
+    span_processors: list[ReportingBatchSpanProcessor] = field(default_factory=list)
+    loss: LossReporter = field(default_factory=lambda: LossReporter())
 
     @property
     def prometheus_url(self) -> str | None:
@@ -189,6 +204,118 @@ def _otlp_url(settings: Settings, signal: str) -> str:
     return f"{settings.otlp_endpoint}/v1/{signal}"
 
 
+# --------------------------------------------------------------------------------------------------
+# Export loss: counted, never raised, and a shutdown that keeps its timeout
+# --------------------------------------------------------------------------------------------------
+
+
+class ExportLossError(RuntimeError):
+    """Telemetry that did not reach its destination (reported on the errors counter, never raised)."""
+
+
+class LossReporter:
+    """Where the export wrappers count losses: the errors counter of the configuration that built
+    them. Set once its runtime exists and cleared by ``shutdown()``, so that a late failure on a
+    stuck exporter thread is logged but never counted into a later configuration."""
+
+    def __init__(self) -> None:
+        self.counter: Any = None
+
+    def __call__(self, stage: str, exc: BaseException, count: int = 1) -> None:
+        counter = self.counter
+        report_error(stage, exc, count if counter is not None else 0, counter)
+
+
+def _shutdown_within(target: Any, timeout_millis: float, **kwargs: Any) -> Any:
+    """``target.shutdown()``, passing the timeout when its signature takes one."""
+    try:
+        takes_timeout = "timeout_millis" in inspect.signature(target.shutdown).parameters
+    except (TypeError, ValueError):
+        takes_timeout = False
+    return target.shutdown(timeout_millis=timeout_millis, **kwargs) if takes_timeout else target.shutdown()
+
+
+class ReportingSpanExporter(SpanExporter):
+    """Wraps a span exporter: a batch it fails to deliver (FAILURE, or an exception) is counted, one
+    per span, at stage ``export.traces``."""
+
+    def __init__(self, exporter: SpanExporter, loss: LossReporter) -> None:
+        self.exporter = exporter
+        self._loss = loss
+
+    def export(self, spans: Any) -> SpanExportResult:
+        try:
+            result = self.exporter.export(spans)
+        except Exception as exc:
+            self._loss("export.traces", exc, len(spans))
+            return SpanExportResult.FAILURE
+        if result is not SpanExportResult.SUCCESS:
+            self._loss("export.traces", ExportLossError(
+                f"{type(self.exporter).__name__} failed to export {len(spans)} spans"), len(spans))
+        return result
+
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
+        _shutdown_within(self.exporter, timeout_millis)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+
+class ReportingBatchSpanProcessor(BatchSpanProcessor):
+    """The SDK's BatchSpanProcessor over a :class:`ReportingSpanExporter`, which also counts the
+    spans it drops because its queue is full (stage ``export.traces.queue_full``, one per span) and
+    whose ``shutdown(timeout_millis)`` keeps the timeout (the SDK's waits up to 30 s for the export
+    in flight). Both reach into the SDK's ``BatchProcessor`` (pinned version); without it they fall
+    back to the SDK's behaviour."""
+
+    def __init__(self, exporter: SpanExporter, loss: LossReporter) -> None:
+        super().__init__(ReportingSpanExporter(exporter, loss))
+        self._loss = loss
+        self._batch = getattr(self, "_batch_processor", None)
+        queue = getattr(self._batch, "_queue", None)
+        self.queue = queue if queue is not None and getattr(queue, "maxlen", None) else None
+
+    def on_end(self, span: Any) -> None:
+        queue = self.queue
+        if queue is not None and len(queue) >= queue.maxlen and span.context.trace_flags.sampled:
+            self._loss("export.traces.queue_full", ExportLossError(
+                f"span export queue full (max_queue_size={queue.maxlen}): a span was dropped"))
+        super().on_end(span)
+
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
+        if self._batch is None or not hasattr(self._batch, "shutdown"):
+            super().shutdown()
+        else:
+            self._batch.shutdown(timeout_millis=timeout_millis)
+
+
+class ReportingMetricExporter(MetricExporter):
+    """Wraps a push metric exporter: a failed export (FAILURE, or an exception) is counted at stage
+    ``export.metrics``."""
+
+    def __init__(self, exporter: MetricExporter, loss: LossReporter) -> None:
+        super().__init__(preferred_temporality=exporter._preferred_temporality,
+                         preferred_aggregation=exporter._preferred_aggregation)
+        self.exporter = exporter
+        self._loss = loss
+
+    def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        try:
+            result = self.exporter.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+        except Exception as exc:
+            self._loss("export.metrics", exc)
+            return MetricExportResult.FAILURE
+        if result is not MetricExportResult.SUCCESS:
+            self._loss("export.metrics", ExportLossError(f"{type(self.exporter).__name__} failed to export metrics"))
+        return result
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self.exporter.force_flush(timeout_millis=timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self.exporter.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
 def _span_exporter(name: str, settings: Settings) -> SpanExporter:
     if name == "console":
         return ConsoleSpanExporter()
@@ -214,27 +341,27 @@ def _metric_reader(name: str, settings: Settings, telemetry: Telemetry) -> Metri
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
         exporter = OTLPMetricExporter(endpoint=_otlp_url(settings, "metrics"))
-    return PeriodicExportingMetricReader(exporter, export_interval_millis=settings.metric_export_interval_ms)
+    return PeriodicExportingMetricReader(ReportingMetricExporter(exporter, telemetry.loss),
+                                         export_interval_millis=settings.metric_export_interval_ms)
 
 
 def _prometheus_reader(settings: Settings, telemetry: Telemetry) -> MetricReader:
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import CollectorRegistry
 
-    from .exposition import AgentOtelPrometheusReader
+    from .exposition import AgentOtelPrometheusReader, serve_metrics
 
     # Our own registry: /metrics carries the contract, target_info and process metrics, not
-    # prometheus_client's default python_* collectors.
+    # prometheus_client's default python_* collectors. It is rendered by the reader itself.
     registry = CollectorRegistry(auto_describe=True)
+    reader = AgentOtelPrometheusReader()
     try:
-        server, _thread = start_http_server(settings.prometheus_port, addr=settings.prometheus_host,
-                                            registry=registry)
+        server, _thread = serve_metrics(reader, registry, settings.prometheus_port, addr=settings.prometheus_host)
     except OSError as exc:
         raise ConfigurationError(
             f"cannot serve /metrics on {settings.prometheus_host}:{settings.prometheus_port} ({exc.strerror or exc}); "
             "the port is probably in use: set OTEL_EXPORTER_PROMETHEUS_PORT to a free port"
         ) from None
     telemetry.prometheus_server = server
-    reader = AgentOtelPrometheusReader()
     registry.register(reader.collector)
     return reader
 
@@ -288,7 +415,9 @@ def configure(
         else:
             tp = TracerProvider(resource=resource)
             for name in settings.traces_exporters:
-                tp.add_span_processor(BatchSpanProcessor(_span_exporter(name, settings)))
+                processor = ReportingBatchSpanProcessor(_span_exporter(name, settings), telemetry.loss)
+                telemetry.span_processors.append(processor)
+                tp.add_span_processor(processor)
             telemetry.owns_tracer_provider = True
         tp.add_span_processor(JobIdSpanProcessor())
         tp.add_span_processor(HashingSpanProcessor())
@@ -310,7 +439,7 @@ def configure(
                 metrics.set_meter_provider(mp)
         telemetry.tracer_provider = tp
         telemetry.meter_provider = mp
-        build_runtime(tp, mp, enabled=True)
+        telemetry.loss.counter = build_runtime(tp, mp, enabled=True).errors
 
         parent = context_from_environment()
         if parent is not None:  # a parent process handed us its trace and job (TRACEPARENT/BAGGAGE)
@@ -340,28 +469,44 @@ def current_telemetry() -> Telemetry | None:
 
 
 def shutdown(timeout_millis: int = 10_000) -> None:
-    """Flush telemetry and release what configure() set up. The host's own providers are flushed,
-    not shut down."""
+    """Flush telemetry and release what configure() set up, within ``timeout_millis`` overall (what
+    an unreachable collector did not take by then is lost, and counted). The host's own providers
+    are flushed, not shut down. Never raises."""
     global _telemetry
     with _lock:
         telemetry, _telemetry = _telemetry, None
         if telemetry is None:
             return
+        deadline = time.monotonic() + timeout_millis / 1000
+
+        def remaining_millis() -> float:
+            return max(1.0, (deadline - time.monotonic()) * 1000)  # never 0: the SDK refuses to start
+
         for instrumentor in telemetry.instrumentors:
             try:
                 instrumentor.uninstrument()
             except Exception:
                 logger.debug("agent-otel: uninstrument failed", exc_info=True)
         uninstrument_process_carriers()
+        # TracerProvider.shutdown() takes no timeout: shut our batch processors down first, in time.
+        steps: list[tuple[str, Any]] = [("span processor", lambda p=p: p.shutdown(remaining_millis()))
+                                        for p in telemetry.span_processors]
         for provider, owned in ((telemetry.tracer_provider, telemetry.owns_tracer_provider),
                                 (telemetry.meter_provider, telemetry.owns_meter_provider)):
             if provider is None:
                 continue
-            if owned:
-                provider.shutdown(**({"timeout_millis": timeout_millis}
-                                     if isinstance(provider, MeterProvider) else {}))
+            if not owned:
+                steps.append(("flush", lambda p=provider: p.force_flush(int(remaining_millis()))))
+            elif isinstance(provider, MeterProvider):
+                steps.append(("meter provider", lambda p=provider: p.shutdown(timeout_millis=remaining_millis())))
             else:
-                provider.force_flush(timeout_millis)
+                steps.append(("tracer provider", provider.shutdown))
+        for what, step in steps:
+            try:
+                step()
+            except Exception as exc:
+                logger.warning("agent-otel: shutdown of the %s failed (%s: %s)", what, type(exc).__name__, exc)
+        telemetry.loss.counter = None
         if telemetry.prometheus_server is not None:
             telemetry.prometheus_server.shutdown()
             telemetry.prometheus_server.server_close()
