@@ -78,6 +78,10 @@ class AgentInvocation(Invocation):
                 span.set_attribute(semconv.AGENT_CONFIDENCE, confidence)
         if error is not None:
             return
+        if not handler.explicit and found.keys() <= _OUTCOME_FIELDS:  # e.g. {"success": True}: nothing else
+            if recording and handler.result_attributes:
+                self._record_result_attributes()
+            return
         bound = policy().bounded
         for kind in handler.work_kinds:
             raw = read(kind, call, found)
@@ -104,15 +108,19 @@ class AgentInvocation(Invocation):
             provider_used = read("provider_used", call, found)
             if provider_used is not None:
                 span.set_attribute(semconv.AGENT_PROVIDER_USED, span_value(provider_used))
-            guard = policy()
-            for key, extractor in handler.result_attributes.items():
-                extracted = handler.run_extractor(extractor, call, key)
-                if extracted is not None:
-                    span.set_attribute(key, guard.hashed(extracted) if key in guard.hashed_keys
-                                       else span_value(extracted))
+            self._record_result_attributes()
+
+    def _record_result_attributes(self) -> None:
+        handler, call, span = self.handler, self.call, self.span
+        guard = policy()
+        for key, extractor in handler.result_attributes.items():
+            extracted = handler.run_extractor(extractor, call, key)
+            if extracted is not None:
+                span.set_attribute(key, guard.hashed(extracted) if key in guard.hashed_keys else span_value(extracted))
 
 
 _NOTHING: dict[str, Any] = {}
+_OUTCOME_FIELDS = frozenset({"success", "confidence"})
 
 #: Options read off the result when not given explicitly, and the fields each one is read from.
 _RESULT_READS = (("success", ("success",)), ("confidence", ("confidence",)), ("patterns", PATTERN_FIELDS),

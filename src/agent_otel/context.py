@@ -29,6 +29,7 @@ from opentelemetry.trace import get_current_span
 from . import semconv
 
 JOB_KEY = otel_context.create_key("agent_otel.job")
+_get_value = otel_context.get_value
 AGENT_KEY = otel_context.create_key("agent_otel.agent")
 
 #: Environment variables of the subprocess carrier (upper-case, as other OTel tools use them).
@@ -51,9 +52,10 @@ class JobState:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **deltas: float) -> None:
+        values = self.__dict__  # the counters are plain fields: no getattr/setattr per delta
         with self._lock:
             for name, delta in deltas.items():
-                setattr(self, name, getattr(self, name) + delta)
+                values[name] += delta
 
     def rollup_attributes(self) -> dict[str, Any]:
         with self._lock:
@@ -77,6 +79,10 @@ def current_job_id(ctx: Context | None = None) -> str | None:
     state = otel_context.get_value(JOB_KEY, ctx)
     if state is not None:
         return state.id  # type: ignore[attr-defined]
+    return _baggage_job_id(ctx)
+
+
+def _baggage_job_id(ctx: Context | None) -> str | None:
     value = baggage.get_baggage(semconv.BAGGAGE_JOB_ID, ctx)
     return str(value) if value is not None else None
 
@@ -91,7 +97,8 @@ class JobIdSpanProcessor(SpanProcessor):
     """Stamps ``job.id`` on every span started under a job, from any library."""
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        job_id = current_job_id(parent_context)
+        state = _get_value(JOB_KEY, parent_context)  # current_job_id(), inlined: this runs for every span
+        job_id = state.id if state is not None else _baggage_job_id(parent_context)
         if job_id is not None:
             span.set_attribute(semconv.JOB_ID, job_id)
 
