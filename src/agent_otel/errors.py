@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from . import semconv
 
@@ -24,14 +25,22 @@ class ConfigurationError(ValueError):
     """Bad configuration: a file, key, env var, extractor path or argument. The message names it."""
 
 
-def report_error(stage: str, exc: BaseException) -> None:
-    """Count and (rate-limited) log a failure of agent-otel itself. Never raises."""
-    try:
-        from .runtime import runtime
+def report_error(stage: str, exc: BaseException, count: int = 1, counter: Any = None) -> None:
+    """Count and (rate-limited) log a failure of agent-otel itself. Never raises.
 
-        rt = runtime()
-        if rt.enabled:
-            rt.errors.add(1, {semconv.INSTRUMENTATION_STAGE: stage})
+    ``count`` is what the failure lost (e.g. the spans of a failed export; 0 only logs). ``counter``
+    is the errors counter to add to when the caller holds one, as the export wrappers of
+    :mod:`agent_otel.setup` do (their thread may outlive the configuration), else the current
+    runtime's.
+    """
+    try:
+        if counter is None and count:
+            from .runtime import runtime
+
+            rt = runtime()
+            counter = rt.errors if rt.enabled else None
+        if counter is not None and count:
+            counter.add(count, {semconv.INSTRUMENTATION_STAGE: stage})
         cause = (stage, type(exc).__name__)
         now = time.monotonic()
         with _lock:

@@ -6,9 +6,10 @@ installed SDK providers keeps them: we add our span processor and instruments, r
 
 Telemetry lost on the way out is counted on ``agent_otel.instrumentation.errors`` like any other
 failure of ours: spans of a failed export (stage ``export.traces``, one per span), spans dropped
-because the export queue was full (``export.traces.queue_full``, one per span) and failed metric
-exports (``export.metrics``, one per export). ``shutdown()`` returns within its timeout even when
-the collector never answers.
+because the export queue was full (``export.traces.queue_full``), spans still queued when
+``shutdown()`` ran out of time (``export.traces.shutdown``) and failed metric exports
+(``export.metrics``, one per export). ``shutdown()`` returns within its timeout even when the
+collector never answers.
 """
 
 from __future__ import annotations
@@ -263,10 +264,11 @@ class ReportingSpanExporter(SpanExporter):
 
 class ReportingBatchSpanProcessor(BatchSpanProcessor):
     """The SDK's BatchSpanProcessor over a :class:`ReportingSpanExporter`, which also counts the
-    spans it drops because its queue is full (stage ``export.traces.queue_full``, one per span) and
-    whose ``shutdown(timeout_millis)`` keeps the timeout (the SDK's waits up to 30 s for the export
-    in flight). Both reach into the SDK's ``BatchProcessor`` (pinned version); without it they fall
-    back to the SDK's behaviour."""
+    spans it drops because its queue is full (stage ``export.traces.queue_full``, one per span:
+    full before and after the span was queued) and whose ``shutdown(timeout_millis)`` keeps the
+    timeout (the SDK's waits up to 30 s for the export in flight) and counts the spans it abandons
+    (``export.traces.shutdown``). Both reach into the SDK's ``BatchProcessor`` (pinned version);
+    without it they fall back to the SDK's behaviour."""
 
     def __init__(self, exporter: SpanExporter, loss: LossReporter) -> None:
         super().__init__(ReportingSpanExporter(exporter, loss))
@@ -277,16 +279,24 @@ class ReportingBatchSpanProcessor(BatchSpanProcessor):
 
     def on_end(self, span: Any) -> None:
         queue = self.queue
-        if queue is not None and len(queue) >= queue.maxlen and span.context.trace_flags.sampled:
+        if queue is None:
+            return super().on_end(span)
+        full = len(queue) >= queue.maxlen
+        super().on_end(span)
+        if full and len(queue) >= queue.maxlen and span.context.trace_flags.sampled:  # full before and after
             self._loss("export.traces.queue_full", ExportLossError(
                 f"span export queue full (max_queue_size={queue.maxlen}): a span was dropped"))
-        super().on_end(span)
 
     def shutdown(self, timeout_millis: float = 30_000) -> None:
         if self._batch is None or not hasattr(self._batch, "shutdown"):
-            super().shutdown()
-        else:
-            self._batch.shutdown(timeout_millis=timeout_millis)
+            return super().shutdown()
+        if getattr(self._batch, "_shutdown", False):
+            return None  # already shut down: TracerProvider.shutdown() comes after ours
+        self._batch.shutdown(timeout_millis=timeout_millis)
+        left = len(self.queue) if self.queue is not None else 0
+        if left:  # the export in flight outlived the timeout: what is still queued is never sent
+            self._loss("export.traces.shutdown", ExportLossError(
+                f"shutdown timed out with {left} spans not exported"), left)
 
 
 class ReportingMetricExporter(MetricExporter):

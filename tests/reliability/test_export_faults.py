@@ -1,0 +1,189 @@
+"""A collector that refuses connections, or accepts them and never answers, costs the host nothing.
+
+configure() builds its own TracerProvider exporting over OTLP (HTTP and gRPC) to the bad endpoint;
+the errors counter is read from a host MeterProvider with an in-memory reader (or, for the metrics
+path, from our /metrics). While the exporter fails: 20,000 wrapped calls complete, the span queue
+fills up to and never beyond ``max_queue_size`` (memory stays bounded), the lost spans are counted
+on ``agent_otel.instrumentation.errors``, and ``shutdown()`` returns within its timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import psutil
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+import agent_otel
+from agent_otel import semconv
+from agent_otel.setup import histogram_views
+from tests.conftest import free_port
+from tests.polling import wait_until
+
+CALLS = 20_000
+CALLS_DEADLINE_S = 60.0  # "does not block": each call blocking on the exporter would take hours
+SHUTDOWN_TIMEOUT_MS = 1_500
+SHUTDOWN_SLACK_S = 2.0
+EXPORT_TIMEOUT_S = "1"  # OTEL_EXPORTER_OTLP_TIMEOUT: how long one export may wait for the collector
+RSS_GROWTH_LIMIT = 64 * 2**20
+
+
+class SilentCollector:
+    """Accepts TCP connections (HTTP or HTTP/2), reads what arrives, and never answers."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(128)
+        self.port = self._sock.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            self.connections.append(conn)
+
+    def close(self) -> None:
+        self._closed = True
+        self._sock.close()
+        for conn in self.connections:
+            conn.close()
+
+
+@pytest.fixture(params=["refusing", "silent"])
+def bad_endpoint(request: pytest.FixtureRequest) -> Iterator[tuple[str, Any]]:
+    if request.param == "refusing":
+        yield f"http://127.0.0.1:{free_port()}", None  # nothing listens there
+        return
+    collector = SilentCollector()
+    yield f"http://127.0.0.1:{collector.port}", collector
+    collector.close()
+
+
+@pytest.fixture
+def export_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith(("OTEL_", "AGENT_OTEL_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", EXPORT_TIMEOUT_S)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "100")
+
+
+def lost(reader: InMemoryMetricReader) -> dict[str, int]:
+    """agent_otel.instrumentation.errors by stage, for the export stages."""
+    data = reader.get_metrics_data()
+    result: dict[str, int] = {}
+    for rm in data.resource_metrics if data is not None else ():
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                if metric.name == semconv.INSTRUMENTATION_ERRORS.name:
+                    for point in metric.data.data_points:
+                        stage = str(point.attributes[semconv.INSTRUMENTATION_STAGE])
+                        if stage.startswith("export."):
+                            result[stage] = result.get(stage, 0) + int(point.value)
+    return result
+
+
+@agent_otel.tool("faulty-export")
+def work(i: int) -> int:
+    return i
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_failing_collector_never_blocks_calls_bounds_the_queue_and_counts_the_loss(
+        export_env: None, bad_endpoint: tuple[str, Any], protocol: str) -> None:
+    endpoint, silent = bad_endpoint
+    agent_otel.shutdown()
+    reader = InMemoryMetricReader()
+    telemetry = agent_otel.configure(
+        otlp_endpoint=endpoint, otlp_protocol=protocol, traces_exporter="otlp",
+        meter_provider=MeterProvider(metric_readers=[reader], views=histogram_views()),
+        set_global=False, system_metrics=False, instrument_threads=False, instrument_processes=False)
+    try:
+        [processor] = telemetry.span_processors
+        queue = processor.queue
+        max_queue = queue.maxlen
+        max_batch = processor._batch._max_export_batch_size  # SDK internals (pinned version)
+        rss_before = psutil.Process().memory_info().rss
+        longest_queue = 0
+        began = time.monotonic()
+        with agent_otel.job("faulty"):
+            for i in range(CALLS):
+                assert work(i) == i
+                if i % 50 == 0:
+                    longest_queue = max(longest_queue, len(queue))
+        calls_s = time.monotonic() - began
+        rss_growth = psutil.Process().memory_info().rss - rss_before
+        assert calls_s < CALLS_DEADLINE_S
+        assert longest_queue == max_queue  # it filled up, and no further
+        assert rss_growth < RSS_GROWTH_LIMIT
+        if silent is not None:
+            assert silent.connections, "the exporter never reached the silent collector"
+        # both kinds of loss are counted while the collector stays bad
+        wait_until(lambda: {"export.traces", "export.traces.queue_full"} <= set(lost(reader)),
+                   "failed exports and queue drops on the errors counter", timeout_s=30)
+    finally:
+        began = time.monotonic()
+        agent_otel.shutdown(timeout_millis=SHUTDOWN_TIMEOUT_MS)
+        shutdown_s = time.monotonic() - began
+    assert shutdown_s < SHUTDOWN_TIMEOUT_MS / 1000 + SHUTDOWN_SLACK_S
+    # every span is accounted for but the one batch that may still be in flight (never over-counted)
+    spans = CALLS + 1
+    counted = sum(lost(reader).values())
+    assert spans - 2 * max_batch <= counted <= spans, lost(reader)
+    print(f"\n{protocol} {'silent' if silent else 'refusing'}: {CALLS} calls in {calls_s:.2f} s, "
+          f"queue max {longest_queue}/{max_queue}, RSS +{rss_growth / 2**20:.1f} MiB, "
+          f"shutdown {shutdown_s:.2f} s, lost {lost(reader)}")
+
+
+def scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()
+
+
+def errors_on_metrics(body: str, stage: str) -> float:
+    name = semconv.INSTRUMENTATION_ERRORS.prometheus
+    label = semconv.INSTRUMENTATION_STAGE.replace(".", "_")
+    pattern = rf'^{name}{{[^}}]*{label}="{re.escape(stage)}"[^}}]*}} (\S+)'
+    found = re.search(pattern, body, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_failing_metric_export_is_counted_and_shutdown_keeps_its_timeout(
+        export_env: None, bad_endpoint: tuple[str, Any], protocol: str) -> None:
+    endpoint, _silent = bad_endpoint
+    agent_otel.shutdown()
+    telemetry = agent_otel.configure(
+        otlp_endpoint=endpoint, otlp_protocol=protocol, traces_exporter="otlp", metrics_exporter="otlp,prometheus",
+        prometheus_port=free_port(), set_global=False, system_metrics=False, instrument_threads=False,
+        instrument_processes=False)
+    try:
+        url = telemetry.prometheus_url
+        assert url is not None
+        began = time.monotonic()
+        for i in range(CALLS // 4):
+            assert work(i) == i
+        assert time.monotonic() - began < CALLS_DEADLINE_S
+        wait_until(lambda: errors_on_metrics(scrape(url), "export.metrics") >= 1,
+                   "a failed metric export on /metrics", timeout_s=30)
+    finally:
+        began = time.monotonic()
+        agent_otel.shutdown(timeout_millis=SHUTDOWN_TIMEOUT_MS)
+        shutdown_s = time.monotonic() - began
+    assert shutdown_s < SHUTDOWN_TIMEOUT_MS / 1000 + SHUTDOWN_SLACK_S
