@@ -114,8 +114,7 @@ class EvolutionHandler(KindHandler):
             return self.option(key, call)
         return field_of(call.result, *fields)
 
-    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
-        call = Call(self.signature, instance, args, kwargs)
+    def _describe(self, call: Call) -> tuple[str, str, str, dict[str, Any]]:
         bound = policy().bounded
         agent_name = bound(semconv.GEN_AI_AGENT_NAME, self.option("agent", call))
         evolution_type = bound(semconv.EVOLUTION_TYPE, self.option("type", call) or "default")
@@ -124,7 +123,13 @@ class EvolutionHandler(KindHandler):
         strategy = self.option("strategy", call)
         if strategy:
             attributes[semconv.EVOLUTION_STRATEGY] = str(strategy)
-        span, ctx = self.start(semconv.evolution_span_name(agent_name), attributes)
+        return agent_name, evolution_type, semconv.evolution_span_name(agent_name), self.span_attributes(attributes)
+
+    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
+        call = Call(self.signature, instance, args, kwargs)
+        agent_name, evolution_type, span_name, attributes = self.static(("agent", "type", "strategy"),
+                                                                        self._describe, call)
+        span, ctx = self.open(span_name, attributes)
         sampler = ResourceSampler() if self.options.get("sample_resources", True) else None
         return EvolutionInvocation(span, ctx, self, call, agent_name, evolution_type, sampler)
 

@@ -14,6 +14,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
+from . import semconv
 from .errors import ConfigurationError, report_error
 from .extract import Call, Path, is_extractor, signature_of
 from .policy import SCRUBBED_KEY, policy
@@ -169,6 +170,17 @@ class KindHandler(Handler):
         start_ctx = otel_context.set_value(SCRUBBED_KEY, True, ctx)
         span = tracer.start_span(name, context=start_ctx, kind=self.span_kind, attributes=attributes)
         return span, trace.set_span_in_context(span, ctx)
+
+    def under_agent(self, cache: dict[Any, dict[str, Any]], base: dict[str, Any], agent: Any) -> dict[str, Any]:
+        """Start attributes for a call made under ``agent`` (None: under none): ``base`` with
+        ``gen_ai.agent.name``, through :meth:`span_attributes`; cached in ``cache`` by agent."""
+        attributes = cache.get(agent)
+        if attributes is None:
+            attributes = self.span_attributes({**base, semconv.GEN_AI_AGENT_NAME: agent} if agent is not None
+                                              else dict(base))
+            if len(cache) < 256:  # agent names are bounded values; this is a backstop
+                cache[agent] = attributes
+        return attributes
 
     def static(self, keys: tuple[str, ...], compute: Any, call: Call) -> Any:
         """``compute(call)`` once per policy when the options in ``keys`` are all literals (their bounded

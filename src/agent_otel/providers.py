@@ -156,9 +156,7 @@ class ProviderHandler(KindHandler):
         operation = bound(semconv.GEN_AI_OPERATION_NAME, self.option("operation", call) or semconv.OPERATION_CHAT)
         attributes = {semconv.GEN_AI_OPERATION_NAME: operation, semconv.GEN_AI_PROVIDER_NAME: provider,
                       semconv.GEN_AI_REQUEST_MODEL: model}
-        # The span's start attributes for each calling agent, filled in as agents call (bounded names).
-        by_agent: dict[Any, dict[str, Any]] = {None: self.span_attributes(dict(attributes))}
-        return provider, model, operation, semconv.provider_span_name(operation, model), attributes, by_agent
+        return provider, model, operation, semconv.provider_span_name(operation, model), attributes, {}
 
     def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
         call = Call(self.signature, instance, args, kwargs)
@@ -174,11 +172,7 @@ class ProviderHandler(KindHandler):
                 attributes["gen_ai.input.messages"] = str(prompt)
             attributes = self.span_attributes(attributes)
         else:
-            attributes = by_agent.get(agent_name)  # type: ignore[assignment]
-            if attributes is None:
-                attributes = self.span_attributes({**base, semconv.GEN_AI_AGENT_NAME: agent_name})
-                if len(by_agent) < 256:
-                    by_agent[agent_name] = attributes
+            attributes = self.under_agent(by_agent, base, agent_name)
         span, ctx = self.open(span_name, attributes)
         inv = ProviderInvocation(span, None, self, call, provider, model, operation)
         inv.context = otel_context.set_value(PROVIDER_KEY, inv, ctx)

@@ -46,19 +46,21 @@ class ToolHandler(KindHandler):
         if not options.get("name"):
             raise ConfigurationError("tool(): name is required (a literal or an extractor)")
 
-    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
-        call = Call(self.signature, instance, args, kwargs)
-        bound = policy().bounded
-        name = bound(semconv.GEN_AI_TOOL_NAME, self.option("name", call))
-        agent_name = self.option("agent", call) or otel_context.get_value(AGENT_KEY)
+    def _describe(self, call: Call) -> tuple[str, str, dict[str, Any], dict[Any, dict[str, Any]]]:
+        name = policy().bounded(semconv.GEN_AI_TOOL_NAME, self.option("name", call))
         attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_EXECUTE_TOOL, semconv.GEN_AI_TOOL_NAME: name}
         tool_type = self.option("type", call)
         if tool_type:
             attributes[semconv.GEN_AI_TOOL_TYPE] = str(tool_type)
+        return name, semconv.tool_span_name(name), attributes, {}
+
+    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
+        call = Call(self.signature, instance, args, kwargs)
+        name, span_name, base, by_agent = self.static(("name", "type"), self._describe, call)
+        agent_name = self.option("agent", call) or otel_context.get_value(AGENT_KEY)
         if agent_name is not None:
-            agent_name = bound(semconv.GEN_AI_AGENT_NAME, agent_name)
-            attributes[semconv.GEN_AI_AGENT_NAME] = agent_name
-        span, ctx = self.start(semconv.tool_span_name(name), attributes)
+            agent_name = policy().bounded(semconv.GEN_AI_AGENT_NAME, agent_name)
+        span, ctx = self.open(span_name, self.under_agent(by_agent, base, agent_name))
         return ToolInvocation(span, ctx, name, agent_name)
 
 
