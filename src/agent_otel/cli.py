@@ -436,7 +436,27 @@ def _demo(args: argparse.Namespace) -> int:
                                 workdir=args.workdir))
 
 
-SUBCOMMANDS: list[Callable[[Any], None]] = [_add_run, _add_check, _add_demo]
+# --------------------------------------------------------------------------------------------------
+# agent-otel report --prometheus URL [--window 1h|1d|7d] [--format table|json|csv] [--slow-ms N]
+# --------------------------------------------------------------------------------------------------
+
+
+def _add_report(subparsers: Any) -> None:
+    from .report import add_report_arguments, run_report
+
+    parser = subparsers.add_parser(
+        "report", help="report agents, providers, calibration and evolution over a window, from Prometheus",
+        description="Query Prometheus for what the agent-otel targets recorded over the window: per agent "
+                    "invocations, success ratio, average cost, average and p95 latency and patterns; per provider "
+                    "(and model) calls, availability, p95 latency, retries, fallbacks and cost; confidence "
+                    "calibration per agent and band; evolution attempts, success ratio, best improvement and "
+                    "current KPIs. Exit status: 0 printed, 1 no agent-otel data in the window, 2 Prometheus "
+                    "cannot be queried.")
+    add_report_arguments(parser)
+    parser.set_defaults(handler=run_report)
+
+
+SUBCOMMANDS: list[Callable[[Any], None]] = [_add_run, _add_check, _add_demo, _add_report]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,204 @@
+"""`agent-otel report` against the e2e Prometheus scraping the demo (seed 7): the real CLI in each format,
+its numbers checked against what the demo is built to do (src/agent_otel/demo/fleet.py) and against
+independent queries of the same Prometheus at the same evaluation time."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+from typing import Any
+
+import pytest
+
+from agent_otel import semconv as sc
+from agent_otel.cli import main
+from tests.e2e.conftest import E2E
+from tests.polling import wait_until
+
+pytestmark = pytest.mark.e2e
+
+AGENTS = ("coder", "planner", "reviewer", "tester")
+PROVIDERS = ("anthropic", "local", "openai")
+AGENT, PROVIDER, ERROR_TYPE = (key.replace(".", "_") for key in (sc.GEN_AI_AGENT_NAME, sc.GEN_AI_PROVIDER_NAME,
+                                                                 sc.ERROR_TYPE))
+SECTIONS = ("report", "agents", "patterns", "providers", "provider_models", "calibration", "evolution", "kpis")
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["report", *args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def rows(section: list[dict[str, Any]], **keys: str) -> list[dict[str, Any]]:
+    return [row for row in section if all(row[k] == v for k, v in keys.items())]
+
+
+def one(section: list[dict[str, Any]], **keys: str) -> dict[str, Any]:
+    [row] = rows(section, **keys)
+    return row
+
+
+def ready(document: dict[str, Any]) -> bool:
+    """Enough volume in the window for the demo's rates to show through the noise."""
+    agents = {row["agent"]: row for row in document["agents"]}
+    providers = {row["provider"]: row for row in document["providers"]}
+    evolution = {row["agent"]: row for row in document["evolution"]}
+    kpis = {row["agent"] for row in document["kpis"]}
+    high = rows(document["calibration"], agent="reviewer", band="high")
+    return (all((agents.get(a) or {}).get("invocations", 0) >= 60 for a in AGENTS)
+            and all((providers.get(p) or {}).get("calls", 0) >= 60 for p in PROVIDERS)
+            and all((evolution.get(a) or {}).get("attempts", 0) >= 10 for a in AGENTS)
+            and bool(high) and high[0]["invocations"] >= 60 and kpis >= set(AGENTS))
+
+
+@pytest.fixture(scope="module")
+def url(e2e: E2E) -> str:
+    prometheus = e2e.stack.prometheus_url
+
+    def enough() -> bool:
+        e2e.demo_alive()
+        code, out, _ = run("--prometheus", prometheus, "--format", "json")
+        return code == 0 and ready(json.loads(out))
+
+    wait_until(enough, "the report to cover enough demo traffic", timeout_s=120)
+    return prometheus
+
+
+def report_json(url: str, *extra: str) -> dict[str, Any]:
+    code, out, err = run("--prometheus", url, "--format", "json", *extra)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def scalar(e2e: E2E, expr: str, at: float) -> float:
+    [sample] = e2e.api("/api/v1/query", query=expr, time=f"{at:.3f}")["result"]
+    return float(sample["value"][1])
+
+
+def test_json_has_every_section_agent_and_provider(url: str) -> None:
+    document = report_json(url)
+    assert tuple(document) == SECTIONS
+    meta = document["report"]
+    assert meta["prometheus"] == url and meta["window"] == "1h" and meta["targets"] == 1
+    assert meta["selector"] == '{job=~"agent-otel.*"}' and meta["slow_bound_s"] is None
+    assert {row["agent"] for row in document["agents"]} == set(AGENTS)
+    assert {row["provider"] for row in document["providers"]} == set(PROVIDERS)
+    assert {row["agent"] for row in document["calibration"]} == set(AGENTS)
+    assert {row["agent"] for row in document["evolution"]} == set(AGENTS)
+    assert {(row["agent"], row["pattern"]) for row in document["patterns"]} >= {
+        ("planner", "decompose"), ("coder", "react"), ("reviewer", "checklist"), ("tester", "property_based")}
+    for row in document["agents"]:
+        assert row["avg_cost_usd"] > 0 and 0 < row["avg_latency_s"] <= row["p95_latency_s"], row
+
+
+def test_agents_match_the_demo_and_prometheus(e2e: E2E, url: str) -> None:
+    document = report_json(url)
+    agents = {row["agent"]: row for row in document["agents"]}
+    assert agents["reviewer"]["success_ratio"] < 0.5
+    assert agents["planner"]["success_ratio"] > 0.9
+    # the same numbers, asked independently of the report's code, at the report's evaluation time
+    at = document["report"]["time"]
+    dur = sc.AGENT_DURATION.prometheus
+    planner = f'{AGENT}="planner"'
+    calls = scalar(e2e, f"sum(increase({dur}_count{{{planner}}}[1h]))", at)
+    assert agents["planner"]["invocations"] == pytest.approx(calls, rel=1e-6)
+    cost = scalar(e2e, f"sum(increase({sc.CLIENT_COST.prometheus}{{{planner}}}[1h]))", at)
+    assert agents["planner"]["avg_cost_usd"] == pytest.approx(cost / calls, rel=1e-6)
+
+
+def test_providers_match_the_demo(e2e: E2E, url: str) -> None:
+    document = report_json(url)
+    providers = {row["provider"]: row for row in document["providers"]}
+    assert providers["anthropic"]["availability"] < 0.9
+    assert providers["openai"]["availability"] > 0.95
+    assert providers["local"]["availability"] > 0.95
+    # coder falls back from anthropic to openai: fallbacks are counted away from anthropic only
+    assert providers["anthropic"]["fallbacks"] > 0
+    assert providers["openai"]["fallbacks"] == 0 and providers["local"]["fallbacks"] == 0
+    assert providers["anthropic"]["retries"] > providers["openai"]["retries"]
+    for row in document["providers"]:
+        assert row["cost_usd"] > 0 and row["p95_latency_s"] > 0, row
+    models = {(row["provider"], row["model"]) for row in document["provider_models"]}
+    assert models == {("openai", "gpt-4o-mini"), ("anthropic", "claude-3-5-haiku"), ("local", "llama-3.1-8b")}
+    at = document["report"]["time"]
+    dur = sc.CLIENT_OPERATION_DURATION.prometheus
+    anthropic = f'{PROVIDER}="anthropic"'
+    errors = scalar(e2e, f'sum(increase({dur}_count{{{anthropic},{ERROR_TYPE}!=""}}[1h]))', at)
+    calls = scalar(e2e, f"sum(increase({dur}_count{{{anthropic}}}[1h]))", at)
+    assert providers["anthropic"]["availability"] == pytest.approx(1 - errors / calls, rel=1e-6)
+
+
+def test_slow_ms_counts_slow_calls_as_unavailable_and_names_the_bound(url: str) -> None:
+    plain = {row["provider"]: row for row in report_json(url)["providers"]}
+    document = report_json(url, "--slow-ms", "1")
+    assert document["report"]["slow_ms"] == 1 and document["report"]["slow_bound_s"] == 0.01
+    slow = {row["provider"]: row for row in document["providers"]}
+    for provider in PROVIDERS:
+        # every simulated call takes more than 10 ms
+        assert slow[provider]["slow"] > 0
+        assert slow[provider]["availability"] < plain[provider]["availability"] - 0.5, provider
+    code, out, _ = run("--prometheus", url, "--slow-ms", "1")
+    assert code == 0
+    assert "slower than 0.01 s as unavailable" in out and "--slow-ms 1 " in out
+
+
+def test_reviewer_is_overconfident(e2e: E2E, url: str) -> None:
+    document = report_json(url)
+    high = one(document["calibration"], agent="reviewer", band="high")
+    assert high["invocations"] > 0 and high["success_ratio"] < 0.5
+    assert one(document["calibration"], agent="reviewer", band="low")["invocations"] == 0
+    assert one(document["calibration"], agent="planner", band="high")["success_ratio"] > 0.9
+    # the shipped recording rule (evaluated every second) agrees with the report's band arithmetic
+    rule = (f'agent_band:{sc.AGENT_CONFIDENCE_HISTOGRAM.prometheus}_successes_per_invocations:ratio_increase1h'
+            f'{{{AGENT}="reviewer",confidence_band="high"}}')
+    assert scalar(e2e, rule, document["report"]["time"]) == pytest.approx(high["success_ratio"], abs=0.1)
+
+
+def test_evolution_and_kpis(url: str) -> None:
+    document = report_json(url)
+    evolution = {row["agent"]: row for row in document["evolution"]}
+    assert evolution["reviewer"]["success_ratio"] < 0.5
+    assert evolution["planner"]["success_ratio"] > evolution["reviewer"]["success_ratio"]
+    for row in document["evolution"]:
+        assert row["attempts"] == pytest.approx(row["succeeded"] + row["failed"] + row["rolled_back"])
+    assert any(row["best_improvement"] is not None and row["best_improvement"] > 0 for row in document["evolution"])
+    kpis = {(row["agent"], row["kpi"]): row["value"] for row in document["kpis"]}
+    assert kpis[("reviewer", "success_rate")] < 0.5 < kpis[("planner", "success_rate")]
+
+
+def test_table(url: str) -> None:
+    code, out, err = run("--prometheus", url, "--window", "1d")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith(f"agent-otel report: last 1d at {url}")
+    for title in ("Agents", "Patterns used", "Providers", "Providers by model", "Evolution", "Current KPIs"):
+        assert title in lines
+    agents = lines[lines.index("Agents") + 1:]
+    assert agents[0].split()[:3] == ["AGENT", "INVOCATIONS", "SUCCESS"]
+    reviewer = next(line for line in agents if line.startswith("reviewer"))
+    success = float(reviewer.split()[2])  # e.g. "reviewer  213  32.4 %  $0.000277 ..."
+    assert success < 50 and "$" in reviewer and " s" in reviewer
+    anthropic = next(line for line in lines[lines.index("Providers"):] if line.startswith("anthropic"))
+    assert "%" in anthropic
+
+
+def test_csv(url: str) -> None:
+    code, out, err = run("--prometheus", url, "--format", "csv")
+    assert code == 0, err
+    table = list(csv.DictReader(io.StringIO(out)))
+    assert {row["section"] for row in table} == set(SECTIONS)
+    agents = {row["agent"]: row for row in table if row["section"] == "agents"}
+    assert set(agents) == set(AGENTS)
+    assert float(agents["reviewer"]["success_ratio"]) < 0.5 < float(agents["planner"]["success_ratio"])
+    providers = {row["provider"]: row for row in table if row["section"] == "providers"}
+    assert float(providers["anthropic"]["availability"]) < 0.9 < float(providers["openai"]["availability"])
+
+
+def test_a_selector_matching_nothing_is_an_empty_window(url: str) -> None:
+    code, out, err = run("--prometheus", url, "--selector", 'job="not-agent-otel"')
+    assert code == 1 and out == ""
+    assert 'no scrape target matches {job="not-agent-otel"}' in err
