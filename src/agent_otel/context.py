@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import get_current_span
 
 from . import semconv
+from .policy import SCRUBBED_KEY
 
 JOB_KEY = otel_context.create_key("agent_otel.job")
 _get_value = otel_context.get_value
@@ -97,6 +98,8 @@ class JobIdSpanProcessor(SpanProcessor):
     """Stamps ``job.id`` on every span started under a job, from any library."""
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if parent_context is not None and _get_value(SCRUBBED_KEY, parent_context):
+            return  # one of agent-otel's own spans: it started with the job id among its attributes
         state = _get_value(JOB_KEY, parent_context)  # current_job_id(), inlined: this runs for every span
         job_id = state.id if state is not None else _baggage_job_id(parent_context)
         if job_id is not None:

@@ -15,6 +15,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from . import semconv
+from .context import current_job_id
 from .errors import ConfigurationError, report_error
 from .extract import Call, Path, is_extractor, signature_of
 from .policy import SCRUBBED_KEY, policy
@@ -165,8 +166,11 @@ class KindHandler(Handler):
         tracer = runtime().tracer
         if type(tracer) is trace.NoOpTracer:  # tracing off: the span would be INVALID_SPAN anyway
             return trace.INVALID_SPAN, trace.set_span_in_context(trace.INVALID_SPAN, ctx)
-        # Tell the HashingSpanProcessor these attributes are already hashed; the flag is only in the
-        # context the span starts with, not in the one its children run under.
+        job_id = current_job_id(ctx)
+        if job_id is not None:  # what JobIdSpanProcessor would stamp, without a second attribute write
+            attributes = {**attributes, semconv.JOB_ID: job_id}
+        # Tell the span processors these attributes are already hashed and stamped; the flag is only
+        # in the context the span starts with, not in the one its children run under.
         start_ctx = otel_context.set_value(SCRUBBED_KEY, True, ctx)
         span = tracer.start_span(name, context=start_ctx, kind=self.span_kind, attributes=attributes)
         return span, trace.set_span_in_context(span, ctx)

@@ -24,8 +24,9 @@ OTHER = "_OTHER"
 DEFAULT_CARDINALITY_LIMIT = 100
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
-#: Set (only) in the context a span is started with when its attributes were already scrubbed, so
-#: :class:`HashingSpanProcessor` does not hash the hash.
+#: Set (only) in the context agent-otel starts its own spans with: their attributes are already
+#: scrubbed, so :class:`HashingSpanProcessor` does not hash the hash, and already carry the job id,
+#: so :class:`~agent_otel.context.JobIdSpanProcessor` need not stamp it again.
 SCRUBBED_KEY = otel_context.create_key("agent_otel.scrubbed")
 
 
