@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import gc
 import os
 import platform
+import pstats
 import statistics
 import time
 from collections.abc import Callable
@@ -145,6 +147,34 @@ def raw_otel(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> 
     return {"sync": sync, "async": asynchronous, "generator": generator}
 
 
+def sdk_floor(tracer_provider: Any, meter_provider: MeterProvider, histograms: int, counters: int) -> Callable:
+    """The least any wrapper on the OTel SDK pays for a span (3 attributes; none if the provider is
+    None) and the given number of histogram records and counter adds (3 attributes each)."""
+    meter = meter_provider.get_meter("floor")
+    records = [meter.create_histogram(f"floor.h{i}", unit="s").record for i in range(histograms)]
+    records += [meter.create_counter(f"floor.c{i}").add for i in range(counters)]
+    if tracer_provider is None:
+        def metrics_only(x: int) -> Any:
+            result = success(x)
+            for record in records:
+                record(1, ATTRS)
+            return result
+
+        return metrics_only
+    tracer = tracer_provider.get_tracer("floor")
+
+    def spanned(x: int) -> Any:
+        span = tracer.start_span("floor", attributes=ATTRS)
+        ctx = trace.set_span_in_context(span)
+        result = success(x)
+        for record in records:
+            record(1, ATTRS, context=ctx)
+        span.end()
+        return result
+
+    return spanned
+
+
 def passthrough(func: Callable) -> Callable:
     return wrapt.FunctionWrapper(func, lambda wrapped, instance, args, kwargs: wrapped(*args, **kwargs))
 
@@ -189,6 +219,7 @@ class Candidate:
     baseline: str = ""  # the candidate this one is divided by in each round
     target: float | None = None  # max ratio to the baseline
     times: list[float] | None = None
+    profile: tuple | None = None  # (providers, sync function) to profile if the target is missed
 
     def __post_init__(self) -> None:
         self.times = []
@@ -217,13 +248,22 @@ def build_candidates(calls: int) -> list[Candidate]:
             use(providers, enabled)
             return timer(func, calls)
 
-        candidates.append(Candidate(name, measure, baseline, target))
+        profile = (providers, func) if shape == "sync" and enabled and providers is not None else None
+        candidates.append(Candidate(name, measure, baseline, target, profile=profile))
 
     floors = {"sync": success, "async": async_success, "generator": gen_items}
     for shape in SHAPES:
         add(f"floor: bare call [{shape}]", None, floors[shape], shape, f"R [{shape}]")
         add(f"floor: wrapt pass-through [{shape}]", None, passthrough(floors[shape]), shape, f"R [{shape}]")
         add(f"R [{shape}]", r_providers, raw[shape], shape, f"R [{shape}]")
+    # What bounds the targets: the SDK's own cost for what each kind must record, no wrapper around it.
+    add("SDK floor: span + 1 histogram", r_providers, sdk_floor(*r_providers, 1, 0), "sync", "R [sync]")
+    add("SDK floor: span + 3 histograms + 1 counter", r_providers, sdk_floor(*r_providers, 3, 1), "sync",
+        "R [sync]")
+    add("SDK floor: 1 histogram, no span", r_providers, sdk_floor(None, r_providers[1], 1, 0),
+        "sync", "R [sync]")
+    add("SDK floor: 3 histograms + 1 counter, no span", r_providers,
+        sdk_floor(None, r_providers[1], 3, 1), "sync", "R [sync]")
     targets = {("agent", MODES[0]): 0.6, ("provider", MODES[0]): 0.9}
     for kind in KINDS:
         for shape in SHAPES:
@@ -250,26 +290,28 @@ def build_candidates(calls: int) -> list[Candidate]:
     return candidates
 
 
-def job_added_us(full: tuple, calls: int, block: int = 50) -> float:
+def job_added_us(full: tuple, calls: int, block: int = 20) -> float:
     """What running inside a job adds to one wrapped agent call (µs): blocks of calls inside and
-    outside a job alternate every few hundred µs, so the machine's noise hits both alike."""
+    outside a job alternate every millisecond or so, and the median of the per-pair differences
+    is taken, so the machine's noise hits both sides alike and its spikes drop out."""
     use(full)
     agent = decorate("agent", success)
     job_ctx = context_with_job(JobState(id="bench-job", type="bench"))
-    inside = outside = 0
     now = time.perf_counter_ns
+    differences = []
     for _ in range(max(1, calls // block)):
         start = now()
         for i in range(block):
             agent(i)
-        outside += now() - start
+        outside = now() - start
         token = otel_context.attach(job_ctx)
         start = now()
         for i in range(block):
             agent(i)
-        inside += now() - start
+        inside = now() - start
         otel_context.detach(token)
-    return (inside - outside) / (max(1, calls // block) * block) / 1000
+        differences.append((inside - outside) / block / 1000)
+    return statistics.median(differences)
 
 
 def stamping_cost_ns(calls: int) -> tuple[float, float]:
@@ -286,6 +328,52 @@ def stamping_cost_ns(calls: int) -> tuple[float, float]:
             processor.on_start(span, ctx)
         results.append((time.perf_counter_ns() - start) / calls)
     return results[0], results[1]
+
+
+# -- profiles: where the time of a candidate goes -------------------------------------------------
+
+PROFILE_GROUPS = (("SDK trace", "opentelemetry/sdk/trace"), ("SDK metrics", "opentelemetry/sdk/metrics"),
+                  ("attribute cleaning", "opentelemetry/attributes"), ("context", "opentelemetry/context"),
+                  ("other OTel API", "opentelemetry/"), ("agent_otel", "agent_otel/"))
+FLOORS = {
+    "agent [sync], full": "SDK floor: span + 1 histogram",
+    "provider [sync], full": "SDK floor: span + 3 histograms + 1 counter",
+    "agent [sync], metrics-only (sampled out)": "SDK floor: 1 histogram, no span",
+    "agent [sync], metrics-only (tracing off)": "SDK floor: 1 histogram, no span",
+    "tool [sync], metrics-only (sampled out)": "SDK floor: 1 histogram, no span",
+    "tool [sync], metrics-only (tracing off)": "SDK floor: 1 histogram, no span",
+    "provider [sync], metrics-only (sampled out)": "SDK floor: 3 histograms + 1 counter, no span",
+    "provider [sync], metrics-only (tracing off)": "SDK floor: 3 histograms + 1 counter, no span",
+}
+
+
+def _group(filename: str) -> str:
+    for group, marker in PROFILE_GROUPS:
+        if marker in filename:
+            return group
+    return "other (bench loop, wrapt, stdlib)"
+
+
+def profile_split(providers: tuple, func: Callable, calls: int) -> dict[str, float]:
+    """Share of a candidate's own time (cProfile tottime) by where the code lives. Built-ins
+    (isinstance, dict.get, locks...) count for the code that called them."""
+    use(providers)
+    time_sync(func, 500)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    time_sync(func, calls)
+    profiler.disable()
+    shares: dict[str, float] = dict.fromkeys([group for group, _ in PROFILE_GROUPS], 0.0)
+    for (filename, _, _), (_, _, tottime, _, callers) in pstats.Stats(profiler).stats.items():  # type: ignore[attr-defined]
+        if filename == "~" and callers:
+            for caller, (_, _, caller_tottime, _) in callers.items():
+                group = _group(caller[0])
+                shares[group] = shares.get(group, 0.0) + caller_tottime
+        else:
+            group = _group(filename)
+            shares[group] = shares.get(group, 0.0) + tottime
+    total = sum(shares.values()) or 1.0
+    return {group: share / total for group, share in shares.items()}
 
 
 # -- /metrics exposition -------------------------------------------------------------------------
@@ -368,6 +456,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000, help="calls per candidate per round")
     parser.add_argument("--expo-rounds", type=int, default=5, help="interleaved /metrics renders per size")
     parser.add_argument("--rss-calls", type=int, default=1_000_000, help="wrapped calls for the RSS growth")
+    parser.add_argument("--profile-calls", type=int, default=5000, help="calls profiled per missed target")
     parser.add_argument("--out", default="docs/performance.md")
     parser.add_argument("--notes", default="bench/notes.md",
                         help="hand-written analysis appended to the report (what bounds a missed target)")
@@ -395,10 +484,18 @@ def main() -> None:
         rows.append((c, statistics.median(c.times), spread(c.times), statistics.median(ratios), min(ratios),
                      max(ratios)))
     job_added = [t / 1000 for t in by_name["job: added per wrapped call, inside vs outside a job"].times]  # type: ignore[union-attr]
+    ratio_of = {row[0].name: row[3] for row in rows}
+    bounds = []  # what bounds each missed per-call target: the SDK floor and where the time goes
+    for c, *_ in rows:
+        if c.target is not None and ratio_of[c.name] > c.target and c.profile is not None:
+            floor = FLOORS.get(c.name)
+            bounds.append((c.name, ratio_of[c.name], floor, ratio_of.get(floor or ""),
+                           profile_split(*c.profile, args.profile_calls)))
+    use(sdk_providers())
     stamp_with, stamp_without = stamping_cost_ns(20_000)
     exposition = measure_exposition(args.expo_rounds)
     rss_mb, rss_seconds = measure_rss(args.rss_calls)
-    text = report(args, rows, job_added, (stamp_with, stamp_without), exposition, (rss_mb, rss_seconds),
+    text = report(args, rows, job_added, (stamp_with, stamp_without), exposition, (rss_mb, rss_seconds), bounds,
                   time.perf_counter() - started)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
@@ -406,7 +503,7 @@ def main() -> None:
 
 
 def report(args: Any, rows: list, job_added: list[float], stamping: tuple[float, float], exposition: list,
-           rss: tuple[float, float], elapsed: float) -> str:
+           rss: tuple[float, float], bounds: list, elapsed: float) -> str:
     packages = ("opentelemetry-api", "opentelemetry-sdk", "opentelemetry-exporter-prometheus", "prometheus_client",
                 "wrapt", "agent-otel")
     versions = ", ".join(f"{pkg} {metadata.version(pkg)}" for pkg in packages)
@@ -455,8 +552,8 @@ def report(args: Any, rows: list, job_added: list[float], stamping: tuple[float,
         "",
         "## job()",
         "",
-        f"- Added per wrapped call by running inside a job (blocks of 50 agent calls inside and outside a job,"
-        " alternating; the row above):"
+        f"- Added per wrapped call by running inside a job (blocks of 20 agent calls inside and outside a job,"
+        " alternating, median of the pairwise differences; the row above):"
         f" median {added:.2f} µs, range {min(job_added):.2f} to {max(job_added):.2f} µs (target <= 1.5 µs).",
         f"- Of that, stamping `job.id` on the span (JobIdSpanProcessor.on_start): {stamping[0]:,.0f} ns per span"
         f" under a job, {stamping[1]:,.0f} ns per span outside one.",
@@ -489,6 +586,25 @@ def report(args: Any, rows: list, job_added: list[float], stamping: tuple[float,
         "|---|---:|---:|---|",
     ]
     lines += [f"| {what} | {measured} | {target} | {state} |" for what, measured, target, state in summary]
+    if bounds:
+        lines += [
+            "",
+            "## What bounds the missed per-call targets (measured in this run)",
+            "",
+            "For each missed row: the same-round ratio of the *SDK floor* (the OTel SDK alone doing what this",
+            "kind must record, with no wrapper: see the `SDK floor` rows), and a profile of the wrapped call",
+            f"({args.profile_calls:,} calls under cProfile; own time grouped by where the code lives, built-ins",
+            "counted for their caller; cProfile inflates call-heavy code, so read shares, not absolute times).",
+            "",
+            "| candidate | x R | SDK floor x R | above the floor | "
+            + " | ".join(group for group, _ in PROFILE_GROUPS) + " | other |",
+            "|---|---:|---:|---:|" + "---:|" * (len(PROFILE_GROUPS) + 1),
+        ]
+        for name, ratio, _floor, floor_ratio, shares in bounds:
+            above = f"{ratio - floor_ratio:+.2f}" if floor_ratio is not None else ""
+            floor_text = f"{floor_ratio:.2f}" if floor_ratio is not None else "(none)"
+            lines.append(f"| {name} | {ratio:.2f} | {floor_text} | {above} | "
+                         + " | ".join(f"{share:.0%}" for share in shares.values()) + " |")
     notes = Path(args.notes)
     if notes.exists():
         lines += ["", notes.read_text().rstrip()]
