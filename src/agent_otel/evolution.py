@@ -86,19 +86,20 @@ class EvolutionInvocation(Invocation):
                                    semconv.AGENT_KPI_NAME: bound(semconv.AGENT_KPI_NAME, name)}, context=ctx)
         span = self.span
         if span.is_recording():
-            span.set_attribute(semconv.EVOLUTION_STATUS, status.value)
-            span.set_attribute(semconv.EVOLUTION_ROLLBACK, rolled_back)
+            ended: dict[str, Any] = {semconv.EVOLUTION_STATUS: status.value,  # one set_attributes: one lock
+                                     semconv.EVOLUTION_ROLLBACK: rolled_back}
             if iterations is not None:
-                span.set_attribute(semconv.EVOLUTION_ITERATIONS, iterations)
+                ended[semconv.EVOLUTION_ITERATIONS] = iterations
             for prefix, kpis in ((semconv.EVOLUTION_KPI_BEFORE_PREFIX, before),
                                  (semconv.EVOLUTION_KPI_AFTER_PREFIX, after),
                                  (semconv.EVOLUTION_KPI_DELTA_PREFIX, deltas)):
                 for name, number in kpis.items():
-                    span.set_attribute(prefix + name, number)
+                    ended[prefix + name] = number
             if improvement is not None:
-                span.set_attribute(semconv.EVOLUTION_IMPROVEMENT, improvement)
+                ended[semconv.EVOLUTION_IMPROVEMENT] = improvement
             if usage is not None:
-                span.set_attributes(usage.span_attributes())
+                ended.update(usage.span_attributes())
+            span.set_attributes(ended)
 
 
 class EvolutionHandler(KindHandler):
