@@ -57,8 +57,7 @@ class AgentInvocation(Invocation):
         if error is None:
             success = coerce_bool(read("success", call, found), "agent.success")
             confidence = coerce_number(read("confidence", call, found), "agent.confidence", 0.0, 1.0)
-        outcome = (semconv.Outcome.ERROR if error is not None
-                   else semconv.Outcome.FAILURE if success is False else semconv.Outcome.SUCCESS).value
+        outcome = _ERROR if error is not None else _FAILURE if success is False else _SUCCESS
         rt = runtime()
         attributes = {semconv.GEN_AI_AGENT_NAME: self.name, semconv.AGENT_TASK_TYPE: self.task_type,
                       semconv.AGENT_OUTCOME: outcome}
@@ -120,6 +119,8 @@ class AgentInvocation(Invocation):
 
 
 _NOTHING: dict[str, Any] = {}
+_SUCCESS, _FAILURE, _ERROR = (semconv.Outcome.SUCCESS.value, semconv.Outcome.FAILURE.value,
+                              semconv.Outcome.ERROR.value)  # an Enum member lookup per call costs
 _OUTCOME_FIELDS = frozenset({"success", "confidence"})
 
 #: Options read off the result when not given explicitly, and the fields each one is read from.

@@ -145,8 +145,10 @@ def _sync_wrapper(handler: Handler) -> Callable[..., Any]:
     def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
         if not runtime().enabled:
             return wrapped(*args, **kwargs)
-        inv = _begin(handler, wrapped, instance, args, kwargs)
-        if inv is None:
+        try:  # _begin(), inlined on the hottest path
+            inv = handler.begin(wrapped, instance, args, kwargs)
+        except Exception as exc:
+            report_error(handler.stage + ".begin", exc)
             return wrapped(*args, **kwargs)
         token = _attach(inv.context)
         try:
