@@ -421,7 +421,10 @@ def load_file(path: str | os.PathLike[str], source: str | None = None) -> Config
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{label}: invalid TOML: {exc}") from None
     if file.name == PYPROJECT:
-        table = data.get("tool", {}).get("agent-otel")
+        tool = data.get("tool", {})
+        if not isinstance(tool, dict):
+            raise ConfigurationError(f"{label}: tool: expected a table, got {_describe(tool)}")
+        table = tool.get("agent-otel")
         if table is None:
             raise ConfigurationError(f"{label}: no [tool.agent-otel] table")
         if not isinstance(table, dict):

@@ -110,18 +110,24 @@ def _choose(name: str, value: str | tuple[str, ...], allowed: tuple[str, ...]) -
     return tuple(item for item in chosen if item != "none")
 
 
-def _check_endpoint(endpoint: str, source: str) -> str:
-    parts = urlsplit(endpoint)
-    problem = None
+def _endpoint_problem(endpoint: str) -> str | None:
+    try:
+        parts = urlsplit(endpoint)
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL" for an unclosed bracket
+        return str(exc)
     if parts.scheme not in ("http", "https"):
-        problem = "scheme must be http or https"
-    elif not parts.hostname:
-        problem = "no host"
-    else:
-        try:
-            parts.port  # noqa: B018 - raises ValueError on a malformed port
-        except ValueError:
-            problem = "malformed port"
+        return "scheme must be http or https"
+    if not parts.hostname:
+        return "no host"
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return "malformed port"
+    return None
+
+
+def _check_endpoint(endpoint: str, source: str) -> str:
+    problem = _endpoint_problem(endpoint)
     if problem:
         raise ConfigurationError(f"{source}={endpoint!r}: malformed OTLP endpoint ({problem}); "
                                  "expected e.g. http://localhost:4317")
@@ -168,8 +174,10 @@ def resolve_settings(
     interval = env.get("OTEL_METRIC_EXPORT_INTERVAL", "10000")
     try:
         interval_ms = int(interval)
+        if interval_ms <= 0:  # the SDK's periodic reader would raise a bare ValueError in configure()
+            raise ValueError
     except ValueError:
-        raise ConfigurationError(f"OTEL_METRIC_EXPORT_INTERVAL={interval!r}: expected milliseconds") from None
+        raise ConfigurationError(f"OTEL_METRIC_EXPORT_INTERVAL={interval!r}: expected milliseconds > 0") from None
     return Settings(
         service_name=service_name or env.get("OTEL_SERVICE_NAME") or "agent-otel-app",
         traces_exporters=traces,
