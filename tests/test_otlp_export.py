@@ -241,8 +241,6 @@ def test_exemplars_point_at_the_span_of_the_call(exported: OtlpReceiver) -> None
     assert set(checked) == names - {semconv.INSTRUMENTATION_ERRORS.name}
 
 
-@pytest.mark.xfail(strict=True, reason="agent.work.items and agent.patterns.used are added after the agent's "
-                                       "context is detached, without context=self.context (agents.py)")
 def test_agent_counter_exemplars_point_at_the_agent_span(exported: OtlpReceiver) -> None:
     wrong, checked = exemplar_mismatches(exported, EXEMPLARS_OF_THE_PARENT)
     assert checked == {name: 1 for name in EXEMPLARS_OF_THE_PARENT}

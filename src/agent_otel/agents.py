@@ -93,14 +93,15 @@ class AgentInvocation(Invocation):
                 span.set_attribute(f"agent.result.{kind}", count)
             if count:
                 rt[semconv.AGENT_WORK_ITEMS].add(count, {semconv.GEN_AI_AGENT_NAME: self.name,
-                                                         semconv.AGENT_WORK_KIND: bound(semconv.AGENT_WORK_KIND, kind)})
+                                                         semconv.AGENT_WORK_KIND: bound(semconv.AGENT_WORK_KIND, kind)},
+                                                 context=self.context)
         raw_patterns = read("patterns", call, found)
         patterns = coerce_names(raw_patterns, "agent.patterns") if raw_patterns is not None else None
         if patterns:
             counter = rt[semconv.AGENT_PATTERNS_USED]
             for pattern in patterns:
                 counter.add(1, {semconv.GEN_AI_AGENT_NAME: self.name,
-                                semconv.AGENT_PATTERN: bound(semconv.AGENT_PATTERN, pattern)})
+                                semconv.AGENT_PATTERN: bound(semconv.AGENT_PATTERN, pattern)}, context=self.context)
             if recording:
                 span.set_attribute("agent.result.patterns", patterns)
         if recording:
