@@ -9,11 +9,12 @@ failure of ours: spans of a failed export (stage ``export.traces``, one per span
 because the export queue was full (``export.traces.queue_full``), spans still queued when
 ``shutdown()`` ran out of time (``export.traces.shutdown``) and failed metric exports
 (``export.metrics``, one per export). ``shutdown()`` returns within its timeout even when the
-collector never answers.
+collector never answers, and runs at interpreter exit if the host never called it.
 """
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import logging
 import os
@@ -431,7 +432,7 @@ def configure(
                 logger.info("agent-otel: using the SDK TracerProvider the host program installed")
             tp = host_tp
         else:
-            tp = TracerProvider(resource=resource)
+            tp = TracerProvider(resource=resource, shutdown_on_exit=False)  # see _register_exit_hook
             for name in settings.traces_exporters:
                 processor = ReportingBatchSpanProcessor(_span_exporter(name, settings), telemetry.loss)
                 telemetry.span_processors.append(processor)
@@ -447,7 +448,8 @@ def configure(
             mp = host_mp
         else:
             readers = [_metric_reader(name, settings, telemetry) for name in settings.metrics_exporters]
-            mp = MeterProvider(resource=resource, metric_readers=readers, views=metric_views())
+            mp = MeterProvider(resource=resource, metric_readers=readers, views=metric_views(),
+                               shutdown_on_exit=False)
             telemetry.owns_meter_provider = True
 
         if set_global:
@@ -478,8 +480,23 @@ def configure(
             if not system.is_instrumented_by_opentelemetry:
                 system.instrument(meter_provider=mp)
                 telemetry.instrumentors.append(system)
+        if telemetry.owns_tracer_provider or telemetry.owns_meter_provider:
+            _register_exit_hook()
         _telemetry = telemetry
         return telemetry
+
+
+_exit_hook_registered = False
+
+
+def _register_exit_hook() -> None:
+    """Shut down what we own at interpreter exit, within ``shutdown()``'s timeout. The SDK's own
+    exit hooks (turned off on the providers we build) wait 30 s per provider for a collector that
+    never answers, so a host that never called ``shutdown()`` would hang on exit."""
+    global _exit_hook_registered
+    if not _exit_hook_registered:
+        _exit_hook_registered = True
+        atexit.register(shutdown)
 
 
 def current_telemetry() -> Telemetry | None:

@@ -4,6 +4,7 @@ hypothesis profile so the property and fuzz tests stay fast and deterministic in
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -19,13 +20,14 @@ import agent_otel
 from agent_otel import semconv
 from agent_otel.setup import histogram_views
 
-# Modest example counts, no per-example deadline (a 2-core CI box is noisy), derandomized so a
-# failure reproduces; `HYPOTHESIS_PROFILE=thorough` runs more examples locally.
-settings.register_profile("reliability", max_examples=150, deadline=None, derandomize=True,
-                          suppress_health_check=[HealthCheck.too_slow], database=None)
-settings.register_profile("thorough", max_examples=2_000, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("reliability")
+# The hypothesis profile of these tests (applied per test, so other tests keep the global one):
+# modest example counts, no per-example deadline unless a test sets one (a 2-core CI box is noisy),
+# derandomized so a failure reproduces. RELIABILITY_EXAMPLES=2000 runs more locally.
+settings.register_profile(
+    "reliability", max_examples=int(os.environ.get("RELIABILITY_EXAMPLES", "200")), deadline=None,
+    derandomize=True, database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+RELIABILITY = settings.get_profile("reliability")
 
 
 class CountingSpanProcessor(SpanProcessor):

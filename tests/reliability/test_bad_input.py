@@ -14,15 +14,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from agent_otel import ConfigurationError, config
 from agent_otel.extract import Call, path
 from agent_otel.extract import Path as ExtractorPath
 from agent_otel.setup import resolve_settings
+from tests.reliability.conftest import RELIABILITY
 
-FUZZ = settings(deadline=5_000, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+# 300 examples; a generous per-example deadline, so that a hang fails the test
+FUZZ = settings(RELIABILITY, max_examples=max(300, RELIABILITY.max_examples), deadline=5_000)
 
 
 def only_configuration_errors(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

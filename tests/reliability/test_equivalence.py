@@ -25,13 +25,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry import trace
 
 import agent_otel
 from agent_otel.runtime import runtime
 from agent_otel.wrapping import Handler, Invocation, instrument
+from tests.reliability.conftest import RELIABILITY
 
 
 class CustomError(Exception):
@@ -362,7 +363,7 @@ def transcript_of(spec: Spec, wrap: Callable[[Any], Any] | None, ops: list[tuple
     return [*transcript.entries, ("body", log_entries(spec, transcript))]
 
 
-PROPERTY_SETTINGS = settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+PROPERTY_SETTINGS = settings(RELIABILITY)
 
 
 @PROPERTY_SETTINGS

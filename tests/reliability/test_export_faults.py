@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -190,3 +192,42 @@ def test_failing_metric_export_is_counted_and_shutdown_keeps_its_timeout(
         agent_otel.shutdown(timeout_millis=SHUTDOWN_TIMEOUT_MS)
         shutdown_s = time.monotonic() - began
     assert shutdown_s < SHUTDOWN_TIMEOUT_MS / 1000 + SHUTDOWN_SLACK_S
+
+
+EXIT_CHILD = """
+import socket, sys, threading
+import agent_otel
+from agent_otel import setup
+
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen(16)
+held = []
+threading.Thread(target=lambda: [held.append(sock.accept()) for _ in iter(int, 1)], daemon=True).start()
+agent_otel.configure(otlp_endpoint=f"http://127.0.0.1:{sock.getsockname()[1]}", otlp_protocol=sys.argv[1],
+                     metrics_exporter="otlp", system_metrics=False)
+
+@agent_otel.tool("t")
+def work(i):
+    return i
+
+for i in range(5_000):
+    work(i)
+# the host never calls shutdown(); the exit hook does, with shutdown()'s default timeout (shortened here)
+setup.shutdown.__defaults__ = (%d,)
+print("exiting", flush=True)
+"""
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf"])
+def test_a_host_that_never_calls_shutdown_exits_within_the_shutdown_timeout(protocol: str) -> None:
+    """With a collector that never answers, the SDK's own exit hooks waited 30 s per provider."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    began = time.monotonic()
+    child = subprocess.run([sys.executable, "-c", EXIT_CHILD % SHUTDOWN_TIMEOUT_MS, protocol], env=env,
+                           capture_output=True, text=True, timeout=120)
+    exit_s = time.monotonic() - began
+    assert child.returncode == 0, child.stderr
+    assert child.stdout == "exiting\n"
+    assert exit_s < SHUTDOWN_TIMEOUT_MS / 1000 + 10  # start-up and imports included
+    assert "export.traces" in child.stderr  # the loss was reported on the way out
