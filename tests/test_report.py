@@ -173,13 +173,23 @@ def test_a_server_that_never_answers_times_out_with_exit_2() -> None:
 
 @pytest.mark.parametrize("args", [
     ["--window", "2h"], ["--format", "xml"], ["--slow-ms", "0"], ["--slow-ms", "-5"], ["--slow-ms", "abc"],
-    ["--slow-ms", "81921"], ["--timeout", "0"],
+    ["--slow-ms", "81921"], ["--timeout", "0"], ["--at", "yesterday"],
 ], ids=lambda a: " ".join(a))
 def test_bad_arguments_are_argparse_errors(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["report", "--prometheus", "http://127.0.0.1:9", *args])
     assert exited.value.code == 2
     assert "agent-otel report: error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("1795300000", 1795300000.0), ("1795300000.5", 1795300000.5),
+                                               ("2026-11-21T09:00:00Z", 1795251600.0),
+                                               ("2026-11-21T10:00:00+01:00", 1795251600.0),
+                                               ("2026-11-21T09:00:00", 1795251600.0)])
+def test_at_takes_unix_seconds_or_iso_8601(text: str, seconds: float) -> None:
+    from agent_otel.report import _at
+
+    assert _at(text) == seconds
 
 
 def test_prometheus_is_required(capsys: pytest.CaptureFixture[str]) -> None:

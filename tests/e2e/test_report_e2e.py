@@ -8,6 +8,7 @@ import contextlib
 import csv
 import io
 import json
+import time
 from typing import Any
 
 import pytest
@@ -69,7 +70,10 @@ def url(e2e: E2E) -> str:
 
 
 def report_json(url: str, *extra: str) -> dict[str, Any]:
-    code, out, err = run("--prometheus", url, "--format", "json", *extra)
+    """The JSON report evaluated 3 s in the past: every scrape up to then is stored (1 s scrapes), so the
+    independent queries below, made later at the same time, see exactly the same samples."""
+    at = f"{time.time() - 3:.3f}"
+    code, out, err = run("--prometheus", url, "--format", "json", "--at", at, *extra)
     assert code == 0, err
     return json.loads(out)
 

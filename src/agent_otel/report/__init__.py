@@ -13,6 +13,7 @@ Exit status: 0 the report was printed; 1 Prometheus holds no agent-otel data for
 from __future__ import annotations
 
 import argparse
+import datetime
 import sys
 import time
 from typing import Any
@@ -49,6 +50,22 @@ def _slow_ms(text: str) -> float:
     return value
 
 
+def _at(text: str) -> float:
+    """Unix seconds, or an ISO 8601 time (a trailing Z or an offset; naive means UTC)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--at must be Unix seconds or an ISO 8601 time such as "
+                                         f"2026-11-21T09:00:00Z, got {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
+
+
 def _timeout(text: str) -> float:
     try:
         value = float(text)
@@ -76,6 +93,9 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
                              "of alerts/thresholds.yaml, as the alerts use, i.e. job=~\"agent-otel.*\")")
     parser.add_argument("--timeout", type=_timeout, default=10.0, metavar="S",
                         help="seconds to wait for each query (default 10)")
+    parser.add_argument("--at", type=_at, metavar="TIME",
+                        help="evaluate the window ending at TIME (Unix seconds or ISO 8601, e.g. "
+                             "2026-11-21T09:00:00Z) instead of now")
 
 
 def build_report(options: Options, now: float | None = None, opener: Any = None) -> Report:
@@ -92,7 +112,7 @@ def run_report(args: argparse.Namespace) -> int:
                       slow_ms=args.slow_ms, timeout=args.timeout)
     url = normalize_url(options.prometheus)
     try:
-        report = build_report(options)
+        report = build_report(options, now=args.at)
     except PrometheusUnreachable as exc:
         print(f"agent-otel report: cannot query Prometheus at {url}: {exc}", file=sys.stderr)
         return 2
