@@ -28,9 +28,15 @@ def start(args: list[str], log: Path, env: dict[str, str] | None = None) -> subp
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
+    """Teardown: SIGTERM first, so that the demo stops the Prometheus and Alertmanager it started (they run
+    in their own session and would outlive a SIGKILL), then SIGKILL if it does not exit."""
     if process.poll() is None:
-        process.kill()
-        process.wait(10)
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
 
 
 def jobs_served(port: int) -> float:
@@ -83,32 +89,43 @@ def test_ctrl_c_stops_it_cleanly(tmp_path: Path) -> None:
     assert port_is_closed(port)
 
 
+def status_redraws(output: bytes) -> list[str]:
+    return [part for part in output.decode(errors="replace").split("\r\x1b[K") if "jobs" in part and "cost $" in part]
+
+
 def test_on_a_terminal_one_status_line_is_redrawn(tmp_path: Path) -> None:
     port = free_port()
     leader, follower = pty.openpty()
-    process = subprocess.Popen([*DEMO, "--port", str(port), "--rate", "20", "--duration", "3"],
+    process = subprocess.Popen([*DEMO, "--port", str(port), "--rate", "20"],
                                stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.DEVNULL)
     os.close(follower)
-    output = b""
-    try:
-        while True:  # read until the demo closes the terminal (exit); each read is bounded by select
-            ready, _, _ = select.select([leader], [], [], 60)
-            assert ready, "the demo stopped writing to its terminal"
+    output = bytearray()
+
+    def read_some() -> bool:
+        """Whatever the terminal has now; False once the demo closed it."""
+        ready, _, _ = select.select([leader], [], [], 0.1)
+        if ready:
             try:
                 chunk = os.read(leader, 65536)
             except OSError:  # EIO: the other side is closed
-                break
-            if not chunk:
-                break
-            output += chunk
+                return False
+            output.extend(chunk)
+            return bool(chunk)
+        return True
+
+    try:
+        wait_until(lambda: not read_some() or len(status_redraws(bytes(output))) >= 2,
+                   "two redraws of the status line", timeout_s=60)
+        process.send_signal(signal.SIGINT)
+        wait_until(lambda: not read_some(), "the demo to close its terminal", timeout_s=60)
         assert process.wait(60) == 0
     finally:
         stop(process)
         os.close(leader)
-    text = output.decode(errors="replace")
-    redraws = [part for part in text.split("\r\x1b[K") if "jobs" in part and "cost $" in part]
-    assert len(redraws) >= 2, text
+    redraws = status_redraws(bytes(output))
+    assert len(redraws) >= 2, output
     assert "errors" in redraws[-1]
+    assert "agent-otel demo: stopped after" in output.decode(errors="replace")
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -170,3 +187,13 @@ def test_stack_starts_prometheus_and_alertmanager_with_the_shipped_files_and_sto
         assert port_is_closed(port)
     with pytest.raises(OSError):
         urllib.request.urlopen(prometheus + "/-/ready", timeout=2)
+
+
+def test_stack_with_an_unwritable_workdir_names_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    done = subprocess.run([*DEMO, "--stack", "--port", str(free_port()), "--prometheus-port", str(free_port()),
+                           "--alertmanager-port", str(free_port()), "--workdir", str(blocker / "stack"),
+                           "--duration", "1"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"cannot write the stack's files in {blocker / 'stack'}" in done.stderr, done.stderr

@@ -376,11 +376,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
-# Parser and entry point
-# --------------------------------------------------------------------------------------------------
-
-#: Functions adding one subcommand each (``subparsers`` -> None; set ``handler=`` on the parser).
-# --------------------------------------------------------------------------------------------------
 # agent-otel demo [--stack] [--port P] [--rate R] [--duration S] [--seed N]
 # --------------------------------------------------------------------------------------------------
 
@@ -456,6 +451,11 @@ def _add_report(subparsers: Any) -> None:
     parser.set_defaults(handler=run_report)
 
 
+# --------------------------------------------------------------------------------------------------
+# Parser and entry point
+# --------------------------------------------------------------------------------------------------
+
+#: Functions adding one subcommand each (``subparsers`` -> None; set ``handler=`` on the parser).
 SUBCOMMANDS: list[Callable[[Any], None]] = [_add_run, _add_check, _add_demo, _add_report]
 
 

@@ -134,7 +134,10 @@ class ManagedProcess:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass  # killed; the kernel reaps it when it can, nothing left for us to do
         except ProcessLookupError:
             pass
 
@@ -166,7 +169,9 @@ class LocalStack:
     def alertmanager_url(self) -> str:
         return f"http://127.0.0.1:{self.alertmanager_port}"
 
-    def start(self, ready_timeout: float = 60.0) -> LocalStack:
+    def start(self, ready_timeout: float = 60.0, cancel: threading.Event | None = None) -> LocalStack:
+        """Start both servers and wait until they are ready; ``cancel`` (e.g. set by Ctrl-C) stops waiting
+        and raises StackError."""
         prometheus = find_binary("prometheus")
         alertmanager = find_binary(*ALERTMANAGER_BINARIES)
         assets = None if self.rule_files is not None and self.alertmanager_yml is not None else assets_dir()
@@ -178,14 +183,17 @@ class LocalStack:
                 check_port_free(port, what)
         self.prometheus_port = self.prometheus_port or free_port()
         self.alertmanager_port = self.alertmanager_port or free_port()
-        self.workdir.mkdir(parents=True, exist_ok=True)
         am_file = self.workdir / "alertmanager.yml"
-        am_file.write_text(alertmanager_config(shipped_am, self.webhook_url))
         prom_file = self.workdir / "prometheus.yml"
-        prom_file.write_text(prometheus_config(
-            self.scrape_targets, [Path(p).resolve() for p in rule_files], f"127.0.0.1:{self.alertmanager_port}",
-            scrape_interval=self.scrape_interval, evaluation_interval=self.evaluation_interval,
-            job_name=self.job_name))
+        try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            am_file.write_text(alertmanager_config(shipped_am, self.webhook_url))
+            prom_file.write_text(prometheus_config(
+                self.scrape_targets, [Path(p).resolve() for p in rule_files], f"127.0.0.1:{self.alertmanager_port}",
+                scrape_interval=self.scrape_interval, evaluation_interval=self.evaluation_interval,
+                job_name=self.job_name))
+        except OSError as exc:
+            raise StackError(f"cannot write the stack's files in {self.workdir}: {exc.strerror or exc}") from None
         self.processes = [
             ManagedProcess("alertmanager", [
                 alertmanager, f"--config.file={am_file}", f"--storage.path={self.workdir / 'am-data'}",
@@ -202,13 +210,13 @@ class LocalStack:
         try:
             for process in self.processes:
                 process.start()
-            self._wait_ready(ready_timeout)
+            self._wait_ready(ready_timeout, cancel)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _wait_ready(self, timeout: float) -> None:
+    def _wait_ready(self, timeout: float, cancel: threading.Event | None) -> None:
         deadline = time.monotonic() + timeout
         pending = {p.name: p for p in self.processes}
         urls = {"alertmanager": self.alertmanager_url, "prometheus": self.prometheus_url}
@@ -225,7 +233,9 @@ class LocalStack:
                     pass
             if pending and time.monotonic() > deadline:
                 raise StackError(f"{', '.join(pending)} not ready after {timeout:.0f} s; logs in {self.workdir}")
-            if pending:
+            if pending and cancel is not None and cancel.wait(0.1):
+                raise StackError("start-up interrupted")
+            if pending and cancel is None:
                 time.sleep(0.1)
 
     def stop(self) -> None:

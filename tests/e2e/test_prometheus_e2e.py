@@ -180,8 +180,16 @@ def test_a_latency_exemplar_carries_the_trace_id_of_an_agent_span(e2e: E2E) -> N
 
 
 def test_prometheus_runs_the_shipped_rule_groups(e2e: E2E) -> None:
-    groups = http_get_json(f"{e2e.stack.prometheus_url}/api/v1/rules")["data"]["groups"]
-    names = {rule["name"] for group in groups for rule in group["rules"]}
-    assert set(recording_rules()) <= names
-    assert all(rule["health"] == "ok" for group in groups for rule in group["rules"]), [
-        (rule["name"], rule.get("lastError")) for group in groups for rule in group["rules"] if rule["health"] != "ok"]
+    unhealthy: list[tuple[str, str, str]] = []
+
+    def all_evaluated_ok() -> bool:
+        groups = http_get_json(f"{e2e.stack.prometheus_url}/api/v1/rules")["data"]["groups"]
+        assert set(recording_rules()) <= {rule["name"] for group in groups for rule in group["rules"]}
+        unhealthy[:] = [(rule["name"], rule["health"], rule.get("lastError", "")) for group in groups
+                        for rule in group["rules"] if rule["health"] != "ok"]
+        return not unhealthy
+
+    try:  # "unknown" until a group's first evaluation; "err" is a failure
+        wait_until(all_evaluated_ok, "every rule evaluated without error", timeout_s=60)
+    except AssertionError:
+        raise AssertionError(f"rules not healthy: {unhealthy}") from None

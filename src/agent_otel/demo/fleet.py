@@ -23,8 +23,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -338,20 +338,30 @@ class Fleet:
                     return
                 self.evolver.evolve(name, strategies[round_number % len(strategies)])
 
-    def run(self, stop: threading.Event, duration_s: float | None = None,
-            on_job_done: Callable[[BaseException | None], None] | None = None) -> None:
+    def run(self, stop: threading.Event, duration_s: float | None = None) -> None:
         deadline = None if not duration_s else time.monotonic() + duration_s
         evolution = threading.Thread(target=self._evolution_loop, args=(stop,), name="evolution", daemon=True)
         evolution.start()
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="jobs") as job_pool, \
-                ThreadPoolExecutor(self.workers * 2, thread_name_prefix="agents") as agent_pool:
+        # At most 2 jobs per worker queued or running: a rate above what the fleet can do slows the
+        # arrivals instead of growing a queue that Ctrl-C would have to drain.
+        in_flight = threading.BoundedSemaphore(self.workers * 2)
+
+        def done(_: Future[list[Outcome]]) -> None:
+            in_flight.release()
+
+        job_pool = ThreadPoolExecutor(self.workers, thread_name_prefix="jobs")
+        agent_pool = ThreadPoolExecutor(self.workers * 2, thread_name_prefix="agents")
+        try:
             next_start = time.monotonic()
             while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-                job = self._next_job(agent_pool)
-                future = job_pool.submit(job.run)
-                if on_job_done is not None:
-                    future.add_done_callback(lambda f: on_job_done(f.exception()))
+                if not in_flight.acquire(timeout=0.1):
+                    next_start = time.monotonic()
+                    continue
+                job_pool.submit(self._next_job(agent_pool).run).add_done_callback(done)
                 next_start += 1.0 / self.rate
                 stop.wait(max(0.0, next_start - time.monotonic()))
+        finally:
             stop.set()
-        evolution.join()
+            job_pool.shutdown(wait=True, cancel_futures=True)
+            agent_pool.shutdown(wait=True, cancel_futures=True)
+            evolution.join()

@@ -150,7 +150,13 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
         print(f"  metrics:      {metrics_url}", file=out, flush=True)
 
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if stop.is_set():  # a second Ctrl-C: the user does not want to wait for the clean stop
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     stack: LocalStack | None = None
     receiver: WebhookReceiver | None = None
     temporary: tempfile.TemporaryDirectory[str] | None = None
@@ -165,10 +171,10 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
             stack = LocalStack(workdir, scrape_targets=[f"127.0.0.1:{options.port}"], webhook_url=receiver.url,
                                prometheus_port=options.prometheus_port, alertmanager_port=options.alertmanager_port)
             try:
-                stack.start()
+                stack.start(cancel=stop)
             except StackError as exc:
                 print(f"agent-otel demo: --stack: {exc}", file=sys.stderr)
-                return 1
+                return 130 if stop.is_set() else 1
             print(f"  prometheus:   {stack.prometheus_url}  (Alerts tab: the shipped rules; they fire after their "
                   "`for:` durations, 5 to 15 minutes in)", file=out)
             print(f"  alertmanager: {stack.alertmanager_url}  (alert notifications are printed here as they arrive)",
@@ -195,6 +201,10 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
                   f"{final.agent_calls:.0f} agent calls, {final.errors:.0f} errors, ${final.cost_usd:.4f}",
                   file=out, flush=True)
         return 0
+    except KeyboardInterrupt:
+        status_line.finish()
+        print("agent-otel demo: interrupted again; stopping without waiting for running jobs", file=out, flush=True)
+        return 130
     finally:
         stop.set()
         if stack is not None:

@@ -62,7 +62,7 @@ KPI_CURRENT = sc.AGENT_KPI_CURRENT.prometheus
 
 LOW, MEDIUM = sc.CONFIDENCE_BAND_EDGES
 #: Calibration bands as the shipped rules define them: (name, lower cumulative bucket or None, upper
-#: cumulative bucket), i.e. low < 0.5 <= medium < 0.8 <= high.
+#: cumulative bucket); buckets include their upper bound, so low <= 0.5 < medium <= 0.8 < high.
 BANDS: tuple[tuple[str, str | None, str], ...] = (
     ("low", None, str(LOW)), ("medium", str(LOW), str(MEDIUM)), ("high", str(MEDIUM), "+Inf"))
 
