@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import gzip
 import re
+import socket
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from functools import partial
+from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import parse_qs
-from wsgiref.simple_server import make_server
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from opentelemetry.sdk.metrics.export import (
     Gauge,
@@ -416,22 +418,64 @@ def metrics_app(reader: AgentOtelPrometheusReader, registry: CollectorRegistry) 
     return app
 
 
+#: Seconds a /metrics connection may stall (send no request, or not read the answer) before its server
+#: thread gives up on it: without a socket timeout, a client that connects and sends nothing holds a
+#: thread forever. Far above Prometheus' default scrape timeout (10 s), so no real scrape is cut.
+SCRAPE_SOCKET_TIMEOUT_S = 30.0
+
+
+def _timeout_handler(base: type[WSGIRequestHandler]) -> type[WSGIRequestHandler]:
+    """``base`` with a socket timeout of :data:`SCRAPE_SOCKET_TIMEOUT_S` (read now) that drops the
+    connection quietly when it expires."""
+
+    class Handler(base):  # type: ignore[valid-type,misc]
+        timeout = SCRAPE_SOCKET_TIMEOUT_S
+
+        def handle(self) -> None:
+            try:
+                super().handle()
+            except OSError:  # the request timed out, or the client went away: drop the connection
+                self.close_connection = True
+
+    return Handler
+
+
 def serve_metrics(reader: AgentOtelPrometheusReader, registry: CollectorRegistry, port: int,
                   addr: str = "127.0.0.1") -> tuple[Any, threading.Thread]:
     """Serve :func:`metrics_app` on ``addr:port`` from a daemon thread, as prometheus_client's
-    ``start_http_server`` does (same server classes); returns the server and its thread."""
+    ``start_http_server`` does (same server classes, plus a socket timeout:
+    :data:`SCRAPE_SOCKET_TIMEOUT_S`); returns the server and its thread."""
     try:
         from prometheus_client.exposition import ThreadingWSGIServer, _get_best_family, _SilentHandler
-    except ImportError:  # a prometheus_client without them: its own server, its own rendering
-        from prometheus_client import start_http_server
-
-        return start_http_server(port, addr=addr, registry=registry)
+    except ImportError:  # a prometheus_client without them: the same from the standard library, its rendering
+        return _serve_fallback(registry, port, addr)
 
     class Server(ThreadingWSGIServer):
         pass
 
     Server.address_family, addr = _get_best_family(addr, port)
-    server = make_server(addr, port, metrics_app(reader, registry), Server, handler_class=_SilentHandler)
+    server = make_server(addr, port, metrics_app(reader, registry), Server,
+                         handler_class=_timeout_handler(_SilentHandler))
+    thread = threading.Thread(target=server.serve_forever, name="agent-otel-metrics", daemon=True)
+    thread.start()
+    return server, thread
+
+
+def _serve_fallback(registry: CollectorRegistry, port: int, addr: str) -> tuple[Any, threading.Thread]:
+    """prometheus_client's ``start_http_server`` rebuilt from the standard library (its server
+    classes are private), serving its own app over ``registry``, with the socket timeout."""
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class SilentHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    family, _, _, _, sockaddr = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    Server.address_family = family
+    server = make_server(sockaddr[0], port, make_wsgi_app(registry), Server,
+                         handler_class=_timeout_handler(SilentHandler))
     thread = threading.Thread(target=server.serve_forever, name="agent-otel-metrics", daemon=True)
     thread.start()
     return server, thread

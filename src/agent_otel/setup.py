@@ -8,7 +8,9 @@ Telemetry lost on the way out is counted on ``agent_otel.instrumentation.errors`
 failure of ours: spans of a failed export (stage ``export.traces``, one per span), spans dropped
 because the export queue was full (``export.traces.queue_full``), spans still queued when
 ``shutdown()`` ran out of time (``export.traces.shutdown``) and failed metric exports
-(``export.metrics``, one per export). ``shutdown()`` returns within its timeout even when the
+(``export.metrics``, one per export). The span counts are approximate (may under-count, never
+over-count): each lost span is counted at most once, and a loss is counted only when it is certain
+(see :class:`ReportingBatchSpanProcessor`). ``shutdown()`` returns within its timeout even when the
 collector never answers, and runs at interpreter exit if the host never called it.
 """
 
@@ -247,21 +249,34 @@ def _shutdown_within(target: Any, timeout_millis: float, **kwargs: Any) -> Any:
 
 class ReportingSpanExporter(SpanExporter):
     """Wraps a span exporter: a batch it fails to deliver (FAILURE, or an exception) is counted, one
-    per span, at stage ``export.traces``."""
+    per span, at stage ``export.traces`` (only logged once ``closed``: an export that starts after
+    that is of spans :meth:`ReportingBatchSpanProcessor.shutdown` counted already, or may be).
+
+    ``calls`` (exports started) and ``exporting`` (an export is running) tell the processor when no
+    span can be leaving its queue: the SDK takes spans from it only just before calling ``export``.
+    """
 
     def __init__(self, exporter: SpanExporter, loss: LossReporter) -> None:
         self.exporter = exporter
         self._loss = loss
+        self.closed = False
+        self.calls = 0
+        self.exporting = False
 
     def export(self, spans: Any) -> SpanExportResult:
+        count = 0 if self.closed else len(spans)  # read before exporting: see the class docstring
+        self.calls += 1
+        self.exporting = True
         try:
             result = self.exporter.export(spans)
         except Exception as exc:
-            self._loss("export.traces", exc, len(spans))
+            self._loss("export.traces", exc, count)
             return SpanExportResult.FAILURE
+        finally:
+            self.exporting = False
         if result is not SpanExportResult.SUCCESS:
             self._loss("export.traces", ExportLossError(
-                f"{type(self.exporter).__name__} failed to export {len(spans)} spans"), len(spans))
+                f"{type(self.exporter).__name__} failed to export {len(spans)} spans"), count)
         return result
 
     def shutdown(self, timeout_millis: float = 30_000) -> None:
@@ -273,14 +288,22 @@ class ReportingSpanExporter(SpanExporter):
 
 class ReportingBatchSpanProcessor(BatchSpanProcessor):
     """The SDK's BatchSpanProcessor over a :class:`ReportingSpanExporter`, which also counts the
-    spans it drops because its queue is full (stage ``export.traces.queue_full``, one per span:
-    full before and after the span was queued) and whose ``shutdown(timeout_millis)`` keeps the
-    timeout (the SDK's waits up to 30 s for the export in flight) and counts the spans it abandons
-    (``export.traces.shutdown``). Both reach into the SDK's ``BatchProcessor`` (pinned version);
-    without it they fall back to the SDK's behaviour."""
+    spans it drops because its queue is full (stage ``export.traces.queue_full``, one per span) and
+    whose ``shutdown(timeout_millis)`` keeps the timeout (the SDK's waits up to 30 s for the export
+    in flight) and counts the spans it abandons (``export.traces.shutdown``). Both reach into the
+    SDK's ``BatchProcessor`` (pinned version); without it they fall back to the SDK's behaviour.
+
+    The counts are approximate (may under-count, never over-count). A queue-full drop is counted
+    only when it is certain: the queue was full as the span was queued while an export ran all
+    along (the SDK's worker takes spans from the queue only between exports); a drop while the
+    worker is between exports, or idle, is missed. At shutdown, the exporter is closed before the
+    spans still queued are counted, so a span is counted either as left in the queue or as part of a
+    failed export that started before that, never both; a batch taken between the two is missed.
+    """
 
     def __init__(self, exporter: SpanExporter, loss: LossReporter) -> None:
-        super().__init__(ReportingSpanExporter(exporter, loss))
+        self._reporting = ReportingSpanExporter(exporter, loss)
+        super().__init__(self._reporting)
         self._loss = loss
         self._batch = getattr(self, "_batch_processor", None)
         queue = getattr(self._batch, "_queue", None)
@@ -288,11 +311,16 @@ class ReportingBatchSpanProcessor(BatchSpanProcessor):
 
     def on_end(self, span: Any) -> None:
         queue = self.queue
-        if queue is None:
+        if queue is None or len(queue) < queue.maxlen:
             return super().on_end(span)
+        exporter = self._reporting
+        calls = exporter.calls
+        exporting = exporter.exporting
         full = len(queue) >= queue.maxlen
         super().on_end(span)
-        if full and len(queue) >= queue.maxlen and span.context.trace_flags.sampled:  # full before and after
+        # the same export ran all along: no span left the queue, so queueing this one dropped one
+        if (full and exporting and exporter.exporting and exporter.calls == calls
+                and span.context.trace_flags.sampled):
             self._loss("export.traces.queue_full", ExportLossError(
                 f"span export queue full (max_queue_size={queue.maxlen}): a span was dropped"))
 
@@ -302,6 +330,9 @@ class ReportingBatchSpanProcessor(BatchSpanProcessor):
         if getattr(self._batch, "_shutdown", False):
             return None  # already shut down: TracerProvider.shutdown() comes after ours
         self._batch.shutdown(timeout_millis=timeout_millis)
+        # Close the exporter first: a batch the worker takes from now on is not counted by it, so
+        # each span still queued is counted here only (see the class docstring).
+        self._reporting.closed = True
         left = len(self.queue) if self.queue is not None else 0
         if left:  # the export in flight outlived the timeout: what is still queued is never sent
             self._loss("export.traces.shutdown", ExportLossError(
@@ -313,8 +344,9 @@ class ReportingMetricExporter(MetricExporter):
     ``export.metrics``."""
 
     def __init__(self, exporter: MetricExporter, loss: LossReporter) -> None:
-        super().__init__(preferred_temporality=exporter._preferred_temporality,
-                         preferred_aggregation=exporter._preferred_aggregation)
+        # the SDK's MetricExporter keeps them there; a custom exporter may not have them (SDK defaults)
+        super().__init__(preferred_temporality=getattr(exporter, "_preferred_temporality", None),
+                         preferred_aggregation=getattr(exporter, "_preferred_aggregation", None))
         self.exporter = exporter
         self._loss = loss
 
@@ -332,6 +364,8 @@ class ReportingMetricExporter(MetricExporter):
         return self.exporter.force_flush(timeout_millis=timeout_millis)
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        # PeriodicExportingMetricReader calls shutdown(timeout=<milliseconds left>), not timeout_millis
+        timeout_millis = max(0.0, kwargs.pop("timeout", timeout_millis))
         self.exporter.shutdown(timeout_millis=timeout_millis, **kwargs)
 
 
@@ -503,10 +537,36 @@ def current_telemetry() -> Telemetry | None:
     return _telemetry
 
 
+def _start(what: str, step: Any) -> threading.Thread | None:
+    """Run ``step`` on a daemon thread (None: it ran here, threads being unavailable); a failure is
+    logged, never raised."""
+
+    def run() -> None:
+        try:
+            step()
+        except Exception as exc:
+            logger.warning("agent-otel: shutdown of the %s failed (%s: %s)", what, type(exc).__name__, exc)
+
+    thread = threading.Thread(target=run, name=f"agent-otel-shutdown-{what.replace(' ', '-')}", daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:  # e.g. no new threads at interpreter shutdown: run it here
+        run()
+        return None
+    return thread
+
+
 def shutdown(timeout_millis: int = 10_000) -> None:
     """Flush telemetry and release what configure() set up, within ``timeout_millis`` overall (what
     an unreachable collector did not take by then is lost, and counted). The host's own providers
-    are flushed, not shut down. Never raises."""
+    are flushed, not shut down. Never raises.
+
+    Each step (our span processors, the providers, including the span processors a host added to
+    a TracerProvider we built, whose shutdown takes no timeout, and stopping the /metrics server)
+    runs on a daemon thread that is waited for only until the deadline: one still running then is
+    left to finish in the background (what it then loses is logged, no longer counted). Beyond the deadline
+    come only the few milliseconds of uninstrumenting, starting those threads and closing the
+    /metrics socket."""
     global _telemetry
     with _lock:
         telemetry, _telemetry = _telemetry, None
@@ -517,6 +577,13 @@ def shutdown(timeout_millis: int = 10_000) -> None:
         def remaining_millis() -> float:
             return max(1.0, (deadline - time.monotonic()) * 1000)  # never 0: the SDK refuses to start
 
+        def wait(thread: threading.Thread | None) -> None:
+            if thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+        server = telemetry.prometheus_server
+        # serve_forever() notices a shutdown request within 0.5 s: let that overlap with the flush
+        stop_server = _start("metrics server", server.shutdown) if server is not None else None
         for instrumentor in telemetry.instrumentors:
             try:
                 instrumentor.uninstrument()
@@ -537,14 +604,11 @@ def shutdown(timeout_millis: int = 10_000) -> None:
             else:
                 steps.append(("tracer provider", provider.shutdown))
         for what, step in steps:
-            try:
-                step()
-            except Exception as exc:
-                logger.warning("agent-otel: shutdown of the %s failed (%s: %s)", what, type(exc).__name__, exc)
+            wait(_start(what, step))
         telemetry.loss.counter = None
-        if telemetry.prometheus_server is not None:
-            telemetry.prometheus_server.shutdown()
-            telemetry.prometheus_server.server_close()
+        if server is not None:
+            wait(stop_server)
+            server.server_close()  # if serve_forever() is still polling, it stops at its next poll
         if telemetry.environment_token is not None:
             try:
                 otel_context.detach(telemetry.environment_token)  # type: ignore[arg-type]

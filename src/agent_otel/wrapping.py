@@ -145,7 +145,8 @@ def _sync_wrapper(handler: Handler) -> Callable[..., Any]:
     def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
         if not runtime().enabled:
             return wrapped(*args, **kwargs)
-        try:  # _begin(), inlined on the hottest path
+        # mirrors _begin() deliberately (inlined: hot path); change both together
+        try:
             inv = handler.begin(wrapped, instance, args, kwargs)
         except Exception as exc:
             report_error(handler.stage + ".begin", exc)

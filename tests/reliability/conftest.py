@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 import agent_otel
 from agent_otel import semconv
 from agent_otel.setup import histogram_views
+from tests.polling import wait_until
 
 # The hypothesis profile of these tests (applied per test, so other tests keep the global one):
 # modest example counts, no per-example deadline unless a test sets one (a 2-core CI box is noisy),
@@ -28,6 +31,28 @@ settings.register_profile(
     derandomize=True, database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 RELIABILITY = settings.get_profile("reliability")
+
+
+def completes(fn: Callable[[], Any], what: str, timeout_s: float) -> tuple[Any, float]:
+    """Run ``fn`` on a daemon thread and wait until it returns: hang detection (``timeout_s`` is
+    generous), never a measured-duration check. Re-raises its exception; returns its result and the
+    seconds it took (to print)."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        began = time.monotonic()
+        try:
+            outcome["result"] = fn()
+        except BaseException as exc:
+            outcome["error"] = exc
+        outcome["seconds"] = time.monotonic() - began
+
+    thread = threading.Thread(target=run, name=f"completes: {what}", daemon=True)
+    thread.start()
+    wait_until(lambda: not thread.is_alive(), what, timeout_s=timeout_s)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("result"), outcome["seconds"]
 
 
 class CountingSpanProcessor(SpanProcessor):

@@ -3,8 +3,9 @@
 configure() serves /metrics; 2,000 tool series make the exposition a few MB, more than the socket
 buffers hold. Four scrapers then misbehave at once: one connects and sends nothing, one sends half
 a request, one sends a request and never reads the answer (its server thread blocks writing), one
-reads it a kilobyte at a time. While they hang, wrapped calls complete, a well-behaved scrape still
-answers and shows those calls, and ``shutdown()`` returns promptly.
+reads it a kilobyte at a time and then stops. While they hang, wrapped calls complete, a well-behaved
+scrape still answers and shows those calls, and ``shutdown()`` returns. The server's socket timeout
+finally disconnects a client that sends nothing.
 """
 
 from __future__ import annotations
@@ -14,22 +15,26 @@ import re
 import select
 import socket
 import threading
-import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 import agent_otel
-from agent_otel import path, semconv
+from agent_otel import exposition, path, semconv
 from tests.conftest import free_port
 from tests.polling import wait_until
+from tests.reliability.conftest import completes
 
 SERIES = 2_000
 CALLS = 5_000
-CALLS_DEADLINE_S = 60.0
-SHUTDOWN_DEADLINE_S = 10.0
+# hang detection only: "calls do not block" and "shutdown() returns within its timeout" (10 s default)
+CALLS_HANG_S = 120.0
+SHUTDOWN_HANG_S = 30.0
+SLOW_READER_LIMIT = 64 * 2**10  # bytes the slow reader takes before it stops: far less than the exposition
+STUCK_SOCKET_TIMEOUT_S = 3_600.0  # the stuck scrapes stay stuck however long the test takes
+SHORT_SOCKET_TIMEOUT_S = 1.0
 REQUEST = b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nAccept: text/plain\r\n\r\n"
 
 
@@ -60,7 +65,8 @@ def agent_calls_on(body: str) -> float:
 
 
 class SlowReader(threading.Thread):
-    """Reads a scrape's answer a kilobyte at a time, paced, until told to stop."""
+    """Reads a scrape's answer a kilobyte at a time, paced, until it has :data:`SLOW_READER_LIMIT`
+    bytes (then reads no more: stuck by construction) or is told to stop."""
 
     def __init__(self, sock: socket.socket) -> None:
         super().__init__(daemon=True)
@@ -69,9 +75,9 @@ class SlowReader(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        while not self.stop.wait(0.02):
+        while not self.stop.wait(0.02) and self.received < SLOW_READER_LIMIT:
             try:
-                chunk = self.sock.recv(1024)
+                chunk = self.sock.recv(min(1024, SLOW_READER_LIMIT - self.received))
             except OSError:
                 return
             if not chunk:
@@ -80,20 +86,26 @@ class SlowReader(threading.Thread):
 
 
 @pytest.fixture
-def metrics_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def serve_metrics(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[float], Any]]:
+    """configure() serving /metrics, its server's socket timeout set to the seconds given."""
     for name in list(os.environ):
         if name.startswith(("OTEL_", "AGENT_OTEL_")):
             monkeypatch.delenv(name)
     agent_otel.shutdown()
-    agent_otel.set_policy(cardinality_limit=SERIES + 100)
-    telemetry = agent_otel.configure(metrics_exporter="prometheus", traces_exporter="none",
-                                     prometheus_port=free_port(), set_global=False, system_metrics=False,
-                                     instrument_threads=False, instrument_processes=False)
-    yield telemetry
+
+    def start(socket_timeout_s: float) -> Any:
+        monkeypatch.setattr(exposition, "SCRAPE_SOCKET_TIMEOUT_S", socket_timeout_s)
+        agent_otel.set_policy(cardinality_limit=SERIES + 100)
+        return agent_otel.configure(metrics_exporter="prometheus", traces_exporter="none",
+                                    prometheus_port=free_port(), set_global=False, system_metrics=False,
+                                    instrument_threads=False, instrument_processes=False)
+
+    yield start
     agent_otel.shutdown()
 
 
-def test_stuck_and_slow_scrapes_never_block_the_calls(metrics_server: Any) -> None:
+def test_stuck_and_slow_scrapes_never_block_the_calls(serve_metrics: Callable[[float], Any]) -> None:
+    metrics_server = serve_metrics(STUCK_SOCKET_TIMEOUT_S)
     url = metrics_server.prometheus_url
     host, port = metrics_server.prometheus_server.server_address[:2]
     for i in range(SERIES):
@@ -128,26 +140,58 @@ def test_stuck_and_slow_scrapes_never_block_the_calls(metrics_server: Any) -> No
         wait_until(lambda: stuck_handlers() >= 4, "four scrapes held by the server")
         wait_until(lambda: select.select([never_reads], [], [], 0)[0], "the unread scrape's answer to start")
 
-        began = time.monotonic()
-        for i in range(CALLS):
-            assert agent_call(i) == {"success": True, "fixes_applied": 1}
-            named_tool("tool-00000")
-        calls_s = time.monotonic() - began
-        assert calls_s < CALLS_DEADLINE_S
+        def calls() -> None:
+            for i in range(CALLS):
+                assert agent_call(i) == {"success": True, "fixes_applied": 1}
+                named_tool("tool-00000")
+
+        _, calls_s = completes(calls, f"{CALLS} x 2 calls with 4 stuck scrapes", timeout_s=CALLS_HANG_S)
 
         # a well-behaved scrape is answered meanwhile, with every call just made
         assert agent_calls_on(scrape(url)) == CALLS
         # and the bad ones are still hanging: what was checked happened while they were stuck
         assert stuck_handlers() >= 4
-        assert slow.is_alive() and slow.received < size
+        assert slow.is_alive() and slow.received <= SLOW_READER_LIMIT < size
     finally:
         if slow is not None:
             slow.stop.set()
-        began = time.monotonic()
-        agent_otel.shutdown()
-        shutdown_s = time.monotonic() - began
-        for sock in clients:
-            sock.close()
-    assert shutdown_s < SHUTDOWN_DEADLINE_S
+        try:
+            _, shutdown_s = completes(agent_otel.shutdown, "shutdown() to return", timeout_s=SHUTDOWN_HANG_S)
+        finally:
+            for sock in clients:
+                sock.close()
     print(f"\n/metrics {size / 2**20:.1f} MiB; {CALLS} x 2 calls in {calls_s:.2f} s with 4 stuck scrapes; "
           f"slow reader got {slow.received} bytes; shutdown {shutdown_s:.2f} s")
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """The server closed ``sock`` (readable, and at end of stream): never blocks."""
+    if not select.select([sock], [], [], 0)[0]:
+        return False
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_a_client_that_sends_nothing_is_disconnected_after_the_socket_timeout(
+        serve_metrics: Callable[[float], Any]) -> None:
+    telemetry = serve_metrics(SHORT_SOCKET_TIMEOUT_S)
+    host, port = telemetry.prometheus_server.server_address[:2]
+    earlier = handler_threads()
+    silent = socket.create_connection((host, port))
+    half = socket.create_connection((host, port))
+    try:
+        half.sendall(REQUEST[:20])
+        # held by the server at first (the connection is not refused or dropped at once) ...
+        wait_until(lambda: len(handler_threads() - earlier) >= 2, "two connections held by the server")
+        assert not closed_by_server(silent) and not closed_by_server(half)
+        # ... then dropped once the socket timeout expires, its server thread freed
+        wait_until(lambda: closed_by_server(silent), "the silent client to be disconnected", timeout_s=30)
+        wait_until(lambda: closed_by_server(half), "the half-request client to be disconnected", timeout_s=30)
+        wait_until(lambda: not (handler_threads() - earlier), "their server threads to end", timeout_s=30)
+        # and the server still answers
+        assert agent_calls_on(scrape(telemetry.prometheus_url)) == 0
+    finally:
+        silent.close()
+        half.close()
