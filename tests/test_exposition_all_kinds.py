@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -16,46 +14,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import agent_otel
-from agent_otel import path, semconv
+from agent_otel import semconv
 from agent_otel.setup import histogram_views
+from tests.every_kind import use_every_kind
 
 PROMTOOL = "/usr/bin/promtool"
-
-
-@agent_otel.tool("ruff", type="function")
-def run_ruff(target: str) -> str:
-    return target
-
-
-@agent_otel.provider("openai", model="gpt-4o", retries=path("result.retries"))
-def complete(prompt: str) -> dict[str, Any]:
-    agent_otel.record_fallback(to="anthropic", reason="rate_limit")
-    return {"model": "gpt-4o-2024-08-06", "retries": 1,
-            "usage": {"prompt_tokens": 120, "completion_tokens": 30}}
-
-
-@agent_otel.provider("anthropic", model="claude-sonnet-4")
-async def stream(prompt: str) -> Any:
-    yield {"type": "message_start", "message": {"usage": {"input_tokens": 50, "output_tokens": 1}}}
-    yield {"type": "message_delta", "usage": {"output_tokens": 20}}
-
-
-@agent_otel.agent("refactor-agent", task_type=path("args.kind"), attributes={"user.id": "alice"})
-def handle(kind: str) -> dict[str, Any]:
-    run_ruff("src/")
-    complete("fix it")
-
-    async def consume() -> None:
-        async for _ in stream("more"):
-            pass
-
-    asyncio.run(consume())
-    return {"success": True, "confidence": "high", "fixes_applied": 2, "patterns_used": ["rename"]}
-
-
-@agent_otel.evolution(path("args.agent"), type="nightly", strategy="prompt_optimization")
-def evolve(agent: str) -> dict[str, Any]:
-    return {"kpis_before": {"success_rate": 0.5}, "kpis_after": {"success_rate": 0.7}, "iterations": 3}
 
 
 @pytest.fixture
@@ -72,16 +35,7 @@ def registry() -> Iterator[CollectorRegistry]:
 
 
 def exposition_of_every_kind(registry: CollectorRegistry) -> str:
-    with agent_otel.job(type="nightly"):
-        handle("lint")
-        with agent_otel.agent_call("planner", task_type="plan") as call:
-            call.set_outcome(success=False, confidence=0.4)
-        with agent_otel.provider_call("openai", model="gpt-4o-mini") as call:
-            agent_otel.record_retry()
-            call.set_outcome(usage={"prompt_tokens": 10, "completion_tokens": 5})
-        with agent_otel.tool_call("shell"):
-            pass
-        evolve("refactor-agent")
+    use_every_kind()
     return generate_latest(registry).decode()
 
 

@@ -29,8 +29,7 @@ TAG = "agent-otel"
 SCHEMA_VERSION = 39
 
 
-def label(attribute: str) -> str:
-    return attribute.replace(".", "_")
+label = sc.prometheus_label
 
 
 AGENT = label(sc.GEN_AI_AGENT_NAME)

@@ -39,9 +39,7 @@ HEADER = (
 )
 
 
-def label(attribute: str) -> str:
-    """Prometheus label name of an OTel attribute key."""
-    return attribute.replace(".", "_")
+label = sc.prometheus_label
 
 
 AGENT = label(sc.GEN_AI_AGENT_NAME)

@@ -161,6 +161,11 @@ class Kind(StrEnum):
     GAUGE = "gauge"
 
 
+def prometheus_label(attribute: str) -> str:
+    """The Prometheus label name of an attribute key (every key of the contract: dots become underscores)."""
+    return attribute.replace(".", "_")
+
+
 @dataclass(frozen=True)
 class Instrument:
     """One row of the metric contract."""
@@ -172,6 +177,11 @@ class Instrument:
     prometheus: str
     attributes: tuple[str, ...]
     buckets: tuple[float, ...] | None = None
+
+    @property
+    def prometheus_labels(self) -> tuple[str, ...]:
+        """The label names Prometheus stores for this instrument's attributes."""
+        return tuple(prometheus_label(key) for key in self.attributes)
 
     @property
     def prometheus_series(self) -> tuple[str, ...]:

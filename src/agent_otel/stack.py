@@ -217,6 +217,7 @@ class LocalStack:
         return self
 
     def _wait_ready(self, timeout: float, cancel: threading.Event | None) -> None:
+        cancel = cancel or threading.Event()
         deadline = time.monotonic() + timeout
         pending = {p.name: p for p in self.processes}
         urls = {"alertmanager": self.alertmanager_url, "prometheus": self.prometheus_url}
@@ -233,10 +234,8 @@ class LocalStack:
                     pass
             if pending and time.monotonic() > deadline:
                 raise StackError(f"{', '.join(pending)} not ready after {timeout:.0f} s; logs in {self.workdir}")
-            if pending and cancel is not None and cancel.wait(0.1):
+            if pending and cancel.wait(0.1):
                 raise StackError("start-up interrupted")
-            if pending and cancel is None:
-                time.sleep(0.1)
 
     def stop(self) -> None:
         for process in reversed(self.processes):

@@ -28,16 +28,6 @@ PROCESS_METRICS = (semconv.PROCESS_CPU_TIME_PROMETHEUS, semconv.PROCESS_CPU_UTIL
                    semconv.PROCESS_THREAD_COUNT_PROMETHEUS)
 
 
-def label(attribute: str) -> str:
-    return re.sub(r"[^a-zA-Z0-9_]", "_", attribute)
-
-
-def series_names(instrument: semconv.Instrument) -> list[str]:
-    if instrument.kind is semconv.Kind.HISTOGRAM:
-        return [f"{instrument.prometheus}_{suffix}" for suffix in ("bucket", "count", "sum")]
-    return [instrument.prometheus]
-
-
 def series_of(e2e: E2E, name: str) -> list[dict[str, str]]:
     found: list[dict[str, str]] = []
 
@@ -52,8 +42,8 @@ def series_of(e2e: E2E, name: str) -> list[dict[str, str]]:
 @pytest.mark.parametrize("instrument", semconv.INSTRUMENTS, ids=lambda i: i.name)
 def test_every_contract_metric_is_in_prometheus_with_its_labels_and_no_id(e2e: E2E,
                                                                            instrument: semconv.Instrument) -> None:
-    allowed = {label(a) for a in instrument.attributes} | SCRAPE_LABELS
-    for name in series_names(instrument):
+    allowed = set(instrument.prometheus_labels) | SCRAPE_LABELS
+    for name in instrument.prometheus_series:
         found = series_of(e2e, name)
         extra = {"le"} if name.endswith("_bucket") else set()
         for series in found:
@@ -64,7 +54,7 @@ def test_every_contract_metric_is_in_prometheus_with_its_labels_and_no_id(e2e: E
             bounds = {float(s["le"]) for s in found} - {float("inf")}
             assert bounds == set(instrument.buckets), name
     # The labels the dashboards group by are on the series (optional ones such as error.type may be absent).
-    always = {label(a) for a in instrument.attributes if a != semconv.ERROR_TYPE}
+    always = set(instrument.prometheus_labels) - {semconv.prometheus_label(semconv.ERROR_TYPE)}
     present = set().union(*(set(s) for s in found))
     assert always <= present, (instrument.name, always - present)
 

@@ -104,11 +104,6 @@ JOB_TYPES = ("bugfix", "feature", "refactor")
 MALFORMED_CONFIDENCE_EVERY = 1000
 
 
-def _pause(seconds: float, rng: random.Random) -> None:
-    """Simulated work: the demo's stand-in for waiting on a model or a test run."""
-    time.sleep(seconds * rng.uniform(0.5, 1.8))
-
-
 class ModelClient:
     """One provider's API client, retrying transient errors itself (as most SDKs do)."""
 

@@ -34,9 +34,7 @@ DEFAULT_SELECTOR = 'job=~"agent-otel.*"'
 THRESHOLDS_FILE = "thresholds.yaml"
 
 
-def label(attribute: str) -> str:
-    """Prometheus label name of an OTel attribute key (dots become underscores)."""
-    return re.sub(r"[^a-zA-Z0-9_]", "_", attribute)
+label = sc.prometheus_label
 
 
 AGENT = label(sc.GEN_AI_AGENT_NAME)
