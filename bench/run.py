@@ -39,11 +39,11 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from prometheus_client import CollectorRegistry, generate_latest
 
 import agent_otel
-from agent_otel import runtime as runtime_module
-from agent_otel.context import JobIdSpanProcessor, JobState, context_with_job
-from agent_otel.exposition import AgentOtelPrometheusReader
-from agent_otel.policy import HashingSpanProcessor
-from agent_otel.setup import histogram_views
+from agent_otel._context.job import JobIdSpanProcessor, JobState, context_with_job
+from agent_otel._engine import instruments as runtime_module
+from agent_otel._engine.policy import HashingSpanProcessor
+from agent_otel._sdk.configure import histogram_views
+from agent_otel._sdk.prometheus import AgentOtelPrometheusReader
 
 ATTRS = {"gen_ai.agent.name": "planner", "agent.task.type": "plan", "deployment.environment": "bench"}
 SHAPES = ("sync", "async", "generator")

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import agent_otel
-from agent_otel.setup import histogram_views
+from agent_otel._sdk.configure import histogram_views
 
 
 @dataclass
@@ -74,7 +74,8 @@ def free_port() -> int:
 @pytest.fixture(autouse=True)
 def fresh_guards() -> Any:
     """Each test starts from the environment's policy and the shipped price table."""
-    from agent_otel import policy, pricing
+    from agent_otel._calls import pricing
+    from agent_otel._engine import policy
 
     policy._policy = None
     pricing.reset_prices()

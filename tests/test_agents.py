@@ -315,7 +315,7 @@ def test_configuration_errors_at_decoration_time() -> None:
 
 
 def test_disabled_runtime_records_nothing(otel: Any) -> None:
-    from agent_otel.runtime import build_runtime
+    from agent_otel._engine.instruments import build_runtime
 
     build_runtime(otel.tracer_provider, otel.meter_provider, enabled=False)
 

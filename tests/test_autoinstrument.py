@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
-from agent_otel import autoinstrument, semconv
-from agent_otel.autoinstrument import AgentOtelInstrumentor, entry_errors, instrument, uninstrument
-from agent_otel.config import Config, parse_config
+from agent_otel import semconv
+from agent_otel._zerocode import patching
+from agent_otel._zerocode.config import Config, parse_config
+from agent_otel._zerocode.instrumentor import AgentOtelInstrumentor
+from agent_otel._zerocode.patching import entry_errors, instrument, uninstrument
 
 
 class Package:
@@ -221,7 +223,7 @@ def test_uninstrument_restores_every_original_and_leaves_escaped_wrappers_inert(
     assert escaped() == 1 and len(otel.spans()) == 1
     uninstrument()
     assert module.fn is fn and module.C.__dict__["m"] is method
-    assert autoinstrument.wrapped_objects() == []
+    assert patching.wrapped_objects() == []
     assert escaped() == 1 and module.C().m() == 2
     assert len(otel.spans()) == 1  # nothing new: the escaped wrapper only passes through
     instrument(config(f'[[tool]]\ntarget = "{mod}:fn"\n'))  # and instrumenting again works

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from agent_otel import ConfigurationError
-from agent_otel.config import Config, Switches, find_config, load_config, load_file
-from agent_otel.extract import Path as ExtractorPath
+from agent_otel._calls.extractors import Path as ExtractorPath
+from agent_otel._zerocode.config import Config, Switches, find_config, load_config, load_file
 
 GOOD = """
 service_name = "svc"

@@ -19,7 +19,7 @@ from opentelemetry import trace
 
 import agent_otel
 from agent_otel import semconv
-from agent_otel.runtime import runtime
+from agent_otel._engine.instruments import runtime
 from tests.carrier_targets import child_view, child_view_to_queue
 from tests.test_setup import CLEAN_ENV
 
@@ -229,7 +229,7 @@ def test_http_headers_inject_and_extract(otel: Any) -> None:
 
 def test_rollups_count_work_from_threads(otel: Any) -> None:
     with agent_otel.job("rollup") as j:
-        from agent_otel.context import current_job
+        from agent_otel._context.job import current_job
 
         state = current_job()
         with ThreadPoolExecutor(4) as pool:

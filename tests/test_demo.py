@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from agent_otel.demo.runner import read_status
-from agent_otel.stack import free_port, http_get_json
+from agent_otel._ops.demo.runner import read_status
+from agent_otel._ops.stack import free_port, http_get_json
 from tests.polling import wait_until
 
-DEMO = [sys.executable, "-m", "agent_otel.cli", "demo"]
+DEMO = [sys.executable, "-m", "agent_otel", "demo"]
 
 
 def start(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -171,7 +171,7 @@ def test_stack_starts_prometheus_and_alertmanager_with_the_shipped_files_and_sto
         output = (tmp_path / "out").read_text()
         assert f"prometheus:   {prometheus}" in output and f"alertmanager: {alertmanager}" in output, output
         groups = http_get_json(f"{prometheus}/api/v1/rules")["data"]["groups"]
-        shipped = Path(__file__).resolve().parents[1] / "alerts"
+        shipped = Path(__file__).resolve().parents[1] / "src" / "agent_otel" / "assets" / "prometheus"
         assert {group["file"] for group in groups} == {
             str(shipped / name) for name in ("agent-otel.rules.yaml", "agent-otel.alerts.yaml")}
         assert sum(1 for group in groups for rule in group["rules"] if rule["type"] == "alerting") > 10

@@ -11,7 +11,8 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 import agent_otel
-from agent_otel import ConfigurationError, path, resources, semconv
+from agent_otel import ConfigurationError, path, semconv
+from agent_otel._calls import process_usage as resources
 from tests.telemetry_asserts import SHAPES, assert_instrument, drive, error_count, point, points, shaped
 
 ATTEMPTS = semconv.EVOLUTION_ATTEMPTS.name
@@ -41,7 +42,7 @@ def samplers(monkeypatch: pytest.MonkeyPatch) -> list[resources.ResourceSampler]
             super().__init__(*args, **kwargs)
             created.append(self)
 
-    evolution_module = importlib.import_module("agent_otel.evolution")  # the package exports a function of that name
+    evolution_module = importlib.import_module("agent_otel._calls.evolution")
     monkeypatch.setattr(evolution_module, "ResourceSampler", Tracking)
     yield created
     assert created, "no sampler was started"

@@ -13,9 +13,9 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent_otel import semconv
-from agent_otel.exposition import AgentOtelPrometheusReader, prometheus_name
-from agent_otel.runtime import Runtime
-from agent_otel.setup import histogram_views
+from agent_otel._engine.instruments import Runtime
+from agent_otel._sdk.configure import histogram_views
+from agent_otel._sdk.prometheus import AgentOtelPrometheusReader, prometheus_name
 
 
 def record_everything(meter_provider: MeterProvider, tracer_provider: TracerProvider) -> str:

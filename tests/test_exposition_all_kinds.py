@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import agent_otel
 from agent_otel import semconv
-from agent_otel.setup import histogram_views
+from agent_otel._sdk.configure import histogram_views
 from tests.every_kind import use_every_kind
 
 PROMTOOL = "/usr/bin/promtool"

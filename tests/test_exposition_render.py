@@ -14,8 +14,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from agent_otel.exposition import AgentOtelPrometheusReader, metrics_app, serve_metrics
-from agent_otel.setup import histogram_views
+from agent_otel._sdk.configure import histogram_views
+from agent_otel._sdk.prometheus import AgentOtelPrometheusReader, metrics_app, serve_metrics
 
 from .test_exposition import record_everything
 

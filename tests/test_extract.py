@@ -9,7 +9,7 @@ import pytest
 
 import agent_otel
 from agent_otel import ConfigurationError, path, semconv
-from agent_otel.extract import Call, is_extractor, signature_of
+from agent_otel._calls.extractors import Call, is_extractor, signature_of
 
 
 def handle(issue: Any, items: list[Any] | None = None, *, mode: str = "fast") -> None:

@@ -10,7 +10,7 @@ import pytest
 
 import agent_otel
 from agent_otel import semconv
-from agent_otel.pricing import DEFAULT_PRICES
+from agent_otel._calls.pricing import DEFAULT_PRICES
 from tests.telemetry_asserts import assert_instrument, point
 
 FANOUT = 8

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 import agent_otel
-from agent_otel import ConfigurationError, path, policy, semconv
+from agent_otel import ConfigurationError, path, semconv
+from agent_otel._engine import policy
+from agent_otel._engine.instruments import runtime
 from tests.telemetry_asserts import assert_no_ids_on_metrics, error_count
 
 DURATION = semconv.AGENT_DURATION.name
@@ -89,7 +91,7 @@ def test_hashed_keys_never_reach_the_span(otel: Any) -> None:
     other()
     complete()
     with agent_otel.job(type="j", **{"user.id": "alice"}), \
-            agent_otel.runtime.runtime().tracer.start_as_current_span("foreign", attributes={"user.id": "alice"}):
+            runtime().tracer.start_as_current_span("foreign", attributes={"user.id": "alice"}):
         pass
     assert "alice" not in all_span_values(otel)
     expected = sha("pepper", "alice")

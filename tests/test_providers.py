@@ -11,7 +11,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import agent_otel
 from agent_otel import ConfigurationError, path, semconv
-from agent_otel.pricing import DEFAULT_PRICES
+from agent_otel._calls.pricing import DEFAULT_PRICES
 from tests.telemetry_asserts import (
     SHAPES,
     assert_instrument,
@@ -432,7 +432,7 @@ def test_manual_handle(otel: Any) -> None:
 
 
 def test_content_is_captured_only_when_enabled(otel: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from agent_otel import policy
+    from agent_otel._engine import policy
 
     @agent_otel.provider("openai", model="gpt-4o", prompt=path("args.prompt"), response=path("result.text"))
     def complete(prompt: str) -> dict[str, Any]:

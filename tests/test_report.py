@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from agent_otel import semconv as sc
-from agent_otel.cli import main
-from agent_otel.report import queries, render
-from agent_otel.report.queries import (
+from agent_otel._cli import main
+from agent_otel._ops.report import queries, render
+from agent_otel._ops.report.queries import (
     BANDS,
     DEFAULT_SELECTOR,
     Options,
@@ -31,7 +31,7 @@ from agent_otel.report.queries import (
     matchers,
     slow_bound,
 )
-from agent_otel.stack import free_port
+from agent_otel._ops.stack import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -187,7 +187,7 @@ def test_bad_arguments_are_argparse_errors(args: list[str], capsys: pytest.Captu
                                                ("2026-11-21T10:00:00+01:00", 1795251600.0),
                                                ("2026-11-21T09:00:00", 1795251600.0)])
 def test_at_takes_unix_seconds_or_iso_8601(text: str, seconds: float) -> None:
-    from agent_otel.report import _at
+    from agent_otel._ops.report import _at
 
     assert _at(text) == seconds
 
@@ -205,7 +205,7 @@ def test_prometheus_is_required(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize("window", ["1h", "1d", "7d"])
 def test_bands_are_computed_exactly_as_the_shipped_calibration_rules(window: str) -> None:
-    rules = yaml.safe_load((ROOT / "alerts" / "agent-otel.rules.yaml").read_text())
+    rules = yaml.safe_load((ROOT / "src/agent_otel/assets/prometheus/agent-otel.rules.yaml").read_text())
     record = f"agent_outcome_band:{sc.AGENT_CONFIDENCE_HISTOGRAM.prometheus}_invocations:increase{window}"
     shipped = {rule["labels"]["confidence_band"]: rule["expr"]
                for group in rules["groups"] for rule in group["rules"] if rule.get("record") == record}
@@ -221,7 +221,7 @@ def test_bands_with_a_selector_only_add_the_selector() -> None:
 
 
 def test_default_selector_is_the_alerts_target_selector() -> None:
-    thresholds = yaml.safe_load((ROOT / "alerts" / "thresholds.yaml").read_text())
+    thresholds = yaml.safe_load((ROOT / "src" / "agent_otel" / "assets" / "thresholds.yaml").read_text())
     assert thresholds["target_selector"] == DEFAULT_SELECTOR
     assert default_selector() == thresholds["target_selector"]
 

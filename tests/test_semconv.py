@@ -11,8 +11,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent_otel import semconv
-from agent_otel.runtime import Runtime
-from agent_otel.setup import histogram_views
+from agent_otel._engine.instruments import Runtime
+from agent_otel._sdk.configure import histogram_views
 
 
 def sample_attributes(spec: semconv.Instrument) -> dict[str, str]:

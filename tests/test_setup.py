@@ -20,8 +20,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import agent_otel
 from agent_otel import ConfigurationError, semconv
-from agent_otel.runtime import runtime
-from agent_otel.setup import resolve_settings
+from agent_otel._engine.instruments import runtime
+from agent_otel._sdk.settings import resolve_settings
 from tests.conftest import free_port
 
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_", "TRACEPARENT",
@@ -71,7 +71,7 @@ def test_bad_settings_give_one_clear_error(env: dict[str, str], message: str) ->
 
 
 def test_bad_boolean_env_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from agent_otel.runtime import enabled_from_env
+    from agent_otel._engine.instruments import enabled_from_env
 
     monkeypatch.setenv("AGENT_OTEL_ENABLED", "maybe")
     with pytest.raises(ConfigurationError, match="AGENT_OTEL_ENABLED='maybe': expected true or false"):
@@ -82,7 +82,7 @@ def test_embedded_default_serves_the_contract_on_metrics_and_honours_resource_en
     port = free_port()
     child = run_child("""
         import urllib.request, agent_otel
-        from agent_otel.runtime import runtime
+        from agent_otel._engine.instruments import runtime
         t = agent_otel.configure()
         with agent_otel.job("job-1", type="nightly"):
             pass

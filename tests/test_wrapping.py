@@ -14,8 +14,8 @@ from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
 from agent_otel import semconv
-from agent_otel.runtime import runtime
-from agent_otel.wrapping import STREAM_CLOSED_EARLY, End, Handler, Invocation, instrument
+from agent_otel._engine.instruments import runtime
+from agent_otel._engine.wrappers import STREAM_CLOSED_EARLY, End, Handler, Invocation, instrument
 
 
 class RecordingInvocation(Invocation):
@@ -540,7 +540,7 @@ def test_disabled_wrapper_makes_no_otel_call(otel: Any, monkeypatch: pytest.Monk
     def no_otel(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("an OTel call was made while disabled")
 
-    monkeypatch.setattr("agent_otel.wrapping._attach", no_otel)
+    monkeypatch.setattr("agent_otel._engine.wrappers._attach", no_otel)
     monkeypatch.setattr(runtime(), "tracer", None)
     assert wrapped(4) == 8
     assert handler.ends == []

@@ -20,8 +20,9 @@ import yaml
 from agent_otel import semconv as sc
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "grafana" / "dashboards"
-THRESHOLDS = yaml.safe_load((ROOT / "alerts" / "thresholds.yaml").read_text())
+ASSETS = ROOT / "src" / "agent_otel" / "assets"
+OUT = ASSETS / "grafana" / "dashboards"
+THRESHOLDS = yaml.safe_load((ASSETS / "thresholds.yaml").read_text())
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
 TAG = "agent-otel"

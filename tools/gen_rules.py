@@ -26,8 +26,9 @@ import yaml
 from agent_otel import semconv as sc
 
 ROOT = Path(__file__).resolve().parent.parent
-ALERTS_DIR = ROOT / "alerts"
-THRESHOLDS_FILE = ALERTS_DIR / "thresholds.yaml"
+ASSETS = ROOT / "src" / "agent_otel" / "assets"
+ALERTS_DIR = ASSETS / "prometheus"
+THRESHOLDS_FILE = ASSETS / "thresholds.yaml"
 RULES_FILE = ALERTS_DIR / "agent-otel.rules.yaml"
 ALERTS_FILE = ALERTS_DIR / "agent-otel.alerts.yaml"
 SHORT_TEST_FILE = ALERTS_DIR / "tests" / "recording-short.test.yaml"

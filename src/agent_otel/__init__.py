@@ -1,29 +1,31 @@
-"""agent-otel: OpenTelemetry instrumentation and Prometheus export for AI-agent systems."""
+"""agent-otel: OpenTelemetry instrumentation and Prometheus export for AI-agent systems.
 
-__version__ = "0.1.0"
+This module is the public API. Besides it, ``agent_otel.semconv`` (the names of every span
+attribute and metric), ``agent_otel.errors`` and ``agent_otel.testing`` (a pytest fixture for
+testing your own instrumentation) are public. Everything under a leading underscore is private.
+"""
 
-from .agents import agent, agent_call
-from .config import load_config
-from .context import (
-    attached,
-    carry,
-    current_job_id,
-    extract,
-    inject,
-    subprocess_env,
-)
-from .errors import ConfigurationError
-from .evolution import evolution, evolution_run
-from .extract import Call, path
-from .jobs import job
-from .policy import set_policy
-from .pricing import set_prices
-from .providers import provider, provider_call, record_fallback, record_retry
-from .setup import configure, shutdown
-from .tools import tool, tool_call
+from agent_otel._calls.agent import agent, agent_call
+from agent_otel._calls.evolution import evolution, evolution_run
+from agent_otel._calls.extractors import Call, path
+from agent_otel._calls.job import job
+from agent_otel._calls.pricing import set_prices
+from agent_otel._calls.provider import provider, provider_call, record_fallback, record_retry
+from agent_otel._calls.tool import tool, tool_call
+from agent_otel._context.job import current_job_id
+from agent_otel._context.propagation import attached, carry, extract, inject, subprocess_env
+from agent_otel._engine.policy import set_policy
+from agent_otel._sdk.configure import configure, shutdown
+from agent_otel._zerocode.config import Config, load_config
+from agent_otel._zerocode.instrumentor import AgentOtelInstrumentor
+from agent_otel._zerocode.patching import instrument, uninstrument
+from agent_otel.errors import ConfigurationError
+from agent_otel.version import __version__
 
 __all__ = [
+    "AgentOtelInstrumentor",
     "Call",
+    "Config",
     "ConfigurationError",
     "__version__",
     "agent",
@@ -36,6 +38,7 @@ __all__ = [
     "evolution_run",
     "extract",
     "inject",
+    "instrument",
     "job",
     "load_config",
     "path",
@@ -49,4 +52,5 @@ __all__ = [
     "subprocess_env",
     "tool",
     "tool_call",
+    "uninstrument",
 ]

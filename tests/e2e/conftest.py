@@ -21,12 +21,12 @@ from typing import Any
 import pytest
 import yaml
 
-from agent_otel.stack import RULE_FILES, LocalStack, WebhookReceiver, free_port, http_get_json
+from agent_otel._ops.stack import RULE_FILES, LocalStack, WebhookReceiver, free_port, http_get_json
 from tests.otlp_receiver import OtlpHttpReceiver
 from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-ALERTS = ROOT / "alerts"
+ALERTS = ROOT / "src" / "agent_otel" / "assets" / "prometheus"
 SEED = 7
 #: Jobs per second of the demo workload: enough volume for every rule's minimum within seconds.
 RATE = 8
@@ -97,7 +97,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
                "OTEL_BSP_SCHEDULE_DELAY": "500", "OTEL_SERVICE_NAME": "agent-otel-demo"}
         with open(demo_log, "wb") as log:
             demo = subprocess.Popen(
-                [sys.executable, "-m", "agent_otel.cli", "demo", "--port", str(port), "--rate", str(RATE),
+                [sys.executable, "-m", "agent_otel", "demo", "--port", str(port), "--rate", str(RATE),
                  "--seed", str(SEED), "--evolve-every", "1", "--duration", "900"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
         stack = LocalStack(work / "stack", scrape_targets=[f"127.0.0.1:{port}"], webhook_url=webhook.url,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent_otel import semconv
-from agent_otel.stack import http_get_json
+from agent_otel._ops.stack import http_get_json
 from tests.e2e.conftest import E2E, ROOT
 from tests.polling import wait_until
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from agent_otel import semconv as sc
-from agent_otel.cli import main
-from agent_otel.stack import http_get_json
+from agent_otel._cli import main
+from agent_otel._ops.stack import http_get_json
 from tests.e2e.conftest import E2E
 from tests.polling import wait_until
 

@@ -14,13 +14,14 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-ALERTS = ROOT / "alerts"
+ASSETS = ROOT / "src" / "agent_otel" / "assets"
+ALERTS = ASSETS / "prometheus"
 RULES_FILE = ALERTS / "agent-otel.rules.yaml"
 ALERTS_FILE = ALERTS / "agent-otel.alerts.yaml"
 RULE_TESTS = sorted((ALERTS / "tests").glob("*.test.yaml"))
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
-DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
-COLLECTOR = ROOT / "collector-config"
+DASHBOARDS = sorted((ASSETS / "grafana" / "dashboards").glob("*.json"))
+COLLECTOR = ASSETS / "collector"
 
 INSTALL_HINT = "apt-get install -y --no-install-recommends prometheus prometheus-alertmanager (or `make deps`)"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from opslib import ALERTS, ALERTS_FILE, ROOT, all_rules, binary, load_yaml
+from opslib import ALERTS_FILE, ASSETS, ROOT, all_rules, binary, load_yaml
 
-CONFIG = ALERTS / "alertmanager.yml"
+CONFIG = ASSETS / "alertmanager" / "alertmanager.yml"
 PLACEHOLDER_URL = "http://alert-webhook.invalid/agent-otel"
 
 # (labels of an alert, receivers it must reach), in the spirit of gitlab's routing-tests: one row per

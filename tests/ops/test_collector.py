@@ -272,7 +272,7 @@ def test_compose_services_and_mounts():
             if source.startswith("./"):
                 assert (ROOT / source).exists(), f"{name} mounts {source}, which does not exist"
     collector = services["otel-collector"]
-    assert "./collector-config/otelcol.yaml:/etc/otelcol-contrib/otelcol.yaml:ro" in collector["volumes"]
+    assert "./src/agent_otel/assets/collector/otelcol.yaml:/etc/otelcol-contrib/otelcol.yaml:ro" in collector["volumes"]
     assert {"4317:4317", "4318:4318"} <= set(collector["ports"])
     assert collector["environment"]["OTEL_TRACES_BACKEND_ENDPOINT"] == "jaeger:4317"
 
@@ -281,7 +281,7 @@ def test_compose_prometheus_uses_our_config_rules_and_exemplars():
     prometheus = COMPOSE["services"]["prometheus"]
     assert "--enable-feature=exemplar-storage" in prometheus["command"]
     assert "--config.file=/etc/agent-otel/alerts/prometheus.yml" in prometheus["command"]
-    assert "./alerts:/etc/agent-otel/alerts:ro" in prometheus["volumes"]
+    assert "./src/agent_otel/assets/prometheus:/etc/agent-otel/alerts:ro" in prometheus["volumes"]
     config = load_yaml(ALERTS / "prometheus.yml")
     [am] = config["alerting"]["alertmanagers"]
     assert am["static_configs"][0]["targets"] == ["alertmanager:9093"]

@@ -16,7 +16,7 @@ import subprocess
 import gen_dashboards
 import pytest
 import yaml
-from opslib import DASHBOARDS, ROOT, binary, load_yaml, substitute_grafana
+from opslib import ALERTS, ASSETS, DASHBOARDS, ROOT, binary, load_yaml, substitute_grafana
 
 from agent_otel import semconv as sc
 
@@ -221,7 +221,7 @@ def test_foundation_sdk_decodes_the_dashboard(path):
 # Provisioning
 # --------------------------------------------------------------------------------------------------
 
-PROVISIONING = ROOT / "grafana" / "provisioning"
+PROVISIONING = ASSETS / "grafana" / "provisioning"
 
 
 def compose_service(name: str) -> dict:
@@ -238,7 +238,7 @@ def test_datasource_provisioning():
     destinations = prom["jsonData"]["exemplarTraceIdDestinations"]
     assert destinations and all(d["datasourceUid"] in by_uid for d in destinations)
     assert all(d["name"] == "trace_id" for d in destinations)
-    scrape_interval = load_yaml(ROOT / "alerts" / "prometheus.yml")["global"]["scrape_interval"]
+    scrape_interval = load_yaml(ALERTS / "prometheus.yml")["global"]["scrape_interval"]
     assert prom["jsonData"]["timeInterval"] == scrape_interval
     services = load_yaml(ROOT / "compose.yaml")["services"]
     for ds in config["datasources"]:
@@ -256,6 +256,6 @@ def test_dashboard_provisioning_matches_compose_mounts():
     for volume in compose_service("grafana")["volumes"]:
         source, target = volume.split(":")[:2]
         mounts[target] = source
-    assert mounts[provider["options"]["path"]] == "./grafana/dashboards"
-    assert mounts["/etc/grafana/provisioning/dashboards"] == "./grafana/provisioning/dashboards"
-    assert mounts["/etc/grafana/provisioning/datasources"] == "./grafana/provisioning/datasources"
+    assert mounts[provider["options"]["path"]] == "./src/agent_otel/assets/grafana/dashboards"
+    assert mounts["/etc/grafana/provisioning/dashboards"] == "./src/agent_otel/assets/grafana/provisioning/dashboards"
+    assert mounts["/etc/grafana/provisioning/datasources"] == "./src/agent_otel/assets/grafana/provisioning/datasources"

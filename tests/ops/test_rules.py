@@ -10,6 +10,7 @@ import pytest
 from opslib import (
     ALERTS,
     ALERTS_FILE,
+    ASSETS,
     ROOT,
     RULE_TESTS,
     RULES_FILE,
@@ -26,7 +27,7 @@ from opslib import (
 SEVERITIES = {"critical", "warning", "info"}
 PREFIX = "AgentOtel"
 WINDOWS = ("5m", "1h", "1d", "7d")
-THRESHOLDS = load_yaml(ALERTS / "thresholds.yaml")
+THRESHOLDS = load_yaml(ASSETS / "thresholds.yaml")
 
 
 def alerts() -> list[dict]:
@@ -196,7 +197,7 @@ def test_alert_thresholds_come_from_thresholds_yaml(rule):
 
 
 def test_every_threshold_is_used_and_documented():
-    text = (ALERTS / "thresholds.yaml").read_text()
+    text = (ASSETS / "thresholds.yaml").read_text()
     lines = text.splitlines()
     rendered = ALERTS_FILE.read_text() + RULES_FILE.read_text()
     for index, line in enumerate(lines):

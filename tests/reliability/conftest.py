@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 import agent_otel
 from agent_otel import semconv
-from agent_otel.setup import histogram_views
+from agent_otel._sdk.configure import histogram_views
 from tests.polling import wait_until
 
 # The hypothesis profile of these tests (applied per test, so other tests keep the global one):

@@ -17,10 +17,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from agent_otel import ConfigurationError, config
-from agent_otel.extract import Call, path
-from agent_otel.extract import Path as ExtractorPath
-from agent_otel.setup import resolve_settings
+from agent_otel import ConfigurationError
+from agent_otel._calls.extractors import Call, path
+from agent_otel._calls.extractors import Path as ExtractorPath
+from agent_otel._sdk.settings import resolve_settings
+from agent_otel._zerocode import config
 from tests.reliability.conftest import RELIABILITY
 
 # 300 examples; a generous per-example deadline, so that a hang fails the test
@@ -232,7 +233,7 @@ def test_fuzzed_otel_environment_only_raises_configuration_errors(env: dict[str,
 @FUZZ
 @given(value=st.text(max_size=12))
 def test_fuzzed_boolean_env_only_raises_configuration_errors(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
-    from agent_otel.runtime import enabled_from_env
+    from agent_otel._engine.instruments import enabled_from_env
 
     monkeypatch.setenv("AGENT_OTEL_ENABLED", value.replace("\x00", ""))
     result = only_configuration_errors(enabled_from_env)

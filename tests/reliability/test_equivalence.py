@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 from opentelemetry import trace
 
 import agent_otel
-from agent_otel.runtime import runtime
-from agent_otel.wrapping import Handler, Invocation, instrument
+from agent_otel._engine.instruments import runtime
+from agent_otel._engine.wrappers import Handler, Invocation, instrument
 from tests.reliability.conftest import RELIABILITY
 
 

@@ -33,7 +33,8 @@ from opentelemetry.sdk.metrics.export import (
 
 import agent_otel
 from agent_otel import semconv
-from agent_otel.setup import LossReporter, ReportingMetricExporter, histogram_views
+from agent_otel._sdk.configure import histogram_views
+from agent_otel._sdk.export_loss import LossReporter, ReportingMetricExporter
 from tests.conftest import free_port
 from tests.polling import wait_until
 from tests.reliability.conftest import completes
@@ -235,7 +236,7 @@ def test_the_wrapped_metric_exporter_gets_the_readers_remaining_shutdown_time() 
 EXIT_CHILD = """
 import socket, sys, threading
 import agent_otel
-from agent_otel import setup
+from agent_otel._sdk import configure as setup
 
 sock = socket.socket()
 sock.bind(("127.0.0.1", 0))

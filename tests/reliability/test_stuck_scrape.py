@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 import agent_otel
-from agent_otel import exposition, path, semconv
+from agent_otel import path, semconv
+from agent_otel._sdk import prometheus as exposition
 from tests.conftest import free_port
 from tests.polling import wait_until
 from tests.reliability.conftest import completes

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 import agent_otel
-from agent_otel.context import JobIdSpanProcessor
+from agent_otel._context.job import JobIdSpanProcessor
 
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7}
 STREAM_USAGE = {"prompt_tokens": 5, "completion_tokens": 3}

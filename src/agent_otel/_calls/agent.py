@@ -1,0 +1,233 @@
+"""Agent invocations: span ``invoke_agent {name}``, duration, confidence, work items, patterns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import context as otel_context
+
+from agent_otel import semconv
+from agent_otel._calls.extractors import Call
+from agent_otel._calls.handler import (
+    KindHandler,
+    ManualCall,
+    coerce_bool,
+    coerce_count,
+    coerce_names,
+    coerce_number,
+    decorator,
+    field_of,
+    span_value,
+)
+from agent_otel._calls.process_usage import ResourceSampler
+from agent_otel._context.job import AGENT_KEY, current_job
+from agent_otel._engine.instruments import runtime
+from agent_otel._engine.policy import policy
+from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.wrappers import End, Invocation
+from agent_otel.errors import ConfigurationError
+
+#: Result fields read as work items when present, and the `agent.work.kind` each one counts as.
+WORK_FIELDS = ("fixes_applied", "files_modified", "remaining_issues", "tests_added", "issues_found")
+PATTERN_FIELDS = ("patterns_used", "patterns")
+
+
+class AgentInvocation(Invocation):
+    __slots__ = ("call", "handler", "name", "sampler", "task_type")
+
+    def __init__(self, span: Any, ctx: Any, handler: AgentHandler, call: Call, name: str, task_type: str) -> None:
+        super().__init__(span, ctx, "agent")
+        self.sampler = ResourceSampler() if handler.sample_resources else None
+        self.handler = handler
+        self.call = call
+        self.name = name
+        self.task_type = task_type
+
+    def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
+        handler, call = self.handler, self.call
+        call.result, call.error = value, error
+        span = self.span
+        if self.sampler is not None:
+            usage = self.sampler.stop()  # always stopped, recorded or not
+            if span.is_recording():
+                span.set_attributes(usage.span_attributes())
+        recording = span.is_recording()
+        success = confidence = None
+        found = handler.read_result(value) if error is None else _NOTHING
+        read = handler.result_value
+        if error is None:
+            success = coerce_bool(read("success", call, found), "agent.success")
+            confidence = coerce_number(read("confidence", call, found), "agent.confidence", 0.0, 1.0)
+        outcome = _ERROR if error is not None else _FAILURE if success is False else _SUCCESS
+        rt = runtime()
+        attributes = {semconv.GEN_AI_AGENT_NAME: self.name, semconv.AGENT_TASK_TYPE: self.task_type,
+                      semconv.AGENT_OUTCOME: outcome}
+        if error is not None:
+            attributes[semconv.ERROR_TYPE] = type(error).__name__
+        rt[semconv.AGENT_DURATION].record(duration_s, attributes, context=self.context)
+        if confidence is not None:
+            rt[semconv.AGENT_CONFIDENCE_HISTOGRAM].record(
+                confidence, {semconv.GEN_AI_AGENT_NAME: self.name, semconv.AGENT_OUTCOME: outcome},
+                context=self.context)
+        job = current_job(self.context)
+        if job is not None:
+            job.add(agent_calls=1)
+        if recording:
+            span.set_attribute(semconv.AGENT_OUTCOME, outcome)
+            if confidence is not None:
+                span.set_attribute(semconv.AGENT_CONFIDENCE, confidence)
+        if error is not None:
+            return
+        if not handler.explicit and found.keys() <= _OUTCOME_FIELDS:  # e.g. {"success": True}: nothing else
+            if recording and handler.result_attributes:
+                self._record_result_attributes()
+            return
+        bound = policy().bounded
+        for kind in handler.work_kinds:
+            raw = read(kind, call, found)
+            if raw is None:  # nothing to count (coerce_count(None) is None)
+                continue
+            count = coerce_count(raw, f"agent.{kind}")
+            if count is None:
+                continue
+            if recording:
+                span.set_attribute(f"agent.result.{kind}", count)
+            if count:
+                rt[semconv.AGENT_WORK_ITEMS].add(count, {semconv.GEN_AI_AGENT_NAME: self.name,
+                                                         semconv.AGENT_WORK_KIND: bound(semconv.AGENT_WORK_KIND, kind)},
+                                                 context=self.context)
+        raw_patterns = read("patterns", call, found)
+        patterns = coerce_names(raw_patterns, "agent.patterns") if raw_patterns is not None else None
+        if patterns:
+            counter = rt[semconv.AGENT_PATTERNS_USED]
+            for pattern in patterns:
+                counter.add(1, {semconv.GEN_AI_AGENT_NAME: self.name,
+                                semconv.AGENT_PATTERN: bound(semconv.AGENT_PATTERN, pattern)}, context=self.context)
+            if recording:
+                span.set_attribute("agent.result.patterns", patterns)
+        if recording:
+            provider_used = read("provider_used", call, found)
+            if provider_used is not None:
+                span.set_attribute(semconv.AGENT_PROVIDER_USED, span_value(provider_used))
+            self._record_result_attributes()
+
+    def _record_result_attributes(self) -> None:
+        handler, call, span = self.handler, self.call, self.span
+        guard = policy()
+        for key, extractor in handler.result_attributes.items():
+            extracted = handler.run_extractor(extractor, call, key)
+            if extracted is not None:
+                span.set_attribute(key, guard.hashed(extracted) if key in guard.hashed_keys else span_value(extracted))
+
+
+_NOTHING: dict[str, Any] = {}
+_SUCCESS, _FAILURE, _ERROR = (semconv.Outcome.SUCCESS.value, semconv.Outcome.FAILURE.value,
+                              semconv.Outcome.ERROR.value)  # an Enum member lookup per call costs
+_OUTCOME_FIELDS = frozenset({"success", "confidence"})
+
+#: Options read off the result when not given explicitly, and the fields each one is read from.
+_RESULT_READS = (("success", ("success",)), ("confidence", ("confidence",)), ("patterns", PATTERN_FIELDS),
+                 ("provider_used", ("provider_used", "provider")), *((kind, (kind,)) for kind in WORK_FIELDS))
+
+
+class AgentHandler(KindHandler):
+    stage = "agent"
+    RESULT_OPTIONS = ("success", "confidence", "patterns", "provider_used", *WORK_FIELDS)
+
+    def __init__(self, func: Any, options: dict[str, Any], attributes: dict[str, Any] | None = None) -> None:
+        super().__init__(func, options, attributes)
+        name = options.get("name")
+        if not name:
+            raise ConfigurationError("agent(): name is required (a literal or an extractor)")
+        self.work = options.get("work") or {}
+        self.work_kinds = tuple(dict.fromkeys((*WORK_FIELDS, *self.work)))
+        self.result_attributes = dict(options.get("result_attributes") or {})
+        self.sample_resources = bool(options.get("sample_resources"))
+        # Options given explicitly (a literal, an extractor, or a `work=` entry) are never read off the
+        # result; the others are, from their fields: `_reads_by_field` finds them from a dict's keys.
+        self.explicit = {key for key in (*self.RESULT_OPTIONS, *self.work)
+                         if options.get(key) is not None or key in self.work}
+        self._reads = tuple((key, fields) for key, fields in _RESULT_READS if key not in self.explicit)
+        self._reads_by_field = {field: (key, fields) for key, fields in self._reads for field in fields}
+
+    def run_extractor(self, extractor: Any, call: Call, key: str) -> Any:
+        try:
+            return extractor(call) if callable(extractor) else extractor
+        except Exception as exc:
+            report_error(f"agent.extract.{key}", exc)
+            return None
+
+    def read_result(self, result: Any) -> dict[str, Any]:
+        """The non-explicit result options present on ``result`` (as :func:`field_of` reads them)."""
+        if result is None:
+            return _NOTHING
+        if type(result) is dict:  # the common case: only look at the fields the dict has
+            reads = {self._reads_by_field[field] for field in self._reads_by_field.keys() & result.keys()}
+        else:
+            reads = self._reads
+        found = {}
+        for key, fields in reads:
+            value = field_of(result, *fields)
+            if value is not None:
+                found[key] = value
+        return found
+
+    def result_value(self, key: str, call: Call, found: dict[str, Any]) -> Any:
+        """An explicit option (literal or extractor) if given, else what :meth:`read_result` found."""
+        if key not in self.explicit:
+            return found.get(key)
+        if self.options.get(key) is not None:
+            return self.option(key, call)
+        return self.run_extractor(self.work[key], call, key)
+
+    def _describe(self, call: Call) -> tuple[str, str, str, dict[str, Any]]:
+        bound = policy().bounded
+        name = bound(semconv.GEN_AI_AGENT_NAME, self.option("name", call))
+        task_type = bound(semconv.AGENT_TASK_TYPE, self.option("task_type", call) or "default")
+        return name, task_type, semconv.agent_span_name(name), self.span_attributes({
+            semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_INVOKE_AGENT,
+            semconv.GEN_AI_AGENT_NAME: name,
+            semconv.AGENT_TASK_TYPE: task_type,
+        })
+
+    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
+        call = Call(self.signature, instance, args, kwargs)
+        name, task_type, span_name, attributes = self.static(("name", "task_type"), self._describe, call)
+        span, ctx = self.open(span_name, attributes, otel_context.set_value(AGENT_KEY, name))
+        return AgentInvocation(span, ctx, self, call, name, task_type)
+
+
+def _options(name: Any, task_type: Any, success: Any, confidence: Any, patterns: Any, provider_used: Any,
+             work: dict[str, Any] | None, result_attributes: dict[str, Any] | None, **fields: Any) -> dict[str, Any]:
+    options = {"name": name, "task_type": task_type, "success": success, "confidence": confidence,
+               "patterns": patterns, "provider_used": provider_used, "work": dict(work or {}),
+               "result_attributes": dict(result_attributes or {})}
+    for key, value in fields.items():
+        if key not in WORK_FIELDS:
+            raise ConfigurationError(f"agent(): unknown keyword {key!r}")
+        options[key] = value
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def agent(name: Any, *, task_type: Any = None, success: Any = None, confidence: Any = None, patterns: Any = None,
+          provider_used: Any = None, work: dict[str, Any] | None = None,
+          result_attributes: dict[str, Any] | None = None, attributes: dict[str, Any] | None = None,
+          sample_resources: bool = False, **work_fields: Any) -> Any:
+    """Decorate an agent entry point. Every keyword is a literal or an extractor.
+
+    By default the result is read for ``success``, ``confidence``, ``fixes_applied``,
+    ``files_modified``, ``remaining_issues``, ``patterns_used`` and ``provider_used``.
+    ``work={"kind": extractor}`` adds work-item kinds. ``sample_resources=True`` puts the
+    process's peak RSS and CPU time during the call on the span, as evolution runs do.
+    """
+    options = _options(name, task_type, success, confidence, patterns, provider_used, work, result_attributes,
+                       **work_fields)
+    if sample_resources:
+        options["sample_resources"] = True
+    return decorator(AgentHandler, options, attributes)
+
+
+def agent_call(name: str, *, task_type: str | None = None, attributes: dict[str, Any] | None = None) -> ManualCall:
+    """An explicit agent span around a block; report with ``call.set_outcome(success=..., ...)``."""
+    options = _options(name, task_type, None, None, None, None, None, None)
+    return ManualCall(AgentHandler(None, options, attributes))

@@ -1,0 +1,167 @@
+"""Evolution (self-improvement) runs: status, duration, KPIs before/after, improvement, resources."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from agent_otel import semconv
+from agent_otel._calls.extractors import Call
+from agent_otel._calls.handler import (
+    KindHandler,
+    ManualCall,
+    coerce_bool,
+    coerce_count,
+    coerce_number,
+    decorator,
+    field_of,
+)
+from agent_otel._calls.process_usage import ResourceSampler
+from agent_otel._engine.instruments import runtime
+from agent_otel._engine.policy import policy
+from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.wrappers import End, Invocation
+from agent_otel.errors import ConfigurationError
+
+_BEFORE_FIELDS = ("kpis_before", "pre_kpis", "before")
+_AFTER_FIELDS = ("kpis_after", "post_kpis", "after")
+_ROLLBACK_FIELDS = ("rolled_back", "rollback")
+_ITERATION_FIELDS = ("iterations", "convergence_iterations")
+
+
+def _kpis(value: Any, stage: str) -> dict[str, float]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        report_error(stage, TypeError(f"KPIs must be a mapping of name to number, got {type(value).__name__}"))
+        return {}
+    kpis = {}
+    for name, raw in value.items():
+        number = coerce_number(raw, stage)
+        if number is not None:
+            kpis[str(name)] = number
+    return kpis
+
+
+class EvolutionInvocation(Invocation):
+    __slots__ = ("agent_name", "call", "evolution_type", "handler", "sampler")
+
+    def __init__(self, span: Any, ctx: Any, handler: EvolutionHandler, call: Call, agent_name: str,
+                 evolution_type: str, sampler: ResourceSampler | None) -> None:
+        super().__init__(span, ctx, "evolution")
+        self.handler = handler
+        self.call = call
+        self.agent_name = agent_name
+        self.evolution_type = evolution_type
+        self.sampler = sampler
+
+    def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
+        usage = self.sampler.stop() if self.sampler is not None else None
+        handler, call = self.handler, self.call
+        call.result, call.error = value, error
+        option = handler.result_option
+        before = _kpis(option("kpis_before", call, *_BEFORE_FIELDS), "evolution.kpis_before")
+        after = _kpis(option("kpis_after", call, *_AFTER_FIELDS), "evolution.kpis_after")
+        rolled_back = bool(coerce_bool(option("rollback", call, *_ROLLBACK_FIELDS), "evolution.rollback"))
+        success = coerce_bool(option("success", call, "success"), "evolution.success")
+        iterations = coerce_count(option("iterations", call, *_ITERATION_FIELDS), "evolution.iterations")
+        if error is not None or success is False:
+            status = semconv.EvolutionStatus.FAILED
+        elif rolled_back:
+            status = semconv.EvolutionStatus.ROLLED_BACK
+        else:
+            status = semconv.EvolutionStatus.SUCCEEDED
+        deltas = {name: after[name] - before[name] for name in after.keys() & before.keys()}
+        primary = handler.options.get("kpi")
+        if primary is not None:
+            improvement = deltas.get(primary)
+        else:
+            improvement = sum(deltas.values()) / len(deltas) if deltas else None
+
+        rt, bound = runtime(), policy().bounded
+        ctx = self.context
+        labels = {semconv.GEN_AI_AGENT_NAME: self.agent_name, semconv.EVOLUTION_TYPE: self.evolution_type}
+        with_status = {**labels, semconv.EVOLUTION_STATUS: status.value}
+        rt[semconv.EVOLUTION_ATTEMPTS].add(1, with_status, context=ctx)
+        rt[semconv.EVOLUTION_DURATION].record(duration_s, with_status, context=ctx)
+        if improvement is not None:
+            rt[semconv.EVOLUTION_PERFORMANCE_IMPROVEMENT].set(improvement, labels, context=ctx)
+        if usage is not None:
+            rt[semconv.EVOLUTION_MEMORY_PEAK].set(usage.peak_rss_bytes, labels, context=ctx)
+        current = before if status is not semconv.EvolutionStatus.SUCCEEDED else {**before, **after}
+        kpi_gauge = rt[semconv.AGENT_KPI_CURRENT]
+        for name, number in current.items():
+            kpi_gauge.set(number, {semconv.GEN_AI_AGENT_NAME: self.agent_name,
+                                   semconv.AGENT_KPI_NAME: bound(semconv.AGENT_KPI_NAME, name)}, context=ctx)
+        span = self.span
+        if span.is_recording():
+            ended: dict[str, Any] = {semconv.EVOLUTION_STATUS: status.value,  # one set_attributes: one lock
+                                     semconv.EVOLUTION_ROLLBACK: rolled_back}
+            if iterations is not None:
+                ended[semconv.EVOLUTION_ITERATIONS] = iterations
+            for prefix, kpis in ((semconv.EVOLUTION_KPI_BEFORE_PREFIX, before),
+                                 (semconv.EVOLUTION_KPI_AFTER_PREFIX, after),
+                                 (semconv.EVOLUTION_KPI_DELTA_PREFIX, deltas)):
+                for name, number in kpis.items():
+                    ended[prefix + name] = number
+            if improvement is not None:
+                ended[semconv.EVOLUTION_IMPROVEMENT] = improvement
+            if usage is not None:
+                ended.update(usage.span_attributes())
+            span.set_attributes(ended)
+
+
+class EvolutionHandler(KindHandler):
+    stage = "evolution"
+
+    def __init__(self, func: Any, options: dict[str, Any], attributes: dict[str, Any] | None = None) -> None:
+        super().__init__(func, options, attributes)
+        if not options.get("agent"):
+            raise ConfigurationError("evolution(): agent is required (a literal or an extractor)")
+
+    def result_option(self, key: str, call: Call, *fields: str) -> Any:
+        if key in self.options:
+            return self.option(key, call)
+        return field_of(call.result, *fields)
+
+    def _describe(self, call: Call) -> tuple[str, str, str, dict[str, Any]]:
+        bound = policy().bounded
+        agent_name = bound(semconv.GEN_AI_AGENT_NAME, self.option("agent", call))
+        evolution_type = bound(semconv.EVOLUTION_TYPE, self.option("type", call) or "default")
+        attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_EVOLVE, semconv.GEN_AI_AGENT_NAME: agent_name,
+                      semconv.EVOLUTION_TYPE: evolution_type}
+        strategy = self.option("strategy", call)
+        if strategy:
+            attributes[semconv.EVOLUTION_STRATEGY] = str(strategy)
+        return agent_name, evolution_type, semconv.evolution_span_name(agent_name), self.span_attributes(attributes)
+
+    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
+        call = Call(self.signature, instance, args, kwargs)
+        agent_name, evolution_type, span_name, attributes = self.static(("agent", "type", "strategy"),
+                                                                        self._describe, call)
+        span, ctx = self.open(span_name, attributes)
+        sampler = ResourceSampler() if self.options.get("sample_resources", True) else None
+        return EvolutionInvocation(span, ctx, self, call, agent_name, evolution_type, sampler)
+
+
+_OPTION_NAMES = ("agent", "type", "strategy", "kpis_before", "kpis_after", "rollback", "success", "iterations", "kpi",
+                 "sample_resources")
+
+
+def evolution(agent: Any, *, type: Any = None, strategy: Any = None, kpis_before: Any = None,
+              kpis_after: Any = None, rollback: Any = None, success: Any = None, iterations: Any = None,
+              kpi: str | None = None, sample_resources: bool = True, attributes: dict[str, Any] | None = None) -> Any:
+    """Decorate an evolution run. KPIs, rollback and iterations are read from the result
+    (``kpis_before``/``kpis_after``, ``rolled_back``, ``iterations``) unless given; ``kpi`` names
+    the KPI whose delta is the run's improvement (default: the mean delta)."""
+    values = dict(zip(_OPTION_NAMES, (agent, type, strategy, kpis_before, kpis_after, rollback, success, iterations,
+                                      kpi, sample_resources), strict=True))
+    return decorator(EvolutionHandler, {k: v for k, v in values.items() if v is not None}, attributes)
+
+
+def evolution_run(agent: str, *, type: str | None = None, strategy: str | None = None,
+                  kpi: str | None = None, attributes: dict[str, Any] | None = None) -> ManualCall:
+    """An explicit evolution span; report with ``run.set_outcome(kpis_before=.., kpis_after=.., rolled_back=..)``."""
+    options = {k: v for k, v in {"agent": agent, "type": type, "strategy": strategy, "kpi": kpi}.items()
+               if v is not None}
+    return ManualCall(EvolutionHandler(None, options, attributes))

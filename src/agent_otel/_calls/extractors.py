@@ -1,0 +1,189 @@
+"""Extractors: where a keyword's value comes from when it is not a literal.
+
+A keyword of a decorator (or a config entry) is either a literal or an extractor, and the two can
+never be confused: an extractor is a :class:`Path` made with :func:`path` (or written ``{ path =
+"..." }`` in config) or a plain callable taking the :class:`Call`. Paths are parsed here by a small
+grammar, never evaluated as Python:
+
+    path   := root step*
+    root   := "args" "." NAME | "self" | "result" | "error"
+    step   := "." NAME | "[" INT "]" | "[" QUOTED "]"
+
+A ``NAME`` step reads an attribute, or a key of a mapping. A missing step yields ``None``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from agent_otel.errors import ConfigurationError
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_INT = re.compile(r"-?[0-9]+")
+_ROOTS = ("args", "self", "result", "error")
+_MISSING = object()
+
+
+class Call:
+    """What an extractor can see of one call. Arguments are bound lazily (binding costs µs)."""
+
+    __slots__ = ("_args", "_bound_args", "_kwargs", "_signature", "error", "instance", "result")
+
+    def __init__(self, signature: inspect.Signature | None, instance: Any, args: tuple, kwargs: dict) -> None:
+        self._signature = signature
+        self.instance = instance
+        self._args = args
+        self._kwargs = kwargs
+        self._bound_args: dict[str, Any] | None = None
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """Arguments by parameter name, whether passed by position or keyword, defaults applied."""
+        if self._bound_args is None:
+            if self._signature is None:
+                self._bound_args = dict(self._kwargs)
+            else:
+                try:
+                    # wrapt hands methods and classmethods over with self/cls as `instance`
+                    args = self._args if self.instance is None else (self.instance, *self._args)
+                    bound = self._signature.bind(*args, **self._kwargs)
+                    bound.apply_defaults()
+                    self._bound_args = dict(bound.arguments)
+                except TypeError:
+                    self._bound_args = dict(self._kwargs)
+        return self._bound_args
+
+
+class Path:
+    """A parsed extractor path. Create with :func:`path`."""
+
+    __slots__ = ("root", "steps", "text")
+
+    def __init__(self, text: str, root: str, steps: tuple[tuple[str, Any], ...]) -> None:
+        self.text = text
+        self.root = root
+        self.steps = steps
+
+    def __repr__(self) -> str:
+        return f"path({self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Path) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    @property
+    def needs_result(self) -> bool:
+        return self.root in ("result", "error")
+
+    def __call__(self, call: Call) -> Any:
+        if self.root == "args":
+            value = call.args
+        elif self.root == "self":
+            value = call.instance
+        elif self.root == "result":
+            value = call.result
+        else:
+            value = call.error
+        for kind, key in self.steps:
+            if value is None:
+                return None
+            value = _step(value, kind, key)
+            if value is _MISSING:
+                return None
+        return value
+
+
+def _step(value: Any, kind: str, key: Any) -> Any:
+    if kind == "name":
+        if isinstance(value, Mapping):
+            return value.get(key, _MISSING)
+        return getattr(value, key, _MISSING)
+    try:
+        return value[key]
+    except (LookupError, TypeError):
+        return _MISSING
+
+
+def path(text: str) -> Path:
+    """Parse an extractor path; a malformed one raises ConfigurationError naming the position."""
+    if not isinstance(text, str):
+        raise ConfigurationError(f"extractor path must be a string, got {type(text).__name__}")
+
+    def fail(pos: int, problem: str) -> ConfigurationError:
+        return ConfigurationError(f"extractor path {text!r}: {problem} at position {pos}")
+
+    match = _NAME.match(text, 0)
+    if match is None or match.group() not in _ROOTS:
+        raise fail(0, "must start with one of " + ", ".join(_ROOTS))
+    root = match.group()
+    pos = match.end()
+    steps: list[tuple[str, Any]] = []
+    if root == "args":
+        if not text.startswith(".", pos):
+            raise fail(pos, "'args' must be followed by '.' and a parameter name")
+        name = _NAME.match(text, pos + 1)
+        if name is None:
+            raise fail(pos + 1, "expected a parameter name")
+        steps.append(("index", name.group()))
+        pos = name.end()
+    while pos < len(text):
+        char = text[pos]
+        if char == ".":
+            name = _NAME.match(text, pos + 1)
+            if name is None:
+                raise fail(pos + 1, "expected a name after '.'")
+            steps.append(("name", name.group()))
+            pos = name.end()
+        elif char == "[":
+            pos, key = _parse_index(text, pos + 1, fail)
+            steps.append(("index", key))
+        else:
+            raise fail(pos, f"unexpected {char!r}")
+    return Path(text, root, tuple(steps))
+
+
+def _parse_index(text: str, pos: int, fail: Callable[[int, str], ConfigurationError]) -> tuple[int, Any]:
+    if pos < len(text) and text[pos] in "'\"":
+        quote = text[pos]
+        end = text.find(quote, pos + 1)
+        if end < 0:
+            raise fail(pos, "unterminated string")
+        key: Any = text[pos + 1 : end]
+        pos = end + 1
+    else:
+        number = _INT.match(text, pos)
+        if number is None:
+            raise fail(pos, "expected an integer or a quoted key inside '[ ]'")
+        key = int(number.group())
+        pos = number.end()
+    if pos >= len(text) or text[pos] != "]":
+        raise fail(pos, "expected ']'")
+    return pos + 1, key
+
+
+Extractor = Path | Callable[[Call], Any]
+
+
+def is_extractor(value: Any) -> bool:
+    return isinstance(value, Path) or (callable(value) and not isinstance(value, type))
+
+
+def resolve(value: Any, call: Call) -> Any:
+    """A literal as is; an extractor applied to the call."""
+    if isinstance(value, Path) or (callable(value) and not isinstance(value, type)):
+        return value(call)
+    return value
+
+
+def signature_of(func: Any) -> inspect.Signature | None:
+    try:
+        return inspect.signature(getattr(func, "__func__", func))
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,123 @@
+"""``job()``: the unit of work everything else is attributed to.
+
+Usable as a context manager (sync and async) and as a decorator (any shape, via the engine).
+Starts the ``invoke_workflow {type}`` span, puts the job in context and baggage, records
+``job.duration`` by type and outcome, and stamps roll-ups (calls, tokens, cost of everything that
+ran under the job, across threads and tasks) on the job span when it ends.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from opentelemetry import trace
+
+from agent_otel import semconv
+from agent_otel._calls.extractors import Call, is_extractor, resolve, signature_of
+from agent_otel._context.job import JobState, context_with_job
+from agent_otel._engine.instruments import runtime
+from agent_otel._engine.wrappers import End, Handler, Invocation, InvocationScope, instrument
+from agent_otel.errors import ConfigurationError
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+class JobInvocation(Invocation):
+    __slots__ = ("job_type", "outcome", "state")
+
+    def __init__(self, span: Any, context: Any, state: JobState) -> None:
+        super().__init__(span, context, "job")
+        self.state = state
+        self.job_type = state.type
+        self.outcome: str | None = None
+
+    def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
+        outcome = semconv.Outcome.ERROR.value if error is not None else self.outcome or _outcome_of(value)
+        rt = runtime()
+        rt[semconv.JOB_DURATION].record(
+            duration_s, {semconv.JOB_TYPE: self.job_type, semconv.JOB_OUTCOME: outcome}, context=self.context
+        )
+        if self.span.is_recording():
+            self.span.set_attribute(semconv.JOB_OUTCOME, outcome)
+            self.span.set_attributes(self.state.rollup_attributes())
+
+
+def _outcome_of(value: Any) -> str:
+    """A job that returns something with ``success=False`` failed; anything else succeeded."""
+    success = value.get("success") if isinstance(value, dict) else getattr(value, "success", None)
+    if success is False:
+        return semconv.Outcome.FAILURE.value
+    return semconv.Outcome.SUCCESS.value
+
+
+def start_job(job_id: str | None, job_type: str, attributes: dict[str, Any]) -> JobInvocation:
+    state = JobState(id=str(job_id) if job_id is not None else new_job_id(), type=str(job_type))
+    ctx = context_with_job(state)
+    span_attributes = {
+        semconv.JOB_ID: state.id,
+        semconv.JOB_TYPE: state.type,
+        semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_INVOKE_WORKFLOW,
+        **attributes,
+    }
+    span = runtime().tracer.start_span(semconv.job_span_name(state.type), context=ctx,
+                                       attributes=span_attributes)
+    return JobInvocation(span, trace.set_span_in_context(span, ctx), state)
+
+
+class _JobHandler(Handler):
+    stage = "job"
+
+    def __init__(self, job_id: Any, job_type: Any, attributes: dict[str, Any], func: Any) -> None:
+        self.job_id = job_id
+        self.job_type = job_type
+        self.attributes = attributes
+        self.signature = signature_of(func)
+
+    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
+        call = Call(self.signature, instance, args, kwargs)
+        return start_job(resolve(self.job_id, call), resolve(self.job_type, call), self.attributes)
+
+
+class job(InvocationScope):
+    """Run a block or a function as a job.
+
+    ``job_id`` defaults to a fresh id; as a decorator, ``job_id`` and ``type`` may be extractors
+    (e.g. ``path("self.job_id")``), and each call is its own job.
+    """
+
+    stage = "job"
+
+    def __init__(self, job_id: Any = None, type: Any = "default", **attributes: Any) -> None:
+        if job_id is not None and not isinstance(job_id, str | int) and not is_extractor(job_id):
+            raise ConfigurationError(f"job id must be a string, an int or an extractor, got {job_id!r}")
+        self.job_id = job_id
+        self.type = type
+        self.attributes = attributes
+        super().__init__()
+
+    # -- context manager -------------------------------------------------------------------------
+    @property
+    def id(self) -> str | None:
+        """The id of the job this object is currently running (inside its ``with`` block)."""
+        inv = self.invocation
+        return inv.state.id if inv is not None else None  # type: ignore[attr-defined]
+
+    def set_outcome(self, outcome: str | semconv.Outcome) -> None:
+        inv = self.invocation
+        if inv is not None:
+            inv.outcome = semconv.Outcome(outcome).value  # type: ignore[attr-defined]
+
+    def __enter__(self) -> job:
+        if is_extractor(self.job_id) or is_extractor(self.type):
+            raise ConfigurationError("job(): extractors are only meaningful when job() decorates a function")
+        return super().__enter__()
+
+    def _begin(self) -> Invocation:
+        return start_job(self.job_id, self.type, self.attributes)
+
+    # -- decorator -------------------------------------------------------------------------------
+    def __call__(self, func: Any) -> Any:
+        return instrument(_JobHandler(self.job_id, self.type, self.attributes, func), func)

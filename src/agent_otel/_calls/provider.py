@@ -1,0 +1,248 @@
+"""LLM provider calls: GenAI semconv span and metrics, tokens, cost, retries, fallbacks, streams."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.trace import SpanKind
+
+from agent_otel import semconv
+from agent_otel._calls.extractors import Call
+from agent_otel._calls.handler import KindHandler, ManualCall, coerce_count, coerce_number, decorator, field_of
+from agent_otel._calls.pricing import cost_of
+from agent_otel._context.job import AGENT_KEY, current_job
+from agent_otel._engine.instruments import runtime
+from agent_otel._engine.policy import policy
+from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.wrappers import End, Invocation
+from agent_otel.errors import ConfigurationError
+
+PROVIDER_KEY = otel_context.create_key("agent_otel.provider")
+
+_INPUT_FIELDS = ("prompt_tokens", "input_tokens", "prompt_token_count")
+_OUTPUT_FIELDS = ("completion_tokens", "output_tokens", "candidates_token_count")
+_NOT_STREAMS = (str, bytes, bytearray, dict, list, tuple)
+
+
+class ProviderInvocation(Invocation):
+    __slots__ = ("call", "handler", "input_tokens", "model", "operation", "output_tokens", "provider",
+                 "response_model", "retries")
+
+    def __init__(self, span: Any, ctx: Any, handler: ProviderHandler, call: Call, provider: str, model: str,
+                 operation: str) -> None:
+        super().__init__(span, ctx, "provider")
+        self.handler = handler
+        self.call = call
+        self.provider = provider
+        self.model = model
+        self.operation = operation
+        self.retries = 0
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.response_model: str | None = None
+
+    def wants_stream(self, result: Any) -> bool:
+        stream = self.handler.options.get("stream")
+        if stream is not None:
+            return bool(stream)
+        return not isinstance(result, _NOT_STREAMS) and (hasattr(result, "__next__") or hasattr(result, "__anext__"))
+
+    def on_chunk(self, item: Any) -> None:
+        # Streamed responses report usage (and the model) on some chunk, usually the last.
+        self._read_usage(item)
+
+    def _read_usage(self, source: Any) -> None:
+        usage = field_of(source, "usage", "usage_metadata")
+        if usage is None:
+            # Anthropic's stream starts with a `message_start` event carrying `message.usage`.
+            usage = field_of(field_of(source, "message"), "usage")
+        if usage is not None:
+            tokens_in = coerce_count(field_of(usage, *_INPUT_FIELDS), "provider.input_tokens")
+            tokens_out = coerce_count(field_of(usage, *_OUTPUT_FIELDS), "provider.output_tokens")
+            if tokens_in is not None:
+                self.input_tokens = tokens_in
+            if tokens_out is not None:
+                self.output_tokens = tokens_out
+        model = field_of(source, "model") or field_of(field_of(source, "message"), "model")
+        if isinstance(model, str):
+            self.response_model = model
+
+    def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
+        handler, call, bound = self.handler, self.call, policy().bounded
+        call.result, call.error = value, error
+        if error is None and value is not None:
+            self._read_usage(value)
+        for key in ("input_tokens", "output_tokens"):
+            if key in handler.options:
+                explicit = coerce_count(handler.option(key, call), f"provider.{key}")
+                if explicit is not None:
+                    setattr(self, key, explicit)
+        if "response_model" in handler.options:
+            self.response_model = handler.option("response_model", call) or self.response_model
+        retries = handler.option("retries", call) if "retries" in handler.options else None
+        if retries:
+            count = coerce_count(retries, "provider.retries") or 0
+            if count:
+                self.add_retries(count)
+        attributes = {semconv.GEN_AI_OPERATION_NAME: self.operation, semconv.GEN_AI_PROVIDER_NAME: self.provider,
+                      semconv.GEN_AI_REQUEST_MODEL: self.model}
+        if self.response_model:
+            attributes[semconv.GEN_AI_RESPONSE_MODEL] = bound(semconv.GEN_AI_RESPONSE_MODEL, self.response_model)
+        token_attributes = dict(attributes)
+        if error is not None:
+            attributes[semconv.ERROR_TYPE] = type(error).__name__
+        rt = runtime()
+        ctx = self.context
+        rt[semconv.CLIENT_OPERATION_DURATION].record(duration_s, attributes, context=ctx)
+        ttfc = self.time_to_first_chunk_s
+        if ttfc is not None:
+            rt[semconv.CLIENT_TIME_TO_FIRST_CHUNK].record(ttfc, attributes, context=ctx)
+        usage = rt[semconv.CLIENT_TOKEN_USAGE]
+        for token_type, count in ((semconv.TokenType.INPUT, self.input_tokens),
+                                  (semconv.TokenType.OUTPUT, self.output_tokens)):
+            if count is not None:
+                usage.record(count, {**token_attributes, semconv.GEN_AI_TOKEN_TYPE: token_type.value}, context=ctx)
+        if "cost" in handler.options:
+            cost = coerce_number(handler.option("cost", call), "provider.cost", 0.0, None)
+        else:
+            cost = cost_of(self.response_model or self.model, self.input_tokens, self.output_tokens)
+        if cost:
+            agent_name = otel_context.get_value(AGENT_KEY, ctx)
+            cost_attributes = {semconv.GEN_AI_PROVIDER_NAME: self.provider, semconv.GEN_AI_REQUEST_MODEL: self.model}
+            if agent_name is not None:
+                cost_attributes[semconv.GEN_AI_AGENT_NAME] = agent_name
+            rt[semconv.CLIENT_COST].add(cost, cost_attributes, context=ctx)
+        job = current_job(ctx)
+        if job is not None:
+            job.add(provider_calls=1, input_tokens=self.input_tokens or 0, output_tokens=self.output_tokens or 0,
+                    cost=cost or 0.0)
+        span = self.span
+        if span.is_recording():
+            ended: dict[str, Any] = {semconv.GEN_AI_RETRY_COUNT: self.retries}  # one set_attributes: one lock
+            if self.response_model:
+                ended[semconv.GEN_AI_RESPONSE_MODEL] = self.response_model
+            if self.input_tokens is not None:
+                ended[semconv.GEN_AI_USAGE_INPUT_TOKENS] = self.input_tokens
+            if self.output_tokens is not None:
+                ended[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = self.output_tokens
+            if cost is not None:
+                ended[semconv.GEN_AI_COST] = cost
+            if policy().capture_content and error is None and "response" in handler.options:
+                content = handler.option("response", call)
+                if content is not None:
+                    ended["gen_ai.output.messages"] = str(content)
+            span.set_attributes(ended)
+
+    def add_retries(self, count: int = 1) -> None:
+        self.retries += count
+        runtime()[semconv.CLIENT_RETRIES].add(count, {semconv.GEN_AI_PROVIDER_NAME: self.provider,
+                                                      semconv.GEN_AI_REQUEST_MODEL: self.model}, context=self.context)
+
+
+class ProviderHandler(KindHandler):
+    stage = "provider"
+    span_kind = SpanKind.CLIENT
+
+    def __init__(self, func: Any, options: dict[str, Any], attributes: dict[str, Any] | None = None) -> None:
+        super().__init__(func, options, attributes)
+        if not options.get("provider"):
+            raise ConfigurationError("provider(): provider is required (e.g. provider='openai')")
+
+    def _describe(self, call: Call) -> tuple[str, str, str, str, dict[str, Any], dict[Any, dict[str, Any]]]:
+        bound = policy().bounded
+        provider = bound(semconv.GEN_AI_PROVIDER_NAME, self.option("provider", call))
+        model = self.option("model", call)
+        model = bound(semconv.GEN_AI_REQUEST_MODEL, model) if model else "unknown"
+        operation = bound(semconv.GEN_AI_OPERATION_NAME, self.option("operation", call) or semconv.OPERATION_CHAT)
+        attributes = {semconv.GEN_AI_OPERATION_NAME: operation, semconv.GEN_AI_PROVIDER_NAME: provider,
+                      semconv.GEN_AI_REQUEST_MODEL: model}
+        return provider, model, operation, semconv.provider_span_name(operation, model), attributes, {}
+
+    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
+        call = Call(self.signature, instance, args, kwargs)
+        provider, model, operation, span_name, base, by_agent = self.static(("provider", "model", "operation"),
+                                                                            self._describe, call)
+        agent_name = otel_context.get_value(AGENT_KEY)
+        if "prompt" in self.options and policy().capture_content:
+            attributes = dict(base)
+            if agent_name is not None:
+                attributes[semconv.GEN_AI_AGENT_NAME] = agent_name
+            prompt = self.option("prompt", call)
+            if prompt is not None:
+                attributes["gen_ai.input.messages"] = str(prompt)
+            attributes = self.span_attributes(attributes)
+        else:
+            attributes = self.under_agent(by_agent, base, agent_name)
+        span, ctx = self.open(span_name, attributes)
+        inv = ProviderInvocation(span, None, self, call, provider, model, operation)
+        inv.context = otel_context.set_value(PROVIDER_KEY, inv, ctx)
+        return inv
+
+
+_OPTION_NAMES = ("provider", "model", "operation", "response_model", "input_tokens", "output_tokens", "cost",
+                 "retries", "stream", "prompt", "response")
+
+
+def provider(provider: Any, *, model: Any = None, operation: Any = None, response_model: Any = None,
+             input_tokens: Any = None, output_tokens: Any = None, cost: Any = None, retries: Any = None,
+             stream: bool | None = None, prompt: Any = None, response: Any = None,
+             attributes: dict[str, Any] | None = None) -> Any:
+    """Decorate one LLM call. Tokens and the response model are read from OpenAI/Anthropic-style
+    results (``usage.prompt_tokens``/``input_tokens``...) unless given; cost comes from the local
+    price table unless given. ``prompt``/``response`` extractors are recorded only when
+    OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true."""
+    values = dict(zip(_OPTION_NAMES, (provider, model, operation, response_model, input_tokens, output_tokens, cost,
+                                      retries, stream, prompt, response), strict=True))
+    return decorator(ProviderHandler, {k: v for k, v in values.items() if v is not None}, attributes)
+
+
+def provider_call(provider: str, *, model: str | None = None, operation: str | None = None,
+                  attributes: dict[str, Any] | None = None) -> ManualCall:
+    """An explicit provider span; report with ``call.set_result(response)`` or
+    ``call.set_outcome(usage={"input_tokens": .., "output_tokens": ..}, model=..)``."""
+    options = {k: v for k, v in {"provider": provider, "model": model, "operation": operation}.items()
+               if v is not None}
+    return ManualCall(ProviderHandler(None, options, attributes))
+
+
+def current_provider_call() -> ProviderInvocation | None:
+    return otel_context.get_value(PROVIDER_KEY)  # type: ignore[return-value]
+
+
+def record_retry(count: int = 1, *, provider: str | None = None, model: str | None = None) -> None:
+    """Count retries of the provider call in progress, or of the given provider/model."""
+    try:
+        if not runtime().enabled:
+            return
+        inv = current_provider_call()
+        if inv is not None and provider is None:
+            inv.add_retries(count)
+            return
+        if provider is None:
+            raise ValueError("record_retry() outside a provider call needs provider=")
+        runtime()[semconv.CLIENT_RETRIES].add(count, {semconv.GEN_AI_PROVIDER_NAME: provider,
+                                                      semconv.GEN_AI_REQUEST_MODEL: model or "unknown"})
+    except Exception as exc:
+        report_error("provider.retry", exc)
+
+
+def record_fallback(to: str, reason: str, *, from_provider: str | None = None) -> None:
+    """Count a fallback from the current (or given) provider to another, with a short reason."""
+    try:
+        if not runtime().enabled:
+            return
+        inv = current_provider_call()
+        source = from_provider or (inv.provider if inv is not None else None)
+        if source is None:
+            raise ValueError("record_fallback() outside a provider call needs from_provider=")
+        bound = policy().bounded
+        attributes = {semconv.GEN_AI_PROVIDER_NAME: source,
+                      semconv.GEN_AI_FALLBACK_TO: bound(semconv.GEN_AI_FALLBACK_TO, to),
+                      semconv.GEN_AI_FALLBACK_REASON: bound(semconv.GEN_AI_FALLBACK_REASON, reason)}
+        runtime()[semconv.CLIENT_FALLBACKS].add(1, attributes)
+        if inv is not None and inv.span.is_recording():
+            inv.span.set_attribute(semconv.GEN_AI_FALLBACK_TO, to)
+            inv.span.set_attribute(semconv.GEN_AI_FALLBACK_REASON, reason)
+    except Exception as exc:
+        report_error("provider.fallback", exc)

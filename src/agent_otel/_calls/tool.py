@@ -1,0 +1,75 @@
+"""Tool and plugin executions: span ``execute_tool {name}`` and ``gen_ai.execute_tool.duration``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.trace import SpanKind
+
+from agent_otel import semconv
+from agent_otel._calls.extractors import Call
+from agent_otel._calls.handler import KindHandler, ManualCall, decorator
+from agent_otel._context.job import AGENT_KEY, current_job
+from agent_otel._engine.instruments import runtime
+from agent_otel._engine.policy import policy
+from agent_otel._engine.wrappers import End, Invocation
+from agent_otel.errors import ConfigurationError
+
+
+class ToolInvocation(Invocation):
+    __slots__ = ("agent_name", "name")
+
+    def __init__(self, span: Any, ctx: Any, name: str, agent_name: str | None) -> None:
+        super().__init__(span, ctx, "tool")
+        self.name = name
+        self.agent_name = agent_name
+
+    def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
+        attributes = {semconv.GEN_AI_TOOL_NAME: self.name}
+        if self.agent_name is not None:
+            attributes[semconv.GEN_AI_AGENT_NAME] = self.agent_name
+        if error is not None:
+            attributes[semconv.ERROR_TYPE] = type(error).__name__
+        runtime()[semconv.TOOL_DURATION].record(duration_s, attributes, context=self.context)
+        job = current_job(self.context)
+        if job is not None:
+            job.add(tool_calls=1)
+
+
+class ToolHandler(KindHandler):
+    stage = "tool"
+    span_kind = SpanKind.INTERNAL
+
+    def __init__(self, func: Any, options: dict[str, Any], attributes: dict[str, Any] | None = None) -> None:
+        super().__init__(func, options, attributes)
+        if not options.get("name"):
+            raise ConfigurationError("tool(): name is required (a literal or an extractor)")
+
+    def _describe(self, call: Call) -> tuple[str, str, dict[str, Any], dict[Any, dict[str, Any]]]:
+        name = policy().bounded(semconv.GEN_AI_TOOL_NAME, self.option("name", call))
+        attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_EXECUTE_TOOL, semconv.GEN_AI_TOOL_NAME: name}
+        tool_type = self.option("type", call)
+        if tool_type:
+            attributes[semconv.GEN_AI_TOOL_TYPE] = str(tool_type)
+        return name, semconv.tool_span_name(name), attributes, {}
+
+    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
+        call = Call(self.signature, instance, args, kwargs)
+        name, span_name, base, by_agent = self.static(("name", "type"), self._describe, call)
+        agent_name = self.option("agent", call) or otel_context.get_value(AGENT_KEY)
+        if agent_name is not None:
+            agent_name = policy().bounded(semconv.GEN_AI_AGENT_NAME, agent_name)
+        span, ctx = self.open(span_name, self.under_agent(by_agent, base, agent_name))
+        return ToolInvocation(span, ctx, name, agent_name)
+
+
+def tool(name: Any, *, agent: Any = None, type: Any = None, attributes: dict[str, Any] | None = None) -> Any:
+    """Decorate a tool or plugin. ``agent`` defaults to the agent the call runs under."""
+    options = {k: v for k, v in {"name": name, "agent": agent, "type": type}.items() if v is not None}
+    return decorator(ToolHandler, options, attributes)
+
+
+def tool_call(name: str, *, agent: str | None = None, attributes: dict[str, Any] | None = None) -> ManualCall:
+    options = {k: v for k, v in {"name": name, "agent": agent}.items() if v is not None}
+    return ManualCall(ToolHandler(None, options, attributes))

@@ -1,0 +1,145 @@
+"""The ``agent-otel`` command.
+
+Subcommands register themselves in :data:`SUBCOMMANDS`: each entry is a function that adds its
+parser to the subparsers and sets ``handler=`` (a function of the parsed arguments returning the
+exit code). ``run`` and ``check`` live here; add ``demo``/``report`` the same way.
+
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent_otel._zerocode.check import run_check
+from agent_otel._zerocode.launcher import run_launcher
+from agent_otel.version import __version__
+
+
+def _add_check(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "check", help="validate a configuration file and resolve every target",
+        description="Validate the configuration (FILE, $AGENT_OTEL_CONFIG, ./agent-otel.toml or [tool.agent-otel] "
+                    "in ./pyproject.toml), import each target's module and print target, kind, callable and "
+                    "whether it resolves. Exit status: 0 all resolved, 1 some target does not, 2 invalid file.")
+    parser.add_argument("file", nargs="?", help="configuration file (default: found as `run` finds it)")
+    parser.set_defaults(handler=run_check)
+
+
+def _add_run(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run", help="run a program instrumented by configuration, without changing its code",
+        description="Configure OpenTelemetry from OTEL_* variables and the configuration, install the wrappers "
+                    "before any of the program's code runs, run it with the same argv, stdio, exit status and "
+                    "signals, and flush telemetry when it exits. `python script.py`, `python -m module`, "
+                    "`python -c code` and console scripts of this interpreter run in this process; anything "
+                    "else is exec'd with a bootstrap on PYTHONPATH, as are Python child processes.",
+        usage="agent-otel run [--config FILE] -- COMMAND [ARGS...]")
+    parser.add_argument("--config", metavar="FILE", help="configuration file (default: $AGENT_OTEL_CONFIG, "
+                        "./agent-otel.toml, [tool.agent-otel] in ./pyproject.toml)")
+    parser.add_argument("command_line", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]")
+    parser.set_defaults(handler=run_launcher)
+
+
+def _positive(kind: type, what: str, allow_zero: bool = False) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number, got {text!r}") from None
+        if value < 0 or (value == 0 and not allow_zero):
+            raise argparse.ArgumentTypeError(f"{what} must be {'>= 0' if allow_zero else '> 0'}, got {text!r}")
+        return value
+    return parse
+
+
+def _port(text: str) -> int:
+    value = _positive(int, "a port")(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port must be 1..65535, got {text!r}")
+    return int(value)
+
+
+def _add_demo(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="run a simulated agent fleet, instrumented by configuration (optionally with Prometheus)",
+        description="Run a simulated agent fleet (jobs, agents, a provider chain with retries and fallbacks, "
+                    "tools, periodic evolution runs) instrumented only by agent_otel/demo/agent-otel.toml, and "
+                    "serve its metrics on 127.0.0.1. Ctrl-C stops it and flushes telemetry.")
+    parser.add_argument("--port", type=_port, default=9464, help="port of the /metrics endpoint (default 9464)")
+    parser.add_argument("--rate", type=_positive(float, "--rate"), default=2.0, help="jobs per second (default 2)")
+    parser.add_argument("--duration", type=_positive(float, "--duration", allow_zero=True), default=0,
+                        help="seconds to run, 0 = until Ctrl-C (default 0)")
+    parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    parser.add_argument("--evolve-every", type=_positive(float, "--evolve-every"), default=30.0, metavar="S",
+                        help="seconds between evolution rounds (default 30)")
+    parser.add_argument("--stack", action="store_true",
+                        help="also start Prometheus (with the shipped rules) and Alertmanager (shipped config, "
+                             "notifications printed here) on 127.0.0.1")
+    parser.add_argument("--prometheus-port", type=_port, default=9090, help="with --stack (default 9090)")
+    parser.add_argument("--alertmanager-port", type=_port, default=9093, help="with --stack (default 9093)")
+    parser.add_argument("--workdir", type=Path, help="with --stack: keep Prometheus/Alertmanager data and logs "
+                        "here (default: a temporary directory removed on exit)")
+    parser.set_defaults(handler=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from agent_otel._ops.demo.runner import DemoOptions, run_demo
+
+    return run_demo(DemoOptions(port=args.port, rate=args.rate, duration=args.duration or None, seed=args.seed,
+                                evolve_every=args.evolve_every, stack=args.stack,
+                                prometheus_port=args.prometheus_port, alertmanager_port=args.alertmanager_port,
+                                workdir=args.workdir))
+
+
+# --------------------------------------------------------------------------------------------------
+# agent-otel report --prometheus URL [--window 1h|1d|7d] [--format table|json|csv] [--slow-ms N]
+# --------------------------------------------------------------------------------------------------
+
+
+def _add_report(subparsers: Any) -> None:
+    from agent_otel._ops.report import add_report_arguments, run_report
+
+    parser = subparsers.add_parser(
+        "report", help="report agents, providers, calibration and evolution over a window, from Prometheus",
+        description="Query Prometheus for what the agent-otel targets recorded over the window: per agent "
+                    "invocations, success ratio, average cost, average and p95 latency and patterns; per provider "
+                    "(and model) calls, availability, p95 latency, retries, fallbacks and cost; confidence "
+                    "calibration per agent and band; evolution attempts, success ratio, best improvement and "
+                    "current KPIs. Exit status: 0 printed, 1 no agent-otel data in the window, 2 Prometheus "
+                    "cannot be queried.")
+    add_report_arguments(parser)
+    parser.set_defaults(handler=run_report)
+
+
+# --------------------------------------------------------------------------------------------------
+# Parser and entry point
+# --------------------------------------------------------------------------------------------------
+
+#: Functions adding one subcommand each (``subparsers`` -> None; set ``handler=`` on the parser).
+SUBCOMMANDS: list[Callable[[Any], None]] = [_add_run, _add_check, _add_demo, _add_report]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agent-otel", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"agent-otel {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Patches that carry the context across process boundaries the program creates itself:
+``ProcessPoolExecutor.submit``, ``multiprocessing`` children, ``subprocess.Popen`` and outgoing
+``http.client`` requests (W3C headers). Each patch is idempotent and undone by its uninstrument.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+import wrapt
+from opentelemetry import propagate, trace
+
+from agent_otel._context.job import current_job_id
+from agent_otel._context.propagation import _has_context_to_carry, carry, subprocess_env
+from agent_otel._engine.self_telemetry import report_error
+
+
+def _wrap_pool_submit(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    if args:
+        args = (carry(args[0], always=True), *args[1:])
+    elif "fn" in kwargs:
+        kwargs["fn"] = carry(kwargs["fn"], always=True)
+    return wrapped(*args, **kwargs)
+
+
+#: Worker processes of pools serve many submits: each submit carries its own context instead.
+_POOL_WORKER_MODULES = ("concurrent.futures.process", "multiprocessing.pool")
+
+
+def _wrap_process_start(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    target = getattr(instance, "_target", None)
+    if target is not None and getattr(target, "__module__", None) not in _POOL_WORKER_MODULES:
+        instance._target = carry(target)
+    return wrapped(*args, **kwargs)
+
+
+def _wrap_popen_init(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    if _has_context_to_carry():
+        # Popen(args, bufsize, executable, stdin, stdout, stderr, preexec_fn, close_fds, shell, cwd, env)
+        if len(args) > 10:
+            args = (*args[:10], subprocess_env(args[10]), *args[11:])
+        else:
+            kwargs["env"] = subprocess_env(kwargs.get("env"))
+    return wrapped(*args, **kwargs)
+
+
+_PATCHES = (
+    (ProcessPoolExecutor, "submit", _wrap_pool_submit),
+    (BaseProcess, "start", _wrap_process_start),
+    (subprocess.Popen, "__init__", _wrap_popen_init),
+)
+
+
+def instrument_process_carriers() -> None:
+    """Carry the context into ProcessPoolExecutor jobs, multiprocessing children and subprocesses.
+    Idempotent."""
+    for owner, name, wrapper in _PATCHES:
+        current = owner.__dict__[name]
+        if not getattr(current, "_self_agent_otel_carrier", False):
+            patched = wrapt.FunctionWrapper(current, wrapper)
+            patched._self_agent_otel_carrier = True  # type: ignore[attr-defined]
+            setattr(owner, name, patched)
+
+
+def uninstrument_process_carriers() -> None:
+    for owner, name, _ in _PATCHES:
+        current = owner.__dict__[name]
+        if getattr(current, "_self_agent_otel_carrier", False):
+            setattr(owner, name, current.__wrapped__)
+
+
+def _inject_headers(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    try:
+        from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+        if is_instrumentation_enabled() and (trace.get_current_span().get_span_context().is_valid
+                                             or current_job_id() is not None):
+            headers = args[3] if len(args) > 3 else kwargs.get("headers") or {}
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+            present = {str(key).lower() for key in headers}
+            missing = {key: value for key, value in carrier.items() if key.lower() not in present}
+            if missing:
+                headers = {**headers, **missing}
+                if len(args) > 3:
+                    args = (*args[:3], headers, *args[4:])
+                else:
+                    kwargs = {**kwargs, "headers": headers}
+    except Exception as exc:
+        report_error("autoinstrument.http_headers", exc)
+    return wrapped(*args, **kwargs)
+
+
+def instrument_http_headers() -> None:
+    """Add W3C trace context and baggage headers to outgoing ``http.client`` requests. Idempotent."""
+    import http.client
+
+    current = http.client.HTTPConnection.__dict__["request"]
+    if getattr(current, "_self_agent_otel_http", False):
+        return
+    patched = wrapt.FunctionWrapper(current, _inject_headers)
+    patched._self_agent_otel_http = True  # type: ignore[attr-defined]
+    http.client.HTTPConnection.request = patched  # type: ignore[method-assign]
+
+
+def uninstrument_http_headers() -> None:
+    import http.client
+
+    current = http.client.HTTPConnection.__dict__["request"]
+    if getattr(current, "_self_agent_otel_http", False):
+        http.client.HTTPConnection.request = current.__wrapped__  # type: ignore[method-assign]

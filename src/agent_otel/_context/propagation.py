@@ -1,0 +1,104 @@
+"""Text carriers of the job and trace context: HTTP headers, the environment, pickled process calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping, MutableMapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
+from opentelemetry.context import Context
+from opentelemetry.trace import get_current_span
+
+from agent_otel._context.job import current_job_id
+
+#: Environment variables of the subprocess carrier (upper-case, as other OTel tools use them).
+ENV_CARRIER_KEYS = {"traceparent": "TRACEPARENT", "tracestate": "TRACESTATE", "baggage": "BAGGAGE"}
+
+
+def inject(carrier: MutableMapping[str, str], ctx: Context | None = None) -> MutableMapping[str, str]:
+    """Write the trace context and baggage (with the job id) into ``carrier``, e.g. HTTP headers."""
+    propagate.inject(carrier, context=ctx)
+    return carrier
+
+
+def extract(carrier: Mapping[str, str], ctx: Context | None = None) -> Context:
+    """Read trace context and baggage (with the job id) from ``carrier``, e.g. incoming headers."""
+    lowered = {key.lower(): value for key, value in carrier.items()}
+    return propagate.extract(lowered, context=ctx)
+
+
+@contextlib.contextmanager
+def attached(carrier: Mapping[str, str]) -> Iterator[Context]:
+    """Run a block in the context a carrier brings (e.g. an HTTP handler continuing the caller's job)."""
+    ctx = extract(carrier)
+    token = otel_context.attach(ctx)
+    try:
+        yield ctx
+    finally:
+        otel_context.detach(token)
+
+
+def subprocess_env(env: Mapping[str, str] | None = None, ctx: Context | None = None) -> dict[str, str]:
+    """A copy of ``env`` (default: ``os.environ``) with ``TRACEPARENT``/``TRACESTATE``/``BAGGAGE``."""
+    result = dict(os.environ if env is None else env)
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=ctx)
+    for key, env_key in ENV_CARRIER_KEYS.items():
+        if key in carrier:
+            result[env_key] = carrier[key]
+    return result
+
+
+def context_from_environment(env: Mapping[str, str] | None = None) -> Context | None:
+    """The context a parent process passed in ``TRACEPARENT``/``BAGGAGE``, or None."""
+    env = os.environ if env is None else env
+    carrier = {key: env[env_key] for key, env_key in ENV_CARRIER_KEYS.items() if env.get(env_key)}
+    if not carrier:
+        return None
+    return propagate.extract(carrier)
+
+
+def _has_context_to_carry() -> bool:
+    return get_current_span().get_span_context().is_valid or current_job_id() is not None
+
+
+class CarriedCall:
+    """A picklable callable that runs ``func`` in the context serialized at submit time.
+
+    Used for ``ProcessPoolExecutor.submit`` and ``multiprocessing.Process`` targets, with spawn
+    as well as fork: the child unpickles it (importing this module) and attaches the carrier.
+    """
+
+    __slots__ = ("carrier", "func")
+
+    def __init__(self, func: Any, carrier: dict[str, str]) -> None:
+        self.func = func
+        self.carrier = carrier
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # An empty base: a forked worker must not keep whatever context it was forked in.
+        token = otel_context.attach(propagate.extract(self.carrier, context=Context()))
+        try:
+            return self.func(*args, **kwargs)
+        finally:
+            otel_context.detach(token)
+
+    def __getstate__(self) -> tuple[Any, dict[str, str]]:
+        return self.func, self.carrier
+
+    def __setstate__(self, state: tuple[Any, dict[str, str]]) -> None:
+        self.func, self.carrier = state
+
+
+def carry(func: Any, always: bool = False) -> Any:
+    """``func`` bound to the current trace context and job, for running in another process.
+    ``always`` binds it even to an empty context (pool workers are reused across submits)."""
+    if isinstance(func, CarriedCall) or not (always or _has_context_to_carry()):
+        return func
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return CarriedCall(func, carrier)

@@ -1,0 +1,140 @@
+"""Guards applied to what the kinds record: cardinality caps, hashed keys, message content.
+
+User data reaches attribute values (task types, models, pattern and KPI names); each metric
+attribute key keeps at most ``cardinality_limit`` distinct values and maps the rest to ``_OTHER``,
+so a bug in the host cannot blow up Prometheus. Keys listed in ``hashed_keys`` (e.g. ``user.id``)
+are replaced by a salted SHA-256 before they reach any exporter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from agent_otel._engine.instruments import env_flag
+from agent_otel._engine.self_telemetry import logger, report_error
+from agent_otel.errors import ConfigurationError
+
+OTHER = "_OTHER"
+DEFAULT_CARDINALITY_LIMIT = 100
+CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+
+#: Set (only) in the context agent-otel starts its own spans with: their attributes are already
+#: scrubbed, so :class:`HashingSpanProcessor` does not hash the hash, and already carry the job id,
+#: so :class:`~agent_otel._context.job.JobIdSpanProcessor` need not stamp it again.
+SCRUBBED_KEY = otel_context.create_key("agent_otel.scrubbed")
+
+
+@dataclass
+class Policy:
+    cardinality_limit: int = DEFAULT_CARDINALITY_LIMIT
+    hashed_keys: frozenset[str] = frozenset({"user.id"})
+    salt: str = ""
+    capture_content: bool = False
+    _seen: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    _overflowed: set[str] = field(default_factory=set, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def bounded(self, key: str, value: Any) -> str:
+        """``value`` as a metric attribute value, or ``_OTHER`` once ``key`` has too many values."""
+        text = value if isinstance(value, str) else str(value)
+        seen = self._seen.get(key)
+        if seen is not None and text in seen:
+            return text
+        with self._lock:
+            seen = self._seen.setdefault(key, set())
+            if text in seen:
+                return text
+            if len(seen) < self.cardinality_limit:
+                seen.add(text)
+                return text
+            first_overflow = key not in self._overflowed
+            self._overflowed.add(key)
+        if first_overflow:
+            report_error("cardinality." + key, OverflowError(
+                f"more than {self.cardinality_limit} distinct values for {key}; further values become {OTHER}"))
+        return OTHER
+
+    def hashed(self, value: Any) -> str:
+        return hashlib.sha256((self.salt + str(value)).encode()).hexdigest()
+
+    def scrub(self, attributes: dict[str, Any]) -> dict[str, Any]:
+        """Hash the configured keys in a dict of span attributes (in place; returned for chaining)."""
+        for key in self.hashed_keys.intersection(attributes):
+            attributes[key] = self.hashed(attributes[key])
+        return attributes
+
+
+def _policy_from_env() -> Policy:
+    raw_limit = os.environ.get("AGENT_OTEL_CARDINALITY_LIMIT", "")
+    try:
+        limit = int(raw_limit) if raw_limit.strip() else DEFAULT_CARDINALITY_LIMIT
+        if limit < 1:
+            raise ValueError
+    except ValueError:
+        raise ConfigurationError(
+            f"environment variable AGENT_OTEL_CARDINALITY_LIMIT={raw_limit!r}: expected a positive integer") from None
+    keys = os.environ.get("AGENT_OTEL_HASHED_KEYS")
+    hashed = frozenset(k.strip() for k in keys.split(",") if k.strip()) if keys is not None else frozenset({"user.id"})
+    salt = os.environ.get("AGENT_OTEL_HASH_SALT", "")
+    if hashed and not salt:
+        logger.debug("agent-otel: AGENT_OTEL_HASH_SALT is not set; hashed keys use an unsalted SHA-256")
+    return Policy(cardinality_limit=limit, hashed_keys=hashed, salt=salt,
+                  capture_content=env_flag(CAPTURE_CONTENT_ENV, False))
+
+
+_policy: Policy | None = None
+
+
+def policy() -> Policy:
+    global _policy
+    if _policy is None:
+        _policy = _policy_from_env()
+    return _policy
+
+
+def set_policy(cardinality_limit: int | None = None, hashed_keys: Any = None, salt: str | None = None,
+               capture_content: bool | None = None) -> Policy:
+    """Replace the policy (from config or tests); unspecified fields come from the environment."""
+    global _policy
+    base = _policy_from_env()
+    if cardinality_limit is not None:
+        if not isinstance(cardinality_limit, int) or cardinality_limit < 1:
+            raise ConfigurationError(f"cardinality_limit={cardinality_limit!r}: expected a positive integer")
+        base.cardinality_limit = cardinality_limit
+    if hashed_keys is not None:
+        base.hashed_keys = frozenset(hashed_keys)
+    if salt is not None:
+        base.salt = salt
+    if capture_content is not None:
+        base.capture_content = capture_content
+    _policy = base
+    return base
+
+
+class HashingSpanProcessor(SpanProcessor):
+    """Hashes the configured id keys on spans from any library, at span start."""
+
+    def on_start(self, span: Span, parent_context: Any = None) -> None:
+        if parent_context is not None and otel_context.get_value(SCRUBBED_KEY, parent_context):
+            return
+        current = policy()
+        attributes = span.attributes
+        if attributes:
+            for key in current.hashed_keys.intersection(attributes):
+                span.set_attribute(key, current.hashed(attributes[key]))
+
+    def on_end(self, span: ReadableSpan) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True

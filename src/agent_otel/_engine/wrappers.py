@@ -1,0 +1,551 @@
+"""One wrapper engine for every kind of call.
+
+Agents, providers, tools, evolution runs and jobs differ only in what they record; how a call is
+timed does not change with the kind. A kind plugs in a :class:`Handler` whose ``begin()`` starts an
+:class:`Invocation` (a span, its context, a clock); the engine runs the call in that context and
+ends the invocation exactly once, whatever shape the callable has:
+
+* sync functions, including ones that return a coroutine, a future, another awaitable, a generator
+  or (if the invocation asks for it) a stream object: timed until that result completes;
+* coroutine functions; generator and async-generator functions, where the span covers the whole
+  iteration and ``send``/``throw``/``close``, an early ``break`` and a dropped generator each end
+  it once, with the outcome that happened.
+
+The host never sees the instrumentation: return values, exceptions (same object, same traceback),
+yielded items and generator protocol are passed through untouched; failures of the instrumentation
+are counted and logged by :func:`agent_otel._engine.self_telemetry.report_error`. When disabled, a wrapper makes no
+OpenTelemetry call at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import time
+import types
+import weakref
+from collections.abc import Callable
+from enum import Enum
+from typing import Any, TypeVar
+
+import wrapt
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, Status, StatusCode
+
+from agent_otel import semconv
+from agent_otel._engine.instruments import runtime
+from agent_otel._engine.self_telemetry import report_error
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_attach = otel_context.attach
+_detach = otel_context.detach
+_now_ns = time.perf_counter_ns
+
+#: Span attribute set when the consumer stopped a stream before it was exhausted.
+STREAM_CLOSED_EARLY = "agent_otel.stream.closed_early"
+
+
+class End(Enum):
+    """How a call ended."""
+
+    RETURNED = "returned"
+    RAISED = "raised"
+    CLOSED = "closed"  # a stream the consumer closed, broke out of or dropped before exhaustion
+
+
+class Invocation:
+    """One instrumented call. Kinds subclass it and override :meth:`record` (and maybe
+    :meth:`on_chunk`, :meth:`wants_stream`); the engine guarantees :meth:`end` runs once."""
+
+    __slots__ = ("_ended", "context", "first_chunk_ns", "span", "stage", "start_ns")
+
+    def __init__(self, span: Span, context: Context, stage: str) -> None:
+        self.span = span
+        self.context = context
+        self.stage = stage
+        self.start_ns = _now_ns()
+        self.first_chunk_ns: int | None = None
+        self._ended = False
+
+    # -- hooks for kinds ----------------------------------------------------------------------
+    def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
+        """Record the kind's span attributes and metrics. Runs once, before the span ends."""
+
+    def on_chunk(self, item: Any) -> None:
+        """Called for every item a stream yields (after the first-chunk time is taken)."""
+
+    def wants_stream(self, result: Any) -> bool:
+        """Whether a returned non-generator object is a stream to be timed until exhausted."""
+        return False
+
+    # -- engine side ----------------------------------------------------------------------------
+    def chunk(self, item: Any) -> None:
+        if self.first_chunk_ns is None:
+            self.first_chunk_ns = _now_ns()
+        try:
+            self.on_chunk(item)
+        except Exception as exc:
+            report_error(self.stage + ".chunk", exc)
+
+    @property
+    def time_to_first_chunk_s(self) -> float | None:
+        if self.first_chunk_ns is None:
+            return None
+        return (self.first_chunk_ns - self.start_ns) / 1e9
+
+    def end(self, how: End, value: Any = None, error: BaseException | None = None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        duration_s = (_now_ns() - self.start_ns) / 1e9
+        try:
+            self.record(how, value, error, duration_s)
+        except Exception as exc:
+            report_error(self.stage + ".record", exc)
+        try:
+            span = self.span
+            if span.is_recording():
+                if error is not None:
+                    span.set_attribute(semconv.ERROR_TYPE, type(error).__name__)
+                    span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                    span.record_exception(error)
+                elif how is End.CLOSED:
+                    span.set_attribute(STREAM_CLOSED_EARLY, True)
+            span.end()
+        except Exception as exc:
+            report_error(self.stage + ".end", exc)
+
+
+class Handler:
+    """What a kind plugs into the engine: how to start an invocation for a call."""
+
+    stage = "wrapper"
+
+    def begin(self, wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Invocation:
+        raise NotImplementedError
+
+
+def _begin(handler: Handler, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation | None:
+    try:
+        return handler.begin(wrapped, instance, args, kwargs)
+    except Exception as exc:
+        report_error(handler.stage + ".begin", exc)
+        return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Shapes
+# --------------------------------------------------------------------------------------------------
+
+
+def _sync_wrapper(handler: Handler) -> Callable[..., Any]:
+    def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        if not runtime().enabled:
+            return wrapped(*args, **kwargs)
+        # mirrors _begin() deliberately (inlined: hot path); change both together
+        try:
+            inv = handler.begin(wrapped, instance, args, kwargs)
+        except Exception as exc:
+            report_error(handler.stage + ".begin", exc)
+            return wrapped(*args, **kwargs)
+        token = _attach(inv.context)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            _detach(token)
+            inv.end(End.RAISED, error=exc)
+            raise
+        _detach(token)
+        return _finish_result(inv, result)
+
+    return wrapper
+
+
+#: Results that are never a coroutine, generator, future or awaitable (checked by exact type: cheap).
+_PLAIN_TYPES = frozenset({dict, list, tuple, str, bytes, int, float, bool, type(None)})
+
+
+def _finish_result(inv: Invocation, result: Any) -> Any:
+    """End the invocation now, or hand it to whatever will complete later."""
+    try:
+        plain = type(result) in _PLAIN_TYPES
+        if not plain:
+            if isinstance(result, types.CoroutineType):
+                return _traced_coroutine(result, inv)
+            if isinstance(result, types.GeneratorType):
+                traced = _traced_generator(result, inv)
+                weakref.finalize(traced, inv.end, End.CLOSED)
+                return traced
+            if isinstance(result, types.AsyncGeneratorType):
+                traced_async = _traced_async_generator(result, inv)
+                weakref.finalize(traced_async, inv.end, End.CLOSED)
+                return traced_async
+            if isinstance(result, asyncio.Future | concurrent.futures.Future):
+                result.add_done_callback(lambda future: _end_from_future(inv, future))
+                return result
+        if inv.wants_stream(result):
+            if hasattr(result, "__anext__"):
+                return _TracedAsyncIterator(result, inv)
+            return _TracedIterator(result, inv)
+        if not plain and inspect.isawaitable(result):
+            return _TracedAwaitable(result, inv)
+    except Exception as exc:
+        report_error(inv.stage + ".result", exc)
+    inv.end(End.RETURNED, result)
+    return result
+
+
+def _end_from_future(inv: Invocation, future: Any) -> None:
+    if future.cancelled():
+        inv.end(End.RAISED, error=asyncio.CancelledError())
+        return
+    error = future.exception()
+    if error is not None:
+        inv.end(End.RAISED, error=error)
+    else:
+        inv.end(End.RETURNED, future.result())
+
+
+def _async_wrapper(handler: Handler) -> Callable[..., Any]:
+    def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        if not runtime().enabled:
+            return wrapped(*args, **kwargs)
+        # Create the coroutine now, so bad arguments raise at call time as they would unwrapped;
+        # the invocation begins when it first runs, so one never awaited leaves no open span.
+        return _lazy_coroutine(wrapped(*args, **kwargs), handler, wrapped, instance, args, kwargs)
+
+    return wrapper
+
+
+async def _lazy_coroutine(coro: Any, handler: Handler, wrapped: Any, instance: Any, args: tuple,
+                          kwargs: dict) -> Any:
+    inv = _begin(handler, wrapped, instance, args, kwargs)
+    if inv is None:
+        return await coro
+    return await _traced_coroutine(coro, inv)
+
+
+async def _traced_coroutine(coro: Any, inv: Invocation) -> Any:
+    token = _attach(inv.context)
+    try:
+        result = await coro
+    except BaseException as exc:
+        _detach(token)
+        inv.end(End.RAISED, error=exc)
+        raise
+    _detach(token)
+    inv.end(End.RETURNED, result)
+    return result
+
+
+def _generator_wrapper(handler: Handler) -> Callable[..., Any]:
+    def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        if not runtime().enabled:
+            return wrapped(*args, **kwargs)
+        return _traced_generator(wrapped(*args, **kwargs), (handler, wrapped, instance, args, kwargs))
+
+    return wrapper
+
+
+def _traced_generator(gen: Any, inv_or_call: Invocation | tuple) -> Any:
+    """Drive ``gen`` step by step inside the invocation's context (PEP 380 semantics by hand,
+    because the context must be attached around each step, not across yields)."""
+    inv = inv_or_call if isinstance(inv_or_call, Invocation) else _begin(*inv_or_call)
+    if inv is None:
+        return (yield from gen)
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    while True:
+        token = _attach(inv.context)
+        try:
+            if to_throw is not None:
+                exc, to_throw = to_throw, None
+                item = gen.throw(exc)
+            else:
+                item = gen.send(to_send)
+        except StopIteration as stop:
+            _detach(token)
+            inv.end(End.RETURNED, stop.value)
+            return stop.value
+        except BaseException as exc:
+            _detach(token)
+            inv.end(End.RAISED, error=exc)
+            raise
+        _detach(token)
+        inv.chunk(item)
+        try:
+            to_send = yield item
+        except GeneratorExit:
+            token = _attach(inv.context)
+            try:
+                gen.close()
+            finally:
+                _detach(token)
+                inv.end(End.CLOSED)
+            raise
+        except BaseException as exc:
+            to_throw = exc
+            to_send = None
+
+
+def _async_generator_wrapper(handler: Handler) -> Callable[..., Any]:
+    def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        if not runtime().enabled:
+            return wrapped(*args, **kwargs)
+        return _traced_async_generator(wrapped(*args, **kwargs), (handler, wrapped, instance, args, kwargs))
+
+    return wrapper
+
+
+async def _traced_async_generator(agen: Any, inv_or_call: Invocation | tuple) -> Any:
+    inv = inv_or_call if isinstance(inv_or_call, Invocation) else _begin(*inv_or_call)
+    if inv is None:
+        async for item in _forward_async(agen):
+            yield item
+        return
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    while True:
+        token = _attach(inv.context)
+        try:
+            if to_throw is not None:
+                exc, to_throw = to_throw, None
+                item = await agen.athrow(exc)
+            else:
+                item = await agen.asend(to_send)
+        except StopAsyncIteration:
+            _detach(token)
+            inv.end(End.RETURNED, None)
+            return
+        except BaseException as exc:
+            _detach(token)
+            inv.end(End.RAISED, error=exc)
+            raise
+        _detach(token)
+        inv.chunk(item)
+        try:
+            to_send = yield item
+        except GeneratorExit:
+            token = _attach(inv.context)
+            try:
+                await agen.aclose()
+            finally:
+                _detach(token)
+                inv.end(End.CLOSED)
+            raise
+        except BaseException as exc:
+            to_throw = exc
+            to_send = None
+
+
+async def _forward_async(agen: Any) -> Any:
+    """Pass an async generator through unchanged, send/throw included (the begin() failed path)."""
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    while True:
+        try:
+            if to_throw is not None:
+                exc, to_throw = to_throw, None
+                item = await agen.athrow(exc)
+            else:
+                item = await agen.asend(to_send)
+        except StopAsyncIteration:
+            return
+        try:
+            to_send = yield item
+        except GeneratorExit:
+            await agen.aclose()
+            raise
+        except BaseException as exc:
+            to_throw = exc
+
+
+# --------------------------------------------------------------------------------------------------
+# Proxies for returned streams and awaitables that are not generators or coroutines
+# --------------------------------------------------------------------------------------------------
+
+
+class _TracedIterator(wrapt.ObjectProxy):
+    """A stream object (e.g. an SDK's response stream) timed until exhausted, closed or dropped."""
+
+    def __init__(self, wrapped: Any, inv: Invocation) -> None:
+        super().__init__(wrapped)
+        self._self_inv = inv
+
+    def __iter__(self) -> Any:
+        return self
+
+    def __next__(self) -> Any:
+        inv = self._self_inv
+        token = _attach(inv.context)
+        try:
+            item = next(self.__wrapped__)
+        except StopIteration:
+            _detach(token)
+            inv.end(End.RETURNED, None)
+            raise
+        except BaseException as exc:
+            _detach(token)
+            inv.end(End.RAISED, error=exc)
+            raise
+        _detach(token)
+        inv.chunk(item)
+        return item
+
+    def close(self) -> Any:
+        try:
+            closer = getattr(self.__wrapped__, "close", None)
+            return closer() if closer is not None else None
+        finally:
+            self._self_inv.end(End.CLOSED)
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(*exc_info)
+        finally:
+            self._self_inv.end(End.CLOSED)
+
+    def __del__(self) -> None:
+        self._self_inv.end(End.CLOSED)
+
+
+class _TracedAsyncIterator(wrapt.ObjectProxy):
+    def __init__(self, wrapped: Any, inv: Invocation) -> None:
+        super().__init__(wrapped)
+        self._self_inv = inv
+
+    def __aiter__(self) -> Any:
+        return self
+
+    async def __anext__(self) -> Any:
+        inv = self._self_inv
+        token = _attach(inv.context)
+        try:
+            item = await self.__wrapped__.__anext__()
+        except StopAsyncIteration:
+            _detach(token)
+            inv.end(End.RETURNED, None)
+            raise
+        except BaseException as exc:
+            _detach(token)
+            inv.end(End.RAISED, error=exc)
+            raise
+        _detach(token)
+        inv.chunk(item)
+        return item
+
+    async def aclose(self) -> Any:
+        try:
+            closer = getattr(self.__wrapped__, "aclose", None)
+            return await closer() if closer is not None else None
+        finally:
+            self._self_inv.end(End.CLOSED)
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(*exc_info)
+        finally:
+            self._self_inv.end(End.CLOSED)
+
+    def __del__(self) -> None:
+        self._self_inv.end(End.CLOSED)
+
+
+class _TracedAwaitable(wrapt.ObjectProxy):
+    """An awaitable that is neither a coroutine nor a future, timed until its await completes."""
+
+    def __init__(self, wrapped: Any, inv: Invocation) -> None:
+        super().__init__(wrapped)
+        self._self_inv = inv
+
+    def __await__(self) -> Any:
+        return _traced_coroutine(_await(self.__wrapped__), self._self_inv).__await__()
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+# --------------------------------------------------------------------------------------------------
+# Invocations around a block instead of a call
+# --------------------------------------------------------------------------------------------------
+
+
+class InvocationScope:
+    """Runs an invocation around a ``with`` / ``async with`` block: the same begin-once, end-once
+    and never-raise guarantees as the wrappers. Subclasses say how to begin and what the block
+    returned. Re-entrant: each nested ``with`` on the same object is its own invocation."""
+
+    stage = "scope"
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[Invocation | None, object]] = []
+
+    def _begin(self) -> Invocation:
+        raise NotImplementedError
+
+    def _returned(self) -> Any:
+        """What the block counts as having returned (read by the invocation's result adapters)."""
+        return None
+
+    @property
+    def invocation(self) -> Invocation | None:
+        return self._stack[-1][0] if self._stack else None
+
+    def __enter__(self) -> Any:
+        inv: Invocation | None = None
+        token: object = None
+        if runtime().enabled:
+            try:
+                inv = self._begin()
+                token = _attach(inv.context)
+            except Exception as exc:
+                report_error(self.stage + ".begin", exc)
+                inv = None
+        self._stack.append((inv, token))
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        inv, token = self._stack.pop()
+        if inv is None:
+            return
+        _detach(token)  # type: ignore[arg-type]
+        if exc is not None:
+            inv.end(End.RAISED, error=exc)
+        else:
+            inv.end(End.RETURNED, self._returned())
+
+    async def __aenter__(self) -> Any:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+# --------------------------------------------------------------------------------------------------
+# Public entry point
+# --------------------------------------------------------------------------------------------------
+
+
+def _shape_target(func: Any) -> Any:
+    return getattr(func, "__func__", func)  # classmethod / staticmethod objects
+
+
+def wrapper_for(handler: Handler, func: Any) -> Callable[..., Any]:
+    """The engine wrapper (wrapt signature) that suits ``func``'s shape."""
+    target = _shape_target(func)
+    if inspect.isasyncgenfunction(target):
+        return _async_generator_wrapper(handler)
+    if inspect.isgeneratorfunction(target):
+        return _generator_wrapper(handler)
+    if inspect.iscoroutinefunction(target):
+        return _async_wrapper(handler)
+    return _sync_wrapper(handler)
+
+
+def instrument(handler: Handler, func: F) -> F:
+    """Wrap ``func`` (function, method, classmethod or staticmethod object) with ``handler``."""
+    return wrapt.FunctionWrapper(func, wrapper_for(handler, func))  # type: ignore[return-value]

@@ -1,0 +1,124 @@
+"""``agent-otel report``: what the fleet did over a window, read from Prometheus.
+
+Per agent (invocations, success ratio, average cost, average and p95 latency, patterns used), per
+provider and model (calls, availability, p95 latency, retries, fallbacks, cost), confidence
+calibration per agent and band, evolution per agent and type, and the current KPIs. The queries are
+in :mod:`.queries`, the output formats in :mod:`.render`. Only the standard library talks to
+Prometheus's HTTP API.
+
+Exit status: 0 the report was printed; 1 Prometheus holds no agent-otel data for the window;
+2 Prometheus could not be queried (or bad arguments, from argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+import time
+from typing import Any
+
+from agent_otel import semconv as sc
+from agent_otel._ops.report.queries import (
+    WINDOWS,
+    NoData,
+    Options,
+    Prometheus,
+    PrometheusUnreachable,
+    Report,
+    collect,
+    default_selector,
+    normalize_url,
+    slow_bound,
+)
+from agent_otel._ops.report.render import RENDERERS
+
+__all__ = ["Options", "Report", "add_report_arguments", "build_report", "run_report"]
+
+
+def _slow_ms(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--slow-ms must be a number of milliseconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"--slow-ms must be > 0, got {text!r}")
+    try:
+        slow_bound(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--slow-ms {text}: {exc}") from None
+    return value
+
+
+def _at(text: str) -> float:
+    """Unix seconds, or an ISO 8601 time (a trailing Z or an offset; naive means UTC)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--at must be Unix seconds or an ISO 8601 time such as "
+                                         f"2026-11-21T09:00:00Z, got {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
+
+
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--timeout must be a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"--timeout must be > 0, got {text!r}")
+    return value
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    bounds = sc.GENAI_DURATION_BUCKETS
+    parser.add_argument("--prometheus", required=True, metavar="URL",
+                        help="base URL of Prometheus, e.g. http://127.0.0.1:9090")
+    parser.add_argument("--window", choices=tuple(WINDOWS), default="1h", help="period to report on (default 1h)")
+    parser.add_argument("--format", choices=tuple(RENDERERS), default="table",
+                        help="table (aligned text), json (one object, a key per section) or csv (one table, "
+                             "a `section` column; columns a section does not use are empty) (default table)")
+    parser.add_argument("--slow-ms", type=_slow_ms, metavar="N",
+                        help="also count provider calls slower than N ms as unavailable; counted with the "
+                             f"smallest duration bucket bound >= N ({bounds[0]:g} .. {bounds[-1]:g} s, doubling), "
+                             "which the output names")
+    parser.add_argument("--selector", metavar="MATCHERS",
+                        help="label matchers selecting the agent-otel scrape targets (default: target_selector "
+                             "of alerts/thresholds.yaml, as the alerts use, i.e. job=~\"agent-otel.*\")")
+    parser.add_argument("--timeout", type=_timeout, default=10.0, metavar="S",
+                        help="seconds to wait for each query (default 10)")
+    parser.add_argument("--at", type=_at, metavar="TIME",
+                        help="evaluate the window ending at TIME (Unix seconds or ISO 8601, e.g. "
+                             "2026-11-21T09:00:00Z) instead of now")
+
+
+def build_report(options: Options, now: float | None = None, opener: Any = None) -> Report:
+    """The report's data; raises PrometheusUnreachable or NoData."""
+    prom = Prometheus(normalize_url(options.prometheus), time.time() if now is None else now, options.timeout)
+    if opener is not None:
+        prom.opener = opener
+    return collect(prom, options)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    options = Options(prometheus=args.prometheus, window=args.window,
+                      selector=default_selector() if args.selector is None else args.selector,
+                      slow_ms=args.slow_ms, timeout=args.timeout)
+    url = normalize_url(options.prometheus)
+    try:
+        report = build_report(options, now=args.at)
+    except PrometheusUnreachable as exc:
+        print(f"agent-otel report: cannot query Prometheus at {url}: {exc}", file=sys.stderr)
+        return 2
+    except NoData as exc:
+        print(f"agent-otel report: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(RENDERERS[args.format](report))
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,371 @@
+"""What ``agent-otel report`` asks Prometheus, and how it asks.
+
+Every metric and label name comes from :mod:`agent_otel.semconv`. Queries run over the raw series
+(``increase(...[window])`` summed ``by`` the labels of the section) because the recording rules only
+exist for a few windows; the confidence bands are computed exactly as the shipped calibration rules
+compute them (``band_expr``, checked against alerts/agent-otel.rules.yaml by the tests).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent_otel import semconv as sc
+from agent_otel._ops.assets import assets_root
+
+#: The windows the report offers, in seconds (PromQL durations as keys).
+WINDOWS = {"1h": 3600, "1d": 86400, "7d": 604800}
+
+#: The target selector of the shipped alerts when no alerts/thresholds.yaml is found (an installed wheel).
+#: tests/test_report.py fails when it differs from the shipped thresholds.yaml.
+DEFAULT_SELECTOR = 'job=~"agent-otel.*"'
+THRESHOLDS_FILE = "thresholds.yaml"
+
+
+label = sc.prometheus_label
+
+
+AGENT = label(sc.GEN_AI_AGENT_NAME)
+OUTCOME = label(sc.AGENT_OUTCOME)
+PATTERN = label(sc.AGENT_PATTERN)
+PROVIDER = label(sc.GEN_AI_PROVIDER_NAME)
+MODEL = label(sc.GEN_AI_REQUEST_MODEL)
+ERROR_TYPE = label(sc.ERROR_TYPE)
+EVO_TYPE = label(sc.EVOLUTION_TYPE)
+EVO_STATUS = label(sc.EVOLUTION_STATUS)
+KPI = label(sc.AGENT_KPI_NAME)
+
+AGENT_DUR = sc.AGENT_DURATION.prometheus
+CONFIDENCE = sc.AGENT_CONFIDENCE_HISTOGRAM.prometheus
+PATTERNS = sc.AGENT_PATTERNS_USED.prometheus
+CLIENT_DUR = sc.CLIENT_OPERATION_DURATION.prometheus
+COST = sc.CLIENT_COST.prometheus
+RETRIES = sc.CLIENT_RETRIES.prometheus
+FALLBACKS = sc.CLIENT_FALLBACKS.prometheus
+EVO_ATTEMPTS = sc.EVOLUTION_ATTEMPTS.prometheus
+EVO_IMPROVEMENT = sc.EVOLUTION_PERFORMANCE_IMPROVEMENT.prometheus
+KPI_CURRENT = sc.AGENT_KPI_CURRENT.prometheus
+
+LOW, MEDIUM = sc.CONFIDENCE_BAND_EDGES
+#: Calibration bands as the shipped rules define them: (name, lower cumulative bucket or None, upper
+#: cumulative bucket); buckets include their upper bound, so low <= 0.5 < medium <= 0.8 < high.
+BANDS: tuple[tuple[str, str | None, str], ...] = (
+    ("low", None, str(LOW)), ("medium", str(LOW), str(MEDIUM)), ("high", str(MEDIUM), "+Inf"))
+
+
+class PrometheusUnreachable(Exception):
+    """Prometheus could not be asked or did not answer like Prometheus (exit 2)."""
+
+
+class NoData(Exception):
+    """Prometheus answered, but holds no agent-otel data for the window (exit 1)."""
+
+
+def default_selector() -> str:
+    """``target_selector`` of the shipped thresholds.yaml (or $AGENT_OTEL_ASSETS's), else
+    :data:`DEFAULT_SELECTOR`. Read with a regex: PyYAML is not a runtime dependency."""
+    for folder in (assets_root(),):
+        try:
+            text = (folder / THRESHOLDS_FILE).read_text()
+        except OSError:
+            continue
+        found = re.search(r"""^target_selector:\s*(?:'((?:[^']|'')*)'|"((?:[^"\\]|\\.)*)")\s*$""", text, re.M)
+        if found:
+            return found[1].replace("''", "'") if found[1] is not None else json.loads(f'"{found[2]}"')
+    return DEFAULT_SELECTOR
+
+
+def slow_bound(slow_ms: float) -> float:
+    """The GenAI duration bucket bound that counts calls slower than ``slow_ms``: the smallest bound >= it."""
+    seconds = slow_ms / 1000
+    for bound in sc.GENAI_DURATION_BUCKETS:
+        if bound >= seconds - 1e-12:
+            return bound
+    raise ValueError(f"{slow_ms:g} ms is above the largest duration bucket bound "
+                     f"({sc.GENAI_DURATION_BUCKETS[-1]:g} s)")
+
+
+def matchers(selector: str, *extra: str) -> str:
+    """``{selector,extra...}``; the selector may come with or without braces, or be empty."""
+    parts = [part for part in (selector.strip().removeprefix("{").removesuffix("}").strip(), *extra) if part]
+    return "{" + ",".join(parts) + "}" if parts else ""
+
+
+def band_expr(band: str, window: str, selector: str = "") -> str:
+    """Invocations per agent and outcome in one confidence band: the shipped rules' expression."""
+    _, lower, upper = next(entry for entry in BANDS if entry[0] == band)
+    by = f"{AGENT}, {OUTCOME}"
+
+    def cumulative(le: str) -> str:
+        return f"sum by ({by}) (increase({CONFIDENCE}_bucket{matchers(selector, f'le={json.dumps(le)}')}[{window}]))"
+
+    return cumulative(upper) if lower is None else f"{cumulative(upper)}\n-\n{cumulative(lower)}"
+
+
+# --------------------------------------------------------------------------------------------------
+# The HTTP API
+# --------------------------------------------------------------------------------------------------
+
+
+def normalize_url(url: str) -> str:
+    url = url.strip().rstrip("/")
+    if not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", url):
+        url = "http://" + url
+    return url
+
+
+def _cause(exc: BaseException) -> str:
+    """One readable phrase for why a request failed."""
+    reason: Any = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused (is Prometheus running there?)"
+    if isinstance(reason, socket.gaierror):
+        return f"cannot resolve the host name ({reason.strerror or reason})"
+    if isinstance(reason, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror
+    return str(reason) or type(reason).__name__
+
+
+@dataclass
+class Prometheus:
+    """Instant queries against one Prometheus, all evaluated at the same ``time``."""
+
+    url: str
+    time: float
+    timeout: float = 10.0
+    opener: Callable[..., Any] = field(default=urllib.request.urlopen, repr=False)
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        target = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": f"{self.time:.3f}"})
+        try:
+            with self.opener(target, timeout=self.timeout) as response:
+                body = response.read()
+        except urllib.error.HTTPError as exc:
+            detail = _error_detail(exc)
+            raise PrometheusUnreachable(f"HTTP {exc.code} {exc.reason}" + (f": {detail}" if detail else "")) from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise PrometheusUnreachable(_cause(exc)) from None
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            raise PrometheusUnreachable("the answer is not JSON (is this a Prometheus server?)") from None
+        if not isinstance(answer, dict) or answer.get("status") != "success":
+            error = answer.get("error") if isinstance(answer, dict) else None
+            raise PrometheusUnreachable(f"query failed: {error}" if error else
+                                        "unexpected answer (not a Prometheus query API response)")
+        data = answer.get("data")
+        if not isinstance(data, dict) or data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
+            raise PrometheusUnreachable("unexpected answer (no vector result)")
+        return data["result"]
+
+    def vector(self, expr: str, by: tuple[str, ...]) -> dict[tuple[str, ...], float]:
+        """The result of ``expr`` keyed by the values of the ``by`` labels ('' when absent); NaN dropped."""
+        found: dict[tuple[str, ...], float] = {}
+        for sample in self.query(expr):
+            try:
+                value = float(sample["value"][1])
+                labels = sample.get("metric", {})
+            except (KeyError, IndexError, TypeError, ValueError):
+                raise PrometheusUnreachable("unexpected answer (malformed sample)") from None
+            if not math.isnan(value):
+                found[tuple(labels.get(name, "") for name in by)] = value
+        return found
+
+
+def _error_detail(exc: urllib.error.HTTPError) -> str:
+    try:
+        answer = json.loads(exc.read())
+        return str(answer.get("error") or "")
+    except Exception:
+        return ""
+
+
+# --------------------------------------------------------------------------------------------------
+# The report's data
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    prometheus: str
+    window: str = "1h"
+    selector: str = DEFAULT_SELECTOR
+    slow_ms: float | None = None
+    timeout: float = 10.0
+
+
+@dataclass
+class Report:
+    """``meta`` describes the run; ``sections`` maps a section name to its rows (dicts, same keys per section)."""
+
+    meta: dict[str, Any]
+    sections: dict[str, list[dict[str, Any]]]
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def collect(prom: Prometheus, options: Options) -> Report:
+    """Ask every question of the report; raise NoData when the window holds no agent-otel data."""
+    w = options.window
+    sel = options.selector
+
+    def m(*extra: str) -> str:
+        return matchers(sel, *extra)
+
+    def increase(series: str, by: tuple[str, ...], *extra: str) -> tuple[str, tuple[str, ...]]:
+        return f"sum by ({', '.join(by)}) (increase({series}{m(*extra)}[{w}]))", by
+
+    def p95(series: str, by: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+        return (f"histogram_quantile(0.95, sum by ({', '.join((*by, 'le'))}) "
+                f"(increase({series}_bucket{m()}[{w}])))", by)
+
+    bound = slow_bound(options.slow_ms) if options.slow_ms is not None else None
+    pm = (PROVIDER, MODEL)
+    queries: dict[str, tuple[str, tuple[str, ...]]] = {
+        "agent_calls": increase(f"{AGENT_DUR}_count", (AGENT,)),
+        "agent_successes": increase(f"{AGENT_DUR}_count", (AGENT,), f'{OUTCOME}="{sc.Outcome.SUCCESS}"'),
+        "agent_seconds": increase(f"{AGENT_DUR}_sum", (AGENT,)),
+        "agent_p95": p95(AGENT_DUR, (AGENT,)),
+        "agent_cost": increase(COST, (AGENT,)),
+        "patterns": increase(PATTERNS, (AGENT, PATTERN)),
+        "model_calls": increase(f"{CLIENT_DUR}_count", pm),
+        "model_errors": increase(f"{CLIENT_DUR}_count", pm, f'{ERROR_TYPE}!=""'),
+        "model_p95": p95(CLIENT_DUR, pm),
+        "provider_p95": p95(CLIENT_DUR, (PROVIDER,)),
+        "model_retries": increase(RETRIES, pm),
+        "model_cost": increase(COST, pm),
+        "fallbacks": increase(FALLBACKS, (PROVIDER,)),
+        "evolution": increase(EVO_ATTEMPTS, (AGENT, EVO_TYPE, EVO_STATUS)),
+        "improvement": (f"max by ({AGENT}, {EVO_TYPE}) (max_over_time({EVO_IMPROVEMENT}{m()}[{w}]))",
+                        (AGENT, EVO_TYPE)),
+        "kpis": (f"avg by ({AGENT}, {KPI}) (last_over_time({KPI_CURRENT}{m()}[{w}]))", (AGENT, KPI)),
+    }
+    if bound is not None:
+        # As the shipped *_availability_with_slow rules: slow calls are counted among the calls without
+        # error only, so that a call that timed out is not counted twice.
+        ok = f'{ERROR_TYPE}=""'
+        queries["model_slow"] = (
+            f"sum by ({PROVIDER}, {MODEL}) (increase({CLIENT_DUR}_count{m(ok)}[{w}]))\n-\n"
+            f"sum by ({PROVIDER}, {MODEL}) (increase({CLIENT_DUR}_bucket{m(ok, f'le={json.dumps(str(bound))}')}[{w}]))",
+            pm)
+    for band, _, _ in BANDS:
+        queries[f"band_{band}"] = (band_expr(band, w, sel), (AGENT, OUTCOME))
+
+    # One query first, so that an unreachable or wrong server fails once, fast, not once per query.
+    r = {"targets": prom.vector(f"count(up{m()})", ())}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        futures = {name: pool.submit(prom.vector, expr, by) for name, (expr, by) in queries.items()}
+        r.update({name: future.result() for name, future in futures.items()})
+
+    sections: dict[str, list[dict[str, Any]]] = {}
+    agents = sorted({key[0] for key in r["agent_calls"]})
+    sections["agents"] = [
+        {
+            "agent": agent,
+            "invocations": r["agent_calls"].get((agent,)),
+            "successes": r["agent_successes"].get((agent,), 0.0),
+            "success_ratio": _ratio(r["agent_successes"].get((agent,), 0.0), r["agent_calls"].get((agent,))),
+            "avg_cost_usd": _ratio(r["agent_cost"].get((agent,), 0.0), r["agent_calls"].get((agent,))),
+            "avg_latency_s": _ratio(r["agent_seconds"].get((agent,)), r["agent_calls"].get((agent,))),
+            "p95_latency_s": r["agent_p95"].get((agent,)),
+        }
+        for agent in agents
+    ]
+    uses_per_agent: dict[str, float] = {}
+    for (agent, _), uses in r["patterns"].items():
+        uses_per_agent[agent] = uses_per_agent.get(agent, 0.0) + uses
+    sections["patterns"] = [
+        {"agent": agent, "pattern": pattern, "uses": uses, "share": _ratio(uses, uses_per_agent[agent])}
+        for (agent, pattern), uses in sorted(r["patterns"].items())
+    ]
+
+    def provider_row(calls: float, errors: float, slow: float | None, retries: float, cost: float,
+                     latency: float | None) -> dict[str, Any]:
+        unavailable = errors + (slow or 0.0)
+        return {"calls": calls, "errors": errors, "slow": slow,
+                "availability": None if not calls else max(0.0, 1 - unavailable / calls),
+                "p95_latency_s": latency, "retries": retries, "cost_usd": cost}
+
+    slow = r.get("model_slow", {})
+    models = sorted(r["model_calls"])
+    per_provider: dict[str, list[tuple[str, ...]]] = {}
+    for key in models:
+        per_provider.setdefault(key[0], []).append(key)
+    sections["providers"] = []
+    for provider, keys in sorted(per_provider.items()):
+        row = provider_row(
+            sum(r["model_calls"][k] for k in keys), sum(r["model_errors"].get(k, 0.0) for k in keys),
+            None if bound is None else sum(max(0.0, slow.get(k, 0.0)) for k in keys),
+            sum(r["model_retries"].get(k, 0.0) for k in keys), sum(r["model_cost"].get(k, 0.0) for k in keys),
+            r["provider_p95"].get((provider,)))
+        row["fallbacks"] = r["fallbacks"].get((provider,), 0.0)
+        row["fallback_ratio"] = _ratio(row["fallbacks"], row["calls"])
+        sections["providers"].append({"provider": provider, **row})
+    sections["provider_models"] = [
+        {"provider": key[0], "model": key[1],
+         **provider_row(r["model_calls"][key], r["model_errors"].get(key, 0.0),
+                        None if bound is None else max(0.0, slow.get(key, 0.0)),
+                        r["model_retries"].get(key, 0.0), r["model_cost"].get(key, 0.0), r["model_p95"].get(key))}
+        for key in models
+    ]
+
+    calibration: dict[tuple[str, str], list[float]] = {}
+    for band, _, _ in BANDS:
+        for (agent, outcome), count in r[f"band_{band}"].items():
+            entry = calibration.setdefault((agent, band), [0.0, 0.0])
+            entry[0] += count
+            if outcome == sc.Outcome.SUCCESS:
+                entry[1] += count
+    sections["calibration"] = []
+    for agent in sorted({agent for agent, _ in calibration}):
+        for band, _, _ in BANDS:  # every band of every agent, so that an empty band shows as such
+            invocations, successes = calibration.get((agent, band), [0.0, 0.0])
+            sections["calibration"].append({"agent": agent, "band": band, "invocations": invocations,
+                                            "successes": successes, "success_ratio": _ratio(successes, invocations)})
+
+    attempts: dict[tuple[str, str], dict[str, float]] = {}
+    for (agent, kind, status), count in r["evolution"].items():
+        attempts.setdefault((agent, kind), {})[status] = count
+    for key in r["improvement"]:
+        attempts.setdefault(key, {})
+    sections["evolution"] = []
+    for (agent, kind), by_status in sorted(attempts.items()):
+        total = sum(by_status.values())
+        succeeded = by_status.get(sc.EvolutionStatus.SUCCEEDED, 0.0)
+        sections["evolution"].append({
+            "agent": agent, "evolution_type": kind, "attempts": total, "succeeded": succeeded,
+            "failed": by_status.get(sc.EvolutionStatus.FAILED, 0.0),
+            "rolled_back": by_status.get(sc.EvolutionStatus.ROLLED_BACK, 0.0),
+            "success_ratio": _ratio(succeeded, total),
+            "best_improvement": r["improvement"].get((agent, kind)),
+        })
+    sections["kpis"] = [{"agent": agent, "kpi": kpi, "value": value}
+                        for (agent, kpi), value in sorted(r["kpis"].items())]
+
+    targets = int(r["targets"].get((), 0.0))
+    meta = {"prometheus": prom.url, "window": w, "selector": matchers(sel), "time": round(prom.time, 3),
+            "time_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(prom.time)),
+            "targets": targets, "slow_ms": options.slow_ms, "slow_bound_s": bound}
+    if not any(sections[name] for name in ("agents", "providers", "calibration", "evolution")):
+        why = (f"no scrape target matches {matchers(sel)}; check --selector" if not targets else
+               f"{targets} target{'s' if targets != 1 else ''} match {matchers(sel)}, but none recorded agent, "
+               f"provider or evolution metrics in that window")
+        raise NoData(f"no agent-otel data in the last {w} at {prom.url} ({why})")
+    return Report(meta, sections)

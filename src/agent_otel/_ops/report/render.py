@@ -1,0 +1,159 @@
+"""The report as an aligned text table, one JSON object, or one CSV.
+
+- ``table``: a title, then one section per question with a header row; ratios in %, durations in
+  seconds, money in US dollars, counts rounded (``increase()`` extrapolates, so raw counts are not
+  integers); ``-`` where there is no data.
+- ``json``: ``{"report": {...}, "agents": [...], "patterns": [...], "providers": [...],
+  "provider_models": [...], "calibration": [...], "evolution": [...], "kpis": [...]}``; every number a
+  JSON number (ratios 0..1, seconds, USD), ``null`` where there is no data.
+- ``csv``: one header row with the union of every section's columns, led by ``section``; each row fills
+  the columns of its section and leaves the others empty. The ``report`` section holds the run's
+  parameters as ``key``/``value`` rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from typing import Any
+
+from agent_otel._ops.report.queries import Report
+
+#: (key, header, format) per section, in output order. Formats: text, count, ratio, usd, seconds, number.
+COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "agents": (("agent", "AGENT", "text"), ("invocations", "INVOCATIONS", "count"),
+               ("success_ratio", "SUCCESS", "ratio"), ("avg_cost_usd", "AVG COST", "usd"),
+               ("avg_latency_s", "AVG LATENCY", "seconds"), ("p95_latency_s", "P95 LATENCY", "seconds")),
+    "patterns": (("agent", "AGENT", "text"), ("pattern", "PATTERN", "text"), ("uses", "USES", "count"),
+                 ("share", "SHARE", "ratio")),
+    "providers": (("provider", "PROVIDER", "text"), ("calls", "CALLS", "count"), ("errors", "ERRORS", "count"),
+                  ("slow", "SLOW", "count"), ("availability", "AVAILABILITY", "ratio"),
+                  ("p95_latency_s", "P95 LATENCY", "seconds"), ("retries", "RETRIES", "count"),
+                  ("fallbacks", "FALLBACKS AWAY", "count"), ("fallback_ratio", "PER CALL", "ratio"),
+                  ("cost_usd", "COST", "usd")),
+    "provider_models": (("provider", "PROVIDER", "text"), ("model", "MODEL", "text"), ("calls", "CALLS", "count"),
+                        ("errors", "ERRORS", "count"), ("slow", "SLOW", "count"),
+                        ("availability", "AVAILABILITY", "ratio"), ("p95_latency_s", "P95 LATENCY", "seconds"),
+                        ("retries", "RETRIES", "count"), ("cost_usd", "COST", "usd")),
+    "calibration": (("agent", "AGENT", "text"), ("band", "CONFIDENCE BAND", "text"),
+                    ("invocations", "INVOCATIONS", "count"), ("success_ratio", "SUCCESS", "ratio")),
+    "evolution": (("agent", "AGENT", "text"), ("evolution_type", "TYPE", "text"), ("attempts", "ATTEMPTS", "count"),
+                  ("succeeded", "SUCCEEDED", "count"), ("failed", "FAILED", "count"),
+                  ("rolled_back", "ROLLED BACK", "count"), ("success_ratio", "SUCCESS", "ratio"),
+                  ("best_improvement", "BEST IMPROVEMENT", "number")),
+    "kpis": (("agent", "AGENT", "text"), ("kpi", "KPI", "text"), ("value", "CURRENT", "number")),
+}
+
+TITLES = {
+    "agents": "Agents",
+    "patterns": "Patterns used",
+    "providers": "Providers",
+    "provider_models": "Providers by model",
+    # Bucket bounds are inclusive upper bounds: a stated 0.8 is counted in le="0.8", i.e. in the medium band,
+    # exactly as the shipped calibration rules count it.
+    "calibration": "Confidence calibration (bands from the le=0.5/0.8 buckets: low <= 0.5 < medium <= 0.8 < high)",
+    "evolution": "Evolution",
+    "kpis": "Current KPIs",
+}
+
+#: Text columns are left-aligned, numbers right-aligned.
+NUMERIC = {"count", "ratio", "usd", "seconds", "number"}
+
+
+def fmt_count(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f} %"
+
+
+def fmt_usd(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value == 0:
+        return "$0.00"
+    if abs(value) >= 0.01:
+        return f"${value:,.2f}"
+    decimals = min(10, 2 - math.floor(math.log10(abs(value))))
+    return f"${value:.{decimals}f}"
+
+
+def fmt_seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f} s" if value < 10 else f"{value:,.1f} s"
+
+
+def fmt_number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def fmt_text(value: Any) -> str:
+    return "-" if value in (None, "") else str(value)
+
+
+FORMATTERS = {"text": fmt_text, "count": fmt_count, "ratio": fmt_ratio, "usd": fmt_usd, "seconds": fmt_seconds,
+              "number": fmt_number}
+
+
+def aligned(columns: tuple[tuple[str, str, str], ...], rows: list[dict[str, Any]]) -> list[str]:
+    cells = [[header for _, header, _ in columns]]
+    cells += [[FORMATTERS[kind](row.get(key)) for key, _, kind in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    lines = []
+    for line in cells:
+        parts = [cell.rjust(width) if kind in NUMERIC else cell.ljust(width)
+                 for cell, width, (_, _, kind) in zip(line, widths, columns, strict=True)]
+        lines.append("  ".join(parts).rstrip())
+    return lines
+
+
+def table(report: Report) -> str:
+    meta = report.meta
+    out = [f"agent-otel report: last {meta['window']} at {meta['prometheus']}, "
+           f"targets {meta['selector'] or '(all)'}, evaluated {meta['time_iso']}"]
+    if meta.get("slow_bound_s") is not None:
+        out.append(f"Availability counts calls slower than {meta['slow_bound_s']:g} s as unavailable: the smallest "
+                   f"duration bucket bound >= --slow-ms {meta['slow_ms']:g} (buckets are fixed).")
+    for name, columns in COLUMNS.items():
+        rows = report.sections.get(name, [])
+        # The SLOW column only means something with --slow-ms.
+        shown = columns if meta.get("slow_bound_s") is not None else tuple(c for c in columns if c[0] != "slow")
+        out += ["", TITLES[name]]
+        out += aligned(shown, rows) if rows else ["(no data in this window)"]
+    return "\n".join(out) + "\n"
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    return value
+
+
+def as_json(report: Report) -> str:
+    document: dict[str, Any] = {"report": dict(report.meta)}
+    for name in COLUMNS:
+        document[name] = [{key: _clean(value) for key, value in row.items()} for row in report.sections.get(name, [])]
+    return json.dumps(document, indent=2) + "\n"
+
+
+def as_csv(report: Report) -> str:
+    header = ["section", "key", "value"]
+    for name in COLUMNS:
+        for row in report.sections.get(name, []):
+            header += [key for key in row if key not in header]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")
+    writer.writeheader()
+    for key, value in report.meta.items():
+        writer.writerow({"section": "report", "key": key, "value": "" if value is None else value})
+    for name in COLUMNS:
+        for row in report.sections.get(name, []):
+            writer.writerow({"section": name, **{k: "" if v is None else _clean(v) for k, v in row.items()}})
+    return buffer.getvalue()
+
+
+RENDERERS = {"table": table, "json": as_json, "csv": as_csv}

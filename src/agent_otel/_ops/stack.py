@@ -1,0 +1,295 @@
+"""A local Prometheus + Alertmanager running the shipped rules and Alertmanager config.
+
+``agent-otel demo --stack`` and the end-to-end tests use it, so that what a newcomer sees and what CI
+checks are the same processes with the same files. Both servers listen on 127.0.0.1 only, keep their
+data in a work directory, and are stopped by PID. The shipped files are never modified: the Prometheus
+config is written for the local targets, and the Alertmanager config is the shipped one with its
+placeholder webhook URL replaced (the same substitution compose.yaml does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from agent_otel._ops.assets import ASSETS_ENV, assets_root
+
+#: The webhook URL written in alerts/alertmanager.yml, replaced when the config is deployed.
+WEBHOOK_PLACEHOLDER = "http://alert-webhook.invalid/agent-otel"
+#: Paths inside the assets directory.
+RULE_PATHS = ("prometheus/agent-otel.rules.yaml", "prometheus/agent-otel.alerts.yaml")
+ALERTMANAGER_PATH = "alertmanager/alertmanager.yml"
+#: Debian names the binary prometheus-alertmanager; upstream tarballs name it alertmanager.
+ALERTMANAGER_BINARIES = ("prometheus-alertmanager", "alertmanager")
+INSTALL_HINT = "apt-get install -y --no-install-recommends prometheus prometheus-alertmanager (or `make deps`)"
+
+
+class StackError(RuntimeError):
+    """The local stack cannot start: a binary or asset is missing, a port is taken, a server died."""
+
+
+def assets_dir() -> Path:
+    """The directory with the shipped rules (``prometheus/``) and Alertmanager config (``alertmanager/``)."""
+    root = assets_root()
+    if (root / "prometheus").is_dir() and all((root / name).is_file() for name in (*RULE_PATHS, ALERTMANAGER_PATH)):
+        return root
+    raise StackError(f"the shipped rules and alertmanager.yml were not found in {root}; "
+                     f"set {ASSETS_ENV} to a directory laid out as agent_otel/assets/ (or unset it)")
+
+
+def find_binary(*names: str) -> str:
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise StackError(f"{' or '.join(names)} is not installed; install it with: {INSTALL_HINT}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def check_port_free(port: int, what: str) -> None:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise StackError(f"{what} port 127.0.0.1:{port} is not free ({exc.strerror}); pick another port") from None
+
+
+def alertmanager_config(shipped: str, webhook_url: str) -> str:
+    """The shipped Alertmanager config with every receiver posting to ``webhook_url``."""
+    if WEBHOOK_PLACEHOLDER not in shipped:
+        raise StackError(f"the Alertmanager config has no {WEBHOOK_PLACEHOLDER} placeholder to replace")
+    return shipped.replace(WEBHOOK_PLACEHOLDER, webhook_url)
+
+
+def prometheus_config(targets: Iterable[str], rule_files: Iterable[Path], alertmanager: str, *,
+                      scrape_interval: str, evaluation_interval: str, job_name: str) -> str:
+    """A Prometheus config scraping ``targets`` (host:port) under one agent-otel* job (the alerts'
+    target selector), evaluating ``rule_files`` and alerting to ``alertmanager`` (host:port)."""
+    config = {
+        "global": {"scrape_interval": scrape_interval, "evaluation_interval": evaluation_interval},
+        "rule_files": [str(path) for path in rule_files],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
+        "scrape_configs": [{"job_name": job_name, "static_configs": [{"targets": list(targets)}]}],
+    }
+    return json.dumps(config, indent=2)  # JSON is YAML; no YAML writer needed at run time
+
+
+def http_get_json(url: str, timeout: float = 5.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+@dataclass
+class ManagedProcess:
+    """A server started by us, logging to a file, stopped by its PID."""
+
+    name: str
+    command: list[str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def exited(self) -> int | None:
+        return self.process.poll() if self.process else None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.kill(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.process.pid, signal.SIGKILL)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass  # killed; the kernel reaps it when it can, nothing left for us to do
+        except ProcessLookupError:
+            pass
+
+
+@dataclass
+class LocalStack:
+    """Prometheus (with exemplar storage) and Alertmanager on 127.0.0.1, configured from files.
+
+    ``rule_files`` default to the shipped ones; tests pass copies with shortened ``for:`` durations.
+    Ports of 0 are picked free. Use as a context manager, or call :meth:`start` and :meth:`stop`."""
+
+    workdir: Path
+    scrape_targets: list[str]
+    webhook_url: str
+    rule_files: list[Path] | None = None
+    alertmanager_yml: str | None = None
+    prometheus_port: int = 0
+    alertmanager_port: int = 0
+    scrape_interval: str = "5s"
+    evaluation_interval: str = "15s"
+    job_name: str = "agent-otel-demo"
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://127.0.0.1:{self.alertmanager_port}"
+
+    def start(self, ready_timeout: float = 60.0, cancel: threading.Event | None = None) -> LocalStack:
+        """Start both servers and wait until they are ready; ``cancel`` (e.g. set by Ctrl-C) stops waiting
+        and raises StackError."""
+        prometheus = find_binary("prometheus")
+        alertmanager = find_binary(*ALERTMANAGER_BINARIES)
+        assets = None if self.rule_files is not None and self.alertmanager_yml is not None else assets_dir()
+        rule_files = self.rule_files if self.rule_files is not None else [assets / name for name in RULE_PATHS]
+        shipped_am = self.alertmanager_yml if self.alertmanager_yml is not None else \
+            (assets / ALERTMANAGER_PATH).read_text()
+        for port, what in ((self.prometheus_port, "Prometheus"), (self.alertmanager_port, "Alertmanager")):
+            if port:
+                check_port_free(port, what)
+        self.prometheus_port = self.prometheus_port or free_port()
+        self.alertmanager_port = self.alertmanager_port or free_port()
+        am_file = self.workdir / "alertmanager.yml"
+        prom_file = self.workdir / "prometheus.yml"
+        try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            am_file.write_text(alertmanager_config(shipped_am, self.webhook_url))
+            prom_file.write_text(prometheus_config(
+                self.scrape_targets, [Path(p).resolve() for p in rule_files], f"127.0.0.1:{self.alertmanager_port}",
+                scrape_interval=self.scrape_interval, evaluation_interval=self.evaluation_interval,
+                job_name=self.job_name))
+        except OSError as exc:
+            raise StackError(f"cannot write the stack's files in {self.workdir}: {exc.strerror or exc}") from None
+        self.processes = [
+            ManagedProcess("alertmanager", [
+                alertmanager, f"--config.file={am_file}", f"--storage.path={self.workdir / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{self.alertmanager_port}", "--cluster.listen-address=",
+                f"--web.external-url={self.alertmanager_url}/",
+            ], self.workdir / "alertmanager.log"),
+            ManagedProcess("prometheus", [
+                prometheus, f"--config.file={prom_file}", f"--storage.tsdb.path={self.workdir / 'prom-data'}",
+                f"--web.listen-address=127.0.0.1:{self.prometheus_port}", "--enable-feature=exemplar-storage",
+                # links in alert notifications (generatorURL) must point here, not at the host name
+                f"--web.external-url={self.prometheus_url}/",
+            ], self.workdir / "prometheus.log"),
+        ]
+        try:
+            for process in self.processes:
+                process.start()
+            self._wait_ready(ready_timeout, cancel)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, timeout: float, cancel: threading.Event | None) -> None:
+        cancel = cancel or threading.Event()
+        deadline = time.monotonic() + timeout
+        pending = {p.name: p for p in self.processes}
+        urls = {"alertmanager": self.alertmanager_url, "prometheus": self.prometheus_url}
+        while pending:
+            for name, process in list(pending.items()):
+                code = process.exited()
+                if code is not None:
+                    raise StackError(f"{name} exited with status {code} during start-up; its log "
+                                     f"({process.log_path}) ends with:\n{process.log_tail()}")
+                try:
+                    with urllib.request.urlopen(urls[name] + "/-/ready", timeout=2):
+                        del pending[name]
+                except (urllib.error.URLError, OSError):
+                    pass
+            if pending and time.monotonic() > deadline:
+                raise StackError(f"{', '.join(pending)} not ready after {timeout:.0f} s; logs in {self.workdir}")
+            if pending and cancel.wait(0.1):
+                raise StackError("start-up interrupted")
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class WebhookReceiver:
+    """An Alertmanager webhook endpoint on 127.0.0.1 that keeps every notification it receives."""
+
+    def __init__(self, on_notification: Callable[[dict[str, Any]], None] | None = None, port: int = 0) -> None:
+        self.notifications: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    payload = json.loads(body)
+                except ValueError:
+                    self.send_response(400)
+                    self.end_headers()
+                    return
+                with receiver._lock:
+                    receiver.notifications.append(payload)
+                self.send_response(200)
+                self.end_headers()
+                if on_notification is not None:
+                    on_notification(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="agent-otel-webhook", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/alerts"
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Every alert of every notification so far (firing and resolved)."""
+        with self._lock:
+            return [alert for payload in self.notifications for alert in payload.get("alerts", [])]
+
+    def __enter__(self) -> WebhookReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

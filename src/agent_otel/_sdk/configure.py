@@ -1,0 +1,340 @@
+"""``configure()`` and ``shutdown()``: the SDK wiring, from arguments and the standard OTEL_* env.
+
+Embedded default: metrics served on 127.0.0.1:9464 for a local Prometheus, traces kept in-process
+(not exported). OTLP for traces and metrics as soon as an endpoint is given. A host that already
+installed SDK providers keeps them: we add our span processor and instruments, replace nothing.
+
+Telemetry lost on the way out is counted on ``agent_otel.instrumentation.errors`` like any other
+failure of ours: spans of a failed export (stage ``export.traces``, one per span), spans dropped
+because the export queue was full (``export.traces.queue_full``), spans still queued when
+``shutdown()`` ran out of time (``export.traces.shutdown``) and failed metric exports
+(``export.metrics``, one per export). The span counts are approximate (may under-count, never
+over-count): each lost span is counted at most once, and a loss is counted only when it is certain
+(see :class:`ReportingBatchSpanProcessor`). ``shutdown()`` returns within its timeout even when the
+collector never answers, and runs at interpreter exit if the host never called it.
+
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
+
+from agent_otel import semconv
+from agent_otel._context.carriers import instrument_process_carriers, uninstrument_process_carriers
+from agent_otel._context.job import JobIdSpanProcessor
+from agent_otel._context.propagation import context_from_environment
+from agent_otel._engine.instruments import build_runtime, enabled_from_env, reset_runtime
+from agent_otel._engine.policy import HashingSpanProcessor
+from agent_otel._sdk.export_loss import LossReporter, ReportingBatchSpanProcessor, ReportingMetricExporter
+from agent_otel._sdk.settings import Settings, otlp_url, resolve_settings
+from agent_otel.errors import ConfigurationError
+
+logger = logging.getLogger("agent_otel")
+
+
+@dataclass
+class Telemetry:
+    """The handle configure() returns; ``shutdown()`` flushes and releases what it owns."""
+
+    settings: Settings | None
+    tracer_provider: Any
+    meter_provider: Any
+    owns_tracer_provider: bool = False
+    owns_meter_provider: bool = False
+    prometheus_server: Any = None
+    environment_token: object = None
+    instrumentors: list[Any] = field(default_factory=list)
+    span_processors: list[ReportingBatchSpanProcessor] = field(default_factory=list)
+    loss: LossReporter = field(default_factory=lambda: LossReporter())
+
+    @property
+    def prometheus_url(self) -> str | None:
+        if self.prometheus_server is None or self.settings is None:
+            return None
+        host, port = self.prometheus_server.server_address[:2]
+        return f"http://{host}:{port}/metrics"
+
+
+_telemetry: Telemetry | None = None
+_lock = threading.RLock()
+
+
+def histogram_views() -> list[View]:
+    """Explicit buckets for every histogram of the contract (the SDK default is for ms)."""
+    return [
+        View(instrument_name=spec.name,
+             aggregation=ExplicitBucketHistogramAggregation(boundaries=list(spec.buckets or ())))
+        for spec in semconv.INSTRUMENTS
+        if spec.kind is semconv.Kind.HISTOGRAM
+    ]
+
+
+def metric_views() -> list[View]:
+    """The views configure() installs: contract buckets, plus the process metric renames in semconv."""
+    renames = [View(instrument_name=old, name=new) for old, new in semconv.PROCESS_RENAMES.items()]
+    return [*histogram_views(), *renames]
+
+
+def _span_exporter(name: str, settings: Settings) -> SpanExporter:
+    if name == "console":
+        return ConsoleSpanExporter()
+    if settings.otlp_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    return OTLPSpanExporter(endpoint=otlp_url(settings, "traces"))
+
+
+def _metric_reader(name: str, settings: Settings, telemetry: Telemetry) -> MetricReader:
+    if name == "prometheus":
+        return _prometheus_reader(settings, telemetry)
+    if name == "console":
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+        exporter: Any = ConsoleMetricExporter()
+    elif settings.otlp_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+        exporter = OTLPMetricExporter(endpoint=otlp_url(settings, "metrics"))
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        exporter = OTLPMetricExporter(endpoint=otlp_url(settings, "metrics"))
+    return PeriodicExportingMetricReader(ReportingMetricExporter(exporter, telemetry.loss),
+                                         export_interval_millis=settings.metric_export_interval_ms)
+
+
+def _prometheus_reader(settings: Settings, telemetry: Telemetry) -> MetricReader:
+    from prometheus_client import CollectorRegistry
+
+    from agent_otel._sdk.prometheus import AgentOtelPrometheusReader, serve_metrics
+
+    # Our own registry: /metrics carries the contract, target_info and process metrics, not
+    # prometheus_client's default python_* collectors. It is rendered by the reader itself.
+    registry = CollectorRegistry(auto_describe=True)
+    reader = AgentOtelPrometheusReader()
+    try:
+        server, _thread = serve_metrics(reader, registry, settings.prometheus_port, addr=settings.prometheus_host)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot serve /metrics on {settings.prometheus_host}:{settings.prometheus_port} ({exc.strerror or exc}); "
+            "the port is probably in use: set OTEL_EXPORTER_PROMETHEUS_PORT to a free port"
+        ) from None
+    telemetry.prometheus_server = server
+    registry.register(reader.collector)
+    return reader
+
+
+def _is_sdk(provider: Any, sdk_type: type) -> bool:
+    return isinstance(provider, sdk_type)
+
+
+def configure(
+    *,
+    service_name: str | None = None,
+    traces_exporter: str | tuple[str, ...] | None = None,
+    metrics_exporter: str | tuple[str, ...] | None = None,
+    otlp_endpoint: str | None = None,
+    otlp_protocol: str | None = None,
+    prometheus_host: str | None = None,
+    prometheus_port: int | None = None,
+    tracer_provider: Any = None,
+    meter_provider: Any = None,
+    instrument_threads: bool = True,
+    instrument_processes: bool = True,
+    system_metrics: bool = True,
+    set_global: bool = True,
+) -> Telemetry:
+    """Set up tracing and metrics for agent-otel. Safe to call twice (the second call is a no-op).
+
+    ``tracer_provider``/``meter_provider`` use the given SDK providers instead of building ours
+    (as does a host that installed SDK providers globally before calling this).
+    """
+    global _telemetry
+    with _lock:
+        if _telemetry is not None:
+            logger.debug("agent-otel: configure() called again; keeping the first configuration")
+            return _telemetry
+        if not enabled_from_env():
+            build_runtime(enabled=False)
+            _telemetry = Telemetry(settings=None, tracer_provider=None, meter_provider=None)
+            return _telemetry
+
+        settings = resolve_settings(service_name, traces_exporter, metrics_exporter, otlp_endpoint,
+                                    otlp_protocol, prometheus_host, prometheus_port)
+        telemetry = Telemetry(settings=settings, tracer_provider=None, meter_provider=None)
+        resource = Resource.create({"service.name": settings.service_name}).merge(
+            OTELResourceDetector().detect())
+
+        host_tp = tracer_provider or trace.get_tracer_provider()
+        if _is_sdk(host_tp, TracerProvider):
+            if tracer_provider is None:
+                logger.info("agent-otel: using the SDK TracerProvider the host program installed")
+            tp = host_tp
+        else:
+            tp = TracerProvider(resource=resource, shutdown_on_exit=False)  # see _register_exit_hook
+            for name in settings.traces_exporters:
+                processor = ReportingBatchSpanProcessor(_span_exporter(name, settings), telemetry.loss)
+                telemetry.span_processors.append(processor)
+                tp.add_span_processor(processor)
+            telemetry.owns_tracer_provider = True
+        tp.add_span_processor(JobIdSpanProcessor())
+        tp.add_span_processor(HashingSpanProcessor())
+
+        host_mp = meter_provider or metrics.get_meter_provider()
+        if _is_sdk(host_mp, MeterProvider):
+            if meter_provider is None:
+                logger.info("agent-otel: using the SDK MeterProvider the host program installed")
+            mp = host_mp
+        else:
+            readers = [_metric_reader(name, settings, telemetry) for name in settings.metrics_exporters]
+            mp = MeterProvider(resource=resource, metric_readers=readers, views=metric_views(),
+                               shutdown_on_exit=False)
+            telemetry.owns_meter_provider = True
+
+        if set_global:
+            if telemetry.owns_tracer_provider:
+                trace.set_tracer_provider(tp)
+            if telemetry.owns_meter_provider:
+                metrics.set_meter_provider(mp)
+        telemetry.tracer_provider = tp
+        telemetry.meter_provider = mp
+        telemetry.loss.counter = build_runtime(tp, mp, enabled=True).errors
+
+        parent = context_from_environment()
+        if parent is not None:  # a parent process handed us its trace and job (TRACEPARENT/BAGGAGE)
+            telemetry.environment_token = otel_context.attach(parent)
+        if instrument_threads:
+            from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+
+            instrumentor = ThreadingInstrumentor()
+            if not instrumentor.is_instrumented_by_opentelemetry:
+                instrumentor.instrument()
+                telemetry.instrumentors.append(instrumentor)
+        if instrument_processes:
+            instrument_process_carriers()
+        if system_metrics:
+            from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
+
+            system = SystemMetricsInstrumentor(config=semconv.PROCESS_METRICS_CONFIG)
+            if not system.is_instrumented_by_opentelemetry:
+                system.instrument(meter_provider=mp)
+                telemetry.instrumentors.append(system)
+        if telemetry.owns_tracer_provider or telemetry.owns_meter_provider:
+            _register_exit_hook()
+        _telemetry = telemetry
+        return telemetry
+
+
+_exit_hook_registered = False
+
+
+def _register_exit_hook() -> None:
+    """Shut down what we own at interpreter exit, within ``shutdown()``'s timeout. The SDK's own
+    exit hooks (turned off on the providers we build) wait 30 s per provider for a collector that
+    never answers, so a host that never called ``shutdown()`` would hang on exit."""
+    global _exit_hook_registered
+    if not _exit_hook_registered:
+        _exit_hook_registered = True
+        atexit.register(shutdown)
+
+
+def current_telemetry() -> Telemetry | None:
+    return _telemetry
+
+
+def _start(what: str, step: Any) -> threading.Thread | None:
+    """Run ``step`` on a daemon thread (None: it ran here, threads being unavailable); a failure is
+    logged, never raised."""
+
+    def run() -> None:
+        try:
+            step()
+        except Exception as exc:
+            logger.warning("agent-otel: shutdown of the %s failed (%s: %s)", what, type(exc).__name__, exc)
+
+    thread = threading.Thread(target=run, name=f"agent-otel-shutdown-{what.replace(' ', '-')}", daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:  # e.g. no new threads at interpreter shutdown: run it here
+        run()
+        return None
+    return thread
+
+
+def shutdown(timeout_millis: int = 10_000) -> None:
+    """Flush telemetry and release what configure() set up, within ``timeout_millis`` overall (what
+    an unreachable collector did not take by then is lost, and counted). The host's own providers
+    are flushed, not shut down. Never raises.
+
+    Each step (our span processors, the providers, including the span processors a host added to
+    a TracerProvider we built, whose shutdown takes no timeout, and stopping the /metrics server)
+    runs on a daemon thread that is waited for only until the deadline: one still running then is
+    left to finish in the background (what it then loses is logged, no longer counted). Beyond the deadline
+    come only the few milliseconds of uninstrumenting, starting those threads and closing the
+    /metrics socket."""
+    global _telemetry
+    with _lock:
+        telemetry, _telemetry = _telemetry, None
+        if telemetry is None:
+            return
+        deadline = time.monotonic() + timeout_millis / 1000
+
+        def remaining_millis() -> float:
+            return max(1.0, (deadline - time.monotonic()) * 1000)  # never 0: the SDK refuses to start
+
+        def wait(thread: threading.Thread | None) -> None:
+            if thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+        server = telemetry.prometheus_server
+        # serve_forever() notices a shutdown request within 0.5 s: let that overlap with the flush
+        stop_server = _start("metrics server", server.shutdown) if server is not None else None
+        for instrumentor in telemetry.instrumentors:
+            try:
+                instrumentor.uninstrument()
+            except Exception:
+                logger.debug("agent-otel: uninstrument failed", exc_info=True)
+        uninstrument_process_carriers()
+        # TracerProvider.shutdown() takes no timeout: shut our batch processors down first, in time.
+        steps: list[tuple[str, Any]] = [("span processor", lambda p=p: p.shutdown(remaining_millis()))
+                                        for p in telemetry.span_processors]
+        for provider, owned in ((telemetry.tracer_provider, telemetry.owns_tracer_provider),
+                                (telemetry.meter_provider, telemetry.owns_meter_provider)):
+            if provider is None:
+                continue
+            if not owned:
+                steps.append(("flush", lambda p=provider: p.force_flush(int(remaining_millis()))))
+            elif isinstance(provider, MeterProvider):
+                steps.append(("meter provider", lambda p=provider: p.shutdown(timeout_millis=remaining_millis())))
+            else:
+                steps.append(("tracer provider", provider.shutdown))
+        for what, step in steps:
+            wait(_start(what, step))
+        telemetry.loss.counter = None
+        if server is not None:
+            wait(stop_server)
+            server.server_close()  # if serve_forever() is still polling, it stops at its next poll
+        if telemetry.environment_token is not None:
+            try:
+                otel_context.detach(telemetry.environment_token)  # type: ignore[arg-type]
+            except Exception:
+                pass
+        reset_runtime()

@@ -1,0 +1,129 @@
+"""What ``configure()`` resolves from its arguments and the standard ``OTEL_*`` environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from agent_otel.errors import ConfigurationError
+
+TRACES_EXPORTERS = ("otlp", "console", "none")
+METRICS_EXPORTERS = ("prometheus", "otlp", "console", "none")
+PROTOCOLS = ("grpc", "http/protobuf")
+DEFAULT_PROMETHEUS_HOST = "127.0.0.1"
+DEFAULT_PROMETHEUS_PORT = 9464
+
+
+@dataclass
+class Settings:
+    """What configure() resolved from arguments and environment (arguments win)."""
+
+    service_name: str
+    traces_exporters: tuple[str, ...]
+    metrics_exporters: tuple[str, ...]
+    otlp_endpoint: str | None
+    otlp_protocol: str
+    prometheus_host: str
+    prometheus_port: int
+    metric_export_interval_ms: int = 10_000
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip().lower() for part in value.split(",") if part.strip())
+
+
+def _choose(name: str, value: str | tuple[str, ...], allowed: tuple[str, ...]) -> tuple[str, ...]:
+    chosen = _split(value) if isinstance(value, str) else tuple(v.lower() for v in value)
+    for item in chosen:
+        if item not in allowed:
+            raise ConfigurationError(f"{name}: unknown exporter {item!r}; expected one of {', '.join(allowed)}")
+    return tuple(item for item in chosen if item != "none")
+
+
+def _endpoint_problem(endpoint: str) -> str | None:
+    try:
+        parts = urlsplit(endpoint)
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL" for an unclosed bracket
+        return str(exc)
+    if parts.scheme not in ("http", "https"):
+        return "scheme must be http or https"
+    if not parts.hostname:
+        return "no host"
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return "malformed port"
+    return None
+
+
+def _check_endpoint(endpoint: str, source: str) -> str:
+    problem = _endpoint_problem(endpoint)
+    if problem:
+        raise ConfigurationError(f"{source}={endpoint!r}: malformed OTLP endpoint ({problem}); "
+                                 "expected e.g. http://localhost:4317")
+    return endpoint.rstrip("/")
+
+
+def resolve_settings(
+    service_name: str | None = None,
+    traces_exporter: str | tuple[str, ...] | None = None,
+    metrics_exporter: str | tuple[str, ...] | None = None,
+    otlp_endpoint: str | None = None,
+    otlp_protocol: str | None = None,
+    prometheus_host: str | None = None,
+    prometheus_port: int | None = None,
+    env: dict[str, str] | None = None,
+) -> Settings:
+    env = dict(os.environ) if env is None else env
+    endpoint_source = "otlp_endpoint" if otlp_endpoint else "OTEL_EXPORTER_OTLP_ENDPOINT"
+    endpoint = otlp_endpoint or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+    if endpoint:
+        endpoint = _check_endpoint(endpoint, endpoint_source)
+    default_traces = "otlp" if endpoint else "none"
+    default_metrics = "otlp" if endpoint else "prometheus"
+    traces = _choose("OTEL_TRACES_EXPORTER" if traces_exporter is None else "traces_exporter",
+                     traces_exporter if traces_exporter is not None
+                     else env.get("OTEL_TRACES_EXPORTER", default_traces), TRACES_EXPORTERS)
+    metrics_ = _choose("OTEL_METRICS_EXPORTER" if metrics_exporter is None else "metrics_exporter",
+                       metrics_exporter if metrics_exporter is not None
+                       else env.get("OTEL_METRICS_EXPORTER", default_metrics), METRICS_EXPORTERS)
+    if ("otlp" in traces or "otlp" in metrics_) and not endpoint:
+        endpoint = "http://localhost:4317"
+    protocol = (otlp_protocol or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+                or ("http/protobuf" if endpoint and endpoint.endswith(":4318") else "grpc"))
+    if protocol not in PROTOCOLS:
+        raise ConfigurationError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: expected grpc or http/protobuf")
+    raw_port = prometheus_port if prometheus_port is not None else env.get("OTEL_EXPORTER_PROMETHEUS_PORT")
+    try:
+        port = DEFAULT_PROMETHEUS_PORT if raw_port in (None, "") else int(raw_port)
+        if not 0 <= port <= 65535:
+            raise ValueError
+    except ValueError:
+        raise ConfigurationError(f"OTEL_EXPORTER_PROMETHEUS_PORT={raw_port!r}: expected a port number "
+                                 "0..65535") from None
+    interval = env.get("OTEL_METRIC_EXPORT_INTERVAL", "10000")
+    try:
+        interval_ms = int(interval)
+        if interval_ms <= 0:  # the SDK's periodic reader would raise a bare ValueError in configure()
+            raise ValueError
+    except ValueError:
+        raise ConfigurationError(f"OTEL_METRIC_EXPORT_INTERVAL={interval!r}: expected milliseconds > 0") from None
+    return Settings(
+        service_name=service_name or env.get("OTEL_SERVICE_NAME") or "agent-otel-app",
+        traces_exporters=traces,
+        metrics_exporters=metrics_,
+        otlp_endpoint=endpoint,
+        otlp_protocol=protocol,
+        prometheus_host=prometheus_host or env.get("OTEL_EXPORTER_PROMETHEUS_HOST") or DEFAULT_PROMETHEUS_HOST,
+        prometheus_port=port,
+        metric_export_interval_ms=interval_ms,
+    )
+
+
+def otlp_url(settings: Settings, signal: str) -> str:
+    assert settings.otlp_endpoint
+    if settings.otlp_protocol == "grpc":
+        return settings.otlp_endpoint
+    return f"{settings.otlp_endpoint}/v1/{signal}"

@@ -1,0 +1,26 @@
+"""Put on ``PYTHONPATH`` by ``agent-otel run``: instruments every Python process the program starts,
+then runs the ``sitecustomize`` this one shadows, if any."""
+
+
+def _agent_otel_bootstrap():
+    import importlib.machinery
+    import importlib.util
+    import os
+    import sys
+
+    try:
+        from agent_otel._zerocode.launcher import bootstrap_child
+    except ImportError:
+        pass
+    else:
+        bootstrap_child()
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = [entry for entry in sys.path if os.path.abspath(entry or ".") != here]
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", path)
+    if spec is not None and spec.loader is not None:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["sitecustomize"] = module
+        spec.loader.exec_module(module)
+
+
+_agent_otel_bootstrap()

@@ -1,0 +1,466 @@
+"""The zero-code configuration: ``agent-otel.toml``, ``[tool.agent-otel]`` in ``pyproject.toml``, or
+the file named by ``AGENT_OTEL_CONFIG``.
+
+The file is data. It is parsed with :mod:`tomllib`, checked against the hand-written schema below,
+and nothing in it is ever executed or evaluated. Every mistake raises one
+:class:`~agent_otel.ConfigurationError` naming the file, the key path (``agent[2].task_type``; array
+indexes count from 0) and the problem.
+
+Literals and extractors can never be confused: a plain TOML value (``"nightly"``, ``0.9``, ``true``)
+is always a literal, and an extractor is always an inline table with the single key ``path``::
+
+    task_type = { path = "args.issue.type.value" }   # read from the call
+    task_type = "bugfix"                              # this exact string
+
+Schema (every key optional unless marked required)::
+
+    service_name = "legacy-agents"          # OTEL_SERVICE_NAME wins when set
+    attributes = { team = "core" }          # static span attributes on every configured target
+    prices = { "gpt-4o" = { input = 2.5, output = 10.0 } }   # USD per 1M tokens
+    [policy]        cardinality_limit = 100, hashed_keys = ["user.id"], capture_content = false
+    [instrumentation]   threads, processes, http_headers, system_metrics, evolution_resources (booleans)
+    [[job]]         target*, subclasses, id, type, attributes
+    [[agent]]       target*, subclasses, name, task_type, success, confidence, patterns, provider_used,
+                    fixes_applied, files_modified, remaining_issues, tests_added, issues_found,
+                    work = { kind = value }, result_attributes = { key = { path = ".." } }, sample_resources,
+                    attributes
+    [[provider]]    target*, subclasses, provider*, model, operation, response_model, input_tokens,
+                    output_tokens, cost, retries, stream, prompt, response, attributes
+    [[tool]]        target*, subclasses, name, agent, type, attributes
+    [[evolution]]   target*, subclasses, agent*, type, strategy, kpis_before, kpis_after, rollback,
+                    success, iterations, kpi, sample_resources, attributes
+    [[fallback]]    target*, subclasses, from*, to*, reason   (a function the program calls when it
+                    falls back from one provider to another; counts gen_ai.client.fallbacks)
+
+A target is ``"package.module:Qualified.name"``: a function, or a method, classmethod or
+staticmethod of a (possibly nested) class.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent_otel._calls.extractors import Path as ExtractorPath
+from agent_otel._calls.extractors import path as parse_path
+from agent_otel.errors import ConfigurationError
+
+ENV_VAR = "AGENT_OTEL_CONFIG"
+FILE_NAME = "agent-otel.toml"
+PYPROJECT = "pyproject.toml"
+PYPROJECT_TABLE = ("tool", "agent-otel")
+
+KINDS = ("job", "agent", "provider", "tool", "evolution", "fallback")
+
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+TARGET_RE = re.compile(rf"^{_IDENT}(\.{_IDENT})*:{_IDENT}(\.{_IDENT})*$")
+
+
+# --------------------------------------------------------------------------------------------------
+# What a loaded file becomes
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """One entry of a kind section: what to wrap and the options of the matching decorator."""
+
+    kind: str
+    key: str  # "agent[0]" (with the pyproject prefix when it came from pyproject.toml)
+    target: str
+    module: str
+    qualname: str
+    subclasses: bool
+    options: Mapping[str, Any]  # decorator keywords: literals, or agent_otel._calls.extractors.Path objects
+    attributes: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Switches:
+    """What the launcher and the instrumentor turn on besides the configured targets."""
+
+    threads: bool = True  # job id and parent span into threads and thread pools
+    processes: bool = True  # ... into ProcessPoolExecutor, multiprocessing and subprocess children
+    http_headers: bool = True  # W3C traceparent/baggage on outgoing http.client/urllib requests
+    system_metrics: bool = True  # process CPU and memory (opentelemetry-instrumentation-system-metrics)
+    evolution_resources: bool = True  # psutil CPU/memory sampling around each evolution run
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str
+    targets: tuple[TargetSpec, ...] = ()
+    service_name: str | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    policy: Mapping[str, Any] = field(default_factory=dict)
+    switches: Switches = field(default_factory=Switches)
+
+
+# --------------------------------------------------------------------------------------------------
+# Value checkers: each returns the converted value or raises _Bad(problem)
+# --------------------------------------------------------------------------------------------------
+
+
+class _Bad(Exception):
+    def __init__(self, problem: str, subkey: str = "") -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.subkey = subkey
+
+
+_TOML_TYPES = {str: "a string", bool: "a boolean", int: "an integer", float: "a float", list: "an array",
+               dict: "a table"}
+
+
+def _describe(value: Any) -> str:
+    for kind, name in _TOML_TYPES.items():
+        if type(value) is kind:
+            if kind is str:
+                return f"{name} {value!r}"
+            if kind in (bool, int, float):
+                return f"{name} ({str(value).lower() if kind is bool else value})"
+            return name
+    return type(value).__name__
+
+
+def _extractor(value: dict[str, Any], when: str | None) -> ExtractorPath:
+    unknown = sorted(set(value) - {"path"})
+    if unknown or "path" not in value:
+        problem = f"unknown key {unknown[0]!r} in an extractor" if unknown else "a table here must be an extractor"
+        raise _Bad(f'{problem}; an extractor is written {{ path = "args.x.y" }} and has no other key')
+    text = value["path"]
+    if not isinstance(text, str):
+        raise _Bad(f"an extractor path must be a string, got {_describe(text)}")
+    try:
+        parsed = parse_path(text)
+    except ConfigurationError as exc:
+        raise _Bad(str(exc)) from None
+    if when == "start" and parsed.needs_result:
+        raise _Bad(f"extractor path {text!r} reads the {parsed.root} but this key is read when the call starts; "
+                   "use a path rooted at args or self")
+    return parsed
+
+
+def _literal_or_path(literal_types: tuple[type, ...], expected: str, when: str | None = None
+                     ) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if isinstance(value, dict):
+            return _extractor(value, when)
+        ok = isinstance(value, literal_types) and not (isinstance(value, bool) and bool not in literal_types)
+        if ok:
+            return float(value) if float in literal_types and isinstance(value, int) and bool not in literal_types \
+                else value
+        hint = ""
+        if isinstance(value, str) and str not in literal_types:
+            hint = f' (an extractor is written {{ path = "{value}" }})'
+        raise _Bad(f'expected {expected} or {{ path = "..." }}, got {_describe(value)}{hint}')
+
+    return check
+
+
+def _only(literal_types: tuple[type, ...], expected: str) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if isinstance(value, literal_types) and not (isinstance(value, bool) and bool not in literal_types):
+            return value
+        raise _Bad(f"expected {expected}, got {_describe(value)}")
+
+    return check
+
+
+def _count_or_path(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _extractor(value, None)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise _Bad(f'expected a non-negative integer or {{ path = "..." }}, got {_describe(value)}')
+
+
+def _names_or_path(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _extractor(value, None)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise _Bad(f'expected an array of strings or {{ path = "..." }}, got {_describe(value)}')
+
+
+def _kpis_or_path(value: Any) -> Any:
+    if isinstance(value, dict) and "path" in value:
+        return _extractor(value, None)
+    if isinstance(value, dict):
+        for name, number in value.items():
+            if isinstance(number, bool) or not isinstance(number, int | float):
+                raise _Bad(f"expected a number, got {_describe(number)}", f".{name}")
+        return {name: float(number) for name, number in value.items()}
+    raise _Bad(f'expected a table of KPI numbers or {{ path = "..." }}, got {_describe(value)}')
+
+
+def _static_attributes(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Bad(f"expected a table of static attributes, got {_describe(value)}")
+    for name, item in value.items():
+        if isinstance(item, dict):
+            raise _Bad("static attributes are literals (a string, number or boolean); "
+                       "extractors belong in result_attributes of an agent", f".{name}")
+        if not isinstance(item, str | int | float | bool):
+            raise _Bad(f"expected a string, number or boolean, got {_describe(item)}", f".{name}")
+    return dict(value)
+
+
+def _table_of(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def check_table(value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise _Bad(f"expected a table, got {_describe(value)}")
+        result = {}
+        for name, item in value.items():
+            try:
+                result[name] = check(item)
+            except _Bad as bad:
+                raise _Bad(bad.problem, f".{name}{bad.subkey}") from None
+        return result
+
+    return check_table
+
+
+def _path_only(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _extractor(value, None)
+    raise _Bad(f'expected an extractor {{ path = "..." }}, got {_describe(value)}')
+
+
+_STR = _literal_or_path((str,), "a string")
+_STR_START = _literal_or_path((str,), "a string", when="start")
+_BOOL = _literal_or_path((bool,), "a boolean")
+_NUMBER = _literal_or_path((int, float), "a number")
+_ONLY_BOOL = _only((bool,), "a boolean")
+_ONLY_STR = _only((str,), "a string")
+
+_COMMON = {"target": _ONLY_STR, "subclasses": _ONLY_BOOL, "attributes": _static_attributes}
+
+SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "job": {**_COMMON, "id": _literal_or_path((str, int), "a string or an integer", when="start"),
+            "type": _STR_START},
+    "agent": {**_COMMON, "name": _STR_START, "task_type": _STR_START, "success": _BOOL, "confidence": _NUMBER,
+              "patterns": _names_or_path, "provider_used": _STR, "fixes_applied": _count_or_path,
+              "files_modified": _count_or_path, "remaining_issues": _count_or_path, "tests_added": _count_or_path,
+              "issues_found": _count_or_path, "work": _table_of(_count_or_path),
+              "result_attributes": _table_of(_path_only), "sample_resources": _ONLY_BOOL},
+    "provider": {**_COMMON, "provider": _STR_START, "model": _STR_START, "operation": _STR_START,
+                 "response_model": _STR, "input_tokens": _count_or_path, "output_tokens": _count_or_path,
+                 "cost": _NUMBER, "retries": _count_or_path, "stream": _ONLY_BOOL, "prompt": _STR_START,
+                 "response": _STR},
+    "tool": {**_COMMON, "name": _STR_START, "agent": _STR_START, "type": _STR_START},
+    "evolution": {**_COMMON, "agent": _STR_START, "type": _STR_START, "strategy": _STR_START,
+                  "kpis_before": _kpis_or_path, "kpis_after": _kpis_or_path, "rollback": _BOOL, "success": _BOOL,
+                  "iterations": _count_or_path, "kpi": _ONLY_STR, "sample_resources": _ONLY_BOOL},
+    "fallback": {**_COMMON, "from": _STR_START, "to": _STR_START, "reason": _STR_START},
+}
+REQUIRED = {"job": ("target",), "agent": ("target",), "provider": ("target", "provider"), "tool": ("target",),
+            "evolution": ("target", "agent"), "fallback": ("target", "from", "to")}
+TOP_LEVEL = ("service_name", "attributes", "prices", "policy", "instrumentation", *KINDS)
+POLICY_KEYS = ("cardinality_limit", "hashed_keys", "capture_content")
+
+
+# --------------------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------------------
+
+
+class _Parser:
+    def __init__(self, source: str, prefix: str) -> None:
+        self.source = source
+        self.prefix = prefix
+
+    def error(self, key: str, problem: str) -> ConfigurationError:
+        return ConfigurationError(f"{self.source}: {self.prefix}{key}: {problem}")
+
+    def unknown(self, key: str, name: str, allowed: tuple[str, ...] | list[str]) -> ConfigurationError:
+        close = difflib.get_close_matches(name, allowed, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of {', '.join(allowed)}"
+        return self.error(key, "unknown key" + hint)
+
+    def check(self, key: str, value: Any, checker: Callable[[Any], Any]) -> Any:
+        try:
+            return checker(value)
+        except _Bad as bad:
+            raise self.error(key + bad.subkey, bad.problem) from None
+
+    def parse(self, data: Mapping[str, Any]) -> Config:
+        for name in data:
+            if name not in TOP_LEVEL:
+                raise self.unknown(name, name, TOP_LEVEL)
+        service_name = data.get("service_name")
+        if service_name is not None:
+            self.check("service_name", service_name, _ONLY_STR)
+        attributes = self.check("attributes", data.get("attributes", {}), _static_attributes)
+        prices = self.prices(data.get("prices", {}))
+        policy = self.policy(data.get("policy", {}))
+        switches = self.switches(data.get("instrumentation", {}))
+        targets: list[TargetSpec] = []
+        seen: dict[str, str] = {}
+        for kind in KINDS:
+            entries = data.get(kind, [])
+            if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+                raise self.error(kind, f"expected an array of tables ([[{kind}]]), got {_describe(entries)}")
+            for index, entry in enumerate(entries):
+                spec = self.target(kind, index, entry)
+                if spec.target in seen:
+                    raise self.error(f"{kind}[{index}].target",
+                                     f"{spec.target!r} is already configured at {seen[spec.target]}")
+                seen[spec.target] = spec.key
+                targets.append(spec)
+        return Config(source=self.source, targets=tuple(targets), service_name=service_name, attributes=attributes,
+                      prices=prices, policy=policy, switches=switches)
+
+    def prices(self, value: Any) -> dict[str, tuple[float, float]]:
+        if not isinstance(value, dict):
+            raise self.error("prices", f"expected a table of models, got {_describe(value)}")
+        prices = {}
+        for model, entry in value.items():
+            key = f"prices.{_quote_key(model)}"
+            if not isinstance(entry, dict):
+                raise self.error(key, f"expected {{ input = <USD per 1M tokens>, output = <USD per 1M tokens> }}, "
+                                 f"got {_describe(entry)}")
+            for name in entry:
+                if name not in ("input", "output"):
+                    raise self.unknown(f"{key}.{name}", name, ["input", "output"])
+            pair = []
+            for name in ("input", "output"):
+                if name not in entry:
+                    raise self.error(f"{key}.{name}", "required key is missing")
+                number = entry[name]
+                if isinstance(number, bool) or not isinstance(number, int | float) or number < 0:
+                    raise self.error(f"{key}.{name}", f"expected a non-negative number, got {_describe(number)}")
+                pair.append(float(number))
+            prices[model] = (pair[0], pair[1])
+        return prices
+
+    def policy(self, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.error("policy", f"expected a table, got {_describe(value)}")
+        result: dict[str, Any] = {}
+        for name, item in value.items():
+            key = f"policy.{name}"
+            if name == "cardinality_limit":
+                if isinstance(item, bool) or not isinstance(item, int) or item < 1:
+                    raise self.error(key, f"expected a positive integer, got {_describe(item)}")
+            elif name == "hashed_keys":
+                if not isinstance(item, list) or not all(isinstance(k, str) and k for k in item):
+                    raise self.error(key, f"expected an array of attribute keys, got {_describe(item)}")
+            elif name == "capture_content":
+                self.check(key, item, _ONLY_BOOL)
+            else:
+                raise self.unknown(key, name, POLICY_KEYS)
+            result[name] = item
+        return result
+
+    def switches(self, value: Any) -> Switches:
+        if not isinstance(value, dict):
+            raise self.error("instrumentation", f"expected a table, got {_describe(value)}")
+        allowed = tuple(Switches.__dataclass_fields__)
+        for name, item in value.items():
+            if name not in allowed:
+                raise self.unknown(f"instrumentation.{name}", name, allowed)
+            self.check(f"instrumentation.{name}", item, _ONLY_BOOL)
+        return Switches(**value)
+
+    def target(self, kind: str, index: int, entry: dict[str, Any]) -> TargetSpec:
+        base = f"{kind}[{index}]"
+        schema = SCHEMA[kind]
+        for name in entry:
+            if name not in schema:
+                raise self.unknown(f"{base}.{name}", name, tuple(schema))
+        for name in REQUIRED[kind]:
+            if name not in entry:
+                raise self.error(f"{base}.{name}", "required key is missing")
+        values = {name: self.check(f"{base}.{name}", value, schema[name]) for name, value in entry.items()}
+        target = values.pop("target")
+        if not TARGET_RE.match(target):
+            raise self.error(f"{base}.target", f"malformed target {target!r}; expected \"package.module:function\" "
+                             "or \"package.module:Class.method\"")
+        module, qualname = target.split(":")
+        subclasses = values.pop("subclasses", False)
+        if subclasses and "." not in qualname:
+            raise self.error(f"{base}.subclasses", f"{target!r} is not a method; subclasses = true needs "
+                             "\"package.module:Class.method\"")
+        attributes = values.pop("attributes", {})
+        return TargetSpec(kind=kind, key=self.prefix + base, target=target, module=module, qualname=qualname,
+                          subclasses=subclasses, options=values, attributes=attributes)
+
+
+def _quote_key(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f'"{name}"'
+
+
+def parse_config(data: Mapping[str, Any], source: str = "<config>", prefix: str = "") -> Config:
+    """Validate an already-parsed TOML document (``prefix`` is prepended to key paths)."""
+    return _Parser(source, prefix).parse(data)
+
+
+def load_file(path: str | os.PathLike[str], source: str | None = None) -> Config:
+    """Load ``agent-otel.toml`` (or any TOML file of this schema), or the ``[tool.agent-otel]`` table of a
+    ``pyproject.toml``."""
+    file = Path(path)
+    label = source or str(path)
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise ConfigurationError(f"{label}: no such file") from None
+    except OSError as exc:
+        raise ConfigurationError(f"{label}: cannot read ({exc.strerror or exc})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(f"{label}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{label}: invalid TOML: {exc}") from None
+    if file.name == PYPROJECT:
+        tool = data.get("tool", {})
+        if not isinstance(tool, dict):
+            raise ConfigurationError(f"{label}: tool: expected a table, got {_describe(tool)}")
+        table = tool.get("agent-otel")
+        if table is None:
+            raise ConfigurationError(f"{label}: no [tool.agent-otel] table")
+        if not isinstance(table, dict):
+            raise ConfigurationError(f"{label}: tool.agent-otel: expected a table, got {_describe(table)}")
+        return parse_config(table, label, "tool.agent-otel.")
+    return parse_config(data, label)
+
+
+def find_config(directory: str | os.PathLike[str] | None = None,
+                environ: Mapping[str, str] | None = None) -> Path | None:
+    """Where the configuration is: ``$AGENT_OTEL_CONFIG``, else ``agent-otel.toml``, else a
+    ``pyproject.toml`` with a ``[tool.agent-otel]`` table, in ``directory`` (default: the current one)."""
+    env = os.environ if environ is None else environ
+    named = env.get(ENV_VAR, "").strip()
+    if named:
+        file = Path(named)
+        if not file.is_file():
+            raise ConfigurationError(f"{ENV_VAR}={named!r}: no such file")
+        return file
+    folder = Path(directory) if directory is not None else Path.cwd()
+    candidate = folder / FILE_NAME
+    if candidate.is_file():
+        return candidate
+    pyproject = folder / PYPROJECT
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if isinstance(data.get("tool"), dict) and "agent-otel" in data["tool"]:
+            return pyproject
+    return None
+
+
+def load_config(path: str | os.PathLike[str] | None = None, directory: str | os.PathLike[str] | None = None,
+                environ: Mapping[str, str] | None = None) -> Config | None:
+    """Load the given file, or the one :func:`find_config` finds; None when there is none."""
+    file = Path(path) if path is not None else find_config(directory, environ)
+    return load_file(file) if file is not None else None

@@ -1,0 +1,254 @@
+"""``agent-otel run``: run a program instrumented by configuration, with its own argv, stdio, exit status
+and signals, and instrument the Python processes it starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import importlib.metadata
+import os
+import re
+import runpy
+import shutil
+import signal
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+LAUNCHER_ENV = "AGENT_OTEL_LAUNCHER"
+_PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)?)?$")
+
+
+
+
+@dataclass
+class Plan:
+    """How to start the program: in this process (script, module, code, entry) or exec."""
+
+    how: str
+    target: Any
+    argv: list[str]
+
+
+def _same_interpreter(path: str) -> bool:
+    try:
+        return (os.path.dirname(os.path.abspath(path)) == os.path.dirname(os.path.abspath(sys.executable))
+                and os.path.samefile(path, sys.executable))
+    except OSError:
+        return False
+
+
+def _python_plan(args: list[str]) -> Plan | None:
+    """`python script.py ...`, `python -m mod ...`, `python -c code ...`; None for other flags."""
+    if not args:
+        return None  # the interactive interpreter: exec it
+    first = args[0]
+    if first == "-m" and len(args) > 1:
+        return Plan("module", args[1], [args[1], *args[2:]])
+    if first.startswith("-m") and len(first) > 2:
+        return Plan("module", first[2:], [first[2:], *args[1:]])
+    if first == "-c" and len(args) > 1:
+        return Plan("code", args[1], ["-c", *args[2:]])
+    if first == "-":
+        return None
+    if first.startswith("-"):
+        return None
+    return Plan("script", first, list(args))
+
+
+def _shebang(path: str) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            line = handle.readline(512)
+    except OSError:
+        return None
+    if not line.startswith(b"#!"):
+        return None
+    parts = line[2:].decode(errors="replace").split()
+    return parts[0] if parts else None
+
+
+def plan_for(command: list[str]) -> Plan:
+    """Decide how to start ``command`` (see the ``run`` help)."""
+    program = command[0]
+    found = shutil.which(program)
+    if _PYTHON_NAME.match(os.path.basename(program)) and found and _same_interpreter(found):
+        plan = _python_plan(command[1:])
+        if plan is not None:
+            return plan
+        return Plan("exec", found, command)
+    if found:
+        interpreter = _shebang(found)
+        if interpreter is not None and _same_interpreter(interpreter):
+            return Plan("script", found, [found, *command[1:]])
+        return Plan("exec", found, command)
+    if os.sep not in program:
+        entries = importlib.metadata.entry_points(group="console_scripts", name=program)
+        for entry in entries:
+            return Plan("entry", entry, [program, *command[1:]])
+    return Plan("exec", program, command)
+
+
+def bootstrap_dir() -> Path:
+    """The directory holding the ``sitecustomize.py`` that instruments Python child processes."""
+    return Path(__file__).with_name("bootstrap")
+
+
+def _child_environment(config_file: Path | None) -> None:
+    """What Python processes started by the program need to instrument themselves."""
+    os.environ[LAUNCHER_ENV] = "1"
+    if config_file is not None:
+        os.environ["AGENT_OTEL_CONFIG"] = str(config_file.resolve())
+    folder = str(bootstrap_dir())
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != folder]
+    os.environ["PYTHONPATH"] = os.pathsep.join([folder, *paths])
+
+
+_flushed = False
+
+
+def _flush() -> None:
+    global _flushed
+    if _flushed:
+        return
+    _flushed = True
+    try:
+        from agent_otel._sdk.configure import shutdown
+
+        shutdown()
+    except Exception as exc:  # never change the program's exit
+        print(f"agent-otel: flushing telemetry failed: {exc}", file=sys.stderr)
+
+
+def _on_terminate(signum: int, frame: Any) -> None:
+    """Flush, then die of the same signal, as the program would have without us."""
+    _flush()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _start_telemetry(config: Any, *, child: bool) -> None:
+    from agent_otel._zerocode.instrumentor import configure_sdk
+    from agent_otel._zerocode.patching import instrument
+    from agent_otel.errors import ConfigurationError
+
+    try:
+        configure_sdk(config)
+    except ConfigurationError:
+        if not child:
+            raise
+        # e.g. the parent already serves /metrics on the Prometheus port: keep traces, drop metrics here
+        from agent_otel._sdk.configure import configure
+
+        configure(metrics_exporter="none", system_metrics=False)
+    if config is not None:
+        instrument(config)
+    atexit.register(_flush)
+    if threading_is_main() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_terminate)
+
+
+def threading_is_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def bootstrap_child() -> None:
+    """Called by the generated sitecustomize in every Python process under ``agent-otel run``."""
+    if os.environ.get(LAUNCHER_ENV) != "1":
+        return
+    try:
+        from agent_otel._zerocode.config import load_config
+
+        _start_telemetry(load_config(), child=True)
+    except Exception as exc:
+        print(f"agent-otel: telemetry is off in this process ({exc})", file=sys.stderr)
+
+
+def _exit_code(exc: SystemExit) -> int:
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _run_plan(plan: Plan) -> int:
+    sys.argv = list(plan.argv)
+    try:
+        if plan.how == "script":
+            if not os.path.exists(plan.target):
+                print(f"{sys.executable}: can't open file {os.path.abspath(plan.target)!r}: "
+                      "[Errno 2] No such file or directory", file=sys.stderr)
+                return 2
+            sys.path.insert(0, os.path.dirname(os.path.abspath(plan.target)))
+            runpy.run_path(plan.target, run_name="__main__")
+        elif plan.how == "module":
+            sys.path.insert(0, os.getcwd())
+            runpy.run_module(plan.target, run_name="__main__", alter_sys=True)
+        elif plan.how == "code":
+            sys.path.insert(0, "")
+            import types
+
+            main = types.ModuleType("__main__")
+            sys.modules["__main__"] = main
+            exec(compile(plan.target, "<string>", "exec"), main.__dict__)  # the program's own code, as python -c
+        else:
+            result = plan.target.load()()
+            if result is not None:
+                raise SystemExit(result)
+    except SystemExit as exc:
+        return _exit_code(exc)
+    except KeyboardInterrupt:
+        traceback.print_exc()
+        _flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+        return 130
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+        return 1
+    return 0
+
+
+def run_launcher(args: argparse.Namespace) -> int:
+    from agent_otel._zerocode.config import find_config, load_file
+    from agent_otel.errors import ConfigurationError
+
+    command = list(args.command_line)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        print("agent-otel run: nothing to run; usage: agent-otel run [--config FILE] -- COMMAND [ARGS...]",
+              file=sys.stderr)
+        return 2
+    try:
+        config_file = Path(args.config) if args.config else find_config()
+        config = load_file(config_file) if config_file is not None else None
+    except ConfigurationError as exc:
+        print(f"agent-otel: {exc}", file=sys.stderr)
+        return 2
+    if config is None:
+        print("agent-otel: no configuration found; running with SDK setup only", file=sys.stderr)
+    _child_environment(config_file)
+    plan = plan_for(command)
+    if plan.how == "exec":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            os.execvp(plan.target, plan.argv)
+        except OSError as exc:
+            print(f"agent-otel run: cannot execute {command[0]!r}: {exc.strerror or exc}", file=sys.stderr)
+            return 126 if isinstance(exc, PermissionError) else 127
+    try:
+        _start_telemetry(config, child=False)
+    except ConfigurationError as exc:
+        print(f"agent-otel: {exc}", file=sys.stderr)
+        return 2
+    return _run_plan(plan)

@@ -1,0 +1,327 @@
+"""Configuration targets -> wrappers, without touching the program's code.
+
+``instrument(config)`` registers a post-import hook (wrapt) for the module of every target: a
+module imported later is wrapped the moment its code has run, so any ``from pkg.mod import fn``
+executed afterwards binds the wrapped object; a module imported already is wrapped in place at once
+(names other modules bound to the original before that keep the original: see the README).
+
+``subclasses = true`` also wraps the overrides of a method in every subclass, those that exist and
+those defined later (a ``__init_subclass__`` hook is installed on the base class), each attributed
+to its own class (``code.function.name``; an unnamed agent is named after its class). A subclass
+override that calls ``super().method()`` yields one span, not two.
+
+``instrument()`` never wraps an object twice; ``uninstrument()`` puts every original object back
+and turns wrappers that escaped (aliases bound while instrumented) into plain pass-throughs.
+:class:`AgentOtelInstrumentor` does the same for ``opentelemetry-instrument``.
+
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import wrapt
+from opentelemetry import context as otel_context
+
+from agent_otel._calls.agent import AgentHandler
+from agent_otel._calls.evolution import EvolutionHandler
+from agent_otel._calls.extractors import Call, resolve, signature_of
+from agent_otel._calls.job import _JobHandler
+from agent_otel._calls.pricing import set_prices
+from agent_otel._calls.provider import ProviderHandler, record_fallback
+from agent_otel._calls.tool import ToolHandler
+from agent_otel._context.carriers import instrument_http_headers, uninstrument_http_headers
+from agent_otel._engine.instruments import runtime
+from agent_otel._engine.policy import set_policy
+from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.wrappers import Handler, Invocation, wrapper_for
+from agent_otel._zerocode.config import Config, TargetSpec, load_config
+from agent_otel._zerocode.targets import resolve_in
+from agent_otel.errors import ConfigurationError
+
+logger = logging.getLogger("agent_otel")
+
+#: Span attribute naming the function a configured wrapper wraps (``module.Class.method``).
+CODE_FUNCTION = "code.function.name"
+
+_ABSENT = object()
+_FAMILY_KEY = otel_context.create_key("agent_otel.autoinstrument.family")
+
+
+def _default_name(owner: Any, attr: str) -> str:
+    return owner.__name__ if isinstance(owner, type) else attr
+
+
+def build_handler(spec: TargetSpec, config: Config, func: Any, owner: Any, attr: str, label: str) -> Handler:
+    """The kind handler a decorator would build, from a config entry (static attributes included)."""
+    attributes = {**config.attributes, **spec.attributes, CODE_FUNCTION: label}
+    options = dict(spec.options)
+    if spec.kind == "agent":
+        options.setdefault("name", _default_name(owner, attr))
+        options.setdefault("work", {})
+        options.setdefault("result_attributes", {})
+        return AgentHandler(func, options, attributes)
+    if spec.kind == "provider":
+        return ProviderHandler(func, options, attributes)
+    if spec.kind == "tool":
+        options.setdefault("name", attr)
+        return ToolHandler(func, options, attributes)
+    if spec.kind == "evolution":
+        options.setdefault("sample_resources", config.switches.evolution_resources)
+        return EvolutionHandler(func, options, attributes)
+    if spec.kind == "job":
+        return _JobHandler(options.get("id"), options.get("type", "default"), attributes, func)
+    raise ConfigurationError(f"{spec.key}: no handler for kind {spec.kind!r}")
+
+
+class _FamilyHandler(Handler):
+    """Marks the invocation's context with (entry, instance), so that ``super().method()`` from a
+    wrapped override does not open a second span for the same call."""
+
+    def __init__(self, inner: Handler, entry: _Entry) -> None:
+        self.inner = inner
+        self.entry = entry
+        self.stage = inner.stage
+
+    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
+        inv = self.inner.begin(wrapped, instance, args, kwargs)
+        inv.context = otel_context.set_value(_FAMILY_KEY, (id(self.entry), id(instance)), inv.context)
+        return inv
+
+
+def _fallback_wrapper(spec: TargetSpec, func: Any) -> Any:
+    signature = signature_of(func)
+    options = spec.options
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        if runtime().enabled:
+            try:
+                call = Call(signature, instance, args, kwargs)
+                reason = resolve(options.get("reason", "error"), call)
+                record_fallback(str(resolve(options["to"], call)), str(reason if reason is not None else "error"),
+                                from_provider=str(resolve(options["from"], call)))
+            except Exception as exc:
+                report_error("fallback.extract", exc)
+        return wrapped(*args, **kwargs)
+
+    return wrapper
+
+
+@dataclass(eq=False)
+class _Entry:
+    spec: TargetSpec
+    config: Config
+    active: bool = True
+    error: str | None = None
+
+
+@dataclass(eq=False)
+class _Patch:
+    owner: Any
+    attr: str
+    had_own: bool
+    original: Any
+    wrapper: Any
+
+
+@dataclass(eq=False)
+class _SubclassHook:
+    original: Any
+    hook: Any
+    watchers: list[tuple[_Entry, str]] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class _State:
+    entries: dict[str, _Entry] = field(default_factory=dict)
+    patches: list[_Patch] = field(default_factory=list)
+    subclass_hooks: dict[type, _SubclassHook] = field(default_factory=dict)
+    http_patched: bool = False
+
+
+_state: _State | None = None
+_lock = threading.RLock()
+
+
+def is_instrumented() -> bool:
+    return _state is not None
+
+
+def wrapped_objects() -> list[tuple[Any, str, Any]]:
+    """(owner, attribute, wrapper) for every object currently replaced (for tests and `check`)."""
+    with _lock:
+        return [(p.owner, p.attr, p.wrapper) for p in (_state.patches if _state else [])]
+
+
+def entry_errors() -> dict[str, str]:
+    """Target -> why it could not be wrapped, for targets whose module was imported."""
+    with _lock:
+        return {t: e.error for t, e in (_state.entries.items() if _state else ()) if e.error}
+
+
+def _make_wrapper(entry: _Entry, raw: Any, owner: Any, attr: str) -> Any:
+    spec = entry.spec
+    label = f"{owner.__module__}.{owner.__qualname__}.{attr}" if isinstance(owner, type) else f"{spec.module}.{attr}"
+    if spec.kind == "fallback":
+        inner = _fallback_wrapper(spec, raw)
+    else:
+        handler = build_handler(spec, entry.config, raw, owner, attr, label)
+        inner = wrapper_for(_FamilyHandler(handler, entry) if spec.subclasses else handler, raw)
+    family = id(entry)
+
+    def guarded(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        if not entry.active:
+            return wrapped(*args, **kwargs)
+        if spec.subclasses and otel_context.get_value(_FAMILY_KEY) == (family, id(instance)):
+            return wrapped(*args, **kwargs)
+        return inner(wrapped, instance, args, kwargs)
+
+    wrapper = wrapt.FunctionWrapper(raw, guarded)
+    wrapper._self_agent_otel_entry = entry  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _wrap_attribute(state: _State, entry: _Entry, owner: Any, attr: str, raw: Any) -> None:
+    if getattr(raw, "_self_agent_otel_entry", None) is not None:
+        if isinstance(owner, type) and attr not in owner.__dict__:
+            raw = raw.__wrapped__  # inherited from a wrapped base: wrap the original for this class
+        else:
+            return  # never wrap twice
+    had_own = attr in (owner.__dict__ if isinstance(owner, type) else vars(owner))
+    wrapper = _make_wrapper(entry, raw, owner, attr)
+    setattr(owner, attr, wrapper)
+    state.patches.append(_Patch(owner, attr, had_own, raw, wrapper))
+
+
+def _all_subclasses(base: type) -> list[type]:
+    found: list[type] = []
+    pending = list(type.__subclasses__(base))
+    while pending:
+        klass = pending.pop()
+        if klass not in found:
+            found.append(klass)
+            pending.extend(type.__subclasses__(klass))
+    return found
+
+
+def _watch_subclasses(state: _State, base: type, entry: _Entry, attr: str) -> None:
+    hook = state.subclass_hooks.get(base)
+    if hook is None:
+        original = base.__dict__.get("__init_subclass__", _ABSENT)
+        watchers: list[tuple[_Entry, str]] = []
+
+        def __init_subclass__(cls: type, **kwargs: Any) -> None:
+            if original is _ABSENT:
+                super(base, cls).__init_subclass__(**kwargs)
+            else:
+                original.__get__(None, cls)(**kwargs)
+            with _lock:
+                current = _state
+                for watcher, name in list(watchers):
+                    if current is None or not watcher.active or name not in cls.__dict__:
+                        continue
+                    try:
+                        _wrap_attribute(current, watcher, cls, name, cls.__dict__[name])
+                    except Exception as exc:
+                        report_error("autoinstrument.subclass", exc)
+
+        installed = classmethod(__init_subclass__)
+        type.__setattr__(base, "__init_subclass__", installed)
+        hook = state.subclass_hooks[base] = _SubclassHook(original, installed, watchers)
+    hook.watchers.append((entry, attr))
+
+
+def _apply(state: _State, entry: _Entry, module: Any) -> None:
+    spec = entry.spec
+    found = resolve_in(module, spec.qualname)
+    _wrap_attribute(state, entry, found.owner, found.attr, found.raw)
+    if spec.subclasses and isinstance(found.owner, type):
+        for sub in _all_subclasses(found.owner):
+            if found.attr in sub.__dict__:
+                _wrap_attribute(state, entry, sub, found.attr, sub.__dict__[found.attr])
+        _watch_subclasses(state, found.owner, entry, found.attr)
+
+
+def _register(state: _State, entry: _Entry) -> None:
+    def on_import(module: Any) -> None:
+        with _lock:
+            if _state is not state or not entry.active:
+                return
+            try:
+                _apply(state, entry, module)
+                entry.error = None
+            except Exception as exc:  # never break the program's import
+                entry.error = str(exc)
+                logger.warning("agent-otel: %s (%s): cannot wrap %s: %s", entry.config.source, entry.spec.key,
+                               entry.spec.target, exc)
+                report_error("autoinstrument.target", exc)
+
+    wrapt.register_post_import_hook(on_import, entry.spec.module)
+
+
+def apply_settings(config: Config) -> None:
+    """Price table and policy (cardinality cap, hashed keys, content capture) from the config."""
+    if config.prices:
+        set_prices({model: {"input": pair[0], "output": pair[1]} for model, pair in config.prices.items()})
+    if config.policy:
+        set_policy(**config.policy)
+
+
+def instrument(config: Config | None = None) -> bool:
+    """Wrap every target of ``config`` (default: the configuration file found, see
+    :func:`agent_otel._zerocode.config.find_config`). Targets already instrumented are skipped, so calling it
+    twice never wraps twice. Returns False when there is no configuration."""
+    global _state
+    if config is None:
+        config = load_config()
+        if config is None:
+            logger.info("agent-otel: no agent-otel.toml, [tool.agent-otel] or $AGENT_OTEL_CONFIG found; "
+                        "nothing to instrument")
+            return False
+    with _lock:
+        if _state is None:
+            _state = _State()
+        state = _state
+        apply_settings(config)
+        new = []
+        for spec in config.targets:
+            if spec.target in state.entries:
+                continue
+            entry = state.entries[spec.target] = _Entry(spec, config)
+            new.append(entry)
+        if config.switches.http_headers:
+            instrument_http_headers()
+            state.http_patched = True
+    for entry in new:
+        _register(state, entry)
+    return True
+
+
+def uninstrument() -> None:
+    """Restore every original object; wrappers still referenced somewhere become pass-throughs."""
+    global _state
+    with _lock:
+        state, _state = _state, None
+        if state is None:
+            return
+        for entry in state.entries.values():
+            entry.active = False
+        for patch in reversed(state.patches):
+            namespace = patch.owner.__dict__ if isinstance(patch.owner, type) else vars(patch.owner)
+            if namespace.get(patch.attr) is not patch.wrapper:
+                continue  # replaced by the program since; leave its object alone
+            if patch.had_own:
+                setattr(patch.owner, patch.attr, patch.original)
+            else:
+                delattr(patch.owner, patch.attr)
+        for base, hook in state.subclass_hooks.items():
+            if base.__dict__.get("__init_subclass__") is hook.hook:
+                if hook.original is _ABSENT:
+                    type.__delattr__(base, "__init_subclass__")
+                else:
+                    type.__setattr__(base, "__init_subclass__", hook.original)
+        if state.http_patched:
+            uninstrument_http_headers()
