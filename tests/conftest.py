@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,12 +62,6 @@ def otel() -> Any:
                          set_global=False, system_metrics=False)
     yield Harness(exporter, reader, tracer_provider, meter_provider)
     agent_otel.shutdown()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)

@@ -21,12 +21,12 @@ from typing import Any
 import pytest
 import yaml
 
-from agent_otel._ops.stack import RULE_FILES, LocalStack, WebhookReceiver, free_port, http_get_json
-from tests.otlp_receiver import OtlpHttpReceiver
-from tests.polling import wait_until
+from agent_otel._ops.stack import ALERTMANAGER_PATH, RULE_PATHS, LocalStack, WebhookReceiver, free_port, http_get_json
+from tests.support.otlp_receiver import OtlpHttpReceiver
+from tests.support.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-ALERTS = ROOT / "src" / "agent_otel" / "assets" / "prometheus"
+ASSETS = ROOT / "src" / "agent_otel" / "assets"
 SEED = 7
 #: Jobs per second of the demo workload: enough volume for every rule's minimum within seconds.
 RATE = 8
@@ -88,7 +88,7 @@ class E2E:
 @pytest.fixture(scope="session")
 def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
     work = tmp_path_factory.mktemp("e2e")
-    rules = [fast_rules(ALERTS / name, work / name) for name in RULE_FILES]
+    rules = [fast_rules(ASSETS / name, work / Path(name).name) for name in RULE_PATHS]
     port = free_port()
     demo_log = work / "demo.log"
     with OtlpHttpReceiver() as spans, WebhookReceiver() as webhook:
@@ -101,7 +101,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
                  "--seed", str(SEED), "--evolve-every", "1", "--duration", "900"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
         stack = LocalStack(work / "stack", scrape_targets=[f"127.0.0.1:{port}"], webhook_url=webhook.url,
-                           rule_files=rules, alertmanager_yml=fast_alertmanager(ALERTS / "alertmanager.yml"),
+                           rule_files=rules, alertmanager_yml=fast_alertmanager(ASSETS / ALERTMANAGER_PATH),
                            scrape_interval="1s", evaluation_interval="1s")
         try:
             stack.start()

@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import E2E, ROOT
-from tests.polling import wait_until
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
-THRESHOLDS = yaml.safe_load((ROOT / "alerts" / "thresholds.yaml").read_text())
+THRESHOLDS = yaml.safe_load((ROOT / "src/agent_otel/assets/thresholds.yaml").read_text())
 RUNBOOKS = THRESHOLDS["runbook_base_url"]
 
 #: (alertname, severity, the labels that identify what it is about)

@@ -14,7 +14,7 @@ import pytest
 from agent_otel import semconv
 from agent_otel._ops.stack import http_get_json
 from tests.e2e.conftest import E2E, ROOT
-from tests.polling import wait_until
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -67,7 +67,7 @@ def test_process_metrics_are_in_prometheus(e2e: E2E, name: str) -> None:
 def recording_rules() -> list[str]:
     import yaml
 
-    document = yaml.safe_load((ROOT / "alerts" / "agent-otel.rules.yaml").read_text())
+    document = yaml.safe_load((ROOT / "src/agent_otel/assets/prometheus/agent-otel.rules.yaml").read_text())
     return [rule["record"] for group in document["groups"] for rule in group["rules"]]
 
 

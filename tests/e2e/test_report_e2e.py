@@ -18,7 +18,7 @@ from agent_otel import semconv as sc
 from agent_otel._cli import main
 from agent_otel._ops.stack import http_get_json
 from tests.e2e.conftest import E2E
-from tests.polling import wait_until
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 import agent_otel
 from agent_otel import semconv
 from agent_otel._sdk.configure import histogram_views
-from tests.polling import wait_until
+from tests.support.polling import wait_until
 
 # The hypothesis profile of these tests (applied per test, so other tests keep the global one):
 # modest example counts, no per-example deadline unless a test sets one (a 2-core CI box is noisy),

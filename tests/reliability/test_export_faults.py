@@ -33,11 +33,11 @@ from opentelemetry.sdk.metrics.export import (
 
 import agent_otel
 from agent_otel import semconv
+from agent_otel._ops.stack import free_port
 from agent_otel._sdk.configure import histogram_views
 from agent_otel._sdk.export_loss import LossReporter, ReportingMetricExporter
-from tests.conftest import free_port
-from tests.polling import wait_until
 from tests.reliability.conftest import completes
+from tests.support.polling import wait_until
 
 CALLS = 20_000
 # Hang detection only, never a measured-duration check: "calls do not block" (each call blocking on

@@ -1,0 +1,47 @@
+"""Prometheus names of the contract's metrics and labels, shared by every generator of the mixin."""
+
+from __future__ import annotations
+
+from agent_otel import semconv as sc
+
+label = sc.prometheus_label
+
+AGENT = label(sc.GEN_AI_AGENT_NAME)
+OUTCOME = label(sc.AGENT_OUTCOME)
+TASK_TYPE = label(sc.AGENT_TASK_TYPE)
+PATTERN = label(sc.AGENT_PATTERN)
+WORK_KIND = label(sc.AGENT_WORK_KIND)
+KPI = label(sc.AGENT_KPI_NAME)
+PROVIDER = label(sc.GEN_AI_PROVIDER_NAME)
+MODEL = label(sc.GEN_AI_REQUEST_MODEL)
+OPERATION = label(sc.GEN_AI_OPERATION_NAME)
+TOKEN_TYPE = label(sc.GEN_AI_TOKEN_TYPE)
+ERROR_TYPE = label(sc.ERROR_TYPE)
+FALLBACK_TO = label(sc.GEN_AI_FALLBACK_TO)
+FALLBACK_REASON = label(sc.GEN_AI_FALLBACK_REASON)
+TOOL = label(sc.GEN_AI_TOOL_NAME)
+EVO_TYPE = label(sc.EVOLUTION_TYPE)
+EVO_STATUS = label(sc.EVOLUTION_STATUS)
+JOB_TYPE = label(sc.JOB_TYPE)
+JOB_OUTCOME = label(sc.JOB_OUTCOME)
+STAGE = label(sc.INSTRUMENTATION_STAGE)
+
+AGENT_DUR = sc.AGENT_DURATION.prometheus
+CONFIDENCE = sc.AGENT_CONFIDENCE_HISTOGRAM.prometheus
+CLIENT_DUR = sc.CLIENT_OPERATION_DURATION.prometheus
+TTFC = sc.CLIENT_TIME_TO_FIRST_CHUNK.prometheus
+TOKENS = sc.CLIENT_TOKEN_USAGE.prometheus
+COST = sc.CLIENT_COST.prometheus
+RETRIES = sc.CLIENT_RETRIES.prometheus
+FALLBACKS = sc.CLIENT_FALLBACKS.prometheus
+TOOL_DUR = sc.TOOL_DURATION.prometheus
+EVO_ATTEMPTS = sc.EVOLUTION_ATTEMPTS.prometheus
+EVO_DUR = sc.EVOLUTION_DURATION.prometheus
+EVO_IMPROVEMENT = sc.EVOLUTION_PERFORMANCE_IMPROVEMENT.prometheus
+EVO_MEMORY = sc.EVOLUTION_MEMORY_PEAK.prometheus
+KPI_CURRENT = sc.AGENT_KPI_CURRENT.prometheus
+WORK_ITEMS = sc.AGENT_WORK_ITEMS.prometheus
+PATTERNS = sc.AGENT_PATTERNS_USED.prometheus
+JOB_DUR = sc.JOB_DURATION.prometheus
+SELF_ERRORS = sc.INSTRUMENTATION_ERRORS.prometheus
+PROCESS_MEMORY = sc.PROCESS_MEMORY_USAGE_PROMETHEUS

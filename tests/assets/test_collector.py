@@ -1,0 +1,298 @@
+"""Collector configs (agent and gateway) and compose.yaml, checked structurally.
+
+No Collector binary can be installed on these machines, so the wiring rules `otelcol validate` enforces
+(defined components, complete pipelines, connectors on both sides) are checked here; the real validation
+runs when `otelcol-contrib` is on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tests.support.ops import ALERTS, COLLECTOR, ROOT, load_yaml
+
+CONFIGS = {"otelcol.yaml": COLLECTOR / "otelcol.yaml", "gateway.yaml": COLLECTOR / "gateway.yaml"}
+KINDS = ("receivers", "processors", "exporters", "connectors")
+SIGNALS = ("traces", "metrics", "logs")
+VERSION = "0.120.0"
+
+#: Component types of otelcol-contrib 0.120.0 that these configs may use (names before the 0.14x renames).
+KNOWN_TYPES = {
+    "receivers": {"otlp", "prometheus", "hostmetrics"},
+    "processors": {"memory_limiter", "batch", "transform", "tail_sampling", "filter", "attributes", "resource",
+                   "resourcedetection", "redaction"},
+    "exporters": {"prometheus", "prometheusremotewrite", "otlp", "otlphttp", "loadbalancing", "debug"},
+    "connectors": {"spanmetrics", "forward", "routing", "count"},
+    "extensions": {"health_check", "pprof", "zpages"},
+}
+#: Keys of the 0.120.0 Prometheus exporter (contrib exporter/prometheusexporter/config.go).
+PROMETHEUS_EXPORTER_KEYS = {"endpoint", "tls", "const_labels", "namespace", "send_timestamps", "metric_expiration",
+                            "resource_to_telemetry_conversion", "enable_open_metrics", "add_metric_suffixes"}
+
+
+def ctype(component_id: str) -> str:
+    return component_id.split("/", 1)[0]
+
+
+def wiring_problems(config: dict) -> list[str]:
+    """What `otelcol validate` would reject in the wiring of a config (and a little more)."""
+    problems = []
+    service = config.get("service", {})
+    pipelines = service.get("pipelines", {})
+    if not pipelines:
+        problems.append("no pipelines")
+    for extension in service.get("extensions", []):
+        if extension not in config.get("extensions", {}):
+            problems.append(f"extension {extension} used but not defined")
+    for name in config.get("extensions", {}):
+        if name not in service.get("extensions", []):
+            problems.append(f"extension {name} defined but not enabled")
+    used: dict[str, set[str]] = {kind: set() for kind in KINDS}
+    connector_as_exporter: dict[str, set[str]] = {}
+    connector_as_receiver: dict[str, set[str]] = {}
+    connectors = config.get("connectors", {}) or {}
+    for name, pipeline in pipelines.items():
+        if ctype(name) not in SIGNALS:
+            problems.append(f"pipeline {name}: unknown signal")
+        if not pipeline.get("receivers"):
+            problems.append(f"pipeline {name}: no receivers")
+        if not pipeline.get("exporters"):
+            problems.append(f"pipeline {name}: no exporters")
+        for kind in ("receivers", "processors", "exporters"):
+            for component in pipeline.get(kind, []):
+                if kind != "processors" and component in connectors:
+                    used["connectors"].add(component)
+                    side = connector_as_receiver if kind == "receivers" else connector_as_exporter
+                    side.setdefault(component, set()).add(ctype(name))
+                elif component not in (config.get(kind) or {}):
+                    problems.append(f"pipeline {name}: {kind[:-1]} {component} is not defined")
+                else:
+                    used[kind].add(component)
+        processors = pipeline.get("processors", [])
+        if processors and ctype(processors[0]) != "memory_limiter":
+            problems.append(f"pipeline {name}: memory_limiter must come first")
+        if "memory_limiter" not in processors:
+            problems.append(f"pipeline {name}: no memory_limiter")
+        if "batch" in processors and processors[-1] != "batch":
+            problems.append(f"pipeline {name}: batch must come last")
+    for connector in connectors:
+        if connector not in connector_as_exporter or connector not in connector_as_receiver:
+            problems.append(f"connector {connector} must be an exporter in one pipeline and a receiver in another")
+    for kind in KINDS:
+        for name in (config.get(kind) or {}):
+            if name not in used[kind]:
+                problems.append(f"{kind[:-1]} {name} is defined but unused")
+    return problems
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_wiring(name):
+    assert wiring_problems(load_yaml(CONFIGS[name])) == []
+
+
+@pytest.mark.parametrize(
+    ("mutation", "expected"),
+    [
+        (lambda c: c["service"]["pipelines"]["metrics"]["processors"].reverse(), "memory_limiter must come first"),
+        (lambda c: c["service"]["pipelines"]["metrics"]["exporters"].append("otlp/nowhere"), "is not defined"),
+        (lambda c: c["service"]["pipelines"]["metrics"].update(receivers=[]), "no receivers"),
+        (lambda c: c.setdefault("connectors", {}).update({"spanmetrics": {}}) or
+         c["service"]["pipelines"]["traces"]["exporters"].append("spanmetrics"), "connector spanmetrics must be"),
+        (lambda c: c["exporters"].update({"debug": {}}), "debug is defined but unused"),
+    ],
+    ids=["order", "undefined", "no-receivers", "half-connector", "unused"],
+)
+def test_wiring_check_catches(mutation, expected):
+    """The checker is not vacuous: each broken variant of the agent config is reported."""
+    config = load_yaml(CONFIGS["otelcol.yaml"])
+    mutation(config)
+    assert any(expected in p for p in wiring_problems(config)), wiring_problems(config)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_component_types_exist_in_the_pinned_version(name):
+    config = load_yaml(CONFIGS[name])
+    for kind, known in KNOWN_TYPES.items():
+        for component in config.get(kind) or {}:
+            assert ctype(component) in known, f"{component} is not a {kind[:-1]} type of otelcol-contrib {VERSION}"
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_version_is_pinned(name):
+    assert f"otelcol-contrib {VERSION}" in CONFIGS[name].read_text()
+    image = load_yaml(ROOT / "compose.yaml")["services"]["otel-collector"]["image"]
+    assert image == f"otel/opentelemetry-collector-contrib:{VERSION}"
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_otlp_receivers_listen_on_the_sdk_default_ports(name):
+    protocols = load_yaml(CONFIGS[name])["receivers"]["otlp"]["protocols"]
+    assert protocols["grpc"]["endpoint"] == "0.0.0.0:4317"
+    assert protocols["http"]["endpoint"] == "0.0.0.0:4318"
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_placeholders_are_env_references(name):
+    text = CONFIGS[name].read_text()
+    placeholders = re.findall(r"\$\{([^}]*)\}", text)
+    assert placeholders
+    for placeholder in placeholders:
+        assert re.fullmatch(r"env:[A-Z][A-Z0-9_]*(:-[^}]*)?", placeholder), placeholder
+    config = load_yaml(CONFIGS[name])
+    for exporter_id, exporter in config["exporters"].items():
+        endpoint = exporter.get("endpoint")
+        if endpoint and ctype(exporter_id) != "prometheus":
+            assert endpoint.startswith("${env:"), f"{exporter_id}: remote endpoint must come from the environment"
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_memory_limiter_and_health_check(name):
+    config = load_yaml(CONFIGS[name])
+    limiter = config["processors"]["memory_limiter"]
+    assert limiter["check_interval"] and 0 < limiter["spike_limit_percentage"] < limiter["limit_percentage"] <= 90
+    assert config["extensions"]["health_check"]["endpoint"] == "0.0.0.0:13133"
+    assert "health_check" in config["service"]["extensions"]
+
+
+def test_agent_prometheus_exporter_yields_the_contract_names():
+    config = load_yaml(CONFIGS["otelcol.yaml"])
+    exporter = config["exporters"]["prometheus"]
+    assert set(exporter) <= PROMETHEUS_EXPORTER_KEYS
+    assert exporter["endpoint"] == "0.0.0.0:8889"
+    assert exporter["add_metric_suffixes"] is True  # _total, _seconds, _bytes as in the contract
+    assert exporter["resource_to_telemetry_conversion"] == {"enabled": False}
+    assert not exporter.get("namespace"), "a namespace would prefix every contract name"
+    assert exporter["enable_open_metrics"] is True  # exemplars exist only in OpenMetrics
+    assert not exporter.get("const_labels")
+    scrape = [job for job in load_yaml(ALERTS / "prometheus.yml")["scrape_configs"]
+              if job["job_name"] == "agent-otel-collector"]
+    assert scrape and scrape[0]["honor_labels"] is True
+    assert scrape[0]["static_configs"][0]["targets"] == ["otel-collector:8889"]
+
+
+def test_agent_pipelines_and_privacy_transform():
+    config = load_yaml(CONFIGS["otelcol.yaml"])
+    pipelines = config["service"]["pipelines"]
+    assert pipelines["metrics"]["exporters"] == ["prometheus"]
+    assert pipelines["traces"]["exporters"] == ["otlp/traces"]
+    for pipeline in pipelines.values():
+        assert "transform/privacy" in pipeline["processors"]
+        assert "batch" in pipeline["processors"]
+    transform = config["processors"]["transform/privacy"]
+    statements = "\n".join(s for block in transform["trace_statements"] for s in block["statements"])
+    assert 'SHA256(Concat(["${env:AGENT_OTEL_HASH_SALT}", attributes["user.id"]], ""))' in statements
+    assert "delete_matching_keys" in statements and "input\\\\.messages" in statements
+    metric_statements = "\n".join(s for block in transform["metric_statements"] for s in block["statements"])
+    assert 'delete_key(attributes, "job.id")' in metric_statements
+    assert transform["error_mode"] == "ignore"
+
+
+def test_gateway_load_balances_samples_and_remote_writes():
+    config = load_yaml(CONFIGS["gateway.yaml"])
+    pipelines = config["service"]["pipelines"]
+    lb = config["exporters"]["loadbalancing"]
+    assert lb["routing_key"] == "traceID"
+    assert lb["resolver"]["dns"]["port"] == 4319
+    assert config["receivers"]["otlp/sampling"]["protocols"]["grpc"]["endpoint"] == "0.0.0.0:4319"
+    assert pipelines["traces/ingest"]["exporters"] == ["loadbalancing"]
+    assert pipelines["traces/sampling"]["receivers"] == ["otlp/sampling"]
+    assert "tail_sampling" in pipelines["traces/sampling"]["processors"]
+    policies = {p["type"]: p for p in config["processors"]["tail_sampling"]["policies"]}
+    assert policies["status_code"]["status_code"]["status_codes"] == ["ERROR"]
+    assert policies["latency"]["latency"]["threshold_ms"] > 0
+    failed_jobs = policies["string_attribute"]["string_attribute"]
+    assert failed_jobs["key"] == "job.outcome" and set(failed_jobs["values"]) == {"failure", "error"}
+    rw = config["exporters"]["prometheusremotewrite"]
+    assert pipelines["metrics"]["exporters"] == ["prometheusremotewrite"]
+    assert rw["add_metric_suffixes"] is True and rw["resource_to_telemetry_conversion"] == {"enabled": False}
+    assert not rw.get("namespace")
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_unit_1_gauges_keep_their_contract_names(name):
+    """The Collector's translation appends _ratio to unit-"1" gauges, the SDK exporter does not: the metrics
+    pipeline must drop that unit so both paths serve e.g. evolution_performance_improvement."""
+    from agent_otel import semconv as sc
+
+    gauges = [i for i in sc.INSTRUMENTS if i.kind is sc.Kind.GAUGE and i.unit == "1"]
+    assert gauges, "no unit-1 gauge left in the contract: this normalisation can go"
+    for gauge in gauges:
+        assert not gauge.prometheus.endswith("_ratio")
+    config = load_yaml(CONFIGS[name])
+    processors = config["service"]["pipelines"]["metrics"]["processors"]
+    assert "transform/contract_names" in processors
+    assert processors.index("transform/contract_names") < processors.index("batch")
+    [block] = config["processors"]["transform/contract_names"]["metric_statements"]
+    assert block["context"] == "metric"
+    assert block["statements"] == ['set(unit, "") where type == METRIC_DATA_TYPE_GAUGE and unit == "1"']
+
+
+def test_job_outcome_key_matches_the_contract():
+    from agent_otel import semconv as sc
+
+    assert sc.JOB_OUTCOME == "job.outcome"
+    assert {o.value for o in sc.Outcome} >= {"failure", "error"}
+
+
+@pytest.mark.skipif(shutil.which("otelcol-contrib") is None, reason="otelcol-contrib is not on PATH")
+@pytest.mark.parametrize("name", CONFIGS)
+def test_otelcol_contrib_validate(name):
+    env = {**os.environ, "OTEL_TRACES_BACKEND_ENDPOINT": "localhost:14317", "OTEL_TRACES_BACKEND_INSECURE": "true",
+           "AGENT_OTEL_HASH_SALT": "salt", "GATEWAY_SAMPLING_HOSTNAME": "localhost",
+           "PROMETHEUS_REMOTE_WRITE_ENDPOINT": "http://localhost:19090/api/v1/write"}
+    result = subprocess.run(["otelcol-contrib", "validate", f"--config={CONFIGS[name]}"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------------------------------
+# compose.yaml
+# --------------------------------------------------------------------------------------------------
+
+COMPOSE = load_yaml(ROOT / "compose.yaml")
+
+
+def test_compose_images_are_pinned():
+    for name, service in COMPOSE["services"].items():
+        image = service["image"]
+        repo, _, tag = image.rpartition(":")
+        assert repo and re.fullmatch(r"v?\d+\.\d+\.\d+", tag), f"{name}: {image} is not pinned to a version"
+
+
+def test_compose_services_and_mounts():
+    services = COMPOSE["services"]
+    assert set(services) >= {"otel-collector", "prometheus", "alertmanager", "grafana", "jaeger"}
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts {source}, which does not exist"
+    collector = services["otel-collector"]
+    assert "./src/agent_otel/assets/collector/otelcol.yaml:/etc/otelcol-contrib/otelcol.yaml:ro" in collector["volumes"]
+    assert {"4317:4317", "4318:4318"} <= set(collector["ports"])
+    assert collector["environment"]["OTEL_TRACES_BACKEND_ENDPOINT"] == "jaeger:4317"
+
+
+def test_compose_prometheus_uses_our_config_rules_and_exemplars():
+    prometheus = COMPOSE["services"]["prometheus"]
+    assert "--enable-feature=exemplar-storage" in prometheus["command"]
+    assert "--config.file=/etc/agent-otel/alerts/prometheus.yml" in prometheus["command"]
+    assert "./src/agent_otel/assets/prometheus:/etc/agent-otel/alerts:ro" in prometheus["volumes"]
+    config = load_yaml(ALERTS / "prometheus.yml")
+    [am] = config["alerting"]["alertmanagers"]
+    assert am["static_configs"][0]["targets"] == ["alertmanager:9093"]
+    targets = {t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    for target in targets:
+        assert target.split(":")[0] in COMPOSE["services"]
+
+
+def test_compose_publishes_uis_on_loopback_only():
+    for name, service in COMPOSE["services"].items():
+        for port in service.get("ports", []):
+            if port not in ("4317:4317", "4318:4318"):
+                assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"

@@ -1,0 +1,227 @@
+"""Evolution runs: status, KPIs before/after/delta, improvement, KPI gauges, resource sampling."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from opentelemetry.trace import StatusCode
+
+import agent_otel
+from agent_otel import ConfigurationError, path, semconv
+from agent_otel._calls import process_usage as resources
+from tests.support.telemetry import SHAPES, assert_instrument, drive, error_count, point, points, shaped
+
+ATTEMPTS = semconv.EVOLUTION_ATTEMPTS.name
+DURATION = semconv.EVOLUTION_DURATION.name
+IMPROVEMENT = semconv.EVOLUTION_PERFORMANCE_IMPROVEMENT.name
+MEMORY = semconv.EVOLUTION_MEMORY_PEAK.name
+KPI = semconv.AGENT_KPI_CURRENT.name
+SAMPLER_THREAD = "agent-otel-resource-sampler"
+
+BEFORE = {"success_rate": 0.6, "latency_s": 10.0}
+AFTER = {"success_rate": 0.8, "latency_s": 8.0}
+
+
+@dataclass
+class AgentRef:
+    agent_id: str
+
+
+@pytest.fixture
+def samplers(monkeypatch: pytest.MonkeyPatch) -> list[resources.ResourceSampler]:
+    """Every ResourceSampler the runs create, to check each one stopped."""
+    created: list[resources.ResourceSampler] = []
+    original = resources.ResourceSampler
+
+    class Tracking(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            created.append(self)
+
+    evolution_module = importlib.import_module("agent_otel._calls.evolution")
+    monkeypatch.setattr(evolution_module, "ResourceSampler", Tracking)
+    yield created
+    assert created, "no sampler was started"
+    assert not any(s.running for s in created)
+    assert not [t for t in threading.enumerate() if t.name == SAMPLER_THREAD]
+
+
+def labels(status: str | None = None) -> dict[str, str]:
+    found = {semconv.GEN_AI_AGENT_NAME: "refactor-agent", semconv.EVOLUTION_TYPE: "nightly"}
+    if status is not None:
+        found[semconv.EVOLUTION_STATUS] = status
+    return found
+
+
+def kpi_values(otel: Any) -> dict[str, float]:
+    return {p.attributes[semconv.AGENT_KPI_NAME]: p.value for p in otel.points(KPI)}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_succeeded_run_records_every_row(otel: Any, samplers: list[Any], shape: str) -> None:
+    evolve = shaped(shape, agent_otel.evolution(path("args.task.agent_id"), type="nightly",
+                                                strategy="prompt_optimization",
+                                                kpis_before=BEFORE if shape == "async_generator" else None,
+                                                kpis_after=AFTER if shape == "async_generator" else None),
+                    lambda task: {"kpis_before": BEFORE, "kpis_after": AFTER, "iterations": 4})
+    with agent_otel.job(type="evolve") as job:
+        job_id = job.id
+        drive(shape, evolve, AgentRef("refactor-agent"))
+
+    span = otel.span("evolve refactor-agent")
+    attrs = dict(span.attributes)
+    assert attrs[semconv.JOB_ID] == job_id
+    assert attrs[semconv.GEN_AI_OPERATION_NAME] == "evolve"
+    assert attrs[semconv.EVOLUTION_TYPE] == "nightly"
+    assert attrs[semconv.EVOLUTION_STRATEGY] == "prompt_optimization"
+    assert attrs[semconv.EVOLUTION_STATUS] == "succeeded"
+    assert attrs[semconv.EVOLUTION_ROLLBACK] is False
+    if shape != "async_generator":
+        assert attrs[semconv.EVOLUTION_ITERATIONS] == 4
+    assert attrs["evolution.kpi.before.success_rate"] == 0.6
+    assert attrs["evolution.kpi.after.success_rate"] == 0.8
+    assert attrs["evolution.kpi.delta.success_rate"] == pytest.approx(0.2)
+    assert attrs["evolution.kpi.delta.latency_s"] == pytest.approx(-2.0)
+    assert attrs[semconv.EVOLUTION_IMPROVEMENT] == pytest.approx((0.2 - 2.0) / 2)
+    assert attrs[semconv.RESOURCE_MEMORY_PEAK] > 0
+    assert attrs[semconv.RESOURCE_CPU_TIME] >= 0
+    assert attrs[semconv.RESOURCE_CPU_UTILIZATION] >= 0
+
+    [attempt] = assert_instrument(otel, semconv.EVOLUTION_ATTEMPTS)
+    assert dict(attempt.attributes) == labels("succeeded") and attempt.value == 1
+    [duration] = assert_instrument(otel, semconv.EVOLUTION_DURATION)
+    assert dict(duration.attributes) == labels("succeeded") and duration.count == 1
+    [improvement] = assert_instrument(otel, semconv.EVOLUTION_PERFORMANCE_IMPROVEMENT)
+    assert dict(improvement.attributes) == labels() and improvement.value == pytest.approx(-0.9)
+    [memory] = assert_instrument(otel, semconv.EVOLUTION_MEMORY_PEAK)
+    assert dict(memory.attributes) == labels()
+    assert memory.value == attrs[semconv.RESOURCE_MEMORY_PEAK] > 0
+    assert_instrument(otel, semconv.AGENT_KPI_CURRENT)
+    assert kpi_values(otel) == AFTER
+    assert all(p.attributes[semconv.GEN_AI_AGENT_NAME] == "refactor-agent" for p in otel.points(KPI))
+
+
+def test_primary_kpi_is_the_improvement(otel: Any, samplers: list[Any]) -> None:
+    @agent_otel.evolution("refactor-agent", type="nightly", kpi="success_rate")
+    def evolve() -> dict[str, Any]:
+        return {"before": BEFORE, "after": AFTER}
+
+    evolve()
+    assert point(otel, IMPROVEMENT).value == pytest.approx(0.2)
+
+
+def test_rolled_back_run_keeps_the_old_kpis(otel: Any, samplers: list[Any]) -> None:
+    @agent_otel.evolution("refactor-agent", type="nightly")
+    def evolve() -> dict[str, Any]:
+        return {"kpis_before": BEFORE, "kpis_after": {"success_rate": 0.4}, "rolled_back": True}
+
+    evolve()
+    span = otel.span("evolve refactor-agent")
+    assert span.attributes[semconv.EVOLUTION_STATUS] == "rolled_back"
+    assert span.attributes[semconv.EVOLUTION_ROLLBACK] is True
+    assert point(otel, ATTEMPTS).attributes[semconv.EVOLUTION_STATUS] == "rolled_back"
+    assert point(otel, DURATION).attributes[semconv.EVOLUTION_STATUS] == "rolled_back"
+    assert point(otel, IMPROVEMENT).value == pytest.approx(-0.2)
+    assert kpi_values(otel) == BEFORE
+
+
+def test_unsuccessful_run_failed(otel: Any, samplers: list[Any]) -> None:
+    @agent_otel.evolution("refactor-agent", type="nightly", success=path("result.ok"))
+    def evolve() -> dict[str, Any]:
+        return {"ok": False, "kpis_before": BEFORE, "kpis_after": AFTER}
+
+    evolve()
+    assert otel.span("evolve refactor-agent").attributes[semconv.EVOLUTION_STATUS] == "failed"
+    assert dict(point(otel, ATTEMPTS).attributes) == labels("failed")
+    assert kpi_values(otel) == BEFORE
+
+
+class EvolutionCrashed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_exception_fails_the_run_and_stops_the_sampler(otel: Any, samplers: list[Any], shape: str) -> None:
+    def body(task: Any) -> Any:
+        assert [s.running for s in samplers] == [True]
+        assert [t for t in threading.enumerate() if t.name == SAMPLER_THREAD]
+        raise EvolutionCrashed
+
+    evolve = shaped(shape, agent_otel.evolution("refactor-agent", type="nightly"), body)
+    with pytest.raises(EvolutionCrashed):
+        drive(shape, evolve, None)
+    span = otel.span("evolve refactor-agent")
+    assert span.attributes[semconv.EVOLUTION_STATUS] == "failed"
+    assert span.attributes[semconv.ERROR_TYPE] == "EvolutionCrashed"
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes[semconv.RESOURCE_MEMORY_PEAK] > 0
+    assert dict(point(otel, ATTEMPTS).attributes) == labels("failed")
+    assert point(otel, MEMORY).value > 0
+    assert [s.running for s in samplers] == [False]
+
+
+def test_no_sampler_unless_a_run_is_active_or_when_disabled(otel: Any) -> None:
+    assert not [t for t in threading.enumerate() if t.name == SAMPLER_THREAD]
+
+    @agent_otel.evolution("refactor-agent", sample_resources=False)
+    def evolve() -> bool:
+        assert not [t for t in threading.enumerate() if t.name == SAMPLER_THREAD]
+        return True
+
+    evolve()
+    assert MEMORY not in otel.metrics()
+    assert semconv.RESOURCE_MEMORY_PEAK not in otel.span("evolve refactor-agent").attributes
+    assert point(otel, ATTEMPTS).attributes[semconv.EVOLUTION_TYPE] == "default"
+
+
+def test_sampler_reports_usage_and_stops() -> None:
+    baseline = resources._process.memory_info().rss
+    sampler = resources.ResourceSampler(interval_s=0.001)
+    assert sampler.running
+    blob = b"x" * (32 * 1024 * 1024)  # written, so resident
+    usage = sampler.stop()
+    del blob
+    assert not sampler.running
+    assert usage.peak_rss_bytes >= baseline + 30 * 1024 * 1024
+    assert usage.cpu_time_s >= 0 and usage.wall_s > 0
+    assert sampler.stop() is usage
+    assert set(usage.span_attributes()) == {semconv.RESOURCE_MEMORY_PEAK, semconv.RESOURCE_CPU_TIME,
+                                            semconv.RESOURCE_CPU_UTILIZATION}
+
+
+def test_manual_handle(otel: Any, samplers: list[Any]) -> None:
+    with agent_otel.job(type="evolve"), agent_otel.evolution_run("refactor-agent", type="nightly",
+                                                                 strategy="few_shot") as run:
+        run.set_outcome(kpis_before=BEFORE, kpis_after=AFTER, iterations=2)
+    span = otel.span("evolve refactor-agent")
+    assert span.attributes[semconv.EVOLUTION_STRATEGY] == "few_shot"
+    assert span.attributes[semconv.EVOLUTION_ITERATIONS] == 2
+    assert span.attributes[semconv.JOB_ID] == otel.span("invoke_workflow evolve").attributes[semconv.JOB_ID]
+    assert dict(point(otel, ATTEMPTS).attributes) == labels("succeeded")
+    assert kpi_values(otel) == AFTER
+
+
+def test_counts_over_runs_and_odd_kpis(otel: Any, samplers: list[Any]) -> None:
+    @agent_otel.evolution("refactor-agent", type="nightly")
+    def evolve(result: Any) -> Any:
+        return result
+
+    evolve({"kpis_before": BEFORE, "kpis_after": AFTER})
+    evolve({"kpis_before": "not a mapping", "kpis_after": {"success_rate": "0.9", "bad": "x"}})
+    evolve({"rolled_back": "yes"})
+    assert {p.attributes[semconv.EVOLUTION_STATUS]: p.value for p in otel.points(ATTEMPTS)} == {
+        "succeeded": 2, "rolled_back": 1}
+    assert point(otel, DURATION, {semconv.EVOLUTION_STATUS: "succeeded"}).count == 2
+    assert kpi_values(otel) == {"success_rate": 0.9, "latency_s": 8.0}
+    assert error_count(otel, "evolution.kpis_before") == 1
+    assert error_count(otel, "evolution.kpis_after") == 1
+    assert len(points(otel, semconv.INSTRUMENTATION_ERRORS.name)) == 2
+
+
+def test_configuration_errors() -> None:
+    with pytest.raises(ConfigurationError, match="agent is required"):
+        agent_otel.evolution("")

@@ -1,0 +1,113 @@
+"""Job roll-ups: calls, tokens and cost of everything under a job, across threads and asyncio tasks."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+import agent_otel
+from agent_otel import semconv
+from agent_otel._calls.pricing import DEFAULT_PRICES
+from tests.support.telemetry import assert_instrument, point
+
+FANOUT = 8
+
+
+@agent_otel.tool("grep")
+def grep(n: int) -> int:
+    return n
+
+
+@agent_otel.provider("openai", model="gpt-4o-mini")
+def complete(n: int) -> dict[str, Any]:
+    return {"usage": {"prompt_tokens": 100 + n, "completion_tokens": 10}}
+
+
+@agent_otel.agent("worker")
+def work(n: int) -> dict[str, Any]:
+    grep(n)
+    complete(n)
+    return {"success": True}
+
+
+@agent_otel.provider("anthropic", model="claude-3-haiku")
+async def acomplete(n: int) -> dict[str, Any]:
+    await asyncio.sleep(0)
+    return {"usage": {"input_tokens": 1000, "output_tokens": 100 + n}}
+
+
+@agent_otel.agent("async-worker")
+async def awork(n: int) -> dict[str, Any]:
+    grep(n)
+    await acomplete(n)
+    return {"success": True}
+
+
+def expected_cost() -> float:
+    mini_in, mini_out = DEFAULT_PRICES["gpt-4o-mini"]
+    haiku_in, haiku_out = DEFAULT_PRICES["claude-3-haiku"]
+    tokens_in = sum(100 + n for n in range(FANOUT))
+    threads = (tokens_in * mini_in + FANOUT * 10 * mini_out) / 1e6
+    tasks = (FANOUT * 1000 * haiku_in + sum(100 + n for n in range(FANOUT)) * haiku_out) / 1e6
+    return threads + tasks
+
+
+def test_rollups_across_a_thread_pool_and_asyncio_gather(otel: Any) -> None:
+    async def gather() -> None:
+        await asyncio.gather(*(awork(n) for n in range(FANOUT)))
+
+    with agent_otel.job("job-42", type="fanout") as job:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            assert list(pool.map(work, range(FANOUT))) == [{"success": True}] * FANOUT
+        asyncio.run(gather())
+        assert job.id == "job-42"
+
+    span = otel.span("invoke_workflow fanout")
+    attrs = span.attributes
+    assert attrs[semconv.JOB_ID] == "job-42"
+    assert attrs[semconv.JOB_OUTCOME] == "success"
+    assert attrs[semconv.JOB_ROLLUP_AGENT_CALLS] == 2 * FANOUT
+    assert attrs[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 2 * FANOUT
+    assert attrs[semconv.JOB_ROLLUP_TOOL_CALLS] == 2 * FANOUT
+    tokens_in = sum(100 + n for n in range(FANOUT)) + FANOUT * 1000
+    tokens_out = FANOUT * 10 + sum(100 + n for n in range(FANOUT))
+    assert attrs[semconv.JOB_ROLLUP_INPUT_TOKENS] == tokens_in
+    assert attrs[semconv.JOB_ROLLUP_OUTPUT_TOKENS] == tokens_out
+    assert attrs[semconv.JOB_ROLLUP_COST] == pytest.approx(expected_cost())
+    children = [s for s in otel.spans() if s.name != "invoke_workflow fanout"]
+    assert len(children) == 6 * FANOUT
+    assert {s.attributes[semconv.JOB_ID] for s in children} == {"job-42"}
+    assert {s.context.trace_id for s in children} == {span.context.trace_id}
+
+    [duration] = assert_instrument(otel, semconv.JOB_DURATION)
+    assert dict(duration.attributes) == {semconv.JOB_TYPE: "fanout", semconv.JOB_OUTCOME: "success"}
+    assert duration.count == 1
+    total_cost = sum(p.value for p in otel.points(semconv.CLIENT_COST.name))
+    assert total_cost == pytest.approx(expected_cost())
+    assert point(otel, semconv.CLIENT_COST.name, {semconv.GEN_AI_AGENT_NAME: "async-worker"}).value > 0
+
+
+def test_two_jobs_do_not_mix(otel: Any) -> None:
+    def one_job(n: int) -> None:
+        with agent_otel.job(f"job-{n}", type="single"):
+            for _ in range(n):
+                work(n)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(one_job, (1, 2, 3)))
+    rollups = {s.attributes[semconv.JOB_ID]: s.attributes[semconv.JOB_ROLLUP_AGENT_CALLS]
+               for s in otel.spans("invoke_workflow single")}
+    assert rollups == {"job-1": 1, "job-2": 2, "job-3": 3}
+    assert point(otel, semconv.JOB_DURATION.name).count == 3
+
+
+def test_job_outcome_error_and_failure(otel: Any) -> None:
+    with pytest.raises(ValueError), agent_otel.job(type="bad"):
+        work(1)
+        raise ValueError
+    outcomes = {p.attributes[semconv.JOB_OUTCOME]: p.count for p in otel.points(semconv.JOB_DURATION.name)}
+    assert outcomes == {"error": 1}
+    assert otel.span("invoke_workflow bad").attributes[semconv.JOB_ROLLUP_AGENT_CALLS] == 1

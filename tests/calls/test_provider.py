@@ -1,0 +1,470 @@
+"""Provider (LLM) calls: GenAI semconv span and metrics, tokens, streams, cost, retries, fallbacks."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from opentelemetry.trace import SpanKind, StatusCode
+
+import agent_otel
+from agent_otel import ConfigurationError, path, semconv
+from agent_otel._calls.pricing import DEFAULT_PRICES
+from tests.support.telemetry import (
+    SHAPES,
+    assert_instrument,
+    assert_no_ids_on_metrics,
+    drive,
+    error_count,
+    point,
+    points,
+    shaped,
+)
+
+DURATION = semconv.CLIENT_OPERATION_DURATION.name
+TOKENS = semconv.CLIENT_TOKEN_USAGE.name
+TTFC = semconv.CLIENT_TIME_TO_FIRST_CHUNK.name
+COST = semconv.CLIENT_COST.name
+RETRIES = semconv.CLIENT_RETRIES.name
+FALLBACKS = semconv.CLIENT_FALLBACKS.name
+
+
+def openai_response(prompt_tokens: int = 1000, completion_tokens: int = 500, model: str = "gpt-4o-2024-08-06") -> Any:
+    usage = SimpleNamespace(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                            total_tokens=prompt_tokens + completion_tokens)
+    return SimpleNamespace(model=model, usage=usage, choices=[SimpleNamespace(text="hello")])
+
+
+def gpt4o_cost(tokens_in: int, tokens_out: int) -> float:
+    price_in, price_out = DEFAULT_PRICES["gpt-4o"]
+    return (tokens_in * price_in + tokens_out * price_out) / 1_000_000
+
+
+def tokens_by_type(otel: Any) -> dict[str, tuple[int, float]]:
+    return {p.attributes[semconv.GEN_AI_TOKEN_TYPE]: (p.count, p.sum) for p in otel.points(TOKENS)}
+
+
+@pytest.mark.parametrize("shape", ["sync", "async", "generator"])
+def test_openai_style_call_records_every_row(otel: Any, shape: str) -> None:
+    complete = shaped(shape, agent_otel.provider("openai", model="gpt-4o", operation="chat"),
+                      lambda prompt: openai_response())
+    with agent_otel.job(type="nightly") as job, agent_otel.agent_call("planner"):
+        job_id = job.id
+        response = drive(shape, complete, "hi")
+    assert response.usage.prompt_tokens == 1000
+
+    span = otel.span("chat gpt-4o")
+    assert span.kind is SpanKind.CLIENT
+    attrs = dict(span.attributes)
+    assert attrs[semconv.JOB_ID] == job_id
+    assert attrs[semconv.GEN_AI_OPERATION_NAME] == "chat"
+    assert attrs[semconv.GEN_AI_PROVIDER_NAME] == "openai"
+    assert attrs[semconv.GEN_AI_REQUEST_MODEL] == "gpt-4o"
+    assert attrs[semconv.GEN_AI_RESPONSE_MODEL] == "gpt-4o-2024-08-06"
+    assert attrs[semconv.GEN_AI_AGENT_NAME] == "planner"
+    assert attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 1000
+    assert attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 500
+    assert attrs[semconv.GEN_AI_COST] == pytest.approx(gpt4o_cost(1000, 500))
+    assert attrs[semconv.GEN_AI_RETRY_COUNT] == 0
+    assert "gen_ai.input.messages" not in attrs and "gen_ai.output.messages" not in attrs
+
+    client_attrs = {semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
+                    semconv.GEN_AI_REQUEST_MODEL: "gpt-4o", semconv.GEN_AI_RESPONSE_MODEL: "gpt-4o-2024-08-06"}
+    [duration] = assert_instrument(otel, semconv.CLIENT_OPERATION_DURATION)
+    assert dict(duration.attributes) == client_attrs and duration.count == 1
+    tokens = assert_instrument(otel, semconv.CLIENT_TOKEN_USAGE)
+    assert {tuple(sorted(p.attributes.items())) for p in tokens} == {
+        tuple(sorted({**client_attrs, semconv.GEN_AI_TOKEN_TYPE: t}.items())) for t in ("input", "output")}
+    assert tokens_by_type(otel) == {"input": (1, 1000), "output": (1, 500)}
+    [cost] = assert_instrument(otel, semconv.CLIENT_COST)
+    assert dict(cost.attributes) == {semconv.GEN_AI_PROVIDER_NAME: "openai", semconv.GEN_AI_REQUEST_MODEL: "gpt-4o",
+                                     semconv.GEN_AI_AGENT_NAME: "planner"}
+    assert cost.value == pytest.approx(gpt4o_cost(1000, 500))
+    if shape == "generator":  # a generator function is a stream: its chunks time the first chunk
+        [ttfc] = assert_instrument(otel, semconv.CLIENT_TIME_TO_FIRST_CHUNK)
+        assert dict(ttfc.attributes) == client_attrs and ttfc.count == 1
+        assert ttfc.sum <= duration.sum
+    else:
+        assert TTFC not in otel.metrics()
+    job_attrs = otel.span("invoke_workflow nightly").attributes
+    assert job_attrs[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 1
+    assert job_attrs[semconv.JOB_ROLLUP_INPUT_TOKENS] == 1000
+    assert job_attrs[semconv.JOB_ROLLUP_OUTPUT_TOKENS] == 500
+    assert job_attrs[semconv.JOB_ROLLUP_COST] == pytest.approx(gpt4o_cost(1000, 500))
+    assert_no_ids_on_metrics(otel)
+
+
+def test_anthropic_style_usage(otel: Any) -> None:
+    @agent_otel.provider("anthropic", model="claude-sonnet-4-20250514")
+    async def complete(prompt: str) -> dict[str, Any]:
+        return {"model": "claude-sonnet-4-20250514", "usage": {"input_tokens": 200, "output_tokens": 100}}
+
+    asyncio.run(complete("hi"))
+    span = otel.span("chat claude-sonnet-4-20250514")
+    assert span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 200
+    assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 100
+    assert tokens_by_type(otel) == {"input": (1, 200), "output": (1, 100)}
+    expected = (200 * 3.00 + 100 * 15.00) / 1_000_000
+    assert point(otel, COST).value == pytest.approx(expected)
+    assert semconv.GEN_AI_AGENT_NAME not in point(otel, COST).attributes
+
+
+def stream_chunks(model: str = "gpt-4o-mini") -> list[Any]:
+    return [SimpleNamespace(model=model, usage=None, delta="Hel"),
+            SimpleNamespace(model=model, usage=None, delta="lo"),
+            SimpleNamespace(model=model, usage=SimpleNamespace(prompt_tokens=12, completion_tokens=2), delta="")]
+
+
+def assert_streamed(otel: Any, model: str = "gpt-4o-mini") -> None:
+    span = otel.span(f"chat {model}")
+    assert span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 12
+    assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
+    [ttfc] = assert_instrument(otel, semconv.CLIENT_TIME_TO_FIRST_CHUNK)
+    assert ttfc.count == 1
+    assert ttfc.attributes[semconv.GEN_AI_REQUEST_MODEL] == model
+    duration = point(otel, DURATION)
+    assert duration.count == 1 and ttfc.sum <= duration.sum
+    assert tokens_by_type(otel) == {"input": (1, 12), "output": (1, 2)}
+    assert point(otel, COST).value == pytest.approx((12 * 0.15 + 2 * 0.60) / 1_000_000)
+
+
+def test_generator_stream(otel: Any) -> None:
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    def stream(prompt: str) -> Any:
+        yield from stream_chunks()
+
+    assert [c.delta for c in stream("hi")] == ["Hel", "lo", ""]
+    assert_streamed(otel)
+
+
+def test_async_generator_stream(otel: Any) -> None:
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    async def stream(prompt: str) -> Any:
+        for chunk in stream_chunks():
+            yield chunk
+
+    async def main() -> list[str]:
+        return [c.delta async for c in stream("hi")]
+
+    assert asyncio.run(main()) == ["Hel", "lo", ""]
+    assert_streamed(otel)
+
+
+class SdkStream:
+    """Like an SDK's response stream: an iterator object returned by a plain function."""
+
+    def __init__(self, chunks: list[Any]) -> None:
+        self._chunks = iter(chunks)
+        self.closed = False
+
+    def __iter__(self) -> SdkStream:
+        return self
+
+    def __next__(self) -> Any:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class AsyncSdkStream:
+    def __init__(self, chunks: list[Any]) -> None:
+        self._chunks = iter(chunks)
+
+    def __aiter__(self) -> AsyncSdkStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return next(self._chunks)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+
+def test_returned_stream_object_iterated_later(otel: Any) -> None:
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    def create(prompt: str) -> SdkStream:
+        return SdkStream(stream_chunks())
+
+    stream = create("hi")
+    assert otel.spans() == []  # the call is not over until the stream is consumed
+    assert isinstance(stream, SdkStream)
+    assert [c.delta for c in stream] == ["Hel", "lo", ""]
+    assert_streamed(otel)
+
+
+def test_returned_async_stream_object_from_a_coroutine(otel: Any) -> None:
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    def create(prompt: str) -> AsyncSdkStream:
+        return AsyncSdkStream(stream_chunks())
+
+    async def main() -> list[str]:
+        stream = create("hi")
+        return [c.delta async for c in stream]
+
+    assert asyncio.run(main()) == ["Hel", "lo", ""]
+    assert_streamed(otel)
+
+
+def test_stream_closed_early_still_ends_once(otel: Any) -> None:
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    def create(prompt: str) -> SdkStream:
+        return SdkStream(stream_chunks())
+
+    stream = create("hi")
+    next(stream)
+    stream.close()
+    assert stream.closed
+    span = otel.span("chat gpt-4o-mini")
+    assert span.attributes["agent_otel.stream.closed_early"] is True
+    assert point(otel, DURATION).count == 1 and point(otel, TTFC).count == 1
+    assert TOKENS not in otel.metrics()
+
+
+def test_stream_false_keeps_an_iterator_result_unwrapped(otel: Any) -> None:
+    @agent_otel.provider("openai", model="gpt-4o-mini", stream=False)
+    def create(prompt: str) -> SdkStream:
+        return SdkStream(stream_chunks())
+
+    result = create("hi")
+    assert type(result) is SdkStream
+    assert point(otel, DURATION).count == 1 and TTFC not in otel.metrics()
+
+
+def test_anthropic_raw_stream_events(otel: Any) -> None:
+    events = [
+        {"type": "message_start", "message": {"model": "claude-3-5-haiku-20241022",
+                                               "usage": {"input_tokens": 40, "output_tokens": 1}}},
+        {"type": "content_block_delta", "delta": {"text": "hi"}},
+        {"type": "message_delta", "usage": {"output_tokens": 9}},
+    ]
+
+    @agent_otel.provider("anthropic", model="claude-3-5-haiku")
+    def stream() -> Any:
+        yield from events
+
+    assert list(stream()) == events
+    span = otel.span("chat claude-3-5-haiku")
+    assert span.attributes[semconv.GEN_AI_RESPONSE_MODEL] == "claude-3-5-haiku-20241022"
+    assert tokens_by_type(otel) == {"input": (1, 40), "output": (1, 9)}
+
+
+class RateLimited(Exception):
+    pass
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_error_records_error_type_and_no_tokens(otel: Any, shape: str) -> None:
+    def body(prompt: str) -> Any:
+        raise RateLimited("429")
+
+    complete = shaped(shape, agent_otel.provider("openai", model="gpt-4o"), body)
+    with pytest.raises(RateLimited):
+        drive(shape, complete, "hi")
+    span = otel.span("chat gpt-4o")
+    assert span.attributes[semconv.ERROR_TYPE] == "RateLimited"
+    assert span.status.status_code is StatusCode.ERROR
+    duration = point(otel, DURATION)
+    assert duration.attributes[semconv.ERROR_TYPE] == "RateLimited" and duration.count == 1
+    assert TOKENS not in otel.metrics() and COST not in otel.metrics()
+
+
+def test_retries_recorded_inside_the_call(otel: Any) -> None:
+    @agent_otel.provider("openai", model="gpt-4o")
+    def complete(prompt: str) -> Any:
+        for _ in range(2):
+            agent_otel.record_retry()
+        return openai_response(10, 10)
+
+    complete("a")
+    complete("b")
+    spans = otel.spans("chat gpt-4o")
+    assert [s.attributes[semconv.GEN_AI_RETRY_COUNT] for s in spans] == [2, 2]
+    [retries] = assert_instrument(otel, semconv.CLIENT_RETRIES)
+    assert dict(retries.attributes) == {semconv.GEN_AI_PROVIDER_NAME: "openai", semconv.GEN_AI_REQUEST_MODEL: "gpt-4o"}
+    assert retries.value == 4
+
+
+def test_retries_from_the_extractor_and_from_outside(otel: Any) -> None:
+    @agent_otel.provider("anthropic", model="claude-opus-4", retries=path("result.attempts"))
+    def complete(prompt: str) -> dict[str, Any]:
+        return {"attempts": ["429", "529", "ok"][:2]}
+
+    complete("a")
+    assert otel.span("chat claude-opus-4").attributes[semconv.GEN_AI_RETRY_COUNT] == 2
+    agent_otel.record_retry(3, provider="openai", model="gpt-4o")
+    agent_otel.record_retry()  # outside a call without provider=: counted, never raised
+    by_provider = {p.attributes[semconv.GEN_AI_PROVIDER_NAME]: p.value for p in otel.points(RETRIES)}
+    assert by_provider == {"anthropic": 2, "openai": 3}
+    assert error_count(otel, "provider.retry") == 1
+
+
+def test_fallbacks(otel: Any) -> None:
+    @agent_otel.provider("openai", model="gpt-4o")
+    def complete(prompt: str) -> Any:
+        agent_otel.record_fallback(to="anthropic", reason="rate_limit")
+        return openai_response(1, 1)
+
+    complete("a")
+    span = otel.span("chat gpt-4o")
+    assert span.attributes[semconv.GEN_AI_FALLBACK_TO] == "anthropic"
+    assert span.attributes[semconv.GEN_AI_FALLBACK_REASON] == "rate_limit"
+    agent_otel.record_fallback(to="local", reason="timeout", from_provider="anthropic")
+    agent_otel.record_fallback(to="local", reason="timeout", from_provider="anthropic")
+    agent_otel.record_fallback(to="x", reason="y")  # no provider known: counted, never raised
+    fallbacks = assert_instrument(otel, semconv.CLIENT_FALLBACKS)
+    assert {tuple(sorted(p.attributes.items())): p.value for p in fallbacks} == {
+        tuple(sorted({semconv.GEN_AI_PROVIDER_NAME: "openai", semconv.GEN_AI_FALLBACK_TO: "anthropic",
+                      semconv.GEN_AI_FALLBACK_REASON: "rate_limit"}.items())): 1,
+        tuple(sorted({semconv.GEN_AI_PROVIDER_NAME: "anthropic", semconv.GEN_AI_FALLBACK_TO: "local",
+                      semconv.GEN_AI_FALLBACK_REASON: "timeout"}.items())): 2,
+    }
+    assert error_count(otel, "provider.fallback") == 1
+
+
+def test_cost_from_a_price_dict(otel: Any) -> None:
+    agent_otel.set_prices({"house-model": {"input": 1.0, "output": 2.0}, "gpt-4o": [10, 20]})
+
+    @agent_otel.provider("local", model=path("args.model"))
+    def complete(model: str) -> dict[str, Any]:
+        return {"usage": {"input_tokens": 1_000_000, "output_tokens": 500_000}}
+
+    with agent_otel.agent_call("coder"):
+        complete("house-model-v2")  # longest known prefix
+        complete("gpt-4o")
+        complete("unpriced")
+    costs = {p.attributes[semconv.GEN_AI_REQUEST_MODEL]: p.value for p in otel.points(COST)}
+    assert costs == {"house-model-v2": pytest.approx(2.0), "gpt-4o": pytest.approx(20.0)}
+    assert {p.attributes[semconv.GEN_AI_AGENT_NAME] for p in otel.points(COST)} == {"coder"}
+    assert semconv.GEN_AI_COST not in otel.span("chat unpriced").attributes
+
+
+def test_cost_from_a_toml_file_and_replace(otel: Any, tmp_path: Any) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text('"gpt-4o" = { input = 100.0, output = 0.0 }\n"my-llm" = { input = 1, output = 1 }\n')
+    agent_otel.set_prices(prices)
+
+    @agent_otel.provider("openai", model=path("args.model"))
+    def complete(model: str) -> Any:
+        return openai_response(10_000, 10_000, model=model)
+
+    complete("gpt-4o")
+    complete("gpt-4o-mini")  # still the shipped price: exact match beats the prefix
+    costs = {p.attributes[semconv.GEN_AI_REQUEST_MODEL]: p.value for p in otel.points(COST)}
+    assert costs == {"gpt-4o": pytest.approx(1.0), "gpt-4o-mini": pytest.approx((10_000 * 0.75) / 1_000_000)}
+    agent_otel.set_prices({"only": {"input": 1, "output": 1}}, replace=True)
+    complete("gpt-4o")
+    assert point(otel, COST, {semconv.GEN_AI_REQUEST_MODEL: "gpt-4o"}).value == pytest.approx(1.0)  # unchanged
+
+
+def test_bad_price_tables_name_the_problem(tmp_path: Any) -> None:
+    with pytest.raises(ConfigurationError, match=r"price of 'm': expected \{input"):
+        agent_otel.set_prices({"m": {"input": 1}})
+    with pytest.raises(ConfigurationError, match="unknown key 'outptu'"):
+        agent_otel.set_prices({"m": {"input": 1, "outptu": 2}})
+    with pytest.raises(ConfigurationError, match="negative price"):
+        agent_otel.set_prices({"m": [-1, 2]})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("gpt-4o = {")
+    with pytest.raises(ConfigurationError, match=r"bad\.toml: cannot read price table"):
+        agent_otel.set_prices(bad)
+
+
+def test_explicit_token_and_cost_extractors(otel: Any) -> None:
+    @agent_otel.provider("custom", model="m", operation="text_completion", input_tokens=path("result.n_in"),
+                         output_tokens=lambda call: call.result["n_out"], cost=path("result.price"),
+                         response_model=path("result.served_by"))
+    def complete() -> dict[str, Any]:
+        return {"n_in": "7", "n_out": 3, "price": "0.5", "served_by": "m-2"}
+
+    complete()
+    span = otel.span("text_completion m")
+    assert span.attributes[semconv.GEN_AI_RESPONSE_MODEL] == "m-2"
+    assert span.attributes[semconv.GEN_AI_COST] == 0.5
+    assert tokens_by_type(otel) == {"input": (1, 7), "output": (1, 3)}
+    assert point(otel, COST).value == 0.5
+    assert point(otel, DURATION).attributes[semconv.GEN_AI_OPERATION_NAME] == "text_completion"
+
+
+@pytest.mark.parametrize(
+    ("result", "stages"),
+    [
+        ({}, {}),
+        ({"usage": None}, {}),
+        (SimpleNamespace(usage=SimpleNamespace()), {}),
+        ({"usage": {"prompt_tokens": "lots", "completion_tokens": 3}}, {"provider.input_tokens": 1}),
+        ({"usage": "oops"}, {}),
+        ({"usage": {"input_tokens": -4}}, {"provider.input_tokens": 1}),
+        ("text only", {}),
+    ],
+)
+def test_odd_usage_never_crashes(otel: Any, result: Any, stages: dict[str, int]) -> None:
+    @agent_otel.provider("openai", model="gpt-4o")
+    def complete() -> Any:
+        return result
+
+    assert complete() is result
+    assert point(otel, DURATION).count == 1
+    for stage, count in stages.items():
+        assert error_count(otel, stage) == count
+    assert sum(p.value for p in otel.points(semconv.INSTRUMENTATION_ERRORS.name)) == sum(stages.values())
+
+
+def test_manual_handle(otel: Any) -> None:
+    with agent_otel.job(type="manual"), agent_otel.provider_call("openai", model="gpt-4o") as call:
+        agent_otel.record_retry()
+        call.set_outcome(usage={"prompt_tokens": 100, "completion_tokens": 10}, model="gpt-4o-2024-11-20")
+    span = otel.span("chat gpt-4o")
+    assert span.attributes[semconv.GEN_AI_RESPONSE_MODEL] == "gpt-4o-2024-11-20"
+    assert span.attributes[semconv.GEN_AI_RETRY_COUNT] == 1
+    assert span.attributes[semconv.JOB_ID] == otel.span("invoke_workflow manual").attributes[semconv.JOB_ID]
+    assert tokens_by_type(otel) == {"input": (1, 100), "output": (1, 10)}
+    assert point(otel, COST).value == pytest.approx(gpt4o_cost(100, 10))
+
+    with agent_otel.provider_call("openai", model="gpt-4o") as call:
+        call.set_result(openai_response(5, 5))
+    second = points(otel, TOKENS, {semconv.GEN_AI_RESPONSE_MODEL: "gpt-4o-2024-08-06"})
+    assert {p.attributes[semconv.GEN_AI_TOKEN_TYPE]: (p.count, p.sum) for p in second} == {
+        "input": (1, 5), "output": (1, 5)}
+    assert point(otel, COST).value == pytest.approx(gpt4o_cost(105, 15))  # one series: request model
+
+
+def test_content_is_captured_only_when_enabled(otel: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent_otel._engine import policy
+
+    @agent_otel.provider("openai", model="gpt-4o", prompt=path("args.prompt"), response=path("result.text"))
+    def complete(prompt: str) -> dict[str, Any]:
+        return {"text": "the answer"}
+
+    complete("secret prompt")
+    first = otel.span("chat gpt-4o")
+    assert "secret prompt" not in str(dict(first.attributes)) and "the answer" not in str(dict(first.attributes))
+
+    agent_otel.set_policy(capture_content=True)
+    complete("visible prompt")
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    policy._policy = None
+    complete("env prompt")
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "false")
+    policy._policy = None
+    complete("hidden again")
+    captured = [(s.attributes.get("gen_ai.input.messages"), s.attributes.get("gen_ai.output.messages"))
+                for s in otel.spans("chat gpt-4o")]
+    assert captured == [(None, None), ("visible prompt", "the answer"), ("env prompt", "the answer"), (None, None)]
+
+
+def test_configuration_errors() -> None:
+    with pytest.raises(ConfigurationError, match="provider is required"):
+        agent_otel.provider("", model="x")
+
+
+def test_operation_and_model_default(otel: Any) -> None:
+    @agent_otel.provider("openai")
+    def complete() -> None:
+        return None
+
+    complete()
+    assert otel.span("chat unknown").attributes[semconv.GEN_AI_REQUEST_MODEL] == "unknown"
+    assert points(otel, DURATION, {semconv.GEN_AI_OPERATION_NAME: "chat"})

@@ -1,0 +1,241 @@
+"""The job id and parent span arrive unchanged wherever a job's work goes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import subprocess
+import sys
+import textwrap
+import threading
+import urllib.request
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+
+import agent_otel
+from agent_otel import semconv
+from agent_otel._engine.instruments import runtime
+from tests.sdk.test_configure import CLEAN_ENV
+from tests.support.carrier_targets import child_view, child_view_to_queue
+
+
+def current_ids() -> tuple[str, str]:
+    ctx = trace.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+
+
+def test_job_context_manager_sets_id_span_and_fresh_ids(otel: Any) -> None:
+    with agent_otel.job("job-42", type="nightly-evolution", team="core") as j:
+        assert agent_otel.current_job_id() == "job-42" == j.id
+        runtime().tracer.start_span("inner").end()
+    with agent_otel.job() as fresh:
+        generated = fresh.id
+    assert generated and len(generated) == 32 and generated != "job-42"
+    assert agent_otel.current_job_id() is None
+    span = otel.spans("invoke_workflow nightly-evolution")[0]
+    assert span.attributes[semconv.JOB_ID] == "job-42"
+    assert span.attributes[semconv.JOB_TYPE] == "nightly-evolution"
+    assert span.attributes["team"] == "core"
+    assert otel.span("inner").attributes[semconv.JOB_ID] == "job-42"
+    assert otel.span("inner").parent.span_id == span.context.span_id
+
+
+def test_nested_jobs_inner_wins_outer_returns(otel: Any) -> None:
+    with agent_otel.job("outer"):
+        with agent_otel.job("inner"):
+            assert agent_otel.current_job_id() == "inner"
+            runtime().tracer.start_span("in inner").end()
+        assert agent_otel.current_job_id() == "outer"
+        runtime().tracer.start_span("in outer").end()
+    assert otel.span("in inner").attributes[semconv.JOB_ID] == "inner"
+    assert otel.span("in outer").attributes[semconv.JOB_ID] == "outer"
+    ids = sorted(s.attributes[semconv.JOB_ID] for s in otel.spans("invoke_workflow default"))
+    assert ids == ["inner", "outer"]
+
+
+def test_job_decorator_sync_async_and_extractor(otel: Any) -> None:
+    @agent_otel.job(type="sync")
+    def run_sync() -> str | None:
+        return agent_otel.current_job_id()
+
+    @agent_otel.job("fixed", type="async")
+    async def run_async() -> str | None:
+        await asyncio.sleep(0)
+        return agent_otel.current_job_id()
+
+    class Runner:
+        def __init__(self, job_id: str) -> None:
+            self.job_id = job_id
+
+        @agent_otel.job(agent_otel.path("self.job_id"), type=agent_otel.path("args.kind"))
+        def run(self, kind: str) -> str | None:
+            return agent_otel.current_job_id()
+
+    first, second = run_sync(), run_sync()
+    assert first and second and first != second  # each call is its own job
+    assert asyncio.run(run_async()) == "fixed"
+    assert Runner("from-self").run("nightly") == "from-self"
+    assert otel.span("invoke_workflow nightly").attributes[semconv.JOB_ID] == "from-self"
+
+    async def with_async_cm() -> str | None:
+        async with agent_otel.job("acm"):
+            await asyncio.sleep(0)
+            return agent_otel.current_job_id()
+
+    assert asyncio.run(with_async_cm()) == "acm"
+
+
+def test_job_outcome_and_duration_metric_never_carry_the_id(otel: Any) -> None:
+    with pytest.raises(RuntimeError), agent_otel.job("bad", type="t"):
+        raise RuntimeError("x")
+    with agent_otel.job("ok", type="t"):
+        pass
+    with agent_otel.job("explicit", type="t") as j:
+        j.set_outcome("failure")
+    points = {p.attributes[semconv.JOB_OUTCOME]: p for p in otel.points(semconv.JOB_DURATION.name)}
+    assert set(points) == {"error", "success", "failure"}
+    for point in points.values():
+        assert set(point.attributes) == {semconv.JOB_TYPE, semconv.JOB_OUTCOME}
+        assert point.count == 1
+        assert list(point.explicit_bounds) == list(semconv.LONG_DURATION_BUCKETS)
+    assert otel.metrics()[semconv.JOB_DURATION.name].unit == "s"
+
+
+def test_threads_and_thread_pools_per_submit(otel: Any) -> None:
+    seen: dict[str, Any] = {}
+
+    def record(key: str) -> None:
+        seen[key] = (agent_otel.current_job_id(), current_ids())
+
+    pool = ThreadPoolExecutor(2)  # created outside any job: the context travels per submit
+    with agent_otel.job("job-a"):
+        expected_a = current_ids()
+        thread = threading.Thread(target=record, args=("thread",))
+        thread.start()
+        thread.join()
+        pool.submit(record, "pool-a").result()
+    with agent_otel.job("job-b"):
+        expected_b = current_ids()
+        pool.submit(record, "pool-b").result()
+    pool.shutdown()
+    assert seen["thread"] == ("job-a", expected_a)
+    assert seen["pool-a"] == ("job-a", expected_a)
+    assert seen["pool-b"] == ("job-b", expected_b)
+
+
+def test_asyncio_tasks_and_to_thread(otel: Any) -> None:
+    async def one(job_id: str) -> tuple:
+        with agent_otel.job(job_id):
+            expected = current_ids()
+            in_task = await asyncio.create_task(asyncio.sleep(0, result=agent_otel.current_job_id()))
+            in_thread = await asyncio.to_thread(lambda: (agent_otel.current_job_id(), current_ids()))
+            return expected, in_task, in_thread
+
+    async def main() -> list:
+        return await asyncio.gather(*(one(f"job-{i}") for i in range(20)))
+
+    for i, (expected, in_task, in_thread) in enumerate(asyncio.run(main())):
+        assert in_task == f"job-{i}"
+        assert in_thread == (f"job-{i}", expected)
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_process_pool_executor(otel: Any, method: str) -> None:
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method)) as pool:
+        with agent_otel.job(f"pp-{method}"):
+            trace_id, span_id = current_ids()
+            view = pool.submit(child_view, method).result(timeout=120)
+        outside = pool.submit(child_view).result(timeout=120)
+    assert view == {"job": f"pp-{method}", "trace_id": trace_id, "parent_span_id": span_id}
+    assert outside["job"] is None and outside["parent_span_id"] is None  # nothing leaks between submits
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_multiprocessing_process(otel: Any, method: str) -> None:
+    mp = multiprocessing.get_context(method)
+    queue = mp.Queue()
+    with agent_otel.job(f"mp-{method}"):
+        trace_id, span_id = current_ids()
+        process = mp.Process(target=child_view_to_queue, args=(queue, method))
+        process.start()
+    view = queue.get(timeout=120)
+    process.join(timeout=120)
+    assert process.exitcode == 0
+    assert view == {"job": f"mp-{method}", "trace_id": trace_id, "parent_span_id": span_id}
+
+
+def test_subprocess_environment_carrier(otel: Any) -> None:
+    code = textwrap.dedent("""
+        import json, os, agent_otel
+        from opentelemetry import trace
+        agent_otel.configure(metrics_exporter="none", system_metrics=False)
+        ctx = trace.get_current_span().get_span_context()
+        print(json.dumps({"job": agent_otel.current_job_id(), "trace_id": format(ctx.trace_id, "032x"),
+                          "parent_span_id": format(ctx.span_id, "016x"), "has_env": "TRACEPARENT" in os.environ}))
+        agent_otel.shutdown()
+    """)
+    with agent_otel.job("sub-1"):
+        trace_id, span_id = current_ids()
+        out = subprocess.run([sys.executable, "-c", code], env=CLEAN_ENV, capture_output=True, text=True,
+                             timeout=120, check=True).stdout
+        explicit_env = agent_otel.subprocess_env({"PATH": "/usr/bin"})
+    assert json.loads(out) == {"job": "sub-1", "trace_id": trace_id, "parent_span_id": span_id, "has_env": True}
+    assert explicit_env["PATH"] == "/usr/bin"
+    assert explicit_env["TRACEPARENT"].split("-")[1:3] == [trace_id, span_id]
+    assert "job.id=sub-1" in explicit_env["BAGGAGE"]
+    plain = subprocess.run([sys.executable, "-c", "import os; print('TRACEPARENT' in os.environ)"],
+                           env=CLEAN_ENV, capture_output=True, text=True, timeout=60).stdout
+    assert plain.strip() == "False"  # outside a job or span nothing is added
+
+
+def test_http_headers_inject_and_extract(otel: Any) -> None:
+    received: dict[str, Any] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            with agent_otel.attached(dict(self.headers)):
+                received["job"] = agent_otel.current_job_id()
+                runtime().tracer.start_span("server side").end()
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with agent_otel.job("http-job"):
+            client_span = runtime().tracer.start_span("client call")
+            with trace.use_span(client_span, end_on_exit=True):
+                headers = agent_otel.inject({})
+                request = urllib.request.Request(f"http://127.0.0.1:{server.server_address[1]}/", headers=headers)
+                urllib.request.urlopen(request, timeout=10).read()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "traceparent" in headers and "job.id=http-job" in headers["baggage"]
+    assert received["job"] == "http-job"
+    server_span = otel.span("server side")
+    assert server_span.attributes[semconv.JOB_ID] == "http-job"
+    assert server_span.parent.span_id == otel.span("client call").context.span_id
+
+
+def test_rollups_count_work_from_threads(otel: Any) -> None:
+    with agent_otel.job("rollup") as j:
+        from agent_otel._context.job import current_job
+
+        state = current_job()
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda _: current_job().add(agent_calls=1, input_tokens=10, cost=0.5), range(8)))
+        assert state is not None and j.id == "rollup"
+    span = otel.span("invoke_workflow default")
+    assert span.attributes[semconv.JOB_ROLLUP_AGENT_CALLS] == 8
+    assert span.attributes[semconv.JOB_ROLLUP_INPUT_TOKENS] == 80
+    assert span.attributes[semconv.JOB_ROLLUP_COST] == 4.0

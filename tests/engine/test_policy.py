@@ -1,0 +1,144 @@
+"""Guards: cardinality cap with _OTHER, hashed id keys, no message content unless enabled, no ids on metrics."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+import agent_otel
+from agent_otel import ConfigurationError, path, semconv
+from agent_otel._engine import policy
+from agent_otel._engine.instruments import runtime
+from tests.support.telemetry import assert_no_ids_on_metrics, error_count
+
+DURATION = semconv.AGENT_DURATION.name
+
+
+def sha(salt: str, value: str) -> str:
+    return hashlib.sha256((salt + value).encode()).hexdigest()
+
+
+def all_span_values(otel: Any) -> str:
+    return repr([dict(s.attributes) for s in otel.spans()])
+
+
+def test_cardinality_cap_maps_the_rest_to_other_and_counts_once(otel: Any) -> None:
+    agent_otel.set_policy(cardinality_limit=3)
+
+    @agent_otel.agent("a", task_type=path("args.kind"))
+    def handle(kind: str) -> None:
+        return None
+
+    for kind in ("t1", "t2", "t3", "t4", "t5", "t1", "t4"):
+        handle(kind)
+    by_type = {p.attributes[semconv.AGENT_TASK_TYPE]: p.count for p in otel.points(DURATION)}
+    assert by_type == {"t1": 2, "t2": 1, "t3": 1, "_OTHER": 3}
+    assert error_count(otel, "cardinality." + semconv.AGENT_TASK_TYPE) == 1
+    assert [s.attributes[semconv.AGENT_TASK_TYPE] for s in otel.spans()] == [
+        "t1", "t2", "t3", "_OTHER", "_OTHER", "t1", "_OTHER"]
+
+
+def test_cap_is_per_key_and_from_the_environment(otel: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_OTEL_CARDINALITY_LIMIT", "2")
+    policy._policy = None
+
+    @agent_otel.tool(path("args.name"))
+    def run(name: str) -> None:
+        return None
+
+    @agent_otel.agent(path("args.name"))
+    def handle(name: str) -> None:
+        return None
+
+    for name in ("a", "b", "c"):
+        run(name)
+        handle(name)
+    assert sorted(p.attributes[semconv.GEN_AI_TOOL_NAME] for p in otel.points(semconv.TOOL_DURATION.name)) == [
+        "_OTHER", "a", "b"]
+    assert sorted(p.attributes[semconv.GEN_AI_AGENT_NAME] for p in otel.points(DURATION)) == ["_OTHER", "a", "b"]
+    assert error_count(otel, "cardinality." + semconv.GEN_AI_TOOL_NAME) == 1
+    assert error_count(otel, "cardinality." + semconv.GEN_AI_AGENT_NAME) == 1
+
+
+@pytest.mark.parametrize("raw", ["0", "-3", "many"])
+def test_bad_cardinality_limit_names_the_variable(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("AGENT_OTEL_CARDINALITY_LIMIT", raw)
+    with pytest.raises(ConfigurationError, match="AGENT_OTEL_CARDINALITY_LIMIT"):
+        policy.policy()
+    with pytest.raises(ConfigurationError, match="cardinality_limit=0"):
+        monkeypatch.delenv("AGENT_OTEL_CARDINALITY_LIMIT")
+        agent_otel.set_policy(cardinality_limit=0)
+
+
+def test_hashed_keys_never_reach_the_span(otel: Any) -> None:
+    agent_otel.set_policy(salt="pepper")
+
+    @agent_otel.agent("a", attributes={"user.id": "alice"}, result_attributes={"user.id": path("result.user")})
+    def handle() -> dict[str, str]:
+        return {"user": "alice"}
+
+    @agent_otel.agent("b", attributes={"user.id": "alice"})
+    def other() -> None:
+        return None
+
+    @agent_otel.provider("openai", attributes={"user.id": "alice"})
+    def complete() -> None:
+        return None
+
+    handle()
+    other()
+    complete()
+    with agent_otel.job(type="j", **{"user.id": "alice"}), \
+            runtime().tracer.start_as_current_span("foreign", attributes={"user.id": "alice"}):
+        pass
+    assert "alice" not in all_span_values(otel)
+    expected = sha("pepper", "alice")
+    assert {s.name: s.attributes["user.id"] for s in otel.spans()} == {
+        "invoke_agent a": expected, "invoke_agent b": expected, "chat unknown": expected,
+        "invoke_workflow j": expected, "foreign": expected}
+    assert_no_ids_on_metrics(otel)
+
+
+def test_hashed_keys_and_salt_from_the_environment(otel: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_OTEL_HASHED_KEYS", "tenant.id, user.email")
+    monkeypatch.setenv("AGENT_OTEL_HASH_SALT", "s3")
+    policy._policy = None
+
+    @agent_otel.tool("t", attributes={"tenant.id": "acme", "user.email": "a@b", "user.id": "kept"})
+    def run() -> None:
+        return None
+
+    run()
+    attrs = otel.span("execute_tool t").attributes
+    assert attrs["tenant.id"] == sha("s3", "acme")
+    assert attrs["user.email"] == sha("s3", "a@b")
+    assert attrs["user.id"] == "kept"  # the list replaces the default
+
+
+def test_no_prompt_text_by_default(otel: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
+    policy._policy = None
+    assert policy.policy().capture_content is False
+
+    @agent_otel.provider("openai", model="gpt-4o", prompt=path("args.prompt"), response=path("result"))
+    def complete(prompt: str) -> str:
+        return "RESPONSE-TEXT"
+
+    complete("PROMPT-TEXT")
+    text = all_span_values(otel)
+    assert "PROMPT-TEXT" not in text and "RESPONSE-TEXT" not in text
+    agent_otel.set_policy(capture_content=True)
+    complete("PROMPT-TEXT")
+    assert otel.spans()[-1].attributes["gen_ai.input.messages"] == "PROMPT-TEXT"
+    assert otel.spans()[-1].attributes["gen_ai.output.messages"] == "RESPONSE-TEXT"
+
+
+def test_bounded_directly() -> None:
+    current = agent_otel.set_policy(cardinality_limit=1)
+    assert current.bounded("k", "x") == "x"
+    assert current.bounded("k", "x") == "x"
+    assert current.bounded("k", "y") == "_OTHER"
+    assert current.bounded("k", 5) == "_OTHER"
+    assert current.bounded("other", 5) == "5"

@@ -1,0 +1,441 @@
+"""`agent-otel report` without a real Prometheus: exit codes and messages for unreachable, empty and
+broken servers, argument errors, the arithmetic over canned query results, and the output formats.
+(Against a real Prometheus: tests/e2e/test_report_e2e.py.)"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agent_otel import semconv as sc
+from agent_otel._cli import main
+from agent_otel._ops.report import queries, render
+from agent_otel._ops.report.queries import (
+    BANDS,
+    DEFAULT_SELECTOR,
+    Options,
+    Prometheus,
+    band_expr,
+    collect,
+    default_selector,
+    matchers,
+    slow_bound,
+)
+from agent_otel._ops.stack import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["report", *args])
+    return code, out.getvalue(), err.getvalue()
+
+
+@contextlib.contextmanager
+def server(respond: Callable[[BaseHTTPRequestHandler], None]) -> Iterator[str]:
+    """A local HTTP server answering every GET with ``respond``; yields its base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            respond(self)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+def answer(status: int, body: bytes, content_type: str = "application/json") -> Callable[[Any], None]:
+    def respond(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(status)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+    return respond
+
+
+EMPTY_VECTOR = json.dumps({"status": "success", "data": {"resultType": "vector", "result": []}}).encode()
+
+# --------------------------------------------------------------------------------------------------
+# Exit codes and messages
+# --------------------------------------------------------------------------------------------------
+
+
+def test_unreachable_prometheus_exits_2_naming_the_url_and_the_cause() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    code, out, err = run("--prometheus", url)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1
+    assert url in err and "connection refused" in err
+
+
+def test_unknown_host_exits_2() -> None:
+    code, _, err = run("--prometheus", "http://prometheus.invalid:9090")
+    assert code == 2
+    assert "http://prometheus.invalid:9090" in err and "cannot resolve" in err
+
+
+def test_a_url_without_scheme_means_http() -> None:
+    port = free_port()
+    code, _, err = run("--prometheus", f"127.0.0.1:{port}/")
+    assert code == 2
+    assert f"http://127.0.0.1:{port}:" in err
+
+
+def test_empty_window_exits_1_with_a_no_data_message() -> None:
+    with server(answer(200, EMPTY_VECTOR)) as url:
+        code, out, err = run("--prometheus", url, "--window", "7d")
+    assert code == 1
+    assert out == ""
+    assert f"no agent-otel data in the last 7d at {url}" in err
+    assert 'no scrape target matches {job=~"agent-otel.*"}' in err
+
+
+def test_targets_without_agent_data_are_named_in_the_no_data_message() -> None:
+    def respond(handler: BaseHTTPRequestHandler) -> None:
+        result = [{"metric": {}, "value": [0, "2"]}] if "count%28up" in handler.path else []
+        answer(200, json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}})
+               .encode())(handler)
+
+    with server(respond) as url:
+        code, _, err = run("--prometheus", url, "--selector", 'job="mine"')
+    assert code == 1
+    assert '2 targets match {job="mine"}, but none recorded' in err
+
+
+def test_garbage_exits_2() -> None:
+    with server(answer(200, b"<html>hello</html>", "text/html")) as url:
+        code, out, err = run("--prometheus", url)
+    assert code == 2
+    assert out == ""
+    assert url in err and "not JSON" in err
+
+
+def test_json_that_is_not_a_prometheus_answer_exits_2() -> None:
+    with server(answer(200, b'{"hello": "world"}')) as url:
+        code, _, err = run("--prometheus", url)
+    assert code == 2
+    assert "unexpected answer" in err
+
+
+def test_http_error_exits_2_with_prometheus_error_text() -> None:
+    body = json.dumps({"status": "error", "errorType": "bad_data", "error": "parse error at char 5"}).encode()
+    with server(answer(400, body)) as url:
+        code, _, err = run("--prometheus", url, "--selector", "job=")
+    assert code == 2
+    assert "HTTP 400" in err and "parse error at char 5" in err
+
+
+def test_http_404_exits_2() -> None:
+    with server(answer(404, b"404 page not found", "text/plain")) as url:
+        code, _, err = run("--prometheus", url)
+    assert code == 2
+    assert "HTTP 404" in err
+
+
+def test_a_server_that_never_answers_times_out_with_exit_2() -> None:
+    release = threading.Event()
+
+    def hang(handler: BaseHTTPRequestHandler) -> None:
+        release.wait(10)
+
+    with server(hang) as url:
+        try:
+            code, _, err = run("--prometheus", url, "--timeout", "0.2")
+        finally:
+            release.set()
+    assert code == 2
+    assert "timed out" in err
+
+
+@pytest.mark.parametrize("args", [
+    ["--window", "2h"], ["--format", "xml"], ["--slow-ms", "0"], ["--slow-ms", "-5"], ["--slow-ms", "abc"],
+    ["--slow-ms", "81921"], ["--timeout", "0"], ["--at", "yesterday"],
+], ids=lambda a: " ".join(a))
+def test_bad_arguments_are_argparse_errors(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["report", "--prometheus", "http://127.0.0.1:9", *args])
+    assert exited.value.code == 2
+    assert "agent-otel report: error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("1795300000", 1795300000.0), ("1795300000.5", 1795300000.5),
+                                               ("2026-11-21T09:00:00Z", 1795251600.0),
+                                               ("2026-11-21T10:00:00+01:00", 1795251600.0),
+                                               ("2026-11-21T09:00:00", 1795251600.0)])
+def test_at_takes_unix_seconds_or_iso_8601(text: str, seconds: float) -> None:
+    from agent_otel._ops.report import _at
+
+    assert _at(text) == seconds
+
+
+def test_prometheus_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["report"])
+    assert "--prometheus" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------
+# One source of truth: the rules' bands, the alerts' selector, semconv's buckets
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("window", ["1h", "1d", "7d"])
+def test_bands_are_computed_exactly_as_the_shipped_calibration_rules(window: str) -> None:
+    rules = yaml.safe_load((ROOT / "src/agent_otel/assets/prometheus/agent-otel.rules.yaml").read_text())
+    record = f"agent_outcome_band:{sc.AGENT_CONFIDENCE_HISTOGRAM.prometheus}_invocations:increase{window}"
+    shipped = {rule["labels"]["confidence_band"]: rule["expr"]
+               for group in rules["groups"] for rule in group["rules"] if rule.get("record") == record}
+    assert set(shipped) == {band for band, _, _ in BANDS}
+    for band, expr in shipped.items():
+        assert band_expr(band, window).split() == expr.split(), band
+
+
+def test_bands_with_a_selector_only_add_the_selector() -> None:
+    expr = band_expr("high", "1d", 'job=~"agent-otel.*"')
+    assert expr.count('{job=~"agent-otel.*",le=') == 2
+    assert expr.replace('job=~"agent-otel.*",', "") == band_expr("high", "1d")
+
+
+def test_default_selector_is_the_alerts_target_selector() -> None:
+    thresholds = yaml.safe_load((ROOT / "src" / "agent_otel" / "assets" / "thresholds.yaml").read_text())
+    assert thresholds["target_selector"] == DEFAULT_SELECTOR
+    assert default_selector() == thresholds["target_selector"]
+
+
+def test_default_selector_follows_the_assets_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "thresholds.yaml").write_text("a: 1\ntarget_selector: 'job=\"x\",env=''prod'''\nb: 2\n")
+    monkeypatch.setenv("AGENT_OTEL_ASSETS", str(tmp_path))
+    assert default_selector() == yaml.safe_load((tmp_path / "thresholds.yaml").read_text())["target_selector"]
+
+
+def test_metric_and_label_names_come_from_semconv() -> None:
+    for instrument in sc.INSTRUMENTS:
+        for attribute in instrument.attributes:
+            assert queries.label(attribute) == attribute.replace(".", "_")
+    assert sc.CLIENT_OPERATION_DURATION.prometheus == queries.CLIENT_DUR
+    assert sc.CLIENT_COST.prometheus == queries.COST
+    assert queries.AGENT in {queries.label(a) for a in sc.CLIENT_COST.attributes}
+
+
+@pytest.mark.parametrize(("ms", "bound"), [(1, 0.01), (10, 0.01), (10.5, 0.02), (100, 0.16), (20480, 20.48),
+                                           (81920, 81.92)])
+def test_slow_bound_is_the_smallest_bucket_bound_at_or_above(ms: float, bound: float) -> None:
+    assert slow_bound(ms) == bound
+    assert bound in sc.GENAI_DURATION_BUCKETS
+
+
+def test_slow_bound_above_the_buckets_is_an_error() -> None:
+    with pytest.raises(ValueError, match="largest duration bucket bound"):
+        slow_bound(81921)
+
+
+def test_matchers() -> None:
+    assert matchers('job=~"a.*"') == '{job=~"a.*"}'
+    assert matchers('{job="a"}', 'le="0.5"') == '{job="a",le="0.5"}'
+    assert matchers("", 'le="0.5"') == '{le="0.5"}'
+    assert matchers("  ") == ""
+
+
+# --------------------------------------------------------------------------------------------------
+# The arithmetic, over canned query results
+# --------------------------------------------------------------------------------------------------
+
+A, OC, P, M = queries.AGENT, queries.OUTCOME, queries.PROVIDER, queries.MODEL
+
+
+class CannedPrometheus(Prometheus):
+    """Answers each query from the first (substring, rows) pair whose substrings all occur in it."""
+
+    def __init__(self, table: list[tuple[tuple[str, ...], list[tuple[dict[str, str], float]]]]) -> None:
+        super().__init__("http://canned", 1_700_000_000.0)
+        self.table = table
+        self.asked: list[str] = []
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        self.asked.append(expr)
+        for needles, rows in self.table:
+            if all(needle in expr for needle in needles):
+                return [{"metric": labels, "value": [self.time, str(value)]} for labels, value in rows]
+        return []
+
+
+def canned() -> CannedPrometheus:
+    dur, cdur = queries.AGENT_DUR, queries.CLIENT_DUR
+    conf = queries.CONFIDENCE
+    return CannedPrometheus([
+        (("count(up",), [({}, 1)]),
+        ((f"{dur}_count", f'{OC}="success"'), [({A: "good"}, 90), ({A: "bad"}, 3)]),
+        ((f"{dur}_count",), [({A: "good"}, 100), ({A: "bad"}, 10)]),
+        ((f"{dur}_sum",), [({A: "good"}, 50), ({A: "bad"}, 20)]),
+        ((f"{dur}_bucket",), [({A: "good"}, 0.9), ({A: "bad"}, "NaN")]),
+        ((f"{queries.COST}[", f"by ({A})"), [({A: "good"}, 2.0), ({A: ""}, 1.0)]),
+        ((queries.PATTERNS,), [({A: "good", queries.PATTERN: "react"}, 30),
+                               ({A: "good", queries.PATTERN: "plan"}, 10)]),
+        # calls without error minus those within the bound (one query; canned, its result)
+        ((f"{cdur}_bucket", f'{queries.ERROR_TYPE}=""', 'le="0.16"'),
+         [({P: "x", M: "m1"}, 20), ({P: "x", M: "m2"}, 0)]),
+        ((f"{cdur}_count", f'{queries.ERROR_TYPE}!=""'), [({P: "x", M: "m1"}, 20)]),
+        ((f"{cdur}_count", f'{queries.ERROR_TYPE}=""'), [({P: "x", M: "m1"}, 80), ({P: "x", M: "m2"}, 0)]),
+        ((f"{cdur}_count",), [({P: "x", M: "m1"}, 100), ({P: "x", M: "m2"}, 0)]),
+        ((f"{cdur}_bucket", f"by ({P}, {M}, le)"), [({P: "x", M: "m1"}, 1.5)]),
+        ((f"{cdur}_bucket", f"by ({P}, le)"), [({P: "x"}, 1.25)]),
+        ((queries.RETRIES,), [({P: "x", M: "m1"}, 7)]),
+        ((f"{queries.COST}[",), [({P: "x", M: "m1"}, 3.0)]),
+        ((queries.FALLBACKS,), [({P: "x"}, 5)]),
+        ((queries.EVO_ATTEMPTS,), [({A: "good", queries.EVO_TYPE: "t", queries.EVO_STATUS: "succeeded"}, 3),
+                                   ({A: "good", queries.EVO_TYPE: "t", queries.EVO_STATUS: "failed"}, 1)]),
+        ((queries.EVO_IMPROVEMENT,), [({A: "good", queries.EVO_TYPE: "t"}, 0.04)]),
+        ((queries.KPI_CURRENT,), [({A: "good", queries.KPI: "success_rate"}, 0.9)]),
+        ((f'{conf}_bucket{{le="+Inf"}}',), [({A: "bad", OC: "success"}, 3), ({A: "bad", OC: "failure"}, 7)]),
+    ])
+
+
+def by(rows: list[dict[str, Any]], **keys: str) -> dict[str, Any]:
+    [row] = [row for row in rows if all(row[k] == v for k, v in keys.items())]
+    return row
+
+
+def test_collect_computes_ratios_averages_and_availability() -> None:
+    prom = canned()
+    report = collect(prom, Options("http://canned", selector=""))
+    good = by(report.sections["agents"], agent="good")
+    assert good["invocations"] == 100 and good["success_ratio"] == 0.9
+    assert good["avg_cost_usd"] == 0.02 and good["avg_latency_s"] == 0.5 and good["p95_latency_s"] == 0.9
+    bad = by(report.sections["agents"], agent="bad")
+    assert bad["avg_cost_usd"] == 0.0 and bad["p95_latency_s"] is None  # NaN (no increase) is no data
+    assert [row["agent"] for row in report.sections["agents"]] == ["bad", "good"]  # cost of agent "" is no row
+    assert by(report.sections["patterns"], pattern="react")["share"] == 0.75
+    x = by(report.sections["providers"], provider="x")
+    assert x["calls"] == 100 and x["errors"] == 20 and x["availability"] == 0.8 and x["slow"] is None
+    assert x["retries"] == 7 and x["fallbacks"] == 5 and x["fallback_ratio"] == 0.05 and x["cost_usd"] == 3.0
+    assert x["p95_latency_s"] == 1.25
+    assert by(report.sections["provider_models"], model="m1")["p95_latency_s"] == 1.5
+    assert by(report.sections["provider_models"], model="m2")["availability"] is None  # no calls: no ratio
+    evolution = by(report.sections["evolution"], agent="good")
+    assert evolution["attempts"] == 4 and evolution["success_ratio"] == 0.75 and evolution["best_improvement"] == 0.04
+    assert report.sections["kpis"] == [{"agent": "good", "kpi": "success_rate", "value": 0.9}]
+    assert report.meta["slow_bound_s"] is None
+    assert not any("{}" in expr or "{," in expr for expr in prom.asked)
+
+
+def test_calibration_counts_each_band_of_each_agent() -> None:
+    report = collect(canned(), Options("http://canned", selector=""))
+    rows = [row for row in report.sections["calibration"] if row["agent"] == "bad"]
+    assert [row["band"] for row in rows] == ["low", "medium", "high"]
+    high = by(rows, band="high")
+    assert high["invocations"] == 10 and high["successes"] == 3 and high["success_ratio"] == 0.3
+    assert by(rows, band="low")["success_ratio"] is None
+
+
+def test_slow_calls_count_as_unavailable_with_the_bound_used() -> None:
+    prom = canned()
+    report = collect(prom, Options("http://canned", selector="", slow_ms=100))
+    x = by(report.sections["providers"], provider="x")
+    assert x["slow"] == 20 and x["availability"] == pytest.approx(0.6)  # (20 errors + 20 slow) of 100
+    assert report.meta["slow_bound_s"] == 0.16 and report.meta["slow_ms"] == 100
+    assert any('le="0.16"' in expr for expr in prom.asked)
+
+
+def test_every_query_carries_the_selector_and_the_window() -> None:
+    prom = canned()
+    collect(prom, Options("http://canned", window="1d", selector='job=~"agent-otel.*"', slow_ms=5))
+    assert prom.asked
+    for expr in prom.asked:
+        assert expr.count('job=~"agent-otel.*"') >= 1, expr
+        if "up" not in expr:
+            assert "[1d]" in expr, expr
+
+
+# --------------------------------------------------------------------------------------------------
+# Formatting
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "text"), [(None, "-"), (0, "$0.00"), (12.345, "$12.35"), (1234.5, "$1,234.50"),
+                                             (0.05, "$0.05"), (0.00123, "$0.00123"), (0.0000518, "$0.0000518")])
+def test_usd(value: float | None, text: str) -> None:
+    assert render.fmt_usd(value) == text
+
+
+def test_ratio_seconds_counts_and_numbers() -> None:
+    assert render.fmt_ratio(0.9374) == "93.7 %"
+    assert render.fmt_ratio(None) == "-"
+    assert render.fmt_seconds(0.1784) == "0.178 s"
+    assert render.fmt_seconds(81.92) == "81.9 s"
+    assert render.fmt_count(1234.6) == "1,235"
+    assert render.fmt_number(0.029412) == "0.02941"
+    assert render.fmt_text("") == "-"
+
+
+def test_table_is_aligned_with_a_header_per_section() -> None:
+    text = render.table(collect(canned(), Options("http://canned", selector="")))
+    lines = text.splitlines()
+    assert lines[0].startswith("agent-otel report: last 1h at http://canned")
+    for title in render.TITLES.values():
+        assert title in lines
+    start = lines.index("Agents")
+    header, *rows = lines[start + 1:lines.index("", start)]
+    assert header.split() == ["AGENT", "INVOCATIONS", "SUCCESS", "AVG", "COST", "AVG", "LATENCY", "P95", "LATENCY"]
+    assert rows[0].split() == ["bad", "10", "30.0", "%", "$0.00", "2.000", "s", "-"]
+    assert rows[1].split() == ["good", "100", "90.0", "%", "$0.02", "0.500", "s", "0.900", "s"]
+    # right-aligned numbers: every row ends its INVOCATIONS cell where the header does
+    end = header.index("INVOCATIONS") + len("INVOCATIONS")
+    assert all(row[end - 1] != " " and row[end] == " " for row in rows)
+    assert "SLOW" not in text  # only with --slow-ms
+
+
+def test_table_names_the_slow_bound() -> None:
+    text = render.table(collect(canned(), Options("http://canned", selector="", slow_ms=100)))
+    assert "slower than 0.16 s" in text and "--slow-ms 100" in text
+    assert "SLOW" in text
+
+
+def test_empty_section_says_so() -> None:
+    report = collect(canned(), Options("http://canned", selector=""))
+    report.sections["kpis"] = []
+    assert "Current KPIs\n(no data in this window)" in render.table(report)
+
+
+def test_json_has_every_section_numbers_as_numbers_and_null_for_no_data() -> None:
+    document = json.loads(render.as_json(collect(canned(), Options("http://canned", selector=""))))
+    assert list(document) == ["report", *render.COLUMNS]
+    assert document["report"]["window"] == "1h" and document["report"]["slow_bound_s"] is None
+    bad = by(document["agents"], agent="bad")
+    assert bad["success_ratio"] == 0.3 and bad["p95_latency_s"] is None
+    assert isinstance(bad["invocations"], int | float)
+
+
+def test_csv_is_one_table_with_a_section_column() -> None:
+    text = render.as_csv(collect(canned(), Options("http://canned", selector="", slow_ms=1)))
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert {row["section"] for row in rows} == {"report", *render.COLUMNS}
+    meta = {row["key"]: row["value"] for row in rows if row["section"] == "report"}
+    assert meta["slow_bound_s"] == "0.01" and meta["window"] == "1h"
+    agents = [row for row in rows if row["section"] == "agents"]
+    assert float(by(agents, agent="good")["success_ratio"]) == 0.9
+    assert by(agents, agent="bad")["p95_latency_s"] == ""
+    assert by(agents, agent="good")["provider"] == ""  # columns of other sections stay empty

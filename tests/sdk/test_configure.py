@@ -1,0 +1,217 @@
+"""configure()/shutdown(): defaults, environment, host providers, clear errors.
+
+Whatever sets OTel's process-global providers runs in a child interpreter, so tests stay independent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import agent_otel
+from agent_otel import ConfigurationError, semconv
+from agent_otel._engine.instruments import runtime
+from agent_otel._ops.stack import free_port
+from agent_otel._sdk.settings import resolve_settings
+
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_", "TRACEPARENT",
+                                                                        "BAGGAGE"))}
+
+
+def run_child(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env={**CLEAN_ENV, **env},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_defaults_without_environment() -> None:
+    settings = resolve_settings(env={})
+    assert (settings.prometheus_host, settings.prometheus_port) == ("127.0.0.1", 9464)
+    assert settings.metrics_exporters == ("prometheus",)
+    assert settings.traces_exporters == ()
+    assert settings.otlp_endpoint is None
+
+
+def test_otlp_as_soon_as_an_endpoint_is_given() -> None:
+    grpc = resolve_settings(env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"})
+    assert grpc.traces_exporters == ("otlp",) and grpc.metrics_exporters == ("otlp",)
+    assert grpc.otlp_protocol == "grpc"
+    http = resolve_settings(otlp_endpoint="http://collector:4318/")
+    assert http.otlp_protocol == "http/protobuf" and http.otlp_endpoint == "http://collector:4318"
+    both = resolve_settings(env={"OTEL_EXPORTER_OTLP_ENDPOINT": "https://c:4317",
+                                 "OTEL_METRICS_EXPORTER": "otlp,prometheus", "OTEL_TRACES_EXPORTER": "console",
+                                 "OTEL_EXPORTER_PROMETHEUS_HOST": "0.0.0.0", "OTEL_EXPORTER_PROMETHEUS_PORT": "9999",
+                                 "OTEL_SERVICE_NAME": "svc"})
+    assert both.metrics_exporters == ("otlp", "prometheus") and both.traces_exporters == ("console",)
+    assert (both.prometheus_host, both.prometheus_port, both.service_name) == ("0.0.0.0", 9999, "svc")
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317"}, "OTEL_EXPORTER_OTLP_ENDPOINT='collector:4317': malformed"),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:43x7"}, "malformed OTLP endpoint (malformed port)"),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://:4317"}, "malformed OTLP endpoint (no host)"),
+    ({"OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER: unknown exporter 'zipkin'"),
+    ({"OTEL_METRICS_EXPORTER": "prometheus,statsd"}, "OTEL_METRICS_EXPORTER: unknown exporter 'statsd'"),
+    ({"OTEL_EXPORTER_PROMETHEUS_PORT": "nine"}, "OTEL_EXPORTER_PROMETHEUS_PORT='nine': expected a port"),
+    ({"OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"}, "OTEL_EXPORTER_OTLP_PROTOCOL='thrift'"),
+])
+def test_bad_settings_give_one_clear_error(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        resolve_settings(env=env)
+    assert message in str(caught.value)
+
+
+def test_bad_boolean_env_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent_otel._engine.instruments import enabled_from_env
+
+    monkeypatch.setenv("AGENT_OTEL_ENABLED", "maybe")
+    with pytest.raises(ConfigurationError, match="AGENT_OTEL_ENABLED='maybe': expected true or false"):
+        enabled_from_env()
+
+
+def test_embedded_default_serves_the_contract_on_metrics_and_honours_resource_env() -> None:
+    port = free_port()
+    child = run_child("""
+        import urllib.request, agent_otel
+        from agent_otel._engine.instruments import runtime
+        t = agent_otel.configure()
+        with agent_otel.job("job-1", type="nightly"):
+            pass
+        print(t.prometheus_url)
+        print(urllib.request.urlopen(t.prometheus_url, timeout=10).read().decode())
+        agent_otel.shutdown()
+    """, OTEL_EXPORTER_PROMETHEUS_PORT=str(port), OTEL_SERVICE_NAME="svc-under-test",
+        OTEL_RESOURCE_ATTRIBUTES="deployment.environment=test")
+    assert child.returncode == 0, child.stderr
+    url, body = child.stdout.split("\n", 1)
+    assert url == f"http://127.0.0.1:{port}/metrics"
+    assert 'job_duration_seconds_count{job_outcome="success",job_type="nightly"' in body
+    assert "job-1" not in body  # the job id is never a metric label
+    target_info = next(line for line in body.splitlines() if line.startswith("target_info{"))
+    assert 'service_name="svc-under-test"' in target_info and 'deployment_environment="test"' in target_info
+    assert semconv.PROCESS_MEMORY_USAGE_PROMETHEUS in body  # process metrics from system-metrics
+    assert "python_gc_objects_collected_total" not in body  # prometheus_client's defaults stay out
+
+
+def test_port_in_use_is_one_clear_error() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        child = run_child("""
+            import agent_otel
+            try:
+                agent_otel.configure()
+            except agent_otel.ConfigurationError as exc:
+                print(exc)
+        """, OTEL_EXPORTER_PROMETHEUS_PORT=str(port))
+    assert child.returncode == 0, child.stderr
+    assert f"cannot serve /metrics on 127.0.0.1:{port}" in child.stdout
+    assert "OTEL_EXPORTER_PROMETHEUS_PORT" in child.stdout
+
+
+def test_host_providers_are_reused_not_replaced_and_configure_twice_is_harmless() -> None:
+    child = run_child("""
+        import logging, sys
+        logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
+        from opentelemetry import trace, metrics
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        exporter = InMemorySpanExporter()
+        tp = TracerProvider(); tp.add_span_processor(SimpleSpanProcessor(exporter))
+        mp = MeterProvider()
+        trace.set_tracer_provider(tp); metrics.set_meter_provider(mp)
+        import agent_otel
+        first = agent_otel.configure()
+        second = agent_otel.configure()
+        assert first is second
+        assert first.tracer_provider is tp and first.meter_provider is mp
+        assert trace.get_tracer_provider() is tp
+        with agent_otel.job("j-7"):
+            trace.get_tracer("host").start_span("host span").end()
+        names = {s.name: s.attributes.get("job.id") for s in exporter.get_finished_spans()}
+        assert names == {"host span": "j-7", "invoke_workflow default": "j-7"}, names
+        agent_otel.shutdown()
+        print("OK")
+    """)
+    assert child.returncode == 0, child.stderr + child.stdout
+    lines = child.stdout.splitlines()
+    assert lines[-1] == "OK"
+    assert sum("using the SDK TracerProvider the host program installed" in line for line in lines) == 1
+    assert sum("using the SDK MeterProvider the host program installed" in line for line in lines) == 1
+
+
+def test_shutdown_flushes_pending_spans() -> None:
+    agent_otel.shutdown()
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=3_600_000))
+    agent_otel.configure(tracer_provider=tracer_provider, set_global=False, system_metrics=False,
+                         metrics_exporter="none")
+    with agent_otel.job("flush-me"):
+        pass
+    assert exporter.get_finished_spans() == ()
+    agent_otel.shutdown()
+    assert [s.attributes["job.id"] for s in exporter.get_finished_spans()] == ["flush-me"]
+
+
+def test_sdk_disabled_makes_configure_and_wrappers_inert(monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    agent_otel.shutdown()
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    telemetry = agent_otel.configure()
+    assert telemetry.settings is None and telemetry.prometheus_url is None
+    assert runtime().enabled is False
+
+    @agent_otel.job("x")
+    def work() -> int:
+        return 5
+
+    with caplog.at_level(logging.WARNING):
+        assert work() == 5
+        with agent_otel.job("y") as j:
+            assert j.id is None
+            assert agent_otel.current_job_id() is None
+    agent_otel.shutdown()
+
+
+def test_traceparent_from_the_environment_is_continued() -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    child = run_child("""
+        import json, agent_otel
+        from opentelemetry import trace
+        agent_otel.configure(metrics_exporter="none", system_metrics=False)
+        ctx = trace.get_current_span().get_span_context()
+        print(json.dumps({"trace_id": format(ctx.trace_id, "032x"), "job": agent_otel.current_job_id()}))
+        agent_otel.shutdown()
+    """, TRACEPARENT=f"00-{trace_id}-00f067aa0ba902b7-01", BAGGAGE="job.id=from-parent")
+    assert child.returncode == 0, child.stderr
+    assert json.loads(child.stdout) == {"trace_id": trace_id, "job": "from-parent"}
+
+
+def test_metrics_endpoint_is_reachable_while_configured() -> None:
+    port = free_port()
+    child = run_child(f"""
+        import agent_otel, urllib.request
+        t = agent_otel.configure(prometheus_port={port})
+        print(urllib.request.urlopen(t.prometheus_url, timeout=10).status)
+        agent_otel.shutdown()
+        try:
+            urllib.request.urlopen(t.prometheus_url, timeout=2)
+            print("still up")
+        except OSError:
+            print("closed")
+    """)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.split() == ["200", "closed"]

@@ -1,0 +1,187 @@
+"""OTLP path: a child process that used every kind exports over OTLP/HTTP and gRPC to a receiver here.
+
+configure() sets OTel's process-global providers, so the workload runs in a child interpreter
+(``python -c "from tests.test_otlp_export import run_every_kind; ..."``) pointed at an in-test
+receiver built on opentelemetry-proto. What arrives is checked against the contract (semconv):
+spans carry job.id, every instrument arrives under its OTLP name with its unit and attribute keys and
+no id attribute, and exemplars link each call's measurements to that call's span.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import agent_otel
+from agent_otel import semconv
+from tests.support.every_kind import use_every_kind
+from tests.support.otlp_receiver import (
+    OtlpGrpcReceiver,
+    OtlpHttpReceiver,
+    OtlpReceiver,
+    attributes_of,
+    data_points_of,
+)
+from tests.support.polling import wait_until
+
+REPO = Path(__file__).resolve().parent.parent
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_", "TRACEPARENT",
+                                                                        "BAGGAGE"))}
+JOB_ID = "otlp-job"
+SERVICE = "otlp-export-test"
+
+def run_every_kind() -> None:
+    """Entry point of the child: configure() from the OTEL_* environment, use every kind, shut down."""
+    agent_otel.configure(system_metrics=False)
+    use_every_kind(JOB_ID)
+    agent_otel.shutdown()
+
+
+EXPECTED_SPANS = {
+    semconv.job_span_name("nightly"),
+    semconv.agent_span_name("refactor-agent"),
+    semconv.agent_span_name("planner"),
+    semconv.tool_span_name("ruff"),
+    semconv.tool_span_name("shell"),
+    semconv.provider_span_name(semconv.OPERATION_CHAT, "gpt-4o"),
+    semconv.provider_span_name(semconv.OPERATION_CHAT, "claude-sonnet-4"),
+    semconv.provider_span_name(semconv.OPERATION_CHAT, "gpt-4o-mini"),
+    semconv.evolution_span_name("refactor-agent"),
+}
+
+#: Attributes that may be absent from every point here (no call raised).
+OPTIONAL_ATTRIBUTES = {semconv.ERROR_TYPE}
+
+
+def span_of_point(metric: str, attributes: dict[str, Any]) -> str | None:
+    """The span whose call recorded this point: exemplars must point at it (None: not a call's)."""
+    if metric == semconv.JOB_DURATION.name:
+        return semconv.job_span_name(attributes[semconv.JOB_TYPE])
+    if metric == semconv.INSTRUMENTATION_ERRORS.name:
+        return None
+    if metric == semconv.TOOL_DURATION.name:
+        return semconv.tool_span_name(attributes[semconv.GEN_AI_TOOL_NAME])
+    if metric == semconv.CLIENT_FALLBACKS.name:  # no model attribute: the one call that fell back
+        return semconv.provider_span_name(semconv.OPERATION_CHAT, "gpt-4o")
+    if metric.startswith("gen_ai.client."):
+        return semconv.provider_span_name(attributes.get(semconv.GEN_AI_OPERATION_NAME, semconv.OPERATION_CHAT),
+                                          attributes[semconv.GEN_AI_REQUEST_MODEL])
+    if metric.startswith("evolution.") or metric == semconv.AGENT_KPI_CURRENT.name:
+        return semconv.evolution_span_name(attributes[semconv.GEN_AI_AGENT_NAME])
+    return semconv.agent_span_name(attributes[semconv.GEN_AI_AGENT_NAME])
+
+
+# --------------------------------------------------------------------------------------------------
+# The test
+# --------------------------------------------------------------------------------------------------
+
+
+def run_child(receiver: OtlpReceiver) -> subprocess.CompletedProcess:
+    env = {**CLEAN_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+           "OTEL_EXPORTER_OTLP_PROTOCOL": receiver.protocol, "OTEL_SERVICE_NAME": SERVICE}
+    code = "from tests.test_otlp_export import run_every_kind; run_every_kind()"
+    return subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+
+
+def everything_arrived(receiver: OtlpReceiver) -> bool:
+    names = {span.name for span in receiver.spans()}
+    return names >= EXPECTED_SPANS and {spec.name for spec in semconv.INSTRUMENTS} <= receiver.metric_names()
+
+
+@pytest.fixture(scope="module", params=[OtlpHttpReceiver, OtlpGrpcReceiver], ids=["http/protobuf", "grpc"])
+def exported(request: pytest.FixtureRequest) -> Any:
+    """A receiver after the child exported to it, once per protocol (the receiver stops at teardown)."""
+    factory: Callable[[], OtlpReceiver] = request.param
+    with factory() as receiver:
+        child = run_child(receiver)
+        assert child.returncode == 0, child.stderr
+        wait_until(lambda: everything_arrived(receiver), f"every span and instrument over {receiver.protocol}",
+                   timeout_s=30)
+        yield receiver
+
+
+def test_spans_carry_the_job_id(exported: OtlpReceiver) -> None:
+    spans = exported.spans()
+    assert {span.name for span in spans} == EXPECTED_SPANS
+    assert len(spans) == len(EXPECTED_SPANS)
+    assert all(attributes_of(span).get(semconv.JOB_ID) == JOB_ID for span in spans), \
+        {span.name: attributes_of(span).get(semconv.JOB_ID) for span in spans}
+    assert len({span.trace_id for span in spans}) == 1
+    job_span = next(span for span in spans if span.name == semconv.job_span_name("nightly"))
+    assert attributes_of(job_span)[semconv.JOB_TYPE] == "nightly"
+    provider = next(span for span in spans if span.name == "chat gpt-4o")
+    provider_attributes = attributes_of(provider)
+    assert provider_attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 120
+    assert provider_attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 30
+    assert provider_attributes[semconv.GEN_AI_COST] > 0
+    assert provider_attributes[semconv.GEN_AI_FALLBACK_TO] == "anthropic"
+    resources = [attributes_of(rs.resource) for request in exported.traces for rs in request.resource_spans]
+    assert resources and all(resource["service.name"] == SERVICE for resource in resources)
+
+
+def test_every_instrument_arrives_with_unit_and_attributes_and_no_id(exported: OtlpReceiver) -> None:
+    for spec in semconv.INSTRUMENTS:
+        metrics = exported.metrics_named(spec.name)
+        assert metrics, spec.name
+        assert {metric.unit for metric in metrics} == {spec.unit}, spec.name
+        points = [point for metric in metrics for point in data_points_of(metric)]
+        assert points, spec.name
+        keys = {key for point in points for key in attributes_of(point)}
+        assert keys <= set(spec.attributes), (spec.name, keys - set(spec.attributes))
+        assert set(spec.attributes) - OPTIONAL_ATTRIBUTES <= keys, (spec.name, set(spec.attributes) - keys)
+    for metric in exported.metric_list():
+        for point in data_points_of(metric):
+            attributes = attributes_of(point)
+            assert not set(attributes) & semconv.ID_ATTRIBUTES, (metric.name, attributes)
+            assert JOB_ID not in attributes.values() and "alice" not in attributes.values(), (metric.name,
+                                                                                               attributes)
+    resources = [attributes_of(rm.resource) for request in exported.metrics for rm in request.resource_metrics]
+    assert resources and all(resource["service.name"] == SERVICE for resource in resources)
+
+
+def exemplar_mismatches(receiver: OtlpReceiver, names: set[str]) -> tuple[list[Any], dict[str, int]]:
+    """Points of the named instruments whose exemplars do not point at the span of their call."""
+    spans = {span.name: span for span in receiver.spans()}
+    checked: dict[str, int] = {}
+    wrong = []
+    for metric in receiver.metric_list():
+        if metric.name not in names:
+            continue
+        for point in data_points_of(metric):
+            attributes = attributes_of(point)
+            expected = span_of_point(metric.name, attributes)
+            if expected is None:
+                continue
+            span = spans[expected]
+            if not point.exemplars:
+                wrong.append((metric.name, attributes, "no exemplar"))
+            for exemplar in point.exemplars:
+                if (exemplar.trace_id, exemplar.span_id) != (span.trace_id, span.span_id):
+                    got = [name for name, s in spans.items() if s.span_id == exemplar.span_id]
+                    wrong.append((metric.name, attributes, f"exemplar of {got or exemplar.span_id.hex()}"))
+            checked[metric.name] = checked.get(metric.name, 0) + 1
+    return wrong, checked
+
+
+def test_exemplars_point_at_the_span_of_the_call(exported: OtlpReceiver) -> None:
+    names = set(semconv.INSTRUMENTS_BY_NAME)
+    wrong, checked = exemplar_mismatches(exported, names)
+    assert not wrong, "\n".join(map(str, wrong))
+    assert checked[semconv.AGENT_DURATION.name] == 2  # refactor-agent and planner
+    assert checked[semconv.CLIENT_TOKEN_USAGE.name] == 6  # 3 calls x (input, output)
+    assert checked[semconv.CLIENT_COST.name] == 3  # every call is in the price table
+    assert checked[semconv.CLIENT_RETRIES.name] == 2
+    assert checked[semconv.CLIENT_FALLBACKS.name] == 1
+    assert checked[semconv.EVOLUTION_ATTEMPTS.name] == 1
+    assert checked[semconv.EVOLUTION_PERFORMANCE_IMPROVEMENT.name] == 1
+    # recorded at the end of the agent call, after its context is detached: still the agent's span
+    assert checked[semconv.AGENT_WORK_ITEMS.name] == 1 and checked[semconv.AGENT_PATTERNS_USED.name] == 1
+    assert set(checked) == names - {semconv.INSTRUMENTATION_ERRORS.name}
+

@@ -1,0 +1,119 @@
+"""Our direct /metrics renderer and server: byte for byte what prometheus_client makes of our collector."""
+
+from __future__ import annotations
+
+import gzip
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+
+from agent_otel._sdk.configure import histogram_views
+from agent_otel._sdk.prometheus import AgentOtelPrometheusReader, metrics_app, serve_metrics
+from tests.sdk.test_prometheus import record_everything
+
+OPENMETRICS = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+
+
+@pytest.fixture
+def reader() -> Iterator[tuple[AgentOtelPrometheusReader, CollectorRegistry]]:
+    """Every contract instrument plus awkward names, units, label values and bounds."""
+    registry, reader = CollectorRegistry(), AgentOtelPrometheusReader()
+    registry.register(reader.collector)
+    resource = Resource.create({"service.name": 'we"ird\\ \n name', "deployment.count": 3})
+    provider = MeterProvider(metric_readers=[reader], views=histogram_views(), resource=resource)
+    record_everything(provider, TracerProvider())
+    meter = provider.get_meter("other.scope", "1.2")
+    counter = meter.create_counter("x.y", unit="By", description='doc "quoted" \\ and \n newline')
+    counter.add(1.5, {"a": 'v"\\\n', "le": "an attribute named le", "z": 1, "flag": True, "seq": ("a", "b")})
+    updown = meter.create_up_down_counter("queue.depth")
+    updown.add(-0.0, {"a": "b"})
+    updown.add(3, {"a": "c"})
+    histogram = meter.create_histogram("odd.bounds", explicit_bucket_boundaries_advisory=[1, 2.5, 1e7])
+    histogram.record(3, {"m": "n"})
+    histogram.record(1e8)
+    with TracerProvider().get_tracer("t").start_as_current_span("s"):
+        histogram.record(2, {"m": "n"})
+        counter.add(2, {"a": "exemplar"})
+    # The SDK hands out each exemplar once: every rendering in a test reads this one collection.
+    data = reader.scrape()
+    reader.scrape = lambda: data  # type: ignore[method-assign]
+    yield reader, registry
+    provider.shutdown()
+
+
+def test_render_is_byte_identical_to_prometheus_client(reader: Any) -> None:
+    ours, registry = reader
+    for _ in range(2):  # the second scrape reuses the cached label strings
+        assert ours.render() == generate_latest(registry)
+        assert ours.render(openmetrics=True) == generate_openmetrics(registry)
+    assert ours.render(openmetrics=True).count(b'# {span_id="') >= 3
+
+
+def test_render_of_an_empty_or_failing_reader() -> None:
+    registry, reader = CollectorRegistry(), AgentOtelPrometheusReader()
+    registry.register(reader.collector)
+    MeterProvider(metric_readers=[reader], resource=Resource.get_empty())
+    assert reader.render() == generate_latest(registry) == b""
+    assert reader.render(openmetrics=True) == generate_openmetrics(registry) == b"# EOF\n"
+    unattached = AgentOtelPrometheusReader()  # collect() fails: counted, an empty exposition
+    assert unattached.render() == b""
+
+
+def call(app: Any, method: str = "GET", accept: str | None = None, encoding: str | None = None,
+         query: str = "", path: str = "/metrics") -> tuple[str, list, bytes]:
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query}
+    if accept is not None:
+        environ["HTTP_ACCEPT"] = accept
+    if encoding is not None:
+        environ["HTTP_ACCEPT_ENCODING"] = encoding
+    answer: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list) -> None:
+        answer.update(status=status, headers=headers)
+
+    body = b"".join(app(environ, start_response))
+    return answer["status"], answer["headers"], body
+
+
+@pytest.mark.parametrize("request_args", [
+    {},
+    {"accept": OPENMETRICS},
+    {"accept": "application/openmetrics-text"},
+    {"accept": "text/plain;version=1.0.0;escaping=underscores"},
+    {"accept": "application/openmetrics-text;version=1.0.0;escaping=dots"},  # not ours: the fallback
+    {"accept": OPENMETRICS, "encoding": "gzip"},
+    {"query": "name[]=queue_depth"},
+    {"method": "POST"},
+    {"method": "OPTIONS"},
+    {"path": "/favicon.ico"},
+])
+def test_app_answers_as_prometheus_client_does(reader: Any, request_args: dict) -> None:
+    ours, registry = reader
+    status, headers, body = call(metrics_app(ours, registry), **request_args)
+    stock_status, stock_headers, stock_body = call(make_wsgi_app(registry), **request_args)
+    assert (status, headers) == (stock_status, stock_headers)
+    if dict(headers).get("Content-Encoding") == "gzip":
+        body, stock_body = gzip.decompress(body), gzip.decompress(stock_body)
+    assert body == stock_body
+
+
+def test_served_over_http(reader: Any) -> None:
+    ours, registry = reader
+    server, thread = serve_metrics(ours, registry, 0)
+    try:
+        port = server.server_address[1]
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"Accept": OPENMETRICS})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+            assert response.read() == generate_openmetrics(registry)
+    finally:
+        server.shutdown()
+        server.server_close()
+    thread.join(5)

@@ -1,2 +1,0 @@
-"""A legacy agent application. It knows nothing of agent-otel or OpenTelemetry and is never edited
-to suit them: tests/zero_code/agent-otel.toml instruments it from the outside."""

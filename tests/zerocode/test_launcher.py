@@ -1,0 +1,105 @@
+"""`agent-otel run`: the program's exit status, signals and stdio are its own; exec'd programs and
+their Python children instrument themselves through the bootstrap on PYTHONPATH."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.otlp_receiver import OtlpHttpReceiver
+from tests.support.polling import wait_until
+
+AGENT_OTEL = str(Path(sys.executable).parent / "agent-otel")
+TOOL_MODULE = "import sys\n\ndef work(n):\n    return n * 2\n\nif __name__ == '__main__':\n    print(work(21))\n"
+
+
+def run(tmp_path: Path, *command: str, receiver: OtlpHttpReceiver | None = None,
+        stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "cache"), OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none",
+               OTEL_TRACES_EXPORTER="none")
+    if receiver is not None:
+        env.update(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+                   OTEL_TRACES_EXPORTER="otlp")
+    return subprocess.run([AGENT_OTEL, "run", "--config", str(tmp_path / "agent-otel.toml"), "--", *command],
+                          cwd=tmp_path, env=env, input=stdin, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "toolmod.py").write_text(TOOL_MODULE)
+    (tmp_path / "agent-otel.toml").write_text('[[tool]]\ntarget = "toolmod:work"\n')
+    return tmp_path
+
+
+def wait_for_spans(receiver: OtlpHttpReceiver, count: int) -> list[Any]:
+    wait_until(lambda: len(receiver.spans()) >= count, f"{count} spans")
+    return receiver.spans()
+
+
+@pytest.mark.parametrize(("code", "returncode", "stderr"), [
+    ("import sys; sys.exit(7)", 7, ""),
+    ("import sys; sys.exit('bye')", 1, "bye\n"),
+    ("pass", 0, ""),
+    ("import sys; print(sys.argv[1:], input()); sys.stdout.flush()", 0, ""),
+])
+def test_exit_status_argv_and_stdio_are_the_programs(project: Path, code: str, returncode: int, stderr: str) -> None:
+    result = run(project, sys.executable, "-c", code, "a b", "--flag", stdin="typed\n")
+    assert result.returncode == returncode
+    assert result.stderr == stderr
+    if "argv" in code:
+        assert result.stdout == "['a b', '--flag'] typed\n"
+
+
+def test_uncaught_exception_prints_the_traceback_and_exits_1(project: Path) -> None:
+    result = run(project, sys.executable, "-c", "raise ValueError('boom')")
+    assert result.returncode == 1
+    assert result.stderr.startswith("Traceback (most recent call last):")
+    assert result.stderr.endswith("ValueError: boom\n")
+
+
+@pytest.mark.parametrize(("code", "signum"), [
+    ("import os, signal; os.kill(os.getpid(), signal.SIGTERM)", 15),
+    ("raise KeyboardInterrupt", 2),
+])
+def test_death_by_signal_is_kept_after_telemetry_is_flushed(project: Path, code: str, signum: int) -> None:
+    with OtlpHttpReceiver() as receiver:
+        result = run(project, sys.executable, "-c", "import toolmod; toolmod.work(1); " + code, receiver=receiver)
+        assert result.returncode == -signum
+        assert [span.name for span in wait_for_spans(receiver, 1)] == ["execute_tool work"]
+
+
+def test_script_and_module_run_in_process_with_hooks_installed_first(project: Path) -> None:
+    with OtlpHttpReceiver() as receiver:
+        assert run(project, sys.executable, "toolmod.py", receiver=receiver).stdout == "42\n"
+        assert run(project, sys.executable, "-m", "toolmod", receiver=receiver).stdout == "42\n"
+        # as __main__ the module is not "toolmod": only imports of toolmod are wrapped
+        script = project / "main.py"
+        script.write_text("import toolmod\nprint(toolmod.work(2))\n")
+        assert run(project, sys.executable, "main.py", receiver=receiver).stdout == "4\n"
+        assert [span.name for span in wait_for_spans(receiver, 1)] == ["execute_tool work"]
+
+
+def test_other_programs_are_execd_and_python_children_bootstrap_themselves(project: Path) -> None:
+    with OtlpHttpReceiver() as receiver:
+        result = run(project, "sh", "-c", f"{sys.executable} -c 'import toolmod; print(toolmod.work(4))'; exit 5",
+                     receiver=receiver)
+        assert (result.returncode, result.stdout, result.stderr) == (5, "8\n", "")
+        assert [span.name for span in wait_for_spans(receiver, 1)] == ["execute_tool work"]
+        result = run(project, sys.executable, "-u", "-c", "import toolmod; toolmod.work(1)", receiver=receiver)
+        assert result.returncode == 0
+        assert [span.name for span in wait_for_spans(receiver, 2)] == ["execute_tool work"] * 2
+
+
+def test_missing_program_and_missing_script(project: Path) -> None:
+    result = run(project, "no-such-program-zc")
+    assert result.returncode == 127
+    assert result.stderr.endswith("agent-otel run: cannot execute 'no-such-program-zc': No such file or directory\n")
+    result = run(project, sys.executable, "absent.py")
+    assert result.returncode == 2
+    assert "can't open file" in result.stderr
