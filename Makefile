@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint bench demo deps clean
+.PHONY: test lint typecheck bench demo deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || { \
@@ -34,7 +34,8 @@ deps:
 	fi
 
 test: $(STAMP) deps
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench mixin
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 # The simulated fleet with a local Prometheus (shipped rules) and Alertmanager (shipped config); Ctrl-C stops it.
@@ -47,7 +48,11 @@ bench: $(STAMP)
 	$(PY) bench/run.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench mixin
+
+# mypy --strict over src/agent_otel (settings in pyproject.toml); part of `make test`.
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
