@@ -1,0 +1,34 @@
+"""Every Python snippet of the README runs as is, in a fresh interpreter, as a new user would paste it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from agent_otel._ops.stack import free_port
+from tests.support.paths import ROOT
+
+README = (ROOT / "README.md").read_text()
+SNIPPETS = [(README.count("\n", 0, match.start()) + 2, match.group(1))
+            for match in re.finditer(r"^```python\n(.*?)^```", README, re.S | re.M)]
+
+
+def test_the_readme_has_python_snippets() -> None:
+    assert len(SNIPPETS) >= 10
+
+
+@pytest.mark.parametrize(("line", "code"), SNIPPETS, ids=[f"README.md:{line}" for line, _ in SNIPPETS])
+def test_snippet_runs(line: int, code: str, tmp_path: object) -> None:
+    # Unset what the surrounding shell may have set, and a free port for the default /metrics endpoint.
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env["OTEL_EXPORTER_PROMETHEUS_PORT"] = str(free_port())
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
+                            cwd=str(tmp_path))
+    assert result.returncode == 0, f"README.md:{line} exited {result.returncode}:\n{result.stderr}"
+    assert "Traceback" not in result.stderr, f"README.md:{line}:\n{result.stderr}"
+    for expected in re.findall(r"print\(.*?\)\s*#\s*(\S.*)$", code, re.M):
+        assert expected.strip() in result.stdout, f"README.md:{line} should print {expected!r}:\n{result.stdout}"
