@@ -14,9 +14,11 @@ PACKAGE = ROOT / "src" / "agent_otel"
 PUBLIC_MODULES = {"agent_otel", "agent_otel.semconv", "agent_otel.errors", "agent_otel.testing",
                   "agent_otel.version", "agent_otel.__main__"}
 #: The layers, lowest first: a module may import its own layer and those below it at import time.
-LAYERS = ("agent_otel.version", "agent_otel.errors", "agent_otel.semconv", "agent_otel._engine",
-          "agent_otel._context", "agent_otel._calls", "agent_otel._sdk", "agent_otel._zerocode",
-          "agent_otel.testing", "agent_otel._ops", "agent_otel._cli", "agent_otel.__main__")
+LAYERS = (
+    "agent_otel.version", "agent_otel.errors", "agent_otel._environment", "agent_otel.semconv",
+    "agent_otel._engine", "agent_otel._context", "agent_otel._calls", "agent_otel._sdk", "agent_otel._zerocode",
+    "agent_otel.testing", "agent_otel._pytest_plugin", "agent_otel._ops", "agent_otel._cli", "agent_otel.__main__",
+)
 
 
 def module_name(path: Path) -> str:
@@ -81,7 +83,8 @@ def test_no_import_cycles() -> None:
 
 def test_the_public_api_is_what_init_exports() -> None:
     exported = set(agent_otel.__all__)
-    assert {name for name in dir(agent_otel) if not name.startswith("_")} - {
+    # (names starting with "@" are pytest's assertion rewriting: the package is also a pytest plugin)
+    assert {name for name in dir(agent_otel) if not name.startswith(("_", "@"))} - {
         "semconv", "errors", "version", "testing"} <= exported
     for name in exported:
         assert getattr(agent_otel, name) is not None
