@@ -12,9 +12,18 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any, TextIO
 
+from opentelemetry.sdk.environment_variables import OTEL_SERVICE_NAME
 from prometheus_client.parser import text_string_to_metric_families
+
+from agent_otel._ops.assets import assets_root
+from agent_otel._ops.stack import LocalStack, StackError, WebhookReceiver
+from agent_otel._sdk.configure import configure, shutdown
+from agent_otel._zerocode.config import load_file
+from agent_otel._zerocode.patching import instrument
+from agent_otel.errors import ConfigurationError
 
 CONFIG_PATH = Path(__file__).with_name("agent-otel.toml")
 
@@ -123,15 +132,9 @@ def describe_notification(payload: dict[str, Any]) -> list[str]:
 
 
 def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
-    from agent_otel._ops.stack import LocalStack, StackError, WebhookReceiver
-    from agent_otel._sdk.configure import configure, shutdown
-    from agent_otel._zerocode.config import load_file
-    from agent_otel._zerocode.patching import instrument
-    from agent_otel.errors import ConfigurationError
-
     try:
         config = load_file(CONFIG_PATH)
-        telemetry = configure(service_name=os.environ.get("OTEL_SERVICE_NAME") or config.service_name,
+        telemetry = configure(service_name=os.environ.get(OTEL_SERVICE_NAME) or config.service_name,
                               prometheus_port=options.port, system_metrics=config.switches.system_metrics,
                               instrument_threads=config.switches.threads,
                               instrument_processes=config.switches.processes)
@@ -139,9 +142,9 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
     except ConfigurationError as exc:
         print(f"agent-otel demo: {exc}", file=sys.stderr)
         return 2
-    from agent_otel._ops.demo.fleet import (
-        Fleet,  # after instrument(): the wrappers are in place either way (post-import hooks,
-    )
+    # Imported after instrument(), as a program under `agent-otel run` is: the configured targets are
+    # wrapped the moment the module is imported (a post-import hook), before the fleet binds any name.
+    from agent_otel._ops.demo.fleet import Fleet
 
     status_line = StatusLine(out)
     metrics_url = telemetry.prometheus_url
@@ -153,7 +156,7 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
 
     stop = threading.Event()
 
-    def on_signal(signum: int, frame: Any) -> None:
+    def on_signal(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():  # a second Ctrl-C: the user does not want to wait for the clean stop
             raise KeyboardInterrupt
         stop.set()
@@ -164,12 +167,16 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
     temporary: tempfile.TemporaryDirectory[str] | None = None
     try:
         if options.stack:
-            receiver = WebhookReceiver(lambda payload: [status_line.message(line)
-                                                        for line in describe_notification(payload)])
+            def show(payload: dict[str, Any]) -> None:
+                for line in describe_notification(payload):
+                    status_line.message(line)
+
+            receiver = WebhookReceiver(show)
             receiver.__enter__()
-            if options.workdir is None:
+            workdir = options.workdir
+            if workdir is None:
                 temporary = tempfile.TemporaryDirectory(prefix="agent-otel-demo-")
-            workdir = options.workdir or Path(temporary.name)  # type: ignore[union-attr]
+                workdir = Path(temporary.name)
             stack = LocalStack(workdir, scrape_targets=[f"127.0.0.1:{options.port}"], webhook_url=receiver.url,
                                prometheus_port=options.prometheus_port, alertmanager_port=options.alertmanager_port)
             try:
@@ -181,7 +188,8 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
                   "`for:` durations, 5 to 15 minutes in)", file=out)
             print(f"  alertmanager: {stack.alertmanager_url}  (alert notifications are printed here as they arrive)",
                   file=out)
-            print(f"  data and logs in {workdir}; Grafana: import grafana/dashboards/*.json with this Prometheus "
+            dashboards = assets_root() / "grafana" / "dashboards"
+            print(f"  data and logs in {workdir}; Grafana: import {dashboards}/*.json with this Prometheus "
                   "as the data source", file=out, flush=True)
         print("  Ctrl-C stops the demo.", file=out, flush=True)
 
