@@ -1,4 +1,5 @@
-"""alerts/alertmanager.yml: amtool check-config, a routing table checked with amtool, and its conventions."""
+"""src/agent_otel/assets/alertmanager/alertmanager.yml: amtool check-config, a routing table checked with
+amtool, and its conventions."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import subprocess
 
 import pytest
 
-from tests.support.ops import ALERTS_FILE, ASSETS, ROOT, all_rules, binary, load_yaml
+from tests.support.ops import ALERTS_FILE, all_rules, binary, load_yaml
+from tests.support.paths import ASSETS, ROOT
 
 CONFIG = ASSETS / "alertmanager" / "alertmanager.yml"
 PLACEHOLDER_URL = "http://alert-webhook.invalid/agent-otel"

@@ -15,10 +15,11 @@ import subprocess
 
 import pytest
 import yaml
-from mixin import gen_dashboards
+from mixin.dashboards import generate
 
 from agent_otel import semconv as sc
-from tests.support.ops import ALERTS, ASSETS, DASHBOARDS, ROOT, binary, load_yaml, substitute_grafana
+from tests.support.ops import ALERTS, DASHBOARDS, binary, load_yaml, substitute_grafana
+from tests.support.paths import ASSETS, ROOT
 
 DS_REF = {"type": "prometheus", "uid": "${datasource}"}
 #: Grafana unit ids the dashboards may use (a subset of Grafana's valid units).
@@ -65,9 +66,9 @@ def test_dashboards_exist():
 
 
 def test_committed_json_equals_a_fresh_generation():
-    stale = [str(p.relative_to(ROOT)) for p, text in gen_dashboards.render().items()
+    stale = [str(p.relative_to(ROOT)) for p, text in generate.render().items()
              if not p.exists() or p.read_text() != text]
-    assert not stale, f"regenerate with `python -m mixin.gen_dashboards`: {stale}"
+    assert not stale, f"regenerate with `python -m mixin.dashboards`: {stale}"
 
 
 def test_uids_and_titles_are_fixed_and_unique():

@@ -13,7 +13,8 @@ import pytest
 
 from agent_otel import semconv
 from agent_otel._ops.stack import http_get_json
-from tests.e2e.conftest import E2E, ROOT
+from tests.support.e2e import E2E
+from tests.support.paths import ASSETS
 from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -67,7 +68,7 @@ def test_process_metrics_are_in_prometheus(e2e: E2E, name: str) -> None:
 def recording_rules() -> list[str]:
     import yaml
 
-    document = yaml.safe_load((ROOT / "src/agent_otel/assets/prometheus/agent-otel.rules.yaml").read_text())
+    document = yaml.safe_load((ASSETS / "prometheus/agent-otel.rules.yaml").read_text())
     return [rule["record"] for group in document["groups"] for rule in group["rules"]]
 
 
@@ -85,7 +86,7 @@ def test_every_recording_rule_returns_data(e2e: E2E) -> None:
 
 def dashboard_targets() -> list[tuple[str, str, str, dict]]:
     out = []
-    for path in sorted((ROOT / "grafana" / "dashboards").glob("*.json")):
+    for path in sorted((ASSETS / "grafana/dashboards").glob("*.json")):
         dashboard = json.loads(path.read_text())
         variables = {v["name"]: v for v in dashboard["templating"]["list"] if v["type"] == "query"}
         for panel in dashboard["panels"]:

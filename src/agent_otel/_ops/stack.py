@@ -27,7 +27,7 @@ from typing import Any
 
 from agent_otel._ops.assets import ASSETS_ENV, assets_root
 
-#: The webhook URL written in alerts/alertmanager.yml, replaced when the config is deployed.
+#: The webhook URL written in assets/alertmanager/alertmanager.yml, replaced when the config is deployed.
 WEBHOOK_PLACEHOLDER = "http://alert-webhook.invalid/agent-otel"
 #: Paths inside the assets directory.
 RULE_PATHS = ("prometheus/agent-otel.rules.yaml", "prometheus/agent-otel.alerts.yaml")
@@ -172,10 +172,10 @@ class LocalStack:
         and raises StackError."""
         prometheus = find_binary("prometheus")
         alertmanager = find_binary(*ALERTMANAGER_BINARIES)
-        assets = None if self.rule_files is not None and self.alertmanager_yml is not None else assets_dir()
-        rule_files = self.rule_files if self.rule_files is not None else [assets / name for name in RULE_PATHS]
+        rule_files = self.rule_files if self.rule_files is not None else \
+            [assets_dir() / name for name in RULE_PATHS]
         shipped_am = self.alertmanager_yml if self.alertmanager_yml is not None else \
-            (assets / ALERTMANAGER_PATH).read_text()
+            (assets_dir() / ALERTMANAGER_PATH).read_text()
         for port, what in ((self.prometheus_port, "Prometheus"), (self.alertmanager_port, "Alertmanager")):
             if port:
                 check_port_free(port, what)

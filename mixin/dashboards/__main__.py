@@ -1,0 +1,7 @@
+"""``python -m mixin.dashboards [--check]``."""
+
+import sys
+
+from mixin.dashboards.generate import main
+
+sys.exit(main())

@@ -1,0 +1,93 @@
+"""agent-otel / Evolution: self-improvement runs, their outcomes, duration, improvement, KPIs and resources."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.models.dashboard import Dashboard
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+
+from mixin.config import load_thresholds
+from mixin.dashboards.common import (
+    RATE_INTERVAL,
+    RATIO_STEPS,
+    bargauge_panel,
+    dashboard,
+    heatmap_panel,
+    label_values,
+    query,
+    row,
+    steps,
+    table_panel,
+    timeseries_panel,
+)
+from mixin.names import (
+    AGENT,
+    EVO_ATTEMPTS,
+    EVO_DUR,
+    EVO_IMPROVEMENT,
+    EVO_MEMORY,
+    EVO_STATUS,
+    EVO_TYPE,
+    KPI,
+    KPI_CURRENT,
+    PROCESS_CPU,
+)
+
+FILE = "evolution.json"
+
+
+def build() -> Dashboard:
+    limits = load_thresholds()
+    s = f'{AGENT}=~"$agent",{EVO_TYPE}=~"$evolution_type"'
+    a = f'{AGENT}=~"$agent"'
+    failed = "agent_evolution_type:evolution_attempts_failed_per_attempts:ratio_increase"
+    return dashboard(
+        "agent-otel-evolution", "agent-otel / Evolution",
+        "Evolution (self-improvement) runs: outcomes, duration, improvement, KPIs and resources.",
+        [label_values("agent", "Agent", EVO_ATTEMPTS, AGENT),
+         label_values("evolution_type", "Evolution type", f"{EVO_ATTEMPTS}{{{a}}}", EVO_TYPE)],
+        [
+            row("Outcomes"),
+            timeseries_panel(
+                "Attempts by status",
+                "Evolution runs ending in each interval, by agent and status (succeeded, failed, rolled_back).",
+                "short",
+                [query(f"sum by ({AGENT}, {EVO_STATUS}) (increase({EVO_ATTEMPTS}{{{s}}}[{RATE_INTERVAL}]))",
+                       "{{gen_ai_agent_name}} {{evolution_status}}")], stack=True),
+            timeseries_panel(
+                "Failure ratio",
+                "Share of runs with status failed over 1 hour and 1 day (rolled-back runs are not failures).",
+                "percentunit",
+                [query(f"{failed}1h{{{s}}}", "{{gen_ai_agent_name}} {{evolution_type}} 1h"),
+                 query(f"{failed}1d{{{s}}}", "{{gen_ai_agent_name}} {{evolution_type}} 1d")],
+            ).min(0).max(1).thresholds(steps(("green", None), ("red", limits["evolution_failure_ratio"]))),
+            bargauge_panel(
+                "Success ratio (7d)", "Share of runs with status succeeded over the last 7 days.", "percentunit",
+                [query(f"agent_evolution_type:evolution_attempts_succeeded_per_attempts:ratio_increase7d{{{s}}}",
+                       "{{gen_ai_agent_name}} {{evolution_type}}", instant=True)],
+            ).min(0).max(1).thresholds(steps(*RATIO_STEPS)).span(8),
+            heatmap_panel(
+                "Duration", "Distribution of evolution run durations (from the evolution.duration histogram).", "s",
+                f"sum by (le) (increase({EVO_DUR}_bucket{{{s}}}[{RATE_INTERVAL}]))").span(16),
+            row("Effect"),
+            timeseries_panel(
+                "Improvement", "KPI improvement (after minus before) of the latest run per agent and type.", "short",
+                [query(f"max by ({AGENT}, {EVO_TYPE}) ({EVO_IMPROVEMENT}{{{s}}})",
+                       "{{gen_ai_agent_name}} {{evolution_type}}")],
+            ).thresholds(steps(("red", None), ("green", limits["evolution_min_improvement"]))),
+            table_panel(
+                "Current KPIs", "Current value of each agent KPI, as measured by the latest evolution run.", "short",
+                [query(f"max by ({AGENT}, {KPI}) ({KPI_CURRENT}{{{a}}})", instant=True, fmt=PromQueryFormat.TABLE)],
+                columns={AGENT: "Agent", KPI: "KPI", "Value": "Current"}),
+            row("Resources"),
+            timeseries_panel(
+                "Memory peak per run", "Peak resident memory of the process during the latest run.", "bytes",
+                [query(f"max by ({AGENT}, {EVO_TYPE}) ({EVO_MEMORY}{{{s}}})",
+                       "{{gen_ai_agent_name}} {{evolution_type}}")],
+            ).thresholds(steps(("green", None), ("red", limits["evolution_memory_peak_bytes"]))),
+            timeseries_panel(
+                "Process CPU during runs",
+                "CPU used by the processes that run evolutions (cores). Per-run CPU time is on each evolve span "
+                "(process.cpu.time); the contract has no per-run CPU metric.", "percentunit",
+                [query(f"sum by (job, instance) (rate({PROCESS_CPU}[{RATE_INTERVAL}]))", "{{job}} {{instance}}")]),
+        ],
+    )

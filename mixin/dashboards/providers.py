@@ -1,0 +1,117 @@
+"""agent-otel / Providers & cost: availability, latency, tokens, cost, retries, fallbacks and errors."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.models.dashboard import Dashboard
+
+from mixin.config import load_thresholds
+from mixin.dashboards.common import (
+    RATE_INTERVAL,
+    dashboard,
+    label_values,
+    quantiles,
+    query,
+    row,
+    stat_panel,
+    steps,
+    timeseries_panel,
+)
+from mixin.names import (
+    CLIENT_DUR,
+    COST,
+    ERROR_TYPE,
+    FALLBACK_REASON,
+    FALLBACK_TO,
+    FALLBACKS,
+    MODEL,
+    PROVIDER,
+    TOKEN_TYPE,
+    TOKENS,
+    TTFC,
+)
+
+FILE = "providers.json"
+#: Availability is red below 90 % and yellow below 98 %, like the provider availability alerts.
+_AVAILABILITY = (("red", None), ("yellow", 0.9), ("green", 0.98))
+
+
+def build() -> Dashboard:
+    limits = load_thresholds()
+    p = f'{PROVIDER}=~"$provider"'
+    pm = f'{p},{MODEL}=~"$model"'
+    return dashboard(
+        "agent-otel-providers", "agent-otel / Providers & cost",
+        "Model providers: availability, latency, tokens, cost, retries, fallbacks and errors.",
+        [label_values("provider", "Provider", f"{CLIENT_DUR}_count", PROVIDER),
+         label_values("model", "Model", f"{CLIENT_DUR}_count{{{p}}}", MODEL)],
+        [
+            row("Availability"),
+            stat_panel(
+                "Availability (24h)",
+                "Share of calls without error over the last 24 hours, per provider (errors are calls with an "
+                "error_type).", "percentunit",
+                [query(f"provider:gen_ai_client_operation_availability:ratio_rate1d{{{p}}}",
+                       "{{gen_ai_provider_name}}", instant=True)],
+            ).min(0).max(1).thresholds(steps(*_AVAILABILITY)).span(6),
+            stat_panel(
+                "Availability incl. slow calls (24h)",
+                f"As 'Availability', also counting calls slower than {limits['provider_slow_call_seconds']} s as "
+                "unavailable.", "percentunit",
+                [query(f"provider:gen_ai_client_operation_availability_with_slow:ratio_rate1d{{{p}}}",
+                       "{{gen_ai_provider_name}}", instant=True)],
+            ).min(0).max(1).thresholds(steps(*_AVAILABILITY)).span(6),
+            timeseries_panel(
+                "Availability", "Share of calls without error over 5 minutes and 1 hour.", "percentunit",
+                [query(f"provider:gen_ai_client_operation_availability:ratio_rate5m{{{p}}}",
+                       "{{gen_ai_provider_name}} 5m"),
+                 query(f"provider:gen_ai_client_operation_availability:ratio_rate1h{{{p}}}",
+                       "{{gen_ai_provider_name}} 1h")],
+            ).min(0).max(1).thresholds(steps(*_AVAILABILITY)),
+            timeseries_panel(
+                "Errors by type", "Failed calls per second by provider and error type.", "ops",
+                [query(f'sum by ({PROVIDER}, {ERROR_TYPE}) (rate({CLIENT_DUR}_count{{{pm},{ERROR_TYPE}!=""}}'
+                       f"[{RATE_INTERVAL}]))", "{{gen_ai_provider_name}} {{error_type}}")], stack=True),
+            timeseries_panel(
+                "Calls by model", "Model calls per second by provider and requested model.", "reqps",
+                [query(f"sum by ({PROVIDER}, {MODEL}) (rate({CLIENT_DUR}_count{{{pm}}}[{RATE_INTERVAL}]))",
+                       "{{gen_ai_provider_name}} {{gen_ai_request_model}}")], stack=True),
+            row("Latency"),
+            timeseries_panel(
+                "Latency quantiles",
+                "p50, p95 and p99 duration of model calls per provider. Exemplars link to the call's trace.", "s",
+                quantiles(CLIENT_DUR, PROVIDER, pm)),
+            timeseries_panel(
+                "Time to first chunk p95",
+                "p95 time from request to the first chunk of streamed responses, per model.", "s",
+                [query(f"histogram_quantile(0.95, sum by (le, {PROVIDER}, {MODEL}) "
+                       f"(rate({TTFC}_bucket{{{pm}}}[{RATE_INTERVAL}])))",
+                       "{{gen_ai_provider_name}} {{gen_ai_request_model}}", exemplar=True)]),
+            row("Tokens and cost"),
+            timeseries_panel(
+                "Tokens per second", "Input and output tokens per second by provider.", "short",
+                [query(f"sum by ({PROVIDER}, {TOKEN_TYPE}) (rate({TOKENS}_sum{{{pm}}}[{RATE_INTERVAL}]))",
+                       "{{gen_ai_provider_name}} {{gen_ai_token_type}}")], stack=True).span(8),
+            timeseries_panel(
+                "Spend per hour by model",
+                "Estimated spend as US dollars per hour, by provider and model (local price table).", "currencyUSD",
+                [query(f"sum by ({PROVIDER}, {MODEL}) (rate({COST}{{{pm}}}[{RATE_INTERVAL}])) * 3600",
+                       "{{gen_ai_provider_name}} {{gen_ai_request_model}}")], stack=True).span(8),
+            stat_panel(
+                "Spend in the last hour",
+                "Estimated spend over the last hour, all selected providers "
+                f"(budget alert at {limits['spend_budget_usd_per_hour']} USD).", "currencyUSD",
+                [query(f"sum(provider:gen_ai_client_cost:increase1h{{{p}}})", "spend", instant=True)],
+            ).thresholds(steps(("green", None), ("red", limits["spend_budget_usd_per_hour"]))).span(8),
+            row("Retries and fallbacks"),
+            timeseries_panel(
+                "Retries per call", "Retries per model call over 5 minutes, per provider.", "short",
+                [query(f"provider:gen_ai_client_retries_per_operations:ratio_rate5m{{{p}}}",
+                       "{{gen_ai_provider_name}}")]),
+            timeseries_panel(
+                "Fallbacks", "Fallbacks away from each provider per second, by target and reason.", "ops",
+                [query(f"sum by ({PROVIDER}, {FALLBACK_TO}, {FALLBACK_REASON}) "
+                       f"(rate({FALLBACKS}{{{p}}}[{RATE_INTERVAL}]))",
+                       "{{gen_ai_provider_name}} -> {{gen_ai_fallback_to}} ({{gen_ai_fallback_reason}})")],
+                stack=True),
+        ],
+    )

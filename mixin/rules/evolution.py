@@ -1,0 +1,74 @@
+"""Evolution (self-improvement) runs: attempts by status and the succeeded/failed ratios; the alerts on
+failing, memory-hungry or no longer improving runs."""
+
+from __future__ import annotations
+
+from mixin.names import AGENT, EVO_ATTEMPTS, EVO_IMPROVEMENT, EVO_MEMORY, EVO_STATUS, EVO_TYPE
+from mixin.rules.rule import Group, Rule, Thresholds, alert, gib, pct, ratio, record, stem, value_of, window_groups
+
+WINDOWS = ("1h", "1d", "7d")
+_COMMENT = "Evolution runs over {w}: attempts by status and the succeeded/failed ratios."
+
+
+def _rules(w: str) -> list[Rule]:
+    by_status = f"agent_evolution_type_status:{stem(EVO_ATTEMPTS)}:increase{w}"
+    total = f"agent_evolution_type:{stem(EVO_ATTEMPTS)}:increase{w}"
+    return [
+        record(by_status, f"sum by ({AGENT}, {EVO_TYPE}, {EVO_STATUS}) (increase({EVO_ATTEMPTS}[{w}]))"),
+        record(total, f"sum without ({EVO_STATUS}) ({by_status})"),
+        *(
+            record(
+                f"agent_evolution_type:{stem(EVO_ATTEMPTS)}_{status}_per_attempts:ratio_increase{w}",
+                ratio(f'sum without ({EVO_STATUS}) ({by_status}{{{EVO_STATUS}="{status}"}})', total),
+            )
+            for status in ("succeeded", "failed")
+        ),
+    ]
+
+
+def recording_groups() -> list[Group]:
+    return window_groups("evolution", WINDOWS, _COMMENT, _rules)
+
+
+def alert_group(t: Thresholds) -> Group:
+    a, kind = value_of(AGENT), value_of(EVO_TYPE)
+    return Group(
+        "agent-otel-evolution-alerts",
+        "Evolution (self-improvement) runs: failing, eating memory, or no longer improving anything.",
+        [
+            alert(
+                t,
+                "AgentOtelEvolutionFailureRateHigh",
+                f"agent_evolution_type:{stem(EVO_ATTEMPTS)}_failed_per_attempts:ratio_increase1h "
+                f"> {t['evolution_failure_ratio']}\n"
+                f"and on ({AGENT}, {EVO_TYPE})\n"
+                f"agent_evolution_type:{stem(EVO_ATTEMPTS)}:increase1h >= {t['evolution_min_attempts_1h']}",
+                "10m",
+                "warning",
+                "Evolution runs fail too often.",
+                f"{{{{ $value | humanizePercentage }}}} of {kind} evolution runs of agent "
+                f"{a} failed over the last hour (threshold {pct(t['evolution_failure_ratio'])}).",
+            ),
+            alert(
+                t,
+                "AgentOtelEvolutionMemoryPeakHigh",
+                f"max by ({AGENT}, {EVO_TYPE}) ({EVO_MEMORY}) > {t['evolution_memory_peak_bytes']}",
+                "5m",
+                "warning",
+                "An evolution run used too much memory.",
+                f"The latest {kind} evolution run of agent {a} peaked at "
+                f"{{{{ $value | humanize1024 }}}}B of resident memory "
+                f"(threshold {gib(t['evolution_memory_peak_bytes'])}).",
+            ),
+            alert(
+                t,
+                "AgentOtelEvolutionNoProgress",
+                f"max by ({AGENT}, {EVO_TYPE}) ({EVO_IMPROVEMENT}) < {t['evolution_min_improvement']}",
+                "24h",
+                "info",
+                "Evolution has not improved an agent for a day.",
+                f"{kind} evolution runs of agent {a} have improved its KPI by less than "
+                f"{t['evolution_min_improvement']} for 24 hours (latest improvement {{{{ $value }}}}).",
+            ),
+        ],
+    )

@@ -1,0 +1,75 @@
+"""Which generated file holds what: the groups of every domain, in file order, rendered as text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mixin.config import ASSETS, ROOT, THRESHOLDS_FILE, load_thresholds
+from mixin.rules import agents, calibration, evolution, providers, telemetry, tools_jobs
+from mixin.rules.recording_tests import promtool_test_file
+from mixin.rules.rule import Group, Thresholds
+from mixin.rules.yamlout import rules_file
+
+PROMETHEUS = ASSETS / "prometheus"
+RULES_FILE = PROMETHEUS / "agent-otel.rules.yaml"
+ALERTS_FILE = PROMETHEUS / "agent-otel.alerts.yaml"
+SHORT_TEST_FILE = PROMETHEUS / "tests" / "recording-short.test.yaml"
+LONG_TEST_FILE = PROMETHEUS / "tests" / "recording-long.test.yaml"
+
+
+def recording_groups(t: Thresholds) -> list[Group]:
+    """The baseline comes last: it averages a ratio that agent-otel-agents-5m records."""
+    return [
+        *agents.recording_groups(),
+        *calibration.recording_groups(),
+        *providers.recording_groups(t),
+        *evolution.recording_groups(),
+        *tools_jobs.recording_groups(),
+        agents.baseline_group(),
+    ]
+
+
+def alert_groups(t: Thresholds) -> list[Group]:
+    return [agents.alert_group(t), providers.alert_group(t), evolution.alert_group(t), telemetry.alert_group(t)]
+
+
+def render() -> dict[Path, str]:
+    """Every generated file and the text it must hold."""
+    t = load_thresholds()
+    calibration.check_contract()
+    providers.check_thresholds(t)
+    return {
+        RULES_FILE: rules_file(
+            recording_groups(t),
+            "# Recording rules, named level:metric:operations. Numerators and denominators are aggregated\n"
+            "# separately and divided last; a ratio is absent (not NaN) while its denominator is 0.\n",
+        ),
+        ALERTS_FILE: rules_file(
+            alert_groups(t),
+            f"# Alerting rules. Thresholds: {THRESHOLDS_FILE.relative_to(ROOT)}. Runbooks: docs/runbooks.md.\n",
+        ),
+        SHORT_TEST_FILE: promtool_test_file(
+            ("5m", "1h"),
+            60,
+            "# promtool test rules: every recording rule over 5m and 1h, on 1-minute samples.\n",
+            RULES_FILE.name,
+        ),
+        LONG_TEST_FILE: promtool_test_file(
+            ("1d", "7d"),
+            3600,
+            "# promtool test rules: every recording rule over 1d and 7d, on hourly samples and evaluations\n"
+            "# (minute resolution over a week would make the test slow without testing anything more).\n",
+            RULES_FILE.name,
+        ),
+    }
+
+
+def stale() -> list[Path]:
+    """The generated files that are missing or differ from what :func:`render` gives now."""
+    return [path for path, text in render().items() if not path.exists() or path.read_text() != text]
+
+
+def write() -> None:
+    for path, text in render().items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)

@@ -1,0 +1,114 @@
+"""The shapes every domain module builds (a rule, an alert, a group) and the PromQL helpers they share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+#: A rule as it is written to YAML: ``record``/``expr``/``labels`` or ``alert``/``expr``/``for``/....
+Rule = dict[str, object]
+#: ``thresholds.yaml`` as loaded.
+Thresholds = dict[str, Any]
+
+#: The quantiles recorded for every latency histogram.
+QUANTILES = ("0.5", "0.95", "0.99")
+#: Seconds per rule window (PromQL durations as keys).
+WINDOW_SECONDS = {"5m": 300, "1h": 3600, "1d": 86400, "7d": 604800}
+
+
+@dataclass
+class Group:
+    """A rule group; ``comment`` is written above it, ``interval`` overrides the global evaluation interval."""
+
+    name: str
+    comment: str
+    rules: list[Rule]
+    interval: str | None = None
+
+
+def window_interval(window: str) -> str | None:
+    """Long windows change slowly, so every minute would only burn CPU; 2m (not 5m) keeps the latest sample
+    inside the 5m lookback of the alerts and panels that read it."""
+    return "2m" if window in ("1d", "7d") else None
+
+
+def window_groups(
+    domain: str, windows: tuple[str, ...], comment: str, rules: Callable[[str], list[Rule]]
+) -> list[Group]:
+    """One group ``agent-otel-<domain>-<window>`` per window; ``{w}`` in ``comment`` is the window."""
+    return [Group(f"agent-otel-{domain}-{w}", comment.format(w=w), rules(w), window_interval(w)) for w in windows]
+
+
+def stem(counter: str) -> str:
+    """Prometheus practice: `_total` is stripped from a counter's name once it has been rated."""
+    return counter.removesuffix("_total")
+
+
+def record(name: str, expr: str, labels: dict[str, str] | None = None) -> Rule:
+    rule: Rule = {"record": name, "expr": expr}
+    if labels:
+        rule["labels"] = labels
+    return rule
+
+
+def ratio(numerator: str, denominator: str) -> str:
+    """num / den, with an absent numerator read as 0 and an idle denominator giving no sample (not NaN)."""
+    return f"(\n  {numerator}\n  or\n  0 * {denominator}\n)\n/\n({denominator} > 0)"
+
+
+def quantile_rules(level: str, histogram: str, window: str) -> list[Rule]:
+    """``level_quantile:histogram:histogram_quantile_rate<w>`` for each of :data:`QUANTILES`, read from the
+    ``level_le:histogram_bucket:rate<w>`` rule the caller records."""
+    return [
+        record(
+            f"{level}_quantile:{histogram}:histogram_quantile_rate{window}",
+            f"histogram_quantile({q}, {level}_le:{histogram}_bucket:rate{window})",
+            {"quantile": q},
+        )
+        for q in QUANTILES
+    ]
+
+
+def ratio_below(ratio_1h: str, threshold: float, by: str, rate_1h: str, min_per_hour: float) -> str:
+    """``ratio_1h`` below ``threshold``, only where at least ``min_per_hour`` events (``rate_1h`` per second)
+    happened: a ratio of a few events is noise (one failure of two calls is 50%)."""
+    return f"{ratio_1h} < {threshold}\nand on ({by})\n{rate_1h} * 3600 >= {min_per_hour}"
+
+
+def alert(t: Thresholds, name: str, expr: str, for_: str, severity: str, summary: str, description: str) -> Rule:
+    """An alerting rule whose runbook is the section ``#<name in lower case>`` of the runbooks page."""
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": for_,
+        "labels": {"severity": severity},
+        "annotations": {
+            "summary": summary,
+            "description": description,
+            "runbook_url": f"{t['runbook_base_url']}#{name.lower()}",
+        },
+    }
+
+
+def pct(x: float) -> str:
+    return f"{x * 100:g}%"
+
+
+def gib(x: int) -> str:
+    return f"{x / 2**30:g}GiB"
+
+
+def duration(seconds: float) -> str:
+    """A PromQL/Prometheus duration in the largest whole unit: 3600 -> 1h, 300 -> 5m."""
+    whole = int(seconds)
+    if whole % 3600 == 0:
+        return f"{whole // 3600}h"
+    if whole % 60 == 0:
+        return f"{whole // 60}m"
+    return f"{whole}s"
+
+
+def value_of(label: str) -> str:
+    """The alert template that prints a label's value: ``{{ $labels.<label> }}``."""
+    return f"{{{{ $labels.{label} }}}}"
