@@ -1,9 +1,14 @@
-"""Our /metrics exposition: same names and labels as the stock OTel reader, plus trace exemplars."""
+"""Our /metrics exposition: same names, labels and values as the stock OTel reader, plus trace exemplars.
+
+How it is rendered and served (byte for byte prometheus_client's output) is test_prometheus_render.py.
+"""
 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 
+import pytest
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
@@ -12,10 +17,13 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
+import agent_otel
 from agent_otel import semconv
 from agent_otel._engine.instruments import Runtime
 from agent_otel._sdk.configure import histogram_views
 from agent_otel._sdk.prometheus import AgentOtelPrometheusReader, prometheus_name
+from tests.support.every_kind import use_every_kind
+from tests.support.ops import binary
 
 
 def record_everything(meter_provider: MeterProvider, tracer_provider: TracerProvider) -> str:
@@ -33,17 +41,32 @@ def record_everything(meter_provider: MeterProvider, tracer_provider: TracerProv
         return format(span.get_span_context().trace_id, "032x")
 
 
-def both_expositions() -> tuple[CollectorRegistry, CollectorRegistry, str]:
+Registries = tuple[CollectorRegistry, CollectorRegistry]  # ours, stock
+
+
+def both_readers() -> tuple[MeterProvider, CollectorRegistry, CollectorRegistry]:
+    """A meter provider with our reader and the stock one, each in its own registry."""
     ours_registry, stock_registry = CollectorRegistry(), CollectorRegistry()
     ours = AgentOtelPrometheusReader()
     ours_registry.register(ours.collector)
     stock = PrometheusMetricReader(registry=stock_registry)
-    provider = MeterProvider(metric_readers=[ours, stock], views=histogram_views())
-    trace_id = record_everything(provider, TracerProvider())
-    return ours_registry, stock_registry, trace_id
+    return MeterProvider(metric_readers=[ours, stock], views=histogram_views()), ours_registry, stock_registry
 
 
-def samples(text: str) -> set[tuple[str, frozenset]]:
+@pytest.fixture
+def every_kind() -> Iterator[Registries]:
+    """A process that used every kind of call, exposed by our reader and by the stock one."""
+    agent_otel.shutdown()
+    meter_provider, ours, stock = both_readers()
+    agent_otel.configure(tracer_provider=TracerProvider(), meter_provider=meter_provider, set_global=False,
+                         system_metrics=False)
+    use_every_kind()
+    yield ours, stock
+    agent_otel.shutdown()
+    meter_provider.shutdown()
+
+
+def samples(text: str) -> set[tuple[str, frozenset[tuple[str, str]], float]]:
     result = set()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -53,7 +76,8 @@ def samples(text: str) -> set[tuple[str, frozenset]]:
 
 
 def test_same_series_and_values_as_the_stock_reader() -> None:
-    ours, stock, _ = both_expositions()
+    meter_provider, ours, stock = both_readers()
+    record_everything(meter_provider, TracerProvider())
     ours_samples = samples(generate_latest(ours).decode())
     stock_samples = samples(generate_latest(stock).decode())
     assert ours_samples == stock_samples
@@ -61,8 +85,30 @@ def test_same_series_and_values_as_the_stock_reader() -> None:
     assert {series for spec in semconv.INSTRUMENTS for series in spec.prometheus_series} <= names
 
 
-def test_openmetrics_output_carries_trace_exemplars_and_passes_promtool() -> None:
-    ours, _, trace_id = both_expositions()
+def test_every_kind_passes_promtool_and_has_no_id_label(every_kind: Registries) -> None:
+    ours, stock = every_kind
+    text = generate_latest(ours).decode()
+    assert samples(text) == samples(generate_latest(stock).decode())
+    result = subprocess.run([binary("promtool"), "check", "metrics"], input=text, text=True, capture_output=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr + text
+    assert result.stdout.strip() == "" and result.stderr.strip() == "", result.stdout + result.stderr
+
+    families = list(text_string_to_metric_families(text))
+    sample_names = {s.name for f in families for s in f.samples}
+    for spec in semconv.INSTRUMENTS:
+        assert set(spec.prometheus_series) <= sample_names, spec.name
+    id_labels = {key.replace(".", "_") for key in semconv.ID_ATTRIBUTES} | {"id", "job_id", "user_id", "trace_id"}
+    labels = {label for f in families for s in f.samples for label in s.labels}
+    assert not labels & id_labels, labels & id_labels
+    assert "alice" not in text
+    assert 'agent_otel_stage="agent.confidence"' in text
+    assert 'gen_ai_agent_name="refactor-agent"' in text
+
+
+def test_openmetrics_output_carries_trace_exemplars() -> None:
+    meter_provider, ours, _ = both_readers()
+    trace_id = record_everything(meter_provider, TracerProvider())
     text = generate_openmetrics(ours).decode()
     bucket_line = next(line for line in text.splitlines()
                        if line.startswith("gen_ai_invoke_agent_duration_seconds_bucket") and 'le="0.4"' in line)
@@ -70,12 +116,9 @@ def test_openmetrics_output_carries_trace_exemplars_and_passes_promtool() -> Non
     counter_line = next(line for line in text.splitlines() if line.startswith("agent_work_items_total{"))
     assert f'trace_id="{trace_id}"' in counter_line
     assert "# UNIT gen_ai_invoke_agent_duration_seconds seconds" in text
-    # promtool lints the classic text format; the OpenMetrics one is checked by a strict parser.
+    # promtool lints the classic text format (above); the OpenMetrics one is checked by a strict parser.
     parsed = {family.name for family in openmetrics_families(text)}
     assert "gen_ai_invoke_agent_duration_seconds" in parsed
-    result = subprocess.run(["promtool", "check", "metrics"], input=generate_latest(ours).decode(), text=True,
-                            capture_output=True, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_name_translation_rules() -> None:

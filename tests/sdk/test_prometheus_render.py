@@ -1,4 +1,7 @@
-"""Our direct /metrics renderer and server: byte for byte what prometheus_client makes of our collector."""
+"""Our direct /metrics renderer and server: byte for byte what prometheus_client makes of our collector.
+
+The renderer exists for speed only (see the module docstring of agent_otel._sdk.prometheus); these tests
+keep it from ever writing anything prometheus_client would not."""
 
 from __future__ import annotations
 
@@ -19,11 +22,14 @@ from agent_otel._sdk.prometheus import AgentOtelPrometheusReader, metrics_app, s
 from tests.sdk.test_prometheus import record_everything
 
 OPENMETRICS = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+PROMETHEUS_3 = ("application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
+                "application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,"
+                "text/plain;version=0.0.4;q=0.3,*/*;q=0.2")
 
 
 @pytest.fixture
 def reader() -> Iterator[tuple[AgentOtelPrometheusReader, CollectorRegistry]]:
-    """Every contract instrument plus awkward names, units, label values and bounds."""
+    """Every contract instrument plus awkward names, units, label values, bounds and values."""
     registry, reader = CollectorRegistry(), AgentOtelPrometheusReader()
     registry.register(reader.collector)
     resource = Resource.create({"service.name": 'we"ird\\ \n name', "deployment.count": 3})
@@ -35,6 +41,10 @@ def reader() -> Iterator[tuple[AgentOtelPrometheusReader, CollectorRegistry]]:
     updown = meter.create_up_down_counter("queue.depth")
     updown.add(-0.0, {"a": "b"})
     updown.add(3, {"a": "c"})
+    updown.add(10**7, {"a": "large int"})
+    gauge = meter.create_gauge("odd.values")
+    for i, value in enumerate((1234567.0, 12345678.5, 1e22, 1.5e-7, -1e7, -0.0)):
+        gauge.set(value, {"i": i})
     histogram = meter.create_histogram("odd.bounds", explicit_bucket_boundaries_advisory=[1, 2.5, 1e7])
     histogram.record(3, {"m": "n"})
     histogram.record(1e8)
@@ -82,21 +92,30 @@ def call(app: Any, method: str = "GET", accept: str | None = None, encoding: str
     return answer["status"], answer["headers"], body
 
 
-@pytest.mark.parametrize("request_args", [
-    {},
-    {"accept": OPENMETRICS},
-    {"accept": "application/openmetrics-text"},
-    {"accept": "text/plain;version=1.0.0;escaping=underscores"},
-    {"accept": "application/openmetrics-text;version=1.0.0;escaping=dots"},  # not ours: the fallback
-    {"accept": OPENMETRICS, "encoding": "gzip"},
-    {"query": "name[]=queue_depth"},
-    {"method": "POST"},
-    {"method": "OPTIONS"},
-    {"path": "/favicon.ico"},
+@pytest.mark.parametrize(("request_args", "rendered"), [
+    ({}, True),
+    ({"accept": OPENMETRICS}, True),
+    ({"accept": "application/openmetrics-text"}, True),
+    ({"accept": "application/openmetrics-text;version=1.0.0;escaping=underscores"}, True),
+    ({"accept": "text/plain;version=1.0.0"}, True),
+    ({"accept": "text/plain;version=1.0.0;escaping=underscores"}, True),
+    ({"accept": OPENMETRICS, "encoding": "gzip"}, True),
+    # the rest is prometheus_client's app
+    ({"accept": "application/openmetrics-text;version=1.0.0;escaping=dots"}, False),
+    ({"accept": PROMETHEUS_3}, False),
+    ({"query": "name[]=queue_depth"}, False),
+    ({"method": "POST"}, False),
+    ({"method": "OPTIONS"}, False),
+    ({"path": "/favicon.ico"}, False),
 ])
-def test_app_answers_as_prometheus_client_does(reader: Any, request_args: dict) -> None:
+def test_app_answers_as_prometheus_client_does(reader: Any, request_args: dict, rendered: bool,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     ours, registry = reader
+    renders: list[bool] = []
+    render = ours.render
+    monkeypatch.setattr(ours, "render", lambda openmetrics=False: renders.append(openmetrics) or render(openmetrics))
     status, headers, body = call(metrics_app(ours, registry), **request_args)
+    assert bool(renders) == rendered
     stock_status, stock_headers, stock_body = call(make_wsgi_app(registry), **request_args)
     assert (status, headers) == (stock_status, stock_headers)
     if dict(headers).get("Content-Encoding") == "gzip":

@@ -7,43 +7,46 @@ histogram bucket's and counter's latest exemplar (``trace_id``, ``span_id``) in 
 format, which Prometheus requests when scraping.
 
 Two ways out, with the same bytes: :attr:`AgentOtelPrometheusReader.collector`, a prometheus_client
-collector for any registry, and :meth:`AgentOtelPrometheusReader.render`, which writes the text
-formats directly (no ``Sample`` objects, each series' label string escaped once and reused across
-scrapes and across its bucket lines) and is what :func:`metrics_app` serves. Most of a scrape is
-then the SDK's own collection.
+collector for any registry, and :meth:`AgentOtelPrometheusReader.render`, which writes the two
+formats Prometheus asks for directly and is what :func:`metrics_app` serves. ``render`` exists for
+speed alone: it builds no ``Sample`` objects and escapes each series' labels once, keeping them
+across scrapes. Measured with ``make bench``'s exposition rows (10,000 attribute sets, 15 interleaved
+rounds, median of per-round ratios): prometheus_client's ``generate_latest`` over :attr:`collector` takes
+0.74 x the stock reader's time, ``render`` 0.16 x (the target is <= 0.2 x).
 """
 
 from __future__ import annotations
 
 import gzip
+import math
 import re
 import socket
 import threading
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
-from functools import partial
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
+from opentelemetry.sdk.metrics import Exemplar as OtelExemplar
 from opentelemetry.sdk.metrics.export import (
     Gauge,
+    HistogramDataPoint,
     MetricReader,
     MetricsData,
+    NumberDataPoint,
     Sum,
 )
-from opentelemetry.sdk.metrics.export import (
-    Histogram as HistogramData,
-)
-from prometheus_client import CollectorRegistry, make_wsgi_app
-from prometheus_client.exposition import choose_encoder, gzip_accepted
-from prometheus_client.exposition import generate_latest as generate_text
-from prometheus_client.openmetrics.exposition import UNDERSCORES, escape_label_name, escape_metric_name
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from opentelemetry.sdk.metrics.export import Histogram as HistogramData
+from opentelemetry.sdk.metrics.export import Metric as OtelMetric
+from opentelemetry.util.types import Attributes
+from prometheus_client import CONTENT_TYPE_LATEST, CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, make_wsgi_app
+from prometheus_client.core import Exemplar, Metric, Sample
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
+from prometheus_client.openmetrics.exposition import UNDERSCORES, escape_label_name
 from prometheus_client.registry import Collector
-from prometheus_client.samples import Exemplar, Sample
-from prometheus_client.utils import floatToGoString
 
 from agent_otel._engine.self_telemetry import report_error
 
@@ -51,6 +54,9 @@ _INVALID = re.compile(r"[^a-zA-Z0-9_:]")
 _UNIT_SUFFIXES = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "KiBy": "kibibytes", "MiBy": "mebibytes"}
 _SCOPE_NAME = "otel_scope_name"
 _SCOPE_VERSION = "otel_scope_version"
+_INF = float("inf")
+
+_Labels = dict[str, str]
 
 
 def _sanitize(name: str) -> str:
@@ -68,17 +74,17 @@ def prometheus_name(name: str, unit: str) -> tuple[str, str]:
 
 
 def _format_bound(bound: float) -> str:
-    return "+Inf" if bound == float("inf") else str(bound)  # as the stock reader writes it
+    return "+Inf" if bound == _INF else str(bound)  # as the stock reader writes it
 
 
-def _exemplar(exemplar: Any) -> Exemplar | None:
+def _exemplar(exemplar: OtelExemplar) -> Exemplar | None:
     if exemplar.trace_id is None or exemplar.span_id is None:
         return None
     return Exemplar({"trace_id": format(exemplar.trace_id, "032x"), "span_id": format(exemplar.span_id, "016x")},
                     exemplar.value, exemplar.time_unix_nano / 1e9)
 
 
-def _bucket_exemplars(point: Any, bounds: list[float]) -> dict[int, Exemplar]:
+def _bucket_exemplars(point: HistogramDataPoint, bounds: list[float]) -> dict[int, Exemplar]:
     """Each bucket's latest exemplar, by bucket index."""
     exemplars: dict[int, Exemplar] = {}
     for exemplar in point.exemplars:
@@ -88,14 +94,14 @@ def _bucket_exemplars(point: Any, bounds: list[float]) -> dict[int, Exemplar]:
     return exemplars
 
 
-def _counter_exemplar(point: Any) -> Exemplar | None:
+def _counter_exemplar(point: NumberDataPoint) -> Exemplar | None:
     exemplar = None
     for candidate in point.exemplars or ():
         exemplar = _exemplar(candidate) or exemplar
     return exemplar
 
 
-def _family_type(data: Any) -> str | None:
+def _family_type(data: object) -> str | None:
     if isinstance(data, HistogramData):
         return "histogram"
     if isinstance(data, Sum) and data.is_monotonic:
@@ -103,19 +109,6 @@ def _family_type(data: Any) -> str | None:
     if isinstance(data, Sum | Gauge):
         return "gauge"
     return None
-
-
-class _Family:
-    """A prometheus_client-compatible metric family built from samples directly (no label zipping)."""
-
-    __slots__ = ("documentation", "name", "samples", "type", "unit")
-
-    def __init__(self, name: str, documentation: str, typ: str, unit: str) -> None:
-        self.name = name
-        self.documentation = documentation
-        self.type = typ
-        self.unit = unit
-        self.samples: list[Any] = []
 
 
 class AgentOtelPrometheusReader(MetricReader):
@@ -153,11 +146,11 @@ class _Names:
         self._metrics: dict[tuple[str, str], tuple[str, str]] = {}
         self._labels: dict[str, str] = {}
 
-    def metric(self, metric: Any) -> tuple[str, str]:
-        key = (metric.name, metric.unit)
+    def metric(self, metric: OtelMetric) -> tuple[str, str]:
+        key = (metric.name, metric.unit or "")
         names = self._metrics.get(key)
         if names is None:
-            names = self._metrics[key] = prometheus_name(metric.name, metric.unit)
+            names = self._metrics[key] = prometheus_name(*key)
         return names
 
     def label(self, key: str) -> str:
@@ -166,14 +159,15 @@ class _Names:
             label = self._labels[key] = _sanitize(key)
         return label
 
-    def labels(self, attributes: Any, scope: dict[str, str]) -> dict[str, str]:
-        labels = {self.label(k): str(v) for k, v in attributes.items()}
+    def labels(self, attributes: Attributes, scope: _Labels) -> _Labels:
+        labels = {self.label(k): str(v) for k, v in attributes.items()} if attributes else {}
         labels.update(scope)
         return labels
 
 
-def _scopes(reader: AgentOtelPrometheusReader, stage: str) -> Iterator[tuple[Any, dict[str, str] | None, Any]]:
-    """(resource metrics, None, None) for each resource, then (None, scope labels, metric) for its metrics."""
+def _scopes(reader: AgentOtelPrometheusReader, stage: str) -> Iterator[tuple[Attributes, _Labels, OtelMetric | None]]:
+    """(resource attributes, {}, None) for each resource with target_info, then (None, scope labels,
+    metric) for its metrics."""
     try:
         data = reader.scrape()
     except Exception as exc:
@@ -183,7 +177,7 @@ def _scopes(reader: AgentOtelPrometheusReader, stage: str) -> Iterator[tuple[Any
         return
     for resource_metrics in data.resource_metrics:
         if not reader._disable_target_info and resource_metrics.resource.attributes:
-            yield resource_metrics, None, None
+            yield resource_metrics.resource.attributes, {}, None
         for scope_metrics in resource_metrics.scope_metrics:
             scope = {_SCOPE_NAME: scope_metrics.scope.name}
             if scope_metrics.scope.version:
@@ -199,37 +193,35 @@ class _Translator(Collector):
         self._reader = reader
         self._names = reader._names
 
-    def describe(self) -> list:
+    def describe(self) -> list[Metric]:
         return []  # collecting has side effects; never run it at registration time
 
-    def collect(self) -> Iterator[Any]:
-        families: dict[str, _Family] = {}
-        for resource_metrics, scope, metric in _scopes(self._reader, "exposition"):
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for resource, scope, metric in _scopes(self._reader, "exposition"):
             if metric is None:
-                info = _Family("target", "Target metadata", "info", "")
-                info.samples.append(Sample("target_info", self._names.labels(resource_metrics.resource.attributes,
-                                                                             {}), 1.0))
-                families["target"] = info
+                info = families["target"] = Metric("target", "Target metadata", "info")
+                info.samples.append(Sample("target_info", self._names.labels(resource, {}), 1.0))
                 continue
             try:
-                self._add(families, metric, scope)  # type: ignore[arg-type]
+                self._add(families, metric, scope)
             except Exception as exc:
                 report_error("exposition.translate", exc)
         yield from families.values()
 
-    def _add(self, families: dict[str, _Family], metric: Any, scope: dict[str, str]) -> None:
+    def _add(self, families: dict[str, Metric], metric: OtelMetric, scope: _Labels) -> None:
         base, unit = self._names.metric(metric)
         data = metric.data
         typ = _family_type(data)
         if typ is None:
             return
-        family = families.get(base) or families.setdefault(base, _Family(base, metric.description, typ, unit))
+        family = families.get(base) or families.setdefault(base, Metric(base, metric.description or "", typ, unit))
         append = family.samples.append
         labels_of = self._names.labels
-        for point in data.data_points:
-            labels = labels_of(point.attributes, scope)
-            if typ == "histogram":
-                bounds = [*point.explicit_bounds, float("inf")]
+        if isinstance(data, HistogramData):
+            for point in data.data_points:
+                labels = labels_of(point.attributes, scope)
+                bounds = [*point.explicit_bounds, _INF]
                 exemplars = _bucket_exemplars(point, bounds)
                 cumulative = 0
                 for index, (bound, count) in enumerate(zip(bounds, point.bucket_counts, strict=False)):
@@ -238,31 +230,63 @@ class _Translator(Collector):
                                   exemplars.get(index)))
                 append(Sample(base + "_count", labels, point.count))
                 append(Sample(base + "_sum", labels, point.sum))
-            elif typ == "counter":
-                append(Sample(base + "_total", labels, point.value, None, _counter_exemplar(point)))
-            else:
-                append(Sample(base, labels, point.value))
+        elif isinstance(data, Sum | Gauge):
+            name = base + "_total" if typ == "counter" else base
+            for number in data.data_points:
+                exemplar = _counter_exemplar(number) if typ == "counter" else None
+                append(Sample(name, labels_of(number.attributes, scope), number.value, None, exemplar))
+
+
+# --------------------------------------------------------------------------------------------------
+# The direct renderer: prometheus_client's output for the collector above, on its public API only
+# --------------------------------------------------------------------------------------------------
 
 
 def _escape_value(value: str) -> str:
-    """A label value as prometheus_client writes it (both formats)."""
+    """A label value (or OpenMetrics help text) as prometheus_client writes it (both formats)."""
     if "\\" in value or "\n" in value or '"' in value:
         return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
     return value
 
 
+def _go_float(value: float) -> str:
+    """A sample value as prometheus_client writes it: Go's float format (its own helper is not public)."""
+    value = float(value)
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if math.isnan(value):
+        return "NaN"
+    text = repr(value)
+    dot = text.find(".")
+    if value > 0 and dot > 6:  # Go switches to an exponent sooner than Python
+        mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1:]}".rstrip("0.")
+        return f"{mantissa}e+{dot - 1:02d}"
+    return text
+
+
+def _exemplar_text(exemplar: Exemplar) -> str:
+    labels = ",".join(f'{k}="{_escape_value(v)}"' for k, v in sorted(exemplar.labels.items()))
+    return f" # {{{labels}}} {_go_float(exemplar.value)} {exemplar.timestamp}"
+
+
+_LabelStrings = tuple[str, str, str]  # all labels; those sorting before `le`, and ","; "," and those after
+_Family = tuple[str, str, str, list[str]]  # type, help, unit, sample lines
+
+
 class _TextRenderer:
-    """Writes what prometheus_client would make of :class:`_Translator`'s families, directly.
+    """Writes what prometheus_client makes of :class:`_Translator`'s families, directly.
 
     A series' label string (sorted, escaped) is computed once and kept while the series exists;
-    histogram buckets reuse it around their ``le`` label; values are formatted once per scrape."""
+    histogram buckets reuse it around their ``le`` label; integer values are formatted once per scrape.
+    Names need no escaping: :func:`_sanitize` leaves only characters valid in both formats."""
 
     def __init__(self, reader: AgentOtelPrometheusReader) -> None:
         self._reader = reader
         self._names = reader._names
         self._label_names: dict[str, str] = {"le": "le"}
-        self._series: dict[Any, tuple[str, str, str]] = {}
-        self._les: dict[tuple, list[str]] = {}  # bucket bounds -> their `le="..."` label strings
+        self._series: dict[Hashable, _LabelStrings] = {}
+        self._les: dict[tuple[float, ...], list[str]] = {}  # bucket bounds -> their `le="..."` label strings
+        self._values: dict[int, str] = {}
 
     def _label_name(self, name: str) -> str:
         escaped = self._label_names.get(name)
@@ -270,8 +294,7 @@ class _TextRenderer:
             escaped = self._label_names[name] = escape_label_name(name, UNDERSCORES)
         return escaped
 
-    def _label_strings(self, labels: dict[str, str]) -> tuple[str, str, str]:
-        """(all labels, the ones sorting before ``le`` + ",", "," + the ones after) for one series."""
+    def _label_strings(self, labels: _Labels) -> _LabelStrings:
         items = sorted(labels.items())
         pairs = [f'{self._label_name(k)}="{_escape_value(v)}"' for k, v in items]
         keys = [k for k, _ in items]
@@ -280,30 +303,46 @@ class _TextRenderer:
         head, tail = ",".join(pairs[:at]), ",".join(pairs[after:])
         return ",".join(pairs), head + "," if head else "", "," + tail if tail else ""
 
+    def _go(self, value: float) -> str:
+        if type(value) is not int:  # floats are not cached: 0.0 == -0.0 but they print differently
+            return _go_float(value)
+        text = self._values.get(value)
+        if text is None:
+            text = self._values[value] = _go_float(value)
+        return text
+
+    def _series_labels(self, attributes: Attributes, scope: _Labels, scope_key: tuple[tuple[str, str], ...],
+                       previous: dict[Hashable, _LabelStrings]) -> _LabelStrings:
+        try:
+            key: Hashable = (scope_key, tuple(attributes.items()) if attributes else ())
+            strings = self._series.get(key) or previous.get(key)
+        except TypeError:  # an unhashable attribute value: no caching for this series
+            return self._label_strings(self._names.labels(attributes, scope))
+        if strings is None:
+            strings = self._label_strings(self._names.labels(attributes, scope))
+        self._series[key] = strings
+        return strings
+
     def render(self, openmetrics: bool) -> bytes:
-        families: dict[str, tuple[str, str, str, list[str]]] = {}
-        previous, self._series = self._series, {}
-        values: dict[Any, str] = {}
-        for resource_metrics, scope, metric in _scopes(self._reader, "exposition.render"):
+        families: dict[str, _Family] = {}
+        previous, self._series, self._values = self._series, {}, {}
+        for resource, scope, metric in _scopes(self._reader, "exposition.render"):
             if metric is None:
-                labels, _, _ = self._label_strings(self._names.labels(resource_metrics.resource.attributes, {}))
+                labels, _, _ = self._label_strings(self._names.labels(resource, {}))
                 families["target"] = ("info", "Target metadata", "", [f"target_info{{{labels}}} 1.0\n"])
                 continue
             try:
-                self._add(families, metric, scope, previous, values, openmetrics)  # type: ignore[arg-type]
+                self._add(families, metric, scope, previous, openmetrics)
             except Exception as exc:
                 report_error("exposition.translate", exc)
         output = []
-        for base, (typ, documentation, unit, lines) in families.items():
+        for name, (typ, documentation, unit, lines) in families.items():
             if openmetrics:
-                name = escape_metric_name(base, UNDERSCORES)
-                help_text = documentation.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
-                output.append(f"# HELP {name} {help_text}\n# TYPE {name} {typ}\n")
+                output.append(f"# HELP {name} {_escape_value(documentation)}\n# TYPE {name} {typ}\n")
                 if unit:
                     output.append(f"# UNIT {name} {unit}\n")
             else:
-                name = escape_metric_name(base + "_total" if typ == "counter" else
-                                          base + "_info" if typ == "info" else base, UNDERSCORES)
+                name += "_total" if typ == "counter" else "_info" if typ == "info" else ""
                 help_text = documentation.replace("\\", r"\\").replace("\n", r"\n")
                 output.append(f"# HELP {name} {help_text}\n# TYPE {name} {'gauge' if typ == 'info' else typ}\n")
             output.extend(lines)
@@ -311,108 +350,95 @@ class _TextRenderer:
             output.append("# EOF\n")
         return "".join(output).encode("utf-8")
 
-    def _add(self, families: dict[str, tuple[str, str, str, list[str]]], metric: Any, scope: dict[str, str],
-             previous: dict[Any, tuple[str, str, str]], values: dict[Any, str], openmetrics: bool) -> None:
+    def _add(self, families: dict[str, _Family], metric: OtelMetric, scope: _Labels,
+             previous: dict[Hashable, _LabelStrings], openmetrics: bool) -> None:
         base, unit = self._names.metric(metric)
         data = metric.data
         typ = _family_type(data)
         if typ is None:
             return
-        family = families.get(base) or families.setdefault(base, (typ, metric.description, unit, []))
+        family = families.get(base) or families.setdefault(base, (typ, metric.description or "", unit, []))
         append = family[3].append
-        series = self._series
+        go, values = self._go, self._values
         scope_key = tuple(scope.items())
-
-        def go(value: Any) -> str:
-            if type(value) is not int:  # floats are not cached: 0.0 == -0.0 but they print differently
-                return floatToGoString(value)
-            text = values.get(value)
-            if text is None:
-                text = values[value] = floatToGoString(value)
-            return text
-
-        for point in data.data_points:
-            try:
-                key: Any = (scope_key, tuple(point.attributes.items()))
-                strings = series.get(key) or previous.get(key)
-            except TypeError:  # an unhashable attribute value: no caching for this series
-                key, strings = None, None
-            if strings is None:
-                strings = self._label_strings(self._names.labels(point.attributes, scope))
-            if key is not None:
-                series[key] = strings
-            labels, head, tail = strings
-            braced = "{" + labels + "}" if labels else ""
-            if typ == "histogram":
-                bounds = point.explicit_bounds
-                les = self._les.get(bounds) if type(bounds) is tuple else None
-                if les is None:
-                    les = [f'le="{_escape_value(_format_bound(bound))}"' for bound in (*bounds, float("inf"))]
-                    if type(bounds) is tuple and len(self._les) < 1000:
-                        self._les[bounds] = les
-                exemplars = (_bucket_exemplars(point, [*bounds, float("inf")]) if openmetrics and point.exemplars
-                             else None)
+        if isinstance(data, HistogramData):
+            for point in data.data_points:
+                labels, head, tail = self._series_labels(point.attributes, scope, scope_key, previous)
+                braced = "{" + labels + "}" if labels else ""
+                exemplars = (_bucket_exemplars(point, [*point.explicit_bounds, _INF])
+                             if openmetrics and point.exemplars else None)
                 cumulative = 0
-                bucket = base + "_bucket{" + head
-                end = tail + "} "
-                for index, (le, count) in enumerate(zip(les, point.bucket_counts, strict=False)):
+                bucket, end = base + "_bucket{" + head, tail + "} "
+                for index, (le, count) in enumerate(zip(self._le_labels(point.explicit_bounds), point.bucket_counts,
+                                                        strict=False)):
                     cumulative += count
                     exemplar = exemplars.get(index) if exemplars else None
                     append(f'{bucket}{le}{end}{values.get(cumulative) or go(cumulative)}'
                            f'{_exemplar_text(exemplar) if exemplar is not None else ""}\n')
                 append(f"{base}_count{braced} {go(point.count)}\n")
                 append(f"{base}_sum{braced} {go(point.sum)}\n")
-            elif typ == "counter":
-                exemplar = _counter_exemplar(point) if openmetrics else None
-                append(f"{base}_total{braced} {go(point.value)}"
+        elif isinstance(data, Sum | Gauge):
+            name = base + "_total" if typ == "counter" else base
+            for number in data.data_points:
+                labels = self._series_labels(number.attributes, scope, scope_key, previous)[0]
+                exemplar = _counter_exemplar(number) if openmetrics and typ == "counter" else None
+                append(f"{name}{'{' + labels + '}' if labels else ''} {go(number.value)}"
                        f"{_exemplar_text(exemplar) if exemplar is not None else ''}\n")
-            else:
-                append(f"{base}{braced} {go(point.value)}\n")
 
-
-def _exemplar_text(exemplar: Exemplar) -> str:
-    labels = ",".join(f'{k}="{_escape_value(v)}"' for k, v in sorted(exemplar.labels.items()))
-    return f" # {{{labels}}} {floatToGoString(exemplar.value)} {exemplar.timestamp}"
+    def _le_labels(self, bounds: Sequence[float]) -> list[str]:
+        les = self._les.get(bounds) if type(bounds) is tuple else None
+        if les is None:
+            les = [f'le="{_format_bound(bound)}"' for bound in (*bounds, _INF)]
+            if type(bounds) is tuple and len(self._les) < 1000:
+                self._les[bounds] = les
+        return les
 
 
 # --------------------------------------------------------------------------------------------------
 # Serving /metrics
 # --------------------------------------------------------------------------------------------------
 
-
-def _fast_format(encoder: Any) -> bool | None:
-    """Which of :meth:`AgentOtelPrometheusReader.render`'s formats prometheus_client's content
-    negotiation chose (False: text 0.0.4, True: OpenMetrics 1.0.0), or None for anything else."""
-    if encoder is generate_text:
-        return False
-    if isinstance(encoder, partial) and not encoder.args and encoder.keywords.get("escaping") == UNDERSCORES:
-        if encoder.func is generate_openmetrics and encoder.keywords.get("version") == "1.0.0":
-            return True
-        if encoder.func is generate_text and set(encoder.keywords) == {"escaping"}:
-            return False
-    return None
+#: The content types prometheus_client's negotiation may choose that :meth:`AgentOtelPrometheusReader.render`
+#: writes (True: OpenMetrics); any other request goes to prometheus_client's own app.
+_RENDERED: dict[str, bool] = {
+    CONTENT_TYPE_PLAIN_0_0_4: False,
+    f"{CONTENT_TYPE_LATEST}; escaping={UNDERSCORES}": False,
+    OPENMETRICS_CONTENT_TYPE: True,
+    f"{OPENMETRICS_CONTENT_TYPE}; escaping={UNDERSCORES}": True,
+}
+_Headers = list[tuple[str, str]]
 
 
-def metrics_app(reader: AgentOtelPrometheusReader, registry: CollectorRegistry) -> Callable[..., Any]:
-    """A WSGI app serving ``/metrics`` like prometheus_client's (same content negotiation, gzip,
-    methods), rendered by ``reader.render()``; requests it cannot render (``name[]`` filters, other
-    escapings or versions) go to prometheus_client's app over ``registry``."""
-    fallback = make_wsgi_app(registry)
+def _negotiate(app: WSGIApplication, environ: WSGIEnvironment) -> tuple[str, _Headers]:
+    """The status and headers ``app`` answers ``environ`` with (its body is dropped)."""
+    answer: list[tuple[str, _Headers]] = []
 
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        if (environ.get("REQUEST_METHOD") != "GET" or environ.get("PATH_INFO") == "/favicon.ico"
-                or "name[]" in parse_qs(environ.get("QUERY_STRING", ""))):
+    def start_response(status: str, headers: _Headers, exc_info: object = None) -> Callable[[bytes], object]:
+        answer.append((status, headers))
+        return lambda data: None  # write(): the body is not wanted
+
+    app(environ, start_response)
+    return answer[0]
+
+
+def metrics_app(reader: AgentOtelPrometheusReader, registry: CollectorRegistry) -> WSGIApplication:
+    """prometheus_client's WSGI app over ``registry`` (holding ``reader.collector``), except that the
+    formats ``reader.render()`` writes are rendered by it. prometheus_client's app over an empty registry
+    negotiates each request (method, format, gzip), so status and headers are always its own."""
+    fallback: WSGIApplication = make_wsgi_app(registry)
+    negotiator: WSGIApplication = make_wsgi_app(CollectorRegistry())
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if "name[]" in parse_qs(environ.get("QUERY_STRING", "")):  # a filtered scrape: its app filters
             return fallback(environ, start_response)
-        encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT"))
-        openmetrics = _fast_format(encoder)
+        status, headers = _negotiate(negotiator, environ)
+        openmetrics = _RENDERED.get(dict(headers).get("Content-Type", "")) if status == "200 OK" else None
         if openmetrics is None:
             return fallback(environ, start_response)
         output = reader.render(openmetrics)
-        headers = [("Content-Type", content_type)]
-        if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING")):
+        if ("Content-Encoding", "gzip") in headers:
             output = gzip.compress(output)
-            headers.append(("Content-Encoding", "gzip"))
-        start_response("200 OK", headers)
+        start_response(status, headers)
         return [output]
 
     return app
@@ -424,58 +450,36 @@ def metrics_app(reader: AgentOtelPrometheusReader, registry: CollectorRegistry) 
 SCRAPE_SOCKET_TIMEOUT_S = 30.0
 
 
-def _timeout_handler(base: type[WSGIRequestHandler]) -> type[WSGIRequestHandler]:
-    """``base`` with a socket timeout of :data:`SCRAPE_SOCKET_TIMEOUT_S` (read now) that drops the
-    connection quietly when it expires."""
+class _Server(ThreadingMixIn, WSGIServer):
+    """prometheus_client's server (a thread per request, daemon threads); its class is not public API."""
 
-    class Handler(base):  # type: ignore[valid-type,misc]
-        timeout = SCRAPE_SOCKET_TIMEOUT_S
+    daemon_threads = True
 
-        def handle(self) -> None:
-            try:
-                super().handle()
-            except OSError:  # the request timed out, or the client went away: drop the connection
-                self.close_connection = True
 
-    return Handler
+class _Handler(WSGIRequestHandler):
+    """Logs nothing, and drops a connection quietly once it stalls for :data:`SCRAPE_SOCKET_TIMEOUT_S`."""
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(SCRAPE_SOCKET_TIMEOUT_S)  # read per connection
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except OSError:  # the request timed out, or the client went away: drop the connection
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 def serve_metrics(reader: AgentOtelPrometheusReader, registry: CollectorRegistry, port: int,
-                  addr: str = "127.0.0.1") -> tuple[Any, threading.Thread]:
+                  addr: str = "127.0.0.1") -> tuple[WSGIServer, threading.Thread]:
     """Serve :func:`metrics_app` on ``addr:port`` from a daemon thread, as prometheus_client's
-    ``start_http_server`` does (same server classes, plus a socket timeout:
-    :data:`SCRAPE_SOCKET_TIMEOUT_S`); returns the server and its thread."""
-    try:
-        from prometheus_client.exposition import ThreadingWSGIServer, _get_best_family, _SilentHandler
-    except ImportError:  # a prometheus_client without them: the same from the standard library, its rendering
-        return _serve_fallback(registry, port, addr)
-
-    class Server(ThreadingWSGIServer):
-        pass
-
-    Server.address_family, addr = _get_best_family(addr, port)
-    server = make_server(addr, port, metrics_app(reader, registry), Server,
-                         handler_class=_timeout_handler(_SilentHandler))
-    thread = threading.Thread(target=server.serve_forever, name="agent-otel-metrics", daemon=True)
-    thread.start()
-    return server, thread
-
-
-def _serve_fallback(registry: CollectorRegistry, port: int, addr: str) -> tuple[Any, threading.Thread]:
-    """prometheus_client's ``start_http_server`` rebuilt from the standard library (its server
-    classes are private), serving its own app over ``registry``, with the socket timeout."""
-
-    class Server(ThreadingMixIn, WSGIServer):
-        daemon_threads = True
-
-    class SilentHandler(WSGIRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
+    ``start_http_server`` does, plus a socket timeout (which it cannot set); returns the server and its thread."""
     family, _, _, _, sockaddr = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-    Server.address_family = family
-    server = make_server(sockaddr[0], port, make_wsgi_app(registry), Server,
-                         handler_class=_timeout_handler(SilentHandler))
+    server_class = type("_Server", (_Server,), {"address_family": family})  # IPv4 or IPv6, as `addr` is
+    server: WSGIServer = make_server(str(sockaddr[0]), port, metrics_app(reader, registry), server_class, _Handler)
     thread = threading.Thread(target=server.serve_forever, name="agent-otel-metrics", daemon=True)
     thread.start()
     return server, thread
