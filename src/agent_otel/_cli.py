@@ -12,14 +12,20 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeAlias, TypeVar
 
+from agent_otel._ops.assets import ASSETS_DESCRIPTION, ASSETS_HELP, add_assets_arguments, run_assets
+from agent_otel._ops.report import add_report_arguments, run_report
 from agent_otel._zerocode.check import run_check
 from agent_otel._zerocode.launcher import run_launcher
 from agent_otel.version import __version__
 
+#: What ``add_subparsers()`` returns (argparse's own class; typeshed names it, argparse does not export it).
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+Number = TypeVar("Number", int, float)
 
-def _add_check(subparsers: Any) -> None:
+
+def _add_check(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "check", help="validate a configuration file and resolve every target",
         description="Validate the configuration (FILE, $AGENT_OTEL_CONFIG, ./agent-otel.toml or [tool.agent-otel] "
@@ -29,7 +35,7 @@ def _add_check(subparsers: Any) -> None:
     parser.set_defaults(handler=run_check)
 
 
-def _add_run(subparsers: Any) -> None:
+def _add_run(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "run", help="run a program instrumented by configuration, without changing its code",
         description="Configure OpenTelemetry from OTEL_* variables and the configuration, install the wrappers "
@@ -44,8 +50,8 @@ def _add_run(subparsers: Any) -> None:
     parser.set_defaults(handler=run_launcher)
 
 
-def _positive(kind: type, what: str, allow_zero: bool = False) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
+def _positive(kind: Callable[[str], Number], what: str, allow_zero: bool = False) -> Callable[[str], Number]:
+    def parse(text: str) -> Number:
         try:
             value = kind(text)
         except ValueError:
@@ -63,7 +69,7 @@ def _port(text: str) -> int:
     return int(value)
 
 
-def _add_demo(subparsers: Any) -> None:
+def _add_demo(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "demo", help="run a simulated agent fleet, instrumented by configuration (optionally with Prometheus)",
         description="Run a simulated agent fleet (jobs, agents, a provider chain with retries and fallbacks, "
@@ -87,6 +93,7 @@ def _add_demo(subparsers: Any) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    # Imported only for `demo`: it loads prometheus_client and the stack runner, which `run` never needs.
     from agent_otel._ops.demo.runner import DemoOptions, run_demo
 
     return run_demo(DemoOptions(port=args.port, rate=args.rate, duration=args.duration or None, seed=args.seed,
@@ -100,9 +107,7 @@ def _demo(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------------
 
 
-def _add_report(subparsers: Any) -> None:
-    from agent_otel._ops.report import add_report_arguments, run_report
-
+def _add_report(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "report", help="report agents, providers, calibration and evolution over a window, from Prometheus",
         description="Query Prometheus for what the agent-otel targets recorded over the window: per agent "
@@ -116,11 +121,22 @@ def _add_report(subparsers: Any) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# agent-otel assets [--copy DIR [--force]]
+# --------------------------------------------------------------------------------------------------
+
+
+def _add_assets(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser("assets", help=ASSETS_HELP, description=ASSETS_DESCRIPTION)
+    add_assets_arguments(parser)
+    parser.set_defaults(handler=run_assets)
+
+
+# --------------------------------------------------------------------------------------------------
 # Parser and entry point
 # --------------------------------------------------------------------------------------------------
 
 #: Functions adding one subcommand each (``subparsers`` -> None; set ``handler=`` on the parser).
-SUBCOMMANDS: list[Callable[[Any], None]] = [_add_run, _add_check, _add_demo, _add_report]
+SUBCOMMANDS: list[Callable[[Subparsers], None]] = [_add_run, _add_check, _add_demo, _add_report, _add_assets]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,14 +1,24 @@
-"""The telemetry contract (DESIGN.md §3) in one place.
+"""The telemetry contract in one place (the contract of the design brief, ``DESIGN.md``).
 
 Every span name, attribute key, instrument name, unit, description, bucket list and the Prometheus
 name each instrument must produce lives here. Code, dashboards, rules and tests import these names
-instead of spelling them, so a rename cannot leave a panel or an alert silently empty.
+instead of spelling them, so a rename cannot leave a panel or an alert silently empty. Keys and
+operation names the OpenTelemetry semantic conventions define come from
+``opentelemetry-semantic-conventions``; the ones agent-otel invents are spelled here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Generic, TypeVar
+
+from opentelemetry.metrics import Counter, Histogram
+from opentelemetry.metrics import _Gauge as Gauge
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _gen_ai
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAiOperationNameValues
+from opentelemetry.semconv.attributes import code_attributes as _code
+from opentelemetry.semconv.attributes import error_attributes as _error
 
 # --------------------------------------------------------------------------------------------------
 # Attribute keys
@@ -18,23 +28,27 @@ JOB_ID = "job.id"
 JOB_TYPE = "job.type"
 JOB_OUTCOME = "job.outcome"
 
-GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
-GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
-GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
-GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
-GEN_AI_TOKEN_TYPE = "gen_ai.token.type"
-GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
-GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
-GEN_AI_AGENT_NAME = "gen_ai.agent.name"
-GEN_AI_AGENT_ID = "gen_ai.agent.id"
-GEN_AI_TOOL_NAME = "gen_ai.tool.name"
-GEN_AI_TOOL_TYPE = "gen_ai.tool.type"
-GEN_AI_CONVERSATION_ID = "gen_ai.conversation.id"
+GEN_AI_OPERATION_NAME = _gen_ai.GEN_AI_OPERATION_NAME
+GEN_AI_PROVIDER_NAME = _gen_ai.GEN_AI_PROVIDER_NAME
+GEN_AI_REQUEST_MODEL = _gen_ai.GEN_AI_REQUEST_MODEL
+GEN_AI_RESPONSE_MODEL = _gen_ai.GEN_AI_RESPONSE_MODEL
+GEN_AI_TOKEN_TYPE = _gen_ai.GEN_AI_TOKEN_TYPE
+GEN_AI_USAGE_INPUT_TOKENS = _gen_ai.GEN_AI_USAGE_INPUT_TOKENS
+GEN_AI_USAGE_OUTPUT_TOKENS = _gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS
+GEN_AI_AGENT_NAME = _gen_ai.GEN_AI_AGENT_NAME
+GEN_AI_AGENT_ID = _gen_ai.GEN_AI_AGENT_ID
+GEN_AI_TOOL_NAME = _gen_ai.GEN_AI_TOOL_NAME
+GEN_AI_TOOL_TYPE = _gen_ai.GEN_AI_TOOL_TYPE
+GEN_AI_CONVERSATION_ID = _gen_ai.GEN_AI_CONVERSATION_ID
+GEN_AI_INPUT_MESSAGES = _gen_ai.GEN_AI_INPUT_MESSAGES  # only with content capture on
+GEN_AI_OUTPUT_MESSAGES = _gen_ai.GEN_AI_OUTPUT_MESSAGES
 GEN_AI_FALLBACK_TO = "gen_ai.fallback.to"
 GEN_AI_FALLBACK_REASON = "gen_ai.fallback.reason"
 GEN_AI_RETRY_COUNT = "gen_ai.client.retry_count"
 GEN_AI_COST = "gen_ai.usage.cost"
-ERROR_TYPE = "error.type"
+ERROR_TYPE = _error.ERROR_TYPE
+#: The function a configured (zero-code) wrapper wraps, ``module.Class.method``.
+CODE_FUNCTION_NAME = _code.CODE_FUNCTION_NAME
 
 AGENT_TASK_TYPE = "agent.task.type"
 AGENT_OUTCOME = "agent.outcome"
@@ -43,6 +57,10 @@ AGENT_WORK_KIND = "agent.work.kind"
 AGENT_PATTERN = "agent.pattern"
 AGENT_PROVIDER_USED = "agent.provider.used"
 AGENT_KPI_NAME = "agent.kpi.name"
+#: Prefix of the span attributes an agent's result reports: its work counts (``agent.result.<kind>``)
+#: and any ``result_attributes``.
+AGENT_RESULT_PREFIX = "agent.result."
+AGENT_RESULT_PATTERNS = AGENT_RESULT_PREFIX + "patterns"
 
 EVOLUTION_TYPE = "evolution.type"
 EVOLUTION_STRATEGY = "evolution.strategy"
@@ -59,6 +77,8 @@ RESOURCE_CPU_UTILIZATION = "process.cpu.utilization"
 RESOURCE_MEMORY_PEAK = "process.memory.peak"
 
 INSTRUMENTATION_STAGE = "agent_otel.stage"
+#: Set on a span when the consumer stopped a stream before it was exhausted.
+STREAM_CLOSED_EARLY = "agent_otel.stream.closed_early"
 
 # Roll-ups stamped on the job span when the job ends.
 JOB_ROLLUP_AGENT_CALLS = "job.agent.calls"
@@ -99,10 +119,10 @@ class TokenType(StrEnum):
 # Span names
 # --------------------------------------------------------------------------------------------------
 
-OPERATION_INVOKE_AGENT = "invoke_agent"
-OPERATION_EXECUTE_TOOL = "execute_tool"
-OPERATION_INVOKE_WORKFLOW = "invoke_workflow"
-OPERATION_CHAT = "chat"
+OPERATION_INVOKE_AGENT = GenAiOperationNameValues.INVOKE_AGENT.value
+OPERATION_EXECUTE_TOOL = GenAiOperationNameValues.EXECUTE_TOOL.value
+OPERATION_INVOKE_WORKFLOW = GenAiOperationNameValues.INVOKE_WORKFLOW.value
+OPERATION_CHAT = GenAiOperationNameValues.CHAT.value
 OPERATION_EVOLVE = "evolve"
 
 
@@ -148,6 +168,14 @@ CONFIDENCE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 
 #: Confidence bands used by calibration rules: low < 0.5 <= medium < 0.8 <= high.
 CONFIDENCE_BAND_EDGES = (0.5, 0.8)
+#: The bands as the calibration rules and ``agent-otel report`` count them: (name, lower cumulative bucket
+#: or None, upper cumulative bucket), bounds spelled as Prometheus ``le`` values. Buckets include their upper
+#: bound, so a band holds lower < confidence <= upper.
+CONFIDENCE_BANDS: tuple[tuple[str, str | None, str], ...] = (
+    ("low", None, str(CONFIDENCE_BAND_EDGES[0])),
+    ("medium", str(CONFIDENCE_BAND_EDGES[0]), str(CONFIDENCE_BAND_EDGES[1])),
+    ("high", str(CONFIDENCE_BAND_EDGES[1]), "+Inf"),
+)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -166,8 +194,12 @@ def prometheus_label(attribute: str) -> str:
     return attribute.replace(".", "_")
 
 
+#: The OpenTelemetry instrument type a row creates (Counter, Histogram or Gauge; follows ``kind``).
+InstrumentT = TypeVar("InstrumentT", bound=Counter | Histogram | Gauge, covariant=True)
+
+
 @dataclass(frozen=True)
-class Instrument:
+class Instrument(Generic[InstrumentT]):
     """One row of the metric contract."""
 
     name: str
@@ -199,102 +231,102 @@ _GENAI_CLIENT_ATTRS = (
     ERROR_TYPE,
 )
 
-JOB_DURATION = Instrument(
+JOB_DURATION: Instrument[Histogram] = Instrument(
     "job.duration", Kind.HISTOGRAM, "s",
     "Duration of a job (workflow run), by job type and outcome.",
     "job_duration_seconds", (JOB_TYPE, JOB_OUTCOME), LONG_DURATION_BUCKETS,
 )
-AGENT_DURATION = Instrument(
+AGENT_DURATION: Instrument[Histogram] = Instrument(
     "gen_ai.invoke_agent.duration", Kind.HISTOGRAM, "s",
     "Duration of an agent invocation, by agent, task type and outcome.",
     "gen_ai_invoke_agent_duration_seconds",
     (GEN_AI_AGENT_NAME, AGENT_TASK_TYPE, AGENT_OUTCOME, ERROR_TYPE), AGENT_DURATION_BUCKETS,
 )
-AGENT_CONFIDENCE_HISTOGRAM = Instrument(
+AGENT_CONFIDENCE_HISTOGRAM: Instrument[Histogram] = Instrument(
     "agent.confidence", Kind.HISTOGRAM, "1",
     "Confidence an agent stated for its result (0..1), by outcome, for calibration.",
     "agent_confidence", (GEN_AI_AGENT_NAME, AGENT_OUTCOME), CONFIDENCE_BUCKETS,
 )
-AGENT_WORK_ITEMS = Instrument(
+AGENT_WORK_ITEMS: Instrument[Counter] = Instrument(
     "agent.work.items", Kind.COUNTER, "{item}",
     "Work items an agent reported (fixes applied, files modified, remaining issues...).",
     "agent_work_items_total", (GEN_AI_AGENT_NAME, AGENT_WORK_KIND),
 )
-AGENT_PATTERNS_USED = Instrument(
+AGENT_PATTERNS_USED: Instrument[Counter] = Instrument(
     "agent.patterns.used", Kind.COUNTER, "{pattern}",
     "Patterns an agent applied, by pattern.",
     "agent_patterns_used_total", (GEN_AI_AGENT_NAME, AGENT_PATTERN),
 )
-CLIENT_OPERATION_DURATION = Instrument(
+CLIENT_OPERATION_DURATION: Instrument[Histogram] = Instrument(
     "gen_ai.client.operation.duration", Kind.HISTOGRAM, "s",
     "Duration of a GenAI client operation (model call).",
     "gen_ai_client_operation_duration_seconds", _GENAI_CLIENT_ATTRS, GENAI_DURATION_BUCKETS,
 )
-CLIENT_TOKEN_USAGE = Instrument(
+CLIENT_TOKEN_USAGE: Instrument[Histogram] = Instrument(
     "gen_ai.client.token.usage", Kind.HISTOGRAM, "{token}",
     "Tokens used per GenAI client operation, by token type (input, output).",
     "gen_ai_client_token_usage", (*_GENAI_CLIENT_ATTRS[:-1], GEN_AI_TOKEN_TYPE), TOKEN_BUCKETS,
 )
-CLIENT_TIME_TO_FIRST_CHUNK = Instrument(
+CLIENT_TIME_TO_FIRST_CHUNK: Instrument[Histogram] = Instrument(
     "gen_ai.client.operation.time_to_first_chunk", Kind.HISTOGRAM, "s",
     "Time from request to the first chunk of a streamed response.",
     "gen_ai_client_operation_time_to_first_chunk_seconds", _GENAI_CLIENT_ATTRS, GENAI_DURATION_BUCKETS,
 )
-CLIENT_COST = Instrument(
+CLIENT_COST: Instrument[Counter] = Instrument(
     "gen_ai.client.cost", Kind.COUNTER, "{USD}",
     "Estimated cost in US dollars of GenAI client operations, from the local price table.",
     "gen_ai_client_cost_total", (GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL, GEN_AI_AGENT_NAME),
 )
-CLIENT_RETRIES = Instrument(
+CLIENT_RETRIES: Instrument[Counter] = Instrument(
     "gen_ai.client.retries", Kind.COUNTER, "{retry}",
     "Retries of GenAI client operations.",
     "gen_ai_client_retries_total", (GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL),
 )
-CLIENT_FALLBACKS = Instrument(
+CLIENT_FALLBACKS: Instrument[Counter] = Instrument(
     "gen_ai.client.fallbacks", Kind.COUNTER, "{fallback}",
     "Fallbacks from one provider to another, by target and reason.",
     "gen_ai_client_fallbacks_total", (GEN_AI_PROVIDER_NAME, GEN_AI_FALLBACK_TO, GEN_AI_FALLBACK_REASON),
 )
-TOOL_DURATION = Instrument(
+TOOL_DURATION: Instrument[Histogram] = Instrument(
     "gen_ai.execute_tool.duration", Kind.HISTOGRAM, "s",
     "Duration of a tool or plugin execution.",
     "gen_ai_execute_tool_duration_seconds", (GEN_AI_TOOL_NAME, GEN_AI_AGENT_NAME, ERROR_TYPE),
     GENAI_DURATION_BUCKETS,
 )
-EVOLUTION_ATTEMPTS = Instrument(
+EVOLUTION_ATTEMPTS: Instrument[Counter] = Instrument(
     "evolution.attempts", Kind.COUNTER, "{attempt}",
     "Evolution (self-improvement) runs, by status (succeeded, failed, rolled_back).",
     "evolution_attempts_total", (GEN_AI_AGENT_NAME, EVOLUTION_TYPE, EVOLUTION_STATUS),
 )
-EVOLUTION_DURATION = Instrument(
+EVOLUTION_DURATION: Instrument[Histogram] = Instrument(
     "evolution.duration", Kind.HISTOGRAM, "s",
     "Duration of an evolution run, by status.",
     "evolution_duration_seconds", (GEN_AI_AGENT_NAME, EVOLUTION_TYPE, EVOLUTION_STATUS),
     LONG_DURATION_BUCKETS,
 )
-EVOLUTION_PERFORMANCE_IMPROVEMENT = Instrument(
+EVOLUTION_PERFORMANCE_IMPROVEMENT: Instrument[Gauge] = Instrument(
     "evolution.performance.improvement", Kind.GAUGE, "1",
     "KPI improvement (after minus before) of the latest evolution run.",
     "evolution_performance_improvement", (GEN_AI_AGENT_NAME, EVOLUTION_TYPE),
 )
-EVOLUTION_MEMORY_PEAK = Instrument(
+EVOLUTION_MEMORY_PEAK: Instrument[Gauge] = Instrument(
     "evolution.memory.peak", Kind.GAUGE, "By",
     "Peak resident memory of the process during the latest evolution run.",
     "evolution_memory_peak_bytes", (GEN_AI_AGENT_NAME, EVOLUTION_TYPE),
 )
-AGENT_KPI_CURRENT = Instrument(
+AGENT_KPI_CURRENT: Instrument[Gauge] = Instrument(
     "agent.kpi.current", Kind.GAUGE, "1",
     "Current value of an agent KPI, as measured by the latest evolution run.",
     "agent_kpi_current", (GEN_AI_AGENT_NAME, AGENT_KPI_NAME),
 )
-INSTRUMENTATION_ERRORS = Instrument(
+INSTRUMENTATION_ERRORS: Instrument[Counter] = Instrument(
     "agent_otel.instrumentation.errors", Kind.COUNTER, "{error}",
     "Failures inside agent-otel itself (caught, never raised into the host), by stage.",
     "agent_otel_instrumentation_errors_total", (INSTRUMENTATION_STAGE,),
 )
 
 #: Every instrument of the contract, in table order.
-INSTRUMENTS: tuple[Instrument, ...] = (
+INSTRUMENTS: tuple[Instrument[Counter | Histogram | Gauge], ...] = (
     JOB_DURATION,
     AGENT_DURATION,
     AGENT_CONFIDENCE_HISTOGRAM,

@@ -15,7 +15,8 @@ from opentelemetry.trace import StatusCode
 
 from agent_otel import semconv
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.wrappers import STREAM_CLOSED_EARLY, End, Handler, Invocation, instrument
+from agent_otel._engine.wrappers import End, Handler, Invocation, instrument
+from agent_otel.semconv import STREAM_CLOSED_EARLY
 
 
 class RecordingInvocation(Invocation):

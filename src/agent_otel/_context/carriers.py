@@ -6,19 +6,25 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import wrapt
 from opentelemetry import propagate, trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from agent_otel._context.job import current_job_id
 from agent_otel._context.propagation import _has_context_to_carry, carry, subprocess_env
 from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.wrappers import Args, Kwargs, WrapperFunction
+
+if TYPE_CHECKING:
+    import http.client
 
 
-def _wrap_pool_submit(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+def _wrap_pool_submit(wrapped: Callable[..., Any], instance: ProcessPoolExecutor, args: Args, kwargs: Kwargs) -> Any:
     if args:
         args = (carry(args[0], always=True), *args[1:])
     elif "fn" in kwargs:
@@ -30,14 +36,15 @@ def _wrap_pool_submit(wrapped: Any, instance: Any, args: tuple, kwargs: dict) ->
 _POOL_WORKER_MODULES = ("concurrent.futures.process", "multiprocessing.pool")
 
 
-def _wrap_process_start(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+def _wrap_process_start(wrapped: Callable[..., None], instance: BaseProcess, args: Args, kwargs: Kwargs) -> None:
     target = getattr(instance, "_target", None)
     if target is not None and getattr(target, "__module__", None) not in _POOL_WORKER_MODULES:
-        instance._target = carry(target)
+        instance._target = carry(target)  # type: ignore[attr-defined]  # private in multiprocessing, not in typeshed
     return wrapped(*args, **kwargs)
 
 
-def _wrap_popen_init(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+def _wrap_popen_init(wrapped: Callable[..., None], instance: subprocess.Popen[Any], args: Args,
+                     kwargs: Kwargs) -> None:
     if _has_context_to_carry():
         # Popen(args, bufsize, executable, stdin, stdout, stderr, preexec_fn, close_fds, shell, cwd, env)
         if len(args) > 10:
@@ -47,7 +54,7 @@ def _wrap_popen_init(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> 
     return wrapped(*args, **kwargs)
 
 
-_PATCHES = (
+_PATCHES: tuple[tuple[type, str, WrapperFunction], ...] = (
     (ProcessPoolExecutor, "submit", _wrap_pool_submit),
     (BaseProcess, "start", _wrap_process_start),
     (subprocess.Popen, "__init__", _wrap_popen_init),
@@ -61,7 +68,7 @@ def instrument_process_carriers() -> None:
         current = owner.__dict__[name]
         if not getattr(current, "_self_agent_otel_carrier", False):
             patched = wrapt.FunctionWrapper(current, wrapper)
-            patched._self_agent_otel_carrier = True  # type: ignore[attr-defined]
+            patched._self_agent_otel_carrier = True  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
             setattr(owner, name, patched)
 
 
@@ -72,10 +79,9 @@ def uninstrument_process_carriers() -> None:
             setattr(owner, name, current.__wrapped__)
 
 
-def _inject_headers(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+def _inject_headers(wrapped: Callable[..., None], instance: http.client.HTTPConnection, args: Args,
+                    kwargs: Kwargs) -> None:
     try:
-        from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-
         if is_instrumentation_enabled() and (trace.get_current_span().get_span_context().is_valid
                                              or current_job_id() is not None):
             headers = args[3] if len(args) > 3 else kwargs.get("headers") or {}
@@ -96,14 +102,14 @@ def _inject_headers(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> A
 
 def instrument_http_headers() -> None:
     """Add W3C trace context and baggage headers to outgoing ``http.client`` requests. Idempotent."""
-    import http.client
+    import http.client  # only when the switch is on: it is not otherwise imported at start-up
 
     current = http.client.HTTPConnection.__dict__["request"]
     if getattr(current, "_self_agent_otel_http", False):
         return
     patched = wrapt.FunctionWrapper(current, _inject_headers)
-    patched._self_agent_otel_http = True  # type: ignore[attr-defined]
-    http.client.HTTPConnection.request = patched  # type: ignore[method-assign]
+    patched._self_agent_otel_http = True  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
+    http.client.HTTPConnection.request = patched  # type: ignore[method-assign]  # patching the class is the point
 
 
 def uninstrument_http_headers() -> None:
@@ -111,4 +117,4 @@ def uninstrument_http_headers() -> None:
 
     current = http.client.HTTPConnection.__dict__["request"]
     if getattr(current, "_self_agent_otel_http", False):
-        http.client.HTTPConnection.request = current.__wrapped__  # type: ignore[method-assign]
+        http.client.HTTPConnection.request = current.__wrapped__  # type: ignore[method-assign]  # undoing the patch

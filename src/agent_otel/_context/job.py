@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
 
 from opentelemetry import baggage
 from opentelemetry import context as otel_context
@@ -47,7 +46,7 @@ class JobState:
             for name, delta in deltas.items():
                 values[name] += delta
 
-    def rollup_attributes(self) -> dict[str, Any]:
+    def rollup_attributes(self) -> dict[str, int | float]:
         with self._lock:
             return {
                 semconv.JOB_ROLLUP_AGENT_CALLS: self.agent_calls,
@@ -61,14 +60,15 @@ class JobState:
 
 def current_job(ctx: Context | None = None) -> JobState | None:
     """The job running in this context, if it was started in this process."""
-    return otel_context.get_value(JOB_KEY, ctx)  # type: ignore[return-value]
+    state = otel_context.get_value(JOB_KEY, ctx)
+    return state if isinstance(state, JobState) else None
 
 
 def current_job_id(ctx: Context | None = None) -> str | None:
     """The id of the job this code runs under: from this process's job, else from W3C baggage."""
     state = otel_context.get_value(JOB_KEY, ctx)
-    if state is not None:
-        return state.id  # type: ignore[attr-defined]
+    if isinstance(state, JobState):
+        return state.id
     return _baggage_job_id(ctx)
 
 
@@ -90,7 +90,7 @@ class JobIdSpanProcessor(SpanProcessor):
         if parent_context is not None and _get_value(SCRUBBED_KEY, parent_context):
             return  # one of agent-otel's own spans: it started with the job id among its attributes
         state = _get_value(JOB_KEY, parent_context)  # current_job_id(), inlined: this runs for every span
-        job_id = state.id if state is not None else _baggage_job_id(parent_context)
+        job_id = state.id if isinstance(state, JobState) else _baggage_job_id(parent_context)
         if job_id is not None:
             span.set_attribute(semconv.JOB_ID, job_id)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping, MutableMapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from typing import Generic, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
@@ -14,6 +14,9 @@ from opentelemetry.context import Context
 from opentelemetry.trace import get_current_span
 
 from agent_otel._context.job import current_job_id
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: Environment variables of the subprocess carrier (upper-case, as other OTel tools use them).
 ENV_CARRIER_KEYS = {"traceparent": "TRACEPARENT", "tracestate": "TRACESTATE", "baggage": "BAGGAGE"}
@@ -66,7 +69,7 @@ def _has_context_to_carry() -> bool:
     return get_current_span().get_span_context().is_valid or current_job_id() is not None
 
 
-class CarriedCall:
+class CarriedCall(Generic[P, R]):
     """A picklable callable that runs ``func`` in the context serialized at submit time.
 
     Used for ``ProcessPoolExecutor.submit`` and ``multiprocessing.Process`` targets, with spawn
@@ -75,11 +78,11 @@ class CarriedCall:
 
     __slots__ = ("carrier", "func")
 
-    def __init__(self, func: Any, carrier: dict[str, str]) -> None:
+    def __init__(self, func: Callable[P, R], carrier: dict[str, str]) -> None:
         self.func = func
         self.carrier = carrier
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         # An empty base: a forked worker must not keep whatever context it was forked in.
         token = otel_context.attach(propagate.extract(self.carrier, context=Context()))
         try:
@@ -87,14 +90,14 @@ class CarriedCall:
         finally:
             otel_context.detach(token)
 
-    def __getstate__(self) -> tuple[Any, dict[str, str]]:
+    def __getstate__(self) -> tuple[Callable[P, R], dict[str, str]]:
         return self.func, self.carrier
 
-    def __setstate__(self, state: tuple[Any, dict[str, str]]) -> None:
+    def __setstate__(self, state: tuple[Callable[P, R], dict[str, str]]) -> None:
         self.func, self.carrier = state
 
 
-def carry(func: Any, always: bool = False) -> Any:
+def carry(func: Callable[P, R], always: bool = False) -> Callable[P, R]:
     """``func`` bound to the current trace context and job, for running in another process.
     ``always`` binds it even to an empty context (pool workers are reused across submits)."""
     if isinstance(func, CarriedCall) or not (always or _has_context_to_carry()):

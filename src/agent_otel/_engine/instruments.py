@@ -6,49 +6,39 @@ calls ``configure()``) still gets telemetry; ``configure()`` rebuilds it from th
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import cast
 
 from opentelemetry import metrics, trace
+from opentelemetry.metrics import Counter, Histogram
+from opentelemetry.metrics import _Gauge as Gauge
+from opentelemetry.sdk.environment_variables import OTEL_SDK_DISABLED
 
 from agent_otel import semconv
-from agent_otel.errors import ConfigurationError
+from agent_otel._environment import AGENT_OTEL_ENABLED, env_flag
+from agent_otel.semconv import InstrumentT
 from agent_otel.version import __version__
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def env_flag(name: str, default: bool) -> bool:
-    """Read a boolean env var; an unparseable value is a configuration error naming the variable."""
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ConfigurationError(f"environment variable {name}={raw!r}: expected true or false")
 
 
 def enabled_from_env() -> bool:
-    return not env_flag("OTEL_SDK_DISABLED", False) and env_flag("AGENT_OTEL_ENABLED", True)
+    return not env_flag(OTEL_SDK_DISABLED, False) and env_flag(AGENT_OTEL_ENABLED, True)
 
 
-def create_instrument(meter: metrics.Meter, spec: semconv.Instrument) -> Any:
+def create_instrument(meter: metrics.Meter, spec: semconv.Instrument[InstrumentT]) -> InstrumentT:
     """Create one contract instrument; histograms carry their buckets as advisory too, so they are
     right even on a host MeterProvider we could not add views to."""
+    created: Counter | Histogram | Gauge
     if spec.kind is semconv.Kind.COUNTER:
-        return meter.create_counter(spec.name, unit=spec.unit, description=spec.description)
-    if spec.kind is semconv.Kind.GAUGE:
-        return meter.create_gauge(spec.name, unit=spec.unit, description=spec.description)
-    return meter.create_histogram(
-        spec.name, unit=spec.unit, description=spec.description,
-        explicit_bucket_boundaries_advisory=list(spec.buckets or ()),
-    )
+        created = meter.create_counter(spec.name, unit=spec.unit, description=spec.description)
+    elif spec.kind is semconv.Kind.GAUGE:
+        created = meter.create_gauge(spec.name, unit=spec.unit, description=spec.description)
+    else:
+        created = meter.create_histogram(
+            spec.name, unit=spec.unit, description=spec.description,
+            explicit_bucket_boundaries_advisory=list(spec.buckets or ()),
+        )
+    return cast(InstrumentT, created)  # the row's kind decides its type parameter (see semconv.Instrument)
 
 
 @dataclass
@@ -56,15 +46,15 @@ class Runtime:
     enabled: bool
     tracer: trace.Tracer
     meter: metrics.Meter
-    instruments: dict[str, Any] = field(default_factory=dict)
+    instruments: dict[str, Counter | Histogram | Gauge] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for spec in semconv.INSTRUMENTS:
             self.instruments[spec.name] = create_instrument(self.meter, spec)
-        self.errors = self.instruments[semconv.INSTRUMENTATION_ERRORS.name]
+        self.errors = self[semconv.INSTRUMENTATION_ERRORS]
 
-    def __getitem__(self, spec: semconv.Instrument) -> Any:
-        return self.instruments[spec.name]
+    def __getitem__(self, spec: semconv.Instrument[InstrumentT]) -> InstrumentT:
+        return cast(InstrumentT, self.instruments[spec.name])  # created from this very row in __post_init__
 
 
 _runtime: Runtime | None = None

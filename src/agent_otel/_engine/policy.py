@@ -11,19 +11,26 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from opentelemetry import context as otel_context
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.util.types import AttributeValue
 
-from agent_otel._engine.instruments import env_flag
 from agent_otel._engine.self_telemetry import logger, report_error
+from agent_otel._environment import (
+    AGENT_OTEL_CARDINALITY_LIMIT,
+    AGENT_OTEL_HASH_SALT,
+    AGENT_OTEL_HASHED_KEYS,
+    OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT,
+    env_flag,
+)
 from agent_otel.errors import ConfigurationError
 
 OTHER = "_OTHER"
 DEFAULT_CARDINALITY_LIMIT = 100
-CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
 #: Set (only) in the context agent-otel starts its own spans with: their attributes are already
 #: scrubbed, so :class:`HashingSpanProcessor` does not hash the hash, and already carry the job id,
@@ -41,7 +48,7 @@ class Policy:
     _overflowed: set[str] = field(default_factory=set, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def bounded(self, key: str, value: Any) -> str:
+    def bounded(self, key: str, value: object) -> str:
         """``value`` as a metric attribute value, or ``_OTHER`` once ``key`` has too many values."""
         text = value if isinstance(value, str) else str(value)
         seen = self._seen.get(key)
@@ -61,10 +68,10 @@ class Policy:
                 f"more than {self.cardinality_limit} distinct values for {key}; further values become {OTHER}"))
         return OTHER
 
-    def hashed(self, value: Any) -> str:
+    def hashed(self, value: object) -> str:
         return hashlib.sha256((self.salt + str(value)).encode()).hexdigest()
 
-    def scrub(self, attributes: dict[str, Any]) -> dict[str, Any]:
+    def scrub(self, attributes: dict[str, AttributeValue]) -> dict[str, AttributeValue]:
         """Hash the configured keys in a dict of span attributes (in place; returned for chaining)."""
         for key in self.hashed_keys.intersection(attributes):
             attributes[key] = self.hashed(attributes[key])
@@ -72,21 +79,21 @@ class Policy:
 
 
 def _policy_from_env() -> Policy:
-    raw_limit = os.environ.get("AGENT_OTEL_CARDINALITY_LIMIT", "")
+    raw_limit = os.environ.get(AGENT_OTEL_CARDINALITY_LIMIT, "")
     try:
         limit = int(raw_limit) if raw_limit.strip() else DEFAULT_CARDINALITY_LIMIT
         if limit < 1:
             raise ValueError
     except ValueError:
         raise ConfigurationError(
-            f"environment variable AGENT_OTEL_CARDINALITY_LIMIT={raw_limit!r}: expected a positive integer") from None
-    keys = os.environ.get("AGENT_OTEL_HASHED_KEYS")
+            f"environment variable {AGENT_OTEL_CARDINALITY_LIMIT}={raw_limit!r}: expected a positive integer") from None
+    keys = os.environ.get(AGENT_OTEL_HASHED_KEYS)
     hashed = frozenset(k.strip() for k in keys.split(",") if k.strip()) if keys is not None else frozenset({"user.id"})
-    salt = os.environ.get("AGENT_OTEL_HASH_SALT", "")
+    salt = os.environ.get(AGENT_OTEL_HASH_SALT, "")
     if hashed and not salt:
-        logger.debug("agent-otel: AGENT_OTEL_HASH_SALT is not set; hashed keys use an unsalted SHA-256")
+        logger.debug("agent-otel: %s is not set; hashed keys use an unsalted SHA-256", AGENT_OTEL_HASH_SALT)
     return Policy(cardinality_limit=limit, hashed_keys=hashed, salt=salt,
-                  capture_content=env_flag(CAPTURE_CONTENT_ENV, False))
+                  capture_content=env_flag(OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, False))
 
 
 _policy: Policy | None = None
@@ -99,7 +106,7 @@ def policy() -> Policy:
     return _policy
 
 
-def set_policy(cardinality_limit: int | None = None, hashed_keys: Any = None, salt: str | None = None,
+def set_policy(cardinality_limit: int | None = None, hashed_keys: Iterable[str] | None = None, salt: str | None = None,
                capture_content: bool | None = None) -> Policy:
     """Replace the policy (from config or tests); unspecified fields come from the environment."""
     global _policy
@@ -118,10 +125,16 @@ def set_policy(cardinality_limit: int | None = None, hashed_keys: Any = None, sa
     return base
 
 
+def reset_policy() -> None:
+    """Forget the policy set in code (and the values seen per key): the next use reads the environment."""
+    global _policy
+    _policy = None
+
+
 class HashingSpanProcessor(SpanProcessor):
     """Hashes the configured id keys on spans from any library, at span start."""
 
-    def on_start(self, span: Span, parent_context: Any = None) -> None:
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         if parent_context is not None and otel_context.get_value(SCRUBBED_KEY, parent_context):
             return
         current = policy()

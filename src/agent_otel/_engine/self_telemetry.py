@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+
+from opentelemetry.metrics import Counter
 
 from agent_otel import semconv
 from agent_otel._engine.instruments import runtime
@@ -21,7 +22,7 @@ _last_logged: dict[tuple[str, str], float] = {}
 _lock = threading.Lock()
 
 
-def report_error(stage: str, exc: BaseException, count: int = 1, counter: Any = None) -> None:
+def report_error(stage: str, exc: BaseException, count: int = 1, counter: Counter | None = None) -> None:
     """Count and (rate-limited) log a failure of agent-otel itself. Never raises.
 
     ``count`` is what the failure lost (e.g. the spans of a failed export; 0 only logs). ``counter``

@@ -25,9 +25,12 @@ import inspect
 import time
 import types
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from contextvars import Token
 from enum import Enum
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Self, TypeAlias, TypeVar, cast
 
 import wrapt
 from opentelemetry import context as otel_context
@@ -39,13 +42,18 @@ from agent_otel._engine.instruments import runtime
 from agent_otel._engine.self_telemetry import report_error
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+Y = TypeVar("Y")
+
+#: The host call's positional and keyword arguments: whatever the program passes.
+Args: TypeAlias = tuple[Any, ...]
+Kwargs: TypeAlias = dict[str, Any]
+#: A wrapt wrapper function: ``(wrapped, instance, args, kwargs) -> result``.
+WrapperFunction: TypeAlias = Callable[[Callable[..., Any], Any, Args, Kwargs], Any]
 
 _attach = otel_context.attach
 _detach = otel_context.detach
 _now_ns = time.perf_counter_ns
-
-#: Span attribute set when the consumer stopped a stream before it was exhausted.
-STREAM_CLOSED_EARLY = "agent_otel.stream.closed_early"
 
 
 class End(Enum):
@@ -71,18 +79,18 @@ class Invocation:
         self._ended = False
 
     # -- hooks for kinds ----------------------------------------------------------------------
-    def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
+    def record(self, how: End, value: object, error: BaseException | None, duration_s: float) -> None:
         """Record the kind's span attributes and metrics. Runs once, before the span ends."""
 
-    def on_chunk(self, item: Any) -> None:
+    def on_chunk(self, item: object) -> None:
         """Called for every item a stream yields (after the first-chunk time is taken)."""
 
-    def wants_stream(self, result: Any) -> bool:
+    def wants_stream(self, result: object) -> bool:
         """Whether a returned non-generator object is a stream to be timed until exhausted."""
         return False
 
     # -- engine side ----------------------------------------------------------------------------
-    def chunk(self, item: Any) -> None:
+    def chunk(self, item: object) -> None:
         if self.first_chunk_ns is None:
             self.first_chunk_ns = _now_ns()
         try:
@@ -96,7 +104,7 @@ class Invocation:
             return None
         return (self.first_chunk_ns - self.start_ns) / 1e9
 
-    def end(self, how: End, value: Any = None, error: BaseException | None = None) -> None:
+    def end(self, how: End, value: object = None, error: BaseException | None = None) -> None:
         if self._ended:
             return
         self._ended = True
@@ -113,7 +121,7 @@ class Invocation:
                     span.set_status(Status(StatusCode.ERROR, type(error).__name__))
                     span.record_exception(error)
                 elif how is End.CLOSED:
-                    span.set_attribute(STREAM_CLOSED_EARLY, True)
+                    span.set_attribute(semconv.STREAM_CLOSED_EARLY, True)
             span.end()
         except Exception as exc:
             report_error(self.stage + ".end", exc)
@@ -124,11 +132,16 @@ class Handler:
 
     stage = "wrapper"
 
-    def begin(self, wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Invocation:
+    def begin(self, wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Invocation:
         raise NotImplementedError
 
 
-def _begin(handler: Handler, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation | None:
+#: A call whose invocation begins when its generator first runs: ``_begin``'s arguments.
+_PendingCall: TypeAlias = tuple[Handler, Callable[..., Any], object, Args, Kwargs]
+
+
+def _begin(handler: Handler, wrapped: Callable[..., Any], instance: object, args: Args,
+           kwargs: Kwargs) -> Invocation | None:
     try:
         return handler.begin(wrapped, instance, args, kwargs)
     except Exception as exc:
@@ -141,8 +154,8 @@ def _begin(handler: Handler, wrapped: Any, instance: Any, args: tuple, kwargs: d
 # --------------------------------------------------------------------------------------------------
 
 
-def _sync_wrapper(handler: Handler) -> Callable[..., Any]:
-    def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+def _sync_wrapper(handler: Handler) -> WrapperFunction:
+    def wrapper(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
         if not runtime().enabled:
             return wrapped(*args, **kwargs)
         # mirrors _begin() deliberately (inlined: hot path); change both together
@@ -168,7 +181,7 @@ def _sync_wrapper(handler: Handler) -> Callable[..., Any]:
 _PLAIN_TYPES = frozenset({dict, list, tuple, str, bytes, int, float, bool, type(None)})
 
 
-def _finish_result(inv: Invocation, result: Any) -> Any:
+def _finish_result(inv: Invocation, result: object) -> object:
     """End the invocation now, or hand it to whatever will complete later."""
     try:
         plain = type(result) in _PLAIN_TYPES
@@ -187,9 +200,10 @@ def _finish_result(inv: Invocation, result: Any) -> Any:
                 result.add_done_callback(lambda future: _end_from_future(inv, future))
                 return result
         if inv.wants_stream(result):
+            # the kind said it is a stream: an iterator, or an async one
             if hasattr(result, "__anext__"):
-                return _TracedAsyncIterator(result, inv)
-            return _TracedIterator(result, inv)
+                return _TracedAsyncIterator(cast(AsyncIterator[object], result), inv)
+            return _TracedIterator(cast(Iterator[object], result), inv)
         if not plain and inspect.isawaitable(result):
             return _TracedAwaitable(result, inv)
     except Exception as exc:
@@ -198,7 +212,7 @@ def _finish_result(inv: Invocation, result: Any) -> Any:
     return result
 
 
-def _end_from_future(inv: Invocation, future: Any) -> None:
+def _end_from_future(inv: Invocation, future: asyncio.Future[Any] | concurrent.futures.Future[Any]) -> None:
     if future.cancelled():
         inv.end(End.RAISED, error=asyncio.CancelledError())
         return
@@ -209,8 +223,8 @@ def _end_from_future(inv: Invocation, future: Any) -> None:
         inv.end(End.RETURNED, future.result())
 
 
-def _async_wrapper(handler: Handler) -> Callable[..., Any]:
-    def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+def _async_wrapper(handler: Handler) -> WrapperFunction:
+    def wrapper(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
         if not runtime().enabled:
             return wrapped(*args, **kwargs)
         # Create the coroutine now, so bad arguments raise at call time as they would unwrapped;
@@ -220,15 +234,15 @@ def _async_wrapper(handler: Handler) -> Callable[..., Any]:
     return wrapper
 
 
-async def _lazy_coroutine(coro: Any, handler: Handler, wrapped: Any, instance: Any, args: tuple,
-                          kwargs: dict) -> Any:
+async def _lazy_coroutine(coro: Awaitable[T], handler: Handler, wrapped: Callable[..., Any], instance: object,
+                          args: Args, kwargs: Kwargs) -> T:
     inv = _begin(handler, wrapped, instance, args, kwargs)
     if inv is None:
         return await coro
     return await _traced_coroutine(coro, inv)
 
 
-async def _traced_coroutine(coro: Any, inv: Invocation) -> Any:
+async def _traced_coroutine(coro: Awaitable[T], inv: Invocation) -> T:
     token = _attach(inv.context)
     try:
         result = await coro
@@ -241,8 +255,8 @@ async def _traced_coroutine(coro: Any, inv: Invocation) -> Any:
     return result
 
 
-def _generator_wrapper(handler: Handler) -> Callable[..., Any]:
-    def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+def _generator_wrapper(handler: Handler) -> WrapperFunction:
+    def wrapper(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
         if not runtime().enabled:
             return wrapped(*args, **kwargs)
         return _traced_generator(wrapped(*args, **kwargs), (handler, wrapped, instance, args, kwargs))
@@ -250,13 +264,13 @@ def _generator_wrapper(handler: Handler) -> Callable[..., Any]:
     return wrapper
 
 
-def _traced_generator(gen: Any, inv_or_call: Invocation | tuple) -> Any:
+def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _PendingCall) -> Generator[Y, Any, T]:
     """Drive ``gen`` step by step inside the invocation's context (PEP 380 semantics by hand,
     because the context must be attached around each step, not across yields)."""
     inv = inv_or_call if isinstance(inv_or_call, Invocation) else _begin(*inv_or_call)
     if inv is None:
         return (yield from gen)
-    to_send: Any = None
+    to_send: object = None
     to_throw: BaseException | None = None
     while True:
         token = _attach(inv.context)
@@ -268,8 +282,9 @@ def _traced_generator(gen: Any, inv_or_call: Invocation | tuple) -> Any:
                 item = gen.send(to_send)
         except StopIteration as stop:
             _detach(token)
-            inv.end(End.RETURNED, stop.value)
-            return stop.value
+            returned: T = stop.value
+            inv.end(End.RETURNED, returned)
+            return returned
         except BaseException as exc:
             _detach(token)
             inv.end(End.RAISED, error=exc)
@@ -291,8 +306,8 @@ def _traced_generator(gen: Any, inv_or_call: Invocation | tuple) -> Any:
             to_send = None
 
 
-def _async_generator_wrapper(handler: Handler) -> Callable[..., Any]:
-    def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+def _async_generator_wrapper(handler: Handler) -> WrapperFunction:
+    def wrapper(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
         if not runtime().enabled:
             return wrapped(*args, **kwargs)
         return _traced_async_generator(wrapped(*args, **kwargs), (handler, wrapped, instance, args, kwargs))
@@ -300,13 +315,14 @@ def _async_generator_wrapper(handler: Handler) -> Callable[..., Any]:
     return wrapper
 
 
-async def _traced_async_generator(agen: Any, inv_or_call: Invocation | tuple) -> Any:
+async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
+                                  inv_or_call: Invocation | _PendingCall) -> AsyncGenerator[Y, Any]:
     inv = inv_or_call if isinstance(inv_or_call, Invocation) else _begin(*inv_or_call)
     if inv is None:
         async for item in _forward_async(agen):
             yield item
         return
-    to_send: Any = None
+    to_send: object = None
     to_throw: BaseException | None = None
     while True:
         token = _attach(inv.context)
@@ -341,9 +357,9 @@ async def _traced_async_generator(agen: Any, inv_or_call: Invocation | tuple) ->
             to_send = None
 
 
-async def _forward_async(agen: Any) -> Any:
+async def _forward_async(agen: AsyncGenerator[Y, Any]) -> AsyncGenerator[Y, Any]:
     """Pass an async generator through unchanged, send/throw included (the begin() failed path)."""
-    to_send: Any = None
+    to_send: object = None
     to_throw: BaseException | None = None
     while True:
         try:
@@ -368,17 +384,17 @@ async def _forward_async(agen: Any) -> Any:
 # --------------------------------------------------------------------------------------------------
 
 
-class _TracedIterator(wrapt.ObjectProxy):
+class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
     """A stream object (e.g. an SDK's response stream) timed until exhausted, closed or dropped."""
 
-    def __init__(self, wrapped: Any, inv: Invocation) -> None:
+    def __init__(self, wrapped: Iterator[Y], inv: Invocation) -> None:
         super().__init__(wrapped)
         self._self_inv = inv
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Self:
         return self
 
-    def __next__(self) -> Any:
+    def __next__(self) -> Y:
         inv = self._self_inv
         token = _attach(inv.context)
         try:
@@ -395,16 +411,19 @@ class _TracedIterator(wrapt.ObjectProxy):
         inv.chunk(item)
         return item
 
-    def close(self) -> Any:
+    def close(self) -> object:
         try:
             closer = getattr(self.__wrapped__, "close", None)
             return closer() if closer is not None else None
         finally:
             self._self_inv.end(End.CLOSED)
 
-    def __exit__(self, *exc_info: Any) -> Any:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool | None:
+        # reached only by ``with proxy:``, whose __enter__ the wrapped stream has: it is a context manager
+        manager = cast(AbstractContextManager[object], self.__wrapped__)
         try:
-            return self.__wrapped__.__exit__(*exc_info)
+            return manager.__exit__(exc_type, exc, tb)
         finally:
             self._self_inv.end(End.CLOSED)
 
@@ -412,15 +431,15 @@ class _TracedIterator(wrapt.ObjectProxy):
         self._self_inv.end(End.CLOSED)
 
 
-class _TracedAsyncIterator(wrapt.ObjectProxy):
-    def __init__(self, wrapped: Any, inv: Invocation) -> None:
+class _TracedAsyncIterator(wrapt.ObjectProxy[AsyncIterator[Y]]):
+    def __init__(self, wrapped: AsyncIterator[Y], inv: Invocation) -> None:
         super().__init__(wrapped)
         self._self_inv = inv
 
-    def __aiter__(self) -> Any:
+    def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> Any:
+    async def __anext__(self) -> Y:
         inv = self._self_inv
         token = _attach(inv.context)
         try:
@@ -437,16 +456,19 @@ class _TracedAsyncIterator(wrapt.ObjectProxy):
         inv.chunk(item)
         return item
 
-    async def aclose(self) -> Any:
+    async def aclose(self) -> object:
         try:
             closer = getattr(self.__wrapped__, "aclose", None)
             return await closer() if closer is not None else None
         finally:
             self._self_inv.end(End.CLOSED)
 
-    async def __aexit__(self, *exc_info: Any) -> Any:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> bool | None:
+        # reached only by ``async with proxy:``: the wrapped stream is an async context manager
+        manager = cast(AbstractAsyncContextManager[object], self.__wrapped__)
         try:
-            return await self.__wrapped__.__aexit__(*exc_info)
+            return await manager.__aexit__(exc_type, exc, tb)
         finally:
             self._self_inv.end(End.CLOSED)
 
@@ -454,18 +476,18 @@ class _TracedAsyncIterator(wrapt.ObjectProxy):
         self._self_inv.end(End.CLOSED)
 
 
-class _TracedAwaitable(wrapt.ObjectProxy):
+class _TracedAwaitable(wrapt.ObjectProxy[Awaitable[T]]):
     """An awaitable that is neither a coroutine nor a future, timed until its await completes."""
 
-    def __init__(self, wrapped: Any, inv: Invocation) -> None:
+    def __init__(self, wrapped: Awaitable[T], inv: Invocation) -> None:
         super().__init__(wrapped)
         self._self_inv = inv
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, T]:
         return _traced_coroutine(_await(self.__wrapped__), self._self_inv).__await__()
 
 
-async def _await(awaitable: Any) -> Any:
+async def _await(awaitable: Awaitable[T]) -> T:
     return await awaitable
 
 
@@ -482,12 +504,12 @@ class InvocationScope:
     stage = "scope"
 
     def __init__(self) -> None:
-        self._stack: list[tuple[Invocation | None, object]] = []
+        self._stack: list[tuple[Invocation | None, Token[Context] | None]] = []
 
     def _begin(self) -> Invocation:
         raise NotImplementedError
 
-    def _returned(self) -> Any:
+    def _returned(self) -> object:
         """What the block counts as having returned (read by the invocation's result adapters)."""
         return None
 
@@ -495,9 +517,9 @@ class InvocationScope:
     def invocation(self) -> Invocation | None:
         return self._stack[-1][0] if self._stack else None
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Self:
         inv: Invocation | None = None
-        token: object = None
+        token: Token[Context] | None = None
         if runtime().enabled:
             try:
                 inv = self._begin()
@@ -508,20 +530,22 @@ class InvocationScope:
         self._stack.append((inv, token))
         return self
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         inv, token = self._stack.pop()
-        if inv is None:
+        if inv is None or token is None:  # both set, or neither
             return
-        _detach(token)  # type: ignore[arg-type]
+        _detach(token)
         if exc is not None:
             inv.end(End.RAISED, error=exc)
         else:
             inv.end(End.RETURNED, self._returned())
 
-    async def __aenter__(self) -> Any:
+    async def __aenter__(self) -> Self:
         return self.__enter__()
 
-    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
         self.__exit__(exc_type, exc, tb)
 
 
@@ -530,11 +554,11 @@ class InvocationScope:
 # --------------------------------------------------------------------------------------------------
 
 
-def _shape_target(func: Any) -> Any:
+def _shape_target(func: object) -> object:
     return getattr(func, "__func__", func)  # classmethod / staticmethod objects
 
 
-def wrapper_for(handler: Handler, func: Any) -> Callable[..., Any]:
+def wrapper_for(handler: Handler, func: object) -> WrapperFunction:
     """The engine wrapper (wrapt signature) that suits ``func``'s shape."""
     target = _shape_target(func)
     if inspect.isasyncgenfunction(target):
@@ -548,4 +572,5 @@ def wrapper_for(handler: Handler, func: Any) -> Callable[..., Any]:
 
 def instrument(handler: Handler, func: F) -> F:
     """Wrap ``func`` (function, method, classmethod or staticmethod object) with ``handler``."""
-    return wrapt.FunctionWrapper(func, wrapper_for(handler, func))  # type: ignore[return-value]
+    # the wrapper proxies ``func``: same signature, attributes and descriptor behaviour
+    return cast(F, wrapt.FunctionWrapper(func, wrapper_for(handler, func)))

@@ -19,15 +19,24 @@ from __future__ import annotations
 
 import atexit
 import logging
+import socketserver
 import threading
 import time
+from collections.abc import Callable
+from contextvars import Token
 from dataclasses import dataclass, field
-from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
+from opentelemetry.context import Context
+
+# the module is marked `# type: ignore` upstream: mypy sees none of its names
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.sdk.environment_variables import OTEL_EXPORTER_PROMETHEUS_PORT
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricExporter,
     MetricReader,
     PeriodicExportingMetricReader,
 )
@@ -54,13 +63,13 @@ class Telemetry:
     """The handle configure() returns; ``shutdown()`` flushes and releases what it owns."""
 
     settings: Settings | None
-    tracer_provider: Any
-    meter_provider: Any
+    tracer_provider: TracerProvider | None
+    meter_provider: MeterProvider | None
     owns_tracer_provider: bool = False
     owns_meter_provider: bool = False
-    prometheus_server: Any = None
-    environment_token: object = None
-    instrumentors: list[Any] = field(default_factory=list)
+    prometheus_server: socketserver.TCPServer | None = None
+    environment_token: Token[Context] | None = None
+    instrumentors: list[BaseInstrumentor] = field(default_factory=list)
     span_processors: list[ReportingBatchSpanProcessor] = field(default_factory=list)
     loss: LossReporter = field(default_factory=lambda: LossReporter())
 
@@ -68,7 +77,7 @@ class Telemetry:
     def prometheus_url(self) -> str | None:
         if self.prometheus_server is None or self.settings is None:
             return None
-        host, port = self.prometheus_server.server_address[:2]
+        host, port = self.prometheus_server.socket.getsockname()[:2]  # its server_address, as bound
         return f"http://{host}:{port}/metrics"
 
 
@@ -95,33 +104,36 @@ def metric_views() -> list[View]:
 def _span_exporter(name: str, settings: Settings) -> SpanExporter:
     if name == "console":
         return ConsoleSpanExporter()
+    # The OTLP exporters are imported only when chosen: they pull in grpc or protobuf and requests.
     if settings.otlp_protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-    else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    return OTLPSpanExporter(endpoint=otlp_url(settings, "traces"))
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+
+        return GrpcSpanExporter(endpoint=otlp_url(settings, "traces"))
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+
+    return HttpSpanExporter(endpoint=otlp_url(settings, "traces"))
 
 
 def _metric_reader(name: str, settings: Settings, telemetry: Telemetry) -> MetricReader:
     if name == "prometheus":
         return _prometheus_reader(settings, telemetry)
+    exporter: MetricExporter
     if name == "console":
-        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+        exporter = ConsoleMetricExporter()
+    elif settings.otlp_protocol == "grpc":  # OTLP imported only when chosen, as in _span_exporter
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 
-        exporter: Any = ConsoleMetricExporter()
-    elif settings.otlp_protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-
-        exporter = OTLPMetricExporter(endpoint=otlp_url(settings, "metrics"))
+        exporter = GrpcMetricExporter(endpoint=otlp_url(settings, "metrics"))
     else:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
 
-        exporter = OTLPMetricExporter(endpoint=otlp_url(settings, "metrics"))
+        exporter = HttpMetricExporter(endpoint=otlp_url(settings, "metrics"))
     return PeriodicExportingMetricReader(ReportingMetricExporter(exporter, telemetry.loss),
                                          export_interval_millis=settings.metric_export_interval_ms)
 
 
 def _prometheus_reader(settings: Settings, telemetry: Telemetry) -> MetricReader:
+    # Imported only when /metrics is served: a host exporting by OTLP never loads prometheus_client.
     from prometheus_client import CollectorRegistry
 
     from agent_otel._sdk.prometheus import AgentOtelPrometheusReader, serve_metrics
@@ -135,15 +147,11 @@ def _prometheus_reader(settings: Settings, telemetry: Telemetry) -> MetricReader
     except OSError as exc:
         raise ConfigurationError(
             f"cannot serve /metrics on {settings.prometheus_host}:{settings.prometheus_port} ({exc.strerror or exc}); "
-            "the port is probably in use: set OTEL_EXPORTER_PROMETHEUS_PORT to a free port"
+            f"the port is probably in use: set {OTEL_EXPORTER_PROMETHEUS_PORT} to a free port"
         ) from None
     telemetry.prometheus_server = server
     registry.register(reader.collector)
     return reader
-
-
-def _is_sdk(provider: Any, sdk_type: type) -> bool:
-    return isinstance(provider, sdk_type)
 
 
 def configure(
@@ -155,8 +163,8 @@ def configure(
     otlp_protocol: str | None = None,
     prometheus_host: str | None = None,
     prometheus_port: int | None = None,
-    tracer_provider: Any = None,
-    meter_provider: Any = None,
+    tracer_provider: trace.TracerProvider | None = None,
+    meter_provider: metrics.MeterProvider | None = None,
     instrument_threads: bool = True,
     instrument_processes: bool = True,
     system_metrics: bool = True,
@@ -184,7 +192,7 @@ def configure(
             OTELResourceDetector().detect())
 
         host_tp = tracer_provider or trace.get_tracer_provider()
-        if _is_sdk(host_tp, TracerProvider):
+        if isinstance(host_tp, TracerProvider):
             if tracer_provider is None:
                 logger.info("agent-otel: using the SDK TracerProvider the host program installed")
             tp = host_tp
@@ -199,7 +207,7 @@ def configure(
         tp.add_span_processor(HashingSpanProcessor())
 
         host_mp = meter_provider or metrics.get_meter_provider()
-        if _is_sdk(host_mp, MeterProvider):
+        if isinstance(host_mp, MeterProvider):
             if meter_provider is None:
                 logger.info("agent-otel: using the SDK MeterProvider the host program installed")
             mp = host_mp
@@ -221,7 +229,7 @@ def configure(
         parent = context_from_environment()
         if parent is not None:  # a parent process handed us its trace and job (TRACEPARENT/BAGGAGE)
             telemetry.environment_token = otel_context.attach(parent)
-        if instrument_threads:
+        if instrument_threads:  # the instrumentors are imported only when switched on
             from opentelemetry.instrumentation.threading import ThreadingInstrumentor
 
             instrumentor = ThreadingInstrumentor()
@@ -260,7 +268,7 @@ def current_telemetry() -> Telemetry | None:
     return _telemetry
 
 
-def _start(what: str, step: Any) -> threading.Thread | None:
+def _start(what: str, step: Callable[[], object]) -> threading.Thread | None:
     """Run ``step`` on a daemon thread (None: it ran here, threads being unavailable); a failure is
     logged, never raised."""
 
@@ -314,16 +322,27 @@ def shutdown(timeout_millis: int = 10_000) -> None:
                 logger.debug("agent-otel: uninstrument failed", exc_info=True)
         uninstrument_process_carriers()
         # TracerProvider.shutdown() takes no timeout: shut our batch processors down first, in time.
-        steps: list[tuple[str, Any]] = [("span processor", lambda p=p: p.shutdown(remaining_millis()))
-                                        for p in telemetry.span_processors]
-        for provider, owned in ((telemetry.tracer_provider, telemetry.owns_tracer_provider),
-                                (telemetry.meter_provider, telemetry.owns_meter_provider)):
+        def processor_shutdown(processor: ReportingBatchSpanProcessor) -> Callable[[], None]:
+            return lambda: processor.shutdown(remaining_millis())
+
+        def flush(provider: TracerProvider | MeterProvider) -> Callable[[], bool]:
+            return lambda: provider.force_flush(int(remaining_millis()))
+
+        def meter_provider_shutdown(provider: MeterProvider) -> Callable[[], None]:
+            return lambda: provider.shutdown(timeout_millis=remaining_millis())
+
+        steps: list[tuple[str, Callable[[], object]]] = [("span processor", processor_shutdown(p))
+                                                         for p in telemetry.span_processors]
+        providers: tuple[tuple[TracerProvider | MeterProvider | None, bool], ...] = (
+            (telemetry.tracer_provider, telemetry.owns_tracer_provider),
+            (telemetry.meter_provider, telemetry.owns_meter_provider))
+        for provider, owned in providers:
             if provider is None:
                 continue
             if not owned:
-                steps.append(("flush", lambda p=provider: p.force_flush(int(remaining_millis()))))
+                steps.append(("flush", flush(provider)))
             elif isinstance(provider, MeterProvider):
-                steps.append(("meter provider", lambda p=provider: p.shutdown(timeout_millis=remaining_millis())))
+                steps.append(("meter provider", meter_provider_shutdown(provider)))
             else:
                 steps.append(("tracer provider", provider.shutdown))
         for what, step in steps:
@@ -334,7 +353,7 @@ def shutdown(timeout_millis: int = 10_000) -> None:
             server.server_close()  # if serve_forever() is still polling, it stops at its next poll
         if telemetry.environment_token is not None:
             try:
-                otel_context.detach(telemetry.environment_token)  # type: ignore[arg-type]
+                otel_context.detach(telemetry.environment_token)
             except Exception:
                 pass
         reset_runtime()

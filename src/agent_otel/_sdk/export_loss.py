@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
+from opentelemetry.metrics import Counter
 from opentelemetry.sdk.metrics.export import (
     MetricExporter,
     MetricExportResult,
+    MetricsData,
 )
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from agent_otel._engine.self_telemetry import report_error
@@ -25,20 +29,28 @@ class LossReporter:
     stuck exporter thread is logged but never counted into a later configuration."""
 
     def __init__(self) -> None:
-        self.counter: Any = None
+        self.counter: Counter | None = None
 
     def __call__(self, stage: str, exc: BaseException, count: int = 1) -> None:
         counter = self.counter
         report_error(stage, exc, count if counter is not None else 0, counter)
 
 
-def _shutdown_within(target: Any, timeout_millis: float, **kwargs: Any) -> Any:
-    """``target.shutdown()``, passing the timeout when its signature takes one."""
+class _ShutsDown(Protocol):
+    def shutdown(self) -> None: ...
+
+
+def _shutdown_within(target: _ShutsDown, timeout_millis: float) -> None:
+    """``target.shutdown()``, passing the timeout when its signature takes one (a span exporter's
+    ``shutdown`` takes none in the SDK's interface, but some exporters accept it)."""
     try:
         takes_timeout = "timeout_millis" in inspect.signature(target.shutdown).parameters
     except (TypeError, ValueError):
         takes_timeout = False
-    return target.shutdown(timeout_millis=timeout_millis, **kwargs) if takes_timeout else target.shutdown()
+    if takes_timeout:
+        target.shutdown(timeout_millis=timeout_millis)  # type: ignore[call-arg]  # checked just above
+    else:
+        target.shutdown()
 
 
 class ReportingSpanExporter(SpanExporter):
@@ -57,7 +69,7 @@ class ReportingSpanExporter(SpanExporter):
         self.calls = 0
         self.exporting = False
 
-    def export(self, spans: Any) -> SpanExportResult:
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         count = 0 if self.closed else len(spans)  # read before exporting: see the class docstring
         self.calls += 1
         self.exporting = True
@@ -103,7 +115,7 @@ class ReportingBatchSpanProcessor(BatchSpanProcessor):
         queue = getattr(self._batch, "_queue", None)
         self.queue = queue if queue is not None and getattr(queue, "maxlen", None) else None
 
-    def on_end(self, span: Any) -> None:
+    def on_end(self, span: ReadableSpan) -> None:
         queue = self.queue
         if queue is None or len(queue) < queue.maxlen:
             return super().on_end(span)
@@ -120,7 +132,8 @@ class ReportingBatchSpanProcessor(BatchSpanProcessor):
 
     def shutdown(self, timeout_millis: float = 30_000) -> None:
         if self._batch is None or not hasattr(self._batch, "shutdown"):
-            return super().shutdown()
+            super().shutdown()  # type: ignore[no-untyped-call]  # not annotated in the SDK
+            return
         if getattr(self._batch, "_shutdown", False):
             return None  # already shut down: TracerProvider.shutdown() comes after ours
         self._batch.shutdown(timeout_millis=timeout_millis)
@@ -144,7 +157,7 @@ class ReportingMetricExporter(MetricExporter):
         self.exporter = exporter
         self._loss = loss
 
-    def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
         try:
             result = self.exporter.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
         except Exception as exc:

@@ -7,6 +7,16 @@ import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from opentelemetry.environment_variables import OTEL_METRICS_EXPORTER, OTEL_TRACES_EXPORTER
+from opentelemetry.sdk.environment_variables import (
+    OTEL_EXPORTER_OTLP_ENDPOINT,
+    OTEL_EXPORTER_OTLP_PROTOCOL,
+    OTEL_EXPORTER_PROMETHEUS_HOST,
+    OTEL_EXPORTER_PROMETHEUS_PORT,
+    OTEL_METRIC_EXPORT_INTERVAL,
+    OTEL_SERVICE_NAME,
+)
+
 from agent_otel.errors import ConfigurationError
 
 TRACES_EXPORTERS = ("otlp", "console", "none")
@@ -77,46 +87,46 @@ def resolve_settings(
     env: dict[str, str] | None = None,
 ) -> Settings:
     env = dict(os.environ) if env is None else env
-    endpoint_source = "otlp_endpoint" if otlp_endpoint else "OTEL_EXPORTER_OTLP_ENDPOINT"
-    endpoint = otlp_endpoint or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+    endpoint_source = "otlp_endpoint" if otlp_endpoint else OTEL_EXPORTER_OTLP_ENDPOINT
+    endpoint = otlp_endpoint or env.get(OTEL_EXPORTER_OTLP_ENDPOINT) or None
     if endpoint:
         endpoint = _check_endpoint(endpoint, endpoint_source)
     default_traces = "otlp" if endpoint else "none"
     default_metrics = "otlp" if endpoint else "prometheus"
-    traces = _choose("OTEL_TRACES_EXPORTER" if traces_exporter is None else "traces_exporter",
+    traces = _choose(OTEL_TRACES_EXPORTER if traces_exporter is None else "traces_exporter",
                      traces_exporter if traces_exporter is not None
-                     else env.get("OTEL_TRACES_EXPORTER", default_traces), TRACES_EXPORTERS)
-    metrics_ = _choose("OTEL_METRICS_EXPORTER" if metrics_exporter is None else "metrics_exporter",
+                     else env.get(OTEL_TRACES_EXPORTER, default_traces), TRACES_EXPORTERS)
+    metrics_ = _choose(OTEL_METRICS_EXPORTER if metrics_exporter is None else "metrics_exporter",
                        metrics_exporter if metrics_exporter is not None
-                       else env.get("OTEL_METRICS_EXPORTER", default_metrics), METRICS_EXPORTERS)
+                       else env.get(OTEL_METRICS_EXPORTER, default_metrics), METRICS_EXPORTERS)
     if ("otlp" in traces or "otlp" in metrics_) and not endpoint:
         endpoint = "http://localhost:4317"
-    protocol = (otlp_protocol or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+    protocol = (otlp_protocol or env.get(OTEL_EXPORTER_OTLP_PROTOCOL)
                 or ("http/protobuf" if endpoint and endpoint.endswith(":4318") else "grpc"))
     if protocol not in PROTOCOLS:
-        raise ConfigurationError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: expected grpc or http/protobuf")
-    raw_port = prometheus_port if prometheus_port is not None else env.get("OTEL_EXPORTER_PROMETHEUS_PORT")
+        raise ConfigurationError(f"{OTEL_EXPORTER_OTLP_PROTOCOL}={protocol!r}: expected grpc or http/protobuf")
+    raw_port = prometheus_port if prometheus_port is not None else env.get(OTEL_EXPORTER_PROMETHEUS_PORT)
     try:
         port = DEFAULT_PROMETHEUS_PORT if raw_port in (None, "") else int(raw_port)
         if not 0 <= port <= 65535:
             raise ValueError
     except ValueError:
-        raise ConfigurationError(f"OTEL_EXPORTER_PROMETHEUS_PORT={raw_port!r}: expected a port number "
+        raise ConfigurationError(f"{OTEL_EXPORTER_PROMETHEUS_PORT}={raw_port!r}: expected a port number "
                                  "0..65535") from None
-    interval = env.get("OTEL_METRIC_EXPORT_INTERVAL", "10000")
+    interval = env.get(OTEL_METRIC_EXPORT_INTERVAL, "10000")
     try:
         interval_ms = int(interval)
         if interval_ms <= 0:  # the SDK's periodic reader would raise a bare ValueError in configure()
             raise ValueError
     except ValueError:
-        raise ConfigurationError(f"OTEL_METRIC_EXPORT_INTERVAL={interval!r}: expected milliseconds > 0") from None
+        raise ConfigurationError(f"{OTEL_METRIC_EXPORT_INTERVAL}={interval!r}: expected milliseconds > 0") from None
     return Settings(
-        service_name=service_name or env.get("OTEL_SERVICE_NAME") or "agent-otel-app",
+        service_name=service_name or env.get(OTEL_SERVICE_NAME) or "agent-otel-app",
         traces_exporters=traces,
         metrics_exporters=metrics_,
         otlp_endpoint=endpoint,
         otlp_protocol=protocol,
-        prometheus_host=prometheus_host or env.get("OTEL_EXPORTER_PROMETHEUS_HOST") or DEFAULT_PROMETHEUS_HOST,
+        prometheus_host=prometheus_host or env.get(OTEL_EXPORTER_PROMETHEUS_HOST) or DEFAULT_PROMETHEUS_HOST,
         prometheus_port=port,
         metric_export_interval_ms=interval_ms,
     )

@@ -8,17 +8,18 @@ import os
 import sys
 from pathlib import Path
 
+from agent_otel._environment import AGENT_OTEL_CONFIG
+from agent_otel._zerocode.config import find_config, load_file
+from agent_otel._zerocode.patching import _all_subclasses
+from agent_otel._zerocode.targets import TargetError, resolve_target
+from agent_otel.errors import ConfigurationError
+
 
 def run_check(args: argparse.Namespace) -> int:
-    from agent_otel._zerocode.config import find_config, load_file
-    from agent_otel._zerocode.patching import _all_subclasses
-    from agent_otel._zerocode.targets import TargetError, resolve_target
-    from agent_otel.errors import ConfigurationError
-
     try:
         file = Path(args.file) if args.file else find_config()
         if file is None:
-            print("agent-otel: no configuration found: pass FILE, set AGENT_OTEL_CONFIG, or create agent-otel.toml "
+            print(f"agent-otel: no configuration found: pass FILE, set {AGENT_OTEL_CONFIG}, or create agent-otel.toml "
                   "(or [tool.agent-otel] in pyproject.toml) in the current directory", file=sys.stderr)
             return 2
         config = load_file(file)

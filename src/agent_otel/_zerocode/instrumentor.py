@@ -7,28 +7,28 @@ import os
 from collections.abc import Collection
 from typing import Any
 
+# the module is marked `# type: ignore` upstream: mypy sees none of its names
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.sdk.environment_variables import OTEL_SERVICE_NAME
 
-from agent_otel._sdk.configure import configure
+from agent_otel._environment import AGENT_OTEL_CONFIG
+from agent_otel._sdk.configure import Telemetry, configure
 from agent_otel._zerocode.config import Config, load_config
 from agent_otel._zerocode.patching import instrument, logger, uninstrument
 from agent_otel.errors import ConfigurationError
 
 
-def configure_sdk(config: Config | None) -> Any:
+def configure_sdk(config: Config | None) -> Telemetry:
     """``agent_otel.configure()`` with the config's service name and switches (OTEL_SERVICE_NAME wins)."""
-    switches = config.switches if config is not None else None
-    service_name = None
-    if config is not None and config.service_name and not os.environ.get("OTEL_SERVICE_NAME"):
-        service_name = config.service_name
-    kwargs: dict[str, Any] = {"service_name": service_name}
-    if switches is not None:
-        kwargs.update(instrument_threads=switches.threads, instrument_processes=switches.processes,
-                      system_metrics=switches.system_metrics)
-    return configure(**kwargs)
+    if config is None:
+        return configure(service_name=None)
+    service_name = config.service_name if config.service_name and not os.environ.get(OTEL_SERVICE_NAME) else None
+    switches = config.switches
+    return configure(service_name=service_name, instrument_threads=switches.threads,
+                     instrument_processes=switches.processes, system_metrics=switches.system_metrics)
 
 
-class AgentOtelInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class AgentOtelInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInstrumentor is untyped (see above)
     """``opentelemetry-instrument`` entry point: reads the same configuration as the launcher
     (``$AGENT_OTEL_CONFIG``, ``./agent-otel.toml`` or ``[tool.agent-otel]``) and wraps its targets.
 
@@ -49,8 +49,8 @@ class AgentOtelInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             logger.error("agent-otel: %s; nothing instrumented", exc)
             return
         if config is None:
-            logger.warning("agent-otel: no agent-otel.toml, [tool.agent-otel] or $AGENT_OTEL_CONFIG found; "
-                           "nothing to instrument")
+            logger.warning("agent-otel: no agent-otel.toml, [tool.agent-otel] or $%s found; nothing to instrument",
+                           AGENT_OTEL_CONFIG)
             return
         try:
             configure_sdk(config)

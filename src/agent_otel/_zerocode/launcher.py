@@ -13,15 +13,20 @@ import runpy
 import shutil
 import signal
 import sys
+import threading
 import traceback
+import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-LAUNCHER_ENV = "AGENT_OTEL_LAUNCHER"
+from agent_otel._environment import AGENT_OTEL_CONFIG, AGENT_OTEL_LAUNCHER
+from agent_otel._sdk.configure import configure, shutdown
+from agent_otel._zerocode.config import Config, find_config, load_config, load_file
+from agent_otel._zerocode.instrumentor import configure_sdk
+from agent_otel._zerocode.patching import instrument
+from agent_otel.errors import ConfigurationError
+
 _PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)?)?$")
-
-
 
 
 @dataclass
@@ -29,8 +34,9 @@ class Plan:
     """How to start the program: in this process (script, module, code, entry) or exec."""
 
     how: str
-    target: Any
+    target: str  # the script, module, code or executable; the console script's name for "entry"
     argv: list[str]
+    entry: importlib.metadata.EntryPoint | None = None  # the console script, for "entry"
 
 
 def _same_interpreter(path: str) -> bool:
@@ -88,7 +94,7 @@ def plan_for(command: list[str]) -> Plan:
     if os.sep not in program:
         entries = importlib.metadata.entry_points(group="console_scripts", name=program)
         for entry in entries:
-            return Plan("entry", entry, [program, *command[1:]])
+            return Plan("entry", program, [program, *command[1:]], entry=entry)
     return Plan("exec", program, command)
 
 
@@ -99,9 +105,9 @@ def bootstrap_dir() -> Path:
 
 def _child_environment(config_file: Path | None) -> None:
     """What Python processes started by the program need to instrument themselves."""
-    os.environ[LAUNCHER_ENV] = "1"
+    os.environ[AGENT_OTEL_LAUNCHER] = "1"
     if config_file is not None:
-        os.environ["AGENT_OTEL_CONFIG"] = str(config_file.resolve())
+        os.environ[AGENT_OTEL_CONFIG] = str(config_file.resolve())
     folder = str(bootstrap_dir())
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != folder]
     os.environ["PYTHONPATH"] = os.pathsep.join([folder, *paths])
@@ -116,33 +122,25 @@ def _flush() -> None:
         return
     _flushed = True
     try:
-        from agent_otel._sdk.configure import shutdown
-
         shutdown()
     except Exception as exc:  # never change the program's exit
         print(f"agent-otel: flushing telemetry failed: {exc}", file=sys.stderr)
 
 
-def _on_terminate(signum: int, frame: Any) -> None:
+def _on_terminate(signum: int, frame: types.FrameType | None) -> None:
     """Flush, then die of the same signal, as the program would have without us."""
     _flush()
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 
 
-def _start_telemetry(config: Any, *, child: bool) -> None:
-    from agent_otel._zerocode.instrumentor import configure_sdk
-    from agent_otel._zerocode.patching import instrument
-    from agent_otel.errors import ConfigurationError
-
+def _start_telemetry(config: Config | None, *, child: bool) -> None:
     try:
         configure_sdk(config)
     except ConfigurationError:
         if not child:
             raise
         # e.g. the parent already serves /metrics on the Prometheus port: keep traces, drop metrics here
-        from agent_otel._sdk.configure import configure
-
         configure(metrics_exporter="none", system_metrics=False)
     if config is not None:
         instrument(config)
@@ -152,18 +150,14 @@ def _start_telemetry(config: Any, *, child: bool) -> None:
 
 
 def threading_is_main() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()
 
 
 def bootstrap_child() -> None:
     """Called by the generated sitecustomize in every Python process under ``agent-otel run``."""
-    if os.environ.get(LAUNCHER_ENV) != "1":
+    if os.environ.get(AGENT_OTEL_LAUNCHER) != "1":
         return
     try:
-        from agent_otel._zerocode.config import load_config
-
         _start_telemetry(load_config(), child=True)
     except Exception as exc:
         print(f"agent-otel: telemetry is off in this process ({exc})", file=sys.stderr)
@@ -194,13 +188,11 @@ def _run_plan(plan: Plan) -> int:
             runpy.run_module(plan.target, run_name="__main__", alter_sys=True)
         elif plan.how == "code":
             sys.path.insert(0, "")
-            import types
-
             main = types.ModuleType("__main__")
             sys.modules["__main__"] = main
             exec(compile(plan.target, "<string>", "exec"), main.__dict__)  # the program's own code, as python -c
-        else:
-            result = plan.target.load()()
+        elif plan.entry is not None:
+            result = plan.entry.load()()
             if result is not None:
                 raise SystemExit(result)
     except SystemExit as exc:
@@ -218,9 +210,6 @@ def _run_plan(plan: Plan) -> int:
 
 
 def run_launcher(args: argparse.Namespace) -> int:
-    from agent_otel._zerocode.config import find_config, load_file
-    from agent_otel.errors import ConfigurationError
-
     command = list(args.command_line)
     if command and command[0] == "--":
         command = command[1:]

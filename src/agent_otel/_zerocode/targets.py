@@ -7,7 +7,7 @@ import importlib
 import inspect
 import sys
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
 
 from agent_otel._zerocode.config import TargetSpec
 
@@ -18,14 +18,14 @@ class TargetError(Exception):
 
 @dataclass
 class Resolved:
-    owner: Any  # the module or class whose attribute is replaced
+    owner: type | ModuleType  # the module or class whose attribute is replaced
     attr: str
-    raw: Any  # the object found (function, classmethod, staticmethod, other callable)
-    defined_on: Any  # the class (or module) whose __dict__ holds it
+    raw: object  # the object found (function, classmethod, staticmethod, other callable)
+    defined_on: type | ModuleType  # the class (or module) whose __dict__ holds it
     shape: str  # "async method", "classmethod", "function", ...
 
 
-def describe_shape(raw: Any, in_class: bool) -> str:
+def describe_shape(raw: object, in_class: bool) -> str:
     func = getattr(raw, "__func__", raw)
     if isinstance(raw, classmethod):
         base = "classmethod"
@@ -46,10 +46,10 @@ def describe_shape(raw: Any, in_class: bool) -> str:
     return base
 
 
-def resolve_in(module: Any, qualname: str) -> Resolved:
+def resolve_in(module: ModuleType, qualname: str) -> Resolved:
     """Find ``qualname`` in an imported module; raises TargetError saying why not."""
     parts = qualname.split(".")
-    owner = module
+    owner: type | ModuleType = module
     for index, part in enumerate(parts[:-1]):
         try:
             owner = inspect.getattr_static(owner, part)
@@ -59,6 +59,7 @@ def resolve_in(module: Any, qualname: str) -> Resolved:
         if not isinstance(owner, type):
             raise TargetError(f"{'.'.join(parts[: index + 1])} is {type(owner).__name__!r}, not a class")
     attr = parts[-1]
+    defined_on: type | ModuleType
     if isinstance(owner, type):
         for klass in owner.__mro__:
             if attr in klass.__dict__:

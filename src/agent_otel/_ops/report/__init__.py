@@ -16,6 +16,7 @@ import argparse
 import datetime
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from agent_otel import semconv as sc
@@ -98,7 +99,7 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
                              "2026-11-21T09:00:00Z) instead of now")
 
 
-def build_report(options: Options, now: float | None = None, opener: Any = None) -> Report:
+def build_report(options: Options, now: float | None = None, opener: Callable[..., Any] | None = None) -> Report:
     """The report's data; raises PrometheusUnreachable or NoData."""
     prom = Prometheus(normalize_url(options.prometheus), time.time() if now is None else now, options.timeout)
     if opener is not None:

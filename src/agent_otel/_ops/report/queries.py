@@ -57,11 +57,8 @@ EVO_ATTEMPTS = sc.EVOLUTION_ATTEMPTS.prometheus
 EVO_IMPROVEMENT = sc.EVOLUTION_PERFORMANCE_IMPROVEMENT.prometheus
 KPI_CURRENT = sc.AGENT_KPI_CURRENT.prometheus
 
-LOW, MEDIUM = sc.CONFIDENCE_BAND_EDGES
-#: Calibration bands as the shipped rules define them: (name, lower cumulative bucket or None, upper
-#: cumulative bucket); buckets include their upper bound, so low <= 0.5 < medium <= 0.8 < high.
-BANDS: tuple[tuple[str, str | None, str], ...] = (
-    ("low", None, str(LOW)), ("medium", str(LOW), str(MEDIUM)), ("high", str(MEDIUM), "+Inf"))
+#: Calibration bands, the one definition the shipped rules use too (mixin/rules/calibration.py).
+BANDS = sc.CONFIDENCE_BANDS
 
 
 class PrometheusUnreachable(Exception):
@@ -169,7 +166,8 @@ class Prometheus:
         data = answer.get("data")
         if not isinstance(data, dict) or data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
             raise PrometheusUnreachable("unexpected answer (no vector result)")
-        return data["result"]
+        result: list[dict[str, Any]] = data["result"]  # checked to be a list just above; JSON samples
+        return result
 
     def vector(self, expr: str, by: tuple[str, ...]) -> dict[tuple[str, ...], float]:
         """The result of ``expr`` keyed by the values of the ``by`` labels ('' when absent); NaN dropped."""
@@ -343,8 +341,8 @@ def collect(prom: Prometheus, options: Options) -> Report:
     attempts: dict[tuple[str, str], dict[str, float]] = {}
     for (agent, kind, status), count in r["evolution"].items():
         attempts.setdefault((agent, kind), {})[status] = count
-    for key in r["improvement"]:
-        attempts.setdefault(key, {})
+    for agent, kind in r["improvement"]:
+        attempts.setdefault((agent, kind), {})
     sections["evolution"] = []
     for (agent, kind), by_status in sorted(attempts.items()):
         total = sum(by_status.values())

@@ -91,7 +91,7 @@ def fmt_number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def fmt_text(value: Any) -> str:
+def fmt_text(value: object) -> str:
     return "-" if value in (None, "") else str(value)
 
 
@@ -127,7 +127,7 @@ def table(report: Report) -> str:
     return "\n".join(out) + "\n"
 
 
-def _clean(value: Any) -> Any:
+def _clean(value: object) -> object:
     if isinstance(value, float):
         return None if math.isnan(value) or math.isinf(value) else value
     return value

@@ -2,7 +2,9 @@
 then runs the ``sitecustomize`` this one shadows, if any."""
 
 
-def _agent_otel_bootstrap():
+def _agent_otel_bootstrap() -> None:
+    # Imports inside the function: this module is the process's `sitecustomize`, so its namespace
+    # stays empty, and a missing agent_otel (another interpreter) is skipped, not an error.
     import importlib.machinery
     import importlib.util
     import os

@@ -1,0 +1,46 @@
+"""Every environment variable of agent-otel's own, in one table.
+
+The standard ``OTEL_*`` variables agent-otel honours are named by the SDK
+(``opentelemetry.sdk.environment_variables``) and the API (``opentelemetry.environment_variables``)
+and imported from there where they are read.
+"""
+
+from __future__ import annotations
+
+import os
+
+from agent_otel.errors import ConfigurationError
+
+#: ``false``: the wrappers make no OpenTelemetry call at all (default ``true``; ``OTEL_SDK_DISABLED`` too).
+AGENT_OTEL_ENABLED = "AGENT_OTEL_ENABLED"
+#: The zero-code configuration file (else ``./agent-otel.toml``, else ``[tool.agent-otel]``).
+AGENT_OTEL_CONFIG = "AGENT_OTEL_CONFIG"
+#: Distinct values each metric attribute keeps before further ones become ``_OTHER`` (default 100).
+AGENT_OTEL_CARDINALITY_LIMIT = "AGENT_OTEL_CARDINALITY_LIMIT"
+#: Comma-separated attribute keys replaced by a salted SHA-256 (default ``user.id``).
+AGENT_OTEL_HASHED_KEYS = "AGENT_OTEL_HASHED_KEYS"
+#: The salt of those hashes.
+AGENT_OTEL_HASH_SALT = "AGENT_OTEL_HASH_SALT"
+#: A copy of ``agent_otel/assets`` (rules, Alertmanager config, dashboards) to use instead of the shipped one.
+AGENT_OTEL_ASSETS = "AGENT_OTEL_ASSETS"
+#: Set to ``1`` by ``agent-otel run`` for the processes it starts (not a user knob).
+AGENT_OTEL_LAUNCHER = "AGENT_OTEL_LAUNCHER"
+#: ``true``: record prompts and responses (``gen_ai.input.messages``...). The OTel GenAI instrumentations'
+#: switch; no installed OTel package names it.
+OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def env_flag(name: str, default: bool) -> bool:
+    """Read a boolean env var; an unparseable value is a configuration error naming the variable."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigurationError(f"environment variable {name}={raw!r}: expected true or false")
