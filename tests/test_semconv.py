@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
@@ -50,25 +48,15 @@ def test_exposition_has_exactly_the_contract_names_units_and_buckets() -> None:
         assert series, spec.name
         for sample in series:
             labels = set(sample.labels) - {"le", "otel_scope_name", "otel_scope_version", "otel_scope_schema_url"}
-            assert labels == {key.replace(".", "_") for key in sample_attributes(spec)}, spec.name
-            assert not labels & {key.replace(".", "_") for key in semconv.ID_ATTRIBUTES}
+            assert labels == {semconv.prometheus_label(key) for key in sample_attributes(spec)}, spec.name
+            assert not labels & {semconv.prometheus_label(key) for key in semconv.ID_ATTRIBUTES}
         if spec.kind is semconv.Kind.HISTOGRAM:
             bounds = [float(s.labels["le"]) for s in series if s.name.endswith("_bucket")]
             assert bounds == [*spec.buckets, float("inf")], spec.name
     assert "HELP gen_ai_client_cost_total Estimated cost" in text
 
 
-def test_bucket_lists_match_the_design() -> None:
-    assert semconv.GENAI_DURATION_BUCKETS[0] == 0.01 and semconv.GENAI_DURATION_BUCKETS[-1] == 81.92
-    assert semconv.TOKEN_BUCKETS[0] == 1 and semconv.TOKEN_BUCKETS[-1] == 67108864
-    assert semconv.AGENT_DURATION_BUCKETS[0] == 0.1 and semconv.AGENT_DURATION_BUCKETS[-1] == 409.6
-    assert semconv.LONG_DURATION_BUCKETS == (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
-    assert semconv.CONFIDENCE_BUCKETS == (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+def test_confidence_bands_end_on_bucket_bounds() -> None:
+    """The calibration bands are read from the cumulative buckets at their edges: an edge between two
+    bucket bounds would make every band query wrong."""
     assert set(semconv.CONFIDENCE_BAND_EDGES) <= set(semconv.CONFIDENCE_BUCKETS)
-
-
-def test_promtool_check_metrics_is_clean() -> None:
-    result = subprocess.run(["promtool", "check", "metrics"], input=contract_exposition(), text=True,
-                            capture_output=True, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip() == "" and result.stderr.strip() == ""

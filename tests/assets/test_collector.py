@@ -14,7 +14,8 @@ import subprocess
 
 import pytest
 
-from tests.support.ops import ALERTS, COLLECTOR, ROOT, load_yaml
+from tests.support.ops import ALERTS, COLLECTOR, load_yaml
+from tests.support.paths import ROOT
 
 CONFIGS = {"otelcol.yaml": COLLECTOR / "otelcol.yaml", "gateway.yaml": COLLECTOR / "gateway.yaml"}
 KINDS = ("receivers", "processors", "exporters", "connectors")

@@ -23,19 +23,14 @@ from tests.support.ops import (
     substitute_grafana,
 )
 
-
-def prom_label(attribute: str) -> str:
-    return attribute.replace(".", "_")
-
-
 #: Labels every scraped series may carry: the scrape target's, and the OTel exporters' scope labels.
 SCRAPE_LABELS = {"job", "instance", "otel_scope_name", "otel_scope_version"}
 
 #: metric name -> label names it can carry.
 CONTRACT: dict[str, set[str]] = {}
 for instrument in sc.INSTRUMENTS:
-    labels = {prom_label(a) for a in instrument.attributes} | SCRAPE_LABELS
-    assert not labels & {prom_label(a) for a in sc.ID_ATTRIBUTES}, f"{instrument.name} has an id label"
+    labels = {sc.prometheus_label(a) for a in instrument.attributes} | SCRAPE_LABELS
+    assert not labels & {sc.prometheus_label(a) for a in sc.ID_ATTRIBUTES}, f"{instrument.name} has an id label"
     for series in instrument.prometheus_series:
         CONTRACT[series] = labels | ({"le"} if series.endswith("_bucket") else set())
 # Process metrics of opentelemetry-instrumentation-system-metrics, as configure() enables them.
@@ -116,7 +111,7 @@ def test_the_extractor_sees_what_it_must():
 
 
 def test_rules_and_dashboards_use_no_id_label():
-    ids = {prom_label(a) for a in sc.ID_ATTRIBUTES}
+    ids = {sc.prometheus_label(a) for a in sc.ID_ATTRIBUTES}
     for where, expr in QUERIES:
         used = grouping_labels(expr) | {label for _, labels in selectors(expr) for label in labels}
         assert not used & ids, f"{where} uses id label(s) {used & ids}"

@@ -20,8 +20,8 @@ from opentelemetry import trace
 import agent_otel
 from agent_otel import semconv
 from agent_otel._engine.instruments import runtime
-from tests.sdk.test_configure import CLEAN_ENV
 from tests.support.carrier_targets import child_view, child_view_to_queue
+from tests.support.environment import CLEAN_ENV
 
 
 def current_ids() -> tuple[str, str]:

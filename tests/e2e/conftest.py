@@ -12,77 +12,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from agent_otel._ops.stack import ALERTMANAGER_PATH, RULE_PATHS, LocalStack, WebhookReceiver, free_port, http_get_json
+from agent_otel._ops.stack import ALERTMANAGER_PATH, RULE_PATHS, LocalStack, WebhookReceiver, free_port
+from tests.support.demo import stop
+from tests.support.e2e import E2E, RATE, SEED, fast_alertmanager, fast_rules
 from tests.support.otlp_receiver import OtlpHttpReceiver
+from tests.support.paths import ASSETS
 from tests.support.polling import wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
-ASSETS = ROOT / "src" / "agent_otel" / "assets"
-SEED = 7
-#: Jobs per second of the demo workload: enough volume for every rule's minimum within seconds.
-RATE = 8
-
-
-def fast_rules(source: Path, target: Path) -> Path:
-    """A copy of a shipped rule file whose alerts fire after 1 s and whose groups evaluate every 1 s."""
-    document = yaml.safe_load(source.read_text())
-    for group in document["groups"]:
-        if "interval" in group:
-            group["interval"] = "1s"
-        for rule in group["rules"]:
-            if "for" in rule:
-                rule["for"] = "1s"
-    target.write_text(yaml.safe_dump(document, sort_keys=False))
-    return target
-
-
-def fast_alertmanager(source: Path) -> str:
-    """The shipped Alertmanager config with 1 s waits (routes, receivers and inhibitions unchanged)."""
-    document = yaml.safe_load(source.read_text())
-    routes = [document["route"], *document["route"].get("routes", [])]
-    for route in routes:
-        for key in ("group_wait", "group_interval"):
-            if key in route or route is document["route"]:
-                route[key] = "1s"
-    return yaml.safe_dump(document, sort_keys=False)
-
-
-@dataclass
-class E2E:
-    stack: LocalStack
-    webhook: WebhookReceiver
-    spans: OtlpHttpReceiver
-    demo: subprocess.Popen[bytes]
-    metrics_url: str
-    demo_log: Path
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        url = f"{self.stack.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        answer = http_get_json(url)
-        assert answer["status"] == "success", answer
-        return answer["data"]["result"]
-
-    def api(self, path: str, **params: Any) -> Any:
-        url = f"{self.stack.prometheus_url}{path}?" + urllib.parse.urlencode(params, doseq=True)
-        answer = http_get_json(url)
-        assert answer["status"] == "success", answer
-        return answer["data"]
-
-    def alertmanager_alerts(self) -> list[dict[str, Any]]:
-        return http_get_json(f"{self.stack.alertmanager_url}/api/v2/alerts")
-
-    def demo_alive(self) -> None:
-        code = self.demo.poll()
-        assert code is None, f"the demo exited with {code}:\n{self.demo_log.read_text()[-3000:]}"
 
 
 @pytest.fixture(scope="session")
@@ -115,10 +55,4 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
             yield setup
         finally:
             stack.stop()
-            if demo.poll() is None:
-                demo.terminate()
-                try:
-                    demo.wait(20)
-                except subprocess.TimeoutExpired:
-                    demo.kill()
-                    demo.wait(10)
+            stop(demo)

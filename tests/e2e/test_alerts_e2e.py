@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.conftest import E2E, ROOT
+from tests.support.e2e import E2E
+from tests.support.paths import ASSETS
 from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
-THRESHOLDS = yaml.safe_load((ROOT / "src/agent_otel/assets/thresholds.yaml").read_text())
+THRESHOLDS = yaml.safe_load((ASSETS / "thresholds.yaml").read_text())
 RUNBOOKS = THRESHOLDS["runbook_base_url"]
 
 #: (alertname, severity, the labels that identify what it is about)

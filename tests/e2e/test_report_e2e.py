@@ -17,14 +17,14 @@ import pytest
 from agent_otel import semconv as sc
 from agent_otel._cli import main
 from agent_otel._ops.stack import http_get_json
-from tests.e2e.conftest import E2E
+from tests.support.e2e import E2E
 from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
 AGENTS = ("coder", "planner", "reviewer", "tester")
 PROVIDERS = ("anthropic", "local", "openai")
-AGENT, PROVIDER, ERROR_TYPE = (key.replace(".", "_") for key in (sc.GEN_AI_AGENT_NAME, sc.GEN_AI_PROVIDER_NAME,
+AGENT, PROVIDER, ERROR_TYPE = (sc.prometheus_label(key) for key in (sc.GEN_AI_AGENT_NAME, sc.GEN_AI_PROVIDER_NAME,
                                                                  sc.ERROR_TYPE))
 SECTIONS = ("report", "agents", "patterns", "providers", "provider_models", "calibration", "evolution", "kpis")
 

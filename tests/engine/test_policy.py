@@ -42,7 +42,7 @@ def test_cardinality_cap_maps_the_rest_to_other_and_counts_once(otel: Any) -> No
 
 def test_cap_is_per_key_and_from_the_environment(otel: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENT_OTEL_CARDINALITY_LIMIT", "2")
-    policy._policy = None
+    policy.reset_policy()
 
     @agent_otel.tool(path("args.name"))
     def run(name: str) -> None:
@@ -104,7 +104,7 @@ def test_hashed_keys_never_reach_the_span(otel: Any) -> None:
 def test_hashed_keys_and_salt_from_the_environment(otel: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENT_OTEL_HASHED_KEYS", "tenant.id, user.email")
     monkeypatch.setenv("AGENT_OTEL_HASH_SALT", "s3")
-    policy._policy = None
+    policy.reset_policy()
 
     @agent_otel.tool("t", attributes={"tenant.id": "acme", "user.email": "a@b", "user.id": "kept"})
     def run() -> None:
@@ -119,7 +119,7 @@ def test_hashed_keys_and_salt_from_the_environment(otel: Any, monkeypatch: pytes
 
 def test_no_prompt_text_by_default(otel: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
-    policy._policy = None
+    policy.reset_policy()
     assert policy.policy().capture_content is False
 
     @agent_otel.provider("openai", model="gpt-4o", prompt=path("args.prompt"), response=path("result"))

@@ -16,6 +16,8 @@ import pytest
 
 from agent_otel._ops.demo.runner import read_status
 from agent_otel._ops.stack import free_port, http_get_json
+from tests.support.demo import port_is_closed, stop
+from tests.support.paths import ASSETS
 from tests.support.polling import wait_until
 
 DEMO = [sys.executable, "-m", "agent_otel", "demo"]
@@ -27,29 +29,12 @@ def start(args: list[str], log: Path, env: dict[str, str] | None = None) -> subp
                                 env=env)
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Teardown: SIGTERM first, so that the demo stops the Prometheus and Alertmanager it started (they run
-    in their own session and would outlive a SIGKILL), then SIGKILL if it does not exit."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-
-
 def jobs_served(port: int) -> float:
     """Jobs on the demo's /metrics; 0 until it serves."""
     try:
         return read_status(f"http://127.0.0.1:{port}/metrics").jobs
     except OSError:
         return 0.0
-
-
-def port_is_closed(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
 def test_a_timed_run_serves_metrics_and_exits_cleanly_with_a_summary(tmp_path: Path) -> None:
@@ -171,7 +156,7 @@ def test_stack_starts_prometheus_and_alertmanager_with_the_shipped_files_and_sto
         output = (tmp_path / "out").read_text()
         assert f"prometheus:   {prometheus}" in output and f"alertmanager: {alertmanager}" in output, output
         groups = http_get_json(f"{prometheus}/api/v1/rules")["data"]["groups"]
-        shipped = Path(__file__).resolve().parents[2] / "src" / "agent_otel" / "assets" / "prometheus"
+        shipped = ASSETS / "prometheus"
         assert {group["file"] for group in groups} == {
             str(shipped / name) for name in ("agent-otel.rules.yaml", "agent-otel.alerts.yaml")}
         assert sum(1 for group in groups for rule in group["rules"] if rule["type"] == "alerting") > 10

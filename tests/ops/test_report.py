@@ -32,8 +32,7 @@ from agent_otel._ops.report.queries import (
     slow_bound,
 )
 from agent_otel._ops.stack import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ASSETS
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -205,7 +204,7 @@ def test_prometheus_is_required(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize("window", ["1h", "1d", "7d"])
 def test_bands_are_computed_exactly_as_the_shipped_calibration_rules(window: str) -> None:
-    rules = yaml.safe_load((ROOT / "src/agent_otel/assets/prometheus/agent-otel.rules.yaml").read_text())
+    rules = yaml.safe_load((ASSETS / "prometheus/agent-otel.rules.yaml").read_text())
     record = f"agent_outcome_band:{sc.AGENT_CONFIDENCE_HISTOGRAM.prometheus}_invocations:increase{window}"
     shipped = {rule["labels"]["confidence_band"]: rule["expr"]
                for group in rules["groups"] for rule in group["rules"] if rule.get("record") == record}
@@ -221,7 +220,7 @@ def test_bands_with_a_selector_only_add_the_selector() -> None:
 
 
 def test_default_selector_is_the_alerts_target_selector() -> None:
-    thresholds = yaml.safe_load((ROOT / "src" / "agent_otel" / "assets" / "thresholds.yaml").read_text())
+    thresholds = yaml.safe_load((ASSETS / "thresholds.yaml").read_text())
     assert thresholds["target_selector"] == DEFAULT_SELECTOR
     assert default_selector() == thresholds["target_selector"]
 
@@ -235,7 +234,7 @@ def test_default_selector_follows_the_assets_directory(tmp_path: Path, monkeypat
 def test_metric_and_label_names_come_from_semconv() -> None:
     for instrument in sc.INSTRUMENTS:
         for attribute in instrument.attributes:
-            assert queries.label(attribute) == attribute.replace(".", "_")
+            assert queries.label(attribute) == sc.prometheus_label(attribute)
     assert sc.CLIENT_OPERATION_DURATION.prometheus == queries.CLIENT_DUR
     assert sc.CLIENT_COST.prometheus == queries.COST
     assert queries.AGENT in {queries.label(a) for a in sc.CLIENT_COST.attributes}

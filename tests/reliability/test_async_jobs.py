@@ -10,7 +10,7 @@ from opentelemetry import trace
 
 import agent_otel
 from agent_otel import semconv
-from tests.reliability.conftest import Counted
+from tests.support.reliability import Counted
 
 TASKS = 10_000
 ROLE = "test.task"

@@ -22,7 +22,7 @@ from agent_otel._calls.extractors import Call, path
 from agent_otel._calls.extractors import Path as ExtractorPath
 from agent_otel._sdk.settings import resolve_settings
 from agent_otel._zerocode import config
-from tests.reliability.conftest import RELIABILITY
+from tests.support.reliability import RELIABILITY
 
 # 300 examples; a generous per-example deadline, so that a hang fails the test
 FUZZ = settings(RELIABILITY, max_examples=max(300, RELIABILITY.max_examples), deadline=5_000)

@@ -32,7 +32,7 @@ from opentelemetry import trace
 import agent_otel
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.wrappers import Handler, Invocation, instrument
-from tests.reliability.conftest import RELIABILITY
+from tests.support.reliability import RELIABILITY
 
 
 class CustomError(Exception):

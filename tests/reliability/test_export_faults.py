@@ -36,8 +36,8 @@ from agent_otel import semconv
 from agent_otel._ops.stack import free_port
 from agent_otel._sdk.configure import histogram_views
 from agent_otel._sdk.export_loss import LossReporter, ReportingMetricExporter
-from tests.reliability.conftest import completes
 from tests.support.polling import wait_until
+from tests.support.reliability import completes
 
 CALLS = 20_000
 # Hang detection only, never a measured-duration check: "calls do not block" (each call blocking on
@@ -175,7 +175,7 @@ def scrape(url: str) -> str:
 
 def errors_on_metrics(body: str, stage: str) -> float:
     name = semconv.INSTRUMENTATION_ERRORS.prometheus
-    label = semconv.INSTRUMENTATION_STAGE.replace(".", "_")
+    label = semconv.prometheus_label(semconv.INSTRUMENTATION_STAGE)
     pattern = rf'^{name}{{[^}}]*{label}="{re.escape(stage)}"[^}}]*}} (\S+)'
     found = re.search(pattern, body, re.MULTILINE)
     return float(found.group(1)) if found else 0.0

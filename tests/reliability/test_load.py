@@ -16,7 +16,7 @@ from typing import Any
 
 import agent_otel
 from agent_otel import path, semconv
-from tests.reliability.conftest import Counted, points
+from tests.support.reliability import Counted, points
 
 THREADS = 8
 CALLS_PER_THREAD = 50_000

@@ -25,8 +25,8 @@ import agent_otel
 from agent_otel import path, semconv
 from agent_otel._ops.stack import free_port
 from agent_otel._sdk import prometheus as exposition
-from tests.reliability.conftest import completes
 from tests.support.polling import wait_until
+from tests.support.reliability import completes
 
 SERIES = 2_000
 CALLS = 5_000

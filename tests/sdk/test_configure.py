@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import socket
 import subprocess
 import sys
@@ -23,9 +22,7 @@ from agent_otel import ConfigurationError, semconv
 from agent_otel._engine.instruments import runtime
 from agent_otel._ops.stack import free_port
 from agent_otel._sdk.settings import resolve_settings
-
-CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_", "TRACEPARENT",
-                                                                        "BAGGAGE"))}
+from tests.support.environment import CLEAN_ENV
 
 
 def run_child(code: str, **env: str) -> subprocess.CompletedProcess:

@@ -1,7 +1,7 @@
 """OTLP path: a child process that used every kind exports over OTLP/HTTP and gRPC to a receiver here.
 
 configure() sets OTel's process-global providers, so the workload runs in a child interpreter
-(``python -c "from tests.test_otlp_export import run_every_kind; ..."``) pointed at an in-test
+(``python -c "from tests.sdk.test_otlp_export import run_every_kind; ..."``) pointed at an in-test
 receiver built on opentelemetry-proto. What arrives is checked against the contract (semconv):
 spans carry job.id, every instrument arrives under its OTLP name with its unit and attribute keys and
 no id attribute, and exemplars link each call's measurements to that call's span.
@@ -9,17 +9,16 @@ no id attribute, and exemplars link each call's measurements to that call's span
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import agent_otel
 from agent_otel import semconv
+from tests.support.environment import CLEAN_ENV
 from tests.support.every_kind import use_every_kind
 from tests.support.otlp_receiver import (
     OtlpGrpcReceiver,
@@ -28,13 +27,12 @@ from tests.support.otlp_receiver import (
     attributes_of,
     data_points_of,
 )
+from tests.support.paths import ROOT
 from tests.support.polling import wait_until
 
-REPO = Path(__file__).resolve().parent.parent
-CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_", "TRACEPARENT",
-                                                                        "BAGGAGE"))}
 JOB_ID = "otlp-job"
 SERVICE = "otlp-export-test"
+
 
 def run_every_kind() -> None:
     """Entry point of the child: configure() from the OTEL_* environment, use every kind, shut down."""
@@ -85,8 +83,8 @@ def span_of_point(metric: str, attributes: dict[str, Any]) -> str | None:
 def run_child(receiver: OtlpReceiver) -> subprocess.CompletedProcess:
     env = {**CLEAN_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
            "OTEL_EXPORTER_OTLP_PROTOCOL": receiver.protocol, "OTEL_SERVICE_NAME": SERVICE}
-    code = "from tests.test_otlp_export import run_every_kind; run_every_kind()"
-    return subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True,
+    code = "from tests.sdk.test_otlp_export import run_every_kind; run_every_kind()"
+    return subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-ASSETS = ROOT / "src" / "agent_otel" / "assets"
+from tests.support.paths import ASSETS, ROOT
+
 ALERTS = ASSETS / "prometheus"
 RULES_FILE = ALERTS / "agent-otel.rules.yaml"
 ALERTS_FILE = ALERTS / "agent-otel.alerts.yaml"

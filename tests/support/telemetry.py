@@ -59,7 +59,7 @@ def drive(shape: str, func: Any, *args: Any, **kwargs: Any) -> Any:
 
 def points(otel: Any, name: str, where: dict[str, Any] | None = None) -> list[Any]:
     """Points of metric ``name`` whose attributes include all of ``where``."""
-    return [p for p in otel.points(name) if all(p.attributes.get(k) == v for k, v in (where or {}).items())]
+    return list(otel.points(name, where))
 
 
 def point(otel: Any, name: str, where: dict[str, Any] | None = None) -> Any:

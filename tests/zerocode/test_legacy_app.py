@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from agent_otel import semconv
+from tests.support.fake_llm import FakeLLM
 from tests.support.otlp_receiver import OtlpHttpReceiver
 from tests.support.polling import wait_until
-from tests.zerocode.fake_llm import FakeLLM
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent

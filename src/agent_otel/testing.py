@@ -1,0 +1,129 @@
+"""Test your own instrumentation: agent-otel wired to the real OpenTelemetry SDK, exporting to memory.
+
+Spans and metrics go through the same processors, views and instruments as in production; only the
+exporters are in-memory, so a test asserts on exactly what a collector or Prometheus would receive::
+
+    from agent_otel.testing import capture_telemetry
+
+    with capture_telemetry() as telemetry:
+        answer("what is 2 + 2?")          # a function decorated with @agent_otel.agent(...)
+        span = telemetry.span("invoke_agent support-bot")
+        [point] = telemetry.points("gen_ai.invoke_agent.duration")
+
+With pytest, installing agent-otel is enough: its plugin provides the same object as the fixture
+``agent_otel_telemetry``. Neither needs a collector, a port or a global provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import DataPointT, InMemoryMetricReader, Metric
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from agent_otel._calls.pricing import reset_prices
+from agent_otel._engine.policy import reset_policy
+from agent_otel._sdk.configure import configure, metric_views, shutdown
+
+__all__ = ["TelemetryCapture", "capture_telemetry", "restore_defaults"]
+
+
+def restore_defaults() -> None:
+    """Undo ``set_policy()`` and ``set_prices()``: the policy comes from the environment again and the
+    price table is the shipped one, so that one test's settings do not leak into the next."""
+    reset_policy()
+    reset_prices()
+
+
+class TelemetryCapture:
+    """The spans and metrics agent-otel recorded since the capture started (or since :meth:`reset`).
+
+    Read them inside the capture: leaving it shuts the providers down.
+    """
+
+    exporter: InMemorySpanExporter
+    reader: InMemoryMetricReader
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+
+    def __init__(self, *, instrument_threads: bool = True, instrument_processes: bool = True) -> None:
+        self._instrument_threads = instrument_threads
+        self._instrument_processes = instrument_processes
+        self._start()
+
+    def spans(self, name: str | None = None) -> list[ReadableSpan]:
+        """Finished spans, oldest first; only those called ``name`` if given."""
+        return [span for span in self.exporter.get_finished_spans() if name is None or span.name == name]
+
+    def span(self, name: str) -> ReadableSpan:
+        """The one finished span called ``name``; fails listing the spans there are if not exactly one."""
+        found = self.spans(name)
+        if len(found) != 1:
+            raise AssertionError(f"expected one span {name!r}, got {len(found)}; "
+                                 f"finished spans: {[span.name for span in self.spans()]}")
+        return found[0]
+
+    def metrics(self) -> dict[str, Metric]:
+        """Metric name -> metric (unit, description, data points), from one collection now."""
+        data = self.reader.get_metrics_data()
+        if data is None:
+            return {}
+        return {metric.name: metric
+                for resource_metrics in data.resource_metrics
+                for scope_metrics in resource_metrics.scope_metrics
+                for metric in scope_metrics.metrics}
+
+    def points(self, name: str, where: Mapping[str, object] | None = None) -> list[DataPointT]:
+        """Data points of metric ``name`` (none if it was never recorded) whose attributes include all
+        of ``where``, e.g. ``points("gen_ai.client.token.usage", {"gen_ai.token.type": "input"})``."""
+        metric = self.metrics().get(name)
+        if metric is None:
+            return []
+        wanted = dict(where or {})
+        return [point for point in metric.data.data_points
+                if all((point.attributes or {}).get(key) == value for key, value in wanted.items())]
+
+    def reset(self) -> None:
+        """Forget every span and metric recorded so far (new providers, configured afresh). Call it
+        between the phases of a test, not while an instrumented call or job is open."""
+        self._stop()
+        self._start()
+
+    def _start(self) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.tracer_provider = TracerProvider(shutdown_on_exit=False)
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.reader = InMemoryMetricReader()
+        self.meter_provider = MeterProvider(metric_readers=[self.reader], views=metric_views(),
+                                            shutdown_on_exit=False)
+        shutdown()  # configure() keeps an earlier configuration: this capture must be the one in use
+        configure(tracer_provider=self.tracer_provider, meter_provider=self.meter_provider, set_global=False,
+                  system_metrics=False, instrument_threads=self._instrument_threads,
+                  instrument_processes=self._instrument_processes)
+
+    def _stop(self) -> None:
+        shutdown()
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
+
+
+@contextmanager
+def capture_telemetry(*, instrument_threads: bool = True, instrument_processes: bool = True) -> Iterator[
+        TelemetryCapture]:
+    """Configure agent-otel to record into a :class:`TelemetryCapture` for the duration of the block.
+
+    An earlier ``configure()`` is shut down first; policy and prices start and end at their defaults
+    (:func:`restore_defaults`). ``instrument_threads``/``instrument_processes`` are passed to
+    ``configure()`` (job and trace context carried into threads and child processes).
+    """
+    restore_defaults()
+    capture = TelemetryCapture(instrument_threads=instrument_threads, instrument_processes=instrument_processes)
+    try:
+        yield capture
+    finally:
+        capture._stop()
+        restore_defaults()

@@ -1,0 +1,142 @@
+"""agent_otel.testing, as a user meets it: the pytest fixture, the context manager, the plugin entry point."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import agent_otel
+from agent_otel import semconv
+from agent_otel.testing import TelemetryCapture, capture_telemetry
+from tests.support.environment import CLEAN_ENV
+
+#: The environment of a user's own pytest or python run: no settings of this session leak into it.
+USER_ENV = {k: v for k, v in CLEAN_ENV.items() if not k.startswith("PYTEST_")}
+
+
+@agent_otel.agent("support-bot", task_type="faq")
+def answer(question: str) -> dict[str, Any]:
+    return {"success": True, "confidence": 0.9}
+
+
+def test_a_decorated_function_shows_up_as_a_span_and_metrics(agent_otel_telemetry: TelemetryCapture) -> None:
+    answer("what is 2 + 2?")
+
+    span = agent_otel_telemetry.span("invoke_agent support-bot")
+    assert span.attributes is not None
+    assert span.attributes[semconv.GEN_AI_AGENT_NAME] == "support-bot"
+    assert span.attributes[semconv.AGENT_TASK_TYPE] == "faq"
+    [duration] = agent_otel_telemetry.points(semconv.AGENT_DURATION.name, {semconv.GEN_AI_AGENT_NAME: "support-bot"})
+    assert duration.count == 1
+    assert list(duration.explicit_bounds) == list(semconv.AGENT_DURATION.buckets)
+    assert agent_otel_telemetry.metrics()[semconv.AGENT_DURATION.name].unit == "s"
+    assert agent_otel_telemetry.points(semconv.AGENT_DURATION.name, {semconv.GEN_AI_AGENT_NAME: "other"}) == []
+    assert agent_otel_telemetry.points("no.such.metric") == []
+
+
+def test_span_fails_naming_the_spans_there_are(agent_otel_telemetry: TelemetryCapture) -> None:
+    answer("one")
+    answer("two")
+    with pytest.raises(AssertionError, match=r"expected one span 'invoke_agent support-bot', got 2"):
+        agent_otel_telemetry.span("invoke_agent support-bot")
+    with pytest.raises(AssertionError, match=r"got 0; finished spans: \['invoke_agent support-bot', "):
+        agent_otel_telemetry.span("invoke_agent nobody")
+
+
+def test_reset_forgets_spans_and_metrics(agent_otel_telemetry: TelemetryCapture) -> None:
+    answer("before")
+    agent_otel_telemetry.reset()
+    assert agent_otel_telemetry.spans() == []
+    assert agent_otel_telemetry.points(semconv.AGENT_DURATION.name) == []
+
+    answer("after")
+    assert len(agent_otel_telemetry.spans("invoke_agent support-bot")) == 1
+    [duration] = agent_otel_telemetry.points(semconv.AGENT_DURATION.name)
+    assert duration.count == 1
+
+
+def price_call(model: str) -> None:
+    with agent_otel.provider_call("openai", model=model) as call:
+        call.set_outcome(usage={"prompt_tokens": 1_000_000, "completion_tokens": 1_000_000})
+
+
+def test_the_capture_starts_and_ends_with_the_default_policy_and_prices() -> None:
+    with capture_telemetry() as telemetry:
+        agent_otel.set_prices({"house-model": {"input": 1.0, "output": 2.0}})
+        agent_otel.set_policy(cardinality_limit=1)
+        price_call("house-model")
+        answer("q")
+        assert [p.value for p in telemetry.points(semconv.CLIENT_COST.name)] == [3.0]
+        assert {p.attributes[semconv.AGENT_TASK_TYPE]
+                for p in telemetry.points(semconv.AGENT_DURATION.name)} == {"faq"}
+
+    with capture_telemetry() as telemetry:
+        price_call("house-model")
+        assert telemetry.points(semconv.CLIENT_COST.name) == []  # the shipped table has no such model
+
+        @agent_otel.agent("support-bot", task_type="billing")
+        def bill(question: str) -> None:
+            return None
+
+        answer("q")
+        bill("q")
+        assert {p.attributes[semconv.AGENT_TASK_TYPE]
+                for p in telemetry.points(semconv.AGENT_DURATION.name)} == {"faq", "billing"}
+
+
+def test_leaving_the_capture_stops_recording_into_it() -> None:
+    with capture_telemetry() as telemetry:
+        answer("inside")
+    answer("outside")
+    assert [span.name for span in telemetry.spans()] == ["invoke_agent support-bot"]
+
+
+def run_user(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], cwd=tmp_path, env=USER_ENV, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_the_context_manager_needs_no_pytest(tmp_path: Path) -> None:
+    (tmp_path / "check.py").write_text(textwrap.dedent("""
+        import sys
+
+        import agent_otel
+        from agent_otel.testing import capture_telemetry
+
+        @agent_otel.tool("search")
+        def search(query):
+            return []
+
+        with capture_telemetry() as telemetry:
+            search("otel")
+            assert telemetry.span("execute_tool search").attributes["gen_ai.tool.name"] == "search"
+            assert len(telemetry.points("gen_ai.execute_tool.duration")) == 1
+        assert "pytest" not in sys.modules, "agent_otel.testing imported pytest"
+        print("checked")
+    """))
+    run = run_user(tmp_path, "check.py")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "checked"
+
+
+def test_installing_agent_otel_gives_a_user_s_pytest_the_fixture(tmp_path: Path) -> None:
+    (tmp_path / "test_bot.py").write_text(textwrap.dedent("""
+        import agent_otel
+
+        @agent_otel.agent("bot")
+        def bot(question):
+            return {"success": True}
+
+        def test_bot_is_traced(agent_otel_telemetry):
+            bot("hi")
+            assert agent_otel_telemetry.span("invoke_agent bot").attributes["gen_ai.agent.name"] == "bot"
+            assert agent_otel_telemetry.points("gen_ai.invoke_agent.duration")[0].count == 1
+    """))
+    run = run_user(tmp_path, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_bot.py")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed" in run.stdout
