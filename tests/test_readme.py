@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -22,12 +23,16 @@ def test_the_readme_has_python_snippets() -> None:
 
 
 @pytest.mark.parametrize(("line", "code"), SNIPPETS, ids=[f"README.md:{line}" for line, _ in SNIPPETS])
-def test_snippet_runs(line: int, code: str, tmp_path: object) -> None:
+def test_snippet_runs(line: int, code: str, tmp_path: Path) -> None:
     # Unset what the surrounding shell may have set, and a free port for the default /metrics endpoint.
     env = {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "AGENT_OTEL_"))}
     env["OTEL_EXPORTER_PROMETHEUS_PORT"] = str(free_port())
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
-                            cwd=str(tmp_path))
+    if re.search(r"^def test_", code, re.M):  # a test for the user's suite: run it as one
+        (tmp_path / "test_snippet.py").write_text(code)
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_snippet.py"]
+    else:
+        command = [sys.executable, "-c", code]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, cwd=str(tmp_path))
     assert result.returncode == 0, f"README.md:{line} exited {result.returncode}:\n{result.stderr}"
     assert "Traceback" not in result.stderr, f"README.md:{line}:\n{result.stderr}"
     for expected in re.findall(r"print\(.*?\)\s*#\s*(\S.*)$", code, re.M):
