@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Never
 
 from opentelemetry import context as otel_context
 
 from agent_otel import semconv
-from agent_otel._calls.extractors import Call
+from agent_otel._calls.extractors import Call, Extractor
 from agent_otel._calls.handler import (
     KindHandler,
     ManualCall,
+    P,
+    R,
     coerce_bool,
     coerce_count,
     coerce_names,
@@ -19,6 +22,7 @@ from agent_otel._calls.handler import (
     field_of,
     span_value,
 )
+from agent_otel._calls.options import AGENT, WORK_FIELDS, Attributes, Count, Flag, Names, Number, Text, collect
 from agent_otel._calls.process_usage import ResourceSampler
 from agent_otel._context.job import AGENT_KEY, current_job
 from agent_otel._engine.instruments import runtime
@@ -27,8 +31,6 @@ from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import End, Invocation
 from agent_otel.errors import ConfigurationError
 
-#: Result fields read as work items when present, and the `agent.work.kind` each one counts as.
-WORK_FIELDS = ("fixes_applied", "files_modified", "remaining_issues", "tests_added", "issues_found")
 PATTERN_FIELDS = ("patterns_used", "patterns")
 
 
@@ -91,7 +93,7 @@ class AgentInvocation(Invocation):
             if count is None:
                 continue
             if recording:
-                span.set_attribute(f"agent.result.{kind}", count)
+                span.set_attribute(semconv.AGENT_RESULT_PREFIX + kind, count)
             if count:
                 rt[semconv.AGENT_WORK_ITEMS].add(count, {semconv.GEN_AI_AGENT_NAME: self.name,
                                                          semconv.AGENT_WORK_KIND: bound(semconv.AGENT_WORK_KIND, kind)},
@@ -104,7 +106,7 @@ class AgentInvocation(Invocation):
                 counter.add(1, {semconv.GEN_AI_AGENT_NAME: self.name,
                                 semconv.AGENT_PATTERN: bound(semconv.AGENT_PATTERN, pattern)}, context=self.context)
             if recording:
-                span.set_attribute("agent.result.patterns", patterns)
+                span.set_attribute(semconv.AGENT_RESULT_PATTERNS, patterns)
         if recording:
             provider_used = read("provider_used", call, found)
             if provider_used is not None:
@@ -124,6 +126,7 @@ _NOTHING: dict[str, Any] = {}
 _SUCCESS, _FAILURE, _ERROR = (semconv.Outcome.SUCCESS.value, semconv.Outcome.FAILURE.value,
                               semconv.Outcome.ERROR.value)  # an Enum member lookup per call costs
 _OUTCOME_FIELDS = frozenset({"success", "confidence"})
+_DEFAULT_TASK_TYPE = AGENT["task_type"].default  # also when an extractor finds nothing
 
 #: Options read off the result when not given explicitly, and the fields each one is read from.
 _RESULT_READS = (("success", ("success",)), ("confidence", ("confidence",)), ("patterns", PATTERN_FIELDS),
@@ -134,12 +137,10 @@ class AgentHandler(KindHandler):
     stage = "agent"
     RESULT_OPTIONS = ("success", "confidence", "patterns", "provider_used", *WORK_FIELDS)
 
-    def __init__(self, func: Any, options: dict[str, Any], attributes: dict[str, Any] | None = None) -> None:
+    def __init__(self, func: Callable[..., Any] | None, options: dict[str, Any],
+                 attributes: Attributes | None = None) -> None:
         super().__init__(func, options, attributes)
-        name = options.get("name")
-        if not name:
-            raise ConfigurationError("agent(): name is required (a literal or an extractor)")
-        self.work = options.get("work") or {}
+        self.work = dict(options.get("work") or {})
         self.work_kinds = tuple(dict.fromkeys((*WORK_FIELDS, *self.work)))
         self.result_attributes = dict(options.get("result_attributes") or {})
         self.sample_resources = bool(options.get("sample_resources"))
@@ -161,6 +162,7 @@ class AgentHandler(KindHandler):
         """The non-explicit result options present on ``result`` (as :func:`field_of` reads them)."""
         if result is None:
             return _NOTHING
+        reads: Iterable[tuple[str, tuple[str, ...]]]
         if type(result) is dict:  # the common case: only look at the fields the dict has
             reads = {self._reads_by_field[field] for field in self._reads_by_field.keys() & result.keys()}
         else:
@@ -183,36 +185,27 @@ class AgentHandler(KindHandler):
     def _describe(self, call: Call) -> tuple[str, str, str, dict[str, Any]]:
         bound = policy().bounded
         name = bound(semconv.GEN_AI_AGENT_NAME, self.option("name", call))
-        task_type = bound(semconv.AGENT_TASK_TYPE, self.option("task_type", call) or "default")
+        task_type = bound(semconv.AGENT_TASK_TYPE, self.option("task_type", call) or _DEFAULT_TASK_TYPE)
         return name, task_type, semconv.agent_span_name(name), self.span_attributes({
             semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_INVOKE_AGENT,
             semconv.GEN_AI_AGENT_NAME: name,
             semconv.AGENT_TASK_TYPE: task_type,
         })
 
-    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
+    def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
         call = Call(self.signature, instance, args, kwargs)
         name, task_type, span_name, attributes = self.static(("name", "task_type"), self._describe, call)
         span, ctx = self.open(span_name, attributes, otel_context.set_value(AGENT_KEY, name))
         return AgentInvocation(span, ctx, self, call, name, task_type)
 
 
-def _options(name: Any, task_type: Any, success: Any, confidence: Any, patterns: Any, provider_used: Any,
-             work: dict[str, Any] | None, result_attributes: dict[str, Any] | None, **fields: Any) -> dict[str, Any]:
-    options = {"name": name, "task_type": task_type, "success": success, "confidence": confidence,
-               "patterns": patterns, "provider_used": provider_used, "work": dict(work or {}),
-               "result_attributes": dict(result_attributes or {})}
-    for key, value in fields.items():
-        if key not in WORK_FIELDS:
-            raise ConfigurationError(f"agent(): unknown keyword {key!r}")
-        options[key] = value
-    return {k: v for k, v in options.items() if v is not None}
-
-
-def agent(name: Any, *, task_type: Any = None, success: Any = None, confidence: Any = None, patterns: Any = None,
-          provider_used: Any = None, work: dict[str, Any] | None = None,
-          result_attributes: dict[str, Any] | None = None, attributes: dict[str, Any] | None = None,
-          sample_resources: bool = False, **work_fields: Any) -> Any:
+def agent(name: Text, *, task_type: Text = "default", success: Flag | None = None, confidence: Number | None = None,
+          patterns: Names | None = None, provider_used: Text | None = None, fixes_applied: Count | None = None,
+          files_modified: Count | None = None, remaining_issues: Count | None = None,
+          tests_added: Count | None = None, issues_found: Count | None = None,
+          work: Mapping[str, Count] | None = None, result_attributes: Mapping[str, Extractor] | None = None,
+          sample_resources: bool = False, attributes: Attributes | None = None,
+          **unknown: Never) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate an agent entry point. Every keyword is a literal or an extractor.
 
     By default the result is read for ``success``, ``confidence``, ``fixes_applied``,
@@ -220,14 +213,12 @@ def agent(name: Any, *, task_type: Any = None, success: Any = None, confidence: 
     ``work={"kind": extractor}`` adds work-item kinds. ``sample_resources=True`` puts the
     process's peak RSS and CPU time during the call on the span, as evolution runs do.
     """
-    options = _options(name, task_type, success, confidence, patterns, provider_used, work, result_attributes,
-                       **work_fields)
-    if sample_resources:
-        options["sample_resources"] = True
-    return decorator(AgentHandler, options, attributes)
+    if unknown:
+        raise ConfigurationError(f"agent(): unknown keyword {next(iter(unknown))!r}")
+    return decorator(AgentHandler, collect("agent", locals()), attributes)
 
 
-def agent_call(name: str, *, task_type: str | None = None, attributes: dict[str, Any] | None = None) -> ManualCall:
+def agent_call(name: str, *, task_type: str | None = None, attributes: Attributes | None = None
+               ) -> ManualCall:
     """An explicit agent span around a block; report with ``call.set_outcome(success=..., ...)``."""
-    options = _options(name, task_type, None, None, None, None, None, None)
-    return ManualCall(AgentHandler(None, options, attributes))
+    return ManualCall(AgentHandler(None, collect("agent", {"name": name, "task_type": task_type}), attributes))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from agent_otel import semconv
@@ -10,23 +10,27 @@ from agent_otel._calls.extractors import Call
 from agent_otel._calls.handler import (
     KindHandler,
     ManualCall,
+    P,
+    R,
     coerce_bool,
     coerce_count,
     coerce_number,
     decorator,
     field_of,
 )
+from agent_otel._calls.options import EVOLUTION, Attributes, Count, Flag, Kpis, Text, collect
 from agent_otel._calls.process_usage import ResourceSampler
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import End, Invocation
-from agent_otel.errors import ConfigurationError
 
 _BEFORE_FIELDS = ("kpis_before", "pre_kpis", "before")
 _AFTER_FIELDS = ("kpis_after", "post_kpis", "after")
 _ROLLBACK_FIELDS = ("rolled_back", "rollback")
 _ITERATION_FIELDS = ("iterations", "convergence_iterations")
+_DEFAULT_TYPE = EVOLUTION["type"].default  # also when an extractor finds nothing
+_SAMPLE_RESOURCES = EVOLUTION["sample_resources"].default
 
 
 def _kpis(value: Any, stage: str) -> dict[str, float]:
@@ -114,11 +118,6 @@ class EvolutionInvocation(Invocation):
 class EvolutionHandler(KindHandler):
     stage = "evolution"
 
-    def __init__(self, func: Any, options: dict[str, Any], attributes: dict[str, Any] | None = None) -> None:
-        super().__init__(func, options, attributes)
-        if not options.get("agent"):
-            raise ConfigurationError("evolution(): agent is required (a literal or an extractor)")
-
     def result_option(self, key: str, call: Call, *fields: str) -> Any:
         if key in self.options:
             return self.option(key, call)
@@ -127,7 +126,7 @@ class EvolutionHandler(KindHandler):
     def _describe(self, call: Call) -> tuple[str, str, str, dict[str, Any]]:
         bound = policy().bounded
         agent_name = bound(semconv.GEN_AI_AGENT_NAME, self.option("agent", call))
-        evolution_type = bound(semconv.EVOLUTION_TYPE, self.option("type", call) or "default")
+        evolution_type = bound(semconv.EVOLUTION_TYPE, self.option("type", call) or _DEFAULT_TYPE)
         attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_EVOLVE, semconv.GEN_AI_AGENT_NAME: agent_name,
                       semconv.EVOLUTION_TYPE: evolution_type}
         strategy = self.option("strategy", call)
@@ -135,33 +134,27 @@ class EvolutionHandler(KindHandler):
             attributes[semconv.EVOLUTION_STRATEGY] = str(strategy)
         return agent_name, evolution_type, semconv.evolution_span_name(agent_name), self.span_attributes(attributes)
 
-    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
+    def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
         call = Call(self.signature, instance, args, kwargs)
         agent_name, evolution_type, span_name, attributes = self.static(("agent", "type", "strategy"),
                                                                         self._describe, call)
         span, ctx = self.open(span_name, attributes)
-        sampler = ResourceSampler() if self.options.get("sample_resources", True) else None
+        sampler = ResourceSampler() if self.options.get("sample_resources", _SAMPLE_RESOURCES) else None
         return EvolutionInvocation(span, ctx, self, call, agent_name, evolution_type, sampler)
 
 
-_OPTION_NAMES = ("agent", "type", "strategy", "kpis_before", "kpis_after", "rollback", "success", "iterations", "kpi",
-                 "sample_resources")
-
-
-def evolution(agent: Any, *, type: Any = None, strategy: Any = None, kpis_before: Any = None,
-              kpis_after: Any = None, rollback: Any = None, success: Any = None, iterations: Any = None,
-              kpi: str | None = None, sample_resources: bool = True, attributes: dict[str, Any] | None = None) -> Any:
+def evolution(agent: Text, *, type: Text = "default", strategy: Text | None = None, kpis_before: Kpis | None = None,
+              kpis_after: Kpis | None = None, rollback: Flag | None = None, success: Flag | None = None,
+              iterations: Count | None = None, kpi: str | None = None, sample_resources: bool = True,
+              attributes: Attributes | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate an evolution run. KPIs, rollback and iterations are read from the result
     (``kpis_before``/``kpis_after``, ``rolled_back``, ``iterations``) unless given; ``kpi`` names
     the KPI whose delta is the run's improvement (default: the mean delta)."""
-    values = dict(zip(_OPTION_NAMES, (agent, type, strategy, kpis_before, kpis_after, rollback, success, iterations,
-                                      kpi, sample_resources), strict=True))
-    return decorator(EvolutionHandler, {k: v for k, v in values.items() if v is not None}, attributes)
+    return decorator(EvolutionHandler, collect("evolution", locals()), attributes)
 
 
 def evolution_run(agent: str, *, type: str | None = None, strategy: str | None = None,
-                  kpi: str | None = None, attributes: dict[str, Any] | None = None) -> ManualCall:
+                  kpi: str | None = None, attributes: Attributes | None = None) -> ManualCall:
     """An explicit evolution span; report with ``run.set_outcome(kpis_before=.., kpis_after=.., rolled_back=..)``."""
-    options = {k: v for k, v in {"agent": agent, "type": type, "strategy": strategy, "kpi": kpi}.items()
-               if v is not None}
+    options = collect("evolution", {"agent": agent, "type": type, "strategy": strategy, "kpi": kpi})
     return ManualCall(EvolutionHandler(None, options, attributes))

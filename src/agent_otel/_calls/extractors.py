@@ -32,7 +32,8 @@ class Call:
 
     __slots__ = ("_args", "_bound_args", "_kwargs", "_signature", "error", "instance", "result")
 
-    def __init__(self, signature: inspect.Signature | None, instance: Any, args: tuple, kwargs: dict) -> None:
+    def __init__(self, signature: inspect.Signature | None, instance: Any, args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> None:
         self._signature = signature
         self.instance = instance
         self._args = args
@@ -83,6 +84,7 @@ class Path:
         return self.root in ("result", "error")
 
     def __call__(self, call: Call) -> Any:
+        value: Any
         if self.root == "args":
             value = call.args
         elif self.root == "self":

@@ -6,22 +6,28 @@ sensible adapters, coercing odd values, and the explicit ``with ..._call(...) as
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec, TypeVar, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind
 
 from agent_otel import semconv
 from agent_otel._calls.extractors import Call, Path, is_extractor, signature_of
+from agent_otel._calls.options import Attributes, check_required
 from agent_otel._context.job import current_job_id
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import SCRUBBED_KEY, policy
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import Handler, Invocation, InvocationScope, instrument
 from agent_otel.errors import ConfigurationError
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def field_of(obj: Any, *names: str) -> Any:
@@ -104,7 +110,7 @@ def span_value(value: Any) -> Any:
     return str(value)
 
 
-def check_parameters(func: Any, signature: Any, options: Mapping[str, Any]) -> None:
+def check_parameters(func: Callable[..., Any], signature: inspect.Signature, options: Mapping[str, Any]) -> None:
     """An ``args.NAME`` path must name a parameter of the decorated function: a typo is an error at
     decoration time, not a value that is silently always missing."""
     params = signature.parameters
@@ -125,24 +131,27 @@ def check_parameters(func: Any, signature: Any, options: Mapping[str, Any]) -> N
 
 
 class KindHandler(Handler):
-    """A handler whose options are literals or extractors, validated at decoration time."""
+    """A handler whose options are literals or extractors, validated at decoration time
+    (``stage`` is the kind's name in :data:`agent_otel._calls.options.KINDS`)."""
 
     span_kind = SpanKind.INTERNAL
 
-    def __init__(self, func: Any, options: dict[str, Any], attributes: dict[str, Any] | None = None) -> None:
+    def __init__(self, func: Callable[..., Any] | None, options: dict[str, Any],
+                 attributes: Attributes | None = None) -> None:
         if attributes is not None and not isinstance(attributes, Mapping):
             raise ConfigurationError(f"attributes must be a mapping, got {type(attributes).__name__}")
         self.options = options
         self.attributes = dict(attributes or {})
         self.signature = signature_of(func) if func is not None else None
         self.extracts = {key for key, value in options.items() if is_extractor(value)}
-        self._static: tuple[Any, Any] | None = None
-        if self.signature is not None:
+        self._static: tuple[object, Any] | None = None
+        if func is not None and self.signature is not None:
             check_parameters(func, self.signature, options)
+        check_required(self.stage, options)
 
     def option(self, key: str, call: Call) -> Any:
         """Resolve one option; a failing extractor is counted and yields None."""
-        value = self.options.get(key)
+        value: Any = self.options.get(key)
         if key not in self.extracts:
             return value
         try:
@@ -157,11 +166,11 @@ class KindHandler(Handler):
             attributes.update(self.attributes)
         return policy().scrub(attributes)
 
-    def start(self, name: str, attributes: dict[str, Any], ctx: Any = None) -> tuple[Any, Any]:
+    def start(self, name: str, attributes: dict[str, Any], ctx: Context | None = None) -> tuple[Span, Context]:
         """Start this kind's span under ``ctx`` (default: current); returns the span and its context."""
         return self.open(name, self.span_attributes(attributes), ctx)
 
-    def open(self, name: str, attributes: dict[str, Any], ctx: Any = None) -> tuple[Any, Any]:
+    def open(self, name: str, attributes: dict[str, Any], ctx: Context | None = None) -> tuple[Span, Context]:
         """Start the span with attributes already through :meth:`span_attributes` (never mutated,
         so a handler may pass the same dict on every call)."""
         tracer = runtime().tracer
@@ -187,7 +196,7 @@ class KindHandler(Handler):
                 cache[agent] = attributes
         return attributes
 
-    def static(self, keys: tuple[str, ...], compute: Any, call: Call) -> Any:
+    def static(self, keys: tuple[str, ...], compute: Callable[[Call], R], call: Call) -> R:
         """``compute(call)`` once per policy when the options in ``keys`` are all literals (their bounded
         values, span name and attributes then never change), else on every call."""
         if self.extracts.intersection(keys):
@@ -195,7 +204,7 @@ class KindHandler(Handler):
         current = policy()
         cached = self._static
         if cached is not None and cached[0] is current:
-            return cached[1]
+            return cast(R, cached[1])
         value = compute(call)
         self._static = (current, value)
         return value
@@ -230,11 +239,12 @@ def _manual_marker() -> None:
     """Stands in for the wrapped callable of a manual call."""
 
 
-def decorator(handler_type: type[KindHandler], options: dict[str, Any], attributes: dict[str, Any] | None) -> Any:
+def decorator(handler_type: type[KindHandler], options: dict[str, Any], attributes: Attributes | None
+              ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """The decorator a public function returns: validates options now, wraps the function later."""
     handler_type(None, options, attributes)  # fail at decoration time, not at the first call
 
-    def decorate(func: Any) -> Any:
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
         return instrument(handler_type(func, options, attributes), func)
 
     return decorate

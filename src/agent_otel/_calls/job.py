@@ -9,16 +9,22 @@ ran under the job, across threads and tasks) on the job span when it ends.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.util.types import AttributeValue
 
 from agent_otel import semconv
-from agent_otel._calls.extractors import Call, is_extractor, resolve, signature_of
+from agent_otel._calls.extractors import Call, Extractor, is_extractor, resolve, signature_of
+from agent_otel._calls.handler import P, R
+from agent_otel._calls.options import JOB, Text
 from agent_otel._context.job import JobState, context_with_job
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.wrappers import End, Handler, Invocation, InvocationScope, instrument
 from agent_otel.errors import ConfigurationError
+
+_DEFAULT_TYPE = JOB["type"].default
 
 
 def new_job_id() -> str:
@@ -53,7 +59,7 @@ def _outcome_of(value: Any) -> str:
     return semconv.Outcome.SUCCESS.value
 
 
-def start_job(job_id: str | None, job_type: str, attributes: dict[str, Any]) -> JobInvocation:
+def start_job(job_id: object, job_type: object, attributes: Mapping[str, Any]) -> JobInvocation:
     state = JobState(id=str(job_id) if job_id is not None else new_job_id(), type=str(job_type))
     ctx = context_with_job(state)
     span_attributes = {
@@ -70,13 +76,14 @@ def start_job(job_id: str | None, job_type: str, attributes: dict[str, Any]) -> 
 class _JobHandler(Handler):
     stage = "job"
 
-    def __init__(self, job_id: Any, job_type: Any, attributes: dict[str, Any], func: Any) -> None:
+    def __init__(self, job_id: str | int | Extractor | None, job_type: Text, attributes: Mapping[str, Any],
+                 func: Callable[..., Any]) -> None:
         self.job_id = job_id
         self.job_type = job_type
         self.attributes = attributes
         self.signature = signature_of(func)
 
-    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
+    def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
         call = Call(self.signature, instance, args, kwargs)
         return start_job(resolve(self.job_id, call), resolve(self.job_type, call), self.attributes)
 
@@ -90,8 +97,9 @@ class job(InvocationScope):
 
     stage = "job"
 
-    def __init__(self, job_id: Any = None, type: Any = "default", **attributes: Any) -> None:
-        if job_id is not None and not isinstance(job_id, str | int) and not is_extractor(job_id):
+    def __init__(self, job_id: str | int | Extractor | None = None, type: Text = _DEFAULT_TYPE,
+                 **attributes: AttributeValue) -> None:
+        if job_id is not None and not isinstance(job_id, JOB["id"].accepts.types) and not is_extractor(job_id):
             raise ConfigurationError(f"job id must be a string, an int or an extractor, got {job_id!r}")
         self.job_id = job_id
         self.type = type
@@ -103,12 +111,12 @@ class job(InvocationScope):
     def id(self) -> str | None:
         """The id of the job this object is currently running (inside its ``with`` block)."""
         inv = self.invocation
-        return inv.state.id if inv is not None else None  # type: ignore[attr-defined]
+        return inv.state.id if isinstance(inv, JobInvocation) else None
 
     def set_outcome(self, outcome: str | semconv.Outcome) -> None:
         inv = self.invocation
-        if inv is not None:
-            inv.outcome = semconv.Outcome(outcome).value  # type: ignore[attr-defined]
+        if isinstance(inv, JobInvocation):
+            inv.outcome = semconv.Outcome(outcome).value
 
     def __enter__(self) -> job:
         if is_extractor(self.job_id) or is_extractor(self.type):
@@ -119,5 +127,5 @@ class job(InvocationScope):
         return start_job(self.job_id, self.type, self.attributes)
 
     # -- decorator -------------------------------------------------------------------------------
-    def __call__(self, func: Any) -> Any:
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
         return instrument(_JobHandler(self.job_id, self.type, self.attributes, func), func)

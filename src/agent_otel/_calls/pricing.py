@@ -80,6 +80,7 @@ def set_prices(table: Mapping[str, Any] | str | Path, replace: bool = False) -> 
 
 
 def reset_prices() -> None:
+    """Back to the shipped price table, dropping prices set in code or config."""
     global _prices
     with _lock:
         _prices = dict(DEFAULT_PRICES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -9,20 +10,21 @@ from opentelemetry.trace import SpanKind
 
 from agent_otel import semconv
 from agent_otel._calls.extractors import Call
-from agent_otel._calls.handler import KindHandler, ManualCall, coerce_count, coerce_number, decorator, field_of
+from agent_otel._calls.handler import KindHandler, ManualCall, P, R, coerce_count, coerce_number, decorator, field_of
+from agent_otel._calls.options import PROVIDER, Attributes, Count, Number, Text, collect
 from agent_otel._calls.pricing import cost_of
 from agent_otel._context.job import AGENT_KEY, current_job
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import End, Invocation
-from agent_otel.errors import ConfigurationError
 
 PROVIDER_KEY = otel_context.create_key("agent_otel.provider")
 
 _INPUT_FIELDS = ("prompt_tokens", "input_tokens", "prompt_token_count")
 _OUTPUT_FIELDS = ("completion_tokens", "output_tokens", "candidates_token_count")
 _NOT_STREAMS = (str, bytes, bytearray, dict, list, tuple)
+_DEFAULT_OPERATION = PROVIDER["operation"].default  # also when an extractor finds nothing
 
 
 class ProviderInvocation(Invocation):
@@ -99,17 +101,18 @@ class ProviderInvocation(Invocation):
         if ttfc is not None:
             rt[semconv.CLIENT_TIME_TO_FIRST_CHUNK].record(ttfc, attributes, context=ctx)
         usage = rt[semconv.CLIENT_TOKEN_USAGE]
-        for token_type, count in ((semconv.TokenType.INPUT, self.input_tokens),
-                                  (semconv.TokenType.OUTPUT, self.output_tokens)):
-            if count is not None:
-                usage.record(count, {**token_attributes, semconv.GEN_AI_TOKEN_TYPE: token_type.value}, context=ctx)
+        for token_type, tokens in ((semconv.TokenType.INPUT, self.input_tokens),
+                                   (semconv.TokenType.OUTPUT, self.output_tokens)):
+            if tokens is not None:
+                usage.record(tokens, {**token_attributes, semconv.GEN_AI_TOKEN_TYPE: token_type.value}, context=ctx)
         if "cost" in handler.options:
             cost = coerce_number(handler.option("cost", call), "provider.cost", 0.0, None)
         else:
             cost = cost_of(self.response_model or self.model, self.input_tokens, self.output_tokens)
         if cost:
             agent_name = otel_context.get_value(AGENT_KEY, ctx)
-            cost_attributes = {semconv.GEN_AI_PROVIDER_NAME: self.provider, semconv.GEN_AI_REQUEST_MODEL: self.model}
+            cost_attributes: dict[str, Any] = {semconv.GEN_AI_PROVIDER_NAME: self.provider,
+                                               semconv.GEN_AI_REQUEST_MODEL: self.model}
             if agent_name is not None:
                 cost_attributes[semconv.GEN_AI_AGENT_NAME] = agent_name
             rt[semconv.CLIENT_COST].add(cost, cost_attributes, context=ctx)
@@ -131,7 +134,7 @@ class ProviderInvocation(Invocation):
             if policy().capture_content and error is None and "response" in handler.options:
                 content = handler.option("response", call)
                 if content is not None:
-                    ended["gen_ai.output.messages"] = str(content)
+                    ended[semconv.GEN_AI_OUTPUT_MESSAGES] = str(content)
             span.set_attributes(ended)
 
     def add_retries(self, count: int = 1) -> None:
@@ -144,22 +147,17 @@ class ProviderHandler(KindHandler):
     stage = "provider"
     span_kind = SpanKind.CLIENT
 
-    def __init__(self, func: Any, options: dict[str, Any], attributes: dict[str, Any] | None = None) -> None:
-        super().__init__(func, options, attributes)
-        if not options.get("provider"):
-            raise ConfigurationError("provider(): provider is required (e.g. provider='openai')")
-
     def _describe(self, call: Call) -> tuple[str, str, str, str, dict[str, Any], dict[Any, dict[str, Any]]]:
         bound = policy().bounded
         provider = bound(semconv.GEN_AI_PROVIDER_NAME, self.option("provider", call))
         model = self.option("model", call)
         model = bound(semconv.GEN_AI_REQUEST_MODEL, model) if model else "unknown"
-        operation = bound(semconv.GEN_AI_OPERATION_NAME, self.option("operation", call) or semconv.OPERATION_CHAT)
+        operation = bound(semconv.GEN_AI_OPERATION_NAME, self.option("operation", call) or _DEFAULT_OPERATION)
         attributes = {semconv.GEN_AI_OPERATION_NAME: operation, semconv.GEN_AI_PROVIDER_NAME: provider,
                       semconv.GEN_AI_REQUEST_MODEL: model}
         return provider, model, operation, semconv.provider_span_name(operation, model), attributes, {}
 
-    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
+    def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
         call = Call(self.signature, instance, args, kwargs)
         provider, model, operation, span_name, base, by_agent = self.static(("provider", "model", "operation"),
                                                                             self._describe, call)
@@ -170,7 +168,7 @@ class ProviderHandler(KindHandler):
                 attributes[semconv.GEN_AI_AGENT_NAME] = agent_name
             prompt = self.option("prompt", call)
             if prompt is not None:
-                attributes["gen_ai.input.messages"] = str(prompt)
+                attributes[semconv.GEN_AI_INPUT_MESSAGES] = str(prompt)
             attributes = self.span_attributes(attributes)
         else:
             attributes = self.under_agent(by_agent, base, agent_name)
@@ -180,29 +178,23 @@ class ProviderHandler(KindHandler):
         return inv
 
 
-_OPTION_NAMES = ("provider", "model", "operation", "response_model", "input_tokens", "output_tokens", "cost",
-                 "retries", "stream", "prompt", "response")
-
-
-def provider(provider: Any, *, model: Any = None, operation: Any = None, response_model: Any = None,
-             input_tokens: Any = None, output_tokens: Any = None, cost: Any = None, retries: Any = None,
-             stream: bool | None = None, prompt: Any = None, response: Any = None,
-             attributes: dict[str, Any] | None = None) -> Any:
+def provider(provider: Text, *, model: Text | None = None, operation: Text = "chat",
+             response_model: Text | None = None, input_tokens: Count | None = None,
+             output_tokens: Count | None = None, cost: Number | None = None, retries: Count | None = None,
+             stream: bool | None = None, prompt: Text | None = None, response: Text | None = None,
+             attributes: Attributes | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate one LLM call. Tokens and the response model are read from OpenAI/Anthropic-style
     results (``usage.prompt_tokens``/``input_tokens``...) unless given; cost comes from the local
     price table unless given. ``prompt``/``response`` extractors are recorded only when
     OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true."""
-    values = dict(zip(_OPTION_NAMES, (provider, model, operation, response_model, input_tokens, output_tokens, cost,
-                                      retries, stream, prompt, response), strict=True))
-    return decorator(ProviderHandler, {k: v for k, v in values.items() if v is not None}, attributes)
+    return decorator(ProviderHandler, collect("provider", locals()), attributes)
 
 
 def provider_call(provider: str, *, model: str | None = None, operation: str | None = None,
-                  attributes: dict[str, Any] | None = None) -> ManualCall:
+                  attributes: Attributes | None = None) -> ManualCall:
     """An explicit provider span; report with ``call.set_result(response)`` or
     ``call.set_outcome(usage={"input_tokens": .., "output_tokens": ..}, model=..)``."""
-    options = {k: v for k, v in {"provider": provider, "model": model, "operation": operation}.items()
-               if v is not None}
+    options = collect("provider", {"provider": provider, "model": model, "operation": operation})
     return ManualCall(ProviderHandler(None, options, attributes))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -9,12 +10,12 @@ from opentelemetry.trace import SpanKind
 
 from agent_otel import semconv
 from agent_otel._calls.extractors import Call
-from agent_otel._calls.handler import KindHandler, ManualCall, decorator
+from agent_otel._calls.handler import KindHandler, ManualCall, P, R, decorator
+from agent_otel._calls.options import Attributes, Text, collect
 from agent_otel._context.job import AGENT_KEY, current_job
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
 from agent_otel._engine.wrappers import End, Invocation
-from agent_otel.errors import ConfigurationError
 
 
 class ToolInvocation(Invocation):
@@ -41,11 +42,6 @@ class ToolHandler(KindHandler):
     stage = "tool"
     span_kind = SpanKind.INTERNAL
 
-    def __init__(self, func: Any, options: dict[str, Any], attributes: dict[str, Any] | None = None) -> None:
-        super().__init__(func, options, attributes)
-        if not options.get("name"):
-            raise ConfigurationError("tool(): name is required (a literal or an extractor)")
-
     def _describe(self, call: Call) -> tuple[str, str, dict[str, Any], dict[Any, dict[str, Any]]]:
         name = policy().bounded(semconv.GEN_AI_TOOL_NAME, self.option("name", call))
         attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_EXECUTE_TOOL, semconv.GEN_AI_TOOL_NAME: name}
@@ -54,7 +50,7 @@ class ToolHandler(KindHandler):
             attributes[semconv.GEN_AI_TOOL_TYPE] = str(tool_type)
         return name, semconv.tool_span_name(name), attributes, {}
 
-    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
+    def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
         call = Call(self.signature, instance, args, kwargs)
         name, span_name, base, by_agent = self.static(("name", "type"), self._describe, call)
         agent_name = self.option("agent", call) or otel_context.get_value(AGENT_KEY)
@@ -64,12 +60,11 @@ class ToolHandler(KindHandler):
         return ToolInvocation(span, ctx, name, agent_name)
 
 
-def tool(name: Any, *, agent: Any = None, type: Any = None, attributes: dict[str, Any] | None = None) -> Any:
+def tool(name: Text, *, agent: Text | None = None, type: Text | None = None,
+         attributes: Attributes | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate a tool or plugin. ``agent`` defaults to the agent the call runs under."""
-    options = {k: v for k, v in {"name": name, "agent": agent, "type": type}.items() if v is not None}
-    return decorator(ToolHandler, options, attributes)
+    return decorator(ToolHandler, collect("tool", locals()), attributes)
 
 
-def tool_call(name: str, *, agent: str | None = None, attributes: dict[str, Any] | None = None) -> ManualCall:
-    options = {k: v for k, v in {"name": name, "agent": agent}.items() if v is not None}
-    return ManualCall(ToolHandler(None, options, attributes))
+def tool_call(name: str, *, agent: str | None = None, attributes: Attributes | None = None) -> ManualCall:
+    return ManualCall(ToolHandler(None, collect("tool", {"name": name, "agent": agent}), attributes))

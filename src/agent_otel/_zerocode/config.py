@@ -12,25 +12,16 @@ is always a literal, and an extractor is always an inline table with the single 
     task_type = { path = "args.issue.type.value" }   # read from the call
     task_type = "bugfix"                              # this exact string
 
-Schema (every key optional unless marked required)::
+Schema (every key optional)::
 
     service_name = "legacy-agents"          # OTEL_SERVICE_NAME wins when set
     attributes = { team = "core" }          # static span attributes on every configured target
     prices = { "gpt-4o" = { input = 2.5, output = 10.0 } }   # USD per 1M tokens
     [policy]        cardinality_limit = 100, hashed_keys = ["user.id"], capture_content = false
     [instrumentation]   threads, processes, http_headers, system_metrics, evolution_resources (booleans)
-    [[job]]         target*, subclasses, id, type, attributes
-    [[agent]]       target*, subclasses, name, task_type, success, confidence, patterns, provider_used,
-                    fixes_applied, files_modified, remaining_issues, tests_added, issues_found,
-                    work = { kind = value }, result_attributes = { key = { path = ".." } }, sample_resources,
-                    attributes
-    [[provider]]    target*, subclasses, provider*, model, operation, response_model, input_tokens,
-                    output_tokens, cost, retries, stream, prompt, response, attributes
-    [[tool]]        target*, subclasses, name, agent, type, attributes
-    [[evolution]]   target*, subclasses, agent*, type, strategy, kpis_before, kpis_after, rollback,
-                    success, iterations, kpi, sample_resources, attributes
-    [[fallback]]    target*, subclasses, from*, to*, reason   (a function the program calls when it
-                    falls back from one provider to another; counts gen_ai.client.fallbacks)
+    [[job]], [[agent]], [[provider]], [[tool]], [[evolution]], [[fallback]]: the keys of each kind's
+                    option table in :mod:`agent_otel._calls.options` (:data:`SCHEMA` and :data:`REQUIRED`
+                    are derived from them)
 
 A target is ``"package.module:Qualified.name"``: a function, or a method, classmethod or
 staticmethod of a (possibly nested) class.
@@ -47,16 +38,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent_otel._calls import options as kind_options
 from agent_otel._calls.extractors import Path as ExtractorPath
 from agent_otel._calls.extractors import path as parse_path
+from agent_otel._calls.options import Accepts, Option, When
+from agent_otel._environment import AGENT_OTEL_CONFIG
 from agent_otel.errors import ConfigurationError
 
-ENV_VAR = "AGENT_OTEL_CONFIG"
+ENV_VAR = AGENT_OTEL_CONFIG
 FILE_NAME = "agent-otel.toml"
 PYPROJECT = "pyproject.toml"
 PYPROJECT_TABLE = ("tool", "agent-otel")
 
-KINDS = ("job", "agent", "provider", "tool", "evolution", "fallback")
+KINDS = tuple(kind_options.KINDS)
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 TARGET_RE = re.compile(rf"^{_IDENT}(\.{_IDENT})*:{_IDENT}(\.{_IDENT})*$")
@@ -130,7 +124,7 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-def _extractor(value: dict[str, Any], when: str | None) -> ExtractorPath:
+def _extractor(value: dict[str, Any], when: When | None) -> ExtractorPath:
     unknown = sorted(set(value) - {"path"})
     if unknown or "path" not in value:
         problem = f"unknown key {unknown[0]!r} in an extractor" if unknown else "a table here must be an extractor"
@@ -148,7 +142,7 @@ def _extractor(value: dict[str, Any], when: str | None) -> ExtractorPath:
     return parsed
 
 
-def _literal_or_path(literal_types: tuple[type, ...], expected: str, when: str | None = None
+def _literal_or_path(literal_types: tuple[type, ...], expected: str, when: When | None = None
                      ) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
         if isinstance(value, dict):
@@ -234,35 +228,32 @@ def _path_only(value: Any) -> Any:
     raise _Bad(f'expected an extractor {{ path = "..." }}, got {_describe(value)}')
 
 
-_STR = _literal_or_path((str,), "a string")
-_STR_START = _literal_or_path((str,), "a string", when="start")
-_BOOL = _literal_or_path((bool,), "a boolean")
-_NUMBER = _literal_or_path((int, float), "a number")
 _ONLY_BOOL = _only((bool,), "a boolean")
 _ONLY_STR = _only((str,), "a string")
 
-_COMMON = {"target": _ONLY_STR, "subclasses": _ONLY_BOOL, "attributes": _static_attributes}
+#: How a config file writes each kind of value, beyond a literal of ``Accepts.types``.
+_SHAPES: dict[Accepts, Callable[[Any], Any]] = {
+    Accepts.ATTRIBUTES: _static_attributes, Accepts.COUNT: _count_or_path, Accepts.NAMES: _names_or_path,
+    Accepts.KPIS: _kpis_or_path, Accepts.COUNTS: _table_of(_count_or_path), Accepts.EXTRACTORS: _table_of(_path_only),
+}
+
+
+def _checker(option: Option) -> Callable[[Any], Any]:
+    """The check of one config key, from its declaration."""
+    shaped = _SHAPES.get(option.accepts)
+    if shaped is not None:
+        return shaped
+    kind = option.accepts
+    if option.extractor:
+        return _literal_or_path(kind.types, kind.value, option.when)
+    return _only(kind.types, kind.value)
+
 
 SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
-    "job": {**_COMMON, "id": _literal_or_path((str, int), "a string or an integer", when="start"),
-            "type": _STR_START},
-    "agent": {**_COMMON, "name": _STR_START, "task_type": _STR_START, "success": _BOOL, "confidence": _NUMBER,
-              "patterns": _names_or_path, "provider_used": _STR, "fixes_applied": _count_or_path,
-              "files_modified": _count_or_path, "remaining_issues": _count_or_path, "tests_added": _count_or_path,
-              "issues_found": _count_or_path, "work": _table_of(_count_or_path),
-              "result_attributes": _table_of(_path_only), "sample_resources": _ONLY_BOOL},
-    "provider": {**_COMMON, "provider": _STR_START, "model": _STR_START, "operation": _STR_START,
-                 "response_model": _STR, "input_tokens": _count_or_path, "output_tokens": _count_or_path,
-                 "cost": _NUMBER, "retries": _count_or_path, "stream": _ONLY_BOOL, "prompt": _STR_START,
-                 "response": _STR},
-    "tool": {**_COMMON, "name": _STR_START, "agent": _STR_START, "type": _STR_START},
-    "evolution": {**_COMMON, "agent": _STR_START, "type": _STR_START, "strategy": _STR_START,
-                  "kpis_before": _kpis_or_path, "kpis_after": _kpis_or_path, "rollback": _BOOL, "success": _BOOL,
-                  "iterations": _count_or_path, "kpi": _ONLY_STR, "sample_resources": _ONLY_BOOL},
-    "fallback": {**_COMMON, "from": _STR_START, "to": _STR_START, "reason": _STR_START},
-}
-REQUIRED = {"job": ("target",), "agent": ("target",), "provider": ("target", "provider"), "tool": ("target",),
-            "evolution": ("target", "agent"), "fallback": ("target", "from", "to")}
+    kind: {name: _checker(option) for name, option in table.items()} for kind, table in kind_options.KINDS.items()}
+REQUIRED: dict[str, tuple[str, ...]] = {
+    kind: tuple(name for name, option in table.items() if option.required_in_config)
+    for kind, table in kind_options.KINDS.items()}
 TOP_LEVEL = ("service_name", "attributes", "prices", "policy", "instrumentation", *KINDS)
 POLICY_KEYS = ("cardinality_limit", "hashed_keys", "capture_content")
 

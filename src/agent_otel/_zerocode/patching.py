@@ -20,16 +20,22 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from types import ModuleType
+from typing import Any, TypeAlias
 
 import wrapt
 from opentelemetry import context as otel_context
 
+from agent_otel import semconv
 from agent_otel._calls.agent import AgentHandler
 from agent_otel._calls.evolution import EvolutionHandler
 from agent_otel._calls.extractors import Call, resolve, signature_of
+from agent_otel._calls.handler import KindHandler
 from agent_otel._calls.job import _JobHandler
+from agent_otel._calls.options import KINDS, Option
+from agent_otel._calls.options import defaults as option_defaults
 from agent_otel._calls.pricing import set_prices
 from agent_otel._calls.provider import ProviderHandler, record_fallback
 from agent_otel._calls.tool import ToolHandler
@@ -37,44 +43,45 @@ from agent_otel._context.carriers import instrument_http_headers, uninstrument_h
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import set_policy
 from agent_otel._engine.self_telemetry import report_error
-from agent_otel._engine.wrappers import Handler, Invocation, wrapper_for
+from agent_otel._engine.wrappers import Args, Handler, Invocation, Kwargs, WrapperFunction, wrapper_for
+from agent_otel._environment import AGENT_OTEL_CONFIG
 from agent_otel._zerocode.config import Config, TargetSpec, load_config
 from agent_otel._zerocode.targets import resolve_in
 from agent_otel.errors import ConfigurationError
 
 logger = logging.getLogger("agent_otel")
 
-#: Span attribute naming the function a configured wrapper wraps (``module.Class.method``).
-CODE_FUNCTION = "code.function.name"
-
 _ABSENT = object()
 _FAMILY_KEY = otel_context.create_key("agent_otel.autoinstrument.family")
 
 
-def _default_name(owner: Any, attr: str) -> str:
-    return owner.__name__ if isinstance(owner, type) else attr
+#: The handler each configured kind builds (a fallback is no handler: see :func:`_fallback_wrapper`).
+_HANDLERS: dict[str, type[KindHandler]] = {"agent": AgentHandler, "provider": ProviderHandler, "tool": ToolHandler,
+                                           "evolution": EvolutionHandler}
 
 
-def build_handler(spec: TargetSpec, config: Config, func: Any, owner: Any, attr: str, label: str) -> Handler:
+def _default_name(option: Option, owner: object, attr: str) -> str:
+    """What a configured target supplies for an option it leaves out (:attr:`Option.config_default`)."""
+    if option.config_default == "owner" and isinstance(owner, type):
+        return owner.__name__
+    return attr
+
+
+def build_handler(spec: TargetSpec, config: Config, func: Callable[..., Any], owner: object, attr: str,
+                  label: str) -> Handler:
     """The kind handler a decorator would build, from a config entry (static attributes included)."""
-    attributes = {**config.attributes, **spec.attributes, CODE_FUNCTION: label}
-    options = dict(spec.options)
-    if spec.kind == "agent":
-        options.setdefault("name", _default_name(owner, attr))
-        options.setdefault("work", {})
-        options.setdefault("result_attributes", {})
-        return AgentHandler(func, options, attributes)
-    if spec.kind == "provider":
-        return ProviderHandler(func, options, attributes)
-    if spec.kind == "tool":
-        options.setdefault("name", attr)
-        return ToolHandler(func, options, attributes)
-    if spec.kind == "evolution":
-        options.setdefault("sample_resources", config.switches.evolution_resources)
-        return EvolutionHandler(func, options, attributes)
+    if spec.kind not in _HANDLERS and spec.kind != "job":
+        raise ConfigurationError(f"{spec.key}: no handler for kind {spec.kind!r}")
+    attributes = {**config.attributes, **spec.attributes, semconv.CODE_FUNCTION_NAME: label}
+    options = {**option_defaults(spec.kind), **spec.options}
+    for option in KINDS[spec.kind].values():
+        if option.config_default and option.name not in options:  # e.g. an agent named after its class
+            options[option.name] = _default_name(option, owner, attr)
+    if spec.kind == "evolution" and "sample_resources" not in spec.options:
+        options["sample_resources"] = config.switches.evolution_resources
     if spec.kind == "job":
-        return _JobHandler(options.get("id"), options.get("type", "default"), attributes, func)
-    raise ConfigurationError(f"{spec.key}: no handler for kind {spec.kind!r}")
+        return _JobHandler(options.get("id"), options["type"], attributes, func)
+    return _HANDLERS[spec.kind](func, options, attributes)
 
 
 class _FamilyHandler(Handler):
@@ -86,17 +93,17 @@ class _FamilyHandler(Handler):
         self.entry = entry
         self.stage = inner.stage
 
-    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
+    def begin(self, wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Invocation:
         inv = self.inner.begin(wrapped, instance, args, kwargs)
         inv.context = otel_context.set_value(_FAMILY_KEY, (id(self.entry), id(instance)), inv.context)
         return inv
 
 
-def _fallback_wrapper(spec: TargetSpec, func: Any) -> Any:
+def _fallback_wrapper(spec: TargetSpec, func: object) -> WrapperFunction:
     signature = signature_of(func)
     options = spec.options
 
-    def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    def wrapper(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
         if runtime().enabled:
             try:
                 call = Call(signature, instance, args, kwargs)
@@ -118,19 +125,25 @@ class _Entry:
     error: str | None = None
 
 
+#: Where a target lives: the module or class whose attribute is replaced.
+Owner: TypeAlias = type | ModuleType
+#: The proxy that replaces a target (what ``wrapt.FunctionWrapper`` returns).
+Wrapped: TypeAlias = wrapt.FunctionWrapper[..., Any]
+
+
 @dataclass(eq=False)
 class _Patch:
-    owner: Any
+    owner: Owner
     attr: str
     had_own: bool
-    original: Any
-    wrapper: Any
+    original: object
+    wrapper: Wrapped
 
 
 @dataclass(eq=False)
 class _SubclassHook:
-    original: Any
-    hook: Any
+    original: object
+    hook: classmethod[Any, ..., None]
     watchers: list[tuple[_Entry, str]] = field(default_factory=list)
 
 
@@ -150,7 +163,7 @@ def is_instrumented() -> bool:
     return _state is not None
 
 
-def wrapped_objects() -> list[tuple[Any, str, Any]]:
+def wrapped_objects() -> list[tuple[Owner, str, Wrapped]]:
     """(owner, attribute, wrapper) for every object currently replaced (for tests and `check`)."""
     with _lock:
         return [(p.owner, p.attr, p.wrapper) for p in (_state.patches if _state else [])]
@@ -162,7 +175,7 @@ def entry_errors() -> dict[str, str]:
         return {t: e.error for t, e in (_state.entries.items() if _state else ()) if e.error}
 
 
-def _make_wrapper(entry: _Entry, raw: Any, owner: Any, attr: str) -> Any:
+def _make_wrapper(entry: _Entry, raw: Any, owner: Owner, attr: str) -> Wrapped:
     spec = entry.spec
     label = f"{owner.__module__}.{owner.__qualname__}.{attr}" if isinstance(owner, type) else f"{spec.module}.{attr}"
     if spec.kind == "fallback":
@@ -172,7 +185,7 @@ def _make_wrapper(entry: _Entry, raw: Any, owner: Any, attr: str) -> Any:
         inner = wrapper_for(_FamilyHandler(handler, entry) if spec.subclasses else handler, raw)
     family = id(entry)
 
-    def guarded(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    def guarded(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
         if not entry.active:
             return wrapped(*args, **kwargs)
         if spec.subclasses and otel_context.get_value(_FAMILY_KEY) == (family, id(instance)):
@@ -180,11 +193,11 @@ def _make_wrapper(entry: _Entry, raw: Any, owner: Any, attr: str) -> Any:
         return inner(wrapped, instance, args, kwargs)
 
     wrapper = wrapt.FunctionWrapper(raw, guarded)
-    wrapper._self_agent_otel_entry = entry  # type: ignore[attr-defined]
+    wrapper._self_agent_otel_entry = entry  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
     return wrapper
 
 
-def _wrap_attribute(state: _State, entry: _Entry, owner: Any, attr: str, raw: Any) -> None:
+def _wrap_attribute(state: _State, entry: _Entry, owner: Owner, attr: str, raw: Any) -> None:
     if getattr(raw, "_self_agent_otel_entry", None) is not None:
         if isinstance(owner, type) and attr not in owner.__dict__:
             raw = raw.__wrapped__  # inherited from a wrapped base: wrap the original for this class
@@ -198,7 +211,7 @@ def _wrap_attribute(state: _State, entry: _Entry, owner: Any, attr: str, raw: An
 
 def _all_subclasses(base: type) -> list[type]:
     found: list[type] = []
-    pending = list(type.__subclasses__(base))
+    pending: list[type] = list(type.__subclasses__(base))
     while pending:
         klass = pending.pop()
         if klass not in found:
@@ -213,9 +226,10 @@ def _watch_subclasses(state: _State, base: type, entry: _Entry, attr: str) -> No
         original = base.__dict__.get("__init_subclass__", _ABSENT)
         watchers: list[tuple[_Entry, str]] = []
 
-        def __init_subclass__(cls: type, **kwargs: Any) -> None:
+        def __init_subclass__(cls: type, /, **kwargs: object) -> None:
             if original is _ABSENT:
-                super(base, cls).__init_subclass__(**kwargs)
+                # the next class after ``base`` in cls's MRO; mypy checks super() only for classes it knows
+                super(base, cls).__init_subclass__(**kwargs)  # type: ignore[arg-type]
             else:
                 original.__get__(None, cls)(**kwargs)
             with _lock:
@@ -228,13 +242,13 @@ def _watch_subclasses(state: _State, base: type, entry: _Entry, attr: str) -> No
                     except Exception as exc:
                         report_error("autoinstrument.subclass", exc)
 
-        installed = classmethod(__init_subclass__)
+        installed: classmethod[Any, ..., None] = classmethod(__init_subclass__)
         type.__setattr__(base, "__init_subclass__", installed)
         hook = state.subclass_hooks[base] = _SubclassHook(original, installed, watchers)
     hook.watchers.append((entry, attr))
 
 
-def _apply(state: _State, entry: _Entry, module: Any) -> None:
+def _apply(state: _State, entry: _Entry, module: ModuleType) -> None:
     spec = entry.spec
     found = resolve_in(module, spec.qualname)
     _wrap_attribute(state, entry, found.owner, found.attr, found.raw)
@@ -246,7 +260,7 @@ def _apply(state: _State, entry: _Entry, module: Any) -> None:
 
 
 def _register(state: _State, entry: _Entry) -> None:
-    def on_import(module: Any) -> None:
+    def on_import(module: ModuleType) -> None:
         with _lock:
             if _state is not state or not entry.active:
                 return
@@ -278,8 +292,8 @@ def instrument(config: Config | None = None) -> bool:
     if config is None:
         config = load_config()
         if config is None:
-            logger.info("agent-otel: no agent-otel.toml, [tool.agent-otel] or $AGENT_OTEL_CONFIG found; "
-                        "nothing to instrument")
+            logger.info("agent-otel: no agent-otel.toml, [tool.agent-otel] or $%s found; nothing to instrument",
+                        AGENT_OTEL_CONFIG)
             return False
     with _lock:
         if _state is None:

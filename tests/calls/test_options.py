@@ -1,0 +1,209 @@
+"""One option table per kind: the decorators, the config schema, configured defaults and the README
+tables all agree with it, and the decorators keep the decorated function's type."""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mypy import api as mypy_api
+
+import agent_otel
+from agent_otel import ConfigurationError
+from agent_otel._calls import options
+from agent_otel._calls.extractors import Path as ExtractorPath
+from agent_otel._calls.readme_tables import marked_kinds, render_readme
+from agent_otel._zerocode import config
+from agent_otel._zerocode.patching import build_handler
+
+ROOT = Path(__file__).resolve().parents[2]
+DECORATORS: dict[str, Callable[..., Any]] = {"agent": agent_otel.agent, "provider": agent_otel.provider,
+                                             "tool": agent_otel.tool, "evolution": agent_otel.evolution,
+                                             "job": agent_otel.job}
+
+
+def parameters(decorator: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+    """The decorator's keywords by option parameter name (``**name`` for a var-keyword one);
+    ``**unknown`` only turns a typo into a ConfigurationError and is no option."""
+    found = {}
+    for parameter in inspect.signature(decorator).parameters.values():
+        if parameter.kind is parameter.VAR_KEYWORD:
+            if parameter.name != "unknown":
+                found[f"**{parameter.name}"] = parameter
+        else:
+            found[parameter.name] = parameter
+    return found
+
+
+@pytest.mark.parametrize("kind", DECORATORS)
+def test_each_decorator_signature_is_its_table(kind: str) -> None:
+    table = {option.parameter: option for option in options.KINDS[kind].values() if option.decorator}
+    signature = parameters(DECORATORS[kind])
+    assert list(signature) == [name for name in signature if name in table]  # no keyword the table lacks
+    assert set(signature) == set(table)
+    for name, parameter in signature.items():
+        option = table[name]
+        if parameter.kind is parameter.VAR_KEYWORD:
+            continue
+        if option.required:
+            assert parameter.default is parameter.empty, name
+            assert parameter.kind is parameter.POSITIONAL_OR_KEYWORD, name
+        else:
+            assert parameter.default == option.default, name
+
+
+def test_every_kind_has_a_table_and_config_reads_them_all() -> None:
+    assert config.KINDS == tuple(options.KINDS) == ("job", "agent", "provider", "tool", "evolution", "fallback")
+    for kind, table in options.KINDS.items():
+        assert list(config.SCHEMA[kind]) == list(table)
+        assert config.REQUIRED[kind] == tuple(name for name, option in table.items()
+                                              if option.required and not option.config_default)
+        for name, option in table.items():
+            assert option.name == name
+            assert option.doc, f"{kind}.{name} has no doc"
+
+
+def parse_entry(kind: str, **keys: Any) -> config.TargetSpec | str:
+    """One ``[[kind]]`` entry with its required keys filled in, parsed; or its error."""
+    entry: dict[str, Any] = {"target": "pkg.mod:Class.method"}
+    for name in config.REQUIRED[kind]:
+        entry.setdefault(name, "x")
+    entry.update(keys)
+    try:
+        [spec] = config.parse_config({kind: [entry]}, "t.toml").targets
+    except ConfigurationError as exc:
+        return str(exc)
+    return spec
+
+
+def entry_error(kind: str, **keys: Any) -> str | None:
+    parsed = parse_entry(kind, **keys)
+    return parsed if isinstance(parsed, str) else None
+
+
+@pytest.mark.parametrize("kind", options.KINDS)
+def test_config_takes_an_extractor_exactly_where_the_table_says(kind: str) -> None:
+    for name, option in options.KINDS[kind].items():
+        parsed = parse_entry(kind, **{name: {"path": "args.x"}})
+        if option.extractor:
+            assert not isinstance(parsed, str), f"{kind}.{name}: {parsed}"
+            assert parsed.options[name] == agent_otel.path("args.x")
+        elif not isinstance(parsed, str):  # a table option may read it as a table with a key "path"
+            assert not isinstance(parsed.options.get(name), ExtractorPath), f"{kind}.{name}"
+            assert option.accepts in (options.Accepts.ATTRIBUTES, options.Accepts.COUNTS, options.Accepts.EXTRACTORS)
+        else:
+            assert parsed.startswith(f"t.toml: {kind}[0].{name}"), parsed
+
+
+@pytest.mark.parametrize("kind", options.KINDS)
+def test_config_reads_result_paths_only_for_keys_read_when_the_call_ends(kind: str) -> None:
+    for name, option in options.KINDS[kind].items():
+        if not option.extractor:
+            continue
+        error = entry_error(kind, **{name: {"path": "result.x"}})
+        if option.when == "start":
+            assert error == (f"t.toml: {kind}[0].{name}: extractor path 'result.x' reads the result but this key "
+                             "is read when the call starts; use a path rooted at args or self")
+        else:
+            assert error is None, f"{kind}.{name}: {error}"
+
+
+@pytest.mark.parametrize("kind", ["agent", "provider", "tool", "evolution"])
+def test_decorators_require_what_the_table_requires(kind: str) -> None:
+    required = [option for option in options.KINDS[kind].values() if option.required and option.decorator]
+    assert required
+    with pytest.raises(ConfigurationError, match=f"{kind}\\(\\): {required[0].name} is required"):
+        DECORATORS[kind]("")
+
+
+class Owner:
+    def method(self) -> None: ...
+
+
+@pytest.mark.parametrize("kind", ["agent", "provider", "tool", "evolution", "job"])
+def test_configured_targets_get_the_table_defaults(kind: str) -> None:
+    parsed = config.parse_config({kind: [{"target": "pkg.mod:Owner.method",
+                                          **{name: "x" for name in config.REQUIRED[kind] if name != "target"}}],
+                                  "instrumentation": {"evolution_resources": False}})
+    [spec] = parsed.targets
+    handler = build_handler(spec, parsed, Owner.method, Owner, "method", "pkg.mod.Owner.method")
+    if kind == "job":
+        assert (handler.job_id, handler.job_type) == (options.JOB["id"].default, options.JOB["type"].default)
+        return
+    expected = {**options.defaults(kind), **dict(spec.options)}
+    for option in options.KINDS[kind].values():
+        if option.config_default:
+            expected[option.name] = "Owner" if option.config_default == "owner" else "method"
+    if kind == "evolution":
+        expected["sample_resources"] = False  # the [instrumentation] switch wins over the table default
+    assert handler.options == expected
+
+
+def test_the_readme_option_tables_are_generated_from_the_tables() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert sorted(marked_kinds(readme)) == sorted([*options.KINDS, "config"])
+    assert render_readme(readme) == readme, "run: python -m agent_otel._calls.readme_tables README.md"
+
+
+def test_a_drifted_readme_table_is_found() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    drifted = readme.replace("| `task_type` |", "| `task_kind` |", 1)
+    assert drifted != readme
+    assert render_readme(drifted) == readme
+
+
+def test_decorated_functions_keep_their_type(tmp_path: Path) -> None:
+    """What a user's type checker sees: every decorator returns the function's own type."""
+    user_code = tmp_path / "user_code.py"
+    user_code.write_text(textwrap.dedent("""
+        import agent_otel
+        from agent_otel import path
+
+        @agent_otel.agent("a", task_type=path("args.kind"))
+        def handle(kind: str, retries: int = 0) -> dict[str, bool]:
+            return {"success": True}
+
+        @agent_otel.provider("openai", model="gpt-4o")
+        async def complete(prompt: str) -> str:
+            return prompt
+
+        @agent_otel.tool("ruff")
+        def lint(target: str) -> list[str]:
+            return [target]
+
+        @agent_otel.evolution("a")
+        def evolve() -> None: ...
+
+        @agent_otel.job(type="nightly")
+        def nightly(n: int) -> int:
+            return n
+
+        with agent_otel.job(type="t") as current:
+            reveal_type(current)
+        reveal_type(handle)
+        reveal_type(complete)
+        reveal_type(lint)
+        reveal_type(evolve)
+        reveal_type(nightly)
+        handle(3)
+    """), encoding="utf-8")
+    stdout, _, status = mypy_api.run(["--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache"),
+                                      "--config-file", "", str(user_code)])
+    revealed = [line.split("Revealed type is ")[1] for line in stdout.splitlines() if "Revealed type" in line]
+    assert revealed == [
+        '"agent_otel._calls.job.job"',
+        '"def (kind: str, retries: int =) -> dict[str, bool]"',
+        '"def (prompt: str) -> typing.Coroutine[Any, Any, str]"',
+        '"def (target: str) -> list[str]"',
+        '"def ()"',
+        '"def (n: int) -> int"',
+    ], stdout
+    errors = [line for line in stdout.splitlines() if ": error:" in line]
+    line = user_code.read_text(encoding="utf-8").splitlines().index("handle(3)") + 1
+    assert errors == [f'{user_code}:{line}: error: Argument 1 to "handle" has incompatible type "int"; '
+                      'expected "str"  [arg-type]'], stdout
+    assert status == 1
