@@ -19,8 +19,8 @@ from agent_otel._calls.extractors import Path as ExtractorPath
 from agent_otel._calls.readme_tables import marked_kinds, render_readme
 from agent_otel._zerocode import config
 from agent_otel._zerocode.patching import build_handler
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 DECORATORS: dict[str, Callable[..., Any]] = {"agent": agent_otel.agent, "provider": agent_otel.provider,
                                              "tool": agent_otel.tool, "evolution": agent_otel.evolution,
                                              "job": agent_otel.job}

@@ -445,10 +445,10 @@ def test_content_is_captured_only_when_enabled(otel: Any, monkeypatch: pytest.Mo
     agent_otel.set_policy(capture_content=True)
     complete("visible prompt")
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
-    policy._policy = None
+    policy.reset_policy()
     complete("env prompt")
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "false")
-    policy._policy = None
+    policy.reset_policy()
     complete("hidden again")
     captured = [(s.attributes.get("gen_ai.input.messages"), s.attributes.get("gen_ai.output.messages"))
                 for s in otel.spans("chat gpt-4o")]

@@ -14,6 +14,7 @@ import pytest
 from agent_otel import semconv
 from agent_otel._ops.stack import http_get_json
 from tests.support.e2e import E2E
+from tests.support.ops import binary
 from tests.support.paths import ASSETS
 from tests.support.polling import wait_until
 
@@ -150,7 +151,7 @@ def test_the_scraped_exposition_passes_promtool(e2e: E2E, tmp_path: Path) -> Non
     with urllib.request.urlopen(e2e.metrics_url, timeout=10) as response:
         text = response.read()
     assert b"gen_ai_invoke_agent_duration_seconds_bucket" in text
-    checked = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, timeout=60)
+    checked = subprocess.run([binary("promtool"), "check", "metrics"], input=text, capture_output=True, timeout=60)
     assert checked.returncode == 0 and not checked.stdout and not checked.stderr, checked
 
 

@@ -19,27 +19,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import agent_otel
 from agent_otel import semconv
-from agent_otel._engine.instruments import Runtime
 from agent_otel._sdk.configure import histogram_views
 from agent_otel._sdk.prometheus import AgentOtelPrometheusReader, prometheus_name
-from tests.support.every_kind import use_every_kind
+from tests.support.every_kind import record_everything, use_every_kind
 from tests.support.ops import binary
-
-
-def record_everything(meter_provider: MeterProvider, tracer_provider: TracerProvider) -> str:
-    """Record every contract instrument inside a sampled span; returns that span's trace id."""
-    rt = Runtime(enabled=True, tracer=tracer_provider.get_tracer("t"), meter=meter_provider.get_meter("agent_otel"))
-    with rt.tracer.start_as_current_span("recording") as span:
-        for spec in semconv.INSTRUMENTS:
-            attributes = {key: "v" for key in spec.attributes if key != semconv.ERROR_TYPE}
-            if spec.kind is semconv.Kind.COUNTER:
-                rt[spec].add(2, attributes)
-            elif spec.kind is semconv.Kind.GAUGE:
-                rt[spec].set(0.25, attributes)
-            else:
-                rt[spec].record(0.3, attributes)
-        return format(span.get_span_context().trace_id, "032x")
-
 
 Registries = tuple[CollectorRegistry, CollectorRegistry]  # ours, stock
 
@@ -98,7 +81,8 @@ def test_every_kind_passes_promtool_and_has_no_id_label(every_kind: Registries) 
     sample_names = {s.name for f in families for s in f.samples}
     for spec in semconv.INSTRUMENTS:
         assert set(spec.prometheus_series) <= sample_names, spec.name
-    id_labels = {key.replace(".", "_") for key in semconv.ID_ATTRIBUTES} | {"id", "job_id", "user_id", "trace_id"}
+    id_labels = {semconv.prometheus_label(key) for key in semconv.ID_ATTRIBUTES}
+    id_labels |= {"id", "job_id", "user_id", "trace_id"}
     labels = {label for f in families for s in f.samples for label in s.labels}
     assert not labels & id_labels, labels & id_labels
     assert "alice" not in text

@@ -19,7 +19,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 
 from agent_otel._sdk.configure import histogram_views
 from agent_otel._sdk.prometheus import AgentOtelPrometheusReader, metrics_app, serve_metrics
-from tests.sdk.test_prometheus import record_everything
+from tests.support.every_kind import record_everything
 
 OPENMETRICS = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
 PROMETHEUS_3 = ("application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"

@@ -8,8 +8,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import TracerProvider
+
 import agent_otel
-from agent_otel import path
+from agent_otel import path, semconv
+from agent_otel._engine.instruments import Runtime
 
 
 @agent_otel.tool("ruff", type="function")
@@ -61,3 +65,18 @@ def use_every_kind(job_id: str | None = None) -> None:
         with agent_otel.tool_call("shell"):
             pass
         evolve("refactor-agent")
+
+
+def record_everything(meter_provider: MeterProvider, tracer_provider: TracerProvider) -> str:
+    """Record every contract instrument inside a sampled span; returns that span's trace id."""
+    rt = Runtime(enabled=True, tracer=tracer_provider.get_tracer("t"), meter=meter_provider.get_meter("agent_otel"))
+    with rt.tracer.start_as_current_span("recording") as span:
+        for spec in semconv.INSTRUMENTS:
+            attributes = {key: "v" for key in spec.attributes if key != semconv.ERROR_TYPE}
+            if spec.kind is semconv.Kind.COUNTER:
+                rt[spec].add(2, attributes)
+            elif spec.kind is semconv.Kind.GAUGE:
+                rt[spec].set(0.25, attributes)
+            else:
+                rt[spec].record(0.3, attributes)
+        return format(span.get_span_context().trace_id, "032x")

@@ -99,6 +99,9 @@ class _FamilyHandler(Handler):
         return inv
 
 
+_FALLBACK_REASON = KINDS["fallback"]["reason"].default
+
+
 def _fallback_wrapper(spec: TargetSpec, func: object) -> WrapperFunction:
     signature = signature_of(func)
     options = spec.options
@@ -107,8 +110,9 @@ def _fallback_wrapper(spec: TargetSpec, func: object) -> WrapperFunction:
         if runtime().enabled:
             try:
                 call = Call(signature, instance, args, kwargs)
-                reason = resolve(options.get("reason", "error"), call)
-                record_fallback(str(resolve(options["to"], call)), str(reason if reason is not None else "error"),
+                reason = resolve(options.get("reason", _FALLBACK_REASON), call)
+                reason = _FALLBACK_REASON if reason is None else reason
+                record_fallback(str(resolve(options["to"], call)), str(reason),
                                 from_provider=str(resolve(options["from"], call)))
             except Exception as exc:
                 report_error("fallback.extract", exc)

@@ -3,7 +3,7 @@
 Every metric and label name comes from :mod:`agent_otel.semconv`. Queries run over the raw series
 (``increase(...[window])`` summed ``by`` the labels of the section) because the recording rules only
 exist for a few windows; the confidence bands are computed exactly as the shipped calibration rules
-compute them (``band_expr``, checked against alerts/agent-otel.rules.yaml by the tests).
+compute them (``band_expr``, checked against the shipped prometheus/agent-otel.rules.yaml by the tests).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from agent_otel._ops.assets import assets_root
 #: The windows the report offers, in seconds (PromQL durations as keys).
 WINDOWS = {"1h": 3600, "1d": 86400, "7d": 604800}
 
-#: The target selector of the shipped alerts when no alerts/thresholds.yaml is found (an installed wheel).
-#: tests/test_report.py fails when it differs from the shipped thresholds.yaml.
+#: The target selector of the shipped alerts when no thresholds.yaml is found in the assets directory.
+#: tests/ops/test_report.py fails when it differs from the shipped thresholds.yaml.
 DEFAULT_SELECTOR = 'job=~"agent-otel.*"'
 THRESHOLDS_FILE = "thresholds.yaml"
 
