@@ -23,6 +23,12 @@ AGENT_OTEL_HASHED_KEYS = "AGENT_OTEL_HASHED_KEYS"
 AGENT_OTEL_HASH_SALT = "AGENT_OTEL_HASH_SALT"
 #: A copy of ``agent_otel/assets`` (rules, Alertmanager config, dashboards) to use instead of the shipped one.
 AGENT_OTEL_ASSETS = "AGENT_OTEL_ASSETS"
+#: ``true``: agent-otel's own diagnostics (logger ``agent_otel``) carry the traceback (default ``false``: one
+#: line naming the stage and the exception type, never a value from the host's data).
+AGENT_OTEL_DEBUG = "AGENT_OTEL_DEBUG"
+#: Milliseconds the flush at process exit may take (default 1000): a collector that is down is tried once,
+#: not retried, and what it did not take is lost and counted (``agent_otel.instrumentation.errors``).
+AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS = "AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS"
 #: Set to ``1`` by ``agent-otel run`` for the processes it starts (not a user knob).
 AGENT_OTEL_LAUNCHER = "AGENT_OTEL_LAUNCHER"
 #: ``true``: record prompts and responses (``gen_ai.input.messages``...). The OTel GenAI instrumentations'

@@ -11,6 +11,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import agent_otel
 from agent_otel import ConfigurationError, path, semconv
+from tests.support.coroutines import cancelled_before_it_starts
 from tests.support.telemetry import (
     SHAPES,
     assert_instrument,
@@ -366,4 +367,22 @@ def test_agent_can_opt_into_resource_sampling(otel: Any) -> None:
     sampled = otel.span("invoke_agent sampled").attributes
     assert sampled[semconv.RESOURCE_MEMORY_PEAK] > 0 and semconv.RESOURCE_CPU_TIME in sampled
     assert semconv.RESOURCE_MEMORY_PEAK not in otel.span("invoke_agent unsampled").attributes
+    assert not any(t.name == "agent-otel-resource-sampler" for t in threading.enumerate())
+
+
+def test_sync_agent_returning_a_coroutine_cancelled_before_it_starts(otel: Any) -> None:
+    """Its span ends as cancelled and its resource sampler thread stops."""
+    import threading
+
+    async def solve() -> dict:
+        return {"success": True}
+
+    @agent_otel.agent("deferred", sample_resources=True)
+    def start() -> Any:
+        return solve()
+
+    cancelled_before_it_starts(start)
+    span = otel.span("invoke_agent deferred")
+    assert span.attributes[semconv.AGENT_OUTCOME] == "error"
+    assert span.attributes[semconv.ERROR_TYPE] == "CancelledError"
     assert not any(t.name == "agent-otel-resource-sampler" for t in threading.enumerate())

@@ -83,13 +83,31 @@ def test_paths_compare_and_print_by_text() -> None:
         ("result['a", "extractor path \"result['a\": unterminated string at position 7"),
         ("result x", "extractor path 'result x': unexpected ' ' at position 6"),
         ("result.x()", "extractor path 'result.x()': unexpected '(' at position 8"),
-        ("result.__class__ + 1", "extractor path 'result.__class__ + 1': unexpected ' ' at position 16"),
+        ("result.x + 1", "extractor path 'result.x + 1': unexpected ' ' at position 8"),
+        ("self.__init__.__globals__", "extractor path 'self.__init__.__globals__': '__init__' starts with '__', "
+         "which a path never reads (write [\"__init__\"] for a key of a mapping) at position 5"),
+        ("result.__class__", "extractor path 'result.__class__': '__class__' starts with '__', which a path never "
+         "reads (write [\"__class__\"] for a key of a mapping) at position 7"),
+        ("args.issue.meta.__len__", "extractor path 'args.issue.meta.__len__': '__len__' starts with '__', "
+         "which a path never reads (write [\"__len__\"] for a key of a mapping) at position 16"),
+        ("args.__issue", "extractor path 'args.__issue': '__issue' starts with '__', which a path never reads "
+         "at position 5"),
     ],
 )
 def test_bad_paths_name_the_path_and_the_position(text: str, message: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
         path(text)
     assert str(caught.value) == message
+
+
+def test_dunder_steps_are_refused_when_decorating_and_quoted_keys_still_read_mappings(otel: Any) -> None:
+    # `self.__init__.__globals__["os"].environ["SECRET"]` would export a secret as a span attribute
+    with pytest.raises(ConfigurationError, match="'__init__' starts with '__'"):
+        agent_otel.agent("a", task_type=path('self.__init__.__globals__["os"].environ["SECRET"]'))
+    assert path('result["__typename"]')(Call(None, None, (), {})) is None
+    call = Call(None, None, (), {})
+    call.result = {"__typename": "Issue", "_private": 1}
+    assert path('result["__typename"]')(call) == "Issue" and path("result._private")(call) == 1
 
 
 def test_a_path_must_be_a_string() -> None:

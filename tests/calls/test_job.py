@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from opentelemetry.trace import StatusCode
 
 import agent_otel
 from agent_otel import semconv
@@ -111,3 +112,63 @@ def test_job_outcome_error_and_failure(otel: Any) -> None:
     outcomes = {p.attributes[semconv.JOB_OUTCOME]: p.count for p in otel.points(semconv.JOB_DURATION.name)}
     assert outcomes == {"error": 1}
     assert otel.span("invoke_workflow bad").attributes[semconv.JOB_ROLLUP_AGENT_CALLS] == 1
+
+
+@pytest.mark.parametrize(("code", "outcome"), [(0, "success"), (None, "success"), (False, "success"),
+                                               (1, "error"), (2, "error"), ("fatal: bad input", "error")])
+def test_sys_exit_inside_a_job_and_an_agent_is_judged_by_its_code(otel: Any, code: Any, outcome: str) -> None:
+    @agent_otel.agent("exiting")
+    def run() -> None:
+        raise SystemExit(code)
+
+    raised = None
+    with pytest.raises(SystemExit) as caught, agent_otel.job(type="cli"):
+        try:
+            run()
+        except SystemExit as exc:
+            raised = exc
+            raise
+    assert caught.value is raised and caught.value.code == code  # the same object, the same exit status
+    job_span, agent_span = otel.span("invoke_workflow cli"), otel.span("invoke_agent exiting")
+    assert job_span.attributes[semconv.JOB_OUTCOME] == outcome
+    assert agent_span.attributes[semconv.AGENT_OUTCOME] == outcome
+    assert point(otel, semconv.JOB_DURATION.name).attributes[semconv.JOB_OUTCOME] == outcome
+    assert point(otel, semconv.AGENT_DURATION.name).attributes[semconv.AGENT_OUTCOME] == outcome
+    for span in (job_span, agent_span):
+        if outcome == "success":
+            assert semconv.ERROR_TYPE not in span.attributes and span.status.status_code is StatusCode.UNSET
+        else:
+            assert span.attributes[semconv.ERROR_TYPE] == "SystemExit"
+            assert span.status.status_code is StatusCode.ERROR
+
+
+def test_keyboard_interrupt_is_an_error(otel: Any) -> None:
+    @agent_otel.agent("interrupted")
+    def run() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), agent_otel.job(type="cli"):
+        run()
+    for span, key in ((otel.span("invoke_workflow cli"), semconv.JOB_OUTCOME),
+                      (otel.span("invoke_agent interrupted"), semconv.AGENT_OUTCOME)):
+        assert span.attributes[key] == "error" and span.attributes[semconv.ERROR_TYPE] == "KeyboardInterrupt"
+
+
+def test_generator_exit_is_a_closed_call_not_an_error(otel: Any) -> None:
+    """A consumer that stops a generator (GeneratorExit) ends a job inside it, and an agent generator,
+    as closed early with the outcome success: the code under them did not fail."""
+
+    @agent_otel.agent("lister")
+    def produce() -> Any:
+        with agent_otel.job(type="batch"):
+            yield 1
+            yield 2
+
+    items = produce()
+    assert next(items) == 1
+    items.close()
+    for span, key in ((otel.span("invoke_workflow batch"), semconv.JOB_OUTCOME),
+                      (otel.span("invoke_agent lister"), semconv.AGENT_OUTCOME)):
+        assert span.attributes[key] == "success"
+        assert span.attributes[semconv.STREAM_CLOSED_EARLY] is True
+        assert semconv.ERROR_TYPE not in span.attributes and span.status.status_code is StatusCode.UNSET

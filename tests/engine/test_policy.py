@@ -142,3 +142,27 @@ def test_bounded_directly() -> None:
     assert current.bounded("k", "y") == "_OTHER"
     assert current.bounded("k", 5) == "_OTHER"
     assert current.bounded("other", 5) == "5"
+
+
+def test_every_metric_attribute_from_host_data_goes_through_the_cap(otel: Any) -> None:
+    agent_otel.set_policy(cardinality_limit=10)
+
+    @agent_otel.job(type=path("args.kind"))
+    def run(kind: str) -> None:
+        return None
+
+    for n in range(200):
+        run(f"kind-{n}")
+        agent_otel.record_retry(provider=f"provider-{n}", model=f"model-{n}")
+        agent_otel.record_fallback(to="backup", reason="timeout", from_provider=f"source-{n}")
+    capped = {semconv.JOB_DURATION.name: (semconv.JOB_TYPE,),
+              semconv.CLIENT_RETRIES.name: (semconv.GEN_AI_PROVIDER_NAME, semconv.GEN_AI_REQUEST_MODEL),
+              semconv.CLIENT_FALLBACKS.name: (semconv.GEN_AI_PROVIDER_NAME,)}
+    for name, keys in capped.items():
+        found = otel.points(name)
+        assert len(found) <= 11, (name, len(found))  # at most 10 values and _OTHER, not 200 series
+        for key in keys:
+            assert policy.OTHER in {p.attributes[key] for p in found}, (name, key)
+    assert len(otel.points(semconv.JOB_DURATION.name)) == 11
+    for key in (semconv.JOB_TYPE, semconv.GEN_AI_PROVIDER_NAME, semconv.GEN_AI_REQUEST_MODEL):
+        assert error_count(otel, "cardinality." + key) == 1, key

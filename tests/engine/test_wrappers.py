@@ -17,6 +17,7 @@ from agent_otel import semconv
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.wrappers import End, Handler, Invocation, instrument
 from agent_otel.semconv import STREAM_CLOSED_EARLY
+from tests.support.coroutines import SCENARIOS, warnings_of
 
 
 class RecordingInvocation(Invocation):
@@ -447,6 +448,107 @@ def test_returned_stream_object_is_timed_until_exhausted(otel: Any) -> None:
     assert handler.ends[-1] == (End.CLOSED, None, None)
 
 
+class SdkLikeStream:
+    """The shape of ``openai.Stream`` / ``anthropic.Stream``: an iterator whose ``__iter__`` is a
+    generator, a context manager returning itself, and ``close()``."""
+
+    def __init__(self) -> None:
+        self._items = iter([1, 2, 3])
+        self.closed = False
+
+    def __next__(self) -> int:
+        return next(self._items)
+
+    def __iter__(self) -> Any:
+        yield from self._items
+
+    def __enter__(self) -> SdkLikeStream:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class AsyncSdkLikeStream:
+    """The shape of ``openai.AsyncStream``: ``async with`` returns itself; ``close()`` is a coroutine."""
+
+    def __init__(self) -> None:
+        self._items = iter([1, 2, 3])
+        self.closed = False
+
+    async def __anext__(self) -> int:
+        try:
+            return next(self._items)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    def __aiter__(self) -> AsyncSdkLikeStream:
+        return self
+
+    async def __aenter__(self) -> AsyncSdkLikeStream:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def _consume_sync(stream: Any, use: str) -> list[int]:
+    if use == "iterate":
+        return list(stream)
+    with stream as entered:
+        if use == "with_then_break":
+            return [next(iter(entered))]
+        return list(entered)
+
+
+async def _consume_async(stream: Any, use: str) -> list[int]:
+    if use == "iterate":
+        items = [item async for item in stream]
+        await stream.close()
+        return items
+    async with stream as entered:
+        if use == "with_then_break":
+            return [await entered.__anext__()]
+        return [item async for item in entered]
+
+
+@pytest.mark.parametrize("use", ["iterate", "with", "with_then_break"])
+@pytest.mark.parametrize("call", ["sync", "async def"])
+@pytest.mark.parametrize("stream_type", [SdkLikeStream, AsyncSdkLikeStream])
+def test_sdk_shaped_stream_from_any_call_used_any_way(otel: Any, stream_type: type, call: str, use: str) -> None:
+    """Timed until exhausted (RETURNED: not closed early) or left (CLOSED), with every chunk seen."""
+    handler = RecordingHandler(streams=True)
+
+    def create_sync() -> Any:
+        return stream_type()
+
+    async def create_async() -> Any:
+        return stream_type()
+
+    wrapped = instrument(handler, create_sync if call == "sync" else create_async)
+
+    async def main() -> tuple[Any, list[int]]:
+        made = wrapped()
+        stream = await made if call == "async def" else made
+        assert handler.ends == []  # not over until the stream is
+        if stream_type is SdkLikeStream:
+            return stream, _consume_sync(stream, use)
+        return stream, await _consume_async(stream, use)
+
+    stream, items = asyncio.run(main())
+    assert isinstance(stream, stream_type) and stream.closed is (use != "iterate" or stream_type is AsyncSdkLikeStream)
+    expected_end = End.CLOSED if use == "with_then_break" else End.RETURNED
+    assert items == ([1] if use == "with_then_break" else [1, 2, 3])
+    assert handler.ends == [(expected_end, None, None)]
+    assert handler.invocations[0].chunks == items
+
+
 # --------------------------------------------------------------------------------------------------
 # async generators
 
@@ -545,3 +647,31 @@ def test_disabled_wrapper_makes_no_otel_call(otel: Any, monkeypatch: pytest.Monk
     monkeypatch.setattr(runtime(), "tracer", None)
     assert wrapped(4) == 8
     assert handler.ends == []
+
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_sync_function_returning_a_coroutine_it_never_runs(otel: Any, scenario: str) -> None:
+    """The span ends once, no warning appears that plain Python would not give (plain gives exactly one,
+    'never awaited', for a dropped coroutine: that one is kept, about the program's own coroutine)."""
+    run = SCENARIOS[scenario]
+    handler = RecordingHandler()
+
+    async def fetch() -> int:
+        return 1
+
+    def starts() -> Any:
+        return fetch()
+
+    plain = warnings_of(run, starts)
+    traced = warnings_of(run, instrument(handler, starts))
+    assert traced == plain
+    assert len(handler.ends) == 1
+    how, _, error = handler.ends[0]
+    expected = {"cancelled_before_it_starts": (End.RAISED, asyncio.CancelledError),
+                "thrown_into_unstarted": (End.RAISED, LookupError)}.get(scenario, (End.CLOSED, type(None)))
+    assert (how, type(error)) == expected
+    span = otel.span("op starts")
+    assert span.end_time is not None
+    if expected[0] is End.RAISED:
+        assert span.attributes[semconv.ERROR_TYPE] == expected[1].__name__

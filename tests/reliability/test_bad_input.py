@@ -151,6 +151,8 @@ counter = itertools.count()
 
 @FUZZ
 @given(text=toml_texts, name=file_names)
+@example(text="x = " + "[" * 5_000 + "]" * 5_000, name="agent-otel.toml")
+@example(text="[tool.agent-otel]\nx = " + "{ a = " * 5_000 + "1" + " }" * 5_000, name="pyproject.toml")
 def test_fuzzed_config_files_only_raise_configuration_errors(tmp_path: Path, text: str, name: str) -> None:
     folder = tmp_path / str(next(counter))
     folder.mkdir()

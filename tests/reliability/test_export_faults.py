@@ -234,8 +234,10 @@ def test_the_wrapped_metric_exporter_gets_the_readers_remaining_shutdown_time() 
 
 
 EXIT_CHILD = """
-import socket, sys, threading
+import logging, socket, sys, threading
 import agent_otel
+
+logging.basicConfig()  # a host that shows warnings (without it, agent-otel's NullHandler keeps stderr clean)
 from agent_otel._sdk import configure as setup
 
 sock = socket.socket()

@@ -132,6 +132,9 @@ def test_unresolvable_targets_are_listed_with_why_and_exit_1(project: Path) -> N
     ('[[tool]]\ntarget = "a:b"\nname = { path = "args..x" }\n', "tool[0].name: extractor path 'args..x': "
      "expected a parameter name at position 5"),
     ("[[tool]\n", "invalid TOML: Expected ']]' at the end of an array declaration (at line 1, column 7)"),
+    ("x = " + "[" * 5_000 + "]" * 5_000 + "\n", "invalid TOML: arrays or inline tables nested too deeply"),
+    ("[[tool]]\ntarget = \"a:b\"\nname = " + "{ a = " * 5_000 + "1" + " }" * 5_000 + "\n",
+     "invalid TOML: arrays or inline tables nested too deeply"),
 ])
 def test_invalid_file_exits_2_with_one_message(project: Path, text: str, message: str) -> None:
     config = project / "bad.toml"

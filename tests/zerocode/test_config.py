@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agent_otel import ConfigurationError
 from agent_otel._calls.extractors import Path as ExtractorPath
-from agent_otel._zerocode.config import Config, Switches, find_config, load_config, load_file
+from agent_otel._zerocode.config import Config, Switches, find_config, load_config, load_file, parse_config
 
 GOOD = """
 service_name = "svc"
@@ -177,6 +178,10 @@ BAD = [
      "'outcome.ok': must start with one of args, self, result, error at position 0"),
     ('[[agent]]\ntarget = "a:b"\nsuccess = { path = "result..ok" }\n', "agent[0].success: extractor path "
      "'result..ok': expected a name after '.' at position 7"),
+    ('[[agent]]\ntarget = "a:b"\nresult_attributes = { s = { path = \'self.__init__.__globals__["os"].environ\' } }\n',
+     "agent[0].result_attributes.s: extractor path 'self.__init__.__globals__[\"os\"].environ': '__init__' starts "
+     "with '__', which a path never reads (write [\"__init__\"] for a key of a mapping) at "
+     "position 5"),
     ('[[agent]]\ntarget = "a:b"\nsuccess = { path = "result.ok", default = true }\n', "agent[0].success: unknown "
      "key 'default' in an extractor; an extractor is written { path = \"args.x.y\" } and has no other key"),
     ('[[agent]]\ntarget = "a:b"\nsuccess = { value = true }\n', "agent[0].success: unknown key 'value' in an "
@@ -226,6 +231,49 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError) as raised:
         load_file(binary)
     assert str(raised.value) == f"{binary}: not UTF-8 text (invalid start byte at byte 0)"
+
+
+DEEP = 5_000
+NESTED = {"arrays": "x = " + "[" * DEEP + "]" * DEEP + "\n",
+          "inline tables": "x = " + "{ a = " * DEEP + "1" + " }" * DEEP + "\n"}
+
+
+@pytest.mark.parametrize("shape", NESTED)
+def test_a_file_nested_thousands_deep_is_a_configuration_error(tmp_path: Path, shape: str) -> None:
+    file = write(tmp_path, NESTED[shape])
+    with pytest.raises(ConfigurationError) as raised:
+        load_file(file)
+    assert str(raised.value) == f"{file}: invalid TOML: arrays or inline tables nested too deeply"
+    pyproject = write(tmp_path, "[tool.agent-otel]\n" + NESTED[shape], "pyproject.toml")
+    with pytest.raises(ConfigurationError) as raised:
+        load_file(pyproject)
+    assert str(raised.value) == f"{pyproject}: invalid TOML: arrays or inline tables nested too deeply"
+    file.unlink()
+    assert find_config(tmp_path, environ={}) is None  # an unreadable pyproject.toml holds no configuration
+
+
+def nested(depth: int, leaf: Any) -> Any:
+    """``leaf`` inside ``depth`` alternating tables and arrays, built without recursion."""
+    for level in range(depth):
+        leaf = {"a": leaf} if level % 2 else [leaf]
+    return leaf
+
+
+@pytest.mark.parametrize(("document", "message"), [
+    ({"attributes": {"k": nested(DEEP, 1)}}, "attributes.k: static attributes are literals (a string, number or "
+     "boolean); extractors belong in result_attributes of an agent"),
+    ({"agent": [{"target": "a:b", "result_attributes": {"k": nested(DEEP, 1)}}]},
+     "agent[0].result_attributes.k: unknown key 'a' in an extractor; an extractor is written { path = \"args.x.y\" } "
+     "and has no other key"),
+    ({"prices": {"m": nested(DEEP, 1)}}, "prices.m.a: unknown key; expected one of input, output"),
+    ({"policy": {"hashed_keys": nested(DEEP, "k")}}, "policy.hashed_keys: expected an array of attribute keys, got "
+     "a table"),
+])
+def test_a_parsed_document_nested_thousands_deep_is_checked_without_recursion(document: dict[str, Any],
+                                                                              message: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        parse_config(document, "deep.toml")
+    assert str(raised.value) == f"deep.toml: {message}"
 
 
 def test_the_file_is_never_executed(tmp_path: Path) -> None:

@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+from agent_otel._zerocode import launcher
+from agent_otel._zerocode.launcher import bootstrap_dir
+from agent_otel.version import __version__
 from tests.support.otlp_receiver import OtlpHttpReceiver
 from tests.support.polling import wait_until
 
@@ -103,3 +106,34 @@ def test_missing_program_and_missing_script(project: Path) -> None:
     result = run(project, sys.executable, "absent.py")
     assert result.returncode == 2
     assert "can't open file" in result.stderr
+
+
+def test_a_shared_cache_folder_is_never_written_nor_run_from(project: Path) -> None:
+    # a world-writable XDG_CACHE_HOME with a sitecustomize planted where launchers used to write theirs
+    cache = project / "cache"
+    marker = project / "planted-ran"
+    planted = f"open({str(marker)!r}, 'w').close()\n"
+    for folder in (cache, cache / "agent-otel" / f"bootstrap-{__version__}", cache / "agent-otel" / "bootstrap"):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "sitecustomize.py").write_text(planted)
+    for folder in [cache, *(p for p in cache.rglob("*") if p.is_dir())]:
+        folder.chmod(0o777)
+    before = sorted((str(p), p.stat().st_mtime_ns) for p in cache.rglob("*"))
+    first_entry = "import os; print(os.environ['PYTHONPATH'].split(os.pathsep)[0])"
+    bootstrap = "import os, sitecustomize; print(os.path.dirname(sitecustomize.__file__))"
+    assert bootstrap_dir().parent == Path(launcher.__file__).parent  # the package's own folder
+    result = run(project, sys.executable, "-c", f"{first_entry}; import subprocess, sys; "
+                 f"subprocess.run([sys.executable, '-c', {bootstrap!r}])")  # the program, and its Python child
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"{bootstrap_dir()}\n" * 2, "")
+    result = run(project, "sh", "-c", f'{sys.executable} -c "{bootstrap}"')  # an exec'd program's child
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"{bootstrap_dir()}\n", "")
+    assert not marker.exists()
+    assert sorted((str(p), p.stat().st_mtime_ns) for p in cache.rglob("*")) == before  # nothing written there
+
+
+def test_a_file_nested_thousands_deep_stops_the_launcher_with_status_2(project: Path) -> None:
+    config = project / "agent-otel.toml"
+    config.write_text("x = " + "{ a = " * 5_000 + "1" + " }" * 5_000 + "\n")
+    result = run(project, sys.executable, "-c", "print('ran')")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"agent-otel: {config}: invalid TOML: arrays or inline tables nested too deeply\n"

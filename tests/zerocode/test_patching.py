@@ -180,6 +180,60 @@ def test_subclass_overrides_existing_and_later_defined_each_attributed_to_its_cl
     assert not hasattr(AfterUninstrument.__dict__["solve"], "__wrapped__")
 
 
+@pytest.mark.parametrize("subclasses", [True, False])
+def test_a_subclass_that_does_not_override_keeps_the_base_method_object(
+        otel: Any, package: Package, subclasses: bool) -> None:
+    # frameworks detect overrides with `type(self).method is not Base.method`; that must hold as in plain Python
+    mod = package.write("mod", """
+        class Base:
+            kind = "base"
+
+            def solve(self, n):
+                return n
+
+            @staticmethod
+            def helper(n):
+                return -n
+
+        class Early(Base):
+            kind = "early"
+
+        class Mid(Base):
+            def solve(self, n):
+                return n + 1
+
+        class Deep(Mid):
+            pass
+    """)
+    module = package.load("mod")
+    instrument(config(f'[[agent]]\ntarget = "{mod}:Base.solve"\nsubclasses = {str(subclasses).lower()}\n'
+                      'task_type = { path = "self.kind" }\n'
+                      f'[[tool]]\ntarget = "{mod}:Base.helper"\nsubclasses = {str(subclasses).lower()}\n'))
+    Base, Early, Mid, Deep = module.Base, module.Early, module.Mid, module.Deep
+
+    class Late(Base):
+        kind = "late"
+
+    class LateDeep(Mid):
+        pass
+
+    assert Base.solve is Base.solve
+    assert Early.solve is Base.solve and Late.solve is Base.solve
+    assert Deep.solve is Mid.solve and LateDeep.solve is Mid.solve
+    assert Mid.solve is not Base.solve  # an override stays an override
+    assert [cls for cls in (Base, Early, Late, Mid, Deep, LateDeep) if cls.solve is not Base.solve] == [
+        Mid, Deep, LateDeep]
+    assert Late().solve.__func__ is Base.solve.__wrapped__  # bound as plain: the method's function
+    # still instrumented, called on an instance or through the class with the instance first
+    assert Late().solve(1) == 1 and Base.solve(Late(), 2) == 2 and Early.solve(Early(), 3) == 3
+    assert [span.attributes[semconv.AGENT_TASK_TYPE] for span in otel.spans()] == ["late", "late", "early"]
+    assert Early.helper is Base.helper and Late().helper is Base.helper  # a static method: one object, as plain
+    assert Early.helper(1) == -1 and Late().helper(2) == -2
+    assert [span.name for span in otel.spans()][-2:] == ["execute_tool helper", "execute_tool helper"]
+    uninstrument()
+    assert Early.solve is Base.solve and Late.solve is Base.solve and Base.solve is Base.__dict__["solve"]
+
+
 def test_sync_function_returning_a_coroutine_is_timed_to_completion(otel: Any, package: Package) -> None:
     mod = package.write("mod", """
         import asyncio

@@ -26,7 +26,7 @@ from agent_otel._calls.options import AGENT, WORK_FIELDS, Attributes, Count, Fla
 from agent_otel._calls.process_usage import ResourceSampler
 from agent_otel._context.job import AGENT_KEY, current_job
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.policy import policy
+from agent_otel._engine.policy import policy, set_hashed
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import End, Invocation
 from agent_otel.errors import ConfigurationError
@@ -106,11 +106,12 @@ class AgentInvocation(Invocation):
                 counter.add(1, {semconv.GEN_AI_AGENT_NAME: self.name,
                                 semconv.AGENT_PATTERN: bound(semconv.AGENT_PATTERN, pattern)}, context=self.context)
             if recording:
-                span.set_attribute(semconv.AGENT_RESULT_PATTERNS, patterns)
+                span.set_attribute(semconv.AGENT_RESULT_PATTERNS, span_value(patterns, semconv.AGENT_PATTERN))
         if recording:
             provider_used = read("provider_used", call, found)
             if provider_used is not None:
-                span.set_attribute(semconv.AGENT_PROVIDER_USED, span_value(provider_used))
+                span.set_attribute(semconv.AGENT_PROVIDER_USED,
+                                   span_value(provider_used, semconv.AGENT_PROVIDER_USED))
             self._record_result_attributes()
 
     def _record_result_attributes(self) -> None:
@@ -118,8 +119,12 @@ class AgentInvocation(Invocation):
         guard = policy()
         for key, extractor in handler.result_attributes.items():
             extracted = handler.run_extractor(extractor, call, key)
-            if extracted is not None:
-                span.set_attribute(key, guard.hashed(extracted) if key in guard.hashed_keys else span_value(extracted))
+            if extracted is None:
+                continue
+            if key in guard.hashed_keys:
+                set_hashed(span, key, extracted)
+            else:
+                span.set_attribute(key, span_value(extracted, key))
 
 
 _NOTHING: dict[str, Any] = {}
@@ -184,7 +189,7 @@ class AgentHandler(KindHandler):
 
     def _describe(self, call: Call) -> tuple[str, str, str, dict[str, Any]]:
         bound = policy().bounded
-        name = bound(semconv.GEN_AI_AGENT_NAME, self.option("name", call))
+        name = bound(semconv.GEN_AI_AGENT_NAME, self.required_name("name", call))
         task_type = bound(semconv.AGENT_TASK_TYPE, self.option("task_type", call) or _DEFAULT_TASK_TYPE)
         return name, task_type, semconv.agent_span_name(name), self.span_attributes({
             semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_INVOKE_AGENT,

@@ -125,7 +125,7 @@ class EvolutionHandler(KindHandler):
 
     def _describe(self, call: Call) -> tuple[str, str, str, dict[str, Any]]:
         bound = policy().bounded
-        agent_name = bound(semconv.GEN_AI_AGENT_NAME, self.option("agent", call))
+        agent_name = bound(semconv.GEN_AI_AGENT_NAME, self.required_name("agent", call))
         evolution_type = bound(semconv.EVOLUTION_TYPE, self.option("type", call) or _DEFAULT_TYPE)
         attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_EVOLVE, semconv.GEN_AI_AGENT_NAME: agent_name,
                       semconv.EVOLUTION_TYPE: evolution_type}

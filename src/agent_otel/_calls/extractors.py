@@ -9,7 +9,9 @@ grammar, never evaluated as Python:
     root   := "args" "." NAME | "self" | "result" | "error"
     step   := "." NAME | "[" INT "]" | "[" QUOTED "]"
 
-A ``NAME`` step reads an attribute, or a key of a mapping. A missing step yields ``None``.
+A ``NAME`` step reads an attribute, or a key of a mapping. A missing step yields ``None``. A ``NAME``
+starting with ``__`` is refused: dunder attributes lead from any object to code, module globals and
+``os.environ`` (``self.__init__.__globals__``), and a path must only read the program's data.
 """
 
 from __future__ import annotations
@@ -133,6 +135,8 @@ def path(text: str) -> Path:
         name = _NAME.match(text, pos + 1)
         if name is None:
             raise fail(pos + 1, "expected a parameter name")
+        if name.group().startswith("__"):
+            raise fail(pos + 1, f"{name.group()!r} starts with '__', which a path never reads")
         steps.append(("index", name.group()))
         pos = name.end()
     while pos < len(text):
@@ -141,6 +145,10 @@ def path(text: str) -> Path:
             name = _NAME.match(text, pos + 1)
             if name is None:
                 raise fail(pos + 1, "expected a name after '.'")
+            if name.group().startswith("__"):
+                key = name.group()
+                raise fail(pos + 1, f"{key!r} starts with '__', which a path never reads "
+                                    f'(write ["{key}"] for a key of a mapping)')
             steps.append(("name", name.group()))
             pos = name.end()
         elif char == "[":

@@ -18,10 +18,10 @@ from opentelemetry.trace import Span, SpanKind
 
 from agent_otel import semconv
 from agent_otel._calls.extractors import Call, Path, is_extractor, signature_of
-from agent_otel._calls.options import Attributes, check_required
+from agent_otel._calls.options import KINDS, Attributes, check_required
 from agent_otel._context.job import current_job_id
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.policy import SCRUBBED_KEY, policy
+from agent_otel._engine.policy import SCRUBBED_KEY, policy, valid_text
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import Handler, Invocation, InvocationScope, instrument
 from agent_otel.errors import ConfigurationError
@@ -81,11 +81,17 @@ def coerce_number(value: Any, stage: str, low: float | None = None, high: float 
     return number
 
 
+#: The largest count one call may report: far beyond any real one (tokens, files, fixes), and small enough
+#: that a counter's running sum stays within int64, which OTLP carries (a larger value would fail every
+#: later metric export of the process). A count above it is dropped and counted, as an unreadable one.
+MAX_COUNT = 2**32
+
+
 def coerce_count(value: Any, stage: str) -> int | None:
     """A count: an int, or the length of a list/tuple/set/dict (e.g. ``files_modified=[...]``)."""
     if isinstance(value, list | tuple | set | frozenset | dict):
         return len(value)
-    number = coerce_number(value, stage, 0, None)
+    number = coerce_number(value, stage, 0, MAX_COUNT)
     return int(number) if number is not None else None
 
 
@@ -101,13 +107,15 @@ def coerce_names(value: Any, stage: str) -> list[str]:
     return []
 
 
-def span_value(value: Any) -> Any:
-    """A value OTel accepts as a span attribute."""
-    if isinstance(value, str | bool | int | float):
+def span_value(value: Any, key: str = "span_attribute") -> Any:
+    """A value OTel accepts as a span attribute, and every exporter can encode (see :func:`valid_text`)."""
+    if isinstance(value, str):
+        return value if value.isascii() else valid_text(value, key)
+    if isinstance(value, bool | int | float):
         return value
     if isinstance(value, list | tuple) and all(isinstance(v, str | bool | int | float) for v in value):
-        return list(value)
-    return str(value)
+        return [v if not isinstance(v, str) or v.isascii() else valid_text(v, key) for v in value]
+    return valid_text(str(value), key)
 
 
 def check_parameters(func: Callable[..., Any], signature: inspect.Signature, options: Mapping[str, Any]) -> None:
@@ -141,10 +149,12 @@ class KindHandler(Handler):
         if attributes is not None and not isinstance(attributes, Mapping):
             raise ConfigurationError(f"attributes must be a mapping, got {type(attributes).__name__}")
         self.options = options
-        self.attributes = dict(attributes or {})
+        self.attributes = {key: valid_text(value, key) if isinstance(value, str) else value
+                           for key, value in (attributes or {}).items()}
         self.signature = signature_of(func) if func is not None else None
         self.extracts = {key for key, value in options.items() if is_extractor(value)}
         self._static: tuple[object, Any] | None = None
+        self._function_name = str(getattr(func, "__name__", None) or self.stage)
         if func is not None and self.signature is not None:
             check_parameters(func, self.signature, options)
         check_required(self.stage, options)
@@ -159,6 +169,20 @@ class KindHandler(Handler):
         except Exception as exc:
             report_error(f"{self.stage}.extract.{key}", exc)
             return None
+
+    def required_name(self, key: str, call: Call) -> str:
+        """A required name option (agent, tool, provider name). When it resolves to nothing (None or
+        empty, e.g. a path that found nothing or failed), the name a configured target would get instead
+        (:attr:`~agent_otel._calls.options.Option.config_default`): the class of a method's instance, or
+        the function's name; the miss is counted, and "None" never becomes a name."""
+        value = self.option(key, call)
+        if value is not None and value != "":
+            return value if isinstance(value, str) else str(value)
+        report_error(f"{self.stage}.{key}", LookupError("the name resolved to nothing"))
+        instance = call.instance
+        if instance is None or KINDS[self.stage][key].config_default == "function":
+            return self._function_name
+        return instance.__name__ if isinstance(instance, type) else type(instance).__name__
 
     def span_attributes(self, attributes: dict[str, Any]) -> dict[str, Any]:
         """The span's start attributes: the kind's, the user's ``attributes=``, hashed keys hashed."""

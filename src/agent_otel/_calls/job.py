@@ -21,6 +21,7 @@ from agent_otel._calls.handler import P, R
 from agent_otel._calls.options import JOB, Text
 from agent_otel._context.job import JobState, context_with_job
 from agent_otel._engine.instruments import runtime
+from agent_otel._engine.policy import policy
 from agent_otel._engine.wrappers import End, Handler, Invocation, InvocationScope, instrument
 from agent_otel.errors import ConfigurationError
 
@@ -60,7 +61,10 @@ def _outcome_of(value: Any) -> str:
 
 
 def start_job(job_id: object, job_type: object, attributes: Mapping[str, Any]) -> JobInvocation:
-    state = JobState(id=str(job_id) if job_id is not None else new_job_id(), type=str(job_type))
+    """Start a job: its type (the default when an extractor found nothing) goes through the cardinality
+    cap once, for the span name, the span, the baggage and ``job.duration`` alike."""
+    kind = policy().bounded(semconv.JOB_TYPE, job_type) if job_type is not None and job_type != "" else _DEFAULT_TYPE
+    state = JobState(id=str(job_id) if job_id is not None else new_job_id(), type=kind)
     ctx = context_with_job(state)
     span_attributes = {
         semconv.JOB_ID: state.id,

@@ -73,6 +73,8 @@ def set_prices(table: Mapping[str, Any] | str | Path, replace: bool = False) -> 
             table = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"{source}: cannot read price table ({exc})") from None
+        except RecursionError:  # both parsers recurse once per level of nesting
+            raise ConfigurationError(f"{source}: cannot read price table (nested too deeply)") from None
     parsed = _parse(table, source)
     global _prices
     with _lock:

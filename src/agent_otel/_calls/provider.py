@@ -149,7 +149,7 @@ class ProviderHandler(KindHandler):
 
     def _describe(self, call: Call) -> tuple[str, str, str, str, dict[str, Any], dict[Any, dict[str, Any]]]:
         bound = policy().bounded
-        provider = bound(semconv.GEN_AI_PROVIDER_NAME, self.option("provider", call))
+        provider = bound(semconv.GEN_AI_PROVIDER_NAME, self.required_name("provider", call))
         model = self.option("model", call)
         model = bound(semconv.GEN_AI_REQUEST_MODEL, model) if model else "unknown"
         operation = bound(semconv.GEN_AI_OPERATION_NAME, self.option("operation", call) or _DEFAULT_OPERATION)
@@ -213,8 +213,10 @@ def record_retry(count: int = 1, *, provider: str | None = None, model: str | No
             return
         if provider is None:
             raise ValueError("record_retry() outside a provider call needs provider=")
-        runtime()[semconv.CLIENT_RETRIES].add(count, {semconv.GEN_AI_PROVIDER_NAME: provider,
-                                                      semconv.GEN_AI_REQUEST_MODEL: model or "unknown"})
+        bound = policy().bounded
+        runtime()[semconv.CLIENT_RETRIES].add(count, {
+            semconv.GEN_AI_PROVIDER_NAME: bound(semconv.GEN_AI_PROVIDER_NAME, provider),
+            semconv.GEN_AI_REQUEST_MODEL: bound(semconv.GEN_AI_REQUEST_MODEL, model) if model else "unknown"})
     except Exception as exc:
         report_error("provider.retry", exc)
 
@@ -229,7 +231,7 @@ def record_fallback(to: str, reason: str, *, from_provider: str | None = None) -
         if source is None:
             raise ValueError("record_fallback() outside a provider call needs from_provider=")
         bound = policy().bounded
-        attributes = {semconv.GEN_AI_PROVIDER_NAME: source,
+        attributes = {semconv.GEN_AI_PROVIDER_NAME: bound(semconv.GEN_AI_PROVIDER_NAME, source),
                       semconv.GEN_AI_FALLBACK_TO: bound(semconv.GEN_AI_FALLBACK_TO, to),
                       semconv.GEN_AI_FALLBACK_REASON: bound(semconv.GEN_AI_FALLBACK_REASON, reason)}
         runtime()[semconv.CLIENT_FALLBACKS].add(1, attributes)

@@ -43,7 +43,7 @@ class ToolHandler(KindHandler):
     span_kind = SpanKind.INTERNAL
 
     def _describe(self, call: Call) -> tuple[str, str, dict[str, Any], dict[Any, dict[str, Any]]]:
-        name = policy().bounded(semconv.GEN_AI_TOOL_NAME, self.option("name", call))
+        name = policy().bounded(semconv.GEN_AI_TOOL_NAME, self.required_name("name", call))
         attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_EXECUTE_TOOL, semconv.GEN_AI_TOOL_NAME: name}
         tool_type = self.option("type", call)
         if tool_type:

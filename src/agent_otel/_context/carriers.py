@@ -1,17 +1,20 @@
-"""Patches that carry the context across process boundaries the program creates itself:
-``ProcessPoolExecutor.submit``, ``multiprocessing`` children, ``subprocess.Popen`` and outgoing
-``http.client`` requests (W3C headers). Each patch is idempotent and undone by its uninstrument.
+"""Patches that carry the context across boundaries the program creates itself:
+``ProcessPoolExecutor.submit``, ``multiprocessing`` children, ``subprocess.Popen``, outgoing
+``http.client`` requests (W3C headers) and threads whose class overrides ``run()``. Each patch is
+idempotent and undone by its uninstrument.
 """
 
 from __future__ import annotations
 
 import subprocess
+import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any
 
 import wrapt
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
@@ -61,22 +64,60 @@ _PATCHES: tuple[tuple[type, str, WrapperFunction], ...] = (
 )
 
 
-def instrument_process_carriers() -> None:
-    """Carry the context into ProcessPoolExecutor jobs, multiprocessing children and subprocesses.
-    Idempotent."""
-    for owner, name, wrapper in _PATCHES:
-        current = owner.__dict__[name]
-        if not getattr(current, "_self_agent_otel_carrier", False):
+def _patch(patches: tuple[tuple[type, str, WrapperFunction], ...]) -> None:
+    for owner, name, wrapper in patches:
+        current = owner.__dict__.get(name)
+        if current is not None and not getattr(current, "_self_agent_otel_carrier", False):
             patched = wrapt.FunctionWrapper(current, wrapper)
             patched._self_agent_otel_carrier = True  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
             setattr(owner, name, patched)
 
 
-def uninstrument_process_carriers() -> None:
-    for owner, name, _ in _PATCHES:
-        current = owner.__dict__[name]
-        if getattr(current, "_self_agent_otel_carrier", False):
+def _unpatch(patches: tuple[tuple[type, str, WrapperFunction], ...]) -> None:
+    for owner, name, _ in patches:
+        current = owner.__dict__.get(name)
+        if current is not None and getattr(current, "_self_agent_otel_carrier", False):
             setattr(owner, name, current.__wrapped__)
+
+
+def instrument_process_carriers() -> None:
+    """Carry the context into ProcessPoolExecutor jobs, multiprocessing children and subprocesses.
+    Idempotent."""
+    _patch(_PATCHES)
+
+
+def uninstrument_process_carriers() -> None:
+    _unpatch(_PATCHES)
+
+
+def _wrap_thread_bootstrap(wrapped: Callable[[], None], instance: threading.Thread, args: Args,
+                           kwargs: Kwargs) -> None:
+    context = getattr(instance, "_otel_context", None)  # what the threading instrumentation took at start()
+    if context is None:
+        return wrapped(*args, **kwargs)
+    token = otel_context.attach(context)
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        otel_context.detach(token)
+
+
+#: The threading instrumentation attaches the context from ``start()`` in ``Thread.run`` (and
+#: ``Timer.run``), which a subclass overriding ``run()`` replaces. ``Thread._bootstrap_inner`` (CPython's,
+#: absent elsewhere: then nothing is patched) calls ``run()`` whatever defines it.
+_THREAD_PATCHES: tuple[tuple[type, str, WrapperFunction], ...] = (
+    (threading.Thread, "_bootstrap_inner", _wrap_thread_bootstrap),
+)
+
+
+def instrument_thread_subclasses() -> None:
+    """Run every thread, whatever ``run()`` it has, in the context it was started in (with the
+    threading instrumentation, which takes that context). Idempotent."""
+    _patch(_THREAD_PATCHES)
+
+
+def uninstrument_thread_subclasses() -> None:
+    _unpatch(_THREAD_PATCHES)
 
 
 def _inject_headers(wrapped: Callable[..., None], instance: http.client.HTTPConnection, args: Args,

@@ -11,10 +11,13 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.util.types import AttributeValue
@@ -54,6 +57,7 @@ class Policy:
         seen = self._seen.get(key)
         if seen is not None and text in seen:
             return text
+        text = valid_text(text, key)  # once per new value: what is in `seen` is valid
         with self._lock:
             seen = self._seen.setdefault(key, set())
             if text in seen:
@@ -69,13 +73,30 @@ class Policy:
         return OTHER
 
     def hashed(self, value: object) -> str:
-        return hashlib.sha256((self.salt + str(value)).encode()).hexdigest()
+        # surrogatepass: a lone surrogate in an id is hashed like any other character, never raised
+        return hashlib.sha256((self.salt + str(value)).encode("utf-8", "surrogatepass")).hexdigest()
 
     def scrub(self, attributes: dict[str, AttributeValue]) -> dict[str, AttributeValue]:
         """Hash the configured keys in a dict of span attributes (in place; returned for chaining)."""
         for key in self.hashed_keys.intersection(attributes):
             attributes[key] = self.hashed(attributes[key])
         return attributes
+
+
+def valid_text(text: str, key: str) -> str:
+    """``text`` if it can be encoded as UTF-8, as every exporter must; else each lone surrogate in it
+    (``json.loads`` lets them through) replaced by U+FFFD, counted at stage ``invalid_text.<key>``.
+    A valid surrogate pair, kept as two code points, becomes the one character it encodes."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    report_error("invalid_text." + key, UnicodeError(
+        f"a value of {key} is not valid Unicode (lone surrogate); recorded with U+FFFD in its place"))
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _policy_from_env() -> Policy:
@@ -131,17 +152,69 @@ def reset_policy() -> None:
     _policy = None
 
 
+#: The hashed-key values of each live span that are hashes already (hashed at its start, or by
+#: :func:`set_hashed`), so that a value is hashed exactly once however many hashing processors a
+#: provider has (one per ``configure()`` on a host's provider) and whichever path set it.
+_known_hashes: weakref.WeakKeyDictionary[Span, dict[str, AttributeValue]] = weakref.WeakKeyDictionary()
+
+
+def set_hashed(span: Span | trace.Span, key: str, value: object) -> None:
+    """Set a hashed key on a span agent-otel started, hashed (and known to be)."""
+    hashed = policy().hashed(value)
+    span.set_attribute(key, hashed)
+    if isinstance(span, Span):
+        _known_hashes.setdefault(span, {})[key] = hashed
+
+
 class HashingSpanProcessor(SpanProcessor):
-    """Hashes the configured id keys on spans from any library, at span start."""
+    """Hashes the configured keys on spans from any library: at span start (what later processors
+    and samplers' users see), and again as the span ends, before any processor's ``on_end`` hands it
+    to an exporter, for a value set after start (``span.set_attribute("user.id", ...)``). At that
+    point the span's attributes are frozen, so the value is replaced in place (the SDK's
+    ``_on_ending`` hook and ``BoundedAttributes``, pinned SDK version)."""
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        if parent_context is not None and otel_context.get_value(SCRUBBED_KEY, parent_context):
+        attributes = span.attributes
+        if not attributes:
             return
         current = policy()
-        attributes = span.attributes
-        if attributes:
-            for key in current.hashed_keys.intersection(attributes):
-                span.set_attribute(key, current.hashed(attributes[key]))
+        present = [key for key in current.hashed_keys if key in attributes]
+        if not present:
+            return
+        scrubbed = parent_context is not None and otel_context.get_value(SCRUBBED_KEY, parent_context)
+        known = _known_hashes.setdefault(span, {})
+        for key in present:
+            value = attributes[key]
+            if not scrubbed and known.get(key) != value:
+                value = current.hashed(value)
+                span.set_attribute(key, value)
+            known[key] = value
+
+    def _on_ending(self, span: Span) -> None:
+        # Runs for every span of the provider: no hashed key (the common case) costs ~0.2 µs.
+        current = _policy or policy()
+        frozen: Any = span._attributes  # see the class docstring
+        values = getattr(frozen, "_dict", frozen)  # its plain dict: a miss costs no KeyError
+        if not values:
+            return
+        for key in current.hashed_keys:
+            if key in values:
+                self._hash_late(span, frozen, key, values[key], current)
+
+    @staticmethod
+    def _hash_late(span: Span, frozen: Any, key: str, value: AttributeValue, current: Policy) -> None:
+        known = _known_hashes.setdefault(span, {})
+        if known.get(key) == value:
+            return  # hashed already
+        hashed = known[key] = current.hashed(value)
+        try:
+            frozen._immutable = False
+            try:
+                frozen[key] = hashed
+            finally:
+                frozen._immutable = True
+        except Exception as exc:
+            report_error("hashing.on_ending", exc)
 
     def on_end(self, span: ReadableSpan) -> None:
         pass

@@ -1,7 +1,10 @@
 """agent-otel's own failures: counted, logged once a minute per cause, never raised into the host.
 
 They are counted on ``agent_otel.instrumentation.errors`` by stage, and logged as one line that names
-the stage and the exception type, at most once a minute per cause.
+the stage and the exception type, at most once a minute per cause. The line never carries the exception's
+message or traceback: both may quote the host's data (paths, results). ``AGENT_OTEL_DEBUG=true`` adds the
+traceback. The library logger has a ``NullHandler`` (the library convention), so a host without logging
+configuration gets nothing on stderr from Python's last-resort handler.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from opentelemetry.metrics import Counter
 
 from agent_otel import semconv
 from agent_otel._engine.instruments import runtime
+from agent_otel._environment import AGENT_OTEL_DEBUG, env_flag
 
 logger = logging.getLogger("agent_otel")
+logger.addHandler(logging.NullHandler())
 
 _LOG_INTERVAL_S = 60.0
 _last_logged: dict[tuple[str, str], float] = {}
@@ -43,7 +48,15 @@ def report_error(stage: str, exc: BaseException, count: int = 1, counter: Counte
             if last is not None and now - last < _LOG_INTERVAL_S:
                 return
             _last_logged[cause] = now
-        logger.warning("agent-otel: %s failed (%s: %s); the host call was not affected", stage,
-                       type(exc).__name__, exc, exc_info=exc)
+        logger.warning("agent-otel: %s failed (%s); the host call was not affected", stage, type(exc).__name__,
+                       exc_info=exc if _debug() else None)
     except Exception:
         pass
+
+
+def _debug() -> bool:
+    """``AGENT_OTEL_DEBUG``, read when logging (at most once a minute per cause); a bad value is off."""
+    try:
+        return env_flag(AGENT_OTEL_DEBUG, False)
+    except Exception:
+        return False

@@ -21,16 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import copy
 import inspect
+import pkgutil
+import sys
 import time
 import types
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from contextvars import Token
+from contextvars import ContextVar, Token
 from enum import Enum
 from types import TracebackType
-from typing import Any, Self, TypeAlias, TypeVar, cast
+from typing import Any, Self, SupportsIndex, TypeAlias, TypeVar, cast
 
 import wrapt
 from opentelemetry import context as otel_context
@@ -109,6 +112,8 @@ class Invocation:
             return
         self._ended = True
         duration_s = (_now_ns() - self.start_ns) / 1e9
+        if error is not None and isinstance(error, _NOT_FAILURES):
+            how, error = _as_ending(how, error)
         try:
             self.record(how, value, error, duration_s)
         except Exception as exc:
@@ -125,6 +130,22 @@ class Invocation:
             span.end()
         except Exception as exc:
             report_error(self.stage + ".end", exc)
+
+
+#: Exceptions that do not always mean the call failed (see :func:`_as_ending`).
+_NOT_FAILURES = (SystemExit, GeneratorExit)
+
+
+def _as_ending(how: End, error: BaseException) -> tuple[End, BaseException | None]:
+    """``sys.exit(0)``/``sys.exit()`` is a success, as the exit status says; any other code is an error.
+    GeneratorExit means the consumer closed a generator or coroutine: closed early, not failed.
+    (KeyboardInterrupt and everything else stay errors.)"""
+    if isinstance(error, GeneratorExit):
+        return End.CLOSED, None
+    code = cast(SystemExit, error).code
+    if code is None or (isinstance(code, int) and code == 0):
+        return End.RETURNED, None
+    return how, error
 
 
 class Handler:
@@ -187,7 +208,9 @@ def _finish_result(inv: Invocation, result: object) -> object:
         plain = type(result) in _PLAIN_TYPES
         if not plain:
             if isinstance(result, types.CoroutineType):
-                return _traced_coroutine(result, inv)
+                traced_coroutine = _TracedCoroutine(result)
+                traced_coroutine._self_inv = inv
+                return traced_coroutine
             if isinstance(result, types.GeneratorType):
                 traced = _traced_generator(result, inv)
                 weakref.finalize(traced, inv.end, End.CLOSED)
@@ -200,10 +223,7 @@ def _finish_result(inv: Invocation, result: object) -> object:
                 result.add_done_callback(lambda future: _end_from_future(inv, future))
                 return result
         if inv.wants_stream(result):
-            # the kind said it is a stream: an iterator, or an async one
-            if hasattr(result, "__anext__"):
-                return _TracedAsyncIterator(cast(AsyncIterator[object], result), inv)
-            return _TracedIterator(cast(Iterator[object], result), inv)
+            return _traced_stream(result, inv)
         if not plain and inspect.isawaitable(result):
             return _TracedAwaitable(result, inv)
     except Exception as exc:
@@ -251,8 +271,61 @@ async def _traced_coroutine(coro: Awaitable[T], inv: Invocation) -> T:
         inv.end(End.RAISED, error=exc)
         raise
     _detach(token)
+    if type(result) not in _PLAIN_TYPES:  # e.g. ``await client.chat.completions.create(stream=True)``
+        try:
+            if inv.wants_stream(result):
+                return cast(T, _traced_stream(result, inv))
+        except Exception as exc:
+            report_error(inv.stage + ".result", exc)
     inv.end(End.RETURNED, result)
     return result
+
+
+class _TracedCoroutine(wrapt.ObjectProxy[Coroutine[Any, Any, T]]):
+    """The coroutine a sync function returned (still a coroutine to ``inspect`` and asyncio), timed by
+    :func:`_traced_coroutine` once it runs. Until it runs, ``throw()`` (a task cancelled before it
+    starts) and ``close()`` go to the program's own coroutine, as they would unwrapped, and end the
+    invocation; one dropped unstarted ends it closed. Either way no "never awaited" warning of ours
+    appears: the program's coroutine warns exactly when it would without agent-otel."""
+
+    # set by _finish_result (no __init__ of ours: a Python-level __init__ is most of a proxy's cost)
+    _self_inv: Invocation
+    _self_driver: Coroutine[Any, Any, T] | None = None
+
+    def _driver(self) -> Coroutine[Any, Any, T]:
+        driver = self._self_driver
+        if driver is None:
+            driver = self._self_driver = _traced_coroutine(self.__wrapped__, self._self_inv)
+        return driver
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self._driver().__await__()  # ``await``: stepped by the interpreter, not through this proxy
+
+    def __next__(self) -> object:
+        return self._driver().send(None)
+
+    def send(self, value: object) -> object:
+        return self._driver().send(value)
+
+    def throw(self, *exc_info: Any) -> object:
+        if self._self_driver is not None:
+            return self._self_driver.throw(*exc_info)
+        try:  # unstarted: it raises what is thrown, as the program's coroutine would by itself
+            return self.__wrapped__.throw(*exc_info)
+        except BaseException as exc:
+            self._self_inv.end(End.RAISED, error=exc)
+            raise
+
+    def close(self) -> None:
+        if self._self_driver is not None:
+            self._self_driver.close()
+            return
+        self.__wrapped__.close()
+        self._self_inv.end(End.CLOSED)
+
+    def __del__(self) -> None:
+        if self._self_driver is None:
+            self._self_inv.end(End.CLOSED)
 
 
 def _generator_wrapper(handler: Handler) -> WrapperFunction:
@@ -384,8 +457,17 @@ async def _forward_async(agen: AsyncGenerator[Y, Any]) -> AsyncGenerator[Y, Any]
 # --------------------------------------------------------------------------------------------------
 
 
+def _traced_stream(result: object, inv: Invocation) -> object:
+    """A stream the kind asked to time (an iterator, or an async one), whether a sync or an async call
+    returned it."""
+    if hasattr(result, "__anext__"):
+        return _TracedAsyncIterator(cast(AsyncIterator[object], result), inv)
+    return _TracedIterator(cast(Iterator[object], result), inv)
+
+
 class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
-    """A stream object (e.g. an SDK's response stream) timed until exhausted, closed or dropped."""
+    """A stream object (e.g. an SDK's response stream) timed until exhausted, closed or dropped;
+    used as an iterator, as a context manager (``with stream:``, ``with create() as stream:``) or both."""
 
     def __init__(self, wrapped: Iterator[Y], inv: Invocation) -> None:
         super().__init__(wrapped)
@@ -417,6 +499,11 @@ class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
             return closer() if closer is not None else None
         finally:
             self._self_inv.end(End.CLOSED)
+
+    def __enter__(self) -> object:
+        # SDK streams return themselves: hand back this proxy, so the block iterates through it
+        entered = cast(AbstractContextManager[object], self.__wrapped__).__enter__()
+        return self if entered is self.__wrapped__ else entered
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> bool | None:
@@ -463,6 +550,18 @@ class _TracedAsyncIterator(wrapt.ObjectProxy[AsyncIterator[Y]]):
         finally:
             self._self_inv.end(End.CLOSED)
 
+    def close(self) -> object:
+        """An SDK's ``close()``, sync or a coroutine (returned as is): the stream ends when it is called."""
+        try:
+            return self.__wrapped__.close()  # type: ignore[attr-defined]
+        finally:
+            self._self_inv.end(End.CLOSED)
+
+    async def __aenter__(self) -> object:
+        # SDK streams return themselves: hand back this proxy, so the block iterates through it
+        entered = await cast(AbstractAsyncContextManager[object], self.__wrapped__).__aenter__()
+        return self if entered is self.__wrapped__ else entered
+
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> bool | None:
         # reached only by ``async with proxy:``: the wrapped stream is an async context manager
@@ -486,6 +585,9 @@ class _TracedAwaitable(wrapt.ObjectProxy[Awaitable[T]]):
     def __await__(self) -> Generator[Any, None, T]:
         return _traced_coroutine(_await(self.__wrapped__), self._self_inv).__await__()
 
+    def __del__(self) -> None:  # never awaited: ends closed (a no-op after an await completed)
+        self._self_inv.end(End.CLOSED)
+
 
 async def _await(awaitable: Awaitable[T]) -> T:
     return await awaitable
@@ -496,15 +598,25 @@ async def _await(awaitable: Awaitable[T]) -> T:
 # --------------------------------------------------------------------------------------------------
 
 
+#: One open entry of an :class:`InvocationScope`: ``[invocation (None: nothing recorded), the OTel
+#: context token to detach, the token that puts the scope's entries back as they were before it]``
+#: (a list: the last is only known once the entry is in; a list is the cheapest to build).
+_ScopeEntry: TypeAlias = list[Any]
+
+
 class InvocationScope:
     """Runs an invocation around a ``with`` / ``async with`` block: the same begin-once, end-once
     and never-raise guarantees as the wrappers. Subclasses say how to begin and what the block
-    returned. Re-entrant: each nested ``with`` on the same object is its own invocation."""
+    returned. Re-entrant: each nested ``with`` on the same object is its own invocation.
+
+    Safe to reuse and to share across threads and asyncio tasks: the open entries live in a context
+    variable, so each thread and task sees (and ends) only its own, whatever order they leave in.
+    """
 
     stage = "scope"
 
     def __init__(self) -> None:
-        self._stack: list[tuple[Invocation | None, Token[Context] | None]] = []
+        self._entries: ContextVar[tuple[_ScopeEntry, ...]] = ContextVar("agent_otel.scope", default=())
 
     def _begin(self) -> Invocation:
         raise NotImplementedError
@@ -515,7 +627,9 @@ class InvocationScope:
 
     @property
     def invocation(self) -> Invocation | None:
-        return self._stack[-1][0] if self._stack else None
+        """The invocation of the innermost entry of this object in the current thread or task."""
+        entries = self._entries.get()
+        return cast("Invocation | None", entries[-1][0]) if entries else None
 
     def __enter__(self) -> Self:
         inv: Invocation | None = None
@@ -527,15 +641,25 @@ class InvocationScope:
             except Exception as exc:
                 report_error(self.stage + ".begin", exc)
                 inv = None
-        self._stack.append((inv, token))
+        entry: _ScopeEntry = [inv, token, None]
+        entry[2] = self._entries.set((*self._entries.get(), entry))
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        inv, token = self._stack.pop()
-        if inv is None or token is None:  # both set, or neither
+        entries = self._entries.get()
+        if not entries:  # left in a context that never entered (nor inherited an entry): nothing to end
             return
-        _detach(token)
+        inv, token, restore = entries[-1]
+        try:
+            self._entries.reset(restore)  # back to the entries before it; forgotten when there were none
+        except ValueError:  # entered in a parent context (a task inherited the entry): end it from here
+            self._entries.set(entries[:-1])
+            token = None  # that context's token cannot be detached here
+        if inv is None:  # disabled, or the begin failed
+            return
+        if token is not None:
+            _detach(token)
         if exc is not None:
             inv.end(End.RAISED, error=exc)
         else:
@@ -570,7 +694,81 @@ def wrapper_for(handler: Handler, func: object) -> WrapperFunction:
     return _sync_wrapper(handler)
 
 
+def _lookup(module: str, qualname: str) -> object:
+    """What ``module.qualname`` names now (None when nothing does), as pickle looks it up."""
+    found: object = sys.modules.get(module)
+    try:
+        for part in qualname.split("."):
+            found = getattr(found, part, None)
+    except Exception:  # a module __getattr__ or a descriptor that fails: pickle will say so
+        return None
+    return found
+
+
+def _original(obj: object) -> object:
+    try:
+        return inspect.unwrap(cast(Callable[..., Any], obj))
+    except ValueError:  # a __wrapped__ cycle
+        return obj
+
+
+def _by_reference(proxy: Any, protocol: SupportsIndex) -> str | tuple[Any, ...]:
+    """How a wrapper pickles: as the plain callable it wraps does. A function goes by qualified name
+    (a GLOBAL opcode, the plain function's very pickle, when the name resolves to this wrapper), so
+    the process that loads it gets whatever that name holds there: this wrapper where the module is
+    decorated or the process instrumented, the plain function elsewhere. A bound method is rebound
+    by name on its (pickled) instance or class, as a plain bound method is."""
+    target = proxy.__wrapped__
+    if inspect.ismethod(target):
+        return cast(tuple[Any, ...], target.__reduce_ex__(protocol))
+    module, qualname = getattr(target, "__module__", None), getattr(target, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        return cast(tuple[Any, ...], target.__reduce_ex__(protocol))  # not a named callable: as itself
+    found = _lookup(module, qualname)
+    if found is not proxy and found is not None and _original(found) is _original(target):
+        # the name holds the plain function (``tool("t")(f)`` kept elsewhere) or another binding of it
+        return pkgutil.resolve_name, (f"{module}:{qualname}",)
+    return qualname  # pickle checks the name resolves to ``proxy`` and fails as for a plain function if not
+
+
+class _HostIdentity:
+    """Pickling and copying of a wrapper: as the plain callable's (wrapt's proxies refuse both)."""
+
+    __slots__ = ()
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
+        return _by_reference(self, protocol)
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        return _by_reference(self, 2)
+
+    def __copy__(self) -> object:
+        target = cast(Any, self).__wrapped__
+        if inspect.ismethod(target):  # a bound method copies as a new binding to the same object
+            return getattr(target.__self__, target.__func__.__name__)
+        return self  # functions are immutable to copy: the same object
+
+    def __deepcopy__(self, memo: dict[int, object]) -> object:
+        target = cast(Any, self).__wrapped__
+        if inspect.ismethod(target):  # bound to a deep copy of its object, as a plain bound method is
+            return getattr(copy.deepcopy(target.__self__, memo), target.__func__.__name__)
+        return self
+
+
+class BoundWrapper(_HostIdentity, wrapt.BoundFunctionWrapper[..., Any]):
+    """A :class:`Wrapper` read from an instance or class."""
+
+    __slots__ = ()  # made on every method access: no second instance dict (wrapt's proxy has one)
+
+
+class Wrapper(_HostIdentity, wrapt.FunctionWrapper[..., Any]):
+    """The object that replaces an instrumented callable: a wrapt proxy (same signature, attributes
+    and descriptor behaviour) that also pickles and copies as the plain callable does."""
+
+    __slots__ = ()
+    __bound_function_wrapper__ = BoundWrapper
+
+
 def instrument(handler: Handler, func: F) -> F:
     """Wrap ``func`` (function, method, classmethod or staticmethod object) with ``handler``."""
-    # the wrapper proxies ``func``: same signature, attributes and descriptor behaviour
-    return cast(F, wrapt.FunctionWrapper(func, wrapper_for(handler, func)))
+    return cast(F, Wrapper(func, wrapper_for(handler, func)))

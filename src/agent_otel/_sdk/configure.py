@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import socketserver
 import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Mapping
 from contextvars import Token
 from dataclasses import dataclass, field
 
@@ -44,14 +46,28 @@ from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, V
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
+from opentelemetry.semconv.resource import ResourceAttributes
+from opentelemetry.util._once import Once
 
 from agent_otel import semconv
-from agent_otel._context.carriers import instrument_process_carriers, uninstrument_process_carriers
+from agent_otel._context.carriers import (
+    instrument_process_carriers,
+    instrument_thread_subclasses,
+    uninstrument_process_carriers,
+    uninstrument_thread_subclasses,
+)
 from agent_otel._context.job import JobIdSpanProcessor
 from agent_otel._context.propagation import context_from_environment
 from agent_otel._engine.instruments import build_runtime, enabled_from_env, reset_runtime
 from agent_otel._engine.policy import HashingSpanProcessor
-from agent_otel._sdk.export_loss import LossReporter, ReportingBatchSpanProcessor, ReportingMetricExporter
+from agent_otel._engine.self_telemetry import report_error
+from agent_otel._environment import AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS
+from agent_otel._sdk.export_loss import (
+    LossReporter,
+    ReportingBatchSpanProcessor,
+    ReportingMetricExporter,
+    stop_retrying,
+)
 from agent_otel._sdk.settings import Settings, otlp_url, resolve_settings
 from agent_otel.errors import ConfigurationError
 
@@ -71,7 +87,10 @@ class Telemetry:
     environment_token: Token[Context] | None = None
     instrumentors: list[BaseInstrumentor] = field(default_factory=list)
     span_processors: list[ReportingBatchSpanProcessor] = field(default_factory=list)
+    metric_exporters: list[ReportingMetricExporter] = field(default_factory=list)
     loss: LossReporter = field(default_factory=lambda: LossReporter())
+    arguments: dict[str, object] = field(default_factory=dict)  # configure()'s, to set up again in a forked child
+    exit_flush_timeout_millis: int = 1000
 
     @property
     def prometheus_url(self) -> str | None:
@@ -83,6 +102,24 @@ class Telemetry:
 
 _telemetry: Telemetry | None = None
 _lock = threading.RLock()
+#: The SDK providers configure() built: never taken for a host's, even once shut down, so that
+#: configure() after shutdown() builds anew (and replaces them as the global providers).
+_built: weakref.WeakSet[object] = weakref.WeakSet()
+#: Resource attributes of this process when it is a forked child of a configured one (its ``process.pid``):
+#: what tells its telemetry from its parent's and its siblings'.
+_forked_resource: dict[str, int] = {}
+_DEFAULT_EXIT_FLUSH_TIMEOUT_MS = 1000
+
+
+def exit_flush_timeout_millis(env: Mapping[str, str] | None = None) -> int:
+    """The budget of the flush at process exit, from ``AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS`` (a clear error if bad)."""
+    raw = (os.environ if env is None else env).get(AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS, "").strip()
+    if not raw:
+        return _DEFAULT_EXIT_FLUSH_TIMEOUT_MS
+    if not raw.isdigit():
+        raise ConfigurationError(f"environment variable {AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS}={raw!r}: "
+                                 "expected a whole number of milliseconds")
+    return int(raw)
 
 
 def histogram_views() -> list[View]:
@@ -128,8 +165,9 @@ def _metric_reader(name: str, settings: Settings, telemetry: Telemetry) -> Metri
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
 
         exporter = HttpMetricExporter(endpoint=otlp_url(settings, "metrics"))
-    return PeriodicExportingMetricReader(ReportingMetricExporter(exporter, telemetry.loss),
-                                         export_interval_millis=settings.metric_export_interval_ms)
+    reporting = ReportingMetricExporter(exporter, telemetry.loss)
+    telemetry.metric_exporters.append(reporting)
+    return PeriodicExportingMetricReader(reporting, export_interval_millis=settings.metric_export_interval_ms)
 
 
 def _prometheus_reader(settings: Settings, telemetry: Telemetry) -> MetricReader:
@@ -176,6 +214,7 @@ def configure(
     (as does a host that installed SDK providers globally before calling this).
     """
     global _telemetry
+    arguments = dict(locals())
     with _lock:
         if _telemetry is not None:
             logger.debug("agent-otel: configure() called again; keeping the first configuration")
@@ -187,12 +226,13 @@ def configure(
 
         settings = resolve_settings(service_name, traces_exporter, metrics_exporter, otlp_endpoint,
                                     otlp_protocol, prometheus_host, prometheus_port)
-        telemetry = Telemetry(settings=settings, tracer_provider=None, meter_provider=None)
-        resource = Resource.create({"service.name": settings.service_name}).merge(
+        telemetry = Telemetry(settings=settings, tracer_provider=None, meter_provider=None, arguments=arguments,
+                              exit_flush_timeout_millis=exit_flush_timeout_millis())
+        resource = Resource.create({"service.name": settings.service_name, **_forked_resource}).merge(
             OTELResourceDetector().detect())
 
         host_tp = tracer_provider or trace.get_tracer_provider()
-        if isinstance(host_tp, TracerProvider):
+        if isinstance(host_tp, TracerProvider) and not (tracer_provider is None and host_tp in _built):
             if tracer_provider is None:
                 logger.info("agent-otel: using the SDK TracerProvider the host program installed")
             tp = host_tp
@@ -203,11 +243,12 @@ def configure(
                 telemetry.span_processors.append(processor)
                 tp.add_span_processor(processor)
             telemetry.owns_tracer_provider = True
+            _built.add(tp)
         tp.add_span_processor(JobIdSpanProcessor())
         tp.add_span_processor(HashingSpanProcessor())
 
         host_mp = meter_provider or metrics.get_meter_provider()
-        if isinstance(host_mp, MeterProvider):
+        if isinstance(host_mp, MeterProvider) and not (meter_provider is None and host_mp in _built):
             if meter_provider is None:
                 logger.info("agent-otel: using the SDK MeterProvider the host program installed")
             mp = host_mp
@@ -216,17 +257,15 @@ def configure(
             mp = MeterProvider(resource=resource, metric_readers=readers, views=metric_views(),
                                shutdown_on_exit=False)
             telemetry.owns_meter_provider = True
+            _built.add(mp)
 
         if set_global:
-            if telemetry.owns_tracer_provider:
-                trace.set_tracer_provider(tp)
-            if telemetry.owns_meter_provider:
-                metrics.set_meter_provider(mp)
+            _set_global_providers(telemetry, tp, mp)
         telemetry.tracer_provider = tp
         telemetry.meter_provider = mp
         telemetry.loss.counter = build_runtime(tp, mp, enabled=True).errors
 
-        parent = context_from_environment()
+        parent = context_from_environment() if not _fork_child_setup else None
         if parent is not None:  # a parent process handed us its trace and job (TRACEPARENT/BAGGAGE)
             telemetry.environment_token = otel_context.attach(parent)
         if instrument_threads:  # the instrumentors are imported only when switched on
@@ -236,6 +275,7 @@ def configure(
             if not instrumentor.is_instrumented_by_opentelemetry:
                 instrumentor.instrument()
                 telemetry.instrumentors.append(instrumentor)
+            instrument_thread_subclasses()  # threads whose class overrides run(): see carriers
         if instrument_processes:
             instrument_process_carriers()
         if system_metrics:
@@ -247,8 +287,83 @@ def configure(
                 telemetry.instrumentors.append(system)
         if telemetry.owns_tracer_provider or telemetry.owns_meter_provider:
             _register_exit_hook()
+            _register_fork_handler()
         _telemetry = telemetry
         return telemetry
+
+
+def _set_global_providers(telemetry: Telemetry, tp: TracerProvider, mp: MeterProvider) -> None:
+    """Install the providers we built as the global ones. The API installs a provider once per process:
+    a global one that we built earlier (and shut down) is replaced, resetting the API's guard (pinned
+    API internals); a host's is never replaced (we do not build providers when the host has)."""
+    if telemetry.owns_tracer_provider:
+        if trace.get_tracer_provider() in _built:
+            trace._TRACER_PROVIDER_SET_ONCE = Once()
+        trace.set_tracer_provider(tp)
+    if telemetry.owns_meter_provider:
+        if metrics.get_meter_provider() in _built:
+            from opentelemetry.metrics import _internal as metrics_internal
+
+            metrics_internal._METER_PROVIDER_SET_ONCE = Once()
+        metrics.set_meter_provider(mp)
+
+
+_fork_child_setup = False
+
+
+def _after_fork_in_child() -> None:
+    """``os.fork()`` in a configured process: the child starts its own configuration, from the same
+    configure() arguments. It does not inherit the parent's: the copy of the /metrics socket is closed
+    (the parent keeps serving; the child serves no /metrics, as the port is the parent's), the
+    inherited exporters drop what they hold (the parent's spans and cumulative metric state, which
+    the parent exports), and nothing waits for the parent's threads, which do not exist here. The
+    new providers start from zero and carry ``process.pid``, so each worker of a pre-fork server
+    reports its own telemetry. Never raises: a failure leaves the child without telemetry."""
+    global _lock, _telemetry, _fork_child_setup
+    _lock = threading.RLock()  # a thread that held it at the fork does not exist here
+    inherited = _telemetry
+    if inherited is None or inherited.settings is None:
+        return
+    _forked_resource[ResourceAttributes.PROCESS_PID] = os.getpid()
+    if not (inherited.owns_tracer_provider or inherited.owns_meter_provider):
+        return  # the host's providers: the SDK resets their queues and threads in the child itself
+    try:
+        server, inherited.prometheus_server = inherited.prometheus_server, None
+        if server is not None:
+            server.socket.close()  # this process's copy only: the parent's socket stays open
+        for processor in inherited.span_processors:
+            processor._reporting.abandoned = True
+        for exporter in inherited.metric_exporters:
+            exporter.abandoned = True
+        _telemetry = None
+        token, inherited.environment_token = inherited.environment_token, None  # the context stays as it is
+        _release(inherited, inherited.exit_flush_timeout_millis, retry=False)
+        settings = inherited.settings
+        arguments = {**inherited.arguments, "metrics_exporter": tuple(
+            name for name in settings.metrics_exporters if name != "prometheus") or "none"}
+        _fork_child_setup = True
+        try:
+            configure(**arguments)  # type: ignore[arg-type]  # configure()'s own arguments
+        finally:
+            _fork_child_setup = False
+        renewed = current_telemetry()
+        if renewed is not None:
+            renewed.environment_token = token
+    except Exception as exc:
+        report_error("fork.configure", exc)
+
+
+_fork_handler_registered = False
+
+
+def _register_fork_handler() -> None:
+    """Registered once, by the first configure(): after-fork handlers run in registration order, so
+    ours runs after those of the modules setting up imported (e.g. ``concurrent.futures.thread``,
+    whose lock would otherwise still be held when ours sets up again)."""
+    global _fork_handler_registered
+    if not _fork_handler_registered and hasattr(os, "register_at_fork"):
+        _fork_handler_registered = True
+        os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 _exit_hook_registered = False
@@ -261,7 +376,7 @@ def _register_exit_hook() -> None:
     global _exit_hook_registered
     if not _exit_hook_registered:
         _exit_hook_registered = True
-        atexit.register(shutdown)
+        atexit.register(shutdown_at_exit)
 
 
 def current_telemetry() -> Telemetry | None:
@@ -276,7 +391,7 @@ def _start(what: str, step: Callable[[], object]) -> threading.Thread | None:
         try:
             step()
         except Exception as exc:
-            logger.warning("agent-otel: shutdown of the %s failed (%s: %s)", what, type(exc).__name__, exc)
+            report_error("shutdown." + what.replace(" ", "_"), exc)  # one line, no message: it may quote host data
 
     thread = threading.Thread(target=run, name=f"agent-otel-shutdown-{what.replace(' ', '-')}", daemon=True)
     try:
@@ -285,6 +400,15 @@ def _start(what: str, step: Callable[[], object]) -> threading.Thread | None:
         run()
         return None
     return thread
+
+
+def shutdown_at_exit() -> None:
+    """The flush at process exit: within ``AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS`` (default 1 s), and each
+    exporter makes one attempt, no retry: a collector that is down costs the exit no more than that,
+    and what it did not take is counted as lost. Never raises."""
+    telemetry = _telemetry
+    _shutdown(telemetry.exit_flush_timeout_millis if telemetry is not None else _DEFAULT_EXIT_FLUSH_TIMEOUT_MS,
+              retry=False)
 
 
 def shutdown(timeout_millis: int = 10_000) -> None:
@@ -298,62 +422,78 @@ def shutdown(timeout_millis: int = 10_000) -> None:
     left to finish in the background (what it then loses is logged, no longer counted). Beyond the deadline
     come only the few milliseconds of uninstrumenting, starting those threads and closing the
     /metrics socket."""
+    _shutdown(timeout_millis, retry=True)
+
+
+def _shutdown(timeout_millis: int, *, retry: bool) -> None:
     global _telemetry
     with _lock:
         telemetry, _telemetry = _telemetry, None
         if telemetry is None:
             return
-        deadline = time.monotonic() + timeout_millis / 1000
+        _release(telemetry, timeout_millis, retry=retry)
 
-        def remaining_millis() -> float:
-            return max(1.0, (deadline - time.monotonic()) * 1000)  # never 0: the SDK refuses to start
 
-        def wait(thread: threading.Thread | None) -> None:
-            if thread is not None:
-                thread.join(max(0.0, deadline - time.monotonic()))
+def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool) -> None:
+    """Flush and release what ``telemetry`` set up (see shutdown()); ``retry=False``: the exporters
+    make one attempt each, without their backoff retries."""
+    if not retry:
+        for processor in telemetry.span_processors:
+            stop_retrying(processor._reporting.exporter)
+        for metric_exporter in telemetry.metric_exporters:
+            stop_retrying(metric_exporter.exporter)
+    deadline = time.monotonic() + timeout_millis / 1000
 
-        server = telemetry.prometheus_server
-        # serve_forever() notices a shutdown request within 0.5 s: let that overlap with the flush
-        stop_server = _start("metrics server", server.shutdown) if server is not None else None
-        for instrumentor in telemetry.instrumentors:
-            try:
-                instrumentor.uninstrument()
-            except Exception:
-                logger.debug("agent-otel: uninstrument failed", exc_info=True)
-        uninstrument_process_carriers()
-        # TracerProvider.shutdown() takes no timeout: shut our batch processors down first, in time.
-        def processor_shutdown(processor: ReportingBatchSpanProcessor) -> Callable[[], None]:
-            return lambda: processor.shutdown(remaining_millis())
+    def remaining_millis() -> float:
+        return max(1.0, (deadline - time.monotonic()) * 1000)  # never 0: the SDK refuses to start
 
-        def flush(provider: TracerProvider | MeterProvider) -> Callable[[], bool]:
-            return lambda: provider.force_flush(int(remaining_millis()))
+    def wait(thread: threading.Thread | None) -> None:
+        if thread is not None:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
-        def meter_provider_shutdown(provider: MeterProvider) -> Callable[[], None]:
-            return lambda: provider.shutdown(timeout_millis=remaining_millis())
+    server = telemetry.prometheus_server
+    # serve_forever() notices a shutdown request within 0.5 s: let that overlap with the flush
+    stop_server = _start("metrics server", server.shutdown) if server is not None else None
+    for instrumentor in telemetry.instrumentors:
+        try:
+            instrumentor.uninstrument()
+        except Exception as exc:
+            report_error("shutdown.uninstrument", exc)
+    uninstrument_process_carriers()
+    uninstrument_thread_subclasses()
+    # TracerProvider.shutdown() takes no timeout: shut our batch processors down first, in time.
+    def processor_shutdown(processor: ReportingBatchSpanProcessor) -> Callable[[], None]:
+        return lambda: processor.shutdown(remaining_millis())
 
-        steps: list[tuple[str, Callable[[], object]]] = [("span processor", processor_shutdown(p))
-                                                         for p in telemetry.span_processors]
-        providers: tuple[tuple[TracerProvider | MeterProvider | None, bool], ...] = (
-            (telemetry.tracer_provider, telemetry.owns_tracer_provider),
-            (telemetry.meter_provider, telemetry.owns_meter_provider))
-        for provider, owned in providers:
-            if provider is None:
-                continue
-            if not owned:
-                steps.append(("flush", flush(provider)))
-            elif isinstance(provider, MeterProvider):
-                steps.append(("meter provider", meter_provider_shutdown(provider)))
-            else:
-                steps.append(("tracer provider", provider.shutdown))
-        for what, step in steps:
-            wait(_start(what, step))
-        telemetry.loss.counter = None
-        if server is not None:
-            wait(stop_server)
-            server.server_close()  # if serve_forever() is still polling, it stops at its next poll
-        if telemetry.environment_token is not None:
-            try:
-                otel_context.detach(telemetry.environment_token)
-            except Exception:
-                pass
-        reset_runtime()
+    def flush(provider: TracerProvider | MeterProvider) -> Callable[[], bool]:
+        return lambda: provider.force_flush(int(remaining_millis()))
+
+    def meter_provider_shutdown(provider: MeterProvider) -> Callable[[], None]:
+        return lambda: provider.shutdown(timeout_millis=remaining_millis())
+
+    steps: list[tuple[str, Callable[[], object]]] = [("span processor", processor_shutdown(p))
+                                                     for p in telemetry.span_processors]
+    providers: tuple[tuple[TracerProvider | MeterProvider | None, bool], ...] = (
+        (telemetry.tracer_provider, telemetry.owns_tracer_provider),
+        (telemetry.meter_provider, telemetry.owns_meter_provider))
+    for provider, owned in providers:
+        if provider is None:
+            continue
+        if not owned:
+            steps.append(("flush", flush(provider)))
+        elif isinstance(provider, MeterProvider):
+            steps.append(("meter provider", meter_provider_shutdown(provider)))
+        else:
+            steps.append(("tracer provider", provider.shutdown))
+    for what, step in steps:
+        wait(_start(what, step))
+    telemetry.loss.counter = None
+    if server is not None:
+        wait(stop_server)
+        server.server_close()  # if serve_forever() is still polling, it stops at its next poll
+    if telemetry.environment_token is not None:
+        try:
+            otel_context.detach(telemetry.environment_token)
+        except Exception:
+            pass
+    reset_runtime()

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -53,6 +55,16 @@ def _shutdown_within(target: _ShutsDown, timeout_millis: float) -> None:
         target.shutdown()
 
 
+def stop_retrying(exporter: object) -> None:
+    """Make ``exporter``'s next export its only attempt: the OTLP exporters skip their backoff retries
+    once their shutdown event is set (the HTTP client's ``_shutdown_event``, the gRPC exporter's
+    ``_shutdown_in_progress``: pinned SDK internals). Other exporters keep their own behaviour."""
+    for owner, name in ((exporter, "_shutdown_in_progress"), (getattr(exporter, "_client", None), "_shutdown_event")):
+        event = getattr(owner, name, None)
+        if isinstance(event, threading.Event):
+            event.set()
+
+
 class ReportingSpanExporter(SpanExporter):
     """Wraps a span exporter: a batch it fails to deliver (FAILURE, or an exception) is counted, one
     per span, at stage ``export.traces`` (only logged once ``closed``: an export that starts after
@@ -66,10 +78,13 @@ class ReportingSpanExporter(SpanExporter):
         self.exporter = exporter
         self._loss = loss
         self.closed = False
+        self.abandoned = False  # in a forked child: what it holds is the parent's to export
         self.calls = 0
         self.exporting = False
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self.abandoned:
+            return SpanExportResult.SUCCESS
         count = 0 if self.closed else len(spans)  # read before exporting: see the class docstring
         self.calls += 1
         self.exporting = True
@@ -146,9 +161,46 @@ class ReportingBatchSpanProcessor(BatchSpanProcessor):
                 f"shutdown timed out with {left} spans not exported"), left)
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _int64(value: object) -> bool:
+    return type(value) is not int or _INT64_MIN <= value <= _INT64_MAX
+
+
+def _point_fits(point: Any) -> bool:
+    return _int64(getattr(point, "value", None)) and all(_int64(e.value) for e in point.exemplars or ())
+
+
+def _within_int64(metrics_data: MetricsData) -> tuple[MetricsData, int]:
+    """``metrics_data`` without the data points whose integer value (or an exemplar's) is beyond int64,
+    which OTLP cannot encode (one such point makes the exporter fail the whole export, and a cumulative
+    sum stays beyond it: every later export would fail); and how many were dropped. Scans every point,
+    and rebuilds only the metrics holding a bad one."""
+    dropped = 0
+    resources = []
+    for resource_metrics in metrics_data.resource_metrics:
+        scopes = []
+        for scope_metrics in resource_metrics.scope_metrics:
+            metrics = []
+            for metric in scope_metrics.metrics:
+                data: Any = metric.data  # any of the SDK's point types (all frozen dataclasses)
+                points = getattr(data, "data_points", None)
+                if points and not all(_point_fits(point) for point in points):
+                    kept = [point for point in points if _point_fits(point)]
+                    dropped += len(points) - len(kept)
+                    metric = dataclasses.replace(metric, data=dataclasses.replace(data, data_points=kept))
+                metrics.append(metric)
+            scopes.append(dataclasses.replace(scope_metrics, metrics=metrics) if dropped else scope_metrics)
+        resources.append(dataclasses.replace(resource_metrics, scope_metrics=scopes) if dropped else resource_metrics)
+    return (dataclasses.replace(metrics_data, resource_metrics=resources) if dropped else metrics_data), dropped
+
+
 class ReportingMetricExporter(MetricExporter):
     """Wraps a push metric exporter: a failed export (FAILURE, or an exception) is counted at stage
-    ``export.metrics``."""
+    ``export.metrics``. Data points beyond what OTLP carries (an integer beyond int64, e.g. from a
+    host's own counter: agent-otel's counts are bounded when recorded) are left out of the export,
+    so that they never stop it, and counted at ``export.metrics.out_of_range`` (one per point and export)."""
 
     def __init__(self, exporter: MetricExporter, loss: LossReporter) -> None:
         # the SDK's MetricExporter keeps them there; a custom exporter may not have them (SDK defaults)
@@ -156,8 +208,19 @@ class ReportingMetricExporter(MetricExporter):
                          preferred_aggregation=getattr(exporter, "_preferred_aggregation", None))
         self.exporter = exporter
         self._loss = loss
+        self.abandoned = False  # in a forked child: the state it would export is a copy of the parent's
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        if self.abandoned:
+            return MetricExportResult.SUCCESS
+        try:
+            metrics_data, dropped = _within_int64(metrics_data)
+        except Exception as exc:  # exported as it is, then
+            self._loss("export.metrics.out_of_range", exc, 0)
+        else:
+            if dropped:
+                self._loss("export.metrics.out_of_range", ExportLossError(
+                    f"{dropped} data points beyond int64 left out of the export"), dropped)
         try:
             result = self.exporter.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
         except Exception as exc:

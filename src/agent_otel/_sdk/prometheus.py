@@ -48,6 +48,7 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from prometheus_client.openmetrics.exposition import UNDERSCORES, escape_label_name
 from prometheus_client.registry import Collector
 
+from agent_otel._engine.policy import valid_text
 from agent_otel._engine.self_telemetry import report_error
 
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]")
@@ -71,6 +72,14 @@ def prometheus_name(name: str, unit: str) -> tuple[str, str]:
     if suffix and not base.endswith("_" + suffix):
         base = f"{base}_{suffix}"
     return base, suffix
+
+
+def _text(value: object, key: str) -> str:
+    """``value`` as text the exposition can encode: a value that did not come through agent-otel's
+    record path (a host instrument, a resource attribute) may hold a lone surrogate, which would fail
+    every scrape; it is repaired (and counted) by :func:`~agent_otel._engine.policy.valid_text`."""
+    text = value if type(value) is str else str(value)
+    return text if text.isascii() else valid_text(text, key)
 
 
 def _format_bound(bound: float) -> str:
@@ -160,7 +169,7 @@ class _Names:
         return label
 
     def labels(self, attributes: Attributes, scope: _Labels) -> _Labels:
-        labels = {self.label(k): str(v) for k, v in attributes.items()} if attributes else {}
+        labels = {self.label(k): _text(v, k) for k, v in attributes.items()} if attributes else {}
         labels.update(scope)
         return labels
 
@@ -179,9 +188,9 @@ def _scopes(reader: AgentOtelPrometheusReader, stage: str) -> Iterator[tuple[Att
         if not reader._disable_target_info and resource_metrics.resource.attributes:
             yield resource_metrics.resource.attributes, {}, None
         for scope_metrics in resource_metrics.scope_metrics:
-            scope = {_SCOPE_NAME: scope_metrics.scope.name}
+            scope = {_SCOPE_NAME: _text(scope_metrics.scope.name, _SCOPE_NAME)}
             if scope_metrics.scope.version:
-                scope[_SCOPE_VERSION] = scope_metrics.scope.version
+                scope[_SCOPE_VERSION] = _text(scope_metrics.scope.version, _SCOPE_VERSION)
             for metric in scope_metrics.metrics:
                 yield None, scope, metric
 
@@ -215,7 +224,8 @@ class _Translator(Collector):
         typ = _family_type(data)
         if typ is None:
             return
-        family = families.get(base) or families.setdefault(base, Metric(base, metric.description or "", typ, unit))
+        family = families.get(base) or families.setdefault(
+            base, Metric(base, _text(metric.description or "", "description"), typ, unit))
         append = family.samples.append
         labels_of = self._names.labels
         if isinstance(data, HistogramData):
@@ -357,7 +367,8 @@ class _TextRenderer:
         typ = _family_type(data)
         if typ is None:
             return
-        family = families.get(base) or families.setdefault(base, (typ, metric.description or "", unit, []))
+        family = families.get(base) or families.setdefault(
+            base, (typ, _text(metric.description or "", "description"), unit, []))
         append = family[3].append
         go, values = self._go, self._values
         scope_key = tuple(scope.items())

@@ -411,6 +411,8 @@ def load_file(path: str | os.PathLike[str], source: str | None = None) -> Config
         raise ConfigurationError(f"{label}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{label}: invalid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per level of nesting
+        raise ConfigurationError(f"{label}: invalid TOML: arrays or inline tables nested too deeply") from None
     if file.name == PYPROJECT:
         tool = data.get("tool", {})
         if not isinstance(tool, dict):
@@ -443,7 +445,7 @@ def find_config(directory: str | os.PathLike[str] | None = None,
     if pyproject.is_file():
         try:
             data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return None
         if isinstance(data.get("tool"), dict) and "agent-otel" in data["tool"]:
             return pyproject

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent_otel._environment import AGENT_OTEL_CONFIG, AGENT_OTEL_LAUNCHER
-from agent_otel._sdk.configure import configure, shutdown
+from agent_otel._sdk.configure import configure, shutdown_at_exit
 from agent_otel._zerocode.config import Config, find_config, load_config, load_file
 from agent_otel._zerocode.instrumentor import configure_sdk
 from agent_otel._zerocode.patching import instrument
@@ -122,7 +122,7 @@ def _flush() -> None:
         return
     _flushed = True
     try:
-        shutdown()
+        shutdown_at_exit()  # within AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS, no retries
     except Exception as exc:  # never change the program's exit
         print(f"agent-otel: flushing telemetry failed: {exc}", file=sys.stderr)
 

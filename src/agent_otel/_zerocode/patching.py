@@ -22,7 +22,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import ModuleType
+from types import FunctionType, MethodType, ModuleType
 from typing import Any, TypeAlias
 
 import wrapt
@@ -43,7 +43,7 @@ from agent_otel._context.carriers import instrument_http_headers, uninstrument_h
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import set_policy
 from agent_otel._engine.self_telemetry import report_error
-from agent_otel._engine.wrappers import Args, Handler, Invocation, Kwargs, WrapperFunction, wrapper_for
+from agent_otel._engine.wrappers import Args, Handler, Invocation, Kwargs, Wrapper, WrapperFunction, wrapper_for
 from agent_otel._environment import AGENT_OTEL_CONFIG
 from agent_otel._zerocode.config import Config, TargetSpec, load_config
 from agent_otel._zerocode.targets import resolve_in
@@ -131,8 +131,8 @@ class _Entry:
 
 #: Where a target lives: the module or class whose attribute is replaced.
 Owner: TypeAlias = type | ModuleType
-#: The proxy that replaces a target (what ``wrapt.FunctionWrapper`` returns).
-Wrapped: TypeAlias = wrapt.FunctionWrapper[..., Any]
+#: The proxy that replaces a target: it pickles and copies as the target does.
+Wrapped: TypeAlias = Wrapper
 
 
 @dataclass(eq=False)
@@ -179,6 +179,28 @@ def entry_errors() -> dict[str, str]:
         return {t: e.error for t, e in (_state.entries.items() if _state else ()) if e.error}
 
 
+_bind = wrapt.FunctionWrapper.__get__
+
+
+class _MethodWrapper(Wrapper):
+    """The wrapper of a plain method. Read from a class it is itself, as a plain function is, so
+    ``Sub.method is Base.method`` holds for a subclass that does not override it (frameworks detect
+    overrides that way); read from an instance it binds as every wrapt wrapper does."""
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        return _bind(self, instance, owner)
+
+
+class _StaticMethodWrapper(Wrapper):
+    """The wrapper of a static method: read from a class or an instance it is itself, as the function
+    of a plain static method is (calling it calls the static method, Python >= 3.10)."""
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        return self
+
+
 def _make_wrapper(entry: _Entry, raw: Any, owner: Owner, attr: str) -> Wrapped:
     spec = entry.spec
     label = f"{owner.__module__}.{owner.__qualname__}.{attr}" if isinstance(owner, type) else f"{spec.module}.{attr}"
@@ -188,15 +210,20 @@ def _make_wrapper(entry: _Entry, raw: Any, owner: Owner, attr: str) -> Wrapped:
         handler = build_handler(spec, entry.config, raw, owner, attr, label)
         inner = wrapper_for(_FamilyHandler(handler, entry) if spec.subclasses else handler, raw)
     family = id(entry)
+    method = isinstance(owner, type) and isinstance(raw, FunctionType)
 
     def guarded(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
         if not entry.active:
             return wrapped(*args, **kwargs)
+        if instance is None and method and args:  # Class.method(obj, ...): obj is self, as in plain Python
+            instance, args = args[0], args[1:]
+            wrapped = MethodType(wrapped, instance)
         if spec.subclasses and otel_context.get_value(_FAMILY_KEY) == (family, id(instance)):
             return wrapped(*args, **kwargs)
         return inner(wrapped, instance, args, kwargs)
 
-    wrapper = wrapt.FunctionWrapper(raw, guarded)
+    kind = _MethodWrapper if method else _StaticMethodWrapper if isinstance(raw, staticmethod) else Wrapper
+    wrapper = kind(raw, guarded)
     wrapper._self_agent_otel_entry = entry  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
     return wrapper
 

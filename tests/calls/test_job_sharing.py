@@ -1,0 +1,102 @@
+"""One ``job()`` object reused and shared: every entry is its own job, whichever task or thread enters it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import agent_otel
+from agent_otel import semconv
+
+WORKFLOW = semconv.job_span_name("batch")
+
+
+@agent_otel.tool("step")
+def step() -> None:
+    return None
+
+
+def job_span(otel: Any, job_id: str) -> Any:
+    [span] = [s for s in otel.spans(WORKFLOW) if s.attributes[semconv.JOB_ID] == job_id]
+    return span
+
+
+def test_one_job_object_shared_by_overlapping_asyncio_tasks(otel: Any) -> None:
+    shared = agent_otel.job(type="batch")
+    seen: dict[str, Any] = {}
+
+    async def first(entered: asyncio.Event, release: asyncio.Event) -> None:
+        async with shared:
+            seen["first"] = shared.id
+            entered.set()
+            await release.wait()
+            step()
+            shared.set_outcome("failure")
+        seen["first after"] = agent_otel.current_job_id()
+
+    async def second(entered: asyncio.Event, first_done: asyncio.Task[None]) -> None:
+        await entered.wait()
+        async with shared:  # enters while the first task is inside
+            seen["second"] = shared.id
+            release.set()
+            await first_done  # the first task leaves while this one is inside
+            seen["second after first left"] = (shared.id, agent_otel.current_job_id())
+            step()
+
+    async def main() -> None:
+        nonlocal release
+        entered, release = asyncio.Event(), asyncio.Event()
+        first_task = asyncio.create_task(first(entered, release))
+        await asyncio.gather(first_task, second(entered, first_task))
+
+    release: asyncio.Event
+    asyncio.run(main())
+
+    first_id, second_id = seen["first"], seen["second"]
+    assert first_id and second_id and first_id != second_id
+    assert seen["first after"] is None  # not left current after its block
+    assert seen["second after first left"] == (second_id, second_id)
+    first_span, second_span = job_span(otel, first_id), job_span(otel, second_id)
+    assert first_span.end_time < second_span.end_time  # each span ended when its own block did
+    assert first_span.attributes[semconv.JOB_OUTCOME] == "failure"
+    assert second_span.attributes[semconv.JOB_OUTCOME] == "success"
+    steps = otel.spans(semconv.tool_span_name("step"))
+    assert sorted(s.attributes[semconv.JOB_ID] for s in steps) == sorted([first_id, second_id])
+    for span in (first_span, second_span):
+        assert span.attributes[semconv.JOB_ROLLUP_TOOL_CALLS] == 1
+
+
+def test_one_job_object_shared_by_threads_and_reused_in_sequence(otel: Any) -> None:
+    shared = agent_otel.job(type="batch")
+    first_inside, second_inside, first_left = threading.Event(), threading.Event(), threading.Event()
+    ids: list[str | None] = []
+    left_current: list[str | None] = []
+
+    def worker(inside: threading.Event, wait_for: threading.Event, left: threading.Event | None) -> None:
+        with shared:
+            job_id = shared.id
+            inside.set()
+            assert wait_for.wait(timeout=30)
+            ids.append(job_id if (shared.id, agent_otel.current_job_id()) == (job_id, job_id) else None)
+        left_current.append(agent_otel.current_job_id())
+        if left is not None:
+            left.set()
+
+    # the first thread to enter leaves first, while the second is still inside
+    threads = [threading.Thread(target=worker, args=(first_inside, second_inside, first_left)),
+               threading.Thread(target=worker, args=(second_inside, first_left, None))]
+    threads[0].start()
+    assert first_inside.wait(timeout=30)
+    threads[1].start()
+    for thread in threads:
+        thread.join(timeout=30)
+    with shared:
+        ids.append(shared.id)
+        with shared:  # re-entered: a nested job of its own
+            inner = shared.id
+        assert shared.id == ids[-1]
+    assert shared.id is None
+    assert None not in ids and len(set(ids)) == 3 and inner not in ids
+    assert left_current == [None, None]
+    assert len(otel.spans(WORKFLOW)) == 4

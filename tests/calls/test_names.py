@@ -1,0 +1,96 @@
+"""A name an extractor cannot find (None, empty, or a failing path) is never the literal "None": it falls
+back to the class or function name, as a configured target's default, and the miss is counted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import agent_otel
+from agent_otel import path, semconv
+from tests.support.telemetry import error_count, point
+
+
+class FixerAgent:
+    name: str | None = None
+
+    @agent_otel.agent(path("self.name"))
+    def run(self, task: str) -> dict[str, bool]:
+        return {"success": True}
+
+    @agent_otel.evolution(path("self.name"))
+    def evolve(self) -> dict[str, Any]:
+        return {"kpis_before": {"score": 1.0}, "kpis_after": {"score": 2.0}}
+
+
+@agent_otel.agent(path("args.config.name"))
+def triage(config: dict[str, Any]) -> dict[str, bool]:
+    return {"success": True}
+
+
+class Toolbox:
+    @agent_otel.tool(path("args.label"))
+    def search(self, label: str | None) -> str:
+        return "found"
+
+
+class Client:
+    vendor = ""
+
+    @agent_otel.provider(path("self.vendor"), model="m")
+    def complete(self, prompt: str) -> dict[str, Any]:
+        return {"usage": {"input_tokens": 1, "output_tokens": 1}}
+
+
+def span_names(otel: Any) -> list[str]:
+    return sorted(s.name for s in otel.spans())
+
+
+def all_attribute_values(otel: Any) -> str:
+    spans = repr([dict(s.attributes) for s in otel.spans()])
+    metrics = repr([dict(p.attributes) for m in otel.metrics().values() for p in m.data.data_points])
+    return spans + metrics
+
+
+def test_an_agent_method_named_none_is_named_after_its_class(otel: Any) -> None:
+    assert FixerAgent().run("t") == {"success": True}
+    assert span_names(otel) == ["invoke_agent FixerAgent"]
+    assert point(otel, semconv.AGENT_DURATION.name, {semconv.GEN_AI_AGENT_NAME: "FixerAgent"}).count == 1
+    assert error_count(otel, "agent.name") == 1
+    assert "None" not in all_attribute_values(otel)
+
+
+def test_an_agent_function_whose_path_fails_is_named_after_the_function(otel: Any) -> None:
+    assert triage({}) == {"success": True}
+    assert span_names(otel) == ["invoke_agent triage"]
+    assert error_count(otel, "agent.name") == 1
+
+
+def test_tool_provider_and_evolution_names_fall_back_through_the_same_mechanism(otel: Any) -> None:
+    Toolbox().search(None)
+    Client().complete("hi")
+    FixerAgent().evolve()
+    assert span_names(otel) == ["chat m", "evolve FixerAgent", "execute_tool search"]
+    assert point(otel, semconv.TOOL_DURATION.name).attributes[semconv.GEN_AI_TOOL_NAME] == "search"
+    provider = point(otel, semconv.CLIENT_OPERATION_DURATION.name).attributes[semconv.GEN_AI_PROVIDER_NAME]
+    assert provider == "Client"
+    for stage in ("tool.name", "provider.provider", "evolution.agent"):
+        assert error_count(otel, stage) == 1, stage
+    assert "None" not in all_attribute_values(otel)
+
+
+def test_a_found_name_is_used_and_nothing_is_counted(otel: Any) -> None:
+    agent = FixerAgent()
+    agent.name = "fixer"
+    agent.run("t")
+    assert span_names(otel) == ["invoke_agent fixer"]
+    assert error_count(otel, "agent.name") == 0
+
+
+def test_a_job_type_that_is_not_found_is_the_default(otel: Any) -> None:
+    @agent_otel.job(type=path("args.spec.kind"))
+    def run(spec: dict[str, Any]) -> None:
+        return None
+
+    run({})
+    assert span_names(otel) == [semconv.job_span_name("default")]
+    assert point(otel, semconv.JOB_DURATION.name).attributes[semconv.JOB_TYPE] == "default"

@@ -1,0 +1,144 @@
+"""Streams of the real ``openai`` and ``anthropic`` SDKs, served over SSE on loopback: from a sync or an
+``async def`` provider, used as an iterator, as a context manager or both, each stream is timed until
+it is exhausted or closed, and its usage is read."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+import agent_otel
+from agent_otel import semconv
+from tests.support.sse_llm import (
+    ANTHROPIC_INPUT_TOKENS,
+    ANTHROPIC_MODEL,
+    ANTHROPIC_OUTPUT_TOKENS,
+    OPENAI_MODEL,
+    OPENAI_USAGE,
+    StreamingLLM,
+)
+from tests.support.telemetry import point
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+USES = ["iterate", "with", "with_as", "iterate_then_close"]
+EXPECTED = {"openai": (OPENAI_MODEL, OPENAI_USAGE["prompt_tokens"], OPENAI_USAGE["completion_tokens"], 3),
+            "anthropic": (ANTHROPIC_MODEL, ANTHROPIC_INPUT_TOKENS, ANTHROPIC_OUTPUT_TOKENS, 6)}
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[StreamingLLM]:
+    with StreamingLLM() as server:
+        yield server
+
+
+def sync_create(sdk: str, url: str) -> Any:
+    if sdk == "openai":
+        client = openai.OpenAI(base_url=url + "/v1", api_key="test", max_retries=0)
+
+        @agent_otel.provider("openai", model="gpt-4o-mini")
+        def create() -> Any:
+            return client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True,
+                                                  stream_options={"include_usage": True})
+    else:
+        sync_client = anthropic.Anthropic(base_url=url, api_key="test", max_retries=0)
+
+        @agent_otel.provider("anthropic", model="gpt-4o-mini")
+        def create() -> Any:
+            return sync_client.messages.create(model="claude-3-5-haiku", max_tokens=16, messages=MESSAGES, stream=True)
+    return create
+
+
+def async_create(sdk: str, url: str) -> Any:
+    if sdk == "openai":
+        client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="test", max_retries=0)
+
+        @agent_otel.provider("openai", model="gpt-4o-mini")
+        async def create() -> Any:
+            return await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True,
+                                                        stream_options={"include_usage": True})
+    else:
+        async_client = anthropic.AsyncAnthropic(base_url=url, api_key="test", max_retries=0)
+
+        @agent_otel.provider("anthropic", model="gpt-4o-mini")
+        async def create() -> Any:
+            return await async_client.messages.create(model="claude-3-5-haiku", max_tokens=16, messages=MESSAGES,
+                                                 stream=True)
+    return create
+
+
+def consume_sync(create: Any, use: str) -> list[Any]:
+    if use == "iterate":
+        return list(create())
+    if use == "with":
+        stream = create()
+        with stream:
+            return list(stream)
+    if use == "with_as":
+        with create() as stream:
+            return list(stream)
+    stream = create()
+    items = list(stream)
+    stream.close()
+    return items
+
+
+async def consume_async(create: Any, use: str) -> list[Any]:
+    if use == "iterate":
+        return [item async for item in await create()]
+    if use == "with":
+        stream = await create()
+        async with stream:
+            return [item async for item in stream]
+    if use == "with_as":
+        async with await create() as stream:
+            return [item async for item in stream]
+    stream = await create()
+    items = [item async for item in stream]
+    await stream.close()
+    return items
+
+
+def assert_stream_recorded(otel: Any, sdk: str, items: list[Any]) -> None:
+    response_model, tokens_in, tokens_out, count = EXPECTED[sdk]
+    assert len(items) == count
+    span = otel.span("chat gpt-4o-mini")
+    assert span.attributes[semconv.GEN_AI_RESPONSE_MODEL] == response_model
+    assert span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == tokens_in
+    assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == tokens_out
+    assert semconv.STREAM_CLOSED_EARLY not in span.attributes  # read to the end: not closed early
+    assert point(otel, semconv.CLIENT_TIME_TO_FIRST_CHUNK.name).count == 1
+    assert point(otel, semconv.CLIENT_OPERATION_DURATION.name).count == 1
+    tokens = {p.attributes[semconv.GEN_AI_TOKEN_TYPE]: p.sum for p in otel.points(semconv.CLIENT_TOKEN_USAGE.name)}
+    assert tokens == {"input": tokens_in, "output": tokens_out}
+
+
+@pytest.mark.parametrize("use", USES)
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+def test_stream_from_a_sync_call(otel: Any, llm: StreamingLLM, sdk: str, use: str) -> None:
+    create = sync_create(sdk, llm.url)
+    items = consume_sync(create, use)
+    assert_stream_recorded(otel, sdk, items)
+
+
+@pytest.mark.parametrize("use", USES)
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+def test_stream_from_an_async_call(otel: Any, llm: StreamingLLM, sdk: str, use: str) -> None:
+    create = async_create(sdk, llm.url)
+    items = asyncio.run(consume_async(create, use))
+    assert_stream_recorded(otel, sdk, items)
+
+
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+def test_stream_left_early_is_closed_early_and_times_until_then(otel: Any, llm: StreamingLLM, sdk: str) -> None:
+    create = sync_create(sdk, llm.url)
+    with create() as stream:
+        assert otel.spans() == []  # the call is not over until the stream is
+        next(iter(stream))
+    span = otel.span("chat gpt-4o-mini")
+    assert span.attributes[semconv.STREAM_CLOSED_EARLY] is True
+    assert point(otel, semconv.CLIENT_TIME_TO_FIRST_CHUNK.name).count == 1

@@ -1,0 +1,57 @@
+"""Threads the program subclasses: a ``threading.Thread`` subclass that overrides ``run()`` gets the job
+and the parent span of the code that started it, as a ``Thread(target=...)`` does."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from opentelemetry import trace
+
+import agent_otel
+from agent_otel import semconv
+
+
+def current_ids() -> tuple[str | None, int]:
+    return agent_otel.current_job_id(), trace.get_current_span().get_span_context().span_id
+
+
+def test_thread_subclass_that_overrides_run_gets_the_job_and_parent_span(otel: Any) -> None:
+    seen: dict[str, Any] = {}
+    lookup = agent_otel.tool("lookup")(lambda: "found")
+
+    class Worker(threading.Thread):
+        def run(self) -> None:  # overrides Thread.run: the threading instrumentation's run wrapper never runs
+            seen["worker"] = current_ids()
+            lookup()
+
+    class Delayed(threading.Timer):  # a Timer subclass overriding run() too
+        def run(self) -> None:
+            seen["timer"] = current_ids()
+
+    with agent_otel.job("subclassed"):
+        expected = current_ids()
+        for thread in (Worker(), Delayed(0, print)):
+            thread.start()
+            thread.join()
+    assert seen == {"worker": expected, "timer": expected}
+    job_span = otel.span("invoke_workflow default")
+    assert job_span.attributes[semconv.JOB_ROLLUP_TOOL_CALLS] == 1
+    tool_span = otel.span(semconv.tool_span_name("lookup"))
+    assert tool_span.parent.span_id == job_span.context.span_id
+    assert tool_span.attributes[semconv.JOB_ID] == "subclassed"
+
+
+def test_a_thread_started_outside_any_job_sees_none(otel: Any) -> None:
+    seen: list[Any] = []
+
+    class Worker(threading.Thread):
+        def run(self) -> None:
+            seen.append(agent_otel.current_job_id())
+
+    with agent_otel.job("elsewhere"):
+        pass
+    worker = Worker()
+    worker.start()
+    worker.join()
+    assert seen == [None]

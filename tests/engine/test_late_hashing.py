@@ -1,0 +1,84 @@
+"""Hashed keys are hashed on every exported span, whenever they were set (issue 12, item 9).
+
+The ``otel`` capture is a host TracerProvider whose exporting processor comes before the ones
+configure() adds, so these tests also show that the order of the processors does not matter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import agent_otel
+from agent_otel import path
+from agent_otel._engine.instruments import runtime
+
+
+def sha(value: str, salt: str = "pepper") -> str:
+    return hashlib.sha256((salt + value).encode()).hexdigest()
+
+
+def test_set_after_start_on_agent_otels_span_and_on_any_other(otel: Any) -> None:
+    agent_otel.set_policy(salt="pepper")
+
+    @agent_otel.agent("a")
+    def handle() -> None:
+        trace.get_current_span().set_attribute("user.id", "alice")
+
+    @agent_otel.tool("t", attributes={"user.id": "bob"})
+    def run() -> None:
+        trace.get_current_span().set_attributes({"user.id": "carol"})  # replaced after start
+
+    handle()
+    run()
+    foreign = TracerProvider.get_tracer(otel.tracer_provider, "some.library")
+    with foreign.start_as_current_span("foreign") as span:
+        span.set_attribute("user.id", "dave")
+    with foreign.start_as_current_span("foreign-at-start", attributes={"user.id": "erin"}):
+        pass
+    assert {s.name: s.attributes["user.id"] for s in otel.spans()} == {
+        "invoke_agent a": sha("alice"), "execute_tool t": sha("carol"), "foreign": sha("dave"),
+        "foreign-at-start": sha("erin")}
+
+
+def test_hashed_once_whatever_the_path(otel: Any) -> None:
+    agent_otel.set_policy(salt="pepper")
+
+    @agent_otel.agent("a", attributes={"user.id": "alice"}, result_attributes={"user.id": path("result.user")})
+    def handle() -> dict[str, str]:
+        return {"user": "bob"}
+
+    @agent_otel.agent("b", attributes={"user.id": "alice"})
+    def unchanged() -> None:
+        return None
+
+    handle()
+    unchanged()
+    with runtime().tracer.start_as_current_span("ours-untouched", attributes={"user.id": "carol"}):
+        pass
+    assert {s.name: s.attributes["user.id"] for s in otel.spans()} == {
+        "invoke_agent a": sha("bob"), "invoke_agent b": sha("alice"), "ours-untouched": sha("carol")}
+
+
+def test_configured_twice_on_one_host_provider_hashes_once() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    agent_otel.shutdown()
+    try:
+        for _ in range(2):  # each configure() adds its processors to the host's provider
+            agent_otel.configure(tracer_provider=provider, set_global=False, system_metrics=False,
+                                 instrument_threads=False, instrument_processes=False, metrics_exporter="none")
+            agent_otel.set_policy(salt="pepper")
+            with provider.get_tracer("host").start_as_current_span("host", attributes={"user.id": "alice"}) as span:
+                span.set_attribute("tenant", "t")
+            agent_otel.shutdown()
+    finally:
+        agent_otel.shutdown()
+        provider.shutdown()
+    assert [s.attributes["user.id"] for s in exporter.get_finished_spans()] == [sha("alice"), sha("alice")]

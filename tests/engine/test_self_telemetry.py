@@ -1,0 +1,105 @@
+"""agent-otel's own diagnostics stay out of the host's output: one line, no host data, no traceback unless asked."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+
+import agent_otel
+from agent_otel import path
+from agent_otel._engine import self_telemetry
+from agent_otel._environment import AGENT_OTEL_DEBUG
+from tests.support.paths import ROOT
+from tests.support.telemetry import error_count
+
+SECRET = "/home/alice/private/notes.txt"
+
+
+class Unreadable:
+    @property
+    def value(self) -> str:
+        raise KeyError(SECRET)
+
+
+@pytest.fixture
+def fresh_log_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(self_telemetry, "_last_logged", {})
+    monkeypatch.delenv(AGENT_OTEL_DEBUG, raising=False)
+
+
+def host_call() -> Any:
+    @agent_otel.agent("a", task_type=path("args.item.value"), success=path("result.ok"))
+    def handle(item: Unreadable) -> dict[str, str]:
+        return {"ok": "contents of " + SECRET}  # not a boolean: a coercion failure quoting host data
+
+    return handle
+
+
+def our_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """The diagnostics (warnings) agent-otel logged."""
+    return [r for r in caplog.records if r.name.startswith("agent_otel") and r.levelno >= logging.WARNING]
+
+
+def test_the_library_logger_has_a_null_handler() -> None:
+    assert any(isinstance(h, logging.NullHandler) for h in logging.getLogger("agent_otel").handlers)
+
+
+@pytest.mark.usefixtures("fresh_log_limits")
+def test_a_diagnostic_is_one_line_naming_stage_and_type_without_host_data(
+        otel: Any, caplog: pytest.LogCaptureFixture) -> None:
+    handle = host_call()
+    with caplog.at_level(logging.DEBUG):  # the host's root logging, at its most verbose
+        for _ in range(3):
+            assert handle(Unreadable()) == {"ok": "contents of " + SECRET}
+    records = our_records(caplog)
+    messages = [r.getMessage() for r in records]
+    assert len(records) == 2, messages  # one per cause, not one per call
+    for record, message in zip(records, messages, strict=True):
+        assert "\n" not in message
+        assert SECRET not in message and "contents" not in message
+        assert record.exc_info is None and record.exc_text is None and record.stack_info is None
+    assert any("agent.extract.task_type" in m and "KeyError" in m for m in messages), messages
+    assert any("agent.success" in m and "TypeError" in m for m in messages), messages
+    assert SECRET not in caplog.text
+    assert error_count(otel, "agent.extract.task_type") == 3
+    assert error_count(otel, "agent.success") == 3
+
+
+@pytest.mark.usefixtures("fresh_log_limits")
+def test_the_debug_switch_adds_the_traceback(otel: Any, caplog: pytest.LogCaptureFixture,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(AGENT_OTEL_DEBUG, "1")
+    with caplog.at_level(logging.DEBUG):
+        host_call()(Unreadable())
+    extract = [r for r in our_records(caplog) if "agent.extract.task_type" in r.getMessage()]
+    assert len(extract) == 1
+    assert extract[0].exc_info is not None and extract[0].exc_info[0] is KeyError
+
+
+def test_nothing_reaches_the_output_of_a_host_without_logging_configuration() -> None:
+    script = textwrap.dedent(f"""
+        import agent_otel
+        from agent_otel import path
+
+        class Unreadable:
+            @property
+            def value(self):
+                raise KeyError({SECRET!r})
+
+        @agent_otel.agent("a", task_type=path("args.item.value"), success=path("result.ok"))
+        def handle(item):
+            return {{"ok": "not a boolean"}}
+
+        agent_otel.configure(traces_exporter="none", metrics_exporter="none")
+        handle(Unreadable())
+        agent_otel.shutdown()
+        print("done")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin"})
+    assert (done.returncode, done.stdout, done.stderr) == (0, "done\n", "")

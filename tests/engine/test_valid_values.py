@@ -1,0 +1,102 @@
+"""Host values no exporter can carry are made valid when recorded, and counted (issue 12, items 7 and 8).
+
+A lone surrogate (``json.loads`` lets one through) cannot be encoded as UTF-8: it is replaced by
+U+FFFD. A count beyond what a counter can carry (int64 in OTLP) is dropped like any unreadable count.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import agent_otel
+from agent_otel import path, semconv
+from tests.support.telemetry import error_count
+
+BAD_TEXT = json.loads('{"kind": "fix \\ud83d"}')["kind"]
+REPAIRED = "fix \ufffd"
+
+
+def encodable(value: object) -> bool:
+    values = value if isinstance(value, tuple | list) else (value,)
+    return all(not isinstance(v, str) or v.encode("utf-8") is not None for v in values)
+
+
+def all_span_values_encode(otel: Any) -> bool:
+    try:
+        return all(encodable(v) for span in otel.spans() for v in span.attributes.values())
+    except UnicodeEncodeError:
+        return False
+
+
+def test_a_lone_surrogate_is_replaced_where_it_is_recorded_and_counted(otel: Any) -> None:
+    @agent_otel.agent("literal", task_type=BAD_TEXT, attributes={"note": BAD_TEXT})
+    def literal() -> dict[str, Any]:
+        return {"success": True, "provider_used": BAD_TEXT, "patterns_used": [BAD_TEXT]}
+
+    @agent_otel.agent(path("args.name"), task_type=path("args.kind"))
+    def extracted(name: str, kind: str) -> None:
+        return None
+
+    literal()
+    literal()
+    extracted("agent \ud800", BAD_TEXT)
+    points = otel.points(semconv.AGENT_DURATION.name)
+    assert sorted((p.attributes[semconv.GEN_AI_AGENT_NAME], p.attributes[semconv.AGENT_TASK_TYPE], p.count)
+                  for p in points) == [("agent \ufffd", REPAIRED, 1), ("literal", REPAIRED, 2)]
+    assert [p.attributes[semconv.AGENT_PATTERN] for p in otel.points(semconv.AGENT_PATTERNS_USED.name)] == [REPAIRED]
+    span = otel.spans("invoke_agent literal")[0]
+    assert span.attributes["note"] == REPAIRED
+    assert span.attributes[semconv.AGENT_PROVIDER_USED] == REPAIRED
+    assert all_span_values_encode(otel)
+    assert error_count(otel, "invalid_text." + semconv.AGENT_TASK_TYPE) >= 2
+    assert error_count(otel, "invalid_text." + semconv.GEN_AI_AGENT_NAME) == 1
+
+
+def test_valid_non_ascii_text_is_kept_as_is(otel: Any) -> None:
+    @agent_otel.agent("agent-é", task_type=path("args.kind"))
+    def handle(kind: str) -> None:
+        return None
+
+    handle("修正 \U0001F600")
+    (point,) = otel.points(semconv.AGENT_DURATION.name)
+    assert point.attributes[semconv.AGENT_TASK_TYPE] == "修正 \U0001F600"
+    assert point.attributes[semconv.GEN_AI_AGENT_NAME] == "agent-é"
+    assert not [p for p in otel.points(semconv.INSTRUMENTATION_ERRORS.name)
+                if str(p.attributes[semconv.INSTRUMENTATION_STAGE]).startswith("invalid_text.")]
+
+
+def test_a_hashed_key_with_a_lone_surrogate_is_hashed_not_raised(otel: Any) -> None:
+    @agent_otel.tool("t", attributes={"user.id": BAD_TEXT})
+    def run() -> str:
+        return "done"
+
+    assert run() == "done"
+    assert len(otel.span("execute_tool t").attributes["user.id"]) == 64
+
+
+def test_a_count_no_counter_can_carry_is_dropped_and_counted(otel: Any) -> None:
+    @agent_otel.agent("a")
+    def handle(fixes: Any) -> dict[str, Any]:
+        return {"success": True, "fixes_applied": fixes, "files_modified": 2}
+
+    handle(10**20)
+    handle(1e20)
+    handle(3)
+    (point,) = otel.points(semconv.AGENT_WORK_ITEMS.name, {semconv.AGENT_WORK_KIND: "fixes_applied"})
+    assert point.value == 3
+    (files,) = otel.points(semconv.AGENT_WORK_ITEMS.name, {semconv.AGENT_WORK_KIND: "files_modified"})
+    assert files.value == 6
+    assert [s.attributes.get(semconv.AGENT_RESULT_PREFIX + "fixes_applied") for s in otel.spans()] == [None, None, 3]
+    assert error_count(otel, "agent.fixes_applied") == 2
+
+
+def test_token_counts_beyond_any_counter_are_dropped(otel: Any) -> None:
+    @agent_otel.provider("openai", model="gpt-4o")
+    def complete() -> dict[str, Any]:
+        return {"usage": {"input_tokens": 2**70, "output_tokens": 5}}
+
+    complete()
+    usage = otel.points(semconv.CLIENT_TOKEN_USAGE.name)
+    assert [(p.attributes[semconv.GEN_AI_TOKEN_TYPE], p.sum) for p in usage] == [("output", 5)]
+    assert error_count(otel, "provider.input_tokens") == 1

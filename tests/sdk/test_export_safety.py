@@ -1,0 +1,122 @@
+"""One bad value never fails a scrape or an OTLP export (issue 12, items 7, 8 and 9, export side).
+
+Values recorded through agent-otel are made valid when recorded (tests/engine/test_valid_values.py);
+here the values come from elsewhere (a host's own instrument on the same MeterProvider, a resource
+attribute) or go all the way through the exporters configure() builds, to an in-test OTLP receiver.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.parser import text_string_to_metric_families
+
+import agent_otel
+from agent_otel import path, semconv
+from agent_otel._sdk.export_loss import LossReporter, ReportingMetricExporter
+from agent_otel._sdk.prometheus import AgentOtelPrometheusReader
+from tests.support.otlp_receiver import OtlpHttpReceiver, attributes_of, data_points_of
+from tests.support.polling import wait_until
+from tests.support.telemetry import error_count
+
+BAD_TEXT = json.loads('{"kind": "fix \\ud83d"}')["kind"]
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpHttpReceiver]:
+    with OtlpHttpReceiver() as started:
+        yield started
+
+
+def test_a_lone_surrogate_from_a_host_instrument_never_fails_a_scrape(otel: Any) -> None:
+    reader = AgentOtelPrometheusReader()
+    registry = CollectorRegistry()
+    registry.register(reader.collector)
+    provider = MeterProvider(metric_readers=[reader], resource=Resource.create({"host.note": BAD_TEXT}),
+                             shutdown_on_exit=False)
+    try:
+        counter = provider.get_meter("host").create_counter("host.tasks", description=f"tasks {BAD_TEXT}")
+        counter.add(1, {"kind": BAD_TEXT})
+        outputs = [reader.render(), reader.render(openmetrics=True), generate_latest(registry),
+                   generate_openmetrics(registry), reader.render()]  # the fast renderer keeps series: twice
+    finally:
+        provider.shutdown()
+    for output in outputs:
+        assert "fix \ufffd" in output.decode("utf-8")
+    families = {f.name: f for f in text_string_to_metric_families(outputs[0].decode())}
+    assert [s.labels["kind"] for s in families["host_tasks"].samples] == ["fix \ufffd"]
+    assert error_count(otel, "invalid_text.kind") >= 1
+    assert error_count(otel, "invalid_text.host.note") >= 1
+
+
+def test_a_count_beyond_int64_from_a_host_counter_never_stops_otlp_metrics(
+        otel: Any, receiver: OtlpHttpReceiver) -> None:
+    loss = LossReporter()
+    loss.counter = otel.meter_provider.get_meter("test").create_counter(semconv.INSTRUMENTATION_ERRORS.name)
+    exporter = ReportingMetricExporter(OTLPMetricExporter(endpoint=receiver.endpoint + "/v1/metrics"), loss)
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    try:
+        counter = provider.get_meter("host").create_counter("host.items")
+        counter.add(10**20, {"kind": "huge"})
+        counter.add(1, {"kind": "small"})
+        for expected in (1, 2):
+            assert provider.force_flush()
+            wait_until(lambda e=expected: len(receiver.metrics) >= e, "an OTLP metric export")  # type: ignore[misc]
+        counter.add(2, {"kind": "small"})
+        assert provider.force_flush()
+        wait_until(lambda: len(receiver.metrics) >= 3, "a later OTLP metric export")
+    finally:
+        provider.shutdown()
+    points = [attributes_of(p)["kind"] for m in receiver.metrics_named("host.items") for p in data_points_of(m)]
+    assert points[:3] == ["small", "small", "small"]
+    assert error_count(otel, "export.metrics.out_of_range") >= 3
+
+
+def sha(value: str) -> str:
+    return hashlib.sha256(("pepper" + value).encode()).hexdigest()
+
+
+def test_through_the_otlp_exporters_configure_builds(receiver: OtlpHttpReceiver) -> None:
+    """Items 7, 8 and 9 together, end to end: every export arrives whole, hashed keys hashed."""
+    agent_otel.shutdown()
+    telemetry = agent_otel.configure(
+        service_name="safety", traces_exporter="otlp", metrics_exporter="otlp", otlp_endpoint=receiver.endpoint,
+        otlp_protocol="http/protobuf", set_global=False, system_metrics=False, instrument_threads=False,
+        instrument_processes=False)
+    try:
+        agent_otel.set_policy(salt="pepper")
+        assert telemetry.tracer_provider is not None
+
+        @agent_otel.agent("fixer", task_type=path("args.kind"))
+        def fix(kind: str, fixes: int) -> dict[str, Any]:
+            from opentelemetry import trace
+
+            trace.get_current_span().set_attribute("user.id", "alice")
+            return {"success": True, "fixes_applied": fixes}
+
+        fix(BAD_TEXT, 10**20)
+        fix("plain", 2)
+        foreign = telemetry.tracer_provider.get_tracer("some.library")
+        with foreign.start_as_current_span("foreign") as span:
+            span.set_attribute("user.id", "bob")
+    finally:
+        agent_otel.shutdown()
+    spans = {span.name: attributes_of(span) for span in receiver.spans()}
+    assert spans["invoke_agent fixer"]["user.id"] == sha("alice")
+    assert spans["foreign"]["user.id"] == sha("bob")
+    durations = [attributes_of(p) for m in receiver.metrics_named(semconv.AGENT_DURATION.name)
+                 for p in data_points_of(m)]
+    assert sorted(d[semconv.AGENT_TASK_TYPE] for d in durations) == ["fix \ufffd", "plain"]
+    work = [p.as_int for m in receiver.metrics_named(semconv.AGENT_WORK_ITEMS.name) for p in data_points_of(m)]
+    assert work == [2]

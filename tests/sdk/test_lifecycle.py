@@ -1,0 +1,243 @@
+"""The life of a configuration: configure() after shutdown(), forked children and pre-fork workers, and
+the exit flush with a collector that is down.
+
+Whatever sets OTel's process-global providers runs in a child interpreter, so tests stay independent.
+Hang detection (:func:`completes`) and counted requests, never durations: the exit-time figures are in
+``make bench``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_otel import ConfigurationError, semconv
+from agent_otel._sdk import configure as sdk_configure
+from tests.support.environment import CLEAN_ENV
+from tests.support.otlp_receiver import OtlpHttpReceiver, attributes_of, data_points_of
+from tests.support.paths import ROOT
+from tests.support.polling import wait_until
+from tests.support.reliability import completes
+
+#: Hang detection only: far above a normal run, far below what a child waiting for its parent's threads
+#: (or an exit flush retrying a collector) takes with the budgets the tests set.
+DEADLINE_S = 60.0
+
+
+def run_child(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env={**CLEAN_ENV, **env}, cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+
+    child, _ = completes(run, "the child interpreter to exit", timeout_s=DEADLINE_S)
+    assert child.returncode == 0, child.stderr
+    return child
+
+
+def last_json(child: subprocess.CompletedProcess[str]) -> Any:
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------------------------------
+# configure() after shutdown()
+# --------------------------------------------------------------------------------------------------
+
+
+def test_configure_after_shutdown_sets_up_again() -> None:
+    child = run_child("""
+        import json, urllib.request
+        from opentelemetry import metrics, trace
+        import agent_otel
+
+        first = agent_otel.configure(prometheus_port=0)
+        agent_otel.shutdown()
+        second = agent_otel.configure(prometheus_port=0)
+        with agent_otel.job("again"):
+            pass
+        body = urllib.request.urlopen(second.prometheus_url, timeout=30).read().decode()
+        print(json.dumps({
+            "url": second.prometheus_url,
+            "fresh": second.tracer_provider is not first.tracer_provider
+                     and second.meter_provider is not first.meter_provider,
+            "global": trace.get_tracer_provider() is second.tracer_provider
+                      and metrics.get_meter_provider() is second.meter_provider,
+            "job_counted": 'job_type="default"' in body,
+        }))
+        agent_otel.shutdown()
+    """)
+    result = last_json(child)
+    assert result["url"] is not None
+    assert result == {**result, "fresh": True, "global": True, "job_counted": True}
+
+
+# --------------------------------------------------------------------------------------------------
+# Forked children
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_forked_child_neither_inherits_nor_waits_for_the_parents_server() -> None:
+    # A long exit budget: a child that waits for the parent's /metrics thread exceeds DEADLINE_S.
+    child = run_child("""
+        import json, os, sys, threading, urllib.request
+        import agent_otel
+
+        telemetry = agent_otel.configure(prometheus_port=0)
+        url = telemetry.prometheus_url
+        pid = os.fork()
+        if pid == 0:
+            names = sorted(t.name for t in threading.enumerate())
+            mine = agent_otel._sdk.configure.current_telemetry()
+            print(json.dumps({"threads": names, "server": mine.prometheus_server is not None,
+                              "fresh": mine is not telemetry}), flush=True)
+            sys.exit(0)  # a normal exit: atexit hooks run
+        _, status = os.waitpid(pid, 0)
+        body = urllib.request.urlopen(url, timeout=30).read().decode()  # the parent still serves
+        print(json.dumps({"status": status, "parent_serves": "target_info" in body}))
+    """, AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS="120000")
+    in_child, in_parent = (json.loads(line) for line in child.stdout.strip().splitlines()[-2:])
+    assert in_parent == {"status": 0, "parent_serves": True}
+    assert "agent-otel-metrics" not in in_child["threads"]
+    assert in_child["server"] is False and in_child["fresh"] is True
+
+
+@pytest.fixture()
+def receiver() -> Iterator[OtlpHttpReceiver]:
+    with OtlpHttpReceiver() as started:
+        yield started
+
+
+def job_counts_per_process(receiver: OtlpHttpReceiver) -> dict[int, int]:
+    """job.duration counts per ``process.pid`` of the exporting resource (cumulative: the last export)."""
+    counts: dict[int, int] = {}
+    for request in list(receiver.metrics):
+        for resource_metrics in request.resource_metrics:
+            pid = attributes_of(resource_metrics.resource).get("process.pid")
+            for scope in resource_metrics.scope_metrics:
+                for metric in scope.metrics:
+                    if metric.name == semconv.JOB_DURATION.name:
+                        counts[pid] = sum(point.count for point in data_points_of(metric))
+    return counts
+
+
+def test_prefork_workers_export_their_own_metrics_not_a_copy_of_the_parents(receiver: OtlpHttpReceiver) -> None:
+    child = run_child("""
+        import json, os, sys
+        import agent_otel
+
+        agent_otel.configure(service_name="prefork")
+        for _ in range(3):  # the parent's own work, before and after the fork
+            with agent_otel.job("served"):
+                pass
+        workers = []
+        for _ in range(2):
+            pid = os.fork()
+            if pid == 0:
+                with agent_otel.job("served"):
+                    pass
+                sys.exit(0)
+            workers.append(pid)
+        statuses = [os.waitpid(pid, 0)[1] for pid in workers]
+        print(json.dumps({"parent": os.getpid(), "workers": workers, "statuses": statuses}))
+    """, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL=receiver.protocol)
+    pids = last_json(child)
+    assert pids["statuses"] == [0, 0]
+    expected = {None: 3, **{worker: 1 for worker in pids["workers"]}}  # the parent's resource has no process.pid
+    wait_until(lambda: job_counts_per_process(receiver) == expected, "each process's own job count",
+               timeout_s=DEADLINE_S)
+    worker_spans = Counter(attributes_of(rs.resource).get("process.pid")
+                           for request in list(receiver.traces) for rs in request.resource_spans
+                           for scope in rs.scope_spans for _ in scope.spans)
+    assert {worker: worker_spans[worker] for worker in pids["workers"]} == {worker: 1 for worker in pids["workers"]}
+
+
+# --------------------------------------------------------------------------------------------------
+# The exit flush with a collector that is down
+# --------------------------------------------------------------------------------------------------
+
+
+class Unavailable:
+    """An OTLP/HTTP endpoint that answers every export 503 (retryable) and counts the attempts."""
+
+    def __init__(self) -> None:
+        self.attempts: Counter[str] = Counter()
+        attempts = self.attempts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                attempts[self.path] += 1
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+
+@pytest.fixture()
+def unavailable() -> Iterator[Unavailable]:
+    endpoint = Unavailable()
+    endpoint.thread.start()
+    yield endpoint
+    endpoint.server.shutdown()
+    endpoint.server.server_close()
+
+
+def test_exit_flush_tries_a_failing_collector_once_and_counts_the_loss(unavailable: Unavailable) -> None:
+    child = run_child("""
+        import json
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        import agent_otel
+        from agent_otel import semconv
+        from agent_otel._sdk.configure import shutdown_at_exit
+
+        reader = InMemoryMetricReader()
+        agent_otel.configure(traces_exporter="otlp", meter_provider=MeterProvider(metric_readers=[reader]))
+        for _ in range(3):
+            with agent_otel.job("lost"):
+                pass
+        shutdown_at_exit()
+        lost = {point.attributes[semconv.INSTRUMENTATION_STAGE]: point.value
+                for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics
+                for metric in sm.metrics if metric.name == semconv.INSTRUMENTATION_ERRORS.name
+                for point in metric.data.data_points}
+        print(json.dumps(lost))
+    """, OTEL_EXPORTER_OTLP_ENDPOINT=unavailable.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS="120000")
+    assert last_json(child) == {"export.traces": 3}
+    assert unavailable.attempts == {"/v1/traces": 1}
+
+
+def test_agent_otel_run_child_exits_with_a_failing_collector(unavailable: Unavailable, tmp_path: Path) -> None:
+    child = run_child(
+        "from agent_otel._cli import main; import sys; sys.exit(main(['run', '--', sys.executable, '-c', 'pass']))",
+        OTEL_EXPORTER_OTLP_ENDPOINT=unavailable.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS="120000", XDG_CACHE_HOME=str(tmp_path))
+    assert child.returncode == 0
+    assert unavailable.attempts == {"/v1/metrics": 1}  # the final export, once: never retried at exit
+
+
+@pytest.mark.parametrize("raw", ["soon", "-5", "1.5"])
+def test_a_bad_exit_budget_is_a_clear_error(raw: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS={raw!r}"):
+        sdk_configure.exit_flush_timeout_millis({"AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS": raw})
+
+
+def test_the_exit_budget_defaults_short() -> None:
+    assert sdk_configure.exit_flush_timeout_millis({}) == 1000
+    assert sdk_configure.exit_flush_timeout_millis({"AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS": "250"}) == 250

@@ -1,0 +1,49 @@
+"""Ways a program lets go of a coroutine without running it to completion (tests of item 15: spans end,
+no thread leaks, no warning plain Python would not give)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+
+def cancelled_before_it_starts(make: Callable[[], Any]) -> None:
+    async def main() -> None:
+        task = asyncio.ensure_future(make())
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+
+
+def closed_unstarted(make: Callable[[], Any]) -> None:
+    make().close()
+
+
+def dropped_unawaited(make: Callable[[], Any]) -> None:
+    make()
+
+
+def thrown_into_unstarted(make: Callable[[], Any]) -> None:
+    coro = make()
+    with pytest.raises(LookupError):
+        coro.throw(LookupError("stop"))
+
+
+SCENARIOS: dict[str, Callable[[Callable[[], Any]], None]] = {
+    f.__name__: f for f in (cancelled_before_it_starts, closed_unstarted, dropped_unawaited, thrown_into_unstarted)}
+
+
+def warnings_of(scenario: Callable[[Callable[[], Any]], None], make: Callable[[], Any]) -> list[str]:
+    """The warnings ``scenario(make)`` gives, garbage collection included."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scenario(make)
+        gc.collect()
+    return [f"{w.category.__name__}: {w.message}" for w in caught]

@@ -1,0 +1,93 @@
+"""A loopback server speaking the OpenAI and Anthropic streaming APIs (server-sent events), so the
+tests can drive the real ``openai`` and ``anthropic`` SDKs and their stream objects.
+
+``POST /v1/chat/completions`` streams two content chunks and a usage chunk (``stream_options.include_usage``)
+then ``[DONE]``; ``POST /v1/messages`` streams Anthropic's events from ``message_start`` to ``message_stop``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+OPENAI_MODEL = "gpt-4o-mini-2024-07-18"
+OPENAI_USAGE = {"prompt_tokens": 12, "completion_tokens": 2, "total_tokens": 14}
+ANTHROPIC_MODEL = "claude-3-5-haiku-20241022"
+ANTHROPIC_INPUT_TOKENS, ANTHROPIC_OUTPUT_TOKENS = 40, 9
+
+
+def _openai_events() -> list[tuple[str | None, Any]]:
+    def chunk(choices: list[Any], **extra: Any) -> dict[str, Any]:
+        return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": OPENAI_MODEL,
+                "choices": choices, **extra}
+
+    def delta(text: str, finish: str | None = None) -> dict[str, Any]:
+        return {"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": finish}
+
+    return [(None, chunk([delta("Hel")])), (None, chunk([delta("lo", "stop")])),
+            (None, chunk([], usage=OPENAI_USAGE)), (None, "[DONE]")]
+
+
+def _anthropic_events() -> list[tuple[str | None, Any]]:
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": ANTHROPIC_MODEL,
+               "stop_reason": None, "stop_sequence": None,
+               "usage": {"input_tokens": ANTHROPIC_INPUT_TOKENS, "output_tokens": 1}}
+    events: list[dict[str, Any]] = [
+        {"type": "message_start", "message": message},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello"}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+         "usage": {"output_tokens": ANTHROPIC_OUTPUT_TOKENS}},
+        {"type": "message_stop"},
+    ]
+    return [(event["type"], event) for event in events]
+
+
+def _sse(events: list[tuple[str | None, Any]]) -> bytes:
+    lines = []
+    for name, data in events:
+        if name is not None:
+            lines.append(f"event: {name}\n")
+        lines.append(f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n")
+    return "".join(lines).encode()
+
+
+class StreamingLLM:
+    """``with StreamingLLM() as llm:`` serves on ``llm.url`` until the block ends."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                events = _openai_events() if self.path.endswith("/chat/completions") else _anthropic_events()
+                payload = _sse(events)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> StreamingLLM:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
