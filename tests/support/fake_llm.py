@@ -9,8 +9,6 @@ SERVER span of its own, so the test can see the job id arrive on the server side
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
@@ -20,6 +18,7 @@ from opentelemetry.trace import SpanKind
 
 import agent_otel
 from agent_otel._context.job import JobIdSpanProcessor
+from tests.support.loopback import LoopbackServer, QuietHandler
 
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7}
 STREAM_USAGE = {"prompt_tokens": 5, "completion_tokens": 3}
@@ -36,7 +35,7 @@ class FakeLLM:
         self.requests: list[dict[str, Any]] = []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
@@ -58,38 +57,26 @@ class FakeLLM:
                               for word in ("looks ", "safe")]
                     chunks.append({"model": RESPONSE_MODEL, "choices": [], "usage": STREAM_USAGE})
                     payload = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
-                    self.send_bytes(200, payload.encode(), "text/event-stream")
+                    self.send_body(200, payload.encode(), "text/event-stream")
                 else:
                     self.send_json(200, {"model": RESPONSE_MODEL, "usage": USAGE,
                                          "choices": [{"message": {"role": "assistant", "content": "done"}}]})
 
             def send_json(self, status: int, data: Any) -> None:
-                self.send_bytes(status, json.dumps(data).encode(), "application/json")
+                self.send_body(status, json.dumps(data).encode(), "application/json")
 
-            def send_bytes(self, status: int, payload: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server = LoopbackServer(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url
 
     def spans(self) -> list[Any]:
         return list(self.exporter.get_finished_spans())
 
     def __enter__(self) -> FakeLLM:
-        self._thread.start()
+        self._server.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
