@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import Counter, Histogram
@@ -46,7 +46,8 @@ class Runtime:
     enabled: bool
     tracer: trace.Tracer
     meter: metrics.Meter
-    instruments: dict[str, Counter | Histogram | Gauge] = field(default_factory=dict)
+    #: name -> instrument; values typed Any so that a lookup is a plain dict read (it is on every call)
+    instruments: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for spec in semconv.INSTRUMENTS:
@@ -54,7 +55,8 @@ class Runtime:
         self.errors = self[semconv.INSTRUMENTATION_ERRORS]
 
     def __getitem__(self, spec: semconv.Instrument[InstrumentT]) -> InstrumentT:
-        return cast(InstrumentT, self.instruments[spec.name])  # created from this very row in __post_init__
+        instrument: InstrumentT = self.instruments[spec.name]  # created from this very row in __post_init__
+        return instrument
 
 
 _runtime: Runtime | None = None

@@ -174,10 +174,12 @@ class HashingSpanProcessor(SpanProcessor):
     ``_on_ending`` hook and ``BoundedAttributes``, pinned SDK version)."""
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        attributes = span.attributes
+        # Runs for every span of the provider: read the attributes' plain dict, as _on_ending does.
+        frozen: Any = span._attributes  # see the class docstring
+        attributes = getattr(frozen, "_dict", frozen)
         if not attributes:
             return
-        current = policy()
+        current = _policy or policy()
         present = [key for key in current.hashed_keys if key in attributes]
         if not present:
             return
