@@ -110,11 +110,11 @@ def coerce_names(value: Any, stage: str) -> list[str]:
 def span_value(value: Any, key: str = "span_attribute") -> Any:
     """A value OTel accepts as a span attribute, and every exporter can encode (see :func:`valid_text`)."""
     if isinstance(value, str):
-        return value if value.isascii() else valid_text(value, key)
+        return valid_text(value, key)
     if isinstance(value, bool | int | float):
         return value
     if isinstance(value, list | tuple) and all(isinstance(v, str | bool | int | float) for v in value):
-        return [v if not isinstance(v, str) or v.isascii() else valid_text(v, key) for v in value]
+        return [valid_text(v, key) if isinstance(v, str) else v for v in value]
     return valid_text(str(value), key)
 
 

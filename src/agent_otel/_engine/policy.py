@@ -174,49 +174,46 @@ class HashingSpanProcessor(SpanProcessor):
     ``_on_ending`` hook and ``BoundedAttributes``, pinned SDK version)."""
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        # Runs for every span of the provider: read the attributes' plain dict, as _on_ending does.
-        frozen: Any = span._attributes  # see the class docstring
-        attributes = getattr(frozen, "_dict", frozen)
-        if not attributes:
-            return
-        current = _policy or policy()
-        present = [key for key in current.hashed_keys if key in attributes]
-        if not present:
-            return
-        scrubbed = parent_context is not None and otel_context.get_value(SCRUBBED_KEY, parent_context)
-        known = _known_hashes.setdefault(span, {})
-        for key in present:
-            value = attributes[key]
-            if not scrubbed and known.get(key) != value:
-                value = current.hashed(value)
-                span.set_attribute(key, value)
-            known[key] = value
+        self._hash_present(span, parent_context, at_start=True)
 
     def _on_ending(self, span: Span) -> None:
-        # Runs for every span of the provider: no hashed key (the common case) costs ~0.2 µs.
-        current = _policy or policy()
-        frozen: Any = span._attributes  # see the class docstring
-        values = getattr(frozen, "_dict", frozen)  # its plain dict: a miss costs no KeyError
-        if not values:
-            return
-        for key in current.hashed_keys:
-            if key in values:
-                self._hash_late(span, frozen, key, values[key], current)
+        self._hash_present(span, None, at_start=False)
 
     @staticmethod
-    def _hash_late(span: Span, frozen: Any, key: str, value: AttributeValue, current: Policy) -> None:
+    def _hash_present(span: Span, parent_context: Context | None, *, at_start: bool) -> None:
+        """Hash the configured keys the span holds, each value once. Runs for every span of the
+        provider, so it reads the attributes' plain dict (see the class docstring): a span with no
+        hashed key, the common case, costs ~0.2 µs."""
+        frozen: Any = span._attributes
+        values = getattr(frozen, "_dict", frozen)
+        if not values:
+            return
+        current = _policy or policy()
+        present = [key for key in current.hashed_keys if key in values]
+        if not present:
+            return
+        # agent-otel's own spans start with their ids hashed already: remember those values as hashes
+        ours = at_start and parent_context is not None and otel_context.get_value(SCRUBBED_KEY, parent_context)
         known = _known_hashes.setdefault(span, {})
-        if known.get(key) == value:
-            return  # hashed already
-        hashed = known[key] = current.hashed(value)
-        try:
-            frozen._immutable = False
-            try:
-                frozen[key] = hashed
-            finally:
-                frozen._immutable = True
-        except Exception as exc:
-            report_error("hashing.on_ending", exc)
+        for key in present:
+            value = values[key]
+            if known.get(key) == value:
+                continue  # hashed already
+            if ours:
+                known[key] = value
+                continue
+            hashed = known[key] = current.hashed(value)
+            if at_start:
+                span.set_attribute(key, hashed)
+                continue
+            try:  # frozen once the span is ending: replaced in place
+                frozen._immutable = False
+                try:
+                    frozen[key] = hashed
+                finally:
+                    frozen._immutable = True
+            except Exception as exc:
+                report_error("hashing.on_ending", exc)
 
     def on_end(self, span: ReadableSpan) -> None:
         pass

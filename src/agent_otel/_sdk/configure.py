@@ -74,6 +74,9 @@ from agent_otel.errors import ConfigurationError
 logger = logging.getLogger("agent_otel")
 
 
+_DEFAULT_EXIT_FLUSH_TIMEOUT_MS = 1000
+
+
 @dataclass
 class Telemetry:
     """The handle configure() returns; ``shutdown()`` flushes and releases what it owns."""
@@ -90,7 +93,7 @@ class Telemetry:
     metric_exporters: list[ReportingMetricExporter] = field(default_factory=list)
     loss: LossReporter = field(default_factory=lambda: LossReporter())
     arguments: dict[str, object] = field(default_factory=dict)  # configure()'s, to set up again in a forked child
-    exit_flush_timeout_millis: int = 1000
+    exit_flush_timeout_millis: int = _DEFAULT_EXIT_FLUSH_TIMEOUT_MS
 
     @property
     def prometheus_url(self) -> str | None:
@@ -108,7 +111,6 @@ _built: weakref.WeakSet[object] = weakref.WeakSet()
 #: Resource attributes of this process when it is a forked child of a configured one (its ``process.pid``):
 #: what tells its telemetry from its parent's and its siblings'.
 _forked_resource: dict[str, int] = {}
-_DEFAULT_EXIT_FLUSH_TIMEOUT_MS = 1000
 
 
 def exit_flush_timeout_millis(env: Mapping[str, str] | None = None) -> int:
