@@ -29,9 +29,14 @@ def _add_check(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "check", help="validate a configuration file and resolve every target",
         description="Validate the configuration (FILE, $AGENT_OTEL_CONFIG, ./agent-otel.toml or [tool.agent-otel] "
-                    "in ./pyproject.toml), import each target's module and print target, kind, callable and "
-                    "whether it resolves. Exit status: 0 all resolved, 1 some target does not, 2 invalid file.")
+                    "in ./pyproject.toml), import each target's module and print target, entry, callable and "
+                    "whether it resolves. Targets in the program's own script (\"__main__:name\", or the script's "
+                    "module name) are resolved by reading the script given with --script, never running it; "
+                    "without it they are left to `agent-otel run`. Exit status: 0 all resolved, 1 some target "
+                    "does not, 2 invalid file.")
     parser.add_argument("file", nargs="?", help="configuration file (default: found as `run` finds it)")
+    parser.add_argument("--script", metavar="SCRIPT", help="the script `agent-otel run -- python SCRIPT` runs: "
+                        "resolve \"__main__:...\" targets (and ones named after the script) in its source")
     parser.set_defaults(handler=run_check)
 
 

@@ -15,6 +15,7 @@ from typing import Generic, TypeVar
 
 from opentelemetry.metrics import Counter, Histogram
 from opentelemetry.metrics import _Gauge as Gauge
+from opentelemetry.semconv._incubating.attributes import error_attributes as _incubating_error
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _gen_ai
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAiOperationNameValues
 from opentelemetry.semconv.attributes import code_attributes as _code
@@ -47,6 +48,10 @@ GEN_AI_FALLBACK_REASON = "gen_ai.fallback.reason"
 GEN_AI_RETRY_COUNT = "gen_ai.client.retry_count"
 GEN_AI_COST = "gen_ai.usage.cost"
 ERROR_TYPE = _error.ERROR_TYPE
+ERROR_MESSAGE = _incubating_error.ERROR_MESSAGE
+#: ``error.type`` of a provider call whose ``success`` option read false (a health check or selection).
+ERROR_TYPE_UNAVAILABLE = "unavailable"
+GEN_AI_RETRY_REASON = "gen_ai.retry.reason"
 #: The function a configured (zero-code) wrapper wraps, ``module.Class.method``.
 CODE_FUNCTION_NAME = _code.CODE_FUNCTION_NAME
 

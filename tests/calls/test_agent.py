@@ -258,7 +258,8 @@ def test_manual_handle_async(otel: Any) -> None:
 @pytest.mark.parametrize(
     ("result", "outcome", "confidence", "stages"),
     [
-        ({"success": ["yes"], "confidence": 0.5}, "success", 0.5, {"agent.success": 1}),
+        ({"success": ["yes"], "confidence": 0.5}, "success", 0.5, {}),  # Python truthiness
+        ({"success": [], "confidence": 0.5}, "failure", 0.5, {}),
         ({"success": "false", "confidence": "0.7"}, "failure", 0.7, {}),
         ({"success": 1, "confidence": " 0.25 "}, "success", 0.25, {}),
         ({"success": True, "confidence": "high"}, "success", None, {"agent.confidence": 1}),

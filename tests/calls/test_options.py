@@ -58,7 +58,8 @@ def test_each_decorator_signature_is_its_table(kind: str) -> None:
 
 
 def test_every_kind_has_a_table_and_config_reads_them_all() -> None:
-    assert config.KINDS == tuple(options.KINDS) == ("job", "agent", "provider", "tool", "evolution", "fallback")
+    assert config.KINDS == tuple(options.KINDS) == ("job", "agent", "provider", "tool", "evolution", "fallback", "retry",
+                                                          "rollback")
     for kind, table in options.KINDS.items():
         assert list(config.SCHEMA[kind]) == list(table)
         assert config.REQUIRED[kind] == tuple(name for name, option in table.items()
@@ -106,7 +107,7 @@ def test_config_reads_result_paths_only_for_keys_read_when_the_call_ends(kind: s
         if not option.extractor:
             continue
         error = entry_error(kind, **{name: {"path": "result.x"}})
-        if option.when == "start":
+        if not option.used_at_end:
             assert error == (f"t.toml: {kind}[0].{name}: extractor path 'result.x' reads the result but this key "
                              "is read when the call starts; use a path rooted at args or self")
         else:

@@ -33,9 +33,9 @@ def fresh_log_limits(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def host_call() -> Any:
-    @agent_otel.agent("a", task_type=path("args.item.value"), success=path("result.ok"))
+    @agent_otel.agent("a", task_type=path("args.item.value"), confidence=path("result.ok"))
     def handle(item: Unreadable) -> dict[str, str]:
-        return {"ok": "contents of " + SECRET}  # not a boolean: a coercion failure quoting host data
+        return {"ok": "contents of " + SECRET}  # not a number: a coercion failure quoting host data
 
     return handle
 
@@ -64,10 +64,10 @@ def test_a_diagnostic_is_one_line_naming_stage_and_type_without_host_data(
         assert SECRET not in message and "contents" not in message
         assert record.exc_info is None and record.exc_text is None and record.stack_info is None
     assert any("agent.extract.task_type" in m and "KeyError" in m for m in messages), messages
-    assert any("agent.success" in m and "TypeError" in m for m in messages), messages
+    assert any("agent.confidence" in m and "TypeError" in m for m in messages), messages
     assert SECRET not in caplog.text
     assert error_count(otel, "agent.extract.task_type") == 3
-    assert error_count(otel, "agent.success") == 3
+    assert error_count(otel, "agent.confidence") == 3
 
 
 @pytest.mark.usefixtures("fresh_log_limits")

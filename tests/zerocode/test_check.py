@@ -43,7 +43,7 @@ VALUE = 3
 
 def table(*rows: tuple[str, str, str, str]) -> list[str]:
     """Columns padded to their widest cell, two spaces apart; the status column is last."""
-    rows = (("TARGET", "KIND", "CALLABLE", "STATUS"), *rows)
+    rows = (("TARGET", "ENTRY", "CALLABLE", "STATUS"), *rows)
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     return ["  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
             for row in rows]
@@ -62,7 +62,7 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_good_file_prints_target_kind_callable_status(project: Path) -> None:
+def test_good_file_prints_target_entry_callable_status(project: Path) -> None:
     (project / "agent-otel.toml").write_text(textwrap.dedent("""
         [[job]]
         target = "app_under_check:Runner.run"
@@ -82,12 +82,12 @@ def test_good_file_prints_target_kind_callable_status(project: Path) -> None:
     result = check(project)  # found in the current directory; its modules import from there; rows by kind
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [*table(
-        ("app_under_check:Runner.run", "job", "async method", "ok (+1 subclass override: Sub)"),
-        ("app_under_check:Runner.Inner.build", "agent", "classmethod", "ok"),
-        ("app_under_check:Sub.stream", "agent", "generator method", "ok (inherited from Runner)"),
-        ("app_under_check:Runner.stream", "provider", "generator method", "ok"),
-        ("app_under_check:Runner.Inner.helper", "tool", "staticmethod", "ok"),
-        ("app_under_check:plain", "tool", "function", "ok"),
+        ("app_under_check:Runner.run", "job[0]", "async method", "ok (+1 subclass override: Sub)"),
+        ("app_under_check:Runner.Inner.build", "agent[0]", "classmethod", "ok"),
+        ("app_under_check:Sub.stream", "agent[1]", "generator method", "ok (inherited from Runner)"),
+        ("app_under_check:Runner.stream", "provider[0]", "generator method", "ok"),
+        ("app_under_check:Runner.Inner.helper", "tool[0]", "staticmethod", "ok"),
+        ("app_under_check:plain", "tool[1]", "function", "ok"),
     ), f"{project / 'agent-otel.toml'}: 6 targets, 6 resolved, 0 errors"]
 
 
@@ -112,14 +112,14 @@ def test_unresolvable_targets_are_listed_with_why_and_exit_1(project: Path) -> N
     result = check(project, str(config))
     assert result.returncode == 1
     assert result.stdout.splitlines() == [*table(
-        ("app_under_check:missing", "tool", "-", "error: module app_under_check has no attribute 'missing'"),
-        ("app_under_check:VALUE", "tool", "-", "error: VALUE is 'int', not callable"),
-        ("app_under_check:Nope.method", "tool", "-", "error: app_under_check has no attribute 'Nope'"),
-        ("app_under_check:plain.inner", "tool", "-", "error: plain is 'function', not a class"),
-        ("no_such_module_zc:fn", "tool", "-",
+        ("app_under_check:missing", "tool[0]", "-", "error: module app_under_check has no attribute 'missing'"),
+        ("app_under_check:VALUE", "tool[1]", "-", "error: VALUE is 'int', not callable"),
+        ("app_under_check:Nope.method", "tool[2]", "-", "error: app_under_check has no attribute 'Nope'"),
+        ("app_under_check:plain.inner", "tool[3]", "-", "error: plain is 'function', not a class"),
+        ("no_such_module_zc:fn", "tool[4]", "-",
          "error: cannot import no_such_module_zc: ModuleNotFoundError: No module named 'no_such_module_zc'"),
-        ("app_under_check:Runner.gone", "tool", "-", "error: class Runner has no attribute 'gone'"),
-        ("app_under_check:plain", "tool", "function", "ok"),
+        ("app_under_check:Runner.gone", "tool[5]", "-", "error: class Runner has no attribute 'gone'"),
+        ("app_under_check:plain", "tool[6]", "function", "ok"),
     ), f"{config}: 7 targets, 1 resolved, 6 errors"]
 
 

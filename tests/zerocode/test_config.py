@@ -128,11 +128,11 @@ def test_pyproject_errors_name_the_full_key_path(tmp_path: Path) -> None:
 
 BAD = [
     ('nonsense = 1\n', "nonsense: unknown key; expected one of service_name, attributes, prices, policy, "
-     "instrumentation, job, agent, provider, tool, evolution, fallback"),
+     "instrumentation, job, agent, provider, tool, evolution, fallback, retry, rollback"),
     ('agents = []\n', "agents: unknown key; did you mean 'agent'?"),
     ('service_name = 3\n', "service_name: expected a string, got an integer (3)"),
     ('attributes = { a = { b = 1 } }\n', "attributes.a: static attributes are literals (a string, number or "
-     "boolean); extractors belong in result_attributes of an agent"),
+     "boolean); extractors belong in result_attributes"),
     ('attributes = { a = [1] }\n', "attributes.a: expected a string, number or boolean, got an array"),
     ('prices = { m = 3 }\n', "prices.m: expected { input = <USD per 1M tokens>, output = <USD per 1M tokens> }, "
      "got an integer (3)"),
@@ -164,7 +164,7 @@ BAD = [
      '"package.module:function" or "package.module:Class.method"'),
     ('[[agent]]\ntarget = "pkg:f"\nsubclasses = true\n', "agent[0].subclasses: 'pkg:f' is not a method; "
      'subclasses = true needs "package.module:Class.method"'),
-    ('[[agent]]\ntarget = 3\n', "agent[0].target: expected a string, got an integer (3)"),
+    ('[[agent]]\ntarget = 3\n', "agent[0].target: expected a string or an array of strings, got an integer (3)"),
     ('[[agent]]\ntarget = "a:b"\nsucess = true\n', "agent[0].sucess: unknown key; did you mean 'success'?"),
     ('[[tool]]\ntarget = "a:b"\n[[agent]]\ntarget = "c:d"\n[[agent]]\ntarget = "e:f"\n[[agent]]\ntarget = "g:h"\n'
      'task_type = 7\n', "agent[2].task_type: expected a string or { path = \"...\" }, got an integer (7)"),
@@ -183,9 +183,9 @@ BAD = [
      "with '__', which a path never reads (write [\"__init__\"] for a key of a mapping) at "
      "position 5"),
     ('[[agent]]\ntarget = "a:b"\nsuccess = { path = "result.ok", default = true }\n', "agent[0].success: unknown "
-     "key 'default' in an extractor; an extractor is written { path = \"args.x.y\" } and has no other key"),
+     "key 'default' in an extractor; an extractor is written { path = \"args.x.y\" }, with optional at, delta, equals, in or not_in"),
     ('[[agent]]\ntarget = "a:b"\nsuccess = { value = true }\n', "agent[0].success: unknown key 'value' in an "
-     "extractor; an extractor is written { path = \"args.x.y\" } and has no other key"),
+     "extractor; an extractor is written { path = \"args.x.y\" }, with optional at, delta, equals, in or not_in"),
     ('[[agent]]\ntarget = "a:b"\nsuccess = { path = 3 }\n', "agent[0].success: an extractor path must be a "
      "string, got an integer (3)"),
     ('[[agent]]\ntarget = "a:b"\nfixes_applied = -1\n', "agent[0].fixes_applied: expected a non-negative integer "
@@ -261,10 +261,10 @@ def nested(depth: int, leaf: Any) -> Any:
 
 @pytest.mark.parametrize(("document", "message"), [
     ({"attributes": {"k": nested(DEEP, 1)}}, "attributes.k: static attributes are literals (a string, number or "
-     "boolean); extractors belong in result_attributes of an agent"),
+     "boolean); extractors belong in result_attributes"),
     ({"agent": [{"target": "a:b", "result_attributes": {"k": nested(DEEP, 1)}}]},
-     "agent[0].result_attributes.k: unknown key 'a' in an extractor; an extractor is written { path = \"args.x.y\" } "
-     "and has no other key"),
+     "agent[0].result_attributes.k: unknown key 'a' in an extractor; an extractor is written { path = \"args.x.y\" }, "
+     "with optional at, delta, equals, in or not_in"),
     ({"prices": {"m": nested(DEEP, 1)}}, "prices.m.a: unknown key; expected one of input, output"),
     ({"policy": {"hashed_keys": nested(DEEP, "k")}}, "policy.hashed_keys: expected an array of attribute keys, got "
      "a table"),

@@ -79,13 +79,13 @@ def test_death_by_signal_is_kept_after_telemetry_is_flushed(project: Path, code:
 
 def test_script_and_module_run_in_process_with_hooks_installed_first(project: Path) -> None:
     with OtlpHttpReceiver() as receiver:
+        # run as __main__, toolmod.py is still "toolmod" to its targets (tests/zerocode/test_script_targets.py)
         assert run(project, sys.executable, "toolmod.py", receiver=receiver).stdout == "42\n"
         assert run(project, sys.executable, "-m", "toolmod", receiver=receiver).stdout == "42\n"
-        # as __main__ the module is not "toolmod": only imports of toolmod are wrapped
         script = project / "main.py"
         script.write_text("import toolmod\nprint(toolmod.work(2))\n")
         assert run(project, sys.executable, "main.py", receiver=receiver).stdout == "4\n"
-        assert [span.name for span in wait_for_spans(receiver, 1)] == ["execute_tool work"]
+        assert [span.name for span in wait_for_spans(receiver, 3)] == ["execute_tool work"] * 3
 
 
 def test_other_programs_are_execd_and_python_children_bootstrap_themselves(project: Path) -> None:

@@ -26,7 +26,7 @@ from agent_otel._calls.options import AGENT, WORK_FIELDS, Attributes, Count, Fla
 from agent_otel._calls.process_usage import ResourceSampler
 from agent_otel._context.job import AGENT_KEY, current_job
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.policy import policy, set_hashed
+from agent_otel._engine.policy import policy
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import End, Invocation
 from agent_otel.errors import ConfigurationError
@@ -78,11 +78,13 @@ class AgentInvocation(Invocation):
             span.set_attribute(semconv.AGENT_OUTCOME, outcome)
             if confidence is not None:
                 span.set_attribute(semconv.AGENT_CONFIDENCE, confidence)
+            if outcome is _FAILURE:
+                handler.record_failure_message(span, call)
         if error is not None:
             return
         if not handler.explicit and found.keys() <= _OUTCOME_FIELDS:  # e.g. {"success": True}: nothing else
             if recording and handler.result_attributes:
-                self._record_result_attributes()
+                handler.record_result_attributes(span, call)
             return
         bound = policy().bounded
         for kind in handler.work_kinds:
@@ -112,19 +114,7 @@ class AgentInvocation(Invocation):
             if provider_used is not None:
                 span.set_attribute(semconv.AGENT_PROVIDER_USED,
                                    span_value(provider_used, semconv.AGENT_PROVIDER_USED))
-            self._record_result_attributes()
-
-    def _record_result_attributes(self) -> None:
-        handler, call, span = self.handler, self.call, self.span
-        guard = policy()
-        for key, extractor in handler.result_attributes.items():
-            extracted = handler.run_extractor(extractor, call, key)
-            if extracted is None:
-                continue
-            if key in guard.hashed_keys:
-                set_hashed(span, key, extracted)
-            else:
-                span.set_attribute(key, span_value(extracted, key))
+            handler.record_result_attributes(span, call)
 
 
 _NOTHING: dict[str, Any] = {}
@@ -147,7 +137,6 @@ class AgentHandler(KindHandler):
         super().__init__(func, options, attributes)
         self.work = dict(options.get("work") or {})
         self.work_kinds = tuple(dict.fromkeys((*WORK_FIELDS, *self.work)))
-        self.result_attributes = dict(options.get("result_attributes") or {})
         self.sample_resources = bool(options.get("sample_resources"))
         # Options given explicitly (a literal, an extractor, or a `work=` entry) are never read off the
         # result; the others are, from their fields: `_reads_by_field` finds them from a dict's keys.
@@ -198,7 +187,7 @@ class AgentHandler(KindHandler):
         })
 
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
-        call = Call(self.signature, instance, args, kwargs)
+        call = self.new_call(instance, args, kwargs)
         name, task_type, span_name, attributes = self.static(("name", "task_type"), self._describe, call)
         span, ctx = self.open(span_name, attributes, otel_context.set_value(AGENT_KEY, name))
         return AgentInvocation(span, ctx, self, call, name, task_type)
@@ -209,13 +198,15 @@ def agent(name: Text, *, task_type: Text = "default", success: Flag | None = Non
           files_modified: Count | None = None, remaining_issues: Count | None = None,
           tests_added: Count | None = None, issues_found: Count | None = None,
           work: Mapping[str, Count] | None = None, result_attributes: Mapping[str, Extractor] | None = None,
-          sample_resources: bool = False, attributes: Attributes | None = None,
+          error_message: Text | None = None, sample_resources: bool = False, attributes: Attributes | None = None,
           **unknown: Never) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate an agent entry point. Every keyword is a literal or an extractor.
 
     By default the result is read for ``success``, ``confidence``, ``fixes_applied``,
     ``files_modified``, ``remaining_issues``, ``patterns_used`` and ``provider_used``.
-    ``work={"kind": extractor}`` adds work-item kinds. ``sample_resources=True`` puts the
+    ``work={"kind": extractor}`` adds work-item kinds. ``success`` is read by Python truthiness (a
+    ``path(..., equals=...)`` maps a state to it); ``error_message`` is kept when the outcome is a failure.
+    ``sample_resources=True`` puts the
     process's peak RSS and CPU time during the call on the span, as evolution runs do.
     """
     if unknown:

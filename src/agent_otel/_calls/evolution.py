@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from opentelemetry import context as otel_context
+
 from agent_otel import semconv
-from agent_otel._calls.extractors import Call
+from agent_otel._calls.extractors import Call, Extractor
 from agent_otel._calls.handler import (
     KindHandler,
     ManualCall,
@@ -47,8 +49,12 @@ def _kpis(value: Any, stage: str) -> dict[str, float]:
     return kpis
 
 
+#: The evolution run in progress, for ``[[rollback]]`` targets called during it.
+EVOLUTION_KEY = otel_context.create_key("agent_otel.evolution")
+
+
 class EvolutionInvocation(Invocation):
-    __slots__ = ("agent_name", "call", "evolution_type", "handler", "sampler")
+    __slots__ = ("agent_name", "call", "evolution_type", "handler", "rolled_back", "sampler")
 
     def __init__(self, span: Any, ctx: Any, handler: EvolutionHandler, call: Call, agent_name: str,
                  evolution_type: str, sampler: ResourceSampler | None) -> None:
@@ -58,6 +64,7 @@ class EvolutionInvocation(Invocation):
         self.agent_name = agent_name
         self.evolution_type = evolution_type
         self.sampler = sampler
+        self.rolled_back = False  # set by a rollback target called during the run
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         usage = self.sampler.stop() if self.sampler is not None else None
@@ -66,7 +73,8 @@ class EvolutionInvocation(Invocation):
         option = handler.result_option
         before = _kpis(option("kpis_before", call, *_BEFORE_FIELDS), "evolution.kpis_before")
         after = _kpis(option("kpis_after", call, *_AFTER_FIELDS), "evolution.kpis_after")
-        rolled_back = bool(coerce_bool(option("rollback", call, *_ROLLBACK_FIELDS), "evolution.rollback"))
+        rolled_back = self.rolled_back or bool(coerce_bool(option("rollback", call, *_ROLLBACK_FIELDS),
+                                                           "evolution.rollback"))
         success = coerce_bool(option("success", call, "success"), "evolution.success")
         iterations = coerce_count(option("iterations", call, *_ITERATION_FIELDS), "evolution.iterations")
         if error is not None or success is False:
@@ -75,7 +83,11 @@ class EvolutionInvocation(Invocation):
             status = semconv.EvolutionStatus.ROLLED_BACK
         else:
             status = semconv.EvolutionStatus.SUCCEEDED
-        deltas = {name: after[name] - before[name] for name in after.keys() & before.keys()}
+        reported = option("improvements", call) if "improvements" in handler.options else None
+        if reported is not None:
+            deltas = _kpis(reported, "evolution.improvements")
+        else:
+            deltas = {name: after[name] - before[name] for name in after.keys() & before.keys()}
         primary = handler.options.get("kpi")
         if primary is not None:
             improvement = deltas.get(primary)
@@ -112,7 +124,13 @@ class EvolutionInvocation(Invocation):
                 ended[semconv.EVOLUTION_IMPROVEMENT] = improvement
             if usage is not None:
                 ended.update(usage.span_attributes())
+            if handler.late:
+                ended.update(handler.late_span_attributes(call))
             span.set_attributes(ended)
+            if status is semconv.EvolutionStatus.FAILED and error is None:
+                handler.record_failure_message(span, call)
+            if handler.result_attributes:
+                handler.record_result_attributes(span, call)
 
 
 class EvolutionHandler(KindHandler):
@@ -129,27 +147,33 @@ class EvolutionHandler(KindHandler):
         evolution_type = bound(semconv.EVOLUTION_TYPE, self.option("type", call) or _DEFAULT_TYPE)
         attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_EVOLVE, semconv.GEN_AI_AGENT_NAME: agent_name,
                       semconv.EVOLUTION_TYPE: evolution_type}
-        strategy = self.option("strategy", call)
+        strategy = self.option("strategy", call) if "strategy" not in self.late else None
         if strategy:
             attributes[semconv.EVOLUTION_STRATEGY] = str(strategy)
         return agent_name, evolution_type, semconv.evolution_span_name(agent_name), self.span_attributes(attributes)
 
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
-        call = Call(self.signature, instance, args, kwargs)
+        call = self.new_call(instance, args, kwargs)
         agent_name, evolution_type, span_name, attributes = self.static(("agent", "type", "strategy"),
                                                                         self._describe, call)
         span, ctx = self.open(span_name, attributes)
         sampler = ResourceSampler() if self.options.get("sample_resources", _SAMPLE_RESOURCES) else None
-        return EvolutionInvocation(span, ctx, self, call, agent_name, evolution_type, sampler)
+        inv = EvolutionInvocation(span, ctx, self, call, agent_name, evolution_type, sampler)
+        inv.context = otel_context.set_value(EVOLUTION_KEY, inv, ctx)
+        return inv
 
 
 def evolution(agent: Text, *, type: Text = "default", strategy: Text | None = None, kpis_before: Kpis | None = None,
-              kpis_after: Kpis | None = None, rollback: Flag | None = None, success: Flag | None = None,
-              iterations: Count | None = None, kpi: str | None = None, sample_resources: bool = True,
-              attributes: Attributes | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
+              kpis_after: Kpis | None = None, improvements: Kpis | None = None, rollback: Flag | None = None,
+              success: Flag | None = None, iterations: Count | None = None, kpi: str | None = None,
+              result_attributes: Mapping[str, Extractor] | None = None, error_message: Text | None = None,
+              sample_resources: bool = True, attributes: Attributes | None = None
+              ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate an evolution run. KPIs, rollback and iterations are read from the result
-    (``kpis_before``/``kpis_after``, ``rolled_back``, ``iterations``) unless given; ``kpi`` names
-    the KPI whose delta is the run's improvement (default: the mean delta)."""
+    (``kpis_before``/``kpis_after``, ``rolled_back``, ``iterations``) unless given; a ``kpis_before``
+    path on ``self``/``args`` is read when the run starts. ``improvements`` gives the KPI deltas as the
+    run reports them. ``kpi`` names the KPI whose delta is the run's improvement (default: the mean
+    delta). ``strategy=path(..., at="end")`` reads a strategy chosen during the run."""
     return decorator(EvolutionHandler, collect("evolution", locals()), attributes)
 
 

@@ -12,14 +12,18 @@ grammar, never evaluated as Python:
 A ``NAME`` step reads an attribute, or a key of a mapping. A missing step yields ``None``. A ``NAME``
 starting with ``__`` is refused: dunder attributes lead from any object to code, module globals and
 ``os.environ`` (``self.__init__.__globals__``), and a path must only read the program's data.
+
+A path may also say *when* it is read (``at="start"`` or ``"end"``; the default is the key's own),
+read a running total as the difference across the call (``delta=True``), or test the value it reads
+(``equals=``, ``in_=``, ``not_in=``; it then yields a boolean, for outcome keys and conditions).
 """
 
 from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Literal
 
 from agent_otel.errors import ConfigurationError
 
@@ -28,11 +32,13 @@ _INT = re.compile(r"-?[0-9]+")
 _ROOTS = ("args", "self", "result", "error")
 _MISSING = object()
 
+When = Literal["start", "end"]
+
 
 class Call:
     """What an extractor can see of one call. Arguments are bound lazily (binding costs µs)."""
 
-    __slots__ = ("_args", "_bound_args", "_kwargs", "_signature", "error", "instance", "result")
+    __slots__ = ("_args", "_bound_args", "_kwargs", "_signature", "early", "error", "instance", "result")
 
     def __init__(self, signature: inspect.Signature | None, instance: Any, args: tuple[Any, ...],
                  kwargs: dict[str, Any]) -> None:
@@ -43,6 +49,7 @@ class Call:
         self._bound_args: dict[str, Any] | None = None
         self.result: Any = None
         self.error: BaseException | None = None
+        self.early: dict[str, Any] | None = None  # values read when the call started (``at``, ``delta``)
 
     @property
     def args(self) -> dict[str, Any]:
@@ -62,21 +69,41 @@ class Call:
         return self._bound_args
 
 
+#: How a path can test the value it reads: the name of the comparison, and the check.
+COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "equals": lambda value, expected: bool(value == expected),
+    "in": lambda value, expected: value in expected,
+    "not_in": lambda value, expected: value not in expected,
+}
+
+
 class Path:
     """A parsed extractor path. Create with :func:`path`."""
 
-    __slots__ = ("root", "steps", "text")
+    __slots__ = ("at", "comparison", "delta", "expected", "root", "steps", "text")
 
-    def __init__(self, text: str, root: str, steps: tuple[tuple[str, Any], ...]) -> None:
+    def __init__(self, text: str, root: str, steps: tuple[tuple[str, Any], ...], *, at: When | None = None,
+                 delta: bool = False, comparison: str | None = None, expected: Any = None) -> None:
         self.text = text
         self.root = root
         self.steps = steps
+        self.at = at
+        self.delta = delta
+        self.comparison = comparison
+        self.expected = expected
+
+    def _key(self) -> tuple[Any, ...]:
+        expected = tuple(self.expected) if isinstance(self.expected, list) else self.expected
+        return self.text, self.at, self.delta, self.comparison, expected
 
     def __repr__(self) -> str:
-        return f"path({self.text!r})"
+        keyword = _KEYWORDS.get(self.comparison or "", "")
+        given = (("at", self.at), ("delta", self.delta or None), (keyword, self.expected if keyword else None))
+        extra = "".join(f", {name}={value!r}" for name, value in given if value is not None)
+        return f"path({self.text!r}{extra})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Path) and other.text == self.text
+        return isinstance(other, Path) and other._key() == self._key()
 
     def __hash__(self) -> int:
         return hash(self.text)
@@ -86,6 +113,13 @@ class Path:
         return self.root in ("result", "error")
 
     def __call__(self, call: Call) -> Any:
+        value = self.read(call)
+        if self.comparison is None:
+            return value
+        return COMPARISONS[self.comparison](value, self.expected)
+
+    def read(self, call: Call) -> Any:
+        """The value at the path, untested."""
         value: Any
         if self.root == "args":
             value = call.args
@@ -115,10 +149,51 @@ def _step(value: Any, kind: str, key: Any) -> Any:
         return _MISSING
 
 
-def path(text: str) -> Path:
-    """Parse an extractor path; a malformed one raises ConfigurationError naming the position."""
+_UNSET: Any = object()
+#: The Python keyword of each comparison (``in`` is a keyword of the language).
+_KEYWORDS = {"equals": "equals", "in": "in_", "not_in": "not_in"}
+
+
+def path(text: str, *, at: When | None = None, delta: bool = False, equals: Any = _UNSET,
+         in_: Collection[Any] | None = None, not_in: Collection[Any] | None = None) -> Path:
+    """Parse an extractor path; a malformed one raises ConfigurationError naming the position.
+
+    ``at``: read it when the call starts or ends (default: when the key is read, see its option table).
+    ``delta``: a running total (e.g. a client's token counter): the value read when the call ends minus
+    the one read when it starts. ``equals``/``in_``/``not_in``: yield whether the value read is equal to,
+    in, or not in the given value(s), e.g. ``success=path("result.state", equals="success")``.
+    """
     if not isinstance(text, str):
         raise ConfigurationError(f"extractor path must be a string, got {type(text).__name__}")
+    parsed = _parse(text)
+    tests = [(name, value) for name, value in (("equals", equals), ("in", in_), ("not_in", not_in))
+             if value is not _UNSET and value is not None]
+    if at not in (None, "start", "end"):
+        raise ConfigurationError(f"extractor path {text!r}: at must be 'start' or 'end', got {at!r}")
+    if len(tests) > 1:
+        raise ConfigurationError(f"extractor path {text!r}: give one of equals, in, not_in, not "
+                                 + " and ".join(name for name, _ in tests))
+    comparison, expected = tests[0] if tests else (None, None)
+    if comparison in ("in", "not_in") and (isinstance(expected, str | bytes) or not isinstance(expected, Collection)):
+        raise ConfigurationError(f"extractor path {text!r}: {comparison} takes a list of values, "
+                                 f"got {type(expected).__name__}")
+    if delta and comparison is not None:
+        raise ConfigurationError(f"extractor path {text!r}: delta reads a number, it cannot also test the value")
+    if parsed.needs_result:
+        if at == "start":
+            raise ConfigurationError(f"extractor path {text!r}: at='start' cannot read the {parsed.root}, "
+                                     "which exists only when the call ends")
+        if delta:
+            raise ConfigurationError(f"extractor path {text!r}: delta reads the value before and after the call; "
+                                     f"the {parsed.root} has no value before it")
+    if at is None and not delta and comparison is None:
+        return parsed
+    if comparison in ("in", "not_in") and isinstance(expected, Collection):
+        expected = list(expected)
+    return Path(text, parsed.root, parsed.steps, at=at, delta=delta, comparison=comparison, expected=expected)
+
+
+def _parse(text: str) -> Path:
 
     def fail(pos: int, problem: str) -> ConfigurationError:
         return ConfigurationError(f"extractor path {text!r}: {problem} at position {pos}")

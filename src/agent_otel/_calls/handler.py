@@ -18,10 +18,10 @@ from opentelemetry.trace import Span, SpanKind
 
 from agent_otel import semconv
 from agent_otel._calls.extractors import Call, Path, is_extractor, signature_of
-from agent_otel._calls.options import KINDS, Attributes, check_required
+from agent_otel._calls.options import KINDS, Attributes, check_required, extractor_problem
 from agent_otel._context.job import current_job_id
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.policy import SCRUBBED_KEY, policy, valid_text
+from agent_otel._engine.policy import SCRUBBED_KEY, policy, set_hashed, valid_text
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import Handler, Invocation, InvocationScope, instrument
 from agent_otel.errors import ConfigurationError
@@ -48,19 +48,40 @@ def field_of(obj: Any, *names: str) -> Any:
     return None
 
 
+_TRUE_WORDS = frozenset(("true", "yes", "success", "succeeded", "ok", "1"))
+_FALSE_WORDS = frozenset(("false", "no", "failure", "failed", "error", "0"))
+
+
 def coerce_bool(value: Any, stage: str) -> bool | None:
+    """A yes/no value by Python truthiness (a list of fixes ``[]`` is a failure), except the words
+    that say it (``"false"``, ``"failed"``, ``"error"``... are false). None stays unknown."""
     if value is None or isinstance(value, bool):
         return value
-    if isinstance(value, int | float) and value in (0, 1):
-        return bool(value)
     if isinstance(value, str):
         lowered = value.strip().lower()
-        if lowered in ("true", "yes", "success", "succeeded", "ok", "1"):
+        if lowered in _TRUE_WORDS:
             return True
-        if lowered in ("false", "no", "failure", "failed", "error", "0"):
+        if lowered in _FALSE_WORDS:
             return False
-    report_error(stage, TypeError(f"cannot read {type(value).__name__} {value!r:.40} as a boolean"))
-    return None
+    try:
+        return bool(value)
+    except Exception:  # e.g. a numpy array, whose truth is ambiguous
+        report_error(stage, TypeError(f"cannot read {type(value).__name__} as a boolean"))
+        return None
+
+
+def difference(before: Any, after: Any, stage: str) -> float | None:
+    """``after - before`` of a running total read around a call (``delta``); None, counted, when either
+    is not a number or the total went down (a reset: the call's share is unknown)."""
+    low = coerce_number(before, stage)
+    high = coerce_number(after, stage)
+    if low is None or high is None:
+        return None
+    if high < low:
+        report_error(stage, ValueError("a running total read with delta went down during the call"))
+        return None
+    change = high - low
+    return int(change) if isinstance(before, int) and isinstance(after, int) else change
 
 
 def coerce_number(value: Any, stage: str, low: float | None = None, high: float | None = None) -> float | None:
@@ -118,6 +139,23 @@ def span_value(value: Any, key: str = "span_attribute") -> Any:
     return valid_text(str(value), key)
 
 
+def set_result_attributes(span: Span, extractors: Mapping[str, Any], call: Call, stage: str) -> None:
+    """Span attributes read by ``extractors`` when the call ends; hashed keys hashed, failures counted."""
+    guard = policy()
+    for key, extractor in extractors.items():
+        try:
+            extracted = extractor(call) if callable(extractor) else extractor
+        except Exception as exc:
+            report_error(f"{stage}.extract.{key}", exc)
+            continue
+        if extracted is None:
+            continue
+        if key in guard.hashed_keys:
+            set_hashed(span, key, extracted)
+        else:
+            span.set_attribute(key, span_value(extracted, key))
+
+
 def check_parameters(func: Callable[..., Any], signature: inspect.Signature, options: Mapping[str, Any]) -> None:
     """An ``args.NAME`` path must name a parameter of the decorated function: a typo is an error at
     decoration time, not a value that is silently always missing."""
@@ -138,6 +176,30 @@ def check_parameters(func: Callable[..., Any], signature: inspect.Signature, opt
                     f"(parameters: {', '.join(params) or 'none'})")
 
 
+def _reading_times(stage: str, options: Mapping[str, Any]) -> tuple[dict[str, Path], dict[str, str]]:
+    """Which path options are read when the call starts though used when it ends (``at = "start"``,
+    a ``delta``, or an args/self path of an option read at the start by default), and which are read
+    when it ends though used when it starts (``at = "end"``: key -> the span attribute it sets).
+    A path an option cannot take is a ConfigurationError, as in a config file."""
+    table = KINDS[stage]
+    early: dict[str, Path] = {}
+    late: dict[str, str] = {}
+    for key, value in options.items():
+        option = table.get(key)
+        if not isinstance(value, Path) or option is None:
+            continue
+        problem = extractor_problem(option, value)
+        if problem is not None:
+            raise ConfigurationError(f"{stage}(): {key}: extractor path {value.text!r} {problem}")
+        if option.used_at_end:
+            if value.delta or value.at == "start" or (
+                    value.at is None and option.when == "start" and not value.needs_result):
+                early[key] = value
+        elif value.at == "end":
+            late[key] = option.late_attribute
+    return early, late
+
+
 class KindHandler(Handler):
     """A handler whose options are literals or extractors, validated at decoration time
     (``stage`` is the kind's name in :data:`agent_otel._calls.options.KINDS`)."""
@@ -153,22 +215,69 @@ class KindHandler(Handler):
                            for key, value in (attributes or {}).items()}
         self.signature = signature_of(func) if func is not None else None
         self.extracts = {key for key, value in options.items() if is_extractor(value)}
+        self.result_attributes: dict[str, Any] = dict(options.get("result_attributes") or {})
+        self.early, self.late = _reading_times(self.stage, options)
         self._static: tuple[object, Any] | None = None
         self._function_name = str(getattr(func, "__name__", None) or self.stage)
         if func is not None and self.signature is not None:
             check_parameters(func, self.signature, options)
         check_required(self.stage, options)
 
+    def new_call(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
+        """The call's view for extractors, with the values read when it starts (``at``, ``delta``)."""
+        call = Call(self.signature, instance, args, kwargs)
+        if self.early:
+            early = call.early = {}
+            for key, extractor in self.early.items():
+                try:
+                    early[key] = extractor.read(call) if extractor.delta else extractor(call)
+                except Exception as exc:
+                    report_error(f"{self.stage}.extract.{key}", exc)
+                    early[key] = None
+        return call
+
     def option(self, key: str, call: Call) -> Any:
-        """Resolve one option; a failing extractor is counted and yields None."""
+        """Resolve one option; a failing extractor is counted and yields None. An option read when the
+        call started gives that value; a ``delta`` the change since then."""
         value: Any = self.options.get(key)
         if key not in self.extracts:
             return value
         try:
+            if key in self.early:
+                before = call.early.get(key) if call.early is not None else None
+                if not value.delta:
+                    return before
+                return difference(before, value.read(call), f"{self.stage}.extract.{key}")
             return value(call)
         except Exception as exc:
             report_error(f"{self.stage}.extract.{key}", exc)
             return None
+
+    def late_span_attributes(self, call: Call) -> dict[str, Any]:
+        """The options read when the call ends though normally read when it starts (``at = "end"``),
+        as span attributes."""
+        attributes = {}
+        for key, attribute in self.late.items():
+            value = self.option(key, call)
+            if value is not None:
+                attributes[attribute] = span_value(value, attribute)
+        return attributes
+
+    def record_result_attributes(self, span: Span, call: Call) -> None:
+        """``result_attributes``: span attributes read when the call ends (hashed keys hashed)."""
+        set_result_attributes(span, self.result_attributes, call, self.stage)
+
+    def record_failure_message(self, span: Span, call: Call) -> None:
+        """Keep why a call that did not succeed failed, as ``error.message``: the ``error_message``
+        option, else the result's ``error_message``/``error`` field (an exception raised is on the span
+        already, as its exception event)."""
+        if "error_message" in self.options:
+            message = self.option("error_message", call)
+        else:
+            message = field_of(call.result, "error_message", "error")
+        if message is None or isinstance(message, bool) or message == "":
+            return
+        span.set_attribute(semconv.ERROR_MESSAGE, span_value(str(message), semconv.ERROR_MESSAGE))
 
     def required_name(self, key: str, call: Call) -> str:
         """A required name option (agent, tool, provider name). When it resolves to nothing (None or

@@ -17,7 +17,7 @@ from opentelemetry.util.types import AttributeValue
 
 from agent_otel import semconv
 from agent_otel._calls.extractors import Call, Extractor, is_extractor, resolve, signature_of
-from agent_otel._calls.handler import P, R
+from agent_otel._calls.handler import P, R, coerce_bool, set_result_attributes
 from agent_otel._calls.options import JOB, Text
 from agent_otel._context.job import JobState, context_with_job
 from agent_otel._engine.instruments import runtime
@@ -33,13 +33,14 @@ def new_job_id() -> str:
 
 
 class JobInvocation(Invocation):
-    __slots__ = ("job_type", "outcome", "state")
+    __slots__ = ("job_type", "outcome", "result_reader", "state")
 
     def __init__(self, span: Any, context: Any, state: JobState) -> None:
         super().__init__(span, context, "job")
         self.state = state
         self.job_type = state.type
         self.outcome: str | None = None
+        self.result_reader: tuple[Call, Mapping[str, Any]] | None = None  # configured result_attributes
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         outcome = semconv.Outcome.ERROR.value if error is not None else self.outcome or _outcome_of(value)
@@ -50,12 +51,17 @@ class JobInvocation(Invocation):
         if self.span.is_recording():
             self.span.set_attribute(semconv.JOB_OUTCOME, outcome)
             self.span.set_attributes(self.state.rollup_attributes())
+            if self.result_reader is not None:
+                call, extractors = self.result_reader
+                call.result, call.error = value, error
+                set_result_attributes(self.span, extractors, call, "job")
 
 
 def _outcome_of(value: Any) -> str:
-    """A job that returns something with ``success=False`` failed; anything else succeeded."""
+    """A job that returns something whose ``success`` is false (by Python truthiness, as for agents)
+    failed; anything else succeeded."""
     success = value.get("success") if isinstance(value, dict) else getattr(value, "success", None)
-    if success is False:
+    if success is not None and coerce_bool(success, "job.success") is False:
         return semconv.Outcome.FAILURE.value
     return semconv.Outcome.SUCCESS.value
 
@@ -81,15 +87,19 @@ class _JobHandler(Handler):
     stage = "job"
 
     def __init__(self, job_id: str | int | Extractor | None, job_type: Text, attributes: Mapping[str, Any],
-                 func: Callable[..., Any]) -> None:
+                 func: Callable[..., Any], result_attributes: Mapping[str, Any] | None = None) -> None:
         self.job_id = job_id
         self.job_type = job_type
         self.attributes = attributes
         self.signature = signature_of(func)
+        self.result_attributes = dict(result_attributes or {})
 
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
         call = Call(self.signature, instance, args, kwargs)
-        return start_job(resolve(self.job_id, call), resolve(self.job_type, call), self.attributes)
+        inv = start_job(resolve(self.job_id, call), resolve(self.job_type, call), self.attributes)
+        if self.result_attributes:
+            inv.result_reader = (call, self.result_attributes)
+        return inv
 
 
 class job(InvocationScope):

@@ -17,10 +17,8 @@ from typing import Any, Literal
 from opentelemetry.util.types import AttributeValue
 
 from agent_otel import semconv
-from agent_otel._calls.extractors import Extractor
+from agent_otel._calls.extractors import Extractor, Path, When
 from agent_otel.errors import ConfigurationError
-
-When = Literal["start", "end"]
 
 # What the decorators' keywords take: a literal of the option's kind, or an extractor.
 Text = str | Extractor
@@ -41,6 +39,7 @@ class Accepts(Enum):
     STRING_OR_INT = "a string or an integer"
     COUNT = "a non-negative integer"
     NAMES = "an array of strings"
+    TARGETS = "a string or an array of strings"
     KPIS = "a table of KPI numbers"
     ATTRIBUTES = "a table of static attributes"
     COUNTS = "a table of counts"
@@ -54,7 +53,7 @@ class Accepts(Enum):
 
 _LITERAL_TYPES: dict[Accepts, tuple[type, ...]] = {
     Accepts.STRING: (str,), Accepts.BOOLEAN: (bool,), Accepts.NUMBER: (int, float),
-    Accepts.STRING_OR_INT: (str, int),
+    Accepts.STRING_OR_INT: (str, int), Accepts.TARGETS: (str, list),
 }
 
 
@@ -62,9 +61,13 @@ _LITERAL_TYPES: dict[Accepts, tuple[type, ...]] = {
 class Option:
     """One option of one kind.
 
-    ``extractor``: whether it may be an extractor instead of a literal. ``when``: whether it is read
-    when the call starts (then a path may not read the result or error) or when it ends (None: not
-    read per call). ``default``: its value when not given (documented; used by the decorators and by
+    ``extractor``: whether it may be an extractor instead of a literal. ``when``: whether a path rooted
+    at ``args``/``self`` is read when the call starts or when it ends (None: not read per call); a
+    path may say otherwise with ``at``. ``recorded``: the kind uses the value when the call ends (so it
+    may come from the result, be read at either time, or be a ``delta``); by default, the options read
+    when it ends. ``late_attribute``: for an option used when the call starts, the span attribute
+    that ``at = "end"`` sets instead when the call ends (only options that name no span and label no
+    metric have one). ``default``: its value when not given (documented; used by the decorators and by
     configured targets). ``required``: the decorator and the config need it; ``config_default``
     makes it optional in config, where the target supplies it: ``"owner"`` the name of the method's
     class (or of the function), ``"function"`` the name of the function or method. ``keyword``: the
@@ -83,6 +86,13 @@ class Option:
     keyword: str = ""
     decorator: bool = True
     hint: str = "a literal or an extractor"
+    recorded: bool | None = None
+    late_attribute: str = ""
+
+    @property
+    def used_at_end(self) -> bool:
+        """The kind reads it when the call ends."""
+        return self.recorded if self.recorded is not None else self.when == "end"
 
     @property
     def parameter(self) -> str:
@@ -99,12 +109,50 @@ def _result(name: str, accepts: Accepts, doc: str) -> Option:
     return Option(name, accepts, when="end", doc=doc)
 
 
-_TARGET = Option("target", Accepts.STRING, extractor=False, when=None, required=True, decorator=False,
+#: What a path may do beyond reading a value, by what the option takes.
+_DELTA_ACCEPTS = (Accepts.COUNT, Accepts.NUMBER)
+_COMPARISON_ACCEPTS = (Accepts.BOOLEAN,)
+
+
+def extractor_problem(option: Option, extractor: Path) -> str | None:
+    """Why ``extractor`` cannot be the value of ``option`` (None: it can), phrased to follow
+    "extractor path 'x.y'". The decorators and the config check the same rules, so ``at``, ``delta``
+    and comparisons mean the same in both."""
+    if not option.used_at_end:
+        if extractor.needs_result:
+            return (f"reads the {extractor.root} but this key is read when the call starts; "
+                    "use a path rooted at args or self")
+        if extractor.at == "end" and not option.late_attribute:
+            return ('has at = "end" but this key is used when the call starts (it names the span or labels '
+                    "its metrics)")
+        if extractor.delta:
+            return "has delta = true but this key is read once, when the call starts"
+    if extractor.delta and option.accepts not in _DELTA_ACCEPTS:
+        return f"has delta = true but this key takes {option.accepts.value}, not a number"
+    if extractor.comparison is not None and option.accepts not in _COMPARISON_ACCEPTS:
+        return f"has {extractor.comparison} (a yes/no test) but this key takes {option.accepts.value}"
+    return None
+
+
+_TARGET = Option("target", Accepts.TARGETS, extractor=False, when=None, required=True, decorator=False,
                  doc='what to wrap, `"package.module:Qualified.name"`: a function, or a method, classmethod or '
-                     "staticmethod")
+                     'staticmethod; `"__main__:name"` (or the script\'s own module name) for the program '
+                     "`agent-otel run` starts; an array wraps each target with the same options")
 _SUBCLASSES = Option("subclasses", Accepts.BOOLEAN, extractor=False, when=None, default=False, decorator=False,
                      doc="also wrap the method's overrides in every subclass, also ones defined later")
 _ATTRIBUTES = Option("attributes", Accepts.ATTRIBUTES, extractor=False, doc="static span attributes")
+_INSTANCE_ATTRIBUTE = Option(
+    "instance_attribute", Accepts.BOOLEAN, extractor=False, when=None, default=False, decorator=False,
+    doc='the target `"package.module:Class.attribute"` names a callable each instance holds (e.g. a field): it '
+        "is wrapped on each instance of the class or a subclass when its `__init__` returns; `self` paths read "
+        "that instance")
+_RESULT_ATTRIBUTES = Option("result_attributes", Accepts.EXTRACTORS, extractor=False, when="end",
+                            doc="span attributes read when the call ends: `{span.key = extractor}`")
+_ERROR_MESSAGE = _result("error_message", Accepts.STRING,
+                         "kept on the span (`error.message`, and the status) when the outcome is not a success; "
+                         "read off the result's `error_message`/`error` by default")
+_WHEN = Option("when", Accepts.BOOLEAN, when="end", decorator=False,
+               doc="record only when this is true (a path, e.g. `{ path = \"result.fallback_used\", equals = true }`)")
 
 #: Result fields an agent counts as work items when present (each is also an option).
 WORK_FIELDS = ("fixes_applied", "files_modified", "remaining_issues", "tests_added", "issues_found")
@@ -115,11 +163,12 @@ def _table(*options: Option) -> dict[str, Option]:
 
 
 AGENT = _table(
-    _TARGET, _SUBCLASSES, _ATTRIBUTES,
+    _TARGET, _SUBCLASSES, _INSTANCE_ATTRIBUTE, _ATTRIBUTES,
     Option("name", Accepts.STRING, required=True, config_default="owner",
            doc="`gen_ai.agent.name`"),
     Option("task_type", Accepts.STRING, default="default", doc="`agent.task.type`"),
-    _result("success", Accepts.BOOLEAN, "false makes the outcome `failure`; read off the result by default"),
+    _result("success", Accepts.BOOLEAN, "false (by Python truthiness: `[]`, `0`, `\"\"` too) makes the outcome "
+            "`failure`; read off the result by default"),
     _result("confidence", Accepts.NUMBER, "in [0, 1]; read off the result by default"),
     _result("patterns", Accepts.NAMES, "patterns used; read off `patterns_used`/`patterns` by default"),
     _result("provider_used", Accepts.STRING, "read off `provider_used`/`provider` by default"),
@@ -127,14 +176,13 @@ AGENT = _table(
               "by default") for kind in WORK_FIELDS),
     Option("work", Accepts.COUNTS, extractor=False, when="end",
            doc="more work-item kinds: `{kind = count or extractor}`"),
-    Option("result_attributes", Accepts.EXTRACTORS, extractor=False, when="end",
-           doc="span attributes read when the call ends: `{span.key = extractor}`"),
+    _RESULT_ATTRIBUTES, _ERROR_MESSAGE,
     Option("sample_resources", Accepts.BOOLEAN, extractor=False, default=False,
            doc="peak RSS and CPU time of the process during the call, on the span"),
 )
 
 PROVIDER = _table(
-    _TARGET, _SUBCLASSES, _ATTRIBUTES,
+    _TARGET, _SUBCLASSES, _INSTANCE_ATTRIBUTE, _ATTRIBUTES,
     Option("provider", Accepts.STRING, required=True, hint="e.g. provider='openai'",
            doc="`gen_ai.provider.name`"),
     Option("model", Accepts.STRING, doc="`gen_ai.request.model` (`unknown` when not given)"),
@@ -144,29 +192,41 @@ PROVIDER = _table(
       for side in ("input", "output")),
     _result("cost", Accepts.NUMBER, "USD; from the price table by default"),
     _result("retries", Accepts.COUNT, "retries this call made"),
+    _result("success", Accepts.BOOLEAN, "false (e.g. a provider selection or health check that returns False) "
+            "records the call as `error.type=unavailable`"),
     Option("stream", Accepts.BOOLEAN, extractor=False, when="end",
            doc="time the returned object as a stream (default: when it is an iterator)"),
     Option("prompt", Accepts.STRING, doc="`gen_ai.input.messages`, only when content capture is on"),
     _result("response", Accepts.STRING, "`gen_ai.output.messages`, only when content capture is on"),
+    _RESULT_ATTRIBUTES,
 )
 
 TOOL = _table(
-    _TARGET, _SUBCLASSES, _ATTRIBUTES,
+    _TARGET, _SUBCLASSES, _INSTANCE_ATTRIBUTE, _ATTRIBUTES,
     Option("name", Accepts.STRING, required=True, config_default="function", doc="`gen_ai.tool.name`"),
     Option("agent", Accepts.STRING, doc="`gen_ai.agent.name` (default: the agent the call runs under)"),
     Option("type", Accepts.STRING, doc="`gen_ai.tool.type`"),
+    _RESULT_ATTRIBUTES,
 )
 
 EVOLUTION = _table(
-    _TARGET, _SUBCLASSES, _ATTRIBUTES,
+    _TARGET, _SUBCLASSES, _INSTANCE_ATTRIBUTE, _ATTRIBUTES,
     Option("agent", Accepts.STRING, required=True, doc="`gen_ai.agent.name`"),
     Option("type", Accepts.STRING, default="default", doc="`evolution.type`"),
-    Option("strategy", Accepts.STRING, doc="`evolution.strategy`"),
-    _result("kpis_before", Accepts.KPIS, "read off `kpis_before`/`pre_kpis`/`before` by default"),
+    Option("strategy", Accepts.STRING, late_attribute=semconv.EVOLUTION_STRATEGY,
+           doc="`evolution.strategy`; `at = \"end\"` reads one chosen during the run"),
+    Option("kpis_before", Accepts.KPIS, recorded=True,
+           doc="a path on `args`/`self` is read when the run starts; read off the result's "
+               "`kpis_before`/`pre_kpis`/`before` by default"),
     _result("kpis_after", Accepts.KPIS, "read off `kpis_after`/`post_kpis`/`after` by default"),
-    _result("rollback", Accepts.BOOLEAN, "read off `rolled_back`/`rollback` by default"),
-    _result("success", Accepts.BOOLEAN, "false makes the status `failed`; read off the result by default"),
+    _result("improvements", Accepts.KPIS, "KPI deltas as the run reports them (`{kpi = delta}`); "
+            "by default the deltas are `kpis_after - kpis_before`"),
+    _result("rollback", Accepts.BOOLEAN, "read off `rolled_back`/`rollback` by default; a `[[rollback]]` target "
+            "called during the run also sets it"),
+    _result("success", Accepts.BOOLEAN, "false (by Python truthiness) makes the status `failed`; read off the "
+            "result by default"),
     _result("iterations", Accepts.COUNT, "read off `iterations`/`convergence_iterations` by default"),
+    _RESULT_ATTRIBUTES, _ERROR_MESSAGE,
     Option("kpi", Accepts.STRING, extractor=False, when="end",
            doc="the KPI whose delta is the improvement (default: the mean delta)"),
     Option("sample_resources", Accepts.BOOLEAN, extractor=False, default=True,
@@ -175,29 +235,57 @@ EVOLUTION = _table(
 )
 
 JOB = _table(
-    _TARGET, _SUBCLASSES,
+    _TARGET, _SUBCLASSES, _INSTANCE_ATTRIBUTE,
     Option("attributes", Accepts.ATTRIBUTES, extractor=False, keyword="**attributes",
            doc="static span attributes (`job()` takes them as keywords)"),
     Option("id", Accepts.STRING_OR_INT, keyword="job_id", doc="`job.id` (default: a fresh id)"),
     Option("type", Accepts.STRING, default="default", doc="`job.type`"),
+    Option("result_attributes", Accepts.EXTRACTORS, extractor=False, when="end", decorator=False,
+           doc="span attributes read when the job ends: `{span.key = extractor}`"),
 )
 
+_MARKER_ATTRIBUTES = Option("attributes", Accepts.ATTRIBUTES, extractor=False, decorator=False,
+                            doc="accepted, not recorded")
+
 #: A function the program calls when it falls back from one provider to another (config only;
-#: in code, call ``record_fallback()``).
+#: in code, call ``record_fallback()``). Markers record when the call ends, so every key may read
+#: the result; a fallback whose ``to`` is its ``from`` is no fallback and is not recorded.
 FALLBACK = _table(
-    _TARGET, _SUBCLASSES,
-    Option("attributes", Accepts.ATTRIBUTES, extractor=False, decorator=False, doc="accepted, not recorded"),
-    Option("from", Accepts.STRING, required=True, decorator=False, doc="the provider that failed"),
-    Option("to", Accepts.STRING, required=True, decorator=False, doc="the provider used instead"),
-    Option("reason", Accepts.STRING, default="error", decorator=False, doc="`gen_ai.fallback.reason`"),
+    _TARGET, _SUBCLASSES, _INSTANCE_ATTRIBUTE, _MARKER_ATTRIBUTES,
+    Option("from", Accepts.STRING, required=True, decorator=False, when="end",
+           doc="the provider tried first"),
+    Option("to", Accepts.STRING, required=True, decorator=False, when="end",
+           doc="the provider used instead (e.g. `{ path = \"result.name\" }` of a selection function)"),
+    Option("reason", Accepts.STRING, default="error", decorator=False, when="end", doc="`gen_ai.fallback.reason`"),
+    _WHEN,
+)
+
+#: A function that runs once per retry of a provider call (a backoff or sleep helper, a retry
+#: callback); counted against the enclosing provider call (config only; in code, ``record_retry()``).
+RETRY = _table(
+    _TARGET, _SUBCLASSES, _INSTANCE_ATTRIBUTE, _MARKER_ATTRIBUTES,
+    Option("provider", Accepts.STRING, decorator=False, when="end",
+           doc="`gen_ai.provider.name` (default: the enclosing provider call's; needed outside one)"),
+    Option("model", Accepts.STRING, decorator=False, when="end",
+           doc="`gen_ai.request.model` (default: the enclosing provider call's)"),
+    Option("reason", Accepts.STRING, default="error", decorator=False, when="end", doc="`gen_ai.retry.reason`"),
+    _WHEN,
+)
+
+#: A function an evolution engine calls to roll a run back: the run it is called in is rolled back.
+ROLLBACK = _table(
+    _TARGET, _SUBCLASSES, _INSTANCE_ATTRIBUTE, _MARKER_ATTRIBUTES, _WHEN,
 )
 
 #: The keys every config entry takes.
-CONFIG_KEYS = _table(_TARGET, _SUBCLASSES, _ATTRIBUTES)
+CONFIG_KEYS = _table(_TARGET, _SUBCLASSES, _INSTANCE_ATTRIBUTE, _ATTRIBUTES)
 
 #: Every kind's table, in the order config sections are read.
 KINDS: dict[str, dict[str, Option]] = {"job": JOB, "agent": AGENT, "provider": PROVIDER, "tool": TOOL,
-                                       "evolution": EVOLUTION, "fallback": FALLBACK}
+                                       "evolution": EVOLUTION, "fallback": FALLBACK, "retry": RETRY,
+                                       "rollback": ROLLBACK}
+#: The kinds that record no span of their own: they mark something about the call they run in.
+MARKERS = ("fallback", "retry", "rollback")
 
 
 def collect(kind: str, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agent_otel import semconv
-from agent_otel._calls.extractors import Call
-from agent_otel._calls.handler import KindHandler, ManualCall, P, R, coerce_count, coerce_number, decorator, field_of
-from agent_otel._calls.options import PROVIDER, Attributes, Count, Number, Text, collect
+from agent_otel._calls.extractors import Call, Extractor
+from agent_otel._calls.handler import (
+    KindHandler,
+    ManualCall,
+    P,
+    R,
+    coerce_bool,
+    coerce_count,
+    coerce_number,
+    decorator,
+    field_of,
+)
+from agent_otel._calls.options import PROVIDER, Attributes, Count, Flag, Number, Text, collect
 from agent_otel._calls.pricing import cost_of
 from agent_otel._context.job import AGENT_KEY, current_job
 from agent_otel._engine.instruments import runtime
@@ -28,8 +38,13 @@ _DEFAULT_OPERATION = PROVIDER["operation"].default  # also when an extractor fin
 
 
 class ProviderInvocation(Invocation):
-    __slots__ = ("call", "handler", "input_tokens", "model", "operation", "output_tokens", "provider",
-                 "response_model", "retries")
+    """One provider call. A call nested in a call to the same provider (a raw request inside a
+    function that retries it) is the same logical request: only the outermost counts as a call
+    (duration, time to first chunk, the job's provider calls) and its tokens and cost are counted once,
+    at the innermost calls that have them (``usage_below`` tells the outer ones)."""
+
+    __slots__ = ("call", "handler", "input_tokens", "model", "operation", "outer", "output_tokens", "provider",
+                 "response_model", "retries", "usage_below")
 
     def __init__(self, span: Any, ctx: Any, handler: ProviderHandler, call: Call, provider: str, model: str,
                  operation: str) -> None:
@@ -43,6 +58,8 @@ class ProviderInvocation(Invocation):
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
         self.response_model: str | None = None
+        self.outer: ProviderInvocation | None = None
+        self.usage_below = False
 
     def wants_stream(self, result: Any) -> bool:
         stream = self.handler.options.get("stream")
@@ -87,6 +104,10 @@ class ProviderInvocation(Invocation):
             count = coerce_count(retries, "provider.retries") or 0
             if count:
                 self.add_retries(count)
+        if error is None and "success" in handler.options:
+            unavailable = coerce_bool(handler.option("success", call), "provider.success") is False
+        else:
+            unavailable = False
         attributes = {semconv.GEN_AI_OPERATION_NAME: self.operation, semconv.GEN_AI_PROVIDER_NAME: self.provider,
                       semconv.GEN_AI_REQUEST_MODEL: self.model}
         if self.response_model:
@@ -94,32 +115,46 @@ class ProviderInvocation(Invocation):
         token_attributes = dict(attributes)
         if error is not None:
             attributes[semconv.ERROR_TYPE] = type(error).__name__
+        elif unavailable:
+            attributes[semconv.ERROR_TYPE] = semconv.ERROR_TYPE_UNAVAILABLE
         rt = runtime()
         ctx = self.context
-        rt[semconv.CLIENT_OPERATION_DURATION].record(duration_s, attributes, context=ctx)
-        ttfc = self.time_to_first_chunk_s
-        if ttfc is not None:
-            rt[semconv.CLIENT_TIME_TO_FIRST_CHUNK].record(ttfc, attributes, context=ctx)
-        usage = rt[semconv.CLIENT_TOKEN_USAGE]
-        for token_type, tokens in ((semconv.TokenType.INPUT, self.input_tokens),
-                                   (semconv.TokenType.OUTPUT, self.output_tokens)):
-            if tokens is not None:
-                usage.record(tokens, {**token_attributes, semconv.GEN_AI_TOKEN_TYPE: token_type.value}, context=ctx)
-        if "cost" in handler.options:
-            cost = coerce_number(handler.option("cost", call), "provider.cost", 0.0, None)
-        else:
-            cost = cost_of(self.response_model or self.model, self.input_tokens, self.output_tokens)
-        if cost:
-            agent_name = otel_context.get_value(AGENT_KEY, ctx)
-            cost_attributes: dict[str, Any] = {semconv.GEN_AI_PROVIDER_NAME: self.provider,
-                                               semconv.GEN_AI_REQUEST_MODEL: self.model}
-            if agent_name is not None:
-                cost_attributes[semconv.GEN_AI_AGENT_NAME] = agent_name
-            rt[semconv.CLIENT_COST].add(cost, cost_attributes, context=ctx)
+        outer = self.outer
+        if outer is None:  # the logical request: counted once, at the outermost call
+            rt[semconv.CLIENT_OPERATION_DURATION].record(duration_s, attributes, context=ctx)
+            ttfc = self.time_to_first_chunk_s
+            if ttfc is not None:
+                rt[semconv.CLIENT_TIME_TO_FIRST_CHUNK].record(ttfc, attributes, context=ctx)
+        explicit_cost = "cost" in handler.options
+        has_usage = self.input_tokens is not None or self.output_tokens is not None or explicit_cost
+        cost: float | None = None
+        if self.usage_below:  # a nested call to the same provider counted the tokens and cost
+            has_usage = False
+            self.input_tokens = self.output_tokens = None
+        elif has_usage:
+            usage = rt[semconv.CLIENT_TOKEN_USAGE]
+            for token_type, tokens in ((semconv.TokenType.INPUT, self.input_tokens),
+                                       (semconv.TokenType.OUTPUT, self.output_tokens)):
+                if tokens is not None:
+                    usage.record(tokens, {**token_attributes, semconv.GEN_AI_TOKEN_TYPE: token_type.value},
+                                 context=ctx)
+            if explicit_cost:
+                cost = coerce_number(handler.option("cost", call), "provider.cost", 0.0, None)
+            else:
+                cost = cost_of(self.response_model or self.model, self.input_tokens, self.output_tokens)
+            if cost:
+                agent_name = otel_context.get_value(AGENT_KEY, ctx)
+                cost_attributes: dict[str, Any] = {semconv.GEN_AI_PROVIDER_NAME: self.provider,
+                                                   semconv.GEN_AI_REQUEST_MODEL: self.model}
+                if agent_name is not None:
+                    cost_attributes[semconv.GEN_AI_AGENT_NAME] = agent_name
+                rt[semconv.CLIENT_COST].add(cost, cost_attributes, context=ctx)
+        if outer is not None and (has_usage or self.usage_below):
+            outer.usage_below = True
         job = current_job(ctx)
-        if job is not None:
-            job.add(provider_calls=1, input_tokens=self.input_tokens or 0, output_tokens=self.output_tokens or 0,
-                    cost=cost or 0.0)
+        if job is not None and (outer is None or has_usage):
+            job.add(provider_calls=1 if outer is None else 0, input_tokens=self.input_tokens or 0,
+                    output_tokens=self.output_tokens or 0, cost=cost or 0.0)
         span = self.span
         if span.is_recording():
             ended: dict[str, Any] = {semconv.GEN_AI_RETRY_COUNT: self.retries}  # one set_attributes: one lock
@@ -135,12 +170,19 @@ class ProviderInvocation(Invocation):
                 content = handler.option("response", call)
                 if content is not None:
                     ended[semconv.GEN_AI_OUTPUT_MESSAGES] = str(content)
+            if unavailable:
+                ended[semconv.ERROR_TYPE] = semconv.ERROR_TYPE_UNAVAILABLE
+                span.set_status(Status(StatusCode.ERROR, semconv.ERROR_TYPE_UNAVAILABLE))
             span.set_attributes(ended)
+            if handler.result_attributes:
+                handler.record_result_attributes(span, call)
 
-    def add_retries(self, count: int = 1) -> None:
+    def add_retries(self, count: int = 1, reason: str = "") -> None:
         self.retries += count
-        runtime()[semconv.CLIENT_RETRIES].add(count, {semconv.GEN_AI_PROVIDER_NAME: self.provider,
-                                                      semconv.GEN_AI_REQUEST_MODEL: self.model}, context=self.context)
+        attributes = {semconv.GEN_AI_PROVIDER_NAME: self.provider, semconv.GEN_AI_REQUEST_MODEL: self.model}
+        if reason:
+            attributes[semconv.GEN_AI_RETRY_REASON] = policy().bounded(semconv.GEN_AI_RETRY_REASON, reason)
+        runtime()[semconv.CLIENT_RETRIES].add(count, attributes, context=self.context)
 
 
 class ProviderHandler(KindHandler):
@@ -158,7 +200,7 @@ class ProviderHandler(KindHandler):
         return provider, model, operation, semconv.provider_span_name(operation, model), attributes, {}
 
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
-        call = Call(self.signature, instance, args, kwargs)
+        call = self.new_call(instance, args, kwargs)
         provider, model, operation, span_name, base, by_agent = self.static(("provider", "model", "operation"),
                                                                             self._describe, call)
         agent_name = otel_context.get_value(AGENT_KEY)
@@ -174,6 +216,9 @@ class ProviderHandler(KindHandler):
             attributes = self.under_agent(by_agent, base, agent_name)
         span, ctx = self.open(span_name, attributes)
         inv = ProviderInvocation(span, None, self, call, provider, model, operation)
+        outer = otel_context.get_value(PROVIDER_KEY)
+        if outer is not None and outer.provider == provider:  # type: ignore[attr-defined]
+            inv.outer = outer  # type: ignore[assignment]
         inv.context = otel_context.set_value(PROVIDER_KEY, inv, ctx)
         return inv
 
@@ -181,12 +226,14 @@ class ProviderHandler(KindHandler):
 def provider(provider: Text, *, model: Text | None = None, operation: Text = "chat",
              response_model: Text | None = None, input_tokens: Count | None = None,
              output_tokens: Count | None = None, cost: Number | None = None, retries: Count | None = None,
-             stream: bool | None = None, prompt: Text | None = None, response: Text | None = None,
+             success: Flag | None = None, stream: bool | None = None, prompt: Text | None = None,
+             response: Text | None = None, result_attributes: Mapping[str, Extractor] | None = None,
              attributes: Attributes | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate one LLM call. Tokens and the response model are read from OpenAI/Anthropic-style
     results (``usage.prompt_tokens``/``input_tokens``...) unless given; cost comes from the local
-    price table unless given. ``prompt``/``response`` extractors are recorded only when
-    OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true."""
+    price table unless given. ``success`` reading false (a provider selection or health check that
+    returns False) records the call as ``error.type=unavailable``. ``prompt``/``response`` extractors
+    are recorded only when OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true."""
     return decorator(ProviderHandler, collect("provider", locals()), attributes)
 
 
@@ -202,21 +249,25 @@ def current_provider_call() -> ProviderInvocation | None:
     return otel_context.get_value(PROVIDER_KEY)  # type: ignore[return-value]
 
 
-def record_retry(count: int = 1, *, provider: str | None = None, model: str | None = None) -> None:
-    """Count retries of the provider call in progress, or of the given provider/model."""
+def record_retry(count: int = 1, *, provider: str | None = None, model: str | None = None,
+                 reason: str | None = None) -> None:
+    """Count retries of the provider call in progress, or of the given provider/model, with an
+    optional short reason (``gen_ai.retry.reason``, under the cardinality cap)."""
     try:
         if not runtime().enabled:
             return
         inv = current_provider_call()
         if inv is not None and provider is None:
-            inv.add_retries(count)
+            inv.add_retries(count, reason or "")
             return
         if provider is None:
             raise ValueError("record_retry() outside a provider call needs provider=")
         bound = policy().bounded
-        runtime()[semconv.CLIENT_RETRIES].add(count, {
-            semconv.GEN_AI_PROVIDER_NAME: bound(semconv.GEN_AI_PROVIDER_NAME, provider),
-            semconv.GEN_AI_REQUEST_MODEL: bound(semconv.GEN_AI_REQUEST_MODEL, model) if model else "unknown"})
+        attributes = {semconv.GEN_AI_PROVIDER_NAME: bound(semconv.GEN_AI_PROVIDER_NAME, provider),
+                      semconv.GEN_AI_REQUEST_MODEL: bound(semconv.GEN_AI_REQUEST_MODEL, model) if model else "unknown"}
+        if reason:
+            attributes[semconv.GEN_AI_RETRY_REASON] = bound(semconv.GEN_AI_RETRY_REASON, reason)
+        runtime()[semconv.CLIENT_RETRIES].add(count, attributes)
     except Exception as exc:
         report_error("provider.retry", exc)
 

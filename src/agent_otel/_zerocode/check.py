@@ -1,21 +1,66 @@
 """``agent-otel check``: validate a configuration file and resolve every target.
+
+Targets in the program's own script (``"__main__:name"``, or ``"app:name"`` for ``--script app.py``)
+are resolved by reading the script given with ``--script`` (parsed, never run); without it they are
+listed as resolved when ``agent-otel run`` runs the script, which is not an error.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
 import os
 import sys
 from pathlib import Path
 
 from agent_otel._environment import AGENT_OTEL_CONFIG
-from agent_otel._zerocode.config import find_config, load_file
+from agent_otel._zerocode.config import TargetSpec, find_config, load_file
 from agent_otel._zerocode.patching import _all_subclasses
-from agent_otel._zerocode.targets import TargetError, resolve_target
+from agent_otel._zerocode.program import MAIN
+from agent_otel._zerocode.targets import BoundAtRunTime, TargetError, resolve_in_script, resolve_target
 from agent_otel.errors import ConfigurationError
+
+#: The status of a script target when no script is given.
+AT_RUN_TIME = "resolved when the script run by `agent-otel run` defines it"
+
+
+def _read_script(path: str) -> ast.Module:
+    try:
+        source = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return ast.parse(source, path)
+    except (SyntaxError, ValueError) as exc:
+        raise ConfigurationError(f"{path}: not a Python script ({exc})") from None
+
+
+def _imported(spec: TargetSpec) -> tuple[str, str]:
+    """(callable, status) of a target found by importing its module."""
+    found = resolve_target(spec)
+    status = "ok"
+    if found.defined_on is not found.owner:
+        status += f" (inherited from {found.defined_on.__qualname__})"
+    if spec.subclasses and isinstance(found.owner, type):
+        overrides = [sub.__qualname__ for sub in _all_subclasses(found.owner) if found.attr in sub.__dict__]
+        status += f" (+{len(overrides)} subclass override{'s' if len(overrides) != 1 else ''}" + (
+            f": {', '.join(sorted(overrides))})" if overrides else ")")
+    return found.shape, status
+
+
+def _in_script(spec: TargetSpec, tree: ast.Module, label: str) -> tuple[str, str]:
+    """(callable, status) of a target of the script, read from its source."""
+    found = resolve_in_script(tree, spec.qualname, label)
+    if found.imported:
+        module, qualname = found.imported.split(":")
+        shape, status = _imported(dataclasses.replace(spec, target=found.imported, module=module, qualname=qualname))
+        return shape, f"{status} (imported by {label} from {module})"
+    return found.shape, f"ok (in {label}{', ' + found.note if found.note else ''})"
 
 
 def run_check(args: argparse.Namespace) -> int:
+    script: str | None = getattr(args, "script", None)
     try:
         file = Path(args.file) if args.file else find_config()
         if file is None:
@@ -23,32 +68,36 @@ def run_check(args: argparse.Namespace) -> int:
                   "(or [tool.agent-otel] in pyproject.toml) in the current directory", file=sys.stderr)
             return 2
         config = load_file(file)
+        tree = _read_script(script) if script else None
     except ConfigurationError as exc:
         print(f"agent-otel: {exc}", file=sys.stderr)
         return 2
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` would: the project's modules import from here
-    rows = [("TARGET", "KIND", "CALLABLE", "STATUS")]
-    errors = 0
+    script_modules = {MAIN, *([Path(script).stem] if script else [])}
+    rows = [("TARGET", "ENTRY", "CALLABLE", "STATUS")]
+    errors = later = 0
     for spec in config.targets:
         try:
-            found = resolve_target(spec)
+            if spec.module not in script_modules:
+                shape, status = _imported(spec)
+            elif tree is None or script is None:
+                shape, status = "-", AT_RUN_TIME
+                later += 1
+            else:
+                shape, status = _in_script(spec, tree, script)
+        except BoundAtRunTime as exc:
+            shape, status = "-", f"resolved when the script runs ({script} {exc})"
+            later += 1
         except TargetError as exc:
             errors += 1
-            rows.append((spec.target, spec.kind, "-", f"error: {exc}"))
-            continue
-        status = "ok"
-        if found.defined_on is not found.owner:
-            status += f" (inherited from {found.defined_on.__qualname__})"
-        if spec.subclasses and isinstance(found.owner, type):
-            overrides = [sub.__qualname__ for sub in _all_subclasses(found.owner) if found.attr in sub.__dict__]
-            status += f" (+{len(overrides)} subclass override{'s' if len(overrides) != 1 else ''}" + (
-                f": {', '.join(sorted(overrides))})" if overrides else ")")
-        rows.append((spec.target, spec.kind, found.shape, status))
+            shape, status = "-", f"error: {exc}"
+        rows.append((spec.target, spec.key, shape, status))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3])
-    resolved = len(config.targets) - errors
+    resolved = len(config.targets) - errors - later
     print(f"{config.source}: {len(config.targets)} target{'s' if len(config.targets) != 1 else ''}, "
-          f"{resolved} resolved, {errors} error{'s' if errors != 1 else ''}")
+          f"{resolved} resolved, " + (f"{later} resolved when the script runs, " if later else "") +
+          f"{errors} error{'s' if errors != 1 else ''}")
     return 1 if errors else 0

@@ -41,7 +41,7 @@ from typing import Any
 from agent_otel._calls import options as kind_options
 from agent_otel._calls.extractors import Path as ExtractorPath
 from agent_otel._calls.extractors import path as parse_path
-from agent_otel._calls.options import Accepts, Option, When
+from agent_otel._calls.options import Accepts, Option, extractor_problem
 from agent_otel._environment import AGENT_OTEL_CONFIG
 from agent_otel.errors import ConfigurationError
 
@@ -73,6 +73,7 @@ class TargetSpec:
     subclasses: bool
     options: Mapping[str, Any]  # decorator keywords: literals, or agent_otel._calls.extractors.Path objects
     attributes: Mapping[str, Any]
+    instance_attribute: bool = False  # qualname is "Class.attribute": a callable each instance holds
 
 
 @dataclass(frozen=True)
@@ -124,29 +125,47 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-def _extractor(value: dict[str, Any], when: When | None) -> ExtractorPath:
-    unknown = sorted(set(value) - {"path"})
+_EXTRACTOR_KEYS = ("path", "at", "delta", "equals", "in", "not_in")
+
+
+def _extractor(value: dict[str, Any], option: Option | None) -> ExtractorPath:
+    """``{ path = "...", at = "start"|"end", delta = true, equals|in|not_in = ... }``, checked against
+    what ``option`` allows (see :func:`agent_otel._calls.options.extractor_problem`)."""
+    unknown = sorted(set(value) - set(_EXTRACTOR_KEYS))
     if unknown or "path" not in value:
         problem = f"unknown key {unknown[0]!r} in an extractor" if unknown else "a table here must be an extractor"
-        raise _Bad(f'{problem}; an extractor is written {{ path = "args.x.y" }} and has no other key')
+        raise _Bad(f'{problem}; an extractor is written {{ path = "args.x.y" }}, with optional at, delta, '
+                   "equals, in or not_in")
     text = value["path"]
     if not isinstance(text, str):
         raise _Bad(f"an extractor path must be a string, got {_describe(text)}")
+    at = value.get("at")
+    if at not in (None, "start", "end"):
+        raise _Bad(f'at must be "start" or "end", got {_describe(at)}')
+    delta = value.get("delta", False)
+    if not isinstance(delta, bool):
+        raise _Bad(f"delta must be a boolean, got {_describe(delta)}")
+    for name in ("in", "not_in"):
+        if name in value and not isinstance(value[name], list):
+            raise _Bad(f"{name} takes an array of values, got {_describe(value[name])}")
+    if "equals" in value and isinstance(value["equals"], dict | list):
+        raise _Bad(f"equals takes a string, number or boolean, got {_describe(value['equals'])}")
     try:
-        parsed = parse_path(text)
+        tests = {"equals": value["equals"]} if "equals" in value else {}
+        parsed = parse_path(text, at=at, delta=delta, in_=value.get("in"), not_in=value.get("not_in"), **tests)
     except ConfigurationError as exc:
         raise _Bad(str(exc)) from None
-    if when == "start" and parsed.needs_result:
-        raise _Bad(f"extractor path {text!r} reads the {parsed.root} but this key is read when the call starts; "
-                   "use a path rooted at args or self")
+    mismatch = extractor_problem(option, parsed) if option is not None else None
+    if mismatch is not None:
+        raise _Bad(f"extractor path {text!r} {mismatch}")
     return parsed
 
 
-def _literal_or_path(literal_types: tuple[type, ...], expected: str, when: When | None = None
+def _literal_or_path(literal_types: tuple[type, ...], expected: str, option: Option | None = None
                      ) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
         if isinstance(value, dict):
-            return _extractor(value, when)
+            return _extractor(value, option)
         ok = isinstance(value, literal_types) and not (isinstance(value, bool) and bool not in literal_types)
         if ok:
             return float(value) if float in literal_types and isinstance(value, int) and bool not in literal_types \
@@ -168,25 +187,28 @@ def _only(literal_types: tuple[type, ...], expected: str) -> Callable[[Any], Any
     return check
 
 
-def _count_or_path(value: Any) -> Any:
+_Shape = Callable[[Any, "Option | None"], Any]
+
+
+def _count_or_path(value: Any, option: Option | None) -> Any:
     if isinstance(value, dict):
-        return _extractor(value, None)
+        return _extractor(value, option)
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     raise _Bad(f'expected a non-negative integer or {{ path = "..." }}, got {_describe(value)}')
 
 
-def _names_or_path(value: Any) -> Any:
+def _names_or_path(value: Any, option: Option | None) -> Any:
     if isinstance(value, dict):
-        return _extractor(value, None)
+        return _extractor(value, option)
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         return list(value)
     raise _Bad(f'expected an array of strings or {{ path = "..." }}, got {_describe(value)}')
 
 
-def _kpis_or_path(value: Any) -> Any:
+def _kpis_or_path(value: Any, option: Option | None) -> Any:
     if isinstance(value, dict) and "path" in value:
-        return _extractor(value, None)
+        return _extractor(value, option)
     if isinstance(value, dict):
         for name, number in value.items():
             if isinstance(number, bool) or not isinstance(number, int | float):
@@ -195,26 +217,28 @@ def _kpis_or_path(value: Any) -> Any:
     raise _Bad(f'expected a table of KPI numbers or {{ path = "..." }}, got {_describe(value)}')
 
 
-def _static_attributes(value: Any) -> dict[str, Any]:
+def _static_attributes(value: Any, option: Option | None = None) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _Bad(f"expected a table of static attributes, got {_describe(value)}")
     for name, item in value.items():
         if isinstance(item, dict):
             raise _Bad("static attributes are literals (a string, number or boolean); "
-                       "extractors belong in result_attributes of an agent", f".{name}")
+                       "extractors belong in result_attributes", f".{name}")
         if not isinstance(item, str | int | float | bool):
             raise _Bad(f"expected a string, number or boolean, got {_describe(item)}", f".{name}")
     return dict(value)
 
 
-def _table_of(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    def check_table(value: Any) -> Any:
+def _table_of(check: _Shape, item_accepts: Accepts | None) -> _Shape:
+    """A table of values each checked by ``check`` as an option read when the call ends that takes
+    ``item_accepts`` (None: any value an extractor can give)."""
+    def check_table(value: Any, option: Option | None) -> Any:
         if not isinstance(value, dict):
             raise _Bad(f"expected a table, got {_describe(value)}")
         result = {}
         for name, item in value.items():
             try:
-                result[name] = check(item)
+                result[name] = check(item, Option(name, item_accepts, when="end") if item_accepts else None)
             except _Bad as bad:
                 raise _Bad(bad.problem, f".{name}{bad.subkey}") from None
         return result
@@ -222,9 +246,9 @@ def _table_of(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return check_table
 
 
-def _path_only(value: Any) -> Any:
+def _path_only(value: Any, option: Option | None) -> Any:
     if isinstance(value, dict):
-        return _extractor(value, None)
+        return _extractor(value, option)
     raise _Bad(f'expected an extractor {{ path = "..." }}, got {_describe(value)}')
 
 
@@ -232,9 +256,10 @@ _ONLY_BOOL = _only((bool,), "a boolean")
 _ONLY_STR = _only((str,), "a string")
 
 #: How a config file writes each kind of value, beyond a literal of ``Accepts.types``.
-_SHAPES: dict[Accepts, Callable[[Any], Any]] = {
+_SHAPES: dict[Accepts, _Shape] = {
     Accepts.ATTRIBUTES: _static_attributes, Accepts.COUNT: _count_or_path, Accepts.NAMES: _names_or_path,
-    Accepts.KPIS: _kpis_or_path, Accepts.COUNTS: _table_of(_count_or_path), Accepts.EXTRACTORS: _table_of(_path_only),
+    Accepts.KPIS: _kpis_or_path, Accepts.COUNTS: _table_of(_count_or_path, Accepts.COUNT),
+    Accepts.EXTRACTORS: _table_of(_path_only, None),
 }
 
 
@@ -242,10 +267,10 @@ def _checker(option: Option) -> Callable[[Any], Any]:
     """The check of one config key, from its declaration."""
     shaped = _SHAPES.get(option.accepts)
     if shaped is not None:
-        return shaped
+        return lambda value: shaped(value, option)
     kind = option.accepts
     if option.extractor:
-        return _literal_or_path(kind.types, kind.value, option.when)
+        return _literal_or_path(kind.types, kind.value, option)
     return _only(kind.types, kind.value)
 
 
@@ -300,12 +325,11 @@ class _Parser:
             if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
                 raise self.error(kind, f"expected an array of tables ([[{kind}]]), got {_describe(entries)}")
             for index, entry in enumerate(entries):
-                spec = self.target(kind, index, entry)
-                if spec.target in seen:
-                    raise self.error(f"{kind}[{index}].target",
-                                     f"{spec.target!r} is already configured at {seen[spec.target]}")
-                seen[spec.target] = spec.key
-                targets.append(spec)
+                for key, spec in self.targets(kind, index, entry):
+                    if spec.target in seen:
+                        raise self.error(key, f"{spec.target!r} is already configured at {seen[spec.target]}")
+                    seen[spec.target] = spec.key
+                    targets.append(spec)
         return Config(source=self.source, targets=tuple(targets), service_name=service_name, attributes=attributes,
                       prices=prices, policy=policy, switches=switches)
 
@@ -361,7 +385,9 @@ class _Parser:
             self.check(f"instrumentation.{name}", item, _ONLY_BOOL)
         return Switches(**value)
 
-    def target(self, kind: str, index: int, entry: dict[str, Any]) -> TargetSpec:
+    def targets(self, kind: str, index: int, entry: dict[str, Any]) -> list[tuple[str, TargetSpec]]:
+        """One spec per target of the entry, each with the key path of its target (``agent[0].target``, or
+        ``agent[0].target[1]`` for an element of an array); the spec's key names the element too."""
         base = f"{kind}[{index}]"
         schema = SCHEMA[kind]
         for name in entry:
@@ -372,17 +398,37 @@ class _Parser:
                 raise self.error(f"{base}.{name}", "required key is missing")
         values = {name: self.check(f"{base}.{name}", value, schema[name]) for name, value in entry.items()}
         target = values.pop("target")
-        if not TARGET_RE.match(target):
-            raise self.error(f"{base}.target", f"malformed target {target!r}; expected \"package.module:function\" "
-                             "or \"package.module:Class.method\"")
-        module, qualname = target.split(":")
         subclasses = values.pop("subclasses", False)
-        if subclasses and "." not in qualname:
-            raise self.error(f"{base}.subclasses", f"{target!r} is not a method; subclasses = true needs "
-                             "\"package.module:Class.method\"")
+        instance_attribute = values.pop("instance_attribute", False)
+        if instance_attribute and subclasses:
+            raise self.error(f"{base}.subclasses", "does not combine with instance_attribute = true, which "
+                             "already wraps the attribute on instances of every subclass; remove subclasses")
         attributes = values.pop("attributes", {})
-        return TargetSpec(kind=kind, key=self.prefix + base, target=target, module=module, qualname=qualname,
-                          subclasses=subclasses, options=values, attributes=attributes)
+        if isinstance(target, str):
+            named = [(f"{base}.target", base, target)]
+        elif not target:
+            raise self.error(f"{base}.target", "expected at least one target, got an empty array")
+        else:
+            named = [(f"{base}.target[{i}]", f"{base}.target[{i}]", item) for i, item in enumerate(target)]
+        specs = []
+        for key, spec_key, item in named:
+            if not isinstance(item, str):
+                raise self.error(key, f"expected a string, got {_describe(item)}")
+            if not TARGET_RE.match(item):
+                raise self.error(key, f"malformed target {item!r}; expected \"package.module:function\" "
+                                 "or \"package.module:Class.method\"")
+            module, qualname = item.split(":")
+            if instance_attribute and "." not in qualname:
+                raise self.error(f"{base}.instance_attribute" if key.endswith(".target") else key,
+                                 f"{item!r} names no attribute of a class; instance_attribute = true needs "
+                                 "\"package.module:Class.attribute\"")
+            if subclasses and "." not in qualname:
+                raise self.error(f"{base}.subclasses" if key.endswith(".target") else key,
+                                 f"{item!r} is not a method; subclasses = true needs \"package.module:Class.method\"")
+            specs.append((key, TargetSpec(kind=kind, key=self.prefix + spec_key, target=item, module=module,
+                                          qualname=qualname, subclasses=subclasses, options=dict(values),
+                                          attributes=attributes, instance_attribute=instance_attribute)))
+        return specs
 
 
 def _quote_key(name: str) -> str:

@@ -9,21 +9,20 @@ import atexit
 import importlib.metadata
 import os
 import re
-import runpy
 import shutil
 import signal
 import sys
 import threading
-import traceback
 import types
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent_otel._environment import AGENT_OTEL_CONFIG, AGENT_OTEL_LAUNCHER
 from agent_otel._sdk.configure import configure, shutdown_at_exit
+from agent_otel._zerocode import program as programs
 from agent_otel._zerocode.config import Config, find_config, load_config, load_file
 from agent_otel._zerocode.instrumentor import configure_sdk
-from agent_otel._zerocode.patching import instrument
+from agent_otel._zerocode.patching import instrument, leave_main_to_launcher
 from agent_otel.errors import ConfigurationError
 
 _PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)?)?$")
@@ -143,6 +142,7 @@ def _start_telemetry(config: Config | None, *, child: bool) -> None:
         # e.g. the parent already serves /metrics on the Prometheus port: keep traces, drop metrics here
         configure(metrics_exporter="none", system_metrics=False)
     if config is not None:
+        leave_main_to_launcher()
         instrument(config)
     atexit.register(_flush)
     if threading_is_main() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
@@ -173,24 +173,46 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
+def _program(plan: Plan) -> programs.Program:
+    """The program's ``__main__``, compiled (a SyntaxError is the program's, printed as python prints it)."""
+    if plan.how == "script":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(plan.target)))
+        return programs.script(plan.target)
+    if plan.how == "module":
+        sys.path.insert(0, os.getcwd())
+        return programs.module(plan.target)
+    sys.path.insert(0, "")
+    return programs.code(plan.target)
+
+
+def _print_program_error(program: programs.Program | None) -> None:
+    kind, value, tb = sys.exc_info()
+    if kind is None or value is None:
+        return
+    tb = programs.program_traceback(program, value)
+    sys.excepthook(kind, value.with_traceback(tb), tb)
+
+
 def _run_plan(plan: Plan) -> int:
     sys.argv = list(plan.argv)
+    if plan.how == "script" and not os.path.exists(plan.target):
+        print(f"{sys.executable}: can't open file {os.path.abspath(plan.target)!r}: "
+              "[Errno 2] No such file or directory", file=sys.stderr)
+        return 2
+    program: programs.Program | None = None
     try:
-        if plan.how == "script":
-            if not os.path.exists(plan.target):
-                print(f"{sys.executable}: can't open file {os.path.abspath(plan.target)!r}: "
-                      "[Errno 2] No such file or directory", file=sys.stderr)
-                return 2
-            sys.path.insert(0, os.path.dirname(os.path.abspath(plan.target)))
-            runpy.run_path(plan.target, run_name="__main__")
-        elif plan.how == "module":
-            sys.path.insert(0, os.getcwd())
-            runpy.run_module(plan.target, run_name="__main__", alter_sys=True)
-        elif plan.how == "code":
-            sys.path.insert(0, "")
-            main = types.ModuleType("__main__")
-            sys.modules["__main__"] = main
-            exec(compile(plan.target, "<string>", "exec"), main.__dict__)  # the program's own code, as python -c
+        if plan.how in ("script", "module", "code"):
+            try:
+                program = _program(plan)
+            except programs.ModuleNotRunnable as exc:
+                print(exc, file=sys.stderr)
+                return 1
+            except (SyntaxError, ValueError):  # the program's file does not compile: no traceback, as python
+                kind, value = sys.exc_info()[:2]
+                if kind is not None and value is not None:
+                    sys.excepthook(kind, value.with_traceback(None), None)
+                return 1
+            programs.run(program)
         elif plan.entry is not None:
             result = plan.entry.load()()
             if result is not None:
@@ -198,13 +220,13 @@ def _run_plan(plan: Plan) -> int:
     except SystemExit as exc:
         return _exit_code(exc)
     except KeyboardInterrupt:
-        traceback.print_exc()
+        _print_program_error(program)
         _flush()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
         return 130
     except BaseException:
-        sys.excepthook(*sys.exc_info())
+        _print_program_error(program)
         return 1
     return 0
 

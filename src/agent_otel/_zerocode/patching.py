@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from types import FunctionType, MethodType, ModuleType
 from typing import Any, TypeAlias
@@ -31,22 +31,22 @@ from opentelemetry import context as otel_context
 from agent_otel import semconv
 from agent_otel._calls.agent import AgentHandler
 from agent_otel._calls.evolution import EvolutionHandler
-from agent_otel._calls.extractors import Call, resolve, signature_of
 from agent_otel._calls.handler import KindHandler
 from agent_otel._calls.job import _JobHandler
+from agent_otel._calls.markers import MARKER_HANDLERS
 from agent_otel._calls.options import KINDS, Option
 from agent_otel._calls.options import defaults as option_defaults
 from agent_otel._calls.pricing import set_prices
-from agent_otel._calls.provider import ProviderHandler, record_fallback
+from agent_otel._calls.provider import ProviderHandler
 from agent_otel._calls.tool import ToolHandler
 from agent_otel._context.carriers import instrument_http_headers, uninstrument_http_headers
-from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import set_policy
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import Args, Handler, Invocation, Kwargs, Wrapper, WrapperFunction, wrapper_for
 from agent_otel._environment import AGENT_OTEL_CONFIG
+from agent_otel._zerocode import instances
 from agent_otel._zerocode.config import Config, TargetSpec, load_config
-from agent_otel._zerocode.targets import resolve_in
+from agent_otel._zerocode.targets import resolve_in, resolve_instance_attribute
 from agent_otel.errors import ConfigurationError
 
 logger = logging.getLogger("agent_otel")
@@ -55,9 +55,10 @@ _ABSENT = object()
 _FAMILY_KEY = otel_context.create_key("agent_otel.autoinstrument.family")
 
 
-#: The handler each configured kind builds (a fallback is no handler: see :func:`_fallback_wrapper`).
-_HANDLERS: dict[str, type[KindHandler]] = {"agent": AgentHandler, "provider": ProviderHandler, "tool": ToolHandler,
-                                           "evolution": EvolutionHandler}
+#: The handler each configured kind builds.
+_HANDLERS: dict[str, Callable[..., KindHandler]] = {
+    "agent": AgentHandler, "provider": ProviderHandler, "tool": ToolHandler, "evolution": EvolutionHandler,
+    **MARKER_HANDLERS}
 
 
 def _default_name(option: Option, owner: object, attr: str) -> str:
@@ -80,7 +81,7 @@ def build_handler(spec: TargetSpec, config: Config, func: Callable[..., Any], ow
     if spec.kind == "evolution" and "sample_resources" not in spec.options:
         options["sample_resources"] = config.switches.evolution_resources
     if spec.kind == "job":
-        return _JobHandler(options.get("id"), options["type"], attributes, func)
+        return _JobHandler(options.get("id"), options["type"], attributes, func, options.get("result_attributes"))
     return _HANDLERS[spec.kind](func, options, attributes)
 
 
@@ -97,28 +98,6 @@ class _FamilyHandler(Handler):
         inv = self.inner.begin(wrapped, instance, args, kwargs)
         inv.context = otel_context.set_value(_FAMILY_KEY, (id(self.entry), id(instance)), inv.context)
         return inv
-
-
-_FALLBACK_REASON = KINDS["fallback"]["reason"].default
-
-
-def _fallback_wrapper(spec: TargetSpec, func: object) -> WrapperFunction:
-    signature = signature_of(func)
-    options = spec.options
-
-    def wrapper(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
-        if runtime().enabled:
-            try:
-                call = Call(signature, instance, args, kwargs)
-                reason = resolve(options.get("reason", _FALLBACK_REASON), call)
-                reason = _FALLBACK_REASON if reason is None else reason
-                record_fallback(str(resolve(options["to"], call)), str(reason),
-                                from_provider=str(resolve(options["from"], call)))
-            except Exception as exc:
-                report_error("fallback.extract", exc)
-        return wrapped(*args, **kwargs)
-
-    return wrapper
 
 
 @dataclass(eq=False)
@@ -156,6 +135,7 @@ class _State:
     entries: dict[str, _Entry] = field(default_factory=dict)
     patches: list[_Patch] = field(default_factory=list)
     subclass_hooks: dict[type, _SubclassHook] = field(default_factory=dict)
+    holders: tuple[tuple[_Entry, type, str], ...] = ()  # instance_attribute entries: (entry, class, attribute)
     http_patched: bool = False
 
 
@@ -201,14 +181,17 @@ class _StaticMethodWrapper(Wrapper):
         return self
 
 
+def _kind_wrapper(entry: _Entry, raw: Any, signed: Any, owner: object, attr: str, label: str) -> WrapperFunction:
+    """The wrapper function of ``entry``'s kind for ``raw``; extractors bind arguments to ``signed``'s signature."""
+    spec = entry.spec
+    handler = build_handler(spec, entry.config, signed, owner, attr, label)
+    return wrapper_for(_FamilyHandler(handler, entry) if spec.subclasses else handler, raw)
+
+
 def _make_wrapper(entry: _Entry, raw: Any, owner: Owner, attr: str) -> Wrapped:
     spec = entry.spec
     label = f"{owner.__module__}.{owner.__qualname__}.{attr}" if isinstance(owner, type) else f"{spec.module}.{attr}"
-    if spec.kind == "fallback":
-        inner = _fallback_wrapper(spec, raw)
-    else:
-        handler = build_handler(spec, entry.config, raw, owner, attr, label)
-        inner = wrapper_for(_FamilyHandler(handler, entry) if spec.subclasses else handler, raw)
+    inner = _kind_wrapper(entry, raw, raw, owner, attr, label)
     family = id(entry)
     method = isinstance(owner, type) and isinstance(raw, FunctionType)
 
@@ -269,7 +252,10 @@ def _watch_subclasses(state: _State, base: type, entry: _Entry, attr: str) -> No
                     if current is None or not watcher.active or name not in cls.__dict__:
                         continue
                     try:
-                        _wrap_attribute(current, watcher, cls, name, cls.__dict__[name])
+                        if watcher.spec.instance_attribute:
+                            _hook_init(current, cls)
+                        else:
+                            _wrap_attribute(current, watcher, cls, name, cls.__dict__[name])
                     except Exception as exc:
                         report_error("autoinstrument.subclass", exc)
 
@@ -279,8 +265,93 @@ def _watch_subclasses(state: _State, base: type, entry: _Entry, attr: str) -> No
     hook.watchers.append((entry, attr))
 
 
+# --------------------------------------------------------------------------------------------------
+# Callables instances hold (instance_attribute = true): see agent_otel._zerocode.instances
+# --------------------------------------------------------------------------------------------------
+
+
+def _hold(entry: _Entry, attr: str, holder: object) -> None:
+    """Replace the callable ``holder`` holds under ``attr`` with its wrapper. None, and callables wrapped
+    already, are left alone; the wrapper another instance holds (``dataclasses.replace``, a field copied from
+    another tool) is replaced by one for ``holder``, of the same plain callable."""
+    found = instances.stored(holder, attr)
+    if found is None:
+        return
+    value, replace = found
+    if isinstance(value, instances.HeldWrapper) and value._self_holder() is not holder:
+        value = value.__wrapped__
+    if value is None or not callable(value) or instances.is_ours(value):
+        return
+    signed = instances.holder_signature(value)
+    klass = type(holder)
+    label = instances.label(value) or f"{klass.__module__}.{klass.__qualname__}.{attr}"
+    inner = _kind_wrapper(entry, value, signed, klass, signed.__name__, label)
+    holder_ref = instances.reference(holder)
+
+    def held(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
+        current = holder_ref()
+        if not entry.active or current is None:  # uninstrumented, or an alias outlived its instance
+            return wrapped(*args, **kwargs)
+        return inner(wrapped, current, args, kwargs)
+
+    wrapper = instances.HeldWrapper(value, held)
+    wrapper._self_agent_otel_entry = entry  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
+    wrapper._self_holder = holder_ref
+    replace(wrapper)
+
+
+def _hold_all(instance: object) -> None:
+    """After an ``__init__`` returned: wrap every configured callable the new instance holds. Never raises."""
+    state = _state
+    if state is None:
+        return
+    for entry, klass, attr in state.holders:
+        if entry.active and isinstance(instance, klass):
+            try:
+                _hold(entry, attr, instance)
+            except Exception as exc:  # e.g. an args.x path the callable has no parameter for
+                report_error("autoinstrument.instance", exc)
+
+
+def _hook_init(state: _State, klass: type) -> None:
+    """Make ``klass.__init__`` (its own, or one installed that runs the inherited one) call
+    :func:`_hold_all` when it returns. Each class is hooked once; ``uninstrument()`` restores it."""
+    raw = klass.__dict__.get("__init__", _ABSENT)
+    had_own = raw is not _ABSENT
+    if getattr(raw, "_self_agent_otel_init", False):
+        return
+    if not had_own:
+        raw = next(base.__dict__["__init__"] for base in klass.__mro__ if "__init__" in base.__dict__)
+        raw = raw.__wrapped__ if getattr(raw, "_self_agent_otel_init", False) else raw
+
+    def after_init(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
+        result = wrapped(*args, **kwargs)
+        _hold_all(args[0] if instance is None and args else instance)  # Class.__init__(obj, ...) or bound
+        return result
+
+    wrapper = _MethodWrapper(raw, after_init)
+    wrapper._self_agent_otel_init = True  # type: ignore[attr-defined]
+    type.__setattr__(klass, "__init__", wrapper)
+    state.patches.append(_Patch(klass, "__init__", had_own, raw, wrapper))
+
+
+def _watch_instances(state: _State, entry: _Entry, klass: type, attr: str) -> None:
+    """Hook ``__init__`` of ``klass``, of its subclasses with their own, and of those defined later."""
+    state.holders = (*state.holders, (entry, klass, attr))
+    _hook_init(state, klass)
+    for sub in _all_subclasses(klass):
+        if "__init__" in sub.__dict__:
+            _hook_init(state, sub)
+    _watch_subclasses(state, klass, entry, "__init__")
+
+
 def _apply(state: _State, entry: _Entry, module: ModuleType) -> None:
     spec = entry.spec
+    if spec.instance_attribute:
+        holder = resolve_instance_attribute(module, spec.qualname)
+        assert isinstance(holder.owner, type)  # resolve_instance_attribute says so
+        _watch_instances(state, entry, holder.owner, holder.attr)
+        return
     found = resolve_in(module, spec.qualname)
     _wrap_attribute(state, entry, found.owner, found.attr, found.raw)
     if spec.subclasses and isinstance(found.owner, type):
@@ -290,21 +361,56 @@ def _apply(state: _State, entry: _Entry, module: ModuleType) -> None:
         _watch_subclasses(state, found.owner, entry, found.attr)
 
 
+def _apply_entry(state: _State, entry: _Entry, module: ModuleType) -> None:
+    with _lock:
+        if _state is not state or not entry.active:
+            return
+        try:
+            _apply(state, entry, module)
+            entry.error = None
+        except Exception as exc:  # never break the program's import
+            entry.error = str(exc)
+            logger.warning("agent-otel: %s (%s): cannot wrap %s: %s", entry.config.source, entry.spec.key,
+                           entry.spec.target, exc)
+            report_error("autoinstrument.target", exc)
+
+
+#: Set by the launcher: ``__main__`` is the program it is about to run, not a module to hook now.
+_main_by_launcher = False
+
+
+def leave_main_to_launcher() -> None:
+    """``__main__`` targets are applied by the launcher as the program's code defines them
+    (:mod:`agent_otel._zerocode.program`): no post-import hook ever fires for ``__main__``, and the one
+    in ``sys.modules`` while instrumenting is the launcher's own."""
+    global _main_by_launcher
+    _main_by_launcher = True
+
+
 def _register(state: _State, entry: _Entry) -> None:
+    if entry.spec.module == "__main__" and _main_by_launcher:
+        return
+
     def on_import(module: ModuleType) -> None:
-        with _lock:
-            if _state is not state or not entry.active:
-                return
-            try:
-                _apply(state, entry, module)
-                entry.error = None
-            except Exception as exc:  # never break the program's import
-                entry.error = str(exc)
-                logger.warning("agent-otel: %s (%s): cannot wrap %s: %s", entry.config.source, entry.spec.key,
-                               entry.spec.target, exc)
-                report_error("autoinstrument.target", exc)
+        _apply_entry(state, entry, module)
 
     wrapt.register_post_import_hook(on_import, entry.spec.module)
+
+
+def targets_in(modules: Collection[str]) -> list[TargetSpec]:
+    """The configured targets of these module names (e.g. ``__main__`` and the script's own name)."""
+    with _lock:
+        return [entry.spec for entry in (_state.entries.values() if _state else ()) if entry.spec.module in modules]
+
+
+def apply_targets(module: ModuleType, specs: Iterable[TargetSpec]) -> None:
+    """Wrap these targets in ``module`` now, as a post-import hook would (the program's own ``__main__``)."""
+    with _lock:
+        state = _state
+        entries = [state.entries.get(spec.target) for spec in specs] if state else []
+    for entry in entries:
+        if state is not None and entry is not None:
+            _apply_entry(state, entry, module)
 
 
 def apply_settings(config: Config) -> None:

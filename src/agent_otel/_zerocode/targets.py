@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import sys
@@ -46,9 +47,8 @@ def describe_shape(raw: object, in_class: bool) -> str:
     return base
 
 
-def resolve_in(module: ModuleType, qualname: str) -> Resolved:
-    """Find ``qualname`` in an imported module; raises TargetError saying why not."""
-    parts = qualname.split(".")
+def _owner(module: ModuleType, parts: list[str]) -> type | ModuleType:
+    """The class (or the module) that ``parts[:-1]`` names in ``module``."""
     owner: type | ModuleType = module
     for index, part in enumerate(parts[:-1]):
         try:
@@ -58,6 +58,13 @@ def resolve_in(module: ModuleType, qualname: str) -> Resolved:
             raise TargetError(f"{where} has no attribute {part!r}") from None
         if not isinstance(owner, type):
             raise TargetError(f"{'.'.join(parts[: index + 1])} is {type(owner).__name__!r}, not a class")
+    return owner
+
+
+def resolve_in(module: ModuleType, qualname: str) -> Resolved:
+    """Find ``qualname`` in an imported module; raises TargetError saying why not."""
+    parts = qualname.split(".")
+    owner = _owner(module, parts)
     attr = parts[-1]
     defined_on: type | ModuleType
     if isinstance(owner, type):
@@ -82,6 +89,29 @@ def resolve_in(module: ModuleType, qualname: str) -> Resolved:
     return Resolved(owner, attr, raw, defined_on, describe_shape(probe, isinstance(owner, type)))
 
 
+def resolve_instance_attribute(module: ModuleType, qualname: str) -> Resolved:
+    """The class of a ``Class.attribute`` target whose attribute is a callable each instance holds
+    (``instance_attribute = true``); raises TargetError when the class does not resolve, or when the
+    class itself defines the attribute as a method or property (then it is no instance's value)."""
+    parts = qualname.split(".")
+    owner = _owner(module, parts)
+    if not isinstance(owner, type):
+        raise TargetError(f"{qualname} names no attribute of a class; instance_attribute = true needs "
+                          "\"package.module:Class.attribute\"")
+    attr = parts[-1]
+    fields = {*getattr(owner, "__dataclass_fields__", ()), *getattr(owner, "__pydantic_fields__", ())}
+    for klass in owner.__mro__:
+        if attr in klass.__dict__ and attr not in fields:
+            found = klass.__dict__[attr]
+            if inspect.isfunction(found) or isinstance(found, classmethod | staticmethod | property):
+                what = "property" if isinstance(found, property) else describe_shape(found, True)
+                what = ("an " if what[0] in "aeiou" else "a ") + what
+                raise TargetError(f"{qualname} is {what} of class {klass.__qualname__}, not an attribute of its "
+                                  "instances; remove instance_attribute")
+            break
+    return Resolved(owner, attr, None, owner, f"instance attribute of {owner.__qualname__}")
+
+
 def resolve_target(spec: TargetSpec, import_module: bool = True) -> Resolved:
     module = sys.modules.get(spec.module)
     if module is None:
@@ -91,4 +121,132 @@ def resolve_target(spec: TargetSpec, import_module: bool = True) -> Resolved:
             module = importlib.import_module(spec.module)
         except Exception as exc:
             raise TargetError(f"cannot import {spec.module}: {type(exc).__name__}: {exc}") from None
+    if spec.instance_attribute:
+        return resolve_instance_attribute(module, spec.qualname)
     return resolve_in(module, spec.qualname)
+
+
+# --------------------------------------------------------------------------------------------------
+# Targets in a script, found by reading it (``agent-otel check --script``): it is parsed, never run
+# --------------------------------------------------------------------------------------------------
+
+
+class BoundAtRunTime(Exception):
+    """The script binds the name by an assignment: what it holds is known only when the script runs."""
+
+
+@dataclass
+class InScript:
+    shape: str
+    note: str = ""  # "inherited from Base"
+    imported: str = ""  # "pkg.mod:name" when the script imports the name: resolve that instead
+
+
+def bound_names(statement: ast.stmt) -> set[str]:
+    """The module-level names a top-level statement may bind (an over-estimate: every name it stores)."""
+    names: set[str] = set()
+    pending: list[ast.AST] = [statement]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+            pending.extend(node.decorator_list)  # their bodies bind their own names, not the module's
+            continue
+        if isinstance(node, ast.Lambda):
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.alias):
+            names.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.ExceptHandler | ast.MatchAs | ast.MatchStar) and node.name:
+            names.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            names.add(node.rest)
+        pending.extend(ast.iter_child_nodes(node))
+    return names
+
+
+def _binding(body: list[ast.stmt], name: str) -> ast.stmt | None:
+    """The last statement of ``body`` that binds ``name``: a def, a class or a ``from ... import`` (None:
+    none binds it); :class:`BoundAtRunTime` when it is any other statement."""
+    last: ast.stmt | None = None
+    for statement in body:
+        if name in bound_names(statement):
+            last = statement
+    if last is None or isinstance(last, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.ImportFrom):
+        return last
+    raise BoundAtRunTime(f"line {last.lineno} binds {name!r}")
+
+
+def _yields(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    pending: list[ast.AST] = list(function.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.Yield | ast.YieldFrom):
+            return True
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            pending.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def _source_shape(function: ast.FunctionDef | ast.AsyncFunctionDef, in_class: bool) -> str:
+    decorators = {d.id for d in function.decorator_list if isinstance(d, ast.Name)}
+    base = next((d for d in ("classmethod", "staticmethod") if d in decorators and in_class),
+                "method" if in_class else "function")
+    if isinstance(function, ast.AsyncFunctionDef):
+        return ("async generator " if _yields(function) else "async ") + base
+    return ("generator " if _yields(function) else "") + base
+
+
+def resolve_in_script(tree: ast.Module, qualname: str, label: str) -> InScript:
+    """Find ``qualname`` among the script's top-level functions and classes and their methods (base
+    classes defined in the script included); raises TargetError saying why not."""
+    parts = qualname.split(".")
+    node = _binding(tree.body, parts[0])
+    if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+        name = next(a.name for a in node.names if (a.asname or a.name) == parts[0])
+        return InScript("", imported=f"{node.module}:{'.'.join([name, *parts[1:]])}")
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        raise TargetError(f"{label} defines no top-level function or class {parts[0]!r}")
+    path = [parts[0]]
+    for part in parts[1:]:
+        if not isinstance(node, ast.ClassDef):
+            raise TargetError(f"{'.'.join(path)} is a function, not a class")
+        owner = node
+        node, note = _class_member(tree, owner, part, label)
+        path.append(part)
+        if node is None:
+            raise TargetError(note)
+    if isinstance(node, ast.ClassDef):
+        raise TargetError(f"{qualname} is a class; name one of its methods (e.g. {qualname}.__call__)")
+    in_class = len(parts) > 1
+    return InScript(_source_shape(node, in_class), note if in_class else "")
+
+
+_Member = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+
+
+def _class_member(tree: ast.Module, klass: ast.ClassDef, name: str, label: str) -> tuple[_Member | None, str]:
+    """The def or class ``name`` in ``klass`` or, depth first, in its bases defined at the script's top level."""
+    pending, seen, outside = [klass], set(), []
+    while pending:
+        current = pending.pop(0)
+        if current.name in seen:
+            continue
+        seen.add(current.name)
+        for statement in current.body:
+            if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and statement.name == name:
+                return statement, "" if current is klass else f"inherited from {current.name}"
+        for base in current.bases:
+            try:
+                defined = _binding(tree.body, base.id) if isinstance(base, ast.Name) else None
+            except BoundAtRunTime:
+                defined = None
+            if isinstance(defined, ast.ClassDef):
+                pending.append(defined)
+            else:
+                outside.append(ast.unparse(base))
+    if outside:
+        return None, (f"class {klass.name} in {label} has no method {name!r}; its bases {', '.join(outside)} are "
+                      "not classes of the script (check resolves the script's own code without running it)")
+    return None, f"class {klass.name} in {label} has no method {name!r}"

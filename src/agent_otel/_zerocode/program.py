@@ -1,0 +1,206 @@
+"""The program ``agent-otel run`` starts in its own process (``python app.py``, ``python -m pkg.mod``,
+``python -c code``), run as ``__main__`` with the targets it defines itself wrapped.
+
+The program's ``__main__`` is never imported, so no post-import hook fires for it. Its targets
+(``"__main__:main"``, or the script's or module's own name: ``"app:main"`` for ``app.py``,
+``"pkg.mod:main"`` for ``-m pkg.mod``) are wrapped as its code defines them instead: the code is
+compiled as Python compiles it (same file name and line numbers, ``__future__`` flags, syntax errors)
+and, when such targets exist, run one group of top-level statements at a time, each group ending
+with a statement that binds a target's first name (a ``def``, a ``class``, an assignment or an
+import). After that statement has run, the target is wrapped, so the statements after it
+(``if __name__ == "__main__": main()``) call the wrapper. Nothing is added to the program's source
+or namespace: its ``globals()``, ``__file__``, ``__name__``, ``sys.argv`` and tracebacks are those of
+plain ``python``. Each target is wrapped once, at the first statement after which its name exists.
+"""
+
+from __future__ import annotations
+import __future__
+
+import ast
+import builtins
+import importlib.machinery
+import os
+import runpy
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import CodeType, ModuleType, TracebackType
+
+from agent_otel._engine import wrappers
+from agent_otel._zerocode import patching
+from agent_otel._zerocode.config import TargetSpec
+from agent_otel._zerocode.patching import apply_targets, targets_in
+from agent_otel._zerocode.targets import bound_names
+
+MAIN = "__main__"
+
+#: The compiler flags of every ``from __future__ import``: a group is compiled with those of the whole file.
+_FUTURE_FLAGS = 0
+for _feature in __future__.all_feature_names:
+    _FUTURE_FLAGS |= getattr(__future__, _feature).compiler_flag
+
+
+@dataclass
+class Program:
+    """The program's ``__main__`` module and its code, ready to run."""
+
+    module: ModuleType
+    code: CodeType | None  # None: run by ``fallback`` instead (e.g. a directory or zip file)
+    source: str | bytes | None = None  # None: no source, the code runs whole
+    filename: str = ""
+    names: tuple[str, ...] = (MAIN,)  # the module names whose targets apply to it
+    fallback: Callable[[], object] | None = None
+    applied: set[str] = field(default_factory=set)
+
+    @property
+    def namespace(self) -> dict[str, object]:
+        return self.module.__dict__
+
+
+class ModuleNotRunnable(Exception):
+    """``python -m`` would refuse the module: the message is python's own."""
+
+
+def _main_module(**attributes: object) -> ModuleType:
+    module = ModuleType(MAIN)
+    module.__dict__.update(__annotations__={}, __builtins__=builtins, **attributes)
+    return module
+
+
+def _module_name(path: str) -> str | None:
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return stem if stem.isidentifier() else None
+
+
+def script(path: str) -> Program:
+    """``python path``: compiled here, unless it is a directory or zip file (then runpy runs it)."""
+    absolute = os.path.abspath(path)
+    if not os.path.isfile(absolute):
+        return Program(_main_module(), None, fallback=lambda: runpy.run_path(path, run_name=MAIN))
+    with open(absolute, "rb") as handle:
+        source = handle.read()
+    loader = importlib.machinery.SourceFileLoader(MAIN, absolute)
+    module = _main_module(__file__=absolute, __cached__=None, __loader__=loader)
+    names = tuple(name for name in (MAIN, _module_name(absolute)) if name)
+    return Program(module, compile(source, absolute, "exec", dont_inherit=True), source, absolute, names)
+
+
+def code(text: str) -> Program:
+    """``python -c text``."""
+    module = _main_module(__loader__=importlib.machinery.BuiltinImporter)
+    return Program(module, compile(text, "<string>", "exec", dont_inherit=True), text, "<string>")
+
+
+def module(name: str) -> Program:
+    """``python -m name`` (a package runs its ``__main__``); sets ``sys.argv[0]`` as python does."""
+    try:
+        # runpy's own lookup, so that every refusal reads as python's (it has no public equivalent)
+        mod_name, spec, module_code = runpy._get_module_details(name, ModuleNotRunnable)  # type: ignore[attr-defined]
+    except ModuleNotRunnable as exc:
+        raise ModuleNotRunnable(f"{sys.executable}: {exc}") from None
+    main = _main_module(__file__=spec.origin, __cached__=spec.cached, __loader__=spec.loader,
+                        __package__=spec.parent, __spec__=spec)
+    if spec.origin is not None:
+        sys.argv[0] = spec.origin
+    try:
+        source = spec.loader.get_source(mod_name)
+    except Exception:
+        source = None
+    return Program(main, module_code, source, module_code.co_filename, (MAIN, mod_name))
+
+
+def _groups(program: Program, wanted: set[str]) -> list[tuple[CodeType, set[str]]]:
+    """The code in groups of top-level statements, each with the wanted names its last statement binds."""
+    assert program.source is not None and program.code is not None
+    tree = ast.parse(program.source, program.filename)
+    flags = program.code.co_flags & _FUTURE_FLAGS
+    groups: list[tuple[list[ast.stmt], set[str]]] = []
+    current: list[ast.stmt] = []
+    for statement in tree.body:
+        current.append(statement)
+        bound = bound_names(statement) & wanted
+        if bound:
+            groups.append((current, bound))
+            current = []
+    if current:
+        groups.append((current, set()))
+    compiled = []
+    for index, (statements, bound) in enumerate(groups):
+        first = statements[0]
+        if index and isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                and isinstance(first.value.value, str):
+            statements = [ast.copy_location(ast.Pass(), first), *statements]  # a string there is no docstring
+        group = ast.Module(body=statements, type_ignores=[])
+        compiled.append((compile(group, program.filename, "exec", flags=flags, dont_inherit=True), bound))
+    return compiled
+
+
+def _apply(program: Program, specs: list[TargetSpec], bound: set[str] | None) -> None:
+    """Wrap the targets not wrapped yet whose name the last statement bound (None: all the rest)."""
+    due = []
+    for spec in specs:
+        name = spec.qualname.split(".")[0]
+        if spec.target in program.applied or (bound is not None and (name not in bound
+                                                                     or name not in program.namespace)):
+            continue
+        program.applied.add(spec.target)
+        due.append(spec)
+    if due:
+        apply_targets(program.module, due)
+
+
+def run(program: Program) -> None:
+    """Run the program as ``sys.modules["__main__"]``; its exceptions propagate (see :func:`program_traceback`)."""
+    sys.modules[MAIN] = program.module
+    if program.code is None:
+        assert program.fallback is not None
+        program.fallback()
+        return
+    specs = targets_in(program.names)
+    wanted = {spec.qualname.split(".")[0] for spec in specs}
+    if not specs or program.source is None:
+        exec(program.code, program.namespace)  # the program's own code, as python runs it
+        _apply(program, specs, None)
+        return
+    for group, bound in _groups(program, wanted):
+        exec(group, program.namespace)  # the program's own code, one group of top-level statements
+        if bound:
+            _apply(program, specs, bound)
+    _apply(program, specs, None)  # a target the code never defined: reported as for an imported module
+
+
+#: The files of the wrapper's own frames, which a traceback printed for the program leaves out.
+_WRAPPER_FILES = frozenset({patching.__file__, wrappers.__file__})
+
+
+def _program_frames(tb: TracebackType | None) -> TracebackType | None:
+    kept = []
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename not in _WRAPPER_FILES:
+            kept.append(tb)
+        tb = tb.tb_next
+    rebuilt = None
+    for entry in reversed(kept):
+        rebuilt = TracebackType(rebuilt, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    return rebuilt
+
+
+def program_traceback(program: Program | None, error: BaseException) -> TracebackType | None:
+    """The traceback of an uncaught ``error`` as plain python prints it: from the program's first frame
+    on, without the launcher's frames nor the wrappers' (also in the exceptions it chains)."""
+    tb = error.__traceback__
+    if program is not None:
+        current = tb
+        while current is not None and current.tb_frame.f_globals is not program.namespace:
+            current = current.tb_next
+        tb = current or tb
+    seen = {id(error)}
+    chained = [error.__cause__, error.__context__]
+    while chained:
+        other = chained.pop()
+        if other is None or id(other) in seen:
+            continue
+        seen.add(id(other))
+        other.__traceback__ = _program_frames(other.__traceback__)
+        chained.extend((other.__cause__, other.__context__))
+    return _program_frames(tb)

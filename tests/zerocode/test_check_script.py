@@ -1,0 +1,137 @@
+"""`agent-otel check` and targets in the program's own script: without --script they are left to
+`agent-otel run` (not an error); with --script they resolve against the script's source, which is read,
+never run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+AGENT_OTEL = str(Path(sys.executable).parent / "agent-otel")
+LATER = "resolved when the script run by `agent-otel run` defines it"
+SCRIPT = '''
+import json
+from json import dumps
+from os.path import join as joined
+
+open(MARKER, "w").close()  # never runs: check reads the script, it does not run it
+
+
+class Base:
+    async def run(self, task):
+        return task
+
+    def stream(self):
+        yield 1
+
+
+class Agent(Base):
+    class Inner:
+        @staticmethod
+        def helper():
+            return 1
+
+    @classmethod
+    def build(cls):
+        return cls()
+
+
+def main():
+    pass
+
+
+handler = main
+'''
+
+
+def table(*rows: tuple[str, str, str, str]) -> list[str]:
+    rows = (("TARGET", "ENTRY", "CALLABLE", "STATUS"), *rows)
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
+            for row in rows]
+
+
+def check(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_OTEL_")}
+    return subprocess.run([AGENT_OTEL, "check", *args], cwd=cwd, env=environ, capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "app.py").write_text(SCRIPT.replace("MARKER", repr(str(tmp_path / "ran"))))
+    return tmp_path
+
+
+def write_config(project: Path, *targets: str) -> Path:
+    file = project / "agent-otel.toml"
+    file.write_text("[[agent]]\ntarget = [" + ", ".join(f'"{target}"' for target in targets) + "]\n")
+    return file
+
+
+def test_without_a_script_main_targets_are_left_to_the_launcher_and_are_no_error(project: Path) -> None:
+    config = write_config(project, "__main__:main", "__main__:Agent.run", "json:dumps")
+    result = check(project)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == [*table(
+        ("__main__:main", "agent[0].target[0]", "-", LATER),
+        ("__main__:Agent.run", "agent[0].target[1]", "-", LATER),
+        ("json:dumps", "agent[0].target[2]", "function", "ok"),
+    ), f"{config}: 3 targets, 1 resolved, 2 resolved when the script runs, 0 errors"]  # not agent-otel's __main__
+
+
+def test_with_a_script_they_resolve_against_its_source_without_running_it(project: Path) -> None:
+    config = write_config(project, "__main__:main", "app:Agent.run", "__main__:Agent.stream",
+                          "__main__:Agent.Inner.helper", "__main__:Agent.build", "__main__:dumps", "__main__:joined",
+                          "__main__:handler")
+    result = check(project, "--script", "app.py")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == [*table(
+        ("__main__:main", "agent[0].target[0]", "function", "ok (in app.py)"),
+        ("app:Agent.run", "agent[0].target[1]", "async method", "ok (in app.py, inherited from Base)"),
+        ("__main__:Agent.stream", "agent[0].target[2]", "generator method", "ok (in app.py, inherited from Base)"),
+        ("__main__:Agent.Inner.helper", "agent[0].target[3]", "staticmethod", "ok (in app.py)"),
+        ("__main__:Agent.build", "agent[0].target[4]", "classmethod", "ok (in app.py)"),
+        ("__main__:dumps", "agent[0].target[5]", "function", "ok (imported by app.py from json)"),
+        ("__main__:joined", "agent[0].target[6]", "function", "ok (imported by app.py from os.path)"),
+        ("__main__:handler", "agent[0].target[7]", "-",
+         "resolved when the script runs (app.py line 32 binds 'handler')"),
+    ), f"{config}: 8 targets, 7 resolved, 1 resolved when the script runs, 0 errors"]
+    assert not (project / "ran").exists()
+
+
+def test_targets_the_script_does_not_define_are_errors_with_why(project: Path) -> None:
+    config = write_config(project, "__main__:mian", "__main__:Agent.gone", "__main__:main.inner", "__main__:Agent",
+                          "__main__:main")
+    (project / "ext.py").write_text("from json import JSONDecoder\n\nclass Mine(JSONDecoder):\n    pass\n")
+    (project / "ext.toml").write_text('[[tool]]\ntarget = "__main__:Mine.decode"\n')
+    result = check(project, "--script", "app.py")
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [*table(
+        ("__main__:mian", "agent[0].target[0]", "-", "error: app.py defines no top-level function or class 'mian'"),
+        ("__main__:Agent.gone", "agent[0].target[1]", "-", "error: class Agent in app.py has no method 'gone'"),
+        ("__main__:main.inner", "agent[0].target[2]", "-", "error: main is a function, not a class"),
+        ("__main__:Agent", "agent[0].target[3]", "-",
+         "error: Agent is a class; name one of its methods (e.g. Agent.__call__)"),
+        ("__main__:main", "agent[0].target[4]", "function", "ok (in app.py)"),
+    ), f"{config}: 5 targets, 1 resolved, 4 errors"]
+    result = check(project, "ext.toml", "--script", "ext.py")
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[1].endswith(
+        "error: class Mine in ext.py has no method 'decode'; its bases JSONDecoder are not classes of the script "
+        "(check resolves the script's own code without running it)")
+
+
+@pytest.mark.parametrize(("script", "message"), [
+    ("absent.py", "absent.py: cannot read (No such file or directory)"),
+    ("broken.py", "broken.py: not a Python script (invalid syntax (broken.py, line 1))"),
+])
+def test_a_script_that_cannot_be_read_exits_2(project: Path, script: str, message: str) -> None:
+    write_config(project, "__main__:main")
+    (project / "broken.py").write_text("def f(:\n")
+    result = check(project, "--script", script)
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", f"agent-otel: {message}\n")

@@ -1,0 +1,125 @@
+"""Targets in the program's own script: `agent-otel run -- python app.py` wraps what app.py defines
+(`__main__:name` or `app:name`), `python -m shop.cli` wraps `shop.cli:name`, and the program sees
+exactly what plain python shows it: output, exit status, tracebacks and their line numbers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.otlp_receiver import OtlpHttpReceiver, attributes_of
+from tests.support.polling import wait_until
+
+AGENT_OTEL = str(Path(sys.executable).parent / "agent-otel")
+SCRIPT_APP = Path(__file__).with_name("script_app")
+
+
+def environment(receiver: OtlpHttpReceiver | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_", "PYTHON"))}
+    env.update(OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none", OTEL_TRACES_EXPORTER="none")
+    if receiver is not None:
+        env.update(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+                   OTEL_TRACES_EXPORTER="otlp")
+    return env
+
+
+def plain(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=environment(None), capture_output=True, text=True,
+                          timeout=60)
+
+
+def launched(cwd: Path, config: str, *args: str, receiver: OtlpHttpReceiver | None = None
+             ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([AGENT_OTEL, "run", "--config", config, "--", sys.executable, *args], cwd=cwd,
+                          env=environment(receiver), capture_output=True, text=True, timeout=60)
+
+
+def outcome(result: subprocess.CompletedProcess[str]) -> tuple[int, str, str]:
+    return result.returncode, result.stdout, result.stderr
+
+
+def spans_named(receiver: OtlpHttpReceiver, count: int) -> list[tuple[str, dict[str, Any]]]:
+    wait_until(lambda: len(receiver.spans()) >= count, f"{count} spans")
+    return sorted(((span.name, attributes_of(span)) for span in receiver.spans()), key=lambda item: item[0])
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    """A copy of tests/zerocode/script_app, so that no __pycache__ is written into the repository."""
+    folder = tmp_path / "script_app"
+    shutil.copytree(SCRIPT_APP, folder)
+    return folder
+
+
+def test_functions_and_methods_of_the_script_are_traced_and_the_program_sees_plain_python(app: Path) -> None:
+    with OtlpHttpReceiver() as receiver:
+        result = launched(app, "agent-otel.toml", "app.py", "plan", "fix", receiver=receiver)
+        assert outcome(result) == outcome(plain(app, "app.py", "plan", "fix"))
+        assert result.stdout.splitlines() == [
+            "__main__ A program whose agent, tool and entry point live in the script itself (run as `python app.py`)."
+            " ['app.py', 'plan', 'fix'] ['Agent', 'lookup', 'main', 'sys']",
+            "[{'task': 'plan', 'success': True}, {'task': 'fix', 'success': True}]"]
+        spans = spans_named(receiver, 5)
+    assert [name for name, _ in spans] == ["execute_tool lookup"] * 2 + ["invoke_agent Agent"] * 2 + [
+        "invoke_agent main"]
+    assert {attrs["code.function.name"] for _, attrs in spans} == {"__main__.Agent.run", "__main__.main",
+                                                                   "app.lookup"}
+    assert {attrs["agent.task.type"] for name, attrs in spans if name.startswith("invoke_agent")} == {"script"}
+    main_span = next(span for span in receiver.spans() if span.name == "invoke_agent main")
+    children = [span for span in receiver.spans() if span.parent_span_id == main_span.span_id]
+    assert len(children) == 2  # Agent.run under main: the calls made after the definitions are wrapped
+
+
+def test_exit_status_and_a_traceback_with_the_scripts_line_numbers_are_those_of_plain_python(app: Path) -> None:
+    with OtlpHttpReceiver() as receiver:
+        result = launched(app, "agent-otel.toml", "app.py", "exit", receiver=receiver)
+        assert outcome(result) == outcome(plain(app, "app.py", "exit"))
+        assert result.returncode == 3
+        failed = launched(app, "agent-otel.toml", "app.py", "ok", "fail", receiver=receiver)
+        assert outcome(failed) == outcome(plain(app, "app.py", "ok", "fail"))  # no launcher or wrapper frame
+        spans = spans_named(receiver, 8)
+    assert failed.returncode == 1
+    script = str(app / "app.py")
+    assert failed.stderr.splitlines()[1:3] == [f'  File "{script}", line 28, in <module>',
+                                               "    sys.exit(main(sys.argv[1:]))"]
+    assert failed.stderr.endswith("LookupError: no answer for 'fail'\n")
+    assert ("execute_tool lookup", "LookupError") in {(name, attrs.get("error.type")) for name, attrs in spans}
+
+
+def test_a_syntax_error_and_code_run_with_c_read_as_under_plain_python(app: Path) -> None:
+    (app / "broken.py").write_text("def f(:\n    pass\n")
+    assert outcome(launched(app, "agent-otel.toml", "broken.py")) == outcome(plain(app, "broken.py"))
+    # -c: the launcher's own `from __future__ import annotations` does not leak into the program
+    code = "def main(x: int):\n    return x\nprint(main.__annotations__, sorted(globals()))\nmain(1) + ''\n"
+    assert outcome(launched(app, "agent-otel.toml", "-c", code)) == outcome(plain(app, "-c", code))
+
+
+def test_targets_of_a_module_run_with_m_apply_to_it_once(app: Path) -> None:
+    with OtlpHttpReceiver() as receiver:
+        result = launched(app, "shop.toml", "-m", "shop.cli", "2", "3", receiver=receiver)
+        assert outcome(result) == outcome(plain(app, "-m", "shop.cli", "2", "3")) == (0, "5 True\n", "")
+        spans = spans_named(receiver, 1)
+        # the same module imported by name is another module object, wrapped on import as always
+        imported = launched(app, "shop.toml", "-c", "import shop.cli; print(shop.cli.checkout([1]))",
+                            receiver=receiver)
+        assert outcome(imported) == (0, "1\n", "")
+        both = spans_named(receiver, 2)
+    assert [(name, attrs["code.function.name"]) for name, attrs in spans] == [
+        ("execute_tool checkout", "shop.cli.checkout")]  # one span although two targets name it
+    assert [attrs["code.function.name"] for _, attrs in both] == ["shop.cli.checkout"] * 2
+
+
+def test_a_main_target_leaves_the_launchers_own_main_alone_and_a_missing_one_breaks_nothing(app: Path) -> None:
+    (app / "main.toml").write_text('[[tool]]\ntarget = ["__main__:main", "__main__:absent"]\n')
+    code = "def main():\n    return 'ran'\nprint(main())\n"
+    with OtlpHttpReceiver() as receiver:
+        result = launched(app, "main.toml", "-c", code, receiver=receiver)
+        assert outcome(result) == (0, "ran\n", "")
+        spans = spans_named(receiver, 1)
+    assert [(name, attrs["code.function.name"]) for name, attrs in spans] == [("execute_tool main", "__main__.main")]
