@@ -285,7 +285,7 @@ CLIENT_COST: Instrument[Counter] = Instrument(
 CLIENT_RETRIES: Instrument[Counter] = Instrument(
     "gen_ai.client.retries", Kind.COUNTER, "{retry}",
     "Retries of GenAI client operations.",
-    "gen_ai_client_retries_total", (GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL),
+    "gen_ai_client_retries_total", (GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL, GEN_AI_RETRY_REASON),
 )
 CLIENT_FALLBACKS: Instrument[Counter] = Instrument(
     "gen_ai.client.fallbacks", Kind.COUNTER, "{fallback}",

@@ -54,7 +54,15 @@ targets = st.one_of(st.sampled_from(["pkg.mod:func", "pkg.mod:Class.method", "a:
                     st.from_regex(config.TARGET_RE, fullmatch=True), st.text(max_size=15))
 scalars = st.one_of(st.text(max_size=12), st.integers(), st.floats(), st.booleans(), st.dates(), st.times(),
                     st.datetimes(), path_texts, targets)
-extractors = st.builds(lambda text: {"path": text}, st.one_of(path_texts, scalars))
+#: An extractor table, maybe with the keys that say when and how it reads (at, delta, equals, in,
+#: not_in), each with a right or a wrong value.
+extractor_extras = st.dictionaries(
+    st.sampled_from(["at", "delta", "equals", "in", "not_in", "path"]),
+    st.one_of(st.sampled_from(["start", "end", "middle"]), st.booleans(), scalars,
+              st.lists(scalars, max_size=3), st.dictionaries(st.text(max_size=4), scalars, max_size=2)),
+    max_size=3)
+extractors = st.builds(lambda text, extras: {"path": text, **extras}, st.one_of(path_texts, scalars),
+                       st.one_of(st.just({}), extractor_extras))
 documents_values = st.recursive(
     st.one_of(scalars, extractors),
     lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(keys, children, max_size=5)),
@@ -68,7 +76,7 @@ def entries(draw: st.DrawFn, kind: str) -> dict[str, Any]:
     schema = sorted(config.SCHEMA[kind])
     entry: dict[str, Any] = {}
     if draw(st.booleans()):
-        entry["target"] = draw(targets)
+        entry["target"] = draw(st.one_of(targets, st.lists(st.one_of(targets, scalars), max_size=4)))  # one or many
     for name in draw(st.lists(st.sampled_from(schema), max_size=5)):
         entry[name] = draw(st.one_of(scalars, extractors, documents_values))
     for name in config.REQUIRED[kind]:

@@ -28,20 +28,22 @@ from agent_otel import ConfigurationError
 from agent_otel._zerocode.config import parse_config
 from agent_otel._zerocode.patching import instrument, uninstrument
 from agent_otel._zerocode.targets import TargetError, resolve_target
+from tests.support.otlp_receiver import OtlpHttpReceiver
 from tests.support.paths import ROOT
+from tests.support.polling import wait_until
 from tests.zerocode.held_tools import tools
 from tests.zerocode.held_tools.tools import AuditedTool, Computed, FrozenTool, SlotTool, Tool, add, make_scaler
 
 HELD = "tests.zerocode.held_tools.tools"
 LANGCHAIN = """
 [[tool]]
-target = "langchain_core.tools:StructuredTool.func"
+target = "langchain_core.tools.structured:StructuredTool.func"
 instance_attribute = true
 name = { path = "self.name" }
 type = { path = "args.query" }
 
 [[tool]]
-target = "langchain_core.tools:StructuredTool.coroutine"
+target = "langchain_core.tools.structured:StructuredTool.coroutine"
 instance_attribute = true
 name = { path = "self.name" }
 """
@@ -355,13 +357,44 @@ def test_bad_values_are_configuration_errors(entry: dict[str, Any], problem: str
 
 
 def test_check_shows_the_shape() -> None:
-    spec = parse_config({"tool": [{"target": "langchain_core.tools:StructuredTool.func",
+    spec = parse_config({"tool": [{"target": "langchain_core.tools.structured:StructuredTool.func",
                                    "instance_attribute": True}]}).targets[0]
     assert resolve_target(spec).shape == "instance attribute of StructuredTool"
-    method = parse_config({"tool": [{"target": "langchain_core.tools:StructuredTool.invoke",
+    method = parse_config({"tool": [{"target": "langchain_core.tools.structured:StructuredTool.invoke",
                                      "instance_attribute": True}]}).targets[0]
     with pytest.raises(TargetError, match=r"StructuredTool\.invoke is a method of class BaseTool"):
         resolve_target(method)
+
+
+LANGCHAIN_APP = """
+import asyncio
+from langchain_core.tools import StructuredTool
+
+def search(query: str) -> str:
+    \"\"\"Search.\"\"\"
+    return query.upper()
+
+async def asearch(query: str) -> str:
+    \"\"\"Search.\"\"\"
+    return query.upper()
+
+web = StructuredTool.from_function(func=search, coroutine=asearch, name="web_search")
+print(web.invoke({"query": "a"}), asyncio.run(web.ainvoke({"query": "b"})))
+"""
+
+
+def test_agent_otel_run_wraps_structured_tools_the_program_creates(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(LANGCHAIN_APP)
+    (tmp_path / "agent-otel.toml").write_text(LANGCHAIN)
+    with OtlpHttpReceiver() as receiver:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+        env.update(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+                   OTEL_TRACES_EXPORTER="otlp", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+        done = subprocess.run([str(Path(sys.executable).parent / "agent-otel"), "run", "--", sys.executable, "app.py"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        assert (done.returncode, done.stdout) == (0, "A B\n"), done.stderr
+        wait_until(lambda: len(receiver.spans()) >= 2, "2 spans")
+        assert [span.name for span in receiver.spans()] == ["execute_tool web_search"] * 2
 
 
 def test_agent_otel_check_shows_instance_attributes(tmp_path: Path) -> None:

@@ -10,6 +10,10 @@ those defined later (a ``__init_subclass__`` hook is installed on the base class
 to its own class (``code.function.name``; an unnamed agent is named after its class). A subclass
 override that calls ``super().method()`` yields one span, not two.
 
+``instance_attribute = true`` wraps a callable each instance holds (``StructuredTool.func``, a dataclass
+field): the class's ``__init__`` (and that of each subclass defining one) is hooked, and when it returns the
+instance's callable is replaced in its own storage (:mod:`agent_otel._zerocode.instances`).
+
 ``instrument()`` never wraps an object twice; ``uninstrument()`` puts every original object back
 and turns wrappers that escaped (aliases bound while instrumented) into plain pass-throughs.
 :class:`AgentOtelInstrumentor` does the same for ``opentelemetry-instrument``.

@@ -1,0 +1,192 @@
+"""Paths that say when and how they read (at, delta, equals/in/not_in), as decorator keywords, and
+their errors in decorators and config files alike."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+import agent_otel
+from agent_otel import ConfigurationError, path, semconv
+from agent_otel._zerocode.config import parse_config
+from tests.support.telemetry import error_count, point, points
+
+
+@dataclass
+class Totals:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class Client:
+    usage: Totals = field(default_factory=lambda: Totals(500, 50))
+
+    @agent_otel.provider("openai", model="m", input_tokens=path("self.usage.prompt_tokens", delta=True),
+                         output_tokens=path("self.usage.completion_tokens", delta=True))
+    def complete(self, used_in: int, used_out: int) -> str:
+        self.usage.prompt_tokens += used_in
+        self.usage.completion_tokens += used_out
+        return "text"
+
+
+def test_delta_records_what_the_call_added_to_a_running_total(otel: Any) -> None:
+    client = Client()
+    client.complete(380, 12)
+    client.complete(20, 3)
+    inputs = point(otel, semconv.CLIENT_TOKEN_USAGE.name, {semconv.GEN_AI_TOKEN_TYPE: "input"})
+    outputs = point(otel, semconv.CLIENT_TOKEN_USAGE.name, {semconv.GEN_AI_TOKEN_TYPE: "output"})
+    assert (inputs.sum, inputs.count, outputs.sum) == (400, 2, 15)
+    assert sorted(s.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] for s in otel.spans()) == [20, 380]
+
+
+def test_a_running_total_that_goes_down_is_no_number(otel: Any) -> None:
+    client = Client()
+
+    @agent_otel.provider("openai", input_tokens=path("args.client.usage.prompt_tokens", delta=True))
+    def reset(client: Client) -> None:
+        client.usage = Totals()
+
+    reset(client)
+    assert semconv.GEN_AI_USAGE_INPUT_TOKENS not in otel.spans()[0].attributes
+    assert error_count(otel, "provider.extract.input_tokens") == 1
+
+
+@dataclass
+class Outcome:
+    state: str
+
+
+@pytest.mark.parametrize(("extractor", "outcomes"), [
+    (path("result.state", equals="success"), ["success", "failure", "failure"]),
+    (path("result.state", in_=["success", "partial"]), ["success", "success", "failure"]),
+    (path("result.state", not_in=["max_steps_error"]), ["success", "success", "failure"]),
+])
+def test_a_comparison_maps_states_to_an_outcome(otel: Any, extractor: Any, outcomes: list[str]) -> None:
+    @agent_otel.agent("runner", success=extractor)
+    def run(state: str) -> Outcome:
+        return Outcome(state)
+
+    for state in ("success", "partial", "max_steps_error"):
+        assert run(state) == Outcome(state)
+    spans = sorted(otel.spans(), key=lambda s: s.start_time or 0)
+    assert [s.attributes[semconv.AGENT_OUTCOME] for s in spans] == outcomes
+
+
+@pytest.mark.parametrize(("value", "outcome"), [
+    ([], "failure"), (["fix"], "success"), (0, "failure"), (3, "success"), ("", "failure"), ("done", "success"),
+    ("failed", "failure"), ({}, "failure"), (None, "success"),
+])
+def test_success_is_read_by_truthiness(otel: Any, value: Any, outcome: str) -> None:
+    @agent_otel.agent("fixer")
+    def fix() -> dict[str, Any]:
+        return {"success": value}
+
+    fix()
+    assert otel.spans()[0].attributes[semconv.AGENT_OUTCOME] == outcome
+
+
+def test_kpis_before_on_self_is_read_when_the_run_starts_and_strategy_at_the_end(otel: Any) -> None:
+    class Engine:
+        def __init__(self) -> None:
+            self.kpis = {"accuracy": 0.5}
+            self.strategy = "unset"
+
+        @agent_otel.evolution("planner", kpis_before=path("self.kpis"), kpis_after=path("self.kpis"),
+                              strategy=path("self.strategy", at="end"))
+        def evolve(self) -> None:
+            self.strategy = "crossover"
+            self.kpis = {"accuracy": 0.75}
+
+    Engine().evolve()
+    attributes = otel.spans()[0].attributes
+    assert attributes[semconv.EVOLUTION_KPI_BEFORE_PREFIX + "accuracy"] == 0.5
+    assert attributes[semconv.EVOLUTION_KPI_DELTA_PREFIX + "accuracy"] == 0.25
+    assert attributes[semconv.EVOLUTION_STRATEGY] == "crossover"
+
+
+def test_at_start_reads_a_value_before_the_call_changes_it(otel: Any) -> None:
+    class Worker:
+        pending = ["a", "b", "c"]
+
+        @agent_otel.agent("worker", remaining_issues=path("self.pending", at="start"))
+        def work(self) -> None:
+            self.pending = []
+
+    Worker().work()
+    assert otel.spans()[0].attributes[semconv.AGENT_RESULT_PREFIX + "remaining_issues"] == 3
+
+
+def test_a_provider_whose_success_is_false_is_unavailable(otel: Any) -> None:
+    @agent_otel.provider("openai", operation="health_check", success=path("result"))
+    def healthy(up: bool) -> bool:
+        return up
+
+    assert healthy(False) is False
+    assert healthy(True) is True
+    found = {p.attributes.get(semconv.ERROR_TYPE) for p in points(otel, semconv.CLIENT_OPERATION_DURATION.name)}
+    assert found == {semconv.ERROR_TYPE_UNAVAILABLE, None}
+    down = [s for s in otel.spans() if s.attributes.get(semconv.ERROR_TYPE)]
+    assert len(down) == 1 and not down[0].status.is_ok
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: path("result.x", at="start"), "at='start' cannot read the result"),
+    (lambda: path("result.x", delta=True), "the result has no value before it"),
+    (lambda: path("args.x", at="noon"), "at must be 'start' or 'end'"),  # type: ignore[arg-type]
+    (lambda: path("args.x", equals=1, in_=[1]), "give one of equals, in, not_in"),
+    (lambda: path("args.x", in_="abc"), "in takes a list of values"),
+    (lambda: path("args.x", delta=True, equals=3), "delta reads a number"),
+    (lambda: agent_otel.agent("a", task_type=path("args.x", at="end")), 'has at = "end" but this key is used'),
+    (lambda: agent_otel.agent("a", confidence=path("result.x", equals=1)), "has equals (a yes/no test)"),
+    (lambda: agent_otel.provider("p", model=path("self.m", delta=True)), "has delta = true but this key is read once"),
+    (lambda: agent_otel.provider("p", response_model=path("result.m", delta=True)), "no value before it"),
+    (lambda: agent_otel.agent("a", success=path("self.x", delta=True)), "this key takes a boolean, not a number"),
+])
+def test_a_path_a_key_cannot_take_is_a_configuration_error(make: Any, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        make()
+
+
+def entry_error(kind: str, text: str) -> str:
+    document = tomllib.loads(f"[[{kind}]]\ntarget = \"a.b:C.d\"\n{text}\n")
+    with pytest.raises(ConfigurationError) as raised:
+        parse_config(document, "app.toml")
+    return str(raised.value)
+
+
+@pytest.mark.parametrize(("kind", "text", "message"), [
+    ("agent", 'task_type = { path = "args.x", at = "end" }',
+     "app.toml: agent[0].task_type: extractor path 'args.x' has at = \"end\" but this key is used when the call "
+     "starts (it names the span or labels its metrics)"),
+    ("agent", 'success = { path = "result.state", at = "start" }',
+     "app.toml: agent[0].success: extractor path 'result.state': at='start' cannot read the result, which exists "
+     "only when the call ends"),
+    ("agent", 'success = { path = "result.state", is = "ok" }',
+     "app.toml: agent[0].success: unknown key 'is' in an extractor"),
+    ("agent", 'success = { path = "result.state", in = "ok" }',
+     "app.toml: agent[0].success: in takes an array of values, got a string 'ok'"),
+    ("agent", 'success = { path = "result.state", equals = ["ok"] }',
+     "app.toml: agent[0].success: equals takes a string, number or boolean, got an array"),
+    ("agent", 'confidence = { path = "result.c", equals = 1 }',
+     "app.toml: agent[0].confidence: extractor path 'result.c' has equals (a yes/no test) but this key takes a "
+     "number"),
+    ("agent", 'success = { path = "result.state", at = 1 }',
+     'app.toml: agent[0].success: at must be "start" or "end", got an integer (1)'),
+    ("provider", 'provider = "p"\ninput_tokens = { path = "self.n", delta = "yes" }',
+     "app.toml: provider[0].input_tokens: delta must be a boolean, got a string 'yes'"),
+    ("provider", 'provider = "p"\nmodel = { path = "self.m", delta = true }',
+     "app.toml: provider[0].model: extractor path 'self.m' has delta = true but this key is read once"),
+    ("tool", 'when = { path = "result" }', "app.toml: tool[0].when: unknown key"),
+    ("fallback", 'from = "a"\nto = "b"\nwhen = "yes"',
+     "app.toml: fallback[0].when: expected a boolean or { path = \"...\" }, got a string 'yes'"),
+    ("fallback", 'from = "a"\nto = "b"\nwhen = { path = "result.x", delta = true }',
+     "app.toml: fallback[0].when: extractor path 'result.x': delta reads the value before and after the call"),
+    ("retry", 'reason = { path = "args.e", in = ["a"] }',
+     "app.toml: retry[0].reason: extractor path 'args.e' has in (a yes/no test) but this key takes a string"),
+])
+def test_bad_new_keys_name_the_file_the_key_and_the_problem(kind: str, text: str, message: str) -> None:
+    assert entry_error(kind, text).startswith(message)
