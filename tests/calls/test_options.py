@@ -58,8 +58,8 @@ def test_each_decorator_signature_is_its_table(kind: str) -> None:
 
 
 def test_every_kind_has_a_table_and_config_reads_them_all() -> None:
-    assert config.KINDS == tuple(options.KINDS) == ("job", "agent", "provider", "tool", "evolution", "fallback", "retry",
-                                                          "rollback")
+    assert config.KINDS == tuple(options.KINDS) == (
+        "job", "agent", "provider", "tool", "evolution", "fallback", "retry", "rollback")
     for kind, table in options.KINDS.items():
         assert list(config.SCHEMA[kind]) == list(table)
         assert config.REQUIRED[kind] == tuple(name for name, option in table.items()

@@ -183,7 +183,8 @@ BAD = [
      "with '__', which a path never reads (write [\"__init__\"] for a key of a mapping) at "
      "position 5"),
     ('[[agent]]\ntarget = "a:b"\nsuccess = { path = "result.ok", default = true }\n', "agent[0].success: unknown "
-     "key 'default' in an extractor; an extractor is written { path = \"args.x.y\" }, with optional at, delta, equals, in or not_in"),
+     "key 'default' in an extractor; an extractor is written { path = \"args.x.y\" }, with optional at, delta, "
+     "equals, in or not_in"),
     ('[[agent]]\ntarget = "a:b"\nsuccess = { value = true }\n', "agent[0].success: unknown key 'value' in an "
      "extractor; an extractor is written { path = \"args.x.y\" }, with optional at, delta, equals, in or not_in"),
     ('[[agent]]\ntarget = "a:b"\nsuccess = { path = 3 }\n', "agent[0].success: an extractor path must be a "
