@@ -185,11 +185,11 @@ def _program(plan: Plan) -> programs.Program:
     return programs.code(plan.target)
 
 
-def _print_program_error(program: programs.Program | None) -> None:
-    kind, value, tb = sys.exc_info()
+def _print_program_error() -> None:
+    kind, value = sys.exc_info()[:2]
     if kind is None or value is None:
         return
-    tb = programs.program_traceback(program, value)
+    tb = programs.program_traceback(value, __file__)
     sys.excepthook(kind, value.with_traceback(tb), tb)
 
 
@@ -199,7 +199,6 @@ def _run_plan(plan: Plan) -> int:
         print(f"{sys.executable}: can't open file {os.path.abspath(plan.target)!r}: "
               "[Errno 2] No such file or directory", file=sys.stderr)
         return 2
-    program: programs.Program | None = None
     try:
         if plan.how in ("script", "module", "code"):
             try:
@@ -207,10 +206,11 @@ def _run_plan(plan: Plan) -> int:
             except programs.ModuleNotRunnable as exc:
                 print(exc, file=sys.stderr)
                 return 1
-            except (SyntaxError, ValueError):  # the program's file does not compile: no traceback, as python
+            except (SyntaxError, ValueError):
                 kind, value = sys.exc_info()[:2]
-                if kind is not None and value is not None:
-                    sys.excepthook(kind, value.with_traceback(None), None)
+                if plan.how == "module" or kind is None or value is None:
+                    raise  # in a module or its package: python prints the traceback of the import
+                sys.excepthook(kind, value.with_traceback(None), None)  # the script does not compile: no traceback
                 return 1
             programs.run(program)
         elif plan.entry is not None:
@@ -220,13 +220,13 @@ def _run_plan(plan: Plan) -> int:
     except SystemExit as exc:
         return _exit_code(exc)
     except KeyboardInterrupt:
-        _print_program_error(program)
+        _print_program_error()
         _flush()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
         return 130
     except BaseException:
-        _print_program_error(program)
+        _print_program_error()
         return 1
     return 0
 

@@ -185,15 +185,14 @@ def _program_frames(tb: TracebackType | None) -> TracebackType | None:
     return rebuilt
 
 
-def program_traceback(program: Program | None, error: BaseException) -> TracebackType | None:
-    """The traceback of an uncaught ``error`` as plain python prints it: from the program's first frame
-    on, without the launcher's frames nor the wrappers' (also in the exceptions it chains)."""
+def program_traceback(error: BaseException, *launcher_files: str) -> TracebackType | None:
+    """The traceback of an uncaught ``error`` as plain python prints it: from the first frame that is
+    not the launcher's (``launcher_files`` and this module) on, without the wrappers' frames (also in
+    the exceptions it chains)."""
+    own = {__file__, *launcher_files}
     tb = error.__traceback__
-    if program is not None:
-        current = tb
-        while current is not None and current.tb_frame.f_globals is not program.namespace:
-            current = current.tb_next
-        tb = current or tb
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename in own:
+        tb = tb.tb_next
     seen = {id(error)}
     chained = [error.__cause__, error.__context__]
     while chained:
