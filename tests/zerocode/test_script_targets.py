@@ -123,3 +123,19 @@ def test_a_main_target_leaves_the_launchers_own_main_alone_and_a_missing_one_bre
         assert outcome(result) == (0, "ran\n", "")
         spans = spans_named(receiver, 1)
     assert [(name, attrs["code.function.name"]) for name, attrs in spans] == [("execute_tool main", "__main__.main")]
+
+
+def test_a_module_that_fails_to_import_prints_the_import_traceback_without_the_launchers_frames(app: Path) -> None:
+    (app / "broken_pkg").mkdir()
+    (app / "broken_pkg" / "__init__.py").write_text("raise ValueError('in the package')\n")
+    (app / "broken_pkg" / "cli.py").write_text("")
+    result = launched(app, "shop.toml", "-m", "broken_pkg.cli")
+    expected = plain(app, "-m", "broken_pkg.cli")
+    assert (result.returncode, result.stdout) == (expected.returncode, expected.stdout) == (1, "")
+    assert result.stderr.splitlines()[-3:] == expected.stderr.splitlines()[-3:] == [
+        f'  File "{app / "broken_pkg" / "__init__.py"}", line 1, in <module>',
+        "    raise ValueError('in the package')", "ValueError: in the package"]
+    assert "agent_otel" not in result.stderr
+    missing = launched(app, "shop.toml", "-m", "no_such_module_zc")
+    assert (missing.returncode, missing.stdout) == (1, "")
+    assert missing.stderr.endswith(": No module named no_such_module_zc\n")
