@@ -18,7 +18,7 @@ from opentelemetry.trace import Span, SpanKind
 
 from agent_otel import semconv
 from agent_otel._calls.extractors import Call, Path, is_extractor, signature_of
-from agent_otel._calls.options import KINDS, Attributes, check_required, extractor_problem
+from agent_otel._calls.options import KINDS, Attributes, check_required, extractor_problem, read_at
 from agent_otel._context.job import current_job_id
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import SCRUBBED_KEY, policy, set_hashed, valid_text
@@ -191,11 +191,11 @@ def _reading_times(stage: str, options: Mapping[str, Any]) -> tuple[dict[str, Pa
         problem = extractor_problem(option, value)
         if problem is not None:
             raise ConfigurationError(f"{stage}(): {key}: extractor path {value.text!r} {problem}")
+        when = read_at(option, value)
         if option.used_at_end:
-            if value.delta or value.at == "start" or (
-                    value.at is None and option.when == "start" and not value.needs_result):
+            if when != "end":
                 early[key] = value
-        elif value.at == "end":
+        elif when == "end":
             late[key] = option.late_attribute
     return early, late
 

@@ -114,6 +114,19 @@ _DELTA_ACCEPTS = (Accepts.COUNT, Accepts.NUMBER)
 _COMPARISON_ACCEPTS = (Accepts.BOOLEAN,)
 
 
+ReadAt = Literal["start", "end", "start and end"]
+
+
+def read_at(option: Option, extractor: Path) -> ReadAt:
+    """When ``extractor`` is read as the value of ``option``: a ``delta`` at both ends, a result or
+    error path when the call ends, else its ``at``, else the option's default time."""
+    if extractor.delta:
+        return "start and end"
+    if extractor.needs_result:
+        return "end"
+    return extractor.at or option.when or "end"
+
+
 def extractor_problem(option: Option, extractor: Path) -> str | None:
     """Why ``extractor`` cannot be the value of ``option`` (None: it can), phrased to follow
     "extractor path 'x.y'". The decorators and the config check the same rules, so ``at``, ``delta``
