@@ -39,7 +39,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from prometheus_client import CollectorRegistry, generate_latest
 
 import agent_otel
-from agent_otel._context.job import JobIdSpanProcessor, JobState, context_with_job
+from agent_otel._context.job import JobState, context_with_job
+from agent_otel._context.stamping import IdSpanProcessor
 from agent_otel._engine import instruments as runtime_module
 from agent_otel._engine.policy import HashingSpanProcessor
 from agent_otel._sdk.configure import histogram_views
@@ -107,7 +108,7 @@ def sdk_providers(sampled: bool = True, ours: bool = True) -> tuple[Any, MeterPr
     tracer_provider = TracerProvider(sampler=None if sampled else ALWAYS_OFF)
     tracer_provider.add_span_processor(BatchSpanProcessor(DropExporter()))
     if ours:
-        tracer_provider.add_span_processor(JobIdSpanProcessor())
+        tracer_provider.add_span_processor(IdSpanProcessor())
         tracer_provider.add_span_processor(HashingSpanProcessor())
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()], views=histogram_views())
     return tracer_provider, meter_provider
@@ -280,7 +281,7 @@ def build_candidates(calls: int) -> list[Candidate]:
                     baseline, target = f"R [{shape}]", targets.get((kind, mode)) if shape == "sync" else None
                 add(f"{kind} [{shape}], {mode}", providers, wrapped, shape, baseline, target, enabled)
     # job(): what running under a job adds to each wrapped call (stamping job.id on its span through
-    # JobIdSpanProcessor, the roll-ups), and job() enter/exit.
+    # IdSpanProcessor, the roll-ups), and job() enter/exit.
     candidates.append(Candidate("job: added per wrapped call, inside vs outside a job",
                                 lambda: job_added_us(full, calls) * 1000, "R [sync]"))
 
@@ -317,10 +318,10 @@ def job_added_us(full: tuple, calls: int, block: int = 20) -> float:
 
 
 def stamping_cost_ns(calls: int) -> tuple[float, float]:
-    """JobIdSpanProcessor.on_start per span, under a job and outside one (ns)."""
+    """IdSpanProcessor.on_start per span, under a job and outside one (ns)."""
     tracer_provider = TracerProvider()
     span = tracer_provider.get_tracer("bench").start_span("s")
-    processor = JobIdSpanProcessor()
+    processor = IdSpanProcessor()
     with_job = context_with_job(JobState(id="bench-job", type="bench"))
     without = otel_context.get_current()
     results = []
@@ -593,7 +594,7 @@ def report(args: Any, rows: list, job_added: list[float], stamping: tuple[float,
         "- R is an idiomatic raw-OTel wrapper: `start_as_current_span` with 3 attributes, a counter and a",
         "  histogram recorded inside it, on a plain SDK TracerProvider (BatchSpanProcessor to a no-op",
         "  exporter) and MeterProvider. Ours run on the same, plus the span processors `configure()` adds",
-        "  (JobIdSpanProcessor, HashingSpanProcessor). Async and generator rows are divided by R of their",
+        "  (IdSpanProcessor, HashingSpanProcessor). Async and generator rows are divided by R of their",
         "  own shape. The agent, tool and evolution bodies return `{\"success\": True}`; the provider body",
         "  returns an OpenAI-style result with usage, so it records duration, input and output tokens and",
         "  cost; the generator bodies yield 3 items.",
@@ -629,7 +630,7 @@ def report(args: Any, rows: list, job_added: list[float], stamping: tuple[float,
         f"- Added per wrapped call by running inside a job (blocks of 20 agent calls inside and outside a job,"
         " alternating, median of the pairwise differences; the row above):"
         f" median {added:.2f} µs, range {min(job_added):.2f} to {max(job_added):.2f} µs (target <= 1.5 µs).",
-        f"- Of that, stamping `job.id` on the span (JobIdSpanProcessor.on_start): {stamping[0]:,.0f} ns per span"
+        f"- Of that, stamping `job.id` on the span (IdSpanProcessor.on_start): {stamping[0]:,.0f} ns per span"
         f" under a job, {stamping[1]:,.0f} ns per span outside one.",
         "- `job()` enter/exit itself starts the `invoke_workflow` span and records `job.duration`: see its",
         "  row above (it costs about one wrapped call).",

@@ -6,12 +6,14 @@ testing your own instrumentation) are public. Everything under a leading undersc
 """
 
 from agent_otel._calls.agent import agent, agent_call
+from agent_otel._calls.conversation import conversation
 from agent_otel._calls.evolution import evolution, evolution_run
 from agent_otel._calls.extractors import Call, path
 from agent_otel._calls.job import job
 from agent_otel._calls.pricing import set_prices
 from agent_otel._calls.provider import provider, provider_call, record_fallback, record_retry
 from agent_otel._calls.tool import tool, tool_call
+from agent_otel._context.conversation import current_conversation_id
 from agent_otel._context.job import current_job_id
 from agent_otel._context.propagation import attached, carry, extract, inject, subprocess_env
 from agent_otel._engine.policy import set_policy
@@ -33,6 +35,8 @@ __all__ = [
     "attached",
     "carry",
     "configure",
+    "conversation",
+    "current_conversation_id",
     "current_job_id",
     "evolution",
     "evolution_run",

@@ -96,6 +96,12 @@ JOB_ROLLUP_COST = "job.usage.cost"
 #: Baggage key carrying the job id across process and service boundaries.
 BAGGAGE_JOB_ID = JOB_ID
 BAGGAGE_JOB_TYPE = JOB_TYPE
+#: Baggage key carrying the conversation id (``agent_otel.conversation()``), as the job id is carried.
+BAGGAGE_CONVERSATION_ID = GEN_AI_CONVERSATION_ID
+
+#: Metric attributes a series may lack: ``error.type`` is there only for errors, a retry's reason only
+#: when the program gave one.
+OPTIONAL_ATTRIBUTES = frozenset({ERROR_TYPE, GEN_AI_RETRY_REASON})
 
 #: Attributes that hold ids. They may go on spans, never on metrics.
 ID_ATTRIBUTES = frozenset({JOB_ID, GEN_AI_CONVERSATION_ID, GEN_AI_AGENT_ID, "user.id", "trace_id", "span_id"})

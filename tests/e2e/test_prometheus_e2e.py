@@ -56,7 +56,7 @@ def test_every_contract_metric_is_in_prometheus_with_its_labels_and_no_id(e2e: E
             bounds = {float(s["le"]) for s in found} - {float("inf")}
             assert bounds == set(instrument.buckets), name
     # The labels the dashboards group by are on the series (optional ones such as error.type may be absent).
-    always = set(instrument.prometheus_labels) - {semconv.prometheus_label(semconv.ERROR_TYPE)}
+    always = set(instrument.prometheus_labels) - {semconv.prometheus_label(key) for key in semconv.OPTIONAL_ATTRIBUTES}
     present = set().union(*(set(s) for s in found))
     assert always <= present, (instrument.name, always - present)
 

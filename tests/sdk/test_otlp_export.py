@@ -54,7 +54,7 @@ EXPECTED_SPANS = {
 }
 
 #: Attributes that may be absent from every point here (no call raised).
-OPTIONAL_ATTRIBUTES = {semconv.ERROR_TYPE}
+OPTIONAL_ATTRIBUTES = semconv.OPTIONAL_ATTRIBUTES
 
 
 def span_of_point(metric: str, attributes: dict[str, Any]) -> str | None:

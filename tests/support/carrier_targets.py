@@ -23,3 +23,12 @@ def child_view(tag: str = "") -> dict[str, Any]:
 
 def child_view_to_queue(queue: Any, tag: str = "") -> None:
     queue.put(child_view(tag))
+
+
+def child_conversation(tag: str = "") -> dict[str, Any]:
+    """What a child sees of the conversation and the job it was started in."""
+    return {"conversation": agent_otel.current_conversation_id(), "job": agent_otel.current_job_id(), "tag": tag}
+
+
+def child_conversation_to_queue(queue: Any, tag: str = "") -> None:
+    queue.put(child_conversation(tag))

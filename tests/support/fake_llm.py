@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 import agent_otel
-from agent_otel._context.job import JobIdSpanProcessor
+from agent_otel._context.stamping import IdSpanProcessor
 from tests.support.loopback import LoopbackServer, QuietHandler
 
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7}
@@ -29,7 +29,7 @@ class FakeLLM:
     def __init__(self) -> None:
         self.exporter = InMemorySpanExporter()
         provider = TracerProvider()
-        provider.add_span_processor(JobIdSpanProcessor())
+        provider.add_span_processor(IdSpanProcessor())
         provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         tracer = provider.get_tracer("fake-llm")
         self.requests: list[dict[str, Any]] = []

@@ -8,6 +8,7 @@ from typing import Any, Never
 from opentelemetry import context as otel_context
 
 from agent_otel import semconv
+from agent_otel._calls.conversation import ConversationId, check_conversation_id
 from agent_otel._calls.extractors import Call, Extractor
 from agent_otel._calls.handler import (
     KindHandler,
@@ -24,6 +25,7 @@ from agent_otel._calls.handler import (
 )
 from agent_otel._calls.options import AGENT, WORK_FIELDS, Attributes, Count, Flag, Names, Number, Text, collect
 from agent_otel._calls.process_usage import ResourceSampler
+from agent_otel._context.conversation import context_with_conversation
 from agent_otel._context.job import AGENT_KEY, current_job
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
@@ -189,11 +191,15 @@ class AgentHandler(KindHandler):
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
         call = self.new_call(instance, args, kwargs)
         name, task_type, span_name, attributes = self.static(("name", "task_type"), self._describe, call)
-        span, ctx = self.open(span_name, attributes, otel_context.set_value(AGENT_KEY, name))
+        ctx = otel_context.set_value(AGENT_KEY, name)
+        if "conversation" in self.options:  # the call runs in this conversation (None: the enclosing one)
+            ctx = context_with_conversation(self.option("conversation", call), ctx) or ctx
+        span, ctx = self.open(span_name, attributes, ctx)
         return AgentInvocation(span, ctx, self, call, name, task_type)
 
 
-def agent(name: Text, *, task_type: Text = "default", success: Flag | None = None, confidence: Number | None = None,
+def agent(name: Text, *, task_type: Text = "default", conversation: ConversationId | None = None,
+          success: Flag | None = None, confidence: Number | None = None,
           patterns: Names | None = None, provider_used: Text | None = None, fixes_applied: Count | None = None,
           files_modified: Count | None = None, remaining_issues: Count | None = None,
           tests_added: Count | None = None, issues_found: Count | None = None,
@@ -208,9 +214,12 @@ def agent(name: Text, *, task_type: Text = "default", success: Flag | None = Non
     ``path(..., equals=...)`` maps a state to it); ``error_message`` is kept when the outcome is a failure.
     ``sample_resources=True`` puts the
     process's peak RSS and CPU time during the call on the span, as evolution runs do.
+    ``conversation`` runs each call in that conversation, as :class:`agent_otel.conversation` does.
     """
     if unknown:
         raise ConfigurationError(f"agent(): unknown keyword {next(iter(unknown))!r}")
+    if conversation is not None:
+        check_conversation_id(conversation, "agent()")
     return decorator(AgentHandler, collect("agent", locals()), attributes)
 
 

@@ -19,7 +19,7 @@ from opentelemetry.trace import Span, SpanKind
 from agent_otel import semconv
 from agent_otel._calls.extractors import Call, Path, is_extractor, signature_of
 from agent_otel._calls.options import KINDS, Attributes, check_required, extractor_problem, read_at
-from agent_otel._context.job import current_job_id
+from agent_otel._context.stamping import stamped_ids
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import SCRUBBED_KEY, policy, set_hashed, valid_text
 from agent_otel._engine.self_telemetry import report_error
@@ -309,9 +309,12 @@ class KindHandler(Handler):
         tracer = runtime().tracer
         if type(tracer) is trace.NoOpTracer:  # tracing off: the span would be INVALID_SPAN anyway
             return trace.INVALID_SPAN, trace.set_span_in_context(trace.INVALID_SPAN, ctx)
-        job_id = current_job_id(ctx)
-        if job_id is not None:  # what JobIdSpanProcessor would stamp, without a second attribute write
-            attributes = {**attributes, semconv.JOB_ID: job_id}
+        ids = stamped_ids(ctx)
+        if ids is not None:  # what IdSpanProcessor would stamp (hashed keys hashed), without a second write
+            guard = policy()
+            if not guard.hashed_keys.isdisjoint(ids):
+                guard.scrub(ids)
+            attributes = {**ids, **attributes}
         # Tell the span processors these attributes are already hashed and stamped; the flag is only
         # in the context the span starts with, not in the one its children run under.
         start_ctx = otel_context.set_value(SCRUBBED_KEY, True, ctx)

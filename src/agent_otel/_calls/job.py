@@ -16,9 +16,11 @@ from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
 from agent_otel import semconv
+from agent_otel._calls.conversation import ConversationId, check_conversation_id
 from agent_otel._calls.extractors import Call, Extractor, is_extractor, resolve, signature_of
 from agent_otel._calls.handler import P, R, coerce_bool, set_result_attributes
 from agent_otel._calls.options import JOB, Text
+from agent_otel._context.conversation import context_with_conversation
 from agent_otel._context.job import JobState, context_with_job
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
@@ -66,12 +68,14 @@ def _outcome_of(value: Any) -> str:
     return semconv.Outcome.SUCCESS.value
 
 
-def start_job(job_id: object, job_type: object, attributes: Mapping[str, Any]) -> JobInvocation:
-    """Start a job: its type (the default when an extractor found nothing) goes through the cardinality
-    cap once, for the span name, the span, the baggage and ``job.duration`` alike."""
+def start_job(job_id: object, job_type: object, attributes: Mapping[str, Any],
+              conversation: object = None) -> JobInvocation:
+    """Start a job (in ``conversation``, when given): its type (the default when an extractor found
+    nothing) goes through the cardinality cap once, for the span name, the span, the baggage and
+    ``job.duration`` alike."""
     kind = policy().bounded(semconv.JOB_TYPE, job_type) if job_type is not None and job_type != "" else _DEFAULT_TYPE
     state = JobState(id=str(job_id) if job_id is not None else new_job_id(), type=kind)
-    ctx = context_with_job(state)
+    ctx = context_with_job(state, context_with_conversation(conversation) if conversation is not None else None)
     span_attributes = {
         semconv.JOB_ID: state.id,
         semconv.JOB_TYPE: state.type,
@@ -87,8 +91,10 @@ class _JobHandler(Handler):
     stage = "job"
 
     def __init__(self, job_id: str | int | Extractor | None, job_type: Text, attributes: Mapping[str, Any],
-                 func: Callable[..., Any], result_attributes: Mapping[str, Any] | None = None) -> None:
+                 func: Callable[..., Any], result_attributes: Mapping[str, Any] | None = None,
+                 conversation: ConversationId | None = None) -> None:
         self.job_id = job_id
+        self.conversation = conversation
         self.job_type = job_type
         self.attributes = attributes
         self.signature = signature_of(func)
@@ -96,7 +102,8 @@ class _JobHandler(Handler):
 
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
         call = Call(self.signature, instance, args, kwargs)
-        inv = start_job(resolve(self.job_id, call), resolve(self.job_type, call), self.attributes)
+        inv = start_job(resolve(self.job_id, call), resolve(self.job_type, call), self.attributes,
+                        resolve(self.conversation, call) if self.conversation is not None else None)
         if self.result_attributes:
             inv.result_reader = (call, self.result_attributes)
         return inv
@@ -105,17 +112,21 @@ class _JobHandler(Handler):
 class job(InvocationScope):
     """Run a block or a function as a job.
 
-    ``job_id`` defaults to a fresh id; as a decorator, ``job_id`` and ``type`` may be extractors
-    (e.g. ``path("self.job_id")``), and each call is its own job.
+    ``job_id`` defaults to a fresh id; as a decorator, ``job_id``, ``type`` and ``conversation`` may be
+    extractors (e.g. ``path("self.job_id")``), and each call is its own job. ``conversation`` runs the
+    job in that conversation, as :class:`agent_otel.conversation` does.
     """
 
     stage = "job"
 
     def __init__(self, job_id: str | int | Extractor | None = None, type: Text = _DEFAULT_TYPE,
-                 **attributes: AttributeValue) -> None:
+                 conversation: ConversationId | None = None, **attributes: AttributeValue) -> None:
         if job_id is not None and not isinstance(job_id, JOB["id"].accepts.types) and not is_extractor(job_id):
             raise ConfigurationError(f"job id must be a string, an int or an extractor, got {job_id!r}")
+        if conversation is not None:
+            check_conversation_id(conversation, "job()")
         self.job_id = job_id
+        self.conversation = conversation
         self.type = type
         self.attributes = attributes
         super().__init__()
@@ -133,13 +144,14 @@ class job(InvocationScope):
             inv.outcome = semconv.Outcome(outcome).value
 
     def __enter__(self) -> job:
-        if is_extractor(self.job_id) or is_extractor(self.type):
+        if is_extractor(self.job_id) or is_extractor(self.type) or is_extractor(self.conversation):
             raise ConfigurationError("job(): extractors are only meaningful when job() decorates a function")
         return super().__enter__()
 
     def _begin(self) -> Invocation:
-        return start_job(self.job_id, self.type, self.attributes)
+        return start_job(self.job_id, self.type, self.attributes, self.conversation)
 
     # -- decorator -------------------------------------------------------------------------------
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
-        return instrument(_JobHandler(self.job_id, self.type, self.attributes, func), func)
+        return instrument(_JobHandler(self.job_id, self.type, self.attributes, func, conversation=self.conversation),
+                          func)

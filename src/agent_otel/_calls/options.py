@@ -164,6 +164,9 @@ _RESULT_ATTRIBUTES = Option("result_attributes", Accepts.EXTRACTORS, extractor=F
 _ERROR_MESSAGE = _result("error_message", Accepts.STRING,
                          "kept on the span (`error.message`, and the status) when the outcome is not a success; "
                          "read off the result's `error_message`/`error` by default")
+_CONVERSATION = Option("conversation", Accepts.STRING_OR_INT,
+                       doc="`gen_ai.conversation.id`: the call runs in this conversation, as in "
+                           "`agent_otel.conversation()` (stamped on every span inside, carried like the job id)")
 _WHEN = Option("when", Accepts.BOOLEAN, when="end", decorator=False,
                doc="record only when this is true (a path, e.g. `{ path = \"result.fallback_used\", equals = true }`)")
 
@@ -180,6 +183,7 @@ AGENT = _table(
     Option("name", Accepts.STRING, required=True, config_default="owner",
            doc="`gen_ai.agent.name`"),
     Option("task_type", Accepts.STRING, default="default", doc="`agent.task.type`"),
+    _CONVERSATION,
     _result("success", Accepts.BOOLEAN, "false (by Python truthiness: `[]`, `0`, `\"\"` too) makes the outcome "
             "`failure`; read off the result by default"),
     _result("confidence", Accepts.NUMBER, "in [0, 1]; read off the result by default"),
@@ -253,6 +257,7 @@ JOB = _table(
            doc="static span attributes (`job()` takes them as keywords)"),
     Option("id", Accepts.STRING_OR_INT, keyword="job_id", doc="`job.id` (default: a fresh id)"),
     Option("type", Accepts.STRING, default="default", doc="`job.type`"),
+    _CONVERSATION,
     Option("result_attributes", Accepts.EXTRACTORS, extractor=False, when="end", decorator=False,
            doc="span attributes read when the job ends: `{span.key = extractor}`"),
 )

@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import wrapt
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import propagate
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from agent_otel._context.job import current_job_id
 from agent_otel._context.propagation import _has_context_to_carry, carry, subprocess_env
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import Args, Kwargs, WrapperFunction
@@ -123,8 +122,7 @@ def uninstrument_thread_subclasses() -> None:
 def _inject_headers(wrapped: Callable[..., None], instance: http.client.HTTPConnection, args: Args,
                     kwargs: Kwargs) -> None:
     try:
-        if is_instrumentation_enabled() and (trace.get_current_span().get_span_context().is_valid
-                                             or current_job_id() is not None):
+        if is_instrumentation_enabled() and _has_context_to_carry():
             headers = args[3] if len(args) > 3 else kwargs.get("headers") or {}
             carrier: dict[str, str] = {}
             propagate.inject(carrier)

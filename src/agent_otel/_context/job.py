@@ -1,10 +1,10 @@
-"""The running job in OTel context and W3C baggage, and the span processor that stamps its id.
+"""The running job in OTel context and W3C baggage.
 
 A job's state lives in the OTel context (so everything that copies the context (asyncio tasks,
 the threading instrumentation, our process and subprocess carriers) shares it) and its id also
-in W3C baggage (so it survives process and service boundaries as text). A span processor stamps
-``job.id`` on every span started under a job, whichever library starts it. The id is never put on
-a metric.
+in W3C baggage (so it survives process and service boundaries as text).
+:mod:`agent_otel._context.stamping` stamps ``job.id`` on every span started under a job, whichever
+library starts it. The id is never put on a metric.
 """
 
 from __future__ import annotations
@@ -15,13 +15,10 @@ from dataclasses import dataclass, field
 from opentelemetry import baggage
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from agent_otel import semconv
-from agent_otel._engine.policy import SCRUBBED_KEY
 
 JOB_KEY = otel_context.create_key("agent_otel.job")
-_get_value = otel_context.get_value
 AGENT_KEY = otel_context.create_key("agent_otel.agent")
 
 
@@ -81,24 +78,3 @@ def context_with_job(state: JobState, ctx: Context | None = None) -> Context:
     ctx = otel_context.set_value(JOB_KEY, state, ctx)
     ctx = baggage.set_baggage(semconv.BAGGAGE_JOB_ID, state.id, ctx)
     return baggage.set_baggage(semconv.BAGGAGE_JOB_TYPE, state.type, ctx)
-
-
-class JobIdSpanProcessor(SpanProcessor):
-    """Stamps ``job.id`` on every span started under a job, from any library."""
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        if parent_context is not None and _get_value(SCRUBBED_KEY, parent_context):
-            return  # one of agent-otel's own spans: it started with the job id among its attributes
-        state = _get_value(JOB_KEY, parent_context)  # current_job_id(), inlined: this runs for every span
-        job_id = state.id if isinstance(state, JobState) else _baggage_job_id(parent_context)
-        if job_id is not None:
-            span.set_attribute(semconv.JOB_ID, job_id)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        pass
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True

@@ -1,4 +1,5 @@
-"""Text carriers of the job and trace context: HTTP headers, the environment, pickled process calls.
+"""Text carriers of the trace context, the job and the conversation: HTTP headers, the environment,
+pickled process calls.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from opentelemetry import propagate
 from opentelemetry.context import Context
 from opentelemetry.trace import get_current_span
 
-from agent_otel._context.job import current_job_id
+from agent_otel._context.stamping import stamped_ids
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -23,13 +24,13 @@ ENV_CARRIER_KEYS = {"traceparent": "TRACEPARENT", "tracestate": "TRACESTATE", "b
 
 
 def inject(carrier: MutableMapping[str, str], ctx: Context | None = None) -> MutableMapping[str, str]:
-    """Write the trace context and baggage (with the job id) into ``carrier``, e.g. HTTP headers."""
+    """Write the trace context and baggage (with the job and conversation ids) into ``carrier``, e.g. HTTP headers."""
     propagate.inject(carrier, context=ctx)
     return carrier
 
 
 def extract(carrier: Mapping[str, str], ctx: Context | None = None) -> Context:
-    """Read trace context and baggage (with the job id) from ``carrier``, e.g. incoming headers."""
+    """Read trace context and baggage (with the job and conversation ids) from ``carrier``, e.g. incoming headers."""
     lowered = {key.lower(): value for key, value in carrier.items()}
     return propagate.extract(lowered, context=ctx)
 
@@ -66,7 +67,8 @@ def context_from_environment(env: Mapping[str, str] | None = None) -> Context | 
 
 
 def _has_context_to_carry() -> bool:
-    return get_current_span().get_span_context().is_valid or current_job_id() is not None
+    """A span, a job or a conversation to carry."""
+    return get_current_span().get_span_context().is_valid or stamped_ids() is not None
 
 
 class CarriedCall(Generic[P, R]):
@@ -98,7 +100,7 @@ class CarriedCall(Generic[P, R]):
 
 
 def carry(func: Callable[P, R], always: bool = False) -> Callable[P, R]:
-    """``func`` bound to the current trace context and job, for running in another process.
+    """``func`` bound to the current trace context, job and conversation, for running in another process.
     ``always`` binds it even to an empty context (pool workers are reused across submits)."""
     if isinstance(func, CarriedCall) or not (always or _has_context_to_carry()):
         return func

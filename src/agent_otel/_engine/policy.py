@@ -36,8 +36,8 @@ OTHER = "_OTHER"
 DEFAULT_CARDINALITY_LIMIT = 100
 
 #: Set (only) in the context agent-otel starts its own spans with: their attributes are already
-#: scrubbed, so :class:`HashingSpanProcessor` does not hash the hash, and already carry the job id,
-#: so :class:`~agent_otel._context.job.JobIdSpanProcessor` need not stamp it again.
+#: scrubbed, so :class:`HashingSpanProcessor` does not hash the hash, and already carry the job and
+#: conversation ids, so :class:`~agent_otel._context.stamping.IdSpanProcessor` need not stamp them again.
 SCRUBBED_KEY = otel_context.create_key("agent_otel.scrubbed")
 
 

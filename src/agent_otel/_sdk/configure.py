@@ -56,8 +56,8 @@ from agent_otel._context.carriers import (
     uninstrument_process_carriers,
     uninstrument_thread_subclasses,
 )
-from agent_otel._context.job import JobIdSpanProcessor
 from agent_otel._context.propagation import context_from_environment
+from agent_otel._context.stamping import IdSpanProcessor
 from agent_otel._engine.instruments import build_runtime, enabled_from_env, reset_runtime
 from agent_otel._engine.policy import HashingSpanProcessor
 from agent_otel._engine.self_telemetry import report_error
@@ -246,7 +246,7 @@ def configure(
                 tp.add_span_processor(processor)
             telemetry.owns_tracer_provider = True
             _built.add(tp)
-        tp.add_span_processor(JobIdSpanProcessor())
+        tp.add_span_processor(IdSpanProcessor())
         tp.add_span_processor(HashingSpanProcessor())
 
         host_mp = meter_provider or metrics.get_meter_provider()

@@ -85,7 +85,8 @@ def build_handler(spec: TargetSpec, config: Config, func: Callable[..., Any], ow
     if spec.kind == "evolution" and "sample_resources" not in spec.options:
         options["sample_resources"] = config.switches.evolution_resources
     if spec.kind == "job":
-        return _JobHandler(options.get("id"), options["type"], attributes, func, options.get("result_attributes"))
+        return _JobHandler(options.get("id"), options["type"], attributes, func, options.get("result_attributes"),
+                           options.get("conversation"))
     return _HANDLERS[spec.kind](func, options, attributes)
 
 

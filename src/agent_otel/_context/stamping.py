@@ -1,0 +1,72 @@
+"""The ids stamped on every span: the job's (``job.id``) and the conversation's (``gen_ai.conversation.id``).
+
+One lookup gives both, for the span processor that stamps spans of any library and for agent-otel's
+own spans, which start with them among their attributes. The ids are never put on a metric.
+"""
+
+from __future__ import annotations
+
+from opentelemetry import baggage
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.util.types import AttributeValue
+
+from agent_otel import semconv
+from agent_otel._context.job import JOB_KEY, JobState
+from agent_otel._engine.policy import SCRUBBED_KEY
+
+_get_value = otel_context.get_value
+_get_current = otel_context.get_current
+#: Where the API keeps the baggage dict in a context: read directly, because ``baggage.get_all()``
+#: copies it into a new proxy on every call, and this runs for every span.
+_BAGGAGE_KEY = baggage._BAGGAGE_KEY
+_BAGGAGE_JOB_ID = semconv.BAGGAGE_JOB_ID
+_BAGGAGE_CONVERSATION_ID = semconv.BAGGAGE_CONVERSATION_ID
+_JOB_ID = semconv.JOB_ID
+_CONVERSATION_ID = semconv.GEN_AI_CONVERSATION_ID
+
+
+def stamped_ids(ctx: Context | None = None) -> dict[str, AttributeValue] | None:
+    """The ids a span started in ``ctx`` (default: the current context) carries (attribute -> id), or
+    None when it runs in no job and no conversation. A job of this process gives its id; a caller's
+    job or any conversation are read off the baggage."""
+    if ctx is None:
+        ctx = _get_current()
+    state = ctx.get(JOB_KEY)
+    entries = ctx.get(_BAGGAGE_KEY)
+    if not entries or type(entries) is not dict:
+        return {_JOB_ID: state.id} if isinstance(state, JobState) else None
+    job_id = state.id if isinstance(state, JobState) else entries.get(_BAGGAGE_JOB_ID)
+    conversation_id = entries.get(_BAGGAGE_CONVERSATION_ID)
+    if conversation_id is None:
+        return None if job_id is None else {_JOB_ID: job_id if type(job_id) is str else str(job_id)}
+    ids: dict[str, AttributeValue] = {_CONVERSATION_ID: str(conversation_id)}
+    if job_id is not None:
+        ids[_JOB_ID] = str(job_id)
+    return ids
+
+
+class IdSpanProcessor(SpanProcessor):
+    """Stamps ``job.id`` and ``gen_ai.conversation.id`` on every span started under a job or in a
+    conversation, from any library. A value the span started with (the host's own) is kept."""
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if parent_context is not None and _get_value(SCRUBBED_KEY, parent_context):
+            return  # one of agent-otel's own spans: it started with the ids among its attributes
+        ids = stamped_ids(parent_context)
+        if ids is None:
+            return
+        present = span.attributes or {}
+        for key, value in ids.items():
+            if key not in present:
+                span.set_attribute(key, value)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
