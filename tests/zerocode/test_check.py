@@ -163,3 +163,31 @@ def test_pyproject_table_is_checked(project: Path) -> None:
     assert result.returncode == 2
     assert result.stderr == (f"agent-otel: {project / 'pyproject.toml'}: tool.agent-otel.tool[0].type: expected a "
                              "string or { path = \"...\" }, got an integer (3)\n")
+
+
+def test_each_extractor_is_listed_with_when_it_is_read(project: Path) -> None:
+    (project / "agent-otel.toml").write_text(textwrap.dedent("""
+        [[agent]]
+        target = "app_under_check:Runner.run"
+        task_type = { path = "args.kind" }
+        success = { path = "result.state", equals = "success" }
+        remaining_issues = { path = "self.queue", at = "start" }
+        result_attributes = { "run.note" = { path = "result.note" } }
+        [[provider]]
+        target = "app_under_check:Runner.stream"
+        provider = "p"
+        input_tokens = { path = "self.usage.input", delta = true }
+        [[tool]]
+        target = "app_under_check:plain"
+    """))
+    result = check(project)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    run = lines.index(next(line for line in lines if line.startswith("app_under_check:Runner.run ")))
+    assert lines[run + 1:run + 3] == [
+        "    read at call start: task_type = args.kind, remaining_issues = self.queue",
+        "    read at call end: success = result.state, result_attributes.run.note = result.note"]
+    stream = lines.index(next(line for line in lines if line.startswith("app_under_check:Runner.stream ")))
+    assert lines[stream + 1] == "    read at start and end (delta): input_tokens = self.usage.input"
+    plain = lines.index(next(line for line in lines if line.startswith("app_under_check:plain ")))
+    assert not lines[plain + 1].startswith("    ")  # only literals: nothing is read

@@ -12,8 +12,11 @@ import ast
 import dataclasses
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
+from agent_otel._calls.extractors import Path as ExtractorPath
+from agent_otel._calls.options import KINDS, Option, read_at
 from agent_otel._environment import AGENT_OTEL_CONFIG
 from agent_otel._zerocode.config import TargetSpec, find_config, load_file
 from agent_otel._zerocode.patching import _all_subclasses
@@ -59,6 +62,25 @@ def _in_script(spec: TargetSpec, tree: ast.Module, label: str) -> tuple[str, str
     return found.shape, f"ok (in {label}{', ' + found.note if found.note else ''})"
 
 
+_TIMES = (("start", "read at call start"), ("end", "read at call end"), ("start and end", "read at start and end (delta)"))
+
+
+def reading_plan(spec: TargetSpec) -> list[str]:
+    """When each extractor of ``spec`` is read, one line per time (``delta`` paths at both ends)."""
+    table = KINDS[spec.kind]
+    found: dict[str, list[str]] = {}
+    for key, value in spec.options.items():
+        option = table.get(key)
+        if option is None:
+            continue
+        nested = value.items() if isinstance(value, Mapping) else ()
+        for name, item in [(key, value), *((f"{key}.{inner}", item) for inner, item in nested)]:
+            if isinstance(item, ExtractorPath):
+                read = read_at(option if name == key else Option(name, option.accepts, when="end"), item)
+                found.setdefault(read, []).append(f"{name} = {item.text}")
+    return [f"{label}: {', '.join(found[when])}" for when, label in _TIMES if when in found]
+
+
 def run_check(args: argparse.Namespace) -> int:
     script: str | None = getattr(args, "script", None)
     try:
@@ -94,8 +116,11 @@ def run_check(args: argparse.Namespace) -> int:
             shape, status = "-", f"error: {exc}"
         rows.append((spec.target, spec.key, shape, status))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    for row in rows:
+    plans = [[], *(reading_plan(spec) for spec in config.targets)]
+    for row, plan in zip(rows, plans, strict=True):
         print("  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3])
+        for line in plan:
+            print("    " + line)
     resolved = len(config.targets) - errors - later
     print(f"{config.source}: {len(config.targets)} target{'s' if len(config.targets) != 1 else ''}, "
           f"{resolved} resolved, " + (f"{later} resolved when the script runs, " if later else "") +
