@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
@@ -32,3 +33,15 @@ def child_conversation(tag: str = "") -> dict[str, Any]:
 
 def child_conversation_to_queue(queue: Any, tag: str = "") -> None:
     queue.put(child_conversation(tag))
+
+
+def view_of_a_child_process(method: str, tag: str) -> dict[str, Any]:
+    """Start a ``multiprocessing`` child (``spawn`` or ``fork``) in the current context; what it saw."""
+    mp = multiprocessing.get_context(method)
+    queue = mp.Queue()
+    process = mp.Process(target=child_conversation_to_queue, args=(queue, tag))
+    process.start()
+    view: dict[str, Any] = queue.get(timeout=120)
+    process.join(timeout=120)
+    assert process.exitcode == 0
+    return view

@@ -313,3 +313,38 @@ def test_targets_that_cannot_be_resolved_never_break_the_program(otel: Any, pack
     assert entry_errors() == {f"{mod}:missing": f"module {mod} has no attribute 'missing'",
                               f"{mod}:VALUE": "VALUE is 'int', not callable",
                               f"{mod}:fn.inner": "fn is 'function', not a class"}
+
+
+def test_targets_in_a_package_that_exports_lazily_resolve(package: Package, otel: Any) -> None:
+    """A package whose ``__init__`` loads its names on first use (a PEP 562 ``__getattr__``, as langchain
+    does) still resolves ``"pkg:Class.method"`` and ``"pkg:function"``; a function is wrapped where it is
+    defined, so ``from pkg.impl import helper`` gets the wrapper too."""
+    package.write("impl", """
+        class Tool:
+            def run(self, x):
+                return x * 2
+
+        def helper(x):
+            return x + 1
+    """)
+    (package.folder / "__init__.py").write_text(textwrap.dedent("""
+        import importlib
+
+        def __getattr__(name):
+            if name in ("Tool", "helper"):
+                return getattr(importlib.import_module(__name__ + ".impl"), name)
+            raise AttributeError(name)
+    """))
+    instrument(config(f"""
+        [[tool]]
+        target = "{package.name}:Tool.run"
+        name = "lazy-tool"
+        [[tool]]
+        target = "{package.name}:helper"
+    """))
+    lazy = importlib.import_module(package.name)
+    assert entry_errors() == {}
+    assert lazy.Tool().run(3) == 6
+    assert lazy.helper(1) == 2
+    assert importlib.import_module(f"{package.name}.impl").helper(2) == 3
+    assert names(otel) == ["execute_tool helper", "execute_tool helper", "execute_tool lazy-tool"]

@@ -47,6 +47,27 @@ def describe_shape(raw: object, in_class: bool) -> str:
     return base
 
 
+_MISSING = object()
+
+
+def _lazy_attribute(module: ModuleType, name: str) -> object:
+    """``module.name`` from a module-level ``__getattr__`` (PEP 562: frameworks such as langchain load
+    their classes lazily this way), or _MISSING. It imports what the program's own first use would."""
+    if "__getattr__" not in vars(module):
+        return _MISSING
+    try:
+        return getattr(module, name)
+    except Exception:
+        return _MISSING
+
+
+def _defining_module(module: ModuleType, name: str, found: object) -> ModuleType:
+    """Where a lazily exported function really lives (its ``__module__``), so that it is wrapped there
+    for every importer; ``module`` when that is not plainly the same object."""
+    home = sys.modules.get(getattr(found, "__module__", None) or "")
+    return home if home is not None and vars(home).get(name) is found else module
+
+
 def _owner(module: ModuleType, parts: list[str]) -> type | ModuleType:
     """The class (or the module) that ``parts[:-1]`` names in ``module``."""
     owner: type | ModuleType = module
@@ -54,8 +75,11 @@ def _owner(module: ModuleType, parts: list[str]) -> type | ModuleType:
         try:
             owner = inspect.getattr_static(owner, part)
         except AttributeError:
-            where = ".".join(parts[:index]) or module.__name__
-            raise TargetError(f"{where} has no attribute {part!r}") from None
+            lazy = _lazy_attribute(owner, part) if isinstance(owner, ModuleType) else _MISSING
+            if lazy is _MISSING:
+                where = ".".join(parts[:index]) or module.__name__
+                raise TargetError(f"{where} has no attribute {part!r}") from None
+            owner = lazy  # type: ignore[assignment]  # checked to be a class below
         if not isinstance(owner, type):
             raise TargetError(f"{'.'.join(parts[: index + 1])} is {type(owner).__name__!r}, not a class")
     return owner
@@ -76,8 +100,13 @@ def resolve_in(module: ModuleType, qualname: str) -> Resolved:
             raise TargetError(f"class {owner.__qualname__} has no attribute {attr!r}")
     else:
         if attr not in vars(owner):
-            raise TargetError(f"module {module.__name__} has no attribute {attr!r}")
-        raw, defined_on = vars(owner)[attr], owner
+            lazy = _lazy_attribute(owner, attr)
+            if lazy is _MISSING:
+                raise TargetError(f"module {module.__name__} has no attribute {attr!r}")
+            owner = _defining_module(owner, attr, lazy)
+        raw, defined_on = vars(owner).get(attr, _MISSING), owner
+        if raw is _MISSING:  # only the module's __getattr__ gives it: wrap it on the module
+            raw = _lazy_attribute(owner, attr)
     inner = getattr(raw, "_self_agent_otel_entry", None) and raw.__wrapped__
     probe = inner or raw
     if isinstance(probe, property):
