@@ -62,7 +62,8 @@ def _in_script(spec: TargetSpec, tree: ast.Module, label: str) -> tuple[str, str
     return found.shape, f"ok (in {label}{', ' + found.note if found.note else ''})"
 
 
-_TIMES = (("start", "read at call start"), ("end", "read at call end"), ("start and end", "read at start and end (delta)"))
+_TIMES = (("start", "read at call start"), ("end", "read at call end"),
+          ("start and end", "read at start and end (delta)"))
 
 
 def reading_plan(spec: TargetSpec) -> list[str]:
