@@ -84,6 +84,7 @@ class SlowReader(threading.Thread):
             if not chunk:
                 return
             self.received += len(chunk)
+        self.stop.wait()  # at the limit: hold the connection without reading (however fast it got there)
 
 
 @pytest.fixture
