@@ -64,18 +64,12 @@ class AgentInvocation(Invocation):
             confidence = coerce_number(read("confidence", call, found), "agent.confidence", 0.0, 1.0)
         outcome = _ERROR if error is not None else _FAILURE if success is False else _SUCCESS
         rt = runtime()
-        attributes = {semconv.GEN_AI_AGENT_NAME: self.name, semconv.AGENT_TASK_TYPE: self.task_type,
-                      semconv.AGENT_OUTCOME: outcome}
-        if error is not None:
-            attributes[semconv.ERROR_TYPE] = type(error).__name__
-        rt[semconv.AGENT_DURATION].record(duration_s, attributes, context=self.context)
+        record_agent_call(self.context, self.name, self.task_type, outcome,
+                          type(error).__name__ if error is not None else None, duration_s)
         if confidence is not None:
             rt[semconv.AGENT_CONFIDENCE_HISTOGRAM].record(
                 confidence, {semconv.GEN_AI_AGENT_NAME: self.name, semconv.AGENT_OUTCOME: outcome},
                 context=self.context)
-        job = current_job(self.context)
-        if job is not None:
-            job.add(agent_calls=1)
         if recording:
             span.set_attribute(semconv.AGENT_OUTCOME, outcome)
             if confidence is not None:
@@ -117,6 +111,18 @@ class AgentInvocation(Invocation):
                 span.set_attribute(semconv.AGENT_PROVIDER_USED,
                                    span_value(provider_used, semconv.AGENT_PROVIDER_USED))
             handler.record_result_attributes(span, call)
+
+
+def record_agent_call(ctx: Any, name: str, task_type: str, outcome: str, error_type: str | None,
+                      duration_s: float) -> None:
+    """One agent invocation: its duration by outcome, and the job's agent calls."""
+    attributes = {semconv.GEN_AI_AGENT_NAME: name, semconv.AGENT_TASK_TYPE: task_type, semconv.AGENT_OUTCOME: outcome}
+    if error_type is not None:
+        attributes[semconv.ERROR_TYPE] = error_type
+    runtime()[semconv.AGENT_DURATION].record(duration_s, attributes, context=ctx)
+    job = current_job(ctx)
+    if job is not None:
+        job.add(agent_calls=1)
 
 
 _NOTHING: dict[str, Any] = {}

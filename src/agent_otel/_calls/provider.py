@@ -117,14 +117,10 @@ class ProviderInvocation(Invocation):
             attributes[semconv.ERROR_TYPE] = type(error).__name__
         elif unavailable:
             attributes[semconv.ERROR_TYPE] = semconv.ERROR_TYPE_UNAVAILABLE
-        rt = runtime()
         ctx = self.context
         outer = self.outer
         if outer is None:  # the logical request: counted once, at the outermost call
-            rt[semconv.CLIENT_OPERATION_DURATION].record(duration_s, attributes, context=ctx)
-            ttfc = self.time_to_first_chunk_s
-            if ttfc is not None:
-                rt[semconv.CLIENT_TIME_TO_FIRST_CHUNK].record(ttfc, attributes, context=ctx)
+            record_request(ctx, attributes, duration_s, self.time_to_first_chunk_s)
         explicit_cost = "cost" in handler.options
         has_usage = self.input_tokens is not None or self.output_tokens is not None or explicit_cost
         cost: float | None = None
@@ -132,23 +128,12 @@ class ProviderInvocation(Invocation):
             has_usage = False
             self.input_tokens = self.output_tokens = None
         elif has_usage:
-            usage = rt[semconv.CLIENT_TOKEN_USAGE]
-            for token_type, tokens in ((semconv.TokenType.INPUT, self.input_tokens),
-                                       (semconv.TokenType.OUTPUT, self.output_tokens)):
-                if tokens is not None:
-                    usage.record(tokens, {**token_attributes, semconv.GEN_AI_TOKEN_TYPE: token_type.value},
-                                 context=ctx)
             if explicit_cost:
                 cost = coerce_number(handler.option("cost", call), "provider.cost", 0.0, None)
             else:
                 cost = cost_of(self.response_model or self.model, self.input_tokens, self.output_tokens)
-            if cost:
-                agent_name = otel_context.get_value(AGENT_KEY, ctx)
-                cost_attributes: dict[str, Any] = {semconv.GEN_AI_PROVIDER_NAME: self.provider,
-                                                   semconv.GEN_AI_REQUEST_MODEL: self.model}
-                if agent_name is not None:
-                    cost_attributes[semconv.GEN_AI_AGENT_NAME] = agent_name
-                rt[semconv.CLIENT_COST].add(cost, cost_attributes, context=ctx)
+            record_usage(ctx, token_attributes, self.input_tokens, self.output_tokens, cost,
+                         otel_context.get_value(AGENT_KEY, ctx))
         if outer is not None and (has_usage or self.usage_below):
             outer.usage_below = True
         job = current_job(ctx)
@@ -183,6 +168,31 @@ class ProviderInvocation(Invocation):
         if reason:
             attributes[semconv.GEN_AI_RETRY_REASON] = policy().bounded(semconv.GEN_AI_RETRY_REASON, reason)
         runtime()[semconv.CLIENT_RETRIES].add(count, attributes, context=self.context)
+
+
+def record_request(ctx: Any, attributes: dict[str, Any], duration_s: float, ttfc_s: float | None) -> None:
+    """One logical request to a provider: its duration and time to first chunk (``attributes`` carry
+    ``error.type`` when it failed)."""
+    rt = runtime()
+    rt[semconv.CLIENT_OPERATION_DURATION].record(duration_s, attributes, context=ctx)
+    if ttfc_s is not None:
+        rt[semconv.CLIENT_TIME_TO_FIRST_CHUNK].record(ttfc_s, attributes, context=ctx)
+
+
+def record_usage(ctx: Any, token_attributes: dict[str, Any], input_tokens: int | None, output_tokens: int | None,
+                 cost: float | None, agent_name: object) -> None:
+    """Tokens and cost of one request (``token_attributes``: operation, provider, models; no error)."""
+    rt = runtime()
+    usage = rt[semconv.CLIENT_TOKEN_USAGE]
+    for token_type, tokens in ((semconv.TokenType.INPUT, input_tokens), (semconv.TokenType.OUTPUT, output_tokens)):
+        if tokens is not None:
+            usage.record(tokens, {**token_attributes, semconv.GEN_AI_TOKEN_TYPE: token_type.value}, context=ctx)
+    if cost:
+        cost_attributes: dict[str, Any] = {semconv.GEN_AI_PROVIDER_NAME: token_attributes[semconv.GEN_AI_PROVIDER_NAME],
+                                           semconv.GEN_AI_REQUEST_MODEL: token_attributes[semconv.GEN_AI_REQUEST_MODEL]}
+        if agent_name is not None:
+            cost_attributes[semconv.GEN_AI_AGENT_NAME] = agent_name
+        rt[semconv.CLIENT_COST].add(cost, cost_attributes, context=ctx)
 
 
 class ProviderHandler(KindHandler):

@@ -30,20 +30,26 @@ class ToolInvocation(Invocation):
         self.call = call
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
-        attributes = {semconv.GEN_AI_TOOL_NAME: self.name}
-        if self.agent_name is not None:
-            attributes[semconv.GEN_AI_AGENT_NAME] = self.agent_name
-        if error is not None:
-            attributes[semconv.ERROR_TYPE] = type(error).__name__
-        runtime()[semconv.TOOL_DURATION].record(duration_s, attributes, context=self.context)
-        job = current_job(self.context)
-        if job is not None:
-            job.add(tool_calls=1)
+        record_tool_call(self.context, self.name, self.agent_name, type(error).__name__ if error else None,
+                         duration_s)
         handler = self.handler
         if handler.result_attributes and self.span.is_recording():
             call = self.call
             call.result, call.error = value, error
             handler.record_result_attributes(self.span, call)
+
+
+def record_tool_call(ctx: Any, name: str, agent_name: str | None, error_type: str | None, duration_s: float) -> None:
+    """One tool execution: its duration, and the job's tool calls."""
+    attributes = {semconv.GEN_AI_TOOL_NAME: name}
+    if agent_name is not None:
+        attributes[semconv.GEN_AI_AGENT_NAME] = agent_name
+    if error_type is not None:
+        attributes[semconv.ERROR_TYPE] = error_type
+    runtime()[semconv.TOOL_DURATION].record(duration_s, attributes, context=ctx)
+    job = current_job(ctx)
+    if job is not None:
+        job.add(tool_calls=1)
 
 
 class ToolHandler(KindHandler):
