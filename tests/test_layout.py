@@ -16,7 +16,8 @@ PUBLIC_MODULES = {"agent_otel", "agent_otel.semconv", "agent_otel.errors", "agen
 #: The layers, lowest first: a module may import its own layer and those below it at import time.
 LAYERS = (
     "agent_otel.version", "agent_otel.errors", "agent_otel._environment", "agent_otel.semconv",
-    "agent_otel._engine", "agent_otel._context", "agent_otel._calls", "agent_otel._sdk", "agent_otel._zerocode",
+    "agent_otel._engine", "agent_otel._context", "agent_otel._calls", "agent_otel._bridge", "agent_otel._sdk",
+    "agent_otel._zerocode",
     "agent_otel.testing", "agent_otel._pytest_plugin", "agent_otel._ops", "agent_otel._cli", "agent_otel.__main__",
 )
 

@@ -29,6 +29,9 @@ AGENT_OTEL_DEBUG = "AGENT_OTEL_DEBUG"
 #: Milliseconds the flush at process exit may take (default 1000): a collector that is down is tried once,
 #: not retried, and what it did not take is lost and counted (``agent_otel.instrumentation.errors``).
 AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS = "AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS"
+#: ``false``: no span bridge (GenAI spans of other instrumentations are not turned into agent-otel metrics;
+#: default ``true``).
+AGENT_OTEL_SPAN_BRIDGE = "AGENT_OTEL_SPAN_BRIDGE"
 #: Set to ``1`` by ``agent-otel run`` for the processes it starts (not a user knob).
 AGENT_OTEL_LAUNCHER = "AGENT_OTEL_LAUNCHER"
 #: ``true``: record prompts and responses (``gen_ai.input.messages``...). The OTel GenAI instrumentations'

@@ -43,13 +43,14 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
-from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource, ServiceInstanceIdResourceDetector
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 from opentelemetry.semconv.resource import ResourceAttributes
 from opentelemetry.util._once import Once
 
 from agent_otel import semconv
+from agent_otel._bridge.processor import GenAiSpanBridge
 from agent_otel._context.carriers import (
     instrument_process_carriers,
     instrument_thread_subclasses,
@@ -61,7 +62,7 @@ from agent_otel._context.stamping import IdSpanProcessor
 from agent_otel._engine.instruments import build_runtime, enabled_from_env, reset_runtime
 from agent_otel._engine.policy import HashingSpanProcessor
 from agent_otel._engine.self_telemetry import report_error
-from agent_otel._environment import AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS
+from agent_otel._environment import AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS, AGENT_OTEL_SPAN_BRIDGE, env_flag
 from agent_otel._sdk.export_loss import (
     LossReporter,
     ReportingBatchSpanProcessor,
@@ -205,15 +206,20 @@ def configure(
     prometheus_port: int | None = None,
     tracer_provider: trace.TracerProvider | None = None,
     meter_provider: metrics.MeterProvider | None = None,
+    resource: Resource | None = None,
     instrument_threads: bool = True,
     instrument_processes: bool = True,
     system_metrics: bool = True,
     set_global: bool = True,
+    span_bridge: bool | None = None,
 ) -> Telemetry:
     """Set up tracing and metrics for agent-otel. Safe to call twice (the second call is a no-op).
 
     ``tracer_provider``/``meter_provider`` use the given SDK providers instead of building ours
-    (as does a host that installed SDK providers globally before calling this).
+    (as does a host that installed SDK providers globally before calling this). ``resource`` adds the
+    host's own resource attributes to the providers we build; they win over ours and the environment's.
+    ``span_bridge`` (default: ``AGENT_OTEL_SPAN_BRIDGE``, true) turns the GenAI spans of other
+    instrumentations into agent-otel metrics (:mod:`agent_otel._bridge.processor`).
     """
     global _telemetry
     arguments = dict(locals())
@@ -230,8 +236,7 @@ def configure(
                                     otlp_protocol, prometheus_host, prometheus_port)
         telemetry = Telemetry(settings=settings, tracer_provider=None, meter_provider=None, arguments=arguments,
                               exit_flush_timeout_millis=exit_flush_timeout_millis())
-        resource = Resource.create({"service.name": settings.service_name, **_forked_resource}).merge(
-            OTELResourceDetector().detect())
+        our_resource = _resource(settings.service_name, resource)
 
         host_tp = tracer_provider or trace.get_tracer_provider()
         if isinstance(host_tp, TracerProvider) and not (tracer_provider is None and host_tp in _built):
@@ -239,7 +244,7 @@ def configure(
                 logger.info("agent-otel: using the SDK TracerProvider the host program installed")
             tp = host_tp
         else:
-            tp = TracerProvider(resource=resource, shutdown_on_exit=False)  # see _register_exit_hook
+            tp = TracerProvider(resource=our_resource, shutdown_on_exit=False)  # see _register_exit_hook
             for name in settings.traces_exporters:
                 processor = ReportingBatchSpanProcessor(_span_exporter(name, settings), telemetry.loss)
                 telemetry.span_processors.append(processor)
@@ -248,6 +253,8 @@ def configure(
             _built.add(tp)
         tp.add_span_processor(IdSpanProcessor())
         tp.add_span_processor(HashingSpanProcessor())
+        if span_bridge if span_bridge is not None else env_flag(AGENT_OTEL_SPAN_BRIDGE, True):
+            tp.add_span_processor(GenAiSpanBridge())
 
         host_mp = meter_provider or metrics.get_meter_provider()
         if isinstance(host_mp, MeterProvider) and not (meter_provider is None and host_mp in _built):
@@ -256,7 +263,7 @@ def configure(
             mp = host_mp
         else:
             readers = [_metric_reader(name, settings, telemetry) for name in settings.metrics_exporters]
-            mp = MeterProvider(resource=resource, metric_readers=readers, views=metric_views(),
+            mp = MeterProvider(resource=our_resource, metric_readers=readers, views=metric_views(),
                                shutdown_on_exit=False)
             telemetry.owns_meter_provider = True
             _built.add(mp)
@@ -292,6 +299,17 @@ def configure(
             _register_fork_handler()
         _telemetry = telemetry
         return telemetry
+
+
+def _resource(service_name: str, host: Resource | None) -> Resource:
+    """The resource of the providers we build. ``service.instance.id`` is a random UUID per process (the
+    SDK's resource detector; a forked child gets its own), so that processes of one service never share a
+    series identity behind a Collector, whose Prometheus exporter makes ``instance`` of it. The host's own
+    values win: ``OTEL_RESOURCE_ATTRIBUTES``/``OTEL_SERVICE_NAME``, then a ``resource`` given to configure()."""
+    ours = ServiceInstanceIdResourceDetector().detect().merge(
+        Resource.create({ResourceAttributes.SERVICE_NAME: service_name, **_forked_resource}))
+    with_environment = ours.merge(OTELResourceDetector().detect())
+    return with_environment if host is None else with_environment.merge(host)
 
 
 def _set_global_providers(telemetry: Telemetry, tp: TracerProvider, mp: MeterProvider) -> None:

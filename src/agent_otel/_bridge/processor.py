@@ -1,0 +1,165 @@
+"""The span bridge: GenAI spans that other libraries start become agent-otel telemetry.
+
+:class:`GenAiSpanBridge` is a span processor on the tracer provider ``configure()`` installs. For a
+span of another instrumentation that :func:`~agent_otel._bridge.sources.classify` recognises, it
+records when the span ends what our own wrapper of the same kind would have recorded: provider calls
+(duration, errors, time to first chunk, tokens, cost from the price table), agent and workflow
+invocations (duration and outcome), tool calls, and the job's roll-ups. Job and conversation ids are
+stamped on the span by the id processor, as on every span.
+
+**Counted once.** A call covered twice, by two nested spans of the same kind and operation (an
+agent-otel wrapper around a call another instrumentation also traces, or two instrumentations of one
+call such as a framework's model span around the SDK's), is counted once: a span of ours always wins
+over another library's, and otherwise the outer span wins. The loser still exports its span.
+
+**Standard metrics from one source.** Some instrumentations also record the standard GenAI metrics
+themselves (``gen_ai.client.operation.duration``, ``gen_ai.client.token.usage``): the bridge records
+every call again under agent-otel's instrumentation scope, with the contract's buckets and the
+cardinality cap, and the shipped rules and dashboards read only that scope (``otel_scope_name``), so a
+``sum()`` never counts a call twice.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import NonRecordingSpan, StatusCode
+
+from agent_otel import semconv
+from agent_otel._bridge import sources
+from agent_otel._bridge.sources import Kind
+from agent_otel._calls.agent import record_agent_call
+from agent_otel._calls.pricing import cost_of
+from agent_otel._calls.provider import record_request, record_usage
+from agent_otel._calls.tool import record_tool_call
+from agent_otel._context.job import AGENT_KEY, JOB_KEY, JobState, current_job
+from agent_otel._engine.instruments import runtime
+from agent_otel._engine.policy import policy
+from agent_otel._engine.self_telemetry import report_error
+
+#: ``agent.task.type`` of an invocation the bridge records from a workflow span.
+WORKFLOW_TASK_TYPE = "workflow"
+_OTHER_ERROR = "_OTHER"
+
+
+class _Seen:
+    """What the bridge noted when a GenAI span started: its kind, the job and agent it ran under,
+    and whether another span of the same call counts it instead."""
+
+    __slots__ = ("agent", "covered", "job", "kind", "operation", "ours")
+
+    def __init__(self, kind: Kind, operation: str, ours: bool, job: JobState | None, agent: object) -> None:
+        self.kind = kind
+        self.operation = operation
+        self.ours = ours
+        self.job = job
+        self.agent = agent
+        self.covered = False
+
+
+def _attributes(span: ReadableSpan) -> Any:
+    """The span's attributes as a plain mapping (the SDK's bounded dict keeps it in ``_dict``)."""
+    attributes: Any = span._attributes  # read by every span start: the public property copies
+    return getattr(attributes, "_dict", attributes) or {}
+
+
+class GenAiSpanBridge(SpanProcessor):
+    """Records agent-otel metrics for the GenAI spans of other instrumentations (see the module)."""
+
+    def __init__(self) -> None:
+        # keyed by the SDK span objects (the parent's comes back from the context as the API's Span type)
+        self._seen: weakref.WeakKeyDictionary[Any, _Seen] = weakref.WeakKeyDictionary()
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        try:
+            found = sources.classify(_attributes(span))
+            if found is None:
+                return
+            ours = span.instrumentation_scope is not None and span.instrumentation_scope.name == semconv.SCOPE_NAME
+            kind, operation = found
+            seen = _Seen(kind, operation, ours, current_job(parent_context),
+                         otel_context.get_value(AGENT_KEY, parent_context))
+            parent = self._seen.get(trace.get_current_span(parent_context))
+            if parent is not None and parent.kind is kind and parent.operation == operation:
+                # one call, two spans: ours wins, else the outer one
+                if parent.ours or not ours:
+                    seen.covered = True
+                else:
+                    parent.covered = True
+            self._seen[span] = seen
+        except Exception as exc:
+            report_error("bridge.start", exc)
+
+    def _on_ending(self, span: Span) -> None:
+        """Record as the span ends (end time and status set), keyed by the span object itself: the
+        SDK's ``on_end`` gets a copy (the SDK's ``_on_ending`` hook, as the hashing processor uses)."""
+        seen = self._seen.pop(span, None)
+        if seen is None or seen.ours or seen.covered or not runtime().enabled:
+            return
+        try:
+            _record(span, seen)
+        except Exception as exc:
+            report_error("bridge.record", exc)
+
+
+def _error_type(span: Span, attributes: Any) -> str | None:
+    value = attributes.get(semconv.ERROR_TYPE)
+    if isinstance(value, str) and value:
+        return value
+    return _OTHER_ERROR if span.status.status_code is StatusCode.ERROR else None
+
+
+def _record(span: Span, seen: _Seen) -> None:
+    attributes = _attributes(span)
+    if span.end_time is None or span.start_time is None:
+        return
+    duration_s = max(span.end_time - span.start_time, 0) / 1e9
+    bound = policy().bounded
+    error_type = _error_type(span, attributes)
+    if error_type is not None:
+        error_type = bound(semconv.ERROR_TYPE, error_type)
+    ctx = trace.set_span_in_context(NonRecordingSpan(span.context))  # exemplars point at the span
+    if seen.job is not None:
+        ctx = otel_context.set_value(JOB_KEY, seen.job, ctx)
+    if seen.kind is Kind.PROVIDER:
+        _record_provider(span, seen, attributes, duration_s, error_type, ctx)
+    elif seen.kind is Kind.TOOL:
+        name = bound(semconv.GEN_AI_TOOL_NAME, sources.tool_name_of(attributes) or span.name)
+        agent = sources.agent_name_of(attributes) or seen.agent
+        record_tool_call(ctx, name, bound(semconv.GEN_AI_AGENT_NAME, agent) if agent else None, error_type,
+                         duration_s)
+    else:
+        name = bound(semconv.GEN_AI_AGENT_NAME, sources.agent_name_of(attributes) or span.name)
+        task_type = WORKFLOW_TASK_TYPE if seen.kind is Kind.WORKFLOW else "default"
+        outcome = semconv.Outcome.ERROR.value if error_type is not None else semconv.Outcome.SUCCESS.value
+        record_agent_call(ctx, name, task_type, outcome, error_type, duration_s)
+
+
+def _record_provider(span: Span, seen: _Seen, attributes: Any, duration_s: float, error_type: str | None,
+                     ctx: Context) -> None:
+    bound = policy().bounded
+    provider = bound(semconv.GEN_AI_PROVIDER_NAME, sources.provider_of(attributes) or "unknown")
+    model = sources.request_model_of(attributes)
+    model = bound(semconv.GEN_AI_REQUEST_MODEL, model) if model else "unknown"
+    token_attributes = {semconv.GEN_AI_OPERATION_NAME: bound(semconv.GEN_AI_OPERATION_NAME, seen.operation),
+                        semconv.GEN_AI_PROVIDER_NAME: provider, semconv.GEN_AI_REQUEST_MODEL: model}
+    response_model = sources.response_model_of(attributes)
+    if response_model:
+        token_attributes[semconv.GEN_AI_RESPONSE_MODEL] = bound(semconv.GEN_AI_RESPONSE_MODEL, response_model)
+    call_attributes = dict(token_attributes)
+    if error_type is not None:
+        call_attributes[semconv.ERROR_TYPE] = error_type
+    record_request(ctx, call_attributes, duration_s, sources.time_to_first_chunk_of(attributes))
+    usage = sources.usage_of(attributes)
+    cost = None
+    if usage.input_tokens is not None or usage.output_tokens is not None:
+        cost = cost_of(response_model or model, usage.input_tokens, usage.output_tokens)
+        record_usage(ctx, token_attributes, usage.input_tokens, usage.output_tokens, cost, seen.agent)
+    if seen.job is not None:
+        seen.job.add(provider_calls=1, input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0,
+                     cost=cost or 0.0)

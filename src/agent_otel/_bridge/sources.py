@@ -1,0 +1,126 @@
+"""What a GenAI span from another library says about the call it covers.
+
+Two vocabularies are read:
+
+- the OpenTelemetry GenAI semantic conventions (``gen_ai.operation.name``: inference operations such as
+  ``chat``, ``invoke_agent``, ``invoke_workflow``, ``execute_tool``), including the names older
+  instrumentations still emit (``gen_ai.system``, ``gen_ai.usage.prompt_tokens``);
+- OpenInference (``openinference.span.kind``: ``LLM``, ``EMBEDDING``, ``AGENT``, ``TOOL``). Its ``CHAIN``
+  spans are not mapped: frameworks open one for every step of every chain, so they are neither workflows
+  nor agents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from agent_otel import semconv
+
+
+class Kind(Enum):
+    """What a bridged call counts as."""
+
+    PROVIDER = "provider"
+    AGENT = "agent"
+    WORKFLOW = "workflow"
+    TOOL = "tool"
+
+
+OPENINFERENCE_KIND = "openinference.span.kind"
+_OPENINFERENCE: dict[str, tuple[Kind, str]] = {
+    "LLM": (Kind.PROVIDER, semconv.OPERATION_CHAT), "EMBEDDING": (Kind.PROVIDER, "embeddings"),
+    "AGENT": (Kind.AGENT, semconv.OPERATION_INVOKE_AGENT), "TOOL": (Kind.TOOL, semconv.OPERATION_EXECUTE_TOOL),
+}
+_NOT_CALLS = frozenset({"create_agent", semconv.OPERATION_EVOLVE})  # an agent being built; our evolution runs
+
+
+def classify(attributes: Mapping[str, Any]) -> tuple[Kind, str] | None:
+    """(kind, operation) of a span from its attributes, or None when it is no GenAI call. Cheap for
+    the spans of every other library: one or two dict lookups."""
+    operation = attributes.get(semconv.GEN_AI_OPERATION_NAME)
+    if operation is None:
+        kind = attributes.get(OPENINFERENCE_KIND)
+        return _OPENINFERENCE.get(kind) if isinstance(kind, str) else None
+    if not isinstance(operation, str) or operation in _NOT_CALLS:
+        return None
+    if operation == semconv.OPERATION_INVOKE_AGENT:
+        return Kind.AGENT, operation
+    if operation == semconv.OPERATION_INVOKE_WORKFLOW:
+        return Kind.WORKFLOW, operation
+    if operation == semconv.OPERATION_EXECUTE_TOOL:
+        return Kind.TOOL, operation
+    return Kind.PROVIDER, operation
+
+
+def _first(attributes: Mapping[str, Any], *keys: str) -> Any:
+    for key in keys:
+        value = attributes.get(key)
+        if value is not None:
+            return value
+    return None
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return None
+    return int(value)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens a provider span reports (None: not reported)."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+
+def usage_of(attributes: Mapping[str, Any]) -> Usage:
+    return Usage(
+        input_tokens=_count(_first(attributes, semconv.GEN_AI_USAGE_INPUT_TOKENS, "gen_ai.usage.prompt_tokens",
+                                   "llm.token_count.prompt")),
+        output_tokens=_count(_first(attributes, semconv.GEN_AI_USAGE_OUTPUT_TOKENS, "gen_ai.usage.completion_tokens",
+                                    "llm.token_count.completion")),
+        cache_read_tokens=_count(_first(attributes, "gen_ai.usage.cache_read.input_tokens",
+                                        "gen_ai.usage.cache_read_input_tokens",
+                                        "llm.token_count.prompt_details.cache_read")),
+        cache_write_tokens=_count(_first(attributes, "gen_ai.usage.cache_write.input_tokens",
+                                         "gen_ai.usage.cache_creation_input_tokens",
+                                         "llm.token_count.prompt_details.cache_write")),
+        reasoning_tokens=_count(_first(attributes, "gen_ai.usage.reasoning.output_tokens",
+                                       "llm.token_count.completion_details.reasoning")),
+    )
+
+
+def provider_of(attributes: Mapping[str, Any]) -> str | None:
+    return _text(_first(attributes, semconv.GEN_AI_PROVIDER_NAME, "gen_ai.system", "llm.provider", "llm.system"))
+
+
+def request_model_of(attributes: Mapping[str, Any]) -> str | None:
+    return _text(_first(attributes, semconv.GEN_AI_REQUEST_MODEL, "llm.model_name"))
+
+
+def response_model_of(attributes: Mapping[str, Any]) -> str | None:
+    return _text(attributes.get(semconv.GEN_AI_RESPONSE_MODEL))
+
+
+def agent_name_of(attributes: Mapping[str, Any]) -> str | None:
+    return _text(_first(attributes, semconv.GEN_AI_AGENT_NAME, "agent.name"))
+
+
+def tool_name_of(attributes: Mapping[str, Any]) -> str | None:
+    return _text(_first(attributes, semconv.GEN_AI_TOOL_NAME, "tool.name"))
+
+
+def time_to_first_chunk_of(attributes: Mapping[str, Any]) -> float | None:
+    value = attributes.get("gen_ai.response.time_to_first_chunk")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0 else None

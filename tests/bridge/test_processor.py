@@ -1,0 +1,156 @@
+"""The span bridge on spans made with the plain OTel API, as another instrumentation would make them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+import agent_otel
+from agent_otel import semconv
+from tests.support.telemetry import error_count, point, points
+
+OPERATION = semconv.CLIENT_OPERATION_DURATION.name
+TOKENS = semconv.CLIENT_TOKEN_USAGE.name
+
+
+def foreign(otel: Any, scope: str = "opentelemetry.instrumentation.somelib") -> Any:
+    return otel.tracer_provider.get_tracer(scope)
+
+
+def chat_span(tracer: Any, *, model: str = "gpt-4o", tokens: tuple[int, int] | None = (1000, 200),
+              **attributes: Any) -> None:
+    start = {semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
+             semconv.GEN_AI_REQUEST_MODEL: model, **attributes}
+    with tracer.start_as_current_span(f"chat {model}", kind=SpanKind.CLIENT, attributes=start) as span:
+        if tokens is not None:
+            span.set_attribute(semconv.GEN_AI_USAGE_INPUT_TOKENS, tokens[0])
+            span.set_attribute(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, tokens[1])
+        span.set_attribute(semconv.GEN_AI_RESPONSE_MODEL, model + "-2024-08-06")
+
+
+def test_a_foreign_chat_span_becomes_a_provider_call_with_tokens_cost_and_job_rollups(otel: Any) -> None:
+    with agent_otel.job(type="bridged") as job:
+        job_id = job.id
+        chat_span(foreign(otel))
+    call = point(otel, OPERATION)
+    assert call.count == 1
+    assert dict(call.attributes) == {semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
+                                     semconv.GEN_AI_REQUEST_MODEL: "gpt-4o",
+                                     semconv.GEN_AI_RESPONSE_MODEL: "gpt-4o-2024-08-06"}
+    by_type = {p.attributes[semconv.GEN_AI_TOKEN_TYPE]: p.sum for p in points(otel, TOKENS)}
+    assert by_type == {"input": 1000, "output": 200}
+    cost = point(otel, semconv.CLIENT_COST.name).value
+    assert cost == pytest.approx(1000 * 2.5 / 1e6 + 200 * 10.0 / 1e6)  # the shipped price of gpt-4o
+    job_span = otel.span(semconv.job_span_name("bridged"))
+    assert job_span.attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 1
+    assert job_span.attributes[semconv.JOB_ROLLUP_INPUT_TOKENS] == 1000
+    assert otel.span("chat gpt-4o").attributes[semconv.JOB_ID] == job_id  # stamped as on every span
+    [exemplar] = call.exemplars  # points at the bridged span
+    assert exemplar.span_id == otel.span("chat gpt-4o").context.span_id
+
+
+def test_agents_workflows_and_tools_and_their_errors(otel: Any) -> None:
+    tracer = foreign(otel)
+    workflow = {semconv.GEN_AI_OPERATION_NAME: "invoke_workflow", semconv.GEN_AI_AGENT_NAME: "graph"}
+    agent = {semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: "researcher"}
+    tool = {semconv.GEN_AI_OPERATION_NAME: "execute_tool", semconv.GEN_AI_TOOL_NAME: "search"}
+    with (tracer.start_as_current_span("invoke_workflow graph", attributes=workflow),
+          tracer.start_as_current_span("invoke_agent researcher", attributes=agent),
+          tracer.start_as_current_span("execute_tool search", attributes=tool) as tool_span):
+        tool_span.set_status(Status(StatusCode.ERROR))
+        tool_span.set_attribute(semconv.ERROR_TYPE, "TimeoutError")
+    agents = {(p.attributes[semconv.GEN_AI_AGENT_NAME], p.attributes[semconv.AGENT_TASK_TYPE],
+               p.attributes[semconv.AGENT_OUTCOME]): p.count for p in points(otel, semconv.AGENT_DURATION.name)}
+    assert agents == {("graph", "workflow", "success"): 1, ("researcher", "default", "success"): 1}
+    tool_point = point(otel, semconv.TOOL_DURATION.name)
+    assert dict(tool_point.attributes) == {semconv.GEN_AI_TOOL_NAME: "search", semconv.ERROR_TYPE: "TimeoutError"}
+
+
+def test_a_span_of_ours_and_a_foreign_one_for_the_same_call_count_once(otel: Any) -> None:
+    tracer = foreign(otel)
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def complete() -> dict[str, Any]:
+        chat_span(tracer)  # e.g. the SDK's own instrumentation inside our configured wrapper
+        return {"usage": {"prompt_tokens": 1000, "completion_tokens": 200}}
+
+    @agent_otel.agent("planner")
+    def plan() -> None:
+        complete()
+
+    with tracer.start_as_current_span("invoke_agent planner", attributes={
+            semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: "planner"}):
+        plan()  # ours inside a foreign span of the same kind: ours wins
+    assert sum(p.count for p in points(otel, OPERATION)) == 1
+    assert sum(p.sum for p in points(otel, TOKENS, {semconv.GEN_AI_TOKEN_TYPE: "input"})) == 1000
+    assert sum(p.count for p in points(otel, semconv.AGENT_DURATION.name)) == 1
+    assert len(otel.spans("chat gpt-4o")) == 2  # both spans are exported
+
+
+def test_two_foreign_spans_of_one_call_count_once(otel: Any) -> None:
+    framework, sdk = foreign(otel, "framework.instrumentation"), foreign(otel, "sdk.instrumentation")
+    with framework.start_as_current_span("chat gpt-4o", attributes={
+            semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
+            semconv.GEN_AI_REQUEST_MODEL: "gpt-4o", semconv.GEN_AI_USAGE_INPUT_TOKENS: 7}):
+        chat_span(sdk)
+    assert point(otel, OPERATION).count == 1
+    assert point(otel, TOKENS, {semconv.GEN_AI_TOKEN_TYPE: "input"}).sum == 7  # the outer span wins
+
+
+def test_older_and_openinference_vocabularies(otel: Any) -> None:
+    tracer = foreign(otel)
+    with tracer.start_as_current_span("openai.chat", attributes={
+            semconv.GEN_AI_OPERATION_NAME: "chat", "gen_ai.system": "openai", semconv.GEN_AI_REQUEST_MODEL: "m1",
+            "gen_ai.usage.prompt_tokens": 11, "gen_ai.usage.completion_tokens": 3}):
+        pass
+    with tracer.start_as_current_span("ChatModel", attributes={
+            "openinference.span.kind": "LLM", "llm.provider": "anthropic", "llm.model_name": "m2",
+            "llm.token_count.prompt": 21, "llm.token_count.completion": 5}):
+        pass
+    with tracer.start_as_current_span("search", attributes={"openinference.span.kind": "TOOL", "tool.name": "web"}):
+        pass
+    with tracer.start_as_current_span("chain", attributes={"openinference.span.kind": "CHAIN"}):
+        pass
+    calls = {(p.attributes[semconv.GEN_AI_PROVIDER_NAME], p.attributes[semconv.GEN_AI_REQUEST_MODEL])
+             for p in points(otel, OPERATION)}
+    assert calls == {("openai", "m1"), ("anthropic", "m2")}
+    inputs = {p.attributes[semconv.GEN_AI_REQUEST_MODEL]: p.sum
+              for p in points(otel, TOKENS, {semconv.GEN_AI_TOKEN_TYPE: "input"})}
+    assert inputs == {"m1": 11, "m2": 21}
+    assert point(otel, semconv.TOOL_DURATION.name).attributes[semconv.GEN_AI_TOOL_NAME] == "web"
+    assert semconv.AGENT_DURATION.name not in otel.metrics()  # a CHAIN is no agent
+
+
+def test_other_spans_are_left_alone_and_bad_values_are_never_raised(otel: Any) -> None:
+    tracer = foreign(otel)
+    with tracer.start_as_current_span("GET /", attributes={"http.request.method": "GET"}):
+        pass
+    with tracer.start_as_current_span("chat", attributes={
+            semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_USAGE_INPUT_TOKENS: "many"}):
+        pass
+    assert point(otel, OPERATION).attributes[semconv.GEN_AI_PROVIDER_NAME] == "unknown"
+    assert TOKENS not in otel.metrics()
+    assert error_count(otel, "bridge.record") == 0
+
+
+def test_labels_from_foreign_spans_pass_the_cardinality_cap(otel: Any) -> None:
+    agent_otel.set_policy(cardinality_limit=3)
+    tracer = foreign(otel)
+    for i in range(6):
+        with tracer.start_as_current_span("execute_tool", attributes={
+                semconv.GEN_AI_OPERATION_NAME: "execute_tool", semconv.GEN_AI_TOOL_NAME: f"tool-{i}"}):
+            pass
+    names = {p.attributes[semconv.GEN_AI_TOOL_NAME] for p in points(otel, semconv.TOOL_DURATION.name)}
+    assert len(names) == 4 and "_OTHER" in names
+
+
+def test_the_bridge_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_OTEL_SPAN_BRIDGE", "false")
+    from agent_otel.testing import capture_telemetry
+
+    with capture_telemetry() as otel:
+        chat_span(foreign(otel))
+        assert OPERATION not in otel.metrics()
+        assert otel.spans("chat gpt-4o")
