@@ -14,6 +14,7 @@ import pytest
 from agent_otel import semconv
 from agent_otel._ops.stack import http_get_json
 from tests.support.e2e import E2E
+from tests.support.otlp_receiver import attributes_of
 from tests.support.ops import binary
 from tests.support.paths import ASSETS
 from tests.support.polling import wait_until
@@ -185,3 +186,16 @@ def test_prometheus_runs_the_shipped_rule_groups(e2e: E2E) -> None:
         wait_until(all_evaluated_ok, "every rule evaluated without error", timeout_s=60)
     except AssertionError:
         raise AssertionError(f"rules not healthy: {unhealthy}") from None
+
+
+def test_a_bridged_source_reaches_prometheus_beside_the_wrapped_fleet(e2e: E2E) -> None:
+    """The demo's summarizer traces itself with GenAI-semconv spans (no agent-otel wrapper): the span
+    bridge turns them into provider calls and tokens under agent-otel's scope."""
+    from agent_otel._ops.demo import summarizer
+
+    selector = f'gen_ai_request_model="{summarizer.MODEL}",otel_scope_name="{semconv.SCOPE_NAME}"'
+    wait_until(lambda: e2e.query(f"gen_ai_client_operation_duration_seconds_count{{{selector}}}"),
+               "bridged summarizer calls", timeout_s=60)
+    wait_until(lambda: e2e.query(f"gen_ai_client_token_usage_sum{{{selector}}}"), "bridged tokens", timeout_s=60)
+    assert any(span.name == f"chat {summarizer.MODEL}" and attributes_of(span).get(semconv.JOB_ID)
+               for span in e2e.spans.spans())

@@ -2,9 +2,10 @@
 periodic evolution runs.
 
 This module is the demo's "host program" and deliberately knows nothing about agent-otel: there is no
-import of it here. ``agent-otel.toml`` next to this file instruments it, exactly as a user would
-instrument code they do not own. The numbers are chosen so that an operator sees every dashboard panel
-fill and a few alerts fire for clear reasons:
+import of it here (the summarizer it calls traces itself with the plain OpenTelemetry API, as a
+third-party SDK with its own GenAI instrumentation would). ``agent-otel.toml`` next to this file
+instruments it, exactly as a user would instrument code they do not own. The numbers are chosen so that
+an operator sees every dashboard panel fill and a few alerts fire for clear reasons:
 
 - ``reviewer`` succeeds about a third of the time while claiming 0.9 confidence (success-ratio and
   confidence-calibration alerts) and its evolution runs mostly fail (evolution-failure alert);
@@ -27,6 +28,8 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+
+from agent_otel._ops.demo.summarizer import Summarizer
 
 
 class ProviderError(Exception):
@@ -244,11 +247,13 @@ class Agent:
 class Job:
     """One unit of work: a few agents solve their part, in parallel."""
 
-    def __init__(self, job_id: str, kind: str, agents: list[Agent], pool: ThreadPoolExecutor) -> None:
+    def __init__(self, job_id: str, kind: str, agents: list[Agent], pool: ThreadPoolExecutor,
+                 summarizer: Summarizer | None = None) -> None:
         self.job_id = job_id
         self.kind = kind
         self.agents = agents
         self.pool = pool
+        self.summarizer = summarizer
 
     def run(self) -> list[Outcome]:
         task = Task(self.kind, f"{self.kind} for {self.job_id}")
@@ -263,6 +268,8 @@ class Job:
             raise JobFailed(f"{self.job_id}: the review rejected the change")
         if sum(outcome.success for outcome in outcomes.values()) * 2 < len(outcomes):
             raise JobFailed(f"{self.job_id}: most agents failed")
+        if self.summarizer is not None:  # a third-party SDK that traces itself (see summarizer.py)
+            self.summarizer.summarize(task.description)
         return list(outcomes.values())
 
 
@@ -314,6 +321,7 @@ class Fleet:
         tools = ToolBox(self.seed)
         self.agents = {profile.name: Agent(profile, clients, tools, self.seed) for profile in AGENTS}
         self.evolver = Evolver(self.agents, self.seed)
+        self.summarizer = Summarizer(self.seed)
         self._rng = random.Random(f"{self.seed}:jobs")
 
     def _next_job(self, pool: ThreadPoolExecutor) -> Job:
@@ -321,7 +329,7 @@ class Fleet:
         names = list(self.agents)
         team = ["planner", *self._rng.sample(names[1:], self._rng.randint(1, len(names) - 1))]
         return Job(f"job-{self.seed}-{self.jobs_started:06d}", self._rng.choice(JOB_TYPES),
-                   [self.agents[name] for name in team], pool)
+                   [self.agents[name] for name in team], pool, self.summarizer)
 
     def _evolution_loop(self, stop: threading.Event) -> None:
         strategies = ("prompt_optimization", "few_shot_selection")
