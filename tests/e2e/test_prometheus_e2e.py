@@ -14,8 +14,8 @@ import pytest
 from agent_otel import semconv
 from agent_otel._ops.stack import http_get_json
 from tests.support.e2e import E2E
-from tests.support.otlp_receiver import attributes_of
 from tests.support.ops import binary
+from tests.support.otlp_receiver import attributes_of
 from tests.support.paths import ASSETS
 from tests.support.polling import wait_until
 
