@@ -7,6 +7,7 @@ testing your own instrumentation) are public. Everything under a leading undersc
 
 from agent_otel._calls.agent import agent, agent_call
 from agent_otel._calls.conversation import conversation
+from agent_otel._calls.evaluation import record_evaluation
 from agent_otel._calls.evolution import evolution, evolution_run
 from agent_otel._calls.extractors import Call, path
 from agent_otel._calls.job import job
@@ -48,6 +49,7 @@ __all__ = [
     "path",
     "provider",
     "provider_call",
+    "record_evaluation",
     "record_fallback",
     "record_retry",
     "set_policy",

@@ -15,11 +15,13 @@ from typing import Generic, TypeVar
 
 from opentelemetry.metrics import Counter, Histogram
 from opentelemetry.metrics import _Gauge as Gauge
+from opentelemetry.semconv._incubating.attributes import deployment_attributes as _deployment
 from opentelemetry.semconv._incubating.attributes import error_attributes as _incubating_error
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _gen_ai
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAiOperationNameValues
 from opentelemetry.semconv.attributes import code_attributes as _code
 from opentelemetry.semconv.attributes import error_attributes as _error
+from opentelemetry.semconv.attributes import service_attributes as _service
 
 # --------------------------------------------------------------------------------------------------
 # Attribute keys
@@ -52,6 +54,14 @@ ERROR_MESSAGE = _incubating_error.ERROR_MESSAGE
 #: ``error.type`` of a provider call whose ``success`` option read false (a health check or selection).
 ERROR_TYPE_UNAVAILABLE = "unavailable"
 GEN_AI_RETRY_REASON = "gen_ai.retry.reason"
+#: The GenAI evaluation event and its attributes (``gen_ai.evaluation.result``).
+EVENT_EVALUATION_RESULT = "gen_ai.evaluation.result"
+GEN_AI_EVALUATION_NAME = _gen_ai.GEN_AI_EVALUATION_NAME
+GEN_AI_EVALUATION_SCORE_VALUE = _gen_ai.GEN_AI_EVALUATION_SCORE_VALUE
+GEN_AI_EVALUATION_SCORE_LABEL = _gen_ai.GEN_AI_EVALUATION_SCORE_LABEL
+GEN_AI_EVALUATION_EXPLANATION = _gen_ai.GEN_AI_EVALUATION_EXPLANATION
+#: On an evaluation event ``record_evaluation()`` added and counted already: the bridge does not count it again.
+EVALUATION_COUNTED = "agent_otel.evaluation.counted"
 #: The function a configured (zero-code) wrapper wraps, ``module.Class.method``.
 CODE_FUNCTION_NAME = _code.CODE_FUNCTION_NAME
 
@@ -101,7 +111,7 @@ BAGGAGE_CONVERSATION_ID = GEN_AI_CONVERSATION_ID
 
 #: Metric attributes a series may lack: ``error.type`` is there only for errors, a retry's reason only
 #: when the program gave one.
-OPTIONAL_ATTRIBUTES = frozenset({ERROR_TYPE, GEN_AI_RETRY_REASON})
+OPTIONAL_ATTRIBUTES = frozenset({ERROR_TYPE, GEN_AI_RETRY_REASON, GEN_AI_EVALUATION_SCORE_LABEL})
 
 #: Attributes that hold ids. They may go on spans, never on metrics.
 ID_ATTRIBUTES = frozenset({JOB_ID, GEN_AI_CONVERSATION_ID, GEN_AI_AGENT_ID, "user.id", "trace_id", "span_id"})
@@ -176,6 +186,9 @@ AGENT_DURATION_BUCKETS = _doubling(0.1, 13)
 LONG_DURATION_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
 #: Stated confidence, 0.1 .. 1.0; the band edges 0.5 and 0.8 used by the calibration rules are edges here.
 CONFIDENCE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
+
+#: Evaluation scores: 0..1 in tenths (most evaluators), then the 1-5 and 1-10 scales some use.
+EVALUATION_SCORE_BUCKETS = (*CONFIDENCE_BUCKETS, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0)
 
 #: Confidence bands used by calibration rules: low < 0.5 <= medium < 0.8 <= high.
 CONFIDENCE_BAND_EDGES = (0.5, 0.8)
@@ -257,6 +270,12 @@ AGENT_CONFIDENCE_HISTOGRAM: Instrument[Histogram] = Instrument(
     "agent.confidence", Kind.HISTOGRAM, "1",
     "Confidence an agent stated for its result (0..1), by outcome, for calibration.",
     "agent_confidence", (GEN_AI_AGENT_NAME, AGENT_OUTCOME), CONFIDENCE_BUCKETS,
+)
+AGENT_EVALUATION_SCORE: Instrument[Histogram] = Instrument(
+    "agent.evaluation.score", Kind.HISTOGRAM, "1",
+    "Scores of evaluations (gen_ai.evaluation.result events), by evaluation and agent.",
+    "agent_evaluation_score", (GEN_AI_EVALUATION_NAME, GEN_AI_AGENT_NAME, GEN_AI_EVALUATION_SCORE_LABEL),
+    EVALUATION_SCORE_BUCKETS,
 )
 AGENT_WORK_ITEMS: Instrument[Counter] = Instrument(
     "agent.work.items", Kind.COUNTER, "{item}",
@@ -341,6 +360,7 @@ INSTRUMENTS: tuple[Instrument[Counter | Histogram | Gauge], ...] = (
     JOB_DURATION,
     AGENT_DURATION,
     AGENT_CONFIDENCE_HISTOGRAM,
+    AGENT_EVALUATION_SCORE,
     AGENT_WORK_ITEMS,
     AGENT_PATTERNS_USED,
     CLIENT_OPERATION_DURATION,
@@ -362,6 +382,13 @@ INSTRUMENTS_BY_NAME = {instrument.name: instrument for instrument in INSTRUMENTS
 
 #: Instrumentation scope name used for every instrument and tracer of agent-otel.
 SCOPE_NAME = "agent_otel"
+
+#: Resource attributes that every metric series carries as a label, on both export paths: our /metrics
+#: endpoint adds them (``_sdk/prometheus.py``), the Collector's Prometheus exporter through
+#: ``resource_constant_labels`` (``assets/collector/otelcol.yaml``). Without them a service and its
+#: environment live only on ``target_info``, and rules that aggregate by them would need a join per query.
+#: The ``scope_labels`` of ``assets/thresholds.yaml`` are their label names (plus ``job``).
+SCOPING_RESOURCE_ATTRIBUTES = (_service.SERVICE_NAME, _deployment.DEPLOYMENT_ENVIRONMENT_NAME)
 
 # --------------------------------------------------------------------------------------------------
 # Process metrics (from opentelemetry-instrumentation-system-metrics, not ours)

@@ -154,3 +154,27 @@ def test_the_bridge_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
         chat_span(foreign(otel))
         assert OPERATION not in otel.metrics()
         assert otel.spans("chat gpt-4o")
+
+
+def test_evaluation_events_become_scores_by_evaluation_and_agent(otel: Any) -> None:
+    tracer = foreign(otel)
+    agent = {semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: "writer"}
+    with tracer.start_as_current_span("invoke_agent writer", attributes=agent) as span:
+        span.add_event(semconv.EVENT_EVALUATION_RESULT, {semconv.GEN_AI_EVALUATION_NAME: "relevance",
+                                                          semconv.GEN_AI_EVALUATION_SCORE_VALUE: 0.75})
+        span.add_event(semconv.EVENT_EVALUATION_RESULT, {semconv.GEN_AI_EVALUATION_NAME: "tone",
+                                                          semconv.GEN_AI_EVALUATION_SCORE_LABEL: "friendly"})  # no score
+
+    @agent_otel.agent("critic")
+    def critique() -> None:
+        agent_otel.record_evaluation("faithfulness", 0.9, "pass", explanation="cites its sources")
+
+    critique()
+    scores = {(p.attributes[semconv.GEN_AI_EVALUATION_NAME], p.attributes[semconv.GEN_AI_AGENT_NAME]): p.sum
+              for p in points(otel, semconv.AGENT_EVALUATION_SCORE.name)}
+    assert scores == {("relevance", "writer"): 0.75, ("faithfulness", "critic"): 0.9}  # each counted once
+    [event] = [e for e in otel.span("invoke_agent critic").events if e.name == semconv.EVENT_EVALUATION_RESULT]
+    assert event.attributes[semconv.GEN_AI_EVALUATION_SCORE_LABEL] == "pass"
+    assert event.attributes[semconv.GEN_AI_EVALUATION_EXPLANATION] == "cites its sources"
+    agent_otel.record_evaluation("broken", "high")  # type: ignore[arg-type]  # counted, never raised
+    assert error_count(otel, "evaluation") == 1

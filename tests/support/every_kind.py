@@ -45,6 +45,7 @@ def handle(kind: str) -> dict[str, Any]:
             pass
 
     asyncio.run(consume())
+    agent_otel.record_evaluation("relevance", 0.8, "pass")
     # confidence "high" is not a number: counted in agent_otel.instrumentation.errors
     return {"success": True, "confidence": "high", "fixes_applied": 2, "patterns_used": ["rename"]}
 

@@ -4,8 +4,9 @@
 span of another instrumentation that :func:`~agent_otel._bridge.sources.classify` recognises, it
 records when the span ends what our own wrapper of the same kind would have recorded: provider calls
 (duration, errors, time to first chunk, tokens, cost from the price table), agent and workflow
-invocations (duration and outcome), tool calls, and the job's roll-ups. Job and conversation ids are
-stamped on the span by the id processor, as on every span.
+invocations (duration and outcome), tool calls, the job's roll-ups, and the scores of the
+``gen_ai.evaluation.result`` events on GenAI spans (ours too, but those ``record_evaluation()`` counted).
+Job and conversation ids are stamped on the span by the id processor, as on every span.
 
 **Counted once.** A call covered twice, by two nested spans of the same kind and operation (an
 agent-otel wrapper around a call another instrumentation also traces, or two instrumentations of one
@@ -34,6 +35,7 @@ from agent_otel import semconv
 from agent_otel._bridge import sources
 from agent_otel._bridge.sources import Kind
 from agent_otel._calls.agent import record_agent_call
+from agent_otel._calls.evaluation import record_score
 from agent_otel._calls.pricing import cost_of
 from agent_otel._calls.provider import record_request, record_usage
 from agent_otel._calls.tool import record_tool_call
@@ -99,12 +101,31 @@ class GenAiSpanBridge(SpanProcessor):
         """Record as the span ends (end time and status set), keyed by the span object itself: the
         SDK's ``on_end`` gets a copy (the SDK's ``_on_ending`` hook, as the hashing processor uses)."""
         seen = self._seen.pop(span, None)
-        if seen is None or seen.ours or seen.covered or not runtime().enabled:
+        if seen is None or not runtime().enabled:
             return
         try:
-            _record(span, seen)
+            if span.events:
+                _record_evaluations(span, seen)
+            if not (seen.ours or seen.covered):
+                _record(span, seen)
         except Exception as exc:
             report_error("bridge.record", exc)
+
+
+def _record_evaluations(span: Span, seen: _Seen) -> None:
+    """``gen_ai.evaluation.result`` events on a GenAI span, but those ``record_evaluation()`` counted."""
+    for event in span.events:
+        attributes = event.attributes or {}
+        if event.name != semconv.EVENT_EVALUATION_RESULT or attributes.get(semconv.EVALUATION_COUNTED):
+            continue
+        name = attributes.get(semconv.GEN_AI_EVALUATION_NAME)
+        score = attributes.get(semconv.GEN_AI_EVALUATION_SCORE_VALUE)
+        if not isinstance(name, str) or isinstance(score, bool) or not isinstance(score, int | float):
+            continue
+        label = attributes.get(semconv.GEN_AI_EVALUATION_SCORE_LABEL)
+        agent = sources.agent_name_of(_attributes(span)) or seen.agent
+        ctx = trace.set_span_in_context(NonRecordingSpan(span.context))
+        record_score(ctx, name, float(score), label if isinstance(label, str) else None, agent)
 
 
 def _error_type(span: Span, attributes: Any) -> str | None:
