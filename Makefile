@@ -3,32 +3,42 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# Two installs into the one venv: `make demo` needs only the package (RUNTIME_STAMP); `make test` and the
+# developer targets also need the test extra (STAMP), which includes everything the runtime install has.
 STAMP := $(VENV)/.installed
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 
 .PHONY: test lint typecheck bench demo deps clean collector
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV) || { \
+$(PY):
+	$(PYTHON) -m venv $(VENV) || { \
 	  [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && rm -rf $(VENV) && \
 	  echo "python3 -m venv failed; installing Debian's python3-venv" && apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-venv && \
 	  $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
-	touch $(STAMP)
 
-# Prometheus, promtool, Alertmanager and amtool from Debian's packages, installed when missing.
+$(RUNTIME_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $(RUNTIME_STAMP)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP) $(RUNTIME_STAMP)
+
+# Prometheus, promtool, Alertmanager and amtool from Debian's packages, installed when missing; and Chromium, which
+# opens the HTML report in its browser test (tests/e2e/test_report_html_e2e.py).
 deps:
-	@missing=""; for b in prometheus promtool prometheus-alertmanager amtool; do \
+	@missing=""; for b in prometheus promtool prometheus-alertmanager amtool chromium; do \
 	  command -v $$b >/dev/null || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing Debian's prometheus prometheus-alertmanager (missing:$$missing)"; \
+	    echo "installing Debian's prometheus prometheus-alertmanager chromium (missing:$$missing)"; \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-	      prometheus prometheus-alertmanager; \
+	      prometheus prometheus-alertmanager chromium; \
 	  else \
 	    echo "missing:$$missing. Install them as root with:"; \
-	    echo "  apt-get install -y --no-install-recommends prometheus prometheus-alertmanager"; \
+	    echo "  apt-get install -y --no-install-recommends prometheus prometheus-alertmanager chromium"; \
 	    exit 1; \
 	  fi; \
 	fi
@@ -53,8 +63,9 @@ test: $(STAMP) deps collector
 	$(PY) -m pytest -q
 
 # The simulated fleet with a local Prometheus (shipped rules) and Alertmanager (shipped config); Ctrl-C stops it.
+# Ports 9464, 9090 and 9093 unless busy (Debian's own prometheus services): then free ones, printed.
 # DEMO_ARGS passes flags, e.g. make demo DEMO_ARGS="--rate 5 --seed 3".
-demo: $(STAMP) deps
+demo: $(RUNTIME_STAMP) deps
 	$(VENV)/bin/agent-otel demo --stack $(DEMO_ARGS)
 
 # Not part of `make test`: ratios measured side by side, written to docs/performance.md.

@@ -9,6 +9,8 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 from mixin.dashboards.common import (
     RATE_INTERVAL,
     RATIO_STEPS,
+    RAW,
+    VARIABLES,
     bargauge_panel,
     dashboard,
     label_values,
@@ -52,11 +54,12 @@ def _by_window(a: str) -> table.Panel:
 
 
 def build() -> Dashboard:
-    a = f'{AGENT}=~"$agent"'
+    a = f'{VARIABLES},{AGENT}=~"$agent"'
+    raw_a = f'{RAW},{AGENT}=~"$agent"'
     return dashboard(
         "agent-otel-agents", "agent-otel / Agents",
         "Per agent: success, latency, cost, calibration, patterns and failing task types.",
-        [label_values("agent", "Agent", f"{AGENT_DUR}_count", AGENT)],
+        [label_values("agent", "Agent", f"{AGENT_DUR}_count{{{RAW}}}", AGENT)],
         [
             row("Per agent and window"),
             _by_window(a),
@@ -73,13 +76,13 @@ def build() -> Dashboard:
             ).min(0).max(1).thresholds(steps(*RATIO_STEPS)),
             timeseries_panel(
                 "Invocations by outcome", "Agent invocations per second, by agent and outcome.", "ops",
-                [query(f"sum by ({AGENT}, {OUTCOME}) (rate({AGENT_DUR}_count{{{a}}}[{RATE_INTERVAL}]))",
+                [query(f"sum by ({AGENT}, {OUTCOME}) (rate({AGENT_DUR}_count{{{raw_a}}}[{RATE_INTERVAL}]))",
                        "{{gen_ai_agent_name}} {{agent_outcome}}")], stack=True),
             row("Latency"),
             timeseries_panel(
                 "Latency quantiles",
                 "p50, p95 and p99 duration of agent invocations. Exemplars link to the traces of slow runs.",
-                "s", quantiles(AGENT_DUR, AGENT, a)),
+                "s", quantiles(AGENT_DUR, AGENT, raw_a)),
             timeseries_panel(
                 "Average latency", "Mean duration of an invocation over 5 minutes (sum / count).", "s",
                 [query(f"agent:{AGENT_DUR}:mean5m{{{a}}}", "{{gen_ai_agent_name}}")]),
@@ -91,7 +94,7 @@ def build() -> Dashboard:
             timeseries_panel(
                 "Spend per hour by agent", "Estimated model spend of each agent's calls, as US dollars per hour.",
                 "currencyUSD",
-                [query(f"sum by ({AGENT}) (rate({COST}{{{a}}}[{RATE_INTERVAL}])) * 3600", "{{gen_ai_agent_name}}")],
+                [query(f"sum by ({AGENT}) (rate({COST}{{{raw_a}}}[{RATE_INTERVAL}])) * 3600", "{{gen_ai_agent_name}}")],
                 stack=True),
             row("Quality"),
             bargauge_panel(
@@ -105,18 +108,18 @@ def build() -> Dashboard:
             ).min(0).max(1).thresholds(steps(*RATIO_STEPS)).span(8),
             timeseries_panel(
                 "Patterns used", "Patterns applied per second, by agent and pattern.", "ops",
-                [query(f"sum by ({AGENT}, {PATTERN}) (rate({PATTERNS}{{{a}}}[{RATE_INTERVAL}]))",
+                [query(f"sum by ({AGENT}, {PATTERN}) (rate({PATTERNS}{{{raw_a}}}[{RATE_INTERVAL}]))",
                        "{{gen_ai_agent_name}} {{agent_pattern}}")], stack=True).span(8),
             timeseries_panel(
                 "Failing task types",
                 "Unsuccessful invocations (failure or error) per second, for the 10 worst agent and task type "
                 "pairs.", "ops",
-                [query(f'topk(10, sum by ({AGENT}, {TASK_TYPE}) (rate({AGENT_DUR}_count{{{a},{OUTCOME}!="success"}}'
+                [query(f'topk(10, sum by ({AGENT}, {TASK_TYPE}) (rate({AGENT_DUR}_count{{{raw_a},{OUTCOME}!="success"}}'
                        f"[{RATE_INTERVAL}])))", "{{gen_ai_agent_name}} {{agent_task_type}}")]).span(8),
             timeseries_panel(
                 "Work items",
                 "Work items agents report per second (fixes applied, files modified, remaining issues...).", "ops",
-                [query(f"sum by ({AGENT}, {WORK_KIND}) (rate({WORK_ITEMS}{{{a}}}[{RATE_INTERVAL}]))",
+                [query(f"sum by ({AGENT}, {WORK_KIND}) (rate({WORK_ITEMS}{{{raw_a}}}[{RATE_INTERVAL}]))",
                        "{{gen_ai_agent_name}} {{agent_work_kind}}")]).span(24),
         ],
     )

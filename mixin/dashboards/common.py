@@ -20,10 +20,25 @@ from grafana_foundation_sdk.models import dashboard as dashboard_models
 from grafana_foundation_sdk.models import heatmap as heatmap_models
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat, QueryEditorMode
 
+from mixin.config import load_thresholds
+from mixin.scope import ENVIRONMENT, OURS, SERVICE, load_scope
+
 #: Every panel, query and variable reads the dashboard's `datasource` variable, so any Prometheus works.
 DATASOURCE = dashboard_models.DataSourceRef(type_val="prometheus", uid="${datasource}")
 RATE_INTERVAL = "$__rate_interval"
 TAG = "agent-otel"
+
+#: thresholds.yaml's scope: its selector is in every query on raw series, next to agent-otel's instrumentation
+#: scope (for its own metrics); the recording rules applied it already.
+SCOPE = load_scope(load_thresholds())
+#: The service and environment variables every dashboard has, applied in every query.
+VARIABLES = f'{SERVICE}=~"$service",{ENVIRONMENT}=~"$environment"'
+#: What a query on agent-otel's own raw series matches besides its own filters.
+RAW = ",".join(part for part in (OURS, SCOPE.selector, VARIABLES) if part)
+#: The same for series of another instrumentation (process metrics): the selector and the variables.
+RAW_OTHER = ",".join(part for part in (SCOPE.selector, VARIABLES) if part)
+#: The heartbeat recording rule (one series per service): where the variables find their values.
+_SERVICES = "scope:agent_otel_series:count"
 
 #: Threshold steps as (color, lower bound); the first step's bound is None (from -inf).
 Steps = tuple[tuple[str, float | None], ...]
@@ -173,6 +188,12 @@ def label_values(name: str, title: str, metric: str, label: str) -> dashboard_bu
             .sort(dashboard_models.VariableSort.ALPHABETICAL_ASC).regex("").options([]))
 
 
+def scope_variables() -> list[dashboard_builders.QueryVariable]:
+    """Service and environment, first on every dashboard: each query filters on both."""
+    return [label_values("service", "Service", _SERVICES, SERVICE),
+            label_values("environment", "Environment", f'{_SERVICES}{{{SERVICE}=~"$service"}}', ENVIRONMENT)]
+
+
 def _datasource_variable() -> dashboard_builders.DatasourceVariable:
     return (dashboard_builders.DatasourceVariable("datasource").label("Data source").type("prometheus")
             .hide(dashboard_models.VariableHide.DONT_HIDE).include_all(False).multi(False).regex(""))
@@ -193,7 +214,7 @@ def dashboard(uid: str, title: str, description: str, variables: Sequence[dashbo
                      .type(dashboard_models.DashboardLinkType.DASHBOARDS).tags([TAG]).as_dropdown(True)
                      .include_vars(False).keep_time(True).icon("external link").target_blank(False).tooltip("")
                      .url(""))
-               .variables([_datasource_variable(), *variables]))
+               .variables([_datasource_variable(), *scope_variables(), *variables]))
     for panel in panels:
         builder = builder.with_row(panel) if isinstance(panel, dashboard_builders.Row) else builder.with_panel(panel)
     model = builder.build()

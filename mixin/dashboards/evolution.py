@@ -9,6 +9,9 @@ from mixin.config import load_thresholds
 from mixin.dashboards.common import (
     RATE_INTERVAL,
     RATIO_STEPS,
+    RAW,
+    RAW_OTHER,
+    VARIABLES,
     bargauge_panel,
     dashboard,
     heatmap_panel,
@@ -37,21 +40,22 @@ FILE = "evolution.json"
 
 def build() -> Dashboard:
     limits = load_thresholds()
-    s = f'{AGENT}=~"$agent",{EVO_TYPE}=~"$evolution_type"'
-    a = f'{AGENT}=~"$agent"'
+    s = f'{VARIABLES},{AGENT}=~"$agent",{EVO_TYPE}=~"$evolution_type"'
+    raw_s = f'{RAW},{AGENT}=~"$agent",{EVO_TYPE}=~"$evolution_type"'
+    raw_a = f'{RAW},{AGENT}=~"$agent"'
     failed = "agent_evolution_type:evolution_attempts_failed_per_attempts:ratio_increase"
     return dashboard(
         "agent-otel-evolution", "agent-otel / Evolution",
         "Evolution (self-improvement) runs: outcomes, duration, improvement, KPIs and resources.",
-        [label_values("agent", "Agent", EVO_ATTEMPTS, AGENT),
-         label_values("evolution_type", "Evolution type", f"{EVO_ATTEMPTS}{{{a}}}", EVO_TYPE)],
+        [label_values("agent", "Agent", f"{EVO_ATTEMPTS}{{{RAW}}}", AGENT),
+         label_values("evolution_type", "Evolution type", f"{EVO_ATTEMPTS}{{{raw_a}}}", EVO_TYPE)],
         [
             row("Outcomes"),
             timeseries_panel(
                 "Attempts by status",
                 "Evolution runs ending in each interval, by agent and status (succeeded, failed, rolled_back).",
                 "short",
-                [query(f"sum by ({AGENT}, {EVO_STATUS}) (increase({EVO_ATTEMPTS}{{{s}}}[{RATE_INTERVAL}]))",
+                [query(f"sum by ({AGENT}, {EVO_STATUS}) (increase({EVO_ATTEMPTS}{{{raw_s}}}[{RATE_INTERVAL}]))",
                        "{{gen_ai_agent_name}} {{evolution_status}}")], stack=True),
             timeseries_panel(
                 "Failure ratio",
@@ -67,27 +71,28 @@ def build() -> Dashboard:
             ).min(0).max(1).thresholds(steps(*RATIO_STEPS)).span(8),
             heatmap_panel(
                 "Duration", "Distribution of evolution run durations (from the evolution.duration histogram).", "s",
-                f"sum by (le) (increase({EVO_DUR}_bucket{{{s}}}[{RATE_INTERVAL}]))").span(16),
+                f"sum by (le) (increase({EVO_DUR}_bucket{{{raw_s}}}[{RATE_INTERVAL}]))").span(16),
             row("Effect"),
             timeseries_panel(
                 "Improvement", "KPI improvement (after minus before) of the latest run per agent and type.", "short",
-                [query(f"max by ({AGENT}, {EVO_TYPE}) ({EVO_IMPROVEMENT}{{{s}}})",
+                [query(f"max by ({AGENT}, {EVO_TYPE}) ({EVO_IMPROVEMENT}{{{raw_s}}})",
                        "{{gen_ai_agent_name}} {{evolution_type}}")],
             ).thresholds(steps(("red", None), ("green", limits["evolution_min_improvement"]))),
             table_panel(
                 "Current KPIs", "Current value of each agent KPI, as measured by the latest evolution run.", "short",
-                [query(f"max by ({AGENT}, {KPI}) ({KPI_CURRENT}{{{a}}})", instant=True, fmt=PromQueryFormat.TABLE)],
+                [query(f"max by ({AGENT}, {KPI}) ({KPI_CURRENT}{{{raw_a}}})", instant=True, fmt=PromQueryFormat.TABLE)],
                 columns={AGENT: "Agent", KPI: "KPI", "Value": "Current"}),
             row("Resources"),
             timeseries_panel(
                 "Memory peak per run", "Peak resident memory of the process during the latest run.", "bytes",
-                [query(f"max by ({AGENT}, {EVO_TYPE}) ({EVO_MEMORY}{{{s}}})",
+                [query(f"max by ({AGENT}, {EVO_TYPE}) ({EVO_MEMORY}{{{raw_s}}})",
                        "{{gen_ai_agent_name}} {{evolution_type}}")],
             ).thresholds(steps(("green", None), ("red", limits["evolution_memory_peak_bytes"]))),
             timeseries_panel(
                 "Process CPU during runs",
                 "CPU used by the processes that run evolutions (cores). Per-run CPU time is on each evolve span "
                 "(process.cpu.time); the contract has no per-run CPU metric.", "percentunit",
-                [query(f"sum by (job, instance) (rate({PROCESS_CPU}[{RATE_INTERVAL}]))", "{{job}} {{instance}}")]),
+                [query(f"sum by (job, instance) (rate({PROCESS_CPU}{{{RAW_OTHER}}}[{RATE_INTERVAL}]))",
+                       "{{job}} {{instance}}")]),
         ],
     )

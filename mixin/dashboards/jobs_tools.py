@@ -7,6 +7,8 @@ from grafana_foundation_sdk.models.dashboard import Dashboard
 
 from mixin.dashboards.common import (
     RATE_INTERVAL,
+    RAW,
+    VARIABLES,
     bargauge_panel,
     dashboard,
     label_values,
@@ -23,25 +25,27 @@ FILE = "jobs-tools.json"
 
 
 def build() -> Dashboard:
-    j = f'{JOB_TYPE}=~"$job_type"'
-    t = f'{TOOL}=~"$tool"'
+    j = f'{VARIABLES},{JOB_TYPE}=~"$job_type"'
+    t = f'{VARIABLES},{TOOL}=~"$tool"'
+    raw_j = f'{RAW},{JOB_TYPE}=~"$job_type"'
+    raw_t = f'{RAW},{TOOL}=~"$tool"'
     return dashboard(
         "agent-otel-jobs-tools", "agent-otel / Jobs & tools",
         "Jobs (workflow runs) and tools/plugins: throughput, duration, outcomes and reliability.",
-        [label_values("job_type", "Job type", f"{JOB_DUR}_count", JOB_TYPE),
-         label_values("tool", "Tool", f"{TOOL_DUR}_count", TOOL)],
+        [label_values("job_type", "Job type", f"{JOB_DUR}_count{{{RAW}}}", JOB_TYPE),
+         label_values("tool", "Tool", f"{TOOL_DUR}_count{{{RAW}}}", TOOL)],
         [
             row("Jobs"),
             timeseries_panel(
                 "Job outcomes", "Jobs finishing per second, by type and outcome.", "ops",
-                [query(f"sum by ({JOB_TYPE}, {JOB_OUTCOME}) (rate({JOB_DUR}_count{{{j}}}[{RATE_INTERVAL}]))",
+                [query(f"sum by ({JOB_TYPE}, {JOB_OUTCOME}) (rate({JOB_DUR}_count{{{raw_j}}}[{RATE_INTERVAL}]))",
                        "{{job_type}} {{job_outcome}}")], stack=True).span(8),
             timeseries_panel(
                 "Job failure ratio", "Share of jobs ending in failure or error, over 1 hour.", "percentunit",
                 [query(f"job_type:job_failures_per_jobs:ratio_rate1h{{{j}}}", "{{job_type}}")]).min(0).max(1).span(8),
             timeseries_panel(
                 "Job duration", "p50 and p95 job duration per type; exemplars link to the job's trace.", "s",
-                quantiles(JOB_DUR, JOB_TYPE, j, levels=(0.5, 0.95))).span(8),
+                quantiles(JOB_DUR, JOB_TYPE, raw_j, levels=(0.5, 0.95))).span(8),
             row("Tools and plugins"),
             status_history_panel(
                 "Tool reliability",
@@ -57,11 +61,11 @@ def build() -> Dashboard:
             timeseries_panel(
                 "Tool latency p95", "p95 execution time per tool; exemplars link to traces.", "s",
                 [query(f"histogram_quantile(0.95, sum by (le, {TOOL}) "
-                       f"(rate({TOOL_DUR}_bucket{{{t}}}[{RATE_INTERVAL}])))", "{{gen_ai_tool_name}}",
+                       f"(rate({TOOL_DUR}_bucket{{{raw_t}}}[{RATE_INTERVAL}])))", "{{gen_ai_tool_name}}",
                        exemplar=True)]).span(8),
             timeseries_panel(
                 "Tool errors by type", "Failed tool executions per second, by tool and error type.", "ops",
-                [query(f'sum by ({TOOL}, {ERROR_TYPE}) (rate({TOOL_DUR}_count{{{t},{ERROR_TYPE}!=""}}'
+                [query(f'sum by ({TOOL}, {ERROR_TYPE}) (rate({TOOL_DUR}_count{{{raw_t},{ERROR_TYPE}!=""}}'
                        f"[{RATE_INTERVAL}]))", "{{gen_ai_tool_name}} {{error_type}}")], stack=True).span(8),
         ],
     )

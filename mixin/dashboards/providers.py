@@ -7,6 +7,8 @@ from grafana_foundation_sdk.models.dashboard import Dashboard
 from mixin.config import load_thresholds
 from mixin.dashboards.common import (
     RATE_INTERVAL,
+    RAW,
+    VARIABLES,
     dashboard,
     label_values,
     quantiles,
@@ -37,13 +39,14 @@ _AVAILABILITY = (("red", None), ("yellow", 0.9), ("green", 0.98))
 
 def build() -> Dashboard:
     limits = load_thresholds()
-    p = f'{PROVIDER}=~"$provider"'
-    pm = f'{p},{MODEL}=~"$model"'
+    p = f'{VARIABLES},{PROVIDER}=~"$provider"'
+    raw_p = f'{RAW},{PROVIDER}=~"$provider"'
+    raw_pm = f'{raw_p},{MODEL}=~"$model"'
     return dashboard(
         "agent-otel-providers", "agent-otel / Providers & cost",
         "Model providers: availability, latency, tokens, cost, retries, fallbacks and errors.",
-        [label_values("provider", "Provider", f"{CLIENT_DUR}_count", PROVIDER),
-         label_values("model", "Model", f"{CLIENT_DUR}_count{{{p}}}", MODEL)],
+        [label_values("provider", "Provider", f"{CLIENT_DUR}_count{{{RAW}}}", PROVIDER),
+         label_values("model", "Model", f"{CLIENT_DUR}_count{{{raw_p}}}", MODEL)],
         [
             row("Availability"),
             stat_panel(
@@ -69,32 +72,32 @@ def build() -> Dashboard:
             ).min(0).max(1).thresholds(steps(*_AVAILABILITY)),
             timeseries_panel(
                 "Errors by type", "Failed calls per second by provider and error type.", "ops",
-                [query(f'sum by ({PROVIDER}, {ERROR_TYPE}) (rate({CLIENT_DUR}_count{{{pm},{ERROR_TYPE}!=""}}'
+                [query(f'sum by ({PROVIDER}, {ERROR_TYPE}) (rate({CLIENT_DUR}_count{{{raw_pm},{ERROR_TYPE}!=""}}'
                        f"[{RATE_INTERVAL}]))", "{{gen_ai_provider_name}} {{error_type}}")], stack=True),
             timeseries_panel(
                 "Calls by model", "Model calls per second by provider and requested model.", "reqps",
-                [query(f"sum by ({PROVIDER}, {MODEL}) (rate({CLIENT_DUR}_count{{{pm}}}[{RATE_INTERVAL}]))",
+                [query(f"sum by ({PROVIDER}, {MODEL}) (rate({CLIENT_DUR}_count{{{raw_pm}}}[{RATE_INTERVAL}]))",
                        "{{gen_ai_provider_name}} {{gen_ai_request_model}}")], stack=True),
             row("Latency"),
             timeseries_panel(
                 "Latency quantiles",
                 "p50, p95 and p99 duration of model calls per provider. Exemplars link to the call's trace.", "s",
-                quantiles(CLIENT_DUR, PROVIDER, pm)),
+                quantiles(CLIENT_DUR, PROVIDER, raw_pm)),
             timeseries_panel(
                 "Time to first chunk p95",
                 "p95 time from request to the first chunk of streamed responses, per model.", "s",
                 [query(f"histogram_quantile(0.95, sum by (le, {PROVIDER}, {MODEL}) "
-                       f"(rate({TTFC}_bucket{{{pm}}}[{RATE_INTERVAL}])))",
+                       f"(rate({TTFC}_bucket{{{raw_pm}}}[{RATE_INTERVAL}])))",
                        "{{gen_ai_provider_name}} {{gen_ai_request_model}}", exemplar=True)]),
             row("Tokens and cost"),
             timeseries_panel(
                 "Tokens per second", "Input and output tokens per second by provider.", "short",
-                [query(f"sum by ({PROVIDER}, {TOKEN_TYPE}) (rate({TOKENS}_sum{{{pm}}}[{RATE_INTERVAL}]))",
+                [query(f"sum by ({PROVIDER}, {TOKEN_TYPE}) (rate({TOKENS}_sum{{{raw_pm}}}[{RATE_INTERVAL}]))",
                        "{{gen_ai_provider_name}} {{gen_ai_token_type}}")], stack=True).span(8),
             timeseries_panel(
                 "Spend per hour by model",
                 "Estimated spend as US dollars per hour, by provider and model (local price table).", "currencyUSD",
-                [query(f"sum by ({PROVIDER}, {MODEL}) (rate({COST}{{{pm}}}[{RATE_INTERVAL}])) * 3600",
+                [query(f"sum by ({PROVIDER}, {MODEL}) (rate({COST}{{{raw_pm}}}[{RATE_INTERVAL}])) * 3600",
                        "{{gen_ai_provider_name}} {{gen_ai_request_model}}")], stack=True).span(8),
             stat_panel(
                 "Spend in the last hour",
@@ -110,7 +113,7 @@ def build() -> Dashboard:
             timeseries_panel(
                 "Fallbacks", "Fallbacks away from each provider per second, by target and reason.", "ops",
                 [query(f"sum by ({PROVIDER}, {FALLBACK_TO}, {FALLBACK_REASON}) "
-                       f"(rate({FALLBACKS}{{{p}}}[{RATE_INTERVAL}]))",
+                       f"(rate({FALLBACKS}{{{raw_p}}}[{RATE_INTERVAL}]))",
                        "{{gen_ai_provider_name}} -> {{gen_ai_fallback_to}} ({{gen_ai_fallback_reason}})")],
                 stack=True),
         ],

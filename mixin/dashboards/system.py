@@ -8,6 +8,9 @@ from grafana_foundation_sdk.models.dashboard import Dashboard
 from mixin.config import load_thresholds
 from mixin.dashboards.common import (
     RATE_INTERVAL,
+    RAW,
+    RAW_OTHER,
+    VARIABLES,
     dashboard,
     label_values,
     query,
@@ -23,12 +26,13 @@ FILE = "system.json"
 
 def build() -> Dashboard:
     limits = load_thresholds()
-    sel = 'job=~"$job",instance=~"$instance"'
+    sel = f'{RAW_OTHER},job=~"$job",instance=~"$instance"'
+    ours = f'{RAW},job=~"$job",instance=~"$instance"'
     return dashboard(
         "agent-otel-system", "agent-otel / System",
         "Processes running agent-otel: CPU, memory, threads, instrumentation errors and scrape health.",
-        [label_values("job", "Job", PROCESS_MEMORY, "job"),
-         label_values("instance", "Instance", f'{PROCESS_MEMORY}{{job=~"$job"}}', "instance")],
+        [label_values("job", "Job", f"{PROCESS_MEMORY}{{{RAW_OTHER}}}", "job"),
+         label_values("instance", "Instance", f'{PROCESS_MEMORY}{{{RAW_OTHER},job=~"$job"}}', "instance")],
         [
             row("Process"),
             timeseries_panel(
@@ -50,16 +54,19 @@ def build() -> Dashboard:
                 "Instrumentation errors by stage",
                 "Failures inside agent-otel per second, by stage. agent-otel never raises into the host; each "
                 "failure is a piece of lost telemetry.", "ops",
-                [query(f"sum by (instance, {STAGE}) (rate({SELF_ERRORS}{{{sel}}}[{RATE_INTERVAL}]))",
+                [query(f"sum by (instance, {STAGE}) (rate({SELF_ERRORS}{{{ours}}}[{RATE_INTERVAL}]))",
                        "{{instance}} {{agent_otel_stage}}")], stack=True).span(8),
             stat_panel(
-                "Targets up", "Scrape targets carrying agent-otel telemetry that answered their last scrape.", "short",
+                "Targets up",
+                "Scrape targets carrying agent-otel telemetry (target_selector) that answered their last scrape: "
+                "each process's /metrics, or the Collector. `up` has no service or environment label, so the "
+                "variables do not apply here.", "short",
                 [query(f"sum(up{{{limits['target_selector']}}})", "up", instant=True)],
             ).thresholds(steps(("red", None), ("green", 1))).span(4),
             stat_panel(
                 "Alerts firing", "agent-otel alerts currently firing, all severities.", "short",
-                [query('count(ALERTS{alertname=~"AgentOtel.+",alertstate="firing"}) or vector(0)', "firing",
-                       instant=True)],
+                [query(f'count(ALERTS{{alertname=~"AgentOtel.+",alertstate="firing",{VARIABLES}}}) or vector(0)',
+                       "firing", instant=True)],
             ).thresholds(steps(("green", None), ("red", 1))).span(4),
         ],
     )

@@ -19,6 +19,7 @@ from mixin.rules.rule import (
     value_of,
     window_groups,
 )
+from mixin.scope import Scope, eq
 
 WINDOWS = ("5m", "1h", "1d", "7d")
 _COMMENT = "Per agent over {w}: invocations, success and error ratios, latency, cost per invocation."
@@ -27,17 +28,18 @@ _COMMENT = "Per agent over {w}: invocations, success and error ratios, latency, 
 ERROR_RATIO_5M = "agent:gen_ai_invoke_agent_errors_per_invocations:ratio_rate5m"
 
 
-def _rules(w: str) -> list[Rule]:
+def _rules(w: str, s: Scope) -> list[Rule]:
     calls = f"agent:{AGENT_DUR}_count:rate{w}"
+    count = f"{AGENT_DUR}_count"
     return [
-        record(calls, f"sum by ({AGENT}) (rate({AGENT_DUR}_count[{w}]))"),
+        record(calls, f"sum by ({s.by(AGENT)}) (rate({s.series(count)}[{w}]))"),
         record(
             f"agent:gen_ai_invoke_agent_successes:rate{w}",
-            f'sum by ({AGENT}) (rate({AGENT_DUR}_count{{{OUTCOME}="success"}}[{w}]))\nor\n0 * {calls}',
+            f'sum by ({s.by(AGENT)}) (rate({s.series(count, eq(OUTCOME, "success"))}[{w}]))\nor\n0 * {calls}',
         ),
         record(
             f"agent:gen_ai_invoke_agent_errors:rate{w}",
-            f'sum by ({AGENT}) (rate({AGENT_DUR}_count{{{OUTCOME}="error"}}[{w}]))\nor\n0 * {calls}',
+            f'sum by ({s.by(AGENT)}) (rate({s.series(count, eq(OUTCOME, "error"))}[{w}]))\nor\n0 * {calls}',
         ),
         record(
             f"agent:gen_ai_invoke_agent_successes_per_invocations:ratio_rate{w}",
@@ -47,11 +49,12 @@ def _rules(w: str) -> list[Rule]:
             f"agent:gen_ai_invoke_agent_errors_per_invocations:ratio_rate{w}",
             f"agent:gen_ai_invoke_agent_errors:rate{w}\n/\n({calls} > 0)",
         ),
-        record(f"agent_le:{AGENT_DUR}_bucket:rate{w}", f"sum by ({AGENT}, le) (rate({AGENT_DUR}_bucket[{w}]))"),
+        record(f"agent_le:{AGENT_DUR}_bucket:rate{w}",
+               f"sum by ({s.by(AGENT, 'le')}) (rate({s.series(f'{AGENT_DUR}_bucket')}[{w}]))"),
         *quantile_rules("agent", AGENT_DUR, w),
-        record(f"agent:{AGENT_DUR}_sum:rate{w}", f"sum by ({AGENT}) (rate({AGENT_DUR}_sum[{w}]))"),
+        record(f"agent:{AGENT_DUR}_sum:rate{w}", f"sum by ({s.by(AGENT)}) (rate({s.series(f'{AGENT_DUR}_sum')}[{w}]))"),
         record(f"agent:{AGENT_DUR}:mean{w}", f"agent:{AGENT_DUR}_sum:rate{w}\n/\n({calls} > 0)"),
-        record(f"agent:{stem(COST)}:rate{w}", f"sum by ({AGENT}) (rate({COST}[{w}]))"),
+        record(f"agent:{stem(COST)}:rate{w}", f"sum by ({s.by(AGENT)}) (rate({s.series(COST)}[{w}]))"),
         record(
             f"agent:{stem(COST)}_per_invocations:ratio_rate{w}",
             f"agent:{stem(COST)}:rate{w}\n/\n({calls} > 0)",
@@ -59,8 +62,8 @@ def _rules(w: str) -> list[Rule]:
     ]
 
 
-def recording_groups() -> list[Group]:
-    return window_groups("agents", WINDOWS, _COMMENT, _rules)
+def recording_groups(s: Scope) -> list[Group]:
+    return window_groups("agents", WINDOWS, _COMMENT, lambda w: _rules(w, s))
 
 
 def baseline_group() -> Group:
@@ -85,12 +88,12 @@ _SUCCESS_RATIO_1H = "agent:gen_ai_invoke_agent_successes_per_invocations:ratio_r
 _INVOCATIONS_1H = f"agent:{AGENT_DUR}_count:rate1h"
 
 
-def _success_ratio_alert(t: Thresholds, severity: str) -> Rule:
+def _success_ratio_alert(t: Thresholds, s: Scope, severity: str) -> Rule:
     threshold = t[f"agent_success_ratio_{severity}"]
     return alert(
         t,
         "AgentOtelAgentSuccessRatioLow",
-        ratio_below(_SUCCESS_RATIO_1H, threshold, AGENT, _INVOCATIONS_1H, t["agent_min_invocations_1h"]),
+        ratio_below(_SUCCESS_RATIO_1H, threshold, s.by(AGENT), _INVOCATIONS_1H, t["agent_min_invocations_1h"]),
         "15m",
         severity,
         "An agent succeeds less often than it should.",
@@ -99,15 +102,24 @@ def _success_ratio_alert(t: Thresholds, severity: str) -> Rule:
     )
 
 
-def alert_group(t: Thresholds) -> Group:
+def _label_matchers(s: Scope) -> str:
+    """Matchers for the alert's own series of a per-agent rule, filled in by :func:`_label_args`."""
+    return ",".join(f"{name}='%s'" for name in (*s.labels, AGENT))
+
+
+def _label_args(s: Scope) -> str:
+    return " ".join(f"$labels.{name}" for name in (*s.labels, AGENT))
+
+
+def alert_group(t: Thresholds, s: Scope) -> Group:
     a = value_of(AGENT)
     _, high_edge = sc.CONFIDENCE_BAND_EDGES
     return Group(
         "agent-otel-agent-alerts",
         "Symptoms users of the agents see: tasks not done, slow, or done with unjustified confidence.",
         [
-            _success_ratio_alert(t, "warning"),
-            _success_ratio_alert(t, "critical"),
+            _success_ratio_alert(t, s, "warning"),
+            _success_ratio_alert(t, s, "critical"),
             alert(
                 t,
                 "AgentOtelAgentLatencyHigh",
@@ -125,7 +137,7 @@ def alert_group(t: Thresholds) -> Group:
                 "AgentOtelAgentConfidenceInflated",
                 f'agent_band:{CONFIDENCE}_successes_per_invocations:ratio_increase1d{{confidence_band="high"}}\n'
                 f"< {t['confidence_high_band_min_success_ratio']}\n"
-                f"and on ({AGENT}, confidence_band)\n"
+                f"and on ({s.by(AGENT, 'confidence_band')})\n"
                 f"agent_band:{CONFIDENCE}_invocations:increase1d >= {t['confidence_min_invocations_1d']}",
                 "1h",
                 "warning",
@@ -144,7 +156,7 @@ def alert_group(t: Thresholds) -> Group:
                 "/ clamp_min(agent:gen_ai_invoke_agent_errors_per_invocations:stddev_over_time1d_ratio_rate5m, "
                 f"{t['error_ratio_stddev_floor']})\n"
                 f"> {t['error_ratio_zscore']}\n"
-                f"and on ({AGENT})\n"
+                f"and on ({s.by(AGENT)})\n"
                 f"{ERROR_RATIO_5M} > {t['error_ratio_floor']}",
                 "10m",
                 "warning",
@@ -152,8 +164,8 @@ def alert_group(t: Thresholds) -> Group:
                 # $value (the z-score) moves with every evaluation of the baseline; the ratio itself is
                 # what the on-call person needs, so the description queries it.
                 f"Agent {a} raised errors on "
-                f'{{{{ with printf "{ERROR_RATIO_5M}'
-                f'{{{AGENT}=\'%s\'}}" $labels.{AGENT} | query }}}}{{{{ . | first | value | humanizePercentage }}}}'
+                f'{{{{ with printf "{ERROR_RATIO_5M}{{{_label_matchers(s)}}}" {_label_args(s)} | query }}}}'
+                "{{ . | first | value | humanizePercentage }}"
                 "{{ end }} of invocations over 5 minutes, more than "
                 f"{t['error_ratio_zscore']} standard deviations above its 1-day mean.",
             ),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from agent_otel import semconv as sc
 from mixin.names import AGENT, CONFIDENCE, OUTCOME
 from mixin.rules.rule import Group, Rule, record, window_groups
+from mixin.scope import Scope, eq
 
 WINDOWS = ("1h", "1d", "7d")
 
@@ -23,22 +24,22 @@ def check_contract() -> None:
         )
 
 
-def _band_invocations(w: str, lower: str | None, upper: str) -> str:
+def _band_invocations(w: str, s: Scope, lower: str | None, upper: str) -> str:
     """Invocations per agent and outcome in one band: the upper cumulative bucket minus the lower one."""
 
     def cumulative(le: str) -> str:
-        return f'sum by ({AGENT}, {OUTCOME}) (increase({CONFIDENCE}_bucket{{le="{le}"}}[{w}]))'
+        return f'sum by ({s.by(AGENT, OUTCOME)}) (increase({s.series(f"{CONFIDENCE}_bucket", eq("le", le))}[{w}]))'
 
     return cumulative(upper) if lower is None else f"{cumulative(upper)}\n-\n{cumulative(lower)}"
 
 
-def _rules(w: str) -> list[Rule]:
+def _rules(w: str, s: Scope) -> list[Rule]:
     per_outcome = f"agent_outcome_band:{CONFIDENCE}_invocations:increase{w}"
     total = f"agent_band:{CONFIDENCE}_invocations:increase{w}"
     successes = f"agent_band:{CONFIDENCE}_successes:increase{w}"
     return [
         *(
-            record(per_outcome, _band_invocations(w, lower, upper), {"confidence_band": band})
+            record(per_outcome, _band_invocations(w, s, lower, upper), {"confidence_band": band})
             for band, lower, upper in sc.CONFIDENCE_BANDS
         ),
         record(total, f"sum without ({OUTCOME}) ({per_outcome})"),
@@ -50,10 +51,10 @@ def _rules(w: str) -> list[Rule]:
     ]
 
 
-def recording_groups() -> list[Group]:
+def recording_groups(s: Scope) -> list[Group]:
     low, high = sc.CONFIDENCE_BAND_EDGES
     comment = (
         "Confidence calibration over {w}: invocations and actual success ratio per agent and band\n"
         f"(low < {low} <= medium < {high} <= high). Bands come from the cumulative le={low}/{high}/+Inf buckets."
     )
-    return window_groups("calibration", WINDOWS, comment, _rules)
+    return window_groups("calibration", WINDOWS, comment, lambda w: _rules(w, s))

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from mixin.names import AGENT, EVO_ATTEMPTS, EVO_IMPROVEMENT, EVO_MEMORY, EVO_STATUS, EVO_TYPE
 from mixin.rules.rule import Group, Rule, Thresholds, alert, gib, pct, ratio, record, stem, value_of, window_groups
+from mixin.scope import Scope
 
 WINDOWS = ("1h", "1d", "7d")
 _COMMENT = "Evolution runs over {w}: attempts by status and the succeeded/failed ratios."
 
 
-def _rules(w: str) -> list[Rule]:
+def _rules(w: str, s: Scope) -> list[Rule]:
     by_status = f"agent_evolution_type_status:{stem(EVO_ATTEMPTS)}:increase{w}"
     total = f"agent_evolution_type:{stem(EVO_ATTEMPTS)}:increase{w}"
     return [
-        record(by_status, f"sum by ({AGENT}, {EVO_TYPE}, {EVO_STATUS}) (increase({EVO_ATTEMPTS}[{w}]))"),
+        record(by_status,
+               f"sum by ({s.by(AGENT, EVO_TYPE, EVO_STATUS)}) (increase({s.series(EVO_ATTEMPTS)}[{w}]))"),
         record(total, f"sum without ({EVO_STATUS}) ({by_status})"),
         *(
             record(
@@ -26,11 +28,11 @@ def _rules(w: str) -> list[Rule]:
     ]
 
 
-def recording_groups() -> list[Group]:
-    return window_groups("evolution", WINDOWS, _COMMENT, _rules)
+def recording_groups(s: Scope) -> list[Group]:
+    return window_groups("evolution", WINDOWS, _COMMENT, lambda w: _rules(w, s))
 
 
-def alert_group(t: Thresholds) -> Group:
+def alert_group(t: Thresholds, s: Scope) -> Group:
     a, kind = value_of(AGENT), value_of(EVO_TYPE)
     return Group(
         "agent-otel-evolution-alerts",
@@ -41,7 +43,7 @@ def alert_group(t: Thresholds) -> Group:
                 "AgentOtelEvolutionFailureRateHigh",
                 f"agent_evolution_type:{stem(EVO_ATTEMPTS)}_failed_per_attempts:ratio_increase1h "
                 f"> {t['evolution_failure_ratio']}\n"
-                f"and on ({AGENT}, {EVO_TYPE})\n"
+                f"and on ({s.by(AGENT, EVO_TYPE)})\n"
                 f"agent_evolution_type:{stem(EVO_ATTEMPTS)}:increase1h >= {t['evolution_min_attempts_1h']}",
                 "10m",
                 "warning",
@@ -52,7 +54,7 @@ def alert_group(t: Thresholds) -> Group:
             alert(
                 t,
                 "AgentOtelEvolutionMemoryPeakHigh",
-                f"max by ({AGENT}, {EVO_TYPE}) ({EVO_MEMORY}) > {t['evolution_memory_peak_bytes']}",
+                f"max by ({s.by(AGENT, EVO_TYPE)}) ({s.series(EVO_MEMORY)}) > {t['evolution_memory_peak_bytes']}",
                 "5m",
                 "warning",
                 "An evolution run used too much memory.",
@@ -63,7 +65,7 @@ def alert_group(t: Thresholds) -> Group:
             alert(
                 t,
                 "AgentOtelEvolutionNoProgress",
-                f"max by ({AGENT}, {EVO_TYPE}) ({EVO_IMPROVEMENT}) < {t['evolution_min_improvement']}",
+                f"max by ({s.by(AGENT, EVO_TYPE)}) ({s.series(EVO_IMPROVEMENT)}) < {t['evolution_min_improvement']}",
                 "24h",
                 "info",
                 "Evolution has not improved an agent for a day.",

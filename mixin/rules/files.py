@@ -9,6 +9,7 @@ from mixin.rules import agents, calibration, evolution, providers, telemetry, to
 from mixin.rules.recording_tests import promtool_test_file
 from mixin.rules.rule import Group, Thresholds
 from mixin.rules.yamlout import rules_file
+from mixin.scope import Scope, load_scope
 
 PROMETHEUS = ASSETS / "prometheus"
 RULES_FILE = PROMETHEUS / "agent-otel.rules.yaml"
@@ -17,35 +18,38 @@ SHORT_TEST_FILE = PROMETHEUS / "tests" / "recording-short.test.yaml"
 LONG_TEST_FILE = PROMETHEUS / "tests" / "recording-long.test.yaml"
 
 
-def recording_groups(t: Thresholds) -> list[Group]:
+def recording_groups(t: Thresholds, s: Scope) -> list[Group]:
     """The baseline comes last: it averages a ratio that agent-otel-agents-5m records."""
     return [
-        *agents.recording_groups(),
-        *calibration.recording_groups(),
-        *providers.recording_groups(t),
-        *evolution.recording_groups(),
-        *tools_jobs.recording_groups(),
+        *agents.recording_groups(s),
+        *calibration.recording_groups(s),
+        *providers.recording_groups(t, s),
+        *evolution.recording_groups(s),
+        *tools_jobs.recording_groups(s),
+        telemetry.heartbeat_group(s),
         agents.baseline_group(),
     ]
 
 
-def alert_groups(t: Thresholds) -> list[Group]:
-    return [agents.alert_group(t), providers.alert_group(t), evolution.alert_group(t), telemetry.alert_group(t)]
+def alert_groups(t: Thresholds, s: Scope) -> list[Group]:
+    return [agents.alert_group(t, s), providers.alert_group(t, s), evolution.alert_group(t, s),
+            telemetry.alert_group(t, s)]
 
 
 def render() -> dict[Path, str]:
     """Every generated file and the text it must hold."""
     t = load_thresholds()
+    s = load_scope(t)
     calibration.check_contract()
     providers.check_thresholds(t)
     return {
         RULES_FILE: rules_file(
-            recording_groups(t),
+            recording_groups(t, s),
             "# Recording rules, named level:metric:operations. Numerators and denominators are aggregated\n"
             "# separately and divided last; a ratio is absent (not NaN) while its denominator is 0.\n",
         ),
         ALERTS_FILE: rules_file(
-            alert_groups(t),
+            alert_groups(t, s),
             f"# Alerting rules. Thresholds: {THRESHOLDS_FILE.relative_to(ROOT)}. Runbooks: docs/runbooks.md.\n",
         ),
         SHORT_TEST_FILE: promtool_test_file(
@@ -53,6 +57,7 @@ def render() -> dict[Path, str]:
             60,
             "# promtool test rules: every recording rule over 5m and 1h, on 1-minute samples.\n",
             RULES_FILE.name,
+            s,
         ),
         LONG_TEST_FILE: promtool_test_file(
             ("1d", "7d"),
@@ -60,6 +65,7 @@ def render() -> dict[Path, str]:
             "# promtool test rules: every recording rule over 1d and 7d, on hourly samples and evaluations\n"
             "# (minute resolution over a week would make the test slow without testing anything more).\n",
             RULES_FILE.name,
+            s,
         ),
     }
 

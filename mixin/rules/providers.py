@@ -20,6 +20,7 @@ from mixin.rules.rule import (
     value_of,
     window_groups,
 )
+from mixin.scope import Scope, eq, ne
 
 WINDOWS = ("5m", "1h", "1d")
 _COMMENT = (
@@ -34,23 +35,24 @@ def check_thresholds(t: Thresholds) -> None:
         raise SystemExit("provider_slow_call_seconds must be one of semconv.GENAI_DURATION_BUCKETS")
 
 
-def _rules(w: str, t: Thresholds) -> list[Rule]:
+def _rules(w: str, t: Thresholds, s: Scope) -> list[Rule]:
     calls = f"provider:{CLIENT_DUR}_count:rate{w}"
     errors = f"provider:gen_ai_client_operation_errors:rate{w}"
     slow = f"provider:gen_ai_client_operation_slow:rate{w}"
     slow_le = str(t["provider_slow_call_seconds"])
+    count, bucket = f"{CLIENT_DUR}_count", f"{CLIENT_DUR}_bucket"
     rules = [
-        record(calls, f"sum by ({PROVIDER}) (rate({CLIENT_DUR}_count[{w}]))"),
+        record(calls, f"sum by ({s.by(PROVIDER)}) (rate({s.series(count)}[{w}]))"),
         record(
             errors,
-            f'sum by ({PROVIDER}) (rate({CLIENT_DUR}_count{{{ERROR_TYPE}!=""}}[{w}]))\nor\n0 * {calls}',
+            f'sum by ({s.by(PROVIDER)}) (rate({s.series(count, ne(ERROR_TYPE, ""))}[{w}]))\nor\n0 * {calls}',
         ),
         # Slow calls are counted among the calls without error only, so that a call that timed out is
         # not counted twice by the *_availability_with_slow rule.
         record(
             slow,
-            f'(\n  sum by ({PROVIDER}) (rate({CLIENT_DUR}_count{{{ERROR_TYPE}=""}}[{w}]))\n  -\n'
-            f'  sum by ({PROVIDER}) (rate({CLIENT_DUR}_bucket{{{ERROR_TYPE}="",le="{slow_le}"}}[{w}]))\n)\n'
+            f'(\n  sum by ({s.by(PROVIDER)}) (rate({s.series(count, eq(ERROR_TYPE, ""))}[{w}]))\n  -\n'
+            f'  sum by ({s.by(PROVIDER)}) (rate({s.series(bucket, eq(ERROR_TYPE, ""), eq("le", slow_le))}[{w}]))\n)\n'
             f"or\n0 * {calls}",
         ),
         record(f"provider:gen_ai_client_operation_availability:ratio_rate{w}", f"1 - {errors} / ({calls} > 0)"),
@@ -60,45 +62,46 @@ def _rules(w: str, t: Thresholds) -> list[Rule]:
         ),
         record(
             f"provider_le:{CLIENT_DUR}_bucket:rate{w}",
-            f"sum by ({PROVIDER}, le) (rate({CLIENT_DUR}_bucket[{w}]))",
+            f"sum by ({s.by(PROVIDER, 'le')}) (rate({s.series(bucket)}[{w}]))",
         ),
         *quantile_rules("provider", CLIENT_DUR, w),
     ]
     for counter in (RETRIES, FALLBACKS):
         rules += [
-            record(f"provider:{stem(counter)}:rate{w}", f"sum by ({PROVIDER}) (rate({counter}[{w}]))"),
+            record(f"provider:{stem(counter)}:rate{w}", f"sum by ({s.by(PROVIDER)}) (rate({s.series(counter)}[{w}]))"),
             record(
                 f"provider:{stem(counter)}_per_operations:ratio_rate{w}",
                 ratio(f"provider:{stem(counter)}:rate{w}", calls),
             ),
         ]
     rules += [
-        record(f"provider:{stem(COST)}:rate{w}", f"sum by ({PROVIDER}) (rate({COST}[{w}]))"),
+        record(f"provider:{stem(COST)}:rate{w}", f"sum by ({s.by(PROVIDER)}) (rate({s.series(COST)}[{w}]))"),
         record(
             f"provider_token_type:{TOKENS}_sum:rate{w}",
-            f"sum by ({PROVIDER}, {TOKEN_TYPE}) (rate({TOKENS}_sum[{w}]))",
+            f"sum by ({s.by(PROVIDER, TOKEN_TYPE)}) (rate({s.series(f'{TOKENS}_sum')}[{w}]))",
         ),
     ]
     if w == "1h":
         # Spend per rolling hour, what the budget alert compares against.
-        rules.append(record(f"provider:{stem(COST)}:increase1h", f"sum by ({PROVIDER}) (increase({COST}[1h]))"))
+        rules.append(record(f"provider:{stem(COST)}:increase1h",
+                            f"sum by ({s.by(PROVIDER)}) (increase({s.series(COST)}[1h]))"))
     return rules
 
 
-def recording_groups(t: Thresholds) -> list[Group]:
-    return window_groups("providers", WINDOWS, _COMMENT, lambda w: _rules(w, t))
+def recording_groups(t: Thresholds, s: Scope) -> list[Group]:
+    return window_groups("providers", WINDOWS, _COMMENT, lambda w: _rules(w, t, s))
 
 
 _AVAILABILITY_1H = "provider:gen_ai_client_operation_availability:ratio_rate1h"
 _CALLS_1H = f"provider:{CLIENT_DUR}_count:rate1h"
 
 
-def _availability_alert(t: Thresholds, severity: str, for_: str) -> Rule:
+def _availability_alert(t: Thresholds, s: Scope, severity: str, for_: str) -> Rule:
     threshold = t[f"provider_availability_{severity}"]
     return alert(
         t,
         "AgentOtelProviderAvailabilityLow",
-        ratio_below(_AVAILABILITY_1H, threshold, PROVIDER, _CALLS_1H, t["provider_min_calls_1h"]),
+        ratio_below(_AVAILABILITY_1H, threshold, s.by(PROVIDER), _CALLS_1H, t["provider_min_calls_1h"]),
         for_,
         severity,
         "A model provider fails too many calls.",
@@ -107,14 +110,14 @@ def _availability_alert(t: Thresholds, severity: str, for_: str) -> Rule:
     )
 
 
-def alert_group(t: Thresholds) -> Group:
+def alert_group(t: Thresholds, s: Scope) -> Group:
     p = value_of(PROVIDER)
     return Group(
         "agent-otel-provider-alerts",
         "Model providers: availability, latency, fallbacks and what they cost.",
         [
-            _availability_alert(t, "warning", "15m"),
-            _availability_alert(t, "critical", "5m"),
+            _availability_alert(t, s, "warning", "15m"),
+            _availability_alert(t, s, "critical", "5m"),
             alert(
                 t,
                 "AgentOtelProviderLatencyHigh",
@@ -140,7 +143,7 @@ def alert_group(t: Thresholds) -> Group:
             alert(
                 t,
                 "AgentOtelTokenSpendOverBudget",
-                f"sum(provider:{stem(COST)}:increase1h) > {t['spend_budget_usd_per_hour']}",
+                f"sum by ({s.by()}) (provider:{stem(COST)}:increase1h) > {t['spend_budget_usd_per_hour']}",
                 "5m",
                 "warning",
                 "Model spend is above the hourly budget.",

@@ -30,12 +30,15 @@ from mixin.names import (
     TOOL,
     TOOL_DUR,
 )
-from mixin.rules import agents, calibration, evolution, providers, tools_jobs, workload
+from mixin.rules import agents, calibration, evolution, providers, telemetry, tools_jobs, workload
 from mixin.rules.rule import WINDOW_SECONDS, duration, stem
 from mixin.rules.yamlout import HEADER, dump
+from mixin.scope import ENVIRONMENT, SERVICE, Scope
 
-#: The labels Prometheus adds to every scraped series.
-SCRAPE = {"job": "agent-otel", "instance": "app:9464", "otel_scope_name": sc.SCOPE_NAME}
+#: The labels every scraped series carries: Prometheus's job and instance, the instrumentation scope, and the
+#: service and environment of its resource (semconv.SCOPING_RESOURCE_ATTRIBUTES).
+SCRAPE = {"job": "agent-otel", "instance": "app:9464", "otel_scope_name": sc.SCOPE_NAME,
+          SERVICE: "checkout", ENVIRONMENT: "prod"}
 
 Number = Fraction | float | int
 #: One promql_expr_test: the expression and its expected samples (labels, value).
@@ -172,9 +175,15 @@ def _baseline_cases() -> list[Case]:
     ]
 
 
+def _heartbeat_cases() -> list[Case]:
+    """Every workload series is one of agent-otel's: the count is the number of series in workload.yaml."""
+    return [(telemetry.SERIES, [({}, len(workload.load()))])]
+
+
 def _cases(w: str) -> list[Case]:
-    """Every recording rule evaluated over window ``w``, domain by domain."""
-    cases: list[Case] = []
+    """Every recording rule evaluated over window ``w``, domain by domain (without the scope labels, which
+    :func:`_expr_test` adds to every expected sample)."""
+    cases: list[Case] = _heartbeat_cases() if w == "5m" else []
     if w in agents.WINDOWS:
         cases += _agent_cases(w)
     if w in calibration.WINDOWS:
@@ -200,11 +209,13 @@ def _selector(metric: str, labels: dict[str, str]) -> str:
     return f"{metric}{{{body}}}"
 
 
-def _expr_test(w: str, case: Case) -> dict[str, object]:
+def _expr_test(w: str, case: Case, scope: Scope) -> dict[str, object]:
     expr, expected = case
     # A bare selector keeps the recorded name; a function around it (round) drops it.
     name = {} if "(" in expr else {"__name__": expr.split("{")[0]}
-    samples = [{"labels": _selector("", {**name, **labels}), "value": _number(value)} for labels, value in expected]
+    kept = {label: SCRAPE[label] for label in scope.labels}  # every rule keeps the scope labels
+    samples = [{"labels": _selector("", {**name, **kept, **labels}), "value": _number(value)}
+               for labels, value in expected]
     return {"expr": expr, "eval_time": w, "exp_samples": samples}
 
 
@@ -219,7 +230,8 @@ def _input_series(interval_s: int, steps: int) -> list[dict[str, str]]:
     return out
 
 
-def promtool_test_file(windows: tuple[str, ...], interval_s: int, comment: str, rules_file: str) -> str:
+def promtool_test_file(windows: tuple[str, ...], interval_s: int, comment: str, rules_file: str, scope: Scope
+                       ) -> str:
     """A promtool test file: the workload sampled every ``interval_s`` over the longest window, and one
     test per window holding every recording rule's expected values."""
     steps = max(WINDOW_SECONDS[w] for w in windows) // interval_s + 2
@@ -233,7 +245,7 @@ def promtool_test_file(windows: tuple[str, ...], interval_s: int, comment: str, 
                 "name": f"recording rules over {w}",
                 "interval": interval,
                 "input_series": input_series,
-                "promql_expr_test": [_expr_test(w, case) for case in _cases(w)],
+                "promql_expr_test": [_expr_test(w, case, scope) for case in _cases(w)],
             }
             for w in windows
         ],

@@ -79,8 +79,10 @@ def _add_demo(subparsers: Subparsers) -> None:
         "demo", help="run a simulated agent fleet, instrumented by configuration (optionally with Prometheus)",
         description="Run a simulated agent fleet (jobs, agents, a provider chain with retries and fallbacks, "
                     "tools, periodic evolution runs) instrumented only by agent_otel/demo/agent-otel.toml, and "
-                    "serve its metrics on 127.0.0.1. Ctrl-C stops it and flushes telemetry.")
-    parser.add_argument("--port", type=_port, default=9464, help="port of the /metrics endpoint (default 9464)")
+                    "serve its metrics on 127.0.0.1. Ctrl-C, SIGTERM or SIGHUP stops it and everything it started, and "
+                    "flushes telemetry.")
+    parser.add_argument("--port", type=_port, help="port of the /metrics endpoint (default 9464, or a free port "
+                        "when 9464 is busy)")
     parser.add_argument("--rate", type=_positive(float, "--rate"), default=2.0, help="jobs per second (default 2)")
     parser.add_argument("--duration", type=_positive(float, "--duration", allow_zero=True), default=0,
                         help="seconds to run, 0 = until Ctrl-C (default 0)")
@@ -90,8 +92,10 @@ def _add_demo(subparsers: Subparsers) -> None:
     parser.add_argument("--stack", action="store_true",
                         help="also start Prometheus (with the shipped rules) and Alertmanager (shipped config, "
                              "notifications printed here) on 127.0.0.1")
-    parser.add_argument("--prometheus-port", type=_port, default=9090, help="with --stack (default 9090)")
-    parser.add_argument("--alertmanager-port", type=_port, default=9093, help="with --stack (default 9093)")
+    parser.add_argument("--prometheus-port", type=_port,
+                        help="with --stack (default 9090, or a free port when 9090 is busy)")
+    parser.add_argument("--alertmanager-port", type=_port,
+                        help="with --stack (default 9093, or a free port when 9093 is busy)")
     parser.add_argument("--workdir", type=Path, help="with --stack: keep Prometheus/Alertmanager data and logs "
                         "here (default: a temporary directory removed on exit)")
     parser.set_defaults(handler=_demo)
@@ -108,7 +112,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
-# agent-otel report --prometheus URL [--window 1h|1d|7d] [--format table|json|csv] [--slow-ms N]
+# agent-otel report --prometheus URL [--window 1h|1d|7d] [--format table|json|csv|html] [--output FILE]
+# [--slow-ms N]
 # --------------------------------------------------------------------------------------------------
 
 

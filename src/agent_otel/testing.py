@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from agent_otel import semconv
 from agent_otel._calls.pricing import reset_prices
 from agent_otel._engine.policy import reset_policy
 from agent_otel._sdk.configure import configure, metric_views, shutdown
@@ -67,15 +68,24 @@ class TelemetryCapture:
                                  f"finished spans: {[span.name for span in self.spans()]}")
         return found[0]
 
-    def metrics(self) -> dict[str, Metric]:
-        """Metric name -> metric (unit, description, data points), from one collection now."""
+    def metrics(self, scope: str | None = semconv.SCOPE_NAME) -> dict[str, Metric]:
+        """Metric name -> metric (unit, description, data points), from one collection now: agent-otel's
+        own (``scope``), or those of another instrumentation scope (e.g. an instrumentation that records
+        the standard GenAI metrics itself), or of every scope with ``scope=None`` (where names recorded
+        in several scopes are agent-otel's)."""
         data = self.reader.get_metrics_data()
         if data is None:
             return {}
-        return {metric.name: metric
-                for resource_metrics in data.resource_metrics
-                for scope_metrics in resource_metrics.scope_metrics
-                for metric in scope_metrics.metrics}
+        found: dict[str, Metric] = {}
+        for resource_metrics in data.resource_metrics:
+            for scope_metrics in resource_metrics.scope_metrics:
+                name = scope_metrics.scope.name
+                if scope is not None and name != scope:
+                    continue
+                for metric in scope_metrics.metrics:
+                    if metric.name not in found or name == semconv.SCOPE_NAME:
+                        found[metric.name] = metric
+        return found
 
     def points(self, name: str, where: Mapping[str, object] | None = None) -> list[DataPointT]:
         """Data points of metric ``name`` (none if it was never recorded) whose attributes include all

@@ -162,8 +162,8 @@ def test_evaluation_events_become_scores_by_evaluation_and_agent(otel: Any) -> N
     with tracer.start_as_current_span("invoke_agent writer", attributes=agent) as span:
         span.add_event(semconv.EVENT_EVALUATION_RESULT, {semconv.GEN_AI_EVALUATION_NAME: "relevance",
                                                           semconv.GEN_AI_EVALUATION_SCORE_VALUE: 0.75})
-        span.add_event(semconv.EVENT_EVALUATION_RESULT, {semconv.GEN_AI_EVALUATION_NAME: "tone",
-                                                          semconv.GEN_AI_EVALUATION_SCORE_LABEL: "friendly"})  # no score
+        span.add_event(semconv.EVENT_EVALUATION_RESULT, {  # a label and no score: nothing to record
+            semconv.GEN_AI_EVALUATION_NAME: "tone", semconv.GEN_AI_EVALUATION_SCORE_LABEL: "friendly"})
 
     @agent_otel.agent("critic")
     def critique() -> None:

@@ -34,7 +34,8 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
     with OtlpHttpReceiver() as spans, WebhookReceiver() as webhook:
         env = {**os.environ, "OTEL_TRACES_EXPORTER": "otlp", "OTEL_METRICS_EXPORTER": "prometheus",
                "OTEL_EXPORTER_OTLP_ENDPOINT": spans.endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-               "OTEL_BSP_SCHEDULE_DELAY": "500", "OTEL_SERVICE_NAME": "agent-otel-demo"}
+               "OTEL_BSP_SCHEDULE_DELAY": "500", "OTEL_SERVICE_NAME": "agent-otel-demo",
+               "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=e2e"}
         with open(demo_log, "wb") as log:
             demo = subprocess.Popen(
                 [sys.executable, "-m", "agent_otel", "demo", "--port", str(port), "--rate", str(RATE),

@@ -13,7 +13,7 @@ import pytest
 
 from agent_otel import semconv
 from agent_otel._ops.stack import http_get_json
-from tests.support.e2e import E2E
+from tests.support.e2e import E2E, check_contract_series, recording_rules, wait_for_series
 from tests.support.ops import binary
 from tests.support.otlp_receiver import attributes_of
 from tests.support.paths import ASSETS
@@ -23,55 +23,24 @@ pytestmark = pytest.mark.e2e
 
 #: Labels Prometheus adds to every scraped series, and the instrumentation scope the OTel Prometheus
 #: compatibility spec puts on every sample (as the stock reader does).
-SCRAPE_LABELS = {"__name__", "job", "instance", "otel_scope_name", "otel_scope_version"}
-ID_LABELS = {"job_id", "user_id", "trace_id", "span_id", "conversation_id", "gen_ai_conversation_id", "session_id",
-             "agent_issue_id"}
+#: Labels on every series: the scrape's, the instrumentation scope, and the service and environment of the resource.
+SCRAPE_LABELS = {"__name__", "job", "instance", "otel_scope_name", "otel_scope_version",
+                 *(semconv.prometheus_label(key) for key in semconv.SCOPING_RESOURCE_ATTRIBUTES)}
 PROCESS_METRICS = (semconv.PROCESS_CPU_TIME_PROMETHEUS, semconv.PROCESS_CPU_UTILIZATION_PROMETHEUS,
                    semconv.PROCESS_MEMORY_USAGE_PROMETHEUS, semconv.PROCESS_MEMORY_VIRTUAL_PROMETHEUS,
                    semconv.PROCESS_THREAD_COUNT_PROMETHEUS)
 
 
-def series_of(e2e: E2E, name: str) -> list[dict[str, str]]:
-    found: list[dict[str, str]] = []
-
-    def fetch() -> bool:
-        found[:] = e2e.api("/api/v1/series", **{"match[]": name})
-        return bool(found)
-
-    wait_until(fetch, f"series of {name}", timeout_s=60)
-    return found
-
-
 @pytest.mark.parametrize("instrument", semconv.INSTRUMENTS, ids=lambda i: i.name)
 def test_every_contract_metric_is_in_prometheus_with_its_labels_and_no_id(e2e: E2E,
                                                                            instrument: semconv.Instrument) -> None:
-    allowed = set(instrument.prometheus_labels) | SCRAPE_LABELS
-    for name in instrument.prometheus_series:
-        found = series_of(e2e, name)
-        extra = {"le"} if name.endswith("_bucket") else set()
-        for series in found:
-            assert set(series) <= allowed | extra, (name, set(series) - allowed - extra)
-            assert not set(series) & ID_LABELS, series
-            assert series["job"] == "agent-otel-demo"
-        if name.endswith("_bucket"):
-            bounds = {float(s["le"]) for s in found} - {float("inf")}
-            assert bounds == set(instrument.buckets), name
-    # The labels the dashboards group by are on the series (optional ones such as error.type may be absent).
-    always = set(instrument.prometheus_labels) - {semconv.prometheus_label(key) for key in semconv.OPTIONAL_ATTRIBUTES}
-    present = set().union(*(set(s) for s in found))
-    assert always <= present, (instrument.name, always - present)
+    check_contract_series(instrument, lambda name: wait_for_series(e2e.api, name), common_labels=SCRAPE_LABELS,
+                          job="agent-otel-demo")
 
 
 @pytest.mark.parametrize("name", PROCESS_METRICS)
 def test_process_metrics_are_in_prometheus(e2e: E2E, name: str) -> None:
     wait_until(lambda: e2e.query(name), name, timeout_s=60)
-
-
-def recording_rules() -> list[str]:
-    import yaml
-
-    document = yaml.safe_load((ASSETS / "prometheus/agent-otel.rules.yaml").read_text())
-    return [rule["record"] for group in document["groups"] for rule in group["rules"]]
 
 
 def test_every_recording_rule_returns_data(e2e: E2E) -> None:

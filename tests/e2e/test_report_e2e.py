@@ -102,7 +102,7 @@ def test_json_has_every_section_agent_and_provider(url: str) -> None:
     assert tuple(document) == SECTIONS
     meta = document["report"]
     assert meta["prometheus"] == url and meta["window"] == "1h" and meta["targets"] == 1
-    assert meta["selector"] == '{job=~"agent-otel.*"}' and meta["slow_bound_s"] is None
+    assert meta["selector"] == '{otel_scope_name="agent_otel"}' and meta["slow_bound_s"] is None
     assert {row["agent"] for row in document["agents"]} == set(AGENTS)
     assert {row["provider"] for row in document["providers"]} == set(PROVIDERS)
     assert {row["agent"] for row in document["calibration"]} == set(AGENTS)
@@ -221,4 +221,4 @@ def test_csv(url: str) -> None:
 def test_a_selector_matching_nothing_is_an_empty_window(url: str) -> None:
     code, out, err = run("--prometheus", url, "--selector", 'job="not-agent-otel"')
     assert code == 1 and out == ""
-    assert 'no scrape target matches {job="not-agent-otel"}' in err
+    assert 'no agent-otel series match {otel_scope_name="agent_otel",job="not-agent-otel"}' in err

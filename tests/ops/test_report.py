@@ -29,6 +29,7 @@ from agent_otel._ops.report.queries import (
     collect,
     default_selector,
     matchers,
+    scoped,
     slow_bound,
 )
 from agent_otel._ops.stack import free_port
@@ -110,19 +111,19 @@ def test_empty_window_exits_1_with_a_no_data_message() -> None:
     assert code == 1
     assert out == ""
     assert f"no agent-otel data in the last 7d at {url}" in err
-    assert 'no scrape target matches {job=~"agent-otel.*"}' in err
+    assert 'no agent-otel series match {otel_scope_name="agent_otel"}' in err
 
 
 def test_targets_without_agent_data_are_named_in_the_no_data_message() -> None:
     def respond(handler: BaseHTTPRequestHandler) -> None:
-        result = [{"metric": {}, "value": [0, "2"]}] if "count%28up" in handler.path else []
+        result = [{"metric": {}, "value": [0, "2"]}] if "count%28count" in handler.path else []
         answer(200, json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}})
                .encode())(handler)
 
     with server(respond) as url:
         code, _, err = run("--prometheus", url, "--selector", 'job="mine"')
     assert code == 1
-    assert '2 targets match {job="mine"}, but none recorded' in err
+    assert '2 services match {otel_scope_name="agent_otel",job="mine"}, but none recorded' in err
 
 
 def test_garbage_exits_2() -> None:
@@ -209,8 +210,10 @@ def test_bands_are_computed_exactly_as_the_shipped_calibration_rules(window: str
     shipped = {rule["labels"]["confidence_band"]: rule["expr"]
                for group in rules["groups"] for rule in group["rules"] if rule.get("record") == record}
     assert set(shipped) == {band for band, _, _ in BANDS}
+    # The rules also keep the scope labels (job, service, environment); the report sums over them.
+    scope = ", ".join(yaml.safe_load((ASSETS / "thresholds.yaml").read_text())["scope_labels"])
     for band, expr in shipped.items():
-        assert band_expr(band, window).split() == expr.split(), band
+        assert band_expr(band, window, scoped("")).split() == expr.replace(f"({scope}, ", "(").split(), band
 
 
 def test_bands_with_a_selector_only_add_the_selector() -> None:
@@ -219,16 +222,16 @@ def test_bands_with_a_selector_only_add_the_selector() -> None:
     assert expr.replace('job=~"agent-otel.*",', "") == band_expr("high", "1d")
 
 
-def test_default_selector_is_the_alerts_target_selector() -> None:
+def test_default_selector_is_the_rules_selector() -> None:
     thresholds = yaml.safe_load((ASSETS / "thresholds.yaml").read_text())
-    assert thresholds["target_selector"] == DEFAULT_SELECTOR
-    assert default_selector() == thresholds["target_selector"]
+    assert thresholds["selector"] == DEFAULT_SELECTOR
+    assert default_selector() == thresholds["selector"]
 
 
 def test_default_selector_follows_the_assets_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "thresholds.yaml").write_text("a: 1\ntarget_selector: 'job=\"x\",env=''prod'''\nb: 2\n")
+    (tmp_path / "thresholds.yaml").write_text("a: 1\nselector: 'job=\"x\",env=''prod'''\nb: 2\n")
     monkeypatch.setenv("AGENT_OTEL_ASSETS", str(tmp_path))
-    assert default_selector() == yaml.safe_load((tmp_path / "thresholds.yaml").read_text())["target_selector"]
+    assert default_selector() == yaml.safe_load((tmp_path / "thresholds.yaml").read_text())["selector"]
 
 
 def test_metric_and_label_names_come_from_semconv() -> None:
@@ -286,12 +289,12 @@ def canned() -> CannedPrometheus:
     dur, cdur = queries.AGENT_DUR, queries.CLIENT_DUR
     conf = queries.CONFIDENCE
     return CannedPrometheus([
-        (("count(up",), [({}, 1)]),
+        (("count(count by",), [({}, 1)]),
         ((f"{dur}_count", f'{OC}="success"'), [({A: "good"}, 90), ({A: "bad"}, 3)]),
         ((f"{dur}_count",), [({A: "good"}, 100), ({A: "bad"}, 10)]),
         ((f"{dur}_sum",), [({A: "good"}, 50), ({A: "bad"}, 20)]),
         ((f"{dur}_bucket",), [({A: "good"}, 0.9), ({A: "bad"}, "NaN")]),
-        ((f"{queries.COST}[", f"by ({A})"), [({A: "good"}, 2.0), ({A: ""}, 1.0)]),
+        ((f"{queries.COST}{{{queries.OURS}}}[", f"by ({A})"), [({A: "good"}, 2.0), ({A: ""}, 1.0)]),
         ((queries.PATTERNS,), [({A: "good", queries.PATTERN: "react"}, 30),
                                ({A: "good", queries.PATTERN: "plan"}, 10)]),
         # calls without error minus those within the bound (one query; canned, its result)
@@ -303,13 +306,14 @@ def canned() -> CannedPrometheus:
         ((f"{cdur}_bucket", f"by ({P}, {M}, le)"), [({P: "x", M: "m1"}, 1.5)]),
         ((f"{cdur}_bucket", f"by ({P}, le)"), [({P: "x"}, 1.25)]),
         ((queries.RETRIES,), [({P: "x", M: "m1"}, 7)]),
-        ((f"{queries.COST}[",), [({P: "x", M: "m1"}, 3.0)]),
+        ((f"{queries.COST}{{{queries.OURS}}}[",), [({P: "x", M: "m1"}, 3.0)]),
         ((queries.FALLBACKS,), [({P: "x"}, 5)]),
         ((queries.EVO_ATTEMPTS,), [({A: "good", queries.EVO_TYPE: "t", queries.EVO_STATUS: "succeeded"}, 3),
                                    ({A: "good", queries.EVO_TYPE: "t", queries.EVO_STATUS: "failed"}, 1)]),
         ((queries.EVO_IMPROVEMENT,), [({A: "good", queries.EVO_TYPE: "t"}, 0.04)]),
         ((queries.KPI_CURRENT,), [({A: "good", queries.KPI: "success_rate"}, 0.9)]),
-        ((f'{conf}_bucket{{le="+Inf"}}',), [({A: "bad", OC: "success"}, 3), ({A: "bad", OC: "failure"}, 7)]),
+        ((f'{conf}_bucket{{{queries.OURS},le="+Inf"}}',),
+         [({A: "bad", OC: "success"}, 3), ({A: "bad", OC: "failure"}, 7)]),
     ])
 
 
@@ -365,7 +369,7 @@ def test_every_query_carries_the_selector_and_the_window() -> None:
     assert prom.asked
     for expr in prom.asked:
         assert expr.count('job=~"agent-otel.*"') >= 1, expr
-        if "up" not in expr:
+        if not expr.startswith("count(count by"):  # the services matching, an instant count
             assert "[1d]" in expr, expr
 
 

@@ -62,7 +62,7 @@ def test_a_lone_surrogate_from_a_host_instrument_never_fails_a_scrape(otel: Any)
 def test_a_count_beyond_int64_from_a_host_counter_never_stops_otlp_metrics(
         otel: Any, receiver: OtlpHttpReceiver) -> None:
     loss = LossReporter()
-    loss.counter = otel.meter_provider.get_meter("test").create_counter(semconv.INSTRUMENTATION_ERRORS.name)
+    loss.counter = otel.meter_provider.get_meter(semconv.SCOPE_NAME).create_counter(semconv.INSTRUMENTATION_ERRORS.name)
     exporter = ReportingMetricExporter(OTLPMetricExporter(endpoint=receiver.endpoint + "/v1/metrics"), loss)
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
     provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
@@ -49,13 +50,33 @@ def every_kind() -> Iterator[Registries]:
     meter_provider.shutdown()
 
 
-def samples(text: str) -> set[tuple[str, frozenset[tuple[str, str]], float]]:
+#: The labels our reader adds to every series (from the resource) and the stock reader does not.
+PROMOTED = {semconv.prometheus_label(key) for key in semconv.SCOPING_RESOURCE_ATTRIBUTES}
+
+
+def samples(text: str, *, promoted: bool = False) -> set[tuple[str, frozenset[tuple[str, str]], float]]:
+    """Every sample; without the promoted resource labels unless ``promoted`` (target_info keeps them)."""
     result = set()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            labels = {k: v for k, v in sample.labels.items() if v != ""}  # Prometheus drops empty labels
+            labels = {k: v for k, v in sample.labels.items() if v != ""  # Prometheus drops empty labels
+                      and (promoted or sample.name == "target_info" or k not in PROMOTED)}
             result.add((sample.name, frozenset(labels.items()), float(sample.value)))
     return result
+
+
+def test_every_series_carries_the_service_and_environment_of_its_resource() -> None:
+    resource = Resource.create({"service.name": "checkout", "deployment.environment.name": "staging"})
+    ours = AgentOtelPrometheusReader()
+    meter_provider = MeterProvider(resource=resource, metric_readers=[ours])
+    record_everything(meter_provider, TracerProvider())
+    registry = CollectorRegistry()
+    registry.register(ours.collector)
+    found = samples(generate_latest(registry).decode(), promoted=True)
+    assert found
+    for name, labels, _ in found:
+        assert {("service_name", "checkout"), ("deployment_environment_name", "staging")} <= labels, name
+    meter_provider.shutdown()
 
 
 def test_same_series_and_values_as_the_stock_reader() -> None:

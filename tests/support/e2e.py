@@ -1,23 +1,77 @@
 """The end-to-end stack's helpers: the test copies of the shipped rules and Alertmanager config (only
-their timing changes), and :class:`E2E`, the running stack the ``e2e`` fixture (tests/e2e/conftest.py)
-hands to the tests."""
+their timing changes), :class:`E2E`, the running stack the ``e2e`` fixture (tests/e2e/conftest.py)
+hands to the tests, and the check of a contract instrument's series that both export paths pass."""
 
 from __future__ import annotations
 
 import subprocess
 import urllib.parse
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from agent_otel import semconv
 from agent_otel._ops.stack import LocalStack, WebhookReceiver, http_get_json
 from tests.support.otlp_receiver import OtlpHttpReceiver
+from tests.support.paths import ASSETS
+from tests.support.polling import wait_until
 
 SEED = 7
 #: Jobs per second of the demo workload: enough volume for every rule's minimum within seconds.
 RATE = 8
+
+
+#: Label names that would carry an id: never on a series.
+ID_LABELS = frozenset({"job_id", "user_id", "trace_id", "span_id", "conversation_id", "gen_ai_conversation_id",
+                       "session_id", "agent_issue_id", "service_instance_id"})
+
+
+def wait_for_series(api: Callable[..., Any], name: str,
+                    alive: Callable[[], None] = lambda: None) -> list[dict[str, str]]:
+    """The series of ``name`` in Prometheus (``api``: GET an /api/v1 path), once there are any; ``alive``
+    fails the wait early when a process it depends on died."""
+    found: list[dict[str, str]] = []
+
+    def fetch() -> bool:
+        alive()
+        found[:] = api("/api/v1/series", **{"match[]": name})
+        return bool(found)
+
+    wait_until(fetch, f"series of {name}", timeout_s=60)
+    return found
+
+
+def check_contract_series(instrument: semconv.Instrument, series_of: Callable[[str], list[dict[str, str]]], *,
+                          common_labels: Collection[str], job: str,
+                          ignored: Callable[[str], bool] = lambda label: False) -> None:
+    """Every series name of ``instrument`` is there with its contract labels, the ``common_labels`` of the
+    path, labels ``ignored`` by the path, no id label, the buckets of the contract and ``job``."""
+    allowed = set(instrument.prometheus_labels) | set(common_labels)
+    found: list[dict[str, str]] = []
+    for name in instrument.prometheus_series:
+        found = series_of(name)
+        extra = {"le"} if name.endswith("_bucket") else set()
+        for series in found:
+            labels = {label for label in series if label in allowed or not ignored(label)}
+            assert labels <= allowed | extra, (name, labels - allowed - extra)
+            assert not set(series) & ID_LABELS, series
+            assert series["job"] == job
+        if name.endswith("_bucket"):
+            bounds = {float(s["le"]) for s in found} - {float("inf")}
+            assert bounds == set(instrument.buckets), name
+    # The labels the dashboards group by are on the series (optional ones such as error.type may be absent).
+    always = set(instrument.prometheus_labels) - {semconv.prometheus_label(key) for key in semconv.OPTIONAL_ATTRIBUTES}
+    present = set().union(*(set(s) for s in found))
+    assert always <= present, (instrument.name, always - present)
+
+
+def recording_rules() -> list[str]:
+    """The names of every shipped recording rule."""
+    document = yaml.safe_load((ASSETS / "prometheus/agent-otel.rules.yaml").read_text())
+    return [rule["record"] for group in document["groups"] for rule in group["rules"]]
 
 
 def fast_rules(source: Path, target: Path) -> Path:

@@ -1,8 +1,10 @@
 """A fake OpenAI-style chat completions server on 127.0.0.1 for the zero-code tests.
 
 ``/flaky/v1/chat/completions`` always answers 500; ``/stable/v1/chat/completions`` answers with token
-usage (streamed as server-sent events when the request says ``"stream": true``). For every request
-the server continues the caller's trace from the W3C headers (``agent_otel.attached``) and starts a
+usage (streamed as server-sent events when the request says ``"stream": true``); ``/agent/v1/chat/completions``
+plays one agent turn with a tool (:func:`agent_turn`): it calls the request's first tool once, then answers
+from the tool's result, with the token counts of ``AGENT_TURNS`` (a request without tools gets the answer).
+For every request the server continues the caller's trace from the W3C headers (``agent_otel.attached``) and starts a
 SERVER span of its own, so the test can see the job id arrive on the server side.
 """
 
@@ -23,6 +25,35 @@ from tests.support.loopback import LoopbackServer, QuietHandler
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7}
 STREAM_USAGE = {"prompt_tokens": 5, "completion_tokens": 3}
 RESPONSE_MODEL = "stable-model-001"
+# The agent route's two answers: a tool call, then the final text; each with its usage (cache and reasoning included).
+TOOL_ARGUMENTS = {"city": "Paris"}
+AGENT_TURNS = (
+    {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25,
+     "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 0}},
+    {"prompt_tokens": 30, "completion_tokens": 8, "total_tokens": 38,
+     "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 2}},
+)
+
+
+def agent_turn(body: dict[str, Any]) -> dict[str, Any]:
+    """The chat completion that answers ``body``: a call of its first tool until a tool result is in the
+    messages, then the final text, which quotes the tool's result (a request without tools gets the final
+    text at once)."""
+    messages = body.get("messages", [])
+    tool_results = [message for message in messages if message.get("role") == "tool"]
+    if tool_results or not body.get("tools"):
+        usage = AGENT_TURNS[1]
+        forecast = tool_results[-1]["content"] if tool_results else "sunny"
+        message: dict[str, Any] = {"role": "assistant", "content": f"Forecast: {forecast}"}
+        finish = "stop"
+    else:
+        usage = AGENT_TURNS[0]
+        tool = body["tools"][0]["function"]["name"]
+        message = {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": tool, "arguments": json.dumps(TOOL_ARGUMENTS)}}]}
+        finish = "tool_calls"
+    return {"id": f"chatcmpl-{len(messages)}", "object": "chat.completion", "created": 0, "model": RESPONSE_MODEL,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage}
 
 
 class FakeLLM:
@@ -52,6 +83,8 @@ class FakeLLM:
             def answer(self, body: dict[str, Any]) -> None:
                 if self.path.startswith("/flaky/"):
                     self.send_json(500, {"error": {"message": "overloaded"}})
+                elif self.path.startswith("/agent/"):
+                    self.send_json(200, agent_turn(body))
                 elif body.get("stream"):
                     chunks = [{"model": RESPONSE_MODEL, "choices": [{"delta": {"content": word}}]}
                               for word in ("looks ", "safe")]

@@ -33,6 +33,17 @@ def binary(name: str) -> str:
     return path
 
 
+#: agent-otel's own Collector, built from collector-config/ by `make collector` (a prerequisite of `make test`).
+COLLECTOR_BINARY = ROOT / "bin" / "otelcol-agent-otel"
+
+
+def collector_binary() -> str:
+    """Path of bin/otelcol-agent-otel. Missing is a failure, never a skip: `make test` builds it first."""
+    assert COLLECTOR_BINARY.is_file(), (f"{COLLECTOR_BINARY.relative_to(ROOT)} is missing: build it with "
+                                        "`make collector` (needs Go >= 1.26; `make test` does it first)")
+    return str(COLLECTOR_BINARY)
+
+
 def load_yaml(path: Path) -> object:
     return yaml.safe_load(path.read_text())
 

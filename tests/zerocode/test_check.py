@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.check_output import targets_section
+
 AGENT_OTEL = str(Path(sys.executable).parent / "agent-otel")
 APP = """
 import asyncio
@@ -81,7 +83,7 @@ def test_good_file_prints_target_entry_callable_status(project: Path) -> None:
     """))
     result = check(project)  # found in the current directory; its modules import from there; rows by kind
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [*table(
+    assert targets_section(result.stdout) == [*table(
         ("app_under_check:Runner.run", "job[0]", "async method", "ok (+1 subclass override: Sub)"),
         ("app_under_check:Runner.Inner.build", "agent[0]", "classmethod", "ok"),
         ("app_under_check:Sub.stream", "agent[1]", "generator method", "ok (inherited from Runner)"),
@@ -111,7 +113,7 @@ def test_unresolvable_targets_are_listed_with_why_and_exit_1(project: Path) -> N
     """))
     result = check(project, str(config))
     assert result.returncode == 1
-    assert result.stdout.splitlines() == [*table(
+    assert targets_section(result.stdout) == [*table(
         ("app_under_check:missing", "tool[0]", "-", "error: module app_under_check has no attribute 'missing'"),
         ("app_under_check:VALUE", "tool[1]", "-", "error: VALUE is 'int', not callable"),
         ("app_under_check:Nope.method", "tool[2]", "-", "error: app_under_check has no attribute 'Nope'"),

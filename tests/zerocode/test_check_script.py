@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.check_output import targets_section
+
 AGENT_OTEL = str(Path(sys.executable).parent / "agent-otel")
 LATER = "resolved when the script run by `agent-otel run` defines it"
 SCRIPT = '''
@@ -77,7 +79,7 @@ def test_without_a_script_main_targets_are_left_to_the_launcher_and_are_no_error
     config = write_config(project, "__main__:main", "__main__:Agent.run", "json:dumps")
     result = check(project)
     assert (result.returncode, result.stderr) == (0, "")
-    assert result.stdout.splitlines() == [*table(
+    assert targets_section(result.stdout) == [*table(
         ("__main__:main", "agent[0].target[0]", "-", LATER),
         ("__main__:Agent.run", "agent[0].target[1]", "-", LATER),
         ("json:dumps", "agent[0].target[2]", "function", "ok"),
@@ -90,7 +92,7 @@ def test_with_a_script_they_resolve_against_its_source_without_running_it(projec
                           "__main__:handler")
     result = check(project, "--script", "app.py")
     assert (result.returncode, result.stderr) == (0, "")
-    assert result.stdout.splitlines() == [*table(
+    assert targets_section(result.stdout) == [*table(
         ("__main__:main", "agent[0].target[0]", "function", "ok (in app.py)"),
         ("app:Agent.run", "agent[0].target[1]", "async method", "ok (in app.py, inherited from Base)"),
         ("__main__:Agent.stream", "agent[0].target[2]", "generator method", "ok (in app.py, inherited from Base)"),
@@ -111,7 +113,7 @@ def test_targets_the_script_does_not_define_are_errors_with_why(project: Path) -
     (project / "ext.toml").write_text('[[tool]]\ntarget = "__main__:Mine.decode"\n')
     result = check(project, "--script", "app.py")
     assert result.returncode == 1
-    assert result.stdout.splitlines() == [*table(
+    assert targets_section(result.stdout) == [*table(
         ("__main__:mian", "agent[0].target[0]", "-", "error: app.py defines no top-level function or class 'mian'"),
         ("__main__:Agent.gone", "agent[0].target[1]", "-", "error: class Agent in app.py has no method 'gone'"),
         ("__main__:main.inner", "agent[0].target[2]", "-", "error: main is a function, not a class"),

@@ -16,6 +16,7 @@ from agent_otel import ConfigurationError
 from agent_otel._zerocode.config import load_file, parse_config
 from agent_otel._zerocode.patching import instrument, uninstrument
 from agent_otel.testing import TelemetryCapture
+from tests.support.check_output import targets_section
 
 
 def test_an_array_gives_one_target_per_element_with_the_same_options() -> None:
@@ -115,7 +116,7 @@ def test_check_names_each_element_of_an_array(tmp_path: Path) -> None:
     result = subprocess.run([str(Path(sys.executable).parent / "agent-otel"), "check"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
-    assert result.stdout.splitlines() == [
+    assert targets_section(result.stdout) == [
         "TARGET                       ENTRY               CALLABLE      STATUS",
         "pair_graph_zc:Graph.invoke   agent[0].target[0]  method        ok",
         "pair_graph_zc:Graph.ainvoke  agent[0].target[1]  async method  ok",

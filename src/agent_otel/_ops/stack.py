@@ -9,12 +9,14 @@ placeholder webhook URL replaced (the same substitution compose.yaml does).
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -64,12 +66,36 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def check_port_free(port: int, what: str) -> None:
+def _bind_error(port: int) -> OSError | None:
+    """Why a server could not listen on 127.0.0.1:``port``, or None if it could.
+
+    The probe binds with SO_REUSEADDR, as Prometheus, Alertmanager (Go) and Python's HTTP servers do: a
+    port whose last connections still wait in TIME_WAIT (for about 60 s after a stop) is free for them,
+    only a listening socket is not."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError as exc:
-            raise StackError(f"{what} port 127.0.0.1:{port} is not free ({exc.strerror}); pick another port") from None
+            return exc
+    return None
+
+
+def port_is_free(port: int) -> bool:
+    """A server could listen on 127.0.0.1:``port`` now."""
+    return _bind_error(port) is None
+
+
+def check_port_free(port: int, what: str) -> None:
+    error = _bind_error(port)
+    if error is not None:
+        raise StackError(f"{what} port 127.0.0.1:{port} is not free ({error.strerror}); pick another port")
+
+
+def free_port_preferring(preferred: int) -> int:
+    """``preferred`` when it is free on 127.0.0.1, else a free port (e.g. when Debian's own prometheus
+    service holds the default 9090)."""
+    return preferred if port_is_free(preferred) else free_port()
 
 
 def alertmanager_config(shipped: str, webhook_url: str) -> str:
@@ -80,14 +106,17 @@ def alertmanager_config(shipped: str, webhook_url: str) -> str:
 
 
 def prometheus_config(targets: Iterable[str], rule_files: Iterable[Path], alertmanager: str, *,
-                      scrape_interval: str, evaluation_interval: str, job_name: str) -> str:
+                      scrape_interval: str, evaluation_interval: str, job_name: str,
+                      honor_labels: bool = False) -> str:
     """A Prometheus config scraping ``targets`` (host:port) under one agent-otel* job (the alerts'
-    target selector), evaluating ``rule_files`` and alerting to ``alertmanager`` (host:port)."""
+    target selector), evaluating ``rule_files`` and alerting to ``alertmanager`` (host:port).
+    ``honor_labels``: keep the targets' own job/instance (a Collector's, from service.name/instance.id)."""
     config = {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": evaluation_interval},
         "rule_files": [str(path) for path in rule_files],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
-        "scrape_configs": [{"job_name": job_name, "static_configs": [{"targets": list(targets)}]}],
+        "scrape_configs": [{"job_name": job_name, "honor_labels": honor_labels,
+                            "static_configs": [{"targets": list(targets)}]}],
     }
     return json.dumps(config, indent=2)  # JSON is YAML; no YAML writer needed at run time
 
@@ -97,9 +126,42 @@ def http_get_json(url: str, timeout: float = 5.0) -> Any:
         return json.loads(response.read())
 
 
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child receive SIGTERM when the thread that starts it exits, or None
+    where there is no such thing (prctl PR_SET_PDEATHSIG is Linux only).
+
+    It covers the one ending no handler can see: the starting process killed outright (SIGKILL, OOM
+    killer), which would otherwise leave our servers running for ever. libc and prctl are looked up here,
+    in the parent, so that the child between fork and exec only makes one foreign call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    parent = os.getpid()
+    sigterm = int(signal.SIGTERM)
+
+    def preexec() -> None:
+        if prctl(_PR_SET_PDEATHSIG, sigterm, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        if os.getppid() != parent:  # the parent died before prctl: nobody will stop this server
+            raise ChildProcessError("the process starting this server has exited")
+
+    return preexec
+
+
 @dataclass
 class ManagedProcess:
-    """A server started by us, logging to a file, stopped by its PID."""
+    """A server started by us, logging to a file, stopped by its PID.
+
+    It runs in its own session, so that a Ctrl-C on the terminal reaches only us and we stop the servers in
+    order; on Linux it also receives SIGTERM if the thread that started it exits (see _die_with_parent), so
+    start it from a thread that lives as long as the server should (the main thread)."""
 
     name: str
     command: list[str]
@@ -109,7 +171,8 @@ class ManagedProcess:
     def start(self) -> None:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+                                            stderr=subprocess.STDOUT, start_new_session=True,
+                                            preexec_fn=_die_with_parent())
 
     @property
     def pid(self) -> int | None:
@@ -123,6 +186,15 @@ class ManagedProcess:
 
     def exited(self) -> int | None:
         return self.process.poll() if self.process else None
+
+    def kill(self) -> None:
+        """SIGKILL now, without waiting; safe in a signal handler (no wait, no Popen lock): a stop in
+        progress then returns at once."""
+        if self.process is not None and self.process.returncode is None:
+            try:
+                os.kill(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -157,6 +229,7 @@ class LocalStack:
     scrape_interval: str = "5s"
     evaluation_interval: str = "15s"
     job_name: str = "agent-otel-demo"
+    honor_labels: bool = False
     processes: list[ManagedProcess] = field(default_factory=list)
 
     @property
@@ -189,7 +262,7 @@ class LocalStack:
             prom_file.write_text(prometheus_config(
                 self.scrape_targets, [Path(p).resolve() for p in rule_files], f"127.0.0.1:{self.alertmanager_port}",
                 scrape_interval=self.scrape_interval, evaluation_interval=self.evaluation_interval,
-                job_name=self.job_name))
+                job_name=self.job_name, honor_labels=self.honor_labels))
         except OSError as exc:
             raise StackError(f"cannot write the stack's files in {self.workdir}: {exc.strerror or exc}") from None
         self.processes = [
@@ -238,6 +311,11 @@ class LocalStack:
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
+
+    def kill(self) -> None:
+        """Kill both servers without waiting (a second Ctrl-C during :meth:`stop`)."""
+        for process in self.processes:
+            process.kill()
 
     def __enter__(self) -> LocalStack:
         return self.start()

@@ -136,9 +136,10 @@ def histogram_views() -> list[View]:
 
 
 def metric_views() -> list[View]:
-    """The views configure() installs: contract buckets, plus the process metric renames in semconv."""
-    renames = [View(instrument_name=old, name=new) for old, new in semconv.PROCESS_RENAMES.items()]
-    return [*histogram_views(), *renames]
+    """The views configure() installs: the process metric renames in semconv. Our histograms carry the contract's
+    buckets as advisory (create_instrument), so no view names them: a view matching a standard name that a
+    library instrumentation records too (gen_ai.client.token.usage) makes the SDK warn on the host's stderr."""
+    return [View(instrument_name=old, name=new) for old, new in semconv.PROCESS_RENAMES.items()]
 
 
 def _span_exporter(name: str, settings: Settings) -> SpanExporter:

@@ -50,6 +50,7 @@ from prometheus_client.registry import Collector
 
 from agent_otel._engine.policy import valid_text
 from agent_otel._engine.self_telemetry import report_error
+from agent_otel.semconv import SCOPING_RESOURCE_ATTRIBUTES
 
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]")
 _UNIT_SUFFIXES = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "KiBy": "kibibytes", "MiBy": "mebibytes"}
@@ -176,7 +177,7 @@ class _Names:
 
 def _scopes(reader: AgentOtelPrometheusReader, stage: str) -> Iterator[tuple[Attributes, _Labels, OtelMetric | None]]:
     """(resource attributes, {}, None) for each resource with target_info, then (None, scope labels,
-    metric) for its metrics."""
+    metric) for its metrics; the scope labels include the resource's :data:`SCOPING_RESOURCE_ATTRIBUTES`."""
     try:
         data = reader.scrape()
     except Exception as exc:
@@ -185,10 +186,15 @@ def _scopes(reader: AgentOtelPrometheusReader, stage: str) -> Iterator[tuple[Att
     if data is None:
         return
     for resource_metrics in data.resource_metrics:
-        if not reader._disable_target_info and resource_metrics.resource.attributes:
-            yield resource_metrics.resource.attributes, {}, None
+        resource = resource_metrics.resource.attributes
+        if not reader._disable_target_info and resource:
+            yield resource, {}, None
+        # The service and its environment on every series, as the Collector's resource_constant_labels put
+        # them there, so that rules keep deployments apart without joining target_info.
+        promoted = {reader._names.label(key): _text(resource[key], key)
+                    for key in SCOPING_RESOURCE_ATTRIBUTES if resource.get(key) is not None}
         for scope_metrics in resource_metrics.scope_metrics:
-            scope = {_SCOPE_NAME: _text(scope_metrics.scope.name, _SCOPE_NAME)}
+            scope = {**promoted, _SCOPE_NAME: _text(scope_metrics.scope.name, _SCOPE_NAME)}
             if scope_metrics.scope.version:
                 scope[_SCOPE_VERSION] = _text(scope_metrics.scope.version, _SCOPE_VERSION)
             for metric in scope_metrics.metrics:

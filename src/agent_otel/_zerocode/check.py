@@ -3,6 +3,9 @@
 Targets in the program's own script (``"__main__:name"``, or ``"app:name"`` for ``--script app.py``)
 are resolved by reading the script given with ``--script`` (parsed, never run); without it they are
 listed as resolved when ``agent-otel run`` runs the script, which is not an error.
+
+Then it lists the installed OpenTelemetry instrumentations, which ``agent-otel run`` turns on and why the
+others stay off, and notes each target in a library one of them instruments too.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from pathlib import Path
 from agent_otel._calls.extractors import Path as ExtractorPath
 from agent_otel._calls.options import KINDS, Option, read_at
 from agent_otel._environment import AGENT_OTEL_CONFIG
-from agent_otel._zerocode.config import TargetSpec, find_config, load_file
+from agent_otel._zerocode import instrumentations
+from agent_otel._zerocode.config import Switches, TargetSpec, find_config, load_file
 from agent_otel._zerocode.patching import _all_subclasses
 from agent_otel._zerocode.program import MAIN
 from agent_otel._zerocode.targets import BoundAtRunTime, TargetError, resolve_in_script, resolve_target
@@ -98,7 +102,7 @@ def run_check(args: argparse.Namespace) -> int:
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` would: the project's modules import from here
     script_modules = {MAIN, *([Path(script).stem] if script else [])}
-    rows = [("TARGET", "ENTRY", "CALLABLE", "STATUS")]
+    rows: list[tuple[str, ...]] = [("TARGET", "ENTRY", "CALLABLE", "STATUS")]
     errors = later = 0
     for spec in config.targets:
         try:
@@ -116,14 +120,74 @@ def run_check(args: argparse.Namespace) -> int:
             errors += 1
             shape, status = "-", f"error: {exc}"
         rows.append((spec.target, spec.key, shape, status))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    libraries = _instrumentation_rows(config.switches)
+    overlaps = [[], *(_overlap(spec, libraries.packages) for spec in config.targets)]
     plans = [[], *(reading_plan(spec) for spec in config.targets)]
-    for row, plan in zip(rows, plans, strict=True):
-        print("  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3])
-        for line in plan:
-            print("    " + line)
+    _print_table(rows, [plan + overlap for plan, overlap in zip(plans, overlaps, strict=True)])
     resolved = len(config.targets) - errors - later
-    print(f"{config.source}: {len(config.targets)} target{'s' if len(config.targets) != 1 else ''}, "
+    print(f"{config.source}: {_count(len(config.targets), 'target')}, "
           f"{resolved} resolved, " + (f"{later} resolved when the script runs, " if later else "") +
-          f"{errors} error{'s' if errors != 1 else ''}")
-    return 1 if errors else 0
+          f"{_count(errors, 'error')}")
+    print()
+    _print_table(libraries.rows, [[] for _ in libraries.rows])
+    print(f"instrumentations: {libraries.installed} installed, {libraries.on} on, "
+          f"{_count(libraries.errors, 'error')}")
+    return 1 if errors or libraries.errors else 0
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' if number != 1 else ''}"
+
+
+def _print_table(rows: list[tuple[str, ...]], notes: list[list[str]]) -> None:
+    """Columns padded to their widest cell, two spaces apart; the last column unpadded, notes indented under."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row, lines in zip(rows, notes, strict=True):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1])
+        for line in lines:
+            print("    " + line)
+
+
+@dataclasses.dataclass
+class _Libraries:
+    rows: list[tuple[str, ...]]
+    packages: dict[str, list[str]]  # top-level package: the active instrumentations that instrument it
+    installed: int = 0
+    on: int = 0
+    errors: int = 0
+
+
+def _instrumentation_rows(switches: Switches) -> _Libraries:
+    """The installed instrumentations and what ``agent-otel run`` does with each (see instrumentations.py);
+    those it turns on are loaded (not instrumented) to read what they instrument."""
+    found = _Libraries(rows=[("INSTRUMENTATION", "DISTRIBUTION", "STATUS")], packages={})
+    items = instrumentations.survey(switches)
+    found.installed = len(items)
+    for item in items:
+        status = item.status
+        if item.error is not None:
+            found.errors += 1
+        elif item.active:
+            try:
+                requirements = instrumentations.instrumented_requirements(item)
+            except Exception as exc:
+                found.errors += 1
+                status = f"error: cannot load {item.entry_point.value}: {type(exc).__name__}: {exc}"
+            else:
+                found.on += 1
+                status = "on" + (f": instruments {', '.join(requirements)}" if requirements else "")
+                for package in instrumentations.packages_of(requirements):
+                    found.packages.setdefault(package, []).append(item.name)
+        elif status.startswith("on "):
+            found.on += 1
+        found.rows.append((item.name, item.distribution, status))
+    for name in instrumentations.not_installed(switches, items):
+        found.errors += 1
+        found.rows.append((name, "-", "error: named in [instrumentation] instrumentations, not installed"))
+    return found
+
+
+def _overlap(spec: TargetSpec, packages: Mapping[str, list[str]]) -> list[str]:
+    """A note when the target is in a library an active instrumentation instruments too."""
+    names = packages.get(spec.module.split(".")[0])
+    return [f"overlaps {', '.join(names)}: the call is counted once, see README"] if names else []

@@ -18,7 +18,9 @@ Schema (every key optional)::
     attributes = { team = "core" }          # static span attributes on every configured target
     prices = { "gpt-4o" = { input = 2.5, output = 10.0 } }   # USD per 1M tokens
     [policy]        cardinality_limit = 100, hashed_keys = ["user.id"], capture_content = false
-    [instrumentation]   threads, processes, http_headers, system_metrics, evolution_resources (booleans)
+    [instrumentation]   threads, processes, http_headers, system_metrics, evolution_resources (booleans);
+                    instrumentations = true | false | ["openai", ...]: which installed OpenTelemetry
+                    instrumentations (opentelemetry_instrumentor entry points) agent-otel run turns on
     [[job]], [[agent]], [[provider]], [[tool]], [[evolution]], [[fallback]]: the keys of each kind's
                     option table in :mod:`agent_otel._calls.options` (:data:`SCHEMA` and :data:`REQUIRED`
                     are derived from them)
@@ -85,6 +87,9 @@ class Switches:
     http_headers: bool = True  # W3C traceparent/baggage on outgoing http.client/urllib requests
     system_metrics: bool = True  # process CPU and memory (opentelemetry-instrumentation-system-metrics)
     evolution_resources: bool = True  # psutil CPU/memory sampling around each evolution run
+    #: Other libraries' instrumentations agent-otel run turns on: all installed (as opentelemetry-instrument),
+    #: none, or these entry-point names (agent_otel._zerocode.instrumentations)
+    instrumentations: bool | tuple[str, ...] = True
 
 
 @dataclass(frozen=True)
@@ -281,6 +286,9 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     for kind, table in kind_options.KINDS.items()}
 TOP_LEVEL = ("service_name", "attributes", "prices", "policy", "instrumentation", *KINDS)
 POLICY_KEYS = ("cardinality_limit", "hashed_keys", "capture_content")
+_ENTRY_POINT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+#: Instrumentations configure() turns on by a switch of its own (entry-point name: switch).
+_SWITCHED = {"threading": "threads", "system_metrics": "system_metrics"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -382,8 +390,31 @@ class _Parser:
         for name, item in value.items():
             if name not in allowed:
                 raise self.unknown(f"instrumentation.{name}", name, allowed)
-            self.check(f"instrumentation.{name}", item, _ONLY_BOOL)
+            if name == "instrumentations":
+                value = {**value, name: self.instrumentations(f"instrumentation.{name}", item)}
+            else:
+                self.check(f"instrumentation.{name}", item, _ONLY_BOOL)
         return Switches(**value)
+
+    def instrumentations(self, key: str, value: Any) -> bool | tuple[str, ...]:
+        """``true`` (all installed), ``false`` (none) or an array of entry-point names."""
+        if isinstance(value, bool):
+            return value
+        if not isinstance(value, list):
+            raise self.error(key, f"expected true, false or an array of instrumentation names, got {_describe(value)}")
+        for index, name in enumerate(value):
+            if not isinstance(name, str) or not _ENTRY_POINT_NAME.match(name):
+                raise self.error(f"{key}[{index}]", "expected the name of an opentelemetry_instrumentor entry point "
+                                 f"(e.g. \"openai\"), got {_describe(name)}")
+            if name in value[:index]:
+                raise self.error(f"{key}[{index}]", f"{name!r} is listed twice")
+            if name == "agent_otel":
+                raise self.error(f"{key}[{index}]", "'agent_otel' is agent-otel itself, always on under the "
+                                 "launcher; remove it")
+            if name in _SWITCHED:
+                raise self.error(f"{key}[{index}]", f"{name!r} is turned on and off by [instrumentation] "
+                                 f"{_SWITCHED[name]}; remove it")
+        return tuple(value)
 
     def targets(self, kind: str, index: int, entry: dict[str, Any]) -> list[tuple[str, TargetSpec]]:
         """One spec per target of the entry, each with the key path of its target (``agent[0].target``, or

@@ -17,10 +17,12 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent_otel._engine.instruments import enabled_from_env
 from agent_otel._environment import AGENT_OTEL_CONFIG, AGENT_OTEL_LAUNCHER
 from agent_otel._sdk.configure import configure, shutdown_at_exit
 from agent_otel._zerocode import program as programs
-from agent_otel._zerocode.config import Config, find_config, load_config, load_file
+from agent_otel._zerocode.config import Config, Switches, find_config, load_config, load_file
+from agent_otel._zerocode.instrumentations import activate as activate_instrumentations
 from agent_otel._zerocode.instrumentor import configure_sdk
 from agent_otel._zerocode.patching import instrument, leave_main_to_launcher
 from agent_otel.errors import ConfigurationError
@@ -141,6 +143,9 @@ def _start_telemetry(config: Config | None, *, child: bool) -> None:
             raise
         # e.g. the parent already serves /metrics on the Prometheus port: keep traces, drop metrics here
         configure(metrics_exporter="none", system_metrics=False)
+    if enabled_from_env():
+        # before the targets, which then wrap the libraries' instrumented functions: ours is the outer span
+        activate_instrumentations(config.switches if config is not None else Switches())
     if config is not None:
         leave_main_to_launcher()
         instrument(config)

@@ -3,13 +3,14 @@ optionally with a local Prometheus and Alertmanager, and show what is happening 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -19,7 +20,8 @@ from opentelemetry.sdk.environment_variables import OTEL_SERVICE_NAME
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent_otel._ops.assets import assets_root
-from agent_otel._ops.stack import LocalStack, StackError, WebhookReceiver
+from agent_otel._ops.demo.workdir import temporary_workdir
+from agent_otel._ops.stack import LocalStack, StackError, WebhookReceiver, free_port_preferring
 from agent_otel._sdk.configure import configure, shutdown
 from agent_otel._zerocode.config import load_file
 from agent_otel._zerocode.patching import instrument
@@ -28,16 +30,25 @@ from agent_otel.errors import ConfigurationError
 CONFIG_PATH = Path(__file__).with_name("agent-otel.toml")
 
 
+#: Default ports; when one is busy (Debian's prometheus packages start their own services on 9090 and 9093),
+#: the demo takes a free one and prints it. A port given explicitly must be free.
+DEFAULT_METRICS_PORT = 9464
+DEFAULT_PROMETHEUS_PORT = 9090
+DEFAULT_ALERTMANAGER_PORT = 9093
+
+
 @dataclass
 class DemoOptions:
-    port: int = 9464
+    """None for a port: its default if free, else a free one."""
+
+    port: int | None = None
     rate: float = 2.0
     duration: float | None = None
     seed: int = 7
     evolve_every: float = 30.0
     stack: bool = False
-    prometheus_port: int = 9090
-    alertmanager_port: int = 9093
+    prometheus_port: int | None = None
+    alertmanager_port: int | None = None
     workdir: Path | None = None
 
 
@@ -93,30 +104,31 @@ class StatusLine:
         self._current = ""
         self._lock = threading.Lock()
 
+    def _write(self, text: str) -> None:
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except OSError:  # the terminal went away (SIGHUP): the demo is stopping, nobody reads it
+            pass
+
     def update(self, text: str) -> None:
         with self._lock:
             self._current = text
             if self.tty:
-                self.out.write("\r\x1b[K" + text)
-                self.out.flush()
+                self._write("\r\x1b[K" + text)
             elif time.monotonic() - self._last_plain >= self.plain_every_s:
                 self._last_plain = time.monotonic()
-                print(text, file=self.out, flush=True)
+                self._write(text + "\n")
 
     def message(self, text: str) -> None:
         """A line that stays (an alert notification), printed above the status line."""
         with self._lock:
-            if self.tty:
-                self.out.write("\r\x1b[K" + text + "\n" + self._current)
-                self.out.flush()
-            else:
-                print(text, file=self.out, flush=True)
+            self._write("\r\x1b[K" + text + "\n" + self._current if self.tty else text + "\n")
 
     def finish(self) -> None:
         with self._lock:
             if self.tty and self._current:
-                self.out.write("\n")
-                self.out.flush()
+                self._write("\n")
 
 
 def describe_notification(payload: dict[str, Any]) -> list[str]:
@@ -131,11 +143,68 @@ def describe_notification(payload: dict[str, Any]) -> list[str]:
     return lines
 
 
+class _Ending:
+    """How the demo ends on the signals that end a program: SIGINT (Ctrl-C), SIGTERM, and SIGHUP (its terminal
+    or ssh session closed).
+
+    The first asks the fleet to stop; everything the demo started is then stopped and its workdir removed. A
+    second one while jobs finish stops without waiting for them (KeyboardInterrupt). Any signal during the
+    clean-up never interrupts it (that would leave servers or the workdir behind): it kills the servers
+    instead of waiting for them. A signal the demo was started with ignored (nohup, a background job of a
+    script) stays ignored."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.cleaning_up = False
+        self.hurry: list[Callable[[], None]] = []
+        self._previous: dict[signal.Signals, Any] = {}
+
+    def install(self) -> None:
+        for sig in self.SIGNALS:
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                self._previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.cleaning_up:
+            for hurry in self.hurry:
+                hurry()
+        elif self.stop.is_set():
+            raise KeyboardInterrupt
+        else:
+            self.stop.set()
+
+
+def _say(out: TextIO, text: str) -> None:
+    """Print a line; a terminal that went away (SIGHUP, EIO) must not stop the clean-up."""
+    try:
+        print(text, file=out, flush=True)
+    except OSError:
+        pass
+
+
+def _port(chosen: int | None, default: int, what: str, busy: list[str]) -> int:
+    """The port the user chose, else ``default`` if it is free, else a free one (noted in ``busy``)."""
+    if chosen is not None:
+        return chosen
+    port = free_port_preferring(default)
+    if port != default:
+        busy.append(f"{default} ({what})")
+    return port
+
+
 def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
+    busy: list[str] = []
+    metrics_port = _port(options.port, DEFAULT_METRICS_PORT, "metrics", busy)
     try:
         config = load_file(CONFIG_PATH)
         telemetry = configure(service_name=os.environ.get(OTEL_SERVICE_NAME) or config.service_name,
-                              prometheus_port=options.port, system_metrics=config.switches.system_metrics,
+                              prometheus_port=metrics_port, system_metrics=config.switches.system_metrics,
                               instrument_threads=config.switches.threads,
                               instrument_processes=config.switches.processes)
         instrument(config)
@@ -148,50 +217,53 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
 
     status_line = StatusLine(out)
     metrics_url = telemetry.prometheus_url
-    print(f"agent-otel demo: seed {options.seed}, {options.rate:g} jobs/s, evolution every {options.evolve_every:g} s"
-          f"{'' if not options.duration else f', for {options.duration:g} s'}; instrumented by {CONFIG_PATH}",
-          file=out, flush=True)
+    _say(out, f"agent-otel demo: seed {options.seed}, {options.rate:g} jobs/s, evolution every "
+              f"{options.evolve_every:g} s{'' if not options.duration else f', for {options.duration:g} s'}; "
+              f"instrumented by {CONFIG_PATH}")
     if metrics_url:
-        print(f"  metrics:      {metrics_url}", file=out, flush=True)
+        _say(out, f"  metrics:      {metrics_url}")
 
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():  # a second Ctrl-C: the user does not want to wait for the clean stop
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    stack: LocalStack | None = None
-    receiver: WebhookReceiver | None = None
-    temporary: tempfile.TemporaryDirectory[str] | None = None
+    ending = _Ending()
+    stop = ending.stop
+    # Undone in reverse order whatever ends the demo: the servers, then the workdir, the webhook receiver,
+    # the signal handlers and last our own telemetry.
+    cleanup = contextlib.ExitStack()
+    cleanup.callback(shutdown)
+    ending.install()
+    cleanup.callback(ending.restore)
     try:
         if options.stack:
             def show(payload: dict[str, Any]) -> None:
                 for line in describe_notification(payload):
                     status_line.message(line)
 
-            receiver = WebhookReceiver(show)
-            receiver.__enter__()
-            workdir = options.workdir
-            if workdir is None:
-                temporary = tempfile.TemporaryDirectory(prefix="agent-otel-demo-")
-                workdir = Path(temporary.name)
-            stack = LocalStack(workdir, scrape_targets=[f"127.0.0.1:{options.port}"], webhook_url=receiver.url,
-                               prometheus_port=options.prometheus_port, alertmanager_port=options.alertmanager_port)
+            receiver = cleanup.enter_context(WebhookReceiver(show))
+            workdir = options.workdir or cleanup.enter_context(temporary_workdir())
+            stack = LocalStack(workdir, scrape_targets=[f"127.0.0.1:{metrics_port}"], webhook_url=receiver.url,
+                               prometheus_port=_port(options.prometheus_port, DEFAULT_PROMETHEUS_PORT,
+                                                     "Prometheus", busy),
+                               alertmanager_port=_port(options.alertmanager_port, DEFAULT_ALERTMANAGER_PORT,
+                                                       "Alertmanager", busy))
+            cleanup.callback(stack.stop)
+            ending.hurry.append(stack.kill)
             try:
                 stack.start(cancel=stop)
             except StackError as exc:
                 print(f"agent-otel demo: --stack: {exc}", file=sys.stderr)
                 return 130 if stop.is_set() else 1
-            print(f"  prometheus:   {stack.prometheus_url}  (Alerts tab: the shipped rules; they fire after their "
-                  "`for:` durations, 5 to 15 minutes in)", file=out)
-            print(f"  alertmanager: {stack.alertmanager_url}  (alert notifications are printed here as they arrive)",
-                  file=out)
+            _say(out, f"  prometheus:   {stack.prometheus_url}  (Alerts tab: the shipped rules; they fire after "
+                      "their `for:` durations, 5 to 15 minutes in)")
+            _say(out, f"  alertmanager: {stack.alertmanager_url}  (alert notifications are printed here as they "
+                      "arrive)")
             dashboards = assets_root() / "grafana" / "dashboards"
-            print(f"  data and logs in {workdir}; Grafana: import {dashboards}/*.json with this Prometheus "
-                  "as the data source", file=out, flush=True)
-        print("  Ctrl-C stops the demo.", file=out, flush=True)
+            _say(out, f"  data and logs in {workdir}; Grafana: import {dashboards}/*.json with this Prometheus "
+                      "as the data source")
+        if busy:
+            plural = len(busy) > 1
+            _say(out, f"  port{'s' if plural else ''} {', '.join(busy)} {'are' if plural else 'is'} in use (Debian's "
+                      f"prometheus packages run their own services on {DEFAULT_PROMETHEUS_PORT} and "
+                      f"{DEFAULT_ALERTMANAGER_PORT}): the URLs above use free ports instead")
+        _say(out, "  Ctrl-C stops the demo.")
 
         fleet = Fleet(seed=options.seed, rate=options.rate, evolve_every_s=options.evolve_every)
         worker = threading.Thread(target=fleet.run, args=(stop, options.duration), name="fleet", daemon=True)
@@ -205,24 +277,19 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
                 except OSError:
                     pass
         status_line.finish()
-        final = read_status(metrics_url) if metrics_url else None
+        try:
+            final = read_status(metrics_url) if metrics_url else None
+        except OSError:
+            final = None
         if final is not None:
-            print(f"agent-otel demo: stopped after {time.monotonic() - started:.0f} s: {final.jobs:.0f} jobs, "
-                  f"{final.agent_calls:.0f} agent calls, {final.errors:.0f} errors, ${final.cost_usd:.4f}",
-                  file=out, flush=True)
+            _say(out, f"agent-otel demo: stopped after {time.monotonic() - started:.0f} s: {final.jobs:.0f} jobs, "
+                      f"{final.agent_calls:.0f} agent calls, {final.errors:.0f} errors, ${final.cost_usd:.4f}")
         return 0
     except KeyboardInterrupt:
         status_line.finish()
-        print("agent-otel demo: interrupted again; stopping without waiting for running jobs", file=out, flush=True)
+        _say(out, "agent-otel demo: interrupted again; stopping without waiting for running jobs")
         return 130
     finally:
+        ending.cleaning_up = True
         stop.set()
-        if stack is not None:
-            stack.stop()
-        if receiver is not None:
-            receiver.__exit__(None, None, None)
-        if temporary is not None:
-            temporary.cleanup()
-        shutdown()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        cleanup.close()

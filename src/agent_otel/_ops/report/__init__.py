@@ -6,8 +6,12 @@ calibration per agent and band, evolution per agent and type, and the current KP
 in :mod:`.queries`, the output formats in :mod:`.render`. Only the standard library talks to
 Prometheus's HTTP API.
 
+``--format html`` (:mod:`.page`) also draws charts from range queries, with matplotlib: the optional
+``html`` extra, imported only then.
+
 Exit status: 0 the report was printed; 1 Prometheus holds no agent-otel data for the window;
-2 Prometheus could not be queried (or bad arguments, from argparse).
+2 Prometheus could not be queried, --format html without matplotlib, --output not writable (or bad
+arguments, from argparse).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from agent_otel._ops.report.queries import (
 from agent_otel._ops.report.render import RENDERERS
 
 __all__ = ["Options", "Report", "add_report_arguments", "build_report", "run_report"]
+
+HTML_EXTRA = "pip install 'agent-otel[html]'"
 
 
 def _slow_ms(text: str) -> float:
@@ -82,16 +88,21 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prometheus", required=True, metavar="URL",
                         help="base URL of Prometheus, e.g. http://127.0.0.1:9090")
     parser.add_argument("--window", choices=tuple(WINDOWS), default="1h", help="period to report on (default 1h)")
-    parser.add_argument("--format", choices=tuple(RENDERERS), default="table",
-                        help="table (aligned text), json (one object, a key per section) or csv (one table, "
-                             "a `section` column; columns a section does not use are empty) (default table)")
+    parser.add_argument("--format", choices=(*RENDERERS, "html"), default="table",
+                        help="table (aligned text), json (one object, a key per section), csv (one table, "
+                             "a `section` column; columns a section does not use are empty) or html (one "
+                             "self-contained page: the tables and time-series charts; needs "
+                             f"{HTML_EXTRA}) (default table)")
+    parser.add_argument("--output", metavar="FILE", help="write the report to FILE instead of standard output")
     parser.add_argument("--slow-ms", type=_slow_ms, metavar="N",
                         help="also count provider calls slower than N ms as unavailable; counted with the "
                              f"smallest duration bucket bound >= N ({bounds[0]:g} .. {bounds[-1]:g} s, doubling), "
                              "which the output names")
     parser.add_argument("--selector", metavar="MATCHERS",
-                        help="label matchers selecting the agent-otel scrape targets (default: target_selector "
-                             "of alerts/thresholds.yaml, as the alerts use, i.e. job=~\"agent-otel.*\")")
+                        help="label matchers selecting the series to report on, e.g. "
+                             "'deployment_environment_name=\"prod\"' or 'service_name=\"checkout\"' (default: "
+                             "selector of the shipped thresholds.yaml, as the rules use: every agent-otel series; "
+                             "agent-otel's own instrumentation scope is always matched too)")
     parser.add_argument("--timeout", type=_timeout, default=10.0, metavar="S",
                         help="seconds to wait for each query (default 10)")
     parser.add_argument("--at", type=_at, metavar="TIME",
@@ -107,19 +118,47 @@ def build_report(options: Options, now: float | None = None, opener: Callable[..
     return collect(prom, options)
 
 
+def _html_renderer() -> Callable[[Report, Prometheus], str] | None:
+    """The HTML page's renderer, or None when matplotlib (the ``html`` extra) is not installed."""
+    try:
+        from agent_otel._ops.report.page import html_page
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "matplotlib":
+            raise
+        return None
+    return html_page
+
+
 def run_report(args: argparse.Namespace) -> int:
     options = Options(prometheus=args.prometheus, window=args.window,
                       selector=default_selector() if args.selector is None else args.selector,
                       slow_ms=args.slow_ms, timeout=args.timeout)
     url = normalize_url(options.prometheus)
+    html_page = _html_renderer() if args.format == "html" else None
+    if args.format == "html" and html_page is None:
+        print(f"agent-otel report: --format html draws its charts with matplotlib, which is not installed: "
+              f"{HTML_EXTRA}", file=sys.stderr)
+        return 2
     try:
         report = build_report(options, now=args.at)
+        if html_page is not None:
+            text = html_page(report, Prometheus(url, report.meta["time"], options.timeout))
+        else:
+            text = RENDERERS[args.format](report)
     except PrometheusUnreachable as exc:
         print(f"agent-otel report: cannot query Prometheus at {url}: {exc}", file=sys.stderr)
         return 2
     except NoData as exc:
         print(f"agent-otel report: {exc}", file=sys.stderr)
         return 1
-    sys.stdout.write(RENDERERS[args.format](report))
-    sys.stdout.flush()
+    if args.output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return 0
+    try:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as exc:
+        print(f"agent-otel report: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     return 0

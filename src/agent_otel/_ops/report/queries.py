@@ -27,9 +27,14 @@ from agent_otel._ops.assets import assets_root
 #: The windows the report offers, in seconds (PromQL durations as keys).
 WINDOWS = {"1h": 3600, "1d": 86400, "7d": 604800}
 
-#: The target selector of the shipped alerts when no thresholds.yaml is found in the assets directory.
-#: tests/ops/test_report.py fails when it differs from the shipped thresholds.yaml.
-DEFAULT_SELECTOR = 'job=~"agent-otel.*"'
+#: The series selector of the shipped rules when no thresholds.yaml is found in the assets directory ('': every
+#: agent-otel series). tests/ops/test_report.py fails when it differs from the shipped thresholds.yaml.
+DEFAULT_SELECTOR = ""
+#: Every query also matches agent-otel's instrumentation scope, as the shipped rules do: another GenAI
+#: instrumentation's gen_ai_* series in the same Prometheus are not ours.
+OURS = f'otel_scope_name="{sc.SCOPE_NAME}"'
+#: The labels that tell services and environments apart on both paths (semconv.SCOPING_RESOURCE_ATTRIBUTES).
+SERVICE_LABELS = tuple(sc.prometheus_label(key) for key in sc.SCOPING_RESOURCE_ATTRIBUTES)
 THRESHOLDS_FILE = "thresholds.yaml"
 
 
@@ -70,14 +75,16 @@ class NoData(Exception):
 
 
 def default_selector() -> str:
-    """``target_selector`` of the shipped thresholds.yaml (or $AGENT_OTEL_ASSETS's), else
-    :data:`DEFAULT_SELECTOR`. Read with a regex: PyYAML is not a runtime dependency."""
+    """``selector`` of the shipped thresholds.yaml (or $AGENT_OTEL_ASSETS's), the one the shipped rules apply,
+    else :data:`DEFAULT_SELECTOR`. Read with a regex: PyYAML is not a runtime dependency. It selects series by
+    their own labels (service_name, deployment_environment_name...), so it finds the data on the direct path
+    and behind a Collector alike, where ``job`` is the service name."""
     for folder in (assets_root(),):
         try:
             text = (folder / THRESHOLDS_FILE).read_text()
         except OSError:
             continue
-        found = re.search(r"""^target_selector:\s*(?:'((?:[^']|'')*)'|"((?:[^"\\]|\\.)*)")\s*$""", text, re.M)
+        found = re.search(r"""^selector:\s*(?:'((?:[^']|'')*)'|"((?:[^"\\]|\\.)*)")\s*$""", text, re.M)
         if found:
             return found[1].replace("''", "'") if found[1] is not None else json.loads(f'"{found[2]}"')
     return DEFAULT_SELECTOR
@@ -99,6 +106,11 @@ def matchers(selector: str, *extra: str) -> str:
     return "{" + ",".join(parts) + "}" if parts else ""
 
 
+def scoped(selector: str) -> str:
+    """``selector`` and agent-otel's instrumentation scope: what every query of the report matches."""
+    return ",".join(part for part in (OURS, selector.strip().removeprefix("{").removesuffix("}").strip()) if part)
+
+
 def band_expr(band: str, window: str, selector: str = "") -> str:
     """Invocations per agent and outcome in one confidence band: the shipped rules' expression."""
     _, lower, upper = next(entry for entry in BANDS if entry[0] == band)
@@ -108,6 +120,17 @@ def band_expr(band: str, window: str, selector: str = "") -> str:
         return f"sum by ({by}) (increase({CONFIDENCE}_bucket{matchers(selector, f'le={json.dumps(le)}')}[{window}]))"
 
     return cumulative(upper) if lower is None else f"{cumulative(upper)}\n-\n{cumulative(lower)}"
+
+
+def increase_expr(series: str, by: tuple[str, ...], selector: str, window: str, *extra: str) -> str:
+    """How much ``series`` grew over ``window``, summed by the ``by`` labels."""
+    return f"sum by ({', '.join(by)}) (increase({series}{matchers(selector, *extra)}[{window}]))"
+
+
+def p95_expr(histogram: str, by: tuple[str, ...], selector: str, window: str) -> str:
+    """The 95th percentile of ``histogram`` over ``window``, per value of the ``by`` labels."""
+    return (f"histogram_quantile(0.95, sum by ({', '.join((*by, 'le'))}) "
+            f"(increase({histogram}_bucket{matchers(selector)}[{window}])))")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -146,7 +169,15 @@ class Prometheus:
     opener: Callable[..., Any] = field(default=urllib.request.urlopen, repr=False)
 
     def query(self, expr: str) -> list[dict[str, Any]]:
-        target = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": f"{self.time:.3f}"})
+        return self._ask("query", {"query": expr, "time": f"{self.time:.3f}"}, "vector")
+
+    def query_range(self, expr: str, start: float, step: float) -> list[dict[str, Any]]:
+        """``expr`` every ``step`` seconds from ``start`` to :attr:`time` (``/api/v1/query_range``)."""
+        return self._ask("query_range", {"query": expr, "start": f"{start:.3f}", "end": f"{self.time:.3f}",
+                                         "step": f"{step:g}"}, "matrix")
+
+    def _ask(self, endpoint: str, params: dict[str, str], result_type: str) -> list[dict[str, Any]]:
+        target = f"{self.url}/api/v1/{endpoint}?" + urllib.parse.urlencode(params)
         try:
             with self.opener(target, timeout=self.timeout) as response:
                 body = response.read()
@@ -164,8 +195,9 @@ class Prometheus:
             raise PrometheusUnreachable(f"query failed: {error}" if error else
                                         "unexpected answer (not a Prometheus query API response)")
         data = answer.get("data")
-        if not isinstance(data, dict) or data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
-            raise PrometheusUnreachable("unexpected answer (no vector result)")
+        if (not isinstance(data, dict) or data.get("resultType") != result_type
+                or not isinstance(data.get("result"), list)):
+            raise PrometheusUnreachable(f"unexpected answer (no {result_type} result)")
         result: list[dict[str, Any]] = data["result"]  # checked to be a list just above; JSON samples
         return result
 
@@ -180,6 +212,19 @@ class Prometheus:
                 raise PrometheusUnreachable("unexpected answer (malformed sample)") from None
             if not math.isnan(value):
                 found[tuple(labels.get(name, "") for name in by)] = value
+        return found
+
+    def matrix(self, expr: str, by: tuple[str, ...], start: float, step: float
+               ) -> dict[tuple[str, ...], list[tuple[float, float]]]:
+        """The range query's series keyed by the values of the ``by`` labels: (Unix time, value) points, NaN dropped."""
+        found: dict[tuple[str, ...], list[tuple[float, float]]] = {}
+        for series in self.query_range(expr, start, step):
+            try:
+                points = [(float(at), float(value)) for at, value in series["values"]]
+                labels = series.get("metric", {})
+            except (KeyError, TypeError, ValueError):
+                raise PrometheusUnreachable("unexpected answer (malformed series)") from None
+            found[tuple(labels.get(name, "") for name in by)] = [p for p in points if not math.isnan(p[1])]
         return found
 
 
@@ -222,17 +267,16 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
 def collect(prom: Prometheus, options: Options) -> Report:
     """Ask every question of the report; raise NoData when the window holds no agent-otel data."""
     w = options.window
-    sel = options.selector
+    sel = scoped(options.selector)
 
     def m(*extra: str) -> str:
         return matchers(sel, *extra)
 
     def increase(series: str, by: tuple[str, ...], *extra: str) -> tuple[str, tuple[str, ...]]:
-        return f"sum by ({', '.join(by)}) (increase({series}{m(*extra)}[{w}]))", by
+        return increase_expr(series, by, sel, w, *extra), by
 
     def p95(series: str, by: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
-        return (f"histogram_quantile(0.95, sum by ({', '.join((*by, 'le'))}) "
-                f"(increase({series}_bucket{m()}[{w}])))", by)
+        return p95_expr(series, by, sel, w), by
 
     bound = slow_bound(options.slow_ms) if options.slow_ms is not None else None
     pm = (PROVIDER, MODEL)
@@ -267,7 +311,9 @@ def collect(prom: Prometheus, options: Options) -> Report:
         queries[f"band_{band}"] = (band_expr(band, w, sel), (AGENT, OUTCOME))
 
     # One query first, so that an unreachable or wrong server fails once, fast, not once per query.
-    r = {"targets": prom.vector(f"count(up{m()})", ())}
+    # ...and counts the services (service and environment) whose agent-otel series match: `up` would count
+    # the Collector behind a Collector, and misses a selector on the series' own labels.
+    r = {"targets": prom.vector(f"count(count by ({', '.join(SERVICE_LABELS)}) ({m()}))", ())}
     with ThreadPoolExecutor(max_workers=8) as pool:
         futures = {name: pool.submit(prom.vector, expr, by) for name, (expr, by) in queries.items()}
         r.update({name: future.result() for name, future in futures.items()})
@@ -362,8 +408,8 @@ def collect(prom: Prometheus, options: Options) -> Report:
             "time_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(prom.time)),
             "targets": targets, "slow_ms": options.slow_ms, "slow_bound_s": bound}
     if not any(sections[name] for name in ("agents", "providers", "calibration", "evolution")):
-        why = (f"no scrape target matches {matchers(sel)}; check --selector" if not targets else
-               f"{targets} target{'s' if targets != 1 else ''} match {matchers(sel)}, but none recorded agent, "
+        why = (f"no agent-otel series match {matchers(sel)}; check --selector" if not targets else
+               f"{targets} service{'s' if targets != 1 else ''} match {matchers(sel)}, but none recorded agent, "
                f"provider or evolution metrics in that window")
         raise NoData(f"no agent-otel data in the last {w} at {prom.url} ({why})")
     return Report(meta, sections)

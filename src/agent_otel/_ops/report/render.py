@@ -111,19 +111,30 @@ def aligned(columns: tuple[tuple[str, str, str], ...], rows: list[dict[str, Any]
     return lines
 
 
-def table(report: Report) -> str:
+def visible_columns(report: Report, name: str) -> tuple[tuple[str, str, str], ...]:
+    """The columns of section ``name`` worth showing: the SLOW column only means something with --slow-ms."""
+    if report.meta.get("slow_bound_s") is not None:
+        return COLUMNS[name]
+    return tuple(column for column in COLUMNS[name] if column[0] != "slow")
+
+
+def heading(report: Report) -> list[str]:
+    """What the report covers (and how --slow-ms counted), one line each."""
     meta = report.meta
     out = [f"agent-otel report: last {meta['window']} at {meta['prometheus']}, "
            f"targets {meta['selector'] or '(all)'}, evaluated {meta['time_iso']}"]
     if meta.get("slow_bound_s") is not None:
         out.append(f"Availability counts calls slower than {meta['slow_bound_s']:g} s as unavailable: the smallest "
                    f"duration bucket bound >= --slow-ms {meta['slow_ms']:g} (buckets are fixed).")
-    for name, columns in COLUMNS.items():
+    return out
+
+
+def table(report: Report) -> str:
+    out = heading(report)
+    for name in COLUMNS:
         rows = report.sections.get(name, [])
-        # The SLOW column only means something with --slow-ms.
-        shown = columns if meta.get("slow_bound_s") is not None else tuple(c for c in columns if c[0] != "slow")
         out += ["", TITLES[name]]
-        out += aligned(shown, rows) if rows else ["(no data in this window)"]
+        out += aligned(visible_columns(report, name), rows) if rows else ["(no data in this window)"]
     return "\n".join(out) + "\n"
 
 

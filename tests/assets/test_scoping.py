@@ -1,0 +1,118 @@
+"""Scoping, as the monitoring mixins do it: one selector and one list of scope labels in thresholds.yaml,
+kept by every recording rule, alert and panel; the service and environment labels exist on both paths.
+
+The behaviour (two services and two environments in one Prometheus, on both paths) is
+tests/e2e/test_scoping_e2e.py; the per-service absence alert is tests/alerts-scope.test.yaml (promtool).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from mixin.scope import OURS, Scope, load_scope
+
+from agent_otel import semconv as sc
+from tests.support.ops import (
+    ALERTS_FILE,
+    COLLECTOR,
+    DASHBOARDS,
+    RULES_FILE,
+    all_rules,
+    load_yaml,
+    metric_names,
+    selectors,
+)
+from tests.support.paths import ASSETS
+
+THRESHOLDS = load_yaml(ASSETS / "thresholds.yaml")
+SCOPE = load_scope(THRESHOLDS)
+PROMOTED = [sc.prometheus_label(key) for key in sc.SCOPING_RESOURCE_ATTRIBUTES]
+#: Alerts on `up`, which has neither a service nor an environment label on either path.
+TARGET_ALERTS = {"AgentOtelTargetDown", "AgentOtelTelemetryAbsent"}
+#: Series of other instrumentations or of Prometheus: matched without agent-otel's scope.
+NOT_OURS = {sc.PROCESS_MEMORY_USAGE_PROMETHEUS, sc.PROCESS_CPU_TIME_PROMETHEUS, sc.PROCESS_THREAD_COUNT_PROMETHEUS,
+            sc.PROCESS_CPU_UTILIZATION_PROMETHEUS, sc.PROCESS_MEMORY_VIRTUAL_PROMETHEUS, "up", "ALERTS"}
+CONTRACT_SERIES = {series for instrument in sc.INSTRUMENTS for series in instrument.prometheus_series}
+
+
+def test_the_shipped_scope_keeps_job_service_and_environment() -> None:
+    assert Scope("", ("job", *PROMOTED)) == SCOPE
+    assert PROMOTED == ["service_name", "deployment_environment_name"]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("selector", '{job="x"}', "selector: expected label matchers without braces"),
+    ("selector", 3, "selector: expected label matchers without braces"),
+    ("scope_labels", "job", "scope_labels: expected a list of label names"),
+    ("scope_labels", ["job", "service_name", "deployment_environment_name", "instance"],
+     "scope_labels: ['instance'] are not on every series"),
+    ("scope_labels", ["job", "service_name"], "scope_labels: must keep service_name, deployment_environment_name"),
+])
+def test_a_bad_scope_is_a_clear_error_naming_the_file_and_key(key: str, value: object, message: str) -> None:
+    with pytest.raises(SystemExit) as raised:
+        load_scope({**THRESHOLDS, key: value})
+    assert str(raised.value).startswith(f"thresholds.yaml: {message}"), raised.value
+
+
+def test_a_selector_is_applied_to_every_raw_series() -> None:
+    scope = Scope('deployment_environment_name="prod"', ("job",))
+    assert scope.series("m", 'le="1"') == f'm{{{OURS},deployment_environment_name="prod",le="1"}}'
+    assert scope.series("process_threads", ours=False) == 'process_threads{deployment_environment_name="prod"}'
+
+
+def _rule_exprs() -> list[tuple[str, str]]:
+    return ([(f"rule {r['record']}", r["expr"]) for r in all_rules(RULES_FILE)]
+            + [(f"alert {r['alert']}", r["expr"]) for r in all_rules(ALERTS_FILE) if r["alert"] not in TARGET_ALERTS])
+
+
+@pytest.mark.parametrize(("where", "expr"), _rule_exprs(), ids=[w for w, _ in _rule_exprs()])
+def test_every_aggregation_keeps_the_scope_labels(where: str, expr: str) -> None:
+    for keyword, labels in re.findall(r"\b(by|on)\s*\(([^()]*)\)", expr):
+        kept = [label.strip() for label in labels.split(",")]
+        assert kept[: len(SCOPE.labels)] == list(SCOPE.labels), f"{where}: {keyword} ({labels}) drops the scope"
+    assert not re.search(r"\b(sum|max|min|avg|count|group)\s*\(", expr), f"{where}: aggregates everything into one"
+
+
+@pytest.mark.parametrize(("where", "expr"), _rule_exprs(), ids=[w for w, _ in _rule_exprs()])
+def test_every_raw_series_is_agent_otels_own(where: str, expr: str) -> None:
+    for metric, labels in selectors(expr):
+        if metric in CONTRACT_SERIES or metric is None:
+            assert "otel_scope_name" in labels, f"{where}: {metric} is read without agent-otel's scope"
+    for metric in metric_names(expr) & CONTRACT_SERIES:
+        assert re.search(rf"\b{metric}\{{{re.escape(OURS)}", expr), f"{where}: {metric} without {OURS}"
+
+
+def _dashboard(path: object) -> dict:
+    return json.loads(path.read_text())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_every_dashboard_has_service_and_environment_variables_applied_in_every_query(path: object) -> None:
+    dashboard = _dashboard(path)
+    variables = [v["name"] for v in dashboard["templating"]["list"]]
+    assert variables[:3] == ["datasource", "service", "environment"], variables
+    for variable in dashboard["templating"]["list"][1:3]:
+        assert variable["includeAll"] and variable["multi"] and variable["allValue"] == ".*"
+    queries = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    queries += [v["definition"] for v in dashboard["templating"]["list"][3:] if v.get("definition")]
+    assert queries
+    for expr in queries:
+        if re.fullmatch(r"sum\(up\{[^}]*\}\)", expr):
+            continue  # `up` has no service or environment label (the System dashboard's "Targets up")
+        assert '$service"' in expr and '$environment"' in expr, f"{path}: {expr}"  # type: ignore[attr-defined]
+        for metric in metric_names(expr.replace("$", "var_")) & CONTRACT_SERIES:
+            assert re.search(rf"\b{metric}\{{{re.escape(OURS)}", expr), f"{metric} without {OURS} in {expr}"
+
+
+@pytest.mark.parametrize("name", ["otelcol.yaml", "gateway.yaml"])
+def test_collector_configs_put_service_and_environment_on_every_series(name: str) -> None:
+    config = load_yaml(COLLECTOR / name)
+    processors = config["service"]["pipelines"]["metrics"]["processors"]
+    assert "transform/scope_labels" in processors
+    [block] = config["processors"]["transform/scope_labels"]["metric_statements"]
+    assert block["context"] == "datapoint"
+    assert block["statements"] == [
+        f'set(attributes["{key}"], resource.attributes["{key}"]) where resource.attributes["{key}"] != nil'
+        for key in sc.SCOPING_RESOURCE_ATTRIBUTES]

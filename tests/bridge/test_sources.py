@@ -1,0 +1,241 @@
+"""What the GenAI instrumentations people already run emit, observed for real: each framework's small agent
+program (tests/support/genai_apps.py) runs against a fake model under ``capture_telemetry()`` with the real
+instrumentation from PyPI turned on, and these tests pin the spans it emits (names, kinds, scopes, parents
+and key attributes) and the standard GenAI metrics it records by itself, per instrumentation scope.
+
+They are the inputs of the span bridge: a change in a pinned instrumentation that changes its spans or
+metrics fails here first. Spans and metrics of agent-otel's own scope are left out: they are the bridge's
+output, asserted by its own tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from opentelemetry.trace import SpanKind
+
+from agent_otel.testing import capture_telemetry
+from tests.support import genai_apps as apps
+from tests.support.fake_llm import AGENT_TURNS, RESPONSE_MODEL, FakeLLM
+from tests.support.sse_llm import OPENAI_MODEL, OPENAI_USAGE, StreamingLLM
+
+OURS = "agent_otel"
+OPENAI_SCOPE = "opentelemetry.instrumentation.genai.openai"
+LANGCHAIN_SCOPE = "opentelemetry.instrumentation.genai.langchain"
+AGENTS_SCOPE = "opentelemetry.instrumentation.genai.openai_agents"
+PYDANTIC_AI_SCOPE = "pydantic-ai"
+ABSENT = object()  # an attribute the span must not have
+CLIENT_METRICS = {"gen_ai.client.operation.duration", "gen_ai.client.token.usage"}
+STREAM_METRICS = {"gen_ai.client.operation.time_to_first_chunk", "gen_ai.client.operation.time_per_output_chunk"}
+
+
+@dataclass(frozen=True)
+class Span:
+    """One span the source emits: its name, kind, scope, parent span's name and key attributes."""
+
+    name: str
+    kind: SpanKind
+    scope: str
+    parent: str | None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A framework program and what its instrumentation is expected to emit."""
+
+    instrumentation: str
+    program: Callable[[Servers], Any]
+    spans: list[Span]
+    metrics: dict[str, set[str]]  # scope -> standard metric names it records itself
+    tokens: dict[str, tuple[int, int]]  # scope -> (input, output) on its gen_ai.client.token.usage
+
+
+@dataclass(frozen=True)
+class Servers:
+    fake: FakeLLM
+    sse: StreamingLLM
+
+    @property
+    def agent_url(self) -> str:
+        return apps.agent_url(self.fake.url)
+
+
+def chat(scope: str, parent: str | None, usage: dict[str, Any], **attributes: Any) -> Span:
+    """A chat span over ``FakeLLM``'s agent route answering with ``usage``."""
+    return Span(f"chat {apps.MODEL}", SpanKind.CLIENT, scope, parent, {
+        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": apps.MODEL,
+        "gen_ai.response.model": RESPONSE_MODEL, "gen_ai.usage.input_tokens": usage["prompt_tokens"],
+        "gen_ai.usage.output_tokens": usage["completion_tokens"], "gen_ai.system": ABSENT, **attributes})
+
+
+FIRST, FINAL = AGENT_TURNS
+AGENT_TOKENS = apps.fake_turn_tokens()
+INVOKE_AGENT = f"invoke_agent {apps.AGENT_NAME}"
+EXECUTE_TOOL = f"execute_tool {apps.TOOL_NAME}"
+TOOL = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": apps.TOOL_NAME}
+AGENT = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": apps.AGENT_NAME}
+WORKFLOW = "invoke_workflow Agent workflow"  # openai-agents: RunConfig.workflow_name's default
+
+
+def openai_calls(servers: Servers) -> list[apps.HostResult]:
+    return [apps.openai_chat_sync(servers.agent_url), apps.openai_chat_async(servers.agent_url),
+            apps.openai_chat_stream(servers.sse.url + "/v1")]
+
+
+SOURCES = {
+    "openai": Source(
+        "openai", openai_calls,
+        [chat(OPENAI_SCOPE, None, FINAL, **{"gen_ai.response.finish_reasons": ("stop",),
+                                              "gen_ai.response.id": "chatcmpl-1"})] * 2
+        + [Span(f"chat {apps.MODEL}", SpanKind.CLIENT, OPENAI_SCOPE, None, {
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": apps.MODEL,
+            "gen_ai.request.stream": True, "gen_ai.response.model": OPENAI_MODEL,
+            "gen_ai.usage.input_tokens": OPENAI_USAGE["prompt_tokens"],
+            "gen_ai.usage.output_tokens": OPENAI_USAGE["completion_tokens"]})],
+        {OPENAI_SCOPE: CLIENT_METRICS | STREAM_METRICS},
+        {OPENAI_SCOPE: (2 * FINAL["prompt_tokens"] + OPENAI_USAGE["prompt_tokens"],
+                        2 * FINAL["completion_tokens"] + OPENAI_USAGE["completion_tokens"])}),
+    "pydantic-ai": Source(
+        "pydantic-ai", lambda servers: apps.pydantic_ai_agent(),
+        [Span(f"chat {apps.PYDANTIC_AI_MODEL}", SpanKind.CLIENT, PYDANTIC_AI_SCOPE, INVOKE_AGENT, {
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "function", "gen_ai.system": "function",
+            "gen_ai.request.model": apps.PYDANTIC_AI_MODEL, "gen_ai.agent.name": apps.AGENT_NAME,
+            "gen_ai.usage.input_tokens": apps.PYDANTIC_AI_TURNS[0][0],
+            "gen_ai.usage.output_tokens": apps.PYDANTIC_AI_TURNS[0][1],
+            "gen_ai.usage.cache_read.input_tokens": apps.PYDANTIC_AI_TURNS[0][2]}),
+         Span(EXECUTE_TOOL, SpanKind.INTERNAL, PYDANTIC_AI_SCOPE, INVOKE_AGENT, {
+             **TOOL, "gen_ai.agent.name": apps.AGENT_NAME, "gen_ai.tool.call.id": "call_1"}),
+         Span(f"chat {apps.PYDANTIC_AI_MODEL}", SpanKind.CLIENT, PYDANTIC_AI_SCOPE, INVOKE_AGENT, {
+             "gen_ai.operation.name": "chat", "gen_ai.provider.name": "function",
+             "gen_ai.usage.input_tokens": apps.PYDANTIC_AI_TURNS[1][0],
+             "gen_ai.usage.output_tokens": apps.PYDANTIC_AI_TURNS[1][1]}),
+         # The run's tokens are under gen_ai.aggregated_usage.*, not gen_ai.usage.*, and it names no provider.
+         Span(INVOKE_AGENT, SpanKind.INTERNAL, PYDANTIC_AI_SCOPE, None, {
+             **AGENT, "gen_ai.aggregated_usage.input_tokens": 50, "gen_ai.aggregated_usage.output_tokens": 13,
+             "gen_ai.usage.input_tokens": ABSENT, "gen_ai.provider.name": ABSENT,
+             "model_name": apps.PYDANTIC_AI_MODEL})],
+        {PYDANTIC_AI_SCOPE: {"gen_ai.client.token.usage"}},
+        {PYDANTIC_AI_SCOPE: (50, 13)}),
+    "langchain": Source(
+        "langchain", lambda servers: apps.langchain_agent(servers.agent_url),
+        [chat(LANGCHAIN_SCOPE, INVOKE_AGENT, FIRST, **{"gen_ai.response.finish_reasons": ("tool_calls",),
+                                                        "gen_ai.usage.cache_read.input_tokens": 4}),
+         Span(EXECUTE_TOOL, SpanKind.INTERNAL, LANGCHAIN_SCOPE, INVOKE_AGENT, {
+             **TOOL, "gen_ai.agent.name": apps.AGENT_NAME, "gen_ai.tool.call.id": "call_1",
+             "gen_ai.tool.type": "function"}),
+         chat(LANGCHAIN_SCOPE, INVOKE_AGENT, FINAL, **{"gen_ai.response.finish_reasons": ("stop",),
+                                                       "gen_ai.usage.reasoning.output_tokens": 2}),
+         Span(INVOKE_AGENT, SpanKind.INTERNAL, LANGCHAIN_SCOPE, None, {
+             **AGENT, "gen_ai.provider.name": ABSENT, "gen_ai.usage.input_tokens": ABSENT})],
+        {LANGCHAIN_SCOPE: CLIENT_METRICS | {"gen_ai.invoke_agent.duration", "gen_ai.execute_tool.duration"}},
+        {LANGCHAIN_SCOPE: AGENT_TOKENS}),
+    # Alone, the openai-agents instrumentation emits no chat span and no tokens: its docs leave them to the
+    # OpenAI instrumentation, the pairing below.
+    "openai-agents": Source(
+        "openai-agents", lambda servers: apps.openai_agents_agent(servers.agent_url),
+        [Span(EXECUTE_TOOL, SpanKind.INTERNAL, AGENTS_SCOPE, INVOKE_AGENT, {
+            **TOOL, "gen_ai.tool.type": "function", "gen_ai.agent.name": ABSENT}),
+         Span(INVOKE_AGENT, SpanKind.INTERNAL, AGENTS_SCOPE, WORKFLOW, {**AGENT, "gen_ai.provider.name": ABSENT}),
+         Span(WORKFLOW, SpanKind.INTERNAL, AGENTS_SCOPE, None, {
+             "gen_ai.operation.name": "invoke_workflow", "gen_ai.workflow.name": "Agent workflow"})],
+        {AGENTS_SCOPE: {"gen_ai.invoke_agent.duration", "gen_ai.execute_tool.duration",
+                        "gen_ai.invoke_workflow.duration"}},
+        {}),
+    "openai-agents+openai": Source(
+        "openai-agents+openai", lambda servers: apps.openai_agents_agent(servers.agent_url),
+        [chat(OPENAI_SCOPE, INVOKE_AGENT, FIRST, **{"gen_ai.response.finish_reasons": ("tool_calls",)}),
+         Span(EXECUTE_TOOL, SpanKind.INTERNAL, AGENTS_SCOPE, INVOKE_AGENT, TOOL),
+         chat(OPENAI_SCOPE, INVOKE_AGENT, FINAL, **{"gen_ai.response.finish_reasons": ("stop",)}),
+         Span(INVOKE_AGENT, SpanKind.INTERNAL, AGENTS_SCOPE, WORKFLOW, AGENT),
+         Span(WORKFLOW, SpanKind.INTERNAL, AGENTS_SCOPE, None, {"gen_ai.operation.name": "invoke_workflow"})],
+        {OPENAI_SCOPE: CLIENT_METRICS,
+         AGENTS_SCOPE: {"gen_ai.invoke_agent.duration", "gen_ai.execute_tool.duration",
+                        "gen_ai.invoke_workflow.duration"}},
+        {OPENAI_SCOPE: AGENT_TOKENS}),
+}
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[Servers]:
+    with FakeLLM() as fake, StreamingLLM() as sse, apps.openai_agents_tracing_local():
+        yield Servers(fake, sse)
+
+
+@dataclass
+class Observed:
+    without: Any
+    with_instrumentation: Any
+    spans: list[Any]
+    metrics: dict[str, dict[str, Any]]
+
+
+def observe(source: Source, servers: Servers) -> Observed:
+    """Run the program without, then with the real instrumentation on; what the host got each time and what
+    the instrumentation emitted (agent-otel's own scope left out)."""
+    without = source.program(servers)
+    with capture_telemetry() as telemetry:
+        with apps.instrumented(source.instrumentation, telemetry.tracer_provider, telemetry.meter_provider):
+            result = source.program(servers)
+        spans = [span for span in telemetry.spans() if span.instrumentation_scope.name != OURS]
+        metrics = {scope: found for scope, found in apps.metrics_by_scope(telemetry.reader).items() if scope != OURS}
+    return Observed(without, result, spans, metrics)
+
+
+def described(span: Any, by_id: dict[int, Any]) -> Span:
+    parent = by_id.get(span.parent.span_id) if span.parent is not None else None
+    return Span(span.name, span.kind, span.instrumentation_scope.name, parent.name if parent is not None else None)
+
+
+@pytest.fixture(scope="module", params=list(SOURCES))
+def observed(request: pytest.FixtureRequest, servers: Servers) -> tuple[Source, Observed]:
+    source = SOURCES[request.param]
+    return source, observe(source, servers)
+
+
+def test_the_host_gets_the_same_result_with_the_instrumentation_on(observed: tuple[Source, Observed]) -> None:
+    _, seen = observed
+    assert seen.with_instrumentation == seen.without
+
+
+def test_the_fake_model_figures_reach_the_host(observed: tuple[Source, Observed]) -> None:
+    source, seen = observed
+    results = seen.without if isinstance(seen.without, list) else [seen.without]
+    if source.instrumentation == "openai":
+        expected = [(FINAL["prompt_tokens"], FINAL["completion_tokens"])] * 2 + [
+            (OPENAI_USAGE["prompt_tokens"], OPENAI_USAGE["completion_tokens"])]
+    else:
+        expected = [AGENT_TOKENS]
+    assert [(result.input_tokens, result.output_tokens) for result in results] == expected
+
+
+def test_the_instrumentation_emits_these_spans(observed: tuple[Source, Observed]) -> None:
+    source, seen = observed
+    by_id = {span.context.span_id: span for span in seen.spans}
+    assert [described(span, by_id) for span in seen.spans] == [
+        Span(span.name, span.kind, span.scope, span.parent) for span in source.spans]
+
+
+def test_the_spans_carry_these_attributes(observed: tuple[Source, Observed]) -> None:
+    source, seen = observed
+    for span, expected in zip(seen.spans, source.spans, strict=True):
+        attributes = dict(span.attributes or {})
+        got = {key: attributes.get(key, ABSENT) for key in expected.attributes}
+        assert got == expected.attributes, span.name
+
+
+def test_the_instrumentation_records_these_metrics_itself(observed: tuple[Source, Observed]) -> None:
+    source, seen = observed
+    assert {scope: set(metrics) for scope, metrics in seen.metrics.items()} == source.metrics
+
+
+def test_its_token_histogram_holds_the_fake_model_tokens(observed: tuple[Source, Observed]) -> None:
+    source, seen = observed
+    for scope, (input_tokens, output_tokens) in source.tokens.items():
+        points = seen.metrics[scope]["gen_ai.client.token.usage"].data.data_points
+        totals = {kind: sum(point.sum for point in points if point.attributes["gen_ai.token.type"] == kind)
+                  for kind in ("input", "output")}
+        assert totals == {"input": input_tokens, "output": output_tokens}, scope

@@ -1,0 +1,82 @@
+"""``service.instance.id``: every configured process has its own, so processes of one service never share a
+series identity behind a Collector (its Prometheus exporter makes ``instance`` of it); the host's own value wins.
+
+Whatever sets OTel's process-global providers runs in a child interpreter, so tests stay independent.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import uuid
+
+from tests.support.environment import CLEAN_ENV
+from tests.support.paths import ROOT
+
+#: Prints the service.instance.id of the providers configure() built, then forks once and prints the
+#: child's (after its fork handler set it up again), as JSON lines. Extra configure() arguments: CONFIGURE.
+PROGRAM = """
+    import json, os, sys
+    import agent_otel
+    from opentelemetry.sdk.resources import Resource
+    from agent_otel._sdk.configure import current_telemetry
+
+    def ids():
+        telemetry = current_telemetry()
+        return {"traces": telemetry.tracer_provider.resource.attributes.get("service.instance.id"),
+                "metrics": telemetry.meter_provider._sdk_config.resource.attributes.get("service.instance.id"),
+                "service": telemetry.tracer_provider.resource.attributes.get("service.name")}
+
+    agent_otel.configure(service_name="svc", metrics_exporter="none", system_metrics=False, CONFIGURE)
+    print(json.dumps(ids()), flush=True)
+    pid = os.fork()
+    if pid == 0:
+        print(json.dumps(ids()), flush=True)
+        os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+"""
+
+
+def ids_of(configure: str = "", **env: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The (parent, forked child) ids of one configured process."""
+    code = textwrap.dedent(PROGRAM).replace(", CONFIGURE", f", {configure}" if configure else "")
+    child = subprocess.run([sys.executable, "-c", code], env={**CLEAN_ENV, **env}, cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    parent, forked = (json.loads(line) for line in child.stdout.strip().splitlines())
+    return parent, forked
+
+
+def test_each_process_gets_a_fresh_uuid_on_traces_and_metrics() -> None:
+    first, _ = ids_of()
+    second, _ = ids_of()
+    assert first["traces"] == first["metrics"]
+    assert uuid.UUID(first["traces"]).version == 4  # the resource-detector convention: a random UUID
+    assert first["traces"] != second["traces"]  # two processes of one service: two instances
+    assert first["service"] == second["service"] == "svc"
+
+
+def test_a_forked_child_gets_its_own_id() -> None:
+    parent, forked = ids_of()
+    assert forked["traces"] == forked["metrics"]
+    assert uuid.UUID(forked["traces"]).version == 4
+    assert forked["traces"] != parent["traces"]
+
+
+def test_the_hosts_id_from_the_environment_wins_also_after_fork() -> None:
+    parent, forked = ids_of(OTEL_RESOURCE_ATTRIBUTES="service.instance.id=pod-7,deployment.environment=test")
+    assert parent["traces"] == parent["metrics"] == "pod-7"
+    assert forked["traces"] == forked["metrics"] == "pod-7"  # the host chose it: a fork does not change it
+
+
+def test_the_hosts_id_from_a_resource_passed_to_configure_wins_also_after_fork() -> None:
+    parent, forked = ids_of('resource=Resource({"service.instance.id": "worker-a"})')
+    assert parent["traces"] == parent["metrics"] == "worker-a"
+    assert forked["traces"] == forked["metrics"] == "worker-a"
+
+
+def test_a_resource_passed_to_configure_adds_attributes_and_keeps_ours() -> None:
+    parent, _ = ids_of('resource=Resource({"deployment.environment": "test"})')
+    assert uuid.UUID(parent["traces"]).version == 4 and parent["service"] == "svc"

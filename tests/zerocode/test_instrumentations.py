@@ -1,0 +1,276 @@
+"""`agent-otel run` turns on the OpenTelemetry instrumentations installed in the environment (their
+`opentelemetry_instrumentor` entry points), as `opentelemetry-instrument` does; `[instrumentation]
+instrumentations` and OTEL_PYTHON_DISABLED_INSTRUMENTATIONS select them; a broken one is counted and the
+program runs unchanged; `agent-otel check` lists them and the targets they overlap.
+
+The real official OpenAI instrumentation (opentelemetry-instrumentation-genai-openai, pinned in the test extra)
+instruments the real openai SDK, which talks to a loopback fake server; broken and conflicting
+instrumentations are test distributions installed into a temporary folder put on PYTHONPATH.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_otel._zerocode.config import load_file
+from agent_otel.errors import ConfigurationError
+from tests.support.check_output import instrumentations_section, targets_section
+from tests.support.fake_llm import USAGE, FakeLLM
+from tests.support.otlp_receiver import OtlpHttpReceiver, attributes_of, data_points_of
+from tests.support.polling import wait_until
+
+BIN = Path(sys.executable).parent
+OPENAI_SCOPE = "opentelemetry.instrumentation.genai.openai"
+PROGRAM = """
+import sys
+import openai
+import toolmod
+
+client = openai.OpenAI(base_url=sys.argv[1] + "/stable/v1", api_key="test", max_retries=0)
+response = client.chat.completions.create(model="stable-model", messages=[{"role": "user", "content": "hi"}])
+toolmod.work(1)
+print("tokens", response.usage.prompt_tokens, response.usage.completion_tokens)
+print("to stderr", file=sys.stderr)
+sys.exit(3)
+"""
+BROKEN = '''
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+
+
+class Raises(BaseInstrumentor):
+    def instrumentation_dependencies(self):
+        return []
+
+    def _instrument(self, **kwargs):
+        raise RuntimeError("instrumenting failed on purpose")
+
+    def _uninstrument(self, **kwargs):
+        pass
+'''
+
+
+def install_distribution(site: Path, name: str, entry_points: dict[str, str], requires: tuple[str, ...] = ()) -> None:
+    """A distribution as pip leaves it: its `.dist-info` with METADATA and entry_points.txt."""
+    info = site / f"{name.replace('-', '_')}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n"
+                                   + "".join(f"Requires-Dist: {requirement}\n" for requirement in requires))
+    (info / "entry_points.txt").write_text("[opentelemetry_instrumentor]\n" + "".join(
+        f"{key} = {value}\n" for key, value in entry_points.items()))
+
+
+@pytest.fixture
+def broken_site(tmp_path: Path) -> Path:
+    """One instrumentation that cannot be imported, one that raises when instrumenting, one whose library
+    is not installed."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "broken_instrumentations_zc.py").write_text(BROKEN)
+    install_distribution(site, "zc-broken-instrumentations", {
+        "broken_import_zc": "no_such_module_zc:Instrumentor",
+        "broken_instrument_zc": "broken_instrumentations_zc:Raises"})
+    install_distribution(site, "zc-conflicting-instrumentation", {"conflict_zc": "broken_instrumentations_zc:Raises"},
+                         requires=('no-such-lib-zc>=1; extra == "instruments"',))
+    return site
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "toolmod.py").write_text("def work(n):\n    return n * 2\n")
+    (tmp_path / "app.py").write_text(PROGRAM)
+    return tmp_path
+
+
+@pytest.fixture
+def servers() -> Iterator[tuple[OtlpHttpReceiver, FakeLLM]]:
+    with OtlpHttpReceiver() as receiver, FakeLLM() as llm:
+        yield receiver, llm
+
+
+def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("OTEL_", "AGENT_OTEL_")) and key not in ("TRACEPARENT", "BAGGAGE")}
+    env.update({"OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none", "OTEL_TRACES_EXPORTER": "none",
+                "XDG_CACHE_HOME": str(tmp_path / "cache"), **extra})
+    return env
+
+
+def run_app(project: Path, receiver: OtlpHttpReceiver, llm: FakeLLM, config: str = "",
+            **extra: str) -> subprocess.CompletedProcess[str]:
+    (project / "agent-otel.toml").write_text(config + '\n[[tool]]\ntarget = "toolmod:work"\n')
+    env = environment(project, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+                      OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf", OTEL_TRACES_EXPORTER="otlp",
+                      OTEL_METRICS_EXPORTER="otlp", **extra)
+    return subprocess.run([str(BIN / "agent-otel"), "run", "--", sys.executable, "app.py", llm.url], cwd=project,
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+def spans_by_scope(receiver: OtlpHttpReceiver) -> list[tuple[str, str, dict[str, Any]]]:
+    """(scope, span name, attributes) of every span, once our own tool span has arrived."""
+    def spans() -> list[tuple[str, str, dict[str, Any]]]:
+        return [(scope_spans.scope.name, span.name, attributes_of(span)) for request in list(receiver.traces)
+                for resource_spans in request.resource_spans for scope_spans in resource_spans.scope_spans
+                for span in scope_spans.spans]
+    wait_until(lambda: any(name == "execute_tool work" for _, name, _ in spans()), "the tool span")
+    return spans()
+
+
+def assert_program_unchanged(result: subprocess.CompletedProcess[str]) -> None:
+    assert (result.returncode, result.stdout, result.stderr) == (
+        3, f"tokens {USAGE['prompt_tokens']} {USAGE['completion_tokens']}\n", "to stderr\n")
+
+
+@pytest.mark.parametrize(("config", "env", "on"), [
+    ("", {}, True),  # the default: every installed instrumentation, as opentelemetry-instrument
+    ('[instrumentation]\ninstrumentations = ["openai"]\n', {}, True),
+    ("", {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "requests, openai"}, False),
+    ("", {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "*"}, False),
+    ("[instrumentation]\ninstrumentations = []\n", {}, False),
+    ("[instrumentation]\ninstrumentations = false\n", {}, False),
+], ids=["default", "selected", "disabled-by-env", "env-star", "empty-list", "false"])
+def test_the_launcher_turns_on_the_installed_openai_instrumentation(
+        project: Path, servers: tuple[OtlpHttpReceiver, FakeLLM], config: str, env: dict[str, str],
+        on: bool) -> None:
+    receiver, llm = servers
+    result = run_app(project, receiver, llm, config, **env)
+    assert_program_unchanged(result)
+    chats = [(name, attributes) for scope, name, attributes in spans_by_scope(receiver) if scope == OPENAI_SCOPE]
+    if not on:
+        assert chats == []
+        return
+    assert [name for name, _ in chats] == ["chat stable-model"]
+    attributes = chats[0][1]
+    assert (attributes["gen_ai.usage.input_tokens"], attributes["gen_ai.usage.output_tokens"]) == (
+        USAGE["prompt_tokens"], USAGE["completion_tokens"])
+
+
+def errors_counted(receiver: OtlpHttpReceiver, stage: str) -> float:
+    """The last value exported of agent_otel.instrumentation.errors for ``stage`` (a cumulative counter)."""
+    values = [point.as_int or point.as_double for metric in receiver.metrics_named("agent_otel.instrumentation.errors")
+              for point in data_points_of(metric) if attributes_of(point).get("agent_otel.stage") == stage]
+    return values[-1] if values else 0
+
+
+def test_a_broken_instrumentation_is_counted_and_the_program_runs_unchanged(
+        project: Path, servers: tuple[OtlpHttpReceiver, FakeLLM], broken_site: Path) -> None:
+    receiver, llm = servers
+    result = run_app(project, receiver, llm, PYTHONPATH=str(broken_site))
+    assert_program_unchanged(result)
+    scopes = [scope for scope, _, _ in spans_by_scope(receiver)]
+    assert OPENAI_SCOPE in scopes  # the others are still on
+    wait_until(lambda: errors_counted(receiver, "autoinstrument.instrumentation") > 0, "the error count")
+    assert errors_counted(receiver, "autoinstrument.instrumentation") == 2  # not the conflict: its library is absent
+
+
+def test_python_children_of_the_program_turn_them_on_too(
+        project: Path, servers: tuple[OtlpHttpReceiver, FakeLLM]) -> None:
+    receiver, llm = servers
+    (project / "parent.py").write_text("import subprocess, sys\n"
+                                       "sys.exit(subprocess.run([sys.executable, 'app.py', sys.argv[1]]).returncode)\n")
+    (project / "agent-otel.toml").write_text('[[tool]]\ntarget = "toolmod:work"\n')
+    env = environment(project, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+                      OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf", OTEL_TRACES_EXPORTER="otlp")
+    result = subprocess.run([str(BIN / "agent-otel"), "run", "--", "sh", "-c", f'"$0" parent.py {llm.url}',
+                             sys.executable], cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    assert_program_unchanged(result)
+    assert [name for scope, name, _ in spans_by_scope(receiver) if scope == OPENAI_SCOPE] == ["chat stable-model"]
+
+
+def check_rows(stdout: str) -> dict[str, tuple[str, str]]:
+    """The instrumentations section as {name: (distribution, status)}, and its summary line under None."""
+    lines = instrumentations_section(stdout)
+    assert lines[0].split() == ["INSTRUMENTATION", "DISTRIBUTION", "STATUS"]
+    rows = {}
+    for line in lines[1:-1]:
+        name, distribution, status = re.split(r"\s{2,}", line, maxsplit=2)
+        rows[name] = (distribution, status)
+    return rows
+
+
+def test_check_lists_the_instrumentations_and_the_targets_they_overlap(project: Path, broken_site: Path) -> None:
+    (project / "agent-otel.toml").write_text(textwrap.dedent("""
+        [instrumentation]
+        threads = false
+        [[provider]]
+        target = "openai.resources.chat.completions:Completions.create"
+        provider = "openai"
+        [[tool]]
+        target = "toolmod:work"
+    """))
+    result = subprocess.run([str(BIN / "agent-otel"), "check"], cwd=project, capture_output=True, text=True,
+                            env=environment(project, PYTHONPATH=str(broken_site)), timeout=120)
+    assert result.returncode == 1, result.stderr  # an instrumentation that cannot be loaded is an error
+    targets = targets_section(result.stdout)
+    provider = next(i for i, line in enumerate(targets) if line.startswith("openai.resources.chat.completions:"))
+    assert targets[provider + 1] == "    overlaps openai: the call is counted once, see README"
+    tool = next(i for i, line in enumerate(targets) if line.startswith("toolmod:work "))
+    assert not targets[tool + 1].startswith("    ")  # toolmod is no library an instrumentation instruments
+    rows = check_rows(result.stdout)
+    distribution = "opentelemetry-instrumentation-genai-openai"
+    assert rows["openai"] == (f"{distribution} {importlib.metadata.version(distribution)}",
+                              "on: instruments openai >= 1.26.0, < 4")
+    assert rows["broken_import_zc"] == ("zc-broken-instrumentations 1.0", "error: cannot load "
+                                        "no_such_module_zc:Instrumentor: ModuleNotFoundError: No module named "
+                                        "'no_such_module_zc'")
+    assert rows["broken_instrument_zc"] == ("zc-broken-instrumentations 1.0", "on")  # fails only when run
+    assert rows["conflict_zc"] == ("zc-conflicting-instrumentation 1.0",
+                                   "dependency conflict: needs no-such-lib-zc>=1, not installed")
+    assert rows["threading"][1] == "off by [instrumentation] threads = false"
+    assert rows["system_metrics"][1] == "on by [instrumentation] system_metrics = true"
+    assert "agent_otel" not in rows  # the configuration itself
+    on = sum(status.startswith("on") for _, status in rows.values())
+    assert instrumentations_section(result.stdout)[-1] == (
+        f"instrumentations: {len(rows)} installed, {on} on, 1 error")
+
+
+def test_check_says_what_selects_or_disables_each(project: Path, broken_site: Path) -> None:
+    (project / "agent-otel.toml").write_text('[instrumentation]\ninstrumentations = ["openai", "conflict_zc", '
+                                             '"absent_zc"]\n[[tool]]\ntarget = "toolmod:work"\n')
+    env = environment(project, PYTHONPATH=str(broken_site), OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="openai")
+    result = subprocess.run([str(BIN / "agent-otel"), "check"], cwd=project, capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 1, result.stderr  # a selected name that is not installed is an error
+    rows = check_rows(result.stdout)
+    assert rows["openai"][1] == "disabled by OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
+    assert rows["conflict_zc"][1] == "dependency conflict: needs no-such-lib-zc>=1, not installed"
+    assert rows["broken_import_zc"][1] == "not in [instrumentation] instrumentations"
+    assert rows["absent_zc"] == ("-", "error: named in [instrumentation] instrumentations, not installed")
+
+
+@pytest.mark.parametrize(("value", "key", "problem"), [
+    ('"openai"', "instrumentation.instrumentations",
+     "expected true, false or an array of instrumentation names, got a string 'openai'"),
+    ("[1]", "instrumentation.instrumentations[0]",
+     'expected the name of an opentelemetry_instrumentor entry point (e.g. "openai"), got an integer (1)'),
+    ('["open ai"]', "instrumentation.instrumentations[0]",
+     "expected the name of an opentelemetry_instrumentor entry point (e.g. \"openai\"), got a string 'open ai'"),
+    ('["openai", "openai"]', "instrumentation.instrumentations[1]", "'openai' is listed twice"),
+    ('["agent_otel"]', "instrumentation.instrumentations[0]",
+     "'agent_otel' is agent-otel itself, always on under the launcher; remove it"),
+    ('["threading"]', "instrumentation.instrumentations[0]",
+     "'threading' is turned on and off by [instrumentation] threads; remove it"),
+])
+def test_a_bad_selection_names_file_key_and_problem(tmp_path: Path, value: str, key: str, problem: str) -> None:
+    file = tmp_path / "agent-otel.toml"
+    file.write_text(f"[instrumentation]\ninstrumentations = {value}\n")
+    with pytest.raises(ConfigurationError) as raised:
+        load_file(file)
+    assert str(raised.value) == f"{file}: {key}: {problem}"
+
+
+def test_the_selection_is_read_as_data(tmp_path: Path) -> None:
+    file = tmp_path / "agent-otel.toml"
+    file.write_text('[instrumentation]\ninstrumentations = ["openai", "langchain"]\n')
+    assert load_file(file).switches.instrumentations == ("openai", "langchain")
+    file.write_text("[instrumentation]\nthreads = false\n")
+    assert load_file(file).switches.instrumentations is True  # the default: all installed
