@@ -20,14 +20,14 @@ def foreign(otel: Any, scope: str = "opentelemetry.instrumentation.somelib") -> 
 
 
 def chat_span(tracer: Any, *, model: str = "gpt-4o", tokens: tuple[int, int] | None = (1000, 200),
-              **attributes: Any) -> None:
+              response_model: str | None = None, **attributes: Any) -> None:
     start = {semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
              semconv.GEN_AI_REQUEST_MODEL: model, **attributes}
     with tracer.start_as_current_span(f"chat {model}", kind=SpanKind.CLIENT, attributes=start) as span:
         if tokens is not None:
             span.set_attribute(semconv.GEN_AI_USAGE_INPUT_TOKENS, tokens[0])
             span.set_attribute(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, tokens[1])
-        span.set_attribute(semconv.GEN_AI_RESPONSE_MODEL, model + "-2024-08-06")
+        span.set_attribute(semconv.GEN_AI_RESPONSE_MODEL, response_model or model + "-2024-08-06")
 
 
 def test_a_foreign_chat_span_becomes_a_provider_call_with_tokens_cost_and_job_rollups(otel: Any) -> None:
@@ -178,3 +178,14 @@ def test_evaluation_events_become_scores_by_evaluation_and_agent(otel: Any) -> N
     assert event.attributes[semconv.GEN_AI_EVALUATION_EXPLANATION] == "cites its sources"
     agent_otel.record_evaluation("broken", "high")  # type: ignore[arg-type]  # counted, never raised
     assert error_count(otel, "evaluation") == 1
+
+
+def test_a_workflow_is_named_by_its_workflow_name_and_priced_by_its_request_model(otel: Any) -> None:
+    tracer = foreign(otel)
+    workflow = {semconv.GEN_AI_OPERATION_NAME: "invoke_workflow", "gen_ai.workflow.name": "Agent workflow"}
+    with tracer.start_as_current_span("invoke_workflow Agent workflow", attributes=workflow):
+        chat_span(tracer, model="gpt-4o", response_model="prod-east-deployment-7")  # a name with no price
+    agent = point(otel, semconv.AGENT_DURATION.name)
+    assert (agent.attributes[semconv.GEN_AI_AGENT_NAME], agent.attributes[semconv.AGENT_TASK_TYPE]) == (
+        "Agent workflow", "workflow")
+    assert point(otel, semconv.CLIENT_COST.name).value == pytest.approx(1000 * 2.5 / 1e6 + 200 * 10.0 / 1e6)

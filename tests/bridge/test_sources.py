@@ -17,6 +17,9 @@ from typing import Any
 import pytest
 from opentelemetry.trace import SpanKind
 
+import agent_otel
+from agent_otel import semconv
+from agent_otel._calls.pricing import cost_of
 from agent_otel.testing import capture_telemetry
 from tests.support import genai_apps as apps
 from tests.support.fake_llm import AGENT_TURNS, RESPONSE_MODEL, FakeLLM
@@ -52,6 +55,19 @@ class Source:
     spans: list[Span]
     metrics: dict[str, set[str]]  # scope -> standard metric names it records itself
     tokens: dict[str, tuple[int, int]]  # scope -> (input, output) on its gen_ai.client.token.usage
+    bridged: Bridged  # what the span bridge records for it under agent-otel's scope
+
+
+@dataclass(frozen=True)
+class Bridged:
+    """What the span bridge turns a source's spans into: provider calls by model, tokens, tool calls and
+    agent invocations (workflows too, with task type ``workflow``)."""
+
+    calls: int
+    tokens: tuple[int, int] | None
+    model: str = ""  # the request model the price comes from ("" when unpriced)
+    tools: int = 0
+    agents: dict[tuple[str, str], int] = field(default_factory=dict)  # (name, task type) -> invocations
 
 
 @dataclass(frozen=True)
@@ -98,7 +114,9 @@ SOURCES = {
             "gen_ai.usage.output_tokens": OPENAI_USAGE["completion_tokens"]})],
         {OPENAI_SCOPE: CLIENT_METRICS | STREAM_METRICS},
         {OPENAI_SCOPE: (2 * FINAL["prompt_tokens"] + OPENAI_USAGE["prompt_tokens"],
-                        2 * FINAL["completion_tokens"] + OPENAI_USAGE["completion_tokens"])}),
+                        2 * FINAL["completion_tokens"] + OPENAI_USAGE["completion_tokens"])},
+        Bridged(3, (2 * FINAL["prompt_tokens"] + OPENAI_USAGE["prompt_tokens"],
+                    2 * FINAL["completion_tokens"] + OPENAI_USAGE["completion_tokens"]), apps.MODEL)),
     "pydantic-ai": Source(
         "pydantic-ai", lambda servers: apps.pydantic_ai_agent(),
         [Span(f"chat {apps.PYDANTIC_AI_MODEL}", SpanKind.CLIENT, PYDANTIC_AI_SCOPE, INVOKE_AGENT, {
@@ -119,7 +137,8 @@ SOURCES = {
              "gen_ai.usage.input_tokens": ABSENT, "gen_ai.provider.name": ABSENT,
              "model_name": apps.PYDANTIC_AI_MODEL})],
         {PYDANTIC_AI_SCOPE: {"gen_ai.client.token.usage"}},
-        {PYDANTIC_AI_SCOPE: (50, 13)}),
+        {PYDANTIC_AI_SCOPE: (50, 13)},
+        Bridged(2, (50, 13), "", tools=1, agents={(apps.AGENT_NAME, "default"): 1})),
     "langchain": Source(
         "langchain", lambda servers: apps.langchain_agent(servers.agent_url),
         [chat(LANGCHAIN_SCOPE, INVOKE_AGENT, FIRST, **{"gen_ai.response.finish_reasons": ("tool_calls",),
@@ -132,7 +151,8 @@ SOURCES = {
          Span(INVOKE_AGENT, SpanKind.INTERNAL, LANGCHAIN_SCOPE, None, {
              **AGENT, "gen_ai.provider.name": ABSENT, "gen_ai.usage.input_tokens": ABSENT})],
         {LANGCHAIN_SCOPE: CLIENT_METRICS | {"gen_ai.invoke_agent.duration", "gen_ai.execute_tool.duration"}},
-        {LANGCHAIN_SCOPE: AGENT_TOKENS}),
+        {LANGCHAIN_SCOPE: AGENT_TOKENS},
+        Bridged(2, AGENT_TOKENS, apps.MODEL, tools=1, agents={(apps.AGENT_NAME, "default"): 1})),
     # Alone, the openai-agents instrumentation emits no chat span and no tokens: its docs leave them to the
     # OpenAI instrumentation, the pairing below.
     "openai-agents": Source(
@@ -144,7 +164,9 @@ SOURCES = {
              "gen_ai.operation.name": "invoke_workflow", "gen_ai.workflow.name": "Agent workflow"})],
         {AGENTS_SCOPE: {"gen_ai.invoke_agent.duration", "gen_ai.execute_tool.duration",
                         "gen_ai.invoke_workflow.duration"}},
-        {}),
+        {},
+        # its workflow span is the job's own call (a workflow directly in our job): counted once, as the job
+        Bridged(0, None, tools=1, agents={(apps.AGENT_NAME, "default"): 1})),
     "openai-agents+openai": Source(
         "openai-agents+openai", lambda servers: apps.openai_agents_agent(servers.agent_url),
         [chat(OPENAI_SCOPE, INVOKE_AGENT, FIRST, **{"gen_ai.response.finish_reasons": ("tool_calls",)}),
@@ -155,7 +177,8 @@ SOURCES = {
         {OPENAI_SCOPE: CLIENT_METRICS,
          AGENTS_SCOPE: {"gen_ai.invoke_agent.duration", "gen_ai.execute_tool.duration",
                         "gen_ai.invoke_workflow.duration"}},
-        {OPENAI_SCOPE: AGENT_TOKENS}),
+        {OPENAI_SCOPE: AGENT_TOKENS},
+        Bridged(2, AGENT_TOKENS, apps.MODEL, tools=1, agents={(apps.AGENT_NAME, "default"): 1})),
 }
 
 
@@ -171,18 +194,25 @@ class Observed:
     with_instrumentation: Any
     spans: list[Any]
     metrics: dict[str, dict[str, Any]]
+    ours: dict[str, Any]  # agent-otel's own metrics: what the span bridge recorded
+    job_id: str
+    job_span: Any
 
 
 def observe(source: Source, servers: Servers) -> Observed:
-    """Run the program without, then with the real instrumentation on; what the host got each time and what
-    the instrumentation emitted (agent-otel's own scope left out)."""
+    """Run the program without, then with the real instrumentation on (inside an agent-otel job); what the
+    host got each time, what the instrumentation emitted (agent-otel's own scope apart), and what the span
+    bridge recorded."""
     without = source.program(servers)
     with capture_telemetry() as telemetry:
-        with apps.instrumented(source.instrumentation, telemetry.tracer_provider, telemetry.meter_provider):
+        with (apps.instrumented(source.instrumentation, telemetry.tracer_provider, telemetry.meter_provider),
+              agent_otel.job(type="bridged") as job):
+            job_id = str(job.id)
             result = source.program(servers)
         spans = [span for span in telemetry.spans() if span.instrumentation_scope.name != OURS]
         metrics = {scope: found for scope, found in apps.metrics_by_scope(telemetry.reader).items() if scope != OURS}
-    return Observed(without, result, spans, metrics)
+        return Observed(without, result, spans, metrics, telemetry.metrics(), job_id,
+                        telemetry.span(semconv.job_span_name("bridged")))
 
 
 def described(span: Any, by_id: dict[int, Any]) -> Span:
@@ -239,3 +269,35 @@ def test_its_token_histogram_holds_the_fake_model_tokens(observed: tuple[Source,
         totals = {kind: sum(point.sum for point in points if point.attributes["gen_ai.token.type"] == kind)
                   for kind in ("input", "output")}
         assert totals == {"input": input_tokens, "output": output_tokens}, scope
+
+
+def points_of(seen: Observed, instrument: semconv.Instrument[Any]) -> list[Any]:
+    metric = seen.ours.get(instrument.name)
+    return list(metric.data.data_points) if metric is not None else []
+
+
+def test_the_bridge_records_each_call_once_with_the_fake_model_figures(observed: tuple[Source, Observed]) -> None:
+    source, seen = observed
+    expected = source.bridged
+    calls = points_of(seen, semconv.CLIENT_OPERATION_DURATION)
+    assert sum(point.count for point in calls) == expected.calls
+    tokens = {kind: sum(point.sum for point in points_of(seen, semconv.CLIENT_TOKEN_USAGE)
+                        if point.attributes[semconv.GEN_AI_TOKEN_TYPE] == kind) for kind in ("input", "output")}
+    assert (tokens["input"], tokens["output"]) == (expected.tokens or (0, 0))
+    cost = sum(point.value for point in points_of(seen, semconv.CLIENT_COST))
+    priced = cost_of(expected.model, *expected.tokens) if expected.model and expected.tokens else None
+    assert cost == pytest.approx(priced or 0.0)
+    assert sum(point.count for point in points_of(seen, semconv.TOOL_DURATION)) == expected.tools
+    agents = {(point.attributes[semconv.GEN_AI_AGENT_NAME], point.attributes[semconv.AGENT_TASK_TYPE]): point.count
+              for point in points_of(seen, semconv.AGENT_DURATION)}
+    assert agents == expected.agents
+    rollups = seen.job_span.attributes
+    assert rollups[semconv.JOB_ROLLUP_PROVIDER_CALLS] == expected.calls
+    assert rollups[semconv.JOB_ROLLUP_TOOL_CALLS] == expected.tools
+    assert rollups[semconv.JOB_ROLLUP_INPUT_TOKENS] == (expected.tokens or (0, 0))[0]
+
+
+def test_the_job_id_is_on_every_span_of_the_source(observed: tuple[Source, Observed]) -> None:
+    _, seen = observed
+    assert seen.spans
+    assert {span.attributes.get(semconv.JOB_ID) for span in seen.spans} == {seen.job_id}

@@ -155,8 +155,10 @@ def _record(span: Span, seen: _Seen) -> None:
         record_tool_call(ctx, name, bound(semconv.GEN_AI_AGENT_NAME, agent) if agent else None, error_type,
                          duration_s)
     else:
-        name = bound(semconv.GEN_AI_AGENT_NAME, sources.agent_name_of(attributes) or span.name)
-        task_type = WORKFLOW_TASK_TYPE if seen.kind is Kind.WORKFLOW else "default"
+        workflow = seen.kind is Kind.WORKFLOW
+        found = (sources.workflow_name_of(attributes) if workflow else None) or sources.agent_name_of(attributes)
+        name = bound(semconv.GEN_AI_AGENT_NAME, found or span.name)
+        task_type = WORKFLOW_TASK_TYPE if workflow else "default"
         outcome = semconv.Outcome.ERROR.value if error_type is not None else semconv.Outcome.SUCCESS.value
         record_agent_call(ctx, name, task_type, outcome, error_type, duration_s)
 
@@ -179,7 +181,9 @@ def _record_provider(span: Span, seen: _Seen, attributes: Any, duration_s: float
     usage = sources.usage_of(attributes)
     cost = None
     if usage.input_tokens is not None or usage.output_tokens is not None:
-        cost = cost_of(response_model or model, usage.input_tokens, usage.output_tokens)
+        cost = cost_of(response_model, usage.input_tokens, usage.output_tokens) if response_model else None
+        if cost is None:  # a dated or deployment-specific response model: the requested one's price
+            cost = cost_of(model, usage.input_tokens, usage.output_tokens)
         record_usage(ctx, token_attributes, usage.input_tokens, usage.output_tokens, cost, seen.agent)
     if seen.job is not None:
         seen.job.add(provider_calls=1, input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0,

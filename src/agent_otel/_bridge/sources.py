@@ -117,6 +117,12 @@ def agent_name_of(attributes: Mapping[str, Any]) -> str | None:
     return _text(_first(attributes, semconv.GEN_AI_AGENT_NAME, "agent.name"))
 
 
+def workflow_name_of(attributes: Mapping[str, Any]) -> str | None:
+    """A workflow's name: ``gen_ai.workflow.name`` (instrumentations older than v0.1.0 of the GenAI
+    conventions, which name it in ``gen_ai.agent.name``)."""
+    return _text(attributes.get("gen_ai.workflow.name"))
+
+
 def tool_name_of(attributes: Mapping[str, Any]) -> str | None:
     return _text(_first(attributes, semconv.GEN_AI_TOOL_NAME, "tool.name"))
 
