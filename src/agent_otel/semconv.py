@@ -54,6 +54,14 @@ ERROR_MESSAGE = _incubating_error.ERROR_MESSAGE
 #: ``error.type`` of a provider call whose ``success`` option read false (a health check or selection).
 ERROR_TYPE_UNAVAILABLE = "unavailable"
 GEN_AI_RETRY_REASON = "gen_ai.retry.reason"
+#: Attributes that hold prompts, responses and tool payloads: recorded by no span, ours or another
+#: instrumentation's, unless content capture is on. Keys, then key prefixes (indexed, flattened messages).
+CONTENT_ATTRIBUTES = frozenset({
+    GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES, "gen_ai.system_instructions", "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result", "gen_ai.prompt", "gen_ai.completion", "input.value", "output.value",
+    "final_result",  # pydantic-ai's run output
+})
+CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.")
 #: The GenAI evaluation event and its attributes (``gen_ai.evaluation.result``).
 EVENT_EVALUATION_RESULT = "gen_ai.evaluation.result"
 GEN_AI_EVALUATION_NAME = _gen_ai.GEN_AI_EVALUATION_NAME

@@ -189,3 +189,17 @@ def test_a_workflow_is_named_by_its_workflow_name_and_priced_by_its_request_mode
     assert (agent.attributes[semconv.GEN_AI_AGENT_NAME], agent.attributes[semconv.AGENT_TASK_TYPE]) == (
         "Agent workflow", "workflow")
     assert point(otel, semconv.CLIENT_COST.name).value == pytest.approx(1000 * 2.5 / 1e6 + 200 * 10.0 / 1e6)
+
+
+@pytest.mark.parametrize("capture", [False, True])
+def test_content_of_foreign_genai_spans_follows_our_content_rule(otel: Any, capture: bool) -> None:
+    agent_otel.set_policy(capture_content=capture)
+    content = {semconv.GEN_AI_INPUT_MESSAGES: '[{"role": "user"}]', "llm.input_messages.0.message.content": "hi",
+               "gen_ai.tool.call.arguments": '{"city": "Paris"}'}
+    chat_span(foreign(otel), **content)
+    with foreign(otel).start_as_current_span("GET /", attributes={"input.value": "not a GenAI span"}):
+        pass
+    attributes = dict(otel.span("chat gpt-4o").attributes or {})
+    assert {key: attributes.get(key) for key in content} == (content if capture else dict.fromkeys(content))
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 1000  # the rest is kept
+    assert otel.span("GET /").attributes["input.value"] == "not a GenAI span"  # other spans are not touched

@@ -13,6 +13,10 @@ agent-otel wrapper around a call another instrumentation also traces, or two ins
 call such as a framework's model span around the SDK's), is counted once: a span of ours always wins
 over another library's, and otherwise the outer span wins. The loser still exports its span.
 
+**The same content rule.** With content capture off (the default), prompts, responses and tool
+payloads (:data:`agent_otel.semconv.CONTENT_ATTRIBUTES`) are removed from another instrumentation's GenAI
+spans as they end, as our own spans never record them.
+
 **Standard metrics from one source.** Some instrumentations also record the standard GenAI metrics
 themselves (``gen_ai.client.operation.duration``, ``gen_ai.client.token.usage``): the bridge records
 every call again under agent-otel's instrumentation scope, with the contract's buckets and the
@@ -41,7 +45,7 @@ from agent_otel._calls.provider import record_request, record_usage
 from agent_otel._calls.tool import record_tool_call
 from agent_otel._context.job import AGENT_KEY, JOB_KEY, JobState, current_job
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.policy import policy
+from agent_otel._engine.policy import drop_content, policy
 from agent_otel._engine.self_telemetry import report_error
 
 #: ``agent.task.type`` of an invocation the bridge records from a workflow span.
@@ -104,6 +108,8 @@ class GenAiSpanBridge(SpanProcessor):
         if seen is None or not runtime().enabled:
             return
         try:
+            if not seen.ours:
+                drop_content(span)
             if span.events:
                 _record_evaluations(span, seen)
             if not (seen.ours or seen.covered):

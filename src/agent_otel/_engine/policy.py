@@ -22,6 +22,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.util.types import AttributeValue
 
+from agent_otel import semconv
 from agent_otel._engine.self_telemetry import logger, report_error
 from agent_otel._environment import (
     AGENT_OTEL_CARDINALITY_LIMIT,
@@ -164,6 +165,32 @@ def set_hashed(span: Span | trace.Span, key: str, value: object) -> None:
     span.set_attribute(key, hashed)
     if isinstance(span, Span):
         _known_hashes.setdefault(span, {})[key] = hashed
+
+
+def drop_content(span: Span) -> None:
+    """Remove prompt, response and tool-payload attributes (:data:`semconv.CONTENT_ATTRIBUTES`) from a span
+    that is ending, when content capture is off: the rule our own spans follow, applied to another
+    instrumentation's. Its attributes are frozen by then, so they are removed in place (the SDK's
+    ``BoundedAttributes``, pinned SDK version)."""
+    if (_policy or policy()).capture_content:
+        return
+    frozen: Any = span._attributes
+    values = getattr(frozen, "_dict", frozen)
+    if not values:
+        return
+    found = [key for key in values
+             if key in semconv.CONTENT_ATTRIBUTES or key.startswith(semconv.CONTENT_PREFIXES)]
+    if not found:
+        return
+    try:
+        frozen._immutable = False
+        try:
+            for key in found:
+                del frozen[key]
+        finally:
+            frozen._immutable = True
+    except Exception as exc:
+        report_error("content.on_ending", exc)
 
 
 class HashingSpanProcessor(SpanProcessor):
