@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 
-.PHONY: test lint typecheck bench demo deps clean collector
+.PHONY: test lint typecheck bench demo deps test-deps clean collector
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || { \
@@ -26,22 +26,29 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP) $(RUNTIME_STAMP)
 
-# Prometheus, promtool, Alertmanager and amtool from Debian's packages, installed when missing; and Chromium, which
-# opens the HTML report in its browser test (tests/e2e/test_report_html_e2e.py).
-deps:
-	@missing=""; for b in prometheus promtool prometheus-alertmanager amtool chromium; do \
-	  command -v $$b >/dev/null || missing="$$missing $$b"; done; \
+# Debian packages installed when their commands are missing: $(1) the commands, $(2) the packages.
+define apt_install
+	@missing=""; for b in $(1); do command -v $$b >/dev/null || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing Debian's prometheus prometheus-alertmanager chromium (missing:$$missing)"; \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-	      prometheus prometheus-alertmanager chromium; \
+	    echo "installing Debian's $(2) (missing:$$missing)"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(2); \
 	  else \
 	    echo "missing:$$missing. Install them as root with:"; \
-	    echo "  apt-get install -y --no-install-recommends prometheus prometheus-alertmanager chromium"; \
+	    echo "  apt-get install -y --no-install-recommends $(2)"; \
 	    exit 1; \
 	  fi; \
 	fi
+endef
+
+# Prometheus, promtool, Alertmanager and amtool: what the demo and the tests run.
+deps:
+	$(call apt_install,prometheus promtool prometheus-alertmanager amtool,prometheus prometheus-alertmanager)
+
+# The tests also open the HTML report in Chromium (tests/e2e/test_report_html_e2e.py): one apt run for all.
+test-deps:
+	$(call apt_install,prometheus promtool prometheus-alertmanager amtool chromium,\
+	  prometheus prometheus-alertmanager chromium)
 
 # agent-otel's own OpenTelemetry Collector (collector-config/), built with the local Go toolchain. Go's module
 # and build caches (go env GOMODCACHE GOCACHE) make later builds fast; make rebuilds only when a source is newer.
@@ -57,7 +64,9 @@ $(COLLECTOR): $(COLLECTOR_SRC)
 	cd collector-config && CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags="-s -w" -tags grpcnotrace \
 	  -o ../$(COLLECTOR) .
 
-test: $(STAMP) deps collector
+# The venv, the Debian packages and the Collector are set up side by side (a cold Go build takes minutes).
+test:
+	@$(MAKE) --no-print-directory -j3 $(STAMP) test-deps collector
 	$(VENV)/bin/ruff check src tests bench mixin
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
