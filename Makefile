@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 
-.PHONY: test lint typecheck bench demo deps test-deps clean collector
+.PHONY: test lint typecheck bench demo demo-collector deps test-deps clean collector
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || { \
@@ -76,6 +76,10 @@ test:
 # DEMO_ARGS passes flags, e.g. make demo DEMO_ARGS="--rate 5 --seed 3".
 demo: $(RUNTIME_STAMP) deps
 	$(VENV)/bin/agent-otel demo --stack $(DEMO_ARGS)
+
+# The same through our Collector (bin/otelcol-agent-otel, the shipped otelcol.yaml) between the fleet and Prometheus.
+demo-collector: $(RUNTIME_STAMP) deps collector
+	$(VENV)/bin/agent-otel demo --stack --collector bin/otelcol-agent-otel $(DEMO_ARGS)
 
 # Not part of `make test`: ratios measured side by side, written to docs/performance.md.
 bench: $(STAMP)

@@ -57,6 +57,31 @@ def test_exposition_has_exactly_the_contract_names_units_and_buckets() -> None:
 
 
 def test_confidence_bands_end_on_bucket_bounds() -> None:
-    """The calibration bands are read from the cumulative buckets at their edges: an edge between two
-    bucket bounds would make every band query wrong."""
-    assert set(semconv.CONFIDENCE_BAND_EDGES) <= set(semconv.CONFIDENCE_BUCKETS)
+    """The calibration bands are read from the cumulative buckets at their bounds: a bound that is not a
+    bucket bound would make every band query wrong."""
+    assert set(semconv.CONFIDENCE_BAND_BOUNDS) <= set(semconv.CONFIDENCE_BUCKETS)
+
+
+def _band_counts(values: list[float]) -> dict[str, float]:
+    """Each band's count when ``values`` go through the real SDK and Prometheus reader, counted from the
+    cumulative buckets exactly as the rules do (upper bucket minus lower bucket)."""
+    registry = CollectorRegistry(auto_describe=True)
+    reader = PrometheusMetricReader(registry=registry)
+    meter_provider = MeterProvider(metric_readers=[reader], views=histogram_views())
+    rt = Runtime(enabled=True, tracer=TracerProvider().get_tracer("t"),
+                 meter=meter_provider.get_meter(semconv.SCOPE_NAME))
+    for value in values:
+        rt[semconv.AGENT_CONFIDENCE_HISTOGRAM].record(value, {semconv.GEN_AI_AGENT_NAME: "a"})
+    bucket = f"{semconv.AGENT_CONFIDENCE_HISTOGRAM.prometheus}_bucket"
+    cumulative = {sample.labels["le"]: sample.value
+                  for family in text_string_to_metric_families(generate_latest(registry).decode())
+                  for sample in family.samples if sample.name == bucket}
+    return {band: cumulative[upper] - (cumulative[lower] if lower else 0.0)
+            for band, lower, upper in semconv.CONFIDENCE_BANDS}
+
+
+def test_confidence_bands_are_low_below_half_medium_below_0_8_high_from_0_8() -> None:
+    """low < 0.5 <= medium < 0.8 <= high, exactly at the edges (a stated 0.8 is high, 0.5 medium)."""
+    assert _band_counts([0.0, 0.3, 0.4999]) == {"low": 3, "medium": 0, "high": 0}
+    assert _band_counts([0.5, 0.65, 0.7999]) == {"low": 0, "medium": 3, "high": 0}
+    assert _band_counts([0.8, 0.95, 1.0]) == {"low": 0, "medium": 0, "high": 3}

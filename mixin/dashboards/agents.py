@@ -2,26 +2,44 @@
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import table
-from grafana_foundation_sdk.models.dashboard import Dashboard
+from grafana_foundation_sdk.builders import bargauge, table
+from grafana_foundation_sdk.models.dashboard import Dashboard, DynamicConfigValue
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
+from agent_otel import semconv as sc
+from mixin.config import load_thresholds
 from mixin.dashboards.common import (
     RATE_INTERVAL,
-    RATIO_STEPS,
     RAW,
     VARIABLES,
+    Steps,
     bargauge_panel,
+    below_steps,
     dashboard,
     label_values,
+    matrix_table_panel,
     quantiles,
     query,
     row,
     steps,
     table_panel,
     timeseries_panel,
+    with_threshold_lines,
 )
-from mixin.names import AGENT, AGENT_DUR, CONFIDENCE, COST, OUTCOME, PATTERN, PATTERNS, TASK_TYPE, WORK_ITEMS, WORK_KIND
+from mixin.names import (
+    AGENT,
+    AGENT_DUR,
+    CONFIDENCE,
+    COST,
+    EVAL_NAME,
+    EVAL_SCORE,
+    OUTCOME,
+    PATTERN,
+    PATTERNS,
+    TASK_TYPE,
+    WORK_ITEMS,
+    WORK_KIND,
+)
 
 FILE = "agents.json"
 
@@ -53,7 +71,67 @@ def _by_window(a: str) -> table.Panel:
         "short", targets, columns=columns, units=units).span(24).height(7)
 
 
+#: How far a band's success ratio may fall outside the band's own confidence range: within the first it is
+#: green (calibrated), within the second yellow, beyond it red.
+CALIBRATION_GAP = (0.1, 0.2)
+
+
+def _band_ranges() -> list[tuple[str, float, float]]:
+    """(band, lowest, highest stated confidence) of each band of semconv.CONFIDENCE_BANDS."""
+    low, high = sc.CONFIDENCE_BAND_EDGES
+    return [("low", 0.0, low), ("medium", low, high), ("high", high, 1.0)]
+
+
+def _gap_steps(lowest: float, highest: float) -> Steps:
+    """Colours of a band's success ratio by its calibration gap: green inside the band's range (a calibrated
+    agent that states 0.3 succeeds about 30 % of the time), yellow then red as it falls further outside."""
+    near, far = CALIBRATION_GAP
+    return (("red", None), ("yellow", round(lowest - far, 4)), ("green", round(lowest - near, 4)),
+            ("yellow", round(highest + near, 4)), ("red", round(highest + far, 4)))
+
+
+def _calibration(a: str) -> bargauge.Panel:
+    low, high = sc.CONFIDENCE_BAND_EDGES
+    panel = bargauge_panel(
+        "Confidence calibration (1d)",
+        f"Actual success ratio per stated-confidence band over the last day: low < {low} <= medium < {high} <= "
+        f"high (a stated {high} is high). Coloured by the calibration gap, not by the ratio itself: green while "
+        f"the band succeeds about as often as it claims (inside its own range, e.g. 0 to {low} for low), yellow "
+        f"more than {CALIBRATION_GAP[0]:.0%} outside it, red more than {CALIBRATION_GAP[1]:.0%} outside. A "
+        "well-calibrated agent's low band rarely succeeds, and is green.",
+        "percentunit",
+        [query(f"agent_band:{CONFIDENCE}_successes_per_invocations:ratio_increase1d{{{a}}}",
+               "{{gen_ai_agent_name}} {{confidence_band}}", instant=True)],
+    ).min(0).max(1).span(8)
+    for band, lowest, highest in _band_ranges():
+        panel = panel.override_by_regexp(f".* {band}$", [DynamicConfigValue(id_val="thresholds", value={
+            "mode": "absolute",
+            "steps": [{"color": color, "value": value} for color, value in _gap_steps(lowest, highest)]})])
+    return panel
+
+
+def _evaluation_vs_confidence(a: str) -> table.Panel:
+    """One query, so that an agent with confidence but no evaluation (or the reverse) still has its row: a
+    column per evaluation (named after it) and one for the stated confidence."""
+    measure = "measure"
+    expr = (f'label_join(max by ({AGENT}, {EVAL_NAME}) (agent_evaluation:{EVAL_SCORE}:mean1h{{{a}}}), '
+            f'"{measure}", "", "{EVAL_NAME}")\nor\n'
+            f'label_replace(max by ({AGENT}) (agent:{CONFIDENCE}:mean1h{{{a}}}), '
+            f'"{measure}", "stated confidence", "", "")')
+    return matrix_table_panel(
+        "Evaluation score vs stated confidence (1h)",
+        "Per agent over the last hour: the mean score of each evaluation of its results (agent.evaluation.score, "
+        "from gen_ai.evaluation.result events or agent_otel.record_evaluation) beside the mean confidence it "
+        "stated (agent.confidence). An agent whose evaluations score well below the confidence it states is "
+        "overconfident; the calibration by band is next to this table.",
+        "short",
+        query(expr, instant=True, fmt=PromQueryFormat.TABLE),
+        rows=AGENT, columns=measure, row_title="Agent",
+    ).decimals(2).span(8)
+
+
 def build() -> Dashboard:
+    limits = load_thresholds()
     a = f'{VARIABLES},{AGENT}=~"$agent"'
     raw_a = f'{RAW},{AGENT}=~"$agent"'
     return dashboard(
@@ -64,28 +142,34 @@ def build() -> Dashboard:
             row("Per agent and window"),
             _by_window(a),
             row("Success and volume"),
-            timeseries_panel(
+            with_threshold_lines(timeseries_panel(
                 "Success ratio",
                 "Share of invocations with agent_outcome=success, over 5 minutes and 1 hour. Failures the agent "
-                "reports and errors it raises both count against it.",
+                "reports and errors it raises both count against it. The dashed lines are the alert's thresholds "
+                f"(AgentOtelAgentSuccessRatioLow: warning below {limits['agent_success_ratio_warning']:.0%}, critical "
+                f"below {limits['agent_success_ratio_critical']:.0%}); the axis goes a little above 100 % so that "
+                "an agent at 100 % stays visible.",
                 "percentunit",
                 [query(f"agent:gen_ai_invoke_agent_successes_per_invocations:ratio_rate5m{{{a}}}",
                        "{{gen_ai_agent_name}} 5m"),
                  query(f"agent:gen_ai_invoke_agent_successes_per_invocations:ratio_rate1h{{{a}}}",
                        "{{gen_ai_agent_name}} 1h")],
-            ).min(0).max(1).thresholds(steps(*RATIO_STEPS)),
+            ).min(0).max(1.05).thresholds(steps(*below_steps(limits["agent_success_ratio_critical"],
+                                                              limits["agent_success_ratio_warning"])))),
             timeseries_panel(
                 "Invocations by outcome", "Agent invocations per second, by agent and outcome.", "ops",
                 [query(f"sum by ({AGENT}, {OUTCOME}) (rate({AGENT_DUR}_count{{{raw_a}}}[{RATE_INTERVAL}]))",
                        "{{gen_ai_agent_name}} {{agent_outcome}}")], stack=True),
             row("Latency"),
             timeseries_panel(
-                "Latency quantiles",
-                "p50, p95 and p99 duration of agent invocations. Exemplars link to the traces of slow runs.",
-                "s", quantiles(AGENT_DUR, AGENT, raw_a)),
+                "Latency quantiles: $agent",
+                "p50, p95 and p99 duration of the invocations of one agent (one panel per agent selected in the "
+                "Agent variable). Exemplars link to the traces of slow runs.",
+                "s", quantiles(AGENT_DUR, AGENT, raw_a),
+            ).repeat("agent").repeat_direction("h").max_per_row(4).span(24),
             timeseries_panel(
                 "Average latency", "Mean duration of an invocation over 5 minutes (sum / count).", "s",
-                [query(f"agent:{AGENT_DUR}:mean5m{{{a}}}", "{{gen_ai_agent_name}}")]),
+                [query(f"agent:{AGENT_DUR}:mean5m{{{a}}}", "{{gen_ai_agent_name}}")]).span(24),
             row("Cost"),
             timeseries_panel(
                 "Average cost per invocation",
@@ -97,15 +181,8 @@ def build() -> Dashboard:
                 [query(f"sum by ({AGENT}) (rate({COST}{{{raw_a}}}[{RATE_INTERVAL}])) * 3600", "{{gen_ai_agent_name}}")],
                 stack=True),
             row("Quality"),
-            bargauge_panel(
-                "Confidence calibration (1d)",
-                "Actual success ratio per stated-confidence band over the last day: low < 0.5 <= medium < 0.8 "
-                "<= high (histogram buckets le=0.5 and le=0.8, which include their bound). A calibrated agent's "
-                "high band succeeds most often.",
-                "percentunit",
-                [query(f"agent_band:{CONFIDENCE}_successes_per_invocations:ratio_increase1d{{{a}}}",
-                       "{{gen_ai_agent_name}} {{confidence_band}}", instant=True)],
-            ).min(0).max(1).thresholds(steps(*RATIO_STEPS)).span(8),
+            _calibration(a),
+            _evaluation_vs_confidence(a),
             timeseries_panel(
                 "Patterns used", "Patterns applied per second, by agent and pattern.", "ops",
                 [query(f"sum by ({AGENT}, {PATTERN}) (rate({PATTERNS}{{{raw_a}}}[{RATE_INTERVAL}]))",
@@ -115,11 +192,11 @@ def build() -> Dashboard:
                 "Unsuccessful invocations (failure or error) per second, for the 10 worst agent and task type "
                 "pairs.", "ops",
                 [query(f'topk(10, sum by ({AGENT}, {TASK_TYPE}) (rate({AGENT_DUR}_count{{{raw_a},{OUTCOME}!="success"}}'
-                       f"[{RATE_INTERVAL}])))", "{{gen_ai_agent_name}} {{agent_task_type}}")]).span(8),
+                       f"[{RATE_INTERVAL}])))", "{{gen_ai_agent_name}} {{agent_task_type}}")]).span(12),
             timeseries_panel(
                 "Work items",
                 "Work items agents report per second (fixes applied, files modified, remaining issues...).", "ops",
                 [query(f"sum by ({AGENT}, {WORK_KIND}) (rate({WORK_ITEMS}{{{raw_a}}}[{RATE_INTERVAL}]))",
-                       "{{gen_ai_agent_name}} {{agent_work_kind}}")]).span(24),
+                       "{{gen_ai_agent_name}} {{agent_work_kind}}")]).span(12),
         ],
     )

@@ -43,8 +43,13 @@ _SERVICES = "scope:agent_otel_series:count"
 #: Threshold steps as (color, lower bound); the first step's bound is None (from -inf).
 Steps = tuple[tuple[str, float | None], ...]
 GREEN: Steps = (("green", None),)
-#: Red below the critical, yellow below the warning threshold: for success and availability ratios.
+#: Red below 50 %, yellow below 80 %: for ratios that have no alert of their own (evolution success).
 RATIO_STEPS: Steps = (("red", None), ("yellow", 0.5), ("green", 0.8))
+
+
+def below_steps(critical: float, warning: float) -> Steps:
+    """Red below an alert's critical threshold, yellow below its warning threshold (of thresholds.yaml)."""
+    return (("red", None), ("yellow", critical), ("green", warning))
 
 
 def steps(*colored: tuple[str, float | None]) -> dashboard_builders.ThresholdsConfig:
@@ -119,6 +124,12 @@ def timeseries_panel(title: str, description: str, unit: str, targets: Sequence[
                      .sort(common_models.SortOrder.DESCENDING)))
 
 
+def with_threshold_lines(panel: timeseries.Panel) -> timeseries.Panel:
+    """The panel's thresholds drawn as dashed lines: the alert's thresholds in view of the series."""
+    return panel.thresholds_style(common_builders.GraphThresholdsStyleConfig()
+                                  .mode(common_models.GraphThresholdsStyleMode.DASHED))
+
+
 def stat_panel(title: str, description: str, unit: str, targets: Sequence[prometheus.Dataquery]) -> stat.Panel:
     """The last value, colored by the thresholds, over a sparkline."""
     return (_panel(stat.Panel(), title, description, unit, targets).reduce_options(_last_value())
@@ -147,6 +158,19 @@ def table_panel(title: str, description: str, unit: str, targets: Sequence[prome
     for name, column_unit in (units or {}).items():
         panel = panel.override_by_name(name, [dashboard_models.DynamicConfigValue(id_val="unit", value=column_unit)])
     return panel
+
+
+def matrix_table_panel(title: str, description: str, unit: str, target: prometheus.Dataquery, *, rows: str,
+                       columns: str, row_title: str) -> table.Panel:
+    """One instant query laid out as a matrix: a row per value of the label `rows`, a column per value of the
+    label `columns` (Grafana's grouping-to-matrix), for things side by side."""
+    return (_panel(table.Panel(), title, description, unit, [target])
+            .show_header(True).cell_height(common_models.TableCellHeight.SM)
+            .footer(common_builders.TableFooterOptions().show(False))
+            .with_transformation(dashboard_models.DataTransformerConfig(
+                id_val="groupingToMatrix", options={"rowField": rows, "columnField": columns, "valueField": "Value"}))
+            .with_transformation(dashboard_models.DataTransformerConfig(
+                id_val="organize", options={"renameByName": {f"{rows}\\{columns}": row_title}})))
 
 
 def heatmap_panel(title: str, description: str, unit: str, expr: str) -> heatmap.Panel:

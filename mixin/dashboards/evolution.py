@@ -52,11 +52,14 @@ def build() -> Dashboard:
         [
             row("Outcomes"),
             timeseries_panel(
-                "Attempts by status",
-                "Evolution runs ending in each interval, by agent and status (succeeded, failed, rolled_back).",
+                "Runs per hour by status",
+                "Evolution runs that ended in the hour up to each point (a rolling hour, in whole runs), by agent "
+                "and status (succeeded, failed, rolled_back): the scale is runs per hour whatever the zoom.",
                 "short",
-                [query(f"sum by ({AGENT}, {EVO_STATUS}) (increase({EVO_ATTEMPTS}{{{raw_s}}}[{RATE_INTERVAL}]))",
-                       "{{gen_ai_agent_name}} {{evolution_status}}")], stack=True),
+                [query(f"round(sum by ({AGENT}, {EVO_STATUS}) "
+                       f"(agent_evolution_type_status:evolution_attempts:increase1h{{{s}}}))",
+                       "{{gen_ai_agent_name}} {{evolution_status}}")], stack=True,
+            ).axis_label("runs per hour").decimals(0),
             timeseries_panel(
                 "Failure ratio",
                 "Share of runs with status failed over 1 hour and 1 day (rolled-back runs are not failures).",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
+from mixin.config import load_thresholds
 from mixin.dashboards.common import (
     RATE_INTERVAL,
     RAW,
@@ -18,6 +19,7 @@ from mixin.dashboards.common import (
     status_history_panel,
     steps,
     timeseries_panel,
+    with_threshold_lines,
 )
 from mixin.names import ERROR_TYPE, JOB_DUR, JOB_OUTCOME, JOB_TYPE, TOOL, TOOL_DUR
 
@@ -25,6 +27,7 @@ FILE = "jobs-tools.json"
 
 
 def build() -> Dashboard:
+    limits = load_thresholds()
     j = f'{VARIABLES},{JOB_TYPE}=~"$job_type"'
     t = f'{VARIABLES},{TOOL}=~"$tool"'
     raw_j = f'{RAW},{JOB_TYPE}=~"$job_type"'
@@ -40,20 +43,26 @@ def build() -> Dashboard:
                 "Job outcomes", "Jobs finishing per second, by type and outcome.", "ops",
                 [query(f"sum by ({JOB_TYPE}, {JOB_OUTCOME}) (rate({JOB_DUR}_count{{{raw_j}}}[{RATE_INTERVAL}]))",
                        "{{job_type}} {{job_outcome}}")], stack=True).span(8),
-            timeseries_panel(
-                "Job failure ratio", "Share of jobs ending in failure or error, over 1 hour.", "percentunit",
-                [query(f"job_type:job_failures_per_jobs:ratio_rate1h{{{j}}}", "{{job_type}}")]).min(0).max(1).span(8),
+            with_threshold_lines(timeseries_panel(
+                "Job failure ratio",
+                "Share of jobs ending in failure or error, over 1 hour. The dashed line is the threshold of "
+                f"AgentOtelJobFailureRatioHigh ({limits['job_failure_ratio']:.0%}).", "percentunit",
+                [query(f"job_type:job_failures_per_jobs:ratio_rate1h{{{j}}}", "{{job_type}}")],
+            ).min(0).max(1).thresholds(steps(("green", None), ("red", limits["job_failure_ratio"]))).span(8)),
             timeseries_panel(
                 "Job duration", "p50 and p95 job duration per type; exemplars link to the job's trace.", "s",
                 quantiles(JOB_DUR, JOB_TYPE, raw_j, levels=(0.5, 0.95))).span(8),
             row("Tools and plugins"),
             status_history_panel(
                 "Tool reliability",
-                "Share of tool executions without error over 5 minutes, per tool: a reliability heatmap.",
+                "Share of tool executions without error over 5 minutes, per tool: a reliability heatmap. Red below "
+                f"{1 - limits['tool_error_ratio']:.0%} (AgentOtelToolErrorRatioHigh fires above "
+                f"{limits['tool_error_ratio']:.0%} errors over an hour), yellow below 99 %.",
                 "percentunit",
                 [query(f"1 - tool:gen_ai_execute_tool_errors_per_executions:ratio_rate5m{{{t}}}",
                        "{{gen_ai_tool_name}}")],
-            ).min(0).max(1).thresholds(steps(("red", None), ("yellow", 0.9), ("green", 0.99))).span(24),
+            ).min(0).max(1).thresholds(steps(("red", None), ("yellow", round(1 - limits["tool_error_ratio"], 4)),
+                                             ("green", 0.99))).span(24),
             bargauge_panel(
                 "Most used tools (24h)", "Executions in the last 24 hours, top 10 tools.", "short",
                 [query(f"topk(10, tool:{TOOL_DUR}_count:rate1d{{{t}}} * 86400)", "{{gen_ai_tool_name}}",

@@ -9,6 +9,7 @@ from mixin.dashboards.common import (
     RATE_INTERVAL,
     RAW,
     VARIABLES,
+    below_steps,
     dashboard,
     label_values,
     quantiles,
@@ -17,6 +18,7 @@ from mixin.dashboards.common import (
     stat_panel,
     steps,
     timeseries_panel,
+    with_threshold_lines,
 )
 from mixin.names import (
     CLIENT_DUR,
@@ -33,12 +35,13 @@ from mixin.names import (
 )
 
 FILE = "providers.json"
-#: Availability is red below 90 % and yellow below 98 %, like the provider availability alerts.
-_AVAILABILITY = (("red", None), ("yellow", 0.9), ("green", 0.98))
 
 
 def build() -> Dashboard:
     limits = load_thresholds()
+    # Red below the critical, yellow below the warning threshold of AgentOtelProviderAvailabilityLow.
+    availability = steps(*below_steps(limits["provider_availability_critical"],
+                                      limits["provider_availability_warning"]))
     p = f'{VARIABLES},{PROVIDER}=~"$provider"'
     raw_p = f'{RAW},{PROVIDER}=~"$provider"'
     raw_pm = f'{raw_p},{MODEL}=~"$model"'
@@ -55,21 +58,25 @@ def build() -> Dashboard:
                 "error_type).", "percentunit",
                 [query(f"provider:gen_ai_client_operation_availability:ratio_rate1d{{{p}}}",
                        "{{gen_ai_provider_name}}", instant=True)],
-            ).min(0).max(1).thresholds(steps(*_AVAILABILITY)).span(6),
+            ).min(0).max(1).thresholds(availability).span(6),
             stat_panel(
                 "Availability incl. slow calls (24h)",
                 f"As 'Availability', also counting calls slower than {limits['provider_slow_call_seconds']} s as "
                 "unavailable.", "percentunit",
                 [query(f"provider:gen_ai_client_operation_availability_with_slow:ratio_rate1d{{{p}}}",
                        "{{gen_ai_provider_name}}", instant=True)],
-            ).min(0).max(1).thresholds(steps(*_AVAILABILITY)).span(6),
-            timeseries_panel(
-                "Availability", "Share of calls without error over 5 minutes and 1 hour.", "percentunit",
+            ).min(0).max(1).thresholds(availability).span(6),
+            with_threshold_lines(timeseries_panel(
+                "Availability",
+                "Share of calls without error over 5 minutes and 1 hour. The dashed lines are the alert's thresholds "
+                f"(AgentOtelProviderAvailabilityLow: warning below {limits['provider_availability_warning']:.0%}, "
+                f"critical below {limits['provider_availability_critical']:.0%}); the axis goes a little above "
+                "100 % so that a provider at 100 % stays visible.", "percentunit",
                 [query(f"provider:gen_ai_client_operation_availability:ratio_rate5m{{{p}}}",
                        "{{gen_ai_provider_name}} 5m"),
                  query(f"provider:gen_ai_client_operation_availability:ratio_rate1h{{{p}}}",
                        "{{gen_ai_provider_name}} 1h")],
-            ).min(0).max(1).thresholds(steps(*_AVAILABILITY)),
+            ).min(0).max(1.05).thresholds(availability)),
             timeseries_panel(
                 "Errors by type", "Failed calls per second by provider and error type.", "ops",
                 [query(f'sum by ({PROVIDER}, {ERROR_TYPE}) (rate({CLIENT_DUR}_count{{{raw_pm},{ERROR_TYPE}!=""}}'

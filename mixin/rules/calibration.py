@@ -1,4 +1,5 @@
-"""Confidence calibration: per agent and confidence band, how often the agent actually succeeded.
+"""Confidence calibration: per agent and confidence band, how often the agent actually succeeded; per agent,
+the mean stated confidence and the mean evaluation score (agent.evaluation.score), side by side.
 
 The bands are :data:`agent_otel.semconv.CONFIDENCE_BANDS`, the definition ``agent-otel report`` uses too.
 """
@@ -6,7 +7,7 @@ The bands are :data:`agent_otel.semconv.CONFIDENCE_BANDS`, the definition ``agen
 from __future__ import annotations
 
 from agent_otel import semconv as sc
-from mixin.names import AGENT, CONFIDENCE, OUTCOME
+from mixin.names import AGENT, CONFIDENCE, EVAL_NAME, EVAL_SCORE, OUTCOME
 from mixin.rules.rule import Group, Rule, record, window_groups
 from mixin.scope import Scope, eq
 
@@ -14,12 +15,13 @@ WINDOWS = ("1h", "1d", "7d")
 
 
 def check_contract() -> None:
-    """The band edges must be bucket bounds of the confidence histogram, or no rule can count a band."""
-    bounds = {str(b) for b in sc.CONFIDENCE_BUCKETS}
-    edges = [str(e) for e in sc.CONFIDENCE_BAND_EDGES]
-    if edges != ["0.5", "0.8"] or not set(edges) <= bounds:
+    """The band bounds must be bucket bounds of the confidence histogram, or no rule can count a band; the
+    workload of mixin/rules/workload.yaml and the hand-written alert tests are written for these bounds."""
+    bounds = set(sc.CONFIDENCE_BUCKETS)
+    if sc.CONFIDENCE_BAND_EDGES != (0.5, 0.8) or not set(sc.CONFIDENCE_BAND_BOUNDS) <= bounds:
         raise SystemExit(
-            f"semconv.CONFIDENCE_BAND_EDGES {edges} are not the 0.5/0.8 bucket bounds the workload of "
+            f"semconv.CONFIDENCE_BAND_EDGES {sc.CONFIDENCE_BAND_EDGES} / CONFIDENCE_BAND_BOUNDS "
+            f"{sc.CONFIDENCE_BAND_BOUNDS} are not the bucket bounds just below 0.5 and 0.8 that the workload of "
             "mixin/rules/workload.yaml and the hand-written alert tests are written for"
         )
 
@@ -48,13 +50,32 @@ def _rules(w: str, s: Scope) -> list[Rule]:
             f"agent_band:{CONFIDENCE}_successes_per_invocations:ratio_increase{w}",
             f"{successes}\n/\n({total} > 0)",
         ),
+        *(_means(w, s) if w == "1h" else []),
+    ]
+
+
+def _means(w: str, s: Scope) -> list[Rule]:
+    """What an agent claims (its mean stated confidence) next to what evaluators measured (the mean score
+    of each evaluation of it): the score feeds the calibration view."""
+
+    def mean(histogram: str, *labels: str) -> str:
+        def rated(suffix: str) -> str:
+            return f"sum by ({s.by(*labels)}) (rate({s.series(f'{histogram}_{suffix}')}[{w}]))"
+
+        return f"{rated('sum')}\n/\n({rated('count')} > 0)"
+
+    return [
+        record(f"agent:{CONFIDENCE}:mean{w}", mean(CONFIDENCE, AGENT)),
+        record(f"agent_evaluation:{EVAL_SCORE}:mean{w}", mean(EVAL_SCORE, AGENT, EVAL_NAME)),
     ]
 
 
 def recording_groups(s: Scope) -> list[Group]:
     low, high = sc.CONFIDENCE_BAND_EDGES
+    below_low, below_high = (repr(b) for b in sc.CONFIDENCE_BAND_BOUNDS)
     comment = (
         "Confidence calibration over {w}: invocations and actual success ratio per agent and band\n"
-        f"(low < {low} <= medium < {high} <= high). Bands come from the cumulative le={low}/{high}/+Inf buckets."
+        f"(low < {low} <= medium < {high} <= high). Bands come from the cumulative buckets le={below_low},\n"
+        f"le={below_high} and le=+Inf: the largest doubles below {low} and {high}, since a bucket includes its bound."
     )
     return window_groups("calibration", WINDOWS, comment, lambda w: _rules(w, s))

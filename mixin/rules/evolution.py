@@ -32,6 +32,18 @@ def recording_groups(s: Scope) -> list[Group]:
     return window_groups("evolution", WINDOWS, _COMMENT, lambda w: _rules(w, s))
 
 
+def _no_progress(t: Thresholds, s: Scope) -> str:
+    """No run of the last day improved the KPI by the minimum, while runs happened and the agent was watched
+    for the whole day. The improvement gauge holds the latest run's delta, so its best value over the day is
+    what counts: a healthy agent whose latest run did not improve (or rolled back) stays silent."""
+    by = s.by(AGENT, EVO_TYPE)
+    return (f"max by ({by}) (max_over_time({s.series(EVO_IMPROVEMENT)}[1d])) < {t['evolution_min_improvement']}\n"
+            f"and on ({by})\n"
+            f"sum by ({by}) (increase({s.series(EVO_ATTEMPTS)}[1d])) >= {t['evolution_no_progress_min_runs_1d']}\n"
+            f"and on ({by})\n"
+            f"group by ({by}) (count_over_time({s.series(EVO_ATTEMPTS)}[1h] offset 1d))")
+
+
 def alert_group(t: Thresholds, s: Scope) -> Group:
     a, kind = value_of(AGENT), value_of(EVO_TYPE)
     return Group(
@@ -65,12 +77,12 @@ def alert_group(t: Thresholds, s: Scope) -> Group:
             alert(
                 t,
                 "AgentOtelEvolutionNoProgress",
-                f"max by ({s.by(AGENT, EVO_TYPE)}) ({s.series(EVO_IMPROVEMENT)}) < {t['evolution_min_improvement']}",
-                "24h",
+                _no_progress(t, s),
+                "1h",
                 "info",
                 "Evolution has not improved an agent for a day.",
-                f"{kind} evolution runs of agent {a} have improved its KPI by less than "
-                f"{t['evolution_min_improvement']} for 24 hours (latest improvement {{{{ $value }}}}).",
+                f"None of the {kind} evolution runs of agent {a} over the last day improved its KPI by "
+                f"{t['evolution_min_improvement']} or more (best improvement {{{{ $value }}}}).",
             ),
         ],
     )

@@ -33,7 +33,7 @@ def recording_groups(t: Thresholds, s: Scope) -> list[Group]:
 
 def alert_groups(t: Thresholds, s: Scope) -> list[Group]:
     return [agents.alert_group(t, s), providers.alert_group(t, s), evolution.alert_group(t, s),
-            telemetry.alert_group(t, s)]
+            tools_jobs.alert_group(t, s), telemetry.alert_group(t, s)]
 
 
 def render() -> dict[Path, str]:

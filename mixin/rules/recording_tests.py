@@ -16,6 +16,8 @@ from mixin.names import (
     CLIENT_DUR,
     CONFIDENCE,
     COST,
+    EVAL_NAME,
+    EVAL_SCORE,
     EVO_ATTEMPTS,
     EVO_STATUS,
     EVO_TYPE,
@@ -97,6 +99,14 @@ def _calibration_cases(w: str) -> list[Case]:
             f"agent_band:{CONFIDENCE}_successes_per_invocations:ratio_increase{w}",
             [(band["low"], HALF), (band["medium"], 1), (band["high"], 0.75), (coder["high"], 0)],
         ),
+        *(_mean_cases() if w == "1h" else []),
+    ]
+
+
+def _mean_cases() -> list[Case]:
+    return [
+        (f"agent:{CONFIDENCE}:mean1h", [({AGENT: "planner"}, HALF), ({AGENT: "coder"}, 0.75)]),
+        (f"agent_evaluation:{EVAL_SCORE}:mean1h", [({AGENT: "summarizer", EVAL_NAME: "faithfulness"}, HALF)]),
     ]
 
 

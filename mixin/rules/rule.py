@@ -76,6 +76,12 @@ def ratio_below(ratio_1h: str, threshold: float, by: str, rate_1h: str, min_per_
     return f"{ratio_1h} < {threshold}\nand on ({by})\n{rate_1h} * 3600 >= {min_per_hour}"
 
 
+def ratio_above(ratio_1h: str, threshold: float, by: str, rate_1h: str, min_per_hour: float) -> str:
+    """``ratio_1h`` above ``threshold``, only where at least ``min_per_hour`` events happened (see
+    :func:`ratio_below`)."""
+    return f"{ratio_1h} > {threshold}\nand on ({by})\n{rate_1h} * 3600 >= {min_per_hour}"
+
+
 def alert(t: Thresholds, name: str, expr: str, for_: str, severity: str, summary: str, description: str) -> Rule:
     """An alerting rule whose runbook is the section ``#<name in lower case>`` of the runbooks page."""
     return {

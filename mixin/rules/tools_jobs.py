@@ -1,9 +1,10 @@
-"""Tools and jobs: tool reliability, job throughput and job failure ratio (recorded; no alerts yet)."""
+"""Tools and jobs: tool reliability, job throughput and job failure ratio; the alerts on jobs that fail and
+tools that raise errors too often."""
 
 from __future__ import annotations
 
 from mixin.names import ERROR_TYPE, JOB_DUR, JOB_OUTCOME, JOB_TYPE, TOOL, TOOL_DUR
-from mixin.rules.rule import Group, Rule, record, window_groups
+from mixin.rules.rule import Group, Rule, Thresholds, alert, pct, ratio_above, record, value_of, window_groups
 from mixin.scope import Scope, ne
 
 WINDOWS = ("5m", "1h", "1d")
@@ -39,3 +40,37 @@ def _rules(w: str, s: Scope) -> list[Rule]:
 
 def recording_groups(s: Scope) -> list[Group]:
     return window_groups("tools-jobs", WINDOWS, _COMMENT, lambda w: _rules(w, s))
+
+
+def alert_group(t: Thresholds, s: Scope) -> Group:
+    return Group(
+        "agent-otel-tools-jobs-alerts",
+        "Jobs (workflow runs) that end in failure and tools that raise errors, per job type and tool, with a\n"
+        "minimum volume: a ratio of a few runs is noise.",
+        [
+            alert(
+                t,
+                "AgentOtelJobFailureRatioHigh",
+                ratio_above("job_type:job_failures_per_jobs:ratio_rate1h", t["job_failure_ratio"], s.by(JOB_TYPE),
+                            f"job_type:{JOB_DUR}_count:rate1h", t["job_min_runs_1h"]),
+                "15m",
+                "warning",
+                "Jobs of one type fail too often.",
+                f"{{{{ $value | humanizePercentage }}}} of {value_of(JOB_TYPE)} jobs ended in failure or error over "
+                f"the last hour (threshold {pct(t['job_failure_ratio'])}, at least {t['job_min_runs_1h']} jobs "
+                "an hour).",
+            ),
+            alert(
+                t,
+                "AgentOtelToolErrorRatioHigh",
+                ratio_above("tool:gen_ai_execute_tool_errors_per_executions:ratio_rate1h", t["tool_error_ratio"],
+                            s.by(TOOL), f"tool:{TOOL_DUR}_count:rate1h", t["tool_min_calls_1h"]),
+                "15m",
+                "warning",
+                "A tool raises errors too often.",
+                f"Tool {value_of(TOOL)} raised an error in {{{{ $value | humanizePercentage }}}} of its executions "
+                f"over the last hour (threshold {pct(t['tool_error_ratio'])}, at least {t['tool_min_calls_1h']} "
+                "executions an hour).",
+            ),
+        ],
+    )

@@ -98,6 +98,10 @@ def _add_demo(subparsers: Subparsers) -> None:
                         help="with --stack (default 9093, or a free port when 9093 is busy)")
     parser.add_argument("--workdir", type=Path, help="with --stack: keep Prometheus/Alertmanager data and logs "
                         "here (default: a temporary directory removed on exit)")
+    parser.add_argument("--collector", nargs="?", const="", metavar="BINARY",
+                        help="with --stack: export OTLP to a local OpenTelemetry Collector running the shipped "
+                             "otelcol.yaml, which Prometheus scrapes (BINARY, default otelcol-agent-otel or "
+                             "otelcol-contrib on PATH or in ./bin; build ours with `make collector`)")
     parser.set_defaults(handler=_demo)
 
 
@@ -105,10 +109,14 @@ def _demo(args: argparse.Namespace) -> int:
     # Imported only for `demo`: it loads prometheus_client and the stack runner, which `run` never needs.
     from agent_otel._ops.demo.runner import DemoOptions, run_demo
 
+    if args.collector is not None and not args.stack:
+        print("agent-otel demo: --collector needs --stack (the Collector feeds the stack's Prometheus)",
+              file=sys.stderr)
+        return 2
     return run_demo(DemoOptions(port=args.port, rate=args.rate, duration=args.duration or None, seed=args.seed,
                                 evolve_every=args.evolve_every, stack=args.stack,
                                 prometheus_port=args.prometheus_port, alertmanager_port=args.alertmanager_port,
-                                workdir=args.workdir))
+                                workdir=args.workdir, collector=args.collector))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ operation names the OpenTelemetry semantic conventions define come from
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
@@ -192,21 +193,29 @@ TOKEN_BUCKETS = tuple(4**i for i in range(14))
 AGENT_DURATION_BUCKETS = _doubling(0.1, 13)
 #: Jobs, evolution runs and workflow phases: minutes to hours.
 LONG_DURATION_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
-#: Stated confidence, 0.1 .. 1.0; the band edges 0.5 and 0.8 used by the calibration rules are edges here.
-CONFIDENCE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
+_TENTHS = tuple(round(0.1 * i, 1) for i in range(1, 11))
+
+#: Confidence bands used by calibration rules, report and dashboards: low < 0.5 <= medium < 0.8 <= high
+#: (a stated 0.8 is high, a stated 0.5 medium).
+CONFIDENCE_BAND_EDGES = (0.5, 0.8)
+#: A histogram bucket includes its upper bound (``le``), so "below 0.8" needs a bound with nothing between it
+#: and 0.8: the largest double below each edge (0.7999999999999999). A band is then exactly the difference
+#: of two cumulative buckets, on every path (the ``le`` label is the shortest round-trip spelling, in Python
+#: and Go alike).
+CONFIDENCE_BAND_BOUNDS = tuple(math.nextafter(edge, 0.0) for edge in CONFIDENCE_BAND_EDGES)
+#: Stated confidence: 0.1 .. 1.0 in tenths, and the band bounds just below 0.5 and 0.8.
+CONFIDENCE_BUCKETS = tuple(sorted((*_TENTHS, *CONFIDENCE_BAND_BOUNDS)))
 
 #: Evaluation scores: 0..1 in tenths (most evaluators), then the 1-5 and 1-10 scales some use.
-EVALUATION_SCORE_BUCKETS = (*CONFIDENCE_BUCKETS, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0)
+EVALUATION_SCORE_BUCKETS = (*_TENTHS, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0)
 
-#: Confidence bands used by calibration rules: low < 0.5 <= medium < 0.8 <= high.
-CONFIDENCE_BAND_EDGES = (0.5, 0.8)
 #: The bands as the calibration rules and ``agent-otel report`` count them: (name, lower cumulative bucket
-#: or None, upper cumulative bucket), bounds spelled as Prometheus ``le`` values. Buckets include their upper
-#: bound, so a band holds lower < confidence <= upper.
+#: or None, upper cumulative bucket), bounds spelled as Prometheus ``le`` values. A band holds
+#: lower < confidence <= upper, i.e. low < 0.5 <= medium < 0.8 <= high.
 CONFIDENCE_BANDS: tuple[tuple[str, str | None, str], ...] = (
-    ("low", None, str(CONFIDENCE_BAND_EDGES[0])),
-    ("medium", str(CONFIDENCE_BAND_EDGES[0]), str(CONFIDENCE_BAND_EDGES[1])),
-    ("high", str(CONFIDENCE_BAND_EDGES[1]), "+Inf"),
+    ("low", None, repr(CONFIDENCE_BAND_BOUNDS[0])),
+    ("medium", repr(CONFIDENCE_BAND_BOUNDS[0]), repr(CONFIDENCE_BAND_BOUNDS[1])),
+    ("high", repr(CONFIDENCE_BAND_BOUNDS[1]), "+Inf"),
 )
 
 

@@ -25,6 +25,8 @@ ROUTES = [
     ({"alertname": "AgentOtelTargetDown", "severity": "warning", "job": "agent-otel-collector"}, "ticket"),
     ({"alertname": "AgentOtelTokenSpendOverBudget", "severity": "warning"}, "ticket"),
     ({"alertname": "AgentOtelEvolutionNoProgress", "severity": "info", "gen_ai_agent_name": "planner"}, "info"),
+    ({"alertname": "AgentOtelJobFailureRatioHigh", "severity": "warning", "job_type": "nightly"}, "ticket"),
+    ({"alertname": "AgentOtelToolErrorRatioHigh", "severity": "warning", "gen_ai_tool_name": "run_tests"}, "ticket"),
     ({"alertname": "SomethingElse", "severity": "page"}, "default"),
     ({"alertname": "NoSeverity"}, "default"),
     ({}, "default"),
@@ -66,11 +68,12 @@ def test_grouping_and_inhibition():
     config = load_yaml(CONFIG)
     group_by = config["route"]["group_by"]
     assert group_by[0] == "alertname"
-    assert {"gen_ai_agent_name", "gen_ai_provider_name"} <= set(group_by)
+    assert {"gen_ai_agent_name", "gen_ai_provider_name", "job_type", "gen_ai_tool_name"} <= set(group_by)
     assert "..." not in group_by
     [rule] = [r for r in config["inhibit_rules"] if r["source_matchers"] == ['severity="critical"']]
     assert rule["target_matchers"] == ['severity=~"warning|info"']
-    assert set(rule["equal"]) >= {"alertname", "gen_ai_agent_name", "gen_ai_provider_name"}
+    assert set(rule["equal"]) >= {"alertname", "gen_ai_agent_name", "gen_ai_provider_name", "job_type",
+                                  "gen_ai_tool_name"}
     # new-style matchers only: match/match_re/source_match are deprecated
     text = CONFIG.read_text()
     for deprecated in ("match:", "match_re:", "source_match:", "target_match:"):

@@ -17,7 +17,9 @@ import yaml
 from tests.support.ops import ALERTS, COLLECTOR, collector_binary, load_yaml
 from tests.support.paths import ROOT
 
-CONFIGS = {"otelcol.yaml": COLLECTOR / "otelcol.yaml", "gateway.yaml": COLLECTOR / "gateway.yaml"}
+CONFIGS = {name: COLLECTOR / name for name in ("otelcol.yaml", "gateway.yaml", "agent-to-gateway.yaml")}
+#: The configs whose metrics pipeline translates to Prometheus names (agent-to-gateway.yaml forwards OTLP).
+TRANSLATING = ("otelcol.yaml", "gateway.yaml")
 KINDS = ("receivers", "processors", "exporters", "connectors")
 SIGNALS = ("traces", "metrics", "logs")
 #: The one Collector release of collector-config/ (core v0.161.0 with its v1.67.0 modules, contrib v0.161.0).
@@ -273,7 +275,7 @@ def test_gateway_load_balances_samples_and_remote_writes():
     assert not rw.get("namespace") and not rw.get("resource_constant_labels")
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", TRANSLATING)
 def test_unit_1_gauges_keep_their_contract_names(name):
     """The Collector's translation appends _ratio to unit-"1" gauges, the SDK exporter does not: the metrics
     pipeline must drop that unit so both paths serve e.g. evolution_performance_improvement."""
@@ -289,6 +291,32 @@ def test_unit_1_gauges_keep_their_contract_names(name):
     [block] = config["processors"]["transform/contract_names"]["metric_statements"]
     assert block["context"] == "metric"
     assert block["statements"] == ['set(unit, "") where type == METRIC_DATA_TYPE_GAUGE and unit == "1"']
+
+
+def test_agent_to_gateway_routes_traces_by_trace_id_and_metrics_by_stream():
+    """agent-to-gateway.yaml: otelcol.yaml's receivers and privacy net, then every span of a trace to the gateway
+    replica that samples it (gateway.yaml's otlp/sampling port) and every series to one replica's OTLP port
+    (remote-written once). tests/e2e/test_gateway.py runs it in front of two gateways."""
+    config = load_yaml(CONFIGS["agent-to-gateway.yaml"])
+    agent = load_yaml(CONFIGS["otelcol.yaml"])
+    gateway = load_yaml(CONFIGS["gateway.yaml"])
+    pipelines = config["service"]["pipelines"]
+    assert config["receivers"] == agent["receivers"]
+    assert config["processors"]["transform/privacy"] == agent["processors"]["transform/privacy"]
+    assert pipelines["traces"]["processors"] == pipelines["metrics"]["processors"] == ["memory_limiter",
+                                                                                       "transform/privacy"]
+    assert pipelines["traces"]["exporters"] == ["load_balancing/traces"]
+    assert pipelines["metrics"]["exporters"] == ["load_balancing/metrics"]
+    traces, metrics = config["exporters"]["load_balancing/traces"], config["exporters"]["load_balancing/metrics"]
+    assert traces["routing_key"] == "traceID" and metrics["routing_key"] == "streamID"
+    sampling_port = gateway["receivers"]["otlp/sampling"]["protocols"]["grpc"]["endpoint"].rsplit(":", 1)[1]
+    ingest_port = gateway["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"].rsplit(":", 1)[1]
+    assert traces["resolver"]["dns"]["port"] == sampling_port == gateway["exporters"]["load_balancing"]["resolver"][
+        "dns"]["port"]
+    assert metrics["resolver"]["dns"]["port"] == ingest_port
+    for exporter in (traces, metrics):
+        assert exporter["resolver"]["dns"]["hostname"] == "${env:GATEWAY_SAMPLING_HOSTNAME}"
+        assert exporter["protocol"]["otlp"]["sending_queue"]["enabled"] is True
 
 
 def test_job_outcome_key_matches_the_contract():

@@ -157,7 +157,12 @@ def test_issue_for_durations():
     assert by_name["AgentOtelEvolutionFailureRateHigh"]["for"] == "10m"
     assert "ratio_increase1h" in by_name["AgentOtelEvolutionFailureRateHigh"]["expr"]
     assert by_name["AgentOtelEvolutionMemoryPeakHigh"]["for"] == "5m"
-    assert by_name["AgentOtelEvolutionNoProgress"]["for"] == "24h"
+    # Issue 18: no improvement over a day while runs happened, not the latest run's delta for 24h (which
+    # flapped with every run): the window is in the expression, `for` only rides out a scrape gap.
+    no_progress = by_name["AgentOtelEvolutionNoProgress"]
+    assert no_progress["for"] == "1h"
+    assert "max_over_time(evolution_performance_improvement" in no_progress["expr"]
+    assert "increase(evolution_attempts_total" in no_progress["expr"] and "[1d]" in no_progress["expr"]
 
 
 def test_required_alerts_exist():

@@ -3,15 +3,20 @@
 exporter a real Prometheus scrapes with the shipped rules, as the shipped prometheus.yml does
 (honor_labels: job and instance come from service.name and service.instance.id).
 
+The rules alert to a real Alertmanager, whose webhook posts to this test; the Collector's traces exporter
+(otlp_grpc/traces) sends to an OTLP/gRPC trace backend in this test.
+
 Asserted: every contract metric with its labels and no id label, under the same names as on the direct
-path (no `_ratio` on unit-1 gauges), every recording rule returns data, exemplars arrive, and the two
-processes do not collide (two instances, no false resets).
+path (no `_ratio` on unit-1 gauges), every recording rule and every dashboard query returns data, the
+shipped alerts reach the webhook (and the silent ones stay silent), exemplars carry the trace ids of
+exported agent spans, and the two processes do not collide (two instances, no false resets).
 Every server is stopped by PID in teardown.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import urllib.parse
@@ -25,7 +30,13 @@ import pytest
 
 from agent_otel import semconv
 from agent_otel._ops.stack import ALERTMANAGER_PATH, RULE_PATHS, LocalStack, WebhookReceiver, free_port, http_get_json
+from tests.support.alerts import (
+    check_chosen_alerts_reach_the_webhook_with_labels_and_annotations,
+    check_silent_counterparts_stay_silent,
+    check_warnings_covered_by_a_critical_are_inhibited,
+)
 from tests.support.collector import RunningCollector, start_collector
+from tests.support.dashboards import SELECTIONS, check_every_dashboard_query_returns_data
 from tests.support.demo import stop
 from tests.support.e2e import (
     RATE,
@@ -36,12 +47,14 @@ from tests.support.e2e import (
     recording_rules,
     wait_for_series,
 )
+from tests.support.otlp_receiver import OtlpGrpcReceiver, OtlpReceiver
 from tests.support.paths import ASSETS
 from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
 SERVICE = "agent-otel-demo"
+ENVIRONMENT = "e2e"
 #: Labels on every series through the Collector: job/instance (honoured), the instrumentation scope (the
 #: Collector's exporter adds scope attributes and schema URL as otel_scope_*), and the service and its
 #: environment (semconv.SCOPING_RESOURCE_ATTRIBUTES, as on the direct path).
@@ -54,6 +67,9 @@ PROCESSES = 2
 class CollectorPath:
     collector: RunningCollector
     stack: LocalStack
+    webhook: WebhookReceiver
+    #: The trace backend the Collector's otlp_grpc/traces exporter sends to.
+    spans: OtlpReceiver
     demos: list[subprocess.Popen[bytes]]
     logs: list[Path]
 
@@ -67,6 +83,10 @@ class CollectorPath:
         result: list[dict[str, Any]] = self.api("/api/v1/query", query=expr)["result"]
         return result
 
+    def alertmanager_alerts(self) -> list[dict[str, Any]]:
+        alerts: list[dict[str, Any]] = http_get_json(f"{self.stack.alertmanager_url}/api/v2/alerts")
+        return alerts
+
     def alive(self) -> None:
         for demo, log in zip(self.demos, self.logs, strict=True):
             code = demo.poll()
@@ -74,29 +94,31 @@ class CollectorPath:
         code = self.collector.process.exited()
         assert code is None, f"the Collector exited with {code}:\n{self.collector.process.log_tail(40)}"
 
+    demo_alive = alive
+
 
 @pytest.fixture(scope="module")
 def path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorPath]:
     work = tmp_path_factory.mktemp("collector-path")
     rules = [fast_rules(ASSETS / name, work / Path(name).name) for name in RULE_PATHS]
-    collector = start_collector("otelcol.yaml", work, {
-        # Nothing listens there: spans wait in the sending queue; this test is about metrics.
-        "OTEL_TRACES_BACKEND_ENDPOINT": f"127.0.0.1:{free_port()}", "OTEL_TRACES_BACKEND_INSECURE": "true",
-        "AGENT_OTEL_HASH_SALT": "e2e-salt"})
     demos: list[subprocess.Popen[bytes]] = []
     logs = [work / f"demo-{n}.log" for n in range(PROCESSES)]
-    stack = LocalStack(work / "stack", scrape_targets=[collector.prometheus_target], webhook_url="",
-                       rule_files=rules, alertmanager_yml=fast_alertmanager(ASSETS / ALERTMANAGER_PATH),
-                       scrape_interval="1s", evaluation_interval="1s", job_name="agent-otel-collector",
-                       honor_labels=True)
-    try:
-        with WebhookReceiver() as webhook:
-            stack.webhook_url = webhook.url
+    with OtlpGrpcReceiver() as spans, WebhookReceiver() as webhook:
+        collector = start_collector("otelcol.yaml", work, {
+            # The shipped traces exporter (otlp_grpc/traces) sends to a trace backend in this test.
+            "OTEL_TRACES_BACKEND_ENDPOINT": spans.endpoint.removeprefix("http://"),
+            "OTEL_TRACES_BACKEND_INSECURE": "true", "AGENT_OTEL_HASH_SALT": "e2e-salt"})
+        stack = LocalStack(work / "stack", scrape_targets=[collector.prometheus_target], webhook_url=webhook.url,
+                           rule_files=rules, alertmanager_yml=fast_alertmanager(ASSETS / ALERTMANAGER_PATH),
+                           scrape_interval="1s", evaluation_interval="1s", job_name="agent-otel-collector",
+                           honor_labels=True)
+        try:
             env = {**os.environ, "OTEL_TRACES_EXPORTER": "otlp", "OTEL_METRICS_EXPORTER": "otlp",
                    "OTEL_EXPORTER_OTLP_ENDPOINT": collector.otlp_http, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
                    "OTEL_METRIC_EXPORT_INTERVAL": "1000", "OTEL_BSP_SCHEDULE_DELAY": "500",
-                   "OTEL_SERVICE_NAME": SERVICE}
-            env.pop("OTEL_RESOURCE_ATTRIBUTES", None)
+                   "OTEL_SERVICE_NAME": SERVICE,
+                   # The dashboards' Environment variable offers the values of this attribute.
+                   "OTEL_RESOURCE_ATTRIBUTES": f"deployment.environment.name={ENVIRONMENT}"}
             for n, log_path in enumerate(logs):
                 with open(log_path, "wb") as log:
                     demos.append(subprocess.Popen(
@@ -104,7 +126,7 @@ def path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorPath]:
                          "--seed", str(SEED + n), "--evolve-every", "1", "--duration", "900"],
                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work))
             stack.start()
-            setup = CollectorPath(collector, stack, demos, logs)
+            setup = CollectorPath(collector, stack, webhook, spans, demos, logs)
             wait_until(lambda: (setup.alive(), setup.query(
                 f'count(count by (instance) (gen_ai_invoke_agent_duration_seconds_count{{job="{SERVICE}"}})) '
                 f"== {PROCESSES}"))[1], "both demo processes' metrics in Prometheus through the Collector",
@@ -113,11 +135,11 @@ def path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorPath]:
                 "count_over_time(gen_ai_invoke_agent_duration_seconds_count[1m]) > 2"),
                 "three scrapes with agent invocations", timeout_s=60)
             yield setup
-    finally:
-        stack.stop()
-        for demo in demos:
-            stop(demo)
-        collector.stop()
+        finally:
+            stack.stop()
+            for demo in demos:
+                stop(demo)
+            collector.stop()
 
 
 def series_of(path: CollectorPath, name: str) -> list[dict[str, str]]:
@@ -159,21 +181,53 @@ def test_two_processes_of_one_service_do_not_collide(path: CollectorPath) -> Non
     assert {series["metric"]["instance"] for series in target_info} == instances
 
 
-def test_exemplars_arrive_through_the_collector(path: CollectorPath) -> None:
+def test_exemplars_carry_trace_ids_of_exported_agent_spans(path: CollectorPath) -> None:
     """The Collector serves OpenMetrics (enable_open_metrics), the only format with exemplars: Prometheus
-    stores the trace ids the SDK attached to agent latencies. (Which spans they lead to is the direct-path
-    test's job: here spans go to a trace backend that is not running.)"""
-    trace_ids: set[str] = set()
+    stores the trace ids the SDK attached to agent latencies, and each one is the trace id of an agent span
+    that the Collector's traces pipeline exported to the trace backend."""
+    exemplars: set[str] = set()
 
     def found() -> bool:
         path.alive()
         data = path.api("/api/v1/query_exemplars", query="gen_ai_invoke_agent_duration_seconds_bucket",
                         start="0", end="9999999999")
-        trace_ids.update(exemplar["labels"]["trace_id"] for series in data for exemplar in series["exemplars"])
-        return bool(trace_ids)
+        exemplars.update(exemplar["labels"]["trace_id"] for series in data for exemplar in series["exemplars"])
+        return bool(exemplars)
 
     wait_until(found, "an exemplar on an agent latency bucket", timeout_s=60)
-    assert all(len(trace_id) == 32 and int(trace_id, 16) for trace_id in trace_ids)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", trace_id) for trace_id in exemplars), exemplars
+    exported: set[str] = set()
+
+    def all_exported() -> bool:  # the exporter's sending queue flushes every 5 s
+        path.alive()
+        exported.update(span.trace_id.hex() for span in path.spans.spans() if span.name.startswith("invoke_agent "))
+        return exemplars <= exported
+
+    try:
+        wait_until(all_exported, "the agent spans of every exemplar's trace at the trace backend", timeout_s=60)
+    except AssertionError:
+        raise AssertionError(f"exemplar trace ids without an exported agent span: {exemplars - exported}") from None
+
+
+@pytest.mark.parametrize("selection", SELECTIONS)
+def test_every_dashboard_query_returns_data(path: CollectorPath, selection: str) -> None:
+    """Every panel query, with the variables at All and at their first value (tests/support/dashboards.py,
+    as on the direct path)."""
+    check_every_dashboard_query_returns_data(path.api, path.query, selection, path.alive)
+
+
+def test_chosen_alerts_reach_the_webhook_with_labels_and_annotations(path: CollectorPath) -> None:
+    """The direct path's alert checks (tests/support/alerts.py) through the Collector: rules on the
+    Collector's series fire, Alertmanager sends them to the webhook."""
+    check_chosen_alerts_reach_the_webhook_with_labels_and_annotations(path)
+
+
+def test_warnings_covered_by_a_critical_are_inhibited(path: CollectorPath) -> None:
+    check_warnings_covered_by_a_critical_are_inhibited(path)
+
+
+def test_silent_counterparts_stay_silent(path: CollectorPath) -> None:
+    check_silent_counterparts_stay_silent(path)
 
 
 def test_every_recording_rule_returns_data(path: CollectorPath) -> None:

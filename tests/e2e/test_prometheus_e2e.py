@@ -3,7 +3,6 @@ every dashboard query, a clean exposition, and exemplars that lead to the agent 
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import urllib.request
@@ -13,10 +12,10 @@ import pytest
 
 from agent_otel import semconv
 from agent_otel._ops.stack import http_get_json
+from tests.support.dashboards import SELECTIONS, check_every_dashboard_query_returns_data
 from tests.support.e2e import E2E, check_contract_series, recording_rules, wait_for_series
 from tests.support.ops import binary
 from tests.support.otlp_receiver import attributes_of
-from tests.support.paths import ASSETS
 from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -55,66 +54,10 @@ def test_every_recording_rule_returns_data(e2e: E2E) -> None:
     wait_until(all_have_data, "data from every recording rule", timeout_s=90)
 
 
-def dashboard_targets() -> list[tuple[str, str, str, dict]]:
-    out = []
-    for path in sorted((ASSETS / "grafana/dashboards").glob("*.json")):
-        dashboard = json.loads(path.read_text())
-        variables = {v["name"]: v for v in dashboard["templating"]["list"] if v["type"] == "query"}
-        for panel in dashboard["panels"]:
-            for target in panel.get("targets", []):
-                if "expr" in target:
-                    out.append((path.stem, panel["title"], target["expr"], variables))
-    return out
-
-
-GRAFANA_INTERVALS = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
-
-
-def resolve_variable(e2e: E2E, definition: dict, chosen: dict[str, str]) -> str:
-    """The first value Grafana's `label_values(selector, label)` would offer, escaped as Grafana escapes a
-    single value for a `=~` matcher (regex metacharacters, then backslashes for the PromQL string)."""
-    query = definition["query"]["query"] if isinstance(definition["query"], dict) else definition["query"]
-    match = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", query.strip())
-    assert match, query
-    selector = substitute(match.group(1), chosen)
-    values = sorted({series[match.group(2)] for series in e2e.api("/api/v1/series", **{"match[]": selector})
-                     if match.group(2) in series})
-    assert values, f"variable {definition['name']}: {query} offers nothing"
-    return re.escape(values[0]).replace("\\", "\\\\")
-
-
-def substitute(expr: str, chosen: dict[str, str]) -> str:
-    for name, value in GRAFANA_INTERVALS.items():
-        expr = expr.replace(name, value)
-    for name, value in chosen.items():
-        expr = expr.replace("${" + name + "}", value).replace("$" + name, value)
-    return expr
-
-
-@pytest.mark.parametrize("selection", ["all", "first"])
+@pytest.mark.parametrize("selection", SELECTIONS)
 def test_every_dashboard_query_returns_data(e2e: E2E, selection: str) -> None:
     """Every panel query, with the variables at All (Grafana's default here) and at their first value."""
-    targets = dashboard_targets()
-    assert len(targets) > 50
-    failures: list[str] = []
-
-    def all_return_data() -> bool:
-        failures.clear()
-        for dashboard, title, expr, variables in targets:
-            chosen: dict[str, str] = {}
-            for name, definition in variables.items():  # in order: later variables may use earlier ones
-                chosen[name] = definition.get("allValue") or ".*" if selection == "all" else \
-                    resolve_variable(e2e, definition, chosen)
-            query = substitute(expr, chosen)
-            assert "$" not in query, query
-            if not e2e.query(query):
-                failures.append(f"{dashboard} / {title}: {query}")
-        return not failures
-
-    try:
-        wait_until(all_return_data, "data for every dashboard query", timeout_s=90)
-    except AssertionError:
-        raise AssertionError("queries without data:\n" + "\n".join(failures)) from None
+    check_every_dashboard_query_returns_data(e2e.api, e2e.query, selection, e2e.demo_alive)
 
 
 def test_the_scraped_exposition_passes_promtool(e2e: E2E, tmp_path: Path) -> None:

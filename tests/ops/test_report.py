@@ -290,6 +290,13 @@ def canned() -> CannedPrometheus:
     conf = queries.CONFIDENCE
     return CannedPrometheus([
         (("count(count by",), [({}, 1)]),
+        (("timestamp(",), [({}, 1_700_000_000.0 - 1020)]),  # data since 17 minutes
+        ((f"{queries.JOB_DUR}_count", f'{queries.JOB_OUTCOME}!="success"'), [({queries.JOB_TYPE: "nightly"}, 45.2)]),
+        ((f"{queries.JOB_DUR}_count",), [({queries.JOB_TYPE: "nightly"}, 99.6), ({queries.JOB_TYPE: "adhoc"}, 3.1)]),
+        ((f"{queries.JOB_DUR}_bucket",), [({queries.JOB_TYPE: "nightly"}, 42.0)]),
+        ((f"{queries.TOOL_DUR}_count", f'{queries.ERROR_TYPE}!=""'), [({queries.TOOL: "run_tests"}, 10.9)]),
+        ((f"{queries.TOOL_DUR}_count",), [({queries.TOOL: "run_tests"}, 100.4), ({queries.TOOL: "lint"}, 50.0)]),
+        ((f"{queries.TOOL_DUR}_bucket",), [({queries.TOOL: "run_tests"}, 0.25)]),
         ((f"{dur}_count", f'{OC}="success"'), [({A: "good"}, 90), ({A: "bad"}, 3)]),
         ((f"{dur}_count",), [({A: "good"}, 100), ({A: "bad"}, 10)]),
         ((f"{dur}_sum",), [({A: "good"}, 50), ({A: "bad"}, 20)]),
@@ -308,8 +315,9 @@ def canned() -> CannedPrometheus:
         ((queries.RETRIES,), [({P: "x", M: "m1"}, 7)]),
         ((f"{queries.COST}{{{queries.OURS}}}[",), [({P: "x", M: "m1"}, 3.0)]),
         ((queries.FALLBACKS,), [({P: "x"}, 5)]),
-        ((queries.EVO_ATTEMPTS,), [({A: "good", queries.EVO_TYPE: "t", queries.EVO_STATUS: "succeeded"}, 3),
-                                   ({A: "good", queries.EVO_TYPE: "t", queries.EVO_STATUS: "failed"}, 1)]),
+        # increase() extrapolates: 3 and 1 runs come back as 3.04 and 0.98
+        ((queries.EVO_ATTEMPTS,), [({A: "good", queries.EVO_TYPE: "t", queries.EVO_STATUS: "succeeded"}, 3.04),
+                                   ({A: "good", queries.EVO_TYPE: "t", queries.EVO_STATUS: "failed"}, 0.98)]),
         ((queries.EVO_IMPROVEMENT,), [({A: "good", queries.EVO_TYPE: "t"}, 0.04)]),
         ((queries.KPI_CURRENT,), [({A: "good", queries.KPI: "success_rate"}, 0.9)]),
         ((f'{conf}_bucket{{{queries.OURS},le="+Inf"}}',),
@@ -370,7 +378,47 @@ def test_every_query_carries_the_selector_and_the_window() -> None:
     for expr in prom.asked:
         assert expr.count('job=~"agent-otel.*"') >= 1, expr
         if not expr.startswith("count(count by"):  # the services matching, an instant count
-            assert "[1d]" in expr, expr
+            assert "[1d]" in expr or "[1d:" in expr, expr  # a range, or the coverage's subquery
+
+
+def test_counts_are_whole_and_ratios_come_from_the_whole_counts() -> None:
+    report = collect(canned(), Options("http://canned", selector=""))
+    evolution = by(report.sections["evolution"], agent="good")
+    assert (evolution["attempts"], evolution["succeeded"], evolution["failed"]) == (4, 3, 1)
+    assert evolution["success_ratio"] == 0.75
+    assert all(isinstance(row[key], int) for name, key in (("agents", "invocations"), ("providers", "calls"),
+                                                             ("calibration", "invocations"), ("jobs", "runs"),
+                                                             ("tools", "calls"), ("patterns", "uses"))
+               for row in report.sections[name])
+
+
+def test_jobs_by_type_and_tools() -> None:
+    report = collect(canned(), Options("http://canned", selector=""))
+    assert by(report.sections["jobs"], job_type="nightly") == {
+        "job_type": "nightly", "runs": 100, "failures": 45, "failure_ratio": 0.45, "p95_duration_s": 42.0}
+    assert by(report.sections["jobs"], job_type="adhoc")["failure_ratio"] == 0.0
+    assert by(report.sections["tools"], tool="run_tests") == {
+        "tool": "run_tests", "calls": 100, "errors": 11, "error_ratio": 0.11, "p95_latency_s": 0.25}
+    assert by(report.sections["tools"], tool="lint")["errors"] == 0
+    text = render.table(report)
+    assert "Jobs by type" in text and "Tools" in text
+    assert "nightly" in text.split("Jobs by type")[1] and "45.0 %" in text
+
+
+@pytest.mark.parametrize("window", ["1h", "1d", "7d"])
+def test_a_window_longer_than_the_data_says_how_much_it_covers(window: str) -> None:
+    """Asked for 7 days over 17 minutes of data, the report says so instead of silently printing 17 minutes."""
+    report = collect(canned(), Options("http://canned", window=window, selector=""))
+    assert report.meta["partial"] is True and report.meta["covered_s"] == 1020
+    assert (f"The data covers only the last 17m of the {window} window (since about 2023-11-14T21:56:20Z)"
+            in render.table(report))
+
+
+def test_a_window_full_of_data_says_nothing_about_coverage() -> None:
+    prom = canned()
+    prom.table[1] = (("timestamp(",), [({}, prom.time - 3600)])
+    report = collect(prom, Options("http://canned", selector=""))
+    assert report.meta["partial"] is False and "covers only" not in render.table(report)
 
 
 # --------------------------------------------------------------------------------------------------

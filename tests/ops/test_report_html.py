@@ -97,7 +97,9 @@ def test_the_page_has_the_tables_escaped_and_a_chart_per_panel() -> None:
 
 def test_a_chart_without_series_says_so_and_short_data_is_named() -> None:
     canned = Canned([{"metric": {}, "values": [[NOW - 60, "1"], [NOW, "1"]]}])
-    text = html_page(report(), prometheus(canned))
-    assert "The data covers only the last 60 s of the 1h window." in text
+    short = report()
+    short.meta.update(partial=True, covered_s=60.0, data_since_iso="2027-01-15T07:59:00Z")
+    text = html_page(short, prometheus(canned))
+    assert "The data covers only the last 1m of the 1h window (since about 2027-01-15T07:59:00Z)" in text
     empty = html_page(report(), prometheus(Canned([])))
     assert "<svg" not in empty and empty.count('<p class="empty">no data in this window</p>') >= len(CHARTS)

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from agent_otel._ops.collector import CollectorEndpoints, on_loopback
 from agent_otel._ops.stack import ManagedProcess, free_port
 from tests.support.ops import COLLECTOR, collector_binary
 from tests.support.polling import wait_until
@@ -23,42 +24,41 @@ def loopback() -> str:
 
 
 @dataclass
-class RunningCollector:
+class RunningCollector(CollectorEndpoints):
     process: ManagedProcess
     config: dict[str, Any]
-
-    @property
-    def otlp_http(self) -> str:
-        return "http://" + self.config["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
-
-    @property
-    def prometheus_target(self) -> str:
-        """host:port of the Prometheus exporter (what Prometheus scrapes)."""
-        return str(self.config["exporters"]["prometheus"]["endpoint"])
-
-    @property
-    def health_url(self) -> str:
-        return "http://" + self.config["extensions"]["health_check"]["endpoint"] + "/"
 
     def stop(self) -> None:
         self.process.stop()
 
+    def wait_healthy(self) -> None:
+        """Return once health_check answers; fail at once if the process exited (with its log)."""
+        process = self.process
 
-def on_loopback(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` with every endpoint it listens on (receivers, Prometheus exporter, extensions, the
-    Collector's own metrics) on a free 127.0.0.1 port."""
-    for receiver in config["receivers"].values():
-        for protocol in receiver["protocols"].values():
-            protocol["endpoint"] = loopback()
-    for name, exporter in config["exporters"].items():
-        if name.split("/")[0] == "prometheus":
-            exporter["endpoint"] = loopback()
-    for extension in config.get("extensions", {}).values():
-        extension["endpoint"] = loopback()
-    for reader in config["service"].get("telemetry", {}).get("metrics", {}).get("readers", []):
-        exporter = reader["pull"]["exporter"]["prometheus"]
-        exporter.update(host="127.0.0.1", port=free_port())
-    return config
+        def ready() -> bool:
+            code = process.exited()
+            assert code is None, f"the Collector exited with {code}:\n{process.log_tail(40)}"
+            try:
+                with urllib.request.urlopen(self.health_url, timeout=2) as response:
+                    return bool(response.status == 200)
+            except (urllib.error.URLError, OSError):
+                return False
+
+        try:
+            wait_until(ready, f"the Collector ({process.name}) to report healthy", timeout_s=60)
+        except BaseException:
+            process.stop()
+            raise
+
+    def restart(self) -> None:
+        """The same command again (same config, same ports) once the process has ended, e.g. after a test
+        killed it; its log goes to a new file. Returns when healthy."""
+        assert self.process.exited() is not None, "restart() is for a Collector that has stopped"
+        log = self.process.log_path
+        self.process = ManagedProcess(self.process.name, self.process.command,
+                                      log.with_name(f"{log.stem}-restarted{log.suffix}"))
+        self.process.start()
+        self.wait_healthy()
 
 
 def start_collector(name: str, workdir: Path, env: dict[str, str],
@@ -77,18 +77,5 @@ def start_collector(name: str, workdir: Path, env: dict[str, str],
     running = RunningCollector(process, config)
     process.start()
 
-    def ready() -> bool:
-        code = process.exited()
-        assert code is None, f"the Collector exited with {code}:\n{process.log_tail(40)}"
-        try:
-            with urllib.request.urlopen(running.health_url, timeout=2) as response:
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
-
-    try:
-        wait_until(ready, f"the Collector ({name}) to report healthy", timeout_s=60)
-    except BaseException:
-        process.stop()
-        raise
+    running.wait_healthy()
     return running

@@ -11,6 +11,9 @@ an operator sees every dashboard panel fill and a few alerts fire for clear reas
   confidence-calibration alerts) and its evolution runs mostly fail (evolution-failure alert);
 - ``anthropic`` rate-limits most requests, so ``coder`` falls back to ``openai`` (availability and
   fallback-rate alerts);
+- a job fails whenever the reviewer rejects its change, so about half the jobs of every type fail (job
+  failure alert), and the ``run_tests`` tool fails 15 % of its runs (tool error alert; the other tools stay
+  under its 10 % threshold);
 - ``tester`` is a legacy agent that, on its first call and then every thousandth, reports its
   confidence as the text ``"n/a"``: agent-otel counts that on its own error counter (too rarely to
   alert) and leaves the call alone.
@@ -101,7 +104,7 @@ AGENTS = (
     AgentProfile("tester", 0.95, (0.75, 0.3), ("local",), ("run_tests",), 0.03, ("property_based",), 0.95),
 )
 
-TOOL_FAILURE_RATE = {"search_docs": 0.02, "apply_patch": 0.05, "run_tests": 0.1, "lint": 0.0}
+TOOL_FAILURE_RATE = {"search_docs": 0.02, "apply_patch": 0.03, "run_tests": 0.15, "lint": 0.0}
 JOB_TYPES = ("bugfix", "feature", "refactor")
 #: The legacy tester reports its confidence as text on its first call and every N-th after it.
 MALFORMED_CONFIDENCE_EVERY = 1000
@@ -164,13 +167,15 @@ class ProviderChain:
 
 class ToolBox:
     def __init__(self, seed: int) -> None:
-        self._rng = random.Random(f"{seed}:tools")
+        # One generator per tool: each tool's run of failures is the same whichever agent's thread calls it.
+        self._rngs = {name: random.Random(f"{seed}:tools:{name}") for name in TOOL_FAILURE_RATE}
         self._lock = threading.Lock()
 
     def run(self, name: str, payload: str) -> str:
         with self._lock:
-            failed = self._rng.random() < TOOL_FAILURE_RATE.get(name, 0.0)
-            pause = self._rng.uniform(0.005, 0.03)
+            rng = self._rngs[name]
+            failed = rng.random() < TOOL_FAILURE_RATE[name]
+            pause = rng.uniform(0.005, 0.03)
         time.sleep(pause)
         if failed:
             raise ToolError(f"{name} failed on {payload[:20]}")

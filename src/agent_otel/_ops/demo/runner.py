@@ -20,6 +20,7 @@ from opentelemetry.sdk.environment_variables import OTEL_SERVICE_NAME
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent_otel._ops.assets import assets_root
+from agent_otel._ops.collector import LocalCollector, find_collector
 from agent_otel._ops.demo.workdir import temporary_workdir
 from agent_otel._ops.stack import LocalStack, StackError, WebhookReceiver, free_port_preferring
 from agent_otel._sdk.configure import configure, shutdown
@@ -50,6 +51,8 @@ class DemoOptions:
     prometheus_port: int | None = None
     alertmanager_port: int | None = None
     workdir: Path | None = None
+    #: With ``stack``: export OTLP through a local Collector (this binary; "" finds one) that Prometheus scrapes.
+    collector: str | None = None
 
 
 @dataclass
@@ -132,14 +135,20 @@ class StatusLine:
 
 
 def describe_notification(payload: dict[str, Any]) -> list[str]:
+    """Each alert of an Alertmanager webhook payload as the demo prints it: what and where, then the
+    description (the shipped alerts' descriptions carry the value and the threshold) and the runbook link."""
     lines = []
     for alert in payload.get("alerts", []):
         labels = alert.get("labels", {})
+        annotations = alert.get("annotations", {})
         where = ", ".join(f"{key}={value}" for key, value in sorted(labels.items())
                           if key not in ("alertname", "severity", "job", "instance"))
-        summary = alert.get("annotations", {}).get("summary", "")
         lines.append(f"[alert {alert.get('status', '?')}] {labels.get('alertname')} ({labels.get('severity')})"
-                     f"{' ' + where if where else ''}: {summary}")
+                     f"{' ' + where if where else ''}: {annotations.get('summary', '')}")
+        if annotations.get("description"):
+            lines.append(f"    {annotations['description']}")
+        if annotations.get("runbook_url"):
+            lines.append(f"    runbook: {annotations['runbook_url']}")
     return lines
 
 
@@ -180,6 +189,16 @@ class _Ending:
             self.stop.set()
 
 
+def _start(flag: str, start: Callable[[], object], stop: threading.Event) -> int | None:
+    """Start a server the demo needs; None when it runs, else the exit status (its error printed)."""
+    try:
+        start()
+    except StackError as exc:
+        print(f"agent-otel demo: {flag}: {exc}", file=sys.stderr)
+        return 130 if stop.is_set() else 1
+    return None
+
+
 def _say(out: TextIO, text: str) -> None:
     """Print a line; a terminal that went away (SIGHUP, EIO) must not stop the clean-up."""
     try:
@@ -198,15 +217,31 @@ def _port(chosen: int | None, default: int, what: str, busy: list[str]) -> int:
     return port
 
 
+def _collector(options: DemoOptions) -> LocalCollector | None:
+    """The Collector of ``--collector`` (not started yet: its ports are chosen, so the SDK can export to it)."""
+    if options.collector is None:
+        return None
+    return LocalCollector(Path(), find_collector(options.collector or None))
+
+
 def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
     busy: list[str] = []
     metrics_port = _port(options.port, DEFAULT_METRICS_PORT, "metrics", busy)
+    try:
+        collector = _collector(options)
+    except StackError as exc:
+        print(f"agent-otel demo: --collector: {exc}", file=sys.stderr)
+        return 1
+    # Through the Collector: traces and metrics over OTLP/HTTP to it; /metrics still serves the status line.
+    export: dict[str, Any] = {} if collector is None else {
+        "traces_exporter": "otlp", "metrics_exporter": ("otlp", "prometheus"), "otlp_endpoint": collector.otlp_http,
+        "otlp_protocol": "http/protobuf"}
     try:
         config = load_file(CONFIG_PATH)
         telemetry = configure(service_name=os.environ.get(OTEL_SERVICE_NAME) or config.service_name,
                               prometheus_port=metrics_port, system_metrics=config.switches.system_metrics,
                               instrument_threads=config.switches.threads,
-                              instrument_processes=config.switches.processes)
+                              instrument_processes=config.switches.processes, **export)
         instrument(config)
     except ConfigurationError as exc:
         print(f"agent-otel demo: {exc}", file=sys.stderr)
@@ -228,6 +263,9 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
     # Undone in reverse order whatever ends the demo: the servers, then the workdir, the webhook receiver,
     # the signal handlers and last our own telemetry.
     cleanup = contextlib.ExitStack()
+    if collector is not None:  # stopped after our telemetry's last flush to it
+        cleanup.callback(collector.stop)
+        ending.hurry.append(collector.kill)
     cleanup.callback(shutdown)
     ending.install()
     cleanup.callback(ending.restore)
@@ -239,18 +277,27 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
 
             receiver = cleanup.enter_context(WebhookReceiver(show))
             workdir = options.workdir or cleanup.enter_context(temporary_workdir())
-            stack = LocalStack(workdir, scrape_targets=[f"127.0.0.1:{metrics_port}"], webhook_url=receiver.url,
+            scrape: dict[str, Any] = {"scrape_targets": [f"127.0.0.1:{metrics_port}"]}
+            if collector is not None:
+                collector.workdir = workdir / "collector"
+                failed = _start("--collector", lambda: collector.start(cancel=stop), stop)
+                if failed is not None:
+                    return failed
+                _say(out, f"  collector:    {collector.binary} (the shipped otelcol.yaml), OTLP at "
+                          f"{collector.otlp_http}; Prometheus scrapes it at {collector.prometheus_target}")
+                # As the shipped prometheus.yml's agent-otel-collector job: job and instance from the resource.
+                scrape = {"scrape_targets": [collector.prometheus_target], "job_name": "agent-otel-collector",
+                          "honor_labels": True}
+            stack = LocalStack(workdir, **scrape, webhook_url=receiver.url,
                                prometheus_port=_port(options.prometheus_port, DEFAULT_PROMETHEUS_PORT,
                                                      "Prometheus", busy),
                                alertmanager_port=_port(options.alertmanager_port, DEFAULT_ALERTMANAGER_PORT,
                                                        "Alertmanager", busy))
             cleanup.callback(stack.stop)
             ending.hurry.append(stack.kill)
-            try:
-                stack.start(cancel=stop)
-            except StackError as exc:
-                print(f"agent-otel demo: --stack: {exc}", file=sys.stderr)
-                return 130 if stop.is_set() else 1
+            failed = _start("--stack", lambda: stack.start(cancel=stop), stop)
+            if failed is not None:
+                return failed
             _say(out, f"  prometheus:   {stack.prometheus_url}  (Alerts tab: the shipped rules; they fire after "
                       "their `for:` durations, 5 to 15 minutes in)")
             _say(out, f"  alertmanager: {stack.alertmanager_url}  (alert notifications are printed here as they "

@@ -2,8 +2,10 @@
 
 Per agent (invocations, success ratio, average cost, average and p95 latency, patterns used), per
 provider and model (calls, availability, p95 latency, retries, fallbacks, cost), confidence
-calibration per agent and band, evolution per agent and type, and the current KPIs. The queries are
-in :mod:`.queries`, the output formats in :mod:`.render`. Only the standard library talks to
+calibration per agent and band, evolution per agent and type, the current KPIs, jobs by type (runs,
+failure ratio, p95 duration) and tools (calls, error ratio, p95 latency). Counts are whole numbers, and
+the report says when the data covers less than the window asked for. The queries are in
+:mod:`.queries`, the output formats in :mod:`.render`. Only the standard library talks to
 Prometheus's HTTP API.
 
 ``--format html`` (:mod:`.page`) also draws charts from range queries, with matplotlib: the optional

@@ -79,14 +79,6 @@ def _svg(chart: Chart, series: Series, start: float, end: float) -> str:
     return text[text.index("<svg"):]
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def _chart_html(chart: Chart, series: Series, start: float, end: float) -> str:
     caption = (f"<figcaption>{html.escape(chart.title)} <span>{html.escape(chart.description)}</span>"
                f"</figcaption>")
@@ -120,8 +112,7 @@ def html_page(report: Report, prom: Prometheus) -> str:
     first = min((points[0][0] for by_key in series.values() for points in by_key.values() if points), default=start)
     if first > start + res.step_s:
         # All charts share the time axis of the data (at least 10 points wide), instead of squeezing it against
-        # the right edge.
-        notes.append(f"The data covers only the last {_duration(prom.time - first)} of the {window} window.")
+        # the right edge; heading() already says how much of the window the data covers.
         start = max(start, min(first, prom.time - 10 * res.step_s))
     lines = [f'<p class="meta">{html.escape(line)}</p>' for line in notes]
     charts = "\n".join(_chart_html(chart, series[chart.key], start, prom.time) for chart in CHARTS)

@@ -50,6 +50,9 @@ ERROR_TYPE = label(sc.ERROR_TYPE)
 EVO_TYPE = label(sc.EVOLUTION_TYPE)
 EVO_STATUS = label(sc.EVOLUTION_STATUS)
 KPI = label(sc.AGENT_KPI_NAME)
+JOB_TYPE = label(sc.JOB_TYPE)
+JOB_OUTCOME = label(sc.JOB_OUTCOME)
+TOOL = label(sc.GEN_AI_TOOL_NAME)
 
 AGENT_DUR = sc.AGENT_DURATION.prometheus
 CONFIDENCE = sc.AGENT_CONFIDENCE_HISTOGRAM.prometheus
@@ -61,6 +64,12 @@ FALLBACKS = sc.CLIENT_FALLBACKS.prometheus
 EVO_ATTEMPTS = sc.EVOLUTION_ATTEMPTS.prometheus
 EVO_IMPROVEMENT = sc.EVOLUTION_PERFORMANCE_IMPROVEMENT.prometheus
 KPI_CURRENT = sc.AGENT_KPI_CURRENT.prometheus
+JOB_DUR = sc.JOB_DURATION.prometheus
+TOOL_DUR = sc.TOOL_DURATION.prometheus
+#: The series whose first sample in the window says since when the window holds data: every kind of call.
+ACTIVITY = (f"{AGENT_DUR}_count", f"{CLIENT_DUR}_count", f"{TOOL_DUR}_count", f"{JOB_DUR}_count", EVO_ATTEMPTS)
+#: Steps of the query that finds the window's first data: its resolution is the window / this.
+COVERAGE_STEPS = 120
 
 #: Calibration bands, the one definition the shipped rules use too (mixin/rules/calibration.py).
 BANDS = sc.CONFIDENCE_BANDS
@@ -131,6 +140,19 @@ def p95_expr(histogram: str, by: tuple[str, ...], selector: str, window: str) ->
     """The 95th percentile of ``histogram`` over ``window``, per value of the ``by`` labels."""
     return (f"histogram_quantile(0.95, sum by ({', '.join((*by, 'le'))}) "
             f"(increase({histogram}_bucket{matchers(selector)}[{window}])))")
+
+
+def coverage_expr(window: str, step_s: int, selector: str = "") -> str:
+    """The earliest step (every ``step_s`` seconds) of ``window`` at which any agent-otel call series matching
+    ``selector`` had data (Unix seconds): a subquery, cheap over 7 days too."""
+    names = "|".join(ACTIVITY)
+    series = matchers(selector, f'__name__=~"{names}"')
+    return f"min_over_time(timestamp(count({series}))[{window}:{step_s}s])"
+
+
+def coverage_step(window: str) -> int:
+    """The resolution of the coverage query over ``window``: 1/:data:`COVERAGE_STEPS` of it."""
+    return max(1, WINDOWS[window] // COVERAGE_STEPS)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -264,6 +286,16 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
+def _whole(count: float | None) -> int | None:
+    """A count as a whole number: increase() extrapolates to the window's edges, so 5 runs come back as 5.07;
+    ratios are then computed from the whole counts, so that 2 of 5 reads 40 %, not 40.1 %."""
+    return None if count is None else max(0, round(count))
+
+
+def _sum_whole(counts: dict[tuple[str, ...], float], keys: list[tuple[str, ...]]) -> int:
+    return sum(_whole(counts.get(key, 0.0)) or 0 for key in keys)
+
+
 def collect(prom: Prometheus, options: Options) -> Report:
     """Ask every question of the report; raise NoData when the window holds no agent-otel data."""
     w = options.window
@@ -298,6 +330,13 @@ def collect(prom: Prometheus, options: Options) -> Report:
         "improvement": (f"max by ({AGENT}, {EVO_TYPE}) (max_over_time({EVO_IMPROVEMENT}{m()}[{w}]))",
                         (AGENT, EVO_TYPE)),
         "kpis": (f"avg by ({AGENT}, {KPI}) (last_over_time({KPI_CURRENT}{m()}[{w}]))", (AGENT, KPI)),
+        "job_runs": increase(f"{JOB_DUR}_count", (JOB_TYPE,)),
+        "job_failures": increase(f"{JOB_DUR}_count", (JOB_TYPE,), f'{JOB_OUTCOME}!="{sc.Outcome.SUCCESS}"'),
+        "job_p95": p95(JOB_DUR, (JOB_TYPE,)),
+        "tool_calls": increase(f"{TOOL_DUR}_count", (TOOL,)),
+        "tool_errors": increase(f"{TOOL_DUR}_count", (TOOL,), f'{ERROR_TYPE}!=""'),
+        "tool_p95": p95(TOOL_DUR, (TOOL,)),
+        "coverage": (coverage_expr(w, coverage_step(w), sel), ()),
     }
     if bound is not None:
         # As the shipped *_availability_with_slow rules: slow calls are counted among the calls without
@@ -320,34 +359,37 @@ def collect(prom: Prometheus, options: Options) -> Report:
 
     sections: dict[str, list[dict[str, Any]]] = {}
     agents = sorted({key[0] for key in r["agent_calls"]})
-    sections["agents"] = [
-        {
+    sections["agents"] = []
+    for agent in agents:
+        invocations = _whole(r["agent_calls"].get((agent,)))
+        successes = _whole(r["agent_successes"].get((agent,), 0.0))
+        sections["agents"].append({
             "agent": agent,
-            "invocations": r["agent_calls"].get((agent,)),
-            "successes": r["agent_successes"].get((agent,), 0.0),
-            "success_ratio": _ratio(r["agent_successes"].get((agent,), 0.0), r["agent_calls"].get((agent,))),
+            "invocations": invocations,
+            "successes": successes,
+            "success_ratio": _ratio(successes, invocations),
+            # Averages divide two extrapolated increases alike: the raw ones.
             "avg_cost_usd": _ratio(r["agent_cost"].get((agent,), 0.0), r["agent_calls"].get((agent,))),
             "avg_latency_s": _ratio(r["agent_seconds"].get((agent,)), r["agent_calls"].get((agent,))),
             "p95_latency_s": r["agent_p95"].get((agent,)),
-        }
-        for agent in agents
-    ]
-    uses_per_agent: dict[str, float] = {}
-    for (agent, _), uses in r["patterns"].items():
-        uses_per_agent[agent] = uses_per_agent.get(agent, 0.0) + uses
+        })
+    uses = {key: _whole(value) or 0 for key, value in r["patterns"].items()}
+    uses_per_agent: dict[str, int] = {}
+    for (agent, _), used in uses.items():
+        uses_per_agent[agent] = uses_per_agent.get(agent, 0) + used
     sections["patterns"] = [
-        {"agent": agent, "pattern": pattern, "uses": uses, "share": _ratio(uses, uses_per_agent[agent])}
-        for (agent, pattern), uses in sorted(r["patterns"].items())
+        {"agent": agent, "pattern": pattern, "uses": used, "share": _ratio(used, uses_per_agent[agent])}
+        for (agent, pattern), used in sorted(uses.items())
     ]
 
-    def provider_row(calls: float, errors: float, slow: float | None, retries: float, cost: float,
+    def provider_row(calls: int, errors: int, slow: int | None, retries: int, cost: float,
                      latency: float | None) -> dict[str, Any]:
-        unavailable = errors + (slow or 0.0)
+        unavailable = errors + (slow or 0)
         return {"calls": calls, "errors": errors, "slow": slow,
                 "availability": None if not calls else max(0.0, 1 - unavailable / calls),
                 "p95_latency_s": latency, "retries": retries, "cost_usd": cost}
 
-    slow = r.get("model_slow", {})
+    slow = {key: max(0.0, value) for key, value in r.get("model_slow", {}).items()}
     models = sorted(r["model_calls"])
     per_provider: dict[str, list[tuple[str, ...]]] = {}
     for key in models:
@@ -355,61 +397,94 @@ def collect(prom: Prometheus, options: Options) -> Report:
     sections["providers"] = []
     for provider, keys in sorted(per_provider.items()):
         row = provider_row(
-            sum(r["model_calls"][k] for k in keys), sum(r["model_errors"].get(k, 0.0) for k in keys),
-            None if bound is None else sum(max(0.0, slow.get(k, 0.0)) for k in keys),
-            sum(r["model_retries"].get(k, 0.0) for k in keys), sum(r["model_cost"].get(k, 0.0) for k in keys),
+            _sum_whole(r["model_calls"], keys), _sum_whole(r["model_errors"], keys),
+            None if bound is None else _sum_whole(slow, keys),
+            _sum_whole(r["model_retries"], keys), sum(r["model_cost"].get(k, 0.0) for k in keys),
             r["provider_p95"].get((provider,)))
-        row["fallbacks"] = r["fallbacks"].get((provider,), 0.0)
+        row["fallbacks"] = _whole(r["fallbacks"].get((provider,), 0.0))
         row["fallback_ratio"] = _ratio(row["fallbacks"], row["calls"])
         sections["providers"].append({"provider": provider, **row})
     sections["provider_models"] = [
         {"provider": key[0], "model": key[1],
-         **provider_row(r["model_calls"][key], r["model_errors"].get(key, 0.0),
-                        None if bound is None else max(0.0, slow.get(key, 0.0)),
-                        r["model_retries"].get(key, 0.0), r["model_cost"].get(key, 0.0), r["model_p95"].get(key))}
+         **provider_row(_sum_whole(r["model_calls"], [key]), _sum_whole(r["model_errors"], [key]),
+                        None if bound is None else _sum_whole(slow, [key]),
+                        _sum_whole(r["model_retries"], [key]), r["model_cost"].get(key, 0.0), r["model_p95"].get(key))}
         for key in models
     ]
 
-    calibration: dict[tuple[str, str], list[float]] = {}
+    calibration: dict[tuple[str, str], list[int]] = {}
     for band, _, _ in BANDS:
         for (agent, outcome), count in r[f"band_{band}"].items():
-            entry = calibration.setdefault((agent, band), [0.0, 0.0])
-            entry[0] += count
+            entry = calibration.setdefault((agent, band), [0, 0])
+            entry[0] += _whole(count) or 0
             if outcome == sc.Outcome.SUCCESS:
-                entry[1] += count
+                entry[1] += _whole(count) or 0
     sections["calibration"] = []
     for agent in sorted({agent for agent, _ in calibration}):
         for band, _, _ in BANDS:  # every band of every agent, so that an empty band shows as such
-            invocations, successes = calibration.get((agent, band), [0.0, 0.0])
+            invocations, successes = calibration.get((agent, band), [0, 0])
             sections["calibration"].append({"agent": agent, "band": band, "invocations": invocations,
                                             "successes": successes, "success_ratio": _ratio(successes, invocations)})
 
-    attempts: dict[tuple[str, str], dict[str, float]] = {}
+    attempts: dict[tuple[str, str], dict[str, int]] = {}
     for (agent, kind, status), count in r["evolution"].items():
-        attempts.setdefault((agent, kind), {})[status] = count
+        attempts.setdefault((agent, kind), {})[status] = _whole(count) or 0
     for agent, kind in r["improvement"]:
         attempts.setdefault((agent, kind), {})
     sections["evolution"] = []
     for (agent, kind), by_status in sorted(attempts.items()):
         total = sum(by_status.values())
-        succeeded = by_status.get(sc.EvolutionStatus.SUCCEEDED, 0.0)
+        succeeded = by_status.get(sc.EvolutionStatus.SUCCEEDED, 0)
         sections["evolution"].append({
             "agent": agent, "evolution_type": kind, "attempts": total, "succeeded": succeeded,
-            "failed": by_status.get(sc.EvolutionStatus.FAILED, 0.0),
-            "rolled_back": by_status.get(sc.EvolutionStatus.ROLLED_BACK, 0.0),
+            "failed": by_status.get(sc.EvolutionStatus.FAILED, 0),
+            "rolled_back": by_status.get(sc.EvolutionStatus.ROLLED_BACK, 0),
             "success_ratio": _ratio(succeeded, total),
             "best_improvement": r["improvement"].get((agent, kind)),
         })
     sections["kpis"] = [{"agent": agent, "kpi": kpi, "value": value}
                         for (agent, kpi), value in sorted(r["kpis"].items())]
+    sections["jobs"] = []
+    for (kind,), runs in sorted(r["job_runs"].items()):
+        whole_runs, failures = _whole(runs), _whole(r["job_failures"].get((kind,), 0.0))
+        sections["jobs"].append({"job_type": kind, "runs": whole_runs, "failures": failures,
+                                 "failure_ratio": _ratio(failures, whole_runs),
+                                 "p95_duration_s": r["job_p95"].get((kind,))})
+    sections["tools"] = []
+    for (tool,), executions in sorted(r["tool_calls"].items()):
+        whole_calls, errors = _whole(executions), _whole(r["tool_errors"].get((tool,), 0.0))
+        sections["tools"].append({"tool": tool, "calls": whole_calls, "errors": errors,
+                                  "error_ratio": _ratio(errors, whole_calls),
+                                  "p95_latency_s": r["tool_p95"].get((tool,))})
 
+    first, step = r["coverage"].get(()), coverage_step(w)
+    while first is None and step > 1:
+        # Subquery steps are aligned to multiples of the step: data younger than one step is seen by none. Then
+        # it is younger than the step, and a finer look over that step finds where it starts (7d: 5040 s, 42 s,
+        # then 1 s steps).
+        window, step = f"{step}s", max(1, step // COVERAGE_STEPS)
+        first = prom.vector(coverage_expr(window, step, sel), ()).get(())
     targets = int(r["targets"].get((), 0.0))
     meta = {"prometheus": prom.url, "window": w, "selector": matchers(sel), "time": round(prom.time, 3),
-            "time_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(prom.time)),
-            "targets": targets, "slow_ms": options.slow_ms, "slow_bound_s": bound}
-    if not any(sections[name] for name in ("agents", "providers", "calibration", "evolution")):
+            "time_iso": _iso(prom.time), "targets": targets, "slow_ms": options.slow_ms, "slow_bound_s": bound,
+            **_coverage(first, prom.time, w)}
+    if not any(sections[name] for name in ("agents", "providers", "calibration", "evolution", "jobs", "tools")):
         why = (f"no agent-otel series match {matchers(sel)}; check --selector" if not targets else
                f"{targets} service{'s' if targets != 1 else ''} match {matchers(sel)}, but none recorded agent, "
-               f"provider or evolution metrics in that window")
+               f"provider, evolution, job or tool metrics in that window")
         raise NoData(f"no agent-otel data in the last {w} at {prom.url} ({why})")
     return Report(meta, sections)
+
+
+def _iso(unix_seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix_seconds))
+
+
+def _coverage(first: float | None, now: float, window: str) -> dict[str, Any]:
+    """Since when the window holds data: ``data_since`` (Unix seconds, None without data), ``covered_s`` and
+    ``partial`` (the data starts later than the window, by more than the coverage query's resolution)."""
+    if first is None:
+        return {"data_since": None, "data_since_iso": None, "covered_s": None, "partial": False}
+    covered = max(0.0, now - first)
+    return {"data_since": round(first, 3), "data_since_iso": _iso(first), "covered_s": round(covered, 3),
+            "partial": covered < WINDOWS[window] - 2 * coverage_step(window)}

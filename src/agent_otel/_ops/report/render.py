@@ -1,11 +1,14 @@
 """The report as an aligned text table, one JSON object, or one CSV.
 
-- ``table``: a title, then one section per question with a header row; ratios in %, durations in
-  seconds, money in US dollars, counts rounded (``increase()`` extrapolates, so raw counts are not
-  integers); ``-`` where there is no data.
+- ``table``: a title (and a line saying so when the data covers less than the window), then one section
+  per question with a header row; ratios in %, durations in seconds, money in US dollars, counts whole
+  (``increase()`` extrapolates; the report rounds each count and computes ratios from the whole counts);
+  ``-`` where there is no data.
 - ``json``: ``{"report": {...}, "agents": [...], "patterns": [...], "providers": [...],
-  "provider_models": [...], "calibration": [...], "evolution": [...], "kpis": [...]}``; every number a
-  JSON number (ratios 0..1, seconds, USD), ``null`` where there is no data.
+  "provider_models": [...], "calibration": [...], "evolution": [...], "kpis": [...], "jobs": [...],
+  "tools": [...]}``; every number a JSON number (counts whole, ratios 0..1, seconds, USD), ``null`` where
+  there is no data. ``report`` says since when the window holds data (``data_since``, ``covered_s``) and
+  whether that is less than the window (``partial``).
 - ``csv``: one header row with the union of every section's columns, led by ``section``; each row fills
   the columns of its section and leaves the others empty. The ``report`` section holds the run's
   parameters as ``key``/``value`` rows.
@@ -20,6 +23,7 @@ import math
 from typing import Any
 
 from agent_otel._ops.report.queries import Report
+from agent_otel.semconv import CONFIDENCE_BAND_EDGES
 
 #: (key, header, format) per section, in output order. Formats: text, count, ratio, usd, seconds, number.
 COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
@@ -44,18 +48,25 @@ COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
                   ("rolled_back", "ROLLED BACK", "count"), ("success_ratio", "SUCCESS", "ratio"),
                   ("best_improvement", "BEST IMPROVEMENT", "number")),
     "kpis": (("agent", "AGENT", "text"), ("kpi", "KPI", "text"), ("value", "CURRENT", "number")),
+    "jobs": (("job_type", "JOB TYPE", "text"), ("runs", "RUNS", "count"), ("failures", "FAILED", "count"),
+             ("failure_ratio", "FAILURE RATIO", "ratio"), ("p95_duration_s", "P95 DURATION", "seconds")),
+    "tools": (("tool", "TOOL", "text"), ("calls", "CALLS", "count"), ("errors", "ERRORS", "count"),
+              ("error_ratio", "ERROR RATIO", "ratio"), ("p95_latency_s", "P95 LATENCY", "seconds")),
 }
 
+_LOW, _HIGH = CONFIDENCE_BAND_EDGES
 TITLES = {
     "agents": "Agents",
     "patterns": "Patterns used",
     "providers": "Providers",
     "provider_models": "Providers by model",
-    # Bucket bounds are inclusive upper bounds: a stated 0.8 is counted in le="0.8", i.e. in the medium band,
-    # exactly as the shipped calibration rules count it.
-    "calibration": "Confidence calibration (bands from the le=0.5/0.8 buckets: low <= 0.5 < medium <= 0.8 < high)",
+    # semconv.CONFIDENCE_BAND_EDGES, counted exactly as the shipped calibration rules count them.
+    "calibration": f"Confidence calibration (bands of stated confidence: low < {_LOW} <= medium < {_HIGH} <= high)",
     "evolution": "Evolution",
     "kpis": "Current KPIs",
+    # Model cost carries no job type, so there is no cost per job type.
+    "jobs": "Jobs by type (failed: ended in failure or error)",
+    "tools": "Tools (errors: executions that raised)",
 }
 
 #: Text columns are left-aligned, numbers right-aligned.
@@ -85,6 +96,16 @@ def fmt_seconds(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.3f} s" if value < 10 else f"{value:,.1f} s"
+
+
+def fmt_span(seconds: float) -> str:
+    """A duration in its two largest units: 45s, 17m, 3h 5m, 2d 4h."""
+    if seconds < 60:
+        return f"{round(seconds)}s"
+    minutes = round(seconds / 60)
+    days, hours, mins = minutes // 1440, minutes // 60 % 24, minutes % 60
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{mins}m" if mins and not days else ""]
+    return " ".join(part for part in parts if part)
 
 
 def fmt_number(value: float | None) -> str:
@@ -123,6 +144,9 @@ def heading(report: Report) -> list[str]:
     meta = report.meta
     out = [f"agent-otel report: last {meta['window']} at {meta['prometheus']}, "
            f"targets {meta['selector'] or '(all)'}, evaluated {meta['time_iso']}"]
+    if meta.get("partial"):
+        out.append(f"The data covers only the last {fmt_span(meta['covered_s'])} of the {meta['window']} window "
+                   f"(since about {meta['data_since_iso']}): every number below is over that span.")
     if meta.get("slow_bound_s") is not None:
         out.append(f"Availability counts calls slower than {meta['slow_bound_s']:g} s as unavailable: the smallest "
                    f"duration bucket bound >= --slow-ms {meta['slow_ms']:g} (buckets are fixed).")
