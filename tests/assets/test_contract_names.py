@@ -16,6 +16,7 @@ from tests.support.ops import (
     DASHBOARDS,
     RULES_FILE,
     all_rules,
+    created_labels,
     function_string_labels,
     grouping_labels,
     metric_names,
@@ -96,7 +97,7 @@ def test_metrics_and_labels_exist(where, expr):
         allowed = CONTRACT.get(metric, ALL_LABELS) if metric else ALL_LABELS
         unknown = set(labels) - allowed - {"__name__"}
         assert not unknown, f"{where}: {metric} has no label(s) {unknown}"
-    unknown = (grouping_labels(expr) | function_string_labels(expr)) - ALL_LABELS
+    unknown = (grouping_labels(expr) | function_string_labels(expr)) - ALL_LABELS - created_labels(expr)
     assert not unknown, f"{where}: unknown label(s) {unknown}"
 
 
@@ -111,6 +112,9 @@ def test_the_extractor_sees_what_it_must():
                                 ["gen_ai_agent_name", "agent_outcome"])]
     assert grouping_labels(expr) == {"le", "gen_ai_agent_name", "x", "y"}
     assert function_string_labels('label_replace(up, "dst", "$1", "src", "(.*)")') == {"dst", "src"}
+    # strings inside the vector argument (a selector's values) are not label names
+    joined = 'label_join(max by (a) (m{x=~"v1",y="v2"}), "dst", "", "s1", "s2")'
+    assert function_string_labels(joined) == {"dst", "s1", "s2"} and created_labels(joined) == {"dst"}
     assert substitute_grafana('rate(x{a=~"$agent", b="${model:regex}"}[$__rate_interval])') == (
         'rate(x{a=~"var_agent", b="var_model"}[5m])')
 

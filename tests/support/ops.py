@@ -145,16 +145,51 @@ def grouping_labels(expr: str) -> set[str]:
     return labels
 
 
-def function_string_labels(expr: str) -> set[str]:
-    """Label names given as strings to label_replace/label_join/count_values (destination and sources)."""
-    labels = set()
+def _call_arguments(expr: str, start: int) -> list[str]:
+    """The top-level arguments of the call whose opening parenthesis ends at ``start``: strings and nested
+    brackets (a selector's matchers, an inner call) do not split them."""
+    args, depth, current, i = [], 0, "", start
+    while i < len(expr):
+        string = _STRING.match(expr, i)
+        if string:
+            current, i = current + string.group(0), string.end()
+            continue
+        char = expr[i]
+        if char in "({[":
+            depth += 1
+        elif char in ")}]":
+            if depth == 0:
+                break
+            depth -= 1
+        elif char == "," and depth == 0:
+            args.append(current.strip())
+            current, i = "", i + 1
+            continue
+        current += char
+        i += 1
+    return [*args, current.strip()]
+
+
+def _label_function_arguments(expr: str) -> list[tuple[str, list[str]]]:
+    """(label_replace or label_join, its string arguments after the vector, unquoted) for each call."""
+    calls = []
     for match in re.finditer(r"label_(?:replace|join)\s*\(", expr):
-        args = _STRING.findall(expr[match.end():])
-        if match.group(0).startswith("label_replace"):
-            labels.update(a.strip("\"'") for a in (args[0], args[2]))
-        else:
-            labels.update(a.strip("\"'") for a in args[:1] + args[2:])
+        strings = [arg.strip("\"'") for arg in _call_arguments(expr, match.end())[1:]]
+        calls.append((match.group(0).split("(")[0].strip(), strings))
+    return calls
+
+
+def function_string_labels(expr: str) -> set[str]:
+    """Label names given as strings to label_replace/label_join (destination and sources)."""
+    labels = set()
+    for function, args in _label_function_arguments(expr):
+        labels.update((args[0], args[2]) if function == "label_replace" else (args[0], *args[2:]))
     return {label for label in labels if label}
+
+
+def created_labels(expr: str) -> set[str]:
+    """The destination labels of label_replace/label_join: labels the query itself creates."""
+    return {args[0] for _, args in _label_function_arguments(expr) if args and args[0]}
 
 
 def numbers(expr: str) -> set[float]:
