@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from mixin.config import load_thresholds
 
 from tests.support.ops import ALERTS_FILE, all_rules, binary, load_yaml
 from tests.support.paths import ASSETS, ROOT
@@ -69,11 +70,12 @@ def test_grouping_and_inhibition():
     group_by = config["route"]["group_by"]
     assert group_by[0] == "alertname"
     assert {"gen_ai_agent_name", "gen_ai_provider_name", "job_type", "gen_ai_tool_name"} <= set(group_by)
+    assert set(load_thresholds()["scope_labels"]) <= set(group_by)  # services and environments never merge
     assert "..." not in group_by
     [rule] = [r for r in config["inhibit_rules"] if r["source_matchers"] == ['severity="critical"']]
     assert rule["target_matchers"] == ['severity=~"warning|info"']
     assert set(rule["equal"]) >= {"alertname", "gen_ai_agent_name", "gen_ai_provider_name", "job_type",
-                                  "gen_ai_tool_name"}
+                                  "gen_ai_tool_name", *load_thresholds()["scope_labels"]}
     # new-style matchers only: match/match_re/source_match are deprecated
     text = CONFIG.read_text()
     for deprecated in ("match:", "match_re:", "source_match:", "target_match:"):
