@@ -203,3 +203,16 @@ def test_content_of_foreign_genai_spans_follows_our_content_rule(otel: Any, capt
     assert {key: attributes.get(key) for key in content} == (content if capture else dict.fromkeys(content))
     assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 1000  # the rest is kept
     assert otel.span("GET /").attributes["input.value"] == "not a GenAI span"  # other spans are not touched
+
+
+def test_an_evaluators_event_on_a_span_of_ours_is_counted_once(otel: Any) -> None:
+    from opentelemetry import trace
+
+    @agent_otel.agent("drafter")
+    def draft() -> None:  # an evaluator library adds the standard event to the current span
+        trace.get_current_span().add_event(semconv.EVENT_EVALUATION_RESULT, {
+            semconv.GEN_AI_EVALUATION_NAME: "coherence", semconv.GEN_AI_EVALUATION_SCORE_VALUE: 0.6})
+
+    draft()
+    score = point(otel, semconv.AGENT_EVALUATION_SCORE.name)
+    assert (score.sum, score.attributes[semconv.GEN_AI_AGENT_NAME]) == (0.6, "drafter")

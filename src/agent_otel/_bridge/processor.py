@@ -32,7 +32,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import Span, SpanProcessor
 from opentelemetry.trace import NonRecordingSpan, StatusCode
 
 from agent_otel import semconv
@@ -45,7 +45,7 @@ from agent_otel._calls.provider import record_request, record_usage
 from agent_otel._calls.tool import record_tool_call
 from agent_otel._context.job import AGENT_KEY, JOB_KEY, JobState, current_job
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.policy import drop_content, policy
+from agent_otel._engine.policy import attribute_dict, drop_content, policy
 from agent_otel._engine.self_telemetry import report_error
 
 #: ``agent.task.type`` of an invocation the bridge records from a workflow span.
@@ -54,28 +54,28 @@ _OTHER_ERROR = "_OTHER"
 
 
 class _Seen:
-    """What the bridge noted when a GenAI span started: its kind, the job and agent it ran under,
-    and whether another span of the same call counts it instead."""
+    """What the bridge noted when another library's GenAI span started: its kind, the job and agent it
+    ran under, and whether another span of the same call counts it instead."""
 
-    __slots__ = ("agent", "covered", "job", "kind", "operation", "ours")
+    __slots__ = ("agent", "covered", "job", "kind", "operation")
 
-    def __init__(self, kind: Kind, operation: str, ours: bool, job: JobState | None, agent: object) -> None:
+    def __init__(self, kind: Kind, operation: str, job: JobState | None, agent: object) -> None:
         self.kind = kind
         self.operation = operation
-        self.ours = ours
         self.job = job
         self.agent = agent
         self.covered = False
 
 
-def _attributes(span: ReadableSpan) -> Any:
-    """The span's attributes as a plain mapping (the SDK's bounded dict keeps it in ``_dict``)."""
-    attributes: Any = span._attributes  # read by every span start: the public property copies
-    return getattr(attributes, "_dict", attributes) or {}
+def _ours(span: Any) -> bool:
+    scope = getattr(span, "instrumentation_scope", None)
+    return scope is not None and scope.name == semconv.SCOPE_NAME
 
 
 class GenAiSpanBridge(SpanProcessor):
-    """Records agent-otel metrics for the GenAI spans of other instrumentations (see the module)."""
+    """Records agent-otel metrics for the GenAI spans of other instrumentations (see the module). Our own
+    spans are not tracked: their wrappers record them, so on every agent-otel call the bridge only
+    classifies the span and looks for a tracked parent."""
 
     def __init__(self) -> None:
         # keyed by the SDK span objects (the parent's comes back from the context as the API's Span type)
@@ -83,20 +83,25 @@ class GenAiSpanBridge(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            found = sources.classify(_attributes(span))
+            ours = _ours(span)
+            if ours and not self._seen:  # no other library's GenAI span is open: nothing to cover
+                return
+            found = sources.classify(attribute_dict(span))
             if found is None:
                 return
-            ours = span.instrumentation_scope is not None and span.instrumentation_scope.name == semconv.SCOPE_NAME
             kind, operation = found
-            seen = _Seen(kind, operation, ours, current_job(parent_context),
-                         otel_context.get_value(AGENT_KEY, parent_context))
-            parent = self._seen.get(trace.get_current_span(parent_context))
-            if parent is not None and parent.kind is kind and parent.operation == operation:
-                # one call, two spans: ours wins, else the outer one
-                if parent.ours or not ours:
-                    seen.covered = True
-                else:
+            parent_span = trace.get_current_span(parent_context)
+            parent = self._seen.get(parent_span) if self._seen else None
+            same = parent is not None and parent.kind is kind and parent.operation == operation
+            if ours:  # one call, two spans: ours wins over another library's outer span
+                if same and parent is not None:
                     parent.covered = True
+                return
+            seen = _Seen(kind, operation, current_job(parent_context),
+                         otel_context.get_value(AGENT_KEY, parent_context))
+            if same or (parent is None and _ours(parent_span)
+                        and sources.classify(attribute_dict(parent_span)) == found):
+                seen.covered = True  # ours wins, else the outer span
             self._seen[span] = seen
         except Exception as exc:
             report_error("bridge.start", exc)
@@ -104,21 +109,27 @@ class GenAiSpanBridge(SpanProcessor):
     def _on_ending(self, span: Span) -> None:
         """Record as the span ends (end time and status set), keyed by the span object itself: the
         SDK's ``on_end`` gets a copy (the SDK's ``_on_ending`` hook, as the hashing processor uses)."""
-        seen = self._seen.pop(span, None)
-        if seen is None or not runtime().enabled:
+        seen = self._seen.pop(span, None) if self._seen else None
+        if seen is None:
+            if span._events and _ours(span) and runtime().enabled:  # an evaluator's event on our span
+                try:
+                    _record_evaluations(span, sources.agent_name_of(attribute_dict(span)))
+                except Exception as exc:
+                    report_error("bridge.record", exc)
+            return
+        if not runtime().enabled:
             return
         try:
-            if not seen.ours:
-                drop_content(span)
+            drop_content(span)
             if span.events:
-                _record_evaluations(span, seen)
-            if not (seen.ours or seen.covered):
+                _record_evaluations(span, sources.agent_name_of(attribute_dict(span)) or seen.agent)
+            if not seen.covered:
                 _record(span, seen)
         except Exception as exc:
             report_error("bridge.record", exc)
 
 
-def _record_evaluations(span: Span, seen: _Seen) -> None:
+def _record_evaluations(span: Span, agent: object) -> None:
     """``gen_ai.evaluation.result`` events on a GenAI span, but those ``record_evaluation()`` counted."""
     for event in span.events:
         attributes = event.attributes or {}
@@ -129,7 +140,6 @@ def _record_evaluations(span: Span, seen: _Seen) -> None:
         if not isinstance(name, str) or isinstance(score, bool) or not isinstance(score, int | float):
             continue
         label = attributes.get(semconv.GEN_AI_EVALUATION_SCORE_LABEL)
-        agent = sources.agent_name_of(_attributes(span)) or seen.agent
         ctx = trace.set_span_in_context(NonRecordingSpan(span.context))
         record_score(ctx, name, float(score), label if isinstance(label, str) else None, agent)
 
@@ -142,7 +152,7 @@ def _error_type(span: Span, attributes: Any) -> str | None:
 
 
 def _record(span: Span, seen: _Seen) -> None:
-    attributes = _attributes(span)
+    attributes = attribute_dict(span)
     if span.end_time is None or span.start_time is None:
         return
     duration_s = max(span.end_time - span.start_time, 0) / 1e9

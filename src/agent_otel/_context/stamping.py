@@ -9,7 +9,7 @@ from __future__ import annotations
 from opentelemetry import baggage
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import Span, SpanProcessor
 from opentelemetry.util.types import AttributeValue
 
 from agent_otel import semconv
@@ -61,12 +61,3 @@ class IdSpanProcessor(SpanProcessor):
         for key, value in ids.items():
             if key not in present:
                 span.set_attribute(key, value)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        pass
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True

@@ -19,7 +19,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import Span, SpanProcessor
 from opentelemetry.util.types import AttributeValue
 
 from agent_otel import semconv
@@ -167,6 +167,14 @@ def set_hashed(span: Span | trace.Span, key: str, value: object) -> None:
         _known_hashes.setdefault(span, {})[key] = hashed
 
 
+def attribute_dict(span: Any) -> Any:
+    """A span's attributes as the plain dict the SDK's ``BoundedAttributes`` keeps (``_dict``, pinned SDK
+    version): read on every span start and end, where the public property would copy them. ``span`` is
+    an SDK span, as the API types it when it comes from a context."""
+    frozen: Any = span._attributes
+    return getattr(frozen, "_dict", frozen) or {}
+
+
 def drop_content(span: Span) -> None:
     """Remove prompt, response and tool-payload attributes (:data:`semconv.CONTENT_ATTRIBUTES`) from a span
     that is ending, when content capture is off: the rule our own spans follow, applied to another
@@ -174,14 +182,11 @@ def drop_content(span: Span) -> None:
     ``BoundedAttributes``, pinned SDK version)."""
     if (_policy or policy()).capture_content:
         return
-    frozen: Any = span._attributes
-    values = getattr(frozen, "_dict", frozen)
-    if not values:
-        return
-    found = [key for key in values
+    found = [key for key in attribute_dict(span)
              if key in semconv.CONTENT_ATTRIBUTES or key.startswith(semconv.CONTENT_PREFIXES)]
     if not found:
         return
+    frozen: Any = span._attributes
     try:
         frozen._immutable = False
         try:
@@ -211,10 +216,10 @@ class HashingSpanProcessor(SpanProcessor):
         """Hash the configured keys the span holds, each value once. Runs for every span of the
         provider, so it reads the attributes' plain dict (see the class docstring): a span with no
         hashed key, the common case, costs ~0.2 µs."""
-        frozen: Any = span._attributes
-        values = getattr(frozen, "_dict", frozen)
+        values = attribute_dict(span)
         if not values:
             return
+        frozen: Any = span._attributes
         current = _policy or policy()
         present = [key for key in current.hashed_keys if key in values]
         if not present:
@@ -241,12 +246,3 @@ class HashingSpanProcessor(SpanProcessor):
                     frozen._immutable = True
             except Exception as exc:
                 report_error("hashing.on_ending", exc)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        pass
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
