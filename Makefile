@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 
-.PHONY: test lint typecheck bench demo demo-collector deps test-deps clean collector
+.PHONY: test lint typecheck bench bench-quick demo demo-collector deps test-deps clean collector
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || { \
@@ -84,6 +84,11 @@ demo-collector: $(RUNTIME_STAMP) deps collector
 # Not part of `make test`: ratios measured side by side, written to docs/performance.md.
 bench: $(STAMP)
 	$(PY) bench/run.py
+
+# The headline rows (every kind, sync, full and tracing off, vs its exact SDK floor) in under a minute, before a
+# commit; prints, writes nothing.
+bench-quick: $(STAMP)
+	$(PY) bench/run.py --quick
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench mixin

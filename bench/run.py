@@ -28,6 +28,7 @@ from typing import Any
 
 import psutil
 import wrapt
+from floors import floor_function, record_one_call  # bench/ is the script's directory
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -39,6 +40,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from prometheus_client import CollectorRegistry, generate_latest
 
 import agent_otel
+from agent_otel._bridge.processor import GenAiSpanBridge
 from agent_otel._context.job import JobState, context_with_job
 from agent_otel._context.stamping import IdSpanProcessor
 from agent_otel._engine import instruments as runtime_module
@@ -49,7 +51,11 @@ from agent_otel._sdk.prometheus import AgentOtelPrometheusReader
 ATTRS = {"gen_ai.agent.name": "planner", "agent.task.type": "plan", "deployment.environment": "bench"}
 SHAPES = ("sync", "async", "generator")
 MODES = ("full", "metrics-only (sampled out)", "metrics-only (tracing off)", "disabled")
-KINDS = ("agent", "provider", "tool", "evolution")
+KINDS = ("agent", "provider", "tool", "evolution", "job")
+#: Issue 17: every wrapped call costs at most this much more than the SDK doing exactly what it records.
+FLOOR_TARGET = 1.15
+#: What a span that is neither ours nor GenAI may cost more for the span processors configure() adds (ns).
+FOREIGN_SPAN_TARGET_NS = 1000.0
 
 
 class DropExporter(SpanExporter):
@@ -89,6 +95,7 @@ BODIES = {
     ("provider", "sync"): completion, ("provider", "async"): async_completion, ("provider", "generator"): gen_items,
     ("tool", "sync"): success, ("tool", "async"): async_success, ("tool", "generator"): gen_items,
     ("evolution", "sync"): success, ("evolution", "async"): async_success, ("evolution", "generator"): gen_items,
+    ("job", "sync"): success, ("job", "async"): async_success, ("job", "generator"): gen_items,
 }
 
 
@@ -99,6 +106,8 @@ def decorate(kind: str, func: Callable) -> Callable:
         return agent_otel.provider("openai", model="gpt-4o")(func)
     if kind == "tool":
         return agent_otel.tool("ruff")(func)
+    if kind == "job":
+        return agent_otel.job(type="bench")(func)
     return agent_otel.evolution("planner", type="nightly", sample_resources=False)(func)
 
 
@@ -108,10 +117,16 @@ def sdk_providers(sampled: bool = True, ours: bool = True) -> tuple[Any, MeterPr
     tracer_provider = TracerProvider(sampler=None if sampled else ALWAYS_OFF)
     tracer_provider.add_span_processor(BatchSpanProcessor(DropExporter()))
     if ours:
-        tracer_provider.add_span_processor(IdSpanProcessor())
-        tracer_provider.add_span_processor(HashingSpanProcessor())
+        add_our_span_processors(tracer_provider)
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()], views=histogram_views())
     return tracer_provider, meter_provider
+
+
+def add_our_span_processors(tracer_provider: TracerProvider) -> None:
+    """The span processors configure() adds to every span of the process, the GenAI span bridge included."""
+    tracer_provider.add_span_processor(IdSpanProcessor())
+    tracer_provider.add_span_processor(HashingSpanProcessor())
+    tracer_provider.add_span_processor(GenAiSpanBridge())
 
 
 def raw_otel(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> dict[str, Callable]:
@@ -231,13 +246,26 @@ def use(providers: tuple | None, enabled: bool = True) -> None:
         runtime_module.build_runtime(*providers, enabled=enabled)
 
 
-def build_candidates(calls: int) -> list[Candidate]:
+def run_once(func: Callable, shape: str) -> Callable[[], None]:
+    """One call of ``func`` in its shape, to record what it records."""
+    def once() -> None:
+        TIMERS[shape](func, 1)
+    return once
+
+
+def build_candidates(calls: int, kinds: tuple[str, ...] = KINDS, shapes: tuple[str, ...] = SHAPES,
+                     modes: tuple[str, ...] = MODES) -> list[Candidate]:
+    """Every kind x shape x mode next to its exact SDK floor (bench/floors.py), plus R and the pass-throughs."""
     r_providers = sdk_providers(ours=False)
     full = sdk_providers()
     sampled_out = sdk_providers(sampled=False)
     tracing_off = (trace.NoOpTracerProvider(), full[1])
     settings = {MODES[0]: (full, True), MODES[1]: (sampled_out, True), MODES[2]: (tracing_off, True),
                 MODES[3]: (full, False)}
+    # the floors run on a plain SDK (none of our span processors: their cost is ours), a meter provider of their own
+    floor_tracers = {MODES[0]: sdk_providers(ours=False)[0], MODES[1]: sdk_providers(sampled=False, ours=False)[0],
+                     MODES[2]: None}
+    floor_meters = MeterProvider(metric_readers=[InMemoryMetricReader()])
     raw = raw_otel(*r_providers)
     candidates: list[Candidate] = []
 
@@ -252,44 +280,37 @@ def build_candidates(calls: int) -> list[Candidate]:
         profile = (providers, func) if shape == "sync" and enabled and providers is not None else None
         candidates.append(Candidate(name, measure, baseline, target, profile=profile))
 
-    floors = {"sync": success, "async": async_success, "generator": gen_items}
-    for shape in SHAPES:
-        add(f"floor: bare call [{shape}]", None, floors[shape], shape, f"R [{shape}]")
-        add(f"floor: wrapt pass-through [{shape}]", None, passthrough(floors[shape]), shape, f"R [{shape}]")
+    bare = {"sync": success, "async": async_success, "generator": gen_items}
+    for shape in shapes:
+        add(f"floor: bare call [{shape}]", None, bare[shape], shape, f"R [{shape}]")
+        add(f"floor: wrapt pass-through [{shape}]", None, passthrough(bare[shape]), shape, f"R [{shape}]")
         add(f"R [{shape}]", r_providers, raw[shape], shape, f"R [{shape}]")
-    # What bounds the targets: the SDK's own cost for what each kind must record, no wrapper around it.
-    add("SDK floor: span + 1 histogram", r_providers, sdk_floor(*r_providers, 1, 0), "sync", "R [sync]")
-    add("SDK floor: span + 3 histograms + 1 counter", r_providers, sdk_floor(*r_providers, 3, 1), "sync",
-        "R [sync]")
-    add("SDK floor: 1 histogram, no span", r_providers, sdk_floor(None, r_providers[1], 1, 0),
-        "sync", "R [sync]")
-    add("SDK floor: 1 histogram + 1 counter, no span", r_providers, sdk_floor(None, r_providers[1], 1, 1),
-        "sync", "R [sync]")
-    add("SDK floor: 3 histograms + 1 counter, no span", r_providers,
-        sdk_floor(None, r_providers[1], 3, 1), "sync", "R [sync]")
-    targets = {("agent", MODES[0]): 0.6, ("provider", MODES[0]): 0.9}
-    for kind in KINDS:
-        for shape in SHAPES:
-            wrapped = decorate(kind, BODIES[kind, shape])
-            for mode in MODES:
+    for kind in kinds:
+        for shape in shapes:
+            body = BODIES[kind, shape]
+            wrapped = decorate(kind, body)
+            recorded = record_one_call(run_once(wrapped, shape), tracing=True)
+            for mode in modes:
                 providers, enabled = settings[mode]
                 if mode == "disabled":
-                    baseline, target = f"floor: wrapt pass-through [{shape}]", 3.0
-                elif mode.startswith("metrics-only"):
-                    baseline, target = f"R [{shape}]", 0.3 if shape == "sync" else None
-                else:
-                    baseline, target = f"R [{shape}]", targets.get((kind, mode)) if shape == "sync" else None
-                add(f"{kind} [{shape}], {mode}", providers, wrapped, shape, baseline, target, enabled)
+                    add(f"{kind} [{shape}], {mode}", providers, wrapped, shape,
+                        f"floor: wrapt pass-through [{shape}]", 3.0, enabled)
+                    continue
+                floor_name = f"SDK floor: {kind} [{shape}], {mode}"
+                add(floor_name, None, floor_function(recorded, floor_tracers[mode], floor_meters, shape, body),
+                    shape, f"R [{shape}]")
+                add(f"{kind} [{shape}], {mode}", providers, wrapped, shape, floor_name, FLOOR_TARGET, enabled)
     # job(): what running under a job adds to each wrapped call (stamping job.id on its span through
     # IdSpanProcessor, the roll-ups), and job() enter/exit.
-    candidates.append(Candidate("job: added per wrapped call, inside vs outside a job",
-                                lambda: job_added_us(full, calls) * 1000, "R [sync]"))
+    if "job" in kinds:
+        candidates.append(Candidate("job: added per wrapped call, inside vs outside a job",
+                                    lambda: job_added_us(full, calls) * 1000, "R [sync]"))
 
-    def job_enter_exit(x: int) -> None:
-        with agent_otel.job("bench-job", type="bench"):
-            pass
+        def job_enter_exit(x: int) -> None:
+            with agent_otel.job("bench-job", type="bench"):
+                pass
 
-    add("job() enter/exit (own span + job.duration)", full, job_enter_exit, "sync", "R [sync]")
+        add("job() enter/exit (own span + job.duration)", full, job_enter_exit, "sync", "R [sync]")
     return candidates
 
 
@@ -333,23 +354,32 @@ def stamping_cost_ns(calls: int) -> tuple[float, float]:
     return results[0], results[1]
 
 
+def foreign_span_cost_ns(calls: int, rounds: int) -> dict[str, list[float]]:
+    """What the span processors configure() adds cost a span that is neither ours nor GenAI (an HTTP
+    client's, say), outside a job and inside one (where ``job.id`` is stamped on it): per round, ns per
+    span started and ended with 3 attributes, on our providers minus a plain SDK's, interleaved."""
+    plain, ours = sdk_providers(ours=False)[0], sdk_providers()[0]
+    attributes = {"http.request.method": "GET", "url.path": "/items", "server.address": "example.test"}
+    in_job = context_with_job(JobState(id="bench-job", type="bench"))
+    results: dict[str, list[float]] = {"outside a job": [], "inside a job": []}
+    for _ in range(rounds):
+        for where, ctx in (("outside a job", None), ("inside a job", in_job)):
+            times = []
+            for provider in (plain, ours):
+                start_span = provider.get_tracer("http.client").start_span
+                start = time.perf_counter_ns()
+                for _ in range(calls):
+                    start_span("GET", context=ctx, attributes=attributes).end()
+                times.append((time.perf_counter_ns() - start) / calls)
+            results[where].append(times[1] - times[0])
+    return results
+
+
 # -- profiles: where the time of a candidate goes -------------------------------------------------
 
 PROFILE_GROUPS = (("SDK trace", "opentelemetry/sdk/trace"), ("SDK metrics", "opentelemetry/sdk/metrics"),
                   ("attribute cleaning", "opentelemetry/attributes"), ("context", "opentelemetry/context"),
                   ("other OTel API", "opentelemetry/"), ("agent_otel", "agent_otel/"))
-FLOORS = {
-    "agent [sync], full": "SDK floor: span + 1 histogram",
-    "provider [sync], full": "SDK floor: span + 3 histograms + 1 counter",
-    "agent [sync], metrics-only (sampled out)": "SDK floor: 1 histogram, no span",
-    "agent [sync], metrics-only (tracing off)": "SDK floor: 1 histogram, no span",
-    "tool [sync], metrics-only (sampled out)": "SDK floor: 1 histogram, no span",
-    "tool [sync], metrics-only (tracing off)": "SDK floor: 1 histogram, no span",
-    "provider [sync], metrics-only (sampled out)": "SDK floor: 3 histograms + 1 counter, no span",
-    "provider [sync], metrics-only (tracing off)": "SDK floor: 3 histograms + 1 counter, no span",
-    "evolution [sync], metrics-only (sampled out)": "SDK floor: 1 histogram + 1 counter, no span",
-    "evolution [sync], metrics-only (tracing off)": "SDK floor: 1 histogram + 1 counter, no span",
-}
 
 
 def _group(filename: str) -> str:
@@ -516,6 +546,34 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def quick(args: Any) -> None:
+    """`make bench-quick`: the headline rows before a commit (under a minute); nothing is written."""
+    rounds, calls = min(args.rounds, 3), min(args.calls, 1000)
+    candidates = build_candidates(calls, shapes=("sync",), modes=(MODES[0], MODES[2]))
+    by_name = {c.name: c for c in candidates}
+    for candidate in candidates:
+        candidate.measure()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            for candidate in candidates:
+                candidate.times.append(candidate.measure())  # type: ignore[union-attr]
+    finally:
+        gc.enable()
+    foreign = foreign_span_cost_ns(calls * 5, rounds)
+    print(f"bench-quick: {rounds} rounds x {calls} calls (make bench for the full table)")
+    for c in candidates:
+        if c.target is None:
+            continue
+        base = by_name[c.baseline]
+        ratio = statistics.median([t / b for t, b in zip(c.times, base.times, strict=True)])  # type: ignore[arg-type]
+        print(f"  {c.name:<45} {ratio:6.3f} x {c.baseline:<45} <= {c.target:g}  {verdict(ratio, c.target)}")
+    for where, added in foreign.items():
+        median = statistics.median(added)
+        print(f"  foreign span, {where:<31} {median:6.0f} ns added{'':<40} <= {FOREIGN_SPAN_TARGET_NS:g}"
+              f"  {verdict(median, FOREIGN_SPAN_TARGET_NS)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds of every candidate")
@@ -524,12 +582,17 @@ def main() -> None:
     parser.add_argument("--rss-calls", type=int, default=1_000_000, help="wrapped calls for the RSS growth")
     parser.add_argument("--profile-calls", type=int, default=5000, help="calls profiled per missed target")
     parser.add_argument("--exit-rounds", type=int, default=5, help="runs of `python -c pass` with a dead endpoint")
+    parser.add_argument("--quick", action="store_true",
+                        help="headline rows only (sync; full and tracing off), 3 rounds, printed, not written")
     parser.add_argument("--out", default="docs/performance.md")
     parser.add_argument("--notes", default="bench/notes.md",
                         help="hand-written analysis appended to the report (what bounds a missed target)")
     args = parser.parse_args()
     started = time.perf_counter()
 
+    if args.quick:
+        quick(args)
+        return
     candidates = build_candidates(args.calls)
     by_name = {c.name: c for c in candidates}
     for candidate in candidates:  # warm-up: caches, series, first-call costs
@@ -555,17 +618,18 @@ def main() -> None:
     bounds = []  # what bounds each missed per-call target: the SDK floor and where the time goes
     for c, *_ in rows:
         if c.target is not None and ratio_of[c.name] > c.target and c.profile is not None:
-            floor = FLOORS.get(c.name)
+            floor = c.baseline
             bounds.append((c.name, ratio_of[c.name], floor, ratio_of.get(floor or ""),
                            profile_split(*c.profile, args.profile_calls)))
     use(sdk_providers())
     record_parts = sdk_record_profile(args.profile_calls) if bounds else []
     stamp_with, stamp_without = stamping_cost_ns(20_000)
+    foreign = foreign_span_cost_ns(args.calls * 5, args.rounds)
     exposition = measure_exposition(args.expo_rounds)
     rss_mb, rss_seconds = measure_rss(args.rss_calls)
     exit_times = measure_exit_with_dead_endpoint(args.exit_rounds)
     text = report(args, rows, job_added, (stamp_with, stamp_without), exposition, (rss_mb, rss_seconds), bounds,
-                  record_parts, time.perf_counter() - started, exit_times)
+                  record_parts, time.perf_counter() - started, exit_times, foreign)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     print(text)
@@ -573,7 +637,8 @@ def main() -> None:
 
 def report(args: Any, rows: list, job_added: list[float], stamping: tuple[float, float], exposition: list,
            rss: tuple[float, float], bounds: list, record_parts: list, elapsed: float,
-           exit_times: tuple[list[float], list[float]] = ([], [])) -> str:
+           exit_times: tuple[list[float], list[float]] = ([], []), foreign: dict[str, list[float]] | None = None
+           ) -> str:
     packages = ("opentelemetry-api", "opentelemetry-sdk", "opentelemetry-exporter-prometheus", "prometheus_client",
                 "wrapt", "agent-otel")
     versions = ", ".join(f"{pkg} {metadata.version(pkg)}" for pkg in packages)
@@ -591,13 +656,16 @@ def report(args: Any, rows: list, job_added: list[float], stamping: tuple[float,
         f"- Versions: {versions}.",
         f"- Run: {args.rounds} rounds x {args.calls} calls per candidate, gc off during the rounds;"
         f" {args.expo_rounds} renders per exposition size; {elapsed:.0f} s in all.",
-        "- R is an idiomatic raw-OTel wrapper: `start_as_current_span` with 3 attributes, a counter and a",
-        "  histogram recorded inside it, on a plain SDK TracerProvider (BatchSpanProcessor to a no-op",
-        "  exporter) and MeterProvider. Ours run on the same, plus the span processors `configure()` adds",
-        "  (IdSpanProcessor, HashingSpanProcessor). Async and generator rows are divided by R of their",
-        "  own shape. The agent, tool and evolution bodies return `{\"success\": True}`; the provider body",
-        "  returns an OpenAI-style result with usage, so it records duration, input and output tokens and",
-        "  cost; the generator bodies yield 3 items.",
+        "- Each wrapped call is divided by its **SDK floor**, from the same round: the OpenTelemetry SDK alone, via",
+        "  its public API and with no wrapper, recording exactly what one call of that kind, shape and mode recorded",
+        "  (`bench/floors.py` derives it from one real call: the span's name, kind and attributes, every measurement",
+        "  with its attributes); the floor makes the call's context current, as every kind must for nested calls.",
+        "  Ours run on the providers `configure()` sets up, with the span processors it adds to every span",
+        "  (IdSpanProcessor, HashingSpanProcessor, GenAiSpanBridge); the floors on a plain SDK, so what those",
+        "  processors cost counts as ours. The agent, tool, evolution and job bodies return `{\"success\": True}`;",
+        "  the provider body returns an OpenAI-style result with usage; the generator bodies yield 3 items.",
+        "- R, for scale: an idiomatic raw-OTel wrapper (`start_as_current_span` with 3 attributes, a counter and a",
+        "  histogram recorded inside it). The disabled rows are divided by a wrapt pass-through.",
         "",
         "## Per call",
         "",
@@ -611,6 +679,11 @@ def report(args: Any, rows: list, job_added: list[float], stamping: tuple[float,
                      f" {c.baseline} | {'' if c.target is None else f'<= {c.target:g}'} | {state} |")
         if c.target is not None:
             summary.append((c.name, f"{ratio:.3f} x {c.baseline}", f"<= {c.target:g} x", state))
+    for where, added_ns in (foreign or {}).items():
+        median_ns = statistics.median(added_ns)
+        summary.append((f"a span neither ours nor GenAI, {where}: added by our span processors",
+                        f"{median_ns:,.0f} ns", f"<= {FOREIGN_SPAN_TARGET_NS:,.0f} ns",
+                        verdict(median_ns, FOREIGN_SPAN_TARGET_NS)))
     added = statistics.median(job_added)
     summary.append(("job() added per wrapped call", f"{added:.2f} µs", "<= 1.5 µs", verdict(added, 1.5)))
     expo_ratio = statistics.median([o / s for o, s in zip(exposition[-1][2], exposition[-1][1], strict=True)])

@@ -1,0 +1,165 @@
+"""Exact SDK floors: the OpenTelemetry SDK alone doing what one wrapped call of ours records.
+
+A floor is derived, not written by hand: one call of the wrapped function runs under an in-memory
+SDK, and what it produced (its span's name, kind and attributes; every metric point it recorded, with
+its attributes) is replayed per call through the SDK's public API with no wrapper around it: start the
+span, make it current (as any instrumentation must, so that nested calls find their parent), run the
+host's body in the same shape, record every measurement inside the span's context, end the span. So
+``ours / floor`` is exactly what our own code adds, whatever a kind records today; a kind that records
+one more attribute or instrument moves its floor with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import Gauge, Histogram, InMemoryMetricReader, Sum
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from agent_otel import semconv
+from agent_otel._engine import instruments as runtime_module
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What one wrapped call produced: its span (None when tracing is off) and its measurements."""
+
+    span_name: str | None
+    span_kind: SpanKind
+    span_attributes: dict[str, Any]
+    #: (instrument name, value, attributes), one per record/add/set
+    measurements: tuple[tuple[str, float, dict[str, Any]], ...]
+
+
+def record_one_call(call: Callable[[], Any], tracing: bool) -> Recorded:
+    """Run ``call`` once under in-memory providers; what our wrapper recorded."""
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    runtime_module.build_runtime(tracer_provider if tracing else trace.NoOpTracerProvider(), meter_provider)
+    call()
+    measurements: list[tuple[str, float, dict[str, Any]]] = []
+    data = reader.get_metrics_data()
+    for resource_metrics in data.resource_metrics if data else ():
+        for scope in resource_metrics.scope_metrics:
+            if scope.scope.name != semconv.SCOPE_NAME:
+                continue
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    attributes = dict(point.attributes or {})
+                    if isinstance(metric.data, Histogram):
+                        measurements += [(metric.name, point.sum / point.count, attributes)] * point.count
+                    elif isinstance(metric.data, Sum | Gauge):
+                        measurements.append((metric.name, point.value, attributes))
+    finished = spans.get_finished_spans()
+    if tracing and len(finished) != 1:
+        raise RuntimeError(f"a floor replays one span per call; the call made {len(finished)}")
+    span = finished[0] if finished else None
+    return Recorded(span.name if span else None, span.kind if span else SpanKind.INTERNAL,
+                    dict(span.attributes or {}) if span else {}, tuple(measurements))
+
+
+_FLOOR_KEY = otel_context.create_key("bench-floor")
+_SPECS = {spec.name: spec for spec in semconv.INSTRUMENTS}
+
+
+def _recorders(meter_provider: MeterProvider, recorded: Recorded) -> list[tuple[Callable[..., None], float,
+                                                                               dict[str, Any]]]:
+    meter = meter_provider.get_meter("floor")
+    made: dict[str, Any] = {}
+    recorders = []
+    for name, value, attributes in recorded.measurements:
+        instrument = made.get(name)
+        if instrument is None:
+            instrument = made[name] = runtime_module.create_instrument(meter, _SPECS[name])
+        method = instrument.add if _SPECS[name].kind is semconv.Kind.COUNTER else (
+            instrument.set if _SPECS[name].kind is semconv.Kind.GAUGE else instrument.record)
+        recorders.append((method, value, attributes))
+    return recorders
+
+
+def floor_function(recorded: Recorded, tracer_provider: Any, meter_provider: MeterProvider, shape: str,
+                   body: Callable[..., Any]) -> Callable[[int], Any]:
+    """A function of ``shape`` (sync, async, generator) that calls ``body`` and records exactly ``recorded``
+    through the SDK's public API; ``tracer_provider`` None when tracing is off (no span, no context)."""
+    recorders = _recorders(meter_provider, recorded)
+    attach, detach = otel_context.attach, otel_context.detach
+    set_span = trace.set_span_in_context
+    if tracer_provider is None:  # tracing off: no span, but the call's context is still made current, as
+        # every kind must for the calls nested in it (their agent, job and phase come from it)
+        set_value = otel_context.set_value
+
+        def enter() -> tuple[Any, object]:
+            ctx = set_value(_FLOOR_KEY, True)
+            return ctx, attach(ctx)
+
+        def leave(ctx: Any, token: object) -> None:
+            detach(token)  # type: ignore[arg-type]
+            for method, value, attributes in recorders:
+                method(value, attributes, context=ctx)
+
+        if shape == "sync":
+            def sync_metrics(x: int) -> Any:
+                ctx, token = enter()
+                result = body(x)
+                leave(ctx, token)
+                return result
+            return sync_metrics
+        if shape == "async":
+            async def async_metrics(x: int) -> Any:
+                ctx, token = enter()
+                result = await body(x)
+                leave(ctx, token)
+                return result
+            return async_metrics
+
+        def generator_metrics(x: int) -> Any:
+            ctx, token = enter()
+            yield from body(x)
+            leave(ctx, token)
+        return generator_metrics
+
+    tracer = tracer_provider.get_tracer("floor")
+    name, kind, span_attributes = recorded.span_name or "floor", recorded.span_kind, recorded.span_attributes
+
+    def start() -> tuple[Any, Any, object]:
+        span = tracer.start_span(name, kind=kind, attributes=span_attributes)
+        ctx = set_span(span)
+        return span, ctx, attach(ctx)
+
+    def finish(span: Any, ctx: Any, token: object) -> None:
+        detach(token)  # type: ignore[arg-type]
+        for method, value, attributes in recorders:
+            method(value, attributes, context=ctx)
+        span.end()
+
+    if shape == "sync":
+        def sync(x: int) -> Any:
+            span, ctx, token = start()
+            result = body(x)
+            finish(span, ctx, token)
+            return result
+        return sync
+    if shape == "async":
+        async def asynchronous(x: int) -> Any:
+            span, ctx, token = start()
+            result = await body(x)
+            finish(span, ctx, token)
+            return result
+        return asynchronous
+
+    def generator(x: int) -> Any:
+        span, ctx, token = start()
+        yield from body(x)
+        finish(span, ctx, token)
+    return generator
