@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import bargauge, table
+from grafana_foundation_sdk.builders import bargauge, table, timeseries
 from grafana_foundation_sdk.models.dashboard import Dashboard, DynamicConfigValue
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
@@ -42,6 +42,31 @@ from mixin.names import (
 )
 
 FILE = "agents.json"
+INFERENCE_CALLS, TOOL_CALLS = sc.AGENT_INFERENCE_CALLS.prometheus, sc.AGENT_TOOL_CALLS.prometheus
+
+
+def _calls_per_invocation(raw_a: str) -> timeseries.Panel:
+    """p95 of the model and tool calls one invocation makes (gen_ai.invoke_agent.inference_calls/.tool_calls)."""
+    return timeseries_panel(
+        "Calls per invocation",
+        "p95 of the model calls and of the tool calls one invocation of each agent makes (its sub-agents' calls "
+        "count for them). A rising curve is a loop in the making; exemplars link to the traces.", "short",
+        [query(f"histogram_quantile(0.95, sum by (le, {AGENT}) (rate({histogram}_bucket{{{raw_a}}}"
+               f"[{RATE_INTERVAL}])))", f"{{{{gen_ai_agent_name}}}} {what}", exemplar=True)
+         for histogram, what in ((INFERENCE_CALLS, "model calls"), (TOOL_CALLS, "tool calls"))])
+
+
+def _runaway_invocations(raw_a: str, threshold: int) -> timeseries.Panel:
+    """Invocations above the runaway threshold, what AgentOtelAgentRunawayLoop fires on."""
+    above = f'{raw_a},le=~"{threshold}|{threshold}.0"'
+    return timeseries_panel(
+        "Runaway invocations",
+        f"Invocations per second that made more than {threshold} model calls or more than {threshold} tool calls "
+        "(AgentOtelAgentRunawayLoop fires on any).", "ops",
+        [query(f"sum by ({AGENT}) (rate({histogram}_count{{{raw_a}}}[{RATE_INTERVAL}]))\n- "
+               f"sum by ({AGENT}) (rate({histogram}_bucket{{{above}}}[{RATE_INTERVAL}]))",
+               f"{{{{gen_ai_agent_name}}}} {what}")
+         for histogram, what in ((INFERENCE_CALLS, "model calls"), (TOOL_CALLS, "tool calls"))])
 
 
 def _by_window(a: str) -> table.Panel:
@@ -180,6 +205,8 @@ def build() -> Dashboard:
                 "currencyUSD",
                 [query(f"sum by ({AGENT}) (rate({COST}{{{raw_a}}}[{RATE_INTERVAL}])) * 3600", "{{gen_ai_agent_name}}")],
                 stack=True),
+            _calls_per_invocation(raw_a),
+            _runaway_invocations(raw_a, load_thresholds()["agent_runaway_calls_per_invocation"]),
             row("Quality"),
             _calibration(a),
             _evaluation_vs_confidence(a),

@@ -22,6 +22,7 @@ from mixin.dashboards.common import (
     table_panel,
     timeseries_panel,
 )
+from mixin.dashboards.versions import annotate_runs, panels
 from mixin.names import (
     AGENT,
     EVO_ATTEMPTS,
@@ -44,9 +45,9 @@ def build() -> Dashboard:
     raw_s = f'{RAW},{AGENT}=~"$agent",{EVO_TYPE}=~"$evolution_type"'
     raw_a = f'{RAW},{AGENT}=~"$agent"'
     failed = "agent_evolution_type:evolution_attempts_failed_per_attempts:ratio_increase"
-    return dashboard(
+    return annotate_runs(dashboard(
         "agent-otel-evolution", "agent-otel / Evolution",
-        "Evolution (self-improvement) runs: outcomes, duration, improvement, KPIs and resources.",
+        "Evolution (self-improvement) runs: outcomes, duration, improvement, KPIs, agent versions and resources.",
         [label_values("agent", "Agent", f"{EVO_ATTEMPTS}{{{RAW}}}", AGENT),
          label_values("evolution_type", "Evolution type", f"{EVO_ATTEMPTS}{{{raw_a}}}", EVO_TYPE)],
         [
@@ -85,6 +86,7 @@ def build() -> Dashboard:
                 "Current KPIs", "Current value of each agent KPI, as measured by the latest evolution run.", "short",
                 [query(f"max by ({AGENT}, {KPI}) ({KPI_CURRENT}{{{raw_a}}})", instant=True, fmt=PromQueryFormat.TABLE)],
                 columns={AGENT: "Agent", KPI: "KPI", "Value": "Current"}),
+            *panels(),
             row("Resources"),
             timeseries_panel(
                 "Memory peak per run", "Peak resident memory of the process during the latest run.", "bytes",
@@ -98,4 +100,4 @@ def build() -> Dashboard:
                 [query(f"sum by (job, instance) (rate({PROCESS_CPU}{{{RAW_OTHER}}}[{RATE_INTERVAL}]))",
                        "{{job}} {{instance}}")]),
         ],
-    )
+    ))

@@ -14,11 +14,11 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard, VariableModel, VariableType
 
 from mixin.config import ASSETS, ROOT
-from mixin.dashboards import agents, evolution, jobs_tools, providers, system
+from mixin.dashboards import agents, evolution, jobs_tools, providers, system, workflows
 
 OUT = ASSETS / "grafana" / "dashboards"
 DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
-    module.FILE: module.build for module in (agents, providers, evolution, jobs_tools, system)
+    module.FILE: module.build for module in (agents, providers, evolution, jobs_tools, workflows, system)
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
+from agent_otel import semconv as sc
 from mixin.config import load_thresholds
 from mixin.dashboards.common import (
     RATE_INTERVAL,
@@ -24,6 +25,7 @@ from mixin.dashboards.common import (
 from mixin.names import ERROR_TYPE, JOB_DUR, JOB_OUTCOME, JOB_TYPE, TOOL, TOOL_DUR
 
 FILE = "jobs-tools.json"
+JOB_COST = sc.JOB_COST.prometheus
 
 
 def build() -> Dashboard:
@@ -52,6 +54,18 @@ def build() -> Dashboard:
             timeseries_panel(
                 "Job duration", "p50 and p95 job duration per type; exemplars link to the job's trace.", "s",
                 quantiles(JOB_DUR, JOB_TYPE, raw_j, levels=(0.5, 0.95))).span(8),
+            timeseries_panel(
+                "Spend per job type",
+                "Estimated model spend of the jobs of each type, as US dollars per hour (every priced model call "
+                "under a job, counted when the job ends).", "currencyUSD",
+                [query(f"sum by ({JOB_TYPE}) (rate({JOB_COST}_sum{{{raw_j}}}[{RATE_INTERVAL}])) * 3600",
+                       "{{job_type}}")], stack=True).span(12),
+            timeseries_panel(
+                "Cost per job",
+                "p50 and p95 cost of one job per type, in US dollars (AgentOtelJobCostPerJobJump compares the mean "
+                f"of the last hour with the last day's, at {limits['job_cost_jump_factor']} times). Exemplars link "
+                "to the trace of a costly job.", "currencyUSD",
+                quantiles(JOB_COST, JOB_TYPE, raw_j, levels=(0.5, 0.95))).span(12),
             row("Tools and plugins"),
             status_history_panel(
                 "Tool reliability",

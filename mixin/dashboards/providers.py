@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
+from agent_otel import semconv as sc
 from mixin.config import load_thresholds
 from mixin.dashboards.common import (
     RATE_INTERVAL,
@@ -35,6 +36,8 @@ from mixin.names import (
 )
 
 FILE = "providers.json"
+OPERATION_COST = sc.CLIENT_OPERATION_COST.prometheus
+UNPRICED = sc.CLIENT_UNPRICED_CALLS.prometheus
 
 
 def build() -> Dashboard:
@@ -112,6 +115,22 @@ def build() -> Dashboard:
                 f"(budget alert at {limits['spend_budget_usd_per_hour']} USD).", "currencyUSD",
                 [query(f"sum(provider:gen_ai_client_cost:increase1h{{{p}}})", "spend", instant=True)],
             ).thresholds(steps(("green", None), ("red", limits["spend_budget_usd_per_hour"]))).span(8),
+            timeseries_panel(
+                "Cost per call",
+                "p50 and p95 estimated cost of one model call, per model (gen_ai.client.operation.cost: cached input "
+                "and reasoning tokens at their own prices).", "currencyUSD",
+                [query(f"histogram_quantile({q}, sum by (le, {PROVIDER}, {MODEL}) "
+                       f"(rate({OPERATION_COST}_bucket{{{raw_pm}}}[{RATE_INTERVAL}])))",
+                       f"p{round(q * 100)} {{{{gen_ai_request_model}}}}", exemplar=True) for q in (0.5, 0.95)],
+            ).span(12),
+            timeseries_panel(
+                "Calls without a price",
+                "Model calls per second that reported tokens for a model the price table does not know: their cost "
+                "is missing from every spend panel. Add the model with set_prices() or the config's [prices]. "
+                "All providers and models (not only the selected ones), so that none is missed.",
+                "ops",
+                [query(f"sum by ({PROVIDER}, {MODEL}) (rate({UNPRICED}{{{RAW}}}[{RATE_INTERVAL}]))",
+                       "{{gen_ai_provider_name}} {{gen_ai_request_model}}")]).span(12),
             row("Retries and fallbacks"),
             timeseries_panel(
                 "Retries per call", "Retries per model call over 5 minutes, per provider.", "short",

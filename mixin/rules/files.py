@@ -5,7 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from mixin.config import ASSETS, ROOT, THRESHOLDS_FILE, load_thresholds
-from mixin.rules import agents, calibration, evolution, providers, telemetry, tools_jobs
+from mixin.rules import (
+    agents,
+    calibration,
+    cost,
+    evolution,
+    providers,
+    telemetry,
+    tools_jobs,
+    versions,
+    workflows,
+)
 from mixin.rules.recording_tests import promtool_test_file
 from mixin.rules.rule import Group, Thresholds
 from mixin.rules.yamlout import rules_file
@@ -25,7 +35,9 @@ def recording_groups(t: Thresholds, s: Scope) -> list[Group]:
         *calibration.recording_groups(s),
         *providers.recording_groups(t, s),
         *evolution.recording_groups(s),
+        *versions.recording_groups(s),
         *tools_jobs.recording_groups(s),
+        *workflows.recording_groups(s),
         telemetry.heartbeat_group(s),
         agents.baseline_group(),
     ]
@@ -33,7 +45,9 @@ def recording_groups(t: Thresholds, s: Scope) -> list[Group]:
 
 def alert_groups(t: Thresholds, s: Scope) -> list[Group]:
     return [agents.alert_group(t, s), providers.alert_group(t, s), evolution.alert_group(t, s),
-            tools_jobs.alert_group(t, s), telemetry.alert_group(t, s)]
+            versions.alert_group(t, s),
+            tools_jobs.alert_group(t, s), workflows.alert_group(t, s), cost.alert_group(t, s),
+            telemetry.alert_group(t, s)]
 
 
 def render() -> dict[Path, str]:
@@ -42,6 +56,7 @@ def render() -> dict[Path, str]:
     s = load_scope(t)
     calibration.check_contract()
     providers.check_thresholds(t)
+    cost.check_thresholds(t)
     return {
         RULES_FILE: rules_file(
             recording_groups(t, s),

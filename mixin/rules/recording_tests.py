@@ -25,14 +25,17 @@ from mixin.names import (
     JOB_DUR,
     JOB_TYPE,
     OUTCOME,
+    PATTERN_DUR,
+    PHASE,
     PROVIDER,
     RETRIES,
     TOKEN_TYPE,
     TOKENS,
     TOOL,
     TOOL_DUR,
+    WORKFLOW_PATTERN,
 )
-from mixin.rules import agents, calibration, evolution, providers, telemetry, tools_jobs, workload
+from mixin.rules import agents, calibration, evolution, providers, telemetry, tools_jobs, workflows, workload
 from mixin.rules.rule import WINDOW_SECONDS, duration, stem
 from mixin.rules.yamlout import HEADER, dump
 from mixin.scope import ENVIRONMENT, SERVICE, Scope
@@ -158,6 +161,27 @@ def _tool_job_cases(w: str) -> list[Case]:
     ]
 
 
+def _plugin_phase_cases(w: str) -> list[Case]:
+    """Only search runs in a phase (research); grep, outside any, has no series here."""
+    search = {TOOL: "search", PHASE: "research"}
+    return [
+        (f"tool_phase:{TOOL_DUR}_count:rate{w}", [(search, 4)]),
+        (f"tool_phase:gen_ai_execute_tool_errors:rate{w}", [(search, 1)]),
+        (f"tool_phase:gen_ai_execute_tool_errors_per_executions:ratio_rate{w}", [(search, 0.25)]),
+    ]
+
+
+def _pattern_cases(w: str) -> list[Case]:
+    first, tdd = {WORKFLOW_PATTERN: "research-first"}, {WORKFLOW_PATTERN: "tdd"}
+    return [
+        (f"pattern:{PATTERN_DUR}_count:rate{w}", [(first, 2), (tdd, 1)]),
+        (workflows.PATTERN_SUCCESSES.format(w=w), [(first, Fraction(3, 2)), (tdd, 0)]),
+        (workflows.PATTERN_SUCCESS_RATIO.format(w=w), [(first, 0.75), (tdd, 0)]),
+        (f"pattern:{PATTERN_DUR}_sum:rate{w}", [(first, 12), (tdd, 2)]),
+        (f"pattern:{PATTERN_DUR}:mean{w}", [(first, 6), (tdd, 2)]),
+    ]
+
+
 def _evolution_cases(w: str) -> list[Case]:
     evo = {AGENT: "planner", EVO_TYPE: "prompt"}
     runs = Fraction(WINDOW_SECONDS[w], 60)  # one run per minute per unit of the workload's rates
@@ -202,6 +226,10 @@ def _cases(w: str) -> list[Case]:
         cases += _provider_cases(w)
     if w in tools_jobs.WINDOWS:
         cases += _tool_job_cases(w)
+    if w in workflows.PHASE_WINDOWS:
+        cases += _plugin_phase_cases(w)
+    if w in workflows.PATTERN_WINDOWS:
+        cases += _pattern_cases(w)
     if w in evolution.WINDOWS:
         cases += _evolution_cases(w)
     if w == "1h":

@@ -5,12 +5,14 @@ attribute and metric), ``agent_otel.errors`` and ``agent_otel.testing`` (a pytes
 testing your own instrumentation) are public. Everything under a leading underscore is private.
 """
 
+from agent_otel._bridge.logs import EvaluationLogProcessor
 from agent_otel._calls.agent import agent, agent_call
 from agent_otel._calls.conversation import conversation
 from agent_otel._calls.evaluation import record_evaluation
 from agent_otel._calls.evolution import evolution, evolution_run
 from agent_otel._calls.extractors import Call, path
 from agent_otel._calls.job import job
+from agent_otel._calls.phase import phase
 from agent_otel._calls.pricing import set_prices
 from agent_otel._calls.provider import provider, provider_call, record_fallback, record_retry
 from agent_otel._calls.tool import tool, tool_call
@@ -30,6 +32,7 @@ __all__ = [
     "Call",
     "Config",
     "ConfigurationError",
+    "EvaluationLogProcessor",
     "__version__",
     "agent",
     "agent_call",
@@ -47,6 +50,7 @@ __all__ = [
     "job",
     "load_config",
     "path",
+    "phase",
     "provider",
     "provider_call",
     "record_evaluation",

@@ -34,12 +34,22 @@ AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS = "AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS"
 AGENT_OTEL_SPAN_BRIDGE = "AGENT_OTEL_SPAN_BRIDGE"
 #: Set to ``1`` by ``agent-otel run`` for the processes it starts (not a user knob).
 AGENT_OTEL_LAUNCHER = "AGENT_OTEL_LAUNCHER"
-#: ``true``: record prompts and responses (``gen_ai.input.messages``...). The OTel GenAI instrumentations'
-#: switch; no installed OTel package names it.
+#: Where prompts and responses (``gen_ai.input.messages``...) go: ``NO_CONTENT`` (default), ``SPAN_ONLY``,
+#: ``EVENT_ONLY``, ``SPAN_AND_EVENT`` (``true``/``false``: span only / none). The OTel GenAI instrumentations'
+#: switch; the core OTel packages do not name it.
 OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+
+
+def is_true(text: str) -> bool:
+    """Whether ``text`` is one of the spellings of true an environment variable may use."""
+    return text.strip().lower() in _TRUE
+
+
+def is_false(text: str) -> bool:
+    return text.strip().lower() in _FALSE
 
 
 def env_flag(name: str, default: bool) -> bool:

@@ -49,7 +49,20 @@ GEN_AI_OUTPUT_MESSAGES = _gen_ai.GEN_AI_OUTPUT_MESSAGES
 GEN_AI_FALLBACK_TO = "gen_ai.fallback.to"
 GEN_AI_FALLBACK_REASON = "gen_ai.fallback.reason"
 GEN_AI_RETRY_COUNT = "gen_ai.client.retry_count"
-GEN_AI_COST = "gen_ai.usage.cost"
+# Cost and token details (issue 14 item 4). Tokens: GenAI conventions v0.1.0 (a subset of input/output tokens).
+# Cost: the standard names of semantic-conventions-genai #443, a change merged after v0.1.0 (see
+# docs/semconv.md); they replace our earlier ``gen_ai.usage.cost``, which became their prefix.
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS = "gen_ai.usage.cache_write.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
+GEN_AI_USAGE_COST_AMOUNT = "gen_ai.usage.cost.amount"
+GEN_AI_USAGE_COST_CURRENCY = "gen_ai.usage.cost.currency"
+GEN_AI_USAGE_COST_SOURCE = "gen_ai.usage.cost.source"
+#: The currency of every cost agent-otel records (the price table is in US dollars).
+COST_CURRENCY_USD = "USD"
+#: ``gen_ai.usage.cost.source``: computed here from the local price table (the other value, ``provider``, is
+#: a cost the provider reported).
+COST_SOURCE_LOCAL = "local"
 ERROR_TYPE = _error.ERROR_TYPE
 ERROR_MESSAGE = _incubating_error.ERROR_MESSAGE
 #: ``error.type`` of a provider call whose ``success`` option read false (a health check or selection).
@@ -96,6 +109,25 @@ EVOLUTION_KPI_AFTER_PREFIX = "evolution.kpi.after."
 EVOLUTION_KPI_DELTA_PREFIX = "evolution.kpi.delta."
 EVOLUTION_IMPROVEMENT = "evolution.performance.improvement"
 
+# Agent versions and evolution lineage.
+#: The agent's version on its spans and, under the cardinality cap (old versions age out of it), on its
+#: duration/outcome metric and on the cost of the model calls it makes.
+GEN_AI_AGENT_VERSION = _gen_ai.GEN_AI_AGENT_VERSION
+#: The prompt (template) an agent call used: spans only.
+GEN_AI_PROMPT_NAME = _gen_ai.GEN_AI_PROMPT_NAME
+#: Ours: the GenAI conventions define ``gen_ai.prompt.name`` but no prompt version.
+PROMPT_VERSION = "agent_otel.prompt.version"
+#: On ``agent_otel.agent.version.introduced.timestamp``: the version the introduced one replaced.
+AGENT_VERSION_PREVIOUS = "agent_otel.agent.version.previous"
+#: On an evolution span: the agent version the run started from, the one it produced, and the one a
+#: rollback returned to.
+EVOLUTION_VERSION_FROM = "agent_otel.evolution.version.from"
+EVOLUTION_VERSION_TO = "agent_otel.evolution.version.to"
+EVOLUTION_ROLLBACK_VERSION = "agent_otel.evolution.rollback.version"
+#: Attribute keys whose values age out of the cardinality cap (a version nobody uses any more stops
+#: counting against it) instead of filling it for good: see ``Policy.bounded_recent``.
+AGING_ATTRIBUTES = frozenset({GEN_AI_AGENT_VERSION, AGENT_VERSION_PREVIOUS})
+
 RESOURCE_CPU_TIME = "process.cpu.time"
 RESOURCE_CPU_UTILIZATION = "process.cpu.utilization"
 RESOURCE_MEMORY_PEAK = "process.memory.peak"
@@ -112,6 +144,23 @@ JOB_ROLLUP_INPUT_TOKENS = "job.usage.input_tokens"
 JOB_ROLLUP_OUTPUT_TOKENS = "job.usage.output_tokens"
 JOB_ROLLUP_COST = "job.usage.cost"
 
+# Workflow phases, steps and patterns (``agent_otel.phase()``, the ``pattern`` option of jobs and agents).
+#: The phase a span runs (the phase span's own), and a metric attribute of the tool and agent calls inside it.
+WORKFLOW_PHASE = "agent_otel.workflow.phase"
+WORKFLOW_PHASE_OUTCOME = "agent_otel.workflow.phase.outcome"
+#: The number of a step (a tool or plugin call) within its phase: on spans only, never a metric attribute.
+WORKFLOW_STEP = "agent_otel.workflow.step"
+#: The workflow pattern a job or an agent follows (``pattern=``): a name the program gives, e.g. to promote
+#: patterns from discovered to validated to learned. Not ``agent.pattern``, the patterns an agent's result
+#: says it applied (counted on ``agent.patterns.used``).
+WORKFLOW_PATTERN = "agent_otel.workflow.pattern"
+WORKFLOW_PATTERN_OUTCOME = "agent_otel.workflow.pattern.outcome"
+#: Roll-ups on the job span: the distinct tools (plugins) that ran under the job, its phases in the order
+#: they started, and the files its agents and tools reported creating.
+JOB_ROLLUP_PLUGINS_USED = "agent_otel.job.plugins.used"
+JOB_ROLLUP_PHASES = "agent_otel.job.phases"
+JOB_ROLLUP_FILES_CREATED = "agent_otel.job.files.created"
+
 #: Baggage key carrying the job id across process and service boundaries.
 BAGGAGE_JOB_ID = JOB_ID
 BAGGAGE_JOB_TYPE = JOB_TYPE
@@ -120,10 +169,13 @@ BAGGAGE_CONVERSATION_ID = GEN_AI_CONVERSATION_ID
 
 #: Metric attributes a series may lack: ``error.type`` is there only for errors, a retry's reason only
 #: when the program gave one.
-OPTIONAL_ATTRIBUTES = frozenset({ERROR_TYPE, GEN_AI_RETRY_REASON, GEN_AI_EVALUATION_SCORE_LABEL})
+OPTIONAL_ATTRIBUTES = frozenset({ERROR_TYPE, GEN_AI_RETRY_REASON, GEN_AI_EVALUATION_SCORE_LABEL,
+                                 WORKFLOW_PHASE,  # a tool or agent call outside any phase has none
+                                 GEN_AI_AGENT_VERSION})  # an agent given no version has none
 
-#: Attributes that hold ids. They may go on spans, never on metrics.
-ID_ATTRIBUTES = frozenset({JOB_ID, GEN_AI_CONVERSATION_ID, GEN_AI_AGENT_ID, "user.id", "trace_id", "span_id"})
+#: Attributes that hold ids, or numbers of one execution (step numbers). They may go on spans, never on metrics.
+ID_ATTRIBUTES = frozenset({JOB_ID, GEN_AI_CONVERSATION_ID, GEN_AI_AGENT_ID, "user.id", "trace_id", "span_id",
+                           WORKFLOW_STEP})
 
 
 class Outcome(StrEnum):
@@ -154,6 +206,7 @@ OPERATION_EXECUTE_TOOL = GenAiOperationNameValues.EXECUTE_TOOL.value
 OPERATION_INVOKE_WORKFLOW = GenAiOperationNameValues.INVOKE_WORKFLOW.value
 OPERATION_CHAT = GenAiOperationNameValues.CHAT.value
 OPERATION_EVOLVE = "evolve"
+OPERATION_RUN_PHASE = "run_phase"
 
 
 def job_span_name(job_type: str) -> str:
@@ -176,6 +229,10 @@ def evolution_span_name(agent_name: str) -> str:
     return f"{OPERATION_EVOLVE} {agent_name}"
 
 
+def phase_span_name(phase: str) -> str:
+    return f"{OPERATION_RUN_PHASE} {phase}"
+
+
 # --------------------------------------------------------------------------------------------------
 # Bucket lists
 # --------------------------------------------------------------------------------------------------
@@ -191,6 +248,12 @@ GENAI_DURATION_BUCKETS = _doubling(0.01, 14)
 TOKEN_BUCKETS = tuple(4**i for i in range(14))
 #: Agent invocations run longer than single model calls: 0.1 .. 409.6 s.
 AGENT_DURATION_BUCKETS = _doubling(0.1, 13)
+#: Inference and tool calls per agent invocation: the advice of semantic-conventions-genai #336, 1 .. 128.
+CALL_COUNT_BUCKETS = tuple(2**i for i in range(8))
+#: Cost of one model call in US dollars (our choice: #443 gives no advice), 10 micro-dollars .. 5 dollars.
+CALL_COST_BUCKETS = (0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+#: Cost of one job in US dollars, a tenth of a cent .. 100 dollars.
+JOB_COST_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 50.0, 100.0)
 #: Jobs, evolution runs and workflow phases: minutes to hours.
 LONG_DURATION_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
 _TENTHS = tuple(round(0.1 * i, 1) for i in range(1, 11))
@@ -281,7 +344,8 @@ AGENT_DURATION: Instrument[Histogram] = Instrument(
     "gen_ai.invoke_agent.duration", Kind.HISTOGRAM, "s",
     "Duration of an agent invocation, by agent, task type and outcome.",
     "gen_ai_invoke_agent_duration_seconds",
-    (GEN_AI_AGENT_NAME, AGENT_TASK_TYPE, AGENT_OUTCOME, ERROR_TYPE), AGENT_DURATION_BUCKETS,
+    (GEN_AI_AGENT_NAME, AGENT_TASK_TYPE, AGENT_OUTCOME, ERROR_TYPE, WORKFLOW_PHASE, GEN_AI_AGENT_VERSION),
+    AGENT_DURATION_BUCKETS,
 )
 AGENT_CONFIDENCE_HISTOGRAM: Instrument[Histogram] = Instrument(
     "agent.confidence", Kind.HISTOGRAM, "1",
@@ -322,7 +386,33 @@ CLIENT_TIME_TO_FIRST_CHUNK: Instrument[Histogram] = Instrument(
 CLIENT_COST: Instrument[Counter] = Instrument(
     "gen_ai.client.cost", Kind.COUNTER, "{USD}",
     "Estimated cost in US dollars of GenAI client operations, from the local price table.",
-    "gen_ai_client_cost_total", (GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL, GEN_AI_AGENT_NAME),
+    "gen_ai_client_cost_total", (GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL, GEN_AI_AGENT_NAME, GEN_AI_AGENT_VERSION),
+)
+# Cost and per-invocation counts (issue 14 items 4 and 7); names: docs/semconv.md.
+CLIENT_OPERATION_COST: Instrument[Histogram] = Instrument(
+    "gen_ai.client.operation.cost", Kind.HISTOGRAM, "{USD}",
+    "Cost in US dollars of one GenAI client operation, from the local price table (cache and reasoning aware).",
+    "gen_ai_client_operation_cost", _GENAI_CLIENT_ATTRS[:-1], CALL_COST_BUCKETS,
+)
+CLIENT_UNPRICED_CALLS: Instrument[Counter] = Instrument(
+    "agent_otel.client.unpriced_calls", Kind.COUNTER, "{call}",
+    "Model calls that reported tokens for a model the price table does not know: their cost is not counted.",
+    "agent_otel_client_unpriced_calls_total", (GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL),
+)
+JOB_COST: Instrument[Histogram] = Instrument(
+    "agent_otel.job.cost", Kind.HISTOGRAM, "{USD}",
+    "Cost in US dollars of one job (every priced model call under it), by job type.",
+    "agent_otel_job_cost", (JOB_TYPE,), JOB_COST_BUCKETS,
+)
+AGENT_INFERENCE_CALLS: Instrument[Histogram] = Instrument(
+    "gen_ai.invoke_agent.inference_calls", Kind.HISTOGRAM, "{inference_call}",
+    "Inference (model) calls one agent invocation made, failed ones included, its sub-agents' excluded.",
+    "gen_ai_invoke_agent_inference_calls", (GEN_AI_AGENT_NAME, ERROR_TYPE), CALL_COUNT_BUCKETS,
+)
+AGENT_TOOL_CALLS: Instrument[Histogram] = Instrument(
+    "gen_ai.invoke_agent.tool_calls", Kind.HISTOGRAM, "{tool_call}",
+    "Tool calls one agent invocation made, failed ones included, its sub-agents' excluded.",
+    "gen_ai_invoke_agent_tool_calls", (GEN_AI_AGENT_NAME, ERROR_TYPE), CALL_COUNT_BUCKETS,
 )
 CLIENT_RETRIES: Instrument[Counter] = Instrument(
     "gen_ai.client.retries", Kind.COUNTER, "{retry}",
@@ -337,8 +427,21 @@ CLIENT_FALLBACKS: Instrument[Counter] = Instrument(
 TOOL_DURATION: Instrument[Histogram] = Instrument(
     "gen_ai.execute_tool.duration", Kind.HISTOGRAM, "s",
     "Duration of a tool or plugin execution.",
-    "gen_ai_execute_tool_duration_seconds", (GEN_AI_TOOL_NAME, GEN_AI_AGENT_NAME, ERROR_TYPE),
+    "gen_ai_execute_tool_duration_seconds", (GEN_AI_TOOL_NAME, GEN_AI_AGENT_NAME, ERROR_TYPE, WORKFLOW_PHASE),
     GENAI_DURATION_BUCKETS,
+)
+PHASE_DURATION: Instrument[Histogram] = Instrument(
+    "agent_otel.workflow.phase.duration", Kind.HISTOGRAM, "s",
+    "Duration of a workflow phase, by job type, phase and outcome.",
+    "agent_otel_workflow_phase_duration_seconds", (JOB_TYPE, WORKFLOW_PHASE, WORKFLOW_PHASE_OUTCOME),
+    LONG_DURATION_BUCKETS,
+)
+PATTERN_DURATION: Instrument[Histogram] = Instrument(
+    "agent_otel.workflow.pattern.duration", Kind.HISTOGRAM, "s",
+    "Duration of an execution of a workflow pattern (a job or agent call that names it), by pattern and outcome; "
+    "its count is the executions by outcome.",
+    "agent_otel_workflow_pattern_duration_seconds", (WORKFLOW_PATTERN, WORKFLOW_PATTERN_OUTCOME),
+    LONG_DURATION_BUCKETS,
 )
 EVOLUTION_ATTEMPTS: Instrument[Counter] = Instrument(
     "evolution.attempts", Kind.COUNTER, "{attempt}",
@@ -360,6 +463,13 @@ EVOLUTION_MEMORY_PEAK: Instrument[Gauge] = Instrument(
     "evolution.memory.peak", Kind.GAUGE, "By",
     "Peak resident memory of the process during the latest evolution run.",
     "evolution_memory_peak_bytes", (GEN_AI_AGENT_NAME, EVOLUTION_TYPE),
+)
+AGENT_VERSION_INTRODUCED: Instrument[Gauge] = Instrument(
+    "agent_otel.agent.version.introduced.timestamp", Kind.GAUGE, "s",
+    "When an evolution run (or its rollback) put a version of an agent in place (Unix time), and the version "
+    "it replaced.",
+    "agent_otel_agent_version_introduced_timestamp_seconds",
+    (GEN_AI_AGENT_NAME, GEN_AI_AGENT_VERSION, AGENT_VERSION_PREVIOUS),
 )
 AGENT_KPI_CURRENT: Instrument[Gauge] = Instrument(
     "agent.kpi.current", Kind.GAUGE, "1",
@@ -384,14 +494,22 @@ INSTRUMENTS: tuple[Instrument[Counter | Histogram | Gauge], ...] = (
     CLIENT_TOKEN_USAGE,
     CLIENT_TIME_TO_FIRST_CHUNK,
     CLIENT_COST,
+    CLIENT_OPERATION_COST,
+    CLIENT_UNPRICED_CALLS,
+    JOB_COST,
+    AGENT_INFERENCE_CALLS,
+    AGENT_TOOL_CALLS,
     CLIENT_RETRIES,
     CLIENT_FALLBACKS,
     TOOL_DURATION,
+    PHASE_DURATION,
+    PATTERN_DURATION,
     EVOLUTION_ATTEMPTS,
     EVOLUTION_DURATION,
     EVOLUTION_PERFORMANCE_IMPROVEMENT,
     EVOLUTION_MEMORY_PEAK,
     AGENT_KPI_CURRENT,
+    AGENT_VERSION_INTRODUCED,
     INSTRUMENTATION_ERRORS,
 )
 

@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agent_otel import semconv
+from agent_otel._calls.evaluation import reset_baselines
 from agent_otel._calls.pricing import reset_prices
 from agent_otel._engine.policy import reset_policy
 from agent_otel._sdk.configure import configure, metric_views, shutdown
@@ -35,9 +36,11 @@ __all__ = ["TelemetryCapture", "capture_telemetry", "restore_defaults"]
 
 def restore_defaults() -> None:
     """Undo ``set_policy()`` and ``set_prices()``: the policy comes from the environment again and the
-    price table is the shipped one, so that one test's settings do not leak into the next."""
+    price table is the shipped one, so that one test's settings do not leak into the next; evaluation
+    scores are no evolution run's baseline any more."""
     reset_policy()
     reset_prices()
+    reset_baselines()
 
 
 class TelemetryCapture:

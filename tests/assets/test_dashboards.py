@@ -62,7 +62,7 @@ IDS = [p.name for p in DASHBOARDS]
 
 def test_dashboards_exist():
     assert {p.name for p in DASHBOARDS} == {"agents.json", "providers.json", "evolution.json", "jobs-tools.json",
-                                             "system.json"}
+                                             "workflows.json", "system.json"}
 
 
 def test_committed_json_equals_a_fresh_generation():

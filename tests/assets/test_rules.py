@@ -226,7 +226,7 @@ def test_recording_rule_naming(rule):
     _level, metric, operations = name.split(":")
     assert not metric.endswith("_total"), f"{name}: strip _total once rated"
     # The one windowless rule: an instant count of series (scope:agent_otel_series:count, the services' heartbeat).
-    assert re.search(r"(rate|increase|mean|histogram_quantile_rate|over_time1d_ratio_rate)(5m|1h|1d|7d)$",
+    assert re.search(r"(rate|increase|mean|histogram_quantile_rate|over_time1d_ratio_rate|max_over_time)(5m|1h|1d|7d)$",
                      operations) or operations == "count", f"{name}: operations must end with the window"
 
 

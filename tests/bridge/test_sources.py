@@ -30,6 +30,7 @@ OPENAI_SCOPE = "opentelemetry.instrumentation.genai.openai"
 LANGCHAIN_SCOPE = "opentelemetry.instrumentation.genai.langchain"
 AGENTS_SCOPE = "opentelemetry.instrumentation.genai.openai_agents"
 PYDANTIC_AI_SCOPE = "pydantic-ai"
+SMOLAGENTS_SCOPE = "openinference.instrumentation.smolagents"  # OpenInference's
 ABSENT = object()  # an attribute the span must not have
 CLIENT_METRICS = {"gen_ai.client.operation.duration", "gen_ai.client.token.usage"}
 STREAM_METRICS = {"gen_ai.client.operation.time_to_first_chunk", "gen_ai.client.operation.time_per_output_chunk"}
@@ -68,6 +69,7 @@ class Bridged:
     model: str = ""  # the request model the price comes from ("" when unpriced)
     tools: int = 0
     agents: dict[tuple[str, str], int] = field(default_factory=dict)  # (name, task type) -> invocations
+    cache_read: int = 0  # cached input tokens the spans report (priced at the model's cache-read price)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,22 @@ def chat(scope: str, parent: str | None, usage: dict[str, Any], **attributes: An
 
 
 FIRST, FINAL = AGENT_TURNS
+SMOLAGENTS_RUN = f"{apps.SMOLAGENTS_AGENT}.run"
+
+
+def openinference_llm(parent: str, usage: dict[str, Any]) -> Span:
+    """OpenInference's span of one smolagents model call over ``FakeLLM``'s agent route."""
+    return Span("OpenAIModel.generate", SpanKind.INTERNAL, SMOLAGENTS_SCOPE, parent, {
+        "openinference.span.kind": "LLM", "llm.provider": "openai", "llm.system": "openai",
+        "llm.model_name": apps.MODEL, "llm.token_count.prompt": usage["prompt_tokens"],
+        "llm.token_count.completion": usage["completion_tokens"], "gen_ai.operation.name": ABSENT})
+
+
+def openinference_tool(parent: str, name: str) -> Span:
+    return Span("SimpleTool" if name == apps.TOOL_NAME else "FinalAnswerTool", SpanKind.INTERNAL, SMOLAGENTS_SCOPE,
+                parent, {"openinference.span.kind": "TOOL", "tool.name": name})
+
+
 AGENT_TOKENS = apps.fake_turn_tokens()
 INVOKE_AGENT = f"invoke_agent {apps.AGENT_NAME}"
 EXECUTE_TOOL = f"execute_tool {apps.TOOL_NAME}"
@@ -152,7 +170,7 @@ SOURCES = {
              **AGENT, "gen_ai.provider.name": ABSENT, "gen_ai.usage.input_tokens": ABSENT})],
         {LANGCHAIN_SCOPE: CLIENT_METRICS | {"gen_ai.invoke_agent.duration", "gen_ai.execute_tool.duration"}},
         {LANGCHAIN_SCOPE: AGENT_TOKENS},
-        Bridged(2, AGENT_TOKENS, apps.MODEL, tools=1, agents={(apps.AGENT_NAME, "default"): 1})),
+        Bridged(2, AGENT_TOKENS, apps.MODEL, tools=1, agents={(apps.AGENT_NAME, "default"): 1}, cache_read=4)),
     # Alone, the openai-agents instrumentation emits no chat span and no tokens: its docs leave them to the
     # OpenAI instrumentation, the pairing below.
     "openai-agents": Source(
@@ -178,7 +196,21 @@ SOURCES = {
          AGENTS_SCOPE: {"gen_ai.invoke_agent.duration", "gen_ai.execute_tool.duration",
                         "gen_ai.invoke_workflow.duration"}},
         {OPENAI_SCOPE: AGENT_TOKENS},
-        Bridged(2, AGENT_TOKENS, apps.MODEL, tools=1, agents={(apps.AGENT_NAME, "default"): 1})),
+        Bridged(2, AGENT_TOKENS, apps.MODEL, tools=1, agents={(apps.AGENT_NAME, "default"): 1}, cache_read=4)),
+    # OpenInference: spans with no GenAI names and no metrics. Its AGENT span names no agent (the bridge names the
+    # invocation after the span) and its CHAIN spans (one per step) are not mapped; the run ends with a call of
+    # smolagents' final_answer tool, which counts as a tool call.
+    "smolagents": Source(
+        "smolagents", lambda servers: apps.smolagents_agent(servers.agent_url),
+        [openinference_llm("Step 1", FIRST), openinference_tool("Step 1", apps.TOOL_NAME),
+         Span("Step 1", SpanKind.INTERNAL, SMOLAGENTS_SCOPE, SMOLAGENTS_RUN, {"openinference.span.kind": "CHAIN"}),
+         openinference_llm("Step 2", FINAL), openinference_tool("Step 2", "final_answer"),
+         Span("Step 2", SpanKind.INTERNAL, SMOLAGENTS_SCOPE, SMOLAGENTS_RUN, {"openinference.span.kind": "CHAIN"}),
+         Span(SMOLAGENTS_RUN, SpanKind.INTERNAL, SMOLAGENTS_SCOPE, None, {
+             "openinference.span.kind": "AGENT", "llm.token_count.prompt": AGENT_TOKENS[0],
+             "llm.token_count.completion": AGENT_TOKENS[1]})],
+        {}, {},
+        Bridged(2, AGENT_TOKENS, apps.MODEL, tools=2, agents={(SMOLAGENTS_RUN, "default"): 1})),
 }
 
 
@@ -285,7 +317,8 @@ def test_the_bridge_records_each_call_once_with_the_fake_model_figures(observed:
                         if point.attributes[semconv.GEN_AI_TOKEN_TYPE] == kind) for kind in ("input", "output")}
     assert (tokens["input"], tokens["output"]) == (expected.tokens or (0, 0))
     cost = sum(point.value for point in points_of(seen, semconv.CLIENT_COST))
-    priced = cost_of(expected.model, *expected.tokens) if expected.model and expected.tokens else None
+    priced = (cost_of(expected.model, *expected.tokens, cache_read=expected.cache_read)
+              if expected.model and expected.tokens else None)
     assert cost == pytest.approx(priced or 0.0)
     assert sum(point.count for point in points_of(seen, semconv.TOOL_DURATION)) == expected.tools
     agents = {(point.attributes[semconv.GEN_AI_AGENT_NAME], point.attributes[semconv.AGENT_TASK_TYPE]): point.count

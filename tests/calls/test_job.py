@@ -48,8 +48,8 @@ async def awork(n: int) -> dict[str, Any]:
 
 
 def expected_cost() -> float:
-    mini_in, mini_out = DEFAULT_PRICES["gpt-4o-mini"]
-    haiku_in, haiku_out = DEFAULT_PRICES["claude-3-haiku"]
+    mini_in, mini_out = DEFAULT_PRICES["gpt-4o-mini"][:2]
+    haiku_in, haiku_out = DEFAULT_PRICES["claude-3-haiku"][:2]
     tokens_in = sum(100 + n for n in range(FANOUT))
     threads = (tokens_in * mini_in + FANOUT * 10 * mini_out) / 1e6
     tasks = (FANOUT * 1000 * haiku_in + sum(100 + n for n in range(FANOUT)) * haiku_out) / 1e6

@@ -24,7 +24,7 @@ from tests.support.paths import ROOT
 
 DECORATORS: dict[str, Callable[..., Any]] = {"agent": agent_otel.agent, "provider": agent_otel.provider,
                                              "tool": agent_otel.tool, "evolution": agent_otel.evolution,
-                                             "job": agent_otel.job}
+                                             "job": agent_otel.job, "phase": agent_otel.phase}
 
 
 def parameters(decorator: Callable[..., Any]) -> dict[str, inspect.Parameter]:
@@ -59,7 +59,7 @@ def test_each_decorator_signature_is_its_table(kind: str) -> None:
 
 def test_every_kind_has_a_table_and_config_reads_them_all() -> None:
     assert config.KINDS == tuple(options.KINDS) == (
-        "job", "agent", "provider", "tool", "evolution", "fallback", "retry", "rollback")
+        "job", "phase", "agent", "provider", "tool", "evolution", "fallback", "retry", "rollback")
     for kind, table in options.KINDS.items():
         assert list(config.SCHEMA[kind]) == list(table)
         assert config.REQUIRED[kind] == tuple(name for name, option in table.items()
@@ -114,7 +114,7 @@ def test_config_reads_result_paths_only_for_keys_read_when_the_call_ends(kind: s
             assert error is None, f"{kind}.{name}: {error}"
 
 
-@pytest.mark.parametrize("kind", ["agent", "provider", "tool", "evolution"])
+@pytest.mark.parametrize("kind", ["agent", "provider", "tool", "evolution", "phase"])
 def test_decorators_require_what_the_table_requires(kind: str) -> None:
     required = [option for option in options.KINDS[kind].values() if option.required and option.decorator]
     assert required
@@ -126,7 +126,7 @@ class Owner:
     def method(self) -> None: ...
 
 
-@pytest.mark.parametrize("kind", ["agent", "provider", "tool", "evolution", "job"])
+@pytest.mark.parametrize("kind", ["agent", "provider", "tool", "evolution", "job", "phase"])
 def test_configured_targets_get_the_table_defaults(kind: str) -> None:
     parsed = config.parse_config({kind: [{"target": "pkg.mod:Owner.method",
                                           **{name: "x" for name in config.REQUIRED[kind] if name != "target"}}],

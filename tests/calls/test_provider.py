@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from types import SimpleNamespace
 from typing import Any
 
@@ -38,7 +39,7 @@ def openai_response(prompt_tokens: int = 1000, completion_tokens: int = 500, mod
 
 
 def gpt4o_cost(tokens_in: int, tokens_out: int) -> float:
-    price_in, price_out = DEFAULT_PRICES["gpt-4o"]
+    price_in, price_out = DEFAULT_PRICES["gpt-4o"][:2]
     return (tokens_in * price_in + tokens_out * price_out) / 1_000_000
 
 
@@ -66,7 +67,7 @@ def test_openai_style_call_records_every_row(otel: Any, shape: str) -> None:
     assert attrs[semconv.GEN_AI_AGENT_NAME] == "planner"
     assert attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 1000
     assert attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 500
-    assert attrs[semconv.GEN_AI_COST] == pytest.approx(gpt4o_cost(1000, 500))
+    assert attrs[semconv.GEN_AI_USAGE_COST_AMOUNT] == pytest.approx(gpt4o_cost(1000, 500))
     assert attrs[semconv.GEN_AI_RETRY_COUNT] == 0
     assert "gen_ai.input.messages" not in attrs and "gen_ai.output.messages" not in attrs
 
@@ -338,7 +339,7 @@ def test_cost_from_a_price_dict(otel: Any) -> None:
     costs = {p.attributes[semconv.GEN_AI_REQUEST_MODEL]: p.value for p in otel.points(COST)}
     assert costs == {"house-model-v2": pytest.approx(2.0), "gpt-4o": pytest.approx(20.0)}
     assert {p.attributes[semconv.GEN_AI_AGENT_NAME] for p in otel.points(COST)} == {"coder"}
-    assert semconv.GEN_AI_COST not in otel.span("chat unpriced").attributes
+    assert semconv.GEN_AI_USAGE_COST_AMOUNT not in otel.span("chat unpriced").attributes
 
 
 def test_cost_from_a_toml_file_and_replace(otel: Any, tmp_path: Any) -> None:
@@ -386,7 +387,7 @@ def test_explicit_token_and_cost_extractors(otel: Any) -> None:
     complete()
     span = otel.span("text_completion m")
     assert span.attributes[semconv.GEN_AI_RESPONSE_MODEL] == "m-2"
-    assert span.attributes[semconv.GEN_AI_COST] == 0.5
+    assert span.attributes[semconv.GEN_AI_USAGE_COST_AMOUNT] == 0.5
     assert tokens_by_type(otel) == {"input": (1, 7), "output": (1, 3)}
     assert point(otel, COST).value == 0.5
     assert point(otel, DURATION).attributes[semconv.GEN_AI_OPERATION_NAME] == "text_completion"
@@ -456,7 +457,12 @@ def test_content_is_captured_only_when_enabled(otel: Any, monkeypatch: pytest.Mo
     complete("hidden again")
     captured = [(s.attributes.get("gen_ai.input.messages"), s.attributes.get("gen_ai.output.messages"))
                 for s in otel.spans("chat gpt-4o")]
-    assert captured == [(None, None), ("visible prompt", "the answer"), ("env prompt", "the answer"), (None, None)]
+
+    def messages(role: str, text: str) -> str:  # the conventions' JSON (tests/calls/test_content_capture.py)
+        return json.dumps([{"role": role, "parts": [{"type": "text", "content": text}]}])
+
+    assert captured == [(None, None), (messages("user", "visible prompt"), messages("assistant", "the answer")),
+                        (messages("user", "env prompt"), messages("assistant", "the answer")), (None, None)]
 
 
 def test_configuration_errors() -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from agent_otel import semconv as sc
 from agent_otel._cli import main
+from agent_otel._ops.demo import workflow
 from agent_otel._ops.stack import http_get_json
 from tests.support.e2e import E2E
 from tests.support.polling import wait_until
@@ -27,9 +28,11 @@ PROVIDERS = ("anthropic", "local", "openai")
 AGENT, PROVIDER, ERROR_TYPE = (sc.prometheus_label(key) for key in (sc.GEN_AI_AGENT_NAME, sc.GEN_AI_PROVIDER_NAME,
                                                                  sc.ERROR_TYPE))
 SECTIONS = ("report", "agents", "patterns", "providers", "provider_models", "calibration", "evolution", "kpis",
-            "jobs", "tools")
+            "jobs", "tools", "phases", "plugins_by_phase", "workflow_patterns", "agent_versions")
 JOB_TYPES = ("bugfix", "feature", "refactor")
 TOOLS = ("apply_patch", "lint", "run_tests", "search_docs")
+#: The meta-orchestrator's workflows (src/agent_otel/_ops/demo/workflow.py): a job type of their own, and plugins.
+WORKFLOW = "workflow"
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -194,18 +197,37 @@ def test_evolution_and_kpis(url: str) -> None:
     assert kpis[("reviewer", "success_rate")] < 0.5 < kpis[("planner", "success_rate")]
 
 
+def test_workflow_sections_match_the_demo(url: str) -> None:
+    """The orchestrator's phases (each pattern's), its plugins in their phases (run_pytest fails 8 % of its runs,
+    read_docs never) and its two patterns."""
+    document = report_json(url)
+    phases = {(row["job_type"], row["phase"]): row for row in document["phases"]}
+    assert set(phases) == {(WORKFLOW, phase) for steps in workflow.PATTERNS.values() for phase, _ in steps}
+    for row in phases.values():
+        assert row["runs"] > 0 and row["avg_duration_s"] > 0 and row["p95_duration_s"] > 0, row
+    plugins = {(row["phase"], row["plugin"]): row for row in document["plugins_by_phase"]}
+    assert {(phase, plugin) for steps in workflow.PATTERNS.values() for phase, names in steps
+            for plugin in names} <= set(plugins)
+    assert plugins[("research", "read_docs")]["errors"] == 0
+    assert 0 < plugins[("test", "run_pytest")]["error_ratio"] < 0.3
+    patterns = {row["pattern"]: row for row in document["workflow_patterns"]}
+    assert set(patterns) == set(workflow.PATTERNS)
+    for row in patterns.values():
+        assert 0.5 < row["success_ratio"] <= 1 and row["avg_duration_s"] > 0, row
+
+
 def test_jobs_and_tools_match_the_demo(e2e: E2E, url: str) -> None:
     """A job fails whenever the reviewer rejects it (about half of every type); run_tests fails 15 % of its
     runs, lint never (src/agent_otel/_ops/demo/fleet.py)."""
     document = report_json(url)
     jobs = {row["job_type"]: row for row in document["jobs"]}
-    assert set(jobs) == set(JOB_TYPES)
-    for row in jobs.values():
+    assert set(jobs) == {*JOB_TYPES, WORKFLOW}
+    for row in (jobs[kind] for kind in JOB_TYPES):
         assert isinstance(row["runs"], int) and row["runs"] > 0 and row["p95_duration_s"] > 0, row
         assert 0.2 < row["failure_ratio"] < 0.8, row
         assert row["failure_ratio"] == row["failures"] / row["runs"]
     tools = {row["tool"]: row for row in document["tools"]}
-    assert set(tools) == set(TOOLS)
+    assert set(tools) == {*TOOLS, *workflow.PLUGIN_FAILURE_RATE}
     assert tools["run_tests"]["error_ratio"] > 0.1 > tools["search_docs"]["error_ratio"]
     assert tools["lint"]["errors"] == 0 and tools["lint"]["p95_latency_s"] > 0
     at = document["report"]["time"]

@@ -20,6 +20,7 @@ import yaml
 from agent_otel import semconv as sc
 from agent_otel._cli import main
 from agent_otel._ops.report import queries, render
+from agent_otel._ops.report import workflows as report_workflows
 from agent_otel._ops.report.queries import (
     BANDS,
     DEFAULT_SELECTOR,
@@ -34,6 +35,7 @@ from agent_otel._ops.report.queries import (
 )
 from agent_otel._ops.stack import free_port
 from tests.support.paths import ASSETS
+from tests.support.report_versions import version_answers
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -267,6 +269,7 @@ def test_matchers() -> None:
 # --------------------------------------------------------------------------------------------------
 
 A, OC, P, M = queries.AGENT, queries.OUTCOME, queries.PROVIDER, queries.MODEL
+wf = report_workflows
 
 
 class CannedPrometheus(Prometheus):
@@ -285,12 +288,48 @@ class CannedPrometheus(Prometheus):
         return []
 
 
+def workflow_answers() -> list[tuple[tuple[str, ...], list[tuple[dict[str, str], float]]]]:
+    """Phases, plugins in a phase and patterns (before the tool rows: those queries name the tool series too)."""
+    phase = {wf.JOB_TYPE: "workflow", wf.PHASE: "test"}
+    in_phase = f'{wf.PHASE}!=""'
+    plugin = {wf.PHASE: "test", wf.TOOL: "pytest"}
+    return [
+        ((f"{wf.PHASE_DUR}_count", f'{wf.PHASE_OUTCOME}!="success"'), [(phase, 4.9)]),
+        ((f"{wf.PHASE_DUR}_count",), [(phase, 20.2)]),
+        ((f"{wf.PHASE_DUR}_sum",), [(phase, 10.1)]),
+        ((f"{wf.PHASE_DUR}_bucket",), [(phase, 0.95)]),
+        ((f"{wf.TOOL_DUR}_count", in_phase, f'{wf.ERROR_TYPE}!=""'), [(plugin, 2.1)]),
+        ((f"{wf.TOOL_DUR}_count", in_phase), [(plugin, 40.0)]),
+        ((f"{wf.TOOL_DUR}_bucket", in_phase), [(plugin, 0.02)]),
+        ((f"{wf.PATTERN_DUR}_count", f'{wf.PATTERN_OUTCOME}="success"'), [({wf.PATTERN: "tdd"}, 7.1)]),
+        ((f"{wf.PATTERN_DUR}_count",), [({wf.PATTERN: "tdd"}, 7.9)]),
+        ((f"{wf.PATTERN_DUR}_sum",), [({wf.PATTERN: "tdd"}, 3.95)]),  # raw increases divided: 0.5 s
+    ]
+
+
+def test_workflow_sections_phases_plugins_by_phase_and_patterns() -> None:
+    report = collect(canned(), Options("http://canned", selector=""))
+    assert report.sections["phases"] == [{
+        "job_type": "workflow", "phase": "test", "runs": 20, "failures": 5, "failure_ratio": 0.25,
+        "avg_duration_s": 0.5, "p95_duration_s": 0.95}]
+    assert report.sections["plugins_by_phase"] == [{
+        "phase": "test", "plugin": "pytest", "calls": 40, "errors": 2, "error_ratio": 0.05, "p95_latency_s": 0.02}]
+    assert report.sections["workflow_patterns"] == [{
+        "pattern": "tdd", "executions": 8, "successes": 7, "success_ratio": 0.875, "avg_duration_s": 0.5}]
+    text = render.table(report)
+    assert "Workflow patterns" in text and "87.5 %" in text
+    # the plain tool rows do not count the plugins of a phase twice: they come from their own query
+    assert by(report.sections["tools"], tool="run_tests")["calls"] == 100
+
+
 def canned() -> CannedPrometheus:
     dur, cdur = queries.AGENT_DUR, queries.CLIENT_DUR
     conf = queries.CONFIDENCE
     return CannedPrometheus([
         (("count(count by",), [({}, 1)]),
+        *version_answers(),
         (("timestamp(",), [({}, 1_700_000_000.0 - 1020)]),  # data since 17 minutes
+        *workflow_answers(),
         ((f"{queries.JOB_DUR}_count", f'{queries.JOB_OUTCOME}!="success"'), [({queries.JOB_TYPE: "nightly"}, 45.2)]),
         ((f"{queries.JOB_DUR}_count",), [({queries.JOB_TYPE: "nightly"}, 99.6), ({queries.JOB_TYPE: "adhoc"}, 3.1)]),
         ((f"{queries.JOB_DUR}_bucket",), [({queries.JOB_TYPE: "nightly"}, 42.0)]),

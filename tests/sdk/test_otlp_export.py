@@ -43,6 +43,7 @@ def run_every_kind() -> None:
 
 EXPECTED_SPANS = {
     semconv.job_span_name("nightly"),
+    semconv.phase_span_name("implement"),
     semconv.agent_span_name("refactor-agent"),
     semconv.agent_span_name("planner"),
     semconv.tool_span_name("ruff"),
@@ -50,6 +51,7 @@ EXPECTED_SPANS = {
     semconv.provider_span_name(semconv.OPERATION_CHAT, "gpt-4o"),
     semconv.provider_span_name(semconv.OPERATION_CHAT, "claude-sonnet-4"),
     semconv.provider_span_name(semconv.OPERATION_CHAT, "gpt-4o-mini"),
+    semconv.provider_span_name(semconv.OPERATION_CHAT, "house-llm"),
     semconv.evolution_span_name("refactor-agent"),
 }
 
@@ -59,18 +61,23 @@ OPTIONAL_ATTRIBUTES = semconv.OPTIONAL_ATTRIBUTES
 
 def span_of_point(metric: str, attributes: dict[str, Any]) -> str | None:
     """The span whose call recorded this point: exemplars must point at it (None: not a call's)."""
-    if metric == semconv.JOB_DURATION.name:
+    if metric in (semconv.JOB_DURATION.name, semconv.JOB_COST.name):
         return semconv.job_span_name(attributes[semconv.JOB_TYPE])
+    if metric == semconv.PHASE_DURATION.name:
+        return semconv.phase_span_name(attributes[semconv.WORKFLOW_PHASE])
+    if metric == semconv.PATTERN_DURATION.name:  # the job of use_every_kind follows the pattern
+        return semconv.job_span_name("nightly")
     if metric == semconv.INSTRUMENTATION_ERRORS.name:
         return None
     if metric == semconv.TOOL_DURATION.name:
         return semconv.tool_span_name(attributes[semconv.GEN_AI_TOOL_NAME])
     if metric == semconv.CLIENT_FALLBACKS.name:  # no model attribute: the one call that fell back
         return semconv.provider_span_name(semconv.OPERATION_CHAT, "gpt-4o")
-    if metric.startswith("gen_ai.client."):
+    if metric.startswith("gen_ai.client.") or metric == semconv.CLIENT_UNPRICED_CALLS.name:
         return semconv.provider_span_name(attributes.get(semconv.GEN_AI_OPERATION_NAME, semconv.OPERATION_CHAT),
                                           attributes[semconv.GEN_AI_REQUEST_MODEL])
-    if metric.startswith("evolution.") or metric == semconv.AGENT_KPI_CURRENT.name:
+    if metric.startswith("evolution.") or metric in (semconv.AGENT_KPI_CURRENT.name,
+                                                     semconv.AGENT_VERSION_INTRODUCED.name):
         return semconv.evolution_span_name(attributes[semconv.GEN_AI_AGENT_NAME])
     return semconv.agent_span_name(attributes[semconv.GEN_AI_AGENT_NAME])
 
@@ -118,7 +125,7 @@ def test_spans_carry_the_job_id(exported: OtlpReceiver) -> None:
     provider_attributes = attributes_of(provider)
     assert provider_attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 120
     assert provider_attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 30
-    assert provider_attributes[semconv.GEN_AI_COST] > 0
+    assert provider_attributes[semconv.GEN_AI_USAGE_COST_AMOUNT] > 0
     assert provider_attributes[semconv.GEN_AI_FALLBACK_TO] == "anthropic"
     resources = [attributes_of(rs.resource) for request in exported.traces for rs in request.resource_spans]
     assert resources and all(resource["service.name"] == SERVICE for resource in resources)
@@ -173,11 +180,16 @@ def test_exemplars_point_at_the_span_of_the_call(exported: OtlpReceiver) -> None
     wrong, checked = exemplar_mismatches(exported, names)
     assert not wrong, "\n".join(map(str, wrong))
     assert checked[semconv.AGENT_DURATION.name] == 2  # refactor-agent and planner
-    assert checked[semconv.CLIENT_TOKEN_USAGE.name] == 6  # 3 calls x (input, output)
-    assert checked[semconv.CLIENT_COST.name] == 3  # every call is in the price table
+    assert checked[semconv.CLIENT_TOKEN_USAGE.name] == 8  # 4 calls x (input, output)
+    assert checked[semconv.CLIENT_COST.name] == 3  # every call but house-llm's is in the price table
+    assert checked[semconv.CLIENT_OPERATION_COST.name] == 3
+    assert checked[semconv.CLIENT_UNPRICED_CALLS.name] == 1  # house-llm
+    assert checked[semconv.JOB_COST.name] == 1
+    assert checked[semconv.AGENT_INFERENCE_CALLS.name] == 2  # refactor-agent (2 calls) and planner (none)
     assert checked[semconv.CLIENT_RETRIES.name] == 2
     assert checked[semconv.CLIENT_FALLBACKS.name] == 1
     assert checked[semconv.EVOLUTION_ATTEMPTS.name] == 1
+    assert checked[semconv.PHASE_DURATION.name] == 1 and checked[semconv.PATTERN_DURATION.name] == 1
     assert checked[semconv.EVOLUTION_PERFORMANCE_IMPROVEMENT.name] == 1
     # recorded at the end of the agent call, after its context is detached: still the agent's span
     assert checked[semconv.AGENT_WORK_ITEMS.name] == 1 and checked[semconv.AGENT_PATTERNS_USED.name] == 1

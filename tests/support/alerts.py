@@ -41,6 +41,8 @@ FIRING = [
     # A job fails whenever the reviewer rejects it: about half the jobs of every type.
     *[("AgentOtelJobFailureRatioHigh", "warning", {"job_type": kind}) for kind in ("bugfix", "feature", "refactor")],
     ("AgentOtelToolErrorRatioHigh", "warning", {"gen_ai_tool_name": "run_tests"}),
+    # The coder loops on its tests (40 runs) on its 20th call and every 500th after it.
+    ("AgentOtelAgentRunawayLoop", "warning", {"gen_ai_agent_name": "coder"}),
 ]
 #: Inhibited by the critical of the same alert for the same agent/provider: active in Alertmanager,
 #: suppressed while the critical fires.
@@ -63,10 +65,14 @@ SILENT = [
       for name in ("search_docs", "apply_patch", "lint")],
     # Healthy agents whose latest evolution run did not improve them (most runs) raise nothing.
     ("AgentOtelEvolutionNoProgress", None, {}),
+    # The orchestrator's plugins fail at a steady rate (demo/workflow.py): no jump in any phase.
+    ("AgentOtelPluginFailureRatioJump", None, {}),
     ("AgentOtelAgentLatencyHigh", None, {}),
     ("AgentOtelProviderLatencyHigh", None, {}),
     ("AgentOtelTokenSpendOverBudget", None, {}),
     ("AgentOtelEvolutionMemoryPeakHigh", None, {}),
+    *[("AgentOtelAgentRunawayLoop", None, {"gen_ai_agent_name": name}) for name in ("planner", "reviewer", "tester")],
+    ("AgentOtelJobCostPerJobJump", None, {}),  # every job type costs the same all along
     ("AgentOtelTargetDown", None, {}),
     ("AgentOtelTelemetryAbsent", None, {}),
     ("AgentOtelInstrumentationErrorsRising", None, {}),

@@ -26,7 +26,7 @@ RATE = 8
 
 #: Label names that would carry an id: never on a series.
 ID_LABELS = frozenset({"job_id", "user_id", "trace_id", "span_id", "conversation_id", "gen_ai_conversation_id",
-                       "session_id", "agent_issue_id", "service_instance_id"})
+                       "session_id", "agent_issue_id", "service_instance_id", "agent_otel_workflow_step"})
 
 
 def wait_for_series(api: Callable[..., Any], name: str,

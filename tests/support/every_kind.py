@@ -1,7 +1,8 @@
 """One workload that records every instrument of the contract: a job with two agents (one reporting a
 non-numeric confidence, counted on the instrumentation error counter), three model calls (tokens, cost,
-a retry, a fallback, a stream), two tools and an evolution run. The exposition and OTLP tests both
-drive it, so that they check the same telemetry on their two export paths."""
+a retry, a fallback, a stream), a call of a model with no price, two tools, a workflow phase and pattern and
+an evolution run. The exposition and OTLP tests both drive it, so that they check the same telemetry on
+their two export paths."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ async def stream(prompt: str) -> Any:
     yield {"type": "message_delta", "usage": {"output_tokens": 20}}
 
 
-@agent_otel.agent("refactor-agent", task_type=path("args.kind"), attributes={"user.id": "alice"})
+@agent_otel.agent("refactor-agent", task_type=path("args.kind"), version="v2", attributes={"user.id": "alice"})
 def handle(kind: str) -> dict[str, Any]:
     run_ruff("src/")
     complete("fix it")
@@ -50,14 +51,16 @@ def handle(kind: str) -> dict[str, Any]:
     return {"success": True, "confidence": "high", "fixes_applied": 2, "patterns_used": ["rename"]}
 
 
-@agent_otel.evolution(path("args.agent"), type="nightly", strategy="prompt_optimization")
+@agent_otel.evolution(path("args.agent"), type="nightly", strategy="prompt_optimization", version_from="v1",
+                      version_to="v2")
 def evolve(agent: str) -> dict[str, Any]:
     return {"kpis_before": {"success_rate": 0.5}, "kpis_after": {"success_rate": 0.7}, "iterations": 3}
 
 
 def use_every_kind(job_id: str | None = None) -> None:
-    with agent_otel.job(job_id, type="nightly"):
-        handle("lint")
+    with agent_otel.job(job_id, type="nightly", pattern="plan-and-execute"):
+        with agent_otel.phase("implement"):  # a workflow phase: its duration, and the agent's and tool's calls in it
+            handle("lint")
         with agent_otel.agent_call("planner", task_type="plan") as call:
             call.set_outcome(success=False, confidence=0.4)
         with agent_otel.provider_call("openai", model="gpt-4o-mini") as call:
@@ -65,6 +68,8 @@ def use_every_kind(job_id: str | None = None) -> None:
             call.set_outcome(usage={"prompt_tokens": 10, "completion_tokens": 5})
         with agent_otel.tool_call("shell"):
             pass
+        with agent_otel.provider_call("local", model="house-llm") as call:  # no price: counted as unpriced
+            call.set_outcome(usage={"input_tokens": 10, "output_tokens": 5})
         evolve("refactor-agent")
 
 

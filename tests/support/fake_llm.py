@@ -27,6 +27,7 @@ STREAM_USAGE = {"prompt_tokens": 5, "completion_tokens": 3}
 RESPONSE_MODEL = "stable-model-001"
 # The agent route's two answers: a tool call, then the final text; each with its usage (cache and reasoning included).
 TOOL_ARGUMENTS = {"city": "Paris"}
+FINAL_ANSWER_TOOL = "final_answer"  # when the request offers it, the second turn calls it with the answer
 AGENT_TURNS = (
     {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25,
      "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 0}},
@@ -35,22 +36,43 @@ AGENT_TURNS = (
 )
 
 
+def _observation(message: dict[str, Any]) -> str | None:
+    """The tool result in a user message ``Observation:\n<result>``, as smolagents sends one."""
+    content = message.get("content")
+    parts = content if isinstance(content, list) else [{"text": content}]
+    for part in parts:
+        text = part.get("text") if isinstance(part, dict) else None
+        if message.get("role") == "user" and isinstance(text, str) and text.startswith("Observation:\n"):
+            return text.removeprefix("Observation:\n")
+    return None
+
+
+def _tool_call(call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {"role": "assistant", "content": None, "tool_calls": [
+        {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}]}
+
+
 def agent_turn(body: dict[str, Any]) -> dict[str, Any]:
     """The chat completion that answers ``body``: a call of its first tool until a tool result is in the
     messages, then the final text, which quotes the tool's result (a request without tools gets the final
-    text at once)."""
+    text at once; one that offers a ``final_answer`` tool gets a call of it with that text instead)."""
     messages = body.get("messages", [])
+    message: dict[str, Any]
     tool_results = [message for message in messages if message.get("role") == "tool"]
-    if tool_results or not body.get("tools"):
+    tools = [tool["function"]["name"] for tool in body.get("tools", [])]
+    observation = _observation(messages[-1]) if messages else None
+    if observation is not None and FINAL_ANSWER_TOOL in tools:  # smolagents: the run ends with this tool's call
+        usage = AGENT_TURNS[1]
+        message = _tool_call("call_2", FINAL_ANSWER_TOOL, {"answer": f"Forecast: {observation}"})
+        finish = "tool_calls"
+    elif tool_results or not tools:
         usage = AGENT_TURNS[1]
         forecast = tool_results[-1]["content"] if tool_results else "sunny"
-        message: dict[str, Any] = {"role": "assistant", "content": f"Forecast: {forecast}"}
+        message = {"role": "assistant", "content": f"Forecast: {forecast}"}
         finish = "stop"
     else:
         usage = AGENT_TURNS[0]
-        tool = body["tools"][0]["function"]["name"]
-        message = {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": tool, "arguments": json.dumps(TOOL_ARGUMENTS)}}]}
+        message = _tool_call("call_1", tools[0], TOOL_ARGUMENTS)
         finish = "tool_calls"
     return {"id": f"chatcmpl-{len(messages)}", "object": "chat.completion", "created": 0, "model": RESPONSE_MODEL,
             "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage}

@@ -156,13 +156,38 @@ def openai_agents_agent(base_url: str) -> HostResult:
     return HostResult(str(result.final_output), usage.input_tokens, usage.output_tokens)
 
 
+# --- smolagents (OpenInference's instrumentation): a ToolCallingAgent over its OpenAI model on loopback -------
+
+SMOLAGENTS_AGENT = "weather_agent"  # smolagents wants a Python identifier
+
+
+def smolagents_agent(base_url: str) -> HostResult:
+    from smolagents import OpenAIModel, ToolCallingAgent, tool
+
+    def weather(city: str) -> str:
+        """The weather in a city.
+
+        Args:
+            city: the city
+        """
+        return get_weather(city)
+
+    weather.__name__ = TOOL_NAME
+    model = OpenAIModel(model_id=MODEL, api_base=base_url, api_key="test", client_kwargs={"max_retries": 0})
+    agent = ToolCallingAgent(tools=[tool(weather)], model=model, name=SMOLAGENTS_AGENT, max_steps=3,
+                             verbosity_level=0)
+    result = agent.run(QUESTION, return_full_result=True)
+    assert result.token_usage is not None
+    return HostResult(str(result.output), result.token_usage.input_tokens, result.token_usage.output_tokens)
+
+
 # --- turning each source's instrumentation on against a capture's providers ----------------------------------
 
 @contextmanager
 def instrumented(source: str, tracer_provider: Any, meter_provider: Any) -> Iterator[None]:
-    """The real instrumentation of ``source`` ("openai", "pydantic-ai", "langchain", "openai-agents" or
-    "openai-agents+openai", the pairing openai-agents' instrumentation documents) on, recording into these
-    providers, for the block; off after."""
+    """The real instrumentation of ``source`` ("openai", "pydantic-ai", "langchain", "openai-agents",
+    "openai-agents+openai", the pairing openai-agents' instrumentation documents, or "smolagents",
+    OpenInference's) on, recording into these providers, for the block; off after."""
     providers = {"tracer_provider": tracer_provider, "meter_provider": meter_provider}
     if source == "pydantic-ai":
         from pydantic_ai import Agent
@@ -193,6 +218,10 @@ def _instrumentor(name: str) -> Any:
         from opentelemetry.instrumentation.genai.langchain import LangChainInstrumentor
 
         return LangChainInstrumentor()
+    if name == "smolagents":  # OpenInference's
+        from openinference.instrumentation.smolagents import SmolagentsInstrumentor
+
+        return SmolagentsInstrumentor()
     from opentelemetry.instrumentation.genai.openai_agents import OpenAIAgentsInstrumentor
 
     return OpenAIAgentsInstrumentor()

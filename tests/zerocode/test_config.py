@@ -9,6 +9,7 @@ import pytest
 
 from agent_otel import ConfigurationError
 from agent_otel._calls.extractors import Path as ExtractorPath
+from agent_otel._calls.pricing import Price
 from agent_otel._zerocode.config import Config, Switches, find_config, load_config, load_file, parse_config
 
 GOOD = """
@@ -68,7 +69,7 @@ def test_good_file_loads_every_section(tmp_path: Path) -> None:
     assert isinstance(config, Config)
     assert config.service_name == "svc"
     assert config.attributes == {"team": "core", "tier": 2}
-    assert config.prices == {"m-1": (1.0, 2.5)}
+    assert config.prices == {"m-1": Price(1.0, 2.5)}
     assert config.policy == {"cardinality_limit": 10, "hashed_keys": ["user.id", "tenant.id"],
                              "capture_content": False}
     assert config.switches == Switches(threads=False)
@@ -128,7 +129,7 @@ def test_pyproject_errors_name_the_full_key_path(tmp_path: Path) -> None:
 
 BAD = [
     ('nonsense = 1\n', "nonsense: unknown key; expected one of service_name, attributes, prices, policy, "
-     "instrumentation, job, agent, provider, tool, evolution, fallback, retry, rollback"),
+     "instrumentation, job, phase, agent, provider, tool, evolution, fallback, retry, rollback"),
     ('agents = []\n', "agents: unknown key; did you mean 'agent'?"),
     ('service_name = 3\n', "service_name: expected a string, got an integer (3)"),
     ('attributes = { a = { b = 1 } }\n', "attributes.a: static attributes are literals (a string, number or "
@@ -139,12 +140,15 @@ BAD = [
     ('prices = { m = { input = 1 } }\n', "prices.m.output: required key is missing"),
     ('prices = { "a.b" = { input = -1, output = 1 } }\n', 'prices."a.b".input: expected a non-negative number, '
      "got an integer (-1)"),
-    ('prices = { m = { input = 1, output = 1, cached = 2 } }\n', "prices.m.cached: unknown key; expected one of "
-     "input, output"),
+    ('prices = { m = { input = 1, output = 1, cached = 2 } }\n', "prices.m.cached: unknown key; did you mean "
+     "'cache_read'?"),
+    ('prices = { m = { input = 1, output = 1, cache_read = true } }\n', "prices.m.cache_read: expected a "
+     "non-negative number, got a boolean (true)"),
     ('[policy]\ncardinality_limit = 0\n', "policy.cardinality_limit: expected a positive integer, got an integer (0)"),
     ('[policy]\nhashed_keys = "user.id"\n', "policy.hashed_keys: expected an array of attribute keys, got a string "
      "'user.id'"),
-    ('[policy]\ncapture_content = "yes"\n', "policy.capture_content: expected a boolean, got a string 'yes'"),
+    ('[policy]\ncapture_content = "yes"\n', "policy.capture_content: expected true, false or one of NO_CONTENT, "
+     "SPAN_ONLY, EVENT_ONLY, SPAN_AND_EVENT, got a string 'yes'"),
     ('[policy]\nsalt = "x"\n', "policy.salt: unknown key; expected one of cardinality_limit, hashed_keys, "
      "capture_content"),
     ('[instrumentation]\nthread = true\n', "instrumentation.thread: unknown key; did you mean 'threads'?"),
@@ -266,7 +270,8 @@ def nested(depth: int, leaf: Any) -> Any:
     ({"agent": [{"target": "a:b", "result_attributes": {"k": nested(DEEP, 1)}}]},
      "agent[0].result_attributes.k: unknown key 'a' in an extractor; an extractor is written { path = \"args.x.y\" }, "
      "with optional at, delta, equals, in or not_in"),
-    ({"prices": {"m": nested(DEEP, 1)}}, "prices.m.a: unknown key; expected one of input, output"),
+    ({"prices": {"m": nested(DEEP, 1)}}, "prices.m.a: unknown key; expected one of input, output, cache_read, "
+     "cache_write, reasoning"),
     ({"policy": {"hashed_keys": nested(DEEP, "k")}}, "policy.hashed_keys: expected an array of attribute keys, got "
      "a table"),
 ])

@@ -39,9 +39,10 @@ from agent_otel import semconv
 from agent_otel._bridge import sources
 from agent_otel._bridge.sources import Kind
 from agent_otel._calls.agent import record_agent_call
-from agent_otel._calls.evaluation import record_score
-from agent_otel._calls.pricing import cost_of
-from agent_otel._calls.provider import record_request, record_usage
+from agent_otel._calls.call_counts import context_with_counts, current_counts
+from agent_otel._calls.evaluation import record_result
+from agent_otel._calls.pricing import TokenUsage
+from agent_otel._calls.provider import priced_cost, record_request, record_usage
 from agent_otel._calls.tool import record_tool_call
 from agent_otel._context.job import AGENT_KEY, JOB_KEY, JobState, current_job
 from agent_otel._engine.instruments import runtime
@@ -57,13 +58,14 @@ class _Seen:
     """What the bridge noted when another library's GenAI span started: its kind, the job and agent it
     ran under, and whether another span of the same call counts it instead."""
 
-    __slots__ = ("agent", "covered", "job", "kind", "operation")
+    __slots__ = ("agent", "calls", "covered", "job", "kind", "operation")
 
     def __init__(self, kind: Kind, operation: str, job: JobState | None, agent: object) -> None:
         self.kind = kind
         self.operation = operation
         self.job = job
         self.agent = agent
+        self.calls: Any = None  # the enclosing agent invocation's call counts (call_counts.CallCounts)
         self.covered = False
 
 
@@ -99,6 +101,7 @@ class GenAiSpanBridge(SpanProcessor):
                 return
             seen = _Seen(kind, operation, current_job(parent_context),
                          otel_context.get_value(AGENT_KEY, parent_context))
+            seen.calls = current_counts(parent_context)
             if same or (parent is None and _ours(parent_span)
                         and sources.classify(attribute_dict(parent_span)) == found):
                 seen.covered = True  # ours wins, else the outer span
@@ -132,16 +135,8 @@ class GenAiSpanBridge(SpanProcessor):
 def _record_evaluations(span: Span, agent: object) -> None:
     """``gen_ai.evaluation.result`` events on a GenAI span, but those ``record_evaluation()`` counted."""
     for event in span.events:
-        attributes = event.attributes or {}
-        if event.name != semconv.EVENT_EVALUATION_RESULT or attributes.get(semconv.EVALUATION_COUNTED):
-            continue
-        name = attributes.get(semconv.GEN_AI_EVALUATION_NAME)
-        score = attributes.get(semconv.GEN_AI_EVALUATION_SCORE_VALUE)
-        if not isinstance(name, str) or isinstance(score, bool) or not isinstance(score, int | float):
-            continue
-        label = attributes.get(semconv.GEN_AI_EVALUATION_SCORE_LABEL)
-        ctx = trace.set_span_in_context(NonRecordingSpan(span.context))
-        record_score(ctx, name, float(score), label if isinstance(label, str) else None, agent)
+        if event.name == semconv.EVENT_EVALUATION_RESULT:
+            record_result(trace.set_span_in_context(NonRecordingSpan(span.context)), event.attributes or {}, agent)
 
 
 def _error_type(span: Span, attributes: Any) -> str | None:
@@ -163,6 +158,7 @@ def _record(span: Span, seen: _Seen) -> None:
     ctx = trace.set_span_in_context(NonRecordingSpan(span.context))  # exemplars point at the span
     if seen.job is not None:
         ctx = otel_context.set_value(JOB_KEY, seen.job, ctx)
+    ctx = context_with_counts(seen.calls, ctx)  # a model or tool call of the agent invocation it ran under
     if seen.kind is Kind.PROVIDER:
         _record_provider(span, seen, attributes, duration_s, error_type, ctx)
     elif seen.kind is Kind.TOOL:
@@ -176,7 +172,10 @@ def _record(span: Span, seen: _Seen) -> None:
         name = bound(semconv.GEN_AI_AGENT_NAME, found or span.name)
         task_type = WORKFLOW_TASK_TYPE if workflow else "default"
         outcome = semconv.Outcome.ERROR.value if error_type is not None else semconv.Outcome.SUCCESS.value
-        record_agent_call(ctx, name, task_type, outcome, error_type, duration_s)
+        version = attributes.get(semconv.GEN_AI_AGENT_VERSION)  # the GenAI conventions' key, as ours
+        record_agent_call(ctx, name, task_type, outcome, error_type, duration_s,
+                          None if version is None or version == "" else
+                          policy().bounded_recent(semconv.GEN_AI_AGENT_VERSION, version))
 
 
 def _record_provider(span: Span, seen: _Seen, attributes: Any, duration_s: float, error_type: str | None,
@@ -197,10 +196,12 @@ def _record_provider(span: Span, seen: _Seen, attributes: Any, duration_s: float
     usage = sources.usage_of(attributes)
     cost = None
     if usage.input_tokens is not None or usage.output_tokens is not None:
-        cost = cost_of(response_model, usage.input_tokens, usage.output_tokens) if response_model else None
-        if cost is None:  # a dated or deployment-specific response model: the requested one's price
-            cost = cost_of(model, usage.input_tokens, usage.output_tokens)
-        record_usage(ctx, token_attributes, usage.input_tokens, usage.output_tokens, cost, seen.agent)
+        # a dated or deployment-specific response model without a price: the requested one's
+        cost, unpriced = priced_cost(response_model, model, TokenUsage(
+            usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
+            usage.reasoning_tokens))
+        record_usage(ctx, token_attributes, usage.input_tokens, usage.output_tokens, cost, seen.agent,
+                     unpriced=unpriced)
     if seen.job is not None:
         seen.job.add(provider_calls=1, input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0,
                      cost=cost or 0.0)

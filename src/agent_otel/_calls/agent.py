@@ -8,6 +8,7 @@ from typing import Any, Never
 from opentelemetry import context as otel_context
 
 from agent_otel import semconv
+from agent_otel._calls.call_counts import CallCounts, context_with_counts, record_call_counts
 from agent_otel._calls.conversation import ConversationId, check_conversation_id
 from agent_otel._calls.extractors import Call, Extractor
 from agent_otel._calls.handler import (
@@ -23,10 +24,23 @@ from agent_otel._calls.handler import (
     field_of,
     span_value,
 )
-from agent_otel._calls.options import AGENT, WORK_FIELDS, Attributes, Count, Flag, Names, Number, Text, collect
+from agent_otel._calls.options import (
+    AGENT,
+    WORK_FIELDS,
+    Attributes,
+    Count,
+    Flag,
+    Names,
+    Number,
+    Text,
+    Version,
+    collect,
+)
+from agent_otel._calls.phase import record_pattern
 from agent_otel._calls.process_usage import ResourceSampler
 from agent_otel._context.conversation import context_with_conversation
-from agent_otel._context.job import AGENT_KEY, current_job
+from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, current_job
+from agent_otel._context.phase import current_phase
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
 from agent_otel._engine.self_telemetry import report_error
@@ -37,7 +51,7 @@ PATTERN_FIELDS = ("patterns_used", "patterns")
 
 
 class AgentInvocation(Invocation):
-    __slots__ = ("call", "handler", "name", "sampler", "task_type")
+    __slots__ = ("call", "counts", "handler", "name", "sampler", "task_type", "version")
 
     def __init__(self, span: Any, ctx: Any, handler: AgentHandler, call: Call, name: str, task_type: str) -> None:
         super().__init__(span, ctx, "agent")
@@ -46,6 +60,8 @@ class AgentInvocation(Invocation):
         self.call = call
         self.name = name
         self.task_type = task_type
+        self.version: str | None = None  # the bounded gen_ai.agent.version, when the agent has one
+        self.counts: CallCounts | None = None  # the inference and tool calls made under it (begin sets it)
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         handler, call = self.handler, self.call
@@ -65,7 +81,12 @@ class AgentInvocation(Invocation):
         outcome = _ERROR if error is not None else _FAILURE if success is False else _SUCCESS
         rt = runtime()
         record_agent_call(self.context, self.name, self.task_type, outcome,
-                          type(error).__name__ if error is not None else None, duration_s)
+                          type(error).__name__ if error is not None else None, duration_s, self.version)
+        if self.counts is not None:
+            record_call_counts(self.context, self.counts, self.name,
+                               type(error).__name__ if error is not None else None)
+        if handler.follows_pattern:
+            record_pattern(self.context, span, handler.option("pattern", call), outcome, duration_s)
         if confidence is not None:
             rt[semconv.AGENT_CONFIDENCE_HISTOGRAM].record(
                 confidence, {semconv.GEN_AI_AGENT_NAME: self.name, semconv.AGENT_OUTCOME: outcome},
@@ -92,6 +113,10 @@ class AgentInvocation(Invocation):
                 continue
             if recording:
                 span.set_attribute(semconv.AGENT_RESULT_PREFIX + kind, count)
+            if count and kind == "files_created":
+                job = current_job(self.context)
+                if job is not None:
+                    job.add(files_created=count)
             if count:
                 rt[semconv.AGENT_WORK_ITEMS].add(count, {semconv.GEN_AI_AGENT_NAME: self.name,
                                                          semconv.AGENT_WORK_KIND: bound(semconv.AGENT_WORK_KIND, kind)},
@@ -114,11 +139,16 @@ class AgentInvocation(Invocation):
 
 
 def record_agent_call(ctx: Any, name: str, task_type: str, outcome: str, error_type: str | None,
-                      duration_s: float) -> None:
-    """One agent invocation: its duration by outcome, and the job's agent calls."""
+                      duration_s: float, version: str | None = None) -> None:
+    """One agent invocation: its duration by outcome (and version, bounded), and the job's agent calls."""
     attributes = {semconv.GEN_AI_AGENT_NAME: name, semconv.AGENT_TASK_TYPE: task_type, semconv.AGENT_OUTCOME: outcome}
     if error_type is not None:
         attributes[semconv.ERROR_TYPE] = error_type
+    if version is not None:
+        attributes[semconv.GEN_AI_AGENT_VERSION] = version
+    phase = current_phase(ctx)
+    if phase is not None:
+        attributes[semconv.WORKFLOW_PHASE] = phase.name
     runtime()[semconv.AGENT_DURATION].record(duration_s, attributes, context=ctx)
     job = current_job(ctx)
     if job is not None:
@@ -130,6 +160,7 @@ _SUCCESS, _FAILURE, _ERROR = (semconv.Outcome.SUCCESS.value, semconv.Outcome.FAI
                               semconv.Outcome.ERROR.value)  # an Enum member lookup per call costs
 _OUTCOME_FIELDS = frozenset({"success", "confidence"})
 _DEFAULT_TASK_TYPE = AGENT["task_type"].default  # also when an extractor finds nothing
+_VERSION_OPTIONS = ("version", "prompt_name", "prompt_version")
 
 #: Options read off the result when not given explicitly, and the fields each one is read from.
 _RESULT_READS = (("success", ("success",)), ("confidence", ("confidence",)), ("patterns", PATTERN_FIELDS),
@@ -146,6 +177,8 @@ class AgentHandler(KindHandler):
         self.work = dict(options.get("work") or {})
         self.work_kinds = tuple(dict.fromkeys((*WORK_FIELDS, *self.work)))
         self.sample_resources = bool(options.get("sample_resources"))
+        self.follows_pattern = options.get("pattern") is not None
+        self.versioned = any(key in options for key in _VERSION_OPTIONS)
         # Options given explicitly (a literal, an extractor, or a `work=` entry) are never read off the
         # result; the others are, from their fields: `_reads_by_field` finds them from a dict's keys.
         self.explicit = {key for key in (*self.RESULT_OPTIONS, *self.work)
@@ -194,21 +227,46 @@ class AgentHandler(KindHandler):
             semconv.AGENT_TASK_TYPE: task_type,
         })
 
+    def version_attributes(self, call: Call, attributes: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        """The call's bounded ``gen_ai.agent.version`` (None: not given or found), and its start attributes
+        with the version and the prompt's name and version (a copy: ``attributes`` may be shared)."""
+        found = {key: value for key, value in ((semconv.GEN_AI_AGENT_VERSION, self.option("version", call)),
+                                               (semconv.GEN_AI_PROMPT_NAME, self.option("prompt_name", call)),
+                                               (semconv.PROMPT_VERSION, self.option("prompt_version", call)))
+                 if value is not None and value != ""}
+        if not found:
+            return None, attributes
+        version = found.get(semconv.GEN_AI_AGENT_VERSION)  # the span keeps it as given; the metric, bounded
+        bounded = policy().bounded_recent(semconv.GEN_AI_AGENT_VERSION, version) if version is not None else None
+        return bounded, {**attributes, **policy().scrub({key: span_value(str(value), key)
+                                                         for key, value in found.items()})}
+
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
         call = self.new_call(instance, args, kwargs)
         name, task_type, span_name, attributes = self.static(("name", "task_type"), self._describe, call)
-        ctx = otel_context.set_value(AGENT_KEY, name)
+        version = None
+        if self.versioned:
+            version, attributes = self.version_attributes(call, attributes)
+        counts = CallCounts()
+        ctx = context_with_counts(counts, otel_context.set_value(AGENT_KEY, name))
+        if version is not None or otel_context.get_value(AGENT_VERSION_KEY) is not None:  # an outer one's is not ours
+            ctx = otel_context.set_value(AGENT_VERSION_KEY, version, ctx)
         if "conversation" in self.options:  # the call runs in this conversation (None: the enclosing one)
             ctx = context_with_conversation(self.option("conversation", call), ctx) or ctx
         span, ctx = self.open(span_name, attributes, ctx)
-        return AgentInvocation(span, ctx, self, call, name, task_type)
+        inv = AgentInvocation(span, ctx, self, call, name, task_type)
+        inv.version = version
+        inv.counts = counts
+        return inv
 
 
-def agent(name: Text, *, task_type: Text = "default", conversation: ConversationId | None = None,
+def agent(name: Text, *, task_type: Text = "default", version: Version | None = None,
+          prompt_name: Text | None = None, prompt_version: Version | None = None,
+          conversation: ConversationId | None = None, pattern: Text | None = None,
           success: Flag | None = None, confidence: Number | None = None,
           patterns: Names | None = None, provider_used: Text | None = None, fixes_applied: Count | None = None,
           files_modified: Count | None = None, remaining_issues: Count | None = None,
-          tests_added: Count | None = None, issues_found: Count | None = None,
+          tests_added: Count | None = None, issues_found: Count | None = None, files_created: Count | None = None,
           work: Mapping[str, Count] | None = None, result_attributes: Mapping[str, Extractor] | None = None,
           error_message: Text | None = None, sample_resources: bool = False, attributes: Attributes | None = None,
           **unknown: Never) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -221,6 +279,9 @@ def agent(name: Text, *, task_type: Text = "default", conversation: Conversation
     ``sample_resources=True`` puts the
     process's peak RSS and CPU time during the call on the span, as evolution runs do.
     ``conversation`` runs each call in that conversation, as :class:`agent_otel.conversation` does.
+    ``pattern`` names the workflow pattern each call follows (``agent_otel.workflow.pattern.duration`` by outcome).
+    ``version`` (e.g. ``path("self.version")``) is the agent's ``gen_ai.agent.version``, on the span and
+    its duration metric, so rules can compare versions; ``prompt_name``/``prompt_version`` go on the span.
     """
     if unknown:
         raise ConfigurationError(f"agent(): unknown keyword {next(iter(unknown))!r}")
@@ -229,7 +290,10 @@ def agent(name: Text, *, task_type: Text = "default", conversation: Conversation
     return decorator(AgentHandler, collect("agent", locals()), attributes)
 
 
-def agent_call(name: str, *, task_type: str | None = None, attributes: Attributes | None = None
-               ) -> ManualCall:
+def agent_call(name: str, *, task_type: str | None = None, version: str | int | None = None,
+               prompt_name: str | None = None, prompt_version: str | int | None = None,
+               attributes: Attributes | None = None) -> ManualCall:
     """An explicit agent span around a block; report with ``call.set_outcome(success=..., ...)``."""
-    return ManualCall(AgentHandler(None, collect("agent", {"name": name, "task_type": task_type}), attributes))
+    return ManualCall(AgentHandler(None, collect("agent", {"name": name, "task_type": task_type, "version": version,
+                                                           "prompt_name": prompt_name,
+                                                           "prompt_version": prompt_version}), attributes))

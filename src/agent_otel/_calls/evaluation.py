@@ -3,11 +3,18 @@
 :func:`record_evaluation` records the ``agent.evaluation.score`` histogram and puts the standard
 ``gen_ai.evaluation.result`` event on the evaluated span. The span bridge records the same histogram for
 the ``gen_ai.evaluation.result`` span events of other instrumentations.
+
+An evolution run that names evaluations (``evaluations=[...]``) turns their scores into KPIs: the mean
+score recorded inside the run (its :class:`ScoreWindow`, in the run's context) is the KPI after, and the
+mean score that agent got for it between its previous run and this one (:func:`take_baseline`) is the KPI
+before.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -20,16 +27,106 @@ from agent_otel._engine.policy import policy
 from agent_otel._engine.self_telemetry import report_error
 
 
+class _Mean:
+    __slots__ = ("count", "total")
+
+    def __init__(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    def add(self, score: float) -> None:
+        self.total += score
+        self.count += 1
+
+
+class ScoreWindow:
+    """The scores of some evaluations recorded inside one evolution run (any thread or span that carries
+    its context), by evaluation name."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = frozenset(names)
+        self._means = {name: _Mean() for name in self.names}
+        self._lock = threading.Lock()
+
+    def add(self, name: str, score: float) -> bool:
+        """Count ``score`` if the run asked for ``name``; whether it did."""
+        mean = self._means.get(name)
+        if mean is None:
+            return False
+        with self._lock:
+            mean.add(score)
+        return True
+
+    def means(self) -> dict[str, float]:
+        """Mean score by evaluation name, of the names that got a score."""
+        with self._lock:
+            return {name: mean.total / mean.count for name, mean in self._means.items() if mean.count}
+
+
+#: The :class:`ScoreWindow` of the evolution run in progress.
+WINDOW_KEY = otel_context.create_key("agent_otel.evaluation_window")
+#: Scores recorded outside any run that asked for them, by (agent, evaluation): the next run's baseline.
+_BASELINES: dict[tuple[str, str], _Mean] = {}
+_BASELINES_LIMIT = 4096  # both keys are capped labels; this bounds their product
+_baselines_lock = threading.Lock()
+
+
+def take_baseline(agent: str, names: Iterable[str]) -> dict[str, float]:
+    """Mean score of each evaluation in ``names`` for ``agent`` since the last time it was taken (or since
+    the process started), and start a new baseline window."""
+    found = {}
+    with _baselines_lock:
+        for name in names:
+            mean = _BASELINES.pop((agent, name), None)
+            if mean is not None and mean.count:
+                found[name] = mean.total / mean.count
+    return found
+
+
+def reset_baselines() -> None:
+    """Forget every baseline (tests: one test's scores must not be the next one's baseline)."""
+    with _baselines_lock:
+        _BASELINES.clear()
+
+
+def _collect(ctx: Any, name: str, agent: str, score: float) -> None:
+    window = otel_context.get_value(WINDOW_KEY, ctx) or otel_context.get_value(WINDOW_KEY)
+    if isinstance(window, ScoreWindow) and window.add(name, score):
+        return
+    with _baselines_lock:
+        mean = _BASELINES.get((agent, name))
+        if mean is None:
+            if len(_BASELINES) >= _BASELINES_LIMIT:
+                return
+            mean = _BASELINES[(agent, name)] = _Mean()
+        mean.add(score)
+
+
 def record_score(ctx: Any, name: str, score: float | None, label: str | None, agent: object) -> None:
-    """One evaluation on the histogram (a label alone is no score: nothing to record)."""
+    """One evaluation on the histogram (a label alone is no score: nothing to record), and in the window
+    of the evolution run it belongs to, or the agent's baseline."""
     if score is None or math.isnan(score) or math.isinf(score):
         return
     bound = policy().bounded
-    attributes = {semconv.GEN_AI_EVALUATION_NAME: bound(semconv.GEN_AI_EVALUATION_NAME, name),
-                  semconv.GEN_AI_AGENT_NAME: bound(semconv.GEN_AI_AGENT_NAME, agent) if agent else "unknown"}
+    evaluation = bound(semconv.GEN_AI_EVALUATION_NAME, name)
+    agent_label = bound(semconv.GEN_AI_AGENT_NAME, agent) if agent else "unknown"
+    attributes = {semconv.GEN_AI_EVALUATION_NAME: evaluation, semconv.GEN_AI_AGENT_NAME: agent_label}
     if label:
         attributes[semconv.GEN_AI_EVALUATION_SCORE_LABEL] = bound(semconv.GEN_AI_EVALUATION_SCORE_LABEL, label)
     runtime()[semconv.AGENT_EVALUATION_SCORE].record(score, attributes, context=ctx)
+    _collect(ctx, name, agent_label, score)
+
+
+def record_result(ctx: Any, attributes: Mapping[str, Any], agent: object) -> None:
+    """A ``gen_ai.evaluation.result`` event (of a span or a log record) from its attributes, unless
+    ``record_evaluation()`` counted it already or it has no name and numeric score."""
+    if attributes.get(semconv.EVALUATION_COUNTED):
+        return
+    name = attributes.get(semconv.GEN_AI_EVALUATION_NAME)
+    score = attributes.get(semconv.GEN_AI_EVALUATION_SCORE_VALUE)
+    if not isinstance(name, str) or isinstance(score, bool) or not isinstance(score, int | float):
+        return
+    label = attributes.get(semconv.GEN_AI_EVALUATION_SCORE_LABEL)
+    record_score(ctx, name, float(score), label if isinstance(label, str) else None, agent)
 
 
 def record_evaluation(name: str, score: float | None = None, label: str | None = None, *, agent: str | None = None,

@@ -8,6 +8,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 
 from agent_otel import semconv
+from agent_otel._calls.evaluation import WINDOW_KEY, ScoreWindow, take_baseline
 from agent_otel._calls.extractors import Call, Extractor
 from agent_otel._calls.handler import (
     KindHandler,
@@ -20,7 +21,8 @@ from agent_otel._calls.handler import (
     decorator,
     field_of,
 )
-from agent_otel._calls.options import EVOLUTION, Attributes, Count, Flag, Kpis, Text, collect
+from agent_otel._calls.lineage import read_lineage, record_introduction
+from agent_otel._calls.options import EVOLUTION, Attributes, Count, Flag, Kpis, Names, Text, Version, collect
 from agent_otel._calls.process_usage import ResourceSampler
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
@@ -54,7 +56,8 @@ EVOLUTION_KEY = otel_context.create_key("agent_otel.evolution")
 
 
 class EvolutionInvocation(Invocation):
-    __slots__ = ("agent_name", "call", "evolution_type", "handler", "rolled_back", "sampler")
+    __slots__ = ("agent_name", "call", "evolution_type", "handler", "rollback_version", "rolled_back", "sampler",
+                 "scores")
 
     def __init__(self, span: Any, ctx: Any, handler: EvolutionHandler, call: Call, agent_name: str,
                  evolution_type: str, sampler: ResourceSampler | None) -> None:
@@ -65,6 +68,8 @@ class EvolutionInvocation(Invocation):
         self.evolution_type = evolution_type
         self.sampler = sampler
         self.rolled_back = False  # set by a rollback target called during the run
+        self.rollback_version: Any = None  # the version that rollback target returned to
+        self.scores: tuple[ScoreWindow, dict[str, float]] | None = None  # evaluations: (run's window, baseline)
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         usage = self.sampler.stop() if self.sampler is not None else None
@@ -73,6 +78,9 @@ class EvolutionInvocation(Invocation):
         option = handler.result_option
         before = _kpis(option("kpis_before", call, *_BEFORE_FIELDS), "evolution.kpis_before")
         after = _kpis(option("kpis_after", call, *_AFTER_FIELDS), "evolution.kpis_after")
+        if self.scores is not None:  # evaluation KPIs; what the run reports wins
+            window, baseline = self.scores
+            before, after = {**baseline, **before}, {**window.means(), **after}
         rolled_back = self.rolled_back or bool(coerce_bool(option("rollback", call, *_ROLLBACK_FIELDS),
                                                            "evolution.rollback"))
         success = coerce_bool(option("success", call, "success"), "evolution.success")
@@ -83,6 +91,7 @@ class EvolutionInvocation(Invocation):
             status = semconv.EvolutionStatus.ROLLED_BACK
         else:
             status = semconv.EvolutionStatus.SUCCEEDED
+        lineage = read_lineage(option, call, status is semconv.EvolutionStatus.ROLLED_BACK, self.rollback_version)
         reported = option("improvements", call) if "improvements" in handler.options else None
         if reported is not None:
             deltas = _kpis(reported, "evolution.improvements")
@@ -99,6 +108,7 @@ class EvolutionInvocation(Invocation):
         labels = {semconv.GEN_AI_AGENT_NAME: self.agent_name, semconv.EVOLUTION_TYPE: self.evolution_type}
         with_status = {**labels, semconv.EVOLUTION_STATUS: status.value}
         rt[semconv.EVOLUTION_ATTEMPTS].add(1, with_status, context=ctx)
+        record_introduction(ctx, self.agent_name, lineage, status)
         rt[semconv.EVOLUTION_DURATION].record(duration_s, with_status, context=ctx)
         if improvement is not None:
             rt[semconv.EVOLUTION_PERFORMANCE_IMPROVEMENT].set(improvement, labels, context=ctx)
@@ -115,6 +125,7 @@ class EvolutionInvocation(Invocation):
                                      semconv.EVOLUTION_ROLLBACK: rolled_back}
             if iterations is not None:
                 ended[semconv.EVOLUTION_ITERATIONS] = iterations
+            ended.update(lineage.span_attributes())
             for prefix, kpis in ((semconv.EVOLUTION_KPI_BEFORE_PREFIX, before),
                                  (semconv.EVOLUTION_KPI_AFTER_PREFIX, after),
                                  (semconv.EVOLUTION_KPI_DELTA_PREFIX, deltas)):
@@ -160,25 +171,52 @@ class EvolutionHandler(KindHandler):
         sampler = ResourceSampler() if self.options.get("sample_resources", _SAMPLE_RESOURCES) else None
         inv = EvolutionInvocation(span, ctx, self, call, agent_name, evolution_type, sampler)
         inv.context = otel_context.set_value(EVOLUTION_KEY, inv, ctx)
+        names = _evaluation_names(self.option("evaluations", call))
+        if names:
+            window = ScoreWindow(names)
+            inv.scores = (window, take_baseline(agent_name, names))
+            inv.context = otel_context.set_value(WINDOW_KEY, window, inv.context)
         return inv
+
+
+def _evaluation_names(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    try:
+        return [str(name) for name in value]
+    except TypeError as exc:
+        report_error("evolution.evaluations", exc)
+        return []
 
 
 def evolution(agent: Text, *, type: Text = "default", strategy: Text | None = None, kpis_before: Kpis | None = None,
               kpis_after: Kpis | None = None, improvements: Kpis | None = None, rollback: Flag | None = None,
               success: Flag | None = None, iterations: Count | None = None, kpi: str | None = None,
-              result_attributes: Mapping[str, Extractor] | None = None, error_message: Text | None = None,
+              version_from: Version | None = None, version_to: Version | None = None,
+              rollback_version: Version | None = None,
+              evaluations: Names | None = None, result_attributes: Mapping[str, Extractor] | None = None,
+              error_message: Text | None = None,
               sample_resources: bool = True, attributes: Attributes | None = None
               ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate an evolution run. KPIs, rollback and iterations are read from the result
     (``kpis_before``/``kpis_after``, ``rolled_back``, ``iterations``) unless given; a ``kpis_before``
     path on ``self``/``args`` is read when the run starts. ``improvements`` gives the KPI deltas as the
     run reports them. ``kpi`` names the KPI whose delta is the run's improvement (default: the mean
-    delta). ``strategy=path(..., at="end")`` reads a strategy chosen during the run."""
+    delta). ``strategy=path(..., at="end")`` reads a strategy chosen during the run. ``version_from`` and
+    ``version_to`` are the agent versions the run started from and produced (read off the result's
+    ``version_from``/``version_to`` by default); a rollback returns to ``rollback_version`` (default: the
+    version it started from). ``evaluations`` names evaluations whose mean score becomes a KPI of that
+    name: inside the run (after) and the agent's since its previous run (before)."""
     return decorator(EvolutionHandler, collect("evolution", locals()), attributes)
 
 
 def evolution_run(agent: str, *, type: str | None = None, strategy: str | None = None,
-                  kpi: str | None = None, attributes: Attributes | None = None) -> ManualCall:
-    """An explicit evolution span; report with ``run.set_outcome(kpis_before=.., kpis_after=.., rolled_back=..)``."""
-    options = collect("evolution", {"agent": agent, "type": type, "strategy": strategy, "kpi": kpi})
+                  kpi: str | None = None, evaluations: Names | None = None,
+                  version_from: str | int | None = None, attributes: Attributes | None = None) -> ManualCall:
+    """An explicit evolution span; report with ``run.set_outcome(kpis_before=.., kpis_after=.., rolled_back=..)``
+    (and ``version_to=..``, ``rolled_back_to=..``)."""
+    options = collect("evolution", {"agent": agent, "type": type, "strategy": strategy, "kpi": kpi,
+                                    "evaluations": evaluations, "version_from": version_from})
     return ManualCall(EvolutionHandler(None, options, attributes))

@@ -17,13 +17,15 @@ from opentelemetry.util.types import AttributeValue
 
 from agent_otel import semconv
 from agent_otel._calls.conversation import ConversationId, check_conversation_id
-from agent_otel._calls.extractors import Call, Extractor, is_extractor, resolve, signature_of
+from agent_otel._calls.extractors import Call, Extractor, Path, is_extractor, resolve, signature_of
 from agent_otel._calls.handler import P, R, coerce_bool, set_result_attributes
 from agent_otel._calls.options import JOB, Text
+from agent_otel._calls.phase import record_pattern
 from agent_otel._context.conversation import context_with_conversation
 from agent_otel._context.job import JobState, context_with_job
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
+from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import End, Handler, Invocation, InvocationScope, instrument
 from agent_otel.errors import ConfigurationError
 
@@ -35,7 +37,7 @@ def new_job_id() -> str:
 
 
 class JobInvocation(Invocation):
-    __slots__ = ("job_type", "outcome", "result_reader", "state")
+    __slots__ = ("job_type", "outcome", "pattern", "pattern_reader", "result_reader", "state")
 
     def __init__(self, span: Any, context: Any, state: JobState) -> None:
         super().__init__(span, context, "job")
@@ -43,6 +45,8 @@ class JobInvocation(Invocation):
         self.job_type = state.type
         self.outcome: str | None = None
         self.result_reader: tuple[Call, Mapping[str, Any]] | None = None  # configured result_attributes
+        self.pattern: object = None  # the workflow pattern the job follows, when known at its start
+        self.pattern_reader: tuple[Call, Path] | None = None  # ... or read when it ends
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         outcome = semconv.Outcome.ERROR.value if error is not None else self.outcome or _outcome_of(value)
@@ -50,6 +54,15 @@ class JobInvocation(Invocation):
         rt[semconv.JOB_DURATION].record(
             duration_s, {semconv.JOB_TYPE: self.job_type, semconv.JOB_OUTCOME: outcome}, context=self.context
         )
+        state = self.state
+        if state.provider_calls:  # what the job's model calls cost; the exemplar links to the job's trace
+            rt[semconv.JOB_COST].record(state.cost, {semconv.JOB_TYPE: self.job_type}, context=self.context)
+        pattern = self.pattern
+        if self.pattern_reader is not None:
+            call, extractor = self.pattern_reader
+            call.result, call.error = value, error
+            pattern = _read(extractor, call, "job.extract.pattern")
+        record_pattern(self.context, self.span, pattern, outcome, duration_s)
         if self.span.is_recording():
             self.span.set_attribute(semconv.JOB_OUTCOME, outcome)
             self.span.set_attributes(self.state.rollup_attributes())
@@ -68,8 +81,16 @@ def _outcome_of(value: Any) -> str:
     return semconv.Outcome.SUCCESS.value
 
 
+def _read(extractor: Any, call: Call, stage: str) -> Any:
+    try:
+        return resolve(extractor, call)
+    except Exception as exc:
+        report_error(stage, exc)
+        return None
+
+
 def start_job(job_id: object, job_type: object, attributes: Mapping[str, Any],
-              conversation: object = None) -> JobInvocation:
+              conversation: object = None, pattern: object = None) -> JobInvocation:
     """Start a job (in ``conversation``, when given): its type (the default when an extractor found
     nothing) goes through the cardinality cap once, for the span name, the span, the baggage and
     ``job.duration`` alike."""
@@ -84,7 +105,9 @@ def start_job(job_id: object, job_type: object, attributes: Mapping[str, Any],
     }
     span = runtime().tracer.start_span(semconv.job_span_name(state.type), context=ctx,
                                        attributes=span_attributes)
-    return JobInvocation(span, trace.set_span_in_context(span, ctx), state)
+    inv = JobInvocation(span, trace.set_span_in_context(span, ctx), state)
+    inv.pattern = pattern
+    return inv
 
 
 class _JobHandler(Handler):
@@ -92,9 +115,10 @@ class _JobHandler(Handler):
 
     def __init__(self, job_id: str | int | Extractor | None, job_type: Text, attributes: Mapping[str, Any],
                  func: Callable[..., Any], result_attributes: Mapping[str, Any] | None = None,
-                 conversation: ConversationId | None = None) -> None:
+                 conversation: ConversationId | None = None, pattern: Text | None = None) -> None:
         self.job_id = job_id
         self.conversation = conversation
+        self.pattern = pattern
         self.job_type = job_type
         self.attributes = attributes
         self.signature = signature_of(func)
@@ -106,6 +130,11 @@ class _JobHandler(Handler):
                         resolve(self.conversation, call) if self.conversation is not None else None)
         if self.result_attributes:
             inv.result_reader = (call, self.result_attributes)
+        pattern = self.pattern
+        if isinstance(pattern, Path) and (pattern.needs_result or pattern.at == "end"):
+            inv.pattern_reader = (call, pattern)
+        elif pattern is not None:
+            inv.pattern = _read(pattern, call, "job.extract.pattern")
         return inv
 
 
@@ -114,19 +143,23 @@ class job(InvocationScope):
 
     ``job_id`` defaults to a fresh id; as a decorator, ``job_id``, ``type`` and ``conversation`` may be
     extractors (e.g. ``path("self.job_id")``), and each call is its own job. ``conversation`` runs the
-    job in that conversation, as :class:`agent_otel.conversation` does.
+    job in that conversation, as :class:`agent_otel.conversation` does. ``pattern`` names the workflow
+    pattern the job follows (``agent_otel.workflow.pattern.duration`` by outcome; as a decorator also an extractor,
+    read when the job starts, or when it ends for a path on its result or with ``at="end"``).
     """
 
     stage = "job"
 
     def __init__(self, job_id: str | int | Extractor | None = None, type: Text = _DEFAULT_TYPE,
-                 conversation: ConversationId | None = None, **attributes: AttributeValue) -> None:
+                 conversation: ConversationId | None = None, pattern: Text | None = None,
+                 **attributes: AttributeValue) -> None:
         if job_id is not None and not isinstance(job_id, JOB["id"].accepts.types) and not is_extractor(job_id):
             raise ConfigurationError(f"job id must be a string, an int or an extractor, got {job_id!r}")
         if conversation is not None:
             check_conversation_id(conversation, "job()")
         self.job_id = job_id
         self.conversation = conversation
+        self.pattern = pattern
         self.type = type
         self.attributes = attributes
         super().__init__()
@@ -144,14 +177,14 @@ class job(InvocationScope):
             inv.outcome = semconv.Outcome(outcome).value
 
     def __enter__(self) -> job:
-        if is_extractor(self.job_id) or is_extractor(self.type) or is_extractor(self.conversation):
+        if any(is_extractor(value) for value in (self.job_id, self.type, self.conversation, self.pattern)):
             raise ConfigurationError("job(): extractors are only meaningful when job() decorates a function")
         return super().__enter__()
 
     def _begin(self) -> Invocation:
-        return start_job(self.job_id, self.type, self.attributes, self.conversation)
+        return start_job(self.job_id, self.type, self.attributes, self.conversation, self.pattern)
 
     # -- decorator -------------------------------------------------------------------------------
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
-        return instrument(_JobHandler(self.job_id, self.type, self.attributes, func, conversation=self.conversation),
-                          func)
+        return instrument(_JobHandler(self.job_id, self.type, self.attributes, func, conversation=self.conversation,
+                                      pattern=self.pattern), func)

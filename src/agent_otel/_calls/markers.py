@@ -88,7 +88,7 @@ class RetryHandler(MarkerHandler):
 
 
 class RollbackHandler(MarkerHandler):
-    """Marks the evolution run it is called in as rolled back."""
+    """Marks the evolution run it is called in as rolled back (to ``version``, when given)."""
 
     stage = "rollback"
 
@@ -98,6 +98,9 @@ class RollbackHandler(MarkerHandler):
             report_error("rollback.outside_run", LookupError("a rollback target ran outside an evolution run"))
             return
         run.rolled_back = True  # type: ignore[attr-defined]
+        version = self.option("version", call)
+        if version is not None and version != "":
+            run.rollback_version = version  # type: ignore[attr-defined]
 
 
 #: The handler of each marker kind.

@@ -27,6 +27,7 @@ Number = float | Extractor
 Count = int | Collection[Any] | Extractor  # a collection counts its length
 Names = str | Iterable[str] | Extractor
 Kpis = Mapping[str, float] | Extractor
+Version = str | int | Extractor
 Attributes = Mapping[str, AttributeValue]  # static span attributes
 
 
@@ -171,7 +172,13 @@ _WHEN = Option("when", Accepts.BOOLEAN, when="end", decorator=False,
                doc="record only when this is true (a path, e.g. `{ path = \"result.fallback_used\", equals = true }`)")
 
 #: Result fields an agent counts as work items when present (each is also an option).
-WORK_FIELDS = ("fixes_applied", "files_modified", "remaining_issues", "tests_added", "issues_found")
+WORK_FIELDS = ("fixes_applied", "files_modified", "remaining_issues", "tests_added", "issues_found", "files_created")
+#: The workflow pattern a job or an agent follows (issue 19); ``recorded``: it labels a metric recorded when
+#: the call ends, so it may be read off the result too.
+_PATTERN = Option("pattern", Accepts.STRING, recorded=True,
+                  doc="`agent_otel.workflow.pattern`: the workflow pattern this call follows; records "
+                      "`agent_otel.workflow.pattern.duration` by pattern and outcome (`patterns` are the ones an "
+                      "agent's result says it applied)")
 
 
 def _table(*options: Option) -> dict[str, Option]:
@@ -183,7 +190,12 @@ AGENT = _table(
     Option("name", Accepts.STRING, required=True, config_default="owner",
            doc="`gen_ai.agent.name`"),
     Option("task_type", Accepts.STRING, default="default", doc="`agent.task.type`"),
-    _CONVERSATION,
+    Option("version", Accepts.STRING_OR_INT,
+           doc="`gen_ai.agent.version` (e.g. `path(\"self.version\")`): on the span, and a label of the agent's "
+               "duration and outcome metric under the cardinality cap, where versions unused for an hour age out"),
+    Option("prompt_name", Accepts.STRING, doc="`gen_ai.prompt.name`, on the span only"),
+    Option("prompt_version", Accepts.STRING_OR_INT, doc="`agent_otel.prompt.version`, on the span only"),
+    _CONVERSATION, _PATTERN,
     _result("success", Accepts.BOOLEAN, "false (by Python truthiness: `[]`, `0`, `\"\"` too) makes the outcome "
             "`failure`; read off the result by default"),
     _result("confidence", Accepts.NUMBER, "in [0, 1]; read off the result by default"),
@@ -223,6 +235,20 @@ TOOL = _table(
     Option("name", Accepts.STRING, required=True, config_default="function", doc="`gen_ai.tool.name`"),
     Option("agent", Accepts.STRING, doc="`gen_ai.agent.name` (default: the agent the call runs under)"),
     Option("type", Accepts.STRING, doc="`gen_ai.tool.type`"),
+    Option("step", Accepts.STRING_OR_INT,
+           doc="`agent_otel.workflow.step`, on the span only (never a metric attribute); default in a phase: the "
+               "call's number among the tool calls of the phase, from 1"),
+    _result("files_created", Accepts.COUNT, "files the call created (a list counts its length), added up on "
+            "the job span (`agent_otel.job.files.created`)"),
+    _RESULT_ATTRIBUTES,
+)
+
+PHASE = _table(
+    _TARGET, _SUBCLASSES, _INSTANCE_ATTRIBUTE, _ATTRIBUTES,
+    Option("name", Accepts.STRING, required=True, config_default="function",
+           doc="`agent_otel.workflow.phase`: on the phase span, its duration, and the tool and agent calls inside it"),
+    _result("success", Accepts.BOOLEAN, "false (by Python truthiness) makes the outcome `failure`; read off the "
+            "result's `success` by default"),
     _RESULT_ATTRIBUTES,
 )
 
@@ -243,9 +269,21 @@ EVOLUTION = _table(
     _result("success", Accepts.BOOLEAN, "false (by Python truthiness) makes the status `failed`; read off the "
             "result by default"),
     _result("iterations", Accepts.COUNT, "read off `iterations`/`convergence_iterations` by default"),
+    Option("version_from", Accepts.STRING_OR_INT, recorded=True,
+           doc="`agent_otel.evolution.version.from`, the agent version the run started from: a path on "
+               "`args`/`self` is read when the run starts; read off the result's "
+               "`version_from`/`from_version`/`previous_version` by default"),
+    _result("version_to", Accepts.STRING_OR_INT, "`agent_otel.evolution.version.to`, the version the run produced; "
+            "read off the result's `version_to`/`to_version`/`new_version` by default"),
+    _result("rollback_version", Accepts.STRING_OR_INT, "`agent_otel.evolution.rollback.version`, the version a "
+            "rollback returned to (default: `version_from`); read off the result's "
+            "`rollback_version`/`rolled_back_to` by default; a `[[rollback]]` target's `version` also sets it"),
     _RESULT_ATTRIBUTES, _ERROR_MESSAGE,
     Option("kpi", Accepts.STRING, extractor=False, when="end",
            doc="the KPI whose delta is the improvement (default: the mean delta)"),
+    Option("evaluations", Accepts.NAMES,
+           doc="evaluations whose mean score is a KPI of the same name: after, the scores recorded inside "
+               "the run; before, the agent's scores since its previous run (what the run reports wins)"),
     Option("sample_resources", Accepts.BOOLEAN, extractor=False, default=True,
            doc="peak RSS and CPU time of the process during the run (config: `[instrumentation]` "
                "`evolution_resources`)"),
@@ -257,7 +295,7 @@ JOB = _table(
            doc="static span attributes (`job()` takes them as keywords)"),
     Option("id", Accepts.STRING_OR_INT, keyword="job_id", doc="`job.id` (default: a fresh id)"),
     Option("type", Accepts.STRING, default="default", doc="`job.type`"),
-    _CONVERSATION,
+    _CONVERSATION, _PATTERN,
     Option("result_attributes", Accepts.EXTRACTORS, extractor=False, when="end", decorator=False,
            doc="span attributes read when the job ends: `{span.key = extractor}`"),
 )
@@ -293,14 +331,17 @@ RETRY = _table(
 #: A function an evolution engine calls to roll a run back: the run it is called in is rolled back.
 ROLLBACK = _table(
     _TARGET, _SUBCLASSES, _INSTANCE_ATTRIBUTE, _MARKER_ATTRIBUTES, _WHEN,
+    Option("version", Accepts.STRING_OR_INT, decorator=False, when="end",
+           doc="the agent version the rollback returned to (`agent_otel.evolution.rollback.version`), e.g. "
+               "`{ path = \"args.version\" }`"),
 )
 
 #: The keys every config entry takes.
 CONFIG_KEYS = _table(_TARGET, _SUBCLASSES, _INSTANCE_ATTRIBUTE, _ATTRIBUTES)
 
 #: Every kind's table, in the order config sections are read.
-KINDS: dict[str, dict[str, Option]] = {"job": JOB, "agent": AGENT, "provider": PROVIDER, "tool": TOOL,
-                                       "evolution": EVOLUTION, "fallback": FALLBACK, "retry": RETRY,
+KINDS: dict[str, dict[str, Option]] = {"job": JOB, "phase": PHASE, "agent": AGENT, "provider": PROVIDER,
+                                       "tool": TOOL, "evolution": EVOLUTION, "fallback": FALLBACK, "retry": RETRY,
                                        "rollback": ROLLBACK}
 #: The kinds that record no span of their own: they mark something about the call they run in.
 MARKERS = ("fallback", "retry", "rollback")

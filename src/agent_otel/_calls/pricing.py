@@ -1,8 +1,11 @@
 """Local price table for cost estimates. Never fetched over the network.
 
-Prices are US dollars per million tokens, ``(input, output)``. A model is looked up exactly, then
-by the longest known prefix (``gpt-4o-2024-08-06`` costs as ``gpt-4o``). Override or extend with
-:func:`set_prices` (a dict, or a TOML/JSON file of ``model = {input = .., output = ..}``).
+Prices are US dollars per million tokens: ``input`` and ``output``, and optionally ``cache_read`` (input
+tokens read from the provider's prompt cache), ``cache_write`` (input tokens written to it) and
+``reasoning`` (output tokens spent thinking). A missing ``cache_read``/``cache_write`` costs as ``input``, a
+missing ``reasoning`` as ``output`` (what OpenAI bills). A model is looked up exactly, then by the longest
+known prefix (``gpt-4o-2024-08-06`` costs as ``gpt-4o``). Override or extend with :func:`set_prices` (a
+dict, or a TOML/JSON file of ``model = {input = .., output = .., cache_read = ..}``).
 """
 
 from __future__ import annotations
@@ -11,54 +14,98 @@ import json
 import threading
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from agent_otel.errors import ConfigurationError
 
-#: Shipped defaults (list prices, USD per 1M tokens); check your contract and override as needed.
-DEFAULT_PRICES: dict[str, tuple[float, float]] = {
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4o-mini": (0.15, 0.60),
-    "gpt-4.1": (2.00, 8.00),
-    "gpt-4.1-mini": (0.40, 1.60),
-    "gpt-4.1-nano": (0.10, 0.40),
-    "o3": (2.00, 8.00),
-    "o3-mini": (1.10, 4.40),
-    "o4-mini": (1.10, 4.40),
-    "claude-opus-4": (15.00, 75.00),
-    "claude-sonnet-4": (3.00, 15.00),
-    "claude-3-5-sonnet": (3.00, 15.00),
-    "claude-3-5-haiku": (0.80, 4.00),
-    "claude-3-haiku": (0.25, 1.25),
-    "gemini-2.5-pro": (1.25, 10.00),
-    "gemini-2.5-flash": (0.30, 2.50),
-    "gemini-2.0-flash": (0.10, 0.40),
-    "mistral-large": (2.00, 6.00),
-    "llama-3.1-70b": (0.88, 0.88),
+#: When the shipped list prices were taken from the vendors' price pages. Prices change: check your
+#: contract and override with :func:`set_prices`.
+PRICES_AS_OF = "2025-07"
+
+
+class Price(NamedTuple):
+    """USD per 1M tokens. ``None``: that kind of token costs as its plain kind (input or output)."""
+
+    input: float
+    output: float
+    cache_read: float | None = None
+    cache_write: float | None = None
+    reasoning: float | None = None
+
+
+#: The keys of a price entry, required ones first.
+PRICE_KEYS = Price._fields
+_REQUIRED = ("input", "output")
+
+#: Shipped defaults (list prices of :data:`PRICES_AS_OF`, USD per 1M tokens). OpenAI bills cached input at
+#: its cached price and writes to the cache at the input price; Anthropic reads at 0.1x and writes (5-minute
+#: cache) at 1.25x its input price; reasoning tokens are billed as output tokens by both.
+DEFAULT_PRICES: dict[str, Price] = {
+    "gpt-4o": Price(2.50, 10.00, cache_read=1.25),
+    "gpt-4o-mini": Price(0.15, 0.60, cache_read=0.075),
+    "gpt-4.1": Price(2.00, 8.00, cache_read=0.50),
+    "gpt-4.1-mini": Price(0.40, 1.60, cache_read=0.10),
+    "gpt-4.1-nano": Price(0.10, 0.40, cache_read=0.025),
+    "o3": Price(2.00, 8.00, cache_read=0.50),
+    "o3-mini": Price(1.10, 4.40, cache_read=0.55),
+    "o4-mini": Price(1.10, 4.40, cache_read=0.275),
+    "claude-opus-4": Price(15.00, 75.00, cache_read=1.50, cache_write=18.75),
+    "claude-sonnet-4": Price(3.00, 15.00, cache_read=0.30, cache_write=3.75),
+    "claude-3-5-sonnet": Price(3.00, 15.00, cache_read=0.30, cache_write=3.75),
+    "claude-3-5-haiku": Price(0.80, 4.00, cache_read=0.08, cache_write=1.00),
+    "claude-3-haiku": Price(0.25, 1.25, cache_read=0.03, cache_write=0.30),
+    "gemini-2.5-pro": Price(1.25, 10.00, cache_read=0.31),
+    "gemini-2.5-flash": Price(0.30, 2.50, cache_read=0.075),
+    "gemini-2.0-flash": Price(0.10, 0.40, cache_read=0.025),
+    "mistral-large": Price(2.00, 6.00),
+    "llama-3.1-70b": Price(0.88, 0.88),
 }
 
-_prices: dict[str, tuple[float, float]] = dict(DEFAULT_PRICES)
+_prices: dict[str, Price] = dict(DEFAULT_PRICES)
 _lock = threading.Lock()
 
 
-def _parse(table: Mapping[str, Any], source: str) -> dict[str, tuple[float, float]]:
-    parsed: dict[str, tuple[float, float]] = {}
+@dataclass(slots=True)
+class TokenUsage:
+    """The tokens of one model call, as the GenAI conventions count them: ``input`` includes the cache reads
+    and writes, ``output`` includes the reasoning tokens. None: not reported."""
+
+    input: int | None = None
+    output: int | None = None
+    cache_read: int | None = None
+    cache_write: int | None = None
+    reasoning: int | None = None
+
+    @property
+    def reported(self) -> bool:
+        return self.input is not None or self.output is not None
+
+
+def _parse(table: Mapping[str, Any], source: str) -> dict[str, Price]:
+    expected = ", ".join(f"{key} = <USD per 1M tokens>" for key in _REQUIRED)
+    parsed: dict[str, Price] = {}
     for model, entry in table.items():
         try:
             if isinstance(entry, Mapping):
-                unknown = set(entry) - {"input", "output"}
+                unknown = set(entry) - set(PRICE_KEYS)
                 if unknown:
-                    raise ValueError(f"unknown key {sorted(unknown)[0]!r}")
-                pair = (float(entry["input"]), float(entry["output"]))
+                    raise ValueError(f"unknown key {sorted(unknown)[0]!r}; known: {', '.join(PRICE_KEYS)}")
+                values = [entry[key] if key in _REQUIRED else entry.get(key) for key in PRICE_KEYS]
             else:
-                pair = (float(entry[0]), float(entry[1]))
-            if min(pair) < 0:
+                if not 2 <= len(entry) <= len(PRICE_KEYS):
+                    raise ValueError(f"expected 2 to {len(PRICE_KEYS)} numbers ({', '.join(PRICE_KEYS)})")
+                values = [*entry, *[None] * (len(PRICE_KEYS) - len(entry))]
+            if any(isinstance(value, bool) for value in values):
+                raise ValueError("a price is a number, not a boolean")
+            price = Price(*(None if value is None else float(value) for value in values))  # type: ignore[arg-type]
+            if min(value for value in price if value is not None) < 0:
                 raise ValueError("negative price")
         except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise ConfigurationError(f"{source}: price of {model!r}: expected {{input = <USD per 1M tokens>, "
-                                     f"output = <USD per 1M tokens>}} ({exc})") from None
-        parsed[str(model)] = pair
+            raise ConfigurationError(f"{source}: price of {model!r}: expected {{{expected}}}, optionally "
+                                     f"cache_read, cache_write, reasoning ({exc})") from None
+        parsed[str(model)] = price
     return parsed
 
 
@@ -88,7 +135,7 @@ def reset_prices() -> None:
         _prices = dict(DEFAULT_PRICES)
 
 
-def price_of(model: str | None) -> tuple[float, float] | None:
+def price_of(model: str | None) -> Price | None:
     if not model:
         return None
     prices = _prices
@@ -99,8 +146,24 @@ def price_of(model: str | None) -> tuple[float, float] | None:
     return prices[best] if best else None
 
 
-def cost_of(model: str | None, input_tokens: int | None, output_tokens: int | None) -> float | None:
+def cost_of(model: str | None, input_tokens: int | None, output_tokens: int | None, *, cache_read: int | None = None,
+            cache_write: int | None = None, reasoning: int | None = None) -> float | None:
+    """USD of one call, or None when the model has no price or no tokens were reported. Cache reads and writes
+    are parts of ``input_tokens``, reasoning tokens part of ``output_tokens`` (each priced at its own rate)."""
     price = price_of(model)
     if price is None or (input_tokens is None and output_tokens is None):
         return None
-    return ((input_tokens or 0) * price[0] + (output_tokens or 0) * price[1]) / 1_000_000
+    read, written, thought = cache_read or 0, cache_write or 0, reasoning or 0
+    plain_in = max((input_tokens or 0) - read - written, 0)
+    plain_out = max((output_tokens or 0) - thought, 0)
+    total = (plain_in * price.input + plain_out * price.output
+             + read * (price.input if price.cache_read is None else price.cache_read)
+             + written * (price.input if price.cache_write is None else price.cache_write)
+             + thought * (price.output if price.reasoning is None else price.reasoning))
+    return total / 1_000_000
+
+
+def cost_of_usage(model: str | None, usage: TokenUsage) -> float | None:
+    """:func:`cost_of` for a :class:`TokenUsage`."""
+    return cost_of(model, usage.input, usage.output, cache_read=usage.cache_read, cache_write=usage.cache_write,
+                   reasoning=usage.reasoning)

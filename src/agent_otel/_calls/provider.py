@@ -9,6 +9,8 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agent_otel import semconv
+from agent_otel._calls.call_counts import count_inference
+from agent_otel._calls.content import input_attributes, output_content
 from agent_otel._calls.extractors import Call, Extractor
 from agent_otel._calls.handler import (
     KindHandler,
@@ -22,8 +24,8 @@ from agent_otel._calls.handler import (
     field_of,
 )
 from agent_otel._calls.options import PROVIDER, Attributes, Count, Flag, Number, Text, collect
-from agent_otel._calls.pricing import cost_of
-from agent_otel._context.job import AGENT_KEY, current_job
+from agent_otel._calls.pricing import TokenUsage, cost_of_usage, price_of
+from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, current_job
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
 from agent_otel._engine.self_telemetry import report_error
@@ -33,6 +35,12 @@ PROVIDER_KEY = otel_context.create_key("agent_otel.provider")
 
 _INPUT_FIELDS = ("prompt_tokens", "input_tokens", "prompt_token_count")
 _OUTPUT_FIELDS = ("completion_tokens", "output_tokens", "candidates_token_count")
+#: Where the token details are: OpenAI Chat Completions, then the Responses API (both counted inside the
+#: input/output tokens), then Gemini (cache inside the prompt count; thoughts outside the candidates count).
+_INPUT_DETAILS = ("prompt_tokens_details", "input_tokens_details")
+_OUTPUT_DETAILS = ("completion_tokens_details", "output_tokens_details")
+#: Anthropic reports cache reads and writes *beside* ``input_tokens``: the conventions count them in it.
+_ANTHROPIC_CACHE_READ, _ANTHROPIC_CACHE_WRITE = "cache_read_input_tokens", "cache_creation_input_tokens"
 _NOT_STREAMS = (str, bytes, bytearray, dict, list, tuple)
 _DEFAULT_OPERATION = PROVIDER["operation"].default  # also when an extractor finds nothing
 
@@ -43,8 +51,9 @@ class ProviderInvocation(Invocation):
     (duration, time to first chunk, the job's provider calls) and its tokens and cost are counted once,
     at the innermost calls that have them (``usage_below`` tells the outer ones)."""
 
-    __slots__ = ("call", "handler", "input_tokens", "model", "operation", "outer", "output_tokens", "provider",
-                 "response_model", "retries", "usage_below")
+    __slots__ = ("cache_beside_input", "cache_read", "cache_write", "call", "handler", "input_tokens", "model",
+                 "operation", "outer", "output_tokens", "provider", "reasoning", "response_model", "retries",
+                 "usage_below")
 
     def __init__(self, span: Any, ctx: Any, handler: ProviderHandler, call: Call, provider: str, model: str,
                  operation: str) -> None:
@@ -57,6 +66,10 @@ class ProviderInvocation(Invocation):
         self.retries = 0
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
+        self.cache_read: int | None = None
+        self.cache_write: int | None = None
+        self.cache_beside_input = False  # Anthropic's usage: cache tokens not counted in input_tokens
+        self.reasoning: int | None = None
         self.response_model: str | None = None
         self.outer: ProviderInvocation | None = None
         self.usage_below = False
@@ -79,6 +92,7 @@ class ProviderInvocation(Invocation):
         if usage is not None:
             tokens_in = coerce_count(field_of(usage, *_INPUT_FIELDS), "provider.input_tokens")
             tokens_out = coerce_count(field_of(usage, *_OUTPUT_FIELDS), "provider.output_tokens")
+            tokens_in, tokens_out = self._read_details(usage, tokens_in, tokens_out)
             if tokens_in is not None:
                 self.input_tokens = tokens_in
             if tokens_out is not None:
@@ -86,6 +100,43 @@ class ProviderInvocation(Invocation):
         model = field_of(source, "model") or field_of(field_of(source, "message"), "model")
         if isinstance(model, str):
             self.response_model = model
+
+    def _read_details(self, usage: Any, tokens_in: int | None, tokens_out: int | None) -> tuple[int | None, int | None]:
+        """Cache and reasoning tokens of one usage report; returns the input and output tokens as the
+        conventions count them (cache reads and writes inside input, reasoning inside output)."""
+        anthropic_read = coerce_count(field_of(usage, _ANTHROPIC_CACHE_READ), "provider.cache_read")
+        anthropic_write = coerce_count(field_of(usage, _ANTHROPIC_CACHE_WRITE), "provider.cache_write")
+        if anthropic_read is not None or anthropic_write is not None:
+            self.cache_beside_input = True
+            if anthropic_read is not None:
+                self.cache_read = anthropic_read
+            if anthropic_write is not None:
+                self.cache_write = anthropic_write
+        if self.cache_beside_input:  # a stream's later event may repeat input_tokens without the cache counts
+            if tokens_in is not None:
+                tokens_in += (self.cache_read or 0) + (self.cache_write or 0)
+            return tokens_in, tokens_out
+        details = field_of(usage, *_INPUT_DETAILS)
+        written = coerce_count(field_of(details, "cache_write_tokens"), "provider.cache_write")
+        if written is not None:
+            self.cache_write = written
+        cached = coerce_count(field_of(details, "cached_tokens"), "provider.cache_read")
+        if cached is None:
+            cached = coerce_count(field_of(usage, "cached_content_token_count"), "provider.cache_read")
+        if cached is not None:
+            self.cache_read = cached
+        reasoning = coerce_count(field_of(field_of(usage, *_OUTPUT_DETAILS), "reasoning_tokens"), "provider.reasoning")
+        if reasoning is None:
+            thoughts = coerce_count(field_of(usage, "thoughts_token_count"), "provider.reasoning")
+            if thoughts is not None:  # Gemini bills thoughts as output but counts them apart
+                reasoning = thoughts
+                tokens_out = (tokens_out or 0) + thoughts
+        if reasoning is not None:
+            self.reasoning = reasoning
+        return tokens_in, tokens_out
+
+    def usage(self) -> TokenUsage:
+        return TokenUsage(self.input_tokens, self.output_tokens, self.cache_read, self.cache_write, self.reasoning)
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         handler, call, bound = self.handler, self.call, policy().bounded
@@ -126,14 +177,15 @@ class ProviderInvocation(Invocation):
         cost: float | None = None
         if self.usage_below:  # a nested call to the same provider counted the tokens and cost
             has_usage = False
-            self.input_tokens = self.output_tokens = None
+            self.input_tokens = self.output_tokens = self.cache_read = self.cache_write = self.reasoning = None
         elif has_usage:
+            unpriced = False
             if explicit_cost:
                 cost = coerce_number(handler.option("cost", call), "provider.cost", 0.0, None)
             else:
-                cost = cost_of(self.response_model or self.model, self.input_tokens, self.output_tokens)
+                cost, unpriced = priced_cost(self.response_model, self.model, self.usage())
             record_usage(ctx, token_attributes, self.input_tokens, self.output_tokens, cost,
-                         otel_context.get_value(AGENT_KEY, ctx))
+                         otel_context.get_value(AGENT_KEY, ctx), unpriced=unpriced)
         if outer is not None and (has_usage or self.usage_below):
             outer.usage_below = True
         job = current_job(ctx)
@@ -149,12 +201,17 @@ class ProviderInvocation(Invocation):
                 ended[semconv.GEN_AI_USAGE_INPUT_TOKENS] = self.input_tokens
             if self.output_tokens is not None:
                 ended[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = self.output_tokens
+            if self.cache_read is not None:
+                ended[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = self.cache_read
+            if self.cache_write is not None:
+                ended[semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = self.cache_write
+            if self.reasoning is not None:
+                ended[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = self.reasoning
             if cost is not None:
-                ended[semconv.GEN_AI_COST] = cost
-            if policy().capture_content and error is None and "response" in handler.options:
-                content = handler.option("response", call)
-                if content is not None:
-                    ended[semconv.GEN_AI_OUTPUT_MESSAGES] = str(content)
+                ended.update(cost_attributes(cost))
+            if policy().capture_content and ("prompt" in handler.options or "response" in handler.options):
+                response = handler.option("response", call) if error is None else None
+                ended.update(output_content(span, handler.option("prompt", call), response))
             if unavailable:
                 ended[semconv.ERROR_TYPE] = semconv.ERROR_TYPE_UNAVAILABLE
                 span.set_status(Status(StatusCode.ERROR, semconv.ERROR_TYPE_UNAVAILABLE))
@@ -170,9 +227,25 @@ class ProviderInvocation(Invocation):
         runtime()[semconv.CLIENT_RETRIES].add(count, attributes, context=self.context)
 
 
+def cost_attributes(cost: float) -> dict[str, Any]:
+    """The standard cost attributes of a span (semantic-conventions-genai #443): amount, currency, source."""
+    return {semconv.GEN_AI_USAGE_COST_AMOUNT: cost, semconv.GEN_AI_USAGE_COST_CURRENCY: semconv.COST_CURRENCY_USD,
+            semconv.GEN_AI_USAGE_COST_SOURCE: semconv.COST_SOURCE_LOCAL}
+
+
+def priced_cost(response_model: str | None, request_model: str | None, usage: TokenUsage) -> tuple[float | None, bool]:
+    """(cost, unpriced) of a call that reported tokens: the response model's price (a dated model costs as its
+    family), else the requested model's; ``unpriced`` when neither has a price."""
+    for model in (response_model, request_model):
+        if model and price_of(model) is not None:
+            return cost_of_usage(model, usage), False
+    return None, True
+
+
 def record_request(ctx: Any, attributes: dict[str, Any], duration_s: float, ttfc_s: float | None) -> None:
     """One logical request to a provider: its duration and time to first chunk (``attributes`` carry
-    ``error.type`` when it failed)."""
+    ``error.type`` when it failed), and one inference call of the agent invocation it runs under."""
+    count_inference(ctx)
     rt = runtime()
     rt[semconv.CLIENT_OPERATION_DURATION].record(duration_s, attributes, context=ctx)
     if ttfc_s is not None:
@@ -180,9 +253,16 @@ def record_request(ctx: Any, attributes: dict[str, Any], duration_s: float, ttfc
 
 
 def record_usage(ctx: Any, token_attributes: dict[str, Any], input_tokens: int | None, output_tokens: int | None,
-                 cost: float | None, agent_name: object) -> None:
-    """Tokens and cost of one request (``token_attributes``: operation, provider, models; no error)."""
+                 cost: float | None, agent_name: object, *, unpriced: bool = False) -> None:
+    """Tokens and cost of one request (``token_attributes``: operation, provider, models; no error). A call
+    whose model has no price (``unpriced``) is counted as such instead of costing a silent zero."""
     rt = runtime()
+    if unpriced:
+        rt[semconv.CLIENT_UNPRICED_CALLS].add(1, {
+            semconv.GEN_AI_PROVIDER_NAME: token_attributes[semconv.GEN_AI_PROVIDER_NAME],
+            semconv.GEN_AI_REQUEST_MODEL: token_attributes[semconv.GEN_AI_REQUEST_MODEL]}, context=ctx)
+    if cost is not None:
+        rt[semconv.CLIENT_OPERATION_COST].record(cost, token_attributes, context=ctx)
     usage = rt[semconv.CLIENT_TOKEN_USAGE]
     for token_type, tokens in ((semconv.TokenType.INPUT, input_tokens), (semconv.TokenType.OUTPUT, output_tokens)):
         if tokens is not None:
@@ -192,6 +272,9 @@ def record_usage(ctx: Any, token_attributes: dict[str, Any], input_tokens: int |
                                            semconv.GEN_AI_REQUEST_MODEL: token_attributes[semconv.GEN_AI_REQUEST_MODEL]}
         if agent_name is not None:
             cost_attributes[semconv.GEN_AI_AGENT_NAME] = agent_name
+            version = otel_context.get_value(AGENT_VERSION_KEY, ctx)
+            if version is not None:
+                cost_attributes[semconv.GEN_AI_AGENT_VERSION] = version
         rt[semconv.CLIENT_COST].add(cost, cost_attributes, context=ctx)
 
 
@@ -218,9 +301,7 @@ class ProviderHandler(KindHandler):
             attributes = dict(base)
             if agent_name is not None:
                 attributes[semconv.GEN_AI_AGENT_NAME] = agent_name
-            prompt = self.option("prompt", call)
-            if prompt is not None:
-                attributes[semconv.GEN_AI_INPUT_MESSAGES] = str(prompt)
+            attributes.update(input_attributes(self.option("prompt", call)))
             attributes = self.span_attributes(attributes)
         else:
             attributes = self.under_agent(by_agent, base, agent_name)
@@ -243,7 +324,8 @@ def provider(provider: Text, *, model: Text | None = None, operation: Text = "ch
     results (``usage.prompt_tokens``/``input_tokens``...) unless given; cost comes from the local
     price table unless given. ``success`` reading false (a provider selection or health check that
     returns False) records the call as ``error.type=unavailable``. ``prompt``/``response`` extractors
-    are recorded only when OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true."""
+    are recorded (as the GenAI conventions' JSON messages) only when content capture is on
+    (OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_ONLY, EVENT_ONLY or SPAN_AND_EVENT)."""
     return decorator(ProviderHandler, collect("provider", locals()), attributes)
 
 

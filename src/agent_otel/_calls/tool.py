@@ -3,58 +3,99 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from enum import Enum
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind
 
 from agent_otel import semconv
+from agent_otel._calls.call_counts import count_tool
 from agent_otel._calls.extractors import Call, Extractor
-from agent_otel._calls.handler import KindHandler, ManualCall, P, R, decorator
-from agent_otel._calls.options import Attributes, Text, collect
+from agent_otel._calls.handler import KindHandler, ManualCall, P, R, coerce_count, decorator, span_value
+from agent_otel._calls.options import Attributes, Count, Text, collect
 from agent_otel._context.job import AGENT_KEY, current_job
+from agent_otel._context.phase import PhaseState, current_phase
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
 from agent_otel._engine.wrappers import End, Invocation
 
 
 class ToolInvocation(Invocation):
-    __slots__ = ("agent_name", "call", "handler", "name")
+    __slots__ = ("agent_name", "call", "handler", "name", "phase")
 
     def __init__(self, span: Any, ctx: Any, name: str, agent_name: str | None, handler: ToolHandler,
-                 call: Call) -> None:
+                 call: Call, phase: str | None = None) -> None:
         super().__init__(span, ctx, "tool")
         self.name = name
+        self.phase = phase  # the workflow phase the call runs in
         self.agent_name = agent_name
         self.handler = handler
         self.call = call
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         record_tool_call(self.context, self.name, self.agent_name, type(error).__name__ if error else None,
-                         duration_s)
+                         duration_s, self.phase)
         handler = self.handler
+        if handler.counts_files and error is None:
+            self.call.result = value
+            files = coerce_count(handler.option("files_created", self.call), "tool.files_created")
+            job = current_job(self.context)
+            if files and job is not None:
+                job.add(files_created=files)
         if handler.result_attributes and self.span.is_recording():
             call = self.call
             call.result, call.error = value, error
             handler.record_result_attributes(self.span, call)
 
 
-def record_tool_call(ctx: Any, name: str, agent_name: str | None, error_type: str | None, duration_s: float) -> None:
-    """One tool execution: its duration, and the job's tool calls."""
+class _Phase(Enum):
+    FROM_CONTEXT = "read the phase from the context"
+
+
+def record_tool_call(ctx: Any, name: str, agent_name: str | None, error_type: str | None, duration_s: float,
+                     phase: str | _Phase | None = _Phase.FROM_CONTEXT) -> None:
+    """One tool execution: its duration (in its phase, if any: ``phase``, by default the one of ``ctx``), and
+    the job's tool calls and plugins."""
     attributes = {semconv.GEN_AI_TOOL_NAME: name}
     if agent_name is not None:
         attributes[semconv.GEN_AI_AGENT_NAME] = agent_name
     if error_type is not None:
         attributes[semconv.ERROR_TYPE] = error_type
+    if phase is _Phase.FROM_CONTEXT:
+        state = current_phase(ctx)
+        phase = state.name if state is not None else None
+    if phase is not None:
+        attributes[semconv.WORKFLOW_PHASE] = phase
     runtime()[semconv.TOOL_DURATION].record(duration_s, attributes, context=ctx)
+    count_tool(ctx)
     job = current_job(ctx)
     if job is not None:
         job.add(tool_calls=1)
+        job.use_plugin(name)
 
 
 class ToolHandler(KindHandler):
     stage = "tool"
     span_kind = SpanKind.INTERNAL
+
+    def __init__(self, func: Callable[..., Any] | None, options: dict[str, Any],
+                 attributes: Attributes | None = None) -> None:
+        super().__init__(func, options, attributes)
+        self.counts_files = "files_created" in options
+        self.has_step = "step" in options
+
+    def _step(self, span: Any, call: Call, phase: PhaseState | None) -> None:
+        """A step of its phase: ``agent_otel.workflow.phase`` and ``agent_otel.workflow.step`` (the ``step``
+        option, else the phase's next number) on the span, never on a metric."""
+        step = self.option("step", call) if self.has_step else None
+        if step is None and phase is not None:
+            step = phase.next_step()
+        if span.is_recording():
+            if phase is not None:
+                span.set_attribute(semconv.WORKFLOW_PHASE, phase.name)
+            if step is not None:
+                span.set_attribute(semconv.WORKFLOW_STEP, span_value(step, semconv.WORKFLOW_STEP))
 
     def _describe(self, call: Call) -> tuple[str, str, dict[str, Any], dict[Any, dict[str, Any]]]:
         name = policy().bounded(semconv.GEN_AI_TOOL_NAME, self.required_name("name", call))
@@ -71,14 +112,18 @@ class ToolHandler(KindHandler):
         if agent_name is not None:
             agent_name = policy().bounded(semconv.GEN_AI_AGENT_NAME, agent_name)
         span, ctx = self.open(span_name, self.under_agent(by_agent, base, agent_name))
-        return ToolInvocation(span, ctx, name, agent_name, self, call)
+        phase = current_phase(ctx)
+        if phase is not None or self.has_step:
+            self._step(span, call, phase)
+        return ToolInvocation(span, ctx, name, agent_name, self, call, phase.name if phase is not None else None)
 
 
-def tool(name: Text, *, agent: Text | None = None, type: Text | None = None,
-         result_attributes: Mapping[str, Extractor] | None = None,
+def tool(name: Text, *, agent: Text | None = None, type: Text | None = None, step: str | int | Extractor | None = None,
+         files_created: Count | None = None, result_attributes: Mapping[str, Extractor] | None = None,
          attributes: Attributes | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Decorate a tool or plugin. ``agent`` defaults to the agent the call runs under;
-    ``result_attributes`` are span attributes read when the call ends."""
+    """Decorate a tool or plugin. ``agent`` defaults to the agent the call runs under; ``step`` is its step
+    number in its phase (default: the next one); ``files_created`` (read when the call ends) adds up on the
+    job span; ``result_attributes`` are span attributes read when the call ends."""
     return decorator(ToolHandler, collect("tool", locals()), attributes)
 
 

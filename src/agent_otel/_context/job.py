@@ -20,6 +20,8 @@ from agent_otel import semconv
 
 JOB_KEY = otel_context.create_key("agent_otel.job")
 AGENT_KEY = otel_context.create_key("agent_otel.agent")
+#: The (bounded) version of that agent, None when it has none: the cost of its model calls is counted by it.
+AGENT_VERSION_KEY = otel_context.create_key("agent_otel.agent.version")
 
 
 @dataclass(eq=False)
@@ -35,6 +37,10 @@ class JobState:
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
+    files_created: int = 0
+    #: Distinct tools (plugins) run under the job, and its phases in the order they first started.
+    plugins: set[str] = field(default_factory=set, repr=False)
+    phases: dict[str, None] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **deltas: float) -> None:
@@ -43,9 +49,26 @@ class JobState:
             for name, delta in deltas.items():
                 values[name] += delta
 
-    def rollup_attributes(self) -> dict[str, int | float]:
+    def use_plugin(self, name: str) -> None:
+        if name not in self.plugins:  # the lock only the first time (rollup_attributes iterates under it)
+            with self._lock:
+                self.plugins.add(name)
+
+    def add_phase(self, name: str) -> None:
         with self._lock:
+            self.phases.setdefault(name, None)
+
+    def rollup_attributes(self) -> dict[str, int | float | list[str]]:
+        with self._lock:
+            workflow: dict[str, int | float | list[str]] = {}
+            if self.plugins:
+                workflow[semconv.JOB_ROLLUP_PLUGINS_USED] = sorted(self.plugins)
+            if self.phases:
+                workflow[semconv.JOB_ROLLUP_PHASES] = list(self.phases)
+            if self.files_created:
+                workflow[semconv.JOB_ROLLUP_FILES_CREATED] = self.files_created
             return {
+                **workflow,
                 semconv.JOB_ROLLUP_AGENT_CALLS: self.agent_calls,
                 semconv.JOB_ROLLUP_PROVIDER_CALLS: self.provider_calls,
                 semconv.JOB_ROLLUP_TOOL_CALLS: self.tool_calls,

@@ -2,8 +2,12 @@
 
 User data reaches attribute values (task types, models, pattern and KPI names); each metric
 attribute key keeps at most ``cardinality_limit`` distinct values and maps the rest to ``_OTHER``,
-so a bug in the host cannot blow up Prometheus. Keys listed in ``hashed_keys`` (e.g. ``user.id``)
-are replaced by a salted SHA-256 before they reach any exporter.
+so a bug in the host cannot blow up Prometheus. Versions (:data:`semconv.AGING_ATTRIBUTES`) only ever
+grow, so their values age out instead: a full cap admits a new version in place of the one used
+longest ago, if that one has been idle for ``aging_idle_seconds`` (default an hour); a version
+per call, a bug, still ends at ``_OTHER``. Keys listed in ``hashed_keys`` (e.g. ``user.id``)
+are replaced by a salted SHA-256 before they reach any exporter. Message content is recorded only where
+``content`` (:class:`ContentCapture`, ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``) says.
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -29,12 +35,15 @@ from agent_otel._environment import (
     AGENT_OTEL_HASH_SALT,
     AGENT_OTEL_HASHED_KEYS,
     OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT,
-    env_flag,
+    is_false,
+    is_true,
 )
 from agent_otel.errors import ConfigurationError
 
 OTHER = "_OTHER"
 DEFAULT_CARDINALITY_LIMIT = 100
+#: How long a version must go unused before a new one may take its place in a full cap.
+DEFAULT_AGING_IDLE_SECONDS = 3600.0
 
 #: Set (only) in the context agent-otel starts its own spans with: their attributes are already
 #: scrubbed, so :class:`HashingSpanProcessor` does not hash the hash, and already carry the job and
@@ -42,13 +51,52 @@ DEFAULT_CARDINALITY_LIMIT = 100
 SCRUBBED_KEY = otel_context.create_key("agent_otel.scrubbed")
 
 
+class ContentCapture(Enum):
+    """Where message content goes, as the GenAI instrumentations' standard variable names it."""
+
+    NO_CONTENT = "NO_CONTENT"
+    SPAN_ONLY = "SPAN_ONLY"
+    EVENT_ONLY = "EVENT_ONLY"
+    SPAN_AND_EVENT = "SPAN_AND_EVENT"
+
+    @property
+    def on_span(self) -> bool:
+        return self in (ContentCapture.SPAN_ONLY, ContentCapture.SPAN_AND_EVENT)
+
+    @property
+    def on_event(self) -> bool:
+        return self in (ContentCapture.EVENT_ONLY, ContentCapture.SPAN_AND_EVENT)
+
+
+def content_capture(value: object, source: str) -> ContentCapture:
+    """A content capture mode from a mode name (any case) or a boolean (true: ``SPAN_ONLY``, where earlier
+    versions put content); a clear error naming ``source`` otherwise."""
+    if isinstance(value, ContentCapture):
+        return value
+    if isinstance(value, bool):
+        return ContentCapture.SPAN_ONLY if value else ContentCapture.NO_CONTENT
+    if isinstance(value, str):
+        text = value.strip()
+        if text.upper() in ContentCapture.__members__:
+            return ContentCapture[text.upper()]
+        if not text or is_false(text):
+            return ContentCapture.NO_CONTENT
+        if is_true(text):
+            return ContentCapture.SPAN_ONLY
+    modes = ", ".join(ContentCapture.__members__)
+    raise ConfigurationError(f"{source}={value!r}: expected one of {modes} (or true/false)")
+
+
 @dataclass
 class Policy:
     cardinality_limit: int = DEFAULT_CARDINALITY_LIMIT
     hashed_keys: frozenset[str] = frozenset({"user.id"})
     salt: str = ""
-    capture_content: bool = False
+    content: ContentCapture = ContentCapture.NO_CONTENT
+    aging_idle_seconds: float = DEFAULT_AGING_IDLE_SECONDS
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     _seen: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    _last_used: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
     _overflowed: set[str] = field(default_factory=set, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -72,6 +120,42 @@ class Policy:
             report_error("cardinality." + key, OverflowError(
                 f"more than {self.cardinality_limit} distinct values for {key}; further values become {OTHER}"))
         return OTHER
+
+    def bounded_recent(self, key: str, value: object) -> str:
+        """``value`` as a metric attribute value of a key whose values age out (versions): within the cap
+        of the values used most recently; once the cap is full, a new value takes the place of the one used
+        longest ago if that one has been idle for :attr:`aging_idle_seconds`, else it is ``_OTHER``. The
+        series of an aged-out value stay as they are (a counter keeps its total); it is admitted anew if
+        it comes back."""
+        text = value if isinstance(value, str) else str(value)
+        now = self.clock()
+        used = self._last_used.get(key)
+        if used is not None and text in used:
+            used[text] = now  # unlocked: racing an eviction, a value in use may stay past the cap (by a few)
+            return text
+        text = valid_text(text, key)
+        with self._lock:
+            used = self._last_used.setdefault(key, {})
+            if text in used or len(used) < self.cardinality_limit:
+                used[text] = now
+                return text
+            oldest = min(used, key=used.__getitem__)  # only when a new value meets a full cap
+            if now - used[oldest] >= self.aging_idle_seconds:
+                del used[oldest]
+                used[text] = now
+                return text
+            first_overflow = key not in self._overflowed
+            self._overflowed.add(key)
+        if first_overflow:
+            report_error("cardinality." + key, OverflowError(
+                f"more than {self.cardinality_limit} distinct values of {key} used within "
+                f"{self.aging_idle_seconds:g} s; further values become {OTHER}"))
+        return OTHER
+
+    @property
+    def capture_content(self) -> bool:
+        """Whether any message content is recorded (on spans or in events)."""
+        return self.content is not ContentCapture.NO_CONTENT
 
     def hashed(self, value: object) -> str:
         # surrogatepass: a lone surrogate in an id is hashed like any other character, never raised
@@ -114,8 +198,9 @@ def _policy_from_env() -> Policy:
     salt = os.environ.get(AGENT_OTEL_HASH_SALT, "")
     if hashed and not salt:
         logger.debug("agent-otel: %s is not set; hashed keys use an unsalted SHA-256", AGENT_OTEL_HASH_SALT)
-    return Policy(cardinality_limit=limit, hashed_keys=hashed, salt=salt,
-                  capture_content=env_flag(OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, False))
+    content = content_capture(os.environ.get(OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, ""),
+                              f"environment variable {OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT}")
+    return Policy(cardinality_limit=limit, hashed_keys=hashed, salt=salt, content=content)
 
 
 _policy: Policy | None = None
@@ -129,8 +214,10 @@ def policy() -> Policy:
 
 
 def set_policy(cardinality_limit: int | None = None, hashed_keys: Iterable[str] | None = None, salt: str | None = None,
-               capture_content: bool | None = None) -> Policy:
-    """Replace the policy (from config or tests); unspecified fields come from the environment."""
+               capture_content: bool | str | None = None) -> Policy:
+    """Replace the policy (from config or tests); unspecified fields come from the environment.
+    ``capture_content``: ``"NO_CONTENT"``, ``"SPAN_ONLY"``, ``"EVENT_ONLY"``, ``"SPAN_AND_EVENT"``, or a
+    boolean (true: ``SPAN_ONLY``)."""
     global _policy
     base = _policy_from_env()
     if cardinality_limit is not None:
@@ -142,7 +229,7 @@ def set_policy(cardinality_limit: int | None = None, hashed_keys: Iterable[str] 
     if salt is not None:
         base.salt = salt
     if capture_content is not None:
-        base.capture_content = capture_content
+        base.content = content_capture(capture_content, "capture_content")
     _policy = base
     return base
 
@@ -177,10 +264,10 @@ def attribute_dict(span: Any) -> Any:
 
 def drop_content(span: Span) -> None:
     """Remove prompt, response and tool-payload attributes (:data:`semconv.CONTENT_ATTRIBUTES`) from a span
-    that is ending, when content capture is off: the rule our own spans follow, applied to another
+    that is ending, unless content goes on spans: the rule our own spans follow, applied to another
     instrumentation's. Its attributes are frozen by then, so they are removed in place (the SDK's
     ``BoundedAttributes``, pinned SDK version)."""
-    if (_policy or policy()).capture_content:
+    if (_policy or policy()).content.on_span:
         return
     found = [key for key in attribute_dict(span)
              if key in semconv.CONTENT_ATTRIBUTES or key.startswith(semconv.CONTENT_PREFIXES)]

@@ -50,6 +50,7 @@ from opentelemetry.semconv.resource import ResourceAttributes
 from opentelemetry.util._once import Once
 
 from agent_otel import semconv
+from agent_otel._bridge.logs import add_to_global_logger_provider
 from agent_otel._bridge.processor import GenAiSpanBridge
 from agent_otel._context.carriers import (
     instrument_process_carriers,
@@ -256,6 +257,7 @@ def configure(
         tp.add_span_processor(HashingSpanProcessor())
         if span_bridge if span_bridge is not None else env_flag(AGENT_OTEL_SPAN_BRIDGE, True):
             tp.add_span_processor(GenAiSpanBridge())
+            add_to_global_logger_provider()  # evaluation results sent as log records (a host's LoggerProvider)
 
         host_mp = meter_provider or metrics.get_meter_provider()
         if isinstance(host_mp, MeterProvider) and not (meter_provider is None and host_mp in _built):

@@ -21,7 +21,7 @@ Schema (every key optional)::
     [instrumentation]   threads, processes, http_headers, system_metrics, evolution_resources (booleans);
                     instrumentations = true | false | ["openai", ...]: which installed OpenTelemetry
                     instrumentations (opentelemetry_instrumentor entry points) agent-otel run turns on
-    [[job]], [[agent]], [[provider]], [[tool]], [[evolution]], [[fallback]]: the keys of each kind's
+    [[job]], [[phase]], [[agent]], [[provider]], [[tool]], [[evolution]], [[fallback]]: the keys of each kind's
                     option table in :mod:`agent_otel._calls.options` (:data:`SCHEMA` and :data:`REQUIRED`
                     are derived from them)
 
@@ -44,6 +44,8 @@ from agent_otel._calls import options as kind_options
 from agent_otel._calls.extractors import Path as ExtractorPath
 from agent_otel._calls.extractors import path as parse_path
 from agent_otel._calls.options import Accepts, Option, extractor_problem
+from agent_otel._calls.pricing import PRICE_KEYS, Price
+from agent_otel._engine.policy import ContentCapture
 from agent_otel._environment import AGENT_OTEL_CONFIG
 from agent_otel.errors import ConfigurationError
 
@@ -98,7 +100,7 @@ class Config:
     targets: tuple[TargetSpec, ...] = ()
     service_name: str | None = None
     attributes: Mapping[str, Any] = field(default_factory=dict)
-    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    prices: Mapping[str, Price] = field(default_factory=dict)
     policy: Mapping[str, Any] = field(default_factory=dict)
     switches: Switches = field(default_factory=Switches)
 
@@ -341,7 +343,7 @@ class _Parser:
         return Config(source=self.source, targets=tuple(targets), service_name=service_name, attributes=attributes,
                       prices=prices, policy=policy, switches=switches)
 
-    def prices(self, value: Any) -> dict[str, tuple[float, float]]:
+    def prices(self, value: Any) -> dict[str, Price]:
         if not isinstance(value, dict):
             raise self.error("prices", f"expected a table of models, got {_describe(value)}")
         prices = {}
@@ -351,17 +353,20 @@ class _Parser:
                 raise self.error(key, f"expected {{ input = <USD per 1M tokens>, output = <USD per 1M tokens> }}, "
                                  f"got {_describe(entry)}")
             for name in entry:
-                if name not in ("input", "output"):
-                    raise self.unknown(f"{key}.{name}", name, ["input", "output"])
-            pair = []
-            for name in ("input", "output"):
+                if name not in PRICE_KEYS:
+                    raise self.unknown(f"{key}.{name}", name, list(PRICE_KEYS))
+            numbers: list[float | None] = []
+            for name in PRICE_KEYS:  # input and output required; cache_read, cache_write, reasoning optional
                 if name not in entry:
-                    raise self.error(f"{key}.{name}", "required key is missing")
+                    if name in ("input", "output"):
+                        raise self.error(f"{key}.{name}", "required key is missing")
+                    numbers.append(None)
+                    continue
                 number = entry[name]
                 if isinstance(number, bool) or not isinstance(number, int | float) or number < 0:
                     raise self.error(f"{key}.{name}", f"expected a non-negative number, got {_describe(number)}")
-                pair.append(float(number))
-            prices[model] = (pair[0], pair[1])
+                numbers.append(float(number))
+            prices[model] = Price(*numbers)  # type: ignore[arg-type]  # input and output are never None
         return prices
 
     def policy(self, value: Any) -> dict[str, Any]:
@@ -376,8 +381,11 @@ class _Parser:
             elif name == "hashed_keys":
                 if not isinstance(item, list) or not all(isinstance(k, str) and k for k in item):
                     raise self.error(key, f"expected an array of attribute keys, got {_describe(item)}")
-            elif name == "capture_content":
-                self.check(key, item, _ONLY_BOOL)
+            elif name == "capture_content":  # a boolean, or where content goes (ContentCapture)
+                if not isinstance(item, bool) and not (isinstance(item, str)
+                                                       and item.upper() in ContentCapture.__members__):
+                    raise self.error(key, f"expected true, false or one of {', '.join(ContentCapture.__members__)}, "
+                                          f"got {_describe(item)}")
             else:
                 raise self.unknown(key, name, POLICY_KEYS)
             result[name] = item

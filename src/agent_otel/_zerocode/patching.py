@@ -40,6 +40,7 @@ from agent_otel._calls.job import _JobHandler
 from agent_otel._calls.markers import MARKER_HANDLERS
 from agent_otel._calls.options import KINDS, Option
 from agent_otel._calls.options import defaults as option_defaults
+from agent_otel._calls.phase import PhaseHandler
 from agent_otel._calls.pricing import set_prices
 from agent_otel._calls.provider import ProviderHandler
 from agent_otel._calls.tool import ToolHandler
@@ -62,7 +63,7 @@ _FAMILY_KEY = otel_context.create_key("agent_otel.autoinstrument.family")
 #: The handler each configured kind builds.
 _HANDLERS: dict[str, Callable[..., KindHandler]] = {
     "agent": AgentHandler, "provider": ProviderHandler, "tool": ToolHandler, "evolution": EvolutionHandler,
-    **MARKER_HANDLERS}
+    "phase": PhaseHandler, **MARKER_HANDLERS}
 
 
 def _default_name(option: Option, owner: object, attr: str) -> str:
@@ -86,7 +87,7 @@ def build_handler(spec: TargetSpec, config: Config, func: Callable[..., Any], ow
         options["sample_resources"] = config.switches.evolution_resources
     if spec.kind == "job":
         return _JobHandler(options.get("id"), options["type"], attributes, func, options.get("result_attributes"),
-                           options.get("conversation"))
+                           options.get("conversation"), options.get("pattern"))
     return _HANDLERS[spec.kind](func, options, attributes)
 
 
@@ -421,7 +422,7 @@ def apply_targets(module: ModuleType, specs: Iterable[TargetSpec]) -> None:
 def apply_settings(config: Config) -> None:
     """Price table and policy (cardinality cap, hashed keys, content capture) from the config."""
     if config.prices:
-        set_prices({model: {"input": pair[0], "output": pair[1]} for model, pair in config.prices.items()})
+        set_prices({model: price._asdict() for model, price in config.prices.items()})
     if config.policy:
         set_policy(**config.policy)
 

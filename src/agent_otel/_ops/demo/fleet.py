@@ -14,6 +14,16 @@ an operator sees every dashboard panel fill and a few alerts fire for clear reas
 - a job fails whenever the reviewer rejects its change, so about half the jobs of every type fail (job
   failure alert), and the ``run_tests`` tool fails 15 % of its runs (tool error alert; the other tools stay
   under its 10 % threshold);
+- every agent starts at version ``v1``; a successful evolution run builds a candidate version, kept unless
+  its KPIs got worse (then rolled back), at first 30 s after the current version was put in place and then at
+  longer intervals (up to 10 minutes), so that versions come and go without filling the cardinality cap. A
+  version does not change how an agent behaves: the version panels, rules and report show each version's
+  numbers, and the regression alerts stay silent;
+- the models serve part of every prompt from their prompt cache and spend a third of their output on
+  reasoning, so cost counts cached input at its own price; ``summarizer-mini`` (the bridged summarizer's
+  model) has no price, so its calls are counted as unpriced;
+- ``coder`` loops on its tests (40 runs in one invocation) on its 20th call and every 500th after it: the
+  runaway-loop alert fires for it;
 - ``tester`` is a legacy agent that, on its first call and then every thousandth, reports its
   confidence as the text ``"n/a"``: agent-otel counts that on its own error counter (too rarely to
   alert) and leaves the call alone.
@@ -24,6 +34,7 @@ a given seed makes the same choices in each of them whatever the thread timing.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -33,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent_otel._ops.demo.summarizer import Summarizer
+from agent_otel._ops.demo.workflow import Orchestrator
 
 
 class ProviderError(Exception):
@@ -54,8 +66,22 @@ class JobFailed(Exception):
 
 @dataclass
 class Usage:
+    """OpenAI-style usage: the cached prompt tokens and the reasoning tokens are parts of the two counts."""
+
     prompt_tokens: int
     completion_tokens: int
+    prompt_tokens_details: dict[str, int] = field(default_factory=dict)
+    completion_tokens_details: dict[str, int] = field(default_factory=dict)
+
+
+def usage_of(prompt_tokens: int, completion_tokens: int) -> Usage:
+    """Each agent's system prompt and tool list come first in every prompt, so the provider serves part of it
+    from its prompt cache (in 128-token blocks) and writes the next block of it there; a third of the output is
+    reasoning. Worked out from the drawn counts, so the demo's random choices stay what they were."""
+    cached = prompt_tokens // 256 * 128
+    return Usage(prompt_tokens, completion_tokens,
+                 {"cached_tokens": cached, "cache_write_tokens": min(128, prompt_tokens - cached)},
+                 {"reasoning_tokens": completion_tokens // 3})
 
 
 @dataclass
@@ -106,8 +132,13 @@ AGENTS = (
 
 TOOL_FAILURE_RATE = {"search_docs": 0.02, "apply_patch": 0.03, "run_tests": 0.15, "lint": 0.0}
 JOB_TYPES = ("bugfix", "feature", "refactor")
+#: How long the first version serves before an evolution run may replace it, and the most any version waits.
+VERSION_FIRST_AGE_S, VERSION_MAX_AGE_S = 30.0, 600.0
 #: The legacy tester reports its confidence as text on its first call and every N-th after it.
 MALFORMED_CONFIDENCE_EVERY = 1000
+#: The coder loops on its failing tests (runs them RUNAWAY_TOOL_RUNS times in one invocation) on its
+#: RUNAWAY_FIRST-th call and every RUNAWAY_EVERY-th after it: a runaway loop for the per-invocation call counts.
+RUNAWAY_FIRST, RUNAWAY_EVERY, RUNAWAY_TOOL_RUNS = 20, 500, 40
 
 
 class ModelClient:
@@ -132,7 +163,7 @@ class ModelClient:
             time.sleep(self.profile.latency_s * jitter)
             if not failed:
                 return Completion(self.name, self.profile.response_model, f"answer to {prompt[:20]}",
-                                  Usage(prompt_tokens, completion_tokens), retries=attempt)
+                                  usage_of(prompt_tokens, completion_tokens), retries=attempt)
         raise ProviderError(self.name, "rate_limit")
 
     def stream(self, prompt: str) -> Iterator[dict[str, Any]]:
@@ -142,7 +173,7 @@ class ModelClient:
             time.sleep(self.profile.latency_s * jitter / 3)
             yield {"model": self.profile.response_model, "choices": [{"delta": {"content": word + " "}}]}
         yield {"model": self.profile.response_model, "choices": [],
-               "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}}
+               "usage": dataclasses.asdict(usage_of(prompt_tokens, completion_tokens))}
 
 
 class ProviderChain:
@@ -212,6 +243,7 @@ class Agent:
         self._lock = threading.Lock()
         self.calls = 0
         self.successes = 0
+        self.version = "v1"  # evolution runs put new versions in place (Evolver)
 
     def _draws(self) -> tuple[bool, int, list[str], bool]:
         with self._lock:
@@ -228,6 +260,8 @@ class Agent:
         if streams:
             "".join(chunk["choices"][0]["delta"]["content"]
                     for chunk in self.streaming_client.stream(task.description) if chunk["choices"])
+        if self.name == "coder" and call_number % RUNAWAY_EVERY == RUNAWAY_FIRST:
+            self._loop_on_tests(task)
         for tool in self.profile.tools:
             for _attempt in range(2):  # a failed tool run is tried once more; the agent carries on either way
                 try:
@@ -242,6 +276,14 @@ class Agent:
                 "tester": {"tests_added": 4 if success else 1},
                 "reviewer": {"issues_found": 3, "remaining_issues": 0 if success else 2}}.get(self.name, {})
         return Outcome(success, confidence, patterns, completion.provider, **work)
+
+    def _loop_on_tests(self, task: Task) -> None:
+        """A runaway loop: run the tests again and again, whatever they say."""
+        for _ in range(RUNAWAY_TOOL_RUNS):
+            try:
+                self.tools.run("run_tests", task.description)
+            except ToolError:
+                continue
 
     @property
     def success_rate(self) -> float:
@@ -285,6 +327,8 @@ class EvolutionReport:
     rolled_back: bool
     success: bool
     iterations: int
+    version_from: str = ""
+    version_to: str = ""  # the candidate the run built; the version it started from when it built none
 
 
 class Evolver:
@@ -293,21 +337,41 @@ class Evolver:
     def __init__(self, agents: dict[str, Agent], seed: int) -> None:
         self.agents = agents
         self._rngs = {name: random.Random(f"{seed}:evolve:{name}") for name in agents}
+        self._candidates = dict.fromkeys(agents, 1)  # the number of the agent's latest candidate version
+        self._in_place_since = dict.fromkeys(agents, time.monotonic())
+        self._versions_in_place = dict.fromkeys(agents, 1)
+
+    def _candidate(self, agent: Agent) -> str:
+        """The next candidate version, when the current one has served long enough: 30 s for v1, then twice as
+        long for each later one, up to 10 minutes; else the current version (the run builds none)."""
+        served = time.monotonic() - self._in_place_since[agent.name]
+        if served < min(VERSION_MAX_AGE_S, VERSION_FIRST_AGE_S * 2 ** (self._versions_in_place[agent.name] - 1)):
+            return agent.version
+        self._candidates[agent.name] += 1
+        return f"v{self._candidates[agent.name]}"
 
     def evolve(self, agent_name: str, strategy: str) -> EvolutionReport:
         agent = self.agents[agent_name]
         rng = self._rngs[agent_name]
         before = {"success_rate": round(agent.success_rate, 4), "avg_latency_s": agent.profile.latency_s}
+        version = agent.version
         iterations = rng.randint(2, 6)
         scratch = bytearray(rng.randint(2, 8) * 1024 * 1024)  # candidate prompts and eval sets in memory
         time.sleep(0.02 * iterations)
         del scratch
         if rng.random() >= agent.profile.evolution_success_rate:
-            return EvolutionReport(before, before, rolled_back=False, success=False, iterations=iterations)
+            return EvolutionReport(before, before, rolled_back=False, success=False, iterations=iterations,
+                                   version_from=version, version_to=version)
         delta = rng.uniform(-0.02, 0.05)
         after = {"success_rate": round(min(1.0, before["success_rate"] + delta), 4),
                  "avg_latency_s": round(before["avg_latency_s"] * rng.uniform(0.9, 1.05), 4)}
-        return EvolutionReport(before, after, rolled_back=delta < 0, success=True, iterations=iterations)
+        candidate = self._candidate(agent)
+        if delta >= 0 and candidate != version:
+            agent.version = candidate
+            self._in_place_since[agent_name] = time.monotonic()
+            self._versions_in_place[agent_name] += 1
+        return EvolutionReport(before, after, rolled_back=delta < 0, success=True, iterations=iterations,
+                               version_from=version, version_to=candidate)
 
 
 @dataclass
@@ -327,6 +391,7 @@ class Fleet:
         self.agents = {profile.name: Agent(profile, clients, tools, self.seed) for profile in AGENTS}
         self.evolver = Evolver(self.agents, self.seed)
         self.summarizer = Summarizer(self.seed)
+        self.orchestrator = Orchestrator(self.seed, self.agents["planner"], Task)
         self._rng = random.Random(f"{self.seed}:jobs")
 
     def _next_job(self, pool: ThreadPoolExecutor) -> Job:
@@ -354,7 +419,7 @@ class Fleet:
         # arrivals instead of growing a queue that Ctrl-C would have to drain.
         in_flight = threading.BoundedSemaphore(self.workers * 2)
 
-        def done(_: Future[list[Outcome]]) -> None:
+        def done(_: Future[Any]) -> None:
             in_flight.release()
 
         job_pool = ThreadPoolExecutor(self.workers, thread_name_prefix="jobs")
@@ -366,6 +431,9 @@ class Fleet:
                     next_start = time.monotonic()
                     continue
                 job_pool.submit(self._next_job(agent_pool).run).add_done_callback(done)
+                # Every third job, a phased workflow of the meta-orchestrator too (workflow.py), when a slot is free.
+                if self.jobs_started % 3 == 0 and in_flight.acquire(blocking=False):
+                    job_pool.submit(self.orchestrator.run, self.orchestrator.next_workflow()).add_done_callback(done)
                 next_start += 1.0 / self.rate
                 stop.wait(max(0.0, next_start - time.monotonic()))
         finally:

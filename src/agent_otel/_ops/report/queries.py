@@ -348,6 +348,13 @@ def collect(prom: Prometheus, options: Options) -> Report:
             pm)
     for band, _, _ in BANDS:
         queries[f"band_{band}"] = (band_expr(band, w, sel), (AGENT, OUTCOME))
+    # The workflow sections build on this module's helpers, so they are imported here, when the report runs.
+    from agent_otel._ops.report import workflows
+
+    queries.update(workflows.queries(sel, w))
+    from agent_otel._ops.report import versions  # as workflows
+
+    queries.update(versions.queries(sel, w))
 
     # One query first, so that an unreachable or wrong server fails once, fast, not once per query.
     # ...and counts the services (service and environment) whose agent-otel series match: `up` would count
@@ -457,6 +464,9 @@ def collect(prom: Prometheus, options: Options) -> Report:
                                   "error_ratio": _ratio(errors, whole_calls),
                                   "p95_latency_s": r["tool_p95"].get((tool,))})
 
+    sections.update(workflows.sections(r))
+    sections.update(versions.sections(r))
+
     first, step = r["coverage"].get(()), coverage_step(w)
     while first is None and step > 1:
         # Subquery steps are aligned to multiples of the step: data younger than one step is seen by none. Then
@@ -468,7 +478,8 @@ def collect(prom: Prometheus, options: Options) -> Report:
     meta = {"prometheus": prom.url, "window": w, "selector": matchers(sel), "time": round(prom.time, 3),
             "time_iso": _iso(prom.time), "targets": targets, "slow_ms": options.slow_ms, "slow_bound_s": bound,
             **_coverage(first, prom.time, w)}
-    if not any(sections[name] for name in ("agents", "providers", "calibration", "evolution", "jobs", "tools")):
+    if not any(sections[name] for name in ("agents", "providers", "calibration", "evolution", "jobs", "tools",
+                                           "phases", "workflow_patterns")):
         why = (f"no agent-otel series match {matchers(sel)}; check --selector" if not targets else
                f"{targets} service{'s' if targets != 1 else ''} match {matchers(sel)}, but none recorded agent, "
                f"provider, evolution, job or tool metrics in that window")

@@ -6,7 +6,9 @@
   ``-`` where there is no data.
 - ``json``: ``{"report": {...}, "agents": [...], "patterns": [...], "providers": [...],
   "provider_models": [...], "calibration": [...], "evolution": [...], "kpis": [...], "jobs": [...],
-  "tools": [...]}``; every number a JSON number (counts whole, ratios 0..1, seconds, USD), ``null`` where
+  "tools": [...], "phases": [...], "plugins_by_phase": [...], "workflow_patterns": [...],
+  "agent_versions": [...]}``; every number a
+  JSON number (counts whole, ratios 0..1, seconds, USD), ``null`` where
   there is no data. ``report`` says since when the window holds data (``data_since``, ``covered_s``) and
   whether that is less than the window (``partial``).
 - ``csv``: one header row with the union of every section's columns, led by ``section``; each row fills
@@ -23,6 +25,10 @@ import math
 from typing import Any
 
 from agent_otel._ops.report.queries import Report
+from agent_otel._ops.report.versions import COLUMNS as VERSION_COLUMNS
+from agent_otel._ops.report.versions import TITLES as VERSION_TITLES
+from agent_otel._ops.report.workflows import COLUMNS as WORKFLOW_COLUMNS
+from agent_otel._ops.report.workflows import TITLES as WORKFLOW_TITLES
 from agent_otel.semconv import CONFIDENCE_BAND_EDGES
 
 #: (key, header, format) per section, in output order. Formats: text, count, ratio, usd, seconds, number.
@@ -52,6 +58,8 @@ COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
              ("failure_ratio", "FAILURE RATIO", "ratio"), ("p95_duration_s", "P95 DURATION", "seconds")),
     "tools": (("tool", "TOOL", "text"), ("calls", "CALLS", "count"), ("errors", "ERRORS", "count"),
               ("error_ratio", "ERROR RATIO", "ratio"), ("p95_latency_s", "P95 LATENCY", "seconds")),
+    **WORKFLOW_COLUMNS,
+    **VERSION_COLUMNS,
 }
 
 _LOW, _HIGH = CONFIDENCE_BAND_EDGES
@@ -67,6 +75,8 @@ TITLES = {
     # Model cost carries no job type, so there is no cost per job type.
     "jobs": "Jobs by type (failed: ended in failure or error)",
     "tools": "Tools (errors: executions that raised)",
+    **WORKFLOW_TITLES,
+    **VERSION_TITLES,
 }
 
 #: Text columns are left-aligned, numbers right-aligned.

@@ -1,0 +1,74 @@
+"""Evaluation results sent through the OpenTelemetry Logs API.
+
+Evaluators that follow the GenAI conventions emit ``gen_ai.evaluation.result`` as an event: a log record
+named ``gen_ai.evaluation.result`` (``event_name``; the older Events API put it in the ``event.name``
+attribute) in the context of the evaluated span. :class:`EvaluationLogProcessor` records their scores on
+``agent.evaluation.score`` exactly as the span bridge does for the same event on a span. ``configure()``
+adds it to the SDK ``LoggerProvider`` installed globally when it runs (``opentelemetry-instrument`` installs
+one when ``OTEL_LOGS_EXPORTER`` names an exporter); a host that builds its ``LoggerProvider`` later adds it
+itself (``agent_otel.EvaluationLogProcessor``).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import _logs, trace
+from opentelemetry import context as otel_context
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
+
+from agent_otel import semconv
+from agent_otel._calls.evaluation import record_result
+from agent_otel._context.job import AGENT_KEY
+from agent_otel._engine.instruments import runtime
+from agent_otel._engine.self_telemetry import report_error
+
+_EVENT_NAME_ATTRIBUTE = "event.name"
+_added: weakref.WeakSet[LoggerProvider] = weakref.WeakSet()
+
+
+def _agent_of(attributes: Any, ctx: Any) -> object:
+    """The evaluated agent: named on the record, else the agent the record was emitted under, else the
+    one the evaluated span names."""
+    agent = attributes.get(semconv.GEN_AI_AGENT_NAME) or otel_context.get_value(AGENT_KEY, ctx)
+    if agent:
+        return agent
+    span_attributes = getattr(trace.get_current_span(ctx), "attributes", None)
+    return span_attributes.get(semconv.GEN_AI_AGENT_NAME) if isinstance(span_attributes, Mapping) else None
+
+
+class EvaluationLogProcessor(LogRecordProcessor):
+    """Scores of ``gen_ai.evaluation.result`` log records on ``agent.evaluation.score`` (see the module).
+    Every other record passes untouched, for one attribute lookup."""
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        try:
+            record = log_record.log_record
+            attributes = record.attributes or {}
+            name = record.event_name or attributes.get(_EVENT_NAME_ATTRIBUTE)
+            if name != semconv.EVENT_EVALUATION_RESULT or not runtime().enabled:
+                return
+            ctx = record.context if record.context is not None else otel_context.get_current()
+            record_result(ctx, attributes, _agent_of(attributes, ctx))
+        except Exception as exc:
+            report_error("bridge.log", exc)
+
+    def shutdown(self) -> None:
+        """Nothing to release: the scores go to agent-otel's own instruments."""
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def add_to_global_logger_provider() -> bool:
+    """Add the processor to the global SDK ``LoggerProvider``, if one is installed (once per provider);
+    whether it is there."""
+    provider = _logs.get_logger_provider()
+    if not isinstance(provider, LoggerProvider):
+        return False
+    if provider not in _added:
+        provider.add_log_record_processor(EvaluationLogProcessor())
+        _added.add(provider)
+    return True

@@ -1,0 +1,72 @@
+"""Inference and tool calls per agent invocation: ``gen_ai.invoke_agent.inference_calls`` and ``.tool_calls``.
+
+An agent invocation puts a :class:`CallCounts` in the context it runs in. Every model request under it (one
+logical request counts once, at its outermost wrapper) and every tool call adds to the counts of the nearest
+enclosing invocation, so a sub-agent's calls count for the sub-agent only, as the GenAI conventions ask.
+Calls another instrumentation traces count too: the span bridge passes on the counts of the context their
+span started in. The counts are shared by reference, so calls made on other threads and tasks that carry
+the context count as well. A runaway loop shows as an invocation in the top buckets.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from opentelemetry import context as otel_context
+
+from agent_otel import semconv
+from agent_otel._engine.instruments import runtime
+
+CALLS_KEY = otel_context.create_key("agent_otel.agent.calls")
+
+
+class CallCounts:
+    """The calls one agent invocation made so far."""
+
+    __slots__ = ("_lock", "inference", "tool")
+
+    def __init__(self) -> None:
+        self.inference = 0
+        self.tool = 0
+        self._lock = threading.Lock()
+
+    def add_inference(self) -> None:
+        with self._lock:
+            self.inference += 1
+
+    def add_tool(self) -> None:
+        with self._lock:
+            self.tool += 1
+
+
+def current_counts(ctx: Any = None) -> CallCounts | None:
+    """The counts of the agent invocation this context runs in, if any."""
+    counts = otel_context.get_value(CALLS_KEY, ctx)
+    return counts if isinstance(counts, CallCounts) else None
+
+
+def context_with_counts(counts: CallCounts | None, ctx: Any) -> Any:
+    return otel_context.set_value(CALLS_KEY, counts, ctx) if counts is not None else ctx
+
+
+def count_inference(ctx: Any) -> None:
+    counts = current_counts(ctx)
+    if counts is not None:
+        counts.add_inference()
+
+
+def count_tool(ctx: Any) -> None:
+    counts = current_counts(ctx)
+    if counts is not None:
+        counts.add_tool()
+
+
+def record_call_counts(ctx: Any, counts: CallCounts, agent_name: str, error_type: str | None) -> None:
+    """One point on each histogram for the invocation that ends (zero calls included)."""
+    attributes = {semconv.GEN_AI_AGENT_NAME: agent_name}
+    if error_type is not None:
+        attributes[semconv.ERROR_TYPE] = error_type
+    rt = runtime()
+    rt[semconv.AGENT_INFERENCE_CALLS].record(counts.inference, attributes, context=ctx)
+    rt[semconv.AGENT_TOOL_CALLS].record(counts.tool, attributes, context=ctx)

@@ -1,0 +1,116 @@
+"""Message content of a provider call, when content capture is on: structured JSON messages, on the span
+and/or in an event, as the GenAI conventions say.
+
+``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` (or the policy) picks where
+(:class:`~agent_otel._engine.policy.ContentCapture`): ``SPAN_ONLY`` sets ``gen_ai.input.messages`` and
+``gen_ai.output.messages`` on the provider span, ``EVENT_ONLY`` puts both on a
+``gen_ai.client.inference.operation.details`` event of the span instead, ``SPAN_AND_EVENT`` does both, and
+``NO_CONTENT`` (the default) neither. The value is the conventions' JSON: a list of messages, each a role and
+its parts (``text``, ``tool_call``, ``tool_call_response``), built from what the ``prompt=``/``response=``
+extractors read: a string, an OpenAI-style message (``role``, ``content``, ``tool_calls``), or a list of them.
+Hashed keys (``AGENT_OTEL_HASHED_KEYS``) hash these attributes too, on the span and in the event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.trace import Span
+from opentelemetry.util.types import AttributeValue
+
+from agent_otel import semconv
+from agent_otel._engine.policy import policy
+
+#: The event that carries a call's messages when content goes to events.
+EVENT_OPERATION_DETAILS = "gen_ai.client.inference.operation.details"
+
+
+def _field(value: Any, name: str) -> Any:
+    return value.get(name) if isinstance(value, Mapping) else getattr(value, name, None)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _parts(message: Any) -> list[dict[str, Any]]:
+    content = _field(message, "content")
+    parts: list[dict[str, Any]] = []
+    if isinstance(content, str):
+        parts.append({"type": "text", "content": content})
+    elif isinstance(content, Sequence):
+        for part in content:
+            kind = _field(part, "type") or "text"
+            text = _field(part, "text") if kind == "text" else None
+            parts.append({"type": "text", "content": text} if isinstance(text, str)
+                         else {"type": str(kind), "content": _text(part)})
+    elif content is not None:
+        parts.append({"type": "text", "content": _text(content)})
+    call_id = _field(message, "tool_call_id")
+    if call_id is not None and _field(message, "role") == "tool":  # a tool's result, sent back to the model
+        return [{"type": "tool_call_response", "id": str(call_id),
+                 "response": parts[0]["content"] if len(parts) == 1 else parts}]
+    for call in _field(message, "tool_calls") or ():
+        function = _field(call, "function")
+        arguments = _field(function, "arguments")
+        try:
+            arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
+        except ValueError:
+            pass
+        parts.append({"type": "tool_call", "id": _field(call, "id"), "name": _field(function, "name"),
+                      "arguments": arguments})
+    return parts
+
+
+def _is_message(value: Any) -> bool:
+    return _field(value, "role") is not None or _field(value, "content") is not None
+
+
+def messages(value: Any, role: str) -> list[dict[str, Any]]:
+    """``value`` as the conventions' messages; a message without a role gets ``role``."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [{"role": role, "parts": [{"type": "text", "content": value}]}]
+    if _is_message(value):
+        message = {"role": str(_field(value, "role") or role), "parts": _parts(value)}
+        finish = _field(value, "finish_reason")
+        if isinstance(finish, str):
+            message["finish_reason"] = finish
+        return [message]
+    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        return [message for item in value for message in messages(item, role)]
+    return [{"role": role, "parts": [{"type": "text", "content": _text(value)}]}]
+
+
+def _json(value: Any, role: str) -> str | None:
+    found = messages(value, role)
+    return json.dumps(found, ensure_ascii=False, default=str) if found else None
+
+
+def input_attributes(prompt: Any) -> dict[str, AttributeValue]:
+    """The span attributes of the call's prompt when content goes on spans (else none)."""
+    text = _json(prompt, "user") if policy().content.on_span else None
+    return {semconv.GEN_AI_INPUT_MESSAGES: text} if text is not None else {}
+
+
+def output_content(span: Span, prompt: Any, response: Any) -> dict[str, AttributeValue]:
+    """As the call ends: the span attributes of the response when content goes on spans (returned), and the
+    event with both prompt and response when it goes to events (added to ``span``)."""
+    current = policy()
+    found: dict[str, AttributeValue] = {}
+    response_text = _json(response, "assistant")
+    if current.content.on_span and response_text is not None:
+        found[semconv.GEN_AI_OUTPUT_MESSAGES] = response_text
+    if current.content.on_event:
+        event: dict[str, AttributeValue] = {}
+        prompt_text = _json(prompt, "user")
+        if prompt_text is not None:
+            event[semconv.GEN_AI_INPUT_MESSAGES] = prompt_text
+        if response_text is not None:
+            event[semconv.GEN_AI_OUTPUT_MESSAGES] = response_text
+        if event:
+            span.add_event(EVENT_OPERATION_DETAILS, current.scrub(event))
+    return found

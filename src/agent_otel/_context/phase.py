@@ -1,0 +1,39 @@
+"""The running workflow phase in OTel context.
+
+A phase's state lives in the OTel context, as the job's does, so the tool and agent calls inside it (in
+threads and tasks too) find it: they carry its name as a metric attribute, and each tool call takes the
+next step number of the phase (on its span only). It is not put in baggage: a phase is a part of one
+process's job; another service's calls are not steps of it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
+
+PHASE_KEY = otel_context.create_key("agent_otel.phase")
+
+
+@dataclass(eq=False)
+class PhaseState:
+    """One running phase: its (bounded) name, and the counter that numbers its steps."""
+
+    name: str
+    _steps: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
+
+    def next_step(self) -> int:
+        """The next step number, from 1 (``next`` on an ``itertools.count`` is atomic under the GIL)."""
+        return next(self._steps)
+
+
+def current_phase(ctx: Context | None = None) -> PhaseState | None:
+    """The phase this code runs in, if any."""
+    state = otel_context.get_value(PHASE_KEY, ctx)
+    return state if isinstance(state, PhaseState) else None
+
+
+def context_with_phase(state: PhaseState, ctx: Context | None = None) -> Context:
+    return otel_context.set_value(PHASE_KEY, state, ctx)

@@ -1,0 +1,98 @@
+"""Evaluation scores as evolution KPIs: an evolution run that names evaluations gets, for each, the mean
+score recorded inside the run as the KPI after, and the mean score its agent got between its previous run
+and this one as the KPI before."""
+
+from __future__ import annotations
+
+import threading
+import tomllib
+from typing import Any
+
+import pytest
+
+import agent_otel
+from agent_otel import ConfigurationError, semconv
+from agent_otel._zerocode.config import parse_config
+from tests.bridge.test_processor import foreign
+from tests.support.telemetry import point, points
+
+KPI = semconv.AGENT_KPI_CURRENT.name
+IMPROVEMENT = semconv.EVOLUTION_PERFORMANCE_IMPROVEMENT.name
+
+
+def evaluated_by_another_library(otel: Any, score: float) -> None:
+    """An evaluator of another library: the standard event on its own GenAI span."""
+    with foreign(otel).start_as_current_span(
+            "chat judge", attributes={semconv.GEN_AI_OPERATION_NAME: "chat"}) as span:
+        span.add_event(semconv.EVENT_EVALUATION_RESULT, {semconv.GEN_AI_EVALUATION_NAME: "relevance",
+                                                         semconv.GEN_AI_EVALUATION_SCORE_VALUE: score})
+
+
+def kpis_on(otel: Any, span_name: str) -> dict[str, float]:
+    """The KPIs on the last span named ``span_name``."""
+    attributes = dict([span for span in otel.spans() if span.name == span_name][-1].attributes or {})
+    return {key: value for key, value in attributes.items() if key.startswith("evolution.kpi.")}
+
+
+def test_the_mean_scores_inside_the_run_and_since_the_previous_one_are_the_kpi_after_and_before(otel: Any) -> None:
+    @agent_otel.agent("writer")
+    def serve(score: float) -> None:  # production traffic, scored online
+        agent_otel.record_evaluation("relevance", score)
+        agent_otel.record_evaluation("toxicity", 0.1)  # an evaluation the run does not name
+
+    @agent_otel.evolution("writer", kpi="relevance", evaluations=["relevance", "faithfulness"])
+    def evolve() -> dict[str, Any]:
+        serve(0.8)  # the candidate, evaluated inside the run
+        worker = threading.Thread(target=serve, args=(1.0,))  # a thread: the context goes with it
+        worker.start()
+        worker.join()
+        evaluated_by_another_library(otel, 0.9)
+        return {"iterations": 3}
+
+    serve(0.5)
+    serve(0.7)
+    evolve()
+    assert kpis_on(otel, "evolve writer") == pytest.approx({
+        "evolution.kpi.before.relevance": 0.6, "evolution.kpi.after.relevance": 0.9,
+        "evolution.kpi.delta.relevance": 0.3})  # faithfulness got no score: no KPI
+    assert point(otel, IMPROVEMENT).value == pytest.approx(0.3)
+    assert {p.attributes[semconv.AGENT_KPI_NAME]: p.value for p in points(otel, KPI)} == pytest.approx(
+        {"relevance": 0.9})
+    scores = {(p.attributes[semconv.GEN_AI_EVALUATION_NAME], p.attributes[semconv.GEN_AI_AGENT_NAME]): p.count
+              for p in points(otel, semconv.AGENT_EVALUATION_SCORE.name)}
+    assert scores == {("relevance", "writer"): 4, ("relevance", "unknown"): 1,
+                      ("toxicity", "writer"): 4}  # the histogram still has every score
+
+    evolve()  # nothing scored since the last run started: no baseline, so no delta
+    assert kpis_on(otel, "evolve writer") == pytest.approx({"evolution.kpi.after.relevance": 0.9})
+
+
+def test_what_the_run_reports_wins_and_the_baseline_is_the_agents_own(otel: Any) -> None:
+    agent_otel.record_evaluation("relevance", 0.2, agent="other-agent")  # another agent's score: not a baseline
+    with agent_otel.evolution_run("writer", evaluations="relevance") as run:
+        agent_otel.record_evaluation("relevance", 0.4)
+        run.set_outcome(kpis_before={"relevance": 0.5}, kpis_after={"accuracy": 0.7})
+    assert kpis_on(otel, "evolve writer") == pytest.approx({
+        "evolution.kpi.before.relevance": 0.5, "evolution.kpi.after.relevance": 0.4,
+        "evolution.kpi.after.accuracy": 0.7, "evolution.kpi.delta.relevance": -0.1})
+
+
+def test_a_failed_run_keeps_the_kpi_before(otel: Any) -> None:
+    agent_otel.record_evaluation("relevance", 0.6, agent="writer")
+
+    @agent_otel.evolution("writer", evaluations=["relevance"])
+    def evolve() -> None:
+        agent_otel.record_evaluation("relevance", 0.1)
+        raise RuntimeError("candidate rejected")
+
+    with pytest.raises(RuntimeError):
+        evolve()
+    assert point(otel, KPI).value == pytest.approx(0.6)  # agent.kpi.current: the before value
+
+
+def test_a_config_entry_names_its_evaluations() -> None:
+    entry = '[[evolution]]\ntarget = "app:evolve"\nagent = "writer"\nevaluations = ["relevance"]\n'
+    [target] = parse_config(tomllib.loads(entry)).targets
+    assert target.options["evaluations"] == ["relevance"]
+    with pytest.raises(ConfigurationError, match=r"evolution\[0\]\.evaluations.*array of strings"):
+        parse_config(tomllib.loads(entry.replace('["relevance"]', "3")))

@@ -1,0 +1,136 @@
+"""Content capture per the GenAI instrumentations' standard variable: OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT
+= NO_CONTENT (the default) | SPAN_ONLY | EVENT_ONLY | SPAN_AND_EVENT, structured JSON messages when on, hashed
+keys still hashed (on the span and in the event)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from typing import Any
+
+import pytest
+
+import agent_otel
+from agent_otel import ConfigurationError, path, semconv
+from agent_otel._calls.content import EVENT_OPERATION_DETAILS
+from agent_otel._engine import policy
+from agent_otel._zerocode.config import parse_config
+from tests.bridge.test_processor import chat_span, foreign
+
+VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+INPUT, OUTPUT = semconv.GEN_AI_INPUT_MESSAGES, semconv.GEN_AI_OUTPUT_MESSAGES
+PROMPT_JSON = [{"role": "user", "parts": [{"type": "text", "content": "PROMPT-TEXT"}]}]
+RESPONSE_JSON = [{"role": "assistant", "parts": [{"type": "text", "content": "RESPONSE-TEXT"}]}]
+
+
+@agent_otel.provider("openai", model="gpt-4o", prompt=path("args.prompt"), response=path("result"))
+def complete(prompt: Any) -> Any:
+    return "RESPONSE-TEXT"
+
+
+def captured(otel: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The content attributes on the provider span, and its content events (JSON decoded)."""
+    span = otel.span("chat gpt-4o")
+    attributes = {key: json.loads(value) for key, value in (span.attributes or {}).items() if key in (INPUT, OUTPUT)}
+    events = [{key: json.loads(value) for key, value in (event.attributes or {}).items()}
+              for event in span.events if event.name == EVENT_OPERATION_DETAILS]
+    return attributes, events
+
+
+@pytest.mark.parametrize(("value", "on_span", "in_event"), [
+    (None, False, False), ("NO_CONTENT", False, False), ("SPAN_ONLY", True, False), ("span_only", True, False),
+    ("EVENT_ONLY", False, True), ("SPAN_AND_EVENT", True, True),
+    ("true", True, False), ("false", False, False),  # earlier versions' values: true put content on spans
+])
+def test_the_variable_says_where_content_goes(otel: Any, monkeypatch: pytest.MonkeyPatch, value: str | None,
+                                              on_span: bool, in_event: bool) -> None:
+    if value is None:
+        monkeypatch.delenv(VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(VARIABLE, value)
+    policy.reset_policy()
+    assert complete("PROMPT-TEXT") == "RESPONSE-TEXT"
+    attributes, events = captured(otel)
+    both = {INPUT: PROMPT_JSON, OUTPUT: RESPONSE_JSON}
+    assert attributes == (both if on_span else {})
+    assert events == ([both] if in_event else [])
+
+
+def test_a_value_that_is_no_mode_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(VARIABLE, "sometimes")
+    policy.reset_policy()
+    with pytest.raises(ConfigurationError, match=f"environment variable {VARIABLE}='sometimes': expected one of "
+                                                 "NO_CONTENT, SPAN_ONLY, EVENT_ONLY, SPAN_AND_EVENT"):
+        policy.policy()
+    policy.reset_policy()
+
+
+def test_chat_messages_become_structured_parts(otel: Any) -> None:
+    agent_otel.set_policy(capture_content="SPAN_ONLY")
+
+    @agent_otel.provider("openai", model="gpt-4o", prompt=path("args.messages"), response=path("result.message"))
+    def chat(messages: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"message": {"role": "assistant", "content": None, "finish_reason": "tool_calls", "tool_calls": [
+            {"id": "call_2", "type": "function", "function": {"name": "search", "arguments": '{"q": "otel"}'}}]}}
+
+    chat(messages=[
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "Weather?"}]},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function", "function": {
+            "name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ])
+    attributes, _ = captured(otel)
+    assert attributes[INPUT] == [
+        {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]},
+        {"role": "user", "parts": [{"type": "text", "content": "Weather?"}]},
+        {"role": "assistant", "parts": [{"type": "tool_call", "id": "call_1", "name": "get_weather",
+                                         "arguments": {"city": "Paris"}}]},
+        {"role": "tool", "parts": [{"type": "tool_call_response", "id": "call_1", "response": "sunny"}]},
+    ]
+    assert attributes[OUTPUT] == [{"role": "assistant", "finish_reason": "tool_calls", "parts": [
+        {"type": "tool_call", "id": "call_2", "name": "search", "arguments": {"q": "otel"}}]}]
+
+
+def test_hashed_keys_hash_the_content_on_the_span_and_in_the_event(otel: Any) -> None:
+    agent_otel.set_policy(capture_content="SPAN_AND_EVENT", hashed_keys={INPUT}, salt="s3")
+    complete("PROMPT-TEXT")
+    span = otel.span("chat gpt-4o")
+    hashed = hashlib.sha256(("s3" + json.dumps(PROMPT_JSON)).encode()).hexdigest()
+    assert span.attributes[INPUT] == hashed
+    [event] = [event for event in span.events if event.name == EVENT_OPERATION_DETAILS]
+    assert event.attributes[INPUT] == hashed
+    assert json.loads(event.attributes[OUTPUT]) == RESPONSE_JSON  # not a hashed key
+
+
+def test_a_failed_call_records_its_prompt_but_no_response(otel: Any) -> None:
+    agent_otel.set_policy(capture_content="SPAN_AND_EVENT")
+
+    @agent_otel.provider("openai", model="gpt-4o", prompt=path("args.prompt"), response=path("result"))
+    def broken(prompt: str) -> str:
+        raise TimeoutError("slow")
+
+    with pytest.raises(TimeoutError):
+        broken("PROMPT-TEXT")
+    attributes, events = captured(otel)
+    assert attributes == {INPUT: PROMPT_JSON}
+    assert events == [{INPUT: PROMPT_JSON}]
+
+
+@pytest.mark.parametrize(("mode", "kept"), [("EVENT_ONLY", False), ("SPAN_ONLY", True), ("NO_CONTENT", False)])
+def test_another_instrumentations_span_content_stays_only_when_content_goes_on_spans(otel: Any, mode: str,
+                                                                                      kept: bool) -> None:
+    agent_otel.set_policy(capture_content=mode)
+    chat_span(foreign(otel), **{INPUT: '[{"role": "user"}]'})
+    assert (INPUT in otel.span("chat gpt-4o").attributes) is kept
+
+
+def test_a_config_file_names_the_mode() -> None:
+    config = parse_config(tomllib.loads('[policy]\ncapture_content = "EVENT_ONLY"\n'))
+    assert config.policy == {"capture_content": "EVENT_ONLY"}
+    with pytest.raises(ConfigurationError, match=re.escape(
+            "policy.capture_content: expected true, false or one of NO_CONTENT, SPAN_ONLY, EVENT_ONLY, "
+            "SPAN_AND_EVENT, got a string 'sometimes'")):
+        parse_config(tomllib.loads('[policy]\ncapture_content = "sometimes"\n'))

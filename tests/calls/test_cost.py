@@ -1,0 +1,289 @@
+"""Cost that counts cached and reasoning tokens, read from the real ``openai`` and ``anthropic`` SDKs' response
+types (Chat Completions, Responses, Messages and a Messages stream); the standard cost attributes and
+histogram; the counter of calls with no price; the per-job cost histogram."""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from anthropic.types import Message, MessageDeltaUsage, RawMessageDeltaEvent, RawMessageStartEvent, Usage
+from openai.types.chat import ChatCompletion
+from openai.types.completion_usage import CompletionTokensDetails, CompletionUsage, PromptTokensDetails
+from openai.types.responses import Response, ResponseUsage
+from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
+
+import agent_otel
+from agent_otel import semconv
+from agent_otel._calls.pricing import DEFAULT_PRICES, PRICES_AS_OF, Price, cost_of
+from agent_otel.errors import ConfigurationError
+from tests.support.paths import ROOT
+from tests.support.telemetry import point
+
+COST = semconv.CLIENT_OPERATION_COST.name
+UNPRICED = semconv.CLIENT_UNPRICED_CALLS.name
+
+
+def usd(tokens: float, price_per_million: float) -> float:
+    return tokens * price_per_million / 1_000_000
+
+
+def chat_completion(model: str, prompt: int, completion: int, cached: int, reasoning: int,
+                    cache_write: int | None = None) -> ChatCompletion:
+    return ChatCompletion(
+        id="chatcmpl-1", object="chat.completion", created=1_750_000_000, model=model, choices=[],
+        usage=CompletionUsage(
+            prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion,
+            prompt_tokens_details=PromptTokensDetails(cached_tokens=cached, cache_write_tokens=cache_write),
+            completion_tokens_details=CompletionTokensDetails(reasoning_tokens=reasoning)))
+
+
+def responses_response(model: str, prompt: int, output: int, cached: int, reasoning: int) -> Response:
+    return Response(
+        id="resp_1", object="response", created_at=1_750_000_000.0, model=model, output=[], tools=[],
+        tool_choice="auto", parallel_tool_calls=True,
+        usage=ResponseUsage(input_tokens=prompt, output_tokens=output, total_tokens=prompt + output,
+                            input_tokens_details=InputTokensDetails(cached_tokens=cached, cache_write_tokens=0),
+                            output_tokens_details=OutputTokensDetails(reasoning_tokens=reasoning)))
+
+
+def anthropic_message(model: str, fresh_input: int, output: int, cache_read: int, cache_write: int) -> Message:
+    return Message(
+        id="msg_1", type="message", role="assistant", model=model, content=[], stop_reason="end_turn",
+        stop_sequence=None,
+        usage=Usage(input_tokens=fresh_input, output_tokens=output, cache_read_input_tokens=cache_read,
+                    cache_creation_input_tokens=cache_write))
+
+
+def cost_attributes(otel: Any, span_name: str) -> dict[str, Any]:
+    attributes = dict(otel.span(span_name).attributes)
+    return {key: value for key, value in attributes.items() if key.startswith("gen_ai.usage.")}
+
+
+def test_an_openai_chat_completion_prices_cached_and_reasoning_tokens(otel: Any) -> None:
+    """o3: 1000 prompt tokens of which 800 cached (at the cached price), 300 completion tokens of which 200
+    reasoning (billed as output)."""
+
+    @agent_otel.provider("openai", model="o3")
+    def complete() -> ChatCompletion:
+        return chat_completion("o3-2025-04-16", 1000, 300, cached=800, reasoning=200)
+
+    complete()
+    price = DEFAULT_PRICES["o3"]
+    assert price.cache_read is not None
+    expected = usd(200, price.input) + usd(800, price.cache_read) + usd(300, price.output)
+    assert cost_attributes(otel, "chat o3") == {
+        semconv.GEN_AI_USAGE_INPUT_TOKENS: 1000, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 300,
+        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 800, semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: 200,
+        semconv.GEN_AI_USAGE_COST_AMOUNT: pytest.approx(expected), semconv.GEN_AI_USAGE_COST_CURRENCY: "USD",
+        semconv.GEN_AI_USAGE_COST_SOURCE: "local"}
+    assert expected < usd(1000, price.input) + usd(300, price.output)  # the cache made it cheaper
+    histogram = point(otel, COST)
+    assert (histogram.count, histogram.sum) == (1, pytest.approx(expected))
+    assert dict(histogram.attributes) == {
+        semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
+        semconv.GEN_AI_REQUEST_MODEL: "o3", semconv.GEN_AI_RESPONSE_MODEL: "o3-2025-04-16"}
+    assert point(otel, semconv.CLIENT_COST.name).value == pytest.approx(expected)  # the counter agrees
+    assert not otel.points(UNPRICED)
+
+
+def test_openai_cache_writes_cost_as_input_unless_priced_apart(otel: Any) -> None:
+    agent_otel.set_prices({"gpt-4.1": {"input": 2.0, "output": 8.0, "cache_read": 0.5, "cache_write": 4.0}})
+
+    @agent_otel.provider("openai", model="gpt-4.1")
+    def complete() -> ChatCompletion:
+        return chat_completion("gpt-4.1-2025-04-14", 1000, 10, cached=100, reasoning=0, cache_write=300)
+
+    complete()
+    expected = usd(600, 2.0) + usd(100, 0.5) + usd(300, 4.0) + usd(10, 8.0)
+    attributes = cost_attributes(otel, "chat gpt-4.1")
+    assert attributes[semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] == 300
+    assert attributes[semconv.GEN_AI_USAGE_COST_AMOUNT] == pytest.approx(expected)
+
+
+def test_an_openai_responses_api_response_prices_cached_and_reasoning_tokens(otel: Any) -> None:
+    @agent_otel.provider("openai", model="gpt-4.1-mini", operation="chat")
+    def respond() -> Response:
+        return responses_response("gpt-4.1-mini-2025-04-14", 2000, 150, cached=1500, reasoning=50)
+
+    respond()
+    price = DEFAULT_PRICES["gpt-4.1-mini"]
+    assert price.cache_read is not None
+    expected = usd(500, price.input) + usd(1500, price.cache_read) + usd(150, price.output)
+    attributes = cost_attributes(otel, "chat gpt-4.1-mini")
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 2000
+    assert attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 1500
+    assert attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] == 50
+    assert attributes[semconv.GEN_AI_USAGE_COST_AMOUNT] == pytest.approx(expected)
+
+
+def test_an_anthropic_message_counts_cache_reads_and_writes_in_its_input_and_prices_them(otel: Any) -> None:
+    """Anthropic reports cache reads and writes beside ``input_tokens``; the conventions count them in it."""
+
+    @agent_otel.provider("anthropic", model="claude-sonnet-4")
+    def create() -> Message:
+        return anthropic_message("claude-sonnet-4-20250514", 100, 50, cache_read=1000, cache_write=200)
+
+    create()
+    price = DEFAULT_PRICES["claude-sonnet-4"]
+    assert price.cache_read is not None and price.cache_write is not None
+    expected = usd(100, price.input) + usd(1000, price.cache_read) + usd(200, price.cache_write) + usd(50, price.output)
+    assert cost_attributes(otel, "chat claude-sonnet-4") == {
+        semconv.GEN_AI_USAGE_INPUT_TOKENS: 1300, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 50,
+        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 1000, semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: 200,
+        semconv.GEN_AI_USAGE_COST_AMOUNT: pytest.approx(expected), semconv.GEN_AI_USAGE_COST_CURRENCY: "USD",
+        semconv.GEN_AI_USAGE_COST_SOURCE: "local"}
+    assert point(otel, COST).sum == pytest.approx(expected)
+
+
+def test_an_anthropic_stream_of_sdk_events_keeps_the_cache_of_its_first_event(otel: Any) -> None:
+    """message_start carries the input and cache counts, message_delta the final output count."""
+    start = RawMessageStartEvent(type="message_start", message=anthropic_message(
+        "claude-3-5-haiku-20241022", 20, 1, cache_read=4000, cache_write=0))
+    delta = RawMessageDeltaEvent(type="message_delta", delta={"stop_reason": "end_turn", "stop_sequence": None},
+                                 usage=MessageDeltaUsage(output_tokens=90))
+
+    @agent_otel.provider("anthropic", model="claude-3-5-haiku")
+    def stream() -> Iterator[Any]:
+        yield start
+        yield delta
+
+    assert list(stream()) == [start, delta]
+    price = DEFAULT_PRICES["claude-3-5-haiku"]
+    assert price.cache_read is not None
+    attributes = cost_attributes(otel, "chat claude-3-5-haiku")
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 4020
+    assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 90
+    assert attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 4000
+    assert attributes[semconv.GEN_AI_USAGE_COST_AMOUNT] == pytest.approx(
+        usd(20, price.input) + usd(4000, price.cache_read) + usd(90, price.output))
+
+
+def test_a_reasoning_price_of_its_own_applies_to_reasoning_tokens_only(otel: Any) -> None:
+    agent_otel.set_prices({"thinker": {"input": 1.0, "output": 4.0, "reasoning": 10.0}})
+
+    @agent_otel.provider("openai", model="thinker")
+    def complete() -> ChatCompletion:
+        return chat_completion("thinker", 100, 500, cached=0, reasoning=400)
+
+    complete()
+    expected = usd(100, 1.0) + usd(100, 4.0) + usd(400, 10.0)
+    assert point(otel, COST).sum == pytest.approx(expected)
+
+
+def test_a_call_of_a_model_with_no_price_is_counted_instead_of_costing_nothing(otel: Any) -> None:
+    @agent_otel.provider("openai", model="house-llm")
+    def complete() -> ChatCompletion:
+        return chat_completion("house-llm-7b", 10, 5, cached=0, reasoning=0)
+
+    complete()
+    complete()
+    unpriced = point(otel, UNPRICED)
+    assert unpriced.value == 2
+    assert dict(unpriced.attributes) == {semconv.GEN_AI_PROVIDER_NAME: "openai",
+                                         semconv.GEN_AI_REQUEST_MODEL: "house-llm"}
+    assert not otel.points(COST)
+    assert all(semconv.GEN_AI_USAGE_COST_AMOUNT not in span.attributes for span in otel.spans("chat house-llm"))
+    agent_otel.set_prices({"house-llm": {"input": 1, "output": 1}})
+    complete()
+    assert point(otel, UNPRICED).value == 2  # priced now
+    assert point(otel, COST).sum == pytest.approx(usd(15, 1))
+
+
+def test_the_unpriced_counter_stays_under_the_cardinality_cap(otel: Any) -> None:
+    agent_otel.set_policy(cardinality_limit=2)
+
+    @agent_otel.provider("local", model=agent_otel.path("args.model"))
+    def complete(model: str) -> dict[str, Any]:
+        return {"usage": {"input_tokens": 1, "output_tokens": 1}}
+
+    for index in range(5):
+        complete(f"fine-tune-{index}")
+    models = {p.attributes[semconv.GEN_AI_REQUEST_MODEL]: p.value for p in otel.points(UNPRICED)}
+    assert len(models) <= 3 and sum(models.values()) == 5  # two models, then one overflow value
+
+
+def test_an_explicit_cost_is_recorded_as_given_and_never_counted_as_unpriced(otel: Any) -> None:
+    @agent_otel.provider("gateway", model="routed", cost=agent_otel.path("result.cost"))
+    def complete() -> dict[str, Any]:
+        return {"usage": {"input_tokens": 10, "output_tokens": 5}, "cost": 0.25}
+
+    complete()
+    assert cost_attributes(otel, "chat routed")[semconv.GEN_AI_USAGE_COST_AMOUNT] == 0.25
+    assert point(otel, COST).sum == 0.25
+    assert not otel.points(UNPRICED)
+
+
+def test_a_job_records_what_its_calls_cost_on_the_job_cost_histogram(otel: Any) -> None:
+    @agent_otel.provider("openai", model="gpt-4o")
+    def complete(cached: int) -> ChatCompletion:
+        return chat_completion("gpt-4o-2024-08-06", 1000, 100, cached=cached, reasoning=0)
+
+    with agent_otel.job(type="triage"):
+        complete(0)
+        complete(600)
+    with agent_otel.job(type="triage"):
+        pass  # no model call: no cost point
+    price = DEFAULT_PRICES["gpt-4o"]
+    assert price.cache_read is not None
+    expected = usd(1400, price.input) + usd(600, price.cache_read) + usd(200, price.output)
+    job_cost = point(otel, semconv.JOB_COST.name)
+    assert (job_cost.count, job_cost.sum) == (1, pytest.approx(expected))
+    assert dict(job_cost.attributes) == {semconv.JOB_TYPE: "triage"}
+    rollups = [span.attributes[semconv.JOB_ROLLUP_COST] for span in otel.spans(semconv.job_span_name("triage"))]
+    assert sorted(rollups) == [0, pytest.approx(expected)]
+
+
+def test_price_entries_take_cache_and_reasoning_prices_from_dicts_lists_and_files(tmp_path: Any) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text('"m-1" = { input = 1, output = 2, cache_read = 0.1, cache_write = 1.25 }\n')
+    agent_otel.set_prices(prices)
+    agent_otel.set_prices({"m-2": [1, 2, 0.5], "m-3": {"input": 1, "output": 2, "reasoning": 3}})
+    assert cost_of("m-1", 1000, 0, cache_read=500, cache_write=100) == pytest.approx(
+        usd(400, 1) + usd(500, 0.1) + usd(100, 1.25))
+    assert cost_of("m-2", 100, 10, cache_read=100) == pytest.approx(usd(100, 0.5) + usd(10, 2))
+    assert cost_of("m-3", 0, 10, reasoning=10) == pytest.approx(usd(10, 3))
+    with pytest.raises(ConfigurationError, match=r"price of 'm': .*unknown key 'cached'"):
+        agent_otel.set_prices({"m": {"input": 1, "output": 1, "cached": 1}})
+    with pytest.raises(ConfigurationError, match=r"price of 'm': .*negative price"):
+        agent_otel.set_prices({"m": {"input": 1, "output": 1, "cache_read": -1}})
+    with pytest.raises(ConfigurationError, match=r"price of 'm': .*not a boolean"):
+        agent_otel.set_prices({"m": {"input": 1, "output": True}})
+    with pytest.raises(ConfigurationError, match=r"price of 'm': .*expected 2 to 5 numbers"):
+        agent_otel.set_prices({"m": [1, 2, 3, 4, 5, 6]})
+
+
+def test_the_shipped_table_is_dated_and_prices_cache_reads_below_input() -> None:
+    assert PRICES_AS_OF.count("-") == 1 and PRICES_AS_OF[:2] == "20"
+    for model, price in DEFAULT_PRICES.items():
+        assert isinstance(price, Price)
+        if price.cache_read is not None:
+            assert price.cache_read < price.input, model
+
+
+def test_the_readme_states_the_date_of_the_shipped_prices() -> None:
+    year, month = PRICES_AS_OF.split("-")
+    assert f"({calendar.month_name[int(month)]} {year})" in (ROOT / "README.md").read_text()
+
+
+def test_gemini_usage_metadata_counts_thoughts_as_output_and_prices_cached_content(otel: Any) -> None:
+    """Shaped like google-genai's ``GenerateContentResponse`` (that SDK is not a test dependency): the cached
+    content is part of the prompt count, the thoughts are not part of the candidates count."""
+
+    @agent_otel.provider("gcp.gemini", model="gemini-2.5-flash", operation="generate_content")
+    def generate() -> dict[str, Any]:
+        return {"model_version": "gemini-2.5-flash", "usage_metadata": {
+            "prompt_token_count": 1000, "cached_content_token_count": 400, "candidates_token_count": 100,
+            "thoughts_token_count": 300}}
+
+    generate()
+    price = DEFAULT_PRICES["gemini-2.5-flash"]
+    assert price.cache_read is not None
+    attributes = cost_attributes(otel, "generate_content gemini-2.5-flash")
+    assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 400
+    assert attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] == 300
+    assert attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 400
+    assert attributes[semconv.GEN_AI_USAGE_COST_AMOUNT] == pytest.approx(
+        usd(600, price.input) + usd(400, price.cache_read) + usd(400, price.output))
