@@ -53,7 +53,7 @@ def test_exposition_has_exactly_the_contract_names_units_and_buckets() -> None:
         if spec.kind is semconv.Kind.HISTOGRAM:
             bounds = [float(s.labels["le"]) for s in series if s.name.endswith("_bucket")]
             assert bounds == [*spec.buckets, float("inf")], spec.name
-    assert "HELP gen_ai_client_cost_total Estimated cost" in text
+    assert "HELP agent_otel_client_cost_total Estimated cost" in text
 
 
 def test_confidence_bands_end_on_bucket_bounds() -> None:

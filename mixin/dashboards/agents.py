@@ -78,7 +78,7 @@ def _by_window(a: str) -> table.Panel:
         ("Success", "agent:gen_ai_invoke_agent_successes_per_invocations:ratio_rate{w}", "percentunit"),
         ("Avg latency", f"agent:{AGENT_DUR}:mean{{w}}", "s"),
         ("p95 latency", f'agent_quantile:{AGENT_DUR}:histogram_quantile_rate{{w}}{{{{quantile="0.95",{a}}}}}', "s"),
-        ("Avg cost", "agent:gen_ai_client_cost_per_invocations:ratio_rate{w}", "currencyUSD"),
+        ("Avg cost", "agent:agent_otel_client_cost_per_invocations:ratio_rate{w}", "currencyUSD"),
     ):
         for window in ("1h", "1d", "7d"):
             expr = record.format(w=window)
@@ -199,7 +199,7 @@ def build() -> Dashboard:
             timeseries_panel(
                 "Average cost per invocation",
                 "Estimated model spend per agent invocation over 1 hour, from the local price table.", "currencyUSD",
-                [query(f"agent:gen_ai_client_cost_per_invocations:ratio_rate1h{{{a}}}", "{{gen_ai_agent_name}}")]),
+                [query(f"agent:agent_otel_client_cost_per_invocations:ratio_rate1h{{{a}}}", "{{gen_ai_agent_name}}")]),
             timeseries_panel(
                 "Spend per hour by agent", "Estimated model spend of each agent's calls, as US dollars per hour.",
                 "currencyUSD",

@@ -28,10 +28,10 @@ from mixin.names import (
     FALLBACK_REASON,
     FALLBACK_TO,
     FALLBACKS,
+    INPUT_TOKENS,
     MODEL,
+    OUTPUT_TOKENS,
     PROVIDER,
-    TOKEN_TYPE,
-    TOKENS,
     TTFC,
 )
 
@@ -59,14 +59,14 @@ def build() -> Dashboard:
                 "Availability (24h)",
                 "Share of calls without error over the last 24 hours, per provider (errors are calls with an "
                 "error_type).", "percentunit",
-                [query(f"provider:gen_ai_client_operation_availability:ratio_rate1d{{{p}}}",
+                [query(f"provider:gen_ai_client_inference_availability:ratio_rate1d{{{p}}}",
                        "{{gen_ai_provider_name}}", instant=True)],
             ).min(0).max(1).thresholds(availability).span(6),
             stat_panel(
                 "Availability incl. slow calls (24h)",
                 f"As 'Availability', also counting calls slower than {limits['provider_slow_call_seconds']} s as "
                 "unavailable.", "percentunit",
-                [query(f"provider:gen_ai_client_operation_availability_with_slow:ratio_rate1d{{{p}}}",
+                [query(f"provider:gen_ai_client_inference_availability_with_slow:ratio_rate1d{{{p}}}",
                        "{{gen_ai_provider_name}}", instant=True)],
             ).min(0).max(1).thresholds(availability).span(6),
             with_threshold_lines(timeseries_panel(
@@ -75,9 +75,9 @@ def build() -> Dashboard:
                 f"(AgentOtelProviderAvailabilityLow: warning below {limits['provider_availability_warning']:.0%}, "
                 f"critical below {limits['provider_availability_critical']:.0%}); the axis goes a little above "
                 "100 % so that a provider at 100 % stays visible.", "percentunit",
-                [query(f"provider:gen_ai_client_operation_availability:ratio_rate5m{{{p}}}",
+                [query(f"provider:gen_ai_client_inference_availability:ratio_rate5m{{{p}}}",
                        "{{gen_ai_provider_name}} 5m"),
-                 query(f"provider:gen_ai_client_operation_availability:ratio_rate1h{{{p}}}",
+                 query(f"provider:gen_ai_client_inference_availability:ratio_rate1h{{{p}}}",
                        "{{gen_ai_provider_name}} 1h")],
             ).min(0).max(1.05).thresholds(availability)),
             timeseries_panel(
@@ -102,8 +102,10 @@ def build() -> Dashboard:
             row("Tokens and cost"),
             timeseries_panel(
                 "Tokens per second", "Input and output tokens per second by provider.", "short",
-                [query(f"sum by ({PROVIDER}, {TOKEN_TYPE}) (rate({TOKENS}_sum{{{raw_pm}}}[{RATE_INTERVAL}]))",
-                       "{{gen_ai_provider_name}} {{gen_ai_token_type}}")], stack=True).span(8),
+                [query(f"sum by ({PROVIDER}) (rate({tokens}{{{raw_pm}}}[{RATE_INTERVAL}]))",
+                       f"{{{{gen_ai_provider_name}}}} {direction}")
+                 for tokens, direction in ((INPUT_TOKENS, "input"), (OUTPUT_TOKENS, "output"))],
+                stack=True).span(8),
             timeseries_panel(
                 "Spend per hour by model",
                 "Estimated spend as US dollars per hour, by provider and model (local price table).", "currencyUSD",
@@ -113,7 +115,7 @@ def build() -> Dashboard:
                 "Spend in the last hour",
                 "Estimated spend over the last hour, all selected providers "
                 f"(budget alert at {limits['spend_budget_usd_per_hour']} USD).", "currencyUSD",
-                [query(f"sum(provider:gen_ai_client_cost:increase1h{{{p}}})", "spend", instant=True)],
+                [query(f"sum(provider:agent_otel_client_cost:increase1h{{{p}}})", "spend", instant=True)],
             ).thresholds(steps(("green", None), ("red", limits["spend_budget_usd_per_hour"]))).span(8),
             timeseries_panel(
                 "Cost per call",
@@ -134,13 +136,13 @@ def build() -> Dashboard:
             row("Retries and fallbacks"),
             timeseries_panel(
                 "Retries per call", "Retries per model call over 5 minutes, per provider.", "short",
-                [query(f"provider:gen_ai_client_retries_per_operations:ratio_rate5m{{{p}}}",
+                [query(f"provider:agent_otel_client_retries_per_operations:ratio_rate5m{{{p}}}",
                        "{{gen_ai_provider_name}}")]),
             timeseries_panel(
                 "Fallbacks", "Fallbacks away from each provider per second, by target and reason.", "ops",
                 [query(f"sum by ({PROVIDER}, {FALLBACK_TO}, {FALLBACK_REASON}) "
                        f"(rate({FALLBACKS}{{{raw_p}}}[{RATE_INTERVAL}]))",
-                       "{{gen_ai_provider_name}} -> {{gen_ai_fallback_to}} ({{gen_ai_fallback_reason}})")],
+                       "{{gen_ai_provider_name}} -> {{agent_otel_fallback_to}} ({{agent_otel_fallback_reason}})")],
                 stack=True),
         ],
     )

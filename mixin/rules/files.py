@@ -10,6 +10,7 @@ from mixin.rules import (
     calibration,
     cost,
     evolution,
+    layout,
     providers,
     telemetry,
     tools_jobs,
@@ -26,11 +27,13 @@ RULES_FILE = PROMETHEUS / "agent-otel.rules.yaml"
 ALERTS_FILE = PROMETHEUS / "agent-otel.alerts.yaml"
 SHORT_TEST_FILE = PROMETHEUS / "tests" / "recording-short.test.yaml"
 LONG_TEST_FILE = PROMETHEUS / "tests" / "recording-long.test.yaml"
+LAYOUT_TEST_FILE = PROMETHEUS / "tests" / "previous-layout.test.yaml"
 
 
 def recording_groups(t: Thresholds, s: Scope) -> list[Group]:
     """The baseline comes last: it averages a ratio that agent-otel-agents-5m records."""
     return [
+        layout.previous_layout_group(s),
         *agents.recording_groups(s),
         *calibration.recording_groups(s),
         *providers.recording_groups(t, s),
@@ -74,6 +77,7 @@ def render() -> dict[Path, str]:
             RULES_FILE.name,
             s,
         ),
+        LAYOUT_TEST_FILE: layout.layout_test_file(RULES_FILE.name),
         LONG_TEST_FILE: promtool_test_file(
             ("1d", "7d"),
             3600,

@@ -4,7 +4,7 @@ cost and tokens; the alerts on availability, latency, fallbacks and spend."""
 from __future__ import annotations
 
 from agent_otel import semconv as sc
-from mixin.names import CLIENT_DUR, COST, ERROR_TYPE, FALLBACKS, PROVIDER, RETRIES, TOKEN_TYPE, TOKENS
+from mixin.names import CLIENT_DUR, COST, ERROR_TYPE, FALLBACKS, INPUT_TOKENS, OUTPUT_TOKENS, PROVIDER, RETRIES
 from mixin.rules.rule import (
     Group,
     Rule,
@@ -37,8 +37,8 @@ def check_thresholds(t: Thresholds) -> None:
 
 def _rules(w: str, t: Thresholds, s: Scope) -> list[Rule]:
     calls = f"provider:{CLIENT_DUR}_count:rate{w}"
-    errors = f"provider:gen_ai_client_operation_errors:rate{w}"
-    slow = f"provider:gen_ai_client_operation_slow:rate{w}"
+    errors = f"provider:gen_ai_client_inference_errors:rate{w}"
+    slow = f"provider:gen_ai_client_inference_slow:rate{w}"
     slow_le = str(t["provider_slow_call_seconds"])
     count, bucket = f"{CLIENT_DUR}_count", f"{CLIENT_DUR}_bucket"
     rules = [
@@ -55,9 +55,9 @@ def _rules(w: str, t: Thresholds, s: Scope) -> list[Rule]:
             f'  sum by ({s.by(PROVIDER)}) (rate({s.series(bucket, eq(ERROR_TYPE, ""), eq("le", slow_le))}[{w}]))\n)\n'
             f"or\n0 * {calls}",
         ),
-        record(f"provider:gen_ai_client_operation_availability:ratio_rate{w}", f"1 - {errors} / ({calls} > 0)"),
+        record(f"provider:gen_ai_client_inference_availability:ratio_rate{w}", f"1 - {errors} / ({calls} > 0)"),
         record(
-            f"provider:gen_ai_client_operation_availability_with_slow:ratio_rate{w}",
+            f"provider:gen_ai_client_inference_availability_with_slow:ratio_rate{w}",
             f"1 - ({errors} + {slow}) / ({calls} > 0)",
         ),
         record(
@@ -76,10 +76,8 @@ def _rules(w: str, t: Thresholds, s: Scope) -> list[Rule]:
         ]
     rules += [
         record(f"provider:{stem(COST)}:rate{w}", f"sum by ({s.by(PROVIDER)}) (rate({s.series(COST)}[{w}]))"),
-        record(
-            f"provider_token_type:{TOKENS}_sum:rate{w}",
-            f"sum by ({s.by(PROVIDER, TOKEN_TYPE)}) (rate({s.series(f'{TOKENS}_sum')}[{w}]))",
-        ),
+        *(record(f"provider:{stem(tokens)}:rate{w}", f"sum by ({s.by(PROVIDER)}) (rate({s.series(tokens)}[{w}]))")
+          for tokens in (INPUT_TOKENS, OUTPUT_TOKENS)),
     ]
     if w == "1h":
         # Spend per rolling hour, what the budget alert compares against.
@@ -92,7 +90,7 @@ def recording_groups(t: Thresholds, s: Scope) -> list[Group]:
     return window_groups("providers", WINDOWS, _COMMENT, lambda w: _rules(w, t, s))
 
 
-_AVAILABILITY_1H = "provider:gen_ai_client_operation_availability:ratio_rate1h"
+_AVAILABILITY_1H = "provider:gen_ai_client_inference_availability:ratio_rate1h"
 _CALLS_1H = f"provider:{CLIENT_DUR}_count:rate1h"
 
 

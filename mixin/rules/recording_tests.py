@@ -22,15 +22,15 @@ from mixin.names import (
     EVO_STATUS,
     EVO_TYPE,
     FALLBACKS,
+    INPUT_TOKENS,
     JOB_DUR,
     JOB_TYPE,
     OUTCOME,
+    OUTPUT_TOKENS,
     PATTERN_DUR,
     PHASE,
     PROVIDER,
     RETRIES,
-    TOKEN_TYPE,
-    TOKENS,
     TOOL,
     TOOL_DUR,
     WORKFLOW_PATTERN,
@@ -117,10 +117,10 @@ def _provider_cases(w: str) -> list[Case]:
     oa, an = {PROVIDER: "openai"}, {PROVIDER: "anthropic"}
     cases: list[Case] = [
         (f"provider:{CLIENT_DUR}_count:rate{w}", [(oa, 4), (an, 2)]),
-        (f"provider:gen_ai_client_operation_errors:rate{w}", [(oa, 1), (an, 0)]),
-        (f"provider:gen_ai_client_operation_slow:rate{w}", [(oa, 1), (an, 0)]),
-        (f"provider:gen_ai_client_operation_availability:ratio_rate{w}", [(oa, 0.75), (an, 1)]),
-        (f"provider:gen_ai_client_operation_availability_with_slow:ratio_rate{w}", [(oa, HALF), (an, 1)]),
+        (f"provider:gen_ai_client_inference_errors:rate{w}", [(oa, 1), (an, 0)]),
+        (f"provider:gen_ai_client_inference_slow:rate{w}", [(oa, 1), (an, 0)]),
+        (f"provider:gen_ai_client_inference_availability:ratio_rate{w}", [(oa, 0.75), (an, 1)]),
+        (f"provider:gen_ai_client_inference_availability_with_slow:ratio_rate{w}", [(oa, HALF), (an, 1)]),
         (
             f'provider_le:{CLIENT_DUR}_bucket:rate{w}{{le="+Inf"}}',
             [({**oa, "le": "+Inf"}, 3), ({**an, "le": "+Inf"}, 2)],
@@ -130,10 +130,8 @@ def _provider_cases(w: str) -> list[Case]:
         (f"provider:{stem(FALLBACKS)}:rate{w}", [(oa, 1)]),
         (f"provider:{stem(FALLBACKS)}_per_operations:ratio_rate{w}", [(oa, 0.25), (an, 0)]),
         (f"provider:{stem(COST)}:rate{w}", [(oa, 2)]),
-        (
-            f"provider_token_type:{TOKENS}_sum:rate{w}",
-            [({**oa, TOKEN_TYPE: "input"}, 100), ({**oa, TOKEN_TYPE: "output"}, 20)],
-        ),
+        (f"provider:{stem(INPUT_TOKENS)}:rate{w}", [(oa, 100)]),
+        (f"provider:{stem(OUTPUT_TOKENS)}:rate{w}", [(oa, 20)]),
     ]
     # openai: buckets 10.24:1 20.48:2 40.96:3 +Inf:3; anthropic: 20.48:2 +Inf:2 (first bucket from 0).
     for q, vo, va in (("0.5", 15360, 10240), ("0.95", 37888, 19456), ("0.99", 40346, 20275)):
@@ -242,7 +240,7 @@ def _number(x: Number) -> float | int:
     return int(exact) if exact.denominator == 1 else float(exact)
 
 
-def _selector(metric: str, labels: dict[str, str]) -> str:
+def selector(metric: str, labels: dict[str, str]) -> str:
     body = ",".join(f'{k}="{v}"' for k, v in labels.items())
     return f"{metric}{{{body}}}"
 
@@ -252,7 +250,7 @@ def _expr_test(w: str, case: Case, scope: Scope) -> dict[str, object]:
     # A bare selector keeps the recorded name; a function around it (round) drops it.
     name = {} if "(" in expr else {"__name__": expr.split("{")[0]}
     kept = {label: SCRAPE[label] for label in scope.labels}  # every rule keeps the scope labels
-    samples = [{"labels": _selector("", {**name, **kept, **labels}), "value": _number(value)}
+    samples = [{"labels": selector("", {**name, **kept, **labels}), "value": _number(value)}
                for labels, value in expected]
     return {"expr": expr, "eval_time": w, "exp_samples": samples}
 
@@ -263,7 +261,7 @@ def _input_series(interval_s: int, steps: int) -> list[dict[str, str]]:
         per_sample = series.per_second * interval_s
         if per_sample.denominator != 1:
             raise SystemExit(f"{workload.WORKLOAD_FILE}: {series} does not add a whole number every {interval_s} s")
-        out.append({"series": _selector(series.metric, {**series.labels, **SCRAPE}),
+        out.append({"series": selector(series.metric, {**series.labels, **SCRAPE}),
                     "values": f"0+{int(per_sample)}x{steps}"})
     return out
 

@@ -39,6 +39,10 @@ AGENT_OTEL_LAUNCHER = "AGENT_OTEL_LAUNCHER"
 #: switch; the core OTel packages do not name it.
 OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
+#: OpenTelemetry's semantic-convention opt-in (comma-separated); its value ``gen_ai_latest_experimental/dup``
+#: (``semconv.STABILITY_OPT_IN_DUP``) also emits agent-otel's previous metric and attribute names.
+OTEL_SEMCONV_STABILITY_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -63,3 +67,9 @@ def env_flag(name: str, default: bool) -> bool:
     if value in _FALSE:
         return False
     raise ConfigurationError(f"environment variable {name}={raw!r}: expected true or false")
+
+
+def semconv_opt_in() -> frozenset[str]:
+    """The values of ``OTEL_SEMCONV_STABILITY_OPT_IN`` (comma-separated, spaces ignored)."""
+    raw = os.environ.get(OTEL_SEMCONV_STABILITY_OPT_IN, "")
+    return frozenset(value.strip() for value in raw.split(",") if value.strip())

@@ -36,7 +36,6 @@ GEN_AI_OPERATION_NAME = _gen_ai.GEN_AI_OPERATION_NAME
 GEN_AI_PROVIDER_NAME = _gen_ai.GEN_AI_PROVIDER_NAME
 GEN_AI_REQUEST_MODEL = _gen_ai.GEN_AI_REQUEST_MODEL
 GEN_AI_RESPONSE_MODEL = _gen_ai.GEN_AI_RESPONSE_MODEL
-GEN_AI_TOKEN_TYPE = _gen_ai.GEN_AI_TOKEN_TYPE
 GEN_AI_USAGE_INPUT_TOKENS = _gen_ai.GEN_AI_USAGE_INPUT_TOKENS
 GEN_AI_USAGE_OUTPUT_TOKENS = _gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS
 GEN_AI_AGENT_NAME = _gen_ai.GEN_AI_AGENT_NAME
@@ -46,9 +45,16 @@ GEN_AI_TOOL_TYPE = _gen_ai.GEN_AI_TOOL_TYPE
 GEN_AI_CONVERSATION_ID = _gen_ai.GEN_AI_CONVERSATION_ID
 GEN_AI_INPUT_MESSAGES = _gen_ai.GEN_AI_INPUT_MESSAGES  # only with content capture on
 GEN_AI_OUTPUT_MESSAGES = _gen_ai.GEN_AI_OUTPUT_MESSAGES
-GEN_AI_FALLBACK_TO = "gen_ai.fallback.to"
-GEN_AI_FALLBACK_REASON = "gen_ai.fallback.reason"
-GEN_AI_RETRY_COUNT = "gen_ai.client.retry_count"
+#: ``gen_ai.token.modality`` (GenAI conventions v0.1.0): the usage counters' modality; ``unknown`` when the
+#: provider does not split usage by modality, which is what every response agent-otel reads reports.
+GEN_AI_TOKEN_MODALITY = "gen_ai.token.modality"
+TOKEN_MODALITY_UNKNOWN = "unknown"
+# Names agent-otel invents live in its own namespace, ``agent_otel.*`` (the scope name): ``gen_ai.*`` is
+# OpenTelemetry's. Their previous ``gen_ai.*`` spellings are in PREVIOUS_ATTRIBUTES below.
+AGENT_OTEL_FALLBACK_TO = "agent_otel.fallback.to"
+AGENT_OTEL_FALLBACK_REASON = "agent_otel.fallback.reason"
+AGENT_OTEL_RETRY_COUNT = "agent_otel.client.retry_count"
+AGENT_OTEL_RETRY_REASON = "agent_otel.retry.reason"
 # Cost and token details (issue 14 item 4). Tokens: GenAI conventions v0.1.0 (a subset of input/output tokens).
 # Cost: the standard names of semantic-conventions-genai #443, a change merged after v0.1.0 (see
 # docs/semconv.md); they replace our earlier ``gen_ai.usage.cost``, which became their prefix.
@@ -67,7 +73,6 @@ ERROR_TYPE = _error.ERROR_TYPE
 ERROR_MESSAGE = _incubating_error.ERROR_MESSAGE
 #: ``error.type`` of a provider call whose ``success`` option read false (a health check or selection).
 ERROR_TYPE_UNAVAILABLE = "unavailable"
-GEN_AI_RETRY_REASON = "gen_ai.retry.reason"
 #: Attributes that hold prompts, responses and tool payloads: recorded by no span, ours or another
 #: instrumentation's, unless content capture is on. Keys, then key prefixes (indexed, flattened messages).
 CONTENT_ATTRIBUTES = frozenset({
@@ -169,7 +174,7 @@ BAGGAGE_CONVERSATION_ID = GEN_AI_CONVERSATION_ID
 
 #: Metric attributes a series may lack: ``error.type`` is there only for errors, a retry's reason only
 #: when the program gave one.
-OPTIONAL_ATTRIBUTES = frozenset({ERROR_TYPE, GEN_AI_RETRY_REASON, GEN_AI_EVALUATION_SCORE_LABEL,
+OPTIONAL_ATTRIBUTES = frozenset({ERROR_TYPE, AGENT_OTEL_RETRY_REASON, GEN_AI_EVALUATION_SCORE_LABEL,
                                  WORKFLOW_PHASE,  # a tool or agent call outside any phase has none
                                  GEN_AI_AGENT_VERSION})  # an agent given no version has none
 
@@ -190,11 +195,6 @@ class EvolutionStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     ROLLED_BACK = "rolled_back"
-
-
-class TokenType(StrEnum):
-    INPUT = "input"
-    OUTPUT = "output"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -368,25 +368,59 @@ AGENT_PATTERNS_USED: Instrument[Counter] = Instrument(
     "Patterns an agent applied, by pattern.",
     "agent_patterns_used_total", (GEN_AI_AGENT_NAME, AGENT_PATTERN),
 )
-CLIENT_OPERATION_DURATION: Instrument[Histogram] = Instrument(
-    "gen_ai.client.operation.duration", Kind.HISTOGRAM, "s",
-    "Duration of a GenAI client operation (model call).",
-    "gen_ai_client_operation_duration_seconds", _GENAI_CLIENT_ATTRS, GENAI_DURATION_BUCKETS,
-)
-CLIENT_TOKEN_USAGE: Instrument[Histogram] = Instrument(
-    "gen_ai.client.token.usage", Kind.HISTOGRAM, "{token}",
-    "Tokens used per GenAI client operation, by token type (input, output).",
-    "gen_ai_client_token_usage", (*_GENAI_CLIENT_ATTRS[:-1], GEN_AI_TOKEN_TYPE), TOKEN_BUCKETS,
+# GenAI client inference (semantic-conventions-genai v0.1.0; docs/semconv.md).
+_TOKEN_COUNTER_ATTRS = (*_GENAI_CLIENT_ATTRS[:-1], GEN_AI_TOKEN_MODALITY)
+CLIENT_INFERENCE_DURATION: Instrument[Histogram] = Instrument(
+    "gen_ai.client.inference.duration", Kind.HISTOGRAM, "s",
+    "Duration of a GenAI inference (model call).",
+    "gen_ai_client_inference_duration_seconds", _GENAI_CLIENT_ATTRS, GENAI_DURATION_BUCKETS,
 )
 CLIENT_TIME_TO_FIRST_CHUNK: Instrument[Histogram] = Instrument(
-    "gen_ai.client.operation.time_to_first_chunk", Kind.HISTOGRAM, "s",
+    "gen_ai.client.inference.time_to_first_chunk", Kind.HISTOGRAM, "s",
     "Time from request to the first chunk of a streamed response.",
-    "gen_ai_client_operation_time_to_first_chunk_seconds", _GENAI_CLIENT_ATTRS, GENAI_DURATION_BUCKETS,
+    "gen_ai_client_inference_time_to_first_chunk_seconds", _GENAI_CLIENT_ATTRS, GENAI_DURATION_BUCKETS,
 )
+CLIENT_USAGE_INPUT_TOKENS: Instrument[Counter] = Instrument(
+    "gen_ai.client.inference.usage.input_tokens", Kind.COUNTER, "{token}",
+    "Input tokens of GenAI inferences (cached ones included).",
+    "gen_ai_client_inference_usage_input_tokens_total", _TOKEN_COUNTER_ATTRS,
+)
+CLIENT_USAGE_OUTPUT_TOKENS: Instrument[Counter] = Instrument(
+    "gen_ai.client.inference.usage.output_tokens", Kind.COUNTER, "{token}",
+    "Output tokens of GenAI inferences (reasoning ones included).",
+    "gen_ai_client_inference_usage_output_tokens_total", _TOKEN_COUNTER_ATTRS,
+)
+CLIENT_USAGE_CACHE_READ_TOKENS: Instrument[Counter] = Instrument(
+    "gen_ai.client.inference.usage.cache_read.input_tokens", Kind.COUNTER, "{token}",
+    "Input tokens read from the provider's prompt cache (a subset of the input tokens).",
+    "gen_ai_client_inference_usage_cache_read_input_tokens_total", _TOKEN_COUNTER_ATTRS,
+)
+CLIENT_USAGE_CACHE_WRITE_TOKENS: Instrument[Counter] = Instrument(
+    "gen_ai.client.inference.usage.cache_write.input_tokens", Kind.COUNTER, "{token}",
+    "Input tokens written to the provider's prompt cache (a subset of the input tokens).",
+    "gen_ai_client_inference_usage_cache_write_input_tokens_total", _TOKEN_COUNTER_ATTRS,
+)
+CLIENT_USAGE_REASONING_TOKENS: Instrument[Counter] = Instrument(
+    "gen_ai.client.inference.usage.reasoning.output_tokens", Kind.COUNTER, "{token}",
+    "Output tokens spent on reasoning (a subset of the output tokens).",
+    "gen_ai_client_inference_usage_reasoning_output_tokens_total", _TOKEN_COUNTER_ATTRS,
+)
+CLIENT_OPERATION_INPUT_TOKENS: Instrument[Histogram] = Instrument(
+    "gen_ai.client.inference.operation.input_tokens", Kind.HISTOGRAM, "{token}",
+    "Input tokens per GenAI inference, for percentiles (totals: the usage counters).",
+    "gen_ai_client_inference_operation_input_tokens", _GENAI_CLIENT_ATTRS[:-1], TOKEN_BUCKETS,
+)
+CLIENT_OPERATION_OUTPUT_TOKENS: Instrument[Histogram] = Instrument(
+    "gen_ai.client.inference.operation.output_tokens", Kind.HISTOGRAM, "{token}",
+    "Output tokens per GenAI inference, for percentiles (totals: the usage counters).",
+    "gen_ai_client_inference_operation_output_tokens", _GENAI_CLIENT_ATTRS[:-1], TOKEN_BUCKETS,
+)
+# Names of agent-otel's own: the ``agent_otel.*`` namespace.
 CLIENT_COST: Instrument[Counter] = Instrument(
-    "gen_ai.client.cost", Kind.COUNTER, "{USD}",
+    "agent_otel.client.cost", Kind.COUNTER, "{USD}",
     "Estimated cost in US dollars of GenAI client operations, from the local price table.",
-    "gen_ai_client_cost_total", (GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL, GEN_AI_AGENT_NAME, GEN_AI_AGENT_VERSION),
+    "agent_otel_client_cost_total",
+    (GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL, GEN_AI_AGENT_NAME, GEN_AI_AGENT_VERSION),
 )
 # Cost and per-invocation counts (issue 14 items 4 and 7); names: docs/semconv.md.
 CLIENT_OPERATION_COST: Instrument[Histogram] = Instrument(
@@ -415,14 +449,14 @@ AGENT_TOOL_CALLS: Instrument[Histogram] = Instrument(
     "gen_ai_invoke_agent_tool_calls", (GEN_AI_AGENT_NAME, ERROR_TYPE), CALL_COUNT_BUCKETS,
 )
 CLIENT_RETRIES: Instrument[Counter] = Instrument(
-    "gen_ai.client.retries", Kind.COUNTER, "{retry}",
+    "agent_otel.client.retries", Kind.COUNTER, "{retry}",
     "Retries of GenAI client operations.",
-    "gen_ai_client_retries_total", (GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL, GEN_AI_RETRY_REASON),
+    "agent_otel_client_retries_total", (GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL, AGENT_OTEL_RETRY_REASON),
 )
 CLIENT_FALLBACKS: Instrument[Counter] = Instrument(
-    "gen_ai.client.fallbacks", Kind.COUNTER, "{fallback}",
+    "agent_otel.client.fallbacks", Kind.COUNTER, "{fallback}",
     "Fallbacks from one provider to another, by target and reason.",
-    "gen_ai_client_fallbacks_total", (GEN_AI_PROVIDER_NAME, GEN_AI_FALLBACK_TO, GEN_AI_FALLBACK_REASON),
+    "agent_otel_client_fallbacks_total", (GEN_AI_PROVIDER_NAME, AGENT_OTEL_FALLBACK_TO, AGENT_OTEL_FALLBACK_REASON),
 )
 TOOL_DURATION: Instrument[Histogram] = Instrument(
     "gen_ai.execute_tool.duration", Kind.HISTOGRAM, "s",
@@ -490,9 +524,15 @@ INSTRUMENTS: tuple[Instrument[Counter | Histogram | Gauge], ...] = (
     AGENT_EVALUATION_SCORE,
     AGENT_WORK_ITEMS,
     AGENT_PATTERNS_USED,
-    CLIENT_OPERATION_DURATION,
-    CLIENT_TOKEN_USAGE,
+    CLIENT_INFERENCE_DURATION,
     CLIENT_TIME_TO_FIRST_CHUNK,
+    CLIENT_USAGE_INPUT_TOKENS,
+    CLIENT_USAGE_OUTPUT_TOKENS,
+    CLIENT_USAGE_CACHE_READ_TOKENS,
+    CLIENT_USAGE_CACHE_WRITE_TOKENS,
+    CLIENT_USAGE_REASONING_TOKENS,
+    CLIENT_OPERATION_INPUT_TOKENS,
+    CLIENT_OPERATION_OUTPUT_TOKENS,
     CLIENT_COST,
     CLIENT_OPERATION_COST,
     CLIENT_UNPRICED_CALLS,
@@ -514,6 +554,81 @@ INSTRUMENTS: tuple[Instrument[Counter | Histogram | Gauge], ...] = (
 )
 
 INSTRUMENTS_BY_NAME = {instrument.name: instrument for instrument in INSTRUMENTS}
+
+# --------------------------------------------------------------------------------------------------
+# The previous layout (agent-otel before the GenAI conventions v0.1.0): emitted as well with
+# OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental/dup, for a transition; CHANGELOG.md lists the renames.
+# --------------------------------------------------------------------------------------------------
+
+#: The value of ``OTEL_SEMCONV_STABILITY_OPT_IN`` that also emits the previous names (the ``/dup`` form of
+#: OpenTelemetry's instrumentations, e.g. ``http/dup``). Without it only the current names are emitted.
+STABILITY_OPT_IN_DUP = "gen_ai_latest_experimental/dup"
+
+#: Attribute keys of the previous layout, by their current key (spans and metric attributes alike).
+PREVIOUS_ATTRIBUTES = {
+    AGENT_OTEL_FALLBACK_TO: "gen_ai.fallback.to",
+    AGENT_OTEL_FALLBACK_REASON: "gen_ai.fallback.reason",
+    AGENT_OTEL_RETRY_COUNT: "gen_ai.client.retry_count",
+    AGENT_OTEL_RETRY_REASON: "gen_ai.retry.reason",
+    GEN_AI_USAGE_COST_AMOUNT: "gen_ai.usage.cost",  # its currency and source are new
+}
+#: The previous ``gen_ai.token.type`` attribute of ``gen_ai.client.token.usage`` and its values.
+PREVIOUS_TOKEN_TYPE = _gen_ai.GEN_AI_TOKEN_TYPE
+
+
+class TokenType(StrEnum):
+    INPUT = "input"
+    OUTPUT = "output"
+
+
+#: How the previous token histogram splits into the current instruments: (its ``gen_ai.token.type``, the usage
+#: counter its ``_sum`` became, the per-operation histogram its buckets became).
+PREVIOUS_TOKEN_SPLIT = ((TokenType.INPUT, CLIENT_USAGE_INPUT_TOKENS, CLIENT_OPERATION_INPUT_TOKENS),
+                        (TokenType.OUTPUT, CLIENT_USAGE_OUTPUT_TOKENS, CLIENT_OPERATION_OUTPUT_TOKENS))
+
+PREVIOUS_CLIENT_OPERATION_DURATION: Instrument[Histogram] = Instrument(
+    "gen_ai.client.operation.duration", Kind.HISTOGRAM, "s",
+    "Duration of a GenAI client operation (model call). Previous name of gen_ai.client.inference.duration.",
+    "gen_ai_client_operation_duration_seconds", _GENAI_CLIENT_ATTRS, GENAI_DURATION_BUCKETS,
+)
+PREVIOUS_CLIENT_TIME_TO_FIRST_CHUNK: Instrument[Histogram] = Instrument(
+    "gen_ai.client.operation.time_to_first_chunk", Kind.HISTOGRAM, "s",
+    "Time to the first chunk of a streamed response. Previous name of gen_ai.client.inference.time_to_first_chunk.",
+    "gen_ai_client_operation_time_to_first_chunk_seconds", _GENAI_CLIENT_ATTRS, GENAI_DURATION_BUCKETS,
+)
+PREVIOUS_CLIENT_TOKEN_USAGE: Instrument[Histogram] = Instrument(
+    "gen_ai.client.token.usage", Kind.HISTOGRAM, "{token}",
+    "Tokens per GenAI client operation, by token type. Previous layout of the gen_ai.client.inference.usage.* "
+    "counters.",
+    "gen_ai_client_token_usage", (*_GENAI_CLIENT_ATTRS[:-1], PREVIOUS_TOKEN_TYPE), TOKEN_BUCKETS,
+)
+PREVIOUS_CLIENT_COST: Instrument[Counter] = Instrument(
+    "gen_ai.client.cost", Kind.COUNTER, "{USD}",
+    "Estimated cost in US dollars. Previous name of agent_otel.client.cost.",
+    "gen_ai_client_cost_total", CLIENT_COST.attributes,
+)
+PREVIOUS_CLIENT_RETRIES: Instrument[Counter] = Instrument(
+    "gen_ai.client.retries", Kind.COUNTER, "{retry}",
+    "Retries of GenAI client operations. Previous name of agent_otel.client.retries.",
+    "gen_ai_client_retries_total", (GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL, "gen_ai.retry.reason"),
+)
+PREVIOUS_CLIENT_FALLBACKS: Instrument[Counter] = Instrument(
+    "gen_ai.client.fallbacks", Kind.COUNTER, "{fallback}",
+    "Fallbacks from one provider to another. Previous name of agent_otel.client.fallbacks.",
+    "gen_ai_client_fallbacks_total", (GEN_AI_PROVIDER_NAME, "gen_ai.fallback.to", "gen_ai.fallback.reason"),
+)
+#: Each renamed instrument's previous row, by the current name. ``gen_ai.client.token.usage`` is the previous
+#: layout of all the usage counters at once (one histogram, by ``gen_ai.token.type``), so it is not a rename of one.
+PREVIOUS_INSTRUMENTS: dict[str, Instrument[Counter | Histogram | Gauge]] = {
+    CLIENT_INFERENCE_DURATION.name: PREVIOUS_CLIENT_OPERATION_DURATION,
+    CLIENT_TIME_TO_FIRST_CHUNK.name: PREVIOUS_CLIENT_TIME_TO_FIRST_CHUNK,
+    CLIENT_COST.name: PREVIOUS_CLIENT_COST,
+    CLIENT_RETRIES.name: PREVIOUS_CLIENT_RETRIES,
+    CLIENT_FALLBACKS.name: PREVIOUS_CLIENT_FALLBACKS,
+}
+#: Every instrument of the previous layout (what the ``/dup`` opt-in emits besides INSTRUMENTS).
+PREVIOUS_LAYOUT: tuple[Instrument[Counter | Histogram | Gauge], ...] = (
+    *PREVIOUS_INSTRUMENTS.values(), PREVIOUS_CLIENT_TOKEN_USAGE)
 
 #: Instrumentation scope name used for every instrument and tracer of agent-otel.
 SCOPE_NAME = "agent_otel"

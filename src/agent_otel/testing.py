@@ -92,7 +92,7 @@ class TelemetryCapture:
 
     def points(self, name: str, where: Mapping[str, object] | None = None) -> list[DataPointT]:
         """Data points of metric ``name`` (none if it was never recorded) whose attributes include all
-        of ``where``, e.g. ``points("gen_ai.client.token.usage", {"gen_ai.token.type": "input"})``."""
+        of ``where``, e.g. ``points("gen_ai.client.inference.duration", {"gen_ai.provider.name": "openai"})``."""
         metric = self.metrics().get(name)
         if metric is None:
             return []

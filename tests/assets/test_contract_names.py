@@ -9,6 +9,7 @@ import json
 import re
 
 import pytest
+from mixin.rules.layout import MARKER as LAYOUT_MARKER
 
 from agent_otel import semconv as sc
 from tests.support.ops import (
@@ -36,6 +37,14 @@ for instrument in sc.INSTRUMENTS:
     assert not labels & {sc.prometheus_label(a) for a in sc.ID_ATTRIBUTES}, f"{instrument.name} has an id label"
     for series in instrument.prometheus_series:
         CONTRACT[series] = labels | ({"le"} if series.endswith("_bucket") else set())
+# The previous layout, read by the agent-otel-previous-layout group only (mixin/rules/layout.py), and the label
+# that group puts on its copies under the current names.
+for instrument in sc.PREVIOUS_LAYOUT:
+    for series in instrument.prometheus_series:
+        CONTRACT[series] = ({sc.prometheus_label(a) for a in instrument.attributes} | SCRAPE_LABELS
+                            | ({"le"} if series.endswith("_bucket") else set()))
+for series in {series for instrument in sc.INSTRUMENTS for series in instrument.prometheus_series}:
+    CONTRACT[series] |= {LAYOUT_MARKER}
 # Process metrics of opentelemetry-instrumentation-system-metrics, as configure() enables them.
 CONTRACT[sc.PROCESS_CPU_TIME_PROMETHEUS] = SCRAPE_LABELS | {"type"}
 for name in (sc.PROCESS_CPU_UTILIZATION_PROMETHEUS, sc.PROCESS_MEMORY_USAGE_PROMETHEUS,

@@ -11,8 +11,8 @@ import agent_otel
 from agent_otel import semconv
 from tests.support.telemetry import error_count, point, points
 
-OPERATION = semconv.CLIENT_OPERATION_DURATION.name
-TOKENS = semconv.CLIENT_TOKEN_USAGE.name
+OPERATION = semconv.CLIENT_INFERENCE_DURATION.name
+INPUT_TOKENS, OUTPUT_TOKENS = semconv.CLIENT_OPERATION_INPUT_TOKENS.name, semconv.CLIENT_OPERATION_OUTPUT_TOKENS.name
 
 
 def foreign(otel: Any, scope: str = "opentelemetry.instrumentation.somelib") -> Any:
@@ -39,7 +39,8 @@ def test_a_foreign_chat_span_becomes_a_provider_call_with_tokens_cost_and_job_ro
     assert dict(call.attributes) == {semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
                                      semconv.GEN_AI_REQUEST_MODEL: "gpt-4o",
                                      semconv.GEN_AI_RESPONSE_MODEL: "gpt-4o-2024-08-06"}
-    by_type = {p.attributes[semconv.GEN_AI_TOKEN_TYPE]: p.sum for p in points(otel, TOKENS)}
+    by_type = {direction: p.sum for direction, name in (("input", INPUT_TOKENS), ("output", OUTPUT_TOKENS))
+               for p in points(otel, name)}
     assert by_type == {"input": 1000, "output": 200}
     cost = point(otel, semconv.CLIENT_COST.name).value
     assert cost == pytest.approx(1000 * 2.5 / 1e6 + 200 * 10.0 / 1e6)  # the shipped price of gpt-4o
@@ -84,7 +85,7 @@ def test_a_span_of_ours_and_a_foreign_one_for_the_same_call_count_once(otel: Any
             semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: "planner"}):
         plan()  # ours inside a foreign span of the same kind: ours wins
     assert sum(p.count for p in points(otel, OPERATION)) == 1
-    assert sum(p.sum for p in points(otel, TOKENS, {semconv.GEN_AI_TOKEN_TYPE: "input"})) == 1000
+    assert sum(p.sum for p in points(otel, INPUT_TOKENS)) == 1000
     assert sum(p.count for p in points(otel, semconv.AGENT_DURATION.name)) == 1
     assert len(otel.spans("chat gpt-4o")) == 2  # both spans are exported
 
@@ -96,7 +97,7 @@ def test_two_foreign_spans_of_one_call_count_once(otel: Any) -> None:
             semconv.GEN_AI_REQUEST_MODEL: "gpt-4o", semconv.GEN_AI_USAGE_INPUT_TOKENS: 7}):
         chat_span(sdk)
     assert point(otel, OPERATION).count == 1
-    assert point(otel, TOKENS, {semconv.GEN_AI_TOKEN_TYPE: "input"}).sum == 7  # the outer span wins
+    assert point(otel, INPUT_TOKENS).sum == 7  # the outer span wins
 
 
 def test_older_and_openinference_vocabularies(otel: Any) -> None:
@@ -117,7 +118,7 @@ def test_older_and_openinference_vocabularies(otel: Any) -> None:
              for p in points(otel, OPERATION)}
     assert calls == {("openai", "m1"), ("anthropic", "m2")}
     inputs = {p.attributes[semconv.GEN_AI_REQUEST_MODEL]: p.sum
-              for p in points(otel, TOKENS, {semconv.GEN_AI_TOKEN_TYPE: "input"})}
+              for p in points(otel, INPUT_TOKENS)}
     assert inputs == {"m1": 11, "m2": 21}
     assert point(otel, semconv.TOOL_DURATION.name).attributes[semconv.GEN_AI_TOOL_NAME] == "web"
     assert semconv.AGENT_DURATION.name not in otel.metrics()  # a CHAIN is no agent
@@ -131,7 +132,7 @@ def test_other_spans_are_left_alone_and_bad_values_are_never_raised(otel: Any) -
             semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_USAGE_INPUT_TOKENS: "many"}):
         pass
     assert point(otel, OPERATION).attributes[semconv.GEN_AI_PROVIDER_NAME] == "unknown"
-    assert TOKENS not in otel.metrics()
+    assert INPUT_TOKENS not in otel.metrics()
     assert error_count(otel, "bridge.record") == 0
 
 

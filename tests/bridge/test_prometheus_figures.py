@@ -121,11 +121,10 @@ def test_prometheus_holds_the_fake_models_figures_per_framework(scraped: Scraped
     job_count = f"{semconv.JOB_DURATION.prometheus}_count{{{selector}}}"
     wait_until(lambda: total(prometheus, job_count) == 1, f"the job of {source} in Prometheus", timeout_s=60)
 
-    calls = f"{semconv.CLIENT_OPERATION_DURATION.prometheus}_count{{{selector}}}"
+    calls = f"{semconv.CLIENT_INFERENCE_DURATION.prometheus}_count{{{selector}}}"
     assert total(prometheus, calls) == expected.calls
-    usage = semconv.CLIENT_TOKEN_USAGE.prometheus
-    tokens = tuple(total(prometheus, f'{usage}_sum{{{selector},gen_ai_token_type="{kind}"}}')
-                   for kind in ("input", "output"))
+    tokens = tuple(total(prometheus, f"{counter.prometheus}{{{selector}}}")
+                   for counter in (semconv.CLIENT_USAGE_INPUT_TOKENS, semconv.CLIENT_USAGE_OUTPUT_TOKENS))
     assert tokens == (expected.tokens or (0, 0))
     assert [tuple(t) for t in scraped.workers[source].host_tokens or []] == host_tokens(source)
     cost = total(prometheus, f"{semconv.CLIENT_COST.prometheus}{{{selector}}}")

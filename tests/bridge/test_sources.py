@@ -311,10 +311,11 @@ def points_of(seen: Observed, instrument: semconv.Instrument[Any]) -> list[Any]:
 def test_the_bridge_records_each_call_once_with_the_fake_model_figures(observed: tuple[Source, Observed]) -> None:
     source, seen = observed
     expected = source.bridged
-    calls = points_of(seen, semconv.CLIENT_OPERATION_DURATION)
+    calls = points_of(seen, semconv.CLIENT_INFERENCE_DURATION)
     assert sum(point.count for point in calls) == expected.calls
-    tokens = {kind: sum(point.sum for point in points_of(seen, semconv.CLIENT_TOKEN_USAGE)
-                        if point.attributes[semconv.GEN_AI_TOKEN_TYPE] == kind) for kind in ("input", "output")}
+    tokens = {kind: sum(point.sum for point in points_of(seen, histogram))
+              for kind, histogram in (("input", semconv.CLIENT_OPERATION_INPUT_TOKENS),
+                                      ("output", semconv.CLIENT_OPERATION_OUTPUT_TOKENS))}
     assert (tokens["input"], tokens["output"]) == (expected.tokens or (0, 0))
     cost = sum(point.value for point in points_of(seen, semconv.CLIENT_COST))
     priced = (cost_of(expected.model, *expected.tokens, cache_read=expected.cache_read)

@@ -71,7 +71,7 @@ def test_tool_provider_and_evolution_names_fall_back_through_the_same_mechanism(
     FixerAgent().evolve()
     assert span_names(otel) == ["chat m", "evolve FixerAgent", "execute_tool search"]
     assert point(otel, semconv.TOOL_DURATION.name).attributes[semconv.GEN_AI_TOOL_NAME] == "search"
-    provider = point(otel, semconv.CLIENT_OPERATION_DURATION.name).attributes[semconv.GEN_AI_PROVIDER_NAME]
+    provider = point(otel, semconv.CLIENT_INFERENCE_DURATION.name).attributes[semconv.GEN_AI_PROVIDER_NAME]
     assert provider == "Client"
     for stage in ("tool.name", "provider.provider", "evolution.agent"):
         assert error_count(otel, stage) == 1, stage

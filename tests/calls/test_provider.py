@@ -24,8 +24,8 @@ from tests.support.telemetry import (
     shaped,
 )
 
-DURATION = semconv.CLIENT_OPERATION_DURATION.name
-TOKENS = semconv.CLIENT_TOKEN_USAGE.name
+DURATION = semconv.CLIENT_INFERENCE_DURATION.name
+TOKENS = {"input": semconv.CLIENT_OPERATION_INPUT_TOKENS.name, "output": semconv.CLIENT_OPERATION_OUTPUT_TOKENS.name}
 TTFC = semconv.CLIENT_TIME_TO_FIRST_CHUNK.name
 COST = semconv.CLIENT_COST.name
 RETRIES = semconv.CLIENT_RETRIES.name
@@ -44,7 +44,7 @@ def gpt4o_cost(tokens_in: int, tokens_out: int) -> float:
 
 
 def tokens_by_type(otel: Any) -> dict[str, tuple[int, float]]:
-    return {p.attributes[semconv.GEN_AI_TOKEN_TYPE]: (p.count, p.sum) for p in otel.points(TOKENS)}
+    return {direction: (p.count, p.sum) for direction, name in TOKENS.items() for p in otel.points(name)}
 
 
 @pytest.mark.parametrize("shape", ["sync", "async", "generator"])
@@ -68,17 +68,21 @@ def test_openai_style_call_records_every_row(otel: Any, shape: str) -> None:
     assert attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 1000
     assert attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 500
     assert attrs[semconv.GEN_AI_USAGE_COST_AMOUNT] == pytest.approx(gpt4o_cost(1000, 500))
-    assert attrs[semconv.GEN_AI_RETRY_COUNT] == 0
+    assert attrs[semconv.AGENT_OTEL_RETRY_COUNT] == 0
     assert "gen_ai.input.messages" not in attrs and "gen_ai.output.messages" not in attrs
 
     client_attrs = {semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
                     semconv.GEN_AI_REQUEST_MODEL: "gpt-4o", semconv.GEN_AI_RESPONSE_MODEL: "gpt-4o-2024-08-06"}
-    [duration] = assert_instrument(otel, semconv.CLIENT_OPERATION_DURATION)
+    [duration] = assert_instrument(otel, semconv.CLIENT_INFERENCE_DURATION)
     assert dict(duration.attributes) == client_attrs and duration.count == 1
-    tokens = assert_instrument(otel, semconv.CLIENT_TOKEN_USAGE)
-    assert {tuple(sorted(p.attributes.items())) for p in tokens} == {
-        tuple(sorted({**client_attrs, semconv.GEN_AI_TOKEN_TYPE: t}.items())) for t in ("input", "output")}
+    for histogram in (semconv.CLIENT_OPERATION_INPUT_TOKENS, semconv.CLIENT_OPERATION_OUTPUT_TOKENS):
+        [tokens] = assert_instrument(otel, histogram)
+        assert dict(tokens.attributes) == client_attrs
     assert tokens_by_type(otel) == {"input": (1, 1000), "output": (1, 500)}
+    unknown = {**client_attrs, semconv.GEN_AI_TOKEN_MODALITY: semconv.TOKEN_MODALITY_UNKNOWN}
+    for counter, total in ((semconv.CLIENT_USAGE_INPUT_TOKENS, 1000), (semconv.CLIENT_USAGE_OUTPUT_TOKENS, 500)):
+        [usage] = assert_instrument(otel, counter)
+        assert dict(usage.attributes) == unknown and usage.value == total
     [cost] = assert_instrument(otel, semconv.CLIENT_COST)
     assert dict(cost.attributes) == {semconv.GEN_AI_PROVIDER_NAME: "openai", semconv.GEN_AI_REQUEST_MODEL: "gpt-4o",
                                      semconv.GEN_AI_AGENT_NAME: "planner"}
@@ -221,7 +225,7 @@ def test_stream_closed_early_still_ends_once(otel: Any) -> None:
     span = otel.span("chat gpt-4o-mini")
     assert span.attributes["agent_otel.stream.closed_early"] is True
     assert point(otel, DURATION).count == 1 and point(otel, TTFC).count == 1
-    assert TOKENS not in otel.metrics()
+    assert not set(TOKENS.values()) & set(otel.metrics())
 
 
 def test_stream_false_keeps_an_iterator_result_unwrapped(otel: Any) -> None:
@@ -269,7 +273,7 @@ def test_error_records_error_type_and_no_tokens(otel: Any, shape: str) -> None:
     assert span.status.status_code is StatusCode.ERROR
     duration = point(otel, DURATION)
     assert duration.attributes[semconv.ERROR_TYPE] == "RateLimited" and duration.count == 1
-    assert TOKENS not in otel.metrics() and COST not in otel.metrics()
+    assert not set(TOKENS.values()) & set(otel.metrics()) and COST not in otel.metrics()
 
 
 def test_retries_recorded_inside_the_call(otel: Any) -> None:
@@ -282,7 +286,7 @@ def test_retries_recorded_inside_the_call(otel: Any) -> None:
     complete("a")
     complete("b")
     spans = otel.spans("chat gpt-4o")
-    assert [s.attributes[semconv.GEN_AI_RETRY_COUNT] for s in spans] == [2, 2]
+    assert [s.attributes[semconv.AGENT_OTEL_RETRY_COUNT] for s in spans] == [2, 2]
     [retries] = assert_instrument(otel, semconv.CLIENT_RETRIES)
     assert dict(retries.attributes) == {semconv.GEN_AI_PROVIDER_NAME: "openai", semconv.GEN_AI_REQUEST_MODEL: "gpt-4o"}
     assert retries.value == 4
@@ -294,7 +298,7 @@ def test_retries_from_the_extractor_and_from_outside(otel: Any) -> None:
         return {"attempts": ["429", "529", "ok"][:2]}
 
     complete("a")
-    assert otel.span("chat claude-opus-4").attributes[semconv.GEN_AI_RETRY_COUNT] == 2
+    assert otel.span("chat claude-opus-4").attributes[semconv.AGENT_OTEL_RETRY_COUNT] == 2
     agent_otel.record_retry(3, provider="openai", model="gpt-4o")
     agent_otel.record_retry()  # outside a call without provider=: counted, never raised
     by_provider = {p.attributes[semconv.GEN_AI_PROVIDER_NAME]: p.value for p in otel.points(RETRIES)}
@@ -310,17 +314,17 @@ def test_fallbacks(otel: Any) -> None:
 
     complete("a")
     span = otel.span("chat gpt-4o")
-    assert span.attributes[semconv.GEN_AI_FALLBACK_TO] == "anthropic"
-    assert span.attributes[semconv.GEN_AI_FALLBACK_REASON] == "rate_limit"
+    assert span.attributes[semconv.AGENT_OTEL_FALLBACK_TO] == "anthropic"
+    assert span.attributes[semconv.AGENT_OTEL_FALLBACK_REASON] == "rate_limit"
     agent_otel.record_fallback(to="local", reason="timeout", from_provider="anthropic")
     agent_otel.record_fallback(to="local", reason="timeout", from_provider="anthropic")
     agent_otel.record_fallback(to="x", reason="y")  # no provider known: counted, never raised
     fallbacks = assert_instrument(otel, semconv.CLIENT_FALLBACKS)
     assert {tuple(sorted(p.attributes.items())): p.value for p in fallbacks} == {
-        tuple(sorted({semconv.GEN_AI_PROVIDER_NAME: "openai", semconv.GEN_AI_FALLBACK_TO: "anthropic",
-                      semconv.GEN_AI_FALLBACK_REASON: "rate_limit"}.items())): 1,
-        tuple(sorted({semconv.GEN_AI_PROVIDER_NAME: "anthropic", semconv.GEN_AI_FALLBACK_TO: "local",
-                      semconv.GEN_AI_FALLBACK_REASON: "timeout"}.items())): 2,
+        tuple(sorted({semconv.GEN_AI_PROVIDER_NAME: "openai", semconv.AGENT_OTEL_FALLBACK_TO: "anthropic",
+                      semconv.AGENT_OTEL_FALLBACK_REASON: "rate_limit"}.items())): 1,
+        tuple(sorted({semconv.GEN_AI_PROVIDER_NAME: "anthropic", semconv.AGENT_OTEL_FALLBACK_TO: "local",
+                      semconv.AGENT_OTEL_FALLBACK_REASON: "timeout"}.items())): 2,
     }
     assert error_count(otel, "provider.fallback") == 1
 
@@ -423,15 +427,16 @@ def test_manual_handle(otel: Any) -> None:
         call.set_outcome(usage={"prompt_tokens": 100, "completion_tokens": 10}, model="gpt-4o-2024-11-20")
     span = otel.span("chat gpt-4o")
     assert span.attributes[semconv.GEN_AI_RESPONSE_MODEL] == "gpt-4o-2024-11-20"
-    assert span.attributes[semconv.GEN_AI_RETRY_COUNT] == 1
+    assert span.attributes[semconv.AGENT_OTEL_RETRY_COUNT] == 1
     assert span.attributes[semconv.JOB_ID] == otel.span("invoke_workflow manual").attributes[semconv.JOB_ID]
     assert tokens_by_type(otel) == {"input": (1, 100), "output": (1, 10)}
     assert point(otel, COST).value == pytest.approx(gpt4o_cost(100, 10))
 
     with agent_otel.provider_call("openai", model="gpt-4o") as call:
         call.set_result(openai_response(5, 5))
-    second = points(otel, TOKENS, {semconv.GEN_AI_RESPONSE_MODEL: "gpt-4o-2024-08-06"})
-    assert {p.attributes[semconv.GEN_AI_TOKEN_TYPE]: (p.count, p.sum) for p in second} == {
+    second = {direction: points(otel, name, {semconv.GEN_AI_RESPONSE_MODEL: "gpt-4o-2024-08-06"})
+              for direction, name in TOKENS.items()}
+    assert {direction: (p.count, p.sum) for direction, found in second.items() for p in found} == {
         "input": (1, 5), "output": (1, 5)}
     assert point(otel, COST).value == pytest.approx(gpt4o_cost(105, 15))  # one series: request model
 

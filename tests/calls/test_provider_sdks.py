@@ -112,8 +112,9 @@ def assert_stream_recorded(otel: Any, sdk: str, items: list[Any]) -> None:
     assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == tokens_out
     assert semconv.STREAM_CLOSED_EARLY not in span.attributes  # read to the end: not closed early
     assert point(otel, semconv.CLIENT_TIME_TO_FIRST_CHUNK.name).count == 1
-    assert point(otel, semconv.CLIENT_OPERATION_DURATION.name).count == 1
-    tokens = {p.attributes[semconv.GEN_AI_TOKEN_TYPE]: p.sum for p in otel.points(semconv.CLIENT_TOKEN_USAGE.name)}
+    assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 1
+    tokens = {kind.value: p.sum for kind, _, histogram in semconv.PREVIOUS_TOKEN_SPLIT
+              for p in otel.points(histogram.name)}
     assert tokens == {"input": tokens_in, "output": tokens_out}
 
 

@@ -37,8 +37,8 @@ def test_delta_records_what_the_call_added_to_a_running_total(otel: Any) -> None
     client = Client()
     client.complete(380, 12)
     client.complete(20, 3)
-    inputs = point(otel, semconv.CLIENT_TOKEN_USAGE.name, {semconv.GEN_AI_TOKEN_TYPE: "input"})
-    outputs = point(otel, semconv.CLIENT_TOKEN_USAGE.name, {semconv.GEN_AI_TOKEN_TYPE: "output"})
+    inputs = point(otel, semconv.CLIENT_OPERATION_INPUT_TOKENS.name)
+    outputs = point(otel, semconv.CLIENT_OPERATION_OUTPUT_TOKENS.name)
     assert (inputs.sum, inputs.count, outputs.sum) == (400, 2, 15)
     assert sorted(s.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] for s in otel.spans()) == [20, 380]
 
@@ -127,7 +127,7 @@ def test_a_provider_whose_success_is_false_is_unavailable(otel: Any) -> None:
 
     assert healthy(False) is False
     assert healthy(True) is True
-    found = {p.attributes.get(semconv.ERROR_TYPE) for p in points(otel, semconv.CLIENT_OPERATION_DURATION.name)}
+    found = {p.attributes.get(semconv.ERROR_TYPE) for p in points(otel, semconv.CLIENT_INFERENCE_DURATION.name)}
     assert found == {semconv.ERROR_TYPE_UNAVAILABLE, None}
     down = [s for s in otel.spans() if s.attributes.get(semconv.ERROR_TYPE)]
     assert len(down) == 1 and not down[0].status.is_ok

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from agent_otel._environment import OTEL_SEMCONV_STABILITY_OPT_IN
 from agent_otel._ops.stack import ALERTMANAGER_PATH, RULE_PATHS, LocalStack, WebhookReceiver, free_port
+from agent_otel.semconv import STABILITY_OPT_IN_DUP
 from tests.support.demo import stop
 from tests.support.e2e import E2E, RATE, SEED, fast_alertmanager, fast_rules
 from tests.support.otlp_receiver import OtlpHttpReceiver
@@ -25,9 +27,7 @@ from tests.support.paths import ASSETS
 from tests.support.polling import wait_until
 
 
-@pytest.fixture(scope="session")
-def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
-    work = tmp_path_factory.mktemp("e2e")
+def _stack(work: Path, extra_env: dict[str, str]) -> Iterator[E2E]:
     rules = [fast_rules(ASSETS / name, work / Path(name).name) for name in RULE_PATHS]
     port = free_port()
     demo_log = work / "demo.log"
@@ -35,7 +35,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
         env = {**os.environ, "OTEL_TRACES_EXPORTER": "otlp", "OTEL_METRICS_EXPORTER": "prometheus",
                "OTEL_EXPORTER_OTLP_ENDPOINT": spans.endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
                "OTEL_BSP_SCHEDULE_DELAY": "500", "OTEL_SERVICE_NAME": "agent-otel-demo",
-               "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=e2e"}
+               "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=e2e", **extra_env}
         with open(demo_log, "wb") as log:
             demo = subprocess.Popen(
                 [sys.executable, "-m", "agent_otel", "demo", "--port", str(port), "--rate", str(RATE),
@@ -57,3 +57,23 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
         finally:
             stack.stop()
             stop(demo)
+
+
+@pytest.fixture(scope="session")
+def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
+    """The demo in the default naming mode: the current names only."""
+    yield from _stack(tmp_path_factory.mktemp("e2e"), {})
+
+
+@pytest.fixture(scope="session")
+def e2e_dup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
+    """The demo in the transition mode (``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental/dup``): the
+    current names and the previous ones."""
+    yield from _stack(tmp_path_factory.mktemp("e2e-dup"), {OTEL_SEMCONV_STABILITY_OPT_IN: STABILITY_OPT_IN_DUP})
+
+
+@pytest.fixture(params=["current names", "current and previous names"])
+def e2e_each_mode(request: pytest.FixtureRequest) -> E2E:
+    """The e2e stack in each naming mode, for the tests that must hold in both."""
+    stack: E2E = request.getfixturevalue("e2e" if request.param == "current names" else "e2e_dup")
+    return stack

@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from mixin.rules.layout import MARKER as LAYOUT_MARKER
 
 from agent_otel import semconv
 from agent_otel._ops.stack import http_get_json
@@ -31,10 +32,30 @@ PROCESS_METRICS = (semconv.PROCESS_CPU_TIME_PROMETHEUS, semconv.PROCESS_CPU_UTIL
 
 
 @pytest.mark.parametrize("instrument", semconv.INSTRUMENTS, ids=lambda i: i.name)
-def test_every_contract_metric_is_in_prometheus_with_its_labels_and_no_id(e2e: E2E,
+def test_every_contract_metric_is_in_prometheus_with_its_labels_and_no_id(e2e_each_mode: E2E,
                                                                            instrument: semconv.Instrument) -> None:
-    check_contract_series(instrument, lambda name: wait_for_series(e2e.api, name), common_labels=SCRAPE_LABELS,
+    check_contract_series(instrument, lambda name: wait_for_series(e2e_each_mode.api, name),
+                          common_labels=SCRAPE_LABELS, job="agent-otel-demo")
+
+
+@pytest.mark.parametrize("instrument", semconv.PREVIOUS_LAYOUT, ids=lambda i: i.name)
+def test_the_transition_mode_also_sends_the_previous_names(e2e_dup: E2E, instrument: semconv.Instrument) -> None:
+    check_contract_series(instrument, lambda name: wait_for_series(e2e_dup.api, name), common_labels=SCRAPE_LABELS,
                           job="agent-otel-demo")
+
+
+def test_the_default_mode_sends_no_previous_name(e2e: E2E) -> None:
+    wait_until(lambda: e2e.query(f"{semconv.CLIENT_INFERENCE_DURATION.prometheus}_count"), "model calls", timeout_s=60)
+    for instrument in semconv.PREVIOUS_LAYOUT:
+        assert not e2e.query(instrument.prometheus_series[0]), instrument.name
+
+
+def test_the_previous_layout_rules_copy_nothing_a_process_sends_in_both(e2e_dup: E2E) -> None:
+    """In the transition mode every previous series has its current twin: the layout group copies none of them,
+    so nothing is counted twice."""
+    wait_until(lambda: e2e_dup.query(semconv.PREVIOUS_CLIENT_OPERATION_DURATION.prometheus_series[1]),
+               "previous names", timeout_s=60)
+    assert not e2e_dup.query(f'{{{LAYOUT_MARKER}="previous"}}')
 
 
 @pytest.mark.parametrize("name", PROCESS_METRICS)
@@ -42,22 +63,25 @@ def test_process_metrics_are_in_prometheus(e2e: E2E, name: str) -> None:
     wait_until(lambda: e2e.query(name), name, timeout_s=60)
 
 
-def test_every_recording_rule_returns_data(e2e: E2E) -> None:
-    names = recording_rules()
+def test_every_recording_rule_returns_data(e2e_each_mode: E2E) -> None:
+    """Every rule but the previous-layout group's, which copies only what a process sends in the previous layout
+    alone (promtool unit test: previous-layout.test.yaml)."""
+    names = recording_rules(previous_layout=False)
     assert len(names) > 100
     missing: list[str] = []
 
     def all_have_data() -> bool:
-        missing[:] = [name for name in names if not e2e.query(name)]
+        missing[:] = [name for name in names if not e2e_each_mode.query(name)]
         return not missing
 
     wait_until(all_have_data, "data from every recording rule", timeout_s=90)
 
 
 @pytest.mark.parametrize("selection", SELECTIONS)
-def test_every_dashboard_query_returns_data(e2e: E2E, selection: str) -> None:
+def test_every_dashboard_query_returns_data(e2e_each_mode: E2E, selection: str) -> None:
     """Every panel query, with the variables at All (Grafana's default here) and at their first value."""
-    check_every_dashboard_query_returns_data(e2e.api, e2e.query, selection, e2e.demo_alive)
+    check_every_dashboard_query_returns_data(e2e_each_mode.api, e2e_each_mode.query, selection,
+                                             e2e_each_mode.demo_alive)
 
 
 def test_the_scraped_exposition_passes_promtool(e2e: E2E, tmp_path: Path) -> None:
@@ -106,8 +130,9 @@ def test_a_bridged_source_reaches_prometheus_beside_the_wrapped_fleet(e2e: E2E) 
     from agent_otel._ops.demo import summarizer
 
     selector = f'gen_ai_request_model="{summarizer.MODEL}",otel_scope_name="{semconv.SCOPE_NAME}"'
-    wait_until(lambda: e2e.query(f"gen_ai_client_operation_duration_seconds_count{{{selector}}}"),
+    wait_until(lambda: e2e.query(f"{semconv.CLIENT_INFERENCE_DURATION.prometheus}_count{{{selector}}}"),
                "bridged summarizer calls", timeout_s=60)
-    wait_until(lambda: e2e.query(f"gen_ai_client_token_usage_sum{{{selector}}}"), "bridged tokens", timeout_s=60)
+    wait_until(lambda: e2e.query(f"{semconv.CLIENT_USAGE_INPUT_TOKENS.prometheus}{{{selector}}}"), "bridged tokens",
+               timeout_s=60)
     assert any(span.name == f"chat {summarizer.MODEL}" and attributes_of(span).get(semconv.JOB_ID)
                for span in e2e.spans.spans())

@@ -151,7 +151,7 @@ def test_providers_match_the_demo(e2e: E2E, url: str) -> None:
     assert models == {("openai", "gpt-4o-mini"), ("anthropic", "claude-3-5-haiku"), ("local", "llama-3.1-8b"),
                       ("openai", "summarizer-mini")}  # the last one through the span bridge
     at = document["report"]["time"]
-    dur = sc.CLIENT_OPERATION_DURATION.prometheus
+    dur = sc.CLIENT_INFERENCE_DURATION.prometheus
     anthropic = f'{PROVIDER}="anthropic"'
     errors = scalar(e2e, f'sum(increase({dur}_count{{{anthropic},{ERROR_TYPE}!=""}}[1h]))', at)
     calls = scalar(e2e, f"sum(increase({dur}_count{{{anthropic}}}[1h]))", at)

@@ -240,7 +240,7 @@ def test_metric_and_label_names_come_from_semconv() -> None:
     for instrument in sc.INSTRUMENTS:
         for attribute in instrument.attributes:
             assert queries.label(attribute) == sc.prometheus_label(attribute)
-    assert sc.CLIENT_OPERATION_DURATION.prometheus == queries.CLIENT_DUR
+    assert sc.CLIENT_INFERENCE_DURATION.prometheus == queries.CLIENT_DUR
     assert sc.CLIENT_COST.prometheus == queries.COST
     assert queries.AGENT in {queries.label(a) for a in sc.CLIENT_COST.attributes}
 

@@ -190,12 +190,11 @@ def test_eight_threads_of_mixed_calls_give_exact_metrics_and_each_span_ends_once
     assert histogram_count(metrics, tool) == want["tool.calls"]
     assert histogram_count(metrics, tool, **{semconv.ERROR_TYPE: "LoadError"}) == want["tool.error"]
 
-    client = semconv.CLIENT_OPERATION_DURATION.name
+    client = semconv.CLIENT_INFERENCE_DURATION.name
     assert histogram_count(metrics, client) == want["provider.calls"]
     assert histogram_count(metrics, client, **{semconv.ERROR_TYPE: "LoadError"}) == want["provider.error"]
-    tokens = semconv.CLIENT_TOKEN_USAGE.name
-    for token_type in ("input", "output"):
-        token_points = points(metrics, tokens, **{semconv.GEN_AI_TOKEN_TYPE: token_type})
+    for kind, _, histogram in semconv.PREVIOUS_TOKEN_SPLIT:
+        token_type, token_points = kind.value, points(metrics, histogram.name)
         assert sum(p.count for p in token_points) == want["provider.calls"] - want["provider.error"]
         assert sum(p.sum for p in token_points) == want[f"provider.{token_type}_tokens"]
     cost = sum(p.value for p in points(metrics, semconv.CLIENT_COST.name))

@@ -126,7 +126,7 @@ def test_spans_carry_the_job_id(exported: OtlpReceiver) -> None:
     assert provider_attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 120
     assert provider_attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 30
     assert provider_attributes[semconv.GEN_AI_USAGE_COST_AMOUNT] > 0
-    assert provider_attributes[semconv.GEN_AI_FALLBACK_TO] == "anthropic"
+    assert provider_attributes[semconv.AGENT_OTEL_FALLBACK_TO] == "anthropic"
     resources = [attributes_of(rs.resource) for request in exported.traces for rs in request.resource_spans]
     assert resources and all(resource["service.name"] == SERVICE for resource in resources)
 
@@ -180,7 +180,8 @@ def test_exemplars_point_at_the_span_of_the_call(exported: OtlpReceiver) -> None
     wrong, checked = exemplar_mismatches(exported, names)
     assert not wrong, "\n".join(map(str, wrong))
     assert checked[semconv.AGENT_DURATION.name] == 2  # refactor-agent and planner
-    assert checked[semconv.CLIENT_TOKEN_USAGE.name] == 8  # 4 calls x (input, output)
+    assert checked[semconv.CLIENT_OPERATION_INPUT_TOKENS.name] == 4  # 4 calls
+    assert checked[semconv.CLIENT_OPERATION_OUTPUT_TOKENS.name] == 4
     assert checked[semconv.CLIENT_COST.name] == 3  # every call but house-llm's is in the price table
     assert checked[semconv.CLIENT_OPERATION_COST.name] == 3
     assert checked[semconv.CLIENT_UNPRICED_CALLS.name] == 1  # house-llm

@@ -26,13 +26,16 @@ def run_ruff(target: str) -> str:
 def complete(prompt: str) -> dict[str, Any]:
     agent_otel.record_fallback(to="anthropic", reason="rate_limit")
     return {"model": "gpt-4o-2024-08-06", "retries": 1,
-            "usage": {"prompt_tokens": 120, "completion_tokens": 30}}
+            "usage": {"prompt_tokens": 120, "completion_tokens": 30,
+                      "prompt_tokens_details": {"cached_tokens": 100},
+                      "completion_tokens_details": {"reasoning_tokens": 12}}}
 
 
 @agent_otel.provider("anthropic", model="claude-sonnet-4")
 async def stream(prompt: str) -> Any:
     yield {"type": "message_start", "message": {"model": "claude-sonnet-4-20250514",
-                                             "usage": {"input_tokens": 50, "output_tokens": 1}}}
+                                             "usage": {"input_tokens": 50, "output_tokens": 1,
+                                                       "cache_creation_input_tokens": 40}}}
     yield {"type": "message_delta", "usage": {"output_tokens": 20}}
 
 

@@ -191,7 +191,7 @@ def test_legacy_app_instrumented_by_config_only(started: Any) -> None:
         attributes = attributes_of(span)
         assert span.status.code == 2  # ERROR
         assert attributes["error.type"] == "ProviderError"
-        assert attributes["gen_ai.client.retry_count"] == 2
+        assert attributes["agent_otel.client.retry_count"] == 2
     stable = by_name["chat stable-model"]
     assert {span.parent_span_id for span in stable} == {agent.span_id for agent in agents.values()}
     for span in stable:
@@ -228,22 +228,25 @@ def test_legacy_app_instrumented_by_config_only(started: Any) -> None:
         ("SyntaxAgent", "fixes_applied"): 2, ("SyntaxAgent", "files_modified"): 2,
         ("TypeAgent", "remaining_issues"): 3,
         ("SecurityAgent", "fixes_applied"): 2, ("SecurityAgent", "files_modified"): 1}
-    assert metrics.counts("gen_ai.client.operation.duration", "gen_ai.provider.name", "gen_ai.request.model",
+    assert metrics.counts("gen_ai.client.inference.duration", "gen_ai.provider.name", "gen_ai.request.model",
                           "gen_ai.response.model", "error.type") == {
         ("flaky", "flaky-model", None, "ProviderError"): 2, ("stable", "stable-model", "stable-model-001", None): 3}
-    assert metrics.counts("gen_ai.client.operation.time_to_first_chunk", "gen_ai.provider.name") == {("stable",): 1}
-    assert metrics.counts("gen_ai.client.token.usage", "gen_ai.provider.name", "gen_ai.token.type") == {
-        ("stable", "input"): 3, ("stable", "output"): 3}
-    assert metrics.sums("gen_ai.client.token.usage", "gen_ai.provider.name", "gen_ai.token.type") == {
-        ("stable", "input"): 11 + 11 + 5, ("stable", "output"): 7 + 7 + 3}
-    cost = metrics.sums("gen_ai.client.cost", "gen_ai.provider.name", "gen_ai.agent.name")
+    assert metrics.counts("gen_ai.client.inference.time_to_first_chunk", "gen_ai.provider.name") == {("stable",): 1}
+    for direction in ("input", "output"):
+        assert metrics.counts(f"gen_ai.client.inference.operation.{direction}_tokens", "gen_ai.provider.name") == {
+            ("stable",): 3}
+    assert metrics.sums("gen_ai.client.inference.usage.input_tokens", "gen_ai.provider.name",
+                        "gen_ai.token.modality") == {("stable", "unknown"): 11 + 11 + 5}
+    assert metrics.sums("gen_ai.client.inference.usage.output_tokens", "gen_ai.provider.name",
+                        "gen_ai.token.modality") == {("stable", "unknown"): 7 + 7 + 3}
+    cost = metrics.sums("agent_otel.client.cost", "gen_ai.provider.name", "gen_ai.agent.name")
     assert cost.keys() == {("stable", "SyntaxAgent"), ("stable", "TypeAgent"), ("stable", "SecurityAgent")}
     assert cost[("stable", "SyntaxAgent")] == pytest.approx((11 * 1.0 + 7 * 2.0) / 1e6)  # config price table
     assert cost[("stable", "SecurityAgent")] == pytest.approx((5 * 1.0 + 3 * 2.0) / 1e6)
-    assert metrics.sums("gen_ai.client.retries", "gen_ai.provider.name", "gen_ai.request.model") == {
+    assert metrics.sums("agent_otel.client.retries", "gen_ai.provider.name", "gen_ai.request.model") == {
         ("flaky", "flaky-model"): 4}
-    assert metrics.sums("gen_ai.client.fallbacks", "gen_ai.provider.name", "gen_ai.fallback.to",
-                        "gen_ai.fallback.reason") == {("flaky", "stable", "server_error"): 2}
+    assert metrics.sums("agent_otel.client.fallbacks", "gen_ai.provider.name", "agent_otel.fallback.to",
+                        "agent_otel.fallback.reason") == {("flaky", "stable", "server_error"): 2}
     assert metrics.counts("gen_ai.execute_tool.duration", "gen_ai.tool.name", "gen_ai.agent.name") == {
         ("grep_repo", "SyntaxAgent"): 1, ("lint", None): 2, ("format", None): 1}  # format: in the subprocess
     assert metrics.sums("evolution.attempts", "gen_ai.agent.name", "evolution.type", "evolution.status") == {

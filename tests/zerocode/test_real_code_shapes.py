@@ -20,8 +20,7 @@ from tests.support.paths import ROOT
 from tests.support.telemetry import assert_instrument, error_count, point, points
 
 CONFIG = ROOT / "tests" / "zerocode" / "fix_coordinator.toml"
-OPERATION = semconv.CLIENT_OPERATION_DURATION.name
-TOKENS = semconv.CLIENT_TOKEN_USAGE.name
+OPERATION = semconv.CLIENT_INFERENCE_DURATION.name
 
 
 @pytest.fixture
@@ -54,8 +53,8 @@ def test_running_totals_nested_providers_and_retries_count_one_request(app: Any,
     assert result == {"success": ["openai: fixed a b c"], "summary": "1 fixes"}
 
     # delta: the running totals moved by 10 (the failed attempt's prompt) + 30 and by 4; never 640/44
-    inputs = points(otel, TOKENS, {semconv.GEN_AI_PROVIDER_NAME: "openai", semconv.GEN_AI_TOKEN_TYPE: "input"})
-    outputs = points(otel, TOKENS, {semconv.GEN_AI_PROVIDER_NAME: "openai", semconv.GEN_AI_TOKEN_TYPE: "output"})
+    inputs = points(otel, semconv.CLIENT_OPERATION_INPUT_TOKENS.name, {semconv.GEN_AI_PROVIDER_NAME: "openai"})
+    outputs = points(otel, semconv.CLIENT_OPERATION_OUTPUT_TOKENS.name, {semconv.GEN_AI_PROVIDER_NAME: "openai"})
     assert sum(p.sum for p in inputs) == 40 and sum(p.count for p in inputs) == 2  # each attempt, once
     assert sum(p.sum for p in outputs) == 4
     # the outer function is the one logical request; the two raw requests inside it are not more calls
@@ -66,7 +65,7 @@ def test_running_totals_nested_providers_and_retries_count_one_request(app: Any,
     assert retry.value == 1
     assert dict(retry.attributes) == {semconv.GEN_AI_PROVIDER_NAME: "openai",
                                       semconv.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
-                                      semconv.GEN_AI_RETRY_REASON: "rate_limit"}
+                                      semconv.AGENT_OTEL_RETRY_REASON: "rate_limit"}
     assert_instrument(otel, semconv.CLIENT_RETRIES)
     # selection chose the first provider: no fallback happened
     assert semconv.CLIENT_FALLBACKS.name not in otel.metrics()
@@ -80,7 +79,7 @@ def test_running_totals_nested_providers_and_retries_count_one_request(app: Any,
     requests = [s for s in otel.spans() if s.name == "chat gpt-4o-mini"]
     assert len(requests) == 3
     outer = [s for s in requests if semconv.GEN_AI_USAGE_INPUT_TOKENS not in s.attributes]
-    assert len(outer) == 1 and outer[0].attributes[semconv.GEN_AI_RETRY_COUNT] == 1
+    assert len(outer) == 1 and outer[0].attributes[semconv.AGENT_OTEL_RETRY_COUNT] == 1
     inner = [s for s in requests if s is not outer[0]]
     assert all(s.parent is not None and s.parent.span_id == outer[0].context.span_id for s in inner)
     assert sorted(s.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] for s in inner) == [10, 30]
@@ -97,8 +96,8 @@ def test_health_check_false_is_unavailable_and_a_fallback_counts_only_when_it_ha
     fallback = point(otel, semconv.CLIENT_FALLBACKS.name)
     assert fallback.value == 1
     assert dict(fallback.attributes) == {semconv.GEN_AI_PROVIDER_NAME: "openai",
-                                         semconv.GEN_AI_FALLBACK_TO: "anthropic",
-                                         semconv.GEN_AI_FALLBACK_REASON: "unhealthy"}
+                                         semconv.AGENT_OTEL_FALLBACK_TO: "anthropic",
+                                         semconv.AGENT_OTEL_FALLBACK_REASON: "unhealthy"}
     chain.providers[0].client.healthy = True
     chain.generate("y")  # chose the first one again: still one fallback
     assert point(otel, semconv.CLIENT_FALLBACKS.name).value == 1

@@ -197,11 +197,10 @@ def _record_provider(span: Span, seen: _Seen, attributes: Any, duration_s: float
     cost = None
     if usage.input_tokens is not None or usage.output_tokens is not None:
         # a dated or deployment-specific response model without a price: the requested one's
-        cost, unpriced = priced_cost(response_model, model, TokenUsage(
-            usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
-            usage.reasoning_tokens))
-        record_usage(ctx, token_attributes, usage.input_tokens, usage.output_tokens, cost, seen.agent,
-                     unpriced=unpriced)
+        tokens = TokenUsage(usage.input_tokens, usage.output_tokens, usage.cache_read_tokens,
+                            usage.cache_write_tokens, usage.reasoning_tokens)
+        cost, unpriced = priced_cost(response_model, model, tokens)
+        record_usage(ctx, token_attributes, tokens, cost, seen.agent, unpriced=unpriced)
     if seen.job is not None:
         seen.job.add(provider_calls=1, input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0,
                      cost=cost or 0.0)

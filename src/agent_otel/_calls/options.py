@@ -312,7 +312,7 @@ FALLBACK = _table(
            doc="the provider tried first"),
     Option("to", Accepts.STRING, required=True, decorator=False, when="end",
            doc="the provider used instead (e.g. `{ path = \"result.name\" }` of a selection function)"),
-    Option("reason", Accepts.STRING, default="error", decorator=False, when="end", doc="`gen_ai.fallback.reason`"),
+    Option("reason", Accepts.STRING, default="error", decorator=False, when="end", doc="`agent_otel.fallback.reason`"),
     _WHEN,
 )
 
@@ -324,7 +324,7 @@ RETRY = _table(
            doc="`gen_ai.provider.name` (default: the enclosing provider call's; needed outside one)"),
     Option("model", Accepts.STRING, decorator=False, when="end",
            doc="`gen_ai.request.model` (default: the enclosing provider call's)"),
-    Option("reason", Accepts.STRING, default="error", decorator=False, when="end", doc="`gen_ai.retry.reason`"),
+    Option("reason", Accepts.STRING, default="error", decorator=False, when="end", doc="`agent_otel.retry.reason`"),
     _WHEN,
 )
 

@@ -180,12 +180,12 @@ class ProviderInvocation(Invocation):
             self.input_tokens = self.output_tokens = self.cache_read = self.cache_write = self.reasoning = None
         elif has_usage:
             unpriced = False
+            usage = self.usage()
             if explicit_cost:
                 cost = coerce_number(handler.option("cost", call), "provider.cost", 0.0, None)
             else:
-                cost, unpriced = priced_cost(self.response_model, self.model, self.usage())
-            record_usage(ctx, token_attributes, self.input_tokens, self.output_tokens, cost,
-                         otel_context.get_value(AGENT_KEY, ctx), unpriced=unpriced)
+                cost, unpriced = priced_cost(self.response_model, self.model, usage)
+            record_usage(ctx, token_attributes, usage, cost, otel_context.get_value(AGENT_KEY, ctx), unpriced=unpriced)
         if outer is not None and (has_usage or self.usage_below):
             outer.usage_below = True
         job = current_job(ctx)
@@ -194,7 +194,7 @@ class ProviderInvocation(Invocation):
                     output_tokens=self.output_tokens or 0, cost=cost or 0.0)
         span = self.span
         if span.is_recording():
-            ended: dict[str, Any] = {semconv.GEN_AI_RETRY_COUNT: self.retries}  # one set_attributes: one lock
+            ended: dict[str, Any] = {semconv.AGENT_OTEL_RETRY_COUNT: self.retries}  # one set_attributes: one lock
             if self.response_model:
                 ended[semconv.GEN_AI_RESPONSE_MODEL] = self.response_model
             if self.input_tokens is not None:
@@ -215,7 +215,7 @@ class ProviderInvocation(Invocation):
             if unavailable:
                 ended[semconv.ERROR_TYPE] = semconv.ERROR_TYPE_UNAVAILABLE
                 span.set_status(Status(StatusCode.ERROR, semconv.ERROR_TYPE_UNAVAILABLE))
-            span.set_attributes(ended)
+            span.set_attributes(span_attributes(ended))
             if handler.result_attributes:
                 handler.record_result_attributes(span, call)
 
@@ -223,8 +223,30 @@ class ProviderInvocation(Invocation):
         self.retries += count
         attributes = {semconv.GEN_AI_PROVIDER_NAME: self.provider, semconv.GEN_AI_REQUEST_MODEL: self.model}
         if reason:
-            attributes[semconv.GEN_AI_RETRY_REASON] = policy().bounded(semconv.GEN_AI_RETRY_REASON, reason)
-        runtime()[semconv.CLIENT_RETRIES].add(count, attributes, context=self.context)
+            attributes[semconv.AGENT_OTEL_RETRY_REASON] = policy().bounded(semconv.AGENT_OTEL_RETRY_REASON, reason)
+        add_client_count(semconv.CLIENT_RETRIES, count, attributes, self.context)
+
+
+def span_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Span attributes, plus their previous keys with the ``/dup`` opt-in (``semconv.PREVIOUS_ATTRIBUTES``)."""
+    if runtime().previous_names:
+        renamed = semconv.PREVIOUS_ATTRIBUTES
+        attributes.update({renamed[key]: value for key, value in list(attributes.items()) if key in renamed})
+    return attributes
+
+
+def _previous(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Metric attributes under their previous keys (``/dup`` opt-in)."""
+    renamed = semconv.PREVIOUS_ATTRIBUTES
+    return {renamed.get(key, key): value for key, value in attributes.items()}
+
+
+def add_client_count(spec: semconv.Instrument[Any], count: float, attributes: dict[str, Any], ctx: Any = None) -> None:
+    """Add to one of the client counters (retries, fallbacks), and to its previous name with the ``/dup`` opt-in."""
+    rt = runtime()
+    rt[spec].add(count, attributes, context=ctx)
+    if rt.previous:
+        rt.previous[spec.name].add(count, _previous(attributes), context=ctx)
 
 
 def cost_attributes(cost: float) -> dict[str, Any]:
@@ -247,15 +269,21 @@ def record_request(ctx: Any, attributes: dict[str, Any], duration_s: float, ttfc
     ``error.type`` when it failed), and one inference call of the agent invocation it runs under."""
     count_inference(ctx)
     rt = runtime()
-    rt[semconv.CLIENT_OPERATION_DURATION].record(duration_s, attributes, context=ctx)
+    rt[semconv.CLIENT_INFERENCE_DURATION].record(duration_s, attributes, context=ctx)
     if ttfc_s is not None:
         rt[semconv.CLIENT_TIME_TO_FIRST_CHUNK].record(ttfc_s, attributes, context=ctx)
+    if rt.previous:
+        rt.previous[semconv.CLIENT_INFERENCE_DURATION.name].record(duration_s, attributes, context=ctx)
+        if ttfc_s is not None:
+            rt.previous[semconv.CLIENT_TIME_TO_FIRST_CHUNK.name].record(ttfc_s, attributes, context=ctx)
 
 
-def record_usage(ctx: Any, token_attributes: dict[str, Any], input_tokens: int | None, output_tokens: int | None,
-                 cost: float | None, agent_name: object, *, unpriced: bool = False) -> None:
-    """Tokens and cost of one request (``token_attributes``: operation, provider, models; no error). A call
-    whose model has no price (``unpriced``) is counted as such instead of costing a silent zero."""
+def record_usage(ctx: Any, token_attributes: dict[str, Any], usage: TokenUsage, cost: float | None,
+                 agent_name: object, *, unpriced: bool = False) -> None:
+    """Tokens and cost of one request (``token_attributes``: operation, provider, models; no error): the usage
+    counters (modality ``unknown``: no response agent-otel reads splits usage by modality) and the per-operation
+    histograms of the GenAI conventions. A call whose model has no price (``unpriced``) is counted as such
+    instead of costing a silent zero."""
     rt = runtime()
     if unpriced:
         rt[semconv.CLIENT_UNPRICED_CALLS].add(1, {
@@ -263,10 +291,24 @@ def record_usage(ctx: Any, token_attributes: dict[str, Any], input_tokens: int |
             semconv.GEN_AI_REQUEST_MODEL: token_attributes[semconv.GEN_AI_REQUEST_MODEL]}, context=ctx)
     if cost is not None:
         rt[semconv.CLIENT_OPERATION_COST].record(cost, token_attributes, context=ctx)
-    usage = rt[semconv.CLIENT_TOKEN_USAGE]
-    for token_type, tokens in ((semconv.TokenType.INPUT, input_tokens), (semconv.TokenType.OUTPUT, output_tokens)):
-        if tokens is not None:
-            usage.record(tokens, {**token_attributes, semconv.GEN_AI_TOKEN_TYPE: token_type.value}, context=ctx)
+    counted = {**token_attributes, semconv.GEN_AI_TOKEN_MODALITY: semconv.TOKEN_MODALITY_UNKNOWN}
+    input_tokens, output_tokens = usage.input, usage.output
+    if input_tokens is not None:
+        rt[semconv.CLIENT_USAGE_INPUT_TOKENS].add(input_tokens, counted, context=ctx)
+        rt[semconv.CLIENT_OPERATION_INPUT_TOKENS].record(input_tokens, token_attributes, context=ctx)
+    if output_tokens is not None:
+        rt[semconv.CLIENT_USAGE_OUTPUT_TOKENS].add(output_tokens, counted, context=ctx)
+        rt[semconv.CLIENT_OPERATION_OUTPUT_TOKENS].record(output_tokens, token_attributes, context=ctx)
+    for spec, tokens in ((semconv.CLIENT_USAGE_CACHE_READ_TOKENS, usage.cache_read),
+                         (semconv.CLIENT_USAGE_CACHE_WRITE_TOKENS, usage.cache_write),
+                         (semconv.CLIENT_USAGE_REASONING_TOKENS, usage.reasoning)):
+        if tokens:
+            rt[spec].add(tokens, counted, context=ctx)
+    if rt.previous_token_usage is not None:
+        for token_type, tokens in ((semconv.TokenType.INPUT, input_tokens), (semconv.TokenType.OUTPUT, output_tokens)):
+            if tokens is not None:
+                by_type = {**token_attributes, semconv.PREVIOUS_TOKEN_TYPE: token_type.value}
+                rt.previous_token_usage.record(tokens, by_type, context=ctx)
     if cost:
         cost_attributes: dict[str, Any] = {semconv.GEN_AI_PROVIDER_NAME: token_attributes[semconv.GEN_AI_PROVIDER_NAME],
                                            semconv.GEN_AI_REQUEST_MODEL: token_attributes[semconv.GEN_AI_REQUEST_MODEL]}
@@ -275,7 +317,7 @@ def record_usage(ctx: Any, token_attributes: dict[str, Any], input_tokens: int |
             version = otel_context.get_value(AGENT_VERSION_KEY, ctx)
             if version is not None:
                 cost_attributes[semconv.GEN_AI_AGENT_VERSION] = version
-        rt[semconv.CLIENT_COST].add(cost, cost_attributes, context=ctx)
+        add_client_count(semconv.CLIENT_COST, cost, cost_attributes, ctx)
 
 
 class ProviderHandler(KindHandler):
@@ -344,7 +386,7 @@ def current_provider_call() -> ProviderInvocation | None:
 def record_retry(count: int = 1, *, provider: str | None = None, model: str | None = None,
                  reason: str | None = None) -> None:
     """Count retries of the provider call in progress, or of the given provider/model, with an
-    optional short reason (``gen_ai.retry.reason``, under the cardinality cap)."""
+    optional short reason (``agent_otel.retry.reason``, under the cardinality cap)."""
     try:
         if not runtime().enabled:
             return
@@ -358,8 +400,8 @@ def record_retry(count: int = 1, *, provider: str | None = None, model: str | No
         attributes = {semconv.GEN_AI_PROVIDER_NAME: bound(semconv.GEN_AI_PROVIDER_NAME, provider),
                       semconv.GEN_AI_REQUEST_MODEL: bound(semconv.GEN_AI_REQUEST_MODEL, model) if model else "unknown"}
         if reason:
-            attributes[semconv.GEN_AI_RETRY_REASON] = bound(semconv.GEN_AI_RETRY_REASON, reason)
-        runtime()[semconv.CLIENT_RETRIES].add(count, attributes)
+            attributes[semconv.AGENT_OTEL_RETRY_REASON] = bound(semconv.AGENT_OTEL_RETRY_REASON, reason)
+        add_client_count(semconv.CLIENT_RETRIES, count, attributes)
     except Exception as exc:
         report_error("provider.retry", exc)
 
@@ -375,11 +417,11 @@ def record_fallback(to: str, reason: str, *, from_provider: str | None = None) -
             raise ValueError("record_fallback() outside a provider call needs from_provider=")
         bound = policy().bounded
         attributes = {semconv.GEN_AI_PROVIDER_NAME: bound(semconv.GEN_AI_PROVIDER_NAME, source),
-                      semconv.GEN_AI_FALLBACK_TO: bound(semconv.GEN_AI_FALLBACK_TO, to),
-                      semconv.GEN_AI_FALLBACK_REASON: bound(semconv.GEN_AI_FALLBACK_REASON, reason)}
-        runtime()[semconv.CLIENT_FALLBACKS].add(1, attributes)
+                      semconv.AGENT_OTEL_FALLBACK_TO: bound(semconv.AGENT_OTEL_FALLBACK_TO, to),
+                      semconv.AGENT_OTEL_FALLBACK_REASON: bound(semconv.AGENT_OTEL_FALLBACK_REASON, reason)}
+        add_client_count(semconv.CLIENT_FALLBACKS, 1, attributes)
         if inv is not None and inv.span.is_recording():
-            inv.span.set_attribute(semconv.GEN_AI_FALLBACK_TO, to)
-            inv.span.set_attribute(semconv.GEN_AI_FALLBACK_REASON, reason)
+            inv.span.set_attributes(span_attributes({semconv.AGENT_OTEL_FALLBACK_TO: to,
+                                                     semconv.AGENT_OTEL_FALLBACK_REASON: reason}))
     except Exception as exc:
         report_error("provider.fallback", exc)

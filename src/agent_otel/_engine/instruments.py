@@ -16,13 +16,18 @@ from opentelemetry.metrics import _Gauge as Gauge
 from opentelemetry.sdk.environment_variables import OTEL_SDK_DISABLED
 
 from agent_otel import semconv
-from agent_otel._environment import AGENT_OTEL_ENABLED, env_flag
+from agent_otel._environment import AGENT_OTEL_ENABLED, env_flag, semconv_opt_in
 from agent_otel.semconv import InstrumentT
 from agent_otel.version import __version__
 
 
 def enabled_from_env() -> bool:
     return not env_flag(OTEL_SDK_DISABLED, False) and env_flag(AGENT_OTEL_ENABLED, True)
+
+
+def previous_names_from_env() -> bool:
+    """Whether the previous metric and attribute names are emitted too (``semconv.STABILITY_OPT_IN_DUP``)."""
+    return semconv.STABILITY_OPT_IN_DUP in semconv_opt_in()
 
 
 def create_instrument(meter: metrics.Meter, spec: semconv.Instrument[InstrumentT]) -> InstrumentT:
@@ -46,13 +51,23 @@ class Runtime:
     enabled: bool
     tracer: trace.Tracer
     meter: metrics.Meter
+    #: Also emit the previous layout (semconv.PREVIOUS_LAYOUT), for a transition.
+    previous_names: bool = False
     #: name -> instrument; values typed Any so that a lookup is a plain dict read (it is on every call)
     instruments: dict[str, Any] = field(default_factory=dict)
+    #: With ``previous_names``: current instrument name -> the previous instrument, and the previous token
+    #: usage histogram (``previous_token_usage``); empty and None otherwise, so recording sites test one value.
+    previous: dict[str, Any] = field(default_factory=dict)
+    previous_token_usage: Any = None
 
     def __post_init__(self) -> None:
         for spec in semconv.INSTRUMENTS:
             self.instruments[spec.name] = create_instrument(self.meter, spec)
         self.errors = self[semconv.INSTRUMENTATION_ERRORS]
+        if self.previous_names:
+            for name, spec in semconv.PREVIOUS_INSTRUMENTS.items():
+                self.previous[name] = create_instrument(self.meter, spec)
+            self.previous_token_usage = create_instrument(self.meter, semconv.PREVIOUS_CLIENT_TOKEN_USAGE)
 
     def __getitem__(self, spec: semconv.Instrument[InstrumentT]) -> InstrumentT:
         instrument: InstrumentT = self.instruments[spec.name]  # created from this very row in __post_init__
@@ -67,6 +82,7 @@ def build_runtime(
     tracer_provider: trace.TracerProvider | None = None,
     meter_provider: metrics.MeterProvider | None = None,
     enabled: bool | None = None,
+    previous_names: bool | None = None,
 ) -> Runtime:
     """Install a fresh runtime over the given (or global) providers."""
     global _runtime
@@ -76,6 +92,7 @@ def build_runtime(
         enabled=enabled_from_env() if enabled is None else enabled,
         tracer=tp.get_tracer(semconv.SCOPE_NAME, __version__),
         meter=mp.get_meter(semconv.SCOPE_NAME, __version__),
+        previous_names=previous_names_from_env() if previous_names is None else previous_names,
     )
     with _lock:
         _runtime = rt

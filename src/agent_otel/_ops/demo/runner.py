@@ -75,7 +75,7 @@ class Status:
 _CALL_COUNTS = {
     "job_duration_seconds": "jobs",
     "gen_ai_invoke_agent_duration_seconds": "agent_calls",
-    "gen_ai_client_operation_duration_seconds": "model_calls",
+    "gen_ai_client_inference_duration_seconds": "model_calls",
     "gen_ai_execute_tool_duration_seconds": "tool_calls",
 }
 
@@ -91,7 +91,7 @@ def read_status(metrics_url: str) -> Status:
                 setattr(status, field, getattr(status, field) + sample.value)
                 if sample.labels.get("error_type"):
                     status.errors += sample.value
-            elif family.name == "gen_ai_client_cost" and sample.name.endswith("_total"):
+            elif family.name == "agent_otel_client_cost" and sample.name.endswith("_total"):
                 status.cost_usd += sample.value
     return status
 
