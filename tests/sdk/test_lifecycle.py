@@ -227,7 +227,10 @@ def test_agent_otel_run_child_exits_with_a_failing_collector(unavailable: Unavai
     child = run_child(
         "from agent_otel._cli import main; import sys; sys.exit(main(['run', '--', sys.executable, '-c', 'pass']))",
         OTEL_EXPORTER_OTLP_ENDPOINT=unavailable.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-        AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS="120000", XDG_CACHE_HOME=str(tmp_path))
+        AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS="120000", XDG_CACHE_HOME=str(tmp_path),
+        # no periodic export before the exit's (the launcher imports every installed instrumentation's framework,
+        # which on a loaded machine can outlast the default 60 s interval): only the exit is under test
+        OTEL_METRIC_EXPORT_INTERVAL="3600000")
     assert child.returncode == 0
     assert unavailable.attempts == {"/v1/metrics": 1}  # the final export, once: never retried at exit
 

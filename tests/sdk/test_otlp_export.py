@@ -73,7 +73,7 @@ def span_of_point(metric: str, attributes: dict[str, Any]) -> str | None:
         return semconv.tool_span_name(attributes[semconv.GEN_AI_TOOL_NAME])
     if metric == semconv.CLIENT_FALLBACKS.name:  # no model attribute: the one call that fell back
         return semconv.provider_span_name(semconv.OPERATION_CHAT, "gpt-4o")
-    if metric.startswith("gen_ai.client.") or metric == semconv.CLIENT_UNPRICED_CALLS.name:
+    if metric.startswith(("gen_ai.client.", "agent_otel.client.")):
         return semconv.provider_span_name(attributes.get(semconv.GEN_AI_OPERATION_NAME, semconv.OPERATION_CHAT),
                                           attributes[semconv.GEN_AI_REQUEST_MODEL])
     if metric.startswith("evolution.") or metric in (semconv.AGENT_KPI_CURRENT.name,

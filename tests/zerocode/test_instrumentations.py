@@ -154,6 +154,20 @@ def test_the_launcher_turns_on_the_installed_openai_instrumentation(
         USAGE["prompt_tokens"], USAGE["completion_tokens"])
 
 
+def test_an_instrumentation_loads_when_the_program_imports_its_library_not_before(project: Path) -> None:
+    """Loading an instrumentation imports its framework (seconds for an agent framework): a program that never
+    imports the framework does not get it imported, one that does gets it instrumented (the test above)."""
+    frameworks = ("openai", "agents", "langchain", "smolagents")
+    probe = f"import sys; print([name for name in {frameworks!r} if name in sys.modules])"
+    result = subprocess.run([str(BIN / "agent-otel"), "run", "--", sys.executable, "-c", probe], cwd=project,
+                            env=environment(project), capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout) == (0, "[]\n"), result.stderr
+    late = "import openai; print(type(openai.resources.chat.completions.Completions.create).__name__)"
+    result = subprocess.run([str(BIN / "agent-otel"), "run", "--", sys.executable, "-c", late], cwd=project,
+                            env=environment(project), capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout) == (0, "BoundFunctionWrapper\n"), result.stderr  # wrapped on import
+
+
 def errors_counted(receiver: OtlpHttpReceiver, stage: str) -> float:
     """The last value exported of agent_otel.instrumentation.errors for ``stage`` (a cumulative counter)."""
     values = [point.as_int or point.as_double for metric in receiver.metrics_named("agent_otel.instrumentation.errors")

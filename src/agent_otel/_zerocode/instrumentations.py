@@ -15,10 +15,12 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import re
+import sys
 from collections.abc import Collection
 from dataclasses import dataclass
 from dataclasses import replace as _replace
 
+import wrapt
 from opentelemetry.instrumentation.dependencies import DependencyConflict, get_dist_dependency_conflicts
 from opentelemetry.instrumentation.distro import DefaultDistro  # type: ignore[attr-defined]  # untyped upstream
 from opentelemetry.instrumentation.environment_variables import OTEL_PYTHON_DISABLED_INSTRUMENTATIONS
@@ -133,8 +135,57 @@ def _failed(item: Instrumentation, problem: str, exc: BaseException) -> None:
     report_error(STAGE, exc)
 
 
+def _load(item: Instrumentation, distro: DefaultDistro) -> bool:
+    try:
+        distro.load_instrumentor(item.entry_point, skip_dep_check=item.dependencies_checked)
+    except Exception as exc:  # never break the program: it runs without this one
+        _failed(item, f"{type(exc).__name__}: {exc}", exc)
+        return False
+    return True
+
+
+def _import_names(distribution: str) -> set[str]:
+    """The top-level modules a distribution installs (its ``top_level.txt``, else its file list)."""
+    try:
+        dist = importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return set()
+    listed = dist.read_text("top_level.txt")
+    if listed:
+        return {line.strip() for line in listed.splitlines() if line.strip()}
+    names = set()
+    for file in dist.files or ():
+        top = file.parts[0]
+        if top.endswith((".dist-info", ".data", ".pth")) or top in ("..", "__pycache__"):
+            continue
+        if len(file.parts) > 1 or top.endswith(".py"):
+            names.add(top.removesuffix(".py"))
+    return names
+
+
+def instrumented_modules(item: Instrumentation) -> set[str]:
+    """The top-level modules of the libraries an instrumentation instruments, from its distribution's
+    ``instruments`` extra, without importing anything; empty when they cannot be told."""
+    dist = getattr(item.entry_point, "dist", None)
+    modules: set[str] = set()
+    for text in getattr(dist, "requires", None) or ():
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            continue
+        if requirement.marker is not None and requirement.marker.evaluate({"extra": "instruments"}) \
+                and not requirement.marker.evaluate({"extra": ""}):
+            modules |= _import_names(requirement.name)
+    return modules
+
+
 def activate(switches: Switches) -> list[str]:
-    """Turn on the instrumentations :func:`survey` marks active; the names of those turned on. Never raises."""
+    """Turn on the instrumentations :func:`survey` marks active; the names of those turned on. Never raises.
+
+    Loading an instrumentation imports the library it instruments (an agent framework can take seconds), so
+    one whose library the program has not imported yet is loaded when it does (a post-import hook), before
+    the program's own code runs against it: a program, or a Python child, that never uses the framework
+    pays nothing for it."""
     turned_on = []
     try:
         items = survey(switches)
@@ -153,12 +204,29 @@ def activate(switches: Switches) -> list[str]:
             logger.debug("agent-otel: instrumentation %s: %s", item.name, item.status)
             continue
         try:
-            distro.load_instrumentor(item.entry_point, skip_dep_check=item.dependencies_checked)
-        except Exception as exc:  # never break the program: it runs without this one
-            _failed(item, f"{type(exc).__name__}: {exc}", exc)
-        else:
+            modules = instrumented_modules(item)
+        except Exception as exc:  # unreadable metadata: load it now, as before
+            report_error(STAGE, exc)
+            modules = set()
+        if modules and not modules & sys.modules.keys():
+            _load_on_import(item, modules, distro)
+            turned_on.append(item.name)
+        elif _load(item, distro):
             turned_on.append(item.name)
     return turned_on
+
+
+def _load_on_import(item: Instrumentation, modules: Collection[str], distro: DefaultDistro) -> None:
+    """Load ``item`` once, when the program first imports one of ``modules``."""
+    loaded: list[bool] = []
+
+    def load(_module: object) -> None:
+        if not loaded:
+            loaded.append(True)
+            _load(item, distro)
+
+    for module in sorted(modules):
+        wrapt.register_post_import_hook(load, module)
 
 
 def _distribution_key(name: str) -> str:
