@@ -2,7 +2,7 @@
 a real Prometheus running the shipped rules, alerting to a real Alertmanager running the shipped config,
 whose webhook posts to a server inside this test session. Spans go over OTLP/HTTP to a receiver here.
 
-Test copies only change timing: every `for:` and rule-group interval becomes 1 s, Alertmanager waits
+Test copies only change timing: every `for:` becomes 5 s and every rule-group interval 1 s, Alertmanager waits
 1 s before sending. The shipped files are read, never written. Every process is stopped by PID in
 teardown, also when a test fails (fixture finalisers run regardless).
 """

@@ -105,8 +105,8 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
                              "'deployment_environment_name=\"prod\"' or 'service_name=\"checkout\"' (default: "
                              "selector of the shipped thresholds.yaml, as the rules use: every agent-otel series; "
                              "agent-otel's own instrumentation scope is always matched too)")
-    parser.add_argument("--timeout", type=_timeout, default=10.0, metavar="S",
-                        help="seconds to wait for each query (default 10)")
+    parser.add_argument("--timeout", type=_timeout, default=30.0, metavar="S",
+                        help="seconds to wait for each query (default 30, Grafana's own default)")
     parser.add_argument("--at", type=_at, metavar="TIME",
                         help="evaluate the window ending at TIME (Unix seconds or ISO 8601, e.g. "
                              "2026-11-21T09:00:00Z) instead of now")

@@ -187,7 +187,7 @@ class Prometheus:
 
     url: str
     time: float
-    timeout: float = 10.0
+    timeout: float = 30.0
     opener: Callable[..., Any] = field(default=urllib.request.urlopen, repr=False)
 
     def query(self, expr: str) -> list[dict[str, Any]]:
@@ -269,7 +269,7 @@ class Options:
     window: str = "1h"
     selector: str = DEFAULT_SELECTOR
     slow_ms: float | None = None
-    timeout: float = 10.0
+    timeout: float = 30.0
 
 
 @dataclass
