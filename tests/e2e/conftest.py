@@ -3,7 +3,7 @@ a real Prometheus running the shipped rules, alerting to a real Alertmanager run
 whose webhook posts to a server inside this test session. Spans go over OTLP/HTTP to a receiver here.
 
 Test copies only change timing: every `for:` becomes 5 s, rule groups evaluate every 1 s (5 s for 1d/7d windows),
-Prometheus scrapes every 2 s (its timeout: a loaded machine's slow scrape is not a dead target), Alertmanager waits
+Prometheus scrapes every 1 s, Alertmanager waits
 1 s before sending. The shipped files are read, never written. Every process is stopped by PID in
 teardown, also when a test fails (fixture finalisers run regardless).
 """
@@ -44,7 +44,7 @@ def _stack(work: Path, extra_env: dict[str, str]) -> Iterator[E2E]:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
         stack = LocalStack(work / "stack", scrape_targets=[f"127.0.0.1:{port}"], webhook_url=webhook.url,
                            rule_files=rules, alertmanager_yml=fast_alertmanager(ASSETS / ALERTMANAGER_PATH),
-                           scrape_interval="2s", evaluation_interval="1s")
+                           scrape_interval="1s", evaluation_interval="1s")
         try:
             stack.start()
             setup = E2E(stack, webhook, spans, demo, f"http://127.0.0.1:{port}/metrics", demo_log)

@@ -110,7 +110,7 @@ def path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorPath]:
             "OTEL_TRACES_BACKEND_INSECURE": "true", "AGENT_OTEL_HASH_SALT": "e2e-salt"})
         stack = LocalStack(work / "stack", scrape_targets=[collector.prometheus_target], webhook_url=webhook.url,
                            rule_files=rules, alertmanager_yml=fast_alertmanager(ASSETS / ALERTMANAGER_PATH),
-                           scrape_interval="2s", evaluation_interval="1s", job_name="agent-otel-collector",
+                           scrape_interval="1s", evaluation_interval="1s", job_name="agent-otel-collector",
                            honor_labels=True)
         try:
             env = {**os.environ, "OTEL_TRACES_EXPORTER": "otlp", "OTEL_METRICS_EXPORTER": "otlp",

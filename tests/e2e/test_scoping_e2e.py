@@ -116,7 +116,7 @@ def _fleet(work: Path, collector: RunningCollector | None) -> Iterator[Fleet]:
     targets = [f"127.0.0.1:{port}" for port in ports] if collector is None else [collector.prometheus_target]
     with WebhookReceiver() as webhook:
         stack = LocalStack(work / "stack", scrape_targets=targets, webhook_url=webhook.url, rule_files=rules,
-                           alertmanager_yml=fast_alertmanager(ASSETS / ALERTMANAGER_PATH), scrape_interval="2s",
+                           alertmanager_yml=fast_alertmanager(ASSETS / ALERTMANAGER_PATH), scrape_interval="1s",
                            evaluation_interval="1s",
                            job_name="agent-otel-app" if collector is None else "agent-otel-collector",
                            honor_labels=collector is not None)
