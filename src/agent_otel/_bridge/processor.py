@@ -27,7 +27,7 @@ cardinality cap, and the shipped rules and dashboards read only that scope (``ot
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -82,13 +82,18 @@ class GenAiSpanBridge(SpanProcessor):
     def __init__(self) -> None:
         # keyed by the SDK span objects (the parent's comes back from the context as the API's Span type)
         self._seen: weakref.WeakKeyDictionary[Any, _Seen] = weakref.WeakKeyDictionary()
+        #: the weak mapping's own dict: its truth is a C check, the mapping's ``len()`` a Python call
+        self.open_spans: dict[Any, _Seen] = cast(Any, self._seen).data
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
+            attributes = attribute_dict(span)
+            if not sources.may_be_genai(attributes):  # most spans of a process: an HTTP client's, a database's
+                return
             ours = _ours(span)
             if ours and not self._seen:  # no other library's GenAI span is open: nothing to cover
                 return
-            found = sources.classify(attribute_dict(span))
+            found = sources.classify(attributes)
             if found is None:
                 return
             kind, operation = found
@@ -108,6 +113,12 @@ class GenAiSpanBridge(SpanProcessor):
             self._seen[span] = seen
         except Exception as exc:
             report_error("bridge.start", exc)
+
+    def has_work_at_end(self, span: Span) -> bool:
+        """Whether :meth:`_on_ending` has anything to do: another library's GenAI span is open, or this span
+        has events (an evaluation result). The underlying dict's truth: ``len()`` of the weak mapping is
+        a Python call, and every span of the process pays this check."""
+        return bool(self.open_spans) or bool(span._events)
 
     def _on_ending(self, span: Span) -> None:
         """Record as the span ends (end time and status set), keyed by the span object itself: the

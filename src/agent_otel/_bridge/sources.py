@@ -37,6 +37,11 @@ _OPENINFERENCE: dict[str, tuple[Kind, str]] = {
 _NOT_CALLS = frozenset({"create_agent", semconv.OPERATION_EVOLVE})  # an agent being built; our evolution runs
 
 
+def may_be_genai(attributes: Mapping[str, Any]) -> bool:
+    """False for a span :func:`classify` certainly finds no GenAI call in: the one check every span pays."""
+    return semconv.GEN_AI_OPERATION_NAME in attributes or OPENINFERENCE_KIND in attributes
+
+
 def classify(attributes: Mapping[str, Any]) -> tuple[Kind, str] | None:
     """(kind, operation) of a span from its attributes, or None when it is no GenAI call. Cheap for
     the spans of every other library: one or two dict lookups."""

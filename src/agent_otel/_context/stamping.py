@@ -6,6 +6,8 @@ own spans, which start with them among their attributes. The ids are never put o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from opentelemetry import baggage
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
@@ -14,13 +16,12 @@ from opentelemetry.util.types import AttributeValue
 
 from agent_otel import semconv
 from agent_otel._context.job import JOB_KEY, JobState
-from agent_otel._engine.policy import SCRUBBED_KEY
+from agent_otel._engine.policy import SCRUBBED_KEY, attribute_dict
 
-_get_value = otel_context.get_value
 _get_current = otel_context.get_current
 #: Where the API keeps the baggage dict in a context: read directly, because ``baggage.get_all()``
 #: copies it into a new proxy on every call, and this runs for every span.
-_BAGGAGE_KEY = baggage._BAGGAGE_KEY
+BAGGAGE_KEY = baggage._BAGGAGE_KEY
 _BAGGAGE_JOB_ID = semconv.BAGGAGE_JOB_ID
 _BAGGAGE_CONVERSATION_ID = semconv.BAGGAGE_CONVERSATION_ID
 _JOB_ID = semconv.JOB_ID
@@ -34,7 +35,7 @@ def stamped_ids(ctx: Context | None = None) -> dict[str, AttributeValue] | None:
     if ctx is None:
         ctx = _get_current()
     state = ctx.get(JOB_KEY)
-    entries = ctx.get(_BAGGAGE_KEY)
+    entries = ctx.get(BAGGAGE_KEY)
     if not entries or type(entries) is not dict:
         return {_JOB_ID: state.id} if isinstance(state, JobState) else None
     job_id = state.id if isinstance(state, JobState) else entries.get(_BAGGAGE_JOB_ID)
@@ -47,17 +48,23 @@ def stamped_ids(ctx: Context | None = None) -> dict[str, AttributeValue] | None:
     return ids
 
 
+def stamp_ids(span: Span, ctx: Context, attributes: Mapping[str, object]) -> None:
+    """Stamp the ids of a span started in ``ctx`` that is not one of ours; ``attributes`` its attribute
+    dict (a value the span started with, the host's own, is kept). Two dict lookups for a span in no
+    job and no conversation, the common case: every span of the process pays them."""
+    if ctx.get(SCRUBBED_KEY) or (ctx.get(JOB_KEY) is None and not ctx.get(BAGGAGE_KEY)):
+        return  # one of agent-otel's own spans (it started with the ids among its attributes), or no ids
+    ids = stamped_ids(ctx)
+    if ids is None:
+        return
+    for key, value in ids.items():
+        if key not in attributes:
+            span.set_attribute(key, value)  # one key: set_attributes() costs more
+
+
 class IdSpanProcessor(SpanProcessor):
     """Stamps ``job.id`` and ``gen_ai.conversation.id`` on every span started under a job or in a
     conversation, from any library. A value the span started with (the host's own) is kept."""
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        if parent_context is not None and _get_value(SCRUBBED_KEY, parent_context):
-            return  # one of agent-otel's own spans: it started with the ids among its attributes
-        ids = stamped_ids(parent_context)
-        if ids is None:
-            return
-        present = span.attributes or {}
-        for key, value in ids.items():
-            if key not in present:
-                span.set_attribute(key, value)
+        stamp_ids(span, parent_context if parent_context is not None else _get_current(), attribute_dict(span))

@@ -59,9 +59,7 @@ from agent_otel._context.carriers import (
     uninstrument_thread_subclasses,
 )
 from agent_otel._context.propagation import context_from_environment
-from agent_otel._context.stamping import IdSpanProcessor
 from agent_otel._engine.instruments import build_runtime, enabled_from_env, reset_runtime
-from agent_otel._engine.policy import HashingSpanProcessor
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._environment import AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS, AGENT_OTEL_SPAN_BRIDGE, env_flag
 from agent_otel._sdk.export_loss import (
@@ -71,6 +69,7 @@ from agent_otel._sdk.export_loss import (
     stop_retrying,
 )
 from agent_otel._sdk.settings import Settings, otlp_url, resolve_settings
+from agent_otel._sdk.span_processor import AgentOtelSpanProcessor
 from agent_otel.errors import ConfigurationError
 
 logger = logging.getLogger("agent_otel")
@@ -253,10 +252,9 @@ def configure(
                 tp.add_span_processor(processor)
             telemetry.owns_tracer_provider = True
             _built.add(tp)
-        tp.add_span_processor(IdSpanProcessor())
-        tp.add_span_processor(HashingSpanProcessor())
-        if span_bridge if span_bridge is not None else env_flag(AGENT_OTEL_SPAN_BRIDGE, True):
-            tp.add_span_processor(GenAiSpanBridge())
+        bridged = span_bridge if span_bridge is not None else env_flag(AGENT_OTEL_SPAN_BRIDGE, True)
+        tp.add_span_processor(AgentOtelSpanProcessor(GenAiSpanBridge() if bridged else None))
+        if bridged:
             add_to_global_logger_provider()  # evaluation results sent as log records (a host's LoggerProvider)
 
         host_mp = meter_provider or metrics.get_meter_provider()
