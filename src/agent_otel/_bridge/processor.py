@@ -82,7 +82,8 @@ class GenAiSpanBridge(SpanProcessor):
     def __init__(self) -> None:
         # keyed by the SDK span objects (the parent's comes back from the context as the API's Span type)
         self._seen: weakref.WeakKeyDictionary[Any, _Seen] = weakref.WeakKeyDictionary()
-        #: the weak mapping's own dict: its truth is a C check, the mapping's ``len()`` a Python call
+        #: the weak mapping's own dict: its truth is a C check, the mapping's ``len()`` a Python call; when
+        #: it is empty, :meth:`_on_ending` has work only for a span with events (an evaluation result)
         self.open_spans: dict[Any, _Seen] = cast(Any, self._seen).data
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -113,12 +114,6 @@ class GenAiSpanBridge(SpanProcessor):
             self._seen[span] = seen
         except Exception as exc:
             report_error("bridge.start", exc)
-
-    def has_work_at_end(self, span: Span) -> bool:
-        """Whether :meth:`_on_ending` has anything to do: another library's GenAI span is open, or this span
-        has events (an evaluation result). The underlying dict's truth: ``len()`` of the weak mapping is
-        a Python call, and every span of the process pays this check."""
-        return bool(self.open_spans) or bool(span._events)
 
     def _on_ending(self, span: Span) -> None:
         """Record as the span ends (end time and status set), keyed by the span object itself: the

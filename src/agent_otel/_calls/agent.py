@@ -8,7 +8,7 @@ from typing import Any, Never
 from opentelemetry import context as otel_context
 
 from agent_otel import semconv
-from agent_otel._calls.call_counts import CallCounts, context_with_counts, record_call_counts
+from agent_otel._calls.call_counts import CALLS_KEY, CallCounts, record_call_counts
 from agent_otel._calls.conversation import ConversationId, check_conversation_id
 from agent_otel._calls.extractors import Call, Extractor
 from agent_otel._calls.handler import (
@@ -248,12 +248,13 @@ class AgentHandler(KindHandler):
         if self.versioned:
             version, attributes = self.version_attributes(call, attributes)
         counts = CallCounts()
-        ctx = context_with_counts(counts, otel_context.set_value(AGENT_KEY, name))
-        if version is not None or otel_context.get_value(AGENT_VERSION_KEY) is not None:  # an outer one's is not ours
-            ctx = otel_context.set_value(AGENT_VERSION_KEY, version, ctx)
+        parent = otel_context.get_current()
+        entries: dict[str, object] = {AGENT_KEY: name, CALLS_KEY: counts}
+        if version is not None or parent.get(AGENT_VERSION_KEY) is not None:  # an outer one's is not ours
+            entries[AGENT_VERSION_KEY] = version
         if "conversation" in self.options:  # the call runs in this conversation (None: the enclosing one)
-            ctx = context_with_conversation(self.option("conversation", call), ctx) or ctx
-        span, ctx = self.open(span_name, attributes, ctx)
+            parent = context_with_conversation(self.option("conversation", call), parent) or parent
+        span, ctx = self.open(span_name, attributes, parent, entries)
         inv = AgentInvocation(span, ctx, self, call, name, task_type)
         inv.version = version
         inv.counts = counts

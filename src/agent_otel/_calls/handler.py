@@ -29,6 +29,9 @@ from agent_otel.errors import ConfigurationError
 P = ParamSpec("P")
 R = TypeVar("R")
 
+_get_current = otel_context.get_current
+_set_span = trace.set_span_in_context
+
 
 def field_of(obj: Any, *names: str) -> Any:
     """The first of ``names`` present on ``obj`` (attribute, or key of a mapping), else None."""
@@ -110,6 +113,8 @@ MAX_COUNT = 2**32
 
 def coerce_count(value: Any, stage: str) -> int | None:
     """A count: an int, or the length of a list/tuple/set/dict (e.g. ``files_modified=[...]``)."""
+    if type(value) is int and 0 <= value <= MAX_COUNT:  # the common case, without the checks below
+        return value
     if isinstance(value, list | tuple | set | frozenset | dict):
         return len(value)
     number = coerce_number(value, stage, 0, MAX_COUNT)
@@ -303,13 +308,18 @@ class KindHandler(Handler):
         """Start this kind's span under ``ctx`` (default: current); returns the span and its context."""
         return self.open(name, self.span_attributes(attributes), ctx)
 
-    def open(self, name: str, attributes: dict[str, Any], ctx: Context | None = None) -> tuple[Span, Context]:
+    def open(self, name: str, attributes: dict[str, Any], ctx: Context | None = None,
+             entries: dict[str, object] | None = None) -> tuple[Span, Context]:
         """Start the span with attributes already through :meth:`span_attributes` (never mutated,
-        so a handler may pass the same dict on every call)."""
+        so a handler may pass the same dict on every call), under ``ctx`` (default: current). The call
+        runs in the returned context: ``ctx`` with the span and ``entries`` (context key -> value, e.g.
+        the agent's name), made in one copy instead of one per value."""
+        parent = ctx if ctx is not None else _get_current()
+        base = Context({**parent, **entries}) if entries else parent
         tracer = runtime().tracer
         if type(tracer) is trace.NoOpTracer:  # tracing off: the span would be INVALID_SPAN anyway
-            return trace.INVALID_SPAN, trace.set_span_in_context(trace.INVALID_SPAN, ctx)
-        ids = stamped_ids(ctx)
+            return trace.INVALID_SPAN, _set_span(trace.INVALID_SPAN, base)
+        ids = stamped_ids(parent)
         if ids is not None:  # what IdSpanProcessor would stamp (hashed keys hashed), without a second write
             guard = policy()
             if not guard.hashed_keys.isdisjoint(ids):
@@ -317,9 +327,9 @@ class KindHandler(Handler):
             attributes = {**ids, **attributes}
         # Tell the span processors these attributes are already hashed and stamped; the flag is only
         # in the context the span starts with, not in the one its children run under.
-        start_ctx = otel_context.set_value(SCRUBBED_KEY, True, ctx)
-        span = tracer.start_span(name, context=start_ctx, kind=self.span_kind, attributes=attributes)
-        return span, trace.set_span_in_context(span, ctx)
+        span = tracer.start_span(name, context=Context({**base, SCRUBBED_KEY: True}), kind=self.span_kind,
+                                 attributes=attributes)
+        return span, _set_span(span, base)
 
     def under_agent(self, cache: dict[Any, dict[str, Any]], base: dict[str, Any], agent: Any) -> dict[str, Any]:
         """Start attributes for a call made under ``agent`` (None: under none): ``base`` with

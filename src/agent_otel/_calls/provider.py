@@ -42,6 +42,10 @@ _OUTPUT_DETAILS = ("completion_tokens_details", "output_tokens_details")
 #: Anthropic reports cache reads and writes *beside* ``input_tokens``: the conventions count them in it.
 _ANTHROPIC_CACHE_READ, _ANTHROPIC_CACHE_WRITE = "cache_read_input_tokens", "cache_creation_input_tokens"
 _NOT_STREAMS = (str, bytes, bytearray, dict, list, tuple)
+#: Every key of a usage report that :meth:`ProviderInvocation._read_details` reads: a dict with none of
+#: them (a plain ``{"prompt_tokens": .., "completion_tokens": ..}``) has no details to look for.
+_DETAIL_KEYS = frozenset({_ANTHROPIC_CACHE_READ, _ANTHROPIC_CACHE_WRITE, *_INPUT_DETAILS, *_OUTPUT_DETAILS,
+                          "cached_content_token_count", "thoughts_token_count"})
 _DEFAULT_OPERATION = PROVIDER["operation"].default  # also when an extractor finds nothing
 
 
@@ -104,6 +108,8 @@ class ProviderInvocation(Invocation):
     def _read_details(self, usage: Any, tokens_in: int | None, tokens_out: int | None) -> tuple[int | None, int | None]:
         """Cache and reasoning tokens of one usage report; returns the input and output tokens as the
         conventions count them (cache reads and writes inside input, reasoning inside output)."""
+        if type(usage) is dict and not self.cache_beside_input and _DETAIL_KEYS.isdisjoint(usage):
+            return tokens_in, tokens_out
         anthropic_read = coerce_count(field_of(usage, _ANTHROPIC_CACHE_READ), "provider.cache_read")
         anthropic_write = coerce_count(field_of(usage, _ANTHROPIC_CACHE_WRITE), "provider.cache_write")
         if anthropic_read is not None or anthropic_write is not None:

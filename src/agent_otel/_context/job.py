@@ -80,13 +80,13 @@ class JobState:
 
 def current_job(ctx: Context | None = None) -> JobState | None:
     """The job running in this context, if it was started in this process."""
-    state = otel_context.get_value(JOB_KEY, ctx)
+    state = (ctx if ctx is not None else otel_context.get_current()).get(JOB_KEY)
     return state if isinstance(state, JobState) else None
 
 
 def current_job_id(ctx: Context | None = None) -> str | None:
     """The id of the job this code runs under: from this process's job, else from W3C baggage."""
-    state = otel_context.get_value(JOB_KEY, ctx)
+    state = (ctx if ctx is not None else otel_context.get_current()).get(JOB_KEY)
     if isinstance(state, JobState):
         return state.id
     return _baggage_job_id(ctx)

@@ -31,7 +31,7 @@ class PhaseState:
 
 def current_phase(ctx: Context | None = None) -> PhaseState | None:
     """The phase this code runs in, if any."""
-    state = otel_context.get_value(PHASE_KEY, ctx)
+    state = (ctx if ctx is not None else otel_context.get_current()).get(PHASE_KEY)
     return state if isinstance(state, PhaseState) else None
 
 

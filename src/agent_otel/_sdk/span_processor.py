@@ -39,14 +39,16 @@ class AgentOtelSpanProcessor(SpanProcessor):
         frozen: Any = span._attributes
         values = getattr(frozen, "_dict", frozen)  # attribute_dict()
         ctx = parent_context if parent_context is not None else _get_current()
-        if not ctx.get(SCRUBBED_KEY) and (ctx.get(JOB_KEY) is not None or ctx.get(BAGGAGE_KEY)):
+        ours = ctx.get(SCRUBBED_KEY)  # one of agent-otel's own spans: started with its ids, hashed
+        if not ours and (ctx.get(JOB_KEY) is not None or ctx.get(BAGGAGE_KEY)):
             stamp_ids(span, ctx, values)
         if not values:
             return
         if not policy().hashed_keys.isdisjoint(values):
             hash_present(span, parent_context, at_start=True)
         bridge = self.bridge
-        if bridge is not None and (_OPERATION in values or _OPENINFERENCE_KIND in values):  # may_be_genai()
+        if (bridge is not None and (not ours or bridge.open_spans)  # ours only matters under another's span
+                and (_OPERATION in values or _OPENINFERENCE_KIND in values)):  # may_be_genai()
             bridge.on_start(span, parent_context)
 
     def _on_ending(self, span: Span) -> None:
@@ -55,7 +57,7 @@ class AgentOtelSpanProcessor(SpanProcessor):
         if values and not policy().hashed_keys.isdisjoint(values):
             hash_present(span, None, at_start=False)
         bridge = self.bridge
-        if bridge is not None and (bridge.open_spans or span._events):  # has_work_at_end()
+        if bridge is not None and (bridge.open_spans or span._events):
             bridge._on_ending(span)
 
     def on_end(self, span: ReadableSpan) -> None:
