@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -11,6 +12,7 @@ from opentelemetry.trace import StatusCode
 
 import agent_otel
 from agent_otel import semconv
+from agent_otel._calls.job import new_job_id
 from agent_otel._calls.pricing import DEFAULT_PRICES
 from tests.support.telemetry import assert_instrument, point
 
@@ -172,3 +174,11 @@ def test_generator_exit_is_a_closed_call_not_an_error(otel: Any) -> None:
         assert span.attributes[key] == "success"
         assert span.attributes[semconv.STREAM_CLOSED_EARLY] is True
         assert semconv.ERROR_TYPE not in span.attributes and span.status.status_code is StatusCode.UNSET
+
+
+def test_a_generated_job_id_is_a_random_version_4_uuid_in_hex() -> None:
+    ids = [new_job_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for job_id in ids:
+        parsed = uuid.UUID(hex=job_id)
+        assert (parsed.hex, parsed.version, parsed.variant) == (job_id, 4, uuid.RFC_4122)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Never
 
 from opentelemetry import context as otel_context
@@ -197,13 +197,20 @@ class AgentHandler(KindHandler):
         """The non-explicit result options present on ``result`` (as :func:`field_of` reads them)."""
         if result is None:
             return _NOTHING
-        reads: Iterable[tuple[str, tuple[str, ...]]]
-        if type(result) is dict:  # the common case: only look at the fields the dict has
-            reads = {self._reads_by_field[field] for field in self._reads_by_field.keys() & result.keys()}
-        else:
-            reads = self._reads
         found = {}
-        for key, fields in reads:
+        if type(result) is dict:  # the common case: only look at the fields the dict has (field_of() inlined)
+            by_field = self._reads_by_field
+            for field in result:
+                read = by_field.get(field)
+                if read is None or read[0] in found:
+                    continue
+                for name in read[1]:  # the first of its fields present, as field_of() reads them
+                    value = result.get(name)
+                    if value is not None:
+                        found[read[0]] = value
+                        break
+            return found
+        for key, fields in self._reads:
             value = field_of(result, *fields)
             if value is not None:
                 found[key] = value

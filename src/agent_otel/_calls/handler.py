@@ -113,6 +113,8 @@ MAX_COUNT = 2**32
 
 def coerce_count(value: Any, stage: str) -> int | None:
     """A count: an int, or the length of a list/tuple/set/dict (e.g. ``files_modified=[...]``)."""
+    if value is None:
+        return None
     if type(value) is int and 0 <= value <= MAX_COUNT:  # the common case, without the checks below
         return value
     if isinstance(value, list | tuple | set | frozenset | dict):

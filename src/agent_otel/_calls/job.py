@@ -8,7 +8,7 @@ ran under the job, across threads and tasks) on the job span when it ends.
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -33,7 +33,12 @@ _DEFAULT_TYPE = JOB["type"].default
 
 
 def new_job_id() -> str:
-    return uuid.uuid4().hex
+    """A random (version 4) UUID as 32 hex digits, as ``uuid.uuid4().hex`` gives, made from the random bytes
+    directly: ``uuid.UUID``'s checks cost about 2 µs on every job."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 class JobInvocation(Invocation):

@@ -53,11 +53,16 @@ class Lineage:
                 if value is not None}
 
 
+_NO_LINEAGE = Lineage(None, None, None)
+
+
 def read_lineage(option: ReadOption, call: Call, rolled_back: bool, marker_version: Any) -> Lineage:
     """The run's lineage from its options or result; a rollback returns to the ``[[rollback]]`` target's
     version, else the ``rollback_version`` option or result field, else the version the run started from."""
     source = _version(option("version_from", call, *FROM_FIELDS))
     produced = _version(option("version_to", call, *TO_FIELDS))
+    if source is None and produced is None and not rolled_back:
+        return _NO_LINEAGE  # a run that reports no versions, the common case: no new object
     returned_to = None
     if rolled_back:
         returned_to = _version(marker_version) or _version(option("rollback_version", call, *ROLLBACK_FIELDS)) \

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind
@@ -84,6 +84,7 @@ class ToolHandler(KindHandler):
         super().__init__(func, options, attributes)
         self.counts_files = "files_created" in options
         self.has_step = "step" in options
+        self.names_agent = options.get("agent") is not None
 
     def _step(self, span: Any, call: Call, phase: PhaseState | None) -> None:
         """A step of its phase: ``agent_otel.workflow.phase`` and ``agent_otel.workflow.step`` (the ``step``
@@ -108,9 +109,11 @@ class ToolHandler(KindHandler):
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
         call = self.new_call(instance, args, kwargs)
         name, span_name, base, by_agent = self.static(("name", "type"), self._describe, call)
-        agent_name = self.option("agent", call) or otel_context.get_value(AGENT_KEY)
-        if agent_name is not None:
+        agent_name = self.option("agent", call) if self.names_agent else None
+        if agent_name:
             agent_name = policy().bounded(semconv.GEN_AI_AGENT_NAME, agent_name)
+        else:  # the agent it runs under, whose name is bounded already
+            agent_name = cast(str | None, otel_context.get_current().get(AGENT_KEY))
         span, ctx = self.open(span_name, self.under_agent(by_agent, base, agent_name))
         phase = current_phase(ctx)
         if phase is not None or self.has_step:
