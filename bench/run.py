@@ -666,9 +666,9 @@ def report(args: Any, rows: list, job_added: list[float], stamping: tuple[float,
         "  its public API and with no wrapper, recording exactly what one call of that kind, shape and mode recorded",
         "  (`bench/floors.py` derives it from one real call: the span's name, kind and attributes, every measurement",
         "  with its attributes); the floor makes the call's context current, as every kind must for nested calls.",
-        "  Ours run on the providers `configure()` sets up, with the span processors it adds to every span",
-        "  (IdSpanProcessor, HashingSpanProcessor, GenAiSpanBridge); the floors on a plain SDK, so what those",
-        "  processors cost counts as ours. The agent, tool, evolution and job bodies return `{\"success\": True}`;",
+        "  Ours run on the providers `configure()` sets up, with the span processor it adds to every span",
+        "  (`AgentOtelSpanProcessor`: ids, hashing, the GenAI span bridge); the floors on a plain SDK, so what that",
+        "  processor costs counts as ours. The agent, tool, evolution and job bodies return `{\"success\": True}`;",
         "  the provider body returns an OpenAI-style result with usage; the generator bodies yield 3 items.",
         "- R, for scale: an idiomatic raw-OTel wrapper (`start_as_current_span` with 3 attributes, a counter and a",
         "  histogram recorded inside it). The disabled rows are divided by a wrapt pass-through.",
@@ -709,7 +709,9 @@ def report(args: Any, rows: list, job_added: list[float], stamping: tuple[float,
         f"- Added per wrapped call by running inside a job (blocks of 20 agent calls inside and outside a job,"
         " alternating, median of the pairwise differences; the row above):"
         f" median {added:.2f} µs, range {min(job_added):.2f} to {max(job_added):.2f} µs (target <= 1.5 µs).",
-        f"- Of that, stamping `job.id` on the span (IdSpanProcessor.on_start): {stamping[0]:,.0f} ns per span"
+        f"- Stamping `job.id` on another library's span (IdSpanProcessor.on_start, the same span each time; our"
+        " own spans start with it):"
+        f" {stamping[0]:,.0f} ns per span"
         f" under a job, {stamping[1]:,.0f} ns per span outside one.",
         "- `job()` enter/exit itself starts the `invoke_workflow` span and records `job.duration`: see its",
         "  row above (it costs about one wrapped call).",
