@@ -69,7 +69,7 @@ test:
 	@$(MAKE) --no-print-directory -j3 $(STAMP) test-deps collector
 	$(VENV)/bin/ruff check src tests bench mixin
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 # The simulated fleet with a local Prometheus (shipped rules) and Alertmanager (shipped config); Ctrl-C stops it.
 # Ports 9464, 9090 and 9093 unless busy (Debian's own prometheus services): then free ones, printed.

@@ -757,14 +757,13 @@ def report(args: Any, rows: list, job_added: list[float], stamping: tuple[float,
             f"({args.profile_calls:,} calls under cProfile; own time grouped by where the code lives, built-ins",
             "counted for their caller; cProfile inflates call-heavy code, so read shares, not absolute times).",
             "",
-            "| candidate | x R | SDK floor x R | above the floor | "
+            "| candidate | x its SDK floor | its SDK floor x R | share of the call above the floor | "
             + " | ".join(group for group, _ in PROFILE_GROUPS) + " | other |",
             "|---|---:|---:|---:|" + "---:|" * (len(PROFILE_GROUPS) + 1),
         ]
         for name, ratio, _floor, floor_ratio, shares in bounds:
-            above = f"{ratio - floor_ratio:+.2f}" if floor_ratio is not None else ""
             floor_text = f"{floor_ratio:.2f}" if floor_ratio is not None else "(none)"
-            lines.append(f"| {name} | {ratio:.3f} | {floor_text} | {above} | "
+            lines.append(f"| {name} | {ratio:.3f} | {floor_text} | {1 - 1 / ratio:.0%} | "
                          + " | ".join(f"{share:.0%}" for share in shares.values()) + " |")
         lines += [
             "",

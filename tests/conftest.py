@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from agent_otel.testing import TelemetryCapture, restore_defaults
+from tests.support.e2e import SHARED_STACK_FIXTURES
 
 
 @pytest.fixture
@@ -22,3 +23,15 @@ def fresh_guards() -> Iterator[None]:
     yield
     restore_defaults()
 
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``make test`` runs two xdist workers with ``--dist loadgroup``. Each test file is a group (one worker runs
+    a whole file, as ``--dist loadfile`` would), except the files that use the demo stacks several files share
+    (:data:`SHARED_STACK_FIXTURES`): they form one group, so that one worker runs those stacks (a demo, Prometheus,
+    Alertmanager, in each naming mode) instead of both running a copy at once on a 2-core machine, starving each
+    other and every other test into scrape and query timeouts."""
+    shared = {item.path for item in items if not SHARED_STACK_FIXTURES.isdisjoint(item.fixturenames)}
+    for item in items:
+        group = "shared-demo-stacks" if item.path in shared else str(item.path.relative_to(config.rootpath))
+        item.add_marker(pytest.mark.xdist_group(group))
