@@ -35,7 +35,7 @@ from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -115,7 +115,10 @@ def decorate(kind: str, func: Callable) -> Callable:
 
 def sdk_providers(sampled: bool = True, ours: bool = True) -> tuple[Any, MeterProvider]:
     tracer_provider = TracerProvider(sampler=None if sampled else ALWAYS_OFF)
-    tracer_provider.add_span_processor(BatchSpanProcessor(DropExporter()))
+    # Every span is handed to a no-op exporter synchronously, the same for ours and the floors. Not a batch
+    # processor: its thread competes for the GIL at random moments, and once its queue is full (the rounds
+    # make spans faster than it drains them) it logs a warning per dropped span, noise that hits rows unevenly.
+    tracer_provider.add_span_processor(SimpleSpanProcessor(DropExporter()))
     if ours:
         add_our_span_processors(tracer_provider)
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()], views=histogram_views())
@@ -315,23 +318,31 @@ def build_candidates(calls: int, kinds: tuple[str, ...] = KINDS, shapes: tuple[s
 def job_added_us(full: tuple, calls: int, block: int = 20) -> float:
     """What running inside a job adds to one wrapped agent call (µs): blocks of calls inside and
     outside a job alternate every millisecond or so, and the median of the per-pair differences
-    is taken, so the machine's noise hits both sides alike and its spikes drop out."""
+    is taken, so the machine's noise hits both sides alike and its spikes drop out. The pairs
+    alternate which side runs first: the first block of a pair runs slower on this machine whatever
+    its context (a pair of two outside blocks differs by microseconds), and one fixed order would
+    count that as the job's."""
     use(full)
     agent = decorate("agent", success)
     job_ctx = context_with_job(JobState(id="bench-job", type="bench"))
     now = time.perf_counter_ns
+
+    def timed(ctx: Any) -> float:
+        token = otel_context.attach(ctx) if ctx is not None else None
+        start = now()
+        for i in range(block):
+            agent(i)
+        elapsed = now() - start
+        if token is not None:
+            otel_context.detach(token)
+        return elapsed
+
     differences = []
-    for _ in range(max(1, calls // block)):
-        start = now()
-        for i in range(block):
-            agent(i)
-        outside = now() - start
-        token = otel_context.attach(job_ctx)
-        start = now()
-        for i in range(block):
-            agent(i)
-        inside = now() - start
-        otel_context.detach(token)
+    for pair in range(max(2, calls // block)):
+        if pair % 2:
+            inside, outside = timed(job_ctx), timed(None)
+        else:
+            outside, inside = timed(None), timed(job_ctx)
         differences.append((inside - outside) / block / 1000)
     return statistics.median(differences)
 
@@ -357,8 +368,8 @@ def foreign_span_cost_ns(calls: int, rounds: int, block: int = 50) -> dict[str, 
     client's, say), outside a job and inside one (where ``job.id`` is stamped on it): per round, ns per
     span started and ended with 3 attributes, on a provider with our processor minus one without (no
     exporter on either: the same for both, and its thread only adds noise). Blocks of ``block`` spans
-    alternate between the two, and each round keeps the median of the per-pair differences, so a
-    drift or spike of the machine hits both sides alike."""
+    alternate between the two, either first in turn (see :func:`job_added_us`), and each round keeps the
+    median of the per-pair differences, so a drift or spike of the machine hits both sides alike."""
     plain, ours = TracerProvider(), TracerProvider()
     add_our_span_processors(ours)
     attributes = {"http.request.method": "GET", "url.path": "/items", "server.address": "example.test"}
@@ -369,14 +380,14 @@ def foreign_span_cost_ns(calls: int, rounds: int, block: int = 50) -> dict[str, 
         for where, ctx in (("outside a job", None), ("inside a job", in_job)):
             differences = []
             for _ in range(max(1, calls // block)):
-                times = []
-                for provider in (plain, ours):
+                times = {}
+                for provider in (plain, ours) if len(differences) % 2 else (ours, plain):  # either first in turn
                     start_span = provider.get_tracer("http.client").start_span
                     start = now()
                     for _ in range(block):
                         start_span("GET", context=ctx, attributes=attributes).end()
-                    times.append((now() - start) / block)
-                differences.append(times[1] - times[0])
+                    times[provider] = (now() - start) / block
+                differences.append(times[ours] - times[plain])
             results[where].append(statistics.median(differences))
     return results
 

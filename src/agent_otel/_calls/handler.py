@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -347,12 +347,13 @@ class KindHandler(Handler):
     def static(self, keys: tuple[str, ...], compute: Callable[[Call], R], call: Call) -> R:
         """``compute(call)`` once per policy when the options in ``keys`` are all literals (their bounded
         values, span name and attributes then never change), else on every call."""
-        if self.extracts.intersection(keys):
+        if self.extracts and not self.extracts.isdisjoint(keys):
             return compute(call)
         current = policy()
         cached = self._static
         if cached is not None and cached[0] is current:
-            return cast(R, cached[1])
+            found: R = cached[1]  # a typed name, not cast(): a call on every wrapped call
+            return found
         value = compute(call)
         self._static = (current, value)
         return value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from enum import Enum
-from typing import Any, cast
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind
@@ -109,11 +109,11 @@ class ToolHandler(KindHandler):
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
         call = self.new_call(instance, args, kwargs)
         name, span_name, base, by_agent = self.static(("name", "type"), self._describe, call)
-        agent_name = self.option("agent", call) if self.names_agent else None
+        agent_name: str | None = self.option("agent", call) if self.names_agent else None
         if agent_name:
             agent_name = policy().bounded(semconv.GEN_AI_AGENT_NAME, agent_name)
         else:  # the agent it runs under, whose name is bounded already
-            agent_name = cast(str | None, otel_context.get_current().get(AGENT_KEY))
+            agent_name = otel_context.get_current().get(AGENT_KEY)  # type: ignore[assignment]
         span, ctx = self.open(span_name, self.under_agent(by_agent, base, agent_name))
         phase = current_phase(ctx)
         if phase is not None or self.has_step:
