@@ -82,8 +82,8 @@ class GenAiSpanBridge(SpanProcessor):
     def __init__(self) -> None:
         # keyed by the SDK span objects (the parent's comes back from the context as the API's Span type)
         self._seen: weakref.WeakKeyDictionary[Any, _Seen] = weakref.WeakKeyDictionary()
-        #: the weak mapping's own dict: its truth is a C check, the mapping's ``len()`` a Python call; when
-        #: it is empty, :meth:`_on_ending` has work only for a span with events (an evaluation result)
+        #: the weak mapping's own dict, for the check every span pays: its truth is a C check, the
+        #: mapping's ``len()`` a Python call
         self.open_spans: dict[Any, _Seen] = cast(Any, self._seen).data
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -92,14 +92,14 @@ class GenAiSpanBridge(SpanProcessor):
             if not sources.may_be_genai(attributes):  # most spans of a process: an HTTP client's, a database's
                 return
             ours = _ours(span)
-            if ours and not self._seen:  # no other library's GenAI span is open: nothing to cover
+            if ours and not self.open_spans:  # no other library's GenAI span is open: nothing to cover
                 return
             found = sources.classify(attributes)
             if found is None:
                 return
             kind, operation = found
             parent_span = trace.get_current_span(parent_context)
-            parent = self._seen.get(parent_span) if self._seen else None
+            parent = self._seen.get(parent_span) if self.open_spans else None
             same = parent is not None and parent.kind is kind and parent.operation == operation
             if ours:  # one call, two spans: ours wins over another library's outer span
                 if same and parent is not None:
@@ -118,7 +118,7 @@ class GenAiSpanBridge(SpanProcessor):
     def _on_ending(self, span: Span) -> None:
         """Record as the span ends (end time and status set), keyed by the span object itself: the
         SDK's ``on_end`` gets a copy (the SDK's ``_on_ending`` hook, as the hashing processor uses)."""
-        seen = self._seen.pop(span, None) if self._seen else None
+        seen = self._seen.pop(span, None) if self.open_spans else None
         if seen is None:
             if span._events and _ours(span) and runtime().enabled:  # an evaluator's event on our span
                 try:

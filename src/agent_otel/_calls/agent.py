@@ -198,17 +198,14 @@ class AgentHandler(KindHandler):
         if result is None:
             return _NOTHING
         found = {}
-        if type(result) is dict:  # the common case: only look at the fields the dict has (field_of() inlined)
+        if type(result) is dict:  # the common case: only look at the fields the dict has
             by_field = self._reads_by_field
             for field in result:
                 read = by_field.get(field)
-                if read is None or read[0] in found:
-                    continue
-                for name in read[1]:  # the first of its fields present, as field_of() reads them
-                    value = result.get(name)
+                if read is not None and read[0] not in found:
+                    value = field_of(result, *read[1])
                     if value is not None:
                         found[read[0]] = value
-                        break
             return found
         for key, fields in self._reads:
             value = field_of(result, *fields)

@@ -150,14 +150,7 @@ class EvolutionHandler(KindHandler):
     def result_option(self, key: str, call: Call, *fields: str) -> Any:
         if key in self.options:
             return self.option(key, call)
-        result = call.result
-        if type(result) is dict:  # field_of() inlined: a run's end reads a dozen of these
-            for name in fields:
-                value = result.get(name)
-                if value is not None:
-                    return value
-            return None
-        return field_of(result, *fields)
+        return field_of(call.result, *fields)
 
     def _describe(self, call: Call) -> tuple[str, str, str, dict[str, Any]]:
         bound = policy().bounded

@@ -291,10 +291,10 @@ def holds_hashed_key(attributes: Mapping[str, Any]) -> bool:
     return not (_policy or policy()).hashed_keys.isdisjoint(attributes)
 
 
-def hash_present(span: Span, parent_context: Context | None, *, at_start: bool) -> None:
-    """Hash the configured keys the span holds, each value once (see :class:`HashingSpanProcessor`)."""
+def hash_present(span: Span, values: Mapping[str, Any], parent_context: Context | None, *, at_start: bool) -> None:
+    """Hash the configured keys the span holds (``values``: its :func:`attribute_dict`), each value once (see
+    :class:`HashingSpanProcessor`)."""
     frozen: Any = span._attributes
-    values = attribute_dict(span)
     current = _policy or policy()
     present = [key for key in current.hashed_keys if key in values]
     # agent-otel's own spans start with their ids hashed already: remember those values as hashes
@@ -329,10 +329,11 @@ class HashingSpanProcessor(SpanProcessor):
     ``_on_ending`` hook and ``BoundedAttributes``, pinned SDK version)."""
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        if holds_hashed_key(attribute_dict(span)):
-            hash_present(span, parent_context, at_start=True)
+        values = attribute_dict(span)
+        if holds_hashed_key(values):
+            hash_present(span, values, parent_context, at_start=True)
 
     def _on_ending(self, span: Span) -> None:
-        if holds_hashed_key(attribute_dict(span)):
-            hash_present(span, None, at_start=False)
-
+        values = attribute_dict(span)
+        if holds_hashed_key(values):
+            hash_present(span, values, None, at_start=False)
