@@ -24,7 +24,6 @@ def fresh_guards() -> Iterator[None]:
     restore_defaults()
 
 
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``make test`` runs two xdist workers with ``--dist loadgroup``. Each test file is a group (one worker runs
     a whole file, as ``--dist loadfile`` would), except the files that use the demo stacks several files share
