@@ -243,3 +243,60 @@ def test_recursion_depth_is_that_of_the_wrapt_proxy_alone(otel: TelemetryCapture
     assert plain > wraps >= proxy
     assert ours == proxy
     assert ours == wraps or sys.version_info < (3, 12)
+
+
+# -- decorated methods read from their class -----------------------------------------------------
+
+
+class Planner:
+    label = "planner-a"
+
+    @agent_otel.agent(name=agent_otel.path("self.label"))
+    def run(self, task: str) -> str:
+        return f"{self.label}: {task}"
+
+    @agent_otel.tool("normalise")
+    @staticmethod
+    def normalise(task: str) -> str:
+        return task.strip()
+
+
+class InheritsRun(Planner):
+    label = "planner-b"
+
+
+class OverridesRun(Planner):
+    def run(self, task: str) -> str:
+        return super().run(task.upper())
+
+
+def test_a_decorated_method_reads_from_its_class_as_itself_as_a_plain_function_does() -> None:
+    """Frameworks detect an override with ``type(obj).method is Base.method``: it must hold for a
+    subclass that does not override the decorated method, and fail for one that does."""
+    assert Planner.run is Planner.run
+    assert Planner.__dict__["run"] is Planner.run
+    assert InheritsRun.run is Planner.run
+    assert OverridesRun.run is not Planner.run
+    assert InheritsRun.normalise is Planner.normalise is Planner.__dict__["normalise"]
+    assert InheritsRun().normalise is Planner.normalise  # a static method reads as itself from instances too
+    assert Planner().run is not Planner.run  # from an instance it binds, as a plain method does
+
+
+def test_a_decorated_function_shows_the_annotations_of_the_plain_one() -> None:
+    """Frameworks build tool schemas from ``__annotations__``; a wrapper class's own must not shadow them."""
+    assert plain_square.__annotations__ == {"n": "int", "return": "int"}
+    assert square_alias.__annotations__ is plain_square.__annotations__
+    assert Planner.run.__annotations__ == {"task": "str", "return": "str"}
+    assert Planner.normalise.__annotations__ == {"task": "str", "return": "str"}
+
+
+def test_a_method_called_through_its_class_records_as_when_called_on_its_instance(otel: TelemetryCapture) -> None:
+    planner = InheritsRun()
+    assert Planner.run(planner, "plan") == planner.run("plan") == "planner-b: plan"
+    assert Planner.normalise(" x ") == InheritsRun().normalise(" y ").replace("y", "x")
+    assert OverridesRun().run("go") == "planner-a: GO"
+    agents = [span.name for span in otel.spans() if span.name.startswith("invoke_agent")]
+    # ``self.label`` read from the object passed to Planner.run, as from the bound call
+    assert agents == ["invoke_agent planner-b", "invoke_agent planner-b", "invoke_agent planner-a"]
+    assert [span.name for span in otel.spans() if span.name.startswith("execute_tool")] == [
+        "execute_tool normalise"] * 2

@@ -675,3 +675,43 @@ def test_sync_function_returning_a_coroutine_it_never_runs(otel: Any, scenario: 
     assert span.end_time is not None
     if expected[0] is End.RAISED:
         assert span.attributes[semconv.ERROR_TYPE] == expected[1].__name__
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_an_async_function_let_go_before_it_runs_is_the_programs_own_coroutine(otel: Any, scenario: str) -> None:
+    """An ``async def`` call begins its invocation when the coroutine first runs. Let go before that, it
+    leaves no span, and warns exactly as plain Python does: nothing for a task cancelled before it starts
+    (the Task throws into it), ``close()`` or ``throw()``; "never awaited", naming the program's own
+    coroutine, when dropped."""
+    run = SCENARIOS[scenario]
+    handler = RecordingHandler()
+
+    async def fetch() -> int:
+        return 1
+
+    plain = warnings_of(run, fetch)
+    traced = warnings_of(run, instrument(handler, fetch))
+    assert traced == plain
+    assert plain == (["RuntimeWarning: coroutine 'test_an_async_function_let_go_before_it_runs_is_the_programs_own_"
+                      "coroutine.<locals>.fetch' was never awaited"] if scenario == "dropped_unawaited" else [])
+    assert handler.ends == [] and otel.spans() == []
+
+
+def test_an_async_function_awaited_or_run_as_a_task_is_timed_once(otel: Any) -> None:
+    handler = RecordingHandler()
+
+    async def fetch(n: int) -> int:
+        await asyncio.sleep(0)
+        return n
+
+    traced = instrument(handler, fetch)
+
+    async def main() -> list[int]:
+        coroutine = traced(1)
+        assert asyncio.iscoroutine(coroutine) and inspect.iscoroutine(coroutine)
+        assert coroutine.__qualname__ == fetch.__qualname__  # the program's coroutine, seen through
+        return [await coroutine, await asyncio.create_task(traced(2)), *await asyncio.gather(traced(3))]
+
+    assert asyncio.run(main()) == [1, 2, 3]
+    assert [(how, value) for how, value, _ in handler.ends] == [(End.RETURNED, 1), (End.RETURNED, 2),
+                                                                (End.RETURNED, 3)]

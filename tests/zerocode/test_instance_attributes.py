@@ -186,6 +186,7 @@ def test_dataclass_field_wrapped_self_is_the_instance_args_are_the_callables(ote
     assert spans[0].attributes["code.function.name"] == f"{HELD}.add"
     assert adder.fallback is None  # None is left alone
     assert adder == Tool("adder", add) and hash(adder.invoke) == hash(add)  # compares as the function
+    assert adder.invoke.__annotations__ is add.__annotations__  # read through, not the wrapper class's own
 
 
 def test_frozen_and_slotted_dataclasses(otel: Any) -> None:

@@ -57,7 +57,7 @@ class _ConversationHandler(Handler):
         value: object = self.conversation_id
         if self.extractor is not None:
             try:
-                value = self.extractor(Call(self.signature, instance, args, kwargs))
+                value = self.extractor(Call(self.signature, instance, args, kwargs, self.method))
             except Exception as exc:
                 report_error("conversation.extract", exc)
                 value = None

@@ -41,7 +41,9 @@ class Call:
     __slots__ = ("_args", "_bound_args", "_kwargs", "_signature", "early", "error", "instance", "result")
 
     def __init__(self, signature: inspect.Signature | None, instance: Any, args: tuple[Any, ...],
-                 kwargs: dict[str, Any]) -> None:
+                 kwargs: dict[str, Any], method: bool = False) -> None:
+        if method and instance is None and args:  # ``Class.method(obj, ...)``: obj is self, as from ``obj``
+            instance, args = args[0], args[1:]
         self._signature = signature
         self.instance = instance
         self._args = args

@@ -152,6 +152,9 @@ class Handler:
     """What a kind plugs into the engine: how to start an invocation for a call."""
 
     stage = "wrapper"
+    #: Set when the decorated function turns out to be defined in a class body (see :class:`_Decorated`):
+    #: a call through the class, ``Class.method(obj, ...)``, then has ``obj`` as its instance.
+    method = False
 
     def begin(self, wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Invocation:
         raise NotImplementedError
@@ -249,7 +252,9 @@ def _async_wrapper(handler: Handler) -> WrapperFunction:
             return wrapped(*args, **kwargs)
         # Create the coroutine now, so bad arguments raise at call time as they would unwrapped;
         # the invocation begins when it first runs, so one never awaited leaves no open span.
-        return _lazy_coroutine(wrapped(*args, **kwargs), handler, wrapped, instance, args, kwargs)
+        pending = _PendingCoroutine(wrapped(*args, **kwargs))
+        pending._self_call = (handler, wrapped, instance, args, kwargs)
+        return pending
 
     return wrapper
 
@@ -326,6 +331,32 @@ class _TracedCoroutine(wrapt.ObjectProxy[Coroutine[Any, Any, T]]):
     def __del__(self) -> None:
         if self._self_driver is None:
             self._self_inv.end(End.CLOSED)
+
+
+class _PendingCoroutine(_TracedCoroutine[T]):
+    """The coroutine an ``async def`` returned, whose invocation begins when it first runs
+    (:func:`_lazy_coroutine`). Let go before that (a task cancelled before it starts, ``close()``,
+    ``throw()``, dropped), it is the program's own coroutine: no span, and Python's "never awaited"
+    warning exactly when the program's coroutine would give it."""
+
+    _self_call: _PendingCall  # set by _async_wrapper
+
+    def _driver(self) -> Coroutine[Any, Any, T]:
+        driver = self._self_driver
+        if driver is None:
+            driver = self._self_driver = _lazy_coroutine(self.__wrapped__, *self._self_call)
+        return driver
+
+    def throw(self, *exc_info: Any) -> object:
+        if self._self_driver is not None:
+            return self._self_driver.throw(*exc_info)
+        return self.__wrapped__.throw(*exc_info)
+
+    def close(self) -> None:
+        (self._self_driver or self.__wrapped__).close()
+
+    def __del__(self) -> None:
+        """Nothing began: nothing to end."""
 
 
 def _generator_wrapper(handler: Handler) -> WrapperFunction:
@@ -761,14 +792,51 @@ class BoundWrapper(_HostIdentity, wrapt.BoundFunctionWrapper[..., Any]):
     __slots__ = ()  # made on every method access: no second instance dict (wrapt's proxy has one)
 
 
+#: How a wrapper in a class reads from it (:attr:`Wrapper._self_reads_as_itself`): as itself when read from
+#: the class (a method), or from the class and its instances (a static method).
+FROM_CLASS, ALWAYS = "from its class", "always"
+_bind = wrapt.FunctionWrapper.__get__
+
+
 class Wrapper(_HostIdentity, wrapt.FunctionWrapper[..., Any]):
     """The object that replaces an instrumented callable: a wrapt proxy (same signature, attributes
-    and descriptor behaviour) that also pickles and copies as the plain callable does."""
+    and descriptor behaviour) that also pickles and copies as the plain callable does.
+
+    A method or static method reads as itself where the plain function does, so that ``Sub.method is
+    Base.method`` holds for a subclass that does not override it (frameworks detect overrides that way);
+    a method read from an instance binds as every wrapt wrapper does."""
 
     __slots__ = ()
     __bound_function_wrapper__ = BoundWrapper
+    #: FROM_CLASS, ALWAYS or None (binds as wrapt does). Not an annotation: any annotation in a proxy's
+    #: class body gives the class an ``__annotations__`` that shadows the wrapped function's.
+    _self_reads_as_itself = cast("str | None", None)
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        reads_as_itself = self._self_reads_as_itself
+        if reads_as_itself is ALWAYS or (reads_as_itself is FROM_CLASS and instance is None):
+            return self
+        return _bind(self, instance, owner)
+
+
+class _Decorated(Wrapper):
+    """What a decorator returns. Python names it when a class body defines it (``__set_name__``): it
+    is a method or static method then, and reads from its class as itself (see :class:`Wrapper`)."""
+
+    __slots__ = ()  # and no annotations (see Wrapper)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        target = self.__wrapped__
+        if isinstance(target, types.FunctionType):
+            cast(Any, self)._self_handler.method = True  # set by instrument()
+            self._self_reads_as_itself = FROM_CLASS
+        elif isinstance(target, staticmethod):
+            self._self_reads_as_itself = ALWAYS
+        super().__set_name__(owner, name)  # type: ignore[misc]  # wrapt's (it forwards), not in its stubs
 
 
 def instrument(handler: Handler, func: F) -> F:
     """Wrap ``func`` (function, method, classmethod or staticmethod object) with ``handler``."""
-    return cast(F, Wrapper(func, wrapper_for(handler, func)))
+    wrapper = _Decorated(func, wrapper_for(handler, func))
+    wrapper._self_handler = handler  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
+    return cast(F, wrapper)

@@ -112,6 +112,10 @@ _built: weakref.WeakSet[object] = weakref.WeakSet()
 #: Resource attributes of this process when it is a forked child of a configured one (its ``process.pid``):
 #: what tells its telemetry from its parent's and its siblings'.
 _forked_resource: dict[str, int] = {}
+#: The SDK's detected resource per service name, as this process last built it. A forked child reuses its
+#: parent's instead of running the detectors again (a thread pool and the environment, the same in the
+#: child): setting a worker up costs it a few milliseconds, not tens.
+_detected: dict[str, Resource] = {}
 
 
 def exit_flush_timeout_millis(env: Mapping[str, str] | None = None) -> int:
@@ -283,7 +287,7 @@ def configure(
 
             instrumentor = ThreadingInstrumentor()
             if not instrumentor.is_instrumented_by_opentelemetry:
-                instrumentor.instrument()
+                instrumentor.instrument(skip_dep_check=_fork_child_setup)  # a forked child: the parent checked
                 telemetry.instrumentors.append(instrumentor)
             instrument_thread_subclasses()  # threads whose class overrides run(): see carriers
         if instrument_processes:
@@ -293,7 +297,7 @@ def configure(
 
             system = SystemMetricsInstrumentor(config=semconv.PROCESS_METRICS_CONFIG)
             if not system.is_instrumented_by_opentelemetry:
-                system.instrument(meter_provider=mp)
+                system.instrument(meter_provider=mp, skip_dep_check=_fork_child_setup)
                 telemetry.instrumentors.append(system)
         if telemetry.owns_tracer_provider or telemetry.owns_meter_provider:
             _register_exit_hook()
@@ -307,8 +311,14 @@ def _resource(service_name: str, host: Resource | None) -> Resource:
     SDK's resource detector; a forked child gets its own), so that processes of one service never share a
     series identity behind a Collector, whose Prometheus exporter makes ``instance`` of it. The host's own
     values win: ``OTEL_RESOURCE_ATTRIBUTES``/``OTEL_SERVICE_NAME``, then a ``resource`` given to configure()."""
-    ours = ServiceInstanceIdResourceDetector().detect().merge(
-        Resource.create({ResourceAttributes.SERVICE_NAME: service_name, **_forked_resource}))
+    instance_id = ServiceInstanceIdResourceDetector().detect()  # the SDK's: one per process (pid)
+    inherited = _detected.get(service_name) if _fork_child_setup else None
+    if inherited is None:
+        detected = _detected[service_name] = Resource.create({ResourceAttributes.SERVICE_NAME: service_name})
+        ours = instance_id.merge(detected)
+    else:  # the parent's detection, its instance id replaced by this process's
+        ours = inherited.merge(instance_id)
+    ours = ours.merge(Resource(_forked_resource))
     with_environment = ours.merge(OTELResourceDetector().detect())
     return with_environment if host is None else with_environment.merge(host)
 

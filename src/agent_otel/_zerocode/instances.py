@@ -34,8 +34,10 @@ class HeldWrapper(Wrapper):
     still does and its copy holds the plain callable. A copy of it is the callable itself: a deep copy
     of the instance holds the callable, not a wrapper whose ``self`` is the instance copied."""
 
+    # Its ``_self_holder`` is a weak reference to the instance holding it (see :func:`reference`). No
+    # annotation declares it: any annotation in a proxy's class body gives the class an ``__annotations__``
+    # that shadows the wrapped callable's.
     __slots__ = ()
-    _self_holder: Callable[[], object]  # the instance holding it (see :func:`reference`)
 
     def __copy__(self) -> object:
         return self.__wrapped__

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from types import FunctionType, MethodType, ModuleType
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 import wrapt
 from opentelemetry import context as otel_context
@@ -47,7 +47,17 @@ from agent_otel._calls.tool import ToolHandler
 from agent_otel._context.carriers import instrument_http_headers, uninstrument_http_headers
 from agent_otel._engine.policy import set_policy
 from agent_otel._engine.self_telemetry import report_error
-from agent_otel._engine.wrappers import Args, Handler, Invocation, Kwargs, Wrapper, WrapperFunction, wrapper_for
+from agent_otel._engine.wrappers import (
+    ALWAYS,
+    FROM_CLASS,
+    Args,
+    Handler,
+    Invocation,
+    Kwargs,
+    Wrapper,
+    WrapperFunction,
+    wrapper_for,
+)
 from agent_otel._environment import AGENT_OTEL_CONFIG
 from agent_otel._zerocode import instances
 from agent_otel._zerocode.config import Config, TargetSpec, load_config
@@ -165,28 +175,6 @@ def entry_errors() -> dict[str, str]:
         return {t: e.error for t, e in (_state.entries.items() if _state else ()) if e.error}
 
 
-_bind = wrapt.FunctionWrapper.__get__
-
-
-class _MethodWrapper(Wrapper):
-    """The wrapper of a plain method. Read from a class it is itself, as a plain function is, so
-    ``Sub.method is Base.method`` holds for a subclass that does not override it (frameworks detect
-    overrides that way); read from an instance it binds as every wrapt wrapper does."""
-
-    def __get__(self, instance: object, owner: type | None = None) -> Any:
-        if instance is None:
-            return self
-        return _bind(self, instance, owner)
-
-
-class _StaticMethodWrapper(Wrapper):
-    """The wrapper of a static method: read from a class or an instance it is itself, as the function
-    of a plain static method is (calling it calls the static method, Python >= 3.10)."""
-
-    def __get__(self, instance: object, owner: type | None = None) -> Any:
-        return self
-
-
 def _kind_wrapper(entry: _Entry, raw: Any, signed: Any, owner: object, attr: str, label: str) -> WrapperFunction:
     """The wrapper function of ``entry``'s kind for ``raw``; extractors bind arguments to ``signed``'s signature."""
     spec = entry.spec
@@ -211,8 +199,11 @@ def _make_wrapper(entry: _Entry, raw: Any, owner: Owner, attr: str) -> Wrapped:
             return wrapped(*args, **kwargs)
         return inner(wrapped, instance, args, kwargs)
 
-    kind = _MethodWrapper if method else _StaticMethodWrapper if isinstance(raw, staticmethod) else Wrapper
-    wrapper = kind(raw, guarded)
+    wrapper = Wrapper(raw, guarded)
+    if method:
+        wrapper._self_reads_as_itself = FROM_CLASS
+    elif isinstance(raw, staticmethod):
+        wrapper._self_reads_as_itself = ALWAYS
     wrapper._self_agent_otel_entry = entry  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
     return wrapper
 
@@ -284,7 +275,7 @@ def _hold(entry: _Entry, attr: str, holder: object) -> None:
     if found is None:
         return
     value, replace = found
-    if isinstance(value, instances.HeldWrapper) and value._self_holder() is not holder:
+    if isinstance(value, instances.HeldWrapper) and cast(Any, value)._self_holder() is not holder:
         value = value.__wrapped__
     if value is None or not callable(value) or instances.is_ours(value):
         return
@@ -302,7 +293,7 @@ def _hold(entry: _Entry, attr: str, holder: object) -> None:
 
     wrapper = instances.HeldWrapper(value, held)
     wrapper._self_agent_otel_entry = entry  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
-    wrapper._self_holder = holder_ref
+    wrapper._self_holder = holder_ref  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
     replace(wrapper)
 
 
@@ -335,7 +326,8 @@ def _hook_init(state: _State, klass: type) -> None:
         _hold_all(args[0] if instance is None and args else instance)  # Class.__init__(obj, ...) or bound
         return result
 
-    wrapper = _MethodWrapper(raw, after_init)
+    wrapper = Wrapper(raw, after_init)
+    wrapper._self_reads_as_itself = FROM_CLASS
     wrapper._self_agent_otel_init = True  # type: ignore[attr-defined]
     type.__setattr__(klass, "__init__", wrapper)
     state.patches.append(_Patch(klass, "__init__", had_own, raw, wrapper))
