@@ -77,8 +77,34 @@ def test_configured_twice_on_one_host_provider_hashes_once() -> None:
             agent_otel.set_policy(salt="pepper")
             with provider.get_tracer("host").start_as_current_span("host", attributes={"user.id": "alice"}) as span:
                 span.set_attribute("tenant", "t")
+                span.add_event("login", {"user.id": "bob"})
             agent_otel.shutdown()
     finally:
         agent_otel.shutdown()
         provider.shutdown()
     assert [s.attributes["user.id"] for s in exporter.get_finished_spans()] == [sha("alice"), sha("alice")]
+    assert [s.events[0].attributes["user.id"] for s in exporter.get_finished_spans()] == [sha("bob"), sha("bob")]
+
+
+def test_hashed_in_the_attributes_of_events_and_links_too(otel: Any) -> None:
+    agent_otel.set_policy(salt="pepper")
+    foreign = TracerProvider.get_tracer(otel.tracer_provider, "some.library")
+    with foreign.start_as_current_span("earlier") as earlier:
+        pass
+    link = trace.Link(earlier.get_span_context(), {"user.id": "frank", "kind": "follows"})
+    with foreign.start_as_current_span("foreign", links=[link]) as span:
+        span.add_event("login", {"user.id": "grace", "method": "sso"})
+        span.add_link(earlier.get_span_context(), {"user.id": "heidi"})
+        span.add_event("plain", {"method": "none"})
+
+    @agent_otel.tool("t")
+    def run() -> None:
+        trace.get_current_span().add_event("audit", {"user.id": "ivan"})
+
+    run()
+    exported = otel.span("foreign")
+    assert [(event.name, dict(event.attributes)) for event in exported.events] == [
+        ("login", {"user.id": sha("grace"), "method": "sso"}), ("plain", {"method": "none"})]
+    assert [dict(link.attributes) for link in exported.links] == [
+        {"user.id": sha("frank"), "kind": "follows"}, {"user.id": sha("heidi")}]
+    assert dict(otel.span("execute_tool t").events[0].attributes) == {"user.id": sha("ivan")}

@@ -21,7 +21,7 @@ from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from agent_otel import semconv
-from agent_otel._engine.policy import policy
+from agent_otel._engine.policy import add_hashed_event, policy
 
 #: The event that carries a call's messages when content goes to events.
 EVENT_OPERATION_DETAILS = "gen_ai.client.inference.operation.details"
@@ -112,5 +112,5 @@ def output_content(span: Span, prompt: Any, response: Any) -> dict[str, Attribut
         if response_text is not None:
             event[semconv.GEN_AI_OUTPUT_MESSAGES] = response_text
         if event:
-            span.add_event(EVENT_OPERATION_DETAILS, current.scrub(event))
+            add_hashed_event(span, EVENT_OPERATION_DETAILS, event)
     return found

@@ -20,10 +20,11 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Span, SpanProcessor
 from opentelemetry.util.types import AttributeValue
@@ -246,6 +247,20 @@ def reset_policy() -> None:
 _known_hashes: weakref.WeakKeyDictionary[Span, dict[str, AttributeValue]] = weakref.WeakKeyDictionary()
 
 
+#: Likewise for the attributes of each live span's events and links: the values that are hashes already.
+_known_event_hashes: weakref.WeakKeyDictionary[Span, set[object]] = weakref.WeakKeyDictionary()
+
+
+def add_hashed_event(span: Span | trace.Span, name: str, attributes: dict[str, AttributeValue]) -> None:
+    """Add an event to a span agent-otel started, its hashed keys hashed (and known to be)."""
+    current = _policy or policy()
+    current.scrub(attributes)
+    if isinstance(span, Span):
+        _known_event_hashes.setdefault(span, set()).update(
+            attributes[key] for key in current.hashed_keys.intersection(attributes))
+    span.add_event(name, attributes)
+
+
 def set_hashed(span: Span | trace.Span, key: str, value: object) -> None:
     """Set a hashed key on a span agent-otel started, hashed (and known to be)."""
     hashed = policy().hashed(value)
@@ -321,6 +336,32 @@ def hash_present(span: Span, values: Mapping[str, Any], parent_context: Context 
             report_error("hashing.on_ending", exc)
 
 
+def hash_events_and_links(span: Span) -> None:
+    """Hash the configured keys in the attributes of the span's events and links
+    (``span.add_event("login", {"user.id": ...})``), as the span ends: those attributes are frozen from
+    the moment they are added, so the values are replaced in place (pinned SDK internals, as for the
+    span's own). Called only for a span that has events or links."""
+    current = _policy or policy()
+    known: set[object] | None = None
+    for item in (*span._events, *span._links):
+        frozen: Any = cast(Any, item).attributes  # Event and Link alike
+        if not isinstance(frozen, BoundedAttributes) or current.hashed_keys.isdisjoint(frozen):
+            continue
+        if known is None:
+            known = _known_event_hashes.setdefault(span, set())
+        try:
+            frozen._immutable = False
+            try:
+                for key in current.hashed_keys.intersection(frozen):
+                    if frozen[key] not in known:
+                        hashed = frozen[key] = current.hashed(frozen[key])
+                        known.add(hashed)
+            finally:
+                frozen._immutable = True
+        except Exception as exc:
+            report_error("hashing.on_ending", exc)
+
+
 class HashingSpanProcessor(SpanProcessor):
     """Hashes the configured keys on spans from any library: at span start (what later processors
     and samplers' users see), and again as the span ends, before any processor's ``on_end`` hands it
@@ -337,3 +378,5 @@ class HashingSpanProcessor(SpanProcessor):
         values = attribute_dict(span)
         if holds_hashed_key(values):
             hash_present(span, values, None, at_start=False)
+        if span._events or span._links:
+            hash_events_and_links(span)

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from agent_otel._bridge.processor import GenAiSpanBridge
 from agent_otel._context.stamping import stamp_ids
-from agent_otel._engine.policy import attribute_dict, hash_present, holds_hashed_key
+from agent_otel._engine.policy import attribute_dict, hash_events_and_links, hash_present, holds_hashed_key
 
 _get_current = get_current
 
@@ -38,6 +38,8 @@ class AgentOtelSpanProcessor(SpanProcessor):
         values = attribute_dict(span)
         if holds_hashed_key(values):
             hash_present(span, values, None, at_start=False)
+        if span._events or span._links:
+            hash_events_and_links(span)
         if self.bridge is not None:
             self.bridge._on_ending(span)
 
