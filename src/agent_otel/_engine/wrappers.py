@@ -286,21 +286,21 @@ async def _traced_coroutine(coro: Awaitable[T], inv: Invocation) -> T:
     return result
 
 
-class _TracedCoroutine(wrapt.ObjectProxy[Coroutine[Any, Any, T]]):
-    """The coroutine a sync function returned (still a coroutine to ``inspect`` and asyncio), timed by
-    :func:`_traced_coroutine` once it runs. Until it runs, ``throw()`` (a task cancelled before it
-    starts) and ``close()`` go to the program's own coroutine, as they would unwrapped, and end the
-    invocation; one dropped unstarted ends it closed. Either way no "never awaited" warning of ours
-    appears: the program's coroutine warns exactly when it would without agent-otel."""
+class _PendingCoroutine(wrapt.ObjectProxy[Coroutine[Any, Any, T]]):
+    """The coroutine an ``async def`` returned, whose invocation begins when it first runs
+    (:func:`_lazy_coroutine`). Let go before that (a task cancelled before it starts, ``close()``,
+    ``throw()``, dropped), it is the program's own coroutine: no span, and Python's "never awaited"
+    warning exactly when the program's coroutine would give it. Still a coroutine to ``inspect`` and
+    asyncio, named as the program's."""
 
-    # set by _finish_result (no __init__ of ours: a Python-level __init__ is most of a proxy's cost)
-    _self_inv: Invocation
+    # set by the wrapper (no __init__ of ours: a Python-level __init__ is most of a proxy's cost)
+    _self_call: _PendingCall
     _self_driver: Coroutine[Any, Any, T] | None = None
 
     def _driver(self) -> Coroutine[Any, Any, T]:
         driver = self._self_driver
         if driver is None:
-            driver = self._self_driver = _traced_coroutine(self.__wrapped__, self._self_inv)
+            driver = self._self_driver = _lazy_coroutine(self.__wrapped__, *self._self_call)
         return driver
 
     def __await__(self) -> Generator[Any, None, T]:
@@ -315,48 +315,43 @@ class _TracedCoroutine(wrapt.ObjectProxy[Coroutine[Any, Any, T]]):
     def throw(self, *exc_info: Any) -> object:
         if self._self_driver is not None:
             return self._self_driver.throw(*exc_info)
-        try:  # unstarted: it raises what is thrown, as the program's coroutine would by itself
+        return self.__wrapped__.throw(*exc_info)  # unstarted: raises what is thrown, as by itself
+
+    def close(self) -> None:
+        (self._self_driver or self.__wrapped__).close()
+
+
+class _TracedCoroutine(_PendingCoroutine[T]):
+    """The coroutine a sync function returned, timed by :func:`_traced_coroutine` once it runs. Until it
+    runs, ``throw()`` and ``close()`` go to the program's own coroutine, as they would unwrapped, and end
+    the invocation; one dropped unstarted ends it closed. Either way no "never awaited" warning of ours
+    appears: the program's coroutine warns exactly when it would without agent-otel."""
+
+    _self_inv: Invocation  # set by _finish_result
+
+    def _driver(self) -> Coroutine[Any, Any, T]:
+        driver = self._self_driver
+        if driver is None:
+            driver = self._self_driver = _traced_coroutine(self.__wrapped__, self._self_inv)
+        return driver
+
+    def throw(self, *exc_info: Any) -> object:
+        if self._self_driver is not None:
+            return self._self_driver.throw(*exc_info)
+        try:
             return self.__wrapped__.throw(*exc_info)
         except BaseException as exc:
             self._self_inv.end(End.RAISED, error=exc)
             raise
 
     def close(self) -> None:
-        if self._self_driver is not None:
-            self._self_driver.close()
-            return
-        self.__wrapped__.close()
-        self._self_inv.end(End.CLOSED)
+        super().close()
+        if self._self_driver is None:
+            self._self_inv.end(End.CLOSED)
 
     def __del__(self) -> None:
         if self._self_driver is None:
             self._self_inv.end(End.CLOSED)
-
-
-class _PendingCoroutine(_TracedCoroutine[T]):
-    """The coroutine an ``async def`` returned, whose invocation begins when it first runs
-    (:func:`_lazy_coroutine`). Let go before that (a task cancelled before it starts, ``close()``,
-    ``throw()``, dropped), it is the program's own coroutine: no span, and Python's "never awaited"
-    warning exactly when the program's coroutine would give it."""
-
-    _self_call: _PendingCall  # set by _async_wrapper
-
-    def _driver(self) -> Coroutine[Any, Any, T]:
-        driver = self._self_driver
-        if driver is None:
-            driver = self._self_driver = _lazy_coroutine(self.__wrapped__, *self._self_call)
-        return driver
-
-    def throw(self, *exc_info: Any) -> object:
-        if self._self_driver is not None:
-            return self._self_driver.throw(*exc_info)
-        return self.__wrapped__.throw(*exc_info)
-
-    def close(self) -> None:
-        (self._self_driver or self.__wrapped__).close()
-
-    def __del__(self) -> None:
-        """Nothing began: nothing to end."""
 
 
 def _generator_wrapper(handler: Handler) -> WrapperFunction:
