@@ -540,6 +540,54 @@ def measure_exit_with_dead_endpoint(rounds: int) -> tuple[list[float], list[floa
     return times["plain"], times["ours"]
 
 
+#: A program that forks ``FORKS`` children which exit at once (``sys.exit(0)``: atexit hooks and the
+#: interpreter's finalization run, as in a real worker) and prints the median milliseconds from fork to
+#: reaped. SETUP is what the parent did first.
+FORK_EXIT_PROGRAM = """
+import os, statistics, sys, time
+SETUP
+times = []
+for _ in range(FORKS):
+    start = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        sys.exit(0)
+    os.waitpid(pid, 0)
+    times.append((time.perf_counter() - start) * 1000)
+print(statistics.median(times))
+"""
+FORK_EXIT_SETUPS = {
+    "bare": "",
+    "the SDK alone": "\n".join((
+        "from opentelemetry.exporter.prometheus import PrometheusMetricReader",
+        "from opentelemetry.sdk.metrics import MeterProvider",
+        "from opentelemetry.sdk.trace import TracerProvider",
+        "from prometheus_client import start_http_server",
+        "start_http_server(0, addr='127.0.0.1')",
+        "TracerProvider(); MeterProvider(metric_readers=[PrometheusMetricReader()])")),
+    "agent-otel": "import agent_otel\nagent_otel.configure(prometheus_port=0)",
+}
+
+
+def measure_fork_exit(rounds: int, forks: int = 10) -> dict[str, list[float]]:
+    """Milliseconds for a forked child to exit (issue 12, item 13), per setup of its parent: bare Python,
+    the SDK alone with the same exporters (providers, a Prometheus reader, a /metrics server), agent-otel's
+    ``configure()``. Interleaved rounds, each a fresh process forking ``forks`` children."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env.update(OTEL_TRACES_EXPORTER="none")
+    times: dict[str, list[float]] = {name: [] for name in FORK_EXIT_SETUPS}
+    for _ in range(rounds):
+        for name, setup in FORK_EXIT_SETUPS.items():
+            code = FORK_EXIT_PROGRAM.replace("SETUP", setup).replace("FORKS", str(forks))
+            done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                  check=True, timeout=120)
+            times[name].append(float(done.stdout.strip().splitlines()[-1]))
+    return times
+
+
 # -- report --------------------------------------------------------------------------------------
 
 def spread(values: list[float]) -> float:
@@ -645,8 +693,9 @@ def main() -> None:
     exposition = measure_exposition(args.expo_rounds)
     rss_mb, rss_seconds = measure_rss(args.rss_calls)
     exit_times = measure_exit_with_dead_endpoint(args.exit_rounds)
+    fork_exit = measure_fork_exit(args.exit_rounds)
     text = report(args, rows, job_added, (stamp_with, stamp_without), exposition, (rss_mb, rss_seconds), bounds,
-                  record_parts, time.perf_counter() - started, exit_times, foreign)
+                  record_parts, time.perf_counter() - started, exit_times, foreign, fork_exit)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     print(text)
@@ -654,8 +703,8 @@ def main() -> None:
 
 def report(args: Any, rows: list, job_added: list[float], stamping: tuple[float, float], exposition: list,
            rss: tuple[float, float], bounds: list, record_parts: list, elapsed: float,
-           exit_times: tuple[list[float], list[float]] = ([], []), foreign: dict[str, list[float]] | None = None
-           ) -> str:
+           exit_times: tuple[list[float], list[float]] = ([], []), foreign: dict[str, list[float]] | None = None,
+           fork_exit: dict[str, list[float]] | None = None) -> str:
     packages = ("opentelemetry-api", "opentelemetry-sdk", "opentelemetry-exporter-prometheus", "prometheus_client",
                 "wrapt", "agent-otel")
     versions = ", ".join(f"{pkg} {metadata.version(pkg)}" for pkg in packages)
@@ -713,6 +762,13 @@ def report(args: Any, rows: list, job_added: list[float], stamping: tuple[float,
         summary.append(("`agent-otel run -- python -c pass`, OTLP endpoint down",
                         f"{ours_s:.2f} s vs {plain_s:.2f} s plain (+{ours_s - plain_s:.2f} s)",
                         "+ <= 1 s (the exit budget)", verdict(ours_s - plain_s, 1.0)))
+    if fork_exit:
+        fork_ms = {name: statistics.median(values) for name, values in fork_exit.items()}
+        summary.append(("forked child exit (`os.fork()`, `sys.exit(0)`) after `configure()` with /metrics",
+                        f"{fork_ms['agent-otel']:.0f} ms vs {fork_ms['bare']:.0f} ms bare,"
+                        f" {fork_ms['the SDK alone']:.0f} ms with the SDK alone",
+                        "as fast as without agent-otel (<= 1.15 x bare)",
+                        verdict(fork_ms["agent-otel"] / fork_ms["bare"], 1.15)))
     lines += [
         "",
         "## job()",
