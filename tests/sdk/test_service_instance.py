@@ -27,7 +27,9 @@ PROGRAM = """
         telemetry = current_telemetry()
         return {"traces": telemetry.tracer_provider.resource.attributes.get("service.instance.id"),
                 "metrics": telemetry.meter_provider._sdk_config.resource.attributes.get("service.instance.id"),
-                "service": telemetry.tracer_provider.resource.attributes.get("service.name")}
+                "service": telemetry.tracer_provider.resource.attributes.get("service.name"),
+                "pid": telemetry.tracer_provider.resource.attributes.get("process.pid"),
+                "parent_pid": telemetry.tracer_provider.resource.attributes.get("process.parent_pid")}
 
     agent_otel.configure(service_name="svc", metrics_exporter="none", system_metrics=False, CONFIGURE)
     print(json.dumps(ids()), flush=True)
@@ -80,3 +82,11 @@ def test_the_hosts_id_from_a_resource_passed_to_configure_wins_also_after_fork()
 def test_a_resource_passed_to_configure_adds_attributes_and_keeps_ours() -> None:
     parent, _ = ids_of('resource=Resource({"deployment.environment": "test"})')
     assert uuid.UUID(parent["traces"]).version == 4 and parent["service"] == "svc"
+
+
+def test_a_forked_child_detects_again_what_a_fork_changes() -> None:
+    """A child reuses its parent's detected resource only with the SDK's default detectors: with the
+    ``process`` detector, its ``process.parent_pid`` is its parent's pid, not its grandparent's."""
+    parent, forked = ids_of(OTEL_EXPERIMENTAL_RESOURCE_DETECTORS="process")
+    assert forked["parent_pid"] == parent["pid"] != parent["parent_pid"]
+    assert forked["pid"] != parent["pid"]

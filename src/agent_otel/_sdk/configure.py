@@ -34,7 +34,10 @@ from opentelemetry.context import Context
 
 # the module is marked `# type: ignore` upstream: mypy sees none of its names
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.sdk.environment_variables import OTEL_EXPORTER_PROMETHEUS_PORT
+from opentelemetry.sdk.environment_variables import (
+    OTEL_EXPERIMENTAL_RESOURCE_DETECTORS,
+    OTEL_EXPORTER_PROMETHEUS_PORT,
+)
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
@@ -113,8 +116,8 @@ _built: weakref.WeakSet[object] = weakref.WeakSet()
 #: what tells its telemetry from its parent's and its siblings'.
 _forked_resource: dict[str, int] = {}
 #: The SDK's detected resource per service name, as this process last built it. A forked child reuses its
-#: parent's instead of running the detectors again (a thread pool and the environment, the same in the
-#: child): setting a worker up costs it a few milliseconds, not tens.
+#: parent's instead of running the default detectors again (a thread pool; what they read is the same in
+#: the child), which halves the time it takes to set a worker up.
 _detected: dict[str, Resource] = {}
 
 
@@ -312,7 +315,9 @@ def _resource(service_name: str, host: Resource | None) -> Resource:
     series identity behind a Collector, whose Prometheus exporter makes ``instance`` of it. The host's own
     values win: ``OTEL_RESOURCE_ATTRIBUTES``/``OTEL_SERVICE_NAME``, then a ``resource`` given to configure()."""
     instance_id = ServiceInstanceIdResourceDetector().detect()  # the SDK's: one per process (pid)
-    inherited = _detected.get(service_name) if _fork_child_setup else None
+    # reused only with the SDK's default detectors: others (``process``) detect what a fork changes
+    reuse = _fork_child_setup and not os.environ.get(OTEL_EXPERIMENTAL_RESOURCE_DETECTORS)
+    inherited = _detected.get(service_name) if reuse else None
     if inherited is None:
         detected = _detected[service_name] = Resource.create({ResourceAttributes.SERVICE_NAME: service_name})
         ours = instance_id.merge(detected)
