@@ -143,3 +143,96 @@ def test_stream_left_early_is_closed_early_and_times_until_then(otel: Any, llm: 
     span = otel.span("chat gpt-4o-mini")
     assert span.attributes[semconv.STREAM_CLOSED_EARLY] is True
     assert point(otel, semconv.CLIENT_TIME_TO_FIRST_CHUNK.name).count == 1
+
+
+# -- the SDKs' streaming helpers: ``with client.messages.stream(...) as stream`` -------------------
+
+HELPER_USES = ["events", "text_stream", "final"]
+
+
+def helper(sdk: str, url: str, *, run_async: bool = False) -> Any:
+    """A provider whose call returns the SDK's stream manager (the request is made as its block starts)."""
+    if sdk == "openai":
+        client = (openai.AsyncOpenAI if run_async else openai.OpenAI)(base_url=url + "/v1", api_key="test",
+                                                                     max_retries=0)
+
+        @agent_otel.provider("openai", model="gpt-4o-mini")
+        def stream() -> Any:
+            return client.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES,
+                                                  stream_options={"include_usage": True})
+    else:
+        anthropic_client = (anthropic.AsyncAnthropic if run_async else anthropic.Anthropic)(
+            base_url=url, api_key="test", max_retries=0)
+
+        @agent_otel.provider("anthropic", model="gpt-4o-mini")
+        def stream() -> Any:
+            return anthropic_client.messages.stream(model="claude-3-5-haiku", max_tokens=16, messages=MESSAGES)
+    return stream
+
+
+def read_sync(manager: Any, sdk: str, use: str) -> str:
+    with manager as stream:
+        if use == "events":
+            return "".join(getattr(event, "delta", "") if sdk == "openai" else
+                           getattr(getattr(event, "delta", None), "text", "") for event in stream
+                           if event.type in ("content.delta", "content_block_delta"))
+        if use == "text_stream":
+            assert sdk == "anthropic"
+            return "".join(stream.text_stream)
+        final = stream.get_final_completion() if sdk == "openai" else stream.get_final_message()
+        return final.choices[0].message.content if sdk == "openai" else final.content[0].text
+
+
+async def read_async(manager: Any, sdk: str, use: str) -> str:
+    async with manager as stream:
+        if use == "events":
+            return "".join([getattr(event, "delta", "") if sdk == "openai" else
+                            getattr(getattr(event, "delta", None), "text", "") async for event in stream
+                            if event.type in ("content.delta", "content_block_delta")])
+        if use == "text_stream":
+            assert sdk == "anthropic"
+            return "".join([text async for text in stream.text_stream])
+        final = await (stream.get_final_completion() if sdk == "openai" else stream.get_final_message())
+        return final.choices[0].message.content if sdk == "openai" else final.content[0].text
+
+
+def assert_helper_recorded(otel: Any, sdk: str, use: str, text: str) -> None:
+    response_model, tokens_in, tokens_out, _ = EXPECTED[sdk]
+    assert text == "Hello"  # the program read the whole response, however it read it
+    span = otel.span("chat gpt-4o-mini")
+    assert span.attributes[semconv.GEN_AI_RESPONSE_MODEL] == response_model
+    assert span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == tokens_in
+    assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == tokens_out
+    assert semconv.STREAM_CLOSED_EARLY not in span.attributes  # read to the end, whichever way
+    assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 1
+    # time to first chunk: only when the events come through the stream we hand out
+    assert len(otel.points(semconv.CLIENT_TIME_TO_FIRST_CHUNK.name)) == (1 if use == "events" else 0)
+
+
+def helper_cases() -> list[tuple[str, str]]:
+    return [(sdk, use) for sdk in ("openai", "anthropic") for use in HELPER_USES
+            if not (sdk == "openai" and use == "text_stream")]
+
+
+@pytest.mark.parametrize(("sdk", "use"), helper_cases())
+def test_a_streaming_helper_is_timed_until_its_block_is_left(otel: Any, llm: StreamingLLM, sdk: str,
+                                                              use: str) -> None:
+    manager = helper(sdk, llm.url)()
+    assert otel.spans() == []  # no request yet: the SDK makes it as the block starts
+    text = read_sync(manager, sdk, use)
+    assert_helper_recorded(otel, sdk, use, text)
+
+
+@pytest.mark.parametrize(("sdk", "use"), helper_cases())
+def test_an_async_streaming_helper_is_timed_until_its_block_is_left(otel: Any, llm: StreamingLLM, sdk: str,
+                                                                     use: str) -> None:
+    text = asyncio.run(read_async(helper(sdk, llm.url, run_async=True)(), sdk, use))
+    assert_helper_recorded(otel, sdk, use, text)
+
+
+def test_a_streaming_helper_left_early_is_closed_early(otel: Any, llm: StreamingLLM) -> None:
+    with helper("anthropic", llm.url)() as stream:
+        next(iter(stream))  # message_start only
+    span = otel.span("chat gpt-4o-mini")
+    assert span.attributes[semconv.STREAM_CLOSED_EARLY] is True
+    assert span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == ANTHROPIC_INPUT_TOKENS  # as far as it got

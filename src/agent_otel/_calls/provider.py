@@ -42,6 +42,17 @@ _OUTPUT_DETAILS = ("completion_tokens_details", "output_tokens_details")
 #: Anthropic reports cache reads and writes *beside* ``input_tokens``: the conventions count them in it.
 _ANTHROPIC_CACHE_READ, _ANTHROPIC_CACHE_WRITE = "cache_read_input_tokens", "cache_creation_input_tokens"
 _NOT_STREAMS = (str, bytes, bytearray, dict, list, tuple)
+#: Where an SDK's helper stream keeps the response it has accumulated (see ``on_stream_exit``).
+_STREAM_SNAPSHOTS = ("current_message_snapshot", "current_completion_snapshot")
+
+
+def _is_stream_manager(result: object) -> bool:
+    """What the SDKs' streaming helpers return, ``client.messages.stream(...)`` (Anthropic) and
+    ``client.chat.completions.stream(...)`` (OpenAI): a context manager whose block gets the stream,
+    named ``*StreamManager`` in both. The request is made as the block is entered, so the call is timed
+    until the block is left."""
+    return type(result).__name__.endswith("StreamManager") and (
+        hasattr(result, "__enter__") or hasattr(result, "__aenter__"))
 #: Every key of a usage report that :meth:`ProviderInvocation._read_details` reads: a dict with none of
 #: them (a plain ``{"prompt_tokens": .., "completion_tokens": ..}``) has no details to look for.
 _DETAIL_KEYS = frozenset({_ANTHROPIC_CACHE_READ, _ANTHROPIC_CACHE_WRITE, *_INPUT_DETAILS, *_OUTPUT_DETAILS,
@@ -82,11 +93,33 @@ class ProviderInvocation(Invocation):
         stream = self.handler.options.get("stream")
         if stream is not None:
             return bool(stream)
-        return not isinstance(result, _NOT_STREAMS) and (hasattr(result, "__next__") or hasattr(result, "__anext__"))
+        return not isinstance(result, _NOT_STREAMS) and (
+            hasattr(result, "__next__") or hasattr(result, "__anext__") or _is_stream_manager(result))
+
+    def on_stream_exit(self, stream: Any) -> bool:
+        """The response an SDK's helper stream accumulated (Anthropic's ``current_message_snapshot``,
+        OpenAI's ``current_completion_snapshot``), read as a last chunk when its block is left; read to
+        the end when the snapshot says why the model stopped."""
+        snapshot = None
+        for name in _STREAM_SNAPSHOTS:
+            try:
+                snapshot = getattr(stream, name, None)
+            except Exception:  # a snapshot property that asserts one exists: no event arrived
+                snapshot = None
+            if snapshot is not None:
+                break
+        if snapshot is None:
+            return False
+        self._read_usage(snapshot)
+        if field_of(snapshot, "stop_reason") is not None:
+            return True
+        choices = field_of(snapshot, "choices")
+        return bool(choices) and all(field_of(choice, "finish_reason") is not None for choice in choices)
 
     def on_chunk(self, item: Any) -> None:
-        # Streamed responses report usage (and the model) on some chunk, usually the last.
-        self._read_usage(item)
+        # Streamed responses report usage (and the model) on some chunk, usually the last; the events of
+        # OpenAI's streaming helper carry the raw chunk as ``chunk``.
+        self._read_usage(field_of(item, "chunk") or item)
 
     def _read_usage(self, source: Any) -> None:
         usage = field_of(source, "usage", "usage_metadata")

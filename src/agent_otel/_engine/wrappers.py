@@ -92,6 +92,12 @@ class Invocation:
         """Whether a returned non-generator object is a stream to be timed until exhausted."""
         return False
 
+    def on_stream_exit(self, stream: object) -> bool:
+        """A stream manager's block is left before the stream it handed out was read to its end through
+        us (an SDK helper also reads it through iterators of its own, e.g. ``text_stream``): read what
+        the stream kept of the response, and say whether it was read to the end."""
+        return False
+
     # -- engine side ----------------------------------------------------------------------------
     def chunk(self, item: object) -> None:
         if self.first_chunk_ns is None:
@@ -484,16 +490,47 @@ async def _forward_async(agen: AsyncGenerator[Y, Any]) -> AsyncGenerator[Y, Any]
 
 
 def _traced_stream(result: object, inv: Invocation) -> object:
-    """A stream the kind asked to time (an iterator, or an async one), whether a sync or an async call
-    returned it."""
-    if hasattr(result, "__anext__"):
+    """A stream the kind asked to time (an iterator, or an async one, or a manager whose block hands one
+    out), whether a sync or an async call returned it."""
+    if hasattr(result, "__anext__") or (hasattr(result, "__aenter__") and not hasattr(result, "__enter__")):
         return _TracedAsyncIterator(cast(AsyncIterator[object], result), inv)
     return _TracedIterator(cast(Iterator[object], result), inv)
 
 
+def _handed_out(proxy: Any, entered: object, next_method: str, traced: Callable[[Any, Invocation], object]) -> object:
+    """What a traced stream's ``with`` block gets: the proxy itself for an SDK stream that returns itself,
+    a traced stream of its own for the stream a manager hands out (remembered for the block's end)."""
+    if entered is proxy.__wrapped__:
+        return proxy
+    if hasattr(entered, next_method):
+        proxy._self_stream = entered
+        return traced(entered, proxy._self_inv)
+    return entered
+
+
+def _leave_stream_block(proxy: Any) -> None:
+    """End the invocation as a ``with``/``async with`` block of a stream (or of its manager) is left:
+    closed early, unless the stream a manager handed out shows it was read to the end by the SDK's own
+    iterators (the kind reads what it kept: usage, model)."""
+    inv: Invocation = proxy._self_inv
+    how = End.CLOSED
+    stream = proxy._self_stream
+    if stream is not None and not inv._ended:
+        try:
+            if inv.on_stream_exit(stream):
+                how = End.RETURNED
+        except Exception as exc:
+            report_error(inv.stage + ".stream", exc)
+    inv.end(how)
+
+
 class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
     """A stream object (e.g. an SDK's response stream) timed until exhausted, closed or dropped;
-    used as an iterator, as a context manager (``with stream:``, ``with create() as stream:``) or both."""
+    used as an iterator, as a context manager (``with stream:``, ``with create() as stream:``) or both.
+    A stream manager (``with client.messages.stream(...) as stream:``) is timed until its block is left,
+    and the stream it hands out is traced as one."""
+
+    _self_stream: object = None  # the stream a manager handed out, if any
 
     def __init__(self, wrapped: Iterator[Y], inv: Invocation) -> None:
         super().__init__(wrapped)
@@ -529,7 +566,7 @@ class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
     def __enter__(self) -> object:
         # SDK streams return themselves: hand back this proxy, so the block iterates through it
         entered = cast(AbstractContextManager[object], self.__wrapped__).__enter__()
-        return self if entered is self.__wrapped__ else entered
+        return _handed_out(self, entered, "__next__", _TracedIterator)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> bool | None:
@@ -538,13 +575,17 @@ class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
         try:
             return manager.__exit__(exc_type, exc, tb)
         finally:
-            self._self_inv.end(End.CLOSED)
+            _leave_stream_block(self)
 
     def __del__(self) -> None:
         self._self_inv.end(End.CLOSED)
 
 
 class _TracedAsyncIterator(wrapt.ObjectProxy[AsyncIterator[Y]]):
+    """:class:`_TracedIterator` for async streams and stream managers."""
+
+    _self_stream: object = None
+
     def __init__(self, wrapped: AsyncIterator[Y], inv: Invocation) -> None:
         super().__init__(wrapped)
         self._self_inv = inv
@@ -586,7 +627,7 @@ class _TracedAsyncIterator(wrapt.ObjectProxy[AsyncIterator[Y]]):
     async def __aenter__(self) -> object:
         # SDK streams return themselves: hand back this proxy, so the block iterates through it
         entered = await cast(AbstractAsyncContextManager[object], self.__wrapped__).__aenter__()
-        return self if entered is self.__wrapped__ else entered
+        return _handed_out(self, entered, "__anext__", _TracedAsyncIterator)
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> bool | None:
@@ -595,7 +636,7 @@ class _TracedAsyncIterator(wrapt.ObjectProxy[AsyncIterator[Y]]):
         try:
             return await manager.__aexit__(exc_type, exc, tb)
         finally:
-            self._self_inv.end(End.CLOSED)
+            _leave_stream_block(self)
 
     def __del__(self) -> None:
         self._self_inv.end(End.CLOSED)
