@@ -233,6 +233,8 @@ def test_an_async_streaming_helper_is_timed_until_its_block_is_left(otel: Any, l
 def test_a_streaming_helper_left_early_is_closed_early(otel: Any, llm: StreamingLLM) -> None:
     with helper("anthropic", llm.url)() as stream:
         next(iter(stream))  # message_start only
+        # the stream handed out reads as the SDK's: no attribute of the proxy class shadows it
+        assert stream.__annotations__ == anthropic.lib.streaming.MessageStream.__annotations__
     span = otel.span("chat gpt-4o-mini")
     assert span.attributes[semconv.STREAM_CLOSED_EARLY] is True
     assert span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == ANTHROPIC_INPUT_TOKENS  # as far as it got

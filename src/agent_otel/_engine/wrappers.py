@@ -530,7 +530,7 @@ class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
     A stream manager (``with client.messages.stream(...) as stream:``) is timed until its block is left,
     and the stream it hands out is traced as one."""
 
-    _self_stream: object = None  # the stream a manager handed out, if any
+    _self_stream = cast(object, None)  # the stream a manager handed out, if any; no annotation (see Wrapper)
 
     def __init__(self, wrapped: Iterator[Y], inv: Invocation) -> None:
         super().__init__(wrapped)
@@ -584,7 +584,7 @@ class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
 class _TracedAsyncIterator(wrapt.ObjectProxy[AsyncIterator[Y]]):
     """:class:`_TracedIterator` for async streams and stream managers."""
 
-    _self_stream: object = None
+    _self_stream = cast(object, None)
 
     def __init__(self, wrapped: AsyncIterator[Y], inv: Invocation) -> None:
         super().__init__(wrapped)
