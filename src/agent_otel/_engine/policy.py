@@ -26,7 +26,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import Span, SpanProcessor
+from opentelemetry.sdk.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from agent_otel import semconv
@@ -47,7 +47,7 @@ DEFAULT_CARDINALITY_LIMIT = 100
 DEFAULT_AGING_IDLE_SECONDS = 3600.0
 
 #: Set (only) in the context agent-otel starts its own spans with: their attributes are already
-#: scrubbed, so :class:`HashingSpanProcessor` does not hash the hash, and already carry the job and
+#: scrubbed, so :func:`hash_present` does not hash the hash, and already carry the job and
 #: conversation ids, so :class:`~agent_otel._context.stamping.IdSpanProcessor` need not stamp them again.
 SCRUBBED_KEY = otel_context.create_key("agent_otel.scrubbed")
 
@@ -307,8 +307,12 @@ def holds_hashed_key(attributes: Mapping[str, Any]) -> bool:
 
 
 def hash_present(span: Span, values: Mapping[str, Any], parent_context: Context | None, *, at_start: bool) -> None:
-    """Hash the configured keys the span holds (``values``: its :func:`attribute_dict`), each value once (see
-    :class:`HashingSpanProcessor`)."""
+    """Hash the configured keys the span holds (``values``: its :func:`attribute_dict`), each value once.
+    The span processor calls it for spans from any library: at span start (what later processors and
+    samplers' users see), and again as the span ends, before any processor's ``on_end`` hands it to an
+    exporter, for a value set after start (``span.set_attribute("user.id", ...)``). At that point the
+    span's attributes are frozen, so the value is replaced in place (the SDK's ``_on_ending`` hook and
+    ``BoundedAttributes``, pinned SDK version)."""
     frozen: Any = span._attributes
     current = _policy or policy()
     present = [key for key in current.hashed_keys if key in values]
@@ -360,23 +364,3 @@ def hash_events_and_links(span: Span) -> None:
                 frozen._immutable = True
         except Exception as exc:
             report_error("hashing.on_ending", exc)
-
-
-class HashingSpanProcessor(SpanProcessor):
-    """Hashes the configured keys on spans from any library: at span start (what later processors
-    and samplers' users see), and again as the span ends, before any processor's ``on_end`` hands it
-    to an exporter, for a value set after start (``span.set_attribute("user.id", ...)``). At that
-    point the span's attributes are frozen, so the value is replaced in place (the SDK's
-    ``_on_ending`` hook and ``BoundedAttributes``, pinned SDK version)."""
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        values = attribute_dict(span)
-        if holds_hashed_key(values):
-            hash_present(span, values, parent_context, at_start=True)
-
-    def _on_ending(self, span: Span) -> None:
-        values = attribute_dict(span)
-        if holds_hashed_key(values):
-            hash_present(span, values, None, at_start=False)
-        if span._events or span._links:
-            hash_events_and_links(span)

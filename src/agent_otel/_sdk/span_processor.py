@@ -2,7 +2,7 @@
 
 Every span of the process goes through them, an HTTP client's or a database's as much as a GenAI
 call's: job and conversation ids are stamped (:class:`~agent_otel._context.stamping.IdSpanProcessor`),
-configured keys hashed (:class:`~agent_otel._engine.policy.HashingSpanProcessor`) and other libraries'
+configured keys hashed (:func:`~agent_otel._engine.policy.hash_present`) and other libraries'
 GenAI spans bridged (:class:`~agent_otel._bridge.processor.GenAiSpanBridge`). Run as one processor, the
 SDK dispatches three calls per span instead of nine, and a span with no hashed key and no GenAI
 attribute stops after one look at its attributes.
