@@ -488,7 +488,7 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool) -> None:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     server = telemetry.prometheus_server
-    # serve_forever() notices a shutdown request within 0.5 s: let that overlap with the flush
+    # stopping the server takes about a millisecond (_Server.shutdown): let it overlap with the flush
     stop_server = _start("metrics server", server.shutdown) if server is not None else None
     for instrumentor in telemetry.instrumentors:
         try:

@@ -472,6 +472,17 @@ class _Server(ThreadingMixIn, WSGIServer):
 
     daemon_threads = True
 
+    def shutdown(self) -> None:
+        """Stop serve_forever() now, not at its next poll (up to 0.5 s later, which every exit of a
+        process with /metrics would pay): shutting the listening socket down makes its select()
+        return at once (on Linux), and each wake-up until the stop request is seen fails to accept
+        quietly. Where the socket cannot be shut down, the poll notices the request as before."""
+        try:
+            self.socket.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        super().shutdown()
+
 
 class _Handler(WSGIRequestHandler):
     """Logs nothing, and drops a connection quietly once it stalls for :data:`SCRAPE_SOCKET_TIMEOUT_S`."""
