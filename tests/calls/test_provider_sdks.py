@@ -5,6 +5,7 @@ it is exhausted or closed, and its usage is read."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -238,3 +239,30 @@ def test_a_streaming_helper_left_early_is_closed_early(otel: Any, llm: Streaming
     span = otel.span("chat gpt-4o-mini")
     assert span.attributes[semconv.STREAM_CLOSED_EARLY] is True
     assert span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == ANTHROPIC_INPUT_TOKENS  # as far as it got
+
+
+@pytest.fixture
+def dead_url() -> str:
+    """A loopback port nobody listens on: the SDK's request fails to connect."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("run_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+def test_a_streaming_helper_whose_request_fails_records_the_error(otel: Any, dead_url: str, sdk: str,
+                                                                  run_async: bool) -> None:
+    """The request fails as the block starts: the program gets the SDK's own exception, and the call is an
+    error of that type at once (before, it waited for the manager to be collected and read "closed early")."""
+    manager = helper(sdk, dead_url, run_async=run_async)()
+    with pytest.raises((openai.APIConnectionError, anthropic.APIConnectionError)) as raised:
+        if run_async:
+            asyncio.run(read_async(manager, sdk, "final"))
+        else:
+            read_sync(manager, sdk, "final")
+    span = otel.span("chat gpt-4o-mini")  # ended while the program still holds the manager
+    assert span.attributes[semconv.ERROR_TYPE] == type(raised.value).__name__ == "APIConnectionError"
+    assert semconv.STREAM_CLOSED_EARLY not in span.attributes
+    assert span.events[-1].name == "exception"
+    assert manager is not None

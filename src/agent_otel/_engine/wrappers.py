@@ -565,7 +565,11 @@ class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
 
     def __enter__(self) -> object:
         # SDK streams return themselves: hand back this proxy, so the block iterates through it
-        entered = cast(AbstractContextManager[object], self.__wrapped__).__enter__()
+        try:
+            entered = cast(AbstractContextManager[object], self.__wrapped__).__enter__()
+        except BaseException as exc:  # e.g. a manager's request failed: no block, so no __exit__ to end it
+            self._self_inv.end(End.RAISED, error=exc)
+            raise
         return _handed_out(self, entered, "__next__", _TracedIterator)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -626,7 +630,11 @@ class _TracedAsyncIterator(wrapt.ObjectProxy[AsyncIterator[Y]]):
 
     async def __aenter__(self) -> object:
         # SDK streams return themselves: hand back this proxy, so the block iterates through it
-        entered = await cast(AbstractAsyncContextManager[object], self.__wrapped__).__aenter__()
+        try:
+            entered = await cast(AbstractAsyncContextManager[object], self.__wrapped__).__aenter__()
+        except BaseException as exc:  # as in _TracedIterator.__enter__
+            self._self_inv.end(End.RAISED, error=exc)
+            raise
         return _handed_out(self, entered, "__anext__", _TracedAsyncIterator)
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
