@@ -159,3 +159,29 @@ def test_arguments_that_do_not_bind_fall_back_to_keywords() -> None:
     assert call.args == {"mode": "x"}
     assert path("args.mode")(call) == "x"
     assert path("args.issue")(call) is None
+
+
+def test_self_paths_read_the_object_a_property_hands_its_decorated_getter(otel: Any) -> None:
+    """A property calls its getter as ``fget(obj)``: no instance for the wrapper, the object is the ``self``
+    argument. ``self`` paths read it, as for ``obj.method()`` (before, they found nothing)."""
+    import functools
+
+    class Planner:
+        role = "planner"
+
+        @property
+        @agent_otel.agent(path("self.role"))
+        def plan(self) -> dict[str, Any]:
+            return {"success": True}
+
+        @functools.cached_property
+        @agent_otel.tool(path("self.role"))
+        def tools(self) -> list[str]:
+            return ["ruff"]
+
+    planner = Planner()
+    assert planner.plan == {"success": True}
+    assert planner.tools == ["ruff"]
+    assert otel.span("invoke_agent planner").attributes[semconv.GEN_AI_AGENT_NAME] == "planner"
+    assert otel.span("execute_tool planner").attributes[semconv.GEN_AI_TOOL_NAME] == "planner"
+    assert path("self.role")(Call(signature_of(handle), None, (planner,), {})) is None  # no parameter named self

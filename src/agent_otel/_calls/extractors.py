@@ -126,7 +126,9 @@ class Path:
         if self.root == "args":
             value = call.args
         elif self.root == "self":
-            value = call.instance
+            # no instance: a method's function called with its object first, as a property calls its
+            # getter (``fget(obj)``); its ``self`` parameter is the object
+            value = call.instance if call.instance is not None else call.args.get("self")
         elif self.root == "result":
             value = call.result
         else:
