@@ -4,6 +4,7 @@ spawn, and it costs a recursive function no more stack than a ``functools.wraps`
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import copy
 import functools
@@ -288,6 +289,22 @@ def test_a_decorated_function_shows_the_annotations_of_the_plain_one() -> None:
     assert square_alias.__annotations__ is plain_square.__annotations__
     assert Planner.run.__annotations__ == {"task": "str", "return": "str"}
     assert Planner.normalise.__annotations__ == {"task": "str", "return": "str"}
+
+
+def test_a_coroutine_a_decorated_call_returns_has_no_annotations_as_the_plain_one() -> None:
+    """The coroutine proxies (an ``async def``'s, a sync function's returned coroutine) show the program's
+    coroutine: it has no ``__annotations__``, so neither may a proxy class's own make one appear."""
+
+    async def fetch() -> int:
+        return 1
+
+    def start() -> Any:
+        return fetch()
+
+    for call in (fetch, agent_otel.tool("fetch")(fetch), agent_otel.tool("start")(start)):
+        coroutine = call()
+        assert not hasattr(coroutine, "__annotations__")
+        assert asyncio.run(coroutine) == 1
 
 
 def test_a_method_called_through_its_class_records_as_when_called_on_its_instance(otel: TelemetryCapture) -> None:

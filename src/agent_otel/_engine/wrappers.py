@@ -299,9 +299,10 @@ class _PendingCoroutine(wrapt.ObjectProxy[Coroutine[Any, Any, T]]):
     warning exactly when the program's coroutine would give it. Still a coroutine to ``inspect`` and
     asyncio, named as the program's."""
 
-    # set by the wrapper (no __init__ of ours: a Python-level __init__ is most of a proxy's cost)
-    _self_call: _PendingCall
-    _self_driver: Coroutine[Any, Any, T] | None = None
+    # set by the wrapper (no __init__ of ours: a Python-level __init__ is most of a proxy's cost); no
+    # annotations: they would make the proxy's ``__annotations__`` (a coroutine has none; see Wrapper)
+    _self_call = cast("_PendingCall", None)
+    _self_driver = cast("Coroutine[Any, Any, T] | None", None)
 
     def _driver(self) -> Coroutine[Any, Any, T]:
         driver = self._self_driver
@@ -333,7 +334,7 @@ class _TracedCoroutine(_PendingCoroutine[T]):
     the invocation; one dropped unstarted ends it closed. Either way no "never awaited" warning of ours
     appears: the program's coroutine warns exactly when it would without agent-otel."""
 
-    _self_inv: Invocation  # set by _finish_result
+    _self_inv = cast(Invocation, None)  # set by _finish_result
 
     def _driver(self) -> Coroutine[Any, Any, T]:
         driver = self._self_driver
