@@ -291,6 +291,21 @@ def test_a_decorated_function_shows_the_annotations_of_the_plain_one() -> None:
     assert Planner.normalise.__annotations__ == {"task": "str", "return": "str"}
 
 
+def test_no_proxy_class_of_ours_has_annotations_of_its_own() -> None:
+    """Every wrapt proxy shows the object it wraps, except for what its class defines: a class-level
+    annotation gives the class an ``__annotations__`` that shadows the wrapped object's (a function's, a
+    stream's), or makes one appear where it has none (a coroutine)."""
+    import agent_otel._zerocode.patching  # noqa: F401  every module that defines a proxy class
+
+    def subclasses(cls: type) -> list[type]:
+        return [cls, *(sub for direct in cls.__subclasses__() for sub in subclasses(direct))]
+
+    roots = (wrapt.ObjectProxy, wrapt.FunctionWrapper, wrapt.BoundFunctionWrapper)
+    ours = {cls for root in roots for cls in subclasses(root) if cls.__module__.startswith("agent_otel.")}
+    assert len(ours) >= 6  # wrappers, bound wrappers, coroutine, stream and awaitable proxies
+    assert [cls.__qualname__ for cls in ours if "__annotations__" in vars(cls)] == []
+
+
 def test_a_coroutine_a_decorated_call_returns_has_no_annotations_as_the_plain_one() -> None:
     """The coroutine proxies (an ``async def``'s, a sync function's returned coroutine) show the program's
     coroutine: it has no ``__annotations__``, so neither may a proxy class's own make one appear."""
