@@ -27,6 +27,7 @@ cardinality cap, and the shipped rules and dashboards read only that scope (``ot
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping
 from typing import Any, cast
 
 from opentelemetry import context as otel_context
@@ -89,8 +90,16 @@ class GenAiSpanBridge(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
             attributes = attribute_dict(span)
-            if not sources.may_be_genai(attributes):  # most spans of a process: an HTTP client's, a database's
-                return
+        except Exception as exc:
+            report_error("bridge.start", exc)
+            return
+        if sources.may_be_genai(attributes):  # most spans of a process are not: an HTTP client's, a database's
+            self.start_genai(span, parent_context, attributes)
+
+    def start_genai(self, span: Span, parent_context: Context | None, attributes: Mapping[str, Any]) -> None:
+        """:meth:`on_start` for a span that :func:`~agent_otel._bridge.sources.may_be_genai` passes, given
+        its attribute dict (the combined span processor has it already)."""
+        try:
             ours = _ours(span)
             if ours and not self.open_spans:  # no other library's GenAI span is open: nothing to cover
                 return

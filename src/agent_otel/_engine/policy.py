@@ -300,12 +300,6 @@ def drop_content(span: Span) -> None:
         report_error("content.on_ending", exc)
 
 
-def holds_hashed_key(attributes: Mapping[str, Any]) -> bool:
-    """Whether a span's attributes (:func:`attribute_dict`) hold any hashed key: the check every span of
-    the provider pays, twice, so one set operation and no list."""
-    return not (_policy or policy()).hashed_keys.isdisjoint(attributes)
-
-
 def hash_present(span: Span, values: Mapping[str, Any], parent_context: Context | None, *, at_start: bool) -> None:
     """Hash the configured keys the span holds (``values``: its :func:`attribute_dict`), each value once.
     The span processor calls it for spans from any library: at span start (what later processors and

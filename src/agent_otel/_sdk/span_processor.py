@@ -14,14 +14,19 @@ from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from agent_otel._bridge.processor import GenAiSpanBridge
+from agent_otel._bridge.sources import may_be_genai
 from agent_otel._context.stamping import stamp_ids
-from agent_otel._engine.policy import attribute_dict, hash_events_and_links, hash_present, holds_hashed_key
+from agent_otel._engine import policy as policies
+from agent_otel._engine.policy import attribute_dict, hash_events_and_links, hash_present
 
 _get_current = get_current
 
 
 class AgentOtelSpanProcessor(SpanProcessor):
-    """Ids, hashing and (unless ``bridge`` is None) the GenAI span bridge, in that order."""
+    """Ids, hashing and (unless ``bridge`` is None) the GenAI span bridge, in that order. Every span of the
+    process pays the checks whether there is anything to do, so they are written out here, not called (a
+    Python call costs as much as a check): a configured hashed key among the attributes (one set operation),
+    and for the bridge a GenAI attribute, an open GenAI span of another library or an event."""
 
     def __init__(self, bridge: GenAiSpanBridge | None) -> None:
         self.bridge = bridge
@@ -29,19 +34,22 @@ class AgentOtelSpanProcessor(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         values = attribute_dict(span)  # the live dict: it holds the ids once stamped
         stamp_ids(span, parent_context if parent_context is not None else _get_current(), values)
-        if holds_hashed_key(values):
+        if not (policies._policy or policies.policy()).hashed_keys.isdisjoint(values):
             hash_present(span, values, parent_context, at_start=True)
-        if self.bridge is not None:
-            self.bridge.on_start(span, parent_context)
+        bridge = self.bridge
+        if bridge is not None and may_be_genai(values):
+            bridge.start_genai(span, parent_context, values)
 
     def _on_ending(self, span: Span) -> None:
         values = attribute_dict(span)
-        if holds_hashed_key(values):
+        if not (policies._policy or policies.policy()).hashed_keys.isdisjoint(values):
             hash_present(span, values, None, at_start=False)
-        if span._events or span._links:
+        events = span._events
+        if events or span._links:
             hash_events_and_links(span)
-        if self.bridge is not None:
-            self.bridge._on_ending(span)
+        bridge = self.bridge
+        if bridge is not None and (bridge.open_spans or events):  # else the bridge has nothing to do
+            bridge._on_ending(span)
 
     def on_end(self, span: ReadableSpan) -> None:
         """Nothing: the work is done while the span is ending, before any exporter sees it."""
