@@ -14,6 +14,7 @@ import pickle
 import pickletools
 import subprocess
 import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -232,18 +233,43 @@ def _bare_proxy(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapt.FunctionWrapper(func, pass_through)
 
 
-def test_recursion_depth_is_that_of_the_wrapt_proxy_alone(otel: TelemetryCapture) -> None:
-    """Our wrapper costs the recursion limit exactly what a bare wrapt pass-through does. From Python
-    3.12 that equals a functools.wraps decorator; on 3.11 the interpreter also counts the C call into
-    wrapt's proxy (it has no vectorcall), so depth is 331 instead of 498: a documented limit (README)."""
+def test_recursion_depth_is_that_of_a_functools_wraps_decorator(otel: TelemetryCapture) -> None:
+    """A recursive function decorated where it is defined is a plain function, as under a functools.wraps
+    decorator, and gets as deep. Before, every decorated function was wrapt's proxy, and on 3.11 the
+    interpreter also counts the C call into it (no vectorcall): depth 331 against 498."""
     plain = _depth(lambda func: func)
     wraps = _depth(_wraps)
-    proxy = _depth(_bare_proxy)
     ours = _depth(agent_otel.tool("recurse"))
-    print(f"recursion depth: plain {plain}, functools.wraps {wraps}, bare wrapt {proxy}, agent-otel {ours}")
-    assert plain > wraps >= proxy
-    assert ours == proxy
-    assert ours == wraps or sys.version_info < (3, 12)
+    print(f"recursion depth: plain {plain}, functools.wraps {wraps}, agent-otel {ours}")
+    assert plain > wraps == ours
+    assert type(agent_otel.tool("recurse")(lambda: None)) is types.FunctionType
+
+
+def recurse_by_name(n: int) -> int:
+    """Recurses through whatever its module's ``recursing`` holds."""
+    recursing[0] = n
+    return recurse_by_name_wrapped(n + 1)
+
+
+recursing = [0]
+
+
+def test_recursion_depth_of_a_function_wrapped_after_its_name_holds_it(otel: TelemetryCapture) -> None:
+    """``tool("t")(f)`` while ``f`` still names the plain function gives wrapt's proxy (it pickles by
+    reference to ``f``): from Python 3.12 as deep as a functools.wraps decorator; on 3.11 the C call into
+    the proxy counts too, as for any wrapt proxy (a documented limit, README)."""
+    global recurse_by_name_wrapped
+    wraps = _depth(_wraps)
+    proxy = _depth(_bare_proxy)
+    recurse_by_name_wrapped = agent_otel.tool("recurse")(recurse_by_name)
+    assert isinstance(recurse_by_name_wrapped, wrapt.FunctionWrapper)
+    with pytest.raises(RecursionError):
+        recurse_by_name_wrapped(0)
+    assert recursing[0] == proxy
+    assert recursing[0] == wraps or sys.version_info < (3, 12)
+
+
+recurse_by_name_wrapped: Callable[[int], int] = recurse_by_name
 
 
 # -- decorated methods read from their class -----------------------------------------------------

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import copy
+import functools
 import inspect
 import pkgutil
 import sys
@@ -205,6 +206,55 @@ def _sync_wrapper(handler: Handler) -> WrapperFunction:
         return _finish_result(inv, result)
 
     return wrapper
+
+
+def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.FunctionType:
+    """A decorated sync function as a plain function, as a ``functools.wraps`` decorator makes it: one
+    frame per call. On Python 3.11 a call into wrapt's proxy also counts against the recursion limit
+    (it has no vectorcall), so a recursive function decorated through it reached depth 331, against
+    498 under a ``functools.wraps`` decorator. See :func:`instrument` for when it is used."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        # mirrors _sync_wrapper's wrapper deliberately (a shared helper would be the extra frame this
+        # function exists to avoid); change both together
+        if not runtime().enabled:
+            return func(*args, **kwargs)
+        try:
+            inv = handler.begin(func, None, args, kwargs)
+        except Exception as exc:
+            report_error(handler.stage + ".begin", exc)
+            return func(*args, **kwargs)
+        token = _attach(inv.context)
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            _detach(token)
+            inv.end(End.RAISED, error=exc)
+            raise
+        _detach(token)
+        return _finish_result(inv, result)
+
+    # inspect.signature() follows __wrapped__ (and evaluates string annotations in the function's module
+    # with eval_str=True, as pydantic's validate_call asks); getfullargspec() shows (*args, **kwargs), as
+    # under any functools.wraps decorator
+    functools.update_wrapper(call, func)
+    if _takes_self(func):
+        handler.method = True  # ``obj.method(...)`` passes obj first, as ``Class.method(obj, ...)`` does
+    _PLAIN_WRAPPERS.add(call)
+    return cast(types.FunctionType, call)
+
+
+#: The plain-function wrappers :func:`instrument` made (see :func:`is_wrapper`).
+_PLAIN_WRAPPERS: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+
+
+def _takes_self(func: types.FunctionType) -> bool:
+    """Whether ``func`` is defined in a class body with ``self`` or ``cls`` first: its first argument is
+    then the object (or class) it is called on."""
+    owner, _, _ = func.__qualname__.rpartition(".")
+    code = func.__code__
+    return (bool(owner) and not owner.endswith("<locals>") and code.co_argcount > 0
+            and code.co_varnames[0] in ("self", "cls"))
 
 
 #: Results that are never a coroutine, generator, future or awaitable (checked by exact type: cheap).
@@ -770,6 +820,23 @@ def wrapper_for(handler: Handler, func: object) -> WrapperFunction:
     return _sync_wrapper(handler)
 
 
+def _decorated_where_defined(func: object) -> bool:
+    """A plain sync function that its qualified name does not reach yet (see :func:`instrument`)."""
+    if type(func) is not types.FunctionType or func.__code__.co_flags & _SUSPENDING_FLAGS:
+        return False
+    return _lookup(func.__module__, func.__qualname__) is not func
+
+
+#: Coroutine, generator and async generator functions (``inspect``'s flags for them).
+_SUSPENDING_FLAGS = inspect.CO_COROUTINE | inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
+
+
+def is_wrapper(value: object) -> bool:
+    """Whether ``value`` is a decorator's or the config's wrapper (plain function or proxy)."""
+    return isinstance(value, Wrapper | BoundWrapper) or (isinstance(value, types.FunctionType)
+                                                          and value in _PLAIN_WRAPPERS)
+
+
 def _lookup(module: str, qualname: str) -> object:
     """What ``module.qualname`` names now (None when nothing does), as pickle looks it up."""
     found: object = sys.modules.get(module)
@@ -881,7 +948,16 @@ class _Decorated(Wrapper):
 
 
 def instrument(handler: Handler, func: F) -> F:
-    """Wrap ``func`` (function, method, classmethod or staticmethod object) with ``handler``."""
+    """Wrap ``func`` (function, method, classmethod or staticmethod object) with ``handler``.
+
+    A sync function decorated where it is defined (its name not bound to it yet: ``@decorator`` syntax, a
+    method in its class body, a local function) becomes a plain function, as under ``functools.wraps``:
+    its module or class then holds the wrapper under the function's name, and it pickles by that name as
+    a plain function does. Anything else, a function wrapped later (``tool("t")(f)`` while ``f`` still names
+    the plain function), a coroutine or generator function, a method or static method object, any other
+    callable, becomes a wrapt proxy (:class:`Wrapper`), which pickles by reference to the callable it wraps."""
+    if _decorated_where_defined(func):
+        return cast(F, _plain_sync_function(handler, cast(types.FunctionType, func)))
     wrapper = _Decorated(func, wrapper_for(handler, func))
     wrapper._self_handler = handler  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
     return cast(F, wrapper)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from types import MemberDescriptorType
 from typing import Any
 
-from agent_otel._engine.wrappers import BoundWrapper, Wrapper
+from agent_otel._engine.wrappers import Wrapper, is_wrapper
 
 _ABSENT = object()
 
@@ -48,7 +48,7 @@ class HeldWrapper(Wrapper):
 
 def is_ours(value: object) -> bool:
     """Whether ``value`` is already an agent-otel wrapper (decorated, configured, or held)."""
-    return isinstance(value, Wrapper | BoundWrapper)
+    return is_wrapper(value)
 
 
 def _on_class(klass: type, attr: str) -> object:
