@@ -20,6 +20,7 @@ import platform
 import pstats
 import statistics
 import time
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -97,6 +98,17 @@ BODIES = {
     ("evolution", "sync"): success, ("evolution", "async"): async_success, ("evolution", "generator"): gen_items,
     ("job", "sync"): success, ("job", "async"): async_success, ("job", "generator"): gen_items,
 }
+
+
+def as_defined(func: Callable) -> Callable:
+    """A copy of ``func`` that its qualified name does not hold: decorating it is what ``@decorator`` on the
+    ``def`` does (a sync function becomes a plain function). ``func`` itself, which its name holds, gets the
+    wrapt proxy that ``tool("t")(f)`` and configured targets get (the `wrapped later` rows)."""
+    plain: Any = func
+    defined = types.FunctionType(plain.__code__, plain.__globals__, plain.__name__, plain.__defaults__,
+                                 plain.__closure__)
+    defined.__qualname__ = plain.__qualname__
+    return defined
 
 
 def decorate(kind: str, func: Callable) -> Callable:
@@ -289,7 +301,7 @@ def build_candidates(calls: int, kinds: tuple[str, ...] = KINDS, shapes: tuple[s
     for kind in kinds:
         for shape in shapes:
             body = BODIES[kind, shape]
-            wrapped = decorate(kind, body)
+            wrapped = decorate(kind, as_defined(body))
             recorded = record_one_call(run_once(wrapped, shape), tracing=True)
             for mode in modes:
                 providers, enabled = settings[mode]
@@ -301,6 +313,9 @@ def build_candidates(calls: int, kinds: tuple[str, ...] = KINDS, shapes: tuple[s
                 add(floor_name, None, floor_function(recorded, floor_tracers[mode], floor_meters, shape, body),
                     shape, f"R [{shape}]")
                 add(f"{kind} [{shape}], {mode}", providers, wrapped, shape, floor_name, FLOOR_TARGET, enabled)
+                if kind == "tool" and shape == "sync" and mode in (MODES[0], MODES[2]):
+                    add(f"{kind} [{shape}], {mode}, wrapped later (proxy)", providers, decorate(kind, body), shape,
+                        floor_name, FLOOR_TARGET, enabled)
     # job(): what running under a job adds to each wrapped call (stamping job.id on its span through
     # IdSpanProcessor, the roll-ups), and job() enter/exit.
     if "job" in kinds:

@@ -377,7 +377,7 @@ class ManualCall(InvocationScope):
     def set_result(self, result: Any) -> None:
         self.result = result
 
-    def _begin(self) -> Invocation:
+    def _begin(self) -> Invocation | None:
         return self._handler.begin(_manual_marker, None, (), {})
 
     def _returned(self) -> Any:

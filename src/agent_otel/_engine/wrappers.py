@@ -163,7 +163,8 @@ class Handler:
     #: a call through the class, ``Class.method(obj, ...)``, then has ``obj`` as its instance.
     method = False
 
-    def begin(self, wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Invocation:
+    def begin(self, wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Invocation | None:
+        """The call's invocation; None runs this call as if it were not wrapped."""
         raise NotImplementedError
 
 
@@ -195,6 +196,8 @@ def _sync_wrapper(handler: Handler) -> WrapperFunction:
         except Exception as exc:
             report_error(handler.stage + ".begin", exc)
             return wrapped(*args, **kwargs)
+        if inv is None:
+            return wrapped(*args, **kwargs)
         token = _attach(inv.context)
         try:
             result = wrapped(*args, **kwargs)
@@ -223,6 +226,8 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
             inv = handler.begin(func, None, args, kwargs)
         except Exception as exc:
             report_error(handler.stage + ".begin", exc)
+            return func(*args, **kwargs)
+        if inv is None:
             return func(*args, **kwargs)
         token = _attach(inv.context)
         try:
@@ -744,7 +749,8 @@ class InvocationScope:
     def __init__(self) -> None:
         self._entries: ContextVar[tuple[_ScopeEntry, ...]] = ContextVar("agent_otel.scope", default=())
 
-    def _begin(self) -> Invocation:
+    def _begin(self) -> Invocation | None:
+        """The block's invocation; None runs it untraced."""
         raise NotImplementedError
 
     def _returned(self) -> object:
@@ -763,7 +769,7 @@ class InvocationScope:
         if runtime().enabled:
             try:
                 inv = self._begin()
-                token = _attach(inv.context)
+                token = _attach(inv.context) if inv is not None else None
             except Exception as exc:
                 report_error(self.stage + ".begin", exc)
                 inv = None

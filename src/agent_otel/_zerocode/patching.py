@@ -26,7 +26,7 @@ import logging
 import threading
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from types import FunctionType, MethodType, ModuleType
+from types import FunctionType, ModuleType
 from typing import Any, TypeAlias, cast
 
 import wrapt
@@ -101,18 +101,33 @@ def build_handler(spec: TargetSpec, config: Config, func: Callable[..., Any], ow
     return _HANDLERS[spec.kind](func, options, attributes)
 
 
-class _FamilyHandler(Handler):
-    """Marks the invocation's context with (entry, instance), so that ``super().method()`` from a
-    wrapped override does not open a second span for the same call."""
+class _ConfiguredHandler(Handler):
+    """A configured target's handler, around its kind's. The call runs as if unwrapped once the target is
+    uninstrumented (for a wrapper that escaped into an alias), and, with ``subclasses = true``, inside a
+    call of the same target on the same object: ``super().method()`` from a wrapped override opens no
+    second span (the invocation's context marks the target and object). Checked here rather than in a
+    wrapper function of its own: that frame would count against the program's recursion limit."""
 
-    def __init__(self, inner: Handler, entry: _Entry) -> None:
+    def __init__(self, inner: Handler, entry: _Entry, method: bool) -> None:
         self.inner = inner
         self.entry = entry
         self.stage = inner.stage
+        # a method: ``Class.method(obj, ...)`` has obj as its instance, as ``obj.method(...)`` does
+        self.method = inner.method = method
+        self.family = id(entry) if entry.spec.subclasses else None
 
-    def begin(self, wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Invocation:
+    def begin(self, wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Invocation | None:
+        if not self.entry.active:
+            return None
+        family = self.family
+        if family is None:
+            return self.inner.begin(wrapped, instance, args, kwargs)
+        mark = (family, id(args[0] if instance is None and self.method and args else instance))
+        if otel_context.get_value(_FAMILY_KEY) == mark:
+            return None
         inv = self.inner.begin(wrapped, instance, args, kwargs)
-        inv.context = otel_context.set_value(_FAMILY_KEY, (id(self.entry), id(instance)), inv.context)
+        if inv is not None:
+            inv.context = otel_context.set_value(_FAMILY_KEY, mark, inv.context)
         return inv
 
 
@@ -175,31 +190,18 @@ def entry_errors() -> dict[str, str]:
         return {t: e.error for t, e in (_state.entries.items() if _state else ()) if e.error}
 
 
-def _kind_wrapper(entry: _Entry, raw: Any, signed: Any, owner: object, attr: str, label: str) -> WrapperFunction:
+def _kind_wrapper(entry: _Entry, raw: Any, signed: Any, owner: object, attr: str, label: str,
+                  method: bool = False) -> WrapperFunction:
     """The wrapper function of ``entry``'s kind for ``raw``; extractors bind arguments to ``signed``'s signature."""
-    spec = entry.spec
-    handler = build_handler(spec, entry.config, signed, owner, attr, label)
-    return wrapper_for(_FamilyHandler(handler, entry) if spec.subclasses else handler, raw)
+    handler = build_handler(entry.spec, entry.config, signed, owner, attr, label)
+    return wrapper_for(_ConfiguredHandler(handler, entry, method), raw)
 
 
 def _make_wrapper(entry: _Entry, raw: Any, owner: Owner, attr: str) -> Wrapped:
     spec = entry.spec
     label = f"{owner.__module__}.{owner.__qualname__}.{attr}" if isinstance(owner, type) else f"{spec.module}.{attr}"
-    inner = _kind_wrapper(entry, raw, raw, owner, attr, label)
-    family = id(entry)
     method = isinstance(owner, type) and isinstance(raw, FunctionType)
-
-    def guarded(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
-        if not entry.active:
-            return wrapped(*args, **kwargs)
-        if instance is None and method and args:  # Class.method(obj, ...): obj is self, as in plain Python
-            instance, args = args[0], args[1:]
-            wrapped = MethodType(wrapped, instance)
-        if spec.subclasses and otel_context.get_value(_FAMILY_KEY) == (family, id(instance)):
-            return wrapped(*args, **kwargs)
-        return inner(wrapped, instance, args, kwargs)
-
-    wrapper = Wrapper(raw, guarded)
+    wrapper = Wrapper(raw, _kind_wrapper(entry, raw, raw, owner, attr, label, method))
     if method:
         wrapper._self_reads_as_itself = FROM_CLASS
     elif isinstance(raw, staticmethod):
