@@ -116,6 +116,46 @@ def test_what_cannot_be_pickled_plain_fails_the_same_way() -> None:
         pickle.dumps(agent_otel.tool("local")(local))
 
 
+class Holder:
+    @staticmethod
+    def static(n: int) -> int:
+        return n + 1
+
+
+def test_a_function_wrapped_where_its_name_holds_it_is_the_proxy_that_pickles_by_reference() -> None:
+    """``tool("t")(f)`` while a module or class still holds ``f`` under its name (here a static method's
+    function, held by its staticmethod object) gives wrapt's proxy: it pickles as a reference to ``f``."""
+    for plain in (plain_square, Holder.static):
+        wrapped = agent_otel.tool("t")(plain)
+        assert isinstance(wrapped, wrapt.FunctionWrapper)
+        assert pickle.loads(pickle.dumps(wrapped)) is plain
+    assert type(agent_otel.tool("t")(lambda: None)) is types.FunctionType  # its name holds no lambda
+
+
+def test_deciding_the_form_runs_no_code_of_the_program() -> None:
+    """Whether a name holds the function is read off the module's and classes' dicts: a module's
+    ``__getattr__`` (lazy imports) is not called at decoration time."""
+    asked: list[str] = []
+
+    def module_getattr(name: str) -> Any:
+        asked.append(name)
+        raise AttributeError(name)
+
+    module = types.ModuleType("agent_otel_lazy_module")
+    module.__getattr__ = module_getattr  # type: ignore[method-assign]
+    sys.modules[module.__name__] = module
+    try:
+        def lazy(n: int) -> int:
+            return n
+
+        lazy.__module__, lazy.__qualname__ = module.__name__, "lazy"
+        decorated = agent_otel.tool("lazy")(lazy)
+        assert decorated(2) == 2
+        assert asked == []
+    finally:
+        del sys.modules[module.__name__]
+
+
 # -- process pools and multiprocessing ------------------------------------------------------------
 
 

@@ -29,7 +29,15 @@ import sys
 import time
 import types
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterator,
+)
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from contextvars import ContextVar, Token
 from enum import Enum
@@ -827,10 +835,23 @@ def wrapper_for(handler: Handler, func: object) -> WrapperFunction:
 
 
 def _decorated_where_defined(func: object) -> bool:
-    """A plain sync function that its qualified name does not reach yet (see :func:`instrument`)."""
+    """A plain sync function that its qualified name does not hold yet (see :func:`instrument`)."""
     if type(func) is not types.FunctionType or func.__code__.co_flags & _SUSPENDING_FLAGS:
         return False
-    return _lookup(func.__module__, func.__qualname__) is not func
+    return not _held_by_name(func)
+
+
+def _held_by_name(func: types.FunctionType) -> bool:
+    """Whether ``func``'s module, and the classes its qualified name goes through, hold it under that
+    name. Read off their ``__dict__``, so that no code of the program runs at decoration time (a module's
+    ``__getattr__`` can import, a class attribute can be a descriptor); a static or class method object
+    holds its function."""
+    found: object = sys.modules.get(func.__module__)
+    for part in func.__qualname__.split("."):
+        if not isinstance(found, types.ModuleType | type):
+            return False
+        found = vars(found).get(part)
+    return (found.__func__ if isinstance(found, staticmethod | classmethod) else found) is func
 
 
 #: Coroutine, generator and async generator functions (``inspect``'s flags for them).
