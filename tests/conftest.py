@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +24,15 @@ def fresh_guards() -> Iterator[None]:
     restore_defaults()
     yield
     restore_defaults()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The demo tests press Ctrl-C: they send SIGINT, as a terminal does. A shell without job control starts a
+    background job (``make test &``) with SIGINT ignored, and every child inherits that, so the demos would
+    never see it. Each test process (the controller and every xdist worker) takes Python's usual handler back,
+    and the programs it starts begin with SIGINT delivered, as from a terminal."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
