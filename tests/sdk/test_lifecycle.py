@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from agent_otel import ConfigurationError, semconv
+from agent_otel._ops.stack import free_port
 from agent_otel._sdk import configure as sdk_configure
 from tests.support.environment import CLEAN_ENV
 from tests.support.otlp_receiver import OtlpHttpReceiver, attributes_of, data_points_of
@@ -233,6 +234,31 @@ def test_agent_otel_run_child_exits_with_a_failing_collector(unavailable: Unavai
         OTEL_METRIC_EXPORT_INTERVAL="3600000")
     assert child.returncode == 0
     assert unavailable.attempts == {"/v1/metrics": 1}  # the final export, once: never retried at exit
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+@pytest.mark.parametrize("host_logging", [False, True], ids=["no logging", "logging.basicConfig"])
+def test_the_exporters_failures_stay_off_the_stderr_of_a_host_without_logging(
+        unavailable: Unavailable, protocol: str, host_logging: bool) -> None:
+    """The OTLP exporters log a failed export on their own loggers (here: 503 over HTTP, a refused connection
+    over gRPC); without a handler anywhere, Python's last-resort handler prints it on the host's stderr."""
+    endpoint = unavailable.endpoint if protocol == "http/protobuf" else f"http://127.0.0.1:{free_port()}"
+    child = run_child(f"""
+        import logging
+        import agent_otel
+
+        if {host_logging}:
+            logging.basicConfig()
+        agent_otel.configure(traces_exporter="otlp", metrics_exporter="otlp")
+        with agent_otel.job("lost"):
+            pass
+        print("done")
+    """, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_EXPORTER_OTLP_PROTOCOL=protocol)
+    assert child.stdout == "done\n"
+    if host_logging:  # the host's handlers still get them, as without agent-otel's NullHandler
+        assert "opentelemetry.exporter.otlp" in child.stderr
+    else:
+        assert child.stderr == ""
 
 
 @pytest.mark.parametrize("raw", ["soon", "-5", "1.5"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import logging
 import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -65,6 +66,22 @@ def stop_retrying(exporter: object) -> None:
             event.set()
 
 
+def keep_off_host_output(exporter: object) -> None:
+    """Give the loggers an exporter of ours logs its failures on (a retry, a refused connection: the OTLP
+    exporters log on their package's module loggers) a ``NullHandler``, our own logger's convention. A host
+    that configured no logging would otherwise get them on its stderr through Python's last-resort handler;
+    a host that did still gets them through its handlers. The loss itself is counted by the wrappers here."""
+    for cls in type(exporter).__mro__:
+        module = cls.__module__
+        if module.startswith("opentelemetry.exporter."):
+            module = ".".join(module.split(".")[:3])  # the distribution's package: otlp's common modules too
+        elif module.startswith("opentelemetry.sdk") or module in ("builtins", "abc", "typing"):
+            continue  # the SDK's interfaces: their loggers also speak for the host's own providers
+        logger = logging.getLogger(module)
+        if not any(isinstance(handler, logging.NullHandler) for handler in logger.handlers):
+            logger.addHandler(logging.NullHandler())
+
+
 class ReportingSpanExporter(SpanExporter):
     """Wraps a span exporter: a batch it fails to deliver (FAILURE, or an exception) is counted, one
     per span, at stage ``export.traces`` (only logged once ``closed``: an export that starts after
@@ -75,6 +92,7 @@ class ReportingSpanExporter(SpanExporter):
     """
 
     def __init__(self, exporter: SpanExporter, loss: LossReporter) -> None:
+        keep_off_host_output(exporter)
         self.exporter = exporter
         self._loss = loss
         self.closed = False
@@ -206,6 +224,7 @@ class ReportingMetricExporter(MetricExporter):
         # the SDK's MetricExporter keeps them there; a custom exporter may not have them (SDK defaults)
         super().__init__(preferred_temporality=getattr(exporter, "_preferred_temporality", None),
                          preferred_aggregation=getattr(exporter, "_preferred_aggregation", None))
+        keep_off_host_output(exporter)
         self.exporter = exporter
         self._loss = loss
         self.abandoned = False  # in a forked child: the state it would export is a copy of the parent's
