@@ -108,3 +108,16 @@ def test_hashed_in_the_attributes_of_events_and_links_too(otel: Any) -> None:
     assert [dict(link.attributes) for link in exported.links] == [
         {"user.id": sha("frank"), "kind": "follows"}, {"user.id": sha("heidi")}]
     assert dict(otel.span("execute_tool t").events[0].attributes) == {"user.id": sha("ivan")}
+
+
+def test_a_key_listed_after_spans_went_through_is_hashed_as_the_next_span_starts(otel: Any) -> None:
+    """The processor keeps the keys it looks for at a span's start per policy: a new policy is seen at once,
+    before any other processor or the program reads the span."""
+    foreign = TracerProvider.get_tracer(otel.tracer_provider, "some.library")
+    agent_otel.set_policy(hashed_keys=[], salt="pepper")
+    before = foreign.start_span("before", attributes={"tenant.id": "acme"})
+    agent_otel.set_policy(hashed_keys=["tenant.id"], salt="pepper")
+    after = foreign.start_span("after", attributes={"tenant.id": "acme"})
+    assert (before.attributes or {})["tenant.id"] == "acme" and (after.attributes or {})["tenant.id"] == sha("acme")
+    before.end()
+    after.end()

@@ -37,9 +37,13 @@ _OPENINFERENCE: dict[str, tuple[Kind, str]] = {
 _NOT_CALLS = frozenset({"create_agent", semconv.OPERATION_EVOLVE})  # an agent being built; our evolution runs
 
 
+#: The attributes without which :func:`classify` finds no GenAI call in a span.
+GENAI_MARKERS = frozenset({semconv.GEN_AI_OPERATION_NAME, OPENINFERENCE_KIND})
+
+
 def may_be_genai(attributes: Mapping[str, Any]) -> bool:
     """False for a span :func:`classify` certainly finds no GenAI call in: the one check every span pays."""
-    return semconv.GEN_AI_OPERATION_NAME in attributes or OPENINFERENCE_KIND in attributes
+    return not GENAI_MARKERS.isdisjoint(attributes)
 
 
 def classify(attributes: Mapping[str, Any]) -> tuple[Kind, str] | None:

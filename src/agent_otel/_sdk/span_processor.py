@@ -14,10 +14,11 @@ from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from agent_otel._bridge.processor import GenAiSpanBridge
-from agent_otel._bridge.sources import may_be_genai
-from agent_otel._context.stamping import stamp_ids
+from agent_otel._bridge.sources import GENAI_MARKERS, may_be_genai
+from agent_otel._context.job import JOB_KEY
+from agent_otel._context.stamping import BAGGAGE_KEY, stamp_ids
 from agent_otel._engine import policy as policies
-from agent_otel._engine.policy import attribute_dict, hash_events_and_links, hash_present
+from agent_otel._engine.policy import SCRUBBED_KEY, Policy, attribute_dict, hash_events_and_links, hash_present
 
 _get_current = get_current
 
@@ -25,23 +26,41 @@ _get_current = get_current
 class AgentOtelSpanProcessor(SpanProcessor):
     """Ids, hashing and (unless ``bridge`` is None) the GenAI span bridge, in that order. Every span of the
     process pays the checks whether there is anything to do, so they are written out here, not called (a
-    Python call costs as much as a check): a configured hashed key among the attributes (one set operation),
-    and for the bridge a GenAI attribute, an open GenAI span of another library or an event."""
+    Python call costs as much as a check). A span starting in no job and no conversation takes three context
+    lookups; then one set operation looks for a configured hashed key and a GenAI attribute at once (the set
+    of both is kept per policy). A span ending takes one for a hashed key, and the bridge is called only for
+    an open GenAI span of another library or an event."""
 
     def __init__(self, bridge: GenAiSpanBridge | None) -> None:
         self.bridge = bridge
+        self._policy: Policy | None = None
+        self._start_keys: frozenset[str] = frozenset()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        values = attribute_dict(span)  # the live dict: it holds the ids once stamped
-        stamp_ids(span, parent_context if parent_context is not None else _get_current(), values)
-        if not (policies._policy or policies.policy()).hashed_keys.isdisjoint(values):
+        try:
+            values = span._attributes._dict  # type: ignore[union-attr]  # the live dict: see attribute_dict
+        except AttributeError:
+            values = attribute_dict(span)
+        ctx = parent_context if parent_context is not None else _get_current()
+        if not ctx.get(SCRUBBED_KEY) and (ctx.get(JOB_KEY) is not None or ctx.get(BAGGAGE_KEY)):
+            stamp_ids(span, ctx, values)  # checks the same again, once per span in a job or conversation
+        policy = policies._policy or policies.policy()
+        if policy is not self._policy:
+            self._start_keys = policy.hashed_keys | GENAI_MARKERS if self.bridge is not None else policy.hashed_keys
+            self._policy = policy
+        if self._start_keys.isdisjoint(values):
+            return
+        if not policy.hashed_keys.isdisjoint(values):
             hash_present(span, values, parent_context, at_start=True)
         bridge = self.bridge
         if bridge is not None and may_be_genai(values):
             bridge.start_genai(span, parent_context, values)
 
     def _on_ending(self, span: Span) -> None:
-        values = attribute_dict(span)
+        try:
+            values = span._attributes._dict  # type: ignore[union-attr]  # the live dict: see attribute_dict
+        except AttributeError:
+            values = attribute_dict(span)
         if not (policies._policy or policies.policy()).hashed_keys.isdisjoint(values):
             hash_present(span, values, None, at_start=False)
         events = span._events
