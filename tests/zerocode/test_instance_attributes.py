@@ -234,6 +234,22 @@ def test_never_wrapped_twice(otel: Any) -> None:
     assert tool_spans(otel) == ["execute_tool decorated", "execute_tool u"]
 
 
+def test_a_decorated_method_bound_to_its_object_is_not_wrapped_again(otel: Any) -> None:
+    """``obj.method`` of a decorated method is a bound method of our wrapper: ours already, as the wrapper is."""
+    configure(held("Tool.invoke"))
+
+    class Adder:
+        @agent_otel.tool("decorated-method")
+        def add(self, a: int, b: int) -> int:
+            return a + b
+
+    bound = Adder().add
+    tool = Tool("t", bound)
+    assert tool.invoke is bound
+    assert tool.run(a=1, b=2) == 3
+    assert tool_spans(otel) == ["execute_tool decorated-method"]
+
+
 def test_property_managed_attribute_is_left_alone_and_counted(otel: Any) -> None:
     with pytest.raises(TargetError, match="is a property of class Computed"):
         resolve_target(parse_config({"tool": [{"target": f"{HELD}:Computed.invoke", "instance_attribute": True}]}

@@ -859,7 +859,10 @@ _SUSPENDING_FLAGS = inspect.CO_COROUTINE | inspect.CO_GENERATOR | inspect.CO_ASY
 
 
 def is_wrapper(value: object) -> bool:
-    """Whether ``value`` is a decorator's or the config's wrapper (plain function or proxy)."""
+    """Whether ``value`` is a decorator's or the config's wrapper (plain function or proxy), or a method
+    bound from one (``obj.method`` of a decorated method)."""
+    if isinstance(value, types.MethodType):
+        value = value.__func__
     return isinstance(value, Wrapper | BoundWrapper) or (isinstance(value, types.FunctionType)
                                                           and value in _PLAIN_WRAPPERS)
 
