@@ -261,6 +261,30 @@ def test_the_exporters_failures_stay_off_the_stderr_of_a_host_without_logging(
         assert child.stderr == ""
 
 
+def test_the_hosts_own_exporters_failures_still_reach_its_stderr() -> None:
+    """The OTLP exporters' module loggers are shared: quieting ours must leave the host's own exporter as it
+    is. Ours over gRPC ("Transient error ..."), the host's over HTTP ("Failed to export spans batch ..."), both
+    to a port nothing listens on, in a host without logging."""
+    child = run_child(f"""
+        import agent_otel
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+        agent_otel.configure(traces_exporter="otlp", metrics_exporter="none", set_global=False)
+        with agent_otel.job("lost"):
+            pass
+        host = TracerProvider(shutdown_on_exit=False)
+        host.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(
+            endpoint="http://127.0.0.1:{free_port()}/v1/traces", timeout=1)))
+        host.get_tracer("host").start_span("host-span").end()
+        host.shutdown()
+        print("done")
+    """, OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}", OTEL_EXPORTER_OTLP_PROTOCOL="grpc")
+    assert child.stdout == "done\n"
+    assert "Failed to export spans batch" in child.stderr and "Transient error" not in child.stderr, child.stderr
+
+
 @pytest.mark.parametrize("raw", ["soon", "-5", "1.5"])
 def test_a_bad_exit_budget_is_a_clear_error(raw: str) -> None:
     with pytest.raises(ConfigurationError, match=f"AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS={raw!r}"):

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from opentelemetry.metrics import Counter
@@ -66,20 +67,45 @@ def stop_retrying(exporter: object) -> None:
             event.set()
 
 
-def keep_off_host_output(exporter: object) -> None:
-    """Give the loggers an exporter of ours logs its failures on (a retry, a refused connection: the OTLP
-    exporters log on their package's module loggers) a ``NullHandler``, our own logger's convention. A host
-    that configured no logging would otherwise get them on its stderr through Python's last-resort handler;
-    a host that did still gets them through its handlers. The loss itself is counted by the wrappers here."""
+class _OursWhileExporting(logging.Filter):
+    """On the loggers an exporter of ours logs its failures on (a retry, a refused connection: the OTLP
+    exporters log on their module loggers, which the host's own exporters share). A record logged while one
+    of our exporters runs on this thread, when no handler would take it (the host configured no logging), is
+    dropped: it would reach the host's stderr through Python's last-resort handler. A host with logging
+    still gets it through its handlers, and its own exporters' records are never touched. The loss itself
+    is counted by the wrappers here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_ours.depth and not logging.getLogger(record.name).hasHandlers())
+
+
+class _OursState(threading.local):
+    depth = 0  # calls into an exporter of ours running on this thread
+
+
+_ours = _OursState()
+_FILTER = _OursWhileExporting()
+
+
+def _quiet_when_ours(exporter: object) -> None:
+    """Put the filter on the loggers of the modules ``exporter``'s classes come from (the gRPC exporter logs
+    on its base class's module, the HTTP ones on their own), not on the SDK's interfaces'."""
     for cls in type(exporter).__mro__:
         module = cls.__module__
-        if module.startswith("opentelemetry.exporter."):
-            module = ".".join(module.split(".")[:3])  # the distribution's package: otlp's common modules too
-        elif module.startswith("opentelemetry.sdk") or module in ("builtins", "abc", "typing"):
-            continue  # the SDK's interfaces: their loggers also speak for the host's own providers
+        if module.startswith("opentelemetry.sdk") or module in ("builtins", "abc", "typing"):
+            continue
         logger = logging.getLogger(module)
-        if not any(isinstance(handler, logging.NullHandler) for handler in logger.handlers):
-            logger.addHandler(logging.NullHandler())
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+
+
+@contextlib.contextmanager
+def _exporting_ours() -> Iterator[None]:
+    _ours.depth += 1
+    try:
+        yield
+    finally:
+        _ours.depth -= 1
 
 
 class ReportingSpanExporter(SpanExporter):
@@ -92,7 +118,7 @@ class ReportingSpanExporter(SpanExporter):
     """
 
     def __init__(self, exporter: SpanExporter, loss: LossReporter) -> None:
-        keep_off_host_output(exporter)
+        _quiet_when_ours(exporter)
         self.exporter = exporter
         self._loss = loss
         self.closed = False
@@ -107,7 +133,8 @@ class ReportingSpanExporter(SpanExporter):
         self.calls += 1
         self.exporting = True
         try:
-            result = self.exporter.export(spans)
+            with _exporting_ours():
+                result = self.exporter.export(spans)
         except Exception as exc:
             self._loss("export.traces", exc, count)
             return SpanExportResult.FAILURE
@@ -119,10 +146,12 @@ class ReportingSpanExporter(SpanExporter):
         return result
 
     def shutdown(self, timeout_millis: float = 30_000) -> None:
-        _shutdown_within(self.exporter, timeout_millis)
+        with _exporting_ours():
+            _shutdown_within(self.exporter, timeout_millis)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return self.exporter.force_flush(timeout_millis)
+        with _exporting_ours():
+            return self.exporter.force_flush(timeout_millis)
 
 
 class ReportingBatchSpanProcessor(BatchSpanProcessor):
@@ -224,7 +253,7 @@ class ReportingMetricExporter(MetricExporter):
         # the SDK's MetricExporter keeps them there; a custom exporter may not have them (SDK defaults)
         super().__init__(preferred_temporality=getattr(exporter, "_preferred_temporality", None),
                          preferred_aggregation=getattr(exporter, "_preferred_aggregation", None))
-        keep_off_host_output(exporter)
+        _quiet_when_ours(exporter)
         self.exporter = exporter
         self._loss = loss
         self.abandoned = False  # in a forked child: the state it would export is a copy of the parent's
@@ -241,7 +270,8 @@ class ReportingMetricExporter(MetricExporter):
                 self._loss("export.metrics.out_of_range", ExportLossError(
                     f"{dropped} data points beyond int64 left out of the export"), dropped)
         try:
-            result = self.exporter.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+            with _exporting_ours():
+                result = self.exporter.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
         except Exception as exc:
             self._loss("export.metrics", exc)
             return MetricExportResult.FAILURE
@@ -250,9 +280,11 @@ class ReportingMetricExporter(MetricExporter):
         return result
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return self.exporter.force_flush(timeout_millis=timeout_millis)
+        with _exporting_ours():
+            return self.exporter.force_flush(timeout_millis=timeout_millis)
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         # PeriodicExportingMetricReader calls shutdown(timeout=<milliseconds left>), not timeout_millis
         timeout_millis = max(0.0, kwargs.pop("timeout", timeout_millis))
-        self.exporter.shutdown(timeout_millis=timeout_millis, **kwargs)
+        with _exporting_ours():
+            self.exporter.shutdown(timeout_millis=timeout_millis, **kwargs)
