@@ -161,6 +161,33 @@ def test_arguments_that_do_not_bind_fall_back_to_keywords() -> None:
     assert path("args.issue")(call) is None
 
 
+def test_self_paths_read_the_object_whatever_a_method_names_its_first_parameter(otel: Any) -> None:
+    """A decorated method is a plain function, which no hook tells it is a method: ``self``/``cls`` first says
+    so; any other name, the class of the first call's first argument (holding it as a static method: not)."""
+
+    class Planner:
+        role = "planner"
+
+        @agent_otel.agent(path("self.role"))
+        def plan(this, task: str) -> str:
+            return task
+
+        @classmethod
+        @agent_otel.agent(path("self.role"))
+        def make(klass, task: str) -> str:
+            return task
+
+        @staticmethod
+        @agent_otel.agent(path("args.other.role"))
+        def compare(other: Any) -> str:
+            return "same"
+
+    planner = Planner()
+    assert (planner.plan("a"), Planner.plan(planner, "b"), Planner.make("c"), Planner.compare(planner)) == (
+        "a", "b", "c", "same")
+    assert [span.name for span in otel.spans()] == ["invoke_agent planner"] * 4
+
+
 def test_self_paths_read_the_object_a_property_hands_its_decorated_getter(otel: Any) -> None:
     """A property calls its getter as ``fget(obj)``: no instance for the wrapper, the object is the ``self``
     argument. ``self`` paths read it, as for ``obj.method()`` (before, they found nothing)."""

@@ -57,7 +57,8 @@ class _ConversationHandler(Handler):
         value: object = self.conversation_id
         if self.extractor is not None:
             try:
-                value = self.extractor(Call(self.signature, instance, args, kwargs, self.method))
+                value = self.extractor(Call(self.signature, instance, args, kwargs,
+                                                self.method if self.method is not None else self.decide_method(args)))
             except Exception as exc:
                 report_error("conversation.extract", exc)
                 value = None

@@ -232,7 +232,8 @@ class KindHandler(Handler):
 
     def new_call(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
         """The call's view for extractors, with the values read when it starts (``at``, ``delta``)."""
-        call = Call(self.signature, instance, args, kwargs, self.method)
+        method = self.method
+        call = Call(self.signature, instance, args, kwargs, method if method is not None else self.decide_method(args))
         if self.early:
             early = call.early = {}
             for key, extractor in self.early.items():

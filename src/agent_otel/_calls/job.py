@@ -130,7 +130,8 @@ class _JobHandler(Handler):
         self.result_attributes = dict(result_attributes or {})
 
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
-        call = Call(self.signature, instance, args, kwargs, self.method)
+        method = self.method
+        call = Call(self.signature, instance, args, kwargs, method if method is not None else self.decide_method(args))
         inv = start_job(resolve(self.job_id, call), resolve(self.job_type, call), self.attributes,
                         resolve(self.conversation, call) if self.conversation is not None else None)
         if self.result_attributes:

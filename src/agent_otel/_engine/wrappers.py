@@ -168,8 +168,29 @@ class Handler:
 
     stage = "wrapper"
     #: Set when the decorated function turns out to be defined in a class body (see :class:`_Decorated`):
-    #: a call through the class, ``Class.method(obj, ...)``, then has ``obj`` as its instance.
-    method = False
+    #: a call through the class, ``Class.method(obj, ...)``, then has ``obj`` as its instance. None until
+    #: the first call when only the class can tell (see :meth:`decide_method`).
+    method: bool | None = False
+    #: The function and its plain wrapper whose ``method`` the first call decides.
+    _method_of: tuple[types.FunctionType, Callable[..., Any]] | None = None
+
+    def decide_method(self, args: Args) -> bool:
+        """A plain wrapper of a function in a class body whose first parameter is not named ``self`` or
+        ``cls``: a method (its object first) if the class of its first argument (or that class itself)
+        holds it as itself or as a class method, not if as a static method. Decided at the first call
+        with an argument, when the class exists (a class inside a function included)."""
+        if self._method_of is None or not args:
+            return False
+        func, wrapper = self._method_of
+        first = args[0]
+        held = None
+        for owner in (first if isinstance(first, type) else type(first)).__mro__:
+            held = vars(owner).get(func.__name__)
+            if held is not None:
+                break
+        decided = held is wrapper or (isinstance(held, classmethod) and held.__func__ is wrapper)
+        self.method = decided
+        return decided
 
     def begin(self, wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Invocation | None:
         """The call's invocation; None runs this call as if it were not wrapped."""
@@ -251,7 +272,10 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
     # with eval_str=True, as pydantic's validate_call asks); getfullargspec() shows (*args, **kwargs), as
     # under any functools.wraps decorator
     functools.update_wrapper(call, func)
-    if _takes_self(func):
+    takes_self = _takes_self(func)
+    if takes_self is None:
+        handler.method, handler._method_of = None, (func, call)
+    elif takes_self:
         handler.method = True  # ``obj.method(...)`` passes obj first, as ``Class.method(obj, ...)`` does
     _PLAIN_WRAPPERS.add(call)
     return cast(types.FunctionType, call)
@@ -261,13 +285,16 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
 _PLAIN_WRAPPERS: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
 
 
-def _takes_self(func: types.FunctionType) -> bool:
-    """Whether ``func`` is defined in a class body with ``self`` or ``cls`` first: its first argument is
-    then the object (or class) it is called on."""
+def _takes_self(func: types.FunctionType) -> bool | None:
+    """Whether ``func``'s first argument is the object (or class) it is called on: True when it is
+    defined in a class body with ``self`` or ``cls`` first; None when it is defined there with another
+    name first (a method naming its object otherwise, or a static method: its class decides, see
+    :meth:`Handler.decide_method`)."""
     owner, _, _ = func.__qualname__.rpartition(".")
     code = func.__code__
-    return (bool(owner) and not owner.endswith("<locals>") and code.co_argcount > 0
-            and code.co_varnames[0] in ("self", "cls"))
+    if not owner or owner.endswith("<locals>") or code.co_argcount == 0:
+        return False
+    return True if code.co_varnames[0] in ("self", "cls") else None
 
 
 #: Results that are never a coroutine, generator, future or awaitable (checked by exact type: cheap).
