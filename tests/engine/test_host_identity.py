@@ -122,6 +122,19 @@ class Holder:
         return n + 1
 
 
+class KeepsATracedAlias:
+    def run(self, n: int) -> int:
+        return n * 3
+
+    run_traced = agent_otel.tool("alias")(run)  # the body holds run already: the class is not bound yet
+
+
+def test_an_alias_made_in_a_class_body_pickles_as_the_method_it_wraps() -> None:
+    """Without agent-otel ``run_traced`` is ``run``, which pickles by the name ``KeepsATracedAlias.run``."""
+    assert pickle.loads(pickle.dumps(KeepsATracedAlias.run_traced)) is KeepsATracedAlias.run
+    assert KeepsATracedAlias().run_traced(2) == 6
+
+
 def test_a_function_wrapped_where_its_name_holds_it_is_the_proxy_that_pickles_by_reference() -> None:
     """``tool("t")(f)`` while a module or class still holds ``f`` under its name (here a static method's
     function, held by its staticmethod object) gives wrapt's proxy: it pickles as a reference to ``f``."""

@@ -865,7 +865,7 @@ def _decorated_where_defined(func: object) -> bool:
     """A plain sync function that its qualified name does not hold yet (see :func:`instrument`)."""
     if type(func) is not types.FunctionType or func.__code__.co_flags & _SUSPENDING_FLAGS:
         return False
-    return not _held_by_name(func)
+    return not (_held_by_name(func) or _held_by_class_body(func))
 
 
 def _held_by_name(func: types.FunctionType) -> bool:
@@ -879,6 +879,33 @@ def _held_by_name(func: types.FunctionType) -> bool:
             return False
         found = vars(found).get(part)
     return (found.__func__ if isinstance(found, staticmethod | classmethod) else found) is func
+
+
+def _held_by_class_body(func: types.FunctionType) -> bool:
+    """Whether the body of ``func``'s class, still running, holds it under its name already: an alias made
+    there (``run_traced = tool("t")(run)``), which pickles by the name ``run``. The class is not bound to its
+    name yet, so :func:`_held_by_name` cannot see it; its namespace is the locals of the frame running the
+    body, a few frames up (a class body's locals are its namespace dict, read without a copy)."""
+    owner, _, name = func.__qualname__.rpartition(".")
+    class_name = owner.rpartition(".")[2]
+    if not class_name or class_name == "<locals>":
+        return False
+    frame: types.FrameType | None = sys._getframe(1)
+    for _ in range(_CLASS_BODY_SEARCH_DEPTH):
+        frame = frame.f_back if frame is not None else None
+        if frame is None:
+            return False
+        code = frame.f_code
+        if code.co_name == class_name and not code.co_flags & inspect.CO_OPTIMIZED:
+            namespace = frame.f_locals
+            if namespace.get("__qualname__") == owner:
+                return namespace.get(name) is func
+    return False
+
+
+#: How many frames above the decorator a class body is looked for: the decorator's own calls, and any
+#: decorator of the program's around ours.
+_CLASS_BODY_SEARCH_DEPTH = 12
 
 
 #: Coroutine, generator and async generator functions (``inspect``'s flags for them).
