@@ -6,6 +6,7 @@ import asyncio
 import importlib
 import sys
 import textwrap
+import types
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -282,6 +283,32 @@ def test_uninstrument_restores_every_original_and_leaves_escaped_wrappers_inert(
     assert len(otel.spans()) == 1  # nothing new: the escaped wrapper only passes through
     instrument(config(f'[[tool]]\ntarget = "{mod}:fn"\n'))  # and instrumenting again works
     assert module.fn() == 1 and len(otel.spans()) == 2
+
+
+def test_escaped_wrappers_of_coroutine_and_generator_targets_return_the_programs_own_objects(
+        otel: Any, package: Package) -> None:
+    """Their invocation begins when the object first runs: once uninstrumented, the wrapper hands back
+    the program's own coroutine or generator, not one of ours that would only pass through."""
+    mod = package.write("mod", """
+        async def fetch():
+            return 1
+
+        def items():
+            yield 1
+
+        async def stream():
+            yield 1
+    """)
+    module = package.load("mod")
+    instrument(config("".join(f'[[tool]]\ntarget = "{mod}:{name}"\n' for name in ("fetch", "items", "stream"))))
+    escaped = module.fetch, module.items, module.stream
+    uninstrument()
+    made = [function() for function in escaped]
+    assert [type(obj) for obj in made] == [types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType]
+    assert [obj.__qualname__ for obj in made] == ["fetch", "items", "stream"]
+    assert asyncio.run(made[0]) == 1 and list(made[1]) == [1]
+    asyncio.run(made[2].aclose())
+    assert otel.spans() == []
 
 
 def test_instrumenting_twice_never_wraps_twice(otel: Any, package: Package) -> None:

@@ -171,6 +171,11 @@ class Handler:
     #: a call through the class, ``Class.method(obj, ...)``, then has ``obj`` as its instance. None until
     #: the first call when only the class can tell (see :meth:`decide_method`).
     method: bool | None = False
+    #: False once the wrapper should pass calls through untouched (a configured target uninstrumented since,
+    #: whose wrapper escaped into an alias). Read by the wrappers whose invocation begins later (coroutines,
+    #: generators), so that they return the program's own object then; :meth:`begin` returning None is the
+    #: same answer for the others.
+    active = True
     #: The function and its plain wrapper whose ``method`` the first call decides.
     _method_of: tuple[types.FunctionType, Callable[..., Any]] | None = None
 
@@ -344,7 +349,7 @@ def _end_from_future(inv: Invocation, future: asyncio.Future[Any] | concurrent.f
 
 def _async_wrapper(handler: Handler) -> WrapperFunction:
     def wrapper(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
-        if not runtime().enabled:
+        if not (runtime().enabled and handler.active):
             return wrapped(*args, **kwargs)
         # Create the coroutine now, so bad arguments raise at call time as they would unwrapped;
         # the invocation begins when it first runs, so one never awaited leaves no open span.
@@ -453,7 +458,7 @@ class _TracedCoroutine(_PendingCoroutine[T]):
 
 def _generator_wrapper(handler: Handler) -> WrapperFunction:
     def wrapper(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
-        if not runtime().enabled:
+        if not (runtime().enabled and handler.active):
             return wrapped(*args, **kwargs)
         return _traced_generator(wrapped(*args, **kwargs), (handler, wrapped, instance, args, kwargs))
 
@@ -504,7 +509,7 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
 
 def _async_generator_wrapper(handler: Handler) -> WrapperFunction:
     def wrapper(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
-        if not runtime().enabled:
+        if not (runtime().enabled and handler.active):
             return wrapped(*args, **kwargs)
         return _traced_async_generator(wrapped(*args, **kwargs), (handler, wrapped, instance, args, kwargs))
 

@@ -116,6 +116,10 @@ class _ConfiguredHandler(Handler):
         self.method = inner.method = method
         self.family = id(entry) if entry.spec.subclasses else None
 
+    @property
+    def active(self) -> bool:  # type: ignore[override]  # a class attribute of Handler's, a live value here
+        return self.entry.active
+
     def begin(self, wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Invocation | None:
         if not self.entry.active:
             return None
