@@ -33,8 +33,9 @@ class AgentOtelSpanProcessor(SpanProcessor):
 
     def __init__(self, bridge: GenAiSpanBridge | None) -> None:
         self.bridge = bridge
-        self._policy: Policy | None = None
-        self._start_keys: frozenset[str] = frozenset()
+        # (policy, the keys a span's start is looked at for): one attribute, so that threads racing over a
+        # new policy never leave the keys of one with the other
+        self._start_keys: tuple[Policy | None, frozenset[str]] = (None, frozenset())
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
@@ -45,10 +46,11 @@ class AgentOtelSpanProcessor(SpanProcessor):
         if not ctx.get(SCRUBBED_KEY) and (ctx.get(JOB_KEY) is not None or ctx.get(BAGGAGE_KEY)):
             stamp_ids(span, ctx, values)  # checks the same again, once per span in a job or conversation
         policy = policies._policy or policies.policy()
-        if policy is not self._policy:
-            self._start_keys = policy.hashed_keys | GENAI_MARKERS if self.bridge is not None else policy.hashed_keys
-            self._policy = policy
-        if self._start_keys.isdisjoint(values):
+        start_keys = self._start_keys
+        if start_keys[0] is not policy:
+            start_keys = self._start_keys = (
+                policy, policy.hashed_keys | GENAI_MARKERS if self.bridge is not None else policy.hashed_keys)
+        if start_keys[1].isdisjoint(values):
             return
         if not policy.hashed_keys.isdisjoint(values):
             hash_present(span, values, parent_context, at_start=True)
