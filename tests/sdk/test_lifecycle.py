@@ -261,6 +261,61 @@ def test_the_exporters_failures_stay_off_the_stderr_of_a_host_without_logging(
         assert child.stderr == ""
 
 
+def test_spans_dropped_for_a_full_queue_are_counted_not_printed_on_the_host_stderr() -> None:
+    """A collector that does not answer holds the export in flight, so the ended spans fill the queue and
+    the SDK's processor drops the rest, logging each drop on the host's thread."""
+    release = threading.Event()
+
+    class Stalling(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            release.wait(DEADLINE_S)
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        child = run_child("""
+            import json
+            from opentelemetry.sdk.metrics import MeterProvider
+            from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+            import agent_otel
+            from agent_otel import semconv
+
+            import time
+            from agent_otel._sdk.configure import current_telemetry
+
+            reader = InMemoryMetricReader()
+            agent_otel.configure(traces_exporter="otlp", meter_provider=MeterProvider(metric_readers=[reader]))
+            telemetry = current_telemetry()
+            tracer = telemetry.tracer_provider.get_tracer("host")
+            tracer.start_span("first").end()
+            deadline = time.monotonic() + 60
+            while not telemetry.span_processors[0]._reporting.exporting:  # its export is in flight, stalled
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            for _ in range(50):
+                tracer.start_span("burst").end()
+            lost = {point.attributes[semconv.INSTRUMENTATION_STAGE]: point.value
+                    for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics
+                    for metric in sm.metrics if metric.name == semconv.INSTRUMENTATION_ERRORS.name
+                    for point in metric.data.data_points}
+            print(json.dumps(lost))
+        """, OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}",
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf", OTEL_BSP_MAX_QUEUE_SIZE="2",
+            OTEL_BSP_MAX_EXPORT_BATCH_SIZE="1", AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS="100")
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+    assert last_json(child).get("export.traces.queue_full", 0) > 0
+    assert child.stderr == ""
+
+
 def test_the_hosts_own_exporters_failures_still_reach_its_stderr() -> None:
     """The OTLP exporters' module loggers are shared: quieting ours must leave the host's own exporter as it
     is. Ours over gRPC ("Transient error ..."), the host's over HTTP ("Failed to export spans batch ..."), both

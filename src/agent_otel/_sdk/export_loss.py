@@ -92,11 +92,14 @@ def _quiet_when_ours(exporter: object) -> None:
     on its base class's module, the HTTP ones on their own), not on the SDK's interfaces'."""
     for cls in type(exporter).__mro__:
         module = cls.__module__
-        if module.startswith("opentelemetry.sdk") or module in ("builtins", "abc", "typing"):
-            continue
-        logger = logging.getLogger(module)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
+        if not (module.startswith("opentelemetry.sdk") or module in ("builtins", "abc", "typing")):
+            _filter_logger(module)
+
+
+def _filter_logger(name: str) -> None:
+    logger = logging.getLogger(name)
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
 
 
 @contextlib.contextmanager
@@ -174,6 +177,8 @@ class ReportingBatchSpanProcessor(BatchSpanProcessor):
         super().__init__(self._reporting)
         self._loss = loss
         self._batch = getattr(self, "_batch_processor", None)
+        if self._batch is not None:  # it logs each span it drops, on the host's thread (see on_end)
+            _filter_logger(type(self._batch).__module__)
         queue = getattr(self._batch, "_queue", None)
         self.queue = queue if queue is not None and getattr(queue, "maxlen", None) else None
 
@@ -185,7 +190,8 @@ class ReportingBatchSpanProcessor(BatchSpanProcessor):
         calls = exporter.calls
         exporting = exporter.exporting
         full = len(queue) >= queue.maxlen
-        super().on_end(span)
+        with _exporting_ours():  # the SDK logs the drop ("Queue full, dropping span."): counted below
+            super().on_end(span)
         # the same export ran all along: no span left the queue, so queueing this one dropped one
         if (full and exporting and exporter.exporting and exporter.calls == calls
                 and span.context.trace_flags.sampled):
