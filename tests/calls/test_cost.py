@@ -20,7 +20,7 @@ from agent_otel import semconv
 from agent_otel._calls.pricing import DEFAULT_PRICES, PRICES_AS_OF, Price, cost_of
 from agent_otel.errors import ConfigurationError
 from tests.support.paths import ROOT
-from tests.support.telemetry import point
+from tests.support.telemetry import error_count, point
 
 COST = semconv.CLIENT_OPERATION_COST.name
 UNPRICED = semconv.CLIENT_UNPRICED_CALLS.name
@@ -203,6 +203,37 @@ def test_the_unpriced_counter_stays_under_the_cardinality_cap(otel: Any) -> None
         complete(f"fine-tune-{index}")
     models = {p.attributes[semconv.GEN_AI_REQUEST_MODEL]: p.value for p in otel.points(UNPRICED)}
     assert len(models) <= 3 and sum(models.values()) == 5  # two models, then one overflow value
+
+
+def test_a_model_the_cap_turned_into_other_is_priced_as_given(otel: Any) -> None:
+    """The cap names the metric label; the price is of the model the call used (before, the call was priced
+    as "_OTHER": counted unpriced, with no cost, and its job cost nothing)."""
+    agent_otel.set_policy(cardinality_limit=1)
+
+    @agent_otel.provider("openai", model=agent_otel.path("args.model"))
+    def complete(model: str) -> dict[str, Any]:
+        return {"usage": {"prompt_tokens": 1000, "completion_tokens": 1000}}
+
+    with agent_otel.job("priced"):
+        complete("house-model")  # takes the one place in the cap
+        complete("gpt-4o")  # labelled _OTHER
+    gpt_4o = DEFAULT_PRICES["gpt-4o"]
+    assert point(otel, COST, {semconv.GEN_AI_REQUEST_MODEL: "_OTHER"}).sum == pytest.approx(
+        usd(1000, gpt_4o.input) + usd(1000, gpt_4o.output))
+    assert {p.attributes[semconv.GEN_AI_REQUEST_MODEL] for p in otel.points(UNPRICED)} == {"house-model"}
+
+
+def test_a_response_model_that_is_not_a_string_is_dropped_and_counted_the_call_kept(otel: Any) -> None:
+    @agent_otel.provider("openai", model="gpt-4o", response_model=agent_otel.path("result.deployment"))
+    def complete() -> dict[str, Any]:
+        return {"usage": {"prompt_tokens": 1000, "completion_tokens": 10}, "deployment": 7}
+
+    complete()
+    span = otel.span("chat gpt-4o")
+    assert span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 1000
+    assert semconv.GEN_AI_RESPONSE_MODEL not in span.attributes
+    assert point(otel, COST).sum > 0
+    assert error_count(otel, "provider.response_model") == 1
 
 
 def test_an_explicit_cost_is_recorded_as_given_and_never_counted_as_unpriced(otel: Any) -> None:

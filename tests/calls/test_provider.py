@@ -306,6 +306,24 @@ def test_retries_from_the_extractor_and_from_outside(otel: Any) -> None:
     assert error_count(otel, "provider.retry") == 1
 
 
+def test_a_retry_count_that_is_not_a_count_is_dropped_and_counted(otel: Any, capfd: pytest.CaptureFixture[str]) -> None:
+    """A count as every count option reads one (a fraction is truncated). Before, -1 went to the span and to
+    the counter (whose SDK warning reached the host's stderr), and 0.5 was added as half a retry."""
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def complete() -> Any:
+        agent_otel.record_retry(-1)
+        agent_otel.record_retry(0.5)  # type: ignore[arg-type]  # what a program may pass
+        agent_otel.record_retry(1)
+        return openai_response(10, 10)
+
+    complete()
+    assert otel.span("chat gpt-4o").attributes[semconv.AGENT_OTEL_RETRY_COUNT] == 1
+    assert [p.value for p in otel.points(RETRIES)] == [1]
+    assert error_count(otel, "provider.retry") == 1  # the negative one
+    assert capfd.readouterr().err == ""
+
+
 def test_fallbacks(otel: Any) -> None:
     @agent_otel.provider("openai", model="gpt-4o")
     def complete(prompt: str) -> Any:

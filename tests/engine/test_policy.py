@@ -145,6 +145,32 @@ def test_bounded_directly() -> None:
     assert current.bounded("other", 5) == "5"
 
 
+def test_error_types_go_through_the_cap(otel: Any) -> None:
+    """A program can make exception classes at run time (one per HTTP status, say)."""
+    agent_otel.set_policy(cardinality_limit=2)
+
+    @agent_otel.tool("t")
+    def fail(status: int) -> None:
+        raise type(f"HTTP{status}Error", (RuntimeError,), {})()
+
+    @agent_otel.agent("a")
+    def fail_agent(status: int) -> None:
+        raise type(f"Agent{status}Error", (RuntimeError,), {})()
+
+    @agent_otel.provider("p", model="m")
+    def fail_provider(status: int) -> None:
+        raise type(f"Provider{status}Error", (RuntimeError,), {})()
+
+    for status in range(400, 410):
+        for function in (fail, fail_agent, fail_provider):
+            with pytest.raises(RuntimeError):
+                function(status)
+    names = (semconv.TOOL_DURATION.name, semconv.AGENT_DURATION.name, semconv.CLIENT_INFERENCE_DURATION.name)
+    types = {name: {p.attributes[semconv.ERROR_TYPE] for p in otel.points(name)} for name in names}
+    assert all(policy.OTHER in found for found in types.values()), types
+    assert len(set().union(*types.values())) == 3, types  # the cap's two values and _OTHER, not 30
+
+
 def test_every_metric_attribute_from_host_data_goes_through_the_cap(otel: Any) -> None:
     agent_otel.set_policy(cardinality_limit=10)
 

@@ -197,8 +197,8 @@ def _record_provider(span: Span, seen: _Seen, attributes: Any, duration_s: float
                      ctx: Context) -> None:
     bound = policy().bounded
     provider = bound(semconv.GEN_AI_PROVIDER_NAME, sources.provider_of(attributes) or "unknown")
-    model = sources.request_model_of(attributes)
-    model = bound(semconv.GEN_AI_REQUEST_MODEL, model) if model else "unknown"
+    given = sources.request_model_of(attributes)
+    model = bound(semconv.GEN_AI_REQUEST_MODEL, given) if given else "unknown"
     token_attributes = {semconv.GEN_AI_OPERATION_NAME: bound(semconv.GEN_AI_OPERATION_NAME, seen.operation),
                         semconv.GEN_AI_PROVIDER_NAME: provider, semconv.GEN_AI_REQUEST_MODEL: model}
     response_model = sources.response_model_of(attributes)
@@ -214,7 +214,7 @@ def _record_provider(span: Span, seen: _Seen, attributes: Any, duration_s: float
         # a dated or deployment-specific response model without a price: the requested one's
         tokens = TokenUsage(usage.input_tokens, usage.output_tokens, usage.cache_read_tokens,
                             usage.cache_write_tokens, usage.reasoning_tokens)
-        cost, unpriced = priced_cost(response_model, model, tokens)
+        cost, unpriced = priced_cost(response_model, given or model, tokens)  # the price of the model as given
         record_usage(ctx, token_attributes, tokens, cost, seen.agent, unpriced=unpriced)
     if seen.job is not None:
         seen.job.add(provider_calls=1, input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0,

@@ -21,6 +21,7 @@ from agent_otel._calls.handler import (
     coerce_names,
     coerce_number,
     decorator,
+    error_type_label,
     field_of,
     span_value,
 )
@@ -80,11 +81,10 @@ class AgentInvocation(Invocation):
             confidence = coerce_number(read("confidence", call, found), "agent.confidence", 0.0, 1.0)
         outcome = _ERROR if error is not None else _FAILURE if success is False else _SUCCESS
         rt = runtime()
-        record_agent_call(self.context, self.name, self.task_type, outcome,
-                          type(error).__name__ if error is not None else None, duration_s, self.version)
+        error_type = error_type_label(error)
+        record_agent_call(self.context, self.name, self.task_type, outcome, error_type, duration_s, self.version)
         if self.counts is not None:
-            record_call_counts(self.context, self.counts, self.name,
-                               type(error).__name__ if error is not None else None)
+            record_call_counts(self.context, self.counts, self.name, error_type)
         if handler.follows_pattern:
             record_pattern(self.context, span, handler.option("pattern", call), outcome, duration_s)
         if confidence is not None:

@@ -111,6 +111,12 @@ def coerce_number(value: Any, stage: str, low: float | None = None, high: float 
 MAX_COUNT = 2**32
 
 
+def error_type_label(error: BaseException | None) -> str | None:
+    """The ``error.type`` metric label of a call that raised ``error``: its class name, under the cardinality cap
+    (a program can make exception classes at run time)."""
+    return None if error is None else policy().bounded(semconv.ERROR_TYPE, type(error).__name__)
+
+
 def coerce_count(value: Any, stage: str) -> int | None:
     """A count: an int, or the length of a list/tuple/set/dict (e.g. ``files_modified=[...]``)."""
     if value is None:

@@ -67,16 +67,17 @@ class ProviderInvocation(Invocation):
     at the innermost calls that have them (``usage_below`` tells the outer ones)."""
 
     __slots__ = ("cache_beside_input", "cache_read", "cache_write", "call", "handler", "input_tokens", "model",
-                 "operation", "outer", "output_tokens", "provider", "reasoning", "response_model", "retries",
-                 "usage_below")
+                 "operation", "outer", "output_tokens", "priced_model", "provider", "reasoning", "response_model",
+                 "retries", "usage_below")
 
     def __init__(self, span: Any, ctx: Any, handler: ProviderHandler, call: Call, provider: str, model: str,
-                 operation: str) -> None:
+                 operation: str, priced_model: str | None = None) -> None:
         super().__init__(span, ctx, "provider")
         self.handler = handler
         self.call = call
         self.provider = provider
-        self.model = model
+        self.model = model  # under the cardinality cap: a metric label
+        self.priced_model = priced_model if priced_model is not None else model  # as given: what the price is of
         self.operation = operation
         self.retries = 0
         self.input_tokens: int | None = None
@@ -188,7 +189,11 @@ class ProviderInvocation(Invocation):
                 if explicit is not None:
                     setattr(self, key, explicit)
         if "response_model" in handler.options:
-            self.response_model = handler.option("response_model", call) or self.response_model
+            response_model = handler.option("response_model", call)
+            if response_model is not None and not isinstance(response_model, str):
+                report_error("provider.response_model", TypeError("the response model is not a string"))
+                response_model = None
+            self.response_model = response_model or self.response_model
         retries = handler.option("retries", call) if "retries" in handler.options else None
         if retries:
             count = coerce_count(retries, "provider.retries") or 0
@@ -204,7 +209,7 @@ class ProviderInvocation(Invocation):
             attributes[semconv.GEN_AI_RESPONSE_MODEL] = bound(semconv.GEN_AI_RESPONSE_MODEL, self.response_model)
         token_attributes = dict(attributes)
         if error is not None:
-            attributes[semconv.ERROR_TYPE] = type(error).__name__
+            attributes[semconv.ERROR_TYPE] = bound(semconv.ERROR_TYPE, type(error).__name__)  # as error_type_label
         elif unavailable:
             attributes[semconv.ERROR_TYPE] = semconv.ERROR_TYPE_UNAVAILABLE
         ctx = self.context
@@ -223,7 +228,7 @@ class ProviderInvocation(Invocation):
             if explicit_cost:
                 cost = coerce_number(handler.option("cost", call), "provider.cost", 0.0, None)
             else:
-                cost, unpriced = priced_cost(self.response_model, self.model, usage)
+                cost, unpriced = priced_cost(self.response_model, self.priced_model, usage)
             record_usage(ctx, token_attributes, usage, cost, otel_context.get_value(AGENT_KEY, ctx), unpriced=unpriced)
         if outer is not None and (has_usage or self.usage_below):
             outer.usage_below = True
@@ -363,20 +368,22 @@ class ProviderHandler(KindHandler):
     stage = "provider"
     span_kind = SpanKind.CLIENT
 
-    def _describe(self, call: Call) -> tuple[str, str, str, str, dict[str, Any], dict[Any, dict[str, Any]]]:
+    def _describe(self, call: Call) -> tuple[str, str, str, str, str, dict[str, Any], dict[Any, dict[str, Any]]]:
+        """Also the model as given, uncapped: the price table prices it, whatever the cap made of the label."""
         bound = policy().bounded
         provider = bound(semconv.GEN_AI_PROVIDER_NAME, self.required_name("provider", call))
-        model = self.option("model", call)
-        model = bound(semconv.GEN_AI_REQUEST_MODEL, model) if model else "unknown"
+        given = self.option("model", call)
+        priced = str(given) if given else "unknown"
+        model = bound(semconv.GEN_AI_REQUEST_MODEL, given) if given else "unknown"
         operation = bound(semconv.GEN_AI_OPERATION_NAME, self.option("operation", call) or _DEFAULT_OPERATION)
         attributes = {semconv.GEN_AI_OPERATION_NAME: operation, semconv.GEN_AI_PROVIDER_NAME: provider,
                       semconv.GEN_AI_REQUEST_MODEL: model}
-        return provider, model, operation, semconv.provider_span_name(operation, model), attributes, {}
+        return provider, model, priced, operation, semconv.provider_span_name(operation, model), attributes, {}
 
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
         call = self.new_call(instance, args, kwargs)
-        provider, model, operation, span_name, base, by_agent = self.static(("provider", "model", "operation"),
-                                                                            self._describe, call)
+        provider, model, priced, operation, span_name, base, by_agent = self.static(
+            ("provider", "model", "operation"), self._describe, call)
         agent_name = otel_context.get_value(AGENT_KEY)
         if "prompt" in self.options and policy().capture_content:
             attributes = dict(base)
@@ -387,7 +394,7 @@ class ProviderHandler(KindHandler):
         else:
             attributes = self.under_agent(by_agent, base, agent_name)
         span, ctx = self.open(span_name, attributes)
-        inv = ProviderInvocation(span, None, self, call, provider, model, operation)
+        inv = ProviderInvocation(span, None, self, call, provider, model, operation, priced)
         outer = otel_context.get_value(PROVIDER_KEY)
         if outer is not None and outer.provider == provider:  # type: ignore[attr-defined]
             inv.outer = outer  # type: ignore[assignment]
@@ -429,6 +436,10 @@ def record_retry(count: int = 1, *, provider: str | None = None, model: str | No
     try:
         if not runtime().enabled:
             return
+        checked = coerce_count(count, "provider.retry")  # a negative or fractional count is dropped and counted
+        if not checked:
+            return
+        count = checked
         inv = current_provider_call()
         if inv is not None and provider is None:
             inv.add_retries(count, reason or "")

@@ -12,7 +12,16 @@ from opentelemetry.trace import SpanKind
 from agent_otel import semconv
 from agent_otel._calls.call_counts import count_tool
 from agent_otel._calls.extractors import Call, Extractor
-from agent_otel._calls.handler import KindHandler, ManualCall, P, R, coerce_count, decorator, span_value
+from agent_otel._calls.handler import (
+    KindHandler,
+    ManualCall,
+    P,
+    R,
+    coerce_count,
+    decorator,
+    error_type_label,
+    span_value,
+)
 from agent_otel._calls.options import Attributes, Count, Text, collect
 from agent_otel._context.job import AGENT_KEY, current_job
 from agent_otel._context.phase import PhaseState, current_phase
@@ -34,7 +43,7 @@ class ToolInvocation(Invocation):
         self.call = call
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
-        record_tool_call(self.context, self.name, self.agent_name, type(error).__name__ if error else None,
+        record_tool_call(self.context, self.name, self.agent_name, error_type_label(error),
                          duration_s, self.phase)
         handler = self.handler
         if handler.counts_files and error is None:
