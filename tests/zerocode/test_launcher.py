@@ -77,6 +77,31 @@ def test_death_by_signal_is_kept_after_telemetry_is_flushed(project: Path, code:
         assert [span.name for span in wait_for_spans(receiver, 1)] == ["execute_tool work"]
 
 
+EXIT_WORK = """
+import atexit, sys, threading
+atexit.register(lambda: print("atexit saw", repr(getattr(sys, "last_value", None))))
+print("buffered", end=" ")
+threading.Thread(target=lambda: print("thread done", end=" ")).start()
+"""
+
+
+@pytest.mark.parametrize(("raised", "returncode", "last_value"), [
+    ("KeyboardInterrupt", -2, "KeyboardInterrupt()"), ("RuntimeError('fatal')", 1, "RuntimeError('fatal')")])
+def test_an_uncaught_exception_ends_the_process_as_plain_python_ends_it(project: Path, raised: str,
+                                                                         returncode: int, last_value: str) -> None:
+    """The traceback through sys.excepthook (sys.last_value set), then the program's exit work: its atexit
+    handlers, its threads, its buffered output; then exit 1, or death by SIGINT. Before, a KeyboardInterrupt
+    killed the process before any of that, and sys.last_value stayed unset."""
+    script = project / "ends.py"
+    script.write_text(EXIT_WORK + f"raise {raised}\n")
+    plain = subprocess.run([sys.executable, "ends.py"], cwd=project, capture_output=True, text=True, timeout=60,
+                           env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"})
+    launched = run(project, sys.executable, "ends.py")
+    assert (launched.returncode, launched.stdout) == (plain.returncode, plain.stdout) == (
+        returncode, f"buffered thread done atexit saw {last_value}\n")
+    assert launched.stderr == plain.stderr
+
+
 def test_script_and_module_run_in_process_with_hooks_installed_first(project: Path) -> None:
     with OtlpHttpReceiver() as receiver:
         # run as __main__, toolmod.py is still "toolmod" to its targets (tests/zerocode/test_script_targets.py)

@@ -190,12 +190,32 @@ def _program(plan: Plan) -> programs.Program:
     return programs.code(plan.target)
 
 
-def _print_program_error() -> None:
-    kind, value = sys.exc_info()[:2]
-    if kind is None or value is None:
-        return
-    tb = programs.program_traceback(value, __file__)
-    sys.excepthook(kind, value.with_traceback(tb), tb)
+def _print_when_uncaught() -> None:
+    """Called before an exception of the program is raised out of the launcher, so that the interpreter ends
+    the process as it ends the plain program's: it prints the traceback through ``sys.excepthook`` (and sets
+    ``sys.last_value``), runs the ``atexit`` handlers, waits for the threads, flushes stdout, then exits 1,
+    or dies of SIGINT for a KeyboardInterrupt. Until then ``sys.excepthook`` is one that drops the frames of
+    the launcher (and of the CLI, which the exception passes through on its way out), puts the program's
+    hook back and calls it."""
+    hook = sys.excepthook
+
+    def print_as_the_program(kind: type[BaseException], value: BaseException, tb: types.TracebackType | None) -> None:
+        sys.excepthook = hook
+        start = tb
+        node = tb
+        while node is not None:  # the program's frames start after the last launcher frame
+            if node.tb_frame.f_code.co_filename in _LAUNCHER_FILES:
+                start = node.tb_next
+            node = node.tb_next
+        value.__traceback__ = start
+        program_tb = programs.program_traceback(value, __file__)
+        hook(kind, value.with_traceback(program_tb), program_tb)
+
+    sys.excepthook = print_as_the_program
+
+
+#: The files of the frames an uncaught exception of the program passes through on its way out.
+_LAUNCHER_FILES = frozenset({__file__, programs.__file__})
 
 
 def _run_plan(plan: Plan) -> int:
@@ -224,15 +244,9 @@ def _run_plan(plan: Plan) -> int:
                 raise SystemExit(result)
     except SystemExit as exc:
         return _exit_code(exc)
-    except KeyboardInterrupt:
-        _print_program_error()
-        _flush()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-        return 130
     except BaseException:
-        _print_program_error()
-        return 1
+        _print_when_uncaught()
+        raise  # the same exception object, its cause and context as the program left them
     return 0
 
 
