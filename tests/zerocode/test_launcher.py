@@ -102,6 +102,17 @@ def test_an_uncaught_exception_ends_the_process_as_plain_python_ends_it(project:
     assert launched.stderr == plain.stderr
 
 
+def test_a_spawn_pool_returns_objects_of_the_scripts_own_classes(project: Path) -> None:
+    """The workers' results are unpickled through ``__mp_main__``, which multiprocessing, imported by the
+    launcher before the script ran, had made the launcher's ``__main__``: the pool failed and hung."""
+    (project / "pool.py").write_text(
+        "import multiprocessing as mp\n\nclass Result:\n    def __init__(self, x):\n        self.x = x\n\n"
+        "def work(x):\n    return Result(x * x)\n\nif __name__ == '__main__':\n    mp.set_start_method('spawn')\n"
+        "    with mp.Pool(2) as pool:\n        print([r.x for r in pool.map(work, range(4))])\n")
+    result = run(project, sys.executable, "pool.py")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "[0, 1, 4, 9]\n", "")
+
+
 def test_script_and_module_run_in_process_with_hooks_installed_first(project: Path) -> None:
     with OtlpHttpReceiver() as receiver:
         # run as __main__, toolmod.py is still "toolmod" to its targets (tests/zerocode/test_script_targets.py)

@@ -33,6 +33,7 @@ from agent_otel._zerocode.patching import apply_targets, targets_in
 from agent_otel._zerocode.targets import bound_names
 
 MAIN = "__main__"
+_MP_MAIN = "__mp_main__"
 
 #: The compiler flags of every ``from __future__ import``: a group is compiled with those of the whole file.
 _FUTURE_FLAGS = 0
@@ -150,8 +151,14 @@ def _apply(program: Program, specs: list[TargetSpec], bound: set[str] | None) ->
 
 
 def run(program: Program) -> None:
-    """Run the program as ``sys.modules["__main__"]``; its exceptions propagate (see :func:`program_traceback`)."""
+    """Run the program as ``sys.modules["__main__"]``; its exceptions propagate (see :func:`program_traceback`).
+    ``multiprocessing``, imported before it runs, made ``__mp_main__`` an alias of the ``__main__`` of then (the
+    launcher's): it is the program's, as for a program that imports multiprocessing itself (a spawned worker's
+    objects of a class of the script are unpickled through it)."""
+    previous = sys.modules.get(MAIN)
     sys.modules[MAIN] = program.module
+    if previous is not None and sys.modules.get(_MP_MAIN) is previous:
+        sys.modules[_MP_MAIN] = program.module
     if program.code is None:
         assert program.fallback is not None
         program.fallback()
