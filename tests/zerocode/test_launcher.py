@@ -113,6 +113,31 @@ def test_a_spawn_pool_returns_objects_of_the_scripts_own_classes(project: Path) 
     assert (result.returncode, result.stdout, result.stderr) == (0, "[0, 1, 4, 9]\n", "")
 
 
+def test_zip_applications_compiled_scripts_and_symlinked_scripts_run_as_python_runs_them(project: Path) -> None:
+    """A .pyz (zip) application and a .pyc file failed to run: they were compiled as source. A symlinked
+    script's directory on the path was the link's, not its target's, as python has it."""
+    import py_compile
+    import zipapp
+
+    app = project / "app"
+    app.mkdir()
+    (app / "__main__.py").write_text("import sys\nprint('app', sys.argv[1:])\n")
+    zipapp.create_archive(app, project / "app.pyz")
+    (project / "prog.py").write_text("import sys\nprint('compiled', sys.argv[1:])\n")
+    py_compile.compile(str(project / "prog.py"), cfile=str(project / "prog.pyc"))
+    real = project / "real"
+    real.mkdir()
+    (real / "helper.py").write_text("NAME = 'helper'\n")
+    (real / "main.py").write_text("import helper\nprint(helper.NAME)\n")
+    (project / "link.py").symlink_to(real / "main.py")
+    for command, output in ((["app.pyz", "x"], "app ['x']\n"), (["prog.pyc", "y"], "compiled ['y']\n"),
+                            (["link.py"], "helper\n")):
+        plain = subprocess.run([sys.executable, *command], cwd=project, capture_output=True, text=True, timeout=60)
+        assert (plain.returncode, plain.stdout) == (0, output), plain.stderr
+        launched = run(project, sys.executable, *command)
+        assert (launched.returncode, launched.stdout, launched.stderr) == (0, output, ""), command
+
+
 def test_script_and_module_run_in_process_with_hooks_installed_first(project: Path) -> None:
     with OtlpHttpReceiver() as receiver:
         # run as __main__, toolmod.py is still "toolmod" to its targets (tests/zerocode/test_script_targets.py)

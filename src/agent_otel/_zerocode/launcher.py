@@ -181,8 +181,10 @@ def _exit_code(exc: SystemExit) -> int:
 def _program(plan: Plan) -> programs.Program:
     """The program's ``__main__``, compiled (a SyntaxError is the program's, printed as python prints it)."""
     if plan.how == "script":
-        sys.path.insert(0, os.path.dirname(os.path.abspath(plan.target)))
-        return programs.script(plan.target)
+        program = programs.script(plan.target)
+        if program.code is not None:  # runpy puts a directory or zip file itself first on the path
+            sys.path.insert(0, os.path.dirname(os.path.realpath(plan.target)))  # a symlink's target's, as python
+        return program
     if plan.how == "module":
         sys.path.insert(0, os.getcwd())
         return programs.module(plan.target)

@@ -19,9 +19,11 @@ import __future__
 import ast
 import builtins
 import importlib.machinery
+import importlib.util
 import os
 import runpy
 import sys
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import CodeType, ModuleType, TracebackType
@@ -74,12 +76,15 @@ def _module_name(path: str) -> str | None:
 
 
 def script(path: str) -> Program:
-    """``python path``: compiled here, unless it is a directory or zip file (then runpy runs it)."""
+    """``python path``: compiled here, unless it is a directory, a zip file (a ``.pyz`` application) or compiled
+    code (``.pyc``): then runpy runs it, as python does."""
     absolute = os.path.abspath(path)
     if not os.path.isfile(absolute):
-        return Program(_main_module(), None, fallback=lambda: runpy.run_path(path, run_name=MAIN))
+        return Program(_main_module(), None, fallback=lambda: runpy.run_path(absolute, run_name=MAIN))
     with open(absolute, "rb") as handle:
         source = handle.read()
+    if source.startswith(importlib.util.MAGIC_NUMBER) or zipfile.is_zipfile(absolute):
+        return Program(_main_module(), None, fallback=lambda: runpy.run_path(absolute, run_name=MAIN))
     loader = importlib.machinery.SourceFileLoader(MAIN, absolute)
     module = _main_module(__file__=absolute, __cached__=None, __loader__=loader)
     names = tuple(name for name in (MAIN, _module_name(absolute)) if name)
