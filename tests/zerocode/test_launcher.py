@@ -4,6 +4,7 @@ their Python children instrument themselves through the bootstrap on PYTHONPATH.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -136,6 +137,23 @@ def test_zip_applications_compiled_scripts_and_symlinked_scripts_run_as_python_r
         assert (plain.returncode, plain.stdout) == (0, output), plain.stderr
         launched = run(project, sys.executable, *command)
         assert (launched.returncode, launched.stdout, launched.stderr) == (0, output, ""), command
+
+
+def test_a_busy_metrics_port_leaves_the_program_running_without_metrics(project: Path) -> None:
+    """Before, the launcher exited 2 and the program never ran (an earlier run's child still serving the port)."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+        env.update(OTEL_METRICS_EXPORTER="prometheus", OTEL_EXPORTER_PROMETHEUS_PORT=str(port),
+                   OTEL_TRACES_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+        result = subprocess.run([AGENT_OTEL, "run", "--", sys.executable, "-c", "print('ran')"], cwd=project,
+                                env=env, capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (0, "ran\n")
+    assert result.stderr == (f"agent-otel: cannot serve /metrics on 127.0.0.1:{port} (Address already in use); the "
+                             "port is probably in use: set OTEL_EXPORTER_PROMETHEUS_PORT to a free port; metrics are "
+                             "off in this run\n")
 
 
 def test_script_and_module_run_in_process_with_hooks_installed_first(project: Path) -> None:

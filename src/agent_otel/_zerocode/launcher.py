@@ -138,11 +138,12 @@ def _on_terminate(signum: int, frame: types.FrameType | None) -> None:
 def _start_telemetry(config: Config | None, *, child: bool) -> None:
     try:
         configure_sdk(config)
-    except ConfigurationError:
-        if not child:
-            raise
-        # e.g. the parent already serves /metrics on the Prometheus port: keep traces, drop metrics here
+    except ConfigurationError as exc:
+        # e.g. another process (the parent, an earlier run's child) serves /metrics on the Prometheus port: the
+        # program runs, with traces and without metrics (a bad variable fails here again: the launcher exits 2)
         configure(metrics_exporter="none", system_metrics=False)
+        if not child:
+            print(f"agent-otel: {exc}; metrics are off in this run", file=sys.stderr)
     if enabled_from_env():
         # before the targets, which then wrap the libraries' instrumented functions: ours is the outer span
         activate_instrumentations(config.switches if config is not None else Switches())
