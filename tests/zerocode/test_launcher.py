@@ -4,6 +4,7 @@ their Python children instrument themselves through the bootstrap on PYTHONPATH.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -154,6 +155,40 @@ def test_a_busy_metrics_port_leaves_the_program_running_without_metrics(project:
     assert result.stderr == (f"agent-otel: cannot serve /metrics on 127.0.0.1:{port} (Address already in use); the "
                              "port is probably in use: set OTEL_EXPORTER_PROMETHEUS_PORT to a free port; metrics are "
                              "off in this run\n")
+
+
+CHAINS_SIGTERM = """
+import signal, sys, time
+stop = False
+previous = signal.getsignal(signal.SIGTERM)
+
+def graceful(signum, frame):
+    global stop
+    stop = True
+    if callable(previous):  # chain to the handler it replaced: without agent-otel SIG_DFL, not callable
+        previous(signum, frame)
+
+signal.signal(signal.SIGTERM, graceful)
+print("ready", flush=True)
+deadline = time.monotonic() + 60
+while not stop and time.monotonic() < deadline:
+    time.sleep(0.01)
+print("saved state", flush=True)
+"""
+
+
+def test_a_sigterm_handler_chaining_to_the_one_it_replaced_still_decides(project: Path) -> None:
+    """The launcher's SIGTERM handler (flush, then die of SIGTERM) is what such a handler finds: called by it,
+    it killed the program the handler meant to stop cleanly."""
+    (project / "chains.py").write_text(CHAINS_SIGTERM)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env.update(OTEL_METRICS_EXPORTER="none", OTEL_TRACES_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    process = subprocess.Popen([AGENT_OTEL, "run", "--", sys.executable, "chains.py"], cwd=project, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout is not None and process.stdout.readline() == "ready\n"
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=60)
+    assert (process.returncode, out) == (0, "saved state\n")
 
 
 def test_script_and_module_run_in_process_with_hooks_installed_first(project: Path) -> None:

@@ -129,7 +129,11 @@ def _flush() -> None:
 
 
 def _on_terminate(signum: int, frame: types.FrameType | None) -> None:
-    """Flush, then die of the same signal, as the program would have without us."""
+    """Flush, then die of the same signal, as the program would have without us. Called by a handler the
+    program installed since (chaining to the one it replaced, which without us is SIG_DFL, not callable, so
+    never called): nothing, and the program goes on as its handler decides."""
+    if signal.getsignal(signum) is not _on_terminate:
+        return
     _flush()
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
