@@ -61,6 +61,12 @@ def test_exit_status_argv_and_stdio_are_the_programs(project: Path, code: str, r
         assert result.stdout == "['a b', '--flag'] typed\n"
 
 
+def test_an_exit_message_with_stderr_set_to_none_is_lost_as_under_python(project: Path) -> None:
+    """It went to stdout (print(..., file=None))."""
+    result = run(project, sys.executable, "-c", "import sys; sys.stderr = None; sys.exit('bye')")
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", "")
+
+
 def test_uncaught_exception_prints_the_traceback_and_exits_1(project: Path) -> None:
     result = run(project, sys.executable, "-c", "raise ValueError('boom')")
     assert result.returncode == 1

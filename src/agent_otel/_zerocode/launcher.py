@@ -179,7 +179,8 @@ def _exit_code(exc: SystemExit) -> int:
         return 0
     if isinstance(code, int):
         return code
-    print(code, file=sys.stderr)
+    if sys.stderr is not None:  # a program that closed it loses the message, as under python
+        print(code, file=sys.stderr)
     return 1
 
 
