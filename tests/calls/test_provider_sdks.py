@@ -21,6 +21,7 @@ from tests.support.sse_llm import (
     ANTHROPIC_OUTPUT_TOKENS,
     OPENAI_MODEL,
     OPENAI_USAGE,
+    RESPONSES_USAGE,
     StreamingLLM,
 )
 from tests.support.telemetry import point
@@ -133,6 +134,22 @@ def test_stream_from_an_async_call(otel: Any, llm: StreamingLLM, sdk: str, use: 
     create = async_create(sdk, llm.url)
     items = asyncio.run(consume_async(create, use))
     assert_stream_recorded(otel, sdk, items)
+
+
+def test_a_responses_api_stream_records_the_usage_its_completed_event_carries(otel: Any, llm: StreamingLLM) -> None:
+    """``client.responses.create(stream=True)``: the usage is ``response.usage`` of ``response.completed``."""
+    client = openai.OpenAI(base_url=llm.url + "/v1", api_key="test", max_retries=0)
+
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    def create() -> Any:
+        return client.responses.create(model="gpt-4o-mini", input="hi", stream=True)
+
+    assert [event.type for event in create()] == ["response.created", "response.output_text.delta",
+                                                  "response.completed"]
+    span = otel.span("chat gpt-4o-mini")
+    assert span.attributes[semconv.GEN_AI_RESPONSE_MODEL] == OPENAI_MODEL
+    assert span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == RESPONSES_USAGE["input_tokens"]
+    assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == RESPONSES_USAGE["output_tokens"]
 
 
 @pytest.mark.parametrize("sdk", ["openai", "anthropic"])

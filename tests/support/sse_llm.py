@@ -2,7 +2,8 @@
 tests can drive the real ``openai`` and ``anthropic`` SDKs and their stream objects.
 
 ``POST /v1/chat/completions`` streams two content chunks and a usage chunk (``stream_options.include_usage``)
-then ``[DONE]``; ``POST /v1/messages`` streams Anthropic's events from ``message_start`` to ``message_stop``.
+then ``[DONE]``; ``POST /v1/responses`` the Responses API's events, usage last; ``POST /v1/messages`` streams
+Anthropic's events from ``message_start`` to ``message_stop``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,25 @@ def _anthropic_events() -> list[tuple[str | None, Any]]:
     return [(event["type"], event) for event in events]
 
 
+RESPONSES_USAGE = {"input_tokens": 30, "output_tokens": 5, "total_tokens": 35,
+                   "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}}
+
+
+def _responses_events() -> list[tuple[str | None, Any]]:
+    """OpenAI's Responses API: the usage is on the response that ``response.completed`` carries."""
+    def response(status: str, usage: dict[str, Any] | None) -> dict[str, Any]:
+        return {"id": "resp_1", "object": "response", "created_at": 0, "model": OPENAI_MODEL, "status": status,
+                "output": [], "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "usage": usage}
+
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "sequence_number": 0, "response": response("in_progress", None)},
+        {"type": "response.output_text.delta", "sequence_number": 1, "item_id": "msg_1", "output_index": 0,
+         "content_index": 0, "delta": "Hello", "logprobs": []},
+        {"type": "response.completed", "sequence_number": 2, "response": response("completed", RESPONSES_USAGE)},
+    ]
+    return [(event["type"], event) for event in events]
+
+
 def _sse(events: list[tuple[str | None, Any]]) -> bytes:
     lines = []
     for name, data in events:
@@ -64,7 +84,8 @@ class StreamingLLM:
 
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                events = _openai_events() if self.path.endswith("/chat/completions") else _anthropic_events()
+                events = (_openai_events() if self.path.endswith("/chat/completions") else
+                          _responses_events() if self.path.endswith("/responses") else _anthropic_events())
                 self.send_body(200, _sse(events), "text/event-stream")
 
         self._server = LoopbackServer(Handler)

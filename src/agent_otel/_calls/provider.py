@@ -125,8 +125,9 @@ class ProviderInvocation(Invocation):
     def _read_usage(self, source: Any) -> None:
         usage = field_of(source, "usage", "usage_metadata")
         if usage is None:
-            # Anthropic's stream starts with a `message_start` event carrying `message.usage`.
-            usage = field_of(field_of(source, "message"), "usage")
+            # Anthropic's stream starts with a `message_start` event carrying `message.usage`; the events of
+            # OpenAI's Responses API carry the response so far, `response.usage` on `response.completed`.
+            usage = field_of(field_of(source, "message"), "usage") or field_of(field_of(source, "response"), "usage")
         if usage is not None:
             tokens_in = coerce_count(field_of(usage, *_INPUT_FIELDS), "provider.input_tokens")
             tokens_out = coerce_count(field_of(usage, *_OUTPUT_FIELDS), "provider.output_tokens")
@@ -135,7 +136,8 @@ class ProviderInvocation(Invocation):
                 self.input_tokens = tokens_in
             if tokens_out is not None:
                 self.output_tokens = tokens_out
-        model = field_of(source, "model") or field_of(field_of(source, "message"), "model")
+        model = (field_of(source, "model") or field_of(field_of(source, "message"), "model")
+                 or field_of(field_of(source, "response"), "model"))
         if isinstance(model, str):
             self.response_model = model
 
