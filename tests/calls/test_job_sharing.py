@@ -100,3 +100,42 @@ def test_one_job_object_shared_by_threads_and_reused_in_sequence(otel: Any) -> N
     assert None not in ids and len(set(ids)) == 3 and inner not in ids
     assert left_current == [None, None]
     assert len(otel.spans(WORKFLOW)) == 4
+
+
+def test_a_manual_call_reused_or_shared_reports_each_blocks_own_outcome(otel: Any) -> None:
+    """What ``set_outcome()`` reports belongs to the block it runs in. Before, it stayed on the object: a
+    second block that reported nothing recorded the first one's tokens, a failure stayed a failure, and two
+    threads sharing the object recorded one's usage twice."""
+    call = agent_otel.provider_call("openai", model="gpt-4o")
+    with call:
+        call.set_outcome(usage={"input_tokens": 1000, "output_tokens": 10})
+    with call:
+        pass
+    agent = agent_otel.agent_call("planner")
+    with agent:
+        agent.set_outcome(success=False)
+    with agent:
+        pass
+    shared = agent_otel.provider_call("anthropic", model="claude-sonnet-4")
+    first_reported, second_may_report = threading.Event(), threading.Event()
+
+    def report(tokens: int, wait_for: threading.Event | None, then: threading.Event) -> None:
+        with shared:
+            shared.set_outcome(usage={"input_tokens": tokens, "output_tokens": 1})
+            then.set()
+            if wait_for is not None:
+                assert wait_for.wait(30)
+
+    threads = [threading.Thread(target=report, args=(100, second_may_report, first_reported)),
+               threading.Thread(target=report, args=(999, None, second_may_report))]
+    threads[0].start()
+    assert first_reported.wait(30)
+    threads[1].start()
+    for thread in threads:
+        thread.join(30)
+    tokens = [span.attributes.get(semconv.GEN_AI_USAGE_INPUT_TOKENS) for span in otel.spans("chat gpt-4o")]
+    assert tokens == [1000, None]
+    assert [span.attributes[semconv.AGENT_OUTCOME] for span in otel.spans("invoke_agent planner")] == [
+        "failure", "success"]
+    assert sorted(span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS]
+                  for span in otel.spans("chat claude-sonnet-4")) == [100, 999]

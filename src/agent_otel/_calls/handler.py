@@ -369,26 +369,46 @@ class KindHandler(Handler):
 class ManualCall(InvocationScope):
     """``with agent_otel.agent_call(...) as call:`` for code that is not a single function call.
 
-    ``call.set_outcome(...)`` stores result fields; they are read exactly as a returned result.
+    ``call.set_outcome(...)`` stores result fields; they are read exactly as a returned result. They belong
+    to the block being run in this thread or task (each entry of the object starts with none), so a call
+    object is safe to reuse and to share, as every scope is.
     """
 
     def __init__(self, handler: KindHandler) -> None:
         super().__init__()
         self._handler = handler
         self.stage = handler.stage
-        self.result: dict[str, Any] = {}
+
+    @property
+    def result(self) -> Any:
+        """What the current block reported (``{}`` outside any)."""
+        entry = self._current_entry()
+        return entry[3] if entry is not None else {}
 
     def set_outcome(self, **fields: Any) -> None:
-        self.result.update(fields)
+        entry = self._outcome_entry()
+        if entry is not None:
+            if isinstance(entry[3], dict):
+                entry[3].update(fields)
+            else:  # after set_result() of something else: these fields are the result now
+                entry[3] = dict(fields)
 
     def set_result(self, result: Any) -> None:
-        self.result = result
+        entry = self._outcome_entry()
+        if entry is not None:
+            entry[3] = result
+
+    def _outcome_entry(self) -> list[Any] | None:
+        entry = self._current_entry()
+        if entry is None:
+            report_error(self.stage + ".outcome", LookupError("the outcome was set outside the call's block"))
+        return entry
+
+    def _new_result(self) -> Any:
+        return {}
 
     def _begin(self) -> Invocation | None:
         return self._handler.begin(_manual_marker, None, (), {})
-
-    def _returned(self) -> Any:
-        return self.result
 
 
 def _manual_marker() -> None:

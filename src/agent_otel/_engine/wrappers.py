@@ -770,8 +770,9 @@ async def _await(awaitable: Awaitable[T]) -> T:
 
 
 #: One open entry of an :class:`InvocationScope`: ``[invocation (None: nothing recorded), the OTel
-#: context token to detach, the token that puts the scope's entries back as they were before it]``
-#: (a list: the last is only known once the entry is in; a list is the cheapest to build).
+#: context token to detach, the token that puts the scope's entries back as they were before it, what the
+#: block reported it returned]`` (a list: the third is only known once the entry is in, the last may be
+#: replaced; a list is the cheapest to build).
 _ScopeEntry: TypeAlias = list[Any]
 
 
@@ -793,9 +794,19 @@ class InvocationScope:
         """The block's invocation; None runs it untraced."""
         raise NotImplementedError
 
-    def _returned(self) -> object:
-        """What the block counts as having returned (read by the invocation's result adapters)."""
+    def _new_result(self) -> object:
+        """What a new entry's block counts as having returned until it reports otherwise."""
         return None
+
+    def _returned(self, result: object) -> object:
+        """What the block counts as having returned (read by the invocation's result adapters), given what
+        its entry holds."""
+        return result
+
+    def _current_entry(self) -> _ScopeEntry | None:
+        """The innermost entry of this object in the current thread or task."""
+        entries = self._entries.get()
+        return entries[-1] if entries else None
 
     @property
     def invocation(self) -> Invocation | None:
@@ -813,7 +824,7 @@ class InvocationScope:
             except Exception as exc:
                 report_error(self.stage + ".begin", exc)
                 inv = None
-        entry: _ScopeEntry = [inv, token, None]
+        entry: _ScopeEntry = [inv, token, None, self._new_result()]
         entry[2] = self._entries.set((*self._entries.get(), entry))
         return self
 
@@ -822,7 +833,7 @@ class InvocationScope:
         entries = self._entries.get()
         if not entries:  # left in a context that never entered (nor inherited an entry): nothing to end
             return
-        inv, token, restore = entries[-1]
+        inv, token, restore, result = entries[-1]
         try:
             self._entries.reset(restore)  # back to the entries before it; forgotten when there were none
         except ValueError:  # entered in a parent context (a task inherited the entry): end it from here
@@ -835,7 +846,7 @@ class InvocationScope:
         if exc is not None:
             inv.end(End.RAISED, error=exc)
         else:
-            inv.end(End.RETURNED, self._returned())
+            inv.end(End.RETURNED, self._returned(result))
 
     async def __aenter__(self) -> Self:
         return self.__enter__()
