@@ -90,6 +90,25 @@ def test_a_span_of_ours_and_a_foreign_one_for_the_same_call_count_once(otel: Any
     assert len(otel.spans("chat gpt-4o")) == 2  # both spans are exported
 
 
+def test_a_foreign_chat_span_further_inside_a_provider_call_of_ours_counts_once(otel: Any) -> None:
+    """Spans between the two (a retry loop's, a framework step's) do not make it a second call. Before, it
+    was counted twice: two requests, twice the tokens and cost."""
+    tracer = foreign(otel)
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def complete() -> dict[str, Any]:
+        with tracer.start_as_current_span("attempt 1"):
+            chat_span(tracer)
+        return {"usage": {"prompt_tokens": 1000, "completion_tokens": 200}}
+
+    with agent_otel.job(type="nested") as job:
+        assert job is not None
+        complete()
+    assert sum(p.count for p in points(otel, OPERATION)) == 1
+    assert sum(p.sum for p in points(otel, INPUT_TOKENS)) == 1000
+    assert otel.span(semconv.job_span_name("nested")).attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 1
+
+
 def test_two_foreign_spans_of_one_call_count_once(otel: Any) -> None:
     framework, sdk = foreign(otel, "framework.instrumentation"), foreign(otel, "sdk.instrumentation")
     with framework.start_as_current_span("chat gpt-4o", attributes={

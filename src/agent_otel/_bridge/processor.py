@@ -43,7 +43,7 @@ from agent_otel._calls.agent import record_agent_call
 from agent_otel._calls.call_counts import context_with_counts, current_counts
 from agent_otel._calls.evaluation import record_result
 from agent_otel._calls.pricing import TokenUsage
-from agent_otel._calls.provider import priced_cost, record_request, record_usage
+from agent_otel._calls.provider import PROVIDER_KEY, priced_cost, record_request, record_usage
 from agent_otel._calls.tool import record_tool_call
 from agent_otel._context.job import AGENT_KEY, JOB_KEY, JobState, current_job
 from agent_otel._engine.instruments import runtime
@@ -120,6 +120,8 @@ class GenAiSpanBridge(SpanProcessor):
             if same or (parent is None and _ours(parent_span)
                         and sources.classify(attribute_dict(parent_span)) == found):
                 seen.covered = True  # ours wins, else the outer span
+            elif kind is Kind.PROVIDER and _in_our_provider_call(parent_context, operation):
+                seen.covered = True  # ours, further up: spans between (a retry's, a framework step's) change nothing
             self._seen[span] = seen
         except Exception as exc:
             report_error("bridge.start", exc)
@@ -145,6 +147,13 @@ class GenAiSpanBridge(SpanProcessor):
                 _record(span, seen)
         except Exception as exc:
             report_error("bridge.record", exc)
+
+
+def _in_our_provider_call(ctx: Context | None, operation: str) -> bool:
+    """Whether the span starts inside one of agent-otel's provider calls of that operation, at any depth: the
+    call counts the request, its tokens and cost once (see the provider kind's nesting rule)."""
+    call = otel_context.get_value(PROVIDER_KEY, ctx)
+    return call is not None and getattr(call, "operation", None) == operation
 
 
 def _record_evaluations(span: Span, agent: object) -> None:
