@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 import agent_otel
-from agent_otel._context.stamping import IdSpanProcessor
+from agent_otel._sdk.span_processor import AgentOtelSpanProcessor
 from tests.support.loopback import LoopbackServer, QuietHandler
 
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7}
@@ -82,7 +82,7 @@ class FakeLLM:
     def __init__(self) -> None:
         self.exporter = InMemorySpanExporter()
         provider = TracerProvider()
-        provider.add_span_processor(IdSpanProcessor())
+        provider.add_span_processor(AgentOtelSpanProcessor(None))  # stamps the ids its requests carry
         provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         tracer = provider.get_tracer("fake-llm")
         self.requests: list[dict[str, Any]] = []

@@ -81,7 +81,7 @@ class AgentInvocation(Invocation):
             confidence = coerce_number(read("confidence", call, found), "agent.confidence", 0.0, 1.0)
         outcome = _ERROR if error is not None else _FAILURE if success is False else _SUCCESS
         rt = runtime()
-        error_type = error_type_label(error)
+        error_type = error_type_label(error) if error is not None else None
         record_agent_call(self.context, self.name, self.task_type, outcome, error_type, duration_s, self.version)
         if self.counts is not None:
             record_call_counts(self.context, self.counts, self.name, error_type)

@@ -111,10 +111,10 @@ def coerce_number(value: Any, stage: str, low: float | None = None, high: float 
 MAX_COUNT = 2**32
 
 
-def error_type_label(error: BaseException | None) -> str | None:
+def error_type_label(error: BaseException) -> str:
     """The ``error.type`` metric label of a call that raised ``error``: its class name, under the cardinality cap
     (a program can make exception classes at run time)."""
-    return None if error is None else policy().bounded(semconv.ERROR_TYPE, type(error).__name__)
+    return policy().bounded(semconv.ERROR_TYPE, type(error).__name__)
 
 
 def coerce_count(value: Any, stage: str) -> int | None:
@@ -329,7 +329,7 @@ class KindHandler(Handler):
         if type(tracer) is trace.NoOpTracer:  # tracing off: the span would be INVALID_SPAN anyway
             return trace.INVALID_SPAN, _set_span(trace.INVALID_SPAN, base)
         ids = stamped_ids(parent)
-        if ids is not None:  # what IdSpanProcessor would stamp (hashed keys hashed), without a second write
+        if ids is not None:  # what the span processor would stamp (hashed keys hashed), without a second write
             guard = policy()
             if not guard.hashed_keys.isdisjoint(ids):
                 guard.scrub(ids)

@@ -21,6 +21,7 @@ from agent_otel._calls.handler import (
     coerce_count,
     coerce_number,
     decorator,
+    error_type_label,
     field_of,
 )
 from agent_otel._calls.options import PROVIDER, Attributes, Count, Flag, Number, Text, collect
@@ -71,13 +72,13 @@ class ProviderInvocation(Invocation):
                  "retries", "usage_below")
 
     def __init__(self, span: Any, ctx: Any, handler: ProviderHandler, call: Call, provider: str, model: str,
-                 operation: str, priced_model: str | None = None) -> None:
+                 operation: str, priced_model: str) -> None:
         super().__init__(span, ctx, "provider")
         self.handler = handler
         self.call = call
         self.provider = provider
         self.model = model  # under the cardinality cap: a metric label
-        self.priced_model = priced_model if priced_model is not None else model  # as given: what the price is of
+        self.priced_model = priced_model  # as given: what the price is of
         self.operation = operation
         self.retries = 0
         self.input_tokens: int | None = None
@@ -211,7 +212,7 @@ class ProviderInvocation(Invocation):
             attributes[semconv.GEN_AI_RESPONSE_MODEL] = bound(semconv.GEN_AI_RESPONSE_MODEL, self.response_model)
         token_attributes = dict(attributes)
         if error is not None:
-            attributes[semconv.ERROR_TYPE] = bound(semconv.ERROR_TYPE, type(error).__name__)  # as error_type_label
+            attributes[semconv.ERROR_TYPE] = error_type_label(error)
         elif unavailable:
             attributes[semconv.ERROR_TYPE] = semconv.ERROR_TYPE_UNAVAILABLE
         ctx = self.context

@@ -43,7 +43,7 @@ class ToolInvocation(Invocation):
         self.call = call
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
-        record_tool_call(self.context, self.name, self.agent_name, error_type_label(error),
+        record_tool_call(self.context, self.name, self.agent_name, error_type_label(error) if error else None,
                          duration_s, self.phase)
         handler = self.handler
         if handler.counts_files and error is None:

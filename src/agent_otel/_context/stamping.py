@@ -11,12 +11,11 @@ from collections.abc import Mapping
 from opentelemetry import baggage
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import Span, SpanProcessor
+from opentelemetry.sdk.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from agent_otel import semconv
 from agent_otel._context.job import JOB_KEY, JobState
-from agent_otel._engine.policy import SCRUBBED_KEY, attribute_dict
 
 _get_current = otel_context.get_current
 #: Where the API keeps the baggage dict in a context: read directly, because ``baggage.get_all()``
@@ -49,22 +48,13 @@ def stamped_ids(ctx: Context | None = None) -> dict[str, AttributeValue] | None:
 
 
 def stamp_ids(span: Span, ctx: Context, attributes: Mapping[str, object]) -> None:
-    """Stamp the ids of a span started in ``ctx`` that is not one of ours; ``attributes`` its attribute
-    dict (a value the span started with, the host's own, is kept). Two dict lookups for a span in no
-    job and no conversation, the common case: every span of the process pays them."""
-    if ctx.get(SCRUBBED_KEY) or (ctx.get(JOB_KEY) is None and not ctx.get(BAGGAGE_KEY)):
-        return  # one of agent-otel's own spans (it started with the ids among its attributes), or no ids
+    """Stamp the ids of a span started in ``ctx``, another library's (``attributes``: its attribute dict; a
+    value the span started with, the host's own, is kept). The combined span processor calls it only for a
+    span in a job or conversation that is not one of ours (which start with the ids): the check every span of
+    the process pays is written out there."""
     ids = stamped_ids(ctx)
     if ids is None:
         return
     for key, value in ids.items():
         if key not in attributes:
             span.set_attribute(key, value)  # one key: set_attributes() costs more
-
-
-class IdSpanProcessor(SpanProcessor):
-    """Stamps ``job.id`` and ``gen_ai.conversation.id`` on every span started under a job or in a
-    conversation, from any library. A value the span started with (the host's own) is kept."""
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        stamp_ids(span, parent_context if parent_context is not None else _get_current(), attribute_dict(span))

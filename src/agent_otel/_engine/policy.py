@@ -48,7 +48,7 @@ DEFAULT_AGING_IDLE_SECONDS = 3600.0
 
 #: Set (only) in the context agent-otel starts its own spans with: their attributes are already
 #: scrubbed, so :func:`hash_present` does not hash the hash, and already carry the job and
-#: conversation ids, so :class:`~agent_otel._context.stamping.IdSpanProcessor` need not stamp them again.
+#: conversation ids, so the span processor need not stamp them again.
 SCRUBBED_KEY = otel_context.create_key("agent_otel.scrubbed")
 
 

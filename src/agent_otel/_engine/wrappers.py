@@ -906,9 +906,8 @@ def _held_by_class_body(func: types.FunctionType) -> bool:
     class_name = owner.rpartition(".")[2]
     if not class_name or class_name == "<locals>":
         return False
-    frame: types.FrameType | None = sys._getframe(1)
+    frame: types.FrameType | None = sys._getframe(2)
     for _ in range(_CLASS_BODY_SEARCH_DEPTH):
-        frame = frame.f_back if frame is not None else None
         if frame is None:
             return False
         code = frame.f_code
@@ -916,6 +915,7 @@ def _held_by_class_body(func: types.FunctionType) -> bool:
             namespace = frame.f_locals
             if namespace.get("__qualname__") == owner:
                 return namespace.get(name) is func
+        frame = frame.f_back
     return False
 
 

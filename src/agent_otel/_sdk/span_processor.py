@@ -1,7 +1,7 @@
 """The span processors ``configure()`` adds to a tracer provider, run as one.
 
 Every span of the process goes through them, an HTTP client's or a database's as much as a GenAI
-call's: job and conversation ids are stamped (:class:`~agent_otel._context.stamping.IdSpanProcessor`),
+call's: job and conversation ids are stamped (:func:`~agent_otel._context.stamping.stamp_ids`),
 configured keys hashed (:func:`~agent_otel._engine.policy.hash_present`) and other libraries'
 GenAI spans bridged (:class:`~agent_otel._bridge.processor.GenAiSpanBridge`). Run as one processor, the
 SDK dispatches three calls per span instead of nine, and a span with no hashed key and no GenAI
@@ -44,7 +44,7 @@ class AgentOtelSpanProcessor(SpanProcessor):
             values = attribute_dict(span)
         ctx = parent_context if parent_context is not None else _get_current()
         if not ctx.get(SCRUBBED_KEY) and (ctx.get(JOB_KEY) is not None or ctx.get(BAGGAGE_KEY)):
-            stamp_ids(span, ctx, values)  # checks the same again, once per span in a job or conversation
+            stamp_ids(span, ctx, values)
         policy = policies._policy or policies.policy()
         start_keys = self._start_keys
         if start_keys[0] is not policy:

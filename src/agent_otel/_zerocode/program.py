@@ -79,11 +79,11 @@ def script(path: str) -> Program:
     """``python path``: compiled here, unless it is a directory, a zip file (a ``.pyz`` application) or compiled
     code (``.pyc``): then runpy runs it, as python does."""
     absolute = os.path.abspath(path)
-    if not os.path.isfile(absolute):
-        return Program(_main_module(), None, fallback=lambda: runpy.run_path(absolute, run_name=MAIN))
-    with open(absolute, "rb") as handle:
-        source = handle.read()
-    if source.startswith(importlib.util.MAGIC_NUMBER) or zipfile.is_zipfile(absolute):
+    source = None
+    if os.path.isfile(absolute) and not zipfile.is_zipfile(absolute):
+        with open(absolute, "rb") as handle:
+            source = handle.read()
+    if source is None or source.startswith(importlib.util.MAGIC_NUMBER):
         return Program(_main_module(), None, fallback=lambda: runpy.run_path(absolute, run_name=MAIN))
     loader = importlib.machinery.SourceFileLoader(MAIN, absolute)
     module = _main_module(__file__=absolute, __cached__=None, __loader__=loader)
