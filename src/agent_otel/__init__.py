@@ -5,7 +5,8 @@ attribute and metric), ``agent_otel.errors`` and ``agent_otel.testing`` (a pytes
 testing your own instrumentation) are public. Everything under a leading underscore is private.
 """
 
-from agent_otel._bridge.logs import EvaluationLogProcessor
+import typing as _typing
+
 from agent_otel._calls.agent import agent, agent_call
 from agent_otel._calls.conversation import conversation
 from agent_otel._calls.evaluation import record_evaluation
@@ -26,6 +27,9 @@ from agent_otel._zerocode.instrumentor import AgentOtelInstrumentor
 from agent_otel._zerocode.patching import instrument, uninstrument
 from agent_otel.errors import ConfigurationError
 from agent_otel.version import __version__
+
+if _typing.TYPE_CHECKING:
+    from agent_otel._bridge.logs import EvaluationLogProcessor
 
 __all__ = [
     "AgentOtelInstrumentor",
@@ -64,3 +68,13 @@ __all__ = [
     "tool_call",
     "uninstrument",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``EvaluationLogProcessor`` is imported on first use: it needs the logs SDK, which a program that
+    sends no logs through OpenTelemetry never imports otherwise."""
+    if name == "EvaluationLogProcessor":
+        from agent_otel._bridge.logs import EvaluationLogProcessor
+
+        return EvaluationLogProcessor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

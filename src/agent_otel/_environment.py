@@ -38,6 +38,9 @@ AGENT_OTEL_LAUNCHER = "AGENT_OTEL_LAUNCHER"
 #: ``EVENT_ONLY``, ``SPAN_AND_EVENT`` (``true``/``false``: span only / none). The OTel GenAI instrumentations'
 #: switch; the core OTel packages do not name it.
 OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+#: The entry point of the ``LoggerProvider`` the Logs API builds on first use (the API's variable; its
+#: constant is private there).
+OTEL_PYTHON_LOGGER_PROVIDER = "OTEL_PYTHON_LOGGER_PROVIDER"
 
 #: OpenTelemetry's semantic-convention opt-in (comma-separated); its value ``gen_ai_latest_experimental/dup``
 #: (``semconv.STABILITY_OPT_IN_DUP``) also emits agent-otel's previous metric and attribute names.

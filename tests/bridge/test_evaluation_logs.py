@@ -131,6 +131,33 @@ def test_configure_adds_the_processor_to_the_global_sdk_logger_provider() -> Non
                                  1, 0.9]], "exported": 1}
 
 
+ENV_PROVIDER_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import agent_otel
+    from agent_otel.testing import capture_telemetry
+
+    assert "opentelemetry.sdk._logs" not in sys.modules
+    with capture_telemetry() as telemetry:  # configure() asks the Logs API, which builds the named provider
+        from opentelemetry import _logs
+        from opentelemetry._logs import LogRecord
+
+        _logs.get_logger("evaluator").emit(LogRecord(
+            event_name="gen_ai.evaluation.result",
+            attributes={"gen_ai.evaluation.name": "relevance", "gen_ai.evaluation.score.value": 0.5}))
+        print(json.dumps([[p.count, p.sum] for p in telemetry.points("agent.evaluation.score")]))
+""")
+
+
+def test_a_logger_provider_named_in_the_environment_gets_the_processor() -> None:
+    """``OTEL_PYTHON_LOGGER_PROVIDER`` has the Logs API build the provider on first use: configure() adds the
+    processor to it, although nothing imported the logs SDK before."""
+    env = {**CLEAN_ENV, "OTEL_PYTHON_LOGGER_PROVIDER": "sdk_logger_provider"}
+    done = subprocess.run([sys.executable, "-c", ENV_PROVIDER_SCRIPT], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [[1, 0.5]]
+
+
 EVALUATOR_APP = textwrap.dedent("""
     from opentelemetry import _logs
     from opentelemetry._logs import LogRecord

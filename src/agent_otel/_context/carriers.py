@@ -1,16 +1,17 @@
 """Patches that carry the context across boundaries the program creates itself:
 ``ProcessPoolExecutor.submit``, ``multiprocessing`` children, ``subprocess.Popen``, outgoing
 ``http.client`` requests (W3C headers) and threads whose class overrides ``run()``. Each patch is
-idempotent and undone by its uninstrument.
+idempotent and undone by its uninstrument. The process patches apply when their module is imported: a
+program that never starts a process pool or a ``multiprocessing`` child does not import them for us.
 """
 
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing.process import BaseProcess
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import wrapt
@@ -24,6 +25,8 @@ from agent_otel._engine.wrappers import Args, Kwargs, WrapperFunction
 
 if TYPE_CHECKING:
     import http.client
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing.process import BaseProcess
 
 
 def _wrap_pool_submit(wrapped: Callable[..., Any], instance: ProcessPoolExecutor, args: Args, kwargs: Kwargs) -> Any:
@@ -56,11 +59,28 @@ def _wrap_popen_init(wrapped: Callable[..., None], instance: subprocess.Popen[An
     return wrapped(*args, **kwargs)
 
 
-_PATCHES: tuple[tuple[type, str, WrapperFunction], ...] = (
-    (ProcessPoolExecutor, "submit", _wrap_pool_submit),
-    (BaseProcess, "start", _wrap_process_start),
-    (subprocess.Popen, "__init__", _wrap_popen_init),
-)
+#: Per module: the class, its method and the wrapper carrying the context through it.
+_PROCESS_PATCHES: dict[str, tuple[str, str, WrapperFunction]] = {
+    "concurrent.futures.process": ("ProcessPoolExecutor", "submit", _wrap_pool_submit),
+    "multiprocessing.process": ("BaseProcess", "start", _wrap_process_start),
+    "subprocess": ("Popen", "__init__", _wrap_popen_init),
+}
+_process_carriers_on = False
+_process_hooks_registered = False
+
+
+def _process_patches(module: ModuleType) -> tuple[tuple[type, str, WrapperFunction], ...]:
+    class_name, method, wrapper = _PROCESS_PATCHES[module.__name__]
+    return ((getattr(module, class_name), method, wrapper),)
+
+
+def _patch_on_import(module: ModuleType) -> None:
+    """wrapt's post-import hook: an exception here would fail the program's import, so none leaves."""
+    try:
+        if _process_carriers_on:
+            _patch(_process_patches(module))
+    except Exception as exc:
+        report_error("autoinstrument.process_carriers", exc)
 
 
 def _patch(patches: tuple[tuple[type, str, WrapperFunction], ...]) -> None:
@@ -80,13 +100,28 @@ def _unpatch(patches: tuple[tuple[type, str, WrapperFunction], ...]) -> None:
 
 
 def instrument_process_carriers() -> None:
-    """Carry the context into ProcessPoolExecutor jobs, multiprocessing children and subprocesses.
-    Idempotent."""
-    _patch(_PATCHES)
+    """Carry the context into ProcessPoolExecutor jobs, multiprocessing children and subprocesses: the
+    modules imported now are patched now, the others when they are imported. Idempotent."""
+    global _process_carriers_on, _process_hooks_registered
+    _process_carriers_on = True
+    if not _process_hooks_registered:  # a registered hook runs at once for a module already imported
+        _process_hooks_registered = True
+        for name in _PROCESS_PATCHES:
+            wrapt.register_post_import_hook(_patch_on_import, name)
+        return
+    for name in _PROCESS_PATCHES:
+        module = sys.modules.get(name)
+        if module is not None:
+            _patch(_process_patches(module))
 
 
 def uninstrument_process_carriers() -> None:
-    _unpatch(_PATCHES)
+    global _process_carriers_on
+    _process_carriers_on = False
+    for name in _PROCESS_PATCHES:
+        module = sys.modules.get(name)
+        if module is not None:
+            _unpatch(_process_patches(module))
 
 
 def _wrap_thread_bootstrap(wrapped: Callable[[], None], instance: threading.Thread, args: Args,

@@ -21,6 +21,7 @@ import atexit
 import logging
 import os
 import socketserver
+import sys
 import threading
 import time
 import weakref
@@ -53,7 +54,6 @@ from opentelemetry.semconv.resource import ResourceAttributes
 from opentelemetry.util._once import Once
 
 from agent_otel import semconv
-from agent_otel._bridge.logs import add_to_global_logger_provider
 from agent_otel._bridge.processor import GenAiSpanBridge
 from agent_otel._context.carriers import (
     instrument_process_carriers,
@@ -64,7 +64,12 @@ from agent_otel._context.carriers import (
 from agent_otel._context.propagation import context_from_environment
 from agent_otel._engine.instruments import build_runtime, enabled_from_env, reset_runtime
 from agent_otel._engine.self_telemetry import report_error
-from agent_otel._environment import AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS, AGENT_OTEL_SPAN_BRIDGE, env_flag
+from agent_otel._environment import (
+    AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS,
+    AGENT_OTEL_SPAN_BRIDGE,
+    OTEL_PYTHON_LOGGER_PROVIDER,
+    env_flag,
+)
 from agent_otel._sdk.export_loss import (
     LossReporter,
     ReportingBatchSpanProcessor,
@@ -261,8 +266,10 @@ def configure(
             _built.add(tp)
         bridged = span_bridge if span_bridge is not None else env_flag(AGENT_OTEL_SPAN_BRIDGE, True)
         tp.add_span_processor(AgentOtelSpanProcessor(GenAiSpanBridge() if bridged else None))
-        if bridged:
-            add_to_global_logger_provider()  # evaluation results sent as log records (a host's LoggerProvider)
+        if bridged and _logs_sdk_in_use():  # evaluation results sent as log records (a host's LoggerProvider)
+            from agent_otel._bridge.logs import add_to_global_logger_provider
+
+            add_to_global_logger_provider()
 
         host_mp = meter_provider or metrics.get_meter_provider()
         if isinstance(host_mp, MeterProvider) and not (meter_provider is None and host_mp in _built):
@@ -307,6 +314,12 @@ def configure(
             _register_fork_handler()
         _telemetry = telemetry
         return telemetry
+
+
+def _logs_sdk_in_use() -> bool:
+    """Whether an SDK ``LoggerProvider`` can be installed: its module is imported, or the Logs API is told
+    to build one. Otherwise the logs SDK is not imported at all (a fifth of ``import agent_otel``)."""
+    return "opentelemetry.sdk._logs" in sys.modules or bool(os.environ.get(OTEL_PYTHON_LOGGER_PROVIDER))
 
 
 def _resource(service_name: str, host: Resource | None) -> Resource:
