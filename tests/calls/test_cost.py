@@ -192,6 +192,28 @@ def test_a_call_of_a_model_with_no_price_is_counted_instead_of_costing_nothing(o
     assert point(otel, COST).sum == pytest.approx(usd(15, 1))
 
 
+@pytest.mark.parametrize(("model", "priced_as"), [
+    ("gpt-4o-2024-08-06", "gpt-4o"), ("o3-mini-2025-01-31", "o3-mini"), ("claude-opus-4-20250514", "claude-opus-4"),
+    ("claude-3-5-sonnet@20240620", "claude-3-5-sonnet"), ("claude-3-5-sonnet-20241022-v2:0", "claude-3-5-sonnet"),
+    ("gemini-2.0-flash-001", "gemini-2.0-flash"),
+    # other models whose names start with a priced one's: their prices differ (o3-pro's is 10x o3's)
+    ("o3-pro", None), ("gemini-2.5-flash-lite", None), ("claude-opus-4-5", None), ("gpt-4o-audio-preview", None),
+])
+def test_a_snapshot_costs_as_its_model_and_another_model_is_not_priced_as_one_it_starts_like(
+        otel: Any, model: str, priced_as: str | None) -> None:
+    @agent_otel.provider("openai", model=model)
+    def complete() -> ChatCompletion:
+        return chat_completion(model, 1000, 100, cached=0, reasoning=0)
+
+    complete()
+    if priced_as is None:
+        assert not otel.points(COST)
+        assert point(otel, UNPRICED).value == 1
+    else:
+        price = DEFAULT_PRICES[priced_as]
+        assert point(otel, COST).sum == pytest.approx(usd(1000, price.input) + usd(100, price.output))
+
+
 def test_the_unpriced_counter_stays_under_the_cardinality_cap(otel: Any) -> None:
     agent_otel.set_policy(cardinality_limit=2)
 

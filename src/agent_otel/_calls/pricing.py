@@ -3,14 +3,16 @@
 Prices are US dollars per million tokens: ``input`` and ``output``, and optionally ``cache_read`` (input
 tokens read from the provider's prompt cache), ``cache_write`` (input tokens written to it) and
 ``reasoning`` (output tokens spent thinking). A missing ``cache_read``/``cache_write`` costs as ``input``, a
-missing ``reasoning`` as ``output`` (what OpenAI bills). A model is looked up exactly, then by the longest
-known prefix (``gpt-4o-2024-08-06`` costs as ``gpt-4o``). Override or extend with :func:`set_prices` (a
-dict, or a TOML/JSON file of ``model = {input = .., output = .., cache_read = ..}``).
+missing ``reasoning`` as ``output`` (what OpenAI bills). A model is looked up exactly, then as a dated or
+numbered snapshot of a known one (``gpt-4o-2024-08-06`` costs as ``gpt-4o``); any other name is unpriced
+(``o3-pro`` is not ``o3``, nor ``gemini-2.5-flash-lite`` ``gemini-2.5-flash``). Override or extend with
+:func:`set_prices` (a dict, or a TOML/JSON file of ``model = {input = .., output = .., cache_read = ..}``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import tomllib
 from collections.abc import Mapping
@@ -62,6 +64,12 @@ DEFAULT_PRICES: dict[str, Price] = {
     "mistral-large": Price(2.00, 6.00),
     "llama-3.1-70b": Price(0.88, 0.88),
 }
+
+#: What may follow a known model's name in the name of a snapshot of it, once or more: a date
+#: (``-2024-08-06``, ``-20241022``, Vertex's ``@20240620``), a build number (``-001``), ``-latest`` or an API
+#: version (``-v2``, Bedrock's ``-v1:0``). A short number (``claude-opus-4-5``) or a word (``-pro``,
+#: ``-lite``) names another model, which may cost something else entirely.
+_SNAPSHOT_SUFFIX = re.compile(r"(?:[-@](?:\d{4}-\d{2}-\d{2}|\d{3,}|latest|v\d+(?::\d+)?))+")
 
 _prices: dict[str, Price] = dict(DEFAULT_PRICES)
 _lock = threading.Lock()
@@ -142,7 +150,8 @@ def price_of(model: str | None) -> Price | None:
     found = prices.get(model)
     if found is not None:
         return found
-    best = max((known for known in prices if model.startswith(known)), key=len, default=None)
+    best = max((known for known in prices
+                if model.startswith(known) and _SNAPSHOT_SUFFIX.fullmatch(model, len(known))), key=len, default=None)
     return prices[best] if best else None
 
 
