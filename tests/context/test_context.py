@@ -58,6 +58,23 @@ def test_nested_jobs_inner_wins_outer_returns(otel: Any) -> None:
     assert ids == ["inner", "outer"]
 
 
+def test_a_call_counts_toward_its_innermost_job_only_so_nested_jobs_add_up(otel: Any) -> None:
+    @agent_otel.provider("openai", model="gpt-4o")
+    def complete() -> dict[str, Any]:
+        return {"usage": {"input_tokens": 1000, "output_tokens": 100}}
+
+    with agent_otel.job("outer", type="outer"):
+        complete()
+        with agent_otel.job("inner", type="inner"):
+            complete()
+            complete()
+    rolled = {span.attributes[semconv.JOB_ID]: span.attributes[semconv.JOB_ROLLUP_INPUT_TOKENS]
+              for span in otel.spans() if span.name.startswith("invoke_workflow")}
+    assert rolled == {"outer": 1000, "inner": 2000}
+    costs = {point.attributes[semconv.JOB_TYPE]: point.sum for point in otel.points(semconv.JOB_COST.name)}
+    assert costs["inner"] == pytest.approx(2 * costs["outer"])
+
+
 def test_job_decorator_sync_async_and_extractor(otel: Any) -> None:
     @agent_otel.job(type="sync")
     def run_sync() -> str | None:
