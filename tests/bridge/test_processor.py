@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
@@ -107,6 +108,53 @@ def test_a_foreign_chat_span_further_inside_a_provider_call_of_ours_counts_once(
     assert sum(p.count for p in points(otel, OPERATION)) == 1
     assert sum(p.sum for p in points(otel, INPUT_TOKENS)) == 1000
     assert otel.span(semconv.job_span_name("nested")).attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 1
+
+
+@pytest.mark.parametrize("between", [False, True])
+def test_a_provider_call_of_ours_whose_result_shows_no_usage_counts_the_tokens_of_the_foreign_spans_inside(
+        otel: Any, between: bool) -> None:
+    """A wrapper that returns only the text, around an SDK call its own instrumentation traces: the tokens are on
+    the SDK's span, which the call covers. Before, neither counted them: no tokens, no cost, the job's cost 0."""
+    tracer = foreign(otel)
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def complete() -> str:
+        with tracer.start_as_current_span("attempt") if between else contextlib.nullcontext():
+            chat_span(tracer, tokens=None)  # a failed attempt: no tokens
+            chat_span(tracer, tokens=(1000, 200))
+        return "the answer"
+
+    with agent_otel.job(type="texts"):
+        complete()
+    assert sum(p.count for p in points(otel, OPERATION)) == 1
+    assert {name: sum(p.sum for p in points(otel, name)) for name in (INPUT_TOKENS, OUTPUT_TOKENS)} == {
+        INPUT_TOKENS: 1000, OUTPUT_TOKENS: 200}
+    ours = [span for span in otel.spans("chat gpt-4o") if span.instrumentation_scope.name == semconv.SCOPE_NAME]
+    assert ours[0].attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 1000
+    assert ours[0].attributes[semconv.GEN_AI_RESPONSE_MODEL] == "gpt-4o-2024-08-06"
+    job_span = otel.span(semconv.job_span_name("texts"))
+    assert job_span.attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 1
+    assert job_span.attributes[semconv.JOB_ROLLUP_COST] == pytest.approx(1000 * 2.5 / 1e6 + 200 * 10.0 / 1e6)
+
+
+@pytest.mark.parametrize("kind", ["agent", "tool"])
+def test_a_foreign_agent_or_tool_span_further_inside_ours_of_the_same_name_counts_once(otel: Any, kind: str) -> None:
+    """A framework's step span between ours and the library's span of the same agent or tool changes nothing;
+    one of another name is a call of its own (a sub-agent, a tool the agent calls)."""
+    tracer = foreign(otel)
+    operation, key = (("invoke_agent", semconv.GEN_AI_AGENT_NAME) if kind == "agent"
+                      else ("execute_tool", semconv.GEN_AI_TOOL_NAME))
+    ours = agent_otel.agent_call if kind == "agent" else agent_otel.tool_call
+    with agent_otel.job(type="steps"), ours("planner"), tracer.start_as_current_span("framework step"):
+        for name in ("planner", "helper"):
+            with tracer.start_as_current_span(f"{operation} {name}",
+                                              attributes={semconv.GEN_AI_OPERATION_NAME: operation, key: name}):
+                pass
+    duration = semconv.AGENT_DURATION.name if kind == "agent" else semconv.TOOL_DURATION.name
+    name_key = semconv.GEN_AI_AGENT_NAME if kind == "agent" else semconv.GEN_AI_TOOL_NAME
+    assert {p.attributes[name_key]: p.count for p in points(otel, duration)} == {"planner": 1, "helper": 1}
+    rollup = semconv.JOB_ROLLUP_AGENT_CALLS if kind == "agent" else semconv.JOB_ROLLUP_TOOL_CALLS
+    assert otel.span(semconv.job_span_name("steps")).attributes[rollup] == 2
 
 
 def test_two_foreign_spans_of_one_call_count_once(otel: Any) -> None:

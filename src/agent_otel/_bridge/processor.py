@@ -43,8 +43,14 @@ from agent_otel._calls.agent import record_agent_call
 from agent_otel._calls.call_counts import context_with_counts, current_counts
 from agent_otel._calls.evaluation import record_result
 from agent_otel._calls.pricing import TokenUsage
-from agent_otel._calls.provider import PROVIDER_KEY, priced_cost, record_request, record_usage
-from agent_otel._calls.tool import record_tool_call
+from agent_otel._calls.provider import (
+    PROVIDER_KEY,
+    ProviderInvocation,
+    priced_cost,
+    record_request,
+    record_usage,
+)
+from agent_otel._calls.tool import TOOL_KEY, record_tool_call
 from agent_otel._context.job import AGENT_KEY, JOB_KEY, JobState, current_job
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import attribute_dict, drop_content, policy
@@ -59,7 +65,7 @@ class _Seen:
     """What the bridge noted when another library's GenAI span started: its kind, the job and agent it
     ran under, and whether another span of the same call counts it instead."""
 
-    __slots__ = ("agent", "calls", "covered", "job", "kind", "operation")
+    __slots__ = ("agent", "calls", "covered", "job", "kind", "operation", "usage_to")
 
     def __init__(self, kind: Kind, operation: str, job: JobState | None, agent: object) -> None:
         self.kind = kind
@@ -68,6 +74,7 @@ class _Seen:
         self.agent = agent
         self.calls: Any = None  # the enclosing agent invocation's call counts (call_counts.CallCounts)
         self.covered = False
+        self.usage_to: ProviderInvocation | None = None  # our provider call it is part of: gets its tokens
 
 
 def _ours(span: Any) -> bool:
@@ -120,8 +127,10 @@ class GenAiSpanBridge(SpanProcessor):
             if same or (parent is None and _ours(parent_span)
                         and sources.classify(attribute_dict(parent_span)) == found):
                 seen.covered = True  # ours wins, else the outer span
-            elif kind is Kind.PROVIDER and _in_our_provider_call(parent_context, operation):
+            elif _in_our_call(kind, operation, attributes, span.name, parent_context):
                 seen.covered = True  # ours, further up: spans between (a retry's, a framework step's) change nothing
+            if seen.covered and not same and kind is Kind.PROVIDER:
+                seen.usage_to = _our_provider_call(parent_context, operation)
             self._seen[span] = seen
         except Exception as exc:
             report_error("bridge.start", exc)
@@ -145,15 +154,40 @@ class GenAiSpanBridge(SpanProcessor):
                 _record_evaluations(span, sources.agent_name_of(attribute_dict(span)) or seen.agent)
             if not seen.covered:
                 _record(span, seen)
+            elif seen.usage_to is not None:
+                attributes = attribute_dict(span)
+                seen.usage_to.add_usage_inside(_token_usage(sources.usage_of(attributes)),
+                                               sources.response_model_of(attributes))
         except Exception as exc:
             report_error("bridge.record", exc)
 
 
-def _in_our_provider_call(ctx: Context | None, operation: str) -> bool:
-    """Whether the span starts inside one of agent-otel's provider calls of that operation, at any depth: the
-    call counts the request, its tokens and cost once (see the provider kind's nesting rule)."""
+def _our_provider_call(ctx: Context | None, operation: str) -> ProviderInvocation | None:
+    """The agent-otel provider call of that operation the span starts in, at any depth: the call counts the
+    request, its tokens and cost once (see the provider kind's nesting rule)."""
     call = otel_context.get_value(PROVIDER_KEY, ctx)
-    return call is not None and getattr(call, "operation", None) == operation
+    return call if isinstance(call, ProviderInvocation) and call.operation == operation else None
+
+
+def _in_our_call(kind: Kind, operation: str, attributes: Mapping[str, Any], span_name: str,
+                 ctx: Context | None) -> bool:
+    """Whether the span is part of an agent-otel call further up of its kind: a provider call of its
+    operation, an agent or tool call of its name (an agent run by the one we wrap, a tool by a framework's
+    tool-calling step: other names are calls of their own)."""
+    if kind is Kind.PROVIDER:
+        return _our_provider_call(ctx, operation) is not None
+    if kind is Kind.AGENT:
+        enclosing = otel_context.get_value(AGENT_KEY, ctx)
+        return enclosing is not None and enclosing == (sources.agent_name_of(attributes) or span_name)
+    if kind is Kind.TOOL:
+        enclosing = otel_context.get_value(TOOL_KEY, ctx)
+        return enclosing is not None and enclosing == (sources.tool_name_of(attributes) or span_name)
+    return False
+
+
+def _token_usage(usage: sources.Usage) -> TokenUsage:
+    return TokenUsage(usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
+                      usage.reasoning_tokens)
 
 
 def _record_evaluations(span: Span, agent: object) -> None:
@@ -221,8 +255,7 @@ def _record_provider(span: Span, seen: _Seen, attributes: Any, duration_s: float
     cost = None
     if usage.input_tokens is not None or usage.output_tokens is not None:
         # a dated or deployment-specific response model without a price: the requested one's
-        tokens = TokenUsage(usage.input_tokens, usage.output_tokens, usage.cache_read_tokens,
-                            usage.cache_write_tokens, usage.reasoning_tokens)
+        tokens = _token_usage(usage)
         cost, unpriced = priced_cost(response_model, given or model, tokens)  # the price of the model as given
         record_usage(ctx, token_attributes, tokens, cost, seen.agent, unpriced=unpriced)
     if seen.job is not None:

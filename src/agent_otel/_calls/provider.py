@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -59,17 +60,20 @@ def _is_stream_manager(result: object) -> bool:
 _DETAIL_KEYS = frozenset({_ANTHROPIC_CACHE_READ, _ANTHROPIC_CACHE_WRITE, *_INPUT_DETAILS, *_OUTPUT_DETAILS,
                           "cached_content_token_count", "thoughts_token_count"})
 _DEFAULT_OPERATION = PROVIDER["operation"].default  # also when an extractor finds nothing
+_USAGE_FIELDS = tuple(field.name for field in dataclasses.fields(TokenUsage))
 
 
 class ProviderInvocation(Invocation):
     """One provider call. A call nested in a call to the same provider (a raw request inside a
     function that retries it) is the same logical request: only the outermost counts as a call
     (duration, time to first chunk, the job's provider calls) and its tokens and cost are counted once,
-    at the innermost calls that have them (``usage_below`` tells the outer ones)."""
+    at the innermost calls that have them (``usage_below`` tells the outer ones). Another library's span
+    of the same request inside the call (an SDK's instrumentation under a wrapper that returns only the
+    text) hands it the tokens its result did not show (``usage_inside``)."""
 
     __slots__ = ("cache_beside_input", "cache_read", "cache_write", "call", "handler", "input_tokens", "model",
                  "operation", "outer", "output_tokens", "priced_model", "provider", "reasoning", "response_model",
-                 "retries", "usage_below")
+                 "retries", "usage_below", "usage_inside")
 
     def __init__(self, span: Any, ctx: Any, handler: ProviderHandler, call: Call, provider: str, model: str,
                  operation: str, priced_model: str) -> None:
@@ -90,6 +94,20 @@ class ProviderInvocation(Invocation):
         self.response_model: str | None = None
         self.outer: ProviderInvocation | None = None
         self.usage_below = False
+        self.usage_inside: TokenUsage | None = None
+
+    def add_usage_inside(self, usage: TokenUsage, response_model: str | None) -> None:
+        """Tokens (summed over its requests: a retry's, a tool loop's) and the response model that another
+        library's spans inside this call reported; the call counts them when its own result reports none."""
+        inside = self.usage_inside
+        if inside is None:
+            self.usage_inside = inside = TokenUsage()
+        for field in _USAGE_FIELDS:
+            value = getattr(usage, field)
+            if value is not None:
+                setattr(inside, field, (getattr(inside, field) or 0) + value)
+        if response_model and not self.response_model:
+            self.response_model = response_model
 
     def wants_stream(self, result: Any) -> bool:
         stream = self.handler.options.get("stream")
@@ -191,6 +209,10 @@ class ProviderInvocation(Invocation):
                 explicit = coerce_count(handler.option(key, call), f"provider.{key}")
                 if explicit is not None:
                     setattr(self, key, explicit)
+        inside = self.usage_inside
+        if inside is not None and self.input_tokens is None and self.output_tokens is None:
+            self.input_tokens, self.output_tokens = inside.input, inside.output
+            self.cache_read, self.cache_write, self.reasoning = inside.cache_read, inside.cache_write, inside.reasoning
         if "response_model" in handler.options:
             response_model = handler.option("response_model", call)
             if response_model is not None and not isinstance(response_model, str):

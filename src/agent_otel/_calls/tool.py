@@ -29,6 +29,10 @@ from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
 from agent_otel._engine.wrappers import End, Invocation
 
+#: The name of the agent-otel tool call a call runs in: another library's span of the same tool further
+#: down (under a framework's step) is the same call (the span bridge counts it once).
+TOOL_KEY = otel_context.create_key("agent_otel.tool")
+
 
 class ToolInvocation(Invocation):
     __slots__ = ("agent_name", "call", "handler", "name", "phase")
@@ -123,7 +127,7 @@ class ToolHandler(KindHandler):
             agent_name = policy().bounded(semconv.GEN_AI_AGENT_NAME, agent_name)
         else:  # the agent it runs under, whose name is bounded already
             agent_name = otel_context.get_current().get(AGENT_KEY)  # type: ignore[assignment]
-        span, ctx = self.open(span_name, self.under_agent(by_agent, base, agent_name))
+        span, ctx = self.open(span_name, self.under_agent(by_agent, base, agent_name), None, {TOOL_KEY: name})
         phase = current_phase(ctx)
         if phase is not None or self.has_step:
             self._step(span, call, phase)
