@@ -81,6 +81,45 @@ def test_configure_after_shutdown_sets_up_again() -> None:
     assert result == {**result, "fresh": True, "global": True, "job_counted": True}
 
 
+def test_calls_after_shutdown_run_as_plain_with_nothing_on_stderr_and_still_record_into_a_hosts_providers() -> None:
+    """After shutdown() the providers we built are shut down: a call, and a generator of ours closed late, must
+    not ask them for a meter (the SDK's warning reached the host's stderr). A host's providers, only flushed,
+    still get what later calls record."""
+    child = run_child("""
+        import json
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        import agent_otel
+
+        @agent_otel.tool("lookup")
+        def lookup(x):
+            return x
+
+        @agent_otel.tool("numbers")
+        def numbers():
+            yield 1
+            yield 2
+
+        agent_otel.configure(metrics_exporter="none")
+        pending = numbers()
+        first = (lookup(1), next(pending))
+        agent_otel.shutdown()
+        after = (lookup(2), next(pending))
+        pending.close()
+
+        reader = InMemoryMetricReader()
+        agent_otel.configure(meter_provider=MeterProvider(metric_readers=[reader]))
+        agent_otel.shutdown()
+        lookup(3)
+        points = [point for resource in reader.get_metrics_data().resource_metrics for scope in resource.scope_metrics
+                  for metric in scope.metrics if metric.name == "gen_ai.execute_tool.duration"
+                  for point in metric.data.data_points]
+        print(json.dumps({"results": [first, after], "host_calls": sum(point.count for point in points)}))
+    """)
+    assert child.stderr == ""
+    assert last_json(child) == {"results": [[1, 1], [2, 2]], "host_calls": 1}
+
+
 # --------------------------------------------------------------------------------------------------
 # Forked children
 # --------------------------------------------------------------------------------------------------

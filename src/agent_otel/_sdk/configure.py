@@ -545,4 +545,16 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool) -> None:
             otel_context.detach(telemetry.environment_token)
         except Exception:
             pass
-    reset_runtime()
+    _runtime_after_release(telemetry)
+
+
+def _runtime_after_release(telemetry: Telemetry) -> None:
+    """What calls record after shutdown() (until configure() runs again): nothing into a provider we shut
+    down (the SDK would refuse, and warn on the host's stderr), still everything into a host's."""
+    if not (telemetry.owns_tracer_provider or telemetry.owns_meter_provider):
+        reset_runtime()  # built again over the host's providers at the next call
+        return
+    host_tp = None if telemetry.owns_tracer_provider else telemetry.tracer_provider
+    host_mp = None if telemetry.owns_meter_provider else telemetry.meter_provider
+    build_runtime(host_tp or trace.NoOpTracerProvider(), host_mp or metrics.NoOpMeterProvider(),
+                  enabled=False if host_tp is None and host_mp is None else None)
