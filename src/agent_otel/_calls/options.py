@@ -153,7 +153,8 @@ _TARGET = Option("target", Accepts.TARGETS, extractor=False, when=None, required
                      'staticmethod; `"__main__:name"` (or the script\'s own module name) for the program '
                      "`agent-otel run` starts; an array wraps each target with the same options")
 _SUBCLASSES = Option("subclasses", Accepts.BOOLEAN, extractor=False, when=None, default=False, decorator=False,
-                     doc="also wrap the method's overrides in every subclass, also ones defined later")
+                     doc="also wrap the method's overrides in every subclass, also ones defined later "
+                         "(overrides in their `class` statement)")
 _ATTRIBUTES = Option("attributes", Accepts.ATTRIBUTES, extractor=False, doc="static span attributes")
 _INSTANCE_ATTRIBUTE = Option(
     "instance_attribute", Accepts.BOOLEAN, extractor=False, when=None, default=False, decorator=False,
