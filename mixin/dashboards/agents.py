@@ -9,6 +9,7 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 from agent_otel import semconv as sc
 from mixin.config import load_thresholds
 from mixin.dashboards.common import (
+    DEPLOYMENT_COLUMNS,
     RATE_INTERVAL,
     RAW,
     VARIABLES,
@@ -18,6 +19,7 @@ from mixin.dashboards.common import (
     dashboard,
     label_values,
     matrix_table_panel,
+    per_deployment,
     quantiles,
     query,
     row,
@@ -40,6 +42,7 @@ from mixin.names import (
     WORK_ITEMS,
     WORK_KIND,
 )
+from mixin.scope import ENVIRONMENT, SERVICE
 
 FILE = "agents.json"
 INFERENCE_CALLS, TOOL_CALLS = sc.AGENT_INFERENCE_CALLS.prometheus, sc.AGENT_TOOL_CALLS.prometheus
@@ -72,7 +75,7 @@ def _runaway_invocations(raw_a: str, threshold: int) -> timeseries.Panel:
 def _by_window(a: str) -> table.Panel:
     """One row per agent, one column per (measure, window), from the agent:* recording rules."""
     targets = []
-    columns = {AGENT: "Agent"}
+    columns = {**DEPLOYMENT_COLUMNS, AGENT: "Agent"}
     units = {}
     for title, record, unit in (
         ("Success", "agent:gen_ai_invoke_agent_successes_per_invocations:ratio_rate{w}", "percentunit"),
@@ -84,15 +87,16 @@ def _by_window(a: str) -> table.Panel:
             expr = record.format(w=window)
             if "{" not in expr:
                 expr += f"{{{a}}}"
-            # One label set per agent (no __name__ column), so that the merge joins the queries into rows.
-            targets.append(query(f"max by ({AGENT}) ({expr})", instant=True, fmt=PromQueryFormat.TABLE))
+            # One label set per deployment and agent (no __name__ column): the merge joins the queries into rows.
+            targets.append(query(f"max by ({per_deployment(AGENT)}) ({expr})", instant=True,
+                                 fmt=PromQueryFormat.TABLE))
             name = f"{title} {window}"
             columns[f"Value #{chr(ord('A') + len(targets) - 1)}"] = name
             units[name] = unit
     return table_panel(
         "Agents by window",
         "Success ratio, average and p95 latency and average cost per invocation of each agent over the last hour, "
-        "day and week (recording rules agent:*:*_rate1h|1d|7d).",
+        "day and week (recording rules agent:*:*_rate1h|1d|7d), a row per service and environment it runs in.",
         "short", targets, columns=columns, units=units).span(24).height(7)
 
 
@@ -138,20 +142,23 @@ def _calibration(a: str) -> bargauge.Panel:
 def _evaluation_vs_confidence(a: str) -> table.Panel:
     """One query, so that an agent with confidence but no evaluation (or the reverse) still has its row: a
     column per evaluation (named after it) and one for the stated confidence."""
-    measure = "measure"
-    expr = (f'label_join(max by ({AGENT}, {EVAL_NAME}) (agent_evaluation:{EVAL_SCORE}:mean1h{{{a}}}), '
+    measure, deployment_agent = "measure", "deployment_agent"
+    expr = (f'label_join(\n'
+            f'label_join(max by ({per_deployment(AGENT, EVAL_NAME)}) (agent_evaluation:{EVAL_SCORE}:mean1h{{{a}}}), '
             f'"{measure}", "", "{EVAL_NAME}")\nor\n'
-            f'label_replace(max by ({AGENT}) (agent:{CONFIDENCE}:mean1h{{{a}}}), '
-            f'"{measure}", "stated confidence", "", "")')
+            f'label_replace(max by ({per_deployment(AGENT)}) (agent:{CONFIDENCE}:mean1h{{{a}}}), '
+            f'"{measure}", "stated confidence", "", ""),\n'
+            f'"{deployment_agent}", " / ", "{SERVICE}", "{ENVIRONMENT}", "{AGENT}")')
     return matrix_table_panel(
         "Evaluation score vs stated confidence (1h)",
-        "Per agent over the last hour: the mean score of each evaluation of its results (agent.evaluation.score, "
-        "from gen_ai.evaluation.result events or agent_otel.record_evaluation) beside the mean confidence it "
+        "Per agent (and service and environment) over the last hour: the mean score of each evaluation of its "
+        "results (agent.evaluation.score, from gen_ai.evaluation.result events or agent_otel.record_evaluation) "
+        "beside the mean confidence it "
         "stated (agent.confidence). An agent whose evaluations score well below the confidence it states is "
         "overconfident; the calibration by band is next to this table.",
         "short",
         query(expr, instant=True, fmt=PromQueryFormat.TABLE),
-        rows=AGENT, columns=measure, row_title="Agent",
+        rows=deployment_agent, columns=measure, row_title="Service / environment / agent",
     ).decimals(2).span(8)
 
 

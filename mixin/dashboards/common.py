@@ -37,6 +37,19 @@ VARIABLES = f'{SERVICE}=~"$service",{ENVIRONMENT}=~"$environment"'
 RAW = ",".join(part for part in (OURS, SCOPE.selector, VARIABLES) if part)
 #: The same for series of another instrumentation (process metrics): the selector and the variables.
 RAW_OTHER = ",".join(part for part in (SCOPE.selector, VARIABLES) if part)
+#: Table columns naming a row's deployment; the other scope labels (job) are hidden.
+DEPLOYMENT_COLUMNS = {SERVICE: "Service", ENVIRONMENT: "Environment"}
+#: Legend naming a line's deployment, before what the line is of.
+DEPLOYMENT_LEGEND = f"{{{{{SERVICE}}}}} {{{{{ENVIRONMENT}}}}}"
+
+
+def per_deployment(*labels: str) -> str:
+    """The body of ``max by (...)`` over ratios and gauges the rules or processes keep per deployment: the scope
+    labels, then ``labels``. A panel over several services (the variables at All) then shows each one: taking
+    the max over deployments would hide a failing one behind a healthy one of the same agent."""
+    return SCOPE.by(*labels)
+
+
 #: The heartbeat recording rule (one series per service): where the variables find their values.
 _SERVICES = "scope:agent_otel_series:count"
 
@@ -154,7 +167,8 @@ def table_panel(title: str, description: str, unit: str, targets: Sequence[prome
              .footer(common_builders.TableFooterOptions().show(False))
              .with_transformation(dashboard_models.DataTransformerConfig(id_val="merge", options={}))
              .with_transformation(dashboard_models.DataTransformerConfig(
-                 id_val="organize", options={"excludeByName": {"Time": True}, "renameByName": columns})))
+                 id_val="organize", options={"excludeByName": {"Time": True, **{
+                     label: True for label in SCOPE.labels if label not in columns}}, "renameByName": columns})))
     for name, column_unit in (units or {}).items():
         panel = panel.override_by_name(name, [dashboard_models.DynamicConfigValue(id_val="unit", value=column_unit)])
     return panel

@@ -7,6 +7,8 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from mixin.config import load_thresholds
 from mixin.dashboards.common import (
+    DEPLOYMENT_COLUMNS,
+    DEPLOYMENT_LEGEND,
     RATE_INTERVAL,
     RATIO_STEPS,
     RAW,
@@ -16,6 +18,7 @@ from mixin.dashboards.common import (
     dashboard,
     heatmap_panel,
     label_values,
+    per_deployment,
     query,
     row,
     steps,
@@ -79,19 +82,20 @@ def build() -> Dashboard:
             row("Effect"),
             timeseries_panel(
                 "Improvement", "KPI improvement (after minus before) of the latest run per agent and type.", "short",
-                [query(f"max by ({AGENT}, {EVO_TYPE}) ({EVO_IMPROVEMENT}{{{raw_s}}})",
-                       "{{gen_ai_agent_name}} {{evolution_type}}")],
+                [query(f"max by ({per_deployment(AGENT, EVO_TYPE)}) ({EVO_IMPROVEMENT}{{{raw_s}}})",
+                       DEPLOYMENT_LEGEND + " {{gen_ai_agent_name}} {{evolution_type}}")],
             ).thresholds(steps(("red", None), ("green", limits["evolution_min_improvement"]))),
             table_panel(
                 "Current KPIs", "Current value of each agent KPI, as measured by the latest evolution run.", "short",
-                [query(f"max by ({AGENT}, {KPI}) ({KPI_CURRENT}{{{raw_a}}})", instant=True, fmt=PromQueryFormat.TABLE)],
-                columns={AGENT: "Agent", KPI: "KPI", "Value": "Current"}),
+                [query(f"max by ({per_deployment(AGENT, KPI)}) ({KPI_CURRENT}{{{raw_a}}})", instant=True,
+                       fmt=PromQueryFormat.TABLE)],
+                columns={**DEPLOYMENT_COLUMNS, AGENT: "Agent", KPI: "KPI", "Value": "Current"}),
             *panels(),
             row("Resources"),
             timeseries_panel(
                 "Memory peak per run", "Peak resident memory of the process during the latest run.", "bytes",
-                [query(f"max by ({AGENT}, {EVO_TYPE}) ({EVO_MEMORY}{{{raw_s}}})",
-                       "{{gen_ai_agent_name}} {{evolution_type}}")],
+                [query(f"max by ({per_deployment(AGENT, EVO_TYPE)}) ({EVO_MEMORY}{{{raw_s}}})",
+                       DEPLOYMENT_LEGEND + " {{gen_ai_agent_name}} {{evolution_type}}")],
             ).thresholds(steps(("green", None), ("red", limits["evolution_memory_peak_bytes"]))),
             timeseries_panel(
                 "Process CPU during runs",

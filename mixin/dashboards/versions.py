@@ -8,11 +8,21 @@ from typing import Any
 from grafana_foundation_sdk.models import dashboard as dashboard_models
 
 from mixin.config import load_thresholds
-from mixin.dashboards.common import DATASOURCE, RAW, VARIABLES, query, row, steps, timeseries_panel
+from mixin.dashboards.common import (
+    DATASOURCE,
+    DEPLOYMENT_LEGEND,
+    RAW,
+    VARIABLES,
+    per_deployment,
+    query,
+    row,
+    steps,
+    timeseries_panel,
+)
 from mixin.names import AGENT, EVO_ATTEMPTS, EVO_STATUS, EVO_TYPE, VERSION
 from mixin.rules.versions import MEAN, SUCCESS_RATIO
 
-_LEGEND = "{{gen_ai_agent_name}} {{gen_ai_agent_version}}"
+_LEGEND = DEPLOYMENT_LEGEND + " {{gen_ai_agent_name}} {{gen_ai_agent_version}}"
 
 
 def panels() -> list[Any]:
@@ -27,14 +37,14 @@ def panels() -> list[Any]:
             "agent_version rules; agents given a `version`). A new line starts where an evolution run put a new "
             "version in place (the annotations mark the runs); AgentOtelVersionSuccessRegression compares it "
             "with the line it replaced.", "percentunit",
-            [query(f"max by ({AGENT}, {VERSION}) ({SUCCESS_RATIO}{{{s}}})", _LEGEND)],
+            [query(f"max by ({per_deployment(AGENT, VERSION)}) ({SUCCESS_RATIO}{{{s}}})", _LEGEND)],
         ).min(0).max(1).thresholds(steps(("red", None), ("green", 1 - limits["version_success_drop"]))).span(12),
         timeseries_panel(
             "Mean latency by agent version",
             "Mean duration of each agent version's invocations over the hour up to each point. "
             "AgentOtelVersionLatencyRegression fires when a new version takes "
             f"{limits['version_latency_ratio']} times the one it replaced.", "s",
-            [query(f"max by ({AGENT}, {VERSION}) ({MEAN}{{{s}}})", _LEGEND)],
+            [query(f"max by ({per_deployment(AGENT, VERSION)}) ({MEAN}{{{s}}})", _LEGEND)],
         ).min(0).span(12),
     ]
 

@@ -9,6 +9,7 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from mixin.config import load_thresholds
 from mixin.dashboards.common import (
+    DEPLOYMENT_COLUMNS,
     RATE_INTERVAL,
     RATIO_STEPS,
     RAW,
@@ -17,6 +18,7 @@ from mixin.dashboards.common import (
     dashboard,
     label_values,
     matrix_table_panel,
+    per_deployment,
     quantiles,
     query,
     row,
@@ -45,7 +47,7 @@ BY_PATTERN = f"{{{{{WORKFLOW_PATTERN}}}}}"
 def _patterns_by_window(p: str) -> table.Panel:
     """One row per pattern, one column per (measure, window), from the pattern:* recording rules."""
     targets = []
-    columns = {WORKFLOW_PATTERN: "Pattern"}
+    columns = {**DEPLOYMENT_COLUMNS, WORKFLOW_PATTERN: "Pattern"}
     units = {}
     for title, record, unit in (
         ("Success", PATTERN_SUCCESS_RATIO, "percentunit"),
@@ -53,7 +55,7 @@ def _patterns_by_window(p: str) -> table.Panel:
         ("Executions/h", f"pattern:{PATTERN_DUR}_count:rate{{w}}", "short"),
     ):
         for window in ("1h", "1d", "7d"):
-            expr = f"max by ({WORKFLOW_PATTERN}) ({record.format(w=window)}{{{p}}})"
+            expr = f"max by ({per_deployment(WORKFLOW_PATTERN)}) ({record.format(w=window)}{{{p}}})"
             targets.append(query(expr + (" * 3600" if title == "Executions/h" else ""), instant=True,
                                  fmt=PromQueryFormat.TABLE))
             name = f"{title} {window}"
@@ -62,8 +64,8 @@ def _patterns_by_window(p: str) -> table.Panel:
     return table_panel(
         "Patterns by window",
         "Success ratio, mean duration and executions per hour of each workflow pattern over the last hour, day and "
-        "week (recording rules pattern:*:*1h|1d|7d): a pattern that keeps a high success ratio over a week is one "
-        "to promote (discovered, validated, learned).",
+        "week (recording rules pattern:*:*1h|1d|7d), a row per service and environment: a pattern that keeps a "
+        "high success ratio over a week is one to promote (discovered, validated, learned).",
         "short", targets, columns=columns, units=units).span(24).height(7)
 
 
@@ -72,7 +74,8 @@ def _plugin_reliability(tp: str, limits: dict[str, float]) -> table.Panel:
     healthy = round(1 - limits["tool_error_ratio"], 4)
     panel = matrix_table_panel(
         "Plugin reliability by phase (1h)",
-        "Share of each plugin's executions without error in each workflow phase over the last hour: a heatmap of "
+        "Share of each plugin's executions without error in each workflow phase over the last hour (the worst "
+        "service's when several are selected): a heatmap of "
         f"plugin x phase. Red below {healthy:.0%}, yellow below 99 %. AgentOtelPluginFailureRatioJump fires when "
         "a cell falls far below the same cell over the last day.",
         "percentunit",

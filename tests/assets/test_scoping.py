@@ -106,6 +106,24 @@ def test_every_dashboard_has_service_and_environment_variables_applied_in_every_
             assert re.search(rf"\b{metric}\{{{re.escape(OURS)}", expr), f"{metric} without {OURS} in {expr}"
 
 
+#: Panels that take the worst over deployments on purpose: red when any selected service is (per process: the
+#: System dashboard's memory and threads, by job and instance).
+WORST_OF_DEPLOYMENTS = {"Plugin reliability by phase (1h)", "Process memory", "Threads"}
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_no_panel_hides_one_deployment_behind_another(path: object) -> None:
+    """A max (or min) over the ratios and gauges the rules keep per deployment keeps the scope labels: with the
+    service variable at All, a failing deployment's agent showed the figures of a healthy one of the same name."""
+    for panel in _dashboard(path)["panels"]:
+        for target in panel.get("targets", []):
+            for labels in re.findall(r"\b(?:max|min)\s+by\s*\(([^()]*)\)", target["expr"]):
+                kept = [label.strip() for label in labels.split(",")]
+                if panel["title"] in WORST_OF_DEPLOYMENTS:
+                    continue
+                assert kept[: len(SCOPE.labels)] == list(SCOPE.labels), f"{panel['title']}: by ({labels})"
+
+
 @pytest.mark.parametrize("name", ["otelcol.yaml", "gateway.yaml"])
 def test_collector_configs_put_service_and_environment_on_every_series(name: str) -> None:
     config = load_yaml(COLLECTOR / name)
