@@ -14,6 +14,7 @@ from mixin.rules.rule import (
     pct,
     quantile_rules,
     ratio,
+    ratio_above,
     ratio_below,
     record,
     stem,
@@ -131,7 +132,8 @@ def alert_group(t: Thresholds, s: Scope) -> Group:
             alert(
                 t,
                 "AgentOtelProviderFallbackRateHigh",
-                f"provider:{stem(FALLBACKS)}_per_operations:ratio_rate1h > {t['provider_fallback_ratio']}",
+                ratio_above(f"provider:{stem(FALLBACKS)}_per_operations:ratio_rate1h", t["provider_fallback_ratio"],
+                            s.by(PROVIDER), _CALLS_1H, t["provider_min_calls_1h"]),
                 "15m",
                 "warning",
                 "Calls fall back away from a model provider too often.",

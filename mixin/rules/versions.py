@@ -68,8 +68,8 @@ def _lineage(s: Scope) -> list[Rule]:
         record(PREVIOUS_SUCCESS_RATIO, ratio(PREVIOUS_SUCCESSES, PREVIOUS_COUNT)),
         record(PREVIOUS_MEAN, f"agent_version_previous:{AGENT_DUR}_sum:increase1h\n/\n({PREVIOUS_COUNT} > 0)"),
         record(ZSCORE, f"({PREVIOUS_SUCCESS_RATIO} - on ({by}) group_left () {SUCCESS_RATIO})\n"
-                       f"/ on ({by}) group_left ()\nsqrt(\n{pooled}\n* on ({by})\n(1 - {pooled})\n* on ({by})\n"
-                       f"(1 / {PREVIOUS_COUNT} + on ({by}) 1 / {COUNT})\n)"),
+                       f"/ on ({by}) group_left ()\n(\nsqrt(\n{pooled}\n* on ({by})\n(1 - {pooled})\n* on ({by})\n"
+                       f"(1 / {PREVIOUS_COUNT} + on ({by}) 1 / {COUNT})\n) > 0\n)"),
     ]
 
 
