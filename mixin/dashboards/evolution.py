@@ -98,9 +98,11 @@ def build() -> Dashboard:
                        DEPLOYMENT_LEGEND + " {{gen_ai_agent_name}} {{evolution_type}}")],
             ).thresholds(steps(("green", None), ("red", limits["evolution_memory_peak_bytes"]))),
             timeseries_panel(
-                "Process CPU during runs",
-                "CPU used by the processes that run evolutions (cores). Per-run CPU time is on each evolve span "
-                "(process.cpu.time); the contract has no per-run CPU metric.", "percentunit",
+                "Process CPU of the selected services",
+                "CPU used by every process of the selected services, whether or not it runs an evolution at the "
+                "time (100 % = one core busy; the agent and evolution type variables do not apply: process "
+                "metrics carry neither). Per-run CPU time is on each evolve span (process.cpu.time); the contract "
+                "has no per-run CPU metric.", "percentunit",
                 [query(f"sum by (job, instance) (rate({PROCESS_CPU}{{{RAW_OTHER}}}[{RATE_INTERVAL}]))",
                        "{{job}} {{instance}}")]),
         ],

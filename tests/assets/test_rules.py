@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 
@@ -12,6 +13,7 @@ from agent_otel import semconv
 from tests.support.ops import (
     ALERTS,
     ALERTS_FILE,
+    DASHBOARDS,
     RULE_TESTS,
     RULES_FILE,
     RUNBOOKS,
@@ -333,3 +335,35 @@ def test_operations_doc_lists_every_alert_and_threshold():
         assert f"`{rule['alert']}`" in text
     for key in THRESHOLDS:
         assert f"`{key}`" in text, f"docs/operations.md does not mention threshold {key}"
+
+
+def _panel_titles() -> dict[str, set[str]]:
+    """Each dashboard's short title (``agent-otel / Agents`` -> ``Agents``) and the titles of its panels and rows."""
+    titles = {}
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text())
+        titles[dashboard["title"].split(" / ", 1)[-1]] = {panel["title"] for panel in dashboard["panels"]}
+    return titles
+
+
+def test_every_panel_a_runbook_names_is_on_the_dashboard_it_names():
+    """A runbook line that names a dashboard (*Agents*) quotes panels of it; one that names several, of one of
+    them. An on-call person following the runbook must find what it names."""
+    titles = _panel_titles()
+    wrong = []
+    for line in RUNBOOKS.read_text().splitlines():
+        line = re.sub(r"`[^`]*`", "", line)  # code: queries quote label values, not panels
+        named = [name for name in re.findall(r"\*([^*]+)\*", line) if name in titles]
+        if not named:
+            continue
+        panels = set().union(*(titles[name] for name in named))
+        wrong += [f"{'/'.join(named)}: {quoted}" for quoted in re.findall(r'"([^"]+)"', line)
+                  if quoted not in panels]
+    assert not wrong, wrong
+
+
+def test_the_docs_count_the_alerts_there_are():
+    names = {rule["alert"] for rule in alerts()}
+    for doc in (ROOT / "README.md", ROOT / "docs" / "operations.md"):
+        counts = {int(n) for n in re.findall(r"\b(\d+) alerts\b", doc.read_text())}
+        assert counts == {len(names)}, f"{doc.name} says {sorted(counts)} alerts; the rules have {len(names)}"
