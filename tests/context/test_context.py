@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import multiprocessing.pool
 import subprocess
 import sys
 import textwrap
@@ -170,6 +171,33 @@ def test_process_pool_executor(otel: Any, method: str) -> None:
         outside = pool.submit(child_view).result(timeout=120)
     assert view == {"job": f"pp-{method}", "trace_id": trace_id, "parent_span_id": span_id}
     assert outside["job"] is None and outside["parent_span_id"] is None  # nothing leaks between submits
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_multiprocessing_pool_tasks_carry_the_context_of_each_call(otel: Any, method: str) -> None:
+    """Its workers start with the pool, before the job: each task carries its own call's context (apply goes
+    through apply_async, starmap through the map machinery)."""
+    with multiprocessing.get_context(method).Pool(1) as pool:
+        with agent_otel.job(f"pool-{method}"):
+            trace_id, span_id = current_ids()
+            views = [pool.apply(child_view, (method,)), pool.apply_async(func=child_view).get(120),
+                     *pool.map(child_view, [method]), *pool.imap_unordered(child_view, [method]),
+                     *pool.starmap(child_view, [(method,)]), *pool.map_async(child_view, [method]).get(120)]
+        outside = pool.apply(child_view)
+    assert [(view["job"], view["trace_id"], view["parent_span_id"]) for view in views] == [
+        (f"pool-{method}", trace_id, span_id)] * 6
+    assert outside["job"] is None and outside["parent_span_id"] is None  # nothing leaks between tasks
+
+
+def test_a_thread_pools_tasks_run_in_the_context_of_their_call_and_count_toward_its_job(otel: Any) -> None:
+    @agent_otel.tool("lookup")
+    def lookup(_: int) -> str | None:
+        return agent_otel.current_job_id()
+
+    with multiprocessing.pool.ThreadPool(2) as pool, agent_otel.job("threads", type="pooled"):
+        seen = pool.map(lookup, range(3)) + [pool.apply(lookup, (3,))]
+    assert seen == ["threads"] * 4
+    assert otel.span(semconv.job_span_name("pooled")).attributes[semconv.JOB_ROLLUP_TOOL_CALLS] == 4
 
 
 @pytest.mark.parametrize("method", ["spawn", "fork"])

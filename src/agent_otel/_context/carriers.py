@@ -26,15 +26,47 @@ from agent_otel._engine.wrappers import Args, Kwargs, WrapperFunction
 if TYPE_CHECKING:
     import http.client
     from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing.pool import Pool
     from multiprocessing.process import BaseProcess
 
 
 def _wrap_pool_submit(wrapped: Callable[..., Any], instance: ProcessPoolExecutor, args: Args, kwargs: Kwargs) -> Any:
+    """``submit(fn, /, *args, **kwargs)``: ``fn`` is positional only (a keyword ``fn`` is an argument of it)."""
     if args:
         args = (carry(args[0], always=True), *args[1:])
-    elif "fn" in kwargs:
-        kwargs["fn"] = carry(kwargs["fn"], always=True)
     return wrapped(*args, **kwargs)
+
+
+def _wrap_pool_task(wrapped: Callable[..., Any], instance: Pool, args: Args, kwargs: Kwargs) -> Any:
+    """``multiprocessing.Pool``'s ``apply_async``, ``map``... (``func`` first, or by keyword): the task carries
+    the context of this call, as a process pool's submit does (a ``ThreadPool``'s, the context itself)."""
+    from multiprocessing.pool import ThreadPool  # imported already: the patch is applied when it is
+
+    bind = _in_this_context if isinstance(instance, ThreadPool) else _carried
+    if args:
+        args = (bind(args[0]), *args[1:])
+    elif "func" in kwargs:
+        kwargs["func"] = bind(kwargs["func"])
+    return wrapped(*args, **kwargs)
+
+
+def _carried(func: Callable[..., Any]) -> Callable[..., Any]:
+    return carry(func, always=True)
+
+
+def _in_this_context(func: Callable[..., Any]) -> Callable[..., Any]:
+    """For a thread of this process (a ``ThreadPool``'s worker, started before the call): the context itself,
+    the job's roll-ups included, not its serialized ids."""
+    context = otel_context.get_current()
+
+    def run_in_context(*args: Any, **kwargs: Any) -> Any:
+        token = otel_context.attach(context)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            otel_context.detach(token)
+
+    return run_in_context
 
 
 #: Worker processes of pools serve many submits: each submit carries its own context instead.
@@ -59,19 +91,23 @@ def _wrap_popen_init(wrapped: Callable[..., None], instance: subprocess.Popen[An
     return wrapped(*args, **kwargs)
 
 
-#: Per module: the class, its method and the wrapper carrying the context through it.
-_PROCESS_PATCHES: dict[str, tuple[str, str, WrapperFunction]] = {
-    "concurrent.futures.process": ("ProcessPoolExecutor", "submit", _wrap_pool_submit),
-    "multiprocessing.process": ("BaseProcess", "start", _wrap_process_start),
-    "subprocess": ("Popen", "__init__", _wrap_popen_init),
+#: ``multiprocessing.Pool``'s methods that take a task's function (``apply`` and ``starmap`` go through them).
+_POOL_TASK_METHODS = ("apply_async", "map", "map_async", "imap", "imap_unordered", "starmap", "starmap_async")
+
+#: Per module: the class, its methods and the wrapper carrying the context through each.
+_PROCESS_PATCHES: dict[str, tuple[tuple[str, str, WrapperFunction], ...]] = {
+    "concurrent.futures.process": (("ProcessPoolExecutor", "submit", _wrap_pool_submit),),
+    "multiprocessing.pool": tuple(("Pool", method, _wrap_pool_task) for method in _POOL_TASK_METHODS),
+    "multiprocessing.process": (("BaseProcess", "start", _wrap_process_start),),
+    "subprocess": (("Popen", "__init__", _wrap_popen_init),),
 }
 _process_carriers_on = False
 _process_hooks_registered = False
 
 
 def _process_patches(module: ModuleType) -> tuple[tuple[type, str, WrapperFunction], ...]:
-    class_name, method, wrapper = _PROCESS_PATCHES[module.__name__]
-    return ((getattr(module, class_name), method, wrapper),)
+    return tuple((getattr(module, class_name), method, wrapper)
+                 for class_name, method, wrapper in _PROCESS_PATCHES[module.__name__])
 
 
 def _patch_on_import(module: ModuleType) -> None:
