@@ -157,6 +157,81 @@ def test_a_foreign_agent_or_tool_span_further_inside_ours_of_the_same_name_count
     assert otel.span(semconv.job_span_name("steps")).attributes[rollup] == 2
 
 
+@pytest.mark.parametrize("framework_current", [True, False])
+def test_two_traces_of_one_request_inside_our_provider_call_hand_it_the_tokens_once(
+        otel: Any, framework_current: bool) -> None:
+    """A framework's chat span and the SDK's inside it (with a step between, or the framework's not made current,
+    as callback-style instrumentations do): one request, its tokens once (they were summed: twice the tokens)."""
+    framework, sdk = foreign(otel, "framework.instrumentation"), foreign(otel, "sdk.instrumentation")
+    start = {semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
+             semconv.GEN_AI_REQUEST_MODEL: "gpt-4o", semconv.GEN_AI_USAGE_INPUT_TOKENS: 1000,
+             semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 200}
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def complete() -> str:
+        if framework_current:
+            with framework.start_as_current_span("chat gpt-4o", attributes=start), \
+                    framework.start_as_current_span("step"):
+                chat_span(sdk)
+        else:
+            outer = framework.start_span("chat gpt-4o", attributes=start)
+            chat_span(sdk)
+            outer.end()
+        return "text"
+
+    complete()
+    assert {name: sum(p.sum for p in points(otel, name)) for name in (INPUT_TOKENS, OUTPUT_TOKENS)} == {
+        INPUT_TOKENS: 1000, OUTPUT_TOKENS: 200}
+
+
+def test_requests_to_two_models_inside_our_provider_call_cost_each_at_its_own_price(otel: Any) -> None:
+    tracer = foreign(otel)
+
+    @agent_otel.provider("router", model="auto")
+    def route() -> str:
+        chat_span(tracer, model="gpt-4o-mini", tokens=(1_000_000, 0), response_model="gpt-4o-mini")
+        chat_span(tracer, model="gpt-4o", tokens=(1_000_000, 0), response_model="gpt-4o")
+        return "text"
+
+    route()
+    assert point(otel, semconv.CLIENT_COST.name).value == pytest.approx(0.15 + 2.50)
+    assert point(otel, INPUT_TOKENS).sum == 2_000_000
+
+
+def test_a_second_span_of_the_same_name_further_inside_our_call_is_a_call_of_its_own(otel: Any) -> None:
+    """Our agent's framework span is the same run; a run of the same name it delegates to is another. A tool's
+    identity stops at an agent of ours it runs: that agent's framework tool of the same name is its own call."""
+    tracer = foreign(otel)
+
+    def span(operation: str, key: str, name: str) -> Any:
+        return tracer.start_as_current_span(f"{operation} {name}",
+                                            attributes={semconv.GEN_AI_OPERATION_NAME: operation, key: name})
+
+    @agent_otel.agent("researcher")
+    def research() -> None:
+        with span("invoke_agent", semconv.GEN_AI_AGENT_NAME, "researcher"), \
+                span("execute_tool", semconv.GEN_AI_TOOL_NAME, "delegate"), \
+                span("invoke_agent", semconv.GEN_AI_AGENT_NAME, "researcher"):
+            pass
+
+    @agent_otel.agent("sub")
+    def sub() -> None:
+        with span("execute_tool", semconv.GEN_AI_TOOL_NAME, "search"):
+            pass
+
+    @agent_otel.tool("search")
+    def search() -> None:
+        sub()
+
+    research()
+    search()
+    agents = {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.count for p in points(otel, semconv.AGENT_DURATION.name)}
+    assert agents == {"researcher": 2, "sub": 1}
+    tools = {(p.attributes[semconv.GEN_AI_TOOL_NAME], p.attributes.get(semconv.GEN_AI_AGENT_NAME)): p.count
+             for p in points(otel, semconv.TOOL_DURATION.name)}
+    assert tools == {("delegate", "researcher"): 1, ("search", None): 1, ("search", "sub"): 1}
+
+
 def test_two_foreign_spans_of_one_call_count_once(otel: Any) -> None:
     framework, sdk = foreign(otel, "framework.instrumentation"), foreign(otel, "sdk.instrumentation")
     with framework.start_as_current_span("chat gpt-4o", attributes={

@@ -195,7 +195,7 @@ def test_a_thread_pools_tasks_run_in_the_context_of_their_call_and_count_toward_
         return agent_otel.current_job_id()
 
     with multiprocessing.pool.ThreadPool(2) as pool, agent_otel.job("threads", type="pooled"):
-        seen = pool.map(lookup, range(3)) + [pool.apply(lookup, (3,))]
+        seen = [*pool.map(lookup, range(3)), pool.apply(lookup, (3,))]
     assert seen == ["threads"] * 4
     assert otel.span(semconv.job_span_name("pooled")).attributes[semconv.JOB_ROLLUP_TOOL_CALLS] == 4
 

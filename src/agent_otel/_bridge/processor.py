@@ -26,6 +26,7 @@ cardinality cap, and the shipped rules and dashboards read only that scope (``ot
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Mapping
 from typing import Any, cast
@@ -40,7 +41,7 @@ from agent_otel import semconv
 from agent_otel._bridge import sources
 from agent_otel._bridge.sources import Kind
 from agent_otel._calls.agent import record_agent_call
-from agent_otel._calls.call_counts import context_with_counts, current_counts
+from agent_otel._calls.call_counts import CallCounts, context_with_counts, current_counts
 from agent_otel._calls.evaluation import record_result
 from agent_otel._calls.pricing import TokenUsage
 from agent_otel._calls.provider import (
@@ -50,7 +51,7 @@ from agent_otel._calls.provider import (
     record_request,
     record_usage,
 )
-from agent_otel._calls.tool import TOOL_KEY, record_tool_call
+from agent_otel._calls.tool import TOOL_KEY, OpenToolCall, record_tool_call
 from agent_otel._context.job import AGENT_KEY, JOB_KEY, JobState, current_job
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import attribute_dict, drop_content, policy
@@ -65,7 +66,8 @@ class _Seen:
     """What the bridge noted when another library's GenAI span started: its kind, the job and agent it
     ran under, and whether another span of the same call counts it instead."""
 
-    __slots__ = ("agent", "calls", "covered", "job", "kind", "operation", "usage_to")
+    __slots__ = ("agent", "calls", "covered", "enclosing", "inner_reported", "job", "kind", "operation", "thread",
+                 "usage_to")
 
     def __init__(self, kind: Kind, operation: str, job: JobState | None, agent: object) -> None:
         self.kind = kind
@@ -75,6 +77,9 @@ class _Seen:
         self.calls: Any = None  # the enclosing agent invocation's call counts (call_counts.CallCounts)
         self.covered = False
         self.usage_to: ProviderInvocation | None = None  # our provider call it is part of: gets its tokens
+        self.thread = 0
+        self.enclosing: _Seen | None = None  # the span of that call open around it, on its thread: the same request
+        self.inner_reported = False  # a span inside it reported the request's tokens
 
 
 def _ours(span: Any) -> bool:
@@ -124,13 +129,15 @@ class GenAiSpanBridge(SpanProcessor):
             seen = _Seen(kind, operation, current_job(parent_context),
                          otel_context.get_value(AGENT_KEY, parent_context))
             seen.calls = current_counts(parent_context)
-            if same or (parent is None and _ours(parent_span)
-                        and sources.classify(attribute_dict(parent_span)) == found):
-                seen.covered = True  # ours wins, else the outer span
+            if same:
+                seen.covered = True  # the outer span wins
+            elif parent is None and _ours(parent_span) and sources.classify(attribute_dict(parent_span)) == found:
+                seen.covered = True  # ours wins
+                _twin_seen(kind, parent_context)
             elif _in_our_call(kind, operation, attributes, span.name, parent_context):
                 seen.covered = True  # ours, further up: spans between (a retry's, a framework step's) change nothing
             if seen.covered and not same and kind is Kind.PROVIDER:
-                seen.usage_to = _our_provider_call(parent_context, operation)
+                _inside_our_provider_call(seen, _our_provider_call(parent_context, operation))
             self._seen[span] = seen
         except Exception as exc:
             report_error("bridge.start", exc)
@@ -155,9 +162,7 @@ class GenAiSpanBridge(SpanProcessor):
             if not seen.covered:
                 _record(span, seen)
             elif seen.usage_to is not None:
-                attributes = attribute_dict(span)
-                seen.usage_to.add_usage_inside(_token_usage(sources.usage_of(attributes)),
-                                               sources.response_model_of(attributes))
+                _hand_usage(span, seen, seen.usage_to)
         except Exception as exc:
             report_error("bridge.record", exc)
 
@@ -172,17 +177,56 @@ def _our_provider_call(ctx: Context | None, operation: str) -> ProviderInvocatio
 def _in_our_call(kind: Kind, operation: str, attributes: Mapping[str, Any], span_name: str,
                  ctx: Context | None) -> bool:
     """Whether the span is part of an agent-otel call further up of its kind: a provider call of its
-    operation, an agent or tool call of its name (an agent run by the one we wrap, a tool by a framework's
-    tool-calling step: other names are calls of their own)."""
+    operation; the agent or tool call it is the first span of that name in (a framework's span of the run or
+    tool call we wrap: a second one is a call of its own, and a tool's identity stops at an agent of ours)."""
     if kind is Kind.PROVIDER:
         return _our_provider_call(ctx, operation) is not None
     if kind is Kind.AGENT:
-        enclosing = otel_context.get_value(AGENT_KEY, ctx)
-        return enclosing is not None and enclosing == (sources.agent_name_of(attributes) or span_name)
+        counts = current_counts(ctx)
+        if counts is None or counts.twin_seen:
+            return False
+        counts.twin_seen = otel_context.get_value(AGENT_KEY, ctx) == (sources.agent_name_of(attributes) or span_name)
+        return counts.twin_seen
     if kind is Kind.TOOL:
-        enclosing = otel_context.get_value(TOOL_KEY, ctx)
-        return enclosing is not None and enclosing == (sources.tool_name_of(attributes) or span_name)
+        tool = otel_context.get_value(TOOL_KEY, ctx)
+        if not isinstance(tool, OpenToolCall) or tool.twin_seen:
+            return False
+        tool.twin_seen = tool.name == (sources.tool_name_of(attributes) or span_name)
+        return tool.twin_seen
     return False
+
+
+def _twin_seen(kind: Kind, ctx: Context | None) -> None:
+    """Our agent or tool call whose span is the direct parent has had its twin (see :func:`_in_our_call`)."""
+    marker = current_counts(ctx) if kind is Kind.AGENT else otel_context.get_value(TOOL_KEY, ctx)
+    if isinstance(marker, CallCounts | OpenToolCall):
+        marker.twin_seen = True
+
+
+def _inside_our_provider_call(seen: _Seen, call: ProviderInvocation | None) -> None:
+    """Note a covered span of another library inside our provider call: it hands the call its tokens when it
+    ends, unless a span inside it, on its thread, reported them (two traces of one request)."""
+    if call is None:
+        return
+    seen.usage_to = call
+    seen.thread = threading.get_ident()
+    seen.enclosing = next((other for other in reversed(call.open_inside) if other.thread == seen.thread), None)
+    call.open_inside.append(seen)
+
+
+def _hand_usage(span: Span, seen: _Seen, call: ProviderInvocation) -> None:
+    try:
+        call.open_inside.remove(seen)
+    except ValueError:
+        pass
+    attributes = attribute_dict(span)
+    usage = sources.usage_of(attributes)
+    reported = usage.input_tokens is not None or usage.output_tokens is not None
+    if reported and not seen.inner_reported:
+        call.add_usage_inside(_token_usage(usage),
+                              sources.response_model_of(attributes) or sources.request_model_of(attributes))
+    if (reported or seen.inner_reported) and seen.enclosing is not None:
+        seen.enclosing.inner_reported = True
 
 
 def _token_usage(usage: sources.Usage) -> TokenUsage:

@@ -39,6 +39,7 @@ from agent_otel._calls.options import (
 )
 from agent_otel._calls.phase import record_pattern
 from agent_otel._calls.process_usage import ResourceSampler
+from agent_otel._calls.tool import TOOL_KEY
 from agent_otel._context.conversation import context_with_conversation
 from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, current_job
 from agent_otel._context.phase import current_phase
@@ -253,7 +254,7 @@ class AgentHandler(KindHandler):
             version, attributes = self.version_attributes(call, attributes)
         counts = CallCounts()
         parent = otel_context.get_current()
-        entries: dict[str, object] = {AGENT_KEY: name, CALLS_KEY: counts}
+        entries: dict[str, object] = {AGENT_KEY: name, CALLS_KEY: counts, TOOL_KEY: None}  # see tool.TOOL_KEY
         if version is not None or parent.get(AGENT_VERSION_KEY) is not None:  # an outer one's is not ours
             entries[AGENT_VERSION_KEY] = version
         if "conversation" in self.options:  # the call runs in this conversation (None: the enclosing one)

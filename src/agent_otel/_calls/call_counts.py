@@ -24,11 +24,13 @@ class CallCounts:
     """The calls one agent invocation made so far. One invocation makes one per call, so it is cheap:
     each call appends to a list (atomic, thread-safe without a lock) and the count is its length."""
 
-    __slots__ = ("_inference", "_tool")
+    __slots__ = ("_inference", "_tool", "twin_seen")
 
     def __init__(self) -> None:
         self._inference: list[None] = []
         self._tool: list[None] = []
+        #: Another library's span of this very invocation was seen (the span bridge counts the call once).
+        self.twin_seen = False
 
     @property
     def inference(self) -> int:

@@ -72,8 +72,8 @@ class ProviderInvocation(Invocation):
     text) hands it the tokens its result did not show (``usage_inside``)."""
 
     __slots__ = ("cache_beside_input", "cache_read", "cache_write", "call", "handler", "input_tokens", "model",
-                 "operation", "outer", "output_tokens", "priced_model", "provider", "reasoning", "response_model",
-                 "retries", "usage_below", "usage_inside")
+                 "open_inside", "operation", "outer", "output_tokens", "priced_model", "provider", "reasoning",
+                 "response_model", "retries", "usage_below", "usage_inside")
 
     def __init__(self, span: Any, ctx: Any, handler: ProviderHandler, call: Call, provider: str, model: str,
                  operation: str, priced_model: str) -> None:
@@ -94,20 +94,39 @@ class ProviderInvocation(Invocation):
         self.response_model: str | None = None
         self.outer: ProviderInvocation | None = None
         self.usage_below = False
-        self.usage_inside: TokenUsage | None = None
+        #: (tokens, model) that other libraries' spans of this call reported, one entry per request
+        self.usage_inside: list[tuple[TokenUsage, str | None]] = []
+        #: the span bridge's: those spans still open (it tells a request from a second trace of it)
+        self.open_inside: list[Any] = []
 
-    def add_usage_inside(self, usage: TokenUsage, response_model: str | None) -> None:
-        """Tokens (summed over its requests: a retry's, a tool loop's) and the response model that another
-        library's spans inside this call reported; the call counts them when its own result reports none."""
-        inside = self.usage_inside
-        if inside is None:
-            self.usage_inside = inside = TokenUsage()
-        for field in _USAGE_FIELDS:
-            value = getattr(usage, field)
-            if value is not None:
-                setattr(inside, field, (getattr(inside, field) or 0) + value)
-        if response_model and not self.response_model:
-            self.response_model = response_model
+    def add_usage_inside(self, usage: TokenUsage, model: str | None) -> None:
+        """One request that another library's span inside this call reported: its tokens and the model that
+        answered. Counted when the call's own result reports none (an append: safe from any thread)."""
+        self.usage_inside.append((usage, model))
+
+    def _adopt_usage_inside(self) -> tuple[float | None, bool]:
+        """The tokens of the requests inside, summed (a retry's attempts, a router's requests), as the call's;
+        returns their cost, each priced at the model that answered it, and whether one had no price. Their
+        response model is the call's when they agree."""
+        entries = list(self.usage_inside)
+        total = TokenUsage()
+        cost: float | None = None
+        unpriced = False
+        for usage, model in entries:
+            for field in _USAGE_FIELDS:
+                value = getattr(usage, field)
+                if value is not None:
+                    setattr(total, field, (getattr(total, field) or 0) + value)
+            part, missing = priced_cost(model, self.priced_model, usage)
+            if part is not None:
+                cost = (cost or 0.0) + part
+            unpriced = unpriced or missing
+        self.input_tokens, self.output_tokens = total.input, total.output
+        self.cache_read, self.cache_write, self.reasoning = total.cache_read, total.cache_write, total.reasoning
+        models = {model for _, model in entries}
+        if not self.response_model and len(models) == 1:
+            self.response_model = models.pop()
+        return cost, unpriced
 
     def wants_stream(self, result: Any) -> bool:
         stream = self.handler.options.get("stream")
@@ -209,10 +228,9 @@ class ProviderInvocation(Invocation):
                 explicit = coerce_count(handler.option(key, call), f"provider.{key}")
                 if explicit is not None:
                     setattr(self, key, explicit)
-        inside = self.usage_inside
-        if inside is not None and self.input_tokens is None and self.output_tokens is None:
-            self.input_tokens, self.output_tokens = inside.input, inside.output
-            self.cache_read, self.cache_write, self.reasoning = inside.cache_read, inside.cache_write, inside.reasoning
+        inside_cost = None
+        if self.usage_inside and self.input_tokens is None and self.output_tokens is None:
+            inside_cost = self._adopt_usage_inside()
         if "response_model" in handler.options:
             response_model = handler.option("response_model", call)
             if response_model is not None and not isinstance(response_model, str):
@@ -252,6 +270,8 @@ class ProviderInvocation(Invocation):
             usage = self.usage()
             if explicit_cost:
                 cost = coerce_number(handler.option("cost", call), "provider.cost", 0.0, None)
+            elif inside_cost is not None:
+                cost, unpriced = inside_cost
             else:
                 cost, unpriced = priced_cost(self.response_model, self.priced_model, usage)
             record_usage(ctx, token_attributes, usage, cost, otel_context.get_value(AGENT_KEY, ctx), unpriced=unpriced)

@@ -29,9 +29,20 @@ from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
 from agent_otel._engine.wrappers import End, Invocation
 
-#: The name of the agent-otel tool call a call runs in: another library's span of the same tool further
-#: down (under a framework's step) is the same call (the span bridge counts it once).
+#: The agent-otel tool call a call runs in (an :class:`OpenToolCall`; None under an agent call of ours inside
+#: it): the first span of another library for the same tool further down is that same call.
 TOOL_KEY = otel_context.create_key("agent_otel.tool")
+
+
+class OpenToolCall:
+    """A running tool call of ours, as the span bridge sees it: its name, and whether another library's span
+    of it was seen already (a second one of that name is a call of its own)."""
+
+    __slots__ = ("name", "twin_seen")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.twin_seen = False
 
 
 class ToolInvocation(Invocation):
@@ -127,7 +138,8 @@ class ToolHandler(KindHandler):
             agent_name = policy().bounded(semconv.GEN_AI_AGENT_NAME, agent_name)
         else:  # the agent it runs under, whose name is bounded already
             agent_name = otel_context.get_current().get(AGENT_KEY)  # type: ignore[assignment]
-        span, ctx = self.open(span_name, self.under_agent(by_agent, base, agent_name), None, {TOOL_KEY: name})
+        span, ctx = self.open(span_name, self.under_agent(by_agent, base, agent_name), None,
+                              {TOOL_KEY: OpenToolCall(name)})
         phase = current_phase(ctx)
         if phase is not None or self.has_step:
             self._step(span, call, phase)
