@@ -5,6 +5,9 @@ from __future__ import annotations
 import ast
 import importlib
 import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import agent_otel
@@ -127,3 +130,20 @@ def test_readme_and_docs_name_only_the_public_api() -> None:
                     continue
                 assert not re.search(r"\._[a-z]", dotted), f"{doc.name}:{number} names a private module: {dotted}"
                 assert resolves(dotted), f"{doc.name}:{number} names {dotted}, which does not exist"
+
+
+def test_a_type_checker_sees_the_public_api_and_no_other_name(tmp_path: Path) -> None:
+    """The lazily imported EvaluationLogProcessor is typed, and a misspelt name is an error (a module-level
+    ``__getattr__`` visible to type checkers made every name an ``object``)."""
+    (tmp_path / "user.py").write_text(textwrap.dedent("""
+        import agent_otel
+        from agent_otel import EvaluationLogProcessor
+
+        reveal_type(EvaluationLogProcessor)
+        agent_otel.confgure()
+    """))
+    done = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental", "user.py"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert 'Revealed type is "def () -> agent_otel._bridge.logs.EvaluationLogProcessor"' in done.stdout, done.stdout
+    assert 'Module has no attribute "confgure"' in done.stdout, done.stdout
+    assert "Found 1 error" in done.stdout, done.stdout

@@ -70,11 +70,16 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    """``EvaluationLogProcessor`` is imported on first use: it needs the logs SDK, which a program that
-    sends no logs through OpenTelemetry never imports otherwise."""
-    if name == "EvaluationLogProcessor":
-        from agent_otel._bridge.logs import EvaluationLogProcessor
+if not _typing.TYPE_CHECKING:  # type checkers see the import above, and no other name
 
-        return EvaluationLogProcessor
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(name: str) -> object:
+        """``EvaluationLogProcessor`` is imported on first use: it needs the logs SDK, which a program that
+        sends no logs through OpenTelemetry never imports otherwise."""
+        if name == "EvaluationLogProcessor":
+            from agent_otel._bridge.logs import EvaluationLogProcessor
+
+            return EvaluationLogProcessor
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})

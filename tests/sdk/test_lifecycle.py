@@ -89,6 +89,9 @@ def test_calls_after_shutdown_run_as_plain_with_nothing_on_stderr_and_still_reco
         import json
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
         import agent_otel
 
         @agent_otel.tool("lookup")
@@ -114,10 +117,18 @@ def test_calls_after_shutdown_run_as_plain_with_nothing_on_stderr_and_still_reco
         points = [point for resource in reader.get_metrics_data().resource_metrics for scope in resource.scope_metrics
                   for metric in scope.metrics if metric.name == "gen_ai.execute_tool.duration"
                   for point in metric.data.data_points]
-        print(json.dumps({"results": [first, after], "host_calls": sum(point.count for point in points)}))
+
+        spans = InMemorySpanExporter()  # both given, not installed globally (as agent_otel.testing does)
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+        agent_otel.configure(tracer_provider=tracer_provider, meter_provider=MeterProvider(), set_global=False)
+        agent_otel.shutdown()
+        lookup(4)
+        print(json.dumps({"results": [first, after], "host_calls": sum(point.count for point in points),
+                          "host_spans": [span.name for span in spans.get_finished_spans()]}))
     """)
     assert child.stderr == ""
-    assert last_json(child) == {"results": [[1, 1], [2, 2]], "host_calls": 1}
+    assert last_json(child) == {"results": [[1, 1], [2, 2]], "host_calls": 1, "host_spans": ["execute_tool lookup"]}
 
 
 # --------------------------------------------------------------------------------------------------

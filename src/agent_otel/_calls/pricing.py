@@ -54,7 +54,9 @@ DEFAULT_PRICES: dict[str, Price] = {
     "o3-mini": Price(1.10, 4.40, cache_read=0.55),
     "o4-mini": Price(1.10, 4.40, cache_read=0.275),
     "claude-opus-4": Price(15.00, 75.00, cache_read=1.50, cache_write=18.75),
+    "claude-opus-4-0": Price(15.00, 75.00, cache_read=1.50, cache_write=18.75),  # Anthropic's alias of it
     "claude-sonnet-4": Price(3.00, 15.00, cache_read=0.30, cache_write=3.75),
+    "claude-sonnet-4-0": Price(3.00, 15.00, cache_read=0.30, cache_write=3.75),
     "claude-3-5-sonnet": Price(3.00, 15.00, cache_read=0.30, cache_write=3.75),
     "claude-3-5-haiku": Price(0.80, 4.00, cache_read=0.08, cache_write=1.00),
     "claude-3-haiku": Price(0.25, 1.25, cache_read=0.03, cache_write=0.30),

@@ -7,6 +7,7 @@ program that never starts a process pool or a ``multiprocessing`` child does not
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 import threading
@@ -106,8 +107,12 @@ _process_hooks_registered = False
 
 
 def _process_patches(module: ModuleType) -> tuple[tuple[type, str, WrapperFunction], ...]:
-    return tuple((getattr(module, class_name), method, wrapper)
-                 for class_name, method, wrapper in _PROCESS_PATCHES[module.__name__])
+    patches = _PROCESS_PATCHES[module.__name__]
+    if not all(hasattr(module, class_name) for class_name, _, _ in patches):
+        # Another thread is importing it (wrapt runs the hook at once for a module in sys.modules, even one
+        # still being executed): the import system makes this one wait until that import is done.
+        module = importlib.import_module(module.__name__)
+    return tuple((getattr(module, class_name), method, wrapper) for class_name, method, wrapper in patches)
 
 
 def _patch_on_import(module: ModuleType) -> None:

@@ -108,9 +108,3 @@ def runtime() -> Runtime:
             rt = build_runtime()
     return rt
 
-
-def reset_runtime() -> None:
-    """Forget the runtime (tests, shutdown)."""
-    global _runtime
-    with _lock:
-        _runtime = None

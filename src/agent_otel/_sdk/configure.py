@@ -62,7 +62,7 @@ from agent_otel._context.carriers import (
     uninstrument_thread_subclasses,
 )
 from agent_otel._context.propagation import context_from_environment
-from agent_otel._engine.instruments import build_runtime, enabled_from_env, reset_runtime
+from agent_otel._engine.instruments import build_runtime, enabled_from_env
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._environment import (
     AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS,
@@ -551,9 +551,6 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool) -> None:
 def _runtime_after_release(telemetry: Telemetry) -> None:
     """What calls record after shutdown() (until configure() runs again): nothing into a provider we shut
     down (the SDK would refuse, and warn on the host's stderr), still everything into a host's."""
-    if not (telemetry.owns_tracer_provider or telemetry.owns_meter_provider):
-        reset_runtime()  # built again over the host's providers at the next call
-        return
     host_tp = None if telemetry.owns_tracer_provider else telemetry.tracer_provider
     host_mp = None if telemetry.owns_meter_provider else telemetry.meter_provider
     build_runtime(host_tp or trace.NoOpTracerProvider(), host_mp or metrics.NoOpMeterProvider(),
