@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
+from opentelemetry.context import Context
 
 from agent_otel import semconv
 from agent_otel._calls.evaluation import WINDOW_KEY, ScoreWindow, take_baseline
@@ -170,7 +171,7 @@ class EvolutionHandler(KindHandler):
         span, ctx = self.open(span_name, attributes)
         sampler = ResourceSampler() if self.options.get("sample_resources", _SAMPLE_RESOURCES) else None
         inv = EvolutionInvocation(span, ctx, self, call, agent_name, evolution_type, sampler)
-        inv.context = otel_context.set_value(EVOLUTION_KEY, inv, ctx)
+        inv.context = Context({**ctx, EVOLUTION_KEY: inv})  # one copy (set_value() makes two)
         names = _evaluation_names(self.option("evaluations", call))
         if names:
             window = ScoreWindow(names)

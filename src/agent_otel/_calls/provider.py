@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agent_otel import semconv
@@ -387,7 +388,8 @@ class ProviderHandler(KindHandler):
         call = self.new_call(instance, args, kwargs)
         provider, model, priced, operation, span_name, base, by_agent = self.static(
             ("provider", "model", "operation"), self._describe, call)
-        agent_name = otel_context.get_value(AGENT_KEY)
+        parent = otel_context.get_current()  # one lookup for the agent, the outer call and the span's parent
+        agent_name = parent.get(AGENT_KEY)
         if "prompt" in self.options and policy().capture_content:
             attributes = dict(base)
             if agent_name is not None:
@@ -396,12 +398,12 @@ class ProviderHandler(KindHandler):
             attributes = self.span_attributes(attributes)
         else:
             attributes = self.under_agent(by_agent, base, agent_name)
-        span, ctx = self.open(span_name, attributes)
+        span, ctx = self.open(span_name, attributes, parent)
         inv = ProviderInvocation(span, None, self, call, provider, model, operation, priced)
-        outer = otel_context.get_value(PROVIDER_KEY)
+        outer = parent.get(PROVIDER_KEY)
         if outer is not None and outer.provider == provider:  # type: ignore[attr-defined]
             inv.outer = outer  # type: ignore[assignment]
-        inv.context = otel_context.set_value(PROVIDER_KEY, inv, ctx)
+        inv.context = Context({**ctx, PROVIDER_KEY: inv})  # one copy (set_value() makes two)
         return inv
 
 
