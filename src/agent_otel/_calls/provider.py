@@ -10,7 +10,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agent_otel import semconv
-from agent_otel._calls.call_counts import count_inference
+from agent_otel._calls.call_counts import CALLS_KEY, CallCounts
 from agent_otel._calls.content import input_attributes, output_content
 from agent_otel._calls.extractors import Call, Extractor
 from agent_otel._calls.handler import (
@@ -27,7 +27,7 @@ from agent_otel._calls.handler import (
 )
 from agent_otel._calls.options import PROVIDER, Attributes, Count, Flag, Number, Text, collect
 from agent_otel._calls.pricing import TokenUsage, cost_of_usage, price_of
-from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, current_job
+from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, JobState
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
 from agent_otel._engine.self_telemetry import report_error
@@ -236,8 +236,8 @@ class ProviderInvocation(Invocation):
             record_usage(ctx, token_attributes, usage, cost, otel_context.get_value(AGENT_KEY, ctx), unpriced=unpriced)
         if outer is not None and (has_usage or self.usage_below):
             outer.usage_below = True
-        job = current_job(ctx)
-        if job is not None and (outer is None or has_usage):
+        job = (ctx if ctx is not None else otel_context.get_current()).get(JOB_KEY)  # current_job(), inlined
+        if isinstance(job, JobState) and (outer is None or has_usage):
             job.add(provider_calls=1 if outer is None else 0, input_tokens=self.input_tokens or 0,
                     output_tokens=self.output_tokens or 0, cost=cost or 0.0)
         span = self.span
@@ -315,7 +315,9 @@ def priced_cost(response_model: str | None, request_model: str | None, usage: To
 def record_request(ctx: Any, attributes: dict[str, Any], duration_s: float, ttfc_s: float | None) -> None:
     """One logical request to a provider: its duration and time to first chunk (``attributes`` carry
     ``error.type`` when it failed), and one inference call of the agent invocation it runs under."""
-    count_inference(ctx)
+    counts = (ctx if ctx is not None else otel_context.get_current()).get(CALLS_KEY)  # the agent invocation's counts
+    if isinstance(counts, CallCounts):
+        counts.add_inference()
     rt = runtime()
     rt[semconv.CLIENT_INFERENCE_DURATION].record(duration_s, attributes, context=ctx)
     if ttfc_s is not None:
