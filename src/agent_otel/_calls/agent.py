@@ -160,7 +160,7 @@ def record_agent_call(ctx: Any, name: str, task_type: str, outcome: str, error_t
     (rt or runtime())[semconv.AGENT_DURATION].record(duration_s, attributes, context=ctx)
     job = values.get(JOB_KEY)
     if isinstance(job, JobState):
-        job.add(agent_calls=1)
+        job.add_one("agent_calls")
 
 
 _NOTHING: dict[str, Any] = {}

@@ -84,7 +84,7 @@ def record_tool_call(ctx: Any, name: str, agent_name: str | None, error_type: st
         counts.add_tool()
     job = values.get(JOB_KEY)
     if isinstance(job, JobState):
-        job.add(tool_calls=1)
+        job.add_one("tool_calls")
         job.use_plugin(name)
 
 

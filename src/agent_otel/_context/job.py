@@ -49,6 +49,12 @@ class JobState:
             for name, delta in deltas.items():
                 values[name] += delta
 
+    def add_one(self, name: str) -> None:
+        """``add(**{name: 1})`` without the keyword dict and its loop: one agent, provider or tool call."""
+        values = self.__dict__
+        with self._lock:
+            values[name] += 1
+
     def use_plugin(self, name: str) -> None:
         if name not in self.plugins:  # the lock only the first time (rollup_attributes iterates under it)
             with self._lock:
