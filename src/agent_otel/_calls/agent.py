@@ -55,7 +55,7 @@ class AgentInvocation(Invocation):
     __slots__ = ("call", "counts", "handler", "name", "sampler", "task_type", "version")
 
     def __init__(self, span: Any, ctx: Any, handler: AgentHandler, call: Call, name: str, task_type: str) -> None:
-        super().__init__(span, ctx, "agent")
+        Invocation.__init__(self, span, ctx, "agent")  # without super()'s object
         self.sampler = ResourceSampler() if handler.sample_resources else None
         self.handler = handler
         self.call = call
@@ -157,7 +157,8 @@ def record_agent_call(ctx: Any, name: str, task_type: str, outcome: str, error_t
     phase = values.get(PHASE_KEY)
     if isinstance(phase, PhaseState):
         attributes[semconv.WORKFLOW_PHASE] = phase.name
-    (rt or runtime())[semconv.AGENT_DURATION].record(duration_s, attributes, context=ctx)
+    (rt or runtime()).instruments[semconv.AGENT_DURATION.name].record(  # by name: rt[spec] is a Python call
+        duration_s, attributes, context=ctx)
     job = values.get(JOB_KEY)
     if isinstance(job, JobState):
         job.add_one("agent_calls")
@@ -211,7 +212,8 @@ class AgentHandler(KindHandler):
             for field in result:
                 read = by_field.get(field)
                 if read is not None and read[0] not in found:
-                    value = field_of(result, *read[1])
+                    fields = read[1]  # one field: what field_of() reads, without its call
+                    value = result[field] if len(fields) == 1 else field_of(result, *fields)
                     if value is not None:
                         found[read[0]] = value
             return found

@@ -65,5 +65,6 @@ def record_call_counts(ctx: Any, counts: CallCounts, agent_name: str, error_type
     if rt is None:
         rt = runtime()
     # the lengths the properties return, without their calls
-    rt[semconv.AGENT_INFERENCE_CALLS].record(len(counts._inference), attributes, context=ctx)
-    rt[semconv.AGENT_TOOL_CALLS].record(len(counts._tool), attributes, context=ctx)
+    instruments = rt.instruments  # a dict read each (rt[spec] is a Python call)
+    instruments[semconv.AGENT_INFERENCE_CALLS.name].record(len(counts._inference), attributes, context=ctx)
+    instruments[semconv.AGENT_TOOL_CALLS.name].record(len(counts._tool), attributes, context=ctx)

@@ -74,7 +74,7 @@ class ProviderInvocation(Invocation):
 
     def __init__(self, span: Any, ctx: Any, handler: ProviderHandler, call: Call, provider: str, model: str,
                  operation: str, priced_model: str) -> None:
-        super().__init__(span, ctx, "provider")
+        Invocation.__init__(self, span, ctx, "provider")  # without super()'s object
         self.handler = handler
         self.call = call
         self.provider = provider
@@ -318,10 +318,10 @@ def record_request(ctx: Any, attributes: dict[str, Any], duration_s: float, ttfc
     counts = (ctx if ctx is not None else otel_context.get_current()).get(CALLS_KEY)  # the agent invocation's counts
     if isinstance(counts, CallCounts):
         counts.add_inference()
-    rt = runtime()
-    rt[semconv.CLIENT_INFERENCE_DURATION].record(duration_s, attributes, context=ctx)
+    rt = runtime()  # its instruments read by name (rt[spec] is a Python call)
+    rt.instruments[semconv.CLIENT_INFERENCE_DURATION.name].record(duration_s, attributes, context=ctx)
     if ttfc_s is not None:
-        rt[semconv.CLIENT_TIME_TO_FIRST_CHUNK].record(ttfc_s, attributes, context=ctx)
+        rt.instruments[semconv.CLIENT_TIME_TO_FIRST_CHUNK.name].record(ttfc_s, attributes, context=ctx)
     if rt.previous:
         rt.previous[semconv.CLIENT_INFERENCE_DURATION.name].record(duration_s, attributes, context=ctx)
         if ttfc_s is not None:
@@ -334,21 +334,21 @@ def record_usage(ctx: Any, token_attributes: dict[str, Any], usage: TokenUsage, 
     counters (modality ``unknown``: no response agent-otel reads splits usage by modality) and the per-operation
     histograms of the GenAI conventions. A call whose model has no price (``unpriced``) is counted as such
     instead of costing a silent zero."""
-    rt = runtime()
+    rt = runtime()  # its instruments read by name (rt[spec] is a Python call)
     if unpriced:
-        rt[semconv.CLIENT_UNPRICED_CALLS].add(1, {
+        rt.instruments[semconv.CLIENT_UNPRICED_CALLS.name].add(1, {
             semconv.GEN_AI_PROVIDER_NAME: token_attributes[semconv.GEN_AI_PROVIDER_NAME],
             semconv.GEN_AI_REQUEST_MODEL: token_attributes[semconv.GEN_AI_REQUEST_MODEL]}, context=ctx)
     if cost is not None:
-        rt[semconv.CLIENT_OPERATION_COST].record(cost, token_attributes, context=ctx)
+        rt.instruments[semconv.CLIENT_OPERATION_COST.name].record(cost, token_attributes, context=ctx)
     counted = {**token_attributes, semconv.GEN_AI_TOKEN_MODALITY: semconv.TOKEN_MODALITY_UNKNOWN}
     input_tokens, output_tokens = usage.input, usage.output
     if input_tokens is not None:
-        rt[semconv.CLIENT_USAGE_INPUT_TOKENS].add(input_tokens, counted, context=ctx)
-        rt[semconv.CLIENT_OPERATION_INPUT_TOKENS].record(input_tokens, token_attributes, context=ctx)
+        rt.instruments[semconv.CLIENT_USAGE_INPUT_TOKENS.name].add(input_tokens, counted, context=ctx)
+        rt.instruments[semconv.CLIENT_OPERATION_INPUT_TOKENS.name].record(input_tokens, token_attributes, context=ctx)
     if output_tokens is not None:
-        rt[semconv.CLIENT_USAGE_OUTPUT_TOKENS].add(output_tokens, counted, context=ctx)
-        rt[semconv.CLIENT_OPERATION_OUTPUT_TOKENS].record(output_tokens, token_attributes, context=ctx)
+        rt.instruments[semconv.CLIENT_USAGE_OUTPUT_TOKENS.name].add(output_tokens, counted, context=ctx)
+        rt.instruments[semconv.CLIENT_OPERATION_OUTPUT_TOKENS.name].record(output_tokens, token_attributes, context=ctx)
     for spec, tokens in ((semconv.CLIENT_USAGE_CACHE_READ_TOKENS, usage.cache_read),
                          (semconv.CLIENT_USAGE_CACHE_WRITE_TOKENS, usage.cache_write),
                          (semconv.CLIENT_USAGE_REASONING_TOKENS, usage.reasoning)):

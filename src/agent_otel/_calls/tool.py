@@ -35,7 +35,7 @@ class ToolInvocation(Invocation):
 
     def __init__(self, span: Any, ctx: Any, name: str, agent_name: str | None, handler: ToolHandler,
                  call: Call, phase: str | None = None) -> None:
-        super().__init__(span, ctx, "tool")
+        Invocation.__init__(self, span, ctx, "tool")  # without super()'s object
         self.name = name
         self.phase = phase  # the workflow phase the call runs in
         self.agent_name = agent_name
@@ -78,7 +78,8 @@ def record_tool_call(ctx: Any, name: str, agent_name: str | None, error_type: st
         phase = state.name if isinstance(state, PhaseState) else None
     if phase is not None:
         attributes[semconv.WORKFLOW_PHASE] = phase
-    runtime()[semconv.TOOL_DURATION].record(duration_s, attributes, context=ctx)
+    runtime().instruments[semconv.TOOL_DURATION.name].record(  # by name: rt[spec] is a Python call
+        duration_s, attributes, context=ctx)
     counts = values.get(CALLS_KEY)
     if isinstance(counts, CallCounts):
         counts.add_tool()
