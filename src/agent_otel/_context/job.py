@@ -104,6 +104,6 @@ def _baggage_job_id(ctx: Context | None) -> str | None:
 
 
 def context_with_job(state: JobState, ctx: Context | None = None) -> Context:
-    ctx = otel_context.set_value(JOB_KEY, state, ctx)
     ctx = baggage.set_baggage(semconv.BAGGAGE_JOB_ID, state.id, ctx)
-    return baggage.set_baggage(semconv.BAGGAGE_JOB_TYPE, state.type, ctx)
+    ctx = baggage.set_baggage(semconv.BAGGAGE_JOB_TYPE, state.type, ctx)
+    return Context({**ctx, JOB_KEY: state})  # set_value() in one copy
