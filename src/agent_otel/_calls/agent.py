@@ -41,9 +41,9 @@ from agent_otel._calls.phase import record_pattern
 from agent_otel._calls.process_usage import ResourceSampler
 from agent_otel._calls.tool import TOOL_KEY
 from agent_otel._context.conversation import context_with_conversation
-from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, current_job
-from agent_otel._context.phase import current_phase
-from agent_otel._engine.instruments import runtime
+from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, JobState, current_job
+from agent_otel._context.phase import PHASE_KEY, PhaseState
+from agent_otel._engine.instruments import Runtime, runtime
 from agent_otel._engine.policy import policy
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import End, Invocation
@@ -56,7 +56,7 @@ class AgentInvocation(Invocation):
     __slots__ = ("call", "counts", "handler", "name", "sampler", "task_type", "version")
 
     def __init__(self, span: Any, ctx: Any, handler: AgentHandler, call: Call, name: str, task_type: str) -> None:
-        super().__init__(span, ctx, "agent")
+        Invocation.__init__(self, span, ctx, "agent")  # without super()'s object
         self.sampler = ResourceSampler() if handler.sample_resources else None
         self.handler = handler
         self.call = call
@@ -78,14 +78,20 @@ class AgentInvocation(Invocation):
         found = handler.read_result(value) if error is None else _NOTHING
         read = handler.result_value
         if error is None:
-            success = coerce_bool(read("success", call, found), "agent.success")
-            confidence = coerce_number(read("confidence", call, found), "agent.confidence", 0.0, 1.0)
+            # an option not given is what the result has (result_value's first case, without its call); None
+            # and a bool are what coerce_bool would return, and None what coerce_number would
+            explicit = handler.explicit
+            raw = found.get("success") if "success" not in explicit else read("success", call, found)
+            success = raw if raw is None or raw is True or raw is False else coerce_bool(raw, "agent.success")
+            raw = found.get("confidence") if "confidence" not in explicit else read("confidence", call, found)
+            if raw is not None:
+                confidence = coerce_number(raw, "agent.confidence", 0.0, 1.0)
         outcome = _ERROR if error is not None else _FAILURE if success is False else _SUCCESS
         rt = runtime()
         error_type = error_type_label(error) if error is not None else None
-        record_agent_call(self.context, self.name, self.task_type, outcome, error_type, duration_s, self.version)
+        record_agent_call(self.context, self.name, self.task_type, outcome, error_type, duration_s, self.version, rt)
         if self.counts is not None:
-            record_call_counts(self.context, self.counts, self.name, error_type)
+            record_call_counts(self.context, self.counts, self.name, error_type, rt)
         if handler.follows_pattern:
             record_pattern(self.context, span, handler.option("pattern", call), outcome, duration_s)
         if confidence is not None:
@@ -140,20 +146,23 @@ class AgentInvocation(Invocation):
 
 
 def record_agent_call(ctx: Any, name: str, task_type: str, outcome: str, error_type: str | None,
-                      duration_s: float, version: str | None = None) -> None:
-    """One agent invocation: its duration by outcome (and version, bounded), and the job's agent calls."""
+                      duration_s: float, version: str | None = None, rt: Runtime | None = None) -> None:
+    """One agent invocation: its duration by outcome (and version, bounded), and the job's agent calls.
+    ``rt``: the runtime, when the caller has it already."""
     attributes = {semconv.GEN_AI_AGENT_NAME: name, semconv.AGENT_TASK_TYPE: task_type, semconv.AGENT_OUTCOME: outcome}
     if error_type is not None:
         attributes[semconv.ERROR_TYPE] = error_type
     if version is not None:
         attributes[semconv.GEN_AI_AGENT_VERSION] = version
-    phase = current_phase(ctx)
-    if phase is not None:
+    values = ctx if ctx is not None else otel_context.get_current()  # current_phase() and current_job(), inlined
+    phase = values.get(PHASE_KEY)
+    if isinstance(phase, PhaseState):
         attributes[semconv.WORKFLOW_PHASE] = phase.name
-    runtime()[semconv.AGENT_DURATION].record(duration_s, attributes, context=ctx)
-    job = current_job(ctx)
-    if job is not None:
-        job.add(agent_calls=1)
+    (rt or runtime()).instruments[semconv.AGENT_DURATION.name].record(  # by name: rt[spec] is a Python call
+        duration_s, attributes, context=ctx)
+    job = values.get(JOB_KEY)
+    if isinstance(job, JobState):
+        job.add_one("agent_calls")
 
 
 _NOTHING: dict[str, Any] = {}
@@ -204,7 +213,8 @@ class AgentHandler(KindHandler):
             for field in result:
                 read = by_field.get(field)
                 if read is not None and read[0] not in found:
-                    value = field_of(result, *read[1])
+                    fields = read[1]  # one field: what field_of() reads, without its call
+                    value = result[field] if len(fields) == 1 else field_of(result, *fields)
                     if value is not None:
                         found[read[0]] = value
             return found

@@ -15,7 +15,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 
 from agent_otel import semconv
-from agent_otel._engine.instruments import runtime
+from agent_otel._engine.instruments import Runtime, runtime
 
 CALLS_KEY = otel_context.create_key("agent_otel.agent.calls")
 
@@ -57,23 +57,16 @@ def context_with_counts(counts: CallCounts | None, ctx: Any) -> Any:
     return otel_context.set_value(CALLS_KEY, counts, ctx) if counts is not None else ctx
 
 
-def count_inference(ctx: Any) -> None:
-    counts = current_counts(ctx)
-    if counts is not None:
-        counts.add_inference()
-
-
-def count_tool(ctx: Any) -> None:
-    counts = current_counts(ctx)
-    if counts is not None:
-        counts.add_tool()
-
-
-def record_call_counts(ctx: Any, counts: CallCounts, agent_name: str, error_type: str | None) -> None:
-    """One point on each histogram for the invocation that ends (zero calls included)."""
+def record_call_counts(ctx: Any, counts: CallCounts, agent_name: str, error_type: str | None,
+                       rt: Runtime | None = None) -> None:
+    """One point on each histogram for the invocation that ends (zero calls included). ``rt``: the runtime,
+    when the caller has it already."""
     attributes = {semconv.GEN_AI_AGENT_NAME: agent_name}
     if error_type is not None:
         attributes[semconv.ERROR_TYPE] = error_type
-    rt = runtime()
-    rt[semconv.AGENT_INFERENCE_CALLS].record(counts.inference, attributes, context=ctx)
-    rt[semconv.AGENT_TOOL_CALLS].record(counts.tool, attributes, context=ctx)
+    if rt is None:
+        rt = runtime()
+    # the lengths the properties return, without their calls
+    instruments = rt.instruments  # a dict read each (rt[spec] is a Python call)
+    instruments[semconv.AGENT_INFERENCE_CALLS.name].record(len(counts._inference), attributes, context=ctx)
+    instruments[semconv.AGENT_TOOL_CALLS.name].record(len(counts._tool), attributes, context=ctx)

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
+from opentelemetry.context import Context
 
 from agent_otel import semconv
 from agent_otel._calls.evaluation import WINDOW_KEY, ScoreWindow, take_baseline
@@ -53,6 +54,7 @@ def _kpis(value: Any, stage: str) -> dict[str, float]:
 
 #: The evolution run in progress, for ``[[rollback]]`` targets called during it.
 EVOLUTION_KEY = otel_context.create_key("agent_otel.evolution")
+_STATUS_VALUES = {status: status.value for status in semconv.EvolutionStatus}
 
 
 class EvolutionInvocation(Invocation):
@@ -61,7 +63,7 @@ class EvolutionInvocation(Invocation):
 
     def __init__(self, span: Any, ctx: Any, handler: EvolutionHandler, call: Call, agent_name: str,
                  evolution_type: str, sampler: ResourceSampler | None) -> None:
-        super().__init__(span, ctx, "evolution")
+        Invocation.__init__(self, span, ctx, "evolution")  # without super()'s object
         self.handler = handler
         self.call = call
         self.agent_name = agent_name
@@ -106,22 +108,24 @@ class EvolutionInvocation(Invocation):
         rt, bound = runtime(), policy().bounded
         ctx = self.context
         labels = {semconv.GEN_AI_AGENT_NAME: self.agent_name, semconv.EVOLUTION_TYPE: self.evolution_type}
-        with_status = {**labels, semconv.EVOLUTION_STATUS: status.value}
-        rt[semconv.EVOLUTION_ATTEMPTS].add(1, with_status, context=ctx)
+        status_value = _STATUS_VALUES[status]  # status.value is two calls
+        with_status = {**labels, semconv.EVOLUTION_STATUS: status_value}
+        instruments = rt.instruments  # read by name: rt[spec] is a Python call
+        instruments[semconv.EVOLUTION_ATTEMPTS.name].add(1, with_status, context=ctx)
         record_introduction(ctx, self.agent_name, lineage, status)
-        rt[semconv.EVOLUTION_DURATION].record(duration_s, with_status, context=ctx)
+        instruments[semconv.EVOLUTION_DURATION.name].record(duration_s, with_status, context=ctx)
         if improvement is not None:
-            rt[semconv.EVOLUTION_PERFORMANCE_IMPROVEMENT].set(improvement, labels, context=ctx)
+            instruments[semconv.EVOLUTION_PERFORMANCE_IMPROVEMENT.name].set(improvement, labels, context=ctx)
         if usage is not None:
             rt[semconv.EVOLUTION_MEMORY_PEAK].set(usage.peak_rss_bytes, labels, context=ctx)
         current = before if status is not semconv.EvolutionStatus.SUCCEEDED else {**before, **after}
-        kpi_gauge = rt[semconv.AGENT_KPI_CURRENT]
+        kpi_gauge = instruments[semconv.AGENT_KPI_CURRENT.name]
         for name, number in current.items():
             kpi_gauge.set(number, {semconv.GEN_AI_AGENT_NAME: self.agent_name,
                                    semconv.AGENT_KPI_NAME: bound(semconv.AGENT_KPI_NAME, name)}, context=ctx)
         span = self.span
         if span.is_recording():
-            ended: dict[str, Any] = {semconv.EVOLUTION_STATUS: status.value,  # one set_attributes: one lock
+            ended: dict[str, Any] = {semconv.EVOLUTION_STATUS: status_value,  # one set_attributes: one lock
                                      semconv.EVOLUTION_ROLLBACK: rolled_back}
             if iterations is not None:
                 ended[semconv.EVOLUTION_ITERATIONS] = iterations
@@ -170,7 +174,7 @@ class EvolutionHandler(KindHandler):
         span, ctx = self.open(span_name, attributes)
         sampler = ResourceSampler() if self.options.get("sample_resources", _SAMPLE_RESOURCES) else None
         inv = EvolutionInvocation(span, ctx, self, call, agent_name, evolution_type, sampler)
-        inv.context = otel_context.set_value(EVOLUTION_KEY, inv, ctx)
+        inv.context = Context({**ctx, EVOLUTION_KEY: inv})  # one copy (set_value() makes two)
         names = _evaluation_names(self.option("evaluations", call))
         if names:
             window = ScoreWindow(names)

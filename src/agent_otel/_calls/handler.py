@@ -30,7 +30,10 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _get_current = otel_context.get_current
-_set_span = trace.set_span_in_context
+#: The key the API keeps a context's span under, read off a context ``set_span_in_context()`` made (its only
+#: key): a call's context is then built in one copy with its span and entries, as that function would make it
+#: after one copy per entry.
+SPAN_KEY = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, Context())))
 
 
 def field_of(obj: Any, *names: str) -> Any:
@@ -324,10 +327,11 @@ class KindHandler(Handler):
         runs in the returned context: ``ctx`` with the span and ``entries`` (context key -> value, e.g.
         the agent's name), made in one copy instead of one per value."""
         parent = ctx if ctx is not None else _get_current()
-        base = Context({**parent, **entries}) if entries else parent
         tracer = runtime().tracer
         if type(tracer) is trace.NoOpTracer:  # tracing off: the span would be INVALID_SPAN anyway
-            return trace.INVALID_SPAN, _set_span(trace.INVALID_SPAN, base)
+            return trace.INVALID_SPAN, Context({**parent, **entries, SPAN_KEY: trace.INVALID_SPAN} if entries
+                                               else {**parent, SPAN_KEY: trace.INVALID_SPAN})
+        base = {**parent, **entries} if entries else parent
         ids = stamped_ids(parent)
         if ids is not None:  # what the span processor would stamp (hashed keys hashed), without a second write
             guard = policy()
@@ -338,7 +342,7 @@ class KindHandler(Handler):
         # in the context the span starts with, not in the one its children run under.
         span = tracer.start_span(name, context=Context({**base, SCRUBBED_KEY: True}), kind=self.span_kind,
                                  attributes=attributes)
-        return span, _set_span(span, base)
+        return span, Context({**base, SPAN_KEY: span})
 
     def under_agent(self, cache: dict[Any, dict[str, Any]], base: dict[str, Any], agent: Any) -> dict[str, Any]:
         """Start attributes for a call made under ``agent`` (None: under none): ``base`` with

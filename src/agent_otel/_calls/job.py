@@ -12,13 +12,13 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.util.types import AttributeValue
 
 from agent_otel import semconv
 from agent_otel._calls.conversation import ConversationId, check_conversation_id
 from agent_otel._calls.extractors import Call, Extractor, Path, is_extractor, resolve, signature_of
-from agent_otel._calls.handler import P, R, coerce_bool, set_result_attributes
+from agent_otel._calls.handler import SPAN_KEY, P, R, coerce_bool, set_result_attributes
 from agent_otel._calls.options import JOB, Text
 from agent_otel._calls.phase import record_pattern
 from agent_otel._context.conversation import context_with_conversation
@@ -30,6 +30,8 @@ from agent_otel._engine.wrappers import End, Handler, Invocation, InvocationScop
 from agent_otel.errors import ConfigurationError
 
 _DEFAULT_TYPE = JOB["type"].default
+_SUCCESS, _FAILURE, _ERROR = (semconv.Outcome.SUCCESS.value, semconv.Outcome.FAILURE.value,
+                              semconv.Outcome.ERROR.value)  # an Enum member's value costs two calls
 
 
 def new_job_id() -> str:
@@ -45,7 +47,7 @@ class JobInvocation(Invocation):
     __slots__ = ("job_type", "outcome", "pattern", "pattern_reader", "result_reader", "state")
 
     def __init__(self, span: Any, context: Any, state: JobState) -> None:
-        super().__init__(span, context, "job")
+        Invocation.__init__(self, span, context, "job")  # without super()'s object
         self.state = state
         self.job_type = state.type
         self.outcome: str | None = None
@@ -54,14 +56,15 @@ class JobInvocation(Invocation):
         self.pattern_reader: tuple[Call, Path] | None = None  # ... or read when it ends
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
-        outcome = semconv.Outcome.ERROR.value if error is not None else self.outcome or _outcome_of(value)
+        outcome = _ERROR if error is not None else self.outcome or _outcome_of(value)
         rt = runtime()
-        rt[semconv.JOB_DURATION].record(
+        rt.instruments[semconv.JOB_DURATION.name].record(  # by name: rt[spec] is a Python call
             duration_s, {semconv.JOB_TYPE: self.job_type, semconv.JOB_OUTCOME: outcome}, context=self.context
         )
         state = self.state
         if state.provider_calls:  # what the job's model calls cost; the exemplar links to the job's trace
-            rt[semconv.JOB_COST].record(state.cost, {semconv.JOB_TYPE: self.job_type}, context=self.context)
+            rt.instruments[semconv.JOB_COST.name].record(state.cost, {semconv.JOB_TYPE: self.job_type},
+                                                         context=self.context)
         pattern = self.pattern
         if self.pattern_reader is not None:
             call, extractor = self.pattern_reader
@@ -82,8 +85,8 @@ def _outcome_of(value: Any) -> str:
     failed; anything else succeeded."""
     success = value.get("success") if isinstance(value, dict) else getattr(value, "success", None)
     if success is not None and coerce_bool(success, "job.success") is False:
-        return semconv.Outcome.FAILURE.value
-    return semconv.Outcome.SUCCESS.value
+        return _FAILURE
+    return _SUCCESS
 
 
 def _read(extractor: Any, call: Call, stage: str) -> Any:
@@ -110,7 +113,7 @@ def start_job(job_id: object, job_type: object, attributes: Mapping[str, Any],
     }
     span = runtime().tracer.start_span(semconv.job_span_name(state.type), context=ctx,
                                        attributes=span_attributes)
-    inv = JobInvocation(span, trace.set_span_in_context(span, ctx), state)
+    inv = JobInvocation(span, Context({**ctx, SPAN_KEY: span}), state)  # set_span_in_context() in one copy
     inv.pattern = pattern
     return inv
 
@@ -125,6 +128,7 @@ class _JobHandler(Handler):
         self.conversation = conversation
         self.pattern = pattern
         self.job_type = job_type
+        self.extracts_id, self.extracts_type = is_extractor(job_id), is_extractor(job_type)
         self.attributes = attributes
         self.signature = signature_of(func)
         self.result_attributes = dict(result_attributes or {})
@@ -132,7 +136,9 @@ class _JobHandler(Handler):
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
         method = self.method
         call = Call(self.signature, instance, args, kwargs, method if method is not None else self.decide_method(args))
-        inv = start_job(resolve(self.job_id, call), resolve(self.job_type, call), self.attributes,
+        inv = start_job(resolve(self.job_id, call) if self.extracts_id else self.job_id,  # resolve(), when it
+                        resolve(self.job_type, call) if self.extracts_type else self.job_type,  # has to run
+                        self.attributes,
                         resolve(self.conversation, call) if self.conversation is not None else None)
         if self.result_attributes:
             inv.result_reader = (call, self.result_attributes)

@@ -7,10 +7,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agent_otel import semconv
-from agent_otel._calls.call_counts import count_inference
+from agent_otel._calls.call_counts import CALLS_KEY, CallCounts
 from agent_otel._calls.content import input_attributes, output_content
 from agent_otel._calls.extractors import Call, Extractor
 from agent_otel._calls.handler import (
@@ -27,7 +28,7 @@ from agent_otel._calls.handler import (
 )
 from agent_otel._calls.options import PROVIDER, Attributes, Count, Flag, Number, Text, collect
 from agent_otel._calls.pricing import TokenUsage, cost_of_usage, price_of
-from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, current_job
+from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, JobState
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
 from agent_otel._engine.self_telemetry import report_error
@@ -77,7 +78,7 @@ class ProviderInvocation(Invocation):
 
     def __init__(self, span: Any, ctx: Any, handler: ProviderHandler, call: Call, provider: str, model: str,
                  operation: str, priced_model: str) -> None:
-        super().__init__(span, ctx, "provider")
+        Invocation.__init__(self, span, ctx, "provider")  # without super()'s object
         self.handler = handler
         self.call = call
         self.provider = provider
@@ -277,8 +278,8 @@ class ProviderInvocation(Invocation):
             record_usage(ctx, token_attributes, usage, cost, otel_context.get_value(AGENT_KEY, ctx), unpriced=unpriced)
         if outer is not None and (has_usage or self.usage_below):
             outer.usage_below = True
-        job = current_job(ctx)
-        if job is not None and (outer is None or has_usage):
+        job = (ctx if ctx is not None else otel_context.get_current()).get(JOB_KEY)  # current_job(), inlined
+        if isinstance(job, JobState) and (outer is None or has_usage):
             job.add(provider_calls=1 if outer is None else 0, input_tokens=self.input_tokens or 0,
                     output_tokens=self.output_tokens or 0, cost=cost or 0.0)
         span = self.span
@@ -356,11 +357,13 @@ def priced_cost(response_model: str | None, request_model: str | None, usage: To
 def record_request(ctx: Any, attributes: dict[str, Any], duration_s: float, ttfc_s: float | None) -> None:
     """One logical request to a provider: its duration and time to first chunk (``attributes`` carry
     ``error.type`` when it failed), and one inference call of the agent invocation it runs under."""
-    count_inference(ctx)
-    rt = runtime()
-    rt[semconv.CLIENT_INFERENCE_DURATION].record(duration_s, attributes, context=ctx)
+    counts = (ctx if ctx is not None else otel_context.get_current()).get(CALLS_KEY)  # the agent invocation's counts
+    if isinstance(counts, CallCounts):
+        counts.add_inference()
+    rt = runtime()  # its instruments read by name (rt[spec] is a Python call)
+    rt.instruments[semconv.CLIENT_INFERENCE_DURATION.name].record(duration_s, attributes, context=ctx)
     if ttfc_s is not None:
-        rt[semconv.CLIENT_TIME_TO_FIRST_CHUNK].record(ttfc_s, attributes, context=ctx)
+        rt.instruments[semconv.CLIENT_TIME_TO_FIRST_CHUNK.name].record(ttfc_s, attributes, context=ctx)
     if rt.previous:
         rt.previous[semconv.CLIENT_INFERENCE_DURATION.name].record(duration_s, attributes, context=ctx)
         if ttfc_s is not None:
@@ -373,21 +376,21 @@ def record_usage(ctx: Any, token_attributes: dict[str, Any], usage: TokenUsage, 
     counters (modality ``unknown``: no response agent-otel reads splits usage by modality) and the per-operation
     histograms of the GenAI conventions. A call whose model has no price (``unpriced``) is counted as such
     instead of costing a silent zero."""
-    rt = runtime()
+    rt = runtime()  # its instruments read by name (rt[spec] is a Python call)
     if unpriced:
-        rt[semconv.CLIENT_UNPRICED_CALLS].add(1, {
+        rt.instruments[semconv.CLIENT_UNPRICED_CALLS.name].add(1, {
             semconv.GEN_AI_PROVIDER_NAME: token_attributes[semconv.GEN_AI_PROVIDER_NAME],
             semconv.GEN_AI_REQUEST_MODEL: token_attributes[semconv.GEN_AI_REQUEST_MODEL]}, context=ctx)
     if cost is not None:
-        rt[semconv.CLIENT_OPERATION_COST].record(cost, token_attributes, context=ctx)
+        rt.instruments[semconv.CLIENT_OPERATION_COST.name].record(cost, token_attributes, context=ctx)
     counted = {**token_attributes, semconv.GEN_AI_TOKEN_MODALITY: semconv.TOKEN_MODALITY_UNKNOWN}
     input_tokens, output_tokens = usage.input, usage.output
     if input_tokens is not None:
-        rt[semconv.CLIENT_USAGE_INPUT_TOKENS].add(input_tokens, counted, context=ctx)
-        rt[semconv.CLIENT_OPERATION_INPUT_TOKENS].record(input_tokens, token_attributes, context=ctx)
+        rt.instruments[semconv.CLIENT_USAGE_INPUT_TOKENS.name].add(input_tokens, counted, context=ctx)
+        rt.instruments[semconv.CLIENT_OPERATION_INPUT_TOKENS.name].record(input_tokens, token_attributes, context=ctx)
     if output_tokens is not None:
-        rt[semconv.CLIENT_USAGE_OUTPUT_TOKENS].add(output_tokens, counted, context=ctx)
-        rt[semconv.CLIENT_OPERATION_OUTPUT_TOKENS].record(output_tokens, token_attributes, context=ctx)
+        rt.instruments[semconv.CLIENT_USAGE_OUTPUT_TOKENS.name].add(output_tokens, counted, context=ctx)
+        rt.instruments[semconv.CLIENT_OPERATION_OUTPUT_TOKENS.name].record(output_tokens, token_attributes, context=ctx)
     for spec, tokens in ((semconv.CLIENT_USAGE_CACHE_READ_TOKENS, usage.cache_read),
                          (semconv.CLIENT_USAGE_CACHE_WRITE_TOKENS, usage.cache_write),
                          (semconv.CLIENT_USAGE_REASONING_TOKENS, usage.reasoning)):
@@ -429,7 +432,8 @@ class ProviderHandler(KindHandler):
         call = self.new_call(instance, args, kwargs)
         provider, model, priced, operation, span_name, base, by_agent = self.static(
             ("provider", "model", "operation"), self._describe, call)
-        agent_name = otel_context.get_value(AGENT_KEY)
+        parent = otel_context.get_current()  # one lookup for the agent, the outer call and the span's parent
+        agent_name = parent.get(AGENT_KEY)
         if "prompt" in self.options and policy().capture_content:
             attributes = dict(base)
             if agent_name is not None:
@@ -438,12 +442,12 @@ class ProviderHandler(KindHandler):
             attributes = self.span_attributes(attributes)
         else:
             attributes = self.under_agent(by_agent, base, agent_name)
-        span, ctx = self.open(span_name, attributes)
+        span, ctx = self.open(span_name, attributes, parent)
         inv = ProviderInvocation(span, None, self, call, provider, model, operation, priced)
-        outer = otel_context.get_value(PROVIDER_KEY)
+        outer = parent.get(PROVIDER_KEY)
         if outer is not None and outer.provider == provider:  # type: ignore[attr-defined]
             inv.outer = outer  # type: ignore[assignment]
-        inv.context = otel_context.set_value(PROVIDER_KEY, inv, ctx)
+        inv.context = Context({**ctx, PROVIDER_KEY: inv})  # one copy (set_value() makes two)
         return inv
 
 

@@ -10,7 +10,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind
 
 from agent_otel import semconv
-from agent_otel._calls.call_counts import count_tool
+from agent_otel._calls.call_counts import CALLS_KEY, CallCounts
 from agent_otel._calls.extractors import Call, Extractor
 from agent_otel._calls.handler import (
     KindHandler,
@@ -23,8 +23,8 @@ from agent_otel._calls.handler import (
     span_value,
 )
 from agent_otel._calls.options import Attributes, Count, Text, collect
-from agent_otel._context.job import AGENT_KEY, current_job
-from agent_otel._context.phase import PhaseState, current_phase
+from agent_otel._context.job import AGENT_KEY, JOB_KEY, JobState, current_job
+from agent_otel._context.phase import PHASE_KEY, PhaseState, current_phase
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
 from agent_otel._engine.wrappers import End, Invocation
@@ -50,7 +50,7 @@ class ToolInvocation(Invocation):
 
     def __init__(self, span: Any, ctx: Any, name: str, agent_name: str | None, handler: ToolHandler,
                  call: Call, phase: str | None = None) -> None:
-        super().__init__(span, ctx, "tool")
+        Invocation.__init__(self, span, ctx, "tool")  # without super()'s object
         self.name = name
         self.phase = phase  # the workflow phase the call runs in
         self.agent_name = agent_name
@@ -86,16 +86,21 @@ def record_tool_call(ctx: Any, name: str, agent_name: str | None, error_type: st
         attributes[semconv.GEN_AI_AGENT_NAME] = agent_name
     if error_type is not None:
         attributes[semconv.ERROR_TYPE] = error_type
+    values = ctx if ctx is not None else otel_context.get_current()  # current_phase(), the counts and
+    # current_job(), inlined
     if phase is _Phase.FROM_CONTEXT:
-        state = current_phase(ctx)
-        phase = state.name if state is not None else None
+        state = values.get(PHASE_KEY)
+        phase = state.name if isinstance(state, PhaseState) else None
     if phase is not None:
         attributes[semconv.WORKFLOW_PHASE] = phase
-    runtime()[semconv.TOOL_DURATION].record(duration_s, attributes, context=ctx)
-    count_tool(ctx)
-    job = current_job(ctx)
-    if job is not None:
-        job.add(tool_calls=1)
+    runtime().instruments[semconv.TOOL_DURATION.name].record(  # by name: rt[spec] is a Python call
+        duration_s, attributes, context=ctx)
+    counts = values.get(CALLS_KEY)
+    if isinstance(counts, CallCounts):
+        counts.add_tool()
+    job = values.get(JOB_KEY)
+    if isinstance(job, JobState):
+        job.add_one("tool_calls")
         job.use_plugin(name)
 
 

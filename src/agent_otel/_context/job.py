@@ -49,6 +49,12 @@ class JobState:
             for name, delta in deltas.items():
                 values[name] += delta
 
+    def add_one(self, name: str) -> None:
+        """``add(**{name: 1})`` without the keyword dict and its loop: one agent, provider or tool call."""
+        values = self.__dict__
+        with self._lock:
+            values[name] += 1
+
     def use_plugin(self, name: str) -> None:
         if name not in self.plugins:  # the lock only the first time (rollup_attributes iterates under it)
             with self._lock:
@@ -98,6 +104,6 @@ def _baggage_job_id(ctx: Context | None) -> str | None:
 
 
 def context_with_job(state: JobState, ctx: Context | None = None) -> Context:
-    ctx = otel_context.set_value(JOB_KEY, state, ctx)
     ctx = baggage.set_baggage(semconv.BAGGAGE_JOB_ID, state.id, ctx)
-    return baggage.set_baggage(semconv.BAGGAGE_JOB_TYPE, state.type, ctx)
+    ctx = baggage.set_baggage(semconv.BAGGAGE_JOB_TYPE, state.type, ctx)
+    return Context({**ctx, JOB_KEY: state})  # set_value() in one copy

@@ -50,6 +50,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 
 from agent_otel import semconv
+from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.self_telemetry import report_error
 
@@ -101,6 +102,14 @@ class Invocation:
         """Whether a returned non-generator object is a stream to be timed until exhausted."""
         return False
 
+    #: Whether the kind overrides :meth:`wants_stream` (set for each subclass): if not, a plain result (a
+    #: dict, a str...) ends the call at once, without asking.
+    custom_stream = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.custom_stream = cls.wants_stream is not Invocation.wants_stream
+
     def on_stream_exit(self, stream: object) -> bool:
         """A stream manager's block is left before the stream it handed out was read to its end through
         us (an SDK helper also reads it through iterators of its own, e.g. ``text_stream``): read what
@@ -146,6 +155,8 @@ class Invocation:
         except Exception as exc:
             report_error(self.stage + ".end", exc)
 
+
+_RETURNED = End.RETURNED  # read per call: a module global is cheaper than the Enum's attribute
 
 #: Exceptions that do not always mean the call failed (see :func:`_as_ending`).
 _NOT_FAILURES = (SystemExit, GeneratorExit)
@@ -222,7 +233,8 @@ def _begin(handler: Handler, wrapped: Callable[..., Any], instance: object, args
 
 def _sync_wrapper(handler: Handler) -> WrapperFunction:
     def wrapper(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
-        if not runtime().enabled:
+        rt = _instruments._runtime  # runtime() without its call, once it is built
+        if not (rt if rt is not None else runtime()).enabled:
             return wrapped(*args, **kwargs)
         # mirrors _begin() deliberately (inlined: hot path); change both together
         try:
@@ -240,6 +252,9 @@ def _sync_wrapper(handler: Handler) -> WrapperFunction:
             inv.end(End.RAISED, error=exc)
             raise
         _detach(token)
+        if type(result) in _PLAIN_TYPES and not inv.custom_stream:  # what _finish_result() does for it
+            inv.end(_RETURNED, result)
+            return result
         return _finish_result(inv, result)
 
     return wrapper
@@ -254,7 +269,8 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
     def call(*args: Any, **kwargs: Any) -> Any:
         # mirrors _sync_wrapper's wrapper deliberately (a shared helper would be the extra frame this
         # function exists to avoid); change both together
-        if not runtime().enabled:
+        rt = _instruments._runtime  # runtime() without its call, once it is built
+        if not (rt if rt is not None else runtime()).enabled:
             return func(*args, **kwargs)
         try:
             inv = handler.begin(func, None, args, kwargs)
@@ -271,6 +287,9 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
             inv.end(End.RAISED, error=exc)
             raise
         _detach(token)
+        if type(result) in _PLAIN_TYPES and not inv.custom_stream:  # what _finish_result() does for it
+            inv.end(_RETURNED, result)
+            return result
         return _finish_result(inv, result)
 
     # inspect.signature() follows __wrapped__ (and evaluates string annotations in the function's module
@@ -349,7 +368,8 @@ def _end_from_future(inv: Invocation, future: asyncio.Future[Any] | concurrent.f
 
 def _async_wrapper(handler: Handler) -> WrapperFunction:
     def wrapper(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
-        if not (runtime().enabled and handler.active):
+        rt = _instruments._runtime  # runtime() without its call, once it is built
+        if not ((rt if rt is not None else runtime()).enabled and handler.active):
             return wrapped(*args, **kwargs)
         # Create the coroutine now, so bad arguments raise at call time as they would unwrapped;
         # the invocation begins when it first runs, so one never awaited leaves no open span.
@@ -458,7 +478,8 @@ class _TracedCoroutine(_PendingCoroutine[T]):
 
 def _generator_wrapper(handler: Handler) -> WrapperFunction:
     def wrapper(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
-        if not (runtime().enabled and handler.active):
+        rt = _instruments._runtime  # runtime() without its call, once it is built
+        if not ((rt if rt is not None else runtime()).enabled and handler.active):
             return wrapped(*args, **kwargs)
         return _traced_generator(wrapped(*args, **kwargs), (handler, wrapped, instance, args, kwargs))
 
@@ -509,7 +530,8 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
 
 def _async_generator_wrapper(handler: Handler) -> WrapperFunction:
     def wrapper(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
-        if not (runtime().enabled and handler.active):
+        rt = _instruments._runtime  # runtime() without its call, once it is built
+        if not ((rt if rt is not None else runtime()).enabled and handler.active):
             return wrapped(*args, **kwargs)
         return _traced_async_generator(wrapped(*args, **kwargs), (handler, wrapped, instance, args, kwargs))
 

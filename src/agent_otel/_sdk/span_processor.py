@@ -13,14 +13,17 @@ from __future__ import annotations
 from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
+from agent_otel import semconv
 from agent_otel._bridge.processor import GenAiSpanBridge
 from agent_otel._bridge.sources import GENAI_MARKERS, may_be_genai
-from agent_otel._context.job import JOB_KEY
+from agent_otel._context.job import JOB_KEY, JobState
 from agent_otel._context.stamping import BAGGAGE_KEY, stamp_ids
 from agent_otel._engine import policy as policies
 from agent_otel._engine.policy import SCRUBBED_KEY, Policy, attribute_dict, hash_events_and_links, hash_present
 
 _get_current = get_current
+_JOB_ID = semconv.JOB_ID
+_BAGGAGE_CONVERSATION_ID = semconv.BAGGAGE_CONVERSATION_ID
 
 
 class AgentOtelSpanProcessor(SpanProcessor):
@@ -43,8 +46,20 @@ class AgentOtelSpanProcessor(SpanProcessor):
         except AttributeError:
             values = attribute_dict(span)
         ctx = parent_context if parent_context is not None else _get_current()
-        if not ctx.get(SCRUBBED_KEY) and (ctx.get(JOB_KEY) is not None or ctx.get(BAGGAGE_KEY)):
-            stamp_ids(span, ctx, values)
+        if not ctx.get(SCRUBBED_KEY):
+            state = ctx.get(JOB_KEY)
+            if state is not None:
+                entries = ctx.get(BAGGAGE_KEY)
+                if type(state) is JobState and type(job_id := state.id) is str and (
+                        type(entries) is not dict or entries.get(_BAGGAGE_CONVERSATION_ID) is None):
+                    # a job of this process in no conversation, the usual case: what stamp_ids() stamps, without
+                    # its two calls and its second look at the context
+                    if _JOB_ID not in values:
+                        span.set_attribute(_JOB_ID, job_id)
+                else:
+                    stamp_ids(span, ctx, values)
+            elif ctx.get(BAGGAGE_KEY):
+                stamp_ids(span, ctx, values)
         policy = policies._policy or policies.policy()
         start_keys = self._start_keys
         if start_keys[0] is not policy:
