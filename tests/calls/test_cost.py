@@ -193,7 +193,8 @@ def test_a_call_of_a_model_with_no_price_is_counted_instead_of_costing_nothing(o
 
 
 @pytest.mark.parametrize(("model", "priced_as"), [
-    ("gpt-4o-2024-08-06", "gpt-4o"), ("o3-mini-2025-01-31", "o3-mini"), ("claude-opus-4-20250514", "claude-opus-4"),
+    ("gpt-4o-2024-08-06", "gpt-4o"), ("gpt-4o-2024-05-13", "gpt-4o-2024-05-13"),
+    ("o3-mini-2025-01-31", "o3-mini"), ("claude-opus-4-20250514", "claude-opus-4"),
     ("claude-3-5-sonnet@20240620", "claude-3-5-sonnet"), ("claude-3-5-sonnet-20241022-v2:0", "claude-3-5-sonnet"),
     ("gemini-2.0-flash-001", "gemini-2.0-flash"), ("claude-sonnet-4-0", "claude-sonnet-4"),
     ("claude-opus-4-0", "claude-opus-4"),

@@ -46,6 +46,7 @@ _REQUIRED = ("input", "output")
 #: cache) at 1.25x its input price; reasoning tokens are billed as output tokens by both.
 DEFAULT_PRICES: dict[str, Price] = {
     "gpt-4o": Price(2.50, 10.00, cache_read=1.25),
+    "gpt-4o-2024-05-13": Price(5.00, 15.00),  # the first snapshot keeps its own, higher price
     "gpt-4o-mini": Price(0.15, 0.60, cache_read=0.075),
     "gpt-4.1": Price(2.00, 8.00, cache_read=0.50),
     "gpt-4.1-mini": Price(0.40, 1.60, cache_read=0.10),
