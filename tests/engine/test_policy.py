@@ -66,10 +66,32 @@ def test_cap_is_per_key_and_from_the_environment(otel: Any, monkeypatch: pytest.
 def test_bad_cardinality_limit_names_the_variable(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
     monkeypatch.setenv("AGENT_OTEL_CARDINALITY_LIMIT", raw)
     with pytest.raises(ConfigurationError, match="AGENT_OTEL_CARDINALITY_LIMIT"):
-        policy.policy()
+        policy.check_policy_environment()  # what configure() raises
+    with pytest.raises(ConfigurationError, match="AGENT_OTEL_CARDINALITY_LIMIT"):
+        agent_otel.set_policy()
     with pytest.raises(ConfigurationError, match="cardinality_limit=0"):
         monkeypatch.delenv("AGENT_OTEL_CARDINALITY_LIMIT")
         agent_otel.set_policy(cardinality_limit=0)
+
+
+@pytest.mark.parametrize(("variable", "raw"), [("AGENT_OTEL_CARDINALITY_LIMIT", "abc"),
+                                               ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "bogus")])
+def test_a_bad_policy_variable_never_costs_a_call_its_telemetry(otel: Any, monkeypatch: pytest.MonkeyPatch,
+                                                                variable: str, raw: str) -> None:
+    """A call made with no configure() to raise the error first: the variable's default, the error counted. Before,
+    every wrapped call failed to start and recorded nothing at all."""
+    monkeypatch.setenv(variable, raw)
+    monkeypatch.setenv("AGENT_OTEL_HASHED_KEYS", "user.id,team")
+    policy.reset_policy()
+
+    @agent_otel.tool("lookup", attributes={"team": "core"})
+    def lookup() -> int:
+        return 1
+
+    assert lookup() == 1
+    [span] = otel.spans("execute_tool lookup")
+    assert span.attributes["team"] != "core"  # the other variables still apply: the key is hashed
+    assert error_count(otel, "policy.environment") == 1
 
 
 def test_hashed_keys_never_reach_the_span(otel: Any) -> None:

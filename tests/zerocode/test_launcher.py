@@ -228,6 +228,21 @@ def test_missing_program_and_missing_script(project: Path) -> None:
     assert "can't open file" in result.stderr
 
 
+@pytest.mark.parametrize(("variable", "raw"), [("AGENT_OTEL_CARDINALITY_LIMIT", "abc"),
+                                               ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "bogus")])
+def test_a_malformed_policy_variable_stops_the_launcher_before_the_program_runs(
+        project: Path, variable: str, raw: str) -> None:
+    """As every other malformed variable does (exit 2, one line naming it): before, the program ran with every
+    wrapped call failing to start, so with no telemetry at all and nothing said."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env.update(XDG_CACHE_HOME=str(project / "cache"), OTEL_METRICS_EXPORTER="none", OTEL_TRACES_EXPORTER="none",
+               **{variable: raw})
+    result = subprocess.run([AGENT_OTEL, "run", "--config", str(project / "agent-otel.toml"), "--", sys.executable,
+                             "-c", "print('ran')"], cwd=project, env=env, capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert f"environment variable {variable}={raw!r}" in result.stderr
+
+
 def test_a_shared_cache_folder_is_never_written_nor_run_from(project: Path) -> None:
     # a world-writable XDG_CACHE_HOME with a sitecustomize planted where launchers used to write theirs
     cache = project / "cache"

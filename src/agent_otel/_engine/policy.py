@@ -185,23 +185,44 @@ def valid_text(text: str, key: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-def _policy_from_env() -> Policy:
+def _policy_from_env(strict: bool = True) -> Policy:
+    """The policy the environment gives. A malformed variable is a ``ConfigurationError`` naming it
+    (``configure()`` and ``set_policy()`` raise it); not ``strict`` (a wrapped call, which must never raise
+    nor lose its telemetry), that variable's default is used and the error counted."""
+    defaults = Policy()
+
+    def malformed(error: ConfigurationError) -> None:
+        if strict:
+            raise error
+        report_error("policy.environment", error)
+
     raw_limit = os.environ.get(AGENT_OTEL_CARDINALITY_LIMIT, "")
+    limit = defaults.cardinality_limit
     try:
         limit = int(raw_limit) if raw_limit.strip() else DEFAULT_CARDINALITY_LIMIT
         if limit < 1:
             raise ValueError
     except ValueError:
-        raise ConfigurationError(
-            f"environment variable {AGENT_OTEL_CARDINALITY_LIMIT}={raw_limit!r}: expected a positive integer") from None
+        limit = defaults.cardinality_limit
+        malformed(ConfigurationError(
+            f"environment variable {AGENT_OTEL_CARDINALITY_LIMIT}={raw_limit!r}: expected a positive integer"))
     keys = os.environ.get(AGENT_OTEL_HASHED_KEYS)
-    hashed = frozenset(k.strip() for k in keys.split(",") if k.strip()) if keys is not None else frozenset({"user.id"})
+    hashed = frozenset(k.strip() for k in keys.split(",") if k.strip()) if keys is not None else defaults.hashed_keys
     salt = os.environ.get(AGENT_OTEL_HASH_SALT, "")
     if hashed and not salt:
         logger.debug("agent-otel: %s is not set; hashed keys use an unsalted SHA-256", AGENT_OTEL_HASH_SALT)
-    content = content_capture(os.environ.get(OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, ""),
-                              f"environment variable {OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT}")
+    content = defaults.content
+    try:
+        content = content_capture(os.environ.get(OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, ""),
+                                  f"environment variable {OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT}")
+    except ConfigurationError as error:
+        malformed(error)
     return Policy(cardinality_limit=limit, hashed_keys=hashed, salt=salt, content=content)
+
+
+def check_policy_environment() -> None:
+    """Raise the ``ConfigurationError`` of a malformed policy variable (``configure()`` calls it first)."""
+    _policy_from_env()
 
 
 _policy: Policy | None = None
@@ -210,7 +231,7 @@ _policy: Policy | None = None
 def policy() -> Policy:
     global _policy
     if _policy is None:
-        _policy = _policy_from_env()
+        _policy = _policy_from_env(strict=False)
     return _policy
 
 

@@ -63,6 +63,7 @@ from agent_otel._context.carriers import (
 )
 from agent_otel._context.propagation import context_from_environment
 from agent_otel._engine.instruments import build_runtime, enabled_from_env
+from agent_otel._engine.policy import check_policy_environment
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._environment import (
     AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS,
@@ -247,6 +248,7 @@ def configure(
 
         settings = resolve_settings(service_name, traces_exporter, metrics_exporter, otlp_endpoint,
                                     otlp_protocol, prometheus_host, prometheus_port)
+        check_policy_environment()
         telemetry = Telemetry(settings=settings, tracer_provider=None, meter_provider=None, arguments=arguments,
                               exit_flush_timeout_millis=exit_flush_timeout_millis())
         our_resource = _resource(settings.service_name, resource)
