@@ -120,6 +120,20 @@ def test_at_start_reads_a_value_before_the_call_changes_it(otel: Any) -> None:
     assert otel.spans()[0].attributes[semconv.AGENT_RESULT_PREFIX + "remaining_issues"] == 3
 
 
+def test_at_start_counts_what_a_list_held_even_when_the_call_empties_that_same_list(otel: Any) -> None:
+    """The README's example: ``queue.clear()`` changes the object read at the start, not the attribute. Before,
+    the value kept was the list itself, counted when the call ended: 0."""
+    @agent_otel.agent("runner", remaining_issues=path("args.queue", at="start"))
+    def run(queue: list[str]) -> dict[str, str]:
+        queue.clear()
+        return {"state": "done"}
+
+    queue = ["a", "b"]
+    run(queue)
+    assert queue == []  # the program's own list, emptied by the call as without agent-otel
+    assert otel.spans()[0].attributes[semconv.AGENT_RESULT_PREFIX + "remaining_issues"] == 2
+
+
 def test_a_provider_whose_success_is_false_is_unavailable(otel: Any) -> None:
     @agent_otel.provider("openai", operation="health_check", success=path("result"))
     def healthy(up: bool) -> bool:

@@ -192,6 +192,10 @@ def check_parameters(func: Callable[..., Any], signature: inspect.Signature, opt
                     f"(parameters: {', '.join(params) or 'none'})")
 
 
+#: Values read at the start that are copied then (exactly these types: a subclass's copy() is the host's code).
+_CONTAINERS = frozenset({list, dict, set, bytearray})
+
+
 def _reading_times(stage: str, options: Mapping[str, Any]) -> tuple[dict[str, Path], dict[str, str]]:
     """Which path options are read when the call starts though used when it ends (``at = "start"``,
     a ``delta``, or an args/self path of an option read at the start by default), and which are read
@@ -247,7 +251,9 @@ class KindHandler(Handler):
             early = call.early = {}
             for key, extractor in self.early.items():
                 try:
-                    early[key] = extractor.read(call) if extractor.delta else extractor(call)
+                    value = extractor.read(call) if extractor.delta else extractor(call)
+                    # the value as it is now: a list the call then empties must count what it held
+                    early[key] = value.copy() if type(value) in _CONTAINERS else value
                 except Exception as exc:
                     report_error(f"{self.stage}.extract.{key}", exc)
                     early[key] = None
