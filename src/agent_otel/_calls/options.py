@@ -164,8 +164,8 @@ _INSTANCE_ATTRIBUTE = Option(
 _RESULT_ATTRIBUTES = Option("result_attributes", Accepts.EXTRACTORS, extractor=False, when="end",
                             doc="span attributes read when the call ends: `{span.key = extractor}`")
 _ERROR_MESSAGE = _result("error_message", Accepts.STRING,
-                         "kept on the span (`error.message`, and the status) when the outcome is not a success; "
-                         "read off the result's `error_message`/`error` by default")
+                         "kept on the span as `error.message` when the outcome is not a success (its status stays "
+                         "unset); read off the result's `error_message`/`error` by default")
 _CONVERSATION = Option("conversation", Accepts.STRING_OR_INT,
                        doc="`gen_ai.conversation.id`: the call runs in this conversation, as in "
                            "`agent_otel.conversation()` (stamped on every span inside, carried like the job id)")
