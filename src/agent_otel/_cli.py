@@ -78,7 +78,7 @@ def _add_demo(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "demo", help="run a simulated agent fleet, instrumented by configuration (optionally with Prometheus)",
         description="Run a simulated agent fleet (jobs, agents, a provider chain with retries and fallbacks, "
-                    "tools, periodic evolution runs) instrumented only by agent_otel/demo/agent-otel.toml, and "
+                    "tools, periodic evolution runs) instrumented only by agent_otel/_ops/demo/agent-otel.toml, and "
                     "serve its metrics on 127.0.0.1. Ctrl-C, SIGTERM or SIGHUP stops it and everything it started, and "
                     "flushes telemetry.")
     parser.add_argument("--port", type=_port, help="port of the /metrics endpoint (default 9464, or a free port "
