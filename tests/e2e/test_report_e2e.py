@@ -17,6 +17,7 @@ import pytest
 from agent_otel import semconv as sc
 from agent_otel._cli import main
 from agent_otel._ops.demo import workflow
+from agent_otel._ops.report.queries import ACTIVITY
 from agent_otel._ops.stack import http_get_json
 from tests.support.e2e import E2E
 from tests.support.polling import wait_until
@@ -235,11 +236,28 @@ def test_jobs_and_tools_match_the_demo(e2e: E2E, url: str) -> None:
     assert jobs["bugfix"]["runs"] == round(runs)
 
 
+def _first_second_with_data(url: str, at: float) -> float:
+    """The first second, within the half hour before ``at``, at which any call series of the demo is stored."""
+    names = "|".join(ACTIVITY)
+    answer = http_get_json(f"{url}/api/v1/query_range?" + urllib.parse.urlencode({
+        "query": f'count({{otel_scope_name="agent_otel",__name__=~"{names}"}})', "start": f"{at - 1800:.3f}",
+        "end": f"{at:.3f}", "step": "1s"}), timeout=30)
+    return float(answer["data"]["result"][0]["values"][0][0])
+
+
 def test_a_week_over_minutes_of_data_says_how_much_it_covers(url: str) -> None:
     """The demo has run for minutes: asked for 7 days, the report says how much of the window it covers."""
     document = report_json(url, "--window", "7d")
     meta = document["report"]
     assert meta["partial"] is True and 0 < meta["covered_s"] < 3600, meta
+    # to the second, whatever the window: the first second at which Prometheus holds any of the series. Once the
+    # data is older than the coverage query's second step (42 s over 7d, 30 s over 1h), the first step of that
+    # grid with data was up to a step late: 84 minutes late over hours of data.
+    first_second = _first_second_with_data(url, meta["time"])
+    wait_until(lambda: time.time() - first_second > 50, "the demo's data to be older than 50 s", timeout_s=120)
+    for window in ("7d", "1h"):
+        covered = report_json(url, "--window", window)["report"]
+        assert abs(covered["data_since"] - first_second) <= 2, (window, covered, first_second)
     code, out, err = run("--prometheus", url, "--window", "7d")
     assert code == 0, err
     assert out.splitlines()[1].startswith("The data covers only the last ") and "of the 7d window" in out

@@ -142,12 +142,14 @@ def p95_expr(histogram: str, by: tuple[str, ...], selector: str, window: str) ->
             f"(increase({histogram}_bucket{matchers(selector)}[{window}])))")
 
 
-def coverage_expr(window: str, step_s: int, selector: str = "") -> str:
-    """The earliest step (every ``step_s`` seconds) of ``window`` at which any agent-otel call series matching
-    ``selector`` had data (Unix seconds): a subquery, cheap over 7 days too."""
+def coverage_expr(window: str, step_s: int, selector: str = "", at: float | None = None) -> str:
+    """The earliest step (every ``step_s`` seconds) of ``window`` (ending ``at``, default the query's time) at
+    which any agent-otel call series matching ``selector`` had data (Unix seconds): a subquery, cheap over 7
+    days too."""
     names = "|".join(ACTIVITY)
     series = matchers(selector, f'__name__=~"{names}"')
-    return f"min_over_time(timestamp(count({series}))[{window}:{step_s}s])"
+    end = f" @ {at:.3f}" if at is not None else ""
+    return f"min_over_time(timestamp(count({series}))[{window}:{step_s}s]{end})"
 
 
 def coverage_step(window: str) -> int:
@@ -474,6 +476,12 @@ def collect(prom: Prometheus, options: Options) -> Report:
         # then 1 s steps).
         window, step = f"{step}s", max(1, step // COVERAGE_STEPS)
         first = prom.vector(coverage_expr(window, step, sel), ()).get(())
+    while first is not None and step > 1 and prom.time - first < WINDOWS[w] - step:
+        # The first step with data is up to a step after the data starts (7d: 84 minutes): look at that step
+        # before it, finer, until the resolution is a second.
+        window, step = f"{step}s", max(1, step // COVERAGE_STEPS)
+        earlier = prom.vector(coverage_expr(window, step, sel, at=first), ()).get(())
+        first = min(first, earlier) if earlier is not None else first
     targets = int(r["targets"].get((), 0.0))
     meta = {"prometheus": prom.url, "window": w, "selector": matchers(sel), "time": round(prom.time, 3),
             "time_iso": _iso(prom.time), "targets": targets, "slow_ms": options.slow_ms, "slow_bound_s": bound,
