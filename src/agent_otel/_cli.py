@@ -132,8 +132,8 @@ def _add_report(subparsers: Subparsers) -> None:
                     "invocations, success ratio, average cost, average and p95 latency and patterns; per provider "
                     "(and model) calls, availability, p95 latency, retries, fallbacks and cost; confidence "
                     "calibration per agent and band; evolution attempts, success ratio, best improvement and "
-                    "current KPIs. Exit status: 0 printed, 1 no agent-otel data in the window, 2 Prometheus "
-                    "cannot be queried.")
+                    "current KPIs; jobs and tools; agent versions; workflow phases, plugins by phase and patterns. "
+                    "Exit status: 0 printed, 1 no agent-otel data in the window, 2 Prometheus cannot be queried.")
     add_report_arguments(parser)
     parser.set_defaults(handler=run_report)
 
