@@ -4,11 +4,16 @@ imported only when the program uses them, and the patches that need them still a
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import subprocess
 import sys
 import textwrap
+import types
 
+import pytest
+
+from agent_otel._context import carriers
 from tests.support.environment import CLEAN_ENV
 from tests.support.paths import ROOT
 
@@ -77,3 +82,22 @@ def test_a_pool_module_another_thread_is_importing_during_configure_is_patched_o
         done = subprocess.run([sys.executable, "-c", RACE], cwd=ROOT, env=CLEAN_ENV, capture_output=True, text=True,
                               timeout=120, check=False)
         assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "True", "")
+
+
+def test_the_exit_flush_interrupting_a_pool_modules_import_leaves_it_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGTERM (``Pool.terminate()``) reaching a spawned worker while it imports ``multiprocessing.pool`` runs
+    the exit flush on that very thread: the module has no ``Pool`` yet, so there is nothing to unpatch. Before,
+    the flush failed on it and printed so on the program's stderr."""
+    half_built = types.ModuleType("multiprocessing.pool")
+    half_built.__spec__ = importlib.machinery.ModuleSpec("multiprocessing.pool", None)
+    half_built.__spec__._initializing = True  # type: ignore[attr-defined]  # what importlib sets while it runs
+    monkeypatch.setitem(sys.modules, "multiprocessing.pool", half_built)
+    was_on = carriers._process_carriers_on
+    try:
+        carriers.uninstrument_process_carriers()  # must not raise
+        carriers.instrument_process_carriers()
+        assert not hasattr(half_built, "Pool")
+    finally:
+        monkeypatch.undo()
+        if not was_on:
+            carriers.uninstrument_process_carriers()

@@ -110,9 +110,12 @@ def _process_patches(module: ModuleType) -> tuple[tuple[type, str, WrapperFuncti
     patches = _PROCESS_PATCHES[module.__name__]
     if not all(hasattr(module, class_name) for class_name, _, _ in patches):
         # Another thread is importing it (wrapt runs the hook at once for a module in sys.modules, even one
-        # still being executed): the import system makes this one wait until that import is done.
+        # still being executed): the import system makes this one wait until that import is done. On the
+        # thread importing it (a signal handler's exit flush interrupting the import), it has no class yet
+        # to patch or unpatch.
         module = importlib.import_module(module.__name__)
-    return tuple((getattr(module, class_name), method, wrapper) for class_name, method, wrapper in patches)
+    return tuple((getattr(module, class_name), method, wrapper) for class_name, method, wrapper in patches
+                 if hasattr(module, class_name))
 
 
 def _patch_on_import(module: ModuleType) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent_otel._engine.instruments import enabled_from_env
+from agent_otel._engine.self_telemetry import report_error
 from agent_otel._environment import AGENT_OTEL_CONFIG, AGENT_OTEL_LAUNCHER
 from agent_otel._sdk.configure import configure, shutdown_at_exit
 from agent_otel._zerocode import program as programs
@@ -124,8 +125,8 @@ def _flush() -> None:
     _flushed = True
     try:
         shutdown_at_exit()  # within AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS, no retries
-    except Exception as exc:  # never change the program's exit
-        print(f"agent-otel: flushing telemetry failed: {exc}", file=sys.stderr)
+    except Exception as exc:  # never change the program's exit, nor its output: counted and logged, as ours are
+        report_error("launcher.flush", exc)
 
 
 def _on_terminate(signum: int, frame: types.FrameType | None) -> None:
