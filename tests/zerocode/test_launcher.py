@@ -219,6 +219,21 @@ def test_other_programs_are_execd_and_python_children_bootstrap_themselves(proje
         assert [span.name for span in wait_for_spans(receiver, 2)] == ["execute_tool work"] * 2
 
 
+def test_a_program_run_by_another_interpreter_says_it_runs_untraced_and_its_children_stay_silent(
+        project: Path) -> None:
+    """Debian's own python3 has no agent-otel: the program runs as under it, with one line saying so; before,
+    nothing said why no telemetry came. A Python that the traced program starts is not the program: silent."""
+    other = "/usr/bin/python3"
+    assert subprocess.run([other, "-c", "import agent_otel"], capture_output=True).returncode == 1
+    result = run(project, other, "-c", "import sys; print('hi'); sys.exit(3)")
+    assert (result.returncode, result.stdout) == (3, "hi\n")
+    assert result.stderr == (f"agent-otel: {other} cannot import agent_otel; this program runs untraced"
+                             " (run it with the Python agent-otel is installed in)\n")
+    child = f"import subprocess; subprocess.run([{other!r}, '-c', 'print(1)'], check=True)"
+    result = run(project, sys.executable, "-c", child)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "1\n", "")
+
+
 def test_missing_program_and_missing_script(project: Path) -> None:
     result = run(project, "no-such-program-zc")
     assert result.returncode == 127

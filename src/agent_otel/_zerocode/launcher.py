@@ -19,7 +19,7 @@ from pathlib import Path
 
 from agent_otel._engine.instruments import enabled_from_env
 from agent_otel._engine.self_telemetry import report_error
-from agent_otel._environment import AGENT_OTEL_CONFIG, AGENT_OTEL_LAUNCHER
+from agent_otel._environment import AGENT_OTEL_CONFIG, AGENT_OTEL_LAUNCHER, AGENT_OTEL_PROGRAM_PID
 from agent_otel._sdk.configure import configure, shutdown_at_exit
 from agent_otel._zerocode import program as programs
 from agent_otel._zerocode.config import Config, Switches, find_config, load_config, load_file
@@ -278,6 +278,7 @@ def run_launcher(args: argparse.Namespace) -> int:
     _child_environment(config_file)
     plan = plan_for(command)
     if plan.how == "exec":
+        os.environ[AGENT_OTEL_PROGRAM_PID] = str(os.getpid())  # exec keeps the pid
         sys.stdout.flush()
         sys.stderr.flush()
         try:

@@ -178,10 +178,6 @@ _state: _State | None = None
 _lock = threading.RLock()
 
 
-def is_instrumented() -> bool:
-    return _state is not None
-
-
 def wrapped_objects() -> list[tuple[Owner, str, Wrapped]]:
     """(owner, attribute, wrapper) for every object currently replaced (for tests and `check`)."""
     with _lock:

@@ -13,7 +13,10 @@ def _agent_otel_bootstrap() -> None:
     try:
         from agent_otel._zerocode.launcher import bootstrap_child
     except ImportError:
-        pass
+        # the program agent-otel run started, in an interpreter without agent-otel: said once, on stderr
+        if os.environ.get("AGENT_OTEL_PROGRAM_PID") == str(os.getpid()) and sys.stderr is not None:
+            sys.stderr.write(f"agent-otel: {sys.executable} cannot import agent_otel; this program runs untraced"
+                             " (run it with the Python agent-otel is installed in)\n")
     else:
         bootstrap_child()
     here = os.path.dirname(os.path.abspath(__file__))
