@@ -79,6 +79,8 @@ CONTENT_ATTRIBUTES = frozenset({
     GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES, "gen_ai.system_instructions", "gen_ai.tool.call.arguments",
     "gen_ai.tool.call.result", "gen_ai.prompt", "gen_ai.completion", "input.value", "output.value",
     "final_result",  # pydantic-ai's run output
+    "pydantic_ai.all_messages",  # pydantic-ai's every message of a run, on its agent span
+    "pydantic_ai.decision.state",  # what a pydantic-ai decision model was shown
 })
 CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.")
 #: The GenAI evaluation event and its attributes (``gen_ai.evaluation.result``).

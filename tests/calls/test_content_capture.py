@@ -18,6 +18,7 @@ from agent_otel._calls.content import EVENT_OPERATION_DETAILS
 from agent_otel._engine import policy
 from agent_otel._zerocode.config import parse_config
 from tests.bridge.test_processor import chat_span, foreign
+from tests.support.genai_apps import instrumented
 
 VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 INPUT, OUTPUT = semconv.GEN_AI_INPUT_MESSAGES, semconv.GEN_AI_OUTPUT_MESSAGES
@@ -126,6 +127,28 @@ def test_another_instrumentations_span_content_stays_only_when_content_goes_on_s
     agent_otel.set_policy(capture_content=mode)
     chat_span(foreign(otel), **{INPUT: '[{"role": "user"}]'})
     assert (INPUT in otel.span("chat gpt-4o").attributes) is kept
+
+
+def test_pydantic_ais_own_record_of_the_conversation_leaves_its_spans_with_content_off(otel: Any) -> None:
+    """pydantic-ai records every message of a run on its agent span (``pydantic_ai.all_messages``): the prompt,
+    the tool arguments and results, the answer. Before, that attribute stayed with content capture off."""
+    from pydantic_ai import Agent
+    from pydantic_ai.models.test import TestModel
+
+    secret = "078-05-1120"
+    support = Agent(TestModel(), name="support")
+
+    @support.tool_plain
+    def lookup_account(email: str) -> str:
+        return f"account {secret}"
+
+    with instrumented("pydantic-ai", otel.tracer_provider, otel.meter_provider):
+        support.run_sync(f"My SSN is {secret}, why was I charged twice?")
+    spans = otel.spans()
+    assert any(span.name == "invoke_agent support" for span in spans)
+    leaks = [(span.name, key) for span in spans for key, value in (span.attributes or {}).items()
+             if secret in str(value)]
+    assert leaks == []
 
 
 def test_a_config_file_names_the_mode() -> None:
