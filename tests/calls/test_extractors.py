@@ -110,6 +110,23 @@ def test_dunder_steps_are_refused_when_decorating_and_quoted_keys_still_read_map
     assert path('result["__typename"]')(call) == "Issue" and path("result._private")(call) == 1
 
 
+def test_reading_a_key_a_defaultdict_lacks_leaves_the_hosts_dict_as_it_was(otel: Any) -> None:
+    """Before, ``opts["kind"]`` on a defaultdict added the key: the program's own argument and result changed."""
+    import collections
+
+    @agent_otel.agent("planner", task_type=path('args.opts["kind"]'), confidence=path('result["score"]'))
+    def plan(opts: Any) -> Any:
+        return collections.defaultdict(float, {"success": True, "copied": dict(opts)})
+
+    opts: collections.defaultdict[str, list[int]] = collections.defaultdict(list)
+    result = plan(opts)
+    assert dict(opts) == {} and dict(result) == {"success": True, "copied": {}}
+    attributes = otel.span("invoke_agent planner").attributes
+    assert attributes[semconv.AGENT_TASK_TYPE] == "default" and semconv.AGENT_CONFIDENCE not in attributes
+    opts["kind"].append(1)
+    assert plan(opts)["copied"] == {"kind": [1]}
+
+
 def test_a_path_must_be_a_string() -> None:
     with pytest.raises(ConfigurationError, match="extractor path must be a string, got int"):
         path(3)  # type: ignore[arg-type]

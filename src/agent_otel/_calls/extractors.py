@@ -148,6 +148,8 @@ def _step(value: Any, kind: str, key: Any) -> Any:
             return value.get(key, _MISSING)
         return getattr(value, key, _MISSING)
     try:
+        if isinstance(value, Mapping):  # get(), not [ ]: a defaultdict's [ ] adds the key it lacks to the host's dict
+            return value.get(key, _MISSING)
         return value[key]
     except (LookupError, TypeError):
         return _MISSING
