@@ -114,6 +114,23 @@ def test_primary_kpi_is_the_improvement(otel: Any, samplers: list[Any]) -> None:
     assert point(otel, IMPROVEMENT).value == pytest.approx(0.2)
 
 
+@pytest.mark.parametrize(("result", "status"), [
+    ({"success": False, "rolled_back": True}, "rolled_back"),  # before: failed, and no rollback version
+    ({"success": False}, "failed"),
+    ({"success": True, "rolled_back": True}, "rolled_back"),
+])
+def test_a_run_that_rolls_back_and_reports_failure_is_rolled_back(otel: Any, samplers: list[Any],
+                                                                  result: dict[str, Any], status: str) -> None:
+    @agent_otel.evolution("coder", type="nightly", version_from="v2")
+    def evolve() -> dict[str, Any]:
+        return result
+
+    evolve()
+    attributes = otel.span("evolve coder").attributes
+    assert attributes[semconv.EVOLUTION_STATUS] == status
+    assert (attributes.get(semconv.EVOLUTION_ROLLBACK_VERSION) == "v2") is (status == "rolled_back")
+
+
 def test_rolled_back_run_keeps_the_old_kpis(otel: Any, samplers: list[Any]) -> None:
     @agent_otel.evolution("refactor-agent", type="nightly")
     def evolve() -> dict[str, Any]:

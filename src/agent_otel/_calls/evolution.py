@@ -87,10 +87,13 @@ class EvolutionInvocation(Invocation):
                                                            "evolution.rollback"))
         success = coerce_bool(option("success", call, "success"), "evolution.success")
         iterations = coerce_count(option("iterations", call, *_ITERATION_FIELDS), "evolution.iterations")
-        if error is not None or success is False:
+        # a rolled-back run reports failure as often as not (its candidate was worse): rolled_back says more
+        if error is not None:
             status = semconv.EvolutionStatus.FAILED
         elif rolled_back:
             status = semconv.EvolutionStatus.ROLLED_BACK
+        elif success is False:
+            status = semconv.EvolutionStatus.FAILED
         else:
             status = semconv.EvolutionStatus.SUCCEEDED
         lineage = read_lineage(option, call, status is semconv.EvolutionStatus.ROLLED_BACK, self.rollback_version)
