@@ -94,3 +94,27 @@ def test_a_job_type_that_is_not_found_is_the_default(otel: Any) -> None:
     run({})
     assert span_names(otel) == [semconv.job_span_name("default")]
     assert point(otel, semconv.JOB_DURATION.name).attributes[semconv.JOB_TYPE] == "default"
+
+
+def test_values_the_program_hands_a_block_at_run_time_are_counted_never_raised(otel: Any) -> None:
+    """A request handler's ids, names and statuses come from its data: before, each of these raised into it
+    (ConfigurationError, ValueError, AttributeError), though the same values in an extractor are counted."""
+
+    def handle(session: Any, agent: Any, tool: Any, provider: Any, status: str, headers: Any) -> str:
+        with (agent_otel.attached(headers), agent_otel.conversation(session),
+              agent_otel.job(type="request") as job):
+            with agent_otel.agent_call(agent), agent_otel.tool_call(tool), agent_otel.provider_call(provider):
+                pass
+            job.set_outcome(status)
+        return "200 OK"
+
+    assert handle("s-1", "router", "search", "openai", "Failure", {}) == "200 OK"
+    assert otel.span(semconv.job_span_name("request")).attributes[semconv.JOB_OUTCOME] == "failure"
+    assert handle(None, "", None, None, "partial", None) == "200 OK"
+    names = {span.name for span in otel.spans()}
+    assert {"invoke_agent agent", "execute_tool tool"} <= names
+    assert [error_count(otel, stage) for stage in ("conversation.id", "agent.name", "tool.name", "provider.provider",
+                                                   "job.outcome", "propagation.extract")] == [1] * 6
+    job_spans = [span for span in otel.spans() if span.name == semconv.job_span_name("request")]
+    assert [span.attributes[semconv.JOB_OUTCOME] for span in job_spans] == ["failure", "success"]
+    assert [span.attributes.get(semconv.GEN_AI_CONVERSATION_ID) for span in job_spans] == ["s-1", None]

@@ -294,7 +294,7 @@ def test_an_id_that_is_not_a_string_or_an_integer_is_an_error(value: Any) -> Non
     expected = (f"conversation(): a conversation id must be a non-empty string, an integer or an extractor "
                 f"(e.g. path(\"args.session_id\")), got {value!r}")
     with pytest.raises(ConfigurationError, match=re.escape(expected)):
-        agent_otel.conversation(value)
+        agent_otel.conversation(value)(lambda: None)  # decorating: the code's own value
     if value is not None:
         with pytest.raises(ConfigurationError, match="agent\\(\\): a conversation id"):
             agent_otel.agent("a", conversation=value)

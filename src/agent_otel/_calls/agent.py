@@ -23,6 +23,7 @@ from agent_otel._calls.handler import (
     decorator,
     error_type_label,
     field_of,
+    manual_name,
     span_value,
 )
 from agent_otel._calls.options import (
@@ -310,6 +311,6 @@ def agent_call(name: str, *, task_type: str | None = None, version: str | int | 
                prompt_name: str | None = None, prompt_version: str | int | None = None,
                attributes: Attributes | None = None) -> ManualCall:
     """An explicit agent span around a block; report with ``call.set_outcome(success=..., ...)``."""
-    return ManualCall(AgentHandler(None, collect("agent", {"name": name, "task_type": task_type, "version": version,
-                                                           "prompt_name": prompt_name,
-                                                           "prompt_version": prompt_version}), attributes))
+    options = collect("agent", {"name": manual_name("agent", "name", name), "task_type": task_type,
+                                "version": version, "prompt_name": prompt_name, "prompt_version": prompt_version})
+    return ManualCall(AgentHandler(None, options, attributes))

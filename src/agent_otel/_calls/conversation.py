@@ -74,7 +74,15 @@ class conversation(InvocationScope):
     stage = "conversation"
 
     def __init__(self, conversation_id: ConversationId) -> None:
-        check_conversation_id(conversation_id, "conversation()")
+        # a bad id raises when decorating; a with-block's id is the program's value at run time (e.g. None for an
+        # anonymous session): its block runs in no conversation, and the miss is counted
+        self._problem: ConfigurationError | None = None
+        try:
+            check_conversation_id(conversation_id, "conversation()")
+        except ConfigurationError as exc:
+            if is_extractor(conversation_id):  # code's own, never data: said at once
+                raise
+            self._problem = exc
         self.conversation_id = conversation_id
         super().__init__()
 
@@ -85,8 +93,13 @@ class conversation(InvocationScope):
         return super().__enter__()
 
     def _begin(self) -> Invocation:
+        if self._problem is not None:
+            report_error("conversation.id", self._problem)
+            return Invocation(INVALID_SPAN, otel_context.get_current(), self.stage)
         ctx = context_with_conversation(self.conversation_id)
         return Invocation(INVALID_SPAN, ctx if ctx is not None else otel_context.get_current(), self.stage)
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        if self._problem is not None:
+            raise self._problem
         return instrument(_ConversationHandler(self.conversation_id, func), func)

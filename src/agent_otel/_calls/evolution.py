@@ -21,6 +21,7 @@ from agent_otel._calls.handler import (
     coerce_number,
     decorator,
     field_of,
+    manual_name,
 )
 from agent_otel._calls.lineage import read_lineage, record_introduction
 from agent_otel._calls.options import EVOLUTION, Attributes, Count, Flag, Kpis, Names, Text, Version, collect
@@ -224,6 +225,7 @@ def evolution_run(agent: str, *, type: str | None = None, strategy: str | None =
                   version_from: str | int | None = None, attributes: Attributes | None = None) -> ManualCall:
     """An explicit evolution span; report with ``run.set_outcome(kpis_before=.., kpis_after=.., rolled_back=..)``
     (and ``version_to=..``, ``rolled_back_to=..``)."""
-    options = collect("evolution", {"agent": agent, "type": type, "strategy": strategy, "kpi": kpi,
-                                    "evaluations": evaluations, "version_from": version_from})
+    options = collect("evolution", {"agent": manual_name("evolution", "agent", agent), "type": type,
+                                    "strategy": strategy, "kpi": kpi, "evaluations": evaluations,
+                                    "version_from": version_from})
     return ManualCall(EvolutionHandler(None, options, attributes))

@@ -376,6 +376,16 @@ class KindHandler(Handler):
         return value
 
 
+def manual_name(stage: str, key: str, value: Any) -> Any:
+    """A manual call's name (``agent_call(name)``...) is often the program's value at run time: None or empty,
+    it is the kind's own name, as :meth:`KindHandler.required_name` falls back for a call with no function,
+    and the miss is counted; never raised into the block's code."""
+    if value is None or value == "":
+        report_error(f"{stage}.{key}", LookupError("the name resolved to nothing"))
+        return stage
+    return value
+
+
 class ManualCall(InvocationScope):
     """``with agent_otel.agent_call(...) as call:`` for code that is not a single function call.
 

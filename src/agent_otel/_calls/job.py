@@ -186,7 +186,10 @@ class job(InvocationScope):
     def set_outcome(self, outcome: str | semconv.Outcome) -> None:
         inv = self.invocation
         if isinstance(inv, JobInvocation):
-            inv.outcome = semconv.Outcome(outcome).value
+            try:  # often the program's own status value: one that is no outcome is counted, never raised
+                inv.outcome = semconv.Outcome(outcome.lower() if isinstance(outcome, str) else outcome).value
+            except ValueError as exc:
+                report_error("job.outcome", exc)
 
     def __enter__(self) -> job:
         if any(is_extractor(value) for value in (self.job_id, self.type, self.conversation, self.pattern)):

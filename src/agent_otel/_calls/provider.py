@@ -25,6 +25,7 @@ from agent_otel._calls.handler import (
     decorator,
     error_type_label,
     field_of,
+    manual_name,
 )
 from agent_otel._calls.options import PROVIDER, Attributes, Count, Flag, Number, Text, collect
 from agent_otel._calls.pricing import TokenUsage, cost_of_usage, price_of
@@ -470,7 +471,8 @@ def provider_call(provider: str, *, model: str | None = None, operation: str | N
                   attributes: Attributes | None = None) -> ManualCall:
     """An explicit provider span; report with ``call.set_result(response)`` or
     ``call.set_outcome(usage={"input_tokens": .., "output_tokens": ..}, model=..)``."""
-    options = collect("provider", {"provider": provider, "model": model, "operation": operation})
+    options = collect("provider", {"provider": manual_name("provider", "provider", provider), "model": model,
+                                    "operation": operation})
     return ManualCall(ProviderHandler(None, options, attributes))
 
 

@@ -20,6 +20,7 @@ from agent_otel._calls.handler import (
     coerce_count,
     decorator,
     error_type_label,
+    manual_name,
     span_value,
 )
 from agent_otel._calls.options import Attributes, Count, Text, collect
@@ -161,4 +162,5 @@ def tool(name: Text, *, agent: Text | None = None, type: Text | None = None, ste
 
 
 def tool_call(name: str, *, agent: str | None = None, attributes: Attributes | None = None) -> ManualCall:
-    return ManualCall(ToolHandler(None, collect("tool", {"name": name, "agent": agent}), attributes))
+    options = collect("tool", {"name": manual_name("tool", "name", name), "agent": agent})
+    return ManualCall(ToolHandler(None, options, attributes))

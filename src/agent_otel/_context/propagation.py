@@ -15,6 +15,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import get_current_span
 
 from agent_otel._context.stamping import stamped_ids
+from agent_otel._engine.self_telemetry import report_error
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -30,8 +31,14 @@ def inject(carrier: MutableMapping[str, str], ctx: Context | None = None) -> Mut
 
 
 def extract(carrier: Mapping[str, str], ctx: Context | None = None) -> Context:
-    """Read trace context and baggage (with the job and conversation ids) from ``carrier``, e.g. incoming headers."""
-    lowered = {key.lower(): value for key, value in carrier.items()}
+    """Read trace context and baggage (with the job and conversation ids) from ``carrier``, e.g. incoming headers.
+    A carrier that is no mapping of names (e.g. None for a request without headers) brings nothing: counted,
+    never raised into the handler reading it."""
+    try:
+        lowered = {key.lower(): value for key, value in carrier.items()}
+    except (AttributeError, TypeError) as exc:
+        report_error("propagation.extract", exc)
+        return ctx if ctx is not None else otel_context.get_current()
     return propagate.extract(lowered, context=ctx)
 
 
