@@ -144,8 +144,9 @@ def test_a_responses_api_stream_records_the_usage_its_completed_event_carries(ot
     def create() -> Any:
         return client.responses.create(model="gpt-4o-mini", input="hi", stream=True)
 
-    assert [event.type for event in create()] == ["response.created", "response.output_text.delta",
-                                                  "response.completed"]
+    assert [event.type for event in create()] == [
+        "response.created", "response.output_item.added", "response.content_part.added",
+        "response.output_text.delta", "response.output_item.done", "response.completed"]
     span = otel.span("chat gpt-4o-mini")
     assert span.attributes[semconv.GEN_AI_RESPONSE_MODEL] == OPENAI_MODEL
     assert span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == RESPONSES_USAGE["input_tokens"]
@@ -246,6 +247,35 @@ def test_an_async_streaming_helper_is_timed_until_its_block_is_left(otel: Any, l
                                                                      use: str) -> None:
     text = asyncio.run(read_async(helper(sdk, llm.url, run_async=True)(), sdk, use))
     assert_helper_recorded(otel, sdk, use, text)
+
+
+@pytest.mark.parametrize("run_async", [False, True])
+def test_the_responses_streaming_helper_read_with_get_final_response_records_its_usage(
+        otel: Any, llm: StreamingLLM, run_async: bool) -> None:
+    """``client.responses.stream(...)`` shows no snapshot, and get_final_response() reads the events without
+    passing through the stream we hand out: before, no tokens, no cost, and a stream read to the end was
+    flagged closed early."""
+    client_type = openai.AsyncOpenAI if run_async else openai.OpenAI
+    client = client_type(base_url=llm.url + "/v1", api_key="test", max_retries=0)
+
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    def stream() -> Any:
+        return client.responses.stream(model="gpt-4o-mini", input="hi")
+
+    async def read_async() -> Any:
+        async with stream() as events:
+            return await events.get_final_response()
+
+    if run_async:
+        final = asyncio.run(read_async())
+    else:
+        with stream() as events:
+            final = events.get_final_response()
+    assert final.usage.input_tokens == RESPONSES_USAGE["input_tokens"]
+    span = otel.span("chat gpt-4o-mini")
+    assert span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == RESPONSES_USAGE["input_tokens"]
+    assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == RESPONSES_USAGE["output_tokens"]
+    assert semconv.STREAM_CLOSED_EARLY not in span.attributes
 
 
 def test_a_streaming_helper_left_early_is_closed_early(otel: Any, llm: StreamingLLM) -> None:

@@ -53,16 +53,26 @@ RESPONSES_USAGE = {"input_tokens": 30, "output_tokens": 5, "total_tokens": 35,
 
 def _responses_events() -> list[tuple[str | None, Any]]:
     """OpenAI's Responses API: the usage is on the response that ``response.completed`` carries."""
-    def response(status: str, usage: dict[str, Any] | None) -> dict[str, Any]:
-        return {"id": "resp_1", "object": "response", "created_at": 0, "model": OPENAI_MODEL, "status": status,
-                "output": [], "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "usage": usage}
+    def message(status: str, text: str | None) -> dict[str, Any]:
+        content = [] if text is None else [{"type": "output_text", "text": text, "annotations": []}]
+        return {"id": "msg_1", "type": "message", "role": "assistant", "status": status, "content": content}
 
+    def response(status: str, usage: dict[str, Any] | None) -> dict[str, Any]:
+        output = [message("completed", "Hello")] if usage is not None else []
+        return {"id": "resp_1", "object": "response", "created_at": 0, "model": OPENAI_MODEL, "status": status,
+                "output": output, "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "usage": usage}
+
+    at = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
     events: list[dict[str, Any]] = [
-        {"type": "response.created", "sequence_number": 0, "response": response("in_progress", None)},
-        {"type": "response.output_text.delta", "sequence_number": 1, "item_id": "msg_1", "output_index": 0,
-         "content_index": 0, "delta": "Hello", "logprobs": []},
-        {"type": "response.completed", "sequence_number": 2, "response": response("completed", RESPONSES_USAGE)},
+        {"type": "response.created", "response": response("in_progress", None)},
+        {"type": "response.output_item.added", "output_index": 0, "item": message("in_progress", None)},
+        {"type": "response.content_part.added", **at, "part": {"type": "output_text", "text": "", "annotations": []}},
+        {"type": "response.output_text.delta", **at, "delta": "Hello", "logprobs": []},
+        {"type": "response.output_item.done", "output_index": 0, "item": message("completed", "Hello")},
+        {"type": "response.completed", "response": response("completed", RESPONSES_USAGE)},
     ]
+    for number, event in enumerate(events):
+        event["sequence_number"] = number
     return [(event["type"], event) for event in events]
 
 

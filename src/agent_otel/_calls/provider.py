@@ -139,8 +139,8 @@ class ProviderInvocation(Invocation):
 
     def on_stream_exit(self, stream: Any) -> bool:
         """The response an SDK's helper stream accumulated (Anthropic's ``current_message_snapshot``,
-        OpenAI's ``current_completion_snapshot``), read as a last chunk when its block is left; read to
-        the end when the snapshot says why the model stopped."""
+        OpenAI's ``current_completion_snapshot``, the completed response of OpenAI's Responses helper), read
+        as a last chunk when its block is left; read to the end when it says why the model stopped."""
         snapshot = None
         for name in _STREAM_SNAPSHOTS:
             try:
@@ -150,7 +150,13 @@ class ProviderInvocation(Invocation):
             if snapshot is not None:
                 break
         if snapshot is None:
-            return False
+            # OpenAI's Responses helper (``client.responses.stream``) shows no snapshot: its response is kept once
+            # ``response.completed`` arrived, which get_final_response() reads without passing through our proxy
+            completed = getattr(getattr(stream, "_state", None), "_completed_response", None)
+            if completed is None:
+                return False
+            self._read_usage(completed)
+            return True
         self._read_usage(snapshot)
         if field_of(snapshot, "stop_reason") is not None:
             return True
