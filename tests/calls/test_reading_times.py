@@ -43,6 +43,26 @@ def test_delta_records_what_the_call_added_to_a_running_total(otel: Any) -> None
     assert sorted(s.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] for s in otel.spans()) == [20, 380]
 
 
+def test_a_running_total_the_first_call_creates_counts_from_zero(otel: Any) -> None:
+    """A client that creates its usage object on its first request: before, that request recorded no tokens."""
+
+    class Lazy:
+        usage: Totals | None = None
+
+        @agent_otel.provider("openai", model="m", input_tokens=path("self.usage.prompt_tokens", delta=True))
+        def complete(self, used_in: int) -> str:
+            if self.usage is None:
+                self.usage = Totals()
+            self.usage.prompt_tokens += used_in
+            return "text"
+
+    client = Lazy()
+    client.complete(100)
+    client.complete(50)
+    assert [s.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] for s in otel.spans()] == [100, 50]
+    assert error_count(otel, "provider.extract.input_tokens") == 0
+
+
 def test_a_running_total_that_goes_down_is_no_number(otel: Any) -> None:
     client = Client()
 

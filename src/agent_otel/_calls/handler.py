@@ -78,16 +78,17 @@ def coerce_bool(value: Any, stage: str) -> bool | None:
 
 def difference(before: Any, after: Any, stage: str) -> float | None:
     """``after - before`` of a running total read around a call (``delta``); None, counted, when either
-    is not a number or the total went down (a reset: the call's share is unknown)."""
-    low = coerce_number(before, stage)
+    is not a number or the total went down (a reset: the call's share is unknown). A total that did not
+    exist before the call (a client that creates its usage object on its first request) started at 0."""
     high = coerce_number(after, stage)
+    low = 0 if before is None and high is not None else coerce_number(before, stage)
     if low is None or high is None:
         return None
     if high < low:
         report_error(stage, ValueError("a running total read with delta went down during the call"))
         return None
     change = high - low
-    return int(change) if isinstance(before, int) and isinstance(after, int) else change
+    return int(change) if isinstance(before, int | None) and isinstance(after, int) else change
 
 
 def coerce_number(value: Any, stage: str, low: float | None = None, high: float | None = None) -> float | None:
