@@ -380,15 +380,12 @@ def _async_wrapper(handler: Handler) -> WrapperFunction:
     return wrapper
 
 
-async def _lazy_coroutine(coro: Awaitable[T], handler: Handler, wrapped: Callable[..., Any], instance: object,
-                          args: Args, kwargs: Kwargs) -> T:
-    inv = _begin(handler, wrapped, instance, args, kwargs)
+async def _traced_coroutine(coro: Awaitable[T], inv_or_call: Invocation | _PendingCall) -> T:
+    """Await ``coro`` inside the invocation's context; given the call instead, the invocation begins here,
+    as the coroutine first runs (one coroutine either way: a second one awaiting it costs a frame per call)."""
+    inv = inv_or_call if isinstance(inv_or_call, Invocation) else _begin(*inv_or_call)
     if inv is None:
         return await coro
-    return await _traced_coroutine(coro, inv)
-
-
-async def _traced_coroutine(coro: Awaitable[T], inv: Invocation) -> T:
     token = _attach(inv.context)
     try:
         result = await coro
@@ -409,7 +406,7 @@ async def _traced_coroutine(coro: Awaitable[T], inv: Invocation) -> T:
 
 class _PendingCoroutine(wrapt.ObjectProxy[Coroutine[Any, Any, T]]):
     """The coroutine an ``async def`` returned, whose invocation begins when it first runs
-    (:func:`_lazy_coroutine`). Let go before that (a task cancelled before it starts, ``close()``,
+    (:func:`_traced_coroutine`). Let go before that (a task cancelled before it starts, ``close()``,
     ``throw()``, dropped), it is the program's own coroutine: no span, and Python's "never awaited"
     warning exactly when the program's coroutine would give it. Still a coroutine to ``inspect`` and
     asyncio, named as the program's."""
@@ -422,7 +419,7 @@ class _PendingCoroutine(wrapt.ObjectProxy[Coroutine[Any, Any, T]]):
     def _driver(self) -> Coroutine[Any, Any, T]:
         driver = self._self_driver
         if driver is None:
-            driver = self._self_driver = _lazy_coroutine(self.__wrapped__, *self._self_call)
+            driver = self._self_driver = _traced_coroutine(self.__wrapped__, self._self_call)
         return driver
 
     def __await__(self) -> Generator[Any, None, T]:
