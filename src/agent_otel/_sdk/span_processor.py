@@ -46,7 +46,12 @@ class AgentOtelSpanProcessor(SpanProcessor):
         except AttributeError:
             values = attribute_dict(span)
         ctx = parent_context if parent_context is not None else _get_current()
-        if not ctx.get(SCRUBBED_KEY):
+        if ctx.get(SCRUBBED_KEY):  # one of ours: it starts with its ids and its keys hashed
+            bridge = self.bridge
+            if (bridge is None or not bridge.open_spans) and (
+                    policies._policy or policies.policy()).hashed_keys.isdisjoint(values):
+                return  # no other library's GenAI span open for the bridge to cover, no hash to note
+        else:
             state = ctx.get(JOB_KEY)
             if state is not None:
                 entries = ctx.get(BAGGAGE_KEY)
