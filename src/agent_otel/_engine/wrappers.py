@@ -47,7 +47,7 @@ from typing import Any, Self, SupportsIndex, TypeAlias, TypeVar, cast
 import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import NonRecordingSpan, Span, Status, StatusCode
 
 from agent_otel import semconv
 from agent_otel._engine import instruments as _instruments
@@ -106,9 +106,14 @@ class Invocation:
     #: dict, a str...) ends the call at once, without asking.
     custom_stream = False
 
+    #: Whether the kind overrides :meth:`on_chunk` (set for each subclass): if not, a generator's item only
+    #: takes the first-chunk time, without calling :meth:`chunk`.
+    custom_chunk = False
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.custom_stream = cls.wants_stream is not Invocation.wants_stream
+        cls.custom_chunk = cls.on_chunk is not Invocation.on_chunk
 
     def on_stream_exit(self, stream: object) -> bool:
         """A stream manager's block is left before the stream it handed out was read to its end through
@@ -142,8 +147,10 @@ class Invocation:
             self.record(how, value, error, duration_s)
         except Exception as exc:
             report_error(self.stage + ".record", exc)
+        span = self.span
+        if type(span) is NonRecordingSpan:  # tracing off or sampled out: nothing to set, and end() does nothing
+            return
         try:
-            span = self.span
             if span.is_recording():
                 if error is not None:
                     span.set_attribute(semconv.ERROR_TYPE, type(error).__name__)
@@ -509,7 +516,10 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
             inv.end(End.RAISED, error=exc)
             raise
         _detach(token)
-        inv.chunk(item)
+        if inv.custom_chunk:
+            inv.chunk(item)
+        elif inv.first_chunk_ns is None:  # what chunk() does for a kind without on_chunk()
+            inv.first_chunk_ns = _now_ns()
         try:
             to_send = yield item
         except GeneratorExit:
@@ -561,7 +571,10 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             inv.end(End.RAISED, error=exc)
             raise
         _detach(token)
-        inv.chunk(item)
+        if inv.custom_chunk:
+            inv.chunk(item)
+        elif inv.first_chunk_ns is None:  # what chunk() does for a kind without on_chunk()
+            inv.first_chunk_ns = _now_ns()
         try:
             to_send = yield item
         except GeneratorExit:
