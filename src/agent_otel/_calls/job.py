@@ -70,10 +70,10 @@ class JobInvocation(Invocation):
             call, extractor = self.pattern_reader
             call.result, call.error = value, error
             pattern = _read(extractor, call, "job.extract.pattern")
-        record_pattern(self.context, self.span, pattern, outcome, duration_s)
-        if self.span.is_recording():
-            self.span.set_attribute(semconv.JOB_OUTCOME, outcome)
-            self.span.set_attributes(self.state.rollup_attributes())
+        if pattern is not None:
+            record_pattern(self.context, self.span, pattern, outcome, duration_s)
+        if self.span.is_recording():  # one set_attributes(): one lock
+            self.span.set_attributes({semconv.JOB_OUTCOME: outcome, **self.state.rollup_attributes()})
             if self.result_reader is not None:
                 call, extractors = self.result_reader
                 call.result, call.error = value, error
@@ -97,12 +97,15 @@ def _read(extractor: Any, call: Call, stage: str) -> Any:
         return None
 
 
-def start_job(job_id: object, job_type: object, attributes: Mapping[str, Any],
+def bounded_job_type(job_type: object) -> str:
+    """A job's type as the span name, the span, the baggage and ``job.duration`` all carry it: through the
+    cardinality cap once (the default when an extractor found nothing)."""
+    return policy().bounded(semconv.JOB_TYPE, job_type) if job_type is not None and job_type != "" else _DEFAULT_TYPE
+
+
+def start_job(job_id: object, kind: str, attributes: Mapping[str, Any],
               conversation: object = None, pattern: object = None) -> JobInvocation:
-    """Start a job (in ``conversation``, when given): its type (the default when an extractor found
-    nothing) goes through the cardinality cap once, for the span name, the span, the baggage and
-    ``job.duration`` alike."""
-    kind = policy().bounded(semconv.JOB_TYPE, job_type) if job_type is not None and job_type != "" else _DEFAULT_TYPE
+    """Start a job of type ``kind`` (see :func:`bounded_job_type`), in ``conversation`` when given."""
     state = JobState(id=str(job_id) if job_id is not None else new_job_id(), type=kind)
     ctx = context_with_job(state, context_with_conversation(conversation) if conversation is not None else None)
     span_attributes = {
@@ -132,13 +135,28 @@ class _JobHandler(Handler):
         self.attributes = attributes
         self.signature = signature_of(func)
         self.result_attributes = dict(result_attributes or {})
+        #: Whether a call's options are read off it (a Call is made for it only then).
+        self.reads_call = (self.extracts_id or self.extracts_type or conversation is not None or pattern is not None
+                           or bool(self.result_attributes))
+        self._bounded_type: tuple[object, str] | None = None  # (policy, literal type through its cap)
+
+    def job_type_of(self, call: Call | None) -> str:
+        """The call's bounded type: a literal one goes through the cardinality cap once per policy."""
+        if self.extracts_type and call is not None:  # (a type read off the call has one: reads_call)
+            return bounded_job_type(resolve(self.job_type, call))
+        current = policy()
+        cached = self._bounded_type
+        if cached is None or cached[0] is not current:
+            cached = self._bounded_type = (current, bounded_job_type(self.job_type))
+        return cached[1]
 
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
+        if not self.reads_call:  # all literal: nothing to read off the call
+            return start_job(self.job_id, self.job_type_of(None), self.attributes)
         method = self.method
         call = Call(self.signature, instance, args, kwargs, method if method is not None else self.decide_method(args))
         inv = start_job(resolve(self.job_id, call) if self.extracts_id else self.job_id,  # resolve(), when it
-                        resolve(self.job_type, call) if self.extracts_type else self.job_type,  # has to run
-                        self.attributes,
+                        self.job_type_of(call), self.attributes,  # has to run
                         resolve(self.conversation, call) if self.conversation is not None else None)
         if self.result_attributes:
             inv.result_reader = (call, self.result_attributes)
@@ -197,7 +215,7 @@ class job(InvocationScope):
         return super().__enter__()
 
     def _begin(self) -> Invocation:
-        return start_job(self.job_id, self.type, self.attributes, self.conversation, self.pattern)
+        return start_job(self.job_id, bounded_job_type(self.type), self.attributes, self.conversation, self.pattern)
 
     # -- decorator -------------------------------------------------------------------------------
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:

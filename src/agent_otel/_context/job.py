@@ -104,6 +104,8 @@ def _baggage_job_id(ctx: Context | None) -> str | None:
 
 
 def context_with_job(state: JobState, ctx: Context | None = None) -> Context:
+    if ctx is None:  # read once: set_baggage() and set_value() would each read the current context
+        ctx = otel_context.get_current()
     ctx = baggage.set_baggage(semconv.BAGGAGE_JOB_ID, state.id, ctx)
     ctx = baggage.set_baggage(semconv.BAGGAGE_JOB_TYPE, state.type, ctx)
     return Context({**ctx, JOB_KEY: state})  # set_value() in one copy
