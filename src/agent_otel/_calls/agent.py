@@ -22,7 +22,6 @@ from agent_otel._calls.handler import (
     coerce_number,
     decorator,
     error_type_label,
-    field_of,
     manual_name,
     span_value,
 )
@@ -194,8 +193,7 @@ class AgentHandler(KindHandler):
         # result; the others are, from their fields: `_reads_by_field` finds them from a dict's keys.
         self.explicit = {key for key in (*self.RESULT_OPTIONS, *self.work)
                          if options.get(key) is not None or key in self.work}
-        self._reads = tuple((key, fields) for key, fields in _RESULT_READS if key not in self.explicit)
-        self._reads_by_field = {field: (key, fields) for key, fields in self._reads for field in fields}
+        self.reads_result(tuple((key, fields) for key, fields in _RESULT_READS if key not in self.explicit))
 
     def run_extractor(self, extractor: Any, call: Call, key: str) -> Any:
         try:
@@ -203,27 +201,6 @@ class AgentHandler(KindHandler):
         except Exception as exc:
             report_error(f"agent.extract.{key}", exc)
             return None
-
-    def read_result(self, result: Any) -> dict[str, Any]:
-        """The non-explicit result options present on ``result`` (as :func:`field_of` reads them)."""
-        if result is None:
-            return _NOTHING
-        found = {}
-        if type(result) is dict:  # the common case: only look at the fields the dict has
-            by_field = self._reads_by_field
-            for field in result:
-                read = by_field.get(field)
-                if read is not None and read[0] not in found:
-                    fields = read[1]  # one field: what field_of() reads, without its call
-                    value = result[field] if len(fields) == 1 else field_of(result, *fields)
-                    if value is not None:
-                        found[read[0]] = value
-            return found
-        for key, fields in self._reads:
-            value = field_of(result, *fields)
-            if value is not None:
-                found[key] = value
-        return found
 
     def result_value(self, key: str, call: Call, found: dict[str, Any]) -> Any:
         """An explicit option (literal or extractor) if given, else what :meth:`read_result` found."""

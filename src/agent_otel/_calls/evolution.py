@@ -23,7 +23,14 @@ from agent_otel._calls.handler import (
     field_of,
     manual_name,
 )
-from agent_otel._calls.lineage import read_lineage, record_introduction
+from agent_otel._calls.lineage import (
+    FROM_FIELDS,
+    NO_LINEAGE,
+    ROLLBACK_FIELDS,
+    TO_FIELDS,
+    read_lineage,
+    record_introduction,
+)
 from agent_otel._calls.options import EVOLUTION, Attributes, Count, Flag, Kpis, Names, Text, Version, collect
 from agent_otel._calls.process_usage import ResourceSampler
 from agent_otel._engine.instruments import runtime
@@ -35,6 +42,12 @@ _BEFORE_FIELDS = ("kpis_before", "pre_kpis", "before")
 _AFTER_FIELDS = ("kpis_after", "post_kpis", "after")
 _ROLLBACK_FIELDS = ("rolled_back", "rollback")
 _ITERATION_FIELDS = ("iterations", "convergence_iterations")
+#: Options read off the result when not given, and the fields each one is read from (the first one present wins).
+_RESULT_FIELDS = {"kpis_before": _BEFORE_FIELDS, "kpis_after": _AFTER_FIELDS, "rollback": _ROLLBACK_FIELDS,
+                  "success": ("success",), "iterations": _ITERATION_FIELDS, "version_from": FROM_FIELDS,
+                  "version_to": TO_FIELDS, "rollback_version": ROLLBACK_FIELDS}
+#: Those read off every result, at once (``rollback_version`` only when the run was rolled back).
+_ALWAYS_READ = tuple((key, fields) for key, fields in _RESULT_FIELDS.items() if key != "rollback_version")
 _DEFAULT_TYPE = EVOLUTION["type"].default  # also when an extractor finds nothing
 _SAMPLE_RESOURCES = EVOLUTION["sample_resources"].default
 
@@ -78,16 +91,16 @@ class EvolutionInvocation(Invocation):
         usage = self.sampler.stop() if self.sampler is not None else None
         handler, call = self.handler, self.call
         call.result, call.error = value, error
+        found = handler.read_result(value)
         option = handler.result_option
-        before = _kpis(option("kpis_before", call, *_BEFORE_FIELDS), "evolution.kpis_before")
-        after = _kpis(option("kpis_after", call, *_AFTER_FIELDS), "evolution.kpis_after")
+        before = _kpis(option("kpis_before", call, found), "evolution.kpis_before")
+        after = _kpis(option("kpis_after", call, found), "evolution.kpis_after")
         if self.scores is not None:  # evaluation KPIs; what the run reports wins
             window, baseline = self.scores
             before, after = {**baseline, **before}, {**window.means(), **after}
-        rolled_back = self.rolled_back or bool(coerce_bool(option("rollback", call, *_ROLLBACK_FIELDS),
-                                                           "evolution.rollback"))
-        success = coerce_bool(option("success", call, "success"), "evolution.success")
-        iterations = coerce_count(option("iterations", call, *_ITERATION_FIELDS), "evolution.iterations")
+        rolled_back = self.rolled_back or bool(coerce_bool(option("rollback", call, found), "evolution.rollback"))
+        success = coerce_bool(option("success", call, found), "evolution.success")
+        iterations = coerce_count(option("iterations", call, found), "evolution.iterations")
         # a rolled-back run reports failure as often as not (its candidate was worse): rolled_back says more
         if error is not None:
             status = semconv.EvolutionStatus.FAILED
@@ -97,8 +110,9 @@ class EvolutionInvocation(Invocation):
             status = semconv.EvolutionStatus.FAILED
         else:
             status = semconv.EvolutionStatus.SUCCEEDED
-        lineage = read_lineage(option, call, status is semconv.EvolutionStatus.ROLLED_BACK, self.rollback_version)
-        reported = option("improvements", call) if "improvements" in handler.options else None
+        lineage = read_lineage(option, call, found, status is semconv.EvolutionStatus.ROLLED_BACK,
+                               self.rollback_version)
+        reported = handler.option("improvements", call) if "improvements" in handler.options else None
         if reported is not None:
             deltas = _kpis(reported, "evolution.improvements")
         else:
@@ -116,7 +130,8 @@ class EvolutionInvocation(Invocation):
         with_status = {**labels, semconv.EVOLUTION_STATUS: status_value}
         instruments = rt.instruments  # read by name: rt[spec] is a Python call
         instruments[semconv.EVOLUTION_ATTEMPTS.name].add(1, with_status, context=ctx)
-        record_introduction(ctx, self.agent_name, lineage, status)
+        if lineage is not NO_LINEAGE:  # a run that reports no versions introduces none
+            record_introduction(ctx, self.agent_name, lineage, status)
         instruments[semconv.EVOLUTION_DURATION.name].record(duration_s, with_status, context=ctx)
         if improvement is not None:
             instruments[semconv.EVOLUTION_PERFORMANCE_IMPROVEMENT.name].set(improvement, labels, context=ctx)
@@ -133,7 +148,8 @@ class EvolutionInvocation(Invocation):
                                      semconv.EVOLUTION_ROLLBACK: rolled_back}
             if iterations is not None:
                 ended[semconv.EVOLUTION_ITERATIONS] = iterations
-            ended.update(lineage.span_attributes())
+            if lineage is not NO_LINEAGE:
+                ended.update(lineage.span_attributes())
             for prefix, kpis in ((semconv.EVOLUTION_KPI_BEFORE_PREFIX, before),
                                  (semconv.EVOLUTION_KPI_AFTER_PREFIX, after),
                                  (semconv.EVOLUTION_KPI_DELTA_PREFIX, deltas)):
@@ -155,10 +171,19 @@ class EvolutionInvocation(Invocation):
 class EvolutionHandler(KindHandler):
     stage = "evolution"
 
-    def result_option(self, key: str, call: Call, *fields: str) -> Any:
+    def __init__(self, func: Callable[..., Any] | None, options: dict[str, Any],
+                 attributes: Attributes | None = None) -> None:
+        super().__init__(func, options, attributes)
+        self.reads_result(tuple((key, fields) for key, fields in _ALWAYS_READ if key not in options))
+
+    def result_option(self, key: str, call: Call, found: dict[str, Any] | None) -> Any:
+        """The option if given (literal or extractor), else what the result has for it: in ``found``
+        (:meth:`read_result`), or read off it now when None (an option read only in some runs)."""
         if key in self.options:
             return self.option(key, call)
-        return field_of(call.result, *fields)
+        if found is None:
+            return field_of(call.result, *_RESULT_FIELDS[key])
+        return found.get(key)
 
     def _describe(self, call: Call) -> tuple[str, str, str, dict[str, Any]]:
         bound = policy().bounded
@@ -179,7 +204,7 @@ class EvolutionHandler(KindHandler):
         sampler = ResourceSampler() if self.options.get("sample_resources", _SAMPLE_RESOURCES) else None
         inv = EvolutionInvocation(span, ctx, self, call, agent_name, evolution_type, sampler)
         inv.context = Context({**ctx, EVOLUTION_KEY: inv})  # one copy (set_value() makes two)
-        names = _evaluation_names(self.option("evaluations", call))
+        names = _evaluation_names(self.option("evaluations", call)) if "evaluations" in self.options else None
         if names:
             window = ScoreWindow(names)
             inv.scores = (window, take_baseline(agent_name, names))

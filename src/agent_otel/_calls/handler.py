@@ -221,11 +221,18 @@ def _reading_times(stage: str, options: Mapping[str, Any]) -> tuple[dict[str, Pa
     return early, late
 
 
+#: What :meth:`KindHandler.read_result` found nothing in.
+_NOTHING: dict[str, Any] = {}
+
+
 class KindHandler(Handler):
     """A handler whose options are literals or extractors, validated at decoration time
     (``stage`` is the kind's name in :data:`agent_otel._calls.options.KINDS`)."""
 
     span_kind = SpanKind.INTERNAL
+    #: The options :meth:`read_result` reads off a result (see :meth:`reads_result`), and the same by field.
+    _reads: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    _reads_by_field: dict[str, tuple[str, tuple[str, ...]]] = _NOTHING
 
     def __init__(self, func: Callable[..., Any] | None, options: dict[str, Any],
                  attributes: Attributes | None = None) -> None:
@@ -243,6 +250,33 @@ class KindHandler(Handler):
         if func is not None and self.signature is not None:
             check_parameters(func, self.signature, options)
         check_required(self.stage, options)
+
+    def reads_result(self, reads: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+        """Have :meth:`read_result` read these options (key, the result fields it is read from) off results."""
+        self._reads = reads
+        self._reads_by_field = {field: (key, fields) for key, fields in reads for field in fields}
+
+    def read_result(self, result: Any) -> dict[str, Any]:
+        """The options of :meth:`reads_result` that ``result`` has (the first of an option's fields present,
+        as :func:`field_of` reads them), read at once."""
+        if result is None:
+            return _NOTHING
+        found = {}
+        if type(result) is dict:  # the common case: only look at the fields the dict has
+            by_field = self._reads_by_field
+            for field in result:
+                read = by_field.get(field)
+                if read is not None and read[0] not in found:
+                    fields = read[1]  # one field: what field_of() reads, without its call
+                    value = result[field] if len(fields) == 1 else field_of(result, *fields)
+                    if value is not None:
+                        found[read[0]] = value
+            return found
+        for key, fields in self._reads:
+            value = field_of(result, *fields)
+            if value is not None:
+                found[key] = value
+        return found
 
     def new_call(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
         """The call's view for extractors, with the values read when it starts (``at``, ``delta``)."""

@@ -18,7 +18,8 @@ FROM_FIELDS = ("version_from", "from_version", "previous_version")
 TO_FIELDS = ("version_to", "to_version", "new_version")
 ROLLBACK_FIELDS = ("rollback_version", "rolled_back_to")
 
-#: ``(key, call, *result fields) -> value``: an evolution handler's option, else the result's field.
+#: ``(key, call, found) -> value``: an evolution handler's option, else the result's field (in ``found``, the
+#: fields read off the result; read now when None).
 ReadOption = Callable[..., Any]
 
 
@@ -53,19 +54,22 @@ class Lineage:
                 if value is not None}
 
 
-_NO_LINEAGE = Lineage(None, None, None)
+#: A run that reports no versions (the common case): no new object, nothing to record.
+NO_LINEAGE = Lineage(None, None, None)
 
 
-def read_lineage(option: ReadOption, call: Call, rolled_back: bool, marker_version: Any) -> Lineage:
-    """The run's lineage from its options or result; a rollback returns to the ``[[rollback]]`` target's
-    version, else the ``rollback_version`` option or result field, else the version the run started from."""
-    source = _version(option("version_from", call, *FROM_FIELDS))
-    produced = _version(option("version_to", call, *TO_FIELDS))
+def read_lineage(option: ReadOption, call: Call, found: dict[str, Any], rolled_back: bool,
+                 marker_version: Any) -> Lineage:
+    """The run's lineage from its options or result (``found``: its fields, see ``EvolutionHandler.read_result``);
+    a rollback returns to the ``[[rollback]]`` target's version, else the ``rollback_version`` option or result
+    field, else the version the run started from."""
+    source = _version(option("version_from", call, found))
+    produced = _version(option("version_to", call, found))
     if source is None and produced is None and not rolled_back:
-        return _NO_LINEAGE  # a run that reports no versions, the common case: no new object
+        return NO_LINEAGE
     returned_to = None
     if rolled_back:
-        returned_to = _version(marker_version) or _version(option("rollback_version", call, *ROLLBACK_FIELDS)) \
+        returned_to = _version(marker_version) or _version(option("rollback_version", call, None)) \
             or source
     return Lineage(source, produced, returned_to)
 
