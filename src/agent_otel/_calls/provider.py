@@ -65,6 +65,10 @@ _DEFAULT_OPERATION = PROVIDER["operation"].default  # also when an extractor fin
 _USAGE_FIELDS = tuple(field.name for field in dataclasses.fields(TokenUsage))
 
 
+#: Items of a stream that carry no usage or model (exactly these types: their attributes are Python's own).
+_SCALARS = frozenset({str, bytes, int, float, bool, type(None)})
+
+
 class ProviderInvocation(Invocation):
     """One provider call. A call nested in a call to the same provider (a raw request inside a
     function that retries it) is the same logical request: only the outermost counts as a call
@@ -166,6 +170,8 @@ class ProviderInvocation(Invocation):
     def on_chunk(self, item: Any) -> None:
         # Streamed responses report usage (and the model) on some chunk, usually the last; the events of
         # OpenAI's streaming helper carry the raw chunk as ``chunk``.
+        if type(item) in _SCALARS:  # a piece of text or a number has none of those fields: nothing to read
+            return
         self._read_usage(field_of(item, "chunk") or item)
 
     def _read_usage(self, source: Any) -> None:
