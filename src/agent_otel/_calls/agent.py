@@ -43,6 +43,7 @@ from agent_otel._calls.tool import TOOL_KEY
 from agent_otel._context.conversation import context_with_conversation
 from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, JobState, current_job
 from agent_otel._context.phase import PHASE_KEY, PhaseState
+from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.instruments import Runtime, runtime
 from agent_otel._engine.policy import policy
 from agent_otel._engine.self_telemetry import report_error
@@ -87,7 +88,7 @@ class AgentInvocation(Invocation):
             if raw is not None:
                 confidence = coerce_number(raw, "agent.confidence", 0.0, 1.0)
         outcome = _ERROR if error is not None else _FAILURE if success is False else _SUCCESS
-        rt = runtime()
+        rt = _instruments._runtime or runtime()  # runtime() without its call, once it is built
         error_type = error_type_label(error) if error is not None else None
         record_agent_call(self.context, self.name, self.task_type, outcome, error_type, duration_s, self.version, rt)
         if self.counts is not None:

@@ -20,6 +20,8 @@ from agent_otel import semconv
 from agent_otel._calls.extractors import Call, Path, is_extractor, signature_of
 from agent_otel._calls.options import KINDS, Attributes, check_required, extractor_problem, read_at
 from agent_otel._context.stamping import stamped_ids
+from agent_otel._engine import instruments as _instruments
+from agent_otel._engine import policy as _policies
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import SCRUBBED_KEY, policy, set_hashed, valid_text
 from agent_otel._engine.self_telemetry import report_error
@@ -368,7 +370,8 @@ class KindHandler(Handler):
         runs in the returned context: ``ctx`` with the span and ``entries`` (context key -> value, e.g.
         the agent's name), made in one copy instead of one per value."""
         parent = ctx if ctx is not None else _get_current()
-        tracer = runtime().tracer
+        rt = _instruments._runtime  # runtime() without its call, once it is built
+        tracer = (rt if rt is not None else runtime()).tracer
         if type(tracer) is trace.NoOpTracer:  # tracing off: the span would be INVALID_SPAN anyway
             return trace.INVALID_SPAN, Context({**parent, **entries, SPAN_KEY: trace.INVALID_SPAN} if entries
                                                else {**parent, SPAN_KEY: trace.INVALID_SPAN})
@@ -401,7 +404,7 @@ class KindHandler(Handler):
         values, span name and attributes then never change), else on every call."""
         if self.extracts and not self.extracts.isdisjoint(keys):
             return compute(call)
-        current = policy()
+        current = _policies._policy or policy()  # policy() without its call, once it is set
         cached = self._static
         if cached is not None and cached[0] is current:
             found: R = cached[1]  # a typed name, not cast(): a call on every wrapped call

@@ -25,7 +25,8 @@ from agent_otel._calls.handler import (
 )
 from agent_otel._calls.options import Attributes, Count, Text, collect
 from agent_otel._context.job import AGENT_KEY, JOB_KEY, JobState, current_job
-from agent_otel._context.phase import PHASE_KEY, PhaseState, current_phase
+from agent_otel._context.phase import PHASE_KEY, PhaseState
+from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
 from agent_otel._engine.wrappers import End, Invocation
@@ -94,8 +95,9 @@ def record_tool_call(ctx: Any, name: str, agent_name: str | None, error_type: st
         phase = state.name if isinstance(state, PhaseState) else None
     if phase is not None:
         attributes[semconv.WORKFLOW_PHASE] = phase
-    runtime().instruments[semconv.TOOL_DURATION.name].record(  # by name: rt[spec] is a Python call
-        duration_s, attributes, context=ctx)
+    rt = _instruments._runtime  # runtime() without its call, once it is built
+    (rt if rt is not None else runtime()).instruments[semconv.TOOL_DURATION.name].record(  # by name: rt[spec]
+        duration_s, attributes, context=ctx)  # is a Python call
     counts = values.get(CALLS_KEY)
     if isinstance(counts, CallCounts):
         counts.add_tool()
@@ -139,14 +141,15 @@ class ToolHandler(KindHandler):
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
         call = self.new_call(instance, args, kwargs)
         name, span_name, base, by_agent = self.static(("name", "type"), self._describe, call)
+        parent = otel_context.get_current()  # one lookup for the agent it runs under and the span's parent
         agent_name: str | None = self.option("agent", call) if self.names_agent else None
-        if agent_name:
-            agent_name = policy().bounded(semconv.GEN_AI_AGENT_NAME, agent_name)
-        else:  # the agent it runs under, whose name is bounded already
-            agent_name = otel_context.get_current().get(AGENT_KEY)  # type: ignore[assignment]
-        span, ctx = self.open(span_name, self.under_agent(by_agent, base, agent_name), None,
+        # a given agent's name through its cap; else the agent it runs under, whose name is bounded already
+        agent_name = (policy().bounded(semconv.GEN_AI_AGENT_NAME, agent_name) if agent_name
+                      else parent.get(AGENT_KEY))  # type: ignore[assignment]
+        span, ctx = self.open(span_name, self.under_agent(by_agent, base, agent_name), parent,
                               {TOOL_KEY: OpenToolCall(name)})
-        phase = current_phase(ctx)
+        state = ctx.get(PHASE_KEY)  # current_phase(ctx), without its call
+        phase = state if isinstance(state, PhaseState) else None
         if phase is not None or self.has_step:
             self._step(span, call, phase)
         return ToolInvocation(span, ctx, name, agent_name, self, call, phase.name if phase is not None else None)
