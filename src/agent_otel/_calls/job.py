@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.context import Context
+from opentelemetry.trace import INVALID_SPAN, NoOpTracer, Span
 from opentelemetry.util.types import AttributeValue
 
 from agent_otel import semconv
@@ -108,14 +109,17 @@ def start_job(job_id: object, kind: str, attributes: Mapping[str, Any],
     """Start a job of type ``kind`` (see :func:`bounded_job_type`), in ``conversation`` when given."""
     state = JobState(id=str(job_id) if job_id is not None else new_job_id(), type=kind)
     ctx = context_with_job(state, context_with_conversation(conversation) if conversation is not None else None)
-    span_attributes = {
-        semconv.JOB_ID: state.id,
-        semconv.JOB_TYPE: state.type,
-        semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_INVOKE_WORKFLOW,
-        **attributes,
-    }
-    span = runtime().tracer.start_span(semconv.job_span_name(state.type), context=ctx,
-                                       attributes=span_attributes)
+    tracer = runtime().tracer
+    if type(tracer) is NoOpTracer:  # tracing off: the span would be INVALID_SPAN anyway
+        span: Span = INVALID_SPAN
+    else:
+        span_attributes = {
+            semconv.JOB_ID: state.id,
+            semconv.JOB_TYPE: state.type,
+            semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_INVOKE_WORKFLOW,
+            **attributes,
+        }
+        span = tracer.start_span(semconv.job_span_name(state.type), context=ctx, attributes=span_attributes)
     inv = JobInvocation(span, Context({**ctx, SPAN_KEY: span}), state)  # set_span_in_context() in one copy
     inv.pattern = pattern
     return inv
