@@ -137,16 +137,20 @@ def test_a_provider_call_of_ours_whose_result_shows_no_usage_counts_the_tokens_o
     assert job_span.attributes[semconv.JOB_ROLLUP_COST] == pytest.approx(1000 * 2.5 / 1e6 + 200 * 10.0 / 1e6)
 
 
+@pytest.mark.parametrize("between", [True, False])
 @pytest.mark.parametrize("kind", ["agent", "tool"])
-def test_a_foreign_agent_or_tool_span_further_inside_ours_of_the_same_name_counts_once(otel: Any, kind: str) -> None:
+def test_a_foreign_agent_or_tool_span_inside_ours_counts_once_when_of_the_same_name(
+        otel: Any, kind: str, between: bool) -> None:
     """A framework's step span between ours and the library's span of the same agent or tool changes nothing;
-    one of another name is a call of its own (a sub-agent, a tool the agent calls)."""
+    one of another name is a call of its own (a sub-agent, a tool the agent calls), the direct child of our span
+    too (it was dropped there: as if our call were it)."""
     tracer = foreign(otel)
     operation, key = (("invoke_agent", semconv.GEN_AI_AGENT_NAME) if kind == "agent"
                       else ("execute_tool", semconv.GEN_AI_TOOL_NAME))
     ours = agent_otel.agent_call if kind == "agent" else agent_otel.tool_call
-    with agent_otel.job(type="steps"), ours("planner"), tracer.start_as_current_span("framework step"):
-        for name in ("planner", "helper"):
+    step = tracer.start_as_current_span("framework step") if between else contextlib.nullcontext()
+    with agent_otel.job(type="steps"), ours("planner"), step:
+        for name in ("helper", "planner"):  # another name first: the direct child of ours when nothing is between
             with tracer.start_as_current_span(f"{operation} {name}",
                                               attributes={semconv.GEN_AI_OPERATION_NAME: operation, key: name}):
                 pass

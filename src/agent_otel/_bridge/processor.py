@@ -41,7 +41,7 @@ from agent_otel import semconv
 from agent_otel._bridge import sources
 from agent_otel._bridge.sources import Kind
 from agent_otel._calls.agent import record_agent_call
-from agent_otel._calls.call_counts import CallCounts, context_with_counts, current_counts
+from agent_otel._calls.call_counts import context_with_counts, current_counts
 from agent_otel._calls.evaluation import record_result
 from agent_otel._calls.pricing import TokenUsage
 from agent_otel._calls.provider import (
@@ -60,6 +60,9 @@ from agent_otel._engine.self_telemetry import report_error
 #: ``agent.task.type`` of an invocation the bridge records from a workflow span.
 WORKFLOW_TASK_TYPE = "workflow"
 _OTHER_ERROR = "_OTHER"
+#: Kinds whose call of ours covers only the first span of its name inside it, its direct child too (one of
+#: another name is a call of its own: a sub-agent, a tool it runs), which :func:`_in_our_call` decides
+_NAMED = frozenset({Kind.AGENT, Kind.TOOL})
 
 
 class _Seen:
@@ -131,11 +134,11 @@ class GenAiSpanBridge(SpanProcessor):
             seen.calls = current_counts(parent_context)
             if same:
                 seen.covered = True  # the outer span wins
-            elif parent is None and _ours(parent_span) and sources.classify(attribute_dict(parent_span)) == found:
-                seen.covered = True  # ours wins
-                _twin_seen(kind, parent_context)
+            elif kind not in _NAMED and parent is None and _ours(parent_span) \
+                    and sources.classify(attribute_dict(parent_span)) == found:
+                seen.covered = True  # ours wins (an agent's or a tool's name matters: the next rule)
             elif _in_our_call(kind, operation, attributes, span.name, parent_context):
-                seen.covered = True  # ours, further up: spans between (a retry's, a framework step's) change nothing
+                seen.covered = True  # ours, the parent or further up: spans between (a retry's, a step's) don't count
             if seen.covered and not same and kind is Kind.PROVIDER:
                 _inside_our_provider_call(seen, _our_provider_call(parent_context, operation))
             self._seen[span] = seen
@@ -176,9 +179,10 @@ def _our_provider_call(ctx: Context | None, operation: str) -> ProviderInvocatio
 
 def _in_our_call(kind: Kind, operation: str, attributes: Mapping[str, Any], span_name: str,
                  ctx: Context | None) -> bool:
-    """Whether the span is part of an agent-otel call further up of its kind: a provider call of its
-    operation; the agent or tool call it is the first span of that name in (a framework's span of the run or
-    tool call we wrap: a second one is a call of its own, and a tool's identity stops at an agent of ours)."""
+    """Whether the span is part of an agent-otel call of its kind, its parent's span or further up: a provider
+    call of its operation; the agent or tool call it is the first span of that name in (a framework's span of
+    the run or tool call we wrap: a second one, or one of another name, is a call of its own, and a tool's
+    identity stops at an agent of ours)."""
     if kind is Kind.PROVIDER:
         return _our_provider_call(ctx, operation) is not None
     if kind is Kind.AGENT:
@@ -194,13 +198,6 @@ def _in_our_call(kind: Kind, operation: str, attributes: Mapping[str, Any], span
         tool.twin_seen = tool.name == (sources.tool_name_of(attributes) or span_name)
         return tool.twin_seen
     return False
-
-
-def _twin_seen(kind: Kind, ctx: Context | None) -> None:
-    """Our agent or tool call whose span is the direct parent has had its twin (see :func:`_in_our_call`)."""
-    marker = current_counts(ctx) if kind is Kind.AGENT else otel_context.get_value(TOOL_KEY, ctx)
-    if isinstance(marker, CallCounts | OpenToolCall):
-        marker.twin_seen = True
 
 
 def _inside_our_provider_call(seen: _Seen, call: ProviderInvocation | None) -> None:
