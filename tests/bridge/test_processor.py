@@ -67,7 +67,8 @@ def test_agents_workflows_and_tools_and_their_errors(otel: Any) -> None:
                p.attributes[semconv.AGENT_OUTCOME]): p.count for p in points(otel, semconv.AGENT_DURATION.name)}
     assert agents == {("graph", "workflow", "success"): 1, ("researcher", "default", "success"): 1}
     tool_point = point(otel, semconv.TOOL_DURATION.name)
-    assert dict(tool_point.attributes) == {semconv.GEN_AI_TOOL_NAME: "search", semconv.ERROR_TYPE: "TimeoutError"}
+    assert dict(tool_point.attributes) == {semconv.GEN_AI_TOOL_NAME: "search", semconv.ERROR_TYPE: "TimeoutError",
+                                           semconv.GEN_AI_AGENT_NAME: "researcher"}  # the agent it ran in
 
 
 def test_a_span_of_ours_and_a_foreign_one_for_the_same_call_count_once(otel: Any) -> None:
@@ -363,3 +364,23 @@ def test_an_evaluators_event_on_a_span_of_ours_is_counted_once(otel: Any) -> Non
     draft()
     score = point(otel, semconv.AGENT_EVALUATION_SCORE.name)
     assert (score.sum, score.attributes[semconv.GEN_AI_AGENT_NAME]) == (0.6, "drafter")
+
+
+def test_a_foreign_sub_agents_model_calls_are_its_own_not_those_of_our_agent_around_it(otel: Any) -> None:
+    """As for a sub-agent of ours: the sub-agent's name (and not our agent's version) on the cost, and the call
+    in its own counts. Before, the cost and the call were our agent's."""
+    tracer = foreign(otel)
+
+    @agent_otel.agent("planner", version="v1")
+    def plan() -> None:
+        with tracer.start_as_current_span("invoke_agent helper", attributes={
+                semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: "helper"}):
+            chat_span(tracer)
+        chat_span(tracer)  # our agent's own
+
+    plan()
+    cost = {(p.attributes[semconv.GEN_AI_AGENT_NAME], p.attributes.get(semconv.GEN_AI_AGENT_VERSION))
+            for p in points(otel, semconv.CLIENT_COST.name)}
+    assert cost == {("helper", None), ("planner", "v1")}
+    calls = {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.sum for p in points(otel, semconv.AGENT_INFERENCE_CALLS.name)}
+    assert calls == {"helper": 1, "planner": 1}
