@@ -67,7 +67,8 @@ def test_agents_workflows_and_tools_and_their_errors(otel: Any) -> None:
                p.attributes[semconv.AGENT_OUTCOME]): p.count for p in points(otel, semconv.AGENT_DURATION.name)}
     assert agents == {("graph", "workflow", "success"): 1, ("researcher", "default", "success"): 1}
     tool_point = point(otel, semconv.TOOL_DURATION.name)
-    assert dict(tool_point.attributes) == {semconv.GEN_AI_TOOL_NAME: "search", semconv.ERROR_TYPE: "TimeoutError"}
+    assert dict(tool_point.attributes) == {semconv.GEN_AI_TOOL_NAME: "search", semconv.ERROR_TYPE: "TimeoutError",
+                                           semconv.GEN_AI_AGENT_NAME: "researcher"}  # the agent it ran in
 
 
 def test_a_span_of_ours_and_a_foreign_one_for_the_same_call_count_once(otel: Any) -> None:
@@ -137,16 +138,20 @@ def test_a_provider_call_of_ours_whose_result_shows_no_usage_counts_the_tokens_o
     assert job_span.attributes[semconv.JOB_ROLLUP_COST] == pytest.approx(1000 * 2.5 / 1e6 + 200 * 10.0 / 1e6)
 
 
+@pytest.mark.parametrize("between", [True, False])
 @pytest.mark.parametrize("kind", ["agent", "tool"])
-def test_a_foreign_agent_or_tool_span_further_inside_ours_of_the_same_name_counts_once(otel: Any, kind: str) -> None:
+def test_a_foreign_agent_or_tool_span_inside_ours_counts_once_when_of_the_same_name(
+        otel: Any, kind: str, between: bool) -> None:
     """A framework's step span between ours and the library's span of the same agent or tool changes nothing;
-    one of another name is a call of its own (a sub-agent, a tool the agent calls)."""
+    one of another name is a call of its own (a sub-agent, a tool the agent calls), the direct child of our span
+    too (it was dropped there: as if our call were it)."""
     tracer = foreign(otel)
     operation, key = (("invoke_agent", semconv.GEN_AI_AGENT_NAME) if kind == "agent"
                       else ("execute_tool", semconv.GEN_AI_TOOL_NAME))
     ours = agent_otel.agent_call if kind == "agent" else agent_otel.tool_call
-    with agent_otel.job(type="steps"), ours("planner"), tracer.start_as_current_span("framework step"):
-        for name in ("planner", "helper"):
+    step = tracer.start_as_current_span("framework step") if between else contextlib.nullcontext()
+    with agent_otel.job(type="steps"), ours("planner"), step:
+        for name in ("helper", "planner"):  # another name first: the direct child of ours when nothing is between
             with tracer.start_as_current_span(f"{operation} {name}",
                                               attributes={semconv.GEN_AI_OPERATION_NAME: operation, key: name}):
                 pass
@@ -359,3 +364,23 @@ def test_an_evaluators_event_on_a_span_of_ours_is_counted_once(otel: Any) -> Non
     draft()
     score = point(otel, semconv.AGENT_EVALUATION_SCORE.name)
     assert (score.sum, score.attributes[semconv.GEN_AI_AGENT_NAME]) == (0.6, "drafter")
+
+
+def test_a_foreign_sub_agents_model_calls_are_its_own_not_those_of_our_agent_around_it(otel: Any) -> None:
+    """As for a sub-agent of ours: the sub-agent's name (and not our agent's version) on the cost, and the call
+    in its own counts. Before, the cost and the call were our agent's."""
+    tracer = foreign(otel)
+
+    @agent_otel.agent("planner", version="v1")
+    def plan() -> None:
+        with tracer.start_as_current_span("invoke_agent helper", attributes={
+                semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: "helper"}):
+            chat_span(tracer)
+        chat_span(tracer)  # our agent's own
+
+    plan()
+    cost = {(p.attributes[semconv.GEN_AI_AGENT_NAME], p.attributes.get(semconv.GEN_AI_AGENT_VERSION))
+            for p in points(otel, semconv.CLIENT_COST.name)}
+    assert cost == {("helper", None), ("planner", "v1")}
+    calls = {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.sum for p in points(otel, semconv.AGENT_INFERENCE_CALLS.name)}
+    assert calls == {"helper": 1, "planner": 1}

@@ -311,3 +311,38 @@ def test_the_modules_a_library_installs_are_read_off_its_record_as_off_its_file_
     assert "openai" in {dist.metadata["Name"] for dist in without_top_level}
     for dist in without_top_level:
         assert _import_names(dist.metadata["Name"]) == _import_names_from_file_list(dist), dist.metadata["Name"]
+
+
+RAW_RESPONSE_PROGRAM = """
+import sys
+import openai
+import toolmod
+
+client = openai.OpenAI(base_url=sys.argv[1] + "/stable/v1", api_key="test", max_retries=0)
+raw = client.chat.completions.with_raw_response.create(
+    model="stable-model", messages=[{"role": "user", "content": "hi"}])
+print("tokens", raw.parse().usage.prompt_tokens)
+toolmod.work(1)
+"""
+
+
+def test_a_provider_target_on_a_method_the_instrumentation_wraps_too_is_the_outer_span(
+        project: Path, servers: tuple[OtlpHttpReceiver, FakeLLM]) -> None:
+    """The README's `[[provider]]` on `Completions.create` beside the openai instrumentation: ours is the outer span,
+    and a call through `with_raw_response` (as LangChain's ChatOpenAI makes it), whose result shows no usage to us,
+    gets the tokens of the instrumentation's span inside it. Before, the submodule's hook wrapped ours first and the
+    instrumentation, loaded as the `openai` package finished importing, wrapped it: ours inside, no tokens, no cost."""
+    receiver, llm = servers
+    (project / "app.py").write_text(RAW_RESPONSE_PROGRAM)
+    config = ('[[provider]]\ntarget = "openai.resources.chat.completions:Completions.create"\n'
+              'provider = "openai"\nmodel = "gpt-4o"\n')
+    result = run_app(project, receiver, llm, config)
+    assert (result.returncode, result.stdout) == (0, f"tokens {USAGE['prompt_tokens']}\n"), result.stderr
+    spans_by_scope(receiver)  # once the tool span, the last one, has arrived
+    spans = [(scope_spans.scope.name, span) for request in list(receiver.traces)
+             for resource_spans in request.resource_spans for scope_spans in resource_spans.scope_spans
+             for span in scope_spans.spans if span.name.startswith("chat ")]
+    [ours] = [span for scope, span in spans if scope == "agent_otel"]
+    [theirs] = [span for scope, span in spans if scope == OPENAI_SCOPE]
+    assert theirs.parent_span_id == ours.span_id
+    assert attributes_of(ours)["gen_ai.usage.input_tokens"] == USAGE["prompt_tokens"]

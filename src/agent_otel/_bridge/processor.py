@@ -13,6 +13,10 @@ agent-otel wrapper around a call another instrumentation also traces, or two ins
 call such as a framework's model span around the SDK's), is counted once: a span of ours always wins
 over another library's, and otherwise the outer span wins. The loser still exports its span.
 
+**A framework's agent owns its calls.** The model and tool calls under another library's agent span (through
+spans of no call that carry GenAI names, such as OpenInference's steps) are that agent's, as the calls under
+our agent are ours: their cost carries its name, its invocation records their counts.
+
 **The same content rule.** With content capture off (the default), prompts, responses and tool
 payloads (:data:`agent_otel.semconv.CONTENT_ATTRIBUTES`) are removed from another instrumentation's GenAI
 spans as they end, as our own spans never record them.
@@ -41,7 +45,7 @@ from agent_otel import semconv
 from agent_otel._bridge import sources
 from agent_otel._bridge.sources import Kind
 from agent_otel._calls.agent import record_agent_call
-from agent_otel._calls.call_counts import CallCounts, context_with_counts, current_counts
+from agent_otel._calls.call_counts import CallCounts, context_with_counts, current_counts, record_call_counts
 from agent_otel._calls.evaluation import record_result
 from agent_otel._calls.pricing import TokenUsage
 from agent_otel._calls.provider import (
@@ -52,7 +56,7 @@ from agent_otel._calls.provider import (
     record_usage,
 )
 from agent_otel._calls.tool import TOOL_KEY, OpenToolCall, record_tool_call
-from agent_otel._context.job import AGENT_KEY, JOB_KEY, JobState, current_job
+from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, JobState, current_job
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import attribute_dict, drop_content, policy
 from agent_otel._engine.self_telemetry import report_error
@@ -60,14 +64,29 @@ from agent_otel._engine.self_telemetry import report_error
 #: ``agent.task.type`` of an invocation the bridge records from a workflow span.
 WORKFLOW_TASK_TYPE = "workflow"
 _OTHER_ERROR = "_OTHER"
+#: Kinds whose call of ours covers only the first span of its name inside it, its direct child too (one of
+#: another name is a call of its own: a sub-agent, a tool it runs), which :func:`_in_our_call` decides
+_NAMED = frozenset({Kind.AGENT, Kind.TOOL})
+
+
+class _AgentRun:
+    """An invocation of another library's agent (an ``invoke_agent`` span no call of ours covers). The model
+    and tool calls under its span are its own, as those under our agent are ours: their cost carries its
+    ``gen_ai.agent.name`` (bounded), and they add to its per-invocation counts."""
+
+    __slots__ = ("calls", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.calls = CallCounts()
 
 
 class _Seen:
     """What the bridge noted when another library's GenAI span started: its kind, the job and agent it
     ran under, and whether another span of the same call counts it instead."""
 
-    __slots__ = ("agent", "calls", "covered", "enclosing", "inner_reported", "job", "kind", "operation", "thread",
-                 "usage_to")
+    __slots__ = ("agent", "below", "calls", "covered", "enclosing", "inner_reported", "job", "kind", "operation",
+                 "own", "thread", "usage_to")
 
     def __init__(self, kind: Kind, operation: str, job: JobState | None, agent: object) -> None:
         self.kind = kind
@@ -80,6 +99,8 @@ class _Seen:
         self.thread = 0
         self.enclosing: _Seen | None = None  # the span of that call open around it, on its thread: the same request
         self.inner_reported = False  # a span inside it reported the request's tokens
+        self.own: _AgentRun | None = None  # an agent's own invocation, when no call of ours covers it
+        self.below: _AgentRun | None = None  # the other library's agent invocation the spans inside it are part of
 
 
 def _ours(span: Any) -> bool:
@@ -98,6 +119,9 @@ class GenAiSpanBridge(SpanProcessor):
         #: the weak mapping's own dict, for the check every span pays: its truth is a C check, the
         #: mapping's ``len()`` a Python call
         self.open_spans: dict[Any, _Seen] = cast(Any, self._seen).data
+        #: spans of no call (a framework's step, OpenInference's ``CHAIN``) inside another library's agent
+        #: invocation: the spans inside them are part of it too (weak: nothing to remove as they end)
+        self._passes: weakref.WeakKeyDictionary[Any, _AgentRun] = weakref.WeakKeyDictionary()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
@@ -117,6 +141,8 @@ class GenAiSpanBridge(SpanProcessor):
                 return
             found = sources.classify(attributes)
             if found is None:
+                if self.open_spans and not ours:
+                    self._pass_run(span, trace.get_current_span(parent_context))
                 return
             kind, operation = found
             parent_span = trace.get_current_span(parent_context)
@@ -129,18 +155,32 @@ class GenAiSpanBridge(SpanProcessor):
             seen = _Seen(kind, operation, current_job(parent_context),
                          otel_context.get_value(AGENT_KEY, parent_context))
             seen.calls = current_counts(parent_context)
+            run = (parent.below if parent is not None else self._passes.get(parent_span)) if self.open_spans else None
+            if run is not None:  # inside another library's agent invocation: its call, as in an agent of ours
+                seen.agent, seen.calls, seen.below = run.name, run.calls, run
             if same:
                 seen.covered = True  # the outer span wins
-            elif parent is None and _ours(parent_span) and sources.classify(attribute_dict(parent_span)) == found:
-                seen.covered = True  # ours wins
-                _twin_seen(kind, parent_context)
+            elif kind not in _NAMED and parent is None and _ours(parent_span) \
+                    and sources.classify(attribute_dict(parent_span)) == found:
+                seen.covered = True  # ours wins (an agent's or a tool's name matters: the next rule)
             elif _in_our_call(kind, operation, attributes, span.name, parent_context):
-                seen.covered = True  # ours, further up: spans between (a retry's, a framework step's) change nothing
+                seen.covered = True  # ours, the parent or further up: spans between (a retry's, a step's) don't count
             if seen.covered and not same and kind is Kind.PROVIDER:
                 _inside_our_provider_call(seen, _our_provider_call(parent_context, operation))
+            elif kind is Kind.AGENT and not seen.covered:
+                seen.own = seen.below = _AgentRun(
+                    policy().bounded(semconv.GEN_AI_AGENT_NAME, sources.agent_name_of(attributes) or span.name))
             self._seen[span] = seen
         except Exception as exc:
             report_error("bridge.start", exc)
+
+    def _pass_run(self, span: Span, parent_span: Any) -> None:
+        """A span of no call inside another library's agent invocation passes the invocation on to the
+        spans inside it (smolagents' model calls are under a step's span)."""
+        parent = self._seen.get(parent_span)
+        run = parent.below if parent is not None else self._passes.get(parent_span)
+        if run is not None:
+            self._passes[span] = run
 
     def _on_ending(self, span: Span) -> None:
         """Record as the span ends (end time and status set), keyed by the span object itself: the
@@ -176,9 +216,10 @@ def _our_provider_call(ctx: Context | None, operation: str) -> ProviderInvocatio
 
 def _in_our_call(kind: Kind, operation: str, attributes: Mapping[str, Any], span_name: str,
                  ctx: Context | None) -> bool:
-    """Whether the span is part of an agent-otel call further up of its kind: a provider call of its
-    operation; the agent or tool call it is the first span of that name in (a framework's span of the run or
-    tool call we wrap: a second one is a call of its own, and a tool's identity stops at an agent of ours)."""
+    """Whether the span is part of an agent-otel call of its kind, its parent's span or further up: a provider
+    call of its operation; the agent or tool call it is the first span of that name in (a framework's span of
+    the run or tool call we wrap: a second one, or one of another name, is a call of its own, and a tool's
+    identity stops at an agent of ours)."""
     if kind is Kind.PROVIDER:
         return _our_provider_call(ctx, operation) is not None
     if kind is Kind.AGENT:
@@ -194,13 +235,6 @@ def _in_our_call(kind: Kind, operation: str, attributes: Mapping[str, Any], span
         tool.twin_seen = tool.name == (sources.tool_name_of(attributes) or span_name)
         return tool.twin_seen
     return False
-
-
-def _twin_seen(kind: Kind, ctx: Context | None) -> None:
-    """Our agent or tool call whose span is the direct parent has had its twin (see :func:`_in_our_call`)."""
-    marker = current_counts(ctx) if kind is Kind.AGENT else otel_context.get_value(TOOL_KEY, ctx)
-    if isinstance(marker, CallCounts | OpenToolCall):
-        marker.twin_seen = True
 
 
 def _inside_our_provider_call(seen: _Seen, call: ProviderInvocation | None) -> None:
@@ -261,6 +295,8 @@ def _record(span: Span, seen: _Seen) -> None:
     if seen.job is not None:
         ctx = otel_context.set_value(JOB_KEY, seen.job, ctx)
     ctx = context_with_counts(seen.calls, ctx)  # a model or tool call of the agent invocation it ran under
+    if seen.below is not None and seen.own is None:  # another library's agent: not the version of one of ours
+        ctx = otel_context.set_value(AGENT_VERSION_KEY, None, ctx)
     if seen.kind is Kind.PROVIDER:
         _record_provider(span, seen, attributes, duration_s, error_type, ctx)
     elif seen.kind is Kind.TOOL:
@@ -278,6 +314,8 @@ def _record(span: Span, seen: _Seen) -> None:
         record_agent_call(ctx, name, task_type, outcome, error_type, duration_s,
                           None if version is None or version == "" else
                           policy().bounded_recent(semconv.GEN_AI_AGENT_VERSION, version))
+        if seen.own is not None:  # its model and tool calls, as for an invocation of ours
+            record_call_counts(ctx, seen.own.calls, seen.own.name, error_type)
 
 
 def _record_provider(span: Span, seen: _Seen, attributes: Any, duration_s: float, error_type: str | None,

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
+
 from agent_otel import semconv
 
 
@@ -94,6 +96,10 @@ class Usage:
 
 
 def usage_of(attributes: Mapping[str, Any]) -> Usage:
+    """The tokens of a provider span, under any of the names instrumentations use: the GenAI conventions'
+    (v0.1.0's ``cache_write``, the core semconv package's ``cache_creation``, which pydantic-ai emits), older
+    ones, pydantic-ai's ``gen_ai.usage.details.*`` (its only name for reasoning tokens) and OpenInference's.
+    A cache write or reasoning token missed is priced at the plain input or output price: a wrong cost."""
     return Usage(
         input_tokens=_count(_first(attributes, semconv.GEN_AI_USAGE_INPUT_TOKENS, "gen_ai.usage.prompt_tokens",
                                    "llm.token_count.prompt")),
@@ -103,9 +109,12 @@ def usage_of(attributes: Mapping[str, Any]) -> Usage:
                                         "gen_ai.usage.cache_read_input_tokens",
                                         "llm.token_count.prompt_details.cache_read")),
         cache_write_tokens=_count(_first(attributes, "gen_ai.usage.cache_write.input_tokens",
+                                         GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
                                          "gen_ai.usage.cache_creation_input_tokens",
+                                         "gen_ai.usage.details.cache_write_tokens",
                                          "llm.token_count.prompt_details.cache_write")),
         reasoning_tokens=_count(_first(attributes, "gen_ai.usage.reasoning.output_tokens",
+                                       "gen_ai.usage.details.reasoning_tokens",
                                        "llm.token_count.completion_details.reasoning")),
     )
 

@@ -28,6 +28,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from agent_otel._engine.self_telemetry import logger, report_error
 from agent_otel._zerocode.config import Switches
+from agent_otel._zerocode.patching import instrumentation_expected, instrumentation_loaded
 
 GROUP = "opentelemetry_instrumentor"
 STAGE = "autoinstrument.instrumentation"
@@ -220,14 +221,19 @@ def activate(switches: Switches) -> list[str]:
 
 
 def _load_on_import(item: Instrumentation, modules: Collection[str], distro: DefaultDistro) -> None:
-    """Load ``item`` once, when the program first imports one of ``modules``."""
+    """Load ``item`` once, when the program first imports one of ``modules``; the targets of ours in their
+    submodules wait for it (:func:`~agent_otel._zerocode.patching.instrumentation_expected`)."""
     loaded: list[bool] = []
 
     def load(_module: object) -> None:
         if not loaded:
             loaded.append(True)
-            _load(item, distro)
+            try:
+                _load(item, distro)
+            finally:
+                instrumentation_loaded(modules)
 
+    instrumentation_expected(modules)
     for module in sorted(modules):
         wrapt.register_post_import_hook(load, module)
 

@@ -375,6 +375,60 @@ def _apply_entry(state: _State, entry: _Entry, module: ModuleType) -> None:
             report_error("autoinstrument.target", exc)
 
 
+class _Waiting:
+    """A top-level package whose instrumentations load when its import completes: how many have yet to load,
+    and the wrapping of our targets in its submodules that waits for them."""
+
+    __slots__ = ("loaders", "targets")
+
+    def __init__(self) -> None:
+        self.loaders = 0
+        self.targets: list[Callable[[], None]] = []
+
+
+_waiting: dict[str, _Waiting] = {}
+_waiting_lock = threading.Lock()
+
+
+def _after_instrumentations(module: str, wrap: Callable[[], None]) -> bool:
+    """Run ``wrap`` (the wrapping of a target of ours, a method of a class in ``module``) once the
+    instrumentations of ``module``'s package have loaded, and say so; False when none is pending (wrap now).
+
+    A package's submodules finish importing before the package does, and its instrumentations load when the
+    package does: wrapped at once, our target of a method they instrument too would end up inside theirs, our
+    span the inner one (and a LangChain ``with_raw_response`` call's usage, which only the instrumentation's
+    span has, lost). A method is looked up on its class at each call, so waiting loses no call."""
+    with _waiting_lock:
+        waiting = _waiting.get(module.partition(".")[0])
+        if waiting is None:
+            return False
+        waiting.targets.append(wrap)
+        return True
+
+
+def instrumentation_expected(modules: Collection[str]) -> None:
+    """An instrumentation of these top-level packages is to load when one of them is imported."""
+    with _waiting_lock:
+        for module in modules:
+            _waiting.setdefault(module, _Waiting()).loaders += 1
+
+
+def instrumentation_loaded(modules: Collection[str]) -> None:
+    """One instrumentation of these packages has loaded (or failed to): wrap the targets waiting for the
+    last of them."""
+    ready: list[Callable[[], None]] = []
+    with _waiting_lock:
+        for module in modules:
+            waiting = _waiting.get(module)
+            if waiting is not None:
+                waiting.loaders -= 1
+                if waiting.loaders <= 0:
+                    del _waiting[module]
+                    ready += waiting.targets
+    for wrap in ready:
+        wrap()
+
+
 #: Set by the launcher: ``__main__`` is the program it is about to run, not a module to hook now.
 _main_by_launcher = False
 
@@ -392,6 +446,9 @@ def _register(state: _State, entry: _Entry) -> None:
         return
 
     def on_import(module: ModuleType) -> None:
+        if "." in entry.spec.qualname and module.__name__ != module.__name__.partition(".")[0] \
+                and _after_instrumentations(module.__name__, lambda: _apply_entry(state, entry, module)):
+            return  # a method in a package an instrumentation loads on: ours is to be the outer wrapper
         _apply_entry(state, entry, module)
 
     wrapt.register_post_import_hook(on_import, entry.spec.module)

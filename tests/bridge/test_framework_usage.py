@@ -1,0 +1,103 @@
+"""The tokens and cost the span bridge reads off real frameworks' spans, with their real instrumentations on:
+pydantic-ai over a ``FunctionModel`` whose usage the test chooses, and each framework's agent program of
+tests/support/genai_apps.py over the loopback fake model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import agent_otel
+from agent_otel import semconv
+from tests.support import genai_apps as apps
+from tests.support.fake_llm import FakeLLM
+from tests.support.telemetry import points
+
+MODEL = "priced-fake-model"
+PRICE = {"input": 3.0, "output": 15.0, "cache_read": 0.3, "cache_write": 3.75, "reasoning": 20.0}
+
+
+def pydantic_ai_run(**usage: Any) -> None:
+    """One pydantic-ai agent run whose single model call reports ``usage`` (``RequestUsage`` fields)."""
+    from pydantic_ai import Agent
+    from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+    from pydantic_ai.models.function import AgentInfo, FunctionModel
+    from pydantic_ai.usage import RequestUsage
+
+    def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return ModelResponse(parts=[TextPart("sunny")], usage=RequestUsage(**usage))
+
+    Agent(FunctionModel(answer, model_name=MODEL), name=apps.AGENT_NAME).run_sync(apps.QUESTION)
+
+
+def test_pydantic_ais_cache_write_and_reasoning_tokens_are_counted_and_priced(otel: Any) -> None:
+    """pydantic-ai names cache writes ``gen_ai.usage.cache_creation.input_tokens`` (the core semconv package's
+    name) and reasoning tokens only ``gen_ai.usage.details.reasoning_tokens``. Before, both were missed: no
+    cache-write or reasoning tokens, and each priced at the plain input or output price."""
+    agent_otel.set_prices({MODEL: PRICE})
+    with apps.instrumented("pydantic-ai", otel.tracer_provider, otel.meter_provider):
+        pydantic_ai_run(input_tokens=2600, cache_read_tokens=2000, cache_write_tokens=500, output_tokens=700,
+                        details={"reasoning_tokens": 400})
+    [chat] = [span for span in otel.spans() if span.name == f"chat {MODEL}"]
+    assert chat.attributes["gen_ai.usage.cache_creation.input_tokens"] == 500  # what pydantic-ai emits
+    assert chat.attributes["gen_ai.usage.details.reasoning_tokens"] == 400
+    totals = {instrument.name: sum(p.value for p in points(otel, instrument.name))
+              for instrument in (semconv.CLIENT_USAGE_CACHE_WRITE_TOKENS,
+                                 semconv.CLIENT_USAGE_REASONING_TOKENS)}
+    assert totals == {semconv.CLIENT_USAGE_CACHE_WRITE_TOKENS.name: 500,
+                      semconv.CLIENT_USAGE_REASONING_TOKENS.name: 400}
+    expected = (100 * 3.0 + 2000 * 0.3 + 500 * 3.75 + 300 * 15.0 + 400 * 20.0) / 1e6
+    assert sum(p.value for p in points(otel, semconv.CLIENT_COST.name)) == pytest.approx(expected)
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeLLM]:
+    with FakeLLM() as server, apps.openai_agents_tracing_local():
+        yield server
+
+
+# framework -> (its program, the agent name its invocations are recorded under, the model priced)
+FRAMEWORKS: dict[str, tuple[Callable[[str], Any], str, str]] = {
+    "langchain": (apps.langchain_agent, apps.AGENT_NAME, apps.MODEL),
+    "openai-agents+openai": (apps.openai_agents_agent, apps.AGENT_NAME, apps.MODEL),
+    "smolagents": (apps.smolagents_agent, f"{apps.SMOLAGENTS_AGENT}.run", apps.MODEL),  # model calls under steps
+    "pydantic-ai": (lambda url: apps.pydantic_ai_agent(), apps.AGENT_NAME, apps.PYDANTIC_AI_MODEL),
+}
+
+
+@pytest.mark.parametrize("framework", list(FRAMEWORKS))
+def test_a_framework_agents_model_calls_are_its_own_as_in_an_agent_of_ours(
+        otel: Any, fake: FakeLLM, framework: str) -> None:
+    """The cost of the model calls under another library's ``invoke_agent`` span carries its agent's name, and
+    its invocation records its inference and tool calls, as an agent of ours does; so the per-agent cost rules
+    and the runaway-loop alert see framework agents. Before, the cost had no agent (its cost per invocation was
+    empty) and the invocation no call counts."""
+    program, agent, model = FRAMEWORKS[framework]
+    agent_otel.set_prices({apps.PYDANTIC_AI_MODEL: {"input": 1.0, "output": 2.0}})
+    with apps.instrumented(framework, otel.tracer_provider, otel.meter_provider):
+        program(apps.agent_url(fake.url))
+    cost = points(otel, semconv.CLIENT_COST.name)
+    assert cost and {p.attributes.get(semconv.GEN_AI_AGENT_NAME) for p in cost} == {agent}
+    assert model in {p.attributes[semconv.GEN_AI_REQUEST_MODEL] for p in cost}
+    [calls] = points(otel, semconv.AGENT_INFERENCE_CALLS.name)
+    assert (calls.attributes[semconv.GEN_AI_AGENT_NAME], calls.sum) == (agent, 2)
+    [tools] = points(otel, semconv.AGENT_TOOL_CALLS.name)
+    assert tools.sum == (2 if framework == "smolagents" else 1)  # smolagents ends with its final_answer tool
+
+
+def test_a_framework_agents_name_on_its_cost_passes_the_cardinality_cap(otel: Any) -> None:
+    agent_otel.set_policy(cardinality_limit=3)
+    tracer = otel.tracer_provider.get_tracer("some.framework")
+    for i in range(6):
+        with tracer.start_as_current_span("invoke_agent", attributes={
+                semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: f"agent-{i}"}), \
+                tracer.start_as_current_span("step", attributes={"openinference.span.kind": "CHAIN"}), \
+                tracer.start_as_current_span("chat gpt-4o", attributes={
+                    semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
+                    semconv.GEN_AI_REQUEST_MODEL: "gpt-4o", semconv.GEN_AI_USAGE_INPUT_TOKENS: 10,
+                    semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 1}):
+            pass
+    names = {p.attributes[semconv.GEN_AI_AGENT_NAME] for p in points(otel, semconv.CLIENT_COST.name)}
+    assert len(names) == 4 and "_OTHER" in names
