@@ -61,10 +61,14 @@ def test_exit_status_argv_and_stdio_are_the_programs(project: Path, code: str, r
         assert result.stdout == "['a b', '--flag'] typed\n"
 
 
-def test_an_exit_message_with_stderr_set_to_none_is_lost_as_under_python(project: Path) -> None:
-    """It went to stdout (print(..., file=None))."""
-    result = run(project, sys.executable, "-c", "import sys; sys.stderr = None; sys.exit('bye')")
-    assert (result.returncode, result.stdout, result.stderr) == (1, "", "")
+def test_an_exit_message_with_stderr_set_to_none_reaches_the_process_stderr_as_under_python(project: Path) -> None:
+    """python writes it to file descriptor 2 when sys.stderr is None. It once went to stdout (print(...,
+    file=None)), then was lost."""
+    code = "import sys; sys.stderr = None; sys.exit('bye')"
+    plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = run(project, sys.executable, "-c", code)
+    assert (result.returncode, result.stdout, result.stderr) == (plain.returncode, plain.stdout, plain.stderr)
+    assert plain.stderr == "bye\n"
 
 
 def test_uncaught_exception_prints_the_traceback_and_exits_1(project: Path) -> None:
@@ -206,6 +210,17 @@ def test_script_and_module_run_in_process_with_hooks_installed_first(project: Pa
         script.write_text("import toolmod\nprint(toolmod.work(2))\n")
         assert run(project, sys.executable, "main.py", receiver=receiver).stdout == "4\n"
         assert [span.name for span in wait_for_spans(receiver, 3)] == ["execute_tool work"] * 3
+
+
+def test_the_venvs_python_reached_through_a_linked_folder_runs_in_process(project: Path) -> None:
+    """A deploy's ``current`` link to the venv: before, its python was taken for another interpreter and
+    exec'd, so the script's own targets were never applied."""
+    linked = project / "current"
+    linked.symlink_to(Path(sys.executable).parent.parent, target_is_directory=True)
+    with OtlpHttpReceiver() as receiver:
+        result = run(project, str(linked / "bin" / Path(sys.executable).name), "toolmod.py", receiver=receiver)
+        assert (result.returncode, result.stdout) == (0, "42\n")
+        assert [span.name for span in wait_for_spans(receiver, 1)] == ["execute_tool work"]
 
 
 def test_other_programs_are_execd_and_python_children_bootstrap_themselves(project: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import importlib.metadata
 import os
 import re
@@ -42,8 +43,12 @@ class Plan:
 
 
 def _same_interpreter(path: str) -> bool:
+    """Whether ``path`` is this interpreter: the same file in the same directory (a venv's python is a link to
+    the system's, which is another interpreter), the directory's own links resolved (a venv reached through a
+    linked folder, e.g. a deploy's ``current`` link, is this one)."""
     try:
-        return (os.path.dirname(os.path.abspath(path)) == os.path.dirname(os.path.abspath(sys.executable))
+        return (os.path.realpath(os.path.dirname(os.path.abspath(path)))
+                == os.path.realpath(os.path.dirname(os.path.abspath(sys.executable)))
                 and os.path.samefile(path, sys.executable))
     except OSError:
         return False
@@ -180,8 +185,11 @@ def _exit_code(exc: SystemExit) -> int:
         return 0
     if isinstance(code, int):
         return code
-    if sys.stderr is not None:  # a program that closed it loses the message, as under python
+    if sys.stderr is not None:
         print(code, file=sys.stderr)
+    else:  # set to None by the program: python writes the message to the process's stderr itself
+        with contextlib.suppress(OSError):
+            os.write(2, f"{code}\n".encode(errors="backslashreplace"))
     return 1
 
 
