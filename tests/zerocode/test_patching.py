@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import sys
 import textwrap
 import types
@@ -125,6 +126,37 @@ def test_nested_classes_classmethods_staticmethods(otel: Any, package: Package) 
     assert names(otel) == ["execute_tool build", "execute_tool build", "execute_tool m", "execute_tool pure"]
     uninstrument()
     assert {name: inner.__dict__[name] for name in originals} == originals
+
+
+def test_a_configured_static_method_reads_as_its_function_to_inspect(otel: Any, package: Package) -> None:
+    """A configured static method reads, from its class and its instances, as a function of its own shape, as
+    plain: frameworks call a tool by what ``inspect`` says (a coroutine function is awaited)."""
+    mod = package.write("mod", """
+        class Tools:
+            @staticmethod
+            async def fetch(url):
+                return "fetched " + url
+
+            @staticmethod
+            def rows(n):
+                yield from range(n)
+
+            @staticmethod
+            async def arows(n):
+                yield n
+
+        class More(Tools):
+            pass
+    """)
+    tools = package.load("mod").Tools
+    instrument(config(f'[[tool]]\ntarget = ["{mod}:Tools.fetch", "{mod}:Tools.rows", "{mod}:Tools.arows"]\n'))
+    assert isinstance(tools.__dict__["fetch"].__wrapped__, staticmethod)  # the class holds the wrapped object
+    for owner in (tools, tools()):
+        assert inspect.iscoroutinefunction(owner.fetch) and inspect.isfunction(owner.fetch)
+        assert inspect.isgeneratorfunction(owner.rows) and inspect.isasyncgenfunction(owner.arows)
+    assert package.load("mod").More.fetch is tools.fetch is tools().fetch  # one object, as plain
+    assert asyncio.run(tools.fetch("x")) == "fetched x" and list(tools().rows(2)) == [0, 1]
+    assert names(otel) == ["execute_tool fetch", "execute_tool rows"]
 
 
 def test_subclass_overrides_existing_and_later_defined_each_attributed_to_its_class(

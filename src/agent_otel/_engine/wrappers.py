@@ -1048,9 +1048,22 @@ class Wrapper(_HostIdentity, wrapt.FunctionWrapper[..., Any]):
 
     def __get__(self, instance: object, owner: type | None = None) -> Any:
         reads_as_itself = self._self_reads_as_itself
-        if reads_as_itself is ALWAYS or (reads_as_itself is FROM_CLASS and instance is None):
-            return self
+        if reads_as_itself is FROM_CLASS:
+            if instance is None:
+                return self
+        elif reads_as_itself is ALWAYS:
+            return cast(Any, self)._self_function
         return _bind(self, instance, owner)
+
+    def read_as_static_function(self) -> None:
+        """Make this wrapper of a ``staticmethod`` object read, from its class and instances, as a proxy of
+        the function it holds, as the static method reads as its function: ``inspect.isfunction``,
+        ``iscoroutinefunction``, ``isgeneratorfunction`` and ``isasyncgenfunction`` then answer as for the
+        plain one (frameworks decide how to call a tool by them; a proxy of the staticmethod object is
+        none of these). One proxy, made here, so that ``Sub.method is Base.method`` holds."""
+        function = Wrapper(cast("staticmethod[..., Any]", self.__wrapped__).__func__, self._self_wrapper)
+        self._self_function = function  # wrapt keeps _self_* on the proxy
+        self._self_reads_as_itself = ALWAYS
 
 
 class _Decorated(Wrapper):
@@ -1065,7 +1078,7 @@ class _Decorated(Wrapper):
             cast(Any, self)._self_handler.method = True  # set by instrument()
             self._self_reads_as_itself = FROM_CLASS
         elif isinstance(target, staticmethod):
-            self._self_reads_as_itself = ALWAYS
+            self.read_as_static_function()
         super().__set_name__(owner, name)  # type: ignore[misc]  # wrapt's (it forwards), not in its stubs
 
 

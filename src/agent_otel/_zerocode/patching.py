@@ -48,7 +48,6 @@ from agent_otel._context.carriers import instrument_http_headers, uninstrument_h
 from agent_otel._engine.policy import set_policy
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import (
-    ALWAYS,
     FROM_CLASS,
     Args,
     Handler,
@@ -205,7 +204,7 @@ def _make_wrapper(entry: _Entry, raw: Any, owner: Owner, attr: str) -> Wrapped:
     if method:
         wrapper._self_reads_as_itself = FROM_CLASS
     elif isinstance(raw, staticmethod):
-        wrapper._self_reads_as_itself = ALWAYS
+        wrapper.read_as_static_function()
     wrapper._self_agent_otel_entry = entry  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
     return wrapper
 
