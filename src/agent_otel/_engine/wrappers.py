@@ -682,12 +682,18 @@ class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
             self._self_inv.end(End.CLOSED)
 
     def __enter__(self) -> object:
-        # SDK streams return themselves: hand back this proxy, so the block iterates through it
+        # SDK streams return themselves: hand back this proxy, so the block iterates through it. A manager
+        # makes its request here: in the call's context, as __next__ reads, so that the SDK's own span of
+        # it (its instrumentation's) is inside this call, not a second call beside it
+        inv = self._self_inv
+        token = _attach(inv.context)
         try:
             entered = cast(AbstractContextManager[object], self.__wrapped__).__enter__()
         except BaseException as exc:  # e.g. a manager's request failed: no block, so no __exit__ to end it
-            self._self_inv.end(End.RAISED, error=exc)
+            _detach(token)
+            inv.end(End.RAISED, error=exc)
             raise
+        _detach(token)
         return _handed_out(self, entered, "__next__", _TracedIterator)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -747,12 +753,16 @@ class _TracedAsyncIterator(wrapt.ObjectProxy[AsyncIterator[Y]]):
             self._self_inv.end(End.CLOSED)
 
     async def __aenter__(self) -> object:
-        # SDK streams return themselves: hand back this proxy, so the block iterates through it
+        # as _TracedIterator.__enter__: the manager's request is made in the call's context
+        inv = self._self_inv
+        token = _attach(inv.context)
         try:
             entered = await cast(AbstractAsyncContextManager[object], self.__wrapped__).__aenter__()
         except BaseException as exc:  # as in _TracedIterator.__enter__
-            self._self_inv.end(End.RAISED, error=exc)
+            _detach(token)
+            inv.end(End.RAISED, error=exc)
             raise
+        _detach(token)
         return _handed_out(self, entered, "__anext__", _TracedAsyncIterator)
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
