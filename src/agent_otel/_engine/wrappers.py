@@ -335,11 +335,11 @@ def _finish_result(inv: Invocation, result: object) -> object:
                 traced_coroutine._self_inv = inv
                 return traced_coroutine
             if isinstance(result, types.GeneratorType):
-                traced = _traced_generator(result, inv)
+                traced = _named_as(_traced_generator(result, inv), result)
                 weakref.finalize(traced, inv.end, End.CLOSED)
                 return traced
             if isinstance(result, types.AsyncGeneratorType):
-                traced_async = _traced_async_generator(result, inv)
+                traced_async = _named_as(_traced_async_generator(result, inv), result)
                 weakref.finalize(traced_async, inv.end, End.CLOSED)
                 return traced_async
             if isinstance(result, asyncio.Future | concurrent.futures.Future):
@@ -481,9 +481,24 @@ def _generator_wrapper(handler: Handler) -> WrapperFunction:
         rt = _instruments._runtime  # runtime() without its call, once it is built
         if not ((rt if rt is not None else runtime()).enabled and handler.active):
             return wrapped(*args, **kwargs)
-        return _traced_generator(wrapped(*args, **kwargs), (handler, wrapped, instance, args, kwargs))
+        gen = wrapped(*args, **kwargs)
+        return _named_as(_traced_generator(gen, (handler, wrapped, instance, args, kwargs)), gen)
 
     return wrapper
+
+
+#: A generator or async generator of ours.
+G = TypeVar("G", Generator[Any, Any, Any], AsyncGenerator[Any, Any])
+
+
+def _named_as(traced: G, program: Any) -> G:
+    """Our generator named as the program's (``__name__``, ``__qualname__``, and so its ``repr``), as logs,
+    debuggers and frameworks that name a stream by its generator show it. Only the names: its code and
+    frame stay ours (``gi_code``/``ag_code``, ``gi_frame``, and ``inspect.getgeneratorlocals()`` shows our
+    driver's locals, not the program's), as a generator's code and frame cannot be replaced."""
+    named: Any = traced  # typeshed's Generator protocols have no names; generator objects do
+    named.__name__, named.__qualname__ = program.__name__, program.__qualname__
+    return traced
 
 
 def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _PendingCall) -> Generator[Y, Any, T]:
@@ -533,7 +548,8 @@ def _async_generator_wrapper(handler: Handler) -> WrapperFunction:
         rt = _instruments._runtime  # runtime() without its call, once it is built
         if not ((rt if rt is not None else runtime()).enabled and handler.active):
             return wrapped(*args, **kwargs)
-        return _traced_async_generator(wrapped(*args, **kwargs), (handler, wrapped, instance, args, kwargs))
+        agen = wrapped(*args, **kwargs)
+        return _named_as(_traced_async_generator(agen, (handler, wrapped, instance, args, kwargs)), agen)
 
     return wrapper
 
