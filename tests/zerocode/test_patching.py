@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import agent_otel
 from agent_otel import semconv
 from agent_otel._zerocode import patching
 from agent_otel._zerocode.config import Config, parse_config
@@ -157,6 +158,59 @@ def test_a_configured_static_method_reads_as_its_function_to_inspect(otel: Any, 
     assert package.load("mod").More.fetch is tools.fetch is tools().fetch  # one object, as plain
     assert asyncio.run(tools.fetch("x")) == "fetched x" and list(tools().rows(2)) == [0, 1]
     assert names(otel) == ["execute_tool fetch", "execute_tool rows"]
+
+
+def test_a_decorated_function_also_named_in_the_config_is_wrapped_once_by_its_decorator(
+        otel: Any, package: Package) -> None:
+    """The code's decorator wins over a config entry for the same function (the operator did not know the code
+    was decorated): one span, the decorator's, per call; so for a decorated override in a subclass of a base
+    configured with ``subclasses = true``, whether the subclass exists before or after instrumenting."""
+    mod = package.write("mod", """
+        import agent_otel
+
+        @agent_otel.tool("search")
+        def search(q):
+            return "results for " + q
+
+        @agent_otel.tool("fetch")
+        async def fetch(q):
+            return q
+
+        class Base:
+            def run(self, x):
+                return {"success": True}
+
+            @staticmethod
+            @agent_otel.tool("helper")
+            def helper(x):
+                return x
+
+        class Early(Base):
+            @agent_otel.agent(name="early")
+            def run(self, x):
+                return {"success": True}
+    """)
+    module = package.load("mod")
+    instrument(config(f"""
+        [[tool]]
+        target = ["{mod}:search", "{mod}:fetch", "{mod}:Base.helper"]
+        [[agent]]
+        target = "{mod}:Base.run"
+        subclasses = true
+    """))
+
+    class Late(module.Base):
+        @agent_otel.agent(name="late")
+        def run(self, x: int) -> dict[str, bool]:
+            return {"success": True}
+
+    assert module.search("q") == "results for q" and asyncio.run(module.fetch("f")) == "f"
+    assert module.Base.helper(1) == 1
+    assert module.Early().run(1) == {"success": True} and Late().run(1) == {"success": True}
+    assert names(otel) == ["execute_tool fetch", "execute_tool helper", "execute_tool search", "invoke_agent early",
+                           "invoke_agent late"]
+    assert module.Base().run(1) == {"success": True}  # the undecorated base is the config's
+    assert "invoke_agent Base" in names(otel)
 
 
 def test_subclass_overrides_existing_and_later_defined_each_attributed_to_its_class(

@@ -14,8 +14,9 @@ override that calls ``super().method()`` yields one span, not two.
 field): the class's ``__init__`` (and that of each subclass defining one) is hooked, and when it returns the
 instance's callable is replaced in its own storage (:mod:`agent_otel._zerocode.instances`).
 
-``instrument()`` never wraps an object twice; ``uninstrument()`` puts every original object back
-and turns wrappers that escaped (aliases bound while instrumented) into plain pass-throughs.
+``instrument()`` never wraps an object twice, nor one the code decorated (its decorator wins);
+``uninstrument()`` puts every original object back and turns wrappers that escaped (aliases bound while
+instrumented) into plain pass-throughs.
 :class:`AgentOtelInstrumentor` does the same for ``opentelemetry-instrument``.
 
 """
@@ -55,6 +56,7 @@ from agent_otel._engine.wrappers import (
     Kwargs,
     Wrapper,
     WrapperFunction,
+    is_wrapper,
     wrapper_for,
 )
 from agent_otel._environment import AGENT_OTEL_CONFIG
@@ -215,6 +217,8 @@ def _wrap_attribute(state: _State, entry: _Entry, owner: Owner, attr: str, raw: 
             raw = raw.__wrapped__  # inherited from a wrapped base: wrap the original for this class
         else:
             return  # never wrap twice
+    elif is_wrapper(getattr(raw, "__func__", raw)):  # a static or class method object holds its function
+        return  # decorated in the code (an override included): the decorator, the code's own choice, wins
     had_own = attr in (owner.__dict__ if isinstance(owner, type) else vars(owner))
     wrapper = _make_wrapper(entry, raw, owner, attr)
     setattr(owner, attr, wrapper)
