@@ -213,6 +213,60 @@ def test_a_decorated_function_also_named_in_the_config_is_wrapped_once_by_its_de
     assert "invoke_agent Base" in names(otel)
 
 
+def test_a_call_through_another_target_of_the_same_entry_on_the_same_object_is_that_call(
+        otel: Any, package: Package) -> None:
+    """One entry over a sync/async pair where one runs through the other (``invoke`` through ``self.stream``,
+    as LangGraph's): one run, one span, by the outermost call. A call on another object (a subgraph) is its
+    own call, as is a call of another entry; a function, having no object, counts every call (recursion)."""
+    mod = package.write("mod", """
+        class Graph:
+            def __init__(self, name, sub=None):
+                self.name, self.sub = name, sub
+
+            def invoke(self, n):
+                return list(self.stream(n))[-1]
+
+            def stream(self, n):
+                if self.sub is not None:
+                    yield self.sub.invoke(n)
+                yield n + 1
+
+            async def ainvoke(self, n):
+                return [chunk async for chunk in self.astream(n)][-1]
+
+            async def astream(self, n):
+                yield n + 2
+
+            def describe(self):
+                return self.invoke(0)
+
+        def count_down(n):
+            return n if n == 0 else count_down(n - 1)
+    """)
+    module = package.load("mod")
+    instrument(config(f"""
+        [[agent]]
+        target = ["{mod}:Graph.invoke", "{mod}:Graph.stream", "{mod}:Graph.ainvoke", "{mod}:Graph.astream"]
+        name = {{ path = "self.name" }}
+        [[tool]]
+        target = "{mod}:Graph.describe"
+        [[tool]]
+        target = "{mod}:count_down"
+    """))
+    graph = module.Graph("outer", module.Graph("inner"))
+    assert graph.invoke(1) == 2 and list(graph.stream(1)) == [2, 2]
+    assert asyncio.run(graph.ainvoke(1)) == 3
+    assert names(otel) == ["invoke_agent inner", "invoke_agent inner", "invoke_agent outer", "invoke_agent outer",
+                           "invoke_agent outer"]
+    otel.reset()
+    assert module.Graph.invoke(module.Graph("alone"), 1) == 2  # through the class, the object first
+    assert graph.describe() == 1  # another entry in between: still this entry's call on the object
+    assert names(otel) == ["execute_tool describe", "invoke_agent alone", "invoke_agent inner", "invoke_agent outer"]
+    otel.reset()
+    assert module.count_down(2) == 0
+    assert names(otel) == ["execute_tool count_down"] * 3
+
+
 def test_subclass_overrides_existing_and_later_defined_each_attributed_to_its_class(
         otel: Any, package: Package) -> None:
     mod = package.write("mod", """
