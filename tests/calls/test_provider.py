@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import weakref
 from types import SimpleNamespace
 from typing import Any
 
@@ -501,3 +503,38 @@ def test_operation_and_model_default(otel: Any) -> None:
     complete()
     assert otel.span("chat unknown").attributes[semconv.GEN_AI_REQUEST_MODEL] == "unknown"
     assert points(otel, DURATION, {semconv.GEN_AI_OPERATION_NAME: "chat"})
+
+
+class _Held:
+    """An argument or result whose lifetime a test watches."""
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("kind", ["provider", "evolution", "agent", "tool"])
+def test_arguments_and_result_are_freed_as_the_call_ends_as_without_agent_otel(otel: Any, kind: str,
+                                                                                  shape: str) -> None:
+    """A provider call's (an evolution run's) context holds its invocation, so nested calls find it: a cycle
+    that kept the call's arguments and result alive until a GC cycle (a large prompt, a document)."""
+    decorate = {"provider": agent_otel.provider("openai", model="gpt-4o"),
+                "evolution": agent_otel.evolution(agent="a", sample_resources=False),
+                "agent": agent_otel.agent(name="a"), "tool": agent_otel.tool("t")}[kind]
+
+    def freed(func: Any) -> tuple[bool, bool]:
+        argument = _Held()
+        argument_ref = weakref.ref(argument)
+        returned = drive(shape, func, argument)
+        result_ref = weakref.ref(returned) if isinstance(returned, _Held) else None
+        del argument, returned
+        return argument_ref() is None, result_ref is None or result_ref() is None
+
+    collecting = gc.isenabled()
+    gc.disable()  # only reference counting frees: what the program sees at once
+    try:
+        plain = freed(shaped(shape, lambda func: func, lambda task: _Held()))
+        traced = freed(shaped(shape, decorate, lambda task: _Held()))
+    finally:
+        if collecting:
+            gc.enable()
+    assert plain[0]
+    assert traced == plain
+    assert len(otel.spans()) == 1

@@ -10,11 +10,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import anthropic
+import httpx2
 import openai
 import pytest
+from opentelemetry import trace
 
 import agent_otel
 from agent_otel import semconv
+from tests.support import genai_apps
 from tests.support.sse_llm import (
     ANTHROPIC_INPUT_TOKENS,
     ANTHROPIC_MODEL,
@@ -313,3 +316,60 @@ def test_a_streaming_helper_whose_request_fails_records_the_error(otel: Any, dea
     assert semconv.STREAM_CLOSED_EARLY not in span.attributes
     assert span.events[-1].name == "exception"
     assert manager is not None
+
+
+# -- the request a stream manager makes as its block starts is inside the provider call -------------
+
+
+def hooked_helper(sdk: str, url: str, seen: list[int], *, run_async: bool) -> Any:
+    """:func:`helper` whose HTTP client notes the id of the span current as each request is sent."""
+    def note(request: Any) -> None:
+        seen.append(trace.get_current_span().get_span_context().span_id)
+
+    async def anote(request: Any) -> None:
+        note(request)
+
+    http = (httpx2.AsyncClient(event_hooks={"request": [anote]}) if run_async  # the HTTP package the SDKs take
+            else httpx2.Client(event_hooks={"request": [note]}))
+    if sdk == "openai":
+        client = (openai.AsyncOpenAI if run_async else openai.OpenAI)(base_url=url + "/v1", api_key="test",
+                                                                     max_retries=0, http_client=http)
+
+        @agent_otel.provider("openai", model="gpt-4o-mini")
+        def stream() -> Any:
+            return client.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES,
+                                                  stream_options={"include_usage": True})
+    else:
+        anthropic_client = (anthropic.AsyncAnthropic if run_async else anthropic.Anthropic)(
+            base_url=url, api_key="test", max_retries=0, http_client=http)
+
+        @agent_otel.provider("anthropic", model="gpt-4o-mini")
+        def stream() -> Any:
+            return anthropic_client.messages.stream(model="claude-3-5-haiku", max_tokens=16, messages=MESSAGES)
+    return stream
+
+
+@pytest.mark.parametrize("run_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+def test_a_streaming_helpers_request_is_made_inside_the_provider_call(otel: Any, llm: StreamingLLM, sdk: str,
+                                                                      run_async: bool) -> None:
+    """The manager makes its request as its block starts: in the call's context, so an SDK instrumentation's
+    span of it is a child of the call (the span bridge counts it once), not a second call beside it."""
+    seen: list[int] = []
+    manager = hooked_helper(sdk, llm.url, seen, run_async=run_async)()
+    text = asyncio.run(read_async(manager, sdk, "final")) if run_async else read_sync(manager, sdk, "final")
+    assert text == "Hello"
+    assert seen == [otel.span("chat gpt-4o-mini").context.span_id]
+
+
+def test_a_streaming_helper_under_the_sdks_instrumentation_is_counted_once(otel: Any, llm: StreamingLLM) -> None:
+    """With OpenAI's GenAI instrumentation on, ``chat.completions.stream(...)`` from a provider call is one call
+    of agent-otel's: the instrumentation's span starts inside it (before, as the block started, outside)."""
+    with genai_apps.instrumented("openai", otel.tracer_provider, otel.meter_provider):
+        text = read_sync(helper("openai", llm.url)(), "openai", "final")
+    assert text == "Hello"
+    [ours] = [span for span in otel.spans() if span.instrumentation_scope.name == semconv.SCOPE_NAME]
+    sdk_spans = [span for span in otel.spans() if span.instrumentation_scope.name != semconv.SCOPE_NAME]
+    assert sdk_spans and all(span.parent is not None and span.parent.span_id == ours.context.span_id
+                             for span in sdk_spans)
+    assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 1

@@ -8,6 +8,7 @@ import asyncio
 import concurrent.futures
 import copy
 import functools
+import inspect
 import multiprocessing
 import os
 import pickle
@@ -15,7 +16,7 @@ import pickletools
 import subprocess
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -357,9 +358,56 @@ def test_a_decorated_method_reads_from_its_class_as_itself_as_a_plain_function_d
     assert Planner.__dict__["run"] is Planner.run
     assert InheritsRun.run is Planner.run
     assert OverridesRun.run is not Planner.run
-    assert InheritsRun.normalise is Planner.normalise is Planner.__dict__["normalise"]
-    assert InheritsRun().normalise is Planner.normalise  # a static method reads as itself from instances too
+    assert InheritsRun.normalise is Planner.normalise  # a static method: one object, from instances too
+    assert InheritsRun().normalise is Planner.normalise
+    assert isinstance(Planner.__dict__["normalise"], staticmethod)  # the class holds the static method object
+    assert Planner.normalise.__wrapped__ is Planner.__dict__["normalise"].__wrapped__.__func__  # reads as its function
     assert Planner().run is not Planner.run  # from an instance it binds, as a plain method does
+
+
+class StaticTools:
+    @agent_otel.tool("rows")
+    @staticmethod
+    def rows(n: int) -> Iterator[int]:
+        yield from range(n)
+
+    @agent_otel.tool("arows")
+    @staticmethod
+    async def arows(n: int) -> AsyncIterator[int]:
+        yield n
+
+    @agent_otel.tool("fetch")
+    @staticmethod
+    async def fetch(n: int) -> int:
+        return n
+
+    @agent_otel.tool("plain")
+    @staticmethod
+    def plain(n: int) -> int:
+        return n
+
+
+@pytest.mark.parametrize("read", [lambda: StaticTools, StaticTools], ids=["class", "instance"])
+def test_a_static_method_decorated_above_staticmethod_reads_as_its_function(otel: TelemetryCapture,
+                                                                            read: Callable[[], Any]) -> None:
+    """``@tool`` above ``@staticmethod``: the class and its instances read the function, as plain, so that
+    ``inspect`` tells a generator, an async generator and a coroutine function apart (frameworks decide
+    how to call a tool by it; a proxy of the staticmethod object is none of them)."""
+    owner = read()
+    assert inspect.isgeneratorfunction(owner.rows) and inspect.isfunction(owner.rows)
+    assert inspect.isasyncgenfunction(owner.arows) and inspect.isfunction(owner.arows)
+    assert inspect.iscoroutinefunction(owner.fetch) and inspect.isfunction(owner.fetch)
+    assert inspect.isfunction(owner.plain) and not inspect.iscoroutinefunction(owner.plain)
+    assert inspect.signature(owner.fetch) == inspect.signature(StaticTools.__dict__["fetch"].__wrapped__.__func__)
+    assert list(owner.rows(2)) == [0, 1] and asyncio.run(owner.fetch(3)) == 3 and owner.plain(4) == 4
+
+    async def read_all() -> list[int]:
+        return [item async for item in owner.arows(5)]
+
+    assert asyncio.run(read_all()) == [5]
+    assert [span.name for span in otel.spans()] == [
+        "execute_tool rows", "execute_tool fetch", "execute_tool plain", "execute_tool arows"]
+    assert pickle.loads(pickle.dumps(owner.fetch)) is StaticTools.fetch
 
 
 def test_a_decorated_function_shows_the_annotations_of_the_plain_one() -> None:

@@ -416,6 +416,37 @@ def test_sync_function_returning_a_generator(otel: Any) -> None:
     assert handler.ends[-1] == (End.CLOSED, None, None)  # dropped before iterating, still ended
 
 
+class Streams:
+    def rows(self, n: int) -> Any:
+        yield from range(n)
+
+    async def arows(self, n: int) -> Any:
+        yield n
+
+
+def test_generator_objects_are_named_as_the_programs(otel: Any) -> None:
+    """The generator a decorated generator function (or a sync function returning one) gives has the
+    program's generator's ``__name__``, ``__qualname__`` and so ``repr``, as logs and debuggers show it.
+    Its code and frame are the traced driver's (``inspect.getgeneratorlocals()`` cannot match)."""
+    plain_gen, plain_agen = Streams().rows(1), Streams().arows(1)
+    handler = RecordingHandler()
+    rows, arows = instrument(handler, Streams.rows), instrument(handler, Streams.arows)
+    returning = instrument(handler, lambda n: Streams().rows(n))
+    returning_async = instrument(handler, lambda n: Streams().arows(n))
+    for traced, plain in ((rows(None, 1), plain_gen), (returning(1), plain_gen), (arows(None, 1), plain_agen),
+                          (returning_async(1), plain_agen)):
+        assert (traced.__name__, traced.__qualname__) == ("rows" if inspect.isgenerator(plain) else "arows",
+                                                          plain.__qualname__)
+        assert (traced.__name__, traced.__qualname__) == (plain.__name__, plain.__qualname__)
+        assert repr(traced).split(" at ")[0] == repr(plain).split(" at ")[0]
+        if inspect.isgenerator(traced):
+            assert list(traced) == [0]
+        else:
+            asyncio.run(traced.aclose())
+    plain_gen.close()
+    asyncio.run(plain_agen.aclose())
+
+
 def test_returned_stream_object_is_timed_until_exhausted(otel: Any) -> None:
     handler = RecordingHandler(streams=True)
 

@@ -51,3 +51,27 @@ def test_one_entry_covers_the_sync_and_async_runs(otel: Any) -> None:
     jobs = otel.spans(semconv.job_span_name("counter"))
     assert len(jobs) == 2  # one per run, sync and async
     assert len({span.attributes[semconv.JOB_ID] for span in jobs}) == 2
+
+
+def test_one_agent_entry_over_invoke_and_stream_counts_one_run_per_call(otel: Any) -> None:
+    """``Pregel.invoke`` runs the graph through ``self.stream`` (``ainvoke`` through ``self.astream``): with
+    one ``[[agent]]`` entry naming all four, a run is one call, counted by the outermost, not two."""
+    config = parse_config(tomllib.loads(
+        '[[agent]]\ntarget = ["langgraph.pregel.main:Pregel.invoke", "langgraph.pregel.main:Pregel.ainvoke", '
+        '"langgraph.pregel.main:Pregel.stream", "langgraph.pregel.main:Pregel.astream"]\n'
+        'name = { path = "self.name" }\n'), "langgraph.toml")
+    instrument(config)
+    try:
+        graph = build()
+        assert graph.invoke({"count": 1}) == {"count": 2}
+        assert list(graph.stream({"count": 1})) == [{"step": {"count": 2}}]
+        assert asyncio.run(graph.ainvoke({"count": 5})) == {"count": 6}
+
+        async def astream() -> list[Any]:
+            return [chunk async for chunk in graph.astream({"count": 5})]
+
+        assert asyncio.run(astream()) == [{"step": {"count": 6}}]
+    finally:
+        uninstrument()
+    assert len(otel.spans("invoke_agent counter")) == 4
+    assert sum(point.count for point in otel.points(semconv.AGENT_DURATION.name)) == 4

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import sys
 import textwrap
 import types
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import agent_otel
 from agent_otel import semconv
 from agent_otel._zerocode import patching
 from agent_otel._zerocode.config import Config, parse_config
@@ -125,6 +127,144 @@ def test_nested_classes_classmethods_staticmethods(otel: Any, package: Package) 
     assert names(otel) == ["execute_tool build", "execute_tool build", "execute_tool m", "execute_tool pure"]
     uninstrument()
     assert {name: inner.__dict__[name] for name in originals} == originals
+
+
+def test_a_configured_static_method_reads_as_its_function_to_inspect(otel: Any, package: Package) -> None:
+    """A configured static method reads, from its class and its instances, as a function of its own shape, as
+    plain: frameworks call a tool by what ``inspect`` says (a coroutine function is awaited)."""
+    mod = package.write("mod", """
+        class Tools:
+            @staticmethod
+            async def fetch(url):
+                return "fetched " + url
+
+            @staticmethod
+            def rows(n):
+                yield from range(n)
+
+            @staticmethod
+            async def arows(n):
+                yield n
+
+        class More(Tools):
+            pass
+    """)
+    tools = package.load("mod").Tools
+    instrument(config(f'[[tool]]\ntarget = ["{mod}:Tools.fetch", "{mod}:Tools.rows", "{mod}:Tools.arows"]\n'))
+    assert isinstance(tools.__dict__["fetch"].__wrapped__, staticmethod)  # the class holds the wrapped object
+    for owner in (tools, tools()):
+        assert inspect.iscoroutinefunction(owner.fetch) and inspect.isfunction(owner.fetch)
+        assert inspect.isgeneratorfunction(owner.rows) and inspect.isasyncgenfunction(owner.arows)
+    assert package.load("mod").More.fetch is tools.fetch is tools().fetch  # one object, as plain
+    assert asyncio.run(tools.fetch("x")) == "fetched x" and list(tools().rows(2)) == [0, 1]
+    assert names(otel) == ["execute_tool fetch", "execute_tool rows"]
+
+
+def test_a_decorated_function_also_named_in_the_config_is_wrapped_once_by_its_decorator(
+        otel: Any, package: Package) -> None:
+    """The code's decorator wins over a config entry for the same function (the operator did not know the code
+    was decorated): one span, the decorator's, per call; so for a decorated override in a subclass of a base
+    configured with ``subclasses = true``, whether the subclass exists before or after instrumenting."""
+    mod = package.write("mod", """
+        import agent_otel
+
+        @agent_otel.tool("search")
+        def search(q):
+            return "results for " + q
+
+        @agent_otel.tool("fetch")
+        async def fetch(q):
+            return q
+
+        class Base:
+            def run(self, x):
+                return {"success": True}
+
+            @staticmethod
+            @agent_otel.tool("helper")
+            def helper(x):
+                return x
+
+        class Early(Base):
+            @agent_otel.agent(name="early")
+            def run(self, x):
+                return {"success": True}
+    """)
+    module = package.load("mod")
+    instrument(config(f"""
+        [[tool]]
+        target = ["{mod}:search", "{mod}:fetch", "{mod}:Base.helper"]
+        [[agent]]
+        target = "{mod}:Base.run"
+        subclasses = true
+    """))
+
+    class Late(module.Base):
+        @agent_otel.agent(name="late")
+        def run(self, x: int) -> dict[str, bool]:
+            return {"success": True}
+
+    assert module.search("q") == "results for q" and asyncio.run(module.fetch("f")) == "f"
+    assert module.Base.helper(1) == 1
+    assert module.Early().run(1) == {"success": True} and Late().run(1) == {"success": True}
+    assert names(otel) == ["execute_tool fetch", "execute_tool helper", "execute_tool search", "invoke_agent early",
+                           "invoke_agent late"]
+    assert module.Base().run(1) == {"success": True}  # the undecorated base is the config's
+    assert "invoke_agent Base" in names(otel)
+
+
+def test_a_call_through_another_target_of_the_same_entry_on_the_same_object_is_that_call(
+        otel: Any, package: Package) -> None:
+    """One entry over a sync/async pair where one runs through the other (``invoke`` through ``self.stream``,
+    as LangGraph's): one run, one span, by the outermost call. A call on another object (a subgraph) is its
+    own call, as is a call of another entry; a function, having no object, counts every call (recursion)."""
+    mod = package.write("mod", """
+        class Graph:
+            def __init__(self, name, sub=None):
+                self.name, self.sub = name, sub
+
+            def invoke(self, n):
+                return list(self.stream(n))[-1]
+
+            def stream(self, n):
+                if self.sub is not None:
+                    yield self.sub.invoke(n)
+                yield n + 1
+
+            async def ainvoke(self, n):
+                return [chunk async for chunk in self.astream(n)][-1]
+
+            async def astream(self, n):
+                yield n + 2
+
+            def describe(self):
+                return self.invoke(0)
+
+        def count_down(n):
+            return n if n == 0 else count_down(n - 1)
+    """)
+    module = package.load("mod")
+    instrument(config(f"""
+        [[agent]]
+        target = ["{mod}:Graph.invoke", "{mod}:Graph.stream", "{mod}:Graph.ainvoke", "{mod}:Graph.astream"]
+        name = {{ path = "self.name" }}
+        [[tool]]
+        target = "{mod}:Graph.describe"
+        [[tool]]
+        target = "{mod}:count_down"
+    """))
+    graph = module.Graph("outer", module.Graph("inner"))
+    assert graph.invoke(1) == 2 and list(graph.stream(1)) == [2, 2]
+    assert asyncio.run(graph.ainvoke(1)) == 3
+    assert names(otel) == ["invoke_agent inner", "invoke_agent inner", "invoke_agent outer", "invoke_agent outer",
+                           "invoke_agent outer"]
+    otel.reset()
+    assert module.Graph.invoke(module.Graph("alone"), 1) == 2  # through the class, the object first
+    assert graph.describe() == 1  # another entry in between: still this entry's call on the object
+    assert names(otel) == ["execute_tool describe", "invoke_agent alone", "invoke_agent inner", "invoke_agent outer"]
+    otel.reset()
+    assert module.count_down(2) == 0
+    assert names(otel) == ["execute_tool count_down"] * 3
 
 
 def test_subclass_overrides_existing_and_later_defined_each_attributed_to_its_class(

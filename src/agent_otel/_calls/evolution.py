@@ -88,6 +88,12 @@ class EvolutionInvocation(Invocation):
         self.scores: tuple[ScoreWindow, dict[str, float]] | None = None  # evaluations: (run's window, baseline)
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
+        try:
+            self._record(how, value, error, duration_s)
+        finally:
+            self.call.release()  # this invocation's context holds it: a cycle that would keep them alive
+
+    def _record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         usage = self.sampler.stop() if self.sampler is not None else None
         handler, call = self.handler, self.call
         call.result, call.error = value, error

@@ -70,6 +70,14 @@ class Call:
                     self._bound_args = dict(self._kwargs)
         return self._bound_args
 
+    def release(self) -> None:
+        """Let go of the program's objects (arguments, instance, result, error, values read at the start) once
+        the call is recorded: an invocation its own context holds (a provider call, an evolution run: nested
+        calls find it there) is in a reference cycle, which would keep them alive until a GC cycle, where
+        without agent-otel they are freed as the call ends."""
+        self.instance = self.result = self.error = self.early = None
+        self._args, self._kwargs, self._bound_args = (), {}, {}
+
 
 #: How a path can test the value it reads: the name of the comparison, and the check.
 COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {

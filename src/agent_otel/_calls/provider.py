@@ -233,6 +233,12 @@ class ProviderInvocation(Invocation):
         return TokenUsage(self.input_tokens, self.output_tokens, self.cache_read, self.cache_write, self.reasoning)
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
+        try:
+            self._record(how, value, error, duration_s)
+        finally:
+            self.call.release()  # this invocation's context holds it: a cycle that would keep them alive
+
+    def _record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         handler, call, bound = self.handler, self.call, policy().bounded
         call.result, call.error = value, error
         if error is None and value is not None:

@@ -342,11 +342,11 @@ def _finish_result(inv: Invocation, result: object) -> object:
                 traced_coroutine._self_inv = inv
                 return traced_coroutine
             if isinstance(result, types.GeneratorType):
-                traced = _traced_generator(result, inv)
+                traced = _named_as(_traced_generator(result, inv), result)
                 weakref.finalize(traced, inv.end, End.CLOSED)
                 return traced
             if isinstance(result, types.AsyncGeneratorType):
-                traced_async = _traced_async_generator(result, inv)
+                traced_async = _named_as(_traced_async_generator(result, inv), result)
                 weakref.finalize(traced_async, inv.end, End.CLOSED)
                 return traced_async
             if isinstance(result, asyncio.Future | concurrent.futures.Future):
@@ -485,9 +485,24 @@ def _generator_wrapper(handler: Handler) -> WrapperFunction:
         rt = _instruments._runtime  # runtime() without its call, once it is built
         if not ((rt if rt is not None else runtime()).enabled and handler.active):
             return wrapped(*args, **kwargs)
-        return _traced_generator(wrapped(*args, **kwargs), (handler, wrapped, instance, args, kwargs))
+        gen = wrapped(*args, **kwargs)
+        return _named_as(_traced_generator(gen, (handler, wrapped, instance, args, kwargs)), gen)
 
     return wrapper
+
+
+#: A generator or async generator of ours.
+G = TypeVar("G", Generator[Any, Any, Any], AsyncGenerator[Any, Any])
+
+
+def _named_as(traced: G, program: Any) -> G:
+    """Our generator named as the program's (``__name__``, ``__qualname__``, and so its ``repr``), as logs,
+    debuggers and frameworks that name a stream by its generator show it. Only the names: its code and
+    frame stay ours (``gi_code``/``ag_code``, ``gi_frame``, and ``inspect.getgeneratorlocals()`` shows our
+    driver's locals, not the program's), as a generator's code and frame cannot be replaced."""
+    named: Any = traced  # typeshed's Generator protocols have no names; generator objects do
+    named.__name__, named.__qualname__ = program.__name__, program.__qualname__
+    return traced
 
 
 def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _PendingCall) -> Generator[Y, Any, T]:
@@ -540,7 +555,8 @@ def _async_generator_wrapper(handler: Handler) -> WrapperFunction:
         rt = _instruments._runtime  # runtime() without its call, once it is built
         if not ((rt if rt is not None else runtime()).enabled and handler.active):
             return wrapped(*args, **kwargs)
-        return _traced_async_generator(wrapped(*args, **kwargs), (handler, wrapped, instance, args, kwargs))
+        agen = wrapped(*args, **kwargs)
+        return _named_as(_traced_async_generator(agen, (handler, wrapped, instance, args, kwargs)), agen)
 
     return wrapper
 
@@ -692,12 +708,18 @@ class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
             self._self_inv.end(End.CLOSED)
 
     def __enter__(self) -> object:
-        # SDK streams return themselves: hand back this proxy, so the block iterates through it
+        # SDK streams return themselves: hand back this proxy, so the block iterates through it. A manager
+        # makes its request here: in the call's context, as __next__ reads, so that the SDK's own span of
+        # it (its instrumentation's) is inside this call, not a second call beside it
+        inv = self._self_inv
+        token = _attach(inv.context)
         try:
             entered = cast(AbstractContextManager[object], self.__wrapped__).__enter__()
         except BaseException as exc:  # e.g. a manager's request failed: no block, so no __exit__ to end it
-            self._self_inv.end(End.RAISED, error=exc)
+            _detach(token)
+            inv.end(End.RAISED, error=exc)
             raise
+        _detach(token)
         return _handed_out(self, entered, "__next__", _TracedIterator)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -757,12 +779,16 @@ class _TracedAsyncIterator(wrapt.ObjectProxy[AsyncIterator[Y]]):
             self._self_inv.end(End.CLOSED)
 
     async def __aenter__(self) -> object:
-        # SDK streams return themselves: hand back this proxy, so the block iterates through it
+        # as _TracedIterator.__enter__: the manager's request is made in the call's context
+        inv = self._self_inv
+        token = _attach(inv.context)
         try:
             entered = await cast(AbstractAsyncContextManager[object], self.__wrapped__).__aenter__()
         except BaseException as exc:  # as in _TracedIterator.__enter__
-            self._self_inv.end(End.RAISED, error=exc)
+            _detach(token)
+            inv.end(End.RAISED, error=exc)
             raise
+        _detach(token)
         return _handed_out(self, entered, "__anext__", _TracedAsyncIterator)
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -1058,9 +1084,22 @@ class Wrapper(_HostIdentity, wrapt.FunctionWrapper[..., Any]):
 
     def __get__(self, instance: object, owner: type | None = None) -> Any:
         reads_as_itself = self._self_reads_as_itself
-        if reads_as_itself is ALWAYS or (reads_as_itself is FROM_CLASS and instance is None):
-            return self
+        if reads_as_itself is FROM_CLASS:
+            if instance is None:
+                return self
+        elif reads_as_itself is ALWAYS:
+            return cast(Any, self)._self_function
         return _bind(self, instance, owner)
+
+    def read_as_static_function(self) -> None:
+        """Make this wrapper of a ``staticmethod`` object read, from its class and instances, as a proxy of
+        the function it holds, as the static method reads as its function: ``inspect.isfunction``,
+        ``iscoroutinefunction``, ``isgeneratorfunction`` and ``isasyncgenfunction`` then answer as for the
+        plain one (frameworks decide how to call a tool by them; a proxy of the staticmethod object is
+        none of these). One proxy, made here, so that ``Sub.method is Base.method`` holds."""
+        function = Wrapper(cast("staticmethod[..., Any]", self.__wrapped__).__func__, self._self_wrapper)
+        self._self_function = function  # wrapt keeps _self_* on the proxy
+        self._self_reads_as_itself = ALWAYS
 
 
 class _Decorated(Wrapper):
@@ -1075,7 +1114,7 @@ class _Decorated(Wrapper):
             cast(Any, self)._self_handler.method = True  # set by instrument()
             self._self_reads_as_itself = FROM_CLASS
         elif isinstance(target, staticmethod):
-            self._self_reads_as_itself = ALWAYS
+            self.read_as_static_function()
         super().__set_name__(owner, name)  # type: ignore[misc]  # wrapt's (it forwards), not in its stubs
 
 

@@ -78,6 +78,7 @@ class TargetSpec:
     options: Mapping[str, Any]  # decorator keywords: literals, or agent_otel._calls.extractors.Path objects
     attributes: Mapping[str, Any]
     instance_attribute: bool = False  # qualname is "Class.attribute": a callable each instance holds
+    entry: str = ""  # the entry's own key ("agent[0]"), which each target of its array shares
 
 
 @dataclass(frozen=True)
@@ -466,7 +467,8 @@ class _Parser:
                                  f"{item!r} is not a method; subclasses = true needs \"package.module:Class.method\"")
             specs.append((key, TargetSpec(kind=kind, key=self.prefix + spec_key, target=item, module=module,
                                           qualname=qualname, subclasses=subclasses, options=dict(values),
-                                          attributes=attributes, instance_attribute=instance_attribute)))
+                                          attributes=attributes, instance_attribute=instance_attribute,
+                                          entry=self.prefix + base)))
         return specs
 
 

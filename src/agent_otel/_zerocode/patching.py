@@ -14,8 +14,9 @@ override that calls ``super().method()`` yields one span, not two.
 field): the class's ``__init__`` (and that of each subclass defining one) is hooked, and when it returns the
 instance's callable is replaced in its own storage (:mod:`agent_otel._zerocode.instances`).
 
-``instrument()`` never wraps an object twice; ``uninstrument()`` puts every original object back
-and turns wrappers that escaped (aliases bound while instrumented) into plain pass-throughs.
+``instrument()`` never wraps an object twice, nor one the code decorated (its decorator wins);
+``uninstrument()`` puts every original object back and turns wrappers that escaped (aliases bound while
+instrumented) into plain pass-throughs.
 :class:`AgentOtelInstrumentor` does the same for ``opentelemetry-instrument``.
 
 """
@@ -48,7 +49,6 @@ from agent_otel._context.carriers import instrument_http_headers, uninstrument_h
 from agent_otel._engine.policy import set_policy
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import (
-    ALWAYS,
     FROM_CLASS,
     Args,
     Handler,
@@ -56,6 +56,7 @@ from agent_otel._engine.wrappers import (
     Kwargs,
     Wrapper,
     WrapperFunction,
+    is_wrapper,
     wrapper_for,
 )
 from agent_otel._environment import AGENT_OTEL_CONFIG
@@ -103,10 +104,12 @@ def build_handler(spec: TargetSpec, config: Config, func: Callable[..., Any], ow
 
 class _ConfiguredHandler(Handler):
     """A configured target's handler, around its kind's. The call runs as if unwrapped once the target is
-    uninstrumented (for a wrapper that escaped into an alias), and, with ``subclasses = true``, inside a
-    call of the same target on the same object: ``super().method()`` from a wrapped override opens no
-    second span (the invocation's context marks the target and object). Checked here rather than in a
-    wrapper function of its own: that frame would count against the program's recursion limit."""
+    uninstrumented (for a wrapper that escaped into an alias), and inside a call of the same config entry on
+    the same object: it is that call, counted once, by the outermost. So a sync/async pair one entry names
+    (LangGraph's ``Pregel.invoke``, which runs ``self.stream``) counts one run, and ``super().method()`` from
+    an override ``subclasses = true`` wrapped opens no second span (the invocation's context marks the entry
+    and object). A function, with no object, counts each call (recursion included). Checked here rather than
+    in a wrapper function of its own: that frame would count against the program's recursion limit."""
 
     def __init__(self, inner: Handler, entry: _Entry, method: bool) -> None:
         self.inner = inner
@@ -114,7 +117,7 @@ class _ConfiguredHandler(Handler):
         self.stage = inner.stage
         # a method: ``Class.method(obj, ...)`` has obj as its instance, as ``obj.method(...)`` does
         self.method = inner.method = method
-        self.family = id(entry) if entry.spec.subclasses else None
+        self.family = id(entry.family)
 
     @property
     def active(self) -> bool:  # type: ignore[override]  # a class attribute of Handler's, a live value here
@@ -123,15 +126,16 @@ class _ConfiguredHandler(Handler):
     def begin(self, wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Invocation | None:
         if not self.entry.active:
             return None
-        family = self.family
-        if family is None:
+        obj = args[0] if instance is None and self.method and args else instance
+        if obj is None:  # a function or static method: no object to tell the same call by
             return self.inner.begin(wrapped, instance, args, kwargs)
-        mark = (family, id(args[0] if instance is None and self.method and args else instance))
-        if otel_context.get_value(_FAMILY_KEY) == mark:
+        mark = (self.family, id(obj))
+        marks: tuple[tuple[int, int], ...] = otel_context.get_value(_FAMILY_KEY) or ()  # type: ignore[assignment]
+        if mark in marks:
             return None
         inv = self.inner.begin(wrapped, instance, args, kwargs)
         if inv is not None:
-            inv.context = otel_context.set_value(_FAMILY_KEY, mark, inv.context)
+            inv.context = otel_context.set_value(_FAMILY_KEY, (*marks, mark), inv.context)
         return inv
 
 
@@ -141,6 +145,9 @@ class _Entry:
     config: Config
     active: bool = True
     error: str | None = None
+    #: Shared by the targets of one config entry (its array): a call through any of them on an object, inside
+    #: a call of the entry on that object, is that call (see :class:`_ConfiguredHandler`)
+    family: object = field(default_factory=object)
 
 
 #: Where a target lives: the module or class whose attribute is replaced.
@@ -205,7 +212,7 @@ def _make_wrapper(entry: _Entry, raw: Any, owner: Owner, attr: str) -> Wrapped:
     if method:
         wrapper._self_reads_as_itself = FROM_CLASS
     elif isinstance(raw, staticmethod):
-        wrapper._self_reads_as_itself = ALWAYS
+        wrapper.read_as_static_function()
     wrapper._self_agent_otel_entry = entry  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
     return wrapper
 
@@ -216,6 +223,8 @@ def _wrap_attribute(state: _State, entry: _Entry, owner: Owner, attr: str, raw: 
             raw = raw.__wrapped__  # inherited from a wrapped base: wrap the original for this class
         else:
             return  # never wrap twice
+    elif is_wrapper(getattr(raw, "__func__", raw)):  # a static or class method object holds its function
+        return  # decorated in the code (an override included): the decorator, the code's own choice, wins
     had_own = attr in (owner.__dict__ if isinstance(owner, type) else vars(owner))
     wrapper = _make_wrapper(entry, raw, owner, attr)
     setattr(owner, attr, wrapper)
@@ -495,10 +504,12 @@ def instrument(config: Config | None = None) -> bool:
         state = _state
         apply_settings(config)
         new = []
+        families: dict[str, object] = {}
         for spec in config.targets:
             if spec.target in state.entries:
                 continue
-            entry = state.entries[spec.target] = _Entry(spec, config)
+            family = families.setdefault(spec.entry or spec.target, object())
+            entry = state.entries[spec.target] = _Entry(spec, config, family=family)
             new.append(entry)
         if config.switches.http_headers:
             instrument_http_headers()
