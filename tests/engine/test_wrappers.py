@@ -746,3 +746,82 @@ def test_an_async_function_awaited_or_run_as_a_task_is_timed_once(otel: Any) -> 
     assert asyncio.run(main()) == [1, 2, 3]
     assert [(how, value) for how, value, _ in handler.ends] == [(End.RETURNED, 1), (End.RETURNED, 2),
                                                                 (End.RETURNED, 3)]
+
+
+@pytest.mark.parametrize("run_async", [False, True])
+def test_a_stream_manager_that_makes_its_own_context_current_keeps_it_in_its_block_and_restores_after(
+        otel: Any, run_async: bool) -> None:
+    """A returned manager whose enter attaches a context (a span it starts) and whose exit detaches it. Its
+    enter runs in the call's context (so an SDK's span of the request is inside the call); before, leaving
+    that context at once threw the manager's away, and the ended call stayed current after the block."""
+    from opentelemetry import context as otel_context
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+    import agent_otel
+
+    marked = NonRecordingSpan(SpanContext(0x1234, 0x5678, False, TraceFlags(1)))
+
+    class Stream:
+        def __init__(self) -> None:
+            self.items = iter([1, 2])
+
+        def __iter__(self) -> Any:
+            return self
+
+        def __next__(self) -> int:
+            return next(self.items)
+
+        def __enter__(self) -> Any:
+            self.token = otel_context.attach(set_span_in_context(marked))
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            otel_context.detach(self.token)
+
+    class AsyncStream:
+        def __init__(self) -> None:
+            self.items = iter([1, 2])
+
+        def __aiter__(self) -> Any:
+            return self
+
+        async def __anext__(self) -> int:
+            try:
+                return next(self.items)
+            except StopIteration:
+                raise StopAsyncIteration from None
+
+        async def __aenter__(self) -> Any:
+            self.token = otel_context.attach(set_span_in_context(marked))
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            otel_context.detach(self.token)
+
+    def span_id() -> int:
+        return trace.get_current_span().get_span_context().span_id
+
+    @agent_otel.provider("openai", model="m")
+    def open_stream() -> Any:
+        return AsyncStream() if run_async else Stream()
+
+    async def read_async() -> list[int]:
+        seen = []
+        async with open_stream() as stream:
+            seen.append(span_id())
+            seen.extend([item async for item in stream])
+        return [*seen, span_id()]
+
+    if run_async:
+        seen = asyncio.run(read_async())
+    else:
+        with open_stream() as stream:
+            seen = [span_id(), *stream]
+        seen.append(span_id())
+    assert seen == [0x5678, 1, 2, 0]
+    if not run_async:
+        with open_stream() as stream:  # a second call is its own, not one nested in the first (ended) call
+            list(stream)
+    else:
+        asyncio.run(read_async())
+    assert [span.parent for span in otel.spans()] == [None, None]

@@ -652,11 +652,26 @@ def _handed_out(proxy: Any, entered: object, next_method: str, traced: Callable[
     return entered
 
 
+def _entered(proxy: Any, token: Token[Context]) -> None:
+    """After a manager's ``__enter__`` ran in the call's context: back to the program's context, unless the
+    manager made a context of its own current on top of ours (e.g. a span it started), which detaching now
+    would throw away; then ours is left when its block is (:func:`_leave_stream_block`)."""
+    if otel_context.get_current() is proxy._self_inv.context:
+        _detach(token)
+    else:
+        proxy._self_enter_token = token
+
+
 def _leave_stream_block(proxy: Any) -> None:
     """End the invocation as a ``with``/``async with`` block of a stream (or of its manager) is left:
     closed early, unless the stream a manager handed out shows it was read to the end by the SDK's own
     iterators (the kind reads what it kept: usage, model)."""
     inv: Invocation = proxy._self_inv
+    token = proxy._self_enter_token
+    if token is not None:  # the manager's __exit__ went back to the call's context: back to the program's
+        proxy._self_enter_token = None
+        if otel_context.get_current() is inv.context:
+            _detach(token)
     how = End.CLOSED
     stream = proxy._self_stream
     if stream is not None and not inv._ended:
@@ -675,6 +690,7 @@ class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
     and the stream it hands out is traced as one."""
 
     _self_stream = cast(object, None)  # the stream a manager handed out, if any; no annotation (see Wrapper)
+    _self_enter_token = cast(object, None)  # ours, while the manager's own context is current (see _entered)
 
     def __init__(self, wrapped: Iterator[Y], inv: Invocation) -> None:
         super().__init__(wrapped)
@@ -719,7 +735,7 @@ class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
             _detach(token)
             inv.end(End.RAISED, error=exc)
             raise
-        _detach(token)
+        _entered(self, token)
         return _handed_out(self, entered, "__next__", _TracedIterator)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -739,6 +755,7 @@ class _TracedAsyncIterator(wrapt.ObjectProxy[AsyncIterator[Y]]):
     """:class:`_TracedIterator` for async streams and stream managers."""
 
     _self_stream = cast(object, None)
+    _self_enter_token = cast(object, None)
 
     def __init__(self, wrapped: AsyncIterator[Y], inv: Invocation) -> None:
         super().__init__(wrapped)
@@ -788,7 +805,7 @@ class _TracedAsyncIterator(wrapt.ObjectProxy[AsyncIterator[Y]]):
             _detach(token)
             inv.end(End.RAISED, error=exc)
             raise
-        _detach(token)
+        _entered(self, token)
         return _handed_out(self, entered, "__anext__", _TracedAsyncIterator)
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
