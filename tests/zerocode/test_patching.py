@@ -267,6 +267,47 @@ def test_a_call_through_another_target_of_the_same_entry_on_the_same_object_is_t
     assert names(otel) == ["execute_tool count_down"] * 3
 
 
+def test_a_task_or_thread_a_call_starts_on_the_same_object_is_a_call_of_its_own(otel: Any, package: Package) -> None:
+    """It inherits the call's context, so it was taken for a call inside it and not recorded: an agent that
+    schedules its follow-up turn as a task, or hands it to a thread, lost that turn."""
+    mod = package.write("mod", """
+        import asyncio, threading
+
+        class Agent:
+            def __init__(self):
+                self.pending, self.threads = [], []
+
+            async def run(self, task):
+                if task == "first":
+                    self.pending.append(asyncio.get_running_loop().create_task(self.run("follow-up")))
+                await asyncio.sleep(0)
+                return task
+
+            def step(self, task):
+                if task == "first":
+                    thread = threading.Thread(target=self.step, args=("follow-up",))
+                    self.threads.append(thread)
+                    thread.start()
+                    thread.join()
+                return task
+    """)
+    module = package.load("mod")
+    instrument(config(f"""
+        [[agent]]
+        target = ["{mod}:Agent.run", "{mod}:Agent.step"]
+        name = {{ path = "args.task" }}
+    """))
+    agent = module.Agent()
+
+    async def main() -> list[str]:
+        return [await agent.run("first"), *await asyncio.gather(*agent.pending)]
+
+    assert asyncio.run(main()) == ["first", "follow-up"]
+    assert agent.step("first") == "first"
+    assert sorted(names(otel)) == ["invoke_agent first", "invoke_agent first", "invoke_agent follow-up",
+                                   "invoke_agent follow-up"]
+
+
 def test_subclass_overrides_existing_and_later_defined_each_attributed_to_its_class(
         otel: Any, package: Package) -> None:
     mod = package.write("mod", """

@@ -81,7 +81,7 @@ class Invocation:
     """One instrumented call. Kinds subclass it and override :meth:`record` (and maybe
     :meth:`on_chunk`, :meth:`wants_stream`); the engine guarantees :meth:`end` runs once."""
 
-    __slots__ = ("_ended", "context", "first_chunk_ns", "span", "stage", "start_ns")
+    __slots__ = ("__weakref__", "_ended", "context", "first_chunk_ns", "span", "stage", "start_ns")
 
     def __init__(self, span: Span, context: Context, stage: str) -> None:
         self.span = span

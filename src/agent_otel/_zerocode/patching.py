@@ -23,8 +23,10 @@ instrumented) into plain pass-throughs.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from types import FunctionType, ModuleType
@@ -129,14 +131,32 @@ class _ConfiguredHandler(Handler):
         obj = args[0] if instance is None and self.method and args else instance
         if obj is None:  # a function or static method: no object to tell the same call by
             return self.inner.begin(wrapped, instance, args, kwargs)
-        mark = (self.family, id(obj))
-        marks: tuple[tuple[int, int], ...] = otel_context.get_value(_FAMILY_KEY) or ()  # type: ignore[assignment]
-        if mark in marks:
-            return None
+        family, same, runner = self.family, id(obj), _runner()
+        marks: tuple[_Mark, ...] = otel_context.get_value(_FAMILY_KEY) or ()  # type: ignore[assignment]
+        for mark_family, mark_object, mark_runner, mark_call in marks:
+            if mark_family == family and mark_object == same and mark_runner == runner:
+                enclosing = mark_call()
+                if enclosing is not None and not enclosing._ended:
+                    return None
         inv = self.inner.begin(wrapped, instance, args, kwargs)
         if inv is not None:
+            mark = (family, same, runner, weakref.ref(inv))
             inv.context = otel_context.set_value(_FAMILY_KEY, (*marks, mark), inv.context)
         return inv
+
+
+#: A configured call of an entry on an object, as its context marks it: the entry's family, the object's id,
+#: what runs it (:func:`_runner`) and the call (weakly: the mark is in the call's own context). A call of the
+#: same entry on the same object is inside it only when run by the same task or thread while it still runs:
+#: a task or thread the call starts inherits its context, but is a call of its own, as without agent-otel.
+_Mark = tuple[int, int, int, "weakref.ref[Invocation]"]
+
+
+def _runner() -> int:
+    """The asyncio task running this code, else its thread."""
+    loop = asyncio.events._get_running_loop()  # None outside a running loop (asyncio's own public helper)
+    task = asyncio.current_task(loop) if loop is not None else None
+    return id(task) if task is not None else threading.get_ident()
 
 
 @dataclass(eq=False)
