@@ -20,10 +20,12 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import socketserver
 import sys
 import threading
 import time
+import types
 import weakref
 from collections.abc import Callable, Mapping
 from contextvars import Token
@@ -460,6 +462,29 @@ def shutdown_at_exit() -> None:
     telemetry = _telemetry
     _shutdown(telemetry.exit_flush_timeout_millis if telemetry is not None else _DEFAULT_EXIT_FLUSH_TIMEOUT_MS,
               retry=False)
+
+
+def flush_at_exit() -> None:
+    """:func:`shutdown_at_exit` with SIGTERM held until it is done, then delivered to the handler (or the
+    default) it would have reached: ``Pool.terminate()`` signals the workers that are already leaving, and
+    a worker dying in its exit flush (or ``agent-otel run``'s handler finding it under way) lost it. Off the
+    main thread, or with SIGTERM ignored, it is the flush alone."""
+    held: list[int] = []
+    previous: Callable[[int, types.FrameType | None], object] | int | None = None
+    try:
+        current = signal.getsignal(signal.SIGTERM)
+        if current not in (signal.SIG_IGN, None):
+            signal.signal(signal.SIGTERM, lambda signum, frame: held.append(signum))
+            previous = current
+    except ValueError:  # not the main thread: signal handlers cannot be set here
+        pass
+    try:
+        shutdown_at_exit()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+            if held:
+                os.kill(os.getpid(), signal.SIGTERM)
 
 
 def shutdown(timeout_millis: int = 10_000) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from agent_otel._engine.instruments import enabled_from_env
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._environment import AGENT_OTEL_CONFIG, AGENT_OTEL_LAUNCHER, AGENT_OTEL_PROGRAM_PID
-from agent_otel._sdk.configure import configure, shutdown_at_exit
+from agent_otel._sdk.configure import configure, flush_at_exit
 from agent_otel._zerocode import program as programs
 from agent_otel._zerocode.config import Config, Switches, find_config, load_config, load_file
 from agent_otel._zerocode.instrumentations import activate as activate_instrumentations
@@ -124,7 +124,7 @@ def _flush() -> None:
         return
     _flushed = True
     try:
-        shutdown_at_exit()  # within AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS, no retries
+        flush_at_exit()  # within AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS, no retries; a SIGTERM meanwhile waits for it
     except Exception as exc:  # never change the program's exit, nor its output: counted and logged, as ours are
         report_error("launcher.flush", exc)
 
