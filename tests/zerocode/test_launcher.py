@@ -163,6 +163,24 @@ def test_a_busy_metrics_port_leaves_the_program_running_without_metrics(project:
                              "off in this run\n")
 
 
+@pytest.mark.parametrize(("variable", "value", "problem"), [
+    ("OTEL_METRICS_EXPORTER", "bogus", "unknown exporter 'bogus'; expected one of prometheus, otlp, console, none"),
+    ("OTEL_METRICS_EXPORTER", "otlp,bar", "unknown exporter 'bar'; expected one of prometheus, otlp, console, none"),
+    ("OTEL_TRACES_EXPORTER", "otlp,bar", "unknown exporter 'bar'; expected one of otlp, console, none"),
+])
+def test_an_unknown_exporter_stops_the_launcher_before_the_program_runs(project: Path, variable: str, value: str,
+                                                                        problem: str) -> None:
+    """Before, an unknown OTEL_METRICS_EXPORTER was taken for a busy port: "metrics are off in this run", the
+    program ran, exit status 0 (configure() in code raised for the same value)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env.update(OTEL_METRICS_EXPORTER="none", OTEL_TRACES_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    env[variable] = value
+    result = subprocess.run([AGENT_OTEL, "run", "--", sys.executable, "-c", "print('ran')"], cwd=project,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines()[-1] == f"agent-otel: {variable}: {problem}"
+
+
 CHAINS_SIGTERM = """
 import signal, sys, time
 stop = False

@@ -89,6 +89,12 @@ logger = logging.getLogger("agent_otel")
 _DEFAULT_EXIT_FLUSH_TIMEOUT_MS = 1000
 
 
+class MetricsPortBusy(ConfigurationError):
+    """/metrics cannot be served on the Prometheus port (another process serves it, an earlier run's child for
+    instance): the one configuration error ``agent-otel run`` lets the program run through, without metrics.
+    Every other one (a malformed variable) stops the launcher."""
+
+
 @dataclass
 class Telemetry:
     """The handle configure() returns; ``shutdown()`` flushes and releases what it owns."""
@@ -202,7 +208,7 @@ def _prometheus_reader(settings: Settings, telemetry: Telemetry) -> MetricReader
     try:
         server, _thread = serve_metrics(reader, registry, settings.prometheus_port, addr=settings.prometheus_host)
     except OSError as exc:
-        raise ConfigurationError(
+        raise MetricsPortBusy(
             f"cannot serve /metrics on {settings.prometheus_host}:{settings.prometheus_port} ({exc.strerror or exc}); "
             f"the port is probably in use: set {OTEL_EXPORTER_PROMETHEUS_PORT} to a free port"
         ) from None

@@ -20,7 +20,7 @@ from pathlib import Path
 from agent_otel._engine.instruments import enabled_from_env
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._environment import AGENT_OTEL_CONFIG, AGENT_OTEL_LAUNCHER, AGENT_OTEL_PROGRAM_PID
-from agent_otel._sdk.configure import configure, flush_at_exit
+from agent_otel._sdk.configure import MetricsPortBusy, configure, flush_at_exit
 from agent_otel._zerocode import program as programs
 from agent_otel._zerocode.config import Config, Switches, find_config, load_config, load_file
 from agent_otel._zerocode.instrumentations import activate as activate_instrumentations
@@ -143,9 +143,10 @@ def _on_terminate(signum: int, frame: types.FrameType | None) -> None:
 def _start_telemetry(config: Config | None, *, child: bool) -> None:
     try:
         configure_sdk(config)
-    except ConfigurationError as exc:
-        # e.g. another process (the parent, an earlier run's child) serves /metrics on the Prometheus port: the
-        # program runs, with traces and without metrics (a bad variable fails here again: the launcher exits 2)
+    except MetricsPortBusy as exc:
+        # another process (the parent, an earlier run's child) serves /metrics on the Prometheus port: the program
+        # runs, with traces and without metrics. Any other ConfigurationError (a malformed OTEL_* variable,
+        # OTEL_METRICS_EXPORTER=bogus included) leaves: the launcher exits 2 before the program runs
         configure(metrics_exporter="none", system_metrics=False)
         if not child:
             print(f"agent-otel: {exc}; metrics are off in this run", file=sys.stderr)
