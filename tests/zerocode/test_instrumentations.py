@@ -311,3 +311,22 @@ def test_the_modules_a_library_installs_are_read_off_its_record_as_off_its_file_
     assert "openai" in {dist.metadata["Name"] for dist in without_top_level}
     for dist in without_top_level:
         assert _import_names(dist.metadata["Name"]) == _import_names_from_file_list(dist), dist.metadata["Name"]
+
+
+def test_opentelemetry_instrument_keeps_the_distros_system_metrics(tmp_path: Path) -> None:
+    """The distro instruments SystemMetricsInstrumentor (a singleton) before agent-otel's entry point; configure()
+    then constructed it again with its own config, which replaced the one the distro's callbacks read: a
+    "Callback failed ... KeyError" traceback per callback at each collection, and no system.* data."""
+    (tmp_path / "agent-otel.toml").write_text('[[tool]]\ntarget = "toolmod:work"\n')
+    (tmp_path / "toolmod.py").write_text("def work(n):\n    return n * 2\n\nprint(work(21))\n")
+    with OtlpHttpReceiver() as receiver:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+        env.update(OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="otlp", OTEL_LOGS_EXPORTER="none",
+                   OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf")
+        result = subprocess.run([str(Path(sys.executable).parent / "opentelemetry-instrument"), sys.executable,
+                                 "toolmod.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert (result.returncode, result.stdout) == (0, "42\n")
+        assert "Callback failed" not in result.stderr
+        wait_until(lambda: {"system.cpu.time", "process.cpu.time"} <= receiver.metric_names(),
+                   "the distro's system and process metrics")
+        assert all(data_points_of(metric) for metric in receiver.metrics_named("system.memory.usage"))

@@ -315,8 +315,8 @@ def configure(
         if system_metrics:
             from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
 
-            system = SystemMetricsInstrumentor(config=semconv.PROCESS_METRICS_CONFIG)
-            if not system.is_instrumented_by_opentelemetry:
+            if not _instrumented(SystemMetricsInstrumentor):
+                system = SystemMetricsInstrumentor(config=semconv.PROCESS_METRICS_CONFIG)
                 system.instrument(meter_provider=mp, skip_dep_check=_fork_child_setup)
                 telemetry.instrumentors.append(system)
         if telemetry.owns_tracer_provider or telemetry.owns_meter_provider:
@@ -324,6 +324,15 @@ def configure(
             _register_fork_handler()
         _telemetry = telemetry
         return telemetry
+
+
+def _instrumented(kind: type[BaseInstrumentor]) -> bool:
+    """Whether the instrumentor (a singleton) is instrumented already, e.g. by ``opentelemetry-instrument``'s
+    distro: asked without constructing it, as ``__init__`` runs again on the one instance and, for the
+    system-metrics one, replaces the config (and labels) that the callbacks it registered read (a KeyError per
+    callback at every collection, and its system.* and process.* metrics gone)."""
+    instance = kind.__dict__.get("_instance")
+    return instance is not None and bool(instance.is_instrumented_by_opentelemetry)
 
 
 def _logs_sdk_in_use() -> bool:
