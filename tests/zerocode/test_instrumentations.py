@@ -330,3 +330,19 @@ def test_opentelemetry_instrument_keeps_the_distros_system_metrics(tmp_path: Pat
         wait_until(lambda: {"system.cpu.time", "process.cpu.time"} <= receiver.metric_names(),
                    "the distro's system and process metrics")
         assert all(data_points_of(metric) for metric in receiver.metrics_named("system.memory.usage"))
+
+
+def test_a_name_no_installed_instrumentation_has_is_said_once_and_the_program_runs(tmp_path: Path) -> None:
+    """Before, a typo in `instrumentations = ["opnai"]` was silent under `agent-otel run` (no instrumentation
+    loaded, exit 0) while `agent-otel check` flagged it. As `check` counts it an error of the environment (exit 1,
+    not 2 for an invalid file), the program runs, and the launcher says so on one line; its children do not."""
+    (tmp_path / "agent-otel.toml").write_text('[instrumentation]\ninstrumentations = ["opnai"]\n')
+    (tmp_path / "app.py").write_text("import subprocess, sys\nsubprocess.run([sys.executable, '-c', 'print(1)'])\n"
+                                     "print('ran')\n")
+    result = subprocess.run([str(BIN / "agent-otel"), "run", "--", sys.executable, "app.py"], cwd=tmp_path,
+                            env=environment(tmp_path), capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout) == (0, "1\nran\n")
+    line, = result.stderr.splitlines()
+    assert line.startswith(f"agent-otel: {tmp_path / 'agent-otel.toml'}: instrumentation.instrumentations: 'opnai' "
+                           "is not installed (installed: "), line
+    assert "openai" in line.partition("(installed: ")[2] and line.endswith("); the program runs without")

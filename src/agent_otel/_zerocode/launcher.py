@@ -152,7 +152,11 @@ def _start_telemetry(config: Config | None, *, child: bool) -> None:
             print(f"agent-otel: {exc}; metrics are off in this run", file=sys.stderr)
     if enabled_from_env():
         # before the targets, which then wrap the libraries' instrumented functions: ours is the outer span
-        activate_instrumentations(config.switches if config is not None else Switches())
+        def say(line: str) -> None:  # once, by the program's process: its Python children would repeat it
+            if not child and config is not None:
+                print(f"agent-otel: {config.source}: {line}", file=sys.stderr)
+
+        activate_instrumentations(config.switches if config is not None else Switches(), say)
     if config is not None:
         leave_main_to_launcher()
         instrument(config)
