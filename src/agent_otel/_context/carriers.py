@@ -93,13 +93,24 @@ _IMPORTED_IN = os.getpid()
 def _wrap_process_bootstrap(wrapped: Callable[..., int], instance: BaseProcess, args: Args, kwargs: Kwargs) -> int:
     """The child's side of ``start()`` (a ``Process``, a ``Pool`` or ``ProcessPoolExecutor`` worker): in a child
     started by fork or forkserver, flush before ``os._exit()`` (spawned: the atexit flush does it, once)."""
-    if os.getpid() == _IMPORTED_IN:
+    if os.getpid() == _IMPORTED_IN or not _own_telemetry():
         return wrapped(*args, **kwargs)
     _flush_on_terminate()
     try:
         return wrapped(*args, **kwargs)
     finally:
-        _flush_before_os_exit()
+        if _own_telemetry():  # not shut down by the worker's own code meanwhile
+            _flush_before_os_exit()
+
+
+def _own_telemetry() -> bool:
+    from agent_otel._sdk.configure import set_up_in_this_process  # imported already: configure() patched us
+
+    try:
+        return set_up_in_this_process()
+    except Exception as exc:
+        report_error("autoinstrument.process_exit", exc)
+        return False
 
 
 def _exit_flush() -> None:

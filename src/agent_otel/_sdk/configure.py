@@ -112,6 +112,7 @@ class Telemetry:
     loss: LossReporter = field(default_factory=lambda: LossReporter())
     arguments: dict[str, object] = field(default_factory=dict)  # configure()'s, to set up again in a forked child
     exit_flush_timeout_millis: int = _DEFAULT_EXIT_FLUSH_TIMEOUT_MS
+    pid: int = field(default_factory=os.getpid)  # the process configure() set it up in
 
     @property
     def prometheus_url(self) -> str | None:
@@ -500,6 +501,15 @@ def flush_at_exit() -> None:
             signal.signal(signal.SIGTERM, previous)
             if held:
                 os.kill(os.getpid(), signal.SIGTERM)
+
+
+def set_up_in_this_process() -> bool:
+    """Whether the telemetry in use was set up in this process (in a forked child, by its fork handler, from
+    the parent's arguments, with a lock and exporters of its own): only then may a multiprocessing worker
+    flush it before ``os._exit()``. A host's providers in a forked child (and our state around them, whose
+    lock another thread of the parent may have held at the fork) are left alone, as before."""
+    telemetry = _telemetry
+    return telemetry is not None and telemetry.pid == os.getpid()
 
 
 def shutdown(timeout_millis: int = 10_000) -> None:
