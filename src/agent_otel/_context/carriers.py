@@ -113,20 +113,23 @@ def _own_telemetry() -> bool:
         return False
 
 
-def _exit_flush() -> None:
-    from agent_otel._sdk.configure import flush_at_exit  # imported already: configure() patched us
+def _exit_flush(signum: int | None = None) -> None:
+    from agent_otel._sdk.configure import end_in_flight_on, flush_at_exit  # imported already: configure() patched us
 
+    if signum is not None:
+        end_in_flight_on(signum)
     flush_at_exit()
 
 
 def _on_terminate(signum: int, frame: object) -> None:
     """SIGTERM in a forked worker (``Pool.terminate()`` and leaving a ``with Pool(...)`` block send it to
-    the workers still running): flush, then die of it as with no handler. Called by a handler the
-    program installed since (chaining to the one it replaced): nothing, as SIG_DFL is not callable."""
+    the workers still running): end its jobs, agents... still running, flush, then die of it as with no
+    handler. Called by a handler the program installed since (chaining to the one it replaced): nothing, as
+    SIG_DFL is not callable."""
     if signal.getsignal(signum) is not _on_terminate:
         return
     try:
-        _exit_flush()
+        _exit_flush(signum)
     finally:
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)

@@ -67,6 +67,7 @@ from agent_otel._context.propagation import context_from_environment
 from agent_otel._engine.instruments import build_runtime, enabled_from_env
 from agent_otel._engine.policy import check_policy_environment
 from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.wrappers import end_in_flight
 from agent_otel._environment import (
     AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS,
     AGENT_OTEL_SPAN_BRIDGE,
@@ -510,6 +511,15 @@ def set_up_in_this_process() -> bool:
     lock another thread of the parent may have held at the fork) are left alone, as before."""
     telemetry = _telemetry
     return telemetry is not None and telemetry.pid == os.getpid()
+
+
+def end_in_flight_on(signum: int) -> None:
+    """A signal ends the process (SIGTERM under ``agent-otel run``, or in a worker): the jobs, agents, evolution
+    runs and phases still running end as an exception would end them, with ``error.type`` the signal's name,
+    within the exit flush budget, so that the flush that follows exports them. Never raises."""
+    telemetry = _telemetry
+    if telemetry is not None and telemetry.settings is not None:
+        end_in_flight(signum, telemetry.exit_flush_timeout_millis / 1000)
 
 
 def shutdown(timeout_millis: int = 10_000) -> None:

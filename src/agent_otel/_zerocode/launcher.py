@@ -20,7 +20,7 @@ from pathlib import Path
 from agent_otel._engine.instruments import enabled_from_env
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._environment import AGENT_OTEL_CONFIG, AGENT_OTEL_LAUNCHER, AGENT_OTEL_PROGRAM_PID
-from agent_otel._sdk.configure import MetricsPortBusy, configure, flush_at_exit
+from agent_otel._sdk.configure import MetricsPortBusy, configure, end_in_flight_on, flush_at_exit
 from agent_otel._zerocode import program as programs
 from agent_otel._zerocode.config import Config, Switches, find_config, load_config, load_file
 from agent_otel._zerocode.instrumentations import activate as activate_instrumentations
@@ -130,11 +130,13 @@ def _flush() -> None:
 
 
 def _on_terminate(signum: int, frame: types.FrameType | None) -> None:
-    """Flush, then die of the same signal, as the program would have without us. Called by a handler the
+    """End the jobs, agents... still running (``error.type`` SIGTERM, as Ctrl-C's KeyboardInterrupt ends them),
+    flush, then die of the same signal, as the program would have without us. Called by a handler the
     program installed since (chaining to the one it replaced, which without us is SIG_DFL, not callable, so
     never called): nothing, and the program goes on as its handler decides."""
     if signal.getsignal(signum) is not _on_terminate:
         return
+    end_in_flight_on(signum)
     _flush()
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
