@@ -104,10 +104,10 @@ def _wrap_process_bootstrap(wrapped: Callable[..., int], instance: BaseProcess, 
 
 
 def _own_telemetry() -> bool:
-    from agent_otel._sdk.configure import set_up_in_this_process  # imported already: configure() patched us
+    from agent_otel._sdk.configure import exports_from_this_process  # imported already: configure() patched us
 
     try:
-        return set_up_in_this_process()
+        return exports_from_this_process()
     except Exception as exc:
         report_error("autoinstrument.process_exit", exc)
         return False

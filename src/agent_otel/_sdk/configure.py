@@ -504,13 +504,16 @@ def flush_at_exit() -> None:
                 os.kill(os.getpid(), signal.SIGTERM)
 
 
-def set_up_in_this_process() -> bool:
-    """Whether the telemetry in use was set up in this process (in a forked child, by its fork handler, from
+def exports_from_this_process() -> bool:
+    """Whether the telemetry in use exports and was set up in this process (in a forked child, by its fork handler, from
     the parent's arguments, with a lock and exporters of its own): only then may a multiprocessing worker
     flush it before ``os._exit()``. A host's providers in a forked child (and our state around them, whose
-    lock another thread of the parent may have held at the fork) are left alone, as before."""
+    lock another thread of the parent may have held at the fork) are left alone, as before; and a worker whose
+    telemetry exports nothing (no exporter: the default's traces, and /metrics is the parent's) exits as fast
+    as without the flush."""
     telemetry = _telemetry
-    return telemetry is not None and telemetry.pid == os.getpid()
+    return telemetry is not None and telemetry.pid == os.getpid() and bool(
+        telemetry.span_processors or telemetry.metric_exporters)  # nothing exported: nothing to wait for
 
 
 def end_in_flight_on(signum: int) -> None:
