@@ -60,11 +60,28 @@ def test_otlp_as_soon_as_an_endpoint_is_given() -> None:
     ({"OTEL_METRICS_EXPORTER": "prometheus,statsd"}, "OTEL_METRICS_EXPORTER: unknown exporter 'statsd'"),
     ({"OTEL_EXPORTER_PROMETHEUS_PORT": "nine"}, "OTEL_EXPORTER_PROMETHEUS_PORT='nine': expected a port"),
     ({"OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"}, "OTEL_EXPORTER_OTLP_PROTOCOL='thrift'"),
+    ({"OTEL_RESOURCE_ATTRIBUTES": "a=1,novalue"}, "OTEL_RESOURCE_ATTRIBUTES='a=1,novalue': 'novalue' is not key=value"),
 ])
 def test_bad_settings_give_one_clear_error(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
         resolve_settings(env=env)
     assert message in str(caught.value)
+
+
+def test_a_malformed_resource_attribute_is_one_clear_error_without_sdk_noise() -> None:
+    """Before, configure() went on and the SDK's "Invalid key value resource attribute pair" warning reached
+    stderr twice, through Python's last-resort handler; no error named the variable."""
+    child = run_child("""
+        import agent_otel
+        try:
+            agent_otel.configure(metrics_exporter="none")
+        except agent_otel.ConfigurationError as exc:
+            print(exc)
+        print("program output")
+    """, OTEL_RESOURCE_ATTRIBUTES="novalue")
+    assert (child.returncode, child.stderr) == (0, "")
+    assert child.stdout == ("OTEL_RESOURCE_ATTRIBUTES='novalue': 'novalue' is not key=value; expected comma-separated "
+                            "key=value pairs (values URL-encoded)\nprogram output\n")
 
 
 def test_bad_boolean_env_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -346,3 +346,38 @@ def test_a_provider_target_on_a_method_the_instrumentation_wraps_too_is_the_oute
     [theirs] = [span for scope, span in spans if scope == OPENAI_SCOPE]
     assert theirs.parent_span_id == ours.span_id
     assert attributes_of(ours)["gen_ai.usage.input_tokens"] == USAGE["prompt_tokens"]
+
+
+def test_opentelemetry_instrument_keeps_the_distros_system_metrics(tmp_path: Path) -> None:
+    """The distro instruments SystemMetricsInstrumentor (a singleton) before agent-otel's entry point; configure()
+    then constructed it again with its own config, which replaced the one the distro's callbacks read: a
+    "Callback failed ... KeyError" traceback per callback at each collection, and no system.* data."""
+    (tmp_path / "agent-otel.toml").write_text('[[tool]]\ntarget = "toolmod:work"\n')
+    (tmp_path / "toolmod.py").write_text("def work(n):\n    return n * 2\n\nprint(work(21))\n")
+    with OtlpHttpReceiver() as receiver:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+        env.update(OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="otlp", OTEL_LOGS_EXPORTER="none",
+                   OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf")
+        result = subprocess.run([str(Path(sys.executable).parent / "opentelemetry-instrument"), sys.executable,
+                                 "toolmod.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert (result.returncode, result.stdout) == (0, "42\n")
+        assert "Callback failed" not in result.stderr
+        wait_until(lambda: {"system.cpu.time", "process.cpu.time"} <= receiver.metric_names(),
+                   "the distro's system and process metrics")
+        assert all(data_points_of(metric) for metric in receiver.metrics_named("system.memory.usage"))
+
+
+def test_a_name_no_installed_instrumentation_has_is_said_once_and_the_program_runs(tmp_path: Path) -> None:
+    """Before, a typo in `instrumentations = ["opnai"]` was silent under `agent-otel run` (no instrumentation
+    loaded, exit 0) while `agent-otel check` flagged it. As `check` counts it an error of the environment (exit 1,
+    not 2 for an invalid file), the program runs, and the launcher says so on one line; its children do not."""
+    (tmp_path / "agent-otel.toml").write_text('[instrumentation]\ninstrumentations = ["opnai"]\n')
+    (tmp_path / "app.py").write_text("import subprocess, sys\nsubprocess.run([sys.executable, '-c', 'print(1)'])\n"
+                                     "print('ran')\n")
+    result = subprocess.run([str(BIN / "agent-otel"), "run", "--", sys.executable, "app.py"], cwd=tmp_path,
+                            env=environment(tmp_path), capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout) == (0, "1\nran\n")
+    line, = result.stderr.splitlines()
+    assert line.startswith(f"agent-otel: {tmp_path / 'agent-otel.toml'}: instrumentation.instrumentations: 'opnai' "
+                           "is not installed (installed: "), line
+    assert "openai" in line.partition("(installed: ")[2] and line.endswith("); the program runs without")

@@ -16,7 +16,7 @@ import pytest
 from agent_otel._zerocode import launcher
 from agent_otel._zerocode.launcher import bootstrap_dir
 from agent_otel.version import __version__
-from tests.support.otlp_receiver import OtlpHttpReceiver
+from tests.support.otlp_receiver import OtlpHttpReceiver, attributes_of, data_points_of
 from tests.support.polling import wait_until
 
 AGENT_OTEL = str(Path(sys.executable).parent / "agent-otel")
@@ -167,6 +167,24 @@ def test_a_busy_metrics_port_leaves_the_program_running_without_metrics(project:
                              "off in this run\n")
 
 
+@pytest.mark.parametrize(("variable", "value", "problem"), [
+    ("OTEL_METRICS_EXPORTER", "bogus", "unknown exporter 'bogus'; expected one of prometheus, otlp, console, none"),
+    ("OTEL_METRICS_EXPORTER", "otlp,bar", "unknown exporter 'bar'; expected one of prometheus, otlp, console, none"),
+    ("OTEL_TRACES_EXPORTER", "otlp,bar", "unknown exporter 'bar'; expected one of otlp, console, none"),
+])
+def test_an_unknown_exporter_stops_the_launcher_before_the_program_runs(project: Path, variable: str, value: str,
+                                                                        problem: str) -> None:
+    """Before, an unknown OTEL_METRICS_EXPORTER was taken for a busy port: "metrics are off in this run", the
+    program ran, exit status 0 (configure() in code raised for the same value)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env.update(OTEL_METRICS_EXPORTER="none", OTEL_TRACES_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    env[variable] = value
+    result = subprocess.run([AGENT_OTEL, "run", "--", sys.executable, "-c", "print('ran')"], cwd=project,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines()[-1] == f"agent-otel: {variable}: {problem}"
+
+
 CHAINS_SIGTERM = """
 import signal, sys, time
 stop = False
@@ -302,3 +320,46 @@ def test_a_file_nested_thousands_deep_stops_the_launcher_with_status_2(project: 
     result = run(project, sys.executable, "-c", "print('ran')")
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == f"agent-otel: {config}: invalid TOML: arrays or inline tables nested too deeply\n"
+
+
+JOB_IN_FLIGHT = """
+import time
+
+def step(i):
+    time.sleep(0.02)
+    return i
+
+def main():
+    print("ready", flush=True)
+    for i in range(3000):
+        step(i)
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_sigterm_ends_the_job_in_flight_as_an_error_before_the_flush(tmp_path: Path) -> None:
+    """Before, the finished tool spans were exported but the job running when SIGTERM came never was: neither its
+    span nor job.duration (Ctrl-C ends it through KeyboardInterrupt). Now it ends with outcome error and error.type
+    SIGTERM, and the process still dies of SIGTERM."""
+    (tmp_path / "app.py").write_text(JOB_IN_FLIGHT)
+    (tmp_path / "agent-otel.toml").write_text('[[job]]\ntarget = "__main__:main"\ntype = "long"\n'
+                                             '[[tool]]\ntarget = "__main__:step"\n')
+    with OtlpHttpReceiver() as receiver:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+        env.update(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+                   OTEL_TRACES_EXPORTER="otlp", OTEL_METRICS_EXPORTER="otlp", OTEL_LOGS_EXPORTER="none",
+                   AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS="5000")
+        process = subprocess.Popen([AGENT_OTEL, "run", "--", sys.executable, "app.py"], cwd=tmp_path, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert process.stdout is not None and process.stdout.readline() == "ready\n"
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+        assert (process.returncode, err) == (-signal.SIGTERM, "")
+        wait_until(lambda: any(s.name == "invoke_workflow long" for s in receiver.spans()), "the job span")
+        job = next(attributes_of(s) for s in receiver.spans() if s.name == "invoke_workflow long")
+        assert (job["job.outcome"], job["error.type"]) == ("error", "SIGTERM")
+        wait_until(lambda: receiver.metrics_named("job.duration"), "job.duration")
+        points = [attributes_of(p) for m in receiver.metrics_named("job.duration") for p in data_points_of(m)]
+        assert {"job.type": "long", "job.outcome": "error"} in points

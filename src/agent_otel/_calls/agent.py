@@ -47,7 +47,7 @@ from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.instruments import Runtime, runtime
 from agent_otel._engine.policy import policy
 from agent_otel._engine.self_telemetry import report_error
-from agent_otel._engine.wrappers import End, Invocation
+from agent_otel._engine.wrappers import End, Invocation, track, untrack
 from agent_otel.errors import ConfigurationError
 
 PATTERN_FIELDS = ("patterns_used", "patterns")
@@ -58,6 +58,7 @@ class AgentInvocation(Invocation):
 
     def __init__(self, span: Any, ctx: Any, handler: AgentHandler, call: Call, name: str, task_type: str) -> None:
         Invocation.__init__(self, span, ctx, "agent")  # without super()'s object
+        track(self)  # ended by a SIGTERM that finds it running
         self.sampler = ResourceSampler() if handler.sample_resources else None
         self.handler = handler
         self.call = call
@@ -67,6 +68,7 @@ class AgentInvocation(Invocation):
         self.counts: CallCounts | None = None  # the inference and tool calls made under it (begin sets it)
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
+        untrack(self)
         handler, call = self.handler, self.call
         call.result, call.error = value, error
         span = self.span

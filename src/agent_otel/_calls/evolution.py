@@ -36,7 +36,7 @@ from agent_otel._calls.process_usage import ResourceSampler
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
 from agent_otel._engine.self_telemetry import report_error
-from agent_otel._engine.wrappers import End, Invocation
+from agent_otel._engine.wrappers import End, Invocation, track, untrack
 
 _BEFORE_FIELDS = ("kpis_before", "pre_kpis", "before")
 _AFTER_FIELDS = ("kpis_after", "post_kpis", "after")
@@ -78,6 +78,7 @@ class EvolutionInvocation(Invocation):
     def __init__(self, span: Any, ctx: Any, handler: EvolutionHandler, call: Call, agent_name: str,
                  evolution_type: str, sampler: ResourceSampler | None) -> None:
         Invocation.__init__(self, span, ctx, "evolution")  # without super()'s object
+        track(self)  # ended by a SIGTERM that finds it running
         self.handler = handler
         self.call = call
         self.agent_name = agent_name
@@ -88,6 +89,7 @@ class EvolutionInvocation(Invocation):
         self.scores: tuple[ScoreWindow, dict[str, float]] | None = None  # evaluations: (run's window, baseline)
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
+        untrack(self)
         try:
             self._record(how, value, error, duration_s)
         finally:

@@ -27,7 +27,7 @@ from agent_otel._context.job import JobState, context_with_job
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
 from agent_otel._engine.self_telemetry import report_error
-from agent_otel._engine.wrappers import End, Handler, Invocation, InvocationScope, instrument
+from agent_otel._engine.wrappers import End, Handler, Invocation, InvocationScope, instrument, track, untrack
 from agent_otel.errors import ConfigurationError
 
 _DEFAULT_TYPE = JOB["type"].default
@@ -49,6 +49,7 @@ class JobInvocation(Invocation):
 
     def __init__(self, span: Any, context: Any, state: JobState) -> None:
         Invocation.__init__(self, span, context, "job")  # without super()'s object
+        track(self)  # ended by a SIGTERM that finds it running
         self.state = state
         self.job_type = state.type
         self.outcome: str | None = None
@@ -57,6 +58,7 @@ class JobInvocation(Invocation):
         self.pattern_reader: tuple[Call, Path] | None = None  # ... or read when it ends
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
+        untrack(self)
         outcome = _ERROR if error is not None else self.outcome or _outcome_of(value)
         rt = runtime()
         rt.instruments[semconv.JOB_DURATION.name].record(  # by name: rt[spec] is a Python call

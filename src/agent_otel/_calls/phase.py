@@ -26,7 +26,7 @@ from agent_otel._context.job import current_job
 from agent_otel._context.phase import PhaseState, context_with_phase
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
-from agent_otel._engine.wrappers import End, Invocation, InvocationScope, instrument
+from agent_otel._engine.wrappers import End, Invocation, InvocationScope, instrument, track, untrack
 from agent_otel.errors import ConfigurationError
 
 _SUCCESS, _FAILURE, _ERROR = (semconv.Outcome.SUCCESS.value, semconv.Outcome.FAILURE.value,
@@ -60,6 +60,7 @@ class PhaseInvocation(Invocation):
 
     def __init__(self, span: Any, ctx: Any, handler: PhaseHandler, call: Call, name: str, job_type: str) -> None:
         super().__init__(span, ctx, "phase")
+        track(self)  # ended by a SIGTERM that finds it running
         self.handler = handler
         self.call = call
         self.name = name
@@ -67,6 +68,7 @@ class PhaseInvocation(Invocation):
         self.outcome: str | None = None  # set by phase.set_outcome()
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
+        untrack(self)
         handler, call, span = self.handler, self.call, self.span
         call.result, call.error = value, error
         if error is not None:

@@ -8,6 +8,8 @@ program that never starts a process pool or a ``multiprocessing`` child does not
 from __future__ import annotations
 
 import importlib
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -81,6 +83,77 @@ def _wrap_process_start(wrapped: Callable[..., None], instance: BaseProcess, arg
     return wrapped(*args, **kwargs)
 
 
+#: The process this module was imported in. A ``multiprocessing`` child started by fork or forkserver runs in
+#: another one (its ancestor imported it) and leaves through ``os._exit()`` when ``_bootstrap`` returns: no
+#: atexit hook, so no exit flush, runs there. A spawned child imports it itself and leaves through
+#: ``sys.exit()``, whose atexit hook flushes.
+_IMPORTED_IN = os.getpid()
+
+
+def _wrap_process_bootstrap(wrapped: Callable[..., int], instance: BaseProcess, args: Args, kwargs: Kwargs) -> int:
+    """The child's side of ``start()`` (a ``Process``, a ``Pool`` or ``ProcessPoolExecutor`` worker): in a child
+    started by fork or forkserver, flush before ``os._exit()`` (spawned: the atexit flush does it, once)."""
+    if os.getpid() == _IMPORTED_IN or not _own_telemetry():
+        return wrapped(*args, **kwargs)
+    _flush_on_terminate()
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        if _own_telemetry():  # not shut down by the worker's own code meanwhile
+            _flush_before_os_exit()
+
+
+def _own_telemetry() -> bool:
+    from agent_otel._sdk.configure import exports_from_this_process  # imported already: configure() patched us
+
+    try:
+        return exports_from_this_process()
+    except Exception as exc:
+        report_error("autoinstrument.process_exit", exc)
+        return False
+
+
+def _exit_flush(signum: int | None = None) -> None:
+    from agent_otel._sdk.configure import end_in_flight_on, flush_at_exit  # imported already: configure() patched us
+
+    if signum is not None:
+        end_in_flight_on(signum)
+    flush_at_exit()
+
+
+def _on_terminate(signum: int, frame: object) -> None:
+    """SIGTERM in a forked worker (``Pool.terminate()`` and leaving a ``with Pool(...)`` block send it to
+    the workers still running): end its jobs, agents... still running, flush, then die of it as with no
+    handler. Called by a handler the program installed since (chaining to the one it replaced): nothing, as
+    SIG_DFL is not callable."""
+    if signal.getsignal(signum) is not _on_terminate:
+        return
+    try:
+        _exit_flush(signum)
+    finally:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+def _flush_on_terminate() -> None:
+    """Install :func:`_on_terminate` in a forked child whose SIGTERM does the default (a handler of the
+    program's, or ``agent-otel run``'s, inherited from the parent, stays)."""
+    try:
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_terminate)
+    except (ValueError, OSError) as exc:  # not the main thread; no signals here
+        report_error("autoinstrument.process_exit", exc)
+
+
+def _flush_before_os_exit() -> None:
+    """Never raises: what ``_bootstrap`` returned is the worker's exit status, and ``os._exit()`` comes next."""
+    try:
+        _exit_flush()
+    except BaseException as exc:  # e.g. a signal handler's: what _bootstrap returned stays the status
+        if isinstance(exc, Exception):
+            report_error("autoinstrument.process_exit", exc)
+
+
 def _wrap_popen_init(wrapped: Callable[..., None], instance: subprocess.Popen[Any], args: Args,
                      kwargs: Kwargs) -> None:
     if _has_context_to_carry():
@@ -99,7 +172,8 @@ _POOL_TASK_METHODS = ("apply_async", "map", "map_async", "imap", "imap_unordered
 _PROCESS_PATCHES: dict[str, tuple[tuple[str, str, WrapperFunction], ...]] = {
     "concurrent.futures.process": (("ProcessPoolExecutor", "submit", _wrap_pool_submit),),
     "multiprocessing.pool": tuple(("Pool", method, _wrap_pool_task) for method in _POOL_TASK_METHODS),
-    "multiprocessing.process": (("BaseProcess", "start", _wrap_process_start),),
+    "multiprocessing.process": (("BaseProcess", "start", _wrap_process_start),
+                                ("BaseProcess", "_bootstrap", _wrap_process_bootstrap)),
     "subprocess": (("Popen", "__init__", _wrap_popen_init),),
 }
 _process_carriers_on = False

@@ -24,8 +24,11 @@ import concurrent.futures
 import copy
 import functools
 import inspect
+import os
 import pkgutil
+import signal
 import sys
+import threading
 import time
 import types
 import weakref
@@ -161,6 +164,52 @@ class Invocation:
             span.end()
         except Exception as exc:
             report_error(self.stage + ".end", exc)
+
+
+#: The long-lived invocations in flight (jobs, agents, evolution runs, phases), by id in start order: what
+#: :func:`end_in_flight` ends when a signal ends the process. Tools and provider calls, short and many, are not
+#: tracked. A forked child starts with none: its parent's are the parent's to end.
+_in_flight: dict[int, Invocation] = {}
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_in_flight.clear)
+
+
+def track(inv: Invocation) -> None:
+    """Called by the kinds :func:`end_in_flight` ends, when their invocation starts."""
+    _in_flight[id(inv)] = inv
+
+
+def untrack(inv: Invocation) -> None:
+    """... and when it ends (first thing in their ``record()``)."""
+    _in_flight.pop(id(inv), None)
+
+
+class Terminated(BaseException):
+    """What a tracked call still running when a signal ends the process ends with: a subclass named after the
+    signal, so that ``error.type`` is ``SIGTERM`` (as it is ``KeyboardInterrupt`` for Ctrl-C, which raises)."""
+
+
+def end_in_flight(signum: int, timeout_s: float) -> None:
+    """End the tracked invocations still running, innermost first, as raising :class:`Terminated` (outcome
+    ``error``, ``error.type`` the signal's name), so that a flush next exports them. On a thread waited for at
+    most ``timeout_s``: the interrupted thread (a signal handler runs on the main thread) may hold a lock that
+    recording takes (a job's roll-up lock), and then they stay open rather than hang the process. Never raises."""
+    try:
+        running = list(_in_flight.values())
+        if not running:
+            return
+        name = signal.Signals(signum).name
+        error = type(name, (Terminated,), {"__module__": __name__})()
+
+        def end_all() -> None:
+            for inv in reversed(running):
+                inv.end(End.RAISED, error=error)
+
+        thread = threading.Thread(target=end_all, name="agent-otel-end-in-flight", daemon=True)
+        thread.start()
+        thread.join(timeout_s)
+    except Exception as exc:
+        report_error("terminate.end_in_flight", exc)
 
 
 _RETURNED = End.RETURNED  # read per call: a module global is cheaper than the Enum's attribute

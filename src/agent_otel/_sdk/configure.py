@@ -20,10 +20,12 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import socketserver
 import sys
 import threading
 import time
+import types
 import weakref
 from collections.abc import Callable, Mapping
 from contextvars import Token
@@ -65,6 +67,7 @@ from agent_otel._context.propagation import context_from_environment
 from agent_otel._engine.instruments import build_runtime, enabled_from_env
 from agent_otel._engine.policy import check_policy_environment
 from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.wrappers import end_in_flight
 from agent_otel._environment import (
     AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS,
     AGENT_OTEL_SPAN_BRIDGE,
@@ -87,6 +90,12 @@ logger = logging.getLogger("agent_otel")
 _DEFAULT_EXIT_FLUSH_TIMEOUT_MS = 1000
 
 
+class MetricsPortBusy(ConfigurationError):
+    """/metrics cannot be served on the Prometheus port (another process serves it, an earlier run's child for
+    instance): the one configuration error ``agent-otel run`` lets the program run through, without metrics.
+    Every other one (a malformed variable) stops the launcher."""
+
+
 @dataclass
 class Telemetry:
     """The handle configure() returns; ``shutdown()`` flushes and releases what it owns."""
@@ -104,6 +113,7 @@ class Telemetry:
     loss: LossReporter = field(default_factory=lambda: LossReporter())
     arguments: dict[str, object] = field(default_factory=dict)  # configure()'s, to set up again in a forked child
     exit_flush_timeout_millis: int = _DEFAULT_EXIT_FLUSH_TIMEOUT_MS
+    pid: int = field(default_factory=os.getpid)  # the process configure() set it up in
 
     @property
     def prometheus_url(self) -> str | None:
@@ -200,7 +210,7 @@ def _prometheus_reader(settings: Settings, telemetry: Telemetry) -> MetricReader
     try:
         server, _thread = serve_metrics(reader, registry, settings.prometheus_port, addr=settings.prometheus_host)
     except OSError as exc:
-        raise ConfigurationError(
+        raise MetricsPortBusy(
             f"cannot serve /metrics on {settings.prometheus_host}:{settings.prometheus_port} ({exc.strerror or exc}); "
             f"the port is probably in use: set {OTEL_EXPORTER_PROMETHEUS_PORT} to a free port"
         ) from None
@@ -307,8 +317,8 @@ def configure(
         if system_metrics:
             from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
 
-            system = SystemMetricsInstrumentor(config=semconv.PROCESS_METRICS_CONFIG)
-            if not system.is_instrumented_by_opentelemetry:
+            if not _instrumented(SystemMetricsInstrumentor):
+                system = SystemMetricsInstrumentor(config=semconv.PROCESS_METRICS_CONFIG)
                 system.instrument(meter_provider=mp, skip_dep_check=_fork_child_setup)
                 telemetry.instrumentors.append(system)
         if telemetry.owns_tracer_provider or telemetry.owns_meter_provider:
@@ -316,6 +326,15 @@ def configure(
             _register_fork_handler()
         _telemetry = telemetry
         return telemetry
+
+
+def _instrumented(kind: type[BaseInstrumentor]) -> bool:
+    """Whether the instrumentor (a singleton) is instrumented already, e.g. by ``opentelemetry-instrument``'s
+    distro: asked without constructing it, as ``__init__`` runs again on the one instance and, for the
+    system-metrics one, replaces the config (and labels) that the callbacks it registered read (a KeyError per
+    callback at every collection, and its system.* and process.* metrics gone)."""
+    instance = kind.__dict__.get("_instance")
+    return instance is not None and bool(instance.is_instrumented_by_opentelemetry)
 
 
 def _logs_sdk_in_use() -> bool:
@@ -460,6 +479,50 @@ def shutdown_at_exit() -> None:
     telemetry = _telemetry
     _shutdown(telemetry.exit_flush_timeout_millis if telemetry is not None else _DEFAULT_EXIT_FLUSH_TIMEOUT_MS,
               retry=False)
+
+
+def flush_at_exit() -> None:
+    """:func:`shutdown_at_exit` with SIGTERM held until it is done, then delivered to the handler (or the
+    default) it would have reached: ``Pool.terminate()`` signals the workers that are already leaving, and
+    a worker dying in its exit flush (or ``agent-otel run``'s handler finding it under way) lost it. Off the
+    main thread, or with SIGTERM ignored, it is the flush alone."""
+    held: list[int] = []
+    previous: Callable[[int, types.FrameType | None], object] | int | None = None
+    try:
+        current = signal.getsignal(signal.SIGTERM)
+        if current not in (signal.SIG_IGN, None):
+            signal.signal(signal.SIGTERM, lambda signum, frame: held.append(signum))
+            previous = current
+    except ValueError:  # not the main thread: signal handlers cannot be set here
+        pass
+    try:
+        shutdown_at_exit()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+            if held:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+
+def exports_from_this_process() -> bool:
+    """Whether the telemetry in use exports and was set up in this process (in a forked child, by its fork handler, from
+    the parent's arguments, with a lock and exporters of its own): only then may a multiprocessing worker
+    flush it before ``os._exit()``. A host's providers in a forked child (and our state around them, whose
+    lock another thread of the parent may have held at the fork) are left alone, as before; and a worker whose
+    telemetry exports nothing (no exporter: the default's traces, and /metrics is the parent's) exits as fast
+    as without the flush."""
+    telemetry = _telemetry
+    return telemetry is not None and telemetry.pid == os.getpid() and bool(
+        telemetry.span_processors or telemetry.metric_exporters)  # nothing exported: nothing to wait for
+
+
+def end_in_flight_on(signum: int) -> None:
+    """A signal ends the process (SIGTERM under ``agent-otel run``, or in a worker): the jobs, agents, evolution
+    runs and phases still running end as an exception would end them, with ``error.type`` the signal's name,
+    within the exit flush budget, so that the flush that follows exports them. Never raises."""
+    telemetry = _telemetry
+    if telemetry is not None and telemetry.settings is not None:
+        end_in_flight(signum, telemetry.exit_flush_timeout_millis / 1000)
 
 
 def shutdown(timeout_millis: int = 10_000) -> None:

@@ -14,6 +14,7 @@ from opentelemetry.sdk.environment_variables import (
     OTEL_EXPORTER_PROMETHEUS_HOST,
     OTEL_EXPORTER_PROMETHEUS_PORT,
     OTEL_METRIC_EXPORT_INTERVAL,
+    OTEL_RESOURCE_ATTRIBUTES,
     OTEL_SERVICE_NAME,
 )
 
@@ -76,6 +77,18 @@ def _check_endpoint(endpoint: str, source: str) -> str:
     return endpoint.rstrip("/")
 
 
+def check_resource_attributes(raw: str | None) -> None:
+    """``OTEL_RESOURCE_ATTRIBUTES`` is comma-separated ``key=value`` pairs. An item without ``=`` is an error
+    here: the SDK drops it with a warning, printed through Python's last-resort handler on the host's stderr,
+    once per resource it builds (twice per configure())."""
+    if not raw:
+        return
+    for item in raw.split(","):
+        if "=" not in item:
+            raise ConfigurationError(f"{OTEL_RESOURCE_ATTRIBUTES}={raw!r}: {item.strip()!r} is not key=value; "
+                                     "expected comma-separated key=value pairs (values URL-encoded)")
+
+
 def resolve_settings(
     service_name: str | None = None,
     traces_exporter: str | tuple[str, ...] | None = None,
@@ -113,6 +126,7 @@ def resolve_settings(
     except ValueError:
         raise ConfigurationError(f"{OTEL_EXPORTER_PROMETHEUS_PORT}={raw_port!r}: expected a port number "
                                  "0..65535") from None
+    check_resource_attributes(env.get(OTEL_RESOURCE_ATTRIBUTES))
     interval = env.get(OTEL_METRIC_EXPORT_INTERVAL, "10000")
     try:
         interval_ms = int(interval)

@@ -16,7 +16,7 @@ import importlib.metadata
 import os
 import re
 import sys
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from dataclasses import replace as _replace
 
@@ -183,13 +183,15 @@ def instrumented_modules(item: Instrumentation) -> set[str]:
     return modules
 
 
-def activate(switches: Switches) -> list[str]:
+def activate(switches: Switches, say: Callable[[str], None] | None = None) -> list[str]:
     """Turn on the instrumentations :func:`survey` marks active; the names of those turned on. Never raises.
 
     Loading an instrumentation imports the library it instruments (an agent framework can take seconds), so
     one whose library the program has not imported yet is loaded when it does (a post-import hook), before
     the program's own code runs against it: a program, or a Python child, that never uses the framework
-    pays nothing for it."""
+    pays nothing for it. A name in ``[instrumentation] instrumentations`` that no installed one has (a typo,
+    or one installed elsewhere) is told to ``say`` on one line, as ``agent-otel check`` lists it as an error;
+    the program runs without it."""
     turned_on = []
     try:
         items = survey(switches)
@@ -197,8 +199,15 @@ def activate(switches: Switches) -> list[str]:
         logger.warning("agent-otel: cannot list the installed instrumentations: %s", exc)
         report_error(STAGE, exc)
         return []
-    for name in not_installed(switches, items):
-        logger.warning("agent-otel: [instrumentation] instrumentations names %r, which is not installed", name)
+    missing = not_installed(switches, items)
+    if missing:
+        installed = ", ".join(sorted({item.name for item in items})) or "none"
+        verb = "is" if len(missing) == 1 else "are"
+        line = (f"instrumentation.instrumentations: {', '.join(map(repr, missing))} {verb} not installed "
+                f"(installed: {installed}); the program runs without")
+        logger.warning("agent-otel: %s", line)
+        if say is not None:
+            say(line)
     distro = DefaultDistro()
     for item in items:
         if item.error is not None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from agent_otel._engine.instruments import enabled_from_env
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._environment import AGENT_OTEL_CONFIG, AGENT_OTEL_LAUNCHER, AGENT_OTEL_PROGRAM_PID
-from agent_otel._sdk.configure import configure, shutdown_at_exit
+from agent_otel._sdk.configure import MetricsPortBusy, configure, end_in_flight_on, flush_at_exit
 from agent_otel._zerocode import program as programs
 from agent_otel._zerocode.config import Config, Switches, find_config, load_config, load_file
 from agent_otel._zerocode.instrumentations import activate as activate_instrumentations
@@ -129,17 +129,19 @@ def _flush() -> None:
         return
     _flushed = True
     try:
-        shutdown_at_exit()  # within AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS, no retries
+        flush_at_exit()  # within AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS, no retries; a SIGTERM meanwhile waits for it
     except Exception as exc:  # never change the program's exit, nor its output: counted and logged, as ours are
         report_error("launcher.flush", exc)
 
 
 def _on_terminate(signum: int, frame: types.FrameType | None) -> None:
-    """Flush, then die of the same signal, as the program would have without us. Called by a handler the
+    """End the jobs, agents... still running (``error.type`` SIGTERM, as Ctrl-C's KeyboardInterrupt ends them),
+    flush, then die of the same signal, as the program would have without us. Called by a handler the
     program installed since (chaining to the one it replaced, which without us is SIG_DFL, not callable, so
     never called): nothing, and the program goes on as its handler decides."""
     if signal.getsignal(signum) is not _on_terminate:
         return
+    end_in_flight_on(signum)
     _flush()
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
@@ -148,15 +150,20 @@ def _on_terminate(signum: int, frame: types.FrameType | None) -> None:
 def _start_telemetry(config: Config | None, *, child: bool) -> None:
     try:
         configure_sdk(config)
-    except ConfigurationError as exc:
-        # e.g. another process (the parent, an earlier run's child) serves /metrics on the Prometheus port: the
-        # program runs, with traces and without metrics (a bad variable fails here again: the launcher exits 2)
+    except MetricsPortBusy as exc:
+        # another process (the parent, an earlier run's child) serves /metrics on the Prometheus port: the program
+        # runs, with traces and without metrics. Any other ConfigurationError (a malformed OTEL_* variable,
+        # OTEL_METRICS_EXPORTER=bogus included) leaves: the launcher exits 2 before the program runs
         configure(metrics_exporter="none", system_metrics=False)
         if not child:
             print(f"agent-otel: {exc}; metrics are off in this run", file=sys.stderr)
     if enabled_from_env():
         # before the targets, which then wrap the libraries' instrumented functions: ours is the outer span
-        activate_instrumentations(config.switches if config is not None else Switches())
+        def say(line: str) -> None:  # once, by the program's process: its Python children would repeat it
+            if not child and config is not None:
+                print(f"agent-otel: {config.source}: {line}", file=sys.stderr)
+
+        activate_instrumentations(config.switches if config is not None else Switches(), say)
     if config is not None:
         leave_main_to_launcher()
         instrument(config)

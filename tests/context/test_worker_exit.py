@@ -1,0 +1,98 @@
+"""multiprocessing workers started by fork or forkserver leave through ``os._exit()``, so no atexit flush runs
+there: their spans and metrics are flushed when ``BaseProcess._bootstrap`` returns (and on the SIGTERM of
+``Pool.terminate()``), in real processes exporting to a real OTLP receiver."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.environment import CLEAN_ENV
+from tests.support.otlp_receiver import OtlpHttpReceiver, attributes_of, data_points_of
+from tests.support.polling import wait_until
+
+AGENT_OTEL = str(Path(sys.executable).parent / "agent-otel")
+
+#: One tool call in the parent and seven in workers: four ProcessPoolExecutor tasks, two tasks of a Pool left
+#: by its ``with`` block (terminate(): SIGTERM to its workers) and one Process.
+FAN_OUT = """
+import concurrent.futures, multiprocessing, sys
+import agent_otel
+
+@agent_otel.tool("work")
+def work(x):
+    return x * x
+
+if __name__ == "__main__":
+    if "--configure" in sys.argv:
+        agent_otel.configure()
+    context = multiprocessing.get_context(sys.argv[1])
+    with agent_otel.job("fan-out"):
+        with concurrent.futures.ProcessPoolExecutor(2, mp_context=context) as executor:
+            print(list(executor.map(work, range(4))))
+        with context.Pool(2) as pool:
+            print(pool.map(work, [5, 6]))
+        process = context.Process(target=work, args=(7,))
+        process.start()
+        process.join()
+        print(process.exitcode)
+    work(8)
+"""
+OUTPUT = "[0, 1, 4, 9]\n[25, 36]\n0\n"
+
+
+def _environment(receiver: OtlpHttpReceiver) -> dict[str, str]:
+    return {**CLEAN_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_METRICS_EXPORTER": "otlp", "OTEL_LOGS_EXPORTER": "none", "AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS": "5000"}
+
+
+def _tool_calls_by_process(receiver: OtlpHttpReceiver) -> dict[Any, int]:
+    """The last count of ``gen_ai.execute_tool.duration`` each process exported (cumulative, per resource)."""
+    counts: dict[Any, int] = {}
+    for request in receiver.metrics:
+        for resource_metrics in request.resource_metrics:
+            process = attributes_of(resource_metrics.resource).get("service.instance.id")
+            for scope in resource_metrics.scope_metrics:
+                for metric in scope.metrics:
+                    if metric.name == "gen_ai.execute_tool.duration":
+                        counts[process] = max(counts.get(process, 0),
+                                              sum(point.count for point in data_points_of(metric)))
+    return counts
+
+
+def _check_every_call_arrived(receiver: OtlpHttpReceiver) -> None:
+    tools = lambda: [s for s in receiver.spans() if s.name == "execute_tool work"]  # noqa: E731
+    wait_until(lambda: len(tools()) >= 8, "8 tool spans, 7 of them from workers")
+    wait_until(lambda: sum(_tool_calls_by_process(receiver).values()) >= 8, "8 tool calls in the metrics")
+    assert len(tools()) == 8
+    assert [attributes_of(span).get("job.id") for span in tools()].count("fan-out") == 7
+    counts = _tool_calls_by_process(receiver)
+    assert sum(counts.values()) == 8 and len(counts) >= 4  # the parent and at least one process per kind
+
+
+def test_forked_workers_of_a_configured_process_export_what_they_recorded(tmp_path: Path) -> None:
+    """Before, a worker started by fork exported nothing (1 tool span of 8 arrived: the parent's). (A forkserver
+    is a fresh interpreter, configured only under the launcher: see below.)"""
+    (tmp_path / "fan_out.py").write_text(FAN_OUT)
+    with OtlpHttpReceiver() as receiver:
+        result = subprocess.run([sys.executable, "fan_out.py", "fork", "--configure"], cwd=tmp_path,
+                                env=_environment(receiver), capture_output=True, text=True, timeout=120)
+        assert (result.returncode, result.stdout, result.stderr) == (0, OUTPUT, "")
+        _check_every_call_arrived(receiver)
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_workers_under_the_launcher_export_what_they_recorded(tmp_path: Path, method: str) -> None:
+    """Before, with forkserver (and fork) the workers' spans and metrics never arrived."""
+    (tmp_path / "fan_out.py").write_text(FAN_OUT)
+    (tmp_path / "agent-otel.toml").write_text("[instrumentation]\ninstrumentations = false\n")
+    with OtlpHttpReceiver() as receiver:
+        result = subprocess.run([AGENT_OTEL, "run", "--", sys.executable, "fan_out.py", method], cwd=tmp_path,
+                                env=_environment(receiver), capture_output=True, text=True, timeout=120)
+        assert (result.returncode, result.stdout, result.stderr) == (0, OUTPUT, "")
+        _check_every_call_arrived(receiver)
