@@ -143,8 +143,9 @@ def test_a_provider_call_of_ours_whose_result_shows_no_usage_counts_the_tokens_o
 def test_a_foreign_agent_or_tool_span_inside_ours_counts_once_when_of_the_same_name(
         otel: Any, kind: str, between: bool) -> None:
     """A framework's step span between ours and the library's span of the same agent or tool changes nothing;
-    one of another name is a call of its own (a sub-agent, a tool the agent calls), the direct child of our span
-    too (it was dropped there: as if our call were it)."""
+    one of another name further down is a call of its own (a sub-agent, a tool the agent calls). The first
+    direct child of the kind is our call whatever its name (a decorated function running a framework's agent is
+    one run), and a second one is its own."""
     tracer = foreign(otel)
     operation, key = (("invoke_agent", semconv.GEN_AI_AGENT_NAME) if kind == "agent"
                       else ("execute_tool", semconv.GEN_AI_TOOL_NAME))
@@ -157,7 +158,8 @@ def test_a_foreign_agent_or_tool_span_inside_ours_counts_once_when_of_the_same_n
                 pass
     duration = semconv.AGENT_DURATION.name if kind == "agent" else semconv.TOOL_DURATION.name
     name_key = semconv.GEN_AI_AGENT_NAME if kind == "agent" else semconv.GEN_AI_TOOL_NAME
-    assert {p.attributes[name_key]: p.count for p in points(otel, duration)} == {"planner": 1, "helper": 1}
+    expected = {"planner": 1, "helper": 1} if between else {"planner": 2}
+    assert {p.attributes[name_key]: p.count for p in points(otel, duration)} == expected
     rollup = semconv.JOB_ROLLUP_AGENT_CALLS if kind == "agent" else semconv.JOB_ROLLUP_TOOL_CALLS
     assert otel.span(semconv.job_span_name("steps")).attributes[rollup] == 2
 
@@ -366,6 +368,23 @@ def test_an_evaluators_event_on_a_span_of_ours_is_counted_once(otel: Any) -> Non
     assert (score.sum, score.attributes[semconv.GEN_AI_AGENT_NAME]) == (0.6, "drafter")
 
 
+@pytest.mark.parametrize("between", [True, False])
+def test_past_the_cardinality_cap_a_framework_span_inside_our_call_still_counts_once(
+        otel: Any, monkeypatch: pytest.MonkeyPatch, between: bool) -> None:
+    """Our call's name is the overflow value past the cap, which the framework's span of the same agent never
+    equals: before, each such run counted twice."""
+    monkeypatch.setenv("AGENT_OTEL_CARDINALITY_LIMIT", "2")
+    agent_otel.set_policy()
+    tracer = foreign(otel)
+    for name in ("a", "b", "c", "d"):
+        step = tracer.start_as_current_span("step") if between else contextlib.nullcontext()
+        with agent_otel.agent_call(name), step, tracer.start_as_current_span(f"invoke_agent {name}", attributes={
+                semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: name}):
+            pass
+    runs = {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.count for p in points(otel, semconv.AGENT_DURATION.name)}
+    assert runs == {"a": 1, "b": 1, "_OTHER": 2}
+
+
 def test_a_foreign_sub_agents_model_calls_are_its_own_not_those_of_our_agent_around_it(otel: Any) -> None:
     """As for a sub-agent of ours: the sub-agent's name (and not our agent's version) on the cost, and the call
     in its own counts. Before, the cost and the call were our agent's."""
@@ -373,7 +392,7 @@ def test_a_foreign_sub_agents_model_calls_are_its_own_not_those_of_our_agent_aro
 
     @agent_otel.agent("planner", version="v1")
     def plan() -> None:
-        with tracer.start_as_current_span("invoke_agent helper", attributes={
+        with tracer.start_as_current_span("step"), tracer.start_as_current_span("invoke_agent helper", attributes={
                 semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: "helper"}):
             chat_span(tracer)
         chat_span(tracer)  # our agent's own

@@ -58,14 +58,14 @@ from agent_otel._calls.provider import (
 from agent_otel._calls.tool import TOOL_KEY, OpenToolCall, record_tool_call
 from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, JobState, current_job
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.policy import attribute_dict, drop_content, policy
+from agent_otel._engine.policy import OTHER, attribute_dict, drop_content, policy
 from agent_otel._engine.self_telemetry import report_error
 
 #: ``agent.task.type`` of an invocation the bridge records from a workflow span.
 WORKFLOW_TASK_TYPE = "workflow"
 _OTHER_ERROR = "_OTHER"
-#: Kinds whose call of ours covers only the first span of its name inside it, its direct child too (one of
-#: another name is a call of its own: a sub-agent, a tool it runs), which :func:`_in_our_call` decides
+#: Kinds whose call of ours covers one span of another library only: its first direct child of the kind (see
+#: :func:`_first_twin`), else the first of its name further down (:func:`_in_our_call`)
 _NAMED = frozenset({Kind.AGENT, Kind.TOOL})
 
 
@@ -160,9 +160,9 @@ class GenAiSpanBridge(SpanProcessor):
                 seen.agent, seen.calls, seen.below = run.name, run.calls, run
             if same:
                 seen.covered = True  # the outer span wins
-            elif kind not in _NAMED and parent is None and _ours(parent_span) \
-                    and sources.classify(attribute_dict(parent_span)) == found:
-                seen.covered = True  # ours wins (an agent's or a tool's name matters: the next rule)
+            elif parent is None and _ours(parent_span) and sources.classify(attribute_dict(parent_span)) == found \
+                    and _first_twin(kind, parent_context):
+                seen.covered = True  # ours wins: a framework's run or tool call directly inside ours is ours
             elif _in_our_call(kind, operation, attributes, span.name, parent_context):
                 seen.covered = True  # ours, the parent or further up: spans between (a retry's, a step's) don't count
             if seen.covered and not same and kind is Kind.PROVIDER:
@@ -226,15 +226,35 @@ def _in_our_call(kind: Kind, operation: str, attributes: Mapping[str, Any], span
         counts = current_counts(ctx)
         if counts is None or counts.twin_seen:
             return False
-        counts.twin_seen = otel_context.get_value(AGENT_KEY, ctx) == (sources.agent_name_of(attributes) or span_name)
+        counts.twin_seen = _same_name(otel_context.get_value(AGENT_KEY, ctx),
+                                      sources.agent_name_of(attributes) or span_name)
         return counts.twin_seen
     if kind is Kind.TOOL:
         tool = otel_context.get_value(TOOL_KEY, ctx)
         if not isinstance(tool, OpenToolCall) or tool.twin_seen:
             return False
-        tool.twin_seen = tool.name == (sources.tool_name_of(attributes) or span_name)
+        tool.twin_seen = _same_name(tool.name, sources.tool_name_of(attributes) or span_name)
         return tool.twin_seen
     return False
+
+
+def _same_name(ours: object, theirs: str) -> bool:
+    """Our call's name (as its labels carry it: past the cardinality cap, the overflow value, which any name
+    may be) against the name on another library's span."""
+    return ours in (theirs, OTHER)
+
+
+def _first_twin(kind: Kind, ctx: Context | None) -> bool:
+    """Whether the span, directly inside our call of its kind, is the first such (then it is our call, whatever
+    it names: a decorated function running a framework's agent of its own name is one run). A second one is
+    a call of its own. Kinds without a name have no twin to look for."""
+    if kind not in _NAMED:
+        return True
+    marker = current_counts(ctx) if kind is Kind.AGENT else otel_context.get_value(TOOL_KEY, ctx)
+    if not isinstance(marker, CallCounts | OpenToolCall) or marker.twin_seen:
+        return False
+    marker.twin_seen = True
+    return True
 
 
 def _inside_our_provider_call(seen: _Seen, call: ProviderInvocation | None) -> None:
