@@ -117,4 +117,11 @@ def test_values_the_program_hands_a_block_at_run_time_are_counted_never_raised(o
                                                    "job.outcome", "propagation.extract")] == [1] * 6
     job_spans = [span for span in otel.spans() if span.name == semconv.job_span_name("request")]
     assert [span.attributes[semconv.JOB_OUTCOME] for span in job_spans] == ["failure", "success"]
+    otel.reset()
+    for name in (0, b"", False, [], 7):  # other types from data: an integer is its text, the rest falls back
+        with agent_otel.agent_call(name):  # type: ignore[arg-type]
+            pass
+    assert [span.name for span in otel.spans()] == ["invoke_agent 0"] + ["invoke_agent agent"] * 3 + [
+        "invoke_agent 7"]
+    assert error_count(otel, "agent.name") == 3
     assert [span.attributes.get(semconv.GEN_AI_CONVERSATION_ID) for span in job_spans] == ["s-1", None]

@@ -415,13 +415,16 @@ class KindHandler(Handler):
 
 
 def manual_name(stage: str, key: str, value: Any) -> Any:
-    """A manual call's name (``agent_call(name)``...) is often the program's value at run time: None or empty,
-    it is the kind's own name, as :meth:`KindHandler.required_name` falls back for a call with no function,
-    and the miss is counted; never raised into the block's code."""
-    if value is None or value == "":
-        report_error(f"{stage}.{key}", LookupError("the name resolved to nothing"))
-        return stage
-    return value
+    """A manual call's name (``agent_call(name)``...) is often the program's value at run time: a string, or an
+    integer as its text; anything else (None, empty, another type) is the kind's own name, as
+    :meth:`KindHandler.required_name` falls back for a call with no function, and the miss is counted; never
+    raised into the block's code."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    report_error(f"{stage}.{key}", LookupError("the name resolved to nothing"))
+    return stage
 
 
 class ManualCall(InvocationScope):
