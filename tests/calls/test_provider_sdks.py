@@ -172,11 +172,11 @@ def test_stream_left_early_is_closed_early_and_times_until_then(otel: Any, llm: 
 HELPER_USES = ["events", "text_stream", "final"]
 
 
-def helper(sdk: str, url: str, *, run_async: bool = False) -> Any:
+def helper(sdk: str, url: str, *, run_async: bool = False, http_client: Any = None) -> Any:
     """A provider whose call returns the SDK's stream manager (the request is made as its block starts)."""
     if sdk == "openai":
         client = (openai.AsyncOpenAI if run_async else openai.OpenAI)(base_url=url + "/v1", api_key="test",
-                                                                     max_retries=0)
+                                                                     max_retries=0, http_client=http_client)
 
         @agent_otel.provider("openai", model="gpt-4o-mini")
         def stream() -> Any:
@@ -184,7 +184,7 @@ def helper(sdk: str, url: str, *, run_async: bool = False) -> Any:
                                                   stream_options={"include_usage": True})
     else:
         anthropic_client = (anthropic.AsyncAnthropic if run_async else anthropic.Anthropic)(
-            base_url=url, api_key="test", max_retries=0)
+            base_url=url, api_key="test", max_retries=0, http_client=http_client)
 
         @agent_otel.provider("anthropic", model="gpt-4o-mini")
         def stream() -> Any:
@@ -331,22 +331,7 @@ def hooked_helper(sdk: str, url: str, seen: list[int], *, run_async: bool) -> An
 
     http = (httpx2.AsyncClient(event_hooks={"request": [anote]}) if run_async  # the HTTP package the SDKs take
             else httpx2.Client(event_hooks={"request": [note]}))
-    if sdk == "openai":
-        client = (openai.AsyncOpenAI if run_async else openai.OpenAI)(base_url=url + "/v1", api_key="test",
-                                                                     max_retries=0, http_client=http)
-
-        @agent_otel.provider("openai", model="gpt-4o-mini")
-        def stream() -> Any:
-            return client.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES,
-                                                  stream_options={"include_usage": True})
-    else:
-        anthropic_client = (anthropic.AsyncAnthropic if run_async else anthropic.Anthropic)(
-            base_url=url, api_key="test", max_retries=0, http_client=http)
-
-        @agent_otel.provider("anthropic", model="gpt-4o-mini")
-        def stream() -> Any:
-            return anthropic_client.messages.stream(model="claude-3-5-haiku", max_tokens=16, messages=MESSAGES)
-    return stream
+    return helper(sdk, url, run_async=run_async, http_client=http)
 
 
 @pytest.mark.parametrize("run_async", [False, True], ids=["sync", "async"])

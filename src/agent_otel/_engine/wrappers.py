@@ -1129,8 +1129,9 @@ class BoundWrapper(_HostIdentity, wrapt.BoundFunctionWrapper[..., Any]):
 
 
 #: How a wrapper in a class reads from it (:attr:`Wrapper._self_reads_as_itself`): as itself when read from
-#: the class (a method), or from the class and its instances (a static method).
-FROM_CLASS, ALWAYS = "from its class", "always"
+#: the class (a method), or, from the class and its instances, as the proxy of the function a static method
+#: holds (:meth:`Wrapper.read_as_static_function`).
+FROM_CLASS, AS_FUNCTION = "from its class", "as its function"
 _bind = wrapt.FunctionWrapper.__get__
 
 
@@ -1144,7 +1145,7 @@ class Wrapper(_HostIdentity, wrapt.FunctionWrapper[..., Any]):
 
     __slots__ = ()
     __bound_function_wrapper__ = BoundWrapper
-    #: FROM_CLASS, ALWAYS or None (binds as wrapt does). Not an annotation: any annotation in a proxy's
+    #: FROM_CLASS, AS_FUNCTION or None (binds as wrapt does). Not an annotation: any annotation in a proxy's
     #: class body gives the class an ``__annotations__`` that shadows the wrapped function's.
     _self_reads_as_itself = cast("str | None", None)
 
@@ -1153,7 +1154,7 @@ class Wrapper(_HostIdentity, wrapt.FunctionWrapper[..., Any]):
         if reads_as_itself is FROM_CLASS:
             if instance is None:
                 return self
-        elif reads_as_itself is ALWAYS:
+        elif reads_as_itself is AS_FUNCTION:
             return cast(Any, self)._self_function
         return _bind(self, instance, owner)
 
@@ -1165,7 +1166,7 @@ class Wrapper(_HostIdentity, wrapt.FunctionWrapper[..., Any]):
         none of these). One proxy, made here, so that ``Sub.method is Base.method`` holds."""
         function = Wrapper(cast("staticmethod[..., Any]", self.__wrapped__).__func__, self._self_wrapper)
         self._self_function = function  # wrapt keeps _self_* on the proxy
-        self._self_reads_as_itself = ALWAYS
+        self._self_reads_as_itself = AS_FUNCTION
 
 
 class _Decorated(Wrapper):
