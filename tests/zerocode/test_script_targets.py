@@ -139,3 +139,42 @@ def test_a_module_that_fails_to_import_prints_the_import_traceback_without_the_l
     missing = launched(app, "shop.toml", "-m", "no_such_module_zc")
     assert (missing.returncode, missing.stdout) == (1, "")
     assert missing.stderr.endswith(": No module named no_such_module_zc\n")
+
+
+def test_interpreter_run_options_reach_the_program_and_its_own_targets_still_apply(app: Path) -> None:
+    """`python -u app.py`, as containers start programs: the launcher starts again with the options and runs the
+    script itself, so its `__main__` targets are wrapped (before, `-u` made it exec python: no span)."""
+    args = ("-u", "-W", "error::DeprecationWarning", "app.py", "plan", "fix")
+    with OtlpHttpReceiver() as receiver:
+        result = launched(app, "agent-otel.toml", *args, receiver=receiver)
+        assert outcome(result) == outcome(plain(app, *args))
+        spans = spans_named(receiver, 5)
+    assert sorted(name for name, _ in spans) == ["execute_tool lookup"] * 2 + ["invoke_agent Agent"] * 2 + [
+        "invoke_agent main"]
+    probe = ("import sys; f = sys.flags; print(sys.stdout.write_through, f.optimize, f.dont_write_bytecode, "
+             "f.dev_mode, sys.warnoptions, sys.argv)")
+    for options in (("-uO", "-Werror"), ("-X", "dev", "-B")):
+        assert outcome(launched(app, "agent-otel.toml", *options, "-c", probe, "x")) == outcome(
+            plain(app, *options, "-c", probe, "x"))
+    assert launched(app, "agent-otel.toml", "-uc", probe).stdout == "True 0 0 False [] ['-c']\n"
+
+
+def test_the_program_imports_from_the_path_plain_python_gives_it(app: Path) -> None:
+    """`sys.path` as under plain python: the program's folder first (the script's, the working directory for
+    `-m` and `-c`), in place of the launcher's (`agent-otel`'s own folder, or the working directory of
+    `python -m agent_otel`); with PYTHONSAFEPATH, no folder at all."""
+    (app / "paths.py").write_text("import sys\nprint(sys.path)\n")
+    (app / "sub").mkdir()
+    runs = [(app / "sub", ("../paths.py",)), (app / "sub", ("-u", "../paths.py")), (app, ("-m", "paths")),
+            (app, ("-c", "import sys; print(sys.path)"))]
+    for cwd, args in runs:
+        result = launched(cwd, str(app / "agent-otel.toml"), *args)
+        assert outcome(result) == outcome(plain(cwd, *args)), args
+    safe = {**environment(None), "PYTHONSAFEPATH": "1"}
+    launched_safe = subprocess.run([AGENT_OTEL, "run", "--config", "agent-otel.toml", "--", sys.executable, "paths.py"],
+                                   cwd=app, env=safe,
+                                   capture_output=True, text=True, timeout=60)
+    plain_safe = subprocess.run([sys.executable, "paths.py"], cwd=app, env=safe, capture_output=True, text=True,
+                                timeout=60)
+    assert outcome(launched_safe) == outcome(plain_safe)
+    assert str(app) not in plain_safe.stdout

@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent_otel._engine.instruments import enabled_from_env
@@ -40,6 +40,7 @@ class Plan:
     target: str  # the script, module, code or executable; the console script's name for "entry"
     argv: list[str]
     entry: importlib.metadata.EntryPoint | None = None  # the console script, for "entry"
+    options: list[str] = field(default_factory=list)  # the interpreter's run options, for "again"
 
 
 def _same_interpreter(path: str) -> bool:
@@ -52,6 +53,46 @@ def _same_interpreter(path: str) -> bool:
                 and os.path.samefile(path, sys.executable))
     except OSError:
         return False
+
+
+#: Interpreter options that change how the interpreter runs, not which program: ``python -u app.py`` is run by
+#: the launcher started again with them (the first letters take no value, ``-W``/``-X`` take one). Options
+#: that change what is importable (-E, -s, -S, -I, -P) or what runs (-i, -x) leave the command exec'd as is.
+_RUN_OPTIONS = frozenset("bBdOqRuv")
+_RUN_OPTIONS_WITH_VALUE = frozenset("WX")
+
+
+def _split_run_options(args: list[str]) -> tuple[list[str], list[str]] | None:
+    """``args`` of ``python`` as (its run options, the rest: a script, ``-m mod`` or ``-c code``, then the
+    program's argv); None when an option is not one of :data:`_RUN_OPTIONS` or no program follows them."""
+    options: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if not arg.startswith("-") or arg in ("-", "--"):
+            break
+        for position, letter in enumerate(arg[1:], start=1):
+            if letter in _RUN_OPTIONS:
+                continue
+            if letter not in _RUN_OPTIONS_WITH_VALUE and letter not in "mc":
+                return None
+            attached = arg[position + 1:]  # -Werror, -mpkg: the value is the rest of the word
+            if not attached and index + 1 == len(args):
+                return None
+            value, after = (attached, index + 1) if attached else (args[index + 1], index + 2)
+            if letter in "mc":
+                if position > 1:
+                    options.append(arg[:position])  # -um pkg: -u, then -m pkg
+                return (options, [f"-{letter}", value, *args[after:]]) if options else None
+            options += [f"-{letter}", value]
+            index = after
+            break
+        else:
+            options.append(arg)
+            index += 1
+    if not options or index == len(args) or args[index].startswith("-"):
+        return None
+    return options, args[index:]
 
 
 def _python_plan(args: list[str]) -> Plan | None:
@@ -92,6 +133,9 @@ def plan_for(command: list[str]) -> Plan:
         plan = _python_plan(command[1:])
         if plan is not None:
             return plan
+        split = _split_run_options(command[1:])
+        if split is not None:  # python -u app.py: the launcher starts again with -u, then runs app.py itself
+            return Plan("again", found, split[1], options=split[0])
         return Plan("exec", found, command)
     if found:
         interpreter = _shebang(found)
@@ -204,14 +248,30 @@ def _program(plan: Plan) -> programs.Program:
     """The program's ``__main__``, compiled (a SyntaxError is the program's, printed as python prints it)."""
     if plan.how == "script":
         program = programs.script(plan.target)
-        if program.code is not None:  # runpy puts a directory or zip file itself first on the path
-            sys.path.insert(0, os.path.dirname(os.path.realpath(plan.target)))  # a symlink's target's, as python
+        # runpy puts a directory or zip file itself first on the path; a script's is its folder (a symlink's
+        # target's, as python)
+        _first_on_path(os.path.dirname(os.path.realpath(plan.target)) if program.code is not None else None)
         return program
     if plan.how == "module":
-        sys.path.insert(0, os.getcwd())
+        _first_on_path(os.getcwd())
         return programs.module(plan.target)
-    sys.path.insert(0, "")
+    _first_on_path("")
     return programs.code(plan.target)
+
+
+def _first_on_path(entry: str | None) -> None:
+    """Put the program's folder first on ``sys.path`` where python put the launcher's own (the console script's
+    folder, or the working directory for ``python -m agent_otel``), so the program imports from where it would
+    without the launcher; with ``PYTHONSAFEPATH`` (or ``-P``) python puts none, and neither does the launcher."""
+    if sys.flags.safe_path:
+        return
+    if entry is None:  # runpy inserts it itself: only the launcher's goes
+        if sys.path:
+            del sys.path[0]
+    elif sys.path:
+        sys.path[0] = entry
+    else:
+        sys.path.insert(0, entry)
 
 
 def _print_when_uncaught() -> None:
@@ -274,6 +334,21 @@ def _run_plan(plan: Plan) -> int:
     return 0
 
 
+def _again_with_run_options(plan: Plan, config: str | None) -> int:
+    """``python -u app.py``: options such as ``-u`` belong to the interpreter the program runs in, which is
+    this process, so the launcher is exec'd again by that interpreter with them; it then runs the program in
+    its own process, its ``__main__`` targets wrapped, as for ``python app.py``."""
+    argv = [plan.target, *plan.options, "-m", "agent_otel", "run", *(["--config", config] if config else []),
+            "--", plan.target, *plan.argv]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execv(plan.target, argv)
+    except OSError as exc:
+        print(f"agent-otel run: cannot execute {plan.target!r}: {exc.strerror or exc}", file=sys.stderr)
+    return 126
+
+
 def run_launcher(args: argparse.Namespace) -> int:
     command = list(args.command_line)
     if command and command[0] == "--":
@@ -282,6 +357,9 @@ def run_launcher(args: argparse.Namespace) -> int:
         print("agent-otel run: nothing to run; usage: agent-otel run [--config FILE] -- COMMAND [ARGS...]",
               file=sys.stderr)
         return 2
+    plan = plan_for(command)
+    if plan.how == "again":
+        return _again_with_run_options(plan, args.config)
     try:
         config_file = Path(args.config) if args.config else find_config()
         config = load_file(config_file) if config_file is not None else None
@@ -291,7 +369,6 @@ def run_launcher(args: argparse.Namespace) -> int:
     if config is None:
         print("agent-otel: no configuration found; running with SDK setup only", file=sys.stderr)
     _child_environment(config_file)
-    plan = plan_for(command)
     if plan.how == "exec":
         os.environ[AGENT_OTEL_PROGRAM_PID] = str(os.getpid())  # exec keeps the pid
         sys.stdout.flush()
