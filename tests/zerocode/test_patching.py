@@ -11,7 +11,7 @@ import types
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -164,7 +164,9 @@ def test_a_decorated_function_also_named_in_the_config_is_wrapped_once_by_its_de
         otel: Any, package: Package) -> None:
     """The code's decorator wins over a config entry for the same function (the operator did not know the code
     was decorated): one span, the decorator's, per call; so for a decorated override in a subclass of a base
-    configured with ``subclasses = true``, whether the subclass exists before or after instrumenting."""
+    configured with ``subclasses = true``, whether the subclass exists before or after instrumenting, and
+    when it calls ``super().run()`` (the base's wrapper runs inside the decorator's call, as for an override
+    the config wrapped)."""
     mod = package.write("mod", """
         import agent_otel
 
@@ -188,7 +190,7 @@ def test_a_decorated_function_also_named_in_the_config_is_wrapped_once_by_its_de
         class Early(Base):
             @agent_otel.agent(name="early")
             def run(self, x):
-                return {"success": True}
+                return super().run(x)  # inside the decorator's call: no span of the config's
     """)
     module = package.load("mod")
     instrument(config(f"""
@@ -202,7 +204,7 @@ def test_a_decorated_function_also_named_in_the_config_is_wrapped_once_by_its_de
     class Late(module.Base):
         @agent_otel.agent(name="late")
         def run(self, x: int) -> dict[str, bool]:
-            return {"success": True}
+            return cast(dict[str, bool], super().run(x))
 
     assert module.search("q") == "results for q" and asyncio.run(module.fetch("f")) == "f"
     assert module.Base.helper(1) == 1

@@ -357,12 +357,12 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
         handler.method, handler._method_of = None, (func, call)
     elif takes_self:
         handler.method = True  # ``obj.method(...)`` passes obj first, as ``Class.method(obj, ...)`` does
-    _PLAIN_WRAPPERS.add(call)
+    _PLAIN_WRAPPERS[call] = handler
     return cast(types.FunctionType, call)
 
 
-#: The plain-function wrappers :func:`instrument` made (see :func:`is_wrapper`).
-_PLAIN_WRAPPERS: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+#: The plain-function wrappers :func:`instrument` made, and their handlers (see :func:`is_wrapper`).
+_PLAIN_WRAPPERS: weakref.WeakKeyDictionary[Callable[..., Any], Handler] = weakref.WeakKeyDictionary()
 
 
 def _takes_self(func: types.FunctionType) -> bool | None:
@@ -1059,6 +1059,17 @@ def is_wrapper(value: object) -> bool:
         value = value.__func__
     return isinstance(value, Wrapper | BoundWrapper) or (isinstance(value, types.FunctionType)
                                                           and value in _PLAIN_WRAPPERS)
+
+
+def handler_of(value: object) -> Handler | None:
+    """The handler of a decorator's wrapper (plain function or proxy, or the static or class method object
+    holding one); None for anything else, a configured target's wrapper included."""
+    if isinstance(value, staticmethod | classmethod | types.MethodType):
+        value = value.__func__
+    if isinstance(value, Wrapper):
+        handler = getattr(value, "_self_handler", None)
+        return handler if isinstance(handler, Handler) else None
+    return _PLAIN_WRAPPERS.get(value) if isinstance(value, types.FunctionType) else None
 
 
 def _lookup(module: str, qualname: str) -> object:

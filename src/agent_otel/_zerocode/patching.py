@@ -58,6 +58,7 @@ from agent_otel._engine.wrappers import (
     Kwargs,
     Wrapper,
     WrapperFunction,
+    handler_of,
     is_wrapper,
     wrapper_for,
 )
@@ -140,9 +141,47 @@ class _ConfiguredHandler(Handler):
                     return None
         inv = self.inner.begin(wrapped, instance, args, kwargs)
         if inv is not None:
-            mark = (family, same, runner, weakref.ref(inv))
-            inv.context = otel_context.set_value(_FAMILY_KEY, (*marks, mark), inv.context)
+            _mark(inv, (family,), same, runner, marks)
         return inv
+
+
+def _mark(inv: Invocation, families: Iterable[int], same: int, runner: int, marks: tuple[_Mark, ...]) -> None:
+    """Mark ``inv``'s context as a call of these families on the object ``same``, run by ``runner``."""
+    call = weakref.ref(inv)
+    inv.context = otel_context.set_value(
+        _FAMILY_KEY, (*marks, *((family, same, runner, call) for family in families)), inv.context)
+
+
+class _FamilyMember:
+    """The ``begin`` of a decorated override in a subclass of a ``subclasses = true`` base, left to its decorator
+    (the code's own choice): its calls mark the config entries' families, so that ``super().method()`` from it
+    is that call (one span, the decorator's), as from an override the entry wrapped itself."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.begin = handler.begin  # the kind's own, bound
+        self.families: list[int] = []
+
+    def __call__(self, wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Invocation | None:
+        inv = self.begin(wrapped, instance, args, kwargs)
+        obj = args[0] if instance is None and self.handler.method and args else instance
+        if inv is not None and obj is not None:
+            _mark(inv, self.families, id(obj), _runner(),
+                  otel_context.get_value(_FAMILY_KEY, inv.context) or ())  # type: ignore[arg-type]
+        return inv
+
+
+def _join_family(state: _State, entry: _Entry, decorated: object) -> None:
+    handler = handler_of(decorated)
+    if handler is None:
+        return
+    member = handler.__dict__.get("begin")
+    if not isinstance(member, _FamilyMember):
+        member = _FamilyMember(handler)
+        handler.begin = member  # type: ignore[method-assign]  # this handler's calls only, undone by uninstrument()
+        state.family_members.append(member)
+    if id(entry.family) not in member.families:
+        member.families.append(id(entry.family))
 
 
 #: A configured call of an entry on an object, as its context marks it: the entry's family, the object's id,
@@ -198,6 +237,7 @@ class _State:
     patches: list[_Patch] = field(default_factory=list)
     subclass_hooks: dict[type, _SubclassHook] = field(default_factory=dict)
     holders: tuple[tuple[_Entry, type, str], ...] = ()  # instance_attribute entries: (entry, class, attribute)
+    family_members: list[_FamilyMember] = field(default_factory=list)
     http_patched: bool = False
 
 
@@ -244,6 +284,8 @@ def _wrap_attribute(state: _State, entry: _Entry, owner: Owner, attr: str, raw: 
         else:
             return  # never wrap twice
     elif is_wrapper(getattr(raw, "__func__", raw)):  # a static or class method object holds its function
+        if isinstance(owner, type):
+            _join_family(state, entry, raw)
         return  # decorated in the code (an override included): the decorator, the code's own choice, wins
     had_own = attr in (owner.__dict__ if isinstance(owner, type) else vars(owner))
     wrapper = _make_wrapper(entry, raw, owner, attr)
@@ -562,5 +604,8 @@ def uninstrument() -> None:
                     type.__delattr__(base, "__init_subclass__")
                 else:
                     type.__setattr__(base, "__init_subclass__", hook.original)
+        for member in state.family_members:
+            if member.handler.__dict__.get("begin") is member:
+                del member.handler.begin
         if state.http_patched:
             uninstrument_http_headers()
