@@ -178,3 +178,19 @@ def test_the_program_imports_from_the_path_plain_python_gives_it(app: Path) -> N
                                 timeout=60)
     assert outcome(launched_safe) == outcome(plain_safe)
     assert str(app) not in plain_safe.stdout
+
+
+def test_a_module_run_with_m_has_the_loader_python_gives_it_when_it_has_targets(app: Path) -> None:
+    """`python -m pkg` with a `pkg.__main__` target: the import hook that waits for that module chains its
+    loader, and the program read wrapt's proxy as its `__loader__` and `__spec__.loader`."""
+    (app / "runnable").mkdir()
+    (app / "runnable" / "__init__.py").write_text("")
+    (app / "runnable" / "__main__.py").write_text(
+        "def main():\n    return 'ran'\n"
+        "print(type(__loader__).__name__, type(__spec__.loader).__name__, main())\n")
+    (app / "runnable.toml").write_text('[[tool]]\ntarget = "runnable.__main__:main"\n')
+    with OtlpHttpReceiver() as receiver:
+        result = launched(app, "runnable.toml", "-m", "runnable", receiver=receiver)
+        assert outcome(result) == outcome(plain(app, "-m", "runnable")) == (
+            0, "SourceFileLoader SourceFileLoader ran\n", "")
+        assert [name for name, _ in spans_named(receiver, 1)] == ["execute_tool main"]

@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import CodeType, ModuleType, TracebackType
 
+import wrapt
+
 from agent_otel._engine import wrappers
 from agent_otel._zerocode import patching
 from agent_otel._zerocode.config import TargetSpec
@@ -104,6 +106,10 @@ def module(name: str) -> Program:
         mod_name, spec, module_code = runpy._get_module_details(name, ModuleNotRunnable)  # type: ignore[attr-defined]
     except ModuleNotRunnable as exc:
         raise ModuleNotRunnable(f"{sys.executable}: {exc}") from None
+    if isinstance(spec.loader, wrapt.BaseObjectProxy):
+        # the module has targets, so wrapt's import hook found it and chained its loader: the program's
+        # ``__loader__`` and ``__spec__.loader`` are the loader python gives it
+        spec.loader = spec.loader.__wrapped__
     main = _main_module(__file__=spec.origin, __cached__=spec.cached, __loader__=spec.loader,
                         __package__=spec.parent, __spec__=spec)
     if spec.origin is not None:
