@@ -314,6 +314,15 @@ def test_configuration_errors_at_decoration_time() -> None:
         agent_otel.agent("")
     with pytest.raises(ConfigurationError, match="attributes must be a mapping"):
         agent_otel.agent(AGENT, attributes=["user.id"])  # type: ignore[arg-type]
+    # a table option given something else names itself, as in a config file (it was a bare TypeError or
+    # ValueError from dict())
+    with pytest.raises(ConfigurationError, match=r"agent\(\): work must be a mapping \(a table of counts\), got Path"):
+        agent_otel.agent(AGENT, work=agent_otel.path("result.counts"))  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"agent\(\): result_attributes must be a mapping .*, got list"):
+        agent_otel.agent(AGENT, result_attributes=["result.kind"])  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"evolution\(\): kpis_before must be a mapping .* or an extractor"):
+        agent_otel.evolution(AGENT, kpis_before=0.5)  # type: ignore[arg-type]
+    agent_otel.evolution(AGENT, kpis_before=agent_otel.path("args.before"))  # an extractor of the table is one
 
 
 def test_disabled_runtime_records_nothing(otel: Any) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from opentelemetry.util.types import AttributeValue
 
 from agent_otel import semconv
-from agent_otel._calls.extractors import Extractor, Path, When
+from agent_otel._calls.extractors import Extractor, Path, When, is_extractor
 from agent_otel.errors import ConfigurationError
 
 # What the decorators' keywords take: a literal of the option's kind, or an extractor.
@@ -348,15 +348,27 @@ KINDS: dict[str, dict[str, Option]] = {"job": JOB, "phase": PHASE, "agent": AGEN
 MARKERS = ("fallback", "retry", "rollback")
 
 
+#: The options whose literal is a table (a mapping in Python).
+_TABLES = frozenset({Accepts.KPIS, Accepts.ATTRIBUTES, Accepts.COUNTS, Accepts.EXTRACTORS})
+
+
 def collect(kind: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """A kind handler's options from a decorator's keywords (``values``, e.g. its ``locals()``):
-    by option name, those not given (None) left out. ``attributes`` goes to the handler apart."""
+    by option name, those not given (None) left out. ``attributes`` goes to the handler apart. A table
+    option given something else (``work=["tests"]``) is refused here, naming it, as the config file does."""
     options = {}
     for option in KINDS[kind].values():
         if option.decorator and option.name != "attributes":
             value = values.get(option.parameter)
-            if value is not None:
-                options[option.name] = value
+            if value is None:
+                continue
+            if option.accepts in _TABLES and not isinstance(value, Mapping) and not (
+                    option.extractor and is_extractor(value)):
+                also = " or an extractor" if option.extractor else ""
+                raise ConfigurationError(
+                    f"{kind}(): {option.parameter} must be a mapping ({option.accepts.value}){also}, "
+                    f"got {type(value).__name__}")
+            options[option.name] = value
     return options
 
 
