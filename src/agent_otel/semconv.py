@@ -180,9 +180,11 @@ OPTIONAL_ATTRIBUTES = frozenset({ERROR_TYPE, AGENT_OTEL_RETRY_REASON, GEN_AI_EVA
                                  WORKFLOW_PHASE,  # a tool or agent call outside any phase has none
                                  GEN_AI_AGENT_VERSION})  # an agent given no version has none
 
-#: Attributes that hold ids, or numbers of one execution (step numbers). They may go on spans, never on metrics.
-ID_ATTRIBUTES = frozenset({JOB_ID, GEN_AI_CONVERSATION_ID, GEN_AI_AGENT_ID, "user.id", "trace_id", "span_id",
-                           WORKFLOW_STEP})
+#: Attributes that hold ids, or numbers of one execution (step numbers). They may go on spans, never on metrics:
+#: the Collector configs' privacy net (``transform/privacy``) deletes each of them from every metric data point,
+#: another library's too (``enduser.id`` and ``session.id`` are the ids its span statements hash).
+ID_ATTRIBUTES = frozenset({JOB_ID, GEN_AI_CONVERSATION_ID, GEN_AI_AGENT_ID, "user.id", "enduser.id", "session.id",
+                           "trace_id", "span_id", WORKFLOW_STEP})
 
 
 class Outcome(StrEnum):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from agent_otel import semconv
 from tests.support.ops import ALERTS, COLLECTOR, collector_binary, load_yaml
 from tests.support.paths import ROOT
 
@@ -251,6 +252,28 @@ def test_agent_pipelines_and_privacy_transform():
     metric_statements = "\n".join(s for block in transform["metric_statements"] for s in block["statements"])
     assert 'delete_key(attributes, "job.id")' in metric_statements
     assert transform["error_mode"] == "ignore"
+
+
+@pytest.mark.parametrize("name", ["otelcol.yaml", "agent-to-gateway.yaml"])
+def test_the_privacy_net_deletes_every_id_of_the_contract_from_metrics(name):
+    """No id is ever a metric label, another library's neither: every key of semconv.ID_ATTRIBUTES, and every id
+    the span statements hash, is deleted from each metric data point. Before, only four were: another library's
+    counter with gen_ai.agent.id, session.id, enduser.id (raw, while spans carry their hash), span_id or
+    agent_otel.workflow.step reached Prometheus as one series per id through the real Collector."""
+    transform = load_yaml(CONFIGS[name])["processors"]["transform/privacy"]
+    spans = "\n".join(s for block in transform["trace_statements"] for s in block["statements"])
+    hashed = set(re.findall(r'set\(attributes\["([^"]+)"\], SHA256', spans))
+    assert {"user.id", "session.id", "gen_ai.conversation.id"} <= hashed
+    [datapoints] = [block for block in transform["metric_statements"] if block["context"] == "datapoint"]
+    deleted = {key for statement in datapoints["statements"]
+               for key in re.findall(r'^delete_key\(attributes, "([^"]+)"\)$', statement)}
+    assert hashed <= semconv.ID_ATTRIBUTES
+    assert deleted == semconv.ID_ATTRIBUTES, (sorted(semconv.ID_ATTRIBUTES - deleted),
+                                              sorted(deleted - semconv.ID_ATTRIBUTES))
+    # Then the points that differed only by an id are added up (3 requests of 3 users stay 3, not the last 1).
+    blocks = transform["metric_statements"]
+    assert blocks.index(datapoints) < len(blocks) - 1 and blocks[-1] == {"context": "metric", "statements": [
+        'aggregate_on_attributes("sum") where type == METRIC_DATA_TYPE_SUM or type == METRIC_DATA_TYPE_HISTOGRAM']}
 
 
 def test_gateway_load_balances_samples_and_remote_writes():

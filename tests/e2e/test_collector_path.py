@@ -27,6 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
 
 from agent_otel import semconv
 from agent_otel._ops.stack import ALERTMANAGER_PATH, RULE_PATHS, LocalStack, WebhookReceiver, free_port, http_get_json
@@ -228,6 +232,32 @@ def test_warnings_covered_by_a_critical_are_inhibited(path: CollectorPath) -> No
 
 def test_silent_counterparts_stay_silent(path: CollectorPath) -> None:
     check_silent_counterparts_stay_silent(path)
+
+
+def test_another_librarys_ids_never_become_labels_and_its_points_still_add_up(path: CollectorPath) -> None:
+    """The Collector's privacy net: a library that is not agent-otel records one counter point per user, session
+    and conversation (every id of semconv.ID_ATTRIBUTES). Prometheus gets one series without any id label,
+    counting all of them. Before, five of the ids (session.id and enduser.id raw) became labels, one series each;
+    and points that the net merged showed only the last one's value."""
+    ids = sorted(semconv.ID_ATTRIBUTES)
+    reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{path.collector.otlp_http}/v1/metrics"),
+                                           export_interval_millis=3_600_000)
+    provider = MeterProvider([reader], resource=Resource({"service.name": "another-library"}))
+    counter = provider.get_meter("another.library").create_counter("another.requests")
+    for n in range(3):
+        counter.add(2, {**{key: f"{key}-{n}" for key in ids}, "route": "/search"})
+    provider.shutdown()  # exports once
+    found: list[dict[str, Any]] = []
+
+    def arrived() -> bool:
+        path.alive()
+        found[:] = path.query('another_requests_total{job="another-library"}')
+        return bool(found)
+
+    wait_until(arrived, "another library's counter in Prometheus", timeout_s=60)
+    [series] = found
+    assert not {semconv.prometheus_label(key) for key in ids} & set(series["metric"]), series["metric"]
+    assert series["metric"]["route"] == "/search" and float(series["value"][1]) == 6
 
 
 def test_every_recording_rule_returns_data(path: CollectorPath) -> None:

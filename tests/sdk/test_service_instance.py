@@ -1,5 +1,6 @@
 """``service.instance.id``: every configured process has its own, so processes of one service never share a
-series identity behind a Collector (its Prometheus exporter makes ``instance`` of it); the host's own value wins.
+series identity behind a Collector (its Prometheus exporter makes ``instance`` of it); the host's own value wins,
+with the pid appended in a forked child.
 
 Whatever sets OTel's process-global providers runs in a child interpreter, so tests stay independent.
 """
@@ -67,16 +68,19 @@ def test_a_forked_child_gets_its_own_id() -> None:
     assert forked["traces"] != parent["traces"]
 
 
-def test_the_hosts_id_from_the_environment_wins_also_after_fork() -> None:
+def test_the_hosts_id_from_the_environment_wins_and_a_forked_child_gets_it_with_its_pid() -> None:
+    """The host chose the id for the parent (e.g. the pod's, set by the OpenTelemetry Operator): a pre-fork
+    server's workers that kept it would overwrite each other's cumulative series behind a Collector (two
+    workers of 300 jobs each counted as 300, not 600). Each worker gets the host's id and its pid."""
     parent, forked = ids_of(OTEL_RESOURCE_ATTRIBUTES="service.instance.id=pod-7,deployment.environment=test")
     assert parent["traces"] == parent["metrics"] == "pod-7"
-    assert forked["traces"] == forked["metrics"] == "pod-7"  # the host chose it: a fork does not change it
+    assert forked["traces"] == forked["metrics"] == f"pod-7-{forked['pid']}"
 
 
-def test_the_hosts_id_from_a_resource_passed_to_configure_wins_also_after_fork() -> None:
+def test_the_hosts_id_from_a_resource_passed_to_configure_wins_and_a_forked_child_gets_it_with_its_pid() -> None:
     parent, forked = ids_of('resource=Resource({"service.instance.id": "worker-a"})')
     assert parent["traces"] == parent["metrics"] == "worker-a"
-    assert forked["traces"] == forked["metrics"] == "worker-a"
+    assert forked["traces"] == forked["metrics"] == f"worker-a-{forked['pid']}"
 
 
 def test_a_resource_passed_to_configure_adds_attributes_and_keeps_ours() -> None:

@@ -51,18 +51,28 @@ def _loopback() -> str:
 
 def on_loopback(config: dict[str, Any]) -> dict[str, Any]:
     """``config`` with every endpoint it listens on (receivers, Prometheus exporter, extensions, the
-    Collector's own metrics) on a free 127.0.0.1 port."""
+    Collector's own metrics) on its own free 127.0.0.1 port. A port is free only until something binds it,
+    and nothing does before the Collector starts: the kernel may hand the same one out twice, which two
+    endpoints of one config must not get (the Collector then fails to start: address already in use)."""
+    taken: set[int] = set()
+
+    def port() -> int:
+        while (found := free_port()) in taken:
+            pass
+        taken.add(found)
+        return found
+
     for receiver in config["receivers"].values():
         for protocol in receiver["protocols"].values():
-            protocol["endpoint"] = _loopback()
+            protocol["endpoint"] = f"127.0.0.1:{port()}"
     for name, exporter in config["exporters"].items():
         if name.split("/")[0] == "prometheus":
-            exporter["endpoint"] = _loopback()
+            exporter["endpoint"] = f"127.0.0.1:{port()}"
     for extension in config.get("extensions", {}).values():
-        extension["endpoint"] = _loopback()
+        extension["endpoint"] = f"127.0.0.1:{port()}"
     for reader in config["service"].get("telemetry", {}).get("metrics", {}).get("readers", []):
         exporter = reader["pull"]["exporter"]["prometheus"]
-        exporter.update(host="127.0.0.1", port=free_port())
+        exporter.update(host="127.0.0.1", port=port())
     return config
 
 

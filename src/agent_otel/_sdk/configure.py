@@ -347,7 +347,10 @@ def _resource(service_name: str, host: Resource | None) -> Resource:
     """The resource of the providers we build. ``service.instance.id`` is a random UUID per process (the
     SDK's resource detector; a forked child gets its own), so that processes of one service never share a
     series identity behind a Collector, whose Prometheus exporter makes ``instance`` of it. The host's own
-    values win: ``OTEL_RESOURCE_ATTRIBUTES``/``OTEL_SERVICE_NAME``, then a ``resource`` given to configure()."""
+    values win: ``OTEL_RESOURCE_ATTRIBUTES``/``OTEL_SERVICE_NAME``, then a ``resource`` given to configure().
+    A forked child set up again from its parent's configuration gets the host's id with ``-<pid>`` appended:
+    the host chose it for the parent, and workers sharing it would overwrite each other's cumulative series
+    (a pre-fork server's workers counted as one; the conventions want one id per SDK instance)."""
     instance_id = ServiceInstanceIdResourceDetector().detect()  # the SDK's: one per process (pid)
     # reused only with the SDK's default detectors: others (``process``) detect what a fork changes
     reuse = _fork_child_setup and not os.environ.get(OTEL_EXPERIMENTAL_RESOURCE_DETECTORS)
@@ -359,7 +362,12 @@ def _resource(service_name: str, host: Resource | None) -> Resource:
         ours = inherited.merge(instance_id)
     ours = ours.merge(Resource(_forked_resource))
     with_environment = ours.merge(OTELResourceDetector().detect())
-    return with_environment if host is None else with_environment.merge(host)
+    resource = with_environment if host is None else with_environment.merge(host)
+    chosen = resource.attributes.get(ResourceAttributes.SERVICE_INSTANCE_ID)
+    if _fork_child_setup and chosen is not None and chosen != instance_id.attributes.get(
+            ResourceAttributes.SERVICE_INSTANCE_ID):
+        resource = resource.merge(Resource({ResourceAttributes.SERVICE_INSTANCE_ID: f"{chosen}-{os.getpid()}"}))
+    return resource
 
 
 def _set_global_providers(telemetry: Telemetry, tp: TracerProvider, mp: MeterProvider) -> None:
