@@ -415,11 +415,21 @@ def _end_from_future(inv: Invocation, future: asyncio.Future[Any] | concurrent.f
     if future.cancelled():
         inv.end(End.RAISED, error=asyncio.CancelledError())
         return
-    error = future.exception()
+    error = _error_of(future)
     if error is not None:
         inv.end(End.RAISED, error=error)
     else:
         inv.end(End.RETURNED, future.result())
+
+
+def _error_of(future: asyncio.Future[Any] | concurrent.futures.Future[Any]) -> BaseException | None:
+    """A done future's exception, read without retrieving it: asyncio reports a future's or a task's exception
+    that the program never retrieved ("Task exception was never retrieved") when it is collected, and
+    ``exception()`` would mark it retrieved and silence that report. Both of asyncio's future types (C and
+    Python) keep it as ``_exception``."""
+    if isinstance(future, asyncio.Future) and hasattr(future, "_exception"):
+        return future._exception
+    return future.exception()
 
 
 def _async_wrapper(handler: Handler) -> WrapperFunction:
