@@ -682,6 +682,39 @@ def test_async_generator_dropped_unfinished_ends_once(otel: Any) -> None:
     assert log[-1] == "finally"
 
 
+@pytest.mark.parametrize("fail_in_begin", [False, True])
+def test_async_generator_left_unfinished_is_closed_once_at_loop_shutdown(otel: Any, fail_in_begin: bool) -> None:
+    """A stream the consumer broke out of and kept, whose cleanup awaits (an SDK closing its response): the
+    loop closes it as it shuts down, once, with no error, as without agent-otel (it closed the program's
+    generator beside ours, and the second close failed, "already running")."""
+    handler, log = RecordingHandler(fail_in_begin=fail_in_begin), []
+    reported: list[object] = []
+
+    @lambda f: instrument(handler, f)
+    async def stream() -> Any:
+        try:
+            for i in range(5):
+                yield i
+        finally:
+            await asyncio.sleep(0)
+            log.append("cleanup")
+
+    kept = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: reported.append(context))
+        agen = stream()
+        kept.append(agen)
+        async for item in agen:
+            if item == 1:
+                break
+
+    asyncio.run(main())
+    assert reported == []
+    assert log == ["cleanup"]
+    assert [how for how, _, _ in handler.ends] == ([] if fail_in_begin else [End.CLOSED])
+
+
 # --------------------------------------------------------------------------------------------------
 # failures of the instrumentation itself, and the disabled switch
 
