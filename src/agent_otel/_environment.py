@@ -37,6 +37,10 @@ AGENT_OTEL_LAUNCHER = "AGENT_OTEL_LAUNCHER"
 #: The process id ``agent-otel run`` execs the program in (not a user knob): a Python started there that cannot
 #: import agent-otel (another interpreter) says so once; the other processes the program starts stay silent.
 AGENT_OTEL_PROGRAM_PID = "AGENT_OTEL_PROGRAM_PID"
+#: The script (its absolute path) or ``-m`` module ``agent-otel run`` runs as ``__main__`` (not a user knob): a
+#: ``multiprocessing`` worker started by spawn or forkserver that runs it again, as ``__mp_main__``, wraps its
+#: ``__main__`` targets there too.
+AGENT_OTEL_PROGRAM_MAIN = "AGENT_OTEL_PROGRAM_MAIN"
 #: Where prompts and responses (``gen_ai.input.messages``...) go: ``NO_CONTENT`` (default), ``SPAN_ONLY``,
 #: ``EVENT_ONLY``, ``SPAN_AND_EVENT`` (``true``/``false``: span only / none). The OTel GenAI instrumentations'
 #: switch; the core OTel packages do not name it.

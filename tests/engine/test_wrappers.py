@@ -273,6 +273,41 @@ def test_sync_function_returning_futures(otel: Any) -> None:
     assert handler.ends[-1] == (End.RETURNED, 7, None)
 
 
+@pytest.mark.parametrize("make", ["task", "future"])
+def test_a_returned_future_whose_exception_nobody_retrieves_is_still_reported_by_asyncio(otel: Any, make: str) -> None:
+    """A sync function that fires a task (or returns a future) nobody awaits: asyncio reports its exception
+    when it is collected ("Task exception was never retrieved"), with agent-otel as without; the call still
+    ends raising it."""
+    handler = RecordingHandler()
+    error = ValueError("nobody retrieves me")
+
+    async def fails() -> None:
+        raise error
+
+    @lambda f: instrument(handler, f)
+    def fire() -> asyncio.Future[None]:
+        if make == "task":
+            return asyncio.ensure_future(fails())
+        future = asyncio.get_running_loop().create_future()
+        future.set_exception(error)
+        return future
+
+    reported: list[object] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: reported.append(context["exception"]))
+        future = fire()
+        while not future.done():
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the done callbacks run
+        del future
+        gc.collect()
+
+    asyncio.run(main())
+    assert handler.ends == [(End.RAISED, None, error)]
+    assert reported == [error]
+
+
 def test_sync_function_returning_a_custom_awaitable(otel: Any) -> None:
     handler = RecordingHandler()
 
@@ -645,6 +680,39 @@ def test_async_generator_dropped_unfinished_ends_once(otel: Any) -> None:
     asyncio.run(main())
     assert [how for how, _, _ in handler.ends] == [End.CLOSED]
     assert log[-1] == "finally"
+
+
+@pytest.mark.parametrize("fail_in_begin", [False, True])
+def test_async_generator_left_unfinished_is_closed_once_at_loop_shutdown(otel: Any, fail_in_begin: bool) -> None:
+    """A stream the consumer broke out of and kept, whose cleanup awaits (an SDK closing its response): the
+    loop closes it as it shuts down, once, with no error, as without agent-otel (it closed the program's
+    generator beside ours, and the second close failed, "already running")."""
+    handler, log = RecordingHandler(fail_in_begin=fail_in_begin), []
+    reported: list[object] = []
+
+    @lambda f: instrument(handler, f)
+    async def stream() -> Any:
+        try:
+            for i in range(5):
+                yield i
+        finally:
+            await asyncio.sleep(0)
+            log.append("cleanup")
+
+    kept = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: reported.append(context))
+        agen = stream()
+        kept.append(agen)
+        async for item in agen:
+            if item == 1:
+                break
+
+    asyncio.run(main())
+    assert reported == []
+    assert log == ["cleanup"]
+    assert [how for how, _, _ in handler.ends] == ([] if fail_in_begin else [End.CLOSED])
 
 
 # --------------------------------------------------------------------------------------------------

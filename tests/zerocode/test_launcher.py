@@ -125,6 +125,35 @@ def test_a_spawn_pool_returns_objects_of_the_scripts_own_classes(project: Path) 
     assert (result.returncode, result.stdout, result.stderr) == (0, "[0, 1, 4, 9]\n", "")
 
 
+POOL_SCRIPT = """
+import concurrent.futures, multiprocessing, sys
+
+def work(n):
+    return n * 2
+
+def twice(n):
+    return work(work(n))
+
+if __name__ == '__main__':
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(sys.argv[1])) as pool:
+        print(list(pool.map(work, range(2))), pool.submit(twice, 1).result())
+"""
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_main_targets_are_wrapped_in_the_pool_workers_that_run_the_script_again(project: Path, method: str) -> None:
+    """A spawn or forkserver worker runs the script again as ``__mp_main__`` (through runpy, which no import
+    hook sees), and the pool's functions are looked up there: its calls of ``__main__`` targets were not traced
+    (a forked worker's were). The script's own calls inside the worker are traced too."""
+    (project / "pool.py").write_text(POOL_SCRIPT)
+    (project / "agent-otel.toml").write_text('[[tool]]\ntarget = ["__main__:work", "__main__:twice"]\n')
+    with OtlpHttpReceiver() as receiver:
+        result = run(project, sys.executable, "pool.py", method, receiver=receiver)
+        assert (result.returncode, result.stdout, result.stderr) == (0, "[0, 2] 4\n", "")
+        spans = wait_for_spans(receiver, 5)
+    assert sorted(span.name for span in spans) == ["execute_tool twice"] + ["execute_tool work"] * 4
+
+
 def test_zip_applications_compiled_scripts_and_symlinked_scripts_run_as_python_runs_them(project: Path) -> None:
     """A .pyz (zip) application and a .pyc file failed to run: they were compiled as source. A symlinked
     script's directory on the path was the link's, not its target's, as python has it."""

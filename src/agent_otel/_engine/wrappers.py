@@ -415,11 +415,21 @@ def _end_from_future(inv: Invocation, future: asyncio.Future[Any] | concurrent.f
     if future.cancelled():
         inv.end(End.RAISED, error=asyncio.CancelledError())
         return
-    error = future.exception()
+    error = _error_of(future)
     if error is not None:
         inv.end(End.RAISED, error=error)
     else:
         inv.end(End.RETURNED, future.result())
+
+
+def _error_of(future: asyncio.Future[Any] | concurrent.futures.Future[Any]) -> BaseException | None:
+    """A done future's exception, read without retrieving it: asyncio reports a future's or a task's exception
+    that the program never retrieved ("Task exception was never retrieved") when it is collected, and
+    ``exception()`` would mark it retrieved and silence that report. Both of asyncio's future types (C and
+    Python) keep it as ``_exception``."""
+    if isinstance(future, asyncio.Future) and hasattr(future, "_exception"):
+        return future._exception
+    return future.exception()
 
 
 def _async_wrapper(handler: Handler) -> WrapperFunction:
@@ -619,14 +629,18 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
         return
     to_send: object = None
     to_throw: BaseException | None = None
+    started = False
     while True:
         token = _attach(inv.context)
         try:
             if to_throw is not None:
                 exc, to_throw = to_throw, None
                 item = await agen.athrow(exc)
-            else:
+            elif started:
                 item = await agen.asend(to_send)
+            else:
+                started = True
+                item = await _first_step(agen)
         except StopAsyncIteration:
             _detach(token)
             inv.end(End.RETURNED, None)
@@ -659,13 +673,17 @@ async def _forward_async(agen: AsyncGenerator[Y, Any]) -> AsyncGenerator[Y, Any]
     """Pass an async generator through unchanged, send/throw included (the begin() failed path)."""
     to_send: object = None
     to_throw: BaseException | None = None
+    started = False
     while True:
         try:
             if to_throw is not None:
                 exc, to_throw = to_throw, None
                 item = await agen.athrow(exc)
-            else:
+            elif started:
                 item = await agen.asend(to_send)
+            else:
+                started = True
+                item = await _first_step(agen)
         except StopAsyncIteration:
             return
         try:
@@ -680,6 +698,20 @@ async def _forward_async(agen: AsyncGenerator[Y, Any]) -> AsyncGenerator[Y, Any]
 # --------------------------------------------------------------------------------------------------
 # Proxies for returned streams and awaitables that are not generators or coroutines
 # --------------------------------------------------------------------------------------------------
+
+
+def _first_step(agen: AsyncGenerator[Y, Any]) -> Awaitable[Y]:
+    """The first step of the program's async generator, taken with no async-generator hooks: an event loop
+    (asyncio's, anyio's, trio's) registers a generator at its first step, to close it at shutdown or when it is
+    collected, and ours, which the program holds, is registered so and closes the program's as it closes. Were
+    the program's registered too, the loop would close both at once at shutdown, and the second ``aclose()``
+    would fail ("already running", printed by the loop) while the program's cleanup awaits."""
+    hooks = sys.get_asyncgen_hooks()
+    sys.set_asyncgen_hooks(firstiter=None, finalizer=None)
+    try:
+        return agen.asend(None)  # the hooks are read here, when the step is made, not when it is awaited
+    finally:
+        sys.set_asyncgen_hooks(firstiter=hooks.firstiter, finalizer=hooks.finalizer)
 
 
 def _traced_stream(result: object, inv: Invocation) -> object:

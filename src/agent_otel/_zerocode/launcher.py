@@ -20,7 +20,12 @@ from pathlib import Path
 
 from agent_otel._engine.instruments import enabled_from_env
 from agent_otel._engine.self_telemetry import report_error
-from agent_otel._environment import AGENT_OTEL_CONFIG, AGENT_OTEL_LAUNCHER, AGENT_OTEL_PROGRAM_PID
+from agent_otel._environment import (
+    AGENT_OTEL_CONFIG,
+    AGENT_OTEL_LAUNCHER,
+    AGENT_OTEL_PROGRAM_MAIN,
+    AGENT_OTEL_PROGRAM_PID,
+)
 from agent_otel._sdk.configure import MetricsPortBusy, configure, end_in_flight_on, flush_at_exit
 from agent_otel._zerocode import program as programs
 from agent_otel._zerocode.config import Config, Switches, find_config, load_config, load_file
@@ -211,6 +216,9 @@ def _start_telemetry(config: Config | None, *, child: bool) -> None:
     if config is not None:
         leave_main_to_launcher()
         instrument(config)
+        main = os.environ.get(AGENT_OTEL_PROGRAM_MAIN)
+        if child and main:
+            programs.wrap_in_workers(main)
     atexit.register(_flush)
     if threading_is_main() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _on_terminate)
@@ -321,6 +329,9 @@ def _run_plan(plan: Plan) -> int:
                     raise  # in a module or its package: python prints the traceback of the import
                 sys.excepthook(kind, value.with_traceback(None), None)  # the script does not compile: no traceback
                 return 1
+            main = programs.main_of(program)
+            if main is not None:  # for the workers that run it again (spawn, forkserver)
+                os.environ[AGENT_OTEL_PROGRAM_MAIN] = main
             programs.run(program)
         elif plan.entry is not None:
             result = plan.entry.load()()

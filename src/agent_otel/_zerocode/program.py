@@ -18,6 +18,7 @@ import __future__
 
 import ast
 import builtins
+import functools
 import importlib.machinery
 import importlib.util
 import os
@@ -26,11 +27,12 @@ import sys
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import CodeType, ModuleType, TracebackType
+from types import CodeType, FunctionType, ModuleType, TracebackType
 
 import wrapt
 
 from agent_otel._engine import wrappers
+from agent_otel._engine.self_telemetry import report_error
 from agent_otel._zerocode import patching
 from agent_otel._zerocode.config import TargetSpec
 from agent_otel._zerocode.patching import apply_targets, targets_in
@@ -185,6 +187,60 @@ def run(program: Program) -> None:
         if bound:
             _apply(program, specs, bound)
     _apply(program, specs, None)  # a target the code never defined: reported as for an imported module
+
+
+def main_of(program: Program) -> str | None:
+    """What a ``multiprocessing`` worker is told to run again as ``__mp_main__`` for this program: the script's
+    path, or the ``-m`` module's name (``python -c`` code has neither: no worker runs it again)."""
+    spec = getattr(program.module, "__spec__", None)
+    if spec is not None:
+        return str(spec.name)
+    if program.code is not None and program.filename != "<string>":
+        return os.path.normpath(program.filename)
+    return None
+
+
+def wrap_in_workers(main: str) -> None:
+    """Wrap the ``__main__`` targets in the ``multiprocessing`` workers of the program (``main``, see
+    :func:`main_of`) started by spawn or forkserver too: they run it again as ``__mp_main__``, through runpy,
+    which no import hook sees, and the functions a pool sends them are looked up there. (A forked worker has
+    the program's own, wrapped.)"""
+
+    def on_import(module: ModuleType) -> None:
+        for name in ("_fixup_main_from_path", "_fixup_main_from_name"):
+            if callable(getattr(module, name, None)):
+                wrapt.wrap_function_wrapper(module, name, functools.partial(_run_again, main))
+
+    wrapt.register_post_import_hook(on_import, "multiprocessing.spawn")
+
+
+def _run_again(main: str, wrapped: Callable[..., None], instance: object, args: tuple[object, ...],
+               kwargs: dict[str, object]) -> None:
+    """``_fixup_main_from_path(path)`` or ``_fixup_main_from_name(name)`` in a worker: the script or module
+    run as runpy runs it, then, when it is the program's, its targets wrapped."""
+    before = sys.modules.get(_MP_MAIN)
+    wrapped(*args, **kwargs)
+    after = sys.modules.get(_MP_MAIN)
+    if not args or args[0] != main or after is None or after is before:
+        return
+    try:
+        names = (MAIN, _module_name(main) if os.path.isabs(main) else main)
+        _apply_again(after, targets_in([name for name in names if name]))
+    except Exception as exc:  # the worker runs on, untraced
+        report_error("autoinstrument.target", exc)
+
+
+def _apply_again(module: ModuleType, specs: list[TargetSpec]) -> None:
+    """Wrap ``specs`` in a worker's ``__mp_main__``. Its namespace is a copy of the one runpy ran the script in,
+    where its functions still read their globals: a function target is replaced there too, so that the
+    script's own calls of it are traced, as in the program."""
+    originals = {spec.qualname: module.__dict__.get(spec.qualname) for spec in specs if "." not in spec.qualname}
+    apply_targets(module, specs)
+    for name, original in originals.items():
+        if isinstance(original, FunctionType):
+            namespace = original.__globals__
+            if namespace is not module.__dict__ and namespace.get(name) is original:
+                namespace[name] = module.__dict__[name]
 
 
 #: The files of the wrapper's own frames, which a traceback printed for the program leaves out.
