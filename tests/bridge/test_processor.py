@@ -71,6 +71,22 @@ def test_agents_workflows_and_tools_and_their_errors(otel: Any) -> None:
                                            semconv.GEN_AI_AGENT_NAME: "researcher"}  # the agent it ran in
 
 
+def test_an_error_type_another_library_qualifies_reads_as_ours_on_the_metrics(otel: Any) -> None:
+    """The GenAI instrumentations qualify ``error.type`` by module (``openai.RateLimitError``, as the SDK's
+    exception events do); agent-otel's wrappers record the class name. A label means one thing whichever recorded
+    it, so the bridge keeps the class name of a dotted Python name, and any other value as it is; the other
+    library's span keeps its own."""
+    tracer = foreign(otel)
+    for error_type in ("openai.RateLimitError", "httpx.ConnectTimeout", "ValueError", "500", "rate.limit-hit"):
+        with tracer.start_as_current_span("execute_tool search", attributes={
+                semconv.GEN_AI_OPERATION_NAME: "execute_tool", semconv.GEN_AI_TOOL_NAME: "search"}) as span:
+            span.set_status(Status(StatusCode.ERROR))
+            span.set_attribute(semconv.ERROR_TYPE, error_type)
+    assert sorted(p.attributes[semconv.ERROR_TYPE] for p in points(otel, semconv.TOOL_DURATION.name)) == [
+        "500", "ConnectTimeout", "RateLimitError", "ValueError", "rate.limit-hit"]
+    assert otel.spans()[0].attributes[semconv.ERROR_TYPE] == "openai.RateLimitError"
+
+
 def test_a_span_of_ours_and_a_foreign_one_for_the_same_call_count_once(otel: Any) -> None:
     tracer = foreign(otel)
 

@@ -296,8 +296,14 @@ def _record_evaluations(span: Span, agent: object) -> None:
 
 
 def _error_type(span: Span, attributes: Any) -> str | None:
+    """The call's ``error.type`` label: the class name of a module-qualified exception type
+    (``openai.RateLimitError``, as the GenAI instrumentations and the SDK's exception events write it), as
+    agent-otel's wrappers label it, so one failure is one label whichever recorded it; other values as they are."""
     value = attributes.get(semconv.ERROR_TYPE)
     if isinstance(value, str) and value:
+        module, dot, name = value.rpartition(".")
+        if dot and name.isidentifier() and all(part.isidentifier() for part in module.split(".")):
+            return name
         return value
     return _OTHER_ERROR if span.status.status_code is StatusCode.ERROR else None
 
