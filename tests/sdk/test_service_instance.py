@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from pathlib import Path
 
 from tests.support.environment import CLEAN_ENV
 from tests.support.paths import ROOT
@@ -94,3 +95,43 @@ def test_a_forked_child_detects_again_what_a_fork_changes() -> None:
     parent, forked = ids_of(OTEL_EXPERIMENTAL_RESOURCE_DETECTORS="process")
     assert forked["parent_pid"] == parent["pid"] != parent["parent_pid"]
     assert forked["pid"] != parent["pid"]
+
+
+#: A multiprocessing worker started by spawn that sets itself up (as `uvicorn --workers N` does, each worker
+#: importing the app that calls configure()): prints the parent's id, then the worker's, as JSON lines.
+SPAWNED = """
+    import json, multiprocessing, os
+    import agent_otel
+    from agent_otel._sdk.configure import current_telemetry
+
+    def instance():
+        agent_otel.configure(service_name="svc", metrics_exporter="none", system_metrics=False)
+        resource = current_telemetry().tracer_provider.resource.attributes
+        return resource.get("service.instance.id"), os.getpid()
+
+    def worker(queue):
+        queue.put(instance())
+
+    if __name__ == "__main__":
+        print(json.dumps(instance()), flush=True)
+        context = multiprocessing.get_context("spawn")
+        queue = context.Queue()
+        process = context.Process(target=worker, args=(queue,))
+        process.start()
+        print(json.dumps(queue.get(timeout=60)), flush=True)
+        process.join(60)
+"""
+
+
+def test_a_spawned_worker_that_sets_itself_up_gets_the_hosts_id_with_its_pid(tmp_path: Path) -> None:
+    """Workers of `uvicorn --workers` (spawned, each calling configure()) inherit the host's id from the
+    environment like forked ones: each gets it with its pid, or they would overwrite each other's series."""
+    script = tmp_path / "app.py"
+    script.write_text(textwrap.dedent(SPAWNED))
+    child = subprocess.run([sys.executable, str(script)], env={
+        **CLEAN_ENV, "OTEL_RESOURCE_ATTRIBUTES": "service.instance.id=pod-7", "PYTHONPATH": str(ROOT / "src")},
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    (parent_id, _), (worker_id, worker_pid) = (json.loads(line) for line in child.stdout.strip().splitlines())
+    assert parent_id == "pod-7"
+    assert worker_id == f"pod-7-{worker_pid}"

@@ -348,7 +348,8 @@ def _resource(service_name: str, host: Resource | None) -> Resource:
     SDK's resource detector; a forked child gets its own), so that processes of one service never share a
     series identity behind a Collector, whose Prometheus exporter makes ``instance`` of it. The host's own
     values win: ``OTEL_RESOURCE_ATTRIBUTES``/``OTEL_SERVICE_NAME``, then a ``resource`` given to configure().
-    A forked child set up again from its parent's configuration gets the host's id with ``-<pid>`` appended:
+    A forked child set up again from its parent's configuration, and a ``multiprocessing`` worker that sets
+    itself up (``uvicorn --workers``, a spawned pool's initializer), get the host's id with ``-<pid>`` appended:
     the host chose it for the parent, and workers sharing it would overwrite each other's cumulative series
     (a pre-fork server's workers counted as one; the conventions want one id per SDK instance)."""
     instance_id = ServiceInstanceIdResourceDetector().detect()  # the SDK's: one per process (pid)
@@ -364,10 +365,17 @@ def _resource(service_name: str, host: Resource | None) -> Resource:
     with_environment = ours.merge(OTELResourceDetector().detect())
     resource = with_environment if host is None else with_environment.merge(host)
     chosen = resource.attributes.get(ResourceAttributes.SERVICE_INSTANCE_ID)
-    if _fork_child_setup and chosen is not None and chosen != instance_id.attributes.get(
-            ResourceAttributes.SERVICE_INSTANCE_ID):
+    hosts = chosen is not None and chosen != instance_id.attributes.get(ResourceAttributes.SERVICE_INSTANCE_ID)
+    if hosts and (_fork_child_setup or _a_multiprocessing_worker()):
         resource = resource.merge(Resource({ResourceAttributes.SERVICE_INSTANCE_ID: f"{chosen}-{os.getpid()}"}))
     return resource
+
+
+def _a_multiprocessing_worker() -> bool:
+    """Whether ``multiprocessing`` started this process (fork, spawn or forkserver); read only where it is
+    imported already, as it is in every worker it starts."""
+    started = sys.modules.get("multiprocessing")
+    return started is not None and started.parent_process() is not None
 
 
 def _set_global_providers(telemetry: Telemetry, tp: TracerProvider, mp: MeterProvider) -> None:
