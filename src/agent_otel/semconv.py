@@ -252,14 +252,16 @@ GENAI_DURATION_BUCKETS = _doubling(0.01, 14)
 TOKEN_BUCKETS = tuple(4**i for i in range(14))
 #: Agent invocations run longer than single model calls: 0.1 .. 409.6 s.
 AGENT_DURATION_BUCKETS = _doubling(0.1, 13)
-#: Inference and tool calls per agent invocation: the advice of semantic-conventions-genai #336, 1 .. 128.
-CALL_COUNT_BUCKETS = tuple(2**i for i in range(8))
+#: Inference and tool calls per agent invocation: the advice of semantic-conventions-genai #336, 1 .. 128, and 0,
+#: so that an agent that called no tool reads as 0 calls (in the first bucket with 1, a p95 read 0.95).
+CALL_COUNT_BUCKETS = (0, *(2**i for i in range(8)))
 #: Cost of one model call in US dollars (our choice: #443 gives no advice), 10 micro-dollars .. 5 dollars.
 CALL_COST_BUCKETS = (0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
 #: Cost of one job in US dollars, a tenth of a cent .. 100 dollars.
 JOB_COST_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 50.0, 100.0)
-#: Jobs, evolution runs and workflow phases: minutes to hours.
-LONG_DURATION_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
+#: Jobs, evolution runs and workflow phases: minutes to hours, and under a second for those that end at once
+#: (a job that fails fast, a cached answer: a 60 ms job read as a p50 of 0.5 s with 1 s as the first bound).
+LONG_DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
 _TENTHS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 
 #: Confidence bands used by calibration rules, report and dashboards: low < 0.5 <= medium < 0.8 <= high
