@@ -133,6 +133,24 @@ def test_port_in_use_is_one_clear_error() -> None:
     assert "OTEL_EXPORTER_PROMETHEUS_PORT" in child.stdout
 
 
+@pytest.mark.parametrize("host", ["no.such.host.invalid", "192.0.2.1"])
+def test_a_host_not_of_this_machine_names_the_host_variable_not_a_busy_port(host: str) -> None:
+    """Before, a host that does not resolve or is not this machine's was reported as a busy port (set
+    OTEL_EXPORTER_PROMETHEUS_PORT), and `agent-otel run` ran the program on without metrics as for one."""
+    child = run_child("""
+        import agent_otel
+        from agent_otel._sdk.configure import MetricsPortBusy
+        try:
+            agent_otel.configure()
+        except agent_otel.ConfigurationError as exc:
+            print(type(exc) is MetricsPortBusy, exc)
+    """, OTEL_EXPORTER_PROMETHEUS_HOST=host, OTEL_EXPORTER_PROMETHEUS_PORT=str(free_port()))
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.startswith(f"False cannot serve /metrics on {host}:"), child.stdout
+    assert "set OTEL_EXPORTER_PROMETHEUS_HOST to an address of this machine" in child.stdout
+    assert "port is probably in use" not in child.stdout
+
+
 def test_host_providers_are_reused_not_replaced_and_configure_twice_is_harmless() -> None:
     child = run_child("""
         import logging, sys
