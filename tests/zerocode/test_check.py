@@ -219,3 +219,15 @@ def test_each_extractor_is_listed_with_when_it_is_read(project: Path) -> None:
     assert lines[stream + 1] == "    read at start and end (delta): input_tokens = self.usage.input"
     plain = lines.index(next(line for line in lines if line.startswith("app_under_check:plain ")))
     assert not lines[plain + 1].startswith("    ")  # only literals: nothing is read
+
+
+def test_a_reader_that_stops_reading_gets_no_traceback(project: Path) -> None:
+    """`agent-otel check | head -1`: before, the closed pipe ended check with a BrokenPipeError traceback."""
+    (project / "agent-otel.toml").write_text('[[tool]]\ntarget = "app_under_check:plain"\n')
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_OTEL_")}
+    child = subprocess.Popen([AGENT_OTEL, "check"], cwd=project, env=environ, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # the reader is gone before check writes a line
+    assert child.wait(timeout=60) == 1
+    assert child.stderr.read() == ""
