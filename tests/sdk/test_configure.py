@@ -84,6 +84,19 @@ def test_a_malformed_resource_attribute_is_one_clear_error_without_sdk_noise() -
                             "key=value pairs (values URL-encoded)\nprogram output\n")
 
 
+def test_a_bad_debug_flag_is_a_clear_error_of_configure() -> None:
+    """Before, AGENT_OTEL_DEBUG=yess was silently off: it is read when logging, where no error can be raised."""
+    child = run_child("""
+        import agent_otel
+        try:
+            agent_otel.configure(metrics_exporter="none")
+        except agent_otel.ConfigurationError as exc:
+            print(exc)
+    """, AGENT_OTEL_DEBUG="yess")
+    assert (child.returncode, child.stderr) == (0, "")
+    assert child.stdout == "environment variable AGENT_OTEL_DEBUG='yess': expected true or false\n"
+
+
 def test_bad_boolean_env_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from agent_otel._engine.instruments import enabled_from_env
 

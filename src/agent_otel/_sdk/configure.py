@@ -71,6 +71,7 @@ from agent_otel._engine.policy import check_policy_environment
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import end_in_flight
 from agent_otel._environment import (
+    AGENT_OTEL_DEBUG,
     AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS,
     AGENT_OTEL_SPAN_BRIDGE,
     OTEL_PYTHON_LOGGER_PROVIDER,
@@ -268,6 +269,7 @@ def configure(
         settings = resolve_settings(service_name, traces_exporter, metrics_exporter, otlp_endpoint,
                                     otlp_protocol, prometheus_host, prometheus_port)
         check_policy_environment()
+        env_flag(AGENT_OTEL_DEBUG, False)  # read when logging, where a bad value cannot be said: said here
         telemetry = Telemetry(settings=settings, tracer_provider=None, meter_provider=None, arguments=arguments,
                               exit_flush_timeout_millis=exit_flush_timeout_millis())
         our_resource = _resource(settings.service_name, resource)
