@@ -68,6 +68,12 @@ def test_bad_settings_give_one_clear_error(env: dict[str, str], message: str) ->
     assert message in str(caught.value)
 
 
+def test_a_bad_port_argument_is_named_as_the_argument_not_the_variable() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        resolve_settings(prometheus_port=70000, env={})
+    assert str(caught.value) == "prometheus_port=70000: expected a port number 0..65535"
+
+
 def test_a_malformed_resource_attribute_is_one_clear_error_without_sdk_noise() -> None:
     """Before, configure() went on and the SDK's "Invalid key value resource attribute pair" warning reached
     stderr twice, through Python's last-resort handler; no error named the variable."""
