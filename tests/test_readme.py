@@ -1,4 +1,5 @@
-"""Every Python snippet of the README runs as is, in a fresh interpreter, as a new user would paste it."""
+"""Every Python snippet of the README runs as is, in a fresh interpreter, as a new user would paste it; every
+configuration snippet is a valid agent-otel.toml."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from pathlib import Path
 import pytest
 
 from agent_otel._ops.stack import free_port
+from agent_otel._zerocode.config import load_file
 from tests.support.paths import ROOT
 
 README = (ROOT / "README.md").read_text()
 SNIPPETS = [(README.count("\n", 0, match.start()) + 2, match.group(1))
             for match in re.finditer(r"^```python\n(.*?)^```", README, re.S | re.M)]
+CONFIGS = [(README.count("\n", 0, match.start()) + 2, match.group(1))
+           for match in re.finditer(r"^```toml\n(.*?)^```", README, re.S | re.M)]
 
 
 def test_the_readme_has_python_snippets() -> None:
@@ -37,3 +41,14 @@ def test_snippet_runs(line: int, code: str, tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr, f"README.md:{line}:\n{result.stderr}"
     for expected in re.findall(r"print\(.*?\)\s*#\s*(\S.*)$", code, re.M):
         assert expected.strip() in result.stdout, f"README.md:{line} should print {expected!r}:\n{result.stdout}"
+
+
+@pytest.mark.parametrize(("line", "text"), CONFIGS, ids=[f"README.md:{line}" for line, _ in CONFIGS])
+def test_config_snippet_is_a_valid_file(line: int, text: str, tmp_path: Path) -> None:
+    # Validated as `agent-otel check` and `agent-otel run` validate a file (its targets are examples: not imported).
+    (tmp_path / "agent-otel.toml").write_text(text)
+    load_file(tmp_path / "agent-otel.toml")
+
+
+def test_the_readme_has_config_snippets() -> None:
+    assert len(CONFIGS) >= 8

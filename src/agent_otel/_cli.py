@@ -1,14 +1,16 @@
-"""The ``agent-otel`` command.
+"""agent-otel: run a program instrumented by configuration, check a configuration, run the demo fleet, report
+from Prometheus and find the shipped operator assets.
 
 Subcommands register themselves in :data:`SUBCOMMANDS`: each entry is a function that adds its
 parser to the subparsers and sets ``handler=`` (a function of the parsed arguments returning the
-exit code). ``run`` and ``check`` live here; add ``demo``/``report`` the same way.
+exit code).
 
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -158,7 +160,7 @@ SUBCOMMANDS: list[Callable[[Subparsers], None]] = [_add_run, _add_check, _add_de
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="agent-otel", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="agent-otel", description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--version", action="version", version=f"agent-otel {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in SUBCOMMANDS:
@@ -172,7 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return int(args.handler(args))
+    if args.command == "run":  # the program's own output and errors are its own
+        return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except BrokenPipeError:  # `agent-otel check | head`: the reader is gone, as for any command-line tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit flush writes nowhere
+        return 1
 
 
 if __name__ == "__main__":

@@ -308,6 +308,8 @@ def test_price_entries_take_cache_and_reasoning_prices_from_dicts_lists_and_file
         agent_otel.set_prices({"m": {"input": 1, "output": True}})
     with pytest.raises(ConfigurationError, match=r"price of 'm': .*expected 2 to 5 numbers"):
         agent_otel.set_prices({"m": [1, 2, 3, 4, 5, 6]})
+    with pytest.raises(ConfigurationError, match=r"price of 'm': .*\(missing 'output'\)$"):  # was: ('output')
+        agent_otel.set_prices({"m": {"input": 1}})
 
 
 def test_the_shipped_table_is_dated_and_prices_cache_reads_below_input() -> None:

@@ -74,6 +74,14 @@ def test_bad_cardinality_limit_names_the_variable(monkeypatch: pytest.MonkeyPatc
         agent_otel.set_policy(cardinality_limit=0)
 
 
+def test_hashed_keys_given_as_one_string_is_an_error_not_its_characters() -> None:
+    """Before, set_policy(hashed_keys="user.id") hashed the keys 'u', 's', 'e'... and exported user.id in clear."""
+    with pytest.raises(ConfigurationError) as raised:
+        agent_otel.set_policy(hashed_keys="user.id,tenant.id")
+    assert str(raised.value) == ("hashed_keys='user.id,tenant.id': expected a collection of attribute keys, "
+                                 "e.g. {'user.id', 'tenant.id'}")
+
+
 @pytest.mark.parametrize(("variable", "raw"), [("AGENT_OTEL_CARDINALITY_LIMIT", "abc"),
                                                ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "bogus")])
 def test_a_bad_policy_variable_never_costs_a_call_its_telemetry(otel: Any, monkeypatch: pytest.MonkeyPatch,

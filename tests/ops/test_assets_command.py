@@ -51,6 +51,15 @@ def test_a_missing_assets_directory_is_named_with_the_variable_that_set_it(
     assert f"the assets directory {tmp_path / 'nowhere'} does not exist (set by {ASSETS_ENV})" in err
 
 
+def test_a_file_named_as_the_assets_directory_is_said_to_be_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "thresholds.yaml").write_text("selector: ''\n")  # the file, not its directory: said so
+    monkeypatch.setenv(ASSETS_ENV, str(tmp_path / "thresholds.yaml"))
+    code, out, err = run(capsys)
+    assert (code, out) == (2, "")
+    assert f"the assets directory {tmp_path / 'thresholds.yaml'} is a file (set by {ASSETS_ENV})" in err
+
+
 def test_copy_copies_every_asset_byte_for_byte_and_the_copy_runs_the_stack(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "ops" / "agent-otel"

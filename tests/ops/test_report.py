@@ -236,6 +236,34 @@ def test_default_selector_follows_the_assets_directory(tmp_path: Path, monkeypat
     assert default_selector() == yaml.safe_load((tmp_path / "thresholds.yaml").read_text())["selector"]
 
 
+def test_a_selector_with_a_comment_after_it_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, a comment after the value (valid YAML, read by the mixin) made the report select every series."""
+    (tmp_path / "thresholds.yaml").write_text("selector: 'service_name=\"x\"'   # one service\n")
+    monkeypatch.setenv("AGENT_OTEL_ASSETS", str(tmp_path))
+    assert default_selector() == 'service_name="x"'
+
+
+@pytest.mark.parametrize(("thresholds", "message"), [
+    (None, "cannot read {dir}/thresholds.yaml (No such file or directory; the assets directory is set by "
+           "AGENT_OTEL_ASSETS): set it to a copy made by `agent-otel assets --copy DIR`, or pass --selector"),
+    ('selector: service_name="x"\n', "{dir}/thresholds.yaml: selector: expected a quoted string of label "
+                                      "matchers, e.g. selector: 'deployment_environment_name=\"prod\"'"),
+])
+def test_an_assets_copy_without_a_readable_selector_is_an_error_not_every_series(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        thresholds: str | None, message: str) -> None:
+    """Before, AGENT_OTEL_ASSETS naming no copy (a typo), or a selector the report could not read (unquoted, as
+    YAML allows), silently reported on every agent-otel series instead of the operator's selection."""
+    if thresholds is not None:
+        (tmp_path / "thresholds.yaml").write_text(thresholds)
+    monkeypatch.setenv("AGENT_OTEL_ASSETS", str(tmp_path))
+    assert main(["report", "--prometheus", "http://127.0.0.1:1"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("agent-otel report: " + message.format(dir=tmp_path)), err
+    assert main(["report", "--prometheus", "http://127.0.0.1:1", "--selector", ""]) == 2  # given: not read
+    assert "cannot query Prometheus" in capsys.readouterr().err
+
+
 def test_metric_and_label_names_come_from_semconv() -> None:
     for instrument in sc.INSTRUMENTS:
         for attribute in instrument.attributes:

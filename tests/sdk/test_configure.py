@@ -68,6 +68,12 @@ def test_bad_settings_give_one_clear_error(env: dict[str, str], message: str) ->
     assert message in str(caught.value)
 
 
+def test_a_bad_port_argument_is_named_as_the_argument_not_the_variable() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        resolve_settings(prometheus_port=70000, env={})
+    assert str(caught.value) == "prometheus_port=70000: expected a port number 0..65535"
+
+
 def test_a_malformed_resource_attribute_is_one_clear_error_without_sdk_noise() -> None:
     """Before, configure() went on and the SDK's "Invalid key value resource attribute pair" warning reached
     stderr twice, through Python's last-resort handler; no error named the variable."""
@@ -82,6 +88,19 @@ def test_a_malformed_resource_attribute_is_one_clear_error_without_sdk_noise() -
     assert (child.returncode, child.stderr) == (0, "")
     assert child.stdout == ("OTEL_RESOURCE_ATTRIBUTES='novalue': 'novalue' is not key=value; expected comma-separated "
                             "key=value pairs (values URL-encoded)\nprogram output\n")
+
+
+def test_a_bad_debug_flag_is_a_clear_error_of_configure() -> None:
+    """Before, AGENT_OTEL_DEBUG=yess was silently off: it is read when logging, where no error can be raised."""
+    child = run_child("""
+        import agent_otel
+        try:
+            agent_otel.configure(metrics_exporter="none")
+        except agent_otel.ConfigurationError as exc:
+            print(exc)
+    """, AGENT_OTEL_DEBUG="yess")
+    assert (child.returncode, child.stderr) == (0, "")
+    assert child.stdout == "environment variable AGENT_OTEL_DEBUG='yess': expected true or false\n"
 
 
 def test_bad_boolean_env_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,6 +150,24 @@ def test_port_in_use_is_one_clear_error() -> None:
     assert child.returncode == 0, child.stderr
     assert f"cannot serve /metrics on 127.0.0.1:{port}" in child.stdout
     assert "OTEL_EXPORTER_PROMETHEUS_PORT" in child.stdout
+
+
+@pytest.mark.parametrize("host", ["no.such.host.invalid", "192.0.2.1"])
+def test_a_host_not_of_this_machine_names_the_host_variable_not_a_busy_port(host: str) -> None:
+    """Before, a host that does not resolve or is not this machine's was reported as a busy port (set
+    OTEL_EXPORTER_PROMETHEUS_PORT), and `agent-otel run` ran the program on without metrics as for one."""
+    child = run_child("""
+        import agent_otel
+        from agent_otel._sdk.configure import MetricsPortBusy
+        try:
+            agent_otel.configure()
+        except agent_otel.ConfigurationError as exc:
+            print(type(exc) is MetricsPortBusy, exc)
+    """, OTEL_EXPORTER_PROMETHEUS_HOST=host, OTEL_EXPORTER_PROMETHEUS_PORT=str(free_port()))
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.startswith(f"False cannot serve /metrics on {host}:"), child.stdout
+    assert "set OTEL_EXPORTER_PROMETHEUS_HOST to an address of this machine" in child.stdout
+    assert "port is probably in use" not in child.stdout
 
 
 def test_host_providers_are_reused_not_replaced_and_configure_twice_is_harmless() -> None:

@@ -125,6 +125,32 @@ def test_unresolvable_targets_are_listed_with_why_and_exit_1(project: Path) -> N
     ), f"{config}: 7 targets, 1 resolved, 6 errors"]
 
 
+def test_an_args_path_naming_no_parameter_is_an_error_as_run_would_not_wrap_it(project: Path) -> None:
+    """Before, check said ok while `agent-otel run` could not wrap the target (it logged why, on a logger that
+    shows nothing by default): an args path naming no parameter of the target, or of an override that
+    `subclasses = true` wraps."""
+    (project / "agent-otel.toml").write_text(textwrap.dedent("""
+        [[tool]]
+        target = "app_under_check:plain"
+        name = { path = "args.tool" }
+        [[agent]]
+        target = "app_under_check:Runner.run"
+        subclasses = true
+        result_attributes = { "x" = { path = "args.task" } }
+    """))
+    result = check(project)
+    assert result.returncode == 1, result.stdout
+    header, agent, tool = table(
+        ("app_under_check:Runner.run", "agent[0]", "-", "error: cannot wrap app_under_check.Runner.run: extractor "
+         "path 'args.task': Runner.run() has no parameter 'task' at position 5 (parameters: self)"),
+        ("app_under_check:plain", "tool[0]", "-", "error: cannot wrap app_under_check.plain: extractor path "
+         "'args.tool': plain() has no parameter 'tool' at position 5 (parameters: none)"))
+    assert targets_section(result.stdout) == [
+        header, agent, "    read at call end: result_attributes.x = args.task",
+        tool, "    read at call start: name = args.tool",
+        f"{project / 'agent-otel.toml'}: 2 targets, 0 resolved, 2 errors"]
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ('[[agent]]\ntarget = "a.b"\n', "agent[0].target: malformed target 'a.b'; expected \"package.module:function\" "
      "or \"package.module:Class.method\""),
@@ -171,7 +197,7 @@ def test_each_extractor_is_listed_with_when_it_is_read(project: Path) -> None:
     (project / "agent-otel.toml").write_text(textwrap.dedent("""
         [[agent]]
         target = "app_under_check:Runner.run"
-        task_type = { path = "args.kind" }
+        task_type = { path = "self.kind" }
         success = { path = "result.state", equals = "success" }
         remaining_issues = { path = "self.queue", at = "start" }
         result_attributes = { "run.note" = { path = "result.note" } }
@@ -187,9 +213,21 @@ def test_each_extractor_is_listed_with_when_it_is_read(project: Path) -> None:
     lines = result.stdout.splitlines()
     run = lines.index(next(line for line in lines if line.startswith("app_under_check:Runner.run ")))
     assert lines[run + 1:run + 3] == [
-        "    read at call start: task_type = args.kind, remaining_issues = self.queue",
+        "    read at call start: task_type = self.kind, remaining_issues = self.queue",
         "    read at call end: success = result.state, result_attributes.run.note = result.note"]
     stream = lines.index(next(line for line in lines if line.startswith("app_under_check:Runner.stream ")))
     assert lines[stream + 1] == "    read at start and end (delta): input_tokens = self.usage.input"
     plain = lines.index(next(line for line in lines if line.startswith("app_under_check:plain ")))
     assert not lines[plain + 1].startswith("    ")  # only literals: nothing is read
+
+
+def test_a_reader_that_stops_reading_gets_no_traceback(project: Path) -> None:
+    """`agent-otel check | head -1`: before, the closed pipe ended check with a BrokenPipeError traceback."""
+    (project / "agent-otel.toml").write_text('[[tool]]\ntarget = "app_under_check:plain"\n')
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_OTEL_")}
+    child = subprocess.Popen([AGENT_OTEL, "check"], cwd=project, env=environ, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # the reader is gone before check writes a line
+    assert child.wait(timeout=60) == 1
+    assert child.stderr.read() == ""

@@ -110,6 +110,24 @@ def test_pyproject_table_and_discovery(tmp_path: Path) -> None:
     assert str(raised.value) == f"AGENT_OTEL_CONFIG={str(tmp_path / 'missing.toml')!r}: no such file"
 
 
+def test_a_pyproject_naming_the_table_that_does_not_parse_is_found_and_its_error_said(tmp_path: Path) -> None:
+    """Before, `agent-otel run` said "no configuration found" and ran with no target wrapped, and check
+    said to create a file: the TOML error in the table the user wrote was never named."""
+    pyproject = write(tmp_path, '[project]\nname = "x"\n[tool.agent-otel]\nservice_name = "p\n', "pyproject.toml")
+    assert find_config(tmp_path, environ={}) == pyproject
+    with pytest.raises(ConfigurationError) as raised:
+        load_config(directory=tmp_path, environ={})
+    assert str(raised.value) == f"{pyproject}: invalid TOML: Illegal character '\\n' (at line 4, column 18)"
+    write(tmp_path, '[project\nname = "x"\n', "pyproject.toml")  # another project's broken file: not ours
+    assert find_config(tmp_path, environ={}) is None
+
+
+def test_a_directory_named_by_the_variable_is_said_to_be_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        find_config(tmp_path, environ={"AGENT_OTEL_CONFIG": str(tmp_path)})
+    assert str(raised.value) == f"AGENT_OTEL_CONFIG={str(tmp_path)!r}: a directory, not a file"
+
+
 def test_pyproject_without_table_is_not_found_and_errors_when_named(tmp_path: Path) -> None:
     pyproject = write(tmp_path, '[project]\nname = "x"\n', "pyproject.toml")
     assert find_config(tmp_path, environ={}) is None
@@ -254,7 +272,7 @@ def test_a_file_nested_thousands_deep_is_a_configuration_error(tmp_path: Path, s
         load_file(pyproject)
     assert str(raised.value) == f"{pyproject}: invalid TOML: arrays or inline tables nested too deeply"
     file.unlink()
-    assert find_config(tmp_path, environ={}) is None  # an unreadable pyproject.toml holds no configuration
+    assert find_config(tmp_path, environ={}) == pyproject  # it names the table: its error is said, see below
 
 
 def nested(depth: int, leaf: Any) -> Any:

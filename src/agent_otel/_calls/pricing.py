@@ -113,7 +113,10 @@ def _parse(table: Mapping[str, Any], source: str) -> dict[str, Price]:
             price = Price(*(None if value is None else float(value) for value in values))  # type: ignore[arg-type]
             if min(value for value in price if value is not None) < 0:
                 raise ValueError("negative price")
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except KeyError as exc:  # a required price left out: its repr alone ('output') says nothing
+            raise ConfigurationError(f"{source}: price of {model!r}: expected {{{expected}}}, optionally "
+                                     f"cache_read, cache_write, reasoning (missing {exc})") from None
+        except (TypeError, ValueError, IndexError) as exc:
             raise ConfigurationError(f"{source}: price of {model!r}: expected {{{expected}}}, optionally "
                                      f"cache_read, cache_write, reasoning ({exc})") from None
         parsed[str(model)] = price

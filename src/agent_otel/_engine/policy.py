@@ -247,6 +247,9 @@ def set_policy(cardinality_limit: int | None = None, hashed_keys: Iterable[str] 
             raise ConfigurationError(f"cardinality_limit={cardinality_limit!r}: expected a positive integer")
         base.cardinality_limit = cardinality_limit
     if hashed_keys is not None:
+        if isinstance(hashed_keys, str):  # would be its characters: 'u', 's', 'e'... hashed, user.id not
+            raise ConfigurationError(f"hashed_keys={hashed_keys!r}: expected a collection of attribute keys, "
+                                     f"e.g. {{{', '.join(repr(key) for key in hashed_keys.split(',') if key)}}}")
         base.hashed_keys = frozenset(hashed_keys)
     if salt is not None:
         base.salt = salt

@@ -43,7 +43,7 @@ def existing_assets_root() -> Path:
     """:func:`assets_root`, which must be a directory."""
     root = assets_root()
     if not root.is_dir():
-        raise AssetsError(f"the assets directory {root} does not exist"
+        raise AssetsError(f"the assets directory {root} {'is a file' if root.exists() else 'does not exist'}"
                           f"{f' (set by {ASSETS_ENV})' if os.environ.get(ASSETS_ENV) else ''}")
     return root
 

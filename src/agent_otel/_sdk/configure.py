@@ -18,6 +18,7 @@ collector never answers, and runs at interpreter exit if the host never called i
 from __future__ import annotations
 
 import atexit
+import errno
 import logging
 import os
 import signal
@@ -39,6 +40,7 @@ from opentelemetry.context import Context
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.sdk.environment_variables import (
     OTEL_EXPERIMENTAL_RESOURCE_DETECTORS,
+    OTEL_EXPORTER_PROMETHEUS_HOST,
     OTEL_EXPORTER_PROMETHEUS_PORT,
 )
 from opentelemetry.sdk.metrics import MeterProvider
@@ -69,6 +71,7 @@ from agent_otel._engine.policy import check_policy_environment
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import end_in_flight
 from agent_otel._environment import (
+    AGENT_OTEL_DEBUG,
     AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS,
     AGENT_OTEL_SPAN_BRIDGE,
     OTEL_PYTHON_LOGGER_PROVIDER,
@@ -210,10 +213,17 @@ def _prometheus_reader(settings: Settings, telemetry: Telemetry) -> MetricReader
     try:
         server, _thread = serve_metrics(reader, registry, settings.prometheus_port, addr=settings.prometheus_host)
     except OSError as exc:
-        raise MetricsPortBusy(
-            f"cannot serve /metrics on {settings.prometheus_host}:{settings.prometheus_port} ({exc.strerror or exc}); "
-            f"the port is probably in use: set {OTEL_EXPORTER_PROMETHEUS_PORT} to a free port"
-        ) from None
+        address = f"{settings.prometheus_host}:{settings.prometheus_port}"
+        where = f"cannot serve /metrics on {address} ({exc.strerror or exc})"
+        if exc.errno == errno.EADDRINUSE:
+            raise MetricsPortBusy(f"{where}; the port is probably in use: set {OTEL_EXPORTER_PROMETHEUS_PORT} to a "
+                                  "free port") from None
+        if exc.errno == errno.EACCES:
+            raise ConfigurationError(f"{where}; ports below 1024 need privileges: set "
+                                     f"{OTEL_EXPORTER_PROMETHEUS_PORT} to a port above 1023") from None
+        # The host: a name that does not resolve (socket.gaierror) or an address that is not this machine's.
+        raise ConfigurationError(f"{where}; set {OTEL_EXPORTER_PROMETHEUS_HOST} to an address of this machine, "
+                                 "e.g. 127.0.0.1 or 0.0.0.0") from None
     telemetry.prometheus_server = server
     registry.register(reader.collector)
     return reader
@@ -259,6 +269,7 @@ def configure(
         settings = resolve_settings(service_name, traces_exporter, metrics_exporter, otlp_endpoint,
                                     otlp_protocol, prometheus_host, prometheus_port)
         check_policy_environment()
+        env_flag(AGENT_OTEL_DEBUG, False)  # read when logging, where a bad value cannot be said: said here
         telemetry = Telemetry(settings=settings, tracer_provider=None, meter_provider=None, arguments=arguments,
                               exit_flush_timeout_millis=exit_flush_timeout_millis())
         our_resource = _resource(settings.service_name, resource)

@@ -124,8 +124,8 @@ def resolve_settings(
         if not 0 <= port <= 65535:
             raise ValueError
     except ValueError:
-        raise ConfigurationError(f"{OTEL_EXPORTER_PROMETHEUS_PORT}={raw_port!r}: expected a port number "
-                                 "0..65535") from None
+        source = OTEL_EXPORTER_PROMETHEUS_PORT if prometheus_port is None else "prometheus_port"
+        raise ConfigurationError(f"{source}={raw_port!r}: expected a port number 0..65535") from None
     check_resource_attributes(env.get(OTEL_RESOURCE_ATTRIBUTES))
     interval = env.get(OTEL_METRIC_EXPORT_INTERVAL, "10000")
     try:

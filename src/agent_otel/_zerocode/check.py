@@ -15,15 +15,17 @@ import ast
 import dataclasses
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import ModuleType
+from typing import Any, cast
 
 from agent_otel._calls.extractors import Path as ExtractorPath
 from agent_otel._calls.options import KINDS, Option, read_at
 from agent_otel._environment import AGENT_OTEL_CONFIG
 from agent_otel._zerocode import instrumentations
-from agent_otel._zerocode.config import Switches, TargetSpec, find_config, load_file
-from agent_otel._zerocode.patching import _all_subclasses
+from agent_otel._zerocode.config import Config, Switches, TargetSpec, find_config, load_file
+from agent_otel._zerocode.patching import _all_subclasses, build_handler
 from agent_otel._zerocode.program import MAIN
 from agent_otel._zerocode.targets import BoundAtRunTime, TargetError, resolve_in_script, resolve_target
 from agent_otel.errors import ConfigurationError
@@ -43,25 +45,41 @@ def _read_script(path: str) -> ast.Module:
         raise ConfigurationError(f"{path}: not a Python script ({exc})") from None
 
 
-def _imported(spec: TargetSpec) -> tuple[str, str]:
+def _wraps(spec: TargetSpec, config: Config, raw: object, owner: type | ModuleType, attr: str) -> None:
+    """Build the handler `agent-otel run` builds for ``raw``: what it cannot wrap (an ``args`` path naming no
+    parameter of the callable) is the error it would only log at run time."""
+    label = f"{owner.__module__}.{owner.__qualname__}.{attr}" if isinstance(owner, type) else f"{spec.module}.{attr}"
+    try:
+        build_handler(spec, config, cast(Callable[..., Any], raw), owner, attr, label)
+    except ConfigurationError as exc:
+        raise TargetError(f"cannot wrap {label}: {exc}") from None
+
+
+def _imported(spec: TargetSpec, config: Config) -> tuple[str, str]:
     """(callable, status) of a target found by importing its module."""
     found = resolve_target(spec)
+    if not spec.instance_attribute:  # the callable an instance holds is known only when one is created
+        _wraps(spec, config, found.raw, found.owner, found.attr)
     status = "ok"
     if found.defined_on is not found.owner:
         status += f" (inherited from {found.defined_on.__qualname__})"
     if spec.subclasses and isinstance(found.owner, type):
         overrides = [sub.__qualname__ for sub in _all_subclasses(found.owner) if found.attr in sub.__dict__]
+        for sub in _all_subclasses(found.owner):
+            if found.attr in sub.__dict__:
+                _wraps(spec, config, sub.__dict__[found.attr], sub, found.attr)
         status += f" (+{len(overrides)} subclass override{'s' if len(overrides) != 1 else ''}" + (
             f": {', '.join(sorted(overrides))})" if overrides else ")")
     return found.shape, status
 
 
-def _in_script(spec: TargetSpec, tree: ast.Module, label: str) -> tuple[str, str]:
+def _in_script(spec: TargetSpec, config: Config, tree: ast.Module, label: str) -> tuple[str, str]:
     """(callable, status) of a target of the script, read from its source."""
     found = resolve_in_script(tree, spec.qualname, label)
     if found.imported:
         module, qualname = found.imported.split(":")
-        shape, status = _imported(dataclasses.replace(spec, target=found.imported, module=module, qualname=qualname))
+        shape, status = _imported(dataclasses.replace(spec, target=found.imported, module=module, qualname=qualname),
+                                  config)
         return shape, f"{status} (imported by {label} from {module})"
     return found.shape, f"ok (in {label}{', ' + found.note if found.note else ''})"
 
@@ -107,12 +125,12 @@ def run_check(args: argparse.Namespace) -> int:
     for spec in config.targets:
         try:
             if spec.module not in script_modules:
-                shape, status = _imported(spec)
+                shape, status = _imported(spec, config)
             elif tree is None or script is None:
                 shape, status = "-", AT_RUN_TIME
                 later += 1
             else:
-                shape, status = _in_script(spec, tree, script)
+                shape, status = _in_script(spec, config, tree, script)
         except BoundAtRunTime as exc:
             shape, status = "-", f"resolved when the script runs ({script} {exc})"
             later += 1

@@ -513,6 +513,10 @@ def load_file(path: str | os.PathLike[str], source: str | None = None) -> Config
     return parse_config(data, label)
 
 
+#: A ``[tool.agent-otel]`` (or ``[[tool.agent-otel.x]]``) header in a pyproject.toml, also one TOML cannot parse.
+_PYPROJECT_TABLE = re.compile(r"""^\s*\[\[?\s*tool\s*\.\s*(?:agent-otel|"agent-otel"|'agent-otel')\b""", re.M)
+
+
 def find_config(directory: str | os.PathLike[str] | None = None,
                 environ: Mapping[str, str] | None = None) -> Path | None:
     """Where the configuration is: ``$AGENT_OTEL_CONFIG``, else ``agent-otel.toml``, else a
@@ -522,7 +526,8 @@ def find_config(directory: str | os.PathLike[str] | None = None,
     if named:
         file = Path(named)
         if not file.is_file():
-            raise ConfigurationError(f"{ENV_VAR}={named!r}: no such file")
+            raise ConfigurationError(f"{ENV_VAR}={named!r}: "
+                                     f"{'a directory, not a file' if file.is_dir() else 'no such file'}")
         return file
     folder = Path(directory) if directory is not None else Path.cwd()
     candidate = folder / FILE_NAME
@@ -531,9 +536,15 @@ def find_config(directory: str | os.PathLike[str] | None = None,
     pyproject = folder / PYPROJECT
     if pyproject.is_file():
         try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError):
+            text = pyproject.read_text(encoding="utf-8")
+        except (OSError, ValueError):
             return None
+        try:
+            data = tomllib.loads(text)
+        except (ValueError, RecursionError):
+            # One that names the table but does not parse is the configuration, whose error load_file() says
+            # (naming the file); "no configuration found" would send the user looking elsewhere.
+            return pyproject if _PYPROJECT_TABLE.search(text) else None
         if isinstance(data.get("tool"), dict) and "agent-otel" in data["tool"]:
             return pyproject
     return None

@@ -23,7 +23,7 @@ from agent_otel._ops.assets import assets_root
 from agent_otel._ops.collector import LocalCollector, find_collector
 from agent_otel._ops.demo.workdir import temporary_workdir
 from agent_otel._ops.stack import LocalStack, StackError, WebhookReceiver, free_port_preferring
-from agent_otel._sdk.configure import configure, shutdown
+from agent_otel._sdk.configure import MetricsPortBusy, configure, shutdown
 from agent_otel._zerocode.config import load_file
 from agent_otel._zerocode.patching import instrument
 from agent_otel.errors import ConfigurationError
@@ -244,7 +244,11 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
                               instrument_processes=config.switches.processes, **export)
         instrument(config)
     except ConfigurationError as exc:
-        print(f"agent-otel demo: {exc}", file=sys.stderr)
+        if isinstance(exc, MetricsPortBusy) and options.port is not None:  # the flag's port: name the flag
+            print(f"agent-otel demo: --port {metrics_port}: 127.0.0.1:{metrics_port} is in use; give a free port, "
+                  "or leave --port out to take one", file=sys.stderr)
+        else:
+            print(f"agent-otel demo: {exc}", file=sys.stderr)
         return 2
     # Imported after instrument(), as a program under `agent-otel run` is: the configured targets are
     # wrapped the moment the module is imported (a post-import hook), before the fleet binds any name.

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent_otel import semconv as sc
+from agent_otel._ops.assets import AssetsError
 from agent_otel._ops.report.queries import (
     WINDOWS,
     NoData,
@@ -132,8 +133,12 @@ def _html_renderer() -> Callable[[Report, Prometheus], str] | None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    options = Options(prometheus=args.prometheus, window=args.window,
-                      selector=default_selector() if args.selector is None else args.selector,
+    try:
+        selector = default_selector() if args.selector is None else args.selector
+    except AssetsError as exc:
+        print(f"agent-otel report: {exc}", file=sys.stderr)
+        return 2
+    options = Options(prometheus=args.prometheus, window=args.window, selector=selector,
                       slow_ms=args.slow_ms, timeout=args.timeout)
     url = normalize_url(options.prometheus)
     html_page = _html_renderer() if args.format == "html" else None

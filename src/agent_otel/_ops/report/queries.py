@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import socket
 import time
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent_otel import semconv as sc
-from agent_otel._ops.assets import assets_root
+from agent_otel._ops.assets import ASSETS_ENV, AssetsError, assets_root
 
 #: The windows the report offers, in seconds (PromQL durations as keys).
 WINDOWS = {"1h": 3600, "1d": 86400, "7d": 604800}
@@ -88,14 +89,21 @@ def default_selector() -> str:
     else :data:`DEFAULT_SELECTOR`. Read with a regex: PyYAML is not a runtime dependency. It selects series by
     their own labels (service_name, deployment_environment_name...), so it finds the data on the direct path
     and behind a Collector alike, where ``job`` is the service name."""
-    for folder in (assets_root(),):
-        try:
-            text = (folder / THRESHOLDS_FILE).read_text()
-        except OSError:
-            continue
-        found = re.search(r"""^selector:\s*(?:'((?:[^']|'')*)'|"((?:[^"\\]|\\.)*)")\s*$""", text, re.M)
-        if found:
-            return found[1].replace("''", "'") if found[1] is not None else json.loads(f'"{found[2]}"')
+    file = assets_root() / THRESHOLDS_FILE
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        if os.environ.get(ASSETS_ENV):  # an operator's copy that is not there: never the default in silence
+            raise AssetsError(f"cannot read {file} ({exc.strerror or exc}; the assets directory is set by "
+                              f"{ASSETS_ENV}): set it to a copy made by `agent-otel assets --copy DIR`, "
+                              "or pass --selector") from None
+        return DEFAULT_SELECTOR
+    found = re.search(r"""^selector:\s*(?:'((?:[^']|'')*)'|"((?:[^"\\]|\\.)*)")\s*(?:#.*)?$""", text, re.M)
+    if found:
+        return found[1].replace("''", "'") if found[1] is not None else json.loads(f'"{found[2]}"')
+    if re.search(r"^selector:", text, re.M):
+        raise AssetsError(f"{file}: selector: expected a quoted string of label matchers, e.g. "
+                          """selector: 'deployment_environment_name="prod"' (or '' for every series)""")
     return DEFAULT_SELECTOR
 
 
