@@ -266,3 +266,24 @@ def test_metrics_endpoint_is_reachable_while_configured() -> None:
     """)
     assert child.returncode == 0, child.stderr
     assert child.stdout.split() == ["200", "closed"]
+
+
+def test_each_signal_reads_its_own_otlp_variables_over_the_generic_ones() -> None:
+    """The OTLP exporter spec's per-signal variables: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` alone turns OTLP traces
+    on (it exported nothing before), used as it is; a signal's protocol variable wins over the generic one; the
+    `otlp_endpoint` argument wins over the environment for every signal."""
+    only_traces = resolve_settings(env={"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://tempo:4318/v1/traces"})
+    assert only_traces.traces_exporters == ("otlp",) and only_traces.metrics_exporters == ("prometheus",)
+    assert only_traces.otlp_signals == {"traces": ("http://tempo:4318/v1/traces", "http/protobuf")}
+    split = resolve_settings(env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+                                  "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://tempo:4317",
+                                  "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"})
+    assert split.otlp_signals == {"traces": ("http://tempo:4317", "grpc"),
+                                  "metrics": ("http://collector:4318/v1/metrics", "http/protobuf")}
+    argument = resolve_settings(otlp_endpoint="http://c:4317",
+                                env={"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://tempo:4318/v1/traces"})
+    assert argument.otlp_signals == {"traces": ("http://c:4317", "grpc"), "metrics": ("http://c:4317", "grpc")}
+    for variable, value in (("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "tempo:4317"),
+                            ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "udp")):
+        with pytest.raises(ConfigurationError, match=f"^{variable}={value!r}: "):
+            resolve_settings(env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", variable: value})

@@ -196,3 +196,21 @@ def test_exemplars_point_at_the_span_of_the_call(exported: OtlpReceiver) -> None
     assert checked[semconv.AGENT_WORK_ITEMS.name] == 1 and checked[semconv.AGENT_PATTERNS_USED.name] == 1
     assert set(checked) == names - {semconv.INSTRUMENTATION_ERRORS.name}
 
+
+
+def test_traces_and_metrics_go_where_their_own_variables_say() -> None:
+    """The per-signal variables of the OTLP exporter spec win over the generic ones, and a signal's endpoint is
+    used as it is: traces to one receiver over HTTP (its full URL), metrics to another over gRPC. With only
+    `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` set, no trace was exported before."""
+    with OtlpHttpReceiver() as traces, OtlpGrpcReceiver() as metrics:
+        env = {**CLEAN_ENV, "OTEL_SERVICE_NAME": SERVICE,
+               "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{traces.endpoint}/v1/traces",
+               "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": metrics.endpoint,
+               "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
+        code = "from tests.sdk.test_otlp_export import run_every_kind; run_every_kind()"
+        child = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
+                               timeout=120)
+        assert child.returncode == 0, child.stderr
+        wait_until(lambda: {span.name for span in traces.spans()} >= EXPECTED_SPANS, "the spans over HTTP")
+        wait_until(lambda: semconv.AGENT_DURATION.name in metrics.metric_names(), "the metrics over gRPC")
+        assert traces.metric_names() == set() and metrics.spans() == []

@@ -4,13 +4,17 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from opentelemetry.environment_variables import OTEL_METRICS_EXPORTER, OTEL_TRACES_EXPORTER
 from opentelemetry.sdk.environment_variables import (
     OTEL_EXPORTER_OTLP_ENDPOINT,
+    OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+    OTEL_EXPORTER_OTLP_METRICS_PROTOCOL,
     OTEL_EXPORTER_OTLP_PROTOCOL,
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
     OTEL_EXPORTER_PROMETHEUS_HOST,
     OTEL_EXPORTER_PROMETHEUS_PORT,
     OTEL_METRIC_EXPORT_INTERVAL,
@@ -25,6 +29,9 @@ METRICS_EXPORTERS = ("prometheus", "otlp", "console", "none")
 PROTOCOLS = ("grpc", "http/protobuf")
 DEFAULT_PROMETHEUS_HOST = "127.0.0.1"
 DEFAULT_PROMETHEUS_PORT = 9464
+#: The per-signal variables of the OTLP exporter spec: (endpoint, protocol) of each signal, over the generic ones.
+_SIGNAL_VARIABLES = {"traces": (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL),
+                     "metrics": (OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, OTEL_EXPORTER_OTLP_METRICS_PROTOCOL)}
 
 
 @dataclass
@@ -39,6 +46,9 @@ class Settings:
     prometheus_host: str
     prometheus_port: int
     metric_export_interval_ms: int = 10_000
+    #: Signal -> (URL given to its OTLP exporter, protocol): a signal's own variables win over the generic
+    #: ones, and its endpoint is used as it is (the spec's rule: no ``/v1/<signal>`` appended).
+    otlp_signals: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -104,20 +114,32 @@ def resolve_settings(
     endpoint = otlp_endpoint or env.get(OTEL_EXPORTER_OTLP_ENDPOINT) or None
     if endpoint:
         endpoint = _check_endpoint(endpoint, endpoint_source)
-    default_traces = "otlp" if endpoint else "none"
-    default_metrics = "otlp" if endpoint else "prometheus"
+    # a signal's own endpoint (the argument, for every signal, wins over the environment, as arguments do)
+    own = {signal: _check_endpoint(value, variable) for signal, (variable, _) in _SIGNAL_VARIABLES.items()
+           if not otlp_endpoint and (value := env.get(variable))}
+    default_traces = "otlp" if endpoint or "traces" in own else "none"
+    default_metrics = "otlp" if endpoint or "metrics" in own else "prometheus"
     traces = _choose(OTEL_TRACES_EXPORTER if traces_exporter is None else "traces_exporter",
                      traces_exporter if traces_exporter is not None
                      else env.get(OTEL_TRACES_EXPORTER, default_traces), TRACES_EXPORTERS)
     metrics_ = _choose(OTEL_METRICS_EXPORTER if metrics_exporter is None else "metrics_exporter",
                        metrics_exporter if metrics_exporter is not None
                        else env.get(OTEL_METRICS_EXPORTER, default_metrics), METRICS_EXPORTERS)
-    if ("otlp" in traces or "otlp" in metrics_) and not endpoint:
+    if ("otlp" in traces or "otlp" in metrics_) and not endpoint and len(own) < len(_SIGNAL_VARIABLES):
         endpoint = "http://localhost:4317"
-    protocol = (otlp_protocol or env.get(OTEL_EXPORTER_OTLP_PROTOCOL)
-                or ("http/protobuf" if endpoint and endpoint.endswith(":4318") else "grpc"))
-    if protocol not in PROTOCOLS:
-        raise ConfigurationError(f"{OTEL_EXPORTER_OTLP_PROTOCOL}={protocol!r}: expected grpc or http/protobuf")
+    protocol = _protocol(otlp_protocol, OTEL_EXPORTER_OTLP_PROTOCOL, env, endpoint)
+    signals = {}
+    for signal, chosen in (("traces", traces), ("metrics", metrics_)):
+        if "otlp" not in chosen:
+            continue
+        protocol_variable = _SIGNAL_VARIABLES[signal][1]
+        if signal in own:
+            signals[signal] = (own[signal], _protocol(otlp_protocol, protocol_variable, env, own[signal],
+                                                      fallback=env.get(OTEL_EXPORTER_OTLP_PROTOCOL)))
+        else:
+            assert endpoint is not None
+            signal_protocol = _protocol(otlp_protocol, protocol_variable, env, endpoint, fallback=protocol)
+            signals[signal] = (endpoint if signal_protocol == "grpc" else f"{endpoint}/v1/{signal}", signal_protocol)
     raw_port = prometheus_port if prometheus_port is not None else env.get(OTEL_EXPORTER_PROMETHEUS_PORT)
     try:
         port = DEFAULT_PROMETHEUS_PORT if raw_port in (None, "") else int(raw_port)
@@ -143,11 +165,24 @@ def resolve_settings(
         prometheus_host=prometheus_host or env.get(OTEL_EXPORTER_PROMETHEUS_HOST) or DEFAULT_PROMETHEUS_HOST,
         prometheus_port=port,
         metric_export_interval_ms=interval_ms,
+        otlp_signals=signals,
     )
 
 
-def otlp_url(settings: Settings, signal: str) -> str:
-    assert settings.otlp_endpoint
-    if settings.otlp_protocol == "grpc":
-        return settings.otlp_endpoint
-    return f"{settings.otlp_endpoint}/v1/{signal}"
+def _protocol(argument: str | None, variable: str, env: dict[str, str], endpoint: str | None,
+              fallback: str | None = None) -> str:
+    """The OTLP protocol: the argument, else ``variable``, else ``fallback``, else http/protobuf for an endpoint on
+    the OTLP/HTTP port 4318 and grpc otherwise."""
+    chosen = argument or env.get(variable) or fallback
+    source = "otlp_protocol" if argument else variable
+    if chosen is None:
+        port = urlsplit(endpoint).port if endpoint else None
+        return "http/protobuf" if port == 4318 else "grpc"
+    if chosen not in PROTOCOLS:
+        raise ConfigurationError(f"{source}={chosen!r}: expected grpc or http/protobuf")
+    return chosen
+
+
+def otlp_target(settings: Settings, signal: str) -> tuple[str, str]:
+    """(URL, protocol) of ``signal``'s OTLP exporter."""
+    return settings.otlp_signals[signal]
