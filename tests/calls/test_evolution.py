@@ -5,10 +5,11 @@ from __future__ import annotations
 import importlib
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from opentelemetry.trace import StatusCode
+from pydantic import BaseModel
 
 import agent_otel
 from agent_otel import ConfigurationError, path, semconv
@@ -237,6 +238,65 @@ def test_counts_over_runs_and_odd_kpis(otel: Any, samplers: list[Any]) -> None:
     assert error_count(otel, "evolution.kpis_before") == 1
     assert error_count(otel, "evolution.kpis_after") == 1
     assert len(points(otel, semconv.INSTRUMENTATION_ERRORS.name)) == 2
+
+
+@dataclass
+class KpiRecord:
+    success_rate: float
+    latency_s: float
+
+
+class KpiTuple(NamedTuple):
+    success_rate: float
+    latency_s: float
+
+
+class KpiModel(BaseModel):
+    success_rate: float
+    latency_s: float
+
+
+@pytest.mark.parametrize("record", [KpiRecord, KpiTuple, KpiModel])
+def test_kpis_kept_in_a_record_object_are_read(otel: Any, samplers: list[Any], record: Any) -> None:
+    """Engines keep their metrics in dataclasses, named tuples and pydantic models as often as in dicts."""
+    @agent_otel.evolution("refactor-agent", type="nightly", kpi="success_rate")
+    def evolve() -> dict[str, Any]:
+        return {"kpis_before": record(**BEFORE), "kpis_after": record(**AFTER)}
+
+    evolve()
+    attributes = otel.span("evolve refactor-agent").attributes
+    assert attributes["evolution.kpi.before.latency_s"] == 10.0
+    assert attributes["evolution.kpi.delta.success_rate"] == pytest.approx(0.2)
+    assert point(otel, IMPROVEMENT).value == pytest.approx(0.2)
+    assert kpi_values(otel) == AFTER
+    assert not points(otel, semconv.INSTRUMENTATION_ERRORS.name)
+
+
+@pytest.mark.parametrize("record", [KpiRecord, KpiModel])
+def test_kpis_before_of_a_record_the_run_updates_in_place_are_its_values_at_the_start(
+        otel: Any, samplers: list[Any], record: Any) -> None:
+    class Engine:
+        def __init__(self) -> None:
+            self.kpis = record(**BEFORE)
+
+        @agent_otel.evolution("refactor-agent", kpis_before=path("self.kpis"), kpis_after=path("self.kpis"))
+        def evolve(self) -> None:
+            self.kpis.success_rate, self.kpis.latency_s = AFTER["success_rate"], AFTER["latency_s"]
+
+    Engine().evolve()
+    attributes = otel.span("evolve refactor-agent").attributes
+    assert attributes["evolution.kpi.before.success_rate"] == 0.6
+    assert attributes["evolution.kpi.after.success_rate"] == 0.8
+
+
+def test_a_class_is_no_kpi_record(otel: Any, samplers: list[Any]) -> None:
+    @agent_otel.evolution("refactor-agent", type="nightly")
+    def evolve() -> dict[str, Any]:
+        return {"kpis_before": KpiRecord, "kpis_after": AFTER}
+
+    evolve()
+    assert "evolution.kpi.before.latency_s" not in otel.span("evolve refactor-agent").attributes
+    assert error_count(otel, "evolution.kpis_before") == 1
 
 
 def test_configuration_errors() -> None:

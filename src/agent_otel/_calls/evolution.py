@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -48,18 +49,51 @@ _RESULT_FIELDS = {"kpis_before": _BEFORE_FIELDS, "kpis_after": _AFTER_FIELDS, "r
                   "version_to": TO_FIELDS, "rollback_version": ROLLBACK_FIELDS}
 #: Those read off every result, at once (``rollback_version`` only when the run was rolled back).
 _ALWAYS_READ = tuple((key, fields) for key, fields in _RESULT_FIELDS.items() if key != "rollback_version")
+#: Options that are tables of KPI numbers.
+_KPI_OPTIONS = frozenset(("kpis_before", "kpis_after", "improvements"))
 _DEFAULT_TYPE = EVOLUTION["type"].default  # also when an extractor finds nothing
 _SAMPLE_RESOURCES = EVOLUTION["sample_resources"].default
+
+
+def _fields(value: Any) -> tuple[str, ...] | None:
+    """The field names of a record object that holds KPIs (a dataclass, a pydantic model, a named tuple): engines
+    keep their metrics in such types as often as in dicts. None for anything else."""
+    if isinstance(value, type):
+        return None
+    if dataclasses.is_dataclass(value):
+        return tuple(field.name for field in dataclasses.fields(value))
+    declared = getattr(type(value), "model_fields", None)  # pydantic 2 (on the class: the instance's is deprecated)
+    if declared is None:
+        declared = getattr(type(value), "__fields__", None)  # pydantic 1
+    if declared is None and isinstance(value, tuple):
+        declared = getattr(type(value), "_fields", None)  # a named tuple
+    if isinstance(declared, Mapping | tuple):
+        return tuple(str(name) for name in declared)
+    return None
+
+
+def _record_kpis(value: Any) -> dict[str, Any] | None:
+    """The fields of a record object that holds KPIs, by name, as they are now; None if it is none."""
+    names = _fields(value)
+    return None if names is None else {name: getattr(value, name, None) for name in names}
+
+
+def _kpi_items(value: Any, stage: str) -> Iterable[tuple[Any, Any]]:
+    """KPI name and value pairs of a mapping or a record object."""
+    if isinstance(value, Mapping):
+        return value.items()
+    record = _record_kpis(value)
+    if record is None:
+        report_error(stage, TypeError(f"KPIs must be a mapping of name to number, got {type(value).__name__}"))
+        return ()
+    return record.items()
 
 
 def _kpis(value: Any, stage: str) -> dict[str, float]:
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
-        report_error(stage, TypeError(f"KPIs must be a mapping of name to number, got {type(value).__name__}"))
-        return {}
     kpis = {}
-    for name, raw in value.items():
+    for name, raw in _kpi_items(value, stage):
         number = coerce_number(raw, stage)
         if number is not None:
             kpis[str(name)] = number
@@ -183,6 +217,14 @@ class EvolutionHandler(KindHandler):
                  attributes: Attributes | None = None) -> None:
         super().__init__(func, options, attributes)
         self.reads_result(tuple((key, fields) for key, fields in _ALWAYS_READ if key not in options))
+
+    def as_read_at_start(self, key: str, value: Any) -> Any:
+        """KPIs read when the run starts from a record object it then updates in place: their values then."""
+        if key in _KPI_OPTIONS and not isinstance(value, Mapping):
+            record = _record_kpis(value)
+            if record is not None:
+                return record
+        return super().as_read_at_start(key, value)
 
     def result_option(self, key: str, call: Call, found: dict[str, Any] | None) -> Any:
         """The option if given (literal or extractor), else what the result has for it: in ``found``

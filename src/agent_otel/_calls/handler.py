@@ -289,12 +289,15 @@ class KindHandler(Handler):
             for key, extractor in self.early.items():
                 try:
                     value = extractor.read(call) if extractor.delta else extractor(call)
-                    # the value as it is now: a list the call then empties must count what it held
-                    early[key] = value.copy() if type(value) in _CONTAINERS else value
+                    early[key] = self.as_read_at_start(key, value)
                 except Exception as exc:
                     report_error(f"{self.stage}.extract.{key}", exc)
                     early[key] = None
         return call
+
+    def as_read_at_start(self, key: str, value: Any) -> Any:
+        """``value`` as it is when the call starts: a list the call then empties must count what it held."""
+        return value.copy() if type(value) in _CONTAINERS else value
 
     def option(self, key: str, call: Call) -> Any:
         """Resolve one option; a failing extractor is counted and yields None. An option read when the
