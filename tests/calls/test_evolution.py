@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -209,6 +211,16 @@ def test_sampler_reports_usage_and_stops() -> None:
     assert sampler.stop() is usage
     assert set(usage.span_attributes()) == {semconv.RESOURCE_MEMORY_PEAK, semconv.RESOURCE_CPU_TIME,
                                             semconv.RESOURCE_CPU_UTILIZATION}
+
+
+def test_a_short_runs_cpu_time_is_measured_not_rounded_to_clock_ticks() -> None:
+    sampler = resources.ResourceSampler()
+    start = time.process_time()
+    while time.process_time() - start < 0.002:  # 2 ms of CPU work: a fifth of a clock tick
+        pass
+    usage = sampler.stop()
+    assert usage.cpu_time_s >= 0.002
+    assert usage.cpu_utilization <= (os.cpu_count() or 1)  # CPU time within the run's wall time
 
 
 def test_manual_handle(otel: Any, samplers: list[Any]) -> None:
