@@ -92,6 +92,30 @@ def test_exit_status_and_a_traceback_with_the_scripts_line_numbers_are_those_of_
     assert ("execute_tool lookup", "LookupError") in {(name, attrs.get("error.type")) for name, attrs in spans}
 
 
+POOLED_FAILURE = """\
+from concurrent.futures import ThreadPoolExecutor, wait
+
+
+def evaluate(candidate):
+    raise ValueError(f"candidate {candidate} crashed")
+
+
+with ThreadPoolExecutor(1) as pool:
+    future = pool.submit(evaluate, "c1")
+    wait([future])  # result() of a future that is done: the same lines of concurrent.futures either way
+    future.result()
+"""
+
+
+def test_a_traceback_through_a_thread_pool_has_no_frame_of_the_thread_context_wrapper(tmp_path: Path) -> None:
+    """The launcher carries the trace context into threads by wrapping what they run: its frames are a wrapper's."""
+    (tmp_path / "pooled.py").write_text(POOLED_FAILURE)
+    (tmp_path / "agent-otel.toml").write_text('[[tool]]\ntarget = "__main__:evaluate"\n')
+    failed = launched(tmp_path, "agent-otel.toml", "pooled.py")
+    assert outcome(failed) == outcome(plain(tmp_path, "pooled.py"))
+    assert failed.stderr.endswith("ValueError: candidate c1 crashed\n")
+
+
 def test_a_syntax_error_and_code_run_with_c_read_as_under_plain_python(app: Path) -> None:
     (app / "broken.py").write_text("def f(:\n    pass\n")
     assert outcome(launched(app, "agent-otel.toml", "broken.py")) == outcome(plain(app, "broken.py"))

@@ -243,8 +243,17 @@ def _apply_again(module: ModuleType, specs: list[TargetSpec]) -> None:
                 namespace[name] = module.__dict__[name]
 
 
-#: The files of the wrapper's own frames, which a traceback printed for the program leaves out.
-_WRAPPER_FILES = frozenset({patching.__file__, wrappers.__file__})
+def _module_file(name: str) -> str | None:
+    """The file of module ``name``, without importing it."""
+    spec = importlib.util.find_spec(name)
+    return spec.origin if spec is not None else None
+
+
+#: The files of the wrappers' own frames, which a traceback printed for the program leaves out: ours, and the
+#: threading instrumentation's, which the launcher turns on to carry the context into threads and pools.
+_WRAPPER_FILES = frozenset(file for file in (patching.__file__, wrappers.__file__,
+                                             _module_file("opentelemetry.instrumentation.threading"))
+                           if file is not None)
 
 
 def _program_frames(tb: TracebackType | None) -> TracebackType | None:
