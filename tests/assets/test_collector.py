@@ -273,7 +273,8 @@ def test_the_privacy_net_deletes_every_id_of_the_contract_from_metrics(name):
     # Then the points that differed only by an id are added up (3 requests of 3 users stay 3, not the last 1).
     blocks = transform["metric_statements"]
     assert blocks.index(datapoints) < len(blocks) - 1 and blocks[-1] == {"context": "metric", "statements": [
-        'aggregate_on_attributes("sum") where type == METRIC_DATA_TYPE_SUM or type == METRIC_DATA_TYPE_HISTOGRAM']}
+        'aggregate_on_attributes("sum") where type == METRIC_DATA_TYPE_SUM or type == METRIC_DATA_TYPE_HISTOGRAM'
+        ' or type == METRIC_DATA_TYPE_EXPONENTIAL_HISTOGRAM']}
 
 
 def test_gateway_load_balances_samples_and_remote_writes():

@@ -7,6 +7,7 @@ import concurrent.futures
 import gc
 import inspect
 import traceback
+import weakref
 from typing import Any
 
 import pytest
@@ -893,3 +894,24 @@ def test_a_stream_manager_that_makes_its_own_context_current_keeps_it_in_its_blo
     else:
         asyncio.run(read_async())
     assert [span.parent for span in otel.spans()] == [None, None]
+
+
+def test_a_decorated_method_of_a_class_made_at_run_time_is_collected_with_it() -> None:
+    """A method naming its object otherwise (or a static method in a class body) has a handler that refers
+    back to its wrapper: the wrapper registry, mapping each wrapper to its handler, kept both alive for ever."""
+    from agent_otel._engine import wrappers
+
+    def make() -> type:
+        class Tools:
+            def run(this, x: int) -> int:  # named otherwise: its class decides
+                return x
+
+        Tools.run = instrument(Handler(), Tools.run)  # type: ignore[method-assign]
+        return Tools
+
+    made = weakref.ref(make())
+    gc.collect()
+    assert made() is None
+    assert not any(getattr(wrapper, "__qualname__", "").startswith(
+        "test_a_decorated_method_of_a_class_made_at_run_time_is_collected_with_it.")
+        for wrapper in list(wrappers._PLAIN_WRAPPERS.keys()))

@@ -135,3 +135,35 @@ def test_a_spawned_worker_that_sets_itself_up_gets_the_hosts_id_with_its_pid(tmp
     (parent_id, _), (worker_id, worker_pid) = (json.loads(line) for line in child.stdout.strip().splitlines())
     assert parent_id == "pod-7"
     assert worker_id == f"pod-7-{worker_pid}"
+
+
+#: A pool of spawned workers under `agent-otel run`: the parent's id, then its workers' (id, pid), as JSON.
+POOL = """
+    import concurrent.futures, json, multiprocessing, os
+    from opentelemetry import trace
+
+    def instance(_=None):
+        return trace.get_tracer_provider().resource.attributes.get("service.instance.id"), os.getpid()
+
+    if __name__ == "__main__":
+        print(json.dumps(instance()), flush=True)
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(2, mp_context=context) as pool:
+            print(json.dumps(sorted(set(pool.map(instance, range(4))))), flush=True)
+"""
+
+
+def test_a_spawned_worker_set_up_by_agent_otel_run_gets_the_hosts_id_with_its_pid(tmp_path: Path) -> None:
+    """`agent-otel run` sets a spawned worker up as it starts, before it imports multiprocessing (which then
+    did not tell it from the program): the workers kept the host's id, the parent's."""
+    (tmp_path / "pool.py").write_text(textwrap.dedent(POOL))
+    (tmp_path / "agent-otel.toml").write_text("")
+    child = subprocess.run(
+        [str(Path(sys.executable).parent / "agent-otel"), "run", "--", sys.executable, "pool.py"],
+        env={**CLEAN_ENV, "OTEL_RESOURCE_ATTRIBUTES": "service.instance.id=pod-7", "PYTHONPATH": str(ROOT / "src"),
+             "OTEL_METRICS_EXPORTER": "none", "OTEL_TRACES_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"},
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    parent, workers = (json.loads(line) for line in child.stdout.strip().splitlines())
+    assert parent[0] == "pod-7"
+    assert workers and all(worker_id == f"pod-7-{pid}" for worker_id, pid in workers)

@@ -392,3 +392,16 @@ def test_sigterm_ends_the_job_in_flight_as_an_error_before_the_flush(tmp_path: P
         wait_until(lambda: receiver.metrics_named("job.duration"), "job.duration")
         points = [attributes_of(p) for m in receiver.metrics_named("job.duration") for p in data_points_of(m)]
         assert {"job.type": "long", "job.outcome": "error"} in points
+
+
+@pytest.mark.parametrize(("args", "split"), [
+    (["-uWerror", "app.py"], (["-u", "-W", "error"], ["app.py"])),
+    (["-OX", "dev", "app.py", "-x"], (["-O", "-X", "dev"], ["app.py", "-x"])),
+    (["-um", "pkg", "a"], (["-u"], ["-m", "pkg", "a"])),
+    (["-u", "-c", "pass"], (["-u"], ["-c", "pass"])),
+    (["-uE", "app.py"], None),
+    (["-u"], None),
+])
+def test_run_options_are_split_from_the_program_letter_by_letter(args: list[str], split: object) -> None:
+    """A run option grouped before one taking a value (``-uWerror``) was dropped: ``-W error`` alone."""
+    assert launcher._split_run_options(args) == split

@@ -215,6 +215,34 @@ def test_a_decorated_function_also_named_in_the_config_is_wrapped_once_by_its_de
     assert "invoke_agent Base" in names(otel)
 
 
+@pytest.mark.parametrize(("decorator", "outer"), [
+    ('agent_otel.job(type="batch")', "invoke_workflow batch"),
+    ('agent_otel.tool("lookup")', "execute_tool lookup"),
+    ('agent_otel.conversation("c-1")', None),
+])
+def test_an_override_decorated_as_another_kind_calling_super_keeps_the_configured_call(
+        otel: Any, package: Package, decorator: str, outer: str | None) -> None:
+    """A decorated override is the entry's call only when its decorator is of the entry's kind: a ``@job``,
+    ``@tool`` or ``@conversation`` override calling ``super().run()`` of a configured agent is another call,
+    and the agent inside it is counted (it was lost: the override's calls marked the agent's family)."""
+    mod = package.write("mod", f"""
+        import agent_otel
+
+        class Base:
+            def run(self, x):
+                return {{"success": True}}
+
+        class Sub(Base):
+            @{decorator}
+            def run(self, x):
+                return super().run(x)
+    """)
+    module = package.load("mod")
+    instrument(config(f'[[agent]]\ntarget = "{mod}:Base.run"\nsubclasses = true\n'))
+    assert module.Sub().run(1) == {"success": True}
+    assert names(otel) == sorted(["invoke_agent Base", *([outer] if outer else [])])
+
+
 def test_a_call_through_another_target_of_the_same_entry_on_the_same_object_is_that_call(
         otel: Any, package: Package) -> None:
     """One entry over a sync/async pair where one runs through the other (``invoke`` through ``self.stream``,

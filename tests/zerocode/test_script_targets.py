@@ -218,3 +218,48 @@ def test_a_module_run_with_m_has_the_loader_python_gives_it_when_it_has_targets(
         assert outcome(result) == outcome(plain(app, "-m", "runnable")) == (
             0, "SourceFileLoader SourceFileLoader ran\n", "")
         assert [name for name, _ in spans_named(receiver, 1)] == ["execute_tool main"]
+
+
+def under_test(cwd: Path, command: list[str], **extra: str) -> subprocess.CompletedProcess[str]:
+    """``command`` with this checkout's agent-otel first on PYTHONPATH (for plain python and the launcher alike)."""
+    import agent_otel
+
+    env = {**environment(None), "PYTHONPATH": str(Path(agent_otel.__file__).parents[1]), **extra}
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("options", [("-OO",), ("-uWerror",), ("-OXdev",), ("-uX", "dev")])
+def test_run_options_grouped_or_stripping_docstrings_reach_the_program(app: Path, options: tuple[str, ...]) -> None:
+    """`python -OO` made the launcher started again fail on its own missing docstring (a traceback, exit 1, the
+    program never ran); `-uWerror` and `-OXdev` lost their `-u` and `-O`."""
+    probe = ("import sys; f = sys.flags; print(sys.stdout.write_through, f.optimize, f.dev_mode, sys.warnoptions, "
+             "__doc__)")
+    command = [sys.executable, *options, "-c", probe]
+    launched_ = under_test(app, [AGENT_OTEL, "run", "--config", "agent-otel.toml", "--", *command])
+    assert outcome(launched_) == outcome(under_test(app, command))
+
+
+def test_the_launcher_started_again_imports_nothing_from_the_working_directory(app: Path) -> None:
+    """`python -u scripts/app.py` has the script's folder on its path, not the working directory: the launcher
+    started again for `-u` (once as `python -u -m agent_otel`) imported a project's `email/` package there in
+    place of the standard library's, and failed."""
+    (app / "email").mkdir()
+    (app / "email" / "__init__.py").write_text("print('the project email package')\n")
+    (app / "scripts").mkdir()
+    (app / "scripts" / "mail.py").write_text("import email.message\nprint(email.__file__ != None)\n")
+    command = [sys.executable, "-u", "scripts/mail.py"]
+    result = under_test(app, [AGENT_OTEL, "run", "--config", "agent-otel.toml", "--", *command])
+    assert outcome(result) == outcome(under_test(app, command)) == (0, "True\n", "")
+
+
+def test_a_launcher_run_with_safe_path_still_gives_the_program_its_folder(app: Path) -> None:
+    """`python -P -m agent_otel run -- python app.py` (or `-I`, which reads no PYTHONPATH to test this checkout
+    with): the launcher has no folder of its own on its path, but the program's command does give it one (it
+    imported nothing from its folder: ModuleNotFoundError)."""
+    (app / "sub").mkdir()
+    (app / "sub" / "helper.py").write_text("X = 'helper'\n")
+    (app / "sub" / "main.py").write_text("import sys, helper\nprint(helper.X, sys.path[0])\n")
+    command = [sys.executable, "sub/main.py"]
+    launched_ = under_test(app, [sys.executable, "-P", "-m", "agent_otel", "run", "--config", "agent-otel.toml", "--",
+                                 *command])
+    assert outcome(launched_) == outcome(under_test(app, command)) == (0, f"helper {app / 'sub'}\n", "")

@@ -357,12 +357,13 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
         handler.method, handler._method_of = None, (func, call)
     elif takes_self:
         handler.method = True  # ``obj.method(...)`` passes obj first, as ``Class.method(obj, ...)`` does
-    _PLAIN_WRAPPERS[call] = handler
+    _PLAIN_WRAPPERS[call] = weakref.ref(handler)  # the wrapper holds its handler; the registry holds neither
     return cast(types.FunctionType, call)
 
 
-#: The plain-function wrappers :func:`instrument` made, and their handlers (see :func:`is_wrapper`).
-_PLAIN_WRAPPERS: weakref.WeakKeyDictionary[Callable[..., Any], Handler] = weakref.WeakKeyDictionary()
+#: The plain-function wrappers :func:`instrument` made, and their handlers (see :func:`is_wrapper`), weakly: a
+#: handler may refer back to its wrapper (``_method_of``), which a strong value would keep alive for ever.
+_PLAIN_WRAPPERS: weakref.WeakKeyDictionary[Callable[..., Any], weakref.ref[Handler]] = weakref.WeakKeyDictionary()
 
 
 def _takes_self(func: types.FunctionType) -> bool | None:
@@ -1101,7 +1102,8 @@ def handler_of(value: object) -> Handler | None:
     if isinstance(value, Wrapper):
         handler = getattr(value, "_self_handler", None)
         return handler if isinstance(handler, Handler) else None
-    return _PLAIN_WRAPPERS.get(value) if isinstance(value, types.FunctionType) else None
+    found = _PLAIN_WRAPPERS.get(value) if isinstance(value, types.FunctionType) else None
+    return found() if found is not None else None
 
 
 def _lookup(module: str, qualname: str) -> object:

@@ -385,7 +385,10 @@ def _resource(service_name: str, host: Resource | None) -> Resource:
 
 def _a_multiprocessing_worker() -> bool:
     """Whether ``multiprocessing`` started this process (fork, spawn or forkserver); read only where it is
-    imported already, as it is in every worker it starts."""
+    imported already, as it is in every worker it starts once the worker runs, and from the command line of a
+    spawned one (``--multiprocessing-fork``), which ``agent-otel run`` sets up before that import."""
+    if "--multiprocessing-fork" in sys.orig_argv:
+        return True
     started = sys.modules.get("multiprocessing")
     return started is not None and started.parent_process() is not None
 

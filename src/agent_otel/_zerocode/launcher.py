@@ -85,9 +85,9 @@ def _split_run_options(args: list[str]) -> tuple[list[str], list[str]] | None:
             if not attached and index + 1 == len(args):
                 return None
             value, after = (attached, index + 1) if attached else (args[index + 1], index + 2)
+            if position > 1:
+                options.append(arg[:position])  # -um pkg, -uWerror: -u, then -m pkg or -W error
             if letter in "mc":
-                if position > 1:
-                    options.append(arg[:position])  # -um pkg: -u, then -m pkg
                 return (options, [f"-{letter}", value, *args[after:]]) if options else None
             options += [f"-{letter}", value]
             index = after
@@ -270,15 +270,11 @@ def _program(plan: Plan) -> programs.Program:
 def _first_on_path(entry: str | None) -> None:
     """Put the program's folder first on ``sys.path`` where python put the launcher's own (the console script's
     folder, or the working directory for ``python -m agent_otel``), so the program imports from where it would
-    without the launcher; with ``PYTHONSAFEPATH`` (or ``-P``) python puts none, and neither does the launcher."""
-    if sys.flags.safe_path:
-        return
-    if entry is None:  # runpy inserts it itself: only the launcher's goes
-        if sys.path:
-            del sys.path[0]
-    elif sys.path:
-        sys.path[0] = entry
-    else:
+    without the launcher. A launcher run with ``-P`` or ``-I`` has none, and its command (``python app.py``) still
+    gives the program one; with ``PYTHONSAFEPATH`` python gives the program none, and neither does the launcher."""
+    if not sys.flags.safe_path and sys.path:
+        del sys.path[0]
+    if entry is not None and not os.environ.get("PYTHONSAFEPATH"):  # None: runpy inserts a zip's or folder's
         sys.path.insert(0, entry)
 
 
@@ -345,11 +341,21 @@ def _run_plan(plan: Plan) -> int:
     return 0
 
 
+#: The launcher started again (``python -u -c _AGAIN run ...``). Not ``-m agent_otel``, nor ``-c`` as is: both put
+#: the working directory first on ``sys.path`` while the launcher imports its dependencies, and a project's own
+#: ``email/`` or ``yaml.py`` there was imported in their place (plain ``python -u scripts/app.py`` never has the
+#: working directory on its path). Its entry is the interpreter's folder, as the console script's is; the
+#: program's replaces it (:func:`_first_on_path`).
+_AGAIN = ("import os, sys\n"
+          "if not sys.flags.safe_path:\n    sys.path[0] = os.path.dirname(sys.executable)\n"
+          "from agent_otel._cli import main\nsys.exit(main())\n")
+
+
 def _again_with_run_options(plan: Plan, config: str | None) -> int:
     """``python -u app.py``: options such as ``-u`` belong to the interpreter the program runs in, which is
     this process, so the launcher is exec'd again by that interpreter with them; it then runs the program in
     its own process, its ``__main__`` targets wrapped, as for ``python app.py``."""
-    argv = [plan.target, *plan.options, "-m", "agent_otel", "run", *(["--config", config] if config else []),
+    argv = [plan.target, *plan.options, "-c", _AGAIN, "run", *(["--config", config] if config else []),
             "--", plan.target, *plan.argv]
     sys.stdout.flush()
     sys.stderr.flush()

@@ -154,8 +154,9 @@ def _mark(inv: Invocation, families: Iterable[int], same: int, runner: int, mark
 
 class _FamilyMember:
     """The ``begin`` of a decorated override in a subclass of a ``subclasses = true`` base, left to its decorator
-    (the code's own choice): its calls mark the config entries' families, so that ``super().method()`` from it
-    is that call (one span, the decorator's), as from an override the entry wrapped itself."""
+    (the code's own choice) of the entry's kind: its calls mark the config entries' families, so that
+    ``super().method()`` from it is that call (one span, the decorator's), as from an override the entry
+    wrapped itself."""
 
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
@@ -172,8 +173,11 @@ class _FamilyMember:
 
 
 def _join_family(state: _State, entry: _Entry, decorated: object) -> None:
+    """Make a decorated override's calls calls of ``entry``'s family, when its decorator is of the entry's kind:
+    one of another kind (``@job``, ``@tool``, ``@conversation`` over a configured agent) is another call, and
+    the base's call inside it is the entry's own (its span kept)."""
     handler = handler_of(decorated)
-    if handler is None:
+    if handler is None or handler.stage != entry.spec.kind:
         return
     member = handler.__dict__.get("begin")
     if not isinstance(member, _FamilyMember):
