@@ -272,6 +272,12 @@ _known_hashes: weakref.WeakKeyDictionary[Span, dict[str, AttributeValue]] = weak
 _known_event_hashes: weakref.WeakKeyDictionary[Span, set[object]] = weakref.WeakKeyDictionary()
 
 
+#: Likewise for each log record still referenced (a processor's queue): the values that are hashes already, so
+#: that a record that meets two hashing processors (two :class:`~agent_otel.EvaluationLogProcessor`) is
+#: hashed once.
+_known_record_hashes: weakref.WeakKeyDictionary[object, set[object]] = weakref.WeakKeyDictionary()
+
+
 def add_hashed_event(span: Span | trace.Span, name: str, attributes: dict[str, AttributeValue]) -> None:
     """Add an event to a span agent-otel started, its hashed keys hashed (and known to be)."""
     current = _policy or policy()
@@ -379,3 +385,23 @@ def hash_events_and_links(span: Span) -> None:
                 frozen._immutable = True
         except Exception as exc:
             report_error("hashing.on_ending", exc)
+
+
+def hash_log_record(record: Any) -> None:
+    """Hash the configured keys in the attributes of a log record being emitted (an SDK ``LogRecord``; the
+    ``LoggingHandler``'s ``extra``, an evaluator's event attributes), each value once. Its attributes are
+    still mutable then (the SDK's ``BoundedAttributes``, pinned SDK version); replaced in place, so that
+    the processors after this one, the exporting one among them, see only the hashes."""
+    attributes: Any = record.attributes
+    current = _policy or policy()
+    if not attributes or current.hashed_keys.isdisjoint(attributes):
+        return
+    try:
+        known = _known_record_hashes.setdefault(record, set())
+        for key in current.hashed_keys.intersection(attributes):
+            value = attributes[key]
+            if type(value) is not str or value not in known:  # a hash is a str; a mapping value is hashable too
+                hashed = attributes[key] = current.hashed(value)
+                known.add(hashed)
+    except Exception as exc:
+        report_error("hashing.log", exc)
