@@ -154,15 +154,17 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_configure_adds_the_processor_to_the_global_sdk_logger_provider() -> None:
-    """In a child process: the global LoggerProvider is process state that must not leak into other tests."""
-    done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=CLEAN_ENV, capture_output=True, text=True,
-                          timeout=120, check=False)
+@pytest.mark.parametrize("bridge", ["true", "false"])
+def test_configure_adds_the_processor_to_the_global_sdk_logger_provider(bridge: str) -> None:
+    """In a child process: the global LoggerProvider is process state that must not leak into other tests. With
+    the span bridge off, no score is recorded, and the hashed keys are hashed all the same."""
+    done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env={**CLEAN_ENV, "AGENT_OTEL_SPAN_BRIDGE": bridge},
+                          capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout.strip().splitlines()[-1])
+    scored = [[{semconv.GEN_AI_EVALUATION_NAME: "relevance", semconv.GEN_AI_AGENT_NAME: "unknown"}, 1, 0.9]]
     # hashed before the exporting processor, added first, exported it (as the record was emitted)
-    assert found == {"scores": [[{semconv.GEN_AI_EVALUATION_NAME: "relevance", semconv.GEN_AI_AGENT_NAME: "unknown"},
-                                 1, 0.9]], "exported": 1, "user.id": sha("alice", salt="")}
+    assert found == {"scores": scored if bridge == "true" else [], "exported": 1, "user.id": sha("alice", salt="")}
 
 
 ENV_PROVIDER_SCRIPT = textwrap.dedent("""
