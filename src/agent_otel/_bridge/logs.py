@@ -50,11 +50,10 @@ class EvaluationLogProcessor(LogRecordProcessor):
     """Hashed keys hashed in every log record's attributes (``user.id`` in a ``LoggingHandler``'s ``extra``), and
     scores of ``gen_ai.evaluation.result`` log records on ``agent.evaluation.score`` (see the module). A record
     with no hashed key and no evaluation passes untouched, for one set operation and one attribute lookup. Add
-    it before the processor that exports (``configure()`` puts it first in the global provider's). ``scores``
-    false (the span bridge off): hashing only."""
+    it before the processor that exports (``configure()`` puts it first in the global provider's)."""
 
-    def __init__(self, *, scores: bool = True) -> None:
-        self.scores = scores
+    #: False in the one ``configure()`` adds with the span bridge off: hashing only
+    scores = True
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         try:
@@ -79,7 +78,7 @@ class EvaluationLogProcessor(LogRecordProcessor):
 
 
 def add_to_global_logger_provider(*, scores: bool = True) -> bool:
-    """Add the processor (``scores``: see :class:`EvaluationLogProcessor`) to the global SDK ``LoggerProvider``,
+    """Add the processor (``scores``: :attr:`EvaluationLogProcessor.scores`) to the global SDK ``LoggerProvider``,
     if one is installed (once per provider; the host's own one, if it added one, is moved instead), first
     among its processors: the exporting processor, which ``opentelemetry-instrument`` adds before
     ``configure()`` runs, sees the record hashed (a ``SimpleLogRecordProcessor`` exports as the record is
@@ -93,17 +92,23 @@ def add_to_global_logger_provider(*, scores: bool = True) -> bool:
     return True
 
 
+def _processor(scores: bool) -> EvaluationLogProcessor:
+    processor = EvaluationLogProcessor()
+    processor.scores = scores
+    return processor
+
+
 def _add_first(provider: LoggerProvider, scores: bool) -> None:
     """Add an :class:`EvaluationLogProcessor` at the front of the provider's processors (the SDK's
     ``SynchronousMultiLogRecordProcessor``, pinned SDK version; another kind just gets it added), or move
     the one the host added there."""
     multi = getattr(provider, "_multi_log_record_processor", None)
     if not isinstance(multi, SynchronousMultiLogRecordProcessor):  # concurrent: no order to be first in
-        provider.add_log_record_processor(EvaluationLogProcessor(scores=scores))
+        provider.add_log_record_processor(_processor(scores))
         return
     with multi._lock:
         processors = multi._log_record_processors
         ours = next((p for p in processors if isinstance(p, EvaluationLogProcessor)), None)
         if ours is None:
-            ours = EvaluationLogProcessor(scores=scores)
+            ours = _processor(scores)
         multi._log_record_processors = (ours, *(p for p in processors if p is not ours))
