@@ -139,11 +139,12 @@ def host_metrics_with_ids(provider: MeterProvider) -> None:
 
 def test_no_id_of_another_librarys_metric_is_a_label_of_metrics(otel: Any) -> None:
     """/metrics is scraped with no Collector in between: it deletes the ids as the Collector's privacy net does,
-    and adds up the points that differed only by them."""
+    and adds up the points that differed only by them; an id of the resource is no label of target_info."""
     reader = AgentOtelPrometheusReader()
     registry = CollectorRegistry()
     registry.register(reader.collector)
-    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False,
+                             resource=Resource.create({"service.name": "svc", "enduser.id": "carol@example.com"}))
     try:
         host_metrics_with_ids(provider)
         outputs = [reader.render().decode(), reader.render(openmetrics=True).decode(),
@@ -152,6 +153,7 @@ def test_no_id_of_another_librarys_metric_is_a_label_of_metrics(otel: Any) -> No
         provider.shutdown()
     for output in outputs:
         assert not any(secret in output for secret in ("example.com", "s-1", "c-1", "job-1")), output
+        assert 'service_name="svc"' in output
     families = {f.name: f for f in text_string_to_metric_families(outputs[0])}
     assert {(s.labels.get("route"), s.value) for s in families["host_requests"].samples
             if s.name == "host_requests_total"} == {("/a", 5.0), ("/b", 1.0)}

@@ -4,7 +4,8 @@ agent-otel records no id (:data:`semconv.ID_ATTRIBUTES`: job, conversation, user
 own metrics, but another library may (``requests.add(1, {"user.id": ...})``), and its points leave through the
 same readers: ``/metrics``, scraped with no Collector in between, and the push exporters ``configure()`` builds.
 Each collection is rewritten as the Collector configs' ``transform/privacy`` does it: the ids are deleted from
-every data point, and the points that differed only by them are added up (so the series counts them all).
+every data point, and the points that differed only by them are added up (so the series counts them all); an
+id among the resource's attributes (``target_info``'s labels) is deleted too.
 A collection with no id anywhere is passed on as it is, after one set operation per point.
 """
 
@@ -22,6 +23,7 @@ from opentelemetry.sdk.metrics.export import (
     MetricsData,
     NumberDataPoint,
 )
+from opentelemetry.sdk.resources import Resource
 
 from agent_otel import semconv
 from agent_otel._engine.self_telemetry import report_error
@@ -63,6 +65,11 @@ def _without_ids(metrics_data: MetricsData) -> MetricsData:
             scopes.append(scope_metrics)
         if scopes_changed:
             resource_metrics = dataclasses.replace(resource_metrics, scope_metrics=scopes)
+            changed = True
+        resource = resource_metrics.resource
+        if not _IDS.isdisjoint(resource.attributes):  # OTEL_RESOURCE_ATTRIBUTES=user.id=...: target_info's labels
+            kept = {key: value for key, value in resource.attributes.items() if key not in _IDS}
+            resource_metrics = dataclasses.replace(resource_metrics, resource=Resource(kept, resource.schema_url))
             changed = True
         resources.append(resource_metrics)
     return dataclasses.replace(metrics_data, resource_metrics=resources) if changed else metrics_data
