@@ -235,31 +235,71 @@ def policy() -> Policy:
     return _policy
 
 
+#: The fields of the policy set by a configuration file's ``[policy]`` (``agent-otel run``, ``instrument()``) and
+#: by ``set_policy()`` in code, each over the environment's and code's over the file's: setting one never
+#: drops the other's (a program's ``set_policy(salt=...)`` keeps the file's ``hashed_keys``).
+_config_fields: dict[str, Any] = {}
+_code_fields: dict[str, Any] = {}
+
+
 def set_policy(cardinality_limit: int | None = None, hashed_keys: Iterable[str] | None = None, salt: str | None = None,
                capture_content: bool | str | None = None) -> Policy:
-    """Replace the policy (from config or tests); unspecified fields come from the environment.
+    """Replace the policy set in code (from code or tests); unspecified fields come from the configuration
+    file's ``[policy]`` when one was applied, else from the environment.
     ``capture_content``: ``"NO_CONTENT"``, ``"SPAN_ONLY"``, ``"EVENT_ONLY"``, ``"SPAN_AND_EVENT"``, or a
     boolean (true: ``SPAN_ONLY``)."""
-    global _policy
+    global _code_fields
+    fields = _fields(cardinality_limit=cardinality_limit, hashed_keys=hashed_keys, salt=salt,
+                     capture_content=capture_content)
+    current = _composed(_config_fields, fields)  # raises before anything changes
+    _code_fields = fields
+    return _install(current)
+
+
+def set_config_policy(cardinality_limit: int | None = None, hashed_keys: Iterable[str] | None = None,
+                      capture_content: bool | str | None = None) -> Policy:
+    """The ``[policy]`` of a configuration file: under what ``set_policy()`` set in code, over the environment."""
+    global _config_fields
+    fields = _fields(cardinality_limit=cardinality_limit, hashed_keys=hashed_keys, capture_content=capture_content)
+    current = _composed(fields, _code_fields)
+    _config_fields = fields
+    return _install(current)
+
+
+def _fields(**given: Any) -> dict[str, Any]:
+    return {name: frozenset(value) if name == "hashed_keys" else value
+            for name, value in given.items() if value is not None}
+
+
+def _composed(*layers: Mapping[str, Any]) -> Policy:
     base = _policy_from_env()
-    if cardinality_limit is not None:
-        if not isinstance(cardinality_limit, int) or cardinality_limit < 1:
-            raise ConfigurationError(f"cardinality_limit={cardinality_limit!r}: expected a positive integer")
-        base.cardinality_limit = cardinality_limit
-    if hashed_keys is not None:
-        base.hashed_keys = frozenset(hashed_keys)
-    if salt is not None:
-        base.salt = salt
-    if capture_content is not None:
-        base.content = content_capture(capture_content, "capture_content")
-    _policy = base
+    for fields in layers:
+        if "cardinality_limit" in fields:
+            limit = fields["cardinality_limit"]
+            if not isinstance(limit, int) or limit < 1:
+                raise ConfigurationError(f"cardinality_limit={limit!r}: expected a positive integer")
+            base.cardinality_limit = limit
+        if "hashed_keys" in fields:
+            base.hashed_keys = fields["hashed_keys"]
+        if "salt" in fields:
+            base.salt = fields["salt"]
+        if "capture_content" in fields:
+            base.content = content_capture(fields["capture_content"], "capture_content")
     return base
 
 
-def reset_policy() -> None:
-    """Forget the policy set in code (and the values seen per key): the next use reads the environment."""
+def _install(current: Policy) -> Policy:
     global _policy
+    _policy = current
+    return current
+
+
+def reset_policy() -> None:
+    """Forget the policy set in code and by a configuration file (and the values seen per key): the next use
+    reads the environment."""
+    global _policy, _config_fields, _code_fields
     _policy = None
+    _config_fields, _code_fields = {}, {}
 
 
 #: The hashed-key values of each live span that are hashes already (hashed at its start, or by
