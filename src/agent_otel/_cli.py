@@ -162,9 +162,7 @@ SUBCOMMANDS: list[Callable[[Subparsers], None]] = [_add_run, _add_check, _add_de
 def build_parser() -> argparse.ArgumentParser:
     # no docstring under python -OO (agent-otel run -- python -OO app.py starts the launcher again under it)
     parser = argparse.ArgumentParser(prog="agent-otel",
-                                     description=" ".join((__doc__ or "").split("
-
-")[0].split()) or None)
+                                     description=" ".join((__doc__ or "").split("\n\n")[0].split()) or None)
     parser.add_argument("--version", action="version", version=f"agent-otel {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in SUBCOMMANDS:

@@ -4,7 +4,9 @@ event on a span does."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import subprocess
 import sys
 import textwrap
@@ -15,7 +17,7 @@ from typing import Any
 import pytest
 from opentelemetry import trace
 from opentelemetry._logs import LogRecord
-from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 
 import agent_otel
@@ -38,6 +40,10 @@ def logs() -> Iterator[tuple[LoggerProvider, InMemoryLogRecordExporter]]:
     provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
     yield provider, exporter
     provider.shutdown()
+
+
+def sha(value: str, salt: str = "pepper") -> str:
+    return hashlib.sha256((salt + value).encode()).hexdigest()
 
 
 def result(name: str, score: Any, **more: Any) -> dict[str, Any]:
@@ -97,11 +103,36 @@ def test_evaluation_log_records_feed_an_evolution_kpi(otel: Any,
     assert attributes["evolution.kpi.after.relevance"] == pytest.approx(0.7)
 
 
+@pytest.mark.filterwarnings("ignore:`LoggingHandler` in `opentelemetry-sdk` is deprecated:DeprecationWarning")
+def test_hashed_keys_are_hashed_in_every_log_record(otel: Any,
+                                                     logs: tuple[LoggerProvider, InMemoryLogRecordExporter]) -> None:
+    """Any record, not only an evaluation: a LoggingHandler's ``extra``, an evaluator's attributes, a mapping
+    value (log records take them); once, however many hashing processors the record meets."""
+    provider, exporter = logs
+    provider.add_log_record_processor(agent_otel.EvaluationLogProcessor())  # a second one after the exporter
+    agent_otel.set_policy(salt="pepper", hashed_keys={"user.id", "session.id"})
+    handler = LoggingHandler(logger_provider=provider)
+    app = logging.getLogger("tests.app")
+    app.addHandler(handler)
+    try:
+        app.warning("refund asked", extra={"user.id": "alice@example.com", "order": 7})
+    finally:
+        app.removeHandler(handler)
+    logger = provider.get_logger(EVALUATOR)
+    logger.emit(LogRecord(event_name=semconv.EVENT_EVALUATION_RESULT,
+                          attributes=result("relevance", 0.5, **{"user.id": "bob", "session.id": "s-1"})))
+    logger.emit(LogRecord(body="b", attributes={"session.id": {"id": "s-2"}}))
+    found = [dict(r.log_record.attributes or {}) for r in exporter.get_finished_logs()]
+    assert [(f.get("user.id"), f.get("session.id")) for f in found] == [
+        (sha("alice@example.com"), None), (sha("bob"), sha("s-1")), (None, sha(str({"id": "s-2"})))]
+    assert found[0]["order"] == 7
+
+
 SCRIPT = textwrap.dedent("""
     import json
     from opentelemetry import _logs
     from opentelemetry._logs import LogRecord
-    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
     from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
     import agent_otel
     from agent_otel.testing import capture_telemetry
@@ -114,21 +145,26 @@ SCRIPT = textwrap.dedent("""
         with agent_otel.job(type="graded"):
             _logs.get_logger("evaluator").emit(LogRecord(
                 event_name="gen_ai.evaluation.result",
-                attributes={"gen_ai.evaluation.name": "relevance", "gen_ai.evaluation.score.value": 0.9}))
+                attributes={"gen_ai.evaluation.name": "relevance", "gen_ai.evaluation.score.value": 0.9,
+                            "user.id": "alice"}))
         points = telemetry.points("agent.evaluation.score")
+        [record] = exporter.get_finished_logs()
         print(json.dumps({"scores": [[dict(p.attributes), p.count, p.sum] for p in points],
-                          "exported": len(exporter.get_finished_logs())}))
+                          "exported": 1, "user.id": record.log_record.attributes["user.id"]}))
 """)
 
 
-def test_configure_adds_the_processor_to_the_global_sdk_logger_provider() -> None:
-    """In a child process: the global LoggerProvider is process state that must not leak into other tests."""
-    done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=CLEAN_ENV, capture_output=True, text=True,
-                          timeout=120, check=False)
+@pytest.mark.parametrize("bridge", ["true", "false"])
+def test_configure_adds_the_processor_to_the_global_sdk_logger_provider(bridge: str) -> None:
+    """In a child process: the global LoggerProvider is process state that must not leak into other tests. With
+    the span bridge off, no score is recorded, and the hashed keys are hashed all the same."""
+    done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env={**CLEAN_ENV, "AGENT_OTEL_SPAN_BRIDGE": bridge},
+                          capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout.strip().splitlines()[-1])
-    assert found == {"scores": [[{semconv.GEN_AI_EVALUATION_NAME: "relevance", semconv.GEN_AI_AGENT_NAME: "unknown"},
-                                 1, 0.9]], "exported": 1}
+    scored = [[{semconv.GEN_AI_EVALUATION_NAME: "relevance", semconv.GEN_AI_AGENT_NAME: "unknown"}, 1, 0.9]]
+    # hashed before the exporting processor, added first, exported it (as the record was emitted)
+    assert found == {"scores": scored if bridge == "true" else [], "exported": 1, "user.id": sha("alice", salt="")}
 
 
 ENV_PROVIDER_SCRIPT = textwrap.dedent("""

@@ -129,6 +129,41 @@ def test_another_instrumentations_span_content_stays_only_when_content_goes_on_s
     assert (INPUT in otel.span("chat gpt-4o").attributes) is kept
 
 
+@pytest.mark.parametrize(("mode", "kept"), [("NO_CONTENT", False), ("EVENT_ONLY", False), ("SPAN_ONLY", True)])
+def test_content_leaves_the_genai_spans_no_call_is_made_of_too(otel: Any, mode: str, kept: bool) -> None:
+    """An OpenInference CHAIN span (smolagents' step, whose output is the answer) and a GenAI span of an
+    operation the bridge does not map, outside any agent: nothing tracks them as calls, their content went out."""
+    agent_otel.set_policy(capture_content=mode)
+    tracer = foreign(otel)
+    with tracer.start_as_current_span("Step 1", attributes={"openinference.span.kind": "CHAIN"}) as step:
+        step.set_attribute("output.value", "Forecast: sunny in Paris")
+    with tracer.start_as_current_span("create_agent a", attributes={semconv.GEN_AI_OPERATION_NAME: "create_agent",
+                                                                    "gen_ai.system_instructions": "be nice"}):
+        pass
+    assert [("output.value" in otel.span("Step 1").attributes),
+            ("gen_ai.system_instructions" in otel.span("create_agent a").attributes)] == [kept, kept]
+
+
+@pytest.mark.parametrize("bridge", ["true", "false"])
+def test_a_real_frameworks_content_leaves_its_spans_with_the_span_bridge_on_or_off(
+        monkeypatch: pytest.MonkeyPatch, bridge: str) -> None:
+    """smolagents under OpenInference's instrumentation, against the fake model: its step spans (CHAIN) carry the
+    answer, and with the bridge off (``AGENT_OTEL_SPAN_BRIDGE=false``) every span kept its prompt and answer."""
+    from agent_otel.testing import capture_telemetry
+    from tests.support.fake_llm import FakeLLM
+    from tests.support.genai_apps import agent_url, smolagents_agent
+
+    monkeypatch.setenv("AGENT_OTEL_SPAN_BRIDGE", bridge)
+    with FakeLLM() as fake, capture_telemetry() as otel:
+        with instrumented("smolagents", otel.tracer_provider, otel.meter_provider):
+            smolagents_agent(agent_url(fake.url))
+        spans = otel.spans()
+        assert any(span.name == "Step 1" for span in spans)
+        leaks = [(span.name, key) for span in spans for key, value in (span.attributes or {}).items()
+                 if "Paris" in str(value)]
+        assert leaks == []
+
+
 def test_pydantic_ais_own_record_of_the_conversation_leaves_its_spans_with_content_off(otel: Any) -> None:
     """pydantic-ai records every message of a run on its agent span (``pydantic_ai.all_messages``): the prompt,
     the tool arguments and results, the answer. Before, that attribute stayed with content capture off."""

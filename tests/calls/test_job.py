@@ -182,3 +182,27 @@ def test_a_generated_job_id_is_a_random_version_4_uuid_in_hex() -> None:
     for job_id in ids:
         parsed = uuid.UUID(hex=job_id)
         assert (parsed.hex, parsed.version, parsed.variant) == (job_id, 4, uuid.RFC_4122)
+
+
+def test_attributes_given_as_a_table_like_the_other_kinds_are_span_attributes_with_hashed_keys_hashed(
+        otel: Any) -> None:
+    """``job(attributes={...})``, as ``agent()`` and the others take them: before, one attribute named
+    ``attributes`` held the mapping, its ``user.id`` exported raw."""
+    import hashlib
+
+    agent_otel.set_policy(salt="pepper")
+    with agent_otel.job(type="block", attributes={"user.id": "alice", "tenant": "acme"}, region="eu"):
+        pass
+
+    @agent_otel.job(type="decorated", attributes={"user.id": "alice"})
+    def run() -> None:
+        return None
+
+    run()
+    hashed = hashlib.sha256(b"pepperalice").hexdigest()
+    for name in ("block", "decorated"):
+        attributes = dict(otel.span(semconv.job_span_name(name)).attributes or {})
+        assert "attributes" not in attributes
+        assert attributes["user.id"] == hashed
+    assert {key: otel.span(semconv.job_span_name("block")).attributes[key] for key in ("tenant", "region")} == {
+        "tenant": "acme", "region": "eu"}

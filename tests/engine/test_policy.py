@@ -147,6 +147,35 @@ def test_hashed_keys_and_salt_from_the_environment(otel: Any, monkeypatch: pytes
     assert attrs["user.id"] == "kept"  # the list replaces the default
 
 
+def test_a_config_files_policy_and_set_policy_in_code_keep_each_others_fields(otel: Any) -> None:
+    """``agent-otel run`` applies the file's ``[policy]``; the program sets its salt in code, as the README says to.
+    Before, either one replaced the whole policy: the file's hashed ``tenant.id`` went out raw after
+    ``set_policy(salt=...)``, and a file applied after the code's ``set_policy`` dropped its salt."""
+    import tomllib
+
+    from agent_otel._zerocode.config import parse_config
+    from agent_otel._zerocode.patching import apply_settings
+
+    config = parse_config(tomllib.loads('[policy]\nhashed_keys = ["user.id", "tenant.id"]\n'
+                                        'capture_content = "SPAN_ONLY"\n'))
+    apply_settings(config)
+    agent_otel.set_policy(salt="s3")
+
+    @agent_otel.tool("t", attributes={"tenant.id": "acme", "user.id": "alice"})
+    def run() -> None:
+        return None
+
+    run()
+    attrs = otel.span("execute_tool t").attributes
+    assert (attrs["tenant.id"], attrs["user.id"]) == (sha("s3", "acme"), sha("s3", "alice"))
+    assert policy.policy().content is policy.ContentCapture.SPAN_ONLY
+    apply_settings(config)  # the file again (instrument() after the program's set_policy): the salt stays
+    assert policy.policy().salt == "s3"
+    agent_otel.set_policy(hashed_keys={"user.id"})  # code over the file, field by field; its salt replaced too
+    assert (policy.policy().hashed_keys, policy.policy().salt) == (frozenset({"user.id"}), "")
+    assert policy.policy().content is policy.ContentCapture.SPAN_ONLY
+
+
 def test_no_prompt_text_by_default(otel: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
     policy.reset_policy()

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
@@ -24,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import agent_otel
 from agent_otel import path, semconv
 from agent_otel._sdk.export_loss import LossReporter, ReportingMetricExporter
+from agent_otel._sdk.metric_ids import without_ids
 from agent_otel._sdk.prometheus import AgentOtelPrometheusReader
 from tests.support.otlp_receiver import OtlpHttpReceiver, attributes_of, data_points_of
 from tests.support.polling import wait_until
@@ -120,3 +122,96 @@ def test_through_the_otlp_exporters_configure_builds(receiver: OtlpHttpReceiver)
     assert sorted(d[semconv.AGENT_TASK_TYPE] for d in durations) == ["fix \ufffd", "plain"]
     work = [p.as_int for m in receiver.metrics_named(semconv.AGENT_WORK_ITEMS.name) for p in data_points_of(m)]
     assert work == [2]
+
+
+def host_metrics_with_ids(provider: MeterProvider) -> None:
+    """Another library's instruments, recorded with ids beside their own labels (two users of one route)."""
+    meter = provider.get_meter("host")
+    requests = meter.create_counter("host.requests")
+    requests.add(2, {"route": "/a", "user.id": "alice@example.com", "session.id": "s-1"})
+    requests.add(3, {"route": "/a", "user.id": "bob@example.com", semconv.GEN_AI_CONVERSATION_ID: "c-1"})
+    requests.add(1, {"route": "/b"})
+    latency = meter.create_histogram("host.latency", unit="s")
+    latency.record(0.5, {"route": "/a", "user.id": "alice@example.com"})
+    latency.record(7.0, {"route": "/a", "enduser.id": "bob@example.com", semconv.JOB_ID: "job-1"})
+    meter.create_gauge("host.queue").set(4, {"user.id": "alice@example.com"})
+
+
+def test_no_id_of_another_librarys_metric_is_a_label_of_metrics(otel: Any) -> None:
+    """/metrics is scraped with no Collector in between: it deletes the ids as the Collector's privacy net does,
+    and adds up the points that differed only by them; an id of the resource is no label of target_info."""
+    reader = AgentOtelPrometheusReader()
+    registry = CollectorRegistry()
+    registry.register(reader.collector)
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False,
+                             resource=Resource.create({"service.name": "svc", "enduser.id": "carol@example.com"}))
+    try:
+        host_metrics_with_ids(provider)
+        outputs = [reader.render().decode(), reader.render(openmetrics=True).decode(),
+                   generate_latest(registry).decode()]
+    finally:
+        provider.shutdown()
+    for output in outputs:
+        assert not any(secret in output for secret in ("example.com", "s-1", "c-1", "job-1")), output
+        assert 'service_name="svc"' in output
+    families = {f.name: f for f in text_string_to_metric_families(outputs[0])}
+    assert {(s.labels.get("route"), s.value) for s in families["host_requests"].samples
+            if s.name == "host_requests_total"} == {("/a", 5.0), ("/b", 1.0)}
+    latency = {s.name: s.value for s in families["host_latency_seconds"].samples
+               if s.labels.get("le") in (None, "+Inf")}
+    assert latency == {"host_latency_seconds_bucket": 2.0, "host_latency_seconds_count": 2.0,
+                       "host_latency_seconds_sum": 7.5}
+    assert [(set(s.labels) - {"otel_scope_name", "service_name"}, s.value)
+            for s in families["host_queue"].samples] == [(set(), 4.0)]
+
+
+def test_no_id_of_another_librarys_metric_leaves_by_otlp(receiver: OtlpHttpReceiver) -> None:
+    agent_otel.shutdown()
+    telemetry = agent_otel.configure(
+        service_name="safety", traces_exporter="none", metrics_exporter="otlp", otlp_endpoint=receiver.endpoint,
+        otlp_protocol="http/protobuf", set_global=False, system_metrics=False, instrument_threads=False,
+        instrument_processes=False)
+    try:
+        assert isinstance(telemetry.meter_provider, MeterProvider)
+        host_metrics_with_ids(telemetry.meter_provider)
+    finally:
+        agent_otel.shutdown()
+    requests = {attributes_of(p).get("route"): p.as_int for m in receiver.metrics_named("host.requests")
+                for p in data_points_of(m)}
+    assert requests == {"/a": 5, "/b": 1}
+    keys = {key for m in receiver.metric_list() for p in data_points_of(m) for key in attributes_of(p)}
+    assert not keys & semconv.ID_ATTRIBUTES
+
+
+def test_exponential_histogram_points_that_differed_by_an_id_add_up_as_if_recorded_as_one() -> None:
+    def recorded(with_ids: bool) -> MetricsData:
+        reader = InMemoryMetricReader()
+        provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False, views=[
+            View(instrument_name="h", aggregation=ExponentialBucketHistogramAggregation(max_size=20))])
+        histogram = provider.get_meter("host").create_histogram("h")
+        for i, value in enumerate((0.0, 0.003, 0.2, 1.5, 40.0, 900.0, 2e5, 7e6, 3.0)):  # each user at its own scale
+            histogram.record(value, {"user.id": f"u{i % 3}", "k": "v"} if with_ids else {"k": "v"})
+        data = reader.get_metrics_data()
+        provider.shutdown()
+        assert data is not None
+        return data
+
+    def points(data: MetricsData) -> Any:
+        return data.resource_metrics[0].scope_metrics[0].metrics[0].data.data_points
+
+    def buckets(point: Any, scale: int) -> dict[int, int]:
+        found: dict[int, int] = {}
+        for i, count in enumerate(point.positive.bucket_counts):
+            index = (point.positive.offset + i) >> (point.scale - scale)
+            found[index] = found.get(index, 0) + count
+        return {index: count for index, count in found.items() if count}
+
+    with_ids = recorded(True)
+    assert len(points(with_ids)) == 3
+    [merged] = points(without_ids(with_ids))
+    [single] = points(recorded(False))
+    assert dict(merged.attributes) == {"k": "v"}
+    assert (merged.count, merged.sum, merged.zero_count, merged.min, merged.max) == (
+        single.count, pytest.approx(single.sum), single.zero_count, single.min, single.max)
+    scale = min(merged.scale, single.scale)
+    assert buckets(merged, scale) == buckets(single, scale)

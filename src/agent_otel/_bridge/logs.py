@@ -3,7 +3,8 @@
 Evaluators that follow the GenAI conventions emit ``gen_ai.evaluation.result`` as an event: a log record
 named ``gen_ai.evaluation.result`` (``event_name``; the older Events API put it in the ``event.name``
 attribute) in the context of the evaluated span. :class:`EvaluationLogProcessor` records their scores on
-``agent.evaluation.score`` exactly as the span bridge does for the same event on a span. ``configure()``
+``agent.evaluation.score`` exactly as the span bridge does for the same event on a span, and hashes the
+configured hashed keys in every record (span bridge on or off). ``configure()``
 adds it to the SDK ``LoggerProvider`` installed globally when it runs (``opentelemetry-instrument`` installs
 one when ``OTEL_LOGS_EXPORTER`` names an exporter); a host that builds its ``LoggerProvider`` later adds it
 itself (``agent_otel.EvaluationLogProcessor``).
@@ -17,12 +18,18 @@ from typing import Any
 
 from opentelemetry import _logs, trace
 from opentelemetry import context as otel_context
-from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
+from opentelemetry.sdk._logs import (
+    LoggerProvider,
+    LogRecordProcessor,
+    ReadWriteLogRecord,
+    SynchronousMultiLogRecordProcessor,
+)
 
 from agent_otel import semconv
 from agent_otel._calls.evaluation import record_result
 from agent_otel._context.job import AGENT_KEY
 from agent_otel._engine.instruments import runtime
+from agent_otel._engine.policy import hash_log_record
 from agent_otel._engine.self_telemetry import report_error
 
 _EVENT_NAME_ATTRIBUTE = "event.name"
@@ -40,12 +47,20 @@ def _agent_of(attributes: Any, ctx: Any) -> object:
 
 
 class EvaluationLogProcessor(LogRecordProcessor):
-    """Scores of ``gen_ai.evaluation.result`` log records on ``agent.evaluation.score`` (see the module).
-    Every other record passes untouched, for one attribute lookup."""
+    """Hashed keys hashed in every log record's attributes (``user.id`` in a ``LoggingHandler``'s ``extra``), and
+    scores of ``gen_ai.evaluation.result`` log records on ``agent.evaluation.score`` (see the module). A record
+    with no hashed key and no evaluation passes untouched, for one set operation and one attribute lookup. Add
+    it before the processor that exports (``configure()`` puts it first in the global provider's)."""
+
+    #: False in the one ``configure()`` adds with the span bridge off: hashing only
+    scores = True
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         try:
             record = log_record.log_record
+            hash_log_record(record)
+            if not self.scores:
+                return
             attributes = record.attributes or {}
             name = record.event_name or attributes.get(_EVENT_NAME_ATTRIBUTE)
             if name != semconv.EVENT_EVALUATION_RESULT or not runtime().enabled:
@@ -62,13 +77,38 @@ class EvaluationLogProcessor(LogRecordProcessor):
         return True
 
 
-def add_to_global_logger_provider() -> bool:
-    """Add the processor to the global SDK ``LoggerProvider``, if one is installed (once per provider);
-    whether it is there."""
+def add_to_global_logger_provider(*, scores: bool = True) -> bool:
+    """Add the processor (``scores``: :attr:`EvaluationLogProcessor.scores`) to the global SDK ``LoggerProvider``,
+    if one is installed (once per provider; the host's own one, if it added one, is moved instead), first
+    among its processors: the exporting processor, which ``opentelemetry-instrument`` adds before
+    ``configure()`` runs, sees the record hashed (a ``SimpleLogRecordProcessor`` exports as the record is
+    emitted); whether it is there."""
     provider = _logs.get_logger_provider()
     if not isinstance(provider, LoggerProvider):
         return False
     if provider not in _added:
-        provider.add_log_record_processor(EvaluationLogProcessor())
         _added.add(provider)
+        _add_first(provider, scores)
     return True
+
+
+def _processor(scores: bool) -> EvaluationLogProcessor:
+    processor = EvaluationLogProcessor()
+    processor.scores = scores
+    return processor
+
+
+def _add_first(provider: LoggerProvider, scores: bool) -> None:
+    """Add an :class:`EvaluationLogProcessor` at the front of the provider's processors (the SDK's
+    ``SynchronousMultiLogRecordProcessor``, pinned SDK version; another kind just gets it added), or move
+    the one the host added there."""
+    multi = getattr(provider, "_multi_log_record_processor", None)
+    if not isinstance(multi, SynchronousMultiLogRecordProcessor):  # concurrent: no order to be first in
+        provider.add_log_record_processor(_processor(scores))
+        return
+    with multi._lock:
+        processors = multi._log_record_processors
+        ours = next((p for p in processors if isinstance(p, EvaluationLogProcessor)), None)
+        if ours is None:
+            ours = _processor(scores)
+        multi._log_record_processors = (ours, *(p for p in processors if p is not ours))

@@ -58,7 +58,7 @@ from agent_otel._calls.provider import (
 from agent_otel._calls.tool import TOOL_KEY, OpenToolCall, record_tool_call
 from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, JobState, current_job
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.policy import OTHER, attribute_dict, drop_content, policy
+from agent_otel._engine.policy import OTHER, attribute_dict, policy
 from agent_otel._engine.self_telemetry import report_error
 
 #: ``agent.task.type`` of an invocation the bridge records from a workflow span.
@@ -196,7 +196,6 @@ class GenAiSpanBridge(SpanProcessor):
         if not runtime().enabled:
             return
         try:
-            drop_content(span)
             if span.events:
                 _record_evaluations(span, sources.agent_name_of(attribute_dict(span)) or seen.agent)
             if not seen.covered:

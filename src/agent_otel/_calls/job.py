@@ -181,7 +181,9 @@ class job(InvocationScope):
     extractors (e.g. ``path("self.job_id")``), and each call is its own job. ``conversation`` runs the
     job in that conversation, as :class:`agent_otel.conversation` does. ``pattern`` names the workflow
     pattern the job follows (``agent_otel.workflow.pattern.duration`` by outcome; as a decorator also an extractor,
-    read when the job starts, or when it ends for a path on its result or with ``at="end"``).
+    read when the job starts, or when it ends for a path on its result or with ``at="end"``). Span attributes
+    are keywords, or a mapping ``attributes={...}`` as the other kinds take them (before, that one became an
+    attribute named ``attributes`` holding the mapping, where no hashed key inside it was hashed).
     """
 
     stage = "job"
@@ -197,6 +199,9 @@ class job(InvocationScope):
         self.conversation = conversation
         self.pattern = pattern
         self.type = type
+        table = attributes.get("attributes")
+        if isinstance(table, Mapping):
+            attributes = {**table, **{key: value for key, value in attributes.items() if key != "attributes"}}
         self.attributes = attributes
         super().__init__()
 

@@ -293,7 +293,7 @@ EVOLUTION = _table(
 JOB = _table(
     _TARGET, _SUBCLASSES, _INSTANCE_ATTRIBUTE,
     Option("attributes", Accepts.ATTRIBUTES, extractor=False, keyword="**attributes",
-           doc="static span attributes (`job()` takes them as keywords)"),
+           doc="static span attributes (`job()` takes them as keywords, or as the other kinds do, `attributes={...}`)"),
     Option("id", Accepts.STRING_OR_INT, keyword="job_id", doc="`job.id` (default: a fresh id)"),
     Option("type", Accepts.STRING, default="default", doc="`job.type`"),
     _CONVERSATION, _PATTERN,

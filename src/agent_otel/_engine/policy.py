@@ -235,34 +235,75 @@ def policy() -> Policy:
     return _policy
 
 
+#: The fields of the policy set by a configuration file's ``[policy]`` (``agent-otel run``, ``instrument()``) and
+#: by ``set_policy()`` in code, each over the environment's and code's over the file's: setting one never
+#: drops the other's (a program's ``set_policy(salt=...)`` keeps the file's ``hashed_keys``).
+_config_fields: dict[str, Any] = {}
+_code_fields: dict[str, Any] = {}
+
+
 def set_policy(cardinality_limit: int | None = None, hashed_keys: Iterable[str] | None = None, salt: str | None = None,
                capture_content: bool | str | None = None) -> Policy:
-    """Replace the policy (from config or tests); unspecified fields come from the environment.
+    """Replace the policy set in code (from code or tests); unspecified fields come from the configuration
+    file's ``[policy]`` when one was applied, else from the environment.
     ``capture_content``: ``"NO_CONTENT"``, ``"SPAN_ONLY"``, ``"EVENT_ONLY"``, ``"SPAN_AND_EVENT"``, or a
     boolean (true: ``SPAN_ONLY``)."""
-    global _policy
+    global _code_fields
+    fields = _fields(cardinality_limit=cardinality_limit, hashed_keys=hashed_keys, salt=salt,
+                     capture_content=capture_content)
+    current = _composed(_config_fields, fields)  # raises before anything changes
+    _code_fields = fields
+    return _install(current)
+
+
+def set_config_policy(cardinality_limit: int | None = None, hashed_keys: Iterable[str] | None = None,
+                      capture_content: bool | str | None = None) -> Policy:
+    """The ``[policy]`` of a configuration file: under what ``set_policy()`` set in code, over the environment."""
+    global _config_fields
+    fields = _fields(cardinality_limit=cardinality_limit, hashed_keys=hashed_keys, capture_content=capture_content)
+    current = _composed(fields, _code_fields)
+    _config_fields = fields
+    return _install(current)
+
+
+def _fields(**given: Any) -> dict[str, Any]:
+    hashed_keys = given.get("hashed_keys")
+    if isinstance(hashed_keys, str):  # would be its characters: 'u', 's', 'e'... hashed, user.id not
+        raise ConfigurationError(f"hashed_keys={hashed_keys!r}: expected a collection of attribute keys, "
+                                 f"e.g. {{{', '.join(repr(key) for key in hashed_keys.split(',') if key)}}}")
+    return {name: frozenset(value) if name == "hashed_keys" else value
+            for name, value in given.items() if value is not None}
+
+
+def _composed(*layers: Mapping[str, Any]) -> Policy:
     base = _policy_from_env()
-    if cardinality_limit is not None:
-        if not isinstance(cardinality_limit, int) or cardinality_limit < 1:
-            raise ConfigurationError(f"cardinality_limit={cardinality_limit!r}: expected a positive integer")
-        base.cardinality_limit = cardinality_limit
-    if hashed_keys is not None:
-        if isinstance(hashed_keys, str):  # would be its characters: 'u', 's', 'e'... hashed, user.id not
-            raise ConfigurationError(f"hashed_keys={hashed_keys!r}: expected a collection of attribute keys, "
-                                     f"e.g. {{{', '.join(repr(key) for key in hashed_keys.split(',') if key)}}}")
-        base.hashed_keys = frozenset(hashed_keys)
-    if salt is not None:
-        base.salt = salt
-    if capture_content is not None:
-        base.content = content_capture(capture_content, "capture_content")
-    _policy = base
+    for fields in layers:
+        if "cardinality_limit" in fields:
+            limit = fields["cardinality_limit"]
+            if not isinstance(limit, int) or limit < 1:
+                raise ConfigurationError(f"cardinality_limit={limit!r}: expected a positive integer")
+            base.cardinality_limit = limit
+        if "hashed_keys" in fields:
+            base.hashed_keys = fields["hashed_keys"]
+        if "salt" in fields:
+            base.salt = fields["salt"]
+        if "capture_content" in fields:
+            base.content = content_capture(fields["capture_content"], "capture_content")
     return base
 
 
-def reset_policy() -> None:
-    """Forget the policy set in code (and the values seen per key): the next use reads the environment."""
+def _install(current: Policy) -> Policy:
     global _policy
+    _policy = current
+    return current
+
+
+def reset_policy() -> None:
+    """Forget the policy set in code and by a configuration file (and the values seen per key): the next use
+    reads the environment."""
+    global _policy, _config_fields, _code_fields
     _policy = None
+    _config_fields, _code_fields = {}, {}
 
 
 #: The hashed-key values of each live span that are hashes already (hashed at its start, or by
@@ -273,6 +314,12 @@ _known_hashes: weakref.WeakKeyDictionary[Span, dict[str, AttributeValue]] = weak
 
 #: Likewise for the attributes of each live span's events and links: the values that are hashes already.
 _known_event_hashes: weakref.WeakKeyDictionary[Span, set[object]] = weakref.WeakKeyDictionary()
+
+
+#: Likewise for each log record still referenced (a processor's queue): the values that are hashes already, so
+#: that a record that meets two hashing processors (two :class:`~agent_otel.EvaluationLogProcessor`) is
+#: hashed once.
+_known_record_hashes: weakref.WeakKeyDictionary[object, set[object]] = weakref.WeakKeyDictionary()
 
 
 def add_hashed_event(span: Span | trace.Span, name: str, attributes: dict[str, AttributeValue]) -> None:
@@ -382,3 +429,23 @@ def hash_events_and_links(span: Span) -> None:
                 frozen._immutable = True
         except Exception as exc:
             report_error("hashing.on_ending", exc)
+
+
+def hash_log_record(record: Any) -> None:
+    """Hash the configured keys in the attributes of a log record being emitted (an SDK ``LogRecord``; the
+    ``LoggingHandler``'s ``extra``, an evaluator's event attributes), each value once. Its attributes are
+    still mutable then (the SDK's ``BoundedAttributes``, pinned SDK version); replaced in place, so that
+    the processors after this one, the exporting one among them, see only the hashes."""
+    attributes: Any = record.attributes
+    current = _policy or policy()
+    if not attributes or current.hashed_keys.isdisjoint(attributes):
+        return
+    try:
+        known = _known_record_hashes.setdefault(record, set())
+        for key in current.hashed_keys.intersection(attributes):
+            value = attributes[key]
+            if type(value) is not str or value not in known:  # a hash is a str; a mapping value is hashable too
+                hashed = attributes[key] = current.hashed(value)
+                known.add(hashed)
+    except Exception as exc:
+        report_error("hashing.log", exc)

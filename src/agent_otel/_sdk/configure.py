@@ -290,10 +290,10 @@ def configure(
             _built.add(tp)
         bridged = span_bridge if span_bridge is not None else env_flag(AGENT_OTEL_SPAN_BRIDGE, True)
         tp.add_span_processor(AgentOtelSpanProcessor(GenAiSpanBridge() if bridged else None))
-        if bridged and _logs_sdk_in_use():  # evaluation results sent as log records (a host's LoggerProvider)
+        if _logs_sdk_in_use():  # hashed keys in a host's log records; evaluation results sent as log records
             from agent_otel._bridge.logs import add_to_global_logger_provider
 
-            add_to_global_logger_provider()
+            add_to_global_logger_provider(scores=bridged)
 
         host_mp = meter_provider or metrics.get_meter_provider()
         if isinstance(host_mp, MeterProvider) and not (meter_provider is None and host_mp in _built):

@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from agent_otel._engine.self_telemetry import report_error
+from agent_otel._sdk.metric_ids import without_ids
 
 
 class ExportLossError(RuntimeError):
@@ -253,7 +254,8 @@ class ReportingMetricExporter(MetricExporter):
     """Wraps a push metric exporter: a failed export (FAILURE, or an exception) is counted at stage
     ``export.metrics``. Data points beyond what OTLP carries (an integer beyond int64, e.g. from a
     host's own counter: agent-otel's counts are bounded when recorded) are left out of the export,
-    so that they never stop it, and counted at ``export.metrics.out_of_range`` (one per point and export)."""
+    so that they never stop it, and counted at ``export.metrics.out_of_range`` (one per point and export). No
+    id is exported as a metric attribute, another library's neither (:mod:`agent_otel._sdk.metric_ids`)."""
 
     def __init__(self, exporter: MetricExporter, loss: LossReporter) -> None:
         # the SDK's MetricExporter keeps them there; a custom exporter may not have them (SDK defaults)
@@ -267,6 +269,7 @@ class ReportingMetricExporter(MetricExporter):
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
         if self.abandoned:
             return MetricExportResult.SUCCESS
+        metrics_data = without_ids(metrics_data)  # another library's ids too: no metric label
         try:
             metrics_data, dropped = _within_int64(metrics_data)
         except Exception as exc:  # exported as it is, then

@@ -4,7 +4,8 @@ The stock OTel Prometheus reader drops exemplars, so a latency spike on a dashbo
 the trace that caused it. This reader serves the same names and labels (dots to underscores, unit
 suffixes, ``_total`` on counters, ``otel_scope_*`` labels, ``target_info``) and adds each
 histogram bucket's and counter's latest exemplar (``trace_id``, ``span_id``) in the OpenMetrics
-format, which Prometheus requests when scraping.
+format, which Prometheus requests when scraping. No id is a label, another library's neither
+(:mod:`agent_otel._sdk.metric_ids`).
 
 Two ways out, with the same bytes: :attr:`AgentOtelPrometheusReader.collector`, a prometheus_client
 collector for any registry, and :meth:`AgentOtelPrometheusReader.render`, which writes the two
@@ -50,6 +51,7 @@ from prometheus_client.registry import Collector
 
 from agent_otel._engine.policy import valid_text
 from agent_otel._engine.self_telemetry import report_error
+from agent_otel._sdk.metric_ids import without_ids
 from agent_otel.semconv import SCOPING_RESOURCE_ATTRIBUTES
 
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]")
@@ -133,7 +135,7 @@ class AgentOtelPrometheusReader(MetricReader):
         self._text = _TextRenderer(self)
 
     def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> None:
-        self._data = metrics_data
+        self._data = without_ids(metrics_data)  # another library's ids too: no label of /metrics
 
     def scrape(self) -> MetricsData | None:
         self._data = None

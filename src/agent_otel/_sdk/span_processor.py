@@ -2,13 +2,18 @@
 
 Every span of the process goes through them, an HTTP client's or a database's as much as a GenAI
 call's: job and conversation ids are stamped (:func:`~agent_otel._context.stamping.stamp_ids`),
-configured keys hashed (:func:`~agent_otel._engine.policy.hash_present`) and other libraries'
-GenAI spans bridged (:class:`~agent_otel._bridge.processor.GenAiSpanBridge`). Run as one processor, the
+configured keys hashed (:func:`~agent_otel._engine.policy.hash_present`), message content removed from
+other libraries' GenAI and OpenInference spans unless it goes on spans
+(:func:`~agent_otel._engine.policy.drop_content`, whether or not the bridge is on) and those spans
+bridged (:class:`~agent_otel._bridge.processor.GenAiSpanBridge`). Run as one processor, the
 SDK dispatches three calls per span instead of nine, and a span with no hashed key and no GenAI
 attribute stops after one look at its attributes.
 """
 
 from __future__ import annotations
+
+import weakref
+from typing import Any, cast
 
 from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -19,7 +24,14 @@ from agent_otel._bridge.sources import GENAI_MARKERS, may_be_genai
 from agent_otel._context.job import JOB_KEY, JobState
 from agent_otel._context.stamping import BAGGAGE_KEY, stamp_ids
 from agent_otel._engine import policy as policies
-from agent_otel._engine.policy import SCRUBBED_KEY, Policy, attribute_dict, hash_events_and_links, hash_present
+from agent_otel._engine.policy import (
+    SCRUBBED_KEY,
+    Policy,
+    attribute_dict,
+    drop_content,
+    hash_events_and_links,
+    hash_present,
+)
 
 _get_current = get_current
 _JOB_ID = semconv.JOB_ID
@@ -31,14 +43,21 @@ class AgentOtelSpanProcessor(SpanProcessor):
     process pays the checks whether there is anything to do, so they are written out here, not called (a
     Python call costs as much as a check). A span starting in no job and no conversation takes three context
     lookups; then one set operation looks for a configured hashed key and a GenAI attribute at once (the set
-    of both is kept per policy). A span ending takes one for a hashed key, and the bridge is called only for
-    an open GenAI span of another library or an event."""
+    of both is kept per policy). A span ending takes one for a hashed key and one truth test for an open
+    GenAI span of another library, whose content is then removed (unless it goes on spans), and the bridge
+    is called only for such a span or an event."""
 
     def __init__(self, bridge: GenAiSpanBridge | None) -> None:
         self.bridge = bridge
         # (policy, the keys a span's start is looked at for): one attribute, so that threads racing over a
         # new policy never leave the keys of one with the other
         self._start_keys: tuple[Policy | None, frozenset[str]] = (None, frozenset())
+        #: other libraries' open spans that carry a GenAI or OpenInference name (a chat, a tool call, an
+        #: OpenInference CHAIN step, mapped or not): their content is removed as they end (weak: a span
+        #: never ended is not kept)
+        self._content_spans: weakref.WeakKeyDictionary[Span, None] = weakref.WeakKeyDictionary()
+        #: its dict, for the check every ending span pays (a C truth test; see the bridge's open_spans)
+        self._content_open: dict[Any, None] = cast(Any, self._content_spans).data
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
@@ -68,15 +87,17 @@ class AgentOtelSpanProcessor(SpanProcessor):
         policy = policies._policy or policies.policy()
         start_keys = self._start_keys
         if start_keys[0] is not policy:
-            start_keys = self._start_keys = (
-                policy, policy.hashed_keys | GENAI_MARKERS if self.bridge is not None else policy.hashed_keys)
+            start_keys = self._start_keys = (policy, policy.hashed_keys | GENAI_MARKERS)
         if start_keys[1].isdisjoint(values):
             return
         if not policy.hashed_keys.isdisjoint(values):
             hash_present(span, values, parent_context, at_start=True)
-        bridge = self.bridge
-        if bridge is not None and may_be_genai(values):
-            bridge.start_genai(span, parent_context, values)
+        if may_be_genai(values):
+            if not ctx.get(SCRUBBED_KEY):  # ours record content only where the policy says
+                self._content_spans[span] = None
+            bridge = self.bridge
+            if bridge is not None:
+                bridge.start_genai(span, parent_context, values)
 
     def _on_ending(self, span: Span) -> None:
         try:
@@ -85,6 +106,8 @@ class AgentOtelSpanProcessor(SpanProcessor):
             values = attribute_dict(span)
         if not (policies._policy or policies.policy()).hashed_keys.isdisjoint(values):
             hash_present(span, values, None, at_start=False)
+        if self._content_open and self._content_spans.pop(span, 0) is None:
+            drop_content(span)
         events = span._events
         if events or span._links:
             hash_events_and_links(span)

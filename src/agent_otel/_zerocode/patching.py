@@ -48,7 +48,7 @@ from agent_otel._calls.pricing import set_prices
 from agent_otel._calls.provider import ProviderHandler
 from agent_otel._calls.tool import ToolHandler
 from agent_otel._context.carriers import instrument_http_headers, uninstrument_http_headers
-from agent_otel._engine.policy import set_policy
+from agent_otel._engine.policy import set_config_policy
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import (
     FROM_CLASS,
@@ -550,7 +550,7 @@ def apply_settings(config: Config) -> None:
     if config.prices:
         set_prices({model: price._asdict() for model, price in config.prices.items()})
     if config.policy:
-        set_policy(**config.policy)
+        set_config_policy(**config.policy)
 
 
 def instrument(config: Config | None = None) -> bool:
