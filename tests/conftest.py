@@ -35,6 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups into the node ids (else none holds)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``make test`` runs two xdist workers with ``--dist loadgroup``. Each test file is a group (one worker runs
     a whole file, as ``--dist loadfile`` would), except the files that use the demo stacks several files share
