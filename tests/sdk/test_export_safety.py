@@ -89,13 +89,18 @@ def sha(value: str) -> str:
     return hashlib.sha256(("pepper" + value).encode()).hexdigest()
 
 
+def configure_to(receiver: OtlpHttpReceiver, traces_exporter: str) -> Any:
+    """configure() exporting metrics (and traces, if asked) over OTLP/HTTP to ``receiver``, nothing else on."""
+    return agent_otel.configure(
+        service_name="safety", traces_exporter=traces_exporter, metrics_exporter="otlp",
+        otlp_endpoint=receiver.endpoint, otlp_protocol="http/protobuf", set_global=False, system_metrics=False,
+        instrument_threads=False, instrument_processes=False)
+
+
 def test_through_the_otlp_exporters_configure_builds(receiver: OtlpHttpReceiver) -> None:
     """Items 7, 8 and 9 together, end to end: every export arrives whole, hashed keys hashed."""
     agent_otel.shutdown()
-    telemetry = agent_otel.configure(
-        service_name="safety", traces_exporter="otlp", metrics_exporter="otlp", otlp_endpoint=receiver.endpoint,
-        otlp_protocol="http/protobuf", set_global=False, system_metrics=False, instrument_threads=False,
-        instrument_processes=False)
+    telemetry = configure_to(receiver, traces_exporter="otlp")
     try:
         agent_otel.set_policy(salt="pepper")
         assert telemetry.tracer_provider is not None
@@ -167,10 +172,7 @@ def test_no_id_of_another_librarys_metric_is_a_label_of_metrics(otel: Any) -> No
 
 def test_no_id_of_another_librarys_metric_leaves_by_otlp(receiver: OtlpHttpReceiver) -> None:
     agent_otel.shutdown()
-    telemetry = agent_otel.configure(
-        service_name="safety", traces_exporter="none", metrics_exporter="otlp", otlp_endpoint=receiver.endpoint,
-        otlp_protocol="http/protobuf", set_global=False, system_metrics=False, instrument_threads=False,
-        instrument_processes=False)
+    telemetry = configure_to(receiver, traces_exporter="none")
     try:
         assert isinstance(telemetry.meter_provider, MeterProvider)
         host_metrics_with_ids(telemetry.meter_provider)
