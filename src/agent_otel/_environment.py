@@ -37,6 +37,11 @@ AGENT_OTEL_LAUNCHER = "AGENT_OTEL_LAUNCHER"
 #: The process id ``agent-otel run`` execs the program in (not a user knob): a Python started there that cannot
 #: import agent-otel (another interpreter) says so once; the other processes the program starts stay silent.
 AGENT_OTEL_PROGRAM_PID = "AGENT_OTEL_PROGRAM_PID"
+#: ``<pid>:<service.instance.id>``: the process that keeps the ``service.instance.id`` its host chose (in
+#: ``OTEL_RESOURCE_ATTRIBUTES`` or ``configure(resource=...)``) as given; set by the first ``configure()`` that
+#: keeps it, and by ``agent-otel run`` for the program it execs (not a user knob). Any other process that inherits
+#: it and is given the same id (a ``subprocess`` child, a grandchild) gets that id with ``-<pid>`` appended.
+AGENT_OTEL_INSTANCE_ID_OWNER = "AGENT_OTEL_INSTANCE_ID_OWNER"
 #: The script (its absolute path) or ``-m`` module ``agent-otel run`` runs as ``__main__`` (not a user knob): a
 #: ``multiprocessing`` worker started by spawn or forkserver that runs it again, as ``__mp_main__``, wraps its
 #: ``__main__`` targets there too.

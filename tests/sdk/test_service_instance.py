@@ -1,6 +1,7 @@
 """``service.instance.id``: every configured process has its own, so processes of one service never share a
-series identity behind a Collector (its Prometheus exporter makes ``instance`` of it); the host's own value wins,
-with the pid appended in a forked child.
+series identity behind a Collector (its Prometheus exporter makes ``instance`` of it); the host's own value wins
+in the process it was chosen for, with the pid appended in every other one (a forked child, a multiprocessing
+worker, a Python process started by ``subprocess``).
 
 Whatever sets OTel's process-global providers runs in a child interpreter, so tests stay independent.
 """
@@ -167,3 +168,129 @@ def test_a_spawned_worker_set_up_by_agent_otel_run_gets_the_hosts_id_with_its_pi
     parent, workers = (json.loads(line) for line in child.stdout.strip().splitlines())
     assert parent[0] == "pod-7"
     assert workers and all(worker_id == f"pod-7-{pid}" for worker_id, pid in workers)
+
+
+#: A program that starts Python processes with `subprocess` (each setting itself up: CONFIGURE, or
+#: `agent-otel run`'s sitecustomize), then execs itself: every process prints its role, the role of the
+#: process that started it, its pid and the service.instance.id of its providers, as JSON lines. The parent
+#: starts a child (which starts a grandchild) and an "explicit" child given another id in its environment
+#: (which starts a grandchild of its own), then execs again as "exec" (the same pid).
+NESTED = """
+    import json, os, subprocess, sys
+    from opentelemetry import metrics, trace
+
+    role, started_by = sys.argv[1], sys.argv[2]
+    CONFIGURE
+    print(json.dumps({"role": role, "started_by": started_by, "pid": os.getpid(),
+                      "traces": trace.get_tracer_provider().resource.attributes.get("service.instance.id"),
+                      "metrics": metrics.get_meter_provider()._sdk_config.resource.attributes.get(
+                          "service.instance.id")}), flush=True)
+
+    def start(child, **env):
+        subprocess.run([sys.executable, __file__, child, role], check=True, env={**os.environ, **env})
+
+    if role == "parent":
+        start("child")
+        start("explicit", OTEL_RESOURCE_ATTRIBUTES="service.instance.id=chosen-for-child")
+        sys.stdout.flush()
+        os.execv(sys.executable, [sys.executable, __file__, "exec", role])
+    elif role in ("child", "explicit"):
+        start("grandchild")
+"""
+
+#: The configure() call of a program that sets itself up (the resource, when given, holds the chosen id).
+CONFIGURE_ITSELF = ('import agent_otel\n'
+                    'from opentelemetry.sdk.resources import Resource\n'
+                    'agent_otel.configure(service_name="svc", traces_exporter="none", metrics_exporter="none", '
+                    'system_metrics=False{resource})')
+IN_THE_ENVIRONMENT = {"OTEL_RESOURCE_ATTRIBUTES": "service.instance.id=pod-7"}
+UNDER_THE_LAUNCHER = {**IN_THE_ENVIRONMENT, "OTEL_METRICS_EXPORTER": "none", "OTEL_TRACES_EXPORTER": "none",
+                      "OTEL_LOGS_EXPORTER": "none"}
+
+
+def nested_ids(tmp_path: Path, configure: str, env: dict[str, str], *,
+               launcher: bool = False) -> dict[tuple[str, str], dict[str, object]]:
+    """What each process of :data:`NESTED` printed, by (role, started_by)."""
+    script = tmp_path / "app.py"
+    script.write_text(textwrap.dedent(NESTED).replace("CONFIGURE", configure))
+    command = [sys.executable, str(script), "parent", "-"]
+    if launcher:
+        (tmp_path / "agent-otel.toml").write_text("")
+        command = [str(Path(sys.executable).parent / "agent-otel"), "run", "--", *command]
+    child = subprocess.run(command, env={**CLEAN_ENV, "PYTHONPATH": str(ROOT / "src"), **env}, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    printed = [json.loads(line) for line in child.stdout.strip().splitlines()]
+    for process in printed:
+        assert process["traces"] == process["metrics"], process
+    by_role = {(process["role"], process["started_by"]): process for process in printed}
+    assert len(by_role) == len(printed) == 6, printed
+    return by_role
+
+
+def assert_one_id_per_process(ids: dict[tuple[str, str], dict[str, object]], explicit: str) -> None:
+    """The parent, and the same process after exec, keep the chosen id as given; every process it starts gets
+    it with its pid (a grandchild too); the "explicit" child has the id ``explicit`` chose for it (kept as
+    given when it is not the parent's), and its own child gets that one with its pid."""
+    def pid(role: str, started_by: str) -> object:
+        return ids[role, started_by]["pid"]
+
+    got = {key: process["traces"] for key, process in ids.items()}
+    assert got == {
+        ("parent", "-"): "pod-7",
+        ("exec", "parent"): "pod-7",
+        ("child", "parent"): f"pod-7-{pid('child', 'parent')}",
+        ("grandchild", "child"): f"pod-7-{pid('grandchild', 'child')}",
+        ("explicit", "parent"): explicit if explicit != "pod-7" else f"pod-7-{pid('explicit', 'parent')}",
+        ("grandchild", "explicit"): f"{explicit}-{pid('grandchild', 'explicit')}",
+    }
+    assert pid("exec", "parent") == pid("parent", "-")
+
+
+def test_a_subprocess_that_sets_itself_up_gets_the_hosts_id_from_the_environment_with_its_pid(
+        tmp_path: Path) -> None:
+    """A Python child started by `subprocess` (a grandchild too) inherits OTEL_RESOURCE_ATTRIBUTES: it exported
+    the parent's id, and the two overwrote each other's cumulative series behind a Collector."""
+    ids = nested_ids(tmp_path, CONFIGURE_ITSELF.format(resource=""), IN_THE_ENVIRONMENT)
+    assert_one_id_per_process(ids, explicit="chosen-for-child")
+
+
+def test_a_subprocess_that_sets_itself_up_gets_the_id_of_a_resource_passed_to_configure_with_its_pid(
+        tmp_path: Path) -> None:
+    """The same configure(resource=...) call in the child (the same code, e.g. the app's) chose the same id;
+    the resource wins over the environment, so the "explicit" child has the parent's id too, and its pid."""
+    ids = nested_ids(tmp_path, CONFIGURE_ITSELF.format(resource=', resource=Resource({"service.instance.id": '
+                                                                '"pod-7"})'), {})
+    assert_one_id_per_process(ids, explicit="pod-7")
+
+
+def test_a_subprocess_set_up_by_agent_otel_run_gets_the_hosts_id_with_its_pid(tmp_path: Path) -> None:
+    """`agent-otel run` sets up every Python process the program starts: each exported the program's id."""
+    ids = nested_ids(tmp_path, "", UNDER_THE_LAUNCHER, launcher=True)
+    assert_one_id_per_process(ids, explicit="chosen-for-child")
+
+
+#: Under `agent-otel run -- sh -c ...` (exec'd: the program is the shell): two Python processes started by it
+#: print their pid and id; the shell prints its pid.
+SHOW = """
+    import json, os
+    from opentelemetry import trace
+    print(json.dumps([os.getpid(), trace.get_tracer_provider().resource.attributes.get("service.instance.id")]),
+          flush=True)
+"""
+
+
+def test_the_python_processes_a_program_exec_d_by_agent_otel_run_starts_get_the_hosts_id_with_their_pid(
+        tmp_path: Path) -> None:
+    """A program the launcher execs (not Python: it sets nothing up) keeps the id; the Python processes it
+    starts are not that process, and two of them shared the id."""
+    (tmp_path / "show.py").write_text(textwrap.dedent(SHOW))
+    (tmp_path / "agent-otel.toml").write_text("")
+    script = f'echo "[$$]"; {sys.executable} show.py & {sys.executable} show.py & wait'
+    child = subprocess.run([str(Path(sys.executable).parent / "agent-otel"), "run", "--", "sh", "-c", script],
+                           env={**CLEAN_ENV, "PYTHONPATH": str(ROOT / "src"), **UNDER_THE_LAUNCHER}, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    (shell_pid,), *shown = (json.loads(line) for line in child.stdout.strip().splitlines())
+    assert len(shown) == 2 and all(pid != shell_pid for pid, _ in shown)
+    assert all(instance_id == f"pod-7-{pid}" for pid, instance_id in shown)

@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import types
+import urllib.parse
 import weakref
 from collections.abc import Callable, Mapping
 from contextvars import Token
@@ -42,6 +43,7 @@ from opentelemetry.sdk.environment_variables import (
     OTEL_EXPERIMENTAL_RESOURCE_DETECTORS,
     OTEL_EXPORTER_PROMETHEUS_HOST,
     OTEL_EXPORTER_PROMETHEUS_PORT,
+    OTEL_RESOURCE_ATTRIBUTES,
 )
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
@@ -73,6 +75,7 @@ from agent_otel._engine.wrappers import end_in_flight
 from agent_otel._environment import (
     AGENT_OTEL_DEBUG,
     AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS,
+    AGENT_OTEL_INSTANCE_ID_OWNER,
     AGENT_OTEL_SPAN_BRIDGE,
     OTEL_PYTHON_LOGGER_PROVIDER,
     env_flag,
@@ -360,10 +363,13 @@ def _resource(service_name: str, host: Resource | None) -> Resource:
     SDK's resource detector; a forked child gets its own), so that processes of one service never share a
     series identity behind a Collector, whose Prometheus exporter makes ``instance`` of it. The host's own
     values win: ``OTEL_RESOURCE_ATTRIBUTES``/``OTEL_SERVICE_NAME``, then a ``resource`` given to configure().
-    A forked child set up again from its parent's configuration, and a ``multiprocessing`` worker that sets
-    itself up (``uvicorn --workers``, a spawned pool's initializer), get the host's id with ``-<pid>`` appended:
-    the host chose it for the parent, and workers sharing it would overwrite each other's cumulative series
-    (a pre-fork server's workers counted as one; the conventions want one id per SDK instance)."""
+    The host chose its id for one process, the first configured with it, which keeps it as given and records
+    so in the environment (:func:`claim_instance_id`). Every other process given that id gets it with ``-<pid>``
+    appended: a forked child set up again from its parent's configuration, a ``multiprocessing`` worker that
+    sets itself up (``uvicorn --workers``, a spawned pool's initializer), and a process started otherwise (by
+    ``subprocess``, a grandchild...) that inherits the record. Processes sharing the id would overwrite each
+    other's cumulative series (a pre-fork server's workers counted as one; the conventions want one id per SDK
+    instance)."""
     instance_id = ServiceInstanceIdResourceDetector().detect()  # the SDK's: one per process (pid)
     # reused only with the SDK's default detectors: others (``process``) detect what a fork changes
     reuse = _fork_child_setup and not os.environ.get(OTEL_EXPERIMENTAL_RESOURCE_DETECTORS)
@@ -378,9 +384,39 @@ def _resource(service_name: str, host: Resource | None) -> Resource:
     resource = with_environment if host is None else with_environment.merge(host)
     chosen = resource.attributes.get(ResourceAttributes.SERVICE_INSTANCE_ID)
     hosts = chosen is not None and chosen != instance_id.attributes.get(ResourceAttributes.SERVICE_INSTANCE_ID)
-    if hosts and (_fork_child_setup or _a_multiprocessing_worker()):
+    if hosts and (_fork_child_setup or _a_multiprocessing_worker() or not claim_instance_id(str(chosen))):
         resource = resource.merge(Resource({ResourceAttributes.SERVICE_INSTANCE_ID: f"{chosen}-{os.getpid()}"}))
     return resource
+
+
+def claim_instance_id(chosen: str | None = None) -> bool:
+    """Whether this process keeps the ``service.instance.id`` its host chose as given (``chosen``, by default
+    the one of ``OTEL_RESOURCE_ATTRIBUTES``; without one there is nothing to claim: True). It does unless the
+    environment records another process as the one keeping that same id (:data:`AGENT_OTEL_INSTANCE_ID_OWNER`,
+    inherited from an ancestor): then it is not the process the host chose the id for, and returns False,
+    leaving the record as it is (its own children are not that process either). Otherwise it records itself,
+    for the processes it starts: a child given another id in its environment keeps that one and records
+    itself; an ``exec`` keeps the pid, so the program exec'd keeps the id too."""
+    if chosen is None:
+        chosen = _instance_id_from_environment()
+        if chosen is None:
+            return True
+    owner_pid, _, owner_id = os.environ.get(AGENT_OTEL_INSTANCE_ID_OWNER, "").partition(":")
+    if owner_id == chosen and owner_pid != str(os.getpid()):
+        return False
+    os.environ[AGENT_OTEL_INSTANCE_ID_OWNER] = f"{os.getpid()}:{chosen}"
+    return True
+
+
+def _instance_id_from_environment() -> str | None:
+    """``service.instance.id`` in ``OTEL_RESOURCE_ATTRIBUTES``, read as the SDK's ``OTELResourceDetector`` reads
+    it (the last one wins) but without its warning on a malformed item, which the program's own SDK says."""
+    chosen = None
+    for item in os.environ.get(OTEL_RESOURCE_ATTRIBUTES, "").split(","):
+        key, equals, value = item.partition("=")
+        if equals and key.strip() == ResourceAttributes.SERVICE_INSTANCE_ID:
+            chosen = urllib.parse.unquote(value.strip())
+    return chosen
 
 
 def _a_multiprocessing_worker() -> bool:

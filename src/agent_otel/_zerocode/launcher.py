@@ -26,7 +26,13 @@ from agent_otel._environment import (
     AGENT_OTEL_PROGRAM_MAIN,
     AGENT_OTEL_PROGRAM_PID,
 )
-from agent_otel._sdk.configure import MetricsPortBusy, configure, end_in_flight_on, flush_at_exit
+from agent_otel._sdk.configure import (
+    MetricsPortBusy,
+    claim_instance_id,
+    configure,
+    end_in_flight_on,
+    flush_at_exit,
+)
 from agent_otel._zerocode import program as programs
 from agent_otel._zerocode.config import Config, Switches, find_config, load_config, load_file
 from agent_otel._zerocode.instrumentations import activate as activate_instrumentations
@@ -388,6 +394,8 @@ def run_launcher(args: argparse.Namespace) -> int:
     _child_environment(config_file)
     if plan.how == "exec":
         os.environ[AGENT_OTEL_PROGRAM_PID] = str(os.getpid())  # exec keeps the pid
+        # the program keeps the host's service.instance.id; the Python processes it starts get theirs
+        claim_instance_id()
         sys.stdout.flush()
         sys.stderr.flush()
         try:
