@@ -273,3 +273,21 @@ def test_the_reported_literals_name_the_decorator_the_keyword_and_the_problem() 
         agent_otel.job(type=3)  # type: ignore[arg-type]
     agent_otel.tool("t", files_created=["a.py", "b.py"])  # a collection counts its length, as before
     agent_otel.agent("a", patterns="tdd", confidence=agent_otel.path("result.score"))
+
+
+@pytest.mark.parametrize(("kind", "name", "bad", "expected"), [
+    ("agent", "confidence", 3, "a number in [0, 1]"), ("agent", "confidence", -0.1, "a number in [0, 1]"),
+    ("agent", "confidence", float("nan"), "a number in [0, 1]"), ("provider", "cost", -1, "a number >= 0"),
+])
+def test_a_number_outside_what_the_kind_reads_is_refused_in_code_and_in_a_file(kind: str, name: str, bad: float,
+                                                                               expected: str) -> None:
+    """agent(confidence=3) or confidence = 3 in a file was taken, and dropped at every call (the span had no
+    agent.confidence, an error was counted): the kind reads a confidence in [0, 1] and a cost >= 0 only."""
+    with pytest.raises(ConfigurationError, match=rf"^{kind}\(\): {name}: expected {re.escape(expected)} or an "
+                                                 "extractor, got "):
+        decorate(kind, **{name: bad})
+    assert (entry_error(kind, **{name: bad}) or "").startswith(
+        f't.toml: {kind}[0].{name}: expected {expected} or {{ path = "..." }}, got ')
+    for good in (0, 1, 0.5):
+        decorate(kind, **{name: good})
+        assert entry_error(kind, **{name: good}) is None

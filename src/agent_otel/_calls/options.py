@@ -9,6 +9,7 @@ option means adding one line here, plus the code that records it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -73,7 +74,8 @@ class Option:
     makes it optional in config, where the target supplies it: ``"owner"`` the name of the method's
     class (or of the function), ``"function"`` the name of the function or method. ``keyword``: the
     decorator's name for it when not ``name``; ``decorator=False``: a config-only key. ``hint``:
-    how the error for a missing required option says to write it.
+    how the error for a missing required option says to write it. ``bounds``: the range of a number
+    (None above: no upper bound), as the kind reads it; a literal outside it is an error.
     """
 
     name: str
@@ -89,6 +91,7 @@ class Option:
     hint: str = "a literal or an extractor"
     recorded: bool | None = None
     late_attribute: str = ""
+    bounds: tuple[float, float | None] | None = None
 
     @property
     def used_at_end(self) -> bool:
@@ -105,9 +108,9 @@ class Option:
         return self.required and not self.config_default
 
 
-def _result(name: str, accepts: Accepts, doc: str) -> Option:
+def _result(name: str, accepts: Accepts, doc: str, bounds: tuple[float, float | None] | None = None) -> Option:
     """An option read when the call ends (typically off its result)."""
-    return Option(name, accepts, when="end", doc=doc)
+    return Option(name, accepts, when="end", doc=doc, bounds=bounds)
 
 
 #: What a path may do beyond reading a value, by what the option takes.
@@ -199,7 +202,7 @@ AGENT = _table(
     _CONVERSATION, _PATTERN,
     _result("success", Accepts.BOOLEAN, "false (by Python truthiness: `[]`, `0`, `\"\"` too) makes the outcome "
             "`failure`; read off the result by default"),
-    _result("confidence", Accepts.NUMBER, "in [0, 1]; read off the result by default"),
+    _result("confidence", Accepts.NUMBER, "in [0, 1]; read off the result by default", bounds=(0.0, 1.0)),
     _result("patterns", Accepts.NAMES, "patterns used; read off `patterns_used`/`patterns` by default"),
     _result("provider_used", Accepts.STRING, "read off `provider_used`/`provider` by default"),
     *(_result(kind, Accepts.COUNT, "work items of this kind (a list counts its length); read off the result "
@@ -220,7 +223,7 @@ PROVIDER = _table(
     _result("response_model", Accepts.STRING, "read off the result's `model` by default"),
     *(_result(f"{side}_tokens", Accepts.COUNT, "read off the result's usage by default")
       for side in ("input", "output")),
-    _result("cost", Accepts.NUMBER, "USD; from the price table by default"),
+    _result("cost", Accepts.NUMBER, "USD; from the price table by default", bounds=(0.0, None)),
     _result("retries", Accepts.COUNT, "retries this call made"),
     _result("success", Accepts.BOOLEAN, "false (e.g. a provider selection or health check that returns False) "
             "records the call as `error.type=unavailable`"),
@@ -393,10 +396,29 @@ _COUNTED = (list, tuple, set, frozenset, dict)
 _NAME_LISTS = (list, tuple, set, frozenset)
 
 
-def _literal(accepts: Accepts, value: Any) -> tuple[bool, Any]:
-    """Whether ``value`` is a literal of a non-table option taking ``accepts``, and the value (a number a float)."""
+def _expected(option: Option) -> str:
+    """What ``option`` takes, in an error."""
+    if option.bounds is None:
+        return option.accepts.value
+    low, high = option.bounds
+    return f"{option.accepts.value} in [{low:g}, {high:g}]" if high is not None else \
+        f"{option.accepts.value} >= {low:g}"
+
+
+def _in_bounds(option: Option, number: float) -> bool:
+    """A finite number in ``option``'s bounds: the kind drops any other at every call (coerce_number)."""
+    if not math.isfinite(number):
+        return option.bounds is None  # nan and inf: refused only where a range says what is read
+    low, high = option.bounds or (None, None)
+    return (low is None or number >= low) and (high is None or number <= high)
+
+
+def _literal(option: Option, value: Any) -> tuple[bool, Any]:
+    """Whether ``value`` is a literal of non-table ``option``, and the value (a number a float)."""
+    accepts = option.accepts
     if accepts is Accepts.NUMBER:
-        return _is_number(value), float(value) if _is_number(value) else value
+        ok = _is_number(value) and _in_bounds(option, float(value))
+        return ok, float(value) if ok else value
     if accepts is Accepts.COUNT:
         return (_is_int(value) and value >= 0) or isinstance(value, _COUNTED), value
     if accepts is Accepts.NAMES:  # a string is one name (see coerce_names)
@@ -419,11 +441,12 @@ def option_value(option: Option, value: Any, source: Source) -> Any:
     accepts = option.accepts
     if accepts in _TABLES:
         return _table_value(option, value, source)
-    ok, literal = _literal(accepts, value)
+    ok, literal = _literal(option, value)
     if ok:
         return literal
     also = f" or {source.or_extractor}" if option.extractor else ""
-    raise BadValue(f"expected {accepts.value}{also}, got {source.describe(value)}{source.hint(value, option)}")
+    expected = _expected(option) if _is_number(value) else accepts.value  # a range, for a number outside it
+    raise BadValue(f"expected {expected}{also}, got {source.describe(value)}{source.hint(value, option)}")
 
 
 def _table_value(option: Option, value: Any, source: Source) -> dict[Any, Any]:
@@ -476,7 +499,7 @@ def check_options(kind: str, options: Mapping[str, Any]) -> None:
     table = KINDS[kind]
     for name, value in options.items():
         option = table[name]
-        if value is None or type(value) in option.accepts.types:  # the common case (job("j", type="x") per use)
+        if value is None or (type(value) in option.accepts.types and option.bounds is None):  # job("j", type="x")
             continue
         try:
             option_value(option, value, DECORATOR)
