@@ -316,11 +316,13 @@ def test_configuration_errors_at_decoration_time() -> None:
         agent_otel.agent(AGENT, attributes=["user.id"])  # type: ignore[arg-type]
     # a table option given something else names itself, as in a config file (it was a bare TypeError or
     # ValueError from dict())
-    with pytest.raises(ConfigurationError, match=r"agent\(\): work must be a mapping \(a table of counts\), got Path"):
+    with pytest.raises(ConfigurationError, match=r"agent\(\): work: expected a table of counts, got Path"):
         agent_otel.agent(AGENT, work=agent_otel.path("result.counts"))  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError, match=r"agent\(\): result_attributes must be a mapping .*, got list"):
+    with pytest.raises(ConfigurationError, match=r"agent\(\): result_attributes: expected a table of extractors, got "
+                                                 "list"):
         agent_otel.agent(AGENT, result_attributes=["result.kind"])  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError, match=r"evolution\(\): kpis_before must be a mapping .* or an extractor"):
+    with pytest.raises(ConfigurationError, match=r"evolution\(\): kpis_before: expected a table of KPI numbers or an "
+                                                 "extractor"):
         agent_otel.evolution(AGENT, kpis_before=0.5)  # type: ignore[arg-type]
     agent_otel.evolution(AGENT, kpis_before=agent_otel.path("args.before"))  # an extractor of the table is one
 

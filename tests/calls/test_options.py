@@ -4,6 +4,7 @@ tables all agree with it, and the decorators keep the decorated function's type.
 from __future__ import annotations
 
 import inspect
+import re
 import subprocess
 import sys
 import textwrap
@@ -215,3 +216,78 @@ def test_decorated_functions_keep_their_type(tmp_path: Path) -> None:
     assert errors == [f'{user_code}:{line}: error: Argument 1 to "handle" has incompatible type "int"; '
                       'expected "str"  [arg-type]'], stdout
     assert status == 1
+
+
+#: A literal of the wrong kind, and one of the right kind, for each kind of option a decorator takes.
+BAD_LITERALS: dict[options.Accepts, Any] = {
+    options.Accepts.STRING: 3, options.Accepts.BOOLEAN: "yes", options.Accepts.NUMBER: "high",
+    options.Accepts.STRING_OR_INT: 1.5, options.Accepts.COUNT: -1, options.Accepts.NAMES: [1],
+    options.Accepts.KPIS: {"accuracy": "high"}, options.Accepts.COUNTS: {"lines": -1},
+    options.Accepts.EXTRACTORS: {"kind": 3}}
+GOOD_LITERALS: dict[options.Accepts, Any] = {
+    options.Accepts.STRING: "x", options.Accepts.BOOLEAN: True, options.Accepts.NUMBER: 0.5,
+    options.Accepts.STRING_OR_INT: 7, options.Accepts.COUNT: 2, options.Accepts.NAMES: ["x"],
+    options.Accepts.KPIS: {"accuracy": 0.9}, options.Accepts.COUNTS: {"lines": 2}, options.Accepts.EXTRACTORS: {}}
+DECORATOR_OPTIONS = [(kind, option) for kind in DECORATORS for option in options.KINDS[kind].values()
+                     if option.decorator and option.name != "attributes"]
+
+
+#: An error's key path after the option's name (a table's item), and what it expected (without how its source
+#: writes an extractor, ``or { path = "..." }`` in a file, ``or an extractor`` in code).
+PROBLEM = r'(\S*): expected (.+?)(?: or .*| \{ path = "\.\.\." \})?, got .*'
+
+
+def decorate(kind: str, **keywords: Any) -> Any:
+    """The decorator of ``kind`` with its required options given (a job has none), unless ``keywords`` give them."""
+    required = {option.parameter: "x" for option in options.KINDS[kind].values()
+                if option.required and option.decorator}
+    return DECORATORS[kind](**{**required, **keywords})
+
+
+@pytest.mark.parametrize(("kind", "option"), DECORATOR_OPTIONS,
+                         ids=[f"{kind}.{option.name}" for kind, option in DECORATOR_OPTIONS])
+def test_a_decorator_refuses_the_literal_the_config_file_refuses(kind: str, option: options.Option) -> None:
+    """Decorators checked only that a table option got a mapping: tool("t", files_created=-1), job(type=3) or
+    agent("a", success="yes") were taken, and the same key in a config file was an error. Both run one check."""
+    bad, good = BAD_LITERALS[option.accepts], GOOD_LITERALS[option.accepts]
+    with pytest.raises(ConfigurationError) as raised:
+        decorate(kind, **{option.parameter: bad})
+    decorator_error = str(raised.value)
+    file_error = entry_error(kind, **{option.name: bad})
+    in_file = re.fullmatch(rf"t\.toml: {kind}\[0\]\.{option.name}{PROBLEM}", file_error or "")
+    assert in_file, file_error
+    if option.name != "conversation":  # its own check, which also refuses an empty id (check_conversation_id)
+        # the same key (a table's item too) and the same problem, each writing an extractor and a value its way
+        in_code = re.fullmatch(rf"{kind}\(\): {option.parameter}{PROBLEM}", decorator_error)
+        assert in_code, decorator_error
+        assert in_code.group(1, 2) == in_file.group(1, 2)
+    decorate(kind, **{option.parameter: good})
+    assert entry_error(kind, **{option.name: good}) is None
+
+
+def test_the_reported_literals_name_the_decorator_the_keyword_and_the_problem() -> None:
+    with pytest.raises(ConfigurationError, match=r"^tool\(\): files_created: expected a non-negative integer or an "
+                                                 r"extractor, got int -1$"):
+        agent_otel.tool("t", files_created=-1)
+    with pytest.raises(ConfigurationError, match=r"^job\(\): type: expected a string or an extractor, got int 3$"):
+        agent_otel.job(type=3)  # type: ignore[arg-type]
+    agent_otel.tool("t", files_created=["a.py", "b.py"])  # a collection counts its length, as before
+    agent_otel.agent("a", patterns="tdd", confidence=agent_otel.path("result.score"))
+
+
+@pytest.mark.parametrize(("kind", "name", "bad", "expected"), [
+    ("agent", "confidence", 3, "a number in [0, 1]"), ("agent", "confidence", -0.1, "a number in [0, 1]"),
+    ("agent", "confidence", float("nan"), "a number in [0, 1]"), ("provider", "cost", -1, "a number >= 0"),
+])
+def test_a_number_outside_what_the_kind_reads_is_refused_in_code_and_in_a_file(kind: str, name: str, bad: float,
+                                                                               expected: str) -> None:
+    """agent(confidence=3) or confidence = 3 in a file was taken, and dropped at every call (the span had no
+    agent.confidence, an error was counted): the kind reads a confidence in [0, 1] and a cost >= 0 only."""
+    with pytest.raises(ConfigurationError, match=rf"^{kind}\(\): {name}: expected {re.escape(expected)} or an "
+                                                 "extractor, got "):
+        decorate(kind, **{name: bad})
+    assert (entry_error(kind, **{name: bad}) or "").startswith(
+        f't.toml: {kind}[0].{name}: expected {expected} or {{ path = "..." }}, got ')
+    for good in (0, 1, 0.5):
+        decorate(kind, **{name: good})
+        assert entry_error(kind, **{name: good}) is None

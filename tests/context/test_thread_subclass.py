@@ -4,8 +4,11 @@ and the parent span of the code that started it, as a ``Thread(target=...)`` doe
 from __future__ import annotations
 
 import threading
+import traceback
+from pathlib import Path
 from typing import Any
 
+import pytest
 from opentelemetry import trace
 
 import agent_otel
@@ -55,3 +58,38 @@ def test_a_thread_started_outside_any_job_sees_none(otel: Any) -> None:
     worker.start()
     worker.join()
     assert seen == [None]
+
+
+def fail() -> None:
+    raise ValueError("thread failed")
+
+
+class SuperRun(threading.Thread):
+    def run(self) -> None:  # overrides run() and calls Thread.run, which the threading instrumentation wraps
+        super().run()
+
+
+@pytest.mark.parametrize(("make", "run_frames"), [
+    (lambda: threading.Thread(target=fail), ["threading.py:run"]),
+    (lambda: SuperRun(target=fail), ["test_thread_subclass.py:run", "threading.py:run"]),
+    (lambda: threading.Timer(0, fail), ["threading.py:run"]),
+], ids=["thread", "subclass", "timer"])
+def test_an_uncaught_thread_exception_has_plain_pythons_frames_and_still_the_job(otel: Any, make: Any,
+                                                                                   run_frames: list[str]) -> None:
+    """threading.excepthook printed a frame of the threading instrumentation's run() wrapper (plain python has
+    none): every thread already runs in the context of its start() through the patched _bootstrap_inner."""
+    seen: list[tuple[list[str], str | None]] = []
+
+    def hook(args: Any) -> None:
+        frames = [f"{Path(frame.filename).name}:{frame.name}" for frame in traceback.extract_tb(args.exc_traceback)]
+        seen.append((frames, agent_otel.current_job_id()))
+
+    original, threading.excepthook = threading.excepthook, hook
+    try:
+        with agent_otel.job("failing"):
+            thread = make()
+            thread.start()
+            thread.join()
+    finally:
+        threading.excepthook = original
+    assert seen == [(["threading.py:_bootstrap_inner", *run_frames, "test_thread_subclass.py:fail"], "failing")]

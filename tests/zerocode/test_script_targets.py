@@ -116,6 +116,36 @@ def test_a_traceback_through_a_thread_pool_has_no_frame_of_the_thread_context_wr
     assert failed.stderr.endswith("ValueError: candidate c1 crashed\n")
 
 
+THREAD_FAILURE = """\
+import threading
+
+
+def evaluate(candidate):
+    raise ValueError(f"candidate {candidate} crashed")
+
+
+class Evaluator(threading.Thread):
+    def run(self):
+        super().run()
+
+
+for thread in (threading.Thread(target=evaluate, args=("c1",)), Evaluator(target=evaluate, args=("c2",))):
+    thread.start()
+    thread.join()
+print("evaluated")
+"""
+
+
+def test_an_uncaught_exception_in_a_thread_prints_plain_pythons_traceback(app: Path) -> None:
+    """threading.excepthook printed a frame of the threading instrumentation's Thread.run wrapper, which the
+    launcher turns on to carry the context into threads (this checkout's agent-otel, for the launcher's import)."""
+    (app / "threaded.py").write_text(THREAD_FAILURE)
+    command = [sys.executable, "threaded.py"]
+    launched_ = under_test(app, [AGENT_OTEL, "run", "--config", "agent-otel.toml", "--", *command])
+    assert outcome(launched_) == outcome(under_test(app, command))
+    assert launched_.stderr.count("Traceback") == 2
+
+
 def test_a_syntax_error_and_code_run_with_c_read_as_under_plain_python(app: Path) -> None:
     (app / "broken.py").write_text("def f(:\n    pass\n")
     assert outcome(launched(app, "agent-otel.toml", "broken.py")) == outcome(plain(app, "broken.py"))

@@ -20,7 +20,7 @@ from agent_otel import semconv
 from agent_otel._calls.conversation import ConversationId, check_conversation_id
 from agent_otel._calls.extractors import Call, Extractor, Path, is_extractor, resolve, signature_of
 from agent_otel._calls.handler import SPAN_KEY, P, R, coerce_bool, set_result_attributes
-from agent_otel._calls.options import JOB, Text
+from agent_otel._calls.options import JOB, Text, check_options
 from agent_otel._calls.phase import record_pattern
 from agent_otel._context.conversation import context_with_conversation
 from agent_otel._context.job import JobState, context_with_job
@@ -191,8 +191,7 @@ class job(InvocationScope):
     def __init__(self, job_id: str | int | Extractor | None = None, type: Text = _DEFAULT_TYPE,
                  conversation: ConversationId | None = None, pattern: Text | None = None,
                  **attributes: AttributeValue) -> None:
-        if job_id is not None and not isinstance(job_id, JOB["id"].accepts.types) and not is_extractor(job_id):
-            raise ConfigurationError(f"job id must be a string, an int or an extractor, got {job_id!r}")
+        check_options("job", {"id": job_id, "type": type, "pattern": pattern})
         if conversation is not None:
             check_conversation_id(conversation, "job()")
         self.job_id = job_id

@@ -9,7 +9,8 @@ option means adding one line here, plus the code that records it.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+import math
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
@@ -73,7 +74,8 @@ class Option:
     makes it optional in config, where the target supplies it: ``"owner"`` the name of the method's
     class (or of the function), ``"function"`` the name of the function or method. ``keyword``: the
     decorator's name for it when not ``name``; ``decorator=False``: a config-only key. ``hint``:
-    how the error for a missing required option says to write it.
+    how the error for a missing required option says to write it. ``bounds``: the range of a number
+    (None above: no upper bound), as the kind reads it; a literal outside it is an error.
     """
 
     name: str
@@ -89,6 +91,7 @@ class Option:
     hint: str = "a literal or an extractor"
     recorded: bool | None = None
     late_attribute: str = ""
+    bounds: tuple[float, float | None] | None = None
 
     @property
     def used_at_end(self) -> bool:
@@ -105,9 +108,9 @@ class Option:
         return self.required and not self.config_default
 
 
-def _result(name: str, accepts: Accepts, doc: str) -> Option:
+def _result(name: str, accepts: Accepts, doc: str, bounds: tuple[float, float | None] | None = None) -> Option:
     """An option read when the call ends (typically off its result)."""
-    return Option(name, accepts, when="end", doc=doc)
+    return Option(name, accepts, when="end", doc=doc, bounds=bounds)
 
 
 #: What a path may do beyond reading a value, by what the option takes.
@@ -199,7 +202,7 @@ AGENT = _table(
     _CONVERSATION, _PATTERN,
     _result("success", Accepts.BOOLEAN, "false (by Python truthiness: `[]`, `0`, `\"\"` too) makes the outcome "
             "`failure`; read off the result by default"),
-    _result("confidence", Accepts.NUMBER, "in [0, 1]; read off the result by default"),
+    _result("confidence", Accepts.NUMBER, "in [0, 1]; read off the result by default", bounds=(0.0, 1.0)),
     _result("patterns", Accepts.NAMES, "patterns used; read off `patterns_used`/`patterns` by default"),
     _result("provider_used", Accepts.STRING, "read off `provider_used`/`provider` by default"),
     *(_result(kind, Accepts.COUNT, "work items of this kind (a list counts its length); read off the result "
@@ -220,7 +223,7 @@ PROVIDER = _table(
     _result("response_model", Accepts.STRING, "read off the result's `model` by default"),
     *(_result(f"{side}_tokens", Accepts.COUNT, "read off the result's usage by default")
       for side in ("input", "output")),
-    _result("cost", Accepts.NUMBER, "USD; from the price table by default"),
+    _result("cost", Accepts.NUMBER, "USD; from the price table by default", bounds=(0.0, None)),
     _result("retries", Accepts.COUNT, "retries this call made"),
     _result("success", Accepts.BOOLEAN, "false (e.g. a provider selection or health check that returns False) "
             "records the call as `error.type=unavailable`"),
@@ -351,24 +354,171 @@ MARKERS = ("fallback", "retry", "rollback")
 #: The options whose literal is a table (a mapping in Python).
 _TABLES = frozenset({Accepts.KPIS, Accepts.ATTRIBUTES, Accepts.COUNTS, Accepts.EXTRACTORS})
 
+#: What :attr:`Source.extractor` returns for a value not written as an extractor.
+NOT_EXTRACTOR: Any = object()
+
+
+class BadValue(Exception):
+    """Why a value cannot be an option's: ``problem``, at ``subkey`` (``.name`` of a table's item)."""
+
+    def __init__(self, problem: str, subkey: str = "") -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.subkey = subkey
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where option values come from (the decorators' keywords, a config file): how it writes an extractor
+    and how its errors name a value. What literal an option takes is the same for every source."""
+
+    #: The extractor ``value`` is written as, checked against the option (None: a table's item), or NOT_EXTRACTOR.
+    extractor: Callable[[Any, Option | None], Any]
+    #: ``value`` in an error, after "got".
+    describe: Callable[[Any], str]
+    #: How an extractor is named in an error: after "or" (``or_extractor``), and alone (``an_extractor``).
+    or_extractor: str
+    an_extractor: str
+    #: What is added to the error for a literal of the wrong type (e.g. how to write an extractor instead).
+    hint: Callable[[Any, Option], str] = lambda value, option: ""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+#: What a count takes besides a non-negative integer (a collection counts its length, see coerce_count).
+_COUNTED = (list, tuple, set, frozenset, dict)
+_NAME_LISTS = (list, tuple, set, frozenset)
+
+
+def _expected(option: Option) -> str:
+    """What ``option`` takes, in an error."""
+    if option.bounds is None:
+        return option.accepts.value
+    low, high = option.bounds
+    return f"{option.accepts.value} in [{low:g}, {high:g}]" if high is not None else \
+        f"{option.accepts.value} >= {low:g}"
+
+
+def _in_bounds(option: Option, number: float) -> bool:
+    """A finite number in ``option``'s bounds: the kind drops any other at every call (coerce_number)."""
+    if not math.isfinite(number):
+        return option.bounds is None  # nan and inf: refused only where a range says what is read
+    low, high = option.bounds or (None, None)
+    return (low is None or number >= low) and (high is None or number <= high)
+
+
+def _literal(option: Option, value: Any) -> tuple[bool, Any]:
+    """Whether ``value`` is a literal of non-table ``option``, and the value (a number a float)."""
+    accepts = option.accepts
+    if accepts is Accepts.NUMBER:
+        ok = _is_number(value) and _in_bounds(option, float(value))
+        return ok, float(value) if ok else value
+    if accepts is Accepts.COUNT:
+        return (_is_int(value) and value >= 0) or isinstance(value, _COUNTED), value
+    if accepts is Accepts.NAMES:  # a string is one name (see coerce_names)
+        if isinstance(value, str):
+            return True, value
+        ok = isinstance(value, _NAME_LISTS) and all(isinstance(item, str) for item in value)
+        return ok, list(value) if ok else value
+    types = accepts.types
+    return isinstance(value, types) and not (isinstance(value, bool) and bool not in types), value
+
+
+def option_value(option: Option, value: Any, source: Source) -> Any:
+    """``value`` checked as the value of ``option``: the extractor ``source`` writes it as, where the option
+    takes one, else a literal of what it accepts (a number as a float, a table's items checked). The one check
+    of the decorators and the config file, so that a literal one refuses the other refuses too. Raises BadValue."""
+    if option.extractor:
+        extractor = source.extractor(value, option)
+        if extractor is not NOT_EXTRACTOR:
+            return extractor
+    accepts = option.accepts
+    if accepts in _TABLES:
+        return _table_value(option, value, source)
+    ok, literal = _literal(option, value)
+    if ok:
+        return literal
+    also = f" or {source.or_extractor}" if option.extractor else ""
+    expected = _expected(option) if _is_number(value) else accepts.value  # a range, for a number outside it
+    raise BadValue(f"expected {expected}{also}, got {source.describe(value)}{source.hint(value, option)}")
+
+
+def _table_value(option: Option, value: Any, source: Source) -> dict[Any, Any]:
+    accepts = option.accepts
+    if not isinstance(value, Mapping):
+        also = f" or {source.or_extractor}" if option.extractor else ""
+        raise BadValue(f"expected {accepts.value}{also}, got {source.describe(value)}")
+    table = {}
+    for name, item in value.items():
+        try:
+            table[name] = _table_item(accepts, name, item, source)
+        except BadValue as bad:
+            raise BadValue(bad.problem, f".{name}{bad.subkey}") from None
+    return table
+
+
+def _table_item(accepts: Accepts, name: str, item: Any, source: Source) -> Any:
+    if accepts is Accepts.COUNTS:
+        return option_value(Option(name, Accepts.COUNT, when="end"), item, source)
+    if accepts is Accepts.EXTRACTORS:
+        extractor = source.extractor(item, None)
+        if extractor is NOT_EXTRACTOR:
+            raise BadValue(f"expected {source.an_extractor}, got {source.describe(item)}")
+        return extractor
+    if accepts is Accepts.KPIS:
+        if not _is_number(item):
+            raise BadValue(f"expected a number, got {source.describe(item)}")
+        return float(item)
+    if isinstance(item, Mapping):  # Accepts.ATTRIBUTES
+        raise BadValue("static attributes are literals (a string, number or boolean); "
+                       "extractors belong in result_attributes")
+    if not isinstance(item, str | int | float | bool):
+        raise BadValue(f"expected a string, number or boolean, got {source.describe(item)}")
+    return item
+
+
+def _python_value(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+#: A decorator's keywords: an extractor is a path() or a callable.
+DECORATOR = Source(extractor=lambda value, option: value if is_extractor(value) else NOT_EXTRACTOR,
+                   describe=_python_value, or_extractor="an extractor", an_extractor="an extractor")
+
+
+def check_options(kind: str, options: Mapping[str, Any]) -> None:
+    """Raise naming the decorator, the keyword and the problem for the first of ``options`` (by option name, None:
+    not given) that is no value of its option, as the config file does for the same key."""
+    table = KINDS[kind]
+    for name, value in options.items():
+        option = table[name]
+        if value is None or (type(value) in option.accepts.types and option.bounds is None):  # job("j", type="x")
+            continue
+        try:
+            option_value(option, value, DECORATOR)
+        except BadValue as bad:
+            raise ConfigurationError(f"{kind}(): {option.parameter}{bad.subkey}: {bad.problem}") from None
+
 
 def collect(kind: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """A kind handler's options from a decorator's keywords (``values``, e.g. its ``locals()``):
-    by option name, those not given (None) left out. ``attributes`` goes to the handler apart. A table
-    option given something else (``work=["tests"]``) is refused here, naming it, as the config file does."""
+    by option name, those not given (None) left out. ``attributes`` goes to the handler apart. A literal
+    the config file refuses for the same key (``files_created=-1``, ``work=["tests"]``) is refused here,
+    naming it (see :func:`option_value`)."""
     options = {}
     for option in KINDS[kind].values():
         if option.decorator and option.name != "attributes":
             value = values.get(option.parameter)
-            if value is None:
-                continue
-            if option.accepts in _TABLES and not isinstance(value, Mapping) and not (
-                    option.extractor and is_extractor(value)):
-                also = " or an extractor" if option.extractor else ""
-                raise ConfigurationError(
-                    f"{kind}(): {option.parameter} must be a mapping ({option.accepts.value}){also}, "
-                    f"got {type(value).__name__}")
-            options[option.name] = value
+            if value is not None:
+                options[option.name] = value
+    check_options(kind, options)
     return options
 
 

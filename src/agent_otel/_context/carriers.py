@@ -268,6 +268,25 @@ def instrument_thread_subclasses() -> None:
     _patch(_THREAD_PATCHES)
 
 
+#: The module of the threading instrumentation's wrappers.
+_THREADING_INSTRUMENTATION = "opentelemetry.instrumentation.threading"
+
+
+def unwrap_instrumented_thread_run() -> None:
+    """Put back the ``run`` of ``Thread`` and ``Timer`` that the threading instrumentation wrapped to attach the
+    context taken at ``start()``: its wrapper was a frame of every uncaught thread exception's traceback, which
+    ``threading.excepthook`` printed (plain python has none). With ``_bootstrap_inner`` patched, every thread runs
+    in that context already; without it (not CPython), the wrapper stays, as the only carrier."""
+    if not getattr(threading.Thread.__dict__.get("_bootstrap_inner"), "_self_agent_otel_carrier", False):
+        return
+    for owner in (threading.Thread, threading.Timer):
+        current = owner.__dict__.get("run")
+        wrapper = getattr(current, "_self_wrapper", None)
+        if isinstance(current, wrapt.FunctionWrapper) and \
+                getattr(wrapper, "__module__", None) == _THREADING_INSTRUMENTATION:
+            owner.run = current.__wrapped__  # type: ignore[method-assign]  # undoing the instrumentation's patch
+
+
 def uninstrument_thread_subclasses() -> None:
     _unpatch(_THREAD_PATCHES)
 

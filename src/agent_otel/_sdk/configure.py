@@ -66,6 +66,7 @@ from agent_otel._context.carriers import (
     instrument_thread_subclasses,
     uninstrument_process_carriers,
     uninstrument_thread_subclasses,
+    unwrap_instrumented_thread_run,
 )
 from agent_otel._context.propagation import context_from_environment
 from agent_otel._engine.instruments import build_runtime, enabled_from_env
@@ -323,10 +324,11 @@ def configure(
             from opentelemetry.instrumentation.threading import ThreadingInstrumentor
 
             instrumentor = ThreadingInstrumentor()
+            instrument_thread_subclasses()  # threads whose class overrides run(): see carriers
             if not instrumentor.is_instrumented_by_opentelemetry:
                 instrumentor.instrument(skip_dep_check=_fork_child_setup)  # a forked child: the parent checked
                 telemetry.instrumentors.append(instrumentor)
-            instrument_thread_subclasses()  # threads whose class overrides run(): see carriers
+                unwrap_instrumented_thread_run()  # no frame of it in a thread's traceback: see carriers
         if instrument_processes:
             instrument_process_carriers()
         if system_metrics:

@@ -43,7 +43,7 @@ from typing import Any
 from agent_otel._calls import options as kind_options
 from agent_otel._calls.extractors import Path as ExtractorPath
 from agent_otel._calls.extractors import path as parse_path
-from agent_otel._calls.options import Accepts, Option, extractor_problem
+from agent_otel._calls.options import NOT_EXTRACTOR, Accepts, BadValue, Option, Source, extractor_problem, option_value
 from agent_otel._calls.pricing import PRICE_KEYS, Price
 from agent_otel._engine.policy import ContentCapture
 from agent_otel._environment import AGENT_OTEL_CONFIG
@@ -107,15 +107,8 @@ class Config:
 
 
 # --------------------------------------------------------------------------------------------------
-# Value checkers: each returns the converted value or raises _Bad(problem)
+# Value checkers: each returns the converted value or raises BadValue(problem)
 # --------------------------------------------------------------------------------------------------
-
-
-class _Bad(Exception):
-    def __init__(self, problem: str, subkey: str = "") -> None:
-        super().__init__(problem)
-        self.problem = problem
-        self.subkey = subkey
 
 
 _TOML_TYPES = {str: "a string", bool: "a boolean", int: "an integer", float: "a float", list: "an array",
@@ -142,146 +135,72 @@ def _extractor(value: dict[str, Any], option: Option | None) -> ExtractorPath:
     unknown = sorted(set(value) - set(_EXTRACTOR_KEYS))
     if unknown or "path" not in value:
         problem = f"unknown key {unknown[0]!r} in an extractor" if unknown else "a table here must be an extractor"
-        raise _Bad(f'{problem}; an extractor is written {{ path = "args.x.y" }}, with optional at, delta, '
+        raise BadValue(f'{problem}; an extractor is written {{ path = "args.x.y" }}, with optional at, delta, '
                    "equals, in or not_in")
     text = value["path"]
     if not isinstance(text, str):
-        raise _Bad(f"an extractor path must be a string, got {_describe(text)}")
+        raise BadValue(f"an extractor path must be a string, got {_describe(text)}")
     at = value.get("at")
     if at not in (None, "start", "end"):
-        raise _Bad(f'at must be "start" or "end", got {_describe(at)}')
+        raise BadValue(f'at must be "start" or "end", got {_describe(at)}')
     delta = value.get("delta", False)
     if not isinstance(delta, bool):
-        raise _Bad(f"delta must be a boolean, got {_describe(delta)}")
+        raise BadValue(f"delta must be a boolean, got {_describe(delta)}")
     for name in ("in", "not_in"):
         if name in value and not isinstance(value[name], list):
-            raise _Bad(f"{name} takes an array of values, got {_describe(value[name])}")
+            raise BadValue(f"{name} takes an array of values, got {_describe(value[name])}")
     if "equals" in value and isinstance(value["equals"], dict | list):
-        raise _Bad(f"equals takes a string, number or boolean, got {_describe(value['equals'])}")
+        raise BadValue(f"equals takes a string, number or boolean, got {_describe(value['equals'])}")
     try:
         tests = {"equals": value["equals"]} if "equals" in value else {}
         parsed = parse_path(text, at=at, delta=delta, in_=value.get("in"), not_in=value.get("not_in"), **tests)
     except ConfigurationError as exc:
-        raise _Bad(str(exc)) from None
+        raise BadValue(str(exc)) from None
     mismatch = extractor_problem(option, parsed) if option is not None else None
     if mismatch is not None:
-        raise _Bad(f"extractor path {text!r} {mismatch}")
+        raise BadValue(f"extractor path {text!r} {mismatch}")
     return parsed
-
-
-def _literal_or_path(literal_types: tuple[type, ...], expected: str, option: Option | None = None
-                     ) -> Callable[[Any], Any]:
-    def check(value: Any) -> Any:
-        if isinstance(value, dict):
-            return _extractor(value, option)
-        ok = isinstance(value, literal_types) and not (isinstance(value, bool) and bool not in literal_types)
-        if ok:
-            return float(value) if float in literal_types and isinstance(value, int) and bool not in literal_types \
-                else value
-        hint = ""
-        if isinstance(value, str) and str not in literal_types:
-            hint = f' (an extractor is written {{ path = "{value}" }})'
-        raise _Bad(f'expected {expected} or {{ path = "..." }}, got {_describe(value)}{hint}')
-
-    return check
 
 
 def _only(literal_types: tuple[type, ...], expected: str) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
         if isinstance(value, literal_types) and not (isinstance(value, bool) and bool not in literal_types):
             return value
-        raise _Bad(f"expected {expected}, got {_describe(value)}")
+        raise BadValue(f"expected {expected}, got {_describe(value)}")
 
     return check
-
-
-_Shape = Callable[[Any, "Option | None"], Any]
-
-
-def _count_or_path(value: Any, option: Option | None) -> Any:
-    if isinstance(value, dict):
-        return _extractor(value, option)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    raise _Bad(f'expected a non-negative integer or {{ path = "..." }}, got {_describe(value)}')
-
-
-def _names_or_path(value: Any, option: Option | None) -> Any:
-    if isinstance(value, dict):
-        return _extractor(value, option)
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return list(value)
-    raise _Bad(f'expected an array of strings or {{ path = "..." }}, got {_describe(value)}')
-
-
-def _kpis_or_path(value: Any, option: Option | None) -> Any:
-    if isinstance(value, dict) and "path" in value:
-        return _extractor(value, option)
-    if isinstance(value, dict):
-        for name, number in value.items():
-            if isinstance(number, bool) or not isinstance(number, int | float):
-                raise _Bad(f"expected a number, got {_describe(number)}", f".{name}")
-        return {name: float(number) for name, number in value.items()}
-    raise _Bad(f'expected a table of KPI numbers or {{ path = "..." }}, got {_describe(value)}')
-
-
-def _static_attributes(value: Any, option: Option | None = None) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _Bad(f"expected a table of static attributes, got {_describe(value)}")
-    for name, item in value.items():
-        if isinstance(item, dict):
-            raise _Bad("static attributes are literals (a string, number or boolean); "
-                       "extractors belong in result_attributes", f".{name}")
-        if not isinstance(item, str | int | float | bool):
-            raise _Bad(f"expected a string, number or boolean, got {_describe(item)}", f".{name}")
-    return dict(value)
-
-
-def _table_of(check: _Shape, item_accepts: Accepts | None) -> _Shape:
-    """A table of values each checked by ``check`` as an option read when the call ends that takes
-    ``item_accepts`` (None: any value an extractor can give)."""
-    def check_table(value: Any, option: Option | None) -> Any:
-        if not isinstance(value, dict):
-            raise _Bad(f"expected a table, got {_describe(value)}")
-        result = {}
-        for name, item in value.items():
-            try:
-                result[name] = check(item, Option(name, item_accepts, when="end") if item_accepts else None)
-            except _Bad as bad:
-                raise _Bad(bad.problem, f".{name}{bad.subkey}") from None
-        return result
-
-    return check_table
-
-
-def _path_only(value: Any, option: Option | None) -> Any:
-    if isinstance(value, dict):
-        return _extractor(value, option)
-    raise _Bad(f'expected an extractor {{ path = "..." }}, got {_describe(value)}')
 
 
 _ONLY_BOOL = _only((bool,), "a boolean")
 _ONLY_STR = _only((str,), "a string")
 
-#: How a config file writes each kind of value, beyond a literal of ``Accepts.types``.
-_SHAPES: dict[Accepts, _Shape] = {
-    Accepts.ATTRIBUTES: _static_attributes, Accepts.COUNT: _count_or_path, Accepts.NAMES: _names_or_path,
-    Accepts.KPIS: _kpis_or_path, Accepts.COUNTS: _table_of(_count_or_path, Accepts.COUNT),
-    Accepts.EXTRACTORS: _table_of(_path_only, None),
-}
+
+def _written_extractor(value: Any, option: Option | None) -> Any:
+    """The extractor an inline table is (a table of KPI numbers is a literal unless it has a path)."""
+    if not isinstance(value, dict) or (option is not None and option.accepts is Accepts.KPIS and "path" not in value):
+        return NOT_EXTRACTOR
+    return _extractor(value, option)
+
+
+def _string_hint(value: Any, option: Option) -> str:
+    """A string given to a key that takes an extractor but no string literal was likely meant as a path."""
+    types = option.accepts.types
+    if option.extractor and isinstance(value, str) and types and str not in types:
+        return f' (an extractor is written {{ path = "{value}" }})'
+    return ""
+
+
+#: A config file: an extractor is an inline table ``{ path = "..." }``; values are named as TOML writes them.
+_FILE = Source(extractor=_written_extractor, describe=_describe, or_extractor='{ path = "..." }',
+               an_extractor='an extractor { path = "..." }', hint=_string_hint)
 
 
 def _checker(option: Option) -> Callable[[Any], Any]:
-    """The check of one config key, from its declaration."""
-    shaped = _SHAPES.get(option.accepts)
-    if shaped is not None:
-        return lambda value: shaped(value, option)
-    kind = option.accepts
-    if option.extractor:
-        return _literal_or_path(kind.types, kind.value, option)
-    return _only(kind.types, kind.value)
+    """The check of one config key, from its declaration: the decorators' own (see option_value)."""
+    return lambda value: option_value(option, value, _FILE)
 
 
+_ATTRIBUTES = _checker(kind_options.CONFIG_KEYS["attributes"])
 SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     kind: {name: _checker(option) for name, option in table.items()} for kind, table in kind_options.KINDS.items()}
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -315,7 +234,7 @@ class _Parser:
     def check(self, key: str, value: Any, checker: Callable[[Any], Any]) -> Any:
         try:
             return checker(value)
-        except _Bad as bad:
+        except BadValue as bad:
             raise self.error(key + bad.subkey, bad.problem) from None
 
     def parse(self, data: Mapping[str, Any]) -> Config:
@@ -325,7 +244,7 @@ class _Parser:
         service_name = data.get("service_name")
         if service_name is not None:
             self.check("service_name", service_name, _ONLY_STR)
-        attributes = self.check("attributes", data.get("attributes", {}), _static_attributes)
+        attributes = self.check("attributes", data.get("attributes", {}), _ATTRIBUTES)
         prices = self.prices(data.get("prices", {}))
         policy = self.policy(data.get("policy", {}))
         switches = self.switches(data.get("instrumentation", {}))
