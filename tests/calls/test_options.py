@@ -291,3 +291,30 @@ def test_a_number_outside_what_the_kind_reads_is_refused_in_code_and_in_a_file(k
     for good in (0, 1, 0.5):
         decorate(kind, **{name: good})
         assert entry_error(kind, **{name: good}) is None
+
+
+def test_a_literal_of_another_numeric_type_is_taken_and_recorded(otel: Any) -> None:
+    """A decorator literal is checked, not retyped: a Decimal, a Fraction or a numpy number is a number, and a
+    numpy integer a count, as each call has always read them (a program that gave one must still import)."""
+    import decimal
+    import fractions
+
+    import numpy
+
+    from agent_otel import semconv
+
+    @agent_otel.agent("numbers", confidence=decimal.Decimal("0.25"), files_created=numpy.int64(2))
+    def with_decimal() -> dict[str, bool]:
+        return {"success": True}
+
+    @agent_otel.agent("fractions", confidence=fractions.Fraction(1, 2))
+    def with_fraction() -> dict[str, bool]:
+        return {"success": True}
+
+    @agent_otel.provider("openai", cost=numpy.float32(0.5))
+    def with_numpy() -> dict[str, str]:
+        return {"model": "m"}
+
+    with_decimal(), with_fraction(), with_numpy()
+    assert otel.span("invoke_agent numbers").attributes[semconv.AGENT_CONFIDENCE] == pytest.approx(0.25)
+    assert otel.span("invoke_agent fractions").attributes[semconv.AGENT_CONFIDENCE] == pytest.approx(0.5)

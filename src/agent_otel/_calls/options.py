@@ -9,7 +9,9 @@ option means adding one line here, plus the code that records it.
 
 from __future__ import annotations
 
+import decimal
 import math
+import numbers
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -384,11 +386,14 @@ class Source:
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """An integer of any numeric type (``numpy.int64`` too), not a bool: each call reads it as coerce_count does."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A number of any real numeric type (``Decimal``, ``Fraction``, numpy's), not a bool: each call reads it as
+    coerce_number does, so a program that gave one keeps working."""
+    return isinstance(value, numbers.Real | decimal.Decimal) and not isinstance(value, bool)
 
 
 #: What a count takes besides a non-negative integer (a collection counts its length, see coerce_count).
