@@ -318,3 +318,26 @@ def test_a_literal_of_another_numeric_type_is_taken_and_recorded(otel: Any) -> N
     with_decimal(), with_fraction(), with_numpy()
     assert otel.span("invoke_agent numbers").attributes[semconv.AGENT_CONFIDENCE] == pytest.approx(0.25)
     assert otel.span("invoke_agent fractions").attributes[semconv.AGENT_CONFIDENCE] == pytest.approx(0.5)
+
+
+def test_a_manual_calls_run_time_values_are_never_raised_into_its_block(otel: Any) -> None:
+    """agent_call(), provider_call(), evolution_run() and tool_call() take the program's values at run time
+    (a version read from a file, a model from an enum): each call reads them as it always has. The decorators'
+    literal check raised ConfigurationError (naming agent(), not agent_call()) out of the host's own code."""
+    import enum
+
+    from agent_otel import semconv
+
+    class Model(enum.Enum):
+        GPT = "gpt-4o"
+
+    with agent_otel.agent_call("planner", version=1.5, prompt_version=2.0, task_type=Model.GPT):
+        pass
+    with agent_otel.provider_call("openai", model=Model.GPT):
+        pass
+    with agent_otel.evolution_run("planner", version_from=1.5, evaluations={"accuracy": 1}.keys()):
+        pass
+    with agent_otel.tool_call("search", agent=Model.GPT):
+        pass
+    assert otel.span("invoke_agent planner").attributes[semconv.GEN_AI_AGENT_VERSION] == "1.5"
+    assert {span.name for span in otel.spans()} >= {"invoke_agent planner", "execute_tool search"}

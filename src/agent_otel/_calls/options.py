@@ -512,18 +512,20 @@ def check_options(kind: str, options: Mapping[str, Any]) -> None:
             raise ConfigurationError(f"{kind}(): {option.parameter}{bad.subkey}: {bad.problem}") from None
 
 
-def collect(kind: str, values: Mapping[str, Any]) -> dict[str, Any]:
+def collect(kind: str, values: Mapping[str, Any], *, check: bool = True) -> dict[str, Any]:
     """A kind handler's options from a decorator's keywords (``values``, e.g. its ``locals()``):
     by option name, those not given (None) left out. ``attributes`` goes to the handler apart. A literal
     the config file refuses for the same key (``files_created=-1``, ``work=["tests"]``) is refused here,
-    naming it (see :func:`option_value`)."""
+    naming it (see :func:`option_value`). ``check=False``: a manual call's (``agent_call(...)``...), whose
+    values are the program's at run time, read by each call as they always were: never raised into its code."""
     options = {}
     for option in KINDS[kind].values():
         if option.decorator and option.name != "attributes":
             value = values.get(option.parameter)
             if value is not None:
                 options[option.name] = value
-    check_options(kind, options)
+    if check:
+        check_options(kind, options)
     return options
 
 
