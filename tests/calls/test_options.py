@@ -341,3 +341,17 @@ def test_a_manual_calls_run_time_values_are_never_raised_into_its_block(otel: An
         pass
     assert otel.span("invoke_agent planner").attributes[semconv.GEN_AI_AGENT_VERSION] == "1.5"
     assert {span.name for span in otel.spans()} >= {"invoke_agent planner", "execute_tool search"}
+
+
+def test_a_number_no_float_holds_is_refused_naming_the_decorator_the_keyword_and_the_problem() -> None:
+    """float() of the literal raised out of the check: agent("a", confidence=10**400) was an OverflowError ("int too
+    large to convert to float"), Decimal("sNaN") a ValueError, an int of more digits than repr() writes another,
+    none of them naming the decorator or the keyword (each call drops such a value: it is no number it reads)."""
+    import decimal
+
+    for bad in (10**400, decimal.Decimal("sNaN"), 10**5000):
+        with pytest.raises(ConfigurationError, match=r"^agent\(\): confidence: expected a number in \[0, 1\] or an "
+                                                     r"extractor, got (int|Decimal) "):
+            agent_otel.agent("a", confidence=bad)
+    with pytest.raises(ConfigurationError, match=r"^evolution\(\): kpis_before\.accuracy: expected a number, got int "):
+        agent_otel.evolution("e", kpis_before={"accuracy": 10**400})
