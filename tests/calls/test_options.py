@@ -318,3 +318,40 @@ def test_a_literal_of_another_numeric_type_is_taken_and_recorded(otel: Any) -> N
     with_decimal(), with_fraction(), with_numpy()
     assert otel.span("invoke_agent numbers").attributes[semconv.AGENT_CONFIDENCE] == pytest.approx(0.25)
     assert otel.span("invoke_agent fractions").attributes[semconv.AGENT_CONFIDENCE] == pytest.approx(0.5)
+
+
+def test_a_manual_calls_run_time_values_are_never_raised_into_its_block(otel: Any) -> None:
+    """agent_call(), provider_call(), evolution_run() and tool_call() take the program's values at run time
+    (a version read from a file, a model from an enum): each call reads them as it always has. The decorators'
+    literal check raised ConfigurationError (naming agent(), not agent_call()) out of the host's own code."""
+    import enum
+
+    from agent_otel import semconv
+
+    class Model(enum.Enum):
+        GPT = "gpt-4o"
+
+    with agent_otel.agent_call("planner", version=1.5, prompt_version=2.0, task_type=Model.GPT):
+        pass
+    with agent_otel.provider_call("openai", model=Model.GPT):
+        pass
+    with agent_otel.evolution_run("planner", version_from=1.5, evaluations={"accuracy": 1}.keys()):
+        pass
+    with agent_otel.tool_call("search", agent=Model.GPT):
+        pass
+    assert otel.span("invoke_agent planner").attributes[semconv.GEN_AI_AGENT_VERSION] == "1.5"
+    assert {span.name for span in otel.spans()} >= {"invoke_agent planner", "execute_tool search"}
+
+
+def test_a_number_no_float_holds_is_refused_naming_the_decorator_the_keyword_and_the_problem() -> None:
+    """float() of the literal raised out of the check: agent("a", confidence=10**400) was an OverflowError ("int too
+    large to convert to float"), Decimal("sNaN") a ValueError, an int of more digits than repr() writes another,
+    none of them naming the decorator or the keyword (each call drops such a value: it is no number it reads)."""
+    import decimal
+
+    for bad in (10**400, decimal.Decimal("sNaN"), 10**5000):
+        with pytest.raises(ConfigurationError, match=r"^agent\(\): confidence: expected a number in \[0, 1\] or an "
+                                                     r"extractor, got (int|Decimal) "):
+            agent_otel.agent("a", confidence=bad)
+    with pytest.raises(ConfigurationError, match=r"^evolution\(\): kpis_before\.accuracy: expected a number, got int "):
+        agent_otel.evolution("e", kpis_before={"accuracy": 10**400})

@@ -294,3 +294,13 @@ def test_the_python_processes_a_program_exec_d_by_agent_otel_run_starts_get_the_
     (shell_pid,), *shown = (json.loads(line) for line in child.stdout.strip().splitlines())
     assert len(shown) == 2 and all(pid != shell_pid for pid, _ in shown)
     assert all(instance_id == f"pod-7-{pid}" for pid, instance_id in shown)
+
+
+def test_an_id_no_environment_can_hold_is_kept_and_configure_does_not_raise() -> None:
+    """configure(resource=...) took any string id; recording it for the children (os.environ) raised ValueError
+    (a NUL) or UnicodeEncodeError (a lone surrogate) out of configure(), which had configured nothing."""
+    for chosen in ("pod\\x007", "pod\\ud8007"):
+        parent, forked = ids_of(f'resource=Resource({{"service.instance.id": "{chosen}"}})')
+        expected = chosen.encode().decode("unicode_escape")
+        assert parent["traces"] == parent["metrics"] == expected
+        assert forked["traces"] == f"{expected}-{forked['pid']}"

@@ -292,5 +292,6 @@ def agent_call(name: str, *, task_type: str | None = None, version: str | int | 
                attributes: Attributes | None = None) -> ManualCall:
     """An explicit agent span around a block; report with ``call.set_outcome(success=..., ...)``."""
     options = collect("agent", {"name": manual_name("agent", "name", name), "task_type": task_type,
-                                "version": version, "prompt_name": prompt_name, "prompt_version": prompt_version})
+                                "version": version, "prompt_name": prompt_name, "prompt_version": prompt_version},
+                      check=False)  # the program's values at run time: never raised into the block (collect)
     return ManualCall(AgentHandler(None, options, attributes))

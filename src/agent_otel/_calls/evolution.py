@@ -302,5 +302,5 @@ def evolution_run(agent: str, *, type: str | None = None, strategy: str | None =
     (and ``version_to=..``, ``rolled_back_to=..``)."""
     options = collect("evolution", {"agent": manual_name("evolution", "agent", agent), "type": type,
                                     "strategy": strategy, "kpi": kpi, "evaluations": evaluations,
-                                    "version_from": version_from})
+                                    "version_from": version_from}, check=False)
     return ManualCall(EvolutionHandler(None, options, attributes))

@@ -396,6 +396,17 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real | decimal.Decimal) and not isinstance(value, bool)
 
 
+def _as_float(value: Any) -> float | None:
+    """A number as a float; None for no number, and for one no float holds (``10**400``, ``Decimal("sNaN")``),
+    which would otherwise raise from float() unnamed instead of the option's error."""
+    if not _is_number(value):
+        return None
+    try:
+        return float(value)
+    except (OverflowError, ValueError):
+        return None
+
+
 #: What a count takes besides a non-negative integer (a collection counts its length, see coerce_count).
 _COUNTED = (list, tuple, set, frozenset, dict)
 _NAME_LISTS = (list, tuple, set, frozenset)
@@ -422,8 +433,9 @@ def _literal(option: Option, value: Any) -> tuple[bool, Any]:
     """Whether ``value`` is a literal of non-table ``option``, and the value (a number a float)."""
     accepts = option.accepts
     if accepts is Accepts.NUMBER:
-        ok = _is_number(value) and _in_bounds(option, float(value))
-        return ok, float(value) if ok else value
+        number = _as_float(value)
+        ok = number is not None and _in_bounds(option, number)
+        return ok, number if ok else value
     if accepts is Accepts.COUNT:
         return (_is_int(value) and value >= 0) or isinstance(value, _COUNTED), value
     if accepts is Accepts.NAMES:  # a string is one name (see coerce_names)
@@ -477,9 +489,10 @@ def _table_item(accepts: Accepts, name: str, item: Any, source: Source) -> Any:
             raise BadValue(f"expected {source.an_extractor}, got {source.describe(item)}")
         return extractor
     if accepts is Accepts.KPIS:
-        if not _is_number(item):
+        number = _as_float(item)
+        if number is None:
             raise BadValue(f"expected a number, got {source.describe(item)}")
-        return float(item)
+        return number
     if isinstance(item, Mapping):  # Accepts.ATTRIBUTES
         raise BadValue("static attributes are literals (a string, number or boolean); "
                        "extractors belong in result_attributes")
@@ -489,7 +502,10 @@ def _table_item(accepts: Accepts, name: str, item: Any, source: Source) -> Any:
 
 
 def _python_value(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except Exception:  # e.g. an int past sys.get_int_max_str_digits(): the error still names the keyword
+        text = object.__repr__(value)
     return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
@@ -512,18 +528,20 @@ def check_options(kind: str, options: Mapping[str, Any]) -> None:
             raise ConfigurationError(f"{kind}(): {option.parameter}{bad.subkey}: {bad.problem}") from None
 
 
-def collect(kind: str, values: Mapping[str, Any]) -> dict[str, Any]:
+def collect(kind: str, values: Mapping[str, Any], *, check: bool = True) -> dict[str, Any]:
     """A kind handler's options from a decorator's keywords (``values``, e.g. its ``locals()``):
     by option name, those not given (None) left out. ``attributes`` goes to the handler apart. A literal
     the config file refuses for the same key (``files_created=-1``, ``work=["tests"]``) is refused here,
-    naming it (see :func:`option_value`)."""
+    naming it (see :func:`option_value`). ``check=False``: a manual call's (``agent_call(...)``...), whose
+    values are the program's at run time, read by each call as they always were: never raised into its code."""
     options = {}
     for option in KINDS[kind].values():
         if option.decorator and option.name != "attributes":
             value = values.get(option.parameter)
             if value is not None:
                 options[option.name] = value
-    check_options(kind, options)
+    if check:
+        check_options(kind, options)
     return options
 
 

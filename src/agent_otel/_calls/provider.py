@@ -490,7 +490,7 @@ def provider_call(provider: str, *, model: str | None = None, operation: str | N
     """An explicit provider span; report with ``call.set_result(response)`` or
     ``call.set_outcome(usage={"input_tokens": .., "output_tokens": ..}, model=..)``."""
     options = collect("provider", {"provider": manual_name("provider", "provider", provider), "model": model,
-                                    "operation": operation})
+                                    "operation": operation}, check=False)
     return ManualCall(ProviderHandler(None, options, attributes))
 
 

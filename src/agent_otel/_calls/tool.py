@@ -165,5 +165,5 @@ def tool(name: Text, *, agent: Text | None = None, type: Text | None = None, ste
 
 
 def tool_call(name: str, *, agent: str | None = None, attributes: Attributes | None = None) -> ManualCall:
-    options = collect("tool", {"name": manual_name("tool", "name", name), "agent": agent})
+    options = collect("tool", {"name": manual_name("tool", "name", name), "agent": agent}, check=False)
     return ManualCall(ToolHandler(None, options, attributes))

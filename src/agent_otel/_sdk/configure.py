@@ -406,7 +406,10 @@ def claim_instance_id(chosen: str | None = None) -> bool:
     owner_pid, _, owner_id = os.environ.get(AGENT_OTEL_INSTANCE_ID_OWNER, "").partition(":")
     if owner_id == chosen and owner_pid != str(os.getpid()):
         return False
-    os.environ[AGENT_OTEL_INSTANCE_ID_OWNER] = f"{os.getpid()}:{chosen}"
+    try:
+        os.environ[AGENT_OTEL_INSTANCE_ID_OWNER] = f"{os.getpid()}:{chosen}"
+    except (ValueError, UnicodeError):  # an id no environment can hold (a NUL, a lone surrogate): nor a child's
+        pass
     return True
 
 
