@@ -221,13 +221,17 @@ def test_decorated_functions_keep_their_type(tmp_path: Path) -> None:
 #: A literal of the wrong kind, and one of the right kind, for each kind of option a decorator takes.
 BAD_LITERALS: dict[options.Accepts, Any] = {
     options.Accepts.STRING: 3, options.Accepts.BOOLEAN: "yes", options.Accepts.NUMBER: "high",
-    options.Accepts.STRING_OR_INT: 1.5, options.Accepts.COUNT: -1, options.Accepts.NAMES: [1],
+    options.Accepts.STRING_OR_INT: 1.5, options.Accepts.COUNT: -1, options.Accepts.NAMES: 3,
     options.Accepts.KPIS: {"accuracy": "high"}, options.Accepts.COUNTS: {"lines": -1},
     options.Accepts.EXTRACTORS: {"kind": 3}}
 GOOD_LITERALS: dict[options.Accepts, Any] = {
     options.Accepts.STRING: "x", options.Accepts.BOOLEAN: True, options.Accepts.NUMBER: 0.5,
     options.Accepts.STRING_OR_INT: 7, options.Accepts.COUNT: 2, options.Accepts.NAMES: ["x"],
     options.Accepts.KPIS: {"accuracy": 0.9}, options.Accepts.COUNTS: {"lines": 2}, options.Accepts.EXTRACTORS: {}}
+#: The kinds whose wrong literal in a file each call still reads in code (a string option reads str(value), a
+#: boolean one its truth, a static item of result_attributes is set as it is): code takes it, as it always did.
+READ_BY_EACH_CALL = frozenset({options.Accepts.STRING, options.Accepts.BOOLEAN, options.Accepts.STRING_OR_INT,
+                               options.Accepts.EXTRACTORS})
 DECORATOR_OPTIONS = [(kind, option) for kind in DECORATORS for option in options.KINDS[kind].values()
                      if option.decorator and option.name != "attributes"]
 
@@ -250,12 +254,15 @@ def test_a_decorator_refuses_the_literal_the_config_file_refuses(kind: str, opti
     """Decorators checked only that a table option got a mapping: tool("t", files_created=-1), job(type=3) or
     agent("a", success="yes") were taken, and the same key in a config file was an error. Both run one check."""
     bad, good = BAD_LITERALS[option.accepts], GOOD_LITERALS[option.accepts]
-    with pytest.raises(ConfigurationError) as raised:
-        decorate(kind, **{option.parameter: bad})
-    decorator_error = str(raised.value)
     file_error = entry_error(kind, **{option.name: bad})
     in_file = re.fullmatch(rf"t\.toml: {kind}\[0\]\.{option.name}{PROBLEM}", file_error or "")
     assert in_file, file_error
+    if option.accepts in READ_BY_EACH_CALL and option.name != "conversation":
+        decorate(kind, **{option.parameter: bad})  # each call reads it: code takes it
+        return
+    with pytest.raises(ConfigurationError) as raised:
+        decorate(kind, **{option.parameter: bad})
+    decorator_error = str(raised.value)
     if option.name != "conversation":  # its own check, which also refuses an empty id (check_conversation_id)
         # the same key (a table's item too) and the same problem, each writing an extractor and a value its way
         in_code = re.fullmatch(rf"{kind}\(\): {option.parameter}{PROBLEM}", decorator_error)
@@ -269,8 +276,9 @@ def test_the_reported_literals_name_the_decorator_the_keyword_and_the_problem() 
     with pytest.raises(ConfigurationError, match=r"^tool\(\): files_created: expected a non-negative integer or an "
                                                  r"extractor, got int -1$"):
         agent_otel.tool("t", files_created=-1)
-    with pytest.raises(ConfigurationError, match=r"^job\(\): type: expected a string or an extractor, got int 3$"):
-        agent_otel.job(type=3)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"^agent\(\): confidence: expected a number or an "
+                                                 r"extractor, got str 'high'$"):
+        agent_otel.agent("a", confidence="high")  # type: ignore[arg-type]
     agent_otel.tool("t", files_created=["a.py", "b.py"])  # a collection counts its length, as before
     agent_otel.agent("a", patterns="tdd", confidence=agent_otel.path("result.score"))
 
@@ -355,3 +363,30 @@ def test_a_number_no_float_holds_is_refused_naming_the_decorator_the_keyword_and
             agent_otel.agent("a", confidence=bad)
     with pytest.raises(ConfigurationError, match=r"^evolution\(\): kpis_before\.accuracy: expected a number, got int "):
         agent_otel.evolution("e", kpis_before={"accuracy": 10**400})
+
+
+def test_a_literal_each_call_reads_is_taken_in_code_though_a_file_would_refuse_it(otel: Any) -> None:
+    """Code gives richer values than TOML: each call reads a float version as its text, a numeric string as a
+    number, 2.0 as a count, 1 as true and an Enum member as its text, and records them. The literal check that
+    made decorators as strict as the file refused them, which would stop a program that ran from importing (and a
+    `with job(type=...)` block from running)."""
+    import enum
+
+    from agent_otel import semconv
+
+    class Role(enum.Enum):
+        PLANNER = "planner"
+
+    @agent_otel.agent("reader", version=1.5, confidence="0.5", files_created=2.0, success=1,
+                      task_type=Role.PLANNER)
+    def handle() -> dict[str, Any]:
+        return {}
+
+    handle()
+    with agent_otel.job(type=Role.PLANNER):  # type: ignore[arg-type]
+        pass
+    attributes = otel.span("invoke_agent reader").attributes
+    assert attributes[semconv.AGENT_CONFIDENCE] == pytest.approx(0.5)
+    assert attributes[semconv.GEN_AI_AGENT_VERSION] == "1.5"
+    assert attributes[semconv.AGENT_OUTCOME] == "success"
+    assert entry_error("agent", version=1.5) is not None  # a file's float is no version: its TOML has types

@@ -18,7 +18,7 @@ from opentelemetry.trace import Span, SpanKind
 
 from agent_otel import semconv
 from agent_otel._calls.extractors import Call, Path, is_extractor, signature_of
-from agent_otel._calls.options import KINDS, Attributes, check_required, extractor_problem, read_at
+from agent_otel._calls.options import KINDS, MAX_COUNT, Attributes, check_required, extractor_problem, read_at
 from agent_otel._context.stamping import stamped_ids
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine import policy as _policies
@@ -109,12 +109,6 @@ def coerce_number(value: Any, stage: str, low: float | None = None, high: float 
                                       + (f" in [{low}, {high}]" if low is not None else "")))
         return None
     return number
-
-
-#: The largest count one call may report: far beyond any real one (tokens, files, fixes), and small enough
-#: that a counter's running sum stays within int64, which OTLP carries (a larger value would fail every
-#: later metric export of the process). A count above it is dropped and counted, as an unreadable one.
-MAX_COUNT = 2**32
 
 
 def error_type_label(error: BaseException) -> str:

@@ -383,6 +383,10 @@ class Source:
     an_extractor: str
     #: What is added to the error for a literal of the wrong type (e.g. how to write an extractor instead).
     hint: Callable[[Any, Option], str] = lambda value, option: ""
+    #: Whether a literal each call reads is taken though it is not of the option's type: code may give any
+    #: value the calls read (``version=1.5``, ``confidence="0.5"``, a name as an Enum, ``success=1``), and
+    #: refusing one would stop a program that ran; a file's TOML values have their types.
+    as_calls_read: bool = False
 
 
 def _is_int(value: Any) -> bool:
@@ -406,6 +410,44 @@ def _as_float(value: Any) -> float | None:
     except (OverflowError, ValueError):
         return None
 
+
+def _number_read(value: Any) -> float | None:
+    """The number each call reads ``value`` as (coerce_number: a number or a numeric string, finite, not a
+    bool), None for none."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError, OverflowError, AttributeError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _read_by_each_call(option: Option, value: Any) -> bool:
+    """Whether each call reads literal ``value`` of non-table ``option`` (the handlers' coerce_* functions), and so
+    records it: a string option reads ``str(value)``, a boolean one its truth, a number or count one a number in
+    its range (a count also a collection's length), a names one a string or a collection."""
+    accepts = option.accepts
+    if accepts is Accepts.NUMBER:
+        number = _number_read(value)
+        return number is not None and _in_bounds(option, number)
+    if accepts is Accepts.COUNT:
+        number = _number_read(value)
+        return isinstance(value, _COUNTED) or (number is not None and 0 <= number <= MAX_COUNT)
+    if accepts is Accepts.NAMES:
+        return isinstance(value, (str, *_NAME_LISTS))
+    if accepts is Accepts.BOOLEAN:
+        try:
+            bool(value)
+        except Exception:  # e.g. a numpy array, whose truth is ambiguous
+            return False
+    return True
+
+
+#: The largest count one call may report: far beyond any real one (tokens, files, fixes), and small enough
+#: that a counter's running sum stays within int64, which OTLP carries (a larger value would fail every
+#: later metric export of the process). A count above it is dropped and counted, as an unreadable one.
+MAX_COUNT = 2**32
 
 #: What a count takes besides a non-negative integer (a collection counts its length, see coerce_count).
 _COUNTED = (list, tuple, set, frozenset, dict)
@@ -461,6 +503,8 @@ def option_value(option: Option, value: Any, source: Source) -> Any:
     ok, literal = _literal(option, value)
     if ok:
         return literal
+    if source.as_calls_read and _read_by_each_call(option, value):
+        return value
     also = f" or {source.or_extractor}" if option.extractor else ""
     expected = _expected(option) if _is_number(value) else accepts.value  # a range, for a number outside it
     raise BadValue(f"expected {expected}{also}, got {source.describe(value)}{source.hint(value, option)}")
@@ -485,10 +529,14 @@ def _table_item(accepts: Accepts, name: str, item: Any, source: Source) -> Any:
         return option_value(Option(name, Accepts.COUNT, when="end"), item, source)
     if accepts is Accepts.EXTRACTORS:
         extractor = source.extractor(item, None)
+        if extractor is NOT_EXTRACTOR and source.as_calls_read:
+            return item  # a constant: each call sets it as it is
         if extractor is NOT_EXTRACTOR:
             raise BadValue(f"expected {source.an_extractor}, got {source.describe(item)}")
         return extractor
     if accepts is Accepts.KPIS:
+        if source.as_calls_read and (item is None or _number_read(item) is not None):
+            return item  # each call reads it as a number (None: no such KPI)
         number = _as_float(item)
         if number is None:
             raise BadValue(f"expected a number, got {source.describe(item)}")
@@ -511,7 +559,8 @@ def _python_value(value: Any) -> str:
 
 #: A decorator's keywords: an extractor is a path() or a callable.
 DECORATOR = Source(extractor=lambda value, option: value if is_extractor(value) else NOT_EXTRACTOR,
-                   describe=_python_value, or_extractor="an extractor", an_extractor="an extractor")
+                   describe=_python_value, or_extractor="an extractor", an_extractor="an extractor",
+                   as_calls_read=True)
 
 
 def check_options(kind: str, options: Mapping[str, Any]) -> None:
