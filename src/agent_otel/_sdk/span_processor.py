@@ -108,11 +108,11 @@ class AgentOtelSpanProcessor(SpanProcessor):
             hash_present(span, values, None, at_start=False)
         if self._content_open and self._content_spans.pop(span, 0) is None:
             drop_content(span)
-        events = span._events
-        if events or span._links:
+        has_events = bool(span._events)  # once: a BoundedList's truth is a Python call
+        if has_events or span._links:
             hash_events_and_links(span)
         bridge = self.bridge
-        if bridge is not None and (bridge.open_spans or events):  # else the bridge has nothing to do
+        if bridge is not None and (bridge.open_spans or has_events):  # else the bridge has nothing to do
             bridge._on_ending(span)
 
     def on_end(self, span: ReadableSpan) -> None:
