@@ -389,6 +389,16 @@ class Source:
     as_calls_read: bool = False
 
 
+#: The largest count one call may report: far beyond any real one (tokens, files, fixes), and small enough
+#: that a counter's running sum stays within int64, which OTLP carries (a larger value would fail every
+#: later metric export of the process). A count above it is dropped and counted, as an unreadable one.
+MAX_COUNT = 2**32
+
+#: What a count takes besides a non-negative integer (a collection counts its length, see coerce_count).
+_COUNTED = (list, tuple, set, frozenset, dict)
+_NAME_LISTS = (list, tuple, set, frozenset)
+
+
 def _is_int(value: Any) -> bool:
     """An integer of any numeric type (``numpy.int64`` too), not a bool: each call reads it as coerce_count does."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
@@ -432,8 +442,10 @@ def _read_by_each_call(option: Option, value: Any) -> bool:
         number = _number_read(value)
         return number is not None and _in_bounds(option, number)
     if accepts is Accepts.COUNT:
+        if isinstance(value, _COUNTED):
+            return True
         number = _number_read(value)
-        return isinstance(value, _COUNTED) or (number is not None and 0 <= number <= MAX_COUNT)
+        return number is not None and 0 <= number <= MAX_COUNT
     if accepts is Accepts.NAMES:
         return isinstance(value, (str, *_NAME_LISTS))
     if accepts is Accepts.BOOLEAN:
@@ -442,16 +454,6 @@ def _read_by_each_call(option: Option, value: Any) -> bool:
         except Exception:  # e.g. a numpy array, whose truth is ambiguous
             return False
     return True
-
-
-#: The largest count one call may report: far beyond any real one (tokens, files, fixes), and small enough
-#: that a counter's running sum stays within int64, which OTLP carries (a larger value would fail every
-#: later metric export of the process). A count above it is dropped and counted, as an unreadable one.
-MAX_COUNT = 2**32
-
-#: What a count takes besides a non-negative integer (a collection counts its length, see coerce_count).
-_COUNTED = (list, tuple, set, frozenset, dict)
-_NAME_LISTS = (list, tuple, set, frozenset)
 
 
 def _expected(option: Option) -> str:
@@ -529,11 +531,11 @@ def _table_item(accepts: Accepts, name: str, item: Any, source: Source) -> Any:
         return option_value(Option(name, Accepts.COUNT, when="end"), item, source)
     if accepts is Accepts.EXTRACTORS:
         extractor = source.extractor(item, None)
-        if extractor is NOT_EXTRACTOR and source.as_calls_read:
+        if extractor is not NOT_EXTRACTOR:
+            return extractor
+        if source.as_calls_read:
             return item  # a constant: each call sets it as it is
-        if extractor is NOT_EXTRACTOR:
-            raise BadValue(f"expected {source.an_extractor}, got {source.describe(item)}")
-        return extractor
+        raise BadValue(f"expected {source.an_extractor}, got {source.describe(item)}")
     if accepts is Accepts.KPIS:
         if source.as_calls_read and (item is None or _number_read(item) is not None):
             return item  # each call reads it as a number (None: no such KPI)

@@ -87,7 +87,7 @@ from agent_otel._sdk.export_loss import (
     ReportingMetricExporter,
     stop_retrying,
 )
-from agent_otel._sdk.settings import Settings, otlp_target, resolve_settings
+from agent_otel._sdk.settings import Settings, resolve_settings
 from agent_otel._sdk.span_processor import AgentOtelSpanProcessor
 from agent_otel.errors import ConfigurationError
 
@@ -176,7 +176,7 @@ def _span_exporter(name: str, settings: Settings) -> SpanExporter:
     if name == "console":
         return ConsoleSpanExporter()
     # The OTLP exporters are imported only when chosen: they pull in grpc or protobuf and requests.
-    url, protocol = otlp_target(settings, "traces")
+    url, protocol = settings.otlp_signals["traces"]
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 
@@ -192,14 +192,20 @@ def _metric_reader(name: str, settings: Settings, telemetry: Telemetry) -> Metri
     exporter: MetricExporter
     if name == "console":
         exporter = ConsoleMetricExporter()
-    elif (target := otlp_target(settings, "metrics"))[1] == "grpc":  # imported only when chosen: _span_exporter
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
-
-        exporter = GrpcMetricExporter(endpoint=target[0])
     else:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
+        url, protocol = settings.otlp_signals["metrics"]
+        if protocol == "grpc":  # OTLP imported only when chosen, as in _span_exporter
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+                OTLPMetricExporter as GrpcMetricExporter,
+            )
 
-        exporter = HttpMetricExporter(endpoint=target[0])
+            exporter = GrpcMetricExporter(endpoint=url)
+        else:
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+                OTLPMetricExporter as HttpMetricExporter,
+            )
+
+            exporter = HttpMetricExporter(endpoint=url)
     reporting = ReportingMetricExporter(exporter, telemetry.loss)
     telemetry.metric_exporters.append(reporting)
     return PeriodicExportingMetricReader(reporting, export_interval_millis=settings.metric_export_interval_ms)

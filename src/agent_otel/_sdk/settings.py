@@ -181,8 +181,3 @@ def _protocol(argument: str | None, variable: str, env: dict[str, str], endpoint
     if chosen not in PROTOCOLS:
         raise ConfigurationError(f"{source}={chosen!r}: expected grpc or http/protobuf")
     return chosen
-
-
-def otlp_target(settings: Settings, signal: str) -> tuple[str, str]:
-    """(URL, protocol) of ``signal``'s OTLP exporter."""
-    return settings.otlp_signals[signal]

@@ -64,10 +64,10 @@ def _imported(spec: TargetSpec, config: Config) -> tuple[str, str]:
     if found.defined_on is not found.owner:
         status += f" (inherited from {found.defined_on.__qualname__})"
     if spec.subclasses and isinstance(found.owner, type):
-        overrides = [sub.__qualname__ for sub in _all_subclasses(found.owner) if found.attr in sub.__dict__]
-        for sub in _all_subclasses(found.owner):
-            if found.attr in sub.__dict__:
-                _wraps(spec, config, sub.__dict__[found.attr], sub, found.attr)
+        overriding = [sub for sub in _all_subclasses(found.owner) if found.attr in sub.__dict__]
+        for sub in overriding:
+            _wraps(spec, config, sub.__dict__[found.attr], sub, found.attr)
+        overrides = [sub.__qualname__ for sub in overriding]
         status += f" (+{len(overrides)} subclass override{'s' if len(overrides) != 1 else ''}" + (
             f": {', '.join(sorted(overrides))})" if overrides else ")")
     return found.shape, status
