@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import itertools
 import json
+import math
 import time
 import urllib.parse
 from typing import Any
@@ -236,13 +238,14 @@ def test_jobs_and_tools_match_the_demo(e2e: E2E, url: str) -> None:
     assert jobs["bugfix"]["runs"] == round(runs)
 
 
-def _first_second_with_data(url: str, at: float) -> float:
-    """The first second, within the half hour before ``at``, at which any call series of the demo is stored."""
+def _seconds_with_data(url: str, at: float) -> list[float]:
+    """The whole seconds, within the half hour before ``at``, at which any call series of the demo is stored
+    (the grid the report's finest coverage query evaluates on)."""
     names = "|".join(ACTIVITY)
     answer = http_get_json(f"{url}/api/v1/query_range?" + urllib.parse.urlencode({
-        "query": f'count({{otel_scope_name="agent_otel",__name__=~"{names}"}})', "start": f"{at - 1800:.3f}",
-        "end": f"{at:.3f}", "step": "1s"}), timeout=30)
-    return float(answer["data"]["result"][0]["values"][0][0])
+        "query": f'count({{otel_scope_name="agent_otel",__name__=~"{names}"}})', "start": f"{math.ceil(at - 1800)}",
+        "end": f"{math.floor(at)}", "step": "1s"}), timeout=30)
+    return [float(second) for second, _ in answer["data"]["result"][0]["values"]]
 
 
 def test_a_week_over_minutes_of_data_says_how_much_it_covers(url: str) -> None:
@@ -253,11 +256,18 @@ def test_a_week_over_minutes_of_data_says_how_much_it_covers(url: str) -> None:
     # to the second, whatever the window: the first second at which Prometheus holds any of the series. Once the
     # data is older than the coverage query's second step (42 s over 7d, 30 s over 1h), the first step of that
     # grid with data was up to a step late: 84 minutes late over hours of data.
-    first_second = _first_second_with_data(url, meta["time"])
+    seconds = _seconds_with_data(url, meta["time"])
+    first_second = seconds[0]
     wait_until(lambda: time.time() - first_second > 50, "the demo's data to be older than 50 s", timeout_s=120)
     for window in ("7d", "1h"):
         covered = report_json(url, "--window", window)["report"]
-        assert abs(covered["data_since"] - first_second) <= 2, (window, covered, first_second)
+        since = covered["data_since"]
+        # Later only across a gap: a scrape that fails (a timeout on a loaded machine) marks every series of the
+        # demo stale until the next good one, and a gap over the first step of the report's coarse grid with data
+        # hides what came before it. Over data with no gap, the report finds the first second.
+        gap = any(later - earlier > 1 for earlier, later in itertools.pairwise(seconds) if later <= since)
+        assert abs(since - first_second) <= 2 or (gap and since in seconds), (
+            window, covered, seconds[:20])
     code, out, err = run("--prometheus", url, "--window", "7d")
     assert code == 0, err
     assert out.splitlines()[1].startswith("The data covers only the last ") and "of the 7d window" in out
