@@ -139,3 +139,29 @@ def test_a_manual_call_reused_or_shared_reports_each_blocks_own_outcome(otel: An
         "failure", "success"]
     assert sorted(span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS]
                   for span in otel.spans("chat claude-sonnet-4")) == [100, 999]
+
+
+def test_calls_in_many_threads_of_one_job_are_counted_exactly(otel: Any) -> None:
+    """Each thread counts its agent and tool calls on its own (no lock per call); the job's roll-up adds them
+    all up, those of threads that ended before it (whose thread ids later threads may reuse) included."""
+    @agent_otel.agent("worker")
+    def work(n: int) -> dict[str, bool]:
+        step()
+        return {"success": True}
+
+    calls, waves, threads_per_wave = 500, 2, 8
+    with agent_otel.job(type="batch") as job:
+        job_id = job.id or ""
+        for _ in range(waves):  # the second wave starts once the first has ended
+            threads = [threading.Thread(target=lambda: [work(n) for n in range(calls)])
+                       for _ in range(threads_per_wave)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=120)
+            assert not any(thread.is_alive() for thread in threads)
+        work(0)
+    attributes = job_span(otel, job_id).attributes
+    total = waves * threads_per_wave * calls + 1
+    assert attributes[semconv.JOB_ROLLUP_AGENT_CALLS] == total
+    assert attributes[semconv.JOB_ROLLUP_TOOL_CALLS] == total

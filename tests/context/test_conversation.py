@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -391,3 +392,32 @@ def test_config_key_bad_values_name_file_key_and_problem(value: str, problem: st
             config(f'[[{kind}]]\ntarget = "m:f"\nname = "n"\nconversation = {value}\n' if kind == "agent"
                    else f'[[{kind}]]\ntarget = "m:f"\nconversation = {value}\n')
         assert str(caught.value) == f"t.toml: {kind}[0].conversation: {problem}"
+
+
+def test_one_function_called_in_turn_in_other_jobs_and_conversations_carries_each_calls_own_ids(otel: Any) -> None:
+    """A call's span starts with the ids of its job and conversation; a function called in turn in several of
+    them (and with the policy changed between two calls) never carries the ids of another call."""
+    @agent_otel.tool("t")
+    def tool(n: int) -> int:
+        return n
+
+    expected: list[tuple[str | None, str | None]] = []
+    job_a, job_b = agent_otel.job("job-a", type="j"), agent_otel.job("job-b", type="j")
+    for n, (job_id, conversation_id) in enumerate([("job-a", None), ("job-b", None), ("job-a", None), (None, None),
+                                                   ("job-a", "chat-1"), ("job-a", "chat-2"), (None, "chat-2"),
+                                                   ("job-b", "chat-2"), ("job-b", None)]):
+        with contextlib.ExitStack() as stack:
+            if job_id is not None:
+                stack.enter_context(job_a if job_id == "job-a" else job_b)
+            if conversation_id is not None:
+                stack.enter_context(agent_otel.conversation(conversation_id))
+            assert tool(n) == n
+        expected.append((job_id, conversation_id))
+    with job_a:
+        tool(len(expected))
+        agent_otel.set_policy(hashed_keys=[semconv.JOB_ID], salt="pepper")
+        tool(len(expected) + 1)
+    expected += [("job-a", None), (sha("pepper", "job-a"), None)]
+
+    spans = sorted(otel.spans("execute_tool t"), key=lambda span: span.start_time or 0)
+    assert [(s.attributes.get(semconv.JOB_ID), s.attributes.get(CONVERSATION)) for s in spans] == expected

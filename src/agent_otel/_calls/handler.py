@@ -19,7 +19,8 @@ from opentelemetry.trace import Span, SpanKind
 from agent_otel import semconv
 from agent_otel._calls.extractors import Call, Path, is_extractor, signature_of
 from agent_otel._calls.options import KINDS, MAX_COUNT, Attributes, check_required, extractor_problem, read_at
-from agent_otel._context.stamping import stamped_ids
+from agent_otel._context.job import JOB_KEY
+from agent_otel._context.stamping import BAGGAGE_KEY, stamped_ids
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine import policy as _policies
 from agent_otel._engine.instruments import runtime
@@ -242,6 +243,8 @@ class KindHandler(Handler):
         self.result_attributes: dict[str, Any] = dict(options.get("result_attributes") or {})
         self.early, self.late = _reading_times(self.stage, options)
         self._static: tuple[object, Any] | None = None
+        #: (job state, baggage, start attributes, policy, those attributes with the ids): see _with_ids
+        self._ids: tuple[object, object, dict[str, Any], object, dict[str, Any]] | None = None
         self._function_name = str(getattr(func, "__name__", None) or self.stage)
         if func is not None and self.signature is not None:
             check_parameters(func, self.signature, options)
@@ -373,17 +376,34 @@ class KindHandler(Handler):
             return trace.INVALID_SPAN, Context({**parent, **entries, SPAN_KEY: trace.INVALID_SPAN} if entries
                                                else {**parent, SPAN_KEY: trace.INVALID_SPAN})
         base = {**parent, **entries} if entries else parent
-        ids = stamped_ids(parent)
-        if ids is not None:  # what the span processor would stamp (hashed keys hashed), without a second write
-            guard = policy()
-            if not guard.hashed_keys.isdisjoint(ids):
-                guard.scrub(ids)
-            attributes = {**ids, **attributes}
+        state, carried = parent.get(JOB_KEY), parent.get(BAGGAGE_KEY)
+        if state is not None or carried:  # in a job or a conversation: start with the ids
+            attributes = self._with_ids(attributes, state, carried, parent)
         # Tell the span processors these attributes are already hashed and stamped; the flag is only
         # in the context the span starts with, not in the one its children run under.
         span = tracer.start_span(name, context=Context({**base, SCRUBBED_KEY: True}), kind=self.span_kind,
                                  attributes=attributes)
         return span, Context({**base, SPAN_KEY: span})
+
+    def _with_ids(self, attributes: dict[str, Any], state: object, carried: object,
+                  parent: Context) -> dict[str, Any]:
+        """``attributes`` with the ids the span processor would stamp (hashed keys hashed), without a second
+        write. Calls in the same job (or conversation) and with the same attributes share one dict: the last
+        one is kept, by the identity of what it was made from and of the policy."""
+        current = _policies._policy or policy()
+        kept = self._ids
+        if kept is not None and kept[0] is state and kept[1] is carried and kept[2] is attributes and (
+                kept[3] is current):
+            merged: dict[str, Any] = kept[4]
+            return merged
+        ids = stamped_ids(parent)
+        if ids is None:
+            return attributes
+        if not current.hashed_keys.isdisjoint(ids):
+            current.scrub(ids)
+        merged = {**ids, **attributes}
+        self._ids = (state, carried, attributes, current, merged)
+        return merged
 
     def under_agent(self, cache: dict[Any, dict[str, Any]], base: dict[str, Any], agent: Any) -> dict[str, Any]:
         """Start attributes for a call made under ``agent`` (None: under none): ``base`` with
