@@ -20,7 +20,7 @@ from agent_otel import semconv
 from agent_otel._calls.extractors import Call, Path, is_extractor, signature_of
 from agent_otel._calls.options import KINDS, MAX_COUNT, Attributes, check_required, extractor_problem, read_at
 from agent_otel._context.job import JOB_KEY
-from agent_otel._context.stamping import BAGGAGE_KEY, stamped_ids
+from agent_otel._context.stamping import BAGGAGE_KEY, ids_of
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine import policy as _policies
 from agent_otel._engine.instruments import runtime
@@ -378,15 +378,14 @@ class KindHandler(Handler):
         base = {**parent, **entries} if entries else parent
         state, carried = parent.get(JOB_KEY), parent.get(BAGGAGE_KEY)
         if state is not None or carried:  # in a job or a conversation: start with the ids
-            attributes = self._with_ids(attributes, state, carried, parent)
+            attributes = self._with_ids(attributes, state, carried)
         # Tell the span processors these attributes are already hashed and stamped; the flag is only
         # in the context the span starts with, not in the one its children run under.
         span = tracer.start_span(name, context=Context({**base, SCRUBBED_KEY: True}), kind=self.span_kind,
                                  attributes=attributes)
         return span, Context({**base, SPAN_KEY: span})
 
-    def _with_ids(self, attributes: dict[str, Any], state: object, carried: object,
-                  parent: Context) -> dict[str, Any]:
+    def _with_ids(self, attributes: dict[str, Any], state: object, carried: object) -> dict[str, Any]:
         """``attributes`` with the ids the span processor would stamp (hashed keys hashed), without a second
         write. Calls in the same job (or conversation) and with the same attributes share one dict: the last
         one is kept, by the identity of what it was made from and of the policy."""
@@ -396,7 +395,7 @@ class KindHandler(Handler):
                 kept[3] is current):
             merged: dict[str, Any] = kept[4]
             return merged
-        ids = stamped_ids(parent)
+        ids = ids_of(state, carried)
         if ids is None:
             return attributes
         if not current.hashed_keys.isdisjoint(ids):

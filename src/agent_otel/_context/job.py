@@ -19,7 +19,7 @@ from opentelemetry.context import Context
 from agent_otel import semconv
 
 JOB_KEY = otel_context.create_key("agent_otel.job")
-#: The counts :meth:`JobState.add_one` keeps per thread (the others change under the job's lock).
+#: The counts :meth:`JobState.add_one` keeps, per thread (the fields change under the job's lock).
 _COUNTED_PER_THREAD = ("agent_calls", "tool_calls")
 _get_ident = threading.get_ident
 AGENT_KEY = otel_context.create_key("agent_otel.agent")
@@ -55,9 +55,9 @@ class JobState:
                 values[name] += delta
 
     def add_one(self, name: str) -> None:
-        """``add(**{name: 1})`` for one agent or tool call, without a lock: each thread counts in its own dict,
-        which only it writes, and the roll-up adds them up. A lock per call cost more than the rest of the
-        roll-up; the counts stay exact under free-threaded Python too."""
+        """Count one agent or tool call (``name``: one of :data:`_COUNTED_PER_THREAD`), without a lock: each
+        thread counts in its own dict, which only it writes, and the roll-up adds them up. A lock per call cost
+        more than the rest of the roll-up; the counts stay exact under free-threaded Python too."""
         counts = self._per_thread.get(_get_ident())
         if counts is None:
             counts = self._thread_counts()
@@ -69,8 +69,8 @@ class JobState:
             return self._per_thread.setdefault(_get_ident(), dict.fromkeys(_COUNTED_PER_THREAD, 0))
 
     def _count(self, name: str) -> int:
-        """The job's count of ``name``, the threads' own included; under the lock (a new thread's dict is added
-        under it)."""
+        """The job's count of ``name``: its field (what :meth:`add` counted) and the threads' own counts; under
+        the lock (a new thread's dict is added under it)."""
         total: int = self.__dict__[name]
         return total + sum(counts[name] for counts in self._per_thread.values())
 

@@ -29,12 +29,16 @@ _CONVERSATION_ID = semconv.GEN_AI_CONVERSATION_ID
 
 def stamped_ids(ctx: Context | None = None) -> dict[str, AttributeValue] | None:
     """The ids a span started in ``ctx`` (default: the current context) carries (attribute -> id), or
-    None when it runs in no job and no conversation. A job of this process gives its id; a caller's
-    job or any conversation are read off the baggage."""
+    None when it runs in no job and no conversation."""
     if ctx is None:
         ctx = _get_current()
-    state = ctx.get(JOB_KEY)
-    entries = ctx.get(BAGGAGE_KEY)
+    return ids_of(ctx.get(JOB_KEY), ctx.get(BAGGAGE_KEY))
+
+
+def ids_of(state: object, entries: object) -> dict[str, AttributeValue] | None:
+    """:func:`stamped_ids` of a context whose job state and baggage dict are ``state`` and ``entries``, for a
+    caller that has read them already. A job of this process gives its id; a caller's job or any conversation
+    are read off the baggage."""
     if not entries or type(entries) is not dict:
         return {_JOB_ID: state.id} if isinstance(state, JobState) else None
     job_id = state.id if isinstance(state, JobState) else entries.get(_BAGGAGE_JOB_ID)
@@ -52,7 +56,7 @@ def stamp_ids(span: Span, ctx: Context, attributes: Mapping[str, object]) -> Non
     value the span started with, the host's own, is kept). The combined span processor calls it only for a
     span in a job or conversation that is not one of ours (which start with the ids): the check every span of
     the process pays is written out there."""
-    ids = stamped_ids(ctx)
+    ids = ids_of(ctx.get(JOB_KEY), ctx.get(BAGGAGE_KEY))
     if ids is None:
         return
     for key, value in ids.items():
