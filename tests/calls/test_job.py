@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import random
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -182,6 +184,37 @@ def test_a_generated_job_id_is_a_random_version_4_uuid_in_hex() -> None:
     for job_id in ids:
         parsed = uuid.UUID(hex=job_id)
         assert (parsed.hex, parsed.version, parsed.variant) == (job_id, 4, uuid.RFC_4122)
+
+
+def test_job_ids_neither_follow_nor_move_the_hosts_random_stream() -> None:
+    """Ids come from a generator of agent-otel's own: a host that seeds ``random`` (for a reproducible run)
+    gets other ids each time, and its own draws are the same as without agent-otel."""
+    random.seed(1234)
+    plain_draws = [random.random() for _ in range(5)]
+    random.seed(1234)
+    first_ids = [new_job_id() for _ in range(3)]
+    draws = [random.random() for _ in range(5)]
+    random.seed(1234)
+    second_ids = [new_job_id() for _ in range(3)]
+
+    assert draws == plain_draws
+    assert not set(first_ids) & set(second_ids)
+
+
+def test_a_forked_child_draws_other_job_ids_than_its_parent() -> None:
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent, then out without the parent's atexit hooks
+        os.write(write_end, " ".join(new_job_id() for _ in range(3)).encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        child_ids = pipe.read().split()
+    os.waitpid(pid, 0)
+    parent_ids = [new_job_id() for _ in range(3)]
+
+    assert len(child_ids) == 3
+    assert not set(child_ids) & set(parent_ids)
 
 
 def test_attributes_given_as_a_table_like_the_other_kinds_are_span_attributes_with_hashed_keys_hashed(
