@@ -96,3 +96,53 @@ def test_workers_under_the_launcher_export_what_they_recorded(tmp_path: Path, me
                                 env=_environment(receiver), capture_output=True, text=True, timeout=120)
         assert (result.returncode, result.stdout, result.stderr) == (0, OUTPUT, "")
         _check_every_call_arrived(receiver)
+
+
+#: A forked worker whose main thread sleeps in a C call when SIGTERM arrives, taken by another thread of the
+#: host's: the signal's Python handler is due but nothing wakes the main thread to run it (what a SIGTERM that
+#: arrives just before a pool worker blocks on its task queue does, 1 run in 20 to 90 of FAN_OUT under load).
+BLOCKED_WORKER = """
+import multiprocessing, signal, sys, threading, time
+import agent_otel
+
+def sleeping_main_thread():
+    main = threading.main_thread()
+    ready = threading.Event()
+
+    def host_thread():
+        ready.wait()
+        while True:  # until the main thread sleeps on the semaphore (its state S, its frame at the acquire)
+            with open(f"/proc/self/task/{multiprocessing.current_process().pid}/stat") as stat:
+                state = stat.read().rsplit(")", 1)[1].split()[0]
+            frame = sys._current_frames().get(main.ident)
+            if state == "S" and frame is not None and frame.f_code.co_name == "sleeping_main_thread":
+                break
+            time.sleep(0.01)
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)  # this thread takes it, not the main one
+
+    threading.Thread(target=host_thread, daemon=True).start()
+    never = multiprocessing.Semaphore(0)
+    ready.set()
+    never.acquire()
+
+if __name__ == "__main__":
+    agent_otel.configure()
+    worker = multiprocessing.get_context("fork").Process(target=sleeping_main_thread)
+    worker.start()
+    worker.join(60)
+    print(worker.exitcode)
+    if worker.exitcode is None:
+        worker.kill()
+"""
+
+
+def test_a_forked_worker_whose_sleeping_main_thread_misses_its_sigterm_still_dies_of_it(tmp_path: Path) -> None:
+    """Before, agent-otel's SIGTERM handler (which flushes the worker) was due and never ran: the worker slept
+    for ever where without agent-otel it dies of the signal. Now a thread of ours, woken by the signal's wakeup
+    fd, interrupts the main thread until the handler has run."""
+    (tmp_path / "blocked.py").write_text(BLOCKED_WORKER)
+    environment = {**CLEAN_ENV, "OTEL_TRACES_EXPORTER": "otlp", "OTEL_METRICS_EXPORTER": "none",
+                   "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
+    result = subprocess.run([sys.executable, "blocked.py"], cwd=tmp_path, env=environment, capture_output=True,
+                            text=True, timeout=120)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "-15\n", "")

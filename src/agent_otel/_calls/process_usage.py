@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import psutil
 
 from agent_otel import semconv
+from agent_otel._engine.threads import start_thread
 
 _process = psutil.Process()
 
@@ -52,8 +53,7 @@ class ResourceSampler:
         self._start_cpu = _cpu_time()
         self._peak = _process.memory_info().rss
         self._usage: ResourceUsage | None = None
-        self._thread = threading.Thread(target=self._run, name="agent-otel-resource-sampler", daemon=True)
-        self._thread.start()
+        self._thread = start_thread(self._run, "agent-otel-resource-sampler")
 
     def _run(self) -> None:
         while not self._stopped.wait(self._interval_s):

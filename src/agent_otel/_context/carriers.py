@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from agent_otel._context.propagation import _has_context_to_carry, carry, subprocess_env
 from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.threads import start_thread
 from agent_otel._engine.wrappers import Args, Kwargs, WrapperFunction
 
 if TYPE_CHECKING:
@@ -137,12 +139,47 @@ def _on_terminate(signum: int, frame: object) -> None:
 
 def _flush_on_terminate() -> None:
     """Install :func:`_on_terminate` in a forked child whose SIGTERM does the default (a handler of the
-    program's, or ``agent-otel run``'s, inherited from the parent, stays)."""
+    program's, or ``agent-otel run``'s, inherited from the parent, stays), and :func:`_watch_for_terminate`."""
     try:
         if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, _on_terminate)
-    except (ValueError, OSError) as exc:  # not the main thread; no signals here
+            _watch_for_terminate()
+    except (ValueError, OSError, RuntimeError) as exc:  # not the main thread; no signals or threads here
         report_error("autoinstrument.process_exit", exc)
+
+
+#: How often the watcher interrupts the main thread until :func:`_on_terminate` runs there.
+_TERMINATE_POKE_S = 0.05
+
+
+def _watch_for_terminate() -> None:
+    """Python runs a signal's handler in the main thread, when that thread next runs Python code. A SIGTERM that
+    arrives just as the main thread goes to sleep in a C call (a pool worker taking its next task, from a queue
+    whose lock ``Pool.terminate()`` holds) sets the handler to run and does not wake the thread: without
+    agent-otel the worker dies of it; with a handler it slept for ever, and so did the parent's ``terminate()``
+    (1 run in 20 to 90 under CPU load). The signal also goes to a wakeup fd, read by a thread of ours that then
+    interrupts the main thread until the handler has run (it ends the process). Left out when the program has a
+    wakeup fd of its own."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)  # set_wakeup_fd() requires it
+    previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    if previous != -1:  # the program's: put back
+        signal.set_wakeup_fd(previous)
+        os.close(read_end)
+        os.close(write_end)
+        return
+    main = threading.get_ident()  # called in the main thread (signal.signal() above requires it)
+    terminate = int(signal.SIGTERM)
+
+    def watch() -> None:
+        # both ends stay open for the process's life: a signal written to a pipe nobody reads fails, loudly
+        while terminate not in os.read(read_end, 64):
+            pass
+        while signal.getsignal(signal.SIGTERM) is _on_terminate:
+            signal.pthread_kill(main, signal.SIGTERM)
+            time.sleep(_TERMINATE_POKE_S)
+
+    start_thread(watch, "agent-otel-terminate-watch")
 
 
 def _flush_before_os_exit() -> None:

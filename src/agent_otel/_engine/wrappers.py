@@ -28,7 +28,6 @@ import os
 import pkgutil
 import signal
 import sys
-import threading
 import time
 import types
 import weakref
@@ -56,6 +55,7 @@ from agent_otel import semconv
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.threads import start_thread
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -205,9 +205,7 @@ def end_in_flight(signum: int, timeout_s: float) -> None:
             for inv in reversed(running):
                 inv.end(End.RAISED, error=error)
 
-        thread = threading.Thread(target=end_all, name="agent-otel-end-in-flight", daemon=True)
-        thread.start()
-        thread.join(timeout_s)
+        start_thread(end_all, "agent-otel-end-in-flight").join(timeout_s)
     except Exception as exc:
         report_error("terminate.end_in_flight", exc)
 

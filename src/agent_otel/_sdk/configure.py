@@ -72,6 +72,7 @@ from agent_otel._context.propagation import context_from_environment
 from agent_otel._engine.instruments import build_runtime, enabled_from_env
 from agent_otel._engine.policy import check_policy_environment
 from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.threads import host_signals_blocked, start_thread
 from agent_otel._engine.wrappers import end_in_flight
 from agent_otel._environment import (
     AGENT_OTEL_DEBUG,
@@ -268,7 +269,7 @@ def configure(
     """
     global _telemetry
     arguments = dict(locals())
-    with _lock:
+    with _lock, host_signals_blocked():  # the SDK's export threads start here: see _engine/threads.py
         if _telemetry is not None:
             logger.debug("agent-otel: configure() called again; keeping the first configuration")
             return _telemetry
@@ -541,13 +542,11 @@ def _start(what: str, step: Callable[[], object]) -> threading.Thread | None:
         except Exception as exc:
             report_error("shutdown." + what.replace(" ", "_"), exc)  # one line, no message: it may quote host data
 
-    thread = threading.Thread(target=run, name=f"agent-otel-shutdown-{what.replace(' ', '-')}", daemon=True)
     try:
-        thread.start()
+        return start_thread(run, f"agent-otel-shutdown-{what.replace(' ', '-')}")
     except RuntimeError:  # e.g. no new threads at interpreter shutdown: run it here
         run()
         return None
-    return thread
 
 
 def shutdown_at_exit() -> None:

@@ -51,6 +51,7 @@ from prometheus_client.registry import Collector
 
 from agent_otel._engine.policy import valid_text
 from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.threads import start_thread
 from agent_otel._sdk.metric_ids import without_ids
 from agent_otel.semconv import SCOPING_RESOURCE_ATTRIBUTES
 
@@ -510,6 +511,4 @@ def serve_metrics(reader: AgentOtelPrometheusReader, registry: CollectorRegistry
     family, _, _, _, sockaddr = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
     server_class = type("_Server", (_Server,), {"address_family": family})  # IPv4 or IPv6, as `addr` is
     server: WSGIServer = make_server(str(sockaddr[0]), port, metrics_app(reader, registry), server_class, _Handler)
-    thread = threading.Thread(target=server.serve_forever, name="agent-otel-metrics", daemon=True)
-    thread.start()
-    return server, thread
+    return server, start_thread(server.serve_forever, "agent-otel-metrics")

@@ -1,0 +1,49 @@
+"""agent-otel's background threads leave the host's signals to the host's threads.
+
+The kernel hands a signal sent to the process (``kill``, ``Pool.terminate()``, Ctrl-C) to any one of its
+threads that does not block it. Python runs the handler in the main thread, and only wakes that thread when
+the signal lands there: taken by an exporter's thread, a SIGTERM or SIGINT leaves a main thread blocked on a
+lock or a semaphore blocked for good. A ``multiprocessing`` pool worker waiting for its next task then never
+dies, and the parent's ``Pool.terminate()`` waits for it for ever. Without agent-otel those threads do not
+exist, so every such signal reaches a thread of the host's. Threads started inside :func:`host_signals_blocked`
+(the SDK's export threads that ``configure()`` starts, our /metrics server and samplers) block them.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+#: The signals sent to a process as a whole that a program may handle; not the ones a fault raises in the thread
+#: that caused it (SIGSEGV, SIGFPE...), nor SIGPIPE, which a write raises in its own thread.
+HOST_SIGNALS = frozenset(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM",
+                                        "SIGCHLD", "SIGWINCH", "SIGCONT", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGIO",
+                                        "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGPWR")
+    if hasattr(signal, name)
+)
+
+
+@contextmanager
+def host_signals_blocked() -> Iterator[None]:
+    """Threads started in this block (they inherit the starting thread's signal mask) block
+    :data:`HOST_SIGNALS`. The calling thread gets its own mask back at the end: a signal sent meanwhile waits
+    until then, and is delivered as before."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HOST_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def start_thread(target: Callable[[], object], name: str) -> threading.Thread:
+    """Start a daemon thread of ours that blocks :data:`HOST_SIGNALS`."""
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    with host_signals_blocked():
+        thread.start()
+    return thread
