@@ -100,7 +100,7 @@ def test_workers_under_the_launcher_export_what_they_recorded(tmp_path: Path, me
 
 #: A forked worker whose main thread sleeps in a C call when SIGTERM arrives, taken by another thread of the
 #: host's: the signal's Python handler is due but nothing wakes the main thread to run it (what a SIGTERM that
-#: arrives just before a pool worker blocks on its task queue does, 1 run in 20 to 90 of FAN_OUT under load).
+#: arrives just before a pool worker blocks on its task queue does, 1 run in 22 to 277 of FAN_OUT under load).
 BLOCKED_WORKER = """
 import multiprocessing, signal, sys, threading, time
 import agent_otel

@@ -2,7 +2,7 @@
 
 Before, a SIGTERM from ``Pool.terminate()`` that the kernel handed to an exporter thread of a pool worker left
 the worker's main thread blocked on the task queue's semaphore for good, and the parent waited for the worker
-for ever (1 run in 34 of ``tests/context/test_worker_exit.py``'s program hung, under CPU load). Which thread
+for ever (its program in ``tests/context/test_worker_exit.py`` hung 1 run in 22 to 277 under CPU load). Which thread
 takes a signal is the kernel's choice, so these tests read the signal mask of every thread instead
 (``/proc/self/task/<tid>/status``), in real processes: the parent after ``configure()``, and a forked child
 after its fork handler set agent-otel up again.

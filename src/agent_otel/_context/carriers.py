@@ -157,7 +157,7 @@ def _watch_for_terminate() -> None:
     arrives just as the main thread goes to sleep in a C call (a pool worker taking its next task, from a queue
     whose lock ``Pool.terminate()`` holds) sets the handler to run and does not wake the thread: without
     agent-otel the worker dies of it; with a handler it slept for ever, and so did the parent's ``terminate()``
-    (1 run in 20 to 90 under CPU load). The signal also goes to a wakeup fd, read by a thread of ours that then
+    (1 run in 22 to 277 under CPU load). The signal also goes to a wakeup fd, read by a thread of ours that then
     interrupts the main thread until the handler has run (it ends the process). Left out when the program has a
     wakeup fd of its own."""
     read_end, write_end = os.pipe()
