@@ -111,7 +111,8 @@ def sleeping_main_thread():
 
     def host_thread():
         ready.wait()
-        while True:  # until the main thread sleeps on the semaphore (its state S, its frame at the acquire)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # until the main thread sleeps on the semaphore (state S, at the acquire)
             with open(f"/proc/self/task/{multiprocessing.current_process().pid}/stat") as stat:
                 state = stat.read().rsplit(")", 1)[1].split()[0]
             frame = sys._current_frames().get(main.ident)
