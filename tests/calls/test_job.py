@@ -10,12 +10,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from opentelemetry import baggage, trace
+from opentelemetry import context as otel_context
 from opentelemetry.trace import StatusCode
 
 import agent_otel
 from agent_otel import semconv
 from agent_otel._calls.job import new_job_id
 from agent_otel._calls.pricing import DEFAULT_PRICES
+from agent_otel._engine.instruments import build_runtime
 from tests.support.telemetry import assert_instrument, point
 
 FANOUT = 8
@@ -239,3 +242,22 @@ def test_attributes_given_as_a_table_like_the_other_kinds_are_span_attributes_wi
         assert attributes["user.id"] == hashed
     assert {key: otel.span(semconv.job_span_name("block")).attributes[key] for key in ("tenant", "region")} == {
         "tenant": "acme", "region": "eu"}
+
+
+@pytest.mark.parametrize("tracing", [True, False], ids=["tracing", "tracing off"])
+def test_a_job_adds_its_id_and_type_to_the_hosts_baggage_without_changing_it(otel: Any, tracing: bool) -> None:
+    """A job's id and type join the baggage the host set, in the job's context only: the host's own baggage
+    (its entries and the context that holds them) is as it was, inside the job and after it."""
+    if not tracing:  # a job's context is then made in one copy (no span to start in between)
+        build_runtime(trace.NoOpTracerProvider(), otel.meter_provider)
+    host = baggage.set_baggage("tenant", "acme", baggage.set_baggage(semconv.BAGGAGE_JOB_TYPE, "outer"))
+    token = otel_context.attach(host)
+    try:
+        with agent_otel.job("j-1", type="nightly"):
+            inside = dict(baggage.get_all())
+            host_inside = dict(baggage.get_all(host))
+        after = dict(baggage.get_all())
+    finally:
+        otel_context.detach(token)
+    assert inside == {"tenant": "acme", semconv.BAGGAGE_JOB_ID: "j-1", semconv.BAGGAGE_JOB_TYPE: "nightly"}
+    assert host_inside == after == {"tenant": "acme", semconv.BAGGAGE_JOB_TYPE: "outer"}

@@ -56,7 +56,8 @@ PATTERN_FIELDS = ("patterns_used", "patterns")
 class AgentInvocation(Invocation):
     __slots__ = ("call", "counts", "handler", "name", "sampler", "task_type", "version")
 
-    def __init__(self, span: Any, ctx: Any, handler: AgentHandler, call: Call, name: str, task_type: str) -> None:
+    def __init__(self, span: Any, ctx: Any, handler: AgentHandler, call: Call | None, name: str,
+                 task_type: str) -> None:
         Invocation.__init__(self, span, ctx, "agent")  # without super()'s object
         track(self)  # ended by a SIGTERM that finds it running
         self.sampler = ResourceSampler() if handler.sample_resources else None
@@ -69,8 +70,9 @@ class AgentInvocation(Invocation):
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         untrack(self)
-        handler, call = self.handler, self.call
-        call.result, call.error = value, error
+        handler, call = self.handler, self.call  # call: None when no option reads it (KindHandler.reads_call)
+        if call is not None:
+            call.result, call.error = value, error
         span = self.span
         if self.sampler is not None:
             usage = self.sampler.stop()  # always stopped, recorded or not
@@ -106,11 +108,11 @@ class AgentInvocation(Invocation):
             if confidence is not None:
                 span.set_attribute(semconv.AGENT_CONFIDENCE, confidence)
             if outcome is _FAILURE:
-                handler.record_failure_message(span, call)
+                handler.record_failure_message(span, call, value)
         if error is not None:
             return
         if not handler.explicit and found.keys() <= _OUTCOME_FIELDS:  # e.g. {"success": True}: nothing else
-            if recording and handler.result_attributes:
+            if recording and call is not None and handler.result_attributes:
                 handler.record_result_attributes(span, call)
             return
         bound = policy().bounded
@@ -145,7 +147,8 @@ class AgentInvocation(Invocation):
             if provider_used is not None:
                 span.set_attribute(semconv.AGENT_PROVIDER_USED,
                                    span_value(provider_used, semconv.AGENT_PROVIDER_USED))
-            handler.record_result_attributes(span, call)
+            if call is not None:
+                handler.record_result_attributes(span, call)
 
 
 def record_agent_call(ctx: Any, name: str, task_type: str, outcome: str, error_type: str | None,
@@ -188,6 +191,7 @@ class AgentHandler(KindHandler):
                  attributes: Attributes | None = None) -> None:
         super().__init__(func, options, attributes)
         self.work = dict(options.get("work") or {})
+        self.reads_call = self.reads_call or bool(self.work)  # its entries are extractors
         self.work_kinds = tuple(dict.fromkeys((*WORK_FIELDS, *self.work)))
         self.sample_resources = bool(options.get("sample_resources"))
         self.follows_pattern = options.get("pattern") is not None
@@ -198,14 +202,14 @@ class AgentHandler(KindHandler):
                          if options.get(key) is not None or key in self.work}
         self.reads_result(tuple((key, fields) for key, fields in _RESULT_READS if key not in self.explicit))
 
-    def run_extractor(self, extractor: Any, call: Call, key: str) -> Any:
+    def run_extractor(self, extractor: Any, call: Call | None, key: str) -> Any:
         try:
             return extractor(call) if callable(extractor) else extractor
         except Exception as exc:
             report_error(f"agent.extract.{key}", exc)
             return None
 
-    def result_value(self, key: str, call: Call, found: dict[str, Any]) -> Any:
+    def result_value(self, key: str, call: Call | None, found: dict[str, Any]) -> Any:
         """An explicit option (literal or extractor) if given, else what :meth:`read_result` found."""
         if key not in self.explicit:
             return found.get(key)
@@ -213,7 +217,7 @@ class AgentHandler(KindHandler):
             return self.option(key, call)
         return self.run_extractor(self.work[key], call, key)
 
-    def _describe(self, call: Call) -> tuple[str, str, str, dict[str, Any]]:
+    def _describe(self, call: Call | None) -> tuple[str, str, str, dict[str, Any]]:
         bound = policy().bounded
         name = bound(semconv.GEN_AI_AGENT_NAME, self.required_name("name", call))
         task_type = bound(semconv.AGENT_TASK_TYPE, self.option("task_type", call) or _DEFAULT_TASK_TYPE)
@@ -223,7 +227,7 @@ class AgentHandler(KindHandler):
             semconv.AGENT_TASK_TYPE: task_type,
         })
 
-    def version_attributes(self, call: Call, attributes: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    def version_attributes(self, call: Call | None, attributes: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
         """The call's bounded ``gen_ai.agent.version`` (None: not given or found), and its start attributes
         with the version and the prompt's name and version (a copy: ``attributes`` may be shared)."""
         found = {key: value for key, value in ((semconv.GEN_AI_AGENT_VERSION, self.option("version", call)),
@@ -238,7 +242,7 @@ class AgentHandler(KindHandler):
                                                          for key, value in found.items()})}
 
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
-        call = self.new_call(instance, args, kwargs)
+        call = self.new_call(instance, args, kwargs) if self.reads_call else None
         name, task_type, span_name, attributes = self.static(("name", "task_type"), self._describe, call)
         version = None
         if self.versioned:

@@ -205,7 +205,7 @@ class EvolutionInvocation(Invocation):
                 ended.update(handler.late_span_attributes(call))
             span.set_attributes(ended)
             if status is semconv.EvolutionStatus.FAILED and error is None:
-                handler.record_failure_message(span, call)
+                handler.record_failure_message(span, call, call.result)
             if handler.result_attributes:
                 handler.record_result_attributes(span, call)
 

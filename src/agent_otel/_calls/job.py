@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.context import Context
-from opentelemetry.trace import INVALID_SPAN, NoOpTracer, Span
+from opentelemetry.trace import INVALID_SPAN, NoOpTracer
 from opentelemetry.util.types import AttributeValue
 
 from agent_otel import semconv
@@ -25,6 +25,7 @@ from agent_otel._calls.options import JOB, Text, check_options
 from agent_otel._calls.phase import record_pattern
 from agent_otel._context.conversation import context_with_conversation
 from agent_otel._context.job import JobState, context_with_job
+from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
 from agent_otel._engine.self_telemetry import report_error
@@ -32,6 +33,7 @@ from agent_otel._engine.wrappers import End, Handler, Invocation, InvocationScop
 from agent_otel.errors import ConfigurationError
 
 _DEFAULT_TYPE = JOB["type"].default
+_NO_SPAN = {SPAN_KEY: INVALID_SPAN}  # a job's context with tracing off
 _SUCCESS, _FAILURE, _ERROR = (semconv.Outcome.SUCCESS.value, semconv.Outcome.FAILURE.value,
                               semconv.Outcome.ERROR.value)  # an Enum member's value costs two calls
 
@@ -68,7 +70,7 @@ class JobInvocation(Invocation):
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         untrack(self)
         outcome = _ERROR if error is not None else self.outcome or _outcome_of(value)
-        rt = runtime()
+        rt = _instruments._runtime or runtime()  # runtime() without its call, once it is built
         rt.instruments[semconv.JOB_DURATION.name].record(  # by name: rt[spec] is a Python call
             duration_s, {semconv.JOB_TYPE: self.job_type, semconv.JOB_OUTCOME: outcome}, context=self.context
         )
@@ -117,12 +119,14 @@ def bounded_job_type(job_type: object) -> str:
 def start_job(job_id: object, kind: str, attributes: Mapping[str, Any],
               conversation: object = None, pattern: object = None) -> JobInvocation:
     """Start a job of type ``kind`` (see :func:`bounded_job_type`), in ``conversation`` when given."""
-    state = JobState(id=str(job_id) if job_id is not None else new_job_id(), type=kind)
-    ctx = context_with_job(state, context_with_conversation(conversation) if conversation is not None else None)
-    tracer = runtime().tracer
-    if type(tracer) is NoOpTracer:  # tracing off: the span would be INVALID_SPAN anyway
-        span: Span = INVALID_SPAN
+    state = JobState(str(job_id) if job_id is not None else new_job_id(), kind)
+    parent = context_with_conversation(conversation) if conversation is not None else None
+    rt = _instruments._runtime or runtime()  # runtime() without its call, once it is built
+    tracer = rt.tracer
+    if type(tracer) is NoOpTracer:  # tracing off: the span would be INVALID_SPAN anyway (its context in one copy)
+        inv = JobInvocation(INVALID_SPAN, context_with_job(state, parent, _NO_SPAN), state)
     else:
+        ctx = context_with_job(state, parent)
         span_attributes = {
             semconv.JOB_ID: state.id,
             semconv.JOB_TYPE: state.type,
@@ -130,7 +134,7 @@ def start_job(job_id: object, kind: str, attributes: Mapping[str, Any],
             **attributes,
         }
         span = tracer.start_span(semconv.job_span_name(state.type), context=ctx, attributes=span_attributes)
-    inv = JobInvocation(span, Context({**ctx, SPAN_KEY: span}), state)  # set_span_in_context() in one copy
+        inv = JobInvocation(span, Context({**ctx, SPAN_KEY: span}), state)  # set_span_in_context() in one copy
     inv.pattern = pattern
     return inv
 

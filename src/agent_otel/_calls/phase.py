@@ -84,7 +84,7 @@ class PhaseInvocation(Invocation):
         if span.is_recording():
             span.set_attribute(semconv.WORKFLOW_PHASE_OUTCOME, outcome)
             if outcome == _FAILURE:
-                handler.record_failure_message(span, call)
+                handler.record_failure_message(span, call, call.result)
             if handler.result_attributes:
                 handler.record_result_attributes(span, call)
 

@@ -81,7 +81,7 @@ class ProviderInvocation(Invocation):
                  "open_inside", "operation", "outer", "output_tokens", "priced_model", "provider", "reasoning",
                  "response_model", "retries", "usage_below", "usage_inside")
 
-    def __init__(self, span: Any, ctx: Any, handler: ProviderHandler, call: Call, provider: str, model: str,
+    def __init__(self, span: Any, ctx: Any, handler: ProviderHandler, call: Call | None, provider: str, model: str,
                  operation: str, priced_model: str) -> None:
         Invocation.__init__(self, span, ctx, "provider")  # without super()'s object
         self.handler = handler
@@ -236,11 +236,14 @@ class ProviderInvocation(Invocation):
         try:
             self._record(how, value, error, duration_s)
         finally:
-            self.call.release()  # this invocation's context holds it: a cycle that would keep them alive
+            call = self.call
+            if call is not None:  # None when no option reads it (KindHandler.reads_call)
+                call.release()  # this invocation's context holds it: a cycle that would keep them alive
 
     def _record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         handler, call, bound = self.handler, self.call, policy().bounded
-        call.result, call.error = value, error
+        if call is not None:
+            call.result, call.error = value, error
         if error is None and value is not None:
             self._read_usage(value)
         for key in ("input_tokens", "output_tokens"):
@@ -325,7 +328,7 @@ class ProviderInvocation(Invocation):
                 ended[semconv.ERROR_TYPE] = semconv.ERROR_TYPE_UNAVAILABLE
                 span.set_status(Status(StatusCode.ERROR, semconv.ERROR_TYPE_UNAVAILABLE))
             span.set_attributes(span_attributes(ended))
-            if handler.result_attributes:
+            if call is not None and handler.result_attributes:
                 handler.record_result_attributes(span, call)
 
     def add_retries(self, count: int = 1, reason: str = "") -> None:
@@ -435,7 +438,7 @@ class ProviderHandler(KindHandler):
     stage = "provider"
     span_kind = SpanKind.CLIENT
 
-    def _describe(self, call: Call) -> tuple[str, str, str, str, str, dict[str, Any], dict[Any, dict[str, Any]]]:
+    def _describe(self, call: Call | None) -> tuple[str, str, str, str, str, dict[str, Any], dict[Any, dict[str, Any]]]:
         """Also the model as given, uncapped: the price table prices it, whatever the cap made of the label."""
         bound = policy().bounded
         provider = bound(semconv.GEN_AI_PROVIDER_NAME, self.required_name("provider", call))
@@ -448,7 +451,7 @@ class ProviderHandler(KindHandler):
         return provider, model, priced, operation, semconv.provider_span_name(operation, model), attributes, {}
 
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
-        call = self.new_call(instance, args, kwargs)
+        call = self.new_call(instance, args, kwargs) if self.reads_call else None
         provider, model, priced, operation, span_name, base, by_agent = self.static(
             ("provider", "model", "operation"), self._describe, call)
         parent = otel_context.get_current()  # one lookup for the agent, the outer call and the span's parent

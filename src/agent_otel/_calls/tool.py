@@ -51,7 +51,7 @@ class ToolInvocation(Invocation):
     __slots__ = ("agent_name", "call", "handler", "name", "phase")
 
     def __init__(self, span: Any, ctx: Any, name: str, agent_name: str | None, handler: ToolHandler,
-                 call: Call, phase: str | None = None) -> None:
+                 call: Call | None, phase: str | None = None) -> None:
         Invocation.__init__(self, span, ctx, "tool")  # without super()'s object
         self.name = name
         self.phase = phase  # the workflow phase the call runs in
@@ -63,14 +63,15 @@ class ToolInvocation(Invocation):
         record_tool_call(self.context, self.name, self.agent_name, error_type_label(error) if error else None,
                          duration_s, self.phase)
         handler = self.handler
+        call = self.call  # None when the options are all literals (see KindHandler.reads_call)
         if handler.counts_files and error is None:
-            self.call.result = value
-            files = coerce_count(handler.option("files_created", self.call), "tool.files_created")
+            if call is not None:
+                call.result = value
+            files = coerce_count(handler.option("files_created", call), "tool.files_created")
             job = current_job(self.context)
             if files and job is not None:
                 job.add(files_created=files)
-        if handler.result_attributes and self.span.is_recording():
-            call = self.call
+        if call is not None and handler.result_attributes and self.span.is_recording():
             call.result, call.error = value, error
             handler.record_result_attributes(self.span, call)
 
@@ -118,7 +119,7 @@ class ToolHandler(KindHandler):
         self.has_step = "step" in options
         self.names_agent = options.get("agent") is not None
 
-    def _step(self, span: Any, call: Call, phase: PhaseState | None) -> None:
+    def _step(self, span: Any, call: Call | None, phase: PhaseState | None) -> None:
         """A step of its phase: ``agent_otel.workflow.phase`` and ``agent_otel.workflow.step`` (the ``step``
         option, else the phase's next number) on the span, never on a metric."""
         step = self.option("step", call) if self.has_step else None
@@ -130,7 +131,7 @@ class ToolHandler(KindHandler):
             if step is not None:
                 span.set_attribute(semconv.WORKFLOW_STEP, span_value(step, semconv.WORKFLOW_STEP))
 
-    def _describe(self, call: Call) -> tuple[str, str, dict[str, Any], dict[Any, dict[str, Any]]]:
+    def _describe(self, call: Call | None) -> tuple[str, str, dict[str, Any], dict[Any, dict[str, Any]]]:
         name = policy().bounded(semconv.GEN_AI_TOOL_NAME, self.required_name("name", call))
         attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_EXECUTE_TOOL, semconv.GEN_AI_TOOL_NAME: name}
         tool_type = self.option("type", call)
@@ -139,7 +140,7 @@ class ToolHandler(KindHandler):
         return name, semconv.tool_span_name(name), attributes, {}
 
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
-        call = self.new_call(instance, args, kwargs)
+        call = self.new_call(instance, args, kwargs) if self.reads_call else None
         name, span_name, base, by_agent = self.static(("name", "type"), self._describe, call)
         parent = otel_context.get_current()  # one lookup for the agent it runs under and the span's parent
         agent_name: str | None = self.option("agent", call) if self.names_agent else None

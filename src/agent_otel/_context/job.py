@@ -10,6 +10,7 @@ library starts it. The id is never put on a metric.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from opentelemetry import baggage
@@ -19,6 +20,9 @@ from opentelemetry.context import Context
 from agent_otel import semconv
 
 JOB_KEY = otel_context.create_key("agent_otel.job")
+#: Where the API keeps the baggage dict in a context: read directly, because ``baggage.get_all()``
+#: copies it into a new proxy on every call (every span reads it), and a job sets two entries in one copy.
+BAGGAGE_KEY = baggage._BAGGAGE_KEY
 #: The counts :meth:`JobState.add_one` keeps, per thread (the fields change under the job's lock).
 _COUNTED_PER_THREAD = ("agent_calls", "tool_calls")
 _get_ident = threading.get_ident
@@ -133,9 +137,20 @@ def _baggage_job_id(ctx: Context | None) -> str | None:
     return str(value) if value is not None else None
 
 
-def context_with_job(state: JobState, ctx: Context | None = None) -> Context:
-    if ctx is None:  # read once: set_baggage() and set_value() would each read the current context
+def context_with_job(state: JobState, ctx: Context | None = None, entries: Mapping[str, object] | None = None
+                     ) -> Context:
+    """``ctx`` (default: current) with the job, its id and type in baggage, and ``entries`` (context key -> value):
+    what two ``set_baggage()`` and the ``set_value()`` calls make, in one copy of the context and one of the
+    baggage."""
+    if ctx is None:
         ctx = otel_context.get_current()
-    ctx = baggage.set_baggage(semconv.BAGGAGE_JOB_ID, state.id, ctx)
-    ctx = baggage.set_baggage(semconv.BAGGAGE_JOB_TYPE, state.type, ctx)
-    return Context({**ctx, JOB_KEY: state})  # set_value() in one copy
+    carried = ctx.get(BAGGAGE_KEY)
+    carried = dict(carried) if carried else {}  # type: ignore[call-overload]  # the API's own dict
+    carried[_BAGGAGE_JOB_ID] = state.id
+    carried[_BAGGAGE_JOB_TYPE] = state.type
+    if entries:
+        return Context({**ctx, BAGGAGE_KEY: carried, JOB_KEY: state, **entries})
+    return Context({**ctx, BAGGAGE_KEY: carried, JOB_KEY: state})
+
+
+_BAGGAGE_JOB_ID, _BAGGAGE_JOB_TYPE = semconv.BAGGAGE_JOB_ID, semconv.BAGGAGE_JOB_TYPE

@@ -8,19 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from opentelemetry import baggage
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from agent_otel import semconv
-from agent_otel._context.job import JOB_KEY, JobState
+from agent_otel._context.job import BAGGAGE_KEY, JOB_KEY, JobState
 
 _get_current = otel_context.get_current
-#: Where the API keeps the baggage dict in a context: read directly, because ``baggage.get_all()``
-#: copies it into a new proxy on every call, and this runs for every span.
-BAGGAGE_KEY = baggage._BAGGAGE_KEY
 _BAGGAGE_JOB_ID = semconv.BAGGAGE_JOB_ID
 _BAGGAGE_CONVERSATION_ID = semconv.BAGGAGE_CONVERSATION_ID
 _JOB_ID = semconv.JOB_ID

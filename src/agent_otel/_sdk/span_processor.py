@@ -21,8 +21,8 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from agent_otel import semconv
 from agent_otel._bridge.processor import GenAiSpanBridge
 from agent_otel._bridge.sources import GENAI_MARKERS, may_be_genai
-from agent_otel._context.job import JOB_KEY, JobState
-from agent_otel._context.stamping import BAGGAGE_KEY, stamp_ids
+from agent_otel._context.job import BAGGAGE_KEY, JOB_KEY, JobState
+from agent_otel._context.stamping import stamp_ids
 from agent_otel._engine import policy as policies
 from agent_otel._engine.policy import (
     SCRUBBED_KEY,
