@@ -24,10 +24,11 @@ from agent_otel._calls.handler import SPAN_KEY, P, R, coerce_bool, set_result_at
 from agent_otel._calls.options import JOB, Text, check_options
 from agent_otel._calls.phase import record_pattern
 from agent_otel._context.conversation import context_with_conversation
-from agent_otel._context.job import JobState, context_with_job
+from agent_otel._context.job import BAGGAGE_KEY, JobState, context_with_job
+from agent_otel._context.stamping import ids_of
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.policy import policy
+from agent_otel._engine.policy import SCRUBBED_KEY, policy
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import End, Handler, Invocation, InvocationScope, instrument, track, untrack
 from agent_otel.errors import ConfigurationError
@@ -127,13 +128,17 @@ def start_job(job_id: object, kind: str, attributes: Mapping[str, Any],
         inv = JobInvocation(INVALID_SPAN, context_with_job(state, parent, _NO_SPAN), state)
     else:
         ctx = context_with_job(state, parent)
-        span_attributes = {
+        # It starts with the ids the span processor would stamp (the conversation's too) and its keys hashed, and
+        # tells the processors so, as every span of ours does (see KindHandler.open): they then let it go at once.
+        span_attributes = policy().scrub({
+            **(ids_of(state, ctx.get(BAGGAGE_KEY)) or {}),
             semconv.JOB_ID: state.id,
             semconv.JOB_TYPE: state.type,
             semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_INVOKE_WORKFLOW,
             **attributes,
-        }
-        span = tracer.start_span(semconv.job_span_name(state.type), context=ctx, attributes=span_attributes)
+        })
+        span = tracer.start_span(semconv.job_span_name(state.type), context=Context({**ctx, SCRUBBED_KEY: True}),
+                                 attributes=span_attributes)
         inv = JobInvocation(span, Context({**ctx, SPAN_KEY: span}), state)  # set_span_in_context() in one copy
     inv.pattern = pattern
     return inv
