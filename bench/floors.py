@@ -11,7 +11,7 @@ one more attribute or instrument moves its floor with it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,9 +124,10 @@ def floor_function(recorded: Recorded, tracer_provider: Any, meter_provider: Met
             return async_metrics
 
         def generator_metrics(x: int) -> Any:
-            ctx, token = enter()
-            yield from body(x)
-            leave(ctx, token)
+            ctx = set_value(_FLOOR_KEY, True)
+            yield from _stepped(body(x), ctx)
+            for method, value, attributes in recorders:
+                method(value, attributes, context=ctx)
         return generator_metrics
 
     tracer = tracer_provider.get_tracer("floor")
@@ -159,7 +160,26 @@ def floor_function(recorded: Recorded, tracer_provider: Any, meter_provider: Met
         return asynchronous
 
     def generator(x: int) -> Any:
-        span, ctx, token = start()
-        yield from body(x)
-        finish(span, ctx, token)
+        span = tracer.start_span(name, kind=kind, attributes=span_attributes)
+        ctx = set_span(span)
+        yield from _stepped(body(x), ctx)
+        for method, value, attributes in recorders:
+            method(value, attributes, context=ctx)
+        span.end()
     return generator
+
+
+def _stepped(gen: Iterator[Any], ctx: Any) -> Iterator[Any]:
+    """``gen``'s items, each step run with ``ctx`` current and none between them: the least a wrapper of a
+    generator must do, since the consumer's code between two items is not the call's (a floor that kept the
+    context current across the yields would run it inside the call, parenting the consumer's own calls to it)."""
+    attach, detach = otel_context.attach, otel_context.detach
+    while True:
+        token = attach(ctx)
+        try:
+            item = next(gen)
+        except StopIteration:
+            detach(token)
+            return
+        detach(token)
+        yield item
