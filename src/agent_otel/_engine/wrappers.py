@@ -387,7 +387,7 @@ def _finish_result(inv: Invocation, result: object) -> object:
         if not plain:
             if isinstance(result, types.CoroutineType):
                 traced_coroutine = _TracedCoroutine(result)
-                traced_coroutine._self_inv = inv
+                traced_coroutine._self_inv = traced_coroutine._self_call = inv
                 return traced_coroutine
             if isinstance(result, types.GeneratorType):
                 traced = _named_as(_traced_generator(result, inv), result)
@@ -477,8 +477,9 @@ class _PendingCoroutine(wrapt.ObjectProxy[Coroutine[Any, Any, T]]):
     asyncio, named as the program's."""
 
     # set by the wrapper (no __init__ of ours: a Python-level __init__ is most of a proxy's cost); no
-    # annotations: they would make the proxy's ``__annotations__`` (a coroutine has none; see Wrapper)
-    _self_call = cast("_PendingCall", None)
+    # annotations: they would make the proxy's ``__annotations__`` (a coroutine has none; see Wrapper).
+    # The call whose invocation begins when the coroutine first runs, or (see _TracedCoroutine) the invocation.
+    _self_call = cast("_PendingCall | Invocation", None)
     _self_driver = cast("Coroutine[Any, Any, T] | None", None)
 
     def _driver(self) -> Coroutine[Any, Any, T]:
@@ -488,7 +489,11 @@ class _PendingCoroutine(wrapt.ObjectProxy[Coroutine[Any, Any, T]]):
         return driver
 
     def __await__(self) -> Generator[Any, None, T]:
-        return self._driver().__await__()  # ``await``: stepped by the interpreter, not through this proxy
+        # ``await``: stepped by the interpreter, not through this proxy; _driver() inlined (every awaited call)
+        driver = self._self_driver
+        if driver is None:
+            driver = self._self_driver = _traced_coroutine(self.__wrapped__, self._self_call)
+        return driver.__await__()
 
     def __next__(self) -> object:
         return self._driver().send(None)
@@ -511,13 +516,7 @@ class _TracedCoroutine(_PendingCoroutine[T]):
     the invocation; one dropped unstarted ends it closed. Either way no "never awaited" warning of ours
     appears: the program's coroutine warns exactly when it would without agent-otel."""
 
-    _self_inv = cast(Invocation, None)  # set by _finish_result
-
-    def _driver(self) -> Coroutine[Any, Any, T]:
-        driver = self._self_driver
-        if driver is None:
-            driver = self._self_driver = _traced_coroutine(self.__wrapped__, self._self_inv)
-        return driver
+    _self_inv = cast(Invocation, None)  # set by _finish_result, also as its ``_self_call``
 
     def throw(self, *exc_info: Any) -> object:
         if self._self_driver is not None:
