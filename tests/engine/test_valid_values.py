@@ -53,6 +53,22 @@ def test_a_lone_surrogate_is_replaced_where_it_is_recorded_and_counted(otel: Any
     assert error_count(otel, "invalid_text." + semconv.GEN_AI_AGENT_NAME) == 1
 
 
+def test_a_lone_surrogate_among_a_jobs_attributes_is_replaced_and_counted(otel: Any) -> None:
+    """As the other kinds' ``attributes=``: before, the OTLP encoder dropped the attribute with a traceback on
+    the program's stderr."""
+    with agent_otel.job("j-1", type="block", note=BAD_TEXT):
+        pass
+
+    @agent_otel.job(type="decorated", attributes={"note": BAD_TEXT})
+    def run() -> str:
+        return "done"
+
+    assert run() == "done"
+    assert [span.attributes["note"] for span in otel.spans()] == [REPAIRED, REPAIRED]
+    assert all_span_values_encode(otel)
+    assert error_count(otel, "invalid_text.note") == 2
+
+
 def test_valid_non_ascii_text_is_kept_as_is(otel: Any) -> None:
     @agent_otel.agent("agent-é", task_type=path("args.kind"))
     def handle(kind: str) -> None:

@@ -24,7 +24,7 @@ from agent_otel._context.stamping import ids_of
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine import policy as _policies
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.policy import SCRUBBED_KEY, policy, set_hashed, valid_text
+from agent_otel._engine.policy import SCRUBBED_KEY, policy, set_hashed, valid_attributes, valid_text
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import Handler, Invocation, InvocationScope, instrument
 from agent_otel.errors import ConfigurationError
@@ -238,8 +238,7 @@ class KindHandler(Handler):
         if attributes is not None and not isinstance(attributes, Mapping):
             raise ConfigurationError(f"attributes must be a mapping, got {type(attributes).__name__}")
         self.options = options
-        self.attributes = {key: valid_text(value, key) if isinstance(value, str) else value
-                           for key, value in (attributes or {}).items()}
+        self.attributes = valid_attributes(attributes or {})
         self.signature = signature_of(func) if func is not None else None
         self.extracts = {key for key, value in options.items() if is_extractor(value)}
         self.result_attributes: dict[str, Any] = dict(options.get("result_attributes") or {})

@@ -28,7 +28,7 @@ from agent_otel._context.job import BAGGAGE_KEY, JobState, context_with_job
 from agent_otel._context.stamping import ids_of
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.policy import SCRUBBED_KEY, policy
+from agent_otel._engine.policy import SCRUBBED_KEY, policy, valid_attributes
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import End, Handler, Invocation, InvocationScope, instrument, track, untrack
 from agent_otel.errors import ConfigurationError
@@ -218,7 +218,7 @@ class job(InvocationScope):
         table = attributes.get("attributes")
         if isinstance(table, Mapping):
             attributes = {**table, **{key: value for key, value in attributes.items() if key != "attributes"}}
-        self.attributes = attributes
+        self.attributes = valid_attributes(attributes)  # as the other kinds' attributes
         super().__init__()
 
     # -- context manager -------------------------------------------------------------------------

@@ -185,6 +185,12 @@ def valid_text(text: str, key: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
+def valid_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """A program's span attributes with every text value through :func:`valid_text`: one value no exporter can
+    encode would otherwise be dropped from the span with a traceback on the program's stderr."""
+    return {key: valid_text(value, key) if isinstance(value, str) else value for key, value in attributes.items()}
+
+
 def _policy_from_env(strict: bool = True) -> Policy:
     """The policy the environment gives. A malformed variable is a ``ConfigurationError`` naming it
     (``configure()`` and ``set_policy()`` raise it); not ``strict`` (a wrapped call, which must never raise
