@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from opentelemetry import propagate
+
 import agent_otel
 from agent_otel import path, semconv
 from tests.support.telemetry import error_count
@@ -67,6 +69,17 @@ def test_a_lone_surrogate_among_a_jobs_attributes_is_replaced_and_counted(otel: 
     assert [span.attributes["note"] for span in otel.spans()] == [REPAIRED, REPAIRED]
     assert all_span_values_encode(otel)
     assert error_count(otel, "invalid_text.note") == 2
+
+
+def test_a_job_id_with_a_lone_surrogate_is_carried_repaired_not_raised(otel: Any) -> None:
+    """A job's id goes into baggage: before, injecting it (any instrumented HTTP call of the program inside the
+    job) raised UnicodeEncodeError into the program."""
+    with agent_otel.job(BAD_TEXT, type="t"):
+        headers: dict[str, str] = {}
+        propagate.inject(headers)
+    assert f"{semconv.BAGGAGE_JOB_ID}=fix+%EF%BF%BD" in headers["baggage"]
+    assert otel.span("invoke_workflow t").attributes[semconv.JOB_ID] == REPAIRED
+    assert error_count(otel, "invalid_text." + semconv.JOB_ID) == 1
 
 
 def test_valid_non_ascii_text_is_kept_as_is(otel: Any) -> None:

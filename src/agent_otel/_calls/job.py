@@ -28,7 +28,7 @@ from agent_otel._context.job import BAGGAGE_KEY, JobState, context_with_job
 from agent_otel._context.stamping import ids_of
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.policy import SCRUBBED_KEY, policy, valid_attributes
+from agent_otel._engine.policy import SCRUBBED_KEY, policy, valid_attributes, valid_text
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import End, Handler, Invocation, InvocationScope, instrument, track, untrack
 from agent_otel.errors import ConfigurationError
@@ -120,7 +120,9 @@ def bounded_job_type(job_type: object) -> str:
 def start_job(job_id: object, kind: str, attributes: Mapping[str, Any],
               conversation: object = None, pattern: object = None) -> JobInvocation:
     """Start a job of type ``kind`` (see :func:`bounded_job_type`), in ``conversation`` when given."""
-    state = JobState(str(job_id) if job_id is not None else new_job_id(), kind)
+    # a given id goes into baggage, which every propagator encodes as UTF-8: one it cannot encode would raise
+    # in the program's own HTTP calls
+    state = JobState(valid_text(str(job_id), semconv.JOB_ID) if job_id is not None else new_job_id(), kind)
     parent = context_with_conversation(conversation) if conversation is not None else None
     rt = _instruments._runtime or runtime()  # runtime() without its call, once it is built
     tracer = rt.tracer
