@@ -82,6 +82,29 @@ def test_a_job_id_with_a_lone_surrogate_is_carried_repaired_not_raised(otel: Any
     assert error_count(otel, "invalid_text." + semconv.JOB_ID) == 1
 
 
+def test_text_from_the_programs_results_and_reports_is_repaired_on_spans_and_events(otel: Any) -> None:
+    """A response model, a fallback, an evolution run's strategy and KPI names (span attribute keys), and an
+    evaluation's name, label and explanation (event attributes): before, each reached the span as is, and the
+    OTLP encoder left it out with a traceback on the program's stderr."""
+    with agent_otel.provider_call("openai", model="m") as call:
+        call.set_outcome(usage={"input_tokens": 1, "output_tokens": 2}, model=BAD_TEXT)
+        agent_otel.record_fallback(BAD_TEXT, BAD_TEXT)
+    with agent_otel.evolution_run("planner", strategy=BAD_TEXT) as run:
+        run.set_outcome(kpis_before={BAD_TEXT: 0.5}, kpis_after={BAD_TEXT: 0.75})
+    with agent_otel.agent_call("a"):
+        agent_otel.record_evaluation(BAD_TEXT, 0.5, BAD_TEXT, explanation=BAD_TEXT)
+    texts = [text for span in otel.spans() for item in (span, *span.events)
+             for key, value in item.attributes.items() for text in (key, value) if isinstance(text, str)]
+    assert all(text.encode("utf-8") for text in texts)
+    provider = otel.span("chat m").attributes
+    assert (provider[semconv.GEN_AI_RESPONSE_MODEL], provider[semconv.AGENT_OTEL_FALLBACK_TO]) == (REPAIRED, REPAIRED)
+    evolution = otel.span("evolve planner").attributes
+    assert evolution[semconv.EVOLUTION_STRATEGY] == REPAIRED
+    assert evolution[semconv.EVOLUTION_KPI_DELTA_PREFIX + REPAIRED] == 0.25
+    (event,) = otel.span("invoke_agent a").events
+    assert event.attributes[semconv.GEN_AI_EVALUATION_EXPLANATION] == REPAIRED
+
+
 def test_valid_non_ascii_text_is_kept_as_is(otel: Any) -> None:
     @agent_otel.agent("agent-é", task_type=path("args.kind"))
     def handle(kind: str) -> None:

@@ -23,7 +23,7 @@ from opentelemetry import trace
 from agent_otel import semconv
 from agent_otel._context.job import AGENT_KEY
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.policy import policy
+from agent_otel._engine.policy import policy, valid_attributes
 from agent_otel._engine.self_telemetry import report_error
 
 
@@ -155,6 +155,6 @@ def record_evaluation(name: str, score: float | None = None, label: str | None =
                 event[semconv.GEN_AI_EVALUATION_SCORE_LABEL] = label
             if explanation:
                 event[semconv.GEN_AI_EVALUATION_EXPLANATION] = explanation
-            target.add_event(semconv.EVENT_EVALUATION_RESULT, event)
+            target.add_event(semconv.EVENT_EVALUATION_RESULT, valid_attributes(event))
     except Exception as exc:
         report_error("evaluation", exc)

@@ -35,7 +35,7 @@ from agent_otel._calls.lineage import (
 from agent_otel._calls.options import EVOLUTION, Attributes, Count, Flag, Kpis, Names, Text, Version, collect
 from agent_otel._calls.process_usage import ResourceSampler
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.policy import policy
+from agent_otel._engine.policy import policy, valid_text
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import End, Invocation, track, untrack
 
@@ -96,7 +96,7 @@ def _kpis(value: Any, stage: str) -> dict[str, float]:
     for name, raw in _kpi_items(value, stage):
         number = coerce_number(raw, stage)
         if number is not None:
-            kpis[str(name)] = number
+            kpis[valid_text(str(name), semconv.AGENT_KPI_NAME)] = number  # a span attribute's key
     return kpis
 
 
@@ -243,7 +243,7 @@ class EvolutionHandler(KindHandler):
                       semconv.EVOLUTION_TYPE: evolution_type}
         strategy = self.option("strategy", call) if "strategy" not in self.late else None
         if strategy:
-            attributes[semconv.EVOLUTION_STRATEGY] = str(strategy)
+            attributes[semconv.EVOLUTION_STRATEGY] = valid_text(str(strategy), semconv.EVOLUTION_STRATEGY)
         return agent_name, evolution_type, semconv.evolution_span_name(agent_name), self.span_attributes(attributes)
 
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:

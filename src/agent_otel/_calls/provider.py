@@ -31,7 +31,7 @@ from agent_otel._calls.options import PROVIDER, Attributes, Count, Flag, Number,
 from agent_otel._calls.pricing import TokenUsage, cost_of_usage, price_of
 from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, JobState
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.policy import policy
+from agent_otel._engine.policy import policy, valid_attributes
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import End, Invocation
 
@@ -340,7 +340,9 @@ class ProviderInvocation(Invocation):
 
 
 def span_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
-    """Span attributes, plus their previous keys with the ``/dup`` opt-in (``semconv.PREVIOUS_ATTRIBUTES``)."""
+    """Span attributes (text the program's results gave made valid, see :func:`valid_attributes`), plus their
+    previous keys with the ``/dup`` opt-in (``semconv.PREVIOUS_ATTRIBUTES``)."""
+    attributes = valid_attributes(attributes)
     if runtime().previous_names:
         renamed = semconv.PREVIOUS_ATTRIBUTES
         attributes.update({renamed[key]: value for key, value in list(attributes.items()) if key in renamed})
