@@ -827,6 +827,29 @@ def test_an_async_function_awaited_or_run_as_a_task_is_timed_once(otel: Any) -> 
                                                                 (End.RETURNED, 3)]
 
 
+def test_an_async_function_stepped_by_hand_is_timed_once_and_gets_what_is_sent(otel: Any) -> None:
+    """A scheduler of the program's own drives the coroutine with ``send()``/``next()``, not ``await``."""
+    handler = RecordingHandler()
+
+    class Yield:
+        def __await__(self) -> Any:
+            return (yield "paused")
+
+    async def echo(n: int) -> int:
+        return n + await Yield()
+
+    coroutine = instrument(handler, echo)(1)
+    assert coroutine.send(None) == "paused"
+    with pytest.raises(StopIteration) as stopped:
+        coroutine.send(41)
+    assert stopped.value.value == 42
+    coroutine = instrument(handler, echo)(2)
+    assert next(coroutine) == "paused"
+    with pytest.raises(StopIteration):
+        coroutine.send(0)
+    assert [(how, value) for how, value, _ in handler.ends] == [(End.RETURNED, 42), (End.RETURNED, 2)]
+
+
 @pytest.mark.parametrize("run_async", [False, True])
 def test_a_stream_manager_that_makes_its_own_context_current_keeps_it_in_its_block_and_restores_after(
         otel: Any, run_async: bool) -> None:

@@ -23,6 +23,7 @@ JOB_KEY = otel_context.create_key("agent_otel.job")
 #: Where the API keeps the baggage dict in a context: read directly, because ``baggage.get_all()``
 #: copies it into a new proxy on every call (every span reads it), and a job sets two entries in one copy.
 BAGGAGE_KEY = baggage._BAGGAGE_KEY
+_BAGGAGE_JOB_ID, _BAGGAGE_JOB_TYPE = semconv.BAGGAGE_JOB_ID, semconv.BAGGAGE_JOB_TYPE
 #: The counts :meth:`JobState.add_one` keeps, per thread (the fields change under the job's lock).
 _COUNTED_PER_THREAD = ("agent_calls", "tool_calls")
 _get_ident = threading.get_ident
@@ -144,13 +145,10 @@ def context_with_job(state: JobState, ctx: Context | None = None, entries: Mappi
     baggage."""
     if ctx is None:
         ctx = otel_context.get_current()
-    carried = ctx.get(BAGGAGE_KEY)
-    carried = dict(carried) if carried else {}  # type: ignore[call-overload]  # the API's own dict
+    entries_carried = ctx.get(BAGGAGE_KEY)
+    carried = dict(entries_carried) if entries_carried else {}  # type: ignore[call-overload]  # the API's own dict
     carried[_BAGGAGE_JOB_ID] = state.id
     carried[_BAGGAGE_JOB_TYPE] = state.type
     if entries:
         return Context({**ctx, BAGGAGE_KEY: carried, JOB_KEY: state, **entries})
     return Context({**ctx, BAGGAGE_KEY: carried, JOB_KEY: state})
-
-
-_BAGGAGE_JOB_ID, _BAGGAGE_JOB_TYPE = semconv.BAGGAGE_JOB_ID, semconv.BAGGAGE_JOB_TYPE

@@ -387,7 +387,7 @@ def _finish_result(inv: Invocation, result: object) -> object:
         if not plain:
             if isinstance(result, types.CoroutineType):
                 traced_coroutine = _TracedCoroutine(result)
-                traced_coroutine._self_inv = traced_coroutine._self_call = inv
+                traced_coroutine._self_call = inv
                 return traced_coroutine
             if isinstance(result, types.GeneratorType):
                 traced = _named_as(_traced_generator(result, inv), result)
@@ -482,24 +482,18 @@ class _PendingCoroutine(wrapt.ObjectProxy[Coroutine[Any, Any, T]]):
     _self_call = cast("_PendingCall | Invocation", None)
     _self_driver = cast("Coroutine[Any, Any, T] | None", None)
 
-    def _driver(self) -> Coroutine[Any, Any, T]:
-        driver = self._self_driver
-        if driver is None:
-            driver = self._self_driver = _traced_coroutine(self.__wrapped__, self._self_call)
-        return driver
-
-    def __await__(self) -> Generator[Any, None, T]:
-        # ``await``: stepped by the interpreter, not through this proxy; _driver() inlined (every awaited call)
+    def __await__(self) -> Generator[Any, Any, T]:
+        """Our driver, made at the first step (``await``: stepped by the interpreter, not through this proxy)."""
         driver = self._self_driver
         if driver is None:
             driver = self._self_driver = _traced_coroutine(self.__wrapped__, self._self_call)
         return driver.__await__()
 
     def __next__(self) -> object:
-        return self._driver().send(None)
+        return self.__await__().send(None)  # stepped by hand: the driver's own steps
 
     def send(self, value: object) -> object:
-        return self._driver().send(value)
+        return self.__await__().send(value)
 
     def throw(self, *exc_info: Any) -> object:
         if self._self_driver is not None:
@@ -516,7 +510,7 @@ class _TracedCoroutine(_PendingCoroutine[T]):
     the invocation; one dropped unstarted ends it closed. Either way no "never awaited" warning of ours
     appears: the program's coroutine warns exactly when it would without agent-otel."""
 
-    _self_inv = cast(Invocation, None)  # set by _finish_result, also as its ``_self_call``
+    # its ``_self_call`` is the invocation (set by _finish_result)
 
     def throw(self, *exc_info: Any) -> object:
         if self._self_driver is not None:
@@ -524,17 +518,17 @@ class _TracedCoroutine(_PendingCoroutine[T]):
         try:
             return self.__wrapped__.throw(*exc_info)
         except BaseException as exc:
-            self._self_inv.end(End.RAISED, error=exc)
+            cast(Invocation, self._self_call).end(End.RAISED, error=exc)
             raise
 
     def close(self) -> None:
         super().close()
         if self._self_driver is None:
-            self._self_inv.end(End.CLOSED)
+            cast(Invocation, self._self_call).end(End.CLOSED)
 
     def __del__(self) -> None:
         if self._self_driver is None:
-            self._self_inv.end(End.CLOSED)
+            cast(Invocation, self._self_call).end(End.CLOSED)
 
 
 def _generator_wrapper(handler: Handler) -> WrapperFunction:
