@@ -4,13 +4,16 @@ A floor is derived, not written by hand: one call of the wrapped function runs u
 SDK, and what it produced (its span's name, kind and attributes; every metric point it recorded, with
 its attributes) is replayed per call through the SDK's public API with no wrapper around it: start the
 span, make it current (as any instrumentation must, so that nested calls find their parent), run the
-host's body in the same shape, record every measurement inside the span's context, end the span. So
+host's body in the same shape timed by the clock ours reads (``time.perf_counter_ns``: a duration
+instrument records the measured time, every other measurement its recorded value), record every
+measurement inside the span's context, end the span. So
 ``ours / floor`` is exactly what our own code adds, whatever a kind records today; a kind that records
 one more attribute or instrument moves its floor with it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -73,98 +76,109 @@ _FLOOR_KEY = otel_context.create_key("bench-floor")
 _SPECS = {spec.name: spec for spec in semconv.INSTRUMENTS}
 
 
-def _recorders(meter_provider: MeterProvider, recorded: Recorded) -> list[tuple[Callable[..., None], float,
+def _recorders(meter_provider: MeterProvider, recorded: Recorded) -> list[tuple[Callable[..., None], float | None,
                                                                                dict[str, Any]]]:
+    """(record, add or set; the value, None for a duration, which is measured per call; attributes) per
+    measurement of ``recorded``."""
     meter = meter_provider.get_meter("floor")
     made: dict[str, Any] = {}
     recorders = []
     for name, value, attributes in recorded.measurements:
+        spec = _SPECS[name]
         instrument = made.get(name)
         if instrument is None:
-            instrument = made[name] = runtime_module.create_instrument(meter, _SPECS[name])
-        method = instrument.add if _SPECS[name].kind is semconv.Kind.COUNTER else (
-            instrument.set if _SPECS[name].kind is semconv.Kind.GAUGE else instrument.record)
-        recorders.append((method, value, attributes))
+            instrument = made[name] = runtime_module.create_instrument(meter, spec)
+        method = instrument.add if spec.kind is semconv.Kind.COUNTER else (
+            instrument.set if spec.kind is semconv.Kind.GAUGE else instrument.record)
+        recorders.append((method, None if spec.unit == "s" else value, attributes))
     return recorders
 
 
 def floor_function(recorded: Recorded, tracer_provider: Any, meter_provider: MeterProvider, shape: str,
                    body: Callable[..., Any]) -> Callable[[int], Any]:
-    """A function of ``shape`` (sync, async, generator) that calls ``body`` and records exactly ``recorded``
-    through the SDK's public API; ``tracer_provider`` None when tracing is off (no span, no context)."""
+    """A function of ``shape`` (sync, async, generator) that calls ``body``, times it and records exactly
+    ``recorded`` through the SDK's public API; ``tracer_provider`` None when tracing is off (no span, no
+    context)."""
     recorders = _recorders(meter_provider, recorded)
     attach, detach = otel_context.attach, otel_context.detach
     set_span = trace.set_span_in_context
+    now_ns = time.perf_counter_ns
     if tracer_provider is None:  # tracing off: no span, but the call's context is still made current, as
         # every kind must for the calls nested in it (their agent, job and phase come from it)
         set_value = otel_context.set_value
 
-        def enter() -> tuple[Any, object]:
+        def enter() -> tuple[Any, object, int]:
             ctx = set_value(_FLOOR_KEY, True)
-            return ctx, attach(ctx)
+            return ctx, attach(ctx), now_ns()
 
-        def leave(ctx: Any, token: object) -> None:
+        def leave(ctx: Any, token: object, started_ns: int) -> None:
+            duration_s = (now_ns() - started_ns) / 1e9
             detach(token)  # type: ignore[arg-type]
             for method, value, attributes in recorders:
-                method(value, attributes, context=ctx)
+                method(duration_s if value is None else value, attributes, context=ctx)
 
         if shape == "sync":
             def sync_metrics(x: int) -> Any:
-                ctx, token = enter()
+                ctx, token, started_ns = enter()
                 result = body(x)
-                leave(ctx, token)
+                leave(ctx, token, started_ns)
                 return result
             return sync_metrics
         if shape == "async":
             async def async_metrics(x: int) -> Any:
-                ctx, token = enter()
+                ctx, token, started_ns = enter()
                 result = await body(x)
-                leave(ctx, token)
+                leave(ctx, token, started_ns)
                 return result
             return async_metrics
 
         def generator_metrics(x: int) -> Any:
             ctx = set_value(_FLOOR_KEY, True)
+            started_ns = now_ns()
             yield from _stepped(body(x), ctx)
+            duration_s = (now_ns() - started_ns) / 1e9
             for method, value, attributes in recorders:
-                method(value, attributes, context=ctx)
+                method(duration_s if value is None else value, attributes, context=ctx)
         return generator_metrics
 
     tracer = tracer_provider.get_tracer("floor")
     name, kind, span_attributes = recorded.span_name or "floor", recorded.span_kind, recorded.span_attributes
 
-    def start() -> tuple[Any, Any, object]:
+    def start() -> tuple[Any, Any, object, int]:
         span = tracer.start_span(name, kind=kind, attributes=span_attributes)
         ctx = set_span(span)
-        return span, ctx, attach(ctx)
+        return span, ctx, attach(ctx), now_ns()
 
-    def finish(span: Any, ctx: Any, token: object) -> None:
+    def finish(span: Any, ctx: Any, token: object, started_ns: int) -> None:
+        duration_s = (now_ns() - started_ns) / 1e9
         detach(token)  # type: ignore[arg-type]
         for method, value, attributes in recorders:
-            method(value, attributes, context=ctx)
+            method(duration_s if value is None else value, attributes, context=ctx)
         span.end()
 
     if shape == "sync":
         def sync(x: int) -> Any:
-            span, ctx, token = start()
+            span, ctx, token, started_ns = start()
             result = body(x)
-            finish(span, ctx, token)
+            finish(span, ctx, token, started_ns)
             return result
         return sync
     if shape == "async":
         async def asynchronous(x: int) -> Any:
-            span, ctx, token = start()
+            span, ctx, token, started_ns = start()
             result = await body(x)
-            finish(span, ctx, token)
+            finish(span, ctx, token, started_ns)
             return result
         return asynchronous
 
     def generator(x: int) -> Any:
         span = tracer.start_span(name, kind=kind, attributes=span_attributes)
         ctx = set_span(span)
+        started_ns = now_ns()
         yield from _stepped(body(x), ctx)
+        duration_s = (now_ns() - started_ns) / 1e9
         for method, value, attributes in recorders:
-            method(value, attributes, context=ctx)
+            method(duration_s if value is None else value, attributes, context=ctx)
         span.end()
     return generator
 
