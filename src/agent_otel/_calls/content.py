@@ -14,21 +14,18 @@ Hashed keys (``AGENT_OTEL_HASHED_KEYS``) hash these attributes too, on the span 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from agent_otel import semconv
+from agent_otel._calls.extractors import field
 from agent_otel._engine.policy import add_hashed_event, policy
 
 #: The event that carries a call's messages when content goes to events.
 EVENT_OPERATION_DETAILS = "gen_ai.client.inference.operation.details"
-
-
-def _field(value: Any, name: str) -> Any:
-    return value.get(name) if isinstance(value, Mapping) else getattr(value, name, None)
 
 
 def _text(value: Any) -> str:
@@ -36,36 +33,36 @@ def _text(value: Any) -> str:
 
 
 def _parts(message: Any) -> list[dict[str, Any]]:
-    content = _field(message, "content")
+    content = field(message, "content")
     parts: list[dict[str, Any]] = []
     if isinstance(content, str):
         parts.append({"type": "text", "content": content})
     elif isinstance(content, Sequence):
         for part in content:
-            kind = _field(part, "type") or "text"
-            text = _field(part, "text") if kind == "text" else None
+            kind = field(part, "type") or "text"
+            text = field(part, "text") if kind == "text" else None
             parts.append({"type": "text", "content": text} if isinstance(text, str)
                          else {"type": str(kind), "content": _text(part)})
     elif content is not None:
         parts.append({"type": "text", "content": _text(content)})
-    call_id = _field(message, "tool_call_id")
-    if call_id is not None and _field(message, "role") == "tool":  # a tool's result, sent back to the model
+    call_id = field(message, "tool_call_id")
+    if call_id is not None and field(message, "role") == "tool":  # a tool's result, sent back to the model
         return [{"type": "tool_call_response", "id": str(call_id),
                  "response": parts[0]["content"] if len(parts) == 1 else parts}]
-    for call in _field(message, "tool_calls") or ():
-        function = _field(call, "function")
-        arguments = _field(function, "arguments")
+    for call in field(message, "tool_calls") or ():
+        function = field(call, "function")
+        arguments = field(function, "arguments")
         try:
             arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
         except ValueError:
             pass
-        parts.append({"type": "tool_call", "id": _field(call, "id"), "name": _field(function, "name"),
+        parts.append({"type": "tool_call", "id": field(call, "id"), "name": field(function, "name"),
                       "arguments": arguments})
     return parts
 
 
 def _is_message(value: Any) -> bool:
-    return _field(value, "role") is not None or _field(value, "content") is not None
+    return field(value, "role") is not None or field(value, "content") is not None
 
 
 def messages(value: Any, role: str) -> list[dict[str, Any]]:
@@ -75,8 +72,8 @@ def messages(value: Any, role: str) -> list[dict[str, Any]]:
     if isinstance(value, str):
         return [{"role": role, "parts": [{"type": "text", "content": value}]}]
     if _is_message(value):
-        message = {"role": str(_field(value, "role") or role), "parts": _parts(value)}
-        finish = _field(value, "finish_reason")
+        message = {"role": str(field(value, "role") or role), "parts": _parts(value)}
+        finish = field(value, "finish_reason")
         if isinstance(finish, str):
             message["finish_reason"] = finish
         return [message]

@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Literal
 
+from agent_otel._engine.self_telemetry import report_error
 from agent_otel.errors import ConfigurationError
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -148,6 +149,18 @@ class Path:
             if value is _MISSING:
                 return None
         return value
+
+
+def field(value: object, name: str) -> Any:
+    """``value``'s ``name`` (a key of a mapping, else an attribute), None when it has none. A property,
+    ``__getattr__`` or ``get`` of the program's that raises something other than AttributeError (a
+    ``KeyError`` from a dict lookup, an ORM's detached instance) reads as missing too, counted: one field
+    that cannot be read never costs the rest of the call's record."""
+    try:
+        return value.get(name) if isinstance(value, Mapping) else getattr(value, name, None)
+    except Exception as exc:
+        report_error("result.field", exc)
+        return None
 
 
 def _step(value: Any, kind: str, key: Any) -> Any:

@@ -17,7 +17,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind
 
 from agent_otel import semconv
-from agent_otel._calls.extractors import Call, Path, is_extractor, signature_of
+from agent_otel._calls.extractors import Call, Path, field, is_extractor, signature_of
 from agent_otel._calls.options import KINDS, MAX_COUNT, Attributes, check_required, extractor_problem, read_at
 from agent_otel._context.job import BAGGAGE_KEY, JOB_KEY
 from agent_otel._context.stamping import ids_of
@@ -45,7 +45,7 @@ def field_of(obj: Any, *names: str) -> Any:
     """The first of ``names`` present on ``obj`` (attribute, or key of a mapping), else None."""
     if obj is None:
         return None
-    if type(obj) is dict or isinstance(obj, Mapping):  # the exact type first: an ABC check costs ~0.3 µs
+    if type(obj) is dict:  # the common case, whose get() cannot fail: without field()'s checks
         get = obj.get
         for name in names:
             value = get(name)
@@ -53,7 +53,7 @@ def field_of(obj: Any, *names: str) -> Any:
                 return value
         return None
     for name in names:
-        value = getattr(obj, name, None)
+        value = field(obj, name)
         if value is not None:
             return value
     return None
