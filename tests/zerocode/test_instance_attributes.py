@@ -32,7 +32,18 @@ from tests.support.otlp_receiver import OtlpHttpReceiver
 from tests.support.paths import ROOT
 from tests.support.polling import wait_until
 from tests.zerocode.held_tools import tools
-from tests.zerocode.held_tools.tools import AuditedTool, Computed, FrozenTool, SlotTool, Tool, add, make_scaler
+from tests.zerocode.held_tools.tools import (
+    AuditedTool,
+    Computed,
+    FrozenTool,
+    MadeByNew,
+    NoConstructor,
+    SlotTool,
+    SpecTuple,
+    Tool,
+    add,
+    make_scaler,
+)
 
 HELD = "tests.zerocode.held_tools.tools"
 LANGCHAIN = """
@@ -197,6 +208,23 @@ def test_frozen_and_slotted_dataclasses(otel: Any) -> None:
     assert slotted.run(value=2) == 6
     assert tool_spans(otel) == ["execute_tool frozen", "execute_tool slotted"]
     assert hash(frozen) == hash(FrozenTool("frozen", add)) and frozen == FrozenTool("frozen", add)
+
+
+def test_classes_without_an_init_of_their_own_construct_as_without_agent_otel(otel: Any) -> None:
+    """The hook installs an ``__init__`` on such a class, which changes how ``object.__init__`` judges the
+    constructor's arguments: it refused a class made by its ``__new__`` and a named tuple (``TypeError:
+    object.__init__() takes exactly one argument``)."""
+    with pytest.raises(TypeError) as plain:
+        NoConstructor("unexpected")  # type: ignore[call-arg]
+    configure(held("MadeByNew.invoke") + held("SpecTuple.invoke") + held("NoConstructor.invoke"))
+    made = MadeByNew("made", add)
+    spec = SpecTuple("spec", add)
+    assert made.invoke(1, 2) == 3 and spec.invoke(2, 2) == 4
+    assert spec == ("spec", add)
+    assert tool_spans(otel) == ["execute_tool made"]  # a named tuple's field cannot be replaced: left alone
+    with pytest.raises(TypeError) as instrumented:
+        NoConstructor("unexpected")  # type: ignore[call-arg]
+    assert str(instrumented.value) == str(plain.value) == "NoConstructor() takes no arguments"
 
 
 def test_subclass_reassigning_after_super_init_wraps_the_final_callable_once(otel: Any) -> None:

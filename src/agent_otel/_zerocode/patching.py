@@ -398,8 +398,18 @@ def _hook_init(state: _State, klass: type) -> None:
         raw = next(base.__dict__["__init__"] for base in klass.__mro__ if "__init__" in base.__dict__)
         raw = raw.__wrapped__ if getattr(raw, "_self_agent_otel_init", False) else raw
 
+    runs_object_init = raw is object.__init__
+
     def after_init(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
-        result = wrapped(*args, **kwargs)
+        if runs_object_init and instance is not None:
+            # object.__init__ judges the arguments by whether the class has an __init__ of its own, which it now
+            # has: it would refuse those that a class made by its __new__ takes (a NamedTuple), and take those that
+            # object.__new__ refuses when there is none. Decide as without ours.
+            if (args or kwargs) and type(instance).__new__ is object.__new__:
+                raise TypeError(f"{type(instance).__name__}() takes no arguments")
+            result = wrapped()
+        else:
+            result = wrapped(*args, **kwargs)
         _hold_all(args[0] if instance is None and args else instance)  # Class.__init__(obj, ...) or bound
         return result
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass
@@ -60,6 +60,32 @@ class Computed:
     @property
     def invoke(self) -> Callable[..., Any]:
         return add
+
+
+class MadeByNew:
+    """A tool built by its ``__new__`` alone (a flyweight, a cached factory): no ``__init__`` of its own."""
+
+    name: str
+    invoke: Callable[..., Any]
+
+    def __new__(cls, name: str, invoke: Callable[..., Any]) -> MadeByNew:
+        self = super().__new__(cls)
+        self.name, self.invoke = name, invoke
+        return self
+
+
+class SpecTuple(NamedTuple):
+    """A named tuple holding a tool: its fields are set by ``__new__``, and cannot be replaced."""
+
+    name: str
+    invoke: Callable[..., Any]
+
+
+class NoConstructor:
+    """A class with neither ``__init__`` nor ``__new__``: it takes no arguments."""
+
+    name = "none"
+    invoke = None
 
 
 def add(a: int, b: int) -> int:
