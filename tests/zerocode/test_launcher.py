@@ -71,6 +71,28 @@ def test_an_exit_message_with_stderr_set_to_none_reaches_the_process_stderr_as_u
     assert plain.stderr == "bye\n"
 
 
+@pytest.mark.parametrize("command", [
+    ["/bin/echo", "hi"],  # exec'd
+    [sys.executable, "-u", "-c", "print('hi')"],  # the launcher exec'd again with the run option
+    [sys.executable, "-c", "print('hi')"],  # run in process
+    [sys.executable, "missing.py"],  # python's own "can't open file", which goes nowhere either
+])
+def test_a_program_started_with_stderr_closed_runs_and_prints_as_under_python(tmp_path: Path,
+                                                                             command: list[str]) -> None:
+    """``2>&-``: with no stderr, sys.stderr is None, and the launcher's notices went to the program's stdout
+    (``print(file=None)``), and its flush before an exec raised, so the program never ran (status 1)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "cache"), OTEL_METRICS_EXPORTER="none", OTEL_TRACES_EXPORTER="none")
+
+    def closed_stderr(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["/bin/sh", "-c", 'exec "$@" 2>&-', "sh", *args], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, text=True, timeout=60)
+
+    plain = closed_stderr(*command)
+    launched = closed_stderr(AGENT_OTEL, "run", "--", *command)  # no configuration: its notice is said
+    assert (launched.returncode, launched.stdout) == (plain.returncode, plain.stdout)
+
+
 def test_uncaught_exception_prints_the_traceback_and_exits_1(project: Path) -> None:
     result = run(project, sys.executable, "-c", "raise ValueError('boom')")
     assert result.returncode == 1

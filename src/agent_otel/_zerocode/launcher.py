@@ -202,6 +202,21 @@ def _on_terminate(signum: int, frame: types.FrameType | None) -> None:
     os.kill(os.getpid(), signum)
 
 
+def _say(line: object) -> None:
+    """A line of ours (or one Python itself prints, such as "can't open file") on stderr; nothing when the
+    program's stderr is closed (``2>&-``), where Python's own lines go nowhere too: ``print()`` would write
+    it to stdout."""
+    if sys.stderr is not None:
+        print(line, file=sys.stderr)
+
+
+def _flush_standard_streams() -> None:
+    """Before an exec: what was printed reaches its file. A closed stream (None) has nothing to flush."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+
+
 def _start_telemetry(config: Config | None, *, child: bool) -> None:
     try:
         configure_sdk(config)
@@ -211,12 +226,12 @@ def _start_telemetry(config: Config | None, *, child: bool) -> None:
         # OTEL_METRICS_EXPORTER=bogus included) leaves: the launcher exits 2 before the program runs
         configure(metrics_exporter="none", system_metrics=False)
         if not child:
-            print(f"agent-otel: {exc}; metrics are off in this run", file=sys.stderr)
+            _say(f"agent-otel: {exc}; metrics are off in this run")
     if enabled_from_env():
         # before the targets, which then wrap the libraries' instrumented functions: ours is the outer span
         def say(line: str) -> None:  # once, by the program's process: its Python children would repeat it
             if not child and config is not None:
-                print(f"agent-otel: {config.source}: {line}", file=sys.stderr)
+                _say(f"agent-otel: {config.source}: {line}")
 
         activate_instrumentations(config.switches if config is not None else Switches(), say)
     if config is not None:
@@ -241,7 +256,7 @@ def bootstrap_child() -> None:
     try:
         _start_telemetry(load_config(), child=True)
     except Exception as exc:
-        print(f"agent-otel: telemetry is off in this process ({exc})", file=sys.stderr)
+        _say(f"agent-otel: telemetry is off in this process ({exc})")
 
 
 def _exit_code(exc: SystemExit) -> int:
@@ -315,15 +330,15 @@ _LAUNCHER_FILES = frozenset({__file__, programs.__file__})
 def _run_plan(plan: Plan) -> int:
     sys.argv = list(plan.argv)
     if plan.how == "script" and not os.path.exists(plan.target):
-        print(f"{sys.executable}: can't open file {os.path.abspath(plan.target)!r}: "
-              "[Errno 2] No such file or directory", file=sys.stderr)
+        _say(f"{sys.executable}: can't open file {os.path.abspath(plan.target)!r}: "
+             "[Errno 2] No such file or directory")
         return 2
     try:
         if plan.how in ("script", "module", "code"):
             try:
                 program = _program(plan)
             except programs.ModuleNotRunnable as exc:
-                print(exc, file=sys.stderr)
+                _say(exc)
                 return 1
             except (SyntaxError, ValueError):
                 kind, value = sys.exc_info()[:2]
@@ -363,12 +378,11 @@ def _again_with_run_options(plan: Plan, config: str | None) -> int:
     its own process, its ``__main__`` targets wrapped, as for ``python app.py``."""
     argv = [plan.target, *plan.options, "-c", _AGAIN, "run", *(["--config", config] if config else []),
             "--", plan.target, *plan.argv]
-    sys.stdout.flush()
-    sys.stderr.flush()
+    _flush_standard_streams()
     try:
         os.execv(plan.target, argv)
     except OSError as exc:
-        print(f"agent-otel run: cannot execute {plan.target!r}: {exc.strerror or exc}", file=sys.stderr)
+        _say(f"agent-otel run: cannot execute {plan.target!r}: {exc.strerror or exc}")
     return 126
 
 
@@ -377,8 +391,7 @@ def run_launcher(args: argparse.Namespace) -> int:
     if command and command[0] == "--":
         command = command[1:]
     if not command:
-        print("agent-otel run: nothing to run; usage: agent-otel run [--config FILE] -- COMMAND [ARGS...]",
-              file=sys.stderr)
+        _say("agent-otel run: nothing to run; usage: agent-otel run [--config FILE] -- COMMAND [ARGS...]")
         return 2
     plan = plan_for(command)
     if plan.how == "again":
@@ -387,25 +400,24 @@ def run_launcher(args: argparse.Namespace) -> int:
         config_file = Path(args.config) if args.config else find_config()
         config = load_file(config_file) if config_file is not None else None
     except ConfigurationError as exc:
-        print(f"agent-otel: {exc}", file=sys.stderr)
+        _say(f"agent-otel: {exc}")
         return 2
     if config is None:
-        print("agent-otel: no configuration found; running with SDK setup only", file=sys.stderr)
+        _say("agent-otel: no configuration found; running with SDK setup only")
     _child_environment(config_file)
     if plan.how == "exec":
         os.environ[AGENT_OTEL_PROGRAM_PID] = str(os.getpid())  # exec keeps the pid
         # the program keeps the host's service.instance.id; the Python processes it starts get theirs
         claim_instance_id()
-        sys.stdout.flush()
-        sys.stderr.flush()
+        _flush_standard_streams()
         try:
             os.execvp(plan.target, plan.argv)
         except OSError as exc:
-            print(f"agent-otel run: cannot execute {command[0]!r}: {exc.strerror or exc}", file=sys.stderr)
+            _say(f"agent-otel run: cannot execute {command[0]!r}: {exc.strerror or exc}")
             return 126 if isinstance(exc, PermissionError) else 127
     try:
         _start_telemetry(config, child=False)
     except ConfigurationError as exc:
-        print(f"agent-otel: {exc}", file=sys.stderr)
+        _say(f"agent-otel: {exc}")
         return 2
     return _run_plan(plan)
