@@ -397,6 +397,54 @@ def test_generator_throw_handled_and_unhandled(otel: Any) -> None:
     assert handler.ends == [(End.RAISED, None, err)]
 
 
+@pytest.mark.parametrize("on_exit", ["yield", "return"])
+def test_a_generator_exit_thrown_reaches_the_programs_handler(otel: Any, on_exit: str) -> None:
+    """``gen.throw(GeneratorExit())`` reaches the program's ``except GeneratorExit`` as unwrapped: it
+    was taken as ``close()`` (``yield from``'s way), so a handler that yields raised "generator ignored
+    GeneratorExit" and one that returns raised a bare GeneratorExit."""
+
+    def program() -> Any:
+        try:
+            yield 1
+        except GeneratorExit:
+            if on_exit == "yield":
+                yield "caught"
+            return "done"
+
+    def outcome(gen: Any) -> tuple[str, Any]:
+        next(gen)
+        try:
+            return "yielded", gen.throw(GeneratorExit())
+        except StopIteration as stop:
+            return "returned", stop.value
+
+    handler = RecordingHandler()
+    assert outcome(instrument(handler, program)()) == outcome(program())
+    assert [how for how, _, _ in handler.ends] == [End.CLOSED if on_exit == "yield" else End.RETURNED]
+
+
+@pytest.mark.parametrize("on_exit", ["yield", "return"])
+def test_a_generator_exit_thrown_reaches_the_programs_async_handler(otel: Any, on_exit: str) -> None:
+    async def program() -> Any:
+        try:
+            yield 1
+        except GeneratorExit:
+            if on_exit == "yield":
+                yield "caught"
+
+    async def outcome(agen: Any) -> tuple[str, Any]:
+        await agen.__anext__()
+        try:
+            return "yielded", await agen.athrow(GeneratorExit())
+        except StopAsyncIteration:
+            return "stopped", None
+
+    handler = RecordingHandler()
+    plain = asyncio.run(outcome(program()))
+    assert asyncio.run(outcome(instrument(handler, program)())) == plain
+    assert len(handler.ends) == 1
+
+
 def test_generator_close_break_and_drop_end_once(otel: Any) -> None:
     handler, log = RecordingHandler(), []
     counter = make_gen(handler, log)

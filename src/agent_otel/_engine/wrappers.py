@@ -558,7 +558,9 @@ def _named_as(traced: G, program: Any) -> G:
 
 def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _PendingCall) -> Generator[Y, Any, T]:
     """Drive ``gen`` step by step inside the invocation's context (PEP 380 semantics by hand,
-    because the context must be attached around each step, not across yields)."""
+    because the context must be attached around each step, not across yields), but for one thing: a
+    GeneratorExit (``close()``, or thrown) is thrown into the program's generator, which then decides as
+    it would unwrapped (it may yield, return or raise), where ``yield from`` would close it instead."""
     inv = inv_or_call if isinstance(inv_or_call, Invocation) else _begin(*inv_or_call)
     if inv is None:
         return (yield from gen)
@@ -570,6 +572,8 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
             if to_throw is not None:
                 exc, to_throw = to_throw, None
                 item = gen.throw(exc)
+                if type(exc) is GeneratorExit:  # asked to close, it yielded: the call ends closed, as asked
+                    inv.end(End.CLOSED)
             else:
                 item = gen.send(to_send)
         except StopIteration as stop:
@@ -588,15 +592,7 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
             inv.first_chunk_ns = _now_ns()
         try:
             to_send = yield item
-        except GeneratorExit:
-            token = _attach(inv.context)
-            try:
-                gen.close()
-            finally:
-                _detach(token)
-                inv.end(End.CLOSED)
-            raise
-        except BaseException as exc:
+        except BaseException as exc:  # GeneratorExit too (close(), or thrown): the program's generator decides
             to_throw = exc
             to_send = None
 
@@ -628,6 +624,8 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             if to_throw is not None:
                 exc, to_throw = to_throw, None
                 item = await agen.athrow(exc)
+                if type(exc) is GeneratorExit:  # asked to close, it yielded: the call ends closed, as asked
+                    inv.end(End.CLOSED)
             elif started:
                 item = await agen.asend(to_send)
             else:
@@ -648,15 +646,7 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             inv.first_chunk_ns = _now_ns()
         try:
             to_send = yield item
-        except GeneratorExit:
-            token = _attach(inv.context)
-            try:
-                await agen.aclose()
-            finally:
-                _detach(token)
-                inv.end(End.CLOSED)
-            raise
-        except BaseException as exc:
+        except BaseException as exc:  # GeneratorExit too (aclose(), or thrown): the program's generator decides
             to_throw = exc
             to_send = None
 
@@ -680,10 +670,7 @@ async def _forward_async(agen: AsyncGenerator[Y, Any]) -> AsyncGenerator[Y, Any]
             return
         try:
             to_send = yield item
-        except GeneratorExit:
-            await agen.aclose()
-            raise
-        except BaseException as exc:
+        except BaseException as exc:  # GeneratorExit too: the program's generator decides
             to_throw = exc
 
 
