@@ -7,6 +7,7 @@ import concurrent.futures
 import gc
 import inspect
 import traceback
+import types
 import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -443,6 +444,33 @@ def test_a_generator_exit_thrown_reaches_the_programs_async_handler(otel: Any, o
     plain = asyncio.run(outcome(program()))
     assert asyncio.run(outcome(instrument(handler, program)())) == plain
     assert len(handler.ends) == 1
+
+
+def test_generator_based_coroutines_can_still_be_awaited(otel: Any) -> None:
+    """``types.coroutine`` (a legacy ``@asyncio.coroutine``) makes a generator awaitable; ours for it was a
+    plain generator, and ``await`` refused it (TypeError: object generator can't be used in 'await'
+    expression), whichever decorator was outside and for a sync function returning one."""
+
+    def body() -> Any:
+        yield  # one trip through the event loop, as asyncio.sleep(0) takes
+        return 42
+
+    def legacy_body() -> Any:
+        yield
+        return 7
+
+    legacy = types.coroutine(legacy_body)
+    handler = RecordingHandler()
+    inside = types.coroutine(instrument(handler, body))
+    outside = instrument(handler, types.coroutine(body))
+    returning = instrument(handler, lambda: legacy())
+
+    async def main() -> list[Any]:
+        return [await inside(), await outside(), await returning()]
+
+    assert asyncio.run(main()) == [42, 42, 7]
+    assert [how for how, _, _ in handler.ends] == [End.RETURNED] * 3
+    assert inspect.isawaitable(outside()) and inspect.isawaitable(returning())
 
 
 def test_generator_close_break_and_drop_end_once(otel: Any) -> None:

@@ -390,7 +390,9 @@ def _finish_result(inv: Invocation, result: object) -> object:
                 traced_coroutine._self_call = inv
                 return traced_coroutine
             if isinstance(result, types.GeneratorType):
-                traced = _named_as(_traced_generator(result, inv), result)
+                driver = (_traced_iterable_coroutine if result.gi_code.co_flags & _ITERABLE_COROUTINE
+                          else _traced_generator)
+                traced = _named_as(driver(result, inv), result)
                 weakref.finalize(traced, inv.end, End.CLOSED)
                 return traced
             if isinstance(result, types.AsyncGeneratorType):
@@ -537,7 +539,8 @@ def _generator_wrapper(handler: Handler) -> WrapperFunction:
         if not ((rt if rt is not None else runtime()).enabled and handler.active):
             return wrapped(*args, **kwargs)
         gen = wrapped(*args, **kwargs)
-        return _named_as(_traced_generator(gen, (handler, wrapped, instance, args, kwargs)), gen)
+        driver = _traced_iterable_coroutine if gen.gi_code.co_flags & _ITERABLE_COROUTINE else _traced_generator
+        return _named_as(driver(gen, (handler, wrapped, instance, args, kwargs)), gen)
 
     return wrapper
 
@@ -595,6 +598,18 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
         except BaseException as exc:  # GeneratorExit too (close(), or thrown): the program's generator decides
             to_throw = exc
             to_send = None
+
+
+#: The flag of a generator-based coroutine's code (``types.coroutine``): its generators can be awaited.
+_ITERABLE_COROUTINE = inspect.CO_ITERABLE_COROUTINE
+
+
+@types.coroutine
+def _traced_iterable_coroutine(gen: Generator[Y, Any, T], inv_or_call: Invocation | _PendingCall) -> Generator[
+        Y, Any, T]:
+    """:func:`_traced_generator` for a generator-based coroutine (``types.coroutine``, a legacy
+    ``@asyncio.coroutine``): ours must be one too, or ``await`` refuses it."""
+    return (yield from _traced_generator(gen, inv_or_call))
 
 
 def _async_generator_wrapper(handler: Handler) -> WrapperFunction:
