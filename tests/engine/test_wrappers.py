@@ -569,6 +569,47 @@ def test_generator_objects_are_named_as_the_programs(otel: Any) -> None:
     asyncio.run(plain_agen.aclose())
 
 
+def test_a_returned_stream_has_the_methods_of_the_stream_and_no_others(otel: Any) -> None:
+    """The traced stream had ``close``, ``aclose`` and ``__next__`` whatever the stream had: a program's
+    ``if hasattr(stream, "close"): stream.close()`` then failed with AttributeError on an async iterator
+    without one. (``__enter__``, ``__aenter__`` and ``__iter__`` are wrapt's, on every proxy.)"""
+
+    class Items:
+        def __iter__(self) -> Any:
+            return self
+
+        def __next__(self) -> int:
+            raise StopIteration
+
+    class AsyncItems:
+        def __aiter__(self) -> Any:
+            return self
+
+        async def __anext__(self) -> int:
+            raise StopAsyncIteration
+
+    class ClosableAsyncItems(AsyncItems):
+        closed = False
+
+        async def aclose(self) -> None:
+            self.closed = True
+
+    def close_if_closable(stream: Any) -> None:
+        if hasattr(stream, "close"):
+            stream.close()
+
+    handler = RecordingHandler(streams=True)
+    for stream_class in (Items, AsyncItems, ClosableAsyncItems):
+        plain, traced = stream_class(), instrument(handler, stream_class)()
+        assert isinstance(traced, stream_class) and traced is not plain
+        for name in ("close", "aclose", "__next__", "__anext__", "__aiter__"):
+            assert hasattr(traced, name) == hasattr(plain, name), (stream_class.__name__, name)
+        close_if_closable(traced)
+    closable = instrument(handler, ClosableAsyncItems)()
+    asyncio.run(closable.aclose())
+    assert closable.closed and handler.ends[-1] == (End.CLOSED, None, None)
+
+
 def test_returned_stream_object_is_timed_until_exhausted(otel: Any) -> None:
     handler = RecordingHandler(streams=True)
 

@@ -710,20 +710,22 @@ def _first_step(agen: AsyncGenerator[Y, Any]) -> Awaitable[Y]:
 
 def _traced_stream(result: object, inv: Invocation) -> object:
     """A stream the kind asked to time (an iterator, or an async one, or a manager whose block hands one
-    out), whether a sync or an async call returned it."""
-    if hasattr(result, "__anext__") or (hasattr(result, "__aenter__") and not hasattr(result, "__enter__")):
-        return _TracedAsyncIterator(cast(AsyncIterator[object], result), inv)
-    return _TracedIterator(cast(Iterator[object], result), inv)
+    out), whether a sync or an async call returned it: a proxy with the stream's own protocol methods and
+    no others (see :func:`_stream_proxy_class`)."""
+    kind = type(result)
+    asynchronous = hasattr(kind, "__anext__") or (hasattr(kind, "__aenter__") and not hasattr(kind, "__enter__"))
+    proxy_class = _stream_proxy_class(asynchronous, *(hasattr(kind, name) for name in _STREAM_METHODS[asynchronous]))
+    return proxy_class(cast(Any, result), inv)
 
 
-def _handed_out(proxy: Any, entered: object, next_method: str, traced: Callable[[Any, Invocation], object]) -> object:
+def _handed_out(proxy: Any, entered: object, next_method: str) -> object:
     """What a traced stream's ``with`` block gets: the proxy itself for an SDK stream that returns itself,
     a traced stream of its own for the stream a manager hands out (remembered for the block's end)."""
     if entered is proxy.__wrapped__:
         return proxy
     if hasattr(entered, next_method):
         proxy._self_stream = entered
-        return traced(entered, proxy._self_inv)
+        return _traced_stream(entered, proxy._self_inv)
     return entered
 
 
@@ -771,33 +773,6 @@ class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
         super().__init__(wrapped)
         self._self_inv = inv
 
-    def __iter__(self) -> Self:
-        return self
-
-    def __next__(self) -> Y:
-        inv = self._self_inv
-        token = _attach(inv.context)
-        try:
-            item = next(self.__wrapped__)
-        except StopIteration:
-            _detach(token)
-            inv.end(End.RETURNED, None)
-            raise
-        except BaseException as exc:
-            _detach(token)
-            inv.end(End.RAISED, error=exc)
-            raise
-        _detach(token)
-        inv.chunk(item)
-        return item
-
-    def close(self) -> object:
-        try:
-            closer = getattr(self.__wrapped__, "close", None)
-            return closer() if closer is not None else None
-        finally:
-            self._self_inv.end(End.CLOSED)
-
     def __enter__(self) -> object:
         # SDK streams return themselves: hand back this proxy, so the block iterates through it. A manager
         # makes its request here: in the call's context, as __next__ reads, so that the SDK's own span of
@@ -811,7 +786,7 @@ class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
             inv.end(End.RAISED, error=exc)
             raise
         _entered(self, token)
-        return _handed_out(self, entered, "__next__", _TracedIterator)
+        return _handed_out(self, entered, "__next__")
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> bool | None:
@@ -836,10 +811,63 @@ class _TracedAsyncIterator(wrapt.ObjectProxy[AsyncIterator[Y]]):
         super().__init__(wrapped)
         self._self_inv = inv
 
+    async def __aenter__(self) -> object:
+        # as _TracedIterator.__enter__: the manager's request is made in the call's context
+        inv = self._self_inv
+        token = _attach(inv.context)
+        try:
+            entered = await cast(AbstractAsyncContextManager[object], self.__wrapped__).__aenter__()
+        except BaseException as exc:  # as in _TracedIterator.__enter__
+            _detach(token)
+            inv.end(End.RAISED, error=exc)
+            raise
+        _entered(self, token)
+        return _handed_out(self, entered, "__anext__")
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> bool | None:
+        # reached only by ``async with proxy:``: the wrapped stream is an async context manager
+        manager = cast(AbstractAsyncContextManager[object], self.__wrapped__)
+        try:
+            return await manager.__aexit__(exc_type, exc, tb)
+        finally:
+            _leave_stream_block(self)
+
+    def __del__(self) -> None:
+        self._self_inv.end(End.CLOSED)
+
+
+class _Iterating:
+    """A traced stream's ``__next__``: each item read in the call's context; exhausted, the call returns."""
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self: Any) -> object:
+        inv = self._self_inv
+        token = _attach(inv.context)
+        try:
+            item = next(self.__wrapped__)
+        except StopIteration:
+            _detach(token)
+            inv.end(End.RETURNED, None)
+            raise
+        except BaseException as exc:
+            _detach(token)
+            inv.end(End.RAISED, error=exc)
+            raise
+        _detach(token)
+        inv.chunk(item)
+        return item
+
+
+class _AsyncIterating:
+    """:class:`_Iterating` for an async stream."""
+
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> Y:
+    async def __anext__(self: Any) -> object:
         inv = self._self_inv
         token = _attach(inv.context)
         try:
@@ -856,44 +884,45 @@ class _TracedAsyncIterator(wrapt.ObjectProxy[AsyncIterator[Y]]):
         inv.chunk(item)
         return item
 
-    async def aclose(self) -> object:
+
+class _Closing:
+    """A stream's ``close()`` (an SDK's, sync or returning a coroutine, returned as is): the call ends
+    closed when it is called."""
+
+    def close(self: Any) -> object:
         try:
-            closer = getattr(self.__wrapped__, "aclose", None)
-            return await closer() if closer is not None else None
+            return self.__wrapped__.close()
         finally:
             self._self_inv.end(End.CLOSED)
 
-    def close(self) -> object:
-        """An SDK's ``close()``, sync or a coroutine (returned as is): the stream ends when it is called."""
+
+class _AsyncClosing:
+    """An async generator's or stream's ``aclose()``: the call ends closed."""
+
+    async def aclose(self: Any) -> object:
         try:
-            return self.__wrapped__.close()  # type: ignore[attr-defined]
+            return await self.__wrapped__.aclose()
         finally:
             self._self_inv.end(End.CLOSED)
 
-    async def __aenter__(self) -> object:
-        # as _TracedIterator.__enter__: the manager's request is made in the call's context
-        inv = self._self_inv
-        token = _attach(inv.context)
-        try:
-            entered = await cast(AbstractAsyncContextManager[object], self.__wrapped__).__aenter__()
-        except BaseException as exc:  # as in _TracedIterator.__enter__
-            _detach(token)
-            inv.end(End.RAISED, error=exc)
-            raise
-        _entered(self, token)
-        return _handed_out(self, entered, "__anext__", _TracedAsyncIterator)
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> bool | None:
-        # reached only by ``async with proxy:``: the wrapped stream is an async context manager
-        manager = cast(AbstractAsyncContextManager[object], self.__wrapped__)
-        try:
-            return await manager.__aexit__(exc_type, exc, tb)
-        finally:
-            _leave_stream_block(self)
+#: Per direction (async or not), the stream methods a traced stream has only when the stream's type has
+#: them, and the class that adds each one.
+_STREAM_METHODS: dict[bool, tuple[str, ...]] = {False: ("__next__", "close"), True: ("__anext__", "aclose", "close")}
+_STREAM_PARTS: dict[bool, tuple[type, ...]] = {False: (_Iterating, _Closing),
+                                               True: (_AsyncIterating, _AsyncClosing, _Closing)}
 
-    def __del__(self) -> None:
-        self._self_inv.end(End.CLOSED)
+
+@functools.cache
+def _stream_proxy_class(asynchronous: bool, *has: bool) -> type[_TracedIterator[Any] | _TracedAsyncIterator[Any]]:
+    """The traced stream class with exactly the protocol methods its stream has (``has``: one flag per
+    name of :data:`_STREAM_METHODS`): a proxy with a ``close`` or ``__next__`` the stream lacks changes
+    what the program's ``hasattr()`` checks decide, and what it then calls fails with AttributeError.
+    (The context-manager methods and ``__iter__`` are always there: wrapt's proxy has them.)"""
+    base: type[_TracedIterator[Any] | _TracedAsyncIterator[Any]] = (
+        _TracedAsyncIterator if asynchronous else _TracedIterator)
+    parts = tuple(part for part, present in zip(_STREAM_PARTS[asynchronous], has, strict=True) if present)
+    return type(base.__name__, (*parts, base), {"__slots__": ()}) if parts else base
 
 
 class _TracedAwaitable(wrapt.ObjectProxy[Awaitable[T]]):
