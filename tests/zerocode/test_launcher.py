@@ -201,6 +201,35 @@ def test_zip_applications_compiled_scripts_and_symlinked_scripts_run_as_python_r
         assert (launched.returncode, launched.stdout, launched.stderr) == (0, output, ""), command
 
 
+def test_a_programs_path_argv_file_and_traceback_are_pythons_for_every_kind_of_script(project: Path) -> None:
+    """A .pyc script lost its folder on ``sys.path`` (its imports of the modules beside it failed); a
+    directory's, zip application's or .pyc's ``sys.argv[0]`` was made absolute, and an error in a directory
+    showed runpy's ``run_path`` frames; a script's ``__file__`` was normalized (``./app.py``)."""
+    import py_compile
+    import zipapp
+
+    show = ("import sys\nprint(sys.argv[0], sys.path[0], globals().get('__file__'))\n"
+            "if sys.argv[1:] == ['fail']:\n    raise ValueError('boom')\n")
+    app = project / "app"
+    app.mkdir()
+    (app / "__main__.py").write_text(show)
+    zipapp.create_archive(app, project / "app.pyz")
+    compiled = project / "compiled"
+    compiled.mkdir()
+    (compiled / "sibling.py").write_text("NAME = 'sibling'\n")
+    (compiled / "prog.py").write_text("import sibling\n" + show + "print(sibling.NAME)\n")
+    py_compile.compile(str(compiled / "prog.py"), cfile=str(compiled / "prog.pyc"))
+    (compiled / "prog.py").unlink()
+    (project / "show.py").write_text(show)
+    for command in (["app"], ["app", "fail"], ["app.pyz"], ["compiled/prog.pyc"], ["./show.py"],
+                    ["../" + project.name + "/show.py", "fail"]):
+        plain = subprocess.run([sys.executable, *command], cwd=project, capture_output=True, text=True, timeout=60)
+        assert plain.returncode == (1 if "fail" in command else 0), plain.stderr
+        launched = run(project, sys.executable, *command)
+        assert (launched.returncode, launched.stdout, launched.stderr) == (
+            plain.returncode, plain.stdout, plain.stderr), command
+
+
 def test_a_busy_metrics_port_leaves_the_program_running_without_metrics(project: Path) -> None:
     """Before, the launcher exited 2 and the program never ran (an earlier run's child still serving the port)."""
     with socket.socket() as busy:

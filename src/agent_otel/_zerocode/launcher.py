@@ -277,9 +277,11 @@ def _program(plan: Plan) -> programs.Program:
     """The program's ``__main__``, compiled (a SyntaxError is the program's, printed as python prints it)."""
     if plan.how == "script":
         program = programs.script(plan.target)
-        # runpy puts a directory or zip file itself first on the path; a script's is its folder (a symlink's
-        # target's, as python)
-        _first_on_path(os.path.dirname(os.path.realpath(plan.target)) if program.code is not None else None)
+        if program.code is not None:  # a script's folder (a symlink's target's) first on the path, as python
+            _first_on_path(os.path.dirname(os.path.realpath(plan.target)))
+        else:  # a directory or zip file is itself, even with PYTHONSAFEPATH: python finds its __main__ there
+            _first_on_path(None)
+            sys.path.insert(0, program.filename)
         return program
     if plan.how == "module":
         _first_on_path(os.getcwd())
@@ -295,7 +297,7 @@ def _first_on_path(entry: str | None) -> None:
     gives the program one; with ``PYTHONSAFEPATH`` python gives the program none, and neither does the launcher."""
     if not sys.flags.safe_path and sys.path:
         del sys.path[0]
-    if entry is not None and not os.environ.get("PYTHONSAFEPATH"):  # None: runpy inserts a zip's or folder's
+    if entry is not None and not os.environ.get("PYTHONSAFEPATH"):
         sys.path.insert(0, entry)
 
 

@@ -19,8 +19,10 @@ import __future__
 import ast
 import builtins
 import functools
+import importlib.abc
 import importlib.machinery
 import importlib.util
+import marshal
 import os
 import runpy
 import sys
@@ -80,19 +82,38 @@ def _module_name(path: str) -> str | None:
 
 
 def script(path: str) -> Program:
-    """``python path``: compiled here, unless it is a directory, a zip file (a ``.pyz`` application) or compiled
-    code (``.pyc``): then runpy runs it, as python does."""
-    absolute = os.path.abspath(path)
+    """``python path``: a source file compiled here, a compiled one (``.pyc``) loaded here; a directory or a
+    zip file (a ``.pyz`` application) has its ``__main__`` run by runpy, as python runs it (the launcher puts
+    the program's ``filename`` first on ``sys.path``)."""
+    absolute = _joined_with_cwd(path)
     source = None
     if os.path.isfile(absolute) and not zipfile.is_zipfile(absolute):
         with open(absolute, "rb") as handle:
             source = handle.read()
-    if source is None or source.startswith(importlib.util.MAGIC_NUMBER):
-        return Program(_main_module(), None, fallback=lambda: runpy.run_path(absolute, run_name=MAIN))
+    if source is None:
+        return Program(_main_module(), None, filename=absolute, fallback=_run_main_of_path_entry)
+    names = tuple(name for name in (MAIN, _module_name(absolute)) if name)
+    if source.startswith(importlib.util.MAGIC_NUMBER):  # compiled code: after its 16-byte header, as python reads it
+        loader: importlib.abc.Loader = importlib.machinery.SourcelessFileLoader(MAIN, absolute)
+        module = _main_module(__file__=absolute, __cached__=None, __loader__=loader)
+        return Program(module, marshal.loads(source[16:]), None, absolute, names)
     loader = importlib.machinery.SourceFileLoader(MAIN, absolute)
     module = _main_module(__file__=absolute, __cached__=None, __loader__=loader)
-    names = tuple(name for name in (MAIN, _module_name(absolute)) if name)
     return Program(module, compile(source, absolute, "exec", dont_inherit=True), source, absolute, names)
+
+
+def _joined_with_cwd(path: str) -> str:
+    """A script's path made absolute as python makes it: joined to the working directory and not normalized
+    (``python ./app.py`` has ``/work/./app.py`` in ``__file__`` and in its tracebacks)."""
+    return path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
+
+
+def _run_main_of_path_entry() -> None:
+    """What python runs for a directory or a zip file: the ``__main__`` module first on ``sys.path``, in
+    ``sys.modules["__main__"]``, with ``sys.argv`` as given (runpy's own function for it, the one python
+    calls, so that the program's tracebacks show the frames they show under python; it has no public
+    equivalent: ``run_path`` would set ``sys.argv[0]`` to the absolute path)."""
+    runpy._run_module_as_main(MAIN, alter_argv=False)  # type: ignore[attr-defined]
 
 
 def code(text: str) -> Program:
