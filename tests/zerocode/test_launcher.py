@@ -356,6 +356,20 @@ def test_missing_program_and_missing_script(project: Path) -> None:
     assert "can't open file" in result.stderr
 
 
+def test_a_missing_script_is_named_as_python_names_it(project: Path) -> None:
+    """As typed: the interpreter's name (it was sys.executable's full path) and the script's path joined to the
+    working directory, not normalized."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env.update(PATH=os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", ""))),
+               XDG_CACHE_HOME=str(project / "cache"), OTEL_METRICS_EXPORTER="none", OTEL_TRACES_EXPORTER="none")
+    command = [Path(sys.executable).name, "./absent.py"]
+    plain = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=60)
+    launched = subprocess.run([AGENT_OTEL, "run", "--config", str(project / "agent-otel.toml"), "--", *command],
+                              cwd=project, env=env, capture_output=True, text=True, timeout=60)
+    assert plain.stderr.startswith(f"{command[0]}: can't open file '{project}/./absent.py'")
+    assert (launched.returncode, launched.stdout, launched.stderr) == (plain.returncode, plain.stdout, plain.stderr)
+
+
 @pytest.mark.parametrize(("variable", "raw"), [("AGENT_OTEL_CARDINALITY_LIMIT", "abc"),
                                                ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "bogus")])
 def test_a_malformed_policy_variable_stops_the_launcher_before_the_program_runs(

@@ -52,6 +52,7 @@ class Plan:
     argv: list[str]
     entry: importlib.metadata.EntryPoint | None = None  # the console script, for "entry"
     options: list[str] = field(default_factory=list)  # the interpreter's run options, for "again"
+    interpreter: str = ""  # the interpreter as the command names it (``python3``), for python's own messages
 
 
 def _same_interpreter(path: str) -> bool:
@@ -143,6 +144,7 @@ def plan_for(command: list[str]) -> Plan:
     if _PYTHON_NAME.match(os.path.basename(program)) and found and _same_interpreter(found):
         plan = _python_plan(command[1:])
         if plan is not None:
+            plan.interpreter = program
             return plan
         split = _split_run_options(command[1:])
         if split is not None:  # python -u app.py: the launcher starts again with -u, then runs app.py itself
@@ -332,7 +334,7 @@ _LAUNCHER_FILES = frozenset({__file__, programs.__file__})
 def _run_plan(plan: Plan) -> int:
     sys.argv = list(plan.argv)
     if plan.how == "script" and not os.path.exists(plan.target):
-        _say(f"{sys.executable}: can't open file {os.path.abspath(plan.target)!r}: "
+        _say(f"{plan.interpreter or sys.executable}: can't open file {programs.joined_with_cwd(plan.target)!r}: "
              "[Errno 2] No such file or directory")
         return 2
     try:

@@ -85,7 +85,7 @@ def script(path: str) -> Program:
     """``python path``: a source file compiled here, a compiled one (``.pyc``) loaded here; a directory or a
     zip file (a ``.pyz`` application) has its ``__main__`` run by runpy, as python runs it (the launcher puts
     the program's ``filename`` first on ``sys.path``)."""
-    absolute = _joined_with_cwd(path)
+    absolute = joined_with_cwd(path)
     source = None
     if os.path.isfile(absolute) and not zipfile.is_zipfile(absolute):
         with open(absolute, "rb") as handle:
@@ -102,7 +102,7 @@ def script(path: str) -> Program:
     return Program(module, compile(source, absolute, "exec", dont_inherit=True), source, absolute, names)
 
 
-def _joined_with_cwd(path: str) -> str:
+def joined_with_cwd(path: str) -> str:
     """A script's path made absolute as python makes it: joined to the working directory and not normalized
     (``python ./app.py`` has ``/work/./app.py`` in ``__file__`` and in its tracebacks)."""
     return path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
