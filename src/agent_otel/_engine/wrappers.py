@@ -11,8 +11,9 @@ ends the invocation exactly once, whatever shape the callable has:
   iteration and ``send``/``throw``/``close``, an early ``break`` and a dropped generator each end
   it once, with the outcome that happened.
 
-The host never sees the instrumentation: return values, exceptions (same object, same traceback),
-yielded items and generator protocol are passed through untouched; failures of the instrumentation
+The host never sees the instrumentation: return values, exceptions (same object; its traceback has the
+wrapper's frame too, as under any decorator), yielded items and generator protocol are passed through
+untouched; failures of the instrumentation
 are counted and logged by :func:`agent_otel._engine.self_telemetry.report_error`. When disabled, a wrapper makes no
 OpenTelemetry call at all.
 """
