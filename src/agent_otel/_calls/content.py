@@ -21,7 +21,7 @@ from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from agent_otel import semconv
-from agent_otel._calls.extractors import field
+from agent_otel._calls.extractors import field_of
 from agent_otel._engine.policy import add_hashed_event, policy
 
 #: The event that carries a call's messages when content goes to events.
@@ -33,36 +33,36 @@ def _text(value: Any) -> str:
 
 
 def _parts(message: Any) -> list[dict[str, Any]]:
-    content = field(message, "content")
+    content = field_of(message, "content")
     parts: list[dict[str, Any]] = []
     if isinstance(content, str):
         parts.append({"type": "text", "content": content})
     elif isinstance(content, Sequence):
         for part in content:
-            kind = field(part, "type") or "text"
-            text = field(part, "text") if kind == "text" else None
+            kind = field_of(part, "type") or "text"
+            text = field_of(part, "text") if kind == "text" else None
             parts.append({"type": "text", "content": text} if isinstance(text, str)
                          else {"type": str(kind), "content": _text(part)})
     elif content is not None:
         parts.append({"type": "text", "content": _text(content)})
-    call_id = field(message, "tool_call_id")
-    if call_id is not None and field(message, "role") == "tool":  # a tool's result, sent back to the model
+    call_id = field_of(message, "tool_call_id")
+    if call_id is not None and field_of(message, "role") == "tool":  # a tool's result, sent back to the model
         return [{"type": "tool_call_response", "id": str(call_id),
                  "response": parts[0]["content"] if len(parts) == 1 else parts}]
-    for call in field(message, "tool_calls") or ():
-        function = field(call, "function")
-        arguments = field(function, "arguments")
+    for call in field_of(message, "tool_calls") or ():
+        function = field_of(call, "function")
+        arguments = field_of(function, "arguments")
         try:
             arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
         except ValueError:
             pass
-        parts.append({"type": "tool_call", "id": field(call, "id"), "name": field(function, "name"),
+        parts.append({"type": "tool_call", "id": field_of(call, "id"), "name": field_of(function, "name"),
                       "arguments": arguments})
     return parts
 
 
 def _is_message(value: Any) -> bool:
-    return field(value, "role") is not None or field(value, "content") is not None
+    return field_of(value, "role") is not None or field_of(value, "content") is not None
 
 
 def messages(value: Any, role: str) -> list[dict[str, Any]]:
@@ -72,8 +72,8 @@ def messages(value: Any, role: str) -> list[dict[str, Any]]:
     if isinstance(value, str):
         return [{"role": role, "parts": [{"type": "text", "content": value}]}]
     if _is_message(value):
-        message = {"role": str(field(value, "role") or role), "parts": _parts(value)}
-        finish = field(value, "finish_reason")
+        message = {"role": str(field_of(value, "role") or role), "parts": _parts(value)}
+        finish = field_of(value, "finish_reason")
         if isinstance(finish, str):
             message["finish_reason"] = finish
         return [message]

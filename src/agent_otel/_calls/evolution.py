@@ -11,7 +11,7 @@ from opentelemetry.context import Context
 
 from agent_otel import semconv
 from agent_otel._calls.evaluation import WINDOW_KEY, ScoreWindow, take_baseline
-from agent_otel._calls.extractors import Call, Extractor, field
+from agent_otel._calls.extractors import Call, Extractor, field_of
 from agent_otel._calls.handler import (
     KindHandler,
     ManualCall,
@@ -21,7 +21,6 @@ from agent_otel._calls.handler import (
     coerce_count,
     coerce_number,
     decorator,
-    field_of,
     manual_name,
 )
 from agent_otel._calls.lineage import (
@@ -75,7 +74,7 @@ def _fields(value: Any) -> tuple[str, ...] | None:
 def _record_kpis(value: Any) -> dict[str, Any] | None:
     """The fields of a record object that holds KPIs, by name, as they are now; None if it is none."""
     names = _fields(value)
-    return None if names is None else {name: field(value, name) for name in names}
+    return None if names is None else {name: field_of(value, name) for name in names}
 
 
 def _kpi_items(value: Any, stage: str) -> Iterable[tuple[Any, Any]]:

@@ -151,16 +151,30 @@ class Path:
         return value
 
 
-def field(value: object, name: str) -> Any:
-    """``value``'s ``name`` (a key of a mapping, else an attribute), None when it has none. A property,
-    ``__getattr__`` or ``get`` of the program's that raises something other than AttributeError (a
-    ``KeyError`` from a dict lookup, an ORM's detached instance) reads as missing too, counted: one field
+def field_of(obj: Any, *names: str) -> Any:
+    """The first of ``names`` present on ``obj`` (a key of a mapping, else an attribute), else None. A
+    property, ``__getattr__`` or ``get`` of the program's that raises something other than AttributeError
+    (a ``KeyError`` from a dict lookup, an ORM's detached instance) reads as missing too, counted: one field
     that cannot be read never costs the rest of the call's record."""
-    try:
-        return value.get(name) if isinstance(value, Mapping) else getattr(value, name, None)
-    except Exception as exc:
-        report_error("result.field", exc)
+    if obj is None:
         return None
+    if type(obj) is dict:  # the common case, whose get() cannot fail: no ABC check (about 0.3 µs), no guard
+        get = obj.get
+        for name in names:
+            value = get(name)
+            if value is not None:
+                return value
+        return None
+    mapping = isinstance(obj, Mapping)
+    for name in names:
+        try:
+            value = obj.get(name) if mapping else getattr(obj, name, None)
+        except Exception as exc:
+            report_error("result.field", exc)
+            continue
+        if value is not None:
+            return value
+    return None
 
 
 def _step(value: Any, kind: str, key: Any) -> Any:

@@ -17,7 +17,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind
 
 from agent_otel import semconv
-from agent_otel._calls.extractors import Call, Path, field, is_extractor, signature_of
+from agent_otel._calls.extractors import Call, Path, field_of, is_extractor, signature_of
 from agent_otel._calls.options import KINDS, MAX_COUNT, Attributes, check_required, extractor_problem, read_at
 from agent_otel._context.job import BAGGAGE_KEY, JOB_KEY
 from agent_otel._context.stamping import ids_of
@@ -39,24 +39,6 @@ _get_current = otel_context.get_current
 #: key): a call's context is then built in one copy with its span and entries, as that function would make it
 #: after one copy per entry.
 SPAN_KEY = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, Context())))
-
-
-def field_of(obj: Any, *names: str) -> Any:
-    """The first of ``names`` present on ``obj`` (attribute, or key of a mapping), else None."""
-    if obj is None:
-        return None
-    if type(obj) is dict:  # the common case, whose get() cannot fail: without field()'s checks
-        get = obj.get
-        for name in names:
-            value = get(name)
-            if value is not None:
-                return value
-        return None
-    for name in names:
-        value = field(obj, name)
-        if value is not None:
-            return value
-    return None
 
 
 _TRUE_WORDS = frozenset(("true", "yes", "success", "succeeded", "ok", "1"))

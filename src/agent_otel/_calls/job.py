@@ -19,7 +19,7 @@ from opentelemetry.util.types import AttributeValue
 
 from agent_otel import semconv
 from agent_otel._calls.conversation import ConversationId, check_conversation_id
-from agent_otel._calls.extractors import Call, Extractor, Path, field, is_extractor, resolve, signature_of
+from agent_otel._calls.extractors import Call, Extractor, Path, field_of, is_extractor, resolve, signature_of
 from agent_otel._calls.handler import SPAN_KEY, P, R, coerce_bool, set_result_attributes
 from agent_otel._calls.options import JOB, Text, check_options
 from agent_otel._calls.phase import record_pattern
@@ -97,7 +97,7 @@ class JobInvocation(Invocation):
 def _outcome_of(value: Any) -> str:
     """A job that returns something whose ``success`` is false (by Python truthiness, as for agents)
     failed; anything else succeeded."""
-    success = value.get("success") if type(value) is dict else field(value, "success")
+    success = field_of(value, "success")
     if success is not None and coerce_bool(success, "job.success") is False:
         return _FAILURE
     return _SUCCESS

@@ -19,8 +19,8 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span
 
 from agent_otel import semconv
-from agent_otel._calls.extractors import Call, Extractor, is_extractor
-from agent_otel._calls.handler import KindHandler, P, R, coerce_bool, field_of
+from agent_otel._calls.extractors import Call, Extractor, field_of, is_extractor
+from agent_otel._calls.handler import KindHandler, P, R, coerce_bool
 from agent_otel._calls.options import JOB, Attributes, Flag, Text, collect
 from agent_otel._context.job import current_job
 from agent_otel._context.phase import PhaseState, context_with_phase

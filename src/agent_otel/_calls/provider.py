@@ -13,7 +13,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from agent_otel import semconv
 from agent_otel._calls.call_counts import CALLS_KEY, CallCounts
 from agent_otel._calls.content import input_attributes, output_content
-from agent_otel._calls.extractors import Call, Extractor
+from agent_otel._calls.extractors import Call, Extractor, field_of
 from agent_otel._calls.handler import (
     KindHandler,
     ManualCall,
@@ -24,7 +24,6 @@ from agent_otel._calls.handler import (
     coerce_number,
     decorator,
     error_type_label,
-    field_of,
     manual_name,
 )
 from agent_otel._calls.options import PROVIDER, Attributes, Count, Flag, Number, Text, collect
