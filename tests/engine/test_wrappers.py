@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import concurrent.futures
 import gc
 import inspect
@@ -961,10 +962,33 @@ def test_an_async_function_stepped_by_hand_is_timed_once_and_gets_what_is_sent(o
         coroutine.send(41)
     assert stopped.value.value == 42
     coroutine = instrument(handler, echo)(2)
-    assert next(coroutine) == "paused"
+    assert coroutine.send(None) == "paused"
     with pytest.raises(StopIteration):
         coroutine.send(0)
     assert [(how, value) for how, value, _ in handler.ends] == [(End.RETURNED, 42), (End.RETURNED, 2)]
+
+
+@pytest.mark.parametrize("returns_it", [False, True], ids=["async def", "sync function returning one"])
+def test_an_instrumented_coroutine_is_no_iterator_as_a_coroutine_is_none(otel: Any, returns_it: bool) -> None:
+    """It had ``__next__`` (and wrapt's ``__iter__``): ``isinstance(coroutine, Iterator)`` was true, so code that
+    tells iterators from awaitables took it for a sync stream, and ``next()`` stepped it."""
+
+    async def answer() -> int:
+        return 42
+
+    def make() -> Any:
+        return answer()
+
+    plain, instrumented = answer(), instrument(RecordingHandler(), make if returns_it else answer)()
+    for coroutine in (plain, instrumented):
+        assert not isinstance(coroutine, collections.abc.Iterable | collections.abc.Iterator)
+        assert isinstance(coroutine, collections.abc.Coroutine) and not hasattr(coroutine, "__next__")
+        with pytest.raises(TypeError):
+            next(coroutine)
+        with pytest.raises(TypeError):
+            iter(coroutine)
+    assert asyncio.run(instrumented) == 42
+    plain.close()
 
 
 @pytest.mark.parametrize("run_async", [False, True])

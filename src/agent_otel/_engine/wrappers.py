@@ -492,11 +492,13 @@ class _PendingCoroutine(wrapt.ObjectProxy[Coroutine[Any, Any, T]]):
             driver = self._self_driver = _traced_coroutine(self.__wrapped__, self._self_call)
         return driver.__await__()
 
-    def __next__(self) -> object:
-        return self.__await__().send(None)  # stepped by hand: the driver's own steps
-
     def send(self, value: object) -> object:
-        return self.__await__().send(value)
+        return self.__await__().send(value)  # stepped by hand: the driver's own steps
+
+    #: Not an iterable, as a coroutine is not: wrapt's proxy has an ``__iter__``, which made
+    #: ``isinstance(coroutine, collections.abc.Iterable)`` true (None makes the ABC check fail, and ``iter()``
+    #: raise TypeError, as for a coroutine).
+    __iter__ = None  # type: ignore[assignment]
 
     def throw(self, *exc_info: Any) -> object:
         if self._self_driver is not None:
