@@ -321,23 +321,34 @@ def test_a_returned_future_whose_exception_nobody_retrieves_is_still_reported_by
     assert reported == [error]
 
 
-def test_sync_function_returning_a_custom_awaitable(otel: Any) -> None:
+def test_a_sync_function_returning_another_awaitable_returns_it_as_is_and_ends_then(otel: Any) -> None:
+    """A query builder whose methods return the builder, awaited at the end of the chain or never. It came back
+    as a proxy: ``q.where("a") is q`` was false, its type was ours, and a call whose result was never awaited
+    ended only when it was collected, as closed early."""
     handler = RecordingHandler()
 
-    class Later:
-        def __await__(self):
+    class Query:
+        def __init__(self) -> None:
+            self.filters: list[str] = []
+
+        def where(self, condition: str) -> Query:
+            self.filters.append(condition)
+            return self
+
+        def __await__(self) -> Any:
             yield from asyncio.sleep(0).__await__()
-            return "done"
+            return self.filters
 
-    wrapped = instrument(handler, lambda: Later())
-    awaitable = wrapped()
-    assert isinstance(awaitable, Later)
+    Query.where = instrument(handler, Query.where)  # type: ignore[method-assign]
+    query = Query()
+    assert query.where("a") is query and type(query.where("b")) is Query
+    assert handler.ends == [(End.RETURNED, query, None)] * 2
 
-    async def main() -> str:
-        return await awaitable
+    async def main() -> list[str]:
+        return await query.where("c")
 
-    assert asyncio.run(main()) == "done"
-    assert handler.ends == [(End.RETURNED, "done", None)]
+    assert asyncio.run(main()) == ["a", "b", "c"]
+    assert [how for how, _, _ in handler.ends] == [End.RETURNED] * 3
 
 
 # --------------------------------------------------------------------------------------------------

@@ -405,8 +405,9 @@ def _finish_result(inv: Invocation, result: object) -> object:
                 return result
         if inv.wants_stream(result):
             return _traced_stream(result, inv)
-        if not plain and inspect.isawaitable(result):
-            return _TracedAwaitable(result, inv)
+        # Any other awaitable (a query builder whose methods return it, awaited at the end of the chain or
+        # never) is the program's object as is: a proxy would change its type and its identity (``return
+        # self``), and a call it timed until an await that may never come would end closed when dropped.
     except Exception as exc:
         report_error(inv.stage + ".result", exc)
     inv.end(End.RETURNED, result)
@@ -926,24 +927,6 @@ def _stream_proxy_class(asynchronous: bool, *has: bool) -> type[_TracedIterator[
         _TracedAsyncIterator if asynchronous else _TracedIterator)
     parts = tuple(part for part, present in zip(_STREAM_PARTS[asynchronous], has, strict=True) if present)
     return type(base.__name__, (*parts, base), {"__slots__": ()}) if parts else base
-
-
-class _TracedAwaitable(wrapt.ObjectProxy[Awaitable[T]]):
-    """An awaitable that is neither a coroutine nor a future, timed until its await completes."""
-
-    def __init__(self, wrapped: Awaitable[T], inv: Invocation) -> None:
-        super().__init__(wrapped)
-        self._self_inv = inv
-
-    def __await__(self) -> Generator[Any, None, T]:
-        return _traced_coroutine(_await(self.__wrapped__), self._self_inv).__await__()
-
-    def __del__(self) -> None:  # never awaited: ends closed (a no-op after an await completed)
-        self._self_inv.end(End.CLOSED)
-
-
-async def _await(awaitable: Awaitable[T]) -> T:
-    return await awaitable
 
 
 # --------------------------------------------------------------------------------------------------
