@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import inspect
 import sys
@@ -444,6 +445,54 @@ def test_a_subclass_that_does_not_override_keeps_the_base_method_object(
     assert [span.name for span in otel.spans()][-2:] == ["execute_tool helper", "execute_tool helper"]
     uninstrument()
     assert Early.solve is Base.solve and Late.solve is Base.solve and Base.solve is Base.__dict__["solve"]
+
+
+def test_a_subclass_that_makes_the_method_no_method_keeps_it_as_it_made_it(otel: Any, package: Package) -> None:
+    """``subclasses = true`` wrapped whatever a subclass defined under the name: ``on_event = None`` became a
+    wrapper (``is None`` false), a read-only property lost its data-descriptor-ness (an assignment passed), a
+    ``cached_property`` gave a new bound wrapper on each read."""
+    mod = package.write("mod", """
+        import functools
+
+        class Plugin:
+            def on_event(self, event):
+                return event
+
+            def run(self):
+                return "base"
+
+        class Disabled(Plugin):
+            on_event = None
+
+        class WithProperty(Plugin):
+            @property
+            def run(self):
+                return "property"
+
+        class Overrides(Plugin):
+            def run(self):
+                return "override"
+    """)
+    module = package.load("mod")
+    instrument(config(f'[[tool]]\ntarget = ["{mod}:Plugin.on_event", "{mod}:Plugin.run"]\nsubclasses = true\n'))
+
+    class LaterDisabled(module.Plugin):
+        on_event = None
+
+    class LaterCached(module.Plugin):
+        @functools.cached_property
+        def run(self) -> str:
+            return "cached"
+
+    assert module.Disabled.on_event is None and LaterDisabled.on_event is None
+    assert inspect.isdatadescriptor(module.WithProperty.__dict__["run"])
+    with pytest.raises(AttributeError):
+        module.WithProperty().run = "shadow"
+    cached = LaterCached()
+    assert cached.run == "cached" and cached.run is cached.run
+    assert module.WithProperty().run == "property"
+    assert module.Overrides().run() == "override" and module.Plugin().on_event(1) == 1  # still wrapped:
+    assert [span.name for span in otel.spans()] == ["execute_tool run", "execute_tool on_event"]
 
 
 def test_sync_function_returning_a_coroutine_is_timed_to_completion(otel: Any, package: Package) -> None:

@@ -297,6 +297,13 @@ def _wrap_attribute(state: _State, entry: _Entry, owner: Owner, attr: str, raw: 
     state.patches.append(_Patch(owner, attr, had_own, raw, wrapper))
 
 
+def _overrides_as_a_method(raw: object) -> bool:
+    """Whether a subclass's own value of a target's name is one ``subclasses = true`` wraps: a callable or a
+    static or class method object. A subclass that turns the method off (``None``), or makes it a property,
+    a ``cached_property`` or a class, keeps it as it is: a wrapper would change what it is."""
+    return isinstance(raw, classmethod | staticmethod) or (callable(raw) and not isinstance(raw, type))
+
+
 def _all_subclasses(base: type) -> list[type]:
     found: list[type] = []
     pending: list[type] = list(type.__subclasses__(base))
@@ -328,7 +335,7 @@ def _watch_subclasses(state: _State, base: type, entry: _Entry, attr: str) -> No
                     try:
                         if watcher.spec.instance_attribute:
                             _hook_init(current, cls)
-                        else:
+                        elif _overrides_as_a_method(cls.__dict__[name]):
                             _wrap_attribute(current, watcher, cls, name, cls.__dict__[name])
                     except Exception as exc:
                         report_error("autoinstrument.subclass", exc)
@@ -441,7 +448,7 @@ def _apply(state: _State, entry: _Entry, module: ModuleType) -> None:
     _wrap_attribute(state, entry, found.owner, found.attr, found.raw)
     if spec.subclasses and isinstance(found.owner, type):
         for sub in _all_subclasses(found.owner):
-            if found.attr in sub.__dict__:
+            if found.attr in sub.__dict__ and _overrides_as_a_method(sub.__dict__[found.attr]):
                 _wrap_attribute(state, entry, sub, found.attr, sub.__dict__[found.attr])
         _watch_subclasses(state, found.owner, entry, found.attr)
 
