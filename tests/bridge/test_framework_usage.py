@@ -52,6 +52,32 @@ def test_pydantic_ais_cache_write_and_reasoning_tokens_are_counted_and_priced(ot
     assert sum(p.value for p in points(otel, semconv.CLIENT_COST.name)) == pytest.approx(expected)
 
 
+def test_pydantic_ais_time_to_first_chunk_of_a_streamed_run_is_recorded(otel: Any) -> None:
+    """pydantic-ai puts it on its chat span as ``gen_ai.client.operation.time_to_first_chunk`` (its metric's
+    name); the bridge read only ``gen_ai.response.time_to_first_chunk``, so a streamed run recorded none."""
+    import asyncio
+
+    from pydantic_ai import Agent
+    from pydantic_ai.messages import ModelMessage
+    from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> Any:
+        for word in ("sunny", " and warm"):
+            yield word
+
+    async def run() -> str:
+        agent = Agent(FunctionModel(stream_function=stream, model_name=MODEL), name=apps.AGENT_NAME)
+        async with agent.run_stream(apps.QUESTION) as result:
+            return await result.get_output()
+
+    with apps.instrumented("pydantic-ai", otel.tracer_provider, otel.meter_provider):
+        assert asyncio.run(run()) == "sunny and warm"
+    [chat] = [span for span in otel.spans() if span.name == f"chat {MODEL}"]
+    seen = chat.attributes["gen_ai.client.operation.time_to_first_chunk"]  # what pydantic-ai emits
+    [point] = points(otel, semconv.CLIENT_TIME_TO_FIRST_CHUNK.name)
+    assert point.count == 1 and point.sum == pytest.approx(seen)
+
+
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeLLM]:
     with FakeLLM() as server, apps.openai_agents_tracing_local():

@@ -145,6 +145,11 @@ def tool_name_of(attributes: Mapping[str, Any]) -> str | None:
     return _text(_first(attributes, semconv.GEN_AI_TOOL_NAME, "tool.name"))
 
 
+#: Where a span says how long the first chunk of its streamed response took: the conventions' attribute (the
+#: OpenAI instrumentation's), and pydantic-ai's, named after the metric it records.
+_TIME_TO_FIRST_CHUNK_KEYS = ("gen_ai.response.time_to_first_chunk", "gen_ai.client.operation.time_to_first_chunk")
+
+
 def time_to_first_chunk_of(attributes: Mapping[str, Any]) -> float | None:
-    value = attributes.get("gen_ai.response.time_to_first_chunk")
+    value = _first(attributes, *_TIME_TO_FIRST_CHUNK_KEYS)
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0 else None
