@@ -207,6 +207,40 @@ def test_two_traces_of_one_request_inside_our_provider_call_hand_it_the_tokens_o
         INPUT_TOKENS: 1000, OUTPUT_TOKENS: 200}
 
 
+def test_two_requests_at_once_inside_our_provider_call_hand_it_the_tokens_of_both(otel: Any) -> None:
+    """``asyncio.gather`` of two requests in one call (parallel sampling, a router): the spans are siblings on
+    one thread. The second was taken as a trace inside the first, still open there, and when it ended first
+    the first's tokens were dropped (half the tokens and cost)."""
+    import asyncio
+
+    tracer = foreign(otel)
+    start = {semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
+             semconv.GEN_AI_REQUEST_MODEL: "gpt-4o"}
+
+    async def request(tokens: int, started: asyncio.Event, answered: asyncio.Event | None) -> None:
+        with tracer.start_as_current_span("chat gpt-4o", attributes=start) as span:
+            started.set()
+            if answered is not None:
+                await answered.wait()  # the request started first is answered last
+            span.set_attributes({semconv.GEN_AI_USAGE_INPUT_TOKENS: tokens, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 1})
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    async def best_of_two() -> str:
+        first_started, second_started, second_answered = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+        async def second() -> None:
+            await first_started.wait()
+            await request(20, second_started, None)
+            second_answered.set()
+
+        await asyncio.gather(request(100, first_started, second_answered), second())
+        return "text"
+
+    asyncio.run(best_of_two())
+    assert {name: sum(p.sum for p in points(otel, name)) for name in (INPUT_TOKENS, OUTPUT_TOKENS)} == {
+        INPUT_TOKENS: 120, OUTPUT_TOKENS: 2}
+
+
 def test_requests_to_two_models_inside_our_provider_call_cost_each_at_its_own_price(otel: Any) -> None:
     tracer = foreign(otel)
 

@@ -30,9 +30,9 @@ cardinality cap, and the shipped rules and dashboards read only that scope (``ot
 
 from __future__ import annotations
 
-import threading
 import weakref
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any, cast
 
 from opentelemetry import context as otel_context
@@ -86,7 +86,7 @@ class _Seen:
     ran under, and whether another span of the same call counts it instead."""
 
     __slots__ = ("agent", "below", "calls", "covered", "enclosing", "inner_reported", "job", "kind", "operation",
-                 "own", "thread", "usage_to")
+                 "own", "usage_to")
 
     def __init__(self, kind: Kind, operation: str, job: JobState | None, agent: object) -> None:
         self.kind = kind
@@ -96,8 +96,7 @@ class _Seen:
         self.calls: Any = None  # the enclosing agent invocation's call counts (call_counts.CallCounts)
         self.covered = False
         self.usage_to: ProviderInvocation | None = None  # our provider call it is part of: gets its tokens
-        self.thread = 0
-        self.enclosing: _Seen | None = None  # the span of that call open around it, on its thread: the same request
+        self.enclosing: _Seen | None = None  # the span of that call open around it (see _OPEN_INSIDE): the same request
         self.inner_reported = False  # a span inside it reported the request's tokens
         self.own: _AgentRun | None = None  # an agent's own invocation, when no call of ours covers it
         self.below: _AgentRun | None = None  # the other library's agent invocation the spans inside it are part of
@@ -256,14 +255,23 @@ def _first_twin(kind: Kind, ctx: Context | None) -> bool:
     return True
 
 
+#: The covered spans of other libraries started in this thread or task (or in the one that started it: a task
+#: starts with a copy of its creator's context), innermost last. A span inside another of them is a second
+#: trace of the same request; one that started in a sibling task (two requests a call makes at once with
+#: ``asyncio.gather``) is not, though on the same thread. Ended spans are dropped as the next one is noted.
+_OPEN_INSIDE: ContextVar[tuple[_Seen, ...]] = ContextVar("agent_otel.bridge.open_inside", default=())
+
+
 def _inside_our_provider_call(seen: _Seen, call: ProviderInvocation | None) -> None:
     """Note a covered span of another library inside our provider call: it hands the call its tokens when it
-    ends, unless a span inside it, on its thread, reported them (two traces of one request)."""
+    ends, unless a span inside it reported them (two traces of one request)."""
     if call is None:
         return
     seen.usage_to = call
-    seen.thread = threading.get_ident()
-    seen.enclosing = next((other for other in reversed(call.open_inside) if other.thread == seen.thread), None)
+    around = tuple(other for other in _OPEN_INSIDE.get()  # those still open
+                   if other.usage_to is not None and other in other.usage_to.open_inside)
+    seen.enclosing = next((other for other in reversed(around) if other.usage_to is call), None)
+    _OPEN_INSIDE.set((*around, seen))
     call.open_inside.append(seen)
 
 
