@@ -3,6 +3,7 @@ tables all agree with it, and the decorators keep the decorated function's type.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import subprocess
@@ -121,6 +122,39 @@ def test_decorators_require_what_the_table_requires(kind: str) -> None:
     assert required
     with pytest.raises(ConfigurationError, match=f"{kind}\\(\\): {required[0].name} is required"):
         DECORATORS[kind]("")
+
+
+class ReadOnly:
+    """A descriptor of the program's with a setter that refuses: a data descriptor, no function."""
+
+    def __get__(self, instance: object, owner: type | None = None) -> int:
+        return 42
+
+    def __set__(self, instance: object, value: object) -> None:
+        raise AttributeError("read-only")
+
+
+def seven(self: object) -> int:
+    return 7
+
+
+@pytest.mark.parametrize(("made", "problem"), [
+    (lambda: type("Tool", (), {}), "Tool: it is a class; decorate one of its methods"),
+    (lambda: property(seven), "seven: it is a property, not a function"),
+    (lambda: functools.cached_property(seven), "seven: it is a property, not a function"),
+    (lambda: ReadOnly(), "ReadOnly: it is ReadOnly, not a function"),
+    (lambda: 3, "int: it is int, not a function"),
+])
+def test_a_decorator_refuses_what_it_would_change_as_a_config_file_refuses_it(made: Callable[[], Any],
+                                                                              problem: str) -> None:
+    """A class came back as a proxy (its type, identity, pickling and subclassing changed); a property or another
+    data descriptor lost its setter and read-only check, a cached_property its cache; none recorded a call."""
+    for name, decorator in (("tool", agent_otel.tool("t")), ("agent", agent_otel.agent("a")),
+                            ("job", agent_otel.job(type="t")), ("phase", agent_otel.phase("plan")),
+                            ("conversation", agent_otel.conversation("c-1"))):
+        with pytest.raises(ConfigurationError, match=re.escape(f"agent_otel.{name}() cannot decorate {problem}")):
+            decorator(made())
+    assert agent_otel.tool("t")(classmethod(len))  # a class or static method object is a function's holder
 
 
 class Owner:

@@ -14,7 +14,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import INVALID_SPAN
 
 from agent_otel._calls.extractors import Call, Extractor, Path, is_extractor, signature_of
-from agent_otel._calls.handler import P, R, check_parameters
+from agent_otel._calls.handler import P, R, check_decoratable, check_parameters
 from agent_otel._calls.options import AGENT, extractor_problem
 from agent_otel._context.conversation import context_with_conversation
 from agent_otel._engine.self_telemetry import report_error
@@ -102,4 +102,5 @@ class conversation(InvocationScope):
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
         if self._problem is not None:
             raise self._problem
+        check_decoratable("conversation", func)
         return instrument(_ConversationHandler(self.conversation_id, func), func)

@@ -6,6 +6,7 @@ sensible adapters, coercing odd values, and the explicit ``with ..._call(...) as
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import Callable, Mapping
@@ -489,6 +490,25 @@ def decorator(handler_type: type[KindHandler], options: dict[str, Any], attribut
     handler_type(None, options, attributes)  # fail at decoration time, not at the first call
 
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        check_decoratable(handler_type.stage, func)
         return instrument(handler_type(func, options, attributes), func)
 
     return decorate
+
+
+def check_decoratable(stage: str, func: object) -> None:
+    """Refuse, as a config file's target is refused, what a decorator's wrapper would change and record nothing
+    for: a class (its type, identity, pickling and subclassing), a property or another descriptor that is no
+    function (its setter and read-only check, a ``cached_property``'s cache), a value that is not callable."""
+    if isinstance(func, type):
+        problem = "it is a class; decorate one of its methods (e.g. __call__)"
+    elif isinstance(func, classmethod | staticmethod):
+        return
+    elif not callable(func) or hasattr(type(func), "__set__") or hasattr(type(func), "__delete__"):
+        kind = "a property" if isinstance(func, property | functools.cached_property) else type(func).__name__
+        problem = f"it is {kind}, not a function; decorate the function it runs (put the decorator under @property)"
+    else:
+        return
+    runs = getattr(func, "fget", None) or getattr(func, "func", None)  # a property's, a cached_property's
+    name = getattr(func, "__qualname__", None) or getattr(runs, "__qualname__", None) or type(func).__name__
+    raise ConfigurationError(f"agent_otel.{stage}() cannot decorate {name}: {problem}")

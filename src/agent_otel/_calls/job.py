@@ -20,7 +20,7 @@ from opentelemetry.util.types import AttributeValue
 from agent_otel import semconv
 from agent_otel._calls.conversation import ConversationId, check_conversation_id
 from agent_otel._calls.extractors import Call, Extractor, Path, field_of, is_extractor, resolve, signature_of
-from agent_otel._calls.handler import SPAN_KEY, P, R, coerce_bool, set_result_attributes
+from agent_otel._calls.handler import SPAN_KEY, P, R, check_decoratable, coerce_bool, set_result_attributes
 from agent_otel._calls.options import JOB, Text, check_options
 from agent_otel._calls.phase import record_pattern
 from agent_otel._context.conversation import context_with_conversation
@@ -248,5 +248,6 @@ class job(InvocationScope):
 
     # -- decorator -------------------------------------------------------------------------------
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        check_decoratable("job", func)
         return instrument(_JobHandler(self.job_id, self.type, self.attributes, func, conversation=self.conversation,
                                       pattern=self.pattern), func)

@@ -20,7 +20,7 @@ from opentelemetry.trace import Span
 
 from agent_otel import semconv
 from agent_otel._calls.extractors import Call, Extractor, field_of, is_extractor
-from agent_otel._calls.handler import KindHandler, P, R, coerce_bool
+from agent_otel._calls.handler import KindHandler, P, R, check_decoratable, coerce_bool
 from agent_otel._calls.options import JOB, Attributes, Flag, Text, collect
 from agent_otel._context.job import current_job
 from agent_otel._context.phase import PhaseState, context_with_phase
@@ -143,5 +143,6 @@ class phase(InvocationScope):
         return self._handler.begin(_marker, None, (), {})
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        check_decoratable("phase", func)
         return instrument(PhaseHandler(func, self.options, self.attributes), func)
 
