@@ -38,6 +38,19 @@ def test_a_with_block_is_a_phase_of_its_job_and_numbers_its_tool_calls(otel: Any
     assert {p.attributes[semconv.WORKFLOW_PHASE] for p in points(otel, semconv.TOOL_DURATION.name)} == {"research"}
 
 
+def test_a_phase_outcome_the_program_sets_is_read_as_a_jobs_and_never_raised(otel: Any) -> None:
+    """``set_outcome()`` raised ValueError into the block for a value in another case (``"FAILURE"``) or no
+    outcome at all, and the phase was then recorded as an error; a job's takes both."""
+    with agent_otel.phase("review") as review:
+        review.set_outcome("FAILURE")
+    with agent_otel.phase("deploy") as deploy:
+        deploy.set_outcome("shipped")  # the program's own status: no outcome
+    outcomes = {p.attributes[semconv.WORKFLOW_PHASE]: p.attributes[semconv.WORKFLOW_PHASE_OUTCOME]
+                for p in points(otel, PHASE)}
+    assert outcomes == {"review": "failure", "deploy": "success"}
+    assert error_count(otel, "phase.outcome") == 1
+
+
 def test_outcomes_raised_reported_and_set(otel: Any) -> None:
     with pytest.raises(ValueError), agent_otel.phase("build"):
         raise ValueError("boom")

@@ -496,6 +496,16 @@ def decorator(handler_type: type[KindHandler], options: dict[str, Any], attribut
     return decorate
 
 
+def outcome_value(outcome: str | semconv.Outcome, stage: str) -> str | None:
+    """The outcome a program sets (``set_outcome``), often its own status value: an ``Outcome`` or its value in
+    any case (``"FAILURE"``); anything else is counted (stage ``{stage}.outcome``) and None, never raised."""
+    try:
+        return semconv.Outcome(outcome.lower() if isinstance(outcome, str) else outcome).value
+    except (ValueError, TypeError) as exc:
+        report_error(f"{stage}.outcome", exc)
+        return None
+
+
 def check_decoratable(stage: str, func: object) -> None:
     """Refuse, as a config file's target is refused, what a decorator's wrapper would change and record nothing
     for: a class (its type, identity, pickling and subclassing), a property or another descriptor that is no

@@ -20,7 +20,15 @@ from opentelemetry.util.types import AttributeValue
 from agent_otel import semconv
 from agent_otel._calls.conversation import ConversationId, check_conversation_id
 from agent_otel._calls.extractors import Call, Extractor, Path, field_of, is_extractor, resolve, signature_of
-from agent_otel._calls.handler import SPAN_KEY, P, R, check_decoratable, coerce_bool, set_result_attributes
+from agent_otel._calls.handler import (
+    SPAN_KEY,
+    P,
+    R,
+    check_decoratable,
+    coerce_bool,
+    outcome_value,
+    set_result_attributes,
+)
 from agent_otel._calls.options import JOB, Text, check_options
 from agent_otel._calls.phase import record_pattern
 from agent_otel._context.conversation import context_with_conversation
@@ -233,10 +241,9 @@ class job(InvocationScope):
     def set_outcome(self, outcome: str | semconv.Outcome) -> None:
         inv = self.invocation
         if isinstance(inv, JobInvocation):
-            try:  # often the program's own status value: one that is no outcome is counted, never raised
-                inv.outcome = semconv.Outcome(outcome.lower() if isinstance(outcome, str) else outcome).value
-            except ValueError as exc:
-                report_error("job.outcome", exc)
+            value = outcome_value(outcome, "job")
+            if value is not None:
+                inv.outcome = value
 
     def __enter__(self) -> job:
         if any(is_extractor(value) for value in (self.job_id, self.type, self.conversation, self.pattern)):

@@ -20,7 +20,7 @@ from opentelemetry.trace import Span
 
 from agent_otel import semconv
 from agent_otel._calls.extractors import Call, Extractor, field_of, is_extractor
-from agent_otel._calls.handler import KindHandler, P, R, check_decoratable, coerce_bool
+from agent_otel._calls.handler import KindHandler, P, R, check_decoratable, coerce_bool, outcome_value
 from agent_otel._calls.options import JOB, Attributes, Flag, Text, collect
 from agent_otel._context.job import current_job
 from agent_otel._context.phase import PhaseState, context_with_phase
@@ -132,7 +132,9 @@ class phase(InvocationScope):
         """The outcome of the phase this object runs in the current thread or task (its ``with`` block)."""
         inv = self.invocation
         if isinstance(inv, PhaseInvocation):
-            inv.outcome = semconv.Outcome(outcome).value
+            value = outcome_value(outcome, "phase")  # counted, never raised into the block, as a job's
+            if value is not None:
+                inv.outcome = value
 
     def __enter__(self) -> phase:
         if any(is_extractor(value) for value in self.options.values()):
