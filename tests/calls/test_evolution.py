@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import importlib
 import os
 import threading
 import time
+import types
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -299,6 +301,29 @@ def test_kpis_before_of_a_record_the_run_updates_in_place_are_its_values_at_the_
     attributes = otel.span("evolve refactor-agent").attributes
     assert attributes["evolution.kpi.before.success_rate"] == 0.6
     assert attributes["evolution.kpi.after.success_rate"] == 0.8
+
+
+@pytest.mark.parametrize("table", [
+    dict, collections.OrderedDict, lambda values: collections.defaultdict(float, values), types.MappingProxyType,
+], ids=["dict", "OrderedDict", "defaultdict", "read-only view"])
+def test_kpis_before_of_a_table_the_run_updates_in_place_are_its_values_at_the_start(
+        otel: Any, samplers: list[Any], table: Any) -> None:
+    """Only an exact dict was copied when the run started: a defaultdict's or an OrderedDict's values were read
+    again at the end, so before was after and the delta 0."""
+    values = dict(BEFORE)
+
+    class Engine:
+        kpis = table(values)
+
+        @agent_otel.evolution("refactor-agent", kpis_before=path("self.kpis"), kpis_after=path("self.kpis"))
+        def evolve(self) -> None:
+            target = values if isinstance(self.kpis, types.MappingProxyType) else self.kpis
+            target.update(AFTER)
+
+    Engine().evolve()
+    attributes = otel.span("evolve refactor-agent").attributes
+    assert attributes["evolution.kpi.before.success_rate"] == 0.6
+    assert attributes["evolution.kpi.delta.success_rate"] == pytest.approx(0.2)
 
 
 def test_a_class_is_no_kpi_record(otel: Any, samplers: list[Any]) -> None:

@@ -218,11 +218,15 @@ class EvolutionHandler(KindHandler):
         self.reads_result(tuple((key, fields) for key, fields in _ALWAYS_READ if key not in options))
 
     def as_read_at_start(self, key: str, value: Any) -> Any:
-        """KPIs read when the run starts from a record object it then updates in place: their values then."""
-        if key in _KPI_OPTIONS and not isinstance(value, Mapping):
-            record = _record_kpis(value)
-            if record is not None:
-                return record
+        """KPIs read when the run starts from a record object or a table it then updates in place: their values
+        then (a mapping of any kind, as a dict)."""
+        if key in _KPI_OPTIONS:
+            if not isinstance(value, Mapping):
+                record = _record_kpis(value)
+                if record is not None:
+                    return record
+            elif type(value) is not dict:
+                return dict(value)
         return super().as_read_at_start(key, value)
 
     def result_option(self, key: str, call: Call, found: dict[str, Any] | None) -> Any:
