@@ -29,7 +29,7 @@ from agent_otel._engine.instruments import runtime
 from agent_otel._zerocode.config import parse_config
 from tests.support.carrier_targets import child_conversation, view_of_a_child_process
 from tests.support.environment import CLEAN_ENV
-from tests.support.telemetry import assert_no_ids_on_metrics
+from tests.support.telemetry import assert_no_ids_on_metrics, error_count
 
 CONVERSATION = semconv.GEN_AI_CONVERSATION_ID
 
@@ -300,7 +300,18 @@ def test_an_id_that_is_not_a_string_or_an_integer_is_an_error(value: Any) -> Non
         with pytest.raises(ConfigurationError, match="agent\\(\\): a conversation id"):
             agent_otel.agent("a", conversation=value)
         with pytest.raises(ConfigurationError, match="job\\(\\): a conversation id"):
-            agent_otel.job(conversation=value)
+            agent_otel.job(conversation=value)(lambda: None)  # decorating: the code's own value
+
+
+@pytest.mark.parametrize("value", [1.5, True, ""])
+def test_a_jobs_conversation_id_of_the_programs_in_a_with_block_is_counted_as_in_conversation(
+        otel: Any, value: Any) -> None:
+    """As in ``conversation()``, a with-block's id is the program's value at run time: the job runs in no
+    conversation and the miss is counted. It raised ConfigurationError into the program."""
+    with agent_otel.conversation(value), agent_otel.job("j", type="chat", conversation=value) as job:
+        assert job.id == "j" and agent_otel.current_conversation_id() is None
+    assert len(otel.spans("invoke_workflow chat")) == 1
+    assert error_count(otel, "conversation.id") == 2  # the conversation's miss and the job's
 
 
 def test_an_extractor_in_a_with_block_or_one_read_too_late_is_an_error() -> None:

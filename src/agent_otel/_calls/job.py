@@ -219,8 +219,16 @@ class job(InvocationScope):
                  conversation: ConversationId | None = None, pattern: Text | None = None,
                  **attributes: AttributeValue) -> None:
         check_options("job", {"id": job_id, "type": type, "pattern": pattern})
+        # a bad conversation id raises when decorating; a with-block's is the program's value at run time, as in
+        # conversation(): the job runs in no conversation, and the miss is counted
+        self._conversation_problem: ConfigurationError | None = None
         if conversation is not None:
-            check_conversation_id(conversation, "job()")
+            try:
+                check_conversation_id(conversation, "job()")
+            except ConfigurationError as exc:
+                if is_extractor(conversation):  # code's own, never data: said at once
+                    raise
+                self._conversation_problem, conversation = exc, None
         self.job_id = job_id
         self.conversation = conversation
         self.pattern = pattern
@@ -251,10 +259,14 @@ class job(InvocationScope):
         return super().__enter__()
 
     def _begin(self) -> Invocation:
+        if self._conversation_problem is not None:
+            report_error("conversation.id", self._conversation_problem)
         return start_job(self.job_id, bounded_job_type(self.type), self.attributes, self.conversation, self.pattern)
 
     # -- decorator -------------------------------------------------------------------------------
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        if self._conversation_problem is not None:
+            raise self._conversation_problem
         check_decoratable("job", func)
         return instrument(_JobHandler(self.job_id, self.type, self.attributes, func, conversation=self.conversation,
                                       pattern=self.pattern), func)
