@@ -295,7 +295,9 @@ def test_a_decorator_refuses_the_literal_the_config_file_refuses(kind: str, opti
         decorate(kind, **{option.parameter: bad})  # each call reads it: code takes it
         return
     with pytest.raises(ConfigurationError) as raised:
-        decorate(kind, **{option.parameter: bad})
+        # a job is a with-block too, whose conversation id is the program's run-time value (counted, as in
+        # conversation()): it refuses one when it decorates
+        decorate(kind, **{option.parameter: bad})(lambda: None)
     decorator_error = str(raised.value)
     if option.name != "conversation":  # its own check, which also refuses an empty id (check_conversation_id)
         # the same key (a table's item too) and the same problem, each writing an extractor and a value its way
