@@ -8,6 +8,7 @@ from typing import Any
 
 import agent_otel
 from agent_otel import semconv
+from tests.support.telemetry import points
 
 WORKFLOW = semconv.job_span_name("batch")
 
@@ -165,3 +166,26 @@ def test_calls_in_many_threads_of_one_job_are_counted_exactly(otel: Any) -> None
     total = waves * threads_per_wave * calls + 1
     assert attributes[semconv.JOB_ROLLUP_AGENT_CALLS] == total
     assert attributes[semconv.JOB_ROLLUP_TOOL_CALLS] == total
+
+
+def test_a_block_in_a_generator_stepped_in_fresh_context_copies_is_recorded(otel: Any) -> None:
+    """Each step in a fresh copy of the caller's context, as Starlette's ``iterate_in_threadpool`` and
+    ``anyio.to_thread`` step a sync iterator: the block was left in a context that never entered it, and
+    nothing was recorded (no span, no ``job.duration``), for a job, a phase and a manual agent call alike."""
+    import contextvars
+
+    def steps() -> Any:
+        with agent_otel.job("J-gen", type="stream"), agent_otel.phase("emit"), agent_otel.agent_call("writer"):
+            yield from range(3)
+
+    stepped = steps()
+    items = []
+    while True:
+        try:
+            items.append(contextvars.copy_context().run(next, stepped))
+        except StopIteration:
+            break
+    assert items == [0, 1, 2]
+    assert [span.name for span in otel.spans()] == ["invoke_agent writer", "run_phase emit", "invoke_workflow stream"]
+    assert otel.span("invoke_workflow stream").attributes[semconv.JOB_ID] == "J-gen"
+    assert len(points(otel, semconv.JOB_DURATION.name)) == 1

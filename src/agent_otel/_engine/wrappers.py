@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import copy
 import functools
 import inspect
@@ -947,13 +948,18 @@ class InvocationScope:
     returned. Re-entrant: each nested ``with`` on the same object is its own invocation.
 
     Safe to reuse and to share across threads and asyncio tasks: the open entries live in a context
-    variable, so each thread and task sees (and ends) only its own, whatever order they leave in.
+    variable, so each thread and task sees (and ends) only its own, whatever order they leave in. A block
+    left in a context that never entered it, as a generator's block is when each step runs in a fresh copy of
+    its caller's context (Starlette's ``iterate_in_threadpool``, ``anyio.to_thread``), ends the one entry of
+    this object still open anywhere; with two or more open, which one it is cannot be told, and none is ended.
     """
 
     stage = "scope"
 
     def __init__(self) -> None:
         self._entries: ContextVar[tuple[_ScopeEntry, ...]] = ContextVar("agent_otel.scope", default=())
+        #: every entry of this object open in any context (see the class's docstring)
+        self._open: list[_ScopeEntry] = []
 
     def _begin(self) -> Invocation | None:
         """The block's invocation; None runs it untraced."""
@@ -991,19 +997,27 @@ class InvocationScope:
                 inv = None
         entry: _ScopeEntry = [inv, token, None, self._new_result()]
         entry[2] = self._entries.set((*self._entries.get(), entry))
+        self._open.append(entry)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         entries = self._entries.get()
-        if not entries:  # left in a context that never entered (nor inherited an entry): nothing to end
-            return
-        inv, token, restore, result = entries[-1]
-        try:
-            self._entries.reset(restore)  # back to the entries before it; forgotten when there were none
-        except ValueError:  # entered in a parent context (a task inherited the entry): end it from here
-            self._entries.set(entries[:-1])
-            token = None  # that context's token cannot be detached here
+        if entries:
+            entry = entries[-1]
+            inv, token, restore, result = entry
+            try:
+                self._entries.reset(restore)  # back to the entries before it; forgotten when there were none
+            except ValueError:  # entered in a parent context (a task inherited the entry): end it from here
+                self._entries.set(entries[:-1])
+                token = None  # that context's token cannot be detached here
+        else:  # left in a context that never entered (nor inherited an entry): the one open elsewhere, if one
+            if len(self._open) != 1:
+                return
+            entry = self._open[0]
+            inv, token, result = entry[0], None, entry[3]  # the entering context's token stays there
+        with contextlib.suppress(ValueError):  # ended already from another context
+            self._open.remove(entry)
         if inv is None:  # disabled, or the begin failed
             return
         if token is not None:
