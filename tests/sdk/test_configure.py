@@ -74,6 +74,44 @@ def test_a_bad_port_argument_is_named_as_the_argument_not_the_variable() -> None
     assert str(caught.value) == "prometheus_port=70000: expected a port number 0..65535"
 
 
+@pytest.mark.parametrize("port", [True, 0.9, [9464]])
+def test_a_port_argument_of_another_type_is_one_clear_error(port: object) -> None:
+    """``True`` bound port 1 and ``0.9`` port 0 (int() took them); a list raised a bare TypeError."""
+    with pytest.raises(ConfigurationError, match=r"prometheus_port=.*: expected a port number 0\.\.65535"):
+        resolve_settings(prometheus_port=port, env={})  # type: ignore[arg-type]
+
+
+def test_an_empty_variable_is_an_unset_one() -> None:
+    """As the OpenTelemetry configuration spec has it: ``OTEL_METRIC_EXPORT_INTERVAL=`` was an error and
+    ``OTEL_METRICS_EXPORTER=`` turned /metrics off, where an empty port or limit already meant the default."""
+    settings = resolve_settings(env={"OTEL_METRIC_EXPORT_INTERVAL": "", "OTEL_METRICS_EXPORTER": " ",
+                                     "OTEL_TRACES_EXPORTER": ""})
+    assert settings.metrics_exporters == ("prometheus",) and settings.traces_exporters == ()  # none
+    assert settings.metric_export_interval_ms == 10000
+
+
+def test_an_exit_budget_of_digits_int_cannot_read_is_one_clear_error() -> None:
+    from agent_otel._sdk.configure import exit_flush_timeout_millis
+
+    with pytest.raises(ConfigurationError, match="AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS='²': expected a whole number"):
+        exit_flush_timeout_millis({"AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS": "²"})  # a digit to str.isdigit()
+
+
+def test_the_metrics_url_of_an_ipv6_host_brackets_it() -> None:
+    """It read ``http://::1:PORT/metrics``, which curl and ``urlsplit().port`` refuse."""
+    import urllib.parse
+    import urllib.request
+
+    telemetry = agent_otel.configure(prometheus_host="::1", prometheus_port=0, traces_exporter="none")
+    try:
+        url = telemetry.prometheus_url
+        assert url is not None and url.startswith("http://[::1]:")
+        assert urllib.parse.urlsplit(url).port == telemetry.prometheus_server.socket.getsockname()[1]
+        assert urllib.request.urlopen(url, timeout=10).status == 200
+    finally:
+        agent_otel.shutdown()
+
+
 def test_a_malformed_resource_attribute_is_one_clear_error_without_sdk_noise() -> None:
     """Before, configure() went on and the SDK's "Invalid key value resource attribute pair" warning reached
     stderr twice, through Python's last-resort handler; no error named the variable."""

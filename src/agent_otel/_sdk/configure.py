@@ -128,7 +128,7 @@ class Telemetry:
         if self.prometheus_server is None or self.settings is None:
             return None
         host, port = self.prometheus_server.socket.getsockname()[:2]  # its server_address, as bound
-        return f"http://{host}:{port}/metrics"
+        return f"http://[{host}]:{port}/metrics" if ":" in host else f"http://{host}:{port}/metrics"
 
 
 _telemetry: Telemetry | None = None
@@ -150,7 +150,7 @@ def exit_flush_timeout_millis(env: Mapping[str, str] | None = None) -> int:
     raw = (os.environ if env is None else env).get(AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS, "").strip()
     if not raw:
         return _DEFAULT_EXIT_FLUSH_TIMEOUT_MS
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # '²' is a digit to str.isdigit(), not to int()
         raise ConfigurationError(f"environment variable {AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS}={raw!r}: "
                                  "expected a whole number of milliseconds")
     return int(raw)

@@ -119,12 +119,13 @@ def resolve_settings(
            if not otlp_endpoint and (value := env.get(variable))}
     default_traces = "otlp" if endpoint or "traces" in own else "none"
     default_metrics = "otlp" if endpoint or "metrics" in own else "prometheus"
+    # an empty variable is an unset one, as the OpenTelemetry configuration spec has it
     traces = _choose(OTEL_TRACES_EXPORTER if traces_exporter is None else "traces_exporter",
                      traces_exporter if traces_exporter is not None
-                     else env.get(OTEL_TRACES_EXPORTER, default_traces), TRACES_EXPORTERS)
+                     else env.get(OTEL_TRACES_EXPORTER, "").strip() or default_traces, TRACES_EXPORTERS)
     metrics_ = _choose(OTEL_METRICS_EXPORTER if metrics_exporter is None else "metrics_exporter",
                        metrics_exporter if metrics_exporter is not None
-                       else env.get(OTEL_METRICS_EXPORTER, default_metrics), METRICS_EXPORTERS)
+                       else env.get(OTEL_METRICS_EXPORTER, "").strip() or default_metrics, METRICS_EXPORTERS)
     if ("otlp" in traces or "otlp" in metrics_) and not endpoint and len(own) < len(_SIGNAL_VARIABLES):
         endpoint = "http://localhost:4317"
     protocol = _protocol(otlp_protocol, OTEL_EXPORTER_OTLP_PROTOCOL, env, endpoint)
@@ -142,6 +143,8 @@ def resolve_settings(
             signals[signal] = (endpoint if signal_protocol == "grpc" else f"{endpoint}/v1/{signal}", signal_protocol)
     raw_port = prometheus_port if prometheus_port is not None else env.get(OTEL_EXPORTER_PROMETHEUS_PORT)
     try:
+        if isinstance(raw_port, bool) or not isinstance(raw_port, int | str | None):  # True is no port 1, 0.9 no 0
+            raise ValueError
         port = DEFAULT_PROMETHEUS_PORT if raw_port in (None, "") else int(raw_port)
         if not 0 <= port <= 65535:
             raise ValueError
@@ -149,7 +152,7 @@ def resolve_settings(
         source = OTEL_EXPORTER_PROMETHEUS_PORT if prometheus_port is None else "prometheus_port"
         raise ConfigurationError(f"{source}={raw_port!r}: expected a port number 0..65535") from None
     check_resource_attributes(env.get(OTEL_RESOURCE_ATTRIBUTES))
-    interval = env.get(OTEL_METRIC_EXPORT_INTERVAL, "10000")
+    interval = env.get(OTEL_METRIC_EXPORT_INTERVAL, "").strip() or "10000"
     try:
         interval_ms = int(interval)
         if interval_ms <= 0:  # the SDK's periodic reader would raise a bare ValueError in configure()
