@@ -89,6 +89,24 @@ def test_same_series_and_values_as_the_stock_reader() -> None:
     assert {series for spec in semconv.INSTRUMENTS for series in spec.prometheus_series} <= names
 
 
+def test_an_attribute_named_as_a_label_prometheus_keeps_for_itself_never_fails_a_scrape() -> None:
+    """``le`` on a histogram's ``_count``/``_sum`` and ``__name__`` (any ``__`` name, a resource's too) made
+    promtool, Prometheus's parser, refuse the whole scrape: they get ``key_`` in front."""
+    registry, reader = CollectorRegistry(), AgentOtelPrometheusReader()
+    registry.register(reader.collector)
+    provider = MeterProvider(metric_readers=[reader], resource=Resource.create({"__meta": "r"}))
+    meter = provider.get_meter("host.lib")
+    meter.create_histogram("host.latency", unit="s", description="Latency.").record(0.3, {"le": "x"})
+    meter.create_counter("host.calls", description="Calls.").add(1, {"__name__": "x"})
+    text = generate_latest(registry).decode()
+    result = subprocess.run([binary("promtool"), "check", "metrics"], input=text, text=True, capture_output=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr + text
+    assert 'host_latency_seconds_count{key_le="x"' in text and 'host_calls_total{key___name__="x"' in text
+    assert 'key___meta="r"' in text
+    provider.shutdown()
+
+
 def test_every_kind_passes_promtool_and_has_no_id_label(every_kind: Registries) -> None:
     ours, stock = every_kind
     text = generate_latest(ours).decode()

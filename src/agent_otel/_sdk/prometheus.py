@@ -167,9 +167,15 @@ class _Names:
         return names
 
     def label(self, key: str) -> str:
+        """An attribute key's label name. ``le`` (a histogram's bucket label) and names starting with ``__``
+        (Prometheus's own) get ``key_`` in front: as an attribute they made every scrape fail (promtool:
+        "expected float as value for 'le' label", "label name "__name__" is reserved")."""
         label = self._labels.get(key)
         if label is None:
-            label = self._labels[key] = _sanitize(key)
+            label = _sanitize(key)
+            if label == "le" or label.startswith("__"):
+                label = "key_" + label
+            self._labels[key] = label
         return label
 
     def labels(self, attributes: Attributes, scope: _Labels) -> _Labels:
