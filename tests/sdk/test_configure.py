@@ -81,6 +81,23 @@ def test_a_port_argument_of_another_type_is_one_clear_error(port: object) -> Non
         resolve_settings(prometheus_port=port, env={})  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(("argument", "value", "expected"), [
+    ("otlp_endpoint", 4317, "a string"),
+    ("prometheus_host", 127, "a string"),
+    ("traces_exporter", 123, "a name or a tuple of names"),
+    ("traces_exporter", ("otlp", None), "a name or a tuple of names"),
+    ("resource", {"a": "b"}, "an opentelemetry.sdk.resources.Resource"),
+    ("span_bridge", "no", "True or False"),
+    ("prometheus_port", True, "a port number 0..65535"),
+])
+def test_a_configure_argument_of_another_type_is_one_clear_error(argument: str, value: object, expected: str) -> None:
+    """They gave a bare TypeError or AttributeError deep in the set-up, or were taken by their truth
+    (``span_bridge="no"`` left the bridge on) or by int() (``prometheus_port=True`` bound port 1)."""
+    with pytest.raises(ConfigurationError) as caught:
+        agent_otel.configure(**{argument: value})  # type: ignore[arg-type]
+    assert str(caught.value) == f"configure(): {argument}={value!r}: expected {expected}"
+
+
 def test_an_empty_variable_is_an_unset_one() -> None:
     """As the OpenTelemetry configuration spec has it: ``OTEL_METRIC_EXPORT_INTERVAL=`` was an error and
     ``OTEL_METRICS_EXPORTER=`` turned /metrics off, where an empty port or limit already meant the default."""

@@ -241,6 +241,32 @@ def _prometheus_reader(settings: Settings, telemetry: Telemetry) -> MetricReader
     return reader
 
 
+#: What each of configure()'s arguments takes besides None (its default), and what an error calls it.
+_ARGUMENT_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    **dict.fromkeys(("service_name", "otlp_endpoint", "otlp_protocol", "prometheus_host"), ((str,), "a string")),
+    **dict.fromkeys(("traces_exporter", "metrics_exporter"), ((str, tuple, list), "a name or a tuple of names")),
+    "prometheus_port": ((int,), "a port number 0..65535"),
+    "resource": ((Resource,), "an opentelemetry.sdk.resources.Resource"),
+    **dict.fromkeys(("instrument_threads", "instrument_processes", "system_metrics", "set_global", "span_bridge"),
+                    ((bool,), "True or False")),
+}
+
+
+def _check_argument_types(arguments: dict[str, object]) -> None:
+    """One clear error for an argument of another type: it gave a bare TypeError or AttributeError deep in the
+    set-up (``otlp_endpoint=4317``, ``resource={...}``), or was taken by its truth (``span_bridge="no"``, on) or
+    by int() (``prometheus_port=True``, port 1)."""
+    for name, (accepted, expected) in _ARGUMENT_TYPES.items():
+        value = arguments.get(name)
+        if value is None:
+            continue
+        wrong = not isinstance(value, accepted) or (bool not in accepted and isinstance(value, bool))
+        if isinstance(value, tuple | list):
+            wrong = wrong or not all(isinstance(item, str) for item in value)
+        if wrong:
+            raise ConfigurationError(f"configure(): {name}={value!r}: expected {expected}")
+
+
 def configure(
     *,
     service_name: str | None = None,
@@ -269,6 +295,7 @@ def configure(
     """
     global _telemetry
     arguments = dict(locals())
+    _check_argument_types(arguments)
     with _lock, host_signals_blocked():  # the SDK's export threads start here: see _engine/threads.py
         if _telemetry is not None:
             logger.debug("agent-otel: configure() called again; keeping the first configuration")
