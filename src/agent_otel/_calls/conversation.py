@@ -41,6 +41,19 @@ def check_conversation_id(value: object, where: str) -> None:
                                  f"extractor (e.g. path(\"args.session_id\")), got {value!r}")
 
 
+def deferred_conversation_problem(value: object, where: str) -> ConfigurationError | None:
+    """What :func:`check_conversation_id` finds wrong with the id of an object that is a with-block as well as
+    a decorator: returned, to raise when it decorates, and to count when a block runs in no conversation (there
+    the id is the program's value at run time). A bad extractor is the code's own, never data: raised now."""
+    try:
+        check_conversation_id(value, where)
+    except ConfigurationError as exc:
+        if is_extractor(value):
+            raise
+        return exc
+    return None
+
+
 class _ConversationHandler(Handler):
     """Each call of the decorated function in the conversation its id (or extractor) names."""
 
@@ -76,13 +89,7 @@ class conversation(InvocationScope):
     def __init__(self, conversation_id: ConversationId) -> None:
         # a bad id raises when decorating; a with-block's id is the program's value at run time (e.g. None for an
         # anonymous session): its block runs in no conversation, and the miss is counted
-        self._problem: ConfigurationError | None = None
-        try:
-            check_conversation_id(conversation_id, "conversation()")
-        except ConfigurationError as exc:
-            if is_extractor(conversation_id):  # code's own, never data: said at once
-                raise
-            self._problem = exc
+        self._problem = deferred_conversation_problem(conversation_id, "conversation()")
         self.conversation_id = conversation_id
         super().__init__()
 

@@ -177,7 +177,6 @@ def check_parameters(func: Callable[..., Any], signature: inspect.Signature, opt
 
 #: Values read at the start that are copied then (exactly these types: a subclass's copy() is the host's code).
 _CONTAINERS = frozenset({list, dict, set, bytearray})
-_CONTAINER_TYPES = tuple(_CONTAINERS)
 
 
 def _reading_times(stage: str, options: Mapping[str, Any]) -> tuple[dict[str, Path], dict[str, str]]:
@@ -283,9 +282,8 @@ class KindHandler(Handler):
         return call
 
     def as_read_at_start(self, key: str, value: Any) -> Any:
-        """``value`` as it is when the call starts: a list the call then empties must count what it held (a
-        subclass's too: a ``defaultdict``, an ``OrderedDict``)."""
-        return value.copy() if type(value) in _CONTAINERS or isinstance(value, _CONTAINER_TYPES) else value
+        """``value`` as it is when the call starts: a list the call then empties must count what it held."""
+        return value.copy() if type(value) in _CONTAINERS else value
 
     def option(self, key: str, call: Call | None) -> Any:
         """Resolve one option; a failing extractor is counted and yields None. An option read when the

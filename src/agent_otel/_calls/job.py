@@ -18,7 +18,7 @@ from opentelemetry.trace import INVALID_SPAN, NoOpTracer
 from opentelemetry.util.types import AttributeValue
 
 from agent_otel import semconv
-from agent_otel._calls.conversation import ConversationId, check_conversation_id
+from agent_otel._calls.conversation import ConversationId, deferred_conversation_problem
 from agent_otel._calls.extractors import Call, Extractor, Path, field_of, is_extractor, resolve, signature_of
 from agent_otel._calls.handler import (
     SPAN_KEY,
@@ -219,16 +219,11 @@ class job(InvocationScope):
                  conversation: ConversationId | None = None, pattern: Text | None = None,
                  **attributes: AttributeValue) -> None:
         check_options("job", {"id": job_id, "type": type, "pattern": pattern})
-        # a bad conversation id raises when decorating; a with-block's is the program's value at run time, as in
-        # conversation(): the job runs in no conversation, and the miss is counted
-        self._conversation_problem: ConfigurationError | None = None
-        if conversation is not None:
-            try:
-                check_conversation_id(conversation, "job()")
-            except ConfigurationError as exc:
-                if is_extractor(conversation):  # code's own, never data: said at once
-                    raise
-                self._conversation_problem, conversation = exc, None
+        # as in conversation(): a bad id raises when decorating; a with-block runs in no conversation, counted
+        self._conversation_problem = (deferred_conversation_problem(conversation, "job()")
+                                      if conversation is not None else None)
+        if self._conversation_problem is not None:
+            conversation = None
         self.job_id = job_id
         self.conversation = conversation
         self.pattern = pattern

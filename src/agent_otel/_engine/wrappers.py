@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import copy
 import functools
 import inspect
@@ -392,9 +391,7 @@ def _finish_result(inv: Invocation, result: object) -> object:
                 traced_coroutine._self_call = inv
                 return traced_coroutine
             if isinstance(result, types.GeneratorType):
-                driver = (_traced_iterable_coroutine if result.gi_code.co_flags & _ITERABLE_COROUTINE
-                          else _traced_generator)
-                traced = _named_as(driver(result, inv), result)
+                traced = _traced_generator_of(result, inv)
                 weakref.finalize(traced, inv.end, End.CLOSED)
                 return traced
             if isinstance(result, types.AsyncGeneratorType):
@@ -544,8 +541,7 @@ def _generator_wrapper(handler: Handler) -> WrapperFunction:
         if not ((rt if rt is not None else runtime()).enabled and handler.active):
             return wrapped(*args, **kwargs)
         gen = wrapped(*args, **kwargs)
-        driver = _traced_iterable_coroutine if gen.gi_code.co_flags & _ITERABLE_COROUTINE else _traced_generator
-        return _named_as(driver(gen, (handler, wrapped, instance, args, kwargs)), gen)
+        return _traced_generator_of(gen, (handler, wrapped, instance, args, kwargs))
 
     return wrapper
 
@@ -607,6 +603,14 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
 
 #: The flag of a generator-based coroutine's code (``types.coroutine``): its generators can be awaited.
 _ITERABLE_COROUTINE = inspect.CO_ITERABLE_COROUTINE
+
+
+def _traced_generator_of(gen: types.GeneratorType[Y, Any, T],
+                         inv_or_call: Invocation | _PendingCall) -> Generator[Y, Any, T]:
+    """Our generator for the program's ``gen``, of its kind (a generator-based coroutine's can be awaited) and
+    named as it is."""
+    driver = _traced_iterable_coroutine if gen.gi_code.co_flags & _ITERABLE_COROUTINE else _traced_generator
+    return _named_as(driver(gen, inv_or_call), gen)
 
 
 @types.coroutine
@@ -958,8 +962,8 @@ class InvocationScope:
 
     def __init__(self) -> None:
         self._entries: ContextVar[tuple[_ScopeEntry, ...]] = ContextVar("agent_otel.scope", default=())
-        #: every entry of this object open in any context (see the class's docstring)
-        self._open: list[_ScopeEntry] = []
+        #: every entry of this object open in any context, by id (see the class's docstring)
+        self._open: dict[int, _ScopeEntry] = {}
 
     def _begin(self) -> Invocation | None:
         """The block's invocation; None runs it untraced."""
@@ -997,7 +1001,7 @@ class InvocationScope:
                 inv = None
         entry: _ScopeEntry = [inv, token, None, self._new_result()]
         entry[2] = self._entries.set((*self._entries.get(), entry))
-        self._open.append(entry)
+        self._open[id(entry)] = entry
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -1014,10 +1018,9 @@ class InvocationScope:
         else:  # left in a context that never entered (nor inherited an entry): the one open elsewhere, if one
             if len(self._open) != 1:
                 return
-            entry = self._open[0]
+            entry = next(iter(self._open.values()))
             inv, token, result = entry[0], None, entry[3]  # the entering context's token stays there
-        with contextlib.suppress(ValueError):  # ended already from another context
-            self._open.remove(entry)
+        self._open.pop(id(entry), None)  # gone already when it was ended from another context
         if inv is None:  # disabled, or the begin failed
             return
         if token is not None:
