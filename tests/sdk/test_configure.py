@@ -323,6 +323,22 @@ def test_metrics_endpoint_is_reachable_while_configured() -> None:
     assert child.stdout.split() == ["200", "closed"]
 
 
+def test_a_filtered_scrape_answers_with_the_series_it_names() -> None:
+    """``/metrics?name[]=...`` is prometheus_client's filter on sample names. Before, it answered with nothing
+    at all: the registry left out our collector, which names no series up front."""
+    child = run_child("""
+        import agent_otel, urllib.request
+        t = agent_otel.configure(prometheus_port=0, traces_exporter="none", system_metrics=False)
+        agent_otel.tool("search")(lambda: {"success": True})()
+        for query in ("?name[]=gen_ai_execute_tool_duration_seconds_count", "?name[]=target_info"):
+            body = urllib.request.urlopen(t.prometheus_url + query, timeout=10).read().decode()
+            print(sorted({line.split("{")[0] for line in body.splitlines() if not line.startswith("#")}))
+        agent_otel.shutdown()
+    """)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.splitlines() == ["['gen_ai_execute_tool_duration_seconds_count']", "['target_info']"]
+
+
 def test_each_signal_reads_its_own_otlp_variables_over_the_generic_ones() -> None:
     """The OTLP exporter spec's per-signal variables: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` alone turns OTLP traces
     on (it exported nothing before), used as it is; a signal's protocol variable wins over the generic one; the

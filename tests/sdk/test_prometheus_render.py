@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from agent_otel._sdk.configure import histogram_views
-from agent_otel._sdk.prometheus import AgentOtelPrometheusReader, metrics_app, serve_metrics
+from agent_otel._sdk.prometheus import AgentOtelPrometheusReader, metrics_app, metrics_registry, serve_metrics
 from tests.support.every_kind import record_everything
 
 OPENMETRICS = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
@@ -32,7 +32,7 @@ PROMETHEUS_3 = ("application/openmetrics-text;version=1.0.0;escaping=allow-utf-8
 @pytest.fixture
 def reader() -> Iterator[tuple[AgentOtelPrometheusReader, CollectorRegistry]]:
     """Every contract instrument plus awkward names, units, label values, bounds and values."""
-    registry, reader = CollectorRegistry(), AgentOtelPrometheusReader()
+    registry, reader = metrics_registry(), AgentOtelPrometheusReader()
     registry.register(reader.collector)
     resource = Resource.create({"service.name": 'we"ird\\ \n name', "deployment.count": 3})
     provider = MeterProvider(metric_readers=[reader], views=histogram_views(), resource=resource)
@@ -69,7 +69,7 @@ def test_render_is_byte_identical_to_prometheus_client(reader: Any) -> None:
 
 
 def test_render_of_an_empty_or_failing_reader() -> None:
-    registry, reader = CollectorRegistry(), AgentOtelPrometheusReader()
+    registry, reader = metrics_registry(), AgentOtelPrometheusReader()
     registry.register(reader.collector)
     MeterProvider(metric_readers=[reader], resource=Resource.get_empty())
     assert reader.render() == generate_latest(registry) == b""

@@ -214,13 +214,9 @@ def _metric_reader(name: str, settings: Settings, telemetry: Telemetry) -> Metri
 
 def _prometheus_reader(settings: Settings, telemetry: Telemetry) -> MetricReader:
     # Imported only when /metrics is served: a host exporting by OTLP never loads prometheus_client.
-    from prometheus_client import CollectorRegistry
+    from agent_otel._sdk.prometheus import AgentOtelPrometheusReader, metrics_registry, serve_metrics
 
-    from agent_otel._sdk.prometheus import AgentOtelPrometheusReader, serve_metrics
-
-    # Our own registry: /metrics carries the contract, target_info and process metrics, not
-    # prometheus_client's default python_* collectors. It is rendered by the reader itself.
-    registry = CollectorRegistry(auto_describe=True)
+    registry = metrics_registry()
     reader = AgentOtelPrometheusReader()
     try:
         server, _thread = serve_metrics(reader, registry, settings.prometheus_port, addr=settings.prometheus_host)

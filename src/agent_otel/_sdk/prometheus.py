@@ -447,6 +447,14 @@ def _negotiate(app: WSGIApplication, environ: WSGIEnvironment) -> tuple[str, _He
     return answer[0]
 
 
+def metrics_registry() -> CollectorRegistry:
+    """The registry /metrics serves: our own, so that it carries the contract, ``target_info`` and the process
+    metrics, not prometheus_client's default ``python_*`` collectors. Our collector names no series up front
+    (:meth:`_Translator.describe`), so the registry must ask it on a filtered scrape (``?name[]=...``) too:
+    prometheus_client's default leaves such a collector out, and the answer was empty."""
+    return CollectorRegistry(auto_describe=True, support_collectors_without_names=True)
+
+
 def metrics_app(reader: AgentOtelPrometheusReader, registry: CollectorRegistry) -> WSGIApplication:
     """prometheus_client's WSGI app over ``registry`` (holding ``reader.collector``), except that the
     formats ``reader.render()`` writes are rendered by it. prometheus_client's app over an empty registry
