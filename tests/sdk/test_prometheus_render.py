@@ -40,6 +40,7 @@ def reader() -> Iterator[tuple[AgentOtelPrometheusReader, CollectorRegistry]]:
     meter = provider.get_meter("other.scope", "1.2")
     counter = meter.create_counter("x.y", unit="By", description='doc "quoted" \\ and \n newline')
     counter.add(1.5, {"a": 'v"\\\n', "le": "an attribute named le", "z": 1, "flag": True, "seq": ("a", "b")})
+    counter.add(1, {"a_b": "second", "a.b": "first", "a-b": 3})  # three keys, one label name
     updown = meter.create_up_down_counter("queue.depth")
     updown.add(-0.0, {"a": "b"})
     updown.add(3, {"a": "c"})
@@ -67,6 +68,13 @@ def test_render_is_byte_identical_to_prometheus_client(reader: Any) -> None:
         assert ours.render(openmetrics=True) == generate_openmetrics(registry)
     assert ours.render(openmetrics=True).count(b'# {span_id="') >= 3
 
+
+
+def test_keys_that_share_a_label_name_join_their_values_in_the_order_of_the_keys(reader: Any) -> None:
+    """The OpenTelemetry spec's Prometheus mapping: values joined with ``;``, ordered by the original keys
+    (``a-b`` < ``a.b`` < ``a_b``). Before, the last key's value alone was kept."""
+    ours, _ = reader
+    assert b'x_y_bytes_total{a_b="3;first;second",otel_scope_name="other.scope"' in ours.render()
 
 def test_render_of_an_empty_or_failing_reader() -> None:
     registry, reader = metrics_registry(), AgentOtelPrometheusReader()

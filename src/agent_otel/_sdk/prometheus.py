@@ -180,8 +180,18 @@ class _Names:
 
     def labels(self, attributes: Attributes, scope: _Labels) -> _Labels:
         labels = {self.label(k): _text(v, k) for k, v in attributes.items()} if attributes else {}
+        if attributes and len(labels) < len(attributes):  # two keys, one label name (``a.b`` and ``a_b``)
+            labels = self._joined(attributes)
         labels.update(scope)
         return labels
+
+    def _joined(self, attributes: Attributes) -> _Labels:
+        """The labels of attributes whose keys share a label name: their values joined with ``;`` in the order
+        of their keys, as the OpenTelemetry spec's Prometheus mapping says. The last value alone was kept."""
+        values: dict[str, list[str]] = {}
+        for key in sorted(attributes):
+            values.setdefault(self.label(key), []).append(_text(attributes[key], key))
+        return {label: ";".join(texts) for label, texts in values.items()}
 
 
 def _scopes(reader: AgentOtelPrometheusReader, stage: str) -> Iterator[tuple[Attributes, _Labels, OtelMetric | None]]:
