@@ -24,7 +24,7 @@ import re
 import socket
 import threading
 from bisect import bisect_left
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import parse_qs
@@ -185,7 +185,7 @@ class _Names:
         labels.update(scope)
         return labels
 
-    def _joined(self, attributes: Attributes) -> _Labels:
+    def _joined(self, attributes: Mapping[str, object]) -> _Labels:
         """The labels of attributes whose keys share a label name: their values joined with ``;`` in the order
         of their keys, as the OpenTelemetry spec's Prometheus mapping says. The last value alone was kept."""
         values: dict[str, list[str]] = {}
