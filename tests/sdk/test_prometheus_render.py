@@ -10,6 +10,7 @@ import threading
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
+from unittest.mock import patch
 from wsgiref.simple_server import make_server
 
 import pytest
@@ -18,6 +19,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from agent_otel._sdk.configure import histogram_views
 from agent_otel._sdk.prometheus import AgentOtelPrometheusReader, metrics_app, metrics_registry, serve_metrics
@@ -168,3 +170,24 @@ def test_a_stop_request_is_seen_at_once_not_at_the_next_poll(reader: Any) -> Non
         assert not stopping.is_alive() and not serving.is_alive()
     finally:
         server.server_close()
+
+
+def test_instruments_of_two_types_under_one_name_keep_the_scrape_valid() -> None:
+    """Two libraries' instruments of different types with one name, in their own scopes: the first one's family
+    is kept and the other is left out and counted. Before, the second one's samples went into the first one's
+    family, under its type, and an OpenMetrics parser refused the whole scrape."""
+    registry, reader = metrics_registry(), AgentOtelPrometheusReader()
+    registry.register(reader.collector)
+    provider = MeterProvider(metric_readers=[reader], resource=Resource.get_empty())
+    provider.get_meter("first").create_counter("jobs.done").add(2)
+    provider.get_meter("second").create_up_down_counter("jobs.done").add(5)
+    provider.get_meter("third").create_histogram("jobs.done").record(1.0)
+    errors: list[tuple[str, BaseException]] = []
+    with patch("agent_otel._sdk.prometheus.report_error", lambda stage, exc: errors.append((stage, exc))):
+        text = reader.render(openmetrics=True).decode()
+        assert text.encode() == generate_openmetrics(registry)  # and so does prometheus_client's rendering
+    families = list(text_string_to_metric_families(text))
+    assert [(family.name, family.type, [sample.value for sample in family.samples]) for family in families] == [
+        ("jobs_done", "counter", [2.0])]
+    assert [stage for stage, _ in errors] == ["exposition.type_conflict"] * 4
+    provider.shutdown()

@@ -220,6 +220,16 @@ def _scopes(reader: AgentOtelPrometheusReader, stage: str) -> Iterator[tuple[Att
                 yield None, scope, metric
 
 
+def _same_type(family_type: str, typ: str) -> bool:
+    """Whether a metric of type ``typ`` may join the family of its name. Another scope's instrument of another
+    type under the same name may not: a family of two types is no valid exposition (an OpenMetrics parser
+    refuses the whole scrape), so the first one is kept and this one left out, counted."""
+    if family_type == typ:
+        return True
+    report_error("exposition.type_conflict", TypeError(f"a {typ} named as a {family_type} is left out"))
+    return False
+
+
 class _Translator(Collector):
     """The prometheus_client collector: families of ``Sample`` objects."""
 
@@ -249,8 +259,11 @@ class _Translator(Collector):
         typ = _family_type(data)
         if typ is None:
             return
-        family = families.get(base) or families.setdefault(
-            base, Metric(base, _text(metric.description or "", "description"), typ, unit))
+        family = families.get(base)
+        if family is None:
+            family = families[base] = Metric(base, _text(metric.description or "", "description"), typ, unit)
+        elif not _same_type(family.type, typ):
+            return
         append = family.samples.append
         labels_of = self._names.labels
         if isinstance(data, HistogramData):
@@ -392,8 +405,11 @@ class _TextRenderer:
         typ = _family_type(data)
         if typ is None:
             return
-        family = families.get(base) or families.setdefault(
-            base, (typ, _text(metric.description or "", "description"), unit, []))
+        family = families.get(base)
+        if family is None:
+            family = families[base] = (typ, _text(metric.description or "", "description"), unit, [])
+        elif not _same_type(family[0], typ):
+            return
         append = family[3].append
         go, values = self._go, self._values
         scope_key = tuple(scope.items())
