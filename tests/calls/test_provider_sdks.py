@@ -5,6 +5,9 @@ it is exhausted or closed, and its usage is read."""
 from __future__ import annotations
 
 import asyncio
+import collections.abc
+import contextlib
+import gc
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -24,6 +27,7 @@ from tests.support.sse_llm import (
     ANTHROPIC_OUTPUT_TOKENS,
     OPENAI_MODEL,
     OPENAI_USAGE,
+    OVERLOADED_MODEL,
     RESPONSES_USAGE,
     StreamingLLM,
 )
@@ -358,3 +362,107 @@ def test_a_streaming_helper_under_the_sdks_instrumentation_is_counted_once(otel:
     assert sdk_spans and all(span.parent is not None and span.parent.span_id == ours.context.span_id
                              for span in sdk_spans)
     assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 1
+
+
+def test_a_responses_streaming_helper_under_the_sdks_instrumentation_is_counted_once(
+        otel: Any, llm: StreamingLLM) -> None:
+    """The instrumentation hands back ``client.responses.stream(...)``'s manager in a proxy of its own, whose
+    type is ``ResponseStreamManagerWrapper``: before, ours did not see a stream manager in it, ended at once
+    with no tokens, and the request counted twice (ours, 0 s, and the instrumentation's span beside it)."""
+    client = openai.OpenAI(base_url=llm.url + "/v1", api_key="test", max_retries=0)
+
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    def stream() -> Any:
+        return client.responses.stream(model="gpt-4o-mini", input="hi")
+
+    with genai_apps.instrumented("openai", otel.tracer_provider, otel.meter_provider), stream() as events:
+        final = events.get_final_response()
+    assert final.usage.input_tokens == RESPONSES_USAGE["input_tokens"]
+    [ours] = [span for span in otel.spans() if span.instrumentation_scope.name == semconv.SCOPE_NAME]
+    assert ours.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == RESPONSES_USAGE["input_tokens"]
+    sdk_spans = [span for span in otel.spans() if span.instrumentation_scope.name != semconv.SCOPE_NAME]
+    assert sdk_spans and all(span.parent is not None and span.parent.span_id == ours.context.span_id
+                             for span in sdk_spans)
+    assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 1
+
+
+def overloaded_helper(url: str, *, run_async: bool) -> Any:
+    """An Anthropic stream manager whose stream fails after it started (an ``error`` event)."""
+    client = (anthropic.AsyncAnthropic if run_async else anthropic.Anthropic)(base_url=url, api_key="test",
+                                                                              max_retries=0)
+
+    @agent_otel.provider("anthropic", model="gpt-4o-mini")
+    def stream() -> Any:
+        return client.messages.stream(model=OVERLOADED_MODEL, max_tokens=16, messages=MESSAGES)
+    return stream
+
+
+@pytest.mark.parametrize("run_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("use", ["text_stream", "final"])
+def test_a_providers_error_read_by_the_sdks_own_iterators_is_the_calls_error(otel: Any, llm: StreamingLLM,
+                                                                              use: str, run_async: bool) -> None:
+    """``text_stream`` and ``get_final_message()`` read the stream without passing through ours, so the SDK's
+    exception leaves the block without our seeing it: before, the call read "closed early", a success, and
+    error rates missed it. (An exception after the response was complete is the program's own: that case is
+    the ``events`` read of the tests above, which end as the stream ends.)"""
+    manager = overloaded_helper(llm.url, run_async=run_async)()
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        if run_async:
+            asyncio.run(read_async(manager, "anthropic", use))
+        else:
+            read_sync(manager, "anthropic", use)
+    span = otel.span("chat gpt-4o-mini")
+    assert span.attributes[semconv.ERROR_TYPE] == type(raised.value).__name__
+    assert semconv.STREAM_CLOSED_EARLY not in span.attributes
+    assert span.status.status_code is trace.StatusCode.ERROR
+    assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).attributes[semconv.ERROR_TYPE] == \
+        type(raised.value).__name__
+
+
+@pytest.mark.parametrize("run_async", [False, True], ids=["sync", "async"])
+def test_a_helper_whose_program_keeps_only_its_text_stream_is_timed_until_its_block_is_left(
+        otel: Any, llm: StreamingLLM, run_async: bool) -> None:
+    """``texts = stack.enter_context(manager).text_stream``: the stream the manager handed out is dropped at
+    once, while its block is still open. Before, dropping it ended the call then: closed early, no tokens."""
+    manager = helper("anthropic", llm.url, run_async=run_async)()
+
+    def read() -> str:
+        with contextlib.ExitStack() as stack:
+            texts = stack.enter_context(manager).text_stream
+            gc.collect()
+            return "".join(texts)
+
+    async def read_async_texts() -> str:
+        async with contextlib.AsyncExitStack() as stack:
+            texts = (await stack.enter_async_context(manager)).text_stream
+            gc.collect()
+            return "".join([text async for text in texts])
+
+    text = asyncio.run(read_async_texts()) if run_async else read()
+    assert_helper_recorded(otel, "anthropic", "text_stream", text)
+
+
+@pytest.mark.parametrize("run_async", [False, True], ids=["sync", "async"])
+def test_a_returned_sdk_stream_or_manager_claims_no_protocol_the_sdks_object_lacks(
+        otel: Any, llm: StreamingLLM, run_async: bool) -> None:
+    """wrapt's proxy has every protocol method (``__iter__``, ``__enter__``, ``__aenter__``, ``__len__``...):
+    a sync ``openai.Stream`` looked like an async context manager, an ``AsyncStream`` like an iterable, and a
+    program choosing ``async with`` or ``for`` by those checks failed."""
+    def protocols(value: Any) -> dict[str, bool]:
+        return {abc.__name__: isinstance(value, abc) for abc in (
+            collections.abc.Iterable, collections.abc.AsyncIterable, collections.abc.Sized,
+            collections.abc.Container, collections.abc.Reversible, contextlib.AbstractContextManager,
+            contextlib.AbstractAsyncContextManager)}
+
+    create = async_create("openai", llm.url) if run_async else sync_create("openai", llm.url)
+    manager = helper("openai", llm.url, run_async=run_async)()
+    stream = asyncio.run(create()) if run_async else create()
+    assert protocols(stream) == protocols(stream.__wrapped__)
+    assert protocols(manager) == protocols(manager.__wrapped__)
+    with pytest.raises(TypeError):
+        iter(stream) if run_async else len(stream)
+    if run_async:
+        assert asyncio.run(read_async(manager, "openai", "final")) == "Hello"
+    else:
+        stream.close()
+        assert read_sync(manager, "openai", "final") == "Hello"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections.abc
 import concurrent.futures
+import contextlib
 import gc
 import inspect
 import traceback
@@ -584,7 +585,8 @@ def test_generator_objects_are_named_as_the_programs(otel: Any) -> None:
 def test_a_returned_stream_has_the_methods_of_the_stream_and_no_others(otel: Any) -> None:
     """The traced stream had ``close``, ``aclose`` and ``__next__`` whatever the stream had: a program's
     ``if hasattr(stream, "close"): stream.close()`` then failed with AttributeError on an async iterator
-    without one. (``__enter__``, ``__aenter__`` and ``__iter__`` are wrapt's, on every proxy.)"""
+    without one. Nor does it claim a protocol of wrapt's proxy that the stream lacks (``__enter__``,
+    ``__aenter__``, ``__len__``...): ``iter()``, ``len()`` and the ABCs answer as for the stream."""
 
     class Items:
         def __iter__(self) -> Any:
@@ -616,6 +618,12 @@ def test_a_returned_stream_has_the_methods_of_the_stream_and_no_others(otel: Any
         assert isinstance(traced, stream_class) and traced is not plain
         for name in ("close", "aclose", "__next__", "__anext__", "__aiter__"):
             assert hasattr(traced, name) == hasattr(plain, name), (stream_class.__name__, name)
+        for name in ("__iter__", "__enter__", "__exit__", "__aenter__", "__aexit__", "__len__", "__contains__",
+                     "__getitem__", "__reversed__"):
+            assert callable(getattr(traced, name, None)) == hasattr(plain, name), (stream_class.__name__, name)
+        for abc in (collections.abc.Iterable, collections.abc.Collection, contextlib.AbstractContextManager,
+                    contextlib.AbstractAsyncContextManager):
+            assert isinstance(traced, abc) == isinstance(plain, abc), (stream_class.__name__, abc)
         close_if_closable(traced)
     closable = instrument(handler, ClosableAsyncItems)()
     asyncio.run(closable.aclose())

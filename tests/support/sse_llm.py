@@ -3,7 +3,8 @@ tests can drive the real ``openai`` and ``anthropic`` SDKs and their stream obje
 
 ``POST /v1/chat/completions`` streams two content chunks and a usage chunk (``stream_options.include_usage``)
 then ``[DONE]``; ``POST /v1/responses`` the Responses API's events, usage last; ``POST /v1/messages`` streams
-Anthropic's events from ``message_start`` to ``message_stop``.
+Anthropic's events from ``message_start`` to ``message_stop``, or for the model :data:`OVERLOADED_MODEL` its
+first two events and then an ``error`` event, as Anthropic reports a failure mid-stream.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ OPENAI_MODEL = "gpt-4o-mini-2024-07-18"
 OPENAI_USAGE = {"prompt_tokens": 12, "completion_tokens": 2, "total_tokens": 14}
 ANTHROPIC_MODEL = "claude-3-5-haiku-20241022"
 ANTHROPIC_INPUT_TOKENS, ANTHROPIC_OUTPUT_TOKENS = 40, 9
+#: The model whose Anthropic stream fails after it started.
+OVERLOADED_MODEL = "claude-overloaded"
+_OVERLOADED = ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
 
 
 def _openai_events() -> list[tuple[str | None, Any]]:
@@ -93,9 +97,11 @@ class StreamingLLM:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 events = (_openai_events() if self.path.endswith("/chat/completions") else
-                          _responses_events() if self.path.endswith("/responses") else _anthropic_events())
+                          _responses_events() if self.path.endswith("/responses") else
+                          [*_anthropic_events()[:2], _OVERLOADED] if body.get("model") == OVERLOADED_MODEL else
+                          _anthropic_events())
                 self.send_body(200, _sse(events), "text/event-stream")
 
         self._server = LoopbackServer(Handler)

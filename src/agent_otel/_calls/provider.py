@@ -54,8 +54,8 @@ def _is_stream_manager(result: object) -> bool:
     ``client.chat.completions.stream(...)`` (OpenAI): a context manager whose block gets the stream,
     named ``*StreamManager`` in both. The request is made as the block is entered, so the call is timed
     until the block is left."""
-    return type(result).__name__.endswith("StreamManager") and (
-        hasattr(result, "__enter__") or hasattr(result, "__aenter__"))
+    return result.__class__.__name__.endswith("StreamManager") and (  # __class__: through an instrumentation's
+        hasattr(result, "__enter__") or hasattr(result, "__aenter__"))     # proxy (its type is *Wrapper)
 #: Every key of a usage report that :meth:`ProviderInvocation._read_details` reads: a dict with none of
 #: them (a plain ``{"prompt_tokens": .., "completion_tokens": ..}``) has no details to look for.
 _DETAIL_KEYS = frozenset({_ANTHROPIC_CACHE_READ, _ANTHROPIC_CACHE_WRITE, *_INPUT_DETAILS, *_OUTPUT_DETAILS,

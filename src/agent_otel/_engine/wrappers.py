@@ -723,7 +723,9 @@ def _traced_stream(result: object, inv: Invocation) -> object:
     no others (see :func:`_stream_proxy_class`)."""
     kind = type(result)
     asynchronous = hasattr(kind, "__anext__") or (hasattr(kind, "__aenter__") and not hasattr(kind, "__enter__"))
-    proxy_class = _stream_proxy_class(asynchronous, *(hasattr(kind, name) for name in _STREAM_METHODS[asynchronous]))
+    proxy_class = _stream_proxy_class(asynchronous,
+                                      tuple(hasattr(kind, name) for name in _STREAM_METHODS[asynchronous]),
+                                      tuple(hasattr(kind, name) for name in _PROXY_PROTOCOLS))
     return proxy_class(cast(Any, result), inv)
 
 
@@ -734,7 +736,9 @@ def _handed_out(proxy: Any, entered: object, next_method: str) -> object:
         return proxy
     if hasattr(entered, next_method):
         proxy._self_stream = entered
-        return _traced_stream(entered, proxy._self_inv)
+        handed_out = cast(Any, _traced_stream(entered, proxy._self_inv))
+        handed_out._self_in_block = True
+        return handed_out
     return entered
 
 
@@ -748,10 +752,12 @@ def _entered(proxy: Any, token: Token[Context]) -> None:
         proxy._self_enter_token = token
 
 
-def _leave_stream_block(proxy: Any) -> None:
+def _leave_stream_block(proxy: Any, error: BaseException | None) -> None:
     """End the invocation as a ``with``/``async with`` block of a stream (or of its manager) is left:
     closed early, unless the stream a manager handed out shows it was read to the end by the SDK's own
-    iterators (the kind reads what it kept: usage, model)."""
+    iterators (the kind reads what it kept: usage, model). Left by an exception before that, the call failed
+    with it: the SDK's own iterators (``text_stream``, ``get_final_message()``) raise a provider's error
+    there, not through our proxy; an exception after the response was complete is the program's own."""
     inv: Invocation = proxy._self_inv
     token = proxy._self_enter_token
     if token is not None:  # the manager's __exit__ went back to the call's context: back to the program's
@@ -766,7 +772,10 @@ def _leave_stream_block(proxy: Any) -> None:
                 how = End.RETURNED
         except Exception as exc:
             report_error(inv.stage + ".stream", exc)
-    inv.end(how)
+    if error is not None and how is End.CLOSED:
+        inv.end(End.RAISED, error=error)
+    else:
+        inv.end(how)
 
 
 class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
@@ -777,6 +786,9 @@ class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
 
     _self_stream = cast(object, None)  # the stream a manager handed out, if any; no annotation (see Wrapper)
     _self_enter_token = cast(object, None)  # ours, while the manager's own context is current (see _entered)
+    #: Set on the stream a manager handed out (see _handed_out): dropped, it leaves the call to the manager's
+    #: block, which may still be open (the program kept only ``stream.text_stream``)
+    _self_in_block = False
 
     def __init__(self, wrapped: Iterator[Y], inv: Invocation) -> None:
         super().__init__(wrapped)
@@ -804,10 +816,11 @@ class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
         try:
             return manager.__exit__(exc_type, exc, tb)
         finally:
-            _leave_stream_block(self)
+            _leave_stream_block(self, exc)
 
     def __del__(self) -> None:
-        self._self_inv.end(End.CLOSED)
+        if not self._self_in_block:
+            self._self_inv.end(End.CLOSED)
 
 
 class _TracedAsyncIterator(wrapt.ObjectProxy[AsyncIterator[Y]]):
@@ -815,6 +828,7 @@ class _TracedAsyncIterator(wrapt.ObjectProxy[AsyncIterator[Y]]):
 
     _self_stream = cast(object, None)
     _self_enter_token = cast(object, None)
+    _self_in_block = False
 
     def __init__(self, wrapped: AsyncIterator[Y], inv: Invocation) -> None:
         super().__init__(wrapped)
@@ -840,10 +854,11 @@ class _TracedAsyncIterator(wrapt.ObjectProxy[AsyncIterator[Y]]):
         try:
             return await manager.__aexit__(exc_type, exc, tb)
         finally:
-            _leave_stream_block(self)
+            _leave_stream_block(self, exc)
 
     def __del__(self) -> None:
-        self._self_inv.end(End.CLOSED)
+        if not self._self_in_block:
+            self._self_inv.end(End.CLOSED)
 
 
 class _Iterating:
@@ -922,16 +937,26 @@ _STREAM_PARTS: dict[bool, tuple[type, ...]] = {False: (_Iterating, _Closing),
                                                True: (_AsyncIterating, _AsyncClosing, _Closing)}
 
 
+#: The protocol methods wrapt's proxy (or ours) always has: a traced stream's class sets each one its stream's type
+#: lacks to None, the data model's "not available", so that ``iter()``, ``len()``, ``with`` and the ABCs
+#: (``Iterable``, ``AbstractAsyncContextManager``...) answer as for the stream: a sync SDK stream looked like an
+#: async context manager, an async one like an iterable.
+_PROXY_PROTOCOLS = ("__iter__", "__enter__", "__exit__", "__aenter__", "__aexit__", "__len__", "__contains__",
+                    "__getitem__", "__reversed__")
+
+
 @functools.cache
-def _stream_proxy_class(asynchronous: bool, *has: bool) -> type[_TracedIterator[Any] | _TracedAsyncIterator[Any]]:
+def _stream_proxy_class(asynchronous: bool, has: tuple[bool, ...],
+                        has_protocol: tuple[bool, ...]) -> type[_TracedIterator[Any] | _TracedAsyncIterator[Any]]:
     """The traced stream class with exactly the protocol methods its stream has (``has``: one flag per
-    name of :data:`_STREAM_METHODS`): a proxy with a ``close`` or ``__next__`` the stream lacks changes
-    what the program's ``hasattr()`` checks decide, and what it then calls fails with AttributeError.
-    (The context-manager methods and ``__iter__`` are always there: wrapt's proxy has them.)"""
+    name of :data:`_STREAM_METHODS`, ``has_protocol`` per name of :data:`_PROXY_PROTOCOLS`): a proxy with a
+    ``close`` or ``__next__`` the stream lacks changes what the program's ``hasattr()`` checks decide, and what
+    it then calls fails with AttributeError."""
     base: type[_TracedIterator[Any] | _TracedAsyncIterator[Any]] = (
         _TracedAsyncIterator if asynchronous else _TracedIterator)
     parts = tuple(part for part, present in zip(_STREAM_PARTS[asynchronous], has, strict=True) if present)
-    return type(base.__name__, (*parts, base), {"__slots__": ()}) if parts else base
+    absent = dict.fromkeys(name for name, present in zip(_PROXY_PROTOCOLS, has_protocol, strict=True) if not present)
+    return type(base.__name__, (*parts, base), {"__slots__": (), **absent}) if parts or absent else base
 
 
 # --------------------------------------------------------------------------------------------------
