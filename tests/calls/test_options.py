@@ -140,9 +140,12 @@ def seven(self: object) -> int:
 
 @pytest.mark.parametrize(("made", "problem"), [
     (lambda: type("Tool", (), {}), "Tool: it is a class; decorate one of its methods"),
-    (lambda: property(seven), "seven: it is a property, not a function"),
+    (lambda: property(seven), "seven: it is a property, not a function; decorate the function it runs (put the "
+                              "decorator under @property)"),
     (lambda: functools.cached_property(seven), "seven: it is a property, not a function"),
-    (lambda: ReadOnly(), "ReadOnly: it is ReadOnly, not a function"),
+    # what a framework's decorator made (LangChain's @tool): the hint says where ours goes, not @property
+    (lambda: ReadOnly(), "ReadOnly: it is ReadOnly, not a function; decorate the function it runs (put "
+                         "agent-otel's decorator under the one that made it, next to the def)"),
     (lambda: 3, "int: it is int, not a function"),
 ])
 def test_a_decorator_refuses_what_it_would_change_as_a_config_file_refuses_it(made: Callable[[], Any],

@@ -515,8 +515,11 @@ def check_decoratable(stage: str, func: object) -> None:
     elif isinstance(func, classmethod | staticmethod):
         return
     elif not callable(func) or hasattr(type(func), "__set__") or hasattr(type(func), "__delete__"):
-        kind = "a property" if isinstance(func, property | functools.cached_property) else type(func).__name__
-        problem = f"it is {kind}, not a function; decorate the function it runs (put the decorator under @property)"
+        if isinstance(func, property | functools.cached_property):
+            kind, where = "a property", "put the decorator under @property"
+        else:  # e.g. a framework's tool object (LangChain's @tool, openai-agents' @function_tool)
+            kind, where = type(func).__name__, "put agent-otel's decorator under the one that made it, next to the def"
+        problem = f"it is {kind}, not a function; decorate the function it runs ({where})"
     else:
         return
     runs = getattr(func, "fget", None) or getattr(func, "func", None)  # a property's, a cached_property's
