@@ -8,6 +8,7 @@ import subprocess
 import pytest
 from mixin.config import load_thresholds
 
+from agent_otel._ops.stack import alertmanager_config
 from tests.support.ops import ALERTS_FILE, all_rules, binary, load_yaml
 from tests.support.paths import ASSETS, ROOT
 
@@ -112,3 +113,18 @@ def test_compose_entrypoint_puts_the_webhook_url_from_the_environment(tmp_path, 
     assert {h["url"] for r in config["receivers"] for h in r["webhook_configs"]} == {expected}
     check = amtool("check-config", str(rendered))
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_the_deployed_config_posts_every_receiver_to_the_webhook_and_keeps_the_comments_as_shipped(tmp_path):
+    """What the demo and the stack deploy (``alertmanager_config``): every ``url:`` gets the webhook; the header's
+    ``sed`` example still names the placeholder (it was rewritten too, and then no longer worked)."""
+    shipped = CONFIG.read_text(encoding="utf-8")
+    deployed = alertmanager_config(shipped, "http://127.0.0.1:42017/alerts")
+    code = [line for line in deployed.splitlines() if not line.lstrip().startswith("#")]
+    comments = [line for line in deployed.splitlines() if line.lstrip().startswith("#")]
+    assert [line for line in code if "url:" in line] and all(
+        line.split("url:")[1].strip() == "http://127.0.0.1:42017/alerts" for line in code if "url:" in line)
+    assert comments == [line for line in shipped.splitlines() if line.lstrip().startswith("#")]
+    assert any(PLACEHOLDER_URL in line for line in comments)
+    (tmp_path / "am.yml").write_text(deployed, encoding="utf-8")
+    assert amtool("check-config", str(tmp_path / "am.yml")).returncode == 0

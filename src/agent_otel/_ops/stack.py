@@ -99,10 +99,14 @@ def free_port_preferring(preferred: int) -> int:
 
 
 def alertmanager_config(shipped: str, webhook_url: str) -> str:
-    """The shipped Alertmanager config with every receiver posting to ``webhook_url``."""
-    if WEBHOOK_PLACEHOLDER not in shipped:
+    """The shipped Alertmanager config with every receiver posting to ``webhook_url``. Comments are kept as
+    shipped: the header's ``sed`` example names the placeholder, and rewritten it no longer works."""
+    lines = shipped.splitlines(keepends=True)
+    replaced = [line if line.lstrip().startswith("#") else line.replace(WEBHOOK_PLACEHOLDER, webhook_url)
+                for line in lines]
+    if replaced == lines:
         raise StackError(f"the Alertmanager config has no {WEBHOOK_PLACEHOLDER} placeholder to replace")
-    return shipped.replace(WEBHOOK_PLACEHOLDER, webhook_url)
+    return "".join(replaced)
 
 
 def prometheus_config(targets: Iterable[str], rule_files: Iterable[Path], alertmanager: str, *,

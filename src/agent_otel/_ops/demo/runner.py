@@ -303,7 +303,7 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
             if failed is not None:
                 return failed
             _say(out, f"  prometheus:   {stack.prometheus_url}  (Alerts tab: the shipped rules; they fire after "
-                      "their `for:` durations, 5 to 15 minutes in)")
+                      "their `for:` durations, 1 to 15 minutes in)")
             _say(out, f"  alertmanager: {stack.alertmanager_url}  (alert notifications are printed here as they "
                       "arrive)")
             dashboards = assets_root() / "grafana" / "dashboards"
