@@ -310,10 +310,14 @@ def test_failing_extractor_is_counted_and_the_call_still_runs(otel: Any) -> None
 def test_configuration_errors_at_decoration_time() -> None:
     with pytest.raises(ConfigurationError, match="unknown keyword 'fixes'"):
         agent_otel.agent(AGENT, fixes=3)
-    with pytest.raises(ConfigurationError, match="name is required"):
-        agent_otel.agent("")
+    for blank in ("", "  "):  # a blank name no call could read: before, "  " named the span and the series
+        with pytest.raises(ConfigurationError, match="name is required"):
+            agent_otel.agent(blank)
     with pytest.raises(ConfigurationError, match="attributes must be a mapping"):
         agent_otel.agent(AGENT, attributes=["user.id"])  # type: ignore[arg-type]
+    # an empty key, which the SDK dropped with a warning on the program's stderr at every call
+    with pytest.raises(ConfigurationError, match="attributes: expected names as keys, got ''"):
+        agent_otel.agent(AGENT, attributes={"": 1})
     # a table option given something else names itself, as in a config file (it was a bare TypeError or
     # ValueError from dict())
     with pytest.raises(ConfigurationError, match=r"agent\(\): work: expected a table of counts, got Path"):

@@ -156,12 +156,16 @@ BAD = [
     ('prices = { m = 3 }\n', "prices.m: expected { input = <USD per 1M tokens>, output = <USD per 1M tokens> }, "
      "got an integer (3)"),
     ('prices = { m = { input = 1 } }\n', "prices.m.output: required key is missing"),
-    ('prices = { "a.b" = { input = -1, output = 1 } }\n', 'prices."a.b".input: expected a non-negative number, '
-     "got an integer (-1)"),
+    ('prices = { "a.b" = { input = -1, output = 1 } }\n', 'prices."a.b".input: expected a finite, non-negative '
+     "number, got an integer (-1)"),
+    ('prices = { m = { input = nan, output = 1 } }\n', "prices.m.input: expected a finite, non-negative number, got "
+     "a float (nan)"),
+    ('prices = { m = { input = 1, output = inf } }\n', "prices.m.output: expected a finite, non-negative number, "
+     "got a float (inf)"),
     ('prices = { m = { input = 1, output = 1, cached = 2 } }\n', "prices.m.cached: unknown key; did you mean "
      "'cache_read'?"),
     ('prices = { m = { input = 1, output = 1, cache_read = true } }\n', "prices.m.cache_read: expected a "
-     "non-negative number, got a boolean (true)"),
+     "finite, non-negative number, got a boolean (true)"),
     ('[policy]\ncardinality_limit = 0\n', "policy.cardinality_limit: expected a positive integer, got an integer (0)"),
     ('[policy]\nhashed_keys = "user.id"\n', "policy.hashed_keys: expected an array of attribute keys, got a string "
      "'user.id'"),
@@ -227,6 +231,16 @@ BAD = [
      ".accuracy: expected a number, got a string 'high'"),
     ('[[evolution]]\ntarget = "a:b"\nagent = "x"\nkpi = { path = "args.k" }\n', "evolution[0].kpi: expected a "
      "string, got a table"),
+    ('[[agent]]\ntarget = "a:b"\nname = ""\n', "agent[0].name: expected a name, got an empty string (a literal "
+     "or an extractor)"),
+    ('[[provider]]\ntarget = "a:b"\nprovider = " "\n', "provider[0].provider: expected a name, got an empty string "
+     "(e.g. provider='openai')"),
+    ('[[tool]]\ntarget = "a:b"\nattributes = { "" = 1 }\n', "tool[0].attributes: expected names as keys, got a "
+     "string ''"),
+    ('[[tool]]\ntarget = "a:b"\nresult_attributes = { "" = { path = "result.ok" } }\n', "tool[0].result_attributes:"
+     " expected names as keys, got a string ''"),
+    ('[[agent]]\ntarget = "a:b"\nsuccess = { path = "result.x", in = [{ a = 1 }] }\n', "agent[0].success: in takes "
+     "strings, numbers or booleans, got a table"),
     ('[[job]]\ntarget = "a:b"\nid = 1.5\n', "job[0].id: expected a string or an integer or { path = \"...\" }, got "
      "a float (1.5)"),
 ]

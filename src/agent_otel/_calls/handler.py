@@ -220,6 +220,9 @@ class KindHandler(Handler):
                  attributes: Attributes | None = None) -> None:
         if attributes is not None and not isinstance(attributes, Mapping):
             raise ConfigurationError(f"attributes must be a mapping, got {type(attributes).__name__}")
+        unnamed = [key for key in attributes or () if not isinstance(key, str) or not key]
+        if unnamed:  # the SDK drops such a key with a warning on the program's stderr, at every call
+            raise ConfigurationError(f"attributes: expected names as keys, got {unnamed[0]!r}")
         self.options = options
         self.attributes = valid_attributes(attributes or {})
         self.signature = signature_of(func) if func is not None else None

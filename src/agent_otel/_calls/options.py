@@ -504,6 +504,8 @@ def option_value(option: Option, value: Any, source: Source) -> Any:
         return _table_value(option, value, source)
     ok, literal = _literal(option, value)
     if ok:
+        if option.required and isinstance(literal, str) and not literal.strip():
+            raise BadValue(f"expected a name, got an empty string ({option.hint})")  # no call could read one
         return literal
     if source.as_calls_read and _read_by_each_call(option, value):
         return value
@@ -519,6 +521,8 @@ def _table_value(option: Option, value: Any, source: Source) -> dict[Any, Any]:
         raise BadValue(f"expected {accepts.value}{also}, got {source.describe(value)}")
     table = {}
     for name, item in value.items():
+        if not isinstance(name, str) or not name:  # an attribute or KPI name: the SDK drops an empty one, warning
+            raise BadValue(f"expected names as keys, got {source.describe(name)}")
         try:
             table[name] = _table_item(accepts, name, item, source)
         except BadValue as bad:
@@ -599,7 +603,8 @@ def collect(kind: str, values: Mapping[str, Any], *, check: bool = True) -> dict
 def check_required(kind: str, options: Mapping[str, Any]) -> None:
     """Raise naming the first required option of ``kind`` that ``options`` lacks (or has empty)."""
     for option in KINDS[kind].values():
-        if option.required and option.decorator and not options.get(option.name):
+        value = options.get(option.name)
+        if option.required and option.decorator and (not value or (isinstance(value, str) and not value.strip())):
             raise ConfigurationError(f"{kind}(): {option.name} is required ({option.hint})")
 
 

@@ -12,6 +12,7 @@ numbered snapshot of a known one (``gpt-4o-2024-08-06`` costs as ``gpt-4o``); an
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 import tomllib
@@ -94,6 +95,13 @@ class TokenUsage:
         return self.input is not None or self.output is not None
 
 
+def valid_price(value: object) -> bool:
+    """A price per 1M tokens: a finite, non-negative number, not a boolean (a NaN or infinite one made every
+    cost it entered NaN or infinite, which the SDK then refused with a warning on the program's stderr)."""
+    return (not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+            and value >= 0)
+
+
 def _parse(table: Mapping[str, Any], source: str) -> dict[str, Price]:
     expected = ", ".join(f"{key} = <USD per 1M tokens>" for key in _REQUIRED)
     parsed: dict[str, Price] = {}
@@ -111,8 +119,8 @@ def _parse(table: Mapping[str, Any], source: str) -> dict[str, Price]:
             if any(isinstance(value, bool) for value in values):
                 raise ValueError("a price is a number, not a boolean")
             price = Price(*(None if value is None else float(value) for value in values))  # type: ignore[arg-type]
-            if min(value for value in price if value is not None) < 0:
-                raise ValueError("negative price")
+            if not all(valid_price(value) for value in price if value is not None):
+                raise ValueError("a price is a finite, non-negative number")
         except KeyError as exc:  # a required price left out: its repr alone ('output') says nothing
             raise ConfigurationError(f"{source}: price of {model!r}: expected {{{expected}}}, optionally "
                                      f"cache_read, cache_write, reasoning (missing {exc})") from None

@@ -44,7 +44,7 @@ from agent_otel._calls import options as kind_options
 from agent_otel._calls.extractors import Path as ExtractorPath
 from agent_otel._calls.extractors import path as parse_path
 from agent_otel._calls.options import NOT_EXTRACTOR, Accepts, BadValue, Option, Source, extractor_problem, option_value
-from agent_otel._calls.pricing import PRICE_KEYS, Price
+from agent_otel._calls.pricing import PRICE_KEYS, Price, valid_price
 from agent_otel._engine.policy import ContentCapture
 from agent_otel._environment import AGENT_OTEL_CONFIG
 from agent_otel.errors import ConfigurationError
@@ -149,6 +149,9 @@ def _extractor(value: dict[str, Any], option: Option | None) -> ExtractorPath:
     for name in ("in", "not_in"):
         if name in value and not isinstance(value[name], list):
             raise BadValue(f"{name} takes an array of values, got {_describe(value[name])}")
+        for item in value.get(name, ()):
+            if isinstance(item, dict | list):
+                raise BadValue(f"{name} takes strings, numbers or booleans, got {_describe(item)}")
     if "equals" in value and isinstance(value["equals"], dict | list):
         raise BadValue(f"equals takes a string, number or boolean, got {_describe(value['equals'])}")
     try:
@@ -283,8 +286,9 @@ class _Parser:
                     numbers.append(None)
                     continue
                 number = entry[name]
-                if isinstance(number, bool) or not isinstance(number, int | float) or number < 0:
-                    raise self.error(f"{key}.{name}", f"expected a non-negative number, got {_describe(number)}")
+                if not valid_price(number):
+                    raise self.error(f"{key}.{name}",
+                                     f"expected a finite, non-negative number, got {_describe(number)}")
                 numbers.append(float(number))
             prices[model] = Price(*numbers)  # type: ignore[arg-type]  # input and output are never None
         return prices
