@@ -8,6 +8,7 @@ import concurrent.futures
 import contextlib
 import gc
 import inspect
+import logging
 import traceback
 import types
 import weakref
@@ -1108,3 +1109,29 @@ def test_a_decorated_method_of_a_class_made_at_run_time_is_collected_with_it() -
     assert not any(getattr(wrapper, "__qualname__", "").startswith(
         "test_a_decorated_method_of_a_class_made_at_run_time_is_collected_with_it.")
         for wrapper in list(wrappers._PLAIN_WRAPPERS.keys()))
+
+
+def test_a_task_destroyed_while_pending_ends_its_call_without_a_detach_traceback(
+        otel: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A fire-and-forget task still waiting when its loop goes away is closed by the garbage collector, in
+    another context than the one its call attached in: before, OpenTelemetry logged "Failed to detach context"
+    with a traceback, which reached the program's stderr through Python's last-resort handler."""
+    handler = RecordingHandler()
+
+    async def background() -> None:
+        await asyncio.Event().wait()
+
+    traced = instrument(handler, background)
+
+    async def main() -> None:
+        asyncio.get_running_loop().create_task(traced())
+        await asyncio.sleep(0)
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(main())
+    loop.close()
+    with caplog.at_level(logging.DEBUG, logger="opentelemetry.context"):
+        del loop
+        gc.collect()
+    assert [record.getMessage() for record in caplog.records if record.name.startswith("opentelemetry")] == []
+    assert handler.ends == [(End.CLOSED, None, None)]

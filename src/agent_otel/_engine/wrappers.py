@@ -457,7 +457,11 @@ async def _traced_coroutine(coro: Awaitable[T], inv_or_call: Invocation | _Pendi
     try:
         result = await coro
     except BaseException as exc:
-        _detach(token)
+        # Closed while suspended (GeneratorExit), it may run in any context: a task destroyed while pending is
+        # closed by the garbage collector, where the token cannot be reset and OpenTelemetry printed "Failed to
+        # detach context" with a traceback. The context it was attached in is left as it is, gone or not ours.
+        if type(exc) is not GeneratorExit or otel_context.get_current() is inv.context:
+            _detach(token)
         inv.end(End.RAISED, error=exc)
         raise
     _detach(token)
