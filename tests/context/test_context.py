@@ -21,7 +21,7 @@ from opentelemetry import trace
 import agent_otel
 from agent_otel import semconv
 from agent_otel._engine.instruments import runtime
-from tests.support.carrier_targets import child_view, child_view_to_queue
+from tests.support.carrier_targets import child_agent, child_view, child_view_to_queue
 from tests.support.environment import CLEAN_ENV
 
 
@@ -171,6 +171,19 @@ def test_process_pool_executor(otel: Any, method: str) -> None:
         outside = pool.submit(child_view).result(timeout=120)
     assert view == {"job": f"pp-{method}", "trace_id": trace_id, "parent_span_id": span_id}
     assert outside["job"] is None and outside["parent_span_id"] is None  # nothing leaks between submits
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_a_process_pools_task_runs_under_the_agent_that_submitted_it(otel: Any, method: str) -> None:
+    """Its tool and model calls are that agent's, as in a thread (``gen_ai.agent.name``, cost by agent and
+    version). Before, only the trace context and the baggage crossed: the agent was None in the child."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method)) as pool:
+        @agent_otel.agent("planner", version="v7")
+        def plan() -> Any:
+            return pool.submit(child_agent).result(timeout=120)
+
+        assert plan() == ("planner", "v7")
+        assert pool.submit(child_agent).result(timeout=120) == (None, None)  # nothing leaks between submits
 
 
 @pytest.mark.parametrize("method", ["spawn", "fork"])

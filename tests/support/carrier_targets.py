@@ -45,3 +45,13 @@ def view_of_a_child_process(method: str, tag: str) -> dict[str, Any]:
     process.join(timeout=120)
     assert process.exitcode == 0
     return view
+
+
+def child_agent() -> tuple[object, object]:
+    """The agent (name, version) a child's calls run under: what their ``gen_ai.agent.name`` and cost by agent
+    read."""
+    from opentelemetry import context as otel_context
+
+    from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY
+
+    return otel_context.get_value(AGENT_KEY), otel_context.get_value(AGENT_VERSION_KEY)

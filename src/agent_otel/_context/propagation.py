@@ -14,6 +14,7 @@ from opentelemetry import propagate
 from opentelemetry.context import Context
 from opentelemetry.trace import get_current_span
 
+from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY
 from agent_otel._context.stamping import stamped_ids
 from agent_otel._engine.self_telemetry import report_error
 
@@ -93,7 +94,7 @@ class CarriedCall(Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         # An empty base: a forked worker must not keep whatever context it was forked in.
-        token = otel_context.attach(propagate.extract(self.carrier, context=Context()))
+        token = otel_context.attach(_with_agent(propagate.extract(self.carrier, context=Context()), self.carrier))
         try:
             return self.func(*args, **kwargs)
         finally:
@@ -113,4 +114,20 @@ def carry(func: Callable[P, R], always: bool = False) -> Callable[P, R]:
         return func
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
+    ctx = otel_context.get_current()
+    for key, name in _AGENT_ENTRIES:
+        value = ctx.get(key)
+        if type(value) is str:
+            carrier[name] = value
     return CarriedCall(func, carrier)
+
+
+#: The agent a call runs under (its bounded name and version), carried to another process with the call: the tool
+#: and model calls it makes there are that agent's (``gen_ai.agent.name``, cost by agent), as in a thread. Not in
+#: the W3C headers: for this process's own children only.
+_AGENT_ENTRIES = ((AGENT_KEY, "agent-otel-agent"), (AGENT_VERSION_KEY, "agent-otel-agent-version"))
+
+
+def _with_agent(ctx: Context, carrier: Mapping[str, str]) -> Context:
+    entries = {key: carrier[name] for key, name in _AGENT_ENTRIES if name in carrier}
+    return Context({**ctx, **entries}) if entries else ctx
