@@ -20,8 +20,11 @@ AGENT_OTEL = str(Path(sys.executable).parent / "agent-otel")
 #: One tool call in the parent and seven in workers: four ProcessPoolExecutor tasks, two tasks of a Pool left
 #: by its ``with`` block (terminate(): SIGTERM to its workers) and one Process.
 FAN_OUT = """
-import concurrent.futures, multiprocessing, sys
+import concurrent.futures, multiprocessing, os, sys
 import agent_otel
+
+if os.environ.get("CONFIGURE_AT_IMPORT"):  # every worker too: spawn and forkserver import the main module
+    agent_otel.configure()
 
 @agent_otel.tool("work")
 def work(x):
@@ -94,6 +97,21 @@ def test_workers_under_the_launcher_export_what_they_recorded(tmp_path: Path, me
     with OtlpHttpReceiver() as receiver:
         result = subprocess.run([AGENT_OTEL, "run", "--", sys.executable, "fan_out.py", method], cwd=tmp_path,
                                 env=_environment(receiver), capture_output=True, text=True, timeout=120)
+        assert (result.returncode, result.stdout, result.stderr) == (0, OUTPUT, "")
+        _check_every_call_arrived(receiver)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_workers_that_configure_themselves_export_what_they_recorded(tmp_path: Path, method: str) -> None:
+    """The program calls configure() as its main module is imported, so its spawned and forkserver workers set
+    agent-otel up too. Before, a forkserver worker exported nothing (it imports agent-otel itself, as a spawned
+    one does, which was taken to mean it exits through sys.exit(), but it leaves by os._exit()), and a spawned
+    Pool's workers lost what they recorded to the SIGTERM of its ``with`` block (1 or 0 tool spans of 2)."""
+    (tmp_path / "fan_out.py").write_text(FAN_OUT)
+    with OtlpHttpReceiver() as receiver:
+        result = subprocess.run([sys.executable, "fan_out.py", method], cwd=tmp_path,
+                                env={**_environment(receiver), "CONFIGURE_AT_IMPORT": "1"}, capture_output=True,
+                                text=True, timeout=120)
         assert (result.returncode, result.stdout, result.stderr) == (0, OUTPUT, "")
         _check_every_call_arrived(receiver)
 

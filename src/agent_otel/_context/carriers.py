@@ -85,24 +85,33 @@ def _wrap_process_start(wrapped: Callable[..., None], instance: BaseProcess, arg
     return wrapped(*args, **kwargs)
 
 
-#: The process this module was imported in. A ``multiprocessing`` child started by fork or forkserver runs in
-#: another one (its ancestor imported it) and leaves through ``os._exit()`` when ``_bootstrap`` returns: no
-#: atexit hook, so no exit flush, runs there. A spawned child imports it itself and leaves through
-#: ``sys.exit()``, whose atexit hook flushes.
-_IMPORTED_IN = os.getpid()
-
-
 def _wrap_process_bootstrap(wrapped: Callable[..., int], instance: BaseProcess, args: Args, kwargs: Kwargs) -> int:
-    """The child's side of ``start()`` (a ``Process``, a ``Pool`` or ``ProcessPoolExecutor`` worker): in a child
-    started by fork or forkserver, flush before ``os._exit()`` (spawned: the atexit flush does it, once)."""
-    if os.getpid() == _IMPORTED_IN or not _own_telemetry():
-        return wrapped(*args, **kwargs)
-    _flush_on_terminate()
+    """The child's side of ``start()`` (a ``Process``, a ``Pool`` or ``ProcessPoolExecutor`` worker). SIGTERM
+    (``Pool.terminate()``, the end of a ``with Pool(...)`` block) ends its calls and flushes, whatever the start
+    method. A child started by fork or forkserver leaves through ``os._exit()`` when ``_bootstrap`` returns (no
+    atexit hook runs): it flushes first, if it exports by then (its initializer may have set agent-otel up); a
+    spawned one leaves through ``sys.exit()``, whose atexit hook flushes, once."""
+    if _own_telemetry():
+        _flush_on_terminate()
     try:
         return wrapped(*args, **kwargs)
     finally:
-        if _own_telemetry():  # not shut down by the worker's own code meanwhile
+        if _start_method(instance) != "spawn" and _own_telemetry():  # not shut down by the worker's code meanwhile
             _flush_before_os_exit()
+
+
+def _start_method(process: BaseProcess) -> str | None:
+    """How ``process`` was started: its class says (a context's ``Process``), else the default context, which a
+    spawned or forkserver child is given by its parent. (Whether this process imported agent-otel itself does not
+    tell: a forkserver child imports the program's main module, as a spawned one does, and leaves by
+    ``os._exit()``.)"""
+    import multiprocessing  # imported: this runs in its child
+
+    try:
+        return getattr(process, "_start_method", None) or multiprocessing.get_start_method(allow_none=True)
+    except Exception as exc:
+        report_error("autoinstrument.process_exit", exc)
+        return None
 
 
 def _own_telemetry() -> bool:
@@ -130,6 +139,9 @@ def _on_terminate(signum: int, frame: object) -> None:
     SIG_DFL is not callable."""
     if signal.getsignal(signum) is not _on_terminate:
         return
+    # Ignored while it flushes: the watcher stops interrupting, and neither its interruptions nor a second SIGTERM
+    # run this again inside the flush (the inner one then killed the process before the outer one had exported)
+    signal.signal(signum, signal.SIG_IGN)
     try:
         _exit_flush(signum)
     finally:

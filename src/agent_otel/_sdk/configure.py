@@ -544,11 +544,13 @@ _exit_hook_registered = False
 def _register_exit_hook() -> None:
     """Shut down what we own at interpreter exit, within ``shutdown()``'s timeout. The SDK's own
     exit hooks (turned off on the providers we build) wait 30 s per provider for a collector that
-    never answers, so a host that never called ``shutdown()`` would hang on exit."""
+    never answers, so a host that never called ``shutdown()`` would hang on exit. SIGTERM is held meanwhile
+    (:func:`flush_at_exit`): a spawned pool worker leaving as ``Pool.terminate()`` signals it ran the SIGTERM
+    flush inside this one, which found it under way and killed the process before it had exported."""
     global _exit_hook_registered
     if not _exit_hook_registered:
         _exit_hook_registered = True
-        atexit.register(shutdown_at_exit)
+        atexit.register(flush_at_exit)
 
 
 def current_telemetry() -> Telemetry | None:
