@@ -21,7 +21,7 @@ from opentelemetry import trace
 import agent_otel
 from agent_otel import semconv
 from agent_otel._engine.instruments import runtime
-from tests.support.carrier_targets import child_agent, child_view, child_view_to_queue
+from tests.support.carrier_targets import VIEWING_PROCESSES, child_agent, child_view, child_view_to_queue
 from tests.support.environment import CLEAN_ENV
 
 
@@ -225,6 +225,22 @@ def test_multiprocessing_process(otel: Any, method: str) -> None:
     process.join(timeout=120)
     assert process.exitcode == 0
     assert view == {"job": f"mp-{method}", "trace_id": trace_id, "parent_span_id": span_id}
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork", "forkserver"])
+def test_a_process_whose_class_overrides_run_runs_in_the_context_it_was_started_in(otel: Any, method: str) -> None:
+    """It has no target to carry the context: before, a spawned or forkserver one saw no job and no parent span
+    (a forked one inherited them). The program's object is as it was once started."""
+    queue = multiprocessing.get_context(method).Queue()
+    with agent_otel.job(f"run-{method}"):
+        trace_id, span_id = current_ids()
+        process = VIEWING_PROCESSES[method](queue)
+        process.start()
+    assert "run" not in vars(process)
+    view = queue.get(timeout=120)
+    process.join(timeout=120)
+    assert process.exitcode == 0
+    assert view == {"job": f"run-{method}", "trace_id": trace_id, "parent_span_id": span_id}
 
 
 def test_subprocess_environment_carrier(otel: Any) -> None:

@@ -55,3 +55,29 @@ def child_agent() -> tuple[object, object]:
     from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY
 
     return otel_context.get_value(AGENT_KEY), otel_context.get_value(AGENT_VERSION_KEY)
+
+
+class _ViewingRun:
+    """A ``Process`` subclass's own ``run()`` (no target): puts what its child sees on a queue."""
+
+    def __init__(self, queue: Any) -> None:
+        super().__init__()
+        self.queue = queue
+
+    def run(self) -> None:
+        self.queue.put(child_view())
+
+
+class ForkViewingProcess(_ViewingRun, multiprocessing.context.ForkProcess):
+    pass
+
+
+class SpawnViewingProcess(_ViewingRun, multiprocessing.context.SpawnProcess):
+    pass
+
+
+class ForkserverViewingProcess(_ViewingRun, multiprocessing.context.ForkServerProcess):
+    pass
+
+
+VIEWING_PROCESSES = {"fork": ForkViewingProcess, "spawn": SpawnViewingProcess, "forkserver": ForkserverViewingProcess}

@@ -82,6 +82,15 @@ def _wrap_process_start(wrapped: Callable[..., None], instance: BaseProcess, arg
     target = getattr(instance, "_target", None)
     if target is not None and getattr(target, "__module__", None) not in _POOL_WORKER_MODULES:
         instance._target = carry(target)  # type: ignore[attr-defined]  # private in multiprocessing, not in typeshed
+    elif target is None and "run" not in vars(instance) and _has_context_to_carry():
+        # A class that overrides run(): its run carried, as a target is, while start() hands the process to the
+        # child (forked, or pickled for spawn and forkserver, where the carrier needs no agent-otel set up to
+        # attach the context); then gone again, for the program's view of its object
+        vars(instance)["run"] = carry(instance.run)
+        try:
+            return wrapped(*args, **kwargs)
+        finally:
+            vars(instance).pop("run", None)
     return wrapped(*args, **kwargs)
 
 

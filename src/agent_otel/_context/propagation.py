@@ -93,8 +93,7 @@ class CarriedCall(Generic[P, R]):
         self.carrier = carrier
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        # An empty base: a forked worker must not keep whatever context it was forked in.
-        token = otel_context.attach(_with_agent(propagate.extract(self.carrier, context=Context()), self.carrier))
+        token = otel_context.attach(carried_context(self.carrier))
         try:
             return self.func(*args, **kwargs)
         finally:
@@ -112,6 +111,12 @@ def carry(func: Callable[P, R], always: bool = False) -> Callable[P, R]:
     ``always`` binds it even to an empty context (pool workers are reused across submits)."""
     if isinstance(func, CarriedCall) or not (always or _has_context_to_carry()):
         return func
+    return CarriedCall(func, process_carrier())
+
+
+def process_carrier() -> dict[str, str]:
+    """The current trace context, job, conversation and agent, as text another process of the program reads
+    back with :func:`carried_context`."""
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     ctx = otel_context.get_current()
@@ -119,7 +124,15 @@ def carry(func: Callable[P, R], always: bool = False) -> Callable[P, R]:
         value = ctx.get(key)
         if type(value) is str:
             carrier[name] = value
-    return CarriedCall(func, carrier)
+    return carrier
+
+
+def carried_context(carrier: Mapping[str, str]) -> Context:
+    """The context a :func:`process_carrier` brings, on an empty base: a forked worker must not keep whatever
+    context it was forked in."""
+    ctx = propagate.extract(carrier, context=Context())
+    entries = {key: carrier[name] for key, name in _AGENT_ENTRIES if name in carrier}
+    return Context({**ctx, **entries}) if entries else ctx
 
 
 #: The agent a call runs under (its bounded name and version), carried to another process with the call: the tool
@@ -127,7 +140,3 @@ def carry(func: Callable[P, R], always: bool = False) -> Callable[P, R]:
 #: the W3C headers: for this process's own children only.
 _AGENT_ENTRIES = ((AGENT_KEY, "agent-otel-agent"), (AGENT_VERSION_KEY, "agent-otel-agent-version"))
 
-
-def _with_agent(ctx: Context, carrier: Mapping[str, str]) -> Context:
-    entries = {key: carrier[name] for key, name in _AGENT_ENTRIES if name in carrier}
-    return Context({**ctx, **entries}) if entries else ctx
