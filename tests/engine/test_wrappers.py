@@ -1135,3 +1135,42 @@ def test_a_task_destroyed_while_pending_ends_its_call_without_a_detach_traceback
         gc.collect()
     assert [record.getMessage() for record in caplog.records if record.name.startswith("opentelemetry")] == []
     assert handler.ends == [(End.CLOSED, None, None)]
+
+
+def test_a_returned_task_destroyed_while_pending_ends_its_call_closed(otel: Any) -> None:
+    """A sync function that returns a task, whose loop is closed with the task still waiting: before, its call
+    never ended (no span exported, a job left among the in-flight ones for the life of the process)."""
+    handler = RecordingHandler()
+
+    async def work() -> None:
+        await asyncio.Event().wait()
+
+    def start() -> asyncio.Task[None]:
+        return asyncio.get_running_loop().create_task(work())
+
+    traced = instrument(handler, start)
+
+    async def main() -> None:
+        traced()
+        await asyncio.sleep(0)
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(main())
+    loop.close()
+    del loop
+    gc.collect()
+    assert handler.ends == [(End.CLOSED, None, None)]
+
+    async def completed() -> int:
+        task = traced_done()
+        return await task
+
+    def finish() -> asyncio.Future[int]:
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(7)
+        return future
+
+    traced_done = instrument(handler, finish)
+    assert asyncio.run(completed()) == 7
+    gc.collect()
+    assert handler.ends[1:] == [(End.RETURNED, 7, None)]  # ended once, as it completed

@@ -399,7 +399,10 @@ def _finish_result(inv: Invocation, result: object) -> object:
                 weakref.finalize(traced_async, inv.end, End.CLOSED)
                 return traced_async
             if isinstance(result, asyncio.Future | concurrent.futures.Future):
-                result.add_done_callback(lambda future: _end_from_future(inv, future))
+                # one that is destroyed while pending (a task whose loop was closed) ends closed, as a dropped
+                # coroutine does; it stayed open, a job among the in-flight ones for the process's life
+                dropped = weakref.finalize(result, inv.end, End.CLOSED)
+                result.add_done_callback(lambda future: _end_from_future(inv, future, dropped))
                 return result
         if inv.wants_stream(result):
             return _traced_stream(result, inv)
@@ -412,7 +415,9 @@ def _finish_result(inv: Invocation, result: object) -> object:
     return result
 
 
-def _end_from_future(inv: Invocation, future: asyncio.Future[Any] | concurrent.futures.Future[Any]) -> None:
+def _end_from_future(inv: Invocation, future: asyncio.Future[Any] | concurrent.futures.Future[Any],
+                     dropped: weakref.finalize[Any, Any]) -> None:
+    dropped.detach()
     if future.cancelled():
         inv.end(End.RAISED, error=asyncio.CancelledError())
         return
