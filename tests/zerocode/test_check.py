@@ -110,6 +110,8 @@ def test_unresolvable_targets_are_listed_with_why_and_exit_1(project: Path) -> N
         target = "app_under_check:Runner.gone"
         [[tool]]
         target = "app_under_check:plain"
+        [[tool]]
+        target = "datetime:datetime.now"
     """))
     result = check(project, str(config))
     assert result.returncode == 1
@@ -122,7 +124,10 @@ def test_unresolvable_targets_are_listed_with_why_and_exit_1(project: Path) -> N
          "error: cannot import no_such_module_zc: ModuleNotFoundError: No module named 'no_such_module_zc'"),
         ("app_under_check:Runner.gone", "tool[5]", "-", "error: class Runner has no attribute 'gone'"),
         ("app_under_check:plain", "tool[6]", "function", "ok"),
-    ), f"{config}: 7 targets, 1 resolved, 6 errors"]
+        # a built-in type refuses setattr: check said ok, and run then wrapped nothing
+        ("datetime:datetime.now", "tool[7]", "-", "error: class datetime is a built-in type, whose attributes "
+         "cannot be replaced (setattr refuses); wrap the program's function that calls datetime.now"),
+    ), f"{config}: 8 targets, 1 resolved, 7 errors"]
 
 
 def test_an_args_path_naming_no_parameter_is_an_error_as_run_would_not_wrap_it(project: Path) -> None:

@@ -85,12 +85,20 @@ def _owner(module: ModuleType, parts: list[str]) -> type | ModuleType:
     return owner
 
 
+#: ``Py_TPFLAGS_IMMUTABLETYPE``: a class whose attributes cannot be set (``datetime.datetime``, ``dict``), which
+#: ``check`` said was fine to wrap and ``run`` then could not.
+_IMMUTABLE_TYPE = 1 << 8
+
+
 def resolve_in(module: ModuleType, qualname: str) -> Resolved:
     """Find ``qualname`` in an imported module; raises TargetError saying why not."""
     parts = qualname.split(".")
     owner = _owner(module, parts)
     attr = parts[-1]
     defined_on: type | ModuleType
+    if isinstance(owner, type) and owner.__flags__ & _IMMUTABLE_TYPE:
+        raise TargetError(f"class {owner.__qualname__} is a built-in type, whose attributes cannot be replaced "
+                          f"(setattr refuses); wrap the program's function that calls {qualname}")
     if isinstance(owner, type):
         for klass in owner.__mro__:
             if attr in klass.__dict__:
