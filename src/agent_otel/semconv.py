@@ -43,6 +43,8 @@ GEN_AI_AGENT_ID = _gen_ai.GEN_AI_AGENT_ID
 GEN_AI_TOOL_NAME = _gen_ai.GEN_AI_TOOL_NAME
 GEN_AI_TOOL_TYPE = _gen_ai.GEN_AI_TOOL_TYPE
 GEN_AI_CONVERSATION_ID = _gen_ai.GEN_AI_CONVERSATION_ID
+GEN_AI_RESPONSE_ID = _gen_ai.GEN_AI_RESPONSE_ID
+GEN_AI_TOOL_CALL_ID = _gen_ai.GEN_AI_TOOL_CALL_ID
 GEN_AI_INPUT_MESSAGES = _gen_ai.GEN_AI_INPUT_MESSAGES  # only with content capture on
 GEN_AI_OUTPUT_MESSAGES = _gen_ai.GEN_AI_OUTPUT_MESSAGES
 #: ``gen_ai.token.modality`` (GenAI conventions v0.1.0): the usage counters' modality; ``unknown`` when the
@@ -81,8 +83,19 @@ CONTENT_ATTRIBUTES = frozenset({
     "final_result",  # pydantic-ai's run output
     "pydantic_ai.all_messages",  # pydantic-ai's every message of a run, on its agent span
     "pydantic_ai.decision.state",  # what a pydantic-ai decision model was shown
+    "model_request_parameters",  # pydantic-ai's request, with the agent's instructions in it
+    "tool_arguments", "tool_response",  # pydantic-ai's tool payloads (its instrumentation format 2)
+    "gen_ai.retrieval.query.text", "gen_ai.retrieval.documents",  # a retriever's query and what it found
+    "llm.prompts", "llm.prompt_template.variables",  # OpenInference's completion prompts, a template's values
 })
-CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.")
+CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.",
+                    "llm.prompts.", "retrieval.documents.", "reranker.input_documents.", "reranker.output_documents.",
+                    "embedding.embeddings.")
+#: Attributes that mark a span of another library as a GenAI one, whose content attributes are removed as it ends
+#: (unless content goes on spans): the GenAI conventions' operation, OpenInference's span kind, and the older
+#: vocabulary's ``gen_ai.system`` and ``llm.request.type`` (OpenLLMetry), whichever way and whenever they were set.
+CONTENT_MARKERS = frozenset({"gen_ai.operation.name", "openinference.span.kind", "gen_ai.system",
+                             "gen_ai.provider.name", "llm.request.type"})
 #: The GenAI evaluation event and its attributes (``gen_ai.evaluation.result``).
 EVENT_EVALUATION_RESULT = "gen_ai.evaluation.result"
 GEN_AI_EVALUATION_NAME = _gen_ai.GEN_AI_EVALUATION_NAME
@@ -184,7 +197,9 @@ OPTIONAL_ATTRIBUTES = frozenset({ERROR_TYPE, AGENT_OTEL_RETRY_REASON, GEN_AI_EVA
 #: the Collector configs' privacy net (``transform/privacy``) deletes each of them from every metric data point,
 #: another library's too (``enduser.id`` and ``session.id`` are the ids its span statements hash).
 ID_ATTRIBUTES = frozenset({JOB_ID, GEN_AI_CONVERSATION_ID, GEN_AI_AGENT_ID, "user.id", "enduser.id", "session.id",
-                           "trace_id", "span_id", WORKFLOW_STEP})
+                           "trace_id", "span_id", WORKFLOW_STEP,
+                           # a GenAI instrumentation's own ids of one response and one tool call
+                           GEN_AI_RESPONSE_ID, GEN_AI_TOOL_CALL_ID})
 
 
 class Outcome(StrEnum):

@@ -405,6 +405,32 @@ def test_content_of_foreign_genai_spans_follows_our_content_rule(otel: Any, capt
     assert otel.span("GET /").attributes["input.value"] == "not a GenAI span"  # other spans are not touched
 
 
+@pytest.mark.parametrize(("marker", "late"), [
+    ({semconv.GEN_AI_OPERATION_NAME: "retrieval"}, False),
+    ({"openinference.span.kind": "RETRIEVER"}, False),
+    ({"gen_ai.system": "openai", "llm.request.type": "chat"}, False),  # the older vocabulary (OpenLLMetry)
+    ({semconv.GEN_AI_OPERATION_NAME: "chat"}, True),  # the marker set after the span started
+    ({"openinference.span.kind": "LLM"}, True),
+])
+def test_every_content_attribute_of_another_librarys_genai_span_is_removed(otel: Any, marker: dict, late: bool) -> None:
+    """Content left on spans with content capture off: a retriever's query and documents, pydantic-ai's
+    instructions (model_request_parameters) and format-2 tool payloads, OpenInference's prompts, template
+    values, documents and embedded text; the content of a span whose GenAI marker came after its start, or in
+    the older vocabulary."""
+    content = {"gen_ai.retrieval.query.text": "my SSN", "gen_ai.retrieval.documents": "[doc]",
+               "model_request_parameters": '{"instruction_parts": ["secret"]}', "tool_arguments": "{}",
+               "tool_response": "secret", "llm.prompts": ("p",), "llm.prompt_template.variables": "{}",
+               "retrieval.documents.0.document.content": "doc", "embedding.embeddings.0.embedding.text": "text",
+               "gen_ai.prompt.0.content": "prompt", "gen_ai.completion.0.content": "completion"}
+    kept = {"gen_ai.request.model": "gpt-4o"}
+    started = {**content, **kept, **({} if late else marker)}
+    with foreign(otel).start_as_current_span("span", attributes=started) as span:
+        if late:
+            span.set_attributes(marker)
+    attributes = dict(otel.span("span").attributes or {})
+    assert attributes == {**kept, **marker}
+
+
 def test_an_evaluators_event_on_a_span_of_ours_is_counted_once(otel: Any) -> None:
     from opentelemetry import trace
 

@@ -40,6 +40,31 @@ def test_cardinality_cap_maps_the_rest_to_other_and_counts_once(otel: Any) -> No
         "t1", "t2", "t3", "_OTHER", "_OTHER", "t1", "_OTHER"]
 
 
+def test_a_new_policy_keeps_the_values_the_cap_admitted_and_no_more(otel: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Changing the salt, or applying a configuration file again, made a policy that had admitted nothing: each
+    change let another cardinality_limit values into the series the meter provider still holds."""
+    monkeypatch.setenv("AGENT_OTEL_CARDINALITY_LIMIT", "3")
+    policy.reset_policy()
+    tool = agent_otel.tool(path("args.name"))(lambda name: None)
+    for round_number, change in enumerate((lambda: None, lambda: agent_otel.set_policy(salt="pepper"),
+                                           lambda: policy.set_config_policy(hashed_keys={"user.id"}))):
+        change()
+        for i in range(5):
+            tool(f"t{round_number}-{i}")
+    names = {p.attributes[semconv.GEN_AI_TOOL_NAME] for p in otel.points(semconv.TOOL_DURATION.name)}
+    assert names == {"t0-0", "t0-1", "t0-2", "_OTHER"}
+
+
+def test_error_stages_naming_the_hosts_keys_go_through_the_cap(otel: Any) -> None:
+    """Some stages name the host's key (``invalid_text.<key>``, ``agent.extract.<kind>``): 300 keys made 300
+    series of agent_otel_instrumentation_errors_total."""
+    agent_otel.set_policy(cardinality_limit=10)
+    for i in range(30):
+        agent_otel.tool_call("t", attributes={f"header.{i}": "bad \ud800"}).__enter__().__exit__(None, None, None)
+    stages = {p.attributes[semconv.INSTRUMENTATION_STAGE] for p in otel.points(semconv.INSTRUMENTATION_ERRORS.name)}
+    assert len(stages) == 11 and "_OTHER" in stages
+
+
 def test_cap_is_per_key_and_from_the_environment(otel: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENT_OTEL_CARDINALITY_LIMIT", "2")
     policy.reset_policy()

@@ -299,7 +299,14 @@ def _composed(*layers: Mapping[str, Any]) -> Policy:
 
 
 def _install(current: Policy) -> Policy:
+    """Make ``current`` the policy. The values each key admitted under the cap stay admitted, and only those: a
+    new policy (a salt changed, a configuration file applied again) started from none, and let another
+    ``cardinality_limit`` values into the series the meter provider still holds."""
     global _policy
+    previous = _policy
+    if previous is not None:
+        current._seen, current._last_used = previous._seen, previous._last_used
+        current._overflowed, current._lock = previous._overflowed, previous._lock
     _policy = current
     return current
 

@@ -36,6 +36,7 @@ def report_error(stage: str, exc: BaseException, count: int = 1, counter: Counte
     runtime's.
     """
     try:
+        stage = _bounded_stage(stage)
         if counter is None and count:
             rt = runtime()
             counter = rt.errors if rt.enabled else None
@@ -52,6 +53,16 @@ def report_error(stage: str, exc: BaseException, count: int = 1, counter: Counte
                        exc_info=exc if _debug() else None)
     except Exception:
         pass
+
+
+def _bounded_stage(stage: str) -> str:
+    """A stage through the cardinality cap, as every label value taken from host data: some name the host's
+    key (``invalid_text.<key>``, ``agent.extract.<kind>``), and 300 keys made 300 series (and as many causes
+    kept here for the log's rate limit)."""
+    from agent_otel._engine import policy as policies  # imported here: the policy reports through this module
+
+    current = policies._policy  # none yet: this is the policy's own report as it is made (no host key in it)
+    return current.bounded(semconv.INSTRUMENTATION_STAGE, stage) if current is not None else stage
 
 
 def _debug() -> bool:

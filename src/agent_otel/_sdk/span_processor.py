@@ -12,9 +12,6 @@ attribute stops after one look at its attributes.
 
 from __future__ import annotations
 
-import weakref
-from typing import Any, cast
-
 from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
@@ -38,6 +35,10 @@ _JOB_ID = semconv.JOB_ID
 _BAGGAGE_CONVERSATION_ID = semconv.BAGGAGE_CONVERSATION_ID
 
 
+_CONTENT_MARKERS = semconv.CONTENT_MARKERS
+_SCOPE = semconv.SCOPE_NAME
+
+
 class AgentOtelSpanProcessor(SpanProcessor):
     """Ids, hashing and (unless ``bridge`` is None) the GenAI span bridge, in that order. Every span of the
     process pays the checks whether there is anything to do, so they are written out here, not called (a
@@ -52,12 +53,6 @@ class AgentOtelSpanProcessor(SpanProcessor):
         # (policy, the keys a span's start is looked at for): one attribute, so that threads racing over a
         # new policy never leave the keys of one with the other
         self._start_keys: tuple[Policy | None, frozenset[str]] = (None, frozenset())
-        #: other libraries' open spans that carry a GenAI or OpenInference name (a chat, a tool call, an
-        #: OpenInference CHAIN step, mapped or not): their content is removed as they end (weak: a span
-        #: never ended is not kept)
-        self._content_spans: weakref.WeakKeyDictionary[Span, None] = weakref.WeakKeyDictionary()
-        #: its dict, for the check every ending span pays (a C truth test; see the bridge's open_spans)
-        self._content_open: dict[Any, None] = cast(Any, self._content_spans).data
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
@@ -93,8 +88,6 @@ class AgentOtelSpanProcessor(SpanProcessor):
         if not policy.hashed_keys.isdisjoint(values):
             hash_present(span, values, parent_context, at_start=True)
         if may_be_genai(values):
-            if not ctx.get(SCRUBBED_KEY):  # ours record content only where the policy says
-                self._content_spans[span] = None
             bridge = self.bridge
             if bridge is not None:
                 bridge.start_genai(span, parent_context, values)
@@ -106,7 +99,10 @@ class AgentOtelSpanProcessor(SpanProcessor):
             values = attribute_dict(span)
         if not (policies._policy or policies.policy()).hashed_keys.isdisjoint(values):
             hash_present(span, values, None, at_start=False)
-        if self._content_open and self._content_spans.pop(span, 0) is None:
+        # Another library's GenAI span, by its marker as it ends: one set when it started or later (a marker set
+        # after the start kept its content), or the older vocabulary's. Ours record content only where the
+        # policy says.
+        if not _CONTENT_MARKERS.isdisjoint(values) and getattr(span.instrumentation_scope, "name", None) != _SCOPE:
             drop_content(span)
         has_events = bool(span._events)  # once: a BoundedList's truth is a Python call
         if has_events or span._links:
