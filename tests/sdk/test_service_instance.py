@@ -9,6 +9,7 @@ Whatever sets OTel's process-global providers runs in a child interpreter, so te
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -291,7 +292,9 @@ def test_the_python_processes_a_program_exec_d_by_agent_otel_run_starts_get_the_
                            env={**CLEAN_ENV, "PYTHONPATH": str(ROOT / "src"), **UNDER_THE_LAUNCHER}, cwd=tmp_path,
                            capture_output=True, text=True, timeout=120)
     assert child.returncode == 0, child.stderr
-    (shell_pid,), *shown = (json.loads(line) for line in child.stdout.strip().splitlines())
+    # by array, not by line: print() writes a line's text and its newline apart, so two processes printing at
+    # once into one pipe may put both arrays on one line
+    (shell_pid,), *shown = (json.loads(array) for array in re.findall(r"\[[^\]]*\]", child.stdout))
     assert len(shown) == 2 and all(pid != shell_pid for pid, _ in shown)
     assert all(instance_id == f"pod-7-{pid}" for pid, instance_id in shown)
 
