@@ -431,6 +431,14 @@ def test_every_content_attribute_of_another_librarys_genai_span_is_removed(otel:
     assert attributes == {**kept, **marker}
 
 
+def test_a_retrievers_lookup_is_no_model_call(otel: Any) -> None:
+    """LangChain's instrumentation traces a retriever as ``gen_ai.operation.name=retrieval``: a vector store's lookup,
+    recorded before as an inference call of provider "unknown"."""
+    with foreign(otel).start_as_current_span("retrieval", attributes={semconv.GEN_AI_OPERATION_NAME: "retrieval"}):
+        pass
+    assert otel.points(semconv.CLIENT_INFERENCE_DURATION.name) == []
+
+
 def test_an_evaluators_event_on_a_span_of_ours_is_counted_once(otel: Any) -> None:
     from opentelemetry import trace
 

@@ -5,6 +5,7 @@ Whatever sets OTel's process-global providers runs in a child interpreter, so te
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import socket
@@ -358,3 +359,16 @@ def test_each_signal_reads_its_own_otlp_variables_over_the_generic_ones() -> Non
                             ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "udp")):
         with pytest.raises(ConfigurationError, match=f"^{variable}={value!r}: "):
             resolve_settings(env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", variable: value})
+
+
+def test_a_hashed_key_among_the_resource_attributes_is_hashed_on_every_span() -> None:
+    """``OTEL_RESOURCE_ATTRIBUTES=user.id=...`` went with every span in clear (the metrics already dropped it)."""
+    child = run_child("""
+        import agent_otel
+        from opentelemetry import trace
+        agent_otel.configure(traces_exporter="none", metrics_exporter="none", system_metrics=False)
+        print(trace.get_tracer_provider().resource.attributes["user.id"])
+        agent_otel.shutdown()
+    """, OTEL_RESOURCE_ATTRIBUTES="user.id=alice")
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == hashlib.sha256(b"alice").hexdigest()

@@ -36,7 +36,9 @@ _OPENINFERENCE: dict[str, tuple[Kind, str]] = {
     "LLM": (Kind.PROVIDER, semconv.OPERATION_CHAT), "EMBEDDING": (Kind.PROVIDER, "embeddings"),
     "AGENT": (Kind.AGENT, semconv.OPERATION_INVOKE_AGENT), "TOOL": (Kind.TOOL, semconv.OPERATION_EXECUTE_TOOL),
 }
-_NOT_CALLS = frozenset({"create_agent", semconv.OPERATION_EVOLVE})  # an agent being built; our evolution runs
+#: Operations that are no call the bridge records: an agent being built, our evolution runs, a retriever's lookup
+#: (a vector store's, no model call: it was recorded as an inference call of provider "unknown").
+_NOT_CALLS = frozenset({"create_agent", semconv.OPERATION_EVOLVE, "retrieval"})
 
 
 #: The attributes without which :func:`classify` finds no GenAI call in a span.

@@ -70,7 +70,7 @@ from agent_otel._context.carriers import (
 )
 from agent_otel._context.propagation import context_from_environment
 from agent_otel._engine.instruments import build_runtime, enabled_from_env
-from agent_otel._engine.policy import check_policy_environment
+from agent_otel._engine.policy import check_policy_environment, policy
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import host_signals_blocked, start_thread
 from agent_otel._engine.wrappers import end_in_flight
@@ -418,6 +418,9 @@ def _resource(service_name: str, host: Resource | None) -> Resource:
     hosts = chosen is not None and chosen != instance_id.attributes.get(ResourceAttributes.SERVICE_INSTANCE_ID)
     if hosts and (_fork_child_setup or _a_multiprocessing_worker() or not claim_instance_id(str(chosen))):
         resource = resource.merge(Resource({ResourceAttributes.SERVICE_INSTANCE_ID: f"{chosen}-{os.getpid()}"}))
+    hashed = policy().hashed_keys
+    if not hashed.isdisjoint(resource.attributes):  # OTEL_RESOURCE_ATTRIBUTES=user.id=...: it went with every span
+        resource = Resource(policy().scrub(dict(resource.attributes)), resource.schema_url)
     return resource
 
 
