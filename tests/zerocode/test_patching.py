@@ -637,6 +637,28 @@ def test_targets_in_a_package_that_exports_lazily_resolve(package: Package, otel
     assert names(otel) == ["execute_tool helper", "execute_tool helper", "execute_tool lazy-tool"]
 
 
+def test_a_function_a_package_re_exports_is_wrapped_where_it_is_defined_too(package: Package, otel: Any) -> None:
+    """``pkg/__init__.py`` does ``from .core import search``, the target is ``pkg:search``: before, only the calls
+    through the package's name were traced, not ``pkg.core.search`` nor the defining module's own calls."""
+    package.write("core", """
+        def search(x):
+            return x + 1
+
+        def search_twice(x):
+            return search(search(x))
+    """)
+    (package.folder / "__init__.py").write_text("from .core import search\n")
+    instrument(config(f'[[tool]]\ntarget = "{package.name}:search"\n'))
+    root = importlib.import_module(package.name)
+    core = importlib.import_module(f"{package.name}.core")
+    assert entry_errors() == {}
+    assert (root.search(1), core.search(1), core.search_twice(1)) == (2, 2, 3)
+    assert root.search is core.search  # one wrapper, as one function before
+    assert names(otel) == ["execute_tool search"] * 4
+    uninstrument()
+    assert not hasattr(root.search, "__wrapped__") and root.search is core.search
+
+
 def test_a_configured_function_adds_one_frame_per_call_as_a_decorator_does(otel: Any, package: Package) -> None:
     """The configured target's own checks (uninstrumented since, ``super()`` within the family) run in its
     handler, not in a wrapper function of their own: one Python frame per call, as under a functools.wraps

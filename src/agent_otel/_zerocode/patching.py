@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Collection, Iterable
@@ -295,6 +296,20 @@ def _wrap_attribute(state: _State, entry: _Entry, owner: Owner, attr: str, raw: 
     wrapper = _make_wrapper(entry, raw, owner, attr)
     setattr(owner, attr, wrapper)
     state.patches.append(_Patch(owner, attr, had_own, raw, wrapper))
+    home = _home_of_reexport(owner, raw)
+    if home is not None:  # the module that defines it, whose own calls read it there: the same wrapper
+        setattr(home, raw.__name__, wrapper)
+        state.patches.append(_Patch(home, raw.__name__, True, raw, wrapper))
+
+
+def _home_of_reexport(owner: Owner, raw: object) -> ModuleType | None:
+    """The module that defines a function a package re-exports (``pkg/__init__.py``: ``from .core import search``;
+    the target ``pkg:search``), when it still holds it under its name: the calls through ``pkg.core.search`` and
+    the module's own calls of ``search`` were not traced, only those through the package's name."""
+    if not isinstance(owner, ModuleType) or not isinstance(raw, FunctionType):
+        return None
+    home = sys.modules.get(raw.__module__ or "")
+    return home if home is not None and home is not owner and vars(home).get(raw.__name__) is raw else None
 
 
 def _overrides_as_a_method(raw: object) -> bool:
