@@ -293,3 +293,17 @@ def test_a_launcher_run_with_safe_path_still_gives_the_program_its_folder(app: P
     launched_ = under_test(app, [sys.executable, "-P", "-m", "agent_otel", "run", "--config", "agent-otel.toml", "--",
                                  *command])
     assert outcome(launched_) == outcome(under_test(app, command)) == (0, f"helper {app / 'sub'}\n", "")
+
+
+def test_a_method_the_script_assigns_after_its_class_statement_is_wrapped_then(tmp_path: Path) -> None:
+    """``Agent.run = _run`` after ``class Agent``: the target did not resolve at the class statement and was never
+    tried again, so the program ran untraced, with no word said."""
+    (tmp_path / "late.py").write_text(
+        "class Agent:\n    def __init__(self, name):\n        self.name = name\n\n"
+        "def _run(self, task):\n    return f'{self.name} did {task}'\n\n"
+        "Agent.run = _run\n\nprint(Agent('a1').run('t'))\n")
+    (tmp_path / "late.toml").write_text('[[agent]]\ntarget = "__main__:Agent.run"\nname = { path = "self.name" }\n')
+    with OtlpHttpReceiver() as receiver:
+        result = launched(tmp_path, "late.toml", "late.py", receiver=receiver)
+        assert outcome(result) == outcome(plain(tmp_path, "late.py")) == (0, "a1 did t\n", "")
+        assert [name for name, _ in spans_named(receiver, 1)] == ["invoke_agent a1"]

@@ -10,7 +10,9 @@ with a statement that binds a target's first name (a ``def``, a ``class``, an as
 import). After that statement has run, the target is wrapped, so the statements after it
 (``if __name__ == "__main__": main()``) call the wrapper. Nothing is added to the program's source
 or namespace: its ``globals()``, ``__file__``, ``__name__``, ``sys.argv`` and tracebacks are those of
-plain ``python``. Each target is wrapped once, at the first statement after which its name exists.
+plain ``python``. Each target is wrapped once, at the first statement after which its name exists; one that
+cannot be wrapped there yet (``Agent.run`` assigned after ``class Agent``) is tried again at the next statement
+that binds its name or sets an attribute of it (``Agent.run = _run``).
 """
 
 from __future__ import annotations
@@ -153,7 +155,7 @@ def _groups(program: Program, wanted: set[str]) -> list[tuple[CodeType, set[str]
     current: list[ast.stmt] = []
     for statement in tree.body:
         current.append(statement)
-        bound = bound_names(statement) & wanted
+        bound = (bound_names(statement) | _attributes_set(statement)) & wanted
         if bound:
             groups.append((current, bound))
             current = []
@@ -170,13 +172,25 @@ def _groups(program: Program, wanted: set[str]) -> list[tuple[CodeType, set[str]
     return compiled
 
 
+def _attributes_set(statement: ast.stmt) -> set[str]:
+    """The top-level names whose attribute a statement sets (``Agent.run = _run``): a ``Class.method`` target
+    assigned after its ``class`` statement is wrapped then."""
+    targets = (statement.targets if isinstance(statement, ast.Assign) else
+               [statement.target] if isinstance(statement, ast.AnnAssign | ast.AugAssign) else [])
+    return {target.value.id for target in targets
+            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)}
+
+
 def _apply(program: Program, specs: list[TargetSpec], bound: set[str] | None) -> None:
-    """Wrap the targets not wrapped yet whose name the last statement bound (None: all the rest)."""
+    """Wrap the targets not wrapped yet whose name the last statement bound (None: all the rest). A target that
+    could not be wrapped then (``Agent.run`` before ``Agent.run = _run``) is tried again at the next statement
+    that binds its name or sets an attribute of it."""
     due = []
+    failed = patching.entry_errors() if bound is not None else {}
     for spec in specs:
         name = spec.qualname.split(".")[0]
-        if spec.target in program.applied or (bound is not None and (name not in bound
-                                                                     or name not in program.namespace)):
+        if (spec.target in program.applied and spec.target not in failed) or (
+                bound is not None and (name not in bound or name not in program.namespace)):
             continue
         program.applied.add(spec.target)
         due.append(spec)
