@@ -137,3 +137,16 @@ def test_a_script_that_cannot_be_read_exits_2(project: Path, script: str, messag
     (project / "broken.py").write_text("def f(:\n")
     result = check(project, "--script", script)
     assert (result.returncode, result.stdout, result.stderr) == (2, "", f"agent-otel: {message}\n")
+
+
+def test_a_method_the_script_assigns_after_its_class_is_resolved_when_it_runs(tmp_path: Path) -> None:
+    """``Agent.run = _run`` after ``class Agent``, which ``run`` wraps after that assignment: check called it an
+    error ("class Agent in late.py has no method 'run'")."""
+    (tmp_path / "late.py").write_text("class Agent:\n    pass\n\ndef _run(self):\n    return 1\n\nAgent.run = _run\n")
+    config = write_config(tmp_path, "__main__:Agent.run")
+    result = check(tmp_path, "--script", "late.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert targets_section(result.stdout) == [*table(
+        ("__main__:Agent.run", "agent[0].target[0]", "-",
+         "resolved when the script runs (late.py line 7 sets Agent.run)"),
+    ), f"{config}: 1 target, 0 resolved, 1 resolved when the script runs, 0 errors"]

@@ -253,6 +253,9 @@ def resolve_in_script(tree: ast.Module, qualname: str, label: str) -> InScript:
         node, note = _class_member(tree, owner, part, label)
         path.append(part)
         if node is None:
+            assigned = _attribute_assignment(tree, owner.name, part)
+            if assigned is not None:  # ``Agent.run = _run`` after the class: run wraps it then
+                raise BoundAtRunTime(f"line {assigned.lineno} sets {owner.name}.{part}")
             raise TargetError(note)
     if isinstance(node, ast.ClassDef):
         raise TargetError(f"{qualname} is a class; name one of its methods (e.g. {qualname}.__call__)")
@@ -261,6 +264,17 @@ def resolve_in_script(tree: ast.Module, qualname: str, label: str) -> InScript:
 
 
 _Member = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+
+
+def _attribute_assignment(tree: ast.Module, owner: str, name: str) -> ast.stmt | None:
+    """The script's first top-level statement that sets ``owner.name`` (a method assigned after its class)."""
+    for statement in tree.body:
+        targets = (statement.targets if isinstance(statement, ast.Assign) else
+                   [statement.target] if isinstance(statement, ast.AnnAssign) else [])
+        if any(isinstance(target, ast.Attribute) and target.attr == name and isinstance(target.value, ast.Name)
+               and target.value.id == owner for target in targets):
+            return statement
+    return None
 
 
 def _class_member(tree: ast.Module, klass: ast.ClassDef, name: str, label: str) -> tuple[_Member | None, str]:
