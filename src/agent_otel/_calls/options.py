@@ -504,7 +504,7 @@ def option_value(option: Option, value: Any, source: Source) -> Any:
         return _table_value(option, value, source)
     ok, literal = _literal(option, value)
     if ok:
-        if option.required and isinstance(literal, str) and not literal.strip():
+        if option.required and _blank(literal):
             raise BadValue(f"expected a name, got an empty string ({option.hint})")  # no call could read one
         return literal
     if source.as_calls_read and _read_by_each_call(option, value):
@@ -600,11 +600,15 @@ def collect(kind: str, values: Mapping[str, Any], *, check: bool = True) -> dict
     return options
 
 
+def _blank(value: object) -> bool:
+    """A name no call could read (``""``, ``"  "``)."""
+    return isinstance(value, str) and not value.strip()
+
+
 def check_required(kind: str, options: Mapping[str, Any]) -> None:
     """Raise naming the first required option of ``kind`` that ``options`` lacks (or has empty)."""
     for option in KINDS[kind].values():
-        value = options.get(option.name)
-        if option.required and option.decorator and (not value or (isinstance(value, str) and not value.strip())):
+        if option.required and option.decorator and (not options.get(option.name) or _blank(options[option.name])):
             raise ConfigurationError(f"{kind}(): {option.name} is required ({option.hint})")
 
 

@@ -418,9 +418,9 @@ def _resource(service_name: str, host: Resource | None) -> Resource:
     hosts = chosen is not None and chosen != instance_id.attributes.get(ResourceAttributes.SERVICE_INSTANCE_ID)
     if hosts and (_fork_child_setup or _a_multiprocessing_worker() or not claim_instance_id(str(chosen))):
         resource = resource.merge(Resource({ResourceAttributes.SERVICE_INSTANCE_ID: f"{chosen}-{os.getpid()}"}))
-    hashed = policy().hashed_keys
-    if not hashed.isdisjoint(resource.attributes):  # OTEL_RESOURCE_ATTRIBUTES=user.id=...: it went with every span
-        resource = Resource(policy().scrub(dict(resource.attributes)), resource.schema_url)
+    current = policy()
+    if not current.hashed_keys.isdisjoint(resource.attributes):  # OTEL_RESOURCE_ATTRIBUTES=user.id=...: it went
+        resource = Resource(current.scrub(dict(resource.attributes)), resource.schema_url)  # with every span
     return resource
 
 

@@ -40,7 +40,7 @@ from agent_otel._engine.self_telemetry import report_error
 from agent_otel._zerocode import patching
 from agent_otel._zerocode.config import TargetSpec
 from agent_otel._zerocode.patching import apply_targets, targets_in
-from agent_otel._zerocode.targets import bound_names
+from agent_otel._zerocode.targets import attributes_set, bound_names
 
 MAIN = "__main__"
 _MP_MAIN = "__mp_main__"
@@ -155,7 +155,7 @@ def _groups(program: Program, wanted: set[str]) -> list[tuple[CodeType, set[str]
     current: list[ast.stmt] = []
     for statement in tree.body:
         current.append(statement)
-        bound = (bound_names(statement) | _attributes_set(statement)) & wanted
+        bound = (bound_names(statement) | {name for name, _ in attributes_set(statement)}) & wanted
         if bound:
             groups.append((current, bound))
             current = []
@@ -170,15 +170,6 @@ def _groups(program: Program, wanted: set[str]) -> list[tuple[CodeType, set[str]
         group = ast.Module(body=statements, type_ignores=[])
         compiled.append((compile(group, program.filename, "exec", flags=flags, dont_inherit=True), bound))
     return compiled
-
-
-def _attributes_set(statement: ast.stmt) -> set[str]:
-    """The top-level names whose attribute a statement sets (``Agent.run = _run``): a ``Class.method`` target
-    assigned after its ``class`` statement is wrapped then."""
-    targets = (statement.targets if isinstance(statement, ast.Assign) else
-               [statement.target] if isinstance(statement, ast.AnnAssign | ast.AugAssign) else [])
-    return {target.value.id for target in targets
-            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)}
 
 
 def _apply(program: Program, specs: list[TargetSpec], bound: set[str] | None) -> None:

@@ -266,15 +266,18 @@ def resolve_in_script(tree: ast.Module, qualname: str, label: str) -> InScript:
 _Member = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
 
 
+def attributes_set(statement: ast.stmt) -> list[tuple[str, str]]:
+    """The ``(name, attribute)`` pairs a top-level statement sets (``Agent.run = _run``: a method assigned after
+    its class, which ``run`` wraps after that statement)."""
+    targets = (statement.targets if isinstance(statement, ast.Assign) else
+               [statement.target] if isinstance(statement, ast.AnnAssign | ast.AugAssign) else [])
+    return [(target.value.id, target.attr) for target in targets
+            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)]
+
+
 def _attribute_assignment(tree: ast.Module, owner: str, name: str) -> ast.stmt | None:
-    """The script's first top-level statement that sets ``owner.name`` (a method assigned after its class)."""
-    for statement in tree.body:
-        targets = (statement.targets if isinstance(statement, ast.Assign) else
-                   [statement.target] if isinstance(statement, ast.AnnAssign) else [])
-        if any(isinstance(target, ast.Attribute) and target.attr == name and isinstance(target.value, ast.Name)
-               and target.value.id == owner for target in targets):
-            return statement
-    return None
+    """The script's first top-level statement that sets ``owner.name``."""
+    return next((statement for statement in tree.body if (owner, name) in attributes_set(statement)), None)
 
 
 def _class_member(tree: ast.Module, klass: ast.ClassDef, name: str, label: str) -> tuple[_Member | None, str]:
