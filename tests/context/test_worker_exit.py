@@ -165,3 +165,42 @@ def test_a_forked_worker_whose_sleeping_main_thread_misses_its_sigterm_still_die
     result = subprocess.run([sys.executable, "blocked.py"], cwd=tmp_path, env=environment, capture_output=True,
                             text=True, timeout=120)
     assert (result.returncode, result.stdout, result.stderr) == (0, "-15\n", "")
+
+
+#: Workers that set agent-otel up in their pool's initializer, the parent never does: the usual recipe for
+#: OpenTelemetry in a process pool. Six tool calls, all in workers, two of them in a Pool left by its ``with``
+#: block (terminate(): SIGTERM to its workers).
+INITIALIZER = """
+import concurrent.futures, multiprocessing, sys
+import agent_otel
+
+@agent_otel.tool("work")
+def work(x):
+    return x * x
+
+def set_up():
+    agent_otel.configure()
+
+if __name__ == "__main__":
+    context = multiprocessing.get_context(sys.argv[1])
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=context, initializer=set_up) as executor:
+        print(list(executor.map(work, range(4))))
+    with context.Pool(2, initializer=set_up) as pool:
+        print(pool.map(work, [5, 6]))
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_workers_set_up_by_their_pools_initializer_export_what_they_recorded(tmp_path: Path, method: str) -> None:
+    """The worker's ``_bootstrap`` is running when its initializer calls configure(), so it was not the wrapped one
+    that flushes before ``os._exit()``: before, fork and forkserver workers exported nothing, and a Pool's workers
+    lost what they recorded to the SIGTERM of its ``with`` block."""
+    (tmp_path / "initializer.py").write_text(INITIALIZER)
+    with OtlpHttpReceiver() as receiver:
+        result = subprocess.run([sys.executable, "initializer.py", method], cwd=tmp_path,
+                                env=_environment(receiver), capture_output=True, text=True, timeout=120)
+        assert (result.returncode, result.stdout, result.stderr) == (0, "[0, 1, 4, 9]\n[25, 36]\n", "")
+        tools = lambda: [s for s in receiver.spans() if s.name == "execute_tool work"]  # noqa: E731
+        wait_until(lambda: len(tools()) >= 6, "6 tool spans, all from workers")
+        wait_until(lambda: sum(_tool_calls_by_process(receiver).values()) >= 6, "6 tool calls in the metrics")
+        assert len(tools()) == 6 and sum(_tool_calls_by_process(receiver).values()) == 6

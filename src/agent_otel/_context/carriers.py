@@ -105,8 +105,8 @@ def _wrap_process_bootstrap(wrapped: Callable[..., int], instance: BaseProcess, 
     try:
         return wrapped(*args, **kwargs)
     finally:
-        if _start_method(instance) != "spawn" and _own_telemetry():  # not shut down by the worker's code meanwhile
-            _flush_before_os_exit()
+        if _start_method(instance) != "spawn":
+            _flush_if_own()
 
 
 def _start_method(process: BaseProcess) -> str | None:
@@ -210,6 +210,30 @@ def _flush_before_os_exit() -> None:
     except BaseException as exc:  # e.g. a signal handler's: what _bootstrap returned stays the status
         if isinstance(exc, Exception):
             report_error("autoinstrument.process_exit", exc)
+
+
+def flush_this_worker_on_exit() -> None:
+    """configure() in a ``multiprocessing`` worker whose ``_bootstrap`` is running already: the program set agent-otel
+    up in its pool's initializer or its process's target (its parent did not, so that ``_bootstrap`` is not the
+    wrapped one, see :func:`_wrap_process_bootstrap`). The same exits flush: SIGTERM, and the end of the work of a
+    worker that leaves by ``os._exit()`` (fork, forkserver), among multiprocessing's own exit finalizers, last."""
+    multiprocessing = sys.modules.get("multiprocessing")  # a worker has it imported; anything else is not one
+    if multiprocessing is None or multiprocessing.parent_process() is None:
+        return
+    from multiprocessing import util
+
+    _flush_on_terminate()
+    if _start_method(multiprocessing.current_process()) != "spawn":  # a spawned worker's atexit hook flushes
+        util.Finalize(None, _flush_if_own, exitpriority=_LAST)
+
+
+#: Below every priority multiprocessing and programs give their exit finalizers (0 and up), so it runs after them.
+_LAST = -1_000_000
+
+
+def _flush_if_own() -> None:
+    if _own_telemetry():  # not shut down by the worker's code meanwhile
+        _flush_before_os_exit()
 
 
 def _wrap_popen_init(wrapped: Callable[..., None], instance: subprocess.Popen[Any], args: Args,

@@ -62,6 +62,7 @@ from opentelemetry.util._once import Once
 from agent_otel import semconv
 from agent_otel._bridge.processor import GenAiSpanBridge
 from agent_otel._context.carriers import (
+    flush_this_worker_on_exit,
     instrument_process_carriers,
     instrument_thread_subclasses,
     uninstrument_process_carriers,
@@ -372,6 +373,8 @@ def configure(
             _register_exit_hook()
             _register_fork_handler()
         _telemetry = telemetry
+        if not _fork_child_setup and exports_from_this_process():  # a forked child's bootstrap is the wrapped one
+            flush_this_worker_on_exit()
         return telemetry
 
 
