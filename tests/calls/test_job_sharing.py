@@ -189,3 +189,33 @@ def test_a_block_in_a_generator_stepped_in_fresh_context_copies_is_recorded(otel
     assert [span.name for span in otel.spans()] == ["invoke_agent writer", "run_phase emit", "invoke_workflow stream"]
     assert otel.span("invoke_workflow stream").attributes[semconv.JOB_ID] == "J-gen"
     assert len(points(otel, semconv.JOB_DURATION.name)) == 1
+
+
+def test_a_generators_block_overlapping_another_entry_of_its_object_is_still_recorded(otel: Any) -> None:
+    """A generator's block stepped in fresh context copies while the same job object is entered elsewhere: its
+    exit, in a context that never entered it, is matched to its entry by the frame that made both. Before, with two
+    entries open it ended none, its entry stayed open for good, and every later generator block of that object
+    (with no overlap at all) was never recorded either: no span, no ``job.duration``."""
+    import contextvars
+
+    shared = agent_otel.job(type="stream")
+
+    def steps() -> Any:
+        with shared:
+            yield agent_otel.current_job_id()
+
+    overlapped = steps()
+    contextvars.copy_context().run(next, overlapped)  # the generator's block entered
+    with shared:  # another entry of the same object meanwhile
+        assert list(contextvars.copy_context().run(lambda: list(overlapped))) == []  # left in another copy
+        assert len(otel.spans()) == 1  # the generator's job, ended inside the other entry
+    for _ in range(3):
+        stepped = steps()
+        while True:
+            try:
+                contextvars.copy_context().run(next, stepped)
+            except StopIteration:
+                break
+    assert [span.name for span in otel.spans()] == ["invoke_workflow stream"] * 5
+    assert sum(point.count for point in points(otel, semconv.JOB_DURATION.name)) == 5
+    assert not shared._open  # nothing left open, nothing kept alive

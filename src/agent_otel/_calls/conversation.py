@@ -93,11 +93,10 @@ class conversation(InvocationScope):
         self.conversation_id = conversation_id
         super().__init__()
 
-    def __enter__(self) -> conversation:
+    def _refuse_entry(self) -> None:
         if is_extractor(self.conversation_id):
             raise ConfigurationError("conversation(): an extractor is only meaningful when conversation() decorates "
                                      "a function; a with-block takes the id itself")
-        return super().__enter__()
 
     def _begin(self) -> Invocation:
         if self._problem is not None:

@@ -248,10 +248,9 @@ class job(InvocationScope):
             if value is not None:
                 inv.outcome = value
 
-    def __enter__(self) -> job:
+    def _refuse_entry(self) -> None:
         if any(is_extractor(value) for value in (self.job_id, self.type, self.conversation, self.pattern)):
             raise ConfigurationError("job(): extractors are only meaningful when job() decorates a function")
-        return super().__enter__()
 
     def _begin(self) -> Invocation:
         if self._conversation_problem is not None:

@@ -136,10 +136,9 @@ class phase(InvocationScope):
             if value is not None:
                 inv.outcome = value
 
-    def __enter__(self) -> phase:
+    def _refuse_entry(self) -> None:
         if any(is_extractor(value) for value in self.options.values()):
             raise ConfigurationError("phase(): extractors are only meaningful when phase() decorates a function")
-        return super().__enter__()
 
     def _begin(self) -> Invocation:
         return self._handler.begin(_marker, None, (), {})

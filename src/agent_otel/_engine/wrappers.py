@@ -988,8 +988,9 @@ class InvocationScope:
     Safe to reuse and to share across threads and asyncio tasks: the open entries live in a context
     variable, so each thread and task sees (and ends) only its own, whatever order they leave in. A block
     left in a context that never entered it, as a generator's block is when each step runs in a fresh copy of
-    its caller's context (Starlette's ``iterate_in_threadpool``, ``anyio.to_thread``), ends the one entry of
-    this object still open anywhere; with two or more open, which one it is cannot be told, and none is ended.
+    its caller's context (Starlette's ``iterate_in_threadpool``, ``anyio.to_thread``), ends the entry that the
+    same frame made (the generator's, whatever else of this object is open meanwhile); failing that, the one
+    entry of this object still open anywhere; with two or more, which one it is cannot be told, and none is.
     """
 
     stage = "scope"
@@ -1024,6 +1025,14 @@ class InvocationScope:
         return cast("Invocation | None", entries[-1][0]) if entries else None
 
     def __enter__(self) -> Self:
+        return self._enter(sys._getframe(1))
+
+    def _refuse_entry(self) -> None:
+        """Raise to refuse a ``with`` block (an option it cannot take); before anything is entered."""
+
+    def _enter(self, frame: types.FrameType) -> Self:
+        """``frame``: the frame running the ``with`` statement (held by the entry until the block is left)."""
+        self._refuse_entry()
         inv: Invocation | None = None
         token: Token[Context] | None = None
         if runtime().enabled:
@@ -1033,27 +1042,32 @@ class InvocationScope:
             except Exception as exc:
                 report_error(self.stage + ".begin", exc)
                 inv = None
-        entry: _ScopeEntry = [inv, token, None, self._new_result()]
+        entry: _ScopeEntry = [inv, token, None, self._new_result(), frame]
         entry[2] = self._entries.set((*self._entries.get(), entry))
         self._open[id(entry)] = entry
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        self._exit(exc, sys._getframe(1))
+
+    def _exit(self, exc: BaseException | None, frame: types.FrameType) -> None:
         entries = self._entries.get()
-        if entries:
-            entry = entries[-1]
-            inv, token, restore, result = entry
+        innermost = entries[-1] if entries else None
+        entry = innermost if innermost is not None and innermost[4] is frame else self._entry_left(frame, innermost)
+        if entry is None:
+            return
+        inv, token, restore, result, _ = entry
+        if entry is innermost:
             try:
                 self._entries.reset(restore)  # back to the entries before it; forgotten when there were none
             except ValueError:  # entered in a parent context (a task inherited the entry): end it from here
                 self._entries.set(entries[:-1])
                 token = None  # that context's token cannot be detached here
-        else:  # left in a context that never entered (nor inherited an entry): the one open elsewhere, if one
-            if len(self._open) != 1:
-                return
-            entry = next(iter(self._open.values()))
-            inv, token, result = entry[0], None, entry[3]  # the entering context's token stays there
+        else:  # entered in another context (a generator's earlier step): its token stays there
+            token = None
+            if any(held is entry for held in entries):  # inherited from there, under entries of this one
+                self._entries.set(tuple(held for held in entries if held is not entry))
         self._open.pop(id(entry), None)  # gone already when it was ended from another context
         if inv is None:  # disabled, or the begin failed
             return
@@ -1064,12 +1078,24 @@ class InvocationScope:
         else:
             inv.end(End.RETURNED, self._returned(result))
 
+    def _entry_left(self, frame: types.FrameType, innermost: _ScopeEntry | None) -> _ScopeEntry | None:
+        """The entry a block left other than where it was entered ends: the innermost that ``frame`` made (a
+        generator's block, whatever else of this object is open), else the innermost of this context (one that
+        ``contextlib.ExitStack`` entered and leaves), else the one entry of this object open anywhere."""
+        opened = list(self._open.values())  # one step under the GIL: other threads enter and leave meanwhile
+        for entry in reversed(opened):
+            if entry[4] is frame:
+                return entry
+        if innermost is not None:
+            return innermost
+        return opened[0] if len(opened) == 1 else None
+
     async def __aenter__(self) -> Self:
-        return self.__enter__()
+        return self._enter(sys._getframe(1))
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        self.__exit__(exc_type, exc, tb)
+        self._exit(exc, sys._getframe(1))
 
 
 # --------------------------------------------------------------------------------------------------
