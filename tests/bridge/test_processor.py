@@ -487,3 +487,33 @@ def test_a_foreign_sub_agents_model_calls_are_its_own_not_those_of_our_agent_aro
     assert cost == {("helper", None), ("planner", "v1")}
     calls = {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.sum for p in points(otel, semconv.AGENT_INFERENCE_CALLS.name)}
     assert calls == {"helper": 1, "planner": 1}
+
+
+def test_a_foreign_span_counts_where_it_started_not_where_it_ends(otel: Any) -> None:
+    """A streamed request's span ends when the program has read the stream, wherever that is (another job's
+    block, another agent's, another phase's). Before, the bridge took the job, phase, agent counts and agent
+    version current at the end for what the start context did not have: a tool and a model call started under no
+    job were counted in job B, in agent X's calls and in phase "implement", while their own spans carry no job."""
+    tracer = foreign(otel)
+    tool = tracer.start_span("execute_tool search", attributes={semconv.GEN_AI_OPERATION_NAME: "execute_tool",
+                                                                semconv.GEN_AI_TOOL_NAME: "search"})
+    chat = tracer.start_span("chat gpt-4o", kind=SpanKind.CLIENT, attributes={
+        semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
+        semconv.GEN_AI_REQUEST_MODEL: "gpt-4o", semconv.GEN_AI_USAGE_INPUT_TOKENS: 10,
+        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 5})
+    with agent_otel.job("B", type="other"), agent_otel.phase("implement"), agent_otel.agent_call("X"):
+        tool.end()
+        chat.end()
+    with agent_otel.job("A", type="started"), agent_otel.phase("research"):
+        fetch = tracer.start_span("execute_tool fetch", attributes={semconv.GEN_AI_OPERATION_NAME: "execute_tool",
+                                                                    semconv.GEN_AI_TOOL_NAME: "fetch"})
+    with agent_otel.phase("implement"):
+        fetch.end()
+    job_b = otel.span(semconv.job_span_name("other")).attributes
+    assert (job_b[semconv.JOB_ROLLUP_TOOL_CALLS], job_b[semconv.JOB_ROLLUP_PROVIDER_CALLS]) == (0, 0)
+    tools = {p.attributes[semconv.GEN_AI_TOOL_NAME]: dict(p.attributes)
+             for p in points(otel, semconv.TOOL_DURATION.name)}
+    assert semconv.WORKFLOW_PHASE not in tools["search"]
+    assert tools["fetch"][semconv.WORKFLOW_PHASE] == "research"
+    agent_x = [point(otel, made.name).sum for made in (semconv.AGENT_TOOL_CALLS, semconv.AGENT_INFERENCE_CALLS)]
+    assert agent_x == [0, 0]  # agent X made no calls

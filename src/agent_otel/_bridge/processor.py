@@ -56,7 +56,7 @@ from agent_otel._calls.provider import (
     record_usage,
 )
 from agent_otel._calls.tool import TOOL_KEY, OpenToolCall, record_tool_call
-from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, JobState, current_job
+from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, current_job
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import OTHER, attribute_dict, policy
 from agent_otel._engine.self_telemetry import report_error
@@ -85,14 +85,17 @@ class _Seen:
     """What the bridge noted when another library's GenAI span started: its kind, the job and agent it
     ran under, and whether another span of the same call counts it instead."""
 
-    __slots__ = ("agent", "below", "calls", "covered", "enclosing", "inner_reported", "job", "kind", "operation",
-                 "own", "usage_to")
+    __slots__ = ("agent", "below", "calls", "context", "covered", "enclosing", "inner_reported", "job", "kind",
+                 "operation", "own", "usage_to")
 
-    def __init__(self, kind: Kind, operation: str, job: JobState | None, agent: object) -> None:
+    def __init__(self, kind: Kind, operation: str, context: Context) -> None:
         self.kind = kind
         self.operation = operation
-        self.job = job
-        self.agent = agent
+        #: the context it started in: its call is recorded there (its job, phase, agent), not where it ends (a
+        #: stream read to its end in another request's, a callback's span ended under another job)
+        self.context = context
+        self.job = current_job(context)
+        self.agent = otel_context.get_value(AGENT_KEY, context)
         self.calls: Any = None  # the enclosing agent invocation's call counts (call_counts.CallCounts)
         self.covered = False
         self.usage_to: ProviderInvocation | None = None  # our provider call it is part of: gets its tokens
@@ -151,9 +154,9 @@ class GenAiSpanBridge(SpanProcessor):
                 if same and parent is not None:
                     parent.covered = True
                 return
-            seen = _Seen(kind, operation, current_job(parent_context),
-                         otel_context.get_value(AGENT_KEY, parent_context))
-            seen.calls = current_counts(parent_context)
+            started_in = parent_context if parent_context is not None else otel_context.get_current()
+            seen = _Seen(kind, operation, started_in)
+            seen.calls = current_counts(started_in)
             run = (parent.below if parent is not None else self._passes.get(parent_span)) if self.open_spans else None
             if run is not None:  # inside another library's agent invocation: its call, as in an agent of ours
                 seen.agent, seen.calls, seen.below = run.name, run.calls, run
@@ -324,9 +327,7 @@ def _record(span: Span, seen: _Seen) -> None:
     error_type = _error_type(span, attributes)
     if error_type is not None:
         error_type = bound(semconv.ERROR_TYPE, error_type)
-    ctx = trace.set_span_in_context(NonRecordingSpan(span.context))  # exemplars point at the span
-    if seen.job is not None:
-        ctx = otel_context.set_value(JOB_KEY, seen.job, ctx)
+    ctx = trace.set_span_in_context(NonRecordingSpan(span.context), seen.context)  # exemplars point at the span
     ctx = context_with_counts(seen.calls, ctx)  # a model or tool call of the agent invocation it ran under
     if seen.below is not None and seen.own is None:  # another library's agent: not the version of one of ours
         ctx = otel_context.set_value(AGENT_VERSION_KEY, None, ctx)
