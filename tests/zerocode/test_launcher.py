@@ -470,3 +470,69 @@ def test_sigterm_ends_the_job_in_flight_as_an_error_before_the_flush(tmp_path: P
 def test_run_options_are_split_from_the_program_letter_by_letter(args: list[str], split: object) -> None:
     """A run option grouped before one taking a value (``-uWerror``) was dropped: ``-W error`` alone."""
     assert launcher._split_run_options(args) == split
+
+
+def _plain_and_launched(tmp_path: Path, command: list[str], env: dict[str, str] | None = None,
+                        merged: bool = False) -> tuple[tuple[int, str, str], tuple[int, str, str]]:
+    """(status, stdout, stderr) of ``command`` without and under ``agent-otel run`` (stderr into stdout when
+    ``merged``: their order), with the project's configuration."""
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("OTEL_", "AGENT_OTEL_")) and k != "PYTHONUNBUFFERED"}  # buffered, as usual
+    environment.update(XDG_CACHE_HOME=str(tmp_path / "cache"), OTEL_METRICS_EXPORTER="none",
+                       OTEL_LOGS_EXPORTER="none", OTEL_TRACES_EXPORTER="none", **(env or {}))
+    results = []
+    for prefix in ([], [AGENT_OTEL, "run", "--config", str(tmp_path / "agent-otel.toml"), "--"]):
+        done = subprocess.run([*prefix, *command], cwd=tmp_path, env=environment, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT if merged else subprocess.PIPE, text=True, timeout=60)
+        results.append((done.returncode, done.stdout, done.stderr or ""))
+    return results[0], results[1]
+
+
+@pytest.mark.parametrize("option", ["-O", "-u", "-I"])
+def test_a_scripts_shebang_options_are_kept(project: Path, option: str) -> None:
+    """Before, a script whose ``#!`` line names this interpreter with options was run in process as if the line
+    had none: ``-O`` scripts failed on their asserts, ``-I`` ones saw the environment's path."""
+    script = project / "tool.py"
+    script.write_text(f"#!{sys.executable} {option}\nimport sys\nassert {option == '-O'} is False, 'asserts on'\n"
+                      "print(sys.flags.optimize, sys.stdout.write_through, sys.flags.isolated)\n")
+    script.chmod(0o755)
+    plain, launched = _plain_and_launched(project, [str(script)])
+    assert launched == plain
+    assert plain[0] == 0, plain
+
+
+def test_an_empty_pythonpath_entry_stays_the_working_directory_of_python_children(project: Path) -> None:
+    """Before, the launcher dropped the empty entries of ``PYTHONPATH`` as it put its bootstrap first, so Python
+    children no longer imported from their working directory (ModuleNotFoundError, status 1)."""
+    (project / "helper.py").write_text("print('helper from the working directory')\n")
+    (project / "sub").mkdir()
+    (project / "sub" / "child.py").write_text("import helper\n")
+    (project / "sub" / "parent.py").write_text(
+        "import subprocess, sys\nprint(subprocess.run([sys.executable, 'sub/child.py']).returncode)\n")
+    plain, launched = _plain_and_launched(project, [sys.executable, "sub/parent.py"], {"PYTHONPATH": ":/nowhere"})
+    assert launched == plain
+    assert plain[1] == "helper from the working directory\n0\n"
+
+
+@pytest.mark.parametrize("how", [["ended.py"], ["-c", "import ended"]])
+@pytest.mark.parametrize("end", ["sys.exit('bye')", "raise SystemExit(None)", "raise KeyError('k')"])
+def test_why_a_program_ended_is_printed_where_python_prints_it(project: Path, how: list[str], end: str) -> None:
+    """python flushes what a script printed before it prints why the program ended (a traceback, an exit message),
+    and not what ``-c`` code (or a ``-m`` module) printed. Before, under the launcher, an exit message came before
+    a script's output, and a traceback after the output of ``-c`` code."""
+    (project / "ended.py").write_text(f"import sys\nprint('out')\n{end}\n")
+    plain, launched = _plain_and_launched(project, [sys.executable, *how], merged=True)
+    assert launched == plain
+    assert "out\n" in plain[1]
+
+
+def test_a_module_with_targets_says_its_compile_warnings_as_python_does(project: Path) -> None:
+    """``python -m`` compiles nothing when the module's bytecode is cached; the launcher compiled each group of its
+    statements again and said their warnings: under ``-W error`` the program never ran (SyntaxError)."""
+    (project / "warned.py").write_text("def main(x):\n    return 'one' if x is 1 else 'other'\n\n"
+                                       "if __name__ == '__main__':\n    print(main(1))\n")
+    (project / "agent-otel.toml").write_text('[[tool]]\ntarget = "warned:main"\n')
+    subprocess.run([sys.executable, "-W", "ignore", "-m", "compileall", "-q", str(project / "warned.py")], check=True)
+    plain, launched = _plain_and_launched(project, [sys.executable, "-W", "error", "-m", "warned"])
+    assert launched == plain
+    assert plain[:2] == (0, "one\n")

@@ -126,6 +126,8 @@ def _python_plan(args: list[str]) -> Plan | None:
 
 
 def _shebang(path: str) -> str | None:
+    """The interpreter a script's ``#!`` line names, when it names one alone: with options (``python -O``,
+    ``-u``, ``-I``...) the script is exec'd, so that the kernel starts it with them."""
     try:
         with open(path, "rb") as handle:
             line = handle.readline(512)
@@ -134,7 +136,7 @@ def _shebang(path: str) -> str | None:
     if not line.startswith(b"#!"):
         return None
     parts = line[2:].decode(errors="replace").split()
-    return parts[0] if parts else None
+    return parts[0] if len(parts) == 1 else None
 
 
 def plan_for(command: list[str]) -> Plan:
@@ -173,7 +175,8 @@ def _child_environment(config_file: Path | None) -> None:
     if config_file is not None:
         os.environ[AGENT_OTEL_CONFIG] = str(config_file.resolve())
     folder = str(bootstrap_dir())
-    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != folder]
+    existing = os.environ.get("PYTHONPATH")  # an empty entry in it is the working directory: kept
+    paths = [p for p in existing.split(os.pathsep) if p != folder] if existing else []
     os.environ["PYTHONPATH"] = os.pathsep.join([folder, *paths])
 
 
@@ -261,12 +264,13 @@ def bootstrap_child() -> None:
         _say(f"agent-otel: telemetry is off in this process ({exc})")
 
 
-def _exit_code(exc: SystemExit) -> int:
+def _exit_code(exc: SystemExit, plan: Plan) -> int:
     code = exc.code
     if code is None:
         return 0
     if isinstance(code, int):
         return code
+    _flush_as_python_would(plan)
     if sys.stderr is not None:
         print(code, file=sys.stderr)
     else:  # set to None by the program: python writes the message to the process's stderr itself
@@ -303,7 +307,18 @@ def _first_on_path(entry: str | None) -> None:
         sys.path.insert(0, entry)
 
 
-def _print_when_uncaught() -> None:
+def _flush_as_python_would(plan: Plan) -> None:
+    """Before it prints why a program ended (a traceback, ``sys.exit("...")``'s message), python flushes what a
+    script printed, not what ``-c`` code or a ``-m`` module printed: on one file, their order is python's."""
+    if plan.how in ("code", "module"):
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            if stream is not None:
+                stream.flush()
+
+
+def _print_when_uncaught(plan: Plan) -> None:
     """Called before an exception of the program is raised out of the launcher, so that the interpreter ends
     the process as it ends the plain program's: it prints the traceback through ``sys.excepthook`` (and sets
     ``sys.last_value``), runs the ``atexit`` handlers, waits for the threads, flushes stdout, then exits 1,
@@ -325,6 +340,16 @@ def _print_when_uncaught() -> None:
         hook(kind, value.with_traceback(program_tb), program_tb)
 
     sys.excepthook = print_as_the_program
+    if plan.how in ("code", "module"):  # printed now, before the launcher's own exit flushes stdout (a script's)
+        kind, value, tb = sys.exc_info()
+        if kind is not None and value is not None:
+            print_as_the_program(kind, value, tb)
+
+            def printed_already(kind: type[BaseException], value: BaseException,
+                                tb: types.TracebackType | None) -> None:
+                sys.excepthook = hook
+
+            sys.excepthook = printed_already
 
 
 #: The files of the frames an uncaught exception of the program passes through on its way out.
@@ -359,9 +384,9 @@ def _run_plan(plan: Plan) -> int:
             if result is not None:
                 raise SystemExit(result)
     except SystemExit as exc:
-        return _exit_code(exc)
+        return _exit_code(exc, plan)
     except BaseException:
-        _print_when_uncaught()
+        _print_when_uncaught(plan)
         raise  # the same exception object, its cause and context as the program left them
     return 0
 

@@ -28,6 +28,7 @@ import marshal
 import os
 import runpy
 import sys
+import warnings
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -149,7 +150,13 @@ def module(name: str) -> Program:
 def _groups(program: Program, wanted: set[str]) -> list[tuple[CodeType, set[str]]]:
     """The code in groups of top-level statements, each with the wanted names its last statement binds."""
     assert program.source is not None and program.code is not None
-    tree = ast.parse(program.source, program.filename)
+    with warnings.catch_warnings():  # said once already, or not at all (a cached module), as python says them
+        warnings.simplefilter("ignore")
+        return _compiled_groups(program, ast.parse(program.source, program.filename), wanted)
+
+
+def _compiled_groups(program: Program, tree: ast.Module, wanted: set[str]) -> list[tuple[CodeType, set[str]]]:
+    assert program.code is not None
     flags = program.code.co_flags & _FUTURE_FLAGS
     groups: list[tuple[list[ast.stmt], set[str]]] = []
     current: list[ast.stmt] = []
