@@ -93,3 +93,36 @@ def test_an_uncaught_thread_exception_has_plain_pythons_frames_and_still_the_job
     finally:
         threading.excepthook = original
     assert seen == [(["threading.py:_bootstrap_inner", *run_frames, "test_thread_subclass.py:fail"], "failing")]
+
+
+def test_a_pools_worker_threads_keep_no_job_of_the_call_that_happened_to_start_them(otel: Any) -> None:
+    """A thread pool starts its workers lazily, in the context of whichever submit needed one: each task runs in
+    the context of its own submit, and what the worker runs outside a task (a future's done callback, a
+    ``ThreadPool``'s result callback) ran in that first job's context for the pool's life (job A's id, under A's
+    ended span, in neither roll-up), where plain python has none. Now a pool's threads start with no context."""
+    from concurrent.futures import ThreadPoolExecutor
+    from multiprocessing.pool import ThreadPool
+
+    seen: dict[str, Any] = {}
+    executor, pool = ThreadPoolExecutor(1), None
+    try:
+        with agent_otel.job("A"):
+            executor.submit(lambda: None).result()  # starts the executor's worker
+            pool = ThreadPool(1)
+        with agent_otel.job("B"):
+            seen["task"] = executor.submit(agent_otel.current_job_id).result()
+            done = threading.Event()
+            future = executor.submit(lambda: None)
+            future.add_done_callback(lambda _: (seen.setdefault("done callback", current_ids()), done.set()))
+            assert done.wait(10)
+            called = threading.Event()
+            pool.apply_async(lambda: None, callback=lambda _: (seen.setdefault("pool callback", current_ids()),
+                                                               called.set()))
+            assert called.wait(10)
+    finally:
+        executor.shutdown()
+        if pool is not None:
+            pool.close()
+            pool.join()
+    assert seen["task"] == "B"
+    assert seen["done callback"] == seen["pool callback"] == (None, 0)

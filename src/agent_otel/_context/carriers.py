@@ -324,10 +324,22 @@ def uninstrument_process_carriers() -> None:
             _unpatch(_process_patches(module))
 
 
+#: The targets of the threads a pool starts, lazily, when a submit needs one (``concurrent.futures`` workers,
+#: asyncio's default executor's among them; ``multiprocessing.pool``'s workers and handlers): each task runs in the
+#: context of its own submit, so the thread itself starts with none, as under plain python, rather than for ever in
+#: that of the call that happened to start it (its job, under its span, long ended).
+_POOL_THREAD_TARGETS = frozenset({
+    ("concurrent.futures.thread", "_worker"), ("multiprocessing.pool", "worker"),
+    ("multiprocessing.pool", "Pool._handle_workers"), ("multiprocessing.pool", "Pool._handle_tasks"),
+    ("multiprocessing.pool", "Pool._handle_results")})
+
+
 def _wrap_thread_bootstrap(wrapped: Callable[[], None], instance: threading.Thread, args: Args,
                            kwargs: Kwargs) -> None:
     context = getattr(instance, "_otel_context", None)  # what the threading instrumentation took at start()
-    if context is None:
+    target = getattr(instance, "_target", None)
+    if context is None or (getattr(target, "__module__", None), getattr(target, "__qualname__", None)) in \
+            _POOL_THREAD_TARGETS:
         return wrapped(*args, **kwargs)
     token = otel_context.attach(context)
     try:
