@@ -536,3 +536,23 @@ def test_a_module_with_targets_says_its_compile_warnings_as_python_does(project:
     plain, launched = _plain_and_launched(project, [sys.executable, "-W", "error", "-m", "warned"])
     assert launched == plain
     assert plain[:2] == (0, "one\n")
+
+
+@pytest.mark.parametrize("given", ["--config=", "--config= "])
+def test_an_empty_config_option_is_refused_not_taken_as_none(project: Path, given: str) -> None:
+    """``--config="$CONFIG"`` with the variable unset: before, the launcher looked for a configuration as if the
+    option were not there (none found: the program ran with the SDK setup only), without a word about it."""
+    result = subprocess.run([AGENT_OTEL, "run", given, "--", sys.executable, "-c", "print('ran')"], cwd=project,
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == ("agent-otel run: --config names no file; give a path, or leave the option out to look "
+                             "for one\n")
+
+
+def test_python_dot_runs_the_working_directorys_main_with_pythons_paths(project: Path) -> None:
+    """``python .`` has the working directory itself first on its path and in ``__file__``; under the launcher they
+    were ``/work/.`` and ``/work/./__main__.py``."""
+    (project / "__main__.py").write_text("import sys\nprint(sys.path[0], __file__)\n")
+    plain, launched = _plain_and_launched(project, [sys.executable, "."])
+    assert launched == plain
+    assert plain[1] == f"{project} {project / '__main__.py'}\n"

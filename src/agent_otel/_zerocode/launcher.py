@@ -422,6 +422,9 @@ def run_launcher(args: argparse.Namespace) -> int:
     if not command:
         _say("agent-otel run: nothing to run; usage: agent-otel run [--config FILE] -- COMMAND [ARGS...]")
         return 2
+    if args.config is not None and not args.config.strip():  # --config= (an unset variable): never the default
+        _say("agent-otel run: --config names no file; give a path, or leave the option out to look for one")
+        return 2
     plan = plan_for(command)
     if plan.how == "again":
         return _again_with_run_options(plan, args.config)

@@ -107,7 +107,10 @@ def script(path: str) -> Program:
 
 def joined_with_cwd(path: str) -> str:
     """A script's path made absolute as python makes it: joined to the working directory and not normalized
-    (``python ./app.py`` has ``/work/./app.py`` in ``__file__`` and in its tracebacks)."""
+    (``python ./app.py`` has ``/work/./app.py`` in ``__file__`` and in its tracebacks); ``python .`` is the
+    working directory itself."""
+    if path == ".":
+        return os.getcwd()
     return path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
 
 
