@@ -96,3 +96,26 @@ def test_a_config_entry_names_its_evaluations() -> None:
     assert target.options["evaluations"] == ["relevance"]
     with pytest.raises(ConfigurationError, match=r"evolution\[0\]\.evaluations.*array of strings"):
         parse_config(tomllib.loads(entry.replace('["relevance"]', "3")))
+
+
+def test_a_negative_score_is_left_off_the_histogram_counted_and_still_in_the_kpi(
+        otel: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A reward model's negative scores: the SDK's histogram drops a negative value and says so on the program's
+    stderr; before, the histogram silently had 1 of 3 scores while the KPI had all three. A bool is no score."""
+    from tests.support.telemetry import error_count
+
+    @agent_otel.evolution("rewarded", evaluations=["reward"])
+    def evolve() -> dict[str, Any]:
+        for score in (-0.5, 0.5, -0.2):
+            agent_otel.record_evaluation("reward", score, agent="rewarded")
+        agent_otel.record_evaluation("reward", True, agent="rewarded")  # type: ignore[arg-type]
+        return {}
+
+    evolve()
+    scores = point(otel, semconv.AGENT_EVALUATION_SCORE.name)
+    assert (scores.count, scores.sum) == (1, 0.5)
+    assert error_count(otel, "evaluation.negative_score") == 2
+    assert error_count(otel, "evaluation.score") == 1
+    assert otel.span("evolve rewarded").attributes[semconv.EVOLUTION_KPI_AFTER_PREFIX + "reward"] == pytest.approx(
+        -0.2 / 3)
+    assert not [record for record in caplog.records if record.name.startswith("opentelemetry")]

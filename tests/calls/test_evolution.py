@@ -339,3 +339,48 @@ def test_a_class_is_no_kpi_record(otel: Any, samplers: list[Any]) -> None:
 def test_configuration_errors() -> None:
     with pytest.raises(ConfigurationError, match="agent is required"):
         agent_otel.evolution("")
+
+
+def test_a_run_with_more_kpis_than_the_span_has_room_for_keeps_its_name_agent_and_status(
+        otel: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Each KPI is three span attributes (before, after, delta). Before, past the SDK's attribute limit (128) the
+    SDK dropped the oldest ones: with 41 KPIs the run lost ``evolution.status`` and ``gen_ai.agent.name``, and the
+    SDK said "Attributes dict is full" on the program's stderr once per dropped attribute (331 lines for 150)."""
+    kpis = {f"k{n:03d}": float(n) for n in range(150)}
+
+    @agent_otel.evolution("wide", kpi="k149")
+    def evolve() -> dict[str, Any]:
+        return {"kpis_before": kpis, "kpis_after": {name: value + 1 for name, value in kpis.items()}}
+
+    evolve()
+    attributes = otel.span("evolve wide").attributes
+    assert attributes[semconv.EVOLUTION_STATUS] == "succeeded"
+    assert attributes[semconv.GEN_AI_AGENT_NAME] == "wide"
+    assert attributes[semconv.EVOLUTION_KPI_DELTA_PREFIX + "k149"] == 1.0  # the primary KPI first
+    assert len(attributes) <= 128
+    assert not [record for record in caplog.records if record.name.startswith("opentelemetry")]
+    assert error_count(otel, "evolution.kpi_attributes") == 1
+
+
+def test_a_result_objects_methods_are_not_read_as_its_flags(otel: Any) -> None:
+    """A result object that offers ``rollback()`` or ``success()`` methods: before, the bound method was read as
+    the field (a method is true), so the run was ``rolled_back`` and published its KPIs before as current."""
+
+    class Outcome:
+        kpis_before = {"acc": 0.5}
+        kpis_after = {"acc": 0.6}
+
+        def rollback(self) -> None:
+            raise AssertionError("never called")
+
+        def success(self) -> bool:
+            raise AssertionError("never called")
+
+    @agent_otel.evolution("methodical")
+    def evolve() -> Outcome:
+        return Outcome()
+
+    evolve()
+    attributes = otel.span("evolve methodical").attributes
+    assert (attributes[semconv.EVOLUTION_STATUS], attributes[semconv.EVOLUTION_ROLLBACK]) == ("succeeded", False)
+    assert point(otel, KPI).value == 0.6

@@ -271,3 +271,68 @@ def test_another_instrumentations_agent_span_counts_under_its_version(otel: Any)
         pass
     [point] = points(otel, DURATION)
     assert point.attributes[semconv.GEN_AI_AGENT_NAME] == "researcher" and point.attributes[VERSION] == "1.2"
+
+
+def test_a_rollback_then_a_raise_still_records_the_version_returned_to(otel: Any, package: Package) -> None:  # noqa: F811
+    """The engine calls its ``[[rollback]]`` target, then raises: the run failed (a raise is a failure), and the
+    agent runs the version the rollback returned to. Before, the failure dropped the rollback's version and the
+    lineage point, though ``evolution.version.to`` said where the engine had gone."""
+    mod = package.write("raising_engine", """
+        class Engine:
+            def __init__(self):
+                self.version = "v3"
+
+            def evolve(self):
+                self.restore("v2")
+                raise RuntimeError("candidate worse; rolled back")
+
+            def restore(self, version):
+                self.version = version
+        """)
+    agent_otel.instrument(config(f"""
+        [[evolution]]
+        target = "{mod}:Engine.evolve"
+        agent = "engine"
+        version_from = {{ path = "self.version" }}
+
+        [[rollback]]
+        target = "{mod}:Engine.restore"
+        version = {{ path = "args.version" }}
+        """))
+    engine = package.load("raising_engine").Engine()
+    with pytest.raises(RuntimeError, match="rolled back"):
+        engine.evolve()
+    span = otel.span("evolve engine")
+    assert span.attributes[semconv.EVOLUTION_STATUS] == "failed"
+    assert span.attributes[semconv.EVOLUTION_ROLLBACK_VERSION] == "v2"
+    assert set(introductions(otel)) == {("v2", "v3")}
+
+
+def test_a_version_object_bumped_in_place_is_read_as_it_was_when_the_run_started(otel: Any) -> None:
+    """``version_from`` read at the start off an object the engine then changes in place: before, the read kept the
+    object, so the run went from 1.5 to 1.5 and no lineage point was recorded."""
+    from dataclasses import dataclass
+
+    @dataclass
+    class Version:
+        major: int
+        minor: int
+
+        def __str__(self) -> str:
+            return f"{self.major}.{self.minor}"
+
+    class Engine:
+        def __init__(self) -> None:
+            self.version = Version(1, 4)
+
+        @agent_otel.evolution("bumped", version_from=path("self.version"),
+                              version_to=path("self.version", at="end"))
+        def evolve(self) -> dict[str, Any]:
+            self.version.minor += 1
+            return {"success": True}
+
+    Engine().evolve()
+    span = otel.span("evolve bumped")
+    assert (span.attributes[semconv.EVOLUTION_VERSION_FROM], span.attributes[semconv.EVOLUTION_VERSION_TO]) == (
+        "1.4", "1.5")
+    assert set(introductions(otel)) == {("1.5", "1.4")}

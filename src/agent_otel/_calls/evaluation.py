@@ -112,8 +112,11 @@ def record_score(ctx: Any, name: str, score: float | None, label: str | None, ag
     attributes = {semconv.GEN_AI_EVALUATION_NAME: evaluation, semconv.GEN_AI_AGENT_NAME: agent_label}
     if label:
         attributes[semconv.GEN_AI_EVALUATION_SCORE_LABEL] = bound(semconv.GEN_AI_EVALUATION_SCORE_LABEL, label)
-    runtime()[semconv.AGENT_EVALUATION_SCORE].record(score, attributes, context=ctx)
-    _collect(ctx, name, agent_label, score)
+    if score >= 0:
+        runtime()[semconv.AGENT_EVALUATION_SCORE].record(score, attributes, context=ctx)
+    else:  # a histogram takes no negative value (the SDK drops it, with a warning on the program's stderr)
+        report_error("evaluation.negative_score", ValueError("a negative score is left off the score histogram"))
+    _collect(ctx, name, agent_label, score)  # a KPI's mean takes it: a reward model's -0.5 is a score
 
 
 def record_result(ctx: Any, attributes: Mapping[str, Any], agent: object) -> None:
@@ -145,7 +148,10 @@ def record_evaluation(name: str, score: float | None = None, label: str | None =
                 agent_name = getattr(target, "attributes", {}).get(semconv.GEN_AI_AGENT_NAME)
         else:
             agent_name = agent
-        number = float(score) if score is not None else None
+        given: object = score  # typed a number; a program may pass anything
+        if isinstance(given, bool):  # as the event's reader refuses it: True is no score of 1
+            report_error("evaluation.score", TypeError("a score must be a number, got a bool"))
+        number = float(score) if score is not None and not isinstance(given, bool) else None
         record_score(otel_context.get_current(), name, number, label, agent_name)
         if target.is_recording():
             event: dict[str, Any] = {semconv.GEN_AI_EVALUATION_NAME: name, semconv.EVALUATION_COUNTED: True}

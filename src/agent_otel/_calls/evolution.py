@@ -8,6 +8,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
+from opentelemetry.sdk.trace import SpanLimits
 
 from agent_otel import semconv
 from agent_otel._calls.evaluation import WINDOW_KEY, ScoreWindow, take_baseline
@@ -30,6 +31,7 @@ from agent_otel._calls.lineage import (
     TO_FIELDS,
     read_lineage,
     record_introduction,
+    version_text,
 )
 from agent_otel._calls.options import EVOLUTION, Attributes, Count, Flag, Kpis, Names, Text, Version, collect
 from agent_otel._calls.process_usage import ResourceSampler
@@ -50,6 +52,8 @@ _RESULT_FIELDS = {"kpis_before": _BEFORE_FIELDS, "kpis_after": _AFTER_FIELDS, "r
 _ALWAYS_READ = tuple((key, fields) for key, fields in _RESULT_FIELDS.items() if key != "rollback_version")
 #: Options that are tables of KPI numbers.
 _KPI_OPTIONS = frozenset(("kpis_before", "kpis_after", "improvements"))
+#: Options that are agent versions.
+_VERSION_OPTIONS = frozenset(("version_from", "version_to", "rollback_version"))
 _DEFAULT_TYPE = EVOLUTION["type"].default  # also when an extractor finds nothing
 _SAMPLE_RESOURCES = EVOLUTION["sample_resources"].default
 
@@ -151,8 +155,8 @@ class EvolutionInvocation(Invocation):
             status = semconv.EvolutionStatus.FAILED
         else:
             status = semconv.EvolutionStatus.SUCCEEDED
-        lineage = read_lineage(option, call, found, status is semconv.EvolutionStatus.ROLLED_BACK,
-                               self.rollback_version)
+        lineage = read_lineage(option, call, found, status is semconv.EvolutionStatus.ROLLED_BACK or (
+            error is not None and self.rolled_back), self.rollback_version)  # a rollback target, then a raise
         reported = handler.option("improvements", call) if "improvements" in handler.options else None
         if reported is not None:
             deltas = _kpis(reported, "evolution.improvements")
@@ -191,22 +195,42 @@ class EvolutionInvocation(Invocation):
                 ended[semconv.EVOLUTION_ITERATIONS] = iterations
             if lineage is not NO_LINEAGE:
                 ended.update(lineage.span_attributes())
-            for prefix, kpis in ((semconv.EVOLUTION_KPI_BEFORE_PREFIX, before),
-                                 (semconv.EVOLUTION_KPI_AFTER_PREFIX, after),
-                                 (semconv.EVOLUTION_KPI_DELTA_PREFIX, deltas)):
-                for name, number in kpis.items():
-                    ended[prefix + name] = number
             if improvement is not None:
                 ended[semconv.EVOLUTION_IMPROVEMENT] = improvement
             if usage is not None:
                 ended.update(usage.span_attributes())
             if handler.late:
                 ended.update(handler.late_span_attributes(call))
+            ended.update(_kpi_span_attributes(span, len(ended) + len(handler.result_attributes or ()), primary,
+                                              before, after, deltas))
             span.set_attributes(ended)
             if status is semconv.EvolutionStatus.FAILED and error is None:
                 handler.record_failure_message(span, call, call.result)
             if handler.result_attributes:
                 handler.record_result_attributes(span, call)
+
+
+def _kpi_span_attributes(span: Any, taken: int, primary: str | None, before: dict[str, float],
+                         after: dict[str, float], deltas: dict[str, float]) -> dict[str, float]:
+    """Each KPI's before, after and delta, as many as the span has room for beside the ``taken`` attributes the
+    run's end sets: past the SDK's attribute limit it would drop the oldest ones, the run's name, agent and status
+    (and say so on the program's stderr, once per attribute). The primary KPI first, then in the order reported;
+    the KPIs left out are counted."""
+    limit = SpanLimits().max_span_attributes  # the environment's limit (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT...)
+    room = None if limit is None else limit - len(getattr(span, "attributes", None) or ()) - taken
+    names = list(dict.fromkeys([*([primary] if primary is not None else []), *before, *after, *deltas]))
+    attributes: dict[str, float] = {}
+    for index, name in enumerate(names):
+        triple = {prefix + name: kpis[name] for prefix, kpis in ((semconv.EVOLUTION_KPI_BEFORE_PREFIX, before),
+                                                                 (semconv.EVOLUTION_KPI_AFTER_PREFIX, after),
+                                                                 (semconv.EVOLUTION_KPI_DELTA_PREFIX, deltas))
+                  if name in kpis}
+        if room is not None and len(attributes) + len(triple) > room:
+            report_error("evolution.kpi_attributes", OverflowError(
+                f"{len(names) - index} of {len(names)} KPIs left off the span: its attribute limit is {limit}"))
+            break
+        attributes.update(triple)
+    return attributes
 
 
 class EvolutionHandler(KindHandler):
@@ -219,7 +243,10 @@ class EvolutionHandler(KindHandler):
 
     def as_read_at_start(self, key: str, value: Any) -> Any:
         """KPIs read when the run starts from a record object or a table it then updates in place: their values
-        then (a mapping of any kind, as a dict)."""
+        then (a mapping of any kind, as a dict); a version, as its text then (an object the engine bumps in place
+        was read as the version it ended on)."""
+        if key in _VERSION_OPTIONS:
+            return version_text(value)
         if key in _KPI_OPTIONS:
             if not isinstance(value, Mapping):
                 record = _record_kpis(value)

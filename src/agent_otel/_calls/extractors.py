@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import types
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Literal
 
@@ -155,7 +156,8 @@ def field_of(obj: Any, *names: str) -> Any:
     """The first of ``names`` present on ``obj`` (a key of a mapping, else an attribute), else None. A
     property, ``__getattr__`` or ``get`` of the program's that raises something other than AttributeError
     (a ``KeyError`` from a dict lookup, an ORM's detached instance) reads as missing too, counted: one field
-    that cannot be read never costs the rest of the call's record."""
+    that cannot be read never costs the rest of the call's record. A method is no field: a result object's
+    ``rollback()`` or ``success()`` is not a flag (a bound method is true)."""
     if obj is None:
         return None
     if type(obj) is dict:  # the common case, whose get() cannot fail: no ABC check (about 0.3 µs), no guard
@@ -172,9 +174,12 @@ def field_of(obj: Any, *names: str) -> Any:
         except Exception as exc:
             report_error("result.field", exc)
             continue
-        if value is not None:
+        if value is not None and not isinstance(value, _METHODS):
             return value
     return None
+
+
+_METHODS = (types.MethodType, types.BuiltinMethodType)
 
 
 def _step(value: Any, kind: str, key: Any) -> Any:

@@ -23,7 +23,7 @@ ROLLBACK_FIELDS = ("rollback_version", "rolled_back_to")
 ReadOption = Callable[..., Any]
 
 
-def _version(value: Any) -> str | None:
+def version_text(value: Any) -> str | None:
     """A version as text (``3`` and ``"3"`` are one version); nothing for None or empty."""
     if value is None or value == "" or isinstance(value, bool):
         return None
@@ -40,12 +40,11 @@ class Lineage:
 
     def in_place(self, status: semconv.EvolutionStatus) -> str | None:
         """The version the agent runs after the run: the one produced if it succeeded, the one a rollback
-        returned to (by default the one it started from), or the one it started from if it failed."""
+        returned to (by default the one it started from, and also when the run then failed), or the one it started
+        from if it failed."""
         if status is semconv.EvolutionStatus.SUCCEEDED:
             return self.produced or self.source
-        if status is semconv.EvolutionStatus.ROLLED_BACK:
-            return self.returned_to or self.source
-        return self.source
+        return self.returned_to or self.source
 
     def span_attributes(self) -> dict[str, Any]:
         return {key: span_value(value, key) for key, value in ((semconv.EVOLUTION_VERSION_FROM, self.source),
@@ -63,13 +62,13 @@ def read_lineage(option: ReadOption, call: Call, found: dict[str, Any], rolled_b
     """The run's lineage from its options or result (``found``: its fields, see ``EvolutionHandler.read_result``);
     a rollback returns to the ``[[rollback]]`` target's version, else the ``rollback_version`` option or result
     field, else the version the run started from."""
-    source = _version(option("version_from", call, found))
-    produced = _version(option("version_to", call, found))
+    source = version_text(option("version_from", call, found))
+    produced = version_text(option("version_to", call, found))
     if source is None and produced is None and not rolled_back:
         return NO_LINEAGE
     returned_to = None
     if rolled_back:
-        returned_to = _version(marker_version) or _version(option("rollback_version", call, None)) \
+        returned_to = version_text(marker_version) or version_text(option("rollback_version", call, None)) \
             or source
     return Lineage(source, produced, returned_to)
 
