@@ -138,6 +138,30 @@ def test_an_anthropic_message_counts_cache_reads_and_writes_in_its_input_and_pri
     assert point(otel, COST).sum == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("written", [500, 0])
+def test_an_openai_format_usage_with_anthropics_cache_keys_counts_its_input_once(otel: Any, written: int) -> None:
+    """A proxy's OpenAI-format usage for Claude (LiteLLM's): ``prompt_tokens`` counts all input, cache reads in
+    ``cached_tokens``, and a top-level ``cache_creation_input_tokens`` the writes. Before, that key (even 0) switched
+    on Anthropic's counting: the writes were added to the input again and the cached reads priced as fresh input,
+    3 to 4 times the cost."""
+
+    @agent_otel.provider("anthropic", model="claude-sonnet-4")
+    def create() -> dict[str, Any]:
+        return {"model": "claude-sonnet-4-20250514", "usage": {
+            "prompt_tokens": 2100 + written, "completion_tokens": 50, "prompt_tokens_details": {"cached_tokens": 2000},
+            "cache_creation_input_tokens": written}}
+
+    create()
+    price = DEFAULT_PRICES["claude-sonnet-4"]
+    assert price.cache_read is not None and price.cache_write is not None
+    expected = usd(100, price.input) + usd(2000, price.cache_read) + usd(written, price.cache_write) + usd(
+        50, price.output)
+    attributes = cost_attributes(otel, "chat claude-sonnet-4")
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 2100 + written
+    assert attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 2000
+    assert attributes[semconv.GEN_AI_USAGE_COST_AMOUNT] == pytest.approx(expected)
+
+
 def test_an_anthropic_stream_of_sdk_events_keeps_the_cache_of_its_first_event(otel: Any) -> None:
     """message_start carries the input and cache counts, message_delta the final output count."""
     start = RawMessageStartEvent(type="message_start", message=anthropic_message(

@@ -200,7 +200,9 @@ class ProviderInvocation(Invocation):
         anthropic_read = coerce_count(field_of(usage, _ANTHROPIC_CACHE_READ), "provider.cache_read")
         anthropic_write = coerce_count(field_of(usage, _ANTHROPIC_CACHE_WRITE), "provider.cache_write")
         if anthropic_read is not None or anthropic_write is not None:
-            self.cache_beside_input = True
+            # Anthropic's own usage counts input beside the cache; an OpenAI-format one (a proxy's, LiteLLM's for
+            # Claude) with these keys counts it inside ``prompt_tokens``, its reads in ``cached_tokens`` as usual
+            self.cache_beside_input = self.cache_beside_input or field_of(usage, "prompt_tokens") is None
             if anthropic_read is not None:
                 self.cache_read = anthropic_read
             if anthropic_write is not None:
