@@ -10,6 +10,7 @@ import pytest
 import agent_otel
 from agent_otel import ConfigurationError, path, semconv
 from agent_otel._calls.extractors import Call, is_extractor, signature_of
+from tests.support.telemetry import error_count
 
 
 def handle(issue: Any, items: list[Any] | None = None, *, mode: str = "fast") -> None:
@@ -203,6 +204,29 @@ def test_self_paths_read_the_object_whatever_a_method_names_its_first_parameter(
     assert (planner.plan("a"), Planner.plan(planner, "b"), Planner.make("c"), Planner.compare(planner)) == (
         "a", "b", "c", "same")
     assert [span.name for span in otel.spans()] == ["invoke_agent planner"] * 4
+
+
+def test_a_method_named_otherwise_first_called_through_a_subclass_override_is_still_a_method(otel: Any) -> None:
+    """The first call comes through a subclass's override calling ``super().run(...)``: its class holds the override
+    first, and the method was decided a function for good, so ``self`` paths read nothing (the kind's name, and a
+    counted miss on every call)."""
+
+    class Base:
+        name = "alpha"
+
+        @agent_otel.tool(path("self.name"))
+        def run(this, x: int) -> int:
+            return x
+
+    class Sub(Base):
+        name = "beta"
+
+        def run(this, x: int) -> int:
+            return super().run(x)
+
+    assert (Sub().run(1), Base().run(2)) == (1, 2)
+    assert [span.name for span in otel.spans()] == ["execute_tool beta", "execute_tool alpha"]
+    assert error_count(otel, "tool.name") == 0
 
 
 def test_self_paths_read_the_object_a_property_hands_its_decorated_getter(otel: Any) -> None:

@@ -19,6 +19,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
+import agent_otel
 from agent_otel import semconv
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.wrappers import End, Handler, Invocation, instrument
@@ -1174,3 +1175,49 @@ def test_a_returned_task_destroyed_while_pending_ends_its_call_closed(otel: Any)
     assert asyncio.run(completed()) == 7
     gc.collect()
     assert handler.ends[1:] == [(End.RETURNED, 7, None)]  # ended once, as it completed
+
+
+def test_a_generator_returned_already_started_is_the_programs_own_with_its_state(otel: Any) -> None:
+    """A decorator above a "priming" one (``next(gen)`` before returning it, the classic coroutine recipe): before,
+    the generator was handed out wrapped in a new one, not started, so the program's first ``send(value)`` raised
+    TypeError ("can't send non-None value to a just-started generator"); the same for an async generator."""
+    import functools
+
+    def primed(func: Any) -> Any:
+        @functools.wraps(func)
+        def start(*args: Any) -> Any:
+            generator = func(*args)
+            next(generator)
+            return generator
+        return start
+
+    @agent_otel.tool("sink")
+    @primed
+    def sink(results: list[int]) -> Any:
+        while True:
+            results.append((yield) * 2)
+
+    results: list[int] = []
+    generator = sink(results)
+    assert inspect.getgeneratorstate(generator) == inspect.GEN_SUSPENDED
+    generator.send(1)
+    generator.send(2)
+    assert results == [2, 4]
+
+    async def numbers() -> Any:
+        received = yield 1
+        yield received
+
+    @agent_otel.tool("handed_on")
+    def handed_on(agen: Any) -> Any:
+        return agen
+
+    async def main() -> list[Any]:
+        agen = numbers()
+        first = await agen.__anext__()
+        same = handed_on(agen)
+        assert same is agen
+        return [first, await same.asend("sent")]
+
+    assert asyncio.run(main()) == [1, "sent"]
+    assert {span.name for span in otel.spans()} == {"execute_tool sink", "execute_tool handed_on"}

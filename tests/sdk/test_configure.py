@@ -372,3 +372,19 @@ def test_a_hashed_key_among_the_resource_attributes_is_hashed_on_every_span() ->
     """, OTEL_RESOURCE_ATTRIBUTES="user.id=alice")
     assert child.returncode == 0, child.stderr
     assert child.stdout.strip() == hashlib.sha256(b"alice").hexdigest()
+
+
+@pytest.mark.parametrize("program", [
+    "from agent_otel.testing import capture_telemetry\nCAPTURE = capture_telemetry()\nCAPTURE.__enter__()\n",
+    "import agent_otel\nagent_otel.configure()\n"
+    "class Closer:\n    def __del__(self):\n        agent_otel.shutdown()\n"
+    "CLOSER = Closer()\nCLOSER.cycle = CLOSER\n",
+])
+def test_a_shutdown_the_interpreters_finalization_runs_does_not_hang_the_exit(program: str) -> None:
+    """A shutdown() that runs while the interpreter finalizes (a test helper's generator closed by the garbage
+    collector, a host object's ``__del__``): it started threads for its steps, which never start then, and waited
+    for them for ever: the process hung at exit, and SIGTERM did not end it."""
+    result = subprocess.run([sys.executable, "-c", program], env={**CLEAN_ENV, "OTEL_TRACES_EXPORTER": "none",
+                                                                  "OTEL_METRICS_EXPORTER": "none"},
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")

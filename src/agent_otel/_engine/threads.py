@@ -12,6 +12,7 @@ exist, so every such signal reaches a thread of the host's. Threads started insi
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,7 +43,11 @@ def host_signals_blocked() -> Iterator[None]:
 
 
 def start_thread(target: Callable[[], object], name: str) -> threading.Thread:
-    """Start a daemon thread of ours that blocks :data:`HOST_SIGNALS`."""
+    """Start a daemon thread of ours that blocks :data:`HOST_SIGNALS`. RuntimeError once the interpreter is
+    finalizing (a shutdown() that the garbage collector runs then): on 3.11 such a thread never starts, and
+    ``start()`` waited for it for ever (Python 3.12 raises the same)."""
+    if sys.is_finalizing():
+        raise RuntimeError("can't create new thread at interpreter shutdown")
     thread = threading.Thread(target=target, name=name, daemon=True)
     with host_signals_blocked():
         thread.start()

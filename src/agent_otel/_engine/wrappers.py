@@ -254,14 +254,16 @@ class Handler:
             return False
         func, wrapper = self._method_of
         first = args[0]
-        held = None
+        # along the whole MRO: a subclass's override of the name (calling ``super().run(...)``) is held first
         for owner in (first if isinstance(first, type) else type(first)).__mro__:
             held = vars(owner).get(func.__name__)
-            if held is not None:
-                break
-        decided = held is wrapper or (isinstance(held, classmethod) and held.__func__ is wrapper)
-        self.method = decided
-        return decided
+            if held is wrapper or (isinstance(held, classmethod) and held.__func__ is wrapper):
+                self.method = True
+                return True
+            if isinstance(held, staticmethod) and held.__func__ is wrapper:
+                self.method = False
+                return False
+        return False  # not held by its first argument's classes: this call is a function's, the next ones undecided
 
     def begin(self, wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Invocation | None:
         """The call's invocation; None runs this call as if it were not wrapped."""
@@ -390,11 +392,11 @@ def _finish_result(inv: Invocation, result: object) -> object:
                 traced_coroutine = _TracedCoroutine(result)
                 traced_coroutine._self_call = inv
                 return traced_coroutine
-            if isinstance(result, types.GeneratorType):
+            if isinstance(result, types.GeneratorType) and not _started(result):
                 traced = _traced_generator_of(result, inv)
                 weakref.finalize(traced, inv.end, End.CLOSED)
                 return traced
-            if isinstance(result, types.AsyncGeneratorType):
+            if isinstance(result, types.AsyncGeneratorType) and not _started(result):
                 traced_async = _named_as(_traced_async_generator(result, inv), result)
                 weakref.finalize(traced_async, inv.end, End.CLOSED)
                 return traced_async
@@ -413,6 +415,16 @@ def _finish_result(inv: Invocation, result: object) -> object:
         report_error(inv.stage + ".result", exc)
     inv.end(End.RETURNED, result)
     return result
+
+
+def _started(gen: types.GeneratorType[Any, Any, Any] | types.AsyncGeneratorType[Any, Any]) -> bool:
+    """Whether a returned generator has run already (a priming decorator's ``next(gen)``, one kept and handed out
+    again): it is the program's object as is, its state with it (a ``send()`` of a value is due next), and the call
+    ends now, as for any other result. (3.11 has no ``inspect.getasyncgenstate``: a frame that moved tells.)"""
+    if isinstance(gen, types.GeneratorType):
+        return inspect.getgeneratorstate(gen) != inspect.GEN_CREATED
+    frame = gen.ag_frame
+    return gen.ag_running or frame is None or frame.f_lasti > 0
 
 
 def _end_from_future(inv: Invocation, future: asyncio.Future[Any] | concurrent.futures.Future[Any],
