@@ -88,6 +88,31 @@ def test_copy_and_deepcopy_return_the_function_itself_as_for_a_plain_function() 
     assert copy.deepcopy({"fn": double})["fn"] is double
 
 
+def test_a_decorated_callable_object_or_partial_copies_into_another_one_still_traced(otel: TelemetryCapture) -> None:
+    """A callable object keeps state, and its copies each keep their own: before, the wrapper's copy and deep copy
+    were the wrapper itself, so the "copies" shared the original's state (a partial's keywords too)."""
+
+    class Counter:
+        def __init__(self) -> None:
+            self.calls: list[int] = []
+
+        def __call__(self, n: int) -> int:
+            self.calls.append(n)
+            return n
+
+    counter = agent_otel.tool("counter")(Counter())
+    shallow, deep = copy.copy(counter), copy.deepcopy(counter)
+    assert shallow is not counter and deep is not counter
+    deep(1)
+    assert counter.calls == [] and deep.calls == [1]
+    assert shallow.calls is counter.calls  # a shallow copy's attributes are the original's, as for the plain object
+    settings = {"retries": [1]}
+    partial = agent_otel.tool("bound")(functools.partial(lambda **kwargs: kwargs, settings=settings))
+    copied = copy.deepcopy(partial)
+    assert copied() == {"settings": settings} and copied.keywords["settings"] is not settings
+    assert [span.name for span in otel.spans()] == ["execute_tool counter", "execute_tool bound"]
+
+
 def test_a_wrapper_kept_under_another_name_pickles_as_the_function_it_wraps() -> None:
     assert pickle.loads(pickle.dumps(square_alias)) is plain_square
     assert copy.copy(square_alias) is square_alias

@@ -1255,13 +1255,29 @@ class _HostIdentity:
         target = cast(Any, self).__wrapped__
         if inspect.ismethod(target):  # a bound method copies as a new binding to the same object
             return getattr(target.__self__, target.__func__.__name__)
-        return self  # functions are immutable to copy: the same object
+        return self._wrapping(copy.copy(target)) if _copies(target) else self
 
     def __deepcopy__(self, memo: dict[int, object]) -> object:
         target = cast(Any, self).__wrapped__
         if inspect.ismethod(target):  # bound to a deep copy of its object, as a plain bound method is
             return getattr(copy.deepcopy(target.__self__, memo), target.__func__.__name__)
-        return self
+        return self._wrapping(copy.deepcopy(target, memo)) if _copies(target) else self
+
+    def _wrapping(self, copied: object) -> object:
+        """The same instrumentation around ``copied``, a copy of the callable object this one wraps."""
+        proxy = cast(Any, self)
+        wrapper: Any = type(self)(copied, proxy._self_wrapper)  # type: ignore[call-arg]  # a wrapt proxy's init
+        handler = getattr(proxy, "_self_handler", None)
+        if handler is not None:
+            wrapper._self_handler = handler
+        return wrapper
+
+
+def _copies(target: object) -> bool:
+    """Whether copying makes another ``target``: not for a function (or a class, or a static or class method
+    object), which copies as itself; yes for a callable object or a ``functools.partial``, whose copies each
+    keep state of their own."""
+    return not isinstance(target, types.FunctionType | types.BuiltinFunctionType | type | staticmethod | classmethod)
 
 
 class BoundWrapper(_HostIdentity, wrapt.BoundFunctionWrapper[..., Any]):
