@@ -163,6 +163,8 @@ JOB_ROLLUP_TOOL_CALLS = "job.tool.calls"
 JOB_ROLLUP_INPUT_TOKENS = "job.usage.input_tokens"
 JOB_ROLLUP_OUTPUT_TOKENS = "job.usage.output_tokens"
 JOB_ROLLUP_COST = "job.usage.cost"
+#: The job's model calls the price table has no price for (only when there are): its cost is then incomplete.
+JOB_ROLLUP_UNPRICED_CALLS = "job.usage.unpriced_calls"
 
 # Workflow phases, steps and patterns (``agent_otel.phase()``, the ``pattern`` option of jobs and agents).
 #: The phase a span runs (the phase span's own), and a metric attribute of the tool and agent calls inside it.

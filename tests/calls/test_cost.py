@@ -20,7 +20,7 @@ from agent_otel import semconv
 from agent_otel._calls.pricing import DEFAULT_PRICES, PRICES_AS_OF, Price, cost_of
 from agent_otel.errors import ConfigurationError
 from tests.support.paths import ROOT
-from tests.support.telemetry import error_count, point
+from tests.support.telemetry import error_count, point, points
 
 COST = semconv.CLIENT_OPERATION_COST.name
 UNPRICED = semconv.CLIENT_UNPRICED_CALLS.name
@@ -313,6 +313,31 @@ def test_a_job_records_what_its_calls_cost_on_the_job_cost_histogram(otel: Any) 
     assert dict(job_cost.attributes) == {semconv.JOB_TYPE: "triage"}
     rollups = [span.attributes[semconv.JOB_ROLLUP_COST] for span in otel.spans(semconv.job_span_name("triage"))]
     assert sorted(rollups) == [0, pytest.approx(expected)]
+
+
+def test_a_job_with_a_call_of_a_model_without_a_price_records_no_cost_and_says_how_many(otel: Any) -> None:
+    """Before, a job whose calls had no price recorded a cost of 0.0 on ``agent_otel.job.cost`` (and a job mixing
+    priced and unpriced calls the priced part), read as a cheap job by "Cost per job" and the cost-jump alert."""
+
+    @agent_otel.provider("house", model="house-llm")
+    def unpriced() -> dict[str, Any]:
+        return {"usage": {"prompt_tokens": 100_000, "completion_tokens": 20_000}}
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def priced() -> dict[str, Any]:
+        return {"usage": {"prompt_tokens": 1000, "completion_tokens": 200}}
+
+    with agent_otel.job(type="unknown"):
+        unpriced()
+    with agent_otel.job(type="mixed"):
+        priced()
+        unpriced()
+    with agent_otel.job(type="known"):
+        priced()
+    assert {dict(p.attributes)[semconv.JOB_TYPE] for p in points(otel, semconv.JOB_COST.name)} == {"known"}
+    unpriced_calls = {span.attributes[semconv.JOB_TYPE]: span.attributes.get(semconv.JOB_ROLLUP_UNPRICED_CALLS)
+                      for span in otel.spans() if span.name.startswith("invoke_workflow")}
+    assert unpriced_calls == {"unknown": 1, "mixed": 1, "known": None}
 
 
 def test_price_entries_take_cache_and_reasoning_prices_from_dicts_lists_and_files(tmp_path: Any) -> None:

@@ -368,7 +368,7 @@ def _record_provider(span: Span, seen: _Seen, attributes: Any, duration_s: float
         call_attributes[semconv.ERROR_TYPE] = error_type
     record_request(ctx, call_attributes, duration_s, sources.time_to_first_chunk_of(attributes))
     usage = sources.usage_of(attributes)
-    cost = None
+    cost, unpriced = None, False
     if usage.input_tokens is not None or usage.output_tokens is not None:
         # a dated or deployment-specific response model without a price: the requested one's
         tokens = _token_usage(usage)
@@ -376,4 +376,4 @@ def _record_provider(span: Span, seen: _Seen, attributes: Any, duration_s: float
         record_usage(ctx, token_attributes, tokens, cost, seen.agent, unpriced=unpriced)
     if seen.job is not None:
         seen.job.add(provider_calls=1, input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0,
-                     cost=cost or 0.0)
+                     cost=cost or 0.0, unpriced_calls=1 if unpriced else 0)

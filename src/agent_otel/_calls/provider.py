@@ -286,11 +286,11 @@ class ProviderInvocation(Invocation):
         explicit_cost = "cost" in handler.options
         has_usage = self.input_tokens is not None or self.output_tokens is not None or explicit_cost
         cost: float | None = None
+        unpriced = False
         if self.usage_below:  # a nested call to the same provider counted the tokens and cost
             has_usage = False
             self.input_tokens = self.output_tokens = self.cache_read = self.cache_write = self.reasoning = None
         elif has_usage:
-            unpriced = False
             usage = self.usage()
             if explicit_cost:
                 cost = coerce_number(handler.option("cost", call), "provider.cost", 0.0, None)
@@ -304,7 +304,7 @@ class ProviderInvocation(Invocation):
         job = (ctx if ctx is not None else otel_context.get_current()).get(JOB_KEY)  # current_job(), inlined
         if isinstance(job, JobState) and (outer is None or has_usage):
             job.add(provider_calls=1 if outer is None else 0, input_tokens=self.input_tokens or 0,
-                    output_tokens=self.output_tokens or 0, cost=cost or 0.0)
+                    output_tokens=self.output_tokens or 0, cost=cost or 0.0, unpriced_calls=1 if unpriced else 0)
         span = self.span
         if span.is_recording():
             ended: dict[str, Any] = {semconv.AGENT_OTEL_RETRY_COUNT: self.retries}  # one set_attributes: one lock

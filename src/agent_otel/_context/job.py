@@ -45,6 +45,7 @@ class JobState:
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
+    unpriced_calls: int = 0
     files_created: int = 0
     #: Distinct tools (plugins) run under the job, and its phases in the order they first started.
     plugins: set[str] = field(default_factory=set, repr=False)
@@ -58,6 +59,7 @@ class JobState:
         self.id, self.type = id, type
         self.agent_calls = self.provider_calls = self.tool_calls = self.input_tokens = self.output_tokens = 0
         self.cost = 0.0
+        self.unpriced_calls = 0
         self.files_created = 0
         self.plugins = set()
         self.phases = {}
@@ -108,6 +110,8 @@ class JobState:
                 workflow[semconv.JOB_ROLLUP_PHASES] = list(self.phases)
             if self.files_created:
                 workflow[semconv.JOB_ROLLUP_FILES_CREATED] = self.files_created
+            if self.unpriced_calls:
+                workflow[semconv.JOB_ROLLUP_UNPRICED_CALLS] = self.unpriced_calls
             return {
                 **workflow,
                 semconv.JOB_ROLLUP_AGENT_CALLS: self._count("agent_calls"),
