@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -216,7 +217,9 @@ def _kpi_span_attributes(span: Any, taken: int, primary: str | None, before: dic
     run's end sets: past the SDK's attribute limit it would drop the oldest ones, the run's name, agent and status
     (and say so on the program's stderr, once per attribute). The primary KPI first, then in the order reported;
     the KPIs left out are counted."""
-    limit = SpanLimits().max_span_attributes  # the environment's limit (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT...)
+    if not (before or after or deltas):
+        return {}
+    limit = _span_attribute_limit()
     room = None if limit is None else limit - len(getattr(span, "attributes", None) or ()) - taken
     names = list(dict.fromkeys([*([primary] if primary is not None else []), *before, *after, *deltas]))
     attributes: dict[str, float] = {}
@@ -231,6 +234,13 @@ def _kpi_span_attributes(span: Any, taken: int, primary: str | None, before: dic
             break
         attributes.update(triple)
     return attributes
+
+
+@functools.cache
+def _span_attribute_limit() -> int | None:
+    """The SDK's limit on a span's attributes, from the environment (``OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT``...), read
+    once, as the SDK reads it when its provider is made; None: no limit."""
+    return SpanLimits().max_span_attributes
 
 
 class EvolutionHandler(KindHandler):
