@@ -197,3 +197,26 @@ def test_a_client_that_sends_nothing_is_disconnected_after_the_socket_timeout(
     finally:
         silent.close()
         half.close()
+
+
+def test_a_scraper_that_stops_reading_a_large_answer_is_dropped_without_a_traceback(
+        serve_metrics: Callable[[float], Any], capfd: pytest.CaptureFixture[str]) -> None:
+    """The server's write times out; wsgiref caught that itself and printed its traceback on the program's stderr
+    (one per stalled scrape, 30 s in), as it prints any error while it answers."""
+    telemetry = serve_metrics(SHORT_SOCKET_TIMEOUT_S)
+    host, port = telemetry.prometheus_server.server_address[:2]
+    for i in range(SERIES):
+        named_tool(f"tool-{i:05d}")
+    assert len(scrape(telemetry.prometheus_url)) > 2**20
+    earlier = handler_threads()
+    capfd.readouterr()
+    never_reads = socket.socket()
+    never_reads.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        never_reads.connect((host, port))
+        never_reads.sendall(REQUEST)
+        wait_until(lambda: len(handler_threads() - earlier) >= 1, "the unread scrape held by the server")
+        wait_until(lambda: not (handler_threads() - earlier), "its server thread to give up on it", timeout_s=60)
+    finally:
+        never_reads.close()
+    assert capfd.readouterr().err == ""

@@ -120,7 +120,10 @@ def test_the_metrics_url_of_an_ipv6_host_brackets_it() -> None:
     import urllib.parse
     import urllib.request
 
-    telemetry = agent_otel.configure(prometheus_host="::1", prometheus_port=0, traces_exporter="none")
+    # nothing process-wide beyond /metrics: the tests after it in this process run on providers of their own
+    telemetry = agent_otel.configure(prometheus_host="::1", prometheus_port=0, traces_exporter="none",
+                                     set_global=False, instrument_threads=False, instrument_processes=False,
+                                     system_metrics=False)
     try:
         url = telemetry.prometheus_url
         assert url is not None and url.startswith("http://[::1]:")

@@ -400,3 +400,45 @@ def test_a_bad_exit_budget_is_a_clear_error(raw: str) -> None:
 def test_the_exit_budget_defaults_short() -> None:
     assert sdk_configure.exit_flush_timeout_millis({}) == 1000
     assert sdk_configure.exit_flush_timeout_millis({"AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS": "250"}) == 250
+
+
+def test_integers_beyond_64_bits_stay_off_the_stderr_of_a_host_without_logging() -> None:
+    """The OTLP encoder drops an integer attribute it cannot encode and logs a traceback, with the value, per span:
+    1,212 lines of stderr for 100 calls. Ours are now recorded as their digits (counted); another library's are
+    dropped by the encoder as before, without the traceback."""
+    with OtlpHttpReceiver() as receiver:
+        child = run_child("""
+            import agent_otel
+            from opentelemetry import trace
+
+            agent_otel.configure(traces_exporter="otlp", metrics_exporter="none")
+
+            @agent_otel.tool("lookup", attributes={"big": 2**70})
+            def lookup():
+                return {}
+
+            for _ in range(3):
+                lookup()
+                with trace.get_tracer("host").start_as_current_span("query", attributes={"row.id": 2**64}):
+                    pass
+            print("done")
+        """, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf")
+        assert (child.stdout, child.stderr) == ("done\n", "")
+        wait_until(lambda: len(receiver.spans()) >= 6, "6 spans")
+        assert {attributes_of(span).get("big") for span in receiver.spans() if span.name == "execute_tool lookup"} == {
+            str(2**70)}
+
+
+def test_a_host_that_installed_no_op_providers_keeps_them_without_a_warning_on_its_stderr() -> None:
+    """Before, configure() tried to install its providers over them: "Overriding of current TracerProvider is not
+    allowed" (and MeterProvider) through Python's last-resort handler."""
+    child = run_child("""
+        from opentelemetry import metrics, trace
+        import agent_otel
+
+        trace.set_tracer_provider(trace.NoOpTracerProvider())
+        metrics.set_meter_provider(metrics.NoOpMeterProvider())
+        agent_otel.configure(traces_exporter="none", metrics_exporter="none")
+        print(type(trace.get_tracer_provider()).__name__, type(metrics.get_meter_provider()).__name__)
+    """)
+    assert (child.stdout, child.stderr) == ("NoOpTracerProvider NoOpMeterProvider\n", "")

@@ -25,7 +25,7 @@ from agent_otel._context.stamping import ids_of
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine import policy as _policies
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.policy import SCRUBBED_KEY, policy, set_hashed, valid_attributes, valid_text
+from agent_otel._engine.policy import SCRUBBED_KEY, policy, set_hashed, valid_attributes, valid_int, valid_text
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import Handler, Invocation, InvocationScope, instrument
 from agent_otel.errors import ConfigurationError
@@ -131,10 +131,17 @@ def span_value(value: Any, key: str = "span_attribute") -> Any:
     """A value OTel accepts as a span attribute, and every exporter can encode (see :func:`valid_text`)."""
     if isinstance(value, str):
         return valid_text(value, key)
-    if isinstance(value, bool | int | float):
+    if isinstance(value, bool | float):
         return value
-    if isinstance(value, list | tuple) and all(isinstance(v, str | bool | int | float) for v in value):
-        return [valid_text(v, key) if isinstance(v, str) else v for v in value]
+    if isinstance(value, int):
+        return valid_int(int(value), key)
+    if isinstance(value, list | tuple) and all(isinstance(v, bool | float) for v in value):
+        return list(value)
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return [valid_text(v, key) for v in value]
+    if isinstance(value, list | tuple) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        numbers = [valid_int(int(v), key) for v in value]  # one beyond 64 bits: all as digits (one type a list)
+        return numbers if all(type(v) is int for v in numbers) else [str(int(v)) for v in value]
     return valid_text(str(value), key)
 
 

@@ -186,9 +186,23 @@ def valid_text(text: str, key: str) -> str:
 
 
 def valid_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    """A program's span attributes with every text value through :func:`valid_text`: one value no exporter can
-    encode would otherwise be dropped from the span with a traceback on the program's stderr."""
-    return {key: valid_text(value, key) if isinstance(value, str) else value for key, value in attributes.items()}
+    """A program's span attributes with every text value through :func:`valid_text`, every integer through
+    :func:`valid_int`: one value no exporter can encode would otherwise be dropped from the span with a traceback
+    on the program's stderr."""
+    return {key: valid_text(value, key) if isinstance(value, str) else valid_int(value, key)
+            if type(value) is int else value for key, value in attributes.items()}
+
+
+def valid_int(value: int, key: str) -> int | str:
+    """An integer as OTLP carries one (64 bits, signed); a larger one as its digits, counted: the exporter drops
+    it from the span, with a traceback per span on the program's stderr."""
+    if -_INT64_LIMIT <= value < _INT64_LIMIT:
+        return value
+    report_error("invalid_int." + key, OverflowError(f"a value of {key} is beyond 64 bits; recorded as its digits"))
+    return str(value)
+
+
+_INT64_LIMIT = 2**63
 
 
 def _policy_from_env(strict: bool = True) -> Policy:

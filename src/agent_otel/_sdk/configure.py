@@ -473,17 +473,23 @@ def _a_multiprocessing_worker() -> bool:
 def _set_global_providers(telemetry: Telemetry, tp: TracerProvider, mp: MeterProvider) -> None:
     """Install the providers we built as the global ones. The API installs a provider once per process:
     a global one that we built earlier (and shut down) is replaced, resetting the API's guard (pinned
-    API internals); a host's is never replaced (we do not build providers when the host has)."""
-    if telemetry.owns_tracer_provider:
-        if trace.get_tracer_provider() in _built:
-            trace._TRACER_PROVIDER_SET_ONCE = Once()
-        trace.set_tracer_provider(tp)
-    if telemetry.owns_meter_provider:
-        if metrics.get_meter_provider() in _built:
-            from opentelemetry.metrics import _internal as metrics_internal
+    API internals); a host's is never replaced (we do not build providers when the host has an SDK one; one
+    of another kind, a no-op provider, stays global without the API's "Overriding ... is not allowed" warning
+    on the program's stderr, and agent-otel records through its own)."""
+    from opentelemetry.metrics import _internal as metrics_internal
 
+    if telemetry.owns_tracer_provider:
+        current_tp = trace.get_tracer_provider()
+        if current_tp in _built:
+            trace._TRACER_PROVIDER_SET_ONCE = Once()
+        if current_tp in _built or isinstance(current_tp, trace.ProxyTracerProvider):
+            trace.set_tracer_provider(tp)
+    if telemetry.owns_meter_provider:
+        current_mp = metrics.get_meter_provider()
+        if current_mp in _built:
             metrics_internal._METER_PROVIDER_SET_ONCE = Once()
-        metrics.set_meter_provider(mp)
+        if current_mp in _built or isinstance(current_mp, metrics_internal._ProxyMeterProvider):
+            metrics.set_meter_provider(mp)
 
 
 _fork_child_setup = False

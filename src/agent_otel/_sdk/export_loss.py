@@ -90,11 +90,22 @@ _FILTER = _OursWhileExporting()
 
 def _quiet_when_ours(exporter: object) -> None:
     """Put the filter on the loggers of the modules ``exporter``'s classes come from (the gRPC exporter logs
-    on its base class's module, the HTTP ones on their own), not on the SDK's interfaces'."""
+    on its base class's module, the HTTP ones on their own), not on the SDK's interfaces', and on the OTLP
+    encoder's (a value it cannot encode, an integer beyond 64 bits on another library's span, is dropped with
+    a traceback per span)."""
     for cls in type(exporter).__mro__:
         module = cls.__module__
         if not (module.startswith("opentelemetry.sdk") or module in ("builtins", "abc", "typing")):
             _filter_logger(module)
+    if type(exporter).__module__.startswith("opentelemetry.exporter.otlp"):
+        for name in _OTLP_ENCODER_LOGGERS:
+            _filter_logger(name)
+
+
+#: The loggers of the OTLP encoder the OTLP exporters share (``opentelemetry-exporter-otlp-proto-common``): a
+#: logger's filter does not apply to its children's records.
+_OTLP_ENCODER_LOGGERS = tuple(f"opentelemetry.exporter.otlp.proto.common._internal{part}"
+                              for part in ("", ".trace_encoder", ".metrics_encoder", "._log_encoder"))
 
 
 def _filter_logger(name: str) -> None:

@@ -19,6 +19,7 @@ rounds, median of per-round ratios): prometheus_client's ``generate_latest`` ove
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import re
 import socket
@@ -542,6 +543,19 @@ class _Handler(WSGIRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def get_stderr(self) -> io.TextIOBase:
+        """Where wsgiref prints an error while it answers (a scraper that stops reading a large answer: the
+        write times out, a traceback): nowhere, not the program's stderr."""
+        return _NOWHERE
+
+
+class _Nowhere(io.TextIOBase):
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+_NOWHERE = _Nowhere()
 
 
 def serve_metrics(reader: AgentOtelPrometheusReader, registry: CollectorRegistry, port: int,
