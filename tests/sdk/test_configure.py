@@ -391,3 +391,25 @@ def test_a_shutdown_the_interpreters_finalization_runs_does_not_hang_the_exit(pr
                                                                   "OTEL_METRICS_EXPORTER": "none"},
                             capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"OTEL_METRICS_EXEMPLAR_FILTER": "bogus"},
+     "OTEL_METRICS_EXEMPLAR_FILTER='bogus': expected one of always_on, always_off, trace_based"),
+    ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+      "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "99999"},
+     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=99999 is above OTEL_BSP_MAX_QUEUE_SIZE=2048: a batch is taken from the queue"),
+])
+def test_values_the_sdk_refuses_are_one_configuration_error_naming_the_variable(env: dict[str, str],
+                                                                                message: str) -> None:
+    """Before, the SDK raised a bare ValueError in the middle of configure() ("Unknown exemplar filter 'bogus'.",
+    "max_export_batch_size must be less than or equal to max_queue_size."), naming no variable."""
+    with pytest.raises(ConfigurationError) as raised:
+        resolve_settings(env=env)
+    assert str(raised.value) == message
+
+
+def test_a_batch_size_above_the_queue_is_no_error_without_a_traces_exporter() -> None:
+    """No batch span processor is built then: nothing for the SDK to refuse."""
+    settings = resolve_settings(env={"OTEL_TRACES_EXPORTER": "none", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "99999"})
+    assert settings.traces_exporters == ()

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 from opentelemetry.environment_variables import OTEL_METRICS_EXPORTER, OTEL_TRACES_EXPORTER
 from opentelemetry.sdk.environment_variables import (
+    OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
+    OTEL_BSP_MAX_QUEUE_SIZE,
     OTEL_EXPORTER_OTLP_ENDPOINT,
     OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
     OTEL_EXPORTER_OTLP_METRICS_PROTOCOL,
@@ -18,6 +20,7 @@ from opentelemetry.sdk.environment_variables import (
     OTEL_EXPORTER_PROMETHEUS_HOST,
     OTEL_EXPORTER_PROMETHEUS_PORT,
     OTEL_METRIC_EXPORT_INTERVAL,
+    OTEL_METRICS_EXEMPLAR_FILTER,
     OTEL_RESOURCE_ATTRIBUTES,
     OTEL_SERVICE_NAME,
 )
@@ -99,6 +102,27 @@ def check_resource_attributes(raw: str | None) -> None:
                                      "expected comma-separated key=value pairs (values URL-encoded)")
 
 
+#: What ``OTEL_METRICS_EXEMPLAR_FILTER`` may say (the SDK raises a bare ValueError for anything else).
+_EXEMPLAR_FILTERS = ("always_on", "always_off", "trace_based")
+
+
+def _check_sdk_choices(env: dict[str, str], *, exports_traces: bool) -> None:
+    """Values the SDK refuses with a bare ValueError in the middle of configure(): one ConfigurationError naming
+    the variables, before anything is built."""
+    exemplar_filter = env.get(OTEL_METRICS_EXEMPLAR_FILTER, "").strip()
+    if exemplar_filter and exemplar_filter not in _EXEMPLAR_FILTERS:
+        raise ConfigurationError(f"{OTEL_METRICS_EXEMPLAR_FILTER}={exemplar_filter!r}: expected one of "
+                                 f"{', '.join(_EXEMPLAR_FILTERS)}")
+    try:  # a value that is no integer: the SDK's default, with its warning, as the SDK has it
+        batch = int(env.get(OTEL_BSP_MAX_EXPORT_BATCH_SIZE, "").strip() or 512)
+        queue = int(env.get(OTEL_BSP_MAX_QUEUE_SIZE, "").strip() or 2048)
+    except ValueError:
+        return
+    if exports_traces and batch > queue:
+        raise ConfigurationError(f"{OTEL_BSP_MAX_EXPORT_BATCH_SIZE}={batch} is above {OTEL_BSP_MAX_QUEUE_SIZE}={queue}:"
+                                 " a batch is taken from the queue")
+
+
 def resolve_settings(
     service_name: str | None = None,
     traces_exporter: str | tuple[str, ...] | None = None,
@@ -159,6 +183,7 @@ def resolve_settings(
             raise ValueError
     except ValueError:
         raise ConfigurationError(f"{OTEL_METRIC_EXPORT_INTERVAL}={interval!r}: expected milliseconds > 0") from None
+    _check_sdk_choices(env, exports_traces="otlp" in traces)
     return Settings(
         service_name=service_name or env.get(OTEL_SERVICE_NAME) or "agent-otel-app",
         traces_exporters=traces,
