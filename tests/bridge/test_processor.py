@@ -517,3 +517,48 @@ def test_a_foreign_span_counts_where_it_started_not_where_it_ends(otel: Any) -> 
     assert tools["fetch"][semconv.WORKFLOW_PHASE] == "research"
     agent_x = [point(otel, made.name).sum for made in (semconv.AGENT_TOOL_CALLS, semconv.AGENT_INFERENCE_CALLS)]
     assert agent_x == [0, 0]  # agent X made no calls
+
+
+def test_spans_started_with_a_context_kept_from_before_our_calls_count_in_them(otel: Any) -> None:
+    """LangChain's instrumentation starts its spans with the context it kept when its run began, which has none of
+    the agent-otel calls running now. Before, the bridge read only that context: a framework's run of the agent our
+    decorated function runs counted twice (ours and theirs, as siblings), and its model call counted in no agent."""
+    import contextvars
+
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace as otel_trace
+
+    tracer = foreign(otel)
+    chat = {semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
+            semconv.GEN_AI_REQUEST_MODEL: "gpt-4o", semconv.GEN_AI_USAGE_INPUT_TOKENS: 10,
+            semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 1}
+    with agent_otel.job(type="graph"):
+        kept = otel_context.get_current()  # the framework's run began here
+
+        @agent_otel.agent("weather")
+        def weather() -> dict[str, Any]:
+            run = tracer.start_span("invoke_agent weather", context=kept, attributes={
+                semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: "weather"})
+            step = otel_trace.set_span_in_context(run, kept)
+            # the framework runs its steps on an executor whose context has none of our calls either
+            contextvars.Context().run(lambda: tracer.start_span("chat gpt-4o", context=step, attributes=chat).end())
+            run.end()
+            return {"success": True}
+
+        weather()
+    assert point(otel, semconv.AGENT_DURATION.name).count == 1  # one run, ours
+    assert point(otel, semconv.AGENT_INFERENCE_CALLS.name).sum == 1  # its model call is its own
+    job = otel.span(semconv.job_span_name("graph")).attributes
+    assert (job[semconv.JOB_ROLLUP_AGENT_CALLS], job[semconv.JOB_ROLLUP_PROVIDER_CALLS]) == (1, 1)
+
+
+def test_a_job_a_frameworks_graph_step_opens_leaves_the_graphs_run_counted(otel: Any) -> None:
+    """Before, a job of ours directly under another library's workflow span was taken for that run's own span (as
+    an agent call of ours under theirs is), and the graph's run was counted nowhere."""
+    workflow = {semconv.GEN_AI_OPERATION_NAME: "invoke_workflow", semconv.GEN_AI_AGENT_NAME: "router"}
+    graph = foreign(otel).start_as_current_span("invoke_workflow router", attributes=workflow)
+    with graph, agent_otel.job(type="item"):
+        pass
+    [run] = [p for p in points(otel, semconv.AGENT_DURATION.name)
+             if p.attributes[semconv.GEN_AI_AGENT_NAME] == "router"]
+    assert run.count == 1

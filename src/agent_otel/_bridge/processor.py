@@ -45,7 +45,7 @@ from agent_otel import semconv
 from agent_otel._bridge import sources
 from agent_otel._bridge.sources import Kind
 from agent_otel._calls.agent import record_agent_call
-from agent_otel._calls.call_counts import CallCounts, context_with_counts, current_counts, record_call_counts
+from agent_otel._calls.call_counts import CALLS_KEY, CallCounts, context_with_counts, current_counts, record_call_counts
 from agent_otel._calls.evaluation import record_result
 from agent_otel._calls.pricing import TokenUsage
 from agent_otel._calls.provider import (
@@ -56,7 +56,7 @@ from agent_otel._calls.provider import (
     record_usage,
 )
 from agent_otel._calls.tool import TOOL_KEY, OpenToolCall, record_tool_call
-from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, current_job
+from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, current_job
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import OTHER, attribute_dict, policy
 from agent_otel._engine.self_telemetry import report_error
@@ -150,25 +150,36 @@ class GenAiSpanBridge(SpanProcessor):
             parent_span = trace.get_current_span(parent_context)
             parent = self._seen.get(parent_span) if self.open_spans else None
             same = parent is not None and parent.kind is kind and parent.operation == operation
-            if ours:  # one call, two spans: ours wins over another library's outer span
-                if same and parent is not None:
+            if ours:  # one call, two spans: ours wins over another library's outer span (not a job: one that a
+                # framework's graph step opens is inside the graph's run, not that run)
+                if same and parent is not None and kind is not Kind.WORKFLOW:
                     parent.covered = True
                 return
-            started_in = parent_context if parent_context is not None else otel_context.get_current()
+            started_in = _running_context(parent_context)
             seen = _Seen(kind, operation, started_in)
             seen.calls = current_counts(started_in)
             run = (parent.below if parent is not None else self._passes.get(parent_span)) if self.open_spans else None
             if run is not None:  # inside another library's agent invocation: its call, as in an agent of ours
                 seen.agent, seen.calls, seen.below = run.name, run.calls, run
+            elif parent is not None:  # a step the library ran where no call of ours shows (LangGraph runs a subgraph's
+                # steps on its parent graph's executor): the agent, calls and job of the span around it
+                if seen.calls is None:
+                    seen.agent, seen.calls = parent.agent, parent.calls
+                if seen.job is None:
+                    seen.job = parent.job
             if same:
                 seen.covered = True  # the outer span wins
             elif parent is None and _ours(parent_span) and sources.classify(attribute_dict(parent_span)) == found \
-                    and _first_twin(kind, parent_context):
+                    and _first_twin(kind, started_in):
                 seen.covered = True  # ours wins: a framework's run or tool call directly inside ours is ours
-            elif _in_our_call(kind, operation, attributes, span.name, parent_context):
+            elif _in_our_call(kind, operation, attributes, span.name, started_in):
                 seen.covered = True  # ours, the parent or further up: spans between (a retry's, a step's) don't count
+                if kind is Kind.AGENT:  # our agent call's run: the steps inside it are our call's, not the library's
+                    # agent's around ours (the tool that called it), however the library parents or runs them
+                    seen.agent, seen.calls, seen.below = otel_context.get_value(AGENT_KEY, started_in), \
+                        current_counts(started_in), None
             if seen.covered and not same and kind is Kind.PROVIDER:
-                _inside_our_provider_call(seen, _our_provider_call(parent_context, operation))
+                _inside_our_provider_call(seen, _our_provider_call(started_in, operation))
             elif kind is Kind.AGENT and not seen.covered:
                 seen.own = seen.below = _AgentRun(
                     policy().bounded(semconv.GEN_AI_AGENT_NAME, sources.agent_name_of(attributes) or span.name))
@@ -206,6 +217,25 @@ class GenAiSpanBridge(SpanProcessor):
                 _hand_usage(span, seen, seen.usage_to)
         except Exception as exc:
             report_error("bridge.record", exc)
+
+
+#: The context entries of agent-otel's calls and jobs: a context holding one runs inside such a call.
+_CALL_KEYS = (JOB_KEY, AGENT_KEY, CALLS_KEY, PROVIDER_KEY, TOOL_KEY)
+
+
+def _running_context(parent_context: Context | None) -> Context:
+    """Where another library's span starts, for agent-otel: the current context, when the code runs inside an
+    agent-otel call or job; else the context the span was started with. LangChain's instrumentation starts its
+    spans with the context it kept when the run around them began, which has none of the agent-otel calls running
+    now (an agent or provider call a graph node or tool makes, a job it opens): their calls were counted twice,
+    or in no job."""
+    current = otel_context.get_current()
+    if parent_context is None or parent_context is current:
+        return current
+    for key in _CALL_KEYS:
+        if key in current:
+            return current
+    return parent_context
 
 
 def _our_provider_call(ctx: Context | None, operation: str) -> ProviderInvocation | None:
