@@ -562,3 +562,17 @@ def test_a_job_a_frameworks_graph_step_opens_leaves_the_graphs_run_counted(otel:
     [run] = [p for p in points(otel, semconv.AGENT_DURATION.name)
              if p.attributes[semconv.GEN_AI_AGENT_NAME] == "router"]
     assert run.count == 1
+
+
+def test_a_span_started_with_a_context_kept_from_before_a_job_carries_that_jobs_id(otel: Any) -> None:
+    """A graph step that opens a job, whose model call the framework's instrumentation traces with the context it
+    kept when the graph began (no job then): before, the span carried no ``job.id`` and was in no job's roll-up."""
+    from opentelemetry import context as otel_context
+
+    kept = otel_context.get_current()
+    with agent_otel.job("J-node", type="node"):
+        foreign(otel).start_span("chat gpt-4o", context=kept, attributes={
+            semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
+            semconv.GEN_AI_REQUEST_MODEL: "gpt-4o"}).end()
+    assert otel.span("chat gpt-4o").attributes[semconv.JOB_ID] == "J-node"
+    assert otel.span(semconv.job_span_name("node")).attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 1

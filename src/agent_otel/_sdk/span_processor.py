@@ -66,8 +66,8 @@ class AgentOtelSpanProcessor(SpanProcessor):
                     policies._policy or policies.policy()).hashed_keys.isdisjoint(values):
                 return  # no other library's GenAI span open for the bridge to cover, no hash to note
         else:
-            if parent_context is not None:  # started with a context of its own (LangChain's, kept from its run's
-                # start) while a job runs here: that job's ids, as the bridge counts it there (its _running_context)
+            if parent_context is not None and JOB_KEY not in ctx:  # started with a context of its own (LangChain's,
+                # kept from its run's start) while a job runs here: that job's ids, as the bridge counts it there
                 current = _get_current()
                 if JOB_KEY in current:
                     ctx = current
