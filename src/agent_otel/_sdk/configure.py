@@ -521,7 +521,7 @@ def _after_fork_in_child() -> None:
             exporter.abandoned = True
         _telemetry = None
         token, inherited.environment_token = inherited.environment_token, None  # the context stays as it is
-        _release(inherited, inherited.exit_flush_timeout_millis, retry=False, inherited=True)
+        _release(inherited, inherited.exit_flush_timeout_millis, retry=False)
         settings = inherited.settings
         arguments = {**inherited.arguments, "metrics_exporter": tuple(
             name for name in settings.metrics_exporters if name != "prometheus") or "none"}
@@ -572,18 +572,18 @@ def current_telemetry() -> Telemetry | None:
 def _start(what: str, step: Callable[[], object]) -> threading.Thread | None:
     """Run ``step`` on a daemon thread (None: it ran here, threads being unavailable); a failure is
     logged, never raised."""
+
+    def run() -> None:
+        try:
+            step()
+        except Exception as exc:
+            report_error("shutdown." + what.replace(" ", "_"), exc)  # one line, no message: it may quote host data
+
     try:
-        return start_thread(lambda: _run_step(what, step), f"agent-otel-shutdown-{what.replace(' ', '-')}")
+        return start_thread(run, f"agent-otel-shutdown-{what.replace(' ', '-')}")
     except RuntimeError:  # e.g. no new threads at interpreter shutdown: run it here
-        _run_step(what, step)
+        run()
         return None
-
-
-def _run_step(what: str, step: Callable[[], object]) -> None:
-    try:
-        step()
-    except Exception as exc:
-        report_error("shutdown." + what.replace(" ", "_"), exc)  # one line, no message: it may quote host data
 
 
 def shutdown_at_exit() -> None:
@@ -662,11 +662,9 @@ def _shutdown(timeout_millis: int, *, retry: bool) -> None:
         _release(telemetry, timeout_millis, retry=retry)
 
 
-def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, inherited: bool = False) -> None:
+def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool) -> None:
     """Flush and release what ``telemetry`` set up (see shutdown()); ``retry=False``: the exporters
-    make one attempt each, without their backoff retries. ``inherited``: a forked child's copy, whose exporters
-    send nothing (abandoned): each step runs here, with no thread to start and wait for, and the runtime is left
-    to the configure() that comes next (a child's exit pays for both otherwise)."""
+    make one attempt each, without their backoff retries."""
     if not retry:
         for processor in telemetry.span_processors:
             stop_retrying(processor._reporting.exporter)
@@ -716,10 +714,7 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, inherite
         else:
             steps.append(("tracer provider", provider.shutdown))
     for what, step in steps:
-        if inherited:
-            _run_step(what, step)
-        else:
-            wait(_start(what, step))
+        wait(_start(what, step))
     telemetry.loss.counter = None
     if server is not None:
         wait(stop_server)
@@ -729,8 +724,7 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, inherite
             otel_context.detach(telemetry.environment_token)
         except Exception:
             pass
-    if not inherited:
-        _runtime_after_release(telemetry)
+    _runtime_after_release(telemetry)
 
 
 def _runtime_after_release(telemetry: Telemetry) -> None:
