@@ -151,7 +151,8 @@ def record_evaluation(name: str, score: float | None = None, label: str | None =
         given: object = score  # typed a number; a program may pass anything
         if isinstance(given, bool):  # as the event's reader refuses it: True is no score of 1
             report_error("evaluation.score", TypeError("a score must be a number, got a bool"))
-        number = float(score) if score is not None and not isinstance(given, bool) else None
+            score = None
+        number = float(score) if score is not None else None
         record_score(otel_context.get_current(), name, number, label, agent_name)
         if target.is_recording():
             event: dict[str, Any] = {semconv.GEN_AI_EVALUATION_NAME: name, semconv.EVALUATION_COUNTED: True}

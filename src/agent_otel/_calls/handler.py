@@ -140,8 +140,8 @@ def span_value(value: Any, key: str = "span_attribute") -> Any:
     if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
         return [valid_text(v, key) for v in value]
     if isinstance(value, list | tuple) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        numbers = [valid_int(int(v), key) for v in value]  # one beyond 64 bits: all as digits (one type a list)
-        return numbers if all(type(v) is int for v in numbers) else [str(int(v)) for v in value]
+        numbers = [valid_int(int(v), key) for v in value]
+        return numbers if all(type(v) is int for v in numbers) else [str(v) for v in numbers]  # a list is one type
     return valid_text(str(value), key)
 
 

@@ -307,10 +307,14 @@ def _first_on_path(entry: str | None) -> None:
         sys.path.insert(0, entry)
 
 
+#: The programs whose output python does not flush before it prints why they ended: ``-c`` code, a ``-m`` module.
+_NOT_FLUSHED_FIRST = ("code", "module")
+
+
 def _flush_as_python_would(plan: Plan) -> None:
     """Before it prints why a program ended (a traceback, ``sys.exit("...")``'s message), python flushes what a
     script printed, not what ``-c`` code or a ``-m`` module printed: on one file, their order is python's."""
-    if plan.how in ("code", "module"):
+    if plan.how in _NOT_FLUSHED_FIRST:
         return
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
@@ -340,7 +344,7 @@ def _print_when_uncaught(plan: Plan) -> None:
         hook(kind, value.with_traceback(program_tb), program_tb)
 
     sys.excepthook = print_as_the_program
-    if plan.how in ("code", "module"):  # printed now, before the launcher's own exit flushes stdout (a script's)
+    if plan.how in _NOT_FLUSHED_FIRST:  # printed now, before the launcher's own exit flushes stdout (a script's)
         kind, value, tb = sys.exc_info()
         if kind is not None and value is not None:
             print_as_the_program(kind, value, tb)
