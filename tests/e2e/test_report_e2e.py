@@ -21,7 +21,7 @@ from agent_otel._cli import main
 from agent_otel._ops.demo import workflow
 from agent_otel._ops.report.queries import ACTIVITY
 from agent_otel._ops.stack import http_get_json
-from tests.support.e2e import E2E
+from tests.support.e2e import E2E, settled_time
 from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -78,21 +78,6 @@ def url(e2e: E2E) -> str:
 
     wait_until(enough, "the report to cover enough demo traffic", timeout_s=120)
     return prometheus
-
-
-def settled_time(url: str) -> float:
-    """A moment up to which every scrape of the demo is stored: one that started after it is in
-    Prometheus already (a target's samples are appended in order). Reports evaluated then, and the
-    independent queries made later at the same time, see exactly the same samples."""
-    at = time.time() - 1
-
-    def stored_after() -> bool:
-        query = urllib.parse.urlencode({"query": 'timestamp(up{job="agent-otel-demo"})'})
-        result = http_get_json(f"{url}/api/v1/query?{query}")["data"]["result"]
-        return any(float(sample["value"][1]) > at for sample in result)
-
-    wait_until(stored_after, "a scrape of the demo newer than the report time", timeout_s=30)
-    return at
 
 
 def report_json(url: str, *extra: str) -> dict[str, Any]:

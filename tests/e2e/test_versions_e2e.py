@@ -15,7 +15,7 @@ from mixin.rules import versions as rules
 
 from agent_otel import semconv as sc
 from agent_otel._cli import main
-from tests.support.e2e import E2E
+from tests.support.e2e import E2E, settled_time
 from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -26,9 +26,11 @@ PREVIOUS = sc.prometheus_label(sc.AGENT_VERSION_PREVIOUS)
 
 
 def report(url: str) -> dict[str, Any]:
+    """The report at a settled moment: its sections are compared with each other."""
     out, err = io.StringIO(), io.StringIO()
+    at = f"{settled_time(url):.3f}"
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["report", "--prometheus", url, "--format", "json"])
+        code = main(["report", "--prometheus", url, "--format", "json", "--at", at])
     assert code == 0, err.getvalue()
     document: dict[str, Any] = json.loads(out.getvalue())
     return document

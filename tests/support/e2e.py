@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 import urllib.parse
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -71,6 +72,22 @@ def check_contract_series(instrument: semconv.Instrument, series_of: Callable[[s
     always = set(instrument.prometheus_labels) - {semconv.prometheus_label(key) for key in optional}
     present = set().union(*(set(s) for s in found))
     assert always <= present, (instrument.name, always - present)
+
+
+def settled_time(prometheus_url: str) -> float:
+    """A moment up to which every scrape of the demo is stored: one that started after it is in
+    Prometheus already (a target's samples are appended in order). Reports evaluated then, and the
+    independent queries made later at the same time, see exactly the same samples; at "now", a scrape
+    stored between two of the report's queries makes its sections disagree."""
+    at = time.time() - 1
+
+    def stored_after() -> bool:
+        query = urllib.parse.urlencode({"query": 'timestamp(up{job="agent-otel-demo"})'})
+        result = http_get_json(f"{prometheus_url}/api/v1/query?{query}")["data"]["result"]
+        return any(float(sample["value"][1]) > at for sample in result)
+
+    wait_until(stored_after, "a scrape of the demo newer than the report time", timeout_s=30)
+    return at
 
 
 #: The group that reads the previous layout under the current names (mixin/rules/layout.py).
