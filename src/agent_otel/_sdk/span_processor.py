@@ -44,15 +44,21 @@ class AgentOtelSpanProcessor(SpanProcessor):
     process pays the checks whether there is anything to do, so they are written out here, not called (a
     Python call costs as much as a check). A span starting in no job and no conversation takes three context
     lookups; then one set operation looks for a configured hashed key and a GenAI attribute at once (the set
-    of both is kept per policy). A span ending takes one for a hashed key and one truth test for an open
-    GenAI span of another library, whose content is then removed (unless it goes on spans), and the bridge
+    of both is kept per policy). A span ending takes one for a hashed key or a GenAI marker and one truth test
+    for an open GenAI span of another library, whose content is then removed (unless it goes on spans), and the bridge
     is called only for such a span or an event."""
 
     def __init__(self, bridge: GenAiSpanBridge | None) -> None:
         self.bridge = bridge
-        # (policy, the keys a span's start is looked at for): one attribute, so that threads racing over a
-        # new policy never leave the keys of one with the other
-        self._start_keys: tuple[Policy | None, frozenset[str]] = (None, frozenset())
+        # (policy, the keys a span's start is looked at for, the keys its end is looked at for): one attribute,
+        # so that threads racing over a new policy never leave the keys of one with the other
+        self._keys: tuple[Policy | None, frozenset[str], frozenset[str]] = (None, frozenset(), frozenset())
+
+    def _keys_of(self, policy: Policy) -> tuple[Policy | None, frozenset[str], frozenset[str]]:
+        keys = self._keys
+        if keys[0] is not policy:
+            keys = self._keys = (policy, policy.hashed_keys | GENAI_MARKERS, policy.hashed_keys | _CONTENT_MARKERS)
+        return keys
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
@@ -85,10 +91,10 @@ class AgentOtelSpanProcessor(SpanProcessor):
             elif ctx.get(BAGGAGE_KEY):
                 stamp_ids(span, ctx, values)
         policy = policies._policy or policies.policy()
-        start_keys = self._start_keys
-        if start_keys[0] is not policy:
-            start_keys = self._start_keys = (policy, policy.hashed_keys | GENAI_MARKERS)
-        if start_keys[1].isdisjoint(values):
+        keys = self._keys
+        if keys[0] is not policy:
+            keys = self._keys_of(policy)
+        if keys[1].isdisjoint(values):
             return
         if not policy.hashed_keys.isdisjoint(values):
             hash_present(span, values, parent_context, at_start=True)
@@ -102,13 +108,19 @@ class AgentOtelSpanProcessor(SpanProcessor):
             values = span._attributes._dict  # type: ignore[union-attr]  # the live dict: see attribute_dict
         except AttributeError:
             values = attribute_dict(span)
-        if not (policies._policy or policies.policy()).hashed_keys.isdisjoint(values):
-            hash_present(span, values, None, at_start=False)
-        # Another library's GenAI span, by its marker as it ends: one set when it started or later (a marker set
-        # after the start kept its content), or the older vocabulary's. Ours record content only where the
-        # policy says.
-        if not _CONTENT_MARKERS.isdisjoint(values) and getattr(span.instrumentation_scope, "name", None) != _SCOPE:
-            drop_content(span)
+        policy = policies._policy or policies.policy()
+        keys = self._keys
+        if keys[0] is not policy:
+            keys = self._keys_of(policy)
+        if not keys[2].isdisjoint(values):  # a hashed key or a GenAI marker: one look for both, then which
+            if not policy.hashed_keys.isdisjoint(values):
+                hash_present(span, values, None, at_start=False)
+            # Another library's GenAI span, by its marker as it ends: one set when it started or later (a marker
+            # set after the start kept its content), or the older vocabulary's. Ours record content only where
+            # the policy says.
+            if not _CONTENT_MARKERS.isdisjoint(values) and getattr(span.instrumentation_scope, "name",
+                                                                   None) != _SCOPE:
+                drop_content(span)
         has_events = bool(span._events)  # once: a BoundedList's truth is a Python call
         if has_events or span._links:
             hash_events_and_links(span)
