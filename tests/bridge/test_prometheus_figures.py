@@ -110,8 +110,8 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
                 prometheus.stop()
 
 
-def total(prometheus: RunningPrometheus, expr: str) -> float:
-    return prometheus.value(f"sum({expr})") or 0.0
+def total(prometheus: RunningPrometheus, expr: str, at: float | None = None) -> float:
+    return prometheus.value(f"sum({expr})", at) or 0.0
 
 
 @pytest.mark.parametrize("source", FRAMEWORKS)
@@ -119,20 +119,29 @@ def test_prometheus_holds_the_fake_models_figures_per_framework(scraped: Scraped
     prometheus, expected = scraped.prometheus, SOURCES[source].bridged
     selector = f'job="{source}",{OURS}'
     job_count = f"{semconv.JOB_DURATION.prometheus}_count{{{selector}}}"
-    wait_until(lambda: total(prometheus, job_count) == 1, f"the job of {source} in Prometheus", timeout_s=60)
+    # the moment the job was there: every figure below is read then, all from the scrapes before it (read
+    # "now", a failed scrape between two reads would leave the worker's series stale for the second)
+    moments: list[float] = []
+
+    def job_in_prometheus() -> bool:
+        moments.append(time.time())
+        return total(prometheus, job_count, moments[-1]) == 1
+
+    wait_until(job_in_prometheus, f"the job of {source} in Prometheus", timeout_s=60)
+    at = moments[-1]
 
     calls = f"{semconv.CLIENT_INFERENCE_DURATION.prometheus}_count{{{selector}}}"
-    assert total(prometheus, calls) == expected.calls
-    tokens = tuple(total(prometheus, f"{counter.prometheus}{{{selector}}}")
+    assert total(prometheus, calls, at) == expected.calls
+    tokens = tuple(total(prometheus, f"{counter.prometheus}{{{selector}}}", at)
                    for counter in (semconv.CLIENT_USAGE_INPUT_TOKENS, semconv.CLIENT_USAGE_OUTPUT_TOKENS))
     assert tokens == (expected.tokens or (0, 0))
     assert [tuple(t) for t in scraped.workers[source].host_tokens or []] == host_tokens(source)
-    cost = total(prometheus, f"{semconv.CLIENT_COST.prometheus}{{{selector}}}")
+    cost = total(prometheus, f"{semconv.CLIENT_COST.prometheus}{{{selector}}}", at)
     assert cost == pytest.approx(priced(expected))
     tools = f"{semconv.TOOL_DURATION.prometheus}_count{{{selector}}}"
-    assert total(prometheus, tools) == expected.tools
+    assert total(prometheus, tools, at) == expected.tools
     agents = prometheus.query(f"sum by (gen_ai_agent_name, agent_task_type) "
-                              f"({semconv.AGENT_DURATION.prometheus}_count{{{selector}}})")
+                              f"({semconv.AGENT_DURATION.prometheus}_count{{{selector}}})", at)
     assert {(row["metric"]["gen_ai_agent_name"], row["metric"]["agent_task_type"]): float(row["value"][1])
             for row in agents} == expected.agents
 

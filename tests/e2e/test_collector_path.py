@@ -33,7 +33,7 @@ from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
 from agent_otel import semconv
-from agent_otel._ops.stack import ALERTMANAGER_PATH, RULE_PATHS, LocalStack, WebhookReceiver, free_port, http_get_json
+from agent_otel._ops.stack import ALERTMANAGER_PATH, RULE_PATHS, LocalStack, WebhookReceiver, free_port
 from tests.support.alerts import (
     check_chosen_alerts_reach_the_webhook_with_labels_and_annotations,
     check_silent_counterparts_stay_silent,
@@ -51,6 +51,7 @@ from tests.support.e2e import (
     recording_rules,
     wait_for_series,
 )
+from tests.support.http import http_get_json
 from tests.support.otlp_receiver import OtlpGrpcReceiver, OtlpReceiver
 from tests.support.paths import ASSETS
 from tests.support.polling import wait_until
@@ -127,7 +128,7 @@ def path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorPath]:
                 with open(log_path, "wb") as log:
                     demos.append(subprocess.Popen(
                         [sys.executable, "-m", "agent_otel", "demo", "--port", str(free_port()), "--rate", str(RATE),
-                         "--seed", str(SEED + n), "--evolve-every", "1", "--duration", "900"],
+                         "--seed", str(SEED + n), "--evolve-every", "1", "--duration", "3600"],
                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work))
             stack.start()
             setup = CollectorPath(collector, stack, webhook, spans, demos, logs)
@@ -174,14 +175,16 @@ def test_two_processes_of_one_service_do_not_collide(path: CollectorPath) -> Non
     """Each process has its own service.instance.id, which the Collector makes `instance`: two series per
     label set, each counting up on its own (a shared identity would overwrite and look like resets)."""
     metric = f'gen_ai_invoke_agent_duration_seconds_count{{job="{SERVICE}"}}'
-    instances = {series["metric"]["instance"] for series in path.query(metric)}
+    # over the last scrapes, not at the last one: a failed scrape of the Collector leaves every series stale
+    # until the next
+    instances = {series["metric"]["instance"] for series in path.query(f"last_over_time({metric}[15s])")}
     assert len(instances) == PROCESSES
     for instance in instances:
         assert uuid.UUID(instance).version == 4
     wait_until(lambda: path.query(f"count_over_time({metric}[1m]) > 5"), "six scrapes of both processes",
                timeout_s=60)
     assert path.query(f"sum(resets({metric}[1m])) > 0") == []
-    target_info = path.query(f'target_info{{job="{SERVICE}"}}')
+    target_info = path.query(f'last_over_time(target_info{{job="{SERVICE}"}}[15s])')
     assert {series["metric"]["instance"] for series in target_info} == instances
 
 

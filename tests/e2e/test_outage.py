@@ -58,12 +58,12 @@ class Outage:
     backend: OtlpGrpcReceiver
     app: AppProcess
 
-    def invocations(self) -> float | None:
+    def invocations(self, at: float | None = None) -> float | None:
         return self.prometheus.value(
-            f'sum(gen_ai_invoke_agent_duration_seconds_count{{job="{SERVICE}",gen_ai_agent_name="{AGENT}"}})')
+            f'sum(gen_ai_invoke_agent_duration_seconds_count{{job="{SERVICE}",gen_ai_agent_name="{AGENT}"}})', at)
 
-    def lost(self, stage: str) -> float:
-        return self.prometheus.value(f'sum({ERRORS}{{job="{SERVICE}",{STAGE}="{stage}"}})') or 0.0
+    def lost(self, stage: str, at: float | None = None) -> float:
+        return self.prometheus.value(f'sum({ERRORS}{{job="{SERVICE}",{STAGE}="{stage}"}})', at) or 0.0
 
     def rss(self) -> int:
         return int(psutil.Process(self.app.pid).memory_info().rss)
@@ -142,9 +142,14 @@ def test_an_outage_neither_blocks_nor_grows_the_program_and_every_loss_is_counte
     ended = 4 * JOBS * SPANS_PER_TRACE
     arrived: list[int] = []
 
+    # Read at the moment every span was accounted for: Prometheus's figures below all come from the scrapes
+    # before it (read "now", a failed scrape leaves the program's series stale until the next one).
+    moments: list[float] = []
+
     def accounted() -> bool:
+        moments.append(time.time())
         arrived[:] = [len(backend.spans())]
-        return arrived[0] + outage.lost("export.traces") == ended
+        return arrived[0] + outage.lost("export.traces", moments[-1]) == ended
 
     wait_until(lambda: outage.invocations() == 4 * JOBS,
                "every invocation, those of the outage included, in Prometheus", timeout_s=30)
@@ -159,9 +164,11 @@ def test_an_outage_neither_blocks_nor_grows_the_program_and_every_loss_is_counte
     assert rss["during"] - rss["before"] < RSS_BOUND, rss
     assert rss["after"] - rss["before"] < RSS_BOUND, rss
     # Totals right after recovery: one series per process, no reset across the outage.
-    series = prometheus.query(f'gen_ai_invoke_agent_duration_seconds_count{{job="{SERVICE}"}}')
+    at = moments[-1]
+    series = prometheus.query(f'gen_ai_invoke_agent_duration_seconds_count{{job="{SERVICE}"}}', at)
     assert len({s["metric"]["instance"] for s in series}) == 1
-    assert prometheus.query(f'resets(gen_ai_invoke_agent_duration_seconds_count{{job="{SERVICE}"}}[5m]) > 0') == []
+    assert prometheus.query(f'resets(gen_ai_invoke_agent_duration_seconds_count{{job="{SERVICE}"}}[5m]) > 0',
+                            at) == []
     # Losses: spans of the outage only, all counted; failed metric exports counted.
     by_phase = {name: {trace_id for trace_id, _ in phase["traces"]} for name, phase in phases.items()}
     arrived_traces: dict[str, int] = {}
@@ -170,9 +177,9 @@ def test_an_outage_neither_blocks_nor_grows_the_program_and_every_loss_is_counte
         arrived_traces[trace_id] = arrived_traces.get(trace_id, 0) + 1
     for name in ("before", "after"):
         assert all(arrived_traces.get(trace_id) == SPANS_PER_TRACE for trace_id in by_phase[name]), name
-    lost_spans = outage.lost("export.traces")
+    lost_spans = outage.lost("export.traces", at)
     assert lost_spans > 0
-    assert outage.lost("export.metrics") >= 1
+    assert outage.lost("export.metrics", at) >= 1
     outage_spans = {name: sum(arrived_traces.get(t, 0) for t in by_phase[name]) for name in ("hung", "down")}
 
     print("\nper-call time (job with agent, tool and provider calls): "

@@ -12,9 +12,9 @@ import pytest
 from mixin.rules.layout import MARKER as LAYOUT_MARKER
 
 from agent_otel import semconv
-from agent_otel._ops.stack import http_get_json
 from tests.support.dashboards import SELECTIONS, check_every_dashboard_query_returns_data
 from tests.support.e2e import E2E, check_contract_series, recording_rules, wait_for_series
+from tests.support.http import http_get_json
 from tests.support.ops import binary
 from tests.support.otlp_receiver import attributes_of
 from tests.support.polling import wait_until

@@ -32,10 +32,11 @@ import pytest
 
 from agent_otel import semconv as sc
 from agent_otel._cli import main
-from agent_otel._ops.stack import ALERTMANAGER_PATH, RULE_PATHS, LocalStack, WebhookReceiver, free_port, http_get_json
+from agent_otel._ops.stack import ALERTMANAGER_PATH, RULE_PATHS, LocalStack, WebhookReceiver, free_port
 from tests.support.collector import RunningCollector, start_collector
 from tests.support.demo import stop
 from tests.support.e2e import RATE, fast_alertmanager, fast_rules
+from tests.support.http import http_get_json
 from tests.support.ops import RULES_FILE, all_rules
 from tests.support.paths import ASSETS
 from tests.support.polling import wait_until
@@ -97,7 +98,7 @@ def _start_demos(work: Path, env: dict[str, str]) -> tuple[dict[tuple[str, str],
         with open(log_path, "wb") as log:
             demos[(service, environment)] = subprocess.Popen(
                 [sys.executable, "-m", "agent_otel", "demo", "--port", str(port), "--rate", str(RATE),
-                 "--seed", str(11 + n), "--evolve-every", "1", "--duration", "900"],
+                 "--seed", str(11 + n), "--evolve-every", "1", "--duration", "3600"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=process_env, cwd=work)
     return demos, logs, ports
 
@@ -159,14 +160,22 @@ def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 def test_job_and_up_on_each_path(fleet: Fleet) -> None:
     """Direct: one scrape job, `up` per process. Behind the Collector: `up` is the Collector's only, and every
     other series has job = service.name (honor_labels)."""
-    ups = fleet.query("up")
-    jobs = {(s["metric"]["job"], s["metric"][SERVICE]) for s in fleet.query(HEARTBEAT)}
     if fleet.collector is None:
-        assert len(ups) == len(DEPLOYMENTS) and {s["metric"]["job"] for s in ups} == {"agent-otel-app"}
-        assert jobs == {("agent-otel-app", service) for service, _ in DEPLOYMENTS}
+        up_jobs, jobs = {"agent-otel-app"}, {("agent-otel-app", service) for service, _ in DEPLOYMENTS}
     else:
-        assert {s["metric"]["job"] for s in ups} == {"agent-otel-collector"}
-        assert jobs == {(service, service) for service, _ in DEPLOYMENTS}
+        up_jobs, jobs = {"agent-otel-collector"}, {(service, service) for service, _ in DEPLOYMENTS}
+    ups: list[dict[str, Any]] = []
+    found: set[tuple[str, str]] = set()
+
+    def on_each_path() -> bool:  # polled: a failed scrape leaves a target's series stale until the next one
+        ups[:] = fleet.query("up")
+        found.clear()
+        found.update((s["metric"]["job"], s["metric"][SERVICE]) for s in fleet.query(HEARTBEAT))
+        return found == jobs and {s["metric"]["job"] for s in ups} == up_jobs
+
+    wait_until(on_each_path, f"the jobs {sorted(jobs)} and `up` of {up_jobs}", timeout_s=30)
+    if fleet.collector is None:
+        assert len(ups) == len(DEPLOYMENTS)
 
 
 RECORDS = sorted({rule["record"] for rule in all_rules(RULES_FILE)})
@@ -196,12 +205,22 @@ def test_every_rule_keeps_services_and_environments_apart(fleet: Fleet) -> None:
 
 
 def test_report_default_finds_the_data_and_selector_scopes_it(fleet: Fleet) -> None:
-    code, everything, err = fleet.report()
-    assert code == 0, err
-    assert everything["report"]["targets"] == len(DEPLOYMENTS)  # services (service and environment) matching
-    code, staging, err = fleet.report("--selector", f'{ENVIRONMENT}="staging"')
-    assert code == 0, err
-    assert staging["report"]["targets"] == 1
+    def report_of(expected_targets: int, *args: str) -> dict[str, Any]:
+        """The report, once it counts the services (service and environment) matching: a failed scrape
+        leaves a target's series stale until the next one."""
+        document: dict[str, Any] = {}
+
+        def counted() -> bool:
+            code, found, err = fleet.report(*args)
+            assert code == 0, err
+            document.update(found)
+            return bool(found["report"]["targets"] == expected_targets)
+
+        wait_until(counted, f"a report {' '.join(args)} of {expected_targets} services", timeout_s=30)
+        return document
+
+    everything = report_of(len(DEPLOYMENTS))
+    staging = report_of(1, "--selector", f'{ENVIRONMENT}="staging"')
     total = sum(row["invocations"] for row in everything["agents"])
     assert 0 < sum(row["invocations"] for row in staging["agents"]) < total
 
@@ -217,6 +236,7 @@ def test_a_stopped_service_raises_its_own_alert(fleet: Fleet) -> None:
 
     wait_until(lambda: (fleet.alive(), firing() == {STOPPED})[1], f"{ALERT} for {service}/{environment}",
                timeout_s=120)
-    assert fleet.pairs(HEARTBEAT) == set(DEPLOYMENTS) - {STOPPED}
+    wait_until(lambda: fleet.pairs(HEARTBEAT) == set(DEPLOYMENTS) - {STOPPED},
+               "every other deployment's heartbeat", timeout_s=30)  # polled: as in test_job_and_up_on_each_path
     # The other environment of the same service, and the other service, still report: no alert for them.
     assert firing() == {STOPPED}

@@ -37,20 +37,23 @@ def report(url: str) -> dict[str, Any]:
 
 
 def test_each_new_version_is_compared_with_the_one_it_replaced(e2e: E2E) -> None:
-    def compared() -> list[dict[str, Any]]:
+    def compared() -> list[dict[str, Any]]:  # both rules: each one's result is stored on its own
         e2e.demo_alive()
         found = e2e.query(rules.PREVIOUS_SUCCESS_RATIO)
-        return found if {s["metric"][AGENT] for s in found} == set(AGENTS) else []
+        means = e2e.query(rules.PREVIOUS_MEAN)
+        return found if {s["metric"][AGENT] for s in found} == {s["metric"][AGENT] for s in means} == set(
+            AGENTS) else []
 
     wait_until(compared, "every demo agent's new version compared with its previous one", timeout_s=180)
     for sample in e2e.query(rules.PREVIOUS_SUCCESS_RATIO):
         labels = sample["metric"]
         assert labels[VERSION] != labels[PREVIOUS] and labels[PREVIOUS].startswith("v"), labels
         assert 0 <= float(sample["value"][1]) <= 1
-    assert {s["metric"][AGENT] for s in e2e.query(rules.PREVIOUS_MEAN)} == set(AGENTS)
-    # the demo's versions all behave alike: nothing regresses
+    # the demo's versions all succeed alike: no success regression fires (their latency is the machine's: a
+    # loaded moment of a 2-core CI machine may slow one version's calls, a latency alert then is right)
     alerts = e2e.api("/api/v1/alerts")["alerts"]
-    assert not [a for a in alerts if a["labels"]["alertname"].startswith("AgentOtelVersion")]
+    assert not [a for a in alerts if a["labels"]["alertname"] == "AgentOtelVersionSuccessRegression"
+                and a["state"] == "firing"]
 
 
 def test_report_shows_current_and_previous_version_side_by_side(e2e: E2E) -> None:

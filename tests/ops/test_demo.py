@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from agent_otel._ops.demo.runner import read_status
-from agent_otel._ops.stack import free_port, http_get_json
+from agent_otel._ops.stack import free_port
 from tests.support.demo import port_is_closed, stop
+from tests.support.http import http_get_json
 from tests.support.paths import ASSETS
 from tests.support.polling import wait_until
 

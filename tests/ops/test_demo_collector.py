@@ -14,8 +14,9 @@ from pathlib import Path
 
 import psutil
 
-from agent_otel._ops.stack import free_port, http_get_json
+from agent_otel._ops.stack import free_port
 from tests.support.demo import descendants, gone, port_is_closed, stop
+from tests.support.http import http_get_json
 from tests.support.ops import collector_binary
 from tests.support.polling import wait_until
 

@@ -95,7 +95,7 @@ ENDINGS = {
 @pytest.mark.parametrize("ending", ENDINGS)
 def test_every_ending_stops_the_servers_it_started_and_removes_its_workdir(tmp_path: Path, ending: str) -> None:
     sig = ENDINGS[ending]
-    demo = start_demo(tmp_path, [*explicit_ports(), *(["--duration", "5"] if sig is None else [])])
+    demo = start_demo(tmp_path, [*explicit_ports(), *(["--duration", "15"] if sig is None else [])])
     try:
         demo.wait_ready()
         [workdir] = demo.workdirs()

@@ -22,8 +22,9 @@ from typing import Any
 
 import pytest
 
-from agent_otel._ops.stack import free_port, http_get_json
+from agent_otel._ops.stack import free_port
 from tests.support.demo import port_is_closed, stop
+from tests.support.http import http_get_json
 from tests.support.paths import ROOT
 from tests.support.polling import wait_until
 

@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 
 from agent_otel import semconv
-from agent_otel._ops.stack import LocalStack, WebhookReceiver, http_get_json
+from agent_otel._ops.stack import LocalStack, WebhookReceiver
+from tests.support.http import http_get_json
 from tests.support.otlp_receiver import OtlpHttpReceiver
 from tests.support.paths import ASSETS
 from tests.support.polling import wait_until

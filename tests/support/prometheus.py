@@ -10,7 +10,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from agent_otel._ops.stack import ManagedProcess, free_port, http_get_json
+from agent_otel._ops.stack import ManagedProcess, free_port
+from tests.support.http import http_get_json
 from tests.support.ops import binary
 from tests.support.polling import wait_until
 
@@ -49,13 +50,16 @@ class RunningPrometheus:
         assert answer["status"] == "success", answer
         return answer["data"]
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.api("/api/v1/query", query=expr)["result"]
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """``expr`` now, or at Unix time ``at``: checks that read several queries of one moment pass the
+        moment a first one found its data at (a failed scrape leaves a target's series stale until the next)."""
+        params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
+        result: list[dict[str, Any]] = self.api("/api/v1/query", **params)["result"]
         return result
 
-    def value(self, expr: str) -> float | None:
+    def value(self, expr: str, at: float | None = None) -> float | None:
         """The value of a query that yields one sample, None when it yields none."""
-        result = self.query(expr)
+        result = self.query(expr, at)
         assert len(result) <= 1, result
         return float(result[0]["value"][1]) if result else None
 
