@@ -13,6 +13,7 @@ import threading
 import urllib.request
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +22,14 @@ from opentelemetry import trace
 import agent_otel
 from agent_otel import semconv
 from agent_otel._engine.instruments import runtime
-from tests.support.carrier_targets import VIEWING_PROCESSES, child_agent, child_view, child_view_to_queue
+from tests.support.carrier_targets import (
+    VIEWING_PROCESSES,
+    ViewManager,
+    child_agent,
+    child_view,
+    child_view_to_queue,
+    wait_for_file,
+)
 from tests.support.environment import CLEAN_ENV
 
 
@@ -200,6 +208,43 @@ def test_multiprocessing_pool_tasks_carry_the_context_of_each_call(otel: Any, me
     assert [(view["job"], view["trace_id"], view["parent_span_id"]) for view in views] == [
         (f"pool-{method}", trace_id, span_id)] * 6
     assert outside["job"] is None and outside["parent_span_id"] is None  # nothing leaks between tasks
+
+
+def test_a_process_pools_done_callbacks_run_in_no_job_of_the_submit_that_started_its_manager_thread(
+        otel: Any, tmp_path: Path) -> None:
+    """A ``ProcessPoolExecutor`` starts the thread that runs every future's done callbacks at its first submit:
+    the callbacks of later jobs' futures ran in that first job (its id, under its ended span, counted in its
+    written roll-up). As under plain python, they run in no job, as a ``ThreadPoolExecutor``'s do."""
+    gate = tmp_path / "gate"
+    seen: list[str | None] = []
+    done = threading.Event()
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        with agent_otel.job("first"):
+            pool.submit(child_view).result(timeout=120)  # starts the manager thread
+        with agent_otel.job("later"):
+            future = pool.submit(wait_for_file, str(gate))  # running until the callback is in place
+            future.add_done_callback(lambda _: (seen.append(agent_otel.current_job_id()), done.set()))
+            gate.touch()
+            assert done.wait(120)
+    assert seen == [None]
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_a_managers_server_serves_every_caller_in_no_job_of_the_one_it_was_started_in(otel: Any,
+                                                                                      method: str) -> None:
+    """Its server process serves every caller of its proxies, whose calls carry no context: it ran all of them
+    in the job it was started in."""
+    manager = ViewManager(ctx=multiprocessing.get_context(method))
+    with agent_otel.job("starter"):
+        manager.start()
+    try:
+        view = manager.JobView()  # type: ignore[attr-defined]  # registered at run time
+        with agent_otel.job("caller"):
+            in_a_job = view.job()
+        outside = view.job()
+    finally:
+        manager.shutdown()
+    assert (in_a_job, outside) == (None, None)
 
 
 def test_a_thread_pools_tasks_run_in_the_context_of_their_call_and_count_toward_its_job(otel: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from multiprocessing.managers import BaseManager
 from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
@@ -81,3 +82,29 @@ class ForkserverViewingProcess(_ViewingRun, multiprocessing.context.ForkServerPr
 
 
 VIEWING_PROCESSES = {"fork": ForkViewingProcess, "spawn": SpawnViewingProcess, "forkserver": ForkserverViewingProcess}
+
+
+def wait_for_file(path: str) -> None:
+    """Return once ``path`` exists (polled, with a deadline): the test holds a task running until then."""
+    import os
+    import time
+
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(path)
+        time.sleep(0.01)
+
+
+class JobView:
+    """Served by a :class:`ViewManager`'s server process: the job its calls run in there."""
+
+    def job(self) -> str | None:
+        return agent_otel.current_job_id()
+
+
+class ViewManager(BaseManager):
+    pass
+
+
+ViewManager.register("JobView", JobView)

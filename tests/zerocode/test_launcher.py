@@ -3,6 +3,7 @@ their Python children instrument themselves through the bootstrap on PYTHONPATH.
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
 import socket
@@ -556,3 +557,44 @@ def test_python_dot_runs_the_working_directorys_main_with_pythons_paths(project:
     plain, launched = _plain_and_launched(project, [sys.executable, "."])
     assert launched == plain
     assert plain[1] == f"{project} {project / '__main__.py'}\n"
+
+
+HEADERS_PROGRAM = """
+import http.server, threading, urllib.request
+import agent_otel
+
+seen = []
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        seen.append(self.headers.get("baggage"))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+with agent_otel.job("job-x", type="fetch"):
+    urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/").close()
+server.shutdown()
+print(seen)
+"""
+
+
+@pytest.mark.parametrize("config", ["no file", "an empty file"])
+def test_outgoing_http_calls_carry_the_job_with_the_default_switches_file_or_not(tmp_path: Path,
+                                                                                 config: str) -> None:
+    """``http_headers`` is on by default, as every ``[instrumentation]`` switch: without a configuration file the
+    launcher left it off, and a job's calls to another service carried neither its trace nor its id."""
+    (tmp_path / "app.py").write_text(HEADERS_PROGRAM)
+    if config == "an empty file":
+        (tmp_path / "agent-otel.toml").write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "cache"), OTEL_METRICS_EXPORTER="none", OTEL_TRACES_EXPORTER="none")
+    result = subprocess.run([AGENT_OTEL, "run", "--", sys.executable, "app.py"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    [baggage] = ast.literal_eval(result.stdout)
+    assert "job.id=job-x" in baggage.split(","), baggage

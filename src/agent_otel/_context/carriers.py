@@ -23,7 +23,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from agent_otel._context.propagation import _has_context_to_carry, carry, subprocess_env
+from agent_otel._context.propagation import CarriedCall, _has_context_to_carry, carry, subprocess_env
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import start_thread
 from agent_otel._engine.wrappers import Args, Kwargs, WrapperFunction
@@ -74,14 +74,18 @@ def _in_this_context(func: Callable[..., Any]) -> Callable[..., Any]:
     return run_in_context
 
 
-#: Worker processes of pools serve many submits: each submit carries its own context instead.
-_POOL_WORKER_MODULES = ("concurrent.futures.process", "multiprocessing.pool")
+#: Worker processes of pools serve many submits, each of which carries its own context; a manager's server
+#: process serves every caller of its proxies, whose calls carry none. They start with no context, forked ones
+#: included (a fork keeps the context it was made in), rather than for ever in the job that started them.
+_POOL_WORKER_MODULES = ("concurrent.futures.process", "multiprocessing.pool", "multiprocessing.managers")
 
 
 def _wrap_process_start(wrapped: Callable[..., None], instance: BaseProcess, args: Args, kwargs: Kwargs) -> None:
     target = getattr(instance, "_target", None)
-    if target is not None and getattr(target, "__module__", None) not in _POOL_WORKER_MODULES:
-        instance._target = carry(target)  # type: ignore[attr-defined]  # private in multiprocessing, not in typeshed
+    if target is not None and not isinstance(target, CarriedCall):
+        serving = getattr(target, "__module__", None) in _POOL_WORKER_MODULES
+        # _target: private in multiprocessing, not in typeshed
+        instance._target = CarriedCall(target, {}) if serving else carry(target)  # type: ignore[attr-defined]
     elif target is None and "run" not in vars(instance) and _has_context_to_carry():
         # A class that overrides run(): its run carried, as a target is, while start() hands the process to the
         # child (forked, or pickled for spawn and forkserver, where the carrier needs no agent-otel set up to
@@ -332,14 +336,21 @@ _POOL_THREAD_TARGETS = frozenset({
     ("concurrent.futures.thread", "_worker"), ("multiprocessing.pool", "worker"),
     ("multiprocessing.pool", "Pool._handle_workers"), ("multiprocessing.pool", "Pool._handle_tasks"),
     ("multiprocessing.pool", "Pool._handle_results")})
+#: The same for the pool threads that are a class of their own, with no target: a ``ProcessPoolExecutor``'s
+#: manager thread, which runs every future's done callbacks.
+_POOL_THREAD_CLASSES = frozenset({("concurrent.futures.process", "_ExecutorManagerThread")})
 
 
 def _wrap_thread_bootstrap(wrapped: Callable[[], None], instance: threading.Thread, args: Args,
                            kwargs: Kwargs) -> None:
     context = getattr(instance, "_otel_context", None)  # what the threading instrumentation took at start()
+    if context is None:
+        return wrapped(*args, **kwargs)
     target = getattr(instance, "_target", None)
-    if context is None or (getattr(target, "__module__", None), getattr(target, "__qualname__", None)) in \
-            _POOL_THREAD_TARGETS:
+    if target is not None:
+        if (getattr(target, "__module__", None), getattr(target, "__qualname__", None)) in _POOL_THREAD_TARGETS:
+            return wrapped(*args, **kwargs)
+    elif (type(instance).__module__, type(instance).__qualname__) in _POOL_THREAD_CLASSES:
         return wrapped(*args, **kwargs)
     token = otel_context.attach(context)
     try:

@@ -41,6 +41,8 @@ from agent_otel._zerocode.patching import instrument, leave_main_to_launcher
 from agent_otel.errors import ConfigurationError
 
 _PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)?)?$")
+#: What the launcher says, and the source of the empty configuration it runs with, when it finds no file.
+_NO_CONFIGURATION = "no configuration found"
 
 
 @dataclass
@@ -245,6 +247,8 @@ def _start_telemetry(config: Config | None, *, child: bool) -> None:
         main = os.environ.get(AGENT_OTEL_PROGRAM_MAIN)
         if child and main:
             programs.wrap_in_workers(main)
+    else:  # no targets, and the [instrumentation] switches at their defaults, as above: http_headers among them
+        instrument(Config(source=_NO_CONFIGURATION))
     atexit.register(_flush)
     if threading_is_main() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _on_terminate)
@@ -439,7 +443,7 @@ def run_launcher(args: argparse.Namespace) -> int:
         _say(f"agent-otel: {exc}")
         return 2
     if config is None:
-        _say("agent-otel: no configuration found; running with SDK setup only")
+        _say(f"agent-otel: {_NO_CONFIGURATION}; running with SDK setup only")
     _child_environment(config_file)
     if plan.how == "exec":
         os.environ[AGENT_OTEL_PROGRAM_PID] = str(os.getpid())  # exec keeps the pid
