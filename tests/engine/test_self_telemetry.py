@@ -14,6 +14,7 @@ import agent_otel
 from agent_otel import path
 from agent_otel._engine import self_telemetry
 from agent_otel._environment import AGENT_OTEL_DEBUG
+from tests.support.environment import CLEAN_ENV
 from tests.support.paths import ROOT
 from tests.support.telemetry import error_count
 
@@ -103,3 +104,29 @@ def test_nothing_reaches_the_output_of_a_host_without_logging_configuration() ->
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
                           env={"PATH": "/usr/bin:/bin"})
     assert (done.returncode, done.stdout, done.stderr) == (0, "done\n", "")
+
+
+MALFORMED_FLAG_PROGRAM = """
+import agent_otel
+from agent_otel._engine.instruments import runtime
+
+@agent_otel.tool("add")
+def add(a, b):
+    return a + b
+
+with agent_otel.job("j"):
+    print(add(1, 2))
+print(runtime().enabled)
+"""
+
+
+@pytest.mark.parametrize("variable", ["AGENT_OTEL_ENABLED", "OTEL_SDK_DISABLED"])
+def test_a_malformed_on_off_variable_never_fails_the_calls_of_a_program_that_never_called_configure(
+        variable: str) -> None:
+    """A library's decorated function, in a program that never calls configure(): agent-otel sets itself up at
+    the first call, which raised the variable's ConfigurationError out of every call and job. It is on, as when
+    the variable is unset, and the problem counted; configure() still raises it."""
+    done = subprocess.run([sys.executable, "-c", MALFORMED_FLAG_PROGRAM], env={**CLEAN_ENV, variable: "maybe"},
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert (done.returncode, done.stdout) == (0, "3\nTrue\n"), done.stderr
+    assert "Traceback" not in done.stderr

@@ -17,6 +17,7 @@ from opentelemetry.sdk.environment_variables import OTEL_SDK_DISABLED
 
 from agent_otel import semconv
 from agent_otel._environment import AGENT_OTEL_ENABLED, env_flag, semconv_opt_in
+from agent_otel.errors import ConfigurationError
 from agent_otel.semconv import InstrumentT
 from agent_otel.version import __version__
 
@@ -88,14 +89,26 @@ def build_runtime(
     global _runtime
     tp = tracer_provider or trace.get_tracer_provider()
     mp = meter_provider or metrics.get_meter_provider()
+    malformed: ConfigurationError | None = None
+    if enabled is None:
+        try:
+            enabled = enabled_from_env()
+        except ConfigurationError as exc:
+            # built by a wrapped call with no configure() first, which must never raise: on, as when unset
+            # (configure() raises it), and counted once this runtime can count it
+            enabled, malformed = True, exc
     rt = Runtime(
-        enabled=enabled_from_env() if enabled is None else enabled,
+        enabled=enabled,
         tracer=tp.get_tracer(semconv.SCOPE_NAME, __version__),
         meter=mp.get_meter(semconv.SCOPE_NAME, __version__),
         previous_names=previous_names_from_env() if previous_names is None else previous_names,
     )
     with _lock:
         _runtime = rt
+    if malformed is not None:
+        from agent_otel._engine.self_telemetry import report_error  # it counts on this module's runtime
+
+        report_error("runtime.environment", malformed)
     return rt
 
 
