@@ -442,3 +442,23 @@ def test_a_host_that_installed_no_op_providers_keeps_them_without_a_warning_on_i
         print(type(trace.get_tracer_provider()).__name__, type(metrics.get_meter_provider()).__name__)
     """)
     assert (child.stdout, child.stderr) == ("NoOpTracerProvider NoOpMeterProvider\n", "")
+
+
+def test_an_exit_budget_beyond_what_a_thread_can_wait_leaves_the_exit_alone() -> None:
+    """A budget beyond ``threading.TIMEOUT_MAX`` (the platform's time_t) raised out of the exit hook: a
+    traceback on the host's stderr after its output. ``shutdown()`` with one raised into the program."""
+    child = run_child("""
+        import agent_otel
+
+        agent_otel.configure(prometheus_port=0)
+        print("done")
+    """, AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS="9999999999999", OTEL_TRACES_EXPORTER="none")
+    assert (child.stdout, child.stderr) == ("done\n", "")
+    in_code = run_child("""
+        import agent_otel
+
+        agent_otel.configure(prometheus_port=0)
+        agent_otel.shutdown(timeout_millis=10**13)
+        print("shut down")
+    """, OTEL_TRACES_EXPORTER="none")
+    assert (in_code.stdout, in_code.stderr) == ("shut down\n", "")

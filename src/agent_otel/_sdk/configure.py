@@ -662,9 +662,15 @@ def _shutdown(timeout_millis: int, *, retry: bool) -> None:
         _release(telemetry, timeout_millis, retry=retry)
 
 
+#: The longest budget a release waits, whatever it was given (11.6 days): the threads' waits take no more
+#: (``threading.TIMEOUT_MAX``, the platform's time_t), and a budget beyond them raised out of the exit hook.
+_LONGEST_RELEASE_MILLIS = 10**9
+
+
 def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool) -> None:
     """Flush and release what ``telemetry`` set up (see shutdown()); ``retry=False``: the exporters
     make one attempt each, without their backoff retries."""
+    timeout_millis = min(timeout_millis, _LONGEST_RELEASE_MILLIS)
     if not retry:
         for processor in telemetry.span_processors:
             stop_retrying(processor._reporting.exporter)
