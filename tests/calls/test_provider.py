@@ -309,7 +309,7 @@ def test_retries_from_the_extractor_and_from_outside(otel: Any) -> None:
 
 
 def test_a_retry_count_that_is_not_a_count_is_dropped_and_counted(otel: Any, capfd: pytest.CaptureFixture[str]) -> None:
-    """A count as every count option reads one (a fraction is truncated). Before, -1 went to the span and to
+    """A count as every count option reads one (a fraction is no count). Before, -1 went to the span and to
     the counter (whose SDK warning reached the host's stderr), and 0.5 was added as half a retry."""
 
     @agent_otel.provider("openai", model="gpt-4o")
@@ -322,7 +322,7 @@ def test_a_retry_count_that_is_not_a_count_is_dropped_and_counted(otel: Any, cap
     complete()
     assert otel.span("chat gpt-4o").attributes[semconv.AGENT_OTEL_RETRY_COUNT] == 1
     assert [p.value for p in otel.points(RETRIES)] == [1]
-    assert error_count(otel, "provider.retry") == 1  # the negative one
+    assert error_count(otel, "provider.retry") == 2  # the negative one and the fraction
     assert capfd.readouterr().err == ""
 
 
@@ -426,6 +426,7 @@ def test_explicit_token_and_cost_extractors(otel: Any) -> None:
         ({"usage": {"prompt_tokens": "lots", "completion_tokens": 3}}, {"provider.input_tokens": 1}),
         ({"usage": "oops"}, {}),
         ({"usage": {"input_tokens": -4}}, {"provider.input_tokens": 1}),
+        ({"usage": {"input_tokens": 2.7, "output_tokens": 3.0}}, {"provider.input_tokens": 1}),
         ("text only", {}),
     ],
 )
@@ -439,6 +440,17 @@ def test_odd_usage_never_crashes(otel: Any, result: Any, stages: dict[str, int])
     for stage, count in stages.items():
         assert error_count(otel, stage) == count
     assert sum(p.value for p in otel.points(semconv.INSTRUMENTATION_ERRORS.name)) == sum(stages.values())
+
+
+def test_a_count_that_is_not_a_whole_number_is_counted_as_a_problem_not_truncated(otel: Any) -> None:
+    """2.7 input tokens were recorded as 2, silently; 3.0 is 3."""
+    @agent_otel.provider("custom", model="m", input_tokens=path("result.n_in"), output_tokens=path("result.n_out"))
+    def complete() -> dict[str, Any]:
+        return {"n_in": 2.7, "n_out": 3.0}
+
+    complete()
+    assert tokens_by_type(otel) == {"output": (1, 3)}
+    assert error_count(otel, "provider.input_tokens") == 1
 
 
 def test_manual_handle(otel: Any) -> None:
