@@ -176,6 +176,7 @@ def test_a_server_that_never_answers_times_out_with_exit_2() -> None:
 @pytest.mark.parametrize("args", [
     ["--window", "2h"], ["--format", "xml"], ["--slow-ms", "0"], ["--slow-ms", "-5"], ["--slow-ms", "abc"],
     ["--slow-ms", "81921"], ["--timeout", "0"], ["--at", "yesterday"],
+    ["--at", "inf"], ["--at", "nan"], ["--at", "1e30"], ["--at", "-1"], ["--at", "0001-01-01T00:00:00Z"],
 ], ids=lambda a: " ".join(a))
 def test_bad_arguments_are_argparse_errors(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:

@@ -60,20 +60,27 @@ def _slow_ms(text: str) -> float:
     return value
 
 
+#: The Unix seconds --at takes: from 1970 to the end of year 9999, what the report can print as a date.
+_AT_RANGE = (0.0, 253402300800.0)
+
+
 def _at(text: str) -> float:
     """Unix seconds, or an ISO 8601 time (a trailing Z or an offset; naive means UTC)."""
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
-        pass
-    try:
-        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--at must be Unix seconds or an ISO 8601 time such as "
-                                         f"2026-11-21T09:00:00Z, got {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.timestamp()
+        try:
+            moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--at must be Unix seconds or an ISO 8601 time such as "
+                                             f"2026-11-21T09:00:00Z, got {text!r}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        seconds = moment.timestamp()
+    low, high = _AT_RANGE
+    if not low <= seconds < high:  # nan included: inf, nan and 1e30 failed later, with a traceback
+        raise argparse.ArgumentTypeError(f"--at must be a time from 1970 to 9999, got {text!r}")
+    return seconds
 
 
 def _timeout(text: str) -> float:
