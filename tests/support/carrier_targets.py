@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 from multiprocessing.managers import BaseManager
 from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
 
 import agent_otel
+from tests.support.polling import wait_until
 
 
 def child_view(tag: str = "") -> dict[str, Any]:
@@ -85,15 +87,8 @@ VIEWING_PROCESSES = {"fork": ForkViewingProcess, "spawn": SpawnViewingProcess, "
 
 
 def wait_for_file(path: str) -> None:
-    """Return once ``path`` exists (polled, with a deadline): the test holds a task running until then."""
-    import os
-    import time
-
-    deadline = time.monotonic() + 60
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            raise TimeoutError(path)
-        time.sleep(0.01)
+    """Return once ``path`` exists: the test holds a task running until then."""
+    wait_until(lambda: os.path.exists(path), f"{path} to exist", timeout_s=60)
 
 
 class JobView:

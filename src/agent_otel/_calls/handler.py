@@ -112,10 +112,12 @@ def coerce_count(value: Any, stage: str) -> int | None:
     if isinstance(value, list | tuple | set | frozenset | dict):
         return len(value)
     number = coerce_number(value, stage, 0, MAX_COUNT)
-    if number is not None and not number.is_integer():  # 2.7 tokens: no count, rather than a truncated one
+    if number is None:
+        return None
+    if not number.is_integer():  # 2.7 tokens: no count, rather than a truncated one
         report_error(stage, ValueError("a count that is not a whole number"))
         return None
-    return int(number) if number is not None else None
+    return int(number)
 
 
 def coerce_names(value: Any, stage: str) -> list[str]:

@@ -55,9 +55,8 @@ class AgentOtelSpanProcessor(SpanProcessor):
         self._keys: tuple[Policy | None, frozenset[str], frozenset[str]] = (None, frozenset(), frozenset())
 
     def _keys_of(self, policy: Policy) -> tuple[Policy | None, frozenset[str], frozenset[str]]:
-        keys = self._keys
-        if keys[0] is not policy:
-            keys = self._keys = (policy, policy.hashed_keys | GENAI_MARKERS, policy.hashed_keys | _CONTENT_MARKERS)
+        """The keys of a policy that is not the one kept (its callers check, inline)."""
+        keys = self._keys = (policy, policy.hashed_keys | GENAI_MARKERS, policy.hashed_keys | _CONTENT_MARKERS)
         return keys
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
