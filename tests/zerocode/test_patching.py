@@ -447,6 +447,113 @@ def test_a_subclass_that_does_not_override_keeps_the_base_method_object(
     assert Early.solve is Base.solve and Late.solve is Base.solve and Base.solve is Base.__dict__["solve"]
 
 
+_INHERITING = """
+    import agent_otel
+
+    class Base:
+        def run(self, n):
+            return n
+
+        @agent_otel.tool("decorated")
+        def checked(self):
+            return True
+
+        @classmethod
+        def make(cls, n):
+            return n * 10
+
+    class Named(Base):
+        pass
+
+    class Deeper(Named):
+        pass
+
+    class Other(Base):
+        pass
+"""
+
+
+def test_a_target_naming_a_subclass_that_inherits_the_method_keeps_it_the_bases_and_records_that_subclass(
+        otel: Any, package: Package) -> None:
+    """Wrapped on the subclass, ``Named.run is Base.run`` no longer held: LangChain's ``BaseLLM.astream`` then
+    took ``FakeListLLM._stream`` (a target naming the inherited ``BaseLLM._stream``) for an override and
+    raised NotImplementedError. The wrapper is on the class that defines it, and records only the calls on
+    the named class, its instances and subclasses, as the wrapper on the subclass did."""
+    mod = package.write("mod", _INHERITING)
+    module = package.load("mod")
+    original_run = module.Base.__dict__["run"]
+    instrument(config(f'[[agent]]\ntarget = ["{mod}:Named.run", "{mod}:Named.checked"]\n'
+                      f'[[tool]]\ntarget = "{mod}:Named.make"\n'))
+    Base, Named, Deeper, Other = module.Base, module.Named, module.Deeper, module.Other
+    assert Named.run is Base.run and Deeper.run is Base.run and Other.run is Base.run
+    assert "run" not in Named.__dict__ and "make" not in Named.__dict__
+    assert [Named().run(1), Deeper().run(2), Base.run(Named(), 3), Base().run(4), Other().run(5)] == [1, 2, 3, 4, 5]
+    assert [span.name for span in otel.spans()] == ["invoke_agent Named"] * 3
+    assert [Named.make(1), Deeper.make(2), Named().make(3), Base.make(4), Other.make(5)] == [10, 20, 30, 40, 50]
+    assert [span.name for span in otel.spans()][3:] == ["execute_tool make"] * 3
+    assert Named().checked() is True  # decorated in the code: its decorator's call, once
+    assert [span.name for span in otel.spans()][6:] == ["execute_tool decorated"]
+    assert entry_errors() == {}
+    uninstrument()
+    assert module.Base.__dict__["run"] is original_run and "run" not in module.Named.__dict__
+
+
+def test_langchains_override_checks_hold_for_a_fake_llm_named_by_methods_it_inherits(otel: Any) -> None:
+    """The real framework: ``BaseLLM.astream`` streams through ``_stream`` only when ``type(self)._stream is
+    not BaseLLM._stream``; otherwise it answers with one chunk from ``ainvoke``."""
+    from langchain_core.language_models.fake import FakeListLLM
+    from langchain_core.language_models.llms import LLM, BaseLLM
+
+    instrument(config('[[provider]]\nprovider = "fake"\ntarget = ['
+                      '"langchain_core.language_models.fake:FakeListLLM._stream", '
+                      '"langchain_core.language_models.fake:FakeListLLM._generate"]\n'))
+    try:
+        assert FakeListLLM._stream is BaseLLM._stream and FakeListLLM._generate is LLM._generate
+        llm = FakeListLLM(responses=["hello", "again"])
+
+        async def stream() -> list[str]:
+            return [chunk async for chunk in llm.astream("hi")]
+
+        assert asyncio.run(stream()) == ["hello"]  # NotImplementedError from BaseLLM._stream before
+        assert otel.spans() == []  # through _agenerate, which the configuration does not name
+        assert llm.invoke("hi") == "again"
+        assert [span.attributes[semconv.GEN_AI_PROVIDER_NAME] for span in otel.spans()] == ["fake"]
+        assert entry_errors() == {}
+    finally:
+        uninstrument()
+    assert "_stream" in BaseLLM.__dict__ and not hasattr(BaseLLM.__dict__["_stream"], "__wrapped__")
+
+
+@pytest.mark.parametrize("named_first", [True, False])
+def test_entries_naming_a_method_and_a_subclass_that_inherits_it_each_record_their_own_calls(
+        otel: Any, package: Package, named_first: bool) -> None:
+    mod = package.write("mod", _INHERITING)
+    module = package.load("mod")
+    entries = [f'[[agent]]\ntarget = "{mod}:Named.run"\nname = "named"\n',
+               f'[[agent]]\ntarget = "{mod}:Base.run"\nname = "base"\n']
+    instrument(config("".join(entries if named_first else entries[::-1])))
+    Base, Named, Deeper, Other = module.Base, module.Named, module.Deeper, module.Other
+    assert Named.run is Base.run and Deeper.run is Base.run
+    assert [Base().run(1), Named().run(2), Other().run(3), Deeper().run(4)] == [1, 2, 3, 4]
+    assert [span.name for span in otel.spans()] == [
+        "invoke_agent base", "invoke_agent named", "invoke_agent base", "invoke_agent named"]
+    assert entry_errors() == {}
+
+
+def test_a_function_named_twice_is_recorded_once_and_the_second_name_is_reported(
+        otel: Any, package: Package) -> None:
+    """A package's re-export and the module defining it name one function: the second entry was ignored
+    without a word, so ``agent-otel check`` showed it ok while its options never applied."""
+    mod = package.write("mod", "def fn(x):\n    return x + 1\n")
+    reexport = package.write("api", "from .mod import fn\n")
+    package.load("api")
+    instrument(config(f'[[tool]]\ntarget = "{reexport}:fn"\nname = "first"\n'
+                      f'[[tool]]\ntarget = "{mod}:fn"\nname = "second"\n'))
+    assert package.load("mod").fn(1) == 2 and package.load("api").fn(2) == 3
+    assert [span.name for span in otel.spans()] == ["execute_tool first"] * 2
+    assert entry_errors() == {f"{mod}:fn": f"fn is already wrapped for tool[0] ({reexport}:fn); name a function once"}
+
+
 def test_a_subclass_that_makes_the_method_no_method_keeps_it_as_it_made_it(otel: Any, package: Package) -> None:
     """``subclasses = true`` wrapped whatever a subclass defined under the name: ``on_event = None`` became a
     wrapper (``is None`` false), a read-only property lost its data-descriptor-ness (an assignment passed), a

@@ -66,7 +66,7 @@ from agent_otel._engine.wrappers import (
 from agent_otel._environment import AGENT_OTEL_CONFIG
 from agent_otel._zerocode import instances
 from agent_otel._zerocode.config import Config, TargetSpec, load_config
-from agent_otel._zerocode.targets import resolve_in, resolve_instance_attribute
+from agent_otel._zerocode.targets import Resolved, TargetError, resolve_in, resolve_instance_attribute
 from agent_otel.errors import ConfigurationError
 
 logger = logging.getLogger("agent_otel")
@@ -115,13 +115,20 @@ class _ConfiguredHandler(Handler):
     and object). A function, with no object, counts each call (recursion included). Checked here rather than
     in a wrapper function of its own: that frame would count against the program's recursion limit."""
 
-    def __init__(self, inner: Handler, entry: _Entry, method: bool) -> None:
+    def __init__(self, inner: Handler, entry: _Entry, method: bool, scope: type | None = None) -> None:
         self.inner = inner
         self.entry = entry
         self.stage = inner.stage
         # a method: ``Class.method(obj, ...)`` has obj as its instance, as ``obj.method(...)`` does
         self.method = inner.method = method
         self.family = id(entry.family)
+        #: The class whose calls (on its instances, or on it and its subclasses for a class method) this entry
+        #: records, when its target names a subclass that inherits the method: the wrapper is on the class
+        #: that defines it, so that ``Sub.method is Base.method`` still holds. None: every call.
+        self.scope = scope
+        #: Every entry's handler this wrapper serves, the most specific scope first, once a second entry names
+        #: the same method (``Base.run`` and ``Sub.run``, which inherits it); empty while it serves one.
+        self.chain: tuple[_ConfiguredHandler, ...] = ()
 
     @property
     def active(self) -> bool:  # type: ignore[override]  # a class attribute of Handler's, a live value here
@@ -131,6 +138,18 @@ class _ConfiguredHandler(Handler):
         if not self.entry.active:
             return None
         obj = args[0] if instance is None and self.method and args else instance
+        if self.chain:
+            for handler in self.chain:
+                if handler.scope is None or _in_scope(obj, handler.scope):
+                    return handler.begin_on(obj, wrapped, instance, args, kwargs)
+            return None
+        if self.scope is not None and not _in_scope(obj, self.scope):
+            return None  # a call of the defining class's, or of another subclass's: as if unwrapped
+        return self.begin_on(obj, wrapped, instance, args, kwargs)
+
+    def begin_on(self, obj: object, wrapped: Callable[..., Any], instance: object, args: Args,
+                 kwargs: Kwargs) -> Invocation | None:
+        """This entry's invocation for a call on ``obj`` (None: a function's), unless inside its call on it."""
         if obj is None:  # a function or static method: no object to tell the same call by
             return self.inner.begin(wrapped, instance, args, kwargs)
         family, same, runner = self.family, id(obj), _runner()
@@ -144,6 +163,16 @@ class _ConfiguredHandler(Handler):
         if inv is not None:
             _mark(inv, (family,), same, runner, marks)
         return inv
+
+
+def _in_scope(obj: object, scope: type) -> bool:
+    """Whether a call on ``obj`` is one on ``scope``: one of its instances, or (a class method's) it or a subclass."""
+    return isinstance(obj, scope) or (isinstance(obj, type) and issubclass(obj, scope))
+
+
+def _by_specificity(handler: _ConfiguredHandler) -> int:
+    """Sort key of a wrapper's chain: the deepest subclass first, the entry for every call last."""
+    return -len(handler.scope.__mro__) if handler.scope is not None else 0
 
 
 def _mark(inv: Invocation, families: Iterable[int], same: int, runner: int, marks: tuple[_Mark, ...]) -> None:
@@ -269,23 +298,31 @@ def _kind_wrapper(entry: _Entry, raw: Any, signed: Any, owner: object, attr: str
     return wrapper_for(_ConfiguredHandler(handler, entry, method), raw)
 
 
-def _make_wrapper(entry: _Entry, raw: Any, owner: Owner, attr: str) -> Wrapped:
+def _configured_handler(entry: _Entry, raw: Any, owner: Owner, attr: str,
+                        scope: type | None = None) -> _ConfiguredHandler:
+    """``entry``'s handler for ``raw``, the value of ``attr`` that ``owner`` defines or inherits."""
     spec = entry.spec
     label = f"{owner.__module__}.{owner.__qualname__}.{attr}" if isinstance(owner, type) else f"{spec.module}.{attr}"
     method = isinstance(owner, type) and isinstance(raw, FunctionType)
-    wrapper = Wrapper(raw, _kind_wrapper(entry, raw, raw, owner, attr, label, method))
-    if method:
+    return _ConfiguredHandler(build_handler(spec, entry.config, raw, owner, attr, label), entry, method, scope)
+
+
+def _make_wrapper(entry: _Entry, raw: Any, owner: Owner, attr: str, scope: type | None = None) -> Wrapped:
+    handler = _configured_handler(entry, raw, owner, attr, scope)
+    wrapper = Wrapper(raw, wrapper_for(handler, raw))
+    if handler.method:
         wrapper._self_reads_as_itself = FROM_CLASS
     elif isinstance(raw, staticmethod):
         wrapper.read_as_static_function()
     wrapper._self_agent_otel_entry = entry  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
+    wrapper._self_agent_otel_handler = handler  # type: ignore[attr-defined]
     return wrapper
 
 
 def _wrap_attribute(state: _State, entry: _Entry, owner: Owner, attr: str, raw: Any) -> None:
     if getattr(raw, "_self_agent_otel_entry", None) is not None:
         if isinstance(owner, type) and attr not in owner.__dict__:
-            raw = raw.__wrapped__  # inherited from a wrapped base: wrap the original for this class
+            raw = raw.__wrapped__  # a static method inherited from a wrapped base: wrap the original for this class
         else:
             return  # never wrap twice
     elif is_wrapper(getattr(raw, "__func__", raw)):  # a static or class method object holds its function
@@ -460,12 +497,57 @@ def _apply(state: _State, entry: _Entry, module: ModuleType) -> None:
         _watch_instances(state, entry, holder.owner, holder.attr)
         return
     found = resolve_in(module, spec.qualname)
-    _wrap_attribute(state, entry, found.owner, found.attr, found.raw)
+    owner, raw = found.owner, found.raw
+    serving = _configured_handler_of(raw)
+    original = cast(Wrapper, raw).__wrapped__ if serving is not None else raw
+    decorated = serving is None and is_wrapper(getattr(raw, "__func__", raw))  # the decorator wins: left as is
+    # a method the named subclass inherits; not a static one, whose calls have no object to tell its calls by
+    if (isinstance(owner, type) and found.defined_on is not owner and not decorated
+            and not isinstance(original, staticmethod)):
+        if serving is not None:
+            _serve_too(serving, entry, found, owner)
+        else:
+            _wrap_inherited(state, entry, found, owner)
+    elif serving is not None and serving.entry is not entry and found.defined_on is owner:
+        _serve_too(serving, entry, found, None)
+    else:
+        _wrap_attribute(state, entry, owner, found.attr, raw)
     if spec.subclasses and isinstance(found.owner, type):
         for sub in _all_subclasses(found.owner):
             if found.attr in sub.__dict__ and _overrides_as_a_method(sub.__dict__[found.attr]):
                 _wrap_attribute(state, entry, sub, found.attr, sub.__dict__[found.attr])
         _watch_subclasses(state, found.owner, entry, found.attr)
+
+
+def _configured_handler_of(value: object) -> _ConfiguredHandler | None:
+    """The handler of a configured target's wrapper; None for anything else."""
+    handler = getattr(value, "_self_agent_otel_handler", None) if is_wrapper(value) else None
+    return handler if isinstance(handler, _ConfiguredHandler) else None
+
+
+def _wrap_inherited(state: _State, entry: _Entry, found: Resolved, scope: type) -> None:
+    """Wrap a method where it is defined, recording only the calls on ``scope``, the subclass the target
+    names, which inherits it: wrapped on the subclass, ``Sub.method is Base.method`` would no longer hold,
+    and frameworks tell an override by it (LangChain's ``BaseLLM.astream`` refuses to stream when
+    ``FakeListLLM._stream`` is not ``BaseLLM._stream``)."""
+    defined_on = found.defined_on
+    wrapper = _make_wrapper(entry, found.raw, scope, found.attr, scope)
+    setattr(defined_on, found.attr, wrapper)
+    state.patches.append(_Patch(defined_on, found.attr, True, found.raw, wrapper))
+
+
+def _serve_too(serving: _ConfiguredHandler, entry: _Entry, found: Resolved, scope: type | None) -> None:
+    """Make the wrapper already in place also serve ``entry``, for the calls on ``scope`` (all others when
+    None); raises TargetError when an entry already records those calls: a function is named once."""
+    chain = serving.chain or (serving,)
+    for handler in chain:
+        if handler.entry is entry:
+            return  # never wrap twice
+        if handler.scope is scope:
+            raise TargetError(f"{found.attr} is already wrapped for {handler.entry.spec.key} "
+                              f"({handler.entry.spec.target}); name a function once")
+    handler = _configured_handler(entry, cast(Wrapper, found.raw).__wrapped__, found.owner, found.attr, scope)
+    serving.chain = tuple(sorted((*chain, handler), key=_by_specificity))
 
 
 def _apply_entry(state: _State, entry: _Entry, module: ModuleType) -> None:
