@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,51 @@ def test_decorators_require_what_the_table_requires(kind: str) -> None:
     assert required
     with pytest.raises(ConfigurationError, match=f"{kind}\\(\\): {required[0].name} is required"):
         DECORATORS[kind]("")
+
+
+@pytest.mark.parametrize("kind", ["agent", "provider", "tool", "evolution"])
+def test_a_decorator_written_without_parentheses_is_refused_where_it_is_written(kind: str) -> None:
+    """``@agent_otel.tool`` took the function as its name, a callable extractor, and every call of the program's
+    function then raised (the decorator was called with its arguments)."""
+    [required] = [option.name for option in options.KINDS[kind].values() if option.required and option.decorator]
+    expected = re.escape(f"agent_otel.{kind}() takes the {required} first")
+    module = types.ModuleType("bare")
+    with pytest.raises(ConfigurationError, match=expected + r".*function search being defined"):
+        exec(compile(f"import agent_otel\n@agent_otel.{kind}\ndef search(q):\n    return q\n", "bare.py", "exec"),
+             vars(module))
+    with pytest.raises(ConfigurationError, match=expected + r".*function .*Tools.search being defined"):
+        class Tools:
+            @DECORATORS[kind]
+            def search(self, q: str) -> str:
+                return q
+    with pytest.raises(ConfigurationError, match=expected + r".*<locals>.search being defined"):
+        @DECORATORS[kind]
+        def search(q: str) -> str:
+            return q
+
+
+def name_of(call: Any) -> str:
+    return "from-module"
+
+
+def _make_extractor() -> Callable[[Any], str]:
+    def made(call: Any) -> str:
+        return "made"
+    return made
+
+
+def test_a_callable_name_is_still_an_extractor(otel: Any) -> None:
+    def local_name(call: Any) -> str:
+        return "local"
+
+    for extractor in (name_of, local_name, _make_extractor(), lambda call: "lambda"):
+        @agent_otel.tool(extractor)
+        def search(q: str) -> str:
+            return q
+
+        assert search("q") == "q"
+    assert [span.name for span in otel.spans()] == [
+        "execute_tool from-module", "execute_tool local", "execute_tool made", "execute_tool lambda"]
 
 
 class ReadOnly:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import sys
 from collections.abc import Callable, Mapping
+from types import FrameType, FunctionType
 from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
@@ -502,6 +504,7 @@ def _manual_marker() -> None:
 def decorator(handler_type: type[KindHandler], options: dict[str, Any], attributes: Attributes | None
               ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """The decorator a public function returns: validates options now, wraps the function later."""
+    _refuse_use_without_parentheses(handler_type.stage, options, sys._getframe(2))
     handler_type(None, options, attributes)  # fail at decoration time, not at the first call
 
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
@@ -509,6 +512,28 @@ def decorator(handler_type: type[KindHandler], options: dict[str, Any], attribut
         return instrument(handler_type(func, options, attributes), func)
 
     return decorate
+
+
+def _refuse_use_without_parentheses(stage: str, options: Mapping[str, Any], caller: FrameType) -> None:
+    """``@agent_otel.tool`` with no parentheses passes the function being defined as the kind's name, which
+    takes a callable extractor: every call of the program's function would then fail. Told apart from an
+    extractor by being defined in the calling scope and not yet bound there (a ``def`` under ``@``)."""
+    for option in KINDS[stage].values():
+        if not (option.required and option.decorator):
+            continue
+        value = options.get(option.name)
+        if not isinstance(value, FunctionType) or value.__name__ == "<lambda>":
+            return
+        scope = caller.f_code.co_qualname
+        defined_here = value.__qualname__.rpartition(".")[0] == (
+            "" if scope == "<module>" else scope if not caller.f_code.co_flags & inspect.CO_OPTIMIZED
+            else f"{scope}.<locals>")
+        if defined_here and value.__code__.co_filename == caller.f_code.co_filename and (
+                caller.f_locals.get(value.__name__) is not value):
+            raise ConfigurationError(
+                f"agent_otel.{stage}() takes the {option.name} first: write @agent_otel.{stage}(\"...\") with "
+                f"parentheses (it was given the function {value.__qualname__} being defined)")
+        return
 
 
 def outcome_value(outcome: str | semconv.Outcome, stage: str) -> str | None:
