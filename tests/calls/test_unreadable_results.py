@@ -71,3 +71,65 @@ def test_a_property_that_raises_costs_only_its_own_field(otel: Any) -> None:
     assert point.attributes[semconv.AGENT_OUTCOME] == "success"  # read from the field that can be read
     assert not points(otel, semconv.AGENT_CONFIDENCE_HISTOGRAM.name)
     assert error_count(otel, "result.field") == 1
+
+
+class Hostile:
+    """A program's value none of whose conversions work: its truth, comparisons, text, repr and number all
+    raise (a numpy array's truth, a lazy proxy whose session is closed)."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _refuse(self, *args: object) -> Any:
+        raise RuntimeError("cannot be read")
+
+    __bool__ = __eq__ = __ne__ = __str__ = __repr__ = __format__ = __float__ = __int__ = __index__ = _refuse
+    __len__ = __iter__ = _refuse
+
+
+class HostileResult:
+    success = confidence = fixes_applied = patterns_used = provider_used = Hostile()
+    version_from = version_to = kpis_before = kpis_after = rolled_back = iterations = Hostile()
+    usage = model = Hostile()
+
+
+def test_values_whose_truth_text_or_number_raise_cost_only_their_own_option(otel: Any) -> None:
+    """A name, version, type or result field whose ``str()``, truth or ``float()`` raised cost the call its
+    span and metrics: ``value != ""`` in the name's fallback, ``float(value)`` catching only TypeError and
+    ValueError, ``usage or ...`` in the usage reader. Each such value is now counted, and the call recorded."""
+    hostile = agent_otel.path("args.value")
+    decorated = {
+        "agent": agent_otel.agent(hostile, task_type=hostile, version=hostile),
+        "tool": agent_otel.tool(hostile, type=hostile),
+        "provider": agent_otel.provider(hostile, model=hostile),
+        "evolution": agent_otel.evolution(hostile, strategy=hostile, sample_resources=False),
+        "job": agent_otel.job(hostile, type=hostile),
+    }
+    result = HostileResult()
+    for decorate in decorated.values():
+        @decorate
+        def call(value: object) -> HostileResult:
+            return result
+
+        assert call(Hostile()) is result
+    with agent_otel.job(Hostile(), type=Hostile()) as job:
+        assert job.id  # a fresh id, as for a job given none
+    assert sorted(span.name for span in otel.spans()) == [
+        "chat unknown", "evolve call", "execute_tool call", "invoke_agent call", "invoke_workflow default",
+        "invoke_workflow default"]
+    for duration in (semconv.AGENT_DURATION, semconv.TOOL_DURATION, semconv.CLIENT_INFERENCE_DURATION,
+                     semconv.EVOLUTION_DURATION):
+        assert len(points(otel, duration.name)) == 1, duration.name
+    assert sum(p.count for p in points(otel, semconv.JOB_DURATION.name)) == 2
+    for stage in ("text.agent.name", "text.tool.type", "text.gen_ai.request.model", "text.job.id", "agent.confidence",
+                  "evolution.iterations"):
+        assert error_count(otel, stage) >= 1, stage
+
+
+def test_static_attributes_no_exporter_takes_are_refused_when_decorating() -> None:
+    """``attributes={"k": object()}`` was taken, and the SDK dropped it at every call with a warning on the
+    program's stderr; the config file refuses the same value."""
+    for make in (lambda: agent_otel.tool("t", attributes={"k": object()}), lambda: agent_otel.job(k=object()),
+                 lambda: agent_otel.agent_call("a", attributes={"k": [1, "mixed"]})):
+        with pytest.raises(agent_otel.ConfigurationError, match=r"attributes\.k: expected a string, number or boolean"):
+            make()
+    assert agent_otel.tool("t", attributes={"tags": ["a", "b"], "sizes": (1, 2), "none": [], "n": 1.5})

@@ -24,6 +24,7 @@ from agent_otel._calls.handler import (
     error_type_label,
     manual_name,
     span_value,
+    text_value,
 )
 from agent_otel._calls.options import (
     AGENT,
@@ -220,7 +221,8 @@ class AgentHandler(KindHandler):
     def _describe(self, call: Call | None) -> tuple[str, str, str, dict[str, Any]]:
         bound = policy().bounded
         name = bound(semconv.GEN_AI_AGENT_NAME, self.required_name("name", call))
-        task_type = bound(semconv.AGENT_TASK_TYPE, self.option("task_type", call) or _DEFAULT_TASK_TYPE)
+        task_type = bound(semconv.AGENT_TASK_TYPE, text_value(self.option("task_type", call), semconv.AGENT_TASK_TYPE)
+                          or _DEFAULT_TASK_TYPE)
         return name, task_type, semconv.agent_span_name(name), self.span_attributes({
             semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_INVOKE_AGENT,
             semconv.GEN_AI_AGENT_NAME: name,
@@ -230,16 +232,14 @@ class AgentHandler(KindHandler):
     def version_attributes(self, call: Call | None, attributes: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
         """The call's bounded ``gen_ai.agent.version`` (None: not given or found), and its start attributes
         with the version and the prompt's name and version (a copy: ``attributes`` may be shared)."""
-        found = {key: value for key, value in ((semconv.GEN_AI_AGENT_VERSION, self.option("version", call)),
-                                               (semconv.GEN_AI_PROMPT_NAME, self.option("prompt_name", call)),
-                                               (semconv.PROMPT_VERSION, self.option("prompt_version", call)))
-                 if value is not None and value != ""}
+        found = {key: text for key, text in ((key, text_value(self.option(option, call), key)) for key, option in (
+            (semconv.GEN_AI_AGENT_VERSION, "version"), (semconv.GEN_AI_PROMPT_NAME, "prompt_name"),
+            (semconv.PROMPT_VERSION, "prompt_version"))) if text is not None}
         if not found:
             return None, attributes
         version = found.get(semconv.GEN_AI_AGENT_VERSION)  # the span keeps it as given; the metric, bounded
         bounded = policy().bounded_recent(semconv.GEN_AI_AGENT_VERSION, version) if version is not None else None
-        return bounded, {**attributes, **policy().scrub({key: span_value(str(value), key)
-                                                         for key, value in found.items()})}
+        return bounded, {**attributes, **policy().scrub({key: span_value(value, key) for key, value in found.items()})}
 
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
         call = self.new_call(instance, args, kwargs) if self.reads_call else None

@@ -24,6 +24,7 @@ from agent_otel._calls.handler import (
     coerce_number,
     decorator,
     manual_name,
+    text_value,
 )
 from agent_otel._calls.lineage import (
     FROM_FIELDS,
@@ -278,12 +279,14 @@ class EvolutionHandler(KindHandler):
     def _describe(self, call: Call) -> tuple[str, str, str, dict[str, Any]]:
         bound = policy().bounded
         agent_name = bound(semconv.GEN_AI_AGENT_NAME, self.required_name("agent", call))
-        evolution_type = bound(semconv.EVOLUTION_TYPE, self.option("type", call) or _DEFAULT_TYPE)
+        given_type = text_value(self.option("type", call), semconv.EVOLUTION_TYPE)
+        evolution_type = bound(semconv.EVOLUTION_TYPE, given_type or _DEFAULT_TYPE)
         attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_EVOLVE, semconv.GEN_AI_AGENT_NAME: agent_name,
                       semconv.EVOLUTION_TYPE: evolution_type}
-        strategy = self.option("strategy", call) if "strategy" not in self.late else None
-        if strategy:
-            attributes[semconv.EVOLUTION_STRATEGY] = valid_text(str(strategy), semconv.EVOLUTION_STRATEGY)
+        strategy = text_value(self.option("strategy", call), semconv.EVOLUTION_STRATEGY) \
+            if "strategy" not in self.late else None
+        if strategy is not None:
+            attributes[semconv.EVOLUTION_STRATEGY] = valid_text(strategy, semconv.EVOLUTION_STRATEGY)
         return agent_name, evolution_type, semconv.evolution_span_name(agent_name), self.span_attributes(attributes)
 
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:

@@ -21,13 +21,29 @@ from opentelemetry.trace import Span, SpanKind
 
 from agent_otel import semconv
 from agent_otel._calls.extractors import Call, Path, field_of, is_extractor, signature_of
-from agent_otel._calls.options import KINDS, MAX_COUNT, Attributes, check_required, extractor_problem, read_at
+from agent_otel._calls.options import (
+    KINDS,
+    MAX_COUNT,
+    Attributes,
+    check_attributes,
+    check_required,
+    extractor_problem,
+    read_at,
+)
 from agent_otel._context.job import BAGGAGE_KEY, JOB_KEY
 from agent_otel._context.stamping import ids_of
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine import policy as _policies
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.policy import SCRUBBED_KEY, policy, set_hashed, valid_attributes, valid_int, valid_text
+from agent_otel._engine.policy import (
+    SCRUBBED_KEY,
+    policy,
+    readable_text,
+    set_hashed,
+    valid_attributes,
+    valid_int,
+    valid_text,
+)
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import Handler, Invocation, InvocationScope, instrument
 from agent_otel.errors import ConfigurationError
@@ -92,8 +108,8 @@ def coerce_number(value: Any, stage: str, low: float | None = None, high: float 
             raise ValueError
         if (low is not None and number < low) or (high is not None and number > high):
             raise ValueError
-    except (TypeError, ValueError, AttributeError):
-        report_error(stage, TypeError(f"cannot read {type(value).__name__} {value!r:.40} as a number"
+    except Exception:  # the program's object: its __float__ may raise anything
+        report_error(stage, TypeError(f"cannot read {type(value).__name__} as a number"
                                       + (f" in [{low}, {high}]" if low is not None else "")))
         return None
     return number
@@ -134,6 +150,16 @@ def coerce_names(value: Any, stage: str) -> list[str]:
     return []
 
 
+def text_value(value: object, key: str) -> str | None:
+    """An option's value as text: None for None or empty; else its ``str()``, or None, counted at ``text.<key>``,
+    when that raises. Never the truth or a comparison of the program's value, which may raise too (an array)."""
+    if isinstance(value, str):
+        return value or None
+    if value is None:
+        return None
+    return readable_text(value, key) or None
+
+
 def span_value(value: Any, key: str = "span_attribute") -> Any:
     """A value OTel accepts as a span attribute, and every exporter can encode (see :func:`valid_text`)."""
     if isinstance(value, str):
@@ -149,7 +175,7 @@ def span_value(value: Any, key: str = "span_attribute") -> Any:
     if isinstance(value, list | tuple) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         numbers = [valid_int(int(v), key) for v in value]
         return numbers if all(type(v) is int for v in numbers) else [str(v) for v in numbers]  # a list is one type
-    return valid_text(str(value), key)
+    return valid_text(readable_text(value, key) or "", key)
 
 
 def set_result_attributes(span: Span, extractors: Mapping[str, Any], call: Call, stage: str) -> None:
@@ -237,6 +263,8 @@ class KindHandler(Handler):
         unnamed = [key for key in attributes or () if not isinstance(key, str) or not key]
         if unnamed:  # the SDK drops such a key with a warning on the program's stderr, at every call
             raise ConfigurationError(f"attributes: expected names as keys, got {unnamed[0]!r}")
+        if attributes:
+            check_attributes(self.stage, attributes)
         self.options = options
         self.attributes = valid_attributes(attributes or {})
         self.signature = signature_of(func) if func is not None else None
@@ -313,11 +341,12 @@ class KindHandler(Handler):
             return None
         try:
             if key in self.early:
-                before = call.early.get(key) if call.early is not None else None
-                if not value.delta:
-                    return before
-                return difference(before, value.read(call), f"{self.stage}.extract.{key}")
-            return value(call)
+                found = call.early.get(key) if call.early is not None else None
+                if value.delta:
+                    return difference(found, value.read(call), f"{self.stage}.extract.{key}")
+            else:
+                found = value(call)
+            return found
         except Exception as exc:
             report_error(f"{self.stage}.extract.{key}", exc)
             return None
@@ -344,18 +373,18 @@ class KindHandler(Handler):
             message = self.option("error_message", call)
         else:
             message = field_of(result, "error_message", "error")
-        if message is None or isinstance(message, bool) or message == "":
-            return
-        span.set_attribute(semconv.ERROR_MESSAGE, span_value(str(message), semconv.ERROR_MESSAGE))
+        text = text_value(message, semconv.ERROR_MESSAGE) if not isinstance(message, bool) else None
+        if text is not None:
+            span.set_attribute(semconv.ERROR_MESSAGE, span_value(text, semconv.ERROR_MESSAGE))
 
     def required_name(self, key: str, call: Call | None) -> str:
         """A required name option (agent, tool, provider name). When it resolves to nothing (None or
         empty, e.g. a path that found nothing or failed), the name a configured target would get instead
         (:attr:`~agent_otel._calls.options.Option.config_default`): the class of a method's instance, or
         the function's name; the miss is counted, and "None" never becomes a name."""
-        value = self.option(key, call)
-        if value is not None and value != "":
-            return value if isinstance(value, str) else str(value)
+        text = text_value(self.option(key, call), f"{self.stage}.{key}")
+        if text is not None:
+            return text
         report_error(f"{self.stage}.{key}", LookupError("the name resolved to nothing"))
         instance = call.instance if call is not None else None
         if instance is None or KINDS[self.stage][key].config_default == "function":

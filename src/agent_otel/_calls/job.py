@@ -29,14 +29,14 @@ from agent_otel._calls.handler import (
     outcome_value,
     set_result_attributes,
 )
-from agent_otel._calls.options import JOB, Text, check_options
+from agent_otel._calls.options import JOB, Text, check_attributes, check_options
 from agent_otel._calls.phase import record_pattern
 from agent_otel._context.conversation import context_with_conversation
 from agent_otel._context.job import BAGGAGE_KEY, JobState, context_with_job
 from agent_otel._context.stamping import ids_of
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.policy import SCRUBBED_KEY, policy, valid_attributes, valid_text
+from agent_otel._engine.policy import SCRUBBED_KEY, policy, readable_text, valid_attributes, valid_text
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import End, Handler, Invocation, InvocationScope, instrument, track, untrack
 from agent_otel.errors import ConfigurationError
@@ -123,7 +123,8 @@ def _read(extractor: Any, call: Call, stage: str) -> Any:
 def bounded_job_type(job_type: object) -> str:
     """A job's type as the span name, the span, the baggage and ``job.duration`` all carry it: through the
     cardinality cap once (the default when an extractor found nothing)."""
-    return policy().bounded(semconv.JOB_TYPE, job_type) if job_type is not None and job_type != "" else _DEFAULT_TYPE
+    text = job_type if isinstance(job_type, str) or job_type is None else readable_text(job_type, semconv.JOB_TYPE)
+    return policy().bounded(semconv.JOB_TYPE, text) if text else _DEFAULT_TYPE
 
 
 def start_job(job_id: object, kind: str, attributes: Mapping[str, Any],
@@ -131,7 +132,8 @@ def start_job(job_id: object, kind: str, attributes: Mapping[str, Any],
     """Start a job of type ``kind`` (see :func:`bounded_job_type`), in ``conversation`` when given."""
     # a given id goes into baggage, which every propagator encodes as UTF-8: one it cannot encode would raise
     # in the program's own HTTP calls
-    state = JobState(valid_text(str(job_id), semconv.JOB_ID) if job_id is not None else new_job_id(), kind)
+    given = readable_text(job_id, semconv.JOB_ID) if job_id is not None else None
+    state = JobState(valid_text(given, semconv.JOB_ID) if given is not None else new_job_id(), kind)
     parent = context_with_conversation(conversation) if conversation is not None else None
     rt = _instruments._runtime or runtime()  # runtime() without its call, once it is built
     tracer = rt.tracer
@@ -232,6 +234,7 @@ class job(InvocationScope):
         table = attributes.get("attributes")
         if isinstance(table, Mapping):
             attributes = {**table, **{key: value for key, value in attributes.items() if key != "attributes"}}
+        check_attributes("job", attributes)
         self.attributes = valid_attributes(attributes)  # as the other kinds' attributes
         super().__init__()
 

@@ -12,7 +12,7 @@ from agent_otel import semconv
 from agent_otel._calls.extractors import Call
 from agent_otel._calls.handler import span_value
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.policy import policy
+from agent_otel._engine.policy import policy, readable_text
 
 FROM_FIELDS = ("version_from", "from_version", "previous_version")
 TO_FIELDS = ("version_to", "to_version", "new_version")
@@ -25,9 +25,9 @@ ReadOption = Callable[..., Any]
 
 def version_text(value: Any) -> str | None:
     """A version as text (``3`` and ``"3"`` are one version); nothing for None or empty."""
-    if value is None or value == "" or isinstance(value, bool):
+    if value is None or isinstance(value, bool):
         return None
-    return str(value)
+    return readable_text(value, "version") or None
 
 
 @dataclass(frozen=True)

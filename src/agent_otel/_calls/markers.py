@@ -18,7 +18,7 @@ from opentelemetry import trace
 
 from agent_otel._calls.evolution import EVOLUTION_KEY
 from agent_otel._calls.extractors import Call
-from agent_otel._calls.handler import KindHandler, coerce_bool
+from agent_otel._calls.handler import KindHandler, coerce_bool, text_value
 from agent_otel._calls.options import KINDS
 from agent_otel._calls.provider import current_provider_call, record_fallback, record_retry
 from agent_otel._engine.self_telemetry import report_error
@@ -50,10 +50,8 @@ class MarkerHandler(KindHandler):
 
     def text(self, key: str, call: Call) -> str | None:
         """A string option, its table default when it resolves to nothing."""
-        value = self.option(key, call)
-        if value is None or value == "":
-            value = KINDS[self.stage][key].default
-        return None if value is None else str(value)
+        text = text_value(self.option(key, call), f"{self.stage}.{key}")
+        return text if text is not None else KINDS[self.stage][key].default
 
     def mark(self, call: Call) -> None:
         raise NotImplementedError
@@ -98,8 +96,8 @@ class RollbackHandler(MarkerHandler):
             report_error("rollback.outside_run", LookupError("a rollback target ran outside an evolution run"))
             return
         run.rolled_back = True  # type: ignore[attr-defined]
-        version = self.option("version", call)
-        if version is not None and version != "":
+        version = text_value(self.option("version", call), "rollback.version")
+        if version is not None:
             run.rollback_version = version  # type: ignore[attr-defined]
 
 

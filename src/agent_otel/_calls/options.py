@@ -15,7 +15,7 @@ import numbers
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from opentelemetry.util.types import AttributeValue
 
@@ -581,6 +581,23 @@ def check_options(kind: str, options: Mapping[str, Any]) -> None:
             option_value(option, value, DECORATOR)
         except BadValue as bad:
             raise ConfigurationError(f"{kind}(): {option.parameter}{bad.subkey}: {bad.problem}") from None
+
+
+def check_attributes(kind: str, attributes: Mapping[str, Any]) -> None:
+    """Refuse, naming the keyword, a static attribute of a decorator or manual call that is none of what the
+    config file takes (a string, number or boolean) nor a list of one of those types, as OpenTelemetry takes:
+    the SDK would drop it at every call, warning on the program's stderr."""
+    singles = {key: value for key, value in attributes.items() if not _attribute_list(value)}
+    if singles:
+        check_options(kind, {"attributes": singles})
+
+
+def _attribute_list(value: object) -> bool:
+    """A list or tuple of items of one type of str, bool, int and float (an empty one too)."""
+    if type(value) not in (list, tuple):
+        return False
+    types = {type(item) for item in cast("list[Any]", value)}
+    return len(types) <= 1 and types <= {str, bool, int, float}
 
 
 def collect(kind: str, values: Mapping[str, Any], *, check: bool = True) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from opentelemetry.trace import Span
 
 from agent_otel import semconv
 from agent_otel._calls.extractors import Call, Extractor, field_of, is_extractor
-from agent_otel._calls.handler import KindHandler, P, R, check_decoratable, coerce_bool, outcome_value
+from agent_otel._calls.handler import KindHandler, P, R, check_decoratable, coerce_bool, outcome_value, text_value
 from agent_otel._calls.options import JOB, Attributes, Flag, Text, collect
 from agent_otel._context.job import current_job
 from agent_otel._context.phase import PhaseState, context_with_phase
@@ -35,9 +35,10 @@ _SUCCESS, _FAILURE, _ERROR = (semconv.Outcome.SUCCESS.value, semconv.Outcome.FAI
 
 def record_pattern(ctx: Context | None, span: Span, pattern: object, outcome: str, duration_s: float) -> None:
     """One execution of the workflow pattern ``pattern`` (None or empty: the call names none)."""
-    if pattern is None or pattern == "":
+    text = text_value(pattern, semconv.WORKFLOW_PATTERN)
+    if text is None:
         return
-    name = policy().bounded(semconv.WORKFLOW_PATTERN, pattern)
+    name = policy().bounded(semconv.WORKFLOW_PATTERN, text)
     runtime()[semconv.PATTERN_DURATION].record(
         duration_s, {semconv.WORKFLOW_PATTERN: name, semconv.WORKFLOW_PATTERN_OUTCOME: outcome}, context=ctx)
     if span.is_recording():

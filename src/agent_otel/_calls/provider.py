@@ -25,6 +25,7 @@ from agent_otel._calls.handler import (
     decorator,
     error_type_label,
     manual_name,
+    text_value,
 )
 from agent_otel._calls.options import PROVIDER, Attributes, Count, Flag, Number, Text, collect
 from agent_otel._calls.pricing import TokenUsage, cost_of_usage, price_of
@@ -171,14 +172,15 @@ class ProviderInvocation(Invocation):
         # OpenAI's streaming helper carry the raw chunk as ``chunk``.
         if type(item) in _SCALARS:  # a piece of text or a number has none of those fields: nothing to read
             return
-        self._read_usage(field_of(item, "chunk") or item)
+        chunk = field_of(item, "chunk")
+        self._read_usage(chunk if chunk is not None else item)
 
     def _read_usage(self, source: Any) -> None:
         usage = field_of(source, "usage", "usage_metadata")
         if usage is None:
             # Anthropic's stream starts with a `message_start` event carrying `message.usage`; the events of
             # OpenAI's Responses API carry the response so far, `response.usage` on `response.completed`.
-            usage = field_of(field_of(source, "message"), "usage") or field_of(field_of(source, "response"), "usage")
+            usage = _first_of(field_of(source, "message"), field_of(source, "response"), name="usage")
         if usage is not None:
             tokens_in = coerce_count(field_of(usage, *_INPUT_FIELDS), "provider.input_tokens")
             tokens_out = coerce_count(field_of(usage, *_OUTPUT_FIELDS), "provider.output_tokens")
@@ -187,8 +189,9 @@ class ProviderInvocation(Invocation):
                 self.input_tokens = tokens_in
             if tokens_out is not None:
                 self.output_tokens = tokens_out
-        model = (field_of(source, "model") or field_of(field_of(source, "message"), "model")
-                 or field_of(field_of(source, "response"), "model"))
+        model = field_of(source, "model")
+        if model is None:
+            model = _first_of(field_of(source, "message"), field_of(source, "response"), name="model")
         if isinstance(model, str):
             self.response_model = model
 
@@ -340,6 +343,16 @@ class ProviderInvocation(Invocation):
         add_client_count(semconv.CLIENT_RETRIES, count, attributes, self.context)
 
 
+def _first_of(*sources: Any, name: str) -> Any:
+    """The first field ``name`` present on one of ``sources``: told by None, never by the truth of a program's
+    value (which may raise, or be false and present: a zero)."""
+    for source in sources:
+        value = field_of(source, name)
+        if value is not None:
+            return value
+    return None
+
+
 def span_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
     """Span attributes (text the program's results gave made valid, see :func:`valid_attributes`), plus their
     previous keys with the ``/dup`` opt-in (``semconv.PREVIOUS_ATTRIBUTES``)."""
@@ -445,10 +458,11 @@ class ProviderHandler(KindHandler):
         """Also the model as given, uncapped: the price table prices it, whatever the cap made of the label."""
         bound = policy().bounded
         provider = bound(semconv.GEN_AI_PROVIDER_NAME, self.required_name("provider", call))
-        given = self.option("model", call)
-        priced = str(given) if given else "unknown"
+        given = text_value(self.option("model", call), semconv.GEN_AI_REQUEST_MODEL)
+        priced = given or "unknown"
         model = bound(semconv.GEN_AI_REQUEST_MODEL, given) if given else "unknown"
-        operation = bound(semconv.GEN_AI_OPERATION_NAME, self.option("operation", call) or _DEFAULT_OPERATION)
+        given_operation = text_value(self.option("operation", call), semconv.GEN_AI_OPERATION_NAME)
+        operation = bound(semconv.GEN_AI_OPERATION_NAME, given_operation or _DEFAULT_OPERATION)
         attributes = {semconv.GEN_AI_OPERATION_NAME: operation, semconv.GEN_AI_PROVIDER_NAME: provider,
                       semconv.GEN_AI_REQUEST_MODEL: model}
         return provider, model, priced, operation, semconv.provider_span_name(operation, model), attributes, {}

@@ -22,6 +22,7 @@ from agent_otel._calls.handler import (
     error_type_label,
     manual_name,
     span_value,
+    text_value,
 )
 from agent_otel._calls.options import Attributes, Count, Text, collect
 from agent_otel._context.job import AGENT_KEY, JOB_KEY, JobState, current_job
@@ -134,16 +135,16 @@ class ToolHandler(KindHandler):
     def _describe(self, call: Call | None) -> tuple[str, str, dict[str, Any], dict[Any, dict[str, Any]]]:
         name = policy().bounded(semconv.GEN_AI_TOOL_NAME, self.required_name("name", call))
         attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_EXECUTE_TOOL, semconv.GEN_AI_TOOL_NAME: name}
-        tool_type = self.option("type", call)
-        if tool_type:
-            attributes[semconv.GEN_AI_TOOL_TYPE] = str(tool_type)
+        tool_type = text_value(self.option("type", call), "tool.type")
+        if tool_type is not None:
+            attributes[semconv.GEN_AI_TOOL_TYPE] = tool_type
         return name, semconv.tool_span_name(name), attributes, {}
 
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
         call = self.new_call(instance, args, kwargs) if self.reads_call else None
         name, span_name, base, by_agent = self.static(("name", "type"), self._describe, call)
         parent = otel_context.get_current()  # one lookup for the agent it runs under and the span's parent
-        agent_name: str | None = self.option("agent", call) if self.names_agent else None
+        agent_name = text_value(self.option("agent", call), semconv.GEN_AI_AGENT_NAME) if self.names_agent else None
         # a given agent's name through its cap; else the agent it runs under, whose name is bounded already
         agent_name = (policy().bounded(semconv.GEN_AI_AGENT_NAME, agent_name) if agent_name
                       else parent.get(AGENT_KEY))  # type: ignore[assignment]

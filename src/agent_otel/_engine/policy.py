@@ -103,7 +103,9 @@ class Policy:
 
     def bounded(self, key: str, value: object) -> str:
         """``value`` as a metric attribute value, or ``_OTHER`` once ``key`` has too many values."""
-        text = value if isinstance(value, str) else str(value)
+        text = value if isinstance(value, str) else readable_text(value, key)
+        if text is None:
+            return OTHER
         seen = self._seen.get(key)
         if seen is not None and text in seen:
             return text
@@ -183,6 +185,18 @@ def valid_text(text: str, key: str) -> str:
     report_error("invalid_text." + key, UnicodeError(
         f"a value of {key} is not valid Unicode (lone surrogate); recorded with U+FFFD in its place"))
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def readable_text(value: object, key: str) -> str | None:
+    """A program's value as text: its ``str()``, or None when that raises, counted at stage ``text.<key>``. The
+    program's object failing to print must not cost its call the span and metrics."""
+    if isinstance(value, str):
+        return value
+    try:
+        return str(value)
+    except Exception as exc:
+        report_error("text." + key, exc)
+        return None
 
 
 def valid_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
