@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -261,3 +263,73 @@ def test_a_job_adds_its_id_and_type_to_the_hosts_baggage_without_changing_it(ote
         otel_context.detach(token)
     assert inside == {"tenant": "acme", semconv.BAGGAGE_JOB_ID: "j-1", semconv.BAGGAGE_JOB_TYPE: "nightly"}
     assert host_inside == after == {"tenant": "acme", semconv.BAGGAGE_JOB_TYPE: "outer"}
+
+
+@contextlib.contextmanager
+@agent_otel.job(type="sync-session")
+def sync_session() -> Iterator[str]:
+    yield "session"
+
+
+@contextlib.asynccontextmanager
+@agent_otel.job(type="async-session")
+async def async_session() -> AsyncIterator[str]:
+    yield "session"
+
+
+@contextlib.contextmanager
+@agent_otel.agent("reviewer")
+def reviewing() -> Iterator[None]:
+    yield
+
+
+@pytest.mark.parametrize("shape", ["contextmanager", "asynccontextmanager"])
+def test_a_decorated_generator_under_a_context_manager_spans_its_with_block(otel: Any, shape: str) -> None:
+    """``@contextmanager`` over ``@agent_otel.job(...)`` (a FastAPI dependency with ``yield`` is one) timed the
+    block but dropped its context across the yield: the block's calls had no job id, were no children of the
+    job's span and were missing from its roll-up (``job.tool.calls`` 0), where ``with agent_otel.job():``
+    inside the generator counts them."""
+    seen: list[str | None] = []
+
+    def block() -> None:
+        seen.append(agent_otel.current_job_id())
+        grep(1)
+
+    if shape == "contextmanager":
+        with sync_session() as value:
+            block()
+    else:
+        async def main() -> str:
+            async with async_session() as entered:
+                block()
+            return entered
+
+        value = asyncio.run(main())
+    assert value == "session"
+    # the block's context is let go at its end
+    assert agent_otel.current_job_id() is None and not trace.get_current_span().get_span_context().is_valid
+    (job_span,) = [span for span in otel.spans() if span.name.startswith("invoke_workflow")]
+    tool_span = otel.span("execute_tool grep")
+    assert seen == [job_span.attributes[semconv.JOB_ID]]
+    assert tool_span.parent is not None and tool_span.parent.span_id == job_span.context.span_id
+    assert job_span.attributes[semconv.JOB_ROLLUP_TOOL_CALLS] == 1
+
+
+def test_an_agent_context_manager_counts_its_blocks_calls_and_a_block_that_raises_is_its_error(otel: Any) -> None:
+    with pytest.raises(KeyError) as raised, reviewing():
+        grep(1)
+        raise KeyError("review")
+    assert isinstance(raised.value, KeyError) and agent_otel.current_job_id() is None
+    agent = otel.span("invoke_agent reviewer")
+    assert agent.status.status_code is StatusCode.ERROR
+    assert otel.span("execute_tool grep").parent.span_id == agent.context.span_id
+    assert point(otel, semconv.AGENT_TOOL_CALLS.name).sum == 1
+
+
+def test_a_plain_decorated_generators_consumer_runs_outside_its_call(otel: Any) -> None:
+    @agent_otel.job(type="producer")
+    def produce() -> Iterator[int]:
+        yield 1
+
+    consumer_sees = [agent_otel.current_job_id() for _ in produce()]
+    assert consumer_sees == [None]  # a consumer's own code is not the generator's call

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import copy
 import functools
 import inspect
@@ -589,9 +590,14 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
     inv = inv_or_call if isinstance(inv_or_call, Invocation) else _begin(*inv_or_call)
     if inv is None:
         return (yield from gen)
+    spans_the_block = sys._getframe(1).f_code is _CONTEXT_MANAGER_ENTER
+    held: Token[Context] | None = None
     to_send: object = None
     to_throw: BaseException | None = None
     while True:
+        if held is not None:
+            _release(held, inv)
+            held = None
         token = _attach(inv.context)
         try:
             if to_throw is not None:
@@ -610,7 +616,10 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
             _detach(token)
             inv.end(End.RAISED, error=exc)
             raise
-        _detach(token)
+        if spans_the_block:
+            held = token
+        else:
+            _detach(token)
         if inv.custom_chunk:
             inv.chunk(item)
         elif inv.first_chunk_ns is None:  # what chunk() does for a kind without on_chunk()
@@ -620,6 +629,21 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
         except BaseException as exc:  # GeneratorExit too (close(), or thrown): the program's generator decides
             to_throw = exc
             to_send = None
+
+
+#: The code that enters a ``@contextmanager``'s and an ``@asynccontextmanager``'s generator: a decorated
+#: generator under one of them (``@contextmanager`` over ``@agent_otel.job(...)``, a FastAPI dependency with
+#: ``yield``) is a call whose ``with`` block is its work, so its context stays current across the yield, as
+#: ``with agent_otel.job():`` inside the generator would make it.
+_CONTEXT_MANAGER_ENTER = contextlib._GeneratorContextManager.__enter__.__code__
+_ASYNC_CONTEXT_MANAGER_ENTER = contextlib._AsyncGeneratorContextManager.__aenter__.__code__
+
+
+def _release(held: Token[Context], inv: Invocation) -> None:
+    """Detach the context a context manager's block ran in, when the block left it current (its exit runs where
+    its entry did); otherwise leave it, as the block's own code changed what is current."""
+    if otel_context.get_current() is inv.context:
+        _detach(held)
 
 
 #: The flag of a generator-based coroutine's code (``types.coroutine``): its generators can be awaited.
@@ -660,10 +684,15 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
         async for item in _forward_async(agen):
             yield item
         return
+    spans_the_block = sys._getframe(1).f_code is _ASYNC_CONTEXT_MANAGER_ENTER
+    held: Token[Context] | None = None
     to_send: object = None
     to_throw: BaseException | None = None
     started = False
     while True:
+        if held is not None:
+            _release(held, inv)
+            held = None
         token = _attach(inv.context)
         try:
             if to_throw is not None:
@@ -684,7 +713,10 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             _detach(token)
             inv.end(End.RAISED, error=exc)
             raise
-        _detach(token)
+        if spans_the_block:
+            held = token
+        else:
+            _detach(token)
         if inv.custom_chunk:
             inv.chunk(item)
         elif inv.first_chunk_ns is None:  # what chunk() does for a kind without on_chunk()
