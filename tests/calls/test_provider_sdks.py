@@ -459,6 +459,10 @@ def test_a_returned_sdk_stream_or_manager_claims_no_protocol_the_sdks_object_lac
     stream = asyncio.run(create()) if run_async else create()
     assert protocols(stream) == protocols(stream.__wrapped__)
     assert protocols(manager) == protocols(manager.__wrapped__)
+    names = ("__iter__", "__enter__", "__exit__", "__aenter__", "__aexit__", "__len__", "__contains__")
+    for traced in (stream, manager):  # hasattr() too: a None in the class is "not available", and an attribute
+        assert {name: hasattr(traced, name) for name in names} == {
+            name: hasattr(traced.__wrapped__, name) for name in names}
     with pytest.raises(TypeError):
         iter(stream) if run_async else len(stream)
     if run_async:

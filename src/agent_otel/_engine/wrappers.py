@@ -1009,7 +1009,25 @@ def _stream_proxy_class(asynchronous: bool, has: tuple[bool, ...],
         _TracedAsyncIterator if asynchronous else _TracedIterator)
     parts = tuple(part for part, present in zip(_STREAM_PARTS[asynchronous], has, strict=True) if present)
     absent = dict.fromkeys(name for name, present in zip(_PROXY_PROTOCOLS, has_protocol, strict=True) if not present)
-    return type(base.__name__, (*parts, base), {"__slots__": (), **absent}) if parts or absent else base
+    if not (parts or absent):
+        return base
+    namespace: dict[str, object] = {"__slots__": (), **absent}
+    if absent:
+        namespace["__getattribute__"] = _hiding(frozenset(absent), base.__getattribute__)
+    return type(base.__name__, (*parts, base), namespace)
+
+
+def _hiding(absent: frozenset[str], look_up: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    """A traced stream's attribute lookup, for which the protocol methods its stream lacks are missing:
+    None in the class says "not available" to ``with``, ``iter()`` and the ABCs, but ``hasattr()`` found it
+    (a program choosing ``async with`` by ``hasattr(stream, "__aenter__")`` then called None)."""
+
+    def __getattribute__(self: Any, name: str) -> Any:
+        if name in absent:
+            raise AttributeError(f"{type(look_up(self, '__wrapped__')).__name__!r} object has no attribute {name!r}")
+        return look_up(self, name)
+
+    return __getattribute__
 
 
 # --------------------------------------------------------------------------------------------------
