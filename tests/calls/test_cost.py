@@ -394,3 +394,58 @@ def test_gemini_usage_metadata_counts_thoughts_as_output_and_prices_cached_conte
     assert attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 400
     assert attributes[semconv.GEN_AI_USAGE_COST_AMOUNT] == pytest.approx(
         usd(600, price.input) + usd(400, price.cache_read) + usd(400, price.output))
+
+
+class RateLimited(Exception):
+    pass
+
+
+@pytest.mark.parametrize("shape", ["fallback", "router", "router returning its own dict"])
+def test_a_call_returning_what_a_nested_call_of_another_provider_answered_counts_its_tokens_once(
+        otel: Any, shape: str) -> None:
+    """The README's fallback pattern (an ``openai`` call that falls back to a decorated ``anthropic`` one and
+    returns its answer) and a router over a decorated call counted that answer's tokens and cost twice: once
+    by the nested call, again by the outer one reading the same usage off its result. Each is still a call."""
+    message = anthropic_message("claude-sonnet-4-20250514", fresh_input=600, output=200, cache_read=0, cache_write=0)
+
+    @agent_otel.provider("anthropic", model="claude-sonnet-4")
+    def claude() -> Message:
+        return message
+
+    @agent_otel.provider("openai" if shape == "fallback" else "router", model="gpt-4o")
+    def answer() -> Any:
+        if shape == "fallback":
+            try:
+                raise RateLimited("429")
+            except RateLimited:
+                agent_otel.record_fallback(to="anthropic", reason="rate_limit")
+                return claude()
+        reply = claude()
+        return reply if shape == "router" else {"text": reply.content, "usage": reply.usage}
+
+    with agent_otel.job(type="answering") as job:
+        answer()
+        job_id = job.id
+    one = cost_of("claude-sonnet-4", 600, 200)
+    assert sum(p.sum for p in points(otel, COST)) == pytest.approx(one)
+    assert sum(p.sum for p in points(otel, semconv.CLIENT_OPERATION_INPUT_TOKENS.name)) == 600
+    assert sum(p.count for p in points(otel, semconv.CLIENT_INFERENCE_DURATION.name)) == 2  # two calls
+    (job_span,) = [span for span in otel.spans() if span.attributes.get(semconv.JOB_ID) == job_id
+                   and span.name.startswith("invoke_workflow")]
+    assert job_span.attributes[semconv.JOB_ROLLUP_INPUT_TOKENS] == 600
+    assert job_span.attributes[semconv.JOB_ROLLUP_COST] == pytest.approx(one)
+
+
+def test_a_call_answering_with_its_own_request_still_counts_it_beside_a_nested_call_of_another_provider(
+        otel: Any) -> None:
+    @agent_otel.provider("anthropic", model="claude-sonnet-4")
+    def summarise() -> Message:
+        return anthropic_message("claude-sonnet-4-20250514", fresh_input=100, output=10, cache_read=0, cache_write=0)
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def answer() -> ChatCompletion:
+        summarise()
+        return chat_completion("gpt-4o", prompt=1000, completion=50, cached=0, reasoning=0)
+
+    answer()
+    assert sum(p.sum for p in points(otel, semconv.CLIENT_OPERATION_INPUT_TOKENS.name)) == 1100

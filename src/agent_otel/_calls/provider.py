@@ -75,11 +75,13 @@ class ProviderInvocation(Invocation):
     (duration, time to first chunk, the job's provider calls) and its tokens and cost are counted once,
     at the innermost calls that have them (``usage_below`` tells the outer ones). Another library's span
     of the same request inside the call (an SDK's instrumentation under a wrapper that returns only the
-    text) hands it the tokens its result did not show (``usage_inside``)."""
+    text) hands it the tokens its result did not show (``usage_inside``). A call of another provider inside the
+    call is a request of its own; when the call returns what that one answered (a router, a fallback), its
+    tokens and cost are that call's, counted there (``answers_below``)."""
 
-    __slots__ = ("cache_beside_input", "cache_read", "cache_write", "call", "handler", "input_tokens", "model",
-                 "open_inside", "operation", "outer", "output_tokens", "priced_model", "provider", "reasoning",
-                 "response_model", "retries", "usage_below", "usage_inside")
+    __slots__ = ("answers_below", "cache_beside_input", "cache_read", "cache_write", "call", "enclosing", "handler",
+                 "input_tokens", "model", "open_inside", "operation", "outer", "output_tokens", "priced_model",
+                 "provider", "reasoning", "response_model", "retries", "usage_below", "usage_inside")
 
     def __init__(self, span: Any, ctx: Any, handler: ProviderHandler, call: Call | None, provider: str, model: str,
                  operation: str, priced_model: str) -> None:
@@ -100,6 +102,11 @@ class ProviderInvocation(Invocation):
         self.response_model: str | None = None
         self.outer: ProviderInvocation | None = None
         self.usage_below = False
+        #: the call of another provider this one runs in (a router's, a fallback's first provider's)
+        self.enclosing: ProviderInvocation | None = None
+        #: what the calls of other providers inside this one answered (results, their usage), whose tokens
+        #: those calls counted: this call returning one of them made no request of its own for it
+        self.answers_below: list[object] = []
         #: (tokens, model) that other libraries' spans of this call reported, one entry per request
         self.usage_inside: list[tuple[TokenUsage, str | None]] = []
         #: the span bridge's: those spans still open (it tells a request from a second trace of it)
@@ -249,7 +256,10 @@ class ProviderInvocation(Invocation):
         if call is not None:
             call.result, call.error = value, error
         if error is None and value is not None:
-            self._read_usage(value)
+            if self.answers_below and _answered_below(value, self.answers_below):
+                self.usage_below = True  # a router's or fallback's answer: the nested call counted its tokens
+            else:
+                self._read_usage(value)
         for key in ("input_tokens", "output_tokens"):
             if key in handler.options:
                 explicit = coerce_count(handler.option(key, call), f"provider.{key}")
@@ -304,6 +314,8 @@ class ProviderInvocation(Invocation):
             record_usage(ctx, token_attributes, usage, cost, otel_context.get_value(AGENT_KEY, ctx), unpriced=unpriced)
         if outer is not None and (has_usage or self.usage_below):
             outer.usage_below = True
+        elif self.enclosing is not None and has_usage and error is None and value is not None:
+            self.enclosing.answers_below += (value, field_of(value, "usage", "usage_metadata"))
         job = (ctx if ctx is not None else otel_context.get_current()).get(JOB_KEY)  # current_job(), inlined
         if isinstance(job, JobState) and (outer is None or has_usage):
             job.add(provider_calls=1 if outer is None else 0, input_tokens=self.input_tokens or 0,
@@ -341,6 +353,12 @@ class ProviderInvocation(Invocation):
         if reason:
             attributes[semconv.AGENT_OTEL_RETRY_REASON] = policy().bounded(semconv.AGENT_OTEL_RETRY_REASON, reason)
         add_client_count(semconv.CLIENT_RETRIES, count, attributes, self.context)
+
+
+def _answered_below(value: object, answers: list[object]) -> bool:
+    """Whether ``value`` is, or carries the usage of, what a nested call of another provider answered."""
+    usage = field_of(value, "usage", "usage_metadata")
+    return any(answer is value or (usage is not None and answer is usage) for answer in answers)
 
 
 def _first_of(*sources: Any, name: str) -> Any:
@@ -484,8 +502,11 @@ class ProviderHandler(KindHandler):
         span, ctx = self.open(span_name, attributes, parent)
         inv = ProviderInvocation(span, None, self, call, provider, model, operation, priced)
         outer = parent.get(PROVIDER_KEY)
-        if outer is not None and outer.provider == provider:  # type: ignore[attr-defined]
-            inv.outer = outer  # type: ignore[assignment]
+        if outer is not None:
+            if outer.provider == provider:  # type: ignore[attr-defined]
+                inv.outer = outer  # type: ignore[assignment]
+            else:
+                inv.enclosing = outer  # type: ignore[assignment]
         inv.context = Context({**ctx, PROVIDER_KEY: inv})  # one copy (set_value() makes two)
         return inv
 
