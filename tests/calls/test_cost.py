@@ -340,6 +340,36 @@ def test_a_job_whose_calls_have_no_price_records_no_cost_and_says_how_many(otel:
     assert unpriced_calls == {"unknown": 1, "mixed": 1}
 
 
+def test_a_job_has_a_cost_point_when_a_call_was_priced_whatever_its_other_calls_did(otel: Any) -> None:
+    """The point was decided by "more provider calls than unpriced ones": a job with one priced call and one
+    unpriced request retried twice (two unpriced attempts, one call) lost its cost, and a job whose only call
+    failed (no usage: neither priced nor unpriced) got a point of $0, a free job."""
+
+    @agent_otel.provider("house", model="house-llm")
+    def attempt() -> dict[str, Any]:
+        return {"usage": {"prompt_tokens": 10, "completion_tokens": 1}}
+
+    @agent_otel.provider("house", model="house-llm")
+    def retried() -> dict[str, Any]:
+        attempt()
+        return attempt()
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def priced(fail: bool = False) -> dict[str, Any]:
+        if fail:
+            raise TimeoutError
+        return {"usage": {"prompt_tokens": 1000, "completion_tokens": 100}}
+
+    with agent_otel.job(type="retrying"):
+        priced()
+        retried()
+    with pytest.raises(TimeoutError), agent_otel.job(type="failing"):
+        priced(fail=True)
+    price = DEFAULT_PRICES["gpt-4o"]
+    costs = {dict(p.attributes)[semconv.JOB_TYPE]: p.sum for p in points(otel, semconv.JOB_COST.name)}
+    assert costs == {"retrying": pytest.approx(usd(1000, price.input) + usd(100, price.output))}
+
+
 def test_price_entries_take_cache_and_reasoning_prices_from_dicts_lists_and_files(tmp_path: Any) -> None:
     prices = tmp_path / "prices.toml"
     prices.write_text('"m-1" = { input = 1, output = 2, cache_read = 0.1, cache_write = 1.25 }\n')

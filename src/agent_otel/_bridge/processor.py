@@ -406,4 +406,4 @@ def _record_provider(span: Span, seen: _Seen, attributes: Any, duration_s: float
         record_usage(ctx, token_attributes, tokens, cost, seen.agent, unpriced=unpriced)
     if seen.job is not None:
         seen.job.add(provider_calls=1, input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0,
-                     cost=cost or 0.0, unpriced_calls=1 if unpriced else 0)
+                     cost=cost or 0.0, priced_calls=cost is not None, unpriced_calls=1 if unpriced else 0)

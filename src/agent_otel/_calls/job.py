@@ -84,8 +84,8 @@ class JobInvocation(Invocation):
             duration_s, {semconv.JOB_TYPE: self.job_type, semconv.JOB_OUTCOME: outcome}, context=self.context
         )
         state = self.state
-        if state.provider_calls > state.unpriced_calls:  # what its priced model calls cost (none priced: not known,
-            # where a 0.0 would read as a free job; its span counts the unpriced); the exemplar links to its trace
+        if state.priced_calls:  # what its priced model calls cost (none priced: not known, where a 0.0 would read
+            # as a free job; its span counts the unpriced); the exemplar links to its trace
             rt.instruments[semconv.JOB_COST.name].record(state.cost, {semconv.JOB_TYPE: self.job_type},
                                                          context=self.context)
         pattern = self.pattern

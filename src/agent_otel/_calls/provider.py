@@ -319,7 +319,8 @@ class ProviderInvocation(Invocation):
         job = (ctx if ctx is not None else otel_context.get_current()).get(JOB_KEY)  # current_job(), inlined
         if isinstance(job, JobState) and (outer is None or has_usage):
             job.add(provider_calls=1 if outer is None else 0, input_tokens=self.input_tokens or 0,
-                    output_tokens=self.output_tokens or 0, cost=cost or 0.0, unpriced_calls=1 if unpriced else 0)
+                    output_tokens=self.output_tokens or 0, cost=cost or 0.0, priced_calls=cost is not None,
+                    unpriced_calls=1 if unpriced else 0)
         span = self.span
         if span.is_recording():
             ended: dict[str, Any] = {semconv.AGENT_OTEL_RETRY_COUNT: self.retries}  # one set_attributes: one lock

@@ -45,6 +45,9 @@ class JobState:
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
+    #: Model calls (attempts with usage) that had a price, and those that had none: the job's cost is known
+    #: when at least one was priced
+    priced_calls: int = 0
     unpriced_calls: int = 0
     files_created: int = 0
     #: Distinct tools (plugins) run under the job, and its phases in the order they first started.
@@ -59,7 +62,7 @@ class JobState:
         self.id, self.type = id, type
         self.agent_calls = self.provider_calls = self.tool_calls = self.input_tokens = self.output_tokens = 0
         self.cost = 0.0
-        self.unpriced_calls = 0
+        self.priced_calls = self.unpriced_calls = 0
         self.files_created = 0
         self.plugins = set()
         self.phases = {}
