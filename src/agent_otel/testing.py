@@ -101,8 +101,9 @@ class TelemetryCapture:
                 if all((point.attributes or {}).get(key) == value for key, value in wanted.items())]
 
     def reset(self) -> None:
-        """Forget every span and metric recorded so far (new providers, configured afresh). Call it
-        between the phases of a test, not while an instrumented call or job is open."""
+        """Forget every span and metric recorded so far (new providers, configured afresh: an instrumentation
+        given the old ``tracer_provider`` or ``meter_provider`` records nothing here until given the new ones).
+        Call it between the phases of a test, not while an instrumented call or job is open."""
         self._stop()
         self._start()
 
