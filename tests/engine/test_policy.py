@@ -107,6 +107,20 @@ def test_hashed_keys_given_as_one_string_is_an_error_not_its_characters() -> Non
                                  "e.g. {'user.id', 'tenant.id'}")
 
 
+@pytest.mark.parametrize(("given", "problem"), [
+    ({"salt": 5}, "salt=5: expected a string"),
+    ({"hashed_keys": [1]}, "hashed_keys=[1]: expected a collection of attribute keys (strings)"),
+    ({"hashed_keys": 7}, "hashed_keys=7: expected a collection of attribute keys (strings)"),
+    ({"cardinality_limit": True}, "cardinality_limit=True: expected a positive integer"),
+])
+def test_policy_values_of_the_wrong_type_are_errors_naming_the_keyword(given: dict[str, Any], problem: str) -> None:
+    """They were taken: with a salt of 5 a call with a hashed key lost its span (the hashing failed), a hashed
+    key 1 hashed nothing, True became a cardinality limit of 1."""
+    with pytest.raises(ConfigurationError) as raised:
+        agent_otel.set_policy(**given)
+    assert str(raised.value) == problem
+
+
 @pytest.mark.parametrize(("variable", "raw"), [("AGENT_OTEL_CARDINALITY_LIMIT", "abc"),
                                                ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "bogus")])
 def test_a_bad_policy_variable_never_costs_a_call_its_telemetry(otel: Any, monkeypatch: pytest.MonkeyPatch,

@@ -305,8 +305,16 @@ def _fields(**given: Any) -> dict[str, Any]:
     if isinstance(hashed_keys, str):  # would be its characters: 'u', 's', 'e'... hashed, user.id not
         raise ConfigurationError(f"hashed_keys={hashed_keys!r}: expected a collection of attribute keys, "
                                  f"e.g. {{{', '.join(repr(key) for key in hashed_keys.split(',') if key)}}}")
-    return {name: frozenset(value) if name == "hashed_keys" else value
-            for name, value in given.items() if value is not None}
+    try:
+        keys = frozenset(hashed_keys) if hashed_keys is not None else None
+    except TypeError:  # not a collection, or one holding unhashable items
+        keys = None
+    if hashed_keys is not None and (keys is None or not all(isinstance(key, str) and key for key in keys)):
+        raise ConfigurationError(f"hashed_keys={hashed_keys!r}: expected a collection of attribute keys (strings)")
+    salt = given.get("salt")
+    if salt is not None and not isinstance(salt, str):
+        raise ConfigurationError(f"salt={salt!r}: expected a string")
+    return {name: keys if name == "hashed_keys" else value for name, value in given.items() if value is not None}
 
 
 def _composed(*layers: Mapping[str, Any]) -> Policy:
@@ -314,7 +322,7 @@ def _composed(*layers: Mapping[str, Any]) -> Policy:
     for fields in layers:
         if "cardinality_limit" in fields:
             limit = fields["cardinality_limit"]
-            if not isinstance(limit, int) or limit < 1:
+            if type(limit) is not int or limit < 1:  # not a bool: True would be a limit of 1
                 raise ConfigurationError(f"cardinality_limit={limit!r}: expected a positive integer")
             base.cardinality_limit = limit
         if "hashed_keys" in fields:
