@@ -194,6 +194,17 @@ def test_a_logger_provider_named_in_the_environment_gets_the_processor() -> None
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [[1, 0.5]]
 
 
+def test_a_logger_provider_the_environment_names_that_is_not_installed_is_a_configuration_error() -> None:
+    """The Logs API printed a traceback and configure() raised a bare StopIteration."""
+    env = {**CLEAN_ENV, "OTEL_PYTHON_LOGGER_PROVIDER": "nonexistent"}
+    program = ("import agent_otel\ntry:\n    agent_otel.configure()\n"
+               "except agent_otel.ConfigurationError as error:\n    print(error)\n")
+    done = subprocess.run([sys.executable, "-c", program], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (
+        0, "OTEL_PYTHON_LOGGER_PROVIDER='nonexistent': no installed logger provider has that name\n", "")
+
+
 EVALUATOR_APP = textwrap.dedent("""
     from opentelemetry import _logs
     from opentelemetry._logs import LogRecord

@@ -90,6 +90,8 @@ def test_a_port_argument_of_another_type_is_one_clear_error(port: object) -> Non
     ("resource", {"a": "b"}, "an opentelemetry.sdk.resources.Resource"),
     ("span_bridge", "no", "True or False"),
     ("prometheus_port", True, "a port number 0..65535"),
+    ("tracer_provider", "x", "an opentelemetry TracerProvider"),  # was ignored: a provider of ours was built
+    ("meter_provider", object(), "an opentelemetry MeterProvider"),
 ])
 def test_a_configure_argument_of_another_type_is_one_clear_error(argument: str, value: object, expected: str) -> None:
     """They gave a bare TypeError or AttributeError deep in the set-up, or were taken by their truth
@@ -399,6 +401,10 @@ def test_a_shutdown_the_interpreters_finalization_runs_does_not_hang_the_exit(pr
     ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
       "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "99999"},
      "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=99999 is above OTEL_BSP_MAX_QUEUE_SIZE=2048: a batch is taken from the queue"),
+    *(({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", name: value},
+       f"{name}={value}: expected a positive integer")
+      for name, value in (("OTEL_BSP_MAX_QUEUE_SIZE", "0"), ("OTEL_BSP_SCHEDULE_DELAY", "-1"),
+                          ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0"))),
 ])
 def test_values_the_sdk_refuses_are_one_configuration_error_naming_the_variable(env: dict[str, str],
                                                                                 message: str) -> None:

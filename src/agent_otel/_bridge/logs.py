@@ -12,8 +12,10 @@ itself (``agent_otel.EvaluationLogProcessor``).
 
 from __future__ import annotations
 
+import os
 import weakref
 from collections.abc import Mapping
+from importlib.metadata import entry_points
 from typing import Any
 
 from opentelemetry import _logs, trace
@@ -31,6 +33,8 @@ from agent_otel._context.job import AGENT_KEY
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import hash_log_record
 from agent_otel._engine.self_telemetry import report_error
+from agent_otel._environment import OTEL_PYTHON_LOGGER_PROVIDER
+from agent_otel.errors import ConfigurationError
 
 _EVENT_NAME_ATTRIBUTE = "event.name"
 _added: weakref.WeakSet[LoggerProvider] = weakref.WeakSet()
@@ -83,6 +87,10 @@ def add_to_global_logger_provider(*, scores: bool = True) -> bool:
     among its processors: the exporting processor, which ``opentelemetry-instrument`` adds before
     ``configure()`` runs, sees the record hashed (a ``SimpleLogRecordProcessor`` exports as the record is
     emitted); whether it is there."""
+    named = os.environ.get(OTEL_PYTHON_LOGGER_PROVIDER)
+    if named and not entry_points(group="opentelemetry_logger_provider", name=named):
+        # the API would print a traceback and raise a bare StopIteration
+        raise ConfigurationError(f"{OTEL_PYTHON_LOGGER_PROVIDER}={named!r}: no installed logger provider has that name")
     provider = _logs.get_logger_provider()
     if not isinstance(provider, LoggerProvider):
         return False

@@ -244,6 +244,8 @@ _ARGUMENT_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     **dict.fromkeys(("traces_exporter", "metrics_exporter"), ((str, tuple, list), "a name or a tuple of names")),
     "prometheus_port": ((int,), "a port number 0..65535"),
     "resource": ((Resource,), "an opentelemetry.sdk.resources.Resource"),
+    "tracer_provider": ((trace.TracerProvider,), "an opentelemetry TracerProvider"),
+    "meter_provider": ((metrics.MeterProvider,), "an opentelemetry MeterProvider"),
     **dict.fromkeys(("instrument_threads", "instrument_processes", "system_metrics", "set_global", "span_bridge"),
                     ((bool,), "True or False")),
 }

@@ -11,6 +11,7 @@ from opentelemetry.environment_variables import OTEL_METRICS_EXPORTER, OTEL_TRAC
 from opentelemetry.sdk.environment_variables import (
     OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
     OTEL_BSP_MAX_QUEUE_SIZE,
+    OTEL_BSP_SCHEDULE_DELAY,
     OTEL_EXPORTER_OTLP_ENDPOINT,
     OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
     OTEL_EXPORTER_OTLP_METRICS_PROTOCOL,
@@ -113,12 +114,19 @@ def _check_sdk_choices(env: dict[str, str], *, exports_traces: bool) -> None:
     if exemplar_filter and exemplar_filter not in _EXEMPLAR_FILTERS:
         raise ConfigurationError(f"{OTEL_METRICS_EXEMPLAR_FILTER}={exemplar_filter!r}: expected one of "
                                  f"{', '.join(_EXEMPLAR_FILTERS)}")
-    try:  # a value that is no integer: the SDK's default, with its warning, as the SDK has it
-        batch = int(env.get(OTEL_BSP_MAX_EXPORT_BATCH_SIZE, "").strip() or 512)
-        queue = int(env.get(OTEL_BSP_MAX_QUEUE_SIZE, "").strip() or 2048)
-    except ValueError:
+    if not exports_traces:  # no batch span processor is built
         return
-    if exports_traces and batch > queue:
+    values = {}
+    for name, default in ((OTEL_BSP_MAX_EXPORT_BATCH_SIZE, 512), (OTEL_BSP_MAX_QUEUE_SIZE, 2048),
+                          (OTEL_BSP_SCHEDULE_DELAY, 5000)):
+        try:  # a value that is no integer: the SDK's default, with its warning, as the SDK has it
+            values[name] = int(env.get(name, "").strip() or default)
+        except ValueError:
+            values[name] = default
+        if values[name] <= 0:
+            raise ConfigurationError(f"{name}={values[name]}: expected a positive integer")
+    batch, queue = values[OTEL_BSP_MAX_EXPORT_BATCH_SIZE], values[OTEL_BSP_MAX_QUEUE_SIZE]
+    if batch > queue:
         raise ConfigurationError(f"{OTEL_BSP_MAX_EXPORT_BATCH_SIZE}={batch} is above {OTEL_BSP_MAX_QUEUE_SIZE}={queue}:"
                                  " a batch is taken from the queue")
 
