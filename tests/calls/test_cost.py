@@ -479,3 +479,9 @@ def test_a_call_answering_with_its_own_request_still_counts_it_beside_a_nested_c
 
     answer()
     assert sum(p.sum for p in points(otel, semconv.CLIENT_OPERATION_INPUT_TOKENS.name)) == 1100
+
+
+def test_a_price_table_that_is_no_table_is_a_configuration_error() -> None:
+    """``set_prices([1])`` was a bare AttributeError ('list' object has no attribute 'items')."""
+    with pytest.raises(ConfigurationError, match=r"^prices: expected a table of model name -> .*, got list$"):
+        agent_otel.set_prices([1])  # type: ignore[arg-type]

@@ -358,3 +358,9 @@ def test_rollups_count_work_from_threads(otel: Any) -> None:
     assert span.attributes[semconv.JOB_ROLLUP_AGENT_CALLS] == 8
     assert span.attributes[semconv.JOB_ROLLUP_INPUT_TOKENS] == 80
     assert span.attributes[semconv.JOB_ROLLUP_COST] == 4.0
+
+
+def test_a_subprocess_environment_that_is_no_mapping_is_a_clear_type_error() -> None:
+    """``subprocess_env(5)`` raised "'int' object is not iterable", naming neither the function nor the argument."""
+    with pytest.raises(TypeError, match=r"^subprocess_env\(\): env must map variable names to values, not int$"):
+        agent_otel.subprocess_env(5)  # type: ignore[arg-type]

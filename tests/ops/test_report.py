@@ -185,6 +185,25 @@ def test_bad_arguments_are_argparse_errors(args: list[str], capsys: pytest.Captu
     assert "agent-otel report: error:" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("url", ["localhost:notaport", "ftp://127.0.0.1:9090", "http://:9090",
+                                 "http://127.0.0.1:99999", "http://127.0.0.1:0"])
+def test_a_prometheus_url_that_is_none_is_an_argparse_error(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A port that is no number printed http.client's InvalidURL traceback; another scheme was tried as a host."""
+    with pytest.raises(SystemExit) as exited:
+        main(["report", "--prometheus", url])
+    assert exited.value.code == 2
+    assert "argument --prometheus: --prometheus must be an http(s) URL" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rate", ["nan", "inf", "-1", "0"])
+def test_a_demo_rate_that_is_no_finite_positive_number_is_an_argparse_error(
+        rate: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", "--rate", rate])
+    assert exited.value.code == 2
+    assert "argument --rate: --rate must be" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("text", "seconds"), [("1795300000", 1795300000.0), ("1795300000.5", 1795300000.5),
                                                ("2026-11-21T09:00:00Z", 1795251600.0),
                                                ("2026-11-21T10:00:00+01:00", 1795251600.0),

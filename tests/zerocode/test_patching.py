@@ -797,3 +797,18 @@ def test_a_configured_function_adds_one_frame_per_call_as_a_decorator_does(otel:
     module.Agent().depth(1, seen)
     assert seen[1] - seen[0] == 2
     assert names(otel).count("execute_tool depth") == 4
+
+
+def test_instrument_takes_a_configuration_files_path_and_refuses_anything_else(
+        otel: Any, package: Package, tmp_path: Path) -> None:
+    """``instrument("agent-otel.toml")`` was a bare AttributeError ('str' object has no attribute 'prices')."""
+    mod = package.write("mod", "def fn(x):\n    return x + 1\n")
+    file = tmp_path / "agent-otel.toml"
+    file.write_text(f'[[tool]]\ntarget = "{mod}:fn"\n')
+    assert instrument(str(file)) is True
+    assert package.load("mod").fn(1) == 2
+    assert names(otel) == ["execute_tool fn"]
+    with pytest.raises(agent_otel.ConfigurationError, match="instrument\\(\\): expected a configuration file's path"):
+        instrument(5)  # type: ignore[arg-type]
+    with pytest.raises(agent_otel.ConfigurationError, match="no such file"):
+        instrument(tmp_path / "missing.toml")

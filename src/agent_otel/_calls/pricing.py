@@ -104,6 +104,9 @@ def valid_price(value: object) -> bool:
 
 def _parse(table: Mapping[str, Any], source: str) -> dict[str, Price]:
     expected = ", ".join(f"{key} = <USD per 1M tokens>" for key in _REQUIRED)
+    if not isinstance(table, Mapping):
+        raise ConfigurationError(f"{source}: expected a table of model name -> {{{expected}}}, "
+                                 f"got {type(table).__name__}")
     parsed: dict[str, Price] = {}
     for model, entry in table.items():
         try:

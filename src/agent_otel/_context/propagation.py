@@ -56,6 +56,8 @@ def attached(carrier: Mapping[str, str]) -> Iterator[Context]:
 
 def subprocess_env(env: Mapping[str, str] | None = None, ctx: Context | None = None) -> dict[str, str]:
     """A copy of ``env`` (default: ``os.environ``) with ``TRACEPARENT``/``TRACESTATE``/``BAGGAGE``."""
+    if env is not None and not isinstance(env, Mapping):
+        raise TypeError(f"subprocess_env(): env must map variable names to values, not {type(env).__name__}")
     result = dict(os.environ if env is None else env)
     carrier: dict[str, str] = {}
     propagate.inject(carrier, context=ctx)

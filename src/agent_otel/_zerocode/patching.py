@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import threading
 import weakref
@@ -65,7 +66,7 @@ from agent_otel._engine.wrappers import (
 )
 from agent_otel._environment import AGENT_OTEL_CONFIG
 from agent_otel._zerocode import instances
-from agent_otel._zerocode.config import Config, TargetSpec, load_config
+from agent_otel._zerocode.config import Config, TargetSpec, load_config, load_file
 from agent_otel._zerocode.targets import Resolved, TargetError, resolve_in, resolve_instance_attribute
 from agent_otel.errors import ConfigurationError
 
@@ -667,11 +668,17 @@ def apply_settings(config: Config) -> None:
         set_config_policy(**config.policy)
 
 
-def instrument(config: Config | None = None) -> bool:
-    """Wrap every target of ``config`` (default: the configuration file found, see
-    :func:`agent_otel._zerocode.config.find_config`). Targets already instrumented are skipped, so calling it
-    twice never wraps twice. Returns False when there is no configuration."""
+def instrument(config: Config | str | os.PathLike[str] | None = None) -> bool:
+    """Wrap every target of ``config``: a loaded configuration, or the path of its file (default: the
+    configuration file found, see :func:`agent_otel._zerocode.config.find_config`). Targets already
+    instrumented are skipped, so calling it twice never wraps twice. Returns False when there is no
+    configuration."""
     global _state
+    if isinstance(config, str | os.PathLike):
+        config = load_file(config)
+    elif config is not None and not isinstance(config, Config):
+        raise ConfigurationError(f"instrument(): expected a configuration file's path or a loaded Config, got "
+                                 f"{type(config).__name__}")
     if config is None:
         config = load_config()
         if config is None:

@@ -22,6 +22,7 @@ import argparse
 import datetime
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -93,9 +94,23 @@ def _timeout(text: str) -> float:
     return value
 
 
+def _prometheus_url(text: str) -> str:
+    """Prometheus's base URL, http or https, with a host and a port that is one: a bad one was a traceback."""
+    url = normalize_url(text)
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port  # raises for a port that is no number, or out of 0..65535
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or port == 0:
+        raise argparse.ArgumentTypeError(f"--prometheus must be an http(s) URL with a host and an optional port "
+                                         f"1..65535, e.g. http://127.0.0.1:9090, got {text!r}")
+    return url
+
+
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     bounds = sc.GENAI_DURATION_BUCKETS
-    parser.add_argument("--prometheus", required=True, metavar="URL",
+    parser.add_argument("--prometheus", required=True, metavar="URL", type=_prometheus_url,
                         help="base URL of Prometheus, e.g. http://127.0.0.1:9090")
     parser.add_argument("--window", choices=tuple(WINDOWS), default="1h", help="period to report on (default 1h)")
     parser.add_argument("--format", choices=(*RENDERERS, "html"), default="table",
