@@ -50,8 +50,10 @@ path_texts = st.one_of(
     st.text(alphabet="argsefltu.[]'\"0123456789_-x ", max_size=20),
     st.text(max_size=12),
 )
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 targets = st.one_of(st.sampled_from(["pkg.mod:func", "pkg.mod:Class.method", "a:b.c", "mod:f"]),
-                    st.from_regex(config.TARGET_RE, fullmatch=True), st.text(max_size=15))
+                    st.from_regex(rf"{_NAME}(\.{_NAME})*:{_NAME}(\.{_NAME})*", fullmatch=True),
+                    st.text(max_size=15))
 scalars = st.one_of(st.text(max_size=12), st.integers(), st.floats(), st.booleans(), st.dates(), st.times(),
                     st.datetimes(), path_texts, targets)
 #: An extractor table, maybe with the keys that say when and how it reads (at, delta, equals, in,

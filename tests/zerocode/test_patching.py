@@ -812,3 +812,13 @@ def test_instrument_takes_a_configuration_files_path_and_refuses_anything_else(
         instrument(5)  # type: ignore[arg-type]
     with pytest.raises(agent_otel.ConfigurationError, match="no such file"):
         instrument(tmp_path / "missing.toml")
+
+
+def test_a_target_with_non_ascii_identifiers_is_one(otel: Any, package: Package) -> None:
+    """Python identifiers may be non-ASCII (``def données()``, PEP 3131): such a target was "malformed"."""
+    mod = package.write("modèle", "class Équipe:\n    def résoudre(self):\n        return 1\n\n"
+                                  "def données():\n    return 2\n")
+    instrument(config(f'[[agent]]\ntarget = "{mod}:Équipe.résoudre"\n[[tool]]\ntarget = "{mod}:données"\n'))
+    module = package.load("modèle")
+    assert module.Équipe().résoudre() == 1 and module.données() == 2
+    assert names(otel) == ["execute_tool données", "invoke_agent Équipe"]

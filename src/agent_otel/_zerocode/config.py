@@ -56,8 +56,11 @@ PYPROJECT_TABLE = ("tool", "agent-otel")
 
 KINDS = tuple(kind_options.KINDS)
 
-_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-TARGET_RE = re.compile(rf"^{_IDENT}(\.{_IDENT})*:{_IDENT}(\.{_IDENT})*$")
+def is_target(text: str) -> bool:
+    """``package.module:Class.method``: dotted Python identifiers (non-ASCII ones too, as Python has them) on both
+    sides of one colon."""
+    module, colon, qualname = text.partition(":")
+    return bool(colon) and all(part.isidentifier() for part in (*module.split("."), *qualname.split(".")))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -377,7 +380,7 @@ class _Parser:
         for key, spec_key, item in named:
             if not isinstance(item, str):
                 raise self.error(key, f"expected a string, got {_describe(item)}")
-            if not TARGET_RE.match(item):
+            if not is_target(item):
                 raise self.error(key, f"malformed target {item!r}; expected \"package.module:function\" "
                                  "or \"package.module:Class.method\"")
             module, qualname = item.split(":")
