@@ -822,3 +822,15 @@ def test_a_target_with_non_ascii_identifiers_is_one(otel: Any, package: Package)
     module = package.load("modèle")
     assert module.Équipe().résoudre() == 1 and module.données() == 2
     assert names(otel) == ["execute_tool données", "invoke_agent Équipe"]
+
+
+def test_a_target_naming_a_method_a_subclass_inherits_from_a_built_in_type_is_wrapped_on_the_subclass(
+        otel: Any, package: Package) -> None:
+    """``list.append`` cannot be replaced (setattr refuses on a built-in type): the subclass gets the wrapper."""
+    mod = package.write("mod", "class Notes(list):\n    pass\n")
+    instrument(config(f'[[tool]]\ntarget = "{mod}:Notes.append"\n'))
+    notes = package.load("mod").Notes()
+    notes.append(1)
+    [].append(2)
+    assert notes == [1] and entry_errors() == {}
+    assert names(otel) == ["execute_tool append"]

@@ -67,7 +67,7 @@ from agent_otel._engine.wrappers import (
 from agent_otel._environment import AGENT_OTEL_CONFIG
 from agent_otel._zerocode import instances
 from agent_otel._zerocode.config import Config, TargetSpec, load_config, load_file
-from agent_otel._zerocode.targets import Resolved, TargetError, resolve_in, resolve_instance_attribute
+from agent_otel._zerocode.targets import Resolved, TargetError, is_built_in, resolve_in, resolve_instance_attribute
 from agent_otel.errors import ConfigurationError
 
 logger = logging.getLogger("agent_otel")
@@ -502,9 +502,11 @@ def _apply(state: _State, entry: _Entry, module: ModuleType) -> None:
     serving = _configured_handler_of(raw)
     original = cast(Wrapper, raw).__wrapped__ if serving is not None else raw
     decorated = serving is None and is_wrapper(getattr(raw, "__func__", raw))  # the decorator wins: left as is
-    # a method the named subclass inherits; not a static one, whose calls have no object to tell its calls by
-    if (isinstance(owner, type) and found.defined_on is not owner and not decorated
-            and not isinstance(original, staticmethod)):
+    # a method the named subclass inherits; not a static one, whose calls have no object to tell its calls by, nor
+    # one of a built-in type (``list.append`` of a list subclass), whose attributes cannot be replaced
+    defined_on = found.defined_on
+    if (isinstance(owner, type) and isinstance(defined_on, type) and defined_on is not owner and not decorated
+            and not isinstance(original, staticmethod) and not is_built_in(defined_on)):
         if serving is not None:
             _serve_too(serving, entry, found, owner)
         else:

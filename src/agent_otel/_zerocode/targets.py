@@ -90,13 +90,18 @@ def _owner(module: ModuleType, parts: list[str]) -> type | ModuleType:
 _IMMUTABLE_TYPE = 1 << 8
 
 
+def is_built_in(klass: type) -> bool:
+    """Whether ``klass`` is a built-in (immutable) type, whose attributes cannot be replaced (setattr refuses)."""
+    return bool(klass.__flags__ & _IMMUTABLE_TYPE)
+
+
 def resolve_in(module: ModuleType, qualname: str) -> Resolved:
     """Find ``qualname`` in an imported module; raises TargetError saying why not."""
     parts = qualname.split(".")
     owner = _owner(module, parts)
     attr = parts[-1]
     defined_on: type | ModuleType
-    if isinstance(owner, type) and owner.__flags__ & _IMMUTABLE_TYPE:
+    if isinstance(owner, type) and is_built_in(owner):
         raise TargetError(f"class {owner.__qualname__} is a built-in type, whose attributes cannot be replaced "
                           f"(setattr refuses); wrap the program's function that calls {qualname}")
     if isinstance(owner, type):
