@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -178,6 +178,46 @@ def test_a_foreign_agent_or_tool_span_inside_ours_counts_once_when_of_the_same_n
     assert {p.attributes[name_key]: p.count for p in points(otel, duration)} == expected
     rollup = semconv.JOB_ROLLUP_AGENT_CALLS if kind == "agent" else semconv.JOB_ROLLUP_TOOL_CALLS
     assert otel.span(semconv.job_span_name("steps")).attributes[rollup] == 2
+
+
+def test_a_langgraph_run_directly_inside_our_agent_call_is_that_call(otel: Any) -> None:
+    """LangChain's instrumentation opens ``invoke_workflow planner`` for a compiled graph named as an agent (by a
+    decorator or a config entry on ``Pregel.invoke``): directly inside our ``invoke_agent planner`` it was a
+    second invocation (task type ``workflow``), the job's agent calls 2 for one run."""
+    from langgraph.graph import END, START, StateGraph
+
+    from tests.support.genai_apps import instrumented
+
+    class State(TypedDict):
+        n: int
+
+    builder = StateGraph(State)
+    builder.add_node("step", lambda state: {"n": state["n"] + 1})
+    builder.add_edge(START, "step")
+    builder.add_edge("step", END)
+    graph = builder.compile(name="planner")
+
+    @agent_otel.agent("planner")
+    def plan() -> Any:
+        return graph.invoke({"n": 1})
+
+    with instrumented("langchain", otel.tracer_provider, otel.meter_provider), agent_otel.job(type="planning"):
+        assert plan() == {"n": 2}
+    assert any(span.name == "invoke_workflow planner" and span.instrumentation_scope.name != semconv.SCOPE_NAME
+               for span in otel.spans())  # the library's span is there, and covered
+    assert [(p.attributes[semconv.AGENT_TASK_TYPE], p.count) for p in points(otel, semconv.AGENT_DURATION.name)] == [
+        ("default", 1)]
+    assert otel.span(semconv.job_span_name("planning")).attributes[semconv.JOB_ROLLUP_AGENT_CALLS] == 1
+
+
+def test_a_second_workflow_directly_inside_our_agent_call_is_a_call_of_its_own(otel: Any) -> None:
+    tracer = foreign(otel)
+    attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_INVOKE_WORKFLOW}
+    with agent_otel.job(type="runs"), agent_otel.agent_call("planner"):
+        for name in ("planner", "reviewer"):
+            with tracer.start_as_current_span(f"invoke_workflow {name}", attributes=attributes):
+                pass
+    assert otel.span(semconv.job_span_name("runs")).attributes[semconv.JOB_ROLLUP_AGENT_CALLS] == 2
 
 
 @pytest.mark.parametrize("framework_current", [True, False])

@@ -169,12 +169,12 @@ class GenAiSpanBridge(SpanProcessor):
                     seen.job = parent.job
             if same:
                 seen.covered = True  # the outer span wins
-            elif parent is None and _ours(parent_span) and sources.classify(attribute_dict(parent_span)) == found \
-                    and _first_twin(kind, started_in):
+            elif parent is None and _ours(parent_span) and _directly_ours(
+                    sources.classify(attribute_dict(parent_span)), found, started_in):
                 seen.covered = True  # ours wins: a framework's run or tool call directly inside ours is ours
             elif _in_our_call(kind, operation, attributes, span.name, started_in):
                 seen.covered = True  # ours, the parent or further up: spans between (a retry's, a step's) don't count
-                if kind is Kind.AGENT:  # our agent call's run: the steps inside it are our call's, not the library's
+                if kind in _RUNS:  # our agent call's run: the steps inside it are our call's, not the library's
                     # agent's around ours (the tool that called it), however the library parents or runs them
                     seen.agent, seen.calls, seen.below = otel_context.get_value(AGENT_KEY, started_in), \
                         current_counts(started_in), None
@@ -253,7 +253,7 @@ def _in_our_call(kind: Kind, operation: str, attributes: Mapping[str, Any], span
     identity stops at an agent of ours)."""
     if kind is Kind.PROVIDER:
         return _our_provider_call(ctx, operation) is not None
-    if kind is Kind.AGENT:
+    if kind in _RUNS:
         counts = current_counts(ctx)
         if counts is None or counts.twin_seen:
             return False
@@ -273,6 +273,19 @@ def _same_name(ours: object, theirs: str) -> bool:
     """Our call's name (as its labels carry it: past the cardinality cap, the overflow value, which any name
     may be) against the name on another library's span."""
     return ours in (theirs, OTHER)
+
+
+#: A library's spans of an agent's run: its agent invocation, or the workflow it runs (a LangGraph graph named as an
+#: agent, openai-agents' "Agent workflow"), which, directly inside an agent call of ours, is that call.
+_RUNS = frozenset({Kind.AGENT, Kind.WORKFLOW})
+
+
+def _directly_ours(ours: tuple[Kind, str] | None, theirs: tuple[Kind, str], ctx: Context | None) -> bool:
+    """Whether a library's span directly inside one of ours is that call: the first of the same kind and operation,
+    or the first run of our agent call (their workflow inside our agent: its twin, as their agent span would be)."""
+    if ours == theirs:
+        return _first_twin(theirs[0], ctx)
+    return ours is not None and ours[0] is Kind.AGENT and theirs[0] is Kind.WORKFLOW and _first_twin(Kind.AGENT, ctx)
 
 
 def _first_twin(kind: Kind, ctx: Context | None) -> bool:
