@@ -442,6 +442,21 @@ def test_a_helper_whose_program_keeps_only_its_text_stream_is_timed_until_its_bl
     assert_helper_recorded(otel, "anthropic", "text_stream", text)
 
 
+# the async SDKs' own warning for the request coroutine a dropped manager holds, as without agent-otel
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+@pytest.mark.parametrize("run_async", [False, True], ids=["sync", "async"])
+def test_a_stream_manager_dropped_without_its_block_is_no_call(otel: Any, llm: StreamingLLM, sdk: str,
+                                                               run_async: bool) -> None:
+    """A manager makes its request as its block starts: one never entered made none, yet it was recorded as a
+    successful model call (closed early) when dropped."""
+    manager = helper(sdk, llm.url, run_async=run_async)()
+    del manager
+    gc.collect()
+    assert otel.points(semconv.CLIENT_INFERENCE_DURATION.name) == []
+    assert [span for span in otel.spans() if span.instrumentation_scope.name == semconv.SCOPE_NAME] == []
+
+
 @pytest.mark.parametrize("run_async", [False, True], ids=["sync", "async"])
 def test_a_returned_sdk_stream_or_manager_claims_no_protocol_the_sdks_object_lacks(
         otel: Any, llm: StreamingLLM, run_async: bool) -> None:

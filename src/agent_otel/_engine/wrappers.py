@@ -842,6 +842,7 @@ class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
     #: Set on the stream a manager handed out (see _handed_out): dropped, it leaves the call to the manager's
     #: block, which may still be open (the program kept only ``stream.text_stream``)
     _self_in_block = False
+    _self_entered = False
 
     def __init__(self, wrapped: Iterator[Y], inv: Invocation) -> None:
         super().__init__(wrapped)
@@ -851,6 +852,7 @@ class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
         # SDK streams return themselves: hand back this proxy, so the block iterates through it. A manager
         # makes its request here: in the call's context, as __next__ reads, so that the SDK's own span of
         # it (its instrumentation's) is inside this call, not a second call beside it
+        self._self_entered = True
         inv = self._self_inv
         token = _attach(inv.context)
         try:
@@ -872,8 +874,7 @@ class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
             _leave_stream_block(self, exc)
 
     def __del__(self) -> None:
-        if not self._self_in_block:
-            self._self_inv.end(End.CLOSED)
+        _dropped(self, "__next__")
 
 
 class _TracedAsyncIterator(wrapt.ObjectProxy[AsyncIterator[Y]]):
@@ -882,6 +883,7 @@ class _TracedAsyncIterator(wrapt.ObjectProxy[AsyncIterator[Y]]):
     _self_stream = cast(object, None)
     _self_enter_token = cast(object, None)
     _self_in_block = False
+    _self_entered = False
 
     def __init__(self, wrapped: AsyncIterator[Y], inv: Invocation) -> None:
         super().__init__(wrapped)
@@ -889,6 +891,7 @@ class _TracedAsyncIterator(wrapt.ObjectProxy[AsyncIterator[Y]]):
 
     async def __aenter__(self) -> object:
         # as _TracedIterator.__enter__: the manager's request is made in the call's context
+        self._self_entered = True
         inv = self._self_inv
         token = _attach(inv.context)
         try:
@@ -910,8 +913,18 @@ class _TracedAsyncIterator(wrapt.ObjectProxy[AsyncIterator[Y]]):
             _leave_stream_block(self, exc)
 
     def __del__(self) -> None:
-        if not self._self_in_block:
-            self._self_inv.end(End.CLOSED)
+        _dropped(self, "__anext__")
+
+
+def _dropped(proxy: Any, next_method: str) -> None:
+    """A traced stream let go: the call ends closed, unless a manager's block still runs it (the stream it handed
+    out), or it is a manager never entered (``client.chat.completions.stream(...)`` dropped): that one made no
+    request, and is no call; its span is left unended, so never exported."""
+    if proxy._self_in_block:
+        return
+    if not proxy._self_entered and not hasattr(type(proxy.__wrapped__), next_method):
+        return
+    proxy._self_inv.end(End.CLOSED)
 
 
 class _Iterating:
