@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -474,15 +475,16 @@ def test_run_options_are_split_from_the_program_letter_by_letter(args: list[str]
 
 
 def _plain_and_launched(tmp_path: Path, command: list[str], env: dict[str, str] | None = None,
-                        merged: bool = False) -> tuple[tuple[int, str, str], tuple[int, str, str]]:
+                        merged: bool = False, launcher: tuple[str, ...] = (AGENT_OTEL,),
+                        ) -> tuple[tuple[int, str, str], tuple[int, str, str]]:
     """(status, stdout, stderr) of ``command`` without and under ``agent-otel run`` (stderr into stdout when
-    ``merged``: their order), with the project's configuration."""
+    ``merged``: their order; ``launcher``: how the launcher is started), with the project's configuration."""
     environment = {k: v for k, v in os.environ.items()
                    if not k.startswith(("OTEL_", "AGENT_OTEL_")) and k != "PYTHONUNBUFFERED"}  # buffered, as usual
     environment.update(XDG_CACHE_HOME=str(tmp_path / "cache"), OTEL_METRICS_EXPORTER="none",
                        OTEL_LOGS_EXPORTER="none", OTEL_TRACES_EXPORTER="none", **(env or {}))
     results = []
-    for prefix in ([], [AGENT_OTEL, "run", "--config", str(tmp_path / "agent-otel.toml"), "--"]):
+    for prefix in ([], [*launcher, "run", "--config", str(tmp_path / "agent-otel.toml"), "--"]):
         done = subprocess.run([*prefix, *command], cwd=tmp_path, env=environment, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT if merged else subprocess.PIPE, text=True, timeout=60)
         results.append((done.returncode, done.stdout, done.stderr or ""))
@@ -525,6 +527,24 @@ def test_why_a_program_ended_is_printed_where_python_prints_it(project: Path, ho
     plain, launched = _plain_and_launched(project, [sys.executable, *how], merged=True)
     assert launched == plain
     assert "out\n" in plain[1]
+
+
+@pytest.mark.parametrize("launcher", [(AGENT_OTEL,), (sys.executable, "-m", "agent_otel")],
+                         ids=["console script", "python -m agent_otel"])
+@pytest.mark.parametrize("how", [["ended.py"], ["-m", "ended"], ["-c", "import ended"]])
+@pytest.mark.parametrize("end", ["pass", "sys.exit(3)", "raise KeyError('k')"])
+def test_what_atexit_handlers_write_comes_where_python_writes_it(project: Path, how: list[str], end: str,
+                                                                  launcher: tuple[str, ...]) -> None:
+    """python flushes a script's output before it runs the ``atexit`` handlers, and ``-c`` code's and a ``-m``
+    module's after them. Under the launcher the order followed how the launcher was started: its console script
+    flushed ``-c``/``-m`` output first, ``python -m agent_otel`` a script's last."""
+    (project / "ended.py").write_text("import atexit, sys\natexit.register(lambda: sys.stderr.write('atexit\\n'))\n"
+                                      f"print('out')\n{end}\n")
+    plain, launched = _plain_and_launched(project, [sys.executable, *how], merged=True, launcher=launcher)
+    # a -m module's traceback under the launcher lacks python's two `<frozen runpy>` frames (README)
+    runpy_frames = re.compile(r'  File "<frozen runpy>".*\n')
+    assert launched == (plain[0], runpy_frames.sub("", plain[1]), plain[2])
+    assert "atexit\n" in plain[1] and "out\n" in plain[1]
 
 
 def test_a_module_with_targets_says_its_compile_warnings_as_python_does(project: Path) -> None:

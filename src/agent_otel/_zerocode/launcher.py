@@ -326,6 +326,20 @@ def _flush_as_python_would(plan: Plan) -> None:
                 stream.flush()
 
 
+def _end_as_python_would(plan: Plan) -> None:
+    """The end of the program, in python's order whichever way the launcher was started (after its console
+    script, a file, python flushes stdout before it waits for the threads and runs the ``atexit`` handlers; after
+    ``python -m agent_otel`` it does not): a script's output is flushed first, as python does after a file;
+    ``-c`` code's and a ``-m`` module's only after those steps, which are taken here for them, before the
+    launcher's own end flushes (the interpreter's, later, then finds them done). On one file, an ``atexit``
+    handler's stderr came after ``-c`` code's stdout, where python writes it before."""
+    if plan.how not in _NOT_FLUSHED_FIRST:
+        _flush_as_python_would(plan)
+        return
+    threading._shutdown()  # type: ignore[attr-defined]  # python's own end steps, as the interpreter takes them
+    atexit._run_exitfuncs()
+
+
 def _print_when_uncaught(plan: Plan) -> None:
     """Called before an exception of the program is raised out of the launcher, so that the interpreter ends
     the process as it ends the plain program's: it prints the traceback through ``sys.excepthook`` (and sets
@@ -392,10 +406,14 @@ def _run_plan(plan: Plan) -> int:
             if result is not None:
                 raise SystemExit(result)
     except SystemExit as exc:
-        return _exit_code(exc, plan)
+        status = _exit_code(exc, plan)
+        _end_as_python_would(plan)
+        return status
     except BaseException:
         _print_when_uncaught(plan)
+        _end_as_python_would(plan)
         raise  # the same exception object, its cause and context as the program left them
+    _end_as_python_would(plan)
     return 0
 
 
