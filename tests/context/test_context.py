@@ -364,3 +364,40 @@ def test_a_subprocess_environment_that_is_no_mapping_is_a_clear_type_error() -> 
     """``subprocess_env(5)`` raised "'int' object is not iterable", naming neither the function nor the argument."""
     with pytest.raises(TypeError, match=r"^subprocess_env\(\): env must map variable names to values, not int$"):
         agent_otel.subprocess_env(5)  # type: ignore[arg-type]
+
+
+_STARTERS = {
+    "os.execv": "os.execv(sys.executable, [sys.executable, '-c', SHOW])",
+    "os.execl": "os.execl(sys.executable, sys.executable, '-c', SHOW)",
+    "os.spawnv": "os.spawnv(os.P_WAIT, sys.executable, [sys.executable, '-c', SHOW])",
+    "os.posix_spawn": "os.waitpid(os.posix_spawn(sys.executable, [sys.executable, '-c', SHOW], os.environ), 0)",
+}
+
+
+@pytest.mark.parametrize("starter", list(_STARTERS))
+def test_a_program_exec_or_spawn_starts_continues_the_job_and_trace(starter: str) -> None:
+    """Only ``subprocess.Popen`` carried ``TRACEPARENT``/``BAGGAGE``: a program ``os.exec*`` replaced this one with,
+    or one ``os.spawnv``/``os.posix_spawn`` started, began a trace of its own in no job. And the spans this process
+    ended before an exec were lost with its queue (no exit flush runs)."""
+    code = textwrap.dedent(f"""
+        import os, sys, agent_otel
+        SHOW = "import os; print('child', os.environ.get('TRACEPARENT', '-'), os.environ.get('BAGGAGE', '-'))"
+        agent_otel.configure(traces_exporter="console", metrics_exporter="none", system_metrics=False)
+
+        @agent_otel.tool("before")
+        def before():
+            return 1
+
+        with agent_otel.job("exec-job"):
+            before()
+            sys.stdout.flush()
+            {_STARTERS[starter]}
+    """)
+    done = subprocess.run([sys.executable, "-c", code], env=CLEAN_ENV, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    child = [line for line in done.stdout.splitlines() if line.startswith("child ")]
+    assert len(child) == 1, done.stdout
+    _, traceparent, carried = child[0].split(" ", 2)
+    assert traceparent != "-" and "job.id=exec-job" in carried.split(",")
+    if starter.startswith("os.exec"):  # the tool's span, ended before the exec, was exported first
+        assert '"name": "execute_tool before"' in done.stdout.split("child ")[0]

@@ -251,6 +251,37 @@ def _wrap_popen_init(wrapped: Callable[..., None], instance: subprocess.Popen[An
     return wrapped(*args, **kwargs)
 
 
+def _wrap_exec(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
+    """``os.execv(path, argv)``/``os.execve(path, argv, env)`` (and ``os.execl``, ``execvp``..., which call them,
+    as ``os.spawnv*`` does in its child): the program that replaces this one continues the job and trace, as a
+    subprocess does; and what this process queued is flushed first, as no exit flush will run."""
+    _flush_before_exec()
+    given = dict(zip(("path", "argv", "env"), args, strict=False), **kwargs)
+    if not _has_context_to_carry() or len(given) != len(args) + len(kwargs) or not {"path", "argv"} <= set(given):
+        return wrapped(*args, **kwargs)  # nothing to carry, or arguments python will refuse: as it refuses them
+    return _execve(given["path"], given["argv"], subprocess_env(given.get("env")))
+
+
+def _wrap_posix_spawn(wrapped: Callable[..., int], instance: object, args: Args, kwargs: Kwargs) -> int:
+    """``os.posix_spawn(path, argv, env, ...)`` and ``posix_spawnp``: the child continues the job and trace."""
+    if _has_context_to_carry() and len(args) >= 3:
+        args = (args[0], args[1], subprocess_env(args[2]), *args[3:])
+    return wrapped(*args, **kwargs)
+
+
+#: The interpreter's own execve, which the carriers call with the environment (``os.execve`` is one while patched).
+_execve = os.execve
+
+
+def _flush_before_exec() -> None:
+    from agent_otel._sdk.configure import flush_before_exec  # imported already: configure() patched us
+
+    try:
+        flush_before_exec()
+    except Exception as exc:
+        report_error("autoinstrument.exec", exc)
+
+
 #: ``multiprocessing.Pool``'s methods that take a task's function (``apply`` and ``starmap`` go through them).
 _POOL_TASK_METHODS = ("apply_async", "map", "map_async", "imap", "imap_unordered", "starmap", "starmap_async")
 
@@ -261,21 +292,25 @@ _PROCESS_PATCHES: dict[str, tuple[tuple[str, str, WrapperFunction], ...]] = {
     "multiprocessing.process": (("BaseProcess", "start", _wrap_process_start),
                                 ("BaseProcess", "_bootstrap", _wrap_process_bootstrap)),
     "subprocess": (("Popen", "__init__", _wrap_popen_init),),
+    # "": the module's own functions (the exec and spawn functions os.system and os.popen do not go through: the
+    # first runs a shell with this process's environment, the second goes through subprocess.Popen)
+    "os": (("", "execv", _wrap_exec), ("", "execve", _wrap_exec), ("", "posix_spawn", _wrap_posix_spawn),
+           ("", "posix_spawnp", _wrap_posix_spawn)),
 }
 _process_carriers_on = False
 _process_hooks_registered = False
 
 
-def _process_patches(module: ModuleType) -> tuple[tuple[type, str, WrapperFunction], ...]:
+def _process_patches(module: ModuleType) -> tuple[tuple[type | ModuleType, str, WrapperFunction], ...]:
     patches = _PROCESS_PATCHES[module.__name__]
-    if not all(hasattr(module, class_name) for class_name, _, _ in patches):
+    if not all(not class_name or hasattr(module, class_name) for class_name, _, _ in patches):
         # Another thread is importing it (wrapt runs the hook at once for a module in sys.modules, even one
         # still being executed): the import system makes this one wait until that import is done. On the
         # thread importing it (a signal handler's exit flush interrupting the import), it has no class yet
         # to patch or unpatch.
         module = importlib.import_module(module.__name__)
-    return tuple((getattr(module, class_name), method, wrapper) for class_name, method, wrapper in patches
-                 if hasattr(module, class_name))
+    return tuple((getattr(module, class_name) if class_name else module, method, wrapper)
+                 for class_name, method, wrapper in patches if not class_name or hasattr(module, class_name))
 
 
 def _patch_on_import(module: ModuleType) -> None:
@@ -287,7 +322,7 @@ def _patch_on_import(module: ModuleType) -> None:
         report_error("autoinstrument.process_carriers", exc)
 
 
-def _patch(patches: tuple[tuple[type, str, WrapperFunction], ...]) -> None:
+def _patch(patches: tuple[tuple[type | ModuleType, str, WrapperFunction], ...]) -> None:
     for owner, name, wrapper in patches:
         current = owner.__dict__.get(name)
         if current is not None and not getattr(current, "_self_agent_otel_carrier", False):
@@ -296,7 +331,7 @@ def _patch(patches: tuple[tuple[type, str, WrapperFunction], ...]) -> None:
             setattr(owner, name, patched)
 
 
-def _unpatch(patches: tuple[tuple[type, str, WrapperFunction], ...]) -> None:
+def _unpatch(patches: tuple[tuple[type | ModuleType, str, WrapperFunction], ...]) -> None:
     for owner, name, _ in patches:
         current = owner.__dict__.get(name)
         if current is not None and getattr(current, "_self_agent_otel_carrier", False):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import errno
+import functools
 import logging
 import os
 import signal
@@ -630,6 +631,25 @@ def exports_from_this_process() -> bool:
     telemetry = _telemetry
     return telemetry is not None and telemetry.pid == os.getpid() and bool(
         telemetry.span_processors or telemetry.metric_exporters)  # nothing exported: nothing to wait for
+
+
+def flush_before_exec() -> None:
+    """``os.exec*`` replaces the process: no exit flush runs, and what is queued (spans that ended, the metrics
+    since the last export) would be lost. Flushed here, within the exit flush budget; the process may go on (an
+    exec that fails), so nothing is shut down."""
+    telemetry = _telemetry
+    if telemetry is None or not exports_from_this_process():
+        return
+    budget_s = min(telemetry.exit_flush_timeout_millis, _LONGEST_RELEASE_MILLIS) / 1000
+    deadline = time.monotonic() + budget_s
+    providers: tuple[TracerProvider | MeterProvider | None, ...] = (telemetry.tracer_provider,
+                                                                     telemetry.meter_provider)
+    for provider in providers:
+        if provider is not None:
+            flushing = _start("flush", functools.partial(provider.force_flush,
+                                                         max(1, int((deadline - time.monotonic()) * 1000))))
+            if flushing is not None:
+                flushing.join(max(0.0, deadline - time.monotonic()))
 
 
 def end_in_flight_on(signum: int) -> None:
