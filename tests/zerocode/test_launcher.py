@@ -104,6 +104,7 @@ def test_uncaught_exception_prints_the_traceback_and_exits_1(project: Path) -> N
 
 @pytest.mark.parametrize(("code", "signum"), [
     ("import os, signal; os.kill(os.getpid(), signal.SIGTERM)", 15),
+    ("import os, signal; os.kill(os.getpid(), signal.SIGHUP)", 1),  # a closed terminal: everything was lost
     ("raise KeyboardInterrupt", 2),
 ])
 def test_death_by_signal_is_kept_after_telemetry_is_flushed(project: Path, code: str, signum: int) -> None:

@@ -224,6 +224,10 @@ def _flush_standard_streams() -> None:
             stream.flush()
 
 
+#: The signals that end the program by default after which the launcher flushes first: ``kill``'s SIGTERM and
+#: SIGHUP, which a closed terminal or ssh session sends (Ctrl-C's SIGINT raises KeyboardInterrupt: the exit flush).
+_FLUSHED_ON = (signal.SIGTERM, signal.SIGHUP)
+
 def _start_telemetry(config: Config | None, *, child: bool) -> None:
     try:
         configure_sdk(config)
@@ -250,8 +254,11 @@ def _start_telemetry(config: Config | None, *, child: bool) -> None:
     else:  # no targets, and the [instrumentation] switches at their defaults, as above: http_headers among them
         instrument(Config(source=_NO_CONFIGURATION))
     atexit.register(_flush)
-    if threading_is_main() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _on_terminate)
+    if threading_is_main():
+        for signum in _FLUSHED_ON:
+            if signal.getsignal(signum) is signal.SIG_DFL:
+                signal.signal(signum, _on_terminate)
+
 
 
 def threading_is_main() -> bool:
