@@ -619,3 +619,15 @@ def test_outgoing_http_calls_carry_the_job_with_the_default_switches_file_or_not
     assert result.returncode == 0, result.stderr
     [baggage] = ast.literal_eval(result.stdout)
     assert "job.id=job-x" in baggage.split(","), baggage
+
+
+@pytest.mark.parametrize(("options", "said"), [
+    (["-I"], "python -I ignores PYTHONPATH, which holds agent-otel's hook"),
+    (["-X", "dev", "-sE"], "python -E ignores PYTHONPATH, which holds agent-otel's hook"),
+    (["-Werror", "-S"], "python -S imports no sitecustomize, agent-otel's hook"),
+])
+def test_a_python_flag_that_keeps_the_hook_out_is_said_once(project: Path, options: list[str], said: str) -> None:
+    """Such a program ran untraced without a word, where a python without agent-otel gets one line."""
+    result = run(project, sys.executable, *options, "-c", "print('ran')")
+    assert (result.returncode, result.stdout) == (0, "ran\n")
+    assert f"agent-otel: {said}: this program runs untraced\n" in result.stderr

@@ -109,6 +109,29 @@ def _split_run_options(args: list[str]) -> tuple[list[str], list[str]] | None:
     return options, args[index:]
 
 
+#: The interpreter flags under which no Python process loads the hook that instruments it (its
+#: ``sitecustomize.py``, on ``PYTHONPATH``), and why.
+_WITHOUT_HOOKS = {"E": "ignores PYTHONPATH, which holds agent-otel's hook",
+                  "I": "ignores PYTHONPATH, which holds agent-otel's hook",
+                  "S": "imports no sitecustomize, agent-otel's hook"}
+
+
+def _flag_without_hooks(args: list[str]) -> str | None:
+    """The first of :data:`_WITHOUT_HOOKS` among ``python``'s own options in ``args`` (``-I``, ``-sE``), if any."""
+    words = iter(args)
+    for arg in words:
+        if not arg.startswith("-") or arg in ("-", "--") or arg.startswith(("-m", "-c")):
+            return None
+        for position, letter in enumerate(arg[1:], start=1):
+            if letter in _WITHOUT_HOOKS:
+                return f"-{letter}"
+            if letter in _RUN_OPTIONS_WITH_VALUE or letter in "mc":
+                if position == len(arg) - 1:
+                    next(words, None)  # -X dev: the next word is its value
+                break  # -Xdev: the rest of the word is
+    return None
+
+
 def _python_plan(args: list[str]) -> Plan | None:
     """`python script.py ...`, `python -m mod ...`, `python -c code ...`; None for other flags."""
     if not args:
@@ -153,6 +176,9 @@ def plan_for(command: list[str]) -> Plan:
         split = _split_run_options(command[1:])
         if split is not None:  # python -u app.py: the launcher starts again with -u, then runs app.py itself
             return Plan("again", found, split[1], options=split[0])
+        flag = _flag_without_hooks(command[1:])
+        if flag is not None:
+            _say(f"agent-otel: python {flag} {_WITHOUT_HOOKS[flag[1]]}: this program runs untraced")
         return Plan("exec", found, command)
     if found:
         interpreter = _shebang(found)
