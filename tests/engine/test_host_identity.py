@@ -18,7 +18,7 @@ import sys
 import types
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import wrapt
@@ -484,3 +484,32 @@ def test_a_method_called_through_its_class_records_as_when_called_on_its_instanc
     assert agents == ["invoke_agent planner-b", "invoke_agent planner-b", "invoke_agent planner-a"]
     assert [span.name for span in otel.spans() if span.name.startswith("execute_tool")] == [
         "execute_tool normalise"] * 2
+
+
+@pytest.mark.parametrize("delay", [0, 0.01], ids=["yields once", "awaits a timer"])
+def test_a_decorated_coroutine_awaited_by_two_tasks_at_once_is_refused_to_the_second_as_plain(
+        otel: Any, capsys: pytest.CaptureFixture[str], delay: float) -> None:
+    """python refuses the second ``await`` of a coroutine another task is awaiting ("coroutine is being awaited
+    already"), a check it makes of a coroutine only: through agent-otel's proxy the second task took the first
+    one's steps over (the first got "cannot reuse already awaited coroutine"), and OpenTelemetry printed "Failed
+    to detach context" with a traceback on the program's stderr."""
+    import asyncio
+
+    async def fetch(x: int) -> int:
+        await asyncio.sleep(delay)
+        return x
+
+    async def twice(function: Any) -> list[str]:
+        shared = function(3)
+
+        async def await_it() -> int:
+            return cast(int, await shared)
+
+        results = await asyncio.gather(await_it(), await_it(), return_exceptions=True)
+        return [f"{type(result).__name__}: {result}" for result in results]
+
+    plain = asyncio.run(twice(fetch))
+    traced = asyncio.run(twice(agent_otel.tool("fetch")(fetch)))
+    assert traced == plain == ["int: 3", "RuntimeError: coroutine is being awaited already"]
+    assert capsys.readouterr().err == ""
+    assert [span.name for span in otel.spans()] == ["execute_tool fetch"]

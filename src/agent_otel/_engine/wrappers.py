@@ -504,17 +504,26 @@ class _PendingCoroutine(wrapt.ObjectProxy[Coroutine[Any, Any, T]]):
     # annotations: they would make the proxy's ``__annotations__`` (a coroutine has none; see Wrapper).
     # The call whose invocation begins when the coroutine first runs, or (see _TracedCoroutine) the invocation.
     _self_call = cast("_PendingCall | Invocation", None)
-    _self_driver = cast("Coroutine[Any, Any, T] | None", None)
+    _self_driver = cast("types.CoroutineType[Any, Any, T] | None", None)
 
     def __await__(self) -> Generator[Any, Any, T]:
-        """Our driver, made at the first step (``await``: stepped by the interpreter, not through this proxy)."""
-        driver = self._self_driver
-        if driver is None:
-            driver = self._self_driver = _traced_coroutine(self.__wrapped__, self._self_call)
+        """Our driver, made at the first step (``await``: stepped by the interpreter, not through this proxy).
+        A second ``await`` while another awaits it is refused as python refuses it for a coroutine (a check the
+        interpreter makes only of a coroutine itself): the second awaiter took the first one's steps over."""
+        driver = self._driver()
+        if driver.cr_await is not None:
+            raise RuntimeError("coroutine is being awaited already")
         return driver.__await__()
 
+    def _driver(self) -> types.CoroutineType[Any, Any, T]:
+        driver = self._self_driver
+        if driver is None:  # an async def's call: a coroutine
+            driver = self._self_driver = cast("types.CoroutineType[Any, Any, T]",
+                                              _traced_coroutine(self.__wrapped__, self._self_call))
+        return driver
+
     def send(self, value: object) -> object:
-        return self.__await__().send(value)  # stepped by hand: the driver's own steps
+        return self._driver().send(value)  # stepped by hand (a task made of it): the driver's own steps
 
     #: Not an iterable, as a coroutine is not: wrapt's proxy has an ``__iter__``, which made
     #: ``isinstance(coroutine, collections.abc.Iterable)`` true (None makes the ABC check fail, and ``iter()``
