@@ -107,6 +107,22 @@ def test_hashed_keys_given_as_one_string_is_an_error_not_its_characters() -> Non
                                  "e.g. {'user.id', 'tenant.id'}")
 
 
+@pytest.mark.parametrize("raw", ["", "  "])
+def test_an_empty_hashed_keys_variable_is_unset_and_user_id_stays_hashed(otel: Any, monkeypatch: pytest.MonkeyPatch,
+                                                                         raw: str) -> None:
+    """An empty variable counts as unset (the OpenTelemetry configuration spec; the README says so): an unset
+    compose substitution (``AGENT_OTEL_HASHED_KEYS=${HASHED_KEYS}``) exported ``user.id`` in clear."""
+    monkeypatch.setenv("AGENT_OTEL_HASHED_KEYS", raw)
+    policy.reset_policy()
+
+    @agent_otel.tool("lookup", attributes={"user.id": "alice"})
+    def lookup() -> int:
+        return 1
+
+    assert lookup() == 1
+    assert otel.span("execute_tool lookup").attributes["user.id"] != "alice"
+
+
 @pytest.mark.parametrize(("given", "problem"), [
     ({"salt": 5}, "salt=5: expected a string"),
     ({"hashed_keys": [1]}, "hashed_keys=[1]: expected a collection of attribute keys (strings)"),

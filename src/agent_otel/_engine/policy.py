@@ -240,8 +240,8 @@ def _policy_from_env(strict: bool = True) -> Policy:
         limit = defaults.cardinality_limit
         malformed(ConfigurationError(
             f"environment variable {AGENT_OTEL_CARDINALITY_LIMIT}={raw_limit!r}: expected a positive integer"))
-    keys = os.environ.get(AGENT_OTEL_HASHED_KEYS)
-    hashed = frozenset(k.strip() for k in keys.split(",") if k.strip()) if keys is not None else defaults.hashed_keys
+    keys = os.environ.get(AGENT_OTEL_HASHED_KEYS, "").strip()  # empty: unset, as the OpenTelemetry spec has it
+    hashed = frozenset(k.strip() for k in keys.split(",") if k.strip()) if keys else defaults.hashed_keys
     salt = os.environ.get(AGENT_OTEL_HASH_SALT, "")
     if hashed and not salt:
         logger.debug("agent-otel: %s is not set; hashed keys use an unsalted SHA-256", AGENT_OTEL_HASH_SALT)
