@@ -59,6 +59,25 @@ def test_the_variable_says_where_content_goes(otel: Any, monkeypatch: pytest.Mon
     assert events == ([both] if in_event else [])
 
 
+@pytest.mark.parametrize("mode", ["EVENT_ONLY", "SPAN_AND_EVENT"])
+def test_the_event_holds_the_prompt_as_the_call_started(otel: Any, mode: str) -> None:
+    """An agent loop keeps its history in the list it passes and appends the reply inside the call: the event,
+    made as the call ends, read the list then, so its input held the model's own answer (the span's, made at the
+    start, did not)."""
+    agent_otel.set_policy(capture_content=mode)
+
+    @agent_otel.provider("openai", model="gpt-4o", prompt=path("args.messages"), response=path("result"))
+    def turn(messages: list[dict[str, str]]) -> str:
+        messages.append({"role": "assistant", "content": "RESPONSE-TEXT"})
+        return "RESPONSE-TEXT"
+
+    history = [{"role": "user", "content": "PROMPT-TEXT"}]
+    assert turn(history) == "RESPONSE-TEXT" and len(history) == 2
+    attributes, events = captured(otel)
+    assert events == [{INPUT: PROMPT_JSON, OUTPUT: RESPONSE_JSON}]
+    assert attributes == ({INPUT: PROMPT_JSON, OUTPUT: RESPONSE_JSON} if mode == "SPAN_AND_EVENT" else {})
+
+
 def test_a_value_that_is_no_mode_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(VARIABLE, "sometimes")
     policy.reset_policy()

@@ -87,15 +87,22 @@ def _json(value: Any, role: str) -> str | None:
     return json.dumps(found, ensure_ascii=False, default=str) if found else None
 
 
-def input_attributes(prompt: Any) -> dict[str, AttributeValue]:
-    """The span attributes of the call's prompt when content goes on spans (else none)."""
-    text = _json(prompt, "user") if policy().content.on_span else None
-    return {semconv.GEN_AI_INPUT_MESSAGES: text} if text is not None else {}
+def prompt_text(prompt: Any) -> str | None:
+    """The call's prompt as the conventions' JSON messages, made as the call starts: a program keeping its history
+    in the list it passed (an agent loop appending the reply) changes it during the call."""
+    return _json(prompt, "user")
 
 
-def output_content(span: Span, prompt: Any, response: Any) -> dict[str, AttributeValue]:
+def input_attributes(prompt_text: str | None) -> dict[str, AttributeValue]:
+    """The span attributes of the call's prompt (:func:`prompt_text`) when content goes on spans (else none)."""
+    return {semconv.GEN_AI_INPUT_MESSAGES: prompt_text} if prompt_text is not None and policy().content.on_span \
+        else {}
+
+
+def output_content(span: Span, prompt_text: str | None, response: Any) -> dict[str, AttributeValue]:
     """As the call ends: the span attributes of the response when content goes on spans (returned), and the
-    event with both prompt and response when it goes to events (added to ``span``)."""
+    event with the prompt made as the call started (:func:`prompt_text`) and the response when it goes to events
+    (added to ``span``)."""
     current = policy()
     found: dict[str, AttributeValue] = {}
     response_text = _json(response, "assistant")
@@ -103,7 +110,6 @@ def output_content(span: Span, prompt: Any, response: Any) -> dict[str, Attribut
         found[semconv.GEN_AI_OUTPUT_MESSAGES] = response_text
     if current.content.on_event:
         event: dict[str, AttributeValue] = {}
-        prompt_text = _json(prompt, "user")
         if prompt_text is not None:
             event[semconv.GEN_AI_INPUT_MESSAGES] = prompt_text
         if response_text is not None:

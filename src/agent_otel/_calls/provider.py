@@ -12,7 +12,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agent_otel import semconv
 from agent_otel._calls.call_counts import CALLS_KEY, CallCounts
-from agent_otel._calls.content import input_attributes, output_content
+from agent_otel._calls.content import input_attributes, output_content, prompt_text
 from agent_otel._calls.extractors import Call, Extractor, field_of
 from agent_otel._calls.handler import (
     KindHandler,
@@ -81,7 +81,7 @@ class ProviderInvocation(Invocation):
 
     __slots__ = ("answers_below", "cache_beside_input", "cache_read", "cache_write", "call", "enclosing", "handler",
                  "input_tokens", "model", "open_inside", "operation", "outer", "output_tokens", "priced_model",
-                 "provider", "reasoning", "response_model", "retries", "usage_below", "usage_inside")
+                 "prompt_text", "provider", "reasoning", "response_model", "retries", "usage_below", "usage_inside")
 
     def __init__(self, span: Any, ctx: Any, handler: ProviderHandler, call: Call | None, provider: str, model: str,
                  operation: str, priced_model: str) -> None:
@@ -107,6 +107,8 @@ class ProviderInvocation(Invocation):
         #: what the calls of other providers inside this one answered (results, their usage), whose tokens
         #: those calls counted: this call returning one of them made no request of its own for it
         self.answers_below: list[object] = []
+        #: the prompt's JSON messages as the call started, when content is captured (see content.prompt_text)
+        self.prompt_text: str | None = None
         #: (tokens, model) that other libraries' spans of this call reported, one entry per request
         self.usage_inside: list[tuple[TokenUsage, str | None]] = []
         #: the span bridge's: those spans still open (it tells a request from a second trace of it)
@@ -340,7 +342,7 @@ class ProviderInvocation(Invocation):
                 ended.update(cost_attributes(cost))
             if policy().capture_content and ("prompt" in handler.options or "response" in handler.options):
                 response = handler.option("response", call) if error is None else None
-                ended.update(output_content(span, handler.option("prompt", call), response))
+                ended.update(output_content(span, self.prompt_text, response))
             if unavailable:
                 ended[semconv.ERROR_TYPE] = semconv.ERROR_TYPE_UNAVAILABLE
                 span.set_status(Status(StatusCode.ERROR, semconv.ERROR_TYPE_UNAVAILABLE))
@@ -492,16 +494,19 @@ class ProviderHandler(KindHandler):
             ("provider", "model", "operation"), self._describe, call)
         parent = otel_context.get_current()  # one lookup for the agent, the outer call and the span's parent
         agent_name = parent.get(AGENT_KEY)
+        prompt: str | None = None
         if "prompt" in self.options and policy().capture_content:
             attributes = dict(base)
             if agent_name is not None:
                 attributes[semconv.GEN_AI_AGENT_NAME] = agent_name
-            attributes.update(input_attributes(self.option("prompt", call)))
+            prompt = prompt_text(self.option("prompt", call))
+            attributes.update(input_attributes(prompt))
             attributes = self.span_attributes(attributes)
         else:
             attributes = self.under_agent(by_agent, base, agent_name)
         span, ctx = self.open(span_name, attributes, parent)
         inv = ProviderInvocation(span, None, self, call, provider, model, operation, priced)
+        inv.prompt_text = prompt
         outer = parent.get(PROVIDER_KEY)
         if outer is not None:
             if outer.provider == provider:  # type: ignore[attr-defined]
