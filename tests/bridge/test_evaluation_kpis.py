@@ -119,3 +119,23 @@ def test_a_negative_score_is_left_off_the_histogram_counted_and_still_in_the_kpi
     assert otel.span("evolve rewarded").attributes[semconv.EVOLUTION_KPI_AFTER_PREFIX + "reward"] == pytest.approx(
         -0.2 / 3)
     assert not [record for record in caplog.records if record.name.startswith("opentelemetry")]
+
+
+def test_a_score_that_is_no_finite_number_is_left_off_and_counted_from_the_api_and_other_libraries(
+        otel: Any) -> None:
+    """NaN and infinite scores vanished uncounted, a NaN one was still written on the span's event; a score
+    another library reported as text or a bool was ignored without a count; ``record_evaluation`` of a score
+    ``float()`` refused lost the label and the event with it."""
+    from tests.support.telemetry import error_count
+
+    for score in (0.5, float("nan"), float("inf"), float("-inf"), "abc"):
+        agent_otel.record_evaluation("relevance", score, label="graded", agent="writer")  # type: ignore[arg-type]
+    tracer = foreign(otel)
+    for score in (float("nan"), "0.7", True, 0.25):
+        with tracer.start_as_current_span("chat judge", attributes={semconv.GEN_AI_OPERATION_NAME: "chat"}) as span:
+            span.add_event("gen_ai.evaluation.result", {semconv.GEN_AI_EVALUATION_NAME: "relevance",
+                                                        semconv.GEN_AI_EVALUATION_SCORE_VALUE: score})
+    scores = point(otel, semconv.AGENT_EVALUATION_SCORE.name, {semconv.GEN_AI_EVALUATION_SCORE_LABEL: "graded"})
+    assert (scores.count, scores.sum) == (1, 0.5)
+    assert sum(p.count for p in points(otel, semconv.AGENT_EVALUATION_SCORE.name)) == 2  # 0.5 and 0.25
+    assert error_count(otel, "evaluation.score") == 7  # 4 from the API, 3 from the events

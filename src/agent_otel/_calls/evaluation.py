@@ -104,7 +104,10 @@ def _collect(ctx: Any, name: str, agent: str, score: float) -> None:
 def record_score(ctx: Any, name: str, score: float | None, label: str | None, agent: object) -> None:
     """One evaluation on the histogram (a label alone is no score: nothing to record), and in the window
     of the evolution run it belongs to, or the agent's baseline."""
-    if score is None or math.isnan(score) or math.isinf(score):
+    if score is None:
+        return
+    if not math.isfinite(score):
+        report_error("evaluation.score", ValueError("a score that is no finite number is left off"))
         return
     bound = policy().bounded
     evaluation = bound(semconv.GEN_AI_EVALUATION_NAME, name)
@@ -126,10 +129,27 @@ def record_result(ctx: Any, attributes: Mapping[str, Any], agent: object) -> Non
         return
     name = attributes.get(semconv.GEN_AI_EVALUATION_NAME)
     score = attributes.get(semconv.GEN_AI_EVALUATION_SCORE_VALUE)
-    if not isinstance(name, str) or isinstance(score, bool) or not isinstance(score, int | float):
+    if not isinstance(name, str) or score is None:
+        return
+    if isinstance(score, bool) or not isinstance(score, int | float):
+        report_error("evaluation.score", TypeError(f"a score must be a number, got {type(score).__name__}"))
         return
     label = attributes.get(semconv.GEN_AI_EVALUATION_SCORE_LABEL)
     record_score(ctx, name, float(score), label if isinstance(label, str) else None, agent)
+
+
+def _finite(score: object) -> float | None:
+    """A score as a finite number (a number's text too, as every number option reads it); else None, counted:
+    the label and the event are still recorded."""
+    try:
+        number = float(score.strip() if isinstance(score, str) else score)  # type: ignore[arg-type]
+    except Exception:  # the program's object: its __float__ may raise anything
+        report_error("evaluation.score", TypeError(f"a score must be a number, got {type(score).__name__}"))
+        return None
+    if not math.isfinite(number):
+        report_error("evaluation.score", ValueError("a score that is no finite number is left off"))
+        return None
+    return number
 
 
 def record_evaluation(name: str, score: float | None = None, label: str | None = None, *, agent: str | None = None,
@@ -149,10 +169,11 @@ def record_evaluation(name: str, score: float | None = None, label: str | None =
         else:
             agent_name = agent
         given: object = score  # typed a number; a program may pass anything
+        number: float | None = None
         if isinstance(given, bool):  # as the event's reader refuses it: True is no score of 1
             report_error("evaluation.score", TypeError("a score must be a number, got a bool"))
-            score = None
-        number = float(score) if score is not None else None
+        elif score is not None:
+            number = _finite(score)
         record_score(otel_context.get_current(), name, number, label, agent_name)
         if target.is_recording():
             event: dict[str, Any] = {semconv.GEN_AI_EVALUATION_NAME: name, semconv.EVALUATION_COUNTED: True}
