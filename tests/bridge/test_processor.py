@@ -6,6 +6,7 @@ import contextlib
 from typing import Any, TypedDict
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 import agent_otel
@@ -208,6 +209,36 @@ def test_a_langgraph_run_directly_inside_our_agent_call_is_that_call(otel: Any) 
     assert [(p.attributes[semconv.AGENT_TASK_TYPE], p.count) for p in points(otel, semconv.AGENT_DURATION.name)] == [
         ("default", 1)]
     assert otel.span(semconv.job_span_name("planning")).attributes[semconv.JOB_ROLLUP_AGENT_CALLS] == 1
+
+
+def test_a_call_of_ours_where_a_library_made_an_older_context_current_again_is_the_running_agents(otel: Any) -> None:
+    """LangChain's instrumentation keeps the context a run began in and makes it current again for the run's steps:
+    under a LangGraph subgraph agent it is the outer graph's, which has none of the agent-otel calls started since.
+    With a config naming the graphs, the model and tools (as under ``agent-otel run``, which turns the instrumentation
+    on), the subgraph's model and tool calls were the outer graph's (its tool_calls 1, the subgraph's 0)."""
+    from opentelemetry import context as otel_context
+
+    tracer = foreign(otel)
+
+    @agent_otel.tool("lookup")
+    def lookup() -> str:
+        return "found"
+
+    with agent_otel.agent_call("outer"):
+        kept = otel_context.get_current()  # the library keeps the context its outer run began in
+        with agent_otel.agent_call("inner"):
+            run = tracer.start_span("invoke_agent inner", context=kept, attributes={
+                semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: "inner"})
+            token = otel_context.attach(trace.set_span_in_context(run, kept))  # and makes it current again
+            try:
+                assert lookup() == "found"
+            finally:
+                otel_context.detach(token)
+                run.end()
+    calls = {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.sum for p in points(otel, semconv.AGENT_TOOL_CALLS.name)}
+    assert calls == {"inner": 1, "outer": 0}
+    (tool,) = points(otel, semconv.TOOL_DURATION.name)
+    assert tool.attributes[semconv.GEN_AI_AGENT_NAME] == "inner"
 
 
 def test_a_second_workflow_directly_inside_our_agent_call_is_a_call_of_its_own(otel: Any) -> None:

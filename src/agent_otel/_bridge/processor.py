@@ -56,7 +56,9 @@ from agent_otel._calls.provider import (
     record_usage,
 )
 from agent_otel._calls.tool import TOOL_KEY, OpenToolCall, record_tool_call
+from agent_otel._context import running
 from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, current_job
+from agent_otel._context.running import forget, note_started_in, running_context
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import OTHER, attribute_dict, policy
 from agent_otel._engine.self_telemetry import report_error
@@ -155,7 +157,7 @@ class GenAiSpanBridge(SpanProcessor):
                 if same and parent is not None and kind is not Kind.WORKFLOW:
                     parent.covered = True
                 return
-            started_in = _running_context(parent_context)
+            started_in = running_context(_running_context(parent_context))
             seen = _Seen(kind, operation, started_in)
             seen.calls = current_counts(started_in)
             run = (parent.below if parent is not None else self._passes.get(parent_span)) if self.open_spans else None
@@ -184,6 +186,7 @@ class GenAiSpanBridge(SpanProcessor):
                 seen.own = seen.below = _AgentRun(
                     policy().bounded(semconv.GEN_AI_AGENT_NAME, sources.agent_name_of(attributes) or span.name))
             self._seen[span] = seen
+            note_started_in(span, started_in)
         except Exception as exc:
             report_error("bridge.start", exc)
 
@@ -199,6 +202,8 @@ class GenAiSpanBridge(SpanProcessor):
         """Record as the span ends (end time and status set), keyed by the span object itself: the
         SDK's ``on_end`` gets a copy (the SDK's ``_on_ending`` hook, as the hashing processor uses)."""
         seen = self._seen.pop(span, None) if self.open_spans else None
+        if seen is not None:
+            forget(span)
         if seen is None:
             if span._events and _ours(span) and runtime().enabled:  # an evaluator's event on our span
                 try:
@@ -221,6 +226,7 @@ class GenAiSpanBridge(SpanProcessor):
 
 #: The context entries of agent-otel's calls and jobs: a context holding one runs inside such a call.
 _CALL_KEYS = (JOB_KEY, AGENT_KEY, CALLS_KEY, PROVIDER_KEY, TOOL_KEY)
+running.use_call_keys(_CALL_KEYS)
 
 
 def _running_context(parent_context: Context | None) -> Context:

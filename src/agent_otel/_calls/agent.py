@@ -44,6 +44,7 @@ from agent_otel._calls.tool import TOOL_KEY
 from agent_otel._context.conversation import context_with_conversation
 from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, JobState, current_job
 from agent_otel._context.phase import PHASE_KEY, PhaseState
+from agent_otel._context.running import STARTED_IN, running_context
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.instruments import Runtime, runtime
 from agent_otel._engine.policy import policy
@@ -249,6 +250,8 @@ class AgentHandler(KindHandler):
             version, attributes = self.version_attributes(call, attributes)
         counts = CallCounts()
         parent = otel_context.get_current()
+        if STARTED_IN:  # under another library's span: the calls of ours running where it started (see running)
+            parent = running_context(parent)
         entries: dict[str, object] = {AGENT_KEY: name, CALLS_KEY: counts, TOOL_KEY: None}  # see tool.TOOL_KEY
         if version is not None or parent.get(AGENT_VERSION_KEY) is not None:  # an outer one's is not ours
             entries[AGENT_VERSION_KEY] = version

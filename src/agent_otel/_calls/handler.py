@@ -31,6 +31,7 @@ from agent_otel._calls.options import (
     read_at,
 )
 from agent_otel._context.job import BAGGAGE_KEY, JOB_KEY
+from agent_otel._context.running import STARTED_IN, running_context
 from agent_otel._context.stamping import ids_of
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine import policy as _policies
@@ -408,6 +409,8 @@ class KindHandler(Handler):
         runs in the returned context: ``ctx`` with the span and ``entries`` (context key -> value, e.g.
         the agent's name), made in one copy instead of one per value."""
         parent = ctx if ctx is not None else _get_current()
+        if ctx is None and STARTED_IN:  # under another library's span: the calls of ours running where it started
+            parent = running_context(parent)
         rt = _instruments._runtime  # runtime() without its call, once it is built
         tracer = (rt if rt is not None else runtime()).tracer
         if type(tracer) is trace.NoOpTracer:  # tracing off: the span would be INVALID_SPAN anyway

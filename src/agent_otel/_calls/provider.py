@@ -30,6 +30,7 @@ from agent_otel._calls.handler import (
 from agent_otel._calls.options import PROVIDER, Attributes, Count, Flag, Number, Text, collect
 from agent_otel._calls.pricing import TokenUsage, cost_of_usage, price_of
 from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, JobState
+from agent_otel._context.running import STARTED_IN, running_context
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy, valid_attributes
 from agent_otel._engine.self_telemetry import report_error
@@ -493,6 +494,8 @@ class ProviderHandler(KindHandler):
         provider, model, priced, operation, span_name, base, by_agent = self.static(
             ("provider", "model", "operation"), self._describe, call)
         parent = otel_context.get_current()  # one lookup for the agent, the outer call and the span's parent
+        if STARTED_IN:  # under another library's span: the calls of ours running where it started (see running)
+            parent = running_context(parent)
         agent_name = parent.get(AGENT_KEY)
         prompt: str | None = None
         if "prompt" in self.options and policy().capture_content:

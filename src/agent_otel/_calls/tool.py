@@ -27,6 +27,7 @@ from agent_otel._calls.handler import (
 from agent_otel._calls.options import Attributes, Count, Text, collect
 from agent_otel._context.job import AGENT_KEY, JOB_KEY, JobState, current_job
 from agent_otel._context.phase import PHASE_KEY, PhaseState
+from agent_otel._context.running import STARTED_IN, running_context
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
@@ -144,6 +145,8 @@ class ToolHandler(KindHandler):
         call = self.new_call(instance, args, kwargs) if self.reads_call else None
         name, span_name, base, by_agent = self.static(("name", "type"), self._describe, call)
         parent = otel_context.get_current()  # one lookup for the agent it runs under and the span's parent
+        if STARTED_IN:  # under another library's span: the calls of ours running where it started (see running)
+            parent = running_context(parent)
         agent_name = text_value(self.option("agent", call), semconv.GEN_AI_AGENT_NAME) if self.names_agent else None
         # a given agent's name through its cap; else the agent it runs under, whose name is bounded already
         agent_name = (policy().bounded(semconv.GEN_AI_AGENT_NAME, agent_name) if agent_name
