@@ -631,3 +631,13 @@ def test_a_python_flag_that_keeps_the_hook_out_is_said_once(project: Path, optio
     result = run(project, sys.executable, *options, "-c", "print('ran')")
     assert (result.returncode, result.stdout) == (0, "ran\n")
     assert f"agent-otel: {said}: this program runs untraced\n" in result.stderr
+
+
+def test_the_program_sees_the_interpreter_as_its_command_named_it(project: Path) -> None:
+    """``agent-otel run -- python3 app.py``: ``sys.executable`` was the launcher's ``.../python``, where plain
+    ``python3 app.py`` has ``.../python3`` (the same interpreter, by another name)."""
+    python3 = Path(sys.executable).with_name("python3")
+    assert python3.exists()
+    plain, launched = _plain_and_launched(project, [str(python3), "-c", "import sys; print(sys.executable)"])
+    assert launched == plain
+    assert plain[1] == f"{python3}\n"

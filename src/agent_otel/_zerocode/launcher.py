@@ -413,6 +413,10 @@ _LAUNCHER_FILES = frozenset({__file__, programs.__file__})
 
 def _run_plan(plan: Plan) -> int:
     sys.argv = list(plan.argv)
+    if plan.interpreter:  # python3 names the same interpreter as the launcher's python: the program's is python3
+        named = shutil.which(plan.interpreter)
+        if named is not None:
+            sys.executable = os.path.abspath(named)
     if plan.how == "script" and not os.path.exists(plan.target):
         _say(f"{plan.interpreter or sys.executable}: can't open file {programs.joined_with_cwd(plan.target)!r}: "
              "[Errno 2] No such file or directory")
