@@ -163,10 +163,12 @@ def _on_terminate(signum: int, frame: object) -> None:
 
 
 def _flush_on_terminate() -> None:
-    """Install :func:`_on_terminate` in a forked child whose SIGTERM does the default (a handler of the
-    program's, or ``agent-otel run``'s, inherited from the parent, stays), and :func:`_watch_for_terminate`."""
+    """Install :func:`_on_terminate` in a forked child whose SIGTERM does the default, or ``agent-otel run``'s
+    (inherited from the parent: it flushes as this one does, without the watcher), and :func:`_watch_for_terminate`.
+    A handler of the program's, inherited from the parent, stays."""
     try:
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        current = signal.getsignal(signal.SIGTERM)
+        if current is signal.SIG_DFL or getattr(current, "flushes_agent_otel", False):
             signal.signal(signal.SIGTERM, _on_terminate)
             _watch_for_terminate()
     except (ValueError, OSError, RuntimeError) as exc:  # not the main thread; no signals or threads here

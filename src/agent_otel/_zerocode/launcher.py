@@ -235,6 +235,12 @@ def _on_terminate(signum: int, frame: types.FrameType | None) -> None:
     os.kill(os.getpid(), signum)
 
 
+#: A worker forked with it takes its own handler and the watcher that wakes a sleeping main thread for it (see
+#: ``carriers._flush_on_terminate``): with this one alone, a pool worker that SIGTERM found going to sleep on
+#: its task queue slept for ever, and ``Pool.terminate()`` with it.
+_on_terminate.flushes_agent_otel = True  # type: ignore[attr-defined]
+
+
 def _say(line: object) -> None:
     """A line of ours (or one Python itself prints, such as "can't open file") on stderr; nothing when the
     program's stderr is closed (``2>&-``), where Python's own lines go nowhere too: ``print()`` would write
