@@ -649,8 +649,8 @@ _ASYNC_CONTEXT_MANAGER_ENTER = contextlib._AsyncGeneratorContextManager.__aenter
 
 
 def _release(held: Token[Context], inv: Invocation) -> None:
-    """Detach the context a context manager's block ran in, when the block left it current (its exit runs where
-    its entry did); otherwise leave it, as the block's own code changed what is current."""
+    """Detach the context a block ran in (a context manager's, a stream manager's), when the block left it current
+    (its exit runs where its entry did); otherwise leave it, as the block's own code changed what is current."""
     if otel_context.get_current() is inv.context:
         _detach(held)
 
@@ -824,8 +824,7 @@ def _leave_stream_block(proxy: Any, error: BaseException | None) -> None:
     token = proxy._self_enter_token
     if token is not None:  # the manager's __exit__ went back to the call's context: back to the program's
         proxy._self_enter_token = None
-        if otel_context.get_current() is inv.context:
-            _detach(token)
+        _release(token, inv)
     how = End.CLOSED
     stream = proxy._self_stream
     if stream is not None and not inv._ended:
