@@ -510,8 +510,11 @@ class _PendingCoroutine(wrapt.ObjectProxy[Coroutine[Any, Any, T]]):
         """Our driver, made at the first step (``await``: stepped by the interpreter, not through this proxy).
         A second ``await`` while another awaits it is refused as python refuses it for a coroutine (a check the
         interpreter makes only of a coroutine itself): the second awaiter took the first one's steps over."""
-        driver = self._driver()
-        if driver.cr_await is not None:
+        driver = self._self_driver
+        if driver is None:  # what _driver() does, without its call (the first await of every async call)
+            driver = self._self_driver = cast("types.CoroutineType[Any, Any, T]",
+                                              _traced_coroutine(self.__wrapped__, self._self_call))
+        elif driver.cr_await is not None:  # (a driver just made awaits nothing)
             raise RuntimeError("coroutine is being awaited already")
         return driver.__await__()
 
