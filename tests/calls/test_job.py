@@ -277,18 +277,33 @@ async def async_session() -> AsyncIterator[str]:
     yield "session"
 
 
+@agent_otel.job(type="sync-session")  # above: the same call as below
+@contextlib.contextmanager
+def sync_session_above() -> Iterator[str]:
+    yield "session"
+
+
+@agent_otel.job(type="async-session")
+@contextlib.asynccontextmanager
+async def async_session_above() -> AsyncIterator[str]:
+    yield "session"
+
+
 @contextlib.contextmanager
 @agent_otel.agent("reviewer")
 def reviewing() -> Iterator[None]:
     yield
 
 
+@pytest.mark.parametrize("above", [False, True], ids=["decorator below", "decorator above"])
 @pytest.mark.parametrize("shape", ["contextmanager", "asynccontextmanager"])
-def test_a_decorated_generator_under_a_context_manager_spans_its_with_block(otel: Any, shape: str) -> None:
+def test_a_decorated_generator_under_a_context_manager_spans_its_with_block(otel: Any, shape: str,
+                                                                            above: bool) -> None:
     """``@contextmanager`` over ``@agent_otel.job(...)`` (a FastAPI dependency with ``yield`` is one) timed the
     block but dropped its context across the yield: the block's calls had no job id, were no children of the
     job's span and were missing from its roll-up (``job.tool.calls`` 0), where ``with agent_otel.job():``
-    inside the generator counts them."""
+    inside the generator counts them. The decorator above ``@contextmanager`` timed only the making of the
+    manager (a job of no calls, the block in none); it is the same call now."""
     seen: list[str | None] = []
 
     def block() -> None:
@@ -296,11 +311,11 @@ def test_a_decorated_generator_under_a_context_manager_spans_its_with_block(otel
         grep(1)
 
     if shape == "contextmanager":
-        with sync_session() as value:
+        with (sync_session_above if above else sync_session)() as value:
             block()
     else:
         async def main() -> str:
-            async with async_session() as entered:
+            async with (async_session_above if above else async_session)() as entered:
                 block()
             return entered
 
@@ -313,6 +328,44 @@ def test_a_decorated_generator_under_a_context_manager_spans_its_with_block(otel
     assert seen == [job_span.attributes[semconv.JOB_ID]]
     assert tool_span.parent is not None and tool_span.parent.span_id == job_span.context.span_id
     assert job_span.attributes[semconv.JOB_ROLLUP_TOOL_CALLS] == 1
+
+
+class Reviewer:
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    @agent_otel.agent(agent_otel.path("self.label"))
+    @contextlib.contextmanager
+    def reviewing(self, depth: int = 1) -> Iterator[int]:
+        """Review."""
+        yield depth
+
+
+def test_a_decorator_above_a_context_manager_keeps_the_managers_function_as_the_program_has_it(otel: Any) -> None:
+    """Above ``@contextmanager``: still a function making a context manager, with its signature, docstring and
+    name (pickled by it), usable as a decorator as contextlib's managers are; a method's object is read by
+    extractors; the config's wrapping leaves it to the decorator."""
+    import inspect
+    import pickle
+
+    from agent_otel._engine.wrappers import is_wrapper
+
+    method = Reviewer.reviewing
+    assert str(inspect.signature(method)) == "(self, depth: 'int' = 1) -> 'Iterator[int]'"
+    assert method.__doc__ == "Review." and method.__qualname__ == "Reviewer.reviewing"
+    assert pickle.loads(pickle.dumps(sync_session_above)) is sync_session_above and is_wrapper(sync_session_above)
+    with Reviewer("strict").reviewing(2) as depth:
+        grep(depth)
+
+    @sync_session_above()
+    def decorated() -> int:
+        return grep(3)
+
+    assert depth == 2 and decorated() == 3 and decorated() == 3
+    parents = [span.parent.span_id for span in otel.spans("execute_tool grep")]
+    jobs = otel.spans("invoke_workflow sync-session")
+    assert parents == [span.context.span_id for span in [otel.span("invoke_agent strict"), *jobs]]
+    assert [span.attributes[semconv.JOB_ROLLUP_TOOL_CALLS] for span in jobs] == [1, 1]
 
 
 def test_an_agent_context_manager_counts_its_blocks_calls_and_a_block_that_raises_is_its_error(otel: Any) -> None:

@@ -1425,9 +1425,44 @@ def instrument(handler: Handler, func: F) -> F:
     its module or class then holds the wrapper under the function's name, and it pickles by that name as
     a plain function does. Anything else, a function wrapped later (``tool("t")(f)`` while ``f`` still names
     the plain function), a coroutine or generator function, a method or static method object, any other
-    callable, becomes a wrapt proxy (:class:`Wrapper`), which pickles by reference to the callable it wraps."""
+    callable, becomes a wrapt proxy (:class:`Wrapper`), which pickles by reference to the callable it wraps.
+    Above ``@contextmanager`` it decorates the generator under it (see :func:`_over_context_manager`)."""
+    if type(func) is types.FunctionType and func.__code__ in _MANAGER_MAKERS:
+        made = _over_context_manager(handler, cast(types.FunctionType, func))
+        if made is not None:
+            return cast(F, made)
     if _decorated_where_defined(func):
         return cast(F, _plain_sync_function(handler, cast(types.FunctionType, func)))
     wrapper = _Decorated(func, wrapper_for(handler, func))
     wrapper._self_handler = handler  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
     return cast(F, wrapper)
+
+
+def _yielding() -> Iterator[None]:
+    yield
+
+
+#: The code of the function ``@contextmanager`` (and ``@asynccontextmanager``) makes of a generator function,
+#: and that decorator.
+_MANAGER_MAKERS: dict[types.CodeType, Any] = {
+    contextlib.contextmanager(_yielding).__code__: contextlib.contextmanager,
+    contextlib.asynccontextmanager(_yielding).__code__: contextlib.asynccontextmanager,  # type: ignore[arg-type]
+}
+
+
+def _over_context_manager(handler: Handler, factory: types.FunctionType) -> types.FunctionType | None:
+    """A decorator above ``@contextmanager`` decorates the generator function under it, and the result is made
+    a context manager again: the call is the ``with`` block, as with the decorator below it (see
+    :func:`_traced_generator`). Wrapping the factory timed only the making of the manager, and the block ran in
+    no job or agent. None when the factory does not hold its generator function as ``contextlib`` makes it."""
+    cells = factory.__closure__
+    held: object = cells[0].cell_contents if cells is not None and len(cells) == 1 else None
+    if not isinstance(held, types.FunctionType) or getattr(factory, "__wrapped__", None) is not held:
+        return None
+    generator = cast(types.FunctionType, held)  # (mypy widens it by the identity check)
+    if _takes_self(generator):  # defined in a class body with self or cls first: a method (see _Decorated)
+        handler.method = True
+    make: Callable[[Callable[..., Any]], Callable[..., Any]] = _MANAGER_MAKERS[factory.__code__]
+    made = make(instrument(handler, generator))
+    _PLAIN_WRAPPERS[made] = weakref.ref(handler)  # a decorator's wrapper (see is_wrapper): a config leaves it be
+    return cast(types.FunctionType, made)
