@@ -113,6 +113,7 @@ EXECUTE_TOOL = f"execute_tool {apps.TOOL_NAME}"
 TOOL = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": apps.TOOL_NAME}
 AGENT = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": apps.AGENT_NAME}
 WORKFLOW = "invoke_workflow Agent workflow"  # openai-agents: RunConfig.workflow_name's default
+WORKFLOW_RUN = ("Agent workflow", "workflow")  # what the bridge records it as: (gen_ai.agent.name, agent.task.type)
 
 
 def openai_calls(servers: Servers) -> list[apps.HostResult]:
@@ -183,8 +184,9 @@ SOURCES = {
         {AGENTS_SCOPE: {"gen_ai.invoke_agent.duration", "gen_ai.execute_tool.duration",
                         "gen_ai.invoke_workflow.duration"}},
         {},
-        # its workflow span is the job's own call (a workflow directly in our job): counted once, as the job
-        Bridged(0, None, tools=1, agents={(apps.AGENT_NAME, "default"): 1})),
+        # its workflow span is an agent invocation of task type workflow, directly in our job as outside any (a
+        # job is no agent run)
+        Bridged(0, None, tools=1, agents={(apps.AGENT_NAME, "default"): 1, WORKFLOW_RUN: 1})),
     "openai-agents+openai": Source(
         "openai-agents+openai", lambda servers: apps.openai_agents_agent(servers.agent_url),
         [chat(OPENAI_SCOPE, INVOKE_AGENT, FIRST, **{"gen_ai.response.finish_reasons": ("tool_calls",)}),
@@ -196,7 +198,8 @@ SOURCES = {
          AGENTS_SCOPE: {"gen_ai.invoke_agent.duration", "gen_ai.execute_tool.duration",
                         "gen_ai.invoke_workflow.duration"}},
         {OPENAI_SCOPE: AGENT_TOKENS},
-        Bridged(2, AGENT_TOKENS, apps.MODEL, tools=1, agents={(apps.AGENT_NAME, "default"): 1}, cache_read=4)),
+        Bridged(2, AGENT_TOKENS, apps.MODEL, tools=1, agents={(apps.AGENT_NAME, "default"): 1, WORKFLOW_RUN: 1},
+                cache_read=4)),
     # OpenInference: spans with no GenAI names and no metrics. Its AGENT span names no agent (the bridge names the
     # invocation after the span) and its CHAIN spans (one per step) are not mapped; the run ends with a call of
     # smolagents' final_answer tool, which counts as a tool call.

@@ -288,9 +288,11 @@ _RUNS = frozenset({Kind.AGENT, Kind.WORKFLOW})
 
 def _directly_ours(ours: tuple[Kind, str] | None, theirs: tuple[Kind, str], ctx: Context | None) -> bool:
     """Whether a library's span directly inside one of ours is that call: the first of the same kind and operation,
-    or the first run of our agent call (their workflow inside our agent: its twin, as their agent span would be)."""
+    or the first run of our agent call (their workflow inside our agent: its twin, as their agent span would be).
+    A job is no agent run: a workflow directly inside one is a run of its own, as it is outside any job (a job
+    around three ``Runner.run`` calls erased all three from the agent invocations)."""
     if ours == theirs:
-        return _first_twin(theirs[0], ctx)
+        return theirs[0] is not Kind.WORKFLOW and _first_twin(theirs[0], ctx)
     return ours is not None and ours[0] is Kind.AGENT and theirs[0] is Kind.WORKFLOW and _first_twin(Kind.AGENT, ctx)
 
 
