@@ -462,3 +462,39 @@ def test_an_exit_budget_beyond_what_a_thread_can_wait_leaves_the_exit_alone() ->
         print("shut down")
     """, OTEL_TRACES_EXPORTER="none")
     assert (in_code.stdout, in_code.stderr) == ("shut down\n", "")
+
+
+@pytest.mark.parametrize("hook", ["setprofile", "settrace"])
+def test_a_hosts_hook_for_every_thread_does_not_run_in_the_exit_flush(receiver: OtlpHttpReceiver, hook: str) -> None:
+    """A program that profiles (or traces) every thread into a log it closes at exit: its hook ran in the exit
+    flush's threads, started after the program's atexit handlers, and raised on the closed log before our code ran
+    there: a traceback per thread on stderr, and nothing exported. Without agent-otel no thread starts then."""
+    child = run_child(f"""
+        import atexit, threading
+        import agent_otel
+
+        agent_otel.configure(metrics_exporter="otlp")
+        log = open("/dev/null", "w")
+
+        def hook(frame, event, arg):
+            if event == "call":
+                log.write(frame.f_code.co_name)
+            return None
+
+        threading.{hook}(hook)
+        atexit.register(log.close)  # after configure(): runs before its exit flush
+
+        @agent_otel.tool("work")
+        def work() -> None:
+            pass
+
+        with agent_otel.job(type="batch"):
+            worker = threading.Thread(target=work)
+            worker.start()
+            worker.join()
+        print("done")
+    """, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_METRIC_EXPORT_INTERVAL="3600000")
+    assert (child.stdout, child.stderr) == ("done\n", "")
+    assert sorted(span.name for span in receiver.spans()) == ["execute_tool work", "invoke_workflow batch"]
+    assert [p.count for m in receiver.metrics_named(semconv.TOOL_DURATION.name) for p in data_points_of(m)] == [1]

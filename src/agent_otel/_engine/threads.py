@@ -11,6 +11,7 @@ exist, so every such signal reaches a thread of the host's. Threads started insi
 
 from __future__ import annotations
 
+import _thread
 import signal
 import sys
 import threading
@@ -52,3 +53,33 @@ def start_thread(target: Callable[[], object], name: str) -> threading.Thread:
     with host_signals_blocked():
         thread.start()
     return thread
+
+
+class ExitThread:
+    """A thread of ours for the work of a process's end (the exit flush, ending the calls a signal interrupts),
+    started without ``threading``'s hooks: a profile or trace function the program set for every thread
+    (``threading.setprofile``) would run in it after the program's own atexit handlers, which may have closed
+    what it writes to (its log): its error, raised into the thread before our code ran, printed a traceback per
+    thread and lost the flush, uncounted. Without agent-otel no thread starts then. It blocks
+    :data:`HOST_SIGNALS`, as :func:`start_thread`'s do, and is not listed by ``threading.enumerate()``."""
+
+    def __init__(self, target: Callable[[], object], name: str) -> None:
+        if sys.is_finalizing():
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+        self.name = name
+        self._done = threading.Event()
+
+        def run() -> None:
+            try:
+                target()
+            finally:
+                self._done.set()
+
+        with host_signals_blocked():
+            _thread.start_new_thread(run, ())
+
+    def join(self, timeout: float | None = None) -> None:
+        self._done.wait(timeout)
+
+    def is_alive(self) -> bool:
+        return not self._done.is_set()

@@ -57,7 +57,7 @@ from agent_otel import semconv
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.self_telemetry import report_error
-from agent_otel._engine.threads import start_thread
+from agent_otel._engine.threads import ExitThread
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -207,7 +207,7 @@ def end_in_flight(signum: int, timeout_s: float) -> None:
             for inv in reversed(running):
                 inv.end(End.RAISED, error=error)
 
-        start_thread(end_all, "agent-otel-end-in-flight").join(timeout_s)
+        ExitThread(end_all, "agent-otel-end-in-flight").join(timeout_s)
     except Exception as exc:
         report_error("terminate.end_in_flight", exc)
 

@@ -74,7 +74,7 @@ from agent_otel._context.propagation import context_from_environment
 from agent_otel._engine.instruments import build_runtime, enabled_from_env
 from agent_otel._engine.policy import check_policy_environment, policy
 from agent_otel._engine.self_telemetry import report_error
-from agent_otel._engine.threads import host_signals_blocked, start_thread
+from agent_otel._engine.threads import ExitThread, host_signals_blocked
 from agent_otel._engine.wrappers import end_in_flight
 from agent_otel._environment import (
     AGENT_OTEL_DEBUG,
@@ -572,7 +572,7 @@ def current_telemetry() -> Telemetry | None:
     return _telemetry
 
 
-def _start(what: str, step: Callable[[], object]) -> threading.Thread | None:
+def _start(what: str, step: Callable[[], object]) -> ExitThread | None:
     """Run ``step`` on a daemon thread (None: it ran here, threads being unavailable); a failure is
     logged, never raised."""
 
@@ -583,7 +583,7 @@ def _start(what: str, step: Callable[[], object]) -> threading.Thread | None:
             report_error("shutdown." + what.replace(" ", "_"), exc)  # one line, no message: it may quote host data
 
     try:
-        return start_thread(run, f"agent-otel-shutdown-{what.replace(' ', '-')}")
+        return ExitThread(run, f"agent-otel-shutdown-{what.replace(' ', '-')}")
     except RuntimeError:  # e.g. no new threads at interpreter shutdown: run it here
         run()
         return None
@@ -703,7 +703,7 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool) -> None:
     def remaining_millis() -> float:
         return max(1.0, (deadline - time.monotonic()) * 1000)  # never 0: the SDK refuses to start
 
-    def wait(thread: threading.Thread | None) -> None:
+    def wait(thread: ExitThread | None) -> None:
         if thread is not None:
             thread.join(max(0.0, deadline - time.monotonic()))
 
