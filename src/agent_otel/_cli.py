@@ -173,6 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _escape_what_the_output_cannot_encode() -> None:
+    """A report or table names the program's functions and values, which may be any text (``def sücher``): an
+    output that cannot encode them (``PYTHONIOENCODING=ascii``, ``LANG=C`` without UTF-8 mode) shows them
+    escaped, as Python shows them in a traceback, rather than failing with one."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)  # a TextIOWrapper's; a replaced stream is left be
+        if reconfigure is not None and stream.errors == "strict":
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -181,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "run":  # the program's own output and errors are its own
         return int(args.handler(args))
+    _escape_what_the_output_cannot_encode()
     try:
         return int(args.handler(args))
     except BrokenPipeError:  # `agent-otel check | head`: the reader is gone, as for any command-line tool

@@ -236,3 +236,14 @@ def test_a_reader_that_stops_reading_gets_no_traceback(project: Path) -> None:
     child.stdout.close()  # the reader is gone before check writes a line
     assert child.wait(timeout=60) == 1
     assert child.stderr.read() == ""
+
+
+def test_names_an_ascii_output_cannot_encode_are_shown_escaped(project: Path) -> None:
+    """``def sücher`` is a valid name: with ``PYTHONIOENCODING=ascii`` (or ``LANG=C``) the table raised
+    UnicodeEncodeError with a traceback, and exited 1 as for a config with errors."""
+    (project / "app_under_check.py").write_text(APP + "\ndef sücher():\n    return 1\n", encoding="utf-8")
+    (project / "agent-otel.toml").write_text('[[tool]]\ntarget = "app_under_check:sücher"\nname = "grün"\n',
+                                             encoding="utf-8")
+    result = check(project, env={"PYTHONIOENCODING": "ascii"})
+    assert (result.returncode, result.stderr) == (0, "")
+    assert "app_under_check:s\\xfccher" in result.stdout and "1 resolved, 0 errors" in result.stdout
