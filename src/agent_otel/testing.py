@@ -29,6 +29,7 @@ from agent_otel import semconv
 from agent_otel._calls.evaluation import reset_baselines
 from agent_otel._calls.pricing import reset_prices
 from agent_otel._engine.policy import reset_policy
+from agent_otel._engine.self_telemetry import count_unreported
 from agent_otel._sdk.configure import configure, metric_views, shutdown
 
 __all__ = ["TelemetryCapture", "capture_telemetry", "restore_defaults"]
@@ -76,6 +77,7 @@ class TelemetryCapture:
         own (``scope``), or those of another instrumentation scope (e.g. an instrumentation that records
         the standard GenAI metrics itself), or of every scope with ``scope=None`` (where names recorded
         in several scopes are agent-otel's)."""
+        count_unreported()  # as an export or a scrape does
         data = self.reader.get_metrics_data()
         if data is None:
             return {}

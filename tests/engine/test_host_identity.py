@@ -25,6 +25,7 @@ import wrapt
 from opentelemetry import trace
 
 import agent_otel
+from agent_otel import semconv
 from agent_otel.testing import TelemetryCapture
 
 AGENT_OTEL = str(Path(sys.executable).parent / "agent-otel")
@@ -322,6 +323,32 @@ def test_recursion_depth_is_that_of_a_functools_wraps_decorator(otel: TelemetryC
     print(f"recursion depth: plain {plain}, functools.wraps {wraps}, agent-otel {ours}")
     assert plain > wraps == ours
     assert type(agent_otel.tool("recurse")(lambda: None)) is types.FunctionType
+
+
+def test_calls_at_the_recursion_limit_are_recorded_or_counted_as_lost(otel: TelemetryCapture) -> None:
+    """A recursive tool whose caller catches RecursionError (a depth-bounded search): the calls that end near
+    the limit have no stack left to be recorded, nor to report that (its report overflowed too, and was
+    dropped): a few calls were missing from the spans and the metrics, uncounted. Each loss is counted now."""
+    returned = []
+
+    @agent_otel.tool("step")
+    def step(n: int) -> int:
+        return descend(n + 1)
+
+    def descend(n: int) -> int:
+        try:
+            result = step(n)
+        except RecursionError:
+            return n
+        returned.append(n)
+        return result
+
+    descend(0)
+    (recorded,) = otel.points(semconv.TOOL_DURATION.name)
+    lost = sum(point.value for point in otel.points(semconv.INSTRUMENTATION_ERRORS.name))
+    assert len(returned) > recorded.count  # the case under test: some calls did end with no stack to record them
+    assert lost >= len(returned) - recorded.count
+    assert len(otel.spans("execute_tool step")) + lost >= len(returned)
 
 
 def recurse_by_name(n: int) -> int:

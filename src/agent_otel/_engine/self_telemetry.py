@@ -25,6 +25,11 @@ logger.addHandler(logging.NullHandler())
 _LOG_INTERVAL_S = 60.0
 _last_logged: dict[tuple[str, str], float] = {}
 _lock = threading.Lock()
+#: What failures lost whose report failed too, counted by the next report that can, at this stage. A call that
+#: ends at the recursion limit (a recursive tool whose caller catches RecursionError) has no stack left to record
+#: it, nor to report that: its report only adds to this number, which needs no call.
+UNREPORTED_STAGE = "unreported"
+_unreported = 0
 
 
 def report_error(stage: str, exc: BaseException, count: int = 1, counter: Counter | None = None) -> None:
@@ -35,13 +40,16 @@ def report_error(stage: str, exc: BaseException, count: int = 1, counter: Counte
     :mod:`agent_otel._sdk.export_loss` do (their thread may outlive the configuration), else the current
     runtime's.
     """
+    global _unreported
     try:
         stage = _bounded_stage(stage)
-        if counter is None and count:
+        if counter is None and (count or _unreported):
             rt = runtime()
             counter = rt.errors if rt.enabled else None
         if counter is not None and count:
             counter.add(count, {semconv.INSTRUMENTATION_STAGE: stage})
+        if _unreported and counter is not None:
+            _add_unreported(counter)
         cause = (stage, type(exc).__name__)
         now = time.monotonic()
         with _lock:
@@ -51,8 +59,25 @@ def report_error(stage: str, exc: BaseException, count: int = 1, counter: Counte
             _last_logged[cause] = now
         logger.warning("agent-otel: %s failed (%s); the host call was not affected", stage, type(exc).__name__,
                        exc_info=exc if _debug() else None)
+    except Exception:  # no call here: it may be what has no stack left
+        _unreported += count
+
+
+def count_unreported() -> None:
+    """Count what failures whose report failed lost (see :data:`UNREPORTED_STAGE`), before an export. Never raises."""
+    try:
+        if _unreported:
+            rt = runtime()
+            if rt.enabled:
+                _add_unreported(rt.errors)
     except Exception:
         pass
+
+
+def _add_unreported(counter: Counter) -> None:
+    global _unreported
+    lost, _unreported = _unreported, 0
+    counter.add(lost, {semconv.INSTRUMENTATION_STAGE: UNREPORTED_STAGE})
 
 
 def _bounded_stage(stage: str) -> str:

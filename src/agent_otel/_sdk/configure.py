@@ -73,7 +73,7 @@ from agent_otel._context.carriers import (
 from agent_otel._context.propagation import context_from_environment
 from agent_otel._engine.instruments import build_runtime, enabled_from_env
 from agent_otel._engine.policy import check_policy_environment, policy
-from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.self_telemetry import count_unreported, report_error
 from agent_otel._engine.threads import ExitThread, host_signals_blocked
 from agent_otel._engine.wrappers import end_in_flight
 from agent_otel._environment import (
@@ -693,6 +693,7 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool) -> None:
     """Flush and release what ``telemetry`` set up (see shutdown()); ``retry=False``: the exporters
     make one attempt each, without their backoff retries."""
     timeout_millis = min(timeout_millis, _LONGEST_RELEASE_MILLIS)
+    count_unreported()  # in the last export
     if not retry:
         for processor in telemetry.span_processors:
             stop_retrying(processor._reporting.exporter)

@@ -20,7 +20,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.self_telemetry import count_unreported, report_error
 from agent_otel._sdk.metric_ids import without_ids
 
 
@@ -280,6 +280,7 @@ class ReportingMetricExporter(MetricExporter):
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
         if self.abandoned:
             return MetricExportResult.SUCCESS
+        count_unreported()  # in the next export
         metrics_data = without_ids(metrics_data)  # another library's ids too: no metric label
         try:
             metrics_data, dropped = _within_int64(metrics_data)

@@ -51,7 +51,7 @@ from prometheus_client.openmetrics.exposition import UNDERSCORES, escape_label_n
 from prometheus_client.registry import Collector
 
 from agent_otel._engine.policy import valid_text
-from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.self_telemetry import count_unreported, report_error
 from agent_otel._engine.threads import start_thread
 from agent_otel._sdk.metric_ids import without_ids
 from agent_otel.semconv import SCOPING_RESOURCE_ATTRIBUTES
@@ -140,6 +140,7 @@ class AgentOtelPrometheusReader(MetricReader):
         self._data = without_ids(metrics_data)  # another library's ids too: no label of /metrics
 
     def scrape(self) -> MetricsData | None:
+        count_unreported()  # in this scrape
         self._data = None
         self.collect()
         return self._data
