@@ -43,6 +43,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 import agent_otel
 from agent_otel import semconv
 from agent_otel._bridge.processor import GenAiSpanBridge
+from agent_otel._bridge.sampling import GenAiMetricsSampler
 from agent_otel._context.job import AGENT_KEY, JOB_KEY, JobState, context_with_job
 from agent_otel._context.phase import PHASE_KEY
 from agent_otel._engine import instruments as runtime_module
@@ -143,7 +144,9 @@ def sdk_providers(sampled: bool = True, ours: bool = True) -> tuple[Any, MeterPr
 
 
 def add_our_span_processors(tracer_provider: TracerProvider) -> None:
-    """The span processors configure() adds to every span of the process, the GenAI span bridge included."""
+    """What configure() adds to every span of the process: the span processors, the GenAI span bridge included,
+    and the sampler that records the GenAI spans its own sampler drops (set before any tracer reads it)."""
+    tracer_provider.sampler = GenAiMetricsSampler(tracer_provider.sampler)
     tracer_provider.add_span_processor(AgentOtelSpanProcessor(GenAiSpanBridge()))
 
 

@@ -7,6 +7,7 @@ testing your own instrumentation) are public. Everything under a leading undersc
 
 import typing as _typing
 
+from agent_otel._bridge.sampling import GenAiMetricsSampler
 from agent_otel._calls.agent import agent, agent_call
 from agent_otel._calls.conversation import conversation
 from agent_otel._calls.evaluation import record_evaluation
@@ -37,6 +38,7 @@ __all__ = [
     "Config",
     "ConfigurationError",
     "EvaluationLogProcessor",
+    "GenAiMetricsSampler",
     "__version__",
     "agent",
     "agent_call",

@@ -62,6 +62,7 @@ from opentelemetry.util._once import Once
 
 from agent_otel import semconv
 from agent_otel._bridge.processor import GenAiSpanBridge
+from agent_otel._bridge.sampling import GenAiMetricsSampler
 from agent_otel._context.carriers import (
     flush_this_worker_on_exit,
     instrument_process_carriers,
@@ -313,6 +314,7 @@ def configure(
                               exit_flush_timeout_millis=exit_flush_timeout_millis())
         our_resource = _resource(settings.service_name, resource)
 
+        bridged = span_bridge if span_bridge is not None else env_flag(AGENT_OTEL_SPAN_BRIDGE, True)
         host_tp = tracer_provider or trace.get_tracer_provider()
         if isinstance(host_tp, TracerProvider) and not (tracer_provider is None and host_tp in _built):
             if tracer_provider is None:
@@ -320,13 +322,15 @@ def configure(
             tp = host_tp
         else:
             tp = TracerProvider(resource=our_resource, shutdown_on_exit=False)  # see _register_exit_hook
+            if bridged:  # the sampler OTEL_TRACES_SAMPLER names (by default ParentBased(ALWAYS_ON)), GenAI spans
+                # it drops recorded for the bridge; set before any tracer of this new provider reads it
+                tp.sampler = GenAiMetricsSampler(tp.sampler)
             for name in settings.traces_exporters:
                 processor = ReportingBatchSpanProcessor(_span_exporter(name, settings), telemetry.loss)
                 telemetry.span_processors.append(processor)
                 tp.add_span_processor(processor)
             telemetry.owns_tracer_provider = True
             _built.add(tp)
-        bridged = span_bridge if span_bridge is not None else env_flag(AGENT_OTEL_SPAN_BRIDGE, True)
         tp.add_span_processor(AgentOtelSpanProcessor(GenAiSpanBridge() if bridged else None))
         if _logs_sdk_in_use():  # hashed keys in a host's log records; evaluation results sent as log records
             from agent_otel._bridge.logs import add_to_global_logger_provider

@@ -1,0 +1,47 @@
+"""Head sampling that leaves the span bridge its GenAI spans.
+
+The SDK hands a span to the span processors only when it is recorded. A span a sampler drops
+(``TraceIdRatioBased``, or every span of a trace an upstream service did not sample, under ``ParentBased``)
+never reaches the bridge, so the model calls, tokens and cost of other libraries' GenAI spans were counted
+for the sampled traces only: metrics that followed the sampling ratio. :class:`GenAiMetricsSampler` records
+such a span without sampling it: the processors see it (the bridge turns it into metrics), and no exporter
+sends it (the SDK's span processors export sampled spans only), so what is exported is the sampler's choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes
+
+from agent_otel._bridge.sources import GENAI_MARKERS
+from agent_otel._engine.policy import SCRUBBED_KEY
+
+
+class GenAiMetricsSampler(Sampler):
+    """Decide as ``sampler`` does, except that a span it drops is recorded (not sampled, so not exported)
+    when it starts as another library's GenAI span (``gen_ai.operation.name`` or OpenInference's span kind among
+    its start attributes): the span bridge then counts its call, tokens and cost whatever the sampling. ``configure()``
+    wraps the sampler it reads from ``OTEL_TRACES_SAMPLER`` in it; wrap your own provider's sampler in it::
+
+        TracerProvider(sampler=agent_otel.GenAiMetricsSampler(ParentBased(TraceIdRatioBased(0.1))))
+    """
+
+    def __init__(self, sampler: Sampler) -> None:
+        self.sampler = sampler
+
+    def should_sample(self, parent_context: Context | None, trace_id: int, name: str,
+                      kind: SpanKind | None = None, attributes: Attributes = None,
+                      links: Sequence[Link] | None = None, trace_state: TraceState | None = None) -> SamplingResult:
+        decided = self.sampler.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        if decided.decision is not Decision.DROP or not attributes or GENAI_MARKERS.isdisjoint(attributes) or (
+                parent_context is not None and parent_context.get(SCRUBBED_KEY)):  # one of ours: our wrappers
+            return decided  # record their metrics without their span
+        return SamplingResult(Decision.RECORD_ONLY, attributes, decided.trace_state)
+
+    def get_description(self) -> str:
+        return f"GenAiMetricsSampler{{{self.sampler.get_description()}}}"
