@@ -320,6 +320,9 @@ def configure(
             if tracer_provider is None:
                 logger.info("agent-otel: using the SDK TracerProvider the host program installed")
             tp = host_tp
+            if bridged and not isinstance(getattr(tp, "sampler", None), GenAiMetricsSampler):
+                logger.info("agent-otel: the span bridge sees only the spans the host's sampler records; wrap it "
+                            "in agent_otel.GenAiMetricsSampler to count the GenAI spans it drops")
         else:
             tp = TracerProvider(resource=our_resource, shutdown_on_exit=False)  # see _register_exit_hook
             if bridged:  # the sampler OTEL_TRACES_SAMPLER names (by default ParentBased(ALWAYS_ON)), GenAI spans
