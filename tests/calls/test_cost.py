@@ -485,3 +485,44 @@ def test_a_price_table_that_is_no_table_is_a_configuration_error() -> None:
     """``set_prices([1])`` was a bare AttributeError ('list' object has no attribute 'items')."""
     with pytest.raises(ConfigurationError, match=r"^prices: expected a table of model name -> .*, got list$"):
         agent_otel.set_prices([1])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("cost", [None, "abc"], ids=["finds nothing", "unreadable"])
+def test_a_cost_extractor_without_a_cost_leaves_the_price_tables(otel: Any, cost: Any) -> None:
+    """``cost=path("result.cost")`` on a result without one (or with one that is no number, counted): the call's
+    cost came from nowhere, neither priced nor counted unpriced, and its job said it cost 0.0."""
+    @agent_otel.provider("openai", model=agent_otel.path("args.model"), cost=agent_otel.path("result.cost"))
+    def complete(model: str) -> dict[str, Any]:
+        return {"usage": {"prompt_tokens": 1000, "completion_tokens": 100}, "cost": cost}
+
+    with agent_otel.job(type="priced"):
+        complete("gpt-4o")
+    with agent_otel.job(type="unpriced"):
+        complete("house-llm")
+    gpt_4o = DEFAULT_PRICES["gpt-4o"]
+    assert point(otel, COST).sum == pytest.approx(usd(1000, gpt_4o.input) + usd(100, gpt_4o.output))
+    assert point(otel, UNPRICED).value == 1 and dict(point(otel, UNPRICED).attributes)[
+        semconv.GEN_AI_REQUEST_MODEL] == "house-llm"
+    assert error_count(otel, "provider.cost") == (1 if cost == "abc" else 0) * 2
+    # a job whose model calls had no price has no cost: 0.0 would read as a free job
+    unpriced = otel.span(semconv.job_span_name("unpriced")).attributes
+    assert semconv.JOB_ROLLUP_COST not in unpriced and unpriced[semconv.JOB_ROLLUP_UNPRICED_CALLS] == 1
+    priced = otel.span(semconv.job_span_name("priced")).attributes
+    assert priced[semconv.JOB_ROLLUP_COST] == pytest.approx(usd(1000, gpt_4o.input) + usd(100, gpt_4o.output))
+
+
+def test_a_token_option_is_a_number_never_the_length_of_a_list_or_table(otel: Any) -> None:
+    """A path aimed one level too high (at the usage dict) recorded the dict's length as the tokens, over the
+    1500 the result reports; it is dropped and counted now, and the usage read off the result stays. A literal
+    list, or a count no call can read (above 2**32), is refused where the decorator is applied."""
+    @agent_otel.provider("openai", model="gpt-4o", input_tokens=agent_otel.path("result.usage"))
+    def complete() -> dict[str, Any]:
+        return {"usage": {"prompt_tokens": 1500, "completion_tokens": 10}}
+
+    complete()
+    assert otel.span("chat gpt-4o").attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 1500
+    assert error_count(otel, "provider.input_tokens") == 1
+    for literal in (["a", "b", "c"], 2**40):
+        with pytest.raises(ConfigurationError, match="output_tokens"):
+            agent_otel.provider("openai", model="gpt-4o", output_tokens=literal)
+    agent_otel.tool("t", files_created=["a.py"])  # a list of files is a count of files

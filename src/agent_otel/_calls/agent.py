@@ -122,7 +122,7 @@ class AgentInvocation(Invocation):
             raw = read(kind, call, found)
             if raw is None:  # nothing to count (coerce_count(None) is None)
                 continue
-            count = coerce_count(raw, f"agent.{kind}")
+            count = coerce_count(raw, f"agent.{kind}", sized=True)
             if count is None:
                 continue
             if recording:

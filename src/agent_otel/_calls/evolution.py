@@ -147,7 +147,7 @@ class EvolutionInvocation(Invocation):
             before, after = {**baseline, **before}, {**window.means(), **after}
         rolled_back = self.rolled_back or bool(coerce_bool(option("rollback", call, found), "evolution.rollback"))
         success = coerce_bool(option("success", call, found), "evolution.success")
-        iterations = coerce_count(option("iterations", call, found), "evolution.iterations")
+        iterations = coerce_count(option("iterations", call, found), "evolution.iterations", sized=True)
         # a rolled-back run reports failure as often as not (its candidate was worse): rolled_back says more
         if error is not None:
             status = semconv.EvolutionStatus.FAILED

@@ -122,14 +122,18 @@ def error_type_label(error: BaseException) -> str:
     return policy().bounded(semconv.ERROR_TYPE, type(error).__name__)
 
 
-def coerce_count(value: Any, stage: str) -> int | None:
-    """A count: an int, or the length of a list/tuple/set/dict (e.g. ``files_modified=[...]``)."""
+def coerce_count(value: Any, stage: str, sized: bool = False) -> int | None:
+    """A count: an int, or with ``sized`` the length of a list/tuple/set/dict (``files_modified=[...]``; see
+    :attr:`~agent_otel._calls.options.Option.sized`): a token count is no collection's length."""
     if value is None:
         return None
     if type(value) is int and 0 <= value <= MAX_COUNT:  # the common case, without the checks below
         return value
     if isinstance(value, list | tuple | set | frozenset | dict):
-        return len(value)
+        if sized:
+            return len(value)
+        report_error(stage, TypeError(f"cannot read {type(value).__name__} as a count"))
+        return None
     number = coerce_number(value, stage, 0, MAX_COUNT)
     if number is None:
         return None

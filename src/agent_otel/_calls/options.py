@@ -27,7 +27,8 @@ from agent_otel.errors import ConfigurationError
 Text = str | Extractor
 Flag = bool | Extractor
 Number = float | Extractor
-Count = int | Collection[Any] | Extractor  # a collection counts its length
+Count = int | Collection[Any] | Extractor  # a collection counts its length (the options marked ``sized``)
+Amount = int | Extractor  # a count no collection stands for: a token count
 Names = str | Iterable[str] | Extractor
 Kpis = Mapping[str, float] | Extractor
 Version = str | int | Extractor
@@ -77,7 +78,9 @@ class Option:
     class (or of the function), ``"function"`` the name of the function or method. ``keyword``: the
     decorator's name for it when not ``name``; ``decorator=False``: a config-only key. ``hint``:
     how the error for a missing required option says to write it. ``bounds``: the range of a number
-    (None above: no upper bound), as the kind reads it; a literal outside it is an error.
+    (None above: no upper bound), as the kind reads it; a literal outside it is an error. ``sized``: a count
+    that a collection gives as its length (the files a call modified); any other count takes numbers only (a
+    path to a token count aimed at its usage dict recorded that dict's length as the tokens).
     """
 
     name: str
@@ -94,6 +97,7 @@ class Option:
     recorded: bool | None = None
     late_attribute: str = ""
     bounds: tuple[float, float | None] | None = None
+    sized: bool = False
 
     @property
     def used_at_end(self) -> bool:
@@ -110,9 +114,10 @@ class Option:
         return self.required and not self.config_default
 
 
-def _result(name: str, accepts: Accepts, doc: str, bounds: tuple[float, float | None] | None = None) -> Option:
+def _result(name: str, accepts: Accepts, doc: str, bounds: tuple[float, float | None] | None = None,
+            sized: bool = False) -> Option:
     """An option read when the call ends (typically off its result)."""
-    return Option(name, accepts, when="end", doc=doc, bounds=bounds)
+    return Option(name, accepts, when="end", doc=doc, bounds=bounds, sized=sized)
 
 
 #: What a path may do beyond reading a value, by what the option takes.
@@ -208,7 +213,7 @@ AGENT = _table(
     _result("patterns", Accepts.NAMES, "patterns used; read off `patterns_used`/`patterns` by default"),
     _result("provider_used", Accepts.STRING, "read off `provider_used`/`provider` by default"),
     *(_result(kind, Accepts.COUNT, "work items of this kind (a list counts its length); read off the result "
-              "by default") for kind in WORK_FIELDS),
+              "by default", sized=True) for kind in WORK_FIELDS),
     Option("work", Accepts.COUNTS, extractor=False, when="end",
            doc="more work-item kinds: `{kind = count or extractor}`"),
     _RESULT_ATTRIBUTES, _ERROR_MESSAGE,
@@ -223,10 +228,12 @@ PROVIDER = _table(
     Option("model", Accepts.STRING, doc="`gen_ai.request.model` (`unknown` when not given)"),
     Option("operation", Accepts.STRING, default=semconv.OPERATION_CHAT, doc="`gen_ai.operation.name`"),
     _result("response_model", Accepts.STRING, "read off the result's `model` by default"),
-    *(_result(f"{side}_tokens", Accepts.COUNT, "read off the result's usage by default")
+    *(_result(f"{side}_tokens", Accepts.COUNT, "read off the result's usage by default; a list or table is no "
+              "token count (it is dropped, counted)")
       for side in ("input", "output")),
-    _result("cost", Accepts.NUMBER, "USD; from the price table by default", bounds=(0.0, None)),
-    _result("retries", Accepts.COUNT, "retries this call made"),
+    _result("cost", Accepts.NUMBER, "USD; from the price table by default, and when its extractor finds none",
+            bounds=(0.0, None)),
+    _result("retries", Accepts.COUNT, "retries this call made (a list of attempts counts its length)", sized=True),
     _result("success", Accepts.BOOLEAN, "false (e.g. a provider selection or health check that returns False) "
             "records the call as `error.type=unavailable`"),
     Option("stream", Accepts.BOOLEAN, extractor=False, when="end",
@@ -245,7 +252,7 @@ TOOL = _table(
            doc="`agent_otel.workflow.step`, on the span only (never a metric attribute); default in a phase: the "
                "call's number among the tool calls of the phase, from 1"),
     _result("files_created", Accepts.COUNT, "files the call created (a list counts its length), added up on "
-            "the job span (`agent_otel.job.files.created`)"),
+            "the job span (`agent_otel.job.files.created`)", sized=True),
     _RESULT_ATTRIBUTES,
 )
 
@@ -274,7 +281,8 @@ EVOLUTION = _table(
             "called during the run also sets it"),
     _result("success", Accepts.BOOLEAN, "false (by Python truthiness) makes the status `failed`; read off the "
             "result by default"),
-    _result("iterations", Accepts.COUNT, "read off `iterations`/`convergence_iterations` by default"),
+    _result("iterations", Accepts.COUNT, "read off `iterations`/`convergence_iterations` by default (a list counts "
+            "its length)", sized=True),
     Option("version_from", Accepts.STRING_OR_INT, recorded=True,
            doc="`agent_otel.evolution.version.from`, the agent version the run started from: a path on "
                "`args`/`self` is read when the run starts; read off the result's "
@@ -443,7 +451,7 @@ def _read_by_each_call(option: Option, value: Any) -> bool:
         return number is not None and _in_bounds(option, number)
     if accepts is Accepts.COUNT:
         if isinstance(value, _COUNTED):
-            return True
+            return option.sized
         number = _number_read(value)
         return number is not None and 0 <= number <= MAX_COUNT
     if accepts is Accepts.NAMES:
@@ -480,8 +488,8 @@ def _literal(option: Option, value: Any) -> tuple[bool, Any]:
         number = _as_float(value)
         ok = number is not None and _in_bounds(option, number)
         return ok, number if ok else value
-    if accepts is Accepts.COUNT:
-        return (_is_int(value) and value >= 0) or isinstance(value, _COUNTED), value
+    if accepts is Accepts.COUNT:  # what each call reads (coerce_count): up to MAX_COUNT, a collection if sized
+        return (_is_int(value) and 0 <= value <= MAX_COUNT) or (option.sized and isinstance(value, _COUNTED)), value
     if accepts is Accepts.NAMES:  # a string is one name (see coerce_names)
         if isinstance(value, str):
             return True, value
@@ -532,7 +540,7 @@ def _table_value(option: Option, value: Any, source: Source) -> dict[Any, Any]:
 
 def _table_item(accepts: Accepts, name: str, item: Any, source: Source) -> Any:
     if accepts is Accepts.COUNTS:
-        return option_value(Option(name, Accepts.COUNT, when="end"), item, source)
+        return option_value(Option(name, Accepts.COUNT, when="end", sized=True), item, source)
     if accepts is Accepts.EXTRACTORS:
         extractor = source.extractor(item, None)
         if extractor is not NOT_EXTRACTOR:

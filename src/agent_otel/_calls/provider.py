@@ -27,7 +27,7 @@ from agent_otel._calls.handler import (
     manual_name,
     text_value,
 )
-from agent_otel._calls.options import PROVIDER, Attributes, Count, Flag, Number, Text, collect
+from agent_otel._calls.options import PROVIDER, Amount, Attributes, Count, Flag, Number, Text, collect
 from agent_otel._calls.pricing import TokenUsage, cost_of_usage, price_of
 from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, JobState
 from agent_otel._context.running import STARTED_IN, running_context
@@ -279,7 +279,7 @@ class ProviderInvocation(Invocation):
             self.response_model = response_model or self.response_model
         retries = handler.option("retries", call) if "retries" in handler.options else None
         if retries:
-            count = coerce_count(retries, "provider.retries") or 0
+            count = coerce_count(retries, "provider.retries", sized=True) or 0
             if count:
                 self.add_retries(count)
         if error is None and "success" in handler.options:
@@ -299,8 +299,10 @@ class ProviderInvocation(Invocation):
         outer = self.outer
         if outer is None:  # the logical request: counted once, at the outermost call
             record_request(ctx, attributes, duration_s, self.time_to_first_chunk_s)
-        explicit_cost = "cost" in handler.options
-        has_usage = self.input_tokens is not None or self.output_tokens is not None or explicit_cost
+        # the cost option's value; one that finds nothing (or nothing readable, counted) leaves the price table's
+        explicit_cost = coerce_number(handler.option("cost", call), "provider.cost", 0.0, None) if (
+            "cost" in handler.options and not self.usage_below) else None
+        has_usage = self.input_tokens is not None or self.output_tokens is not None or explicit_cost is not None
         cost: float | None = None
         unpriced = False
         if self.usage_below:  # a nested call to the same provider counted the tokens and cost
@@ -308,8 +310,8 @@ class ProviderInvocation(Invocation):
             self.input_tokens = self.output_tokens = self.cache_read = self.cache_write = self.reasoning = None
         elif has_usage:
             usage = self.usage()
-            if explicit_cost:
-                cost = coerce_number(handler.option("cost", call), "provider.cost", 0.0, None)
+            if explicit_cost is not None:
+                cost = explicit_cost
             elif inside_cost is not None:
                 cost, unpriced = inside_cost
             else:
@@ -521,8 +523,8 @@ class ProviderHandler(KindHandler):
 
 
 def provider(provider: Text, *, model: Text | None = None, operation: Text = "chat",
-             response_model: Text | None = None, input_tokens: Count | None = None,
-             output_tokens: Count | None = None, cost: Number | None = None, retries: Count | None = None,
+             response_model: Text | None = None, input_tokens: Amount | None = None,
+             output_tokens: Amount | None = None, cost: Number | None = None, retries: Count | None = None,
              success: Flag | None = None, stream: bool | None = None, prompt: Text | None = None,
              response: Text | None = None, result_attributes: Mapping[str, Extractor] | None = None,
              attributes: Attributes | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:

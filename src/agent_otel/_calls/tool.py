@@ -69,7 +69,7 @@ class ToolInvocation(Invocation):
         if handler.counts_files and error is None:
             if call is not None:
                 call.result = value
-            files = coerce_count(handler.option("files_created", call), "tool.files_created")
+            files = coerce_count(handler.option("files_created", call), "tool.files_created", sized=True)
             job = current_job(self.context)
             if files and job is not None:
                 job.add(files_created=files)

@@ -115,6 +115,8 @@ class JobState:
                 workflow[semconv.JOB_ROLLUP_FILES_CREATED] = self.files_created
             if self.unpriced_calls:
                 workflow[semconv.JOB_ROLLUP_UNPRICED_CALLS] = self.unpriced_calls
+            if self.priced_calls or not self.unpriced_calls:  # model calls none of which had a price: not known,
+                workflow[semconv.JOB_ROLLUP_COST] = round(self.cost, 10)  # where 0.0 would read as free
             return {
                 **workflow,
                 semconv.JOB_ROLLUP_AGENT_CALLS: self._count("agent_calls"),
@@ -122,7 +124,6 @@ class JobState:
                 semconv.JOB_ROLLUP_TOOL_CALLS: self._count("tool_calls"),
                 semconv.JOB_ROLLUP_INPUT_TOKENS: self.input_tokens,
                 semconv.JOB_ROLLUP_OUTPUT_TOKENS: self.output_tokens,
-                semconv.JOB_ROLLUP_COST: round(self.cost, 10),
             }
 
 
