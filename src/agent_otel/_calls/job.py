@@ -32,7 +32,7 @@ from agent_otel._calls.handler import (
 from agent_otel._calls.options import JOB, Text, check_attributes, check_options
 from agent_otel._calls.phase import record_pattern
 from agent_otel._context.conversation import context_with_conversation
-from agent_otel._context.job import BAGGAGE_KEY, JobState, context_with_job
+from agent_otel._context.job import BAGGAGE_KEY, JobState, context_with_job, fits_in_baggage
 from agent_otel._context.stamping import ids_of
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.instruments import runtime
@@ -134,13 +134,16 @@ def start_job(job_id: object, kind: str, attributes: Mapping[str, Any],
     # in the program's own HTTP calls
     given = readable_text(job_id, semconv.JOB_ID) if job_id is not None else None
     state = JobState(valid_text(given, semconv.JOB_ID) if given is not None else new_job_id(), kind)
+    carried = given is None or fits_in_baggage(state.id)
+    if not carried:  # on its spans, in this process; the propagators would drop it, warning on the host's stderr
+        report_error(semconv.JOB_ID, ValueError("the job id is too long to travel in W3C baggage"))
     parent = context_with_conversation(conversation) if conversation is not None else None
     rt = _instruments._runtime or runtime()  # runtime() without its call, once it is built
     tracer = rt.tracer
     if type(tracer) is NoOpTracer:  # tracing off: the span would be INVALID_SPAN anyway (its context in one copy)
-        inv = JobInvocation(INVALID_SPAN, context_with_job(state, parent, _NO_SPAN), state)
+        inv = JobInvocation(INVALID_SPAN, context_with_job(state, parent, _NO_SPAN, carried), state)
     else:
-        ctx = context_with_job(state, parent)
+        ctx = context_with_job(state, parent, carry_id=carried)
         # It starts with the ids the span processor would stamp (the conversation's too) and its keys hashed, and
         # tells the processors so, as every span of ours does (see KindHandler.open): they then let it go at once.
         span_attributes = policy().scrub({

@@ -440,8 +440,13 @@ def _inject_headers(wrapped: Callable[..., None], instance: http.client.HTTPConn
             headers = args[3] if len(args) > 3 else kwargs.get("headers") or {}
             carrier: dict[str, str] = {}
             propagate.inject(carrier)
-            present = {str(key).lower() for key in headers}
+            present = {str(key).lower(): key for key in headers}
             missing = {key: value for key, value in carrier.items() if key.lower() not in present}
+            if "baggage" in carrier and "baggage" in present:  # the program's own list, and the job's entries
+                host_key = present["baggage"]
+                merged = _merged_baggage(str(headers[host_key]), carrier["baggage"])
+                if merged is not None:
+                    missing[host_key] = merged
             if missing:
                 headers = {**headers, **missing}
                 if len(args) > 3:
@@ -451,6 +456,15 @@ def _inject_headers(wrapped: Callable[..., None], instance: http.client.HTTPConn
     except Exception as exc:
         report_error("autoinstrument.http_headers", exc)
     return wrapped(*args, **kwargs)
+
+
+def _merged_baggage(program: str, ours: str) -> str | None:
+    """The program's ``baggage`` header with the members of ours whose keys it lacks (the job's id and type, the
+    conversation's), as one W3C list; None when it lacks none. A program's own header stopped the job id at
+    every request that set one."""
+    keys = {member.split("=", 1)[0].strip() for member in program.split(",")}
+    added = [member for member in ours.split(",") if member.split("=", 1)[0].strip() not in keys]
+    return ",".join((program, *added)) if added else None
 
 
 def instrument_http_headers() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import quote_plus
 
 from opentelemetry import baggage
 from opentelemetry import context as otel_context
@@ -146,16 +147,32 @@ def _baggage_job_id(ctx: Context | None) -> str | None:
     return str(value) if value is not None else None
 
 
-def context_with_job(state: JobState, ctx: Context | None = None, entries: Mapping[str, object] | None = None
-                     ) -> Context:
-    """``ctx`` (default: current) with the job, its id and type in baggage, and ``entries`` (context key -> value):
-    what two ``set_baggage()`` and the ``set_value()`` calls make, in one copy of the context and one of the
-    baggage."""
+#: The longest list member W3C baggage carries (``job.id=`` and the id, percent-encoded): the propagators drop a
+#: longer one when they write the header, with a warning on the program's stderr.
+_BAGGAGE_MEMBER_MAX = 4096
+#: Ids no longer than this fit whatever their characters (a character is at most 12 when percent-encoded).
+_FITS_ANY_ENCODING = (_BAGGAGE_MEMBER_MAX - len(_BAGGAGE_JOB_ID) - 1) // 12
+
+
+def fits_in_baggage(job_id: str) -> bool:
+    """Whether a job id travels in W3C baggage (see :data:`_BAGGAGE_MEMBER_MAX`)."""
+    return len(job_id) <= _FITS_ANY_ENCODING or (
+        len(_BAGGAGE_JOB_ID) + 1 + len(quote_plus(job_id)) <= _BAGGAGE_MEMBER_MAX)
+
+
+def context_with_job(state: JobState, ctx: Context | None = None, entries: Mapping[str, object] | None = None,
+                     carry_id: bool = True) -> Context:
+    """``ctx`` (default: current) with the job, its id (unless ``carry_id`` is false) and type in baggage, and
+    ``entries`` (context key -> value): what two ``set_baggage()`` and the ``set_value()`` calls make, in one copy
+    of the context and one of the baggage."""
     if ctx is None:
         ctx = otel_context.get_current()
     entries_carried = ctx.get(BAGGAGE_KEY)
     carried = dict(entries_carried) if entries_carried else {}  # type: ignore[call-overload]  # the API's own dict
-    carried[_BAGGAGE_JOB_ID] = state.id
+    if carry_id:
+        carried[_BAGGAGE_JOB_ID] = state.id
+    else:  # nor an enclosing job's, which would read as this one's across the boundary
+        carried.pop(_BAGGAGE_JOB_ID, None)
     carried[_BAGGAGE_JOB_TYPE] = state.type
     if entries:
         return Context({**ctx, BAGGAGE_KEY: carried, JOB_KEY: state, **entries})

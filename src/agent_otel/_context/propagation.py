@@ -32,14 +32,21 @@ def inject(carrier: MutableMapping[str, str], ctx: Context | None = None) -> Mut
 
 
 def extract(carrier: Mapping[str, str], ctx: Context | None = None) -> Context:
-    """Read trace context and baggage (with the job and conversation ids) from ``carrier``, e.g. incoming headers.
-    A carrier that is no mapping of names (e.g. None for a request without headers) brings nothing: counted,
-    never raised into the handler reading it."""
+    """Read trace context and baggage (with the job and conversation ids) from ``carrier``, e.g. incoming headers,
+    onto ``ctx`` (default: an empty context, as OpenTelemetry's extract has it). A carrier with neither brings
+    nothing, and ``ctx`` (default: the current context) is the answer: a request with no caller to continue leaves
+    its handler in its job and span. So does a carrier that is no mapping of names (e.g. None), counted, never
+    raised into the handler reading it."""
+    lowered: dict[str, str] = {}
     try:
-        lowered = {key.lower(): value for key, value in carrier.items()}
+        for key, value in carrier.items():  # a header sent twice (a proxy's own baggage line) is one list, as HTTP
+            name = key.lower()  # has it: by its name alone, the last line hid the first, and its job id
+            lowered[name] = f"{lowered[name]},{value}" if name in lowered else value
     except (AttributeError, TypeError) as exc:
         report_error("propagation.extract", exc)
         return ctx if ctx is not None else otel_context.get_current()
+    if lowered.keys().isdisjoint(propagate.get_global_textmap().fields):  # no caller to continue: the block keeps
+        return ctx if ctx is not None else otel_context.get_current()  # its job and span (a request from curl)
     return propagate.extract(lowered, context=ctx)
 
 

@@ -1,0 +1,97 @@
+"""The job id across HTTP and process boundaries: what a receiving side continues, what the sending side writes."""
+
+from __future__ import annotations
+
+import email.message
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+
+import agent_otel
+from agent_otel import semconv
+from agent_otel._context.carriers import instrument_http_headers, uninstrument_http_headers
+from tests.support.environment import CLEAN_ENV
+from tests.support.loopback import LoopbackServer, QuietHandler
+from tests.support.paths import ROOT
+from tests.support.telemetry import error_count
+
+
+def test_headers_without_trace_context_leave_the_block_in_its_job_and_span(otel: Any) -> None:
+    """A request with no caller to continue (curl's): the block ran in an empty context, outside the job and span
+    it was in, its calls in a trace of their own and in no roll-up."""
+    with agent_otel.job("server", type="request") as job, trace.get_tracer("host").start_as_current_span("GET /"):
+        span = trace.get_current_span()
+        for headers in ({"user-agent": "curl/8"}, {}):
+            with agent_otel.attached(headers):
+                assert (agent_otel.current_job_id(), trace.get_current_span()) == (job.id, span)
+        with agent_otel.attached({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                                  "baggage": f"{semconv.BAGGAGE_JOB_ID}=caller"}):
+            assert agent_otel.current_job_id() == "caller"  # a caller to continue: its job and trace
+            assert trace.get_current_span().get_span_context().trace_id == 0x0af7651916cd43dd8448eb211c80319c
+
+
+def test_a_baggage_header_sent_twice_is_one_list() -> None:
+    """A proxy that adds its own ``baggage`` line: HTTP reads two lines of a header as one list. By name alone the
+    last line hid the first, and the caller's job id in it; plain OpenTelemetry's extract kept the first."""
+    headers = email.message.Message()  # what http.server hands a handler
+    headers["Baggage"] = f"{semconv.BAGGAGE_JOB_ID}=J1"
+    headers["baggage"] = "tenant=acme"
+    context = agent_otel.extract(headers)  # type: ignore[arg-type]
+    assert agent_otel.current_job_id(context) == "J1"
+
+
+class _Echo(QuietHandler):
+    """Answers with the baggage header it got."""
+
+    def do_GET(self) -> None:
+        self.send_body(200, (self.headers.get("baggage") or "").encode(), "text/plain")
+
+
+@pytest.fixture
+def echo() -> Iterator[str]:
+    server = LoopbackServer(_Echo)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def test_the_http_client_patch_adds_the_jobs_baggage_to_the_programs_own(otel: Any, echo: str) -> None:
+    """``http_headers``: a request whose program sets a ``baggage`` header of its own carried no job id (its header
+    was left as it was); the job's members join it, and a key the program sets keeps its value."""
+    instrument_http_headers()
+    try:
+        own = {"baggage": f"tenant=acme,{semconv.BAGGAGE_JOB_ID}=own"}
+        with agent_otel.job("J1", type="batch"):
+            sent = [urllib.request.urlopen(urllib.request.Request(echo, headers=headers), timeout=10).read().decode()
+                    for headers in ({"Baggage": "tenant=acme"}, own, {})]
+    finally:
+        uninstrument_http_headers()
+    assert sent[0] == f"tenant=acme,{semconv.BAGGAGE_JOB_ID}=J1,{semconv.BAGGAGE_JOB_TYPE}=batch"
+    assert sent[1] == f"tenant=acme,{semconv.BAGGAGE_JOB_ID}=own,{semconv.BAGGAGE_JOB_TYPE}=batch"
+    assert sent[2] == f"{semconv.BAGGAGE_JOB_ID}=J1,{semconv.BAGGAGE_JOB_TYPE}=batch"
+
+
+def test_a_job_id_too_long_for_baggage_stays_in_its_process_counted_and_quiet(otel: Any) -> None:
+    """A 4,100-character id: the propagators dropped it from every header and child environment with a warning on
+    the program's stderr (Python's last-resort handler), and nothing counted it. It stays on this process's spans
+    now, and an enclosing job's id does not travel in its place."""
+    code = ("import logging, os, agent_otel\n"
+            "with agent_otel.job('outer'), agent_otel.job('x' * 4100) as job:\n"
+            "    print(job.id == 'x' * 4100, agent_otel.inject({}).get('baggage'), "
+            "agent_otel.subprocess_env().get('BAGGAGE'))\n")
+    child = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=CLEAN_ENV, capture_output=True, text=True,
+                           timeout=120)
+    assert (child.returncode, child.stderr) == (0, "")
+    job_type_only = f"{semconv.BAGGAGE_JOB_TYPE}=default"
+    assert child.stdout.split() == ["True", job_type_only, job_type_only]
+    with agent_otel.job("y" * 4100):
+        pass
+    assert otel.span(semconv.job_span_name("default")).attributes[semconv.JOB_ID] == "y" * 4100
+    assert error_count(otel, semconv.JOB_ID) == 1
