@@ -137,7 +137,8 @@ def test_unknown_parameter_is_an_error_at_decoration_time() -> None:
     decorate = agent_otel.agent("a", task_type=path("args.isue.type"))
     with pytest.raises(ConfigurationError) as caught:
         decorate(handle)
-    assert str(caught.value) == ("extractor path 'args.isue.type': handle() has no parameter 'isue' at position 5 "
+    assert str(caught.value) == ("task_type: extractor path 'args.isue.type': handle() has no parameter 'isue' at "
+                                 "position 5 "
                                  "(parameters: issue, items, mode)")
     with pytest.raises(ConfigurationError, match="no parameter 'usr'"):
         agent_otel.agent("a", result_attributes={"x": path("args.usr")})(handle)

@@ -475,3 +475,40 @@ def test_a_literal_each_call_reads_is_taken_in_code_though_a_file_would_refuse_i
     assert attributes[semconv.GEN_AI_AGENT_VERSION] == "1.5"
     assert attributes[semconv.AGENT_OUTCOME] == "success"
     assert entry_error("agent", version=1.5) is not None  # a file's float is no version: its TOML has types
+
+
+def test_a_literal_no_call_reads_as_its_option_means_is_refused_in_code_too(tmp_path: Path) -> None:
+    """Taken in code, then dropped at every call (a count of 1.5) or recorded as its repr (a model named
+    ``['gpt-4o']``, priced nothing, a span ``execute_tool ['search']``); ``job(id=...)`` (the config file's name)
+    became a span attribute and the job got a random id; ``set_prices(replace="no")`` dropped the shipped table."""
+    for keywords in ({"input_tokens": 1.5}, {"model": ["gpt-4o"]}, {"model": {"name": "gpt-4o"}}):
+        with pytest.raises(ConfigurationError, match=f"^provider\\(\\): {next(iter(keywords))}: expected"):
+            agent_otel.provider("openai", **keywords)
+    with pytest.raises(ConfigurationError, match=r"^tool\(\): name: expected a string"):
+        agent_otel.tool(["search"])  # type: ignore[arg-type]
+    for misnamed, keyword in (("id", "job_id"), ("job_type", "type")):
+        with pytest.raises(ConfigurationError, match=f"job\\(\\): {misnamed}= is no option of job\\(\\): write "
+                                                     f"{keyword}="):
+            agent_otel.job(**{misnamed: "order-42"})
+    with agent_otel.job(attributes={"id": "order-42"}):  # a span attribute of that name, said as one
+        pass
+    with pytest.raises(ConfigurationError, match="set_prices\\(\\): replace: expected True or False, got str 'no'"):
+        agent_otel.set_prices({}, replace="no")  # type: ignore[arg-type]
+    agent_otel.provider("openai", model="gpt-4o", input_tokens=2.0)  # a whole number each call reads
+
+
+def test_non_ascii_names_are_names_in_paths_and_a_byte_order_mark_is_no_statement(otel: Any, tmp_path: Path) -> None:
+    """``def f(größe)`` is valid Python (PEP 3131): its parameter could not be read (``unexpected 'ö'``). A config
+    file saved with a byte order mark (as Windows editors save UTF-8) was invalid TOML at line 1, column 1."""
+    from agent_otel import semconv
+
+    @agent_otel.tool("measure", type=agent_otel.path("args.größe"))
+    def measure(größe: str) -> int:
+        return 1
+
+    measure("XL")
+    assert otel.span("execute_tool measure").attributes[semconv.GEN_AI_TOOL_TYPE] == "XL"
+    config = tmp_path / "agent-otel.toml"
+    config.write_bytes(b"\xef\xbb\xbf" + '[[tool]]\ntarget = "m:f"\nname = { path = "args.ключ" }\n'.encode())
+    assert [(spec.target, spec.options["name"].text) for spec in agent_otel.load_config(config).targets] == [
+        ("m:f", "args.ключ")]

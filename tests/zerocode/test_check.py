@@ -146,9 +146,10 @@ def test_an_args_path_naming_no_parameter_is_an_error_as_run_would_not_wrap_it(p
     result = check(project)
     assert result.returncode == 1, result.stdout
     header, agent, tool = table(
-        ("app_under_check:Runner.run", "agent[0]", "-", "error: cannot wrap app_under_check.Runner.run: extractor "
-         "path 'args.task': Runner.run() has no parameter 'task' at position 5 (parameters: self)"),
-        ("app_under_check:plain", "tool[0]", "-", "error: cannot wrap app_under_check.plain: extractor path "
+        ("app_under_check:Runner.run", "agent[0]", "-", "error: cannot wrap app_under_check.Runner.run: "
+         "result_attributes.x: extractor path 'args.task': Runner.run() has no parameter 'task' at position 5 "
+         "(parameters: self)"),
+        ("app_under_check:plain", "tool[0]", "-", "error: cannot wrap app_under_check.plain: name: extractor path "
          "'args.tool': plain() has no parameter 'tool' at position 5 (parameters: none)"))
     assert targets_section(result.stdout) == [
         header, agent, "    read at call end: result_attributes.x = args.task",

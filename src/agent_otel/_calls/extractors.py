@@ -29,7 +29,7 @@ from typing import Any, Literal
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel.errors import ConfigurationError
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAME = re.compile(r"[^\W\d]\w*")  # a Python identifier, non-ASCII letters too (``def f(größe)``)
 _INT = re.compile(r"-?[0-9]+")
 _ROOTS = ("args", "self", "result", "error")
 _MISSING = object()

@@ -206,17 +206,17 @@ def check_parameters(func: Callable[..., Any], signature: inspect.Signature, opt
     params = signature.parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
-    values = list(options.values())
+    keyed = list(options.items())
     for nested in ("work", "result_attributes"):
         if isinstance(options.get(nested), Mapping):
-            values.extend(options[nested].values())
-    for value in values:
+            keyed.extend((f"{nested}.{key}", value) for key, value in options[nested].items())
+    for key, value in keyed:
         if isinstance(value, Path) and value.root == "args":
             name = value.steps[0][1]
             if name not in params:
                 qualname = getattr(func, "__qualname__", repr(func))
                 raise ConfigurationError(
-                    f"extractor path {value.text!r}: {qualname}() has no parameter {name!r} at position 5 "
+                    f"{key}: extractor path {value.text!r}: {qualname}() has no parameter {name!r} at position 5 "
                     f"(parameters: {', '.join(params) or 'none'})")
 
 

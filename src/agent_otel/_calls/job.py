@@ -234,6 +234,10 @@ class job(InvocationScope):
         self.conversation = conversation
         self.pattern = pattern
         self.type = type
+        for misnamed, keyword in (("id", "job_id"), ("job_type", "type")):  # the config file's name, a guess
+            if misnamed in attributes:  # they became span attributes, and the job got a random id
+                raise ConfigurationError(f"job(): {misnamed}= is no option of job(): write {keyword}=... (a span "
+                                         f"attribute of that name goes in attributes={{{misnamed!r}: ...}})")
         table = attributes.get("attributes")
         if isinstance(table, Mapping):
             attributes = {**table, **{key: value for key, value in attributes.items() if key != "attributes"}}

@@ -452,8 +452,8 @@ def _read_by_each_call(option: Option, value: Any) -> bool:
     if accepts is Accepts.COUNT:
         if isinstance(value, _COUNTED):
             return option.sized
-        number = _number_read(value)
-        return number is not None and 0 <= number <= MAX_COUNT
+        number = _number_read(value)  # a whole one: coerce_count drops 1.5 at every call
+        return number is not None and number.is_integer() and 0 <= number <= MAX_COUNT
     if accepts is Accepts.NAMES:
         return isinstance(value, (str, *_NAME_LISTS))
     if accepts is Accepts.BOOLEAN:
@@ -461,6 +461,8 @@ def _read_by_each_call(option: Option, value: Any) -> bool:
             bool(value)
         except Exception:  # e.g. a numpy array, whose truth is ambiguous
             return False
+    if accepts in (Accepts.STRING, Accepts.STRING_OR_INT):  # a name's text: never a collection's repr, which
+        return not isinstance(value, _COUNTED)  # named spans "chat ['gpt-4o']" and priced nothing
     return True
 
 

@@ -136,6 +136,9 @@ def _parse(table: Mapping[str, Any], source: str) -> dict[str, Price]:
 
 def set_prices(table: Mapping[str, Any] | str | Path, replace: bool = False) -> None:
     """Add (or with ``replace`` swap in) prices from a dict or a TOML/JSON file."""
+    if not isinstance(replace, bool):  # replace="no" is true, and dropped the shipped table
+        raise ConfigurationError(f"set_prices(): replace: expected True or False, got {type(replace).__name__} "
+                                 f"{replace!r}")
     source = "prices"
     if isinstance(table, str | Path):
         path = Path(table)

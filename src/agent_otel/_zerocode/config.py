@@ -419,7 +419,7 @@ def load_file(path: str | os.PathLike[str], source: str | None = None) -> Config
     except OSError as exc:
         raise ConfigurationError(f"{label}: cannot read ({exc.strerror or exc})") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        data = tomllib.loads(raw.decode("utf-8-sig"))  # a byte order mark (Windows editors write one) is no statement
     except UnicodeDecodeError as exc:
         raise ConfigurationError(f"{label}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
