@@ -9,10 +9,12 @@ Hang detection (:func:`completes`) and counted requests, never durations: the ex
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import textwrap
 import threading
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -498,3 +500,61 @@ def test_a_hosts_hook_for_every_thread_does_not_run_in_the_exit_flush(receiver: 
     assert (child.stdout, child.stderr) == ("done\n", "")
     assert sorted(span.name for span in receiver.spans()) == ["execute_tool work", "invoke_workflow batch"]
     assert [p.count for m in receiver.metrics_named(semconv.TOOL_DURATION.name) for p in data_points_of(m)] == [1]
+
+
+UVICORN_APP = """
+import agent_otel
+
+agent_otel.configure()
+
+
+@agent_otel.agent("solver")
+def solve() -> dict:
+    return {"success": True}
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "http":
+        solve()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+"""
+
+
+def test_workers_that_take_sigterm_themselves_export_what_they_served(receiver: OtlpHttpReceiver,
+                                                                      tmp_path: Path) -> None:
+    """``uvicorn --workers 2``: each worker installs its SIGTERM handler before it imports the app that calls
+    configure(), and after a graceful shutdown puts the default back and raises SIGTERM again: no atexit hook ran,
+    and every worker lost everything since its last export. What the requests recorded is exported now; the
+    server exits as it does without agent-otel."""
+    workers = 2
+    (tmp_path / "app.py").write_text(UVICORN_APP)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app:app", "--port", str(port), "--workers", str(workers),
+         "--log-level", "warning"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**CLEAN_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+             "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_BSP_SCHEDULE_DELAY": "3600000",
+             "OTEL_METRIC_EXPORT_INTERVAL": "3600000"})  # only a flush exports
+    try:
+        def serves() -> bool:
+            try:
+                return urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read() == b"ok"
+            except OSError:
+                return False
+
+        wait_until(serves, "the server to answer")
+        for _ in range(4):
+            assert serves()
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert server.returncode == 0, stderr
+    assert "Traceback" not in stderr, stderr
+    wait_until(lambda: len(receiver.spans()) >= 5, "the served requests' spans")
+    assert [span.name for span in receiver.spans()] == ["invoke_agent solver"] * 5
+    calls = [p.count for m in receiver.metrics_named(semconv.AGENT_DURATION.name) for p in data_points_of(m)]
+    assert sum(calls) == 5

@@ -276,12 +276,48 @@ _execve = os.execve
 
 
 def _flush_before_exec() -> None:
-    from agent_otel._sdk.configure import flush_before_exec  # imported already: configure() patched us
+    _flush_queued("autoinstrument.exec")
+
+
+def _flush_queued(stage: str) -> None:
+    from agent_otel._sdk.configure import flush_queued  # imported already: configure() patched us
 
     try:
-        flush_before_exec()
+        flush_queued()
     except Exception as exc:
-        report_error("autoinstrument.exec", exc)
+        report_error(stage, exc)
+
+
+def flush_on_the_programs_terminate() -> None:
+    """configure() on the main thread of a process whose SIGTERM handler is the program's own: uvicorn installs
+    its handler before it imports the app that calls configure(), and after a graceful shutdown puts the default
+    back and raises SIGTERM again, which ends the process with no atexit hook, and no exit flush: everything since
+    the last export was lost, in every worker. A handler of ours now exports what has ended so far, within the
+    exit flush budget (as an exit flush would delay the exit), then runs the program's, which decides as before;
+    one the program installs later replaces ours. Calls still running then are the program's to finish: only what
+    ends after it and before such an exit is lost."""
+    try:
+        current = signal.getsignal(signal.SIGTERM)
+        if callable(current) and not (getattr(current, "flushes_agent_otel", False) or current is _on_terminate
+                                      or hasattr(current, "agent_otel_flushes_first")):  # ours already
+            signal.signal(signal.SIGTERM, _flushing_then(current))
+    except (ValueError, OSError, RuntimeError) as exc:  # not the main thread; no signals or threads here
+        report_error("autoinstrument.process_exit", exc)
+
+
+def _flushing_then(handler: Callable[[int, Any], Any]) -> Callable[[int, Any], Any]:
+    def on_terminate(signum: int, frame: Any) -> Any:
+        if not _flushing.locked():  # one at a time: a second SIGTERM during it goes to the program's at once
+            with _flushing:
+                _flush_queued("autoinstrument.process_exit")
+        return handler(signum, frame)
+
+    # (not ``flushes_agent_otel``: a worker forked with it keeps it, the program's handler with it)
+    on_terminate.agent_otel_flushes_first = handler  # type: ignore[attr-defined]
+    return on_terminate
+
+
+_flushing = threading.Lock()
 
 
 #: ``multiprocessing.Pool``'s methods that take a task's function (``apply`` and ``starmap`` go through them).

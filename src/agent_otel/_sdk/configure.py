@@ -64,6 +64,7 @@ from agent_otel import semconv
 from agent_otel._bridge.processor import GenAiSpanBridge
 from agent_otel._bridge.sampling import GenAiMetricsSampler
 from agent_otel._context.carriers import (
+    flush_on_the_programs_terminate,
     flush_this_worker_on_exit,
     instrument_process_carriers,
     instrument_thread_subclasses,
@@ -385,6 +386,7 @@ def configure(
         _telemetry = telemetry
         if not _fork_child_setup and exports_from_this_process():  # a forked child's bootstrap is the wrapped one
             flush_this_worker_on_exit()
+            flush_on_the_programs_terminate()
         return telemetry
 
 
@@ -640,10 +642,10 @@ def exports_from_this_process() -> bool:
         telemetry.span_processors or telemetry.metric_exporters)  # nothing exported: nothing to wait for
 
 
-def flush_before_exec() -> None:
-    """``os.exec*`` replaces the process: no exit flush runs, and what is queued (spans that ended, the metrics
-    since the last export) would be lost. Flushed here, within the exit flush budget; the process may go on (an
-    exec that fails), so nothing is shut down."""
+def flush_queued() -> None:
+    """Export what is queued (spans that ended, the metrics since the last export), within the exit flush budget,
+    shutting nothing down: before ``os.exec*``, which replaces the process with no exit flush (and may fail, the
+    process going on), and on a SIGTERM the program's own handler takes (see ``carriers``)."""
     telemetry = _telemetry
     if telemetry is None or not exports_from_this_process():
         return
