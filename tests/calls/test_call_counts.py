@@ -127,3 +127,29 @@ def test_calls_outside_any_agent_count_for_none(otel: Any) -> None:
     complete("alone")
     search("alone")
     assert not otel.points(INFERENCE) and not otel.points(TOOLS)
+
+
+def test_a_long_lived_invocations_counts_take_the_same_memory_whatever_it_counts(otel: Any) -> None:
+    """A worker loop decorated as one agent for the life of the process: its counts appended an entry per call
+    (8 bytes a call, freed only when the invocation ended)."""
+    import sys
+
+    from agent_otel._calls.call_counts import TOOL, current_counts
+
+    @agent_otel.agent("worker")
+    def work(calls: int) -> int:
+        counts = current_counts()
+        assert counts is not None
+        sizes = []
+        for done in range(calls):
+            search("q")
+            if done in (99, calls - 1):
+                sizes.append(sys.getsizeof(counts._per_thread) + sum(
+                    sys.getsizeof(value) for value in counts._per_thread.values()))
+        counts.add(TOOL)  # and counted from another thread too
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda _: counts.add(TOOL), range(10)))
+        return sizes[1] - sizes[0]
+
+    assert work(20_000) == 0
+    assert counts(otel, "worker")[1] == [20_000 + 11]

@@ -11,7 +11,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agent_otel import semconv
-from agent_otel._calls.call_counts import CALLS_KEY, CallCounts
+from agent_otel._calls.call_counts import CALLS_KEY, INFERENCE, CallCounts
 from agent_otel._calls.content import input_attributes, output_content, prompt_text
 from agent_otel._calls.extractors import Call, Extractor, field_of
 from agent_otel._calls.handler import (
@@ -421,7 +421,7 @@ def record_request(ctx: Any, attributes: dict[str, Any], duration_s: float, ttfc
     ``error.type`` when it failed), and one inference call of the agent invocation it runs under."""
     counts = (ctx if ctx is not None else otel_context.get_current()).get(CALLS_KEY)  # the agent invocation's counts
     if isinstance(counts, CallCounts):
-        counts.add_inference()
+        counts.add(INFERENCE)
     rt = runtime()  # its instruments read by name (rt[spec] is a Python call)
     rt.instruments[semconv.CLIENT_INFERENCE_DURATION.name].record(duration_s, attributes, context=ctx)
     if ttfc_s is not None:

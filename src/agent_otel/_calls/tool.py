@@ -10,7 +10,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind
 
 from agent_otel import semconv
-from agent_otel._calls.call_counts import CALLS_KEY, CallCounts
+from agent_otel._calls.call_counts import CALLS_KEY, TOOL, CallCounts
 from agent_otel._calls.extractors import Call, Extractor
 from agent_otel._calls.handler import (
     KindHandler,
@@ -103,7 +103,7 @@ def record_tool_call(ctx: Any, name: str, agent_name: str | None, error_type: st
         duration_s, attributes, context=ctx)  # is a Python call
     counts = values.get(CALLS_KEY)
     if isinstance(counts, CallCounts):
-        counts.add_tool()
+        counts.add(TOOL)
     job = values.get(JOB_KEY)
     if isinstance(job, JobState):
         job.add_one("tool_calls")
