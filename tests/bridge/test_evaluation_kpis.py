@@ -139,3 +139,20 @@ def test_a_score_that_is_no_finite_number_is_left_off_and_counted_from_the_api_a
     assert (scores.count, scores.sum) == (1, 0.5)
     assert sum(p.count for p in points(otel, semconv.AGENT_EVALUATION_SCORE.name)) == 2  # 0.5 and 0.25
     assert error_count(otel, "evaluation.score") == 7  # 4 from the API, 3 from the events
+
+
+def test_a_full_baseline_table_drops_its_least_recently_scored_pair_not_the_new_one(otel: Any) -> None:
+    """Past 4,096 (agent, evaluation) pairs scored outside any run, the table took no new pair: the next run of an
+    agent scored since then lost its KPI before, its delta and its improvement, uncounted."""
+    from agent_otel._calls.evaluation import _BASELINES_LIMIT
+
+    for index in range(_BASELINES_LIMIT):  # per-request evaluation names, none of which a run asks for
+        agent_otel.record_evaluation(f"check-{index}", 0.5, agent="reviewer")
+    agent_otel.record_evaluation("relevance", 0.6, agent="writer")
+    with agent_otel.evolution_run("writer", evaluations="relevance"):
+        agent_otel.record_evaluation("relevance", 0.8)
+    assert kpis_on(otel, "evolve writer") == pytest.approx({
+        "evolution.kpi.before.relevance": 0.6, "evolution.kpi.after.relevance": 0.8,
+        "evolution.kpi.delta.relevance": 0.2})
+    assert sum(p.value for p in points(otel, semconv.INSTRUMENTATION_ERRORS.name)
+               if p.attributes[semconv.INSTRUMENTATION_STAGE] == "evaluation.baseline") == 1

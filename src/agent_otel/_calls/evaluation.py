@@ -66,7 +66,9 @@ class ScoreWindow:
 WINDOW_KEY = otel_context.create_key("agent_otel.evaluation_window")
 #: Scores recorded outside any run that asked for them, by (agent, evaluation): the next run's baseline.
 _BASELINES: dict[tuple[str, str], _Mean] = {}
-_BASELINES_LIMIT = 4096  # both keys are capped labels; this bounds their product
+#: The agent is a capped label, the evaluation the name a run asks for (any text): past this many pairs, the least
+#: recently scored is dropped (counted) for a new one; a full table took no new pair, and a run's "before" was lost.
+_BASELINES_LIMIT = 4096
 _baselines_lock = threading.Lock()
 
 
@@ -92,13 +94,18 @@ def _collect(ctx: Any, name: str, agent: str, score: float) -> None:
     window = otel_context.get_value(WINDOW_KEY, ctx) or otel_context.get_value(WINDOW_KEY)
     if isinstance(window, ScoreWindow) and window.add(name, score):
         return
+    dropped = False
     with _baselines_lock:
-        mean = _BASELINES.get((agent, name))
+        mean = _BASELINES.pop((agent, name), None)  # put back last: the table is in the order pairs were scored
         if mean is None:
+            mean = _Mean()
             if len(_BASELINES) >= _BASELINES_LIMIT:
-                return
-            mean = _BASELINES[(agent, name)] = _Mean()
+                del _BASELINES[next(iter(_BASELINES))]
+                dropped = True
+        _BASELINES[(agent, name)] = mean
         mean.add(score)
+    if dropped:
+        report_error("evaluation.baseline", LookupError("the least recently scored baseline was dropped for a new one"))
 
 
 def record_score(ctx: Any, name: str, score: float | None, label: str | None, agent: object) -> None:
