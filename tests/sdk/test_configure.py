@@ -110,6 +110,13 @@ def test_an_empty_variable_is_an_unset_one() -> None:
     assert settings.metric_export_interval_ms == 10000
 
 
+def test_an_export_interval_that_is_no_whole_number_says_so() -> None:
+    """``OTEL_METRIC_EXPORT_INTERVAL=1.5`` was refused as "expected milliseconds > 0", which 1.5 is."""
+    with pytest.raises(ConfigurationError, match=r"^OTEL_METRIC_EXPORT_INTERVAL='1\.5': expected a whole number of "
+                                                 r"milliseconds > 0$"):
+        resolve_settings(env={"OTEL_METRIC_EXPORT_INTERVAL": "1.5"})
+
+
 def test_an_exit_budget_of_digits_int_cannot_read_is_one_clear_error() -> None:
     from agent_otel._sdk.configure import exit_flush_timeout_millis
 

@@ -233,6 +233,7 @@ BAD = [
      "string, got a table"),
     ('[[agent]]\ntarget = "a:b"\nname = ""\n', "agent[0].name: expected a name, got an empty string (a literal "
      "or an extractor)"),
+    ('[[agent]]\ntarget = ""\n', "agent[0].target: expected a name, got an empty string"),  # takes no extractor
     ('[[provider]]\ntarget = "a:b"\nprovider = " "\n', "provider[0].provider: expected a name, got an empty string "
      "(e.g. provider='openai')"),
     ('[[tool]]\ntarget = "a:b"\nattributes = { "" = 1 }\n', "tool[0].attributes: expected names as keys, got a "

@@ -515,7 +515,8 @@ def option_value(option: Option, value: Any, source: Source) -> Any:
     ok, literal = _literal(option, value)
     if ok:
         if option.required and _blank(literal):
-            raise BadValue(f"expected a name, got an empty string ({option.hint})")  # no call could read one
+            hint = f" ({option.hint})" if option.extractor else ""  # a target takes no extractor: no hint of one
+            raise BadValue(f"expected a name, got an empty string{hint}")  # no call could read one
         return literal
     if source.as_calls_read and _read_by_each_call(option, value):
         return value

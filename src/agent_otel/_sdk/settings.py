@@ -190,7 +190,8 @@ def resolve_settings(
         if interval_ms <= 0:  # the SDK's periodic reader would raise a bare ValueError in configure()
             raise ValueError
     except ValueError:
-        raise ConfigurationError(f"{OTEL_METRIC_EXPORT_INTERVAL}={interval!r}: expected milliseconds > 0") from None
+        raise ConfigurationError(
+            f"{OTEL_METRIC_EXPORT_INTERVAL}={interval!r}: expected a whole number of milliseconds > 0") from None
     _check_sdk_choices(env, exports_traces="otlp" in traces)
     return Settings(
         service_name=service_name or env.get(OTEL_SERVICE_NAME) or "agent-otel-app",
