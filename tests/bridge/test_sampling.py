@@ -92,7 +92,8 @@ def test_the_sampler_keeps_the_wrapped_samplers_decisions_for_every_other_span()
             "chat gpt-4o", attributes=CHAT) as chat:
         assert chat.is_recording() and not chat.get_span_context().trace_flags.sampled
     assert not http.is_recording()
-    build_runtime(dropping, MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    fresh = TracerProvider(sampler=agent_otel.GenAiMetricsSampler(ALWAYS_OFF))  # no span of another library yet
+    build_runtime(fresh, MeterProvider(metric_readers=[InMemoryMetricReader()]))
     try:  # agent-otel's own spans: its wrappers record their metrics without them
         assert agent_otel.tool("search")(lambda: trace.get_current_span().is_recording())() is False
     finally:
@@ -121,4 +122,38 @@ def test_a_genai_span_recorded_only_counts_once_through_the_bridge() -> None:
         assert counts[semconv.CLIENT_INFERENCE_DURATION.name] == 1
         assert counts[semconv.CLIENT_OPERATION_INPUT_TOKENS.name] == 1
     finally:
+        build_runtime()
+
+
+def test_a_call_of_ours_inside_another_librarys_unsampled_span_is_counted_once() -> None:
+    """Once another library's GenAI span has been recorded for the bridge, a span of ours the sampler drops is
+    recorded too: the bridge tells their span of our call by ours (before, both counted the call)."""
+    from opentelemetry import context as otel_context
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    from agent_otel._bridge.processor import GenAiSpanBridge
+    from agent_otel._sdk.span_processor import AgentOtelSpanProcessor
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def complete() -> dict[str, object]:
+        return {"usage": {"input_tokens": 10, "output_tokens": 5}}
+
+    reader = InMemoryMetricReader()
+    provider = TracerProvider(sampler=agent_otel.GenAiMetricsSampler(ParentBased(TraceIdRatioBased(1.0))))
+    provider.add_span_processor(AgentOtelSpanProcessor(GenAiSpanBridge()))
+    build_runtime(provider, MeterProvider(metric_readers=[reader]))
+    unsampled = NonRecordingSpan(SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=TraceFlags(0)))
+    token = otel_context.attach(trace.set_span_in_context(unsampled))
+    try:
+        for _ in range(2):
+            with provider.get_tracer("opentelemetry.instrumentation.somelib").start_as_current_span(
+                    "chat gpt-4o", attributes=CHAT):
+                complete()
+        data = reader.get_metrics_data()
+        assert data is not None
+        calls = sum(p.count for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+                    if m.name == semconv.CLIENT_INFERENCE_DURATION.name for p in m.data.data_points)
+        assert calls == 2
+    finally:
+        otel_context.detach(token)
         build_runtime()

@@ -70,12 +70,13 @@ def test_the_http_client_patch_adds_the_jobs_baggage_to_the_programs_own(otel: A
         own = {"baggage": f"tenant=acme,{semconv.BAGGAGE_JOB_ID}=own"}
         with agent_otel.job("J1", type="batch"):
             sent = [urllib.request.urlopen(urllib.request.Request(echo, headers=headers), timeout=10).read().decode()
-                    for headers in ({"Baggage": "tenant=acme"}, own, {})]
+                    for headers in ({"Baggage": "tenant=acme"}, own, {}, {"baggage": b"tenant=acme"})]
     finally:
         uninstrument_http_headers()
     assert sent[0] == f"tenant=acme,{semconv.BAGGAGE_JOB_ID}=J1,{semconv.BAGGAGE_JOB_TYPE}=batch"
     assert sent[1] == f"tenant=acme,{semconv.BAGGAGE_JOB_ID}=own,{semconv.BAGGAGE_JOB_TYPE}=batch"
     assert sent[2] == f"{semconv.BAGGAGE_JOB_ID}=J1,{semconv.BAGGAGE_JOB_TYPE}=batch"
+    assert sent[3] == "tenant=acme"  # a value given as bytes is the program's as it is (str() of it was b'...')
 
 
 def test_a_job_id_too_long_for_baggage_stays_in_its_process_counted_and_quiet(otel: Any) -> None:

@@ -540,3 +540,33 @@ def test_a_decorated_coroutine_awaited_by_two_tasks_at_once_is_refused_to_the_se
     assert traced == plain == ["int: 3", "RuntimeError: coroutine is being awaited already"]
     assert capsys.readouterr().err == ""
     assert [span.name for span in otel.spans()] == ["execute_tool fetch"]
+
+
+def test_a_failure_whose_log_line_fails_is_counted_once(otel: TelemetryCapture,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report counted the failure, then its log line failed (a handler that raises, the stack at its limit):
+    the failure was counted a second time, at stage ``unreported``."""
+    from agent_otel._engine import self_telemetry
+
+    def failing(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a handler that fails")
+
+    monkeypatch.setattr(self_telemetry.logger, "warning", failing)
+    self_telemetry.report_error("tool.extract.once", ValueError("x"))
+    counted = {p.attributes[semconv.INSTRUMENTATION_STAGE]: p.value
+               for p in otel.points(semconv.INSTRUMENTATION_ERRORS.name)}
+    assert counted == {"tool.extract.once": 1}
+
+
+def test_an_exit_thread_leaves_no_thread_listed_behind() -> None:
+    """A thread of ours at exit that logs: ``threading.current_thread()`` registered a dummy Thread for it, listed
+    by the program's ``threading.enumerate()`` for ever."""
+    import logging
+    import threading
+
+    from agent_otel._engine.threads import ExitThread
+
+    before = set(threading.enumerate())
+    thread = ExitThread(lambda: logging.getLogger("agent_otel.test").info("%s", threading.current_thread()), "t")
+    thread.join(10)
+    assert not thread.is_alive() and set(threading.enumerate()) == before

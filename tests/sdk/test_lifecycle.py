@@ -558,3 +558,31 @@ def test_workers_that_take_sigterm_themselves_export_what_they_served(receiver: 
     assert [span.name for span in receiver.spans()] == ["invoke_agent solver"] * 5
     calls = [p.count for m in receiver.metrics_named(semconv.AGENT_DURATION.name) for p in data_points_of(m)]
     assert sum(calls) == 5
+
+
+def test_configure_off_the_main_thread_leaves_the_programs_sigterm_handler_and_counts_nothing() -> None:
+    """A program with a SIGTERM handler of its own that calls configure() in a thread: signal handlers are set on
+    the main thread only, and trying counted an error and logged a warning on the program's logging."""
+    child = run_child("""
+        import json, signal, threading
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        import agent_otel
+
+        def handler(signum, frame):
+            pass
+
+        signal.signal(signal.SIGTERM, handler)
+        reader = InMemoryMetricReader()
+        worker = threading.Thread(target=lambda: agent_otel.configure(
+            meter_provider=MeterProvider(metric_readers=[reader]), traces_exporter="otlp"))
+        worker.start()
+        worker.join()
+        data = reader.get_metrics_data()
+        errors = [point.value for rm in (data.resource_metrics if data else []) for sm in rm.scope_metrics
+                  for metric in sm.metrics if metric.name == "agent_otel.instrumentation.errors"
+                  for point in metric.data.data_points]
+        print(json.dumps([signal.getsignal(signal.SIGTERM) is handler, errors]))
+    """, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS="100")
+    assert last_json(child) == [True, []]

@@ -35,14 +35,23 @@ class GenAiMetricsSampler(Sampler):
 
     def __init__(self, sampler: Sampler) -> None:
         self.sampler = sampler
+        #: Another library's GenAI span was recorded for the bridge: agent-otel's own dropped spans are then recorded
+        #: too. Not before (the first such span's call may be counted twice, once): a process with no other GenAI
+        #: instrumentation pays nothing for its unsampled calls.
+        self.recording_theirs = False
 
     def should_sample(self, parent_context: Context | None, trace_id: int, name: str,
                       kind: SpanKind | None = None, attributes: Attributes = None,
                       links: Sequence[Link] | None = None, trace_state: TraceState | None = None) -> SamplingResult:
         decided = self.sampler.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
-        if decided.decision is not _DROP or not attributes or GENAI_MARKERS.isdisjoint(attributes) or (
-                parent_context is not None and parent_context.get(SCRUBBED_KEY)):  # one of ours: our wrappers
-            return decided  # record their metrics without their span
+        if decided.decision is not _DROP or not attributes or GENAI_MARKERS.isdisjoint(attributes):
+            return decided
+        if parent_context is not None and parent_context.get(SCRUBBED_KEY):  # one of ours: our wrappers record their
+            # metrics without their span, but the bridge tells another library's span of the same call by ours,
+            # around or inside it: recorded too once the process has such spans (else both counted the call)
+            return SamplingResult(Decision.RECORD_ONLY, attributes, decided.trace_state) if self.recording_theirs \
+                else decided
+        self.recording_theirs = True
         return SamplingResult(Decision.RECORD_ONLY, attributes, decided.trace_state)
 
     def get_description(self) -> str:

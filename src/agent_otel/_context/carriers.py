@@ -296,6 +296,8 @@ def flush_on_the_programs_terminate() -> None:
     exit flush budget (as an exit flush would delay the exit), then runs the program's, which decides as before;
     one the program installs later replaces ours. Calls still running then are the program's to finish: only what
     ends after it and before such an exit is lost."""
+    if threading.current_thread() is not threading.main_thread():  # handlers are set there only: nothing to do
+        return
     try:
         current = signal.getsignal(signal.SIGTERM)
         if callable(current) and not (getattr(current, "flushes_agent_otel", False) or current is _on_terminate
@@ -478,9 +480,10 @@ def _inject_headers(wrapped: Callable[..., None], instance: http.client.HTTPConn
             propagate.inject(carrier)
             present = {str(key).lower(): key for key in headers}
             missing = {key: value for key, value in carrier.items() if key.lower() not in present}
-            if "baggage" in carrier and "baggage" in present:  # the program's own list, and the job's entries
-                host_key = present["baggage"]
-                merged = _merged_baggage(str(headers[host_key]), carrier["baggage"])
+            host_key = present.get("baggage")
+            if "baggage" in carrier and host_key is not None and isinstance(headers[host_key], str):  # the
+                # program's own list, and the job's entries (a value given as bytes is left as it is)
+                merged = _merged_baggage(headers[host_key], carrier["baggage"])
                 if merged is not None:
                     missing[host_key] = merged
             if missing:

@@ -41,6 +41,7 @@ def report_error(stage: str, exc: BaseException, count: int = 1, counter: Counte
     runtime's.
     """
     global _unreported
+    counted = False
     try:
         stage = _bounded_stage(stage)
         if counter is None and (count or _unreported):
@@ -48,6 +49,7 @@ def report_error(stage: str, exc: BaseException, count: int = 1, counter: Counte
             counter = rt.errors if rt.enabled else None
         if counter is not None and count:
             counter.add(count, {semconv.INSTRUMENTATION_STAGE: stage})
+        counted = True  # (or nothing to count with): a failure of the rest only loses the log line
         if _unreported and counter is not None:
             _add_unreported(counter)
         cause = (stage, type(exc).__name__)
@@ -60,7 +62,8 @@ def report_error(stage: str, exc: BaseException, count: int = 1, counter: Counte
         logger.warning("agent-otel: %s failed (%s); the host call was not affected", stage, type(exc).__name__,
                        exc_info=exc if _debug() else None)
     except Exception:  # no call here: it may be what has no stack left
-        _unreported += count
+        if not counted:
+            _unreported += count
 
 
 def count_unreported() -> None:

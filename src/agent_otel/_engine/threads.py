@@ -73,6 +73,9 @@ class ExitThread:
             try:
                 target()
             finally:
+                # threading.current_thread() called in it (logging does, per record) registered a dummy Thread,
+                # which Python 3.11 never drops: the program's threading.enumerate() would list it for ever
+                getattr(threading, "_active", {}).pop(_thread.get_ident(), None)
                 self._done.set()
 
         with host_signals_blocked():
