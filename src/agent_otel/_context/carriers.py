@@ -257,7 +257,7 @@ def _wrap_exec(wrapped: Callable[..., Any], instance: object, args: Args, kwargs
     """``os.execv(path, argv)``/``os.execve(path, argv, env)`` (and ``os.execl``, ``execvp``..., which call them,
     as ``os.spawnv*`` does in its child): the program that replaces this one continues the job and trace, as a
     subprocess does; and what this process queued is flushed first, as no exit flush will run."""
-    _flush_before_exec()
+    _flush_queued("autoinstrument.exec")
     given = dict(zip(("path", "argv", "env"), args, strict=False), **kwargs)
     if not _has_context_to_carry() or len(given) != len(args) + len(kwargs) or not {"path", "argv"} <= set(given):
         return wrapped(*args, **kwargs)  # nothing to carry, or arguments python will refuse: as it refuses them
@@ -273,10 +273,6 @@ def _wrap_posix_spawn(wrapped: Callable[..., int], instance: object, args: Args,
 
 #: The interpreter's own execve, which the carriers call with the environment (``os.execve`` is one while patched).
 _execve = os.execve
-
-
-def _flush_before_exec() -> None:
-    _flush_queued("autoinstrument.exec")
 
 
 def _flush_queued(stage: str) -> None:
@@ -303,7 +299,7 @@ def flush_on_the_programs_terminate() -> None:
         if callable(current) and not (getattr(current, "flushes_agent_otel", False) or current is _on_terminate
                                       or hasattr(current, "agent_otel_flushes_first")):  # ours already
             signal.signal(signal.SIGTERM, _flushing_then(current))
-    except (ValueError, OSError, RuntimeError) as exc:  # not the main thread; no signals or threads here
+    except (ValueError, OSError, RuntimeError) as exc:  # no signals here
         report_error("autoinstrument.process_exit", exc)
 
 

@@ -489,6 +489,22 @@ def _hook_init(state: _State, klass: type, recorded: bool = True) -> None:
         _made_for_a_later_class(wrapper, had_own, raw)
 
 
+def _patches_of_later_classes(state: _State) -> list[_Patch]:
+    """The patches :func:`_made_for_a_later_class` keeps on its wrappers, of the live subclasses of ``state``'s
+    watched bases."""
+    found = []
+    for base, hook in state.subclass_hooks.items():
+        names = {name for _, name in hook.watchers}
+        for sub in _all_subclasses(base):
+            for name in names:
+                made = sub.__dict__.get(name)
+                restores = getattr(made, "_self_agent_otel_restores", None) if is_wrapper(made) else None
+                if restores is not None:
+                    had_own, original = restores
+                    found.append(_Patch(sub, name, had_own, original, cast(Wrapper, made)))
+    return found
+
+
 def _made_for_a_later_class(wrapper: Wrapper, had_own: bool, original: object) -> None:
     """A wrapper made for a class the program defined after ``instrument()`` (``subclasses``, ``instance_attribute``)
     keeps what ``uninstrument()`` restores itself, found there through its base's subclasses: a patch recorded in
@@ -734,7 +750,7 @@ def uninstrument() -> None:
             return
         for entry in state.entries.values():
             entry.active = False
-        for patch in reversed(state.patches):
+        for patch in reversed([*state.patches, *_patches_of_later_classes(state)]):
             namespace = patch.owner.__dict__ if isinstance(patch.owner, type) else vars(patch.owner)
             if namespace.get(patch.attr) is not patch.wrapper:
                 continue  # replaced by the program since; leave its object alone
@@ -742,18 +758,6 @@ def uninstrument() -> None:
                 setattr(patch.owner, patch.attr, patch.original)
             else:
                 delattr(patch.owner, patch.attr)
-        for base, hook in state.subclass_hooks.items():
-            names = {name for _, name in hook.watchers}
-            for sub in _all_subclasses(base):
-                for name in names:
-                    made = sub.__dict__.get(name)
-                    restores = getattr(made, "_self_agent_otel_restores", None) if is_wrapper(made) else None
-                    if restores is not None:
-                        had_own, original = restores
-                        if had_own:
-                            type.__setattr__(sub, name, original)
-                        else:
-                            type.__delattr__(sub, name)
         for base, hook in state.subclass_hooks.items():
             if base.__dict__.get("__init_subclass__") is hook.hook:
                 if hook.original is _ABSENT:
