@@ -586,3 +586,42 @@ def test_configure_off_the_main_thread_leaves_the_programs_sigterm_handler_and_c
     """, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
         AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS="100")
     assert last_json(child) == [True, []]
+
+
+def test_calls_still_open_at_exit_end_closed_and_are_exported(receiver: OtlpHttpReceiver) -> None:
+    """An agent generator the program left half-read (inside a job and outside one) and an agent call still
+    running on a daemon thread: the interpreter closes the generators during its teardown, after the exit
+    flush, and never ends the daemon's call, so their spans were lost. They end closed at exit, and the flush
+    exports them."""
+    run_child("""
+        import threading
+        import agent_otel
+
+        agent_otel.configure(service_name="open-at-exit")
+
+        @agent_otel.agent("streamer")
+        def steps():
+            yield 1
+            yield 2
+
+        @agent_otel.agent("sleeper")
+        def wait(started, never):
+            started.set()
+            never.wait()
+
+        left = steps()
+        next(left)
+        with agent_otel.job("j-open"):
+            inside = steps()
+            next(inside)
+        started, never = threading.Event(), threading.Event()
+        threading.Thread(target=wait, args=(started, never), daemon=True).start()
+        started.wait(30)
+    """, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL=receiver.protocol,
+        OTEL_METRICS_EXPORTER="none")
+    wait_until(lambda: len(receiver.spans()) >= 4, "the job's span and the three open calls'", timeout_s=DEADLINE_S)
+    names = Counter(span.name for span in receiver.spans())
+    assert names == {"invoke_workflow default": 1, "invoke_agent streamer": 2, "invoke_agent sleeper": 1}
+    closed = {span.name: {a.key: a.value.bool_value for a in span.attributes}.get(semconv.STREAM_CLOSED_EARLY)
+              for span in receiver.spans() if span.name.startswith("invoke_agent")}
+    assert closed == {"invoke_agent streamer": True, "invoke_agent sleeper": True}

@@ -191,21 +191,27 @@ class Terminated(BaseException):
     signal, so that ``error.type`` is ``SIGTERM`` (as it is ``KeyboardInterrupt`` for Ctrl-C, which raises)."""
 
 
-def end_in_flight(signum: int, timeout_s: float) -> None:
-    """End the tracked invocations still running, innermost first, as raising :class:`Terminated` (outcome
-    ``error``, ``error.type`` the signal's name), so that a flush next exports them. On a thread waited for at
-    most ``timeout_s``: the interrupted thread (a signal handler runs on the main thread) may hold a lock that
+def end_in_flight(signum: int | None, timeout_s: float) -> None:
+    """End the tracked invocations still running, innermost first, so that a flush next exports them: as
+    raising :class:`Terminated` when a signal ends the process (outcome ``error``, ``error.type`` the signal's
+    name); with ``signum`` None, when the interpreter exits with them open (a generator suspended half-read, a
+    call on a daemon thread), as closed before the end, as a generator dropped unfinished ends (the interpreter
+    closes it during its teardown, after the exit flush: its span was lost). On a thread waited for at most
+    ``timeout_s``: the interrupted thread (a signal handler runs on the main thread) may hold a lock that
     recording takes (a job's roll-up lock), and then they stay open rather than hang the process. Never raises."""
     try:
         running = list(_in_flight.values())
         if not running:
             return
-        name = signal.Signals(signum).name
-        error = type(name, (Terminated,), {"__module__": __name__})()
+        error = None if signum is None else type(signal.Signals(signum).name, (Terminated,),
+                                                  {"__module__": __name__})()
 
         def end_all() -> None:
             for inv in reversed(running):
-                inv.end(End.RAISED, error=error)
+                if error is None:
+                    inv.end(End.CLOSED)
+                else:
+                    inv.end(End.RAISED, error=error)
 
         ExitThread(end_all, "agent-otel-end-in-flight").join(timeout_s)
     except Exception as exc:

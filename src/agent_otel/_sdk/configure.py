@@ -601,10 +601,15 @@ def _start(what: str, step: Callable[[], object]) -> ExitThread | None:
 def shutdown_at_exit() -> None:
     """The flush at process exit: within ``AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS`` (default 1 s), and each
     exporter makes one attempt, no retry: a collector that is down costs the exit no more than that,
-    and what it did not take is counted as lost. Never raises."""
+    and what it did not take is counted as lost. The jobs, agents, evolution runs and phases still open (a
+    generator suspended half-read, a call on a daemon thread) end first, closed, within the same budget. Never
+    raises."""
     telemetry = _telemetry
-    _shutdown(telemetry.exit_flush_timeout_millis if telemetry is not None else _DEFAULT_EXIT_FLUSH_TIMEOUT_MS,
-              retry=False)
+    budget_ms = telemetry.exit_flush_timeout_millis if telemetry is not None else _DEFAULT_EXIT_FLUSH_TIMEOUT_MS
+    started = time.monotonic()
+    if telemetry is not None and telemetry.settings is not None:
+        end_in_flight(None, budget_ms / 1000)
+    _shutdown(max(1, budget_ms - int((time.monotonic() - started) * 1000)), retry=False)
 
 
 def flush_at_exit() -> None:
