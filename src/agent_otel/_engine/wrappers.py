@@ -1365,6 +1365,16 @@ class BoundWrapper(_HostIdentity, wrapt.BoundFunctionWrapper[..., Any]):
 
     __slots__ = ()  # made on every method access: no second instance dict (wrapt's proxy has one)
 
+    @property
+    def __func__(self) -> Any:
+        """The function a bound method calls, as its class holds it: ``obj.method.__func__ is Class.method``
+        holds as in plain Python (the other way a framework checks for an override), and calling it is traced.
+        From a wrapper that binds as wrapt does (a class or static method's), the function it binds."""
+        parent = cast(Any, self)._self_parent
+        if parent is not None and parent._self_reads_as_itself is FROM_CLASS:
+            return parent
+        return cast(Any, self).__wrapped__.__func__
+
 
 #: How a wrapper in a class reads from it (:attr:`Wrapper._self_reads_as_itself`): as itself when read from
 #: the class (a method), or, from the class and its instances, as the proxy of the function a static method
