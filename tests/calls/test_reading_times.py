@@ -4,6 +4,7 @@ their errors in decorators and config files alike."""
 from __future__ import annotations
 
 import tomllib
+import types
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,6 +153,45 @@ def test_at_start_counts_what_a_list_held_even_when_the_call_empties_that_same_l
     run(queue)
     assert queue == []  # the program's own list, emptied by the call as without agent-otel
     assert otel.spans()[0].attributes[semconv.AGENT_RESULT_PREFIX + "remaining_issues"] == 2
+
+
+def test_result_attributes_read_at_the_start_or_as_a_delta_when_they_say_so(otel: Any) -> None:
+    """A ``result_attributes`` entry with ``at="start"`` or ``delta`` reads as an option does: the value before the
+    call (a list copied then), the change across it. They were read when the call ended, like any other entry."""
+    class Runner:
+        def __init__(self) -> None:
+            self.step, self.queue = 1, ["a", "b"]
+
+        @agent_otel.agent("runner", result_attributes={"step.before": path("self.step", at="start"),
+                                                       "step.added": path("self.step", delta=True),
+                                                       "queue.before": path("self.queue", at="start"),
+                                                       "step.after": path("self.step")})
+        def run(self) -> str:
+            self.step = 99
+            self.queue.clear()
+            return "done"
+
+    Runner().run()
+    attributes = otel.spans()[0].attributes
+    assert {key: attributes[key] for key in ("step.before", "step.added", "queue.before", "step.after")} == {
+        "step.before": 1, "step.added": 98, "queue.before": ("a", "b"), "step.after": 99}
+
+
+def batch(runner: Any) -> None:
+    runner.step += 5
+
+
+def test_a_configured_jobs_result_attributes_read_as_a_delta(otel: Any, tmp_path: Any) -> None:
+    """The same for a job, whose ``result_attributes`` only a config file gives."""
+    config = tmp_path / "agent-otel.toml"
+    config.write_text(f'[[job]]\ntarget = "{__name__}:batch"\ntype = "batch"\n'
+                      'result_attributes = { "runner.steps" = { path = "args.runner.step", delta = true } }\n')
+    agent_otel.instrument(str(config))
+    try:
+        globals()["batch"](types.SimpleNamespace(step=2))  # the module's name holds the job's wrapper now
+    finally:
+        agent_otel.uninstrument()
+    assert otel.spans()[0].attributes["runner.steps"] == 5
 
 
 def test_a_provider_whose_success_is_false_is_unavailable(otel: Any) -> None:

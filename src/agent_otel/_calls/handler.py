@@ -183,12 +183,52 @@ def span_value(value: Any, key: str = "span_attribute") -> Any:
     return valid_text(readable_text(value, key) or "", key)
 
 
+#: Where :func:`read_early_results` keeps a ``result_attributes`` entry's value read at the start, in ``Call.early``
+#: (beside the options', whose names have no dot).
+_EARLY_RESULT = "result_attributes."
+
+
+def early_results(extractors: Mapping[str, Any]) -> dict[str, Path]:
+    """The ``result_attributes`` entries read when the call starts: ``at = "start"`` (the value before the call),
+    or ``delta`` (read at both ends)."""
+    return {key: value for key, value in extractors.items()
+            if isinstance(value, Path) and (value.delta or value.at == "start") and not value.needs_result}
+
+
+def read_early_results(call: Call, paths: Mapping[str, Path], stage: str) -> None:
+    """Read ``paths`` (:func:`early_results`) as the call starts, into ``call.early``; a list the call then empties
+    is copied, as for an option read at the start."""
+    early = call.early if call.early is not None else {}
+    call.early = early
+    for key, extractor in paths.items():
+        try:
+            value = extractor.read(call) if extractor.delta else extractor(call)
+            early[_EARLY_RESULT + key] = value.copy() if type(value) in _CONTAINERS else value
+        except Exception as exc:
+            report_error(f"{stage}.extract.{key}", exc)
+            early[_EARLY_RESULT + key] = None
+
+
+def _result_attribute(key: str, extractor: Any, call: Call, stage: str) -> Any:
+    """A ``result_attributes`` entry's value: read now, or as it was when the call started (``at = "start"``), or
+    its change since then (``delta``)."""
+    if not callable(extractor):
+        return extractor
+    if isinstance(extractor, Path) and (extractor.delta or extractor.at == "start") and not extractor.needs_result:
+        found = call.early.get(_EARLY_RESULT + key) if call.early is not None else None
+        if extractor.delta:
+            return difference(found, extractor.read(call), f"{stage}.extract.{key}")
+        return found
+    return extractor(call)
+
+
 def set_result_attributes(span: Span, extractors: Mapping[str, Any], call: Call, stage: str) -> None:
-    """Span attributes read by ``extractors`` when the call ends; hashed keys hashed, failures counted."""
+    """Span attributes read by ``extractors`` when the call ends (or, with ``at = "start"`` or ``delta``, when it
+    started too: see :func:`read_early_results`); hashed keys hashed, failures counted."""
     guard = policy()
     for key, extractor in extractors.items():
         try:
-            extracted = extractor(call) if callable(extractor) else extractor
+            extracted = _result_attribute(key, extractor, call, stage)
         except Exception as exc:
             report_error(f"{stage}.extract.{key}", exc)
             continue
@@ -275,6 +315,7 @@ class KindHandler(Handler):
         self.signature = signature_of(func) if func is not None else None
         self.extracts = {key for key, value in options.items() if is_extractor(value)}
         self.result_attributes: dict[str, Any] = dict(options.get("result_attributes") or {})
+        self.early_results = early_results(self.result_attributes)
         self.early, self.late = _reading_times(self.stage, options)
         #: Whether a call gets its view for extractors (:meth:`new_call`): only extractors read it (and a
         #: required name given as nothing, whose fallback reads the instance: see :meth:`required_name`), so a
@@ -329,6 +370,8 @@ class KindHandler(Handler):
                 except Exception as exc:
                     report_error(f"{self.stage}.extract.{key}", exc)
                     early[key] = None
+        if self.early_results:
+            read_early_results(call, self.early_results, self.stage)
         return call
 
     def as_read_at_start(self, key: str, value: Any) -> Any:

@@ -26,7 +26,9 @@ from agent_otel._calls.handler import (
     R,
     check_decoratable,
     coerce_bool,
+    early_results,
     outcome_value,
+    read_early_results,
     set_result_attributes,
 )
 from agent_otel._calls.options import JOB, Text, check_attributes, check_options
@@ -174,6 +176,7 @@ class _JobHandler(Handler):
         self.attributes = attributes
         self.signature = signature_of(func)
         self.result_attributes = dict(result_attributes or {})
+        self.early_results = early_results(self.result_attributes)
         #: Whether a call's options are read off it (a Call is made for it only then).
         self.reads_call = (self.extracts_id or self.extracts_type or conversation is not None or pattern is not None
                            or bool(self.result_attributes))
@@ -199,6 +202,8 @@ class _JobHandler(Handler):
                         resolve(self.conversation, call) if self.conversation is not None else None)
         if self.result_attributes:
             inv.result_reader = (call, self.result_attributes)
+            if self.early_results:
+                read_early_results(call, self.early_results, "job")
         pattern = self.pattern
         if isinstance(pattern, Path) and (pattern.needs_result or pattern.at == "end"):
             inv.pattern_reader = (call, pattern)
