@@ -153,6 +153,8 @@ RESOURCE_CPU_UTILIZATION = "process.cpu.utilization"
 RESOURCE_MEMORY_PEAK = "process.memory.peak"
 
 INSTRUMENTATION_STAGE = "agent_otel.stage"
+#: The agent-otel release a process runs (a label of :data:`BUILD_INFO` only).
+AGENT_OTEL_VERSION = "agent_otel.version"
 #: Set on a span when the consumer stopped a stream before it was exhausted.
 STREAM_CLOSED_EARLY = "agent_otel.stream.closed_early"
 
@@ -533,6 +535,12 @@ AGENT_KPI_CURRENT: Instrument[Gauge] = Instrument(
     "Current value of an agent KPI, as measured by the latest evolution run.",
     "agent_kpi_current", (GEN_AI_AGENT_NAME, AGENT_KPI_NAME),
 )
+BUILD_INFO: Instrument[Gauge] = Instrument(
+    "agent_otel.build.info", Kind.GAUGE, "1",
+    "Always 1 from configure() on, labelled with the agent-otel release: a service that is up reports it before "
+    "its first call (AgentOtelServiceTelemetryStopped counts it), and the fleet's releases show.",
+    "agent_otel_build_info", (AGENT_OTEL_VERSION,),
+)
 INSTRUMENTATION_ERRORS: Instrument[Counter] = Instrument(
     "agent_otel.instrumentation.errors", Kind.COUNTER, "{error}",
     "Failures inside agent-otel itself (caught, never raised into the host), by stage.",
@@ -574,6 +582,7 @@ INSTRUMENTS: tuple[Instrument[Counter | Histogram | Gauge], ...] = (
     AGENT_KPI_CURRENT,
     AGENT_VERSION_INTRODUCED,
     INSTRUMENTATION_ERRORS,
+    BUILD_INFO,
 )
 
 INSTRUMENTS_BY_NAME = {instrument.name: instrument for instrument in INSTRUMENTS}

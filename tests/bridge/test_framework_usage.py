@@ -113,6 +113,25 @@ def test_a_framework_agents_model_calls_are_its_own_as_in_an_agent_of_ours(
     assert tools.sum == (2 if framework == "smolagents" else 1)  # smolagents ends with its final_answer tool
 
 
+@pytest.mark.parametrize("framework", list(FRAMEWORKS))
+def test_a_tool_decorated_with_ours_still_counts_for_the_framework_agent_that_called_it(
+        otel: Any, fake: FakeLLM, framework: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``@agent_otel.tool`` on a framework agent's tool: our span covers the framework's tool span, and the call
+    stays that agent's (its tool count, ``gen_ai.agent.name`` on the tool's duration). Before, decorating it took
+    the call away from the agent: its tool count dropped by one and the tool's duration had no agent."""
+    program, agent, _ = FRAMEWORKS[framework]
+    monkeypatch.setattr(apps, "get_weather", agent_otel.tool(apps.TOOL_NAME)(apps.get_weather))
+    with apps.instrumented(framework, otel.tracer_provider, otel.meter_provider):
+        program(apps.agent_url(fake.url))
+    [tools] = points(otel, semconv.AGENT_TOOL_CALLS.name)
+    assert (tools.attributes[semconv.GEN_AI_AGENT_NAME], tools.sum) == (agent, 2 if framework == "smolagents" else 1)
+    durations = points(otel, semconv.TOOL_DURATION.name, {semconv.GEN_AI_TOOL_NAME: apps.TOOL_NAME})
+    assert [(p.attributes.get(semconv.GEN_AI_AGENT_NAME), p.count) for p in durations] == [(agent, 1)]
+    [ours] = [span for span in otel.spans() if span.name == semconv.tool_span_name(apps.TOOL_NAME)
+              and span.instrumentation_scope is not None and span.instrumentation_scope.name == semconv.SCOPE_NAME]
+    assert ours.attributes is not None and ours.attributes[semconv.GEN_AI_AGENT_NAME] == agent
+
+
 def test_a_framework_agents_name_on_its_cost_passes_the_cardinality_cap(otel: Any) -> None:
     agent_otel.set_policy(cardinality_limit=3)
     tracer = otel.tracer_provider.get_tracer("some.framework")

@@ -203,6 +203,21 @@ def test_embedded_default_serves_the_contract_on_metrics_and_honours_resource_en
     assert "python_gc_objects_collected_total" not in body  # prometheus_client's defaults stay out
 
 
+def test_an_idle_service_reports_its_build_info_before_any_call() -> None:
+    """The heartbeat AgentOtelServiceTelemetryStopped counts: a process restarted into a quiet hour served no
+    agent-otel series until its first call, and the alert fired for a service that was up."""
+    child = run_child("""
+        import urllib.request, agent_otel
+        t = agent_otel.configure(prometheus_port=0)
+        print(urllib.request.urlopen(t.prometheus_url, timeout=10).read().decode())
+        agent_otel.shutdown()
+    """)
+    assert child.returncode == 0, child.stderr
+    ours = [line for line in child.stdout.splitlines() if 'otel_scope_name="agent_otel"' in line]
+    assert [line.split("{")[0] for line in ours] == [semconv.BUILD_INFO.prometheus]
+    assert f'agent_otel_version="{agent_otel.__version__}"' in ours[0] and ours[0].endswith(" 1.0")
+
+
 def test_port_in_use_is_one_clear_error() -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

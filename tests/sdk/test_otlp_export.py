@@ -67,7 +67,7 @@ def span_of_point(metric: str, attributes: dict[str, Any]) -> str | None:
         return semconv.phase_span_name(attributes[semconv.WORKFLOW_PHASE])
     if metric == semconv.PATTERN_DURATION.name:  # the job of use_every_kind follows the pattern
         return semconv.job_span_name("nightly")
-    if metric == semconv.INSTRUMENTATION_ERRORS.name:
+    if metric in (semconv.INSTRUMENTATION_ERRORS.name, semconv.BUILD_INFO.name):  # set by configure()
         return None
     if metric == semconv.TOOL_DURATION.name:
         return semconv.tool_span_name(attributes[semconv.GEN_AI_TOOL_NAME])
@@ -194,7 +194,7 @@ def test_exemplars_point_at_the_span_of_the_call(exported: OtlpReceiver) -> None
     assert checked[semconv.EVOLUTION_PERFORMANCE_IMPROVEMENT.name] == 1
     # recorded at the end of the agent call, after its context is detached: still the agent's span
     assert checked[semconv.AGENT_WORK_ITEMS.name] == 1 and checked[semconv.AGENT_PATTERNS_USED.name] == 1
-    assert set(checked) == names - {semconv.INSTRUMENTATION_ERRORS.name}
+    assert set(checked) == names - {semconv.INSTRUMENTATION_ERRORS.name, semconv.BUILD_INFO.name}
 
 
 

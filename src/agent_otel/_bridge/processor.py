@@ -45,7 +45,16 @@ from agent_otel import semconv
 from agent_otel._bridge import sources
 from agent_otel._bridge.sources import Kind
 from agent_otel._calls.agent import record_agent_call
-from agent_otel._calls.call_counts import CALLS_KEY, CallCounts, context_with_counts, current_counts, record_call_counts
+from agent_otel._calls.call_counts import (
+    CALLS_KEY,
+    AgentRun,
+    CallCounts,
+    context_with_counts,
+    current_counts,
+    note_run,
+    record_call_counts,
+    run_of,
+)
 from agent_otel._calls.evaluation import record_result
 from agent_otel._calls.pricing import TokenUsage
 from agent_otel._calls.provider import (
@@ -71,18 +80,6 @@ _OTHER_ERROR = "_OTHER"
 _NAMED = frozenset({Kind.AGENT, Kind.TOOL})
 
 
-class _AgentRun:
-    """An invocation of another library's agent (an ``invoke_agent`` span no call of ours covers). The model
-    and tool calls under its span are its own, as those under our agent are ours: their cost carries its
-    ``gen_ai.agent.name`` (bounded), and they add to its per-invocation counts."""
-
-    __slots__ = ("calls", "name")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.calls = CallCounts()
-
-
 class _Seen:
     """What the bridge noted when another library's GenAI span started: its kind, the job and agent it
     ran under, and whether another span of the same call counts it instead."""
@@ -103,8 +100,8 @@ class _Seen:
         self.usage_to: ProviderInvocation | None = None  # our provider call it is part of: gets its tokens
         self.enclosing: _Seen | None = None  # the span of that call open around it (see _OPEN_INSIDE): the same request
         self.inner_reported = False  # a span inside it reported the request's tokens
-        self.own: _AgentRun | None = None  # an agent's own invocation, when no call of ours covers it
-        self.below: _AgentRun | None = None  # the other library's agent invocation the spans inside it are part of
+        self.own: AgentRun | None = None  # an agent's own invocation, when no call of ours covers it
+        self.below: AgentRun | None = None  # the other library's agent invocation the spans inside it are part of
 
 
 def _ours(span: Any) -> bool:
@@ -123,9 +120,6 @@ class GenAiSpanBridge(SpanProcessor):
         #: the weak mapping's own dict, for the check every span pays: its truth is a C check, the
         #: mapping's ``len()`` a Python call
         self.open_spans: dict[Any, _Seen] = cast(Any, self._seen).data
-        #: spans of no call (a framework's step, OpenInference's ``CHAIN``) inside another library's agent
-        #: invocation: the spans inside them are part of it too (weak: nothing to remove as they end)
-        self._passes: weakref.WeakKeyDictionary[Any, _AgentRun] = weakref.WeakKeyDictionary()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
@@ -156,11 +150,16 @@ class GenAiSpanBridge(SpanProcessor):
                 # framework's graph step opens is inside the graph's run, not that run)
                 if same and parent is not None and kind is not Kind.WORKFLOW:
                     parent.covered = True
+                if kind is Kind.TOOL or kind is Kind.PROVIDER:  # a call of ours among another library's agent's
+                    # spans is that agent's (run_under), and so are the calls under it
+                    run = parent.below if parent is not None else run_of(parent_span)
+                    if run is not None:
+                        note_run(span, run)
                 return
             started_in = running_context(_running_context(parent_context))
             seen = _Seen(kind, operation, started_in)
             seen.calls = current_counts(started_in)
-            run = (parent.below if parent is not None else self._passes.get(parent_span)) if self.open_spans else None
+            run = (parent.below if parent is not None else run_of(parent_span)) if self.open_spans else None
             if run is not None:  # inside another library's agent invocation: its call, as in an agent of ours
                 seen.agent, seen.calls, seen.below = run.name, run.calls, run
             elif parent is not None:  # a step the library ran where no call of ours shows (LangGraph runs a subgraph's
@@ -183,10 +182,12 @@ class GenAiSpanBridge(SpanProcessor):
             if seen.covered and not same and kind is Kind.PROVIDER:
                 _inside_our_provider_call(seen, _our_provider_call(started_in, operation))
             elif kind is Kind.AGENT and not seen.covered:
-                seen.own = seen.below = _AgentRun(
+                seen.own = seen.below = AgentRun(
                     policy().bounded(semconv.GEN_AI_AGENT_NAME, sources.agent_name_of(attributes) or span.name))
             self._seen[span] = seen
             note_started_in(span, started_in)
+            if seen.below is not None:
+                note_run(span, seen.below)
         except Exception as exc:
             report_error("bridge.start", exc)
 
@@ -194,9 +195,9 @@ class GenAiSpanBridge(SpanProcessor):
         """A span of no call inside another library's agent invocation passes the invocation on to the
         spans inside it (smolagents' model calls are under a step's span)."""
         parent = self._seen.get(parent_span)
-        run = parent.below if parent is not None else self._passes.get(parent_span)
+        run = parent.below if parent is not None else run_of(parent_span)
         if run is not None:
-            self._passes[span] = run
+            note_run(span, run)
 
     def _on_ending(self, span: Span) -> None:
         """Record as the span ends (end time and status set), keyed by the span object itself: the

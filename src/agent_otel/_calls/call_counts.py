@@ -11,14 +11,18 @@ the context count as well. A runaway loop shows as an invocation in the top buck
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
 
 from agent_otel import semconv
 from agent_otel._engine.instruments import Runtime, runtime
 
 CALLS_KEY = otel_context.create_key("agent_otel.agent.calls")
+_SPAN_KEY = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, Context())))
 _get_ident = threading.get_ident
 #: What :meth:`CallCounts.add` counts: a model request, a tool call.
 INFERENCE, TOOL = 0, 1
@@ -75,3 +79,38 @@ def record_call_counts(ctx: Any, counts: CallCounts, agent_name: str, error_type
     instruments = rt.instruments  # a dict read each (rt[spec] is a Python call)
     instruments[semconv.AGENT_INFERENCE_CALLS.name].record(counts.inference, attributes, context=ctx)
     instruments[semconv.AGENT_TOOL_CALLS.name].record(counts.tool, attributes, context=ctx)
+
+
+class AgentRun:
+    """An invocation of another library's agent (an ``invoke_agent`` span no call of ours covers). The model
+    and tool calls under its span are its own, as those under our agent are ours, whichever recorded them (the
+    span bridge, or a wrapper of ours directly under its spans): their cost carries its ``gen_ai.agent.name``
+    (bounded), and they add to its per-invocation counts."""
+
+    __slots__ = ("calls", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.calls = CallCounts()
+
+
+#: A span -> the other library's agent invocation the calls under it are part of: that agent's own span, the spans
+#: of its calls and steps, and a call of ours made among them (weak: nothing to remove when a span is dropped).
+#: Set by the span bridge. ``RUNS`` is its dict, read per call: empty, nothing to look up.
+_runs: weakref.WeakKeyDictionary[Any, AgentRun] = weakref.WeakKeyDictionary()
+RUNS: dict[Any, AgentRun] = _runs.data  # type: ignore[attr-defined]
+
+
+def note_run(span: Any, run: AgentRun) -> None:
+    _runs[span] = run
+
+
+def run_of(span: Any) -> AgentRun | None:
+    return _runs.get(span) if RUNS else None
+
+
+def run_under(ctx: Context) -> AgentRun | None:
+    """The other library's agent invocation a call of ours starting in ``ctx`` is part of, if any (its span
+    directly among that agent's spans): the call counts for that agent, as an agent of ours owns the calls
+    under it."""
+    return run_of(ctx.get(_SPAN_KEY)) if RUNS else None

@@ -11,7 +11,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agent_otel import semconv
-from agent_otel._calls.call_counts import CALLS_KEY, INFERENCE, CallCounts
+from agent_otel._calls.call_counts import CALLS_KEY, INFERENCE, CallCounts, run_under
 from agent_otel._calls.content import input_attributes, output_content, prompt_text
 from agent_otel._calls.extractors import Call, Extractor, field_of
 from agent_otel._calls.handler import (
@@ -496,9 +496,11 @@ class ProviderHandler(KindHandler):
         provider, model, priced, operation, span_name, base, by_agent = self.static(
             ("provider", "model", "operation"), self._describe, call)
         parent = otel_context.get_current()  # one lookup for the agent, the outer call and the span's parent
+        run = None
         if STARTED_IN:  # under another library's span: the calls of ours running where it started (see running)
             parent = running_context(parent)
-        agent_name = parent.get(AGENT_KEY)
+            run = run_under(parent)  # among another library's agent's spans: that agent's call
+        agent_name = parent.get(AGENT_KEY) if run is None else run.name
         prompt: str | None = None
         if "prompt" in self.options and policy().capture_content:
             attributes = dict(base)
@@ -518,7 +520,9 @@ class ProviderHandler(KindHandler):
                 inv.outer = outer  # type: ignore[assignment]
             else:
                 inv.enclosing = outer  # type: ignore[assignment]
-        inv.context = Context({**ctx, PROVIDER_KEY: inv})  # one copy (set_value() makes two)
+        inv.context = Context({**ctx, PROVIDER_KEY: inv} if run is None else  # one copy (set_value() makes two)
+                              {**ctx, PROVIDER_KEY: inv, AGENT_KEY: run.name, CALLS_KEY: run.calls,
+                               AGENT_VERSION_KEY: None})  # that agent's: its cost, its counts, no version of ours
         return inv
 
 

@@ -10,7 +10,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind
 
 from agent_otel import semconv
-from agent_otel._calls.call_counts import CALLS_KEY, TOOL, CallCounts
+from agent_otel._calls.call_counts import CALLS_KEY, TOOL, AgentRun, CallCounts, context_with_counts, run_under
 from agent_otel._calls.extractors import Call, Extractor
 from agent_otel._calls.handler import (
     KindHandler,
@@ -50,7 +50,7 @@ class OpenToolCall:
 
 
 class ToolInvocation(Invocation):
-    __slots__ = ("agent_name", "call", "handler", "name", "phase")
+    __slots__ = ("agent_name", "call", "handler", "name", "phase", "run")
 
     def __init__(self, span: Any, ctx: Any, name: str, agent_name: str | None, handler: ToolHandler,
                  call: Call | None, phase: str | None = None) -> None:
@@ -60,10 +60,12 @@ class ToolInvocation(Invocation):
         self.agent_name = agent_name
         self.handler = handler
         self.call = call
+        self.run: AgentRun | None = None  # another library's agent invocation it is part of (counts there)
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
-        record_tool_call(self.context, self.name, self.agent_name, error_type_label(error) if error else None,
-                         duration_s, self.phase)
+        run = self.run
+        record_tool_call(self.context if run is None else context_with_counts(run.calls, self.context), self.name,
+                         self.agent_name, error_type_label(error) if error else None, duration_s, self.phase)
         handler = self.handler
         call = self.call  # None when the options are all literals (see KindHandler.reads_call)
         if handler.counts_files and error is None:
@@ -145,19 +147,23 @@ class ToolHandler(KindHandler):
         call = self.new_call(instance, args, kwargs) if self.reads_call else None
         name, span_name, base, by_agent = self.static(("name", "type"), self._describe, call)
         parent = otel_context.get_current()  # one lookup for the agent it runs under and the span's parent
+        run = None
         if STARTED_IN:  # under another library's span: the calls of ours running where it started (see running)
             parent = running_context(parent)
+            run = run_under(parent)  # among another library's agent's spans: that agent's call
         agent_name = text_value(self.option("agent", call), semconv.GEN_AI_AGENT_NAME) if self.names_agent else None
         # a given agent's name through its cap; else the agent it runs under, whose name is bounded already
         agent_name = (policy().bounded(semconv.GEN_AI_AGENT_NAME, agent_name) if agent_name
-                      else parent.get(AGENT_KEY))  # type: ignore[assignment]
+                      else run.name if run is not None else parent.get(AGENT_KEY))  # type: ignore[assignment]
         span, ctx = self.open(span_name, self.under_agent(by_agent, base, agent_name), parent,
                               {TOOL_KEY: OpenToolCall(name)})
         state = ctx.get(PHASE_KEY)  # current_phase(ctx), without its call
         phase = state if isinstance(state, PhaseState) else None
         if phase is not None or self.has_step:
             self._step(span, call, phase)
-        return ToolInvocation(span, ctx, name, agent_name, self, call, phase.name if phase is not None else None)
+        inv = ToolInvocation(span, ctx, name, agent_name, self, call, phase.name if phase is not None else None)
+        inv.run = run
+        return inv
 
 
 def tool(name: Text, *, agent: Text | None = None, type: Text | None = None, step: str | int | Extractor | None = None,

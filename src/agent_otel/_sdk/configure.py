@@ -95,6 +95,7 @@ from agent_otel._sdk.export_loss import (
 from agent_otel._sdk.settings import Settings, resolve_settings
 from agent_otel._sdk.span_processor import AgentOtelSpanProcessor
 from agent_otel.errors import ConfigurationError
+from agent_otel.version import __version__
 
 logger = logging.getLogger("agent_otel")
 
@@ -357,7 +358,10 @@ def configure(
             _set_global_providers(telemetry, tp, mp)
         telemetry.tracer_provider = tp
         telemetry.meter_provider = mp
-        telemetry.loss.counter = build_runtime(tp, mp, enabled=True).errors
+        rt = build_runtime(tp, mp, enabled=True)
+        telemetry.loss.counter = rt.errors
+        # the service's heartbeat, before any call: a process that is up and idle reports it
+        rt[semconv.BUILD_INFO].set(1, {semconv.AGENT_OTEL_VERSION: __version__})
 
         parent = context_from_environment() if not _fork_child_setup else None
         if parent is not None:  # a parent process handed us its trace and job (TRACEPARENT/BAGGAGE)
