@@ -132,6 +132,20 @@ def test_a_tool_decorated_with_ours_still_counts_for_the_framework_agent_that_ca
     assert ours.attributes is not None and ours.attributes[semconv.GEN_AI_AGENT_NAME] == agent
 
 
+def test_an_agent_of_ours_running_an_openai_agents_agent_of_its_name_is_one_invocation(
+        otel: Any, fake: FakeLLM) -> None:
+    """openai-agents opens ``invoke_workflow Agent workflow`` directly under our agent, then its ``invoke_agent`` of
+    the same name inside it: both are our call's run. Taking the workflow for the twin made the agent span a second
+    invocation (two durations, the model calls on the phantom one, 0 on ours)."""
+    run = agent_otel.agent(apps.AGENT_NAME)(apps.openai_agents_agent)
+    with apps.instrumented("openai-agents+openai", otel.tracer_provider, otel.meter_provider):
+        run(apps.agent_url(fake.url))
+    durations = points(otel, semconv.AGENT_DURATION.name)
+    assert [(p.attributes[semconv.GEN_AI_AGENT_NAME], p.count) for p in durations] == [(apps.AGENT_NAME, 1)]
+    [calls] = points(otel, semconv.AGENT_INFERENCE_CALLS.name)
+    assert (calls.attributes[semconv.GEN_AI_AGENT_NAME], calls.count, calls.sum) == (apps.AGENT_NAME, 1, 2)
+
+
 def test_a_framework_agents_name_on_its_cost_passes_the_cardinality_cap(otel: Any) -> None:
     agent_otel.set_policy(cardinality_limit=3)
     tracer = otel.tracer_provider.get_tracer("some.framework")

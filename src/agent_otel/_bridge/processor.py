@@ -294,7 +294,7 @@ def _directly_ours(ours: tuple[Kind, str] | None, theirs: tuple[Kind, str], ctx:
     around three ``Runner.run`` calls erased all three from the agent invocations)."""
     if ours == theirs:
         return theirs[0] is not Kind.WORKFLOW and _first_twin(theirs[0], ctx)
-    return ours is not None and ours[0] is Kind.AGENT and theirs[0] is Kind.WORKFLOW and _first_twin(Kind.AGENT, ctx)
+    return ours is not None and ours[0] is Kind.AGENT and theirs[0] is Kind.WORKFLOW and _first_workflow(ctx)
 
 
 def _first_twin(kind: Kind, ctx: Context | None) -> bool:
@@ -307,6 +307,17 @@ def _first_twin(kind: Kind, ctx: Context | None) -> bool:
     if not isinstance(marker, CallCounts | OpenToolCall) or marker.twin_seen:
         return False
     marker.twin_seen = True
+    return True
+
+
+def _first_workflow(ctx: Context | None) -> bool:
+    """Whether the library's workflow span directly inside our agent call is the first (then it is our call's run).
+    The library's agent span of our call's name inside it is that run too (openai-agents' ``Agent workflow`` around
+    its ``invoke_agent``: taking the workflow as the twin made the agent span a second invocation)."""
+    counts = current_counts(ctx)
+    if counts is None or counts.workflow_seen:
+        return False
+    counts.workflow_seen = True
     return True
 
 

@@ -33,13 +33,15 @@ class CallCounts:
     thread counts in a list of its own, which only it writes (thread-safe without a lock), and a count adds the
     threads' up. (A list entry per call, appended atomically, grew a long-lived invocation by 8 bytes a call.)"""
 
-    __slots__ = ("_per_thread", "twin_seen")
+    __slots__ = ("_per_thread", "twin_seen", "workflow_seen")
 
     def __init__(self) -> None:
         #: thread id -> that thread's [inference calls, tool calls]
         self._per_thread: dict[int, list[int]] = {}
         #: Another library's span of this very invocation was seen (the span bridge counts the call once).
         self.twin_seen = False
+        #: ... and another library's workflow span directly inside it, which is this invocation's run too.
+        self.workflow_seen = False
 
     @property
     def inference(self) -> int:
