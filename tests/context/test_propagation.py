@@ -96,3 +96,26 @@ def test_a_job_id_too_long_for_baggage_stays_in_its_process_counted_and_quiet(ot
         pass
     assert otel.span(semconv.job_span_name("default")).attributes[semconv.JOB_ID] == "y" * 4100
     assert error_count(otel, semconv.JOB_ID) == 1
+
+
+def test_a_job_type_too_long_for_baggage_stays_in_its_process_counted_and_quiet(otel: Any) -> None:
+    """The same for a job's type, which went into baggage unchecked: a warning on the program's stderr at every
+    header and child environment, and nothing counted."""
+    code = ("import agent_otel\n"
+            "with agent_otel.job('j1', type='t' * 4100):\n"
+            "    print(agent_otel.inject({}).get('baggage'), agent_otel.subprocess_env().get('BAGGAGE'))\n")
+    child = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=CLEAN_ENV, capture_output=True, text=True,
+                           timeout=120)
+    assert (child.returncode, child.stderr) == (0, "")
+    assert child.stdout.split() == [f"{semconv.BAGGAGE_JOB_ID}=j1"] * 2
+    with agent_otel.job("j2", type="u" * 4100):
+        pass
+    assert otel.span(semconv.job_span_name("u" * 4100)).attributes[semconv.JOB_TYPE] == "u" * 4100
+    assert error_count(otel, semconv.JOB_TYPE) == 1
+
+
+def test_a_conversation_id_too_long_for_baggage_stamps_its_process_and_is_counted(otel: Any) -> None:
+    with agent_otel.conversation("c" * 4100), agent_otel.tool_call("t"):
+        pass
+    assert otel.span(semconv.tool_span_name("t")).attributes[semconv.GEN_AI_CONVERSATION_ID] == "c" * 4100
+    assert error_count(otel, semconv.GEN_AI_CONVERSATION_ID) == 1

@@ -11,7 +11,9 @@ from opentelemetry import baggage
 from opentelemetry.context import Context
 
 from agent_otel import semconv
+from agent_otel._context.job import fits_in_baggage
 from agent_otel._engine.policy import valid_text
+from agent_otel._engine.self_telemetry import report_error
 
 
 def current_conversation_id(ctx: Context | None = None) -> str | None:
@@ -26,6 +28,10 @@ def context_with_conversation(conversation_id: object, ctx: Context | None = Non
     The id is made valid text here, so that no carrier fails to encode it later."""
     if conversation_id is None or conversation_id == "":
         return ctx
-    text = conversation_id if isinstance(conversation_id, str) else str(conversation_id)
-    return baggage.set_baggage(semconv.BAGGAGE_CONVERSATION_ID,
-                               valid_text(text, semconv.GEN_AI_CONVERSATION_ID), ctx)
+    text = valid_text(conversation_id if isinstance(conversation_id, str) else str(conversation_id),
+                      semconv.GEN_AI_CONVERSATION_ID)
+    if not fits_in_baggage(text, semconv.BAGGAGE_CONVERSATION_ID):  # it stamps this process's spans; the
+        # propagators drop it from headers and child environments, with a warning of theirs
+        report_error(semconv.GEN_AI_CONVERSATION_ID,
+                     ValueError("the conversation id is too long to travel in W3C baggage"))
+    return baggage.set_baggage(semconv.BAGGAGE_CONVERSATION_ID, text, ctx)

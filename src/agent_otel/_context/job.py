@@ -19,6 +19,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
 from agent_otel import semconv
+from agent_otel._engine.self_telemetry import report_error
 
 JOB_KEY = otel_context.create_key("agent_otel.job")
 #: Where the API keeps the baggage dict in a context: read directly, because ``baggage.get_all()``
@@ -154,10 +155,9 @@ _BAGGAGE_MEMBER_MAX = 4096
 _FITS_ANY_ENCODING = (_BAGGAGE_MEMBER_MAX - len(_BAGGAGE_JOB_ID) - 1) // 12
 
 
-def fits_in_baggage(job_id: str) -> bool:
-    """Whether a job id travels in W3C baggage (see :data:`_BAGGAGE_MEMBER_MAX`)."""
-    return len(job_id) <= _FITS_ANY_ENCODING or (
-        len(_BAGGAGE_JOB_ID) + 1 + len(quote_plus(job_id)) <= _BAGGAGE_MEMBER_MAX)
+def fits_in_baggage(value: str, key: str = _BAGGAGE_JOB_ID) -> bool:
+    """Whether ``value`` travels in W3C baggage as the entry ``key`` (see :data:`_BAGGAGE_MEMBER_MAX`)."""
+    return len(value) <= _FITS_ANY_ENCODING or len(key) + 1 + len(quote_plus(value)) <= _BAGGAGE_MEMBER_MAX
 
 
 def context_with_job(state: JobState, ctx: Context | None = None, entries: Mapping[str, object] | None = None,
@@ -173,7 +173,11 @@ def context_with_job(state: JobState, ctx: Context | None = None, entries: Mappi
         carried[_BAGGAGE_JOB_ID] = state.id
     else:  # nor an enclosing job's, which would read as this one's across the boundary
         carried.pop(_BAGGAGE_JOB_ID, None)
-    carried[_BAGGAGE_JOB_TYPE] = state.type
+    if len(state.type) <= _FITS_ANY_ENCODING or fits_in_baggage(state.type, _BAGGAGE_JOB_TYPE):
+        carried[_BAGGAGE_JOB_TYPE] = state.type
+    else:  # on the job's spans and metrics here; the propagators would drop it, warning on the host's stderr
+        carried.pop(_BAGGAGE_JOB_TYPE, None)
+        report_error(semconv.JOB_TYPE, ValueError("the job type is too long to travel in W3C baggage"))
     if entries:
         return Context({**ctx, BAGGAGE_KEY: carried, JOB_KEY: state, **entries})
     return Context({**ctx, BAGGAGE_KEY: carried, JOB_KEY: state})
