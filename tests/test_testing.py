@@ -65,6 +65,17 @@ def price_call(model: str) -> None:
         call.set_outcome(usage={"prompt_tokens": 1_000_000, "completion_tokens": 1_000_000})
 
 
+def test_the_capture_has_no_id_on_another_librarys_points_as_every_exporter(
+        agent_otel_telemetry: TelemetryCapture) -> None:
+    """/metrics and the OTLP and console exporters drop an id attribute of another library's point and merge the
+    points it split; the capture kept them, so a test passed on labels production never has."""
+    counter = agent_otel_telemetry.meter_provider.get_meter("thirdparty").create_counter("reqs")
+    counter.add(1, {"user.id": "alice", "route": "/x"})
+    counter.add(2, {"user.id": "bob", "route": "/x"})
+    points = agent_otel_telemetry.metrics(scope=None)["reqs"].data.data_points
+    assert [(dict(point.attributes or {}), point.value) for point in points] == [({"route": "/x"}, 3)]
+
+
 def test_the_capture_starts_and_ends_with_the_default_policy_and_prices() -> None:
     with capture_telemetry() as telemetry:
         agent_otel.set_prices({"house-model": {"input": 1.0, "output": 2.0}})

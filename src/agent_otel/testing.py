@@ -31,6 +31,7 @@ from agent_otel._calls.pricing import reset_prices
 from agent_otel._engine.policy import reset_policy
 from agent_otel._engine.self_telemetry import count_unreported
 from agent_otel._sdk.configure import configure, metric_views, shutdown
+from agent_otel._sdk.metric_ids import without_ids
 
 __all__ = ["TelemetryCapture", "capture_telemetry", "restore_defaults"]
 
@@ -81,6 +82,7 @@ class TelemetryCapture:
         data = self.reader.get_metrics_data()
         if data is None:
             return {}
+        data = without_ids(data)  # as every exporter configure() builds has them: no id on another library's points
         found: dict[str, Metric] = {}
         for resource_metrics in data.resource_metrics:
             for scope_metrics in resource_metrics.scope_metrics:
