@@ -157,6 +157,32 @@ def test_an_args_path_naming_no_parameter_is_an_error_as_run_would_not_wrap_it(p
         f"{project / 'agent-otel.toml'}: 2 targets, 0 resolved, 2 errors"]
 
 
+def test_a_function_named_twice_is_an_error_as_run_refuses_the_second(project: Path) -> None:
+    """A package's re-export (or an alias) of a named function, and an override that ``subclasses = true`` wraps
+    named again: `agent-otel run` wraps the first and refuses the second (logged, which shows nothing by default),
+    and check said ok for both."""
+    (project / "app_alias.py").write_text("from app_under_check import plain as alias\n")
+    (project / "agent-otel.toml").write_text(textwrap.dedent("""
+        [[tool]]
+        target = "app_under_check:plain"
+        name = "first"
+        [[tool]]
+        target = "app_alias:alias"
+        name = "second"
+        [[agent]]
+        target = "app_under_check:Runner.run"
+        subclasses = true
+        [[agent]]
+        target = "app_under_check:Sub.run"
+    """))
+    result = check(project)
+    assert result.returncode == 1, result.stdout
+    assert "error: alias is already wrapped for tool[0] (app_under_check:plain); name a function once" in result.stdout
+    assert ("error: run is already wrapped for agent[0] (app_under_check:Runner.run); name a function once"
+            in result.stdout)
+    assert "4 targets, 2 resolved, 2 errors" in result.stdout
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ('[[agent]]\ntarget = "a.b"\n', "agent[0].target: malformed target 'a.b'; expected \"package.module:function\" "
      "or \"package.module:Class.method\""),

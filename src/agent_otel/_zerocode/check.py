@@ -27,7 +27,12 @@ from agent_otel._zerocode import instrumentations
 from agent_otel._zerocode.config import Config, Switches, TargetSpec, find_config, load_file
 from agent_otel._zerocode.patching import _all_subclasses, build_handler
 from agent_otel._zerocode.program import MAIN
-from agent_otel._zerocode.targets import BoundAtRunTime, TargetError, resolve_in_script, resolve_target
+from agent_otel._zerocode.targets import (
+    BoundAtRunTime,
+    TargetError,
+    resolve_in_script,
+    resolve_target,
+)
 from agent_otel.errors import ConfigurationError
 
 #: The status of a script target when no script is given.
@@ -55,9 +60,23 @@ def _wraps(spec: TargetSpec, config: Config, raw: object, owner: type | ModuleTy
         raise TargetError(f"cannot wrap {label}: {exc}") from None
 
 
-def _imported(spec: TargetSpec, config: Config) -> tuple[str, str]:
+#: The callables the targets checked so far name, by identity and the class whose calls they record (None: all),
+#: to their entry: `agent-otel run` refuses a second entry for the same calls (an alias, a package's re-export).
+_Named = dict[tuple[int, object], tuple[object, TargetSpec]]
+
+
+def _name_once(spec: TargetSpec, raw: object, scope: type | None, attr: str, named: _Named) -> None:
+    first = named.setdefault((id(raw), scope), (raw, spec))[1]  # the object kept: its id stays its own
+    if first is not spec:
+        raise TargetError(f"{attr} is already wrapped for {first.key} ({first.target}); name a function once")
+
+
+def _imported(spec: TargetSpec, config: Config, named: _Named | None = None) -> tuple[str, str]:
     """(callable, status) of a target found by importing its module."""
     found = resolve_target(spec)
+    if named is not None and not spec.instance_attribute:
+        inherited = isinstance(found.owner, type) and found.defined_on is not found.owner
+        _name_once(spec, found.raw, found.owner if inherited else None, found.attr, named)  # type: ignore[arg-type]
     if not spec.instance_attribute:  # the callable an instance holds is known only when one is created
         _wraps(spec, config, found.raw, found.owner, found.attr)
     status = "ok"
@@ -67,19 +86,21 @@ def _imported(spec: TargetSpec, config: Config) -> tuple[str, str]:
         overriding = [sub for sub in _all_subclasses(found.owner) if found.attr in sub.__dict__]
         for sub in overriding:
             _wraps(spec, config, sub.__dict__[found.attr], sub, found.attr)
+            if named is not None:  # an override the entry wraps: naming it again is an entry too many
+                _name_once(spec, sub.__dict__[found.attr], None, found.attr, named)
         overrides = [sub.__qualname__ for sub in overriding]
         status += f" (+{len(overrides)} subclass override{'s' if len(overrides) != 1 else ''}" + (
             f": {', '.join(sorted(overrides))})" if overrides else ")")
     return found.shape, status
 
 
-def _in_script(spec: TargetSpec, config: Config, tree: ast.Module, label: str) -> tuple[str, str]:
+def _in_script(spec: TargetSpec, config: Config, tree: ast.Module, label: str, named: _Named) -> tuple[str, str]:
     """(callable, status) of a target of the script, read from its source."""
     found = resolve_in_script(tree, spec.qualname, label)
     if found.imported:
         module, qualname = found.imported.split(":")
         shape, status = _imported(dataclasses.replace(spec, target=found.imported, module=module, qualname=qualname),
-                                  config)
+                                  config, named)
         return shape, f"{status} (imported by {label} from {module})"
     return found.shape, f"ok (in {label}{', ' + found.note if found.note else ''})"
 
@@ -122,15 +143,16 @@ def run_check(args: argparse.Namespace) -> int:
     script_modules = {MAIN, *([Path(script).stem] if script else [])}
     rows: list[tuple[str, ...]] = [("TARGET", "ENTRY", "CALLABLE", "STATUS")]
     errors = later = 0
+    named: _Named = {}
     for spec in config.targets:
         try:
             if spec.module not in script_modules:
-                shape, status = _imported(spec, config)
+                shape, status = _imported(spec, config, named)
             elif tree is None or script is None:
                 shape, status = "-", AT_RUN_TIME
                 later += 1
             else:
-                shape, status = _in_script(spec, config, tree, script)
+                shape, status = _in_script(spec, config, tree, script, named)
         except BoundAtRunTime as exc:
             shape, status = "-", f"resolved when the script runs ({script} {exc})"
             later += 1
