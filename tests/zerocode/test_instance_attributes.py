@@ -322,6 +322,15 @@ def test_a_wrapper_another_instance_holds_is_rewrapped_for_the_new_one(otel: Any
     assert tool_spans(otel) == ["execute_tool first", "execute_tool second", "execute_tool third"]
 
 
+def test_a_call_on_a_temporary_instance_is_recorded_without_it(otel: Any) -> None:
+    """``Tool("t", f).invoke(...)``: CPython drops the temporary once its attribute is read, before the call; the
+    call went through untraced. It is recorded, without the instance (its name falls back to the callable's)."""
+    configure(held("Tool.invoke"))
+    result = Tool("temporary", add).invoke(1, 2)  # not in an assert, whose rewriting keeps the temporary alive
+    assert result == 3
+    assert tool_spans(otel) == ["execute_tool add"]
+
+
 def test_the_wrapper_keeps_no_reference_cycle_to_its_instance(otel: Any) -> None:
     configure(held("Tool.invoke"))
     tool = Tool("adder", make_scaler(2))

@@ -428,10 +428,12 @@ def _hold(entry: _Entry, attr: str, holder: object) -> None:
     holder_ref = instances.reference(holder)
 
     def held(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
-        current = holder_ref()
-        if not entry.active or current is None:  # uninstrumented, or an alias outlived its instance
+        if not entry.active:  # uninstrumented since
             return wrapped(*args, **kwargs)
-        return inner(wrapped, current, args, kwargs)
+        # None when the instance is gone: a temporary's (``Tool("t", f).fn(1)`` drops it once the attribute is
+        # read), or an alias that outlived it. Still the entry's call: recorded without the instance, whose paths
+        # then read nothing (counted) and whose name falls back to the callable's.
+        return inner(wrapped, holder_ref(), args, kwargs)
 
     wrapper = instances.HeldWrapper(value, held)
     wrapper._self_agent_otel_entry = entry  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
