@@ -22,6 +22,7 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _g
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAiOperationNameValues
 from opentelemetry.semconv.attributes import code_attributes as _code
 from opentelemetry.semconv.attributes import error_attributes as _error
+from opentelemetry.semconv.attributes import exception_attributes as _exception
 from opentelemetry.semconv.attributes import service_attributes as _service
 
 # --------------------------------------------------------------------------------------------------
@@ -72,6 +73,8 @@ COST_CURRENCY_USD = "USD"
 #: a cost the provider reported).
 COST_SOURCE_LOCAL = "local"
 ERROR_TYPE = _error.ERROR_TYPE
+#: On a span's ``exception`` event: the exception's type (module-qualified, as the SDK records it).
+EXCEPTION_TYPE = _exception.EXCEPTION_TYPE
 ERROR_MESSAGE = _incubating_error.ERROR_MESSAGE
 #: ``error.type`` of a provider call whose ``success`` option read false (a health check or selection).
 ERROR_TYPE_UNAVAILABLE = "unavailable"

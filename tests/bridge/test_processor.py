@@ -88,6 +88,22 @@ def test_an_error_type_another_library_qualifies_reads_as_ours_on_the_metrics(ot
     assert otel.spans()[0].attributes[semconv.ERROR_TYPE] == "openai.RateLimitError"
 
 
+def test_a_failed_span_without_error_type_is_labelled_by_the_exception_it_recorded(otel: Any) -> None:
+    """pydantic-ai ends a failed tool call's span with an error status and an ``exception`` event, no ``error.type``:
+    the label was ``_OTHER``, which tells an operator nothing. It is the recorded exception's class name; a failed
+    span with neither stays ``_OTHER``."""
+    tracer = foreign(otel)
+    tool = {semconv.GEN_AI_OPERATION_NAME: "execute_tool", semconv.GEN_AI_TOOL_NAME: "search"}
+    with tracer.start_as_current_span("execute_tool search", attributes=tool, record_exception=False,
+                                      set_status_on_exception=False) as span:
+        span.record_exception(KeyError("q"))
+        span.set_status(Status(StatusCode.ERROR))
+    with tracer.start_as_current_span("execute_tool search", attributes=tool) as span:
+        span.set_status(Status(StatusCode.ERROR))
+    assert sorted(p.attributes[semconv.ERROR_TYPE] for p in points(otel, semconv.TOOL_DURATION.name)) == [
+        "KeyError", "_OTHER"]
+
+
 def test_a_span_of_ours_and_a_foreign_one_for_the_same_call_count_once(otel: Any) -> None:
     tracer = foreign(otel)
 

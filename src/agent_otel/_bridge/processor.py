@@ -373,12 +373,18 @@ def _error_type(span: Span, attributes: Any) -> str | None:
     (``openai.RateLimitError``, as the GenAI instrumentations and the SDK's exception events write it), as
     agent-otel's wrappers label it, so one failure is one label whichever recorded it; other values as they are."""
     value = attributes.get(semconv.ERROR_TYPE)
-    if isinstance(value, str) and value:
-        module, dot, name = value.rpartition(".")
-        if dot and name.isidentifier() and all(part.isidentifier() for part in module.split(".")):
-            return name
-        return value
-    return _OTHER_ERROR if span.status.status_code is StatusCode.ERROR else None
+    if not (isinstance(value, str) and value):
+        if span.status.status_code is not StatusCode.ERROR:
+            return None
+        # no error.type (pydantic-ai's failed tool call): the exception the span recorded, else _OTHER
+        value = next((event.attributes.get(semconv.EXCEPTION_TYPE) for event in reversed(span.events)
+                      if event.name == "exception" and event.attributes), None)
+        if not (isinstance(value, str) and value):
+            return _OTHER_ERROR
+    module, dot, name = value.rpartition(".")
+    if dot and name.isidentifier() and all(part.isidentifier() for part in module.split(".")):
+        return name
+    return value
 
 
 def _record(span: Span, seen: _Seen) -> None:
