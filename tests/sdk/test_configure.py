@@ -62,6 +62,11 @@ def test_otlp_as_soon_as_an_endpoint_is_given() -> None:
     ({"OTEL_EXPORTER_PROMETHEUS_PORT": "nine"}, "OTEL_EXPORTER_PROMETHEUS_PORT='nine': expected a port"),
     ({"OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"}, "OTEL_EXPORTER_OTLP_PROTOCOL='thrift'"),
     ({"OTEL_RESOURCE_ATTRIBUTES": "a=1,novalue"}, "OTEL_RESOURCE_ATTRIBUTES='a=1,novalue': 'novalue' is not key=value"),
+    ({"OTEL_TRACES_SAMPLER": "traceidratoi"}, "OTEL_TRACES_SAMPLER='traceidratoi': expected one of always_on, "),
+    ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1%"},
+     "OTEL_TRACES_SAMPLER_ARG='1%': expected a sampling ratio from 0 to 1 (for OTEL_TRACES_SAMPLER=traceidratio)"),
+    ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "5"},
+     "OTEL_TRACES_SAMPLER_ARG='5': expected a sampling ratio from 0 to 1"),
 ])
 def test_bad_settings_give_one_clear_error(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
@@ -108,6 +113,24 @@ def test_an_empty_variable_is_an_unset_one() -> None:
                                      "OTEL_TRACES_EXPORTER": ""})
     assert settings.metrics_exporters == ("prometheus",) and settings.traces_exporters == ()  # none
     assert settings.metric_export_interval_ms == 10000
+
+
+def test_the_sampler_variable_is_read_checked_and_an_empty_one_is_the_default() -> None:
+    """``OTEL_TRACES_SAMPLER=`` printed "Couldn't recognize sampler" on the program's stderr (the SDK's reading); a
+    misspelt name or a ratio that is no number sampled everything, with such a warning."""
+    default = resolve_settings(env={"OTEL_TRACES_SAMPLER": " "}).traces_sampler.get_description()
+    assert default == resolve_settings(env={}).traces_sampler.get_description()
+    assert default.startswith("ParentBased{root:AlwaysOnSampler")
+    ratio = resolve_settings(env={"OTEL_TRACES_SAMPLER": "TraceIdRatio", "OTEL_TRACES_SAMPLER_ARG": "0.25"})
+    assert ratio.traces_sampler.get_description() == "TraceIdRatioBased{0.25}"
+    child = run_child("""
+        import agent_otel
+        from opentelemetry import trace
+        agent_otel.configure(metrics_exporter="none")
+        print(trace.get_tracer_provider().sampler.get_description())
+    """, OTEL_TRACES_SAMPLER="")
+    assert (child.returncode, child.stderr) == (0, "")
+    assert child.stdout.strip() == f"GenAiMetricsSampler{{{default}}}"
 
 
 def test_an_export_interval_that_is_no_whole_number_says_so() -> None:

@@ -326,7 +326,8 @@ def configure(
                 logger.info("agent-otel: the span bridge sees only the spans the host's sampler records; wrap it "
                             "in agent_otel.GenAiMetricsSampler to count the GenAI spans it drops")
         else:
-            tp = TracerProvider(resource=our_resource, shutdown_on_exit=False)  # see _register_exit_hook
+            tp = TracerProvider(resource=our_resource, sampler=settings.traces_sampler,  # checked: see settings
+                                shutdown_on_exit=False)  # see _register_exit_hook
             if bridged:  # the sampler OTEL_TRACES_SAMPLER names (by default ParentBased(ALWAYS_ON)), GenAI spans
                 # it drops recorded for the bridge; set before any tracer of this new provider reads it
                 tp.sampler = GenAiMetricsSampler(tp.sampler)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -24,7 +25,10 @@ from opentelemetry.sdk.environment_variables import (
     OTEL_METRICS_EXEMPLAR_FILTER,
     OTEL_RESOURCE_ATTRIBUTES,
     OTEL_SERVICE_NAME,
+    OTEL_TRACES_SAMPLER,
+    OTEL_TRACES_SAMPLER_ARG,
 )
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 
 from agent_otel.errors import ConfigurationError
 
@@ -53,6 +57,9 @@ class Settings:
     #: Signal -> (URL given to its OTLP exporter, protocol): a signal's own variables win over the generic
     #: ones, and its endpoint is used as it is (the spec's rule: no ``/v1/<signal>`` appended).
     otlp_signals: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: The sampler ``OTEL_TRACES_SAMPLER`` (and its argument) names, checked: the SDK's own reading warns on the
+    #: host's stderr for an empty or unknown name and an argument that is no number, then samples everything.
+    traces_sampler: Sampler = field(default_factory=lambda: ParentBased(ALWAYS_ON))
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -131,6 +138,36 @@ def _check_sdk_choices(env: dict[str, str], *, exports_traces: bool) -> None:
                                  " a batch is taken from the queue")
 
 
+#: What ``OTEL_TRACES_SAMPLER`` may name (the SDK's samplers), from the sampling ratio its argument gives.
+_SAMPLERS: dict[str, Callable[[float], Sampler]] = {
+    "always_on": lambda ratio: ALWAYS_ON,
+    "always_off": lambda ratio: ALWAYS_OFF,
+    "traceidratio": TraceIdRatioBased,
+    "parentbased_always_on": lambda ratio: ParentBased(ALWAYS_ON),
+    "parentbased_always_off": lambda ratio: ParentBased(ALWAYS_OFF),
+    "parentbased_traceidratio": lambda ratio: ParentBased(TraceIdRatioBased(ratio)),
+}
+
+
+def traces_sampler(env: dict[str, str]) -> Sampler:
+    """The sampler the environment names (an empty variable is an unset one: the default,
+    ``parentbased_always_on``); a name or ratio the SDK cannot use is one ConfigurationError naming the variable."""
+    name = env.get(OTEL_TRACES_SAMPLER, "").strip().lower() or "parentbased_always_on"
+    make = _SAMPLERS.get(name)
+    if make is None:
+        raise ConfigurationError(f"{OTEL_TRACES_SAMPLER}={env[OTEL_TRACES_SAMPLER]!r}: expected one of "
+                                 f"{', '.join(_SAMPLERS)}")
+    raw = env.get(OTEL_TRACES_SAMPLER_ARG, "").strip()
+    try:
+        ratio = float(raw) if raw and name.endswith("traceidratio") else 1.0
+        if not 0.0 <= ratio <= 1.0:
+            raise ValueError
+    except ValueError:
+        raise ConfigurationError(f"{OTEL_TRACES_SAMPLER_ARG}={raw!r}: expected a sampling ratio from 0 to 1 "
+                                 f"(for {OTEL_TRACES_SAMPLER}={name})") from None
+    return make(ratio)
+
+
 def resolve_settings(
     service_name: str | None = None,
     traces_exporter: str | tuple[str, ...] | None = None,
@@ -203,6 +240,7 @@ def resolve_settings(
         prometheus_port=port,
         metric_export_interval_ms=interval_ms,
         otlp_signals=signals,
+        traces_sampler=traces_sampler(env),
     )
 
 
