@@ -11,6 +11,7 @@ SERVER span of its own, so the test can see the job id arrive on the server side
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
@@ -135,3 +136,18 @@ class FakeLLM:
 
     def __exit__(self, *exc: Any) -> None:
         self._server.stop()
+
+
+def main() -> None:
+    """``python -m tests.support.fake_llm`` (from the repository's root): serve until Ctrl-C, for the README's
+    legacy application (its ``--llm-url`` is the URL this prints)."""
+    with FakeLLM() as fake:
+        print(fake.url, flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
