@@ -172,7 +172,7 @@ def test_issue_for_durations():
     # flapped with every run): the window is in the expression, `for` only rides out a scrape gap.
     no_progress = by_name["AgentOtelEvolutionNoProgress"]
     assert no_progress["for"] == "1h"
-    assert "max_over_time(evolution_performance_improvement" in no_progress["expr"]
+    assert "max_over_time((evolution_performance_improvement" in no_progress["expr"]
     assert "increase(evolution_attempts_total" in no_progress["expr"] and "[1d]" in no_progress["expr"]
 
 

@@ -402,10 +402,11 @@ def canned() -> CannedPrometheus:
         ((queries.RETRIES,), [({P: "x", M: "m1"}, 7)]),
         ((f"{queries.COST}{{{queries.OURS}}}[",), [({P: "x", M: "m1"}, 3.0)]),
         ((queries.FALLBACKS,), [({P: "x"}, 5)]),
+        # (the improvement's query reads the attempts too: first)
+        ((queries.EVO_IMPROVEMENT,), [({A: "good", queries.EVO_TYPE: "t"}, 0.04)]),
         # increase() extrapolates: 3 and 1 runs come back as 3.04 and 0.98
         ((queries.EVO_ATTEMPTS,), [({A: "good", queries.EVO_TYPE: "t", queries.EVO_STATUS: "succeeded"}, 3.04),
                                    ({A: "good", queries.EVO_TYPE: "t", queries.EVO_STATUS: "failed"}, 0.98)]),
-        ((queries.EVO_IMPROVEMENT,), [({A: "good", queries.EVO_TYPE: "t"}, 0.04)]),
         ((queries.KPI_CURRENT,), [({A: "good", queries.KPI: "success_rate"}, 0.9)]),
         ((f'{conf}_bucket{{{queries.OURS},le="+Inf"}}',),
          [({A: "bad", OC: "success"}, 3), ({A: "bad", OC: "failure"}, 7)]),

@@ -337,7 +337,10 @@ def collect(prom: Prometheus, options: Options) -> Report:
         "model_cost": increase(COST, pm),
         "fallbacks": increase(FALLBACKS, (PROVIDER,)),
         "evolution": increase(EVO_ATTEMPTS, (AGENT, EVO_TYPE, EVO_STATUS)),
-        "improvement": (f"max by ({AGENT}, {EVO_TYPE}) (max_over_time({EVO_IMPROVEMENT}{m()}[{w}]))",
+        # the gauge just after each run of the window (it holds a run's value until the next run, so its best value
+        # over the window included a run from before it), as AgentOtelEvolutionNoProgress reads it
+        "improvement": (f"max by ({AGENT}, {EVO_TYPE}) (max_over_time(({EVO_IMPROVEMENT}{m()} and on ({AGENT}, "
+                        f"{EVO_TYPE}) sum by ({AGENT}, {EVO_TYPE}) (increase({EVO_ATTEMPTS}{m()}[10m])) > 0)[{w}:5m]))",
                         (AGENT, EVO_TYPE)),
         "kpis": (f"avg by ({AGENT}, {KPI}) (last_over_time({KPI_CURRENT}{m()}[{w}]))", (AGENT, KPI)),
         "job_runs": increase(f"{JOB_DUR}_count", (JOB_TYPE,)),
