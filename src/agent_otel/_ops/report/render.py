@@ -41,7 +41,7 @@ COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "providers": (("provider", "PROVIDER", "text"), ("calls", "CALLS", "count"), ("errors", "ERRORS", "count"),
                   ("slow", "SLOW", "count"), ("availability", "AVAILABILITY", "ratio"),
                   ("p95_latency_s", "P95 LATENCY", "seconds"), ("retries", "RETRIES", "count"),
-                  ("fallbacks", "FALLBACKS AWAY", "count"), ("fallback_ratio", "PER CALL", "ratio"),
+                  ("fallbacks", "FALLBACKS AWAY", "count"), ("fallback_ratio", "FALLBACK RATIO", "ratio"),
                   ("cost_usd", "COST", "usd")),
     "provider_models": (("provider", "PROVIDER", "text"), ("model", "MODEL", "text"), ("calls", "CALLS", "count"),
                         ("errors", "ERRORS", "count"), ("slow", "SLOW", "count"),
@@ -153,7 +153,7 @@ def heading(report: Report) -> list[str]:
     """What the report covers (and how --slow-ms counted), one line each."""
     meta = report.meta
     out = [f"agent-otel report: last {meta['window']} at {meta['prometheus']}, "
-           f"targets {meta['selector'] or '(all)'}, evaluated {meta['time_iso']}"]
+           f"series {meta['selector'] or '(all)'}, evaluated {meta['time_iso']}"]
     if meta.get("partial"):
         out.append(f"The data covers only the last {fmt_span(meta['covered_s'])} of the {meta['window']} window "
                    f"(since about {meta['data_since_iso']}): every number below is over that span.")
