@@ -32,16 +32,23 @@ def recording_groups(s: Scope) -> list[Group]:
     return window_groups("evolution", WINDOWS, _COMMENT, lambda w: _rules(w, s))
 
 
+def runs_just_ended(attempts: str, by: str) -> str:
+    """The agents (``by``) whose evolution run ended within the last 20 minutes: their attempts counter rose, or
+    appeared (a first run: ``increase()`` does not count a series' first value)."""
+    return (f"(sum by ({by}) (increase({attempts}[20m])) > 0 or group by ({by}) ({attempts} unless {attempts} "
+            "offset 20m))")
+
+
 def _no_progress(t: Thresholds, s: Scope) -> str:
     """No run of the last day improved the KPI by the minimum, while runs happened and the agent was watched
     for the whole day. The improvement gauge holds the latest run's delta until the next run, so it is read only
-    where a run had just ended (its attempts counter rose within the 10 minutes before), every 5 minutes over the
-    day: a run of the day before, whose value the gauge still held, no longer counts as this day's (at one run a
-    day the alert fired a day late, quoting that run's improvement). A healthy agent whose latest run did not
-    improve (or rolled back) but an earlier one of the day did stays silent."""
+    where a run had just ended (:func:`runs_just_ended`), every 5 minutes over the day (of two runs 5 minutes apart or
+    less, the later's): a run of the day before, whose value the gauge still held, no longer counts as this day's
+    (at one run a day the alert fired a day late, quoting that run's improvement). A healthy agent whose latest run
+    did not improve (or rolled back) but an earlier one of the day did stays silent."""
     by = s.by(AGENT, EVO_TYPE)
-    runs_ended = f"sum by ({by}) (increase({s.series(EVO_ATTEMPTS)}[10m])) > 0"
-    return (f"max by ({by}) (max_over_time(({s.series(EVO_IMPROVEMENT)} and on ({by}) {runs_ended})[1d:5m]))\n"
+    return (f"max by ({by}) (max_over_time(({s.series(EVO_IMPROVEMENT)} and on ({by}) "
+            f"{runs_just_ended(s.series(EVO_ATTEMPTS), by)})[1d:5m]))\n"
             f"< {t['evolution_min_improvement']}\n"
             f"and on ({by})\n"
             f"sum by ({by}) (increase({s.series(EVO_ATTEMPTS)}[1d])) >= {t['evolution_no_progress_min_runs_1d']}\n"

@@ -84,6 +84,21 @@ class NoData(Exception):
     """Prometheus answered, but holds no agent-otel data for the window (exit 1)."""
 
 
+
+#: How often, over the window, the report looks for runs that just ended (at most 2,000 steps; within a run's
+#: 20 minutes, so none is missed). The alert looks every 5 minutes over its day.
+_AFTER_RUNS_STEP = {"1h": "15s", "1d": "1m", "7d": "5m"}
+
+
+def _runs_just_ended(attempts: str) -> str:
+    """The agents and evolution types whose run ended within the last 20 minutes: their attempts counter rose, or
+    appeared (a first run: ``increase()`` does not count a series' first value). As the shipped
+    AgentOtelEvolutionNoProgress reads them (``mixin/rules/evolution.py``)."""
+    by = f"{AGENT}, {EVO_TYPE}"
+    return (f"(sum by ({by}) (increase({attempts}[20m])) > 0 or group by ({by}) ({attempts} unless {attempts} "
+            "offset 20m))")
+
+
 def default_selector() -> str:
     """``selector`` of the shipped thresholds.yaml (or $AGENT_OTEL_ASSETS's), the one the shipped rules apply,
     else :data:`DEFAULT_SELECTOR`. Read with a regex: PyYAML is not a runtime dependency. It selects series by
@@ -340,7 +355,7 @@ def collect(prom: Prometheus, options: Options) -> Report:
         # the gauge just after each run of the window (it holds a run's value until the next run, so its best value
         # over the window included a run from before it), as AgentOtelEvolutionNoProgress reads it
         "improvement": (f"max by ({AGENT}, {EVO_TYPE}) (max_over_time(({EVO_IMPROVEMENT}{m()} and on ({AGENT}, "
-                        f"{EVO_TYPE}) sum by ({AGENT}, {EVO_TYPE}) (increase({EVO_ATTEMPTS}{m()}[10m])) > 0)[{w}:5m]))",
+                        f"{EVO_TYPE}) {_runs_just_ended(f'{EVO_ATTEMPTS}{m()}')})[{w}:{_AFTER_RUNS_STEP[w]}]))",
                         (AGENT, EVO_TYPE)),
         "kpis": (f"avg by ({AGENT}, {KPI}) (last_over_time({KPI_CURRENT}{m()}[{w}]))", (AGENT, KPI)),
         "job_runs": increase(f"{JOB_DUR}_count", (JOB_TYPE,)),
