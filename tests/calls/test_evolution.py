@@ -237,6 +237,37 @@ def test_manual_handle(otel: Any, samplers: list[Any]) -> None:
     assert kpi_values(otel) == AFTER
 
 
+def test_a_manual_run_that_raises_keeps_what_it_reported(otel: Any, samplers: list[Any]) -> None:
+    """KPIs and a rollback reported with ``set_outcome`` before the block raised were dropped: the run was
+    recorded as if it had reported nothing (no before KPIs, no rollback, no version returned to)."""
+    with pytest.raises(EvolutionCrashed), agent_otel.evolution_run("refactor-agent", type="nightly",
+                                                                  version_from="v3") as run:
+        run.set_outcome(kpis_before=BEFORE)
+        run.set_outcome(rolled_back=True, rolled_back_to="v2")
+        raise EvolutionCrashed
+    attributes = otel.span("evolve refactor-agent").attributes
+    assert attributes[semconv.EVOLUTION_STATUS] == "failed" and attributes[semconv.EVOLUTION_ROLLBACK] is True
+    assert kpi_values(otel) == BEFORE
+    [introduced] = points(otel, semconv.AGENT_VERSION_INTRODUCED.name)
+    assert introduced.attributes[semconv.GEN_AI_AGENT_VERSION] == "v2"
+
+
+def test_a_failed_runs_improvement_is_at_most_zero(otel: Any, samplers: list[Any]) -> None:
+    """A run that scored a better candidate and then raised (or reported failure) adopted nothing: the gauge said it
+    improved the agent, and AgentOtelEvolutionNoProgress took it for progress. The span keeps the delta measured."""
+    @agent_otel.evolution("refactor-agent", type="nightly", kpi="accuracy")
+    def evolve() -> None:
+        with agent_otel.evolution_run("inner", type="nightly", kpi="accuracy") as run:
+            run.set_outcome(kpis_before={"accuracy": 0.5}, kpis_after={"accuracy": 0.9})
+            raise EvolutionCrashed
+
+    with pytest.raises(EvolutionCrashed):
+        evolve()
+    improvement = {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.value for p in points(otel, IMPROVEMENT)}
+    assert improvement == {"inner": 0.0}
+    assert otel.span("evolve inner").attributes[semconv.EVOLUTION_IMPROVEMENT] == pytest.approx(0.4)
+
+
 def test_counts_over_runs_and_odd_kpis(otel: Any, samplers: list[Any]) -> None:
     @agent_otel.evolution("refactor-agent", type="nightly")
     def evolve(result: Any) -> Any:

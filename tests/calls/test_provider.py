@@ -473,6 +473,16 @@ def test_manual_handle(otel: Any) -> None:
     assert point(otel, COST).value == pytest.approx(gpt4o_cost(105, 15))  # one series: request model
 
 
+def test_a_manual_call_that_raises_keeps_the_usage_it_reported(otel: Any) -> None:
+    """The tokens a block reported before it raised (the request was answered, then the program failed on the
+    answer) were dropped with everything else it reported."""
+    with pytest.raises(KeyError), agent_otel.provider_call("openai", model="gpt-4o") as call:
+        call.set_outcome(usage={"prompt_tokens": 100, "completion_tokens": 10})
+        raise KeyError("choices")
+    assert otel.span("chat gpt-4o").attributes[semconv.ERROR_TYPE] == "KeyError"
+    assert tokens_by_type(otel) == {"input": (1, 100), "output": (1, 10)}
+
+
 def test_content_is_captured_only_when_enabled(otel: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from agent_otel._engine import policy
 

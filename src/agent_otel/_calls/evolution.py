@@ -158,7 +158,7 @@ class EvolutionInvocation(Invocation):
         else:
             status = semconv.EvolutionStatus.SUCCEEDED
         lineage = read_lineage(option, call, found, status is semconv.EvolutionStatus.ROLLED_BACK or (
-            error is not None and self.rolled_back), self.rollback_version)  # a rollback target, then a raise
+            error is not None and rolled_back), self.rollback_version)  # a rollback (target or reported), then a raise
         reported = handler.option("improvements", call) if "improvements" in handler.options else None
         if reported is not None:
             deltas = _kpis(reported, "evolution.improvements")
@@ -180,8 +180,10 @@ class EvolutionInvocation(Invocation):
         if lineage is not NO_LINEAGE:  # a run that reports no versions introduces none
             record_introduction(ctx, self.agent_name, lineage, status)
         instruments[semconv.EVOLUTION_DURATION.name].record(duration_s, with_status, context=ctx)
-        if improvement is not None:
-            instruments[semconv.EVOLUTION_PERFORMANCE_IMPROVEMENT.name].set(improvement, labels, context=ctx)
+        if improvement is not None:  # a failed run's candidate was not adopted: it improved nothing (the span keeps
+            # what was measured); AgentOtelEvolutionNoProgress took a crash after a better score for progress
+            adopted = min(improvement, 0.0) if status is semconv.EvolutionStatus.FAILED else improvement
+            instruments[semconv.EVOLUTION_PERFORMANCE_IMPROVEMENT.name].set(adopted, labels, context=ctx)
         if usage is not None:
             rt[semconv.EVOLUTION_MEMORY_PEAK].set(usage.peak_rss_bytes, labels, context=ctx)
         current = before if status is not semconv.EvolutionStatus.SUCCEEDED else {**before, **after}

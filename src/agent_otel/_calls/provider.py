@@ -258,7 +258,7 @@ class ProviderInvocation(Invocation):
         handler, call, bound = self.handler, self.call, policy().bounded
         if call is not None:
             call.result, call.error = value, error
-        if error is None and value is not None:
+        if value is not None:  # on an error too: what a manual block reported before it raised
             if self.answers_below and _answered_below(value, self.answers_below):
                 self.usage_below = True  # a router's or fallback's answer: the nested call counted its tokens
             else:

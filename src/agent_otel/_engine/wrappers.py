@@ -1165,8 +1165,8 @@ class InvocationScope:
             return
         if token is not None:
             _detach(token)
-        if exc is not None:
-            inv.end(End.RAISED, error=exc)
+        if exc is not None:  # what the block reported before it raised is recorded too (KPIs, tokens...)
+            inv.end(End.RAISED, self._returned(result), error=exc)
         else:
             inv.end(End.RETURNED, self._returned(result))
 
