@@ -60,11 +60,28 @@ def test_the_mean_scores_inside_the_run_and_since_the_previous_one_are_the_kpi_a
         {"relevance": 0.9})
     scores = {(p.attributes[semconv.GEN_AI_EVALUATION_NAME], p.attributes[semconv.GEN_AI_AGENT_NAME]): p.count
               for p in points(otel, semconv.AGENT_EVALUATION_SCORE.name)}
-    assert scores == {("relevance", "writer"): 4, ("relevance", "unknown"): 1,
-                      ("toxicity", "writer"): 4}  # the histogram still has every score
+    # the histogram still has every score; the other library's judge, on a span of no agent inside the run, scores
+    # the run's agent (it was "unknown", while record_evaluation() there took the run's)
+    assert scores == {("relevance", "writer"): 5, ("toxicity", "writer"): 4}
 
     evolve()  # nothing scored since the last run started: no baseline, so no delta
     assert kpis_on(otel, "evolve writer") == pytest.approx({"evolution.kpi.after.relevance": 0.9})
+
+
+def test_a_nested_run_passes_the_scores_it_does_not_ask_for_to_the_run_around_it(otel: Any) -> None:
+    """An outer run asking for ``quality``, a nested run asking for ``relevance``: a ``quality`` score inside the
+    nested run belonged to no window and went into the nested agent's baseline (a later run of it reported a
+    ``before`` it was never scored for); it is the outer run's."""
+    with agent_otel.evolution_run("fleet", evaluations=["quality"]):
+        with agent_otel.evolution_run("writer", evaluations=["relevance"]):
+            agent_otel.record_evaluation("relevance", 0.6)
+            agent_otel.record_evaluation("quality", 0.9)
+        agent_otel.record_evaluation("quality", 0.5)
+    assert kpis_on(otel, "evolve fleet") == pytest.approx({"evolution.kpi.after.quality": 0.7})
+    assert kpis_on(otel, "evolve writer") == pytest.approx({"evolution.kpi.after.relevance": 0.6})
+    with agent_otel.evolution_run("writer", evaluations=["quality"]):
+        pass
+    assert kpis_on(otel, "evolve writer") == {}
 
 
 def test_what_the_run_reports_wins_and_the_baseline_is_the_agents_own(otel: Any) -> None:

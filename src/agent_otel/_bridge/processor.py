@@ -216,7 +216,7 @@ class GenAiSpanBridge(SpanProcessor):
             return
         try:
             if span.events:
-                _record_evaluations(span, sources.agent_name_of(attribute_dict(span)) or seen.agent)
+                _record_evaluations(span, sources.agent_name_of(attribute_dict(span)) or seen.agent, seen.context)
             if not seen.covered:
                 _record(span, seen)
             elif seen.usage_to is not None:
@@ -361,11 +361,13 @@ def _token_usage(usage: sources.Usage) -> TokenUsage:
                       usage.reasoning_tokens)
 
 
-def _record_evaluations(span: Span, agent: object) -> None:
-    """``gen_ai.evaluation.result`` events on a GenAI span, but those ``record_evaluation()`` counted."""
+def _record_evaluations(span: Span, agent: object, started_in: Context | None = None) -> None:
+    """``gen_ai.evaluation.result`` events on a GenAI span, but those ``record_evaluation()`` counted, in the context
+    the span started in (the evolution run it belongs to), with the span for exemplars."""
     for event in span.events:
         if event.name == semconv.EVENT_EVALUATION_RESULT:
-            record_result(trace.set_span_in_context(NonRecordingSpan(span.context)), event.attributes or {}, agent)
+            record_result(trace.set_span_in_context(NonRecordingSpan(span.context), started_in),
+                          event.attributes or {}, agent)
 
 
 def _error_type(span: Span, attributes: Any) -> str | None:

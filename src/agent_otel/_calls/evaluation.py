@@ -42,8 +42,10 @@ class ScoreWindow:
     """The scores of some evaluations recorded inside one evolution run (any thread or span that carries
     its context), by evaluation name."""
 
-    def __init__(self, names: Iterable[str]) -> None:
+    def __init__(self, names: Iterable[str], enclosing: ScoreWindow | None = None) -> None:
         self.names = frozenset(names)
+        #: The window of the run this one is nested in, which takes the scores this one does not ask for.
+        self.enclosing = enclosing
         self._means = {name: _Mean() for name in self.names}
         self._lock = threading.Lock()
 
@@ -64,6 +66,8 @@ class ScoreWindow:
 
 #: The :class:`ScoreWindow` of the evolution run in progress.
 WINDOW_KEY = otel_context.create_key("agent_otel.evaluation_window")
+#: The agent of the evolution run in progress: a score recorded inside it with no agent of its own is that agent's.
+RUN_AGENT_KEY = otel_context.create_key("agent_otel.evolution_agent")
 #: Scores recorded outside any run that asked for them, by (agent, evaluation): the next run's baseline.
 _BASELINES: dict[tuple[str, str], _Mean] = {}
 #: The agent is a capped label, the evaluation the name a run asks for (any text): past this many pairs, the least
@@ -92,8 +96,10 @@ def reset_baselines() -> None:
 
 def _collect(ctx: Any, name: str, agent: str, score: float) -> None:
     window = otel_context.get_value(WINDOW_KEY, ctx) or otel_context.get_value(WINDOW_KEY)
-    if isinstance(window, ScoreWindow) and window.add(name, score):
-        return
+    while isinstance(window, ScoreWindow):  # the innermost run that asked for it, else the next one out
+        if window.add(name, score):
+            return
+        window = window.enclosing
     dropped = False
     with _baselines_lock:
         mean = _BASELINES.pop((agent, name), None)  # put back last: the table is in the order pairs were scored
@@ -118,6 +124,8 @@ def record_score(ctx: Any, name: str, score: float | None, label: str | None, ag
         return
     bound = policy().bounded
     evaluation = bound(semconv.GEN_AI_EVALUATION_NAME, name)
+    if not agent:  # an evaluator's event on a span of no agent (another library's judge) inside an evolution run
+        agent = otel_context.get_value(RUN_AGENT_KEY, ctx)
     agent_label = bound(semconv.GEN_AI_AGENT_NAME, agent) if agent else "unknown"
     attributes = {semconv.GEN_AI_EVALUATION_NAME: evaluation, semconv.GEN_AI_AGENT_NAME: agent_label}
     if label:

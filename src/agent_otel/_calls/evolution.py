@@ -12,7 +12,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import SpanLimits
 
 from agent_otel import semconv
-from agent_otel._calls.evaluation import WINDOW_KEY, ScoreWindow, take_baseline
+from agent_otel._calls.evaluation import RUN_AGENT_KEY, WINDOW_KEY, ScoreWindow, take_baseline
 from agent_otel._calls.extractors import Call, Extractor, field_of
 from agent_otel._calls.handler import (
     KindHandler,
@@ -298,10 +298,11 @@ class EvolutionHandler(KindHandler):
         span, ctx = self.open(span_name, attributes)
         sampler = ResourceSampler() if self.options.get("sample_resources", _SAMPLE_RESOURCES) else None
         inv = EvolutionInvocation(span, ctx, self, call, agent_name, evolution_type, sampler)
-        inv.context = Context({**ctx, EVOLUTION_KEY: inv})  # one copy (set_value() makes two)
+        inv.context = Context({**ctx, EVOLUTION_KEY: inv, RUN_AGENT_KEY: agent_name})  # one copy (not two set_value)
         names = _evaluation_names(self.option("evaluations", call)) if "evaluations" in self.options else None
         if names:
-            window = ScoreWindow(names)
+            enclosing = inv.context.get(WINDOW_KEY)  # an outer run's: what this one does not ask for goes there
+            window = ScoreWindow(names, enclosing if isinstance(enclosing, ScoreWindow) else None)
             inv.scores = (window, take_baseline(agent_name, names))
             inv.context = otel_context.set_value(WINDOW_KEY, window, inv.context)
         return inv
