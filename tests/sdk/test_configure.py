@@ -241,6 +241,26 @@ def test_an_idle_service_reports_its_build_info_before_any_call() -> None:
     assert f'agent_otel_version="{agent_otel.__version__}"' in ours[0] and ours[0].endswith(" 1.0")
 
 
+def test_a_config_files_resource_labels_every_series_and_the_environment_wins() -> None:
+    """``resource = {...}`` in the config file: the environment as every series' label (the demo's and the README's
+    ``attributes = {"deployment.environment.name" = ...}`` were span attributes only, so the dashboards' Environment
+    variable was empty); ``OTEL_RESOURCE_ATTRIBUTES`` wins, as ``OTEL_SERVICE_NAME`` does over ``service_name``."""
+    child = run_child("""
+        import urllib.request
+        from agent_otel._zerocode.config import Config
+        from agent_otel._zerocode.instrumentor import configure_sdk
+        t = configure_sdk(Config(source="x.toml", resource={"deployment.environment.name": "prod", "team": "a"}),
+                          prometheus_port=0)
+        body = urllib.request.urlopen(t.prometheus_url, timeout=10).read().decode().splitlines()
+        print(*[line for line in body if line.startswith(("agent_otel_build_info", "target_info"))], sep=chr(10))
+    """, OTEL_RESOURCE_ATTRIBUTES="team=b")
+    assert child.returncode == 0, child.stderr
+    build_info, = (line for line in child.stdout.splitlines() if line.startswith("agent_otel_build_info"))
+    target_info, = (line for line in child.stdout.splitlines() if line.startswith("target_info"))
+    assert 'deployment_environment_name="prod"' in build_info
+    assert 'team="b"' in target_info
+
+
 def test_port_in_use_is_one_clear_error() -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -146,7 +146,7 @@ def test_pyproject_errors_name_the_full_key_path(tmp_path: Path) -> None:
 
 
 BAD = [
-    ('nonsense = 1\n', "nonsense: unknown key; expected one of service_name, attributes, prices, policy, "
+    ('nonsense = 1\n', "nonsense: unknown key; expected one of service_name, resource, attributes, prices, policy, "
      "instrumentation, job, phase, agent, provider, tool, evolution, fallback, retry, rollback"),
     ('agents = []\n', "agents: unknown key; did you mean 'agent'?"),
     ('service_name = 3\n', "service_name: expected a string, got an integer (3)"),

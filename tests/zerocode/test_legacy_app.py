@@ -133,7 +133,7 @@ def started(request: Any, tmp_path: Path) -> Any:
 
 
 def test_legacy_app_instrumented_by_config_only(started: Any) -> None:
-    _mode, process, receiver, llm, app_args = started
+    mode, process, receiver, llm, app_args = started
     # The program ran unchanged: argv, stdin, stdout, stderr and exit status are its own.
     assert process.returncode == 3, process.stderr
     assert "stdin: hello from stdin" in process.stdout
@@ -145,6 +145,12 @@ def test_legacy_app_instrumented_by_config_only(started: Any) -> None:
 
     wait_for(lambda: Counter(s.name for s in receiver.spans()) == EXPECTED_SPANS, "the span tree")
     wait_for(lambda: "job.duration" in receiver.metric_names(), "metrics")
+    # the config's resource attributes: on every span and metric, not as span attributes (the distro's own
+    # providers have the environment's only)
+    resources = [attributes_of(rs.resource) for request in [*receiver.traces, *receiver.metrics]
+                 for rs in getattr(request, "resource_spans", None) or request.resource_metrics]
+    assert resources and {resource.get("deployment.environment.name") for resource in resources} == {
+        None if mode == "opentelemetry-instrument" else "test"}
     spans = receiver.spans()
     by_name: dict[str, list[Any]] = {}
     for span in spans:
@@ -182,7 +188,7 @@ def test_legacy_app_instrumented_by_config_only(started: Any) -> None:
         assert attributes["agent.confidence"] == pytest.approx(confidence)
         assert attributes["code.function.name"] == code  # each override attributed to its own class
         assert attributes["agent.issue.id"] == issue
-        assert attributes["deployment.environment.name"] == "test"  # static attribute from the config
+        assert attributes["team"] == "fixes"  # static attribute from the config
     assert attributes_of(agents["SyntaxAgent"])["agent.result.files_modified"] == 2
 
     flaky = by_name["chat flaky-model"]

@@ -15,6 +15,7 @@ is always a literal, and an extractor is always an inline table with the single 
 Schema (every key optional)::
 
     service_name = "legacy-agents"          # OTEL_SERVICE_NAME wins when set
+    resource = { "deployment.environment.name" = "prod" }   # resource attributes; OTEL_RESOURCE_ATTRIBUTES wins
     attributes = { team = "core" }          # static span attributes on every configured target
     prices = { "gpt-4o" = { input = 2.5, output = 10.0 } }   # USD per 1M tokens
     [policy]        cardinality_limit = 100, hashed_keys = ["user.id"], capture_content = false
@@ -103,6 +104,9 @@ class Config:
     source: str
     targets: tuple[TargetSpec, ...] = ()
     service_name: str | None = None
+    #: Resource attributes of the providers ``agent-otel run`` sets up (the environment's win): every series and span
+    #: carries them, ``deployment.environment.name`` as the ``deployment_environment_name`` label.
+    resource: Mapping[str, Any] = field(default_factory=dict)
     attributes: Mapping[str, Any] = field(default_factory=dict)
     prices: Mapping[str, Price] = field(default_factory=dict)
     policy: Mapping[str, Any] = field(default_factory=dict)
@@ -212,7 +216,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
 REQUIRED: dict[str, tuple[str, ...]] = {
     kind: tuple(name for name, option in table.items() if option.required_in_config)
     for kind, table in kind_options.KINDS.items()}
-TOP_LEVEL = ("service_name", "attributes", "prices", "policy", "instrumentation", *KINDS)
+TOP_LEVEL = ("service_name", "resource", "attributes", "prices", "policy", "instrumentation", *KINDS)
 POLICY_KEYS = ("cardinality_limit", "hashed_keys", "capture_content")
 _ENTRY_POINT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 #: Instrumentations configure() turns on by a switch of its own (entry-point name: switch).
@@ -250,6 +254,7 @@ class _Parser:
         service_name = data.get("service_name")
         if service_name is not None:
             self.check("service_name", service_name, _ONLY_STR)
+        resource = self.check("resource", data.get("resource", {}), _ATTRIBUTES)
         attributes = self.check("attributes", data.get("attributes", {}), _ATTRIBUTES)
         prices = self.prices(data.get("prices", {}))
         policy = self.policy(data.get("policy", {}))
@@ -266,7 +271,8 @@ class _Parser:
                         raise self.error(key, f"{spec.target!r} is already configured at {seen[spec.target]}")
                     seen[spec.target] = spec.key
                     targets.append(spec)
-        return Config(source=self.source, targets=tuple(targets), service_name=service_name, attributes=attributes,
+        return Config(source=self.source, targets=tuple(targets), service_name=service_name, resource=resource,
+                      attributes=attributes,
                       prices=prices, policy=policy, switches=switches)
 
     def prices(self, value: Any) -> dict[str, Price]:

@@ -10,6 +10,7 @@ from typing import Any
 # the module is marked `# type: ignore` upstream: mypy sees none of its names
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.sdk.environment_variables import OTEL_SERVICE_NAME
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 
 from agent_otel._environment import AGENT_OTEL_CONFIG
 from agent_otel._sdk.configure import Telemetry, configure
@@ -18,14 +19,19 @@ from agent_otel._zerocode.patching import instrument, logger, uninstrument
 from agent_otel.errors import ConfigurationError
 
 
-def configure_sdk(config: Config | None) -> Telemetry:
-    """``agent_otel.configure()`` with the config's service name and switches (OTEL_SERVICE_NAME wins)."""
+def configure_sdk(config: Config | None, **arguments: Any) -> Telemetry:
+    """``agent_otel.configure()`` with the config's service name, resource and switches (``OTEL_SERVICE_NAME`` and
+    ``OTEL_RESOURCE_ATTRIBUTES`` win), and ``arguments`` (the demo's port and exporters)."""
     if config is None:
-        return configure(service_name=None)
+        return configure(service_name=None, **arguments)
     service_name = config.service_name if config.service_name and not os.environ.get(OTEL_SERVICE_NAME) else None
     switches = config.switches
-    return configure(service_name=service_name, instrument_threads=switches.threads,
-                     instrument_processes=switches.processes, system_metrics=switches.system_metrics)
+    resource = None
+    if config.resource:  # OTEL_RESOURCE_ATTRIBUTES wins, as OTEL_SERVICE_NAME does over service_name
+        given = OTELResourceDetector().detect().attributes
+        resource = Resource({key: value for key, value in config.resource.items() if key not in given})
+    return configure(service_name=service_name, instrument_threads=switches.threads, resource=resource,
+                     instrument_processes=switches.processes, system_metrics=switches.system_metrics, **arguments)
 
 
 class AgentOtelInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInstrumentor is untyped (see above)

@@ -4,7 +4,6 @@ optionally with a local Prometheus and Alertmanager, and show what is happening 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 import threading
@@ -16,15 +15,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from opentelemetry.sdk.environment_variables import OTEL_SERVICE_NAME
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent_otel._ops.assets import assets_root
 from agent_otel._ops.collector import LocalCollector, find_collector
 from agent_otel._ops.demo.workdir import temporary_workdir
 from agent_otel._ops.stack import LocalStack, StackError, WebhookReceiver, free_port_preferring
-from agent_otel._sdk.configure import MetricsPortBusy, configure, shutdown
+from agent_otel._sdk.configure import MetricsPortBusy, shutdown
 from agent_otel._zerocode.config import load_file
+from agent_otel._zerocode.instrumentor import configure_sdk
 from agent_otel._zerocode.patching import instrument
 from agent_otel.errors import ConfigurationError
 
@@ -238,10 +237,7 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
         "otlp_protocol": "http/protobuf"}
     try:
         config = load_file(CONFIG_PATH)
-        telemetry = configure(service_name=os.environ.get(OTEL_SERVICE_NAME) or config.service_name,
-                              prometheus_port=metrics_port, system_metrics=config.switches.system_metrics,
-                              instrument_threads=config.switches.threads,
-                              instrument_processes=config.switches.processes, **export)
+        telemetry = configure_sdk(config, prometheus_port=metrics_port, **export)
         instrument(config)
     except ConfigurationError as exc:
         if isinstance(exc, MetricsPortBusy) and options.port is not None:  # the flag's port: name the flag
