@@ -392,6 +392,20 @@ def test_price_entries_take_cache_and_reasoning_prices_from_dicts_lists_and_file
         agent_otel.set_prices({"m": {"input": 1}})
 
 
+def test_a_price_file_says_to_quote_a_dotted_name_and_reads_json_by_any_case_of_suffix(tmp_path: Any) -> None:
+    """``gpt-4.1 = {...}`` unquoted is TOML's gpt-4 -> 1 -> {...}: the error said "unknown key '1'". A ``.JSON``
+    file was read as TOML ("Invalid statement")."""
+    dotted = tmp_path / "prices.toml"
+    dotted.write_text("gpt-4.1 = { input = 2, output = 8 }\n")
+    with pytest.raises(ConfigurationError, match=r"price of 'gpt-4': .*\(unknown key '1', a table: quote a model "
+                                                 r'name with a dot in it, "gpt-4\.1" = \{ \.\.\. \}\)$'):
+        agent_otel.set_prices(dotted)
+    upper = tmp_path / "prices.JSON"
+    upper.write_text('{"m-json": {"input": 1, "output": 2}}')
+    agent_otel.set_prices(upper)
+    assert cost_of("m-json", 1000, 0) == pytest.approx(usd(1000, 1))
+
+
 def test_the_shipped_table_is_dated_and_prices_cache_reads_below_input() -> None:
     assert PRICES_AS_OF.count("-") == 1 and PRICES_AS_OF[:2] == "20"
     for model, price in DEFAULT_PRICES.items():

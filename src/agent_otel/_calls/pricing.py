@@ -111,9 +111,12 @@ def _parse(table: Mapping[str, Any], source: str) -> dict[str, Price]:
     for model, entry in table.items():
         try:
             if isinstance(entry, Mapping):
-                unknown = set(entry) - set(PRICE_KEYS)
+                unknown = sorted(set(entry) - set(PRICE_KEYS))
                 if unknown:
-                    raise ValueError(f"unknown key {sorted(unknown)[0]!r}; known: {', '.join(PRICE_KEYS)}")
+                    if isinstance(entry[unknown[0]], Mapping):  # TOML read gpt-4.1 = {...} as gpt-4 -> 1 -> {...}
+                        raise ValueError(f"unknown key {unknown[0]!r}, a table: quote a model name with a dot in "
+                                         f'it, "{model}.{unknown[0]}" = {{ ... }}')
+                    raise ValueError(f"unknown key {unknown[0]!r}; known: {', '.join(PRICE_KEYS)}")
                 values = [entry[key] if key in _REQUIRED else entry.get(key) for key in PRICE_KEYS]
             else:
                 if not 2 <= len(entry) <= len(PRICE_KEYS):
@@ -145,7 +148,7 @@ def set_prices(table: Mapping[str, Any] | str | Path, replace: bool = False) -> 
         source = str(path)
         try:
             text = path.read_text()
-            table = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+            table = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"{source}: cannot read price table ({exc})") from None
         except RecursionError:  # both parsers recurse once per level of nesting
