@@ -7,6 +7,7 @@ A panel helper returns the SDK builder, so a dashboard adjusts it with the SDK's
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Protocol, Self, TypeVar
 
@@ -71,9 +72,34 @@ def steps(*colored: tuple[str, float | None]) -> dashboard_builders.ThresholdsCo
             .steps([dashboard_models.Threshold(color=color, value=value) for color, value in colored]))
 
 
+#: An aggregation that keeps some labels: ``sum by (gen_ai_agent_name) (...)``.
+_KEEPING = re.compile(r"\b(?P<op>sum|max|min|avg|count) by \((?P<labels>[^)]*)\)")
+_BUCKET = "le"
+#: An aggregation of everything into one series (a total: ``sum(...)``).
+_TOTAL = re.compile(r"\b(?:sum|max|min|avg|count)\s*\(")
+
+
+def _per_deployment_aggregations(expr: str) -> str:
+    """``expr`` with the scope labels kept by every aggregation that keeps labels and not them, as the recording rules
+    keep them: with the variables at All, two services or environments of one agent were added into one line (or,
+    from the rules, drawn as two lines under one legend)."""
+    def keep(match: re.Match[str]) -> str:
+        labels = [label.strip() for label in match["labels"].split(",") if label.strip()]
+        if SERVICE in labels or labels == [_BUCKET]:  # a heatmap's buckets: one distribution of everything selected
+            return match[0]
+        return f"{match['op']} by ({SCOPE.by(*(label for label in labels if label not in SCOPE.labels))})"
+
+    return _KEEPING.sub(keep, expr)
+
+
 def query(expr: str, legend: str = "__auto", *, exemplar: bool = False, instant: bool = False,
           fmt: PromQueryFormat = PromQueryFormat.TIME_SERIES) -> prometheus.Dataquery:
-    """A PromQL target in code mode; the panel helper numbers its refId."""
+    """A PromQL target in code mode; the panel helper numbers its refId. Every line is one deployment's (service and
+    environment: :func:`_per_deployment_aggregations`), and a legend given names it first, unless the query totals
+    everything."""
+    expr = _per_deployment_aggregations(expr)
+    if legend not in ("__auto", f"{{{{{_BUCKET}}}}}") and SERVICE not in legend and not _TOTAL.search(expr):
+        legend = f"{DEPLOYMENT_LEGEND} {legend}"
     target = (prometheus.Dataquery().datasource(DATASOURCE).editor_mode(QueryEditorMode.CODE).expr(expr)
               .exemplar(exemplar).format(fmt).legend_format(legend))
     return target.instant() if instant else target.range()

@@ -163,6 +163,25 @@ def test_counters_are_rated(path):
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=IDS)
+def test_services_and_environments_never_merge_on_a_panel(path):
+    """With the Service and Environment variables at All (their default), every line is one deployment's and its
+    legend says which: an aggregation keeps the scope labels (``sum by (gen_ai_agent_name)`` added prod and staging
+    into one line), and a legend given names the deployment (two lines of the recording rules, which keep them, had
+    one legend). A heatmap's ``sum by (le)`` is one distribution of everything selected; a total is one series."""
+    service, environment = (sc.prometheus_label(key) for key in sc.SCOPING_RESOURCE_ATTRIBUTES)
+    for p in data_panels(load(path)):
+        for t in p["targets"]:
+            kept = [labels for labels in re.findall(r"\b(?:sum|max|min|avg|count) by \(([^)]*)\)", t["expr"])
+                    if labels.strip() != "le"]
+            for labels in kept:
+                assert service in labels and environment in labels, f"{p['title']}: {t['expr']}"
+            legend = t.get("legendFormat", "__auto")
+            total = re.search(r"\b(?:sum|max|min|avg|count)\s*\(", t["expr"])
+            if legend not in ("__auto", "{{le}}") and not total:
+                assert legend.startswith(f"{{{{{service}}}}} {{{{{environment}}}}}"), f"{p['title']}: {legend}"
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=IDS)
 def test_latency_panels_enable_exemplars(path):
     for p in data_panels(load(path)):
         for t in p["targets"]:
