@@ -135,6 +135,18 @@ def test_stream_from_a_sync_call(otel: Any, llm: StreamingLLM, sdk: str, use: st
     assert_stream_recorded(otel, sdk, items)
 
 
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+def test_an_agent_that_returns_a_stream_counts_its_model_call(otel: Any, llm: StreamingLLM, sdk: str) -> None:
+    """The agent hands the stream to its caller, who reads it after the agent has ended: the request was counted when
+    it ended, after the agent had recorded its counts (0 inference calls, while the call's cost carried the agent)."""
+    create = sync_create(sdk, llm.url)
+    answer = agent_otel.agent("streamer")(lambda: create())
+    items = consume_sync(answer, "iterate")
+    assert_stream_recorded(otel, sdk, items)
+    [calls] = otel.points(semconv.AGENT_INFERENCE_CALLS.name)
+    assert (calls.attributes[semconv.GEN_AI_AGENT_NAME], calls.sum) == ("streamer", 1)
+
+
 @pytest.mark.parametrize("use", USES)
 @pytest.mark.parametrize("sdk", ["openai", "anthropic"])
 def test_stream_from_an_async_call(otel: Any, llm: StreamingLLM, sdk: str, use: str) -> None:

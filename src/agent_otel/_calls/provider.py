@@ -298,7 +298,7 @@ class ProviderInvocation(Invocation):
         ctx = self.context
         outer = self.outer
         if outer is None:  # the logical request: counted once, at the outermost call
-            record_request(ctx, attributes, duration_s, self.time_to_first_chunk_s)
+            record_request(ctx, attributes, duration_s, self.time_to_first_chunk_s, count_call=False)
         # the cost option's value; one that finds nothing (or nothing readable, counted) leaves the price table's
         explicit_cost = coerce_number(handler.option("cost", call), "provider.cost", 0.0, None) if (
             "cost" in handler.options and not self.usage_below) else None
@@ -416,12 +416,15 @@ def priced_cost(response_model: str | None, request_model: str | None, usage: To
     return None, True
 
 
-def record_request(ctx: Any, attributes: dict[str, Any], duration_s: float, ttfc_s: float | None) -> None:
+def record_request(ctx: Any, attributes: dict[str, Any], duration_s: float, ttfc_s: float | None,
+                   count_call: bool = True) -> None:
     """One logical request to a provider: its duration and time to first chunk (``attributes`` carry
-    ``error.type`` when it failed), and one inference call of the agent invocation it runs under."""
-    counts = (ctx if ctx is not None else otel_context.get_current()).get(CALLS_KEY)  # the agent invocation's counts
-    if isinstance(counts, CallCounts):
-        counts.add(INFERENCE)
+    ``error.type`` when it failed), and (unless ``count_call`` is false: our calls count when they start) one
+    inference call of the agent invocation it runs under."""
+    if count_call:
+        counts = (ctx if ctx is not None else otel_context.get_current()).get(CALLS_KEY)  # the agent invocation's
+        if isinstance(counts, CallCounts):
+            counts.add(INFERENCE)
     rt = runtime()  # its instruments read by name (rt[spec] is a Python call)
     rt.instruments[semconv.CLIENT_INFERENCE_DURATION.name].record(duration_s, attributes, context=ctx)
     if ttfc_s is not None:
@@ -523,6 +526,11 @@ class ProviderHandler(KindHandler):
         inv.context = Context({**ctx, PROVIDER_KEY: inv} if run is None else  # one copy (set_value() makes two)
                               {**ctx, PROVIDER_KEY: inv, AGENT_KEY: run.name, CALLS_KEY: run.calls,
                                AGENT_VERSION_KEY: None})  # that agent's: its cost, its counts, no version of ours
+        if inv.outer is None:  # the logical request is one inference call of the agent it starts under, counted now:
+            # a stream the agent returns is read, and ends, after the agent has recorded its counts
+            counts = run.calls if run is not None else parent.get(CALLS_KEY)
+            if isinstance(counts, CallCounts):
+                counts.add(INFERENCE)
         return inv
 
 
