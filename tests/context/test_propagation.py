@@ -98,6 +98,21 @@ def test_a_job_id_too_long_for_baggage_stays_in_its_process_counted_and_quiet(ot
     assert error_count(otel, semconv.JOB_ID) == 1
 
 
+def test_ids_are_the_same_in_every_process_and_an_empty_job_id_gets_a_fresh_one(otel: Any) -> None:
+    """W3C baggage drops the spaces around a value: a child read ' job-7 ' as 'job-7', and its spans carried another
+    id than the parent's. Ids are stripped where they are given. An empty job id ('': an extractor that read
+    nothing) went into the span and baggage as it was; it is a fresh id, and the miss is counted."""
+    with agent_otel.job(" job-7 ") as job, agent_otel.conversation(" chat-7 "):
+        sent = agent_otel.inject({})
+        here = (job.id, agent_otel.current_conversation_id())
+    with agent_otel.attached(sent):
+        there = (agent_otel.current_job_id(), agent_otel.current_conversation_id())
+    assert here == there == ("job-7", "chat-7")
+    with agent_otel.job("") as empty:
+        assert len(empty.id) == 32
+    assert error_count(otel, semconv.JOB_ID) == 1
+
+
 def test_a_job_type_too_long_for_baggage_stays_in_its_process_counted_and_quiet(otel: Any) -> None:
     """The same for a job's type, which went into baggage unchecked: a warning on the program's stderr at every
     header and child environment, and nothing counted."""

@@ -135,6 +135,11 @@ def start_job(job_id: object, kind: str, attributes: Mapping[str, Any],
     # a given id goes into baggage, which every propagator encodes as UTF-8: one it cannot encode would raise
     # in the program's own HTTP calls
     given = readable_text(job_id, semconv.JOB_ID) if job_id is not None else None
+    if given is not None:  # W3C baggage drops spaces around a value: the id another process reads is stripped too
+        given = given.strip()
+        if not given:  # an id that names no job (an extractor that read ""): a fresh one, the miss counted
+            report_error(semconv.JOB_ID, ValueError("the job id is empty"))
+            given = None
     state = JobState(valid_text(given, semconv.JOB_ID) if given is not None else new_job_id(), kind)
     carried = given is None or fits_in_baggage(state.id)
     if not carried:  # on its spans, in this process; the propagators would drop it, warning on the host's stderr

@@ -29,7 +29,9 @@ def context_with_conversation(conversation_id: object, ctx: Context | None = Non
     if conversation_id is None or conversation_id == "":
         return ctx
     text = valid_text(conversation_id if isinstance(conversation_id, str) else str(conversation_id),
-                      semconv.GEN_AI_CONVERSATION_ID)
+                      semconv.GEN_AI_CONVERSATION_ID).strip()  # as W3C baggage carries it to another process
+    if not text:
+        return ctx
     if not fits_in_baggage(text, semconv.BAGGAGE_CONVERSATION_ID):  # it stamps this process's spans; the
         # propagators drop it from headers and child environments, with a warning of theirs
         report_error(semconv.GEN_AI_CONVERSATION_ID,
