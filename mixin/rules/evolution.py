@@ -3,6 +3,7 @@ failing, memory-hungry or no longer improving runs."""
 
 from __future__ import annotations
 
+from agent_otel import semconv as sc
 from mixin.names import AGENT, EVO_ATTEMPTS, EVO_IMPROVEMENT, EVO_MEMORY, EVO_STATUS, EVO_TYPE
 from mixin.rules.rule import Group, Rule, Thresholds, alert, gib, pct, ratio, record, stem, value_of, window_groups
 from mixin.scope import Scope
@@ -32,9 +33,14 @@ def recording_groups(s: Scope) -> list[Group]:
     return window_groups("evolution", WINDOWS, _COMMENT, lambda w: _rules(w, s))
 
 
+#: The runs whose improvement the gauge holds.
+NOT_FAILED = f'{EVO_STATUS}!="{sc.EvolutionStatus.FAILED.value}"'
+
+
 def runs_just_ended(attempts: str, by: str) -> str:
-    """The agents (``by``) whose evolution run ended within the last 20 minutes: their attempts counter rose, or
-    appeared (a first run: ``increase()`` does not count a series' first value)."""
+    """The agents (``by``) whose evolution run that did not fail ended within the last 20 minutes: its attempts
+    counter rose, or appeared (a first run: ``increase()`` does not count a series' first value). A run that failed
+    before its KPIs were read sets no improvement: the gauge still holds an earlier run's."""
     return (f"(sum by ({by}) (increase({attempts}[20m])) > 0 or group by ({by}) ({attempts} unless {attempts} "
             "offset 20m))")
 
@@ -48,7 +54,7 @@ def _no_progress(t: Thresholds, s: Scope) -> str:
     did not improve (or rolled back) but an earlier one of the day did stays silent."""
     by = s.by(AGENT, EVO_TYPE)
     return (f"max by ({by}) (max_over_time(({s.series(EVO_IMPROVEMENT)} and on ({by}) "
-            f"{runs_just_ended(s.series(EVO_ATTEMPTS), by)})[1d:5m]))\n"
+            f"{runs_just_ended(s.series(EVO_ATTEMPTS, NOT_FAILED), by)})[1d:5m]))\n"
             f"< {t['evolution_min_improvement']}\n"
             f"and on ({by})\n"
             f"sum by ({by}) (increase({s.series(EVO_ATTEMPTS)}[1d])) >= {t['evolution_no_progress_min_runs_1d']}\n"

@@ -22,7 +22,7 @@ import agent_otel
 from agent_otel import ConfigurationError, semconv
 from agent_otel._engine.instruments import runtime
 from agent_otel._ops.stack import free_port
-from agent_otel._sdk.settings import resolve_settings
+from agent_otel._sdk.settings import resolve_settings, traces_sampler
 from tests.support.environment import CLEAN_ENV
 
 
@@ -62,15 +62,23 @@ def test_otlp_as_soon_as_an_endpoint_is_given() -> None:
     ({"OTEL_EXPORTER_PROMETHEUS_PORT": "nine"}, "OTEL_EXPORTER_PROMETHEUS_PORT='nine': expected a port"),
     ({"OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"}, "OTEL_EXPORTER_OTLP_PROTOCOL='thrift'"),
     ({"OTEL_RESOURCE_ATTRIBUTES": "a=1,novalue"}, "OTEL_RESOURCE_ATTRIBUTES='a=1,novalue': 'novalue' is not key=value"),
+])
+def test_bad_settings_give_one_clear_error(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        resolve_settings(env=env)
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(("env", "message"), [
     ({"OTEL_TRACES_SAMPLER": "traceidratoi"}, "OTEL_TRACES_SAMPLER='traceidratoi': expected one of always_on, "),
     ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1%"},
      "OTEL_TRACES_SAMPLER_ARG='1%': expected a sampling ratio from 0 to 1 (for OTEL_TRACES_SAMPLER=traceidratio)"),
     ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "5"},
      "OTEL_TRACES_SAMPLER_ARG='5': expected a sampling ratio from 0 to 1"),
 ])
-def test_bad_settings_give_one_clear_error(env: dict[str, str], message: str) -> None:
+def test_a_bad_sampler_is_one_clear_error(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
-        resolve_settings(env=env)
+        traces_sampler(env)
     assert message in str(caught.value)
 
 
@@ -118,11 +126,11 @@ def test_an_empty_variable_is_an_unset_one() -> None:
 def test_the_sampler_variable_is_read_checked_and_an_empty_one_is_the_default() -> None:
     """``OTEL_TRACES_SAMPLER=`` printed "Couldn't recognize sampler" on the program's stderr (the SDK's reading); a
     misspelt name or a ratio that is no number sampled everything, with such a warning."""
-    default = resolve_settings(env={"OTEL_TRACES_SAMPLER": " "}).traces_sampler.get_description()
-    assert default == resolve_settings(env={}).traces_sampler.get_description()
+    default = traces_sampler({"OTEL_TRACES_SAMPLER": " "}).get_description()
+    assert default == traces_sampler({}).get_description()
     assert default.startswith("ParentBased{root:AlwaysOnSampler")
-    ratio = resolve_settings(env={"OTEL_TRACES_SAMPLER": "TraceIdRatio", "OTEL_TRACES_SAMPLER_ARG": "0.25"})
-    assert ratio.traces_sampler.get_description() == "TraceIdRatioBased{0.25}"
+    ratio = traces_sampler({"OTEL_TRACES_SAMPLER": "TraceIdRatio", "OTEL_TRACES_SAMPLER_ARG": "0.25"})
+    assert ratio.get_description() == "TraceIdRatioBased{0.25}"
     child = run_child("""
         import agent_otel
         from opentelemetry import trace
@@ -131,6 +139,17 @@ def test_the_sampler_variable_is_read_checked_and_an_empty_one_is_the_default() 
     """, OTEL_TRACES_SAMPLER="")
     assert (child.returncode, child.stderr) == (0, "")
     assert child.stdout.strip() == f"GenAiMetricsSampler{{{default}}}"
+    # a host's own provider keeps its sampler: a name only the distro's entry points know is no error then
+    host = run_child("""
+        import agent_otel
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+        trace.set_tracer_provider(TracerProvider(sampler=ALWAYS_ON))
+        agent_otel.configure(metrics_exporter="none")
+        print(trace.get_tracer_provider().sampler.get_description())
+    """, OTEL_TRACES_SAMPLER="parentbased_jaeger_remote")
+    assert (host.returncode, host.stdout.strip()) == (0, "AlwaysOnSampler"), host.stderr
 
 
 def test_an_export_interval_that_is_no_whole_number_says_so() -> None:

@@ -151,13 +151,14 @@ def _baggage_job_id(ctx: Context | None) -> str | None:
 #: The longest list member W3C baggage carries (``job.id=`` and the id, percent-encoded): the propagators drop a
 #: longer one when they write the header, with a warning on the program's stderr.
 _BAGGAGE_MEMBER_MAX = 4096
-#: Ids no longer than this fit whatever their characters (a character is at most 12 when percent-encoded).
-_FITS_ANY_ENCODING = (_BAGGAGE_MEMBER_MAX - len(_BAGGAGE_JOB_ID) - 1) // 12
+#: Job types no longer than this fit whatever their characters (a character is at most 12 when percent-encoded).
+_FITS_ANY_ENCODING = (_BAGGAGE_MEMBER_MAX - len(_BAGGAGE_JOB_TYPE) - 1) // 12  # the job type, checked per job
 
 
 def fits_in_baggage(value: str, key: str = _BAGGAGE_JOB_ID) -> bool:
     """Whether ``value`` travels in W3C baggage as the entry ``key`` (see :data:`_BAGGAGE_MEMBER_MAX`)."""
-    return len(value) <= _FITS_ANY_ENCODING or len(key) + 1 + len(quote_plus(value)) <= _BAGGAGE_MEMBER_MAX
+    return len(value) <= (_BAGGAGE_MEMBER_MAX - len(key) - 1) // 12 or (
+        len(key) + 1 + len(quote_plus(value)) <= _BAGGAGE_MEMBER_MAX)
 
 
 def context_with_job(state: JobState, ctx: Context | None = None, entries: Mapping[str, object] | None = None,

@@ -199,10 +199,11 @@ def end_in_flight(signum: int | None, timeout_s: float) -> None:
     closes it during its teardown, after the exit flush: its span was lost). On a thread waited for at most
     ``timeout_s``: the interrupted thread (a signal handler runs on the main thread) may hold a lock that
     recording takes (a job's roll-up lock), and then they stay open rather than hang the process. Never raises."""
+    global _ending
     try:
         running = list(_in_flight.values())
-        if not running:
-            return
+        if not running or (_ending is not None and _ending.is_alive()):  # an earlier end waits on a lock: so would
+            return  # this one
         error = None if signum is None else type(signal.Signals(signum).name, (Terminated,),
                                                   {"__module__": __name__})()
 
@@ -213,9 +214,14 @@ def end_in_flight(signum: int | None, timeout_s: float) -> None:
                 else:
                     inv.end(End.RAISED, error=error)
 
-        ExitThread(end_all, "agent-otel-end-in-flight").join(timeout_s)
+        _ending = ExitThread(end_all, "agent-otel-end-in-flight")
+        _ending.join(timeout_s)
     except Exception as exc:
         report_error("terminate.end_in_flight", exc)
+
+
+#: The thread :func:`end_in_flight` last started.
+_ending: ExitThread | None = None
 
 
 _RETURNED = End.RETURNED  # read per call: a module global is cheaper than the Enum's attribute

@@ -92,7 +92,7 @@ from agent_otel._sdk.export_loss import (
     ReportingMetricExporter,
     stop_retrying,
 )
-from agent_otel._sdk.settings import Settings, resolve_settings
+from agent_otel._sdk.settings import Settings, resolve_settings, traces_sampler
 from agent_otel._sdk.span_processor import AgentOtelSpanProcessor
 from agent_otel.errors import ConfigurationError
 from agent_otel.version import __version__
@@ -310,6 +310,10 @@ def configure(
 
         settings = resolve_settings(service_name, traces_exporter, metrics_exporter, otlp_endpoint,
                                     otlp_protocol, prometheus_host, prometheus_port)
+        found_tp = tracer_provider or trace.get_tracer_provider()
+        host_tp = found_tp if isinstance(found_tp, TracerProvider) and not (
+            tracer_provider is None and found_tp in _built) else None  # the host's SDK provider: used, not replaced
+        sampler = None if host_tp is not None else traces_sampler(os.environ)  # checked before anything is built
         check_policy_environment()
         env_flag(AGENT_OTEL_DEBUG, False)  # read when logging, where a bad value cannot be said: said here
         telemetry = Telemetry(settings=settings, tracer_provider=None, meter_provider=None, arguments=arguments,
@@ -317,8 +321,7 @@ def configure(
         our_resource = _resource(settings.service_name, resource)
 
         bridged = span_bridge if span_bridge is not None else env_flag(AGENT_OTEL_SPAN_BRIDGE, True)
-        host_tp = tracer_provider or trace.get_tracer_provider()
-        if isinstance(host_tp, TracerProvider) and not (tracer_provider is None and host_tp in _built):
+        if host_tp is not None:
             if tracer_provider is None:
                 logger.info("agent-otel: using the SDK TracerProvider the host program installed")
             tp = host_tp
@@ -326,8 +329,8 @@ def configure(
                 logger.info("agent-otel: the span bridge sees only the spans the host's sampler records; wrap it "
                             "in agent_otel.GenAiMetricsSampler to count the GenAI spans it drops")
         else:
-            tp = TracerProvider(resource=our_resource, sampler=settings.traces_sampler,  # checked: see settings
-                                shutdown_on_exit=False)  # see _register_exit_hook
+            # the sampler checked above; no exit hook of the SDK: see _register_exit_hook
+            tp = TracerProvider(resource=our_resource, sampler=sampler, shutdown_on_exit=False)
             if bridged:  # the sampler OTEL_TRACES_SAMPLER names (by default ParentBased(ALWAYS_ON)), GenAI spans
                 # it drops recorded for the bridge; set before any tracer of this new provider reads it
                 tp.sampler = GenAiMetricsSampler(tp.sampler)
@@ -607,13 +610,13 @@ def shutdown_at_exit() -> None:
     """The flush at process exit: within ``AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS`` (default 1 s), and each
     exporter makes one attempt, no retry: a collector that is down costs the exit no more than that,
     and what it did not take is counted as lost. The jobs, agents, evolution runs and phases still open (a
-    generator suspended half-read, a call on a daemon thread) end first, closed, within the same budget. Never
+    generator suspended half-read, a call on a daemon thread) end first, closed, within half of it. Never
     raises."""
     telemetry = _telemetry
     budget_ms = telemetry.exit_flush_timeout_millis if telemetry is not None else _DEFAULT_EXIT_FLUSH_TIMEOUT_MS
     started = time.monotonic()
-    if telemetry is not None and telemetry.settings is not None:
-        end_in_flight(None, budget_ms / 1000)
+    if telemetry is not None and telemetry.settings is not None:  # half the budget at most: the flush is the rest
+        end_in_flight(None, budget_ms / 2000)
     _shutdown(max(1, budget_ms - int((time.monotonic() - started) * 1000)), retry=False)
 
 

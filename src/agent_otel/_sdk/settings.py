@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -57,9 +57,6 @@ class Settings:
     #: Signal -> (URL given to its OTLP exporter, protocol): a signal's own variables win over the generic
     #: ones, and its endpoint is used as it is (the spec's rule: no ``/v1/<signal>`` appended).
     otlp_signals: dict[str, tuple[str, str]] = field(default_factory=dict)
-    #: The sampler ``OTEL_TRACES_SAMPLER`` (and its argument) names, checked: the SDK's own reading warns on the
-    #: host's stderr for an empty or unknown name and an argument that is no number, then samples everything.
-    traces_sampler: Sampler = field(default_factory=lambda: ParentBased(ALWAYS_ON))
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -149,9 +146,12 @@ _SAMPLERS: dict[str, Callable[[float], Sampler]] = {
 }
 
 
-def traces_sampler(env: dict[str, str]) -> Sampler:
-    """The sampler the environment names (an empty variable is an unset one: the default,
-    ``parentbased_always_on``); a name or ratio the SDK cannot use is one ConfigurationError naming the variable."""
+def traces_sampler(env: Mapping[str, str]) -> Sampler:
+    """The sampler the environment names, for a TracerProvider configure() builds (an empty variable is an unset one:
+    the default, ``parentbased_always_on``); a name or ratio the SDK cannot use is one ConfigurationError naming the
+    variable. The SDK's own reading warns on the host's stderr for an empty or unknown name and an argument that is
+    no number, then samples everything. A host's own provider keeps its sampler, whatever the variable says (the
+    distro's entry-point samplers included)."""
     name = env.get(OTEL_TRACES_SAMPLER, "").strip().lower() or "parentbased_always_on"
     make = _SAMPLERS.get(name)
     if make is None:
@@ -240,7 +240,6 @@ def resolve_settings(
         prometheus_port=port,
         metric_export_interval_ms=interval_ms,
         otlp_signals=signals,
-        traces_sampler=traces_sampler(env),
     )
 
 

@@ -90,13 +90,18 @@ class NoData(Exception):
 _AFTER_RUNS_STEP = {"1h": "15s", "1d": "1m", "7d": "5m"}
 
 
+_NOT_FAILED = f'{EVO_STATUS}!="{sc.EvolutionStatus.FAILED.value}"'
+#: Per deployment and agent: a run in one service is no run of another's.
+_RUN_LABELS = f"job, {', '.join(SERVICE_LABELS)}, {AGENT}, {EVO_TYPE}"
+
+
 def _runs_just_ended(attempts: str) -> str:
-    """The agents and evolution types whose run ended within the last 20 minutes: their attempts counter rose, or
-    appeared (a first run: ``increase()`` does not count a series' first value). As the shipped
-    AgentOtelEvolutionNoProgress reads them (``mixin/rules/evolution.py``)."""
-    by = f"{AGENT}, {EVO_TYPE}"
-    return (f"(sum by ({by}) (increase({attempts}[20m])) > 0 or group by ({by}) ({attempts} unless {attempts} "
-            "offset 20m))")
+    """The deployments' agents and evolution types whose run that did not fail ended within the last 20 minutes
+    (``attempts``: their attempts counter, without the failed runs, which set no improvement when they failed before
+    their KPIs were read): it rose, or appeared (a first run: ``increase()`` does not count a series' first value).
+    As the shipped AgentOtelEvolutionNoProgress reads them (``mixin/rules/evolution.py``)."""
+    return (f"(sum by ({_RUN_LABELS}) (increase({attempts}[20m])) > 0 or group by ({_RUN_LABELS}) ({attempts} "
+            f"unless {attempts} offset 20m))")
 
 
 def default_selector() -> str:
@@ -354,8 +359,8 @@ def collect(prom: Prometheus, options: Options) -> Report:
         "evolution": increase(EVO_ATTEMPTS, (AGENT, EVO_TYPE, EVO_STATUS)),
         # the gauge just after each run of the window (it holds a run's value until the next run, so its best value
         # over the window included a run from before it), as AgentOtelEvolutionNoProgress reads it
-        "improvement": (f"max by ({AGENT}, {EVO_TYPE}) (max_over_time(({EVO_IMPROVEMENT}{m()} and on ({AGENT}, "
-                        f"{EVO_TYPE}) {_runs_just_ended(f'{EVO_ATTEMPTS}{m()}')})[{w}:{_AFTER_RUNS_STEP[w]}]))",
+        "improvement": (f"max by ({AGENT}, {EVO_TYPE}) (max_over_time(({EVO_IMPROVEMENT}{m()} and on ({_RUN_LABELS}) "
+                        f"{_runs_just_ended(EVO_ATTEMPTS + m(_NOT_FAILED))})[{w}:{_AFTER_RUNS_STEP[w]}]))",
                         (AGENT, EVO_TYPE)),
         "kpis": (f"avg by ({AGENT}, {KPI}) (last_over_time({KPI_CURRENT}{m()}[{w}]))", (AGENT, KPI)),
         "job_runs": increase(f"{JOB_DUR}_count", (JOB_TYPE,)),
