@@ -134,6 +134,6 @@ def test_a_conversation_id_too_long_for_baggage_stamps_its_process_and_is_counte
         pass
     assert otel.span(semconv.tool_span_name("t")).attributes[semconv.GEN_AI_CONVERSATION_ID] == "c" * 4100
     assert error_count(otel, semconv.GEN_AI_CONVERSATION_ID) == 1
-    with agent_otel.conversation("é" * 340):  # 340 characters, 4,080 bytes percent-encoded: over with its key
+    with agent_otel.conversation("\U0001f600" * 340):  # 340 characters, 4,080 percent-encoded: over with its key
         pass
     assert error_count(otel, semconv.GEN_AI_CONVERSATION_ID) == 2
