@@ -570,3 +570,67 @@ def test_an_exit_thread_leaves_no_thread_listed_behind() -> None:
     thread = ExitThread(lambda: logging.getLogger("agent_otel.test").info("%s", threading.current_thread()), "t")
     thread.join(10)
     assert not thread.is_alive() and set(threading.enumerate()) == before
+
+
+def with_retry(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A program's decorator: ``functools.wraps`` over agent-otel's decorator over its own async wrapper."""
+    @functools.wraps(fn)
+    @agent_otel.tool("with_retry")
+    async def wrapper(*args: Any) -> Any:
+        for _ in range(3):
+            try:
+                return await fn(*args)
+            except ConnectionError:
+                pass
+        return "gave up"
+    return wrapper
+
+
+def test_functools_wraps_over_a_decorated_async_function_keeps_the_programs_wrapper(otel: TelemetryCapture) -> None:
+    """``functools.wraps`` sets ``__wrapped__``, which wrapt's proxy took for its new target: every call went to the
+    wrapped function, skipping the program's wrapper (its retries; here the second failure reached the caller)."""
+    failures = [ConnectionError("flaky"), ConnectionError("flaky")]
+
+    async def fetch() -> str:
+        if failures:
+            raise failures.pop()
+        return "ok"
+
+    retried = with_retry(fetch)
+    assert asyncio.run(retried()) == "ok"
+    assert inspect.signature(retried) == inspect.signature(fetch)  # inspect follows __wrapped__, as for plain
+    assert retried.__name__ == "fetch"
+    assert [span.name for span in otel.spans()] == ["execute_tool with_retry"]
+
+
+class CachedMethods:
+    @agent_otel.tool("doubled")
+    @functools.cache  # noqa: B019
+    def doubled(self, n: int) -> int:
+        return 2 * n
+
+
+def test_a_decorated_cached_method_reads_from_its_class_as_itself_and_copies_as_itself() -> None:
+    """``@tool`` over ``@lru_cache`` in a class body: ``Class.method`` was a new proxy at each read, and copying it
+    raised TypeError (a bound proxy's constructor takes other arguments)."""
+    assert CachedMethods.doubled is CachedMethods.doubled
+    assert copy.copy(CachedMethods.doubled) is CachedMethods.doubled
+    assert copy.deepcopy({"m": CachedMethods.doubled})["m"] is CachedMethods.doubled
+    assert CachedMethods().doubled(2) == 4 and CachedMethods.doubled.cache_info().misses == 1
+
+
+def test_a_coroutine_closed_before_it_ran_records_no_call_when_awaited(otel: TelemetryCapture) -> None:
+    """Awaiting it raises (as plain Python: the coroutine cannot be reused); the body never ran, and a failed call
+    with its duration was recorded."""
+    @agent_otel.tool("never_ran")
+    async def never_ran() -> int:
+        return 1
+
+    async def await_closed() -> None:
+        coroutine = never_ran()
+        coroutine.close()
+        await coroutine
+
+    with pytest.raises(RuntimeError, match="cannot reuse already awaited coroutine"):
+        asyncio.run(await_closed())
+    assert otel.spans() == [] and otel.points(semconv.TOOL_DURATION.name) == []

@@ -480,7 +480,12 @@ def _async_wrapper(handler: Handler) -> WrapperFunction:
 async def _traced_coroutine(coro: Awaitable[T], inv_or_call: Invocation | _PendingCall) -> T:
     """Await ``coro`` inside the invocation's context; given the call instead, the invocation begins here,
     as the coroutine first runs (one coroutine either way: a second one awaiting it costs a frame per call)."""
-    inv = inv_or_call if isinstance(inv_or_call, Invocation) else _begin(*inv_or_call)
+    if isinstance(inv_or_call, Invocation):
+        inv: Invocation | None = inv_or_call
+    elif getattr(coro, "cr_frame", True) is None:  # closed before it ever ran: awaiting it raises, no call was made
+        return await coro
+    else:
+        inv = _begin(*inv_or_call)
     if inv is None:
         return await coro
     token = _attach(inv.context)
@@ -1327,9 +1332,18 @@ def _by_reference(proxy: Any, protocol: SupportsIndex) -> str | tuple[Any, ...]:
 
 
 class _HostIdentity:
-    """Pickling and copying of a wrapper: as the plain callable's (wrapt's proxies refuse both)."""
+    """Pickling and copying of a wrapper: as the plain callable's (wrapt's proxies refuse both). And
+    ``functools.wraps`` over it: what it records as ``__wrapped__`` goes on the program's function it proxies, as
+    on a plain one, where ``inspect`` follows it; wrapt's proxy took it for a new target and called that instead,
+    skipping the program's own wrapper (a retry loop, a result transform)."""
 
     __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "__wrapped__":
+            setattr(cast(Any, self).__wrapped__, name, value)
+            return
+        super().__setattr__(name, value)
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
         return _by_reference(self, protocol)
@@ -1341,13 +1355,15 @@ class _HostIdentity:
         target = cast(Any, self).__wrapped__
         if inspect.ismethod(target):  # a bound method copies as a new binding to the same object
             return getattr(target.__self__, target.__func__.__name__)
-        return self._wrapping(copy.copy(target)) if _copies(target) else self
+        copied = copy.copy(target) if _copies(target) else target
+        return self if copied is target else self._wrapping(copied)  # an lru_cache copies as itself: so does this
 
     def __deepcopy__(self, memo: dict[int, object]) -> object:
         target = cast(Any, self).__wrapped__
         if inspect.ismethod(target):  # bound to a deep copy of its object, as a plain bound method is
             return getattr(copy.deepcopy(target.__self__, memo), target.__func__.__name__)
-        return self._wrapping(copy.deepcopy(target, memo)) if _copies(target) else self
+        copied = copy.deepcopy(target, memo) if _copies(target) else target
+        return self if copied is target else self._wrapping(copied)
 
     def _wrapping(self, copied: object) -> object:
         """The same instrumentation around ``copied``, a copy of the callable object this one wraps."""
@@ -1431,12 +1447,24 @@ class _Decorated(Wrapper):
 
     def __set_name__(self, owner: type, name: str) -> None:
         target = self.__wrapped__
-        if isinstance(target, types.FunctionType):
+        if isinstance(target, types.FunctionType) or _reads_as_itself(target, owner):
             cast(Any, self)._self_handler.method = True  # set by instrument()
             self._self_reads_as_itself = FROM_CLASS
         elif isinstance(target, staticmethod):
             self.read_as_static_function()
         super().__set_name__(owner, name)  # type: ignore[misc]  # wrapt's (it forwards), not in its stubs
+
+
+def _reads_as_itself(target: object, owner: type) -> bool:
+    """Whether a callable descriptor other than a function reads from its class as itself, as a function does (an
+    ``lru_cache`` of a method): so does its wrapper then, ``Class.method is Class.method`` holding."""
+    get = getattr(type(target), "__get__", None)
+    if get is None or isinstance(target, staticmethod | classmethod):
+        return False
+    try:
+        return bool(get(target, None, owner) is target)
+    except Exception:
+        return False
 
 
 def instrument(handler: Handler, func: F) -> F:
@@ -1456,7 +1484,7 @@ def instrument(handler: Handler, func: F) -> F:
     if _decorated_where_defined(func):
         return cast(F, _plain_sync_function(handler, cast(types.FunctionType, func)))
     wrapper = _Decorated(func, wrapper_for(handler, func))
-    wrapper._self_handler = handler  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
+    wrapper._self_handler = handler  # wrapt keeps _self_* on the proxy
     return cast(F, wrapper)
 
 

@@ -315,8 +315,8 @@ def _make_wrapper(entry: _Entry, raw: Any, owner: Owner, attr: str, scope: type 
         wrapper._self_reads_as_itself = FROM_CLASS
     elif isinstance(raw, staticmethod):
         wrapper.read_as_static_function()
-    wrapper._self_agent_otel_entry = entry  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
-    wrapper._self_agent_otel_handler = handler  # type: ignore[attr-defined]
+    wrapper._self_agent_otel_entry = entry  # wrapt keeps _self_* on the proxy
+    wrapper._self_agent_otel_handler = handler
     return wrapper
 
 
@@ -436,8 +436,8 @@ def _hold(entry: _Entry, attr: str, holder: object) -> None:
         return inner(wrapped, holder_ref(), args, kwargs)
 
     wrapper = instances.HeldWrapper(value, held)
-    wrapper._self_agent_otel_entry = entry  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
-    wrapper._self_holder = holder_ref  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
+    wrapper._self_agent_otel_entry = entry  # wrapt keeps _self_* on the proxy
+    wrapper._self_holder = holder_ref  # wrapt keeps _self_* on the proxy
     replace(wrapper)
 
 
@@ -483,7 +483,7 @@ def _hook_init(state: _State, klass: type, recorded: bool = True) -> None:
 
     wrapper = Wrapper(raw, after_init)
     wrapper._self_reads_as_itself = FROM_CLASS
-    wrapper._self_agent_otel_init = True  # type: ignore[attr-defined]
+    wrapper._self_agent_otel_init = True
     type.__setattr__(klass, "__init__", wrapper)
     if recorded:
         state.patches.append(_Patch(klass, "__init__", had_own, raw, wrapper))
@@ -512,7 +512,7 @@ def _made_for_a_later_class(wrapper: Wrapper, had_own: bool, original: object) -
     keeps what ``uninstrument()`` restores itself, found there through its base's subclasses: a patch recorded in
     the state held the class for the life of the process, and a program that makes classes at run time (a plugin
     per request) kept every one it dropped (75 MB for 10,000)."""
-    wrapper._self_agent_otel_restores = (had_own, original)  # type: ignore[attr-defined]  # wrapt keeps _self_*
+    wrapper._self_agent_otel_restores = (had_own, original)  # wrapt keeps _self_*
 
 
 def _watch_instances(state: _State, entry: _Entry, klass: type, attr: str) -> None:
