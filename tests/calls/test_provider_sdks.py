@@ -497,3 +497,25 @@ def test_a_returned_sdk_stream_or_manager_claims_no_protocol_the_sdks_object_lac
     else:
         stream.close()
         assert read_sync(manager, "openai", "final") == "Hello"
+
+
+def test_a_raw_response_is_read_for_its_usage_and_model() -> None:
+    """``with_raw_response`` (LangChain's ``ChatOpenAI`` calls the SDK so) returns the HTTP response, whose JSON
+    body was read already: its tokens, response model and cost were missing, silently (not even counted as
+    unpriced)."""
+    from agent_otel.testing import capture_telemetry
+    from tests.support.fake_llm import RESPONSE_MODEL, USAGE, FakeLLM
+
+    with FakeLLM() as fake, capture_telemetry() as otel:
+        client = openai.OpenAI(base_url=fake.url + "/stable/v1", api_key="test", max_retries=0)
+
+        @agent_otel.provider("openai", model="gpt-4o")
+        def create() -> Any:
+            return client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)
+
+        raw = create()
+        assert raw.parse().usage.prompt_tokens == USAGE["prompt_tokens"]  # the program's object, as it was
+        attributes = otel.span("chat gpt-4o").attributes
+        assert (attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS], attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == (
+            USAGE["prompt_tokens"], USAGE["completion_tokens"])
+        assert attributes[semconv.GEN_AI_RESPONSE_MODEL] == RESPONSE_MODEL

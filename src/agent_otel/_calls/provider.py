@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -187,6 +188,10 @@ class ProviderInvocation(Invocation):
 
     def _read_usage(self, source: Any) -> None:
         usage = field_of(source, "usage", "usage_metadata")
+        if usage is None and type(source) not in _PLAIN_RESULTS:
+            body = _raw_response_body(source)
+            if body is not None:  # ``with_raw_response``: the answer's JSON, read already
+                source, usage = body, body.get("usage")
         if usage is None:
             # Anthropic's stream starts with a `message_start` event carrying `message.usage`; the events of
             # OpenAI's Responses API carry the response so far, `response.usage` on `response.completed`.
@@ -405,6 +410,26 @@ def cost_attributes(cost: float) -> dict[str, Any]:
     """The standard cost attributes of a span (semantic-conventions-genai #443): amount, currency, source."""
     return {semconv.GEN_AI_USAGE_COST_AMOUNT: cost, semconv.GEN_AI_USAGE_COST_CURRENCY: semconv.COST_CURRENCY_USD,
             semconv.GEN_AI_USAGE_COST_SOURCE: semconv.COST_SOURCE_LOCAL}
+
+
+#: Results that are no raw HTTP response (checked by exact type: cheap).
+_PLAIN_RESULTS = frozenset({dict, list, tuple, str, bytes, int, float, bool, type(None)})
+
+
+def _raw_response_body(result: Any) -> dict[str, Any] | None:
+    """The JSON body of a raw response an SDK returned (the OpenAI and Anthropic SDKs' ``with_raw_response``: an
+    object holding its ``http_response``), when the body was read already and is JSON; None otherwise. A streamed
+    body is never read here: it is the program's to consume."""
+    try:  # the program's object: reading an attribute it lacks may raise anything
+        http_response = getattr(result, "http_response", None)
+        if http_response is None or getattr(http_response, "is_stream_consumed", False) is not True:
+            return None
+        if "json" not in str(http_response.headers.get("content-type", "")):
+            return None
+        body = json.loads(http_response.content)
+    except Exception:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def priced_cost(response_model: str | None, request_model: str | None, usage: TokenUsage) -> tuple[float | None, bool]:
