@@ -625,3 +625,34 @@ def test_calls_still_open_at_exit_end_closed_and_are_exported(receiver: OtlpHttp
     closed = {span.name: {a.key: a.value.bool_value for a in span.attributes}.get(semconv.STREAM_CLOSED_EARLY)
               for span in receiver.spans() if span.name.startswith("invoke_agent")}
     assert closed == {"invoke_agent streamer": True, "invoke_agent sleeper": True}
+
+
+def test_configure_again_on_a_hosts_providers_adds_no_second_span_processor() -> None:
+    """The host's providers outlive ``shutdown()``, and so does the span processor configure() added to its tracer
+    provider (no SDK call removes one): each ``configure()`` after a ``shutdown()`` added another, and every GenAI
+    span of another library was bridged, and counted, once more per cycle."""
+    child = run_child("""
+        import json
+        from opentelemetry import trace, metrics
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        import agent_otel
+
+        reader = InMemoryMetricReader()
+        trace.set_tracer_provider(TracerProvider())
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+        for _ in range(3):
+            agent_otel.configure()
+            agent_otel.shutdown()
+        agent_otel.configure()
+        with trace.get_tracer("some.library").start_as_current_span("chat m", attributes={
+                "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "m"}):
+            pass
+        processors = [type(p).__name__ for p in trace.get_tracer_provider()._active_span_processor._span_processors]
+        counts = [point.count for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics
+                  for metric in sm.metrics if metric.name == "gen_ai.client.inference.duration"
+                  for point in metric.data.data_points]
+        print(json.dumps([processors, counts]))
+    """, OTEL_TRACES_EXPORTER="none")
+    assert last_json(child) == [["AgentOtelSpanProcessor"], [1]]

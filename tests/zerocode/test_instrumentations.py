@@ -367,6 +367,21 @@ def test_opentelemetry_instrument_keeps_the_distros_system_metrics(tmp_path: Pat
         assert all(data_points_of(metric) for metric in receiver.metrics_named("system.memory.usage"))
 
 
+def test_opentelemetry_instrument_without_a_config_file_still_sets_agent_otel_up(tmp_path: Path) -> None:
+    """No agent-otel.toml: no targets to wrap, but agent-otel's entry point returned before configure(), silently
+    (a warning on a logger that shows nothing): no span processor on the distro's provider, so ``user.id`` was
+    exported in clear and another library's GenAI spans were not bridged."""
+    (tmp_path / "app.py").write_text(
+        "from opentelemetry import trace\n"
+        "print([type(p).__name__ for p in trace.get_tracer_provider()._active_span_processor._span_processors])\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env.update(OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    result = subprocess.run([str(Path(sys.executable).parent / "opentelemetry-instrument"), sys.executable, "app.py"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "AgentOtelSpanProcessor" in result.stdout.splitlines()[0]
+
+
 def test_a_name_no_installed_instrumentation_has_is_said_once_and_the_program_runs(tmp_path: Path) -> None:
     """Before, a typo in `instrumentations = ["opnai"]` was silent under `agent-otel run` (no instrumentation
     loaded, exit 0) while `agent-otel check` flagged it. As `check` counts it an error of the environment (exit 1,

@@ -340,7 +340,13 @@ def configure(
                 tp.add_span_processor(processor)
             telemetry.owns_tracer_provider = True
             _built.add(tp)
-        tp.add_span_processor(AgentOtelSpanProcessor(GenAiSpanBridge() if bridged else None))
+        ours = _processors.get(tp)
+        if ours is None:  # a host's provider set up again after shutdown() keeps the one it has (no SDK call removes
+            # it): a second one bridged and counted every GenAI call again
+            ours = _processors[tp] = AgentOtelSpanProcessor(None)
+            tp.add_span_processor(ours)
+        if bridged != (ours.bridge is not None):
+            ours.bridge = GenAiSpanBridge() if bridged else None
         if _logs_sdk_in_use():  # hashed keys in a host's log records; evaluation results sent as log records
             from agent_otel._bridge.logs import add_to_global_logger_provider
 
@@ -571,6 +577,8 @@ def _register_fork_handler() -> None:
 
 
 _exit_hook_registered = False
+#: The span processor configure() added to each tracer provider (weakly: a host's outlives our configuration).
+_processors: weakref.WeakKeyDictionary[TracerProvider, AgentOtelSpanProcessor] = weakref.WeakKeyDictionary()
 
 
 def _register_exit_hook() -> None:

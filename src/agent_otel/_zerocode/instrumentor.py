@@ -54,15 +54,15 @@ class AgentOtelInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInst
         except ConfigurationError as exc:
             logger.error("agent-otel: %s; nothing instrumented", exc)
             return
-        if config is None:
-            logger.warning("agent-otel: no agent-otel.toml, [tool.agent-otel] or $%s found; nothing to instrument",
-                           AGENT_OTEL_CONFIG)
-            return
+        if config is None:  # no targets; still the ids, the hashing and the span bridge on the distro's providers
+            logger.info("agent-otel: no agent-otel.toml, [tool.agent-otel] or $%s found; no targets to wrap",
+                        AGENT_OTEL_CONFIG)
         try:
             configure_sdk(config)
         except ConfigurationError as exc:
             logger.error("agent-otel: %s; telemetry not configured", exc)
-        instrument(config)
+        if config is not None:
+            instrument(config)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         uninstrument()
