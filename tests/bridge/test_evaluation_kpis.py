@@ -84,6 +84,19 @@ def test_a_nested_run_passes_the_scores_it_does_not_ask_for_to_the_run_around_it
     assert kpis_on(otel, "evolve writer") == {}
 
 
+def test_agents_past_the_cardinality_cap_get_no_baseline_rather_than_a_shared_one(otel: Any) -> None:
+    """Past the cap every agent is "_OTHER": their scores went into one baseline, the first run took the mean of all
+    of them as its "before" (bob's 0.1 and carol's 0.9 read 0.5), and the next got none."""
+    agent_otel.set_policy(cardinality_limit=1)
+    agent_otel.record_evaluation("quality", 0.5, agent="first")  # takes the one value the cap allows
+    for agent, score in (("bob", 0.1), ("carol", 0.9)):
+        agent_otel.record_evaluation("quality", score, agent=agent)
+    for agent in ("bob", "carol"):
+        with agent_otel.evolution_run(agent, evaluations=["quality"]):
+            pass
+        assert "evolution.kpi.before.quality" not in kpis_on(otel, "evolve _OTHER")
+
+
 def test_what_the_run_reports_wins_and_the_baseline_is_the_agents_own(otel: Any) -> None:
     agent_otel.record_evaluation("relevance", 0.2, agent="other-agent")  # another agent's score: not a baseline
     with agent_otel.evolution_run("writer", evaluations="relevance") as run:

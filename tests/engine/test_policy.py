@@ -62,7 +62,19 @@ def test_error_stages_naming_the_hosts_keys_go_through_the_cap(otel: Any) -> Non
     for i in range(30):
         agent_otel.tool_call("t", attributes={f"header.{i}": "bad \ud800"}).__enter__().__exit__(None, None, None)
     stages = {p.attributes[semconv.INSTRUMENTATION_STAGE] for p in otel.points(semconv.INSTRUMENTATION_ERRORS.name)}
-    assert len(stages) == 11 and "_OTHER" in stages
+    # 10 of the host's, the rest as _OTHER, and the overflow itself by its key (a stage of the contract's keys)
+    assert len(stages) == 12 and {"_OTHER", f"cardinality.{semconv.INSTRUMENTATION_STAGE}"} <= stages
+
+
+def test_an_overflow_is_counted_by_its_key_whatever_the_cap(otel: Any) -> None:
+    """With a strict cap the stage label overflowed too, and which keys overflowed read "_OTHER"."""
+    agent_otel.set_policy(cardinality_limit=1)
+    for i in range(3):
+        with agent_otel.tool_call(f"tool-{i}"), agent_otel.provider_call(f"provider-{i}", model=f"model-{i}"):
+            pass
+    stages = {p.attributes[semconv.INSTRUMENTATION_STAGE] for p in otel.points(semconv.INSTRUMENTATION_ERRORS.name)}
+    assert {f"cardinality.{key}" for key in (semconv.GEN_AI_TOOL_NAME, semconv.GEN_AI_PROVIDER_NAME,
+                                              semconv.GEN_AI_REQUEST_MODEL)} <= stages
 
 
 def test_cap_is_per_key_and_from_the_environment(otel: Any, monkeypatch: pytest.MonkeyPatch) -> None:

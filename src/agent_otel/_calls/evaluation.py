@@ -23,7 +23,7 @@ from opentelemetry import trace
 from agent_otel import semconv
 from agent_otel._context.job import AGENT_KEY
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.policy import policy, valid_attributes
+from agent_otel._engine.policy import OTHER, policy, valid_attributes
 from agent_otel._engine.self_telemetry import report_error
 
 
@@ -79,7 +79,9 @@ _baselines_lock = threading.Lock()
 def take_baseline(agent: str, names: Iterable[str]) -> dict[str, float]:
     """Mean score of each evaluation in ``names`` for ``agent`` since the last time it was taken (or since
     the process started), and start a new baseline window."""
-    found = {}
+    found: dict[str, float] = {}
+    if agent == OTHER:  # the agents past the cardinality cap share that name: none has a baseline (no "before")
+        return found
     with _baselines_lock:
         for name in names:
             mean = _BASELINES.pop((agent, name), None)
@@ -100,6 +102,8 @@ def _collect(ctx: Any, name: str, agent: str, score: float) -> None:
         if window.add(name, score):
             return
         window = window.enclosing
+    if agent == OTHER:  # past the cap: one baseline would mix every such agent's scores (see take_baseline)
+        return
     dropped = False
     with _baselines_lock:
         mean = _BASELINES.pop((agent, name), None)  # put back last: the table is in the order pairs were scored

@@ -90,7 +90,13 @@ def _bounded_stage(stage: str) -> str:
     from agent_otel._engine import policy as policies  # imported here: the policy reports through this module
 
     current = policies._policy  # none yet: this is the policy's own report as it is made (no host key in it)
-    return current.bounded(semconv.INSTRUMENTATION_STAGE, stage) if current is not None else stage
+    if current is None or stage.startswith(_OVERFLOW_STAGE):  # one per key of the metric contract: a set the code
+        return stage  # bounds, and the report of which key overflowed (with a strict cap it read "_OTHER")
+    return current.bounded(semconv.INSTRUMENTATION_STAGE, stage)
+
+
+#: The stage a cardinality overflow is counted at, before its key (see the policy).
+_OVERFLOW_STAGE = "cardinality."
 
 
 def _debug() -> bool:
