@@ -15,14 +15,13 @@ import weakref
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry.context import Context
 
 from agent_otel import semconv
+from agent_otel._context.running import SPAN_KEY
 from agent_otel._engine.instruments import Runtime, runtime
 
 CALLS_KEY = otel_context.create_key("agent_otel.agent.calls")
-_SPAN_KEY = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, Context())))
 _get_ident = threading.get_ident
 #: What :meth:`CallCounts.add` counts: a model request, a tool call.
 INFERENCE, TOOL = 0, 1
@@ -115,4 +114,4 @@ def run_under(ctx: Context) -> AgentRun | None:
     """The other library's agent invocation a call of ours starting in ``ctx`` is part of, if any (its span
     directly among that agent's spans): the call counts for that agent, as an agent of ours owns the calls
     under it."""
-    return run_of(ctx.get(_SPAN_KEY)) if RUNS else None
+    return run_of(ctx.get(SPAN_KEY)) if RUNS else None

@@ -31,7 +31,7 @@ from agent_otel._calls.options import (
     read_at,
 )
 from agent_otel._context.job import BAGGAGE_KEY, JOB_KEY
-from agent_otel._context.running import STARTED_IN, running_context
+from agent_otel._context.running import SPAN_KEY, STARTED_IN, running_context
 from agent_otel._context.stamping import ids_of
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine import policy as _policies
@@ -55,10 +55,6 @@ R = TypeVar("R")
 C = TypeVar("C", bound=Call | None)
 
 _get_current = otel_context.get_current
-#: The key the API keeps a context's span under, read off a context ``set_span_in_context()`` made (its only
-#: key): a call's context is then built in one copy with its span and entries, as that function would make it
-#: after one copy per entry.
-SPAN_KEY = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, Context())))
 
 
 _TRUE_WORDS = frozenset(("true", "yes", "success", "succeeded", "ok", "1"))

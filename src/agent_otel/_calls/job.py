@@ -21,7 +21,6 @@ from agent_otel import semconv
 from agent_otel._calls.conversation import ConversationId, deferred_conversation_problem
 from agent_otel._calls.extractors import Call, Extractor, Path, field_of, is_extractor, resolve, signature_of
 from agent_otel._calls.handler import (
-    SPAN_KEY,
     P,
     R,
     check_decoratable,
@@ -35,6 +34,7 @@ from agent_otel._calls.options import JOB, Text, check_attributes, check_options
 from agent_otel._calls.phase import record_pattern
 from agent_otel._context.conversation import context_with_conversation
 from agent_otel._context.job import BAGGAGE_KEY, JobState, context_with_job, fits_in_baggage
+from agent_otel._context.running import SPAN_KEY
 from agent_otel._context.stamping import ids_of
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.instruments import runtime

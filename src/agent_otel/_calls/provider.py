@@ -188,7 +188,7 @@ class ProviderInvocation(Invocation):
 
     def _read_usage(self, source: Any) -> None:
         usage = field_of(source, "usage", "usage_metadata")
-        if usage is None and type(source) not in _PLAIN_RESULTS:
+        if usage is None:
             body = _raw_response_body(source)
             if body is not None:  # ``with_raw_response``: the answer's JSON, read already
                 source, usage = body, body.get("usage")
@@ -410,10 +410,6 @@ def cost_attributes(cost: float) -> dict[str, Any]:
     """The standard cost attributes of a span (semantic-conventions-genai #443): amount, currency, source."""
     return {semconv.GEN_AI_USAGE_COST_AMOUNT: cost, semconv.GEN_AI_USAGE_COST_CURRENCY: semconv.COST_CURRENCY_USD,
             semconv.GEN_AI_USAGE_COST_SOURCE: semconv.COST_SOURCE_LOCAL}
-
-
-#: Results that are no raw HTTP response (checked by exact type: cheap).
-_PLAIN_RESULTS = frozenset({dict, list, tuple, str, bytes, int, float, bool, type(None)})
 
 
 def _raw_response_body(result: Any) -> dict[str, Any] | None:

@@ -16,7 +16,10 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Span
 
-_SPAN_KEY = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, Context())))
+#: The key the API keeps a context's span under, read off a context ``set_span_in_context()`` made (its only
+#: key): a call's context is then built in one copy with its span and entries, as that function would make it
+#: after one copy per entry.
+SPAN_KEY = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, Context())))
 
 #: Another library's span -> the context of the agent-otel calls running where it started (weak: nothing to
 #: remove when a span is dropped unended). ``STARTED_IN`` is its dict, read per call: empty, nothing to do.
@@ -44,7 +47,7 @@ def forget(span: Span) -> None:
 def running_context(ctx: Context) -> Context:
     """``ctx``, with the agent-otel calls running there: when its span is another library's that started where
     other calls of ours ran than ``ctx`` has (the library made an older context current again), those."""
-    span = ctx.get(_SPAN_KEY)
+    span = ctx.get(SPAN_KEY)
     started = _started_in.get(span) if isinstance(span, Span) else None
     if started is None or all(ctx.get(key) is started.get(key) for key in _call_keys):
         return ctx
