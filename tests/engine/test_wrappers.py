@@ -946,6 +946,40 @@ def test_an_async_function_let_go_before_it_runs_is_the_programs_own_coroutine(o
     assert handler.ends == [] and otel.spans() == []
 
 
+@pytest.mark.parametrize("returns_it", [False, True], ids=["async_def", "sync_function_returning_one"])
+def test_the_coroutine_a_call_returns_looks_like_the_programs_own(otel: Any, returns_it: bool) -> None:
+    """What the program gets back is seen as its coroutine: type checks, ``repr`` (logs and asyncio's task reprs
+    show it), names, ``cr_*`` attributes and state, a weak reference; it awaits to the same result."""
+    handler = RecordingHandler()
+
+    async def fetch(n: int) -> int:
+        await asyncio.sleep(0)
+        return n
+
+    def starts(n: int) -> Any:
+        return fetch(n)
+
+    traced = instrument(handler, starts if returns_it else fetch)
+
+    async def main() -> int:
+        plain, coroutine = fetch(1), traced(1)
+        assert repr(coroutine).split(" at ")[0] == repr(plain).split(" at ")[0] == (
+            f"<coroutine object {fetch.__qualname__}")
+        assert (coroutine.__name__, coroutine.__qualname__) == (plain.__name__, plain.__qualname__)
+        assert coroutine.__class__ is types.CoroutineType
+        assert isinstance(coroutine, types.CoroutineType) and isinstance(coroutine, collections.abc.Coroutine)
+        assert isinstance(coroutine, collections.abc.Awaitable) and inspect.isawaitable(coroutine)
+        assert not isinstance(coroutine, collections.abc.Iterable)
+        assert coroutine.cr_code is plain.cr_code
+        assert inspect.getcoroutinestate(coroutine) == inspect.getcoroutinestate(plain) == inspect.CORO_CREATED
+        assert weakref.ref(coroutine)() is coroutine
+        plain.close()
+        return await coroutine
+
+    assert asyncio.run(main()) == 1
+    assert [(how, value) for how, value, _ in handler.ends] == [(End.RETURNED, 1)]
+
+
 def test_an_async_function_awaited_or_run_as_a_task_is_timed_once(otel: Any) -> None:
     handler = RecordingHandler()
 
