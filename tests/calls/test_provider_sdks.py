@@ -9,6 +9,7 @@ import collections.abc
 import contextlib
 import gc
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -519,3 +520,69 @@ def test_a_raw_response_is_read_for_its_usage_and_model() -> None:
         assert (attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS], attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == (
             USAGE["prompt_tokens"], USAGE["completion_tokens"])
         assert attributes[semconv.GEN_AI_RESPONSE_MODEL] == RESPONSE_MODEL
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_a_streaming_response_is_one_call_timed_until_its_block_is_left(asynchronous: bool) -> None:
+    """``with_streaming_response`` returns a context manager that makes the request as its block is entered: the
+    call ended when the manager was returned (no time, no tokens), and a request that failed as the block was
+    entered was recorded as a success."""
+    from agent_otel.testing import capture_telemetry
+    from tests.support.fake_llm import RESPONSE_MODEL, USAGE, FakeLLM
+
+    with FakeLLM() as fake, capture_telemetry() as otel:
+        def streaming(route: str) -> Any:
+            client_class = openai.AsyncOpenAI if asynchronous else openai.OpenAI
+            client = client_class(base_url=f"{fake.url}/{route}/v1", api_key="test", max_retries=0)
+            return client.chat.completions.with_streaming_response
+
+        @agent_otel.provider("openai", model="gpt-4o")
+        def create(route: str) -> Any:
+            return streaming(route).create(model="gpt-4o", messages=MESSAGES)
+
+        async def read(route: str) -> tuple[Any, int, int]:
+            def inside() -> tuple[int, int]:  # the block's current span, and a time after its response was read
+                return trace.get_current_span().get_span_context().span_id, time.time_ns()
+
+            if asynchronous:
+                async with create(route) as response:
+                    parsed = await response.parse()
+                    return parsed, *inside()
+            with create(route) as response:
+                return response.parse(), *inside()
+
+        parsed, span_id_in_block, read_at_ns = asyncio.run(read("stable"))
+        assert parsed.usage.prompt_tokens == USAGE["prompt_tokens"]  # the program's object, as it was
+        assert span_id_in_block != otel.span("chat gpt-4o").context.span_id  # the block is the program's context
+        span = otel.span("chat gpt-4o")
+        attributes = span.attributes
+        assert (attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS], attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == (
+            USAGE["prompt_tokens"], USAGE["completion_tokens"])
+        assert attributes[semconv.GEN_AI_RESPONSE_MODEL] == RESPONSE_MODEL
+        assert semconv.ERROR_TYPE not in attributes and not attributes.get(semconv.STREAM_CLOSED_EARLY)
+        assert span.end_time >= read_at_ns  # timed until the block was left, not until the manager was returned
+
+        @agent_otel.provider("openai", model="gpt-4o")
+        def create_stream() -> Any:
+            return streaming("stable").create(model="gpt-4o", messages=MESSAGES, stream=True)
+
+        async def read_lines(to_the_end: bool) -> list[str]:
+            if asynchronous:
+                async with create_stream() as response:
+                    return [line async for line in response.iter_lines()] if to_the_end else []
+            with create_stream() as response:
+                return list(response.iter_lines()) if to_the_end else []
+
+        assert any("[DONE]" in line for line in asyncio.run(read_lines(to_the_end=True)))
+        assert asyncio.run(read_lines(to_the_end=False)) == []
+        read_through, left_unread = [s.attributes for s in otel.spans("chat gpt-4o")][1:]
+        assert not read_through.get(semconv.STREAM_CLOSED_EARLY) and semconv.ERROR_TYPE not in read_through
+        assert left_unread.get(semconv.STREAM_CLOSED_EARLY) is True  # its body was never read
+
+        with pytest.raises(openai.InternalServerError) as raised:
+            asyncio.run(read("flaky"))
+        failed = [s for s in otel.spans() if s.name == "chat gpt-4o"][-1]
+        assert failed.attributes[semconv.ERROR_TYPE] == type(raised.value).__qualname__
+        points = otel.points(semconv.CLIENT_INFERENCE_DURATION.name)
+        outcomes = {point.attributes.get(semconv.ERROR_TYPE) for point in points}
+        assert outcomes == {None, type(raised.value).__qualname__}

@@ -237,7 +237,8 @@ PROVIDER = _table(
     _result("success", Accepts.BOOLEAN, "false (e.g. a provider selection or health check that returns False) "
             "records the call as `error.type=unavailable`"),
     Option("stream", Accepts.BOOLEAN, extractor=False, when="end",
-           doc="time the returned object as a stream (default: when it is an iterator or an SDK's `*StreamManager`)"),
+           doc="time the returned object as a stream (default: when it is an iterator or an SDK's `*StreamManager` or "
+               "`*ResponseContextManager`)"),
     Option("prompt", Accepts.STRING, doc="`gen_ai.input.messages`, only when content capture is on"),
     _result("response", Accepts.STRING, "`gen_ai.output.messages`, only when content capture is on"),
     _RESULT_ATTRIBUTES,

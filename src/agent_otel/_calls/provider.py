@@ -54,11 +54,13 @@ _STREAM_SNAPSHOTS = ("current_message_snapshot", "current_completion_snapshot")
 
 def _is_stream_manager(result: object) -> bool:
     """What the SDKs' streaming helpers return, ``client.messages.stream(...)`` (Anthropic) and
-    ``client.chat.completions.stream(...)`` (OpenAI): a context manager whose block gets the stream,
-    named ``*StreamManager`` in both. The request is made as the block is entered, so the call is timed
-    until the block is left."""
-    return result.__class__.__name__.endswith("StreamManager") and (  # __class__: through an instrumentation's
-        hasattr(result, "__enter__") or hasattr(result, "__aenter__"))     # proxy (its type is *Wrapper)
+    ``client.chat.completions.stream(...)`` (OpenAI), named ``*StreamManager`` in both, and what their
+    ``with_streaming_response`` returns (``*ResponseContextManager``): a context manager whose block gets the
+    stream or the response. The request is made as the block is entered, so the call is timed until the block
+    is left."""
+    name = result.__class__.__name__  # __class__: through an instrumentation's proxy (its type is *Wrapper)
+    return (name.endswith("StreamManager") or name.endswith("ResponseContextManager")) and (
+        hasattr(result, "__enter__") or hasattr(result, "__aenter__"))
 #: Every key of a usage report that :meth:`ProviderInvocation._read_details` reads: a dict with none of
 #: them (a plain ``{"prompt_tokens": .., "completion_tokens": ..}``) has no details to look for.
 _DETAIL_KEYS = frozenset({_ANTHROPIC_CACHE_READ, _ANTHROPIC_CACHE_WRITE, *_INPUT_DETAILS, *_OUTPUT_DETAILS,
@@ -155,7 +157,13 @@ class ProviderInvocation(Invocation):
     def on_stream_exit(self, stream: Any) -> bool:
         """The response an SDK's helper stream accumulated (Anthropic's ``current_message_snapshot``,
         OpenAI's ``current_completion_snapshot``, the completed response of OpenAI's Responses helper), read
-        as a last chunk when its block is left; read to the end when it says why the model stopped."""
+        as a last chunk when its block is left; read to the end when it says why the model stopped. The response
+        ``with_streaming_response`` hands out was read to the end when its body was (its usage is read from a JSON
+        body; a streamed one was the program's to read)."""
+        http_response = getattr(stream, "http_response", None)
+        if http_response is not None:
+            self._read_usage(stream)
+            return getattr(http_response, "is_stream_consumed", False) is True
         snapshot = None
         for name in _STREAM_SNAPSHOTS:
             try:

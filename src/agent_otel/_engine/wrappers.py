@@ -122,8 +122,9 @@ class Invocation:
 
     def on_stream_exit(self, stream: object) -> bool:
         """A stream manager's block is left before the stream it handed out was read to its end through
-        us (an SDK helper also reads it through iterators of its own, e.g. ``text_stream``): read what
-        the stream kept of the response, and say whether it was read to the end."""
+        us (an SDK helper also reads it through iterators of its own, e.g. ``text_stream``), or the block of a
+        manager that handed out something else (a response) is left: read what it kept of the response, and
+        say whether it was read to the end."""
         return False
 
     # -- engine side ----------------------------------------------------------------------------
@@ -821,11 +822,12 @@ def _traced_stream(result: object, inv: Invocation) -> object:
 
 def _handed_out(proxy: Any, entered: object, next_method: str) -> object:
     """What a traced stream's ``with`` block gets: the proxy itself for an SDK stream that returns itself,
-    a traced stream of its own for the stream a manager hands out (remembered for the block's end)."""
+    a traced stream of its own for the stream a manager hands out, anything else as it is (a response whose
+    body the block reads); the last two remembered for the block's end (see :meth:`Invocation.on_stream_exit`)."""
     if entered is proxy.__wrapped__:
         return proxy
+    proxy._self_stream = entered
     if hasattr(entered, next_method):
-        proxy._self_stream = entered
         handed_out = cast(Any, _traced_stream(entered, proxy._self_inv))
         handed_out._self_in_block = True
         return handed_out
@@ -873,7 +875,8 @@ class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
     A stream manager (``with client.messages.stream(...) as stream:``) is timed until its block is left,
     and the stream it hands out is traced as one."""
 
-    _self_stream = cast(object, None)  # the stream a manager handed out, if any; no annotation (see Wrapper)
+    _self_stream = cast(object, None)  # what a manager handed out (a stream, a response), if any; no annotation
+    # (see Wrapper)
     _self_enter_token = cast(object, None)  # ours, while the manager's own context is current (see _entered)
     #: Set on the stream a manager handed out (see _handed_out): dropped, it leaves the call to the manager's
     #: block, which may still be open (the program kept only ``stream.text_stream``)
