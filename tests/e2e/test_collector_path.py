@@ -278,3 +278,39 @@ def test_every_recording_rule_returns_data(path: CollectorPath) -> None:
         wait_until(all_have_data, "data from every recording rule", timeout_s=90)
     except AssertionError:
         raise AssertionError(f"recording rules without data: {missing}") from None
+
+
+BURSTS_PROGRAM = """
+import logging, sys
+from opentelemetry import metrics
+import agent_otel
+
+logging.basicConfig(format="%(levelname)s %(message)s")
+agent_otel.configure()
+tool = agent_otel.tool("burst")(lambda: None)
+flush = metrics.get_meter_provider().force_flush
+for _ in range(3):
+    tool()
+flush()  # the first burst exported
+flush()  # then an interval with no call
+for _ in range(4):
+    tool()
+agent_otel.shutdown()
+"""
+
+
+def test_a_program_working_in_bursts_is_counted_in_full_whatever_temporality_it_asks_for(path: CollectorPath) -> None:
+    """With OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta, the point after an interval with no data does
+    not continue the one before it, and the Collector's Prometheus exporter started over from it: 4 calls of 7
+    reached Prometheus, silently. agent-otel's OTLP metrics are cumulative, and the ignored preference is said."""
+    service = f"bursts-{uuid.uuid4().hex[:8]}"
+    child = subprocess.run([sys.executable, "-c", BURSTS_PROGRAM], capture_output=True, text=True, timeout=120, env={
+        **os.environ, "OTEL_METRICS_EXPORTER": "otlp", "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": path.collector.otlp_http, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_METRIC_EXPORT_INTERVAL": "600000", "OTEL_SERVICE_NAME": service,
+        "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "delta"})
+    assert child.returncode == 0, child.stderr
+    warnings = [line for line in child.stderr.splitlines() if "TEMPORALITY_PREFERENCE" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("WARNING agent-otel: ") and "cumulative" in warnings[0]
+    metric = f'gen_ai_execute_tool_duration_seconds_count{{job="{service}", gen_ai_tool_name="burst"}}'
+    wait_until(lambda: (path.alive(), path.query(f"{metric} == 7"))[1], "all 7 calls in Prometheus", timeout_s=60)

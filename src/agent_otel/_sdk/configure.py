@@ -42,12 +42,22 @@ from opentelemetry.context import Context
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.sdk.environment_variables import (
     OTEL_EXPERIMENTAL_RESOURCE_DETECTORS,
+    OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE,
     OTEL_EXPORTER_PROMETHEUS_HOST,
     OTEL_EXPORTER_PROMETHEUS_PORT,
     OTEL_RESOURCE_ATTRIBUTES,
 )
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import (
+    Counter,
+    Histogram,
+    MeterProvider,
+    ObservableCounter,
+    ObservableGauge,
+    ObservableUpDownCounter,
+    UpDownCounter,
+)
 from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
     ConsoleMetricExporter,
     MetricExporter,
     MetricReader,
@@ -200,21 +210,41 @@ def _metric_reader(name: str, settings: Settings, telemetry: Telemetry) -> Metri
         exporter = ConsoleMetricExporter()
     else:
         url, protocol = settings.otlp_signals["metrics"]
+        _note_temporality_preference()
         if protocol == "grpc":  # OTLP imported only when chosen, as in _span_exporter
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
                 OTLPMetricExporter as GrpcMetricExporter,
             )
 
-            exporter = GrpcMetricExporter(endpoint=url)
+            exporter = GrpcMetricExporter(endpoint=url, preferred_temporality=_CUMULATIVE)
         else:
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
                 OTLPMetricExporter as HttpMetricExporter,
             )
 
-            exporter = HttpMetricExporter(endpoint=url)
+            exporter = HttpMetricExporter(endpoint=url, preferred_temporality=_CUMULATIVE)
     reporting = ReportingMetricExporter(exporter, telemetry.loss)
     telemetry.metric_exporters.append(reporting)
     return PeriodicExportingMetricReader(reporting, export_interval_millis=settings.metric_export_interval_ms)
+
+
+#: What agent-otel's OTLP metric exporter sends, whatever OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE asks: a
+#: delta point that follows an interval with no data does not continue the one before it, and the Collector's Prometheus
+#: exporter (and remote write, which drops delta) started over from it, so a program working in bursts lost counts,
+#: silently. Cumulative points also carry the totals across a failed export. A delta backend converts in the
+#: Collector (``cumulativetodelta``).
+_CUMULATIVE: dict[type, AggregationTemporality] = dict.fromkeys(
+    (Counter, UpDownCounter, Histogram, ObservableCounter, ObservableUpDownCounter, ObservableGauge),
+    AggregationTemporality.CUMULATIVE)  # the rest (the synchronous gauge) is cumulative by the SDK's default
+
+
+def _note_temporality_preference() -> None:
+    preference = os.environ.get(OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, "").strip()
+    if preference and preference.lower() != "cumulative":
+        logger.warning("agent-otel: %s=%s is not used: agent-otel's OTLP metrics are cumulative, which the Collector's "
+                       "Prometheus exporter and remote write need (convert with the Collector's cumulativetodelta "
+                       "processor for a delta backend)", OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE,
+                       preference)
 
 
 def _prometheus_reader(settings: Settings, telemetry: Telemetry) -> MetricReader:
