@@ -6,9 +6,11 @@ import asyncio
 import collections.abc
 import concurrent.futures
 import contextlib
+import copy
 import gc
 import inspect
 import logging
+import pickle
 import traceback
 import types
 import weakref
@@ -946,20 +948,24 @@ def test_an_async_function_let_go_before_it_runs_is_the_programs_own_coroutine(o
     assert handler.ends == [] and otel.spans() == []
 
 
-@pytest.mark.parametrize("returns_it", [False, True], ids=["async_def", "sync_function_returning_one"])
-def test_the_coroutine_a_call_returns_looks_like_the_programs_own(otel: Any, returns_it: bool) -> None:
+@pytest.mark.parametrize("shape", ["async_def", "sync_function_returning_one", "one_call_returning_another"])
+def test_the_coroutine_a_call_returns_looks_like_the_programs_own(otel: Any, shape: str) -> None:
     """What the program gets back is seen as its coroutine: type checks, ``repr`` (logs and asyncio's task reprs
-    show it), names, ``cr_*`` attributes and state, a weak reference; it awaits to the same result."""
+    show it), names (read and set), ``cr_*`` attributes and state, a weak reference, copy and pickle refused as
+    for a coroutine; it awaits to the same result. Also when a decorated function returns the coroutine of
+    another (a dispatcher), or decorators are stacked."""
     handler = RecordingHandler()
 
     async def fetch(n: int) -> int:
         await asyncio.sleep(0)
         return n
 
-    def starts(n: int) -> Any:
-        return fetch(n)
+    inner = instrument(RecordingHandler(), fetch)
 
-    traced = instrument(handler, starts if returns_it else fetch)
+    def starts(n: int) -> Any:
+        return inner(n) if shape == "one_call_returning_another" else fetch(n)
+
+    traced = instrument(handler, fetch if shape == "async_def" else starts)
 
     async def main() -> int:
         plain, coroutine = fetch(1), traced(1)
@@ -973,6 +979,15 @@ def test_the_coroutine_a_call_returns_looks_like_the_programs_own(otel: Any, ret
         assert coroutine.cr_code is plain.cr_code
         assert inspect.getcoroutinestate(coroutine) == inspect.getcoroutinestate(plain) == inspect.CORO_CREATED
         assert weakref.ref(coroutine)() is coroutine
+        assert coroutine.__doc__ is plain.__doc__ is None
+        for refuse in (copy.copy, copy.deepcopy, pickle.dumps):
+            with pytest.raises(TypeError) as refused_plain:
+                refuse(plain)
+            with pytest.raises(TypeError) as refused:
+                refuse(coroutine)
+            assert str(refused.value) == str(refused_plain.value) == "cannot pickle 'coroutine' object"
+        coroutine.__qualname__ = plain.__qualname__ = "fetch[user=42]"  # a program naming its coroutine
+        assert repr(coroutine).split(" at ")[0] == repr(plain).split(" at ")[0] == "<coroutine object fetch[user=42]"
         plain.close()
         return await coroutine
 
