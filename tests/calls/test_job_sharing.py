@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import agent_otel
@@ -219,3 +220,38 @@ def test_a_generators_block_overlapping_another_entry_of_its_object_is_still_rec
     assert [span.name for span in otel.spans()] == ["invoke_workflow stream"] * 5
     assert sum(point.count for point in points(otel, semconv.JOB_DURATION.name)) == 5
     assert not shared._open  # nothing left open, nothing kept alive
+
+
+def test_a_handle_reports_from_the_threads_its_block_fans_out_to(otel: Any) -> None:
+    """A worker started in a job's block (a pool task, a thread, ``run_in_executor``) is in the job: its calls count
+    there, and ``job.id`` and ``job.set_outcome()`` are the job's. They were None and dropped, silently (only
+    ``asyncio.to_thread``, which copies every context variable, worked), and so was a manual call's outcome."""
+    def worker(job: Any, seen: list[str | None]) -> None:
+        seen.append(job.id)
+        job.set_outcome("failure")
+
+    seen: list[str | None] = []
+    with agent_otel.job("via-pool", type="batch") as job, ThreadPoolExecutor(1) as pool:
+        pool.submit(worker, job, seen).result()
+    with agent_otel.job("via-thread", type="batch") as job:
+        thread = threading.Thread(target=worker, args=(job, seen))
+        thread.start()
+        thread.join()
+
+    async def in_executor() -> None:
+        async with agent_otel.job("via-executor", type="batch") as job:
+            await asyncio.get_running_loop().run_in_executor(None, worker, job, seen)
+
+    asyncio.run(in_executor())
+    assert seen == ["via-pool", "via-thread", "via-executor"]
+    for job_id in seen:
+        assert job_span(otel, str(job_id)).attributes[semconv.JOB_OUTCOME] == "failure"
+
+    with agent_otel.agent_call("planner") as call, ThreadPoolExecutor(1) as pool:
+        pool.submit(call.set_outcome, success=False).result()
+    assert otel.span("invoke_agent planner").attributes[semconv.AGENT_OUTCOME] == "failure"
+    assert not points(otel, semconv.INSTRUMENTATION_ERRORS.name)
+
+    agent_otel.job(type="batch").set_outcome("failure")  # outside any block: counted, as the other handles'
+    errors = points(otel, semconv.INSTRUMENTATION_ERRORS.name, {semconv.INSTRUMENTATION_STAGE: "job.outcome"})
+    assert [error.value for error in errors] == [1]

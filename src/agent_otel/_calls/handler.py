@@ -547,7 +547,7 @@ class ManualCall(InvocationScope):
         return entry[3] if entry is not None else {}
 
     def set_outcome(self, **fields: Any) -> None:
-        entry = self._outcome_entry()
+        entry = self._reporting_entry()
         if entry is not None:
             if isinstance(entry[3], dict):
                 entry[3].update(fields)
@@ -555,15 +555,9 @@ class ManualCall(InvocationScope):
                 entry[3] = dict(fields)
 
     def set_result(self, result: Any) -> None:
-        entry = self._outcome_entry()
+        entry = self._reporting_entry()
         if entry is not None:
             entry[3] = result
-
-    def _outcome_entry(self) -> list[Any] | None:
-        entry = self._current_entry()
-        if entry is None:
-            report_error(self.stage + ".outcome", LookupError("the outcome was set outside the call's block"))
-        return entry
 
     def _new_result(self) -> Any:
         return {}

@@ -263,7 +263,8 @@ class job(InvocationScope):
         return inv.state.id if isinstance(inv, JobInvocation) else None
 
     def set_outcome(self, outcome: str | semconv.Outcome) -> None:
-        inv = self.invocation
+        entry = self._reporting_entry()  # (outside any block: counted)
+        inv = entry[0] if entry is not None else None
         if isinstance(inv, JobInvocation):
             value = outcome_value(outcome, "job")
             if value is not None:

@@ -131,7 +131,8 @@ class phase(InvocationScope):
 
     def set_outcome(self, outcome: str | semconv.Outcome) -> None:
         """The outcome of the phase this object runs in the current thread or task (its ``with`` block)."""
-        inv = self.invocation
+        entry = self._reporting_entry()  # (outside any block: counted)
+        inv = entry[0] if entry is not None else None
         if isinstance(inv, PhaseInvocation):
             value = outcome_value(outcome, "phase")  # counted, never raised into the block, as a job's
             if value is not None:

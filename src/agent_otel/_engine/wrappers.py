@@ -1107,6 +1107,11 @@ def _hiding(absent: frozenset[str], look_up: Callable[[Any, str], Any]) -> Calla
 _ScopeEntry: TypeAlias = list[Any]
 
 
+#: The invocations of the scope blocks (``with agent_otel.job():``...) a context runs in, innermost last: what
+#: :meth:`InvocationScope._current_entry` finds in a thread or pool task started in a block.
+_SCOPE_CALLS_KEY = otel_context.create_key("agent_otel.scope_calls")
+
+
 class InvocationScope:
     """Runs an invocation around a ``with`` / ``async with`` block: the same begin-once, end-once
     and never-raise guarantees as the wrappers. Subclasses say how to begin and what the block
@@ -1141,15 +1146,35 @@ class InvocationScope:
         return result
 
     def _current_entry(self) -> _ScopeEntry | None:
-        """The innermost entry of this object in the current thread or task."""
+        """The innermost entry of this object in the current thread or task, else the innermost open one whose
+        block the current context runs in: a thread or pool task started in the block gets its OpenTelemetry
+        context (agent-otel carries it across), not this object's context variable."""
         entries = self._entries.get()
-        return entries[-1] if entries else None
+        if entries:
+            return entries[-1]
+        running = otel_context.get_value(_SCOPE_CALLS_KEY)
+        if running:
+            opened = list(self._open.values())  # one step under the GIL (see _entry_left)
+            for inv in reversed(cast("tuple[Invocation, ...]", running)):
+                for entry in opened:
+                    if entry[0] is inv:
+                        return entry
+        return None
+
+    def _reporting_entry(self) -> _ScopeEntry | None:
+        """The entry a handle's ``set_outcome()`` reports to (see :meth:`_current_entry`); outside any block of
+        this object, the miss is counted."""
+        entry = self._current_entry()
+        if entry is None:
+            report_error(self.stage + ".outcome", LookupError("the outcome was set outside the block"))
+        return entry
 
     @property
     def invocation(self) -> Invocation | None:
-        """The invocation of the innermost entry of this object in the current thread or task."""
-        entries = self._entries.get()
-        return cast("Invocation | None", entries[-1][0]) if entries else None
+        """The invocation of the innermost entry of this object in the current thread or task (see
+        :meth:`_current_entry`)."""
+        entry = self._current_entry()
+        return cast("Invocation | None", entry[0]) if entry is not None else None
 
     def __enter__(self) -> Self:
         return self._enter(sys._getframe(1))
@@ -1165,7 +1190,11 @@ class InvocationScope:
         if runtime().enabled:
             try:
                 inv = self._begin()
-                token = _attach(inv.context) if inv is not None else None
+                if inv is not None:
+                    ctx = inv.context
+                    running = cast("tuple[Invocation, ...]", ctx.get(_SCOPE_CALLS_KEY, ()))
+                    inv.context = Context({**ctx, _SCOPE_CALLS_KEY: (*running, inv)})
+                    token = _attach(inv.context)
             except Exception as exc:
                 report_error(self.stage + ".begin", exc)
                 inv = None
