@@ -873,3 +873,96 @@ def test_classes_the_program_makes_after_instrumenting_are_not_kept_and_are_rest
     assert kept.__dict__["solve"] is not solve  # wrapped
     uninstrument()
     assert kept.__dict__["solve"] is solve and kept().solve() == 2
+
+
+def test_the_end_of_an_iteration_is_no_error(otel: Any, package: Package) -> None:
+    """A configured ``__next__`` or ``__anext__`` raises StopIteration or StopAsyncIteration at the end of every loop:
+    that call was recorded as an error (status ERROR, ``error.type=StopAsyncIteration``, an error point)."""
+    mod = package.write("feed", """
+        class Feed:
+            def __init__(self, items):
+                self.items = list(items)
+
+            def __iter__(self):
+                return self
+
+            def __next__(self):
+                if not self.items:
+                    raise StopIteration
+                return self.items.pop(0)
+
+            def __aiter__(self):
+                return self
+
+            async def __anext__(self):
+                if not self.items:
+                    raise StopAsyncIteration
+                return self.items.pop(0)
+    """)
+    instrument(config(f"""
+        [[tool]]
+        target = "{mod}:Feed.__next__"
+        name = "next"
+        [[tool]]
+        target = "{mod}:Feed.__anext__"
+        name = "anext"
+    """))
+    feed = package.load("feed").Feed
+
+    async def read_async() -> list[str]:
+        return [item async for item in feed(["b"])]
+
+    assert (list(feed(["a"])), asyncio.run(read_async())) == (["a"], ["b"])
+    spans = otel.spans()
+    assert sorted(span.name for span in spans) == ["execute_tool anext"] * 2 + ["execute_tool next"] * 2
+    assert [(span.status.status_code.name, span.attributes.get(semconv.ERROR_TYPE)) for span in spans] == [
+        ("UNSET", None)] * 4
+    points = otel.points(semconv.TOOL_DURATION.name)
+    assert {semconv.ERROR_TYPE in point.attributes for point in points} == {False}
+    assert sum(point.count for point in points) == 4
+
+
+def test_a_sync_override_returning_the_bases_coroutine_is_one_call_wherever_the_coroutine_runs(
+        otel: Any, package: Package) -> None:
+    """``def solve(self, n): return super().solve(n)`` over a configured ``async def``: awaited in the task that called
+    it, one span; run by ``asyncio.run``, ``create_task`` or ``gather`` (a task made of the returned coroutine), the
+    base's call began in that task, not in the override's, and was counted as a second agent call."""
+    mod = package.write("mod", """
+        class Base:
+            async def solve(self, n):
+                return n
+    """)
+    module = package.load("mod")
+    instrument(config(f'[[agent]]\ntarget = "{mod}:Base.solve"\nsubclasses = true\n'))
+
+    class Thin(module.Base):
+        def solve(self, n):
+            return super().solve(n)
+
+    agent = Thin()
+
+    async def main() -> list[int]:
+        return [await agent.solve(1), *await asyncio.gather(agent.solve(2)), await asyncio.create_task(agent.solve(3))]
+
+    assert asyncio.run(main()) == [1, 2, 3]
+    assert asyncio.run(agent.solve(4)) == 4
+    assert names(otel) == ["invoke_agent Thin"] * 4
+    [point] = otel.points(semconv.AGENT_DURATION.name)
+    assert (point.attributes[semconv.GEN_AI_AGENT_NAME], point.count) == ("Thin", 4)
+
+
+def test_a_property_target_says_what_can_be_done_instead(package: Package) -> None:
+    """It said "wrap its getter function instead", which a config file has no way to name."""
+    from agent_otel._zerocode.targets import TargetError, resolve_in
+
+    package.write("props", """
+        class Props:
+            @property
+            def answer(self):
+                return 42
+    """)
+    with pytest.raises(TargetError) as refused:
+        resolve_in(package.load("props"), "Props.answer")
+    assert str(refused.value) == ("Props.answer is a property, which a config file cannot wrap: target the method it "
+                                  "calls, or decorate its getter in code (@property over @agent_otel.tool(...) or "
+                                  "another kind)")

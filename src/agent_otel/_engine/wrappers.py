@@ -228,15 +228,18 @@ _ending: ExitThread | None = None
 _RETURNED = End.RETURNED  # read per call: a module global is cheaper than the Enum's attribute
 
 #: Exceptions that do not always mean the call failed (see :func:`_as_ending`).
-_NOT_FAILURES = (SystemExit, GeneratorExit)
+_NOT_FAILURES = (SystemExit, GeneratorExit, StopIteration, StopAsyncIteration)
 
 
 def _as_ending(how: End, error: BaseException) -> tuple[End, BaseException | None]:
     """``sys.exit(0)``/``sys.exit()`` is a success, as the exit status says; any other code is an error.
-    GeneratorExit means the consumer closed a generator or coroutine: closed early, not failed.
-    (KeyboardInterrupt and everything else stay errors.)"""
+    GeneratorExit means the consumer closed a generator or coroutine: closed early, not failed. StopIteration
+    and StopAsyncIteration end an iteration (a wrapped ``__next__``/``__anext__`` raises one at the end of every
+    loop): returned. (KeyboardInterrupt and everything else stay errors.)"""
     if isinstance(error, GeneratorExit):
         return End.CLOSED, None
+    if isinstance(error, StopIteration | StopAsyncIteration):
+        return End.RETURNED, None
     code = cast(SystemExit, error).code
     if code is None or (isinstance(code, int) and code == 0):
         return End.RETURNED, None
@@ -505,6 +508,12 @@ async def _traced_coroutine(coro: Awaitable[T], inv_or_call: Invocation | _Pendi
             report_error(inv.stage + ".result", exc)
     inv.end(End.RETURNED, result)
     return result
+
+
+def call_timing(coroutine: object) -> Invocation | None:
+    """The call a coroutine of ours times, when a sync call returned it (its invocation began when it was called,
+    wherever the coroutine runs later), else None."""
+    return cast(Invocation, coroutine._self_call) if type(coroutine) is _TracedCoroutine else None
 
 
 #: Sets an attribute of a :class:`_PendingCoroutine` itself (its ``__setattr__`` sets the program's coroutine's).

@@ -60,6 +60,7 @@ from agent_otel._engine.wrappers import (
     Kwargs,
     Wrapper,
     WrapperFunction,
+    call_timing,
     handler_of,
     is_wrapper,
     wrapper_for,
@@ -156,7 +157,7 @@ class _ConfiguredHandler(Handler):
         family, same, runner = self.family, id(obj), _runner()
         marks: tuple[_Mark, ...] = otel_context.get_value(_FAMILY_KEY) or ()  # type: ignore[assignment]
         for mark_family, mark_object, mark_runner, mark_call in marks:
-            if mark_family == family and mark_object == same and mark_runner == runner:
+            if mark_family == family and mark_object == same and (mark_runner == runner or _task_of(mark_call)):
                 enclosing = mark_call()
                 if enclosing is not None and not enclosing._ended:
                     return None
@@ -231,6 +232,15 @@ def _runner() -> int:
     loop = asyncio.events._get_running_loop()  # None outside a running loop (asyncio's own public helper)
     task = asyncio.current_task(loop) if loop is not None else None
     return id(task) if task is not None else threading.get_ident()
+
+
+def _task_of(call: weakref.ref[Invocation]) -> bool:
+    """Whether the asyncio task running this code was made of the coroutine ``call`` returned (a sync method that
+    returns ``super().method()``'s coroutine, run by ``asyncio.run``, ``create_task`` or ``gather``): the call runs in
+    that task, though it began where it was called."""
+    loop = asyncio.events._get_running_loop()
+    task = asyncio.current_task(loop) if loop is not None else None
+    return task is not None and call_timing(task.get_coro()) is call()
 
 
 @dataclass(eq=False)

@@ -123,7 +123,8 @@ def resolve_in(module: ModuleType, qualname: str) -> Resolved:
     inner = getattr(raw, "_self_agent_otel_entry", None) and raw.__wrapped__
     probe = inner or raw
     if isinstance(probe, property):
-        raise TargetError(f"{qualname} is a property; wrap its getter function instead")
+        raise TargetError(f"{qualname} is a property, which a config file cannot wrap: target the method it calls, "
+                          "or decorate its getter in code (@property over @agent_otel.tool(...) or another kind)")
     if isinstance(probe, type):
         raise TargetError(f"{qualname} is a class; name one of its methods (e.g. {qualname}.__call__)")
     if not (callable(probe) or isinstance(probe, classmethod | staticmethod)):
