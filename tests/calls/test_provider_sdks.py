@@ -377,6 +377,34 @@ def test_a_streaming_helper_under_the_sdks_instrumentation_is_counted_once(otel:
     assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 1
 
 
+def test_a_raw_streamed_response_gets_the_tokens_the_sdks_instrumentation_reads_after_the_call(
+        otel: Any, llm: StreamingLLM) -> None:
+    """``with_raw_response.create(stream=True)`` returns before its body is read: the call ends then, with no usage of
+    its own, and the instrumentation's span inside it reports the tokens when the program has read the stream, after
+    the call ended. Those tokens and their cost were dropped (the call had recorded already), and not counted by the
+    span bridge either (the span is the call's)."""
+    client = openai.OpenAI(base_url=llm.url + "/v1", api_key="test", max_retries=0)
+
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    def create() -> Any:
+        return client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True})
+
+    with genai_apps.instrumented("openai", otel.tracer_provider, otel.meter_provider), \
+            agent_otel.job("raw-stream", type="batch") as job:
+        chunks = list(create().parse())
+        assert chunks[-1].usage.prompt_tokens == OPENAI_USAGE["prompt_tokens"]  # the program's stream, as it was
+        job_state = job.invocation.state  # type: ignore[union-attr]
+    assert (point(otel, semconv.CLIENT_USAGE_INPUT_TOKENS.name).value,
+            point(otel, semconv.CLIENT_USAGE_OUTPUT_TOKENS.name).value) == (OPENAI_USAGE["prompt_tokens"],
+                                                                             OPENAI_USAGE["completion_tokens"])
+    cost = point(otel, semconv.CLIENT_COST.name)
+    assert cost.value > 0  # priced at the model that answered
+    assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 1  # one call
+    assert (job_state.input_tokens, job_state.output_tokens) == (OPENAI_USAGE["prompt_tokens"],
+                                                                  OPENAI_USAGE["completion_tokens"])
+
+
 def test_a_responses_streaming_helper_under_the_sdks_instrumentation_is_counted_once(
         otel: Any, llm: StreamingLLM) -> None:
     """The instrumentation hands back ``client.responses.stream(...)``'s manager in a proxy of its own, whose

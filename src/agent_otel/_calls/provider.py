@@ -85,7 +85,8 @@ class ProviderInvocation(Invocation):
 
     __slots__ = ("answers_below", "cache_beside_input", "cache_read", "cache_write", "call", "enclosing", "handler",
                  "input_tokens", "model", "open_inside", "operation", "outer", "output_tokens", "priced_model",
-                 "prompt_text", "provider", "reasoning", "response_model", "retries", "usage_below", "usage_inside")
+                 "prompt_text", "provider", "reasoning", "response_model", "retries", "usage_after", "usage_below",
+                 "usage_inside")
 
     def __init__(self, span: Any, ctx: Any, handler: ProviderHandler, call: Call | None, provider: str, model: str,
                  operation: str, priced_model: str) -> None:
@@ -117,11 +118,29 @@ class ProviderInvocation(Invocation):
         self.usage_inside: list[tuple[TokenUsage, str | None]] = []
         #: the span bridge's: those spans still open (it tells a request from a second trace of it)
         self.open_inside: list[Any] = []
+        #: set when the call has recorded no usage of its own: (its context, its token attributes) for the usage
+        #: such a span reports after the call ended (see add_usage_inside)
+        self.usage_after: tuple[Any, dict[str, Any]] | None = None
 
     def add_usage_inside(self, usage: TokenUsage, model: str | None) -> None:
         """One request that another library's span inside this call reported: its tokens and the model that
-        answered. Counted when the call's own result reports none (an append: safe from any thread)."""
-        self.usage_inside.append((usage, model))
+        answered. Counted when the call's own result reports none (an append: safe from any thread); recorded on
+        its own when that span ends after the call did (a raw response whose streamed body the program reads
+        after the call returned it), the call having recorded no usage."""
+        after = self.usage_after
+        if after is None:
+            self.usage_inside.append((usage, model))
+            return
+        ctx, attributes = after
+        if model and semconv.GEN_AI_RESPONSE_MODEL not in attributes:
+            attributes = {**attributes, semconv.GEN_AI_RESPONSE_MODEL: policy().bounded(semconv.GEN_AI_RESPONSE_MODEL,
+                                                                                        model)}
+        cost, unpriced = priced_cost(model, self.priced_model, usage)
+        record_usage(ctx, attributes, usage, cost, otel_context.get_value(AGENT_KEY, ctx), unpriced=unpriced)
+        job = otel_context.get_value(JOB_KEY, ctx)
+        if isinstance(job, JobState):
+            job.add(input_tokens=usage.input or 0, output_tokens=usage.output or 0, cost=cost or 0.0,
+                    priced_calls=cost is not None, unpriced_calls=1 if unpriced else 0)
 
     def _adopt_usage_inside(self) -> tuple[float | None, bool]:
         """The tokens of the requests inside, summed (a retry's attempts, a router's requests), as the call's;
@@ -330,6 +349,8 @@ class ProviderInvocation(Invocation):
             else:
                 cost, unpriced = priced_cost(self.response_model, self.priced_model, usage)
             record_usage(ctx, token_attributes, usage, cost, otel_context.get_value(AGENT_KEY, ctx), unpriced=unpriced)
+        if outer is None and not has_usage and not self.usage_below and error is None:
+            self.usage_after = (ctx, token_attributes)  # (set last: add_usage_inside reads it from any thread)
         if outer is not None and (has_usage or self.usage_below):
             outer.usage_below = True
         elif self.enclosing is not None and has_usage and error is None and value is not None:
