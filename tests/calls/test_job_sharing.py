@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
+
 import agent_otel
 from agent_otel import semconv
+from agent_otel._engine.instruments import build_runtime
 from tests.support.telemetry import points
 
 WORKFLOW = semconv.job_span_name("batch")
@@ -255,3 +261,33 @@ def test_a_handle_reports_from_the_threads_its_block_fans_out_to(otel: Any) -> N
     agent_otel.job(type="batch").set_outcome("failure")  # outside any block: counted, as the other handles'
     errors = points(otel, semconv.INSTRUMENTATION_ERRORS.name, {semconv.INSTRUMENTATION_STAGE: "job.outcome"})
     assert [error.value for error in errors] == [1]
+
+
+def test_a_block_leaves_no_cycle_and_a_thread_it_started_does_not_keep_it(otel: Any) -> None:
+    """The block's invocation travels in the context weakly: held strongly, every block (a per-call ``tool_call``
+    too) was a reference cycle freed only by the garbage collector, and kept alive by a thread still running."""
+    release = threading.Event()
+    gc.disable()
+    try:
+        refs = []
+        for handle in (agent_otel.tool_call("t"), agent_otel.agent_call("a"), agent_otel.phase("p"),
+                       agent_otel.job(type="batch")):
+            with handle:
+                refs.append(weakref.ref(handle.invocation))
+                worker = threading.Thread(target=release.wait)
+                worker.start()
+        assert [ref() for ref in refs] == [None] * 4
+    finally:
+        gc.enable()
+        release.set()
+        worker.join()
+
+
+def test_a_disabled_handle_says_nothing_in_a_worker(otel: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Disabled, no block's invocation travels to a worker: its ``set_outcome()`` records nothing, as everywhere when
+    disabled, and is no miss to log ("job.outcome failed (LookupError)" was logged)."""
+    build_runtime(otel.tracer_provider, otel.meter_provider, enabled=False)
+    with caplog.at_level(logging.DEBUG, logger="agent_otel"):
+        with agent_otel.job(type="batch") as job, ThreadPoolExecutor(1) as pool:
+            pool.submit(job.set_outcome, "failure").result()
+        assert [record.getMessage() for record in caplog.records if record.name.startswith("agent_otel")] == []

@@ -1270,3 +1270,26 @@ def test_a_generator_returned_already_started_is_the_programs_own_with_its_state
 
     assert asyncio.run(main()) == [1, "sent"]
     assert {span.name for span in otel.spans()} == {"execute_tool sink", "execute_tool handed_on"}
+
+
+def test_stop_iteration_is_the_end_of_a_loop_only_out_of_an_iteration_step(otel: Any) -> None:
+    """Out of ``__next__``/``__anext__`` it ends every loop (returned); out of any other call (``next()`` of an empty
+    generator expression that escaped) it is the call's error, as it is the program's."""
+    handler = RecordingHandler()
+
+    def first_match(items: list[int]) -> int:
+        return next(item for item in items if item > 1)
+
+    def __next__() -> int:
+        raise StopIteration
+
+    async def __anext__() -> int:
+        raise StopAsyncIteration
+
+    for function in (first_match, __next__):
+        with pytest.raises(StopIteration):
+            instrument(handler, function)(*([[0]] if function is first_match else []))
+    with pytest.raises(StopAsyncIteration):
+        asyncio.run(instrument(handler, __anext__)())
+    assert [(how, type(error).__name__) for how, _, error in handler.ends] == [
+        (End.RAISED, "StopIteration"), (End.RETURNED, "NoneType"), (End.RETURNED, "NoneType")]

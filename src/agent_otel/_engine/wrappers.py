@@ -228,22 +228,35 @@ _ending: ExitThread | None = None
 _RETURNED = End.RETURNED  # read per call: a module global is cheaper than the Enum's attribute
 
 #: Exceptions that do not always mean the call failed (see :func:`_as_ending`).
-_NOT_FAILURES = (SystemExit, GeneratorExit, StopIteration, StopAsyncIteration)
+_NOT_FAILURES = (SystemExit, GeneratorExit)
 
 
 def _as_ending(how: End, error: BaseException) -> tuple[End, BaseException | None]:
     """``sys.exit(0)``/``sys.exit()`` is a success, as the exit status says; any other code is an error.
-    GeneratorExit means the consumer closed a generator or coroutine: closed early, not failed. StopIteration
-    and StopAsyncIteration end an iteration (a wrapped ``__next__``/``__anext__`` raises one at the end of every
-    loop): returned. (KeyboardInterrupt and everything else stay errors.)"""
+    GeneratorExit means the consumer closed a generator or coroutine: closed early, not failed.
+    (KeyboardInterrupt and everything else stay errors.)"""
     if isinstance(error, GeneratorExit):
         return End.CLOSED, None
-    if isinstance(error, StopIteration | StopAsyncIteration):
-        return End.RETURNED, None
     code = cast(SystemExit, error).code
     if code is None or (isinstance(code, int) and code == 0):
         return End.RETURNED, None
     return how, error
+
+
+#: The iteration protocol's steps: a wrapped one (a configured ``__next__``) raises StopIteration or
+#: StopAsyncIteration at the end of every loop.
+_ITERATION_STEPS = frozenset({"__next__", "__anext__"})
+
+
+def _end_raised(inv: Invocation, exc: BaseException, step: object) -> None:
+    """End ``inv`` by what the call raised: the end of an iteration out of a ``__next__``/``__anext__`` (``step``:
+    the function or its coroutine) is no failure; StopIteration out of any other call is one, as ever."""
+    if isinstance(exc, StopIteration | StopAsyncIteration) and (
+            getattr(step, "__name__", None) in _ITERATION_STEPS
+            or getattr(getattr(step, "cr_code", None), "co_name", None) in _ITERATION_STEPS):
+        inv.end(End.RETURNED)
+    else:
+        inv.end(End.RAISED, error=exc)
 
 
 class Handler:
@@ -323,7 +336,7 @@ def _sync_wrapper(handler: Handler) -> WrapperFunction:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
             _detach(token)
-            inv.end(End.RAISED, error=exc)
+            _end_raised(inv, exc, wrapped)
             raise
         _detach(token)
         if type(result) in _PLAIN_TYPES and not inv.custom_stream:  # what _finish_result() does for it
@@ -358,7 +371,7 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
             result = func(*args, **kwargs)
         except BaseException as exc:
             _detach(token)
-            inv.end(End.RAISED, error=exc)
+            _end_raised(inv, exc, func)
             raise
         _detach(token)
         if type(result) in _PLAIN_TYPES and not inv.custom_stream:  # what _finish_result() does for it
@@ -497,7 +510,7 @@ async def _traced_coroutine(coro: Awaitable[T], inv_or_call: Invocation | _Pendi
         # detach context" with a traceback. The context it was attached in is left as it is, gone or not ours.
         if type(exc) is not GeneratorExit or otel_context.get_current() is inv.context:
             _detach(token)
-        inv.end(End.RAISED, error=exc)
+        _end_raised(inv, exc, coro)
         raise
     _detach(token)
     if type(result) not in _PLAIN_TYPES:  # e.g. ``await client.chat.completions.create(stream=True)``
@@ -1116,7 +1129,7 @@ def _hiding(absent: frozenset[str], look_up: Callable[[Any, str], Any]) -> Calla
 _ScopeEntry: TypeAlias = list[Any]
 
 
-#: The invocations of the scope blocks (``with agent_otel.job():``...) a context runs in, innermost last: what
+#: The invocations of the scope blocks (``with agent_otel.job():``...) a context runs in (weakly), innermost last: what
 #: :meth:`InvocationScope._current_entry` finds in a thread or pool task started in a block.
 _SCOPE_CALLS_KEY = otel_context.create_key("agent_otel.scope_calls")
 
@@ -1164,9 +1177,10 @@ class InvocationScope:
         running = otel_context.get_value(_SCOPE_CALLS_KEY)
         if running:
             opened = list(self._open.values())  # one step under the GIL (see _entry_left)
-            for inv in reversed(cast("tuple[Invocation, ...]", running)):
+            for call in reversed(cast("tuple[weakref.ref[Invocation], ...]", running)):
+                inv = call()
                 for entry in opened:
-                    if entry[0] is inv:
+                    if inv is not None and entry[0] is inv:
                         return entry
         return None
 
@@ -1174,7 +1188,7 @@ class InvocationScope:
         """The entry a handle's ``set_outcome()`` reports to (see :meth:`_current_entry`); outside any block of
         this object, the miss is counted."""
         entry = self._current_entry()
-        if entry is None:
+        if entry is None and runtime().enabled:  # (disabled, a worker finds no block: nothing is recorded anyway)
             report_error(self.stage + ".outcome", LookupError("the outcome was set outside the block"))
         return entry
 
@@ -1200,9 +1214,10 @@ class InvocationScope:
             try:
                 inv = self._begin()
                 if inv is not None:
-                    ctx = inv.context
-                    running = cast("tuple[Invocation, ...]", ctx.get(_SCOPE_CALLS_KEY, ()))
-                    inv.context = Context({**ctx, _SCOPE_CALLS_KEY: (*running, inv)})
+                    ctx = inv.context  # (weakly: the context holding the invocation would be a cycle, and kept alive
+                    # by a thread started in the block)
+                    running = cast("tuple[weakref.ref[Invocation], ...]", ctx.get(_SCOPE_CALLS_KEY, ()))
+                    inv.context = Context({**ctx, _SCOPE_CALLS_KEY: (*running, weakref.ref(inv))})
                     token = _attach(inv.context)
             except Exception as exc:
                 report_error(self.stage + ".begin", exc)

@@ -240,7 +240,7 @@ _CUMULATIVE: dict[type, AggregationTemporality] = dict.fromkeys(
 
 def _note_temporality_preference() -> None:
     preference = os.environ.get(OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, "").strip()
-    if preference and preference.lower() != "cumulative":
+    if preference.lower() in ("delta", "lowmemory"):  # (an unknown value: the SDK's exporter says so itself)
         logger.warning("agent-otel: %s=%s is not used: agent-otel's OTLP metrics are cumulative, which the Collector's "
                        "Prometheus exporter and remote write need (convert with the Collector's cumulativetodelta "
                        "processor for a delta backend)", OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE,
