@@ -396,3 +396,31 @@ def test_a_name_no_installed_instrumentation_has_is_said_once_and_the_program_ru
     assert line.startswith(f"agent-otel: {tmp_path / 'agent-otel.toml'}: instrumentation.instrumentations: 'opnai' "
                            "is not installed (installed: "), line
     assert "openai" in line.partition("(installed: ")[2] and line.endswith("); the program runs without")
+
+
+LANGCHAIN_CORE_PROGRAM = """
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+
+
+class Model(GenericFakeChatModel):
+    model_name: str = "gpt-4o-mini"  # what the LangChain instrumentation names the chat after
+
+
+usage = {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10}
+print(Model(messages=iter([AIMessage("hi", usage_metadata=usage)])).invoke("hello").content)
+"""
+
+
+def test_the_langchain_instrumentation_loads_for_a_program_that_never_imports_langchain(tmp_path: Path) -> None:
+    """A LangGraph or LangChain-core program never imports the ``langchain`` package, which the instrumentation names
+    as what it instruments (it patches ``langchain_core``): loaded when that package was imported, it never was, and
+    the program's model calls had no spans, tokens or cost under `agent-otel run` (`opentelemetry-instrument` had)."""
+    (tmp_path / "app.py").write_text(LANGCHAIN_CORE_PROGRAM)
+    result = subprocess.run([str(BIN / "agent-otel"), "run", "--", sys.executable, "app.py"], cwd=tmp_path,
+                            env=environment(tmp_path, OTEL_TRACES_EXPORTER="console"), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "hi"
+    assert '"name": "chat gpt-4o-mini"' in result.stdout
+    assert '"gen_ai.usage.input_tokens": 7' in result.stdout

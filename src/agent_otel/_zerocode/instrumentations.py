@@ -179,6 +179,27 @@ def instrumented_modules(item: Instrumentation) -> set[str]:
             continue
         if requirement.marker is not None and requirement.marker.evaluate({"extra": "instruments"}) \
                 and not requirement.marker.evaluate({"extra": ""}):
+            modules |= _import_names(requirement.name) | _parts_of(requirement.name)
+    return modules
+
+
+def _parts_of(distribution: str) -> set[str]:
+    """The top-level modules of the distributions a framework is split into, named after it, that it requires
+    (``langchain``: ``langchain-core``...): the LangChain instrumentation names ``langchain`` and patches
+    ``langchain_core``, which a LangGraph program imports without ever importing ``langchain``."""
+    try:
+        requires = importlib.metadata.distribution(distribution).requires or ()
+    except importlib.metadata.PackageNotFoundError:
+        return set()
+    prefix = _distribution_key(distribution) + "-"
+    modules: set[str] = set()
+    for text in requires:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            continue
+        if _distribution_key(requirement.name).startswith(prefix) and (
+                requirement.marker is None or requirement.marker.evaluate({"extra": ""})):
             modules |= _import_names(requirement.name)
     return modules
 
