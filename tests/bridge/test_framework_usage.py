@@ -4,7 +4,12 @@ tests/support/genai_apps.py over the loopback fake model."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -160,3 +165,67 @@ def test_a_framework_agents_name_on_its_cost_passes_the_cardinality_cap(otel: An
             pass
     names = {p.attributes[semconv.GEN_AI_AGENT_NAME] for p in points(otel, semconv.CLIENT_COST.name)}
     assert len(names) == 4 and "_OTHER" in names
+
+
+MCP_PROGRAM = """
+import asyncio, json
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+import agent_otel
+
+spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+tracer_provider = TracerProvider()
+tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+trace.set_tracer_provider(tracer_provider)  # the MCP library traces through the global provider
+agent_otel.configure(tracer_provider=tracer_provider, meter_provider=MeterProvider(metric_readers=[reader]))
+server = MCPServer("inventory")
+
+
+@server.tool()
+def reorder(units: int) -> str:
+    if units <= 0:
+        raise ValueError("units must be positive")
+    return f"ordered {units}"
+
+
+@agent_otel.tool("reorder")
+async def call_reorder(client, units):
+    return await client.call_tool("reorder", {"units": units})
+
+
+async def main():
+    async with Client(server) as client:
+        return [(await call_reorder(client, units)).is_error for units in (5, 0)]
+
+
+results = asyncio.run(main())
+ours = [span for span in spans.get_finished_spans() if span.instrumentation_scope.name == "agent_otel"]
+counted = [(point.attributes.get("error.type"), point.count)
+           for metric in reader.get_metrics_data().resource_metrics[0].scope_metrics for m in [metric]
+           for instrument in m.metrics if instrument.name == "gen_ai.execute_tool.duration"
+           for point in instrument.data.data_points]
+theirs = sorted({span.name for span in spans.get_finished_spans()} - {"execute_tool reorder"})
+print(json.dumps({"results": results, "theirs": theirs, "counted": dict(counted),
+                  "ours": [(span.attributes.get("error.type"), span.status.status_code.name) for span in ours]}))
+"""
+
+
+def test_a_tool_of_ours_over_an_mcp_call_fails_with_the_error_result_the_mcp_library_saw(tmp_path: Path) -> None:
+    """An MCP tool that fails returns a result with ``isError`` (no exception): the MCP library's own span of the call
+    records ``error.type=tool_error``, and ours, around it, returned. Ours won the call and counted it a success.
+    (A child process: the MCP library traces through the global tracer provider, which a process sets once.)"""
+    (tmp_path / "app.py").write_text(MCP_PROGRAM)
+    child = subprocess.run([sys.executable, "app.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none"})
+    assert child.returncode == 0, child.stderr
+    found = json.loads(child.stdout.splitlines()[-1])
+    assert found["results"] == [False, True]  # the program's results, as they were
+    assert "tools/call reorder" in found["theirs"]
+    assert found["ours"] == [[None, "UNSET"], ["tool_error", "ERROR"]]
+    assert found["counted"] == {"null": 1, "tool_error": 1}  # (JSON keys: None is "null")
