@@ -78,6 +78,9 @@ EXCEPTION_TYPE = _exception.EXCEPTION_TYPE
 ERROR_MESSAGE = _incubating_error.ERROR_MESSAGE
 #: ``error.type`` of a provider call whose ``success`` option read false (a health check or selection).
 ERROR_TYPE_UNAVAILABLE = "unavailable"
+#: ``error.type`` of a tool call whose result says the tool failed (an MCP ``CallToolResult`` with ``isError``), as
+#: the MCP semantic conventions name it.
+ERROR_TYPE_TOOL_ERROR = "tool_error"
 #: Attributes that hold prompts, responses and tool payloads: recorded by no span, ours or another
 #: instrumentation's, unless content capture is on. Keys, then key prefixes (indexed, flattened messages).
 CONTENT_ATTRIBUTES = frozenset({

@@ -199,33 +199,46 @@ async def call_reorder(client, units):
     return await client.call_tool("reorder", {"units": units})
 
 
+@agent_otel.tool("restock")
+async def restock(client):  # handles the failed result: its own call succeeds
+    result = await client.call_tool("reorder", {"units": 0})
+    return "wait" if result.is_error else "ordered"
+
+
 async def main():
     async with Client(server) as client:
-        return [(await call_reorder(client, units)).is_error for units in (5, 0)]
+        return [(await call_reorder(client, units)).is_error for units in (5, 0)] + [await restock(client)]
 
 
 results = asyncio.run(main())
-ours = [span for span in spans.get_finished_spans() if span.instrumentation_scope.name == "agent_otel"]
+ours = [span for span in spans.get_finished_spans()
+        if span.instrumentation_scope.name == "agent_otel" and span.name == "execute_tool reorder"]
 counted = [(point.attributes.get("error.type"), point.count)
            for metric in reader.get_metrics_data().resource_metrics[0].scope_metrics for m in [metric]
            for instrument in m.metrics if instrument.name == "gen_ai.execute_tool.duration"
-           for point in instrument.data.data_points]
+           for point in instrument.data.data_points if point.attributes["gen_ai.tool.name"] == "reorder"]
+restocked = [point.attributes.get("error.type")
+             for metric in reader.get_metrics_data().resource_metrics[0].scope_metrics
+             for instrument in metric.metrics if instrument.name == "gen_ai.execute_tool.duration"
+             for point in instrument.data.data_points if point.attributes["gen_ai.tool.name"] == "restock"]
 theirs = sorted({span.name for span in spans.get_finished_spans()} - {"execute_tool reorder"})
-print(json.dumps({"results": results, "theirs": theirs, "counted": dict(counted),
+print(json.dumps({"results": results, "theirs": theirs, "counted": dict(counted), "restocked": restocked,
                   "ours": [(span.attributes.get("error.type"), span.status.status_code.name) for span in ours]}))
 """
 
 
 def test_a_tool_of_ours_over_an_mcp_call_fails_with_the_error_result_the_mcp_library_saw(tmp_path: Path) -> None:
     """An MCP tool that fails returns a result with ``isError`` (no exception): the MCP library's own span of the call
-    records ``error.type=tool_error``, and ours, around it, returned. Ours won the call and counted it a success.
+    records ``error.type=tool_error``, and ours, around it, returned that result. Ours won the call and counted it a
+    success; now a result saying the tool failed fails the call (one that handled it, returning something else, not).
     (A child process: the MCP library traces through the global tracer provider, which a process sets once.)"""
     (tmp_path / "app.py").write_text(MCP_PROGRAM)
     child = subprocess.run([sys.executable, "app.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                            env={**os.environ, "OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none"})
     assert child.returncode == 0, child.stderr
     found = json.loads(child.stdout.splitlines()[-1])
-    assert found["results"] == [False, True]  # the program's results, as they were
+    assert found["results"] == [False, True, "wait"]  # the program's results, as they were
     assert "tools/call reorder" in found["theirs"]
     assert found["ours"] == [[None, "UNSET"], ["tool_error", "ERROR"]]
     assert found["counted"] == {"null": 1, "tool_error": 1}  # (JSON keys: None is "null")
+    assert found["restocked"] == [None]  # a tool that handled the failed result it got is no failure

@@ -377,8 +377,9 @@ def test_a_streaming_helper_under_the_sdks_instrumentation_is_counted_once(otel:
     assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 1
 
 
+@pytest.mark.parametrize("nested", [False, True], ids=["one_call", "a_call_in_a_call"])
 def test_a_raw_streamed_response_gets_the_tokens_the_sdks_instrumentation_reads_after_the_call(
-        otel: Any, llm: StreamingLLM) -> None:
+        otel: Any, llm: StreamingLLM, nested: bool) -> None:
     """``with_raw_response.create(stream=True)`` returns before its body is read: the call ends then, with no usage of
     its own, and the instrumentation's span inside it reports the tokens when the program has read the stream, after
     the call ended. Those tokens and their cost were dropped (the call had recorded already), and not counted by the
@@ -390,9 +391,13 @@ def test_a_raw_streamed_response_gets_the_tokens_the_sdks_instrumentation_reads_
         return client.chat.completions.with_raw_response.create(
             model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True})
 
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    def helper() -> Any:  # a helper of the program's around the call: the same request, counted once
+        return create()
+
     with genai_apps.instrumented("openai", otel.tracer_provider, otel.meter_provider), \
             agent_otel.job("raw-stream", type="batch") as job:
-        chunks = list(create().parse())
+        chunks = list((helper() if nested else create()).parse())
         assert chunks[-1].usage.prompt_tokens == OPENAI_USAGE["prompt_tokens"]  # the program's stream, as it was
         job_state = job.invocation.state  # type: ignore[union-attr]
     assert (point(otel, semconv.CLIENT_USAGE_INPUT_TOKENS.name).value,

@@ -1286,10 +1286,18 @@ def test_stop_iteration_is_the_end_of_a_loop_only_out_of_an_iteration_step(otel:
     async def __anext__() -> int:
         raise StopAsyncIteration
 
+    async def step() -> int:
+        raise StopAsyncIteration
+
+    def returns_its_step() -> Any:  # a plain ``def __anext__`` returning a coroutine: the coroutine is not named so
+        return step()
+
+    returns_its_step.__name__ = "__anext__"
     for function in (first_match, __next__):
         with pytest.raises(StopIteration):
             instrument(handler, function)(*([[0]] if function is first_match else []))
-    with pytest.raises(StopAsyncIteration):
-        asyncio.run(instrument(handler, __anext__)())
+    for function in (__anext__, returns_its_step):
+        with pytest.raises(StopAsyncIteration):
+            asyncio.run(instrument(handler, function)())
     assert [(how, type(error).__name__) for how, _, error in handler.ends] == [
-        (End.RAISED, "StopIteration"), (End.RETURNED, "NoneType"), (End.RETURNED, "NoneType")]
+        (End.RAISED, "StopIteration")] + [(End.RETURNED, "NoneType")] * 3

@@ -85,7 +85,7 @@ class _Seen:
     ran under, and whether another span of the same call counts it instead."""
 
     __slots__ = ("agent", "below", "calls", "context", "covered", "enclosing", "inner_reported", "job", "kind",
-                 "operation", "own", "tool_to", "usage_to")
+                 "operation", "own", "usage_to")
 
     def __init__(self, kind: Kind, operation: str, context: Context) -> None:
         self.kind = kind
@@ -98,7 +98,6 @@ class _Seen:
         self.calls: Any = None  # the enclosing agent invocation's call counts (call_counts.CallCounts)
         self.covered = False
         self.usage_to: ProviderInvocation | None = None  # our provider call it is part of: gets its tokens
-        self.tool_to: OpenToolCall | None = None  # our tool call it is the twin of: gets its failure
         self.enclosing: _Seen | None = None  # the span of that call open around it (see _OPEN_INSIDE): the same request
         self.inner_reported = False  # a span inside it reported the request's tokens
         self.own: AgentRun | None = None  # an agent's own invocation, when no call of ours covers it
@@ -182,9 +181,6 @@ class GenAiSpanBridge(SpanProcessor):
                         current_counts(started_in), None
             if seen.covered and not same and kind is Kind.PROVIDER:
                 _inside_our_provider_call(seen, _our_provider_call(started_in, operation))
-            elif seen.covered and not same and kind is Kind.TOOL:
-                tool = otel_context.get_value(TOOL_KEY, started_in)
-                seen.tool_to = tool if isinstance(tool, OpenToolCall) else None
             elif kind is Kind.AGENT and not seen.covered:
                 seen.own = seen.below = AgentRun(
                     policy().bounded(semconv.GEN_AI_AGENT_NAME, sources.agent_name_of(attributes) or span.name))
@@ -225,9 +221,6 @@ class GenAiSpanBridge(SpanProcessor):
                 _record(span, seen)
             elif seen.usage_to is not None:
                 _hand_usage(span, seen, seen.usage_to)
-            elif seen.tool_to is not None:  # the library saw the call fail where ours saw it return (an MCP result
-                # with isError): ours fails with it
-                seen.tool_to.failed = _error_type(span, attribute_dict(span))
         except Exception as exc:
             report_error("bridge.record", exc)
 

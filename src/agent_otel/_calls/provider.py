@@ -349,8 +349,9 @@ class ProviderInvocation(Invocation):
             else:
                 cost, unpriced = priced_cost(self.response_model, self.priced_model, usage)
             record_usage(ctx, token_attributes, usage, cost, otel_context.get_value(AGENT_KEY, ctx), unpriced=unpriced)
-        if outer is None and not has_usage and not self.usage_below and error is None:
-            self.usage_after = (ctx, token_attributes)  # (set last: add_usage_inside reads it from any thread)
+        if not has_usage and not self.usage_below and error is None:  # (an inner call too: the span inside hands its
+            # usage to the innermost call of its operation, see the bridge)
+            self.usage_after = (ctx, token_attributes)
         if outer is not None and (has_usage or self.usage_below):
             outer.usage_below = True
         elif self.enclosing is not None and has_usage and error is None and value is not None:

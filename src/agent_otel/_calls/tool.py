@@ -42,21 +42,18 @@ class OpenToolCall:
     """A running tool call of ours, as the span bridge sees it: its name, and whether another library's span
     of it was seen already (a second one of that name is a call of its own)."""
 
-    __slots__ = ("failed", "name", "twin_seen")
+    __slots__ = ("name", "twin_seen")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.twin_seen = False
-        #: the ``error.type`` of the call that span recorded, when it failed where ours returned (an MCP tool
-        #: result with ``isError``)
-        self.failed: str | None = None
 
 
 class ToolInvocation(Invocation):
-    __slots__ = ("agent_name", "call", "handler", "name", "open_call", "phase", "run")
+    __slots__ = ("agent_name", "call", "handler", "name", "phase", "run")
 
     def __init__(self, span: Any, ctx: Any, name: str, agent_name: str | None, handler: ToolHandler,
-                 call: Call | None, phase: str | None = None, open_call: OpenToolCall | None = None) -> None:
+                 call: Call | None, phase: str | None = None) -> None:
         Invocation.__init__(self, span, ctx, "tool")  # without super()'s object
         self.name = name
         self.phase = phase  # the workflow phase the call runs in
@@ -64,17 +61,17 @@ class ToolInvocation(Invocation):
         self.handler = handler
         self.call = call
         self.run: AgentRun | None = None  # another library's agent invocation it is part of (counts there)
-        self.open_call = open_call  # the running call as the span bridge sees it (see OpenToolCall.failed)
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         run = self.run
-        open_call = self.open_call
-        failed = open_call.failed if open_call is not None and error is None else None
-        if failed is not None and self.span.is_recording():
-            self.span.set_attribute(semconv.ERROR_TYPE, failed)
-            self.span.set_status(Status(StatusCode.ERROR, failed))
+        if error is not None:
+            error_type: str | None = error_type_label(error)
+        elif type(value) in _PLAIN_RESULTS:  # (by exact type: a dict or a string says no failure of this kind)
+            error_type = None
+        else:
+            error_type = _error_result(value, self.span)
         record_tool_call(self.context if run is None else context_with_counts(run.calls, self.context), self.name,
-                         self.agent_name, error_type_label(error) if error else failed, duration_s, self.phase)
+                         self.agent_name, error_type, duration_s, self.phase)
         handler = self.handler
         call = self.call  # None when the options are all literals (see KindHandler.reads_call)
         if handler.counts_files and error is None:
@@ -87,6 +84,26 @@ class ToolInvocation(Invocation):
         if call is not None and handler.result_attributes and self.span.is_recording():
             call.result, call.error = value, error
             handler.record_result_attributes(self.span, call)
+
+
+#: Results that are never a tool's failure report (checked by exact type: cheap).
+_PLAIN_RESULTS = frozenset({dict, list, tuple, str, bytes, int, float, bool, type(None)})
+
+
+def _error_result(value: Any, span: Any) -> str | None:
+    """``tool_error`` when the call returned a result saying the tool failed, an MCP ``CallToolResult`` with
+    ``is_error`` (the MCP library's own span says so too): the program got a failure back, with no exception. The
+    span says it as well."""
+    try:  # the program's object: reading an attribute it lacks may raise anything
+        failed = getattr(value, "is_error", None) is True
+    except Exception:
+        return None
+    if not failed:
+        return None
+    if span.is_recording():
+        span.set_attribute(semconv.ERROR_TYPE, semconv.ERROR_TYPE_TOOL_ERROR)
+        span.set_status(Status(StatusCode.ERROR, semconv.ERROR_TYPE_TOOL_ERROR))
+    return semconv.ERROR_TYPE_TOOL_ERROR
 
 
 class _Phase(Enum):
@@ -164,14 +181,13 @@ class ToolHandler(KindHandler):
         # a given agent's name through its cap; else the agent it runs under, whose name is bounded already
         agent_name = (policy().bounded(semconv.GEN_AI_AGENT_NAME, agent_name) if agent_name
                       else run.name if run is not None else parent.get(AGENT_KEY))  # type: ignore[assignment]
-        open_call = OpenToolCall(name)
-        span, ctx = self.open(span_name, self.under_agent(by_agent, base, agent_name), parent, {TOOL_KEY: open_call})
+        span, ctx = self.open(span_name, self.under_agent(by_agent, base, agent_name), parent,
+                              {TOOL_KEY: OpenToolCall(name)})
         state = ctx.get(PHASE_KEY)  # current_phase(ctx), without its call
         phase = state if isinstance(state, PhaseState) else None
         if phase is not None or self.has_step:
             self._step(span, call, phase)
-        inv = ToolInvocation(span, ctx, name, agent_name, self, call, phase.name if phase is not None else None,
-                             open_call)
+        inv = ToolInvocation(span, ctx, name, agent_name, self, call, phase.name if phase is not None else None)
         inv.run = run
         return inv
 

@@ -86,7 +86,10 @@ class Invocation:
     """One instrumented call. Kinds subclass it and override :meth:`record` (and maybe
     :meth:`on_chunk`, :meth:`wants_stream`); the engine guarantees :meth:`end` runs once."""
 
-    __slots__ = ("__weakref__", "_ended", "context", "first_chunk_ns", "span", "stage", "start_ns")
+    # iteration_step: set (True) only for a ``__next__``/``__anext__`` call whose result completes later (see
+    # _end_raised); never read but with getattr(), so that no call pays for setting it
+    __slots__ = ("__weakref__", "_ended", "context", "first_chunk_ns", "iteration_step", "span", "stage", "start_ns")
+    iteration_step: bool
 
     def __init__(self, span: Span, context: Context, stage: str) -> None:
         self.span = span
@@ -248,12 +251,12 @@ def _as_ending(how: End, error: BaseException) -> tuple[End, BaseException | Non
 _ITERATION_STEPS = frozenset({"__next__", "__anext__"})
 
 
-def _end_raised(inv: Invocation, exc: BaseException, step: object) -> None:
-    """End ``inv`` by what the call raised: the end of an iteration out of a ``__next__``/``__anext__`` (``step``:
-    the function or its coroutine) is no failure; StopIteration out of any other call is one, as ever."""
+def _end_raised(inv: Invocation, exc: BaseException, handler: Handler | None = None) -> None:
+    """End ``inv`` by what the call raised: the end of an iteration out of a ``__next__``/``__anext__`` (the
+    ``handler``'s, else the invocation's, see :attr:`Handler.iteration_step`) is no failure; StopIteration out of any
+    other call is one, as ever."""
     if isinstance(exc, StopIteration | StopAsyncIteration) and (
-            getattr(step, "__name__", None) in _ITERATION_STEPS
-            or getattr(getattr(step, "cr_code", None), "co_name", None) in _ITERATION_STEPS):
+            handler.iteration_step if handler is not None else getattr(inv, "iteration_step", False)):
         inv.end(End.RETURNED)
     else:
         inv.end(End.RAISED, error=exc)
@@ -261,6 +264,10 @@ def _end_raised(inv: Invocation, exc: BaseException, step: object) -> None:
 
 class Handler:
     """What a kind plugs into the engine: how to start an invocation for a call."""
+
+    #: The wrapped callable is an iteration step, ``__next__`` or ``__anext__`` (set when it is wrapped): the
+    #: StopIteration or StopAsyncIteration it raises at the end of every loop is no failure.
+    iteration_step = False
 
     stage = "wrapper"
     #: Set when the decorated function turns out to be defined in a class body (see :class:`_Decorated`):
@@ -336,15 +343,20 @@ def _sync_wrapper(handler: Handler) -> WrapperFunction:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
             _detach(token)
-            _end_raised(inv, exc, wrapped)
+            _end_raised(inv, exc, handler)
             raise
         _detach(token)
         if type(result) in _PLAIN_TYPES and not inv.custom_stream:  # what _finish_result() does for it
             inv.end(_RETURNED, result)
             return result
-        return _finish_result(inv, result)
+        return _finish_result(inv, result, handler)
 
     return wrapper
+
+
+def _note_iteration_step(handler: Handler, func: object) -> None:
+    if getattr(func, "__name__", None) in _ITERATION_STEPS:
+        handler.iteration_step = True
 
 
 def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.FunctionType:
@@ -371,18 +383,19 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
             result = func(*args, **kwargs)
         except BaseException as exc:
             _detach(token)
-            _end_raised(inv, exc, func)
+            _end_raised(inv, exc, handler)
             raise
         _detach(token)
         if type(result) in _PLAIN_TYPES and not inv.custom_stream:  # what _finish_result() does for it
             inv.end(_RETURNED, result)
             return result
-        return _finish_result(inv, result)
+        return _finish_result(inv, result, handler)
 
     # inspect.signature() follows __wrapped__ (and evaluates string annotations in the function's module
     # with eval_str=True, as pydantic's validate_call asks); getfullargspec() shows (*args, **kwargs), as
     # under any functools.wraps decorator
     functools.update_wrapper(call, func)
+    _note_iteration_step(handler, func)
     takes_self = _takes_self(func)
     if takes_self is None:
         handler.method, handler._method_of = None, (func, call)
@@ -413,11 +426,13 @@ def _takes_self(func: types.FunctionType) -> bool | None:
 _PLAIN_TYPES = frozenset({dict, list, tuple, str, bytes, int, float, bool, type(None)})
 
 
-def _finish_result(inv: Invocation, result: object) -> object:
+def _finish_result(inv: Invocation, result: object, handler: Handler) -> object:
     """End the invocation now, or hand it to whatever will complete later."""
     try:
         plain = type(result) in _PLAIN_TYPES
         if not plain:
+            if handler.iteration_step:  # a plain ``def __anext__`` returning a coroutine (see _end_raised)
+                inv.iteration_step = True
             if isinstance(result, types.CoroutineType):
                 return _TracedCoroutine(result, inv)
             if isinstance(result, types.GeneratorType) and not _started(result):
@@ -463,7 +478,7 @@ def _end_from_future(inv: Invocation, future: asyncio.Future[Any] | concurrent.f
         return
     error = _error_of(future)
     if error is not None:
-        inv.end(End.RAISED, error=error)
+        _end_raised(inv, error)
     else:
         inv.end(End.RETURNED, future.result())
 
@@ -510,7 +525,7 @@ async def _traced_coroutine(coro: Awaitable[T], inv_or_call: Invocation | _Pendi
         # detach context" with a traceback. The context it was attached in is left as it is, gone or not ours.
         if type(exc) is not GeneratorExit or otel_context.get_current() is inv.context:
             _detach(token)
-        _end_raised(inv, exc, coro)
+        _end_raised(inv, exc, inv_or_call[0] if type(inv_or_call) is tuple else None)
         raise
     _detach(token)
     if type(result) not in _PLAIN_TYPES:  # e.g. ``await client.chat.completions.create(stream=True)``
@@ -617,7 +632,7 @@ class _TracedCoroutine(_PendingCoroutine[T]):
         try:
             return self.__wrapped__.throw(*exc_info)
         except BaseException as exc:
-            cast(Invocation, self._self_call).end(End.RAISED, error=exc)
+            _end_raised(cast(Invocation, self._self_call), exc)
             raise
 
     def close(self) -> None:
@@ -1290,6 +1305,7 @@ def _shape_target(func: object) -> object:
 def wrapper_for(handler: Handler, func: object) -> WrapperFunction:
     """The engine wrapper (wrapt signature) that suits ``func``'s shape."""
     target = _shape_target(func)
+    _note_iteration_step(handler, target)
     if inspect.isasyncgenfunction(target):
         return _async_generator_wrapper(handler)
     if inspect.isgeneratorfunction(target):

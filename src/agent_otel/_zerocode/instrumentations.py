@@ -151,6 +151,10 @@ def _import_names(distribution: str) -> set[str]:
         dist = importlib.metadata.distribution(distribution)
     except importlib.metadata.PackageNotFoundError:
         return set()
+    return _names_of(dist)
+
+
+def _names_of(dist: importlib.metadata.Distribution) -> set[str]:
     listed = dist.read_text("top_level.txt")
     if listed:
         return {line.strip() for line in listed.splitlines() if line.strip()}
@@ -179,21 +183,25 @@ def instrumented_modules(item: Instrumentation) -> set[str]:
             continue
         if requirement.marker is not None and requirement.marker.evaluate({"extra": "instruments"}) \
                 and not requirement.marker.evaluate({"extra": ""}):
-            modules |= _import_names(requirement.name) | _parts_of(requirement.name)
+            try:
+                instrumented = importlib.metadata.distribution(requirement.name)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+            modules |= _names_of(instrumented) | _parts_of(instrumented, requirement.name)
     return modules
 
 
-def _parts_of(distribution: str) -> set[str]:
+def _parts_of(dist: importlib.metadata.Distribution, name: str) -> set[str]:
     """The top-level modules of the distributions a framework is split into, named after it, that it requires
     (``langchain``: ``langchain-core``...): the LangChain instrumentation names ``langchain`` and patches
     ``langchain_core``, which a LangGraph program imports without ever importing ``langchain``."""
-    try:
-        requires = importlib.metadata.distribution(distribution).requires or ()
-    except importlib.metadata.PackageNotFoundError:
-        return set()
-    prefix = _distribution_key(distribution) + "-"
+    prefix = _distribution_key(name) + "-"
     modules: set[str] = set()
-    for text in requires:
+    # its Requires-Dist lines, read off the text: ``dist.requires`` parses the whole metadata as an email message
+    # (with the long description), a few milliseconds of the start of every process under `agent-otel run`
+    metadata = dist.read_text("METADATA") or ""
+    for text in (line[len("Requires-Dist:"):].strip() for line in metadata.partition("\n\n")[0].splitlines()
+                 if line.startswith("Requires-Dist:")):
         try:
             requirement = Requirement(text)
         except InvalidRequirement:
