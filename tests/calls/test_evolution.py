@@ -268,6 +268,19 @@ def test_a_failed_runs_improvement_is_at_most_zero(otel: Any, samplers: list[Any
     assert otel.span("evolve inner").attributes[semconv.EVOLUTION_IMPROVEMENT] == pytest.approx(0.4)
 
 
+def test_a_rolled_back_runs_improvement_is_at_most_zero(otel: Any, samplers: list[Any]) -> None:
+    """A run that measured a better candidate and rolled it back (another KPI, a regression guard) adopted nothing
+    either: the gauge said the agent gained, while its current KPI stayed, and NoProgress took it for progress."""
+    @agent_otel.evolution("refactor-agent", type="nightly", kpi="accuracy")
+    def evolve() -> dict[str, Any]:
+        return {"kpis_before": {"accuracy": 0.4}, "kpis_after": {"accuracy": 0.6}, "rolled_back": True}
+
+    evolve()
+    assert [p.value for p in points(otel, IMPROVEMENT)] == [0.0]
+    assert kpi_values(otel) == {"accuracy": 0.4}
+    assert otel.span("evolve refactor-agent").attributes[semconv.EVOLUTION_IMPROVEMENT] == pytest.approx(0.2)
+
+
 def test_counts_over_runs_and_odd_kpis(otel: Any, samplers: list[Any]) -> None:
     @agent_otel.evolution("refactor-agent", type="nightly")
     def evolve(result: Any) -> Any:

@@ -180,9 +180,10 @@ class EvolutionInvocation(Invocation):
         if lineage is not NO_LINEAGE:  # a run that reports no versions introduces none
             record_introduction(ctx, self.agent_name, lineage, status)
         instruments[semconv.EVOLUTION_DURATION.name].record(duration_s, with_status, context=ctx)
-        if improvement is not None:  # a failed run's candidate was not adopted: it improved nothing (the span keeps
-            # what was measured); AgentOtelEvolutionNoProgress took a crash after a better score for progress
-            adopted = min(improvement, 0.0) if status is semconv.EvolutionStatus.FAILED else improvement
+        if improvement is not None:  # a failed or rolled-back run's candidate was not adopted: it improved nothing
+            # (the span keeps what was measured); AgentOtelEvolutionNoProgress took a crash after a better score, or a
+            # rollback another guard made while the KPI rose, for progress
+            adopted = improvement if status is semconv.EvolutionStatus.SUCCEEDED else min(improvement, 0.0)
             instruments[semconv.EVOLUTION_PERFORMANCE_IMPROVEMENT.name].set(adopted, labels, context=ctx)
         if usage is not None:
             rt[semconv.EVOLUTION_MEMORY_PEAK].set(usage.peak_rss_bytes, labels, context=ctx)
