@@ -641,3 +641,22 @@ def test_the_program_sees_the_interpreter_as_its_command_named_it(project: Path)
     plain, launched = _plain_and_launched(project, [str(python3), "-c", "import sys; print(sys.executable)"])
     assert launched == plain
     assert plain[1] == f"{python3}\n"
+
+
+def test_a_working_directory_that_was_removed_holds_no_configuration(tmp_path: Path) -> None:
+    """Python runs a program by its absolute path in a working directory that was removed (a deploy swapped it, a temp
+    folder was cleaned up); `agent-otel run` crashed looking for agent-otel.toml there (a FileNotFoundError from
+    ``os.getcwd()``, exit 1, the program never ran), and so did ``instrument()``."""
+    program = tmp_path / "hello.py"
+    program.write_text("import agent_otel\nagent_otel.instrument()\nprint('program ran')\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "cache"), OTEL_METRICS_EXPORTER="none", OTEL_TRACES_EXPORTER="none",
+               OTEL_LOGS_EXPORTER="none")
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    for launch in ([], [AGENT_OTEL, "run", "--"]):
+        command = " ".join([*launch, sys.executable, str(program)])
+        result = subprocess.run(["bash", "-c", f'cd "{gone}" && rmdir "{gone}" && exec {command}'], env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert (result.returncode, result.stdout) == (0, "program ran\n"), result.stderr
+        gone.mkdir()

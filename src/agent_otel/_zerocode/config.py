@@ -461,7 +461,13 @@ def find_config(directory: str | os.PathLike[str] | None = None,
             raise ConfigurationError(f"{ENV_VAR}={named!r}: "
                                      f"{'a directory, not a file' if file.is_dir() else 'no such file'}")
         return file
-    folder = Path(directory) if directory is not None else Path.cwd()
+    if directory is not None:
+        folder = Path(directory)
+    else:
+        try:
+            folder = Path.cwd()
+        except OSError:  # the working directory was removed (a deploy swapped it): it holds no configuration
+            return None
     candidate = folder / FILE_NAME
     if candidate.is_file():
         return candidate
