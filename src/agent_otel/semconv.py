@@ -93,10 +93,14 @@ CONTENT_ATTRIBUTES = frozenset({
     "tool_arguments", "tool_response",  # pydantic-ai's tool payloads (its instrumentation format 2)
     "gen_ai.retrieval.query.text", "gen_ai.retrieval.documents",  # a retriever's query and what it found
     "llm.prompts", "llm.prompt_template.variables",  # OpenInference's completion prompts, a template's values
+    # smolagents' (OpenInference's instrumentation): the task an agent was given, and the values passed with it
+    "smolagents.task", "smolagents.additional_args",
 })
 CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.",
                     "llm.prompts.", "retrieval.documents.", "reranker.input_documents.", "reranker.output_documents.",
                     "embedding.embeddings.")
+#: Keys under a content prefix that are not content: a prompt's name (its template's), not its text.
+NOT_CONTENT = frozenset({_gen_ai.GEN_AI_PROMPT_NAME})
 #: Attributes that mark a span of another library as a GenAI one, whose content attributes are removed as it ends
 #: (unless content goes on spans): the GenAI conventions' operation, OpenInference's span kind, and the older
 #: vocabulary's ``gen_ai.system`` and ``llm.request.type`` (OpenLLMetry), whichever way and whenever they were set.

@@ -148,6 +148,16 @@ def test_another_instrumentations_span_content_stays_only_when_content_goes_on_s
     assert (INPUT in otel.span("chat gpt-4o").attributes) is kept
 
 
+def test_a_prompts_name_is_no_content(otel: Any) -> None:
+    """``gen_ai.prompt.name`` (a template's name, which agent-otel's own spans carry too) was removed from other
+    libraries' spans with the old indexed prompt attributes it shares a prefix with (``gen_ai.prompt.0.content``)."""
+    agent_otel.set_policy(capture_content="NO_CONTENT")
+    chat_span(foreign(otel), **{semconv.GEN_AI_PROMPT_NAME: "faq-template", "gen_ai.prompt.0.content": "hi"})
+    attributes = otel.span("chat gpt-4o").attributes
+    assert (attributes.get(semconv.GEN_AI_PROMPT_NAME), "gen_ai.prompt.0.content" in attributes) == (
+        "faq-template", False)
+
+
 @pytest.mark.parametrize(("mode", "kept"), [("NO_CONTENT", False), ("EVENT_ONLY", False), ("SPAN_ONLY", True)])
 def test_content_leaves_the_genai_spans_no_call_is_made_of_too(otel: Any, mode: str, kept: bool) -> None:
     """An OpenInference CHAIN span (smolagents' step, whose output is the answer) and a GenAI span of an
@@ -212,3 +222,25 @@ def test_a_config_file_names_the_mode() -> None:
             "policy.capture_content: expected true, false or one of NO_CONTENT, SPAN_ONLY, EVENT_ONLY, "
             "SPAN_AND_EVENT, got a string 'sometimes'")):
         parse_config(tomllib.loads('[policy]\ncapture_content = "sometimes"\n'))
+
+
+def test_a_smolagents_agents_task_and_arguments_leave_its_spans_with_content_off() -> None:
+    """OpenInference's smolagents instrumentation puts the task an agent was given (``smolagents.task``: read before
+    the run sets it, so the previous run's) and the values passed with it (``smolagents.additional_args``) on the
+    agent's span: a prompt with a card number went out on the agent's second run, with content capture off."""
+    from smolagents import OpenAIModel, ToolCallingAgent
+
+    from agent_otel.testing import capture_telemetry
+    from tests.support.fake_llm import FakeLLM
+    from tests.support.genai_apps import MODEL, agent_url
+
+    with FakeLLM() as fake, capture_telemetry() as otel:
+        with instrumented("smolagents", otel.tracer_provider, otel.meter_provider):
+            model = OpenAIModel(model_id=MODEL, api_base=agent_url(fake.url), api_key="test",
+                                client_kwargs={"max_retries": 0})
+            agent = ToolCallingAgent(tools=[], model=model, name="support", max_steps=2, verbosity_level=0)
+            for question in ("My card 4111-1111-1111-1111 was charged twice", "And again?"):
+                agent.run(question, additional_args={"card": "4111-1111-1111-1111"})
+        leaks = [(span.name, key) for span in otel.spans() for key, value in (span.attributes or {}).items()
+                 if "4111" in str(value)]
+        assert leaks == []

@@ -9,6 +9,7 @@ import contextlib
 import copy
 import gc
 import inspect
+import itertools
 import logging
 import pickle
 import traceback
@@ -632,6 +633,24 @@ def test_a_returned_stream_has_the_methods_of_the_stream_and_no_others(otel: Any
     closable = instrument(handler, ClosableAsyncItems)()
     asyncio.run(closable.aclose())
     assert closable.closed and handler.ends[-1] == (End.CLOSED, None, None)
+
+
+def test_a_returned_stream_tees_copies_and_pickles_as_the_program_stream_does(otel: Any) -> None:
+    """``itertools.tee`` of a provider's stream (one copy to a log, one to the user) raised wrapt's "object proxy
+    must define __copy__()", and copy and pickle failed the same way. A stream type without ``__copy__`` is buffered
+    by ``tee`` through our proxy (still timed); copy and pickle give the stream's own (untraced)."""
+    handler = RecordingHandler(streams=True)
+
+    def stream() -> Any:
+        return iter([1, 2, 3])
+
+    left, right = itertools.tee(instrument(handler, stream)())
+    assert (list(left), list(right)) == ([1, 2, 3], [1, 2, 3])
+    assert handler.ends == [(End.RETURNED, None, None)] and handler.invocations[0].chunks == [1, 2, 3]
+    traced = instrument(handler, stream)()
+    next(traced)
+    assert list(copy.copy(traced)) == list(copy.deepcopy(traced)) == list(pickle.loads(pickle.dumps(traced))) == [2, 3]
+    assert not hasattr(traced, "__copy__") and not hasattr(iter([]), "__copy__")
 
 
 def test_returned_stream_object_is_timed_until_exhausted(otel: Any) -> None:

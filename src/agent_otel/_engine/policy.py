@@ -405,7 +405,8 @@ def drop_content(span: Span) -> None:
     if (_policy or policy()).content.on_span:
         return
     found = [key for key in attribute_dict(span)
-             if key in semconv.CONTENT_ATTRIBUTES or key.startswith(semconv.CONTENT_PREFIXES)]
+             if key in semconv.CONTENT_ATTRIBUTES or (key.startswith(semconv.CONTENT_PREFIXES)
+                                                        and key not in semconv.NOT_CONTENT)]
     if not found:
         return
     frozen: Any = span._attributes

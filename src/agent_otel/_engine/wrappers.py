@@ -5,8 +5,9 @@ timed does not change with the kind. A kind plugs in a :class:`Handler` whose ``
 :class:`Invocation` (a span, its context, a clock); the engine runs the call in that context and
 ends the invocation exactly once, whatever shape the callable has:
 
-* sync functions, including ones that return a coroutine, a future, another awaitable, a generator
-  or (if the invocation asks for it) a stream object: timed until that result completes;
+* sync functions, including ones that return a coroutine, a future, a generator or (if the invocation asks
+  for it) a stream object: timed until that result completes (another awaitable is the program's object, and
+  the call ends as it returns);
 * coroutine functions; generator and async-generator functions, where the span covers the whole
   iteration and ``send``/``throw``/``close``, an early ``break`` and a dropped generator each end
   it once, with the outcome that happened.
@@ -919,7 +920,22 @@ def _leave_stream_block(proxy: Any, error: BaseException | None) -> None:
         inv.end(how)
 
 
-class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
+class _CopiedAsItsStream:
+    """Copy, deep copy and pickle of a traced stream give those of its stream, untraced, as the program's object
+    gives them (wrapt's proxy refused each: ``itertools.tee`` of a stream raised NotImplementedError); a stream
+    type without ``__copy__`` has none here either (see :data:`_PROXY_PROTOCOLS`), so ``tee`` buffers it through
+    this proxy, timed."""
+
+    def __copy__(self: Any) -> object:
+        return copy.copy(self.__wrapped__)
+
+    def __deepcopy__(self: Any, memo: dict[int, Any]) -> object:
+        return copy.deepcopy(self.__wrapped__, memo)
+
+    def __reduce_ex__(self: Any, protocol: SupportsIndex) -> Any:
+        return self.__wrapped__.__reduce_ex__(protocol)
+
+class _TracedIterator(_CopiedAsItsStream, wrapt.ObjectProxy[Iterator[Y]]):
     """A stream object (e.g. an SDK's response stream) timed until exhausted, closed or dropped;
     used as an iterator, as a context manager (``with stream:``, ``with create() as stream:``) or both.
     A stream manager (``with client.messages.stream(...) as stream:``) is timed until its block is left,
@@ -966,7 +982,7 @@ class _TracedIterator(wrapt.ObjectProxy[Iterator[Y]]):
         _dropped(self, "__next__")
 
 
-class _TracedAsyncIterator(wrapt.ObjectProxy[AsyncIterator[Y]]):
+class _TracedAsyncIterator(_CopiedAsItsStream, wrapt.ObjectProxy[AsyncIterator[Y]]):
     """:class:`_TracedIterator` for async streams and stream managers."""
 
     _self_stream = cast(object, None)
@@ -1097,7 +1113,8 @@ _STREAM_PARTS: dict[bool, tuple[type, ...]] = {False: (_Iterating, _Closing),
 #: (``Iterable``, ``AbstractAsyncContextManager``...) answer as for the stream: a sync SDK stream looked like an
 #: async context manager, an async one like an iterable.
 _PROXY_PROTOCOLS = ("__iter__", "__enter__", "__exit__", "__aenter__", "__aexit__", "__len__", "__contains__",
-                    "__getitem__", "__reversed__")
+                    "__getitem__", "__reversed__", "__copy__", "__deepcopy__")
+
 
 
 @functools.cache
