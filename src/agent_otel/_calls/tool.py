@@ -31,7 +31,7 @@ from agent_otel._context.running import STARTED_IN, running_context
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
-from agent_otel._engine.wrappers import End, Invocation
+from agent_otel._engine.wrappers import PLAIN_TYPES, End, Invocation
 
 #: The agent-otel tool call a call runs in (an :class:`OpenToolCall`; None under an agent call of ours inside
 #: it): the first span of another library for the same tool further down is that same call.
@@ -66,7 +66,7 @@ class ToolInvocation(Invocation):
         run = self.run
         if error is not None:
             error_type: str | None = error_type_label(error)
-        elif type(value) in _PLAIN_RESULTS:  # (by exact type: a dict or a string says no failure of this kind)
+        elif type(value) in PLAIN_TYPES:  # (by exact type: a dict or a string reports no failure of this kind)
             error_type = None
         else:
             error_type = _error_result(value, self.span)
@@ -84,10 +84,6 @@ class ToolInvocation(Invocation):
         if call is not None and handler.result_attributes and self.span.is_recording():
             call.result, call.error = value, error
             handler.record_result_attributes(self.span, call)
-
-
-#: Results that are never a tool's failure report (checked by exact type: cheap).
-_PLAIN_RESULTS = frozenset({dict, list, tuple, str, bytes, int, float, bool, type(None)})
 
 
 def _error_result(value: Any, span: Any) -> str | None:

@@ -347,7 +347,7 @@ def _sync_wrapper(handler: Handler) -> WrapperFunction:
             _end_raised(inv, exc, handler)
             raise
         _detach(token)
-        if type(result) in _PLAIN_TYPES and not inv.custom_stream:  # what _finish_result() does for it
+        if type(result) in PLAIN_TYPES and not inv.custom_stream:  # what _finish_result() does for it
             inv.end(_RETURNED, result)
             return result
         return _finish_result(inv, result, handler)
@@ -387,7 +387,7 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
             _end_raised(inv, exc, handler)
             raise
         _detach(token)
-        if type(result) in _PLAIN_TYPES and not inv.custom_stream:  # what _finish_result() does for it
+        if type(result) in PLAIN_TYPES and not inv.custom_stream:  # what _finish_result() does for it
             inv.end(_RETURNED, result)
             return result
         return _finish_result(inv, result, handler)
@@ -423,14 +423,14 @@ def _takes_self(func: types.FunctionType) -> bool | None:
     return True if code.co_varnames[0] in ("self", "cls") else None
 
 
-#: Results that are never a coroutine, generator, future or awaitable (checked by exact type: cheap).
-_PLAIN_TYPES = frozenset({dict, list, tuple, str, bytes, int, float, bool, type(None)})
+#: Results that are never a coroutine, generator, future, awaitable or stream (checked by exact type: cheap).
+PLAIN_TYPES = frozenset({dict, list, tuple, str, bytes, int, float, bool, type(None)})
 
 
 def _finish_result(inv: Invocation, result: object, handler: Handler) -> object:
     """End the invocation now, or hand it to whatever will complete later."""
     try:
-        plain = type(result) in _PLAIN_TYPES
+        plain = type(result) in PLAIN_TYPES
         if not plain:
             if handler.iteration_step:  # a plain ``def __anext__`` returning a coroutine (see _end_raised)
                 inv.iteration_step = True
@@ -529,7 +529,7 @@ async def _traced_coroutine(coro: Awaitable[T], inv_or_call: Invocation | _Pendi
         _end_raised(inv, exc, inv_or_call[0] if type(inv_or_call) is tuple else None)
         raise
     _detach(token)
-    if type(result) not in _PLAIN_TYPES:  # e.g. ``await client.chat.completions.create(stream=True)``
+    if type(result) not in PLAIN_TYPES:  # e.g. ``await client.chat.completions.create(stream=True)``
         try:
             if inv.wants_stream(result):
                 return cast(T, _traced_stream(result, inv))
