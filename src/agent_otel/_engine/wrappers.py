@@ -935,6 +935,7 @@ class _CopiedAsItsStream:
     def __reduce_ex__(self: Any, protocol: SupportsIndex) -> Any:
         return self.__wrapped__.__reduce_ex__(protocol)
 
+
 class _TracedIterator(_CopiedAsItsStream, wrapt.ObjectProxy[Iterator[Y]]):
     """A stream object (e.g. an SDK's response stream) timed until exhausted, closed or dropped;
     used as an iterator, as a context manager (``with stream:``, ``with create() as stream:``) or both.
