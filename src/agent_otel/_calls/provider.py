@@ -118,20 +118,20 @@ class ProviderInvocation(Invocation):
         self.usage_inside: list[tuple[TokenUsage, str | None]] = []
         #: the span bridge's: those spans still open (it tells a request from a second trace of it)
         self.open_inside: list[Any] = []
-        #: set when the call has recorded no usage of its own: (its context, its token attributes) for the usage
-        #: such a span reports after the call ended (see add_usage_inside)
-        self.usage_after: tuple[Any, dict[str, Any]] | None = None
+        #: set when the call has recorded no usage of its own: its token attributes, for the usage such a span
+        #: reports after the call ended (see add_usage_inside)
+        self.usage_after: dict[str, Any] | None = None
 
     def add_usage_inside(self, usage: TokenUsage, model: str | None) -> None:
         """One request that another library's span inside this call reported: its tokens and the model that
         answered. Counted when the call's own result reports none (an append: safe from any thread); recorded on
         its own when that span ends after the call did (a raw response whose streamed body the program reads
         after the call returned it), the call having recorded no usage."""
-        after = self.usage_after
-        if after is None:
+        attributes = self.usage_after
+        if attributes is None:
             self.usage_inside.append((usage, model))
             return
-        ctx, attributes = after
+        ctx = self.context
         if model and semconv.GEN_AI_RESPONSE_MODEL not in attributes:
             attributes = {**attributes, semconv.GEN_AI_RESPONSE_MODEL: policy().bounded(semconv.GEN_AI_RESPONSE_MODEL,
                                                                                         model)}
@@ -351,7 +351,7 @@ class ProviderInvocation(Invocation):
             record_usage(ctx, token_attributes, usage, cost, otel_context.get_value(AGENT_KEY, ctx), unpriced=unpriced)
         if not has_usage and not self.usage_below and error is None:  # (an inner call too: the span inside hands its
             # usage to the innermost call of its operation, see the bridge)
-            self.usage_after = (ctx, token_attributes)
+            self.usage_after = token_attributes
         if outer is not None and (has_usage or self.usage_below):
             outer.usage_below = True
         elif self.enclosing is not None and has_usage and error is None and value is not None:
