@@ -79,6 +79,47 @@ def test_the_http_client_patch_adds_the_jobs_baggage_to_the_programs_own(otel: A
     assert sent[3] == "tenant=acme"  # a value given as bytes is the program's as it is (str() of it was b'...')
 
 
+def test_the_http_instrumentations_keep_the_programs_own_baggage_header(otel: Any, echo: str) -> None:
+    """OpenTelemetry's requests and httpx instrumentations inject into the request's own headers, and its baggage
+    propagator *sets* ``baggage``: inside a job, the program's own header (``tenant=acme``) was replaced by the
+    job's entries, where without agent-otel (nothing in baggage, nothing written) it went out as the program set it.
+    It is kept, with the job's entries it lacks; with an entry of the program's in baggage, the propagator replaces
+    it as it always did."""
+    import httpx
+    import requests
+    from opentelemetry import baggage
+    from opentelemetry import context as otel_context
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+
+    def send(headers: dict[str, str]) -> list[str]:
+        return [requests.get(echo, headers=headers, timeout=10).text, httpx.get(echo, headers=headers).text,
+                agent_otel.inject(dict(headers))[next(iter(headers))]]
+
+    instrumentors = (RequestsInstrumentor(), HTTPXClientInstrumentor())
+    for instrumentor in instrumentors:
+        instrumentor.instrument()
+    try:
+        with agent_otel.job("J1", type="batch"):
+            kept = send({"baggage": "tenant=acme"})
+            spelled = send({"Baggage": "tenant=acme"})
+            own_id = send({"baggage": f"tenant=acme,{semconv.BAGGAGE_JOB_ID}=own"})
+            token = otel_context.attach(baggage.set_baggage("region", "eu"))
+            try:
+                replaced = send({"baggage": "tenant=acme"})
+            finally:
+                otel_context.detach(token)
+        outside = send({"baggage": "tenant=acme"})
+    finally:
+        for instrumentor in instrumentors:
+            instrumentor.uninstrument()
+    jobs = f"{semconv.BAGGAGE_JOB_ID}=J1,{semconv.BAGGAGE_JOB_TYPE}=batch"
+    assert kept == spelled == [f"tenant=acme,{jobs}"] * 3
+    assert own_id == [f"tenant=acme,{semconv.BAGGAGE_JOB_ID}=own,{semconv.BAGGAGE_JOB_TYPE}=batch"] * 3
+    assert replaced == [f"{jobs},region=eu"] * 3  # what the propagator writes without agent-otel: its entries
+    assert outside == ["tenant=acme"] * 3
+
+
 def test_a_job_id_too_long_for_baggage_stays_in_its_process_counted_and_quiet(otel: Any) -> None:
     """A 4,100-character id: the propagators dropped it from every header and child environment with a warning on
     the program's stderr (Python's last-resort handler), and nothing counted it. It stays on this process's spans

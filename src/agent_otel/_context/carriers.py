@@ -23,6 +23,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
+from agent_otel._context.baggage_header import merged_baggage
 from agent_otel._context.propagation import CarriedCall, _has_context_to_carry, carry, subprocess_env
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import start_thread
@@ -479,7 +480,7 @@ def _inject_headers(wrapped: Callable[..., None], instance: http.client.HTTPConn
             host_key = present.get("baggage")
             if "baggage" in carrier and host_key is not None and isinstance(headers[host_key], str):  # the
                 # program's own list, and the job's entries (a value given as bytes is left as it is)
-                merged = _merged_baggage(headers[host_key], carrier["baggage"])
+                merged = merged_baggage(headers[host_key], carrier["baggage"])
                 if merged is not None:
                     missing[host_key] = merged
             if missing:
@@ -491,15 +492,6 @@ def _inject_headers(wrapped: Callable[..., None], instance: http.client.HTTPConn
     except Exception as exc:
         report_error("autoinstrument.http_headers", exc)
     return wrapped(*args, **kwargs)
-
-
-def _merged_baggage(program: str, ours: str) -> str | None:
-    """The program's ``baggage`` header with the members of ours whose keys it lacks (the job's id and type, the
-    conversation's), as one W3C list; None when it lacks none. A program's own header stopped the job id at
-    every request that set one."""
-    keys = {member.split("=", 1)[0].strip() for member in program.split(",")}
-    added = [member for member in ours.split(",") if member.split("=", 1)[0].strip() not in keys]
-    return ",".join((program, *added)) if added else None
 
 
 def instrument_http_headers() -> None:

@@ -19,6 +19,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
 from agent_otel import semconv
+from agent_otel._context import baggage_header  # noqa: F401  # a program's own baggage header keeps its entries
 from agent_otel._engine.self_telemetry import report_error
 
 JOB_KEY = otel_context.create_key("agent_otel.job")
