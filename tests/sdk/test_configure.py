@@ -382,6 +382,23 @@ def test_sdk_disabled_makes_configure_and_wrappers_inert(monkeypatch: pytest.Mon
     agent_otel.shutdown()
 
 
+@pytest.mark.parametrize(("value", "disabled"), [("TRUE", True), (" true ", True), ("1", False), ("on", False),
+                                               ("maybe", False), ("", False)])
+def test_otel_sdk_disabled_is_read_as_the_sdk_reads_it(monkeypatch: pytest.MonkeyPatch, value: str,
+                                                       disabled: bool) -> None:
+    """The specification's boolean: true is ``true`` in any case, anything else is false. Read as agent-otel's own
+    switches, ``1`` or ``on`` turned agent-otel off while the SDK went on exporting the program's spans (the job id
+    gone from them), and ``maybe`` made configure() raise where the SDK runs."""
+    agent_otel.shutdown()
+    monkeypatch.setenv("OTEL_SDK_DISABLED", value)
+    telemetry = agent_otel.configure(metrics_exporter="none", traces_exporter="none", system_metrics=False)
+    try:
+        assert TracerProvider()._disabled is disabled  # the SDK's own reading, beside ours
+        assert (telemetry.settings is None, runtime().enabled) == (disabled, not disabled)
+    finally:
+        agent_otel.shutdown()
+
+
 def test_traceparent_from_the_environment_is_continued() -> None:
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     child = run_child("""

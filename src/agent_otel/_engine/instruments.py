@@ -6,6 +6,7 @@ calls ``configure()``) still gets telemetry; ``configure()`` rebuilds it from th
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -23,7 +24,14 @@ from agent_otel.version import __version__
 
 
 def enabled_from_env() -> bool:
-    return not env_flag(OTEL_SDK_DISABLED, False) and env_flag(AGENT_OTEL_ENABLED, True)
+    return not sdk_disabled() and env_flag(AGENT_OTEL_ENABLED, True)
+
+
+def sdk_disabled() -> bool:
+    """``OTEL_SDK_DISABLED`` read as the SDK reads it, and as the specification has a boolean: true is ``true`` in
+    any case, anything else is false. (Read as our own switches, ``1`` turned agent-otel off while the SDK went on
+    exporting the program's spans, and ``maybe`` raised where the SDK runs.)"""
+    return os.environ.get(OTEL_SDK_DISABLED, "").strip().lower() == "true"
 
 
 def previous_names_from_env() -> bool:
