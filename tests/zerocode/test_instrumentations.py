@@ -11,6 +11,7 @@ instrumentations are test distributions installed into a temporary folder put on
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import os
 import re
 import subprocess
@@ -58,6 +59,31 @@ class Raises(BaseInstrumentor):
         pass
 '''
 
+#: A distribution shaped as httpx's: two entry points, and an extra that either library satisfies; only the first
+#: library is installed, and the second entry point raises ModuleNotFoundError when it instruments.
+EITHER = '''
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+
+
+class Present(BaseInstrumentor):
+    def instrumentation_dependencies(self):
+        return ["wrapt >= 1"]
+
+    def _instrument(self, **kwargs):
+        import wrapt  # noqa: F401
+
+    def _uninstrument(self, **kwargs):
+        pass
+
+
+class Absent(Present):
+    def instrumentation_dependencies(self):
+        return ["no-such-lib-zc >= 1"]
+
+    def _instrument(self, **kwargs):
+        import no_such_lib_zc  # noqa: F401
+'''
+
 
 def install_distribution(site: Path, name: str, entry_points: dict[str, str], requires: tuple[str, ...] = ()) -> None:
     """A distribution as pip leaves it: its `.dist-info` with METADATA and entry_points.txt."""
@@ -72,7 +98,7 @@ def install_distribution(site: Path, name: str, entry_points: dict[str, str], re
 @pytest.fixture
 def broken_site(tmp_path: Path) -> Path:
     """One instrumentation that cannot be imported, one that raises when instrumenting, one whose library
-    is not installed."""
+    is not installed, and two of one distribution whose extra either library satisfies (httpx's and httpx2's)."""
     site = tmp_path / "site"
     site.mkdir()
     (site / "broken_instrumentations_zc.py").write_text(BROKEN)
@@ -81,6 +107,11 @@ def broken_site(tmp_path: Path) -> Path:
         "broken_instrument_zc": "broken_instrumentations_zc:Raises"})
     install_distribution(site, "zc-conflicting-instrumentation", {"conflict_zc": "broken_instrumentations_zc:Raises"},
                          requires=('no-such-lib-zc>=1; extra == "instruments"',))
+    (site / "either_instrumentation_zc.py").write_text(EITHER)
+    install_distribution(site, "zc-either-instrumentation", {"either_present_zc": "either_instrumentation_zc:Present",
+                                                             "either_absent_zc": "either_instrumentation_zc:Absent"},
+                         requires=('wrapt>=1; extra == "instruments-any"',
+                                   'no-such-lib-zc>=1; extra == "instruments-any"'))
     return site
 
 
@@ -183,7 +214,8 @@ def test_a_broken_instrumentation_is_counted_and_the_program_runs_unchanged(
     scopes = [scope for scope, _, _ in spans_by_scope(receiver)]
     assert OPENAI_SCOPE in scopes  # the others are still on
     wait_until(lambda: errors_counted(receiver, "autoinstrument.instrumentation") > 0, "the error count")
-    assert errors_counted(receiver, "autoinstrument.instrumentation") == 2  # not the conflict: its library is absent
+    # not the conflict, nor either_absent_zc (httpx2's case: counted in every process): their libraries are absent
+    assert errors_counted(receiver, "autoinstrument.instrumentation") == 2
 
 
 def test_python_children_of_the_program_turn_them_on_too(
@@ -239,6 +271,9 @@ def test_check_lists_the_instrumentations_and_the_targets_they_overlap(project: 
     assert rows["broken_instrument_zc"] == ("zc-broken-instrumentations 1.0", "on")  # fails only when run
     assert rows["conflict_zc"] == ("zc-conflicting-instrumentation 1.0",
                                    "dependency conflict: needs no-such-lib-zc>=1, not installed")
+    assert rows["either_present_zc"] == ("zc-either-instrumentation 1.0", "on: instruments wrapt >= 1")
+    assert rows["either_absent_zc"] == ("zc-either-instrumentation 1.0",
+                                 "dependency conflict: needs no-such-lib-zc >= 1, not installed")  # it said on
     assert rows["threading"][1] == "off by [instrumentation] threads = false"
     assert rows["system_metrics"][1] == "on by [instrumentation] system_metrics = true"
     assert "agent_otel" not in rows  # the configuration itself
@@ -424,3 +459,23 @@ def test_the_langchain_instrumentation_loads_for_a_program_that_never_imports_la
     assert result.stdout.splitlines()[0] == "hi"
     assert '"name": "chat gpt-4o-mini"' in result.stdout
     assert '"gen_ai.usage.input_tokens": 7' in result.stdout
+
+
+def test_an_instrumentation_the_program_turned_on_already_is_left_as_it_is(caplog: pytest.LogCaptureFixture) -> None:
+    """One that ran before ours (``opentelemetry-instrument`` around ``agent-otel run``): instrumenting it again
+    printed OpenTelemetry's "Attempting to instrument while already instrumented" on the program's stderr."""
+    from opentelemetry.instrumentation.distro import DefaultDistro  # type: ignore[attr-defined]
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+
+    from agent_otel._zerocode import instrumentations
+    from agent_otel._zerocode.config import Switches
+
+    item = next(item for item in instrumentations.survey(Switches()) if item.name == "requests")
+    RequestsInstrumentor().instrument()
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert instrumentations._load(item, DefaultDistro()) is True
+        assert RequestsInstrumentor().is_instrumented_by_opentelemetry
+    finally:
+        RequestsInstrumentor().uninstrument()
+    assert [record.getMessage() for record in caplog.records] == []

@@ -214,6 +214,10 @@ def _instrumentation_rows(switches: Switches) -> _Libraries:
                 found.errors += 1
                 status = f"error: cannot load {item.entry_point.value}: {type(exc).__name__}: {exc}"
             else:
+                conflict = instrumentations.requirements_conflict(requirements)
+                if conflict is not None:  # its own library is missing (httpx's second entry point, httpx2)
+                    found.rows.append((item.name, item.distribution, conflict))
+                    continue
                 found.on += 1
                 status = "on" + (f": instruments {', '.join(requirements)}" if requirements else "")
                 for package in instrumentations.packages_of(requirements):

@@ -19,9 +19,14 @@ import sys
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from dataclasses import replace as _replace
+from typing import Any
 
 import wrapt
-from opentelemetry.instrumentation.dependencies import DependencyConflict, get_dist_dependency_conflicts
+from opentelemetry.instrumentation.dependencies import (
+    DependencyConflict,
+    get_dependency_conflicts,
+    get_dist_dependency_conflicts,
+)
 from opentelemetry.instrumentation.distro import DefaultDistro  # type: ignore[attr-defined]  # untyped upstream
 from opentelemetry.instrumentation.environment_variables import OTEL_PYTHON_DISABLED_INSTRUMENTATIONS
 from packaging.requirements import InvalidRequirement, Requirement
@@ -137,12 +142,37 @@ def _failed(item: Instrumentation, problem: str, exc: BaseException) -> None:
 
 
 def _load(item: Instrumentation, distro: DefaultDistro) -> bool:
+    """Turn ``item`` on (True when it is on). One already on (``opentelemetry-instrument`` ran first, or the
+    program turned it on) is left as it is: instrumenting it again printed the SDK's warning on the program's
+    stderr. One whose own library is missing is skipped quietly, as ``opentelemetry-instrument`` skips it: a
+    distribution whose extra names either of two libraries (httpx's: ``httpx`` or ``httpx2``) passes the check
+    of its extra with one of them, and the other's entry point raised ``ModuleNotFoundError``, counted."""
     try:
-        distro.load_instrumentor(item.entry_point, skip_dep_check=item.dependencies_checked)
+        instrumentor = item.entry_point.load()()  # one instance per class: the one instrument() marks
     except Exception as exc:  # never break the program: it runs without this one
         _failed(item, f"{type(exc).__name__}: {exc}", exc)
         return False
+    if getattr(instrumentor, "is_instrumented_by_opentelemetry", False):
+        logger.debug("agent-otel: instrumentation %s is on already", item.name)
+        return True
+    try:
+        distro.load_instrumentor(item.entry_point, skip_dep_check=item.dependencies_checked)
+    except Exception as exc:
+        conflict = _conflict_of(instrumentor) if isinstance(exc, ModuleNotFoundError) else None
+        if conflict is not None:
+            logger.debug("agent-otel: instrumentation %s skipped: %s", item.name, conflict)
+        else:
+            _failed(item, f"{type(exc).__name__}: {exc}", exc)
+        return False
     return True
+
+
+def _conflict_of(instrumentor: object) -> str | None:
+    """Why the libraries an instrumentor instruments are not there (its ``instrumentation_dependencies()``)."""
+    try:
+        return requirements_conflict(_requirements_of(instrumentor))
+    except Exception:
+        return None
 
 
 def _import_names(distribution: str) -> set[str]:
@@ -282,8 +312,17 @@ def _distribution_key(name: str) -> str:
 
 def instrumented_requirements(item: Instrumentation) -> list[str]:
     """What the instrumentor says it instruments (``instrumentation_dependencies()``); loads its class."""
-    instrumentor = item.entry_point.load()()
+    return _requirements_of(item.entry_point.load()())
+
+
+def _requirements_of(instrumentor: Any) -> list[str]:
     return [str(dep) for dep in instrumentor.instrumentation_dependencies()]
+
+
+def requirements_conflict(requirements: Collection[str]) -> str | None:
+    """Why the libraries ``requirements`` name cannot be instrumented here (missing, another version), or None."""
+    conflict = get_dependency_conflicts(list(requirements))
+    return _conflict_text(conflict) if conflict is not None else None
 
 
 def packages_of(requirements: Collection[str]) -> set[str]:
