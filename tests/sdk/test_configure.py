@@ -506,6 +506,11 @@ def test_a_shutdown_the_interpreters_finalization_runs_does_not_hang_the_exit(pr
        f"{name}={value}: expected a positive integer")
       for name, value in (("OTEL_BSP_MAX_QUEUE_SIZE", "0"), ("OTEL_BSP_SCHEDULE_DELAY", "-1"),
                           ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0"))),
+    # the console exporter gets a batch processor too: the SDK's bare ValueError, exit status 1 under agent-otel run
+    ({"OTEL_TRACES_EXPORTER": "console", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "1000", "OTEL_BSP_MAX_QUEUE_SIZE": "10"},
+     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=1000 is above OTEL_BSP_MAX_QUEUE_SIZE=10: a batch is taken from the queue"),
+    ({"OTEL_TRACES_EXPORTER": "console", "OTEL_BSP_SCHEDULE_DELAY": "0"},
+     "OTEL_BSP_SCHEDULE_DELAY=0: expected a positive integer"),
 ])
 def test_values_the_sdk_refuses_are_one_configuration_error_naming_the_variable(env: dict[str, str],
                                                                                 message: str) -> None:

@@ -229,7 +229,7 @@ def resolve_settings(
     except ValueError:
         raise ConfigurationError(
             f"{OTEL_METRIC_EXPORT_INTERVAL}={interval!r}: expected a whole number of milliseconds > 0") from None
-    _check_sdk_choices(env, exports_traces="otlp" in traces)
+    _check_sdk_choices(env, exports_traces=bool(traces))  # each traces exporter, console too, gets a batch processor
     return Settings(
         service_name=service_name or env.get(OTEL_SERVICE_NAME) or "agent-otel-app",
         traces_exporters=traces,
