@@ -402,18 +402,34 @@ def test_opentelemetry_instrument_keeps_the_distros_system_metrics(tmp_path: Pat
         assert all(data_points_of(metric) for metric in receiver.metrics_named("system.memory.usage"))
 
 
-def test_opentelemetry_instrument_without_a_config_file_still_sets_agent_otel_up(tmp_path: Path) -> None:
+@pytest.mark.parametrize("exporter", ["console", "otlp_proto_http"])
+def test_opentelemetry_instrument_without_a_config_file_still_sets_agent_otel_up(tmp_path: Path,
+                                                                                exporter: str) -> None:
     """No agent-otel.toml: no targets to wrap, but agent-otel's entry point returned before configure(), silently
     (a warning on a logger that shows nothing): no span processor on the distro's provider, so ``user.id`` was
-    exported in clear and another library's GenAI spans were not bridged."""
+    exported in clear and another library's GenAI spans were not bridged. So it did, the same way, for an exporter
+    name the distro knows and agent-otel's own list lacks (``otlp_proto_http``): the distro's exporters are not
+    agent-otel's to check. And the threading and system-metrics instrumentations, which configure() turned on
+    before the distro's loop reached them, made the distro print "Attempting to instrument while already
+    instrumented" twice on the program's stderr."""
     (tmp_path / "app.py").write_text(
         "from opentelemetry import trace\n"
         "print([type(p).__name__ for p in trace.get_tracer_provider()._active_span_processor._span_processors])\n")
+    # agent-otel's entry point first in the distro's loop (the order is the file system's): a link to its metadata
+    # in a folder first on the path, where the distributions are found first
+    first = tmp_path / "first"
+    first.mkdir()
+    installed = Path(str(importlib.metadata.distribution("agent-otel")._path))  # type: ignore[attr-defined]
+    (first / installed.name).symlink_to(installed)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
-    env.update(OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
-    result = subprocess.run([str(Path(sys.executable).parent / "opentelemetry-instrument"), sys.executable, "app.py"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(first), env.get("PYTHONPATH"))))
+    with OtlpHttpReceiver() as receiver:
+        env.update(OTEL_TRACES_EXPORTER=exporter, OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none",
+                   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"{receiver.endpoint}/v1/traces",
+                   OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http/protobuf")
+        result = subprocess.run([str(Path(sys.executable).parent / "opentelemetry-instrument"), sys.executable,
+                                 "app.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stderr) == (0, "")
     assert "AgentOtelSpanProcessor" in result.stdout.splitlines()[0]
 
 

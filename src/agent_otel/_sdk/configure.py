@@ -338,11 +338,17 @@ def configure(
             _telemetry = Telemetry(settings=None, tracer_provider=None, meter_provider=None)
             return _telemetry
 
-        settings = resolve_settings(service_name, traces_exporter, metrics_exporter, otlp_endpoint,
-                                    otlp_protocol, prometheus_host, prometheus_port)
         found_tp = tracer_provider or trace.get_tracer_provider()
         host_tp = found_tp if isinstance(found_tp, TracerProvider) and not (
             tracer_provider is None and found_tp in _built) else None  # the host's SDK provider: used, not replaced
+        found_mp = meter_provider or metrics.get_meter_provider()
+        host_mp = found_mp if isinstance(found_mp, MeterProvider) and not (
+            meter_provider is None and found_mp in _built) else None
+        # the exporter variables of a signal whose provider is the host's are the host's (the distro's entry-point
+        # names, otlp_proto_http...): not read, where a name of theirs stopped agent-otel's set-up
+        settings = resolve_settings(service_name, traces_exporter, metrics_exporter, otlp_endpoint,
+                                    otlp_protocol, prometheus_host, prometheus_port,
+                                    host_traces=host_tp is not None, host_metrics=host_mp is not None)
         sampler = None if host_tp is not None else traces_sampler(os.environ)  # checked before anything is built
         check_policy_environment()
         env_flag(AGENT_OTEL_DEBUG, False)  # read when logging, where a bad value cannot be said: said here
@@ -382,8 +388,7 @@ def configure(
 
             add_to_global_logger_provider(scores=bridged)
 
-        host_mp = meter_provider or metrics.get_meter_provider()
-        if isinstance(host_mp, MeterProvider) and not (meter_provider is None and host_mp in _built):
+        if host_mp is not None:
             if meter_provider is None:
                 logger.info("agent-otel: using the SDK MeterProvider the host program installed")
             mp = host_mp

@@ -177,7 +177,12 @@ def resolve_settings(
     prometheus_host: str | None = None,
     prometheus_port: int | None = None,
     env: dict[str, str] | None = None,
+    *,
+    host_traces: bool = False,
+    host_metrics: bool = False,
 ) -> Settings:
+    """The settings of what configure() builds; ``host_traces``/``host_metrics``: that signal's provider is the
+    host's, whose exporter variable is then not ours to read (nor to refuse)."""
     env = dict(os.environ) if env is None else env
     endpoint_source = "otlp_endpoint" if otlp_endpoint else OTEL_EXPORTER_OTLP_ENDPOINT
     endpoint = otlp_endpoint or env.get(OTEL_EXPORTER_OTLP_ENDPOINT) or None
@@ -189,12 +194,14 @@ def resolve_settings(
     default_traces = "otlp" if endpoint or "traces" in own else "none"
     default_metrics = "otlp" if endpoint or "metrics" in own else "prometheus"
     # an empty variable is an unset one, as the OpenTelemetry configuration spec has it
-    traces = _choose(OTEL_TRACES_EXPORTER if traces_exporter is None else "traces_exporter",
-                     traces_exporter if traces_exporter is not None
-                     else env.get(OTEL_TRACES_EXPORTER, "").strip() or default_traces, TRACES_EXPORTERS)
-    metrics_ = _choose(OTEL_METRICS_EXPORTER if metrics_exporter is None else "metrics_exporter",
-                       metrics_exporter if metrics_exporter is not None
-                       else env.get(OTEL_METRICS_EXPORTER, "").strip() or default_metrics, METRICS_EXPORTERS)
+    traces = () if host_traces and traces_exporter is None else _choose(
+        OTEL_TRACES_EXPORTER if traces_exporter is None else "traces_exporter",
+        traces_exporter if traces_exporter is not None
+        else env.get(OTEL_TRACES_EXPORTER, "").strip() or default_traces, TRACES_EXPORTERS)
+    metrics_ = () if host_metrics and metrics_exporter is None else _choose(
+        OTEL_METRICS_EXPORTER if metrics_exporter is None else "metrics_exporter",
+        metrics_exporter if metrics_exporter is not None
+        else env.get(OTEL_METRICS_EXPORTER, "").strip() or default_metrics, METRICS_EXPORTERS)
     if ("otlp" in traces or "otlp" in metrics_) and not endpoint and len(own) < len(_SIGNAL_VARIABLES):
         endpoint = "http://localhost:4317"
     protocol = _protocol(otlp_protocol, OTEL_EXPORTER_OTLP_PROTOCOL, env, endpoint)

@@ -76,6 +76,20 @@ def _managed_switch(entry_point: importlib.metadata.EntryPoint) -> tuple[bool, s
     return False, None
 
 
+#: configure()'s argument for each switch of :data:`_MANAGED`.
+_CONFIGURE_ARGUMENT = {"threads": "instrument_threads", "system_metrics": "system_metrics"}
+
+
+def left_to_the_distro() -> set[str]:
+    """configure()'s arguments for the instrumentations it turns on that ``opentelemetry-instrument`` loads itself
+    (installed, not disabled by the environment): under the distro, they are its to turn on."""
+    disabled = disabled_by_environment()
+    if _EVERY in disabled:
+        return set()
+    return {_CONFIGURE_ARGUMENT[switch] for entry_point in importlib.metadata.entry_points(group=GROUP)
+            if entry_point.name not in disabled and (switch := _managed_switch(entry_point)[1]) is not None}
+
+
 def _requirement(dep: object) -> str:
     """A requirement without its ``extra == "instruments"`` marker."""
     return f"{dep.name}{dep.specifier}" if isinstance(dep, Requirement) else str(dep)
