@@ -525,3 +525,34 @@ def test_a_batch_size_above_the_queue_is_no_error_without_a_traces_exporter() ->
     """No batch span processor is built then: nothing for the SDK to refuse."""
     settings = resolve_settings(env={"OTEL_TRACES_EXPORTER": "none", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "99999"})
     assert settings.traces_exporters == ()
+
+
+def test_the_meter_provider_built_beside_a_hosts_tracer_provider_describes_the_hosts_service() -> None:
+    """A host that set up only its TracerProvider: its spans said ``checkout-agent`` and the metrics agent-otel built
+    the provider for said ``agent-otel-app``, so an exemplar's trace id pointed into another service. The built
+    MeterProvider takes the host's resource (a ``resource`` given to configure() adds to it), and a forked child's
+    ``service.instance.id`` is still its own."""
+    child = run_child("""
+        import json, os, urllib.request
+        from opentelemetry import trace
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        import agent_otel
+        trace.set_tracer_provider(TracerProvider(resource=Resource.create({"service.name": "checkout-agent"})))
+        telemetry = agent_otel.configure(prometheus_port=0, resource=Resource({"team": "payments"}),
+                                         system_metrics=False)
+        resource = dict(telemetry.meter_provider._sdk_config.resource.attributes)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            forked = agent_otel._sdk.configure.current_telemetry().meter_provider._sdk_config.resource
+            os.write(write, json.dumps([forked.attributes[key] for key in ("service.name", "service.instance.id")]
+                                       ).encode())
+            os._exit(0)
+        os.waitpid(pid, 0)
+        print(json.dumps([resource, json.loads(os.read(read, 500))]))
+    """)
+    assert child.returncode == 0, child.stderr
+    resource, (forked_service, forked_instance) = json.loads(child.stdout)
+    assert (resource["service.name"], resource["team"]) == ("checkout-agent", "payments")
+    assert (forked_service, forked_instance != resource["service.instance.id"]) == ("checkout-agent", True)

@@ -394,7 +394,12 @@ def configure(
             mp = host_mp
         else:
             readers = [_metric_reader(name, settings, telemetry) for name in settings.metrics_exporters]
-            mp = MeterProvider(resource=our_resource, metric_readers=readers, views=metric_views(),
+            # beside the host's TracerProvider, its resource: one service, whose exemplars link to its own traces
+            # (ours named another, agent-otel-app by default); a ``resource`` given here adds to it, as to ours, and
+            # a forked child's instance id is its own (see _resource)
+            mp_resource = our_resource if host_tp is None else _resource(
+                settings.service_name, host_tp.resource if resource is None else host_tp.resource.merge(resource))
+            mp = MeterProvider(resource=mp_resource, metric_readers=readers, views=metric_views(),
                                shutdown_on_exit=False)
             telemetry.owns_meter_provider = True
             _built.add(mp)
