@@ -64,7 +64,8 @@ def echo() -> Iterator[str]:
 
 def test_the_http_client_patch_adds_the_jobs_baggage_to_the_programs_own(otel: Any, echo: str) -> None:
     """``http_headers``: a request whose program sets a ``baggage`` header of its own carried no job id (its header
-    was left as it was); the job's members join it, and a key the program sets keeps its value."""
+    was left as it was); the job's members join it, in place of any the header has (a header reused from an earlier
+    job's request holds that job's)."""
     instrument_http_headers()
     try:
         own = {"baggage": f"tenant=acme,{semconv.BAGGAGE_JOB_ID}=own"}
@@ -74,7 +75,7 @@ def test_the_http_client_patch_adds_the_jobs_baggage_to_the_programs_own(otel: A
     finally:
         uninstrument_http_headers()
     assert sent[0] == f"tenant=acme,{semconv.BAGGAGE_JOB_ID}=J1,{semconv.BAGGAGE_JOB_TYPE}=batch"
-    assert sent[1] == f"tenant=acme,{semconv.BAGGAGE_JOB_ID}=own,{semconv.BAGGAGE_JOB_TYPE}=batch"
+    assert sent[1] == f"tenant=acme,{semconv.BAGGAGE_JOB_ID}=J1,{semconv.BAGGAGE_JOB_TYPE}=batch"
     assert sent[2] == f"{semconv.BAGGAGE_JOB_ID}=J1,{semconv.BAGGAGE_JOB_TYPE}=batch"
     assert sent[3] == "tenant=acme"  # a value given as bytes is the program's as it is (str() of it was b'...')
 
@@ -83,8 +84,8 @@ def test_the_http_instrumentations_keep_the_programs_own_baggage_header(otel: An
     """OpenTelemetry's requests and httpx instrumentations inject into the request's own headers, and its baggage
     propagator *sets* ``baggage``: inside a job, the program's own header (``tenant=acme``) was replaced by the
     job's entries, where without agent-otel (nothing in baggage, nothing written) it went out as the program set it.
-    It is kept, with the job's entries it lacks; with an entry of the program's in baggage, the propagator replaces
-    it as it always did."""
+    It is kept, with the job's entries set in it (a carrier reused from an earlier job held that job's, and sent them
+    for the next one); with an entry of the program's in baggage, the propagator replaces it as it always did."""
     import httpx
     import requests
     from opentelemetry import baggage
@@ -103,19 +104,27 @@ def test_the_http_instrumentations_keep_the_programs_own_baggage_header(otel: An
         with agent_otel.job("J1", type="batch"):
             kept = send({"baggage": "tenant=acme"})
             spelled = send({"Baggage": "tenant=acme"})
-            own_id = send({"baggage": f"tenant=acme,{semconv.BAGGAGE_JOB_ID}=own"})
+            earlier = send({"baggage": f"tenant=acme,{semconv.BAGGAGE_JOB_ID}=J0"})  # a header reused from job J0
+            reused = {"baggage": "tenant=acme"}
+            agent_otel.inject(reused)
             token = otel_context.attach(baggage.set_baggage("region", "eu"))
             try:
                 replaced = send({"baggage": "tenant=acme"})
             finally:
                 otel_context.detach(token)
+        with agent_otel.job("J2", type="batch"):
+            again = agent_otel.inject(reused)["baggage"]  # the same carrier, in the next job
+            too_long = agent_otel.inject({"baggage": "tenant=" + "a" * 8170})["baggage"]
         outside = send({"baggage": "tenant=acme"})
     finally:
         for instrumentor in instrumentors:
             instrumentor.uninstrument()
     jobs = f"{semconv.BAGGAGE_JOB_ID}=J1,{semconv.BAGGAGE_JOB_TYPE}=batch"
     assert kept == spelled == [f"tenant=acme,{jobs}"] * 3
-    assert own_id == [f"tenant=acme,{semconv.BAGGAGE_JOB_ID}=own,{semconv.BAGGAGE_JOB_TYPE}=batch"] * 3
+    assert earlier == [f"tenant=acme,{jobs}"] * 3
+    assert again == f"tenant=acme,{semconv.BAGGAGE_JOB_ID}=J2,{semconv.BAGGAGE_JOB_TYPE}=batch"
+    assert too_long == "tenant=" + "a" * 8170  # over W3C's 8,192 bytes with the job's: the program's, as it was,
+    assert error_count(otel, "propagation.baggage") == 1  # and the ids that could not travel counted
     assert replaced == [f"{jobs},region=eu"] * 3  # what the propagator writes without agent-otel: its entries
     assert outside == ["tenant=acme"] * 3
 

@@ -556,3 +556,17 @@ def test_the_meter_provider_built_beside_a_hosts_tracer_provider_describes_the_h
     resource, (forked_service, forked_instance) = json.loads(child.stdout)
     assert (resource["service.name"], resource["team"]) == ("checkout-agent", "payments")
     assert (forked_service, forked_instance != resource["service.instance.id"]) == ("checkout-agent", True)
+
+
+def test_a_hosts_tracer_provider_without_a_service_name_leaves_configures_own() -> None:
+    """The SDK names a resource made without one ``unknown_service:python``: that placeholder took the place of the
+    service_name given to configure() on the metrics."""
+    child = run_child("""
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        import agent_otel
+        trace.set_tracer_provider(TracerProvider())
+        telemetry = agent_otel.configure(service_name="my-agent", metrics_exporter="none", system_metrics=False)
+        print(telemetry.meter_provider._sdk_config.resource.attributes["service.name"])
+    """)
+    assert (child.returncode, child.stdout) == (0, "my-agent\n"), child.stderr

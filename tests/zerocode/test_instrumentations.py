@@ -495,3 +495,26 @@ def test_an_instrumentation_the_program_turned_on_already_is_left_as_it_is(caplo
     finally:
         RequestsInstrumentor().uninstrument()
     assert [record.getMessage() for record in caplog.records] == []
+
+
+def test_the_instrumentor_called_by_the_program_turns_threads_and_system_metrics_on(tmp_path: Path) -> None:
+    """Only under ``opentelemetry-instrument`` are they the distro's to turn on: a program calling
+    ``AgentOtelInstrumentor().instrument()`` itself had neither, and a thread's spans lost their parent."""
+    (tmp_path / "app.py").write_text(textwrap.dedent("""
+        import threading
+        from opentelemetry import trace
+        from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
+        from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+        from agent_otel import AgentOtelInstrumentor
+        AgentOtelInstrumentor().instrument()
+        seen = []
+        with trace.get_tracer("app").start_as_current_span("parent") as parent:
+            thread = threading.Thread(target=lambda: seen.append(trace.get_current_span() is parent))
+            thread.start()
+            thread.join()
+        print(ThreadingInstrumentor().is_instrumented_by_opentelemetry,
+              SystemMetricsInstrumentor().is_instrumented_by_opentelemetry, seen)
+    """))
+    result = subprocess.run([sys.executable, "app.py"], cwd=tmp_path, env=environment(tmp_path), capture_output=True,
+                            text=True, timeout=120)
+    assert (result.returncode, result.stdout) == (0, "True True [True]\n"), result.stderr

@@ -5,8 +5,8 @@ HTTP instrumentations (requests, httpx, urllib3, aiohttp...) inject into the req
 without agent-otel has no entries in its context, so nothing is written and its own header goes out; with
 agent-otel a job or a conversation puts its ids there, and the program's header was replaced by them. So the
 propagator's ``inject`` is wrapped, once, when this module is imported (with the job's context): while the
-context holds only our entries, a ``baggage`` header already in the carrier is kept and gets those of ours it
-lacks. With any other entry in the context it does what it always did (it replaces the header, as it would
+context holds only our entries, a ``baggage`` header already in the carrier keeps the program's members, and ours
+are set in it. With any other entry in the context it does what it always did (it replaces the header, as it would
 without us).
 """
 
@@ -29,12 +29,31 @@ HEADER = "baggage"
 _OURS = frozenset({semconv.BAGGAGE_JOB_ID, semconv.BAGGAGE_JOB_TYPE, semconv.BAGGAGE_CONVERSATION_ID})
 
 
+#: What W3C baggage carries at most (the propagator's own limits): a longer header, or one with more members, is
+#: dropped whole by the receiving side, the job's ids with it.
+_MAX_HEADER_BYTES = 8192
+_MAX_MEMBERS = 180
+
+
 def merged_baggage(program: str, ours: str) -> str | None:
-    """The program's ``baggage`` header with the members of ours whose keys it lacks, as one W3C list; None
-    when it lacks none."""
-    keys = {member.split("=", 1)[0].strip() for member in program.split(",")}
-    added = [member for member in ours.split(",") if member and member.split("=", 1)[0].strip() not in keys]
-    return ",".join((program, *added)) if added else None
+    """The program's ``baggage`` header with ours in it: its members, but those whose keys are ours (the job's id
+    and type, the conversation's: the current ones replace any it has, as a header the program reuses still holds
+    the ones written for an earlier job), then ours. None when that changes nothing, or when it would no longer
+    fit in W3C baggage (then the program's header goes as it is, as without agent-otel)."""
+    added = [member for member in ours.split(",") if member.strip()]
+    replaced = {_key(member) for member in added}
+    kept = [member for member in program.split(",") if _key(member) not in replaced]
+    merged = ",".join((*kept, *added))
+    if merged == program:
+        return None
+    if len(kept) + len(added) > _MAX_MEMBERS or len(merged.encode()) > _MAX_HEADER_BYTES:
+        report_error("propagation.baggage", ValueError("the job's baggage does not fit in the program's header"))
+        return None
+    return merged
+
+
+def _key(member: str) -> str:
+    return member.split("=", 1)[0].strip()
 
 
 def _programs_header(carrier: object) -> tuple[str, str] | None:

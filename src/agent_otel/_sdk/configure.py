@@ -398,7 +398,7 @@ def configure(
             # (ours named another, agent-otel-app by default); a ``resource`` given here adds to it, as to ours, and
             # a forked child's instance id is its own (see _resource)
             mp_resource = our_resource if host_tp is None else _resource(
-                settings.service_name, host_tp.resource if resource is None else host_tp.resource.merge(resource))
+                settings.service_name, _named_service(host_tp.resource).merge(resource or Resource({})))
             mp = MeterProvider(resource=mp_resource, metric_readers=readers, views=metric_views(),
                                shutdown_on_exit=False)
             telemetry.owns_meter_provider = True
@@ -491,6 +491,16 @@ def _resource(service_name: str, host: Resource | None) -> Resource:
     if not current.hashed_keys.isdisjoint(resource.attributes):  # OTEL_RESOURCE_ATTRIBUTES=user.id=...: it went
         resource = Resource(current.scrub(dict(resource.attributes)), resource.schema_url)  # with every span
     return resource
+
+
+def _named_service(resource: Resource) -> Resource:
+    """A host provider's resource without the SDK's placeholder name (``unknown_service:python``, a resource made
+    with no name): the name configure() has (its argument, ``OTEL_SERVICE_NAME``, the default) goes in its place."""
+    name = resource.attributes.get(ResourceAttributes.SERVICE_NAME)
+    if not (isinstance(name, str) and name.startswith("unknown_service")):
+        return resource
+    named = {key: value for key, value in resource.attributes.items() if key != ResourceAttributes.SERVICE_NAME}
+    return Resource(named, resource.schema_url)
 
 
 def claim_instance_id(chosen: str | None = None) -> bool:

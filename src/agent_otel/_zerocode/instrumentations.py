@@ -76,15 +76,18 @@ def _managed_switch(entry_point: importlib.metadata.EntryPoint) -> tuple[bool, s
     return False, None
 
 
+#: What ``opentelemetry-instrument``'s ``sitecustomize`` imports to load the instrumentations.
+_AUTO_INSTRUMENTATION = "opentelemetry.instrumentation.auto_instrumentation"
 #: configure()'s argument for each switch of :data:`_MANAGED`.
 _CONFIGURE_ARGUMENT = {"threads": "instrument_threads", "system_metrics": "system_metrics"}
 
 
 def left_to_the_distro() -> set[str]:
     """configure()'s arguments for the instrumentations it turns on that ``opentelemetry-instrument`` loads itself
-    (installed, not disabled by the environment): under the distro, they are its to turn on."""
+    (installed, not disabled by the environment), when it runs (its auto-instrumentation, imported by its
+    ``sitecustomize``): they are its to turn on. An ``instrument()`` of the program's own turns them on here."""
     disabled = disabled_by_environment()
-    if _EVERY in disabled:
+    if _EVERY in disabled or _AUTO_INSTRUMENTATION not in sys.modules:
         return set()
     return {_CONFIGURE_ARGUMENT[switch] for entry_point in importlib.metadata.entry_points(group=GROUP)
             if entry_point.name not in disabled and (switch := _managed_switch(entry_point)[1]) is not None}
