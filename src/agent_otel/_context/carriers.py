@@ -293,6 +293,7 @@ def flush_on_the_programs_terminate() -> None:
     exit flush budget (as an exit flush would delay the exit), then runs the program's, which decides as before;
     one the program installs later replaces ours. Calls still running then are the program's to finish: only what
     ends after it and before such an exit is lost."""
+    _flush_before_raised_signals()
     if threading.current_thread() is not threading.main_thread():  # handlers are set there only: nothing to do
         return
     try:
@@ -302,6 +303,35 @@ def flush_on_the_programs_terminate() -> None:
             signal.signal(signal.SIGTERM, _flushing_then(current))
     except (ValueError, OSError, RuntimeError) as exc:  # no signals here
         report_error("autoinstrument.process_exit", exc)
+
+
+#: The signals whose default action ends the process with no exit hook, which a program may raise itself to die of.
+_ENDING_SIGNALS = frozenset({signal.SIGTERM, signal.SIGHUP})
+
+
+def _wrap_raise_signal(wrapped: Callable[[int], None], instance: object, args: Args, kwargs: Kwargs) -> None:
+    """``signal.raise_signal(SIGTERM)`` with SIGTERM's default action: the process ends there, with no atexit hook
+    and no exit flush. uvicorn does it once it has shut down gracefully (it puts the handler it found back, the
+    default in a gunicorn ``UvicornWorker``, which sets it after the fork, before the app sets agent-otel up, and
+    raises the SIGTERM it caught): every worker lost what it had not exported yet, under ``agent-otel run`` too. Its
+    calls still running are ended and everything flushed first, within the exit flush budget; the signal then does
+    what it does (a blocked one, nothing: no flush then, the process goes on)."""
+    try:
+        signum = args[0] if args else kwargs.get("signalnum")
+        if (signum in _ENDING_SIGNALS and signal.getsignal(signum) is signal.SIG_DFL
+                and signum not in signal.pthread_sigmask(signal.SIG_BLOCK, ()) and _own_telemetry()):
+            _exit_flush(signum)
+    except Exception as exc:
+        report_error("autoinstrument.process_exit", exc)
+    return wrapped(*args, **kwargs)
+
+
+def _flush_before_raised_signals() -> None:
+    """Patch ``signal.raise_signal`` (see :func:`_wrap_raise_signal`), once per process (a forked child has it)."""
+    if not getattr(signal.raise_signal, "_self_agent_otel_flush", False):
+        patched = wrapt.FunctionWrapper(signal.raise_signal, _wrap_raise_signal)
+        patched._self_agent_otel_flush = True  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
+        signal.raise_signal = patched
 
 
 def _flushing_then(handler: Callable[[int, Any], Any]) -> Callable[[int, Any], Any]:
