@@ -391,7 +391,8 @@ def test_otel_sdk_disabled_is_read_as_the_sdk_reads_it(monkeypatch: pytest.Monke
     gone from them), and ``maybe`` made configure() raise where the SDK runs."""
     agent_otel.shutdown()
     monkeypatch.setenv("OTEL_SDK_DISABLED", value)
-    telemetry = agent_otel.configure(metrics_exporter="none", traces_exporter="none", system_metrics=False)
+    telemetry = agent_otel.configure(metrics_exporter="none", traces_exporter="none", system_metrics=False,
+                                     set_global=False)  # the process's global providers stay the tests' own
     try:
         assert TracerProvider()._disabled is disabled  # the SDK's own reading, beside ours
         assert (telemetry.settings is None, runtime().enabled) == (disabled, not disabled)

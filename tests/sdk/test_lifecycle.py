@@ -529,8 +529,8 @@ def test_workers_that_take_sigterm_themselves_export_what_they_served(receiver: 
     and every worker lost everything since its last export. What the requests recorded is exported now; the
     server exits as it does without agent-otel. A single uvicorn process (and a gunicorn ``UvicornWorker``, which
     sets SIGTERM's default after the fork) imports the app before its handler is in place: SIGTERM does the default
-    when configure() runs, and it lost everything too, under ``agent-otel run`` as well (uvicorn puts back the
-    default it found and raises into it). The raise flushes first; the process still dies of the signal."""
+    when configure() runs, and it lost everything too (the ``UvicornWorker`` under ``agent-otel run`` as well: uvicorn
+    puts back the default it found and raises into it). The raise flushes first; the process still dies of it."""
     (tmp_path / "app.py").write_text(UVICORN_APP)
     port = free_port()
     server = subprocess.Popen(
@@ -571,6 +571,25 @@ def test_workers_that_take_sigterm_themselves_export_what_they_served(receiver: 
                     if metric.name == semconv.AGENT_DURATION.name:
                         calls[worker] = max([calls.get(worker, 0), *(p.count for p in data_points_of(metric))])
     assert sum(calls.values()) == 5
+
+
+def test_raise_signal_pickles_as_the_programs_and_shutdown_puts_it_back() -> None:
+    """``signal.raise_signal``, wrapped to flush before a raised SIGTERM ends the process, was a wrapt proxy: pickle
+    refused it (a spawned ``Process(target=signal.raise_signal)`` failed), and ``shutdown()`` left it in place."""
+    child = run_child("""
+        import inspect, json, pickle, signal
+        import agent_otel
+
+        original = signal.raise_signal
+        agent_otel.configure(metrics_exporter="none", traces_exporter="otlp")
+        wrapped = signal.raise_signal
+        facts = [wrapped is not original, pickle.loads(pickle.dumps(wrapped)) is wrapped,
+                 str(inspect.signature(wrapped)), wrapped.__name__]
+        agent_otel.shutdown()
+        print(json.dumps([*facts, signal.raise_signal is original]))
+    """, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS="100")
+    assert last_json(child) == [True, True, "(signalnum, /)", "raise_signal", True]
 
 
 def test_configure_off_the_main_thread_leaves_the_programs_sigterm_handler_and_counts_nothing() -> None:

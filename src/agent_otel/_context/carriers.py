@@ -7,6 +7,7 @@ program that never starts a process pool or a ``multiprocessing`` child does not
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import signal
@@ -276,13 +277,15 @@ def _wrap_posix_spawn(wrapped: Callable[..., int], instance: object, args: Args,
 _execve = os.execve
 
 
-def _flush_queued(stage: str) -> None:
+def _flush_queued(stage: str) -> bool:
+    """Whether it was done within its budget."""
     from agent_otel._sdk.configure import flush_queued  # imported already: configure() patched us
 
     try:
-        flush_queued()
+        return flush_queued()
     except Exception as exc:
         report_error(stage, exc)
+        return False
 
 
 def flush_on_the_programs_terminate() -> None:
@@ -293,7 +296,6 @@ def flush_on_the_programs_terminate() -> None:
     exit flush budget (as an exit flush would delay the exit), then runs the program's, which decides as before;
     one the program installs later replaces ours. Calls still running then are the program's to finish: only what
     ends after it and before such an exit is lost."""
-    _flush_before_raised_signals()
     if threading.current_thread() is not threading.main_thread():  # handlers are set there only: nothing to do
         return
     try:
@@ -307,38 +309,51 @@ def flush_on_the_programs_terminate() -> None:
 
 #: The signals whose default action ends the process with no exit hook, which a program may raise itself to die of.
 _ENDING_SIGNALS = frozenset({signal.SIGTERM, signal.SIGHUP})
+#: The interpreter's own ``signal.raise_signal``.
+_raise_signal = signal.raise_signal
+#: Whether the flush a program's SIGTERM handler ran first (:func:`_flushing_then`) ran out of its budget: the
+#: endpoint is not answering, and the flush before the raise that follows it is not tried again.
+_terminate_flush_timed_out = False
 
 
-def _wrap_raise_signal(wrapped: Callable[[int], None], instance: object, args: Args, kwargs: Kwargs) -> None:
+@functools.wraps(_raise_signal)
+def _flushing_raise_signal(signalnum: int, /) -> None:
     """``signal.raise_signal(SIGTERM)`` with SIGTERM's default action: the process ends there, with no atexit hook
-    and no exit flush. uvicorn does it once it has shut down gracefully (it puts the handler it found back, the
-    default in a gunicorn ``UvicornWorker``, which sets it after the fork, before the app sets agent-otel up, and
-    raises the SIGTERM it caught): every worker lost what it had not exported yet, under ``agent-otel run`` too. Its
-    calls still running are ended and everything flushed first, within the exit flush budget; the signal then does
-    what it does (a blocked one, nothing: no flush then, the process goes on)."""
+    and no exit flush. uvicorn does it after a graceful shutdown (it puts back the handler it found and raises the
+    signal it caught): a single uvicorn process and each gunicorn ``UvicornWorker`` (which sets the default after the
+    fork, before the app sets agent-otel up, under ``agent-otel run`` too) lost what it had not exported yet. Its
+    calls still running end and what is queued is exported first, within the exit flush budget, nothing shut down;
+    then the signal does what it does (blocked, or in a container's PID 1, which it does not end: nothing here)."""
     try:
-        signum = args[0] if args else kwargs.get("signalnum")
-        if (signum in _ENDING_SIGNALS and signal.getsignal(signum) is signal.SIG_DFL
-                and signum not in signal.pthread_sigmask(signal.SIG_BLOCK, ()) and _own_telemetry()):
-            _exit_flush(signum)
+        if (signalnum in _ENDING_SIGNALS and signal.getsignal(signalnum) is signal.SIG_DFL and os.getpid() != 1
+                and not _terminate_flush_timed_out and signalnum not in signal.pthread_sigmask(signal.SIG_BLOCK, ())
+                and _own_telemetry()):
+            from agent_otel._sdk.configure import end_in_flight_on  # imported already: configure() patched us
+
+            end_in_flight_on(signalnum)
+            _flush_queued("autoinstrument.process_exit")
     except Exception as exc:
         report_error("autoinstrument.process_exit", exc)
-    return wrapped(*args, **kwargs)
+    finally:  # a KeyboardInterrupt during the flush: the signal is still raised, as the program asked
+        _raise_signal(signalnum)
 
 
-def _flush_before_raised_signals() -> None:
-    """Patch ``signal.raise_signal`` (see :func:`_wrap_raise_signal`), once per process (a forked child has it)."""
-    if not getattr(signal.raise_signal, "_self_agent_otel_flush", False):
-        patched = wrapt.FunctionWrapper(signal.raise_signal, _wrap_raise_signal)
-        patched._self_agent_otel_flush = True  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
-        signal.raise_signal = patched
+_flushing_raise_signal.flushes_agent_otel = True  # type: ignore[attr-defined]
+_flushing_raise_signal.__module__ = "signal"  # pickled by name, as signal.raise_signal, while it is that
+
+
+def flush_before_raised_signals() -> None:
+    """Put :func:`_flushing_raise_signal` in ``signal.raise_signal``: a plain function named as the original, which
+    pickles as it does (by name); undone by :func:`uninstrument_process_carriers`."""
+    signal.raise_signal = _flushing_raise_signal
 
 
 def _flushing_then(handler: Callable[[int, Any], Any]) -> Callable[[int, Any], Any]:
     def on_terminate(signum: int, frame: Any) -> Any:
+        global _terminate_flush_timed_out
         if not _flushing.locked():  # one at a time: a second SIGTERM during it goes to the program's at once
             with _flushing:
-                _flush_queued("autoinstrument.process_exit")
+                _terminate_flush_timed_out = not _flush_queued("autoinstrument.process_exit")
         return handler(signum, frame)
 
     # (not ``flushes_agent_otel``: a worker forked with it keeps it, the program's handler with it)
@@ -424,6 +439,8 @@ def instrument_process_carriers() -> None:
 def uninstrument_process_carriers() -> None:
     global _process_carriers_on
     _process_carriers_on = False
+    if signal.raise_signal is _flushing_raise_signal:
+        signal.raise_signal = _raise_signal
     for name in _PROCESS_PATCHES:
         module = sys.modules.get(name)
         if module is not None:

@@ -74,6 +74,7 @@ from agent_otel import semconv
 from agent_otel._bridge.processor import GenAiSpanBridge
 from agent_otel._bridge.sampling import GenAiMetricsSampler
 from agent_otel._context.carriers import (
+    flush_before_raised_signals,
     flush_on_the_programs_terminate,
     flush_this_worker_on_exit,
     instrument_process_carriers,
@@ -438,9 +439,11 @@ def configure(
             _register_exit_hook()
             _register_fork_handler()
         _telemetry = telemetry
-        if not _fork_child_setup and exports_from_this_process():  # a forked child's bootstrap is the wrapped one
-            flush_this_worker_on_exit()
-            flush_on_the_programs_terminate()
+        if exports_from_this_process():
+            flush_before_raised_signals()  # a forked child's too: its parent's went with the parent's release
+            if not _fork_child_setup:  # a forked child's bootstrap is the wrapped one
+                flush_this_worker_on_exit()
+                flush_on_the_programs_terminate()
         return telemetry
 
 
@@ -713,15 +716,17 @@ def exports_from_this_process() -> bool:
         telemetry.span_processors or telemetry.metric_exporters)  # nothing exported: nothing to wait for
 
 
-def flush_queued() -> None:
+def flush_queued() -> bool:
     """Export what is queued (spans that ended, the metrics since the last export), within the exit flush budget,
     shutting nothing down: before ``os.exec*``, which replaces the process with no exit flush (and may fail, the
-    process going on), and on a SIGTERM the program's own handler takes (see ``carriers``)."""
+    process going on), and on a SIGTERM the program's own handler takes (see ``carriers``). Whether it was done
+    within the budget."""
     telemetry = _telemetry
     if telemetry is None or not exports_from_this_process():
-        return
+        return True
     budget_s = min(telemetry.exit_flush_timeout_millis, _LONGEST_RELEASE_MILLIS) / 1000
     deadline = time.monotonic() + budget_s
+    done = True
     providers: tuple[TracerProvider | MeterProvider | None, ...] = (telemetry.tracer_provider,
                                                                      telemetry.meter_provider)
     for provider in providers:
@@ -730,6 +735,8 @@ def flush_queued() -> None:
                                                          max(1, int((deadline - time.monotonic()) * 1000))))
             if flushing is not None:
                 flushing.join(max(0.0, deadline - time.monotonic()))
+                done = done and not flushing.is_alive()
+    return done
 
 
 def end_in_flight_on(signum: int) -> None:
