@@ -28,10 +28,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from agent_otel import semconv
 from agent_otel._calls.evaluation import reset_baselines
 from agent_otel._calls.pricing import reset_prices
+from agent_otel._engine.instruments import enabled_from_env, forget_runtime
 from agent_otel._engine.policy import reset_policy
-from agent_otel._engine.self_telemetry import count_unreported
+from agent_otel._engine.self_telemetry import count_unreported, forget_reports
+from agent_otel._engine.wrappers import end_in_flight
 from agent_otel._sdk.configure import configure, metric_views, shutdown
 from agent_otel._sdk.metric_ids import without_ids
+from agent_otel.errors import ConfigurationError
 
 __all__ = ["TelemetryCapture", "capture_telemetry", "restore_defaults"]
 
@@ -39,10 +42,11 @@ __all__ = ["TelemetryCapture", "capture_telemetry", "restore_defaults"]
 def restore_defaults() -> None:
     """Undo ``set_policy()`` and ``set_prices()``: the policy comes from the environment again and the
     price table is the shipped one, so that one test's settings do not leak into the next; evaluation
-    scores are no evolution run's baseline any more."""
+    scores are no evolution run's baseline any more, and a failure an earlier test logged is logged again."""
     reset_policy()
     reset_prices()
     reset_baselines()
+    forget_reports()
 
 
 class TelemetryCapture:
@@ -57,6 +61,9 @@ class TelemetryCapture:
     meter_provider: MeterProvider
 
     def __init__(self, *, instrument_threads: bool = True, instrument_processes: bool = True) -> None:
+        for name, value in (("instrument_threads", instrument_threads), ("instrument_processes", instrument_processes)):
+            if not isinstance(value, bool):
+                raise ConfigurationError(f"capture_telemetry(): {name}={value!r}: expected True or False")
         self._instrument_threads = instrument_threads
         self._instrument_processes = instrument_processes
         self._start()
@@ -112,6 +119,10 @@ class TelemetryCapture:
         self._start()
 
     def _start(self) -> None:
+        if not enabled_from_env():  # configure() would set nothing up, and every capture would read empty
+            raise ConfigurationError("capture_telemetry(): OTEL_SDK_DISABLED=true or AGENT_OTEL_ENABLED=false turns "
+                                     "agent-otel off, so nothing would be captured: unset it for these tests "
+                                     "(pytest: monkeypatch.delenv)")
         self.exporter = InMemorySpanExporter()
         self.tracer_provider = TracerProvider(shutdown_on_exit=False)
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
@@ -124,9 +135,17 @@ class TelemetryCapture:
                   instrument_processes=self._instrument_processes)
 
     def _stop(self) -> None:
+        # the jobs, agents, evolution runs and phases still open (a generator a failed test left half-read) end
+        # here, closed, as at a process's exit: ended later, they recorded into the next test's capture
+        end_in_flight(None, _END_IN_FLIGHT_S)
         shutdown()
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
+        forget_runtime()  # calls record as with no configure(): not into these providers, shut down
+
+
+#: How long the end of a capture waits for the calls still open to end (see ``end_in_flight``).
+_END_IN_FLIGHT_S = 1.0
 
 
 @contextmanager

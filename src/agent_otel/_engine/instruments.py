@@ -120,6 +120,14 @@ def build_runtime(
     return rt
 
 
+def forget_runtime() -> None:
+    """The next call builds the runtime from the global providers again, as in a program that never called
+    ``configure()``: after a capture of ``agent_otel.testing``, whose providers are shut down."""
+    global _runtime
+    with _lock:
+        _runtime = None
+
+
 def runtime() -> Runtime:
     rt = _runtime
     if rt is None:

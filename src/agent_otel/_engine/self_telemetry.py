@@ -32,6 +32,15 @@ UNREPORTED_STAGE = "unreported"
 _unreported = 0
 
 
+def forget_reports() -> None:
+    """Log the next failure of each cause again, and drop what waits to be counted: a test's captures start
+    afresh (a failure an earlier test logged was not logged again in the next one for a minute)."""
+    global _unreported
+    with _lock:
+        _last_logged.clear()
+        _unreported = 0
+
+
 def report_error(stage: str, exc: BaseException, count: int = 1, counter: Counter | None = None) -> None:
     """Count and (rate-limited) log a failure of agent-otel itself. Never raises.
 
