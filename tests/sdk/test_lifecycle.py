@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -590,6 +591,68 @@ def test_raise_signal_pickles_as_the_programs_and_shutdown_puts_it_back() -> Non
     """, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
         AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS="100")
     assert last_json(child) == [True, True, "(signalnum, /)", "raise_signal", True]
+
+
+def test_a_workers_sigterm_handler_that_python_does_not_know_of_stays(tmp_path: Path) -> None:
+    """``faulthandler.register(SIGTERM)`` in the parent, to dump a worker's stack when ``terminate()`` ends it:
+    ``signal.getsignal()`` reports SIG_DFL for that C handler, and the worker's flush-on-SIGTERM handler replaced
+    it, so the dump was lost."""
+    script = tmp_path / "dump.py"
+    script.write_text(textwrap.dedent("""
+        import faulthandler, multiprocessing, signal, threading
+        import agent_otel
+
+        faulthandler.register(signal.SIGTERM, chain=True)
+        agent_otel.configure(metrics_exporter="none", traces_exporter="otlp")
+
+
+        def stuck_worker(started):
+            started.set()
+            threading.Event().wait()
+
+
+        if __name__ == "__main__":
+            context = multiprocessing.get_context("fork")
+            started = context.Event()
+            worker = context.Process(target=stuck_worker, args=(started,))
+            worker.start()
+            started.wait()
+            worker.terminate()
+            worker.join()
+            print(worker.exitcode)
+    """))
+    child = subprocess.run([sys.executable, str(script)], env={**CLEAN_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+                           "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS": "100"},
+                           capture_output=True, text=True, timeout=120)
+    assert (child.returncode, child.stdout) == (0, f"{-signal.SIGTERM}\n"), child.stderr
+    assert "in stuck_worker" in child.stderr  # faulthandler's dump of the worker's stack
+
+
+def test_ctrl_c_during_a_slow_exit_flush_ends_the_exit_quietly() -> None:
+    """A collector that takes the connection and never answers, and Ctrl-C while the exit flush waits for it: the
+    interpreter printed "Exception ignored in atexit callback" and agent-otel's frames on the program's stderr."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    program = subprocess.Popen(
+        [sys.executable, "-c", "import agent_otel\nagent_otel.configure(metrics_exporter='none')\n"
+         "with agent_otel.job('j'):\n    pass\nprint('done')\n"],
+        env={**CLEAN_ENV, "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{listener.getsockname()[1]}",
+             "AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS": "30000"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        connection, _ = listener.accept()  # the exit flush's export: Ctrl-C while it waits for an answer
+        held.append(connection)
+        program.send_signal(signal.SIGINT)
+        stdout, stderr = program.communicate(timeout=60)
+    finally:
+        if program.poll() is None:
+            program.kill()
+            program.wait()
+        for connection in held:
+            connection.close()
+        listener.close()
+    assert (program.returncode, stdout, stderr) == (0, "done\n", "")
 
 
 def test_configure_off_the_main_thread_leaves_the_programs_sigterm_handler_and_counts_nothing() -> None:

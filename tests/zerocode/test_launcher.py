@@ -114,6 +114,22 @@ def test_death_by_signal_is_kept_after_telemetry_is_flushed(project: Path, code:
         assert [span.name for span in wait_for_spans(receiver, 1)] == ["execute_tool work"]
 
 
+def test_a_thread_raising_sigterm_ends_the_process_while_the_main_thread_waits(project: Path) -> None:
+    """``signal.raise_signal(SIGTERM)`` in a watchdog thread, the main thread waiting on an event: the default
+    action ends the process at once. The launcher's handler runs on the main thread, which a signal raised in
+    another thread does not wake: the process hung for ever (and the test's timeout fired). It dies of it, flushed."""
+    code = ("import signal, threading, toolmod\n"
+            "toolmod.work(1)\n"
+            "def watchdog():\n"
+            "    signal.raise_signal(signal.SIGTERM)\n"
+            "threading.Thread(target=watchdog, daemon=True).start()\n"
+            "threading.Event().wait()\n")
+    with OtlpHttpReceiver() as receiver:
+        result = run(project, sys.executable, "-c", code, receiver=receiver)
+        assert result.returncode == -signal.SIGTERM
+        assert [span.name for span in wait_for_spans(receiver, 1)] == ["execute_tool work"]
+
+
 EXIT_WORK = """
 import atexit, sys, threading
 atexit.register(lambda: print("atexit saw", repr(getattr(sys, "last_value", None))))

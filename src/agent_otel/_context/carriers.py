@@ -170,11 +170,26 @@ def _flush_on_terminate() -> None:
     A handler of the program's, inherited from the parent, stays."""
     try:
         current = signal.getsignal(signal.SIGTERM)
-        if current is signal.SIG_DFL or getattr(current, "flushes_agent_otel", False):
+        if (current is signal.SIG_DFL and not _caught_outside_python(signal.SIGTERM)) or getattr(
+                current, "flushes_agent_otel", False):
             signal.signal(signal.SIGTERM, _on_terminate)
             _watch_for_terminate()
     except (ValueError, OSError, RuntimeError) as exc:  # not the main thread; no signals or threads here
         report_error("autoinstrument.process_exit", exc)
+
+
+def _caught_outside_python(signum: int) -> bool:
+    """Whether a handler that Python does not know of catches ``signum`` (``faulthandler.register()``'s, a C
+    library's): ``signal.getsignal()`` says SIG_DFL for it, and installing ours replaced it (a worker's stack dump on
+    SIGTERM was lost). Read off ``/proc/self/status``; False where there is none."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
 
 
 #: How often the watcher interrupts the main thread until :func:`_on_terminate` runs there.
@@ -325,7 +340,15 @@ def _flushing_raise_signal(signalnum: int, /) -> None:
     calls still running end and what is queued is exported first, within the exit flush budget, nothing shut down;
     then the signal does what it does (blocked, or in a container's PID 1, which it does not end: nothing here)."""
     try:
-        if (signalnum in _ENDING_SIGNALS and signal.getsignal(signalnum) is signal.SIG_DFL and os.getpid() != 1
+        handler = signal.getsignal(signalnum)
+        if (signalnum in _ENDING_SIGNALS and threading.current_thread() is not threading.main_thread()
+                and (handler is _on_terminate or getattr(handler, "flushes_agent_otel", False))):
+            # Ours, where the program has the default (agent-otel run's, a worker's): Python runs it on the main
+            # thread, which a signal raised in this thread does not wake from a blocking wait (the process hung
+            # for ever, where the default ends it at once). Sent to the main thread, it interrupts the wait.
+            signal.pthread_kill(threading.main_thread().ident or 0, signalnum)
+            return
+        if (signalnum in _ENDING_SIGNALS and handler is signal.SIG_DFL and os.getpid() != 1
                 and not _terminate_flush_timed_out and signalnum not in signal.pthread_sigmask(signal.SIG_BLOCK, ())
                 and _own_telemetry()):
             from agent_otel._sdk.configure import end_in_flight_on  # imported already: configure() patched us
@@ -334,8 +357,10 @@ def _flushing_raise_signal(signalnum: int, /) -> None:
             _flush_queued("autoinstrument.process_exit")
     except Exception as exc:
         report_error("autoinstrument.process_exit", exc)
-    finally:  # a KeyboardInterrupt during the flush: the signal is still raised, as the program asked
+    except BaseException:  # a KeyboardInterrupt during the flush: the signal is still raised, as the program asked
         _raise_signal(signalnum)
+        raise
+    _raise_signal(signalnum)
 
 
 _flushing_raise_signal.flushes_agent_otel = True  # type: ignore[attr-defined]
@@ -346,6 +371,12 @@ def flush_before_raised_signals() -> None:
     """Put :func:`_flushing_raise_signal` in ``signal.raise_signal``: a plain function named as the original, which
     pickles as it does (by name); undone by :func:`uninstrument_process_carriers`."""
     signal.raise_signal = _flushing_raise_signal
+
+
+def terminate_flush_timed_out() -> bool:
+    """Whether the flush a SIGTERM started ran out of its budget (the endpoint does not answer): the exit flush
+    that follows is not tried again at length."""
+    return _terminate_flush_timed_out
 
 
 def _flushing_then(handler: Callable[[int, Any], Any]) -> Callable[[int, Any], Any]:

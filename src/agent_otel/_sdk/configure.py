@@ -79,6 +79,7 @@ from agent_otel._context.carriers import (
     flush_this_worker_on_exit,
     instrument_process_carriers,
     instrument_thread_subclasses,
+    terminate_flush_timed_out,
     uninstrument_process_carriers,
     uninstrument_thread_subclasses,
     unwrap_instrumented_thread_run,
@@ -675,10 +676,17 @@ def shutdown_at_exit() -> None:
     raises."""
     telemetry = _telemetry
     budget_ms = telemetry.exit_flush_timeout_millis if telemetry is not None else _DEFAULT_EXIT_FLUSH_TIMEOUT_MS
+    if terminate_flush_timed_out():  # the SIGTERM's flush found the endpoint not answering: not again at length
+        budget_ms = min(budget_ms, _AFTER_A_TIMED_OUT_FLUSH_MS)
     started = time.monotonic()
     if telemetry is not None and telemetry.settings is not None:  # half the budget at most: the flush is the rest
         end_in_flight(None, budget_ms / 2000)
     _shutdown(max(1, budget_ms - int((time.monotonic() - started) * 1000)), retry=False)
+
+
+#: The exit flush's budget after a SIGTERM's flush ran out of its own (ms): what ended since, if the endpoint is
+#: back; a program's handler that exits paid the whole budget twice.
+_AFTER_A_TIMED_OUT_FLUSH_MS = 50
 
 
 def flush_at_exit() -> None:
@@ -697,6 +705,8 @@ def flush_at_exit() -> None:
         pass
     try:
         shutdown_at_exit()
+    except KeyboardInterrupt:  # Ctrl-C during a slow flush: the exit goes on, without it, as the user asked; the
+        pass  # interpreter printed our frames as "Exception ignored in atexit callback"
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
