@@ -628,6 +628,39 @@ def test_a_workers_sigterm_handler_that_python_does_not_know_of_stays(tmp_path: 
     assert "in stuck_worker" in child.stderr  # faulthandler's dump of the worker's stack
 
 
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_worker_that_sets_its_own_wakeup_fd_finds_none_before_it(tmp_path: Path, method: str) -> None:
+    """A worker's watcher takes the signal wakeup fd (to wake a main thread a SIGTERM finds asleep): a program's
+    own event loop in the worker (trio's) found it set, and warned that another library's signal handling might
+    collide with its own (with -W error, the worker died). It finds none, as without agent-otel, and takes over."""
+    script = tmp_path / "wakeup.py"
+    script.write_text(textwrap.dedent(f"""
+        import multiprocessing, pickle, signal, socket
+        import agent_otel
+
+        agent_otel.configure(metrics_exporter="none", traces_exporter="otlp")
+
+
+        def target(results):
+            ours, _ = socket.socketpair()
+            ours.setblocking(False)
+            results.put([signal.set_wakeup_fd(ours.fileno()), signal.set_wakeup_fd(-1) == ours.fileno(),
+                         pickle.loads(pickle.dumps(signal.set_wakeup_fd)) is signal.set_wakeup_fd])
+
+
+        if __name__ == "__main__":
+            context = multiprocessing.get_context("{method}")
+            results = context.Queue()
+            worker = context.Process(target=target, args=(results,))
+            worker.start()
+            print(results.get(timeout=60), worker.join() or worker.exitcode)
+    """))
+    child = subprocess.run([sys.executable, str(script)], env={**CLEAN_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+                           "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS": "100"},
+                           capture_output=True, text=True, timeout=120)
+    assert (child.returncode, child.stdout) == (0, "[-1, True, True] 0\n"), child.stderr
+
+
 def test_ctrl_c_during_a_slow_exit_flush_ends_the_exit_quietly() -> None:
     """A collector that takes the connection and never answers, and Ctrl-C while the exit flush waits for it: the
     interpreter printed "Exception ignored in atexit callback" and agent-otel's frames on the program's stderr."""

@@ -204,14 +204,17 @@ def _watch_for_terminate() -> None:
     (1 run in 22 to 277 under CPU load). The signal also goes to a wakeup fd, read by a thread of ours that then
     interrupts the main thread until the handler has run (it ends the process). Left out when the program has a
     wakeup fd of its own."""
+    global _our_wakeup_fd
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)  # set_wakeup_fd() requires it
-    previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    previous = _set_wakeup_fd(write_end, warn_on_full_buffer=False)
     if previous != -1:  # the program's: put back
-        signal.set_wakeup_fd(previous)
+        _set_wakeup_fd(previous)
         os.close(read_end)
         os.close(write_end)
         return
+    _our_wakeup_fd = write_end
+    signal.set_wakeup_fd = _programs_set_wakeup_fd
     main = threading.get_ident()  # called in the main thread (signal.signal() above requires it)
     terminate = int(signal.SIGTERM)
 
@@ -224,6 +227,27 @@ def _watch_for_terminate() -> None:
             time.sleep(_TERMINATE_POKE_S)
 
     start_thread(watch, "agent-otel-terminate-watch")
+
+
+#: The interpreter's own ``signal.set_wakeup_fd``, and the write end of the watcher's pipe while it is the one set.
+_set_wakeup_fd = signal.set_wakeup_fd
+_our_wakeup_fd = -1
+
+
+@functools.wraps(_set_wakeup_fd)
+def _programs_set_wakeup_fd(fd: int, /, *, warn_on_full_buffer: bool = True) -> int:
+    """``signal.set_wakeup_fd`` in a worker whose watcher's fd is set: the program that sets its own (trio's event
+    loop) finds none before it, as without agent-otel (it found ours and warned that another library's signal
+    handling might collide with its own), and takes the signals over; the watcher then waits for nothing."""
+    global _our_wakeup_fd
+    previous = _set_wakeup_fd(fd, warn_on_full_buffer=warn_on_full_buffer)
+    if previous == _our_wakeup_fd != -1:
+        _our_wakeup_fd = -1
+        return -1
+    return previous
+
+
+_programs_set_wakeup_fd.__module__ = "signal"  # pickled by name, as signal.set_wakeup_fd, while it is that
 
 
 def _flush_before_os_exit() -> None:
