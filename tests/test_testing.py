@@ -231,3 +231,24 @@ def test_a_capture_with_agent_otel_switched_off_says_so(monkeypatch: pytest.Monk
     with pytest.raises(agent_otel.ConfigurationError,
                        match=r"^capture_telemetry\(\): instrument_threads='no': expected True or False$"):
         capture_telemetry(instrument_threads="no").__enter__()  # type: ignore[arg-type]
+
+
+def test_after_a_capture_in_a_configured_program_calls_record_nothing_and_say_nothing(tmp_path: Path) -> None:
+    """A program that called configure() (its providers global), a capture, then a call: the call recorded into
+    agent-otel's own providers, shut down by the capture, and the SDK said so on stderr."""
+    (tmp_path / "app.py").write_text(textwrap.dedent("""
+        import agent_otel
+        from agent_otel.testing import capture_telemetry
+
+        agent_otel.configure(metrics_exporter="none")
+
+        @agent_otel.agent("support-bot")
+        def answer(question):
+            return {"success": True}
+
+        with capture_telemetry():
+            answer("inside")
+        print(answer("after"))
+    """))
+    result = run_user(tmp_path, "app.py")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "{'success': True}\n", "")

@@ -28,11 +28,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from agent_otel import semconv
 from agent_otel._calls.evaluation import reset_baselines
 from agent_otel._calls.pricing import reset_prices
-from agent_otel._engine.instruments import enabled_from_env, forget_runtime
+from agent_otel._engine.instruments import enabled_from_env
 from agent_otel._engine.policy import reset_policy
 from agent_otel._engine.self_telemetry import count_unreported, forget_reports
 from agent_otel._engine.wrappers import end_in_flight
-from agent_otel._sdk.configure import configure, metric_views, shutdown
+from agent_otel._sdk.configure import configure, metric_views, runtime_without_configuration, shutdown
 from agent_otel._sdk.metric_ids import without_ids
 from agent_otel.errors import ConfigurationError
 
@@ -141,7 +141,7 @@ class TelemetryCapture:
         shutdown()
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
-        forget_runtime()  # calls record as with no configure(): not into these providers, shut down
+        runtime_without_configuration()  # calls record as with no configure(): not into these, shut down
 
 
 #: How long the end of a capture waits for the calls still open to end (see ``end_in_flight``).

@@ -661,6 +661,47 @@ def test_a_worker_that_sets_its_own_wakeup_fd_finds_none_before_it(tmp_path: Pat
     assert (child.returncode, child.stdout) == (0, "[-1, True, True] 0\n"), child.stderr
 
 
+WATCHED_WORKER = """
+import multiprocessing, signal, socket
+import agent_otel
+from agent_otel._context import carriers
+
+agent_otel.configure(metrics_exporter="none", traces_exporter="otlp")
+
+
+def worker(results):
+    # what trio.run() does around its loop: its own wakeup fd, then the one it found
+    ours, _ = socket.socketpair()
+    ours.setblocking(False)
+    signal.set_wakeup_fd(signal.set_wakeup_fd(ours.fileno()))
+    results.put(carriers._set_wakeup_fd(-1) == carriers._our_wakeup_fd != -1)  # the interpreter's, as set now
+
+
+if __name__ == "__main__":
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    worker_process = context.Process(target=worker, args=(results,))
+    worker_process.start()
+    print(results.get(timeout=60))
+    worker_process.join()
+"""
+
+
+def test_a_workers_watcher_outlives_a_program_loop_that_sets_its_own_wakeup_fd(tmp_path: Path) -> None:
+    """The watcher wakes a worker's main thread that a SIGTERM finds asleep. A program loop that set its own wakeup
+    fd and then put back the one it found ("none", as the watcher's is hidden) left the watcher deaf, for the rest
+    of the worker's life (a SIGTERM that found its main thread asleep then left it asleep for ever). The watcher's
+    fd is the one set again."""
+    script = tmp_path / "watched.py"
+    script.write_text(WATCHED_WORKER)
+    child = subprocess.run([sys.executable, str(script)],
+                           env={**CLEAN_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+                                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                                "AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS": "100"},
+                           capture_output=True, text=True, timeout=120)
+    assert (child.returncode, child.stdout) == (0, "True\n"), child.stderr
+
+
 def test_ctrl_c_during_a_slow_exit_flush_ends_the_exit_quietly() -> None:
     """A collector that takes the connection and never answers, and Ctrl-C while the exit flush waits for it: the
     interpreter printed "Exception ignored in atexit callback" and agent-otel's frames on the program's stderr."""

@@ -204,7 +204,7 @@ def _watch_for_terminate() -> None:
     (1 run in 22 to 277 under CPU load). The signal also goes to a wakeup fd, read by a thread of ours that then
     interrupts the main thread until the handler has run (it ends the process). Left out when the program has a
     wakeup fd of its own."""
-    global _our_wakeup_fd
+    global _our_wakeup_fd, _ours_set
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)  # set_wakeup_fd() requires it
     previous = _set_wakeup_fd(write_end, warn_on_full_buffer=False)
@@ -213,7 +213,7 @@ def _watch_for_terminate() -> None:
         os.close(read_end)
         os.close(write_end)
         return
-    _our_wakeup_fd = write_end
+    _our_wakeup_fd, _ours_set = write_end, True
     signal.set_wakeup_fd = _programs_set_wakeup_fd
     main = threading.get_ident()  # called in the main thread (signal.signal() above requires it)
     terminate = int(signal.SIGTERM)
@@ -229,25 +229,26 @@ def _watch_for_terminate() -> None:
     start_thread(watch, "agent-otel-terminate-watch")
 
 
-#: The interpreter's own ``signal.set_wakeup_fd``, and the write end of the watcher's pipe while it is the one set.
+#: The interpreter's own ``signal.set_wakeup_fd``; the write end of the watcher's pipe, and whether it is the one set.
 _set_wakeup_fd = signal.set_wakeup_fd
 _our_wakeup_fd = -1
+_ours_set = False
 
 
 @functools.wraps(_set_wakeup_fd)
 def _programs_set_wakeup_fd(fd: int, /, *, warn_on_full_buffer: bool = True) -> int:
     """``signal.set_wakeup_fd`` in a worker whose watcher's fd is set: the program that sets its own (trio's event
     loop) finds none before it, as without agent-otel (it found ours and warned that another library's signal
-    handling might collide with its own), and takes the signals over; the watcher then waits for nothing."""
-    global _our_wakeup_fd
+    handling might collide with its own), and takes the signals over; when it puts "none" back, as it found it,
+    the watcher's is set again (the watcher waited for nothing for the rest of the worker's life)."""
+    global _ours_set
+    if fd == -1:  # "none", as the program found it or puts it back: the watcher's, which it does not see
+        previous = _set_wakeup_fd(_our_wakeup_fd, warn_on_full_buffer=False)
+        seen, _ours_set = (-1 if _ours_set else previous), True
+        return seen
     previous = _set_wakeup_fd(fd, warn_on_full_buffer=warn_on_full_buffer)
-    if previous == _our_wakeup_fd != -1:
-        _our_wakeup_fd = -1
-        return -1
-    return previous
-
-
-_programs_set_wakeup_fd.__module__ = "signal"  # pickled by name, as signal.set_wakeup_fd, while it is that
+    seen, _ours_set = (-1 if _ours_set else previous), False
+    return seen
 
 
 def _flush_before_os_exit() -> None:
@@ -350,9 +351,9 @@ def flush_on_the_programs_terminate() -> None:
 _ENDING_SIGNALS = frozenset({signal.SIGTERM, signal.SIGHUP})
 #: The interpreter's own ``signal.raise_signal``.
 _raise_signal = signal.raise_signal
-#: Whether the flush a program's SIGTERM handler ran first (:func:`_flushing_then`) ran out of its budget: the
-#: endpoint is not answering, and the flush before the raise that follows it is not tried again.
-_terminate_flush_timed_out = False
+#: When the flush a program's SIGTERM handler ran first (:func:`_flushing_then`) ran out of its budget
+#: (``time.monotonic()``), None if it did not: the endpoint was not answering then.
+_terminate_flush_timed_out_at: float | None = None
 
 
 @functools.wraps(_raise_signal)
@@ -373,7 +374,7 @@ def _flushing_raise_signal(signalnum: int, /) -> None:
             signal.pthread_kill(threading.main_thread().ident or 0, signalnum)
             return
         if (signalnum in _ENDING_SIGNALS and handler is signal.SIG_DFL and os.getpid() != 1
-                and not _terminate_flush_timed_out and signalnum not in signal.pthread_sigmask(signal.SIG_BLOCK, ())
+                and not terminate_flush_timed_out() and signalnum not in signal.pthread_sigmask(signal.SIG_BLOCK, ())
                 and _own_telemetry()):
             from agent_otel._sdk.configure import end_in_flight_on  # imported already: configure() patched us
 
@@ -397,18 +398,25 @@ def flush_before_raised_signals() -> None:
     signal.raise_signal = _flushing_raise_signal
 
 
+#: How long after a SIGTERM's flush ran out of its budget the endpoint is taken to be still down (s): the flushes
+#: of the exit that follows it at once (the program's handler exits, or raises the signal) are not tried at length.
+_STILL_DOWN_S = 1.0
+
+
 def terminate_flush_timed_out() -> bool:
-    """Whether the flush a SIGTERM started ran out of its budget (the endpoint does not answer): the exit flush
-    that follows is not tried again at length."""
-    return _terminate_flush_timed_out
+    """Whether a SIGTERM's flush ran out of its budget just now (the endpoint did not answer): the flush of the exit
+    that follows is not tried again at length. A program that drains for longer first gets the whole budget."""
+    at = _terminate_flush_timed_out_at
+    return at is not None and time.monotonic() - at < _STILL_DOWN_S
 
 
 def _flushing_then(handler: Callable[[int, Any], Any]) -> Callable[[int, Any], Any]:
     def on_terminate(signum: int, frame: Any) -> Any:
-        global _terminate_flush_timed_out
+        global _terminate_flush_timed_out_at
         if not _flushing.locked():  # one at a time: a second SIGTERM during it goes to the program's at once
             with _flushing:
-                _terminate_flush_timed_out = not _flush_queued("autoinstrument.process_exit")
+                done = _flush_queued("autoinstrument.process_exit")
+                _terminate_flush_timed_out_at = None if done else time.monotonic()
         return handler(signum, frame)
 
     # (not ``flushes_agent_otel``: a worker forked with it keeps it, the program's handler with it)

@@ -85,7 +85,7 @@ from agent_otel._context.carriers import (
     unwrap_instrumented_thread_run,
 )
 from agent_otel._context.propagation import context_from_environment
-from agent_otel._engine.instruments import build_runtime, enabled_from_env
+from agent_otel._engine.instruments import build_runtime, enabled_from_env, forget_runtime
 from agent_otel._engine.policy import check_policy_environment, policy
 from agent_otel._engine.self_telemetry import count_unreported, report_error
 from agent_otel._engine.threads import ExitThread, host_signals_blocked
@@ -851,6 +851,15 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool) -> None:
         except Exception:
             pass
     _runtime_after_release(telemetry)
+
+
+def runtime_without_configuration() -> None:
+    """Calls after a capture of ``agent_otel.testing``: as with no ``configure()``, from the global providers (the
+    next call builds it), or nothing when those are ours, shut down (the SDK would refuse, and warn on stderr)."""
+    if trace.get_tracer_provider() in _built or metrics.get_meter_provider() in _built:
+        build_runtime(trace.NoOpTracerProvider(), metrics.NoOpMeterProvider(), enabled=False)
+    else:
+        forget_runtime()
 
 
 def _runtime_after_release(telemetry: Telemetry) -> None:
