@@ -251,6 +251,9 @@ def _programs_set_wakeup_fd(fd: int, /, *, warn_on_full_buffer: bool = True) -> 
     return seen
 
 
+_programs_set_wakeup_fd.__module__ = "signal"  # pickled by name, as signal.set_wakeup_fd, while it is that
+
+
 def _flush_before_os_exit() -> None:
     """Never raises: what ``_bootstrap`` returned is the worker's exit status, and ``os._exit()`` comes next."""
     try:
