@@ -593,6 +593,14 @@ def test_raise_signal_pickles_as_the_programs_and_shutdown_puts_it_back() -> Non
     assert last_json(child) == [True, True, "(signalnum, /)", "raise_signal", True]
 
 
+def run_exporting_nowhere(script: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``script``, whose telemetry exports to an endpoint that refuses it, within a short exit flush budget:
+    so that it has exporters (a worker flushes, and watches for SIGTERM, only then) and exits at once."""
+    env = {**CLEAN_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+           "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS": "100"}
+    return subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
+
+
 def test_a_workers_sigterm_handler_that_python_does_not_know_of_stays(tmp_path: Path) -> None:
     """``faulthandler.register(SIGTERM)`` in the parent, to dump a worker's stack when ``terminate()`` ends it:
     ``signal.getsignal()`` reports SIG_DFL for that C handler, and the worker's flush-on-SIGTERM handler replaced
@@ -621,9 +629,7 @@ def test_a_workers_sigterm_handler_that_python_does_not_know_of_stays(tmp_path: 
             worker.join()
             print(worker.exitcode)
     """))
-    child = subprocess.run([sys.executable, str(script)], env={**CLEAN_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
-                           "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS": "100"},
-                           capture_output=True, text=True, timeout=120)
+    child = run_exporting_nowhere(script)
     assert (child.returncode, child.stdout) == (0, f"{-signal.SIGTERM}\n"), child.stderr
     assert "in stuck_worker" in child.stderr  # faulthandler's dump of the worker's stack
 
@@ -655,9 +661,7 @@ def test_a_worker_that_sets_its_own_wakeup_fd_finds_none_before_it(tmp_path: Pat
             worker.start()
             print(results.get(timeout=60), worker.join() or worker.exitcode)
     """))
-    child = subprocess.run([sys.executable, str(script)], env={**CLEAN_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
-                           "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS": "100"},
-                           capture_output=True, text=True, timeout=120)
+    child = run_exporting_nowhere(script)
     assert (child.returncode, child.stdout) == (0, "[-1, True, True] 0\n"), child.stderr
 
 
@@ -694,11 +698,7 @@ def test_a_workers_watcher_outlives_a_program_loop_that_sets_its_own_wakeup_fd(t
     fd is the one set again."""
     script = tmp_path / "watched.py"
     script.write_text(WATCHED_WORKER)
-    child = subprocess.run([sys.executable, str(script)],
-                           env={**CLEAN_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
-                                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-                                "AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS": "100"},
-                           capture_output=True, text=True, timeout=120)
+    child = run_exporting_nowhere(script)
     assert (child.returncode, child.stdout) == (0, "True\n"), child.stderr
 
 
