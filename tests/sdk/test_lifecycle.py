@@ -702,6 +702,60 @@ def test_a_workers_watcher_outlives_a_program_loop_that_sets_its_own_wakeup_fd(t
     assert (child.returncode, child.stdout) == (0, "True\n"), child.stderr
 
 
+WORKER_WITH_CHILDREN = """
+import multiprocessing, os, signal, subprocess, sys, time
+import agent_otel
+from agent_otel._context import carriers
+
+agent_otel.configure(metrics_exporter="none", traces_exporter="otlp")
+
+
+def worker(results):
+    statuses = set()
+    for _ in range(FORKS):
+        child = os.fork()
+        if child == 0:
+            time.sleep(60)
+            os._exit(0)
+        os.kill(child, signal.SIGTERM)  # at once: before the child has run a line of Python, mostly
+        deadline = time.monotonic() + 10
+        while (reaped := os.waitpid(child, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if reaped[0] == 0:
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+            statuses.add("ran on")
+            break
+        statuses.add(os.waitstatus_to_exitcode(reaped[1]))
+    # a child that does not run Python's fork handlers (forked in C) wakes the worker's wakeup fd on its signals
+    wakeup = carriers._our_wakeup_fd
+    subprocess.run([sys.executable, "-c", f"import os; os.write({wakeup}, bytes([{int(signal.SIGTERM)}]))"],
+                   pass_fds=[wakeup], check=True)
+    time.sleep(0.5)  # not a synchronisation: a watcher woken by it kills the worker within microseconds, not after
+    results.put(sorted(map(str, statuses)))
+
+
+if __name__ == "__main__":
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    worker_process = context.Process(target=worker, args=(results,))
+    worker_process.start()
+    worker_process.join()
+    print(worker_process.exitcode, results.get(timeout=5) if worker_process.exitcode == 0 else None)
+"""
+
+
+def test_a_worker_that_terminates_its_own_children_lives_on_and_they_die(tmp_path: Path) -> None:
+    """A worker's watcher reads the signal wakeup fd. A child the worker forked inherited it, so the SIGTERM the worker
+    sent its child woke the worker's watcher, which then killed the worker. And the child kept the watched worker's
+    handler: Python drops the signals that reach a child before its fork handlers run, so a child terminated as soon
+    as it was forked ran on (1 in 3), where without agent-otel it dies. The worker lives on, each child dies."""
+    script = tmp_path / "children.py"
+    script.write_text(WORKER_WITH_CHILDREN.replace("FORKS", "40"))
+    child = run_exporting_nowhere(script)
+    assert (child.returncode, child.stdout) == (0, f"0 ['{-signal.SIGTERM}']\n"), child.stderr
+
+
 def test_ctrl_c_during_a_slow_exit_flush_ends_the_exit_quietly() -> None:
     """A collector that takes the connection and never answers, and Ctrl-C while the exit flush waits for it: the
     interpreter printed "Exception ignored in atexit callback" and agent-otel's frames on the program's stderr."""

@@ -11,6 +11,8 @@ import functools
 import importlib
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -154,6 +156,10 @@ def _on_terminate(signum: int, frame: object) -> None:
     SIG_DFL is not callable."""
     if signal.getsignal(signum) is not _on_terminate:
         return
+    if os.getpid() != _handler_pid:  # a child forked from the worker, before its fork handler put the default back
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     # Ignored while it flushes: the watcher stops interrupting, and neither its interruptions nor a second SIGTERM
     # run this again inside the flush (the inner one then killed the process before the outer one had exported)
     signal.signal(signum, signal.SIG_IGN)
@@ -168,11 +174,14 @@ def _flush_on_terminate() -> None:
     """Install :func:`_on_terminate` in a forked child whose SIGTERM does the default, or ``agent-otel run``'s
     (inherited from the parent: it flushes as this one does, without the watcher), and :func:`_watch_for_terminate`.
     A handler of the program's, inherited from the parent, stays."""
+    global _handler_pid, _replaced_handler
     try:
         current = signal.getsignal(signal.SIGTERM)
         if (current is signal.SIG_DFL and not _caught_outside_python(signal.SIGTERM)) or getattr(
                 current, "flushes_agent_otel", False):
             signal.signal(signal.SIGTERM, _on_terminate)
+            _handler_pid, _replaced_handler = os.getpid(), current
+            _register_fork_handlers()
             _watch_for_terminate()
     except (ValueError, OSError, RuntimeError) as exc:  # not the main thread; no signals or threads here
         report_error("autoinstrument.process_exit", exc)
@@ -203,24 +212,31 @@ def _watch_for_terminate() -> None:
     agent-otel the worker dies of it; with a handler it slept for ever, and so did the parent's ``terminate()``
     (1 run in 22 to 277 under CPU load). The signal also goes to a wakeup fd, read by a thread of ours that then
     interrupts the main thread until the handler has run (it ends the process). Left out when the program has a
-    wakeup fd of its own."""
-    global _our_wakeup_fd, _ours_set
-    read_end, write_end = os.pipe()
-    os.set_blocking(write_end, False)  # set_wakeup_fd() requires it
+    wakeup fd of its own.
+
+    The wakeup fd is a datagram socket whose reader is told each writer's pid: a process forked from the worker
+    shares it until its fork handler unsets it (and a ``subprocess`` child, until it execs), and the worker died of
+    a SIGTERM it sent its own child."""
+    global _our_wakeup_fd, _ours_set, _watch_read_fd
+    reader, writer = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    reader.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    writer.setblocking(False)  # set_wakeup_fd() requires it
+    read_end, write_end = reader.detach(), writer.detach()  # plain fds: no socket object to warn when collected
     previous = _set_wakeup_fd(write_end, warn_on_full_buffer=False)
     if previous != -1:  # the program's: put back
         _set_wakeup_fd(previous)
         os.close(read_end)
         os.close(write_end)
         return
-    _our_wakeup_fd, _ours_set = write_end, True
+    _our_wakeup_fd, _ours_set, _watch_read_fd = write_end, True, read_end
     signal.set_wakeup_fd = _programs_set_wakeup_fd
     main = threading.get_ident()  # called in the main thread (signal.signal() above requires it)
     terminate = int(signal.SIGTERM)
+    worker = os.getpid()
 
     def watch() -> None:
-        # both ends stay open for the process's life: a signal written to a pipe nobody reads fails, loudly
-        while terminate not in os.read(read_end, 64):
+        # both ends stay open for the process's life: a signal written to a socket nobody reads fails, loudly
+        while not _terminate_from(read_end, terminate, worker):
             pass
         while signal.getsignal(signal.SIGTERM) is _on_terminate:
             signal.pthread_kill(main, signal.SIGTERM)
@@ -229,10 +245,31 @@ def _watch_for_terminate() -> None:
     start_thread(watch, "agent-otel-terminate-watch")
 
 
-#: The interpreter's own ``signal.set_wakeup_fd``; the write end of the watcher's pipe, and whether it is the one set.
+#: ``struct ucred``: pid, uid, gid.
+_UCRED = struct.Struct("3i")
+
+
+def _terminate_from(read_end: int, terminate: int, pid: int) -> bool:
+    """Whether the next datagram on the wakeup socket says SIGTERM and was written by process ``pid``."""
+    reader = socket.socket(fileno=read_end)
+    try:
+        data, ancillary, _, _ = reader.recvmsg(64, socket.CMSG_SPACE(_UCRED.size))
+    finally:
+        reader.detach()
+    senders = {_UCRED.unpack_from(value)[0] for level, kind, value in ancillary
+               if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS}
+    return terminate in data and pid in senders
+
+
+#: The interpreter's own ``signal.set_wakeup_fd``; the write end of the watcher's socket, and whether it is the one
+#: set; its read end.
 _set_wakeup_fd = signal.set_wakeup_fd
 _our_wakeup_fd = -1
 _ours_set = False
+_watch_read_fd = -1
+#: The process that installed :func:`_on_terminate` (-1: none did), and the handler it replaced.
+_handler_pid = -1
+_replaced_handler: Callable[[int, Any], object] | int | None = signal.SIG_DFL
 
 
 @functools.wraps(_set_wakeup_fd)
@@ -252,6 +289,69 @@ def _programs_set_wakeup_fd(fd: int, /, *, warn_on_full_buffer: bool = True) -> 
 
 
 _programs_set_wakeup_fd.__module__ = "signal"  # pickled by name, as signal.set_wakeup_fd, while it is that
+
+
+def _hold_terminate_over_fork() -> None:
+    """Before ``os.fork()`` in a watched worker: SIGTERM blocked until the child has put back the handler it had
+    before the watch. Python drops the signals that reach a child before its fork handlers run; the worker's own
+    child, sent SIGTERM as soon as it was forked, ran on (1 run in 3) where without agent-otel it died."""
+    global _mask_before_fork
+    try:
+        if _handler_pid == os.getpid() and signal.getsignal(signal.SIGTERM) is _on_terminate:
+            _mask_before_fork = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    except (ValueError, OSError) as exc:
+        report_error("autoinstrument.process_exit", exc)
+
+
+def _release_terminate_after_fork() -> None:
+    """After ``os.fork()``, in the parent and (after :func:`_forget_the_watch_in_child`) in the child: the signal mask
+    as it was; a SIGTERM held meanwhile is delivered now."""
+    global _mask_before_fork
+    mask, _mask_before_fork = _mask_before_fork, None
+    if mask is not None:
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        except (ValueError, OSError) as exc:
+            report_error("autoinstrument.process_exit", exc)
+
+
+_mask_before_fork: set[int | signal.Signals] | None = None
+
+
+def _forget_the_watch_in_child() -> None:
+    """After ``os.fork()`` in a watched worker: the child has no watcher (threads do not survive a fork), so it is
+    left as it would be without the watch: SIGTERM handled as before it (the default), no wakeup fd (the worker's
+    socket, which the child's signals woke), the interpreter's ``signal.set_wakeup_fd``, and none of the watcher's
+    fds. A multiprocessing child is watched again by its own start (:func:`_wrap_process_bootstrap`)."""
+    global _our_wakeup_fd, _ours_set, _watch_read_fd, _handler_pid
+    try:
+        if _handler_pid in (-1, os.getpid()):
+            return
+        fds, ours_set = [fd for fd in (_watch_read_fd, _our_wakeup_fd) if fd != -1], _ours_set
+        _our_wakeup_fd, _ours_set, _watch_read_fd, _handler_pid = -1, False, -1, -1
+        if signal.getsignal(signal.SIGTERM) is _on_terminate:
+            signal.signal(signal.SIGTERM, _replaced_handler)
+        if ours_set:
+            _set_wakeup_fd(-1)
+        if signal.set_wakeup_fd is _programs_set_wakeup_fd:
+            signal.set_wakeup_fd = _set_wakeup_fd
+        for fd in fds:
+            os.close(fd)
+    except (ValueError, OSError) as exc:  # forked off the main thread: signals are the main thread's to set
+        report_error("autoinstrument.process_exit", exc)
+    finally:
+        _release_terminate_after_fork()
+
+
+_fork_handlers_registered = False
+
+
+def _register_fork_handlers() -> None:
+    global _fork_handlers_registered
+    if not _fork_handlers_registered and hasattr(os, "register_at_fork"):
+        _fork_handlers_registered = True
+        os.register_at_fork(before=_hold_terminate_over_fork, after_in_parent=_release_terminate_after_fork,
+                            after_in_child=_forget_the_watch_in_child)
 
 
 def _flush_before_os_exit() -> None:
