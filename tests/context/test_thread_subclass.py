@@ -126,3 +126,23 @@ def test_a_pools_worker_threads_keep_no_job_of_the_call_that_happened_to_start_t
             pool.join()
     assert seen["task"] == "B"
     assert seen["done callback"] == seen["pool callback"] == (None, 0)
+
+
+def test_trios_cached_worker_threads_keep_no_job_of_the_call_that_happened_to_start_them(otel: Any) -> None:
+    """trio keeps the threads ``trio.to_thread`` starts, and hands them later work: given with
+    ``trio.lowlevel.start_thread_soon``, which copies no context, that work ran in the job whose call started the
+    thread (its spans carried job A's id, A long ended), where plain python runs it in none."""
+    import trio
+
+    seen: list[object] = []
+
+    async def main() -> None:
+        with agent_otel.job("A"):
+            await trio.to_thread.run_sync(lambda: None)  # starts the cache's worker thread inside job A
+        done = threading.Event()
+        trio.lowlevel.start_thread_soon(agent_otel.current_job_id, lambda outcome: (seen.append(outcome.unwrap()),
+                                                                                   done.set()))
+        await trio.to_thread.run_sync(done.wait)
+
+    trio.run(main)
+    assert seen == [None]

@@ -130,6 +130,39 @@ def test_a_thread_raising_sigterm_ends_the_process_while_the_main_thread_waits(p
         assert [span.name for span in wait_for_spans(receiver, 1)] == ["execute_tool work"]
 
 
+FORKS_AND_TERMINATES = """
+import os, signal, sys, time
+signum = getattr(signal, sys.argv[1])
+ran_on = 0
+for _ in range(30):
+    child = os.fork()
+    if child == 0:
+        time.sleep(60)
+        os._exit(0)
+    os.kill(child, signum)  # at once: before the child has run a line of Python, mostly
+    deadline = time.monotonic() + 10
+    while (reaped := os.waitpid(child, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if reaped[0] == 0:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        ran_on += 1
+        break
+    assert os.waitstatus_to_exitcode(reaped[1]) == -signum
+print("ran on:", ran_on)
+"""
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_a_forked_child_sent_a_flushed_signal_at_once_dies_of_it(project: Path, signame: str) -> None:
+    """The launcher flushes on SIGTERM and SIGHUP with a Python handler. Python drops the signals that reach a
+    forked child before its fork handlers run, so a child sent one as soon as it was forked ran on (58 in 60), where
+    without agent-otel the default ended it. The signal is held over the fork: every child dies of it."""
+    (project / "forks.py").write_text(FORKS_AND_TERMINATES)
+    result = run(project, sys.executable, "forks.py", signame)
+    assert (result.returncode, result.stdout) == (0, "ran on: 0\n"), result.stderr
+
+
 EXIT_WORK = """
 import atexit, sys, threading
 atexit.register(lambda: print("atexit saw", repr(getattr(sys, "last_value", None))))

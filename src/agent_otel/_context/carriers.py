@@ -28,6 +28,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from agent_otel._context.baggage_header import merged_baggage
 from agent_otel._context.propagation import CarriedCall, _has_context_to_carry, carry, subprocess_env
+from agent_otel._engine.fork_signals import hold_over_fork
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import start_thread
 from agent_otel._engine.wrappers import Args, Kwargs, WrapperFunction
@@ -181,7 +182,7 @@ def _flush_on_terminate() -> None:
                 current, "flushes_agent_otel", False):
             signal.signal(signal.SIGTERM, _on_terminate)
             _handler_pid, _replaced_handler = os.getpid(), current
-            _register_fork_handlers()
+            hold_over_fork(signal.SIGTERM, _on_terminate, in_child=_forget_the_watch_in_child)
             _watch_for_terminate()
     except (ValueError, OSError, RuntimeError) as exc:  # not the main thread; no signals or threads here
         report_error("autoinstrument.process_exit", exc)
@@ -291,38 +292,12 @@ def _programs_set_wakeup_fd(fd: int, /, *, warn_on_full_buffer: bool = True) -> 
 _programs_set_wakeup_fd.__module__ = "signal"  # pickled by name, as signal.set_wakeup_fd, while it is that
 
 
-def _hold_terminate_over_fork() -> None:
-    """Before ``os.fork()`` in a watched worker: SIGTERM blocked until the child has put back the handler it had
-    before the watch. Python drops the signals that reach a child before its fork handlers run; the worker's own
-    child, sent SIGTERM as soon as it was forked, ran on (1 run in 3) where without agent-otel it died."""
-    global _mask_before_fork
-    try:
-        if _handler_pid == os.getpid() and signal.getsignal(signal.SIGTERM) is _on_terminate:
-            _mask_before_fork = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-    except (ValueError, OSError) as exc:
-        report_error("autoinstrument.process_exit", exc)
-
-
-def _release_terminate_after_fork() -> None:
-    """After ``os.fork()``, in the parent and (after :func:`_forget_the_watch_in_child`) in the child: the signal mask
-    as it was; a SIGTERM held meanwhile is delivered now."""
-    global _mask_before_fork
-    mask, _mask_before_fork = _mask_before_fork, None
-    if mask is not None:
-        try:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        except (ValueError, OSError) as exc:
-            report_error("autoinstrument.process_exit", exc)
-
-
-_mask_before_fork: set[int | signal.Signals] | None = None
-
-
 def _forget_the_watch_in_child() -> None:
     """After ``os.fork()`` in a watched worker: the child has no watcher (threads do not survive a fork), so it is
     left as it would be without the watch: SIGTERM handled as before it (the default), no wakeup fd (the worker's
     socket, which the child's signals woke), the interpreter's ``signal.set_wakeup_fd``, and none of the watcher's
-    fds. A multiprocessing child is watched again by its own start (:func:`_wrap_process_bootstrap`)."""
+    fds. A multiprocessing child is watched again by its own start (:func:`_wrap_process_bootstrap`). SIGTERM is
+    held until this has run (:mod:`agent_otel._engine.fork_signals`)."""
     global _our_wakeup_fd, _ours_set, _watch_read_fd, _handler_pid
     try:
         if _handler_pid in (-1, os.getpid()):
@@ -339,19 +314,6 @@ def _forget_the_watch_in_child() -> None:
             os.close(fd)
     except (ValueError, OSError) as exc:  # forked off the main thread: signals are the main thread's to set
         report_error("autoinstrument.process_exit", exc)
-    finally:
-        _release_terminate_after_fork()
-
-
-_fork_handlers_registered = False
-
-
-def _register_fork_handlers() -> None:
-    global _fork_handlers_registered
-    if not _fork_handlers_registered and hasattr(os, "register_at_fork"):
-        _fork_handlers_registered = True
-        os.register_at_fork(before=_hold_terminate_over_fork, after_in_parent=_release_terminate_after_fork,
-                            after_in_child=_forget_the_watch_in_child)
 
 
 def _flush_before_os_exit() -> None:
@@ -614,13 +576,14 @@ def uninstrument_process_carriers() -> None:
 
 
 #: The targets of the threads a pool starts, lazily, when a submit needs one (``concurrent.futures`` workers,
-#: asyncio's default executor's among them; ``multiprocessing.pool``'s workers and handlers): each task runs in the
+#: asyncio's default executor's among them; ``multiprocessing.pool``'s workers and handlers; trio's thread cache,
+#: which ``trio.to_thread`` and ``trio.lowlevel.start_thread_soon`` hand their work to): each task runs in the
 #: context of its own submit, so the thread itself starts with none, as under plain python, rather than for ever in
 #: that of the call that happened to start it (its job, under its span, long ended).
 _POOL_THREAD_TARGETS = frozenset({
     ("concurrent.futures.thread", "_worker"), ("multiprocessing.pool", "worker"),
     ("multiprocessing.pool", "Pool._handle_workers"), ("multiprocessing.pool", "Pool._handle_tasks"),
-    ("multiprocessing.pool", "Pool._handle_results")})
+    ("multiprocessing.pool", "Pool._handle_results"), ("trio._core._thread_cache", "WorkerThread._work")})
 #: The same for the pool threads that are a class of their own, with no target: a ``ProcessPoolExecutor``'s
 #: manager thread, which runs every future's done callbacks.
 _POOL_THREAD_CLASSES = frozenset({("concurrent.futures.process", "_ExecutorManagerThread")})

@@ -18,6 +18,7 @@ import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent_otel._engine.fork_signals import hold_over_fork
 from agent_otel._engine.instruments import enabled_from_env
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._environment import (
@@ -290,6 +291,7 @@ def _start_telemetry(config: Config | None, *, child: bool) -> None:
         for signum in _FLUSHED_ON:
             if signal.getsignal(signum) is signal.SIG_DFL:
                 signal.signal(signum, _on_terminate)
+                hold_over_fork(signum, _on_terminate)
 
 
 

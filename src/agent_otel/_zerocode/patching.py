@@ -228,19 +228,37 @@ _Mark = tuple[int, int, int, "weakref.ref[Invocation]"]
 
 
 def _runner() -> int:
-    """The asyncio task running this code, else its thread."""
-    loop = asyncio.events._get_running_loop()  # None outside a running loop (asyncio's own public helper)
-    task = asyncio.current_task(loop) if loop is not None else None
+    """The task running this code (asyncio's, trio's), else its thread."""
+    task = _current_task()
     return id(task) if task is not None else threading.get_ident()
 
 
+def _current_task() -> object | None:
+    """The asyncio or trio task running this code; None outside both. trio's tasks share their thread, so without
+    theirs a call in a task that a configured call started was taken for that call, and not recorded."""
+    loop = asyncio.events._get_running_loop()  # None outside a running loop (asyncio's own public helper)
+    if loop is not None:
+        return asyncio.current_task(loop)
+    trio = sys.modules.get("trio")  # imported by the program that runs trio: never by us
+    if trio is None:
+        return None
+    try:
+        task: object = trio.lowlevel.current_task()
+    except RuntimeError:  # not in a trio run
+        return None
+    return task
+
+
 def _task_of(call: weakref.ref[Invocation]) -> bool:
-    """Whether the asyncio task running this code was made of the coroutine ``call`` returned (a sync method that
-    returns ``super().method()``'s coroutine, run by ``asyncio.run``, ``create_task`` or ``gather``): the call runs in
-    that task, though it began where it was called."""
-    loop = asyncio.events._get_running_loop()
-    task = asyncio.current_task(loop) if loop is not None else None
-    return task is not None and call_timing(task.get_coro()) is call()
+    """Whether the task running this code was made of the coroutine ``call`` returned (a sync method that returns
+    ``super().method()``'s coroutine, run by ``asyncio.run``, ``create_task``, ``gather`` or trio's ``start_soon``): the
+    call runs in that task, though it began where it was called."""
+    task = _current_task()
+    if task is None:
+        return False
+    get_coro = getattr(task, "get_coro", None)  # asyncio's; trio's task has the coroutine as an attribute
+    coroutine = get_coro() if get_coro is not None else getattr(task, "coro", None)
+    return coroutine is not None and call_timing(coroutine) is call()
 
 
 @dataclass(eq=False)

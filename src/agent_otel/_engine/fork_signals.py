@@ -1,0 +1,68 @@
+"""Signals that agent-otel handles in place of the default are held over ``os.fork()``.
+
+Python drops the signals that reach a forked child before its fork handlers run (it clears what is pending, so
+that the parent's signals are not handled twice). Where the program leaves a signal to the default, the kernel
+ends the child instead, at once. So with a Python handler of ours in place of that default (``agent-otel run``'s
+SIGTERM and SIGHUP flush, a ``multiprocessing`` worker's SIGTERM), a child sent the signal as soon as it was forked
+ran on (58 children in 60 under ``agent-otel run``) where without agent-otel it died. The signal is blocked from
+just before the fork until the child's handlers have run (the child's telemetry set up again, the handler put
+back where the child is left to the default), then delivered.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from agent_otel._engine.self_telemetry import report_error
+
+#: Signal number → the handler of ours, held over a fork while it is the one installed; and the steps a forked
+#: child takes before the signals are let through.
+_handlers: dict[int, Callable[..., Any]] = {}
+_in_child: list[Callable[[], None]] = []
+_mask_before_fork: set[int | signal.Signals] | None = None
+_registered = False
+
+
+def hold_over_fork(signum: int, handler: Callable[..., Any], in_child: Callable[[], None] | None = None) -> None:
+    """Hold ``signum`` over each ``os.fork()`` while ``handler`` is its handler; ``in_child`` (never raising) runs
+    in the child first."""
+    global _registered
+    _handlers[signum] = handler
+    if in_child is not None and in_child not in _in_child:
+        _in_child.append(in_child)
+    if not _registered and hasattr(os, "register_at_fork"):
+        _registered = True
+        # handlers registered earlier (configure()'s, which sets the child's telemetry up again) run before ours
+        os.register_at_fork(before=_hold, after_in_parent=_release, after_in_child=_release_in_child)
+
+
+def _hold() -> None:
+    global _mask_before_fork
+    try:
+        held = {signum for signum, handler in _handlers.items() if signal.getsignal(signum) is handler}
+        if held:
+            _mask_before_fork = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (ValueError, OSError) as exc:
+        report_error("fork.signals", exc)
+
+
+def _release() -> None:
+    """The signal mask as it was before the fork: a signal held meanwhile is delivered now."""
+    global _mask_before_fork
+    mask, _mask_before_fork = _mask_before_fork, None
+    if mask is not None:
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        except (ValueError, OSError) as exc:
+            report_error("fork.signals", exc)
+
+
+def _release_in_child() -> None:
+    try:
+        for step in _in_child:
+            step()
+    finally:
+        _release()
