@@ -154,6 +154,30 @@ def test_unknown_parameter_is_an_error_at_decoration_time() -> None:
         """**kwargs accepts any name, so any args.NAME is fine."""
 
 
+def test_args_name_reads_a_keyword_argument_gathered_by_kwargs(otel: Any) -> None:
+    """``def completion(self, *args, **kwargs)`` (litellm's router, many SDK entry points): ``args.model`` was taken
+    at decoration (``**kwargs`` accepts any name) and then always read None, so the model label was "unknown"."""
+
+    class Router:
+        model = "the attribute"
+
+        def completion(self, *args: Any, **kwargs: Any) -> str:
+            return "ok"
+
+    def gathered(model: str = "the default", **kwargs: Any) -> None:
+        """A parameter of that name wins over a key of ``**kwargs``."""
+
+    router = Router()
+    assert [Call(signature_of(Router.completion), router, (), {"model": "gpt-4o", "n": 1}).args.get(name)
+            for name in ("model", "kwargs", "self")] == ["gpt-4o", {"model": "gpt-4o", "n": 1}, router]
+    assert Call(signature_of(gathered), None, (), {"temperature": 0}).args == {
+        "model": "the default", "kwargs": {"temperature": 0}, "temperature": 0}
+    traced = agent_otel.provider("openai", model=path("args.model"))(Router.completion)
+    assert traced(router, model="gpt-4o", messages=[]) == "ok"
+    [span] = otel.spans()
+    assert span.attributes[semconv.GEN_AI_REQUEST_MODEL] == "gpt-4o"
+
+
 def test_callable_extractor_sees_the_call(otel: Any) -> None:
     seen: list[Call] = []
 

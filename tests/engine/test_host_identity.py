@@ -481,7 +481,7 @@ def test_no_proxy_class_of_ours_has_annotations_of_its_own() -> None:
 
     roots = (wrapt.ObjectProxy, wrapt.FunctionWrapper, wrapt.BoundFunctionWrapper)
     ours = {cls for root in roots for cls in subclasses(root) if cls.__module__.startswith("agent_otel.")}
-    assert len(ours) >= 6  # wrappers, bound wrappers, coroutine, stream and awaitable proxies
+    assert len(ours) >= 5  # wrappers (decorated, bound, held by instances) and the stream proxy
     assert [cls.__qualname__ for cls in ours if "__annotations__" in vars(cls)] == []
 
 

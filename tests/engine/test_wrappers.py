@@ -786,6 +786,41 @@ def test_sdk_shaped_stream_from_any_call_used_any_way(otel: Any, stream_type: ty
     assert handler.invocations[0].chunks == items
 
 
+class BothWaysStream(SdkLikeStream):
+    """The shape of litellm's ``CustomStreamWrapper``: one stream object for ``completion(stream=True)`` and
+    ``acompletion(stream=True)``, both an iterator and an async one."""
+
+    def __aiter__(self) -> BothWaysStream:
+        return self
+
+    async def __anext__(self) -> int:
+        try:
+            return next(self._items)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+
+@pytest.mark.parametrize("use", ["next", "for", "async for"])
+def test_a_stream_that_is_both_an_iterator_and_an_async_one_is_timed_read_either_way(otel: Any, use: str) -> None:
+    """Its proxy was an async stream's: ``next(stream)`` raised TypeError (not an iterator), and a ``for`` loop went
+    past the proxy to the stream, so the call recorded no chunk, no usage, and ended closed early."""
+    handler = RecordingHandler(streams=True)
+    stream = instrument(handler, BothWaysStream)()
+    assert isinstance(stream, BothWaysStream)
+
+    async def read_async() -> list[int]:
+        return [item async for item in stream]
+
+    if use == "next":
+        items = [next(stream), *stream]
+    elif use == "for":
+        items = [item for item in stream]
+    else:
+        items = asyncio.run(read_async())
+    assert items == [1, 2, 3]
+    assert handler.ends == [(End.RETURNED, None, None)] and handler.invocations[0].chunks == [1, 2, 3]
+
+
 # --------------------------------------------------------------------------------------------------
 # async generators
 

@@ -763,6 +763,28 @@ def test_targets_that_cannot_be_resolved_never_break_the_program(otel: Any, pack
                               f"{mod}:fn.inner": "fn is 'function', not a class"}
 
 
+def test_a_method_a_metaclass_gives_names_the_function_to_target_instead(otel: Any, package: Package) -> None:
+    """litellm's ``Router.completion`` comes from its metaclass's ``__getattr__``: "class Router has no attribute
+    'completion'" though ``Router.completion`` works, and nothing said what to target."""
+    mod = package.write("mod", """
+        class Core:
+            def completion(self, **kwargs):
+                return "done"
+
+        class Served(type):
+            def __getattr__(cls, name):
+                return getattr(Core, name)
+
+        class Router(metaclass=Served):
+            pass
+    """)
+    instrument(config(f'[[provider]]\ntarget = "{mod}:Router.completion"\nprovider = "openai"\n'))
+    assert package.load("mod").Router.completion(None) == "done"
+    assert entry_errors() == {f"{mod}:Router.completion": (
+        "class Router has no attribute 'completion' of its own (its metaclass's __getattr__ gives it, where nothing "
+        f'can be replaced): target the function it gives, "{mod}:Core.completion"')}
+
+
 def test_targets_in_a_package_that_exports_lazily_resolve(package: Package, otel: Any) -> None:
     """A package whose ``__init__`` loads its names on first use (a PEP 562 ``__getattr__``, as langchain
     does) still resolves ``"pkg:Class.method"`` and ``"pkg:function"``; a function is wrapped where it is

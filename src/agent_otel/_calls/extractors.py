@@ -37,6 +37,18 @@ _MISSING = object()
 When = Literal["start", "end"]
 
 
+def _with_keywords_gathered(signature: inspect.Signature, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Arguments by parameter name, and the keyword arguments a ``**kwargs`` parameter gathered by their own names
+    (a parameter of that name wins): ``args.model`` of ``def completion(self, *args, **kwargs)``, the shape of many
+    SDK entry points, read None, and the label was always "unknown"."""
+    found = dict(arguments)
+    for name, parameter in signature.parameters.items():
+        if parameter.kind is parameter.VAR_KEYWORD:
+            for key, value in arguments.get(name, {}).items():
+                found.setdefault(key, value)
+    return found
+
+
 class Call:
     """What an extractor can see of one call. Arguments are bound lazily (binding costs µs)."""
 
@@ -67,7 +79,7 @@ class Call:
                     args = self._args if self.instance is None else (self.instance, *self._args)
                     bound = self._signature.bind(*args, **self._kwargs)
                     bound.apply_defaults()
-                    self._bound_args = dict(bound.arguments)
+                    self._bound_args = _with_keywords_gathered(self._signature, bound.arguments)
                 except TypeError:
                     self._bound_args = dict(self._kwargs)
         return self._bound_args

@@ -36,7 +36,6 @@ import types
 import weakref
 from collections.abc import (
     AsyncGenerator,
-    AsyncIterator,
     Awaitable,
     Callable,
     Coroutine,
@@ -864,11 +863,9 @@ def _traced_stream(result: object, inv: Invocation) -> object:
     out), whether a sync or an async call returned it: a proxy with the stream's own protocol methods and
     no others (see :func:`_stream_proxy_class`)."""
     kind = type(result)
-    asynchronous = hasattr(kind, "__anext__") or (hasattr(kind, "__aenter__") and not hasattr(kind, "__enter__"))
-    proxy_class = _stream_proxy_class(asynchronous,
-                                      tuple(hasattr(kind, name) for name in _STREAM_METHODS[asynchronous]),
+    proxy_class = _stream_proxy_class(tuple(hasattr(kind, name) for name in _STREAM_METHODS),
                                       tuple(hasattr(kind, name) for name in _PROXY_PROTOCOLS))
-    return proxy_class(cast(Any, result), inv)
+    return proxy_class(result, inv)
 
 
 def _handed_out(proxy: Any, entered: object, next_method: str) -> object:
@@ -936,11 +933,12 @@ class _CopiedAsItsStream:
         return self.__wrapped__.__reduce_ex__(protocol)
 
 
-class _TracedIterator(_CopiedAsItsStream, wrapt.ObjectProxy[Iterator[Y]]):
-    """A stream object (e.g. an SDK's response stream) timed until exhausted, closed or dropped;
-    used as an iterator, as a context manager (``with stream:``, ``with create() as stream:``) or both.
-    A stream manager (``with client.messages.stream(...) as stream:``) is timed until its block is left,
-    and the stream it hands out is traced as one."""
+class _TracedStream(_CopiedAsItsStream, wrapt.ObjectProxy[Any]):
+    """A stream object (e.g. an SDK's response stream) timed until exhausted, closed or dropped; used as an
+    iterator or an async one (or either: litellm's streams are both), as a context manager (``with stream:``,
+    ``async with create() as stream:``) or both. A stream manager (``with client.messages.stream(...) as stream:``)
+    is timed until its block is left, and the stream it hands out is traced as one. Its class adds the stream
+    methods its stream has (see :func:`_stream_proxy_class`)."""
 
     _self_stream = cast(object, None)  # what a manager handed out (a stream, a response), if any; no annotation
     # (see Wrapper)
@@ -950,7 +948,7 @@ class _TracedIterator(_CopiedAsItsStream, wrapt.ObjectProxy[Iterator[Y]]):
     _self_in_block = False
     _self_entered = False
 
-    def __init__(self, wrapped: Iterator[Y], inv: Invocation) -> None:
+    def __init__(self, wrapped: Any, inv: Invocation) -> None:
         super().__init__(wrapped)
         self._self_inv = inv
 
@@ -979,30 +977,14 @@ class _TracedIterator(_CopiedAsItsStream, wrapt.ObjectProxy[Iterator[Y]]):
         finally:
             _leave_stream_block(self, exc)
 
-    def __del__(self) -> None:
-        _dropped(self, "__next__")
-
-
-class _TracedAsyncIterator(_CopiedAsItsStream, wrapt.ObjectProxy[AsyncIterator[Y]]):
-    """:class:`_TracedIterator` for async streams and stream managers."""
-
-    _self_stream = cast(object, None)
-    _self_enter_token = cast(object, None)
-    _self_in_block = False
-    _self_entered = False
-
-    def __init__(self, wrapped: AsyncIterator[Y], inv: Invocation) -> None:
-        super().__init__(wrapped)
-        self._self_inv = inv
-
     async def __aenter__(self) -> object:
-        # as _TracedIterator.__enter__: the manager's request is made in the call's context
+        # as __enter__: the manager's request is made in the call's context
         self._self_entered = True
         inv = self._self_inv
         token = _attach(inv.context)
         try:
             entered = await cast(AbstractAsyncContextManager[object], self.__wrapped__).__aenter__()
-        except BaseException as exc:  # as in _TracedIterator.__enter__
+        except BaseException as exc:  # as in __enter__
             _detach(token)
             inv.end(End.RAISED, error=exc)
             raise
@@ -1019,16 +1001,17 @@ class _TracedAsyncIterator(_CopiedAsItsStream, wrapt.ObjectProxy[AsyncIterator[Y
             _leave_stream_block(self, exc)
 
     def __del__(self) -> None:
-        _dropped(self, "__anext__")
+        _dropped(self)
 
 
-def _dropped(proxy: Any, next_method: str) -> None:
+def _dropped(proxy: Any) -> None:
     """A traced stream let go: the call ends closed, unless a manager's block still runs it (the stream it handed
     out), or it is a manager never entered (``client.chat.completions.stream(...)`` dropped): that one made no
     request, and is no call; its span is left unended, so never exported."""
     if proxy._self_in_block:
         return
-    if not proxy._self_entered and not hasattr(type(proxy.__wrapped__), next_method):
+    kind = type(proxy.__wrapped__)
+    if not proxy._self_entered and not (hasattr(kind, "__next__") or hasattr(kind, "__anext__")):
         return
     proxy._self_inv.end(End.CLOSED)
 
@@ -1102,11 +1085,9 @@ class _AsyncClosing:
             self._self_inv.end(End.CLOSED)
 
 
-#: Per direction (async or not), the stream methods a traced stream has only when the stream's type has
-#: them, and the class that adds each one.
-_STREAM_METHODS: dict[bool, tuple[str, ...]] = {False: ("__next__", "close"), True: ("__anext__", "aclose", "close")}
-_STREAM_PARTS: dict[bool, tuple[type, ...]] = {False: (_Iterating, _Closing),
-                                               True: (_AsyncIterating, _AsyncClosing, _Closing)}
+#: The stream methods a traced stream has only when the stream's type has them, and the class that adds each one.
+_STREAM_METHODS = ("__next__", "close", "__anext__", "aclose")
+_STREAM_PARTS: tuple[type, ...] = (_Iterating, _Closing, _AsyncIterating, _AsyncClosing)
 
 
 #: The protocol methods wrapt's proxy (or ours) always has: a traced stream's class sets each one its stream's type
@@ -1119,22 +1100,20 @@ _PROXY_PROTOCOLS = ("__iter__", "__enter__", "__exit__", "__aenter__", "__aexit_
 
 
 @functools.cache
-def _stream_proxy_class(asynchronous: bool, has: tuple[bool, ...],
-                        has_protocol: tuple[bool, ...]) -> type[_TracedIterator[Any] | _TracedAsyncIterator[Any]]:
+def _stream_proxy_class(has: tuple[bool, ...], has_protocol: tuple[bool, ...]) -> type[_TracedStream]:
     """The traced stream class with exactly the protocol methods its stream has (``has``: one flag per
     name of :data:`_STREAM_METHODS`, ``has_protocol`` per name of :data:`_PROXY_PROTOCOLS`): a proxy with a
     ``close`` or ``__next__`` the stream lacks changes what the program's ``hasattr()`` checks decide, and what
-    it then calls fails with AttributeError."""
-    base: type[_TracedIterator[Any] | _TracedAsyncIterator[Any]] = (
-        _TracedAsyncIterator if asynchronous else _TracedIterator)
-    parts = tuple(part for part, present in zip(_STREAM_PARTS[asynchronous], has, strict=True) if present)
+    it then calls fails with AttributeError; one without a ``__next__`` the stream has (an async stream's proxy,
+    for litellm's stream, which is both) could not be read with ``next()``, and a ``for`` loop read past it."""
+    parts = tuple(part for part, present in zip(_STREAM_PARTS, has, strict=True) if present)
     absent = dict.fromkeys(name for name, present in zip(_PROXY_PROTOCOLS, has_protocol, strict=True) if not present)
     if not (parts or absent):
-        return base
+        return _TracedStream
     namespace: dict[str, object] = {"__slots__": (), **absent}
     if absent:
-        namespace["__getattribute__"] = _hiding(frozenset(absent), base.__getattribute__)
-    return type(base.__name__, (*parts, base), namespace)
+        namespace["__getattribute__"] = _hiding(frozenset(absent), _TracedStream.__getattribute__)
+    return type(_TracedStream.__name__, (*parts, _TracedStream), namespace)
 
 
 def _hiding(absent: frozenset[str], look_up: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:

@@ -95,6 +95,22 @@ def is_built_in(klass: type) -> bool:
     return bool(klass.__flags__ & _IMMUTABLE_TYPE)
 
 
+def _served_instead(owner: type, attr: str) -> str:
+    """For a class that gives ``attr`` from its metaclass's ``__getattr__`` (litellm's ``Router.completion``), what
+    to target instead: the function it gives, where that function is defined. Nothing can be replaced on the class
+    itself. Empty when it gives nothing, or nothing a target can name."""
+    try:
+        given = getattr(owner, attr)  # the error path only: the class's own lookup, as the program's code runs it
+    except Exception:
+        return ""
+    function = inspect.unwrap(getattr(given, "__func__", given)) if callable(given) else None
+    module, qualname = getattr(function, "__module__", None), getattr(function, "__qualname__", "")
+    if not isinstance(module, str) or not isinstance(qualname, str) or "<" in qualname:
+        return ""
+    return (f" of its own (its metaclass's __getattr__ gives it, where nothing can be replaced): "
+            f"target the function it gives, \"{module}:{qualname}\"")
+
+
 def resolve_in(module: ModuleType, qualname: str) -> Resolved:
     """Find ``qualname`` in an imported module; raises TargetError saying why not."""
     parts = qualname.split(".")
@@ -110,7 +126,7 @@ def resolve_in(module: ModuleType, qualname: str) -> Resolved:
                 raw, defined_on = klass.__dict__[attr], klass
                 break
         else:
-            raise TargetError(f"class {owner.__qualname__} has no attribute {attr!r}")
+            raise TargetError(f"class {owner.__qualname__} has no attribute {attr!r}{_served_instead(owner, attr)}")
     else:
         if attr not in vars(owner):
             lazy = _lazy_attribute(owner, attr)
