@@ -745,15 +745,63 @@ if __name__ == "__main__":
 """
 
 
-def test_a_worker_that_terminates_its_own_children_lives_on_and_they_die(tmp_path: Path) -> None:
+@pytest.mark.parametrize("senders", ["known", "unknown"])
+def test_a_worker_that_terminates_its_own_children_lives_on_and_they_die(tmp_path: Path, senders: str) -> None:
     """A worker's watcher reads the signal wakeup fd. A child the worker forked inherited it, so the SIGTERM the worker
     sent its child woke the worker's watcher, which then killed the worker. And the child kept the watched worker's
     handler: Python drops the signals that reach a child before its fork handlers run, so a child terminated as soon
-    as it was forked ran on (1 in 3), where without agent-otel it dies. The worker lives on, each child dies."""
+    as it was forked ran on (1 in 3), where without agent-otel it dies. The worker lives on, each child dies. Where a
+    socket's reader is not told its writers' pids (not Linux), the watcher reads a pipe: a child's signal then
+    still reaches it, and only a child that runs no fork handler could wake it (not tried there)."""
     script = tmp_path / "children.py"
-    script.write_text(WORKER_WITH_CHILDREN.replace("FORKS", "40"))
+    program = WORKER_WITH_CHILDREN.replace("FORKS", "40")
+    if senders == "unknown":
+        program = program.replace("agent_otel.configure(", "carriers._SENDERS_KNOWN = False\nagent_otel.configure(")
+        program = program.replace("    wakeup = carriers._our_wakeup_fd\n", "    wakeup = None\n").replace(
+            "    subprocess.run(", "    wakeup is not None and subprocess.run(")
+    script.write_text(program)
     child = run_exporting_nowhere(script)
     assert (child.returncode, child.stdout) == (0, f"0 ['{-signal.SIGTERM}']\n"), child.stderr
+
+
+def test_a_worker_that_replaces_socket_socket_keeps_its_watcher_quiet(tmp_path: Path) -> None:
+    """pytest-socket's ``disable_socket()`` (or gevent's patching) replaces ``socket.socket`` in the worker: the watcher
+    made its reader with it on the next signal, died with a traceback on the worker's stderr, and no longer woke the
+    worker's main thread. It uses the interpreter's own socket type."""
+    script = tmp_path / "guarded.py"
+    script.write_text(textwrap.dedent("""
+        import multiprocessing, os, signal, socket, threading
+        import agent_otel
+
+        agent_otel.configure(metrics_exporter="none", traces_exporter="otlp")
+
+
+        class GuardedSocket(socket.socket):
+            def __new__(cls, *args, **kwargs):
+                raise RuntimeError("A test tried to use socket.socket.")
+
+
+        def work(ready, poked):
+            signal.signal(signal.SIGUSR1, lambda *_: poked.set())
+            socket.socket = GuardedSocket
+            ready.set()
+            threading.Event().wait()
+
+
+        if __name__ == "__main__":
+            context = multiprocessing.get_context("fork")
+            ready, poked = context.Event(), context.Event()
+            worker = context.Process(target=work, args=(ready, poked))
+            worker.start()
+            ready.wait(60)
+            os.kill(worker.pid, signal.SIGUSR1)
+            poked.wait(60)
+            worker.terminate()
+            worker.join(60)
+            print(worker.exitcode)
+    """))
+    child = run_exporting_nowhere(script)
+    assert (child.returncode, child.stdout, child.stderr) == (0, f"{-signal.SIGTERM}\n", "")
 
 
 def test_ctrl_c_during_a_slow_exit_flush_ends_the_exit_quietly() -> None:

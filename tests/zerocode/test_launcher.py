@@ -163,6 +163,37 @@ def test_a_forked_child_sent_a_flushed_signal_at_once_dies_of_it(project: Path, 
     assert (result.returncode, result.stdout) == (0, "ran on: 0\n"), result.stderr
 
 
+FORKS_FROM_TWO_THREADS = """
+import os, signal, sys, threading
+sys.setswitchinterval(1e-6)  # the threads' holds and releases interleave
+children_blocked, threads_blocked = [], []
+
+def fork_many(name):
+    for _ in range(150):
+        child = os.fork()
+        if child == 0:
+            os._exit(int(signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+        children_blocked.append(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]))
+    if signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, []):
+        threads_blocked.append(name)
+
+thread = threading.Thread(target=fork_many, args=("thread",))
+thread.start()
+fork_many("main")
+thread.join()
+print(sum(children_blocked), threads_blocked)
+"""
+
+
+def test_two_threads_forking_at_once_leave_no_signal_blocked(project: Path) -> None:
+    """The mask before a fork was kept in one value for the process, while each thread has its own: two threads
+    forking at once took each other's, and SIGTERM stayed blocked in one of them for good (the program could no
+    longer be stopped with it), and in most children it forked after (503 of 600)."""
+    (project / "threads.py").write_text(FORKS_FROM_TWO_THREADS)
+    result = run(project, sys.executable, "threads.py")
+    assert (result.returncode, result.stdout) == (0, "0 []\n"), result.stderr
+
+
 EXIT_WORK = """
 import atexit, sys, threading
 atexit.register(lambda: print("atexit saw", repr(getattr(sys, "last_value", None))))

@@ -361,6 +361,17 @@ def test_a_trio_task_a_call_starts_on_the_same_object_is_a_call_of_its_own(otel:
     assert trio.run(module.Agent().turn, 2) == 2
     assert sorted(names(otel)) == ["invoke_agent 0", "invoke_agent 1", "invoke_agent 2"]
     assert sum(point.count for point in otel.points(semconv.AGENT_DURATION.name)) == 3
+    otel.reset()
+
+    async def guest() -> Any:  # trio's guest mode: its tasks run in an asyncio loop's callbacks
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        trio.lowlevel.start_guest_run(module.Agent().turn, 2, run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+                                      done_callback=done.set_result)
+        return (await done).unwrap()
+
+    assert asyncio.run(guest()) == 2
+    assert sorted(names(otel)) == ["invoke_agent 0", "invoke_agent 1", "invoke_agent 2"]
 
 
 def test_a_sync_override_returning_the_bases_coroutine_is_one_call_in_a_trio_task(

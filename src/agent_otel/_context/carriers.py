@@ -7,11 +7,11 @@ program that never starts a process pool or a ``multiprocessing`` child does not
 
 from __future__ import annotations
 
+import _socket
 import functools
 import importlib
 import os
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -180,11 +180,11 @@ def _flush_on_terminate() -> None:
         current = signal.getsignal(signal.SIGTERM)
         if (current is signal.SIG_DFL and not _caught_outside_python(signal.SIGTERM)) or getattr(
                 current, "flushes_agent_otel", False):
+            _handler_pid, _replaced_handler = os.getpid(), current  # first: a SIGTERM may come at once
             signal.signal(signal.SIGTERM, _on_terminate)
-            _handler_pid, _replaced_handler = os.getpid(), current
             hold_over_fork(signal.SIGTERM, _on_terminate, in_child=_forget_the_watch_in_child)
             _watch_for_terminate()
-    except (ValueError, OSError, RuntimeError) as exc:  # not the main thread; no signals or threads here
+    except Exception as exc:  # not the main thread; no signals or threads here: never into the worker's start
         report_error("autoinstrument.process_exit", exc)
 
 
@@ -219,10 +219,7 @@ def _watch_for_terminate() -> None:
     shares it until its fork handler unsets it (and a ``subprocess`` child, until it execs), and the worker died of
     a SIGTERM it sent its own child."""
     global _our_wakeup_fd, _ours_set, _watch_read_fd
-    reader, writer = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-    reader.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-    writer.setblocking(False)  # set_wakeup_fd() requires it
-    read_end, write_end = reader.detach(), writer.detach()  # plain fds: no socket object to warn when collected
+    read_end, write_end = _wakeup_channel()
     previous = _set_wakeup_fd(write_end, warn_on_full_buffer=False)
     if previous != -1:  # the program's: put back
         _set_wakeup_fd(previous)
@@ -248,17 +245,36 @@ def _watch_for_terminate() -> None:
 
 #: ``struct ucred``: pid, uid, gid.
 _UCRED = struct.Struct("3i")
+#: Whether a socket's reader can be told each writer's pid (Linux); elsewhere the watcher reads a pipe.
+_SENDERS_KNOWN = hasattr(_socket, "SO_PASSCRED") and hasattr(_socket, "SCM_CREDENTIALS")
+
+
+def _wakeup_channel() -> tuple[int, int]:
+    """The watcher's read end and the wakeup fd (non-blocking, as ``set_wakeup_fd()`` requires), as plain fds: no
+    socket object to warn when it is collected (a forked child frees the watcher thread's)."""
+    if not _SENDERS_KNOWN:
+        read_end, write_end = os.pipe()
+    else:
+        reader, writer = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_DGRAM)
+        reader.setsockopt(_socket.SOL_SOCKET, _socket.SO_PASSCRED, 1)
+        read_end, write_end = reader.detach(), writer.detach()
+    os.set_blocking(write_end, False)
+    return read_end, write_end
 
 
 def _terminate_from(read_end: int, terminate: int, pid: int) -> bool:
-    """Whether the next datagram on the wakeup socket says SIGTERM and was written by process ``pid``."""
-    reader = socket.socket(fileno=read_end)
+    """Whether the next datagram on the wakeup socket says SIGTERM and was written by process ``pid`` (by any
+    process, where senders are not known). The interpreter's own socket type: the program may replace
+    ``socket.socket`` (pytest-socket's ``disable_socket()``), which then killed the watcher."""
+    if not _SENDERS_KNOWN:
+        return terminate in os.read(read_end, 64)
+    reader = _socket.socket(fileno=read_end)
     try:
-        data, ancillary, _, _ = reader.recvmsg(64, socket.CMSG_SPACE(_UCRED.size))
+        data, ancillary, _, _ = reader.recvmsg(64, _socket.CMSG_SPACE(_UCRED.size))
     finally:
         reader.detach()
     senders = {_UCRED.unpack_from(value)[0] for level, kind, value in ancillary
-               if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS}
+               if level == _socket.SOL_SOCKET and kind == _socket.SCM_CREDENTIALS}
     return terminate in data and pid in senders
 
 

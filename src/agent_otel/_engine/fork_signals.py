@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from agent_otel._engine.self_telemetry import report_error
 
-#: Signal number → the handler of ours, held over a fork while it is the one installed; and the steps a forked
-#: child takes before the signals are let through.
-_handlers: dict[int, Callable[..., Any]] = {}
+#: Signal number → the handlers of ours, held over a fork while one of them is the one installed (a worker's under
+#: ``agent-otel run`` replaces the launcher's, which its own children get back); and the steps a forked child takes
+#: before the signals are let through.
+_handlers: dict[int, set[Callable[..., Any]]] = {}
 _in_child: list[Callable[[], None]] = []
-_mask_before_fork: set[int | signal.Signals] | None = None
+#: Per thread that forks (its ident, the same in the child), the signals its hold blocked: the mask is the thread's
+#: own, and two threads forking at once each let through only what they held (one saved value for the process
+#: left SIGTERM blocked for good in one of them, and in every child it forked after).
+_held_by_thread: dict[int, set[int]] = {}
 _registered = False
 
 
@@ -30,7 +35,7 @@ def hold_over_fork(signum: int, handler: Callable[..., Any], in_child: Callable[
     """Hold ``signum`` over each ``os.fork()`` while ``handler`` is its handler; ``in_child`` (never raising) runs
     in the child first."""
     global _registered
-    _handlers[signum] = handler
+    _handlers.setdefault(signum, set()).add(handler)
     if in_child is not None and in_child not in _in_child:
         _in_child.append(in_child)
     if not _registered and hasattr(os, "register_at_fork"):
@@ -40,24 +45,19 @@ def hold_over_fork(signum: int, handler: Callable[..., Any], in_child: Callable[
 
 
 def _hold() -> None:
-    global _mask_before_fork
     try:
-        held = {signum for signum, handler in _handlers.items() if signal.getsignal(signum) is handler}
+        held = {signum for signum, handlers in _handlers.items() if signal.getsignal(signum) in handlers}
         if held:
-            _mask_before_fork = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+            already = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+            _held_by_thread[threading.get_ident()] = held - {int(signum) for signum in already}
     except (ValueError, OSError) as exc:
         report_error("fork.signals", exc)
 
 
 def _release() -> None:
-    """The signal mask as it was before the fork: a signal held meanwhile is delivered now."""
-    global _mask_before_fork
-    mask, _mask_before_fork = _mask_before_fork, None
-    if mask is not None:
-        try:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        except (ValueError, OSError) as exc:
-            report_error("fork.signals", exc)
+    """The signals this thread's hold blocked, unblocked: one held meanwhile is delivered now. A signal the thread
+    had blocked already stays blocked."""
+    _unblock(_held_by_thread.pop(threading.get_ident(), None))
 
 
 def _release_in_child() -> None:
@@ -65,4 +65,14 @@ def _release_in_child() -> None:
         for step in _in_child:
             step()
     finally:
-        _release()
+        held = _held_by_thread.pop(threading.get_ident(), None)
+        _held_by_thread.clear()  # the holds of the parent's other threads, which do not exist here
+        _unblock(held)
+
+
+def _unblock(held: set[int] | None) -> None:
+    if held:
+        try:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        except (ValueError, OSError) as exc:
+            report_error("fork.signals", exc)
