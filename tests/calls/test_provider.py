@@ -240,6 +240,26 @@ def test_stream_false_keeps_an_iterator_result_unwrapped(otel: Any) -> None:
     assert point(otel, DURATION).count == 1 and TTFC not in otel.metrics()
 
 
+def test_stream_false_on_a_generator_function_ends_the_call_with_its_generator(otel: Any) -> None:
+    """``stream = false`` on a target that is a generator function (google-genai's ``generate_content_stream``) was
+    ignored: timed as a stream all the same, its chunks read. The call is the generator's creation, as asked."""
+    import inspect
+
+    @agent_otel.provider("openai", model="gpt-4o-mini", stream=False)
+    def stream(prompt: str) -> Any:
+        yield from stream_chunks()
+
+    @agent_otel.provider("openai", model="gpt-4o-mini", stream=False)
+    async def astream(prompt: str) -> Any:
+        for chunk in stream_chunks():
+            yield chunk
+
+    generator, agenerator = stream("hi"), astream("hi")
+    assert inspect.isgenerator(generator) and inspect.isasyncgen(agenerator)
+    assert point(otel, DURATION).count == 2  # both calls over already, nothing read
+    assert len(list(generator)) == 3 and TTFC not in otel.metrics() and TOKENS["input"] not in otel.metrics()
+
+
 def test_anthropic_raw_stream_events(otel: Any) -> None:
     events = [
         {"type": "message_start", "message": {"model": "claude-3-5-haiku-20241022",
@@ -256,6 +276,34 @@ def test_anthropic_raw_stream_events(otel: Any) -> None:
     span = otel.span("chat claude-3-5-haiku")
     assert span.attributes[semconv.GEN_AI_RESPONSE_MODEL] == "claude-3-5-haiku-20241022"
     assert tokens_by_type(otel) == {"input": (1, 40), "output": (1, 9)}
+
+
+@pytest.mark.parametrize(("provider", "last_event", "model"), [
+    # the wire shapes of each SDK's last stream event (as dicts: the SDKs' objects have the same fields)
+    ("mistral_ai", {"event": "message", "data": {"model": "mistral-large-2407", "choices": [],
+                                                 "usage": {"prompt_tokens": 13, "completion_tokens": 5}}},
+     "mistral-large-2407"),
+    ("groq", {"model": "llama-3.1-70b", "choices": [],
+              "x_groq": {"id": "req", "usage": {"prompt_tokens": 13, "completion_tokens": 5}}}, "llama-3.1-70b"),
+    ("cohere", {"type": "message-end", "delta": {"finish_reason": "COMPLETE", "usage": {
+        "billed_units": {"input_tokens": 9, "output_tokens": 4}, "tokens": {"input_tokens": 13, "output_tokens": 5}}}},
+     None),
+    ("gcp.gemini", {"model_version": "gemini-2.0-flash-001",
+                    "usage_metadata": {"prompt_token_count": 13, "candidates_token_count": 5}}, "gemini-2.0-flash-001"),
+])
+def test_stream_usage_of_other_sdks(otel: Any, provider: str, last_event: Any, model: str | None) -> None:
+    """Mistral's, Groq's and Cohere's streams recorded no tokens (their usage is on ``data``, ``x_groq`` and the
+    ``message-end`` event's ``delta``, Cohere's counted tokens under ``tokens``), and Gemini calls no response model
+    (``model_version``): a config entry could not name a chunk's field either."""
+
+    @agent_otel.provider(provider, model="m")
+    def stream() -> Any:
+        yield {"delta": "hi"}
+        yield last_event
+
+    assert len(list(stream())) == 2
+    assert tokens_by_type(otel) == {"input": (1, 13), "output": (1, 5)}
+    assert otel.span("chat m").attributes.get(semconv.GEN_AI_RESPONSE_MODEL) == model
 
 
 class RateLimited(Exception):

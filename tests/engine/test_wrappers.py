@@ -786,6 +786,29 @@ def test_sdk_shaped_stream_from_any_call_used_any_way(otel: Any, stream_type: ty
     assert handler.invocations[0].chunks == items
 
 
+@pytest.mark.parametrize("stream_type", [SdkLikeStream, AsyncSdkLikeStream])
+def test_the_programs_exception_in_a_streams_own_block_is_not_the_calls_error(otel: Any, stream_type: type) -> None:
+    """``with stream as s: for chunk in s: raise ValueError``: the provider answered, the program's loop body raised;
+    recorded as the provider call's error (a point on its error rate), and closed early without the ``with``."""
+    handler = RecordingHandler(streams=True)
+    failure = ValueError("the program's own")
+
+    async def read() -> None:
+        if stream_type is SdkLikeStream:
+            with instrument(handler, stream_type)() as stream:
+                for _ in stream:
+                    raise failure
+        else:
+            async with instrument(handler, stream_type)() as stream:
+                async for _ in stream:
+                    raise failure
+
+    with pytest.raises(ValueError) as raised:
+        asyncio.run(read())
+    assert raised.value is failure
+    assert handler.ends == [(End.CLOSED, None, None)]
+
+
 class BothWaysStream(SdkLikeStream):
     """The shape of litellm's ``CustomStreamWrapper``: one stream object for ``completion(stream=True)`` and
     ``acompletion(stream=True)``, both an iterator and an async one."""

@@ -307,6 +307,7 @@ class KindHandler(Handler):
         if attributes:
             check_attributes(self.stage, attributes)
         self.options = options
+        self.times_generators = options.get("stream") is not False  # a provider's stream=False
         self.attributes = valid_attributes(attributes or {})
         self.signature = signature_of(func) if func is not None else None
         self.extracts = {key for key, value in options.items() if is_extractor(value)}

@@ -210,7 +210,7 @@ class ProviderInvocation(Invocation):
         # OpenAI's streaming helper carry the raw chunk as ``chunk``.
         if type(item) in _SCALARS:  # a piece of text or a number has none of those fields: nothing to read
             return
-        chunk = field_of(item, "chunk")
+        chunk = field_of(item, "chunk", "data")  # Mistral's stream events carry theirs as ``data``
         self._read_usage(chunk if chunk is not None else item)
 
     def _read_usage(self, source: Any) -> None:
@@ -222,8 +222,13 @@ class ProviderInvocation(Invocation):
         if usage is None:
             # Anthropic's stream starts with a `message_start` event carrying `message.usage`; the events of
             # OpenAI's Responses API carry the response so far, `response.usage` on `response.completed`.
-            usage = _first_of(field_of(source, "message"), field_of(source, "response"), name="usage")
+            # Groq's last chunk carries it as `x_groq.usage`, Cohere's `message-end` event as `delta.usage`.
+            usage = _first_of(field_of(source, "message"), field_of(source, "response"), field_of(source, "x_groq"),
+                              field_of(source, "delta"), name="usage")
         if usage is not None:
+            counted = field_of(usage, "tokens")  # Cohere's: `tokens` counted, beside the `billed_units` billed
+            if counted is not None and field_of(usage, *_INPUT_FIELDS, *_OUTPUT_FIELDS) is None:
+                usage = counted
             tokens_in = coerce_count(field_of(usage, *_INPUT_FIELDS), "provider.input_tokens")
             tokens_out = coerce_count(field_of(usage, *_OUTPUT_FIELDS), "provider.output_tokens")
             tokens_in, tokens_out = self._read_details(usage, tokens_in, tokens_out)
@@ -231,7 +236,7 @@ class ProviderInvocation(Invocation):
                 self.input_tokens = tokens_in
             if tokens_out is not None:
                 self.output_tokens = tokens_out
-        model = field_of(source, "model")
+        model = field_of(source, "model", "model_version")  # Gemini's response names it `model_version`
         if model is None:
             model = _first_of(field_of(source, "message"), field_of(source, "response"), name="model")
         if isinstance(model, str):

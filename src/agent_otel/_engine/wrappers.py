@@ -279,6 +279,9 @@ class Handler:
     #: generators), so that they return the program's own object then; :meth:`begin` returning None is the
     #: same answer for the others.
     active = True
+    #: False: a generator function's call is over when it returns its generator, which is not timed as a stream
+    #: (a provider's ``stream=False``, which the generator functions' wrappers ignored).
+    times_generators = True
     #: The function and its plain wrapper whose ``method`` the first call decides.
     _method_of: tuple[types.FunctionType, Callable[..., Any]] | None = None
 
@@ -435,11 +438,11 @@ def _finish_result(inv: Invocation, result: object, handler: Handler) -> object:
                 inv.iteration_step = True
             if isinstance(result, types.CoroutineType):
                 return _TracedCoroutine(result, inv)
-            if isinstance(result, types.GeneratorType) and not _started(result):
+            if isinstance(result, types.GeneratorType) and handler.times_generators and not _started(result):
                 traced = _traced_generator_of(result, inv)
                 weakref.finalize(traced, inv.end, End.CLOSED)
                 return traced
-            if isinstance(result, types.AsyncGeneratorType) and not _started(result):
+            if isinstance(result, types.AsyncGeneratorType) and handler.times_generators and not _started(result):
                 traced_async = _named_as(_traced_async_generator(result, inv), result)
                 weakref.finalize(traced_async, inv.end, End.CLOSED)
                 return traced_async
@@ -895,9 +898,11 @@ def _entered(proxy: Any, token: Token[Context]) -> None:
 def _leave_stream_block(proxy: Any, error: BaseException | None) -> None:
     """End the invocation as a ``with``/``async with`` block of a stream (or of its manager) is left:
     closed early, unless the stream a manager handed out shows it was read to the end by the SDK's own
-    iterators (the kind reads what it kept: usage, model). Left by an exception before that, the call failed
-    with it: the SDK's own iterators (``text_stream``, ``get_final_message()``) raise a provider's error
-    there, not through our proxy; an exception after the response was complete is the program's own."""
+    iterators (the kind reads what it kept: usage, model). A manager's block left by an exception before that:
+    the call failed with it, as the SDK's own iterators (``text_stream``, ``get_final_message()``) raise a provider's
+    error there, not through our proxy; an exception after the response was complete is the program's own. So is one
+    that leaves the block of a stream that is its own block's object (closed early): the program's loop body raised
+    it, and it was recorded as the provider's error."""
     inv: Invocation = proxy._self_inv
     token = proxy._self_enter_token
     if token is not None:  # the manager's __exit__ went back to the call's context: back to the program's
@@ -911,9 +916,10 @@ def _leave_stream_block(proxy: Any, error: BaseException | None) -> None:
                 how = End.RETURNED
         except Exception as exc:
             report_error(inv.stage + ".stream", exc)
-    if error is not None and how is End.CLOSED:
+    if error is not None and how is End.CLOSED and stream is not None:
         inv.end(End.RAISED, error=error)
-    else:
+    else:  # an SDK stream that is its own block's object: the stream's errors came through our __next__ (the call
+        # ended with them already), so an exception that leaves the block now is the program's, read early
         inv.end(how)
 
 
@@ -1303,9 +1309,9 @@ def wrapper_for(handler: Handler, func: object) -> WrapperFunction:
     """The engine wrapper (wrapt signature) that suits ``func``'s shape."""
     target = _shape_target(func)
     _note_iteration_step(handler, target)
-    if inspect.isasyncgenfunction(target):
+    if handler.times_generators and inspect.isasyncgenfunction(target):
         return _async_generator_wrapper(handler)
-    if inspect.isgeneratorfunction(target):
+    if handler.times_generators and inspect.isgeneratorfunction(target):
         return _generator_wrapper(handler)
     if inspect.iscoroutinefunction(target):
         return _async_wrapper(handler)

@@ -121,6 +121,7 @@ class _ConfiguredHandler(Handler):
         self.inner = inner
         self.entry = entry
         self.stage = inner.stage
+        self.times_generators = inner.times_generators  # the entry's ``stream = false``
         # a method: ``Class.method(obj, ...)`` has obj as its instance, as ``obj.method(...)`` does
         self.method = inner.method = method
         self.family = id(entry.family)
