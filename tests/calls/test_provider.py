@@ -240,24 +240,34 @@ def test_stream_false_keeps_an_iterator_result_unwrapped(otel: Any) -> None:
     assert point(otel, DURATION).count == 1 and TTFC not in otel.metrics()
 
 
-def test_stream_false_on_a_generator_function_ends_the_call_with_its_generator(otel: Any) -> None:
-    """``stream = false`` on a target that is a generator function (google-genai's ``generate_content_stream``) was
-    ignored: timed as a stream all the same, its chunks read. The call is the generator's creation, as asked."""
+def test_stream_false_leaves_a_returned_generator_as_it_is(otel: Any) -> None:
+    """``stream=False`` on a sync function that returns a generator was ignored: timed as a stream all the same, its
+    chunks read. The generator is the program's, and the call ends when it returns. A generator function's own run
+    is its call, ``stream`` or not (above or below ``@contextmanager``, that is the ``with`` block)."""
+    import contextlib
     import inspect
 
-    @agent_otel.provider("openai", model="gpt-4o-mini", stream=False)
-    def stream(prompt: str) -> Any:
+    def chunks() -> Any:
         yield from stream_chunks()
 
     @agent_otel.provider("openai", model="gpt-4o-mini", stream=False)
-    async def astream(prompt: str) -> Any:
-        for chunk in stream_chunks():
-            yield chunk
+    def create(prompt: str) -> Any:
+        return chunks()
 
-    generator, agenerator = stream("hi"), astream("hi")
-    assert inspect.isgenerator(generator) and inspect.isasyncgen(agenerator)
-    assert point(otel, DURATION).count == 2  # both calls over already, nothing read
-    assert len(list(generator)) == 3 and TTFC not in otel.metrics() and TOKENS["input"] not in otel.metrics()
+    generator = create("hi")
+    assert inspect.isgenerator(generator) and generator.__qualname__.endswith("chunks")
+    assert point(otel, DURATION).count == 1  # over already, nothing read
+    assert len(list(generator)) == 3 and TTFC not in otel.metrics()
+
+    @agent_otel.provider("openai", model="gpt-4o-mini", stream=False)
+    @contextlib.contextmanager
+    def session() -> Any:
+        yield "session"
+        yield from ()
+
+    with session() as value:
+        assert value == "session" and point(otel, DURATION).count == 1  # the block is the call: not over yet
+    assert point(otel, DURATION).count == 2
 
 
 def test_anthropic_raw_stream_events(otel: Any) -> None:

@@ -209,3 +209,40 @@ def test_workers_set_up_by_their_pools_initializer_export_what_they_recorded(tmp
         wait_until(lambda: len(tools()) >= 6, "6 tool spans, all from workers")
         wait_until(lambda: sum(_tool_calls_by_process(receiver).values()) >= 6, "6 tool calls in the metrics")
         assert len(tools()) == 6 and sum(_tool_calls_by_process(receiver).values()) == 6
+
+
+#: Celery's prefork pool: billiard's Pool, each worker recycled after one task (``--max-tasks-per-child=1``).
+BILLIARD_POOL = """
+import billiard
+import agent_otel
+
+agent_otel.configure()
+
+
+@agent_otel.tool("work")
+def work(x):
+    return x * x
+
+
+if __name__ == "__main__":
+    with agent_otel.job("celery-like"):
+        pool = billiard.Pool(2, maxtasksperchild=1)
+        print(pool.map(work, range(3)))
+        pool.close()
+        pool.join()
+"""
+
+
+def test_billiard_pool_workers_flush_before_they_leave(tmp_path: Path) -> None:
+    """billiard's pool worker (Celery's prefork pool) leaves by ``os._exit()`` from inside its work loop: what each
+    child recorded since its last periodic export was lost, all of it when children were recycled after each task."""
+    script = tmp_path / "billiard_pool.py"
+    script.write_text(BILLIARD_POOL)
+    with OtlpHttpReceiver() as receiver:
+        done = subprocess.run([sys.executable, str(script)], env=_environment(receiver), capture_output=True,
+                              text=True, timeout=120)
+        assert (done.returncode, done.stdout) == (0, "[0, 1, 4]\n"), done.stderr
+        tools = lambda: [s for s in receiver.spans() if s.name == "execute_tool work"]  # noqa: E731
+        wait_until(lambda: len(tools()) >= 3, "3 tool spans from billiard's workers")
+        wait_until(lambda: sum(_tool_calls_by_process(receiver).values()) >= 3, "3 tool calls in the metrics")
+        assert [attributes_of(span).get("job.id") for span in tools()] == ["celery-like"] * 3

@@ -796,22 +796,6 @@ def test_a_method_a_metaclass_gives_names_the_function_to_target_instead(otel: A
         f'can be replaced): target the function it gives, "{mod}:Core.completion"')}
 
 
-def test_stream_false_on_a_generator_method_target_ends_its_call_with_the_generator(otel: Any,
-                                                                                     package: Package) -> None:
-    """google-genai's ``Models.generate_content_stream`` is a generator method: ``stream = false`` was ignored."""
-    mod = package.write("mod", """
-        class Models:
-            def generate_content_stream(self, model):
-                yield {"text": "hi", "usage_metadata": {"prompt_token_count": 3, "candidates_token_count": 1}}
-    """)
-    instrument(config(f'[[provider]]\ntarget = "{mod}:Models.generate_content_stream"\nprovider = "gcp.gemini"\n'
-                      'model = { path = "args.model" }\nstream = false\n'))
-    chunks = package.load("mod").Models().generate_content_stream("gemini-2.0-flash")
-    assert names(otel) == ["chat gemini-2.0-flash"]  # ended before a chunk was read
-    assert len(list(chunks)) == 1
-    assert otel.points(semconv.CLIENT_OPERATION_INPUT_TOKENS.name) == []
-
-
 def test_targets_in_a_package_that_exports_lazily_resolve(package: Package, otel: Any) -> None:
     """A package whose ``__init__`` loads its names on first use (a PEP 562 ``__getattr__``, as langchain
     does) still resolves ``"pkg:Class.method"`` and ``"pkg:function"``; a function is wrapped where it is

@@ -238,7 +238,8 @@ PROVIDER = _table(
             "records the call as `error.type=unavailable`"),
     Option("stream", Accepts.BOOLEAN, extractor=False, when="end",
            doc="time the returned object as a stream (default: when it is an iterator or an SDK's `*StreamManager` or "
-               "`*ResponseContextManager`); `false` on a generator function too: its call ends with the generator"),
+               "`*ResponseContextManager`); `false` leaves it as it is, a generator too (a generator function's own "
+               "run is always its call)"),
     Option("prompt", Accepts.STRING, doc="`gen_ai.input.messages`, only when content capture is on"),
     _result("response", Accepts.STRING, "`gen_ai.output.messages`, only when content capture is on"),
     _RESULT_ATTRIBUTES,

@@ -71,6 +71,8 @@ _USAGE_FIELDS = tuple(field.name for field in dataclasses.fields(TokenUsage))
 
 #: Items of a stream that carry no usage or model (exactly these types: their attributes are Python's own).
 _SCALARS = frozenset({str, bytes, int, float, bool, type(None)})
+#: A stream event's ``data`` that is no chunk of the response.
+_NOT_A_CHUNK = (str, bytes, list, tuple, int, float)
 
 
 class ProviderInvocation(Invocation):
@@ -210,7 +212,11 @@ class ProviderInvocation(Invocation):
         # OpenAI's streaming helper carry the raw chunk as ``chunk``.
         if type(item) in _SCALARS:  # a piece of text or a number has none of those fields: nothing to read
             return
-        chunk = field_of(item, "chunk", "data")  # Mistral's stream events carry theirs as ``data``
+        chunk = field_of(item, "chunk")
+        if chunk is None:  # Mistral's stream events carry theirs as ``data``
+            chunk = _own_path(item, "data")
+            if isinstance(chunk, _NOT_A_CHUNK):  # an SSE frame's text, a list of parts
+                chunk = None
         self._read_usage(chunk if chunk is not None else item)
 
     def _read_usage(self, source: Any) -> None:
@@ -222,9 +228,11 @@ class ProviderInvocation(Invocation):
         if usage is None:
             # Anthropic's stream starts with a `message_start` event carrying `message.usage`; the events of
             # OpenAI's Responses API carry the response so far, `response.usage` on `response.completed`.
-            # Groq's last chunk carries it as `x_groq.usage`, Cohere's `message-end` event as `delta.usage`.
-            usage = _first_of(field_of(source, "message"), field_of(source, "response"), field_of(source, "x_groq"),
-                              field_of(source, "delta"), name="usage")
+            usage = _first_of(field_of(source, "message"), field_of(source, "response"), name="usage")
+        if usage is None:  # Groq's last chunk has it as `x_groq.usage`, Cohere's `message-end` event as `delta.usage`
+            usage = _own_path(source, "x_groq", "usage")
+            if usage is None:
+                usage = _own_path(source, "delta", "usage")
         if usage is not None:
             counted = field_of(usage, "tokens")  # Cohere's: `tokens` counted, beside the `billed_units` billed
             if counted is not None and field_of(usage, *_INPUT_FIELDS, *_OUTPUT_FIELDS) is None:
@@ -236,9 +244,11 @@ class ProviderInvocation(Invocation):
                 self.input_tokens = tokens_in
             if tokens_out is not None:
                 self.output_tokens = tokens_out
-        model = field_of(source, "model", "model_version")  # Gemini's response names it `model_version`
+        model = field_of(source, "model")
         if model is None:
             model = _first_of(field_of(source, "message"), field_of(source, "response"), name="model")
+        if model is None:  # Gemini's response names it `model_version`
+            model = _own_path(source, "model_version")
         if isinstance(model, str):
             self.response_model = model
 
@@ -405,6 +415,29 @@ def _answered_below(value: object, answers: list[object]) -> bool:
     """Whether ``value`` is, or carries the usage of, what a nested call of another provider answered."""
     usage = field_of(value, "usage", "usage_metadata")
     return any(answer is value or (usage is not None and answer is usage) for answer in answers)
+
+
+def _own_path(source: Any, *names: str) -> Any:
+    """The value at ``names``, each a field the object holds itself (a dict's key, an attribute in its ``__dict__``,
+    a pydantic model's extra field), else None. No property or ``__getattr__`` of the program's runs (google-genai's
+    ``LiveServerMessage.data`` logs a warning), and a missing field raises nothing: a pydantic model's
+    ``__getattr__`` raising for each one cost µs per chunk of every stream."""
+    for name in names:
+        if source is None:
+            return None
+        if type(source) is dict:
+            source = source.get(name)
+            continue
+        try:  # a program's __getattr__ may raise anything for a name it lacks (a KeyError from its dict)
+            held = getattr(source, "__dict__", None)
+            value = held.get(name) if type(held) is dict else None
+            if value is None:
+                extra = getattr(source, "__pydantic_extra__", None)
+                value = extra.get(name) if type(extra) is dict else None
+        except Exception:
+            return None
+        source = value
+    return source
 
 
 def _first_of(*sources: Any, name: str) -> Any:

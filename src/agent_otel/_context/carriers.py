@@ -48,11 +48,11 @@ def _wrap_pool_submit(wrapped: Callable[..., Any], instance: ProcessPoolExecutor
 
 
 def _wrap_pool_task(wrapped: Callable[..., Any], instance: Pool, args: Args, kwargs: Kwargs) -> Any:
-    """``multiprocessing.Pool``'s ``apply_async``, ``map``... (``func`` first, or by keyword): the task carries
-    the context of this call, as a process pool's submit does (a ``ThreadPool``'s, the context itself)."""
-    from multiprocessing.pool import ThreadPool  # imported already: the patch is applied when it is
-
-    bind = _in_this_context if isinstance(instance, ThreadPool) else _carried
+    """``multiprocessing.Pool``'s (and billiard's) ``apply_async``, ``map``... (``func`` first, or by keyword): the task
+    carries the context of this call, as a process pool's submit does (a ``ThreadPool``'s, the context itself)."""
+    thread_pools = tuple(module.ThreadPool for name in ("multiprocessing.pool", "billiard.pool")
+                         if (module := sys.modules.get(name)) is not None and hasattr(module, "ThreadPool"))
+    bind = _in_this_context if isinstance(instance, thread_pools) else _carried
     if args:
         args = (bind(args[0]), *args[1:])
     elif "func" in kwargs:
@@ -82,7 +82,8 @@ def _in_this_context(func: Callable[..., Any]) -> Callable[..., Any]:
 #: Worker processes of pools serve many submits, each of which carries its own context; a manager's server
 #: process serves every caller of its proxies, whose calls carry none. They start with no context, forked ones
 #: included (a fork keeps the context it was made in), rather than for ever in the job that started them.
-_POOL_WORKER_MODULES = ("concurrent.futures.process", "multiprocessing.pool", "multiprocessing.managers")
+_POOL_WORKER_MODULES = ("concurrent.futures.process", "multiprocessing.pool", "multiprocessing.managers",
+                        "billiard.pool")
 
 
 def _wrap_process_start(wrapped: Callable[..., None], instance: BaseProcess, args: Args, kwargs: Kwargs) -> None:
@@ -116,6 +117,14 @@ def _wrap_process_bootstrap(wrapped: Callable[..., int], instance: BaseProcess, 
     finally:
         if _start_method(instance) != "spawn":
             _flush_if_own()
+
+
+def _wrap_billiard_worker_exit(wrapped: Callable[..., None], instance: object, args: Args, kwargs: Kwargs) -> None:
+    """billiard's pool worker (Celery's prefork pool) leaves by ``os._exit()`` from inside its work loop, before
+    ``_bootstrap`` returns, when its pool stops or recycles it (``--max-tasks-per-child``): it flushes first. What
+    every child had recorded since its last periodic export was lost, all of it with one task per child."""
+    _flush_if_own()
+    return wrapped(*args, **kwargs)
 
 
 def _start_method(process: BaseProcess) -> str | None:
@@ -517,6 +526,11 @@ _PROCESS_PATCHES: dict[str, tuple[tuple[str, str, WrapperFunction], ...]] = {
     "multiprocessing.pool": tuple(("Pool", method, _wrap_pool_task) for method in _POOL_TASK_METHODS),
     "multiprocessing.process": (("BaseProcess", "start", _wrap_process_start),
                                 ("BaseProcess", "_bootstrap", _wrap_process_bootstrap)),
+    # billiard, multiprocessing's fork that Celery's prefork pool runs on: its processes as multiprocessing's
+    "billiard.process": (("BaseProcess", "start", _wrap_process_start),
+                         ("BaseProcess", "_bootstrap", _wrap_process_bootstrap)),
+    "billiard.pool": (("Worker", "_do_exit", _wrap_billiard_worker_exit),
+                      *(("Pool", method, _wrap_pool_task) for method in _POOL_TASK_METHODS)),
     "subprocess": (("Popen", "__init__", _wrap_popen_init),),
     # "": the module's own functions (the exec and spawn functions os.system and os.popen do not go through: the
     # first runs a shell with this process's environment, the second goes through subprocess.Popen)

@@ -279,8 +279,9 @@ class Handler:
     #: generators), so that they return the program's own object then; :meth:`begin` returning None is the
     #: same answer for the others.
     active = True
-    #: False: a generator function's call is over when it returns its generator, which is not timed as a stream
-    #: (a provider's ``stream=False``, which the generator functions' wrappers ignored).
+    #: False: a generator a sync function returns is the program's, as is, and the call ends when it returns (a
+    #: provider's ``stream=False``). A generator function's own run is its call, whatever this says (above or below
+    #: ``@contextmanager``, the ``with`` block).
     times_generators = True
     #: The function and its plain wrapper whose ``method`` the first call decides.
     _method_of: tuple[types.FunctionType, Callable[..., Any]] | None = None
@@ -901,13 +902,17 @@ def _leave_stream_block(proxy: Any, error: BaseException | None) -> None:
     iterators (the kind reads what it kept: usage, model). A manager's block left by an exception before that:
     the call failed with it, as the SDK's own iterators (``text_stream``, ``get_final_message()``) raise a provider's
     error there, not through our proxy; an exception after the response was complete is the program's own. So is one
-    that leaves the block of a stream that is its own block's object (closed early): the program's loop body raised
-    it, and it was recorded as the provider's error."""
+    that leaves the block of a stream that is its own block's object, once the program has read it through this proxy
+    (closed early): its loop body raised it, which was recorded as the provider's error. Read only by the SDK's own
+    helpers (``get_final_result()``), the stream's errors do not pass through here: one leaving the block is the
+    call's."""
     inv: Invocation = proxy._self_inv
     token = proxy._self_enter_token
     if token is not None:  # the manager's __exit__ went back to the call's context: back to the program's
         proxy._self_enter_token = None
         _release(token, inv)
+    if proxy._self_in_block:  # the stream a manager handed out, in a block of its own inside the manager's: the
+        return  # manager's block ends the call, with the usage its stream accumulated (ended here, it had none)
     how = End.CLOSED
     stream = proxy._self_stream
     if stream is not None and not inv._ended:
@@ -916,10 +921,10 @@ def _leave_stream_block(proxy: Any, error: BaseException | None) -> None:
                 how = End.RETURNED
         except Exception as exc:
             report_error(inv.stage + ".stream", exc)
-    if error is not None and how is End.CLOSED and stream is not None:
+    if error is not None and how is End.CLOSED and (stream is not None or inv.first_chunk_ns is None):
         inv.end(End.RAISED, error=error)
-    else:  # an SDK stream that is its own block's object: the stream's errors came through our __next__ (the call
-        # ended with them already), so an exception that leaves the block now is the program's, read early
+    else:  # an SDK stream that is its own block's object, read through our __next__ (whose errors ended the call
+        # already): an exception that leaves the block now is the program's loop body's, the stream read early
         inv.end(how)
 
 
@@ -1309,9 +1314,9 @@ def wrapper_for(handler: Handler, func: object) -> WrapperFunction:
     """The engine wrapper (wrapt signature) that suits ``func``'s shape."""
     target = _shape_target(func)
     _note_iteration_step(handler, target)
-    if handler.times_generators and inspect.isasyncgenfunction(target):
+    if inspect.isasyncgenfunction(target):
         return _async_generator_wrapper(handler)
-    if handler.times_generators and inspect.isgeneratorfunction(target):
+    if inspect.isgeneratorfunction(target):
         return _generator_wrapper(handler)
     if inspect.iscoroutinefunction(target):
         return _async_wrapper(handler)
