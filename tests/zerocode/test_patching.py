@@ -788,12 +788,26 @@ def test_a_method_a_metaclass_gives_names_the_function_to_target_instead(otel: A
 
         class Router(metaclass=Served):
             pass
+
+        class Looped:
+            @property
+            def __wrapped__(self):
+                return self
+
+            def __call__(self):
+                pass
+
+        class Odd(metaclass=type("Giving", (type,), {"__getattr__": lambda cls, name: Looped()})):
+            pass
     """)
-    instrument(config(f'[[provider]]\ntarget = "{mod}:Router.completion"\nprovider = "openai"\n'))
+    instrument(config(f'[[provider]]\ntarget = "{mod}:Router.completion"\nprovider = "openai"\n'
+                      f'[[provider]]\ntarget = "{mod}:Odd.completion"\nprovider = "openai"\n'))
     assert package.load("mod").Router.completion(None) == "done"
     assert entry_errors() == {f"{mod}:Router.completion": (
         "class Router has no attribute 'completion' of its own (its metaclass's __getattr__ gives it, where nothing "
-        f'can be replaced): target the function it gives, "{mod}:Core.completion"')}
+        f'can be replaced): target the function it gives, "{mod}:Core.completion"'),
+        # what it gives unwraps for ever: no hint, and the plain error, not the loop's
+        f"{mod}:Odd.completion": "class Odd has no attribute 'completion'"}
 
 
 def test_targets_in_a_package_that_exports_lazily_resolve(package: Package, otel: Any) -> None:

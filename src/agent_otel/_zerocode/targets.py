@@ -101,11 +101,11 @@ def _served_instead(owner: type, attr: str) -> str:
     itself. Empty when it gives nothing, or nothing a target can name."""
     try:
         given = getattr(owner, attr)  # the error path only: the class's own lookup, as the program's code runs it
-    except Exception:
+        function = inspect.unwrap(getattr(given, "__func__", given)) if callable(given) else None
+        module, qualname = getattr(function, "__module__", None), getattr(function, "__qualname__", "")
+    except Exception:  # anything the program's objects raise (a __wrapped__ loop): no hint
         return ""
-    function = inspect.unwrap(getattr(given, "__func__", given)) if callable(given) else None
-    module, qualname = getattr(function, "__module__", None), getattr(function, "__qualname__", "")
-    if not isinstance(module, str) or not isinstance(qualname, str) or "<" in qualname:
+    if not isinstance(module, str) or not isinstance(qualname, str) or "<" in qualname or module == "builtins":
         return ""
     return (f" of its own (its metaclass's __getattr__ gives it, where nothing can be replaced): "
             f"target the function it gives, \"{module}:{qualname}\"")
