@@ -374,6 +374,21 @@ def test_a_trio_task_a_call_starts_on_the_same_object_is_a_call_of_its_own(otel:
     assert sorted(names(otel)) == ["invoke_agent 0", "invoke_agent 1", "invoke_agent 2"]
 
 
+def test_trio_named_outside_a_task_is_no_task_and_raises_nothing() -> None:
+    """trio names itself to sniffio around its scheduler's steps, some of which run outside any task (in guest mode,
+    its tick): ``trio.lowlevel.current_task()`` raises there, and the configured call raised it."""
+    import sniffio
+    import trio  # noqa: F401  imported, as by a program on trio
+
+    from agent_otel._zerocode.patching import _current_task
+
+    named, sniffio.thread_local.name = sniffio.thread_local.name, "trio"
+    try:
+        assert _current_task() is None
+    finally:
+        sniffio.thread_local.name = named
+
+
 def test_a_sync_override_returning_the_bases_coroutine_is_one_call_in_a_trio_task(
         otel: Any, package: Package) -> None:
     """The coroutine a sync override returns, started as a trio task: the base's call runs in that task."""

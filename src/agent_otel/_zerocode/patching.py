@@ -246,7 +246,10 @@ def _current_task() -> object | None:
     sniffio, trio = sys.modules.get("sniffio"), sys.modules.get("trio")
     if sniffio is None or trio is None or getattr(sniffio.thread_local, "name", None) != "trio":
         return None
-    found: object = trio.lowlevel.current_task()
+    try:
+        found: object = trio.lowlevel.current_task()
+    except RuntimeError:  # trio's own code between task steps (a run_sync_soon callback): no task
+        return None
     return found
 
 
