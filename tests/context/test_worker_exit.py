@@ -246,3 +246,39 @@ def test_billiard_pool_workers_flush_before_they_leave(tmp_path: Path) -> None:
         wait_until(lambda: len(tools()) >= 3, "3 tool spans from billiard's workers")
         wait_until(lambda: sum(_tool_calls_by_process(receiver).values()) >= 3, "3 tool calls in the metrics")
         assert [attributes_of(span).get("job.id") for span in tools()] == ["celery-like"] * 3
+
+
+#: What ``pytest --forked`` (py's ``ForkedFunc``) does for each test: fork, run it, leave by ``os._exit()``.
+FORKED_OS_EXIT = """
+import os
+import agent_otel
+
+agent_otel.configure()
+
+
+@agent_otel.tool("forked")
+def work(x):
+    return x
+
+
+with agent_otel.job("forked-tests"):
+    child = os.fork()
+    if child == 0:
+        work(1)
+        os._exit(3)
+    print(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]))
+"""
+
+
+def test_a_forked_child_that_leaves_by_os_exit_flushes_first(tmp_path: Path) -> None:
+    """``os._exit()`` runs no exit hook: each test ``pytest --forked`` ran exported nothing. What the child queued is
+    flushed first, and it still leaves with the status it gave."""
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED_OS_EXIT)
+    with OtlpHttpReceiver() as receiver:
+        done = subprocess.run([sys.executable, str(script)], env=_environment(receiver), capture_output=True,
+                              text=True, timeout=120)
+        assert (done.returncode, done.stdout) == (0, "3\n"), done.stderr
+        wait_until(lambda: any(s.name == "execute_tool forked" for s in receiver.spans()), "the child's tool span")
+        [span] = [s for s in receiver.spans() if s.name == "execute_tool forked"]
+        assert attributes_of(span).get("job.id") == "forked-tests"
