@@ -211,6 +211,15 @@ def test_workers_set_up_by_their_pools_initializer_export_what_they_recorded(tmp
         assert len(tools()) == 6 and sum(_tool_calls_by_process(receiver).values()) == 6
 
 
+def _run_exporting(tmp_path: Path, program: str, receiver: OtlpHttpReceiver, prints: str) -> None:
+    """Run ``program`` exporting to ``receiver``; it must exit 0 having printed ``prints``."""
+    script = tmp_path / "program.py"
+    script.write_text(program)
+    done = subprocess.run([sys.executable, str(script)], env=_environment(receiver), capture_output=True, text=True,
+                          timeout=120)
+    assert (done.returncode, done.stdout) == (0, prints), done.stderr
+
+
 #: Celery's prefork pool: billiard's Pool, each worker recycled after one task (``--max-tasks-per-child=1``).
 BILLIARD_POOL = """
 import billiard
@@ -236,12 +245,8 @@ if __name__ == "__main__":
 def test_billiard_pool_workers_flush_before_they_leave(tmp_path: Path) -> None:
     """billiard's pool worker (Celery's prefork pool) leaves by ``os._exit()`` from inside its work loop: what each
     child recorded since its last periodic export was lost, all of it when children were recycled after each task."""
-    script = tmp_path / "billiard_pool.py"
-    script.write_text(BILLIARD_POOL)
     with OtlpHttpReceiver() as receiver:
-        done = subprocess.run([sys.executable, str(script)], env=_environment(receiver), capture_output=True,
-                              text=True, timeout=120)
-        assert (done.returncode, done.stdout) == (0, "[0, 1, 4]\n"), done.stderr
+        _run_exporting(tmp_path, BILLIARD_POOL, receiver, prints="[0, 1, 4]\n")
         tools = lambda: [s for s in receiver.spans() if s.name == "execute_tool work"]  # noqa: E731
         wait_until(lambda: len(tools()) >= 3, "3 tool spans from billiard's workers")
         wait_until(lambda: sum(_tool_calls_by_process(receiver).values()) >= 3, "3 tool calls in the metrics")
@@ -273,12 +278,8 @@ with agent_otel.job("forked-tests"):
 def test_a_forked_child_that_leaves_by_os_exit_flushes_first(tmp_path: Path) -> None:
     """``os._exit()`` runs no exit hook: each test ``pytest --forked`` ran exported nothing. What the child queued is
     flushed first, and it still leaves with the status it gave."""
-    script = tmp_path / "forked.py"
-    script.write_text(FORKED_OS_EXIT)
     with OtlpHttpReceiver() as receiver:
-        done = subprocess.run([sys.executable, str(script)], env=_environment(receiver), capture_output=True,
-                              text=True, timeout=120)
-        assert (done.returncode, done.stdout) == (0, "3\n"), done.stderr
+        _run_exporting(tmp_path, FORKED_OS_EXIT, receiver, prints="3\n")
         wait_until(lambda: any(s.name == "execute_tool forked" for s in receiver.spans()), "the child's tool span")
         [span] = [s for s in receiver.spans() if s.name == "execute_tool forked"]
         assert attributes_of(span).get("job.id") == "forked-tests"
