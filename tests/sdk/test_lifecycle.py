@@ -28,6 +28,7 @@ from agent_otel import ConfigurationError, semconv
 from agent_otel._ops.stack import free_port
 from agent_otel._sdk import configure as sdk_configure
 from tests.support.environment import CLEAN_ENV
+from tests.support.forked_children import TERMINATE_FORKED_CHILDREN
 from tests.support.otlp_receiver import OtlpHttpReceiver, attributes_of, data_points_of
 from tests.support.paths import ROOT
 from tests.support.polling import wait_until
@@ -711,28 +712,13 @@ agent_otel.configure(metrics_exporter="none", traces_exporter="otlp")
 
 
 def worker(results):
-    statuses = set()
-    for _ in range(FORKS):
-        child = os.fork()
-        if child == 0:
-            time.sleep(60)
-            os._exit(0)
-        os.kill(child, signal.SIGTERM)  # at once: before the child has run a line of Python, mostly
-        deadline = time.monotonic() + 10
-        while (reaped := os.waitpid(child, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if reaped[0] == 0:
-            os.kill(child, signal.SIGKILL)
-            os.waitpid(child, 0)
-            statuses.add("ran on")
-            break
-        statuses.add(os.waitstatus_to_exitcode(reaped[1]))
+    statuses = terminate_forked_children(signal.SIGTERM, FORKS)
     # a child that does not run Python's fork handlers (forked in C) wakes the worker's wakeup fd on its signals
     wakeup = carriers._our_wakeup_fd
     subprocess.run([sys.executable, "-c", f"import os; os.write({wakeup}, bytes([{int(signal.SIGTERM)}]))"],
                    pass_fds=[wakeup], check=True)
     time.sleep(0.5)  # not a synchronisation: a watcher woken by it kills the worker within microseconds, not after
-    results.put(sorted(map(str, statuses)))
+    results.put(statuses)
 
 
 if __name__ == "__main__":
@@ -754,7 +740,7 @@ def test_a_worker_that_terminates_its_own_children_lives_on_and_they_die(tmp_pat
     socket's reader is not told its writers' pids (not Linux), the watcher reads a pipe: a child's signal then
     still reaches it, and only a child that runs no fork handler could wake it (not tried there)."""
     script = tmp_path / "children.py"
-    program = WORKER_WITH_CHILDREN.replace("FORKS", "40")
+    program = TERMINATE_FORKED_CHILDREN + WORKER_WITH_CHILDREN.replace("FORKS", "40")
     if senders == "unknown":
         program = program.replace("agent_otel.configure(", "carriers._SENDERS_KNOWN = False\nagent_otel.configure(")
         program = program.replace("    wakeup = carriers._our_wakeup_fd\n", "    wakeup = None\n").replace(

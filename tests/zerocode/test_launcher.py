@@ -18,6 +18,7 @@ import pytest
 from agent_otel._zerocode import launcher
 from agent_otel._zerocode.launcher import bootstrap_dir
 from agent_otel.version import __version__
+from tests.support.forked_children import TERMINATE_FORKED_CHILDREN
 from tests.support.otlp_receiver import OtlpHttpReceiver, attributes_of, data_points_of
 from tests.support.polling import wait_until
 
@@ -130,26 +131,10 @@ def test_a_thread_raising_sigterm_ends_the_process_while_the_main_thread_waits(p
         assert [span.name for span in wait_for_spans(receiver, 1)] == ["execute_tool work"]
 
 
-FORKS_AND_TERMINATES = """
-import os, signal, sys, time
-signum = getattr(signal, sys.argv[1])
-ran_on = 0
-for _ in range(30):
-    child = os.fork()
-    if child == 0:
-        time.sleep(60)
-        os._exit(0)
-    os.kill(child, signum)  # at once: before the child has run a line of Python, mostly
-    deadline = time.monotonic() + 10
-    while (reaped := os.waitpid(child, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    if reaped[0] == 0:
-        os.kill(child, signal.SIGKILL)
-        os.waitpid(child, 0)
-        ran_on += 1
-        break
-    assert os.waitstatus_to_exitcode(reaped[1]) == -signum
-print("ran on:", ran_on)
+FORKS_AND_TERMINATES = TERMINATE_FORKED_CHILDREN + """
+import sys
+
+print(terminate_forked_children(getattr(signal, sys.argv[1]), 30))
 """
 
 
@@ -160,7 +145,7 @@ def test_a_forked_child_sent_a_flushed_signal_at_once_dies_of_it(project: Path, 
     without agent-otel the default ended it. The signal is held over the fork: every child dies of it."""
     (project / "forks.py").write_text(FORKS_AND_TERMINATES)
     result = run(project, sys.executable, "forks.py", signame)
-    assert (result.returncode, result.stdout) == (0, "ran on: 0\n"), result.stderr
+    assert (result.returncode, result.stdout) == (0, f"['{-getattr(signal, signame)}']\n"), result.stderr
 
 
 FORKS_FROM_TWO_THREADS = """

@@ -394,19 +394,7 @@ def test_a_sync_override_returning_the_bases_coroutine_is_one_call_in_a_trio_tas
     """The coroutine a sync override returns, started as a trio task: the base's call runs in that task."""
     import trio
 
-    mod = package.write("mod", """
-        class Base:
-            async def solve(self, n):
-                return n
-    """)
-    module = package.load("mod")
-    instrument(config(f'[[agent]]\ntarget = "{mod}:Base.solve"\nsubclasses = true\n'))
-
-    class Thin(module.Base):  # type: ignore[name-defined,misc]
-        def solve(self, n: int) -> Any:
-            return super().solve(n)
-
-    agent = Thin()
+    agent = thin_override_of_a_configured_base(package)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
@@ -1036,11 +1024,9 @@ def test_the_end_of_an_iteration_is_no_error(otel: Any, package: Package) -> Non
     assert sum(point.count for point in points) == 4
 
 
-def test_a_sync_override_returning_the_bases_coroutine_is_one_call_wherever_the_coroutine_runs(
-        otel: Any, package: Package) -> None:
-    """``def solve(self, n): return super().solve(n)`` over a configured ``async def``: awaited in the task that called
-    it, one span; run by ``asyncio.run``, ``create_task`` or ``gather`` (a task made of the returned coroutine), the
-    base's call began in that task, not in the override's, and was counted as a second agent call."""
+def thin_override_of_a_configured_base(package: Package) -> Any:
+    """An instance of ``Thin``, whose sync ``solve`` returns ``super().solve(n)``'s coroutine: the ``async def`` of a
+    base configured as an agent with ``subclasses = true``."""
     mod = package.write("mod", """
         class Base:
             async def solve(self, n):
@@ -1049,11 +1035,19 @@ def test_a_sync_override_returning_the_bases_coroutine_is_one_call_wherever_the_
     module = package.load("mod")
     instrument(config(f'[[agent]]\ntarget = "{mod}:Base.solve"\nsubclasses = true\n'))
 
-    class Thin(module.Base):
-        def solve(self, n):
+    class Thin(module.Base):  # type: ignore[name-defined,misc]
+        def solve(self, n: int) -> Any:
             return super().solve(n)
 
-    agent = Thin()
+    return Thin()
+
+
+def test_a_sync_override_returning_the_bases_coroutine_is_one_call_wherever_the_coroutine_runs(
+        otel: Any, package: Package) -> None:
+    """``def solve(self, n): return super().solve(n)`` over a configured ``async def``: awaited in the task that called
+    it, one span; run by ``asyncio.run``, ``create_task`` or ``gather`` (a task made of the returned coroutine), the
+    base's call began in that task, not in the override's, and was counted as a second agent call."""
+    agent = thin_override_of_a_configured_base(package)
 
     async def main() -> list[int]:
         return [await agent.solve(1), *await asyncio.gather(agent.solve(2)), await asyncio.create_task(agent.solve(3))]
