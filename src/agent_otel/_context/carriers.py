@@ -119,14 +119,6 @@ def _wrap_process_bootstrap(wrapped: Callable[..., int], instance: BaseProcess, 
             _flush_if_own()
 
 
-def _wrap_billiard_worker_exit(wrapped: Callable[..., None], instance: object, args: Args, kwargs: Kwargs) -> None:
-    """billiard's pool worker (Celery's prefork pool) leaves by ``os._exit()`` from inside its work loop, before
-    ``_bootstrap`` returns, when its pool stops or recycles it (``--max-tasks-per-child``): it flushes first. What
-    every child had recorded since its last periodic export was lost, all of it with one task per child."""
-    _flush_if_own()
-    return wrapped(*args, **kwargs)
-
-
 def _start_method(process: BaseProcess) -> str | None:
     """How ``process`` was started: its class says (a context's ``Process``), else the default context, which a
     spawned or forkserver child is given by its parent. (Whether this process imported agent-otel itself does not
@@ -540,8 +532,7 @@ _PROCESS_PATCHES: dict[str, tuple[tuple[str, str, WrapperFunction], ...]] = {
     # billiard, multiprocessing's fork that Celery's prefork pool runs on: its processes as multiprocessing's
     "billiard.process": (("BaseProcess", "start", _wrap_process_start),
                          ("BaseProcess", "_bootstrap", _wrap_process_bootstrap)),
-    "billiard.pool": (("Worker", "_do_exit", _wrap_billiard_worker_exit),
-                      *(("Pool", method, _wrap_pool_task) for method in _POOL_TASK_METHODS)),
+    "billiard.pool": tuple(("Pool", method, _wrap_pool_task) for method in _POOL_TASK_METHODS),
     "subprocess": (("Popen", "__init__", _wrap_popen_init),),
     # "": the module's own functions (the exec and spawn functions os.system and os.popen do not go through: the
     # first runs a shell with this process's environment, the second goes through subprocess.Popen)
