@@ -215,6 +215,87 @@ def test_prefork_workers_export_their_own_metrics_not_a_copy_of_the_parents(rece
     assert {worker: worker_spans[worker] for worker in pids["workers"]} == {worker: 1 for worker in pids["workers"]}
 
 
+def spans_per_process(receiver: OtlpHttpReceiver) -> Counter[tuple[int | None, str]]:
+    return Counter((attributes_of(rs.resource).get("process.pid"), span.name) for request in list(receiver.traces)
+                   for rs in request.resource_spans for scope in rs.scope_spans for span in scope.spans)
+
+
+def sums_per_process(receiver: OtlpHttpReceiver, name: str) -> dict[int | None, int]:
+    """A cumulative counter's value per ``process.pid`` (the last export wins)."""
+    values: dict[int | None, int] = {}
+    for request in list(receiver.metrics):
+        for resource_metrics in request.resource_metrics:
+            pid = attributes_of(resource_metrics.resource).get("process.pid")
+            for scope in resource_metrics.scope_metrics:
+                for metric in scope.metrics:
+                    if metric.name == name:
+                        values[pid] = sum(point.as_int for point in data_points_of(metric))
+    return values
+
+
+def test_prefork_workers_export_what_the_parents_tracers_meters_and_processors_record(
+        receiver: OtlpHttpReceiver, tmp_path: Path) -> None:
+    """A tracer, a counter and a span processor of the program's, made after configure() and before the fork
+    (a module's tracer under ``agent-otel run``, an instrumentation's, a Celery or gunicorn --preload worker's):
+    every worker, and a worker's own child, exports what it records through them with its own resource, from zero,
+    and the program's processor sees each of its spans once, ours too. Before, all of it was lost in the workers."""
+    seen = tmp_path / "seen"
+    child = run_child("""
+        import json, os, sys
+        from opentelemetry import metrics, trace
+        from opentelemetry.sdk.trace import SpanProcessor
+        import agent_otel
+
+        class Seen(SpanProcessor):  # the program's own processor, on the global provider
+            def on_end(self, span):
+                with open(os.environ["SEEN"], "a") as out:
+                    out.write(f"{os.getpid()} {span.name}\\n")
+
+        agent_otel.configure(service_name="prefork")
+        trace.get_tracer_provider().add_span_processor(Seen())
+        tracer = trace.get_tracer("program")
+        requests = metrics.get_meter("program").create_counter("program.requests")
+
+        def work(count):
+            with tracer.start_as_current_span("served"):
+                requests.add(count)
+            with agent_otel.job("served"):
+                pass
+
+        work(5)
+        workers = []
+        for index in range(2):
+            pid = os.fork()
+            if pid == 0:
+                work(1)
+                if index == 0:  # a worker's own child
+                    grandchild = os.fork()
+                    if grandchild == 0:
+                        work(2)
+                        sys.exit(0)
+                    print(json.dumps({"grandchild": grandchild, "status": os.waitpid(grandchild, 0)[1]}), flush=True)
+                sys.exit(0)
+            workers.append(pid)
+        statuses = [os.waitpid(pid, 0)[1] for pid in workers]
+        print(json.dumps({"workers": workers, "statuses": statuses}))
+    """, SEEN=str(seen), OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL=receiver.protocol)
+    inner, outer = (json.loads(line) for line in child.stdout.strip().splitlines()[-2:])
+    assert outer["statuses"] == [0, 0] and inner["status"] == 0
+    workers, grandchild = outer["workers"], inner["grandchild"]
+    expected_sums = {None: 5, workers[0]: 1, workers[1]: 1, grandchild: 2}  # the parent's resource has no process.pid
+    wait_until(lambda: sums_per_process(receiver, "program.requests") == expected_sums,
+               "each process's own count of the program's counter", timeout_s=DEADLINE_S)
+    spans = spans_per_process(receiver)
+    for pid in (*workers, grandchild):
+        assert spans[(pid, "served")] == 1, (pid, spans)  # the program's span, with the process's resource
+        assert sum(count for (where, _), count in spans.items() if where == pid) == 2, (pid, spans)  # and the job's
+    lines = Counter(seen.read_text().splitlines())
+    for pid in (*workers, grandchild):  # the program's processor saw each of the process's spans once
+        names = Counter({name: count for (where, name), count in spans.items() if where == pid})
+        assert Counter({line.partition(" ")[2]: count for line, count in lines.items()
+                        if line.partition(" ")[0] == str(pid)}) == names, (pid, lines)
+
+
 # --------------------------------------------------------------------------------------------------
 # The exit flush with a collector that is down
 # --------------------------------------------------------------------------------------------------

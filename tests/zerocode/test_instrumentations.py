@@ -10,19 +10,23 @@ instrumentations are test distributions installed into a temporary folder put on
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
+import json
 import logging
 import os
 import re
 import subprocess
 import sys
 import textwrap
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent_otel import semconv
 from agent_otel._zerocode.config import load_file
 from agent_otel.errors import ConfigurationError
 from tests.support.check_output import instrumentations_section, targets_section
@@ -230,6 +234,60 @@ def test_python_children_of_the_program_turn_them_on_too(
                              sys.executable], cwd=project, env=env, capture_output=True, text=True, timeout=120)
     assert_program_unchanged(result)
     assert [name for scope, name, _ in spans_by_scope(receiver) if scope == OPENAI_SCOPE] == ["chat stable-model"]
+
+
+def test_forked_workers_export_the_spans_of_an_instrumentation_turned_on_before_the_fork(
+        project: Path, servers: tuple[OtlpHttpReceiver, FakeLLM]) -> None:
+    """The instrumentation's tracer is made when the program imports openai, in the parent; the calls are made in
+    the workers of a forking pool (as in a prefork server): each worker exports its own, with its own resource, and
+    the span bridge counts them there. Before, every one of them was lost."""
+    receiver, llm = servers
+    (project / "pool.py").write_text(textwrap.dedent("""
+        import multiprocessing, os, sys
+        import openai
+
+        def ask(_):
+            client = openai.OpenAI(base_url=sys.argv[1] + "/stable/v1", api_key="test", max_retries=0)
+            client.chat.completions.create(model="stable-model", messages=[{"role": "user", "content": "hi"}])
+            return os.getpid()
+
+        if __name__ == "__main__":
+            with multiprocessing.get_context("fork").Pool(2) as pool:
+                print(sorted(set(pool.map(ask, range(4), chunksize=1))))
+    """))
+    (project / "agent-otel.toml").write_text("")
+    env = environment(project, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+                      OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf", OTEL_TRACES_EXPORTER="otlp",
+                      OTEL_METRICS_EXPORTER="otlp")
+    result = subprocess.run([str(BIN / "agent-otel"), "run", "--", sys.executable, "pool.py", llm.url], cwd=project,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    workers = set(json.loads(result.stdout))
+
+    def chats_per_process() -> Counter[int]:
+        return Counter(attributes_of(rs.resource).get("process.pid") for request in list(receiver.traces)
+                       for rs in request.resource_spans for scope in rs.scope_spans if scope.scope.name == OPENAI_SCOPE
+                       for _ in scope.spans)
+
+    def calls_per_process(scope_name: str, metric_name: str) -> Counter[int]:
+        counts: Counter[int] = Counter()
+        for request in list(receiver.metrics):
+            for rm in request.resource_metrics:
+                for scope in rm.scope_metrics:
+                    for metric in scope.metrics:
+                        if metric.name == metric_name and scope.scope.name == scope_name:
+                            counts[attributes_of(rm.resource).get("process.pid")] = sum(
+                                point.count for point in data_points_of(metric))
+        return counts
+
+    wait_until(lambda: sum(chats_per_process().values()) == 4, "the four chat spans")
+    assert set(chats_per_process()) == workers
+    # the bridge's count of those calls, and the instrumentation's own histogram (made in the parent, too)
+    for scope_name, metric_name in (("agent_otel", semconv.CLIENT_INFERENCE_DURATION.name),
+                                    (OPENAI_SCOPE, "gen_ai.client.operation.duration")):
+        counted = functools.partial(calls_per_process, scope_name, metric_name)
+        wait_until(lambda: sum(counted().values()) == 4, f"{metric_name}: 4 calls")  # noqa: B023  # used in its loop
+        assert set(counted()) == workers
 
 
 def check_rows(stdout: str) -> dict[str, tuple[str, str]]:

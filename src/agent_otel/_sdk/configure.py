@@ -104,6 +104,7 @@ from agent_otel._sdk.export_loss import (
     ReportingMetricExporter,
     stop_retrying,
 )
+from agent_otel._sdk.fork_handover import OWN_SCOPES, forward_spans, host_span_processors, remove_reader
 from agent_otel._sdk.settings import Settings, resolve_settings, traces_sampler
 from agent_otel._sdk.span_processor import AgentOtelSpanProcessor
 from agent_otel.errors import ConfigurationError
@@ -135,6 +136,12 @@ class Telemetry:
     instrumentors: list[BaseInstrumentor] = field(default_factory=list)
     span_processors: list[ReportingBatchSpanProcessor] = field(default_factory=list)
     metric_exporters: list[ReportingMetricExporter] = field(default_factory=list)
+    metric_readers: list[MetricReader] = field(default_factory=list)  # on the meter provider built here
+    meter_resource: Resource | None = None  # that provider's resource
+    #: In a forked child: the meter providers its ancestors built (which their tracers and instruments made before
+    #: each fork still record into), and the readers of this process's exporters added to them (fork_handover)
+    ancestors_meter_providers: list[MeterProvider] = field(default_factory=list)
+    handed_over: list[tuple[MeterProvider, MetricReader]] = field(default_factory=list)
     loss: LossReporter = field(default_factory=lambda: LossReporter())
     arguments: dict[str, object] = field(default_factory=dict)  # configure()'s, to set up again in a forked child
     exit_flush_timeout_millis: int = _DEFAULT_EXIT_FLUSH_TIMEOUT_MS
@@ -403,6 +410,7 @@ def configure(
                 settings.service_name, _named_service(host_tp.resource).merge(resource or Resource({})))
             mp = MeterProvider(resource=mp_resource, metric_readers=readers, views=metric_views(),
                                shutdown_on_exit=False)
+            telemetry.metric_readers, telemetry.meter_resource = readers, mp_resource
             telemetry.owns_meter_provider = True
             _built.add(mp)
 
@@ -582,7 +590,9 @@ def _after_fork_in_child() -> None:
     inherited exporters drop what they hold (the parent's spans and cumulative metric state, which
     the parent exports), and nothing waits for the parent's threads, which do not exist here. The
     new providers start from zero and carry ``process.pid``, so each worker of a pre-fork server
-    reports its own telemetry. Never raises: a failure leaves the child without telemetry."""
+    reports its own telemetry; the parent's providers hand over to them what is recorded through the
+    tracers and instruments made from them before the fork (:mod:`~agent_otel._sdk.fork_handover`).
+    Never raises: a failure leaves the child without telemetry."""
     global _lock, _telemetry, _fork_child_setup
     _lock = threading.RLock()  # a thread that held it at the fork does not exist here
     inherited = _telemetry
@@ -601,7 +611,7 @@ def _after_fork_in_child() -> None:
             exporter.abandoned = True
         _telemetry = None
         token, inherited.environment_token = inherited.environment_token, None  # the context stays as it is
-        _release(inherited, inherited.exit_flush_timeout_millis, retry=False)
+        _release(inherited, inherited.exit_flush_timeout_millis, retry=False, forked=True)
         settings = inherited.settings
         arguments = {**inherited.arguments, "metrics_exporter": tuple(
             name for name in settings.metrics_exporters if name != "prometheus") or "none"}
@@ -615,6 +625,42 @@ def _after_fork_in_child() -> None:
             renewed.environment_token = token
     except Exception as exc:
         report_error("fork.configure", exc)
+        return
+    if renewed is not None:
+        try:
+            with host_signals_blocked():  # the readers' export threads start here: see _engine/threads.py
+                _hand_over(inherited, renewed)
+        except Exception as exc:
+            report_error("fork.hand_over", exc)
+
+
+def _hand_over(inherited: Telemetry, renewed: Telemetry) -> None:
+    """In a forked child set up again: the parent's providers (``inherited``) hand over to the child's
+    (``renewed``) the spans and measurements of what they made before the fork (see fork_handover)."""
+    old_tp, new_tp = inherited.tracer_provider, renewed.tracer_provider
+    if inherited.owns_tracer_provider and isinstance(old_tp, TracerProvider) and isinstance(new_tp, TracerProvider):
+        for processor in renewed.span_processors:
+            processor._reporting.resource = new_tp.resource
+        old_ours, new_ours = _processors.get(old_tp), _processors.get(new_tp)
+        if old_ours is not None and new_ours is not None:
+            forward_spans(old_ours, [*renewed.span_processors, new_ours])
+        for host_processor in host_span_processors(old_tp, [*inherited.span_processors, *filter(None, [old_ours])]):
+            new_tp.add_span_processor(host_processor)
+    providers = list(inherited.ancestors_meter_providers)
+    if inherited.owns_meter_provider and isinstance(inherited.meter_provider, MeterProvider):
+        providers.append(inherited.meter_provider)
+    renewed.ancestors_meter_providers = providers
+    settings, resource = renewed.settings, renewed.meter_resource
+    if settings is None or resource is None:
+        return
+    for name in settings.metrics_exporters:
+        if name == "prometheus":  # the parent's /metrics: the child serves none
+            continue
+        for provider in providers:
+            reader = _metric_reader(name, settings, renewed)
+            renewed.metric_exporters[-1].handover = (resource, OWN_SCOPES)
+            provider.add_metric_reader(reader)
+            renewed.handed_over.append((provider, reader))
 
 
 _fork_handler_registered = False
@@ -739,7 +785,9 @@ def flush_queued() -> bool:
     done = True
     providers: tuple[TracerProvider | MeterProvider | None, ...] = (telemetry.tracer_provider,
                                                                      telemetry.meter_provider)
-    for provider in providers:
+    flushed: list[TracerProvider | MeterProvider | MetricReader | None] = [
+        *providers, *(reader for _, reader in telemetry.handed_over)]
+    for provider in flushed:
         if provider is not None:
             flushing = _start("flush", functools.partial(provider.force_flush,
                                                          max(1, int((deadline - time.monotonic()) * 1000))))
@@ -786,9 +834,11 @@ def _shutdown(timeout_millis: int, *, retry: bool) -> None:
 _LONGEST_RELEASE_MILLIS = 10**9
 
 
-def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool) -> None:
+def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: bool = False) -> None:
     """Flush and release what ``telemetry`` set up (see shutdown()); ``retry=False``: the exporters
-    make one attempt each, without their backoff retries."""
+    make one attempt each, without their backoff retries. ``forked``: the parent's, in a forked child,
+    whose providers stay, for what was made from them before the fork (see fork_handover): only our
+    readers and span processors on them go."""
     timeout_millis = min(timeout_millis, _LONGEST_RELEASE_MILLIS)
     count_unreported()  # in the last export
     if not retry:
@@ -825,6 +875,9 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool) -> None:
     def meter_provider_shutdown(provider: MeterProvider) -> Callable[[], None]:
         return lambda: provider.shutdown(timeout_millis=remaining_millis())
 
+    def reader_removal(provider: MeterProvider, reader: MetricReader) -> Callable[[], None]:
+        return lambda: remove_reader(provider, reader, remaining_millis())
+
     steps: list[tuple[str, Callable[[], object]]] = [("span processor", processor_shutdown(p))
                                                      for p in telemetry.span_processors]
     providers: tuple[tuple[TracerProvider | MeterProvider | None, bool], ...] = (
@@ -833,12 +886,16 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool) -> None:
     for provider, owned in providers:
         if provider is None:
             continue
-        if not owned:
+        if forked and owned:
+            if isinstance(provider, MeterProvider):
+                steps.extend(("metric reader", reader_removal(provider, reader)) for reader in telemetry.metric_readers)
+        elif not owned:
             steps.append(("flush", flush(provider)))
         elif isinstance(provider, MeterProvider):
             steps.append(("meter provider", meter_provider_shutdown(provider)))
         else:
             steps.append(("tracer provider", provider.shutdown))
+    steps.extend(("metric reader", reader_removal(provider, reader)) for provider, reader in telemetry.handed_over)
     for what, step in steps:
         wait(_start(what, step))
     telemetry.loss.counter = None

@@ -17,10 +17,12 @@ from opentelemetry.sdk.metrics.export import (
     MetricExportResult,
     MetricsData,
 )
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from agent_otel._engine.self_telemetry import count_unreported, report_error
+from agent_otel._sdk.fork_handover import metrics_in_resource, spans_in_resource
 from agent_otel._sdk.metric_ids import without_ids
 
 
@@ -138,12 +140,16 @@ class ReportingSpanExporter(SpanExporter):
         self._loss = loss
         self.closed = False
         self.abandoned = False  # in a forked child: what it holds is the parent's to export
+        #: In a forked child, its provider's resource: the spans the parent's provider hands over get it too
+        self.resource: Resource | None = None
         self.calls = 0
         self.exporting = False
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self.abandoned:
             return SpanExportResult.SUCCESS
+        if self.resource is not None:
+            spans = spans_in_resource(spans, self.resource)
         count = 0 if self.closed else len(spans)  # read before exporting: see the class docstring
         self.calls += 1
         self.exporting = True
@@ -276,10 +282,17 @@ class ReportingMetricExporter(MetricExporter):
         self.exporter = exporter
         self._loss = loss
         self.abandoned = False  # in a forked child: the state it would export is a copy of the parent's
+        #: Set on the exporter of a forked child's reader of its parent's meter provider (see fork_handover): the
+        #: child's resource, and the scopes the child records on its own provider
+        self.handover: tuple[Resource, frozenset[str]] | None = None
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
         if self.abandoned:
             return MetricExportResult.SUCCESS
+        if self.handover is not None:
+            metrics_data = metrics_in_resource(metrics_data, *self.handover)
+            if not metrics_data.resource_metrics:
+                return MetricExportResult.SUCCESS
         count_unreported()  # in the next export
         metrics_data = without_ids(metrics_data)  # another library's ids too: no metric label
         try:
