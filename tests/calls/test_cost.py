@@ -4,7 +4,9 @@ histogram; the counter of calls with no price; the per-job cost histogram."""
 
 from __future__ import annotations
 
+import asyncio
 import calendar
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -523,6 +525,35 @@ def test_a_cost_extractor_without_a_cost_leaves_the_price_tables(otel: Any, cost
     assert semconv.JOB_ROLLUP_COST not in unpriced and unpriced[semconv.JOB_ROLLUP_UNPRICED_CALLS] == 1
     priced = otel.span(semconv.job_span_name("priced")).attributes
     assert priced[semconv.JOB_ROLLUP_COST] == pytest.approx(usd(1000, gpt_4o.input) + usd(100, gpt_4o.output))
+
+
+def test_a_job_whose_model_calls_reported_no_usage_has_no_cost_and_one_without_model_calls_cost_nothing(
+        otel: Any) -> None:
+    """A model call cancelled or failed before its usage came, or answered with none: its cost is not known, and
+    the job's ``job.usage.cost`` read 0.0, a free job. A job that made no model call did cost nothing."""
+    @agent_otel.provider("openai", model="gpt-4o")
+    async def complete(answer: bool) -> dict[str, Any]:
+        if not answer:
+            await asyncio.sleep(3600)  # cancelled below
+        return {"choices": []}  # no usage
+
+    async def cancelled() -> None:
+        task = asyncio.ensure_future(complete(False))
+        await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    with agent_otel.job(type="cancelled"):
+        asyncio.run(cancelled())
+    with agent_otel.job(type="no-usage"):
+        asyncio.run(complete(True))
+    with agent_otel.job(type="no-model-call"):
+        pass
+    for job_type in ("cancelled", "no-usage"):
+        attributes = otel.span(semconv.job_span_name(job_type)).attributes
+        assert attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 1 and semconv.JOB_ROLLUP_COST not in attributes
+    assert otel.span(semconv.job_span_name("no-model-call")).attributes[semconv.JOB_ROLLUP_COST] == 0.0
 
 
 def test_a_token_option_is_a_number_never_the_length_of_a_list_or_table(otel: Any) -> None:

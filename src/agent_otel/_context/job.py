@@ -118,8 +118,10 @@ class JobState:
                 workflow[semconv.JOB_ROLLUP_FILES_CREATED] = self.files_created
             if self.unpriced_calls:
                 workflow[semconv.JOB_ROLLUP_UNPRICED_CALLS] = self.unpriced_calls
-            if self.priced_calls or not self.unpriced_calls:  # model calls none of which had a price: not known,
-                workflow[semconv.JOB_ROLLUP_COST] = round(self.cost, 10)  # where 0.0 would read as free
+            # model calls none of which had a price (unpriced, or no usage: cancelled, failed, a provider that
+            # reports none): not known, where 0.0 would read as free; a job with no model call cost nothing
+            if self.priced_calls or not (self.unpriced_calls or self.provider_calls):
+                workflow[semconv.JOB_ROLLUP_COST] = round(self.cost, 10)
             return {
                 **workflow,
                 semconv.JOB_ROLLUP_AGENT_CALLS: self._count("agent_calls"),
