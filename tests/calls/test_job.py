@@ -100,6 +100,24 @@ def test_rollups_across_a_thread_pool_and_asyncio_gather(otel: Any) -> None:
     assert point(otel, semconv.CLIENT_COST.name, {semconv.GEN_AI_AGENT_NAME: "async-worker"}).value > 0
 
 
+def test_a_model_call_still_open_when_its_job_ends_is_one_of_the_jobs_calls_of_unknown_cost(otel: Any) -> None:
+    """A stream left half-read in the program's variable is closed after the job's block (when the function
+    returns): the job counted no model call and a cost of 0.0, a free job that made none."""
+    @agent_otel.provider("openai", model="gpt-4o")
+    def stream() -> Iterator[dict[str, Any]]:
+        yield {"choices": [{"delta": {"content": "a"}}]}
+        yield {"usage": {"prompt_tokens": 10, "completion_tokens": 2}}
+
+    with agent_otel.job(type="held"):
+        chunks = stream()
+        next(chunks)
+    chunks.close()
+    attributes = otel.span(semconv.job_span_name("held")).attributes
+    assert attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 1 and semconv.JOB_ROLLUP_COST not in attributes
+    assert [span.attributes[semconv.JOB_ID] for span in otel.spans() if span.name.startswith("chat")] == [
+        attributes[semconv.JOB_ID]]
+
+
 def test_two_jobs_do_not_mix(otel: Any) -> None:
     def one_job(n: int) -> None:
         with agent_otel.job(f"job-{n}", type="single"):

@@ -372,8 +372,8 @@ class ProviderInvocation(Invocation):
         elif self.enclosing is not None and has_usage and error is None and value is not None:
             self.enclosing.answers_below += (value, field_of(value, "usage", "usage_metadata"))
         job = (ctx if ctx is not None else otel_context.get_current()).get(JOB_KEY)  # current_job(), inlined
-        if isinstance(job, JobState) and (outer is None or has_usage):
-            job.add(provider_calls=1 if outer is None else 0, input_tokens=self.input_tokens or 0,
+        if isinstance(job, JobState) and (outer is None or has_usage):  # the call itself was counted as it began
+            job.add(input_tokens=self.input_tokens or 0,
                     output_tokens=self.output_tokens or 0, cost=cost or 0.0, priced_calls=cost is not None,
                     unpriced_calls=1 if unpriced else 0)
         span = self.span
@@ -620,6 +620,9 @@ class ProviderHandler(KindHandler):
             counts = run.calls if run is not None else parent.get(CALLS_KEY)
             if isinstance(counts, CallCounts):
                 counts.add(INFERENCE)
+            job = parent.get(JOB_KEY)  # and one of its job: a stream read past the job's end (closed when the
+            if isinstance(job, JobState):  # program's variable goes, after the block) is one of its calls too
+                job.add_one("provider_calls")
         return inv
 
 

@@ -28,7 +28,7 @@ JOB_KEY = otel_context.create_key("agent_otel.job")
 BAGGAGE_KEY = baggage._BAGGAGE_KEY
 _BAGGAGE_JOB_ID, _BAGGAGE_JOB_TYPE = semconv.BAGGAGE_JOB_ID, semconv.BAGGAGE_JOB_TYPE
 #: The counts :meth:`JobState.add_one` keeps, per thread (the fields change under the job's lock).
-_COUNTED_PER_THREAD = ("agent_calls", "tool_calls")
+_COUNTED_PER_THREAD = ("agent_calls", "tool_calls", "provider_calls")
 _get_ident = threading.get_ident
 AGENT_KEY = otel_context.create_key("agent_otel.agent")
 #: The (bounded) version of that agent, None when it has none: the cost of its model calls is counted by it.
@@ -79,7 +79,7 @@ class JobState:
                 values[name] += delta
 
     def add_one(self, name: str) -> None:
-        """Count one agent or tool call (``name``: one of :data:`_COUNTED_PER_THREAD`), without a lock: each
+        """Count one agent, tool or model call (``name``: one of :data:`_COUNTED_PER_THREAD`), without a lock: each
         thread counts in its own dict, which only it writes, and the roll-up adds them up. A lock per call cost
         more than the rest of the roll-up; the counts stay exact under free-threaded Python too."""
         counts = self._per_thread.get(_get_ident())
@@ -120,12 +120,13 @@ class JobState:
                 workflow[semconv.JOB_ROLLUP_UNPRICED_CALLS] = self.unpriced_calls
             # model calls none of which had a price (unpriced, or no usage: cancelled, failed, a provider that
             # reports none): not known, where 0.0 would read as free; a job with no model call cost nothing
-            if self.priced_calls or not (self.unpriced_calls or self.provider_calls):
+            provider_calls = self._count("provider_calls")
+            if self.priced_calls or not (self.unpriced_calls or provider_calls):
                 workflow[semconv.JOB_ROLLUP_COST] = round(self.cost, 10)
             return {
                 **workflow,
                 semconv.JOB_ROLLUP_AGENT_CALLS: self._count("agent_calls"),
-                semconv.JOB_ROLLUP_PROVIDER_CALLS: self.provider_calls,
+                semconv.JOB_ROLLUP_PROVIDER_CALLS: provider_calls,
                 semconv.JOB_ROLLUP_TOOL_CALLS: self._count("tool_calls"),
                 semconv.JOB_ROLLUP_INPUT_TOKENS: self.input_tokens,
                 semconv.JOB_ROLLUP_OUTPUT_TOKENS: self.output_tokens,
