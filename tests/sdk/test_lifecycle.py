@@ -238,7 +238,10 @@ def test_prefork_workers_export_what_the_parents_tracers_meters_and_processors_r
     """A tracer, a counter and a span processor of the program's, made after configure() and before the fork
     (a module's tracer under ``agent-otel run``, an instrumentation's, a Celery or gunicorn --preload worker's):
     every worker, and a worker's own child, exports what it records through them with its own resource, from zero,
-    and the program's processor sees each of its spans once, ours too. Before, all of it was lost in the workers."""
+    and the program's processors see each of its spans once, ours too, one added in the worker (a post-fork hook)
+    included; the counter taken again in the worker is the same one. A worker set up again (``shutdown()``,
+    ``configure()``) keeps them. A span started before the fork is the parent's. Nothing on stderr. Before, all of
+    it was lost in the workers."""
     seen = tmp_path / "seen"
     child = run_child("""
         import json, os, sys
@@ -246,13 +249,15 @@ def test_prefork_workers_export_what_the_parents_tracers_meters_and_processors_r
         from opentelemetry.sdk.trace import SpanProcessor
         import agent_otel
 
-        class Seen(SpanProcessor):  # the program's own processor, on the global provider
+        class Seen(SpanProcessor):  # the program's own processors, on the global provider
+            def __init__(self, name):
+                self.name = name
             def on_end(self, span):
                 with open(os.environ["SEEN"], "a") as out:
-                    out.write(f"{os.getpid()} {span.name}\\n")
+                    out.write(f"{self.name} {os.getpid()} {span.name}\\n")
 
         agent_otel.configure(service_name="prefork")
-        trace.get_tracer_provider().add_span_processor(Seen())
+        trace.get_tracer_provider().add_span_processor(Seen("parent's"))
         tracer = trace.get_tracer("program")
         requests = metrics.get_meter("program").create_counter("program.requests")
 
@@ -263,10 +268,18 @@ def test_prefork_workers_export_what_the_parents_tracers_meters_and_processors_r
                 pass
 
         work(5)
+        before = tracer.start_span("before the fork")  # the parent's: a worker's copy ends unexported
         workers = []
-        for index in range(2):
+        for index in range(3):
             pid = os.fork()
             if pid == 0:
+                before.end()
+                if index == 1:  # a post-fork hook's processor, and the counter taken again
+                    trace.get_tracer_provider().add_span_processor(Seen("worker's"))
+                    requests = metrics.get_meter("program").create_counter("program.requests")
+                if index == 2:  # set up again in the worker
+                    agent_otel.shutdown()
+                    agent_otel.configure(service_name="prefork")
                 work(1)
                 if index == 0:  # a worker's own child
                     grandchild = os.fork()
@@ -277,23 +290,28 @@ def test_prefork_workers_export_what_the_parents_tracers_meters_and_processors_r
                 sys.exit(0)
             workers.append(pid)
         statuses = [os.waitpid(pid, 0)[1] for pid in workers]
+        before.end()
         print(json.dumps({"workers": workers, "statuses": statuses}))
     """, SEEN=str(seen), OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL=receiver.protocol)
+    assert child.stderr == ""
     inner, outer = (json.loads(line) for line in child.stdout.strip().splitlines()[-2:])
-    assert outer["statuses"] == [0, 0] and inner["status"] == 0
+    assert outer["statuses"] == [0, 0, 0] and inner["status"] == 0
     workers, grandchild = outer["workers"], inner["grandchild"]
-    expected_sums = {None: 5, workers[0]: 1, workers[1]: 1, grandchild: 2}  # the parent's resource has no process.pid
+    expected_sums = {None: 5, **dict.fromkeys(workers, 1), grandchild: 2}  # the parent's resource has no process.pid
     wait_until(lambda: sums_per_process(receiver, "program.requests") == expected_sums,
-               "each process's own count of the program's counter", timeout_s=DEADLINE_S)
+               "each process's own count of the program's counter, one series each", timeout_s=DEADLINE_S)
+    wait_until(lambda: spans_per_process(receiver)[(None, "before the fork")] == 1, "the parent's span")
     spans = spans_per_process(receiver)
     for pid in (*workers, grandchild):
         assert spans[(pid, "served")] == 1, (pid, spans)  # the program's span, with the process's resource
         assert sum(count for (where, _), count in spans.items() if where == pid) == 2, (pid, spans)  # and the job's
     lines = Counter(seen.read_text().splitlines())
-    for pid in (*workers, grandchild):  # the program's processor saw each of the process's spans once
-        names = Counter({name: count for (where, name), count in spans.items() if where == pid})
-        assert Counter({line.partition(" ")[2]: count for line, count in lines.items()
-                        if line.partition(" ")[0] == str(pid)}) == names, (pid, lines)
+    for name, pid in [("parent's", pid) for pid in (*workers[:2], grandchild)] + [("worker's", workers[1])]:
+        names = Counter({span: count for (where, span), count in spans.items() if where == pid})
+        if name == "parent's" and pid != grandchild:  # its own copy of the parent's span, as without agent-otel
+            names["before the fork"] += 1
+        assert Counter({line.split(" ", 2)[2]: count for line, count in lines.items()
+                        if line.split(" ", 2)[:2] == [name, str(pid)]}) == names, (name, pid, lines)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -104,7 +104,15 @@ from agent_otel._sdk.export_loss import (
     ReportingMetricExporter,
     stop_retrying,
 )
-from agent_otel._sdk.fork_handover import OWN_SCOPES, forward_spans, host_span_processors, remove_reader
+from agent_otel._sdk.fork_handover import (
+    HANDOVER,
+    OWN_SCOPES,
+    AgentOtelMeterProvider,
+    forward_spans,
+    host_span_processors,
+    retire,
+    root_of,
+)
 from agent_otel._sdk.settings import Settings, resolve_settings, traces_sampler
 from agent_otel._sdk.span_processor import AgentOtelSpanProcessor
 from agent_otel.errors import ConfigurationError
@@ -138,10 +146,9 @@ class Telemetry:
     metric_exporters: list[ReportingMetricExporter] = field(default_factory=list)
     metric_readers: list[MetricReader] = field(default_factory=list)  # on the meter provider built here
     meter_resource: Resource | None = None  # that provider's resource
-    #: In a forked child: the meter providers its ancestors built (which their tracers and instruments made before
-    #: each fork still record into), and the readers of this process's exporters added to them (fork_handover)
-    ancestors_meter_providers: list[MeterProvider] = field(default_factory=list)
-    handed_over: list[tuple[MeterProvider, MetricReader]] = field(default_factory=list)
+    #: In a forked child: the readers of its exporters on the root meter provider, where the program's meters are
+    #: (see fork_handover)
+    handover_readers: list[MetricReader] = field(default_factory=list)
     loss: LossReporter = field(default_factory=lambda: LossReporter())
     arguments: dict[str, object] = field(default_factory=dict)  # configure()'s, to set up again in a forked child
     exit_flush_timeout_millis: int = _DEFAULT_EXIT_FLUSH_TIMEOUT_MS
@@ -381,6 +388,7 @@ def configure(
                 tp.sampler = GenAiMetricsSampler(tp.sampler)
             for name in settings.traces_exporters:
                 processor = ReportingBatchSpanProcessor(_span_exporter(name, settings), telemetry.loss)
+                processor._reporting.resource = our_resource  # a parent's span, in a forked child (fork_handover)
                 telemetry.span_processors.append(processor)
                 tp.add_span_processor(processor)
             telemetry.owns_tracer_provider = True
@@ -408,15 +416,17 @@ def configure(
             # a forked child's instance id is its own (see _resource)
             mp_resource = our_resource if host_tp is None else _resource(
                 settings.service_name, _named_service(host_tp.resource).merge(resource or Resource({})))
-            mp = MeterProvider(resource=mp_resource, metric_readers=readers, views=metric_views(),
-                               shutdown_on_exit=False)
+            mp = AgentOtelMeterProvider(resource=mp_resource, metric_readers=readers, views=metric_views(),
+                                        shutdown_on_exit=False)
             telemetry.metric_readers, telemetry.meter_resource = readers, mp_resource
+            if HANDOVER.root is not None:  # a forked child: the program's meters are on the root (fork_handover)
+                _hand_over_meters(telemetry, mp, HANDOVER.root, settings, mp_resource)
             telemetry.owns_meter_provider = True
             _built.add(mp)
 
         if set_global:
             _set_global_providers(telemetry, tp, mp)
-        telemetry.tracer_provider = tp
+        telemetry.tracer_provider = HANDOVER.tracer_provider = tp
         telemetry.meter_provider = mp
         rt = build_runtime(tp, mp, enabled=True)
         telemetry.loss.counter = rt.errors
@@ -599,6 +609,7 @@ def _after_fork_in_child() -> None:
     if inherited is None or inherited.settings is None:
         return
     _forked_resource[ResourceAttributes.PROCESS_PID] = os.getpid()
+    HANDOVER.forked_ns = time.time_ns()  # spans that started before are the parent's (see fork_handover)
     if not (inherited.owns_tracer_provider or inherited.owns_meter_provider):
         return  # the host's providers: the SDK resets their queues and threads in the child itself
     try:
@@ -607,12 +618,15 @@ def _after_fork_in_child() -> None:
             server.socket.close()  # this process's copy only: the parent's socket stays open
         for processor in inherited.span_processors:
             processor._reporting.abandoned = True
+            retire(processor)  # agent-otel's processor on that provider forwards its spans (fork_handover)
         for exporter in inherited.metric_exporters:
             exporter.abandoned = True
         _telemetry = None
         token, inherited.environment_token = inherited.environment_token, None  # the context stays as it is
         _release(inherited, inherited.exit_flush_timeout_millis, retry=False, forked=True)
         settings = inherited.settings
+        if inherited.owns_meter_provider and isinstance(inherited.meter_provider, MeterProvider):
+            HANDOVER.root = root_of(inherited.meter_provider)
         arguments = {**inherited.arguments, "metrics_exporter": tuple(
             name for name in settings.metrics_exporters if name != "prometheus") or "none"}
         _fork_child_setup = True
@@ -628,39 +642,39 @@ def _after_fork_in_child() -> None:
         return
     if renewed is not None:
         try:
-            with host_signals_blocked():  # the readers' export threads start here: see _engine/threads.py
-                _hand_over(inherited, renewed)
+            _hand_over_spans(inherited, renewed)
         except Exception as exc:
             report_error("fork.hand_over", exc)
 
 
-def _hand_over(inherited: Telemetry, renewed: Telemetry) -> None:
-    """In a forked child set up again: the parent's providers (``inherited``) hand over to the child's
-    (``renewed``) the spans and measurements of what they made before the fork (see fork_handover)."""
+def _hand_over_spans(inherited: Telemetry, renewed: Telemetry) -> None:
+    """In a forked child set up again: the spans of the parent's tracer provider (``inherited``) go to the one
+    agent-otel records into (``renewed``'s, then any configured after it), and the host's span processors on the
+    parent's are on the child's too (see fork_handover)."""
     old_tp, new_tp = inherited.tracer_provider, renewed.tracer_provider
-    if inherited.owns_tracer_provider and isinstance(old_tp, TracerProvider) and isinstance(new_tp, TracerProvider):
-        for processor in renewed.span_processors:
-            processor._reporting.resource = new_tp.resource
-        old_ours, new_ours = _processors.get(old_tp), _processors.get(new_tp)
-        if old_ours is not None and new_ours is not None:
-            forward_spans(old_ours, [*renewed.span_processors, new_ours])
-        for host_processor in host_span_processors(old_tp, [*inherited.span_processors, *filter(None, [old_ours])]):
-            new_tp.add_span_processor(host_processor)
-    providers = list(inherited.ancestors_meter_providers)
-    if inherited.owns_meter_provider and isinstance(inherited.meter_provider, MeterProvider):
-        providers.append(inherited.meter_provider)
-    renewed.ancestors_meter_providers = providers
-    settings, resource = renewed.settings, renewed.meter_resource
-    if settings is None or resource is None:
+    if not (inherited.owns_tracer_provider and isinstance(old_tp, TracerProvider)
+            and isinstance(new_tp, TracerProvider)):
         return
+    old_ours = _processors.get(old_tp)
+    hosts = host_span_processors(old_tp, [*inherited.span_processors, *filter(None, [old_ours])])
+    for host in hosts:
+        new_tp.add_span_processor(host)
+    HANDOVER.carried |= {id(host) for host in hosts}
+    if old_ours is not None:
+        forward_spans(old_ours)
+
+
+def _hand_over_meters(telemetry: Telemetry, mp: AgentOtelMeterProvider, root: MeterProvider, settings: Settings,
+                      resource: Resource) -> None:
+    """In a forked child: the program's meters come from the ``root`` provider, which gets a reader of each
+    of this configuration's push exporters, without agent-otel's own scopes, with this process's resource."""
+    mp.root = root
     for name in settings.metrics_exporters:
-        if name == "prometheus":  # the parent's /metrics: the child serves none
-            continue
-        for provider in providers:
-            reader = _metric_reader(name, settings, renewed)
-            renewed.metric_exporters[-1].handover = (resource, OWN_SCOPES)
-            provider.add_metric_reader(reader)
-            renewed.handed_over.append((provider, reader))
+        if name != "prometheus":  # a /metrics of the child's own (after shutdown(), configure() again) is its own
+            reader = _metric_reader(name, settings, telemetry)
+            telemetry.metric_exporters[-1].handover = (resource, OWN_SCOPES)
+            root.add_metric_reader(reader)
+            telemetry.handover_readers.append(reader)
 
 
 _fork_handler_registered = False
@@ -785,8 +799,7 @@ def flush_queued() -> bool:
     done = True
     providers: tuple[TracerProvider | MeterProvider | None, ...] = (telemetry.tracer_provider,
                                                                      telemetry.meter_provider)
-    flushed: list[TracerProvider | MeterProvider | MetricReader | None] = [
-        *providers, *(reader for _, reader in telemetry.handed_over)]
+    flushed: list[TracerProvider | MeterProvider | MetricReader | None] = [*providers, *telemetry.handover_readers]
     for provider in flushed:
         if provider is not None:
             flushing = _start("flush", functools.partial(provider.force_flush,
@@ -840,6 +853,8 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
     whose providers stay, for what was made from them before the fork (see fork_handover): only our
     readers and span processors on them go."""
     timeout_millis = min(timeout_millis, _LONGEST_RELEASE_MILLIS)
+    if HANDOVER.tracer_provider is telemetry.tracer_provider:  # spans forwarded from a parent's provider: none now
+        HANDOVER.tracer_provider = None
     count_unreported()  # in the last export
     if not retry:
         for processor in telemetry.span_processors:
@@ -875,8 +890,8 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
     def meter_provider_shutdown(provider: MeterProvider) -> Callable[[], None]:
         return lambda: provider.shutdown(timeout_millis=remaining_millis())
 
-    def reader_removal(provider: MeterProvider, reader: MetricReader) -> Callable[[], None]:
-        return lambda: remove_reader(provider, reader, remaining_millis())
+    def reader_shutdown(reader: MetricReader) -> Callable[[], None]:
+        return lambda: reader.shutdown(timeout_millis=remaining_millis())
 
     steps: list[tuple[str, Callable[[], object]]] = [("span processor", processor_shutdown(p))
                                                      for p in telemetry.span_processors]
@@ -886,16 +901,17 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
     for provider, owned in providers:
         if provider is None:
             continue
-        if forked and owned:
+        if forked and owned:  # its readers only (a periodic one is left registered: taken off, its thread, which
+            # the SDK starts again in a later fork, would collect on the host's stderr that it cannot)
             if isinstance(provider, MeterProvider):
-                steps.extend(("metric reader", reader_removal(provider, reader)) for reader in telemetry.metric_readers)
+                steps.extend(("metric reader", reader_shutdown(reader)) for reader in telemetry.metric_readers)
         elif not owned:
             steps.append(("flush", flush(provider)))
         elif isinstance(provider, MeterProvider):
             steps.append(("meter provider", meter_provider_shutdown(provider)))
         else:
             steps.append(("tracer provider", provider.shutdown))
-    steps.extend(("metric reader", reader_removal(provider, reader)) for provider, reader in telemetry.handed_over)
+    steps.extend(("metric reader", reader_shutdown(reader)) for reader in telemetry.handover_readers)
     for what, step in steps:
         wait(_start(what, step))
     telemetry.loss.counter = None
