@@ -244,10 +244,12 @@ def test_prefork_workers_export_what_the_parents_tracers_meters_and_processors_r
     it was lost in the workers."""
     seen = tmp_path / "seen"
     child = run_child("""
-        import json, os, sys
+        import json, logging, os, sys
         from opentelemetry import metrics, trace
         from opentelemetry.sdk.trace import SpanProcessor
         import agent_otel
+
+        logging.basicConfig(level=logging.INFO)  # the SDK's notes too (Celery's workers log at INFO)
 
         class Seen(SpanProcessor):  # the program's own processors, on the global provider
             def __init__(self, name):

@@ -226,8 +226,9 @@ class ReportingBatchSpanProcessor(BatchSpanProcessor):
         # Close the exporter first: a batch the worker takes from now on is not counted by it, so
         # each span still queued is counted here only (see the class docstring).
         self._reporting.closed = True
-        left = len(self.queue) if self.queue is not None else 0
-        if left:  # the export in flight outlived the timeout: what is still queued is never sent
+        left = len(self.queue) if self.queue is not None and not self._reporting.abandoned else 0
+        if left:  # the export in flight outlived the timeout: what is still queued is never sent (in a forked
+            # child, what the parent's processor holds is the parent's copy, which the parent exports)
             self._loss("export.traces.shutdown", ExportLossError(
                 f"shutdown timed out with {left} spans not exported"), left)
 
