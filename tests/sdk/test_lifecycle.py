@@ -239,12 +239,13 @@ def test_prefork_workers_export_what_the_parents_tracers_meters_and_processors_r
     (a module's tracer under ``agent-otel run``, an instrumentation's, a Celery or gunicorn --preload worker's):
     every worker, and a worker's own child, exports what it records through them with its own resource, from zero,
     and the program's processors see each of its spans once, ours too, one added in the worker (a post-fork hook)
-    included; the counter taken again in the worker is the same one. A worker set up again (``shutdown()``,
-    ``configure()``) keeps them. A span started before the fork is the parent's. Nothing on stderr. Before, all of
-    it was lost in the workers."""
+    included, also in the worker's child; the counter taken again in the worker is the same one. A worker set up
+    again (``shutdown()``, ``configure()``) keeps them. A span started before the fork is the parent's, and its
+    copy that a worker ends is hashed there too. Nothing on stderr, logging at INFO. Before, all of it was lost in
+    the workers."""
     seen = tmp_path / "seen"
     child = run_child("""
-        import json, logging, os, sys
+        import json, logging, os, sys, time
         from opentelemetry import metrics, trace
         from opentelemetry.sdk.trace import SpanProcessor
         import agent_otel
@@ -255,13 +256,21 @@ def test_prefork_workers_export_what_the_parents_tracers_meters_and_processors_r
             def __init__(self, name):
                 self.name = name
             def on_end(self, span):
+                clear = " CLEAR" if span.attributes.get("user.id") == "alice" else ""
                 with open(os.environ["SEEN"], "a") as out:
-                    out.write(f"{self.name} {os.getpid()} {span.name}\\n")
+                    out.write(f"{self.name} {os.getpid()} {span.name}{clear}\\n")
 
         agent_otel.configure(service_name="prefork")
         trace.get_tracer_provider().add_span_processor(Seen("parent's"))
         tracer = trace.get_tracer("program")
         requests = metrics.get_meter("program").create_counter("program.requests")
+
+        def observed(options):  # how often each process runs it
+            with open(os.environ["SEEN"] + ".callbacks", "a") as out:
+                out.write(f"{os.getpid()}\\n")
+            return []
+
+        metrics.get_meter("program").create_observable_gauge("program.observed", [observed])
 
         def work(count):
             with tracer.start_as_current_span("served"):
@@ -271,14 +280,17 @@ def test_prefork_workers_export_what_the_parents_tracers_meters_and_processors_r
 
         work(5)
         before = tracer.start_span("before the fork")  # the parent's: a worker's copy ends unexported
+        forked_at = time.time_ns()
         workers = []
         for index in range(3):
             pid = os.fork()
             if pid == 0:
+                before.set_attribute("user.id", "alice")  # hashed, as the parent's copy is
                 before.end()
-                if index == 1:  # a post-fork hook's processor, and the counter taken again
+                if index == 0:  # a post-fork hook's processor, the counter taken again, a span with a past start
                     trace.get_tracer_provider().add_span_processor(Seen("worker's"))
                     requests = metrics.get_meter("program").create_counter("program.requests")
+                    tracer.start_span("started earlier", start_time=forked_at - 10**9).end()
                 if index == 2:  # set up again in the worker
                     agent_otel.shutdown()
                     agent_otel.configure(service_name="prefork")
@@ -292,9 +304,11 @@ def test_prefork_workers_export_what_the_parents_tracers_meters_and_processors_r
                 sys.exit(0)
             workers.append(pid)
         statuses = [os.waitpid(pid, 0)[1] for pid in workers]
+        before.set_attribute("user.id", "alice")
         before.end()
         print(json.dumps({"workers": workers, "statuses": statuses}))
-    """, SEEN=str(seen), OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL=receiver.protocol)
+    """, SEEN=str(seen), OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL=receiver.protocol,
+                      AGENT_OTEL_HASHED_KEYS="user.id")
     assert child.stderr == ""
     inner, outer = (json.loads(line) for line in child.stdout.strip().splitlines()[-2:])
     assert outer["statuses"] == [0, 0, 0] and inner["status"] == 0
@@ -304,16 +318,80 @@ def test_prefork_workers_export_what_the_parents_tracers_meters_and_processors_r
                "each process's own count of the program's counter, one series each", timeout_s=DEADLINE_S)
     wait_until(lambda: spans_per_process(receiver)[(None, "before the fork")] == 1, "the parent's span")
     spans = spans_per_process(receiver)
-    for pid in (*workers, grandchild):
-        assert spans[(pid, "served")] == 1, (pid, spans)  # the program's span, with the process's resource
-        assert sum(count for (where, _), count in spans.items() if where == pid) == 2, (pid, spans)  # and the job's
-    lines = Counter(seen.read_text().splitlines())
-    for name, pid in [("parent's", pid) for pid in (*workers[:2], grandchild)] + [("worker's", workers[1])]:
-        names = Counter({span: count for (where, span), count in spans.items() if where == pid})
+    job_span = semconv.job_span_name("default")
+    exported = {pid: Counter({name: count for (where, name), count in spans.items() if where == pid})
+                for pid in (*workers, grandchild)}
+    assert exported == {**{pid: Counter({"served": 1, job_span: 1}) for pid in (*workers[1:], grandchild)},
+                        workers[0]: Counter({"served": 1, job_span: 1, "started earlier": 1})}
+    callbacks = Counter(Path(f"{seen}.callbacks").read_text().split())
+    # no more in the worker's child than in the worker: no reader of a parent's collects there again
+    assert 0 < callbacks[str(grandchild)] <= callbacks[str(workers[0])], callbacks
+    lines = seen.read_text().splitlines()
+    assert not [line for line in lines if line.endswith(" CLEAR")]
+    for name, pid in [("parent's", pid) for pid in (*workers, grandchild)] + [
+            ("worker's", workers[0]), ("worker's", grandchild)]:
+        expected = Counter(exported[pid])
         if name == "parent's" and pid != grandchild:  # its own copy of the parent's span, as without agent-otel
-            names["before the fork"] += 1
-        assert Counter({line.split(" ", 2)[2]: count for line, count in lines.items()
-                        if line.split(" ", 2)[:2] == [name, str(pid)]}) == names, (name, pid, lines)
+            expected["before the fork"] += 1
+        assert Counter(line.split(" ", 2)[2] for line in lines if line.split(" ", 2)[:2] == [name, str(pid)]) == (
+            expected), (name, pid, lines)
+
+
+def test_a_worker_exports_the_system_metrics_the_program_turned_on_itself(receiver: OtlpHttpReceiver) -> None:
+    """agent-otel leaves its own system metrics out of what a worker reads from the parent's meter provider (the
+    worker sets up its own); those the program turned on itself (``system_metrics=False``) are the program's, and
+    were left out too."""
+    child = run_child("""
+        import json, os, sys
+        from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
+        import agent_otel
+
+        agent_otel.configure(service_name="prefork", system_metrics=False)
+        SystemMetricsInstrumentor(config={"system.memory.usage": ["used"]}).instrument()
+        pid = os.fork()
+        if pid == 0:
+            sys.exit(0)
+        print(json.dumps({"worker": pid, "status": os.waitpid(pid, 0)[1]}))
+    """, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL=receiver.protocol)
+    worker = last_json(child)["worker"]
+
+    def exporting() -> set[int | None]:
+        return {attributes_of(rm.resource).get("process.pid") for request in list(receiver.metrics)
+                for rm in request.resource_metrics for scope in rm.scope_metrics for metric in scope.metrics
+                if metric.name == "system.memory.usage"}
+
+    wait_until(lambda: exporting() == {None, worker}, "system.memory.usage from the parent and the worker",
+               timeout_s=DEADLINE_S)
+
+
+def test_a_capture_in_a_worker_holds_what_it_holds_in_the_parent() -> None:
+    """``agent_otel.testing.capture_telemetry()`` takes agent-otel's telemetry, not the program's own spans, which go
+    to the global provider: in a worker, the spans of the parent's tracers were forwarded into the capture."""
+    child = run_child("""
+        import json, os, sys
+        from opentelemetry import trace
+        import agent_otel
+        from agent_otel.testing import capture_telemetry
+
+        agent_otel.configure(service_name="prefork")
+        tracer = trace.get_tracer("program")
+
+        def captured():
+            with capture_telemetry() as otel:
+                with tracer.start_as_current_span("program"):
+                    with agent_otel.job("served"):
+                        pass
+            return sorted(span.name for span in otel.spans())
+
+        pid = os.fork()
+        if pid == 0:
+            print(json.dumps(captured()), flush=True)
+            sys.exit(0)
+        os.waitpid(pid, 0)
+        print(json.dumps(captured()))
+    """)
+    in_worker, in_parent = (json.loads(line) for line in child.stdout.strip().splitlines()[-2:])
+    assert in_worker == in_parent == [semconv.job_span_name("default")]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource, ServiceInstanceIdResourceDetector
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 from opentelemetry.semconv.resource import ResourceAttributes
 from opentelemetry.util._once import Once
@@ -106,12 +106,12 @@ from agent_otel._sdk.export_loss import (
 )
 from agent_otel._sdk.fork_handover import (
     HANDOVER,
-    OWN_SCOPES,
+    SYSTEM_METRICS_SCOPE,
     AgentOtelMeterProvider,
     forward_spans,
     host_span_processors,
+    remove_reader,
     retire,
-    root_of,
 )
 from agent_otel._sdk.settings import Settings, resolve_settings, traces_sampler
 from agent_otel._sdk.span_processor import AgentOtelSpanProcessor
@@ -400,6 +400,9 @@ def configure(
             tp.add_span_processor(ours)
         if bridged != (ours.bridge is not None):
             ours.bridge = GenAiSpanBridge() if bridged else None
+        if telemetry.owns_tracer_provider:  # a forked child: the host's processors of its parents' (fork_handover)
+            for host in HANDOVER.carried:
+                tp.add_span_processor(host)
         if _logs_sdk_in_use():  # hashed keys in a host's log records; evaluation results sent as log records
             from agent_otel._bridge.logs import add_to_global_logger_provider
 
@@ -426,7 +429,9 @@ def configure(
 
         if set_global:
             _set_global_providers(telemetry, tp, mp)
-        telemetry.tracer_provider = HANDOVER.tracer_provider = tp
+        telemetry.tracer_provider = tp
+        if set_global and telemetry.owns_tracer_provider:  # where a parent's provider forwards in a forked child
+            HANDOVER.tracer_provider = tp
         telemetry.meter_provider = mp
         rt = build_runtime(tp, mp, enabled=True)
         telemetry.loss.counter = rt.errors
@@ -609,7 +614,6 @@ def _after_fork_in_child() -> None:
     if inherited is None or inherited.settings is None:
         return
     _forked_resource[ResourceAttributes.PROCESS_PID] = os.getpid()
-    HANDOVER.forked_ns = time.time_ns()  # spans that started before are the parent's (see fork_handover)
     if not (inherited.owns_tracer_provider or inherited.owns_meter_provider):
         return  # the host's providers: the SDK resets their queues and threads in the child itself
     try:
@@ -625,8 +629,7 @@ def _after_fork_in_child() -> None:
         token, inherited.environment_token = inherited.environment_token, None  # the context stays as it is
         _release(inherited, inherited.exit_flush_timeout_millis, retry=False, forked=True)
         settings = inherited.settings
-        if inherited.owns_meter_provider and isinstance(inherited.meter_provider, MeterProvider):
-            HANDOVER.root = root_of(inherited.meter_provider)
+        hosts = _hand_over(inherited)
         arguments = {**inherited.arguments, "metrics_exporter": tuple(
             name for name in settings.metrics_exporters if name != "prometheus") or "none"}
         _fork_child_setup = True
@@ -637,31 +640,29 @@ def _after_fork_in_child() -> None:
         renewed = current_telemetry()
         if renewed is not None:
             renewed.environment_token = token
+        old_tp = inherited.tracer_provider
+        old_ours = _processors.get(old_tp) if inherited.owns_tracer_provider and old_tp is not None else None
+        if old_ours is not None:
+            forward_spans(old_ours, hosts)
     except Exception as exc:
         report_error("fork.configure", exc)
-        return
-    if renewed is not None:
-        try:
-            _hand_over_spans(inherited, renewed)
-        except Exception as exc:
-            report_error("fork.hand_over", exc)
 
 
-def _hand_over_spans(inherited: Telemetry, renewed: Telemetry) -> None:
-    """In a forked child set up again: the spans of the parent's tracer provider (``inherited``) go to the one
-    agent-otel records into (``renewed``'s, then any configured after it), and the host's span processors on the
-    parent's are on the child's too (see fork_handover)."""
-    old_tp, new_tp = inherited.tracer_provider, renewed.tracer_provider
-    if not (inherited.owns_tracer_provider and isinstance(old_tp, TracerProvider)
-            and isinstance(new_tp, TracerProvider)):
-        return
-    old_ours = _processors.get(old_tp)
-    hosts = host_span_processors(old_tp, [*inherited.span_processors, *filter(None, [old_ours])])
-    for host in hosts:
-        new_tp.add_span_processor(host)
-    HANDOVER.carried |= {id(host) for host in hosts}
-    if old_ours is not None:
-        forward_spans(old_ours)
+def _hand_over(inherited: Telemetry) -> list[SpanProcessor]:
+    """In a forked child, before it sets up again: where the program's meters stay (the root provider, and the
+    scopes of agent-otel's own there), and the host's span processors on the parent's tracer provider, which the
+    child's providers get too (returned: see fork_handover)."""
+    old_mp = inherited.meter_provider
+    if HANDOVER.root is None and inherited.owns_meter_provider and isinstance(old_mp, MeterProvider):
+        HANDOVER.root = old_mp  # the first fork: the parent's is the root
+        ours = any(type(each).__module__ == SYSTEM_METRICS_SCOPE for each in inherited.instrumentors)
+        HANDOVER.left_out = frozenset((semconv.SCOPE_NAME, *([SYSTEM_METRICS_SCOPE] if ours else [])))
+    old_tp = inherited.tracer_provider
+    if not (inherited.owns_tracer_provider and isinstance(old_tp, TracerProvider)):
+        return []
+    hosts = host_span_processors(old_tp, [*inherited.span_processors, *filter(None, [_processors.get(old_tp)])])
+    HANDOVER.carried.extend(host for host in hosts if all(host is not kept for kept in HANDOVER.carried))
+    return hosts
 
 
 def _hand_over_meters(telemetry: Telemetry, mp: AgentOtelMeterProvider, root: MeterProvider, settings: Settings,
@@ -672,7 +673,7 @@ def _hand_over_meters(telemetry: Telemetry, mp: AgentOtelMeterProvider, root: Me
     for name in settings.metrics_exporters:
         if name != "prometheus":  # a /metrics of the child's own (after shutdown(), configure() again) is its own
             reader = _metric_reader(name, settings, telemetry)
-            telemetry.metric_exporters[-1].handover = (resource, OWN_SCOPES)
+            telemetry.metric_exporters[-1].handover = (resource, HANDOVER.left_out)
             root.add_metric_reader(reader)
             telemetry.handover_readers.append(reader)
 
@@ -890,8 +891,13 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
     def meter_provider_shutdown(provider: MeterProvider) -> Callable[[], None]:
         return lambda: provider.shutdown(timeout_millis=remaining_millis())
 
-    def reader_shutdown(reader: MetricReader) -> Callable[[], None]:
-        return lambda: reader.shutdown(timeout_millis=remaining_millis())
+    def reader_removal(provider: MeterProvider, reader: MetricReader) -> Callable[[], None]:
+        return lambda: remove_reader(provider, reader, remaining_millis())
+
+    def processor_step(processor: SpanProcessor) -> tuple[str, Callable[[], object]]:
+        if any(processor is host for host in HANDOVER.carried):  # a parent's provider has it too: flushed only
+            return "span processor", lambda: processor.force_flush(int(remaining_millis()))
+        return "span processor", processor.shutdown
 
     steps: list[tuple[str, Callable[[], object]]] = [("span processor", processor_shutdown(p))
                                                      for p in telemetry.span_processors]
@@ -901,19 +907,24 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
     for provider, owned in providers:
         if provider is None:
             continue
-        if forked and owned:  # its readers only (a periodic one is left registered: taken off, its thread, which
-            # the SDK starts again in a later fork, would collect on the host's stderr that it cannot)
+        if forked and owned:  # its readers only: the provider stays, for what was made from it (fork_handover)
             if isinstance(provider, MeterProvider):
-                steps.extend(("metric reader", reader_shutdown(reader)) for reader in telemetry.metric_readers)
+                steps.extend(("metric reader", reader_removal(provider, reader)) for reader in telemetry.metric_readers)
         elif not owned:
             steps.append(("flush", flush(provider)))
         elif isinstance(provider, MeterProvider):
             steps.append(("meter provider", meter_provider_shutdown(provider)))
+        elif HANDOVER.carried:  # a forked child's: the host's processors it shares with a parent's stay up
+            steps.extend(processor_step(processor) for processor in host_span_processors(provider, ()))
         else:
             steps.append(("tracer provider", provider.shutdown))
-    steps.extend(("metric reader", reader_shutdown(reader)) for reader in telemetry.handover_readers)
+    if HANDOVER.root is not None:
+        steps.extend(("metric reader", reader_removal(HANDOVER.root, reader)) for reader in telemetry.handover_readers)
     for what, step in steps:
         wait(_start(what, step))
+    if forked:
+        telemetry.metric_readers = []
+    telemetry.handover_readers = []
     telemetry.loss.counter = None
     if server is not None:
         wait(stop_server)

@@ -8,15 +8,17 @@ a counter. Those providers export nothing in the child, so a pre-fork server's w
 --preload``, Celery's prefork pool, a forking ``multiprocessing`` pool) lost every span and metric recorded
 through them, where the SDK alone would have exported them. The parent's providers hand over to the child's:
 
-- a span that the parent's tracers start in the child goes to the child's span processors: agent-otel's
-  processor on the parent's provider forwards it (:func:`forward_spans`). A host's processor on the parent's
-  provider is added to the child's too (:func:`host_span_processors`), and each span reaches it once. A span
-  that started before the fork is the parent's, which exports it.
+- A span that the parent's tracers start in the child goes to the span processors of the global provider
+  agent-otel built there (one set up again after ``shutdown()`` included): agent-otel's processor on the
+  parent's provider forwards it (:func:`forward_spans`). A host's processor on the parent's provider is added
+  to each provider agent-otel builds in the child (:func:`host_span_processors`), and each span reaches it
+  once. A span that started in the parent is the parent's, which exports it.
 - The program's meters stay on the meter provider its process started with, the *root* (a child's provider
   gives it every meter but agent-otel's own, :class:`AgentOtelMeterProvider`): an instrument taken before
   the fork and the same one taken after it are one instrument, one series, as with the SDK alone. The root
-  gets a fresh reader of the child's exporters in each child: what is recorded there, from zero (what the
-  parent recorded is the parent's to export), without agent-otel's own scopes, which the child sets up again.
+  gets a fresh reader of the child's exporters in each child, and loses the parent's (:func:`remove_reader`):
+  what is recorded there, from zero (what the parent recorded is the parent's to export), without agent-otel's
+  own scopes, which the child sets up again.
 - What agent-otel's exporters send carries the child's resource (:func:`spans_in_resource`,
   :func:`metrics_in_resource`), its ``process.pid`` and ``service.instance.id``, as the child's own
   telemetry does.
@@ -25,6 +27,9 @@ through them, where the SDK alone would have exported them. The parent's provide
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
+import threading
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
@@ -32,19 +37,21 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricsData
+from opentelemetry.sdk.metrics.export import MetricReader, MetricsData
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.util.types import Attributes
 
 from agent_otel import semconv
+from agent_otel._sdk.span_processor import AgentOtelSpanProcessor
 
 T = TypeVar("T")
 
-#: The instrumentation scopes a child sets up again on its own provider: on the parent's, they record nothing
-#: of the child's (agent-otel's instruments) or the parent's process (the system metrics' ``psutil.Process``).
-OWN_SCOPES = frozenset((semconv.SCOPE_NAME, "opentelemetry.instrumentation.system_metrics"))
+SYSTEM_METRICS_SCOPE = "opentelemetry.instrumentation.system_metrics"
+#: The instrumentation scopes a child sets up on its own provider: agent-otel's instruments, and the system
+#: metrics (whose ``psutil.Process`` is the process's own).
+OWN_SCOPES = frozenset((semconv.SCOPE_NAME, SYSTEM_METRICS_SCOPE))
 
 
 class AgentOtelMeterProvider(MeterProvider):
@@ -62,37 +69,37 @@ class AgentOtelMeterProvider(MeterProvider):
         return super().get_meter(name, version, schema_url, attributes)
 
 
-def root_of(provider: MeterProvider) -> MeterProvider:
-    """The provider a forked child's meters of the program are on (see :class:`AgentOtelMeterProvider`)."""
-    root = provider.root if isinstance(provider, AgentOtelMeterProvider) else None
-    return root if root is not None else provider
-
-
 class Handover:
     """This process's hand-over, once it is a forked child of a configured process (:data:`HANDOVER`)."""
 
     def __init__(self) -> None:
-        #: When this process was forked (``time.time_ns()``): a span that started before is the parent's
-        self.forked_ns = 0
         #: The meter provider of the process the program started in, where its meters are; None: not a child
         self.root: MeterProvider | None = None
-        #: The tracer provider agent-otel records into now (None between ``shutdown()`` and ``configure()``)
+        #: The scopes of agent-otel's own on the root, which a child sets up again on its own provider
+        self.left_out: frozenset[str] = frozenset()
+        #: The global tracer provider agent-otel built, which spans are forwarded to (None between ``shutdown()``
+        #: and ``configure()``, or when it built none)
         self.tracer_provider: TracerProvider | None = None
-        #: The host's span processors that are on a parent's provider and this process's too (their ids)
-        self.carried: frozenset[int] = frozenset()
+        #: The host's span processors found on a parent's provider: on each tracer provider agent-otel builds here
+        self.carried: list[SpanProcessor] = []
 
 
 HANDOVER = Handover()
 
 
-def forward_spans(processor: SpanProcessor) -> None:
-    """Make ``processor`` (agent-otel's, on a parent's tracer provider) pass the spans of that provider to
-    the span processors of the one agent-otel records into now (``configure()`` again after ``shutdown()``
-    included), except the host's carried over (they have the span already), instead of doing its work. The
-    processors are read from the SDK's multi-processor at each span (pinned SDK; no public API lists them), so
-    that one the program adds after the fork (in a post-fork hook) gets them too; none where it has another
-    shape. A span that started before the fork is the parent's: its copy here ends unseen, as the parent exports
-    it. Set on the instance: a chain of forks forwards each generation's spans the same way."""
+def forward_spans(processor: AgentOtelSpanProcessor, skipped: Iterable[SpanProcessor]) -> None:
+    """Make ``processor`` (agent-otel's, on a parent's tracer provider) pass the spans that start on that provider
+    in this process to the span processors of :attr:`Handover.tracer_provider` instead of doing its work, except
+    ``skipped`` (the host's on that parent's provider: they have the span already). The processors are read from
+    the SDK's multi-processor at each span (pinned SDK; no public API lists them), so that one the program adds
+    after the fork (in a post-fork hook) gets them too; none where it has another shape. A span that started in
+    the parent is the parent's, which exports it: its copy here is only hashed and stripped of content as it
+    ends (the host's processors on that provider see it, as they would without agent-otel), not bridged (the
+    parent counts it). Set on the instance: a chain of forks forwards each generation's spans the same way."""
+    processor.bridge = None
+    own_ending = functools.partial(AgentOtelSpanProcessor._on_ending, processor)
+    excluded = frozenset(id(each) for each in skipped)
+    started: set[int] = set()  # the span ids of the spans started here (an explicit start time may be any)
     kept: list[tuple[SpanProcessor, ...]] = [(), ()]  # the SDK's tuple, and the successors made from it
 
     def successors() -> tuple[SpanProcessor, ...]:
@@ -101,20 +108,25 @@ def forward_spans(processor: SpanProcessor) -> None:
         if not isinstance(found, tuple):
             return ()
         if found is not kept[0]:  # another provider, or a processor added since
-            kept[:] = [found, tuple(each for each in found if id(each) not in HANDOVER.carried)]
+            kept[:] = [found, tuple(each for each in found if id(each) not in excluded)]
         return kept[1]
 
     def on_start(span: Span, parent_context: Context | None = None) -> None:
+        started.add(span.context.span_id)
         for successor in successors():
             successor.on_start(span, parent_context=parent_context)
 
     def on_ending(span: Span) -> None:
-        if (span.start_time or 0) >= HANDOVER.forked_ns:
-            for successor in successors():
-                successor._on_ending(span)  # the SDK's own hook, as its multi-processor calls it
+        if span.context.span_id not in started:
+            own_ending(span)
+            return
+        for successor in successors():
+            successor._on_ending(span)  # the SDK's own hook, as its multi-processor calls it
 
     def on_end(span: ReadableSpan) -> None:
-        if (span.start_time or 0) >= HANDOVER.forked_ns:
+        context = span.context
+        if context is not None and context.span_id in started:
+            started.discard(context.span_id)
             for successor in successors():
                 successor.on_end(span)
 
@@ -130,6 +142,38 @@ def retire(processor: SpanProcessor) -> None:
 
 def _ignored(*_: object, **__: object) -> None:
     """Takes a span processor's call and does nothing."""
+
+
+def remove_reader(provider: MeterProvider, reader: MetricReader, timeout_millis: float = 30_000) -> None:
+    """Shut ``reader`` down (its last export, within ``timeout_millis``) and take it off ``provider``: left on it,
+    it would store every measurement of the program's in the child for nothing, and a periodic one, whose thread
+    the SDK starts again in each later fork, would run the observable callbacks once more per generation. The
+    SDK's ``remove_metric_reader`` unregisters a reader before shutting it down, so that a periodic reader's last
+    collection logs "Cannot call collect..." from its thread: shut down first, the second shutdown's "Can't
+    shutdown multiple times" left unsaid. The provider's configuration keeps the readers it was made with, so
+    the SDK's fork handler starts a periodic reader's thread again in each later fork, whose last collection
+    would say that too: that thread is made to do nothing (the SDK's private ``_ticker``, on the instance)."""
+    reader.shutdown(timeout_millis=timeout_millis)
+    sdk_logger = logging.getLogger(type(reader).__module__)
+    unsaid = _OnThisThread()
+    sdk_logger.addFilter(unsaid)
+    try:
+        provider.remove_metric_reader(reader)
+    finally:
+        sdk_logger.removeFilter(unsaid)
+    if hasattr(reader, "_ticker"):
+        vars(reader)["_ticker"] = _ignored
+
+
+class _OnThisThread(logging.Filter):
+    """Drops the records logged on the thread that made it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread != self.thread
 
 
 def host_span_processors(provider: TracerProvider, ours: Iterable[SpanProcessor]) -> list[SpanProcessor]:
