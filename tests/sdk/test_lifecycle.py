@@ -389,7 +389,7 @@ def test_a_capture_in_a_worker_holds_what_it_holds_in_the_parent() -> None:
             sys.exit(0)
         os.waitpid(pid, 0)
         print(json.dumps(captured()))
-    """)
+    """, OTEL_METRICS_EXPORTER="none")  # no /metrics on the default port, which other tests may hold
     in_worker, in_parent = (json.loads(line) for line in child.stdout.strip().splitlines()[-2:])
     assert in_worker == in_parent == [semconv.job_span_name("default")]
 
