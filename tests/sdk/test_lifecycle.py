@@ -394,6 +394,90 @@ def test_a_capture_in_a_worker_holds_what_it_holds_in_the_parent() -> None:
     assert in_worker == in_parent == [semconv.job_span_name("default")]
 
 
+def test_the_fork_handler_runs_none_of_the_programs_observable_callbacks() -> None:
+    """Retiring the parent's metric readers in a worker collected from them: the program's callbacks ran in the fork
+    handler, where one that waited for a lock a thread of the parent held at the fork hung the worker in
+    ``os.fork()`` for ever (without agent-otel they run only when the worker's own reader collects)."""
+    child = run_child("""
+        import json, os, sys
+        from opentelemetry import metrics
+        import agent_otel
+
+        agent_otel.configure(service_name="prefork")
+        runs = []
+        metrics.get_meter("program").create_observable_gauge("program.observed", [lambda options: runs.append(1) or []])
+        pid = os.fork()
+        if pid == 0:
+            print(json.dumps({"runs in the fork handler": len(runs)}), flush=True)
+            os._exit(0)
+        os.waitpid(pid, 0)
+    """, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+                      AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS="100")
+    assert last_json(child) == {"runs in the fork handler": 0}
+
+
+def test_a_worker_flushes_through_the_global_and_the_kept_providers_and_forks_again(
+        receiver: OtlpHttpReceiver) -> None:
+    """In a worker, ``force_flush()`` of the global meter provider exported none of the program's metrics (they are
+    on the parent's provider), that of a tracer provider the program kept from before the fork returned False and
+    exported nothing; a span of a parent's tracer still open when the worker forked again was exported by both."""
+    child = run_child("""
+        import json, os, signal, sys
+        from opentelemetry import metrics, trace
+        import agent_otel
+
+        agent_otel.configure(service_name="prefork")
+        kept, tracer = trace.get_tracer_provider(), trace.get_tracer("program")
+        metrics.get_meter("program").create_counter("program.requests").add(7)
+        pid = os.fork()
+        if pid == 0:
+            metrics.get_meter("program").create_counter("program.requests").add(3)
+            tracer.start_span("flushed").end()
+            open_here = tracer.start_span("open at the second fork")
+            grandchild = os.fork()
+            open_here.end()
+            if grandchild == 0:
+                os._exit(0)
+            os.waitpid(grandchild, 0)
+            flushed = [metrics.get_meter_provider().force_flush(), kept.force_flush()]
+            print(json.dumps({"flushed": flushed}), flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)  # no exit flush: what the flushes sent is all there is
+        os.waitpid(pid, 0)
+        print(json.dumps({"worker": pid}))
+    """, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL=receiver.protocol)
+    in_worker, in_parent = (json.loads(line) for line in child.stdout.strip().splitlines()[-2:])
+    assert in_worker == {"flushed": [True, True]}
+    worker = in_parent["worker"]
+    wait_until(lambda: sums_per_process(receiver, "program.requests").get(worker) == 3, "the worker's flushed count",
+               timeout_s=DEADLINE_S)
+    wait_until(lambda: spans_per_process(receiver)[(worker, "open at the second fork")] == 1, "the worker's spans")
+    spans = spans_per_process(receiver)
+    assert spans[(worker, "flushed")] == 1
+    assert sum(count for (_, name), count in spans.items() if name == "open at the second fork") == 1
+
+
+def test_a_worker_of_a_configuration_not_set_global_forwards_the_spans_of_the_parents_tracers(
+        receiver: OtlpHttpReceiver) -> None:
+    """``configure(set_global=False)``: its providers are not the global ones, but those of the program's tracers
+    and meters taken from them; a worker exported the meters' measurements, not the spans."""
+    child = run_child("""
+        import json, os, sys
+        import agent_otel
+
+        telemetry = agent_otel.configure(service_name="prefork", set_global=False)
+        tracer = telemetry.tracer_provider.get_tracer("program")
+        pid = os.fork()
+        if pid == 0:
+            tracer.start_span("in the worker").end()
+            sys.exit(0)
+        os.waitpid(pid, 0)
+        print(json.dumps({"worker": pid}))
+    """, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL=receiver.protocol)
+    worker = last_json(child)["worker"]
+    wait_until(lambda: spans_per_process(receiver)[(worker, "in the worker")] == 1, "the worker's span",
+               timeout_s=DEADLINE_S)
+
+
 # --------------------------------------------------------------------------------------------------
 # The exit flush with a collector that is down
 # --------------------------------------------------------------------------------------------------

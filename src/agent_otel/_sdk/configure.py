@@ -108,10 +108,11 @@ from agent_otel._sdk.fork_handover import (
     HANDOVER,
     SYSTEM_METRICS_SCOPE,
     AgentOtelMeterProvider,
+    detach_reader,
     forward_spans,
     host_span_processors,
-    remove_reader,
     retire,
+    retire_reader,
 )
 from agent_otel._sdk.settings import Settings, resolve_settings, traces_sampler
 from agent_otel._sdk.span_processor import AgentOtelSpanProcessor
@@ -146,9 +147,6 @@ class Telemetry:
     metric_exporters: list[ReportingMetricExporter] = field(default_factory=list)
     metric_readers: list[MetricReader] = field(default_factory=list)  # on the meter provider built here
     meter_resource: Resource | None = None  # that provider's resource
-    #: In a forked child: the readers of its exporters on the root meter provider, where the program's meters are
-    #: (see fork_handover)
-    handover_readers: list[MetricReader] = field(default_factory=list)
     loss: LossReporter = field(default_factory=lambda: LossReporter())
     arguments: dict[str, object] = field(default_factory=dict)  # configure()'s, to set up again in a forked child
     exit_flush_timeout_millis: int = _DEFAULT_EXIT_FLUSH_TIMEOUT_MS
@@ -430,7 +428,7 @@ def configure(
         if set_global:
             _set_global_providers(telemetry, tp, mp)
         telemetry.tracer_provider = tp
-        if set_global and telemetry.owns_tracer_provider:  # where a parent's provider forwards in a forked child
+        if telemetry.owns_tracer_provider:  # where a parent's provider forwards in a forked child
             HANDOVER.tracer_provider = tp
         telemetry.meter_provider = mp
         rt = build_runtime(tp, mp, enabled=True)
@@ -614,6 +612,7 @@ def _after_fork_in_child() -> None:
     if inherited is None or inherited.settings is None:
         return
     _forked_resource[ResourceAttributes.PROCESS_PID] = os.getpid()
+    HANDOVER.started.clear()  # the spans a parent's tracers started in the parent are the parent's
     if not (inherited.owns_tracer_provider or inherited.owns_meter_provider):
         return  # the host's providers: the SDK resets their queues and threads in the child itself
     try:
@@ -675,7 +674,7 @@ def _hand_over_meters(telemetry: Telemetry, mp: AgentOtelMeterProvider, root: Me
             reader = _metric_reader(name, settings, telemetry)
             telemetry.metric_exporters[-1].handover = (resource, HANDOVER.left_out)
             root.add_metric_reader(reader)
-            telemetry.handover_readers.append(reader)
+            HANDOVER.readers.append(reader)
 
 
 _fork_handler_registered = False
@@ -800,7 +799,7 @@ def flush_queued() -> bool:
     done = True
     providers: tuple[TracerProvider | MeterProvider | None, ...] = (telemetry.tracer_provider,
                                                                      telemetry.meter_provider)
-    flushed: list[TracerProvider | MeterProvider | MetricReader | None] = [*providers, *telemetry.handover_readers]
+    flushed: list[TracerProvider | MeterProvider | MetricReader | None] = [*providers, *HANDOVER.readers]
     for provider in flushed:
         if provider is not None:
             flushing = _start("flush", functools.partial(provider.force_flush,
@@ -891,8 +890,11 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
     def meter_provider_shutdown(provider: MeterProvider) -> Callable[[], None]:
         return lambda: provider.shutdown(timeout_millis=remaining_millis())
 
-    def reader_removal(provider: MeterProvider, reader: MetricReader) -> Callable[[], None]:
-        return lambda: remove_reader(provider, reader, remaining_millis())
+    def reader_retirement(provider: MeterProvider, reader: MetricReader) -> Callable[[], None]:
+        return lambda: retire_reader(provider, reader, remaining_millis())
+
+    def reader_detachment(provider: MeterProvider, reader: MetricReader) -> Callable[[], None]:
+        return lambda: detach_reader(provider, reader, remaining_millis())
 
     def processor_step(processor: SpanProcessor) -> tuple[str, Callable[[], object]]:
         if any(processor is host for host in HANDOVER.carried):  # a parent's provider has it too: flushed only
@@ -909,7 +911,8 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
             continue
         if forked and owned:  # its readers only: the provider stays, for what was made from it (fork_handover)
             if isinstance(provider, MeterProvider):
-                steps.extend(("metric reader", reader_removal(provider, reader)) for reader in telemetry.metric_readers)
+                steps.extend(("metric reader", reader_retirement(provider, reader))
+                             for reader in telemetry.metric_readers)
         elif not owned:
             steps.append(("flush", flush(provider)))
         elif isinstance(provider, MeterProvider):
@@ -918,13 +921,12 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
             steps.extend(processor_step(processor) for processor in host_span_processors(provider, ()))
         else:
             steps.append(("tracer provider", provider.shutdown))
-    if HANDOVER.root is not None:
-        steps.extend(("metric reader", reader_removal(HANDOVER.root, reader)) for reader in telemetry.handover_readers)
+    root, readers, HANDOVER.readers = HANDOVER.root, HANDOVER.readers, []  # this process's, on the root
+    if root is not None:
+        steps.extend(("metric reader", reader_retirement(root, reader) if forked else reader_detachment(root, reader))
+                     for reader in readers)
     for what, step in steps:
         wait(_start(what, step))
-    if forked:
-        telemetry.metric_readers = []
-    telemetry.handover_readers = []
     telemetry.loss.counter = None
     if server is not None:
         wait(stop_server)

@@ -8,7 +8,7 @@ a counter. Those providers export nothing in the child, so a pre-fork server's w
 --preload``, Celery's prefork pool, a forking ``multiprocessing`` pool) lost every span and metric recorded
 through them, where the SDK alone would have exported them. The parent's providers hand over to the child's:
 
-- A span that the parent's tracers start in the child goes to the span processors of the global provider
+- A span that the parent's tracers start in the child goes to the span processors of the tracer provider
   agent-otel built there (one set up again after ``shutdown()`` included): agent-otel's processor on the
   parent's provider forwards it (:func:`forward_spans`). A host's processor on the parent's provider is added
   to each provider agent-otel builds in the child (:func:`host_span_processors`), and each span reaches it
@@ -16,9 +16,12 @@ through them, where the SDK alone would have exported them. The parent's provide
 - The program's meters stay on the meter provider its process started with, the *root* (a child's provider
   gives it every meter but agent-otel's own, :class:`AgentOtelMeterProvider`): an instrument taken before
   the fork and the same one taken after it are one instrument, one series, as with the SDK alone. The root
-  gets a fresh reader of the child's exporters in each child, and loses the parent's (:func:`remove_reader`):
-  what is recorded there, from zero (what the parent recorded is the parent's to export), without agent-otel's
-  own scopes, which the child sets up again.
+  gets a fresh reader of the child's exporters in each child: what is recorded there, from zero (what the
+  parent recorded is the parent's to export), without agent-otel's own scopes, which the child sets up again.
+  The parent's readers there are retired (:func:`retire_reader`), not taken off: the SDK's removal takes
+  locks that a thread of the parent may have held at the fork, which no thread releases in the child. Their
+  storages drop what they are given, so that each generation of forks adds one call, not one storage, to what
+  a measurement of the program costs.
 - What agent-otel's exporters send carries the child's resource (:func:`spans_in_resource`,
   :func:`metrics_in_resource`), its ``process.pid`` and ``service.instance.id``, as the child's own
   telemetry does.
@@ -28,8 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
-import threading
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
@@ -54,10 +55,33 @@ SYSTEM_METRICS_SCOPE = "opentelemetry.instrumentation.system_metrics"
 OWN_SCOPES = frozenset((semconv.SCOPE_NAME, SYSTEM_METRICS_SCOPE))
 
 
+class Handover:
+    """This process's hand-over, once it is a forked child of a configured process (:data:`HANDOVER`)."""
+
+    def __init__(self) -> None:
+        #: The meter provider of the process the program started in, where its meters are; None: not a child
+        self.root: MeterProvider | None = None
+        #: The scopes of agent-otel's own on the root, which a child sets up again on its own provider
+        self.left_out: frozenset[str] = frozenset()
+        #: This process's readers on the root (one per push exporter of its configuration)
+        self.readers: list[MetricReader] = []
+        #: The tracer provider agent-otel built, which spans are forwarded to (None between ``shutdown()`` and
+        #: ``configure()``, or when it built none)
+        self.tracer_provider: TracerProvider | None = None
+        #: The host's span processors found on a parent's provider: on each tracer provider agent-otel builds here
+        self.carried: list[SpanProcessor] = []
+        #: The ids of the spans that a parent's tracer started in this process (cleared in each fork)
+        self.started: set[int] = set()
+
+
+HANDOVER = Handover()
+
+
 class AgentOtelMeterProvider(MeterProvider):
     """The meter provider ``configure()`` builds. In a forked child, every meter but agent-otel's own comes
     from :attr:`root` (the provider of the process the program started in), where the program's meters of
-    before the fork are: one instrument per name, whenever it was taken."""
+    before the fork are: one instrument per name, whenever it was taken. Its ``force_flush()`` (the global
+    provider's, the root's kept by the program) flushes this process's readers of the root too."""
 
     root: MeterProvider | None = None
 
@@ -68,23 +92,11 @@ class AgentOtelMeterProvider(MeterProvider):
             return root.get_meter(name, version, schema_url, attributes)
         return super().get_meter(name, version, schema_url, attributes)
 
-
-class Handover:
-    """This process's hand-over, once it is a forked child of a configured process (:data:`HANDOVER`)."""
-
-    def __init__(self) -> None:
-        #: The meter provider of the process the program started in, where its meters are; None: not a child
-        self.root: MeterProvider | None = None
-        #: The scopes of agent-otel's own on the root, which a child sets up again on its own provider
-        self.left_out: frozenset[str] = frozenset()
-        #: The global tracer provider agent-otel built, which spans are forwarded to (None between ``shutdown()``
-        #: and ``configure()``, or when it built none)
-        self.tracer_provider: TracerProvider | None = None
-        #: The host's span processors found on a parent's provider: on each tracer provider agent-otel builds here
-        self.carried: list[SpanProcessor] = []
-
-
-HANDOVER = Handover()
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        done = super().force_flush(timeout_millis)
+        for reader in HANDOVER.readers:
+            done = reader.force_flush(timeout_millis) and done
+        return done
 
 
 def forward_spans(processor: AgentOtelSpanProcessor, skipped: Iterable[SpanProcessor]) -> None:
@@ -93,13 +105,13 @@ def forward_spans(processor: AgentOtelSpanProcessor, skipped: Iterable[SpanProce
     ``skipped`` (the host's on that parent's provider: they have the span already). The processors are read from
     the SDK's multi-processor at each span (pinned SDK; no public API lists them), so that one the program adds
     after the fork (in a post-fork hook) gets them too; none where it has another shape. A span that started in
-    the parent is the parent's, which exports it: its copy here is only hashed and stripped of content as it
+    a parent is that parent's, which exports it: its copy here is only hashed and stripped of content as it
     ends (the host's processors on that provider see it, as they would without agent-otel), not bridged (the
     parent counts it). Set on the instance: a chain of forks forwards each generation's spans the same way."""
     processor.bridge = None
     own_ending = functools.partial(AgentOtelSpanProcessor._on_ending, processor)
     excluded = frozenset(id(each) for each in skipped)
-    started: set[int] = set()  # the span ids of the spans started here (an explicit start time may be any)
+    started = HANDOVER.started
     kept: list[tuple[SpanProcessor, ...]] = [(), ()]  # the SDK's tuple, and the successors made from it
 
     def successors() -> tuple[SpanProcessor, ...]:
@@ -130,50 +142,55 @@ def forward_spans(processor: AgentOtelSpanProcessor, skipped: Iterable[SpanProce
             for successor in successors():
                 successor.on_end(span)
 
-    vars(processor).update(on_start=on_start, _on_ending=on_ending, on_end=on_end)
+    def force_flush(timeout_millis: int = 30_000) -> bool:
+        provider = HANDOVER.tracer_provider
+        return provider.force_flush(timeout_millis) if provider is not None else True
+
+    vars(processor).update(on_start=on_start, _on_ending=on_ending, on_end=on_end, force_flush=force_flush)
 
 
 def retire(processor: SpanProcessor) -> None:
     """Make a parent's span processor of ours, shut down in the child, take no more spans: a shut-down batch
     processor logs "Shutdown called, ignoring Span." for the first one and counts each as dropped, where the
-    spans are forwarded (:func:`forward_spans`), not lost."""
-    vars(processor).update(on_start=_ignored, _on_ending=_ignored, on_end=_ignored)
+    spans are forwarded (:func:`forward_spans`), not lost; and its flush fails."""
+    vars(processor).update(on_start=_ignored, _on_ending=_ignored, on_end=_ignored, force_flush=_flushed)
+
+
+def retire_reader(provider: MeterProvider, reader: MetricReader, timeout_millis: float) -> None:
+    """Shut down a reader a parent made on ``provider``, in the child, collecting nothing: its exporter is the
+    parent's (which exports what it holds), and a collection would run the program's observable callbacks in the
+    fork handler, where one waiting for a lock that a thread of the parent held at the fork waits for ever. Its
+    collections are made to do nothing (set on the instance: the SDK's fork handler starts its thread again in
+    later forks, and the program may flush the provider it is on), before its shutdown stops its thread. It stays
+    on the provider (see the module), whose measurements its storage then takes and drops: one call each, where
+    storing them cost a measurement of the program as much again per reader (its storage read from the SDK's
+    measurement consumer, pinned SDK; stored as before where that has another shape)."""
+    vars(reader)["collect"] = _ignored
+    storages = getattr(getattr(provider, "_measurement_consumer", None), "_reader_storages", None)
+    storage: object = storages.get(reader) if isinstance(storages, dict) else None
+    if storage is not None:
+        vars(storage)["consume_measurement"] = _ignored
+    reader.shutdown(timeout_millis=timeout_millis)
+
+
+def detach_reader(provider: MeterProvider, reader: MetricReader, timeout_millis: float) -> None:
+    """Shut ``reader`` down (its last export, within ``timeout_millis``) and take it off ``provider``, which would
+    otherwise keep storing measurements for it (``configure()`` after ``shutdown()`` in a child adds another).
+    Outside a fork handler: the SDK's removal takes the provider's locks. Its second shutdown there (the SDK's
+    removal shuts down, after unregistering, so that a periodic reader's last collection logged "Cannot call
+    collect...") and any later collection do nothing."""
+    reader.shutdown(timeout_millis=timeout_millis)
+    vars(reader).update(collect=_ignored, shutdown=_ignored)
+    provider.remove_metric_reader(reader)
 
 
 def _ignored(*_: object, **__: object) -> None:
-    """Takes a span processor's call and does nothing."""
+    """Takes a call and does nothing."""
 
 
-def remove_reader(provider: MeterProvider, reader: MetricReader, timeout_millis: float = 30_000) -> None:
-    """Shut ``reader`` down (its last export, within ``timeout_millis``) and take it off ``provider``: left on it,
-    it would store every measurement of the program's in the child for nothing, and a periodic one, whose thread
-    the SDK starts again in each later fork, would run the observable callbacks once more per generation. The
-    SDK's ``remove_metric_reader`` unregisters a reader before shutting it down, so that a periodic reader's last
-    collection logs "Cannot call collect..." from its thread: shut down first, the second shutdown's "Can't
-    shutdown multiple times" left unsaid. The provider's configuration keeps the readers it was made with, so
-    the SDK's fork handler starts a periodic reader's thread again in each later fork, whose last collection
-    would say that too: that thread is made to do nothing (the SDK's private ``_ticker``, on the instance)."""
-    reader.shutdown(timeout_millis=timeout_millis)
-    sdk_logger = logging.getLogger(type(reader).__module__)
-    unsaid = _OnThisThread()
-    sdk_logger.addFilter(unsaid)
-    try:
-        provider.remove_metric_reader(reader)
-    finally:
-        sdk_logger.removeFilter(unsaid)
-    if hasattr(reader, "_ticker"):
-        vars(reader)["_ticker"] = _ignored
-
-
-class _OnThisThread(logging.Filter):
-    """Drops the records logged on the thread that made it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.thread = threading.get_ident()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.thread != self.thread
+def _flushed(*_: object, **__: object) -> bool:
+    """Takes a flush and says it is done."""
+    return True
 
 
 def host_span_processors(provider: TracerProvider, ours: Iterable[SpanProcessor]) -> list[SpanProcessor]:
