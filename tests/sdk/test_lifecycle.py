@@ -456,6 +456,69 @@ def test_a_worker_flushes_through_the_global_and_the_kept_providers_and_forks_ag
     assert sum(count for (_, name), count in spans.items() if name == "open at the second fork") == 1
 
 
+def test_a_worker_forked_while_its_parent_collects_metrics_goes_on() -> None:
+    """The parent's collection holds the measurement lock of its meter provider, which stays taken for good in a
+    child forked meanwhile: adding the child's reader to that provider hung it in ``os.fork()``. It goes on without
+    that reader now, and counts why."""
+    child = run_child("""
+        import json, os, threading
+        from opentelemetry import metrics
+        import agent_otel
+
+        agent_otel.configure(service_name="prefork")
+        collecting, released = threading.Event(), threading.Event()
+
+        def observe(options):
+            collecting.set()
+            released.wait(60)
+            return []
+
+        metrics.get_meter("program").create_observable_gauge("program.observed", [observe])
+        flushing = threading.Thread(target=metrics.get_meter_provider().force_flush)
+        flushing.start()
+        collecting.wait(60)
+        pid = os.fork()
+        if pid == 0:
+            print(json.dumps({"forked": True}), flush=True)
+            os._exit(0)
+        released.set()
+        flushing.join()
+        print(json.dumps({"status": os.waitpid(pid, 0)[1]}))
+    """, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+                      AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS="100")
+    in_worker, in_parent = (json.loads(line) for line in child.stdout.strip().splitlines()[-2:])
+    assert in_worker == {"forked": True} and in_parent == {"status": 0}
+    assert child.stderr == ""
+
+
+def test_a_worker_shuts_down_through_the_global_or_the_kept_meter_provider(receiver: OtlpHttpReceiver) -> None:
+    """``shutdown()`` of the global meter provider in a worker, or of the one the program kept from before the fork,
+    exported none of the program's metrics (and the kept one's said "Can't shutdown multiple times" on stderr)."""
+    child = run_child("""
+        import json, os, signal
+        from opentelemetry import metrics
+        import agent_otel
+
+        agent_otel.configure(service_name="prefork")
+        kept = metrics.get_meter_provider()
+        metrics.get_meter("program").create_counter("program.requests").add(7)
+        workers = []
+        for provider in ("global", "kept"):
+            pid = os.fork()
+            if pid == 0:
+                metrics.get_meter("program").create_counter("program.requests").add(3)
+                (metrics.get_meter_provider() if provider == "global" else kept).shutdown()
+                os.kill(os.getpid(), signal.SIGKILL)  # no exit flush: what the shutdown sent is all there is
+            os.waitpid(pid, 0)
+            workers.append(pid)
+        print(json.dumps({"workers": workers}))
+    """, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL=receiver.protocol)
+    assert child.stderr == ""
+    workers = last_json(child)["workers"]
+    wait_until(lambda: all(sums_per_process(receiver, "program.requests").get(pid) == 3 for pid in workers),
+               "each worker's count, sent by its shutdown", timeout_s=DEADLINE_S)
+
+
 def test_a_worker_of_a_configuration_not_set_global_forwards_the_spans_of_the_parents_tracers(
         receiver: OtlpHttpReceiver) -> None:
     """``configure(set_global=False)``: its providers are not the global ones, but those of the program's tracers

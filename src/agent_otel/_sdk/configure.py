@@ -111,6 +111,7 @@ from agent_otel._sdk.fork_handover import (
     detach_reader,
     forward_spans,
     host_span_processors,
+    measurements_unlocked,
     retire,
     retire_reader,
 )
@@ -669,12 +670,21 @@ def _hand_over_meters(telemetry: Telemetry, mp: AgentOtelMeterProvider, root: Me
     """In a forked child: the program's meters come from the ``root`` provider, which gets a reader of each
     of this configuration's push exporters, without agent-otel's own scopes, with this process's resource."""
     mp.root = root
-    for name in settings.metrics_exporters:
-        if name != "prometheus":  # a /metrics of the child's own (after shutdown(), configure() again) is its own
-            reader = _metric_reader(name, settings, telemetry)
-            telemetry.metric_exporters[-1].handover = (resource, HANDOVER.left_out)
-            root.add_metric_reader(reader)
-            HANDOVER.readers.append(reader)
+    pushed = [name for name in settings.metrics_exporters if name != "prometheus"]  # a worker's own /metrics: its own
+    if pushed and not measurements_unlocked(root, _MEASUREMENT_LOCK_WAIT_S):
+        report_error("fork.hand_over", TimeoutError("the parent was collecting metrics as it forked: this process "
+                                                    "exports none of the program's instruments taken before"))
+        return
+    for name in pushed:
+        reader = _metric_reader(name, settings, telemetry)
+        telemetry.metric_exporters[-1].handover = (resource, HANDOVER.left_out)
+        root.add_metric_reader(reader)
+        HANDOVER.readers.append(reader)
+
+
+#: How long a forked child waits for its root meter provider's measurement lock (see measurements_unlocked): a
+#: collection of the parent's under way at the fork holds it for good there, one of this process's only briefly.
+_MEASUREMENT_LOCK_WAIT_S = 1.0
 
 
 _fork_handler_registered = False

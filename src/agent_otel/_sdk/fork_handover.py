@@ -98,6 +98,13 @@ class AgentOtelMeterProvider(MeterProvider):
             done = reader.force_flush(timeout_millis) and done
         return done
 
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
+        """Its own readers, and this process's on the root: their last export (later shutdowns do nothing)."""
+        super().shutdown(timeout_millis)
+        for reader in HANDOVER.readers:
+            reader.shutdown(timeout_millis=timeout_millis)
+            vars(reader)["shutdown"] = _ignored
+
 
 def forward_spans(processor: AgentOtelSpanProcessor, skipped: Iterable[SpanProcessor]) -> None:
     """Make ``processor`` (agent-otel's, on a parent's tracer provider) pass the spans that start on that provider
@@ -124,9 +131,9 @@ def forward_spans(processor: AgentOtelSpanProcessor, skipped: Iterable[SpanProce
         return kept[1]
 
     def on_start(span: Span, parent_context: Context | None = None) -> None:
-        started.add(span.context.span_id)
-        for successor in successors():
+        for successor in successors():  # one that raises: the program's start_span() raises, the span never ends
             successor.on_start(span, parent_context=parent_context)
+        started.add(span.context.span_id)
 
     def on_ending(span: Span) -> None:
         if span.context.span_id not in started:
@@ -171,6 +178,21 @@ def retire_reader(provider: MeterProvider, reader: MetricReader, timeout_millis:
     if storage is not None:
         vars(storage)["consume_measurement"] = _ignored
     reader.shutdown(timeout_millis=timeout_millis)
+    vars(reader)["shutdown"] = _ignored  # the program's shutdown() of the provider it is on: once is enough
+
+
+def measurements_unlocked(provider: MeterProvider, timeout_s: float) -> bool:
+    """Whether ``provider``'s measurement lock (pinned SDK; True where it has another shape) can be taken within
+    ``timeout_s``. Adding a reader takes it, and in a forked child it stays taken for ever when a thread of the
+    parent held it at the fork (a collection under way): checked first, so that the child goes on without the
+    reader rather than hang in ``os.fork()``."""
+    lock = getattr(getattr(provider, "_measurement_consumer", None), "_lock", None)
+    if lock is None or not hasattr(lock, "acquire"):
+        return True
+    if not lock.acquire(timeout=timeout_s):
+        return False
+    lock.release()
+    return True
 
 
 def detach_reader(provider: MeterProvider, reader: MetricReader, timeout_millis: float) -> None:
