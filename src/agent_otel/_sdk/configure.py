@@ -809,8 +809,7 @@ def flush_queued() -> bool:
     done = True
     providers: tuple[TracerProvider | MeterProvider | None, ...] = (telemetry.tracer_provider,
                                                                      telemetry.meter_provider)
-    flushed: list[TracerProvider | MeterProvider | MetricReader | None] = [*providers, *HANDOVER.readers]
-    for provider in flushed:
+    for provider in providers:  # a forked child's meter provider flushes its readers of the root too
         if provider is not None:
             flushing = _start("flush", functools.partial(provider.force_flush,
                                                          max(1, int((deadline - time.monotonic()) * 1000))))
