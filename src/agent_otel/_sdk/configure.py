@@ -147,7 +147,6 @@ class Telemetry:
     span_processors: list[ReportingBatchSpanProcessor] = field(default_factory=list)
     metric_exporters: list[ReportingMetricExporter] = field(default_factory=list)
     metric_readers: list[MetricReader] = field(default_factory=list)  # on the meter provider built here
-    meter_resource: Resource | None = None  # that provider's resource
     loss: LossReporter = field(default_factory=lambda: LossReporter())
     arguments: dict[str, object] = field(default_factory=dict)  # configure()'s, to set up again in a forked child
     exit_flush_timeout_millis: int = _DEFAULT_EXIT_FLUSH_TIMEOUT_MS
@@ -420,7 +419,7 @@ def configure(
                 settings.service_name, _named_service(host_tp.resource).merge(resource or Resource({})))
             mp = AgentOtelMeterProvider(resource=mp_resource, metric_readers=readers, views=metric_views(),
                                         shutdown_on_exit=False)
-            telemetry.metric_readers, telemetry.meter_resource = readers, mp_resource
+            telemetry.metric_readers = readers
             if HANDOVER.root is not None:  # a forked child: the program's meters are on the root (fork_handover)
                 _hand_over_meters(telemetry, mp, HANDOVER.root, settings, mp_resource)
             telemetry.owns_meter_provider = True

@@ -122,10 +122,7 @@ def forward_spans(processor: AgentOtelSpanProcessor, skipped: Iterable[SpanProce
     kept: list[tuple[SpanProcessor, ...]] = [(), ()]  # the SDK's tuple, and the successors made from it
 
     def successors() -> tuple[SpanProcessor, ...]:
-        active = getattr(HANDOVER.tracer_provider, "_active_span_processor", None)
-        found = getattr(active, "_span_processors", None)
-        if not isinstance(found, tuple):
-            return ()
+        found = _span_processors_of(HANDOVER.tracer_provider)
         if found is not kept[0]:  # another provider, or a processor added since
             kept[:] = [found, tuple(each for each in found if id(each) not in excluded)]
         return kept[1]
@@ -217,12 +214,16 @@ def _flushed(*_: object, **__: object) -> bool:
 
 def host_span_processors(provider: TracerProvider, ours: Iterable[SpanProcessor]) -> list[SpanProcessor]:
     """The span processors on ``provider`` that are not in ``ours``: a host's (e.g. its own exporter, added to
-    the global provider). Read from the SDK's multi-processor (pinned SDK; no public API lists them): none
-    where it has another shape."""
-    active = getattr(provider, "_active_span_processor", None)
-    found = getattr(active, "_span_processors", ())
+    the global provider)."""
     excluded = {id(processor) for processor in ours}
-    return [processor for processor in found if id(processor) not in excluded] if isinstance(found, tuple) else []
+    return [processor for processor in _span_processors_of(provider) if id(processor) not in excluded]
+
+
+def _span_processors_of(provider: TracerProvider | None) -> tuple[SpanProcessor, ...]:
+    """The span processors on ``provider``, from the SDK's multi-processor (pinned SDK; no public API lists them):
+    none where it has another shape."""
+    found = getattr(getattr(provider, "_active_span_processor", None), "_span_processors", None)
+    return found if isinstance(found, tuple) else ()
 
 
 def spans_in_resource(spans: Sequence[ReadableSpan], resource: Resource) -> Sequence[ReadableSpan]:
