@@ -283,3 +283,66 @@ def test_a_forked_child_that_leaves_by_os_exit_flushes_first(tmp_path: Path) -> 
         wait_until(lambda: any(s.name == "execute_tool forked" for s in receiver.spans()), "the child's tool span")
         [span] = [s for s in receiver.spans() if s.name == "execute_tool forked"]
         assert attributes_of(span).get("job.id") == "forked-tests"
+
+
+#: A child that leaves while its collector takes the connection and never answers, so that its exit flush runs for
+#: its whole budget, and a parent that sends it SIGTERM meanwhile, as ``join(timeout)`` then ``terminate()`` does.
+#: Without agent-otel the child is gone before the signal: its status is the one it gave.
+TERMINATED_WHILE_FLUSHING = """
+import multiprocessing, os, signal, socket, sys, threading
+import agent_otel
+
+listener = socket.create_server(("127.0.0.1", 0))
+connected = threading.Event()
+connections = []
+
+
+def collector_that_never_answers():
+    while True:
+        connections.append(listener.accept()[0])
+        connected.set()
+
+
+threading.Thread(target=collector_that_never_answers, daemon=True).start()
+os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{listener.getsockname()[1]}"
+agent_otel.configure(system_metrics=False)
+
+
+@agent_otel.tool("work")
+def work(x):
+    return x
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "Process":
+        child = multiprocessing.get_context("fork").Process(target=work, args=(1,))
+        child.start()
+        pid = child.pid
+    else:
+        pid = os.fork()
+        if pid == 0:
+            work(1)
+            os._exit(3)
+    if not connected.wait(60):  # its exporter connected: the child is in its exit flush (the parent exports nothing)
+        sys.exit("the child's exit flush never connected")
+    os.kill(pid, signal.SIGTERM)
+    if sys.argv[1] == "Process":
+        child.join()
+        print(child.exitcode)
+    else:
+        print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+@pytest.mark.parametrize(("leaving", "status"), [("Process", "0"), ("os._exit", "3")])
+def test_a_child_sent_sigterm_during_its_exit_flush_leaves_with_its_own_status(tmp_path: Path, leaving: str,
+                                                                              status: str) -> None:
+    """Before, the flush held the signal and then died of it: ``Process.exitcode`` -15 for a target that returned,
+    and a forked child leaving by ``os._exit(3)`` was killed in its flush (-15 too)."""
+    (tmp_path / "terminated.py").write_text(TERMINATED_WHILE_FLUSHING)
+    environment = {**CLEAN_ENV, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_TRACES_EXPORTER": "otlp",
+                   "OTEL_METRICS_EXPORTER": "otlp", "OTEL_LOGS_EXPORTER": "none",
+                   "OTEL_METRIC_EXPORT_INTERVAL": "600000", "AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS": "2000"}
+    result = subprocess.run([sys.executable, "terminated.py", leaving], cwd=tmp_path, env=environment,
+                            capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"{status}\n", "")

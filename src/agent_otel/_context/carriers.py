@@ -391,9 +391,14 @@ def _wrap_exec(wrapped: Callable[..., Any], instance: object, args: Args, kwargs
 def _wrap_os_exit(wrapped: Callable[..., NoReturn], instance: object, args: Args, kwargs: Kwargs) -> NoReturn:
     """``os._exit()`` runs no exit hook: what this process queued (spans that ended, the metrics since the last
     export) is flushed first, within the exit flush budget, as before an exec. A forked child that leaves by it (each
-    test ``pytest --forked`` runs) lost all it recorded. Nothing stops the exit: not even a Ctrl-C meanwhile."""
+    test ``pytest --forked`` runs) lost all it recorded. Nothing stops the exit: not even a Ctrl-C meanwhile, nor a
+    SIGTERM, which without the flush would have found the process gone (see ``sigterm_dropped``): it leaves with the
+    status it gives."""
+    from agent_otel._sdk.configure import sigterm_dropped  # imported already: configure() patched us
+
     try:
-        _flush_queued("autoinstrument.os_exit")
+        with sigterm_dropped():
+            _flush_queued("autoinstrument.os_exit")
     except BaseException:  # a KeyboardInterrupt in the flush: the program asked to leave at once
         pass
     wrapped(*args, **kwargs)

@@ -218,7 +218,7 @@ def _flush() -> None:
         return
     _flushed = True
     try:
-        flush_at_exit()  # within AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS, no retries; a SIGTERM meanwhile waits for it
+        flush_at_exit()  # within AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS, no retries; a SIGTERM meanwhile is ignored
     except Exception as exc:  # never change the program's exit, nor its output: counted and logged, as ours are
         report_error("launcher.flush", exc)
 
