@@ -185,14 +185,46 @@ def test_a_module_that_fails_to_import_prints_the_import_traceback_without_the_l
     (app / "broken_pkg" / "cli.py").write_text("")
     result = launched(app, "shop.toml", "-m", "broken_pkg.cli")
     expected = plain(app, "-m", "broken_pkg.cli")
-    assert (result.returncode, result.stdout) == (expected.returncode, expected.stdout) == (1, "")
-    assert result.stderr.splitlines()[-3:] == expected.stderr.splitlines()[-3:] == [
+    assert outcome(result) == outcome(expected)  # runpy's two frames first, as python prints them
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.splitlines()[1:2] == ['  File "<frozen runpy>", line 189, in _run_module_as_main']
+    assert result.stderr.splitlines()[-3:] == [
         f'  File "{app / "broken_pkg" / "__init__.py"}", line 1, in <module>',
         "    raise ValueError('in the package')", "ValueError: in the package"]
-    assert "agent_otel" not in result.stderr
     missing = launched(app, "shop.toml", "-m", "no_such_module_zc")
     assert (missing.returncode, missing.stdout) == (1, "")
     assert missing.stderr.endswith(": No module named no_such_module_zc\n")
+
+
+FAILING_CLI = """\
+def check(x):
+    raise LookupError(x)
+
+
+def main():
+    return check("fail")
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.parametrize("config", ["failing.toml", "shop.toml"], ids=["a target in the module", "none"])
+def test_a_module_run_with_m_prints_the_traceback_python_prints_runpys_frames_first(app: Path, config: str) -> None:
+    """``python -m`` runs the module in runpy's ``_run_module_as_main`` and ``_run_code``, whose frames start the
+    traceback of an uncaught exception. Before, the launcher's had neither (run a group of statements at a time
+    when the module has targets, or whole)."""
+    (app / "failing").mkdir()
+    (app / "failing" / "__init__.py").write_text("")
+    (app / "failing" / "cli.py").write_text(FAILING_CLI)
+    (app / "failing.toml").write_text('[[tool]]\ntarget = "failing.cli:check"\n')
+    result = launched(app, config, "-m", "failing.cli")
+    assert outcome(result) == outcome(plain(app, "-m", "failing.cli"))
+    assert result.stderr.splitlines()[:3] == ["Traceback (most recent call last):",
+                                              '  File "<frozen runpy>", line 198, in _run_module_as_main',
+                                              '  File "<frozen runpy>", line 88, in _run_code']
+    assert result.stderr.endswith("LookupError: fail\n") and "agent_otel" not in result.stderr
 
 
 def test_interpreter_run_options_reach_the_program_and_its_own_targets_still_apply(app: Path) -> None:

@@ -394,9 +394,12 @@ def _print_when_uncaught(plan: Plan) -> None:
         sys.excepthook = hook
         start = tb
         node = tb
-        while node is not None:  # the program's frames start after the last launcher frame
+        launched = False
+        while node is not None:  # the program's frames start after the launcher's (runpy's of a -m module's first)
             if node.tb_frame.f_code.co_filename in _LAUNCHER_FILES:
-                start = node.tb_next
+                launched, start = True, node.tb_next
+            elif launched:
+                break
             node = node.tb_next
         value.__traceback__ = start
         program_tb = programs.program_traceback(value, __file__)

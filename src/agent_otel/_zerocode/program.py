@@ -20,6 +20,7 @@ import __future__
 
 import ast
 import builtins
+import contextlib
 import functools
 import importlib.abc
 import importlib.machinery
@@ -30,9 +31,10 @@ import runpy
 import sys
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import CodeType, FunctionType, ModuleType, TracebackType
+from typing import Any
 
 import wrapt
 
@@ -131,8 +133,7 @@ def code(text: str) -> Program:
 def module(name: str) -> Program:
     """``python -m name`` (a package runs its ``__main__``); sets ``sys.argv[0]`` as python does."""
     try:
-        # runpy's own lookup, so that every refusal reads as python's (it has no public equivalent)
-        mod_name, spec, module_code = runpy._get_module_details(name, ModuleNotRunnable)  # type: ignore[attr-defined]
+        mod_name, spec, module_code = _module_details(name)
     except ModuleNotRunnable as exc:
         raise ModuleNotRunnable(f"{sys.executable}: {exc}") from None
     if isinstance(spec.loader, wrapt.BaseObjectProxy):
@@ -212,6 +213,14 @@ def run(program: Program) -> None:
         assert program.fallback is not None
         program.fallback()
         return
+    if program.module.__dict__.get("__spec__") is not None and _RUNPY_SHADOWABLE:
+        _under_runpy(program)
+    else:
+        _execute(program)
+
+
+def _execute(program: Program) -> None:
+    assert program.code is not None
     specs = targets_in(program.names)
     wanted = {spec.qualname.split(".")[0] for spec in specs}
     if not specs or program.source is None:
@@ -223,6 +232,83 @@ def run(program: Program) -> None:
         if bound:
             _apply(program, specs, bound)
     _apply(program, specs, None)  # a target the code never defined: reported as for an imported module
+
+
+def _looks_up(function: object, *names: str) -> bool:
+    code = getattr(function, "__code__", None)
+    return code is not None and set(names) <= set(code.co_names)
+
+
+#: runpy runs a ``-m`` module as :func:`_under_runpy` expects: its main function looks its details up and calls
+#: ``_run_code``, which runs the code with ``exec`` (a global lookup that a global of runpy's own shadows). On a
+#: Python whose runpy does otherwise, the module runs without runpy's frames.
+_RUNPY_SHADOWABLE = _looks_up(getattr(runpy, "_run_module_as_main", None), "_get_module_details", "_run_code") \
+    and _looks_up(getattr(runpy, "_run_code", None), "exec")
+
+
+@contextlib.contextmanager
+def _runpy_calling(**replacements: Callable[..., Any]) -> Iterator[None]:
+    """runpy's globals named as ``replacements`` replaced by them for one call of its main function, so that the
+    frames of that call are runpy's own, as under ``python -m``. Each is put back at its first use (``exec``,
+    which shadows the builtin, removed), so a program that runs modules with runpy itself finds runpy as it was,
+    and all of them when the block ends."""
+    namespace = vars(runpy)
+    originals = {name: namespace.get(name) for name in replacements}
+
+    def put_back(name: str) -> None:
+        if originals[name] is None:
+            namespace.pop(name, None)
+        else:
+            namespace[name] = originals[name]
+
+    def once(name: str, replacement: Callable[..., Any]) -> Callable[..., Any]:
+        def replaced(*args: Any, **kwargs: Any) -> Any:
+            put_back(name)
+            return replacement(*args, **kwargs)
+        return replaced
+
+    namespace.update({name: once(name, replacement) for name, replacement in replacements.items()})
+    try:
+        yield
+    finally:
+        for name in replacements:
+            put_back(name)
+
+
+def _module_details(name: str) -> tuple[str, Any, CodeType]:
+    """runpy's lookup of a ``-m`` module (its own, so that every refusal reads as python's: it has no public
+    equivalent), made inside runpy's main function, so that the traceback of a package that fails to import starts
+    with its frame, as under ``python -m``; its ``_run_code`` runs nothing then."""
+    if not _RUNPY_SHADOWABLE:
+        return runpy._get_module_details(name, ModuleNotRunnable)  # type: ignore[attr-defined,no-any-return]
+    found: list[tuple[str, Any, CodeType]] = []
+    original = runpy._get_module_details  # type: ignore[attr-defined]
+
+    def details(mod_name: str, error: type[Exception]) -> tuple[str, Any, CodeType]:
+        found.append(original(mod_name, ModuleNotRunnable))  # raised out of runpy, which catches its own only
+        return found[-1]
+
+    with _runpy_calling(_get_module_details=details, _run_code=lambda *args, **kwargs: None):
+        runpy._run_module_as_main(name)  # type: ignore[attr-defined]  # as python calls it (sys.argv[0] set)
+    return found[-1]
+
+
+def _under_runpy(program: Program) -> None:
+    """Run a ``-m`` module inside runpy's own two frames (``_run_module_as_main``, ``_run_code``), as ``python -m``
+    does, so that an uncaught exception's traceback shows them as under python: runpy's main function is given
+    the module's details found already, and its ``exec`` runs the module as :func:`_execute` does."""
+    spec = program.module.__spec__
+    assert spec is not None
+    ran: list[bool] = []
+
+    def execute(code: CodeType, run_globals: dict[str, object]) -> None:
+        ran.append(True)
+        _execute(program)
+
+    with _runpy_calling(_get_module_details=lambda name, error: (name, spec, program.code), exec=execute):
+        runpy._run_module_as_main(spec.name)  # type: ignore[attr-defined]
+    if not ran:  # runpy ran the code itself, without the targets
+        raise RuntimeError("runpy did not run the module through agent-otel")
 
 
 def main_of(program: Program) -> str | None:
@@ -287,7 +373,7 @@ def _module_file(name: str) -> str | None:
 
 #: The files of the wrappers' own frames, which a traceback printed for the program leaves out: ours, and the
 #: threading instrumentation's, which the launcher turns on to carry the context into threads and pools.
-_WRAPPER_FILES = frozenset(file for file in (patching.__file__, wrappers.__file__,
+_WRAPPER_FILES = frozenset(file for file in (patching.__file__, wrappers.__file__, __file__,
                                              _module_file("opentelemetry.instrumentation.threading"))
                            if file is not None)
 
