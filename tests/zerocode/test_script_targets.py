@@ -227,6 +227,25 @@ def test_a_module_run_with_m_prints_the_traceback_python_prints_runpys_frames_fi
     assert result.stderr.endswith("LookupError: fail\n") and "agent_otel" not in result.stderr
 
 
+def test_a_module_run_with_m_whose_package_runs_code_with_runpy_runs_once(app: Path) -> None:
+    """A package that reads its settings with ``runpy.run_path`` as it is imported (config loaders do), run with
+    ``-m``: a first version of the runpy frames above ran nothing there (it took the replaced ``_run_code`` for its
+    own), then ran the module twice, once in the launcher's ``__main__``."""
+    (app / "configured").mkdir()
+    (app / "configured" / "__init__.py").write_text(
+        "import os, runpy\nSETTINGS = runpy.run_path(os.path.join(os.path.dirname(__file__), 'settings.py'))\n")
+    (app / "configured" / "settings.py").write_text("DEBUG = True\n")
+    (app / "configured" / "cli.py").write_text(
+        "from configured import SETTINGS\n\n\ndef main():\n    with open('runs.log', 'a') as log:\n"
+        "        print(__name__, file=log)\n    print('DEBUG =', SETTINGS.get('DEBUG'))\n\n\nmain()\n")
+    expected = plain(app, "-m", "configured.cli")
+    for config in ("shop.toml", "failing.toml"):  # no target; one in the package (found by the import hook)
+        (app / "failing.toml").write_text('[[tool]]\ntarget = "configured.cli:main"\n')
+        (app / "runs.log").unlink()
+        assert outcome(launched(app, config, "-m", "configured.cli")) == outcome(expected) == (0, "DEBUG = True\n", "")
+        assert (app / "runs.log").read_text() == "__main__\n"
+
+
 def test_interpreter_run_options_reach_the_program_and_its_own_targets_still_apply(app: Path) -> None:
     """`python -u app.py`, as containers start programs: the launcher starts again with the options and runs the
     script itself, so its `__main__` targets are wrapped (before, `-u` made it exec python: no span)."""

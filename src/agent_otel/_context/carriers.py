@@ -28,6 +28,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from agent_otel._context.baggage_header import merged_baggage
 from agent_otel._context.propagation import CarriedCall, _has_context_to_carry, carry, subprocess_env
+from agent_otel._engine.exit_signals import caught_outside_python, held_over_exit_flush
 from agent_otel._engine.fork_signals import hold_over_fork
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import start_thread
@@ -144,11 +145,12 @@ def _own_telemetry() -> bool:
 
 
 def _exit_flush(signum: int | None = None) -> None:
+    """The flush of a worker that leaves right after: by ``os._exit()``, or killed by ``signum``."""
     from agent_otel._sdk.configure import end_in_flight_on, flush_at_exit  # imported already: configure() patched us
 
     if signum is not None:
         end_in_flight_on(signum)
-    flush_at_exit()
+    flush_at_exit(leaving=True)
 
 
 def _on_terminate(signum: int, frame: object) -> None:
@@ -179,7 +181,7 @@ def _flush_on_terminate() -> None:
     global _handler_pid, _replaced_handler
     try:
         current = signal.getsignal(signal.SIGTERM)
-        if (current is signal.SIG_DFL and not _caught_outside_python(signal.SIGTERM)) or getattr(
+        if (current is signal.SIG_DFL and not caught_outside_python(signal.SIGTERM)) or getattr(
                 current, "flushes_agent_otel", False):
             _handler_pid, _replaced_handler = os.getpid(), current  # first: a SIGTERM may come at once
             signal.signal(signal.SIGTERM, _on_terminate)
@@ -187,20 +189,6 @@ def _flush_on_terminate() -> None:
             _watch_for_terminate()
     except Exception as exc:  # not the main thread; no signals or threads here: never into the worker's start
         report_error("autoinstrument.process_exit", exc)
-
-
-def _caught_outside_python(signum: int) -> bool:
-    """Whether a handler that Python does not know of catches ``signum`` (``faulthandler.register()``'s, a C
-    library's): ``signal.getsignal()`` says SIG_DFL for it, and installing ours replaced it (a worker's stack dump on
-    SIGTERM was lost). Read off ``/proc/self/status``; False where there is none."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("SigCgt:"):
-                    return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
-    except (OSError, ValueError, IndexError):
-        pass
-    return False
 
 
 #: How often the watcher interrupts the main thread until :func:`_on_terminate` runs there.
@@ -392,12 +380,10 @@ def _wrap_os_exit(wrapped: Callable[..., NoReturn], instance: object, args: Args
     """``os._exit()`` runs no exit hook: what this process queued (spans that ended, the metrics since the last
     export) is flushed first, within the exit flush budget, as before an exec. A forked child that leaves by it (each
     test ``pytest --forked`` runs) lost all it recorded. Nothing stops the exit: not even a Ctrl-C meanwhile, nor a
-    SIGTERM, which without the flush would have found the process gone (see ``sigterm_dropped``): it leaves with the
-    status it gives."""
-    from agent_otel._sdk.configure import sigterm_dropped  # imported already: configure() patched us
-
+    SIGTERM or SIGHUP, which without the flush would have found the process gone (see ``exit_signals``): it leaves
+    with the status it gives."""
     try:
-        with sigterm_dropped():
+        with held_over_exit_flush(leaving=True):
             _flush_queued("autoinstrument.os_exit")
     except BaseException:  # a KeyboardInterrupt in the flush: the program asked to leave at once
         pass

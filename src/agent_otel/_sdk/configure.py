@@ -18,20 +18,17 @@ collector never answers, and runs at interpreter exit if the host never called i
 from __future__ import annotations
 
 import atexit
-import contextlib
 import errno
 import functools
 import logging
 import os
-import signal
 import socketserver
 import sys
 import threading
 import time
-import types
 import urllib.parse
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from contextvars import Token
 from dataclasses import dataclass, field
 
@@ -86,6 +83,7 @@ from agent_otel._context.carriers import (
     unwrap_instrumented_thread_run,
 )
 from agent_otel._context.propagation import context_from_environment
+from agent_otel._engine.exit_signals import held_over_exit_flush
 from agent_otel._engine.instruments import build_runtime, enabled_from_env, forget_runtime
 from agent_otel._engine.policy import check_policy_environment, policy
 from agent_otel._engine.self_telemetry import count_unreported, report_error
@@ -708,7 +706,7 @@ _processors: weakref.WeakKeyDictionary[TracerProvider, AgentOtelSpanProcessor] =
 def _register_exit_hook() -> None:
     """Shut down what we own at interpreter exit, within ``shutdown()``'s timeout. The SDK's own
     exit hooks (turned off on the providers we build) wait 30 s per provider for a collector that
-    never answers, so a host that never called ``shutdown()`` would hang on exit. SIGTERM is ignored meanwhile
+    never answers, so a host that never called ``shutdown()`` would hang on exit. SIGTERM is held meanwhile
     (:func:`flush_at_exit`): a spawned pool worker leaving as ``Pool.terminate()`` signals it ran the SIGTERM
     flush inside this one, which found it under way and killed the process before it had exported."""
     global _exit_hook_registered
@@ -759,35 +757,14 @@ def shutdown_at_exit() -> None:
 _AFTER_A_TIMED_OUT_FLUSH_MS = 50
 
 
-def flush_at_exit() -> None:
-    """:func:`shutdown_at_exit` with a SIGTERM arriving meanwhile dropped (:func:`sigterm_dropped`). Never raises."""
-    with sigterm_dropped():
+def flush_at_exit(leaving: bool = False) -> None:
+    """:func:`shutdown_at_exit` with SIGTERM and SIGHUP held until it is done, then delivered, or dropped when the
+    process is ``leaving`` right after (see :mod:`~agent_otel._engine.exit_signals`). Never raises."""
+    with held_over_exit_flush(leaving):
         try:
             shutdown_at_exit()
         except KeyboardInterrupt:  # Ctrl-C during a slow flush: the exit goes on, without it, as the user asked; the
             pass  # interpreter printed our frames as "Exception ignored in atexit callback"
-
-
-@contextlib.contextmanager
-def sigterm_dropped() -> Iterator[None]:
-    """SIGTERM ignored around an exit flush, which only a process that is leaving runs. Without agent-otel it would
-    be gone already, so a SIGTERM that comes meanwhile (``Pool.terminate()``, a parent's ``join(timeout)`` then
-    ``terminate()``) finds no process, and it leaves with the status it gave, not killed by the signal (``-15``
-    where the program exited 0); nor does the flush die half done. The flush's budget bounds the wait. Off the main
-    thread, or with SIGTERM ignored already, nothing changes."""
-    previous: Callable[[int, types.FrameType | None], object] | int | None = None
-    try:
-        current = signal.getsignal(signal.SIGTERM)
-        if current not in (signal.SIG_IGN, None):
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            previous = current
-    except ValueError:  # not the main thread: signal handlers cannot be set here
-        pass
-    try:
-        yield
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def exports_from_this_process() -> bool:

@@ -212,13 +212,14 @@ def _child_environment(config_file: Path | None) -> None:
 _flushed = False
 
 
-def _flush() -> None:
+def _flush(leaving: bool = False) -> None:
+    """The exit flush, once: at the program's end, or on a signal it then dies of (``leaving``)."""
     global _flushed
     if _flushed:
         return
     _flushed = True
     try:
-        flush_at_exit()  # within AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS, no retries; a SIGTERM meanwhile is ignored
+        flush_at_exit(leaving)  # within AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS, no retries; SIGTERM and SIGHUP wait for it
     except Exception as exc:  # never change the program's exit, nor its output: counted and logged, as ours are
         report_error("launcher.flush", exc)
 
@@ -231,7 +232,7 @@ def _on_terminate(signum: int, frame: types.FrameType | None) -> None:
     if signal.getsignal(signum) is not _on_terminate:
         return
     end_in_flight_on(signum)
-    _flush()
+    _flush(leaving=True)
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 

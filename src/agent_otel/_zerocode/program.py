@@ -20,7 +20,6 @@ import __future__
 
 import ast
 import builtins
-import contextlib
 import functools
 import importlib.abc
 import importlib.machinery
@@ -31,7 +30,7 @@ import runpy
 import sys
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import CodeType, FunctionType, ModuleType, TracebackType
 from typing import Any
@@ -246,50 +245,54 @@ _RUNPY_SHADOWABLE = _looks_up(getattr(runpy, "_run_module_as_main", None), "_get
     and _looks_up(getattr(runpy, "_run_code", None), "exec")
 
 
-@contextlib.contextmanager
-def _runpy_calling(**replacements: Callable[..., Any]) -> Iterator[None]:
-    """runpy's globals named as ``replacements`` replaced by them for one call of its main function, so that the
-    frames of that call are runpy's own, as under ``python -m``. Each is put back at its first use (``exec``,
-    which shadows the builtin, removed), so a program that runs modules with runpy itself finds runpy as it was,
-    and all of them when the block ends."""
+def _as_python_runs_module(name: str, lookup: Callable[[str], tuple[str, Any, CodeType]], then: str,
+                           replacement: Callable[..., Any]) -> None:
+    """Call runpy's main function for module ``name`` as ``python -m`` calls it, so that the frames of that call
+    are runpy's own, with two of its globals replaced, each for one use: its lookup of the module's details is
+    ``lookup``, run with runpy as it is (the package it imports may use runpy itself); once that has returned,
+    ``then`` (``_run_code``, or ``exec``, a global that shadows the builtin) is ``replacement``, and only runpy's
+    own code runs until it is used. Each is put back at its use (``exec`` removed), and in any case at the end."""
     namespace = vars(runpy)
-    originals = {name: namespace.get(name) for name in replacements}
+    originals = {key: namespace.get(key) for key in ("_get_module_details", then)}
 
-    def put_back(name: str) -> None:
-        if originals[name] is None:
-            namespace.pop(name, None)
+    def put_back(key: str) -> None:
+        if originals[key] is None:
+            namespace.pop(key, None)
         else:
-            namespace[name] = originals[name]
+            namespace[key] = originals[key]
 
-    def once(name: str, replacement: Callable[..., Any]) -> Callable[..., Any]:
-        def replaced(*args: Any, **kwargs: Any) -> Any:
-            put_back(name)
-            return replacement(*args, **kwargs)
-        return replaced
+    def replaced(*args: Any, **kwargs: Any) -> Any:
+        put_back(then)
+        return replacement(*args, **kwargs)
 
-    namespace.update({name: once(name, replacement) for name, replacement in replacements.items()})
+    def details(mod_name: str, error: type[Exception]) -> tuple[str, Any, CodeType]:
+        put_back("_get_module_details")
+        found = lookup(mod_name)
+        namespace[then] = replaced
+        return found
+
+    namespace["_get_module_details"] = details
     try:
-        yield
+        runpy._run_module_as_main(name)  # type: ignore[attr-defined]  # as python calls it (sys.argv[0] set)
     finally:
-        for name in replacements:
-            put_back(name)
+        put_back("_get_module_details")
+        put_back(then)
 
 
 def _module_details(name: str) -> tuple[str, Any, CodeType]:
     """runpy's lookup of a ``-m`` module (its own, so that every refusal reads as python's: it has no public
     equivalent), made inside runpy's main function, so that the traceback of a package that fails to import starts
     with its frame, as under ``python -m``; its ``_run_code`` runs nothing then."""
+    lookup = runpy._get_module_details  # type: ignore[attr-defined]
     if not _RUNPY_SHADOWABLE:
-        return runpy._get_module_details(name, ModuleNotRunnable)  # type: ignore[attr-defined,no-any-return]
+        return lookup(name, ModuleNotRunnable)  # type: ignore[no-any-return]
     found: list[tuple[str, Any, CodeType]] = []
-    original = runpy._get_module_details  # type: ignore[attr-defined]
 
-    def details(mod_name: str, error: type[Exception]) -> tuple[str, Any, CodeType]:
-        found.append(original(mod_name, ModuleNotRunnable))  # raised out of runpy, which catches its own only
+    def details(mod_name: str) -> tuple[str, Any, CodeType]:
+        found.append(lookup(mod_name, ModuleNotRunnable))  # raised out of runpy, which catches its own only
         return found[-1]
 
-    with _runpy_calling(_get_module_details=details, _run_code=lambda *args, **kwargs: None):
-        runpy._run_module_as_main(name)  # type: ignore[attr-defined]  # as python calls it (sys.argv[0] set)
+    _as_python_runs_module(name, details, "_run_code", lambda *args, **kwargs: None)
     return found[-1]
 
 
@@ -305,8 +308,7 @@ def _under_runpy(program: Program) -> None:
         ran.append(True)
         _execute(program)
 
-    with _runpy_calling(_get_module_details=lambda name, error: (name, spec, program.code), exec=execute):
-        runpy._run_module_as_main(spec.name)  # type: ignore[attr-defined]
+    _as_python_runs_module(spec.name, lambda name: (name, spec, program.code), "exec", execute)  # type: ignore[arg-type,return-value]
     if not ran:  # runpy ran the code itself, without the targets
         raise RuntimeError("runpy did not run the module through agent-otel")
 
