@@ -5,13 +5,18 @@ connection and never answers, so that each flush lasts its whole budget."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from tests.support.environment import CLEAN_ENV
+
+AGENT_OTEL = str(Path(sys.executable).parent / "agent-otel")
 
 #: What every program below starts with: a collector that never answers, in the program itself, whose first
 #: connection says that the program is in its exit flush (nothing is exported before: no export interval ends).
@@ -19,19 +24,20 @@ NEVER_ANSWERS = """
 import os, signal, socket, sys, threading
 import agent_otel
 
-listener = socket.create_server(("127.0.0.1", 0))
 connected = threading.Event()
 connections = []
 
 
-def collector_that_never_answers():
+def collector_that_never_answers(listener):
     while True:
         connections.append(listener.accept()[0])
         connected.set()
 
 
-threading.Thread(target=collector_that_never_answers, daemon=True).start()
-os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{listener.getsockname()[1]}"
+if __name__ == "__main__":  # not in a spawned child, which imports this as __mp_main__ (and inherits the endpoint)
+    listener = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(target=collector_that_never_answers, args=(listener,), daemon=True).start()
+    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{listener.getsockname()[1]}"
 """
 
 #: A child that leaves while its exit flush runs, and a parent that sends it SIGTERM meanwhile, as ``join(timeout)``
@@ -47,8 +53,8 @@ def work(x):
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "Process":
-        child = multiprocessing.get_context("fork").Process(target=work, args=(1,))
+    if sys.argv[1] != "os._exit":
+        child = multiprocessing.get_context(sys.argv[1]).Process(target=work, args=(1,))
         child.start()
         pid = child.pid
     else:
@@ -59,7 +65,7 @@ if __name__ == "__main__":
     if not connected.wait(60):  # its exporter connected: the child is in its exit flush (the parent exports nothing)
         sys.exit("the child's exit flush never connected")
     os.kill(pid, signal.SIGTERM)
-    if sys.argv[1] == "Process":
+    if sys.argv[1] != "os._exit":
         child.join()
         print(child.exitcode)
     else:
@@ -86,6 +92,14 @@ def child():  # until the program is gone or lets it go (its end of the pipe clo
 
 def during_the_flush():
     connected.wait(60)
+    if sys.argv[1] == "fork":
+        report, reported = os.pipe()
+        forked = os.fork()
+        if forked == 0:  # its handlers are the program's, not the flush's: killed at once, so that it flushes nothing
+            os.write(reported, b"SIG_DFL" if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL else b"other")
+            os.kill(os.getpid(), signal.SIGKILL)
+        os.waitpid(forked, 0)
+        print("a process forked meanwhile has SIGTERM's handler:", os.read(report, 100).decode(), flush=True)
     sleeper = subprocess.Popen(["sleep", "30"])
     with open(f"/proc/{sleeper.pid}/status") as status:
         ignored = next(int(line.split()[1], 16) for line in status if line.startswith("SigIgn:"))
@@ -104,6 +118,9 @@ if __name__ == "__main__":
 """
 
 
+MEANWHILE = "a process started meanwhile ignores SIGTERM: False\n"
+
+
 def _run(tmp_path: Path, program: str, *args: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "program.py").write_text(program)
     environment = {**CLEAN_ENV, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_TRACES_EXPORTER": "otlp",
@@ -113,11 +130,12 @@ def _run(tmp_path: Path, program: str, *args: str) -> subprocess.CompletedProces
                           text=True, timeout=120)
 
 
-@pytest.mark.parametrize(("leaving", "status"), [("Process", "0"), ("os._exit", "3")])
-def test_a_child_sent_sigterm_during_its_flush_before_os_exit_leaves_with_its_own_status(
+@pytest.mark.parametrize(("leaving", "status"), [("fork", "0"), ("spawn", "0"), ("os._exit", "3")])
+def test_a_child_sent_sigterm_during_its_last_flush_leaves_with_its_own_status(
         tmp_path: Path, leaving: str, status: str) -> None:
-    """Before, the flush held the signal and then died of it: ``Process.exitcode`` -15 for a target that returned,
-    and a forked child leaving by ``os._exit(3)`` was killed in its flush (-15 too)."""
+    """A ``Process`` whose target returned (started by fork: it flushes before ``os._exit()``; by spawn: at its
+    interpreter's exit), a forked child leaving by ``os._exit(3)``. Before, the flush held the signal and then died of
+    it: exitcode -15 (a first version of the fix still gave -15 for spawn)."""
     result = _run(tmp_path, TERMINATED_WHILE_FLUSHING, leaving)
     assert (result.returncode, result.stdout, result.stderr) == (0, f"{status}\n", "")
 
@@ -128,13 +146,75 @@ def test_a_sigterm_during_the_flush_at_exit_still_ends_a_process_whose_exit_hook
     fix ignored it (the process then exited 0, after its child ended), and a process started while it was
     ignored kept ignoring it, across its exec."""
     result = _run(tmp_path, STILL_THERE, "default")
-    assert (result.returncode, result.stdout, result.stderr) == (
-        -15, "a process started meanwhile ignores SIGTERM: False\n", "")
+    assert (result.returncode, result.stdout, result.stderr) == (-15, MEANWHILE, "")
 
 
 def test_a_sigterm_handler_installed_in_c_is_kept_over_the_flush(tmp_path: Path) -> None:
     """``faulthandler.register(SIGTERM)``: the program dumps its stacks and goes on, as without agent-otel; before,
     the flush put back the default that ``signal.getsignal()`` reports for it, and the SIGTERM killed it."""
     result = _run(tmp_path, STILL_THERE, "faulthandler")
-    assert (result.returncode, result.stdout) == (0, "a process started meanwhile ignores SIGTERM: False\n")
+    assert (result.returncode, result.stdout) == (0, MEANWHILE)
     assert "most recent call first" in result.stderr
+
+
+def test_a_process_forked_during_the_flush_has_the_programs_handlers(tmp_path: Path) -> None:
+    """A thread of the program forks while the main thread flushes at exit: the child's SIGTERM handler is the
+    program's (here the default), not the flush's, and a handler of the child's that calls the one it replaces
+    calls that. (The child is killed at once; the SDK's own fork handler may print about the interpreter's
+    shutdown, which a fork during the exit hooks meets.)"""
+    result = _run(tmp_path, STILL_THERE, "fork")
+    assert (result.returncode, result.stdout) == (
+        -15, "a process forked meanwhile has SIGTERM's handler: SIG_DFL\n" + MEANWHILE)
+    assert "agent_otel" not in result.stderr
+
+
+#: A program under ``agent-otel run`` whose SIGTERM handler raises, sent SIGTERM during the exit flush by a thread of
+#: its own (which sees the flush's handler in place of the program's).
+HANDLER_RAISES = """
+import signal, threading, os
+
+
+def on_term(signum, frame):
+    raise RuntimeError("raised by the program's handler")
+
+
+def during_the_flush():
+    while signal.getsignal(signal.SIGTERM) is on_term:
+        threading.Event().wait(0.01)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+signal.signal(signal.SIGTERM, on_term)
+threading.Thread(target=during_the_flush, daemon=True).start()
+"""
+
+
+def test_what_the_programs_handler_of_a_held_signal_raises_is_reported_as_the_programs(tmp_path: Path) -> None:
+    """The held SIGTERM reaches the program's handler once the flush is done, inside agent-otel's exit hook, which
+    Python names when it reports what a hook raised. Before, under ``agent-otel run``, the launcher caught it as
+    one of agent-otel's own failures: nothing was printed."""
+    (tmp_path / "program.py").write_text(HANDLER_RAISES)
+    listener = socket.create_server(("127.0.0.1", 0))  # a collector that never answers: the flush lasts
+    accepted: list[socket.socket] = []
+
+    def never_answer() -> None:
+        with contextlib.suppress(OSError):  # the listener closed
+            while True:
+                accepted.append(listener.accept()[0])
+
+    threading.Thread(target=never_answer, daemon=True).start()
+    environment = {**CLEAN_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{listener.getsockname()[1]}",
+                   "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_TRACES_EXPORTER": "otlp",
+                   "OTEL_METRICS_EXPORTER": "otlp", "OTEL_LOGS_EXPORTER": "none",
+                   "AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS": "300", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    (tmp_path / "agent-otel.toml").write_text("[instrumentation]\ninstrumentations = false\n")
+    try:
+        result = subprocess.run([AGENT_OTEL, "run", "--", sys.executable, "program.py"], cwd=tmp_path,
+                                env=environment, capture_output=True, text=True, timeout=120)
+    finally:
+        listener.close()
+        for connection in accepted:
+            connection.close()
+    assert (result.returncode, result.stdout) == (0, "")
+    assert result.stderr.startswith("Exception ignored in atexit callback")
+    assert result.stderr.endswith("RuntimeError: raised by the program's handler\n")

@@ -28,7 +28,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from agent_otel._context.baggage_header import merged_baggage
 from agent_otel._context.propagation import CarriedCall, _has_context_to_carry, carry, subprocess_env
-from agent_otel._engine.exit_signals import caught_outside_python, held_over_exit_flush
+from agent_otel._engine.exit_signals import caught_outside_python, held_over_exit_flush, work_done
 from agent_otel._engine.fork_signals import hold_over_fork
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import start_thread
@@ -118,6 +118,8 @@ def _wrap_process_bootstrap(wrapped: Callable[..., int], instance: BaseProcess, 
     finally:
         if _start_method(instance) != "spawn":
             _flush_if_own()
+        else:  # it leaves by sys.exit(): its exit flush is the last thing it does
+            work_done()
 
 
 def _start_method(process: BaseProcess) -> str | None:

@@ -8,61 +8,121 @@ done, then:
 - delivered, at exit: the exit hooks registered before ``configure()`` still run after the flush
   (``multiprocessing``'s, which joins the program's children, ``logging``'s), so the process is still there, and its
   handler (or the default) takes the signal as it would have;
-- dropped, when the process leaves right after: ``os._exit()`` comes next, or it dies of the signal that started
-  the flush. Without agent-otel it would be gone already: it leaves with its own status (a ``Process`` whose target
-  returned reads exitcode 0, not -15).
+- dropped, when the process leaves right after: ``os._exit()`` comes next, it dies of the signal that started the
+  flush, or its work is done (a ``multiprocessing`` worker whose target returned: see :func:`work_done`). Without
+  agent-otel it would be gone already: it leaves with its own status (a ``Process`` whose target returned reads
+  exitcode 0, not -15).
 
 Held by a Python handler of ours, put back when the flush ends: only the main thread can set one, so the flush of
 another thread holds nothing. A handler installed outside Python (``faulthandler.register(SIGTERM)``'s), which
-``signal.getsignal`` reports as the default, is left as it is, and so is a signal the program ignores.
+``signal.getsignal`` reports as the default, is left as it is, and so is a signal the program ignores. Our handler
+acts as the one it stands for wherever it is not holding: in a child another thread forks meanwhile (whose fork
+handler also puts that one back), or left in place by a Ctrl-C that interrupted putting it back.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 #: The signals whose default ends the process that a program is sent to stop it (SIGINT raises
 #: KeyboardInterrupt, which ends the flush: the exit goes on without it, as the user asked).
 _HELD = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
+#: While a flush holds them: signal -> the handler ours stands for, and the process holding them.
+_holding: dict[int, Any] = {}
+_holder = 0
+#: The signals that came meanwhile, in order; and the handler ours last stood for, per signal.
+_held: list[int] = []
+_stood_for: dict[int, Any] = {}
+#: The process's work is done (see :func:`work_done`): every exit flush from now on leaves right after.
+_leaving = False
+
+
+def work_done() -> None:
+    """Said by a ``multiprocessing`` worker whose target has returned and that leaves through the interpreter's exit
+    (spawned): nothing of the program runs after its exit flush, which then drops what it held."""
+    global _leaving
+    _leaving = True
+
 
 @contextmanager
 def held_over_exit_flush(leaving: bool) -> Iterator[None]:
     """Hold SIGTERM and SIGHUP over the block (an exit flush); then deliver them, or drop them when ``leaving``
-    (see the module)."""
-    held: list[int] = []
-    pid = os.getpid()
-
-    def hold(signum: int, frame: FrameType | None) -> None:
-        if os.getpid() != pid:  # a child another thread forked meanwhile: the default, as it would have
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        if signum not in held:
-            held.append(signum)
-
-    replaced: dict[int, object] = {}
-    for signum in _HELD:
-        try:
-            current = signal.getsignal(signum)
+    (see the module). A held signal is delivered to the program's handler here: what that raises is the program's,
+    and leaves the block. Inside another hold, nothing more."""
+    global _holder
+    if _holding and _holder == os.getpid():
+        yield
+        return
+    _holding.clear()
+    _held.clear()
+    _holder = os.getpid()
+    try:
+        for signum in _HELD:
+            try:
+                current = signal.getsignal(signum)
+            except ValueError:
+                break
             if current in (signal.SIG_IGN, None) or (current is signal.SIG_DFL and caught_outside_python(signum)):
                 continue
-            signal.signal(signum, hold)
-            replaced[signum] = current
-        except ValueError:  # not the main thread: signal handlers cannot be set here
-            break
-    try:
+            _holding[signum] = _stood_for[signum] = current  # first: a signal in between finds what it stands for
+            try:
+                signal.signal(signum, _hold)
+            except ValueError:  # not the main thread: signal handlers cannot be set here
+                del _holding[signum]
+                break
         yield
     finally:
-        for signum, previous in replaced.items():
-            signal.signal(signum, previous)  # type: ignore[arg-type]  # what getsignal() gave
-        if not leaving:
-            for signum in held:
-                os.kill(os.getpid(), signum)
+        _put_back()
+    if not (leaving or _leaving):
+        for signum in tuple(_held):
+            os.kill(os.getpid(), signum)
+    _held.clear()
+
+
+def _put_back() -> None:
+    while _holding:
+        signum, previous = _holding.popitem()
+        signal.signal(signum, previous)
+
+
+def _hold(signum: int, frame: FrameType | None) -> None:
+    if signum in _holding and _holder == os.getpid():
+        if signum not in _held:
+            _held.append(signum)
+        return
+    _act_as(_stood_for.get(signum, signal.SIG_DFL), signum, frame)
+
+
+def _act_as(handler: Callable[[int, FrameType | None], Any] | int | None, signum: int,
+            frame: FrameType | None) -> None:
+    """What ``handler`` does with the signal: where ours is left in place after its flush, it is that handler."""
+    if callable(handler):
+        handler(signum, frame)
+    elif handler != signal.SIG_IGN:  # the default: the signal ends the process
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+def _after_fork_in_child() -> None:
+    """A child forked while a flush holds the signals: its handlers are the ones ours stood for."""
+    global _leaving
+    _leaving = False
+    if _holding:
+        try:
+            _put_back()
+        except ValueError:  # forked off the main thread: signal handlers cannot be set there
+            _holding.clear()
+    _held.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def caught_outside_python(signum: int) -> bool:

@@ -759,12 +759,16 @@ _AFTER_A_TIMED_OUT_FLUSH_MS = 50
 
 def flush_at_exit(leaving: bool = False) -> None:
     """:func:`shutdown_at_exit` with SIGTERM and SIGHUP held until it is done, then delivered, or dropped when the
-    process is ``leaving`` right after (see :mod:`~agent_otel._engine.exit_signals`). Never raises."""
-    with held_over_exit_flush(leaving):
-        try:
-            shutdown_at_exit()
-        except KeyboardInterrupt:  # Ctrl-C during a slow flush: the exit goes on, without it, as the user asked; the
-            pass  # interpreter printed our frames as "Exception ignored in atexit callback"
+    process is ``leaving`` right after (see :mod:`~agent_otel._engine.exit_signals`). Raises only what the program's
+    handler of a held signal raises as it is delivered."""
+    try:
+        with held_over_exit_flush(leaving):
+            try:
+                shutdown_at_exit()
+            except Exception as exc:
+                report_error("exit.flush", exc)
+    except KeyboardInterrupt:  # Ctrl-C during a slow flush: the exit goes on, without it, as the user asked; the
+        pass  # interpreter printed our frames as "Exception ignored in atexit callback"
 
 
 def exports_from_this_process() -> bool:

@@ -20,7 +20,6 @@ from pathlib import Path
 
 from agent_otel._engine.fork_signals import hold_over_fork
 from agent_otel._engine.instruments import enabled_from_env
-from agent_otel._engine.self_telemetry import report_error
 from agent_otel._environment import (
     AGENT_OTEL_CONFIG,
     AGENT_OTEL_LAUNCHER,
@@ -218,10 +217,9 @@ def _flush(leaving: bool = False) -> None:
     if _flushed:
         return
     _flushed = True
-    try:
-        flush_at_exit(leaving)  # within AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS, no retries; SIGTERM and SIGHUP wait for it
-    except Exception as exc:  # never change the program's exit, nor its output: counted and logged, as ours are
-        report_error("launcher.flush", exc)
+    # within AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS, no retries; SIGTERM and SIGHUP wait for it (what the program's handler
+    # of one then raises is the program's: not caught here)
+    flush_at_exit(leaving)
 
 
 def _on_terminate(signum: int, frame: types.FrameType | None) -> None:
