@@ -246,6 +246,21 @@ def test_a_module_run_with_m_whose_package_runs_code_with_runpy_runs_once(app: P
         assert (app / "runs.log").read_text() == "__main__\n"
 
 
+def test_a_package_imported_for_m_sees_what_python_shows_it(app: Path) -> None:
+    """While ``python -m`` looks the module up (imports its package), ``sys.argv[0]`` is ``-m`` and ``__main__`` the
+    bare module the program will run in. Before, under the launcher, the package saw the module's name and the
+    launcher's own ``__main__`` (its file, its globals)."""
+    (app / "looked_up").mkdir()
+    (app / "looked_up" / "__init__.py").write_text(
+        "import sys\nmain = sys.modules['__main__']\n"
+        "print(sys.argv[0], getattr(main, '__file__', None), sorted(vars(main))[:4])\n")
+    (app / "looked_up" / "cli.py").write_text(
+        "import sys\nimport looked_up\nprint(looked_up.main is sys.modules['__main__'], sys.argv)\n")
+    expected = plain(app, "-m", "looked_up.cli", "x")
+    assert outcome(launched(app, "shop.toml", "-m", "looked_up.cli", "x")) == outcome(expected)
+    assert expected.stdout.splitlines()[0].startswith("-m None")
+
+
 def test_interpreter_run_options_reach_the_program_and_its_own_targets_still_apply(app: Path) -> None:
     """`python -u app.py`, as containers start programs: the launcher starts again with the options and runs the
     script itself, so its `__main__` targets are wrapped (before, `-u` made it exec python: no span)."""

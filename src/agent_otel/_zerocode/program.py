@@ -130,17 +130,26 @@ def code(text: str) -> Program:
 
 
 def module(name: str) -> Program:
-    """``python -m name`` (a package runs its ``__main__``); sets ``sys.argv[0]`` as python does."""
+    """``python -m name`` (a package runs its ``__main__``); sets ``sys.argv[0]`` as python does. While the module
+    is looked up (its package imported), ``sys.argv[0]`` is ``-m`` and ``__main__`` the bare module it will run
+    in, as under python; then the launcher's again, until :func:`run`."""
+    main = _main_module()
+    launcher_main = sys.modules.get(MAIN)
+    sys.argv[0] = "-m"
+    sys.modules[MAIN] = main
     try:
         mod_name, spec, module_code = _module_details(name)
     except ModuleNotRunnable as exc:
         raise ModuleNotRunnable(f"{sys.executable}: {exc}") from None
+    finally:
+        if launcher_main is not None and sys.modules.get(MAIN) is main:
+            sys.modules[MAIN] = launcher_main
     if isinstance(spec.loader, wrapt.BaseObjectProxy):
         # the module has targets, so wrapt's import hook found it and chained its loader: the program's
         # ``__loader__`` and ``__spec__.loader`` are the loader python gives it
         spec.loader = spec.loader.__wrapped__
-    main = _main_module(__file__=spec.origin, __cached__=spec.cached, __loader__=spec.loader,
-                        __package__=spec.parent, __spec__=spec)
+    main.__dict__.update(__file__=spec.origin, __cached__=spec.cached, __loader__=spec.loader,
+                         __package__=spec.parent, __spec__=spec)
     if spec.origin is not None:
         sys.argv[0] = spec.origin
     try:
