@@ -43,7 +43,8 @@ if __name__ == "__main__":  # not in a spawned child, which imports this as __mp
 #: A child that leaves while its exit flush runs, and a parent that sends it SIGTERM meanwhile, as ``join(timeout)``
 #: then ``terminate()`` does. Without agent-otel the child is gone before the signal: its status is the one it gave.
 TERMINATED_WHILE_FLUSHING = NEVER_ANSWERS + """
-import multiprocessing
+import atexit, multiprocessing, time
+atexit.register(time.sleep, 0.2)  # an exit hook registered before configure(): it runs after the exit flush
 agent_otel.configure(system_metrics=False)
 
 
@@ -121,21 +122,49 @@ if __name__ == "__main__":
 MEANWHILE = "a process started meanwhile ignores SIGTERM: False\n"
 
 
-def _run(tmp_path: Path, program: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(tmp_path: Path, program: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "program.py").write_text(program)
     environment = {**CLEAN_ENV, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_TRACES_EXPORTER": "otlp",
                    "OTEL_METRICS_EXPORTER": "otlp", "OTEL_LOGS_EXPORTER": "none",
-                   "OTEL_METRIC_EXPORT_INTERVAL": "600000", "AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS": "2000"}
+                   "OTEL_METRIC_EXPORT_INTERVAL": "600000", "AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS": "2000", **env}
     return subprocess.run([sys.executable, "program.py", *args], cwd=tmp_path, env=environment, capture_output=True,
                           text=True, timeout=120)
 
 
-@pytest.mark.parametrize(("leaving", "status"), [("fork", "0"), ("spawn", "0"), ("os._exit", "3")])
-def test_a_child_sent_sigterm_during_its_last_flush_leaves_with_its_own_status(
+def _launched(tmp_path: Path, program: str) -> subprocess.CompletedProcess[str]:
+    """``program`` under ``agent-otel run``, exporting to a collector that never answers, here."""
+    (tmp_path / "program.py").write_text(program)
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def never_answer() -> None:
+        with contextlib.suppress(OSError):  # the listener closed
+            while True:
+                accepted.append(listener.accept()[0])
+
+    threading.Thread(target=never_answer, daemon=True).start()
+    environment = {**CLEAN_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{listener.getsockname()[1]}",
+                   "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_TRACES_EXPORTER": "otlp",
+                   "OTEL_METRICS_EXPORTER": "otlp", "OTEL_LOGS_EXPORTER": "none",
+                   "AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS": "300", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    (tmp_path / "agent-otel.toml").write_text("[instrumentation]\ninstrumentations = false\n")
+    try:
+        return subprocess.run([AGENT_OTEL, "run", "--", sys.executable, "program.py"], cwd=tmp_path,
+                              env=environment, capture_output=True, text=True, timeout=120)
+    finally:
+        listener.close()
+        for connection in accepted:
+            connection.close()
+
+
+@pytest.mark.parametrize(("leaving", "status"), [("fork", "0"), ("os._exit", "3"), ("spawn", "-15")])
+def test_a_child_sent_sigterm_during_its_last_flush_ends_as_it_would_without_agent_otel(
         tmp_path: Path, leaving: str, status: str) -> None:
-    """A ``Process`` whose target returned (started by fork: it flushes before ``os._exit()``; by spawn: at its
-    interpreter's exit), a forked child leaving by ``os._exit(3)``. Before, the flush held the signal and then died of
-    it: exitcode -15 (a first version of the fix still gave -15 for spawn)."""
+    """A forked ``Process`` whose target returned, and a forked child leaving by ``os._exit(3)``: nothing of the
+    program runs after their flush, and without agent-otel they would be gone; before, the flush held the signal and
+    then died of it (-15). A spawned one leaves through its interpreter's exit, whose hooks registered before
+    ``configure()`` run after the flush: the signal ends it there, as it ends it in those hooks without agent-otel
+    (a second version of the fix dropped it: the worker ran its hook, then exited 0)."""
     result = _run(tmp_path, TERMINATED_WHILE_FLUSHING, leaving)
     assert (result.returncode, result.stdout, result.stderr) == (0, f"{status}\n", "")
 
@@ -168,53 +197,76 @@ def test_a_process_forked_during_the_flush_has_the_programs_handlers(tmp_path: P
     assert "agent_otel" not in result.stderr
 
 
-#: A program under ``agent-otel run`` whose SIGTERM handler raises, sent SIGTERM during the exit flush by a thread of
-#: its own (which sees the flush's handler in place of the program's).
-HANDLER_RAISES = """
-import signal, threading, os
+#: The program's SIGTERM handler (``MODE``) and an exit hook registered before ``configure()``, which runs after the
+#: flush; a thread of the program sends the signals in ``SEND`` during the flush.
+HANDLED = NEVER_ANSWERS + """
+import atexit, time
+atexit.register(lambda: print("the program's exit hook ran to its end", flush=True) if time.sleep(0.5) is None else 0)
+agent_otel.configure(system_metrics=False)
+agent_otel.tool("work")(lambda: None)()
 
 
-def on_term(signum, frame):
-    raise RuntimeError("raised by the program's handler")
+def exits(signum, frame):
+    sys.exit(3)
+
+
+def says(signum, frame):
+    print("SIGTERM's handler ran", flush=True)
+
+
+if os.environ["MODE"] == "as Ctrl-C":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+else:
+    signal.signal(signal.SIGHUP, exits)
+    signal.signal(signal.SIGTERM, says)
 
 
 def during_the_flush():
-    while signal.getsignal(signal.SIGTERM) is on_term:
-        threading.Event().wait(0.01)
-    os.kill(os.getpid(), signal.SIGTERM)
+    connected.wait(60)
+    for name in os.environ["SEND"].split(","):
+        os.kill(os.getpid(), getattr(signal, name))
 
 
-signal.signal(signal.SIGTERM, on_term)
 threading.Thread(target=during_the_flush, daemon=True).start()
 """
 
 
-def test_what_the_programs_handler_of_a_held_signal_raises_is_reported_as_the_programs(tmp_path: Path) -> None:
-    """The held SIGTERM reaches the program's handler once the flush is done, inside agent-otel's exit hook, which
-    Python names when it reports what a hook raised. Before, under ``agent-otel run``, the launcher caught it as
-    one of agent-otel's own failures: nothing was printed."""
-    (tmp_path / "program.py").write_text(HANDLER_RAISES)
-    listener = socket.create_server(("127.0.0.1", 0))  # a collector that never answers: the flush lasts
-    accepted: list[socket.socket] = []
+@pytest.mark.parametrize(("mode", "send", "before", "ends"), [
+    ("as Ctrl-C", "SIGTERM", "", "KeyboardInterrupt: \n"),
+    ("SIGHUP exits, SIGTERM says so", "SIGHUP,SIGTERM", "SIGTERM's handler ran\n", "SystemExit: 3\n"),
+])
+def test_the_programs_handlers_of_held_signals_run_as_python_runs_them(
+        tmp_path: Path, mode: str, send: str, before: str, ends: str) -> None:
+    """Delivered after the flush, the held signals reach the program's handlers together, as Python runs the
+    handlers of signals that come at once: by signal number, what one raises (``KeyboardInterrupt`` too) reported as
+    raised in an exit hook, the others run at the next check. Before, a KeyboardInterrupt from the program's handler
+    was taken for a Ctrl-C in the flush and swallowed, and the signals after one whose handler raised were lost."""
+    result = _run(tmp_path, HANDLED, MODE=mode, SEND=send)
+    assert (result.returncode, result.stdout) == (0, before + "the program's exit hook ran to its end\n")
+    assert result.stderr.startswith("Exception ignored in atexit callback") and result.stderr.endswith(ends)
 
-    def never_answer() -> None:
-        with contextlib.suppress(OSError):  # the listener closed
-            while True:
-                accepted.append(listener.accept()[0])
 
-    threading.Thread(target=never_answer, daemon=True).start()
-    environment = {**CLEAN_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{listener.getsockname()[1]}",
-                   "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_TRACES_EXPORTER": "otlp",
-                   "OTEL_METRICS_EXPORTER": "otlp", "OTEL_LOGS_EXPORTER": "none",
-                   "AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS": "300", "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    (tmp_path / "agent-otel.toml").write_text("[instrumentation]\ninstrumentations = false\n")
-    try:
-        result = subprocess.run([AGENT_OTEL, "run", "--", sys.executable, "program.py"], cwd=tmp_path,
-                                env=environment, capture_output=True, text=True, timeout=120)
-    finally:
-        listener.close()
-        for connection in accepted:
-            connection.close()
-    assert (result.returncode, result.stdout) == (0, "")
-    assert result.stderr.startswith("Exception ignored in atexit callback")
-    assert result.stderr.endswith("RuntimeError: raised by the program's handler\n")
+#: A program under ``agent-otel run`` that ends: a thread of its own sends it SIGTERM during the final flush (it
+#: sees the flush's handler in place of the launcher's).
+ENDS_UNDER_THE_LAUNCHER = """
+import signal, threading, os
+
+launchers = signal.getsignal(signal.SIGTERM)
+
+
+def during_the_flush():
+    while signal.getsignal(signal.SIGTERM) is launchers:
+        threading.Event().wait(0.01)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+threading.Thread(target=during_the_flush, daemon=True).start()
+print("done", flush=True)
+"""
+
+
+def test_under_the_launcher_a_sigterm_during_the_final_flush_leaves_the_programs_status(tmp_path: Path) -> None:
+    """The launcher's flush runs after the program's own exit hooks: nothing of the program runs after it, and
+    without agent-otel the program would be gone. Before, it died of the signal after the flush (-15)."""
+    result = _launched(tmp_path, ENDS_UNDER_THE_LAUNCHER)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "done\n", "")

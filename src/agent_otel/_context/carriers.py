@@ -28,7 +28,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from agent_otel._context.baggage_header import merged_baggage
 from agent_otel._context.propagation import CarriedCall, _has_context_to_carry, carry, subprocess_env
-from agent_otel._engine.exit_signals import caught_outside_python, held_over_exit_flush, work_done
+from agent_otel._engine.exit_signals import caught_outside_python, held_over_exit_flush
 from agent_otel._engine.fork_signals import hold_over_fork
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import start_thread
@@ -116,10 +116,8 @@ def _wrap_process_bootstrap(wrapped: Callable[..., int], instance: BaseProcess, 
     try:
         return wrapped(*args, **kwargs)
     finally:
-        if _start_method(instance) != "spawn":
+        if _start_method(instance) != "spawn":  # os._exit() next: nothing of the program runs after this flush
             _flush_if_own()
-        else:  # it leaves by sys.exit(): its exit flush is the last thing it does
-            work_done()
 
 
 def _start_method(process: BaseProcess) -> str | None:
@@ -146,13 +144,14 @@ def _own_telemetry() -> bool:
         return False
 
 
-def _exit_flush(signum: int | None = None) -> None:
-    """The flush of a worker that leaves right after: by ``os._exit()``, or killed by ``signum``."""
+def _exit_flush(signum: int | None = None, leaving: bool = True) -> None:
+    """The flush of a worker on its way out: killed by ``signum`` next, or leaving by ``os._exit()`` (``leaving``: with
+    nothing of the program to run before, see ``exit_signals``)."""
     from agent_otel._sdk.configure import end_in_flight_on, flush_at_exit  # imported already: configure() patched us
 
     if signum is not None:
         end_in_flight_on(signum)
-    flush_at_exit(leaving=True)
+    flush_at_exit(leaving)
 
 
 def _on_terminate(signum: int, frame: object) -> None:
@@ -323,8 +322,13 @@ def _forget_the_watch_in_child() -> None:
         report_error("autoinstrument.process_exit", exc)
 
 
-def _flush_before_os_exit() -> None:
-    """Never raises: what ``_bootstrap`` returned is the worker's exit status, and ``os._exit()`` comes next."""
+def _flush_before_os_exit(leaving: bool = True) -> None:
+    """Never raises when ``leaving``: what ``_bootstrap`` returned is the worker's exit status, and ``os._exit()``
+    comes next. Otherwise (the program's threads still to be joined first) a signal held meanwhile reaches the
+    program's handler after the flush, and what that raises is the program's."""
+    if not leaving:
+        _exit_flush(leaving=False)
+        return
     try:
         _exit_flush()
     except BaseException as exc:  # e.g. a signal handler's: what _bootstrap returned stays the status
@@ -344,16 +348,24 @@ def flush_this_worker_on_exit() -> None:
 
     _flush_on_terminate()
     if _start_method(multiprocessing.current_process()) != "spawn":  # a spawned worker's atexit hook flushes
-        util.Finalize(None, _flush_if_own, exitpriority=_LAST)
+        util.Finalize(None, _flush_at_the_last_finalizer, exitpriority=_LAST)
 
 
 #: Below every priority multiprocessing and programs give their exit finalizers (0 and up), so it runs after them.
 _LAST = -1_000_000
 
 
-def _flush_if_own() -> None:
+def _flush_if_own(leaving: bool = True) -> None:
     if _own_telemetry():  # not shut down by the worker's code meanwhile
-        _flush_before_os_exit()
+        _flush_before_os_exit(leaving)
+
+
+def _flush_at_the_last_finalizer() -> None:
+    """After the program's exit finalizers, ``_bootstrap`` joins the program's threads that are not daemons, then
+    the worker leaves by ``os._exit()``: while one of them still runs, the program is not done."""
+    current = threading.current_thread()
+    _flush_if_own(leaving=not any(thread is not current and not thread.daemon and thread.is_alive()
+                                  for thread in threading.enumerate()))
 
 
 def _wrap_popen_init(wrapped: Callable[..., None], instance: subprocess.Popen[Any], args: Args,
@@ -385,7 +397,7 @@ def _wrap_os_exit(wrapped: Callable[..., NoReturn], instance: object, args: Args
     SIGTERM or SIGHUP, which without the flush would have found the process gone (see ``exit_signals``): it leaves
     with the status it gives."""
     try:
-        with held_over_exit_flush(leaving=True):
+        with held_over_exit_flush():  # what it held is dropped
             _flush_queued("autoinstrument.os_exit")
     except BaseException:  # a KeyboardInterrupt in the flush: the program asked to leave at once
         pass

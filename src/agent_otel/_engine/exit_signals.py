@@ -8,10 +8,9 @@ done, then:
 - delivered, at exit: the exit hooks registered before ``configure()`` still run after the flush
   (``multiprocessing``'s, which joins the program's children, ``logging``'s), so the process is still there, and its
   handler (or the default) takes the signal as it would have;
-- dropped, when the process leaves right after: ``os._exit()`` comes next, it dies of the signal that started the
-  flush, or its work is done (a ``multiprocessing`` worker whose target returned: see :func:`work_done`). Without
-  agent-otel it would be gone already: it leaves with its own status (a ``Process`` whose target returned reads
-  exitcode 0, not -15).
+- dropped, when nothing of the program runs after the flush: ``os._exit()`` comes next, or the process dies of the
+  signal that started the flush. Without agent-otel it would be gone already: it leaves with its own status (a
+  ``Process`` whose target returned reads exitcode 0, not -15).
 
 Held by a Python handler of ours, put back when the flush ends: only the main thread can set one, so the flush of
 another thread holds nothing. A handler installed outside Python (``faulthandler.register(SIGTERM)``'s), which
@@ -24,6 +23,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -39,28 +39,18 @@ _holder = 0
 #: The signals that came meanwhile, in order; and the handler ours last stood for, per signal.
 _held: list[int] = []
 _stood_for: dict[int, Any] = {}
-#: The process's work is done (see :func:`work_done`): every exit flush from now on leaves right after.
-_leaving = False
-
-
-def work_done() -> None:
-    """Said by a ``multiprocessing`` worker whose target has returned and that leaves through the interpreter's exit
-    (spawned): nothing of the program runs after its exit flush, which then drops what it held."""
-    global _leaving
-    _leaving = True
 
 
 @contextmanager
-def held_over_exit_flush(leaving: bool) -> Iterator[None]:
-    """Hold SIGTERM and SIGHUP over the block (an exit flush); then deliver them, or drop them when ``leaving``
-    (see the module). A held signal is delivered to the program's handler here: what that raises is the program's,
-    and leaves the block. Inside another hold, nothing more."""
-    global _holder
+def held_over_exit_flush() -> Iterator[list[int]]:
+    """Hold SIGTERM and SIGHUP over the block (an exit flush): it gets the list of those that came meanwhile, to
+    :func:`deliver` after it or drop (see the module). Inside another hold, an empty list: the outer one has them."""
+    global _holder, _held
     if _holding and _holder == os.getpid():
-        yield
+        yield []
         return
     _holding.clear()
-    _held.clear()
+    _held = []
     _holder = os.getpid()
     try:
         for signum in _HELD:
@@ -76,13 +66,25 @@ def held_over_exit_flush(leaving: bool) -> Iterator[None]:
             except ValueError:  # not the main thread: signal handlers cannot be set here
                 del _holding[signum]
                 break
-        yield
+        yield _held
     finally:
         _put_back()
-    if not (leaving or _leaving):
-        for signum in tuple(_held):
-            os.kill(os.getpid(), signum)
-    _held.clear()
+
+
+def deliver(signals: list[int]) -> None:
+    """Send the held ``signals`` again as they came: pending together on this (the main) thread, then let through,
+    so that the program's handlers run as Python runs them for signals that come at once (by signal number; one
+    that raises leaves the others to run at the next check) and a default action ends the process. A signal the
+    program blocks stays pending, as it would have."""
+    if not signals:
+        return
+    pending = set(signals)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, pending)
+    try:
+        for signum in signals:
+            signal.pthread_kill(threading.get_ident(), signum)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _put_back() -> None:
@@ -111,8 +113,6 @@ def _act_as(handler: Callable[[int, FrameType | None], Any] | int | None, signum
 
 def _after_fork_in_child() -> None:
     """A child forked while a flush holds the signals: its handlers are the ones ours stood for."""
-    global _leaving
-    _leaving = False
     if _holding:
         try:
             _put_back()

@@ -83,7 +83,7 @@ from agent_otel._context.carriers import (
     unwrap_instrumented_thread_run,
 )
 from agent_otel._context.propagation import context_from_environment
-from agent_otel._engine.exit_signals import held_over_exit_flush
+from agent_otel._engine.exit_signals import deliver, held_over_exit_flush
 from agent_otel._engine.instruments import build_runtime, enabled_from_env, forget_runtime
 from agent_otel._engine.policy import check_policy_environment, policy
 from agent_otel._engine.self_telemetry import count_unreported, report_error
@@ -758,17 +758,20 @@ _AFTER_A_TIMED_OUT_FLUSH_MS = 50
 
 
 def flush_at_exit(leaving: bool = False) -> None:
-    """:func:`shutdown_at_exit` with SIGTERM and SIGHUP held until it is done, then delivered, or dropped when the
-    process is ``leaving`` right after (see :mod:`~agent_otel._engine.exit_signals`). Raises only what the program's
-    handler of a held signal raises as it is delivered."""
+    """:func:`shutdown_at_exit` with SIGTERM and SIGHUP held until it is done, then delivered, or dropped when
+    nothing of the program runs after it (``leaving``: see :mod:`~agent_otel._engine.exit_signals`). Raises only what
+    the program's handler of a delivered signal raises."""
+    held: list[int] = []
     try:
-        with held_over_exit_flush(leaving):
+        with held_over_exit_flush() as held:
             try:
                 shutdown_at_exit()
             except Exception as exc:
                 report_error("exit.flush", exc)
     except KeyboardInterrupt:  # Ctrl-C during a slow flush: the exit goes on, without it, as the user asked; the
         pass  # interpreter printed our frames as "Exception ignored in atexit callback"
+    if not leaving:
+        deliver(held)
 
 
 def exports_from_this_process() -> bool:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from agent_otel._engine.fork_signals import hold_over_fork
 from agent_otel._engine.instruments import enabled_from_env
+from agent_otel._engine.self_telemetry import report_error
 from agent_otel._environment import (
     AGENT_OTEL_CONFIG,
     AGENT_OTEL_LAUNCHER,
@@ -211,15 +212,25 @@ def _child_environment(config_file: Path | None) -> None:
 _flushed = False
 
 
-def _flush(leaving: bool = False) -> None:
-    """The exit flush, once: at the program's end, or on a signal it then dies of (``leaving``)."""
+def _flush(leaving: bool | None = None) -> None:
+    """The exit flush, once: at the program's end, or on a signal it then dies of (``leaving``). Registered with
+    atexit before the program runs, it runs after the program's own exit hooks: then nothing of the program runs
+    after it, and a SIGTERM or SIGHUP that comes meanwhile is dropped (see ``exit_signals``), unless children of the
+    program are left for ``multiprocessing``'s exit hook to join (imported before the program ran, it comes after)."""
     global _flushed
     if _flushed:
         return
     _flushed = True
-    # within AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS, no retries; SIGTERM and SIGHUP wait for it (what the program's handler
-    # of one then raises is the program's: not caught here)
-    flush_at_exit(leaving)
+    flush_at_exit(leaving if leaving is not None else not _children_left())  # within the exit budget, no retries
+
+
+def _children_left() -> bool:
+    multiprocessing = sys.modules.get("multiprocessing")
+    try:
+        return multiprocessing is not None and bool(multiprocessing.active_children())
+    except Exception as exc:  # never into the program's exit
+        report_error("launcher.flush", exc)
+        return False
 
 
 def _on_terminate(signum: int, frame: types.FrameType | None) -> None:
