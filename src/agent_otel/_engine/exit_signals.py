@@ -72,17 +72,22 @@ def held_over_exit_flush() -> Iterator[list[int]]:
 
 
 def deliver(signals: list[int]) -> None:
-    """Send the held ``signals`` again as they came: pending together on this (the main) thread, then let through,
-    so that the program's handlers run as Python runs them for signals that come at once (by signal number; one
-    that raises leaves the others to run at the next check) and a default action ends the process. A signal the
-    program blocks stays pending, as it would have."""
+    """Send the held ``signals`` again, in the order they came: all pending first, on this (the main) thread, then let
+    through one at a time, each handler run (by Python, at once) or default action taken before the next. One whose
+    handler raises leaves the others pending, to run at Python's next check, as it runs the handlers of signals that
+    come together. A signal the main thread blocks goes to the process, for a thread that takes it, as it came."""
     if not signals:
         return
-    pending = set(signals)
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, pending)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, set(signals))
     try:
         for signum in signals:
-            signal.pthread_kill(threading.get_ident(), signum)
+            if signum in mask:
+                os.kill(os.getpid(), signum)
+            else:
+                signal.pthread_kill(threading.get_ident(), signum)
+        for signum in signals:
+            if signum not in mask:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
