@@ -145,8 +145,8 @@ def _own_telemetry() -> bool:
 
 
 def _exit_flush(signum: int | None = None, leaving: bool = True) -> None:
-    """The flush of a worker on its way out: killed by ``signum`` next, or leaving by ``os._exit()`` (``leaving``: with
-    nothing of the program to run before, see ``exit_signals``)."""
+    """The flush of a worker on its way out: killed by ``signum`` next, or leaving by ``os._exit()`` (``leaving``:
+    nothing of the program runs after it, see ``exit_signals``)."""
     from agent_otel._sdk.configure import end_in_flight_on, flush_at_exit  # imported already: configure() patched us
 
     if signum is not None:

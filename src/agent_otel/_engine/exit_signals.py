@@ -5,12 +5,13 @@ An exit flush (at exit, on a signal that ends the process, before ``os._exit()``
 stopping a program that is leaving) killed the process before it had exported. They are held until the flush is
 done, then:
 
-- delivered, at exit: the exit hooks registered before ``configure()`` still run after the flush
-  (``multiprocessing``'s, which joins the program's children, ``logging``'s), so the process is still there, and its
-  handler (or the default) takes the signal as it would have;
-- dropped, when nothing of the program runs after the flush: ``os._exit()`` comes next, or the process dies of the
-  signal that started the flush. Without agent-otel it would be gone already: it leaves with its own status (a
-  ``Process`` whose target returned reads exitcode 0, not -15).
+- delivered, where the program still runs code after the flush: at exit, the exit hooks registered before
+  ``configure()`` (``multiprocessing``'s, which joins the program's children, ``logging``'s), so the process is still
+  there, and its handler (or the default) takes the signal as it would have;
+- dropped, when nothing of the program runs after the flush: ``os._exit()`` comes next, the process dies of the
+  signal that started the flush, or (under ``agent-otel run``) the program's exit hooks have all run. Without
+  agent-otel it would be gone already: it leaves with its own status (a ``Process`` whose target returned reads
+  exitcode 0, not -15).
 
 Held by a Python handler of ours, put back when the flush ends: only the main thread can set one, so the flush of
 another thread holds nothing. A handler installed outside Python (``faulthandler.register(SIGTERM)``'s), which
