@@ -318,8 +318,8 @@ def _under_runpy(program: Program) -> None:
         _execute(program)
 
     _as_python_runs_module(spec.name, lambda name: (name, spec, program.code), "exec", execute)  # type: ignore[arg-type,return-value]
-    if not ran:  # runpy ran the code itself, without the targets
-        raise RuntimeError("runpy did not run the module through agent-otel")
+    if not ran:  # runpy ran the code itself, without the targets: counted, never raised into the program's exit
+        report_error("autoinstrument.target", RuntimeError("runpy ran the module without agent-otel's targets"))
 
 
 def main_of(program: Program) -> str | None:
