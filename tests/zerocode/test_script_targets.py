@@ -246,6 +246,21 @@ def test_a_module_run_with_m_whose_package_runs_code_with_runpy_runs_once(app: P
         assert (app / "runs.log").read_text() == "__main__\n"
 
 
+def test_the_top_level_of_a_module_run_with_m_is_called_by_runpy_as_under_python(app: Path) -> None:
+    """A ``-m`` module with no targets runs in runpy's own ``exec``: what its top level sees calling it (a warning
+    raised there with ``stacklevel=2``, ``sys._getframe(1)``) is runpy's ``_run_code``, as under python. Before, it
+    was the launcher's own function that ran the module's code."""
+    (app / "warned").mkdir()
+    (app / "warned" / "__init__.py").write_text("")
+    (app / "warned" / "cli.py").write_text(
+        "import sys, warnings\ncaller = sys._getframe(1).f_code\nprint(caller.co_name, caller.co_filename)\n"
+        "warnings.warn('deprecated entry point', DeprecationWarning, stacklevel=2)\n")
+    (app / "elsewhere.toml").write_text('[[tool]]\ntarget = "shop.cli:checkout"\n')  # none in the module
+    expected = plain(app, "-W", "always", "-m", "warned.cli")
+    assert expected.stdout == "_run_code <frozen runpy>\n" and "<frozen runpy>:" in expected.stderr
+    assert outcome(launched(app, "elsewhere.toml", "-W", "always", "-m", "warned.cli")) == outcome(expected)
+
+
 def test_a_package_imported_for_m_sees_what_python_shows_it(app: Path) -> None:
     """While ``python -m`` looks the module up (imports its package), ``sys.argv[0]`` is ``-m`` and ``__main__`` the
     bare module the program will run in. Before, under the launcher, the package saw the module's name and the

@@ -255,12 +255,13 @@ _RUNPY_SHADOWABLE = _looks_up(getattr(runpy, "_run_module_as_main", None), "_get
 
 
 def _as_python_runs_module(name: str, lookup: Callable[[str], tuple[str, Any, CodeType]], then: str,
-                           replacement: Callable[..., Any]) -> None:
+                           replacement: Callable[..., Any] | None) -> None:
     """Call runpy's main function for module ``name`` as ``python -m`` calls it, so that the frames of that call
     are runpy's own, with two of its globals replaced, each for one use: its lookup of the module's details is
     ``lookup``, run with runpy as it is (the package it imports may use runpy itself); once that has returned,
-    ``then`` (``_run_code``, or ``exec``, a global that shadows the builtin) is ``replacement``, and only runpy's
-    own code runs until it is used. Each is put back at its use (``exec`` removed), and in any case at the end."""
+    ``then`` (``_run_code``, or ``exec``, a global that shadows the builtin) is ``replacement`` (None: left as it
+    is), and only runpy's own code runs until it is used. Each is put back at its use (``exec`` removed), and in
+    any case at the end."""
     namespace = vars(runpy)
     originals = {key: namespace.get(key) for key in ("_get_module_details", then)}
 
@@ -270,14 +271,17 @@ def _as_python_runs_module(name: str, lookup: Callable[[str], tuple[str, Any, Co
         else:
             namespace[key] = originals[key]
 
-    def replaced(*args: Any, **kwargs: Any) -> Any:
-        put_back(then)
-        return replacement(*args, **kwargs)
-
     def details(mod_name: str, error: type[Exception]) -> tuple[str, Any, CodeType]:
         put_back("_get_module_details")
         found = lookup(mod_name)
-        namespace[then] = replaced
+        if replacement is not None:
+            use = replacement
+
+            def replaced(*args: Any, **kwargs: Any) -> Any:
+                put_back(then)
+                return use(*args, **kwargs)
+
+            namespace[then] = replaced
         return found
 
     namespace["_get_module_details"] = details
@@ -308,9 +312,15 @@ def _module_details(name: str) -> tuple[str, Any, CodeType]:
 def _under_runpy(program: Program) -> None:
     """Run a ``-m`` module inside runpy's own two frames (``_run_module_as_main``, ``_run_code``), as ``python -m``
     does, so that an uncaught exception's traceback shows them as under python: runpy's main function is given
-    the module's details found already, and its ``exec`` runs the module as :func:`_execute` does."""
+    the module's details found already. A module with no targets runs in runpy's own ``exec``: the frame that
+    called its code is runpy's, as under python (a warning its top level raises with ``stacklevel=2`` is
+    python's ``<frozen runpy>``, ``sys._getframe(1)`` there is runpy's); one with targets, in :func:`_execute`,
+    which wraps them between its statements."""
     spec = program.module.__spec__
     assert spec is not None
+    if not targets_in(program.names):
+        _as_python_runs_module(spec.name, lambda name: (name, spec, program.code), "exec", None)  # type: ignore[arg-type,return-value]
+        return
     ran: list[bool] = []
 
     def execute(code: CodeType, run_globals: dict[str, object]) -> None:
