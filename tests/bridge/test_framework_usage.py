@@ -17,7 +17,7 @@ import pytest
 import agent_otel
 from agent_otel import semconv
 from tests.support import genai_apps as apps
-from tests.support.fake_llm import FakeLLM
+from tests.support.fake_llm import AGENT_TURNS, RESPONSE_MODEL, FakeLLM
 from tests.support.telemetry import points
 
 MODEL = "priced-fake-model"
@@ -135,6 +135,30 @@ def test_a_tool_decorated_with_ours_still_counts_for_the_framework_agent_that_ca
     [ours] = [span for span in otel.spans() if span.name == semconv.tool_span_name(apps.TOOL_NAME)
               and span.instrumentation_scope is not None and span.instrumentation_scope.name == semconv.SCOPE_NAME]
     assert ours.attributes is not None and ours.attributes[semconv.GEN_AI_AGENT_NAME] == agent
+
+
+def test_two_instrumentations_of_one_model_call_count_it_with_what_the_inner_span_reports(
+        otel: Any, fake: FakeLLM) -> None:
+    """smolagents' model calls traced by OpenInference's instrumentation (an ``LLM`` span with the token counts
+    alone) around the OpenAI SDK's (a ``chat`` span that also has the cache and reasoning tokens and the response
+    model): the outer span counts each call once, with what the inner one reported. Before, the inner span's
+    figures were dropped: no cache or reasoning tokens (the cache reads priced as fresh input), no response model."""
+    agent_otel.set_prices({apps.MODEL: PRICE})
+    with apps.instrumented("smolagents+openai", otel.tracer_provider, otel.meter_provider):
+        apps.smolagents_agent(apps.agent_url(fake.url))
+    calls = points(otel, semconv.CLIENT_INFERENCE_DURATION.name)
+    assert sum(p.count for p in calls) == 2  # one per request: the inner spans are not counted again
+    assert {p.attributes.get(semconv.GEN_AI_RESPONSE_MODEL) for p in calls} == {RESPONSE_MODEL}
+    totals = {instrument.name: sum(p.value for p in points(otel, instrument.name))
+              for instrument in (semconv.CLIENT_USAGE_INPUT_TOKENS, semconv.CLIENT_USAGE_OUTPUT_TOKENS,
+                                 semconv.CLIENT_USAGE_CACHE_READ_TOKENS, semconv.CLIENT_USAGE_REASONING_TOKENS)}
+    first, second = AGENT_TURNS
+    assert totals == {
+        semconv.CLIENT_USAGE_INPUT_TOKENS.name: first["prompt_tokens"] + second["prompt_tokens"],
+        semconv.CLIENT_USAGE_OUTPUT_TOKENS.name: first["completion_tokens"] + second["completion_tokens"],
+        semconv.CLIENT_USAGE_CACHE_READ_TOKENS.name: 4, semconv.CLIENT_USAGE_REASONING_TOKENS.name: 2}
+    expected = ((20 - 4) * 3.0 + 4 * 0.3 + 5 * 15.0 + 30 * 3.0 + (8 - 2) * 15.0 + 2 * 20.0) / 1e6
+    assert sum(p.value for p in points(otel, semconv.CLIENT_COST.name)) == pytest.approx(expected)
 
 
 def test_an_agent_of_ours_running_an_openai_agents_agent_of_its_name_is_one_invocation(

@@ -442,6 +442,36 @@ def test_gemini_usage_metadata_counts_thoughts_as_output_and_prices_cached_conte
         usd(600, price.input) + usd(400, price.cache_read) + usd(400, price.output))
 
 
+def test_a_langchain_message_prices_its_cache_reads_and_names_its_model(otel: Any) -> None:
+    """A LangChain chat model's answer (``AIMessage``, here from langchain-core's own fake chat model) reports
+    usage in ``usage_metadata`` (cache reads in ``input_token_details``, reasoning in ``output_token_details``,
+    both inside the totals) and its model in ``response_metadata``. Before, its input and output tokens were read
+    but not the details nor the model: the cache reads were priced as fresh input."""
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+
+    usage = {"input_tokens": 1000, "output_tokens": 300, "total_tokens": 1300,
+             "input_token_details": {"cache_read": 400}, "output_token_details": {"reasoning": 200}}
+    model = GenericFakeChatModel(messages=iter([AIMessage(
+        "hi", usage_metadata=usage, response_metadata={"model_name": "gpt-4o-2024-08-06"})]))
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def ask() -> Any:
+        return model.invoke("hello")
+
+    ask()
+    price = DEFAULT_PRICES["gpt-4o"]
+    assert price.cache_read is not None
+    span = otel.span("chat gpt-4o")
+    assert span.attributes[semconv.GEN_AI_RESPONSE_MODEL] == "gpt-4o-2024-08-06"
+    attributes = cost_attributes(otel, "chat gpt-4o")
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 1000
+    assert attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 400
+    assert attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] == 200
+    assert attributes[semconv.GEN_AI_USAGE_COST_AMOUNT] == pytest.approx(
+        usd(600, price.input) + usd(400, price.cache_read) + usd(300, price.output))
+
+
 class RateLimited(Exception):
     pass
 

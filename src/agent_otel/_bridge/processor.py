@@ -85,7 +85,7 @@ class _Seen:
     ran under, and whether another span of the same call counts it instead."""
 
     __slots__ = ("agent", "below", "calls", "context", "covered", "enclosing", "inner_reported", "job", "kind",
-                 "operation", "own", "usage_to")
+                 "operation", "own", "twin", "twin_of", "usage_to")
 
     def __init__(self, kind: Kind, operation: str, context: Context) -> None:
         self.kind = kind
@@ -102,6 +102,9 @@ class _Seen:
         self.inner_reported = False  # a span inside it reported the request's tokens
         self.own: AgentRun | None = None  # an agent's own invocation, when no call of ours covers it
         self.below: AgentRun | None = None  # the other library's agent invocation the spans inside it are part of
+        self.twin_of: _Seen | None = None  # the outer span of the same call, which counts it (see _with_twin)
+        self.twin: tuple[Mapping[str, Any], int | None] | None = None  # the last such span inside it: its attributes
+        # and start time
 
 
 def _ours(span: Any) -> bool:
@@ -170,6 +173,8 @@ class GenAiSpanBridge(SpanProcessor):
                     seen.job = parent.job
             if same:
                 seen.covered = True  # the outer span wins
+                if kind is Kind.PROVIDER:  # with what this one has and it lacks
+                    seen.twin_of = parent
             elif parent is None and _ours(parent_span) and _directly_ours(
                     sources.classify(attribute_dict(parent_span)), found, started_in):
                 seen.covered = True  # ours wins: a framework's run or tool call directly inside ours is ours
@@ -221,6 +226,8 @@ class GenAiSpanBridge(SpanProcessor):
                 _record(span, seen)
             elif seen.usage_to is not None:
                 _hand_usage(span, seen, seen.usage_to)
+            elif seen.twin_of is not None:
+                seen.twin_of.twin = (_with_twin(span, seen, attribute_dict(span)), span.start_time)
         except Exception as exc:
             report_error("bridge.record", exc)
 
@@ -346,7 +353,7 @@ def _hand_usage(span: Span, seen: _Seen, call: ProviderInvocation) -> None:
         call.open_inside.remove(seen)
     except ValueError:
         pass
-    attributes = attribute_dict(span)
+    attributes = _with_twin(span, seen, attribute_dict(span))
     usage = sources.usage_of(attributes)
     reported = usage.input_tokens is not None or usage.output_tokens is not None
     if reported and not seen.inner_reported:
@@ -354,6 +361,36 @@ def _hand_usage(span: Span, seen: _Seen, call: ProviderInvocation) -> None:
                               sources.response_model_of(attributes) or sources.request_model_of(attributes))
     if (reported or seen.inner_reported) and seen.enclosing is not None:
         seen.enclosing.inner_reported = True
+
+
+def _with_twin(span: Span, seen: _Seen, attributes: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A provider span's attributes, with what the span of the same call inside it (another instrumentation's, which
+    this one covers) reported where this one reports nothing, under the conventions' names: a framework's model span
+    (OpenInference's) may carry the token counts alone, where the SDK's span inside it also has the cache and
+    reasoning tokens, the response model and the time to first chunk (from that span's start: counted from this
+    one's here). The outer span still counts the call once."""
+    if seen.twin is None:
+        return attributes
+    inner, inner_start = seen.twin
+    filled: dict[str, Any] = {}
+    usage, twin_usage = sources.usage_of(attributes), sources.usage_of(inner)
+    for key, mine, theirs in (
+            (semconv.GEN_AI_PROVIDER_NAME, sources.provider_of(attributes), sources.provider_of(inner)),
+            (semconv.GEN_AI_REQUEST_MODEL, sources.request_model_of(attributes), sources.request_model_of(inner)),
+            (semconv.GEN_AI_RESPONSE_MODEL, sources.response_model_of(attributes), sources.response_model_of(inner)),
+            (semconv.GEN_AI_USAGE_INPUT_TOKENS, usage.input_tokens, twin_usage.input_tokens),
+            (semconv.GEN_AI_USAGE_OUTPUT_TOKENS, usage.output_tokens, twin_usage.output_tokens),
+            (semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cache_read_tokens, twin_usage.cache_read_tokens),
+            (semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, usage.cache_write_tokens, twin_usage.cache_write_tokens),
+            (semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning_tokens, twin_usage.reasoning_tokens)):
+        if mine is None and theirs is not None:
+            filled[key] = theirs
+    if sources.time_to_first_chunk_of(attributes) is None:
+        first_chunk = sources.time_to_first_chunk_of(inner)
+        if first_chunk is not None and inner_start is not None and span.start_time is not None:
+            filled[sources.TIME_TO_FIRST_CHUNK] = first_chunk + max(
+                inner_start - span.start_time, 0) / 1e9
+    return {**attributes, **filled} if filled else attributes
 
 
 def _token_usage(usage: sources.Usage) -> TokenUsage:
@@ -403,7 +440,7 @@ def _record(span: Span, seen: _Seen) -> None:
     if seen.below is not None and seen.own is None:  # another library's agent: not the version of one of ours
         ctx = otel_context.set_value(AGENT_VERSION_KEY, None, ctx)
     if seen.kind is Kind.PROVIDER:
-        _record_provider(span, seen, attributes, duration_s, error_type, ctx)
+        _record_provider(span, seen, _with_twin(span, seen, attributes), duration_s, error_type, ctx)
     elif seen.kind is Kind.TOOL:
         name = bound(semconv.GEN_AI_TOOL_NAME, sources.tool_name_of(attributes) or span.name)
         agent = sources.agent_name_of(attributes) or seen.agent

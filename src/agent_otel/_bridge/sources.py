@@ -149,7 +149,8 @@ def tool_name_of(attributes: Mapping[str, Any]) -> str | None:
 
 #: Where a span says how long the first chunk of its streamed response took: the conventions' attribute (the
 #: OpenAI instrumentation's), and pydantic-ai's, named after the metric it records.
-_TIME_TO_FIRST_CHUNK_KEYS = ("gen_ai.response.time_to_first_chunk", "gen_ai.client.operation.time_to_first_chunk")
+TIME_TO_FIRST_CHUNK = "gen_ai.response.time_to_first_chunk"
+_TIME_TO_FIRST_CHUNK_KEYS = (TIME_TO_FIRST_CHUNK, "gen_ai.client.operation.time_to_first_chunk")
 
 
 def time_to_first_chunk_of(attributes: Mapping[str, Any]) -> float | None:

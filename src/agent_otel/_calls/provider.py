@@ -41,10 +41,11 @@ PROVIDER_KEY = otel_context.create_key("agent_otel.provider")
 
 _INPUT_FIELDS = ("prompt_tokens", "input_tokens", "prompt_token_count")
 _OUTPUT_FIELDS = ("completion_tokens", "output_tokens", "candidates_token_count")
-#: Where the token details are: OpenAI Chat Completions, then the Responses API (both counted inside the
-#: input/output tokens), then Gemini (cache inside the prompt count; thoughts outside the candidates count).
-_INPUT_DETAILS = ("prompt_tokens_details", "input_tokens_details")
-_OUTPUT_DETAILS = ("completion_tokens_details", "output_tokens_details")
+#: Where the token details are: OpenAI Chat Completions, then the Responses API, then LangChain's
+#: ``usage_metadata`` (all counted inside the input/output tokens), then Gemini (cache inside the prompt count;
+#: thoughts outside the candidates count).
+_INPUT_DETAILS = ("prompt_tokens_details", "input_tokens_details", "input_token_details")
+_OUTPUT_DETAILS = ("completion_tokens_details", "output_tokens_details", "output_token_details")
 #: Anthropic reports cache reads and writes *beside* ``input_tokens``: the conventions count them in it.
 _ANTHROPIC_CACHE_READ, _ANTHROPIC_CACHE_WRITE = "cache_read_input_tokens", "cache_creation_input_tokens"
 _NOT_STREAMS = (str, bytes, bytearray, dict, list, tuple)
@@ -249,6 +250,8 @@ class ProviderInvocation(Invocation):
             model = _first_of(field_of(source, "message"), field_of(source, "response"), name="model")
         if model is None:  # Gemini's response names it `model_version`
             model = _own_path(source, "model_version")
+        if model is None:  # a LangChain message: in its `response_metadata`
+            model = field_of(_own_path(source, "response_metadata"), "model_name", "model")
         if isinstance(model, str):
             self.response_model = model
 
@@ -272,15 +275,17 @@ class ProviderInvocation(Invocation):
                 tokens_in += (self.cache_read or 0) + (self.cache_write or 0)
             return tokens_in, tokens_out
         details = field_of(usage, *_INPUT_DETAILS)
-        written = coerce_count(field_of(details, "cache_write_tokens"), "provider.cache_write")
+        # (OpenAI's names, then LangChain's)
+        written = coerce_count(field_of(details, "cache_write_tokens", "cache_creation"), "provider.cache_write")
         if written is not None:
             self.cache_write = written
-        cached = coerce_count(field_of(details, "cached_tokens"), "provider.cache_read")
+        cached = coerce_count(field_of(details, "cached_tokens", "cache_read"), "provider.cache_read")
         if cached is None:
             cached = coerce_count(field_of(usage, "cached_content_token_count"), "provider.cache_read")
         if cached is not None:
             self.cache_read = cached
-        reasoning = coerce_count(field_of(field_of(usage, *_OUTPUT_DETAILS), "reasoning_tokens"), "provider.reasoning")
+        reasoning = coerce_count(field_of(field_of(usage, *_OUTPUT_DETAILS), "reasoning_tokens", "reasoning"),
+                                 "provider.reasoning")
         if reasoning is None:
             thoughts = coerce_count(field_of(usage, "thoughts_token_count"), "provider.reasoning")
             if thoughts is not None:  # Gemini bills thoughts as output but counts them apart
