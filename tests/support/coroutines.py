@@ -36,8 +36,16 @@ def thrown_into_unstarted(make: Callable[[], Any]) -> None:
         coro.throw(LookupError("stop"))
 
 
+def awaited_by_hand_never_stepped(make: Callable[[], Any]) -> None:
+    """Its ``__await__()`` iterator taken (as an event loop or a hand-written awaitable does) and dropped before its
+    first step. Before, the iterator of ours warned "never awaited" under its own name, and the program's coroutine
+    again, later."""
+    make().__await__()
+
+
 SCENARIOS: dict[str, Callable[[Callable[[], Any]], None]] = {
-    f.__name__: f for f in (cancelled_before_it_starts, closed_unstarted, dropped_unawaited, thrown_into_unstarted)}
+    f.__name__: f for f in (cancelled_before_it_starts, closed_unstarted, dropped_unawaited, thrown_into_unstarted,
+                            awaited_by_hand_never_stepped)}
 
 
 def warnings_of(scenario: Callable[[Callable[[], Any]], None], make: Callable[[], Any]) -> list[str]:

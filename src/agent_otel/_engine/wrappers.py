@@ -509,20 +509,31 @@ def _async_wrapper(handler: Handler) -> WrapperFunction:
     return wrapper
 
 
-async def _traced_coroutine(coro: Awaitable[T], inv_or_call: Invocation | _PendingCall) -> T:
+def _steps_of(awaitable: Awaitable[T]) -> Generator[Any, Any, T]:
+    """What ``await awaitable`` steps through: a generator-based coroutine (``types.coroutine``) itself, which has no
+    ``__await__``; any other awaitable's ``__await__()``."""
+    candidate: object = awaitable
+    if type(candidate) is types.GeneratorType:
+        return cast("Generator[Any, Any, T]", candidate)
+    return awaitable.__await__()
+
+
+def _traced_coroutine(coro: Awaitable[T], inv_or_call: Invocation | _PendingCall) -> Generator[Any, Any, T]:
     """Await ``coro`` inside the invocation's context; given the call instead, the invocation begins here,
-    as the coroutine first runs (one coroutine either way: a second one awaiting it costs a frame per call)."""
+    as the coroutine first runs (one frame either way: a second one awaiting it costs a frame per call). A
+    generator, not a coroutine, as what ``__await__`` returns may be: one that never runs gives no "never awaited"
+    warning of its own, so the program's coroutine gives it, when it would without agent-otel."""
     if isinstance(inv_or_call, Invocation):
         inv: Invocation | None = inv_or_call
     elif getattr(coro, "cr_frame", True) is None:  # closed before it ever ran: awaiting it raises, no call was made
-        return await coro
+        return (yield from _steps_of(coro))
     else:
         inv = _begin(*inv_or_call)
     if inv is None:
-        return await coro
+        return (yield from _steps_of(coro))
     token = _attach(inv.context)
     try:
-        result = await coro
+        result = yield from _steps_of(coro)
     except BaseException as exc:
         # Closed while suspended (GeneratorExit), it may run in any context: a task destroyed while pending is
         # closed by the garbage collector, where the token cannot be reset and OpenTelemetry printed "Failed to
@@ -568,7 +579,7 @@ class _PendingCoroutine(Generic[T]):
         # the call whose invocation begins when the coroutine first runs, or (see _TracedCoroutine) the invocation
         _set_own(self, "_self_call", call)
         _set_own(self, "_self_driver", None)
-        self._self_driver: types.CoroutineType[Any, Any, T] | None  # (for the type checker)
+        self._self_driver: Generator[Any, Any, T] | None  # (for the type checker)
 
     @property  # type: ignore[misc]  # the coroutine's class, as a proxy shows it: isinstance() reads it
     def __class__(self) -> type:
@@ -597,16 +608,16 @@ class _PendingCoroutine(Generic[T]):
         interpreter makes only of a coroutine itself): the second awaiter took the first one's steps over."""
         driver = self._self_driver
         if driver is None:  # what _driver() does, without its call (the first await of every async call)
-            driver = cast("types.CoroutineType[Any, Any, T]", _traced_coroutine(self.__wrapped__, self._self_call))
+            driver = _traced_coroutine(self.__wrapped__, self._self_call)
             _set_own(self, "_self_driver", driver)
-        elif driver.cr_await is not None:  # (a driver just made awaits nothing)
+        elif cast("types.GeneratorType[Any, Any, T]", driver).gi_yieldfrom is not None:  # (a new one awaits nothing)
             raise RuntimeError("coroutine is being awaited already")
-        return driver.__await__()
+        return driver
 
-    def _driver(self) -> types.CoroutineType[Any, Any, T]:
+    def _driver(self) -> Generator[Any, Any, T]:
         driver = self._self_driver
-        if driver is None:  # an async def's call: a coroutine
-            driver = cast("types.CoroutineType[Any, Any, T]", _traced_coroutine(self.__wrapped__, self._self_call))
+        if driver is None:
+            driver = _traced_coroutine(self.__wrapped__, self._self_call)
             _set_own(self, "_self_driver", driver)
         return driver
 
@@ -629,6 +640,19 @@ class _TracedCoroutine(_PendingCoroutine[T]):
     # coroutine warns exactly when it would without agent-otel. (No docstring: see _PendingCoroutine.)
 
     __slots__ = ()  # its ``_self_call`` is the invocation (see _finish_result)
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        if self._self_driver is None:
+            return self._driver()
+        return super().__await__()
+
+    def _driver(self) -> Generator[Any, Any, T]:
+        """Also: a driver dropped before its first step (``__await__()`` taken, never stepped) ends the call closed."""
+        driver = self._self_driver
+        if driver is None:
+            driver = super()._driver()
+            weakref.finalize(driver, cast(Invocation, self._self_call).end, End.CLOSED)
+        return driver
 
     def throw(self, *exc_info: Any) -> object:
         if self._self_driver is not None:
