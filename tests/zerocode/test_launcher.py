@@ -399,6 +399,25 @@ def test_other_programs_are_execd_and_python_children_bootstrap_themselves(proje
         assert [span.name for span in wait_for_spans(receiver, 2)] == ["execute_tool work"] * 2
 
 
+def test_python_children_take_the_launchers_configuration_not_one_in_their_own_working_directory(
+        tmp_path: Path) -> None:
+    """The launcher found no configuration: a Python child it starts in another folder has none either. Before,
+    the child looked in its own working directory, and another project's file there (here a malformed one) put
+    a line of agent-otel's on the child's stderr, or instrumented it with that project's targets."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "agent-otel.toml").write_text("[[tool]]\ntarget = 5\n")
+    child = ("import subprocess, sys\n"
+             "done = subprocess.run([sys.executable, '-c', 'print(1)'], cwd='other', capture_output=True, text=True)\n"
+             "print(done.returncode, repr(done.stdout), repr(done.stderr))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env.update(OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none", OTEL_TRACES_EXPORTER="none")
+    result = subprocess.run([AGENT_OTEL, "run", "--", sys.executable, "-c", child], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout == "0 '1\\n' ''\n"
+    assert result.stderr == "agent-otel: no configuration found; running with SDK setup only\n"
+
+
 def test_a_program_run_by_another_interpreter_says_it_runs_untraced_and_its_children_stay_silent(
         project: Path) -> None:
     """Debian's own python3 has no agent-otel: the program runs as under it, with one line saying so; before,

@@ -314,7 +314,9 @@ def bootstrap_child() -> None:
     if os.environ.get(AGENT_OTEL_LAUNCHER) != "1":
         return
     try:
-        _start_telemetry(load_config(), child=True)
+        # the launcher's configuration, named in AGENT_OTEL_CONFIG; none when it found none (not a file in the child's
+        # own working directory: another project's)
+        _start_telemetry(load_config() if os.environ.get(AGENT_OTEL_CONFIG, "").strip() else None, child=True)
     except Exception as exc:
         _say(f"agent-otel: telemetry is off in this process ({exc})")
 
