@@ -63,6 +63,56 @@ def test_exit_status_argv_and_stdio_are_the_programs(project: Path, code: str, r
         assert result.stdout == "['a b', '--flag'] typed\n"
 
 
+EXIT_HOOK_AFTER_AN_ERROR = """import atexit, sys, traceback
+def later():
+    print('handled:', sys.exc_info()[0], 'last:', getattr(sys, 'last_type', None), file=sys.stderr)
+    traceback.print_last()
+atexit.register(later)
+def fail():
+    raise ValueError('x')
+fail()
+"""
+
+
+@pytest.mark.parametrize("how", ["script", "-c"])
+def test_exit_hooks_after_an_uncaught_exception_see_what_python_shows_them(project: Path, how: str) -> None:
+    """An exit hook runs when no exception is being handled, with ``sys.last_type``/``last_value``/``last_traceback``
+    set to the program's exception (``traceback.print_last()``, ``pdb.pm()``). Before, under the launcher, a ``-c``
+    program's hooks ran while the exception was being handled, with no ``sys.last_*``; a script's
+    ``last_traceback`` started with the launcher's frames."""
+    (project / "failing.py").write_text(EXIT_HOOK_AFTER_AN_ERROR)
+    args = ["failing.py"] if how == "script" else ["-c", EXIT_HOOK_AFTER_AN_ERROR]
+    plain = subprocess.run([sys.executable, *args], cwd=project, capture_output=True, text=True, timeout=60)
+    result = run(project, sys.executable, *args)
+    assert (result.returncode, result.stdout, result.stderr) == (plain.returncode, plain.stdout, plain.stderr)
+    assert "handled: None last: <class 'ValueError'>" in plain.stderr and plain.stderr.count("in fail") == 2
+
+
+EXCEPTHOOKS = {
+    "deleted": "del sys.excepthook",
+    "None": "sys.excepthook = None",
+    "raising": "def hook(*exc_info):\n    raise RuntimeError('hook failed')\nsys.excepthook = hook",
+    "exiting": "def hook(*exc_info):\n    print('hook ran')\n    sys.exit(5)\nsys.excepthook = hook",
+}
+
+
+@pytest.mark.parametrize("how", ["script", "-c"])
+@pytest.mark.parametrize("hook", list(EXCEPTHOOKS))
+def test_an_uncaught_exception_with_a_deleted_or_failing_excepthook_prints_what_python_prints(
+        project: Path, how: str, hook: str) -> None:
+    """Python says ``sys.excepthook is missing`` and prints the traceback itself, or prints the hook's error then
+    the original one ("Error in sys.excepthook"), or exits as the hook's ``sys.exit()`` says. Before, the launcher
+    failed on the missing hook with a traceback of its own, and put its own frame in the hook's error (with a
+    "During handling" chain for ``-c`` code)."""
+    code = f"import sys\n{EXCEPTHOOKS[hook]}\ndef fail():\n    raise ValueError('boom')\nfail()\n"
+    (project / "failing.py").write_text(code)
+    args = ["failing.py"] if how == "script" else ["-c", code]
+    plain = subprocess.run([sys.executable, *args], cwd=project, capture_output=True, text=True, timeout=60)
+    result = run(project, sys.executable, *args)
+    assert (result.returncode, result.stdout, result.stderr) == (plain.returncode, plain.stdout, plain.stderr)
+    assert plain.returncode == (5 if hook == "exiting" else 1) and ("boom" in plain.stderr) is (hook != "exiting")
+
+
 def test_an_exit_message_with_stderr_set_to_none_reaches_the_process_stderr_as_under_python(project: Path) -> None:
     """python writes it to file descriptor 2 when sys.stderr is None. It once went to stdout (print(...,
     file=None)), then was lost."""

@@ -14,9 +14,12 @@ import shutil
 import signal
 import sys
 import threading
+import traceback
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from agent_otel._engine.fork_signals import hold_over_fork
 from agent_otel._engine.instruments import enabled_from_env
@@ -400,10 +403,17 @@ def _print_when_uncaught(plan: Plan) -> None:
     or dies of SIGINT for a KeyboardInterrupt. Until then ``sys.excepthook`` is one that drops the frames of
     the launcher (and of the CLI, which the exception passes through on its way out), puts the program's
     hook back and calls it."""
-    hook = sys.excepthook
+    hook: object = getattr(sys, "excepthook", _MISSING)  # the program may have deleted it
+
+    def put_back() -> None:
+        if hook is not _MISSING:
+            sys.excepthook = cast(Callable[..., object], hook)
+        else:
+            with contextlib.suppress(AttributeError):
+                del sys.excepthook
 
     def print_as_the_program(kind: type[BaseException], value: BaseException, tb: types.TracebackType | None) -> None:
-        sys.excepthook = hook
+        put_back()
         start = tb
         node = tb
         launched = False
@@ -415,7 +425,9 @@ def _print_when_uncaught(plan: Plan) -> None:
             node = node.tb_next
         value.__traceback__ = start
         program_tb = programs.program_traceback(value, __file__)
-        hook(kind, value.with_traceback(program_tb), program_tb)
+        sys.last_type, sys.last_value, sys.last_traceback = kind, value, program_tb  # as python sets them, before
+        # its hook: what traceback.print_last() and pdb.pm() read
+        _call_as_python_calls(hook, kind, value.with_traceback(program_tb), program_tb)
 
     sys.excepthook = print_as_the_program
     if plan.how in _NOT_FLUSHED_FIRST:  # printed now, before the launcher's own exit flushes stdout (a script's)
@@ -425,9 +437,40 @@ def _print_when_uncaught(plan: Plan) -> None:
 
             def printed_already(kind: type[BaseException], value: BaseException,
                                 tb: types.TracebackType | None) -> None:
-                sys.excepthook = hook
+                put_back()
 
             sys.excepthook = printed_already
+
+
+#: What stands for a ``sys.excepthook`` the program deleted.
+_MISSING = object()
+
+
+def _call_as_python_calls(hook: object, kind: type[BaseException], value: BaseException,
+                          tb: types.TracebackType | None) -> None:
+    """Call the program's ``sys.excepthook`` as python calls it for an uncaught exception: when the program deleted
+    it, python says so and prints the traceback itself; when the hook fails (it raised, or it is no function), it
+    prints the hook's error, then the original one. A ``SystemExit`` the hook raises ends the process, as under
+    python. The frame of this call is left out of what is printed."""
+    if hook is _MISSING:
+        _say("sys.excepthook is missing")
+        if sys.stderr is not None:
+            traceback.print_exception(kind, value, tb)
+        return
+    try:
+        cast(Callable[..., object], hook)(kind, value, tb)
+    except SystemExit:
+        raise
+    except BaseException as error:
+        if sys.stderr is None:
+            return
+        error.__traceback__ = error.__traceback__.tb_next if error.__traceback__ is not None else None
+        if error.__context__ is value:  # python calls the hook with no exception being handled: no chain
+            error.__context__ = None
+        print("Error in sys.excepthook:", file=sys.stderr)
+        traceback.print_exception(error)
+        print("\nOriginal exception was:", file=sys.stderr)
+        traceback.print_exception(kind, value, tb)
 
 
 #: The files of the frames an uncaught exception of the program passes through on its way out.
@@ -440,6 +483,8 @@ def _run_plan(plan: Plan) -> int:
         named = shutil.which(plan.interpreter)
         if named is not None:
             sys.executable = os.path.abspath(named)
+    status = 0
+    uncaught: BaseException | None = None
     if plan.how == "script" and not os.path.exists(plan.target):
         _say(f"{plan.interpreter or sys.executable}: can't open file {programs.joined_with_cwd(plan.target)!r}: "
              "[Errno 2] No such file or directory")
@@ -467,14 +512,14 @@ def _run_plan(plan: Plan) -> int:
                 raise SystemExit(result)
     except SystemExit as exc:
         status = _exit_code(exc, plan)
-        _end_as_python_would(plan)
-        return status
-    except BaseException:
+    except BaseException as exc:
         _print_when_uncaught(plan)
-        _end_as_python_would(plan)
-        raise  # the same exception object, its cause and context as the program left them
+        uncaught = exc
+    # out of the except blocks: the exit hooks see no exception being handled (sys.exc_info()), as under python
     _end_as_python_would(plan)
-    return 0
+    if uncaught is not None:
+        raise uncaught  # the same exception object, its cause and context as the program left them
+    return status
 
 
 #: The launcher started again (``python -u -c _AGAIN run ...``). Not ``-m agent_otel``, nor ``-c`` as is: both put
