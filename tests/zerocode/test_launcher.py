@@ -113,6 +113,44 @@ def test_an_uncaught_exception_with_a_deleted_or_failing_excepthook_prints_what_
     assert plain.returncode == (5 if hook == "exiting" else 1) and ("boom" in plain.stderr) is (hook != "exiting")
 
 
+INTERPRETER_END_STEPS = {
+    # an error in a built-in exit hook: python reports it with no Python frame
+    "a built-in exit hook fails": "import atexit, os\natexit.register(os.remove, 'no-such-file')\nprint('done')\n",
+    # Ctrl-C while python waits for a thread at exit: reported, and the process goes on to exit 0
+    "Ctrl-C while waiting for a thread": """import os, signal, sys, threading, time
+main = threading.main_thread().ident
+def interrupt_the_wait():
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # until the main thread waits in threading._shutdown()
+        frame = sys._current_frames().get(main)
+        if frame is not None and frame.f_code.co_name == '_shutdown':
+            break
+        time.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGINT)
+threading.Thread(target=interrupt_the_wait).start()
+print('done')
+""",
+}
+
+
+@pytest.mark.parametrize("how", ["-c", "-m"])
+@pytest.mark.parametrize("program", list(INTERPRETER_END_STEPS))
+def test_the_interpreters_end_steps_after_c_code_or_a_module_are_pythons_own(
+        project: Path, how: str, program: str) -> None:
+    """After ``-c`` code or a ``-m`` module, the interpreter waits for the threads and runs the exit hooks itself,
+    as under python. Before, the launcher took those steps from a Python frame of its own (to keep stdout unflushed
+    until after them, as python does for such programs), which showed in what python printed: a frame of the
+    launcher in a built-in hook's error; the launcher's traceback and death by SIGINT for a Ctrl-C during the wait,
+    where python reports it and exits 0."""
+    code = INTERPRETER_END_STEPS[program]
+    (project / "ending.py").write_text(code)
+    args = ["-c", code] if how == "-c" else ["-m", "ending"]
+    plain = subprocess.run([sys.executable, *args], cwd=project, capture_output=True, text=True, timeout=60)
+    result = run(project, sys.executable, *args)
+    assert (result.returncode, result.stdout, result.stderr) == (plain.returncode, plain.stdout, plain.stderr)
+    assert plain.returncode == 0 and plain.stdout == "done\n" and plain.stderr.startswith("Exception ignored in")
+
+
 def test_an_exit_message_with_stderr_set_to_none_reaches_the_process_stderr_as_under_python(project: Path) -> None:
     """python writes it to file descriptor 2 when sys.stderr is None. It once went to stdout (print(...,
     file=None)), then was lost."""

@@ -19,7 +19,7 @@ import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, TextIO, cast
 
 from agent_otel._engine.fork_signals import hold_over_fork
 from agent_otel._engine.instruments import enabled_from_env
@@ -382,21 +382,45 @@ def _flush_as_python_would(plan: Plan) -> None:
                 stream.flush()
 
 
-def _end_as_python_would(plan: Plan) -> None:
-    """The end of the program, in python's order whichever way the launcher was started (after its console
-    script, a file, python flushes stdout before it waits for the threads and runs the ``atexit`` handlers; after
-    ``python -m agent_otel`` it does not): a script's output is flushed first, as python does after a file;
-    ``-c`` code's and a ``-m`` module's only after those steps, which are taken here for them, before the
-    launcher's own end flushes (the interpreter's, later, then finds them done). On one file, an ``atexit``
-    handler's stderr came after ``-c`` code's stdout, where python writes it before."""
+def _end_as_python_would(plan: Plan, launched_from_file: bool) -> None:
+    """The end of the program, in python's order: a script's output is flushed first, as python flushes it after
+    a file, before it waits for the threads and runs the ``atexit`` handlers; ``-c`` code's and a ``-m`` module's
+    are not, they are flushed at the very end. The launcher started from its console script is a file, after which
+    python flushes stdout: that flush is made to find :class:`_UnflushedOnce` instead (started as ``python -m
+    agent_otel`` or again as ``-c``, it makes none). So the interpreter's own end steps run as under python, with
+    no frame of the launcher (before, taken here from Python: on one file, an ``atexit`` handler's stderr came after
+    ``-c`` code's stdout, where python writes it before; a Ctrl-C while waiting for the threads, or an error in a
+    built-in exit hook, showed the launcher's frames)."""
     if plan.how not in _NOT_FLUSHED_FIRST:
         _flush_as_python_would(plan)
-        return
-    threading._shutdown()  # type: ignore[attr-defined]  # python's own end steps, as the interpreter takes them
-    atexit._run_exitfuncs()
+    elif launched_from_file and sys.stdout is not None:
+        sys.stdout = cast(TextIO, _UnflushedOnce(sys.stdout))
 
 
-def _print_when_uncaught(plan: Plan) -> None:
+class _UnflushedOnce:
+    """The program's stdout, until the flush python makes after the file it ran (the launcher's console script):
+    that flush puts the program's stdout back and flushes nothing. Nothing else uses it: the launcher returns to
+    the interpreter as it is made."""
+
+    def __init__(self, stream: object) -> None:
+        self._stream = stream
+
+    def flush(self) -> None:
+        if sys.stdout is cast(object, self):
+            sys.stdout = cast(TextIO, self._stream)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _launched_from_file() -> bool:
+    """Whether the launcher runs as a file (its console script), after which python flushes stdout; not as
+    ``python -m agent_otel`` nor as ``-c`` code (started again with run options)."""
+    main = sys.modules.get("__main__")
+    return main is not None and getattr(main, "__spec__", None) is None and getattr(main, "__file__", None) is not None
+
+
+def _print_when_uncaught() -> None:
     """Called before an exception of the program is raised out of the launcher, so that the interpreter ends
     the process as it ends the plain program's: it prints the traceback through ``sys.excepthook`` (and sets
     ``sys.last_value``), runs the ``atexit`` handlers, waits for the threads, flushes stdout, then exits 1,
@@ -430,16 +454,6 @@ def _print_when_uncaught(plan: Plan) -> None:
         _call_as_python_calls(hook, kind, value.with_traceback(program_tb), program_tb)
 
     sys.excepthook = print_as_the_program
-    if plan.how in _NOT_FLUSHED_FIRST:  # printed now, before the launcher's own exit flushes stdout (a script's)
-        kind, value, tb = sys.exc_info()
-        if kind is not None and value is not None:
-            print_as_the_program(kind, value, tb)
-
-            def printed_already(kind: type[BaseException], value: BaseException,
-                                tb: types.TracebackType | None) -> None:
-                put_back()
-
-            sys.excepthook = printed_already
 
 
 #: What stands for a ``sys.excepthook`` the program deleted.
@@ -485,6 +499,7 @@ def _run_plan(plan: Plan) -> int:
             sys.executable = os.path.abspath(named)
     status = 0
     uncaught: BaseException | None = None
+    launched_from_file = _launched_from_file()  # (before the program's __main__ replaces the launcher's)
     if plan.how == "script" and not os.path.exists(plan.target):
         _say(f"{plan.interpreter or sys.executable}: can't open file {programs.joined_with_cwd(plan.target)!r}: "
              "[Errno 2] No such file or directory")
@@ -513,10 +528,10 @@ def _run_plan(plan: Plan) -> int:
     except SystemExit as exc:
         status = _exit_code(exc, plan)
     except BaseException as exc:
-        _print_when_uncaught(plan)
+        _print_when_uncaught()
         uncaught = exc
     # out of the except blocks: the exit hooks see no exception being handled (sys.exc_info()), as under python
-    _end_as_python_would(plan)
+    _end_as_python_would(plan, launched_from_file)
     if uncaught is not None:
         raise uncaught  # the same exception object, its cause and context as the program left them
     return status
