@@ -476,6 +476,20 @@ def test_the_venvs_python_reached_through_a_linked_folder_runs_in_process(projec
         assert [span.name for span in wait_for_spans(receiver, 1)] == ["execute_tool work"]
 
 
+def test_a_program_run_with_pythoninspect_set_gets_pythons_prompt_after_it(project: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """``PYTHONINSPECT`` asks python for its interactive prompt once the program ends (here it reads the end of
+    stdin and exits 0): the program is exec'd, as with ``-i``. Before, the launcher's console script raised its
+    ``SystemExit`` into that mode, which printed it as a traceback and exited 1."""
+    (project / "hello.py").write_text("print('script ran')\n")
+    monkeypatch.setenv("PYTHONINSPECT", "1")
+    plain = subprocess.run([sys.executable, "hello.py"], cwd=project, input="", capture_output=True, text=True,
+                           timeout=60)
+    result = run(project, sys.executable, "hello.py")
+    assert (result.returncode, result.stdout, result.stderr) == (plain.returncode, plain.stdout, plain.stderr)
+    assert (plain.returncode, plain.stdout) == (0, "script ran\n")
+
+
 def test_other_programs_are_execd_and_python_children_bootstrap_themselves(project: Path) -> None:
     with OtlpHttpReceiver() as receiver:
         result = run(project, "sh", "-c", f"{sys.executable} -c 'import toolmod; print(toolmod.work(4))'; exit 5",

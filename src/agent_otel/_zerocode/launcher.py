@@ -173,6 +173,8 @@ def plan_for(command: list[str]) -> Plan:
     program = command[0]
     found = shutil.which(program)
     if _PYTHON_NAME.match(os.path.basename(program)) and found and _same_interpreter(found):
+        if os.environ.get("PYTHONINSPECT"):  # as with -i: python's own interactive prompt follows the program, which
+            return Plan("exec", found, command)  # the launcher's console script cannot give it (it exits instead)
         plan = _python_plan(command[1:])
         if plan is not None:
             plan.interpreter = program
