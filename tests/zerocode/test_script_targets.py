@@ -154,6 +154,15 @@ def test_a_syntax_error_and_code_run_with_c_read_as_under_plain_python(app: Path
     assert outcome(launched(app, "agent-otel.toml", "-c", code)) == outcome(plain(app, "-c", code))
 
 
+def test_a_script_holding_a_null_byte_is_refused_as_python_refuses_it(app: Path) -> None:
+    """Python names the file and the line (``source code cannot contain null bytes``). Before, the launcher's
+    ``compile()`` of the file's bytes said ``source code string cannot contain null bytes``, with neither."""
+    (app / "nul.py").write_bytes(b"x = 1\nprint(x)\0 + 2\n")
+    expected = plain(app, "nul.py")
+    assert outcome(launched(app, "agent-otel.toml", "nul.py")) == outcome(expected)
+    assert expected.returncode == 1 and "line 2" in expected.stderr
+
+
 def test_targets_of_a_module_run_with_m_apply_to_it_once(app: Path) -> None:
     with OtlpHttpReceiver() as receiver:
         result = launched(app, "shop.toml", "-m", "shop.cli", "2", "3", receiver=receiver)

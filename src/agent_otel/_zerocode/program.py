@@ -101,6 +101,11 @@ def script(path: str) -> Program:
         loader: importlib.abc.Loader = importlib.machinery.SourcelessFileLoader(MAIN, absolute)
         module = _main_module(__file__=absolute, __cached__=None, __loader__=loader)
         return Program(module, marshal.loads(source[16:]), None, absolute, names)
+    if b"\0" in source:  # python's reading of the file refuses it at that line; compile() would name neither
+        null = source.index(b"\0")
+        line = source.count(b"\n", 0, null) + 1
+        text = source[source.rfind(b"\n", 0, null) + 1:null].decode(errors="replace")
+        raise SyntaxError("source code cannot contain null bytes", (absolute, line, 0, text, line, 0))
     loader = importlib.machinery.SourceFileLoader(MAIN, absolute)
     module = _main_module(__file__=absolute, __cached__=None, __loader__=loader)
     return Program(module, compile(source, absolute, "exec", dont_inherit=True), source, absolute, names)
