@@ -619,6 +619,24 @@ def test_a_decorated_cached_method_reads_from_its_class_as_itself_and_copies_as_
     assert CachedMethods().doubled(2) == 4 and CachedMethods.doubled.cache_info().misses == 1
 
 
+def test_a_decorated_coroutine_awaited_again_after_it_returned_is_refused_as_plain(otel: TelemetryCapture) -> None:
+    """Python refuses a second ``await`` of a coroutine that ran to its end. A first version of the generator that
+    drives ours returned None to it instead (an exhausted generator stops at once)."""
+    @agent_otel.tool("once")
+    async def once() -> int:
+        return 1
+
+    async def await_twice() -> int:
+        coroutine = once()
+        first = await coroutine
+        await coroutine
+        return first
+
+    with pytest.raises(RuntimeError, match="cannot reuse already awaited coroutine"):
+        asyncio.run(await_twice())
+    assert len(otel.points(semconv.TOOL_DURATION.name)) == 1
+
+
 def test_a_coroutine_closed_before_it_ran_records_no_call_when_awaited(otel: TelemetryCapture) -> None:
     """Awaiting it raises (as plain Python: the coroutine cannot be reused); the body never ran, and a failed call
     with its duration was recorded."""

@@ -43,9 +43,17 @@ def awaited_by_hand_never_stepped(make: Callable[[], Any]) -> None:
     make().__await__()
 
 
+def awaited_by_hand_then_closed(make: Callable[[], Any]) -> None:
+    """Its ``__await__()`` iterator taken, never stepped, then the coroutine closed: nothing ran, nothing warns.
+    Before, the close went to that iterator of ours alone, and the program's coroutine warned "never awaited"."""
+    coro = make()
+    coro.__await__()
+    coro.close()
+
+
 SCENARIOS: dict[str, Callable[[Callable[[], Any]], None]] = {
     f.__name__: f for f in (cancelled_before_it_starts, closed_unstarted, dropped_unawaited, thrown_into_unstarted,
-                            awaited_by_hand_never_stepped)}
+                            awaited_by_hand_never_stepped, awaited_by_hand_then_closed)}
 
 
 def warnings_of(scenario: Callable[[Callable[[], Any]], None], make: Callable[[], Any]) -> list[str]:

@@ -612,6 +612,8 @@ class _PendingCoroutine(Generic[T]):
             _set_own(self, "_self_driver", driver)
         elif cast("types.GeneratorType[Any, Any, T]", driver).gi_yieldfrom is not None:  # (a new one awaits nothing)
             raise RuntimeError("coroutine is being awaited already")
+        elif cast("types.GeneratorType[Any, Any, T]", driver).gi_frame is None:  # it ran to its end, or was closed
+            raise RuntimeError("cannot reuse already awaited coroutine")
         return driver
 
     def _driver(self) -> Generator[Any, Any, T]:
@@ -624,13 +626,25 @@ class _PendingCoroutine(Generic[T]):
     def send(self, value: object) -> object:
         return self._driver().send(value)  # stepped by hand (a task made of it): the driver's own steps
 
+    def _running_driver(self) -> Generator[Any, Any, T] | None:
+        """The driver once it took a step; else None, and a driver made but never stepped (``__await__()`` taken) is
+        closed: ``throw()`` and ``close()`` then go to the program's own coroutine, which has not run either."""
+        driver = self._self_driver
+        if driver is None:
+            return None
+        if inspect.getgeneratorstate(cast("types.GeneratorType[Any, Any, T]", driver)) != inspect.GEN_CREATED:
+            return driver
+        driver.close()
+        return None
+
     def throw(self, *exc_info: Any) -> object:
-        if self._self_driver is not None:
-            return self._self_driver.throw(*exc_info)
+        driver = self._running_driver()
+        if driver is not None:
+            return driver.throw(*exc_info)
         return self.__wrapped__.throw(*exc_info)  # unstarted: raises what is thrown, as by itself
 
     def close(self) -> None:
-        (self._self_driver or self.__wrapped__).close()
+        (self._running_driver() or self.__wrapped__).close()
 
 
 class _TracedCoroutine(_PendingCoroutine[T]):
@@ -655,8 +669,9 @@ class _TracedCoroutine(_PendingCoroutine[T]):
         return driver
 
     def throw(self, *exc_info: Any) -> object:
-        if self._self_driver is not None:
-            return self._self_driver.throw(*exc_info)
+        driver = self._running_driver()
+        if driver is not None:
+            return driver.throw(*exc_info)
         try:
             return self.__wrapped__.throw(*exc_info)
         except BaseException as exc:
@@ -665,8 +680,7 @@ class _TracedCoroutine(_PendingCoroutine[T]):
 
     def close(self) -> None:
         super().close()
-        if self._self_driver is None:
-            cast(Invocation, self._self_call).end(End.CLOSED)
+        cast(Invocation, self._self_call).end(End.CLOSED)  # (nothing when the driver ended it)
 
     def __del__(self) -> None:
         if self._self_driver is None:
