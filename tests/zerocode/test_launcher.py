@@ -88,6 +88,32 @@ def test_exit_hooks_after_an_uncaught_exception_see_what_python_shows_them(proje
     assert "handled: None last: <class 'ValueError'>" in plain.stderr and plain.stderr.count("in fail") == 2
 
 
+ENDINGS = {
+    # an exit code whose text cannot be made: python writes an empty line for it
+    "unprintable exit code": "print('a')\nclass Code:\n    def __str__(self):\n        raise ValueError('s')\n"
+                             "raise SystemExit(Code())\n",
+    # a stdout of the program's own: python flushes it once after a script, once at the end
+    "the program's own stdout": "import sys\nprint('a')\nclass Out:\n    def write(self, text):\n"
+                                "        sys.__stderr__.write('W:' + text)\n    def flush(self):\n"
+                                "        sys.__stderr__.write('FLUSH\\n')\nsys.stdout = Out()\nprint('b')\n",
+}
+
+
+@pytest.mark.parametrize("how", ["script", "-c"])
+@pytest.mark.parametrize("ending", list(ENDINGS))
+def test_the_program_ends_as_python_ends_it(project: Path, how: str, ending: str) -> None:
+    """The program's ``SystemExit`` is the interpreter's to end the process with, and python's flushes are the
+    ones made. Before, the launcher printed an exit code's text itself (an unprintable one put its own traceback on
+    stderr) and flushed a script's stdout once more than python (a custom stream's ``flush()`` ran three times)."""
+    code = ENDINGS[ending]
+    (project / "ending.py").write_text(code)
+    args = ["ending.py"] if how == "script" else ["-c", code]
+    plain = subprocess.run([sys.executable, *args], cwd=project, capture_output=True, text=True, timeout=60)
+    result = run(project, sys.executable, *args)
+    assert (result.returncode, result.stdout, result.stderr) == (plain.returncode, plain.stdout, plain.stderr)
+    assert "Traceback" not in plain.stderr
+
+
 EXCEPTHOOKS = {
     "deleted": "del sys.excepthook",
     "None": "sys.excepthook = None",

@@ -326,21 +326,6 @@ def bootstrap_child() -> None:
         _say(f"agent-otel: telemetry is off in this process ({exc})")
 
 
-def _exit_code(exc: SystemExit, plan: Plan) -> int:
-    code = exc.code
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code
-    _flush_as_python_would(plan)
-    if sys.stderr is not None:
-        print(code, file=sys.stderr)
-    else:  # set to None by the program: python writes the message to the process's stderr itself
-        with contextlib.suppress(OSError):
-            os.write(2, f"{code}\n".encode(errors="backslashreplace"))
-    return 1
-
-
 def _program(plan: Plan) -> programs.Program:
     """The program's ``__main__``, compiled (a SyntaxError is the program's, printed as python prints it)."""
     if plan.how == "script":
@@ -373,30 +358,24 @@ def _first_on_path(entry: str | None) -> None:
 _NOT_FLUSHED_FIRST = ("code", "module")
 
 
-def _flush_as_python_would(plan: Plan) -> None:
-    """Before it prints why a program ended (a traceback, ``sys.exit("...")``'s message), python flushes what a
-    script printed, not what ``-c`` code or a ``-m`` module printed: on one file, their order is python's."""
-    if plan.how in _NOT_FLUSHED_FIRST:
-        return
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            if stream is not None:
-                stream.flush()
-
-
 def _end_as_python_would(plan: Plan, launched_from_file: bool) -> None:
-    """The end of the program, in python's order: a script's output is flushed first, as python flushes it after
-    a file, before it waits for the threads and runs the ``atexit`` handlers; ``-c`` code's and a ``-m`` module's
-    are not, they are flushed at the very end. The launcher started from its console script is a file, after which
-    python flushes stdout: that flush is made to find :class:`_UnflushedOnce` instead (started as ``python -m
-    agent_otel`` or again as ``-c``, it makes none). So the interpreter's own end steps run as under python, with
-    no frame of the launcher (before, taken here from Python: on one file, an ``atexit`` handler's stderr came after
-    ``-c`` code's stdout, where python writes it before; a Ctrl-C while waiting for the threads, or an error in a
-    built-in exit hook, showed the launcher's frames)."""
-    if plan.how not in _NOT_FLUSHED_FIRST:
-        _flush_as_python_would(plan)
-    elif launched_from_file and sys.stdout is not None:
-        sys.stdout = cast(TextIO, _UnflushedOnce(sys.stdout))
+    """The end of the program, in python's order. After a file (a script), python flushes stderr and stdout before
+    it prints why the program ended (a traceback, ``sys.exit("...")``'s message), waits for the threads and runs
+    the ``atexit`` handlers; after ``-c`` code or a ``-m`` module it does not, and their output is flushed at the
+    very end. The launcher started from its console script is a file: that flush comes when the launcher returns,
+    a script's as under python, and for ``-c`` code or a ``-m`` module it is made to find :class:`_UnflushedOnce`
+    instead of their stdout. Started as ``python -m agent_otel`` or again as ``-c`` code, the launcher gets no flush
+    from python: a script's is made here. Either way the interpreter's own end steps run as under python, with no
+    frame of the launcher (before, taken here from Python: a Ctrl-C while waiting for the threads, or an error in a
+    built-in exit hook, showed the launcher's frames; a script's custom ``flush()`` ran once more)."""
+    if plan.how in _NOT_FLUSHED_FIRST:
+        if launched_from_file and sys.stdout is not None:
+            sys.stdout = cast(TextIO, _UnflushedOnce(sys.stdout))
+    elif not launched_from_file:
+        for stream in (sys.stderr, sys.stdout):  # python's order
+            with contextlib.suppress(Exception):
+                if stream is not None:
+                    stream.flush()
 
 
 class _UnflushedOnce:
@@ -499,7 +478,6 @@ def _run_plan(plan: Plan) -> int:
         named = shutil.which(plan.interpreter)
         if named is not None:
             sys.executable = os.path.abspath(named)
-    status = 0
     uncaught: BaseException | None = None
     launched_from_file = _launched_from_file()  # (before the program's __main__ replaces the launcher's)
     if plan.how == "script" and not os.path.exists(plan.target):
@@ -527,16 +505,17 @@ def _run_plan(plan: Plan) -> int:
             result = plan.entry.load()()
             if result is not None:
                 raise SystemExit(result)
-    except SystemExit as exc:
-        status = _exit_code(exc, plan)
     except BaseException as exc:
-        _print_when_uncaught()
+        if not isinstance(exc, SystemExit):
+            _print_when_uncaught()
         uncaught = exc
     # out of the except blocks: the exit hooks see no exception being handled (sys.exc_info()), as under python
     _end_as_python_would(plan, launched_from_file)
     if uncaught is not None:
-        raise uncaught  # the same exception object, its cause and context as the program left them
-    return status
+        # the same exception object, its cause and context as the program left them; a SystemExit is the
+        # interpreter's to end the process with (its code, or its message printed), as after the plain program
+        raise uncaught
+    return 0
 
 
 #: The launcher started again (``python -u -c _AGAIN run ...``). Not ``-m agent_otel``, nor ``-c`` as is: both put
