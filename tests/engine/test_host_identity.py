@@ -634,7 +634,50 @@ def test_a_decorated_coroutine_awaited_again_after_it_returned_is_refused_as_pla
 
     with pytest.raises(RuntimeError, match="cannot reuse already awaited coroutine"):
         asyncio.run(await_twice())
-    assert len(otel.points(semconv.TOOL_DURATION.name)) == 1
+    done = once()
+    asyncio.run(cast(Any, done))
+    with pytest.raises(RuntimeError, match="cannot reuse already awaited coroutine"):  # stepped by hand, or a task
+        done.send(None)
+    assert sum(point.count for point in otel.points(semconv.TOOL_DURATION.name)) == 2
+
+
+RESULTS_THEN_A_TEMPORARY_DIRECTORY = """
+import asyncio, atexit, os, sys, tempfile
+if sys.argv[1] == "traced":
+    import agent_otel
+    agent_otel.configure(metrics_exporter="none")
+    traced = agent_otel.tool("t")
+else:
+    traced = lambda function: function
+async def fetch():
+    return 1
+@traced
+def returns_a_coroutine():
+    return fetch()
+@traced
+def returns_a_generator():
+    return (n for n in range(2))
+asyncio.run(returns_a_coroutine())
+list(returns_a_generator())
+state = {}
+atexit.register(lambda: print("the directory at the exit hook:", os.path.isdir(state["path"])))
+state["path"] = tempfile.TemporaryDirectory().name  # dropped: removed at once
+kept = tempfile.TemporaryDirectory()  # removed by its finalizer at exit, before the hook registered before it
+state["path"] = kept.name
+"""
+
+
+def test_the_programs_finalizers_run_at_exit_in_their_order_after_results_agent_otel_times(tmp_path: Path) -> None:
+    """A ``TemporaryDirectory`` kept to the end is removed by ``weakref.finalize``'s exit hook, which python registers
+    with ``atexit`` when the first finalizer is made: after the program's own hook here, so it runs before it. Before,
+    agent-otel made one for each coroutine or generator a sync call returned, the first of them before the program's
+    hook, and the directory was still there when the hook ran."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env.update(OTEL_TRACES_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    outputs = [subprocess.run([sys.executable, "-c", RESULTS_THEN_A_TEMPORARY_DIRECTORY, mode], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60) for mode in ("plain", "traced")]
+    assert [(done.returncode, done.stdout, done.stderr) for done in outputs] == [
+        (0, "the directory at the exit hook: False\n", "")] * 2
 
 
 def test_a_coroutine_closed_before_it_ran_records_no_call_when_awaited(otel: TelemetryCapture) -> None:

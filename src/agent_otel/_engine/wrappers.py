@@ -441,16 +441,16 @@ def _finish_result(inv: Invocation, result: object, handler: Handler) -> object:
                 return _TracedCoroutine(result, inv)
             if isinstance(result, types.GeneratorType) and handler.times_generators and not _started(result):
                 traced = _traced_generator_of(result, inv)
-                weakref.finalize(traced, inv.end, End.CLOSED)
+                _end_when_dropped(traced, inv)
                 return traced
             if isinstance(result, types.AsyncGeneratorType) and handler.times_generators and not _started(result):
                 traced_async = _named_as(_traced_async_generator(result, inv), result)
-                weakref.finalize(traced_async, inv.end, End.CLOSED)
+                _end_when_dropped(traced_async, inv)
                 return traced_async
             if isinstance(result, asyncio.Future | concurrent.futures.Future):
                 # one that is destroyed while pending (a task whose loop was closed) ends closed, as a dropped
                 # coroutine does; it stayed open, a job among the in-flight ones for the process's life
-                dropped = weakref.finalize(result, inv.end, End.CLOSED)
+                dropped = _end_when_dropped(result, inv)
                 result.add_done_callback(lambda future: _end_from_future(inv, future, dropped))
                 return result
         if inv.wants_stream(result):
@@ -474,9 +474,29 @@ def _started(gen: types.GeneratorType[Any, Any, Any] | types.AsyncGeneratorType[
     return gen.ag_running or frame is None or frame.f_lasti > 0
 
 
+#: The weak references that end a call when what it returned is dropped before it completed (a generator, a future,
+#: a coroutine's driver never stepped), each kept until its callback runs or it is let go. Not ``weakref.finalize``:
+#: the first one made registers weakref's own exit hook with ``atexit``, which put the program's finalizers (a
+#: ``TemporaryDirectory``'s cleanup) after the exit hooks the program registered before it, instead of before.
+_ENDED_WHEN_DROPPED: set[weakref.ref[Any]] = set()
+
+
+def _end_when_dropped(result: object, inv: Invocation) -> weakref.ref[Any]:
+    """End ``inv`` closed when ``result`` is collected; discard the returned reference from
+    :data:`_ENDED_WHEN_DROPPED` to stop that."""
+
+    def dropped(reference: weakref.ref[Any]) -> None:
+        _ENDED_WHEN_DROPPED.discard(reference)
+        inv.end(End.CLOSED)
+
+    reference = weakref.ref(result, dropped)
+    _ENDED_WHEN_DROPPED.add(reference)
+    return reference
+
+
 def _end_from_future(inv: Invocation, future: asyncio.Future[Any] | concurrent.futures.Future[Any],
-                     dropped: weakref.finalize[Any, Any]) -> None:
-    dropped.detach()
+                     dropped: weakref.ref[Any]) -> None:
+    _ENDED_WHEN_DROPPED.discard(dropped)
     if future.cancelled():
         inv.end(End.RAISED, error=asyncio.CancelledError())
         return
@@ -624,7 +644,10 @@ class _PendingCoroutine(Generic[T]):
         return driver
 
     def send(self, value: object) -> object:
-        return self._driver().send(value)  # stepped by hand (a task made of it): the driver's own steps
+        driver = self._driver()  # stepped by hand (a task made of it): the driver's own steps
+        if cast("types.GeneratorType[Any, Any, T]", driver).gi_frame is None:  # it ran to its end, or was closed
+            raise RuntimeError("cannot reuse already awaited coroutine")
+        return driver.send(value)
 
     def _running_driver(self) -> Generator[Any, Any, T] | None:
         """The driver once it took a step; else None, and a driver made but never stepped (``__await__()`` taken) is
@@ -665,7 +688,7 @@ class _TracedCoroutine(_PendingCoroutine[T]):
         driver = self._self_driver
         if driver is None:
             driver = super()._driver()
-            weakref.finalize(driver, cast(Invocation, self._self_call).end, End.CLOSED)
+            _end_when_dropped(driver, cast(Invocation, self._self_call))
         return driver
 
     def throw(self, *exc_info: Any) -> object:
