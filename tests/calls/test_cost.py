@@ -472,6 +472,37 @@ def test_a_langchain_message_prices_its_cache_reads_and_names_its_model(otel: An
         usd(600, price.input) + usd(400, price.cache_read) + usd(300, price.output))
 
 
+def test_a_langchain_streams_chunks_add_up_to_the_calls_usage(otel: Any) -> None:
+    """LangChain's message chunks each carry their share of the usage, which add up (an Anthropic model's first chunk
+    has the input and the cache, its last the output, with an input of 0). Before, each chunk's counts replaced the
+    ones before: the call recorded an input of 0 beside 500 cache tokens, and its cost left the input out."""
+    from langchain_core.messages import AIMessageChunk
+
+    def usage(input_tokens: int, output_tokens: int, **details: int) -> dict[str, Any]:
+        return {"input_tokens": input_tokens, "output_tokens": output_tokens,
+                "total_tokens": input_tokens + output_tokens, "input_token_details": details}
+
+    @agent_otel.provider("anthropic", model="claude-sonnet-4")
+    def stream() -> Iterator[AIMessageChunk]:
+        yield AIMessageChunk("", usage_metadata=usage(1000, 1, cache_read=400, cache_creation=100),
+                             response_metadata={"model_name": "claude-sonnet-4-20250514"})
+        yield AIMessageChunk("sunny")
+        yield AIMessageChunk("", usage_metadata=usage(0, 299))
+
+    chunks = list(stream())
+    total = chunks[0] + chunks[1] + chunks[2]  # LangChain's own sum
+    assert total.usage_metadata is not None and total.usage_metadata["input_tokens"] == 1000
+    price = DEFAULT_PRICES["claude-sonnet-4"]
+    assert price.cache_read is not None and price.cache_write is not None
+    attributes = cost_attributes(otel, "chat claude-sonnet-4")
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 1000
+    assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 300
+    assert attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 400
+    assert attributes[semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] == 100
+    assert attributes[semconv.GEN_AI_USAGE_COST_AMOUNT] == pytest.approx(
+        usd(500, price.input) + usd(400, price.cache_read) + usd(100, price.cache_write) + usd(300, price.output))
+
+
 class RateLimited(Exception):
     pass
 

@@ -213,12 +213,28 @@ class ProviderInvocation(Invocation):
         # OpenAI's streaming helper carry the raw chunk as ``chunk``.
         if type(item) in _SCALARS:  # a piece of text or a number has none of those fields: nothing to read
             return
+        if item.__class__.__name__ == _LANGCHAIN_CHUNK and getattr(item, "usage_metadata", None) is not None:
+            self._add_usage(item)
+            return
         chunk = field_of(item, "chunk")
         if chunk is None:  # Mistral's stream events carry theirs as ``data``
             chunk = _own_path(item, "data")
             if isinstance(chunk, _NOT_A_CHUNK):  # an SSE frame's text, a list of parts
                 chunk = None
         self._read_usage(chunk if chunk is not None else item)
+
+    def _add_usage(self, chunk: Any) -> None:
+        """A chunk whose usage is its share of the call's, added to what the chunks before it reported: LangChain's
+        message chunks add up (``chunk + chunk``), the input on the first one and the output on the last for an
+        Anthropic model, whose later chunks report an input of 0."""
+        before = self.usage()
+        self.input_tokens = self.output_tokens = self.cache_read = self.cache_write = self.reasoning = None
+        self._read_usage(chunk)
+        self.input_tokens = _added(before.input, self.input_tokens)
+        self.output_tokens = _added(before.output, self.output_tokens)
+        self.cache_read = _added(before.cache_read, self.cache_read)
+        self.cache_write = _added(before.cache_write, self.cache_write)
+        self.reasoning = _added(before.reasoning, self.reasoning)
 
     def _read_usage(self, source: Any) -> None:
         usage = field_of(source, "usage", "usage_metadata")
@@ -443,6 +459,14 @@ def _own_path(source: Any, *names: str) -> Any:
             return None
         source = value
     return source
+
+
+#: The class of LangChain's streamed message chunks, whose usage reports add up (see ProviderInvocation._add_usage).
+_LANGCHAIN_CHUNK = "AIMessageChunk"
+
+
+def _added(kept: int | None, more: int | None) -> int | None:
+    return more if kept is None else kept if more is None else kept + more
 
 
 def _first_of(*sources: Any, name: str) -> Any:
