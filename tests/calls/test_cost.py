@@ -503,6 +503,33 @@ def test_a_langchain_streams_chunks_add_up_to_the_calls_usage(otel: Any) -> None
         usd(500, price.input) + usd(400, price.cache_read) + usd(100, price.cache_write) + usd(300, price.output))
 
 
+def test_a_langchain_stream_yielding_its_accumulated_message_counts_its_usage_once(otel: Any) -> None:
+    """A stream that yields the message so far (``acc = acc + chunk``), whose usage is a running total: each one
+    replaces the count before it. A first version of the sum above added them up, four times the input here."""
+    from langchain_core.messages import AIMessageChunk
+
+    def usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+        return {"input_tokens": input_tokens, "output_tokens": output_tokens,
+                "total_tokens": input_tokens + output_tokens}
+
+    parts = [AIMessageChunk("", usage_metadata=usage(1000, 1)), AIMessageChunk("sun"), AIMessageChunk("ny"),
+             AIMessageChunk("", usage_metadata=usage(0, 299))]
+
+    @agent_otel.provider("anthropic", model="claude-sonnet-4")
+    def stream() -> Iterator[AIMessageChunk]:
+        accumulated = parts[0]
+        yield accumulated
+        for part in parts[1:]:
+            accumulated = accumulated + part
+            yield accumulated
+
+    *_, last = stream()
+    assert last.usage_metadata is not None and last.usage_metadata["input_tokens"] == 1000
+    attributes = cost_attributes(otel, "chat claude-sonnet-4")
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 1000
+    assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 300
+
+
 class RateLimited(Exception):
     pass
 

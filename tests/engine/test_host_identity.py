@@ -641,6 +641,31 @@ def test_a_decorated_coroutine_awaited_again_after_it_returned_is_refused_as_pla
     assert sum(point.count for point in otel.points(semconv.TOOL_DURATION.name)) == 2
 
 
+class ComparedFuture(concurrent.futures.Future[int]):
+    """A future of the program's that defines equality, and so is unhashable."""
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def test_an_unhashable_future_a_call_returns_is_timed_until_it_completes(otel: TelemetryCapture) -> None:
+    """The call ends when the future does. A first version of the weak references that end a call whose result is
+    dropped kept them in a set, which hashed the future: ``TypeError``, the call ended at once, an error counted."""
+    future = ComparedFuture()
+
+    @agent_otel.tool("submit")
+    def submit() -> ComparedFuture:
+        return future
+
+    assert submit() is future
+    assert otel.spans() == []  # still running
+    future.set_result(1)
+    [span] = otel.spans()
+    assert span.name == "execute_tool submit" and otel.points(semconv.INSTRUMENTATION_ERRORS.name) == []
+
+
 RESULTS_THEN_A_TEMPORARY_DIRECTORY = """
 import asyncio, atexit, os, sys, tempfile
 if sys.argv[1] == "traced":

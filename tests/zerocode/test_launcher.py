@@ -89,6 +89,11 @@ def test_exit_hooks_after_an_uncaught_exception_see_what_python_shows_them(proje
 
 
 ENDINGS = {
+    # sys.exit() in a function: its locals are released when python has handled the SystemExit, before the exit hooks
+    "locals of the exiting function": "import atexit, sys\nclass Resource:\n    def __del__(self):\n"
+                                      "        print('released', file=sys.stderr)\n"
+                                      "atexit.register(lambda: print('exit hook', file=sys.stderr))\n"
+                                      "def main():\n    kept = Resource()\n    sys.exit(3)\nmain()\n",
     # an exit code whose text cannot be made: python writes an empty line for it
     "unprintable exit code": "print('a')\nclass Code:\n    def __str__(self):\n        raise ValueError('s')\n"
                              "raise SystemExit(Code())\n",

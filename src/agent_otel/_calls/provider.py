@@ -224,17 +224,20 @@ class ProviderInvocation(Invocation):
         self._read_usage(chunk if chunk is not None else item)
 
     def _add_usage(self, chunk: Any) -> None:
-        """A chunk whose usage is its share of the call's, added to what the chunks before it reported: LangChain's
-        message chunks add up (``chunk + chunk``), the input on the first one and the output on the last for an
-        Anthropic model, whose later chunks report an input of 0."""
+        """A LangChain message chunk's usage: its share of the call's, added to what the chunks before it reported
+        (their usage adds up, ``chunk + chunk``: an Anthropic model's first chunk has the input, its last the output,
+        with an input of 0); or, when no count of it is below the ones before, the running total of a stream that
+        yields its accumulated message (``acc = acc + chunk``), which replaces them."""
         before = self.usage()
         self.input_tokens = self.output_tokens = self.cache_read = self.cache_write = self.reasoning = None
         self._read_usage(chunk)
-        self.input_tokens = _added(before.input, self.input_tokens)
-        self.output_tokens = _added(before.output, self.output_tokens)
-        self.cache_read = _added(before.cache_read, self.cache_read)
-        self.cache_write = _added(before.cache_write, self.cache_write)
-        self.reasoning = _added(before.reasoning, self.reasoning)
+        now = self.usage()
+        counts = [(getattr(before, name), getattr(now, name)) for name in _USAGE_FIELDS]
+        running_total = any(kept is not None for kept, _ in counts) and all(
+            kept is None or count is None or count >= kept for kept, count in counts)
+        merged = [(count if count is not None else kept) if running_total else _added(kept, count)
+                  for kept, count in counts]
+        self.input_tokens, self.output_tokens, self.cache_read, self.cache_write, self.reasoning = merged
 
     def _read_usage(self, source: Any) -> None:
         usage = field_of(source, "usage", "usage_metadata")

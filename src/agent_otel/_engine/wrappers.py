@@ -478,25 +478,27 @@ def _started(gen: types.GeneratorType[Any, Any, Any] | types.AsyncGeneratorType[
 #: a coroutine's driver never stepped), each kept until its callback runs or it is let go. Not ``weakref.finalize``:
 #: the first one made registers weakref's own exit hook with ``atexit``, which put the program's finalizers (a
 #: ``TemporaryDirectory``'s cleanup) after the exit hooks the program registered before it, instead of before.
-_ENDED_WHEN_DROPPED: set[weakref.ref[Any]] = set()
+#: Keyed by the reference's own id: a weak reference hashes as its object, which may be unhashable (a future with an
+#: ``__eq__``) or run the program's ``__hash__``.
+_ENDED_WHEN_DROPPED: dict[int, weakref.ref[Any]] = {}
 
 
 def _end_when_dropped(result: object, inv: Invocation) -> weakref.ref[Any]:
-    """End ``inv`` closed when ``result`` is collected; discard the returned reference from
-    :data:`_ENDED_WHEN_DROPPED` to stop that."""
+    """End ``inv`` closed when ``result`` is collected; pop the returned reference from :data:`_ENDED_WHEN_DROPPED`
+    (by its id) to stop that."""
 
     def dropped(reference: weakref.ref[Any]) -> None:
-        _ENDED_WHEN_DROPPED.discard(reference)
+        _ENDED_WHEN_DROPPED.pop(id(reference), None)
         inv.end(End.CLOSED)
 
     reference = weakref.ref(result, dropped)
-    _ENDED_WHEN_DROPPED.add(reference)
+    _ENDED_WHEN_DROPPED[id(reference)] = reference
     return reference
 
 
 def _end_from_future(inv: Invocation, future: asyncio.Future[Any] | concurrent.futures.Future[Any],
                      dropped: weakref.ref[Any]) -> None:
-    _ENDED_WHEN_DROPPED.discard(dropped)
+    _ENDED_WHEN_DROPPED.pop(id(dropped), None)
     if future.cancelled():
         inv.end(End.RAISED, error=asyncio.CancelledError())
         return

@@ -514,7 +514,11 @@ def _run_plan(plan: Plan) -> int:
     if uncaught is not None:
         # the same exception object, its cause and context as the program left them; a SystemExit is the
         # interpreter's to end the process with (its code, or its message printed), as after the plain program
-        raise uncaught
+        try:
+            raise uncaught
+        finally:
+            uncaught = None  # its traceback holds this frame: no cycle, so the program's frames (their locals) are
+            # released when the interpreter has handled it, before the exit hooks, as under python
     return 0
 
 
