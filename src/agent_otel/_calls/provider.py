@@ -155,15 +155,12 @@ class ProviderInvocation(Invocation):
         unpriced = False
         for usage, model in entries:
             for field in _USAGE_FIELDS:
-                value = getattr(usage, field)
-                if value is not None:
-                    setattr(total, field, (getattr(total, field) or 0) + value)
+                setattr(total, field, _added(getattr(total, field), getattr(usage, field)))
             part, missing = priced_cost(model, self.priced_model, usage)
             if part is not None:
                 cost = (cost or 0.0) + part
             unpriced = unpriced or missing
-        self.input_tokens, self.output_tokens = total.input, total.output
-        self.cache_read, self.cache_write, self.reasoning = total.cache_read, total.cache_write, total.reasoning
+        self._take_usage(total)
         models = {model for _, model in entries}
         if not self.response_model and len(models) == 1:
             self.response_model = models.pop()
@@ -229,15 +226,14 @@ class ProviderInvocation(Invocation):
         with an input of 0); or, when no count of it is below the ones before, the running total of a stream that
         yields its accumulated message (``acc = acc + chunk``), which replaces them."""
         before = self.usage()
-        self.input_tokens = self.output_tokens = self.cache_read = self.cache_write = self.reasoning = None
+        self._take_usage(TokenUsage())
         self._read_usage(chunk)
         now = self.usage()
         counts = [(getattr(before, name), getattr(now, name)) for name in _USAGE_FIELDS]
         running_total = any(kept is not None for kept, _ in counts) and all(
             kept is None or count is None or count >= kept for kept, count in counts)
-        merged = [(count if count is not None else kept) if running_total else _added(kept, count)
-                  for kept, count in counts]
-        self.input_tokens, self.output_tokens, self.cache_read, self.cache_write, self.reasoning = merged
+        self._take_usage(TokenUsage(*((count if count is not None else kept) if running_total else _added(kept, count)
+                                      for kept, count in counts)))
 
     def _read_usage(self, source: Any) -> None:
         usage = field_of(source, "usage", "usage_metadata")
@@ -316,6 +312,10 @@ class ProviderInvocation(Invocation):
 
     def usage(self) -> TokenUsage:
         return TokenUsage(self.input_tokens, self.output_tokens, self.cache_read, self.cache_write, self.reasoning)
+
+    def _take_usage(self, usage: TokenUsage) -> None:
+        self.input_tokens, self.output_tokens = usage.input, usage.output
+        self.cache_read, self.cache_write, self.reasoning = usage.cache_read, usage.cache_write, usage.reasoning
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         try:
