@@ -8,6 +8,7 @@ import asyncio
 import collections.abc
 import contextlib
 import gc
+import inspect
 import socket
 import time
 from collections.abc import Iterator
@@ -81,6 +82,21 @@ def async_create(sdk: str, url: str) -> Any:
     return create
 
 
+def async_sdk_method(sdk: str, url: str) -> Any:
+    """The async client's own ``create`` decorated, as a config file's target on it: a plain ``def`` (the SDK's
+    ``required_args`` wrapper) that returns the coroutine which gives the stream."""
+    if sdk == "openai":
+        client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="test", max_retries=0)
+        assert not inspect.iscoroutinefunction(client.chat.completions.create)  # the shape under test
+        create = agent_otel.provider("openai", model="gpt-4o-mini")(client.chat.completions.create)
+        return lambda: create(model="gpt-4o-mini", messages=MESSAGES, stream=True,
+                              stream_options={"include_usage": True})
+    async_client = anthropic.AsyncAnthropic(base_url=url, api_key="test", max_retries=0)
+    assert not inspect.iscoroutinefunction(async_client.messages.create)
+    create = agent_otel.provider("anthropic", model="gpt-4o-mini")(async_client.messages.create)
+    return lambda: create(model="claude-3-5-haiku", max_tokens=16, messages=MESSAGES, stream=True)
+
+
 def consume_sync(create: Any, use: str) -> list[Any]:
     if use == "iterate":
         return list(create())
@@ -152,6 +168,16 @@ def test_an_agent_that_returns_a_stream_counts_its_model_call(otel: Any, llm: St
 @pytest.mark.parametrize("sdk", ["openai", "anthropic"])
 def test_stream_from_an_async_call(otel: Any, llm: StreamingLLM, sdk: str, use: str) -> None:
     create = async_create(sdk, llm.url)
+    items = asyncio.run(consume_async(create, use))
+    assert_stream_recorded(otel, sdk, items)
+
+
+@pytest.mark.parametrize("use", USES)
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+def test_stream_from_the_async_sdks_own_method(otel: Any, llm: StreamingLLM, sdk: str, use: str) -> None:
+    """The call is timed until its stream is read, not until the coroutine that gave it was awaited (its driver, let
+    go then, ended the call closed early, without its usage)."""
+    create = async_sdk_method(sdk, llm.url)
     items = asyncio.run(consume_async(create, use))
     assert_stream_recorded(otel, sdk, items)
 

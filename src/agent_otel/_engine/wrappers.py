@@ -488,8 +488,8 @@ def _end_when_dropped(result: object, inv: Invocation) -> weakref.ref[Any]:
     (by its id) to stop that."""
 
     def dropped(reference: weakref.ref[Any]) -> None:
-        _ENDED_WHEN_DROPPED.pop(id(reference), None)
-        inv.end(End.CLOSED)
+        if _ENDED_WHEN_DROPPED.pop(id(reference), None) is not None:  # (popped before: nothing to end)
+            inv.end(End.CLOSED)
 
     reference = weakref.ref(result, dropped)
     _ENDED_WHEN_DROPPED[id(reference)] = reference
@@ -540,11 +540,16 @@ def _steps_of(awaitable: Awaitable[T]) -> Generator[Any, Any, T]:
     return awaitable.__await__()
 
 
-def _traced_coroutine(coro: Awaitable[T], inv_or_call: Invocation | _PendingCall) -> Generator[Any, Any, T]:
+def _traced_coroutine(coro: Awaitable[T], inv_or_call: Invocation | _PendingCall,
+                      unstepped: list[weakref.ref[Any]] | None = None) -> Generator[Any, Any, T]:
     """Await ``coro`` inside the invocation's context; given the call instead, the invocation begins here,
     as the coroutine first runs (one frame either way: a second one awaiting it costs a frame per call). A
     generator, not a coroutine, as what ``__await__`` returns may be: one that never runs gives no "never awaited"
-    warning of its own, so the program's coroutine gives it, when it would without agent-otel."""
+    warning of its own, so the program's coroutine gives it, when it would without agent-otel. ``unstepped``: the
+    reference that ends the call if this generator is dropped before its first step (see _TracedCoroutine), let go
+    of at that step: the call goes on after this generator (a stream it returned), or ends in it."""
+    if unstepped:
+        _ENDED_WHEN_DROPPED.pop(id(unstepped[0]), None)
     if isinstance(inv_or_call, Invocation):
         inv: Invocation | None = inv_or_call
     elif getattr(coro, "cr_frame", True) is None:  # closed before it ever ran: awaiting it raises, no call was made
@@ -689,8 +694,11 @@ class _TracedCoroutine(_PendingCoroutine[T]):
         """Also: a driver dropped before its first step (``__await__()`` taken, never stepped) ends the call closed."""
         driver = self._self_driver
         if driver is None:
-            driver = super()._driver()
-            _end_when_dropped(driver, cast(Invocation, self._self_call))
+            inv = cast(Invocation, self._self_call)
+            unstepped: list[weakref.ref[Any]] = []
+            driver = _traced_coroutine(self.__wrapped__, inv, unstepped)
+            _set_own(self, "_self_driver", driver)
+            unstepped.append(_end_when_dropped(driver, inv))
         return driver
 
     def throw(self, *exc_info: Any) -> object:
