@@ -1379,3 +1379,84 @@ def test_stop_iteration_is_the_end_of_a_loop_only_out_of_an_iteration_step(otel:
             asyncio.run(instrument(handler, function)())
     assert [(how, type(error).__name__) for how, _, error in handler.ends] == [
         (End.RAISED, "StopIteration")] + [(End.RETURNED, "NoneType")] * 3
+
+
+# -- suppressed instrumentation -------------------------------------------------------------------
+
+
+def _each_shape() -> dict[str, Callable[[], Any]]:
+    """A tool of every shape, each called once and read to its end by the function it is under."""
+
+    def plain() -> int:
+        return 1
+
+    async def coroutine() -> int:
+        return 1
+
+    def generator() -> collections.abc.Iterator[int]:
+        yield 1
+
+    async def async_generator() -> collections.abc.AsyncIterator[int]:
+        yield 1
+
+    def returns_a_coroutine() -> Coroutine[Any, Any, int]:
+        return coroutine()
+
+    tool = agent_otel.tool("t")
+    shapes = {"plain": tool(plain), "proxy": tool(lambda: 1), "coroutine": tool(coroutine),
+              "generator": tool(generator), "async generator": tool(async_generator),
+              "returns a coroutine": tool(returns_a_coroutine)}
+
+    async def read_async_generator() -> list[int]:
+        return [item async for item in shapes["async generator"]()]
+
+    return {"plain": shapes["plain"], "proxy": shapes["proxy"],
+            "coroutine": lambda: asyncio.run(shapes["coroutine"]()),
+            "generator": lambda: list(shapes["generator"]()),
+            "async generator": lambda: asyncio.run(read_async_generator()),
+            "returns a coroutine": lambda: asyncio.run(shapes["returns a coroutine"]())}
+
+
+@pytest.mark.parametrize("shape", list(_each_shape()))
+def test_a_call_under_suppressed_instrumentation_runs_as_if_unwrapped(otel: Any, shape: str) -> None:
+    """``suppress_instrumentation()``, as the SDK's exporters use it around each export: no span, no metric, as for
+    the OpenTelemetry instrumentations; the same call outside it is recorded."""
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    call = _each_shape()[shape]
+    with suppress_instrumentation():
+        call()
+    assert otel.spans() == [] and semconv.TOOL_DURATION.name not in otel.metrics()
+    call()
+    assert len(otel.spans("execute_tool t")) == 1
+
+
+def test_a_wrapped_function_the_exporter_calls_is_not_traced_by_its_own_exports(otel: Any) -> None:
+    """A config target on what the exporter sends with (``requests.Session.send`` under the OTLP/HTTP exporter): each
+    export made a span of the tool, which the next export sent, for ever."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    @agent_otel.tool("send")
+    def send(payload: object) -> None:
+        pass
+
+    class SendingExporter(SpanExporter):
+        def __init__(self) -> None:
+            self.exported: list[str] = []
+
+        def export(self, spans: Any) -> SpanExportResult:
+            self.exported += [span.name for span in spans]
+            if len(self.exported) < 5:  # a bound, so that the loop this test catches ends
+                send(spans)
+            return SpanExportResult.SUCCESS
+
+    exporter = SendingExporter()
+    processor = BatchSpanProcessor(exporter)
+    otel.tracer_provider.add_span_processor(processor)
+    try:
+        send("the program's own")
+        for _ in range(3):
+            processor.force_flush()
+    finally:
+        processor.shutdown()
+    assert exporter.exported == ["execute_tool send"]

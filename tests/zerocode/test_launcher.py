@@ -496,6 +496,20 @@ def test_script_and_module_run_in_process_with_hooks_installed_first(project: Pa
         assert [span.name for span in wait_for_spans(receiver, 3)] == ["execute_tool work"] * 3
 
 
+@pytest.mark.parametrize("how", [["app.py"], ["-m", "app"], ["-c", "import app"]])
+def test_the_launchers_own_calls_of_configured_functions_are_not_recorded(project: Path, how: list[str]) -> None:
+    """Targets on functions the launcher uses itself (``shutil.which`` for the interpreter, ``os.path`` for the
+    script's path): its calls before the program ran were recorded as the program's."""
+    (project / "agent-otel.toml").write_text("".join(f'[[tool]]\ntarget = "{target}"\n' for target in (
+        "shutil:which", "os.path:join", "os.path:realpath", "os.path:abspath", "os.path:exists", "os.path:dirname")))
+    (project / "app.py").write_text("import os.path\nos.path.join('a', 'b')\n")
+    with OtlpHttpReceiver() as receiver:
+        done = run(project, str(Path(sys.executable).with_name("python3")), *how, receiver=receiver)
+        assert (done.returncode, done.stderr) == (0, "")
+        spans = wait_for_spans(receiver, 1)
+        assert [span.name for span in spans] == ["execute_tool join"]  # the program's one call
+
+
 def test_the_venvs_python_reached_through_a_linked_folder_runs_in_process(project: Path) -> None:
     """A deploy's ``current`` link to the venv: before, its python was taken for another interpreter and
     exec'd, so the script's own targets were never applied."""

@@ -71,6 +71,13 @@ WrapperFunction: TypeAlias = Callable[[Callable[..., Any], Any, Args, Kwargs], A
 
 _attach = otel_context.attach
 _detach = otel_context.detach
+_get_current = otel_context.get_current
+#: What ``opentelemetry.instrumentation.utils.suppress_instrumentation()`` sets (the key, and the older plain name),
+#: as the SDK's exporters do around each export: a wrapped call made under it runs as if it were not wrapped, as
+#: the OpenTelemetry instrumentations' calls do (a target on ``requests`` traced the exporter's own requests, each
+#: export making the span that the next one sent).
+_SUPPRESSED = otel_context._SUPPRESS_INSTRUMENTATION_KEY
+_SUPPRESSED_PLAIN = "suppress_instrumentation"
 _now_ns = time.perf_counter_ns
 
 
@@ -315,10 +322,16 @@ class Handler:
 _PendingCall: TypeAlias = tuple[Handler, Callable[..., Any], object, Args, Kwargs]
 
 
+def _suppressed() -> bool:
+    """Whether instrumentation is suppressed where the call runs (see :data:`_SUPPRESSED`)."""
+    current = _get_current()
+    return bool(current.get(_SUPPRESSED) or current.get(_SUPPRESSED_PLAIN))
+
+
 def _begin(handler: Handler, wrapped: Callable[..., Any], instance: object, args: Args,
            kwargs: Kwargs) -> Invocation | None:
     try:
-        return handler.begin(wrapped, instance, args, kwargs)
+        return None if _suppressed() else handler.begin(wrapped, instance, args, kwargs)
     except Exception as exc:
         report_error(handler.stage + ".begin", exc)
         return None
@@ -336,7 +349,9 @@ def _sync_wrapper(handler: Handler) -> WrapperFunction:
             return wrapped(*args, **kwargs)
         # mirrors _begin() deliberately (inlined: hot path); change both together
         try:
-            inv = handler.begin(wrapped, instance, args, kwargs)
+            current = _get_current()
+            inv = None if current.get(_SUPPRESSED) or current.get(_SUPPRESSED_PLAIN) else handler.begin(
+                wrapped, instance, args, kwargs)
         except Exception as exc:
             report_error(handler.stage + ".begin", exc)
             return wrapped(*args, **kwargs)
@@ -376,7 +391,9 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
         if not (rt if rt is not None else runtime()).enabled:
             return func(*args, **kwargs)
         try:
-            inv = handler.begin(func, None, args, kwargs)
+            current = _get_current()
+            inv = None if current.get(_SUPPRESSED) or current.get(_SUPPRESSED_PLAIN) else handler.begin(
+                func, None, args, kwargs)
         except Exception as exc:
             report_error(handler.stage + ".begin", exc)
             return func(*args, **kwargs)

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, cast
 
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+
 from agent_otel._engine.fork_signals import hold_over_fork
 from agent_otel._engine.instruments import enabled_from_env
 from agent_otel._engine.self_telemetry import report_error
@@ -474,20 +476,25 @@ _LAUNCHER_FILES = frozenset({__file__, programs.__file__})
 
 def _run_plan(plan: Plan) -> int:
     sys.argv = list(plan.argv)
-    if plan.interpreter:  # python3 names the same interpreter as the launcher's python: the program's is python3
-        named = shutil.which(plan.interpreter)
-        if named is not None:
-            sys.executable = os.path.abspath(named)
+    # The launcher's own calls of functions a configuration wraps (``shutil.which``, ``os.path``'s) are not the
+    # program's: made with instrumentation suppressed, as the SDK's exporters make theirs, they run unrecorded.
+    with suppress_instrumentation():
+        if plan.interpreter:  # python3 names the same interpreter as the launcher's python: the program's is python3
+            named = shutil.which(plan.interpreter)
+            if named is not None:
+                sys.executable = os.path.abspath(named)
+        launched_from_file = _launched_from_file()  # (before the program's __main__ replaces the launcher's)
+        if plan.how == "script" and not os.path.exists(plan.target):
+            _say(f"{plan.interpreter or sys.executable}: can't open file {programs.joined_with_cwd(plan.target)!r}: "
+                 "[Errno 2] No such file or directory")
+            return 2
     uncaught: BaseException | None = None
-    launched_from_file = _launched_from_file()  # (before the program's __main__ replaces the launcher's)
-    if plan.how == "script" and not os.path.exists(plan.target):
-        _say(f"{plan.interpreter or sys.executable}: can't open file {programs.joined_with_cwd(plan.target)!r}: "
-             "[Errno 2] No such file or directory")
-        return 2
     try:
         if plan.how in ("script", "module", "code"):
             try:
-                program = _program(plan)
+                # a -m module's packages are imported here: their code is the program's
+                with suppress_instrumentation() if plan.how != "module" else contextlib.nullcontext():
+                    program = _program(plan)
             except programs.ModuleNotRunnable as exc:
                 _say(exc)
                 return 1
