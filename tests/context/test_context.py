@@ -401,3 +401,45 @@ def test_a_program_exec_or_spawn_starts_continues_the_job_and_trace(starter: str
     assert traceparent != "-" and "job.id=exec-job" in carried.split(",")
     if starter.startswith("os.exec"):  # the tool's span, ended before the exec, was exported first
         assert '"name": "execute_tool before"' in done.stdout.split("child ")[0]
+
+
+class _EnvironmentView:
+    """What some programs pass as ``env=``: no Mapping, but with the ``items()`` subprocess reads."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+
+    def items(self) -> Any:
+        return self.values.items()
+
+
+_PRINT_CARRIER = ("import json, os; print(json.dumps({k.decode(): v.decode() for k, v in os.environb.items() "
+                  "if k in (b'BAGGAGE', b'TRACEPARENT', b'TRACESTATE')}))")
+
+
+def _child_carrier(env: Any) -> dict[str, str]:
+    """The carrier variables a python child started with ``env`` sees, its ``TRACEPARENT`` as (trace id, parent id)."""
+    out = subprocess.run([sys.executable, "-c", _PRINT_CARRIER], env=env, capture_output=True, text=True, timeout=60,
+                         check=True).stdout
+    seen = json.loads(out)
+    if "TRACEPARENT" in seen:
+        seen["TRACEPARENT"] = "-".join(seen["TRACEPARENT"].split("-")[1:3])
+    return seen
+
+
+def test_a_childs_environment_the_program_gives_keeps_its_members_and_gets_the_jobs(otel: Any) -> None:
+    """``env=`` given by the program: its ``BAGGAGE`` members were replaced by the job's (the HTTP carrier keeps them),
+    its ``TRACESTATE`` stayed beside a ``TRACEPARENT`` of another trace, an environment with names in bytes got each
+    variable twice (the child read the program's), and one that is no mapping made ``Popen`` raise our TypeError."""
+    base = {key: value for key, value in CLEAN_ENV.items() if key not in ("BAGGAGE", "TRACEPARENT", "TRACESTATE")}
+    with agent_otel.job("J", type="batch"):
+        trace_id, span_id = current_ids()
+        given = _child_carrier({**base, "BAGGAGE": "tenant=acme,region=eu", "TRACESTATE": "vendor=abc"})
+        in_bytes = _child_carrier({**{key.encode(): value.encode() for key, value in base.items()},
+                                   b"BAGGAGE": b"tenant=acme"})
+        viewed = subprocess.run([sys.executable, "-c", "print('ran')"], env=_EnvironmentView(dict(base)),
+                                capture_output=True, text=True, timeout=60)
+    ours = f"{semconv.BAGGAGE_JOB_ID}=J,{semconv.BAGGAGE_JOB_TYPE}=batch"
+    assert given == {"BAGGAGE": f"tenant=acme,region=eu,{ours}", "TRACEPARENT": f"{trace_id}-{span_id}"}
+    assert in_bytes == {"BAGGAGE": f"tenant=acme,{ours}", "TRACEPARENT": f"{trace_id}-{span_id}"}
+    assert (viewed.returncode, viewed.stdout, viewed.stderr) == (0, "ran\n", "")  # as without agent-otel

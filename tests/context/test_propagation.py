@@ -80,6 +80,40 @@ def test_the_http_client_patch_adds_the_jobs_baggage_to_the_programs_own(otel: A
     assert sent[3] == "tenant=acme"  # a value given as bytes is the program's as it is (str() of it was b'...')
 
 
+class _EchoTraceHeaders(QuietHandler):
+    """Answers with every line of ``traceparent`` and ``baggage`` it got."""
+
+    def do_GET(self) -> None:
+        lines = [f"{name}: {value}" for name in ("traceparent", "baggage")
+                 for value in self.headers.get_all(name) or ()]
+        self.send_body(200, "\n".join(lines).encode(), "text/plain")
+
+
+def test_the_http_client_patch_keeps_headers_the_program_names_in_bytes(otel: Any) -> None:
+    """``http.client`` takes header names as bytes: the program's own ``b"traceparent"`` went out with a second
+    ``traceparent`` of ours (two, which W3C treats as invalid), and its ``b"baggage"`` beside a second ``baggage``."""
+    import http.client
+
+    server = LoopbackServer(_EchoTraceHeaders)
+    server.start()
+    instrument_http_headers()
+    try:
+        with agent_otel.job("J1", type="batch"):
+            connection = http.client.HTTPConnection("127.0.0.1", int(server.url.rsplit(":", 1)[1]),
+                                                    timeout=10)
+            connection.request("GET", "/", headers={b"traceparent": PROGRAMS_TRACEPARENT, b"baggage": "tenant=acme"})
+            received = connection.getresponse().read().decode().splitlines()
+            connection.close()
+    finally:
+        uninstrument_http_headers()
+        server.stop()
+    assert received == [f"traceparent: {PROGRAMS_TRACEPARENT}",
+                        f"baggage: tenant=acme,{semconv.BAGGAGE_JOB_ID}=J1,{semconv.BAGGAGE_JOB_TYPE}=batch"]
+
+
+PROGRAMS_TRACEPARENT = "00-11111111111111111111111111111111-2222222222222222-01"
+
+
 def test_the_http_instrumentations_keep_the_programs_own_baggage_header(otel: Any, echo: str) -> None:
     """OpenTelemetry's requests and httpx instrumentations inject into the request's own headers, and its baggage
     propagator *sets* ``baggage``: inside a job, the program's own header (``tenant=acme``) was replaced by the

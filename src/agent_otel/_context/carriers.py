@@ -17,9 +17,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import wrapt
 from opentelemetry import context as otel_context
@@ -27,7 +27,7 @@ from opentelemetry import propagate
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from agent_otel._context.baggage_header import merged_baggage
-from agent_otel._context.propagation import CarriedCall, _has_context_to_carry, carry, subprocess_env
+from agent_otel._context.propagation import CarriedCall, _has_context_to_carry, carry, child_environment
 from agent_otel._engine.exit_signals import caught_outside_python, held_over_exit_flush
 from agent_otel._engine.fork_signals import hold_over_fork
 from agent_otel._engine.self_telemetry import report_error
@@ -373,9 +373,9 @@ def _wrap_popen_init(wrapped: Callable[..., None], instance: subprocess.Popen[An
     if _has_context_to_carry():
         # Popen(args, bufsize, executable, stdin, stdout, stderr, preexec_fn, close_fds, shell, cwd, env)
         if len(args) > 10:
-            args = (*args[:10], subprocess_env(args[10]), *args[11:])
+            args = (*args[:10], child_environment(args[10]), *args[11:])
         else:
-            kwargs["env"] = subprocess_env(kwargs.get("env"))
+            kwargs["env"] = child_environment(kwargs.get("env"))
     return wrapped(*args, **kwargs)
 
 
@@ -387,7 +387,8 @@ def _wrap_exec(wrapped: Callable[..., Any], instance: object, args: Args, kwargs
     given = dict(zip(("path", "argv", "env"), args, strict=False), **kwargs)
     if not _has_context_to_carry() or len(given) != len(args) + len(kwargs) or not {"path", "argv"} <= set(given):
         return wrapped(*args, **kwargs)  # nothing to carry, or arguments python will refuse: as it refuses them
-    return _execve(given["path"], given["argv"], subprocess_env(given.get("env")))
+    env = child_environment(given.get("env"))
+    return _execve(given["path"], given["argv"], os.environ if env is None else cast("Mapping[str, str]", env))
 
 
 def _wrap_os_exit(wrapped: Callable[..., NoReturn], instance: object, args: Args, kwargs: Kwargs) -> NoReturn:
@@ -407,7 +408,7 @@ def _wrap_os_exit(wrapped: Callable[..., NoReturn], instance: object, args: Args
 def _wrap_posix_spawn(wrapped: Callable[..., int], instance: object, args: Args, kwargs: Kwargs) -> int:
     """``os.posix_spawn(path, argv, env, ...)`` and ``posix_spawnp``: the child continues the job and trace."""
     if _has_context_to_carry() and len(args) >= 3:
-        args = (args[0], args[1], subprocess_env(args[2]), *args[3:])
+        args = (args[0], args[1], child_environment(args[2]), *args[3:])
     return wrapped(*args, **kwargs)
 
 
@@ -688,7 +689,8 @@ def _inject_headers(wrapped: Callable[..., None], instance: http.client.HTTPConn
             headers = args[3] if len(args) > 3 else kwargs.get("headers") or {}
             carrier: dict[str, str] = {}
             propagate.inject(carrier)
-            present = {str(key).lower(): key for key in headers}
+            # http.client takes names as bytes too: the program's own b"traceparent" is its header as much
+            present = {(key.decode("latin-1") if isinstance(key, bytes) else str(key)).lower(): key for key in headers}
             missing = {key: value for key, value in carrier.items() if key.lower() not in present}
             host_key = present.get("baggage")
             if "baggage" in carrier and host_key is not None and isinstance(headers[host_key], str):  # the

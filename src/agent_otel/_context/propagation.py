@@ -7,13 +7,14 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from typing import Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from opentelemetry.context import Context
 from opentelemetry.trace import get_current_span
 
+from agent_otel._context.baggage_header import merged_baggage
 from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY
 from agent_otel._context.stamping import stamped_ids
 from agent_otel._engine.self_telemetry import report_error
@@ -62,16 +63,47 @@ def attached(carrier: Mapping[str, str]) -> Iterator[Context]:
 
 
 def subprocess_env(env: Mapping[str, str] | None = None, ctx: Context | None = None) -> dict[str, str]:
-    """A copy of ``env`` (default: ``os.environ``) with ``TRACEPARENT``/``TRACESTATE``/``BAGGAGE``."""
+    """A copy of ``env`` (default: ``os.environ``) with ``TRACEPARENT``/``TRACESTATE``/``BAGGAGE``: the trace context
+    replaces the one ``env`` holds (a ``TRACESTATE`` without one of ours goes with the trace it belonged to), and a
+    ``BAGGAGE`` of ``env`` keeps its members, the job's and conversation's replaced. Names given as bytes (an
+    environment POSIX Python takes) are kept as bytes."""
     if env is not None and not isinstance(env, Mapping):
         raise TypeError(f"subprocess_env(): env must map variable names to values, not {type(env).__name__}")
-    result = dict(os.environ if env is None else env)
+    result: dict[Any, Any] = dict(os.environ if env is None else env)
     carrier: dict[str, str] = {}
     propagate.inject(carrier, context=ctx)
+    if not carrier:
+        return result
+    in_bytes = bool(result) and all(type(name) is bytes for name in result)
     for key, env_key in ENV_CARRIER_KEYS.items():
-        if key in carrier:
-            result[env_key] = carrier[key]
+        given = [name for name in (env_key, os.fsencode(env_key)) if name in result]
+        program = result[given[0]] if given else None
+        for name in given:
+            del result[name]
+        value: str | bytes | None = carrier.get(key)
+        if key == "baggage" and program and isinstance(value, str):
+            text = os.fsdecode(program) if isinstance(program, bytes) else str(program)
+            value = merged_baggage(text, value) or text  # (unchanged, or too long with ours: the program's as is)
+        elif key == "tracestate" and value is None and "traceparent" not in carrier:
+            value = program  # the trace it belongs to goes on
+        if value is None:
+            continue
+        name = given[0] if given else (os.fsencode(env_key) if in_bytes else env_key)
+        result[name] = os.fsencode(value) if type(name) is bytes and not isinstance(value, bytes) else value
     return result
+
+
+def child_environment(env: object) -> object:
+    """What a patched ``subprocess.Popen``, ``os.exec*`` or ``os.posix_spawn`` passes as the child's environment:
+    :func:`subprocess_env` of ``env``, or ``env`` itself, as the program gave it, when it is no mapping (python then
+    takes or refuses it as without agent-otel) or when that fails (counted, never raised)."""
+    if env is not None and not isinstance(env, Mapping):
+        return env
+    try:
+        return subprocess_env(env)
+    except Exception as exc:
+        report_error("autoinstrument.subprocess_env", exc)
+        return env
 
 
 def context_from_environment(env: Mapping[str, str] | None = None) -> Context | None:
