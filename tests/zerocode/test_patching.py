@@ -608,15 +608,20 @@ def test_entries_naming_a_method_and_a_subclass_that_inherits_it_each_record_the
     assert entry_errors() == {}
 
 
+@pytest.mark.parametrize("imported", ["before", "after"])
 def test_a_function_named_twice_is_recorded_once_and_the_second_name_is_reported(
-        otel: Any, package: Package) -> None:
+        otel: Any, package: Package, imported: str) -> None:
     """A package's re-export and the module defining it name one function: the second entry was ignored
-    without a word, so ``agent-otel check`` showed it ok while its options never applied."""
+    without a word, so ``agent-otel check`` showed it ok while its options never applied. Imported after, the
+    module that defines it finishes importing first: its entry, the second, recorded the calls (and the first was
+    the one reported), where ``agent-otel check`` says the first records them."""
     mod = package.write("mod", "def fn(x):\n    return x + 1\n")
     reexport = package.write("api", "from .mod import fn\n")
-    package.load("api")
+    if imported == "before":
+        package.load("api")
     instrument(config(f'[[tool]]\ntarget = "{reexport}:fn"\nname = "first"\n'
                       f'[[tool]]\ntarget = "{mod}:fn"\nname = "second"\n'))
+    package.load("api")
     assert package.load("mod").fn(1) == 2 and package.load("api").fn(2) == 3
     assert [span.name for span in otel.spans()] == ["execute_tool first"] * 2
     assert entry_errors() == {f"{mod}:fn": f"fn is already wrapped for tool[0] ({reexport}:fn); name a function once"}

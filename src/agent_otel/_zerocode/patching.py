@@ -274,6 +274,9 @@ class _Entry:
     #: Shared by the targets of one config entry (its array): a call through any of them on an object, inside
     #: a call of the entry on that object, is that call (see :class:`_ConfiguredHandler`)
     family: object = field(default_factory=object)
+    #: Its place among the entries, in the order of the configuration's targets (``agent-otel check``'s): of two
+    #: that name one function, the first records it, whichever module finished importing first
+    order: int = 0
 
 
 #: Where a target lives: the module or class whose attribute is replaced.
@@ -610,14 +613,27 @@ def _serve_too(serving: _ConfiguredHandler, entry: _Entry, found: Resolved, scop
     """Make the wrapper already in place also serve ``entry``, for the calls on ``scope`` (all others when
     None); raises TargetError when an entry already records those calls: a function is named once."""
     chain = serving.chain or (serving,)
+    displaced = None
     for handler in chain:
         if handler.entry is entry:
             return  # never wrap twice
         if handler.scope is scope:
-            raise TargetError(f"{found.attr} is already wrapped for {handler.entry.spec.key} "
-                              f"({handler.entry.spec.target}); name a function once")
+            if handler.entry.order < entry.order:
+                raise TargetError(_named_twice(found.attr, handler.entry))
+            displaced = handler  # a later entry's, wrapped first (its module finished importing first): this one
+            # records the calls, as `agent-otel check` says, and that entry is the one named twice
     handler = _configured_handler(entry, cast(Wrapper, found.raw).__wrapped__, found.owner, found.attr, scope)
-    serving.chain = tuple(sorted((*chain, handler), key=_by_specificity))
+    serving.chain = tuple(sorted((*(held for held in chain if held is not displaced), handler), key=_by_specificity))
+    if displaced is not None:
+        later = displaced.entry
+        later.error = _named_twice(found.attr, entry)
+        logger.warning("agent-otel: %s (%s): cannot wrap %s: %s", later.config.source, later.spec.key,
+                       later.spec.target, later.error)
+        report_error("autoinstrument.target", TargetError(later.error))
+
+
+def _named_twice(attr: str, first: _Entry) -> str:
+    return f"{attr} is already wrapped for {first.spec.key} ({first.spec.target}); name a function once"
 
 
 def _apply_entry(state: _State, entry: _Entry, module: ModuleType) -> None:
@@ -765,7 +781,7 @@ def instrument(config: Config | str | os.PathLike[str] | None = None) -> bool:
             if spec.target in state.entries:
                 continue
             family = families.setdefault(spec.entry or spec.target, object())
-            entry = state.entries[spec.target] = _Entry(spec, config, family=family)
+            entry = state.entries[spec.target] = _Entry(spec, config, family=family, order=len(state.entries))
             new.append(entry)
         if config.switches.http_headers:
             instrument_http_headers()
