@@ -172,6 +172,19 @@ def test_a_function_wrapped_where_its_name_holds_it_is_the_proxy_that_pickles_by
     assert type(agent_otel.tool("t")(lambda: None)) is types.FunctionType  # its name holds no lambda
 
 
+def test_a_proxy_reads_in_its_repr_as_the_callable_it_wraps() -> None:
+    """wrapt's proxy named itself (``<Wrapper at 0x... for function at 0x...>``) where the program printed, logged
+    or snapshot-tested ``repr(json.dumps)``-like values; a bound method and a static method read as theirs."""
+    async def fetch() -> None:
+        pass
+
+    for plain in (plain_square, Holder.static, fetch, functools.partial(plain_square, 2)):
+        assert repr(agent_otel.tool("t")(plain)) == repr(plain)
+    greeter = Greeter("hello")
+    assert repr(agent_otel.tool("t")(greeter.greet)) == repr(greeter.greet)
+    assert repr(Greeter.shout).startswith("<function Greeter.shout at 0x")  # a static method proxy, read
+
+
 def test_deciding_the_form_runs_no_code_of_the_program() -> None:
     """Whether a name holds the function is read off the module's and classes' dicts: a module's
     ``__getattr__`` (lazy imports) is not called at decoration time."""

@@ -1540,6 +1540,11 @@ class _HostIdentity:
     def __reduce__(self) -> str | tuple[Any, ...]:
         return _by_reference(self, 2)
 
+    def __repr__(self) -> str:
+        """The callable's own (``<function dumps at 0x...>``, a bound method's): wrapt's named the proxy, which a
+        program's output, logs and snapshot tests then showed."""
+        return repr(cast(Any, self).__wrapped__)
+
     def __copy__(self) -> object:
         target = cast(Any, self).__wrapped__
         if inspect.ismethod(target):  # a bound method copies as a new binding to the same object
