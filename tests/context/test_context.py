@@ -275,7 +275,8 @@ def test_multiprocessing_process(otel: Any, method: str) -> None:
 @pytest.mark.parametrize("method", ["spawn", "fork", "forkserver"])
 def test_a_process_whose_class_overrides_run_runs_in_the_context_it_was_started_in(otel: Any, method: str) -> None:
     """It has no target to carry the context: before, a spawned or forkserver one saw no job and no parent span
-    (a forked one inherited them). The program's object is as it was once started."""
+    (a forked one inherited them). The program's object is as it was once started, in the parent and in the child
+    (where the carried ``run`` stayed among its attributes)."""
     queue = multiprocessing.get_context(method).Queue()
     with agent_otel.job(f"run-{method}"):
         trace_id, span_id = current_ids()
@@ -285,6 +286,7 @@ def test_a_process_whose_class_overrides_run_runs_in_the_context_it_was_started_
     view = queue.get(timeout=120)
     process.join(timeout=120)
     assert process.exitcode == 0
+    assert "run" not in view.pop("own attributes")
     assert view == {"job": f"run-{method}", "trace_id": trace_id, "parent_span_id": span_id}
 
 

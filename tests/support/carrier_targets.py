@@ -68,7 +68,7 @@ class _ViewingRun:
         self.queue = queue
 
     def run(self) -> None:
-        self.queue.put(child_view())
+        self.queue.put({**child_view(), "own attributes": sorted(vars(self))})
 
 
 class ForkViewingProcess(_ViewingRun, multiprocessing.context.ForkProcess):

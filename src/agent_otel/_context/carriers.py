@@ -27,7 +27,14 @@ from opentelemetry import propagate
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from agent_otel._context.baggage_header import merged_baggage
-from agent_otel._context.propagation import CarriedCall, _has_context_to_carry, carry, child_environment
+from agent_otel._context.propagation import (
+    CarriedCall,
+    CarriedRun,
+    _has_context_to_carry,
+    carry,
+    child_environment,
+    process_carrier,
+)
 from agent_otel._engine.exit_signals import caught_outside_python, held_over_exit_flush
 from agent_otel._engine.fork_signals import hold_over_fork
 from agent_otel._engine.self_telemetry import report_error
@@ -97,7 +104,7 @@ def _wrap_process_start(wrapped: Callable[..., None], instance: BaseProcess, arg
         # A class that overrides run(): its run carried, as a target is, while start() hands the process to the
         # child (forked, or pickled for spawn and forkserver, where the carrier needs no agent-otel set up to
         # attach the context); then gone again, for the program's view of its object
-        vars(instance)["run"] = carry(instance.run)
+        vars(instance)["run"] = CarriedRun(instance.run, process_carrier())
         try:
             return wrapped(*args, **kwargs)
         finally:

@@ -147,6 +147,20 @@ class CarriedCall(Generic[P, R]):
         self.func, self.carrier = state
 
 
+class CarriedRun(CarriedCall[P, R]):
+    """A ``multiprocessing.Process`` subclass's own ``run`` carried (see ``carriers``): set on its object while
+    ``start()`` hands it to the child, where it takes itself off the object again before it runs, so that the
+    child's object has the attributes the program gave it (``vars(self)``), as the parent's has after ``start()``."""
+
+    __slots__ = ()
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        owner = getattr(self.func, "__self__", None)
+        if owner is not None and vars(owner).get("run") is self:
+            del vars(owner)["run"]
+        return super().__call__(*args, **kwargs)
+
+
 def carry(func: Callable[P, R], always: bool = False) -> Callable[P, R]:
     """``func`` bound to the current trace context, job and conversation, for running in another process.
     ``always`` binds it even to an empty context (pool workers are reused across submits)."""
