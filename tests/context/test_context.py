@@ -441,7 +441,26 @@ def test_a_childs_environment_the_program_gives_keeps_its_members_and_gets_the_j
                                    b"BAGGAGE": b"tenant=acme"})
         viewed = subprocess.run([sys.executable, "-c", "print('ran')"], env=_EnvironmentView(dict(base)),
                                 capture_output=True, text=True, timeout=60)
+        not_utf8 = subprocess.run([sys.executable, "-c", "import os; print(os.environb[b'BAGGAGE'])"],
+                                  env={**{key.encode(): value.encode() for key, value in base.items()},
+                                       b"BAGGAGE": b"tenant=caf\xe9"}, capture_output=True, text=True, timeout=60)
+    with otel.tracer_provider.get_tracer("host").start_as_current_span("own"):  # a trace to carry, no baggage
+        span_only = _child_carrier({**base, "BAGGAGE": "tenant=acme", "TRACESTATE": "vendor=abc"})
     ours = f"{semconv.BAGGAGE_JOB_ID}=J,{semconv.BAGGAGE_JOB_TYPE}=batch"
     assert given == {"BAGGAGE": f"tenant=acme,region=eu,{ours}", "TRACEPARENT": f"{trace_id}-{span_id}"}
     assert in_bytes == {"BAGGAGE": f"tenant=acme,{ours}", "TRACEPARENT": f"{trace_id}-{span_id}"}
     assert (viewed.returncode, viewed.stdout, viewed.stderr) == (0, "ran\n", "")  # as without agent-otel
+    # its bytes as they were, the job's beside them (merging raised, and the child lost its job and trace)
+    assert not_utf8.stdout == f"b'tenant=caf\\xe9,{ours}'\n"
+    assert span_only["BAGGAGE"] == "tenant=acme"  # the program's, with no baggage of ours to merge (it was deleted)
+    assert "TRACESTATE" not in span_only  # another trace's
+
+
+def test_an_environment_baggage_that_is_no_utf8_leaves_the_program_running() -> None:
+    """``configure()`` raised UnicodeEncodeError from the propagator reading it, and ``agent-otel run`` never started
+    the program; as for any carrier it cannot read, the process starts in no caller's job (counted)."""
+    env = {**{key.encode(): value.encode() for key, value in CLEAN_ENV.items()}, b"BAGGAGE": b"tenant=caf\xe9",
+           b"OTEL_TRACES_EXPORTER": b"none", b"OTEL_METRICS_EXPORTER": b"none"}
+    code = "import agent_otel; agent_otel.configure(); print('configured', agent_otel.current_job_id())"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (0, "configured None\n")

@@ -46,7 +46,8 @@ def merged_baggage(program: str, ours: str) -> str | None:
     merged = ",".join((*kept, *added))
     if merged == program:
         return None
-    if len(kept) + len(added) > _MAX_MEMBERS or len(merged.encode()) > _MAX_HEADER_BYTES:
+    # (an environment's value that is no UTF-8 holds its bytes as surrogates: they count, and go back, as bytes)
+    if len(kept) + len(added) > _MAX_MEMBERS or len(merged.encode(errors="surrogateescape")) > _MAX_HEADER_BYTES:
         report_error("propagation.baggage", ValueError("the job's baggage does not fit in the program's header"))
         return None
     return merged

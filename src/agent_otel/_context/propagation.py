@@ -76,16 +76,16 @@ def subprocess_env(env: Mapping[str, str] | None = None, ctx: Context | None = N
         return result
     in_bytes = bool(result) and all(type(name) is bytes for name in result)
     for key, env_key in ENV_CARRIER_KEYS.items():
+        value: str | bytes | None = carrier.get(key)
+        if value is None and not (key == "tracestate" and "traceparent" in carrier):
+            continue  # the program's own, if any, as it gave it (a TRACESTATE goes with the trace it belongs to)
         given = [name for name in (env_key, os.fsencode(env_key)) if name in result]
         program = result[given[0]] if given else None
         for name in given:
             del result[name]
-        value: str | bytes | None = carrier.get(key)
         if key == "baggage" and program and isinstance(value, str):
             text = os.fsdecode(program) if isinstance(program, bytes) else str(program)
             value = merged_baggage(text, value) or text  # (unchanged, or too long with ours: the program's as is)
-        elif key == "tracestate" and value is None and "traceparent" not in carrier:
-            value = program  # the trace it belongs to goes on
         if value is None:
             continue
         name = given[0] if given else (os.fsencode(env_key) if in_bytes else env_key)
@@ -107,12 +107,17 @@ def child_environment(env: object) -> object:
 
 
 def context_from_environment(env: Mapping[str, str] | None = None) -> Context | None:
-    """The context a parent process passed in ``TRACEPARENT``/``BAGGAGE``, or None."""
+    """The context a parent process passed in ``TRACEPARENT``/``BAGGAGE``, or None, also when what they hold
+    cannot be read (a ``BAGGAGE`` that is no UTF-8 made the propagator raise, and the program never ran): counted."""
     env = os.environ if env is None else env
     carrier = {key: env[env_key] for key, env_key in ENV_CARRIER_KEYS.items() if env.get(env_key)}
     if not carrier:
         return None
-    return propagate.extract(carrier)
+    try:
+        return propagate.extract(carrier)
+    except Exception as exc:
+        report_error("propagation.environment", exc)
+        return None
 
 
 def _has_context_to_carry() -> bool:
