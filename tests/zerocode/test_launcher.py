@@ -501,7 +501,8 @@ def test_the_launchers_own_calls_of_configured_functions_are_not_recorded(projec
     """Targets on functions the launcher uses itself (``shutil.which`` for the interpreter, ``os.path`` for the
     script's path): its calls before the program ran were recorded as the program's."""
     (project / "agent-otel.toml").write_text("".join(f'[[tool]]\ntarget = "{target}"\n' for target in (
-        "shutil:which", "os.path:join", "os.path:realpath", "os.path:abspath", "os.path:exists", "os.path:dirname")))
+        "shutil:which", "os.path:join", "os.path:realpath", "os.path:abspath", "os.path:exists", "os.path:dirname",
+        "os.path:normpath", "os:getcwd")))
     (project / "app.py").write_text("import os.path\nos.path.join('a', 'b')\n")
     with OtlpHttpReceiver() as receiver:
         done = run(project, str(Path(sys.executable).with_name("python3")), *how, receiver=receiver)

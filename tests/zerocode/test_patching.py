@@ -627,6 +627,24 @@ def test_a_function_named_twice_is_recorded_once_and_the_second_name_is_reported
     assert entry_errors() == {f"{mod}:fn": f"fn is already wrapped for tool[0] ({reexport}:fn); name a function once"}
 
 
+@pytest.mark.parametrize("imported", ["before", "after"])
+def test_of_two_entries_naming_one_function_the_first_ones_options_apply(
+        otel: Any, package: Package, imported: str) -> None:
+    """The first entry's ``stream = false`` (the returned generator is the program's own, the call ends when it
+    returns): the wrapper the second entry had made first kept that entry's options."""
+    mod = package.write("mod", "def items():\n    yield 1\n\n\ndef fn():\n    return items()\n")
+    reexport = package.write("api", "from .mod import fn\n")
+    if imported == "before":
+        package.load("api")
+    instrument(config(f'[[provider]]\ntarget = "{reexport}:fn"\nprovider = "openai"\nmodel = "first"\n'
+                      f'stream = false\n[[provider]]\ntarget = "{mod}:fn"\nprovider = "openai"\nmodel = "second"\n'))
+    generator = package.load("api").fn()
+    assert generator.gi_code.co_filename.endswith("mod.py")  # the program's own, not agent-otel's
+    assert list(generator) == [1]
+    assert [span.name for span in otel.spans()] == ["chat first"]
+    assert list(entry_errors()) == [f"{mod}:fn"]
+
+
 def test_a_subclass_that_makes_the_method_no_method_keeps_it_as_it_made_it(otel: Any, package: Package) -> None:
     """``subclasses = true`` wrapped whatever a subclass defined under the name: ``on_event = None`` became a
     wrapper (``is None`` false), a read-only property lost its data-descriptor-ness (an assignment passed), a

@@ -329,20 +329,24 @@ def bootstrap_child() -> None:
 
 
 def _program(plan: Plan) -> programs.Program:
-    """The program's ``__main__``, compiled (a SyntaxError is the program's, printed as python prints it)."""
-    if plan.how == "script":
-        program = programs.script(plan.target)
-        if program.code is not None:  # a script's folder (a symlink's target's) first on the path, as python
-            _first_on_path(os.path.dirname(os.path.realpath(plan.target)))
-        else:  # a directory or zip file is itself, even with PYTHONSAFEPATH: python finds its __main__ there
-            _first_on_path(None)
-            sys.path.insert(0, program.filename)
-        return program
+    """The program's ``__main__``, compiled (a SyntaxError is the program's, printed as python prints it). The
+    launcher's own calls are made with instrumentation suppressed (see _run_plan); a ``-m`` module's packages are
+    imported here, and their code is the program's."""
     if plan.how == "module":
-        _first_on_path(os.getcwd())
+        with suppress_instrumentation():
+            _first_on_path(os.getcwd())
         return programs.module(plan.target)
-    _first_on_path("")
-    return programs.code(plan.target)
+    with suppress_instrumentation():
+        if plan.how == "script":
+            program = programs.script(plan.target)
+            if program.code is not None:  # a script's folder (a symlink's target's) first on the path, as python
+                _first_on_path(os.path.dirname(os.path.realpath(plan.target)))
+            else:  # a directory or zip file is itself, even with PYTHONSAFEPATH: python finds its __main__ there
+                _first_on_path(None)
+                sys.path.insert(0, program.filename)
+            return program
+        _first_on_path("")
+        return programs.code(plan.target)
 
 
 def _first_on_path(entry: str | None) -> None:
@@ -492,9 +496,7 @@ def _run_plan(plan: Plan) -> int:
     try:
         if plan.how in ("script", "module", "code"):
             try:
-                # a -m module's packages are imported here: their code is the program's
-                with suppress_instrumentation() if plan.how != "module" else contextlib.nullcontext():
-                    program = _program(plan)
+                program = _program(plan)
             except programs.ModuleNotRunnable as exc:
                 _say(exc)
                 return 1
@@ -504,9 +506,10 @@ def _run_plan(plan: Plan) -> int:
                     raise  # in a module or its package: python prints the traceback of the import
                 sys.excepthook(kind, value.with_traceback(None), None)  # the script does not compile: no traceback
                 return 1
-            main = programs.main_of(program)
-            if main is not None:  # for the workers that run it again (spawn, forkserver)
-                os.environ[AGENT_OTEL_PROGRAM_MAIN] = main
+            with suppress_instrumentation():
+                main = programs.main_of(program)
+                if main is not None:  # for the workers that run it again (spawn, forkserver)
+                    os.environ[AGENT_OTEL_PROGRAM_MAIN] = main
             programs.run(program)
         elif plan.entry is not None:
             result = plan.entry.load()()

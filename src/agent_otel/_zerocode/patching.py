@@ -623,9 +623,15 @@ def _serve_too(serving: _ConfiguredHandler, entry: _Entry, found: Resolved, scop
             displaced = handler  # a later entry's, wrapped first (its module finished importing first): this one
             # records the calls, as `agent-otel check` says, and that entry is the one named twice
     handler = _configured_handler(entry, cast(Wrapper, found.raw).__wrapped__, found.owner, found.attr, scope)
-    serving.chain = tuple(sorted((*(held for held in chain if held is not displaced), handler), key=_by_specificity))
-    if displaced is not None:
-        later = displaced.entry
+    later = displaced.entry if displaced is not None else None
+    if displaced is serving:  # the wrapper's own handler: it becomes this entry's, its options with it (stream,
+        # the kind's stage), as the wrapper's engine reads them off it
+        vars(serving).update(vars(handler))
+        cast(Any, found.raw)._self_agent_otel_entry = entry
+        handler = serving
+    kept = tuple(held for held in chain if held is not displaced and held is not handler)
+    serving.chain = tuple(sorted((*kept, handler), key=_by_specificity)) if kept else ()
+    if later is not None:
         later.error = _named_twice(found.attr, entry)
         logger.warning("agent-otel: %s (%s): cannot wrap %s: %s", later.config.source, later.spec.key,
                        later.spec.target, later.error)
