@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import wrapt
 from opentelemetry.trace import SpanKind, StatusCode
 
 import agent_otel
@@ -228,6 +229,27 @@ def test_stream_closed_early_still_ends_once(otel: Any) -> None:
     assert span.attributes["agent_otel.stream.closed_early"] is True
     assert point(otel, DURATION).count == 1 and point(otel, TTFC).count == 1
     assert not set(TOKENS.values()) & set(otel.metrics())
+
+
+def test_a_stream_behind_another_instrumentations_proxy_ends_when_closed(otel: Any) -> None:
+    """An instrumentation's wrapper of the SDK's stream (a wrapt proxy, as the OpenAI instrumentation's) has no
+    ``close`` of its class, and forwards it: the call ended only when the stream was dropped, not when closed."""
+    class InstrumentationsStream(wrapt.ObjectProxy):  # type: ignore[type-arg]
+        def __iter__(self) -> Any:
+            return self
+
+        def __next__(self) -> Any:
+            return next(self.__wrapped__)
+
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    def create(prompt: str) -> Any:
+        return InstrumentationsStream(SdkStream(stream_chunks()))
+
+    stream = create("hi")
+    next(stream)
+    stream.close()
+    assert otel.span("chat gpt-4o-mini").attributes["agent_otel.stream.closed_early"] is True  # ended by close()
+    assert stream.closed
 
 
 def test_stream_false_keeps_an_iterator_result_unwrapped(otel: Any) -> None:

@@ -955,7 +955,10 @@ def _traced_stream(result: object, inv: Invocation) -> object:
     out), whether a sync or an async call returned it: a proxy with the stream's own protocol methods and
     no others (see :func:`_stream_proxy_class`)."""
     kind = type(result)
-    proxy_class = _stream_proxy_class(tuple(hasattr(kind, name) for name in _STREAM_METHODS),
+    # a protocol method is the type's; ``close`` the object's: an instrumentation's proxy of an SDK stream (the
+    # OpenAI instrumentation's stream wrapper) forwards it without a ``close`` of its class
+    proxy_class = _stream_proxy_class(tuple(hasattr(kind if name.startswith("__") else result, name)
+                                            for name in _STREAM_METHODS),
                                       tuple(hasattr(kind, name) for name in _PROXY_PROTOCOLS))
     return proxy_class(result, inv)
 
