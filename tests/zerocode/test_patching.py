@@ -608,6 +608,18 @@ def test_entries_naming_a_method_and_a_subclass_that_inherits_it_each_record_the
     assert entry_errors() == {}
 
 
+def _named_twice(package: Package, imported: str, source: str, entries: str) -> tuple[str, str]:
+    """A module defining ``fn`` with ``source`` and a package module re-exporting it, imported before or after
+    ``entries`` (their two targets: the re-export's, the defining module's) are instrumented; their names."""
+    mod = package.write("mod", source)
+    reexport = package.write("api", "from .mod import fn\n")
+    if imported == "before":
+        package.load("api")
+    instrument(config(entries.format(reexport, mod)))
+    package.load("api")
+    return mod, reexport
+
+
 @pytest.mark.parametrize("imported", ["before", "after"])
 def test_a_function_named_twice_is_recorded_once_and_the_second_name_is_reported(
         otel: Any, package: Package, imported: str) -> None:
@@ -615,13 +627,9 @@ def test_a_function_named_twice_is_recorded_once_and_the_second_name_is_reported
     without a word, so ``agent-otel check`` showed it ok while its options never applied. Imported after, the
     module that defines it finishes importing first: its entry, the second, recorded the calls (and the first was
     the one reported), where ``agent-otel check`` says the first records them."""
-    mod = package.write("mod", "def fn(x):\n    return x + 1\n")
-    reexport = package.write("api", "from .mod import fn\n")
-    if imported == "before":
-        package.load("api")
-    instrument(config(f'[[tool]]\ntarget = "{reexport}:fn"\nname = "first"\n'
-                      f'[[tool]]\ntarget = "{mod}:fn"\nname = "second"\n'))
-    package.load("api")
+    mod, reexport = _named_twice(package, imported, "def fn(x):\n    return x + 1\n",
+                                 '[[tool]]\ntarget = "{}:fn"\nname = "first"\n'
+                                 '[[tool]]\ntarget = "{}:fn"\nname = "second"\n')
     assert package.load("mod").fn(1) == 2 and package.load("api").fn(2) == 3
     assert [span.name for span in otel.spans()] == ["execute_tool first"] * 2
     assert entry_errors() == {f"{mod}:fn": f"fn is already wrapped for tool[0] ({reexport}:fn); name a function once"}
@@ -632,12 +640,9 @@ def test_of_two_entries_naming_one_function_the_first_ones_options_apply(
         otel: Any, package: Package, imported: str) -> None:
     """The first entry's ``stream = false`` (the returned generator is the program's own, the call ends when it
     returns): the wrapper the second entry had made first kept that entry's options."""
-    mod = package.write("mod", "def items():\n    yield 1\n\n\ndef fn():\n    return items()\n")
-    reexport = package.write("api", "from .mod import fn\n")
-    if imported == "before":
-        package.load("api")
-    instrument(config(f'[[provider]]\ntarget = "{reexport}:fn"\nprovider = "openai"\nmodel = "first"\n'
-                      f'stream = false\n[[provider]]\ntarget = "{mod}:fn"\nprovider = "openai"\nmodel = "second"\n'))
+    mod, _ = _named_twice(package, imported, "def items():\n    yield 1\n\n\ndef fn():\n    return items()\n",
+                          '[[provider]]\ntarget = "{}:fn"\nprovider = "openai"\nmodel = "first"\nstream = false\n'
+                          '[[provider]]\ntarget = "{}:fn"\nprovider = "openai"\nmodel = "second"\n')
     generator = package.load("api").fn()
     assert generator.gi_code.co_filename.endswith("mod.py")  # the program's own, not agent-otel's
     assert list(generator) == [1]
