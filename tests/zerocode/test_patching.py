@@ -650,6 +650,23 @@ def test_of_two_entries_naming_one_function_the_first_ones_options_apply(
     assert list(entry_errors()) == [f"{mod}:fn"]
 
 
+def test_instrumented_again_a_function_that_re_exports_hold_is_recorded_through_each_of_them(
+        otel: Any, package: Package) -> None:
+    """After ``uninstrument()``, the re-exports still hold the first run's wrapper (a pass-through): instrumented
+    again, it was taken for this run's, and the calls through the re-exports were not recorded."""
+    mod = package.write("mod", "def fn(x):\n    return x + 1\n")
+    names = [package.write("api", "from .mod import fn\n"), mod, package.write("other", "from .mod import fn\n")]
+    entries = config("".join(f'[[tool]]\ntarget = "{name}:fn"\nname = "{label}"\n'
+                             for name, label in zip(names, ("first", "second", "third"), strict=True)))
+    instrument(entries)
+    modules = [package.load(name) for name in ("api", "mod", "other")]
+    uninstrument()
+    instrument(entries)
+    assert [module.fn(1) for module in modules] == [2, 2, 2]
+    assert [span.name for span in otel.spans()] == ["execute_tool first"] * 3
+    assert sorted(entry_errors()) == sorted([f"{mod}:fn", f"{names[2]}:fn"])
+
+
 def test_a_subclass_that_makes_the_method_no_method_keeps_it_as_it_made_it(otel: Any, package: Package) -> None:
     """``subclasses = true`` wrapped whatever a subclass defined under the name: ``on_event = None`` became a
     wrapper (``is None`` false), a read-only property lost its data-descriptor-ness (an assignment passed), a

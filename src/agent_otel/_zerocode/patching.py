@@ -30,7 +30,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import FunctionType, ModuleType
 from typing import Any, TypeAlias, cast
 
@@ -570,6 +570,10 @@ def _apply(state: _State, entry: _Entry, module: ModuleType) -> None:
     found = resolve_in(module, spec.qualname)
     owner, raw = found.owner, found.raw
     serving = _configured_handler_of(raw)
+    if serving is not None and not serving.entry.active and isinstance(owner, ModuleType):
+        found = _past_a_stale_wrapper(state, found)
+        owner, raw = found.owner, found.raw
+        serving = _configured_handler_of(raw)
     original = cast(Wrapper, raw).__wrapped__ if serving is not None else raw
     decorated = serving is None and is_wrapper(getattr(raw, "__func__", raw))  # the decorator wins: left as is
     # a method the named subclass inherits; not a static one, whose calls have no object to tell its calls by, nor
@@ -607,6 +611,22 @@ def _wrap_inherited(state: _State, entry: _Entry, found: Resolved, scope: type) 
     wrapper = _make_wrapper(entry, found.raw, scope, found.attr, scope)
     setattr(defined_on, found.attr, wrapper)
     state.patches.append(_Patch(defined_on, found.attr, True, found.raw, wrapper))
+
+
+def _past_a_stale_wrapper(state: _State, found: Resolved) -> Resolved:
+    """``found`` is the wrapper of an earlier ``instrument()``, uninstrumented since, which a re-export bound
+    (``from .mod import fn``, a pass-through now): the target is the function it wraps, or this run's wrapper of that
+    function where the module defining it holds one already, which the re-export then holds too (before, the stale
+    wrapper was taken for this run's, and the calls through the re-export were not recorded)."""
+    plain = cast(Wrapper, found.raw).__wrapped__
+    home = sys.modules.get(getattr(plain, "__module__", None) or "")
+    held = vars(home).get(getattr(plain, "__name__", "")) if home is not None and home is not found.owner else None
+    live = _configured_handler_of(held)
+    if live is None or not live.entry.active or cast(Wrapper, held).__wrapped__ is not plain:
+        return replace(found, raw=plain)
+    setattr(found.owner, found.attr, held)
+    state.patches.append(_Patch(found.owner, found.attr, True, found.raw, cast(Wrapper, held)))
+    return replace(found, raw=held)
 
 
 def _serve_too(serving: _ConfiguredHandler, entry: _Entry, found: Resolved, scope: type | None) -> None:
