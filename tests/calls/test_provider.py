@@ -199,6 +199,7 @@ def test_returned_stream_object_iterated_later(otel: Any) -> None:
     stream = create("hi")
     assert otel.spans() == []  # the call is not over until the stream is consumed
     assert isinstance(stream, SdkStream)
+    assert repr(stream) == repr(stream.__wrapped__)  # the stream's own (wrapt's named its proxy)
     assert [c.delta for c in stream] == ["Hel", "lo", ""]
     assert_streamed(otel)
 

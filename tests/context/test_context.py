@@ -24,6 +24,8 @@ from agent_otel import semconv
 from agent_otel._engine.instruments import runtime
 from tests.support.carrier_targets import (
     VIEWING_PROCESSES,
+    RunNamedOtherwise,
+    RunStatic,
     ViewManager,
     child_agent,
     child_view,
@@ -290,6 +292,19 @@ def test_a_process_whose_class_overrides_run_runs_in_the_context_it_was_started_
     assert view == {"job": f"run-{method}", "trace_id": trace_id, "parent_span_id": span_id}
 
 
+def test_a_process_whose_run_is_no_method_of_that_name_starts_as_plain(otel: Any) -> None:
+    """``run = some_function`` in the class body, or a static method: carried, spawn pickled it under the function's
+    name, which the object lacks (the child failed with AttributeError), or could not pickle it (``start()``
+    raised). Plain python never pickles ``run``: it is left as it is."""
+    with agent_otel.job("J"):
+        processes = [RunNamedOtherwise(), RunStatic()]
+        for process in processes:
+            process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [process.exitcode for process in processes] == [0, 0]
+
+
 def test_subprocess_environment_carrier(otel: Any) -> None:
     code = textwrap.dedent("""
         import json, os, agent_otel
@@ -458,9 +473,12 @@ def test_a_childs_environment_the_program_gives_keeps_its_members_and_gets_the_j
 
 def test_an_environment_baggage_that_is_no_utf8_leaves_the_program_running() -> None:
     """``configure()`` raised UnicodeEncodeError from the propagator reading it, and ``agent-otel run`` never started
-    the program; as for any carrier it cannot read, the process starts in no caller's job (counted)."""
-    env = {**{key.encode(): value.encode() for key, value in CLEAN_ENV.items()}, b"BAGGAGE": b"tenant=caf\xe9",
+    the program. The member that is no UTF-8 is left out (counted), and the caller's job and trace are read."""
+    env = {**{key.encode(): value.encode() for key, value in CLEAN_ENV.items()},
+           b"BAGGAGE": f"tenant=caf\udce9,{semconv.BAGGAGE_JOB_ID}=J7".encode(errors="surrogateescape"),
+           b"TRACEPARENT": b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
            b"OTEL_TRACES_EXPORTER": b"none", b"OTEL_METRICS_EXPORTER": b"none"}
-    code = "import agent_otel; agent_otel.configure(); print('configured', agent_otel.current_job_id())"
+    code = ("import agent_otel; from opentelemetry import trace; agent_otel.configure(); "
+            "print(agent_otel.current_job_id(), format(trace.get_current_span().get_span_context().trace_id, '032x'))")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert (done.returncode, done.stdout) == (0, "configured None\n")
+    assert (done.returncode, done.stdout) == (0, "J7 0af7651916cd43dd8448eb211c80319c\n")

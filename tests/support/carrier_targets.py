@@ -86,6 +86,24 @@ class ForkserverViewingProcess(_ViewingRun, multiprocessing.context.ForkServerPr
 VIEWING_PROCESSES = {"fork": ForkViewingProcess, "spawn": SpawnViewingProcess, "forkserver": ForkserverViewingProcess}
 
 
+def _exits_cleanly(process: object) -> None:
+    """What a spawned process whose ``run`` is this function (no method of its name) runs: nothing to see."""
+
+
+def _exits_cleanly_too() -> None:
+    """As :func:`_exits_cleanly`, as a static method."""
+
+
+class RunNamedOtherwise(multiprocessing.context.SpawnProcess):
+    """Its ``run`` pickles under another name (``_exits_cleanly``), which the object lacks."""
+
+    run = _exits_cleanly
+
+
+class RunStatic(multiprocessing.context.SpawnProcess):
+    run = staticmethod(_exits_cleanly_too)
+
+
 def wait_for_file(path: str) -> None:
     """Return once ``path`` exists: the test holds a task running until then."""
     wait_until(lambda: os.path.exists(path), f"{path} to exist", timeout_s=60)

@@ -650,6 +650,21 @@ def test_of_two_entries_naming_one_function_the_first_ones_options_apply(
     assert list(entry_errors()) == [f"{mod}:fn"]
 
 
+def test_a_later_entry_that_wrapped_the_subclasses_first_keeps_them_and_each_call_is_recorded_once(
+        otel: Any, package: Package) -> None:
+    """The first entry taking the method over left the later one's subclass wrappers in place: a subclass's call
+    recorded both entries, its ``super().run()`` a second span."""
+    mod = package.write("mod", "class Base:\n    def run(self, x):\n        return x\n\n\n"
+                               "class Early(Base):\n    def run(self, x):\n        return super().run(x) + 1\n")
+    reexport = package.write("api", "from .mod import Base, Early\n")
+    instrument(config(f'[[tool]]\ntarget = "{reexport}:Base.run"\nname = "first"\n'
+                      f'[[tool]]\ntarget = "{mod}:Base.run"\nname = "second"\nsubclasses = true\n'))
+    module = package.load("api")
+    assert [module.Base().run(1), module.Early().run(1)] == [1, 2]
+    assert [span.name for span in otel.spans()] == ["execute_tool second"] * 2
+    assert list(entry_errors()) == [f"{reexport}:Base.run"]
+
+
 def test_instrumented_again_a_function_that_re_exports_hold_is_recorded_through_each_of_them(
         otel: Any, package: Package) -> None:
     """After ``uninstrument()``, the re-exports still hold the first run's wrapper (a pass-through): instrumented

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from types import ModuleType
+from types import MethodType, ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import wrapt
@@ -100,7 +100,7 @@ def _wrap_process_start(wrapped: Callable[..., None], instance: BaseProcess, arg
         serving = getattr(target, "__module__", None) in _POOL_WORKER_MODULES
         # _target: private in multiprocessing, not in typeshed
         instance._target = CarriedCall(target, {}) if serving else carry(target)  # type: ignore[attr-defined]
-    elif target is None and "run" not in vars(instance) and _has_context_to_carry():
+    elif target is None and "run" not in vars(instance) and _runs_as_a_method(instance) and _has_context_to_carry():
         # A class that overrides run(): its run carried, as a target is, while start() hands the process to the
         # child (forked, or pickled for spawn and forkserver, where the carrier needs no agent-otel set up to
         # attach the context); then gone again, for the program's view of its object
@@ -110,6 +110,15 @@ def _wrap_process_start(wrapped: Callable[..., None], instance: BaseProcess, arg
         finally:
             vars(instance).pop("run", None)
     return wrapped(*args, **kwargs)
+
+
+def _runs_as_a_method(instance: BaseProcess) -> bool:
+    """Whether the object's ``run`` is a method its class defines under that name: one that pickles (for spawn and
+    forkserver) as ``getattr(obj, "run")``. Another (``run = some_function`` in the class body, pickled under that
+    function's name, which the object lacks; a static method of a lambda, which cannot be pickled) is left as it is:
+    carried, the child of a program that works without agent-otel failed."""
+    run = getattr(instance, "run", None)
+    return isinstance(run, MethodType) and run.__self__ is instance and run.__func__.__name__ == "run"
 
 
 def _wrap_process_bootstrap(wrapped: Callable[..., int], instance: BaseProcess, args: Args, kwargs: Kwargs) -> int:

@@ -107,8 +107,9 @@ def child_environment(env: object) -> object:
 
 
 def context_from_environment(env: Mapping[str, str] | None = None) -> Context | None:
-    """The context a parent process passed in ``TRACEPARENT``/``BAGGAGE``, or None, also when what they hold
-    cannot be read (a ``BAGGAGE`` that is no UTF-8 made the propagator raise, and the program never ran): counted."""
+    """The context a parent process passed in ``TRACEPARENT``/``BAGGAGE``, or None. A ``BAGGAGE`` member that is no
+    UTF-8 (its bytes held as surrogates) made the propagator raise, and the program never ran: it is left out,
+    counted, and the rest (the trace, the job's members) read; None when nothing can be."""
     env = os.environ if env is None else env
     carrier = {key: env[env_key] for key, env_key in ENV_CARRIER_KEYS.items() if env.get(env_key)}
     if not carrier:
@@ -117,7 +118,20 @@ def context_from_environment(env: Mapping[str, str] | None = None) -> Context | 
         return propagate.extract(carrier)
     except Exception as exc:
         report_error("propagation.environment", exc)
+    if "baggage" in carrier:
+        carrier["baggage"] = ",".join(member for member in carrier["baggage"].split(",") if _encodes(member))
+    try:
+        return propagate.extract(carrier)
+    except Exception:  # counted above
         return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeError:
+        return False
+    return True
 
 
 def _has_context_to_carry() -> bool:

@@ -955,12 +955,22 @@ def _traced_stream(result: object, inv: Invocation) -> object:
     out), whether a sync or an async call returned it: a proxy with the stream's own protocol methods and
     no others (see :func:`_stream_proxy_class`)."""
     kind = type(result)
-    # a protocol method is the type's; ``close`` the object's: an instrumentation's proxy of an SDK stream (the
-    # OpenAI instrumentation's stream wrapper) forwards it without a ``close`` of its class
-    proxy_class = _stream_proxy_class(tuple(hasattr(kind if name.startswith("__") else result, name)
-                                            for name in _STREAM_METHODS),
+    proxied = _types_behind(result)
+    proxy_class = _stream_proxy_class(tuple(hasattr(kind, name) or (not name.startswith("__") and any(
+                                            hasattr(behind, name) for behind in proxied)) for name in _STREAM_METHODS),
                                       tuple(hasattr(kind, name) for name in _PROXY_PROTOCOLS))
     return proxy_class(result, inv)
+
+
+def _types_behind(stream: object) -> tuple[type, ...]:
+    """The types of the objects a wrapt proxy (another instrumentation's, as the OpenAI instrumentation wraps the SDK's
+    stream) stands for, outermost first: it forwards their ``close`` without one of its class. Read off the proxies'
+    own ``__wrapped__``, not through the stream's attribute lookup, which may run the program's ``__getattr__``."""
+    found: list[type] = []
+    while isinstance(stream, wrapt.ObjectProxy) and len(found) < 8:
+        stream = stream.__wrapped__
+        found.append(type(stream))
+    return tuple(found)
 
 
 def _handed_out(proxy: Any, entered: object, next_method: str) -> object:
@@ -1053,6 +1063,9 @@ class _TracedStream(_CopiedAsItsStream, wrapt.ObjectProxy[Any]):
     def __init__(self, wrapped: Any, inv: Invocation) -> None:
         super().__init__(wrapped)
         self._self_inv = inv
+
+    def __repr__(self) -> str:
+        return repr(self.__wrapped__)  # the stream's own, as a program's log or snapshot shows it (wrapt's named us)
 
     def __enter__(self) -> object:
         # SDK streams return themselves: hand back this proxy, so the block iterates through it. A manager

@@ -638,7 +638,8 @@ def _serve_too(serving: _ConfiguredHandler, entry: _Entry, found: Resolved, scop
         if handler.entry is entry:
             return  # never wrap twice
         if handler.scope is scope:
-            if handler.entry.order < entry.order:
+            if handler.entry.order < entry.order or handler.entry.spec.subclasses:  # (one that wrapped the subclasses
+                # too keeps them: their wrappers and its hook are in place)
                 raise TargetError(_named_twice(found.attr, handler.entry))
             displaced = handler  # a later entry's, wrapped first (its module finished importing first): this one
             # records the calls, as `agent-otel check` says, and that entry is the one named twice
