@@ -347,7 +347,7 @@ def _sync_wrapper(handler: Handler) -> WrapperFunction:
         rt = _instruments._runtime  # runtime() without its call, once it is built
         if not (rt if rt is not None else runtime()).enabled:
             return wrapped(*args, **kwargs)
-        # mirrors _begin() deliberately (inlined: hot path); change both together
+        # mirrors _begin() and _suppressed() deliberately (inlined: hot path); change them together
         try:
             current = _get_current()
             inv = None if current.get(_SUPPRESSED) or current.get(_SUPPRESSED_PLAIN) else handler.begin(

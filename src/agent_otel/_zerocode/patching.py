@@ -653,10 +653,7 @@ def _serve_too(serving: _ConfiguredHandler, entry: _Entry, found: Resolved, scop
     kept = tuple(held for held in chain if held is not displaced and held is not handler)
     serving.chain = tuple(sorted((*kept, handler), key=_by_specificity)) if kept else ()
     if later is not None:
-        later.error = _named_twice(found.attr, entry)
-        logger.warning("agent-otel: %s (%s): cannot wrap %s: %s", later.config.source, later.spec.key,
-                       later.spec.target, later.error)
-        report_error("autoinstrument.target", TargetError(later.error))
+        _not_wrapped(later, TargetError(_named_twice(found.attr, entry)))
 
 
 def _named_twice(attr: str, first: _Entry) -> str:
@@ -671,10 +668,15 @@ def _apply_entry(state: _State, entry: _Entry, module: ModuleType) -> None:
             _apply(state, entry, module)
             entry.error = None
         except Exception as exc:  # never break the program's import
-            entry.error = str(exc)
-            logger.warning("agent-otel: %s (%s): cannot wrap %s: %s", entry.config.source, entry.spec.key,
-                           entry.spec.target, exc)
-            report_error("autoinstrument.target", exc)
+            _not_wrapped(entry, exc)
+
+
+def _not_wrapped(entry: _Entry, why: Exception) -> None:
+    """Say why ``entry``'s target records no call: kept for ``agent-otel check``, logged and counted."""
+    entry.error = str(why)
+    logger.warning("agent-otel: %s (%s): cannot wrap %s: %s", entry.config.source, entry.spec.key, entry.spec.target,
+                   why)
+    report_error("autoinstrument.target", why)
 
 
 class _Waiting:
