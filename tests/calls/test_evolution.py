@@ -298,6 +298,26 @@ def test_counts_over_runs_and_odd_kpis(otel: Any, samplers: list[Any]) -> None:
     assert len(points(otel, semconv.INSTRUMENTATION_ERRORS.name)) == 2
 
 
+def test_kpis_too_large_to_subtract_or_average_record_no_infinity(otel: Any, samplers: list[Any],
+                                                                     capfd: pytest.CaptureFixture[str]) -> None:
+    """A delta or a mean beyond a float was infinite: the SDK refused the improvement with a warning on the
+    program's stderr, and the span said inf."""
+    @agent_otel.evolution("refactor-agent", type="nightly")
+    def evolve(result: Any) -> Any:
+        return result
+
+    huge = {"a": 1e308, "b": 1e308}
+    evolve({"kpis_before": {"a": 0.0, "b": 0.0}, "kpis_after": huge})  # each delta finite, their sum not
+    assert point(otel, IMPROVEMENT).value == 1e308
+    evolve({"kpis_before": {"a": -1e308, "b": 0.0}, "kpis_after": huge})  # a's delta beyond a float: left out
+    assert point(otel, IMPROVEMENT).value == 1e308
+    spans = otel.spans("evolve refactor-agent")
+    assert [span.attributes[semconv.EVOLUTION_IMPROVEMENT] for span in spans] == [1e308, 1e308]
+    assert f"{semconv.EVOLUTION_KPI_DELTA_PREFIX}a" not in spans[1].attributes
+    assert error_count(otel, "evolution.kpi_delta") == 1
+    assert capfd.readouterr().err == ""
+
+
 @dataclass
 class KpiRecord:
     success_rate: float

@@ -125,3 +125,21 @@ def test_values_the_program_hands_a_block_at_run_time_are_counted_never_raised(o
         "invoke_agent 7"]
     assert error_count(otel, "agent.name") == 3
     assert [span.attributes.get(semconv.GEN_AI_CONVERSATION_ID) for span in job_spans] == ["s-1", None]
+
+
+def test_a_collection_read_where_a_name_goes_is_no_name(otel: Any) -> None:
+    """A list read by an extractor became the label ``['v1', 'v2']`` and the span name ``invoke_agent ['x']``
+    (a literal list is refused when the kind is set up)."""
+    @agent_otel.agent(path("args.name"), version=path("args.version"), pattern=path("result.pattern"))
+    def run(name: Any, version: Any) -> dict[str, Any]:
+        return {"success": True, "pattern": ["plan", "act"]}
+
+    assert run(["x"], ("v1", "v2")) == {"success": True, "pattern": ["plan", "act"]}
+    assert span_names(otel) == ["invoke_agent run"]  # the function's name, as for a name that is not found
+    duration = point(otel, semconv.AGENT_DURATION.name)
+    assert semconv.GEN_AI_AGENT_VERSION not in duration.attributes
+    assert otel.points(semconv.PATTERN_DURATION.name) == []
+    assert error_count(otel, "agent.name") == 1
+    assert error_count(otel, f"text.{semconv.GEN_AI_AGENT_VERSION}") == 1
+    assert error_count(otel, f"text.{semconv.WORKFLOW_PATTERN}") == 1
+    assert "['x']" not in str(all_attribute_values(otel))

@@ -144,10 +144,24 @@ def test_extractors_need_a_decorated_function_and_a_name_is_required() -> None:
     with pytest.raises(ConfigurationError, match="only meaningful when phase\\(\\) decorates"), \
             agent_otel.phase(path("args.name")):
         pass
-    with pytest.raises(ConfigurationError, match="phase\\(\\): name is required"):
-        agent_otel.phase("")
+    for nothing in ("", None):  # a decorator's name is code
+        with pytest.raises(ConfigurationError, match="phase\\(\\): name is required"):
+            agent_otel.phase(nothing)(lambda: None)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="reads the result but this key is read when the call starts"):
         agent_otel.phase(path("result.name"))
+
+
+def test_a_block_whose_name_is_the_programs_value_and_names_nothing_runs_as_a_phase_named_phase(otel: Any) -> None:
+    """The name of a ``with`` block is often run-time data (a workflow step's phase): None or empty raised
+    ConfigurationError into the program, where a job's type or an agent_call()'s name falls back, counted."""
+    ran = []
+    for name in ("research", None, "", ["x"]):
+        with agent_otel.job(type="flow"), agent_otel.phase(name):  # type: ignore[arg-type]
+            ran.append(name)
+    assert ran == ["research", None, "", ["x"]]
+    assert [span.name for span in otel.spans() if span.name.startswith("run_phase ")] == [
+        "run_phase research", "run_phase phase", "run_phase phase", "run_phase phase"]
+    assert error_count(otel, "phase.name") == 3
 
 
 def test_phase_names_are_capped(otel: Any) -> None:

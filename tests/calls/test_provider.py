@@ -470,8 +470,11 @@ def test_bad_price_tables_name_the_problem(tmp_path: Any) -> None:
         agent_otel.set_prices({"m": {"input": 1}})
     with pytest.raises(ConfigurationError, match="unknown key 'outptu'"):
         agent_otel.set_prices({"m": {"input": 1, "outptu": 2}})
-    with pytest.raises(ConfigurationError, match="a price is a finite, non-negative number"):
+    with pytest.raises(ConfigurationError, match="a price is a number from 0 to 1,000,000"):
         agent_otel.set_prices({"m": [-1, 2]})
+    for text in ("125", "12"):  # a string is no list of prices: "125" was read as 1, 2 and 5
+        with pytest.raises(ConfigurationError, match=f"price of 'm': expected .*got str '{text}'"):
+            agent_otel.set_prices({"m": text})
     bad = tmp_path / "bad.toml"
     bad.write_text("gpt-4o = {")
     with pytest.raises(ConfigurationError, match=r"bad\.toml: cannot read price table"):

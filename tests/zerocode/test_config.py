@@ -156,16 +156,19 @@ BAD = [
     ('prices = { m = 3 }\n', "prices.m: expected { input = <USD per 1M tokens>, output = <USD per 1M tokens> }, "
      "got an integer (3)"),
     ('prices = { m = { input = 1 } }\n', "prices.m.output: required key is missing"),
-    ('prices = { "a.b" = { input = -1, output = 1 } }\n', 'prices."a.b".input: expected a finite, non-negative '
-     "number, got an integer (-1)"),
-    ('prices = { m = { input = nan, output = 1 } }\n', "prices.m.input: expected a finite, non-negative number, got "
+    ('prices = { "a.b" = { input = -1, output = 1 } }\n', 'prices."a.b".input: expected a number from 0 to '
+     "1,000,000, got an integer (-1)"),
+    ('prices = { m = { input = nan, output = 1 } }\n', "prices.m.input: expected a number from 0 to 1,000,000, got "
      "a float (nan)"),
-    ('prices = { m = { input = 1, output = inf } }\n', "prices.m.output: expected a finite, non-negative number, "
+    ('prices = { m = { input = 1, output = inf } }\n', "prices.m.output: expected a number from 0 to 1,000,000, "
      "got a float (inf)"),
+    # a cost of a price this large overflowed to inf, which the SDK refused with a warning on the program's stderr
+    ('prices = { m = { input = 1e308, output = 1 } }\n', "prices.m.input: expected a number from 0 to 1,000,000, "
+     "got a float (1e+308)"),
     ('prices = { m = { input = 1, output = 1, cached = 2 } }\n', "prices.m.cached: unknown key; did you mean "
      "'cache_read'?"),
     ('prices = { m = { input = 1, output = 1, cache_read = true } }\n', "prices.m.cache_read: expected a "
-     "finite, non-negative number, got a boolean (true)"),
+     "number from 0 to 1,000,000, got a boolean (true)"),
     ('[policy]\ncardinality_limit = 0\n', "policy.cardinality_limit: expected a positive integer, got an integer (0)"),
     ('[policy]\nhashed_keys = "user.id"\n', "policy.hashed_keys: expected an array of attribute keys, got a string "
      "'user.id'"),

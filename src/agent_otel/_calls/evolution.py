@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Iterable, Mapping
+import math
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -105,6 +106,25 @@ def _kpis(value: Any, stage: str) -> dict[str, float]:
     return kpis
 
 
+def _deltas(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Each KPI's change; one too large for a float (1e308 from -1e308) is left out and counted: the SDK refuses
+    an infinite value with a warning on the program's stderr, and the improvement would be infinite too."""
+    deltas = {}
+    for name in after.keys() & before.keys():
+        delta = after[name] - before[name]
+        if math.isfinite(delta):
+            deltas[name] = delta
+        else:
+            report_error("evolution.kpi_delta", OverflowError("a KPI's change is beyond a float"))
+    return deltas
+
+
+def _mean(values: Collection[float]) -> float:
+    """The mean of finite ``values``, finite even where their sum is not (two KPIs rising by 1e308)."""
+    mean = sum(values) / len(values)
+    return mean if math.isfinite(mean) else sum(value / len(values) for value in values)
+
+
 #: The evolution run in progress, for ``[[rollback]]`` targets called during it.
 EVOLUTION_KEY = otel_context.create_key("agent_otel.evolution")
 _STATUS_VALUES = {status: status.value for status in semconv.EvolutionStatus}
@@ -160,15 +180,9 @@ class EvolutionInvocation(Invocation):
         lineage = read_lineage(option, call, found, status is semconv.EvolutionStatus.ROLLED_BACK or (
             error is not None and rolled_back), self.rollback_version)  # a rollback (target or reported), then a raise
         reported = handler.option("improvements", call) if "improvements" in handler.options else None
-        if reported is not None:
-            deltas = _kpis(reported, "evolution.improvements")
-        else:
-            deltas = {name: after[name] - before[name] for name in after.keys() & before.keys()}
+        deltas = _kpis(reported, "evolution.improvements") if reported is not None else _deltas(before, after)
         primary = handler.options.get("kpi")
-        if primary is not None:
-            improvement = deltas.get(primary)
-        else:
-            improvement = sum(deltas.values()) / len(deltas) if deltas else None
+        improvement = deltas.get(primary) if primary is not None else _mean(deltas.values()) if deltas else None
 
         rt, bound = runtime(), policy().bounded
         ctx = self.context

@@ -151,12 +151,21 @@ def coerce_names(value: Any, stage: str) -> list[str]:
     return []
 
 
+#: Values that are no name: their repr named spans ``chat ['gpt-4o']`` and became metric labels (as a literal
+#: option, they are refused when the kind is set up).
+_NO_NAMES = (list, tuple, set, frozenset, dict)
+
+
 def text_value(value: object, key: str) -> str | None:
-    """An option's value as text: None for None or empty; else its ``str()``, or None, counted at ``text.<key>``,
-    when that raises. Never the truth or a comparison of the program's value, which may raise too (an array)."""
+    """A name option's value as text: None for None or empty; else its ``str()``, or None, counted at
+    ``text.<key>``, when that raises or the value is a collection. Never the truth or a comparison of the
+    program's value, which may raise too (an array)."""
     if isinstance(value, str):
         return value or None
     if value is None:
+        return None
+    if isinstance(value, _NO_NAMES):
+        report_error("text." + key, TypeError(f"a {type(value).__name__} is no name"))
         return None
     return readable_text(value, key) or None
 
@@ -418,7 +427,9 @@ class KindHandler(Handler):
             message = self.option("error_message", call)
         else:
             message = field_of(result, "error_message", "error")
-        text = text_value(message, semconv.ERROR_MESSAGE) if not isinstance(message, bool) else None
+        # (any value's text, a collection's too: an error's details)
+        text = readable_text(message, semconv.ERROR_MESSAGE) or None if message is not None and not isinstance(
+            message, bool) else None
         if text is not None:
             span.set_attribute(semconv.ERROR_MESSAGE, span_value(text, semconv.ERROR_MESSAGE))
 
@@ -515,16 +526,17 @@ class KindHandler(Handler):
         return value
 
 
-def manual_name(stage: str, key: str, value: Any) -> Any:
+def manual_name(stage: str, key: str, value: Any, count: bool = True) -> Any:
     """A manual call's name (``agent_call(name)``...) is often the program's value at run time: a string, or an
     integer as its text; anything else (None, empty, another type) is the kind's own name, as
-    :meth:`KindHandler.required_name` falls back for a call with no function, and the miss is counted; never
-    raised into the block's code."""
+    :meth:`KindHandler.required_name` falls back for a call with no function, and the miss is counted (unless
+    ``count`` is false); never raised into the block's code."""
     if isinstance(value, str) and value:
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    report_error(f"{stage}.{key}", LookupError("the name resolved to nothing"))
+    if count:
+        report_error(f"{stage}.{key}", LookupError("the name resolved to nothing"))
     return stage
 
 

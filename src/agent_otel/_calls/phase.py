@@ -20,7 +20,16 @@ from opentelemetry.trace import Span
 
 from agent_otel import semconv
 from agent_otel._calls.extractors import Call, Extractor, field_of, is_extractor
-from agent_otel._calls.handler import KindHandler, P, R, check_decoratable, coerce_bool, outcome_value, text_value
+from agent_otel._calls.handler import (
+    KindHandler,
+    P,
+    R,
+    check_decoratable,
+    coerce_bool,
+    manual_name,
+    outcome_value,
+    text_value,
+)
 from agent_otel._calls.options import JOB, Attributes, Flag, Text, collect
 from agent_otel._context.job import current_job
 from agent_otel._context.phase import PhaseState, context_with_phase
@@ -124,7 +133,13 @@ class phase(InvocationScope):
     def __init__(self, name: Text, *, success: Flag | None = None,
                  result_attributes: Mapping[str, Extractor] | None = None,
                  attributes: Attributes | None = None) -> None:
-        self.options = collect("phase", locals())
+        # A block's name is often the program's value at run time: one that names nothing (None, empty, another
+        # type) names the block after the kind, counted at each entry and never raised into it, as agent_call()'s
+        # (manual_name); a decorator's name is code, refused when it decorates.
+        self._given_name = name
+        self._named = is_extractor(name) or (isinstance(name, str) and name != "")
+        self.options = collect("phase", {**locals(), "name": name if self._named else manual_name(
+            "phase", "name", name, count=False)})
         self.attributes = attributes
         self._handler = PhaseHandler(None, self.options, attributes)  # validates now
         super().__init__()
@@ -143,9 +158,12 @@ class phase(InvocationScope):
             raise ConfigurationError("phase(): extractors are only meaningful when phase() decorates a function")
 
     def _begin(self) -> Invocation:
+        if not self._named:
+            manual_name("phase", "name", self._given_name)  # counted
         return self._handler.begin(_marker, None, (), {})
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
         check_decoratable("phase", func)
-        return instrument(PhaseHandler(func, self.options, self.attributes), func)
+        options = self.options if self._named else collect("phase", {**self.options, "name": self._given_name})
+        return instrument(PhaseHandler(func, options, self.attributes), func)
 

@@ -95,11 +95,19 @@ class TokenUsage:
         return self.input is not None or self.output is not None
 
 
+#: The largest price per 1M tokens (a dollar a token): far above any model's, and small enough that no cost
+#: (at most :data:`~agent_otel._calls.options.MAX_COUNT` tokens a call) nor a job's sum of them overflows.
+MAX_PRICE = 1_000_000.0
+#: What a price is, in errors.
+PRICE_RANGE = f"a number from 0 to {MAX_PRICE:,.0f}"
+
+
 def valid_price(value: object) -> bool:
-    """A price per 1M tokens: a finite, non-negative number, not a boolean (a NaN or infinite one made every
-    cost it entered NaN or infinite, which the SDK then refused with a warning on the program's stderr)."""
+    """A price per 1M tokens: a number in [0, :data:`MAX_PRICE`], not a boolean (a NaN or infinite one, or one
+    so large that a cost overflowed, made every cost it entered NaN or infinite, which the SDK then refused with
+    a warning on the program's stderr)."""
     return (not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
-            and value >= 0)
+            and 0 <= value <= MAX_PRICE)
 
 
 def _parse(table: Mapping[str, Any], source: str) -> dict[str, Price]:
@@ -119,6 +127,8 @@ def _parse(table: Mapping[str, Any], source: str) -> dict[str, Price]:
                     raise ValueError(f"unknown key {unknown[0]!r}; known: {', '.join(PRICE_KEYS)}")
                 values = [entry[key] if key in _REQUIRED else entry.get(key) for key in PRICE_KEYS]
             else:
+                if not isinstance(entry, list | tuple):  # a string is no list of prices: "125" read as 1, 2, 5
+                    raise TypeError(f"got {type(entry).__name__} {entry!r}")
                 if not 2 <= len(entry) <= len(PRICE_KEYS):
                     raise ValueError(f"expected 2 to {len(PRICE_KEYS)} numbers ({', '.join(PRICE_KEYS)})")
                 values = [*entry, *[None] * (len(PRICE_KEYS) - len(entry))]
@@ -126,7 +136,7 @@ def _parse(table: Mapping[str, Any], source: str) -> dict[str, Price]:
                 raise ValueError("a price is a number, not a boolean")
             price = Price(*(None if value is None else float(value) for value in values))  # type: ignore[arg-type]
             if not all(valid_price(value) for value in price if value is not None):
-                raise ValueError("a price is a finite, non-negative number")
+                raise ValueError(f"a price is {PRICE_RANGE}")
         except KeyError as exc:  # a required price left out: its repr alone ('output') says nothing
             raise ConfigurationError(f"{source}: price of {model!r}: expected {{{expected}}}, optionally "
                                      f"cache_read, cache_write, reasoning (missing {exc})") from None

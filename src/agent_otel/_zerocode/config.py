@@ -45,7 +45,7 @@ from agent_otel._calls import options as kind_options
 from agent_otel._calls.extractors import Path as ExtractorPath
 from agent_otel._calls.extractors import path as parse_path
 from agent_otel._calls.options import NOT_EXTRACTOR, Accepts, BadValue, Option, Source, extractor_problem, option_value
-from agent_otel._calls.pricing import PRICE_KEYS, Price, valid_price
+from agent_otel._calls.pricing import PRICE_KEYS, PRICE_RANGE, Price, valid_price
 from agent_otel._engine.policy import ContentCapture
 from agent_otel._environment import AGENT_OTEL_CONFIG
 from agent_otel.errors import ConfigurationError
@@ -297,7 +297,7 @@ class _Parser:
                 number = entry[name]
                 if not valid_price(number):
                     raise self.error(f"{key}.{name}",
-                                     f"expected a finite, non-negative number, got {_describe(number)}")
+                                     f"expected {PRICE_RANGE}, got {_describe(number)}")
                 numbers.append(float(number))
             prices[model] = Price(*numbers)  # type: ignore[arg-type]  # input and output are never None
         return prices

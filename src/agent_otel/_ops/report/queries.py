@@ -1,9 +1,10 @@
 """What ``agent-otel report`` asks Prometheus, and how it asks.
 
 Every metric and label name comes from :mod:`agent_otel.semconv`. Queries run over the raw series
-(``increase(...[window])`` summed ``by`` the labels of the section) because the recording rules only
-exist for a few windows; the confidence bands are computed exactly as the shipped calibration rules
-compute them (``band_expr``, checked against the shipped prometheus/agent-otel.rules.yaml by the tests).
+(what each series counted in the window, :func:`count_expr`, summed ``by`` the labels of the section)
+because the recording rules only exist for a few windows and extrapolate as rates do; the confidence bands
+are the shipped calibration rules' expressions (``band_expr``, checked against the shipped
+prometheus/agent-otel.rules.yaml by the tests) counted that way.
 """
 
 from __future__ import annotations
@@ -148,20 +149,63 @@ def scoped(selector: str) -> str:
     return ",".join(part for part in (OURS, selector.strip().removeprefix("{").removesuffix("}").strip()) if part)
 
 
-def band_expr(band: str, window: str, selector: str = "") -> str:
-    """Invocations per agent and outcome in one confidence band: the shipped rules' expression."""
+def increase_expr(series: str, by: tuple[str, ...], selector: str, window: str, *extra: str) -> str:
+    """How much ``series`` grew over ``window``, summed by the ``by`` labels, as a rate reads it (extrapolated to
+    the window's edges): the charts' points, over a sliding range."""
+    return f"sum by ({', '.join(by)}) (increase({series}{matchers(selector, *extra)}[{window}]))"
+
+
+#: A series seen this soon after the data starts was there when Prometheus first looked (a scrape interval of
+#: up to a minute): what it counted before then is not known.
+FIRST_LOOK_S = 60
+
+
+@dataclass(frozen=True)
+class Window:
+    """What the report's counts are over: the window (``1h``...) and, when the data starts inside it, when
+    (Unix seconds)."""
+
+    name: str
+    data_since: float | None = None
+
+
+def count_expr(series: str, by: tuple[str, ...], selector: str, window: Window, *extra: str) -> str:
+    """How much the counter ``series`` counted in ``window``, summed by the ``by`` labels: exactly the samples
+    Prometheus holds, where ``increase()`` extrapolates each series to the window's edges (half a scrape interval
+    at each end: 10 to 20 % too many over minutes of data) and never counts a series' first value (a new label
+    set starts at its first count: one error of a new type read 0).
+
+    Per series: its last value minus its value when the window starts; a series first seen in the window
+    counts from zero, unless it was there when Prometheus first looked (the data starts in the window, and the
+    series within :data:`FIRST_LOOK_S` of it): then what it counted before is unknown, and its growth since is
+    counted. A series that went down in the window (a process restarted under the same labels) is counted as
+    ``increase()`` counts it."""
+    selected = f"{series}{matchers(selector, *extra)}"
+    w = window.name
+    last = f"last_over_time({selected}[{w}])"
+    if window.data_since is None:
+        before = f"last_over_time({selected}[5m] offset {w})"  # the value when the window starts
+        counted = f"(({last} - {before}) >= 0) or {last}"  # (a value below it: a new process, from zero)
+    else:
+        first_look = f"last_over_time({selected}[{FIRST_LOOK_S}s] @ {window.data_since + FIRST_LOOK_S:.3f})"
+        counted = f"({last} unless {first_look}) or ({last} - min_over_time({selected}[{w}]))"
+    per_series = f"(({counted}) unless resets({selected}[{w}]) > 0) or increase({selected}[{w}])"
+    return f"sum by ({', '.join(by)}) ({per_series})"
+
+
+def band_expr(band: str, window: str | Window, selector: str = "") -> str:
+    """Invocations per agent and outcome in one confidence band: the shipped rules' expression over a window
+    named by its range (``1h``), and the report's count (:func:`count_expr`) over a :class:`Window`."""
     _, lower, upper = next(entry for entry in BANDS if entry[0] == band)
     by = f"{AGENT}, {OUTCOME}"
 
     def cumulative(le: str) -> str:
-        return f"sum by ({by}) (increase({CONFIDENCE}_bucket{matchers(selector, f'le={json.dumps(le)}')}[{window}]))"
+        bound = f"le={json.dumps(le)}"
+        if isinstance(window, Window):
+            return count_expr(f"{CONFIDENCE}_bucket", (AGENT, OUTCOME), selector, window, bound)
+        return f"sum by ({by}) (increase({CONFIDENCE}_bucket{matchers(selector, bound)}[{window}]))"
 
     return cumulative(upper) if lower is None else f"{cumulative(upper)}\n-\n{cumulative(lower)}"
-
-
-def increase_expr(series: str, by: tuple[str, ...], selector: str, window: str, *extra: str) -> str:
-    """How much ``series`` grew over ``window``, summed by the ``by`` labels."""
-    return f"sum by ({', '.join(by)}) (increase({series}{matchers(selector, *extra)}[{window}]))"
 
 
 def p95_expr(histogram: str, by: tuple[str, ...], selector: str, window: str) -> str:
@@ -317,8 +361,9 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 
 def _whole(count: float | None) -> int | None:
-    """A count as a whole number: increase() extrapolates to the window's edges, so 5 runs come back as 5.07;
-    ratios are then computed from the whole counts, so that 2 of 5 reads 40 %, not 40.1 %."""
+    """A count as a whole number (an int): the counts are whole already, but for a series that went down in the
+    window, which ``increase()`` counts, extrapolating it to the window's edges (5 runs come back as 5.07); ratios
+    are computed from the whole counts, so that 2 of 5 reads 40 %, not 40.1 %."""
     return None if count is None else max(0, round(count))
 
 
@@ -334,8 +379,15 @@ def collect(prom: Prometheus, options: Options) -> Report:
     def m(*extra: str) -> str:
         return matchers(sel, *extra)
 
+    # One query first, so that an unreachable or wrong server fails once, fast, not once per query.
+    # ...and counts the services (service and environment) whose agent-otel series match: `up` would count
+    # the Collector behind a Collector, and misses a selector on the series' own labels.
+    r = {"targets": prom.vector(f"count(count by ({', '.join(SERVICE_LABELS)}) ({m()}))", ())}
+    first = _data_since(prom, sel, w)  # the counts depend on it: a series there from the start may predate it
+    counted_over = Window(w, first if first is not None and first > prom.time - WINDOWS[w] else None)
+
     def increase(series: str, by: tuple[str, ...], *extra: str) -> tuple[str, tuple[str, ...]]:
-        return increase_expr(series, by, sel, w, *extra), by
+        return count_expr(series, by, sel, counted_over, *extra), by
 
     def p95(series: str, by: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
         return p95_expr(series, by, sel, w), by
@@ -369,30 +421,23 @@ def collect(prom: Prometheus, options: Options) -> Report:
         "tool_calls": increase(f"{TOOL_DUR}_count", (TOOL,)),
         "tool_errors": increase(f"{TOOL_DUR}_count", (TOOL,), f'{ERROR_TYPE}!=""'),
         "tool_p95": p95(TOOL_DUR, (TOOL,)),
-        "coverage": (coverage_expr(w, coverage_step(w), sel), ()),
     }
     if bound is not None:
         # As the shipped *_availability_with_slow rules: slow calls are counted among the calls without
         # error only, so that a call that timed out is not counted twice.
         ok = f'{ERROR_TYPE}=""'
         queries["model_slow"] = (
-            f"sum by ({PROVIDER}, {MODEL}) (increase({CLIENT_DUR}_count{m(ok)}[{w}]))\n-\n"
-            f"sum by ({PROVIDER}, {MODEL}) (increase({CLIENT_DUR}_bucket{m(ok, f'le={json.dumps(str(bound))}')}[{w}]))",
-            pm)
+            f"{count_expr(f'{CLIENT_DUR}_count', pm, sel, counted_over, ok)}\n-\n"
+            f"{count_expr(f'{CLIENT_DUR}_bucket', pm, sel, counted_over, ok, f'le={json.dumps(str(bound))}')}", pm)
     for band, _, _ in BANDS:
-        queries[f"band_{band}"] = (band_expr(band, w, sel), (AGENT, OUTCOME))
+        queries[f"band_{band}"] = (band_expr(band, counted_over, sel), (AGENT, OUTCOME))
     # The workflow sections build on this module's helpers, so they are imported here, when the report runs.
     from agent_otel._ops.report import workflows
 
-    queries.update(workflows.queries(sel, w))
+    queries.update(workflows.queries(sel, counted_over))
     from agent_otel._ops.report import versions  # as workflows
 
-    queries.update(versions.queries(sel, w))
-
-    # One query first, so that an unreachable or wrong server fails once, fast, not once per query.
-    # ...and counts the services (service and environment) whose agent-otel series match: `up` would count
-    # the Collector behind a Collector, and misses a selector on the series' own labels.
-    r = {"targets": prom.vector(f"count(count by ({', '.join(SERVICE_LABELS)}) ({m()}))", ())}
+    queries.update(versions.queries(sel, counted_over))
     with ThreadPoolExecutor(max_workers=8) as pool:
         futures = {name: pool.submit(prom.vector, expr, by) for name, (expr, by) in queries.items()}
         r.update({name: future.result() for name, future in futures.items()})
@@ -408,7 +453,7 @@ def collect(prom: Prometheus, options: Options) -> Report:
             "invocations": invocations,
             "successes": successes,
             "success_ratio": _ratio(successes, invocations),
-            # Averages divide two extrapolated increases alike: the raw ones.
+            # Averages divide the counts as counted (not made whole).
             "avg_cost_usd": _ratio(r["agent_cost"].get((agent,), 0.0), r["agent_calls"].get((agent,))),
             "avg_latency_s": _ratio(r["agent_seconds"].get((agent,)), r["agent_calls"].get((agent,))),
             "p95_latency_s": r["agent_p95"].get((agent,)),
@@ -500,7 +545,23 @@ def collect(prom: Prometheus, options: Options) -> Report:
     sections.update(workflows.sections(r))
     sections.update(versions.sections(r))
 
-    first, step = r["coverage"].get(()), coverage_step(w)
+    targets = int(r["targets"].get((), 0.0))
+    meta = {"prometheus": prom.url, "window": w, "selector": matchers(sel), "time": round(prom.time, 3),
+            "time_iso": _iso(prom.time), "targets": targets, "slow_ms": options.slow_ms, "slow_bound_s": bound,
+            **_coverage(first, prom.time, w)}
+    if not any(sections[name] for name in ("agents", "providers", "calibration", "evolution", "jobs", "tools",
+                                           "phases", "workflow_patterns")):
+        why = (f"no agent-otel series match {matchers(sel)}; check --selector" if not targets else
+               f"{targets} service{'s' if targets != 1 else ''} match {matchers(sel)}, but none recorded agent, "
+               f"provider, evolution, job or tool metrics in that window")
+        raise NoData(f"no agent-otel data in the last {w} at {prom.url} ({why})")
+    return Report(meta, sections)
+
+
+def _data_since(prom: Prometheus, sel: str, w: str) -> float | None:
+    """When the window's first agent-otel data was scraped (Unix seconds, to the second), None without any."""
+    step = coverage_step(w)
+    first = prom.vector(coverage_expr(w, step, sel), ()).get(())
     while first is None and step > 1:
         # Subquery steps are aligned to multiples of the step: data younger than one step is seen by none. Then
         # it is younger than the step, and a finer look over that step finds where it starts (7d: 5040 s, 42 s,
@@ -513,17 +574,7 @@ def collect(prom: Prometheus, options: Options) -> Report:
         window, step = f"{step}s", max(1, step // COVERAGE_STEPS)
         earlier = prom.vector(coverage_expr(window, step, sel, at=first), ()).get(())
         first = min(first, earlier) if earlier is not None else first
-    targets = int(r["targets"].get((), 0.0))
-    meta = {"prometheus": prom.url, "window": w, "selector": matchers(sel), "time": round(prom.time, 3),
-            "time_iso": _iso(prom.time), "targets": targets, "slow_ms": options.slow_ms, "slow_bound_s": bound,
-            **_coverage(first, prom.time, w)}
-    if not any(sections[name] for name in ("agents", "providers", "calibration", "evolution", "jobs", "tools",
-                                           "phases", "workflow_patterns")):
-        why = (f"no agent-otel series match {matchers(sel)}; check --selector" if not targets else
-               f"{targets} service{'s' if targets != 1 else ''} match {matchers(sel)}, but none recorded agent, "
-               f"provider, evolution, job or tool metrics in that window")
-        raise NoData(f"no agent-otel data in the last {w} at {prom.url} ({why})")
-    return Report(meta, sections)
+    return first
 
 
 def _iso(unix_seconds: float) -> str:

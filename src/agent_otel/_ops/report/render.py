@@ -2,7 +2,7 @@
 
 - ``table``: a title (and a line saying so when the data covers less than the window), then one section
   per question with a header row; ratios in %, durations in seconds, money in US dollars, counts whole
-  (``increase()`` extrapolates; the report rounds each count and computes ratios from the whole counts);
+  (ratios computed from them);
   ``-`` where there is no data.
 - ``json``: ``{"report": {...}, "agents": [...], "patterns": [...], "providers": [...],
   "provider_models": [...], "calibration": [...], "evolution": [...], "kpis": [...], "jobs": [...],

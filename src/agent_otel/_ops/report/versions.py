@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent_otel import semconv as sc
-from agent_otel._ops.report.queries import AGENT, AGENT_DUR, COST, OUTCOME, _ratio, _whole, increase_expr, matchers
+from agent_otel._ops.report.queries import AGENT, AGENT_DUR, COST, OUTCOME, Window, _ratio, _whole, count_expr, matchers
 
 VERSION = sc.prometheus_label(sc.GEN_AI_AGENT_VERSION)
 PREVIOUS = sc.prometheus_label(sc.AGENT_VERSION_PREVIOUS)
@@ -34,12 +34,12 @@ TITLES = {
 }
 
 
-def queries(selector: str, window: str) -> dict[str, tuple[str, tuple[str, ...]]]:
+def queries(selector: str, window: Window) -> dict[str, tuple[str, tuple[str, ...]]]:
     """The instant queries of the section, by name: (expression, the labels of its result)."""
     av = (AGENT, VERSION)
 
     def increase(series: str, *extra: str) -> tuple[str, tuple[str, ...]]:
-        return increase_expr(series, av, selector, window, _VERSIONED, *extra), av
+        return count_expr(series, av, selector, window, _VERSIONED, *extra), av
 
     calls_per_minute = f"sum by ({AGENT}, {VERSION}) (increase({AGENT_DUR}_count{matchers(selector, _VERSIONED)}[1m]))"
     return {
@@ -49,9 +49,9 @@ def queries(selector: str, window: str) -> dict[str, tuple[str, tuple[str, ...]]
         "version_cost": increase(COST),
         # The last minute each version was called in.
         "version_last_called": (f"max by ({AGENT}, {VERSION}) (last_over_time(timestamp({calls_per_minute} > 0)"
-                                f"[{window}:1m]))", av),
+                                f"[{window.name}:1m]))", av),
         "version_introduced": (f"max by ({AGENT}, {VERSION}, {PREVIOUS}) "
-                               f"(last_over_time({INTRODUCED}{matchers(selector)}[{window}]))",
+                               f"(last_over_time({INTRODUCED}{matchers(selector)}[{window.name}]))",
                                (AGENT, VERSION, PREVIOUS)),
     }
 
@@ -61,7 +61,7 @@ def _side(r: dict[str, dict[tuple[str, ...], float]], key: tuple[str, str]) -> d
     whole_calls = _whole(calls)
     return {"calls": whole_calls,
             "success_ratio": _ratio(_whole(r["version_successes"].get(key, 0.0)), whole_calls),
-            # Averages divide two extrapolated increases alike: the raw ones.
+            # Averages divide the counts as counted (not made whole).
             "avg_latency_s": _ratio(r["version_seconds"].get(key), calls),
             "avg_cost_usd": _ratio(r["version_cost"].get(key, 0.0), calls)}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent_otel import semconv as sc
-from agent_otel._ops.report.queries import _ratio, _whole, increase_expr, p95_expr
+from agent_otel._ops.report.queries import Window, _ratio, _whole, count_expr, p95_expr
 
 label = sc.prometheus_label
 JOB_TYPE = label(sc.JOB_TYPE)
@@ -40,22 +40,22 @@ TITLES = {
 }
 
 
-def queries(selector: str, window: str) -> dict[str, tuple[str, tuple[str, ...]]]:
+def queries(selector: str, window: Window) -> dict[str, tuple[str, tuple[str, ...]]]:
     """The instant queries of the sections, by name: (expression, the labels of its result)."""
     jp, tp, pattern = (JOB_TYPE, PHASE), (PHASE, TOOL), (PATTERN,)
     in_phase = f'{PHASE}!=""'
 
     def increase(series: str, by: tuple[str, ...], *extra: str) -> tuple[str, tuple[str, ...]]:
-        return increase_expr(series, by, selector, window, *extra), by
+        return count_expr(series, by, selector, window, *extra), by
 
     return {
         "phase_runs": increase(f"{PHASE_DUR}_count", jp),
         "phase_failures": increase(f"{PHASE_DUR}_count", jp, f'{PHASE_OUTCOME}!="{_SUCCESS}"'),
         "phase_seconds": increase(f"{PHASE_DUR}_sum", jp),
-        "phase_p95": (p95_expr(PHASE_DUR, jp, selector, window), jp),
+        "phase_p95": (p95_expr(PHASE_DUR, jp, selector, window.name), jp),
         "plugin_calls": increase(f"{TOOL_DUR}_count", tp, in_phase),
         "plugin_errors": increase(f"{TOOL_DUR}_count", tp, in_phase, f'{ERROR_TYPE}!=""'),
-        "plugin_p95": (p95_expr(TOOL_DUR, tp, f"{selector},{in_phase}" if selector else in_phase, window), tp),
+        "plugin_p95": (p95_expr(TOOL_DUR, tp, f"{selector},{in_phase}" if selector else in_phase, window.name), tp),
         "pattern_runs": increase(f"{PATTERN_DUR}_count", pattern),
         "pattern_successes": increase(f"{PATTERN_DUR}_count", pattern, f'{PATTERN_OUTCOME}="{_SUCCESS}"'),
         "pattern_seconds": increase(f"{PATTERN_DUR}_sum", pattern),
