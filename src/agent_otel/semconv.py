@@ -92,7 +92,9 @@ CONTENT_ATTRIBUTES = frozenset({
     "model_request_parameters",  # pydantic-ai's request, with the agent's instructions in it
     "tool_arguments", "tool_response",  # pydantic-ai's tool payloads (its instrumentation format 2)
     "gen_ai.retrieval.query.text", "gen_ai.retrieval.documents",  # a retriever's query and what it found
-    "llm.prompts", "llm.prompt_template.variables",  # OpenInference's completion prompts, a template's values
+    "llm.prompts", "llm.prompt_template.variables",  # OpenInference's completion prompts, a template's values,
+    "llm.prompt_template.template",  # the template's text (a system prompt),
+    "llm.invocation_parameters",  # and the request's parameters (a predicted output, the tools' descriptions)
     # smolagents' (OpenInference's instrumentation): the task an agent was given, and the values passed with it
     "smolagents.task", "smolagents.additional_args",
 })

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
+import threading
 from typing import Any, TypedDict
 
 import pytest
@@ -86,6 +89,24 @@ def test_an_error_type_another_library_qualifies_reads_as_ours_on_the_metrics(ot
     assert sorted(p.attributes[semconv.ERROR_TYPE] for p in points(otel, semconv.TOOL_DURATION.name)) == [
         "500", "ConnectTimeout", "RateLimitError", "ValueError", "rate.limit-hit"]
     assert otel.spans()[0].attributes[semconv.ERROR_TYPE] == "openai.RateLimitError"
+
+
+def test_the_error_types_of_a_provider_sdks_own_spans_read_as_the_exceptions_it_raises(otel: Any) -> None:
+    """The Anthropic SDK's own spans name the API's error type (``rate_limit_error``) and the client's failure
+    (``connection_error``), the OpenAI instrumentation on util-genai 1.1b0 the exception class's repr: the same
+    failures were other labels through agent-otel's wrapper and the other instrumentations."""
+    written = {"com.anthropic.sdk.python": ("rate_limit_error", "connection_error", "overloaded_error",
+                                            "server_error"),
+               "opentelemetry.instrumentation.openai_v2": ("<class 'openai.RateLimitError'>",),
+               "opentelemetry.instrumentation.somelib": ("rate_limit_error",)}  # another library's: its own word
+    for scope, error_types in written.items():
+        for error_type in error_types:
+            with foreign(otel, scope).start_as_current_span("chat m", attributes={
+                    semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "anthropic"}) as span:
+                span.set_status(Status(StatusCode.ERROR))
+                span.set_attribute(semconv.ERROR_TYPE, error_type)
+    assert {p.attributes[semconv.ERROR_TYPE]: p.count for p in points(otel, OPERATION)} == {
+        "APIConnectionError": 1, "OverloadedError": 1, "RateLimitError": 2, "rate_limit_error": 1, "server_error": 1}
 
 
 def test_a_failed_span_without_error_type_is_labelled_by_the_exception_it_recorded(otel: Any) -> None:
@@ -386,6 +407,62 @@ def test_two_foreign_spans_of_one_call_count_once(otel: Any) -> None:
     assert point(otel, INPUT_TOKENS).sum == 7  # the outer span wins
 
 
+def _chat(model: str = "claude-3-5-haiku", **usage: int) -> dict[str, Any]:
+    return {semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "anthropic",
+            semconv.GEN_AI_REQUEST_MODEL: model, **usage}
+
+
+def test_two_libraries_spans_of_one_call_side_by_side_count_once(otel: Any) -> None:
+    """OpenLLMetry's Anthropic instrumentation does not make its span current, so the Anthropic SDK's own span of
+    the same call is its sibling, not inside it: each call was counted twice (calls, tokens, cost, job roll-ups).
+    The span that started first wins, with what the other reported and it lacks."""
+    wrapper, sdk = foreign(otel, "opentelemetry.instrumentation.anthropic"), foreign(otel, "com.anthropic.sdk.python")
+    with agent_otel.job(type="j"):
+        for _ in range(2):
+            outer = wrapper.start_span("anthropic.chat", attributes=_chat())  # not current
+            with sdk.start_as_current_span("anthropic.messages.create", attributes=_chat()) as inner:
+                inner.set_attributes({semconv.GEN_AI_USAGE_INPUT_TOKENS: 13, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 5})
+            outer.end()
+    assert point(otel, OPERATION).count == 2
+    assert point(otel, INPUT_TOKENS).sum == 26
+    [job] = [span for span in otel.spans() if semconv.JOB_ROLLUP_PROVIDER_CALLS in (span.attributes or {})]
+    assert job.attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 2
+
+
+def test_spans_side_by_side_that_are_no_twins_each_count(otel: Any) -> None:
+    """One library's spans are never twins (a stream still open when the next call starts, in the same task);
+    nor are two libraries' spans in other threads or tasks, for other models, or under other parents."""
+    one, other = foreign(otel, "one.instrumentation"), foreign(otel, "other.instrumentation")
+    stream = one.start_span("chat", attributes=_chat())  # open while the program makes its next call
+    with one.start_as_current_span("chat", attributes=_chat()):
+        pass
+    stream.end()
+    outer = one.start_span("chat", attributes=_chat(model="claude-a"))
+    with other.start_as_current_span("chat", attributes=_chat(model="claude-b")):
+        pass
+    outer.end()
+    outer = one.start_span("chat", attributes=_chat())
+    with other.start_as_current_span("parent"), other.start_as_current_span("chat", attributes=_chat()):
+        pass
+    outer.end()
+    outer = one.start_span("chat", attributes=_chat())
+    thread = threading.Thread(target=lambda: other.start_span("chat", attributes=_chat()).end())
+    thread.start()
+    thread.join()
+
+    async def in_tasks() -> None:
+        async def call(tracer: Any) -> None:
+            span = tracer.start_span("chat", attributes=_chat())
+            await asyncio.sleep(0)
+            span.end()
+
+        await asyncio.gather(call(one), call(other))
+
+    asyncio.run(in_tasks())
+    outer.end()
+    assert sum(p.count for p in points(otel, OPERATION)) == 10
+
+
 def test_older_and_openinference_vocabularies(otel: Any) -> None:
     tracer = foreign(otel)
     with tracer.start_as_current_span("openai.chat", attributes={
@@ -408,6 +485,36 @@ def test_older_and_openinference_vocabularies(otel: Any) -> None:
     assert inputs == {"m1": 11, "m2": 21}
     assert point(otel, semconv.TOOL_DURATION.name).attributes[semconv.GEN_AI_TOOL_NAME] == "web"
     assert semconv.AGENT_DURATION.name not in otel.metrics()  # a CHAIN is no agent
+
+
+def test_openinferences_model_that_answered_is_the_response_model_and_its_parameters_name_the_one_asked_for(
+        otel: Any) -> None:
+    """OpenInference's OpenAI spans name the model that answered in ``llm.model_name`` and the one asked for in
+    their request parameters (JSON): the answer's was the request model label, and a failed call's "unknown",
+    where the same call through another instrumentation or our wrapper is ``gpt-4o-mini`` (two series for one
+    call)."""
+    tracer = foreign(otel, "openinference.instrumentation.openai")
+    for model, answered in (("gpt-4o-mini", "gpt-4o-mini-2024-07-18"), ("err429", None)):
+        with tracer.start_as_current_span("ChatCompletion", attributes={
+                "openinference.span.kind": "LLM", "llm.system": "openai"}) as span:
+            span.set_attribute("llm.invocation_parameters", json.dumps({"model": model, "temperature": 0}))
+            if answered is not None:
+                span.set_attributes({"llm.model_name": answered, "llm.token_count.prompt": 11,
+                                     "llm.token_count.completion": 7})
+    labels = {(p.attributes[semconv.GEN_AI_REQUEST_MODEL], p.attributes.get(semconv.GEN_AI_RESPONSE_MODEL))
+              for p in points(otel, OPERATION)}
+    assert labels == {("gpt-4o-mini", "gpt-4o-mini-2024-07-18"), ("err429", None)}
+    # the parameters are the request's (a predicted output, tools' descriptions): removed with the content
+    assert "llm.invocation_parameters" not in (otel.spans("ChatCompletion")[0].attributes or {})
+
+
+def test_openllmetrys_reasoning_tokens_are_counted_and_priced(otel: Any) -> None:
+    """OpenLLMetry names them ``gen_ai.usage.reasoning_tokens``: missed, they were priced as plain output."""
+    agent_otel.set_prices({"thinker": {"input": 1.0, "output": 2.0, "reasoning": 100.0}})
+    chat_span(foreign(otel, "opentelemetry.instrumentation.openai.v1"), model="thinker", tokens=(10, 5),
+              response_model="thinker", **{"gen_ai.usage.reasoning_tokens": 2})
+    assert point(otel, semconv.CLIENT_USAGE_REASONING_TOKENS.name).value == 2
+    assert point(otel, semconv.CLIENT_COST.name).value == pytest.approx((10 * 1.0 + 3 * 2.0 + 2 * 100.0) / 1e6)
 
 
 def test_other_spans_are_left_alone_and_bad_values_are_never_raised(otel: Any) -> None:
@@ -507,6 +614,8 @@ def test_every_content_attribute_of_another_librarys_genai_span_is_removed(otel:
     content = {"gen_ai.retrieval.query.text": "my SSN", "gen_ai.retrieval.documents": "[doc]",
                "model_request_parameters": '{"instruction_parts": ["secret"]}', "tool_arguments": "{}",
                "tool_response": "secret", "llm.prompts": ("p",), "llm.prompt_template.variables": "{}",
+               "llm.prompt_template.template": "SECRET system prompt: {question}",
+               "llm.invocation_parameters": '{"prediction": {"type": "content", "content": "SECRET"}}',
                "retrieval.documents.0.document.content": "doc", "embedding.embeddings.0.embedding.text": "text",
                "gen_ai.prompt.0.content": "prompt", "gen_ai.completion.0.content": "completion"}
     kept = {"gen_ai.request.model": "gpt-4o"}
@@ -516,6 +625,20 @@ def test_every_content_attribute_of_another_librarys_genai_span_is_removed(otel:
             span.set_attributes(marker)
     attributes = dict(otel.span("span").attributes or {})
     assert attributes == {**kept, **marker}
+
+
+def test_a_genai_span_marked_only_as_it_ends_is_not_counted_and_says_so(otel: Any) -> None:
+    """OpenInference's LangChain instrumentation starts its spans with no attribute and marks them (``LLM``, its
+    tokens) as they end: the bridge decides a call's job, agent and twins as it starts, and does not count it;
+    that was a silent zero. It is counted at ``bridge.marked_at_end`` (and its content removed)."""
+    with foreign(otel, "openinference.instrumentation.langchain").start_as_current_span("ChatOpenAI") as span:
+        span.set_attributes({"openinference.span.kind": "LLM", "llm.token_count.prompt": 11,
+                             "input.value": "secret"})
+    assert otel.points(OPERATION) == []
+    assert error_count(otel, "bridge.marked_at_end") == 1
+    assert "input.value" not in (otel.span("ChatOpenAI").attributes or {})
+    chat_span(foreign(otel))  # one marked as it starts: counted, and nothing said
+    assert point(otel, OPERATION).count == 1 and error_count(otel, "bridge.marked_at_end") == 1
 
 
 def test_a_retrievers_lookup_is_no_model_call(otel: Any) -> None:

@@ -30,10 +30,12 @@ cardinality cap, and the shipped rules and dashboards read only that scope (``ot
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import weakref
 from collections.abc import Mapping
 from contextvars import ContextVar
-from typing import Any, cast
+from typing import Any, TypeAlias, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -80,16 +82,25 @@ _OTHER_ERROR = "_OTHER"
 _NAMED = frozenset({Kind.AGENT, Kind.TOOL})
 
 
+#: A provider span as :meth:`GenAiSpanBridge._sibling_twin` matches it: its parent span, where it runs (thread and
+#: task), its instrumentation scope, its request model and its start time.
+_Sibling: TypeAlias = tuple[Any, tuple[int, int], str | None, str | None, int]
+
+
 class _Seen:
     """What the bridge noted when another library's GenAI span started: its kind, the job and agent it
     ran under, and whether another span of the same call counts it instead."""
 
     __slots__ = ("agent", "below", "calls", "context", "covered", "enclosing", "inner_reported", "job", "kind",
-                 "operation", "own", "twin", "twin_of", "usage_to")
+                 "operation", "own", "sibling", "twin", "twin_of", "usage_to")
 
     def __init__(self, kind: Kind, operation: str, context: Context) -> None:
         self.kind = kind
         self.operation = operation
+        #: a provider call's: (its parent span, where it runs, its scope, its request model, its start time) while no
+        #: sibling of another library is its twin yet (see _sibling_twin), else None. Never the span itself: the
+        #: span is this object's key in a weak mapping, which a strong reference here would keep for ever
+        self.sibling: _Sibling | None = None
         #: the context it started in: its call is recorded there (its job, phase, agent), not where it ends (a
         #: stream read to its end in another request's, a callback's span ended under another job)
         self.context = context
@@ -184,6 +195,14 @@ class GenAiSpanBridge(SpanProcessor):
                     # agent's around ours (the tool that called it), however the library parents or runs them
                     seen.agent, seen.calls, seen.below = otel_context.get_value(AGENT_KEY, started_in), \
                         current_counts(started_in), None
+            elif kind is Kind.PROVIDER:
+                sibling = (parent_span, _where(), getattr(span.instrumentation_scope, "name", None),
+                           sources.request_model_of(attributes), span.start_time or 0)
+                twin = self._sibling_twin(sibling, operation) if self.open_spans else None
+                if twin is not None:  # the outer span wins, as for a twin inside it
+                    seen.covered, seen.twin_of, same = True, twin, True
+                else:
+                    seen.sibling = sibling
             if seen.covered and not same and kind is Kind.PROVIDER:
                 _inside_our_provider_call(seen, _our_provider_call(started_in, operation))
             elif kind is Kind.AGENT and not seen.covered:
@@ -195,6 +214,27 @@ class GenAiSpanBridge(SpanProcessor):
                 note_run(span, seen.below)
         except Exception as exc:
             report_error("bridge.start", exc)
+
+    def _sibling_twin(self, sibling: _Sibling, operation: str) -> _Seen | None:
+        """The provider span of another library that this one, a provider span starting beside it, is the same call
+        as: started last under the same parent, in the same thread and task, for the same operation (and model, if
+        both say), by another library, and not yet paired. Two instrumentations of one call, one of which does not
+        make its span current (OpenLLMetry's Anthropic one, around the Anthropic SDK's own span), make siblings, not
+        a span inside the other: counted twice. A library's own spans are never each other's twins (a stream still
+        open when the program makes its next call, in the same task, is another call)."""
+        parent, where, scope, model, _ = sibling
+        found: tuple[int, _Seen] | None = None
+        for seen in list(self._seen.values()):
+            other = seen.sibling
+            if (other is None or other[0] is not parent or other[1] != where or other[2] == scope
+                    or seen.operation != operation or (model and other[3] and model != other[3])):
+                continue
+            if found is None or other[4] > found[0]:
+                found = (other[4], seen)
+        if found is None:
+            return None
+        found[1].sibling = None  # paired: one twin each
+        return found[1]
 
     def _pass_run(self, span: Span, parent_span: Any) -> None:
         """A span of no call inside another library's agent invocation passes the invocation on to the
@@ -235,6 +275,15 @@ class GenAiSpanBridge(SpanProcessor):
 #: The context entries of agent-otel's calls and jobs: a context holding one runs inside such a call.
 _CALL_KEYS = (JOB_KEY, AGENT_KEY, CALLS_KEY, PROVIDER_KEY, TOOL_KEY)
 running.use_call_keys(_CALL_KEYS)
+
+
+def _where() -> tuple[int, int]:
+    """The thread and asyncio task running: the code in which one call's spans nest."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop running in this thread
+        task = None
+    return threading.get_ident(), id(task)
 
 
 def _running_context(parent_context: Context | None) -> Context:
@@ -409,8 +458,10 @@ def _record_evaluations(span: Span, agent: object, started_in: Context | None = 
 
 def _error_type(span: Span, attributes: Any) -> str | None:
     """The call's ``error.type`` label: the class name of a module-qualified exception type
-    (``openai.RateLimitError``, as the GenAI instrumentations and the SDK's exception events write it), as
-    agent-otel's wrappers label it, so one failure is one label whichever recorded it; other values as they are."""
+    (``openai.RateLimitError``, as the GenAI instrumentations and the SDK's exception events write it, or its
+    ``repr``, ``<class 'openai.RateLimitError'>``, as some write it), and the exception a provider SDK raises for
+    the error its own spans name (:data:`~agent_otel._bridge.sources.SDK_ERRORS`), as agent-otel's wrappers
+    label it, so one failure is one label whichever recorded it; other values as they are."""
     value = attributes.get(semconv.ERROR_TYPE)
     if not (isinstance(value, str) and value):
         if span.status.status_code is not StatusCode.ERROR:
@@ -420,6 +471,11 @@ def _error_type(span: Span, attributes: Any) -> str | None:
                       if event.name == "exception" and event.attributes), None)
         if not (isinstance(value, str) and value):
             return _OTHER_ERROR
+    raised = sources.SDK_ERRORS.get(getattr(span.instrumentation_scope, "name", None), {}).get(value)
+    if raised is not None:
+        return raised
+    if value.startswith("<class '") and value.endswith("'>"):
+        value = value[8:-2]
     module, dot, name = value.rpartition(".")
     if dot and name.isidentifier() and all(part.isidentifier() for part in module.split(".")):
         return name

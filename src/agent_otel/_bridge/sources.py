@@ -12,6 +12,7 @@ Two vocabularies are read:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -117,6 +118,7 @@ def usage_of(attributes: Mapping[str, Any]) -> Usage:
                                          "llm.token_count.prompt_details.cache_write")),
         reasoning_tokens=_count(_first(attributes, "gen_ai.usage.reasoning.output_tokens",
                                        "gen_ai.usage.details.reasoning_tokens",
+                                       "gen_ai.usage.reasoning_tokens",  # OpenLLMetry's
                                        "llm.token_count.completion_details.reasoning")),
     )
 
@@ -125,12 +127,35 @@ def provider_of(attributes: Mapping[str, Any]) -> str | None:
     return _text(_first(attributes, semconv.GEN_AI_PROVIDER_NAME, "gen_ai.system", "llm.provider", "llm.system"))
 
 
+#: OpenInference's model: the one that answered when the call returned one (its OpenAI instrumentation's), else
+#: the one asked for; the one asked for is in its request parameters (JSON), when the instrumentation records them.
+_OPENINFERENCE_MODEL, _OPENINFERENCE_PARAMETERS = "llm.model_name", "llm.invocation_parameters"
+
+
 def request_model_of(attributes: Mapping[str, Any]) -> str | None:
-    return _text(_first(attributes, semconv.GEN_AI_REQUEST_MODEL, "llm.model_name"))
+    return _text(attributes.get(semconv.GEN_AI_REQUEST_MODEL)) or _requested(attributes) or _text(
+        attributes.get(_OPENINFERENCE_MODEL))
 
 
 def response_model_of(attributes: Mapping[str, Any]) -> str | None:
-    return _text(attributes.get(semconv.GEN_AI_RESPONSE_MODEL))
+    """The response model; OpenInference's model name when its parameters name the model asked for (then it is
+    the one that answered), so that one call is one series whichever instrumentation recorded it."""
+    found = _text(attributes.get(semconv.GEN_AI_RESPONSE_MODEL))
+    if found is None and semconv.GEN_AI_REQUEST_MODEL not in attributes and _requested(attributes):
+        return _text(attributes.get(_OPENINFERENCE_MODEL))
+    return found
+
+
+def _requested(attributes: Mapping[str, Any]) -> str | None:
+    """The ``model`` of OpenInference's request parameters."""
+    parameters = attributes.get(_OPENINFERENCE_PARAMETERS)
+    if not isinstance(parameters, str) or '"model"' not in parameters:
+        return None
+    try:
+        found = json.loads(parameters)
+    except ValueError:
+        return None
+    return _text(found.get("model")) if isinstance(found, dict) else None
 
 
 def agent_name_of(attributes: Mapping[str, Any]) -> str | None:
@@ -145,6 +170,20 @@ def workflow_name_of(attributes: Mapping[str, Any]) -> str | None:
 
 def tool_name_of(attributes: Mapping[str, Any]) -> str | None:
     return _text(_first(attributes, semconv.GEN_AI_TOOL_NAME, "tool.name"))
+
+
+#: The exception a provider SDK raises for each ``error.type`` its own spans write (by their instrumentation
+#: scope): the Anthropic SDK's names the error type of the API's response (``rate_limit_error``), or the client's
+#: failure, where agent-otel's wrappers and the other instrumentations name the exception (``RateLimitError``).
+SDK_ERRORS: dict[str | None, dict[str, str]] = {
+    "com.anthropic.sdk.python": {
+        "invalid_request_error": "BadRequestError", "authentication_error": "AuthenticationError",
+        "permission_error": "PermissionDeniedError", "not_found_error": "NotFoundError",
+        "rate_limit_error": "RateLimitError", "api_error": "InternalServerError",
+        "overloaded_error": "OverloadedError", "connection_error": "APIConnectionError",
+        "client_timeout_error": "APITimeoutError",
+    },
+}
 
 
 #: Where a span says how long the first chunk of its streamed response took: the conventions' attribute (the

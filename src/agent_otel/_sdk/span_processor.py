@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from agent_otel import semconv
 from agent_otel._bridge.processor import GenAiSpanBridge
-from agent_otel._bridge.sources import GENAI_MARKERS, may_be_genai
+from agent_otel._bridge.sources import GENAI_MARKERS, classify, may_be_genai
 from agent_otel._context.job import BAGGAGE_KEY, JOB_KEY, JobState
 from agent_otel._context.stamping import stamp_ids
 from agent_otel._engine import policy as policies
@@ -29,6 +29,7 @@ from agent_otel._engine.policy import (
     hash_events_and_links,
     hash_present,
 )
+from agent_otel._engine.self_telemetry import report_error
 
 _get_current = get_current
 _JOB_ID = semconv.JOB_ID
@@ -111,21 +112,28 @@ class AgentOtelSpanProcessor(SpanProcessor):
         keys = self._keys
         if keys[0] is not policy:
             keys = self._keys_of(policy)
+        drops = False
         if not keys[2].isdisjoint(values):  # a hashed key or a GenAI marker: one look for both, then which
             if not policy.hashed_keys.isdisjoint(values):
                 hash_present(span, values, None, at_start=False)
             # Another library's GenAI span, by its marker as it ends: one set when it started or later (a marker
             # set after the start kept its content), or the older vocabulary's. Ours record content only where
             # the policy says.
-            if not _CONTENT_MARKERS.isdisjoint(values) and getattr(span.instrumentation_scope, "name",
-                                                                   None) != _SCOPE:
-                drop_content(span)
+            drops = not _CONTENT_MARKERS.isdisjoint(values) and getattr(span.instrumentation_scope, "name",
+                                                                        None) != _SCOPE
         has_events = bool(span._events)  # once: a BoundedList's truth is a Python call
         if has_events or span._links:
             hash_events_and_links(span)
         bridge = self.bridge
+        if drops and bridge is not None and span not in bridge._seen and may_be_genai(values) and classify(values):
+            # another library's GenAI call marked only as it ends (OpenInference's LangChain instrumentation sets
+            # every attribute then): the bridge decides a call's job, agent and twins when it starts, and does not
+            # count it; said, so that a missing call is not a silent zero
+            report_error("bridge.marked_at_end", LookupError("a GenAI span marked only when it ended is not counted"))
         if bridge is not None and (bridge.open_spans or has_events):  # else the bridge has nothing to do
             bridge._on_ending(span)
+        if drops:  # after the bridge read the call (OpenInference's requested model is among its parameters)
+            drop_content(span)
 
     def on_end(self, span: ReadableSpan) -> None:
         """Nothing: the work is done while the span is ending, before any exporter sees it."""
