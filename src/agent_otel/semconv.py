@@ -95,12 +95,13 @@ CONTENT_ATTRIBUTES = frozenset({
     "llm.prompts", "llm.prompt_template.variables",  # OpenInference's completion prompts, a template's values,
     "llm.prompt_template.template",  # the template's text (a system prompt),
     "llm.invocation_parameters",  # and the request's parameters (a predicted output, the tools' descriptions)
+    "gen_ai.tool.definitions",  # the tools a model was offered: their descriptions and schemas
     # smolagents' (OpenInference's instrumentation): the task an agent was given, and the values passed with it
     "smolagents.task", "smolagents.additional_args",
 })
 CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.",
                     "llm.prompts.", "retrieval.documents.", "reranker.input_documents.", "reranker.output_documents.",
-                    "embedding.embeddings.")
+                    "embedding.embeddings.", "llm.tools.")  # (OpenInference: the tools offered)
 #: Keys under a content prefix that are not content: a prompt's name (its template's), not its text.
 NOT_CONTENT = frozenset({_gen_ai.GEN_AI_PROMPT_NAME})
 #: Attributes that mark a span of another library as a GenAI one, whose content attributes are removed as it ends

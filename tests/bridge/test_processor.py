@@ -616,6 +616,7 @@ def test_every_content_attribute_of_another_librarys_genai_span_is_removed(otel:
                "tool_response": "secret", "llm.prompts": ("p",), "llm.prompt_template.variables": "{}",
                "llm.prompt_template.template": "SECRET system prompt: {question}",
                "llm.invocation_parameters": '{"prediction": {"type": "content", "content": "SECRET"}}',
+               "llm.tools.0.tool.json_schema": '{"description": "SECRET"}', "gen_ai.tool.definitions": "[]",
                "retrieval.documents.0.document.content": "doc", "embedding.embeddings.0.embedding.text": "text",
                "gen_ai.prompt.0.content": "prompt", "gen_ai.completion.0.content": "completion"}
     kept = {"gen_ai.request.model": "gpt-4o"}
