@@ -384,7 +384,7 @@ def test_price_entries_take_cache_and_reasoning_prices_from_dicts_lists_and_file
     with pytest.raises(ConfigurationError, match=r"price of 'm': .*unknown key 'cached'"):
         agent_otel.set_prices({"m": {"input": 1, "output": 1, "cached": 1}})
     # NaN made every cost NaN, and 1e308 one infinite: both refused by the SDK with a warning on stderr
-    for bad in (-1, float("nan"), float("inf"), "nan", 1e308, 1_000_001):
+    for bad in (-1, float("nan"), float("inf"), "nan", 1e308, 1_000_001, "0.5"):  # (a string: as in a config file)
         with pytest.raises(ConfigurationError, match=r"price of 'm': .*a number from 0 to 1,000,000"):
             agent_otel.set_prices({"m": {"input": 1, "output": 1, "cache_read": bad}})
     with pytest.raises(ConfigurationError, match=r"price of 'm': .*not a boolean"):

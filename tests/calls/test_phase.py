@@ -4,6 +4,7 @@ drives it end to end, by decorator and by config)."""
 from __future__ import annotations
 
 import asyncio
+import enum
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -154,13 +155,18 @@ def test_extractors_need_a_decorated_function_and_a_name_is_required() -> None:
 def test_a_block_whose_name_is_the_programs_value_and_names_nothing_runs_as_a_phase_named_phase(otel: Any) -> None:
     """The name of a ``with`` block is often run-time data (a workflow step's phase): None or empty raised
     ConfigurationError into the program, where a job's type or an agent_call()'s name falls back, counted."""
+    class Step(enum.Enum):
+        PLAN = "plan"
+
     ran = []
-    for name in ("research", None, "", ["x"]):
-        with agent_otel.job(type="flow"), agent_otel.phase(name):  # type: ignore[arg-type]
+    names: list[Any] = ["research", None, "", ["x"], Step.PLAN, 5.5]
+    for name in names:
+        with agent_otel.job(type="flow"), agent_otel.phase(name):
             ran.append(name)
-    assert ran == ["research", None, "", ["x"]]
+    assert ran == names
     assert [span.name for span in otel.spans() if span.name.startswith("run_phase ")] == [
-        "run_phase research", "run_phase phase", "run_phase phase", "run_phase phase"]
+        "run_phase research", "run_phase phase", "run_phase phase", "run_phase phase", "run_phase Step.PLAN",
+        "run_phase 5.5"]  # (an Enum member or a number is its text, as a decorator's literal is)
     assert error_count(otel, "phase.name") == 3
 
 

@@ -49,6 +49,16 @@ def _series() -> dict[tuple[str, str, str], list[tuple[int, float]]]:
         # to 99), then 10 from zero
         ("mature", "deploy", ""): _samples(AT - 2 * hour, lambda t: (t - (AT - 2 * hour)) // 60 if t < AT - 1200
                                            else min(10, (t - (AT - 1200)) // 60 + 1)),
+        # a target down for 12 minutes across the window's start, the process counting on (a call every 10 minutes):
+        # 6 calls in the window and 1 in the gap before its start (which no sample places before it: counted), not
+        # the 1,018 it holds
+        ("mature", "search", ""): _samples(AT - 3 * hour, lambda t: None if AT - hour - 360 < t < AT - hour + 360
+                                           else 1000 + (t - (AT - 3 * hour)) // 600),
+        # a process that ended at 50 just before the window, and one under the same labels from a minute into it,
+        # to 20: 20 calls
+        ("mature", "review", ""): _samples(AT - 2 * hour, lambda t: min(50, (t - (AT - 2 * hour)) // 60)
+                                           if t < AT - hour - 120 else None if t < AT - hour + 60
+                                           else min(20, (t - (AT - hour + 60)) // 60 + 1)),
         # Prometheus first saw this service two minutes ago, with 6 calls (2 of them errors) made before: they are
         # not known to be in the window; 6 (2) more came since, and a first timeout 30 s ago
         ("young", "search", ""): _samples(AT - 120, lambda t: 4 if t < AT - 60 else 8),
@@ -80,10 +90,10 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningProm
         running.stop()
 
 
-def report(prometheus: RunningPrometheus, service: str) -> dict[str, Any]:
+def report(prometheus: RunningPrometheus, service: str, at: int = AT) -> dict[str, Any]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["report", "--prometheus", prometheus.url, "--at", str(AT), "--format", "json",
+        code = main(["report", "--prometheus", prometheus.url, "--at", str(at), "--format", "json",
                      "--selector", f'{SERVICE}="{service}"'])
     assert code == 0, err.getvalue()
     document: dict[str, Any] = json.loads(out.getvalue())
@@ -94,11 +104,16 @@ def tools(document: dict[str, Any]) -> dict[str, tuple[int, int]]:
     return {row["tool"]: (row["calls"], row["errors"]) for row in document["tools"]}
 
 
-def test_a_window_full_of_data_counts_each_series_from_the_windows_start(prometheus: RunningPrometheus) -> None:
-    document = report(prometheus, "mature")
+@pytest.mark.parametrize("seconds_later", [0, 7, 16])  # the coverage query's steps are every 30 s: its first step
+# with data is after the window's start unless the report's time is on a step (a window full of data read as one
+# the data starts in)
+def test_a_window_full_of_data_counts_each_series_from_the_windows_start(prometheus: RunningPrometheus,
+                                                                         seconds_later: int) -> None:
+    document = report(prometheus, "mature", AT + seconds_later)
     assert document["report"]["partial"] is False
-    # lint: 60 calls and a first error (61 calls, 1 error); deploy: 39 calls, then 10 after its restart
-    assert tools(document) == {"lint": (61, 1), "deploy": (49, 0)}
+    # lint: 60 calls and a first error (61 calls, 1 error); deploy: 39 calls, then 10 after its restart; search: 7
+    # calls; review: 20 calls of the process that started in the window
+    assert tools(document) == {"lint": (61, 1), "deploy": (49, 0), "search": (7, 0), "review": (20, 0)}
 
 
 def test_a_window_the_data_starts_in_counts_what_came_after_prometheus_first_saw_each_series(

@@ -175,13 +175,16 @@ def tool_name_of(attributes: Mapping[str, Any]) -> str | None:
 #: The exception a provider SDK raises for each ``error.type`` its own spans write (by their instrumentation
 #: scope): the Anthropic SDK's names the error type of the API's response (``rate_limit_error``), or the client's
 #: failure, where agent-otel's wrappers and the other instrumentations name the exception (``RateLimitError``).
+#: The SDK raises a subclass for some error codes and statuses (``RampLimitExceededError``, a 503's
+#: ``ServiceUnavailableError``), which the span's error type does not tell: those read as the class of the type.
 SDK_ERRORS: dict[str | None, dict[str, str]] = {
     "com.anthropic.sdk.python": {
         "invalid_request_error": "BadRequestError", "authentication_error": "AuthenticationError",
-        "permission_error": "PermissionDeniedError", "not_found_error": "NotFoundError",
+        "billing_error": "PaymentRequiredError", "permission_error": "PermissionDeniedError",
+        "not_found_error": "NotFoundError", "request_too_large": "ContentTooLargeError",
         "rate_limit_error": "RateLimitError", "api_error": "InternalServerError",
-        "overloaded_error": "OverloadedError", "connection_error": "APIConnectionError",
-        "client_timeout_error": "APITimeoutError",
+        "timeout_error": "GatewayTimeoutError", "overloaded_error": "OverloadedError",
+        "connection_error": "APIConnectionError", "client_timeout_error": "APITimeoutError",
     },
 }
 

@@ -153,7 +153,7 @@ def coerce_names(value: Any, stage: str) -> list[str]:
 
 #: Values that are no name: their repr named spans ``chat ['gpt-4o']`` and became metric labels (as a literal
 #: option, they are refused when the kind is set up).
-_NO_NAMES = (list, tuple, set, frozenset, dict)
+NO_NAMES = (list, tuple, set, frozenset, dict)
 
 
 def text_value(value: object, key: str) -> str | None:
@@ -164,7 +164,7 @@ def text_value(value: object, key: str) -> str | None:
         return value or None
     if value is None:
         return None
-    if isinstance(value, _NO_NAMES):
+    if isinstance(value, NO_NAMES):
         report_error("text." + key, TypeError(f"a {type(value).__name__} is no name"))
         return None
     return readable_text(value, key) or None
@@ -526,17 +526,16 @@ class KindHandler(Handler):
         return value
 
 
-def manual_name(stage: str, key: str, value: Any, count: bool = True) -> Any:
+def manual_name(stage: str, key: str, value: Any) -> Any:
     """A manual call's name (``agent_call(name)``...) is often the program's value at run time: a string, or an
     integer as its text; anything else (None, empty, another type) is the kind's own name, as
-    :meth:`KindHandler.required_name` falls back for a call with no function, and the miss is counted (unless
-    ``count`` is false); never raised into the block's code."""
+    :meth:`KindHandler.required_name` falls back for a call with no function, and the miss is counted; never
+    raised into the block's code."""
     if isinstance(value, str) and value:
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    if count:
-        report_error(f"{stage}.{key}", LookupError("the name resolved to nothing"))
+    report_error(f"{stage}.{key}", LookupError("the name resolved to nothing"))
     return stage
 
 

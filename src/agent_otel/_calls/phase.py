@@ -21,12 +21,12 @@ from opentelemetry.trace import Span
 from agent_otel import semconv
 from agent_otel._calls.extractors import Call, Extractor, field_of, is_extractor
 from agent_otel._calls.handler import (
+    NO_NAMES,
     KindHandler,
     P,
     R,
     check_decoratable,
     coerce_bool,
-    manual_name,
     outcome_value,
     text_value,
 )
@@ -35,6 +35,7 @@ from agent_otel._context.job import current_job
 from agent_otel._context.phase import PhaseState, context_with_phase
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
+from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import End, Invocation, InvocationScope, instrument, track, untrack
 from agent_otel.errors import ConfigurationError
 
@@ -133,13 +134,13 @@ class phase(InvocationScope):
     def __init__(self, name: Text, *, success: Flag | None = None,
                  result_attributes: Mapping[str, Extractor] | None = None,
                  attributes: Attributes | None = None) -> None:
-        # A block's name is often the program's value at run time: one that names nothing (None, empty, another
-        # type) names the block after the kind, counted at each entry and never raised into it, as agent_call()'s
-        # (manual_name); a decorator's name is code, refused when it decorates.
+        # A block's name is often the program's value at run time: one that names nothing (None, empty, a
+        # collection) names the block after the kind, counted at each entry and never raised into it, as
+        # agent_call()'s (manual_name); any other value is its text (an Enum member, a number), as a decorator's
+        # literal; a decorator's name that names nothing is code, refused when it decorates.
         self._given_name = name
-        self._named = is_extractor(name) or (isinstance(name, str) and name != "")
-        self.options = collect("phase", {**locals(), "name": name if self._named else manual_name(
-            "phase", "name", name, count=False)})
+        self._named = is_extractor(name) or not (name is None or name == "" or isinstance(name, NO_NAMES))
+        self.options = collect("phase", {**locals(), "name": name if self._named else "phase"})
         self.attributes = attributes
         self._handler = PhaseHandler(None, self.options, attributes)  # validates now
         super().__init__()
@@ -159,7 +160,7 @@ class phase(InvocationScope):
 
     def _begin(self) -> Invocation:
         if not self._named:
-            manual_name("phase", "name", self._given_name)  # counted
+            report_error("phase.name", LookupError("the name resolved to nothing"))
         return self._handler.begin(_marker, None, (), {})
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:

@@ -134,9 +134,9 @@ def _parse(table: Mapping[str, Any], source: str) -> dict[str, Price]:
                 values = [*entry, *[None] * (len(PRICE_KEYS) - len(entry))]
             if any(isinstance(value, bool) for value in values):
                 raise ValueError("a price is a number, not a boolean")
-            price = Price(*(None if value is None else float(value) for value in values))  # type: ignore[arg-type]
-            if not all(valid_price(value) for value in price if value is not None):
+            if not all(value is None or valid_price(value) for value in values):  # a string too, as in a config file
                 raise ValueError(f"a price is {PRICE_RANGE}")
+            price = Price(*(None if value is None else float(value) for value in values))  # type: ignore[arg-type]
         except KeyError as exc:  # a required price left out: its repr alone ('output') says nothing
             raise ConfigurationError(f"{source}: price of {model!r}: expected {{{expected}}}, optionally "
                                      f"cache_read, cache_write, reasoning (missing {exc})") from None

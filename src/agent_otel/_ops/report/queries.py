@@ -175,20 +175,22 @@ def count_expr(series: str, by: tuple[str, ...], selector: str, window: Window, 
     at each end: 10 to 20 % too many over minutes of data) and never counts a series' first value (a new label
     set starts at its first count: one error of a new type read 0).
 
-    Per series: its last value minus its value when the window starts; a series first seen in the window
-    counts from zero, unless it was there when Prometheus first looked (the data starts in the window, and the
+    Per series: its last value minus its value when the window starts (its last one before, however long its
+    target was down: a window long); a series first seen in the window counts from zero, and so does one whose
+    first value in the window is below its value before (a process restarted under the same labels across the
+    window's start); unless it was there when Prometheus first looked (the data starts in the window, and the
     series within :data:`FIRST_LOOK_S` of it): then what it counted before is unknown, and its growth since is
-    counted. A series that went down in the window (a process restarted under the same labels) is counted as
-    ``increase()`` counts it."""
+    counted. A series that went down in the window is counted as ``increase()`` counts it."""
     selected = f"{series}{matchers(selector, *extra)}"
     w = window.name
     last = f"last_over_time({selected}[{w}])"
+    least = f"min_over_time({selected}[{w}])"  # its first value in the window, as long as it never went down there
     if window.data_since is None:
-        before = f"last_over_time({selected}[5m] offset {w})"  # the value when the window starts
-        counted = f"(({last} - {before}) >= 0) or {last}"  # (a value below it: a new process, from zero)
+        before = f"last_over_time({selected}[{w}] offset {w})"  # its value when the window starts
+        counted = f"(({last} - {before}) and (({least} - {before}) >= 0)) or {last}"
     else:
         first_look = f"last_over_time({selected}[{FIRST_LOOK_S}s] @ {window.data_since + FIRST_LOOK_S:.3f})"
-        counted = f"({last} unless {first_look}) or ({last} - min_over_time({selected}[{w}]))"
+        counted = f"({last} unless {first_look}) or ({last} - {least})"
     per_series = f"(({counted}) unless resets({selected}[{w}]) > 0) or increase({selected}[{w}])"
     return f"sum by ({', '.join(by)}) ({per_series})"
 
@@ -384,7 +386,8 @@ def collect(prom: Prometheus, options: Options) -> Report:
     # the Collector behind a Collector, and misses a selector on the series' own labels.
     r = {"targets": prom.vector(f"count(count by ({', '.join(SERVICE_LABELS)}) ({m()}))", ())}
     first = _data_since(prom, sel, w)  # the counts depend on it: a series there from the start may predate it
-    counted_over = Window(w, first if first is not None and first > prom.time - WINDOWS[w] else None)
+    # (the data starts in the window as the report says it does: `first` is a second precise then, else a step's)
+    counted_over = Window(w, first if _coverage(first, prom.time, w)["partial"] else None)
 
     def increase(series: str, by: tuple[str, ...], *extra: str) -> tuple[str, tuple[str, ...]]:
         return count_expr(series, by, sel, counted_over, *extra), by
