@@ -13,6 +13,7 @@ from mixin.rules.rule import (
     duration,
     pct,
     quantile_rules,
+    queried_percentage,
     ratio_below,
     record,
     stem,
@@ -102,15 +103,6 @@ def _success_ratio_alert(t: Thresholds, s: Scope, severity: str) -> Rule:
     )
 
 
-def _label_matchers(s: Scope) -> str:
-    """Matchers for the alert's own series of a per-agent rule, filled in by :func:`_label_args`."""
-    return ",".join(f"{name}='%s'" for name in (*s.labels, AGENT))
-
-
-def _label_args(s: Scope) -> str:
-    return " ".join(f"$labels.{name}" for name in (*s.labels, AGENT))
-
-
 def alert_group(t: Thresholds, s: Scope) -> Group:
     a = value_of(AGENT)
     _, high_edge = sc.CONFIDENCE_BAND_EDGES
@@ -163,10 +155,8 @@ def alert_group(t: Thresholds, s: Scope) -> Group:
                 "An agent raises errors far more often than over the last day.",
                 # $value (the z-score) moves with every evaluation of the baseline; the ratio itself is
                 # what the on-call person needs, so the description queries it.
-                f"Agent {a} raised errors on "
-                f'{{{{ with printf "{ERROR_RATIO_5M}{{{_label_matchers(s)}}}" {_label_args(s)} | query }}}}'
-                "{{ . | first | value | humanizePercentage }}"
-                "{{ end }} of invocations over 5 minutes, more than "
+                f"Agent {a} raised errors on {queried_percentage(ERROR_RATIO_5M, (*s.labels, AGENT))} of invocations "
+                "over 5 minutes, more than "
                 f"{t['error_ratio_zscore']} standard deviations above its 1-day mean.",
             ),
         ],

@@ -118,3 +118,18 @@ def duration(seconds: float) -> str:
 def value_of(label: str) -> str:
     """The alert template that prints a label's value: ``{{ $labels.<label> }}``."""
     return f"{{{{ $labels.{label} }}}}"
+
+
+def queried_percentage(rule: str, labels: tuple[str, ...]) -> str:
+    """The alert template printing ``rule``'s value for the alert's own ``labels`` (a query), as a percentage.
+    Each label value goes into the query's PromQL string with its backslashes and quotes escaped: an agent named
+    ``bob's agent`` broke the query, and the description read "error expanding template"."""
+    matchers = ",".join(f"{name}='%s'" for name in labels)
+    escaped = " ".join(f'($labels.{name} | reReplaceAll "([{_BACKSLASH}{_BACKSLASH}\'])" "{_BACKSLASH}$1")'
+                       for name in labels)
+    return (f'{{{{ with printf "{rule}{{{matchers}}}" {escaped} | query }}}}'
+            "{{ . | first | value | humanizePercentage }}{{ end }}")
+
+
+#: A backslash in a Go template string literal (written twice there).
+_BACKSLASH = "\\\\"

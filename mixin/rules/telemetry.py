@@ -3,7 +3,7 @@ Without it every other alert is blind."""
 
 from __future__ import annotations
 
-from mixin.names import PROCESS_MEMORY, SELF_ERRORS, STAGE
+from mixin.names import BUILD_INFO, PROCESS_MEMORY, SELF_ERRORS, STAGE
 from mixin.rules.rule import Group, Rule, Thresholds, alert, duration, gib, record, value_of
 from mixin.scope import OURS, Scope
 
@@ -49,7 +49,9 @@ def alert_group(t: Thresholds, s: Scope) -> Group:
                 t,
                 "AgentOtelProcessMemoryExhaustionPredicted",
                 f"max by ({s.by('instance')}) (predict_linear({s.series(PROCESS_MEMORY, ours=False)}[1h], "
-                f"{t['process_memory_prediction_seconds']}))\n> {t['process_memory_limit_bytes']}",
+                f"{t['process_memory_prediction_seconds']}))\n> {t['process_memory_limit_bytes']}\n"
+                # a process of agent-otel's (another instrumentation's processes export the same metric)
+                f"and on ({s.by('instance')})\ngroup by ({s.by('instance')}) ({s.series(BUILD_INFO)})",
                 "15m",
                 "warning",
                 "A process is predicted to run out of memory.",

@@ -14,7 +14,17 @@ from mixin.names import (
     TOOL_DUR,
     WORKFLOW_PATTERN,
 )
-from mixin.rules.rule import Group, Rule, Thresholds, alert, pct, record, value_of, window_groups
+from mixin.rules.rule import (
+    Group,
+    Rule,
+    Thresholds,
+    alert,
+    pct,
+    queried_percentage,
+    record,
+    value_of,
+    window_groups,
+)
 from mixin.scope import Scope, eq, ne
 
 PHASE_WINDOWS = ("5m", "1h", "1d")
@@ -72,11 +82,7 @@ def recording_groups(s: Scope) -> list[Group]:
 
 def _queried(rule: str, s: Scope) -> str:
     """The alert template printing ``rule``'s value for the alert's own plugin and phase, as a percentage."""
-    labels = (*s.labels, TOOL, PHASE)
-    matchers = ",".join(f"{name}='%s'" for name in labels)
-    arguments = " ".join(f"$labels.{name}" for name in labels)
-    return (f'{{{{ with printf "{rule}{{{matchers}}}" {arguments} | query }}}}'
-            "{{ . | first | value | humanizePercentage }}{{ end }}")
+    return queried_percentage(rule, (*s.labels, TOOL, PHASE))
 
 
 def alert_group(t: Thresholds, s: Scope) -> Group:
