@@ -7,10 +7,12 @@ from agent_otel import semconv as sc
 from mixin.names import AGENT, AGENT_DUR, CONFIDENCE, COST, OUTCOME
 from mixin.rules.rule import (
     Group,
+    LowTraffic,
     Rule,
     Thresholds,
     alert,
     duration,
+    low_traffic_alert,
     pct,
     quantile_rules,
     queried_percentage,
@@ -103,6 +105,20 @@ def _success_ratio_alert(t: Thresholds, s: Scope, severity: str) -> Rule:
     )
 
 
+def _success_ratio_daily_alert(t: Thresholds, s: Scope) -> Rule:
+    threshold, per_day = t["agent_success_ratio_warning"], t["agent_min_invocations_1d"]
+    return low_traffic_alert(
+        t, "AgentOtelAgentSuccessRatioLow",
+        LowTraffic("1d", f"agent:gen_ai_invoke_agent_successes_per_invocations:ratio_rate1d < {threshold}",
+                   s.by(AGENT), f"agent:{AGENT_DUR}_count:rate1d * 86400", per_day, f"{_INVOCATIONS_1H} * 3600",
+                   t["agent_min_invocations_1h"]),
+        "An agent succeeds less often than it should.",
+        f"Agent {value_of(AGENT)} succeeded in {{{{ $value | humanizePercentage }}}} of its invocations over the "
+        f"last day (threshold {pct(threshold)}; called fewer than {t['agent_min_invocations_1h']} times an hour, "
+        f"at least {per_day} a day).",
+    )
+
+
 def alert_group(t: Thresholds, s: Scope) -> Group:
     a = value_of(AGENT)
     _, high_edge = sc.CONFIDENCE_BAND_EDGES
@@ -112,6 +128,7 @@ def alert_group(t: Thresholds, s: Scope) -> Group:
         [
             _success_ratio_alert(t, s, "warning"),
             _success_ratio_alert(t, s, "critical"),
+            _success_ratio_daily_alert(t, s),
             alert(
                 t,
                 "AgentOtelAgentLatencyHigh",

@@ -5,7 +5,21 @@ from __future__ import annotations
 
 from agent_otel import semconv as sc
 from mixin.names import AGENT, EVO_ATTEMPTS, EVO_IMPROVEMENT, EVO_MEMORY, EVO_STATUS, EVO_TYPE
-from mixin.rules.rule import Group, Rule, Thresholds, alert, gib, pct, ratio, record, stem, value_of, window_groups
+from mixin.rules.rule import (
+    Group,
+    LowTraffic,
+    Rule,
+    Thresholds,
+    alert,
+    gib,
+    low_traffic_alert,
+    pct,
+    ratio,
+    record,
+    stem,
+    value_of,
+    window_groups,
+)
 from mixin.scope import Scope
 
 WINDOWS = ("1h", "1d", "7d")
@@ -80,6 +94,17 @@ def alert_group(t: Thresholds, s: Scope) -> Group:
                 "Evolution runs fail too often.",
                 f"{{{{ $value | humanizePercentage }}}} of {kind} evolution runs of agent "
                 f"{a} failed over the last hour (threshold {pct(t['evolution_failure_ratio'])}).",
+            ),
+            low_traffic_alert(
+                t, "AgentOtelEvolutionFailureRateHigh",
+                LowTraffic("7d", f"agent_evolution_type:{stem(EVO_ATTEMPTS)}_failed_per_attempts:ratio_increase7d "
+                           f"> {t['evolution_failure_ratio']}", s.by(AGENT, EVO_TYPE),
+                           f"agent_evolution_type:{stem(EVO_ATTEMPTS)}:increase7d", t["evolution_min_attempts_7d"],
+                           f"agent_evolution_type:{stem(EVO_ATTEMPTS)}:increase1h", t["evolution_min_attempts_1h"]),
+                "Evolution runs fail too often.",
+                f"{{{{ $value | humanizePercentage }}}} of {kind} evolution runs of agent {a} failed over the last "
+                f"week (threshold {pct(t['evolution_failure_ratio'])}; fewer than {t['evolution_min_attempts_1h']} "
+                f"runs an hour, at least {t['evolution_min_attempts_7d']} a week).",
             ),
             alert(
                 t,

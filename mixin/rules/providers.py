@@ -7,10 +7,12 @@ from agent_otel import semconv as sc
 from mixin.names import CLIENT_DUR, COST, ERROR_TYPE, FALLBACKS, INPUT_TOKENS, OUTPUT_TOKENS, PROVIDER, RETRIES
 from mixin.rules.rule import (
     Group,
+    LowTraffic,
     Rule,
     Thresholds,
     alert,
     duration,
+    low_traffic_alert,
     pct,
     quantile_rules,
     ratio,
@@ -109,6 +111,20 @@ def _availability_alert(t: Thresholds, s: Scope, severity: str, for_: str) -> Ru
     )
 
 
+def _availability_daily_alert(t: Thresholds, s: Scope) -> Rule:
+    threshold, per_day = t["provider_availability_warning"], t["provider_min_calls_1d"]
+    return low_traffic_alert(
+        t, "AgentOtelProviderAvailabilityLow",
+        LowTraffic("1d", f"provider:gen_ai_client_inference_availability:ratio_rate1d < {threshold}",
+                   s.by(PROVIDER), f"provider:{CLIENT_DUR}_count:rate1d * 86400", per_day, f"{_CALLS_1H} * 3600",
+                   t["provider_min_calls_1h"]),
+        "A model provider fails too many calls.",
+        f"Provider {value_of(PROVIDER)} answered {{{{ $value | humanizePercentage }}}} of calls without error "
+        f"over the last day (threshold {pct(threshold)}; called fewer than {t['provider_min_calls_1h']} times an "
+        f"hour, at least {per_day} a day).",
+    )
+
+
 def alert_group(t: Thresholds, s: Scope) -> Group:
     p = value_of(PROVIDER)
     return Group(
@@ -117,6 +133,7 @@ def alert_group(t: Thresholds, s: Scope) -> Group:
         [
             _availability_alert(t, s, "warning", "15m"),
             _availability_alert(t, s, "critical", "5m"),
+            _availability_daily_alert(t, s),
             alert(
                 t,
                 "AgentOtelProviderLatencyHigh",

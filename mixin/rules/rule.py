@@ -82,13 +82,40 @@ def ratio_above(ratio_1h: str, threshold: float, by: str, rate_1h: str, min_per_
     return f"{ratio_1h} > {threshold}\nand on ({by})\n{rate_1h} * 3600 >= {min_per_hour}"
 
 
-def alert(t: Thresholds, name: str, expr: str, for_: str, severity: str, summary: str, description: str) -> Rule:
-    """An alerting rule whose runbook is the section ``#<name in lower case>`` of the runbooks page."""
+@dataclass(frozen=True)
+class LowTraffic:
+    """What a low-traffic variant of a ratio alert judges: ``condition`` on the ratio over ``window``, with at
+    least ``minimum`` events (``count``) in it, for what happens less often than ``min_per_hour`` an hour
+    (``hourly``: the hourly alert's count, which judges the rest), per ``by``."""
+
+    window: str
+    condition: str
+    by: str
+    count: str
+    minimum: float
+    hourly: str
+    min_per_hour: float
+
+
+def low_traffic_alert(t: Thresholds, name: str, judged: LowTraffic, summary: str, description: str) -> Rule:
+    """The variant of alert ``name`` for what happens too seldom for its hourly minimum volume, labelled with its
+    window: a component called once an hour that fails every call is no noise, and alerted on nothing when every
+    alert needed a minimum per hour. A warning, for an hour: a long window's ratio moves slowly."""
+    expr = (f"{judged.condition}\nand on ({judged.by})\n{judged.count} >= {judged.minimum}\n"
+            f"unless on ({judged.by})\n{judged.hourly} >= {judged.min_per_hour}")
+    return alert(t, name, expr, "1h", "warning", summary, description, window=judged.window)
+
+
+def alert(t: Thresholds, name: str, expr: str, for_: str, severity: str, summary: str, description: str,
+          window: str | None = None) -> Rule:
+    """An alerting rule whose runbook is the section ``#<name in lower case>`` of the runbooks page. ``window``:
+    the label of a variant that judges over a longer window than the alert's others (``1d``), which tells it
+    apart from them (an alert's name and labels are its identity)."""
     return {
         "alert": name,
         "expr": expr,
         "for": for_,
-        "labels": {"severity": severity},
+        "labels": {"severity": severity, **({"window": window} if window else {})},
         "annotations": {
             "summary": summary,
             "description": description,

@@ -4,7 +4,19 @@ tools that raise errors too often."""
 from __future__ import annotations
 
 from mixin.names import ERROR_TYPE, JOB_DUR, JOB_OUTCOME, JOB_TYPE, TOOL, TOOL_DUR
-from mixin.rules.rule import Group, Rule, Thresholds, alert, pct, ratio_above, record, value_of, window_groups
+from mixin.rules.rule import (
+    Group,
+    LowTraffic,
+    Rule,
+    Thresholds,
+    alert,
+    low_traffic_alert,
+    pct,
+    ratio_above,
+    record,
+    value_of,
+    window_groups,
+)
 from mixin.scope import Scope, ne
 
 WINDOWS = ("5m", "1h", "1d")
@@ -60,6 +72,16 @@ def alert_group(t: Thresholds, s: Scope) -> Group:
                 f"the last hour (threshold {pct(t['job_failure_ratio'])}, at least {t['job_min_runs_1h']} jobs "
                 "an hour).",
             ),
+            low_traffic_alert(
+                t, "AgentOtelJobFailureRatioHigh",
+                LowTraffic("1d", f"job_type:job_failures_per_jobs:ratio_rate1d > {t['job_failure_ratio']}",
+                           s.by(JOB_TYPE), f"job_type:{JOB_DUR}_count:rate1d * 86400", t["job_min_runs_1d"],
+                           f"job_type:{JOB_DUR}_count:rate1h * 3600", t["job_min_runs_1h"]),
+                "Jobs of one type fail too often.",
+                f"{{{{ $value | humanizePercentage }}}} of {value_of(JOB_TYPE)} jobs ended in failure or error over "
+                f"the last day (threshold {pct(t['job_failure_ratio'])}; fewer than {t['job_min_runs_1h']} jobs an "
+                f"hour, at least {t['job_min_runs_1d']} a day).",
+            ),
             alert(
                 t,
                 "AgentOtelToolErrorRatioHigh",
@@ -71,6 +93,17 @@ def alert_group(t: Thresholds, s: Scope) -> Group:
                 f"Tool {value_of(TOOL)} raised an error in {{{{ $value | humanizePercentage }}}} of its executions "
                 f"over the last hour (threshold {pct(t['tool_error_ratio'])}, at least {t['tool_min_calls_1h']} "
                 "executions an hour).",
+            ),
+            low_traffic_alert(
+                t, "AgentOtelToolErrorRatioHigh",
+                LowTraffic("1d",
+                           f"tool:gen_ai_execute_tool_errors_per_executions:ratio_rate1d > {t['tool_error_ratio']}",
+                           s.by(TOOL), f"tool:{TOOL_DUR}_count:rate1d * 86400", t["tool_min_calls_1d"],
+                           f"tool:{TOOL_DUR}_count:rate1h * 3600", t["tool_min_calls_1h"]),
+                "A tool raises errors too often.",
+                f"Tool {value_of(TOOL)} raised an error in {{{{ $value | humanizePercentage }}}} of its executions "
+                f"over the last day (threshold {pct(t['tool_error_ratio'])}; fewer than {t['tool_min_calls_1h']} "
+                f"executions an hour, at least {t['tool_min_calls_1d']} a day).",
             ),
         ],
     )
