@@ -90,8 +90,11 @@ def recording_groups(s: Scope) -> list[Group]:
 def alert_group(t: Thresholds, s: Scope) -> Group:
     by = s.by(AGENT, VERSION)
     a, v, p = value_of(AGENT), value_of(VERSION), value_of(VERSION_PREVIOUS)
+    # ... and only while the version serves (called in the last 5 minutes): once it is rolled back, its hour of
+    # calls, against the restored version's fresh hour, fired again 20 minutes after the rollback
     enough = (f"and on ({by})\n{COUNT} >= {t['version_min_calls_1h']}\n"
-              f"and on ({by})\n{PREVIOUS_COUNT} >= {t['version_min_calls_1h']}")
+              f"and on ({by})\n{PREVIOUS_COUNT} >= {t['version_min_calls_1h']}\n"
+              f"and on ({by})\n{LIVE} > 0")
     samples = f"at least {t['version_min_calls_1h']} calls each"
     return Group(
         "agent-otel-versions-alerts",
