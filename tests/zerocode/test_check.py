@@ -274,3 +274,80 @@ def test_names_an_ascii_output_cannot_encode_are_shown_escaped(project: Path) ->
     result = check(project, env={"PYTHONIOENCODING": "ascii"})
     assert (result.returncode, result.stderr) == (0, "")
     assert "app_under_check:s\\xfccher" in result.stdout and "1 resolved, 0 errors" in result.stdout
+
+
+def test_a_builtin_target_is_refused_by_check_and_run_which_hung_on_it(project: Path) -> None:
+    """``builtins:len``: check said ok, and `agent-otel run` hung for good (agent-otel's own bookkeeping calls
+    len under a lock, through the wrapper, which took the lock again; only SIGKILL stopped it)."""
+    (project / "agent-otel.toml").write_text('[[tool]]\ntarget = "builtins:len"\n')
+    (project / "app.py").write_text("print(len([1, 2]))\n")
+    expected = ("tool[0].target: 'builtins:len' is a built-in function, which agent-otel, the OpenTelemetry SDK and "
+                "every library call")
+    result = check(project)
+    assert result.returncode == 2 and expected in result.stderr, result.stderr
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_OTEL_")}
+    ran = subprocess.run([AGENT_OTEL, "run", "--", sys.executable, "app.py"], cwd=project, env=environ,
+                         capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 2 and expected in ran.stderr and ran.stdout == "", ran.stderr
+
+
+def test_a_module_that_exits_when_imported_is_a_target_error_not_checks_exit(project: Path) -> None:
+    """A module that calls sys.exit() on import (its API key unset): check printed only the module's message and
+    exited with the module's code, without its table."""
+    (project / "needs_key.py").write_text('import sys\nsys.exit("API_KEY is not set")\ndef search(q):\n    return q\n')
+    (project / "agent-otel.toml").write_text(textwrap.dedent("""
+        [[tool]]
+        target = "needs_key:search"
+        [[tool]]
+        target = "app_under_check:plain"
+    """))
+    result = check(project)
+    assert result.returncode == 1, result.stdout + result.stderr
+    header, first, second = table(
+        ("needs_key:search", "tool[0]", "-", "error: cannot import needs_key: SystemExit: API_KEY is not set"),
+        ("app_under_check:plain", "tool[1]", "function", "ok"))
+    assert targets_section(result.stdout) == [header, first, second,
+                                              f"{project / 'agent-otel.toml'}: 2 targets, 1 resolved, 1 error"]
+
+
+def test_a_self_path_on_a_callable_called_with_no_object_is_an_error(project: Path) -> None:
+    """``self.*`` on a function, a static method, a partial or a callable object a class holds read nothing at
+    every call (the name fell back, counted at tool.name), and check said ok; on a method or a class method it reads
+    the object or the class."""
+    (project / "selfless.py").write_text(textwrap.dedent("""
+        import functools
+
+        class Named:
+            name = "n"
+            def __call__(self, q):
+                return q
+
+        def plain(q):
+            return q
+
+        class Holder:
+            name = "h"
+            part = functools.partial(plain)
+            obj = Named()
+
+            @staticmethod
+            def static(q):
+                return q
+
+            @classmethod
+            def klass(cls, q):
+                return q
+
+            def method(self, q):
+                return q
+    """))
+    targets = ("plain", "Holder.static", "Holder.part", "Holder.obj", "Holder.klass", "Holder.method")
+    (project / "agent-otel.toml").write_text("".join(
+        f'[[tool]]\ntarget = "selfless:{target}"\nname = {{ path = "self.name" }}\n' for target in targets))
+    rows = {line.split()[0]: line for line in targets_section(check(project).stdout) if line.startswith("selfless:")}
+    for target, shape in (("plain", "a function"), ("Holder.static", "a staticmethod"),
+                          ("Holder.part", "a callable partial"), ("Holder.obj", "a callable Named")):
+        assert (f"extractor path 'self.name': selfless.{target} is called with no object ({shape}), so self names "
+                "nothing") in rows[f"selfless:{target}"], rows
+    assert rows["selfless:Holder.klass"].endswith("classmethod  ok")
+    assert rows["selfless:Holder.method"].endswith("method       ok")

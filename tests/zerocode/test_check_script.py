@@ -150,3 +150,34 @@ def test_a_method_the_script_assigns_after_its_class_is_resolved_when_it_runs(tm
         ("__main__:Agent.run", "agent[0].target[0]", "-",
          "resolved when the script runs (late.py line 7 sets Agent.run)"),
     ), f"{config}: 1 target, 0 resolved, 1 resolved when the script runs, 0 errors"]
+
+
+def test_a_script_target_gets_the_checks_run_makes_when_it_wraps_it(tmp_path: Path) -> None:
+    """With --script, a property and an args path naming no parameter were ok (run refused both, and counted the
+    errors at autoinstrument.target); by import they were errors. The script is read, never run."""
+    (tmp_path / "app.py").write_text(
+        "class Agent:\n"
+        "    @property\n"
+        "    def p(self):\n"
+        "        return 1\n\n"
+        "    def run(self, task):\n"
+        "        return task\n\n"
+        "    def plan(self, task, *, budget=3):\n"
+        "        return task\n\n"
+        "    @staticmethod\n"
+        "    def helper(q):\n"
+        "        return q\n\n"
+        "raise SystemExit('the script is never run by check')\n")
+    (tmp_path / "agent-otel.toml").write_text(
+        '[[agent]]\ntarget = "__main__:Agent.p"\n'
+        '[[tool]]\ntarget = "__main__:Agent.run"\nname = { path = "args.zzz" }\n'
+        '[[tool]]\ntarget = "__main__:Agent.plan"\nname = { path = "args.budget" }\n'
+        '[[tool]]\ntarget = "__main__:Agent.helper"\nname = { path = "self.name" }\n')
+    result = check(tmp_path, "--script", "app.py")
+    rows = targets_section(result.stdout)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "error: Agent.p is a property, which a config file cannot wrap" in rows[1], rows
+    assert ("error: cannot wrap __main__.Agent.run: name: extractor path 'args.zzz': Agent.run() has no parameter "
+            "'zzz' at position 5 (parameters: self, task)") in rows[2], rows
+    assert rows[4].endswith("ok (in app.py)"), rows  # (the keyword-only parameter is one)
+    assert "extractor path 'self.name': __main__.Agent.helper is called with no object (a staticmethod)" in rows[6]

@@ -25,10 +25,11 @@ from agent_otel._calls.options import KINDS, Option, read_at
 from agent_otel._environment import AGENT_OTEL_CONFIG
 from agent_otel._zerocode import instrumentations
 from agent_otel._zerocode.config import Config, Switches, TargetSpec, find_config, load_file
-from agent_otel._zerocode.patching import _all_subclasses, build_handler
+from agent_otel._zerocode.patching import _all_subclasses, build_handler, refuse_self_without_object
 from agent_otel._zerocode.program import MAIN
 from agent_otel._zerocode.targets import (
     BoundAtRunTime,
+    InScript,
     TargetError,
     resolve_in_script,
     resolve_target,
@@ -55,6 +56,7 @@ def _wraps(spec: TargetSpec, config: Config, raw: object, owner: type | ModuleTy
     parameter of the callable) is the error it would only log at run time."""
     label = f"{owner.__module__}.{owner.__qualname__}.{attr}" if isinstance(owner, type) else f"{spec.module}.{attr}"
     try:
+        refuse_self_without_object(spec, raw, owner, label)
         build_handler(spec, config, cast(Callable[..., Any], raw), owner, attr, label)
     except ConfigurationError as exc:
         raise TargetError(f"cannot wrap {label}: {exc}") from None
@@ -102,7 +104,28 @@ def _in_script(spec: TargetSpec, config: Config, tree: ast.Module, label: str, n
         shape, status = _imported(dataclasses.replace(spec, target=found.imported, module=module, qualname=qualname),
                                   config, named)
         return shape, f"{status} (imported by {label} from {module})"
+    if found.signature is not None:  # what `run` checks when it wraps the function: its args and self paths
+        raw, owner = _from_source(spec, found)
+        _wraps(spec, config, raw, owner, spec.qualname.rpartition(".")[2])
     return found.shape, f"ok (in {label}{', ' + found.note if found.note else ''})"
+
+
+def _from_source(spec: TargetSpec, found: InScript) -> tuple[object, type | ModuleType]:
+    """A stand-in for the script's function, with the parameters its source declares, and for what defines it (its
+    class, or the script), as `run` finds them: never the script's own code, which `check` does not run."""
+    owner_name, _, name = spec.qualname.rpartition(".")
+
+    def stand_in(*args: Any, **kwargs: Any) -> None:
+        """Never called."""
+
+    stand_in.__name__, stand_in.__qualname__ = name, spec.qualname
+    stand_in.__signature__ = found.signature  # type: ignore[attr-defined]
+    if not owner_name:
+        return stand_in, ModuleType(spec.module)
+    owner = type(owner_name.rpartition(".")[2], (), {"__module__": spec.module, "__qualname__": owner_name})
+    shape = found.shape.split()[-1]
+    return (staticmethod(stand_in) if shape == "staticmethod" else classmethod(stand_in) if shape == "classmethod"
+            else stand_in), owner
 
 
 _TIMES = (("start", "read at call start"), ("end", "read at call end"),

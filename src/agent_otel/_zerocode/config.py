@@ -390,6 +390,11 @@ class _Parser:
                 raise self.error(key, f"malformed target {item!r}; expected \"package.module:function\" "
                                  "or \"package.module:Class.method\"")
             module, qualname = item.split(":")
+            if module == "builtins":  # len, isinstance...: agent-otel's own code calls them, under its locks too
+                raise self.error(key, f"{item!r} is a built-in function, which agent-otel, the OpenTelemetry SDK "
+                                 "and every library call: its wrapper would record their calls and run inside "
+                                 "itself (agent-otel's own bookkeeping calls it); wrap the program's function that "
+                                 "calls it")
             if instance_attribute and "." not in qualname:
                 raise self.error(f"{base}.instance_attribute" if key.endswith(".target") else key,
                                  f"{item!r} names no attribute of a class; instance_attribute = true needs "

@@ -29,7 +29,7 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import FunctionType, ModuleType
 from typing import Any, TypeAlias, cast
@@ -40,6 +40,7 @@ from opentelemetry import context as otel_context
 from agent_otel import semconv
 from agent_otel._calls.agent import AgentHandler
 from agent_otel._calls.evolution import EvolutionHandler
+from agent_otel._calls.extractors import Path as ExtractorPath
 from agent_otel._calls.handler import KindHandler
 from agent_otel._calls.job import _JobHandler
 from agent_otel._calls.markers import MARKER_HANDLERS
@@ -68,7 +69,14 @@ from agent_otel._engine.wrappers import (
 from agent_otel._environment import AGENT_OTEL_CONFIG
 from agent_otel._zerocode import instances
 from agent_otel._zerocode.config import Config, TargetSpec, load_config, load_file
-from agent_otel._zerocode.targets import Resolved, TargetError, is_built_in, resolve_in, resolve_instance_attribute
+from agent_otel._zerocode.targets import (
+    Resolved,
+    TargetError,
+    describe_shape,
+    is_built_in,
+    resolve_in,
+    resolve_instance_attribute,
+)
 from agent_otel.errors import ConfigurationError
 
 logger = logging.getLogger("agent_otel")
@@ -88,6 +96,30 @@ def _default_name(option: Option, owner: object, attr: str) -> str:
     if option.config_default == "owner" and isinstance(owner, type):
         return owner.__name__
     return attr
+
+
+def _called_with_object(raw: object, owner: object) -> bool:
+    """Whether ``raw``, what ``owner`` holds, is called with an object (``self``, or the class of a class method):
+    a function a class defines, or another descriptor that binds; not a static method, a partial, a callable
+    object, nor anything a module holds."""
+    if not isinstance(owner, type) or isinstance(raw, staticmethod | type):
+        return False
+    return isinstance(raw, classmethod) or hasattr(type(raw), "__get__")
+
+
+def refuse_self_without_object(spec: TargetSpec, raw: object, owner: object, label: str) -> None:
+    """A ``self`` path on a callable called with no object reads nothing at every call (each call then counted a
+    failed extractor): an error where the target is wrapped, as an ``args`` path naming no parameter is."""
+    if _called_with_object(raw, owner):
+        return
+    options = spec.options
+    keyed = [*options.items(), *((f"{nested}.{key}", value) for nested in ("work", "result_attributes")
+                                 if isinstance(options.get(nested), Mapping) for key, value in options[nested].items())]
+    for key, value in keyed:
+        if isinstance(value, ExtractorPath) and value.root == "self":
+            raise ConfigurationError(f"{key}: extractor path {value.text!r}: {label} is called with no object (a "
+                                     f"{describe_shape(raw, isinstance(owner, type))}), so self names nothing; read "
+                                     "what the call is given from args")
 
 
 def build_handler(spec: TargetSpec, config: Config, func: Callable[..., Any], owner: object, attr: str,
@@ -340,6 +372,7 @@ def _configured_handler(entry: _Entry, raw: Any, owner: Owner, attr: str,
     spec = entry.spec
     label = f"{owner.__module__}.{owner.__qualname__}.{attr}" if isinstance(owner, type) else f"{spec.module}.{attr}"
     method = isinstance(owner, type) and isinstance(raw, FunctionType)
+    refuse_self_without_object(spec, raw, owner, label)
     return _ConfiguredHandler(build_handler(spec, entry.config, raw, owner, attr, label), entry, method, scope)
 
 

@@ -178,7 +178,8 @@ def resolve_target(spec: TargetSpec, import_module: bool = True) -> Resolved:
             raise TargetError(f"module {spec.module} is not imported yet")
         try:
             module = importlib.import_module(spec.module)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # (a module that exits when imported without its settings, an
+            # API key unset: `check` reports it, with its other targets, rather than exit with the module's code)
             raise TargetError(f"cannot import {spec.module}: {type(exc).__name__}: {exc}") from None
     if spec.instance_attribute:
         return resolve_instance_attribute(module, spec.qualname)
@@ -199,6 +200,38 @@ class InScript:
     shape: str
     note: str = ""  # "inherited from Base"
     imported: str = ""  # "pkg.mod:name" when the script imports the name: resolve that instead
+    #: the function's parameters, read from its source (for the checks `run` makes when it wraps it)
+    signature: inspect.Signature | None = None
+
+
+#: Decorators that make a method a property: a config file cannot wrap one.
+_PROPERTIES = frozenset({"property", "cached_property"})
+
+
+def _is_property(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """``@property``, ``@functools.cached_property``, ``@name.setter``...: a property's accessor, by its source."""
+    for decorator in function.decorator_list:
+        name = decorator.id if isinstance(decorator, ast.Name) else decorator.attr if isinstance(
+            decorator, ast.Attribute) else None
+        if name in _PROPERTIES or name in ("setter", "getter", "deleter"):
+            return True
+    return False
+
+
+def signature_in_source(function: ast.FunctionDef | ast.AsyncFunctionDef) -> inspect.Signature:
+    """The parameters of a function as its source declares them (defaults stand in: they are not evaluated)."""
+    arguments, kinds = function.args, inspect.Parameter
+    given = [*arguments.posonlyargs, *arguments.args]
+    defaulted = len(given) - len(arguments.defaults)
+    parameters = [kinds(a.arg, kinds.POSITIONAL_ONLY if i < len(arguments.posonlyargs) else kinds.POSITIONAL_OR_KEYWORD,
+                        default=None if i >= defaulted else kinds.empty) for i, a in enumerate(given)]
+    if arguments.vararg:
+        parameters.append(kinds(arguments.vararg.arg, kinds.VAR_POSITIONAL))
+    parameters += [kinds(a.arg, kinds.KEYWORD_ONLY, default=None if d is not None else kinds.empty)
+                   for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True)]
+    if arguments.kwarg:
+        parameters.append(kinds(arguments.kwarg.arg, kinds.VAR_KEYWORD))
+    return inspect.Signature(parameters)
 
 
 def bound_names(statement: ast.stmt) -> set[str]:
@@ -282,7 +315,10 @@ def resolve_in_script(tree: ast.Module, qualname: str, label: str) -> InScript:
     if isinstance(node, ast.ClassDef):
         raise TargetError(f"{qualname} is a class; name one of its methods (e.g. {qualname}.__call__)")
     in_class = len(parts) > 1
-    return InScript(_source_shape(node, in_class), note if in_class else "")
+    if in_class and _is_property(node):  # as resolve_in says of one it imports
+        raise TargetError(f"{qualname} is a property, which a config file cannot wrap: target the method it calls, "
+                          "or decorate its getter in code (@property over @agent_otel.tool(...) or another kind)")
+    return InScript(_source_shape(node, in_class), note if in_class else "", signature=signature_in_source(node))
 
 
 _Member = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
