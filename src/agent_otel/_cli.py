@@ -118,6 +118,13 @@ def _demo(args: argparse.Namespace) -> int:
         print("agent-otel demo: --collector needs --stack (the Collector feeds the stack's Prometheus)",
               file=sys.stderr)
         return 2
+    stack_only = [flag for flag, value in (("--prometheus-port", args.prometheus_port),
+                                           ("--alertmanager-port", args.alertmanager_port),
+                                           ("--workdir", args.workdir)) if value is not None]
+    if stack_only and not args.stack:  # accepted and ignored, they said nothing was wrong
+        print(f"agent-otel demo: {', '.join(stack_only)} need{'s' if len(stack_only) == 1 else ''} --stack (the "
+              "stack's Prometheus and Alertmanager)", file=sys.stderr)
+        return 2
     return run_demo(DemoOptions(port=args.port, rate=args.rate, duration=args.duration or None, seed=args.seed,
                                 evolve_every=args.evolve_every, stack=args.stack,
                                 prometheus_port=args.prometheus_port, alertmanager_port=args.alertmanager_port,

@@ -116,3 +116,13 @@ def test_force_without_copy_is_an_error(capsys: pytest.CaptureFixture[str]) -> N
     code, out, err = run(capsys, "--force")
     assert (code, out) == (2, "")
     assert "--force only applies with --copy DIR" in err
+
+
+def test_copy_into_an_empty_name_is_an_error_not_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--copy "$UNSET"`` copied every asset into the working directory."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main(["assets", "--copy", ""])
+    assert exited.value.code == 2 and "--copy names no directory" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

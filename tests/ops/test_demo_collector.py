@@ -76,6 +76,14 @@ def test_collector_needs_the_stack() -> None:
     assert "--collector needs --stack" in done.stderr, done.stderr
 
 
+def test_stack_options_need_the_stack(tmp_path: Path) -> None:
+    """--workdir and the stack's ports were accepted without --stack, and did nothing."""
+    done = subprocess.run([*DEMO, "--workdir", str(tmp_path / "kept"), "--prometheus-port", "19090", "--duration",
+                           "1"], capture_output=True, text=True, timeout=60, env=ENV)
+    assert done.returncode == 2 and not (tmp_path / "kept").exists()
+    assert "--prometheus-port, --workdir need --stack" in done.stderr, done.stderr
+
+
 def test_a_missing_collector_says_how_to_build_one(tmp_path: Path) -> None:
     env = {**ENV, "PATH": str(Path(sys.executable).parent)}  # no otelcol-* on PATH, no ./bin in tmp_path
     done = subprocess.run([*DEMO, "--stack", "--collector", "--port", str(free_port()), "--duration", "1"],

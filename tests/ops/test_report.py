@@ -175,7 +175,7 @@ def test_a_server_that_never_answers_times_out_with_exit_2() -> None:
 
 @pytest.mark.parametrize("args", [
     ["--window", "2h"], ["--format", "xml"], ["--slow-ms", "0"], ["--slow-ms", "-5"], ["--slow-ms", "abc"],
-    ["--slow-ms", "81921"], ["--timeout", "0"], ["--at", "yesterday"],
+    ["--slow-ms", "81921"], ["--timeout", "0"], ["--timeout", "inf"], ["--timeout", "1e300"], ["--at", "yesterday"],
     ["--at", "inf"], ["--at", "nan"], ["--at", "1e30"], ["--at", "-1"], ["--at", "0001-01-01T00:00:00Z"],
 ], ids=lambda a: " ".join(a))
 def test_bad_arguments_are_argparse_errors(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -268,6 +268,9 @@ def test_a_selector_with_a_comment_after_it_is_read(tmp_path: Path, monkeypatch:
            "AGENT_OTEL_ASSETS): set it to a copy made by `agent-otel assets --copy DIR`, or pass --selector"),
     ('selector: service_name="x"\n', "{dir}/thresholds.yaml: selector: expected a quoted string of label "
                                       "matchers, e.g. selector: 'deployment_environment_name=\"prod\"'"),
+    # YAML's escapes that JSON does not share: a JSONDecodeError traceback, exit 1
+    ('selector: "service_name=\\"\\x41pp\\""\n', "{dir}/thresholds.yaml: selector: an escape in a double-quoted "
+                                                "string that the report cannot read; write it in single quotes"),
 ])
 def test_an_assets_copy_without_a_readable_selector_is_an_error_not_every_series(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],

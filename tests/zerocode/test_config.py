@@ -120,6 +120,14 @@ def test_a_pyproject_naming_the_table_that_does_not_parse_is_found_and_its_error
     assert str(raised.value) == f"{pyproject}: invalid TOML: Illegal character '\\n' (at line 4, column 18)"
     write(tmp_path, '[project\nname = "x"\n', "pyproject.toml")  # another project's broken file: not ours
     assert find_config(tmp_path, environ={}) is None
+    # not UTF-8: was "no configuration found", and `run` ran the program uninstrumented
+    pyproject.write_bytes(b'[project]\nname = "caf\xe9"\n[tool.agent-otel]\nservice_name = "p"\n')
+    assert find_config(tmp_path, environ={}) == pyproject
+    with pytest.raises(ConfigurationError) as raised:
+        load_config(directory=tmp_path, environ={})
+    assert str(raised.value).startswith(f"{pyproject}: not UTF-8 text")
+    pyproject.write_bytes(b'[project]\nname = "caf\xe9"\n')  # another project's: not ours
+    assert find_config(tmp_path, environ={}) is None
 
 
 def test_a_directory_named_by_the_variable_is_said_to_be_one(tmp_path: Path) -> None:

@@ -54,6 +54,13 @@ def asset_files(root: Path) -> list[Path]:
                   if path.is_file() and "__pycache__" not in path.parts)
 
 
+def _directory(text: str) -> Path:
+    """--copy's DIR: an empty one (an unset shell variable) was the working directory, which got the assets."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("--copy names no directory (an empty string)")
+    return Path(text)
+
+
 def copy_assets(destination: Path, *, force: bool = False) -> list[Path]:
     """Copy the assets in use into ``destination`` (created if missing) and return the files copied,
     relative to it. Existing files are overwritten only with ``force``; nothing is copied otherwise."""
@@ -79,7 +86,7 @@ def copy_assets(destination: Path, *, force: bool = False) -> list[Path]:
 
 
 def add_assets_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--copy", type=Path, metavar="DIR",
+    parser.add_argument("--copy", type=_directory, metavar="DIR",
                         help="copy every asset into DIR (created if missing) instead of printing the directory")
     parser.add_argument("--force", action="store_true", help="with --copy: overwrite files that exist in DIR")
 

@@ -102,7 +102,7 @@ def check_resource_attributes(raw: str | None) -> None:
     if not raw:
         return
     for item in raw.split(","):
-        if "=" not in item:
+        if "=" not in item or not item.partition("=")[0].strip():  # (an empty key: the SDK drops it, warning)
             raise ConfigurationError(f"{OTEL_RESOURCE_ATTRIBUTES}={raw!r}: {item.strip()!r} is not key=value; "
                                      "expected comma-separated key=value pairs (values URL-encoded)")
 

@@ -480,7 +480,10 @@ def find_config(directory: str | os.PathLike[str] | None = None,
     if pyproject.is_file():
         try:
             text = pyproject.read_text(encoding="utf-8")
-        except (OSError, ValueError):
+        except ValueError:  # not UTF-8: load_file() says so, naming the file (the table may be in it: no
+            # configuration found would run the program uninstrumented, in silence)
+            return pyproject if _PYPROJECT_TABLE.search(pyproject.read_bytes().decode("latin-1")) else None
+        except OSError:
             return None
         try:
             data = tomllib.loads(text)

@@ -89,9 +89,14 @@ def _timeout(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"--timeout must be a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"--timeout must be > 0, got {text!r}")
+    if not 0 < value <= _LONGEST_TIMEOUT_S:  # (inf and 1e300 are no time a socket can wait: a traceback)
+        raise argparse.ArgumentTypeError(f"--timeout must be > 0 and at most {_LONGEST_TIMEOUT_S} seconds (a day), "
+                                         f"got {text!r}")
     return value
+
+
+#: The longest --timeout: a day is far beyond any query's; a socket refuses an infinite one.
+_LONGEST_TIMEOUT_S = 86400
 
 
 def _prometheus_url(text: str) -> str:

@@ -120,8 +120,15 @@ def default_selector() -> str:
                               "or pass --selector") from None
         return DEFAULT_SELECTOR
     found = re.search(r"""^selector:\s*(?:'((?:[^']|'')*)'|"((?:[^"\\]|\\.)*)")\s*(?:#.*)?$""", text, re.M)
+    if found and found[1] is not None:
+        return found[1].replace("''", "'")
     if found:
-        return found[1].replace("''", "'") if found[1] is not None else json.loads(f'"{found[2]}"')
+        try:  # a double-quoted YAML string's escapes, as far as JSON shares them
+            selector: str = json.loads(f'"{found[2]}"')
+            return selector
+        except ValueError:  # YAML's own (\x41, \.): PyYAML is not a runtime dependency
+            raise AssetsError(f"{file}: selector: an escape in a double-quoted string that the report cannot read; "
+                              "write it in single quotes (selector: 'service_name=\"checkout\"')") from None
     if re.search(r"^selector:", text, re.M):
         raise AssetsError(f"{file}: selector: expected a quoted string of label matchers, e.g. "
                           """selector: 'deployment_environment_name="prod"' (or '' for every series)""")
