@@ -387,6 +387,11 @@ def test_price_entries_take_cache_and_reasoning_prices_from_dicts_lists_and_file
     for bad in (-1, float("nan"), float("inf"), "nan", 1e308, 1_000_001, "0.5"):  # (a string: as in a config file)
         with pytest.raises(ConfigurationError, match=r"price of 'm': .*a number from 0 to 1,000,000"):
             agent_otel.set_prices({"m": {"input": 1, "output": 1, "cache_read": bad}})
+    headed = tmp_path / "headed.toml"  # agent-otel.toml's layout: the hint was to quote "prices.my-model"
+    headed.write_text('[prices]\n"my-model" = { input = 1, output = 2 }\n')
+    with pytest.raises(ConfigurationError, match=r"headed\.toml: holds a \[prices\] table, as agent-otel.toml does; "
+                                                 r"set_prices\(\) reads the models at the top level"):
+        agent_otel.set_prices(headed)
     with pytest.raises(ConfigurationError, match=r"price of 'm': .*not a boolean"):
         agent_otel.set_prices({"m": {"input": 1, "output": True}})
     with pytest.raises(ConfigurationError, match=r"price of 'm': .*expected 2 to 5 numbers"):

@@ -130,6 +130,17 @@ def test_a_pyproject_naming_the_table_that_does_not_parse_is_found_and_its_error
     assert find_config(tmp_path, environ={}) is None
 
 
+
+def test_a_pyproject_table_in_a_file_named_otherwise_says_where_it_is_read(tmp_path: Path) -> None:
+    """Its keys were read as [[tool]] entries: "tool: expected an array of tables ([[tool]]), got a table"."""
+    copy = write(tmp_path, '[tool.agent-otel]\nservice_name = "p"\n', "prod-pyproject.toml")
+    with pytest.raises(ConfigurationError) as raised:
+        load_file(copy)
+    assert str(raised.value) == (f"{copy}: tool.agent-otel: a [tool.agent-otel] table is read only from a file "
+                                 "named pyproject.toml; in prod-pyproject.toml, write its keys at the top level (as "
+                                 "agent-otel.toml)")
+
+
 def test_a_directory_named_by_the_variable_is_said_to_be_one(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError) as raised:
         find_config(tmp_path, environ={"AGENT_OTEL_CONFIG": str(tmp_path)})
@@ -175,6 +186,9 @@ BAD = [
      "got a float (1e+308)"),
     ('prices = { m = { input = 1, output = 1, cached = 2 } }\n', "prices.m.cached: unknown key; did you mean "
      "'cache_read'?"),
+    # TOML reads [prices.gpt-5.1] as gpt-5 -> 1 -> {...}: "unknown key" said nothing of the dot
+    ('[prices.gpt-5.1]\ninput = 1\noutput = 2\n', 'prices.gpt-5.1: a table, not a price: quote a model name with a '
+     'dot in it, [prices."gpt-5.1"] or "gpt-5.1" = { ... }'),
     ('prices = { m = { input = 1, output = 1, cache_read = true } }\n', "prices.m.cache_read: expected a "
      "number from 0 to 1,000,000, got a boolean (true)"),
     ('[policy]\ncardinality_limit = 0\n', "policy.cardinality_limit: expected a positive integer, got an integer (0)"),

@@ -504,7 +504,10 @@ def test_a_name_no_installed_instrumentation_has_is_said_once_and_the_program_ru
     line, = result.stderr.splitlines()
     assert line.startswith(f"agent-otel: {tmp_path / 'agent-otel.toml'}: instrumentation.instrumentations: 'opnai' "
                            "is not installed (installed: "), line
-    assert "openai" in line.partition("(installed: ")[2] and line.endswith("); the program runs without")
+    installed = line.partition("(installed: ")[2].partition(")")[0].split(", ")
+    # the names the list may hold: not threading nor system_metrics, which their switches decide ("remove it")
+    assert "openai" in installed and "threading" not in installed and "system_metrics" not in installed, line
+    assert line.endswith("); did you mean 'openai' for 'opnai'?; the program runs without"), line
 
 
 LANGCHAIN_CORE_PROGRAM = """

@@ -163,6 +163,10 @@ def set_prices(table: Mapping[str, Any] | str | Path, replace: bool = False) -> 
             raise ConfigurationError(f"{source}: cannot read price table ({exc})") from None
         except RecursionError:  # both parsers recurse once per level of nesting
             raise ConfigurationError(f"{source}: cannot read price table (nested too deeply)") from None
+    if source != "prices" and isinstance(table, Mapping) and list(table) == ["prices"] and isinstance(
+            table["prices"], Mapping):  # agent-otel.toml's layout: a model named "prices" would be no table of tables
+        raise ConfigurationError(f"{source}: holds a [prices] table, as agent-otel.toml does; set_prices() reads the "
+                                 "models at the top level of its file: remove the [prices] header")
     parsed = _parse(table, source)
     global _prices
     with _lock:

@@ -285,6 +285,9 @@ class _Parser:
                 raise self.error(key, f"expected {{ input = <USD per 1M tokens>, output = <USD per 1M tokens> }}, "
                                  f"got {_describe(entry)}")
             for name in entry:
+                if name not in PRICE_KEYS and isinstance(entry[name], dict):  # [prices.gpt-5.1]: gpt-5 -> 1 -> {...}
+                    raise self.error(f"{key}.{name}", f"a table, not a price: quote a model name with a dot in it, "
+                                     f'[prices."{model}.{name}"] or "{model}.{name}" = {{ ... }}')
                 if name not in PRICE_KEYS:
                     raise self.unknown(f"{key}.{name}", name, list(PRICE_KEYS))
             numbers: list[float | None] = []
@@ -447,6 +450,11 @@ def load_file(path: str | os.PathLike[str], source: str | None = None) -> Config
         if not isinstance(table, dict):
             raise ConfigurationError(f"{label}: tool.agent-otel: expected a table, got {_describe(table)}")
         return parse_config(table, label, "tool.agent-otel.")
+    tool = data.get("tool")
+    if isinstance(tool, dict) and "agent-otel" in tool:  # a pyproject.toml's table, in a file named otherwise: its
+        # keys were read as a [[tool]] kind's entries ("tool: expected an array of tables")
+        raise ConfigurationError(f"{label}: tool.agent-otel: a [tool.agent-otel] table is read only from a file named "
+                                 f"{PYPROJECT}; in {file.name}, write its keys at the top level (as agent-otel.toml)")
     return parse_config(data, label)
 
 

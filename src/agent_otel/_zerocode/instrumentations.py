@@ -12,6 +12,7 @@ never raised: the program runs without that instrumentation.
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import os
 import re
@@ -277,10 +278,14 @@ def activate(switches: Switches, say: Callable[[str], None] | None = None) -> li
         return []
     missing = not_installed(switches, items)
     if missing:
-        installed = ", ".join(sorted({item.name for item in items})) or "none"
+        # the names the list may hold (the threading and system-metrics ones follow their switches instead)
+        listed = sorted({item.name for item in items if item.entry_point.module not in _MANAGED})
+        close = [difflib.get_close_matches(name, listed, n=1) for name in missing]
+        hints = "".join(f"; did you mean {found[0]!r} for {name!r}?" for name, found in zip(missing, close, strict=True)
+                        if found)
         verb = "is" if len(missing) == 1 else "are"
         line = (f"instrumentation.instrumentations: {', '.join(map(repr, missing))} {verb} not installed "
-                f"(installed: {installed}); the program runs without")
+                f"(installed: {', '.join(listed) or 'none'}){hints}; the program runs without")
         logger.warning("agent-otel: %s", line)
         if say is not None:
             say(line)
