@@ -85,8 +85,10 @@ def ratio_above(ratio_1h: str, threshold: float, by: str, rate_1h: str, min_per_
 @dataclass(frozen=True)
 class LowTraffic:
     """What a low-traffic variant of a ratio alert judges: ``condition`` on the ratio over ``window``, with at
-    least ``minimum`` events (``count``) in it, for what happens less often than ``min_per_hour`` an hour
-    (``hourly``: the hourly alert's count, which judges the rest), per ``by``."""
+    least ``minimum`` events (``count``) in it, for what never happened ``min_per_hour`` times in an hour of that
+    window (``hourly``: the recording rule of the hourly alert's count, times ``per_hour``), which the hourly alert
+    judges, per ``by``. A busy component idle at night, or a batch of runs, is no low-traffic one: its outage was
+    the hourly alert's, which the variant repeated for as long as the window held it."""
 
     window: str
     condition: str
@@ -94,6 +96,7 @@ class LowTraffic:
     count: str
     minimum: float
     hourly: str
+    per_hour: int
     min_per_hour: float
 
 
@@ -101,8 +104,10 @@ def low_traffic_alert(t: Thresholds, name: str, judged: LowTraffic, summary: str
     """The variant of alert ``name`` for what happens too seldom for its hourly minimum volume, labelled with its
     window: a component called once an hour that fails every call is no noise, and alerted on nothing when every
     alert needed a minimum per hour. A warning, for an hour: a long window's ratio moves slowly."""
+    busiest = f"max_over_time({judged.hourly}[{judged.window}])" + (
+        f" * {judged.per_hour}" if judged.per_hour != 1 else "")
     expr = (f"{judged.condition}\nand on ({judged.by})\n{judged.count} >= {judged.minimum}\n"
-            f"unless on ({judged.by})\n{judged.hourly} >= {judged.min_per_hour}")
+            f"unless on ({judged.by})\n{busiest} >= {judged.min_per_hour}")
     return alert(t, name, expr, "1h", "warning", summary, description, window=judged.window)
 
 
@@ -149,11 +154,11 @@ def value_of(label: str) -> str:
 
 def queried_percentage(rule: str, labels: tuple[str, ...]) -> str:
     """The alert template printing ``rule``'s value for the alert's own ``labels`` (a query), as a percentage.
-    Each label value goes into the query's PromQL string with its backslashes and quotes escaped: an agent named
-    ``bob's agent`` broke the query, and the description read "error expanding template"."""
+    Each label value goes into the query's PromQL string with its backslashes, quotes and newlines escaped: an
+    agent named ``bob's agent`` broke the query, and the description read "error expanding template"."""
     matchers = ",".join(f"{name}='%s'" for name in labels)
-    escaped = " ".join(f'($labels.{name} | reReplaceAll "([{_BACKSLASH}{_BACKSLASH}\'])" "{_BACKSLASH}$1")'
-                       for name in labels)
+    escaped = " ".join(f'($labels.{name} | reReplaceAll "([{_BACKSLASH}{_BACKSLASH}\'])" "{_BACKSLASH}$1" '
+                       f'| reReplaceAll "{_BACKSLASH}n" "{_BACKSLASH}n")' for name in labels)
     return (f'{{{{ with printf "{rule}{{{matchers}}}" {escaped} | query }}}}'
             "{{ . | first | value | humanizePercentage }}{{ end }}")
 

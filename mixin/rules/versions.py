@@ -90,11 +90,13 @@ def recording_groups(s: Scope) -> list[Group]:
 def alert_group(t: Thresholds, s: Scope) -> Group:
     by = s.by(AGENT, VERSION)
     a, v, p = value_of(AGENT), value_of(VERSION), value_of(VERSION_PREVIOUS)
-    # ... and only while the version serves (called in the last 5 minutes): once it is rolled back, its hour of
-    # calls, against the restored version's fresh hour, fired again 20 minutes after the rollback
+    # ... and only while it is the agent's version an evolution run put in place last: rolled back (the rollback
+    # introduces the version it replaced), its hour of calls against the restored version's fresh hour fired again
+    # 20 minutes later (whether it was called in the last minutes says nothing of bursty traffic)
+    agent = s.by(AGENT)
     enough = (f"and on ({by})\n{COUNT} >= {t['version_min_calls_1h']}\n"
               f"and on ({by})\n{PREVIOUS_COUNT} >= {t['version_min_calls_1h']}\n"
-              f"and on ({by})\n{LIVE} > 0")
+              f"and on ({by})\n({INTRODUCED} == on ({agent}) group_left () max by ({agent}) ({INTRODUCED}))")
     samples = f"at least {t['version_min_calls_1h']} calls each"
     return Group(
         "agent-otel-versions-alerts",

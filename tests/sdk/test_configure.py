@@ -62,7 +62,7 @@ def test_otlp_as_soon_as_an_endpoint_is_given() -> None:
     ({"OTEL_EXPORTER_PROMETHEUS_PORT": "nine"}, "OTEL_EXPORTER_PROMETHEUS_PORT='nine': expected a port"),
     ({"OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"}, "OTEL_EXPORTER_OTLP_PROTOCOL='thrift'"),
     ({"OTEL_RESOURCE_ATTRIBUTES": "a=1,novalue"}, "OTEL_RESOURCE_ATTRIBUTES='a=1,novalue': 'novalue' is not key=value"),
-    ({"OTEL_RESOURCE_ATTRIBUTES": "=x"}, "OTEL_RESOURCE_ATTRIBUTES='=x': '=x' is not key=value"),  # (no key)
+    ({"OTEL_RESOURCE_ATTRIBUTES": "=x"}, "OTEL_RESOURCE_ATTRIBUTES='=x': '=x' has an empty key"),
 ])
 def test_bad_settings_give_one_clear_error(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigurationError) as caught:

@@ -325,10 +325,18 @@ def test_a_self_path_on_a_callable_called_with_no_object_is_an_error(project: Pa
         def plain(q):
             return q
 
+        class Client:
+            name = "c"
+            def create(self, q):
+                return q
+
+        create = Client().create  # a method bound already: self is its object
+
         class Holder:
             name = "h"
             part = functools.partial(plain)
             obj = Named()
+            bound = Client().create
 
             @staticmethod
             def static(q):
@@ -341,7 +349,8 @@ def test_a_self_path_on_a_callable_called_with_no_object_is_an_error(project: Pa
             def method(self, q):
                 return q
     """))
-    targets = ("plain", "Holder.static", "Holder.part", "Holder.obj", "Holder.klass", "Holder.method")
+    targets = ("plain", "Holder.static", "Holder.part", "Holder.obj", "Holder.klass", "Holder.method", "create",
+               "Holder.bound")
     (project / "agent-otel.toml").write_text("".join(
         f'[[tool]]\ntarget = "selfless:{target}"\nname = {{ path = "self.name" }}\n' for target in targets))
     rows = {line.split()[0]: line for line in targets_section(check(project).stdout) if line.startswith("selfless:")}
@@ -351,3 +360,4 @@ def test_a_self_path_on_a_callable_called_with_no_object_is_an_error(project: Pa
                 "nothing") in rows[f"selfless:{target}"], rows
     assert rows["selfless:Holder.klass"].endswith("classmethod  ok")
     assert rows["selfless:Holder.method"].endswith("method       ok")
+    assert rows["selfless:create"].endswith(" ok") and rows["selfless:Holder.bound"].endswith(" ok"), rows

@@ -57,7 +57,7 @@ def asset_files(root: Path) -> list[Path]:
 def _directory(text: str) -> Path:
     """--copy's DIR: an empty one (an unset shell variable) was the working directory, which got the assets."""
     if not text.strip():
-        raise argparse.ArgumentTypeError("--copy names no directory (an empty string)")
+        raise argparse.ArgumentTypeError(f"--copy names no directory ({text!r})")
     return Path(text)
 
 

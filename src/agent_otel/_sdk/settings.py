@@ -103,7 +103,8 @@ def check_resource_attributes(raw: str | None) -> None:
         return
     for item in raw.split(","):
         if "=" not in item or not item.partition("=")[0].strip():  # (an empty key: the SDK drops it, warning)
-            raise ConfigurationError(f"{OTEL_RESOURCE_ATTRIBUTES}={raw!r}: {item.strip()!r} is not key=value; "
+            problem = "has an empty key" if "=" in item else "is not key=value"
+            raise ConfigurationError(f"{OTEL_RESOURCE_ATTRIBUTES}={raw!r}: {item.strip()!r} {problem}; "
                                      "expected comma-separated key=value pairs (values URL-encoded)")
 
 

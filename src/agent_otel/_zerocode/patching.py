@@ -100,8 +100,12 @@ def _default_name(option: Option, owner: object, attr: str) -> str:
 
 def _called_with_object(raw: object, owner: object) -> bool:
     """Whether ``raw``, what ``owner`` holds, is called with an object (``self``, or the class of a class method):
-    a function a class defines, or another descriptor that binds; not a static method, a partial, a callable
-    object, nor anything a module holds."""
+    a method bound already (``create = client.chat.completions.create``, on a module or a class: ``self`` is its
+    object), a function a class defines, or another descriptor that binds; not a static method, a partial, a
+    callable object, a built-in function, nor a function a module holds."""
+    bound_to = getattr(raw, "__self__", None)
+    if bound_to is not None and not isinstance(bound_to, ModuleType):  # (a built-in function's is its module)
+        return True
     if not isinstance(owner, type) or isinstance(raw, staticmethod | type):
         return False
     return isinstance(raw, classmethod) or hasattr(type(raw), "__get__")

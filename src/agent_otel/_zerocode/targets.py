@@ -180,7 +180,9 @@ def resolve_target(spec: TargetSpec, import_module: bool = True) -> Resolved:
             module = importlib.import_module(spec.module)
         except (Exception, SystemExit) as exc:  # (a module that exits when imported without its settings, an
             # API key unset: `check` reports it, with its other targets, rather than exit with the module's code)
-            raise TargetError(f"cannot import {spec.module}: {type(exc).__name__}: {exc}") from None
+            why = f"SystemExit({exc.code!r})" if isinstance(exc, SystemExit) and not str(exc) else \
+                f"{type(exc).__name__}: {exc}"
+            raise TargetError(f"cannot import {spec.module}: {why}") from None
     if spec.instance_attribute:
         return resolve_instance_attribute(module, spec.qualname)
     return resolve_in(module, spec.qualname)
@@ -204,6 +206,8 @@ class InScript:
     signature: inspect.Signature | None = None
 
 
+#: Decorators that leave a function's parameters as its source declares them.
+_SAME_PARAMETERS = frozenset({"staticmethod", "classmethod", "abstractmethod"})
 #: Decorators that make a method a property: a config file cannot wrap one.
 _PROPERTIES = frozenset({"property", "cached_property"})
 
@@ -318,7 +322,11 @@ def resolve_in_script(tree: ast.Module, qualname: str, label: str) -> InScript:
     if in_class and _is_property(node):  # as resolve_in says of one it imports
         raise TargetError(f"{qualname} is a property, which a config file cannot wrap: target the method it calls, "
                           "or decorate its getter in code (@property over @agent_otel.tool(...) or another kind)")
-    return InScript(_source_shape(node, in_class), note if in_class else "", signature=signature_in_source(node))
+    # a decorator other than these may give the function another signature (one that adds a timeout=): only
+    # `run` knows it, so its parameters are not checked here
+    plain = all(isinstance(d, ast.Name) and d.id in _SAME_PARAMETERS for d in node.decorator_list)
+    return InScript(_source_shape(node, in_class), note if in_class else "",
+                    signature=signature_in_source(node) if plain else None)
 
 
 _Member = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
