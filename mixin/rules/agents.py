@@ -110,12 +110,12 @@ def _success_ratio_daily_alert(t: Thresholds, s: Scope) -> Rule:
     return low_traffic_alert(
         t, "AgentOtelAgentSuccessRatioLow",
         LowTraffic("1d", f"agent:gen_ai_invoke_agent_successes_per_invocations:ratio_rate1d < {threshold}",
-                   s.by(AGENT), f"agent:{AGENT_DUR}_count:rate1d * 86400", per_day, _INVOCATIONS_1H, 3600,
+                   s.by(AGENT), f"agent:{AGENT_DUR}_count:rate1d * 86400", per_day, f"{_INVOCATIONS_1H} * 3600",
                    t["agent_min_invocations_1h"]),
         "An agent succeeds less often than it should.",
         f"Agent {value_of(AGENT)} succeeded in {{{{ $value | humanizePercentage }}}} of its invocations over the "
-        f"last day (threshold {pct(threshold)}; called fewer than {t['agent_min_invocations_1h']} times an hour, "
-        f"at least {per_day} a day).",
+        f"last day (threshold {pct(threshold)}; called fewer than {t['agent_min_invocations_1h']} times an hour on "
+        f"average, at least {per_day} a day).",
     )
 
 

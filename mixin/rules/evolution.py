@@ -100,11 +100,11 @@ def alert_group(t: Thresholds, s: Scope) -> Group:
                 LowTraffic("7d", f"agent_evolution_type:{stem(EVO_ATTEMPTS)}_failed_per_attempts:ratio_increase7d "
                            f"> {t['evolution_failure_ratio']}", s.by(AGENT, EVO_TYPE),
                            f"agent_evolution_type:{stem(EVO_ATTEMPTS)}:increase7d", t["evolution_min_attempts_7d"],
-                           f"agent_evolution_type:{stem(EVO_ATTEMPTS)}:increase1h", 1, t["evolution_min_attempts_1h"]),
+                           f"agent_evolution_type:{stem(EVO_ATTEMPTS)}:increase1h", t["evolution_min_attempts_1h"]),
                 "Evolution runs fail too often.",
                 f"{{{{ $value | humanizePercentage }}}} of {kind} evolution runs of agent {a} failed over the last "
                 f"week (threshold {pct(t['evolution_failure_ratio'])}; fewer than {t['evolution_min_attempts_1h']} "
-                f"runs an hour, at least {t['evolution_min_attempts_7d']} a week).",
+                f"runs an hour on average, at least {t['evolution_min_attempts_7d']} a week).",
             ),
             alert(
                 t,

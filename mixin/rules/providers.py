@@ -116,12 +116,12 @@ def _availability_daily_alert(t: Thresholds, s: Scope) -> Rule:
     return low_traffic_alert(
         t, "AgentOtelProviderAvailabilityLow",
         LowTraffic("1d", f"provider:gen_ai_client_inference_availability:ratio_rate1d < {threshold}",
-                   s.by(PROVIDER), f"provider:{CLIENT_DUR}_count:rate1d * 86400", per_day, _CALLS_1H, 3600,
+                   s.by(PROVIDER), f"provider:{CLIENT_DUR}_count:rate1d * 86400", per_day, f"{_CALLS_1H} * 3600",
                    t["provider_min_calls_1h"]),
         "A model provider fails too many calls.",
         f"Provider {value_of(PROVIDER)} answered {{{{ $value | humanizePercentage }}}} of calls without error "
         f"over the last day (threshold {pct(threshold)}; called fewer than {t['provider_min_calls_1h']} times an "
-        f"hour, at least {per_day} a day).",
+        f"hour on average, at least {per_day} a day).",
     )
 
 

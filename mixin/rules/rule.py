@@ -85,10 +85,11 @@ def ratio_above(ratio_1h: str, threshold: float, by: str, rate_1h: str, min_per_
 @dataclass(frozen=True)
 class LowTraffic:
     """What a low-traffic variant of a ratio alert judges: ``condition`` on the ratio over ``window``, with at
-    least ``minimum`` events (``count``) in it, for what never happened ``min_per_hour`` times in an hour of that
-    window (``hourly``: the recording rule of the hourly alert's count, times ``per_hour``), which the hourly alert
-    judges, per ``by``. A busy component idle at night, or a batch of runs, is no low-traffic one: its outage was
-    the hourly alert's, which the variant repeated for as long as the window held it."""
+    least ``minimum`` events (``count``) in it, for what happened fewer than ``min_per_hour`` times an hour on
+    average over that window, and in the last hour (``hourly``, the hourly alert's count, which judges the rest),
+    per ``by``. A busy component idle at night is no low-traffic one: its outage was the hourly alert's, which the
+    variant repeated for as long as the window held it. One busy hour does not make a low-traffic one busy: a
+    component failing every call but in its daily batch went unalerted for as long as the window held the batch."""
 
     window: str
     condition: str
@@ -96,7 +97,6 @@ class LowTraffic:
     count: str
     minimum: float
     hourly: str
-    per_hour: int
     min_per_hour: float
 
 
@@ -104,10 +104,10 @@ def low_traffic_alert(t: Thresholds, name: str, judged: LowTraffic, summary: str
     """The variant of alert ``name`` for what happens too seldom for its hourly minimum volume, labelled with its
     window: a component called once an hour that fails every call is no noise, and alerted on nothing when every
     alert needed a minimum per hour. A warning, for an hour: a long window's ratio moves slowly."""
-    busiest = f"max_over_time({judged.hourly}[{judged.window}])" + (
-        f" * {judged.per_hour}" if judged.per_hour != 1 else "")
+    hours = WINDOW_SECONDS[judged.window] // 3600
     expr = (f"{judged.condition}\nand on ({judged.by})\n{judged.count} >= {judged.minimum}\n"
-            f"unless on ({judged.by})\n{busiest} >= {judged.min_per_hour}")
+            f"and on ({judged.by})\n{judged.count} < {judged.min_per_hour} * {hours}\n"
+            f"unless on ({judged.by})\n{judged.hourly} >= {judged.min_per_hour}")
     return alert(t, name, expr, "1h", "warning", summary, description, window=judged.window)
 
 

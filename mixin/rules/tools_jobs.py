@@ -76,11 +76,11 @@ def alert_group(t: Thresholds, s: Scope) -> Group:
                 t, "AgentOtelJobFailureRatioHigh",
                 LowTraffic("1d", f"job_type:job_failures_per_jobs:ratio_rate1d > {t['job_failure_ratio']}",
                            s.by(JOB_TYPE), f"job_type:{JOB_DUR}_count:rate1d * 86400", t["job_min_runs_1d"],
-                           f"job_type:{JOB_DUR}_count:rate1h", 3600, t["job_min_runs_1h"]),
+                           f"job_type:{JOB_DUR}_count:rate1h * 3600", t["job_min_runs_1h"]),
                 "Jobs of one type fail too often.",
                 f"{{{{ $value | humanizePercentage }}}} of {value_of(JOB_TYPE)} jobs ended in failure or error over "
                 f"the last day (threshold {pct(t['job_failure_ratio'])}; fewer than {t['job_min_runs_1h']} jobs an "
-                f"hour, at least {t['job_min_runs_1d']} a day).",
+                f"hour on average, at least {t['job_min_runs_1d']} a day).",
             ),
             alert(
                 t,
@@ -99,11 +99,11 @@ def alert_group(t: Thresholds, s: Scope) -> Group:
                 LowTraffic("1d",
                            f"tool:gen_ai_execute_tool_errors_per_executions:ratio_rate1d > {t['tool_error_ratio']}",
                            s.by(TOOL), f"tool:{TOOL_DUR}_count:rate1d * 86400", t["tool_min_calls_1d"],
-                           f"tool:{TOOL_DUR}_count:rate1h", 3600, t["tool_min_calls_1h"]),
+                           f"tool:{TOOL_DUR}_count:rate1h * 3600", t["tool_min_calls_1h"]),
                 "A tool raises errors too often.",
                 f"Tool {value_of(TOOL)} raised an error in {{{{ $value | humanizePercentage }}}} of its executions "
                 f"over the last day (threshold {pct(t['tool_error_ratio'])}; fewer than {t['tool_min_calls_1h']} "
-                f"executions an hour, at least {t['tool_min_calls_1d']} a day).",
+                f"executions an hour on average, at least {t['tool_min_calls_1d']} a day).",
             ),
         ],
     )

@@ -87,16 +87,20 @@ def recording_groups(s: Scope) -> list[Group]:
     ]
 
 
+#: How recently a version must have been called for its regression to alert (see alert_group).
+_STILL_CALLED = "15m"
+
+
 def alert_group(t: Thresholds, s: Scope) -> Group:
     by = s.by(AGENT, VERSION)
     a, v, p = value_of(AGENT), value_of(VERSION), value_of(VERSION_PREVIOUS)
-    # ... and only while it is the agent's version an evolution run put in place last: rolled back (the rollback
-    # introduces the version it replaced), its hour of calls against the restored version's fresh hour fired again
-    # 20 minutes later (whether it was called in the last minutes says nothing of bursty traffic)
-    agent = s.by(AGENT)
+    # ... and only while the version is still called (in the last 15 minutes): rolled back, by an evolution run or
+    # by hand, its hour of calls against the restored version's fresh hour fired again 20 minutes later. Not "the
+    # version put in place last" (two replicas or two evolution types put in place others), nor "called in the
+    # last 5 minutes" (a version called in bursts every 10 minutes never fired)
     enough = (f"and on ({by})\n{COUNT} >= {t['version_min_calls_1h']}\n"
               f"and on ({by})\n{PREVIOUS_COUNT} >= {t['version_min_calls_1h']}\n"
-              f"and on ({by})\n({INTRODUCED} == on ({agent}) group_left () max by ({agent}) ({INTRODUCED}))")
+              f"and on ({by})\nmax_over_time({LIVE}[{_STILL_CALLED}]) > 0")
     samples = f"at least {t['version_min_calls_1h']} calls each"
     return Group(
         "agent-otel-versions-alerts",

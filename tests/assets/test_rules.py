@@ -200,7 +200,7 @@ def test_required_alerts_exist():
 # --------------------------------------------------------------------------------------------------
 
 #: Numbers that are units, not tunables: seconds per hour, and `== 0` for `up`.
-UNIT_CONSTANTS = {0.0, 3600.0, 86400.0}  # (seconds an hour, a day)
+UNIT_CONSTANTS = {0.0, 3600.0, 86400.0, 24.0, 168.0}  # (seconds an hour, a day; hours a day, a week)
 
 
 @pytest.mark.parametrize("rule", alerts(), ids=alert_id)

@@ -332,6 +332,21 @@ def test_a_self_path_on_a_callable_called_with_no_object_is_an_error(project: Pa
 
         create = Client().create  # a method bound already: self is its object
 
+        class Queue(list):
+            name = "q"
+
+        push = Queue().append  # a built-in method bound already: the wrapper is given no object for it
+
+        class Anything:
+            # a callable object whose __getattr__ answers every name (check printed a traceback)
+            name = "a"
+            def __call__(self, q):
+                return q
+            def __getattr__(self, attribute):
+                return lambda *args: None
+
+        anything = Anything()
+
         class Holder:
             name = "h"
             part = functools.partial(plain)
@@ -350,14 +365,16 @@ def test_a_self_path_on_a_callable_called_with_no_object_is_an_error(project: Pa
                 return q
     """))
     targets = ("plain", "Holder.static", "Holder.part", "Holder.obj", "Holder.klass", "Holder.method", "create",
-               "Holder.bound")
+               "Holder.bound", "push", "anything")
     (project / "agent-otel.toml").write_text("".join(
         f'[[tool]]\ntarget = "selfless:{target}"\nname = {{ path = "self.name" }}\n' for target in targets))
     rows = {line.split()[0]: line for line in targets_section(check(project).stdout) if line.startswith("selfless:")}
     for target, shape in (("plain", "a function"), ("Holder.static", "a staticmethod"),
-                          ("Holder.part", "a callable partial"), ("Holder.obj", "a callable Named")):
+                          ("Holder.part", "a callable partial"), ("Holder.obj", "a callable Named"),
+                          ("push", "a function")):
         assert (f"extractor path 'self.name': selfless.{target} is called with no object ({shape}), so self names "
                 "nothing") in rows[f"selfless:{target}"], rows
     assert rows["selfless:Holder.klass"].endswith("classmethod  ok")
     assert rows["selfless:Holder.method"].endswith("method       ok")
     assert rows["selfless:create"].endswith(" ok") and rows["selfless:Holder.bound"].endswith(" ok"), rows
+    assert "selfless.anything is called with no object" in rows["selfless:anything"], rows  # (no traceback)

@@ -167,17 +167,33 @@ def test_a_script_target_gets_the_checks_run_makes_when_it_wraps_it(tmp_path: Pa
         "    @staticmethod\n"
         "    def helper(q):\n"
         "        return q\n\n"
+        "def adds_timeout(f):\n"
+        "    return f\n\n"
+        "@adds_timeout\n"
+        "def decorated(x):\n"
+        "    return x\n\n"
+        "@adds_timeout\n"
+        "def decorated_too(x):\n"
+        "    return x\n\n"
         "raise SystemExit('the script is never run by check')\n")
     (tmp_path / "agent-otel.toml").write_text(
         '[[agent]]\ntarget = "__main__:Agent.p"\n'
         '[[tool]]\ntarget = "__main__:Agent.run"\nname = { path = "args.zzz" }\n'
         '[[tool]]\ntarget = "__main__:Agent.plan"\nname = { path = "args.budget" }\n'
-        '[[tool]]\ntarget = "__main__:Agent.helper"\nname = { path = "self.name" }\n')
+        '[[tool]]\ntarget = "__main__:Agent.helper"\nname = { path = "self.name" }\n'
+        '[[tool]]\ntarget = "__main__:decorated"\nname = { path = "args.timeout" }\n'
+        '[[agent]]\ntarget = "__main__:decorated_too"\nname = { path = "self.name" }\n')
     result = check(tmp_path, "--script", "app.py")
     rows = targets_section(result.stdout)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "error: Agent.p is a property, which a config file cannot wrap" in rows[1], rows
+    by_entry = {row.split()[1]: row for row in rows if row.startswith("__main__:")}
+    assert "error: Agent.p is a property, which a config file cannot wrap" in by_entry["agent[0]"], rows
     assert ("error: cannot wrap __main__.Agent.run: name: extractor path 'args.zzz': Agent.run() has no parameter "
-            "'zzz' at position 5 (parameters: self, task)") in rows[2], rows
-    assert rows[4].endswith("ok (in app.py)"), rows  # (the keyword-only parameter is one)
-    assert "extractor path 'self.name': __main__.Agent.helper is called with no object (a staticmethod)" in rows[6]
+            "'zzz' at position 5 (parameters: self, task)") in by_entry["tool[0]"], rows
+    assert by_entry["tool[1]"].endswith("ok (in app.py)"), rows  # (the keyword-only parameter is one)
+    assert "extractor path 'self.name': __main__.Agent.helper is called with no object (a staticmethod)" in by_entry[
+        "tool[2]"]
+    # another decorator may give the function parameters its source does not declare (a timeout=): only run knows
+    # them; but no decorator gives a module function a self
+    assert by_entry["tool[3]"].endswith("ok (in app.py)"), rows
+    assert "__main__.decorated_too is called with no object (a function)" in by_entry["agent[1]"], rows

@@ -104,9 +104,16 @@ def _in_script(spec: TargetSpec, config: Config, tree: ast.Module, label: str, n
         shape, status = _imported(dataclasses.replace(spec, target=found.imported, module=module, qualname=qualname),
                                   config, named)
         return shape, f"{status} (imported by {label} from {module})"
-    if found.signature is not None:  # what `run` checks when it wraps the function: its args and self paths
-        raw, owner = _from_source(spec, found)
+    # what `run` checks when it wraps the function: its self paths, and its args paths when its source declares its
+    # parameters (another decorator may change them)
+    raw, owner = _from_source(spec, found)
+    if found.signature is not None:
         _wraps(spec, config, raw, owner, spec.qualname.rpartition(".")[2])
+    else:
+        try:
+            refuse_self_without_object(spec, raw, owner, f"{spec.module}.{spec.qualname}")
+        except ConfigurationError as exc:
+            raise TargetError(f"cannot wrap {spec.module}.{spec.qualname}: {exc}") from None
     return found.shape, f"ok (in {label}{', ' + found.note if found.note else ''})"
 
 
@@ -119,7 +126,8 @@ def _from_source(spec: TargetSpec, found: InScript) -> tuple[object, type | Modu
         """Never called."""
 
     stand_in.__name__, stand_in.__qualname__ = name, spec.qualname
-    stand_in.__signature__ = found.signature  # type: ignore[attr-defined]
+    if found.signature is not None:
+        stand_in.__signature__ = found.signature  # type: ignore[attr-defined]
     if not owner_name:
         return stand_in, ModuleType(spec.module)
     owner = type(owner_name.rpartition(".")[2], (), {"__module__": spec.module, "__qualname__": owner_name})

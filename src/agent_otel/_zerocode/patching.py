@@ -31,7 +31,7 @@ import threading
 import weakref
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from types import FunctionType, ModuleType
+from types import FunctionType, MethodType, ModuleType
 from typing import Any, TypeAlias, cast
 
 import wrapt
@@ -102,10 +102,9 @@ def _called_with_object(raw: object, owner: object) -> bool:
     """Whether ``raw``, what ``owner`` holds, is called with an object (``self``, or the class of a class method):
     a method bound already (``create = client.chat.completions.create``, on a module or a class: ``self`` is its
     object), a function a class defines, or another descriptor that binds; not a static method, a partial, a
-    callable object, a built-in function, nor a function a module holds."""
-    bound_to = getattr(raw, "__self__", None)
-    if bound_to is not None and not isinstance(bound_to, ModuleType):  # (a built-in function's is its module)
-        return True
+    callable object, a built-in function or method, nor a function a module holds."""
+    if isinstance(raw, MethodType):  # (a built-in method bound already, list.append of a list, is called with
+        return True  # no object: the wrapper is given none for it)
     if not isinstance(owner, type) or isinstance(raw, staticmethod | type):
         return False
     return isinstance(raw, classmethod) or hasattr(type(raw), "__get__")

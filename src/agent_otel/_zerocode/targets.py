@@ -136,7 +136,10 @@ def resolve_in(module: ModuleType, qualname: str) -> Resolved:
         raw, defined_on = vars(owner).get(attr, _MISSING), owner
         if raw is _MISSING:  # only the module's __getattr__ gives it: wrap it on the module
             raw = _lazy_attribute(owner, attr)
-    inner = getattr(raw, "_self_agent_otel_entry", None) and raw.__wrapped__
+    try:  # our wrapper's; a program's object whose __getattr__ answers every name is none (check's traceback)
+        inner = getattr(raw, "_self_agent_otel_entry", None) and raw.__wrapped__
+    except Exception:
+        inner = None
     probe = inner or raw
     if isinstance(probe, property):
         raise TargetError(f"{qualname} is a property, which a config file cannot wrap: target the method it calls, "
