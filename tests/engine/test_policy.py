@@ -119,6 +119,16 @@ def test_hashed_keys_given_as_one_string_is_an_error_not_its_characters() -> Non
                                  "e.g. {'user.id', 'tenant.id'}")
 
 
+@pytest.mark.parametrize("raw", [",,", " , "])
+def test_a_hashed_keys_variable_naming_no_key_is_an_error_not_user_id_in_clear(monkeypatch: pytest.MonkeyPatch,
+                                                                              raw: str) -> None:
+    """``AGENT_OTEL_HASHED_KEYS=",,"`` named no key, and turned the default hashing of user.id off in silence."""
+    monkeypatch.setenv("AGENT_OTEL_HASHED_KEYS", raw)
+    with pytest.raises(ConfigurationError, match=r"AGENT_OTEL_HASHED_KEYS=.*: names no attribute key; leave it "
+                                                 r"unset \(or empty\) for the default, user.id"):
+        policy.check_policy_environment()
+
+
 @pytest.mark.parametrize("raw", ["", "  "])
 def test_an_empty_hashed_keys_variable_is_unset_and_user_id_stays_hashed(otel: Any, monkeypatch: pytest.MonkeyPatch,
                                                                          raw: str) -> None:

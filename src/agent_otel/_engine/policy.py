@@ -242,6 +242,10 @@ def _policy_from_env(strict: bool = True) -> Policy:
             f"environment variable {AGENT_OTEL_CARDINALITY_LIMIT}={raw_limit!r}: expected a positive integer"))
     keys = os.environ.get(AGENT_OTEL_HASHED_KEYS, "").strip()  # empty: unset, as the OpenTelemetry spec has it
     hashed = frozenset(k.strip() for k in keys.split(",") if k.strip()) if keys else defaults.hashed_keys
+    if not hashed and keys:  # ",,": no key, and user.id went out in clear (a config file's hashed_keys = [] says so)
+        hashed = defaults.hashed_keys
+        malformed(ConfigurationError(f"environment variable {AGENT_OTEL_HASHED_KEYS}={keys!r}: names no attribute "
+                                     "key; leave it unset (or empty) for the default, user.id"))
     salt = os.environ.get(AGENT_OTEL_HASH_SALT, "")
     if hashed and not salt:
         logger.debug("agent-otel: %s is not set; hashed keys use an unsalted SHA-256", AGENT_OTEL_HASH_SALT)
