@@ -245,18 +245,24 @@ def set_result_attributes(span: Span, extractors: Mapping[str, Any], call: Call,
             span.set_attribute(key, span_value(extracted, key))
 
 
+def paths_in(options: Mapping[str, Any]) -> list[tuple[str, Path]]:
+    """(key, path) of every extractor path the options hold, those of the ``work`` and ``result_attributes``
+    tables included (``work.fixes``)."""
+    keyed = list(options.items())
+    for nested in ("work", "result_attributes"):
+        if isinstance(options.get(nested), Mapping):
+            keyed.extend((f"{nested}.{key}", value) for key, value in options[nested].items())
+    return [(key, value) for key, value in keyed if isinstance(value, Path)]
+
+
 def check_parameters(func: Callable[..., Any], signature: inspect.Signature, options: Mapping[str, Any]) -> None:
     """An ``args.NAME`` path must name a parameter of the decorated function: a typo is an error at
     decoration time, not a value that is silently always missing."""
     params = signature.parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
-    keyed = list(options.items())
-    for nested in ("work", "result_attributes"):
-        if isinstance(options.get(nested), Mapping):
-            keyed.extend((f"{nested}.{key}", value) for key, value in options[nested].items())
-    for key, value in keyed:
-        if isinstance(value, Path) and value.root == "args":
+    for key, value in paths_in(options):
+        if value.root == "args":
             name = value.steps[0][1]
             if name not in params:
                 qualname = getattr(func, "__qualname__", repr(func))

@@ -125,7 +125,7 @@ class AgentOtelSpanProcessor(SpanProcessor):
         if has_events or span._links:
             hash_events_and_links(span)
         bridge = self.bridge
-        if drops and bridge is not None and span not in bridge._seen and may_be_genai(values) and classify(values):
+        if drops and bridge is not None and span not in bridge._seen and classify(values):
             # another library's GenAI call marked only as it ends (OpenInference's LangChain instrumentation sets
             # every attribute then): the bridge decides a call's job, agent and twins when it starts, and does not
             # count it; said, so that a missing call is not a silent zero

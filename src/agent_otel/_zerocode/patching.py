@@ -29,7 +29,7 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 from types import FunctionType, MethodType, ModuleType
 from typing import Any, TypeAlias, cast
@@ -40,8 +40,7 @@ from opentelemetry import context as otel_context
 from agent_otel import semconv
 from agent_otel._calls.agent import AgentHandler
 from agent_otel._calls.evolution import EvolutionHandler
-from agent_otel._calls.extractors import Path as ExtractorPath
-from agent_otel._calls.handler import KindHandler
+from agent_otel._calls.handler import KindHandler, paths_in
 from agent_otel._calls.job import _JobHandler
 from agent_otel._calls.markers import MARKER_HANDLERS
 from agent_otel._calls.options import KINDS, Option
@@ -115,11 +114,8 @@ def refuse_self_without_object(spec: TargetSpec, raw: object, owner: object, lab
     failed extractor): an error where the target is wrapped, as an ``args`` path naming no parameter is."""
     if _called_with_object(raw, owner):
         return
-    options = spec.options
-    keyed = [*options.items(), *((f"{nested}.{key}", value) for nested in ("work", "result_attributes")
-                                 if isinstance(options.get(nested), Mapping) for key, value in options[nested].items())]
-    for key, value in keyed:
-        if isinstance(value, ExtractorPath) and value.root == "self":
+    for key, value in paths_in(spec.options):
+        if value.root == "self":
             raise ConfigurationError(f"{key}: extractor path {value.text!r}: {label} is called with no object (a "
                                      f"{describe_shape(raw, isinstance(owner, type))}), so self names nothing; read "
                                      "what the call is given from args")
