@@ -60,11 +60,11 @@ class RecordingHandler(Handler):
         self.streams = streams
         self.invocations: list[RecordingInvocation] = []
 
-    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
+    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict, parent: Any) -> Invocation:
         if self.fail_in_begin:
             raise RuntimeError("broken begin")
-        span = runtime().tracer.start_span("op " + wrapped.__name__)
-        inv = RecordingInvocation(self, span, trace.set_span_in_context(span))
+        span = runtime().tracer.start_span("op " + wrapped.__name__, context=parent)
+        inv = RecordingInvocation(self, span, trace.set_span_in_context(span, parent))
         self.invocations.append(inv)
         return inv
 

@@ -60,9 +60,9 @@ class PlainHandler(Handler):
 
     stage = "test"
 
-    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Invocation:
-        span = runtime().tracer.start_span("call")
-        return Invocation(span, trace.set_span_in_context(span), self.stage)
+    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict, parent: Any) -> Invocation:
+        span = runtime().tracer.start_span("call", context=parent)
+        return Invocation(span, trace.set_span_in_context(span, parent), self.stage)
 
 
 WRAPPERS: dict[str, Callable[[Any], Any]] = {

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Never
 
 from opentelemetry import context as otel_context
+from opentelemetry.context import Context
 
 from agent_otel import semconv
 from agent_otel._calls.call_counts import CALLS_KEY, CallCounts, record_call_counts
@@ -242,14 +243,14 @@ class AgentHandler(KindHandler):
         bounded = policy().bounded_recent(semconv.GEN_AI_AGENT_VERSION, version) if version is not None else None
         return bounded, {**attributes, **policy().scrub({key: span_value(value, key) for key, value in found.items()})}
 
-    def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
+    def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+              parent: Context) -> Invocation:
         call = self.new_call(instance, args, kwargs) if self.reads_call else None
         name, task_type, span_name, attributes = self.static(("name", "task_type"), self._describe, call)
         version = None
         if self.versioned:
             version, attributes = self.version_attributes(call, attributes)
         counts = CallCounts()
-        parent = otel_context.get_current()
         if STARTED_IN:  # under another library's span: the calls of ours running where it started (see running)
             parent = running_context(parent)
         entries: dict[str, object] = {AGENT_KEY: name, CALLS_KEY: counts, TOOL_KEY: None}  # see tool.TOOL_KEY

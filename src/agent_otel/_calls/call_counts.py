@@ -42,13 +42,16 @@ class CallCounts:
         #: ... and another library's workflow span directly inside it, which is this invocation's run too.
         self.workflow_seen = False
 
-    @property
-    def inference(self) -> int:
-        return sum(counts[INFERENCE] for counts in list(self._per_thread.values()))  # a copy: a thread may add one
-
-    @property
-    def tool(self) -> int:
-        return sum(counts[TOOL] for counts in list(self._per_thread.values()))
+    def totals(self) -> tuple[int, int]:
+        """The inference and tool calls so far, the threads' counts added up in one pass (most invocations run
+        in one thread: no sum then)."""
+        per_thread = list(self._per_thread.values())  # a copy: a thread may add one
+        if not per_thread:
+            return 0, 0
+        if len(per_thread) == 1:
+            only = per_thread[0]
+            return only[INFERENCE], only[TOOL]
+        return sum(counts[INFERENCE] for counts in per_thread), sum(counts[TOOL] for counts in per_thread)
 
     def add(self, kind: int) -> None:
         """One more call of ``kind`` (:data:`INFERENCE` or :data:`TOOL`) in this thread."""
@@ -78,8 +81,9 @@ def record_call_counts(ctx: Any, counts: CallCounts, agent_name: str, error_type
     if rt is None:
         rt = runtime()
     instruments = rt.instruments  # a dict read each (rt[spec] is a Python call)
-    instruments[semconv.AGENT_INFERENCE_CALLS.name].record(counts.inference, attributes, context=ctx)
-    instruments[semconv.AGENT_TOOL_CALLS.name].record(counts.tool, attributes, context=ctx)
+    inference, tool = counts.totals()
+    instruments[semconv.AGENT_INFERENCE_CALLS.name].record(inference, attributes, context=ctx)
+    instruments[semconv.AGENT_TOOL_CALLS.name].record(tool, attributes, context=ctx)
 
 
 class AgentRun:

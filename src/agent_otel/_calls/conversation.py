@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from opentelemetry import context as otel_context
+from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN
 
 from agent_otel._calls.extractors import Call, Extractor, Path, is_extractor, signature_of
@@ -66,7 +67,8 @@ class _ConversationHandler(Handler):
         if self.signature is not None:
             check_parameters(func, self.signature, {"conversation": conversation_id})
 
-    def begin(self, wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Invocation:
+    def begin(self, wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs,
+              parent: Context) -> Invocation:
         value: object = self.conversation_id
         if self.extractor is not None:
             try:

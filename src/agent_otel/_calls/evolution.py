@@ -11,6 +11,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import SpanLimits
+from opentelemetry.trace import INVALID_SPAN
 
 from agent_otel import semconv
 from agent_otel._calls.evaluation import RUN_AGENT_KEY, WINDOW_KEY, ScoreWindow, take_baseline
@@ -38,6 +39,7 @@ from agent_otel._calls.lineage import (
 )
 from agent_otel._calls.options import EVOLUTION, Attributes, Count, Flag, Kpis, Names, Text, Version, collect
 from agent_otel._calls.process_usage import ResourceSampler
+from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy, valid_text
 from agent_otel._engine.self_telemetry import report_error
@@ -53,6 +55,7 @@ _RESULT_FIELDS = {"kpis_before": _BEFORE_FIELDS, "kpis_after": _AFTER_FIELDS, "r
                   "version_to": TO_FIELDS, "rollback_version": ROLLBACK_FIELDS}
 #: Those read off every result, at once (``rollback_version`` only when the run was rolled back).
 _ALWAYS_READ = tuple((key, fields) for key, fields in _RESULT_FIELDS.items() if key != "rollback_version")
+_ALWAYS_READ_KEYS = tuple(key for key, _ in _ALWAYS_READ)
 #: Options that are tables of KPI numbers.
 _KPI_OPTIONS = frozenset(("kpis_before", "kpis_after", "improvements"))
 #: Options that are agent versions.
@@ -127,6 +130,8 @@ def _mean(values: Collection[float]) -> float:
 
 #: The evolution run in progress, for ``[[rollback]]`` targets called during it.
 EVOLUTION_KEY = otel_context.create_key("agent_otel.evolution")
+#: A run's context until its span has started (see ``EvolutionHandler.begin``).
+_NO_CONTEXT = Context()
 _STATUS_VALUES = {status: status.value for status in semconv.EvolutionStatus}
 
 
@@ -134,7 +139,7 @@ class EvolutionInvocation(Invocation):
     __slots__ = ("agent_name", "call", "evolution_type", "handler", "rollback_version", "rolled_back", "sampler",
                  "scores")
 
-    def __init__(self, span: Any, ctx: Any, handler: EvolutionHandler, call: Call, agent_name: str,
+    def __init__(self, span: Any, ctx: Any, handler: EvolutionHandler, call: Call | None, agent_name: str,
                  evolution_type: str, sampler: ResourceSampler | None) -> None:
         Invocation.__init__(self, span, ctx, "evolution")  # without super()'s object
         track(self)  # ended by a SIGTERM that finds it running
@@ -152,22 +157,29 @@ class EvolutionInvocation(Invocation):
         try:
             self._record(how, value, error, duration_s)
         finally:
-            self.call.release()  # this invocation's context holds it: a cycle that would keep them alive
+            if self.call is not None:
+                self.call.release()  # this invocation's context holds it: a cycle that would keep them alive
 
     def _record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         usage = self.sampler.stop() if self.sampler is not None else None
-        handler, call = self.handler, self.call
-        call.result, call.error = value, error
-        found = handler.read_result(value)
-        option = handler.result_option
-        before = _kpis(option("kpis_before", call, found), "evolution.kpis_before")
-        after = _kpis(option("kpis_after", call, found), "evolution.kpis_after")
+        handler, call = self.handler, self.call  # call: None when no option reads it (see KindHandler.reads_call)
+        if call is not None:
+            call.result, call.error = value, error
+        found = handler.result_values(value, call)
+        # (an option neither given nor found is None: skip its reading, a call each on every run)
+        read = found.get("kpis_before")
+        before = _kpis(read, "evolution.kpis_before") if read is not None else {}
+        read = found.get("kpis_after")
+        after = _kpis(read, "evolution.kpis_after") if read is not None else {}
         if self.scores is not None:  # evaluation KPIs; what the run reports wins
             window, baseline = self.scores
             before, after = {**baseline, **before}, {**window.means(), **after}
-        rolled_back = self.rolled_back or bool(coerce_bool(option("rollback", call, found), "evolution.rollback"))
-        success = coerce_bool(option("success", call, found), "evolution.success")
-        iterations = coerce_count(option("iterations", call, found), "evolution.iterations", sized=True)
+        read = found.get("rollback")
+        rolled_back = self.rolled_back or (read is not None and bool(coerce_bool(read, "evolution.rollback")))
+        read = found.get("success")
+        success = coerce_bool(read, "evolution.success") if read is not None else None
+        read = found.get("iterations")
+        iterations = coerce_count(read, "evolution.iterations", sized=True) if read is not None else None
         # a rolled-back run reports failure as often as not (its candidate was worse): rolled_back says more
         if error is not None:
             status = semconv.EvolutionStatus.FAILED
@@ -177,14 +189,19 @@ class EvolutionInvocation(Invocation):
             status = semconv.EvolutionStatus.FAILED
         else:
             status = semconv.EvolutionStatus.SUCCEEDED
-        lineage = read_lineage(option, call, found, status is semconv.EvolutionStatus.ROLLED_BACK or (
-            error is not None and rolled_back), self.rollback_version)  # a rollback (target or reported), then a raise
+        if status is semconv.EvolutionStatus.ROLLED_BACK or (error is not None and rolled_back):
+            # a rollback (target or reported), then maybe a raise
+            lineage = read_lineage(found, True, handler.rollback_version(call, value), self.rollback_version)
+        elif found.get("version_from") is None and found.get("version_to") is None:
+            lineage = NO_LINEAGE  # the common case, without the call
+        else:
+            lineage = read_lineage(found, False)
         reported = handler.option("improvements", call) if "improvements" in handler.options else None
         deltas = _kpis(reported, "evolution.improvements") if reported is not None else _deltas(before, after)
         primary = handler.options.get("kpi")
         improvement = deltas.get(primary) if primary is not None else _mean(deltas.values()) if deltas else None
 
-        rt, bound = runtime(), policy().bounded
+        rt = _instruments._runtime or runtime()  # runtime() without its call, once it is built
         ctx = self.context
         labels = {semconv.GEN_AI_AGENT_NAME: self.agent_name, semconv.EVOLUTION_TYPE: self.evolution_type}
         status_value = _STATUS_VALUES[status]  # status.value is two calls
@@ -203,6 +220,7 @@ class EvolutionInvocation(Invocation):
             rt[semconv.EVOLUTION_MEMORY_PEAK].set(usage.peak_rss_bytes, labels, context=ctx)
         current = before if status is not semconv.EvolutionStatus.SUCCEEDED else {**before, **after}
         kpi_gauge = instruments[semconv.AGENT_KPI_CURRENT.name]
+        bound = policy().bounded
         for name, number in current.items():
             kpi_gauge.set(number, {semconv.GEN_AI_AGENT_NAME: self.agent_name,
                                    semconv.AGENT_KPI_NAME: bound(semconv.AGENT_KPI_NAME, name)}, context=ctx)
@@ -218,14 +236,14 @@ class EvolutionInvocation(Invocation):
                 ended[semconv.EVOLUTION_IMPROVEMENT] = improvement
             if usage is not None:
                 ended.update(usage.span_attributes())
-            if handler.late:
+            if handler.late and call is not None:  # (read by an extractor: the call has its view)
                 ended.update(handler.late_span_attributes(call))
             ended.update(_kpi_span_attributes(span, len(ended) + len(handler.result_attributes or ()), primary,
                                               before, after, deltas))
             span.set_attributes(ended)
             if status is semconv.EvolutionStatus.FAILED and error is None:
-                handler.record_failure_message(span, call, call.result)
-            if handler.result_attributes:
+                handler.record_failure_message(span, call, value)
+            if handler.result_attributes and call is not None:
                 handler.record_result_attributes(span, call)
 
 
@@ -268,6 +286,8 @@ class EvolutionHandler(KindHandler):
                  attributes: Attributes | None = None) -> None:
         super().__init__(func, options, attributes)
         self.reads_result(tuple((key, fields) for key, fields in _ALWAYS_READ if key not in options))
+        #: the result options given (literals or extractors), which the result is not read for
+        self._given_results = tuple(key for key in _ALWAYS_READ_KEYS if key in options)
 
     def as_read_at_start(self, key: str, value: Any) -> Any:
         """KPIs read when the run starts from a record object or a table it then updates in place: their values
@@ -284,16 +304,22 @@ class EvolutionHandler(KindHandler):
                 return dict(value)
         return super().as_read_at_start(key, value)
 
-    def result_option(self, key: str, call: Call, found: dict[str, Any] | None) -> Any:
-        """The option if given (literal or extractor), else what the result has for it: in ``found``
-        (:meth:`read_result`), or read off it now when None (an option read only in some runs)."""
-        if key in self.options:
-            return self.option(key, call)
-        if found is None:
-            return field_of(call.result, *_RESULT_FIELDS[key])
-        return found.get(key)
+    def result_values(self, result: Any, call: Call | None) -> dict[str, Any]:
+        """The run's result options at once, by key: each one given (literal or extractor) resolved, the others
+        as ``result`` has them (:meth:`read_result`); an option neither given nor found is absent."""
+        found = self.read_result(result)
+        if not self._given_results:
+            return found
+        return {**found, **{key: self.option(key, call) for key in self._given_results}}
 
-    def _describe(self, call: Call) -> tuple[str, str, str, dict[str, Any]]:
+    def rollback_version(self, call: Call | None, result: Any) -> Any:
+        """The version a rolled-back run returned to, as given (literal or extractor) or as its result says;
+        read only for a run rolled back."""
+        if "rollback_version" in self.options:
+            return self.option("rollback_version", call)
+        return field_of(result, *_RESULT_FIELDS["rollback_version"])
+
+    def _describe(self, call: Call | None) -> tuple[str, str, str, dict[str, Any]]:
         bound = policy().bounded
         agent_name = bound(semconv.GEN_AI_AGENT_NAME, self.required_name("agent", call))
         given_type = text_value(self.option("type", call), semconv.EVOLUTION_TYPE)
@@ -306,14 +332,15 @@ class EvolutionHandler(KindHandler):
             attributes[semconv.EVOLUTION_STRATEGY] = valid_text(strategy, semconv.EVOLUTION_STRATEGY)
         return agent_name, evolution_type, semconv.evolution_span_name(agent_name), self.span_attributes(attributes)
 
-    def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
-        call = self.new_call(instance, args, kwargs)
+    def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+              parent: Context) -> Invocation:
+        call = self.new_call(instance, args, kwargs) if self.reads_call else None
         agent_name, evolution_type, span_name, attributes = self.static(("agent", "type", "strategy"),
                                                                         self._describe, call)
-        span, ctx = self.open(span_name, attributes)
         sampler = ResourceSampler() if self.options.get("sample_resources", _SAMPLE_RESOURCES) else None
-        inv = EvolutionInvocation(span, ctx, self, call, agent_name, evolution_type, sampler)
-        inv.context = Context({**ctx, EVOLUTION_KEY: inv, RUN_AGENT_KEY: agent_name})  # one copy (not two set_value)
+        inv = EvolutionInvocation(INVALID_SPAN, _NO_CONTEXT, self, call, agent_name, evolution_type, sampler)
+        # the run's context holds the run (for the rollback targets called in it): made in the span's one copy
+        inv.span, inv.context = self.open(span_name, attributes, None, {EVOLUTION_KEY: inv, RUN_AGENT_KEY: agent_name})
         names = _evaluation_names(self.option("evaluations", call)) if "evaluations" in self.options else None
         if names:
             enclosing = inv.context.get(WINDOW_KEY)  # an outer run's: what this one does not ask for goes there

@@ -581,7 +581,7 @@ class ManualCall(InvocationScope):
         return {}
 
     def _begin(self) -> Invocation | None:
-        return self._handler.begin(_manual_marker, None, (), {})
+        return self._handler.begin(_manual_marker, None, (), {}, _get_current())
 
 
 def _manual_marker() -> None:

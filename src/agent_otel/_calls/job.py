@@ -108,8 +108,9 @@ class JobInvocation(Invocation):
 def _outcome_of(value: Any) -> str:
     """A job that returns something whose ``success`` is false (by Python truthiness, as for agents)
     failed; anything else succeeded."""
-    success = field_of(value, "success")
-    if success is not None and coerce_bool(success, "job.success") is False:
+    success = value.get("success") if type(value) is dict else field_of(value, "success")  # (a dict: field_of's
+    # first case, without its call)
+    if success is not None and success is not True and coerce_bool(success, "job.success") is False:
         return _FAILURE
     return _SUCCESS
 
@@ -197,7 +198,8 @@ class _JobHandler(Handler):
             cached = self._bounded_type = (current, bounded_job_type(self.job_type))
         return cached[1]
 
-    def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
+    def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+              parent: Context) -> Invocation:
         if not self.reads_call:  # all literal: nothing to read off the call
             return start_job(self.job_id, self.job_type_of(None), self.attributes)
         method = self.method

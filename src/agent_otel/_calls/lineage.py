@@ -4,12 +4,11 @@ returned to, and the gauge that tells the rules which version replaced which (an
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from agent_otel import semconv
-from agent_otel._calls.extractors import Call
 from agent_otel._calls.handler import span_value
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy, readable_text
@@ -17,10 +16,6 @@ from agent_otel._engine.policy import policy, readable_text
 FROM_FIELDS = ("version_from", "from_version", "previous_version")
 TO_FIELDS = ("version_to", "to_version", "new_version")
 ROLLBACK_FIELDS = ("rollback_version", "rolled_back_to")
-
-#: ``(key, call, found) -> value``: an evolution handler's option, else the result's field (in ``found``, the
-#: fields read off the result; read now when None).
-ReadOption = Callable[..., Any]
 
 
 def version_text(value: Any) -> str | None:
@@ -57,19 +52,18 @@ class Lineage:
 NO_LINEAGE = Lineage(None, None, None)
 
 
-def read_lineage(option: ReadOption, call: Call, found: dict[str, Any], rolled_back: bool,
-                 marker_version: Any) -> Lineage:
-    """The run's lineage from its options or result (``found``: its fields, see ``EvolutionHandler.read_result``);
-    a rollback returns to the ``[[rollback]]`` target's version, else the ``rollback_version`` option or result
-    field, else the version the run started from."""
-    source = version_text(option("version_from", call, found))
-    produced = version_text(option("version_to", call, found))
+def read_lineage(found: Mapping[str, Any], rolled_back: bool, rollback_version: Any = None,
+                 marker_version: Any = None) -> Lineage:
+    """The run's lineage from its result options (``found``: see ``EvolutionHandler.result_values``). A run
+    ``rolled_back`` returns to the ``[[rollback]]`` target's version (``marker_version``), else
+    ``rollback_version`` (the option or the result's field), else the version the run started from."""
+    source = version_text(found.get("version_from"))
+    produced = version_text(found.get("version_to"))
     if source is None and produced is None and not rolled_back:
         return NO_LINEAGE
     returned_to = None
     if rolled_back:
-        returned_to = version_text(marker_version) or version_text(option("rollback_version", call, None)) \
-            or source
+        returned_to = version_text(marker_version) or version_text(rollback_version) or source
     return Lineage(source, produced, returned_to)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 
 from agent_otel._calls.evolution import EVOLUTION_KEY
 from agent_otel._calls.extractors import Call
@@ -45,7 +46,8 @@ class _MarkerInvocation(Invocation):
 class MarkerHandler(KindHandler):
     """What a marker kind records; subclasses say how (:meth:`mark`)."""
 
-    def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
+    def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+              parent: Context) -> Invocation:
         return _MarkerInvocation(self, self.new_call(instance, args, kwargs))
 
     def text(self, key: str, call: Call) -> str | None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import baggage
-from opentelemetry.context import Context
+from opentelemetry.context import Context, get_current
 from opentelemetry.trace import Span
 
 from agent_otel import semconv
@@ -107,7 +107,8 @@ class PhaseHandler(KindHandler):
         name = policy().bounded(semconv.WORKFLOW_PHASE, self.required_name("name", call))
         return name, semconv.phase_span_name(name), self.span_attributes({semconv.WORKFLOW_PHASE: name})
 
-    def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
+    def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+              parent: Context) -> Invocation:
         call = self.new_call(instance, args, kwargs)
         name, span_name, attributes = self.static(("name",), self._describe, call)
         job = current_job()
@@ -161,7 +162,7 @@ class phase(InvocationScope):
     def _begin(self) -> Invocation:
         if not self._named:
             report_error("phase.name", LookupError("the name resolved to nothing"))
-        return self._handler.begin(_marker, None, (), {})
+        return self._handler.begin(_marker, None, (), {}, get_current())
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
         check_decoratable("phase", func)

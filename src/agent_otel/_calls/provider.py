@@ -615,11 +615,11 @@ class ProviderHandler(KindHandler):
                       semconv.GEN_AI_REQUEST_MODEL: model}
         return provider, model, priced, operation, semconv.provider_span_name(operation, model), attributes, {}
 
-    def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
+    def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+              parent: Context) -> Invocation:
         call = self.new_call(instance, args, kwargs) if self.reads_call else None
         provider, model, priced, operation, span_name, base, by_agent = self.static(
             ("provider", "model", "operation"), self._describe, call)
-        parent = otel_context.get_current()  # one lookup for the agent, the outer call and the span's parent
         run = None
         if STARTED_IN:  # under another library's span: the calls of ours running where it started (see running)
             parent = running_context(parent)

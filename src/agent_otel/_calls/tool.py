@@ -7,6 +7,7 @@ from enum import Enum
 from typing import Any
 
 from opentelemetry import context as otel_context
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agent_otel import semconv
@@ -165,10 +166,10 @@ class ToolHandler(KindHandler):
             attributes[semconv.GEN_AI_TOOL_TYPE] = tool_type
         return name, semconv.tool_span_name(name), attributes, {}
 
-    def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
+    def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+              parent: Context) -> Invocation:
         call = self.new_call(instance, args, kwargs) if self.reads_call else None
         name, span_name, base, by_agent = self.static(("name", "type"), self._describe, call)
-        parent = otel_context.get_current()  # one lookup for the agent it runs under and the span's parent
         run = None
         if STARTED_IN:  # under another library's span: the calls of ours running where it started (see running)
             parent = running_context(parent)

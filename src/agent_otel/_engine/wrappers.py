@@ -313,8 +313,10 @@ class Handler:
                 return False
         return False  # not held by its first argument's classes: this call is a function's, the next ones undecided
 
-    def begin(self, wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Invocation | None:
-        """The call's invocation; None runs this call as if it were not wrapped."""
+    def begin(self, wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs,
+              parent: Context) -> Invocation | None:
+        """The call's invocation; None runs this call as if it were not wrapped. ``parent``: the context the call
+        is made in (the current one, which the wrapper has read already)."""
         raise NotImplementedError
 
 
@@ -322,16 +324,12 @@ class Handler:
 _PendingCall: TypeAlias = tuple[Handler, Callable[..., Any], object, Args, Kwargs]
 
 
-def _suppressed() -> bool:
-    """Whether instrumentation is suppressed where the call runs (see :data:`_SUPPRESSED`)."""
-    current = _get_current()
-    return bool(current.get(_SUPPRESSED) or current.get(_SUPPRESSED_PLAIN))
-
-
 def _begin(handler: Handler, wrapped: Callable[..., Any], instance: object, args: Args,
            kwargs: Kwargs) -> Invocation | None:
     try:
-        return None if _suppressed() else handler.begin(wrapped, instance, args, kwargs)
+        current = _get_current()  # instrumentation suppressed where the call runs (see _SUPPRESSED): no invocation
+        return None if current.get(_SUPPRESSED) or current.get(_SUPPRESSED_PLAIN) else handler.begin(
+            wrapped, instance, args, kwargs, current)
     except Exception as exc:
         report_error(handler.stage + ".begin", exc)
         return None
@@ -347,11 +345,11 @@ def _sync_wrapper(handler: Handler) -> WrapperFunction:
         rt = _instruments._runtime  # runtime() without its call, once it is built
         if not (rt if rt is not None else runtime()).enabled:
             return wrapped(*args, **kwargs)
-        # mirrors _begin() and _suppressed() deliberately (inlined: hot path); change them together
+        # mirrors _begin() deliberately (inlined: hot path); change them together
         try:
             current = _get_current()
             inv = None if current.get(_SUPPRESSED) or current.get(_SUPPRESSED_PLAIN) else handler.begin(
-                wrapped, instance, args, kwargs)
+                wrapped, instance, args, kwargs, current)
         except Exception as exc:
             report_error(handler.stage + ".begin", exc)
             return wrapped(*args, **kwargs)
@@ -393,7 +391,7 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
         try:
             current = _get_current()
             inv = None if current.get(_SUPPRESSED) or current.get(_SUPPRESSED_PLAIN) else handler.begin(
-                func, None, args, kwargs)
+                func, None, args, kwargs, current)
         except Exception as exc:
             report_error(handler.stage + ".begin", exc)
             return func(*args, **kwargs)

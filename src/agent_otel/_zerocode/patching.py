@@ -36,6 +36,7 @@ from typing import Any, TypeAlias, cast
 
 import wrapt
 from opentelemetry import context as otel_context
+from opentelemetry.context import Context
 
 from agent_otel import semconv
 from agent_otel._calls.agent import AgentHandler
@@ -168,32 +169,33 @@ class _ConfiguredHandler(Handler):
     def active(self) -> bool:  # type: ignore[override]  # a class attribute of Handler's, a live value here
         return self.entry.active
 
-    def begin(self, wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Invocation | None:
+    def begin(self, wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs,
+              parent: Context) -> Invocation | None:
         if not self.entry.active:
             return None
         obj = args[0] if instance is None and self.method and args else instance
         if self.chain:
             for handler in self.chain:
                 if handler.scope is None or _in_scope(obj, handler.scope):
-                    return handler.begin_on(obj, wrapped, instance, args, kwargs)
+                    return handler.begin_on(obj, wrapped, instance, args, kwargs, parent)
             return None
         if self.scope is not None and not _in_scope(obj, self.scope):
             return None  # a call of the defining class's, or of another subclass's: as if unwrapped
-        return self.begin_on(obj, wrapped, instance, args, kwargs)
+        return self.begin_on(obj, wrapped, instance, args, kwargs, parent)
 
     def begin_on(self, obj: object, wrapped: Callable[..., Any], instance: object, args: Args,
-                 kwargs: Kwargs) -> Invocation | None:
+                 kwargs: Kwargs, parent: Context) -> Invocation | None:
         """This entry's invocation for a call on ``obj`` (None: a function's), unless inside its call on it."""
         if obj is None:  # a function or static method: no object to tell the same call by
-            return self.inner.begin(wrapped, instance, args, kwargs)
+            return self.inner.begin(wrapped, instance, args, kwargs, parent)
         family, same, runner = self.family, id(obj), _runner()
-        marks: tuple[_Mark, ...] = otel_context.get_value(_FAMILY_KEY) or ()  # type: ignore[assignment]
+        marks: tuple[_Mark, ...] = parent.get(_FAMILY_KEY) or ()  # type: ignore[assignment]
         for mark_family, mark_object, mark_runner, mark_call in marks:
             if mark_family == family and mark_object == same and (mark_runner == runner or _task_of(mark_call)):
                 enclosing = mark_call()
                 if enclosing is not None and not enclosing._ended:
                     return None
-        inv = self.inner.begin(wrapped, instance, args, kwargs)
+        inv = self.inner.begin(wrapped, instance, args, kwargs, parent)
         if inv is not None:
             _mark(inv, (family,), same, runner, marks)
         return inv
@@ -227,8 +229,9 @@ class _FamilyMember:
         self.begin = handler.begin  # the kind's own, bound
         self.families: list[int] = []
 
-    def __call__(self, wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Invocation | None:
-        inv = self.begin(wrapped, instance, args, kwargs)
+    def __call__(self, wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs,
+                 parent: Context) -> Invocation | None:
+        inv = self.begin(wrapped, instance, args, kwargs, parent)
         obj = args[0] if instance is None and self.handler.method and args else instance
         if inv is not None and obj is not None:
             _mark(inv, self.families, id(obj), _runner(),
