@@ -13,7 +13,7 @@ from pathlib import Path
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard, VariableModel, VariableType
 
-from mixin.config import ASSETS, ROOT
+from mixin.config import ASSETS, shown
 from mixin.dashboards import agents, evolution, jobs_tools, providers, system, workflows
 
 OUT = ASSETS / "grafana" / "dashboards"
@@ -52,5 +52,5 @@ def main(argv: list[str] | None = None) -> int:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
     for path in stale:
-        print(f"stale: {path.relative_to(ROOT)} (run python -m mixin.dashboards)", file=sys.stderr)
+        print(f"stale: {shown(path)} (run python -m mixin.dashboards)", file=sys.stderr)
     return 1 if stale else 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mixin.config import ROOT
+from mixin.config import shown
 from mixin.rules.files import stale, write
 
 
@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     outdated = stale()
     for path in outdated:
-        print(f"stale: {path.relative_to(ROOT)} (run python -m mixin.rules)", file=sys.stderr)
+        print(f"stale: {shown(path)} (run python -m mixin.rules)", file=sys.stderr)
     return 1 if outdated else 0
 
 

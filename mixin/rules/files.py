@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mixin.config import ASSETS, ROOT, THRESHOLDS_FILE, load_thresholds
+from mixin.config import ASSETS, load_thresholds
 from mixin.rules import (
     agents,
     calibration,
@@ -68,7 +68,7 @@ def render() -> dict[Path, str]:
         ),
         ALERTS_FILE: rules_file(
             alert_groups(t, s),
-            f"# Alerting rules. Thresholds: {THRESHOLDS_FILE.relative_to(ROOT)}. Runbooks: docs/runbooks.md.\n",
+            "# Alerting rules. Thresholds: thresholds.yaml. Runbooks: docs/runbooks.md.\n",
         ),
         SHORT_TEST_FILE: promtool_test_file(
             ("5m", "1h"),

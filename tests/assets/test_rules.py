@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
+import sys
 
 import pytest
 from mixin.rules.__main__ import main as generate_rules
@@ -369,3 +372,39 @@ def test_the_docs_count_the_alerts_there_are():
     for doc in (ROOT / "README.md", ROOT / "docs" / "operations.md"):
         counts = {int(n) for n in re.findall(r"\b(\d+) alerts\b", doc.read_text())}
         assert counts == {len(names)}, f"{doc.name} says {sorted(counts)} alerts; the rules have {len(names)}"
+
+
+def test_an_edited_copy_of_the_assets_is_regenerated_in_place(tmp_path) -> None:
+    """`agent-otel assets --copy DIR`, an edited `thresholds.yaml` there, then the generators with
+    AGENT_OTEL_ASSETS=DIR (what the copy's thresholds.yaml and the README say): the copy's rules, alerts, rule
+    tests and dashboards follow the edit, and the package's own files stay as they are. Before, the generators
+    always read and wrote the package's assets: an operator's edit reached only `agent-otel report`."""
+    copy = tmp_path / "assets"
+    copied = subprocess.run([sys.executable, "-m", "agent_otel", "assets", "--copy", str(copy)],
+                            capture_output=True, text=True, timeout=120)
+    assert copied.returncode == 0, copied.stderr
+    thresholds = copy / "thresholds.yaml"
+    scoped = 'deployment_environment_name="prod"'
+    thresholds.write_text(thresholds.read_text().replace("\nselector: ''\n", f"\nselector: '{scoped}'\n"))
+    package_files = {path: path.read_bytes() for path in ASSETS.rglob("*") if path.is_file()}
+    env = {**os.environ, "AGENT_OTEL_ASSETS": str(copy)}
+    for generator in ("mixin.rules", "mixin.dashboards"):
+        done = subprocess.run([sys.executable, "-m", generator], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr
+    for generated in ("prometheus/agent-otel.rules.yaml", "prometheus/agent-otel.alerts.yaml",
+                      "prometheus/tests/recording-short.test.yaml", "grafana/dashboards/agents.json"):
+        text = (copy / generated).read_text()
+        assert scoped in (json.dumps(json.loads(text)) if generated.endswith(".json") else text).replace('\\"', '"'), \
+            generated
+    assert {path: path.read_bytes() for path in ASSETS.rglob("*") if path.is_file()} == package_files
+    # the copy is fresh by the same check, and the package's own files are still fresh by theirs
+    for generator in ("mixin.rules", "mixin.dashboards"):
+        checked = subprocess.run([sys.executable, "-m", generator, "--check"], cwd=ROOT, env=env, capture_output=True,
+                                 text=True, timeout=300)
+        assert checked.returncode == 0, checked.stderr
+    assert generate_rules(["--check"]) == 0
+    shutil.rmtree(copy)
+    missing = subprocess.run([sys.executable, "-m", "mixin.rules"], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert missing.returncode == 1 and "no thresholds.yaml there" in missing.stderr, missing.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_otel._ops.demo.runner import read_status
+from agent_otel._ops.demo.runner import DEFAULT_METRICS_PORT, DEFAULT_PROMETHEUS_PORT, _busy_message, read_status
 from agent_otel._ops.stack import free_port
 from tests.support.demo import port_is_closed, stop
 from tests.support.http import http_get_json
@@ -136,6 +136,30 @@ def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
     # Before, it said to set OTEL_EXPORTER_PROMETHEUS_PORT, which the demo's --port overrides.
     assert done.stderr == (f"agent-otel demo: --port {port}: 127.0.0.1:{port} is in use; give a free port, or leave "
                            "--port out to take one\n"), done.stderr
+
+
+@pytest.mark.parametrize("flag", ["--prometheus-port", "--alertmanager-port"])
+def test_a_taken_stack_port_given_with_a_flag_is_refused_before_anything_starts(flag: str) -> None:
+    """As ``--port``: exit 2 naming the flag, before the demo prints its URLs. It printed the banner and the
+    metrics URL, as if it had started, then exited 1 when the stack found the port taken."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        done = subprocess.run([*DEMO, "--stack", "--port", str(free_port()), flag, str(port), "--duration", "1"],
+                              capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (2, ""), done.stdout + done.stderr
+    assert done.stderr == (f"agent-otel demo: {flag} {port}: 127.0.0.1:{port} is in use; give a free port, or leave "
+                           f"{flag} out to take one\n"), done.stderr
+
+
+def test_a_busy_default_port_blames_debian_only_for_the_ports_debian_holds() -> None:
+    """Debian's prometheus packages hold 9090 and 9093: the note said so for a busy 9464 too."""
+    metrics_only = _busy_message([(DEFAULT_METRICS_PORT, "metrics")])
+    assert metrics_only == f"  port {DEFAULT_METRICS_PORT} (metrics) is in use: the URLs above use free ports instead"
+    both = _busy_message([(DEFAULT_METRICS_PORT, "metrics"), (DEFAULT_PROMETHEUS_PORT, "Prometheus")])
+    assert both.startswith(f"  ports {DEFAULT_METRICS_PORT} (metrics), {DEFAULT_PROMETHEUS_PORT} (Prometheus) are in "
+                           "use (Debian's prometheus packages run their own services on 9090 and 9093)"), both
 
 
 def test_stack_without_prometheus_installed_says_how_to_install_it(tmp_path: Path) -> None:

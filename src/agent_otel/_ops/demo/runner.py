@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agent_otel._ops.assets import assets_root
 from agent_otel._ops.collector import LocalCollector, find_collector
 from agent_otel._ops.demo.workdir import temporary_workdir
-from agent_otel._ops.stack import LocalStack, StackError, WebhookReceiver, free_port_preferring
+from agent_otel._ops.stack import LocalStack, StackError, WebhookReceiver, free_port_preferring, port_is_free
 from agent_otel._sdk.configure import MetricsPortBusy, shutdown
 from agent_otel._zerocode.config import load_file
 from agent_otel._zerocode.instrumentor import configure_sdk
@@ -35,6 +35,7 @@ CONFIG_PATH = Path(__file__).with_name("agent-otel.toml")
 DEFAULT_METRICS_PORT = 9464
 DEFAULT_PROMETHEUS_PORT = 9090
 DEFAULT_ALERTMANAGER_PORT = 9093
+_DEBIAN_PORTS = (DEFAULT_PROMETHEUS_PORT, DEFAULT_ALERTMANAGER_PORT)
 
 
 @dataclass
@@ -206,14 +207,34 @@ def _say(out: TextIO, text: str) -> None:
         pass
 
 
-def _port(chosen: int | None, default: int, what: str, busy: list[str]) -> int:
+def _port(chosen: int | None, default: int, what: str, busy: list[tuple[int, str]]) -> int:
     """The port the user chose, else ``default`` if it is free, else a free one (noted in ``busy``)."""
     if chosen is not None:
         return chosen
     port = free_port_preferring(default)
     if port != default:
-        busy.append(f"{default} ({what})")
+        busy.append((default, what))
     return port
+
+
+def _busy_message(busy: list[tuple[int, str]]) -> str:
+    """The default ports taken, and why that may be: Debian's own services only for the ports they hold."""
+    plural = len(busy) > 1
+    why = (f" (Debian's prometheus packages run their own services on {DEFAULT_PROMETHEUS_PORT} and "
+           f"{DEFAULT_ALERTMANAGER_PORT})" if any(port in _DEBIAN_PORTS for port, _ in busy) else "")
+    return (f"  port{'s' if plural else ''} {', '.join(f'{port} ({what})' for port, what in busy)} "
+            f"{'are' if plural else 'is'} in use{why}: the URLs above use free ports instead")
+
+
+def _flagged_port_taken(options: DemoOptions) -> str | None:
+    """The refusal of a stack port given with a flag that is in use, said before anything starts (as ``--port``'s
+    is): the stack found it taken only after the demo had printed its URLs, and exited 1 where ``--port`` exits 2."""
+    for flag, port in (("--prometheus-port", options.prometheus_port),
+                       ("--alertmanager-port", options.alertmanager_port)):
+        if port is not None and not port_is_free(port):
+            return (f"agent-otel demo: {flag} {port}: 127.0.0.1:{port} is in use; give a free port, or leave {flag} "
+                    "out to take one")
+    return None
 
 
 def _collector(options: DemoOptions) -> LocalCollector | None:
@@ -224,7 +245,11 @@ def _collector(options: DemoOptions) -> LocalCollector | None:
 
 
 def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
-    busy: list[str] = []
+    taken = _flagged_port_taken(options)
+    if taken is not None:
+        print(taken, file=sys.stderr)
+        return 2
+    busy: list[tuple[int, str]] = []
     metrics_port = _port(options.port, DEFAULT_METRICS_PORT, "metrics", busy)
     try:
         collector = _collector(options)
@@ -306,10 +331,7 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
             _say(out, f"  data and logs in {workdir}; Grafana: import {dashboards}/*.json with this Prometheus "
                       "as the data source")
         if busy:
-            plural = len(busy) > 1
-            _say(out, f"  port{'s' if plural else ''} {', '.join(busy)} {'are' if plural else 'is'} in use (Debian's "
-                      f"prometheus packages run their own services on {DEFAULT_PROMETHEUS_PORT} and "
-                      f"{DEFAULT_ALERTMANAGER_PORT}): the URLs above use free ports instead")
+            _say(out, _busy_message(busy))
         _say(out, "  Ctrl-C stops the demo.")
 
         fleet = Fleet(seed=options.seed, rate=options.rate, evolve_every_s=options.evolve_every)
