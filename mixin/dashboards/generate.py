@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mixin.dashboards",
                                      description="Write (or --check) the agent-otel Grafana dashboards.")
     parser.add_argument("--check", action="store_true", help="exit 1 if a committed dashboard is stale")
+    parser.add_argument("--assets", metavar="DIR", help="a copy of the assets (agent-otel assets --copy DIR): read "
+                        "its thresholds.yaml, write its dashboards (default: the package's own; read by "
+                        "`python -m mixin.dashboards` before this module is imported)")
     args = parser.parse_args(argv)
     stale = []
     for path, text in render().items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import threading
 from typing import Any, TypedDict
@@ -640,6 +641,37 @@ def test_a_genai_span_marked_only_as_it_ends_is_not_counted_and_says_so(otel: An
     assert "input.value" not in (otel.span("ChatOpenAI").attributes or {})
     chat_span(foreign(otel))  # one marked as it starts: counted, and nothing said
     assert point(otel, OPERATION).count == 1 and error_count(otel, "bridge.marked_at_end") == 1
+
+
+class _AbandonedStream:
+    """An instrumentation's stream wrapper: dropped half-read by the program, its finalizer ends the span."""
+
+    def __init__(self, span: Any) -> None:
+        self.span = span
+        self.cycle = self  # as frames and tracebacks often make: only the garbage collector frees it
+
+    def __del__(self) -> None:
+        self.span.set_attribute(semconv.GEN_AI_USAGE_INPUT_TOKENS, 7)
+        self.span.end()
+
+
+def test_a_genai_span_ended_by_a_finalizer_in_a_garbage_collection_is_counted(otel: Any) -> None:
+    """The collector clears weak references to a cycle's objects before it runs their finalizers: the bridge's weak
+    mapping had forgotten the span when the stream's finalizer ended it. The call was lost, and counted as a span
+    marked only as it ended (a false cause)."""
+    tracer = foreign(otel)
+    for _ in range(3):
+        span = tracer.start_span("chat gpt-4o", kind=SpanKind.CLIENT, attributes={
+            semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
+            semconv.GEN_AI_REQUEST_MODEL: "gpt-4o"})
+        _AbandonedStream(span)
+        del span
+    gc.collect()
+    assert point(otel, OPERATION).count == 3
+    assert point(otel, semconv.CLIENT_USAGE_INPUT_TOKENS.name).value == 21
+    assert error_count(otel, "bridge.marked_at_end") == 0
+    chat_span(tracer)  # and the bridge goes on as before
+    assert sum(found.count for found in points(otel, OPERATION)) == 4
 
 
 def test_a_retrievers_lookup_is_no_model_call(otel: Any) -> None:

@@ -448,3 +448,48 @@ def test_a_result_objects_methods_are_not_read_as_its_flags(otel: Any) -> None:
     attributes = otel.span("evolve methodical").attributes
     assert (attributes[semconv.EVOLUTION_STATUS], attributes[semconv.EVOLUTION_ROLLBACK]) == ("succeeded", False)
     assert point(otel, KPI).value == 0.6
+
+
+def test_a_run_whose_span_cannot_start_leaves_no_sampler_thread_and_no_run_in_flight(otel: Any) -> None:
+    """A span processor of the program's that raises in ``on_start`` makes the SDK's ``start_span`` raise: the call
+    runs as if not wrapped, the failure counted. The run's resource sampler and its place among the runs a SIGTERM
+    ends were made before its span had started (a per-call cut): a psutil thread left for the process's life, and the
+    run recorded as an attempt at exit, one that never ran."""
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    from agent_otel._engine import wrappers
+
+    class Refusing(SpanProcessor):
+        def on_start(self, span: Any, parent_context: Any = None) -> None:
+            raise RuntimeError("the program's processor")
+
+    otel.tracer_provider.add_span_processor(Refusing())
+    in_flight = dict(wrappers._in_flight)
+
+    @agent_otel.evolution("refactor-agent", type="nightly")
+    def evolve() -> dict[str, Any]:
+        return {"success": True}
+
+    assert [evolve() for _ in range(3)] == [{"success": True}] * 3
+    assert not [t for t in threading.enumerate() if t.name == SAMPLER_THREAD]
+    assert wrappers._in_flight == in_flight
+    wrappers.end_in_flight(None, 1.0)
+    assert otel.points(ATTEMPTS) == []
+    assert error_count(otel, "evolution.begin") == 3
+
+
+def test_a_signal_that_ends_a_manual_run_records_what_its_block_reported(otel: Any) -> None:
+    """SIGTERM ends an open run as raising would (README): a block that raises records what it reported with
+    ``set_outcome()``; one a signal ended recorded nothing of it (no rollback, no KPIs)."""
+    import signal
+
+    from agent_otel._engine import wrappers
+
+    with agent_otel.evolution_run("manual") as run:
+        run.set_outcome(kpis_before={"q": 0.5}, rolled_back=True, rolled_back_to="v0", version_from="v1")
+        wrappers.end_in_flight(signal.SIGTERM, 5.0)  # what the SIGTERM handler does
+    attributes = otel.span(semconv.evolution_span_name("manual")).attributes or {}
+    assert attributes[semconv.ERROR_TYPE] == "SIGTERM"
+    assert attributes[semconv.EVOLUTION_ROLLBACK] is True
+    assert attributes[semconv.EVOLUTION_KPI_BEFORE_PREFIX + "q"] == 0.5
+    assert attributes[semconv.EVOLUTION_ROLLBACK_VERSION] == "v0"

@@ -59,8 +59,8 @@ def _series() -> dict[tuple[str, str, str], list[tuple[int, float]]]:
         ("mature", "review", ""): _samples(AT - 2 * hour, lambda t: min(50, (t - (AT - 2 * hour)) // 60)
                                            if t < AT - hour - 120 else None if t < AT - hour + 60
                                            else min(20, (t - (AT - hour + 60)) // 60 + 1)),
-        # Prometheus first saw this service two minutes ago, with 6 calls (2 of them errors) made before: they are
-        # not known to be in the window; 6 (2) more came since, and a first timeout 30 s ago
+        # a service deployed two minutes ago, long after Prometheus first saw agent-otel data: its first samples are
+        # its first calls, 6 (2 of them errors), 6 (2) more since, and a first timeout 30 s ago
         ("young", "search", ""): _samples(AT - 120, lambda t: 4 if t < AT - 60 else 8),
         ("young", "search", "ValueError"): _samples(AT - 120, lambda t: 2 if t < AT - 60 else 4),
         ("young", "search", "TimeoutError"): _samples(AT - 30, lambda t: 1),
@@ -116,10 +116,19 @@ def test_a_window_full_of_data_counts_each_series_from_the_windows_start(prometh
     assert tools(document) == {"lint": (61, 1), "deploy": (49, 0), "search": (7, 0), "review": (20, 0)}
 
 
+def test_a_service_deployed_inside_the_window_counts_from_its_first_sample(prometheus: RunningPrometheus) -> None:
+    """Prometheus held agent-otel data (the mature service's) before the young one appeared: the young one's series
+    are a new process's, counted from zero, and the window is not partial. The report took the selection's own first
+    sample for the start of the data: 7 calls and 3 errors for 13 and 5, "covers only the last 2m"."""
+    document = report(prometheus, "young")
+    assert document["report"]["partial"] is False
+    assert tools(document) == {"search": (13, 5)}
+
+
 def test_a_window_the_data_starts_in_counts_what_came_after_prometheus_first_saw_each_series(
         prometheus: RunningPrometheus) -> None:
-    document = report(prometheus, "young")
+    """Half an hour into the data: the first series was there when Prometheus first looked, with 1000 calls it had
+    counted before, not known to be in the window; it counts the 3 calls it made since."""
+    document = report(prometheus, "mature", AT - 2 * 3600 - 1800)
     assert document["report"]["partial"] is True
-    # search: 4 calls and 2 errors since Prometheus first saw them (what they counted before is not known to be
-    # in the window), and a timeout first seen later, so counted from zero: 7 calls, 3 errors
-    assert tools(document) == {"search": (7, 3)}
+    assert tools(document) == {"search": (3, 0)}

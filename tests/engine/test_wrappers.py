@@ -944,6 +944,34 @@ def test_async_generator_left_unfinished_is_closed_once_at_loop_shutdown(otel: A
     assert [how for how, _, _ in handler.ends] == ([] if fail_in_begin else [End.CLOSED])
 
 
+@pytest.mark.parametrize("fail_in_begin", [False, True])
+def test_async_generator_dropped_in_a_reference_cycle_closes_quietly(otel: Any, fail_in_begin: bool) -> None:
+    """Dropped half-read in a cycle, both generators are freed by one collection: the program's, which has no loop
+    hooks (see _first_step), is closed there at once; ours through the loop's finalizer, later. Thrown into, the
+    closed one answered None (Python 3.11), which ours yielded: asyncio then reported "Task exception was never
+    retrieved ... async generator ignored GeneratorExit", where the program alone reports nothing."""
+    handler, log = RecordingHandler(fail_in_begin=fail_in_begin), []
+    reported: list[object] = []
+    ticker = make_agen(handler, log)
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: reported.append(context))
+        agen = ticker(5)
+        await agen.__anext__()
+        holder: dict[str, Any] = {"agen": agen}
+        holder["self"] = holder
+        del agen, holder
+        gc.collect()
+        for _ in range(3):
+            await asyncio.sleep(0)  # the loop's finalizer closes ours
+        gc.collect()  # the failed close's task, reported when it is collected
+
+    run_after_collecting(main)
+    assert reported == []
+    assert log[-1] == "finally"
+    assert [how for how, _, _ in handler.ends] == ([] if fail_in_begin else [End.CLOSED])
+
+
 # --------------------------------------------------------------------------------------------------
 # failures of the instrumentation itself, and the disabled switch
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from agent_otel._ops.demo import runner
 from agent_otel._ops.demo.runner import DEFAULT_METRICS_PORT, DEFAULT_PROMETHEUS_PORT, _busy_message, read_status
 from agent_otel._ops.stack import free_port
 from tests.support.demo import port_is_closed, stop
@@ -151,6 +152,18 @@ def test_a_taken_stack_port_given_with_a_flag_is_refused_before_anything_starts(
     assert (done.returncode, done.stdout) == (2, ""), done.stdout + done.stderr
     assert done.stderr == (f"agent-otel demo: {flag} {port}: 127.0.0.1:{port} is in use; give a free port, or leave "
                            f"{flag} out to take one\n"), done.stderr
+
+
+def test_a_stack_port_flag_that_cannot_be_bound_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A port below 1024 for a user without the privilege: the reason, not "in use" (the first version said in use).
+    The tests run as root here, which may bind port 80: the OS's refusal is given by a stand-in for the bind probe,
+    the message is the demo's own."""
+    refused = {80: "cannot be used (Permission denied)"}
+    monkeypatch.setattr(runner, "bind_problem", refused.get)
+    assert runner._flagged_port_taken(runner.DemoOptions(stack=True, prometheus_port=80)) == (
+        "agent-otel demo: --prometheus-port 80: 127.0.0.1:80 cannot be used (Permission denied); give a free port, or "
+        "leave --prometheus-port out to take one")
+    assert runner._flagged_port_taken(runner.DemoOptions(stack=True, alertmanager_port=9093)) is None
 
 
 def test_a_busy_default_port_blames_debian_only_for_the_ports_debian_holds() -> None:

@@ -281,21 +281,35 @@ def test_a_config_files_resource_labels_every_series_and_the_environment_wins() 
     assert 'team="b"' in target_info
 
 
-def test_port_in_use_is_one_clear_error() -> None:
+def test_a_port_in_use_leaves_the_program_running_with_its_other_exporters_said_and_counted() -> None:
+    """Another process serves /metrics on the port (a sibling worker of a server whose workers each call configure()):
+    configure() raised, and the worker failed to boot. It returns now, with no /metrics and its other exporters (the
+    console's here), one warning line on the agent_otel logger, and the miss counted."""
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         child = run_child("""
+            import logging, sys
+            logging.basicConfig(stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
             import agent_otel
-            try:
-                agent_otel.configure()
-            except agent_otel.ConfigurationError as exc:
-                print(exc)
+            telemetry = agent_otel.configure(metrics_exporter=("prometheus", "console"))
+            print(telemetry.prometheus_url, file=sys.stderr)
+            agent_otel.shutdown()
         """, OTEL_EXPORTER_PROMETHEUS_PORT=str(port))
     assert child.returncode == 0, child.stderr
-    assert f"cannot serve /metrics on 127.0.0.1:{port}" in child.stdout
-    assert "OTEL_EXPORTER_PROMETHEUS_PORT" in child.stdout
+    logged = child.stderr.splitlines()
+    assert logged == [f"agent_otel WARNING agent-otel: cannot serve /metrics on 127.0.0.1:{port} (Address already in "
+                      "use); the port is probably in use: set OTEL_EXPORTER_PROMETHEUS_PORT to a free port; this "
+                      "process serves no /metrics (in a server whose worker processes each call configure(), only one "
+                      "can: export their metrics over OTLP, or configure() before the server forks its workers)",
+                      "None"], child.stderr
+    exported = json.loads(child.stdout)  # the console exporter's, at shutdown
+    counted = [point for resource in exported["resource_metrics"] for scope in resource["scope_metrics"]
+               for metric in scope["metrics"] if metric["name"] == semconv.INSTRUMENTATION_ERRORS.name
+               for point in metric["data"]["data_points"]]
+    assert [(point["attributes"], point["value"]) for point in counted] == [
+        ({semconv.INSTRUMENTATION_STAGE: "metrics.port_busy"}, 1)]
 
 
 @pytest.mark.parametrize("host", ["no.such.host.invalid", "192.0.2.1"])
@@ -304,14 +318,13 @@ def test_a_host_not_of_this_machine_names_the_host_variable_not_a_busy_port(host
     OTEL_EXPORTER_PROMETHEUS_PORT), and `agent-otel run` ran the program on without metrics as for one."""
     child = run_child("""
         import agent_otel
-        from agent_otel._sdk.configure import MetricsPortBusy
         try:
             agent_otel.configure()
         except agent_otel.ConfigurationError as exc:
-            print(type(exc) is MetricsPortBusy, exc)
+            print(exc)
     """, OTEL_EXPORTER_PROMETHEUS_HOST=host, OTEL_EXPORTER_PROMETHEUS_PORT=str(free_port()))
     assert child.returncode == 0, child.stderr
-    assert child.stdout.startswith(f"False cannot serve /metrics on {host}:"), child.stdout
+    assert child.stdout.startswith(f"cannot serve /metrics on {host}:"), child.stdout
     assert "set OTEL_EXPORTER_PROMETHEUS_HOST to an address of this machine" in child.stdout
     assert "port is probably in use" not in child.stdout
 

@@ -901,6 +901,56 @@ def test_workers_that_take_sigterm_themselves_export_what_they_served(receiver: 
     assert sum(calls.values()) == 5
 
 
+def test_workers_that_each_configure_boot_though_only_one_serves_metrics(receiver: OtlpHttpReceiver,
+                                                                       tmp_path: Path) -> None:
+    """``uvicorn --workers 2`` whose app calls configure() (at import, as in a FastAPI lifespan), /metrics on its
+    default port: the second worker finds the port taken by the first. configure() raised there, the worker failed
+    to boot and uvicorn stopped the whole server, which runs without agent-otel. Now it serves no /metrics, says so
+    and counts it, and records the requests it serves, exported over OTLP."""
+    (tmp_path / "app.py").write_text(UVICORN_APP)
+    port, metrics_port = free_port(), free_port()
+    log = tmp_path / "uvicorn.log"
+    with log.open("w") as log_file:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app:app", "--port", str(port), "--workers", "2", "--log-level", "info"],
+            cwd=tmp_path, stdout=log_file, stderr=subprocess.STDOUT, text=True,
+            env={**CLEAN_ENV, "OTEL_METRICS_EXPORTER": "prometheus,otlp",
+                 "OTEL_EXPORTER_PROMETHEUS_PORT": str(metrics_port), "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+                 "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_BSP_SCHEDULE_DELAY": "3600000",
+                 "OTEL_METRIC_EXPORT_INTERVAL": "3600000"})
+        try:
+            wait_until(lambda: log.read_text().count("Application startup complete") == 2 or server.poll() is not None,
+                       "both workers to start, or the server to stop")
+            assert server.poll() is None, log.read_text()
+            for _ in range(6):
+                assert urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read() == b"ok"
+            served = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+            assert "agent_otel_build_info" in served  # one of the two serves it
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=60)
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+    assert server.returncode == 0, log.read_text()
+    assert "Traceback" not in log.read_text() and "failed" not in log.read_text().lower(), log.read_text()
+    calls: dict[str, int] = {}
+    busy: dict[str, int] = {}
+    for request in receiver.metrics:
+        for resource_metrics in request.resource_metrics:
+            worker = attributes_of(resource_metrics.resource)["service.instance.id"]
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    for point in data_points_of(metric):
+                        if metric.name == semconv.AGENT_DURATION.name:
+                            calls[worker] = max(calls.get(worker, 0), point.count)
+                        elif metric.name == semconv.INSTRUMENTATION_ERRORS.name and attributes_of(point).get(
+                                semconv.INSTRUMENTATION_STAGE) == "metrics.port_busy":
+                            busy[worker] = int(point.as_int)
+    assert sum(calls.values()) == 6
+    assert list(busy.values()) == [1], busy  # the worker that found the port taken counted it, once
+
+
 def test_raise_signal_pickles_as_the_programs_and_shutdown_puts_it_back() -> None:
     """``signal.raise_signal``, wrapped to flush before a raised SIGTERM ends the process, was a wrapt proxy: pickle
     refused it (a spawned ``Process(target=signal.raise_signal)`` failed), and ``shutdown()`` left it in place."""

@@ -429,8 +429,8 @@ def test_a_busy_metrics_port_leaves_the_program_running_without_metrics(project:
                                 env=env, capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout) == (0, "ran\n")
     assert result.stderr == (f"agent-otel: cannot serve /metrics on 127.0.0.1:{port} (Address already in use); the "
-                             "port is probably in use: set OTEL_EXPORTER_PROMETHEUS_PORT to a free port; metrics are "
-                             "off in this run\n")
+                             "port is probably in use: set OTEL_EXPORTER_PROMETHEUS_PORT to a free port; this run "
+                             "serves no /metrics\n")
 
 
 @pytest.mark.parametrize(("variable", "value", "problem"), [

@@ -31,6 +31,7 @@ cardinality cap, and the shipped rules and dashboards read only that scope (``ot
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import weakref
 from collections.abc import Mapping
@@ -96,7 +97,7 @@ class _Seen:
     ran under, and whether another span of the same call counts it instead."""
 
     __slots__ = ("agent", "below", "calls", "context", "covered", "enclosing", "inner_reported", "job", "kind",
-                 "operation", "own", "sibling", "twin", "twin_of", "usage_to")
+                 "operation", "own", "ref", "sibling", "span_address", "span_id", "twin", "twin_of", "usage_to")
 
     def __init__(self, kind: Kind, operation: str, context: Context) -> None:
         self.kind = kind
@@ -120,6 +121,25 @@ class _Seen:
         self.twin_of: _Seen | None = None  # the outer span of the same call, which counts it (see _with_twin)
         self.twin: tuple[Mapping[str, Any], int | None] | None = None  # the last such span inside it: its attributes
         # and start time
+        #: the span's weak reference (see GenAiSpanBridge._collected), address, and id: which tells it from a later
+        #: span at the same address
+        self.ref: weakref.ref[Any] | None = None
+        self.span_address = self.span_id = 0
+
+
+#: The spans being collected that the bridge was tracking, by (bridge, address): the garbage collector clears the weak
+#: references to a cycle's objects before it runs their finalizers, so a span that a finalizer ends (a stream's,
+#: abandoned half-read in a reference cycle) left the bridge's mapping before it ended, and its call was lost. Kept
+#: until the collection is over (``_end_of_collection``); a span freed without a cycle waits for the next one.
+DYING: dict[tuple[int, int], _Seen] = {}
+
+
+def _end_of_collection(phase: str, info: dict[str, int]) -> None:
+    if phase == "stop" and DYING:
+        DYING.clear()
+
+
+gc.callbacks.append(_end_of_collection)
 
 
 def _ours(span: Any) -> bool:
@@ -138,6 +158,8 @@ class GenAiSpanBridge(SpanProcessor):
         #: the weak mapping's own dict, for the check every span pays: its truth is a C check, the
         #: mapping's ``len()`` a Python call
         self.open_spans: dict[Any, _Seen] = cast(Any, self._seen).data
+        #: each tracked span's weak reference with a callback (see DYING), to the span's entry
+        self._refs: dict[weakref.ref[Any], _Seen] = {}
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
@@ -213,6 +235,9 @@ class GenAiSpanBridge(SpanProcessor):
                 seen.own = seen.below = AgentRun(
                     policy().bounded(semconv.GEN_AI_AGENT_NAME, sources.agent_name_of(attributes) or span.name))
             self._seen[span] = seen
+            seen.ref, seen.span_address = weakref.ref(span, self._collected), id(span)
+            seen.span_id = span.get_span_context().span_id
+            self._refs[seen.ref] = seen
             note_started_in(span, started_in)
             if seen.below is not None:
                 note_run(span, seen.below)
@@ -245,6 +270,30 @@ class GenAiSpanBridge(SpanProcessor):
         found[1].sibling = None  # paired: one twin each
         return found[1]
 
+    def _collected(self, ref: weakref.ref[Any]) -> None:
+        """A tracked span is being freed before it ended: its entry waits in :data:`DYING` for a finalizer that
+        ends it during this collection."""
+        seen = self._refs.pop(ref, None)
+        if seen is not None:
+            DYING[id(self), seen.span_address] = seen
+
+    def tracks(self, span: Span) -> bool:
+        """Whether the bridge noted ``span`` as another library's GenAI span when it started."""
+        return span in self._seen or (bool(DYING) and (id(self), id(span)) in DYING)
+
+    def _take(self, span: Span) -> _Seen | None:
+        """The entry of a tracked span that ends, from the mapping or, in a collection, from :data:`DYING`."""
+        seen = self._seen.pop(span, None) if self.open_spans else None
+        if seen is None and DYING:
+            seen = DYING.get((id(self), id(span)))
+            if seen is not None and seen.span_id == span.get_span_context().span_id:
+                del DYING[id(self), id(span)]
+                return seen
+            return None
+        if seen is not None and seen.ref is not None:
+            self._refs.pop(seen.ref, None)
+        return seen
+
     def _pass_run(self, span: Span, parent_span: Any) -> None:
         """A span of no call inside another library's agent invocation passes the invocation on to the
         spans inside it (smolagents' model calls are under a step's span)."""
@@ -256,7 +305,7 @@ class GenAiSpanBridge(SpanProcessor):
     def _on_ending(self, span: Span) -> None:
         """Record as the span ends (end time and status set), keyed by the span object itself: the
         SDK's ``on_end`` gets a copy (the SDK's ``_on_ending`` hook, as the hashing processor uses)."""
-        seen = self._seen.pop(span, None) if self.open_spans else None
+        seen = self._take(span)
         if seen is not None:
             forget(span)
         if seen is None:

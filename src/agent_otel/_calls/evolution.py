@@ -140,14 +140,13 @@ class EvolutionInvocation(Invocation):
                  "scores")
 
     def __init__(self, span: Any, ctx: Any, handler: EvolutionHandler, call: Call | None, agent_name: str,
-                 evolution_type: str, sampler: ResourceSampler | None) -> None:
+                 evolution_type: str) -> None:
         Invocation.__init__(self, span, ctx, "evolution")  # without super()'s object
-        track(self)  # ended by a SIGTERM that finds it running
         self.handler = handler
         self.call = call
         self.agent_name = agent_name
         self.evolution_type = evolution_type
-        self.sampler = sampler
+        self.sampler: ResourceSampler | None = None  # started once its span has (see EvolutionHandler.begin)
         self.rolled_back = False  # set by a rollback target called during the run
         self.rollback_version: Any = None  # the version that rollback target returned to
         self.scores: tuple[ScoreWindow, dict[str, float]] | None = None  # evaluations: (run's window, baseline)
@@ -337,10 +336,14 @@ class EvolutionHandler(KindHandler):
         call = self.new_call(instance, args, kwargs) if self.reads_call else None
         agent_name, evolution_type, span_name, attributes = self.static(("agent", "type", "strategy"),
                                                                         self._describe, call)
-        sampler = ResourceSampler() if self.options.get("sample_resources", _SAMPLE_RESOURCES) else None
-        inv = EvolutionInvocation(INVALID_SPAN, _NO_CONTEXT, self, call, agent_name, evolution_type, sampler)
+        inv = EvolutionInvocation(INVALID_SPAN, _NO_CONTEXT, self, call, agent_name, evolution_type)
         # the run's context holds the run (for the rollback targets called in it): made in the span's one copy
         inv.span, inv.context = self.open(span_name, attributes, None, {EVOLUTION_KEY: inv, RUN_AGENT_KEY: agent_name})
+        # only once the span started (a span processor may raise: the call then runs as if not wrapped): the sampler's
+        # thread and the run among those a SIGTERM ends would stay for the process's life, recorded at its exit
+        if self.options.get("sample_resources", _SAMPLE_RESOURCES):
+            inv.sampler = ResourceSampler()
+        track(inv)  # ended by a SIGTERM that finds it running
         names = _evaluation_names(self.option("evaluations", call)) if "evaluations" in self.options else None
         if names:
             enclosing = inv.context.get(WINDOW_KEY)  # an outer run's: what this one does not ask for goes there

@@ -94,9 +94,12 @@ class Invocation:
     :meth:`on_chunk`, :meth:`wants_stream`); the engine guarantees :meth:`end` runs once."""
 
     # iteration_step: set (True) only for a ``__next__``/``__anext__`` call whose result completes later (see
-    # _end_raised); never read but with getattr(), so that no call pays for setting it
-    __slots__ = ("__weakref__", "_ended", "context", "first_chunk_ns", "iteration_step", "span", "stage", "start_ns")
+    # _end_raised); in_block: set only for a ``with`` block's (see InvocationScope._enter). Never read but with
+    # getattr(), so that no call pays for setting them
+    __slots__ = ("__weakref__", "_ended", "context", "first_chunk_ns", "in_block", "iteration_step", "span", "stage",
+                 "start_ns")
     iteration_step: bool
+    in_block: tuple[InvocationScope, _ScopeEntry] | None
 
     def __init__(self, span: Span, context: Context, stage: str) -> None:
         self.span = span
@@ -220,10 +223,13 @@ def end_in_flight(signum: int | None, timeout_s: float) -> None:
 
         def end_all() -> None:
             for inv in reversed(running):
+                # a block's: what it reported so far (set_outcome()), as when it raises
+                block = getattr(inv, "in_block", None)
+                reported = block[0]._returned(block[1][3]) if block is not None else None
                 if error is None:
-                    inv.end(End.CLOSED)
+                    inv.end(End.CLOSED, reported)
                 else:
-                    inv.end(End.RAISED, error=error)
+                    inv.end(End.RAISED, reported, error=error)
 
         _ending = ExitThread(end_all, "agent-otel-end-in-flight")
         _ending.join(timeout_s)
@@ -875,6 +881,10 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
         try:
             if to_throw is not None:
                 exc, to_throw = to_throw, None
+                if type(exc) is GeneratorExit and _closed_already(agen):
+                    _detach(token)
+                    inv.end(End.CLOSED)
+                    return
                 item = await agen.athrow(exc)
                 if type(exc) is GeneratorExit:  # asked to close, it yielded: the call ends closed, as asked
                     inv.end(End.CLOSED)
@@ -915,6 +925,8 @@ async def _forward_async(agen: AsyncGenerator[Y, Any]) -> AsyncGenerator[Y, Any]
         try:
             if to_throw is not None:
                 exc, to_throw = to_throw, None
+                if type(exc) is GeneratorExit and _closed_already(agen):
+                    return
                 item = await agen.athrow(exc)
             elif started:
                 item = await agen.asend(to_send)
@@ -932,6 +944,14 @@ async def _forward_async(agen: AsyncGenerator[Y, Any]) -> AsyncGenerator[Y, Any]
 # --------------------------------------------------------------------------------------------------
 # Proxies for returned streams and awaitables that are not generators or coroutines
 # --------------------------------------------------------------------------------------------------
+
+
+def _closed_already(agen: AsyncGenerator[Any, Any]) -> bool:
+    """The program's async generator was closed before ours (the garbage collector closes a cycle's at once, without
+    the loop's hooks: see _first_step), or ran to its end: asked to close, ours closes too. Thrown into, a closed
+    one answers with None on Python 3.11, which ours yielded: "async generator ignored GeneratorExit", printed by
+    asyncio where the program alone prints nothing."""
+    return getattr(agen, "ag_frame", True) is None
 
 
 def _first_step(agen: AsyncGenerator[Y, Any]) -> Awaitable[Y]:
@@ -1350,6 +1370,8 @@ class InvocationScope:
         entry: _ScopeEntry = [inv, token, None, self._new_result(), frame]
         entry[2] = self._entries.set((*self._entries.get(), entry))
         self._open[id(entry)] = entry
+        if inv is not None:  # what the block reported, for a signal that ends it (end_in_flight); let go as it ends
+            inv.in_block = (self, entry)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -1376,6 +1398,7 @@ class InvocationScope:
         self._open.pop(id(entry), None)  # gone already when it was ended from another context
         if inv is None:  # disabled, or the begin failed
             return
+        inv.in_block = None  # (the entry holds the invocation: no cycle left behind)
         if token is not None:
             _detach(token)
         if exc is not None:  # what the block reported before it raised is recorded too (KPIs, tokens...)

@@ -10,6 +10,7 @@ placeholder webhook URL replaced (the same substitution compose.yaml does).
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
 import os
 import shutil
@@ -79,6 +80,15 @@ def _bind_error(port: int) -> OSError | None:
         except OSError as exc:
             return exc
     return None
+
+
+def bind_problem(port: int) -> str | None:
+    """Why a server cannot listen on 127.0.0.1:``port`` ("is in use", "cannot be used (Permission denied)"), or None
+    if it can."""
+    error = _bind_error(port)
+    if error is None:
+        return None
+    return "is in use" if error.errno == errno.EADDRINUSE else f"cannot be used ({error.strerror or error})"
 
 
 def port_is_free(port: int) -> bool:

@@ -84,7 +84,7 @@ from agent_otel._context.carriers import (
 )
 from agent_otel._context.propagation import context_from_environment
 from agent_otel._engine.exit_signals import deliver, held_over_exit_flush
-from agent_otel._engine.instruments import build_runtime, enabled_from_env, forget_runtime
+from agent_otel._engine.instruments import Runtime, build_runtime, enabled_from_env, forget_runtime
 from agent_otel._engine.policy import check_policy_environment, policy
 from agent_otel._engine.self_telemetry import count_unreported, report_error
 from agent_otel._engine.threads import ExitThread, host_signals_blocked
@@ -123,12 +123,8 @@ logger = logging.getLogger("agent_otel")
 
 
 _DEFAULT_EXIT_FLUSH_TIMEOUT_MS = 1000
-
-
-class MetricsPortBusy(ConfigurationError):
-    """/metrics cannot be served on the Prometheus port (another process serves it, an earlier run's child for
-    instance): the one configuration error ``agent-otel run`` lets the program run through, without metrics.
-    Every other one (a malformed variable) stops the launcher."""
+#: Where a /metrics port in use is counted (agent_otel.instrumentation.errors).
+METRICS_PORT_BUSY_STAGE = "metrics.port_busy"
 
 
 @dataclass
@@ -150,6 +146,10 @@ class Telemetry:
     arguments: dict[str, object] = field(default_factory=dict)  # configure()'s, to set up again in a forked child
     exit_flush_timeout_millis: int = _DEFAULT_EXIT_FLUSH_TIMEOUT_MS
     pid: int = field(default_factory=os.getpid)  # the process configure() set it up in
+    #: Why this process serves no /metrics though its configuration asks for it: the port is in use (another
+    #: process serves it: a sibling worker of a server whose workers each call configure(), an earlier run's
+    #: child). None when it serves them, or was not asked to.
+    metrics_unserved: str | None = None
 
     @property
     def prometheus_url(self) -> str | None:
@@ -215,7 +215,8 @@ def _span_exporter(name: str, settings: Settings) -> SpanExporter:
     return HttpSpanExporter(endpoint=url)
 
 
-def _metric_reader(name: str, settings: Settings, telemetry: Telemetry) -> MetricReader:
+def _metric_reader(name: str, settings: Settings, telemetry: Telemetry) -> MetricReader | None:
+    """The reader of one metrics exporter; None for /metrics when its port is in use (see _prometheus_reader)."""
     if name == "prometheus":
         return _prometheus_reader(settings, telemetry)
     exporter: MetricExporter
@@ -260,7 +261,7 @@ def _note_temporality_preference() -> None:
                        preference)
 
 
-def _prometheus_reader(settings: Settings, telemetry: Telemetry) -> MetricReader:
+def _prometheus_reader(settings: Settings, telemetry: Telemetry) -> MetricReader | None:
     # Imported only when /metrics is served: a host exporting by OTLP never loads prometheus_client.
     from agent_otel._sdk.prometheus import AgentOtelPrometheusReader, metrics_registry, serve_metrics
 
@@ -272,8 +273,12 @@ def _prometheus_reader(settings: Settings, telemetry: Telemetry) -> MetricReader
         address = f"{settings.prometheus_host}:{settings.prometheus_port}"
         where = f"cannot serve /metrics on {address} ({exc.strerror or exc})"
         if exc.errno == errno.EADDRINUSE:
-            raise MetricsPortBusy(f"{where}; the port is probably in use: set {OTEL_EXPORTER_PROMETHEUS_PORT} to a "
-                                  "free port") from None
+            # Another process serves /metrics there: a sibling worker of a server whose workers each call configure()
+            # (uvicorn --workers, gunicorn without --preload), an earlier run's child. Raising stopped such a server
+            # from booting, where it runs without agent-otel: this process serves none, and says so (configure()).
+            telemetry.metrics_unserved = (f"{where}; the port is probably in use: set {OTEL_EXPORTER_PROMETHEUS_PORT} "
+                                          "to a free port")
+            return None
         if exc.errno == errno.EACCES:
             raise ConfigurationError(f"{where}; ports below 1024 need privileges: set "
                                      f"{OTEL_EXPORTER_PROMETHEUS_PORT} to a port above 1023") from None
@@ -283,6 +288,15 @@ def _prometheus_reader(settings: Settings, telemetry: Telemetry) -> MetricReader
     telemetry.prometheus_server = server
     registry.register(reader.collector)
     return reader
+
+
+def _say_metrics_unserved(why: str, rt: Runtime) -> None:
+    """One warning line and a count (stage ``metrics.port_busy``): the program goes on, with its other exporters
+    (OTLP), and without /metrics from this process."""
+    logger.warning("agent-otel: %s; this process serves no /metrics (in a server whose worker processes each call "
+                   "configure(), only one can: export their metrics over OTLP, or configure() before the server forks "
+                   "its workers)", why)
+    rt.errors.add(1, {semconv.INSTRUMENTATION_STAGE: METRICS_PORT_BUSY_STAGE})
 
 
 #: What each of configure()'s arguments takes besides None (its default), and what an error calls it.
@@ -410,7 +424,8 @@ def configure(
                 logger.info("agent-otel: using the SDK MeterProvider the host program installed")
             mp = host_mp
         else:
-            readers = [_metric_reader(name, settings, telemetry) for name in settings.metrics_exporters]
+            readers = [reader for reader in (_metric_reader(name, settings, telemetry)
+                                             for name in settings.metrics_exporters) if reader is not None]
             # beside the host's TracerProvider, its resource: one service, whose exemplars link to its own traces
             # (ours named another, agent-otel-app by default); a ``resource`` given here adds to it, as to ours, and
             # a forked child's instance id is its own (see _resource)
@@ -434,6 +449,8 @@ def configure(
         telemetry.loss.counter = rt.errors
         # the service's heartbeat, before any call: a process that is up and idle reports it
         rt[semconv.BUILD_INFO].set(1, {semconv.AGENT_OTEL_VERSION: __version__})
+        if telemetry.metrics_unserved is not None:
+            _say_metrics_unserved(telemetry.metrics_unserved, rt)
 
         parent = context_from_environment() if not _fork_child_setup else None
         if parent is not None:  # a parent process handed us its trace and job (TRACEPARENT/BAGGAGE)
@@ -675,6 +692,8 @@ def _hand_over_meters(telemetry: Telemetry, mp: AgentOtelMeterProvider, root: Me
         return
     for name in pushed:
         reader = _metric_reader(name, settings, telemetry)
+        if reader is None:  # (only /metrics has none, and it is not pushed)
+            continue
         telemetry.metric_exporters[-1].handover = (resource, HANDOVER.left_out)
         root.add_metric_reader(reader)
         HANDOVER.readers.append(reader)

@@ -16,7 +16,7 @@ from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from agent_otel import semconv
-from agent_otel._bridge.processor import GenAiSpanBridge
+from agent_otel._bridge.processor import DYING, GenAiSpanBridge
 from agent_otel._bridge.sources import GENAI_MARKERS, classify, may_be_genai
 from agent_otel._context.job import BAGGAGE_KEY, JOB_KEY, JobState
 from agent_otel._context.stamping import stamp_ids
@@ -125,12 +125,12 @@ class AgentOtelSpanProcessor(SpanProcessor):
         if has_events or span._links:
             hash_events_and_links(span)
         bridge = self.bridge
-        if drops and bridge is not None and span not in bridge._seen and classify(values):
+        if drops and bridge is not None and not bridge.tracks(span) and classify(values):
             # another library's GenAI call marked only as it ends (OpenInference's LangChain instrumentation sets
             # every attribute then): the bridge decides a call's job, agent and twins when it starts, and does not
             # count it; said, so that a missing call is not a silent zero
             report_error("bridge.marked_at_end", LookupError("a GenAI span marked only when it ended is not counted"))
-        if bridge is not None and (bridge.open_spans or has_events):  # else the bridge has nothing to do
+        if bridge is not None and (bridge.open_spans or has_events or DYING):  # else the bridge has nothing to do
             bridge._on_ending(span)
         if drops:  # after the bridge read the call (OpenInference's requested model is among its parameters)
             drop_content(span)

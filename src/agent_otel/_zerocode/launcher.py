@@ -33,9 +33,7 @@ from agent_otel._environment import (
     AGENT_OTEL_PROGRAM_PID,
 )
 from agent_otel._sdk.configure import (
-    MetricsPortBusy,
     claim_instance_id,
-    configure,
     end_in_flight_on,
     flush_at_exit,
 )
@@ -279,15 +277,14 @@ def _flush_standard_streams() -> None:
 _FLUSHED_ON = (signal.SIGTERM, signal.SIGHUP)
 
 def _start_telemetry(config: Config | None, *, child: bool) -> None:
-    try:
-        configure_sdk(config)
-    except MetricsPortBusy as exc:
-        # another process (the parent, an earlier run's child) serves /metrics on the Prometheus port: the program
-        # runs, with traces and without metrics. Any other ConfigurationError (a malformed OTEL_* variable,
-        # OTEL_METRICS_EXPORTER=bogus included) leaves: the launcher exits 2 before the program runs
-        configure(metrics_exporter="none", system_metrics=False)
-        if not child:
-            _say(f"agent-otel: {exc}; metrics are off in this run")
+    # A ConfigurationError (a malformed OTEL_* variable, OTEL_METRICS_EXPORTER=bogus included) leaves: the launcher
+    # exits 2 before the program runs
+    telemetry = configure_sdk(config)
+    if telemetry.metrics_unserved is not None and not child:
+        # another process (an earlier run's child) serves /metrics on the Prometheus port: the program runs, with its
+        # traces and OTLP metrics, without /metrics. A Python child (a server's worker) says nothing: the port is
+        # most likely its parent's (README)
+        _say(f"agent-otel: {telemetry.metrics_unserved}; this run serves no /metrics")
     if enabled_from_env():
         # before the targets, which then wrap the libraries' instrumented functions: ours is the outer span
         def say(line: str) -> None:  # once, by the program's process: its Python children would repeat it

@@ -20,8 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from agent_otel._ops.assets import assets_root
 from agent_otel._ops.collector import LocalCollector, find_collector
 from agent_otel._ops.demo.workdir import temporary_workdir
-from agent_otel._ops.stack import LocalStack, StackError, WebhookReceiver, free_port_preferring, port_is_free
-from agent_otel._sdk.configure import MetricsPortBusy, shutdown
+from agent_otel._ops.stack import LocalStack, StackError, WebhookReceiver, bind_problem, free_port_preferring
+from agent_otel._sdk.configure import shutdown
 from agent_otel._zerocode.config import load_file
 from agent_otel._zerocode.instrumentor import configure_sdk
 from agent_otel._zerocode.patching import instrument
@@ -231,8 +231,9 @@ def _flagged_port_taken(options: DemoOptions) -> str | None:
     is): the stack found it taken only after the demo had printed its URLs, and exited 1 where ``--port`` exits 2."""
     for flag, port in (("--prometheus-port", options.prometheus_port),
                        ("--alertmanager-port", options.alertmanager_port)):
-        if port is not None and not port_is_free(port):
-            return (f"agent-otel demo: {flag} {port}: 127.0.0.1:{port} is in use; give a free port, or leave {flag} "
+        problem = bind_problem(port) if port is not None else None  # in use, or not ours to bind (below 1024)
+        if problem is not None:
+            return (f"agent-otel demo: {flag} {port}: 127.0.0.1:{port} {problem}; give a free port, or leave {flag} "
                     "out to take one")
     return None
 
@@ -265,11 +266,14 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
         telemetry = configure_sdk(config, prometheus_port=metrics_port, **export)
         instrument(config)
     except ConfigurationError as exc:
-        if isinstance(exc, MetricsPortBusy) and options.port is not None:  # the flag's port: name the flag
-            print(f"agent-otel demo: --port {metrics_port}: 127.0.0.1:{metrics_port} is in use; give a free port, "
-                  "or leave --port out to take one", file=sys.stderr)
-        else:
-            print(f"agent-otel demo: {exc}", file=sys.stderr)
+        print(f"agent-otel demo: {exc}", file=sys.stderr)
+        return 2
+    if telemetry.metrics_unserved is not None:  # the flag's port, or one taken since it was found free
+        shutdown()
+        print(f"agent-otel demo: --port {metrics_port}: 127.0.0.1:{metrics_port} is in use; give a free port, or leave "
+              "--port out to take one" if options.port is not None else
+              f"agent-otel demo: 127.0.0.1:{metrics_port} (metrics) was taken as the demo started; run it again",
+              file=sys.stderr)
         return 2
     # Imported after instrument(), as a program under `agent-otel run` is: the configured targets are
     # wrapped the moment the module is imported (a post-import hook), before the fleet binds any name.

@@ -392,7 +392,11 @@ def collect(prom: Prometheus, options: Options) -> Report:
     # ...and counts the services (service and environment) whose agent-otel series match: `up` would count
     # the Collector behind a Collector, and misses a selector on the series' own labels.
     r = {"targets": prom.vector(f"count(count by ({', '.join(SERVICE_LABELS)}) ({m()}))", ())}
-    first = _data_since(prom, sel, w)  # the counts depend on it: a series there from the start may predate it
+    # When Prometheus first saw agent-otel data, whatever the selector: a series there then may have counted before
+    # it (its growth since is counted); one first seen later is a new process's, from zero. The selection's own first
+    # sample read a service deployed inside the window as there from the start: each series' first value was lost
+    # (a first error read 0), and the report said the data covered only the service's life.
+    first = _data_since(prom, scoped(""), w)
     # (the data starts in the window as the report says it does: `first` is a second precise then, else a step's)
     counted_over = Window(w, first if _coverage(first, prom.time, w)["partial"] else None)
 
