@@ -93,11 +93,14 @@ def _per_deployment_aggregations(expr: str) -> str:
 
 
 def query(expr: str, legend: str = "__auto", *, exemplar: bool = False, instant: bool = False,
-          fmt: PromQueryFormat = PromQueryFormat.TIME_SERIES) -> prometheus.Dataquery:
+          fmt: PromQueryFormat = PromQueryFormat.TIME_SERIES,
+          worst_of_deployments: bool = False) -> prometheus.Dataquery:
     """A PromQL target in code mode; the panel helper numbers its refId. Every line is one deployment's (service and
     environment: :func:`_per_deployment_aggregations`), and a legend given names it first, unless the query totals
-    everything."""
-    expr = _per_deployment_aggregations(expr)
+    everything. ``worst_of_deployments``: its ``max by``/``min by`` takes the worst over the deployments selected, on
+    purpose (a matrix cell shows one value: with the scope kept, Grafana showed the last row's, not the worst)."""
+    if not worst_of_deployments:
+        expr = _per_deployment_aggregations(expr)
     if legend not in ("__auto", f"{{{{{_BUCKET}}}}}") and SERVICE not in legend and not _TOTAL.search(expr):
         legend = f"{DEPLOYMENT_LEGEND} {legend}"
     target = (prometheus.Dataquery().datasource(DATASOURCE).editor_mode(QueryEditorMode.CODE).expr(expr)

@@ -9,6 +9,7 @@ from mixin.config import load_thresholds
 from mixin.dashboards.common import (
     RATE_INTERVAL,
     RAW,
+    SCOPE,
     VARIABLES,
     below_steps,
     dashboard,
@@ -113,9 +114,11 @@ def build() -> Dashboard:
                        "{{gen_ai_provider_name}} {{gen_ai_request_model}}")], stack=True).span(8),
             stat_panel(
                 "Spend in the last hour",
-                "Estimated spend over the last hour, all selected providers "
-                f"(budget alert at {limits['spend_budget_usd_per_hour']} USD).", "currencyUSD",
-                [query(f"sum(provider:agent_otel_client_cost:increase1h{{{p}}})", "spend", instant=True)],
+                "Estimated spend over the last hour of each service and environment, all selected providers: red at "
+                f"the budget, {limits['spend_budget_usd_per_hour']} USD, where AgentOtelTokenSpendOverBudget fires for "
+                "that deployment (a total over deployments would turn red with none of them over it).", "currencyUSD",
+                [query(f"sum by ({SCOPE.by()}) (provider:agent_otel_client_cost:increase1h{{{p}}})", "spend",
+                       instant=True)],
             ).thresholds(steps(("green", None), ("red", limits["spend_budget_usd_per_hour"]))).span(8),
             timeseries_panel(
                 "Cost per call",

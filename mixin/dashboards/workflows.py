@@ -80,7 +80,7 @@ def _plugin_reliability(tp: str, limits: dict[str, float]) -> table.Panel:
         "a cell falls far below the same cell over the last day.",
         "percentunit",
         query(f"1 - max by ({TOOL}, {PHASE}) ({PLUGIN_ERROR_RATIO.format(w='1h')}{{{tp}}})", instant=True,
-              fmt=PromQueryFormat.TABLE),
+              fmt=PromQueryFormat.TABLE, worst_of_deployments=True),
         rows=TOOL, columns=PHASE, row_title="Plugin",
     ).decimals(1).min(0).max(1).thresholds(steps(("red", None), ("yellow", healthy), ("green", 0.99))).span(12)
     return panel.override_by_regexp(".*", [DynamicConfigValue(id_val="custom.cellOptions",

@@ -19,6 +19,7 @@ from tests.support.ops import (
     COLLECTOR,
     DASHBOARDS,
     RULES_FILE,
+    WORST_DEPLOYMENT_MATRIX,
     all_rules,
     load_yaml,
     metric_names,
@@ -108,7 +109,7 @@ def test_every_dashboard_has_service_and_environment_variables_applied_in_every_
 
 #: Panels that take the worst over deployments on purpose: red when any selected service is (per process: the
 #: System dashboard's memory and threads, by job and instance).
-WORST_OF_DEPLOYMENTS = {"Plugin reliability by phase (1h)", "Process memory", "Threads"}
+WORST_OF_DEPLOYMENTS = {WORST_DEPLOYMENT_MATRIX, "Process memory", "Threads"}
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
@@ -122,6 +123,28 @@ def test_no_panel_hides_one_deployment_behind_another(path: object) -> None:
                 if panel["title"] in WORST_OF_DEPLOYMENTS:
                     continue
                 assert kept[: len(SCOPE.labels)] == list(SCOPE.labels), f"{panel['title']}: by ({labels})"
+
+
+def test_the_plugin_matrix_shows_the_worst_deployment_in_each_cell() -> None:
+    """A matrix cell shows one value: the generator kept the scope labels in the panel's ``max by`` as in every other
+    aggregation, so a cell had a row per deployment and Grafana showed the last one's, not the worst (a plugin down
+    in one service read as its healthy neighbour's 90 %)."""
+    [panel] = [panel for path in DASHBOARDS for panel in _dashboard(path)["panels"]
+               if panel["title"] == WORST_DEPLOYMENT_MATRIX]
+    [target] = panel["targets"]
+    [labels] = re.findall(r"\bmax\s+by\s*\(([^()]*)\)", target["expr"])
+    assert not set(SCOPE.labels) & {label.strip() for label in labels.split(",")}, labels
+
+
+def test_the_spend_stat_is_per_deployment_as_the_budget_alert() -> None:
+    """Red at the budget, as AgentOtelTokenSpendOverBudget, which compares each deployment with it: the stat summed
+    every selected service, and turned red with none of them over budget."""
+    [panel] = [panel for path in DASHBOARDS for panel in _dashboard(path)["panels"]
+               if panel["title"] == "Spend in the last hour"]
+    [target] = panel["targets"]
+    assert target["expr"].startswith(f"sum by ({SCOPE.by()}) ("), target["expr"]
+    red = [step["value"] for step in panel["fieldConfig"]["defaults"]["thresholds"]["steps"] if step["color"] == "red"]
+    assert red == [THRESHOLDS["spend_budget_usd_per_hour"]]
 
 
 @pytest.mark.parametrize("name", ["otelcol.yaml", "gateway.yaml"])

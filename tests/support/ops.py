@@ -214,3 +214,7 @@ def markdown_anchors(path: Path) -> set[str]:
         for line in path.read_text().splitlines()
         if re.match(r"#{1,6} ", line)
     }
+
+
+#: The dashboard panel whose cells show the worst deployment's value: its ``max by`` drops the scope labels on purpose.
+WORST_DEPLOYMENT_MATRIX = "Plugin reliability by phase (1h)"
