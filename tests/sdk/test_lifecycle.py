@@ -17,7 +17,7 @@ import textwrap
 import threading
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -830,6 +830,20 @@ def test_a_hosts_hook_for_every_thread_does_not_run_in_the_exit_flush(receiver: 
     assert [p.count for m in receiver.metrics_named(semconv.TOOL_DURATION.name) for p in data_points_of(m)] == [1]
 
 
+def latest_by_worker(receiver: OtlpHttpReceiver, name: str, value: Callable[[Any], int]) -> dict[str, int]:
+    """Per process (``service.instance.id``): the largest ``value`` of a point of the metric ``name`` it exported, its
+    latest cumulative count."""
+    found: dict[str, int] = {}
+    for request in receiver.metrics:
+        for resource_metrics in request.resource_metrics:
+            worker = attributes_of(resource_metrics.resource)["service.instance.id"]
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    if metric.name == name:
+                        found[worker] = max([found.get(worker, 0), *(value(p) for p in data_points_of(metric))])
+    return found
+
+
 UVICORN_APP = """
 import agent_otel
 
@@ -890,14 +904,7 @@ def test_workers_that_take_sigterm_themselves_export_what_they_served(receiver: 
     assert [span.name for span in receiver.spans()] == ["invoke_agent solver"] * 5
     # cumulative counts, exported once or twice per worker (when the SIGTERM arrives, and before it ends the process):
     # each worker's latest
-    calls: dict[str, int] = {}
-    for request in receiver.metrics:
-        for resource_metrics in request.resource_metrics:
-            worker = attributes_of(resource_metrics.resource)["service.instance.id"]
-            for scope_metrics in resource_metrics.scope_metrics:
-                for metric in scope_metrics.metrics:
-                    if metric.name == semconv.AGENT_DURATION.name:
-                        calls[worker] = max([calls.get(worker, 0), *(p.count for p in data_points_of(metric))])
+    calls = latest_by_worker(receiver, semconv.AGENT_DURATION.name, lambda point: int(point.count))
     assert sum(calls.values()) == 5
 
 
@@ -934,19 +941,10 @@ def test_workers_that_each_configure_boot_though_only_one_serves_metrics(receive
                 server.wait()
     assert server.returncode == 0, log.read_text()
     assert "Traceback" not in log.read_text() and "failed" not in log.read_text().lower(), log.read_text()
-    calls: dict[str, int] = {}
-    busy: dict[str, int] = {}
-    for request in receiver.metrics:
-        for resource_metrics in request.resource_metrics:
-            worker = attributes_of(resource_metrics.resource)["service.instance.id"]
-            for scope_metrics in resource_metrics.scope_metrics:
-                for metric in scope_metrics.metrics:
-                    for point in data_points_of(metric):
-                        if metric.name == semconv.AGENT_DURATION.name:
-                            calls[worker] = max(calls.get(worker, 0), point.count)
-                        elif metric.name == semconv.INSTRUMENTATION_ERRORS.name and attributes_of(point).get(
-                                semconv.INSTRUMENTATION_STAGE) == "metrics.port_busy":
-                            busy[worker] = int(point.as_int)
+    calls = latest_by_worker(receiver, semconv.AGENT_DURATION.name, lambda point: int(point.count))
+    busy = latest_by_worker(receiver, semconv.INSTRUMENTATION_ERRORS.name, lambda point: int(point.as_int) if (
+        attributes_of(point).get(semconv.INSTRUMENTATION_STAGE) == "metrics.port_busy") else 0)
+    busy = {worker: count for worker, count in busy.items() if count}
     assert sum(calls.values()) == 6
     assert list(busy.values()) == [1], busy  # the worker that found the port taken counted it, once
 
