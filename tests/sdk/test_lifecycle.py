@@ -721,6 +721,35 @@ def test_the_hosts_own_exporters_failures_still_reach_its_stderr() -> None:
     assert "exporting traces to" not in child.stderr, child.stderr  # ours, over gRPC
 
 
+def test_a_trace_endpoint_that_hangs_at_exit_leaves_the_metrics_their_share_of_the_flush(
+        receiver: OtlpHttpReceiver) -> None:
+    """The exit flush ran the spans' steps first, each given what was left: a trace backend that accepts and never
+    answers (or a backlog of spans) took the whole budget, and the metrics, the run's totals, got a millisecond: every
+    count lost, silently. The spans get half of it at most now; the metrics arrive."""
+    receiver.hold_traces = threading.Event()
+    try:
+        child = run_child("""
+            import agent_otel
+
+            agent_otel.configure(metrics_exporter="otlp", traces_exporter="otlp")
+
+            @agent_otel.tool("work")
+            def work() -> None:
+                pass
+
+            for _ in range(50):
+                work()
+            print("done")
+        """, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+            OTEL_METRIC_EXPORT_INTERVAL="3600000", AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS="2000")
+        assert (child.returncode, child.stdout) == (0, "done\n"), child.stderr
+        counts = [p.count for m in receiver.metrics_named(semconv.TOOL_DURATION.name) for p in data_points_of(m)]
+        assert counts == [50]
+        assert receiver.spans() == []  # (the trace backend never answered)
+    finally:
+        receiver.hold_traces.set()
+
+
 @pytest.mark.parametrize("raw", ["soon", "-5", "1.5"])
 def test_a_bad_exit_budget_is_a_clear_error(raw: str) -> None:
     with pytest.raises(ConfigurationError, match=f"AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS={raw!r}"):

@@ -113,12 +113,17 @@ class OtlpHttpReceiver(OtlpReceiver):
     def __init__(self) -> None:
         super().__init__()
         receiver = self
+        #: While set and not released, a trace export hangs (a trace backend that accepts and never answers);
+        #: metrics are still answered.
+        self.hold_traces: threading.Event | None = None
 
         class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 response: Any
                 if self.path == "/v1/traces":
+                    if receiver.hold_traces is not None:
+                        receiver.hold_traces.wait()
                     response = receiver.store_traces(ExportTraceServiceRequest.FromString(body))
                 elif self.path == "/v1/metrics":
                     response = receiver.store_metrics(ExportMetricsServiceRequest.FromString(body))

@@ -880,13 +880,17 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
         for metric_exporter in telemetry.metric_exporters:
             stop_retrying(metric_exporter.exporter)
     deadline = time.monotonic() + timeout_millis / 1000
+    # The spans' steps get half of it at most: a backlog of spans or a slow trace endpoint took it all, and the
+    # metrics, the run's totals (after the spans, so that what their flush lost is counted among them), had nothing
+    # left: every count of the run lost, silently. What the spans leave, the metrics get.
+    spans_deadline = time.monotonic() + timeout_millis / 2000
 
-    def remaining_millis() -> float:
-        return max(1.0, (deadline - time.monotonic()) * 1000)  # never 0: the SDK refuses to start
+    def remaining_millis(until: float = deadline) -> float:
+        return max(1.0, (until - time.monotonic()) * 1000)  # never 0: the SDK refuses to start
 
-    def wait(thread: ExitThread | None) -> None:
+    def wait(thread: ExitThread | None, until: float = deadline) -> None:
         if thread is not None:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            thread.join(max(0.0, until - time.monotonic()))
 
     server = telemetry.prometheus_server
     # stopping the server takes about a millisecond (_Server.shutdown): let it overlap with the flush
@@ -900,10 +904,11 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
     uninstrument_thread_subclasses()
     # TracerProvider.shutdown() takes no timeout: shut our batch processors down first, in time.
     def processor_shutdown(processor: ReportingBatchSpanProcessor) -> Callable[[], None]:
-        return lambda: processor.shutdown(remaining_millis())
+        return lambda: processor.shutdown(remaining_millis(spans_deadline))
 
     def flush(provider: TracerProvider | MeterProvider) -> Callable[[], bool]:
-        return lambda: provider.force_flush(int(remaining_millis()))
+        until = spans_deadline if isinstance(provider, TracerProvider) else deadline
+        return lambda: provider.force_flush(int(remaining_millis(until)))  # (a host's: flushed, not shut down)
 
     def meter_provider_shutdown(provider: MeterProvider) -> Callable[[], None]:
         return lambda: provider.shutdown(timeout_millis=remaining_millis())
@@ -916,7 +921,7 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
 
     def processor_step(processor: SpanProcessor) -> tuple[str, Callable[[], object]]:
         if any(processor is host for host in HANDOVER.carried):  # a parent's provider has it too: flushed only
-            return "span processor", lambda: processor.force_flush(int(remaining_millis()))
+            return "span processor", lambda: processor.force_flush(int(remaining_millis(spans_deadline)))
         return "span processor", processor.shutdown
 
     steps: list[tuple[str, Callable[[], object]]] = [("span processor", processor_shutdown(p))
@@ -932,7 +937,7 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
                 steps.extend(("metric reader", reader_retirement(provider, reader))
                              for reader in telemetry.metric_readers)
         elif not owned:
-            steps.append(("flush", flush(provider)))
+            steps.append(("span flush" if isinstance(provider, TracerProvider) else "flush", flush(provider)))
         elif isinstance(provider, MeterProvider):
             steps.append(("meter provider", meter_provider_shutdown(provider)))
         elif HANDOVER.carried:  # a forked child's: the host's processors it shares with a parent's stay up
@@ -944,7 +949,7 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
         steps.extend(("metric reader", reader_retirement(root, reader) if forked else reader_detachment(root, reader))
                      for reader in readers)
     for what, step in steps:
-        wait(_start(what, step))
+        wait(_start(what, step), spans_deadline if what in _SPAN_STEPS else deadline)
     telemetry.loss.counter = None
     if server is not None:
         wait(stop_server)
@@ -955,6 +960,10 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
         except Exception:
             pass
     _runtime_after_release(telemetry)
+
+
+#: The steps of _release that flush spans: within the spans' share of the budget.
+_SPAN_STEPS = frozenset(("span processor", "tracer provider", "span flush"))
 
 
 def runtime_without_configuration() -> None:
