@@ -526,6 +526,12 @@ def test_a_shutdown_the_interpreters_finalization_runs_does_not_hang_the_exit(pr
      "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=1000 is above OTEL_BSP_MAX_QUEUE_SIZE=10: a batch is taken from the queue"),
     ({"OTEL_TRACES_EXPORTER": "console", "OTEL_BSP_SCHEDULE_DELAY": "0"},
      "OTEL_BSP_SCHEDULE_DELAY=0: expected a positive integer"),
+    # the span limits, read as the tracer provider is built, with no traces exporter too: a bare ValueError out of
+    # configure(), a traceback and exit status 1 under agent-otel run
+    *(({"OTEL_TRACES_EXPORTER": "none", name: value}, f"{name}={value!r}: expected a non-negative integer (empty: no "
+       "limit)") for name, value in (("OTEL_SPAN_EVENT_COUNT_LIMIT", "abc"), ("OTEL_SPAN_LINK_COUNT_LIMIT", "-1"),
+                                     ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "1.5"),
+                                     ("OTEL_ATTRIBUTE_COUNT_LIMIT", "unset"))),
 ])
 def test_values_the_sdk_refuses_are_one_configuration_error_naming_the_variable(env: dict[str, str],
                                                                                 message: str) -> None:

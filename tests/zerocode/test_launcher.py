@@ -451,6 +451,18 @@ def test_an_unknown_exporter_stops_the_launcher_before_the_program_runs(project:
     assert result.stderr.splitlines()[-1] == f"agent-otel: {variable}: {problem}"
 
 
+def test_a_malformed_span_limit_stops_the_launcher_with_one_line(project: Path) -> None:
+    """The SDK reads the span limits as the tracer provider is built, and raised a bare ValueError: a traceback and exit
+    status 1, where every other malformed OTEL_* variable is one line and exit status 2."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env.update(OTEL_METRICS_EXPORTER="none", OTEL_TRACES_EXPORTER="none", OTEL_SPAN_EVENT_COUNT_LIMIT="abc")
+    result = subprocess.run([AGENT_OTEL, "run", "--", sys.executable, "-c", "print('ran')"], cwd=project,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines()[-1] == ("agent-otel: OTEL_SPAN_EVENT_COUNT_LIMIT='abc': expected a non-negative "
+                                              "integer (empty: no limit)"), result.stderr
+
+
 CHAINS_SIGTERM = """
 import signal, sys, time
 stop = False

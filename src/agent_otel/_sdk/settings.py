@@ -10,9 +10,12 @@ from urllib.parse import urlsplit
 
 from opentelemetry.environment_variables import OTEL_METRICS_EXPORTER, OTEL_TRACES_EXPORTER
 from opentelemetry.sdk.environment_variables import (
+    OTEL_ATTRIBUTE_COUNT_LIMIT,
+    OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT,
     OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
     OTEL_BSP_MAX_QUEUE_SIZE,
     OTEL_BSP_SCHEDULE_DELAY,
+    OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT,
     OTEL_EXPORTER_OTLP_ENDPOINT,
     OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
     OTEL_EXPORTER_OTLP_METRICS_PROTOCOL,
@@ -21,10 +24,15 @@ from opentelemetry.sdk.environment_variables import (
     OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
     OTEL_EXPORTER_PROMETHEUS_HOST,
     OTEL_EXPORTER_PROMETHEUS_PORT,
+    OTEL_LINK_ATTRIBUTE_COUNT_LIMIT,
     OTEL_METRIC_EXPORT_INTERVAL,
     OTEL_METRICS_EXEMPLAR_FILTER,
     OTEL_RESOURCE_ATTRIBUTES,
     OTEL_SERVICE_NAME,
+    OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT,
+    OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+    OTEL_SPAN_EVENT_COUNT_LIMIT,
+    OTEL_SPAN_LINK_COUNT_LIMIT,
     OTEL_TRACES_SAMPLER,
     OTEL_TRACES_SAMPLER_ARG,
 )
@@ -108,6 +116,12 @@ def check_resource_attributes(raw: str | None) -> None:
                                      "expected comma-separated key=value pairs (values URL-encoded)")
 
 
+#: The span limits the SDK reads from the environment when a tracer provider is built (each a non-negative integer;
+#: empty: no limit). OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT is read as the SDK is imported too: a malformed one fails that.
+_SPAN_LIMITS = (OTEL_ATTRIBUTE_COUNT_LIMIT, OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT,
+                OTEL_LINK_ATTRIBUTE_COUNT_LIMIT, OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT,
+                OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT, OTEL_SPAN_EVENT_COUNT_LIMIT, OTEL_SPAN_LINK_COUNT_LIMIT)
+
 #: What ``OTEL_METRICS_EXEMPLAR_FILTER`` may say (the SDK raises a bare ValueError for anything else).
 _EXEMPLAR_FILTERS = ("always_on", "always_off", "trace_based")
 
@@ -119,6 +133,16 @@ def _check_sdk_choices(env: dict[str, str], *, exports_traces: bool) -> None:
     if exemplar_filter and exemplar_filter not in _EXEMPLAR_FILTERS:
         raise ConfigurationError(f"{OTEL_METRICS_EXEMPLAR_FILTER}={exemplar_filter!r}: expected one of "
                                  f"{', '.join(_EXEMPLAR_FILTERS)}")
+    for name in _SPAN_LIMITS:  # read by the SDK as a tracer provider is built: a bare ValueError out of configure()
+        raw = env.get(name, "").strip()
+        if not raw:  # (no limit, to the SDK)
+            continue
+        try:
+            valid = int(raw) >= 0
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ConfigurationError(f"{name}={raw!r}: expected a non-negative integer (empty: no limit)")
     if not exports_traces:  # no batch span processor is built
         return
     values = {}
