@@ -98,17 +98,27 @@ CONTENT_ATTRIBUTES = frozenset({
     "gen_ai.tool.definitions",  # the tools a model was offered: their descriptions and schemas
     # smolagents' (OpenInference's instrumentation): the task an agent was given, and the values passed with it
     "smolagents.task", "smolagents.additional_args",
+    # OpenInference's: the function call a model made (its arguments), a reranker's query, messages as one value
+    "llm.function_call", "reranker.query", "llm.input_messages", "llm.output_messages", "llm.choices",
+    # OpenLLMetry's (traceloop) chain and workflow spans: what they were given and returned
+    "traceloop.entity.input", "traceloop.entity.output",
 })
 CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.",
                     "llm.prompts.", "retrieval.documents.", "reranker.input_documents.", "reranker.output_documents.",
-                    "embedding.embeddings.", "llm.tools.")  # (OpenInference: the tools offered)
+                    "embedding.embeddings.", "llm.tools.",  # (OpenInference: the tools offered)
+                    # OpenInference's completions' choices, and the images and documents (PDFs) an operation took or
+                    # made
+                    "llm.choices.", "input.images.", "output.images.", "input.documents.", "output.documents.",
+                    "llm.request.functions.")  # (OpenLLMetry: the tools offered)
 #: Keys under a content prefix that are not content: a prompt's name (its template's), not its text.
 NOT_CONTENT = frozenset({_gen_ai.GEN_AI_PROMPT_NAME})
 #: Attributes that mark a span of another library as a GenAI one, whose content attributes are removed as it ends
 #: (unless content goes on spans): the GenAI conventions' operation, OpenInference's span kind, and the older
-#: vocabulary's ``gen_ai.system`` and ``llm.request.type`` (OpenLLMetry), whichever way and whenever they were set.
+#: vocabulary's ``gen_ai.system`` and ``llm.request.type`` (OpenLLMetry; its chains' ``traceloop.span.kind``),
+#: whichever way and whenever they were set.
 CONTENT_MARKERS = frozenset({"gen_ai.operation.name", "openinference.span.kind", "gen_ai.system",
-                             "gen_ai.provider.name", "llm.request.type"})
+                             "gen_ai.provider.name", "llm.request.type",
+                             "traceloop.span.kind"})  # (OpenLLMetry's workflow and task spans)
 #: The GenAI evaluation event and its attributes (``gen_ai.evaluation.result``).
 EVENT_EVALUATION_RESULT = "gen_ai.evaluation.result"
 GEN_AI_EVALUATION_NAME = _gen_ai.GEN_AI_EVALUATION_NAME

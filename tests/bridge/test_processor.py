@@ -606,6 +606,7 @@ def test_content_of_foreign_genai_spans_follows_our_content_rule(otel: Any, capt
     ({"gen_ai.system": "openai", "llm.request.type": "chat"}, False),  # the older vocabulary (OpenLLMetry)
     ({semconv.GEN_AI_OPERATION_NAME: "chat"}, True),  # the marker set after the span started
     ({"openinference.span.kind": "LLM"}, True),
+    ({"traceloop.span.kind": "workflow"}, False),  # OpenLLMetry's chain and workflow spans: no other marker
 ])
 def test_every_content_attribute_of_another_librarys_genai_span_is_removed(otel: Any, marker: dict, late: bool) -> None:
     """Content left on spans with content capture off: a retriever's query and documents, pydantic-ai's
@@ -619,6 +620,14 @@ def test_every_content_attribute_of_another_librarys_genai_span_is_removed(otel:
                "llm.invocation_parameters": '{"prediction": {"type": "content", "content": "SECRET"}}',
                "llm.tools.0.tool.json_schema": '{"description": "SECRET"}', "gen_ai.tool.definitions": "[]",
                "retrieval.documents.0.document.content": "doc", "embedding.embeddings.0.embedding.text": "text",
+               # OpenInference's completions' choices, the function call a model made, a reranker's query, messages as
+               # one value, images and documents; OpenLLMetry's tools offered and a chain's input and output (they were
+               # left on the span)
+               "llm.choices.0.completion.text": "SECRET", "llm.function_call": '{"arguments": "SECRET"}',
+               "reranker.query": "SECRET", "llm.input_messages": "[SECRET]",
+               "input.images.0.image.url": "data:image/png;base64,SECRET",
+               "output.documents.0.document.url": "SECRET.pdf", "llm.request.functions.0.arguments": "SECRET",
+               "traceloop.entity.input": "SECRET", "traceloop.entity.output": "SECRET",
                "gen_ai.prompt.0.content": "prompt", "gen_ai.completion.0.content": "completion"}
     kept = {"gen_ai.request.model": "gpt-4o"}
     started = {**content, **kept, **({} if late else marker)}

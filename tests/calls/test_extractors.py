@@ -93,6 +93,12 @@ def test_paths_compare_and_print_by_text() -> None:
          "which a path never reads (write [\"__len__\"] for a key of a mapping) at position 16"),
         ("args.__issue", "extractor path 'args.__issue': '__issue' starts with '__', which a path never reads "
          "at position 5"),
+        # the interpreter's attributes that reach frames and globals without a dunder (a generator argument's frame)
+        ('args.items.gi_frame.f_globals["os"].environ["KEY"]', "extractor path 'args.items.gi_frame.f_globals[\"os\"]"
+         ".environ[\"KEY\"]': 'gi_frame' is the interpreter's (frames, code, module globals), which a path never reads "
+         "(write [\"gi_frame\"] for a key of a mapping) at position 11"),
+        ("result.tb_frame", "extractor path 'result.tb_frame': 'tb_frame' is the interpreter's (frames, code, module "
+         "globals), which a path never reads (write [\"tb_frame\"] for a key of a mapping) at position 7"),
     ],
 )
 def test_bad_paths_name_the_path_and_the_position(text: str, message: str) -> None:
@@ -278,3 +284,32 @@ def test_self_paths_read_the_object_a_property_hands_its_decorated_getter(otel: 
     assert otel.span("invoke_agent planner").attributes[semconv.GEN_AI_AGENT_NAME] == "planner"
     assert otel.span("execute_tool planner").attributes[semconv.GEN_AI_TOOL_NAME] == "planner"
     assert path("self.role")(Call(signature_of(handle), None, (planner,), {})) is None  # no parameter named self
+
+
+def test_a_path_reads_nothing_of_a_module_or_a_frame_it_reaches(otel: Any) -> None:
+    """A program's object holding a module (``self.helpers = os``, a frame kept for debugging) would have led a path to
+    ``os.environ`` with no dunder and no interpreter name: a secret as a span attribute and a metric label."""
+    import os
+    import sys
+
+    class Holder:
+        helpers = os
+        frame = sys._getframe()
+
+    os.environ["AGENT_OTEL_TEST_SECRET"] = "sk-secret"
+    try:
+        call = Call(None, Holder(), (), {}, method=False)
+        assert path('self.helpers.environ["AGENT_OTEL_TEST_SECRET"]')(call) is None
+        assert path("self.helpers.sep")(call) is None
+        assert path("self.frame.f_lineno")(call) is None
+    finally:
+        del os.environ["AGENT_OTEL_TEST_SECRET"]
+
+
+def test_the_readme_lists_every_interpreter_name_a_path_refuses() -> None:
+    from agent_otel._calls.extractors import INTERNAL_NAMES
+    from tests.support.paths import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    assert all(f"`{name}`" in readme for name in INTERNAL_NAMES)
+

@@ -11,7 +11,10 @@ grammar, never evaluated as Python:
 
 A ``NAME`` step reads an attribute, or a key of a mapping. A missing step yields ``None``. A ``NAME``
 starting with ``__`` is refused: dunder attributes lead from any object to code, module globals and
-``os.environ`` (``self.__init__.__globals__``), and a path must only read the program's data.
+``os.environ`` (``self.__init__.__globals__``), and a path must only read the program's data. So are the
+interpreter's own attributes that lead there without a dunder (:data:`INTERNAL_NAMES`: a generator's
+``gi_frame``, a frame's ``f_globals``...), and a step never reads an attribute of a module, frame, code object or
+traceback it reaches (``self.helpers.os.environ``): it finds nothing there.
 
 A path may also say *when* it is read (``at="start"`` or ``"end"``; the default is the key's own),
 read a running total as the difference across the call (``delta=True``), or test the value it reads
@@ -194,10 +197,22 @@ def field_of(obj: Any, *names: str) -> Any:
 _METHODS = (types.MethodType, types.BuiltinMethodType)
 
 
+#: Attributes of the interpreter's own objects that lead from a program's value to frames, code, module globals and
+#: ``os.environ`` without a dunder (``args.items.gi_frame.f_globals["os"].environ``): refused in a path as ``__`` is.
+INTERNAL_NAMES = frozenset({
+    "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "cr_code", "cr_await", "cr_origin", "ag_frame", "ag_code",
+    "ag_await", "tb_frame", "tb_next", "f_back", "f_builtins", "f_code", "f_globals", "f_locals", "f_trace",
+})
+#: Objects whose attributes a path never reads (see the module's docstring).
+_INTERNAL_TYPES = (types.ModuleType, types.FrameType, types.CodeType, types.TracebackType)
+
+
 def _step(value: Any, kind: str, key: Any) -> Any:
     if kind == "name":
         if isinstance(value, Mapping):
             return value.get(key, _MISSING)
+        if isinstance(value, _INTERNAL_TYPES):  # a module's attributes are its globals: os.environ among them
+            return _MISSING
         return getattr(value, key, _MISSING)
     try:
         if isinstance(value, Mapping):  # get(), not [ ]: a defaultdict's [ ] adds the key it lacks to the host's dict
@@ -282,6 +297,10 @@ def _parse(text: str) -> Path:
                 key = name.group()
                 raise fail(pos + 1, f"{key!r} starts with '__', which a path never reads "
                                     f'(write ["{key}"] for a key of a mapping)')
+            if name.group() in INTERNAL_NAMES:
+                key = name.group()
+                raise fail(pos + 1, f"{key!r} is the interpreter's (frames, code, module globals), which a path never "
+                                    f'reads (write ["{key}"] for a key of a mapping)')
             steps.append(("name", name.group()))
             pos = name.end()
         elif char == "[":
