@@ -750,6 +750,29 @@ def test_a_trace_endpoint_that_hangs_at_exit_leaves_the_metrics_their_share_of_t
         receiver.hold_traces.set()
 
 
+def test_a_shutdown_the_program_calls_gives_the_spans_its_whole_timeout(receiver: OtlpHttpReceiver) -> None:
+    """Only the exit flush splits its budget: a ``shutdown(timeout_millis=4000)`` to a slow trace backend (three
+    batches, 0.8 s each) delivers every span, as before the split (which gave them 2 s: a batch lost)."""
+    receiver.traces_latency_s = 0.8
+    child = run_child("""
+        import agent_otel
+
+        agent_otel.configure(metrics_exporter="otlp", traces_exporter="otlp")
+
+        @agent_otel.tool("work")
+        def work() -> None:
+            pass
+
+        for _ in range(30):
+            work()
+        agent_otel.shutdown(timeout_millis=4000)
+        print("done")
+    """, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_METRIC_EXPORT_INTERVAL="3600000", OTEL_BSP_SCHEDULE_DELAY="3600000", OTEL_BSP_MAX_EXPORT_BATCH_SIZE="10")
+    assert (child.returncode, child.stdout) == (0, "done\n"), child.stderr
+    assert len(receiver.spans()) == 30
+
+
 @pytest.mark.parametrize("raw", ["soon", "-5", "1.5"])
 def test_a_bad_exit_budget_is_a_clear_error(raw: str) -> None:
     with pytest.raises(ConfigurationError, match=f"AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS={raw!r}"):

@@ -7,6 +7,7 @@ that arrived, and answers queries on them. Use as a context manager (stopped on 
 from __future__ import annotations
 
 import threading
+import time
 from concurrent import futures
 from typing import Any
 
@@ -116,6 +117,8 @@ class OtlpHttpReceiver(OtlpReceiver):
         #: While set and not released, a trace export hangs (a trace backend that accepts and never answers);
         #: metrics are still answered.
         self.hold_traces: threading.Event | None = None
+        #: How long a trace export takes to be answered (a slow backend): a model of the server, not a wait of a test
+        self.traces_latency_s = 0.0
 
         class Handler(QuietHandler):
             def do_POST(self) -> None:
@@ -124,6 +127,8 @@ class OtlpHttpReceiver(OtlpReceiver):
                 if self.path == "/v1/traces":
                     if receiver.hold_traces is not None:
                         receiver.hold_traces.wait()
+                    if receiver.traces_latency_s:
+                        time.sleep(receiver.traces_latency_s)
                     response = receiver.store_traces(ExportTraceServiceRequest.FromString(body))
                 elif self.path == "/v1/metrics":
                     response = receiver.store_metrics(ExportMetricsServiceRequest.FromString(body))

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import queue
 import threading
 import weakref
 from collections.abc import Mapping
@@ -130,16 +131,26 @@ class _Seen:
 #: The spans being collected that the bridge was tracking, by (bridge, address): the garbage collector clears the weak
 #: references to a cycle's objects before it runs their finalizers, so a span that a finalizer ends (a stream's,
 #: abandoned half-read in a reference cycle) left the bridge's mapping before it ended, and its call was lost. Kept
-#: until the collection is over (``_end_of_collection``); a span freed without a cycle waits for the next one.
+#: while the collection runs (a span freed outside one, by its last reference, has no finalizer left to end it).
 DYING: dict[tuple[int, int], _Seen] = {}
+#: A garbage collection is running (between its "start" and "stop" callbacks): a span that ends now ends in a
+#: finalizer, which may have interrupted the same thread inside the SDK's recording, holding a lock that recording
+#: takes again (an exemplar reservoir's): its call is recorded on another thread (:func:`_record_later`).
+_collecting = False
 
 
-def _end_of_collection(phase: str, info: dict[str, int]) -> None:
-    if phase == "stop" and DYING:
+def _collection(phase: str, info: dict[str, int]) -> None:
+    global _collecting
+    _collecting = phase == "start"
+    if not _collecting and DYING:
         DYING.clear()
 
 
-gc.callbacks.append(_end_of_collection)
+gc.callbacks.append(_collection)
+
+#: What ended during a garbage collection, recorded by :func:`_record_later`'s thread.
+_LATER: queue.SimpleQueue[tuple[GenAiSpanBridge, Span, _Seen]] = queue.SimpleQueue()
+_later_thread: threading.Thread | None = None
 
 
 def _ours(span: Any) -> bool:
@@ -271,25 +282,29 @@ class GenAiSpanBridge(SpanProcessor):
         return found[1]
 
     def _collected(self, ref: weakref.ref[Any]) -> None:
-        """A tracked span is being freed before it ended: its entry waits in :data:`DYING` for a finalizer that
-        ends it during this collection."""
+        """A tracked span is being freed before it ended: in a garbage collection, its entry waits in :data:`DYING`
+        for a finalizer that ends it during the collection."""
         seen = self._refs.pop(ref, None)
-        if seen is not None:
+        if seen is not None and _collecting:
             DYING[id(self), seen.span_address] = seen
+
+    def _dying(self, span: Span) -> _Seen | None:
+        """``span``'s entry in :data:`DYING`: the same address, and the same span id (not a later span there)."""
+        seen = DYING.get((id(self), id(span)))
+        return seen if seen is not None and seen.span_id == span.get_span_context().span_id else None
 
     def tracks(self, span: Span) -> bool:
         """Whether the bridge noted ``span`` as another library's GenAI span when it started."""
-        return span in self._seen or (bool(DYING) and (id(self), id(span)) in DYING)
+        return span in self._seen or (bool(DYING) and self._dying(span) is not None)
 
     def _take(self, span: Span) -> _Seen | None:
         """The entry of a tracked span that ends, from the mapping or, in a collection, from :data:`DYING`."""
         seen = self._seen.pop(span, None) if self.open_spans else None
         if seen is None and DYING:
-            seen = DYING.get((id(self), id(span)))
-            if seen is not None and seen.span_id == span.get_span_context().span_id:
+            seen = self._dying(span)
+            if seen is not None:
                 del DYING[id(self), id(span)]
-                return seen
-            return None
+            return seen
         if seen is not None and seen.ref is not None:
             self._refs.pop(seen.ref, None)
         return seen
@@ -317,6 +332,12 @@ class GenAiSpanBridge(SpanProcessor):
             return
         if not runtime().enabled:
             return
+        if _collecting:  # ended in a finalizer: recorded on another thread (see _collecting)
+            _record_later(self, span, seen)
+            return
+        self._record_ended(span, seen)
+
+    def _record_ended(self, span: Span, seen: _Seen) -> None:
         try:
             if span.events:
                 _record_evaluations(span, sources.agent_name_of(attribute_dict(span)) or seen.agent, seen.context)
@@ -328,6 +349,25 @@ class GenAiSpanBridge(SpanProcessor):
                 seen.twin_of.twin = (_with_twin(span, seen, attribute_dict(span)), span.start_time)
         except Exception as exc:
             report_error("bridge.record", exc)
+
+
+def _record_later(bridge: GenAiSpanBridge, span: Span, seen: _Seen) -> None:
+    """Record what ended in a garbage collection on a thread of its own, started at the first: the finalizer's thread
+    may hold a lock the recording takes. A daemon: what it has not recorded when the process ends is lost."""
+    global _later_thread
+    _LATER.put((bridge, span, seen))
+    if _later_thread is None or not _later_thread.is_alive():
+        try:
+            _later_thread = threading.Thread(target=_drain_later, name="agent-otel-bridge-gc", daemon=True)
+            _later_thread.start()
+        except RuntimeError as exc:  # no new threads at interpreter shutdown
+            report_error("bridge.record", exc)
+
+
+def _drain_later() -> None:
+    while True:
+        bridge, span, seen = _LATER.get()
+        bridge._record_ended(span, seen)
 
 
 #: The context entries of agent-otel's calls and jobs: a context holding one runs inside such a call.
@@ -536,8 +576,10 @@ def _error_type(span: Span, attributes: Any) -> str | None:
         value = value[8:-2]
     module, dot, name = value.rpartition(".")
     if dot and name.isidentifier() and all(part.isidentifier() for part in module.split(".")):
-        return name
-    return value
+        value = name
+    # A stream its consumer closed early (LangChain's instrumentation ends its span with the GeneratorExit): not a
+    # failure, as with agent-otel's own wrappers
+    return None if value == "GeneratorExit" else value
 
 
 def _record(span: Span, seen: _Seen) -> None:

@@ -880,10 +880,11 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
         for metric_exporter in telemetry.metric_exporters:
             stop_retrying(metric_exporter.exporter)
     deadline = time.monotonic() + timeout_millis / 1000
-    # The spans' steps get half of it at most: a backlog of spans or a slow trace endpoint took it all, and the
-    # metrics, the run's totals (after the spans, so that what their flush lost is counted among them), had nothing
-    # left: every count of the run lost, silently. What the spans leave, the metrics get.
-    spans_deadline = time.monotonic() + timeout_millis / 2000
+    # At exit (no retries), the spans' steps get half of it at most: a backlog of spans or a slow trace endpoint took
+    # it all, and the metrics, the run's totals (after the spans, so that what their flush lost is counted among them),
+    # had nothing left: every count of the run lost, silently. What the spans leave, the metrics get. A shutdown() the
+    # program calls keeps its whole timeout for each in turn, as documented.
+    spans_deadline = deadline if retry else time.monotonic() + timeout_millis / 2000
 
     def remaining_millis(until: float = deadline) -> float:
         return max(1.0, (until - time.monotonic()) * 1000)  # never 0: the SDK refuses to start
