@@ -721,6 +721,26 @@ def test_the_hosts_own_exporters_failures_still_reach_its_stderr() -> None:
     assert "exporting traces to" not in child.stderr, child.stderr  # ours, over gRPC
 
 
+def run_tool_calls(receiver: OtlpHttpReceiver, calls: int, then: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """A child that exports spans and metrics over OTLP to ``receiver``, makes ``calls`` tool calls, runs the statement
+    ``then`` and prints ``done``; metrics are exported only by a flush."""
+    return run_child(f"""
+        import agent_otel
+
+        agent_otel.configure(metrics_exporter="otlp", traces_exporter="otlp")
+
+        @agent_otel.tool("work")
+        def work() -> None:
+            pass
+
+        for _ in range({calls}):
+            work()
+        {then}
+        print("done")
+    """, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_METRIC_EXPORT_INTERVAL="3600000", **env)
+
+
 def test_a_trace_endpoint_that_hangs_at_exit_leaves_the_metrics_their_share_of_the_flush(
         receiver: OtlpHttpReceiver) -> None:
     """The exit flush ran the spans' steps first, each given what was left: a trace backend that accepts and never
@@ -728,20 +748,7 @@ def test_a_trace_endpoint_that_hangs_at_exit_leaves_the_metrics_their_share_of_t
     count lost, silently. The spans get half of it at most now; the metrics arrive."""
     receiver.hold_traces = threading.Event()
     try:
-        child = run_child("""
-            import agent_otel
-
-            agent_otel.configure(metrics_exporter="otlp", traces_exporter="otlp")
-
-            @agent_otel.tool("work")
-            def work() -> None:
-                pass
-
-            for _ in range(50):
-                work()
-            print("done")
-        """, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-            OTEL_METRIC_EXPORT_INTERVAL="3600000", AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS="2000")
+        child = run_tool_calls(receiver, 50, "", AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS="2000")
         assert (child.returncode, child.stdout) == (0, "done\n"), child.stderr
         counts = [p.count for m in receiver.metrics_named(semconv.TOOL_DURATION.name) for p in data_points_of(m)]
         assert counts == [50]
@@ -754,21 +761,8 @@ def test_a_shutdown_the_program_calls_gives_the_spans_its_whole_timeout(receiver
     """Only the exit flush splits its budget: a ``shutdown(timeout_millis=4000)`` to a slow trace backend (three
     batches, 0.8 s each) delivers every span, as before the split (which gave them 2 s: a batch lost)."""
     receiver.traces_latency_s = 0.8
-    child = run_child("""
-        import agent_otel
-
-        agent_otel.configure(metrics_exporter="otlp", traces_exporter="otlp")
-
-        @agent_otel.tool("work")
-        def work() -> None:
-            pass
-
-        for _ in range(30):
-            work()
-        agent_otel.shutdown(timeout_millis=4000)
-        print("done")
-    """, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-        OTEL_METRIC_EXPORT_INTERVAL="3600000", OTEL_BSP_SCHEDULE_DELAY="3600000", OTEL_BSP_MAX_EXPORT_BATCH_SIZE="10")
+    child = run_tool_calls(receiver, 30, "agent_otel.shutdown(timeout_millis=4000)",
+                           OTEL_BSP_SCHEDULE_DELAY="3600000", OTEL_BSP_MAX_EXPORT_BATCH_SIZE="10")
     assert (child.returncode, child.stdout) == (0, "done\n"), child.stderr
     assert len(receiver.spans()) == 30
 

@@ -907,8 +907,7 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
     def processor_shutdown(processor: ReportingBatchSpanProcessor) -> Callable[[], None]:
         return lambda: processor.shutdown(remaining_millis(spans_deadline))
 
-    def flush(provider: TracerProvider | MeterProvider) -> Callable[[], bool]:
-        until = spans_deadline if isinstance(provider, TracerProvider) else deadline
+    def flush(provider: TracerProvider | MeterProvider, until: float) -> Callable[[], bool]:
         return lambda: provider.force_flush(int(remaining_millis(until)))  # (a host's: flushed, not shut down)
 
     def meter_provider_shutdown(provider: MeterProvider) -> Callable[[], None]:
@@ -925,32 +924,34 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
             return "span processor", lambda: processor.force_flush(int(remaining_millis(spans_deadline)))
         return "span processor", processor.shutdown
 
-    steps: list[tuple[str, Callable[[], object]]] = [("span processor", processor_shutdown(p))
-                                                     for p in telemetry.span_processors]
+    # (what, the step, when waiting for it ends: the spans' share for a step that flushes spans)
+    steps: list[tuple[str, Callable[[], object], float]] = [("span processor", processor_shutdown(p), spans_deadline)
+                                                            for p in telemetry.span_processors]
     providers: tuple[tuple[TracerProvider | MeterProvider | None, bool], ...] = (
         (telemetry.tracer_provider, telemetry.owns_tracer_provider),
         (telemetry.meter_provider, telemetry.owns_meter_provider))
     for provider, owned in providers:
         if provider is None:
             continue
+        until = spans_deadline if isinstance(provider, TracerProvider) else deadline
         if forked and owned:  # its readers only: the provider stays, for what was made from it (fork_handover)
             if isinstance(provider, MeterProvider):
-                steps.extend(("metric reader", reader_retirement(provider, reader))
+                steps.extend(("metric reader", reader_retirement(provider, reader), until)
                              for reader in telemetry.metric_readers)
         elif not owned:
-            steps.append(("span flush" if isinstance(provider, TracerProvider) else "flush", flush(provider)))
+            steps.append(("flush", flush(provider, until), until))
         elif isinstance(provider, MeterProvider):
-            steps.append(("meter provider", meter_provider_shutdown(provider)))
+            steps.append(("meter provider", meter_provider_shutdown(provider), until))
         elif HANDOVER.carried:  # a forked child's: the host's processors it shares with a parent's stay up
-            steps.extend(processor_step(processor) for processor in host_span_processors(provider, ()))
+            steps.extend((*processor_step(processor), until) for processor in host_span_processors(provider, ()))
         else:
-            steps.append(("tracer provider", provider.shutdown))
+            steps.append(("tracer provider", provider.shutdown, until))
     root, readers, HANDOVER.readers = HANDOVER.root, HANDOVER.readers, []  # this process's, on the root
     if root is not None:
-        steps.extend(("metric reader", reader_retirement(root, reader) if forked else reader_detachment(root, reader))
-                     for reader in readers)
-    for what, step in steps:
-        wait(_start(what, step), spans_deadline if what in _SPAN_STEPS else deadline)
+        steps.extend(("metric reader", reader_retirement(root, reader) if forked else reader_detachment(root, reader),
+                      deadline) for reader in readers)
+    for what, step, until in steps:
+        wait(_start(what, step), until)
     telemetry.loss.counter = None
     if server is not None:
         wait(stop_server)
@@ -961,10 +962,6 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
         except Exception:
             pass
     _runtime_after_release(telemetry)
-
-
-#: The steps of _release that flush spans: within the spans' share of the budget.
-_SPAN_STEPS = frozenset(("span processor", "tracer provider", "span flush"))
 
 
 def runtime_without_configuration() -> None:
