@@ -175,14 +175,21 @@ def stream():
     yield 2
 
 
+@agent_otel.tool("chunks")
+def chunks():
+    yield 1
+    yield 2
+
+
 @agent_otel.provider("openai", model="gpt-4o", input_tokens=agent_otel.path("result.tokens"))
 def complete(prompt):
     return {"tokens": "many"}
 
 
-def test_1_leaves_a_call_open_and_logs_a_failure(agent_otel_telemetry, caplog):
-    test_1_leaves_a_call_open_and_logs_a_failure.open = stream()
-    next(test_1_leaves_a_call_open_and_logs_a_failure.open)  # half-read when the test ends
+def test_1_leaves_calls_open_and_logs_a_failure(agent_otel_telemetry, caplog):
+    test_1_leaves_calls_open_and_logs_a_failure.open = stream(), chunks()
+    for generator in test_1_leaves_calls_open_and_logs_a_failure.open:
+        next(generator)  # half-read when the test ends
     with caplog.at_level(logging.WARNING, "agent_otel"):
         complete("x")
     assert "provider.input_tokens failed" in caplog.text
@@ -191,8 +198,9 @@ def test_1_leaves_a_call_open_and_logs_a_failure(agent_otel_telemetry, caplog):
 def test_2_sees_only_its_own_calls_and_logs_its_failure(agent_otel_telemetry, caplog):
     with caplog.at_level(logging.WARNING, "agent_otel"):
         complete("x")
-    del test_1_leaves_a_call_open_and_logs_a_failure.open  # the half-read call ends: not in this capture
+    del test_1_leaves_calls_open_and_logs_a_failure.open  # the half-read calls end: not in this capture
     assert agent_otel_telemetry.points(semconv.AGENT_DURATION.name) == []
+    assert agent_otel_telemetry.points(semconv.TOOL_DURATION.name) == []  # a tool's too (it was)
     assert "provider.input_tokens failed" in caplog.text
 
 
@@ -211,7 +219,8 @@ def test_a_users_tests_do_not_depend_on_the_captures_of_the_tests_before_them(tm
     failed test left half-read) recorded into the next test's capture when it ended; the log line of a failure was
     not logged again for a minute, so a test asserting it passed alone and failed after another; and after a
     capture, calls recorded into its shut-down providers ("Processor is already shutdown" on stderr per call), not
-    into a provider the next test set up itself."""
+    into a provider the next test set up itself. Calls left open were ended only if of a kind agent-otel tracks
+    (jobs, agents...): a tool's or a model's generator recorded into the next capture, and said "already shutdown"."""
     (tmp_path / "test_user.py").write_text(USER_SUITE)
     result = run_user(tmp_path, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -231,6 +240,59 @@ def test_a_capture_with_agent_otel_switched_off_says_so(monkeypatch: pytest.Monk
     with pytest.raises(agent_otel.ConfigurationError,
                        match=r"^capture_telemetry\(\): instrument_threads='no': expected True or False$"):
         capture_telemetry(instrument_threads="no").__enter__()  # type: ignore[arg-type]
+
+
+CONFTEST_WITH_ITS_OWN_TRACER_PROVIDER = """
+import agent_otel
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+EXPORTER = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
+trace.set_tracer_provider(provider)
+agent_otel.configure(metrics_exporter="none")  # on the suite's tracer provider, beside a meter provider of its own
+"""
+
+SUITE_ON_ITS_OWN_TRACER_PROVIDER = """
+import agent_otel
+from conftest import EXPORTER
+
+
+@agent_otel.tool("search")
+def search(query):
+    return {"hits": 1}
+
+
+def test_1_before_any_capture():
+    EXPORTER.clear()
+    search("a")
+    assert [span.name for span in EXPORTER.get_finished_spans()] == ["execute_tool search"]
+
+
+def test_2_captures(agent_otel_telemetry):
+    search("b")
+    assert agent_otel_telemetry.spans() != []
+
+
+def test_3_after_a_capture():
+    EXPORTER.clear()
+    search("c")
+    assert [span.name for span in EXPORTER.get_finished_spans()] == ["execute_tool search"]
+"""
+
+
+def test_after_a_capture_calls_reach_the_suites_own_tracer_provider_beside_agent_otels_meters(tmp_path: Path) -> None:
+    """A conftest that sets its own global tracer provider and then calls configure() (which builds only the meter
+    provider, global too): after the first capture, calls recorded nothing into the suite's tracer provider for the
+    rest of the session, because one of the global providers was agent-otel's (shut down by the capture)."""
+    (tmp_path / "conftest.py").write_text(CONFTEST_WITH_ITS_OWN_TRACER_PROVIDER)
+    (tmp_path / "test_suite.py").write_text(SUITE_ON_ITS_OWN_TRACER_PROVIDER)
+    result = run_user(tmp_path, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_suite.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout
 
 
 def test_after_a_capture_in_a_configured_program_calls_record_nothing_and_say_nothing(tmp_path: Path) -> None:

@@ -391,6 +391,42 @@ def test_generator_fully_consumed(otel: Any) -> None:
     assert handler.invocations[0].chunks == [0, 1, 2]
 
 
+def test_a_span_a_generator_makes_current_stays_its_current_span_across_its_yields(otel: Any) -> None:
+    """A library's generator that opens a span around its items (``with start_as_current_span():`` across yields,
+    as agent frameworks' streams do) had that span current in its first step only: each step ran in the call's
+    context again, and the spans the library started in later steps (autogen's model and tool calls under its
+    streamed ``invoke_agent``) were parented to agent-otel's span instead, their parent childless."""
+    tracer = otel.tracer_provider.get_tracer("a.library")
+
+    @agent_otel.agent("streamer")
+    def stream() -> Any:
+        with tracer.start_as_current_span("library stream"):
+            yield "started"
+            for i in range(2):
+                with tracer.start_as_current_span(f"library child {i}"):
+                    yield i
+
+    @agent_otel.agent("async-streamer")
+    async def astream() -> Any:
+        with tracer.start_as_current_span("library astream"):
+            yield "started"
+            for i in range(2):
+                with tracer.start_as_current_span(f"library achild {i}"):
+                    yield i
+
+    async def read_all() -> list[Any]:
+        return [item async for item in astream()]
+
+    assert list(stream()) == ["started", 0, 1]
+    assert asyncio.run(read_all()) == ["started", 0, 1]
+    by_id = {span.context.span_id: span.name for span in otel.spans()}
+    parents = {span.name: by_id.get(span.parent.span_id) for span in otel.spans() if span.parent is not None}
+    assert parents == {"library stream": "invoke_agent streamer", "library child 0": "library stream",
+                       "library child 1": "library stream", "library astream": "invoke_agent async-streamer",
+                       "library achild 0": "library astream", "library achild 1": "library astream"}
+    assert trace.get_current_span() is trace.INVALID_SPAN  # nothing of the generators' left current here
+
+
 def test_generator_send_and_return_value(otel: Any) -> None:
     handler, log = RecordingHandler(), []
     gen = make_gen(handler, log)(3)

@@ -14,6 +14,7 @@ import sys
 import textwrap
 
 import pytest
+from opentelemetry import metrics, trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -96,6 +97,12 @@ def test_a_port_argument_of_another_type_is_one_clear_error(port: object) -> Non
         resolve_settings(prometheus_port=port, env={})  # type: ignore[arg-type]
 
 
+_SDK_TRACER_PROVIDER = ("an opentelemetry.sdk.trace.TracerProvider (a provider that wraps one, as logfire's do: the "
+                        "SDK provider it wraps)")
+_SDK_METER_PROVIDER = ("an opentelemetry.sdk.metrics.MeterProvider (a provider that wraps one, as logfire's do: the "
+                       "SDK provider it wraps)")
+
+
 @pytest.mark.parametrize(("argument", "value", "expected"), [
     ("otlp_endpoint", 4317, "a string"),
     ("prometheus_host", 127, "a string"),
@@ -104,15 +111,22 @@ def test_a_port_argument_of_another_type_is_one_clear_error(port: object) -> Non
     ("resource", {"a": "b"}, "an opentelemetry.sdk.resources.Resource"),
     ("span_bridge", "no", "True or False"),
     ("prometheus_port", True, "a port number 0..65535"),
-    ("tracer_provider", "x", "an opentelemetry TracerProvider"),  # was ignored: a provider of ours was built
-    ("meter_provider", object(), "an opentelemetry MeterProvider"),
+    ("tracer_provider", "x", _SDK_TRACER_PROVIDER),  # was ignored: a provider of ours was built
+    ("meter_provider", object(), _SDK_METER_PROVIDER),
+    # an API provider of another kind cannot take agent-otel's span processor and views: it was ignored, silently
+    # (logfire's proxy providers among them: agent-otel's spans never reached logfire's exporters)
+    ("tracer_provider", trace.NoOpTracerProvider(), _SDK_TRACER_PROVIDER),
+    ("meter_provider", metrics.NoOpMeterProvider(), _SDK_METER_PROVIDER),
 ])
 def test_a_configure_argument_of_another_type_is_one_clear_error(argument: str, value: object, expected: str) -> None:
     """They gave a bare TypeError or AttributeError deep in the set-up, or were taken by their truth
-    (``span_bridge="no"`` left the bridge on) or by int() (``prometheus_port=True`` bound port 1)."""
+    (``span_bridge="no"`` left the bridge on) or by int() (``prometheus_port=True`` bound port 1). An object is
+    named by its class, not its repr (a provider's ran to pages)."""
     with pytest.raises(ConfigurationError) as caught:
         agent_otel.configure(**{argument: value})  # type: ignore[arg-type]
-    assert str(caught.value) == f"configure(): {argument}={value!r}: expected {expected}"
+    shown = repr(value) if isinstance(value, str | int | tuple | dict) else (
+        f"<a {type(value).__module__}.{type(value).__qualname__}>")
+    assert str(caught.value) == f"configure(): {argument}={shown}: expected {expected}"
 
 
 def test_an_empty_variable_is_an_unset_one() -> None:
@@ -360,6 +374,108 @@ def test_host_providers_are_reused_not_replaced_and_configure_twice_is_harmless(
     assert lines[-1] == "OK"
     assert sum("using the SDK TracerProvider the host program installed" in line for line in lines) == 1
     assert sum("using the SDK MeterProvider the host program installed" in line for line in lines) == 1
+
+
+def test_global_providers_of_another_kind_that_cannot_be_hashed_are_left_as_they_are() -> None:
+    """logfire's proxy providers are dataclasses, whose ``__eq__`` takes their hash away: configure() looked them up
+    in a ``WeakSet`` and raised ``TypeError: unhashable type`` into the program (which had set logfire up first, as
+    the README asks), leaving a /metrics server running. Providers of another kind than the SDK's stay global;
+    agent-otel records through its own, beside them."""
+    child = run_child("""
+        import dataclasses, json, sys
+        from opentelemetry import metrics, trace
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.trace import TracerProvider
+        import agent_otel
+
+        @dataclasses.dataclass
+        class WrappingTracerProvider(trace.TracerProvider):  # as logfire's: a dataclass, so unhashable
+            provider: TracerProvider
+            def get_tracer(self, *args, **kwargs):
+                return self.provider.get_tracer(*args, **kwargs)
+
+        @dataclasses.dataclass
+        class WrappingMeterProvider(metrics.MeterProvider):
+            provider: MeterProvider
+            def get_meter(self, *args, **kwargs):
+                return self.provider.get_meter(*args, **kwargs)
+
+        trace.set_tracer_provider(WrappingTracerProvider(TracerProvider()))
+        metrics.set_meter_provider(WrappingMeterProvider(MeterProvider()))
+
+        @agent_otel.tool("search")
+        def search(query):
+            return {"hits": 1}
+
+        telemetry = agent_otel.configure(metrics_exporter="none")
+        print(json.dumps([search("q"), type(trace.get_tracer_provider()).__name__,
+                          type(metrics.get_meter_provider()).__name__,
+                          telemetry.owns_tracer_provider, telemetry.owns_meter_provider]))
+        agent_otel.shutdown()
+    """)
+    assert child.returncode == 0, child.stderr
+    assert json.loads(child.stdout) == [{"hits": 1}, "WrappingTracerProvider", "WrappingMeterProvider", True, True]
+    assert child.stderr == ""
+
+
+def test_a_configure_that_fails_half_way_undoes_it_and_says_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A failure of ours late in the set-up (here: the process carriers) raised into the program and left what was
+    set up before it running: a /metrics server answering with nothing, instrumentors on. Now it is undone, said in
+    one line, and configure() returns; the program goes on without telemetry and a later configure() sets up."""
+    import agent_otel._sdk.configure as configure_module
+
+    def broken() -> None:
+        raise RuntimeError("a failure of agent-otel's own")
+
+    agent_otel.shutdown()
+    port = free_port()
+    monkeypatch.setattr(configure_module, "instrument_process_carriers", broken)
+    with caplog.at_level(logging.WARNING, "agent_otel"):
+        failed = agent_otel.configure(prometheus_port=port, set_global=False)
+    assert (failed.settings, failed.prometheus_url, configure_module.current_telemetry()) == (None, None, None)
+    assert [record.getMessage() for record in caplog.records] == [
+        "agent-otel: configure failed (RuntimeError); the host call was not affected"]
+    with socket.socket() as again:  # the server it started is stopped, its port free
+        again.bind(("127.0.0.1", port))
+    monkeypatch.undo()
+    try:
+        telemetry = agent_otel.configure(prometheus_port=port, set_global=False)
+        assert telemetry.prometheus_url == f"http://127.0.0.1:{port}/metrics"
+    finally:
+        agent_otel.shutdown()
+
+
+def test_after_shutdown_the_programs_meters_come_from_the_global_provider_quietly() -> None:
+    """The API sets a global provider once, so agent-otel's stays global after shutdown(): the SDK then said "A
+    shutdown `MeterProvider` can not provide a `Meter`" on the program's stderr at every get_meter(), another
+    library's included. Shut down, it gives a no-op meter, as a program with no provider gets."""
+    child = run_child("""
+        from opentelemetry import metrics
+        import agent_otel
+
+        agent_otel.configure(metrics_exporter="none")
+        agent_otel.shutdown()
+        for library in ("a.library", "another.library"):
+            metrics.get_meter(library).create_counter("requests").add(1)
+        print("done")
+    """)
+    assert (child.returncode, child.stdout, child.stderr) == (0, "done\n", "")
+
+
+def test_a_hosts_meter_provider_shut_down_before_agent_otel_is_not_asked_for_a_meter_again(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The host shut its meter provider down, then called agent_otel.shutdown(): agent-otel asked it for a meter
+    again (for the calls after), and the SDK warned on the program's stderr."""
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    agent_otel.shutdown()
+    host = MeterProvider()
+    agent_otel.configure(tracer_provider=TracerProvider(), meter_provider=host, set_global=False)
+    host.shutdown()
+    with caplog.at_level(logging.WARNING):
+        agent_otel.shutdown()
+    assert "can not provide a `Meter`" not in caplog.text
 
 
 def test_shutdown_flushes_pending_spans() -> None:

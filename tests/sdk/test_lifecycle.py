@@ -1270,10 +1270,10 @@ def test_configure_off_the_main_thread_leaves_the_programs_sigterm_handler_and_c
 
 
 def test_calls_still_open_at_exit_end_closed_and_are_exported(receiver: OtlpHttpReceiver) -> None:
-    """An agent generator the program left half-read (inside a job and outside one) and an agent call still
-    running on a daemon thread: the interpreter closes the generators during its teardown, after the exit
+    """An agent generator the program left half-read (inside a job and outside one), a tool's, and an agent call
+    still running on a daemon thread: the interpreter closes the generators during its teardown, after the exit
     flush, and never ends the daemon's call, so their spans were lost. They end closed at exit, and the flush
-    exports them."""
+    exports them (a tool's generator since this round: only the kinds tracked while running were)."""
     run_child("""
         import threading
         import agent_otel
@@ -1290,8 +1290,14 @@ def test_calls_still_open_at_exit_end_closed_and_are_exported(receiver: OtlpHttp
             started.set()
             never.wait()
 
-        left = steps()
+        @agent_otel.tool("chunks")
+        def chunks():
+            yield 1
+            yield 2
+
+        left, tool_left = steps(), chunks()
         next(left)
+        next(tool_left)
         with agent_otel.job("j-open"):
             inside = steps()
             next(inside)
@@ -1300,12 +1306,13 @@ def test_calls_still_open_at_exit_end_closed_and_are_exported(receiver: OtlpHttp
         started.wait(30)
     """, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL=receiver.protocol,
         OTEL_METRICS_EXPORTER="none")
-    wait_until(lambda: len(receiver.spans()) >= 4, "the job's span and the three open calls'", timeout_s=DEADLINE_S)
+    wait_until(lambda: len(receiver.spans()) >= 5, "the job's span and the four open calls'", timeout_s=DEADLINE_S)
     names = Counter(span.name for span in receiver.spans())
-    assert names == {"invoke_workflow default": 1, "invoke_agent streamer": 2, "invoke_agent sleeper": 1}
+    assert names == {"invoke_workflow default": 1, "invoke_agent streamer": 2, "invoke_agent sleeper": 1,
+                     "execute_tool chunks": 1}
     closed = {span.name: {a.key: a.value.bool_value for a in span.attributes}.get(semconv.STREAM_CLOSED_EARLY)
-              for span in receiver.spans() if span.name.startswith("invoke_agent")}
-    assert closed == {"invoke_agent streamer": True, "invoke_agent sleeper": True}
+              for span in receiver.spans() if not span.name.startswith("invoke_workflow")}
+    assert closed == {"invoke_agent streamer": True, "invoke_agent sleeper": True, "execute_tool chunks": True}
 
 
 def test_configure_again_on_a_hosts_providers_adds_no_second_span_processor() -> None:

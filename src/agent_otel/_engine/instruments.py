@@ -68,6 +68,8 @@ class Runtime:
     #: usage histogram (``previous_token_usage``); empty and None otherwise, so recording sites test one value.
     previous: dict[str, Any] = field(default_factory=dict)
     previous_token_usage: Any = None
+    #: The provider ``meter`` came from (see :func:`build_runtime`).
+    meter_provider: metrics.MeterProvider | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for spec in semconv.INSTRUMENTS:
@@ -93,10 +95,14 @@ def build_runtime(
     enabled: bool | None = None,
     previous_names: bool | None = None,
 ) -> Runtime:
-    """Install a fresh runtime over the given (or global) providers."""
+    """Install a fresh runtime over the given (or global) providers. Over the meter provider of the runtime it
+    replaces, it keeps that runtime's meter, which the provider would give again (the SDK keeps one per scope)
+    unless it was shut down since (a host's, before ``agent_otel.shutdown()``): the SDK then warns on the
+    program's stderr."""
     global _runtime
     tp = tracer_provider or trace.get_tracer_provider()
     mp = meter_provider or metrics.get_meter_provider()
+    replaced = _runtime
     malformed: ConfigurationError | None = None
     if enabled is None:
         try:
@@ -108,8 +114,10 @@ def build_runtime(
     rt = Runtime(
         enabled=enabled,
         tracer=tp.get_tracer(semconv.SCOPE_NAME, __version__),
-        meter=mp.get_meter(semconv.SCOPE_NAME, __version__),
+        meter=replaced.meter if replaced is not None and replaced.meter_provider is mp else mp.get_meter(
+            semconv.SCOPE_NAME, __version__),
         previous_names=previous_names_from_env() if previous_names is None else previous_names,
+        meter_provider=mp,
     )
     with _lock:
         _runtime = rt

@@ -183,8 +183,10 @@ class Invocation:
 
 
 #: The long-lived invocations in flight (jobs, agents, evolution runs, phases), by id in start order: what
-#: :func:`end_in_flight` ends when a signal ends the process. Tools and provider calls, short and many, are not
-#: tracked. A forked child starts with none: its parent's are the parent's to end.
+#: :func:`end_in_flight` ends when a signal ends the process, at exit and when a test's capture ends. A generator's
+#: call of any kind is among them while the generator runs (from its first step to its end, or until it is closed),
+#: as the program may hold one half-read for good; other tool and model calls, short and many, are not. A forked
+#: child starts with none: its parent's are the parent's to end.
 _in_flight: dict[int, Invocation] = {}
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_in_flight.clear)
@@ -778,41 +780,50 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
     held: Token[Context] | None = None
     to_send: object = None
     to_throw: BaseException | None = None
-    while True:
-        if held is not None:
-            _release(held, inv)
-            held = None
-        token = _attach(inv.context)
-        try:
-            if to_throw is not None:
-                exc, to_throw = to_throw, None
-                item = gen.throw(exc)
-                if type(exc) is GeneratorExit:  # asked to close, it yielded: the call ends closed, as asked
-                    inv.end(End.CLOSED)
+    step_context = inv.context  # what each step runs in: the call's, then what its own code left current
+    _in_flight[id(inv)] = inv  # open across its yields: see _in_flight
+    try:
+        while True:
+            if held is not None:
+                _release(held, inv)
+                held = None
+            token = _attach(step_context)
+            try:
+                if to_throw is not None:
+                    exc, to_throw = to_throw, None
+                    item = gen.throw(exc)
+                    if type(exc) is GeneratorExit:  # asked to close, it yielded: the call ends closed, as asked
+                        inv.end(End.CLOSED)
+                else:
+                    item = gen.send(to_send)
+            except StopIteration as stop:
+                _detach(token)
+                returned: T = stop.value
+                inv.end(End.RETURNED, returned)
+                return returned
+            except BaseException as exc:
+                _detach(token)
+                inv.end(End.RAISED, error=exc)
+                raise
+            if spans_the_block:
+                held = token
             else:
-                item = gen.send(to_send)
-        except StopIteration as stop:
-            _detach(token)
-            returned: T = stop.value
-            inv.end(End.RETURNED, returned)
-            return returned
-        except BaseException as exc:
-            _detach(token)
-            inv.end(End.RAISED, error=exc)
-            raise
-        if spans_the_block:
-            held = token
-        else:
-            _detach(token)
-        if inv.custom_chunk:
-            inv.chunk(item)
-        elif inv.first_chunk_ns is None:  # what chunk() does for a kind without on_chunk()
-            inv.first_chunk_ns = _now_ns()
-        try:
-            to_send = yield item
-        except BaseException as exc:  # GeneratorExit too (close(), or thrown): the program's generator decides
-            to_throw = exc
-            to_send = None
+                # a span its code made current and left open across the yield (``with start_as_current_span():``
+                # around it) is current again in its next step, as unwrapped: it was the call's again, and the
+                # library's later spans lost their parent
+                step_context = _get_current()
+                _detach(token)
+            if inv.custom_chunk:
+                inv.chunk(item)
+            elif inv.first_chunk_ns is None:  # what chunk() does for a kind without on_chunk()
+                inv.first_chunk_ns = _now_ns()
+            try:
+                to_send = yield item
+            except BaseException as exc:  # GeneratorExit too (close(), or thrown): the program's generator decides
+                to_throw = exc
+                to_send = None
+    finally:
+        _in_flight.pop(id(inv), None)
 
 
 #: The code that enters a ``@contextmanager``'s and an ``@asynccontextmanager``'s generator: a decorated
@@ -873,47 +884,53 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
     to_send: object = None
     to_throw: BaseException | None = None
     started = False
-    while True:
-        if held is not None:
-            _release(held, inv)
-            held = None
-        token = _attach(inv.context)
-        try:
-            if to_throw is not None:
-                exc, to_throw = to_throw, None
-                if type(exc) is GeneratorExit and _closed_already(agen):
-                    _detach(token)
-                    inv.end(End.CLOSED)
-                    return
-                item = await agen.athrow(exc)
-                if type(exc) is GeneratorExit:  # asked to close, it yielded: the call ends closed, as asked
-                    inv.end(End.CLOSED)
-            elif started:
-                item = await agen.asend(to_send)
+    step_context = inv.context  # as in _traced_generator
+    _in_flight[id(inv)] = inv  # open across its yields: see _in_flight
+    try:
+        while True:
+            if held is not None:
+                _release(held, inv)
+                held = None
+            token = _attach(step_context)
+            try:
+                if to_throw is not None:
+                    exc, to_throw = to_throw, None
+                    if type(exc) is GeneratorExit and _closed_already(agen):
+                        _detach(token)
+                        inv.end(End.CLOSED)
+                        return
+                    item = await agen.athrow(exc)
+                    if type(exc) is GeneratorExit:  # asked to close, it yielded: the call ends closed, as asked
+                        inv.end(End.CLOSED)
+                elif started:
+                    item = await agen.asend(to_send)
+                else:
+                    started = True
+                    item = await _first_step(agen)
+            except StopAsyncIteration:
+                _detach(token)
+                inv.end(End.RETURNED, None)
+                return
+            except BaseException as exc:
+                _detach(token)
+                inv.end(End.RAISED, error=exc)
+                raise
+            if spans_the_block:
+                held = token
             else:
-                started = True
-                item = await _first_step(agen)
-        except StopAsyncIteration:
-            _detach(token)
-            inv.end(End.RETURNED, None)
-            return
-        except BaseException as exc:
-            _detach(token)
-            inv.end(End.RAISED, error=exc)
-            raise
-        if spans_the_block:
-            held = token
-        else:
-            _detach(token)
-        if inv.custom_chunk:
-            inv.chunk(item)
-        elif inv.first_chunk_ns is None:  # what chunk() does for a kind without on_chunk()
-            inv.first_chunk_ns = _now_ns()
-        try:
-            to_send = yield item
-        except BaseException as exc:  # GeneratorExit too (aclose(), or thrown): the program's generator decides
-            to_throw = exc
-            to_send = None
+                step_context = _get_current()  # as in _traced_generator
+                _detach(token)
+            if inv.custom_chunk:
+                inv.chunk(item)
+            elif inv.first_chunk_ns is None:  # what chunk() does for a kind without on_chunk()
+                inv.first_chunk_ns = _now_ns()
+            try:
+                to_send = yield item
+            except BaseException as exc:  # GeneratorExit too (aclose(), or thrown): the program's generator decides
+                to_throw = exc
+                to_send = None
+    finally:
+        _in_flight.pop(id(inv), None)
 
 
 async def _forward_async(agen: AsyncGenerator[Y, Any]) -> AsyncGenerator[Y, Any]:

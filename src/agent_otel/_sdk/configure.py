@@ -31,6 +31,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from contextvars import Token
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
@@ -161,9 +162,39 @@ class Telemetry:
 
 _telemetry: Telemetry | None = None
 _lock = threading.RLock()
+V = TypeVar("V")
+
+
+class _HeldWeakly(Generic[V]):
+    """Objects mapped to a value by identity, weakly. A provider may be unhashable: logfire's proxy providers are
+    dataclasses, whose ``__eq__`` takes their hash away, so looking one up in a ``WeakSet`` raised ``TypeError``
+    out of ``configure()``."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[weakref.ref[object], V]] = {}
+
+    def get(self, held: object) -> V | None:
+        entry = self._entries.get(id(held))
+        return entry[1] if entry is not None and entry[0]() is held else None
+
+    def __contains__(self, held: object) -> bool:
+        entry = self._entries.get(id(held))
+        return entry is not None and entry[0]() is held
+
+    def set(self, held: object, value: V) -> None:
+        key = id(held)
+
+        def forget(reference: weakref.ref[object]) -> None:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] is reference:
+                del self._entries[key]
+
+        self._entries[key] = (weakref.ref(held, forget), value)
+
+
 #: The SDK providers configure() built: never taken for a host's, even once shut down, so that
 #: configure() after shutdown() builds anew (and replaces them as the global providers).
-_built: weakref.WeakSet[object] = weakref.WeakSet()
+_built: _HeldWeakly[bool] = _HeldWeakly()
 #: Resource attributes of this process when it is a forked child of a configured one (its ``process.pid``):
 #: what tells its telemetry from its parent's and its siblings'.
 _forked_resource: dict[str, int] = {}
@@ -305,8 +336,12 @@ _ARGUMENT_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     **dict.fromkeys(("traces_exporter", "metrics_exporter"), ((str, tuple, list), "a name or a tuple of names")),
     "prometheus_port": ((int,), "a port number 0..65535"),
     "resource": ((Resource,), "an opentelemetry.sdk.resources.Resource"),
-    "tracer_provider": ((trace.TracerProvider,), "an opentelemetry TracerProvider"),
-    "meter_provider": ((metrics.MeterProvider,), "an opentelemetry MeterProvider"),
+    # the SDK's own classes (or subclasses): agent-otel adds its span processor and instruments to the provider, which
+    # an API provider of another kind (a no-op one, logfire's proxies) cannot take; one was ignored, silently
+    "tracer_provider": ((TracerProvider,), "an opentelemetry.sdk.trace.TracerProvider (a provider that wraps one, "
+                                           "as logfire's do: the SDK provider it wraps)"),
+    "meter_provider": ((MeterProvider,), "an opentelemetry.sdk.metrics.MeterProvider (a provider that wraps one, "
+                                         "as logfire's do: the SDK provider it wraps)"),
     **dict.fromkeys(("instrument_threads", "instrument_processes", "system_metrics", "set_global", "span_bridge"),
                     ((bool,), "True or False")),
 }
@@ -324,7 +359,9 @@ def _check_argument_types(arguments: dict[str, object]) -> None:
         if isinstance(value, tuple | list):
             wrong = wrong or not all(isinstance(item, str) for item in value)
         if wrong:
-            raise ConfigurationError(f"configure(): {name}={value!r}: expected {expected}")
+            shown = repr(value) if isinstance(value, str | int | float | tuple | list | dict) else (
+                f"<a {type(value).__module__}.{type(value).__qualname__}>")  # an object's repr may be pages long
+            raise ConfigurationError(f"configure(): {name}={shown}: expected {expected}")
 
 
 def configure(
@@ -336,8 +373,8 @@ def configure(
     otlp_protocol: str | None = None,
     prometheus_host: str | None = None,
     prometheus_port: int | None = None,
-    tracer_provider: trace.TracerProvider | None = None,
-    meter_provider: metrics.MeterProvider | None = None,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
     resource: Resource | None = None,
     instrument_threads: bool = True,
     instrument_processes: bool = True,
@@ -381,108 +418,135 @@ def configure(
         env_flag(AGENT_OTEL_DEBUG, False)  # read when logging, where a bad value cannot be said: said here
         telemetry = Telemetry(settings=settings, tracer_provider=None, meter_provider=None, arguments=arguments,
                               exit_flush_timeout_millis=exit_flush_timeout_millis())
-        our_resource = _resource(settings.service_name, resource)
+        try:
+            our_resource = _resource(settings.service_name, resource)
 
-        bridged = span_bridge if span_bridge is not None else env_flag(AGENT_OTEL_SPAN_BRIDGE, True)
-        if host_tp is not None:
-            if tracer_provider is None:
-                logger.info("agent-otel: using the SDK TracerProvider the host program installed")
-            tp = host_tp
-            if bridged and not isinstance(getattr(tp, "sampler", None), GenAiMetricsSampler):
-                logger.info("agent-otel: the span bridge sees only the spans the host's sampler records; wrap it "
-                            "in agent_otel.GenAiMetricsSampler to count the GenAI spans it drops")
-        else:
-            # the sampler checked above; no exit hook of the SDK: see _register_exit_hook
-            tp = TracerProvider(resource=our_resource, sampler=sampler, shutdown_on_exit=False)
-            if bridged:  # the sampler OTEL_TRACES_SAMPLER names (by default ParentBased(ALWAYS_ON)), GenAI spans
-                # it drops recorded for the bridge; set before any tracer of this new provider reads it
-                tp.sampler = GenAiMetricsSampler(tp.sampler)
-            for name in settings.traces_exporters:
-                processor = ReportingBatchSpanProcessor(_span_exporter(name, settings), telemetry.loss)
-                processor._reporting.resource = our_resource  # a parent's span, in a forked child (fork_handover)
-                telemetry.span_processors.append(processor)
-                tp.add_span_processor(processor)
-            telemetry.owns_tracer_provider = True
-            _built.add(tp)
-        ours = _processors.get(tp)
-        if ours is None:  # a host's provider set up again after shutdown() keeps the one it has (no SDK call removes
-            # it): a second one bridged and counted every GenAI call again
-            ours = _processors[tp] = AgentOtelSpanProcessor(None)
-            tp.add_span_processor(ours)
-        if bridged != (ours.bridge is not None):
-            ours.bridge = GenAiSpanBridge() if bridged else None
-        if telemetry.owns_tracer_provider:  # a forked child: the host's processors of its parents' (fork_handover)
-            for host in HANDOVER.carried:
-                tp.add_span_processor(host)
-        if _logs_sdk_in_use():  # hashed keys in a host's log records; evaluation results sent as log records
-            from agent_otel._bridge.logs import add_to_global_logger_provider
+            bridged = span_bridge if span_bridge is not None else env_flag(AGENT_OTEL_SPAN_BRIDGE, True)
+            if host_tp is not None:
+                if tracer_provider is None:
+                    logger.info("agent-otel: using the SDK TracerProvider the host program installed")
+                tp = host_tp
+                if bridged and not isinstance(getattr(tp, "sampler", None), GenAiMetricsSampler):
+                    logger.info("agent-otel: the span bridge sees only the spans the host's sampler records; wrap it "
+                                "in agent_otel.GenAiMetricsSampler to count the GenAI spans it drops")
+            else:
+                # the sampler checked above; no exit hook of the SDK: see _register_exit_hook
+                tp = TracerProvider(resource=our_resource, sampler=sampler, shutdown_on_exit=False)
+                if bridged:  # the sampler OTEL_TRACES_SAMPLER names (by default ParentBased(ALWAYS_ON)), GenAI spans
+                    # it drops recorded for the bridge; set before any tracer of this new provider reads it
+                    tp.sampler = GenAiMetricsSampler(tp.sampler)
+                for name in settings.traces_exporters:
+                    processor = ReportingBatchSpanProcessor(_span_exporter(name, settings), telemetry.loss)
+                    processor._reporting.resource = our_resource  # a parent's span, in a forked child (fork_handover)
+                    telemetry.span_processors.append(processor)
+                    tp.add_span_processor(processor)
+                telemetry.owns_tracer_provider = True
+                _built.set(tp, True)
+            telemetry.tracer_provider = tp
+            ours = _processors.get(tp)
+            if ours is None:  # a host's provider set up again after shutdown() keeps the one it has (no SDK call
+                # removes it): a second one bridged and counted every GenAI call again
+                ours = AgentOtelSpanProcessor(None)
+                _processors.set(tp, ours)
+                tp.add_span_processor(ours)
+            if bridged != (ours.bridge is not None):
+                ours.bridge = GenAiSpanBridge() if bridged else None
+            if telemetry.owns_tracer_provider:  # a forked child: the host's processors of its parents' (fork_handover)
+                for host in HANDOVER.carried:
+                    tp.add_span_processor(host)
+            if _logs_sdk_in_use():  # hashed keys in a host's log records; evaluation results sent as log records
+                from agent_otel._bridge.logs import add_to_global_logger_provider
 
-            add_to_global_logger_provider(scores=bridged)
+                add_to_global_logger_provider(scores=bridged)
 
-        if host_mp is not None:
-            if meter_provider is None:
-                logger.info("agent-otel: using the SDK MeterProvider the host program installed")
-            mp = host_mp
-        else:
-            readers = [reader for reader in (_metric_reader(name, settings, telemetry)
-                                             for name in settings.metrics_exporters) if reader is not None]
-            # beside the host's TracerProvider, its resource: one service, whose exemplars link to its own traces
-            # (ours named another, agent-otel-app by default); a ``resource`` given here adds to it, as to ours, and
-            # a forked child's instance id is its own (see _resource)
-            mp_resource = our_resource if host_tp is None else _resource(
-                settings.service_name, _named_service(host_tp.resource).merge(resource or Resource({})))
-            mp = AgentOtelMeterProvider(resource=mp_resource, metric_readers=readers, views=metric_views(),
-                                        shutdown_on_exit=False)
-            telemetry.metric_readers = readers
-            if HANDOVER.root is not None:  # a forked child: the program's meters are on the root (fork_handover)
-                _hand_over_meters(telemetry, mp, HANDOVER.root, settings, mp_resource)
-            telemetry.owns_meter_provider = True
-            _built.add(mp)
+            if host_mp is not None:
+                if meter_provider is None:
+                    logger.info("agent-otel: using the SDK MeterProvider the host program installed")
+                mp = host_mp
+            else:
+                readers = [reader for reader in (_metric_reader(name, settings, telemetry)
+                                                 for name in settings.metrics_exporters) if reader is not None]
+                # beside the host's TracerProvider, its resource: one service, whose exemplars link to its own traces
+                # (ours named another, agent-otel-app by default); a ``resource`` given here adds to it, as to ours, and
+                # a forked child's instance id is its own (see _resource)
+                mp_resource = our_resource if host_tp is None else _resource(
+                    settings.service_name, _named_service(host_tp.resource).merge(resource or Resource({})))
+                mp = AgentOtelMeterProvider(resource=mp_resource, metric_readers=readers, views=metric_views(),
+                                            shutdown_on_exit=False)
+                telemetry.metric_readers = readers
+                if HANDOVER.root is not None:  # a forked child: the program's meters are on the root (fork_handover)
+                    _hand_over_meters(telemetry, mp, HANDOVER.root, settings, mp_resource)
+                telemetry.owns_meter_provider = True
+                _built.set(mp, True)
+            telemetry.meter_provider = mp
 
-        if set_global:
-            _set_global_providers(telemetry, tp, mp)
-        telemetry.tracer_provider = tp
-        if telemetry.owns_tracer_provider:  # where a parent's provider forwards in a forked child
-            HANDOVER.tracer_provider = tp
-        telemetry.meter_provider = mp
-        rt = build_runtime(tp, mp, enabled=True)
-        telemetry.loss.counter = rt.errors
-        # the service's heartbeat, before any call: a process that is up and idle reports it
-        rt[semconv.BUILD_INFO].set(1, {semconv.AGENT_OTEL_VERSION: __version__})
-        if telemetry.metrics_unserved is not None:
-            _say_metrics_unserved(telemetry.metrics_unserved, rt)
+            if set_global:
+                _set_global_providers(telemetry, tp, mp)
+            if telemetry.owns_tracer_provider:  # where a parent's provider forwards in a forked child
+                HANDOVER.tracer_provider = tp
+            rt = build_runtime(tp, mp, enabled=True)
+            telemetry.loss.counter = rt.errors
+            # the service's heartbeat, before any call: a process that is up and idle reports it
+            rt[semconv.BUILD_INFO].set(1, {semconv.AGENT_OTEL_VERSION: __version__})
+            if telemetry.metrics_unserved is not None:
+                _say_metrics_unserved(telemetry.metrics_unserved, rt)
 
-        parent = context_from_environment() if not _fork_child_setup else None
-        if parent is not None:  # a parent process handed us its trace and job (TRACEPARENT/BAGGAGE)
-            telemetry.environment_token = otel_context.attach(parent)
-        if instrument_threads:  # the instrumentors are imported only when switched on
-            from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+            parent = context_from_environment() if not _fork_child_setup else None
+            if parent is not None:  # a parent process handed us its trace and job (TRACEPARENT/BAGGAGE)
+                telemetry.environment_token = otel_context.attach(parent)
+            if instrument_threads:  # the instrumentors are imported only when switched on
+                from opentelemetry.instrumentation.threading import ThreadingInstrumentor
 
-            instrumentor = ThreadingInstrumentor()
-            instrument_thread_subclasses()  # threads whose class overrides run(): see carriers
-            if not instrumentor.is_instrumented_by_opentelemetry:
-                instrumentor.instrument(skip_dep_check=_fork_child_setup)  # a forked child: the parent checked
-                telemetry.instrumentors.append(instrumentor)
-                unwrap_instrumented_thread_run()  # no frame of it in a thread's traceback: see carriers
-        if instrument_processes:
-            instrument_process_carriers()
-        if system_metrics:
-            from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
+                instrumentor = ThreadingInstrumentor()
+                instrument_thread_subclasses()  # threads whose class overrides run(): see carriers
+                if not instrumentor.is_instrumented_by_opentelemetry:
+                    instrumentor.instrument(skip_dep_check=_fork_child_setup)  # a forked child: the parent checked
+                    telemetry.instrumentors.append(instrumentor)
+                    unwrap_instrumented_thread_run()  # no frame of it in a thread's traceback: see carriers
+            if instrument_processes:
+                instrument_process_carriers()
+            if system_metrics:
+                from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
 
-            if not _instrumented(SystemMetricsInstrumentor):
-                system = SystemMetricsInstrumentor(config=semconv.PROCESS_METRICS_CONFIG)
-                system.instrument(meter_provider=mp, skip_dep_check=_fork_child_setup)
-                telemetry.instrumentors.append(system)
-        if telemetry.owns_tracer_provider or telemetry.owns_meter_provider:
-            _register_exit_hook()
-            _register_fork_handler()
-        _telemetry = telemetry
-        if exports_from_this_process():
-            flush_before_raised_signals()  # a forked child's too: its parent's went with the parent's release
-            if not _fork_child_setup:  # a forked child's bootstrap is the wrapped one
-                flush_this_worker_on_exit()
-                flush_on_the_programs_terminate()
-        return telemetry
+                if not _instrumented(SystemMetricsInstrumentor):
+                    system = SystemMetricsInstrumentor(config=semconv.PROCESS_METRICS_CONFIG)
+                    system.instrument(meter_provider=mp, skip_dep_check=_fork_child_setup)
+                    telemetry.instrumentors.append(system)
+            if telemetry.owns_tracer_provider or telemetry.owns_meter_provider:
+                _register_exit_hook()
+                _register_fork_handler()
+            _telemetry = telemetry
+            if exports_from_this_process():
+                flush_before_raised_signals()  # a forked child's too: its parent's went with the parent's release
+                if not _fork_child_setup:  # a forked child's bootstrap is the wrapped one
+                    flush_this_worker_on_exit()
+                    flush_on_the_programs_terminate()
+            return telemetry
+        except BaseException as exc:
+            raised = isinstance(exc, ConfigurationError) or not isinstance(exc, Exception)
+            if not raised:  # ours: one line, counted (before the release, which exports the count), never raised
+                report_error("configure", exc)
+            _abandon(telemetry)
+            if raised:
+                raise
+            return Telemetry(settings=None, tracer_provider=None, meter_provider=None)
+
+
+#: The budget of undoing a configure() that failed half-way: nothing was exported yet, but its own failure count.
+_ABANDON_TIMEOUT_MS = 1000
+
+
+def _abandon(telemetry: Telemetry) -> None:
+    """Undo a ``configure()`` that failed half-way (a server listening, providers made global, instrumentors on),
+    as ``shutdown()`` would, rather than leave it running half set up: calls then record as after ``shutdown()``,
+    and a later ``configure()`` sets up anew. Never raises."""
+    global _telemetry
+    if _telemetry is telemetry:
+        _telemetry = None
+    try:
+        _release(telemetry, _ABANDON_TIMEOUT_MS, retry=False)
+    except Exception as exc:
+        report_error("configure.abandon", exc)
 
 
 def _instrumented(kind: type[BaseInstrumentor]) -> bool:
@@ -719,7 +783,7 @@ def _register_fork_handler() -> None:
 
 _exit_hook_registered = False
 #: The span processor configure() added to each tracer provider (weakly: a host's outlives our configuration).
-_processors: weakref.WeakKeyDictionary[TracerProvider, AgentOtelSpanProcessor] = weakref.WeakKeyDictionary()
+_processors: _HeldWeakly[AgentOtelSpanProcessor] = _HeldWeakly()
 
 
 def _register_exit_hook() -> None:
@@ -966,9 +1030,12 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
 
 def runtime_without_configuration() -> None:
     """Calls after a capture of ``agent_otel.testing``: as with no ``configure()``, from the global providers (the
-    next call builds it), or nothing when those are ours, shut down (the SDK would refuse, and warn on stderr)."""
-    if trace.get_tracer_provider() in _built or metrics.get_meter_provider() in _built:
-        build_runtime(trace.NoOpTracerProvider(), metrics.NoOpMeterProvider(), enabled=False)
+    next call builds it), each signal's but one whose global provider is ours, shut down: nothing goes there. (Both
+    went to no-op ones when one was ours: a test suite's own global tracer provider, beside the meter provider a
+    ``configure()`` of its conftest built, got no span after the first capture.)"""
+    global_tp, global_mp = trace.get_tracer_provider(), metrics.get_meter_provider()
+    if global_tp in _built or global_mp in _built:
+        _runtime_over(None if global_tp in _built else global_tp, None if global_mp in _built else global_mp)
     else:
         forget_runtime()
 
@@ -976,7 +1043,11 @@ def runtime_without_configuration() -> None:
 def _runtime_after_release(telemetry: Telemetry) -> None:
     """What calls record after shutdown() (until configure() runs again): nothing into a provider we shut
     down (the SDK would refuse, and warn on the host's stderr), still everything into a host's."""
-    host_tp = None if telemetry.owns_tracer_provider else telemetry.tracer_provider
-    host_mp = None if telemetry.owns_meter_provider else telemetry.meter_provider
+    _runtime_over(None if telemetry.owns_tracer_provider else telemetry.tracer_provider,
+                  None if telemetry.owns_meter_provider else telemetry.meter_provider)
+
+
+def _runtime_over(host_tp: trace.TracerProvider | None, host_mp: metrics.MeterProvider | None) -> None:
+    """Calls record into the host's providers given, and nothing where a signal has none (a no-op provider)."""
     build_runtime(host_tp or trace.NoOpTracerProvider(), host_mp or metrics.NoOpMeterProvider(),
                   enabled=False if host_tp is None and host_mp is None else None)

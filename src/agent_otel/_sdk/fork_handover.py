@@ -36,7 +36,7 @@ from typing import TypeVar
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
-from opentelemetry.metrics import Meter
+from opentelemetry.metrics import Meter, NoOpMeter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, MetricsData
 from opentelemetry.sdk.resources import Resource
@@ -84,9 +84,15 @@ class AgentOtelMeterProvider(MeterProvider):
     provider's, the root's kept by the program) flushes this process's readers of the root too."""
 
     root: MeterProvider | None = None
+    #: Shut down. It stays the global provider (the API sets one once), and a meter the program asks for then is a
+    #: no-op one, as in a program with no provider, quietly: the SDK's said "A shutdown `MeterProvider` can not
+    #: provide a `Meter`" on the program's stderr at every ``get_meter()`` after ``agent_otel.shutdown()``.
+    released = False
 
     def get_meter(self, name: str, version: str | None = None, schema_url: str | None = None,
                   attributes: Attributes = None) -> Meter:
+        if self.released:
+            return NoOpMeter(name, version=version, schema_url=schema_url)
         root = self.root
         if root is not None and name not in OWN_SCOPES:
             return root.get_meter(name, version, schema_url, attributes)
@@ -100,6 +106,7 @@ class AgentOtelMeterProvider(MeterProvider):
 
     def shutdown(self, timeout_millis: float = 30_000) -> None:
         """Its own readers, and this process's on the root: their last export (later shutdowns do nothing)."""
+        self.released = True
         super().shutdown(timeout_millis)
         for reader in HANDOVER.readers:
             reader.shutdown(timeout_millis=timeout_millis)
