@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import importlib.util
 import json
 import logging
 import os
@@ -203,6 +204,56 @@ def test_an_instrumentation_loads_when_the_program_imports_its_library_not_befor
     assert (result.returncode, result.stdout) == (0, "BoundFunctionWrapper\n"), result.stderr  # wrapped on import
 
 
+#: An instrumentation of a library that lives in a namespace package, as OpenInference's of ``llama-index-core``
+#: (``llama_index`` has no ``__init__.py``: its packages come from many distributions).
+NAMESPACED_INSTRUMENTATION = '''
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+
+
+class Instrumentor(BaseInstrumentor):
+    def instrumentation_dependencies(self):
+        return ["zc-spaced-core >= 1"]
+
+    def _instrument(self, **kwargs):
+        import zcspaced.core
+        zcspaced.core.INSTRUMENTED = True
+
+    def _uninstrument(self, **kwargs):
+        pass
+'''
+
+
+def test_an_instrumentation_of_a_library_in_a_namespace_package_loads_and_our_targets_there_are_wrapped(
+        tmp_path: Path) -> None:
+    """The launcher loads an instrumentation when the program imports its library, by an import hook on the
+    library's top-level package. For a namespace package (``llama_index``) that hook never fires: OpenInference's
+    llama-index instrumentation never loaded, and every target of ours under ``llama_index`` waited for it, never
+    wrapped, with nothing said or counted. The hook is on the library's own package in it (``llama_index.core``)."""
+    site = tmp_path / "site"
+    (site / "zcspaced" / "core").mkdir(parents=True)  # no zcspaced/__init__.py: a namespace package
+    (site / "zcspaced" / "core" / "__init__.py").write_text(
+        "class Tool:\n    def call(self, n):\n        return n * 2\n")
+    info = site / "zc_spaced_core-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: zc-spaced-core\nVersion: 1.0\n")
+    (info / "RECORD").write_text("zcspaced/core/__init__.py,,\nzc_spaced_core-1.0.dist-info/METADATA,,\n"
+                                 "zc_spaced_core-1.0.dist-info/RECORD,,\n")
+    (site / "zc_spaced_instrumentation.py").write_text(NAMESPACED_INSTRUMENTATION)
+    install_distribution(site, "zc-spaced-instrumentation", {"zc_spaced": "zc_spaced_instrumentation:Instrumentor"},
+                         requires=('zc-spaced-core>=1; extra == "instruments"',))
+    (tmp_path / "agent-otel.toml").write_text('[[tool]]\ntarget = "zcspaced.core:Tool.call"\nname = "double"\n')
+    (tmp_path / "app.py").write_text(textwrap.dedent("""
+        import zcspaced.core
+        tool = zcspaced.core.Tool()
+        print(tool.call(21), getattr(zcspaced.core, "INSTRUMENTED", False),
+              hasattr(vars(zcspaced.core.Tool)["call"], "__wrapped__"))
+    """))
+    result = subprocess.run([str(BIN / "agent-otel"), "run", "--", sys.executable, "app.py"], cwd=tmp_path,
+                            env=environment(tmp_path, PYTHONPATH=str(site)), capture_output=True, text=True,
+                            timeout=120)
+    assert (result.returncode, result.stdout) == (0, "42 True True\n"), result.stderr
+
+
 def errors_counted(receiver: OtlpHttpReceiver, stage: str) -> float:
     """The last value exported of agent_otel.instrumentation.errors for ``stage`` (a cumulative counter)."""
     values = [point.as_int or point.as_double for metric in receiver.metrics_named("agent_otel.instrumentation.errors")
@@ -384,14 +435,23 @@ def test_the_selection_is_read_as_data(tmp_path: Path) -> None:
 
 
 def _import_names_from_file_list(dist: importlib.metadata.Distribution) -> set[str]:
-    """The reference: the top-level names of a distribution's ``files`` (one object built per file)."""
+    """The reference: the top-level names of a distribution's ``files`` (one object built per file); in a namespace
+    package, the outermost packages and modules of its own."""
     names = set()
     for file in dist.files or ():
         top = file.parts[0]
         if not top.endswith((".dist-info", ".data", ".pth")) and top not in ("..", "__pycache__") \
                 and (len(file.parts) > 1 or top.endswith(".py")):
             names.add(top.removesuffix(".py"))
-    return names
+    namespaces = {name for name in names if (spec := importlib.util.find_spec(name)) is not None
+                  and spec.origin is None}
+    packages = {file.parts[:-1] for file in dist.files or () if file.name == "__init__.py"}
+    for file in dist.files or ():
+        if file.parts[0] in namespaces and file.suffix == ".py" and "__pycache__" not in file.parts:
+            depth = next(depth for depth in range(2, len(file.parts) + 1)
+                         if file.parts[:depth] in packages or depth == len(file.parts))
+            names.add(".".join(file.parts[:depth]).removesuffix(".py"))
+    return names - namespaces
 
 
 def test_the_modules_a_library_installs_are_read_off_its_record_as_off_its_file_list() -> None:

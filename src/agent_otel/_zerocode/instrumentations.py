@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.metadata
+import importlib.util
 import os
 import re
 import sys
@@ -203,20 +204,60 @@ def _import_names(distribution: str) -> set[str]:
 
 
 def _names_of(dist: importlib.metadata.Distribution) -> set[str]:
+    """The modules a distribution installs that an import hook can be set on: its top-level ones, and under a
+    namespace package (no ``__init__.py``, shared by several distributions: ``llama_index``, ``google``) the
+    first packages or modules of its own (``llama_index.core``). A hook on a namespace package never fires
+    (wrapt's finder sees no loader for it): the instrumentation of ``llama-index-core`` never loaded, and
+    every target of ours under ``llama_index`` waited for it for ever, unwrapped."""
     listed = dist.read_text("top_level.txt")
+    record: str | None = None
     if listed:
-        return {line.strip() for line in listed.splitlines() if line.strip()}
-    names = set()
-    # the first part of each RECORD path, read off the text: ``dist.files`` builds an object per file,
-    # and a large SDK (4,000 files) took 30 ms of the start of every Python process under `agent-otel run`
-    for line in (dist.read_text("RECORD") or "").splitlines():
-        top, slash, _ = line.removeprefix('"').partition("/")
-        top = top.partition(",")[0] if not slash else top
-        if not top or top.endswith((".dist-info", ".data", ".pth")) or top in ("..", "__pycache__"):
+        names = {line.strip() for line in listed.splitlines() if line.strip()}
+    else:
+        names = set()
+        # the first part of each RECORD path, read off the text: ``dist.files`` builds an object per file,
+        # and a large SDK (4,000 files) took 30 ms of the start of every Python process under `agent-otel run`
+        record = dist.read_text("RECORD") or ""
+        for line in record.splitlines():
+            top, slash, _ = line.removeprefix('"').partition("/")
+            top = top.partition(",")[0] if not slash else top
+            if not top or top.endswith((".dist-info", ".data", ".pth")) or top in ("..", "__pycache__"):
+                continue
+            if slash or top.endswith(".py"):
+                names.add(top.removesuffix(".py"))
+    namespaces = {name for name in names if _is_namespace_package(name)}
+    if not namespaces:
+        return names
+    return (names - namespaces) | _modules_under(record if record is not None else dist.read_text("RECORD") or "",
+                                                 namespaces)
+
+
+def _is_namespace_package(name: str) -> bool:
+    """Whether the top-level ``name`` imports as a namespace package (asked of the import system, importing
+    nothing: a top-level name has no parent to import). Its spec has no origin (no file), and a search path;
+    its loader is None until it is imported."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):  # a module in sys.modules without a spec, a broken finder
+        return False
+    return spec is not None and spec.origin is None and spec.submodule_search_locations is not None
+
+
+def _modules_under(record: str, namespaces: Collection[str]) -> set[str]:
+    """The outermost packages and modules a RECORD installs under ``namespaces``, dotted (``llama_index.core``);
+    a namespace nested in one (``llama_index.llms``) is gone through to the packages in it."""
+    paths = [line.rsplit(",", 2)[0].strip('"') for line in record.splitlines() if line.count(",") >= 2]
+    packages = {path.removesuffix("/__init__.py") for path in paths if path.endswith("/__init__.py")}
+    modules = set()
+    for path in paths:
+        parts = path.split("/")
+        if parts[0] not in namespaces or "__pycache__" in parts or not path.endswith(".py"):
             continue
-        if slash or top.endswith(".py"):
-            names.add(top.removesuffix(".py"))
-    return names
+        for depth in range(2, len(parts) + 1):  # the shortest package holding it, or the module itself
+            if "/".join(parts[:depth]) in packages or depth == len(parts):
+                modules.add(".".join(parts[:depth]).removesuffix(".py"))
+                break
+    return modules
 
 
 def instrumented_modules(item: Instrumentation) -> set[str]:
@@ -315,9 +356,10 @@ def _load_on_import(item: Instrumentation, modules: Collection[str], distro: Def
     submodules wait for it (:func:`~agent_otel._zerocode.patching.instrumentation_expected`)."""
     loaded: list[bool] = []
 
-    def load(_module: object) -> None:
+    def load(module: object) -> None:
         if not loaded:
             loaded.append(True)
+            _bind_in_parent(module)
             try:
                 _load(item, distro)
             finally:
@@ -326,6 +368,19 @@ def _load_on_import(item: Instrumentation, modules: Collection[str], distro: Def
     instrumentation_expected(modules)
     for module in sorted(modules):
         wrapt.register_post_import_hook(load, module)
+
+
+def _bind_in_parent(module: object) -> None:
+    """A package in a namespace (``llama_index.core``) is hooked while its import runs, before the import system
+    binds it in its parent: an instrumentation that reaches it as ``llama_index.core`` then raised AttributeError
+    ("cannot access submodule 'core'"). It is bound now, to what the import system is about to bind."""
+    parent, dot, name = str(getattr(module, "__name__", "")).rpartition(".")
+    held = sys.modules.get(parent) if dot else None
+    if held is not None:
+        try:
+            setattr(held, name, module)
+        except Exception:  # a module object that refuses attributes: the import system will say so itself
+            pass
 
 
 def _distribution_key(name: str) -> str:

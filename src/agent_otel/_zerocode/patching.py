@@ -738,7 +738,11 @@ def _after_instrumentations(module: str, wrap: Callable[[], None]) -> bool:
     span the inner one (and a LangChain ``with_raw_response`` call's usage, which only the instrumentation's
     span has, lost). A method is looked up on its class at each call, so waiting loses no call."""
     with _waiting_lock:
-        waiting = _waiting.get(module.partition(".")[0])
+        # the instrumentations of its top-level package, or of the package of a namespace it is in (an import
+        # hook is set on ``llama_index.core``, not on the namespace ``llama_index``: see instrumented_modules)
+        package = module
+        while (waiting := _waiting.get(package)) is None and "." in package:
+            package = package.rpartition(".")[0]
         if waiting is None:
             return False
         waiting.targets.append(wrap)
@@ -746,7 +750,8 @@ def _after_instrumentations(module: str, wrap: Callable[[], None]) -> bool:
 
 
 def instrumentation_expected(modules: Collection[str]) -> None:
-    """An instrumentation of these top-level packages is to load when one of them is imported."""
+    """An instrumentation of these packages (top-level ones, or the first ones in a namespace package) is to load
+    when one of them is imported."""
     with _waiting_lock:
         for module in modules:
             _waiting.setdefault(module, _Waiting()).loaders += 1
