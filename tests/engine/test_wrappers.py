@@ -1008,6 +1008,44 @@ def test_async_generator_dropped_in_a_reference_cycle_closes_quietly(otel: Any, 
     assert [how for how, _, _ in handler.ends] == ([] if fail_in_begin else [End.CLOSED])
 
 
+@pytest.mark.parametrize("decorated", [False, True])
+def test_an_async_generator_dropped_in_a_cycle_runs_a_cleanup_that_awaits_in_a_task(
+        otel: Any, decorated: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    """A stream whose ``finally`` awaits (closing its HTTP response), held in a reference cycle and dropped
+    half-read: unwrapped, the loop's finalizer closes it in a task and its cleanup completes. Wrapped, the program's
+    generator had no finalizer (see _first_step) and the collector closed it at once, without a loop: the cleanup
+    stopped at its first await, and Python printed "async generator ignored GeneratorExit"."""
+    log: list[str] = []
+
+    async def stream() -> Any:
+        try:
+            for i in range(10):
+                await asyncio.sleep(0)
+                yield i
+        finally:
+            log.append("cleanup start")
+            await asyncio.sleep(0)
+            log.append(f"cleanup done in a task: {asyncio.current_task() is not None}")
+
+    program = agent_otel.provider("fake", model="m")(stream) if decorated else stream
+
+    async def main() -> None:
+        holder: dict[str, Any] = {"stream": program()}
+        holder["self"] = holder
+        assert await holder["stream"].__anext__() == 0
+        del holder
+        gc.collect()
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    run_after_collecting(main)
+    assert log == ["cleanup start", "cleanup done in a task: True"]
+    assert "ignored GeneratorExit" not in capsys.readouterr().err
+    if decorated:
+        [span] = otel.spans()
+        assert span.attributes[STREAM_CLOSED_EARLY] is True
+
+
 # --------------------------------------------------------------------------------------------------
 # failures of the instrumentation itself, and the disabled switch
 

@@ -884,6 +884,7 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
     to_send: object = None
     to_throw: BaseException | None = None
     started = False
+    ended: list[bool] = []  # see _first_step
     step_context = inv.context  # as in _traced_generator
     _in_flight[id(inv)] = inv  # open across its yields: see _in_flight
     try:
@@ -906,7 +907,7 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
                     item = await agen.asend(to_send)
                 else:
                     started = True
-                    item = await _first_step(agen)
+                    item = await _first_step(agen, ended)
             except StopAsyncIteration:
                 _detach(token)
                 inv.end(End.RETURNED, None)
@@ -931,6 +932,7 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
                 to_send = None
     finally:
         _in_flight.pop(id(inv), None)
+        ended.append(True)
 
 
 async def _forward_async(agen: AsyncGenerator[Y, Any]) -> AsyncGenerator[Y, Any]:
@@ -938,24 +940,28 @@ async def _forward_async(agen: AsyncGenerator[Y, Any]) -> AsyncGenerator[Y, Any]
     to_send: object = None
     to_throw: BaseException | None = None
     started = False
-    while True:
-        try:
-            if to_throw is not None:
-                exc, to_throw = to_throw, None
-                if type(exc) is GeneratorExit and _closed_already(agen):
-                    return
-                item = await agen.athrow(exc)
-            elif started:
-                item = await agen.asend(to_send)
-            else:
-                started = True
-                item = await _first_step(agen)
-        except StopAsyncIteration:
-            return
-        try:
-            to_send = yield item
-        except BaseException as exc:  # GeneratorExit too: the program's generator decides
-            to_throw = exc
+    ended: list[bool] = []  # see _first_step
+    try:
+        while True:
+            try:
+                if to_throw is not None:
+                    exc, to_throw = to_throw, None
+                    if type(exc) is GeneratorExit and _closed_already(agen):
+                        return
+                    item = await agen.athrow(exc)
+                elif started:
+                    item = await agen.asend(to_send)
+                else:
+                    started = True
+                    item = await _first_step(agen, ended)
+            except StopAsyncIteration:
+                return
+            try:
+                to_send = yield item
+            except BaseException as exc:  # GeneratorExit too: the program's generator decides
+                to_throw = exc
+    finally:
+        ended.append(True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -971,18 +977,31 @@ def _closed_already(agen: AsyncGenerator[Any, Any]) -> bool:
     return getattr(agen, "ag_frame", True) is None
 
 
-def _first_step(agen: AsyncGenerator[Y, Any]) -> Awaitable[Y]:
-    """The first step of the program's async generator, taken with no async-generator hooks: an event loop
-    (asyncio's, anyio's, trio's) registers a generator at its first step, to close it at shutdown or when it is
-    collected, and ours, which the program holds, is registered so and closes the program's as it closes. Were
-    the program's registered too, the loop would close both at once at shutdown, and the second ``aclose()``
-    would fail ("already running", printed by the loop) while the program's cleanup awaits."""
+def _first_step(agen: AsyncGenerator[Y, Any], ours_ended: list[bool]) -> Awaitable[Y]:
+    """The first step of the program's async generator, taken without the loop's first-iteration hook: an event
+    loop (asyncio's, anyio's, trio's) registers a generator at its first step, to close it at shutdown, and ours,
+    which the program holds, is registered so and closes the program's as it closes. Were the program's
+    registered too, the loop would close both at once at shutdown, and the second ``aclose()`` would fail
+    ("already running", printed by the loop) while the program's cleanup awaits.
+
+    Its finalizer (what runs when it is collected unfinished) is one that leaves it to ours while ours has not
+    ended (``ours_ended`` empty): the two are collected together (ours holds it), and the loop's finalizer of ours
+    schedules ours' ``aclose()``, which closes the program's in that task, its cleanup awaiting as it would
+    unwrapped. With no finalizer, the collector closed the program's at once, without a loop: a cleanup that
+    awaits was cut short ("async generator ignored GeneratorExit"). Should ours have ended before it (never, but
+    by a failure of ours), the loop's finalizer closes it, as unwrapped."""
     hooks = sys.get_asyncgen_hooks()
-    sys.set_asyncgen_hooks(firstiter=None, finalizer=None)
+    loop_finalizer = hooks.finalizer
+
+    def finalize(program: AsyncGenerator[Any, Any]) -> None:
+        if ours_ended and loop_finalizer is not None:
+            loop_finalizer(program)
+
+    sys.set_asyncgen_hooks(firstiter=None, finalizer=finalize)
     try:
         return agen.asend(None)  # the hooks are read here, when the step is made, not when it is awaited
     finally:
-        sys.set_asyncgen_hooks(firstiter=hooks.firstiter, finalizer=hooks.finalizer)
+        sys.set_asyncgen_hooks(firstiter=hooks.firstiter, finalizer=loop_finalizer)
 
 
 def _traced_stream(result: object, inv: Invocation) -> object:
