@@ -6,9 +6,11 @@ import asyncio
 import collections.abc
 import concurrent.futures
 import contextlib
+import contextvars
 import copy
 import gc
 import inspect
+import io
 import itertools
 import logging
 import pickle
@@ -425,6 +427,50 @@ def test_a_span_a_generator_makes_current_stays_its_current_span_across_its_yiel
                        "library child 1": "library stream", "library astream": "invoke_agent async-streamer",
                        "library achild 0": "library astream", "library achild 1": "library astream"}
     assert trace.get_current_span() is trace.INVALID_SPAN  # nothing of the generators' left current here
+
+
+def test_a_span_a_generators_step_left_current_is_not_carried_where_it_ended_or_into_another_task(
+        otel: Any) -> None:
+    """The span a step left current is current in the next step only where unwrapped it could be: steps taken in
+    copies of the consumer's context (pool threads) or in tasks of their own (``wait_for()`` per item) cannot undo
+    the library's changes there ("Failed to detach context", as unwrapped), and a span that ended so stayed current:
+    the library's next spans were parented to it."""
+    tracer = otel.tracer_provider.get_tracer("a.library")
+
+    @agent_otel.tool("stream")
+    def stream() -> Any:
+        with tracer.start_as_current_span("library stream"):
+            yield 1
+        yield 2
+        with tracer.start_as_current_span("after it"):
+            pass
+        yield 3
+
+    @agent_otel.agent("turns")
+    async def turns() -> Any:
+        with tracer.start_as_current_span("turn 1"):
+            yield 1
+        with tracer.start_as_current_span("turn 2"):
+            yield 2
+
+    generator = stream()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # each step in a copy of this context, on one thread
+        items = [pool.submit(contextvars.copy_context().run, next, generator).result() for _ in range(3)]
+    assert items == [1, 2, 3]
+    assert list(generator) == []  # its end, here
+
+    async def each_item_in_a_task() -> list[Any]:
+        agen = turns()
+        items = [await asyncio.wait_for(agen.__anext__(), 10) for _ in range(2)]
+        assert [item async for item in agen] == []  # its end, in this task
+        return items
+
+    with contextlib.redirect_stderr(io.StringIO()):  # the library's own "Failed to detach context", as unwrapped
+        assert asyncio.run(each_item_in_a_task()) == [1, 2]
+    by_id = {span.context.span_id: span.name for span in otel.spans()}
+    parents = {span.name: by_id.get(span.parent.span_id) for span in otel.spans() if span.parent is not None}
+    assert parents["after it"] == "execute_tool stream"
+    assert parents["turn 2"] == "invoke_agent turns"
 
 
 def test_generator_send_and_return_value(otel: Any) -> None:
@@ -1044,6 +1090,46 @@ def test_an_async_generator_dropped_in_a_cycle_runs_a_cleanup_that_awaits_in_a_t
     if decorated:
         [span] = otel.spans()
         assert span.attributes[STREAM_CLOSED_EARLY] is True
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the stubborn one's, as unwrapped
+def test_generators_whose_cleanup_never_runs_leave_nothing_of_ours_behind(otel: Any) -> None:
+    """An async generator started on a loop closed without ``shutdown_asyncgens()`` and dropped, or a generator that
+    ignores ``close()``: their ``finally`` never runs. The calls open across their yields were kept in a strong
+    registry (for the exit to end them), about 3 KiB each, for the process's life."""
+    from agent_otel._engine import wrappers
+
+    @agent_otel.tool("chunks")
+    async def chunks() -> Any:
+        yield 1
+        yield 2
+
+    @agent_otel.tool("stubborn")
+    def stubborn() -> Any:
+        while True:
+            try:
+                yield 1
+            except GeneratorExit:
+                pass
+
+    async def first(agen: Any) -> Any:
+        return await agen.__anext__()
+
+    gc.collect()
+    before = len(wrappers._open) + len(wrappers._in_flight)
+    for _ in range(20):
+        loop = asyncio.new_event_loop()
+        agen = chunks()
+        loop.run_until_complete(first(agen))
+        loop.close()
+        del agen
+        generator = stubborn()
+        next(generator)
+        with contextlib.suppress(RuntimeError):  # "generator ignored GeneratorExit", as unwrapped
+            generator.close()
+        del generator
+        gc.collect()
+    assert len(wrappers._open) + len(wrappers._in_flight) == before
 
 
 # --------------------------------------------------------------------------------------------------

@@ -125,7 +125,7 @@ def test_a_configure_argument_of_another_type_is_one_clear_error(argument: str, 
     with pytest.raises(ConfigurationError) as caught:
         agent_otel.configure(**{argument: value})  # type: ignore[arg-type]
     shown = repr(value) if isinstance(value, str | int | tuple | dict) else (
-        f"<a {type(value).__module__}.{type(value).__qualname__}>")
+        f"<{type(value).__module__}.{type(value).__qualname__} object>")
     assert str(caught.value) == f"configure(): {argument}={shown}: expected {expected}"
 
 
@@ -416,6 +416,21 @@ def test_global_providers_of_another_kind_that_cannot_be_hashed_are_left_as_they
     assert child.returncode == 0, child.stderr
     assert json.loads(child.stdout) == [{"hits": 1}, "WrappingTracerProvider", "WrappingMeterProvider", True, True]
     assert child.stderr == ""
+
+
+def test_the_apis_stand_in_providers_are_no_provider() -> None:
+    """``configure(tracer_provider=trace.get_tracer_provider())`` before any provider is set passes the API's
+    stand-in (a proxy that wraps nothing): it is no provider, as not given, not a provider of another kind."""
+    from opentelemetry.metrics import _internal as metrics_internal
+
+    agent_otel.shutdown()
+    try:
+        telemetry = agent_otel.configure(tracer_provider=trace.ProxyTracerProvider(),
+                                         meter_provider=metrics_internal._ProxyMeterProvider(), set_global=False,
+                                         metrics_exporter="none")
+        assert (telemetry.owns_tracer_provider, telemetry.owns_meter_provider) == (True, True)
+    finally:
+        agent_otel.shutdown()
 
 
 def test_a_configure_that_fails_half_way_undoes_it_and_says_one_line(monkeypatch: pytest.MonkeyPatch,

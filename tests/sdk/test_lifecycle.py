@@ -1270,11 +1270,13 @@ def test_configure_off_the_main_thread_leaves_the_programs_sigterm_handler_and_c
 
 
 def test_calls_still_open_at_exit_end_closed_and_are_exported(receiver: OtlpHttpReceiver) -> None:
-    """An agent generator the program left half-read (inside a job and outside one), a tool's, and an agent call
-    still running on a daemon thread: the interpreter closes the generators during its teardown, after the exit
-    flush, and never ends the daemon's call, so their spans were lost. They end closed at exit, and the flush
-    exports them (a tool's generator since this round: only the kinds tracked while running were)."""
-    run_child("""
+    """An agent generator the program left half-read (inside a job and outside one), a tool's, a model SDK's stream
+    object, and an agent call still running on a daemon thread: the interpreter closes the generators during its
+    teardown, after the exit flush, and never ends the daemon's call, so their spans were lost (and the stream's,
+    ended then, had the SDK say "Processor is already shutdown" on stderr). They end closed at exit, and the flush
+    exports them (a tool's generator and a stream object since this round: only the kinds tracked while running
+    were)."""
+    child = run_child("""
         import threading
         import agent_otel
 
@@ -1295,9 +1297,25 @@ def test_calls_still_open_at_exit_end_closed_and_are_exported(receiver: OtlpHttp
             yield 1
             yield 2
 
-        left, tool_left = steps(), chunks()
+        class Stream:  # a model SDK's stream object (openai's Stream): an iterator, not a generator
+            def __init__(self):
+                self.sent = 0
+            def __iter__(self):
+                return self
+            def __next__(self):
+                self.sent += 1
+                if self.sent > 3:
+                    raise StopIteration
+                return {"delta": self.sent}
+
+        @agent_otel.provider("openai", model="streamed")
+        def create():
+            return Stream()
+
+        left, tool_left, stream_left = steps(), chunks(), create()
         next(left)
         next(tool_left)
+        next(stream_left)
         with agent_otel.job("j-open"):
             inside = steps()
             next(inside)
@@ -1306,13 +1324,15 @@ def test_calls_still_open_at_exit_end_closed_and_are_exported(receiver: OtlpHttp
         started.wait(30)
     """, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL=receiver.protocol,
         OTEL_METRICS_EXPORTER="none")
-    wait_until(lambda: len(receiver.spans()) >= 5, "the job's span and the four open calls'", timeout_s=DEADLINE_S)
+    wait_until(lambda: len(receiver.spans()) >= 6, "the job's span and the five open calls'", timeout_s=DEADLINE_S)
     names = Counter(span.name for span in receiver.spans())
     assert names == {"invoke_workflow default": 1, "invoke_agent streamer": 2, "invoke_agent sleeper": 1,
-                     "execute_tool chunks": 1}
+                     "execute_tool chunks": 1, "chat streamed": 1}
     closed = {span.name: {a.key: a.value.bool_value for a in span.attributes}.get(semconv.STREAM_CLOSED_EARLY)
               for span in receiver.spans() if not span.name.startswith("invoke_workflow")}
-    assert closed == {"invoke_agent streamer": True, "invoke_agent sleeper": True, "execute_tool chunks": True}
+    assert closed == {"invoke_agent streamer": True, "invoke_agent sleeper": True, "execute_tool chunks": True,
+                      "chat streamed": True}
+    assert "already shutdown" not in child.stderr
 
 
 def test_configure_again_on_a_hosts_providers_adds_no_second_span_processor() -> None:

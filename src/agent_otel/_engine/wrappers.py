@@ -31,6 +31,7 @@ import os
 import pkgutil
 import signal
 import sys
+import threading
 import time
 import types
 import weakref
@@ -50,6 +51,7 @@ from typing import Any, Generic, Self, SupportsIndex, TypeAlias, TypeVar, cast
 
 import wrapt
 from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, Span, Status, StatusCode
 
@@ -72,6 +74,8 @@ WrapperFunction: TypeAlias = Callable[[Callable[..., Any], Any, Args, Kwargs], A
 _attach = otel_context.attach
 _detach = otel_context.detach
 _get_current = otel_context.get_current
+_get_ident = threading.get_ident
+_current_task = asyncio.current_task
 #: What ``opentelemetry.instrumentation.utils.suppress_instrumentation()`` sets (the key, and the older plain name),
 #: as the SDK's exporters do around each export: a wrapped call made under it runs as if it were not wrapped, as
 #: the OpenTelemetry instrumentations' calls do (a target on ``requests`` traced the exporter's own requests, each
@@ -183,13 +187,29 @@ class Invocation:
 
 
 #: The long-lived invocations in flight (jobs, agents, evolution runs, phases), by id in start order: what
-#: :func:`end_in_flight` ends when a signal ends the process, at exit and when a test's capture ends. A generator's
-#: call of any kind is among them while the generator runs (from its first step to its end, or until it is closed),
-#: as the program may hold one half-read for good; other tool and model calls, short and many, are not. A forked
-#: child starts with none: its parent's are the parent's to end.
+#: :func:`end_in_flight` ends when a signal ends the process, at exit and when a test's capture ends. Other tool and
+#: model calls, short and many, are not, but for those in :data:`_open`. A forked child starts with none: its
+#: parent's are the parent's to end.
 _in_flight: dict[int, Invocation] = {}
+
+#: The calls of any kind whose end waits for what they handed out (a generator, an async one, a stream, a future),
+#: which the program may hold half-read for good: :func:`end_in_flight` ends them too. Held weakly, by the id of the
+#: reference: an entry goes with its invocation, which goes with what the program holds (a generator dropped
+#: where its ``finally`` never runs, on a loop closed without ``shutdown_asyncgens()``, kept one for ever).
+_open: dict[int, weakref.ref[Invocation]] = {}
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_in_flight.clear)
+    os.register_at_fork(after_in_child=_open.clear)
+
+
+def _forget_open(reference: weakref.ref[Invocation]) -> None:
+    _open.pop(id(reference), None)
+
+
+def hold_open(inv: Invocation) -> None:
+    """``inv`` ends with what it handed out, later: among the calls :func:`end_in_flight` ends."""
+    reference = weakref.ref(inv, _forget_open)
+    _open[id(reference)] = reference
 
 
 def track(inv: Invocation) -> None:
@@ -217,7 +237,9 @@ def end_in_flight(signum: int | None, timeout_s: float) -> None:
     recording takes (a job's roll-up lock), and then they stay open rather than hang the process. Never raises."""
     global _ending
     try:
-        running = list(_in_flight.values())
+        # (copies first: a collection while a list is made runs the references' callbacks, which pop from _open)
+        held = [inv for inv in map(weakref.ref.__call__, _open.copy().values()) if inv is not None and not inv._ended]
+        running = sorted({id(inv): inv for inv in [*_in_flight.copy().values(), *held]}.values(), key=_started_at)
         if not running or (_ending is not None and _ending.is_alive()):  # an earlier end waits on a lock: so would
             return  # this one
         error = None if signum is None else type(signal.Signals(signum).name, (Terminated,),
@@ -241,6 +263,10 @@ def end_in_flight(signum: int | None, timeout_s: float) -> None:
 
 #: The thread :func:`end_in_flight` last started.
 _ending: ExitThread | None = None
+
+
+def _started_at(inv: Invocation) -> int:
+    return inv.start_ns
 
 
 _RETURNED = End.RETURNED  # read per call: a module global is cheaper than the Enum's attribute
@@ -465,19 +491,24 @@ def _finish_result(inv: Invocation, result: object, handler: Handler) -> object:
             if isinstance(result, types.GeneratorType) and handler.times_generators and not _started(result):
                 traced = _traced_generator_of(result, inv)
                 _end_when_dropped(traced, inv)
+                hold_open(inv)
                 return traced
             if isinstance(result, types.AsyncGeneratorType) and handler.times_generators and not _started(result):
                 traced_async = _named_as(_traced_async_generator(result, inv), result)
                 _end_when_dropped(traced_async, inv)
+                hold_open(inv)
                 return traced_async
             if isinstance(result, asyncio.Future | concurrent.futures.Future):
                 # one that is destroyed while pending (a task whose loop was closed) ends closed, as a dropped
                 # coroutine does; it stayed open, a job among the in-flight ones for the process's life
                 dropped = _end_when_dropped(result, inv)
                 result.add_done_callback(lambda future: _end_from_future(inv, future, dropped))
+                hold_open(inv)
                 return result
         if inv.wants_stream(result):
-            return _traced_stream(result, inv)
+            traced_stream = _traced_stream(result, inv)
+            hold_open(inv)  # (a model's stream object left half-read at exit was lost, and ended after the flush)
+            return traced_stream
         # Any other awaitable (a query builder whose methods return it, awaited at the end of the chain or
         # never) is the program's object as is: a proxy would change its type and its identity (``return
         # self``), and a call it timed until an await that may never come would end closed when dropped.
@@ -780,14 +811,19 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
     held: Token[Context] | None = None
     to_send: object = None
     to_throw: BaseException | None = None
-    step_context = inv.context  # what each step runs in: the call's, then what its own code left current
-    _in_flight[id(inv)] = inv  # open across its yields: see _in_flight
+    # What each step runs in: the call's, then what its own code left current in the step before, if taken on the same
+    # thread (unwrapped, what a step leaves current is current in the next one taken in the same context; one taken
+    # on another thread, a pool's, starts from the consumer's: the span a library's code left current there, ended
+    # since, became the parent of its next spans)
+    step_context, stepped_on = inv.context, None
+    if not isinstance(inv_or_call, Invocation):  # begun here (a returned generator's was held open when returned)
+        hold_open(inv)
     try:
         while True:
             if held is not None:
                 _release(held, inv)
                 held = None
-            token = _attach(step_context)
+            token = _attach(_carried(step_context, inv) if stepped_on == _get_ident() else inv.context)
             try:
                 if to_throw is not None:
                     exc, to_throw = to_throw, None
@@ -811,7 +847,7 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
                 # a span its code made current and left open across the yield (``with start_as_current_span():``
                 # around it) is current again in its next step, as unwrapped: it was the call's again, and the
                 # library's later spans lost their parent
-                step_context = _get_current()
+                step_context, stepped_on = _get_current(), _get_ident()
                 _detach(token)
             if inv.custom_chunk:
                 inv.chunk(item)
@@ -823,7 +859,17 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
                 to_throw = exc
                 to_send = None
     finally:
-        _in_flight.pop(id(inv), None)
+        _in_flight.pop(id(inv), None)  # (a tracked kind's, which its record() takes out already)
+
+
+def _carried(step_context: Context, inv: Invocation) -> Context:
+    """What a generator's step left current, for its next step, while the span current in it has not ended. One
+    that ended in a step taken in another context (steps in pool threads, each in a copy of the consumer's context)
+    stays current there: the library's exit could not undo its own change (OpenTelemetry's "Failed to detach
+    context"), and its next spans were parented to an ended one."""
+    if step_context is inv.context or trace.get_current_span(step_context).is_recording():
+        return step_context
+    return inv.context
 
 
 #: The code that enters a ``@contextmanager``'s and an ``@asynccontextmanager``'s generator: a decorated
@@ -885,14 +931,17 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
     to_throw: BaseException | None = None
     started = False
     ended: list[bool] = []  # see _first_step
-    step_context = inv.context  # as in _traced_generator
-    _in_flight[id(inv)] = inv  # open across its yields: see _in_flight
+    step_context, stepped_in = inv.context, None  # as in _traced_generator, in the same task (wait_for() takes a step
+    # in a task of its own, as a new thread would)
+    if not isinstance(inv_or_call, Invocation):
+        hold_open(inv)
     try:
         while True:
             if held is not None:
                 _release(held, inv)
                 held = None
-            token = _attach(step_context)
+            token = _attach(_carried(step_context, inv) if stepped_in is not None and stepped_in == _stepper()
+                            else inv.context)
             try:
                 if to_throw is not None:
                     exc, to_throw = to_throw, None
@@ -919,7 +968,7 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             if spans_the_block:
                 held = token
             else:
-                step_context = _get_current()  # as in _traced_generator
+                step_context, stepped_in = _get_current(), _stepper()  # as in _traced_generator
                 _detach(token)
             if inv.custom_chunk:
                 inv.chunk(item)
@@ -933,6 +982,14 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
     finally:
         _in_flight.pop(id(inv), None)
         ended.append(True)
+
+
+def _stepper() -> object:
+    """What takes an async generator's steps: the asyncio task, else (trio, a loop of its own) the thread."""
+    try:
+        return _current_task()
+    except RuntimeError:  # no asyncio loop runs here
+        return _get_ident()
 
 
 async def _forward_async(agen: AsyncGenerator[Y, Any]) -> AsyncGenerator[Y, Any]:

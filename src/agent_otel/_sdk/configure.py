@@ -39,6 +39,7 @@ from opentelemetry.context import Context
 
 # the module is marked `# type: ignore` upstream: mypy sees none of its names
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.metrics import _internal as metrics_internal
 from opentelemetry.sdk.environment_variables import (
     OTEL_EXPERIMENTAL_RESOURCE_DETECTORS,
     OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE,
@@ -360,7 +361,7 @@ def _check_argument_types(arguments: dict[str, object]) -> None:
             wrong = wrong or not all(isinstance(item, str) for item in value)
         if wrong:
             shown = repr(value) if isinstance(value, str | int | float | tuple | list | dict) else (
-                f"<a {type(value).__module__}.{type(value).__qualname__}>")  # an object's repr may be pages long
+                f"<{type(value).__module__}.{type(value).__qualname__} object>")  # an object's repr may be pages long
             raise ConfigurationError(f"configure(): {name}={shown}: expected {expected}")
 
 
@@ -373,8 +374,8 @@ def configure(
     otlp_protocol: str | None = None,
     prometheus_host: str | None = None,
     prometheus_port: int | None = None,
-    tracer_provider: TracerProvider | None = None,
-    meter_provider: MeterProvider | None = None,
+    tracer_provider: trace.TracerProvider | None = None,
+    meter_provider: metrics.MeterProvider | None = None,
     resource: Resource | None = None,
     instrument_threads: bool = True,
     instrument_processes: bool = True,
@@ -391,6 +392,11 @@ def configure(
     instrumentations into agent-otel metrics (:mod:`agent_otel._bridge.processor`).
     """
     global _telemetry
+    # the API's stand-ins before any provider is set (``trace.get_tracer_provider()`` then): no provider, as not given
+    if isinstance(tracer_provider, trace.ProxyTracerProvider):
+        tracer_provider = None
+    if isinstance(meter_provider, metrics_internal._ProxyMeterProvider):
+        meter_provider = None
     arguments = dict(locals())
     _check_argument_types(arguments)
     with _lock, host_signals_blocked():  # the SDK's export threads start here: see _engine/threads.py
@@ -657,8 +663,6 @@ def _set_global_providers(telemetry: Telemetry, tp: TracerProvider, mp: MeterPro
     API internals); a host's is never replaced (we do not build providers when the host has an SDK one; one
     of another kind, a no-op provider, stays global without the API's "Overriding ... is not allowed" warning
     on the program's stderr, and agent-otel records through its own)."""
-    from opentelemetry.metrics import _internal as metrics_internal
-
     if telemetry.owns_tracer_provider:
         current_tp = trace.get_tracer_provider()
         if current_tp in _built:
