@@ -193,23 +193,38 @@ class Invocation:
 _in_flight: dict[int, Invocation] = {}
 
 #: The calls of any kind whose end waits for what they handed out (a generator, an async one, a stream, a future),
-#: which the program may hold half-read for good: :func:`end_in_flight` ends them too. Held weakly, by the id of the
-#: reference: an entry goes with its invocation, which goes with what the program holds (a generator dropped
-#: where its ``finally`` never runs, on a loop closed without ``shutdown_asyncgens()``, kept one for ever).
-_open: dict[int, weakref.ref[Invocation]] = {}
+#: which the program may hold half-read for good: :func:`end_in_flight` ends them too. Held weakly: an invocation
+#: goes with what the program holds (a generator dropped where its ``finally`` never runs, on a loop closed without
+#: ``shutdown_asyncgens()``, kept one for ever when held strongly). A list, appended to (the cheapest: one per
+#: call), whose references to invocations gone or ended are let go of as it grows (:func:`hold_open`).
+_open: list[weakref.ref[Invocation]] = []
+_pruning = threading.Lock()
+_prune_at = 1024
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_in_flight.clear)
     os.register_at_fork(after_in_child=_open.clear)
 
 
-def _forget_open(reference: weakref.ref[Invocation]) -> None:
-    _open.pop(id(reference), None)
-
-
 def hold_open(inv: Invocation) -> None:
     """``inv`` ends with what it handed out, later: among the calls :func:`end_in_flight` ends."""
-    reference = weakref.ref(inv, _forget_open)
-    _open[id(reference)] = reference
+    _open.append(weakref.ref(inv))
+    if len(_open) > _prune_at:
+        _prune_open()
+
+
+def _prune_open() -> None:
+    """Keep the references of :data:`_open` to invocations still open; then let it grow to twice that. The ones
+    appended meanwhile (by other threads) are past the part replaced, and stay."""
+    global _prune_at
+    if not _pruning.acquire(blocking=False):  # another thread prunes it
+        return
+    try:
+        seen = len(_open)
+        kept = [reference for reference in _open[:seen] if (inv := reference()) is not None and not inv._ended]
+        _open[:seen] = kept
+        _prune_at = max(1024, 2 * len(kept))
+    finally:
+        _pruning.release()
 
 
 def track(inv: Invocation) -> None:
@@ -237,8 +252,7 @@ def end_in_flight(signum: int | None, timeout_s: float) -> None:
     recording takes (a job's roll-up lock), and then they stay open rather than hang the process. Never raises."""
     global _ending
     try:
-        # (copies first: a collection while a list is made runs the references' callbacks, which pop from _open)
-        held = [inv for inv in map(weakref.ref.__call__, _open.copy().values()) if inv is not None and not inv._ended]
+        held = [inv for inv in map(weakref.ref.__call__, list(_open)) if inv is not None and not inv._ended]
         running = sorted({id(inv): inv for inv in [*_in_flight.copy().values(), *held]}.values(), key=_started_at)
         if not running or (_ending is not None and _ending.is_alive()):  # an earlier end waits on a lock: so would
             return  # this one
@@ -815,61 +829,61 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
     # thread (unwrapped, what a step leaves current is current in the next one taken in the same context; one taken
     # on another thread, a pool's, starts from the consumer's: the span a library's code left current there, ended
     # since, became the parent of its next spans)
-    step_context, stepped_on = inv.context, None
+    call_context = step_context = inv.context
+    stepped_on = None
     if not isinstance(inv_or_call, Invocation):  # begun here (a returned generator's was held open when returned)
         hold_open(inv)
-    try:
-        while True:
-            if held is not None:
-                _release(held, inv)
-                held = None
-            token = _attach(_carried(step_context, inv) if stepped_on == _get_ident() else inv.context)
-            try:
-                if to_throw is not None:
-                    exc, to_throw = to_throw, None
-                    item = gen.throw(exc)
-                    if type(exc) is GeneratorExit:  # asked to close, it yielded: the call ends closed, as asked
-                        inv.end(End.CLOSED)
-                else:
-                    item = gen.send(to_send)
-            except StopIteration as stop:
-                _detach(token)
-                returned: T = stop.value
-                inv.end(End.RETURNED, returned)
-                return returned
-            except BaseException as exc:
-                _detach(token)
-                inv.end(End.RAISED, error=exc)
-                raise
-            if spans_the_block:
-                held = token
+    while True:
+        if held is not None:
+            _release(held, inv)
+            held = None
+        token = _attach(step_context if step_context is call_context else _carried(
+            step_context, call_context, stepped_on == _get_ident()))
+        try:
+            if to_throw is not None:
+                exc, to_throw = to_throw, None
+                item = gen.throw(exc)
+                if type(exc) is GeneratorExit:  # asked to close, it yielded: the call ends closed, as asked
+                    inv.end(End.CLOSED)
             else:
-                # a span its code made current and left open across the yield (``with start_as_current_span():``
-                # around it) is current again in its next step, as unwrapped: it was the call's again, and the
-                # library's later spans lost their parent
-                step_context, stepped_on = _get_current(), _get_ident()
-                _detach(token)
-            if inv.custom_chunk:
-                inv.chunk(item)
-            elif inv.first_chunk_ns is None:  # what chunk() does for a kind without on_chunk()
-                inv.first_chunk_ns = _now_ns()
-            try:
-                to_send = yield item
-            except BaseException as exc:  # GeneratorExit too (close(), or thrown): the program's generator decides
-                to_throw = exc
-                to_send = None
-    finally:
-        _in_flight.pop(id(inv), None)  # (a tracked kind's, which its record() takes out already)
+                item = gen.send(to_send)
+        except StopIteration as stop:
+            _detach(token)
+            returned: T = stop.value
+            inv.end(End.RETURNED, returned)
+            return returned
+        except BaseException as exc:
+            _detach(token)
+            inv.end(End.RAISED, error=exc)
+            raise
+        if spans_the_block:
+            held = token
+        else:
+            # a span its code made current and left open across the yield (``with start_as_current_span():``
+            # around it) is current again in its next step, as unwrapped: it was the call's again, and the
+            # library's later spans lost their parent
+            step_context = _get_current()
+            if step_context is not call_context:
+                stepped_on = _get_ident()
+            _detach(token)
+        if inv.custom_chunk:
+            inv.chunk(item)
+        elif inv.first_chunk_ns is None:  # what chunk() does for a kind without on_chunk()
+            inv.first_chunk_ns = _now_ns()
+        try:
+            to_send = yield item
+        except BaseException as exc:  # GeneratorExit too (close(), or thrown): the program's generator decides
+            to_throw = exc
+            to_send = None
 
 
-def _carried(step_context: Context, inv: Invocation) -> Context:
-    """What a generator's step left current, for its next step, while the span current in it has not ended. One
-    that ended in a step taken in another context (steps in pool threads, each in a copy of the consumer's context)
-    stays current there: the library's exit could not undo its own change (OpenTelemetry's "Failed to detach
-    context"), and its next spans were parented to an ended one."""
-    if step_context is inv.context or trace.get_current_span(step_context).is_recording():
-        return step_context
-    return inv.context
+def _carried(step_context: Context, call_context: Context, same_place: bool) -> Context:
+    """What a generator's step left current (not the call's context), for its next step: taken in the same place
+    (thread, or asyncio task), and while the span current in it has not ended. One that ended in a step taken in
+    another context (steps in pool threads, each in a copy of the consumer's context) stays current there: the
+    library's exit could not undo its own change (OpenTelemetry's "Failed to detach context"), and its next spans
+    were parented to an ended one."""
+    return step_context if same_place and trace.get_current_span(step_context).is_recording() else call_context
 
 
 #: The code that enters a ``@contextmanager``'s and an ``@asynccontextmanager``'s generator: a decorated
@@ -931,8 +945,8 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
     to_throw: BaseException | None = None
     started = False
     ended: list[bool] = []  # see _first_step
-    step_context, stepped_in = inv.context, None  # as in _traced_generator, in the same task (wait_for() takes a step
-    # in a task of its own, as a new thread would)
+    call_context = step_context = inv.context  # as in _traced_generator, in the same task (wait_for() takes a step
+    stepped_in: object = None  # in a task of its own, as a new thread would)
     if not isinstance(inv_or_call, Invocation):
         hold_open(inv)
     try:
@@ -940,8 +954,8 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             if held is not None:
                 _release(held, inv)
                 held = None
-            token = _attach(_carried(step_context, inv) if stepped_in is not None and stepped_in == _stepper()
-                            else inv.context)
+            token = _attach(step_context if step_context is call_context else _carried(
+                step_context, call_context, stepped_in == _stepper()))
             try:
                 if to_throw is not None:
                     exc, to_throw = to_throw, None
@@ -968,7 +982,9 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             if spans_the_block:
                 held = token
             else:
-                step_context, stepped_in = _get_current(), _stepper()  # as in _traced_generator
+                step_context = _get_current()  # as in _traced_generator
+                if step_context is not call_context:
+                    stepped_in = _stepper()
                 _detach(token)
             if inv.custom_chunk:
                 inv.chunk(item)
@@ -980,7 +996,6 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
                 to_throw = exc
                 to_send = None
     finally:
-        _in_flight.pop(id(inv), None)
         ended.append(True)
 
 
