@@ -251,6 +251,10 @@ OPERATION_INVOKE_AGENT = GenAiOperationNameValues.INVOKE_AGENT.value
 OPERATION_EXECUTE_TOOL = GenAiOperationNameValues.EXECUTE_TOOL.value
 OPERATION_INVOKE_WORKFLOW = GenAiOperationNameValues.INVOKE_WORKFLOW.value
 OPERATION_CHAT = GenAiOperationNameValues.CHAT.value
+#: The operations of a model call that answers with generated content: one call named by two instrumentations with
+#: two of them (agent-otel's provider kind says ``chat`` by default, google-genai's ``generate_content``) is one.
+INFERENCE_OPERATIONS = frozenset({OPERATION_CHAT, GenAiOperationNameValues.GENERATE_CONTENT.value,
+                                  GenAiOperationNameValues.TEXT_COMPLETION.value})
 OPERATION_EVOLVE = "evolve"
 OPERATION_RUN_PHASE = "run_phase"
 

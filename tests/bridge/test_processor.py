@@ -169,6 +169,28 @@ def test_a_foreign_chat_span_further_inside_a_provider_call_of_ours_counts_once(
     assert otel.span(semconv.job_span_name("nested")).attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 1
 
 
+@pytest.mark.parametrize("directly", [True, False])
+def test_a_provider_call_of_ours_around_another_inference_operations_span_counts_once(
+        otel: Any, directly: bool) -> None:
+    """google-genai's instrumentation names a Gemini call ``generate_content``; a ``@provider`` (or a
+    ``[[provider]]`` target) around ``Models.generate_content`` says ``chat`` by default. The spans were taken for
+    two calls, since their operations differed: every call, its tokens and its cost counted twice."""
+    tracer = foreign(otel, "opentelemetry.instrumentation.google_genai")
+
+    @agent_otel.provider("gcp.gemini", model="gemini-2.5-flash")
+    def generate() -> str:
+        with tracer.start_as_current_span("retry") if not directly else contextlib.nullcontext():
+            chat_span(tracer, model="gemini-2.5-flash", tokens=(23, 5), **{
+                semconv.GEN_AI_OPERATION_NAME: "generate_content", semconv.GEN_AI_PROVIDER_NAME: "gcp.gemini"})
+        return "the answer"  # a text: the tokens come from the span inside
+
+    with agent_otel.job(type="gemini"):
+        generate()
+    assert sum(p.count for p in points(otel, OPERATION)) == 1
+    assert sum(p.sum for p in points(otel, INPUT_TOKENS)) == 23
+    assert otel.span(semconv.job_span_name("gemini")).attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 1
+
+
 @pytest.mark.parametrize("between", [False, True])
 def test_a_provider_call_of_ours_whose_result_shows_no_usage_counts_the_tokens_of_the_foreign_spans_inside(
         otel: Any, between: bool) -> None:

@@ -8,7 +8,8 @@ invocations (duration and outcome), tool calls, the job's roll-ups, and the scor
 ``gen_ai.evaluation.result`` events on GenAI spans (ours too, but those ``record_evaluation()`` counted).
 Job and conversation ids are stamped on the span by the id processor, as on every span.
 
-**Counted once.** A call covered twice, by two nested spans of the same kind and operation (an
+**Counted once.** A call covered twice, by two nested spans of the same kind and operation (any two inference
+operations are one: :func:`~agent_otel._bridge.sources.same_operation`; an
 agent-otel wrapper around a call another instrumentation also traces, or two instrumentations of one
 call such as a framework's model span around the SDK's), is counted once: a span of ours always wins
 over another library's, and otherwise the outer span wins. The loser still exports its span.
@@ -196,7 +197,7 @@ class GenAiSpanBridge(SpanProcessor):
             kind, operation = found
             parent_span = trace.get_current_span(parent_context)
             parent = self._seen.get(parent_span) if self.open_spans else None
-            same = parent is not None and parent.kind is kind and parent.operation == operation
+            same = parent is not None and parent.kind is kind and sources.same_operation(parent.operation, operation)
             if ours:  # one call, two spans: ours wins over another library's outer span (not a job: one that a
                 # framework's graph step opens is inside the graph's run, not that run)
                 if same and parent is not None and kind is not Kind.WORKFLOW:
@@ -271,7 +272,8 @@ class GenAiSpanBridge(SpanProcessor):
         for seen in list(self.open_spans.values()):  # (a copy made in C: other threads change the mapping)
             other = seen.sibling
             if (other is None or other[0] is not parent or other[1] != where or other[2] == scope
-                    or seen.operation != operation or other[3] != provider or (model and other[4] and model != other[4])
+                    or not sources.same_operation(seen.operation, operation) or other[3] != provider
+                    or (model and other[4] and model != other[4])
                     or not 0 <= started - other[5] <= _TWIN_WITHIN_NS):
                 continue
             if found is None or other[5] > found[0]:
@@ -403,7 +405,7 @@ def _our_provider_call(ctx: Context | None, operation: str) -> ProviderInvocatio
     """The agent-otel provider call of that operation the span starts in, at any depth: the call counts the
     request, its tokens and cost once (see the provider kind's nesting rule)."""
     call = otel_context.get_value(PROVIDER_KEY, ctx)
-    return call if isinstance(call, ProviderInvocation) and call.operation == operation else None
+    return call if isinstance(call, ProviderInvocation) and sources.same_operation(call.operation, operation) else None
 
 
 def _in_our_call(kind: Kind, operation: str, attributes: Mapping[str, Any], span_name: str,
@@ -446,7 +448,7 @@ def _directly_ours(ours: tuple[Kind, str] | None, theirs: tuple[Kind, str], ctx:
     or the first run of our agent call (their workflow inside our agent: its twin, as their agent span would be).
     A job is no agent run: a workflow directly inside one is a run of its own, as it is outside any job (a job
     around three ``Runner.run`` calls erased all three from the agent invocations)."""
-    if ours == theirs:
+    if ours is not None and ours[0] is theirs[0] and sources.same_operation(ours[1], theirs[1]):
         return theirs[0] is not Kind.WORKFLOW and _first_twin(theirs[0], ctx)
     return ours is not None and ours[0] is Kind.AGENT and theirs[0] is Kind.WORKFLOW and _first_workflow(ctx)
 

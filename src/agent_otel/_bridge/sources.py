@@ -69,6 +69,16 @@ def classify(attributes: Mapping[str, Any]) -> tuple[Kind, str] | None:
     return Kind.PROVIDER, operation
 
 
+def same_operation(one: str, other: str) -> bool:
+    """Whether two spans' operations can name one call: equal, or both an inference
+    (:data:`~agent_otel.semconv.INFERENCE_OPERATIONS`). A ``@provider`` (``chat`` by default) around google-genai's
+    ``generate_content`` span was two calls, its tokens and cost counted twice."""
+    return one == other or (one in _INFERENCE and other in _INFERENCE)
+
+
+_INFERENCE = semconv.INFERENCE_OPERATIONS
+
+
 def _first(attributes: Mapping[str, Any], *keys: str) -> Any:
     for key in keys:
         value = attributes.get(key)
