@@ -14,6 +14,9 @@ import io
 import itertools
 import logging
 import pickle
+import subprocess
+import sys
+import textwrap
 import traceback
 import types
 import weakref
@@ -21,6 +24,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
@@ -471,6 +475,123 @@ def test_a_span_a_generators_step_left_current_is_not_carried_where_it_ended_or_
     parents = {span.name: by_id.get(span.parent.span_id) for span in otel.spans() if span.parent is not None}
     assert parents["after it"] == "execute_tool stream"
     assert parents["turn 2"] == "invoke_agent turns"
+
+
+@pytest.mark.parametrize("shape", ["sync", "async"])
+def test_a_remote_parent_and_baggage_a_generators_step_made_current_stay_for_its_next_step(
+        otel: Any, shape: str) -> None:
+    """A context the generator's code made current from an incoming request (a remote parent, baggage) has no span
+    that records: it is no span that ended, and is carried to the next step as unwrapped (it was dropped for the
+    call's: the baggage gone, the next step's spans in another trace)."""
+    from opentelemetry import baggage, propagate
+
+    headers = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "baggage": "tenant=acme"}
+    seen: list[Any] = []
+
+    @agent_otel.tool("handler")
+    def handle() -> Any:
+        token = otel_context.attach(propagate.extract(headers))
+        yield "a"
+        seen.append((baggage.get_baggage("tenant"), trace.get_current_span().get_span_context().trace_id))
+        otel_context.detach(token)
+        yield "b"
+
+    @agent_otel.tool("async-handler")
+    async def ahandle() -> Any:
+        token = otel_context.attach(propagate.extract(headers))
+        yield "a"
+        seen.append((baggage.get_baggage("tenant"), trace.get_current_span().get_span_context().trace_id))
+        otel_context.detach(token)
+        yield "b"
+
+    async def read_all() -> list[Any]:
+        return [item async for item in ahandle()]
+
+    assert (list(handle()) if shape == "sync" else asyncio.run(read_all())) == ["a", "b"]
+    assert seen == [("acme", 0x0AF7651916CD43DD8448EB211C80319C)]
+
+
+def test_a_task_that_took_a_step_of_a_generator_is_not_kept_alive_by_it(otel: Any) -> None:
+    """Which task took a step is remembered weakly: a finished task, and its result, lived as long as the generator."""
+    tracer = otel.tracer_provider.get_tracer("a.library")
+
+    @agent_otel.agent("streamer")
+    async def stream() -> Any:
+        with tracer.start_as_current_span("library stream"):
+            yield 1
+            yield 2
+
+    async def main() -> None:
+        agen = stream()
+
+        async def first() -> bytearray:
+            assert await agen.__anext__() == 1
+            return bytearray(1000)  # the task's result
+
+        task = asyncio.create_task(first())
+        await task
+        finished = weakref.ref(task)
+        del task
+        for _ in range(3):  # the loop's own references to it go
+            await asyncio.sleep(0)
+        gc.collect()
+        assert finished() is None
+        await agen.aclose()
+
+    asyncio.run(main())
+
+
+def test_an_async_generator_under_suppressed_instrumentation_passes_asend_and_athrow_through(otel: Any) -> None:
+    """Its first step under ``suppress_instrumentation()`` (no invocation): the program's generator was read by an
+    ``async for`` over it, which dropped what ``asend()`` passed and raised what ``athrow()`` threw past it."""
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    @agent_otel.tool("echo")
+    async def echo() -> Any:
+        got = None
+        while True:
+            try:
+                got = yield f"got {got!r}"
+            except ValueError as exc:
+                got = f"caught {exc}"
+
+    async def main() -> list[str]:
+        with suppress_instrumentation():
+            agen = echo()
+            items = [await agen.asend(None)]
+        items.append(await agen.asend("hello"))
+        items.append(await agen.athrow(ValueError("boom")))
+        await agen.aclose()
+        return items
+
+    assert asyncio.run(main()) == ["got None", "got 'hello'", "got 'caught boom'"]
+    assert otel.spans() == []
+
+
+def test_a_forked_child_prunes_the_calls_held_open_though_the_parent_was_pruning(tmp_path: Any) -> None:
+    """A thread of the parent pruning the list of calls held open as it forked left the lock held in the child, which
+    then never pruned it: one entry per generator call for the child's life."""
+    program = tmp_path / "child.py"
+    program.write_text(textwrap.dedent("""
+        import os, sys
+        import agent_otel
+        from agent_otel._engine import wrappers
+
+        @agent_otel.tool("read")
+        def read():
+            yield 1
+
+        wrappers._pruning.acquire()  # as a thread of the parent pruning at the fork
+        pid = os.fork()
+        if pid == 0:
+            for _ in range(5000):
+                list(read())
+            os._exit(0 if len(wrappers._open) <= 1025 else 1)
+        _, status = os.waitpid(pid, 0)
+        sys.exit(os.waitstatus_to_exitcode(status))
+    """))
+    result = subprocess.run([sys.executable, str(program)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
 
 
 def test_generator_send_and_return_value(otel: Any) -> None:

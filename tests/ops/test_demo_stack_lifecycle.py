@@ -184,6 +184,18 @@ def in_time_wait(port: int) -> bool:
                for conn in psutil.net_connections("tcp4"))
 
 
+def test_free_ports_are_distinct_and_outside_the_range_outgoing_connections_take_theirs_from() -> None:
+    """A port found free among the ephemeral ones could be taken as the local port of an outgoing connection before
+    the server asked to listen on it did (a Collector of the gateway tests: "bind: address already in use")."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == 50
+    assert all(1024 <= port < low for port in ports)
+    for port in ports:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
+
+
 def test_a_port_in_time_wait_is_free_for_a_new_server() -> None:
     with socket.socket() as listener:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Prometheus and Alertmanager listen

@@ -200,9 +200,19 @@ _in_flight: dict[int, Invocation] = {}
 _open: list[weakref.ref[Invocation]] = []
 _pruning = threading.Lock()
 _prune_at = 1024
+
+
+def _open_in_child() -> None:
+    """A forked child starts with no call held open (its parent's are the parent's to end), and a pruning lock of its
+    own: one a thread of the parent held as it forked stayed held there, and the list grew for ever."""
+    global _pruning, _prune_at
+    _open.clear()
+    _pruning, _prune_at = threading.Lock(), 1024
+
+
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_in_flight.clear)
-    os.register_at_fork(after_in_child=_open.clear)
+    os.register_at_fork(after_in_child=_open_in_child)
 
 
 def hold_open(inv: Invocation) -> None:
@@ -882,8 +892,12 @@ def _carried(step_context: Context, call_context: Context, same_place: bool) -> 
     (thread, or asyncio task), and while the span current in it has not ended. One that ended in a step taken in
     another context (steps in pool threads, each in a copy of the consumer's context) stays current there: the
     library's exit could not undo its own change (OpenTelemetry's "Failed to detach context"), and its next spans
-    were parented to an ended one."""
-    return step_context if same_place and trace.get_current_span(step_context).is_recording() else call_context
+    were parented to an ended one. A span that records nothing (a remote parent, one sampled out) has not ended:
+    the context it is in is carried, with its baggage."""
+    if not same_place:
+        return call_context
+    ended = getattr(trace.get_current_span(step_context), "end_time", None) is not None  # (an SDK span's)
+    return call_context if ended else step_context
 
 
 #: The code that enters a ``@contextmanager``'s and an ``@asynccontextmanager``'s generator: a decorated
@@ -935,16 +949,35 @@ def _async_generator_wrapper(handler: Handler) -> WrapperFunction:
 async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
                                   inv_or_call: Invocation | _PendingCall) -> AsyncGenerator[Y, Any]:
     inv = inv_or_call if isinstance(inv_or_call, Invocation) else _begin(*inv_or_call)
-    if inv is None:
-        async for item in _forward_async(agen):
-            yield item
-        return
-    spans_the_block = sys._getframe(1).f_code is _ASYNC_CONTEXT_MANAGER_ENTER
-    held: Token[Context] | None = None
     to_send: object = None
     to_throw: BaseException | None = None
     started = False
     ended: list[bool] = []  # see _first_step
+    if inv is None:  # begin() failed or instrumentation is suppressed: the program's generator, passed through here
+        # (not by an ``async for`` over another generator, which dropped what asend() and athrow() pass in)
+        try:
+            while True:
+                try:
+                    if to_throw is not None:
+                        thrown, to_throw = to_throw, None
+                        if type(thrown) is GeneratorExit and _closed_already(agen):
+                            return
+                        item = await agen.athrow(thrown)
+                    elif started:
+                        item = await agen.asend(to_send)
+                    else:
+                        started = True
+                        item = await _first_step(agen, ended)
+                except StopAsyncIteration:
+                    return
+                try:
+                    to_send = yield item
+                except BaseException as passed:  # GeneratorExit too: the program's generator decides
+                    to_throw = passed
+        finally:
+            ended.append(True)
+    spans_the_block = sys._getframe(1).f_code is _ASYNC_CONTEXT_MANAGER_ENTER
+    held: Token[Context] | None = None
     call_context = step_context = inv.context  # as in _traced_generator, in the same task (wait_for() takes a step
     stepped_in: object = None  # in a task of its own, as a new thread would)
     if not isinstance(inv_or_call, Invocation):
@@ -1000,40 +1033,13 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
 
 
 def _stepper() -> object:
-    """What takes an async generator's steps: the asyncio task, else (trio, a loop of its own) the thread."""
+    """What takes an async generator's steps: the asyncio task (weakly: a reference to it kept a finished task and its
+    result alive as long as the generator), else (trio, a loop of its own) the thread."""
     try:
-        return _current_task()
+        task = _current_task()
     except RuntimeError:  # no asyncio loop runs here
         return _get_ident()
-
-
-async def _forward_async(agen: AsyncGenerator[Y, Any]) -> AsyncGenerator[Y, Any]:
-    """Pass an async generator through unchanged, send/throw included (the begin() failed path)."""
-    to_send: object = None
-    to_throw: BaseException | None = None
-    started = False
-    ended: list[bool] = []  # see _first_step
-    try:
-        while True:
-            try:
-                if to_throw is not None:
-                    exc, to_throw = to_throw, None
-                    if type(exc) is GeneratorExit and _closed_already(agen):
-                        return
-                    item = await agen.athrow(exc)
-                elif started:
-                    item = await agen.asend(to_send)
-                else:
-                    started = True
-                    item = await _first_step(agen, ended)
-            except StopAsyncIteration:
-                return
-            try:
-                to_send = yield item
-            except BaseException as exc:  # GeneratorExit too: the program's generator decides
-                to_throw = exc
-    finally:
-        ended.append(True)
+    return _get_ident() if task is None else weakref.ref(task)  # (one per task: equal while it lives)
 
 
 # --------------------------------------------------------------------------------------------------
