@@ -191,6 +191,38 @@ def test_a_provider_call_of_ours_around_another_inference_operations_span_counts
     assert otel.span(semconv.job_span_name("gemini")).attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 1
 
 
+def test_a_completion_request_to_another_model_inside_our_chat_call_is_a_call_of_its_own(otel: Any) -> None:
+    """Two inference operations are one call's only for one model: a ``text_completion`` request to another model
+    made inside an agent-otel chat call was taken for it, its call, tokens and cost lost."""
+    tracer = foreign(otel)
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def complete() -> dict[str, Any]:
+        chat_span(tracer, model="gpt-3.5-turbo-instruct", tokens=(300, 40),
+                  **{semconv.GEN_AI_OPERATION_NAME: "text_completion"})
+        return {"usage": {"prompt_tokens": 1000, "completion_tokens": 200}}
+
+    complete()
+    by_model: dict[str, float] = {}
+    for p in points(otel, INPUT_TOKENS):
+        model = p.attributes[semconv.GEN_AI_REQUEST_MODEL]
+        by_model[model] = by_model.get(model, 0) + p.sum
+    assert by_model == {"gpt-4o": 1000, "gpt-3.5-turbo-instruct": 300}
+    assert sum(p.count for p in points(otel, OPERATION)) == 2
+
+
+def test_two_libraries_sibling_spans_of_two_inference_operations_are_two_calls(otel: Any) -> None:
+    """Side by side (no span inside the other), two libraries' spans are one call's only for the same operation:
+    a completion stream one library left open and another library's chat call right after it are two calls."""
+    streaming, chatting = foreign(otel, "a.library"), foreign(otel, "another.library")
+    completion = streaming.start_span("text_completion", attributes={  # not current, no model named yet
+        semconv.GEN_AI_OPERATION_NAME: "text_completion", semconv.GEN_AI_PROVIDER_NAME: "openai"})
+    chat_span(chatting, tokens=(100, 10))
+    completion.end()
+    assert sorted(p.attributes[semconv.GEN_AI_OPERATION_NAME] for p in points(otel, OPERATION)) == [
+        "chat", "text_completion"]
+
+
 @pytest.mark.parametrize("between", [False, True])
 def test_a_provider_call_of_ours_whose_result_shows_no_usage_counts_the_tokens_of_the_foreign_spans_inside(
         otel: Any, between: bool) -> None:

@@ -97,10 +97,10 @@ def test_a_port_argument_of_another_type_is_one_clear_error(port: object) -> Non
         resolve_settings(prometheus_port=port, env={})  # type: ignore[arg-type]
 
 
-_SDK_TRACER_PROVIDER = ("an opentelemetry.sdk.trace.TracerProvider (a provider that wraps one, as logfire's do: the "
-                        "SDK provider it wraps)")
-_SDK_METER_PROVIDER = ("an opentelemetry.sdk.metrics.MeterProvider (a provider that wraps one, as logfire's do: the "
-                       "SDK provider it wraps)")
+_SDK_TRACER_PROVIDER = ("an opentelemetry.sdk.trace.TracerProvider (for a provider that wraps one, as logfire's "
+                        "do, pass the one it wraps)")
+_SDK_METER_PROVIDER = ("an opentelemetry.sdk.metrics.MeterProvider (for a provider that wraps one, as logfire's do, "
+                       "pass the one it wraps)")
 
 
 @pytest.mark.parametrize(("argument", "value", "expected"), [

@@ -252,6 +252,18 @@ def test_an_instrumentation_of_a_library_in_a_namespace_package_loads_and_our_ta
                             env=environment(tmp_path, PYTHONPATH=str(site)), capture_output=True, text=True,
                             timeout=120)
     assert (result.returncode, result.stdout) == (0, "42 True True\n"), result.stderr
+    # check's overlap note names the library's own package in the namespace, not every package in it
+    (site / "zcspaced" / "other").mkdir()
+    (site / "zcspaced" / "other" / "__init__.py").write_text("def unrelated():\n    return 1\n")
+    with (tmp_path / "agent-otel.toml").open("a") as config:
+        config.write('[[tool]]\ntarget = "zcspaced.other:unrelated"\n')
+    result = subprocess.run([str(BIN / "agent-otel"), "check"], cwd=tmp_path, capture_output=True, text=True,
+                            env=environment(tmp_path, PYTHONPATH=str(site)), timeout=120)
+    targets = targets_section(result.stdout)
+    core = next(i for i, line in enumerate(targets) if line.startswith("zcspaced.core:Tool.call "))
+    other = next(i for i, line in enumerate(targets) if line.startswith("zcspaced.other:unrelated "))
+    assert targets[core + 1].startswith("    overlaps zc_spaced:"), result.stdout
+    assert not targets[other + 1:other + 2] or not targets[other + 1].startswith("    "), result.stdout
 
 
 def errors_counted(receiver: OtlpHttpReceiver, stage: str) -> float:
@@ -367,7 +379,8 @@ def test_check_lists_the_instrumentations_and_the_targets_they_overlap(project: 
     assert result.returncode == 1, result.stderr  # an instrumentation that cannot be loaded is an error
     targets = targets_section(result.stdout)
     provider = next(i for i, line in enumerate(targets) if line.startswith("openai.resources.chat.completions:"))
-    assert targets[provider + 1] == "    overlaps openai: the call is counted once, see README"
+    assert targets[provider + 1] == ("    overlaps openai: counted once where its span names the call as this target "
+                                     "does (kind and operation), see README")
     tool = next(i for i, line in enumerate(targets) if line.startswith("toolmod:work "))
     assert not targets[tool + 1].startswith("    ")  # toolmod is no library an instrumentation instruments
     rows = check_rows(result.stdout)

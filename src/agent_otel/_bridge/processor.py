@@ -8,8 +8,8 @@ invocations (duration and outcome), tool calls, the job's roll-ups, and the scor
 ``gen_ai.evaluation.result`` events on GenAI spans (ours too, but those ``record_evaluation()`` counted).
 Job and conversation ids are stamped on the span by the id processor, as on every span.
 
-**Counted once.** A call covered twice, by two nested spans of the same kind and operation (any two inference
-operations are one: :func:`~agent_otel._bridge.sources.same_operation`; an
+**Counted once.** A call covered twice, by two nested spans of the same kind and operation (two inference
+operations of one model are one: :func:`~agent_otel._bridge.sources.same_operation`; an
 agent-otel wrapper around a call another instrumentation also traces, or two instrumentations of one
 call such as a framework's model span around the SDK's), is counted once: a span of ours always wins
 over another library's, and otherwise the outer span wins. The loser still exports its span.
@@ -197,7 +197,10 @@ class GenAiSpanBridge(SpanProcessor):
             kind, operation = found
             parent_span = trace.get_current_span(parent_context)
             parent = self._seen.get(parent_span) if self.open_spans else None
-            same = parent is not None and parent.kind is kind and sources.same_operation(parent.operation, operation)
+            same = parent is not None and parent.kind is kind and (parent.operation == operation or (
+                kind is Kind.PROVIDER and sources.same_operation(
+                    parent.operation, operation, sources.request_model_of(attribute_dict(parent_span)),
+                    sources.request_model_of(attributes))))
             if ours:  # one call, two spans: ours wins over another library's outer span (not a job: one that a
                 # framework's graph step opens is inside the graph's run, not that run)
                 if same and parent is not None and kind is not Kind.WORKFLOW:
@@ -225,7 +228,7 @@ class GenAiSpanBridge(SpanProcessor):
                 if kind is Kind.PROVIDER:  # with what this one has and it lacks
                     seen.twin_of = parent
             elif parent is None and _ours(parent_span) and _directly_ours(
-                    sources.classify(attribute_dict(parent_span)), found, started_in):
+                    attribute_dict(parent_span), found, attributes, started_in):
                 seen.covered = True  # ours wins: a framework's run or tool call directly inside ours is ours
             elif _in_our_call(kind, operation, attributes, span.name, started_in):
                 seen.covered = True  # ours, the parent or further up: spans between (a retry's, a step's) don't count
@@ -242,7 +245,8 @@ class GenAiSpanBridge(SpanProcessor):
                 else:
                     seen.sibling = sibling
             if seen.covered and not same and kind is Kind.PROVIDER:
-                _inside_our_provider_call(seen, _our_provider_call(started_in, operation))
+                _inside_our_provider_call(seen, _our_provider_call(started_in, operation,
+                                                                   sources.request_model_of(attributes)))
             elif kind is Kind.AGENT and not seen.covered:
                 seen.own = seen.below = AgentRun(
                     policy().bounded(semconv.GEN_AI_AGENT_NAME, sources.agent_name_of(attributes) or span.name))
@@ -272,7 +276,7 @@ class GenAiSpanBridge(SpanProcessor):
         for seen in list(self.open_spans.values()):  # (a copy made in C: other threads change the mapping)
             other = seen.sibling
             if (other is None or other[0] is not parent or other[1] != where or other[2] == scope
-                    or not sources.same_operation(seen.operation, operation) or other[3] != provider
+                    or seen.operation != operation or other[3] != provider
                     or (model and other[4] and model != other[4])
                     or not 0 <= started - other[5] <= _TWIN_WITHIN_NS):
                 continue
@@ -401,11 +405,12 @@ def _running_context(parent_context: Context | None) -> Context:
     return parent_context
 
 
-def _our_provider_call(ctx: Context | None, operation: str) -> ProviderInvocation | None:
+def _our_provider_call(ctx: Context | None, operation: str, model: str | None) -> ProviderInvocation | None:
     """The agent-otel provider call of that operation the span starts in, at any depth: the call counts the
     request, its tokens and cost once (see the provider kind's nesting rule)."""
     call = otel_context.get_value(PROVIDER_KEY, ctx)
-    return call if isinstance(call, ProviderInvocation) and sources.same_operation(call.operation, operation) else None
+    return call if isinstance(call, ProviderInvocation) and sources.same_operation(
+        call.operation, operation, call.model, model) else None
 
 
 def _in_our_call(kind: Kind, operation: str, attributes: Mapping[str, Any], span_name: str,
@@ -415,7 +420,7 @@ def _in_our_call(kind: Kind, operation: str, attributes: Mapping[str, Any], span
     the run or tool call we wrap: a second one, or one of another name, is a call of its own, and a tool's
     identity stops at an agent of ours)."""
     if kind is Kind.PROVIDER:
-        return _our_provider_call(ctx, operation) is not None
+        return _our_provider_call(ctx, operation, sources.request_model_of(attributes)) is not None
     if kind in _RUNS:
         counts = current_counts(ctx)
         if counts is None or counts.twin_seen:
@@ -443,12 +448,16 @@ def _same_name(ours: object, theirs: str) -> bool:
 _RUNS = frozenset({Kind.AGENT, Kind.WORKFLOW})
 
 
-def _directly_ours(ours: tuple[Kind, str] | None, theirs: tuple[Kind, str], ctx: Context | None) -> bool:
+def _directly_ours(our_attributes: Mapping[str, Any], theirs: tuple[Kind, str], their_attributes: Mapping[str, Any],
+                   ctx: Context | None) -> bool:
     """Whether a library's span directly inside one of ours is that call: the first of the same kind and operation,
     or the first run of our agent call (their workflow inside our agent: its twin, as their agent span would be).
     A job is no agent run: a workflow directly inside one is a run of its own, as it is outside any job (a job
     around three ``Runner.run`` calls erased all three from the agent invocations)."""
-    if ours is not None and ours[0] is theirs[0] and sources.same_operation(ours[1], theirs[1]):
+    ours = sources.classify(our_attributes)
+    if ours is not None and ours[0] is theirs[0] and (ours[1] == theirs[1] or (theirs[0] is Kind.PROVIDER and (
+            sources.same_operation(ours[1], theirs[1], sources.request_model_of(our_attributes),
+                                   sources.request_model_of(their_attributes))))):
         return theirs[0] is not Kind.WORKFLOW and _first_twin(theirs[0], ctx)
     return ours is not None and ours[0] is Kind.AGENT and theirs[0] is Kind.WORKFLOW and _first_workflow(ctx)
 

@@ -21,6 +21,7 @@ from typing import Any
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
 
 from agent_otel import semconv
+from agent_otel._engine.policy import OTHER
 
 
 class Kind(Enum):
@@ -69,14 +70,19 @@ def classify(attributes: Mapping[str, Any]) -> tuple[Kind, str] | None:
     return Kind.PROVIDER, operation
 
 
-def same_operation(one: str, other: str) -> bool:
-    """Whether two spans' operations can name one call: equal, or both an inference
-    (:data:`~agent_otel.semconv.INFERENCE_OPERATIONS`). A ``@provider`` (``chat`` by default) around google-genai's
-    ``generate_content`` span was two calls, its tokens and cost counted twice."""
-    return one == other or (one in _INFERENCE and other in _INFERENCE)
+def same_operation(one: str, other: str, one_model: str | None, other_model: str | None) -> bool:
+    """Whether two nested spans' operations can name one call: equal (the attempts of a router or a retry loop at
+    other models are the call's), or two inferences (:data:`~agent_otel.semconv.INFERENCE_OPERATIONS`) of the same
+    request model, or where one names none. A ``@provider`` (``chat`` by default) around google-genai's
+    ``generate_content`` span was two calls, its tokens and cost counted twice; a completion request to another model
+    inside a chat call is a call of its own."""
+    return one == other or (one in _INFERENCE and other in _INFERENCE and (
+        one_model in _UNNAMED or other_model in _UNNAMED or one_model == other_model))
 
 
 _INFERENCE = semconv.INFERENCE_OPERATIONS
+#: A request model that names none: absent, empty, or past the cardinality cap (agent-otel's own call's label).
+_UNNAMED = frozenset({None, "", OTHER})
 
 
 def _first(attributes: Mapping[str, Any], *keys: str) -> Any:

@@ -70,7 +70,7 @@ def free_port() -> int:
     low = _ephemeral_ports_start()
     if low is not None and low > _LOWEST_PICKED + 1000:
         for _ in range(100):
-            port = random.randrange(_LOWEST_PICKED, low)
+            port = _ports.randrange(_LOWEST_PICKED, low)
             if port not in _handed_out and _free_without_reuse(port):
                 _handed_out.add(port)
                 return port
@@ -86,6 +86,9 @@ def free_port() -> int:
 #: The lowest port :func:`free_port` picks (above the well-known and the common registered services' ports).
 _LOWEST_PICKED = 20000
 _handed_out: set[int] = set()
+#: Its own generator: the program's seeded ``random`` sequence stays its own, and two processes seeded alike do not
+#: pick the same ports.
+_ports = random.Random()
 
 
 def _ephemeral_ports_start() -> int | None:

@@ -339,10 +339,10 @@ _ARGUMENT_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "resource": ((Resource,), "an opentelemetry.sdk.resources.Resource"),
     # the SDK's own classes (or subclasses): agent-otel adds its span processor and instruments to the provider, which
     # an API provider of another kind (a no-op one, logfire's proxies) cannot take; one was ignored, silently
-    "tracer_provider": ((TracerProvider,), "an opentelemetry.sdk.trace.TracerProvider (a provider that wraps one, "
-                                           "as logfire's do: the SDK provider it wraps)"),
-    "meter_provider": ((MeterProvider,), "an opentelemetry.sdk.metrics.MeterProvider (a provider that wraps one, "
-                                         "as logfire's do: the SDK provider it wraps)"),
+    "tracer_provider": ((TracerProvider,), "an opentelemetry.sdk.trace.TracerProvider (for a provider that wraps one, "
+                                           "as logfire's do, pass the one it wraps)"),
+    "meter_provider": ((MeterProvider,), "an opentelemetry.sdk.metrics.MeterProvider (for a provider that wraps one, "
+                                         "as logfire's do, pass the one it wraps)"),
     **dict.fromkeys(("instrument_threads", "instrument_processes", "system_metrics", "set_global", "span_bridge"),
                     ((bool,), "True or False")),
 }

@@ -222,7 +222,7 @@ def _print_table(rows: list[tuple[str, ...]], notes: list[list[str]]) -> None:
 @dataclasses.dataclass
 class _Libraries:
     rows: list[tuple[str, ...]]
-    packages: dict[str, list[str]]  # top-level package: the active instrumentations that instrument it
+    packages: dict[str, list[str]]  # package (see packages_of): the active instrumentations that instrument it
     installed: int = 0
     on: int = 0
     errors: int = 0
@@ -263,6 +263,11 @@ def _instrumentation_rows(switches: Switches) -> _Libraries:
 
 
 def _overlap(spec: TargetSpec, packages: Mapping[str, list[str]]) -> list[str]:
-    """A note when the target is in a library an active instrumentation instruments too."""
-    names = packages.get(spec.module.split(".")[0])
-    return [f"overlaps {', '.join(names)}: the call is counted once, see README"] if names else []
+    """A note when the target is in a library an active instrumentation instruments too (its package, or one its
+    module is in). The call is counted once only where the two name it alike: a ``[[provider]]`` on an embeddings
+    call, ``chat`` by default, is a call beside the instrumentation's ``embeddings`` one."""
+    module = spec.module
+    while (names := packages.get(module)) is None and "." in module:
+        module = module.rpartition(".")[0]
+    return [f"overlaps {', '.join(names)}: counted once where its span names the call as this target does "
+            "(kind and operation), see README"] if names else []

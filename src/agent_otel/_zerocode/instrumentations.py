@@ -403,12 +403,13 @@ def requirements_conflict(requirements: Collection[str]) -> str | None:
 
 
 def packages_of(requirements: Collection[str]) -> set[str]:
-    """The top-level import packages of the distributions ``requirements`` name (``packages_distributions()``)."""
-    wanted = set()
+    """The import packages of the distributions ``requirements`` name: their top-level ones, or in a namespace
+    package their own (``google.genai``, not ``google``: every target under ``google`` was said to overlap
+    google-genai's instrumentation), as :func:`instrumented_modules` hooks them."""
+    found: set[str] = set()
     for text in requirements:
         try:
-            wanted.add(_distribution_key(Requirement(text).name))
+            found |= _import_names(Requirement(text).name)
         except InvalidRequirement:
             continue
-    return {package for package, dists in importlib.metadata.packages_distributions().items()
-            if any(_distribution_key(dist) in wanted for dist in dists)}
+    return found
