@@ -134,8 +134,23 @@ def assert_streamed(otel: Any, model: str = "gpt-4o-mini") -> None:
     assert ttfc.attributes[semconv.GEN_AI_REQUEST_MODEL] == model
     duration = point(otel, DURATION)
     assert duration.count == 1 and ttfc.sum <= duration.sum
+    # the span says it was streamed, and when its first chunk came, as the GenAI conventions have it (docs/semconv.md
+    # listed the time to first chunk on the span; only the metric had it)
+    assert span.attributes[semconv.GEN_AI_REQUEST_STREAM] is True
+    assert span.attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] == pytest.approx(ttfc.sum)
     assert tokens_by_type(otel) == {"input": (1, 12), "output": (1, 2)}
     assert point(otel, COST).value == pytest.approx((12 * 0.15 + 2 * 0.60) / 1_000_000)
+
+
+def test_a_call_that_streamed_nothing_says_neither(otel: Any) -> None:
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    def complete(prompt: str) -> Any:
+        return {"usage": {"prompt_tokens": 12, "completion_tokens": 2}}
+
+    complete("hi")
+    attributes = otel.span("chat gpt-4o-mini").attributes
+    assert semconv.GEN_AI_REQUEST_STREAM not in attributes
+    assert semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK not in attributes
 
 
 def test_generator_stream(otel: Any) -> None:

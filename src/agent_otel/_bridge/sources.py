@@ -207,7 +207,7 @@ SDK_ERRORS: dict[str | None, dict[str, str]] = {
 
 #: Where a span says how long the first chunk of its streamed response took: the conventions' attribute (the
 #: OpenAI instrumentation's), and pydantic-ai's, named after the metric it records.
-TIME_TO_FIRST_CHUNK = "gen_ai.response.time_to_first_chunk"
+TIME_TO_FIRST_CHUNK = semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK
 _TIME_TO_FIRST_CHUNK_KEYS = (TIME_TO_FIRST_CHUNK, "gen_ai.client.operation.time_to_first_chunk")
 
 

@@ -417,6 +417,10 @@ class ProviderInvocation(Invocation):
                 ended[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = self.reasoning
             if cost is not None:
                 ended.update(cost_attributes(cost))
+            first_chunk_s = self.time_to_first_chunk_s
+            if first_chunk_s is not None:  # a streamed call, as the conventions mark one on its span
+                ended[semconv.GEN_AI_REQUEST_STREAM] = True
+                ended[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = first_chunk_s
             if policy().capture_content and ("prompt" in handler.options or "response" in handler.options):
                 response = handler.option("response", call) if error is None else None
                 ended.update(output_content(span, self.prompt_text, response))
