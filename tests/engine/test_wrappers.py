@@ -433,6 +433,35 @@ def test_a_span_a_generator_makes_current_stays_its_current_span_across_its_yiel
     assert trace.get_current_span() is trace.INVALID_SPAN  # nothing of the generators' left current here
 
 
+def test_a_generator_stepped_inside_anothers_steps_keeps_its_own_current_span_too(otel: Any) -> None:
+    """Each call marks the context its step ran in with a marker of its own: the outer generator's step, which takes
+    the inner one's, does not hide the inner one's mark."""
+    tracer = otel.tracer_provider.get_tracer("a.library")
+
+    @agent_otel.tool("inner")
+    def inner() -> Any:
+        with tracer.start_as_current_span("inner stream"):
+            for i in range(2):
+                with tracer.start_as_current_span(f"inner item {i}"):
+                    pass
+                yield i
+
+    @agent_otel.agent("outer")
+    def outer() -> Any:
+        with tracer.start_as_current_span("outer stream"):
+            for item in inner():
+                with tracer.start_as_current_span(f"outer item {item}"):
+                    pass
+                yield item
+
+    assert list(outer()) == [0, 1]
+    by_id = {span.context.span_id: span.name for span in otel.spans()}
+    parents = {span.name: by_id.get(span.parent.span_id) for span in otel.spans() if span.parent is not None}
+    assert [parents[f"inner item {i}"] for i in range(2)] == ["inner stream"] * 2
+    assert [parents[f"outer item {i}"] for i in range(2)] == ["outer stream"] * 2
+    assert parents["execute_tool inner"] == "outer stream"
+
+
 def test_a_span_a_generators_step_left_current_is_not_carried_where_it_ended_or_into_another_task(
         otel: Any) -> None:
     """The span a step left current is current in the next step only where unwrapped it could be: steps taken in
@@ -471,10 +500,22 @@ def test_a_span_a_generators_step_left_current_is_not_carried_where_it_ended_or_
 
     with contextlib.redirect_stderr(io.StringIO()):  # the library's own "Failed to detach context", as unwrapped
         assert asyncio.run(each_item_in_a_task()) == [1, 2]
+
+    @agent_otel.tool("chunks")
+    def chunks() -> Any:
+        for i in range(3):
+            with tracer.start_as_current_span(f"chunk {i}"):
+                yield i
+
+    generator = chunks()  # each step in a fresh copy of this context, on this very thread (as anyio's worker threads,
+    with contextlib.redirect_stderr(io.StringIO()):  # reused, or trio's tasks on one thread, take them)
+        assert [contextvars.copy_context().run(next, generator) for _ in range(3)] == [0, 1, 2]
+        assert list(generator) == []
     by_id = {span.context.span_id: span.name for span in otel.spans()}
     parents = {span.name: by_id.get(span.parent.span_id) for span in otel.spans() if span.parent is not None}
     assert parents["after it"] == "execute_tool stream"
     assert parents["turn 2"] == "invoke_agent turns"
+    assert [parents[f"chunk {i}"] for i in range(3)] == ["execute_tool chunks"] * 3  # not each under the one before
 
 
 @pytest.mark.parametrize("shape", ["sync", "async"])

@@ -74,8 +74,6 @@ WrapperFunction: TypeAlias = Callable[[Callable[..., Any], Any, Args, Kwargs], A
 _attach = otel_context.attach
 _detach = otel_context.detach
 _get_current = otel_context.get_current
-_get_ident = threading.get_ident
-_current_task = asyncio.current_task
 #: What ``opentelemetry.instrumentation.utils.suppress_instrumentation()`` sets (the key, and the older plain name),
 #: as the SDK's exporters do around each export: a wrapped call made under it runs as if it were not wrapped, as
 #: the OpenTelemetry instrumentations' calls do (a target on ``requests`` traced the exporter's own requests, each
@@ -835,12 +833,12 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
     held: Token[Context] | None = None
     to_send: object = None
     to_throw: BaseException | None = None
-    # What each step runs in: the call's, then what its own code left current in the step before, if taken on the same
-    # thread (unwrapped, what a step leaves current is current in the next one taken in the same context; one taken
-    # on another thread, a pool's, starts from the consumer's: the span a library's code left current there, ended
-    # since, became the parent of its next spans)
+    # What each step runs in: the call's, then what its own code left current in the step before, if taken in the same
+    # context (see _place): unwrapped, what a step leaves current is current in the next one taken there; one taken in
+    # another (a pool thread's copy, another task's) starts from the consumer's, and the span a library's code left
+    # current in the step before, ended since, became the parent of its next spans
     call_context = step_context = inv.context
-    stepped_on = None
+    stepped_in: object = None
     if not isinstance(inv_or_call, Invocation):  # begun here (a returned generator's was held open when returned)
         hold_open(inv)
     while True:
@@ -848,7 +846,7 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
             _release(held, inv)
             held = None
         token = _attach(step_context if step_context is call_context else _carried(
-            step_context, call_context, stepped_on == _get_ident()))
+            step_context, call_context, _same_place(inv, stepped_in)))
         try:
             if to_throw is not None:
                 exc, to_throw = to_throw, None
@@ -874,7 +872,7 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
             # library's later spans lost their parent
             step_context = _get_current()
             if step_context is not call_context:
-                stepped_on = _get_ident()
+                stepped_in = _mark_place(inv)
             _detach(token)
         if inv.custom_chunk:
             inv.chunk(item)
@@ -888,8 +886,8 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
 
 
 def _carried(step_context: Context, call_context: Context, same_place: bool) -> Context:
-    """What a generator's step left current (not the call's context), for its next step: taken in the same place
-    (thread, or asyncio task), and while the span current in it has not ended. One that ended in a step taken in
+    """What a generator's step left current (not the call's context), for its next step: taken in the same context
+    (:func:`_place`), and while the span current in it has not ended. One that ended in a step taken in
     another context (steps in pool threads, each in a copy of the consumer's context) stays current there: the
     library's exit could not undo its own change (OpenTelemetry's "Failed to detach context"), and its next spans
     were parented to an ended one. A span that records nothing (a remote parent, one sampled out) has not ended:
@@ -978,8 +976,8 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             ended.append(True)
     spans_the_block = sys._getframe(1).f_code is _ASYNC_CONTEXT_MANAGER_ENTER
     held: Token[Context] | None = None
-    call_context = step_context = inv.context  # as in _traced_generator, in the same task (wait_for() takes a step
-    stepped_in: object = None  # in a task of its own, as a new thread would)
+    call_context = step_context = inv.context  # as in _traced_generator
+    stepped_in: object = None
     if not isinstance(inv_or_call, Invocation):
         hold_open(inv)
     try:
@@ -988,7 +986,7 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
                 _release(held, inv)
                 held = None
             token = _attach(step_context if step_context is call_context else _carried(
-                step_context, call_context, stepped_in == _stepper()))
+                step_context, call_context, _same_place(inv, stepped_in)))
             try:
                 if to_throw is not None:
                     exc, to_throw = to_throw, None
@@ -1017,7 +1015,7 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             else:
                 step_context = _get_current()  # as in _traced_generator
                 if step_context is not call_context:
-                    stepped_in = _stepper()
+                    stepped_in = _mark_place(inv)
                 _detach(token)
             if inv.custom_chunk:
                 inv.chunk(item)
@@ -1032,14 +1030,28 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
         ended.append(True)
 
 
-def _stepper() -> object:
-    """What takes an async generator's steps: the asyncio task (weakly: a reference to it kept a finished task and its
-    result alive as long as the generator), else (trio, a loop of its own) the thread."""
-    try:
-        task = _current_task()
-    except RuntimeError:  # no asyncio loop runs here
-        return _get_ident()
-    return _get_ident() if task is None else weakref.ref(task)  # (one per task: equal while it lives)
+def _mark_place(inv: Invocation) -> object:
+    """Mark the context a generator's step ran in (a ``contextvars.Context``, which has no identity to compare) for the
+    call's next step: a fresh marker of the call's, set in it and read at the next step (:func:`_same_place`). A copy
+    made of it afterwards holds the marker too, and is the same place, as unwrapped it holds what the step left
+    current. A thread or a task stood for it and was wrong: pool threads run each step in a fresh copy of the
+    consumer's context (anyio's ``to_thread``), trio's tasks share one thread, several tasks may step one generator.
+    The markers of the last few calls are kept side by side (a generator stepped inside another's step)."""
+    marker = object()
+    key = id(inv)
+    _PLACE.set(((key, marker), *(mark for mark in _PLACE.get()[:_PLACES_KEPT - 1] if mark[0] != key)))
+    return marker
+
+
+def _same_place(inv: Invocation, marker: object) -> bool:
+    key = id(inv)
+    return any(mark[0] == key and mark[1] is marker for mark in _PLACE.get())
+
+
+#: The markers of :func:`_mark_place`, newest first: (the call's id, its marker), for the last calls whose step changed
+#: what is current; left in the context (a few small objects).
+_PLACE: ContextVar[tuple[tuple[int, object], ...]] = ContextVar("agent_otel.generator_step_place", default=())
+_PLACES_KEPT = 8
 
 
 # --------------------------------------------------------------------------------------------------
