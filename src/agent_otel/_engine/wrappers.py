@@ -872,7 +872,7 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
             # library's later spans lost their parent
             step_context = _get_current()
             if step_context is not call_context:
-                stepped_in = _mark_place(inv)
+                stepped_in = _mark_place(inv, stepped_in)
             _detach(token)
         if inv.custom_chunk:
             inv.chunk(item)
@@ -1015,7 +1015,7 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             else:
                 step_context = _get_current()  # as in _traced_generator
                 if step_context is not call_context:
-                    stepped_in = _mark_place(inv)
+                    stepped_in = _mark_place(inv, stepped_in)
                 _detach(token)
             if inv.custom_chunk:
                 inv.chunk(item)
@@ -1030,13 +1030,17 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
         ended.append(True)
 
 
-def _mark_place(inv: Invocation) -> object:
+def _mark_place(inv: Invocation, marker: object) -> object:
     """Mark the context a generator's step ran in (a ``contextvars.Context``, which has no identity to compare) for the
     call's next step: a fresh marker of the call's, set in it and read at the next step (:func:`_same_place`). A copy
     made of it afterwards holds the marker too, and is the same place, as unwrapped it holds what the step left
     current. A thread or a task stood for it and was wrong: pool threads run each step in a fresh copy of the
     consumer's context (anyio's ``to_thread``), trio's tasks share one thread, several tasks may step one generator.
-    The markers of the last few calls are kept side by side (a generator stepped inside another's step)."""
+    The markers of the last calls are kept side by side (a generator stepped inside another's step). A context that
+    holds the call's marker (``marker``) already keeps it: another copy of it, made between two steps, still holds what
+    unwrapped Python would see there."""
+    if marker is not None and _same_place(inv, marker):
+        return marker
     marker = object()
     key = id(inv)
     _PLACE.set(((key, marker), *(mark for mark in _PLACE.get()[:_PLACES_KEPT - 1] if mark[0] != key)))
@@ -1049,9 +1053,10 @@ def _same_place(inv: Invocation, marker: object) -> bool:
 
 
 #: The markers of :func:`_mark_place`, newest first: (the call's id, its marker), for the last calls whose step changed
-#: what is current; left in the context (a few small objects).
-_PLACE: ContextVar[tuple[tuple[int, object], ...]] = ContextVar("agent_otel.generator_step_place", default=())
-_PLACES_KEPT = 8
+#: what is current; left in the context (small objects: no reference to a call or the program's data). Set only by a
+#: generator whose code leaves another context current across a yield (README, host safety).
+_PLACE: ContextVar[tuple[tuple[int, object], ...]] = ContextVar("agent_otel_generator_step_place", default=())
+_PLACES_KEPT = 32
 
 
 # --------------------------------------------------------------------------------------------------
