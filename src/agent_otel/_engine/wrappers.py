@@ -834,9 +834,9 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
     to_send: object = None
     to_throw: BaseException | None = None
     # What each step runs in: the call's, then what its own code left current in the step before, if taken in the same
-    # context (see _place): unwrapped, what a step leaves current is current in the next one taken there; one taken in
-    # another (a pool thread's copy, another task's) starts from the consumer's, and the span a library's code left
-    # current in the step before, ended since, became the parent of its next spans
+    # context (see _mark_place): unwrapped, what a step leaves current is current in the next one taken there; one
+    # taken in another (a pool thread's copy, another task's) starts from the call's, as a thread or task stood for the
+    # context and the span a library's code left current in the step before, ended since, parented its next spans
     call_context = step_context = inv.context
     stepped_in: object = None
     if not isinstance(inv_or_call, Invocation):  # begun here (a returned generator's was held open when returned)
