@@ -1335,6 +1335,38 @@ def test_calls_still_open_at_exit_end_closed_and_are_exported(receiver: OtlpHttp
     assert "already shutdown" not in child.stderr
 
 
+def test_decorated_generators_closed_in_reference_cycles_leave_the_programs_context_whole() -> None:
+    """A decorated generator dropped half-read in a reference cycle is closed by the garbage collector, and ours set
+    and reset the OpenTelemetry context around the program's close there: on CPython 3.11 the program's next
+    ``contextvars.copy_context()`` failed (``SystemError: error return without exception set``), or it crashed. In a
+    collection, the close runs without our context (see _engine/collection.py)."""
+    child = run_child("""
+        import contextvars, gc
+        import agent_otel
+
+        agent_otel.configure(metrics_exporter="none")
+
+        @agent_otel.provider("anthropic", model="claude-sonnet-4")
+        def stream(n):
+            for i in range(n):
+                yield {"usage": {"output_tokens": 1}}
+
+        with agent_otel.job(type="cycles"):
+            for i in range(3000):
+                kept = [stream(5)]
+                next(kept[0])
+                kept.append(kept)  # a cycle: freed only by a collection
+                del kept
+                if i % 100 == 0:
+                    gc.collect()
+                    for each in gc.get_objects():  # (what a memory profiler does; it made the failure show)
+                        type(each).__name__
+                    len(contextvars.copy_context())
+        print("ok")
+    """)
+    assert child.stdout == "ok\n"
+
+
 def test_configure_again_on_a_hosts_providers_adds_no_second_span_processor() -> None:
     """The host's providers outlive ``shutdown()``, and so does the span processor configure() added to its tracer
     provider (no SDK call removes one): each ``configure()`` after a ``shutdown()`` added another, and every GenAI

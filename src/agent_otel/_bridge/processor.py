@@ -73,6 +73,7 @@ from agent_otel._calls.tool import TOOL_KEY, OpenToolCall, record_tool_call
 from agent_otel._context import running
 from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, current_job
 from agent_otel._context.running import forget, note_started_in, running_context
+from agent_otel._engine import collection
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import OTHER, attribute_dict, policy
 from agent_otel._engine.self_telemetry import report_error
@@ -134,16 +135,13 @@ class _Seen:
 #: abandoned half-read in a reference cycle) left the bridge's mapping before it ended, and its call was lost. Kept
 #: while the collection runs (a span freed outside one, by its last reference, has no finalizer left to end it).
 DYING: dict[tuple[int, int], _Seen] = {}
-#: A garbage collection is running (between its "start" and "stop" callbacks): a span that ends now ends in a
-#: finalizer, which may have interrupted the same thread inside the SDK's recording, holding a lock that recording
-#: takes again (an exemplar reservoir's): its call is recorded on another thread (:func:`_record_later`).
-_collecting = False
+# While a garbage collection runs (collection.running), a span that ends ends in a finalizer, which may have
+# interrupted the same thread inside the SDK's recording, holding a lock that recording takes again (an exemplar
+# reservoir's): its call is recorded on another thread (:func:`_record_later`).
 
 
 def _collection(phase: str, info: dict[str, int]) -> None:
-    global _collecting
-    _collecting = phase == "start"
-    if not _collecting and DYING:
+    if phase == "stop" and DYING:
         DYING.clear()
 
 
@@ -291,7 +289,7 @@ class GenAiSpanBridge(SpanProcessor):
         """A tracked span is being freed before it ended: in a garbage collection, its entry waits in :data:`DYING`
         for a finalizer that ends it during the collection."""
         seen = self._refs.pop(ref, None)
-        if seen is not None and _collecting:
+        if seen is not None and collection.running:
             DYING[id(self), seen.span_address] = seen
 
     def _dying(self, span: Span) -> _Seen | None:
@@ -338,7 +336,7 @@ class GenAiSpanBridge(SpanProcessor):
             return
         if not runtime().enabled:
             return
-        if _collecting:  # ended in a finalizer: recorded on another thread (see _collecting)
+        if collection.running:  # ended in a finalizer: recorded on another thread (see collection.running)
             _record_later(self, span, seen)
             return
         self._record_ended(span, seen)

@@ -56,6 +56,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, Span, Status, StatusCode
 
 from agent_otel import semconv
+from agent_otel._engine import collection
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.self_telemetry import report_error
@@ -843,9 +844,10 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
         hold_open(inv)
     while True:
         if held is not None:
-            _release(held, inv)
+            if not collection.running:  # (see collection: nothing set or reset in a collection's finalizers)
+                _release(held, inv)
             held = None
-        token = _attach(step_context if step_context is call_context else _carried(
+        token = None if collection.running else _attach(step_context if step_context is call_context else _carried(
             step_context, call_context, _same_place(inv, stepped_in)))
         try:
             if to_throw is not None:
@@ -856,17 +858,19 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
             else:
                 item = gen.send(to_send)
         except StopIteration as stop:
-            _detach(token)
+            if token is not None:
+                _detach(token)
             returned: T = stop.value
             inv.end(End.RETURNED, returned)
             return returned
         except BaseException as exc:
-            _detach(token)
+            if token is not None:
+                _detach(token)
             inv.end(End.RAISED, error=exc)
             raise
         if spans_the_block:
             held = token
-        else:
+        elif token is not None:
             # a span its code made current and left open across the yield (``with start_as_current_span():``
             # around it) is current again in its next step, as unwrapped: it was the call's again, and the
             # library's later spans lost their parent
@@ -983,15 +987,18 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
     try:
         while True:
             if held is not None:
-                _release(held, inv)
+                if not collection.running:  # as in _traced_generator
+                    _release(held, inv)
                 held = None
-            token = _attach(step_context if step_context is call_context else _carried(
-                step_context, call_context, _same_place(inv, stepped_in)))
+            token = None if collection.running else _attach(
+                step_context if step_context is call_context else _carried(
+                    step_context, call_context, _same_place(inv, stepped_in)))
             try:
                 if to_throw is not None:
                     exc, to_throw = to_throw, None
                     if type(exc) is GeneratorExit and _closed_already(agen):
-                        _detach(token)
+                        if token is not None:
+                            _detach(token)
                         inv.end(End.CLOSED)
                         return
                     item = await agen.athrow(exc)
@@ -1003,16 +1010,18 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
                     started = True
                     item = await _first_step(agen, ended)
             except StopAsyncIteration:
-                _detach(token)
+                if token is not None:
+                    _detach(token)
                 inv.end(End.RETURNED, None)
                 return
             except BaseException as exc:
-                _detach(token)
+                if token is not None:
+                    _detach(token)
                 inv.end(End.RAISED, error=exc)
                 raise
             if spans_the_block:
                 held = token
-            else:
+            elif token is not None:
                 step_context = _get_current()  # as in _traced_generator
                 if step_context is not call_context:
                     stepped_in = _mark_place(inv, stepped_in)
