@@ -891,7 +891,7 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
 
 def _carried(step_context: Context, call_context: Context, same_place: bool) -> Context:
     """What a generator's step left current (not the call's context), for its next step: taken in the same context
-    (:func:`_place`), and while the span current in it has not ended. One that ended in a step taken in
+    (:func:`_mark_place`), and while the span current in it has not ended. One that ended in a step taken in
     another context (steps in pool threads, each in a copy of the consumer's context) stays current there: the
     library's exit could not undo its own change (OpenTelemetry's "Failed to detach context"), and its next spans
     were parented to an ended one. A span that records nothing (a remote parent, one sampled out) has not ended:

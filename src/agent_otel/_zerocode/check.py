@@ -25,7 +25,7 @@ from agent_otel._calls.options import KINDS, Option, read_at
 from agent_otel._environment import AGENT_OTEL_CONFIG
 from agent_otel._zerocode import instrumentations
 from agent_otel._zerocode.config import Config, Switches, TargetSpec, find_config, load_file
-from agent_otel._zerocode.patching import _all_subclasses, build_handler, refuse_self_without_object
+from agent_otel._zerocode.patching import _all_subclasses, build_handler, of_package, refuse_self_without_object
 from agent_otel._zerocode.program import MAIN
 from agent_otel._zerocode.targets import (
     BoundAtRunTime,
@@ -266,8 +266,6 @@ def _overlap(spec: TargetSpec, packages: Mapping[str, list[str]]) -> list[str]:
     """A note when the target is in a library an active instrumentation instruments too (its package, or one its
     module is in). The call is counted once only where the two name it alike: a ``[[provider]]`` on an embeddings
     call, ``chat`` by default, is a call beside the instrumentation's ``embeddings`` one."""
-    module = spec.module
-    while (names := packages.get(module)) is None and "." in module:
-        module = module.rpartition(".")[0]
+    names = of_package(packages, spec.module)
     return [f"overlaps {', '.join(names)}: counted once where its span names the call as this target does "
             "(kind and operation), see README"] if names else []

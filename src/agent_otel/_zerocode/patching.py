@@ -29,10 +29,10 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import FunctionType, MethodType, ModuleType
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias, TypeVar, cast
 
 import wrapt
 from opentelemetry import context as otel_context
@@ -740,13 +740,22 @@ def _after_instrumentations(module: str, wrap: Callable[[], None]) -> bool:
     with _waiting_lock:
         # the instrumentations of its top-level package, or of the package of a namespace it is in (an import
         # hook is set on ``llama_index.core``, not on the namespace ``llama_index``: see instrumented_modules)
-        package = module
-        while (waiting := _waiting.get(package)) is None and "." in package:
-            package = package.rpartition(".")[0]
+        waiting = of_package(_waiting, module)
         if waiting is None:
             return False
         waiting.targets.append(wrap)
         return True
+
+
+V = TypeVar("V")
+
+
+def of_package(by_package: Mapping[str, V], module: str) -> V | None:
+    """What ``by_package`` holds for the package ``module`` is in, its own or the nearest above it: a top-level package,
+    or one in a namespace package (``llama_index.core``, for ``llama_index.core.tools``)."""
+    while (found := by_package.get(module)) is None and "." in module:
+        module = module.rpartition(".")[0]
+    return found
 
 
 def instrumentation_expected(modules: Collection[str]) -> None:
