@@ -24,6 +24,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
+import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
@@ -181,6 +182,62 @@ def test_methods_classmethods_staticmethods(otel: Any) -> None:
     assert Agent.static(5) == -5
     assert [value for _, value, _ in handler.ends] == [3, 3, 20, 30, -4, -5]
     assert len(otel.spans()) == 6
+
+
+class InstanceRecordingHandler(RecordingHandler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[Any, tuple, dict]] = []
+
+    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict, parent: Any) -> Invocation:
+        self.calls.append((instance, args, kwargs))
+        return super().begin(wrapped, instance, args, kwargs, parent)
+
+
+def module_function(a: int, *, b: int = 0) -> int:
+    return a + b
+
+
+def bound_by_hand(a: int) -> int:
+    return a
+
+
+def test_a_proxy_of_a_function_is_called_with_what_wrapt_would_pass(otel: Any) -> None:
+    """A proxy of a plain function calls its wrapper function directly, not through wrapt's call (which looked up
+    ``__self__`` on the function every time, failing): with no instance and the call's own arguments, in every
+    shape, however it is called. A function that carries a ``__self__`` of its own still gets it, as from wrapt."""
+
+    async def coro(a: int, *, b: int = 0) -> int:
+        return a + b
+
+    def gen(a: int, *, b: int = 0) -> Any:
+        yield a + b
+
+    async def agen(a: int, *, b: int = 0) -> Any:
+        yield a + b
+
+    async def drain(stream: Any) -> list[int]:
+        return [item async for item in stream]
+
+    run = {module_function: lambda result: result, coro: asyncio.run, gen: list,
+           agen: lambda stream: asyncio.run(drain(stream))}
+    for func, finish in run.items():
+        handler = InstanceRecordingHandler()
+        proxy = instrument(handler, func)
+        assert isinstance(proxy, wrapt.FunctionWrapper) and callable(proxy)
+        assert finish(proxy(1, b=2)) in (3, [3])
+        assert finish(proxy.__call__(4)) in (4, [4])
+        assert handler.calls == [(None, (1,), {"b": 2}), (None, (4,), {})]
+        assert [how for how, _, _ in handler.ends] == [End.RETURNED, End.RETURNED]
+
+    owner = object()
+    bound_by_hand.__self__ = owner  # type: ignore[attr-defined]
+    try:
+        handler = InstanceRecordingHandler()
+        assert instrument(handler, bound_by_hand)(5) == 5
+    finally:
+        del bound_by_hand.__self__  # type: ignore[attr-defined]
+    assert handler.calls == [(owner, (5,), {})]
 
 
 # --------------------------------------------------------------------------------------------------

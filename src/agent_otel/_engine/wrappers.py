@@ -27,6 +27,7 @@ import contextlib
 import copy
 import functools
 import inspect
+import operator
 import os
 import pkgutil
 import signal
@@ -433,11 +434,10 @@ def _note_iteration_step(handler: Handler, func: object) -> None:
         handler.iteration_step = True
 
 
-def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.FunctionType:
-    """A decorated sync function as a plain function, as a ``functools.wraps`` decorator makes it: one
-    frame per call. On Python 3.11 a call into wrapt's proxy also counts against the recursion limit
-    (it has no vectorcall), so a recursive function decorated through it reached depth 331, against
-    498 under a ``functools.wraps`` decorator. See :func:`instrument` for when it is used."""
+def _sync_call(handler: Handler, func: Callable[..., Any]) -> Callable[..., Any]:
+    """What ``_sync_wrapper(handler)(func, None, args, kwargs)`` does, as a function of the call's own
+    arguments, in one frame: the plain function a decorator makes, and the call of a proxy of a function
+    (see :class:`_CallsDirectly`)."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
         # mirrors _sync_wrapper's wrapper deliberately (a shared helper would be the extra frame this
@@ -467,6 +467,15 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
             return result
         return _finish_result(inv, result, handler)
 
+    return call
+
+
+def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.FunctionType:
+    """A decorated sync function as a plain function, as a ``functools.wraps`` decorator makes it: one
+    frame per call. On Python 3.11 a call into wrapt's proxy also counts against the recursion limit
+    (it has no vectorcall), so a recursive function decorated through it reached depth 331, against
+    498 under a ``functools.wraps`` decorator. See :func:`instrument` for when it is used."""
+    call = _sync_call(handler, func)
     # inspect.signature() follows __wrapped__ (and evaluates string annotations in the function's module
     # with eval_str=True, as pydantic's validate_call asks); getfullargspec() shows (*args, **kwargs), as
     # under any functools.wraps decorator
@@ -663,10 +672,6 @@ def call_timing(coroutine: object) -> Invocation | None:
     return cast(Invocation, coroutine._self_call) if type(coroutine) is _TracedCoroutine else None
 
 
-#: Sets an attribute of a :class:`_PendingCoroutine` itself (its ``__setattr__`` sets the program's coroutine's).
-_set_own = object.__setattr__
-
-
 class _PendingCoroutine(Generic[T]):
     # The coroutine an ``async def`` returned, whose invocation begins when it first runs (_traced_coroutine). Let
     # go before that (a task cancelled before it starts, ``close()``, ``throw()``, dropped), it is the program's own
@@ -679,10 +684,10 @@ class _PendingCoroutine(Generic[T]):
     __slots__ = ("__weakref__", "__wrapped__", "_self_call", "_self_driver")
 
     def __init__(self, coro: Coroutine[Any, Any, T], call: _PendingCall | Invocation) -> None:
-        _set_own(self, "__wrapped__", coro)
+        _set_wrapped(self, coro)
         # the call whose invocation begins when the coroutine first runs, or (see _TracedCoroutine) the invocation
-        _set_own(self, "_self_call", call)
-        _set_own(self, "_self_driver", None)
+        _set_call(self, call)
+        _set_driver(self, None)
         self._self_driver: Generator[Any, Any, T] | None  # (for the type checker)
 
     @property  # type: ignore[misc]  # the coroutine's class, as a proxy shows it: isinstance() reads it
@@ -697,7 +702,7 @@ class _PendingCoroutine(Generic[T]):
         return getattr(self.__wrapped__, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        """Set on the program's coroutine (``__qualname__``...), as on it; ours are set with :func:`_set_own`."""
+        """Set on the program's coroutine (``__qualname__``...), as on it; ours are set through their slots."""
         setattr(self.__wrapped__, name, value)
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
@@ -713,7 +718,7 @@ class _PendingCoroutine(Generic[T]):
         driver = self._self_driver
         if driver is None:  # what _driver() does, without its call (the first await of every async call)
             driver = _traced_coroutine(self.__wrapped__, self._self_call)
-            _set_own(self, "_self_driver", driver)
+            _set_driver(self, driver)
         elif cast("types.GeneratorType[Any, Any, T]", driver).gi_yieldfrom is not None:  # (a new one awaits nothing)
             raise RuntimeError("coroutine is being awaited already")
         elif cast("types.GeneratorType[Any, Any, T]", driver).gi_frame is None:  # it ran to its end, or was closed
@@ -724,7 +729,7 @@ class _PendingCoroutine(Generic[T]):
         driver = self._self_driver
         if driver is None:
             driver = _traced_coroutine(self.__wrapped__, self._self_call)
-            _set_own(self, "_self_driver", driver)
+            _set_driver(self, driver)
         return driver
 
     def send(self, value: object) -> object:
@@ -754,6 +759,13 @@ class _PendingCoroutine(Generic[T]):
         (self._running_driver() or self.__wrapped__).close()
 
 
+# A _PendingCoroutine's own attributes are set through their slots: its class's ``__setattr__`` sets the program's
+# coroutine's, and a slot's setter costs a third less than ``object.__setattr__`` (which checks for that override).
+_set_wrapped = _PendingCoroutine.__dict__["__wrapped__"].__set__
+_set_call = _PendingCoroutine.__dict__["_self_call"].__set__
+_set_driver = _PendingCoroutine.__dict__["_self_driver"].__set__
+
+
 class _TracedCoroutine(_PendingCoroutine[T]):
     # The coroutine a sync function returned, timed by _traced_coroutine once it runs. Until it runs, ``throw()``
     # and ``close()`` go to the program's own coroutine, as they would unwrapped, and end the invocation; one
@@ -774,7 +786,7 @@ class _TracedCoroutine(_PendingCoroutine[T]):
             inv = cast(Invocation, self._self_call)
             unstepped: list[weakref.ref[Any]] = []
             driver = _traced_coroutine(self.__wrapped__, inv, unstepped)
-            _set_own(self, "_self_driver", driver)
+            _set_driver(self, driver)
             unstepped.append(_end_when_dropped(driver, inv))
         return driver
 
@@ -1826,6 +1838,52 @@ class _Decorated(Wrapper):
         super().__set_name__(owner, name)  # type: ignore[misc]  # wrapt's (it forwards), not in its stubs
 
 
+class _CallsDirectly:
+    """A proxy of a plain function, called through ``_self_call``: a function of the call's own arguments that does
+    what the proxy's wrapper function does with ``(function, None, args, kwargs)``. wrapt's own call looks up
+    ``__self__`` on the function at every call (a bound method's object, were it one): for a function that fails,
+    and making and clearing the AttributeError was most of what the proxy cost per call (0.8 µs against 0.3 µs,
+    ``timeit``). What it finds, nothing, is known when the proxy is made (see :func:`proxy_of`). A method read from
+    an instance binds as before (:class:`BoundWrapper`, which never looks it up)."""
+
+    __slots__ = ()
+    # Read by the interpreter's call of the proxy (a property: the function is the proxy's own); no annotation
+    # (see Wrapper)
+    __call__ = property(operator.attrgetter("_self_call"))
+
+
+class _FunctionProxy(_CallsDirectly, Wrapper):
+    __slots__ = ()
+
+
+class _DecoratedFunction(_CallsDirectly, _Decorated):
+    __slots__ = ()
+
+
+def proxy_of(handler: Handler, func: object, decorated: bool = False) -> Wrapper:
+    """The proxy that replaces ``func`` (a :class:`Wrapper`, or a :class:`_Decorated` for a decorator) with
+    ``handler``'s wrapper function for its shape; one called directly when ``func`` is a plain function."""
+    wrapper = wrapper_for(handler, func)
+    if type(func) is not types.FunctionType or "__self__" in func.__dict__:
+        return (_Decorated if decorated else Wrapper)(cast(Callable[..., Any], func), wrapper)
+    made = (_DecoratedFunction if decorated else _FunctionProxy)(func, wrapper)
+    made._self_call = _direct_call(handler, func, wrapper)  # wrapt keeps _self_* on the proxy
+    return made
+
+
+def _direct_call(handler: Handler, func: types.FunctionType, wrapper: WrapperFunction) -> Callable[..., Any]:
+    """``wrapper(func, None, args, kwargs)`` as a function of the call's arguments. A sync call's in one frame,
+    as the proxy's (see :func:`_sync_call`); a coroutine or generator function's calls ``wrapper``, one frame
+    more only while the call makes and returns its coroutine or generator, which then runs without it."""
+    if not func.__code__.co_flags & _SUSPENDING_FLAGS:
+        return _sync_call(handler, func)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return wrapper(func, None, args, kwargs)
+
+    return call
+
+
 def _reads_as_itself(target: object, owner: type) -> bool:
     """Whether a callable descriptor other than a function reads from its class as itself, as a function does (an
     ``lru_cache`` of a method): so does its wrapper then, ``Class.method is Class.method`` holding."""
@@ -1854,7 +1912,7 @@ def instrument(handler: Handler, func: F) -> F:
             return cast(F, made)
     if _decorated_where_defined(func):
         return cast(F, _plain_sync_function(handler, cast(types.FunctionType, func)))
-    wrapper = _Decorated(func, wrapper_for(handler, func))
+    wrapper = proxy_of(handler, func, decorated=True)
     wrapper._self_handler = handler  # wrapt keeps _self_* on the proxy
     return cast(F, wrapper)
 

@@ -64,6 +64,7 @@ from agent_otel._engine.wrappers import (
     call_timing,
     handler_of,
     is_wrapper,
+    proxy_of,
     wrapper_for,
 )
 from agent_otel._environment import AGENT_OTEL_CONFIG
@@ -380,7 +381,7 @@ def _configured_handler(entry: _Entry, raw: Any, owner: Owner, attr: str,
 
 def _make_wrapper(entry: _Entry, raw: Any, owner: Owner, attr: str, scope: type | None = None) -> Wrapped:
     handler = _configured_handler(entry, raw, owner, attr, scope)
-    wrapper = Wrapper(raw, wrapper_for(handler, raw))
+    wrapper = proxy_of(handler, raw)
     if handler.method:
         wrapper._self_reads_as_itself = FROM_CLASS
     elif isinstance(raw, staticmethod):
