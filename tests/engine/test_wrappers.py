@@ -19,6 +19,7 @@ import sys
 import textwrap
 import traceback
 import types
+import unittest.mock
 import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -203,9 +204,11 @@ def bound_by_hand(a: int) -> int:
 
 
 def test_a_proxy_of_a_function_is_called_with_what_wrapt_would_pass(otel: Any) -> None:
-    """A proxy of a plain function calls its wrapper function directly, not through wrapt's call (which looked up
-    ``__self__`` on the function every time, failing): with no instance and the call's own arguments, in every
-    shape, however it is called. A function that carries a ``__self__`` of its own still gets it, as from wrapt."""
+    """wrapt calls a proxy of a plain function as a builtin's, without looking up ``__self__`` on the function at
+    every call (it failed): with no instance and the call's own arguments, in every shape, however it is called,
+    and its ``__call__`` is wrapt's as before (read from its class, pickled, patched). It binds as a function's,
+    and another wrapt wrapper around it binds as around a function. A function that carries a ``__self__`` of its
+    own still gets it, as from wrapt."""
 
     async def coro(a: int, *, b: int = 0) -> int:
         return a + b
@@ -227,8 +230,32 @@ def test_a_proxy_of_a_function_is_called_with_what_wrapt_would_pass(otel: Any) -
         assert isinstance(proxy, wrapt.FunctionWrapper) and callable(proxy)
         assert finish(proxy(1, b=2)) in (3, [3])
         assert finish(proxy.__call__(4)) in (4, [4])
-        assert handler.calls == [(None, (1,), {"b": 2}), (None, (4,), {})]
-        assert [how for how, _, _ in handler.ends] == [End.RETURNED, End.RETURNED]
+        assert finish(type(proxy).__call__(proxy, 5)) in (5, [5])
+        assert handler.calls == [(None, (1,), {"b": 2}), (None, (4,), {}), (None, (5,), {})]
+        assert [how for how, _, _ in handler.ends] == [End.RETURNED] * 3
+        assert proxy._self_binding == "function" and proxy._self_instance is None
+        with unittest.mock.patch.object(proxy, "__call__"):  # set on the proxy, as on wrapt's
+            pass
+    assert pickle.loads(pickle.dumps(instrument(RecordingHandler(), module_function).__call__))(6) == 6
+
+    class Agent:
+        async def run(self, a: int) -> int:
+            return a
+
+    handler = InstanceRecordingHandler()
+    Agent.run = instrument(handler, Agent.run)  # type: ignore[method-assign]  # assigned later: binds as wrapt binds
+    agent = Agent()
+    assert asyncio.run(agent.run(7)) == 7 and asyncio.run(Agent.run(agent, 8)) == 8
+    assert handler.calls == [(agent, (7,), {}), (agent, (8,), {})]
+    outer_calls: list[Any] = []
+
+    def outer(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        outer_calls.append(instance)
+        return wrapped(*args, **kwargs)
+
+    Agent.run = wrapt.FunctionWrapper(Agent.run, outer)  # type: ignore[method-assign]  # another library's
+    assert asyncio.run(agent.run(9)) == 9
+    assert outer_calls == [agent] and handler.calls[-1] == (agent, (9,), {})
 
     owner = object()
     bound_by_hand.__self__ = owner  # type: ignore[attr-defined]

@@ -77,11 +77,11 @@ class AgentInvocation(Invocation):
         if call is not None:
             call.result, call.error = value, error
         span = self.span
+        recording = span.is_recording()
         if self.sampler is not None:
             usage = self.sampler.stop()  # always stopped, recorded or not
-            if span.is_recording():
+            if recording:
                 span.set_attributes(usage.span_attributes())
-        recording = span.is_recording()
         success = confidence = None
         found = handler.read_result(value) if error is None else _NOTHING
         read = handler.result_value

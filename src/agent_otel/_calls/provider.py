@@ -86,14 +86,16 @@ class ProviderInvocation(Invocation):
     call is a request of its own; when the call returns what that one answered (a router, a fallback), its
     tokens and cost are that call's, counted there (``answers_below``)."""
 
-    __slots__ = ("answers_below", "cache_beside_input", "cache_read", "cache_write", "call", "enclosing", "handler",
-                 "input_tokens", "model", "open_inside", "operation", "outer", "output_tokens", "priced_model",
-                 "prompt_text", "provider", "reasoning", "response_model", "retries", "usage_after", "usage_below",
-                 "usage_inside")
+    __slots__ = ("answers_below", "cache_beside_input", "cache_read", "cache_write", "call", "custom_stream",
+                 "enclosing", "handler", "input_tokens", "model", "open_inside", "operation", "outer", "output_tokens",
+                 "priced_model", "prompt_text", "provider", "reasoning", "response_model", "retries", "usage_after",
+                 "usage_below", "usage_inside")
 
     def __init__(self, span: Any, ctx: Any, handler: ProviderHandler, call: Call | None, provider: str, model: str,
                  operation: str, priced_model: str) -> None:
         Invocation.__init__(self, span, ctx, "provider")  # without super()'s object
+        # a plain result (a dict) is a stream only when the stream option says so (see wants_stream)
+        self.custom_stream = handler.streams_by_option
         self.handler = handler
         self.call = call
         self.provider = provider
@@ -167,6 +169,7 @@ class ProviderInvocation(Invocation):
         return cost, unpriced
 
     def wants_stream(self, result: Any) -> bool:
+        """The ``stream`` option when given; else whether the result is an iterator or an SDK's stream manager."""
         stream = self.handler.options.get("stream")
         if stream is not None:
             return bool(stream)
@@ -326,7 +329,7 @@ class ProviderInvocation(Invocation):
                 call.release()  # this invocation's context holds it: a cycle that would keep them alive
 
     def _record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
-        handler, call, bound = self.handler, self.call, policy().bounded
+        handler, call = self.handler, self.call
         if call is not None:
             call.result, call.error = value, error
         if value is not None:  # on an error too: what a manual block reported before it raised
@@ -334,11 +337,10 @@ class ProviderInvocation(Invocation):
                 self.usage_below = True  # a router's or fallback's answer: the nested call counted its tokens
             else:
                 self._read_usage(value)
-        for key in ("input_tokens", "output_tokens"):
-            if key in handler.options:
-                explicit = coerce_count(handler.option(key, call), f"provider.{key}")
-                if explicit is not None:
-                    setattr(self, key, explicit)
+        for key in handler.token_options:
+            explicit = coerce_count(handler.option(key, call), f"provider.{key}")
+            if explicit is not None:
+                setattr(self, key, explicit)
         inside_cost = None
         if self.usage_inside and self.input_tokens is None and self.output_tokens is None:
             inside_cost = self._adopt_usage_inside()
@@ -360,13 +362,15 @@ class ProviderInvocation(Invocation):
         attributes = {semconv.GEN_AI_OPERATION_NAME: self.operation, semconv.GEN_AI_PROVIDER_NAME: self.provider,
                       semconv.GEN_AI_REQUEST_MODEL: self.model}
         if self.response_model:
-            attributes[semconv.GEN_AI_RESPONSE_MODEL] = bound(semconv.GEN_AI_RESPONSE_MODEL, self.response_model)
+            attributes[semconv.GEN_AI_RESPONSE_MODEL] = policy().bounded(semconv.GEN_AI_RESPONSE_MODEL,
+                                                                         self.response_model)
         token_attributes = dict(attributes)
         if error is not None:
             attributes[semconv.ERROR_TYPE] = error_type_label(error)
         elif unavailable:
             attributes[semconv.ERROR_TYPE] = semconv.ERROR_TYPE_UNAVAILABLE
         ctx = self.context
+        values = ctx if ctx is not None else otel_context.get_current()
         outer = self.outer
         if outer is None:  # the logical request: counted once, at the outermost call
             record_request(ctx, attributes, duration_s, self.time_to_first_chunk_s, count_call=False)
@@ -387,7 +391,7 @@ class ProviderInvocation(Invocation):
                 cost, unpriced = inside_cost
             else:
                 cost, unpriced = priced_cost(self.response_model, self.priced_model, usage)
-            record_usage(ctx, token_attributes, usage, cost, otel_context.get_value(AGENT_KEY, ctx), unpriced=unpriced)
+            record_usage(ctx, token_attributes, usage, cost, values.get(AGENT_KEY), unpriced=unpriced)
         if not has_usage and not self.usage_below and error is None:  # (an inner call too: the span inside hands its
             # usage to the innermost call of its operation, see the bridge)
             self.usage_after = token_attributes
@@ -395,7 +399,7 @@ class ProviderInvocation(Invocation):
             outer.usage_below = True
         elif self.enclosing is not None and has_usage and error is None and value is not None:
             self.enclosing.answers_below += (value, field_of(value, "usage", "usage_metadata"))
-        job = (ctx if ctx is not None else otel_context.get_current()).get(JOB_KEY)  # current_job(), inlined
+        job = values.get(JOB_KEY)  # current_job(), inlined
         if isinstance(job, JobState) and (outer is None or has_usage):  # the call itself was counted as it began
             job.add(input_tokens=self.input_tokens or 0,
                     output_tokens=self.output_tokens or 0, cost=cost or 0.0, priced_calls=cost is not None,
@@ -581,11 +585,12 @@ def record_usage(ctx: Any, token_attributes: dict[str, Any], usage: TokenUsage, 
     if output_tokens is not None:
         rt.instruments[semconv.CLIENT_USAGE_OUTPUT_TOKENS.name].add(output_tokens, counted, context=ctx)
         rt.instruments[semconv.CLIENT_OPERATION_OUTPUT_TOKENS.name].record(output_tokens, token_attributes, context=ctx)
-    for spec, tokens in ((semconv.CLIENT_USAGE_CACHE_READ_TOKENS, usage.cache_read),
-                         (semconv.CLIENT_USAGE_CACHE_WRITE_TOKENS, usage.cache_write),
-                         (semconv.CLIENT_USAGE_REASONING_TOKENS, usage.reasoning)):
-        if tokens:
-            rt[spec].add(tokens, counted, context=ctx)
+    if usage.cache_read or usage.cache_write or usage.reasoning:
+        for spec, tokens in ((semconv.CLIENT_USAGE_CACHE_READ_TOKENS, usage.cache_read),
+                             (semconv.CLIENT_USAGE_CACHE_WRITE_TOKENS, usage.cache_write),
+                             (semconv.CLIENT_USAGE_REASONING_TOKENS, usage.reasoning)):
+            if tokens:
+                rt[spec].add(tokens, counted, context=ctx)
     if rt.previous_token_usage is not None:
         for token_type, tokens in ((semconv.TokenType.INPUT, input_tokens), (semconv.TokenType.OUTPUT, output_tokens)):
             if tokens is not None:
@@ -605,6 +610,12 @@ def record_usage(ctx: Any, token_attributes: dict[str, Any], usage: TokenUsage, 
 class ProviderHandler(KindHandler):
     stage = "provider"
     span_kind = SpanKind.CLIENT
+
+    def __init__(self, func: Callable[..., Any] | None, options: dict[str, Any],
+                 attributes: Attributes | None = None) -> None:
+        super().__init__(func, options, attributes)
+        self.streams_by_option = options.get("stream") is not None  # see ProviderInvocation.wants_stream
+        self.token_options = tuple(key for key in ("input_tokens", "output_tokens") if key in options)
 
     def _describe(self, call: Call | None) -> tuple[str, str, str, str, str, dict[str, Any], dict[Any, dict[str, Any]]]:
         """Also the model as given, uncapped: the price table prices it, whatever the cap made of the label."""

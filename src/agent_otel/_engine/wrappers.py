@@ -27,7 +27,6 @@ import contextlib
 import copy
 import functools
 import inspect
-import operator
 import os
 import pkgutil
 import signal
@@ -124,8 +123,9 @@ class Invocation:
         """Whether a returned non-generator object is a stream to be timed until exhausted."""
         return False
 
-    #: Whether the kind overrides :meth:`wants_stream` (set for each subclass): if not, a plain result (a
-    #: dict, a str...) ends the call at once, without asking.
+    #: Whether a plain result (a dict, a str...) may still be a stream, to ask :meth:`wants_stream` about; if not, it
+    #: ends the call at once. Set for each subclass (whether it overrides :meth:`wants_stream`), unless the kind
+    #: has it per invocation (a slot of that name).
     custom_stream = False
 
     #: Whether the kind overrides :meth:`on_chunk` (set for each subclass): if not, a generator's item only
@@ -134,7 +134,9 @@ class Invocation:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.custom_stream = cls.wants_stream is not Invocation.wants_stream
+        declared: object = cls.custom_stream  # a kind's slot reads as its descriptor here
+        if type(declared) is not types.MemberDescriptorType:
+            cls.custom_stream = cls.wants_stream is not Invocation.wants_stream
         cls.custom_chunk = cls.on_chunk is not Invocation.on_chunk
 
     def on_stream_exit(self, stream: object) -> bool:
@@ -434,10 +436,11 @@ def _note_iteration_step(handler: Handler, func: object) -> None:
         handler.iteration_step = True
 
 
-def _sync_call(handler: Handler, func: Callable[..., Any]) -> Callable[..., Any]:
-    """What ``_sync_wrapper(handler)(func, None, args, kwargs)`` does, as a function of the call's own
-    arguments, in one frame: the plain function a decorator makes, and the call of a proxy of a function
-    (see :class:`_CallsDirectly`)."""
+def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.FunctionType:
+    """A decorated sync function as a plain function, as a ``functools.wraps`` decorator makes it: one
+    frame per call. On Python 3.11 a call into wrapt's proxy also counts against the recursion limit
+    (it has no vectorcall), so a recursive function decorated through it reached depth 331, against
+    498 under a ``functools.wraps`` decorator. See :func:`instrument` for when it is used."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
         # mirrors _sync_wrapper's wrapper deliberately (a shared helper would be the extra frame this
@@ -467,15 +470,6 @@ def _sync_call(handler: Handler, func: Callable[..., Any]) -> Callable[..., Any]
             return result
         return _finish_result(inv, result, handler)
 
-    return call
-
-
-def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.FunctionType:
-    """A decorated sync function as a plain function, as a ``functools.wraps`` decorator makes it: one
-    frame per call. On Python 3.11 a call into wrapt's proxy also counts against the recursion limit
-    (it has no vectorcall), so a recursive function decorated through it reached depth 331, against
-    498 under a ``functools.wraps`` decorator. See :func:`instrument` for when it is used."""
-    call = _sync_call(handler, func)
     # inspect.signature() follows __wrapped__ (and evaluates string annotations in the function's module
     # with eval_str=True, as pydantic's validate_call asks); getfullargspec() shows (*args, **kwargs), as
     # under any functools.wraps decorator
@@ -645,8 +639,8 @@ def _traced_coroutine(coro: Awaitable[T], inv_or_call: Invocation | _PendingCall
     if inv is None:
         return (yield from _steps_of(coro))
     token = _attach(inv.context)
-    try:
-        result = yield from _steps_of(coro)
+    try:  # (what _steps_of() returns, without its call for a coroutine of ``async def``: the usual case)
+        result = yield from (coro.__await__() if type(coro) is types.CoroutineType else _steps_of(coro))
     except BaseException as exc:
         # Closed while suspended (GeneratorExit), it may run in any context: a task destroyed while pending is
         # closed by the garbage collector, where the token cannot be reset and OpenTelemetry printed "Failed to
@@ -662,7 +656,7 @@ def _traced_coroutine(coro: Awaitable[T], inv_or_call: Invocation | _PendingCall
                 return cast(T, _traced_stream(result, inv))
         except Exception as exc:
             report_error(inv.stage + ".result", exc)
-    inv.end(End.RETURNED, result)
+    inv.end(_RETURNED, result)
     return result
 
 
@@ -1839,49 +1833,54 @@ class _Decorated(Wrapper):
 
 
 class _CallsDirectly:
-    """A proxy of a plain function, called through ``_self_call``: a function of the call's own arguments that does
-    what the proxy's wrapper function does with ``(function, None, args, kwargs)``. wrapt's own call looks up
-    ``__self__`` on the function at every call (a bound method's object, were it one): for a function that fails,
-    and making and clearing the AttributeError was most of what the proxy cost per call (0.8 µs against 0.3 µs,
-    ``timeit``). What it finds, nothing, is known when the proxy is made (see :func:`proxy_of`). A method read from
-    an instance binds as before (:class:`BoundWrapper`, which never looks it up)."""
+    """A proxy of a plain function that wrapt's call takes for a builtin's. wrapt looks up ``__self__`` on the function
+    a proxy wraps at every call (a bound method's object, were it one): for a function that fails, and making and
+    clearing the AttributeError was most of what the proxy cost per call (0.8 µs against 0.27 µs, ``timeit``). A
+    builtin's proxy it calls at once with no object, which is what that look-up finds for a function with no
+    ``__self__`` of its own (one set on it later is not looked up). It binds as a function's proxy all the same
+    (:meth:`__get__`), and tells wrapt it is one (``_self_binding``): another wrapt wrapper made around it (an
+    OpenTelemetry instrumentation's) binds as around a function."""
 
     __slots__ = ()
-    # Read by the interpreter's call of the proxy (a property: the function is the proxy's own); no annotation
-    # (see Wrapper)
-    __call__ = property(operator.attrgetter("_self_call"))
+
+    @property
+    def _self_binding(self) -> str:
+        return "function"
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        """What :meth:`Wrapper.__get__` does, binding as wrapt binds a function's proxy (its descriptor reads how
+        the proxy binds off the proxy itself, where it finds "builtin", and would not bind it)."""
+        proxy = cast(Any, self)
+        if instance is None and proxy._self_reads_as_itself is FROM_CLASS:
+            return self
+        bind: Any = BoundWrapper  # wrapt's initialiser (wrapped, instance, wrapper, enabled, binding, parent, owner)
+        return bind(proxy.__wrapped__.__get__(instance, owner), instance, proxy._self_wrapper, proxy._self_enabled,
+                    "function", self, owner)
 
 
-class _FunctionProxy(_CallsDirectly, Wrapper):
+class _FunctionProxy(_CallsDirectly, Wrapper):  # type: ignore[override]  # wrapt's stubs: _self_binding is set
     __slots__ = ()
 
 
-class _DecoratedFunction(_CallsDirectly, _Decorated):
+class _DecoratedFunction(_CallsDirectly, _Decorated):  # type: ignore[override]  # (as _FunctionProxy)
     __slots__ = ()
+
+
+#: The base of wrapt's function proxies, whose initialiser takes how the proxy binds (see :class:`_CallsDirectly`).
+_FunctionWrapperBase: Any = wrapt.FunctionWrapper.__base__
 
 
 def proxy_of(handler: Handler, func: object, decorated: bool = False) -> Wrapper:
     """The proxy that replaces ``func`` (a :class:`Wrapper`, or a :class:`_Decorated` for a decorator) with
-    ``handler``'s wrapper function for its shape; one called directly when ``func`` is a plain function."""
+    ``handler``'s wrapper function for its shape; one that wrapt calls as a builtin's when ``func`` is a plain
+    function."""
     wrapper = wrapper_for(handler, func)
     if type(func) is not types.FunctionType or "__self__" in func.__dict__:
         return (_Decorated if decorated else Wrapper)(cast(Callable[..., Any], func), wrapper)
-    made = (_DecoratedFunction if decorated else _FunctionProxy)(func, wrapper)
-    made._self_call = _direct_call(handler, func, wrapper)  # wrapt keeps _self_* on the proxy
+    kind = _DecoratedFunction if decorated else _FunctionProxy
+    made = kind.__new__(kind, func, wrapper)
+    _FunctionWrapperBase.__init__(made, func, None, wrapper, None, "builtin")
     return made
-
-
-def _direct_call(handler: Handler, func: types.FunctionType, wrapper: WrapperFunction) -> Callable[..., Any]:
-    """``wrapper(func, None, args, kwargs)`` as a function of the call's arguments. A sync call's in one frame,
-    as the proxy's (see :func:`_sync_call`); a coroutine or generator function's calls ``wrapper``, one frame
-    more only while the call makes and returns its coroutine or generator, which then runs without it."""
-    if not func.__code__.co_flags & _SUSPENDING_FLAGS:
-        return _sync_call(handler, func)
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        return wrapper(func, None, args, kwargs)
-
-    return call
 
 
 def _reads_as_itself(target: object, owner: type) -> bool:
