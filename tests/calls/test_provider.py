@@ -278,6 +278,43 @@ def test_stream_false_keeps_an_iterator_result_unwrapped(otel: Any) -> None:
     assert point(otel, DURATION).count == 1 and TTFC not in otel.metrics()
 
 
+@pytest.mark.parametrize("shape", ["sync", "async"])
+def test_stream_true_times_streams_and_leaves_a_value_returned_whole_as_it_is(otel: Any, shape: str) -> None:
+    """``stream=True`` on a call that returned a value whole (a dict, a string, a list, a number, None, an object
+    that is neither an iterator nor a context manager) made a sync call's result agent-otel's proxy of it: no dict
+    to ``json.dumps()``, and the call recorded nothing until the proxy was dropped, without its usage. The value is
+    the program's, and the call ends when it returns, its usage read; an iterator is still timed as a stream."""
+    response = openai_response(12, 2, "gpt-4o-mini")
+    values: list[Any] = [{"model": "gpt-4o-mini", "usage": {"prompt_tokens": 12, "completion_tokens": 2}}, "text",
+                         ["a"], 3, None, response]
+    returned: list[Any] = []
+
+    @agent_otel.provider("openai", model="gpt-4o-mini", stream=True)
+    def create(value: Any) -> Any:
+        return value
+
+    @agent_otel.provider("openai", model="gpt-4o-mini", stream=True)
+    async def create_async(value: Any) -> Any:
+        return value
+
+    for value in values:
+        result = create(value) if shape == "sync" else asyncio.run(create_async(value))
+        assert result is value
+        returned.append(result)
+    assert json.dumps(returned[0]) == json.dumps(values[0])
+    assert sum(recorded.count for recorded in otel.points(DURATION)) == len(values) and TTFC not in otel.metrics()
+    assert [span.attributes.get(semconv.GEN_AI_USAGE_INPUT_TOKENS) for span in otel.spans("chat gpt-4o-mini")] == [
+        12, None, None, None, None, 12]
+    otel.reset()
+
+    @agent_otel.provider("openai", model="gpt-4o-mini", stream=True)
+    def stream() -> SdkStream:
+        return SdkStream(stream_chunks())
+
+    assert len(list(stream())) == 3
+    assert_streamed(otel)
+
+
 def test_stream_false_leaves_a_returned_generator_as_it_is(otel: Any) -> None:
     """``stream=False`` on a sync function that returns a generator was ignored: timed as a stream all the same, its
     chunks read. The generator is the program's, and the call ends when it returns. A generator function's own run

@@ -13,6 +13,7 @@ import inspect
 import io
 import itertools
 import logging
+import os
 import pickle
 import subprocess
 import sys
@@ -265,6 +266,62 @@ def test_a_proxy_of_a_function_is_called_with_what_wrapt_would_pass(otel: Any) -
     finally:
         del bound_by_hand.__self__  # type: ignore[attr-defined]
     assert handler.calls == [(owner, (5,), {})]
+
+
+def test_a_decorated_method_over_another_wrapt_decorator_binds_as_that_decorator_does(otel: Any) -> None:
+    """``@agent_otel.tool(...)`` above a library's wrapt decorator in a class body: ``Class.method(obj, ...)`` gave that
+    decorator's wrapper no instance, where without agent-otel it is given ``obj``."""
+    seen: list[tuple[str, tuple[Any, ...]]] = []
+
+    @wrapt.decorator
+    def library(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        seen.append((type(instance).__name__, args))
+        return wrapped(*args, **kwargs)
+
+    class Base:
+        @agent_otel.tool("run")
+        @library
+        async def run(self, x: int) -> int:
+            return x
+
+    base = Base()
+    assert asyncio.run(base.run(1)) == 1 and asyncio.run(Base.run(base, 2)) == 2
+    assert seen == [("Base", (1,)), ("Base", (2,))]
+    assert len(otel.spans("execute_tool run")) == 2
+
+
+def test_with_wrapts_pure_python_proxies_decorating_and_configuring_work_as_with_its_c_ones(tmp_path: Any) -> None:
+    """``WRAPT_DISABLE_EXTENSIONS=1`` (or no C extension): wrapt's pure-Python proxy set how it binds as an attribute,
+    which agent-otel's proxy of a function (called as a builtin's by the C one) refused: decorating an ``async def``
+    raised into the program, and a configured function was left unwrapped."""
+    program = tmp_path / "pure.py"
+    program.write_text(textwrap.dedent("""
+        import asyncio, json, sys
+        import agent_otel
+        from agent_otel.testing import capture_telemetry
+
+        with capture_telemetry() as otel:
+            @agent_otel.tool("fetch")
+            async def fetch(n):
+                return n
+
+            class Agent:
+                @agent_otel.agent("agent")
+                async def run(self, n):
+                    return n
+
+            assert asyncio.run(fetch(1)) == 1 and asyncio.run(Agent().run(2)) == 2
+            assert asyncio.run(Agent.run(Agent(), 3)) == 3
+            agent_otel.instrument(sys.argv[1])
+            assert json.dumps({"a": 1}) == '{"a": 1}'
+            print(sorted(span.name for span in otel.spans()))
+    """))
+    (tmp_path / "pure.toml").write_text('[[tool]]\ntarget = "json:dumps"\n')
+    result = subprocess.run([sys.executable, str(program), str(tmp_path / "pure.toml")], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "WRAPT_DISABLE_EXTENSIONS": "1"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[-2] == str(["execute_tool dumps", "execute_tool fetch", "invoke_agent agent",
+                                                 "invoke_agent agent"])
 
 
 # --------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+import wrapt
 
 import agent_otel
 from agent_otel import semconv
@@ -1134,3 +1135,32 @@ def test_a_property_target_says_what_can_be_done_instead(package: Package) -> No
     assert str(refused.value) == ("Props.answer is a property, which a config file cannot wrap: target the method it "
                                   "calls, or decorate its getter in code (@property over @agent_otel.tool(...) or "
                                   "another kind)")
+
+
+def test_a_method_another_librarys_wrapt_wrapper_holds_binds_as_that_wrapper_does(otel: Any, package: Package) -> None:
+    """A method an OpenTelemetry instrumentation's wrapt wrapper holds, then configured (``agent-otel run`` wraps an
+    instrumented library in that order): ``Class.method(obj, ...)`` (a subclass calling its base's) gave that wrapper
+    no instance, where alone it is given ``obj`` (the httpx instrumentation failed on a transport subclass). Such a
+    method binds as the wrapper it holds does; a plain one still reads from its class as itself."""
+    mod = package.write("held", """
+        class Base:
+            def method(self, x):
+                return x
+
+            def plain(self, x):
+                return x
+        """)
+    module = package.load("held")
+    seen: list[tuple[str, tuple[Any, ...]]] = []
+
+    def instrumentation(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        seen.append((type(instance).__name__, args))
+        return wrapped(*args, **kwargs)
+
+    wrapt.wrap_function_wrapper(module, "Base.method", instrumentation)
+    instrument(config(f'[[tool]]\ntarget = "{mod}:Base.method"\n\n[[tool]]\ntarget = "{mod}:Base.plain"\n'))
+    base = module.Base()
+    assert base.method(1) == 1 and module.Base.method(base, 2) == 2
+    assert seen == [("Base", (1,)), ("Base", (2,))]
+    assert module.Base.plain is module.Base.plain and module.Base.plain(base, 3) == 3
+    assert names(otel) == ["execute_tool method", "execute_tool method", "execute_tool plain"]

@@ -238,8 +238,9 @@ PROVIDER = _table(
             "records the call as `error.type=unavailable`"),
     Option("stream", Accepts.BOOLEAN, extractor=False, when="end",
            doc="time the returned object as a stream (default: when it is an iterator or an SDK's `*StreamManager` or "
-               "`*ResponseContextManager`); `false` leaves it as it is, a generator too (a generator function's own "
-               "run is always its call)"),
+               "`*ResponseContextManager`; `true`: also any other context manager); `false` leaves it as it is, a "
+               "generator too (a generator function's own run is always its call). A value returned whole (a dict, "
+               "a string, a list, a number, None...) is never a stream"),
     Option("prompt", Accepts.STRING, doc="`gen_ai.input.messages`, only when content capture is on"),
     _result("response", Accepts.STRING, "`gen_ai.output.messages`, only when content capture is on"),
     _RESULT_ATTRIBUTES,

@@ -86,16 +86,14 @@ class ProviderInvocation(Invocation):
     call is a request of its own; when the call returns what that one answered (a router, a fallback), its
     tokens and cost are that call's, counted there (``answers_below``)."""
 
-    __slots__ = ("answers_below", "cache_beside_input", "cache_read", "cache_write", "call", "custom_stream",
-                 "enclosing", "handler", "input_tokens", "model", "open_inside", "operation", "outer", "output_tokens",
-                 "priced_model", "prompt_text", "provider", "reasoning", "response_model", "retries", "usage_after",
-                 "usage_below", "usage_inside")
+    __slots__ = ("answers_below", "cache_beside_input", "cache_read", "cache_write", "call", "enclosing", "handler",
+                 "input_tokens", "model", "open_inside", "operation", "outer", "output_tokens", "priced_model",
+                 "prompt_text", "provider", "reasoning", "response_model", "retries", "usage_after", "usage_below",
+                 "usage_inside")
 
     def __init__(self, span: Any, ctx: Any, handler: ProviderHandler, call: Call | None, provider: str, model: str,
                  operation: str, priced_model: str) -> None:
         Invocation.__init__(self, span, ctx, "provider")  # without super()'s object
-        # a plain result (a dict) is a stream only when the stream option says so (see wants_stream)
-        self.custom_stream = handler.streams_by_option
         self.handler = handler
         self.call = call
         self.provider = provider
@@ -169,12 +167,17 @@ class ProviderInvocation(Invocation):
         return cost, unpriced
 
     def wants_stream(self, result: Any) -> bool:
-        """The ``stream`` option when given; else whether the result is an iterator or an SDK's stream manager."""
+        """Whether the result is a stream to time: an iterator (or an async one) or an SDK's stream manager, and with
+        the ``stream`` option true any other context manager too; with it false, nothing. A value (a dict, a string,
+        a number...) never is: the call returned it whole, and a proxy of it was no dict to ``json.dumps()``, and
+        ended the call only when dropped, without its usage (the engine asks for no value of PLAIN_TYPES)."""
         stream = self.handler.options.get("stream")
-        if stream is not None:
-            return bool(stream)
-        return not isinstance(result, _NOT_STREAMS) and (
-            hasattr(result, "__next__") or hasattr(result, "__anext__") or _is_stream_manager(result))
+        if stream is not None and not stream:
+            return False
+        if hasattr(result, "__next__") or hasattr(result, "__anext__") or _is_stream_manager(result):
+            return not isinstance(result, _NOT_STREAMS)
+        kind = type(result)
+        return bool(stream) and (hasattr(kind, "__enter__") or hasattr(kind, "__aenter__"))
 
     def on_stream_exit(self, stream: Any) -> bool:
         """The response an SDK's helper stream accumulated (Anthropic's ``current_message_snapshot``,
@@ -614,7 +617,6 @@ class ProviderHandler(KindHandler):
     def __init__(self, func: Callable[..., Any] | None, options: dict[str, Any],
                  attributes: Attributes | None = None) -> None:
         super().__init__(func, options, attributes)
-        self.streams_by_option = options.get("stream") is not None  # see ProviderInvocation.wants_stream
         self.token_options = tuple(key for key in ("input_tokens", "output_tokens") if key in options)
 
     def _describe(self, call: Call | None) -> tuple[str, str, str, str, str, dict[str, Any], dict[Any, dict[str, Any]]]:

@@ -120,13 +120,9 @@ class Invocation:
         """Called for every item a stream yields (after the first-chunk time is taken)."""
 
     def wants_stream(self, result: object) -> bool:
-        """Whether a returned non-generator object is a stream to be timed until exhausted."""
+        """Whether a returned object, neither a generator nor a value of :data:`PLAIN_TYPES`, is a stream to be
+        timed until exhausted."""
         return False
-
-    #: Whether a plain result (a dict, a str...) may still be a stream, to ask :meth:`wants_stream` about; if not, it
-    #: ends the call at once. Set for each subclass (whether it overrides :meth:`wants_stream`), unless the kind
-    #: has it per invocation (a slot of that name).
-    custom_stream = False
 
     #: Whether the kind overrides :meth:`on_chunk` (set for each subclass): if not, a generator's item only
     #: takes the first-chunk time, without calling :meth:`chunk`.
@@ -134,9 +130,6 @@ class Invocation:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        declared: object = cls.custom_stream  # a kind's slot reads as its descriptor here
-        if type(declared) is not types.MemberDescriptorType:
-            cls.custom_stream = cls.wants_stream is not Invocation.wants_stream
         cls.custom_chunk = cls.on_chunk is not Invocation.on_chunk
 
     def on_stream_exit(self, stream: object) -> bool:
@@ -423,7 +416,7 @@ def _sync_wrapper(handler: Handler) -> WrapperFunction:
             _end_raised(inv, exc, handler)
             raise
         _detach(token)
-        if type(result) in PLAIN_TYPES and not inv.custom_stream:  # what _finish_result() does for it
+        if type(result) in PLAIN_TYPES:  # what _finish_result() does for it
             inv.end(_RETURNED, result)
             return result
         return _finish_result(inv, result, handler)
@@ -465,7 +458,7 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
             _end_raised(inv, exc, handler)
             raise
         _detach(token)
-        if type(result) in PLAIN_TYPES and not inv.custom_stream:  # what _finish_result() does for it
+        if type(result) in PLAIN_TYPES:  # what _finish_result() does for it
             inv.end(_RETURNED, result)
             return result
         return _finish_result(inv, result, handler)
@@ -531,10 +524,10 @@ def _finish_result(inv: Invocation, result: object, handler: Handler) -> object:
                 result.add_done_callback(lambda future: _end_from_future(inv, future, dropped))
                 hold_open(inv)
                 return result
-        if inv.wants_stream(result):
-            traced_stream = _traced_stream(result, inv)
-            hold_open(inv)  # (a model's stream object left half-read at exit was lost, and ended after the flush)
-            return traced_stream
+            if inv.wants_stream(result):
+                traced_stream = _traced_stream(result, inv)
+                hold_open(inv)  # (a model's stream object left half-read at exit was lost, and ended after the flush)
+                return traced_stream
         # Any other awaitable (a query builder whose methods return it, awaited at the end of the chain or
         # never) is the program's object as is: a proxy would change its type and its identity (``return
         # self``), and a call it timed until an await that may never come would end closed when dropped.
@@ -1824,7 +1817,9 @@ class _Decorated(Wrapper):
 
     def __set_name__(self, owner: type, name: str) -> None:
         target = self.__wrapped__
-        if isinstance(target, types.FunctionType) or _reads_as_itself(target, owner):
+        # (by exact type: another library's wrapt proxy of a function binds as that proxy does, its wrapper given the
+        # object of ``Class.method(obj, ...)`` as its instance)
+        if type(target) is types.FunctionType or _reads_as_itself(target, owner):
             cast(Any, self)._self_handler.method = True  # set by instrument()
             self._self_reads_as_itself = FROM_CLASS
         elif isinstance(target, staticmethod):
@@ -1868,6 +1863,9 @@ class _DecoratedFunction(_CallsDirectly, _Decorated):  # type: ignore[override] 
 #: The base of wrapt's function proxies, whose initialiser takes how the proxy binds (see :class:`_CallsDirectly`),
 #: and what a method read from one is; both take (wrapped, instance, wrapper, enabled, binding, parent, owner).
 _FunctionWrapperBase: Any = wrapt.FunctionWrapper.__base__
+#: wrapt's C proxies are in use (its pure-Python ones, ``WRAPT_DISABLE_EXTENSIONS``, set ``_self_binding`` as an
+#: attribute, and look ``__self__`` up either way): a function's proxy is a :class:`_CallsDirectly` only then.
+_WRAPT_IN_C = not hasattr(wrapt.FunctionWrapper.__call__, "__code__")
 _bound_wrapper: Any = BoundWrapper
 
 
@@ -1876,7 +1874,7 @@ def proxy_of(handler: Handler, func: object, decorated: bool = False) -> Wrapper
     ``handler``'s wrapper function for its shape; one that wrapt calls as a builtin's when ``func`` is a plain
     function."""
     wrapper = wrapper_for(handler, func)
-    if type(func) is not types.FunctionType or "__self__" in func.__dict__:
+    if not _WRAPT_IN_C or type(func) is not types.FunctionType or "__self__" in func.__dict__:
         return (_Decorated if decorated else Wrapper)(cast(Callable[..., Any], func), wrapper)
     kind = _DecoratedFunction if decorated else _FunctionProxy
     made = kind.__new__(kind, func, wrapper)

@@ -382,7 +382,7 @@ def _configured_handler(entry: _Entry, raw: Any, owner: Owner, attr: str,
 def _make_wrapper(entry: _Entry, raw: Any, owner: Owner, attr: str, scope: type | None = None) -> Wrapped:
     handler = _configured_handler(entry, raw, owner, attr, scope)
     wrapper = proxy_of(handler, raw)
-    if handler.method:
+    if handler.method and type(raw) is FunctionType:  # another library's wrapt proxy of it binds as that one does
         wrapper._self_reads_as_itself = FROM_CLASS
     elif isinstance(raw, staticmethod):
         wrapper.read_as_static_function()
