@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import wrapt
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 import agent_otel
@@ -313,6 +315,62 @@ def test_stream_true_times_streams_and_leaves_a_value_returned_whole_as_it_is(ot
 
     assert len(list(stream())) == 3
     assert_streamed(otel)
+
+
+class TheirStream:
+    """Another instrumentation's stream (OpenAI's, through util-genai): its span was made current when the call
+    started, and is detached, back to what was current then, when the stream ends or closes."""
+
+    def __init__(self, chunks: Any, token: Any) -> None:
+        self._chunks, self._token = chunks, token
+
+    def __iter__(self) -> TheirStream:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            return next(self._chunks)
+        except StopIteration:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._token is not None:
+            otel_context.detach(self._token)
+            self._token = None
+
+    def __enter__(self) -> TheirStream:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+@pytest.mark.parametrize("how", ["close", "with_break"])
+def test_a_stream_closed_early_under_another_instrumentation_leaves_the_programs_context(otel: Any,
+                                                                                         how: str) -> None:
+    """Another instrumentation inside a model call detaches its span's context as the stream closes, back to what was
+    current when the call started: the call's. Closed in the program's context (``close()``, a ``with`` block left
+    early), that left agent-otel's ended span current after it, the next calls under it and not counted."""
+
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    def create() -> TheirStream:
+        their = trace.get_tracer("their").start_span("their chat")
+        return TheirStream(iter(stream_chunks()), otel_context.attach(trace.set_span_in_context(their)))
+
+    for _ in range(2):
+        stream = create()
+        if how == "close":
+            next(stream)
+            stream.close()
+        else:
+            with stream as entered:
+                for _ in entered:
+                    break
+        assert trace.get_current_span() is trace.INVALID_SPAN
+    spans = otel.spans("chat gpt-4o-mini")
+    assert len(spans) == 2 and all(span.parent is None for span in spans)
+    assert sum(recorded.count for recorded in otel.points(DURATION)) == 2
 
 
 def test_stream_false_leaves_a_returned_generator_as_it_is(otel: Any) -> None:

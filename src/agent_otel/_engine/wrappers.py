@@ -1242,11 +1242,18 @@ class _TracedStream(_CopiedAsItsStream, wrapt.ObjectProxy[Any]):
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> bool | None:
-        # reached only by ``with proxy:``, whose __enter__ the wrapped stream has: it is a context manager
+        # reached only by ``with proxy:``, whose __enter__ the wrapped stream has: it is a context manager. It runs in
+        # the call's context, as __next__ reads: another instrumentation inside this call (OpenAI's, through
+        # util-genai) made its span current as the call started and detaches it as the stream closes, back to what
+        # was current then, the call's; run in the program's, that left our ended span current after the block, and
+        # every later call under it. (Unless the manager's __enter__ left a context of its own current: _entered.)
+        token = _attach(self._self_inv.context) if self._self_enter_token is None else None
         manager = cast(AbstractContextManager[object], self.__wrapped__)
         try:
             return manager.__exit__(exc_type, exc, tb)
         finally:
+            if token is not None:
+                _detach(token)
             _leave_stream_block(self, exc)
 
     async def __aenter__(self) -> object:
@@ -1265,11 +1272,14 @@ class _TracedStream(_CopiedAsItsStream, wrapt.ObjectProxy[Any]):
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> bool | None:
-        # reached only by ``async with proxy:``: the wrapped stream is an async context manager
+        # reached only by ``async with proxy:``: the wrapped stream is an async context manager (as __exit__)
+        token = _attach(self._self_inv.context) if self._self_enter_token is None else None
         manager = cast(AbstractAsyncContextManager[object], self.__wrapped__)
         try:
             return await manager.__aexit__(exc_type, exc, tb)
         finally:
+            if token is not None:
+                _detach(token)
             _leave_stream_block(self, exc)
 
     def __del__(self) -> None:
@@ -1341,9 +1351,11 @@ class _Closing:
     closed when it is called."""
 
     def close(self: Any) -> object:
+        token = _attach(self._self_inv.context)  # (see _TracedStream.__exit__)
         try:
             return self.__wrapped__.close()
         finally:
+            _detach(token)
             self._self_inv.end(End.CLOSED)
 
 
@@ -1351,9 +1363,11 @@ class _AsyncClosing:
     """An async generator's or stream's ``aclose()``: the call ends closed."""
 
     async def aclose(self: Any) -> object:
+        token = _attach(self._self_inv.context)  # (see _TracedStream.__exit__)
         try:
             return await self.__wrapped__.aclose()
         finally:
+            _detach(token)
             self._self_inv.end(End.CLOSED)
 
 
