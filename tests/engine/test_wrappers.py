@@ -244,10 +244,10 @@ def test_a_proxy_of_a_function_is_called_with_what_wrapt_would_pass(otel: Any) -
             return a
 
     handler = InstanceRecordingHandler()
-    Agent.run = instrument(handler, Agent.run)  # type: ignore[method-assign]  # assigned later: binds as wrapt binds
+    Agent.run = instrument(handler, Agent.run)  # type: ignore[method-assign]  # put on the class later
     agent = Agent()
     assert asyncio.run(agent.run(7)) == 7 and asyncio.run(Agent.run(agent, 8)) == 8
-    assert handler.calls == [(agent, (7,), {}), (agent, (8,), {})]
+    assert handler.calls == [(agent, (7,), {}), (None, (agent, 8), {})]  # read from the class: the function
     outer_calls: list[Any] = []
 
     def outer(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
@@ -266,6 +266,36 @@ def test_a_proxy_of_a_function_is_called_with_what_wrapt_would_pass(otel: Any) -
     finally:
         del bound_by_hand.__self__  # type: ignore[attr-defined]
     assert handler.calls == [(owner, (5,), {})]
+
+
+def test_a_decorated_function_put_on_a_class_later_reads_from_it_as_itself(otel: Any) -> None:
+    """A decorated coroutine or generator function (or a sync one decorated after its name holds it) put on a class
+    after its ``class`` statement (a handler registered with ``setattr``) read from the class as a new bound wrapper
+    each time, where the plain function reads as itself: ``Sub.handle is Base.handle`` said the subclass overrode it.
+    Called through the class or an instance, it records as before."""
+
+    async def handle(self: Any, n: int) -> int:
+        return n + self.base
+
+    def pages(self: Any, n: int) -> Any:
+        yield from range(n)
+
+    class Base:
+        base = 10
+
+    class Sub(Base):
+        pass
+
+    for name, func in (("handle", handle), ("pages", pages)):
+        handler = InstanceRecordingHandler()
+        setattr(Base, name, instrument(handler, func))
+        wrapped = getattr(Base, name)
+        assert wrapped is getattr(Base, name) is getattr(Sub, name) is vars(Base)[name]
+        assert not inspect.ismethod(wrapped) and inspect.ismethod(getattr(Sub(), name))
+    sub = Sub()
+    assert asyncio.run(Base.handle(sub, 1)) == 11 and asyncio.run(sub.handle(2)) == 12  # type: ignore[attr-defined]
+    assert list(Base.pages(sub, 2)) == [0, 1] and list(sub.pages(1)) == [0]  # type: ignore[attr-defined]
+    assert len(otel.spans("op handle")) == 2 and len(otel.spans("op pages")) == 2
 
 
 def test_a_decorated_method_over_another_wrapt_decorator_binds_as_that_decorator_does(otel: Any) -> None:

@@ -1857,11 +1857,12 @@ class _CallsDirectly:
         return "function"
 
     def __get__(self, instance: object, owner: type | None = None) -> Any:
-        """What :meth:`Wrapper.__get__` does, binding as wrapt binds a function's proxy (its descriptor reads how
-        the proxy binds off the proxy itself, where it finds "builtin", and would not bind it)."""
-        proxy: Any = self
-        if instance is None and proxy._self_reads_as_itself is FROM_CLASS:
+        """Read from a class, itself, as a function reads (``Base.method is Base.method``, also for one put on its
+        class after the ``class`` statement); from an instance, a method bound as wrapt binds a function's proxy (its
+        descriptor reads how the proxy binds off the proxy itself, where it finds "builtin", and would not bind it)."""
+        if instance is None:
             return self
+        proxy: Any = self
         function, wrapper = proxy._self_binds  # one read (a proxy's attribute costs about 0.1 µs)
         return _bound_wrapper(function.__get__(instance, owner), instance, wrapper, None, "function", self, owner)
 
