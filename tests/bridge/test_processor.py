@@ -487,6 +487,33 @@ def test_two_libraries_spans_of_one_call_side_by_side_count_once(otel: Any) -> N
     assert job.attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 2
 
 
+def test_another_librarys_span_of_our_call_beside_ours_counts_once(otel: Any) -> None:
+    """OpenLLMetry's Anthropic wrapper outside agent-otel's (it instrumented the SDK after agent-otel's config had)
+    starts its span of the call without making it current, so ours is its sibling, not inside it: every call, its
+    tokens and cost were counted twice. Ours counts it, with the usage our wrapper read off the result; a span of
+    that library that is no twin of ours (another model) still counts."""
+    wrapper = foreign(otel, "opentelemetry.instrumentation.anthropic")
+
+    @agent_otel.provider("anthropic", model="claude-3-5-haiku")
+    def create(model: str = "claude-3-5-haiku") -> dict[str, Any]:
+        return {"model": model, "usage": {"input_tokens": 13, "output_tokens": 5}}
+
+    with agent_otel.job(type="j"):
+        for _ in range(2):
+            outer = wrapper.start_span("anthropic.chat", attributes=_chat())  # not current
+            create()
+            outer.set_attributes({semconv.GEN_AI_USAGE_INPUT_TOKENS: 13, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 5})
+            outer.end()
+        other = wrapper.start_span("anthropic.chat", attributes=_chat(model="claude-3-opus"))
+        other.set_attributes({semconv.GEN_AI_USAGE_INPUT_TOKENS: 1, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 1})
+        create()
+        other.end()
+    assert sum(p.count for p in points(otel, OPERATION)) == 4
+    assert sum(p.sum for p in points(otel, INPUT_TOKENS)) == 3 * 13 + 1
+    [job] = [span for span in otel.spans() if semconv.JOB_ROLLUP_PROVIDER_CALLS in (span.attributes or {})]
+    assert job.attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 4
+
+
 def test_spans_side_by_side_that_are_no_twins_each_count(otel: Any) -> None:
     """One library's spans are never twins (a stream still open when the next call starts, in the same task);
     nor are two libraries' spans in other threads or tasks, for other models, or under other parents."""

@@ -203,6 +203,15 @@ class GenAiSpanBridge(SpanProcessor):
                 # framework's graph step opens is inside the graph's run, not that run)
                 if same and parent is not None and kind is not Kind.WORKFLOW:
                     parent.covered = True
+                elif kind is Kind.PROVIDER and parent is None:
+                    # and over one beside it, not made current (OpenLLMetry's Anthropic wrapper, outside ours when it
+                    # instrumented the SDK after agent-otel's config had): started just before ours, for the same
+                    # call, whose result our wrapper reads
+                    ours_beside = (parent_span, _where(), semconv.SCOPE_NAME, sources.provider_of(attributes),
+                                   sources.request_model_of(attributes), span.start_time or 0)
+                    twin = self._sibling_twin(ours_beside, operation)
+                    if twin is not None:
+                        twin.covered = True
                 if kind is Kind.TOOL or kind is Kind.PROVIDER:  # a call of ours among another library's agent's
                     # spans is that agent's (run_under), and so are the calls under it
                     run = parent.below if parent is not None else run_of(parent_span)
