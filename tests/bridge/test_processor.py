@@ -490,28 +490,36 @@ def test_two_libraries_spans_of_one_call_side_by_side_count_once(otel: Any) -> N
 def test_another_librarys_span_of_our_call_beside_ours_counts_once(otel: Any) -> None:
     """OpenLLMetry's Anthropic wrapper outside agent-otel's (it instrumented the SDK after agent-otel's config had)
     starts its span of the call without making it current, so ours is its sibling, not inside it: every call, its
-    tokens and cost were counted twice. Ours counts it, with the usage our wrapper read off the result; a span of
-    that library that is no twin of ours (another model) still counts."""
+    tokens and cost were counted twice. Ours counts it, with the usage our wrapper read off the result. A span of that
+    library that is no twin of ours still counts: another model's, or a stream's still open, whose wrapper returned."""
     wrapper = foreign(otel, "opentelemetry.instrumentation.anthropic")
 
     @agent_otel.provider("anthropic", model="claude-3-5-haiku")
     def create(model: str = "claude-3-5-haiku") -> dict[str, Any]:
         return {"model": model, "usage": {"input_tokens": 13, "output_tokens": 5}}
 
-    with agent_otel.job(type="j"):
-        for _ in range(2):
-            outer = wrapper.start_span("anthropic.chat", attributes=_chat())  # not current
-            create()
+    def instrumented(model: str = "claude-3-5-haiku") -> dict[str, Any]:  # its wrapper around the SDK's call
+        outer = wrapper.start_span("anthropic.chat", attributes=_chat(model=model))  # not current
+        try:
+            return create()
+        finally:
             outer.set_attributes({semconv.GEN_AI_USAGE_INPUT_TOKENS: 13, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 5})
             outer.end()
-        other = wrapper.start_span("anthropic.chat", attributes=_chat(model="claude-3-opus"))
-        other.set_attributes({semconv.GEN_AI_USAGE_INPUT_TOKENS: 1, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 1})
-        create()
-        other.end()
-    assert sum(p.count for p in points(otel, OPERATION)) == 4
-    assert sum(p.sum for p in points(otel, INPUT_TOKENS)) == 3 * 13 + 1
+
+    def stream_directly() -> Any:  # the SDK called directly: its wrapper returns a stream, whose span stays open
+        return wrapper.start_span("anthropic.chat", attributes={**_chat(), semconv.GEN_AI_USAGE_INPUT_TOKENS: 1})
+
+    with agent_otel.job(type="j"):
+        for _ in range(2):
+            instrumented()
+        instrumented(model="claude-3-opus")  # another model: no twin of ours
+        stream = stream_directly()
+        create()  # a call of ours while that stream is open (a cached answer): no twin either
+        stream.end()
+    assert sum(p.count for p in points(otel, OPERATION)) == 6
+    assert sum(p.sum for p in points(otel, INPUT_TOKENS)) == 5 * 13 + 1
     [job] = [span for span in otel.spans() if semconv.JOB_ROLLUP_PROVIDER_CALLS in (span.attributes or {})]
-    assert job.attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 4
+    assert job.attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 6
 
 
 def test_spans_side_by_side_that_are_no_twins_each_count(otel: Any) -> None:

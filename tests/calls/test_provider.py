@@ -373,6 +373,52 @@ def test_a_stream_closed_early_under_another_instrumentation_leaves_the_programs
     assert sum(recorded.count for recorded in otel.points(DURATION)) == 2
 
 
+class TheirAsyncStream:
+    """:class:`TheirStream`, async, whose ``close()`` is a coroutine (util-genai's ``AsyncStreamWrapper``)."""
+
+    def __init__(self, chunks: Any, token: Any) -> None:
+        self._chunks, self._token = chunks, token
+
+    def __aiter__(self) -> TheirAsyncStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return next(self._chunks)
+        except StopIteration:
+            await self.close()
+            raise StopAsyncIteration from None
+
+    async def close(self) -> None:
+        if self._token is not None:
+            otel_context.detach(self._token)
+            self._token = None
+
+
+def test_an_async_stream_closed_early_under_another_instrumentation_leaves_the_programs_context(otel: Any) -> None:
+    """:func:`test_a_stream_closed_early_under_another_instrumentation_leaves_the_programs_context` for a stream whose
+    ``close()`` is a coroutine: the detach ran when the program awaited it, in the program's context."""
+
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    async def create() -> TheirAsyncStream:
+        their = trace.get_tracer("their").start_span("their chat")
+        return TheirAsyncStream(iter(stream_chunks()), otel_context.attach(trace.set_span_in_context(their)))
+
+    async def main() -> None:
+        for _ in range(2):
+            stream = await create()
+            await stream.__anext__()
+            await stream.close()
+            assert trace.get_current_span() is trace.INVALID_SPAN
+        closing = (await create()).close()
+        assert asyncio.iscoroutine(closing)
+        await asyncio.create_task(closing)  # a task made of it
+
+    asyncio.run(main())
+    spans = otel.spans("chat gpt-4o-mini")
+    assert len(spans) == 3 and all(span.parent is None for span in spans)
+
+
 def test_stream_false_leaves_a_returned_generator_as_it_is(otel: Any) -> None:
     """``stream=False`` on a sync function that returns a generator was ignored: timed as a stream all the same, its
     chunks read. The generator is the program's, and the call ends when it returns. A generator function's own run

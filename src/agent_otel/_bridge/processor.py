@@ -34,10 +34,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import queue
+import sys
 import threading
 import weakref
 from collections.abc import Mapping
 from contextvars import ContextVar
+from types import CodeType, FrameType
 from typing import Any, TypeAlias, cast
 
 from opentelemetry import context as otel_context
@@ -100,7 +102,8 @@ class _Seen:
     ran under, and whether another span of the same call counts it instead."""
 
     __slots__ = ("agent", "below", "calls", "context", "covered", "enclosing", "inner_reported", "job", "kind",
-                 "operation", "own", "ref", "sibling", "span_address", "span_id", "twin", "twin_of", "usage_to")
+                 "operation", "own", "ref", "sibling", "span_address", "span_id", "started_by", "twin", "twin_of",
+                 "usage_to")
 
     def __init__(self, kind: Kind, operation: str, context: Context) -> None:
         self.kind = kind
@@ -109,6 +112,8 @@ class _Seen:
         #: sibling of another library is its twin yet (see _sibling_twin), else None. Never the span itself: the
         #: span is this object's key in a weak mapping, which a strong reference here would keep for ever
         self.sibling: _Sibling | None = None
+        #: the frame whose code started it (see _starting_frame), while it may be a twin of ours beside it
+        self.started_by: tuple[int, CodeType] | None = None
         #: the context it started in: its call is recorded there (its job, phase, agent), not where it ends (a
         #: stream read to its end in another request's, a callback's span ended under another job)
         self.context = context
@@ -209,7 +214,7 @@ class GenAiSpanBridge(SpanProcessor):
                     # call, whose result our wrapper reads
                     ours_beside = (parent_span, _where(), semconv.SCOPE_NAME, sources.provider_of(attributes),
                                    sources.request_model_of(attributes), span.start_time or 0)
-                    twin = self._sibling_twin(ours_beside, operation)
+                    twin = self._sibling_twin(ours_beside, operation, _running_frames())
                     if twin is not None:
                         twin.covered = True
                 if kind is Kind.TOOL or kind is Kind.PROVIDER:  # a call of ours among another library's agent's
@@ -250,7 +255,7 @@ class GenAiSpanBridge(SpanProcessor):
                 if twin is not None:  # the outer span wins, as for a twin inside it
                     seen.covered, seen.twin_of, same = True, twin, True
                 else:
-                    seen.sibling = sibling
+                    seen.sibling, seen.started_by = sibling, _starting_frame()
             if seen.covered and not same and kind is Kind.PROVIDER:
                 _inside_our_provider_call(seen, _our_provider_call(started_in, operation,
                                                                    sources.request_model_of(attributes)))
@@ -267,7 +272,8 @@ class GenAiSpanBridge(SpanProcessor):
         except Exception as exc:
             report_error("bridge.start", exc)
 
-    def _sibling_twin(self, sibling: _Sibling, operation: str) -> _Seen | None:
+    def _sibling_twin(self, sibling: _Sibling, operation: str,
+                      running: set[tuple[int, CodeType]] | None = None) -> _Seen | None:
         """The provider span of another library that this one, a provider span starting beside it, is the same call
         as: started last, at most :data:`_TWIN_WITHIN_NS` before, under the same parent, in the same thread and task,
         for the same operation and provider (named) and model (if both name it: OpenLLMetry's names it only once
@@ -275,7 +281,9 @@ class GenAiSpanBridge(SpanProcessor):
         instrumentations of one call, one of which does not make its span current (OpenLLMetry's Anthropic one,
         around the Anthropic SDK's own span), make siblings, not a span inside the other: counted twice. A library's
         own spans are never each other's twins, nor a stream's still open when the program makes its next call
-        (it started longer ago: its response has begun)."""
+        (it started longer ago: its response has begun). ``running``: for a span of ours, the frames running it;
+        the other library's span is its twin only if the code that started it still runs, around our wrapper (a stream
+        that library's wrapper returned just before, or a call of ours that returns a cached answer, is no twin)."""
         parent, where, scope, provider, model, started = sibling
         if not provider:
             return None
@@ -285,7 +293,8 @@ class GenAiSpanBridge(SpanProcessor):
             if (other is None or other[0] is not parent or other[1] != where or other[2] == scope
                     or seen.operation != operation or other[3] != provider
                     or (model and other[4] and model != other[4])
-                    or not 0 <= started - other[5] <= _TWIN_WITHIN_NS):
+                    or not 0 <= started - other[5] <= _TWIN_WITHIN_NS
+                    or (running is not None and seen.started_by not in running)):
                 continue
             if found is None or other[5] > found[0]:
                 found = (other[5], seen)
@@ -386,6 +395,39 @@ def _drain_later() -> None:
 #: The context entries of agent-otel's calls and jobs: a context holding one runs inside such a call.
 _CALL_KEYS = (JOB_KEY, AGENT_KEY, CALLS_KEY, PROVIDER_KEY, TOOL_KEY)
 running.use_call_keys(_CALL_KEYS)
+
+
+#: The modules whose frames start a span for the code that asks for one (see _starting_frame).
+_SPAN_MACHINERY = ("opentelemetry.sdk", "opentelemetry.trace", "opentelemetry.context", "opentelemetry.util._decorator",
+                   "contextlib", "agent_otel")
+#: How many frames are looked through, up from a span's start or from our wrapper's.
+_FRAMES_LOOKED_AT = 64
+
+
+def _starting_frame() -> tuple[int, CodeType] | None:
+    """The frame (its address and code: frames take no weak reference) of the code that started the span starting
+    now: the first one above the SDK's, the context managers' and ours."""
+    frame: FrameType | None = sys._getframe(1)
+    for _ in range(_FRAMES_LOOKED_AT):
+        if frame is None:
+            return None
+        if not str(frame.f_globals.get("__name__", "")).startswith(_SPAN_MACHINERY):
+            return id(frame), frame.f_code
+        frame = frame.f_back
+    return None
+
+
+def _running_frames() -> set[tuple[int, CodeType]]:
+    """The frames running the code here (addresses and code), innermost first, as far as :func:`_starting_frame`
+    looks."""
+    running: set[tuple[int, CodeType]] = set()
+    frame: FrameType | None = sys._getframe(1)
+    for _ in range(_FRAMES_LOOKED_AT):
+        if frame is None:
+            break
+        running.add((id(frame), frame.f_code))
+        frame = frame.f_back
+    return running
 
 
 def _where() -> tuple[int, int]:

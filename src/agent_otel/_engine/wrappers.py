@@ -1351,12 +1351,31 @@ class _Closing:
     closed when it is called."""
 
     def close(self: Any) -> object:
-        token = _attach(self._self_inv.context)  # (see _TracedStream.__exit__)
+        inv = self._self_inv
+        token = _attach(inv.context)  # (see _TracedStream.__exit__)
         try:
-            return self.__wrapped__.close()
+            closing = self.__wrapped__.close()
         finally:
             _detach(token)
-            self._self_inv.end(End.CLOSED)
+            inv.end(End.CLOSED)
+        if type(closing) is types.CoroutineType:  # an async stream's: awaited in the call's context too
+            return _awaited_in(inv.context, closing)
+        return closing
+
+
+@types.coroutine
+def _awaited_in(context: Context, awaitable: Coroutine[Any, Any, T]) -> Generator[Any, Any, T]:
+    """Await the program's coroutine with ``context`` current. A generator-based coroutine: a task can be made of it,
+    and one never awaited gives no "never awaited" warning of its own (the program's coroutine gives it, as plain)."""
+    token = _attach(context)
+    try:
+        result = yield from cast("Generator[Any, Any, T]", awaitable)
+    except BaseException as exc:
+        if type(exc) is not GeneratorExit or otel_context.get_current() is context:  # (see _traced_coroutine)
+            _detach(token)
+        raise
+    _detach(token)
+    return result
 
 
 class _AsyncClosing:
