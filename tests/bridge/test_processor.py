@@ -494,9 +494,12 @@ def test_another_librarys_span_of_our_call_beside_ours_counts_once(otel: Any) ->
     library that is no twin of ours still counts: another model's, or a stream's still open, whose wrapper returned."""
     wrapper = foreign(otel, "opentelemetry.instrumentation.anthropic")
 
+    shows_usage = True
+
     @agent_otel.provider("anthropic", model="claude-3-5-haiku")
     def create(model: str = "claude-3-5-haiku") -> dict[str, Any]:
-        return {"model": model, "usage": {"input_tokens": 13, "output_tokens": 5}}
+        usage = {"usage": {"input_tokens": 13, "output_tokens": 5}} if shows_usage else {}
+        return {"model": model, **usage}
 
     def instrumented(model: str = "claude-3-5-haiku") -> dict[str, Any]:  # its wrapper around the SDK's call
         outer = wrapper.start_span("anthropic.chat", attributes=_chat(model=model))  # not current
@@ -516,10 +519,12 @@ def test_another_librarys_span_of_our_call_beside_ours_counts_once(otel: Any) ->
         stream = stream_directly()
         create()  # a call of ours while that stream is open (a cached answer): no twin either
         stream.end()
-    assert sum(p.count for p in points(otel, OPERATION)) == 6
-    assert sum(p.sum for p in points(otel, INPUT_TOKENS)) == 5 * 13 + 1
+        shows_usage = False  # a result without usage (a raw response): the twin's tokens are the call's
+        instrumented()
+    assert sum(p.count for p in points(otel, OPERATION)) == 7
+    assert sum(p.sum for p in points(otel, INPUT_TOKENS)) == 6 * 13 + 1
     [job] = [span for span in otel.spans() if semconv.JOB_ROLLUP_PROVIDER_CALLS in (span.attributes or {})]
-    assert job.attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 6
+    assert job.attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 7
 
 
 def test_spans_side_by_side_that_are_no_twins_each_count(otel: Any) -> None:

@@ -32,6 +32,7 @@ cardinality cap, and the shipped rules and dashboards read only that scope (``ot
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import queue
 import sys
@@ -67,6 +68,7 @@ from agent_otel._calls.pricing import TokenUsage
 from agent_otel._calls.provider import (
     PROVIDER_KEY,
     ProviderInvocation,
+    note_twin_beside,
     priced_cost,
     record_request,
     record_usage,
@@ -217,6 +219,7 @@ class GenAiSpanBridge(SpanProcessor):
                     twin = self._sibling_twin(ours_beside, operation, _running_frames())
                     if twin is not None:
                         twin.covered = True
+                        note_twin_beside(span, functools.partial(_beside_our_call, twin))
                 if kind is Kind.TOOL or kind is Kind.PROVIDER:  # a call of ours among another library's agent's
                     # spans is that agent's (run_under), and so are the calls under it
                     run = parent.below if parent is not None else run_of(parent_span)
@@ -552,6 +555,13 @@ def _inside_our_provider_call(seen: _Seen, call: ProviderInvocation | None) -> N
                    if other.usage_to is not None and other in other.usage_to.open_inside)
     seen.enclosing = next((other for other in reversed(around) if other.usage_to is call), None)
     _OPEN_INSIDE.set((*around, seen))
+    call.open_inside.append(seen)
+
+
+def _beside_our_call(seen: _Seen, call: ProviderInvocation) -> None:
+    """Note a covered span of another library beside our provider call (see _sibling_twin): as one inside it, it
+    hands the call its tokens when it ends, which the call records if its own result showed none."""
+    seen.usage_to = call
     call.open_inside.append(seen)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -610,6 +611,17 @@ def record_usage(ctx: Any, token_attributes: dict[str, Any], usage: TokenUsage, 
         add_client_count(semconv.CLIENT_COST, cost, cost_attributes, ctx)
 
 
+#: Our provider span -> what hands another library's span of the same call beside it (noted by the span bridge as
+#: ours starts) to our invocation, once that exists: that span's tokens, for a call whose result shows none. Weak: a
+#: span is let go of with its entry. Its dict is read per call: empty, nothing to look up.
+_twins_beside: weakref.WeakKeyDictionary[Any, Callable[[ProviderInvocation], None]] = weakref.WeakKeyDictionary()
+_TWINS_BESIDE: dict[Any, Any] = _twins_beside.data  # type: ignore[attr-defined]
+
+
+def note_twin_beside(span: Any, hand_over: Callable[[ProviderInvocation], None]) -> None:
+    _twins_beside[span] = hand_over
+
+
 class ProviderHandler(KindHandler):
     stage = "provider"
     span_kind = SpanKind.CLIENT
@@ -664,6 +676,10 @@ class ProviderHandler(KindHandler):
         inv.context = Context({**ctx, PROVIDER_KEY: inv} if run is None else  # one copy (set_value() makes two)
                               {**ctx, PROVIDER_KEY: inv, AGENT_KEY: run.name, CALLS_KEY: run.calls,
                                AGENT_VERSION_KEY: None})  # that agent's: its cost, its counts, no version of ours
+        if _TWINS_BESIDE:
+            hand_over = _twins_beside.pop(span, None)
+            if hand_over is not None:
+                hand_over(inv)
         if inv.outer is None:  # the logical request is one inference call of the agent it starts under, counted now:
             # a stream the agent returns is read, and ends, after the agent has recorded its counts
             counts = run.calls if run is not None else parent.get(CALLS_KEY)
