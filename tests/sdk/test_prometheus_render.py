@@ -150,6 +150,39 @@ def test_served_over_http(reader: Any) -> None:
     thread.join(5)
 
 
+def test_an_error_a_request_lets_through_is_counted_not_printed(reader: Any, capfd: Any) -> None:
+    """An error of a /metrics request that its handler let through (a scraper gone while the answer was written)
+    was printed to the program's stderr by socketserver, with a traceback; it is reported in one line, and the
+    server goes on answering."""
+    ours, registry = reader
+    served, thread = serve_metrics(ours, registry, 0)
+    port = served.server_address[1]
+    handler_class: Any = served.RequestHandlerClass
+    failing = [True]
+
+    def handle_once_failing(self: Any) -> None:
+        if failing:
+            failing.clear()
+            raise ValueError("I/O operation on closed file.")
+        handler_class.handle(self)
+
+    try:
+        with patch.object(served, "RequestHandlerClass", type("Failing", (handler_class,),
+                                                               {"handle": handle_once_failing})), \
+                patch("agent_otel._sdk.prometheus.report_error") as reported:
+            with pytest.raises(OSError):  # the connection closed, unanswered
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+                assert response.status == 200
+        [(stage, error)] = [call.args for call in reported.call_args_list]
+        assert stage == "metrics.serve" and isinstance(error, ValueError)
+    finally:
+        served.shutdown()
+        served.server_close()
+    thread.join(5)
+    assert "Exception occurred" not in capfd.readouterr().err
+
+
 def test_a_stop_request_is_seen_at_once_not_at_the_next_poll(reader: Any) -> None:
     """Stopping the /metrics server wakes its select(): even with a poll of an hour it stops at once. Before,
     a stop waited for the next poll (0.5 s by default), and every exit of a process with /metrics paid it."""

@@ -23,6 +23,7 @@ import io
 import math
 import re
 import socket
+import sys
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
@@ -527,6 +528,13 @@ class _Server(ThreadingMixIn, WSGIServer):
         except OSError:
             pass
         super().shutdown()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A request's error that its handler let through (a scraper gone while the answer was written: "I/O
+        operation on closed file"): counted, in one line, not printed to the program's stderr with a traceback
+        (socketserver's default)."""
+        error = sys.exc_info()[1]
+        report_error("metrics.serve", error if error is not None else RuntimeError("unknown"))
 
 
 class _Handler(WSGIRequestHandler):
