@@ -421,8 +421,7 @@ def _starting_frame() -> tuple[int, CodeType] | None:
 
 
 def _running_frames() -> set[tuple[int, CodeType]]:
-    """The frames running the code here (addresses and code), innermost first, as far as :func:`_starting_frame`
-    looks."""
+    """The frames running the code here (addresses and code), as far up as :func:`_starting_frame` looks."""
     running: set[tuple[int, CodeType]] = set()
     frame: FrameType | None = sys._getframe(1)
     for _ in range(_FRAMES_LOOKED_AT):
