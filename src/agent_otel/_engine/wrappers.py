@@ -1870,6 +1870,9 @@ class _CallsDirectly:
     OpenTelemetry instrumentation's) binds as around a function."""
 
     __slots__ = ()
+    #: It reads from a class as itself, as a function does (see :meth:`__get__`): a method bound from it has it as its
+    #: ``__func__`` (see :class:`BoundWrapper`), also when it was put on its class after the ``class`` statement
+    _self_reads_as_itself = cast("str | None", FROM_CLASS)
 
     @property
     def _self_binding(self) -> str:
