@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import json
 import weakref
 from types import SimpleNamespace
@@ -18,6 +19,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 import agent_otel
 from agent_otel import ConfigurationError, path, semconv
 from agent_otel._calls.pricing import DEFAULT_PRICES
+from tests.support.coroutines import SCENARIOS, warnings_of
 from tests.support.telemetry import (
     SHAPES,
     assert_instrument,
@@ -417,6 +419,29 @@ def test_an_async_stream_closed_early_under_another_instrumentation_leaves_the_p
     asyncio.run(main())
     spans = otel.spans("chat gpt-4o-mini")
     assert len(spans) == 3 and all(span.parent is None for span in spans)
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_an_async_streams_close_is_a_coroutine_as_the_programs_is(otel: Any, scenario: str) -> None:
+    """The ``close()`` of a traced async stream returned a generator-based coroutine: ``inspect.iscoroutine()`` was
+    false (code that awaits what it checks so left the stream open, and its coroutine warned), and Python 3.12's
+    ``asyncio.create_task()`` refuses one. Let go unawaited, it warns as the program's does, once, under its name."""
+
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    async def create() -> TheirAsyncStream:
+        return TheirAsyncStream(iter(stream_chunks()), None)
+
+    async def traced_close() -> Any:
+        return (await create()).close()
+
+    closing = asyncio.run(traced_close())
+    assert inspect.iscoroutine(closing) and closing.__qualname__ == "TheirAsyncStream.close"
+    assert asyncio.run(closing) is None  # asyncio.run() takes a coroutine only
+    plain = warnings_of(SCENARIOS[scenario], TheirAsyncStream(iter(()), None).close)
+    traced = warnings_of(SCENARIOS[scenario], asyncio.run(create()).close)
+    assert traced == plain
+    assert plain == (["RuntimeWarning: coroutine 'TheirAsyncStream.close' was never awaited"]
+                     if scenario in ("dropped_unawaited", "awaited_by_hand_never_stepped") else [])
 
 
 def test_stream_false_leaves_a_returned_generator_as_it_is(otel: Any) -> None:

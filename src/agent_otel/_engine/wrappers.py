@@ -548,11 +548,11 @@ def _started(gen: types.GeneratorType[Any, Any, Any] | types.AsyncGeneratorType[
 
 
 #: The weak references that end a call when what it returned is dropped before it completed (a generator, a future,
-#: a coroutine's driver never stepped), each kept until its callback runs or it is let go. Not ``weakref.finalize``:
-#: the first one made registers weakref's own exit hook with ``atexit``, which put the program's finalizers (a
-#: ``TemporaryDirectory``'s cleanup) after the exit hooks the program registered before it, instead of before.
-#: Keyed by the reference's own id: a weak reference hashes as its object, which may be unhashable (a future with an
-#: ``__eq__``) or run the program's ``__hash__``.
+#: a coroutine's driver never stepped; also :func:`_awaited_in`'s), each kept until its callback runs or it is let go.
+#: Not ``weakref.finalize``: the first one made registers weakref's own exit hook with ``atexit``, which put the
+#: program's finalizers (a ``TemporaryDirectory``'s cleanup) after the exit hooks the program registered before it,
+#: instead of before. Keyed by the reference's own id: a weak reference hashes as its object, which may be unhashable
+#: (a future with an ``__eq__``) or run the program's ``__hash__``.
 _ENDED_WHEN_DROPPED: dict[int, weakref.ref[Any]] = {}
 
 
@@ -1363,13 +1363,30 @@ class _Closing:
         return closing
 
 
-@types.coroutine
-def _awaited_in(context: Context, awaitable: Coroutine[Any, Any, T]) -> Generator[Any, Any, T]:
-    """Await the program's coroutine with ``context`` current. A generator-based coroutine: a task can be made of it,
-    and one never awaited gives no "never awaited" warning of its own (the program's coroutine gives it, as plain)."""
+def _awaited_in(context: Context, closing: types.CoroutineType[Any, Any, T]) -> types.CoroutineType[Any, Any, T]:
+    """Await the program's coroutine with ``context`` current, in a coroutine that passes for it: a native one, as
+    ``inspect.iscoroutine()``, ``asyncio.run()`` and, from Python 3.12, ``asyncio.create_task()`` require, with its
+    name. Dropped never awaited, it is the one that says so, as the program's would have ("coroutine
+    'AsyncStream.close' was never awaited"), and the program's, never started, is closed without a second warning."""
+    started: list[bool] = []
+    ours = cast("types.CoroutineType[Any, Any, T]", _await_in(context, closing, started))  # an async def's
+    ours.__name__, ours.__qualname__ = closing.__name__, closing.__qualname__
+
+    def dropped(reference: weakref.ref[Any]) -> None:
+        _ENDED_WHEN_DROPPED.pop(id(reference), None)
+        if not started:
+            closing.close()  # never started: closes it without running it, and without its warning
+
+    reference = weakref.ref(ours, dropped)
+    _ENDED_WHEN_DROPPED[id(reference)] = reference
+    return ours
+
+
+async def _await_in(context: Context, closing: Awaitable[T], started: list[bool]) -> T:
+    started.append(True)
     token = _attach(context)
     try:
-        result = yield from cast("Generator[Any, Any, T]", awaitable)
+        result = await closing
     except BaseException as exc:
         if type(exc) is not GeneratorExit or otel_context.get_current() is context:  # (see _traced_coroutine)
             _detach(token)
