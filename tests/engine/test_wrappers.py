@@ -2037,3 +2037,35 @@ def test_a_wrapped_function_the_exporter_calls_is_not_traced_by_its_own_exports(
     finally:
         processor.shutdown()
     assert exporter.exported == ["execute_tool send"]
+
+
+def test_a_generator_function_another_wrapt_decorator_turned_into_something_else_returns_what_it_returns(
+        otel: Any) -> None:
+    """wrapt makes a decorated generator function look like the function, so agent-otel took its call for a generator's
+    and drove what it returned as one: a list failed the call (``AttributeError: 'list' object has no attribute
+    'gi_code'``), and a coroutine came back as an async generator of ours, which ``await`` refused. What the call
+    returns is the program's, timed as a plain function's result: the coroutine until it is awaited to its end."""
+
+    def numbers() -> Any:
+        yield 1
+
+    async def async_numbers() -> Any:
+        yield 1
+
+    @wrapt.decorator
+    def as_list(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> list[int]:
+        return list(wrapped(*args, **kwargs))
+
+    @wrapt.decorator
+    def as_coroutine(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        async def collect() -> list[int]:
+            await asyncio.sleep(0.02)
+            return [number async for number in wrapped(*args, **kwargs)]
+
+        return collect()
+
+    assert agent_otel.tool("listed")(as_list(numbers))() == [1]
+    assert asyncio.run(agent_otel.tool("collected")(as_coroutine(async_numbers))()) == [1]
+    collected = otel.span("execute_tool collected")
+    assert otel.span("execute_tool listed").status.status_code is not StatusCode.ERROR
+    assert collected.end_time - collected.start_time >= 20_000_000  # until awaited to its end, not when returned

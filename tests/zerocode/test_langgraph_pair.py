@@ -4,6 +4,8 @@ graphs run through ``Pregel.invoke`` and ``Pregel.ainvoke``; one ``[[job]]`` nam
 from __future__ import annotations
 
 import asyncio
+import gc
+import sys
 import tomllib
 from collections.abc import Iterator
 from typing import Any, TypedDict
@@ -75,3 +77,49 @@ def test_one_agent_entry_over_invoke_and_stream_counts_one_run_per_call(otel: An
         uninstrument()
     assert len(otel.spans("invoke_agent counter")) == 4
     assert sum(point.count for point in otel.points(semconv.AGENT_DURATION.name)) == 4
+
+
+def test_a_stream_left_early_under_the_langchain_instrumentation_is_closed_as_without_agent_otel(otel: Any) -> None:
+    """The LangChain instrumentation's wrapper on ``Pregel.astream`` returns its proxy of the graph's async generator;
+    agent-otel's wrapper around it drove that proxy with an async generator of its own. A program that left the
+    stream early (``break``) got "async generator ignored GeneratorExit" and "Task was destroyed but it is pending!"
+    at ``asyncio.run()``'s end: the event loop closed ours and theirs at once, and the graph's cleanup, which awaits,
+    was cut short. The proxy is now timed as the stream it is, the run one call, closed early."""
+    from tests.support.genai_apps import instrumented as instrumentation_on
+
+    graph = StateGraph(State)
+    graph.add_node("first", lambda state: {"count": state["count"] + 1})
+    graph.add_node("second", lambda state: {"count": state["count"] + 1})
+    graph.add_edge(START, "first")
+    graph.add_edge("first", "second")
+    graph.add_edge("second", END)
+    compiled = graph.compile(name="counter")
+
+    async def first_chunk() -> Any:
+        async for chunk in compiled.astream({"count": 1}):
+            return chunk
+        return None
+
+    def run_reporting_unraisable() -> tuple[Any, list[str]]:
+        unraisable: list[str] = []
+        hook, sys.unraisablehook = sys.unraisablehook, lambda report: unraisable.append(repr(report.exc_value))
+        try:
+            result = asyncio.run(first_chunk())
+            gc.collect()
+        finally:
+            sys.unraisablehook = hook
+        return result, unraisable
+
+    config = parse_config(tomllib.loads('[[agent]]\ntarget = "langgraph.pregel.main:Pregel.astream"\n'
+                                        'name = { path = "self.name" }\n'), "langgraph.toml")
+    with instrumentation_on("langchain", otel.tracer_provider, otel.meter_provider):
+        plain = run_reporting_unraisable()
+        instrument(config)  # over the instrumentation's wrapper, as `agent-otel run` or a later instrument() puts it
+        try:
+            traced = run_reporting_unraisable()
+        finally:
+            uninstrument()
+    assert plain == ({"first": {"count": 2}}, [])
+    assert traced == plain
+    (run,) = otel.spans("invoke_agent counter")
+    assert run.attributes.get(semconv.STREAM_CLOSED_EARLY) is True and semconv.ERROR_TYPE not in run.attributes

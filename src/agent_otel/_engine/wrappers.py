@@ -802,9 +802,33 @@ def _generator_wrapper(handler: Handler) -> WrapperFunction:
         if not ((rt if rt is not None else runtime()).enabled and handler.active):
             return wrapped(*args, **kwargs)
         gen = wrapped(*args, **kwargs)
+        if not isinstance(gen, types.GeneratorType):  # (another library's proxy of one passes: driven as one)
+            return _not_a_generator(gen, (handler, wrapped, instance, args, kwargs))
         return _traced_generator_of(gen, (handler, wrapped, instance, args, kwargs))
 
     return wrapper
+
+
+def _not_a_generator(result: object, call: _PendingCall) -> object:
+    """What a generator function's call returned that is not a generator of its kind: another library's wrapt wrapper
+    around the function (which wrapt makes look like the function) returned something else, such as a list, a
+    coroutine, or its proxy of the program's async generator (an OpenTelemetry instrumentation's). Taken as a plain
+    function's result, from now: a stream is timed until it ends, read through the proxy as it would be unwrapped.
+    Before, a generator of ours drove it as the program's generator: a list failed the call, and that proxy's
+    generator was closed by the event loop as well as ours, at once, a cleanup that awaits cut short ("async
+    generator ignored GeneratorExit"). A sync generator's proxy is still driven as a generator (no loop closes it)."""
+    inv = _begin(*call)
+    if inv is None:
+        return result
+    try:
+        kind = type(result)
+        if hasattr(kind, "__next__") or hasattr(kind, "__anext__"):
+            traced = _traced_stream(result, inv)
+            hold_open(inv)
+            return traced
+    except Exception as exc:
+        report_error(inv.stage + ".result", exc)
+    return _finish_result(inv, result, call[0])
 
 
 #: A generator or async generator of ours.
@@ -942,6 +966,8 @@ def _async_generator_wrapper(handler: Handler) -> WrapperFunction:
         if not ((rt if rt is not None else runtime()).enabled and handler.active):
             return wrapped(*args, **kwargs)
         agen = wrapped(*args, **kwargs)
+        if type(agen) is not types.AsyncGeneratorType:
+            return _not_a_generator(agen, (handler, wrapped, instance, args, kwargs))
         return _named_as(_traced_async_generator(agen, (handler, wrapped, instance, args, kwargs)), agen)
 
     return wrapper
