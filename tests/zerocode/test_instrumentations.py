@@ -611,6 +611,41 @@ def test_the_langchain_instrumentation_loads_for_a_program_that_never_imports_la
     assert '"gen_ai.usage.input_tokens": 7' in result.stdout
 
 
+WRAPPERS_PROGRAM = """
+import sys
+exec(sys.argv[1])
+import wrapt
+from langgraph.pregel import Pregel
+
+held, chain = Pregel.__dict__["astream"], []
+while held is not None:
+    module = type(held).__module__.partition(".")[0]
+    chain.append(module if module == "agent_otel" or not isinstance(held, wrapt.BaseObjectProxy) else "wrapt")
+    held = getattr(held, "__wrapped__", None)
+print(" ".join(chain))
+"""
+
+
+@pytest.mark.parametrize("first", ["import langgraph", "from langgraph.graph import StateGraph",
+                                   "import langchain_core"])
+def test_the_langchain_instrumentation_wraps_langgraph_whatever_the_program_imports_first(
+        tmp_path: Path, first: str) -> None:
+    """LangGraph's ``langgraph.pregel`` imports ``langchain_core``, whose import loaded the LangChain instrumentation: a
+    program that imported ``langgraph.pregel`` first (``langgraph`` is a namespace package, whose import runs nothing)
+    had it patch that module half run, and it skipped ``Pregel.stream``/``astream`` ("not found in the installed
+    langgraph", on the program's stderr), which ``opentelemetry-instrument`` wraps. It loads once that import
+    completes, and our target on the same method is the outer wrapper, whatever was imported first (it was the inner
+    one but for that order)."""
+    (tmp_path / "app.py").write_text(WRAPPERS_PROGRAM)
+    (tmp_path / "agent-otel.toml").write_text('[[agent]]\ntarget = "langgraph.pregel.main:Pregel.astream"\n'
+                                              'name = "graph"\n')
+    result = subprocess.run([str(BIN / "agent-otel"), "run", "--", sys.executable, "app.py", first], cwd=tmp_path,
+                            env=environment(tmp_path), capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    # ours, the instrumentation's two (its agent graph's and its execution context's), the function
+    assert result.stdout.split() == ["agent_otel", "wrapt", "wrapt", "builtins"], result.stdout
+
+
 def test_an_instrumentation_the_program_turned_on_already_is_left_as_it_is(caplog: pytest.LogCaptureFixture) -> None:
     """One that ran before ours (``opentelemetry-instrument`` around ``agent-otel run``): instrumenting it again
     printed OpenTelemetry's "Attempting to instrument while already instrumented" on the program's stderr."""

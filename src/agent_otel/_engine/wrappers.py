@@ -1150,7 +1150,7 @@ def _types_behind(stream: object) -> tuple[type, ...]:
     stream) stands for, outermost first: it forwards their ``close`` without one of its class. Read off the proxies'
     own ``__wrapped__``, not through the stream's attribute lookup, which may run the program's ``__getattr__``."""
     found: list[type] = []
-    while isinstance(stream, wrapt.ObjectProxy) and len(found) < 8:
+    while isinstance(stream, wrapt.BaseObjectProxy) and len(found) < 8:
         stream = stream.__wrapped__
         found.append(type(stream))
     return tuple(found)

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from dataclasses import replace as _replace
+from types import FrameType
 from typing import Any
 
 import wrapt
@@ -281,24 +282,54 @@ def instrumented_modules(item: Instrumentation) -> set[str]:
 
 
 def _parts_of(dist: importlib.metadata.Distribution, name: str) -> set[str]:
-    """The top-level modules of the distributions a framework is split into, named after it, that it requires
-    (``langchain``: ``langchain-core``...): the LangChain instrumentation names ``langchain`` and patches
-    ``langchain_core``, which a LangGraph program imports without ever importing ``langchain``."""
+    """The top-level modules of the distributions a framework is made of that it requires: those named after it
+    (``langchain``: ``langchain-core``...), and those built on it that it requires in turn (``langgraph``, which
+    requires ``langchain-core``). The LangChain instrumentation names ``langchain`` and patches ``langchain_core``
+    and ``langgraph.pregel``, which a LangGraph program imports without ever importing ``langchain``; and a hook that
+    fired for ``langchain_core`` imported by ``langgraph.pregel`` loaded it while that module was half run."""
     prefix = _distribution_key(name) + "-"
+    named, others = set(), []
+    for requirement in _requirements_in(dist):
+        if _distribution_key(requirement.name).startswith(prefix):
+            named.add(requirement.name)
+        else:
+            others.append(requirement.name)
+    family = {_distribution_key(part) for part in named} | {_distribution_key(name)}
+    for other in others:
+        try:
+            required = importlib.metadata.distribution(other)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        if any(_distribution_key(requirement.name) in family for requirement in _requirements_in(required, family)):
+            named.add(other)
     modules: set[str] = set()
-    # its Requires-Dist lines, read off the text: ``dist.requires`` parses the whole metadata as an email message
-    # (with the long description), a few milliseconds of the start of every process under `agent-otel run`
+    for part in named:
+        modules |= _import_names(part)
+    return modules
+
+
+def _requirements_in(dist: importlib.metadata.Distribution, among: Collection[str] | None = None) -> list[Requirement]:
+    """A distribution's unconditional requirements (and those of its default extra), read off its METADATA header's
+    text: ``dist.requires`` parses the whole metadata as an email message (with the long description), a few
+    milliseconds of the start of every process under `agent-otel run`. ``among``: only those of these distribution
+    keys, the others not parsed at all."""
     metadata = dist.read_text("METADATA") or ""
+    found = []
     for text in (line[len("Requires-Dist:"):].strip() for line in metadata.partition("\n\n")[0].splitlines()
                  if line.startswith("Requires-Dist:")):
+        if among is not None and _distribution_key(_NAME.match(text)[0]) not in among:  # type: ignore[index]
+            continue
         try:
             requirement = Requirement(text)
         except InvalidRequirement:
             continue
-        if _distribution_key(requirement.name).startswith(prefix) and (
-                requirement.marker is None or requirement.marker.evaluate({"extra": ""})):
-            modules |= _import_names(requirement.name)
-    return modules
+        if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+            found.append(requirement)
+    return found
+
+
+#: The distribution name a requirement starts with (PEP 508), possibly empty.
+_NAME = re.compile(r"[A-Za-z0-9._-]*")
 
 
 def activate(switches: Switches, say: Callable[[str], None] | None = None) -> list[str]:
@@ -357,7 +388,7 @@ def _load_on_import(item: Instrumentation, modules: Collection[str], distro: Def
     loaded: list[bool] = []
 
     def load(module: object) -> None:
-        if not loaded:
+        if not loaded and not _imported_inside(modules, module):
             loaded.append(True)
             _bind_in_parent(module)
             try:
@@ -368,6 +399,21 @@ def _load_on_import(item: Instrumentation, modules: Collection[str], distro: Def
     instrumentation_expected(modules)
     for module in sorted(modules):
         wrapt.register_post_import_hook(load, module)
+
+
+def _imported_inside(modules: Collection[str], module: object) -> bool:
+    """Whether ``module`` was imported by another of ``modules`` whose own import still runs (``langchain_core`` by
+    ``langgraph.pregel``): loaded now, the instrumentation would find that one half run (no ``Pregel`` class yet) and
+    skip it, silently. The hook of that one loads it, when its import completes."""
+    own = getattr(module, "__name__", None)
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "<module>":
+            importing = frame.f_globals.get("__name__")
+            if importing != own and importing in modules:
+                return True
+        frame = frame.f_back
+    return False
 
 
 def _bind_in_parent(module: object) -> None:
