@@ -240,6 +240,10 @@ def test_jobs_and_tools_match_the_demo(e2e: E2E, url: str) -> None:
     assert tools["lint"]["errors"] == 0 and tools["lint"]["p95_latency_s"] > 0
     assert jobs["bugfix"]["runs"] == counted(e2e, f'{sc.JOB_DURATION.prometheus}_count{{job_type="bugfix"}}',
                                              document)
+    # each job type's cost, as the Spend per job type panel reads it (the README said there was none)
+    assert jobs["bugfix"]["cost_usd"] > 0
+    assert jobs["bugfix"]["cost_usd"] == pytest.approx(
+        counted(e2e, f'{sc.JOB_COST.prometheus}_sum{{job_type="bugfix"}}', document), rel=1e-6)
 
 
 def _seconds_with_data(url: str, at: float) -> list[float]:

@@ -384,6 +384,7 @@ def canned() -> CannedPrometheus:
         ((f"{queries.JOB_DUR}_count", f'{queries.JOB_OUTCOME}!="success"'), [({queries.JOB_TYPE: "nightly"}, 45.2)]),
         ((f"{queries.JOB_DUR}_count",), [({queries.JOB_TYPE: "nightly"}, 99.6), ({queries.JOB_TYPE: "adhoc"}, 3.1)]),
         ((f"{queries.JOB_DUR}_bucket",), [({queries.JOB_TYPE: "nightly"}, 42.0)]),
+        ((f"{queries.JOB_COST}_sum",), [({queries.JOB_TYPE: "nightly"}, 12.5)]),
         ((f"{queries.TOOL_DUR}_count", f'{queries.ERROR_TYPE}!=""'), [({queries.TOOL: "run_tests"}, 10.9)]),
         ((f"{queries.TOOL_DUR}_count",), [({queries.TOOL: "run_tests"}, 100.4), ({queries.TOOL: "lint"}, 50.0)]),
         ((f"{queries.TOOL_DUR}_bucket",), [({queries.TOOL: "run_tests"}, 0.25)]),
@@ -491,8 +492,10 @@ def test_counts_are_whole_and_ratios_come_from_the_whole_counts() -> None:
 def test_jobs_by_type_and_tools() -> None:
     report = collect(canned(), Options("http://canned", selector=""))
     assert by(report.sections["jobs"], job_type="nightly") == {
-        "job_type": "nightly", "runs": 100, "failures": 45, "failure_ratio": 0.45, "p95_duration_s": 42.0}
+        "job_type": "nightly", "runs": 100, "failures": 45, "failure_ratio": 0.45, "p95_duration_s": 42.0,
+        "cost_usd": 12.5}
     assert by(report.sections["jobs"], job_type="adhoc")["failure_ratio"] == 0.0
+    assert by(report.sections["jobs"], job_type="adhoc")["cost_usd"] == 0.0  # no cost recorded: none
     assert by(report.sections["tools"], tool="run_tests") == {
         "tool": "run_tests", "calls": 100, "errors": 11, "error_ratio": 0.11, "p95_latency_s": 0.25}
     assert by(report.sections["tools"], tool="lint")["errors"] == 0

@@ -27,7 +27,7 @@ def test_without_matplotlib_html_exits_2_naming_the_extra_before_asking_promethe
                   "from agent_otel._cli import main\n"
                   "sys.exit(main(['report', '--prometheus', 'http://127.0.0.1:1', '--format', 'html']))")
     assert done.returncode == 2, done.stderr
-    assert "pip install 'agent-otel[html]'" in done.stderr and "matplotlib" in done.stderr
+    assert "pip install matplotlib" in done.stderr and "pip install -e '.[html]'" in done.stderr
     assert "cannot query Prometheus" not in done.stderr
 
 

@@ -44,7 +44,8 @@ from agent_otel._ops.report.render import RENDERERS
 
 __all__ = ["Options", "Report", "add_report_arguments", "build_report", "run_report"]
 
-HTML_EXTRA = "pip install 'agent-otel[html]'"
+#: agent-otel is installed from its checkout (it is not on PyPI): the extra from there, or matplotlib alone
+HTML_EXTRA = "pip install matplotlib (agent-otel's html extra: pip install -e '.[html]' in its checkout)"
 
 
 def _slow_ms(text: str) -> float:

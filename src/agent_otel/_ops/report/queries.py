@@ -67,6 +67,7 @@ EVO_ATTEMPTS = sc.EVOLUTION_ATTEMPTS.prometheus
 EVO_IMPROVEMENT = sc.EVOLUTION_PERFORMANCE_IMPROVEMENT.prometheus
 KPI_CURRENT = sc.AGENT_KPI_CURRENT.prometheus
 JOB_DUR = sc.JOB_DURATION.prometheus
+JOB_COST = sc.JOB_COST.prometheus
 TOOL_DUR = sc.TOOL_DURATION.prometheus
 #: The series whose first sample in the window says since when the window holds data: every kind of call.
 ACTIVITY = (f"{AGENT_DUR}_count", f"{CLIENT_DUR}_count", f"{TOOL_DUR}_count", f"{JOB_DUR}_count", EVO_ATTEMPTS)
@@ -432,6 +433,7 @@ def collect(prom: Prometheus, options: Options) -> Report:
         "job_runs": increase(f"{JOB_DUR}_count", (JOB_TYPE,)),
         "job_failures": increase(f"{JOB_DUR}_count", (JOB_TYPE,), f'{JOB_OUTCOME}!="{sc.Outcome.SUCCESS}"'),
         "job_p95": p95(JOB_DUR, (JOB_TYPE,)),
+        "job_cost": increase(f"{JOB_COST}_sum", (JOB_TYPE,)),
         "tool_calls": increase(f"{TOOL_DUR}_count", (TOOL,)),
         "tool_errors": increase(f"{TOOL_DUR}_count", (TOOL,), f'{ERROR_TYPE}!=""'),
         "tool_p95": p95(TOOL_DUR, (TOOL,)),
@@ -548,7 +550,8 @@ def collect(prom: Prometheus, options: Options) -> Report:
         whole_runs, failures = _whole(runs), _whole(r["job_failures"].get((kind,), 0.0))
         sections["jobs"].append({"job_type": kind, "runs": whole_runs, "failures": failures,
                                  "failure_ratio": _ratio(failures, whole_runs),
-                                 "p95_duration_s": r["job_p95"].get((kind,))})
+                                 "p95_duration_s": r["job_p95"].get((kind,)),
+                                 "cost_usd": r["job_cost"].get((kind,), 0.0)})
     sections["tools"] = []
     for (tool,), executions in sorted(r["tool_calls"].items()):
         whole_calls, errors = _whole(executions), _whole(r["tool_errors"].get((tool,), 0.0))
