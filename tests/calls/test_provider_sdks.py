@@ -582,6 +582,57 @@ def test_a_raw_response_is_read_for_its_usage_and_model() -> None:
 
 
 @pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_a_configured_create_inside_with_streaming_response_is_timed_until_the_block_closes_it(
+        asynchronous: bool) -> None:
+    """The README's ``[[provider]]`` on ``Completions.create`` (and ``AsyncCompletions.create``): inside
+    ``with_streaming_response``'s block the SDK calls ``create``, which returns the response with its body unread;
+    the call ended then, without tokens or the body's time. It is timed until the block closes the response, its
+    usage read from the body the block read; a block that read none marks it closed early."""
+    import tomllib
+
+    from agent_otel._zerocode.config import parse_config
+    from agent_otel._zerocode.patching import instrument, uninstrument
+    from agent_otel.testing import capture_telemetry
+    from tests.support.fake_llm import RESPONSE_MODEL, USAGE, FakeLLM
+
+    config = parse_config(tomllib.loads(
+        '[[provider]]\ntarget = ["openai.resources.chat.completions:Completions.create", '
+        '"openai.resources.chat.completions:AsyncCompletions.create"]\nprovider = "openai"\nmodel = "gpt-4o"\n'),
+        "agent-otel.toml")
+    with FakeLLM() as fake, capture_telemetry() as otel:
+        client_class = openai.AsyncOpenAI if asynchronous else openai.OpenAI
+        completions = client_class(base_url=fake.url + "/stable/v1", api_key="test", max_retries=0).chat.completions
+
+        async def read(parse: bool) -> tuple[Any, int]:
+            if asynchronous:
+                async with completions.with_streaming_response.create(model="gpt-4o", messages=MESSAGES) as response:
+                    return (await response.parse() if parse else None), time.time_ns()
+            with completions.with_streaming_response.create(model="gpt-4o", messages=MESSAGES) as response:
+                return (response.parse() if parse else None), time.time_ns()
+
+        async def both() -> tuple[Any, int]:  # in one loop: the async client's connections are bound to it
+            parsed = await read(parse=True)
+            await read(parse=False)
+            return parsed
+
+        instrument(config)
+        try:
+            parsed, read_at_ns = asyncio.run(both())
+        finally:
+            uninstrument()
+        assert parsed.usage.prompt_tokens == USAGE["prompt_tokens"]  # the program's object, as it was
+        read_through, left_unread = otel.spans("chat gpt-4o")
+        assert (read_through.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS],
+                read_through.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == (
+            USAGE["prompt_tokens"], USAGE["completion_tokens"])
+        assert read_through.attributes[semconv.GEN_AI_RESPONSE_MODEL] == RESPONSE_MODEL
+        assert not read_through.attributes.get(semconv.STREAM_CLOSED_EARLY)
+        assert read_through.end_time >= read_at_ns  # until the block closed it, after its body was read
+        assert left_unread.attributes.get(semconv.STREAM_CLOSED_EARLY) is True
+        assert semconv.GEN_AI_USAGE_INPUT_TOKENS not in left_unread.attributes
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
 def test_a_streaming_response_is_one_call_timed_until_its_block_is_left(asynchronous: bool) -> None:
     """``with_streaming_response`` returns a context manager that makes the request as its block is entered: the
     call ended when the manager was returned (no time, no tokens), and a request that failed as the block was

@@ -177,6 +177,8 @@ class ProviderInvocation(Invocation):
             return False
         if hasattr(result, "__next__") or hasattr(result, "__anext__") or _is_stream_manager(result):
             return not isinstance(result, _NOT_STREAMS)
+        if _unread_json_response(result):  # what the SDKs' ``create`` returns under ``with_streaming_response``
+            return True
         kind = type(result)
         return bool(stream) and (hasattr(kind, "__enter__") or hasattr(kind, "__aenter__"))
 
@@ -211,6 +213,11 @@ class ProviderInvocation(Invocation):
             return True
         choices = field_of(snapshot, "choices")
         return bool(choices) and all(field_of(choice, "finish_reason") is not None for choice in choices)
+
+    def on_stream_close(self, stream: Any) -> bool:
+        """A raw response with its body unread when the call returned (see :func:`_unread_json_response`), closed as
+        ``with_streaming_response``'s block is left: read through when its body was, the usage read from it."""
+        return getattr(stream, "http_response", None) is not None and self.on_stream_exit(stream)
 
     def on_chunk(self, item: Any) -> None:
         # Streamed responses report usage (and the model) on some chunk, usually the last; the events of
@@ -522,6 +529,20 @@ def cost_attributes(cost: float) -> dict[str, Any]:
     """The standard cost attributes of a span (semantic-conventions-genai #443): amount, currency, source."""
     return {semconv.GEN_AI_USAGE_COST_AMOUNT: cost, semconv.GEN_AI_USAGE_COST_CURRENCY: semconv.COST_CURRENCY_USD,
             semconv.GEN_AI_USAGE_COST_SOURCE: semconv.COST_SOURCE_LOCAL}
+
+
+def _unread_json_response(result: Any) -> bool:
+    """Whether a call returned an SDK's raw response (the OpenAI and Anthropic SDKs' ``APIResponse``, holding its
+    ``http_response``) whose JSON body is still to be read: the SDKs' ``create`` returns one inside
+    ``with_streaming_response``'s block, which reads the body and closes it. Timed until closed, its usage read from
+    the body: it ended as returned, without tokens or the body's time. A streamed body (server-sent events) is the
+    program's, parsed into a stream the call does not see: left as it is."""
+    try:  # the program's object: reading an attribute it lacks may raise anything
+        http_response = getattr(result, "http_response", None)
+        return http_response is not None and getattr(http_response, "is_stream_consumed", True) is False and (
+            "json" in str(http_response.headers.get("content-type", "")))
+    except Exception:
+        return False
 
 
 def _raw_response_body(result: Any) -> dict[str, Any] | None:

@@ -139,6 +139,11 @@ class Invocation:
         say whether it was read to the end."""
         return False
 
+    def on_stream_close(self, stream: object) -> bool:
+        """A stream the call returned is closed (``close()``): read what it kept of the response, and say whether it
+        was read to the end (the call then returned, rather than closed early)."""
+        return False
+
     # -- engine side ----------------------------------------------------------------------------
     def chunk(self, item: object) -> None:
         if self.first_chunk_ns is None:
@@ -1383,10 +1388,19 @@ class _Closing:
             closing = self.__wrapped__.close()
         finally:
             _detach(token)
-            inv.end(End.CLOSED)
+            _end_closed(inv, self.__wrapped__)
         if type(closing) is types.CoroutineType:  # an async stream's: awaited in the call's context too
             return _awaited_in(inv.context, closing)
         return closing
+
+
+def _end_closed(inv: Invocation, stream: object) -> None:
+    try:
+        read_through = inv.on_stream_close(stream)
+    except Exception as exc:
+        report_error(inv.stage + ".close", exc)
+        read_through = False
+    inv.end(End.RETURNED if read_through else End.CLOSED)
 
 
 def _awaited_in(context: Context, closing: types.CoroutineType[Any, Any, T]) -> types.CoroutineType[Any, Any, T]:
