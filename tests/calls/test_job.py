@@ -240,6 +240,41 @@ def test_a_forked_child_draws_other_job_ids_than_its_parent() -> None:
     assert not set(child_ids) & set(parent_ids)
 
 
+def test_a_job_or_call_running_as_the_process_forks_is_recorded_by_the_parent_alone(otel: Any) -> None:
+    """A program that forks inside a job (or an agent call) runs the rest of the block in both processes: the child
+    recorded the job as it left the block too, and Prometheus counted two jobs for one. What started before the fork
+    is the parent's to record, as its span is the parent's to export; what the child calls there is its own."""
+    read_end, write_end = os.pipe()
+
+    @agent_otel.agent("forking")
+    def fork_inside() -> int:
+        return os.fork()
+
+    @agent_otel.tool("in_child")
+    def in_child() -> None:
+        return None
+
+    with agent_otel.job("forked-job", type="forked"):
+        pid = fork_inside()
+        if pid == 0:
+            in_child()
+    if pid == 0:  # the child: what it recorded, to the parent, then out without the parent's atexit hooks
+        try:
+            recorded = [sum(point.count for point in otel.points(instrument.name))
+                        for instrument in (semconv.JOB_DURATION, semconv.AGENT_DURATION, semconv.TOOL_DURATION)]
+            os.write(write_end, " ".join(map(str, recorded)).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        in_the_child = pipe.read().split()
+    os.waitpid(pid, 0)
+    assert in_the_child == ["0", "0", "1"]  # the job and the agent call are the parent's; its tool call its own
+    assert [sum(point.count for point in otel.points(instrument.name))
+            for instrument in (semconv.JOB_DURATION, semconv.AGENT_DURATION)] == [1, 1]
+    assert len(otel.spans(semconv.job_span_name("forked"))) == 1
+
+
 def test_attributes_given_as_a_table_like_the_other_kinds_are_span_attributes_with_hashed_keys_hashed(
         otel: Any) -> None:
     """``job(attributes={...})``, as ``agent()`` and the others take them: before, one attribute named

@@ -425,7 +425,8 @@ def test_an_async_stream_closed_early_under_another_instrumentation_leaves_the_p
 def test_an_async_streams_close_is_a_coroutine_as_the_programs_is(otel: Any, scenario: str) -> None:
     """The ``close()`` of a traced async stream returned a generator-based coroutine: ``inspect.iscoroutine()`` was
     false (code that awaits what it checks so left the stream open, and its coroutine warned), and Python 3.12's
-    ``asyncio.create_task()`` refuses one. Let go unawaited, it warns as the program's does, once, under its name."""
+    ``asyncio.create_task()`` refuses one; and ``close`` was no coroutine function, as the stream's is. Let go
+    unawaited, it warns as the program's does, once, under its name."""
 
     @agent_otel.provider("openai", model="gpt-4o-mini")
     async def create() -> TheirAsyncStream:
@@ -436,6 +437,7 @@ def test_an_async_streams_close_is_a_coroutine_as_the_programs_is(otel: Any, sce
 
     closing = asyncio.run(traced_close())
     assert inspect.iscoroutine(closing) and closing.__qualname__ == "TheirAsyncStream.close"
+    assert inspect.iscoroutinefunction(asyncio.run(create()).close)  # as the stream's (code awaits only such a one)
     assert asyncio.run(closing) is None  # asyncio.run() takes a coroutine only
     plain = warnings_of(SCENARIOS[scenario], TheirAsyncStream(iter(()), None).close)
     traced = warnings_of(SCENARIOS[scenario], asyncio.run(create()).close)

@@ -632,6 +632,41 @@ def test_a_configured_create_inside_with_streaming_response_is_timed_until_the_b
         assert semconv.GEN_AI_USAGE_INPUT_TOKENS not in left_unread.attributes
 
 
+def test_a_configured_create_whose_raw_body_was_cut_short_or_let_go_unclosed_is_recorded_as_it_was_read() -> None:
+    """A body the server cut short is no body read: httpx says a body is consumed as soon as its reading starts, and
+    the call read through. A response read whole and let go without ``close()`` (its manager entered by hand)
+    returned: it was never recorded, its span never ended."""
+    import tomllib
+
+    from agent_otel._zerocode.config import parse_config
+    from agent_otel._zerocode.patching import instrument, uninstrument
+    from agent_otel.testing import capture_telemetry
+    from tests.support.fake_llm import USAGE, FakeLLM
+
+    config = parse_config(tomllib.loads(
+        '[[provider]]\ntarget = "openai.resources.chat.completions:Completions.create"\nprovider = "openai"\n'
+        'model = "gpt-4o"\n'), "agent-otel.toml")
+    with FakeLLM() as fake, capture_telemetry() as otel:
+        def completions(route: str) -> Any:
+            return openai.OpenAI(base_url=f"{fake.url}/{route}/v1", api_key="test", max_retries=0).chat.completions
+
+        instrument(config)
+        try:
+            cut = completions("truncated").with_streaming_response.create(model="gpt-4o", messages=MESSAGES)
+            with cut as response, pytest.raises(httpx2.RemoteProtocolError):
+                response.parse()
+            manager = completions("stable").with_streaming_response.create(model="gpt-4o", messages=MESSAGES)
+            assert manager.__enter__().parse().usage.prompt_tokens == USAGE["prompt_tokens"]
+            del manager
+            gc.collect()
+        finally:
+            uninstrument()
+        cut_short, let_go = otel.spans("chat gpt-4o")
+        assert cut_short.attributes.get(semconv.STREAM_CLOSED_EARLY) is True
+        assert let_go.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == USAGE["prompt_tokens"]
+        assert not let_go.attributes.get(semconv.STREAM_CLOSED_EARLY)
+
+
 @pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
 def test_a_streaming_response_is_one_call_timed_until_its_block_is_left(asynchronous: bool) -> None:
     """``with_streaming_response`` returns a context manager that makes the request as its block is entered: the

@@ -495,7 +495,7 @@ def test_jobs_by_type_and_tools() -> None:
         "job_type": "nightly", "runs": 100, "failures": 45, "failure_ratio": 0.45, "p95_duration_s": 42.0,
         "cost_usd": 12.5}
     assert by(report.sections["jobs"], job_type="adhoc")["failure_ratio"] == 0.0
-    assert by(report.sections["jobs"], job_type="adhoc")["cost_usd"] == 0.0  # no cost recorded: none
+    assert by(report.sections["jobs"], job_type="adhoc")["cost_usd"] is None  # no cost recorded: not known, not $0
     assert by(report.sections["tools"], tool="run_tests") == {
         "tool": "run_tests", "calls": 100, "errors": 11, "error_ratio": 0.11, "p95_latency_s": 0.25}
     assert by(report.sections["tools"], tool="lint")["errors"] == 0

@@ -191,7 +191,7 @@ class ProviderInvocation(Invocation):
         http_response = getattr(stream, "http_response", None)
         if http_response is not None:
             self._read_usage(stream)
-            return getattr(http_response, "is_stream_consumed", False) is True
+            return _body_read(http_response)
         snapshot = None
         for name in _STREAM_SNAPSHOTS:
             try:
@@ -529,6 +529,27 @@ def cost_attributes(cost: float) -> dict[str, Any]:
     """The standard cost attributes of a span (semantic-conventions-genai #443): amount, currency, source."""
     return {semconv.GEN_AI_USAGE_COST_AMOUNT: cost, semconv.GEN_AI_USAGE_COST_CURRENCY: semconv.COST_CURRENCY_USD,
             semconv.GEN_AI_USAGE_COST_SOURCE: semconv.COST_SOURCE_LOCAL}
+
+
+def _body_read(http_response: Any) -> bool:
+    """Whether an HTTP response's body was read to its end, asked before the program's ``close()`` closes it. httpx
+    says a body is consumed once its reading has started (a read the server cut short, or one byte of it read, is
+    too). Its content is there once read whole; else the bytes it counted tell, against the length the server gave;
+    with none given (a chunked body), a body iterated to its end closed the response (so did one left part read)."""
+    try:
+        if getattr(http_response, "is_stream_consumed", False) is not True:
+            return False
+        try:
+            http_response.content  # noqa: B018  # raises until the body is read whole
+            return True
+        except Exception:
+            pass
+        length = http_response.headers.get("content-length")
+        if length is not None and str(length).isdigit():
+            return int(http_response.num_bytes_downloaded) >= int(length)
+        return getattr(http_response, "is_closed", False) is True
+    except Exception:
+        return False
 
 
 def _unread_json_response(result: Any) -> bool:

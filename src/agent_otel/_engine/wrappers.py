@@ -163,6 +163,8 @@ class Invocation:
         if self._ended:
             return
         self._ended = True
+        if self.start_ns < _forked_at_ns:  # started before this process was forked: its parent's, which records it
+            return
         duration_s = (_now_ns() - self.start_ns) / 1e9
         if error is not None and isinstance(error, _NOT_FAILURES):
             how, error = _as_ending(how, error)
@@ -204,10 +206,18 @@ _prune_at = 1024
 
 def _open_in_child() -> None:
     """A forked child starts with no call held open (its parent's are the parent's to end), and a pruning lock of its
-    own: one a thread of the parent held as it forked stayed held there, and the list grew for ever."""
-    global _pruning, _prune_at
+    own: one a thread of the parent held as it forked stayed held there, and the list grew for ever. A call that
+    started before the fork and ends in the child (a job whose block the child leaves, by ``sys.exit()`` or
+    running on) is not recorded there: the parent records it, and the job counted twice."""
+    global _pruning, _prune_at, _forked_at_ns
     _open.clear()
     _pruning, _prune_at = threading.Lock(), 1024
+    _forked_at_ns = _now_ns()
+
+
+#: When this process was forked (``perf_counter_ns``, a monotonic clock the whole system shares), in a forked child;
+#: 0 in a process that was not. Compared with a call's start, which it has already: nothing stored per call.
+_forked_at_ns = 0
 
 
 if hasattr(os, "register_at_fork"):
@@ -1146,8 +1156,19 @@ def _traced_stream(result: object, inv: Invocation) -> object:
     proxied = _types_behind(result)
     proxy_class = _stream_proxy_class(tuple(hasattr(kind, name) or (not name.startswith("__") and any(
                                             hasattr(behind, name) for behind in proxied)) for name in _STREAM_METHODS),
-                                      tuple(hasattr(kind, name) for name in _PROXY_PROTOCOLS))
+                                      tuple(hasattr(kind, name) for name in _PROXY_PROTOCOLS),
+                                      _async_close_name(kind, proxied))
     return proxy_class(result, inv)
+
+
+def _async_close_name(kind: type, proxied: tuple[type, ...]) -> str | None:
+    """The qualified name of the stream's ``close`` when it is an ``async def`` (an async SDK stream's, an async raw
+    response's), read off the first of its types that has one; None otherwise."""
+    for holder in (kind, *proxied):
+        close = getattr(holder, "close", None)
+        if close is not None:
+            return str(getattr(close, "__qualname__", "close")) if inspect.iscoroutinefunction(close) else None
+    return None
 
 
 def _types_behind(stream: object) -> tuple[type, ...]:
@@ -1318,15 +1339,18 @@ class _TracedStream(_CopiedAsItsStream, wrapt.ObjectProxy[Any]):
 
 
 def _dropped(proxy: Any) -> None:
-    """A traced stream let go: the call ends closed, unless a manager's block still runs it (the stream it handed
-    out), or it is a manager never entered (``client.chat.completions.stream(...)`` dropped): that one made no
-    request, and is no call; its span is left unended, so never exported."""
+    """A traced stream let go: the call ends closed (returned, for a raw response read whole: see
+    :meth:`Invocation.on_stream_close`), unless a manager's block still runs it (the stream it handed out), or it is a
+    manager never entered (``client.chat.completions.stream(...)`` dropped): that one made no request, and is no call;
+    its span is left unended, so never exported."""
     if proxy._self_in_block:
         return
     kind = type(proxy.__wrapped__)
-    if not proxy._self_entered and not (hasattr(kind, "__next__") or hasattr(kind, "__anext__")):
+    if not proxy._self_entered and not (hasattr(kind, "__next__") or hasattr(kind, "__anext__")) and (
+            hasattr(kind, "__enter__") or hasattr(kind, "__aenter__")):
         return
-    proxy._self_inv.end(End.CLOSED)
+    inv = proxy._self_inv
+    inv.end(End.RETURNED if _read_through(inv, proxy.__wrapped__) else End.CLOSED)  # (a raw response read whole)
 
 
 class _Iterating:
@@ -1383,24 +1407,25 @@ class _Closing:
 
     def close(self: Any) -> object:
         inv = self._self_inv
+        read_through = _read_through(inv, self.__wrapped__)  # before it is closed
         token = _attach(inv.context)  # (see _TracedStream.__exit__)
         try:
             closing = self.__wrapped__.close()
         finally:
             _detach(token)
-            _end_closed(inv, self.__wrapped__)
+            inv.end(End.RETURNED if read_through else End.CLOSED)
         if type(closing) is types.CoroutineType:  # an async stream's: awaited in the call's context too
             return _awaited_in(inv.context, closing)
         return closing
 
 
-def _end_closed(inv: Invocation, stream: object) -> None:
+def _read_through(inv: Invocation, stream: object) -> bool:
+    """:meth:`Invocation.on_stream_close`, asked before the stream is closed. Never raises."""
     try:
-        read_through = inv.on_stream_close(stream)
+        return inv.on_stream_close(stream)
     except Exception as exc:
         report_error(inv.stage + ".close", exc)
-        read_through = False
-    inv.end(End.RETURNED if read_through else End.CLOSED)
+        return False
 
 
 def _awaited_in(context: Context, closing: types.CoroutineType[Any, Any, T]) -> types.CoroutineType[Any, Any, T]:
@@ -1435,6 +1460,33 @@ async def _await_in(context: Context, closing: Awaitable[T], started: list[bool]
     return result
 
 
+def _async_closing(qualname: str) -> type:
+    """:class:`_Closing` for a stream whose ``close`` is an ``async def``: ours is one too, so that
+    ``inspect.iscoroutinefunction(stream.close)`` answers as for the stream's (code that awaits only what it says is a
+    coroutine function left the stream open, its coroutine warning "never awaited"), named as the stream's, so that
+    one dropped unawaited warns as the stream's would, once (the stream's is made only when ours runs). The call ends
+    as the stream's close returns, as that close does its work only when awaited."""
+
+    async def close(self: Any) -> object:
+        inv = self._self_inv
+        context = inv.context
+        how = End.RETURNED if _read_through(inv, self.__wrapped__) else End.CLOSED  # before it is closed
+        token = _attach(context)  # (see _TracedStream.__exit__)
+        try:
+            closed = await self.__wrapped__.close()
+        except BaseException as exc:
+            if type(exc) is not GeneratorExit or otel_context.get_current() is context:  # (see _traced_coroutine)
+                _detach(token)
+            inv.end(how)
+            raise
+        _detach(token)
+        inv.end(how)
+        return closed
+
+    close.__qualname__, close.__name__ = qualname, qualname.rpartition(".")[2]
+    return type("_AsyncClosing", (), {"__slots__": (), "close": close})
+
+
 class _AsyncClosing:
     """An async generator's or stream's ``aclose()``: the call ends closed."""
 
@@ -1462,13 +1514,16 @@ _PROXY_PROTOCOLS = ("__iter__", "__enter__", "__exit__", "__aenter__", "__aexit_
 
 
 @functools.cache
-def _stream_proxy_class(has: tuple[bool, ...], has_protocol: tuple[bool, ...]) -> type[_TracedStream]:
+def _stream_proxy_class(has: tuple[bool, ...], has_protocol: tuple[bool, ...],
+                        async_close: str | None = None) -> type[_TracedStream]:
     """The traced stream class with exactly the protocol methods its stream has (``has``: one flag per
     name of :data:`_STREAM_METHODS`, ``has_protocol`` per name of :data:`_PROXY_PROTOCOLS`): a proxy with a
     ``close`` or ``__next__`` the stream lacks changes what the program's ``hasattr()`` checks decide, and what
     it then calls fails with AttributeError; one without a ``__next__`` the stream has (an async stream's proxy,
     for litellm's stream, which is both) could not be read with ``next()``, and a ``for`` loop read past it."""
     parts = tuple(part for part, present in zip(_STREAM_PARTS, has, strict=True) if present)
+    if async_close is not None:  # an ``async def close``: ours is one too, named as the stream's (see _async_closing)
+        parts = tuple(_async_closing(async_close) if part is _Closing else part for part in parts)
     absent = dict.fromkeys(name for name, present in zip(_PROXY_PROTOCOLS, has_protocol, strict=True) if not present)
     if not (parts or absent):
         return _TracedStream

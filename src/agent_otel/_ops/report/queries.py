@@ -551,7 +551,8 @@ def collect(prom: Prometheus, options: Options) -> Report:
         sections["jobs"].append({"job_type": kind, "runs": whole_runs, "failures": failures,
                                  "failure_ratio": _ratio(failures, whole_runs),
                                  "p95_duration_s": r["job_p95"].get((kind,)),
-                                 "cost_usd": r["job_cost"].get((kind,), 0.0)})
+                                 # none recorded: not known (a job with no priced call records none), not free
+                                 "cost_usd": r["job_cost"].get((kind,))})
     sections["tools"] = []
     for (tool,), executions in sorted(r["tool_calls"].items()):
         whole_calls, errors = _whole(executions), _whole(r["tool_errors"].get((tool,), 0.0))
