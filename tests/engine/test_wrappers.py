@@ -2069,3 +2069,43 @@ def test_a_generator_function_another_wrapt_decorator_turned_into_something_else
     collected = otel.span("execute_tool collected")
     assert otel.span("execute_tool listed").status.status_code is not StatusCode.ERROR
     assert collected.end_time - collected.start_time >= 20_000_000  # until awaited to its end, not when returned
+
+
+DEEP_ASYNC_RECURSION = """
+import asyncio, os, sys
+sys.setrecursionlimit(220)  # (each level's error recorded with its traceback: kept short)
+if sys.argv[1] == "traced":
+    import agent_otel
+    agent_otel.configure(metrics_exporter="none")
+    tool = agent_otel.tool("descend")
+else:
+    tool = lambda function: function
+
+@tool
+async def descend(n):
+    return 0 if n == 0 else 1 + await descend(n - 1)
+
+def at_depth(extra, depth):  # the limit reached at every point of the call, by varying the caller's depth
+    if extra:
+        return at_depth(extra - 1, depth)
+    try:
+        asyncio.run(descend(depth))
+    except RecursionError:
+        return "RecursionError"
+
+print(sorted({at_depth(extra, 400) for extra in range(12)}))
+"""
+
+
+def test_a_decorated_coroutine_function_recursing_past_the_limit_raises_as_plain_and_warns_nothing(
+        tmp_path: Any) -> None:
+    """Past the recursion limit, a frame of ours raised the RecursionError after the program's coroutine was made and
+    before it ran (plain Python raises it in the coroutine's first frame): left unstarted, it printed "coroutine
+    'descend' was never awaited" on stderr, where plain Python prints nothing."""
+    (tmp_path / "deep.py").write_text(DEEP_ASYNC_RECURSION)
+    runs = {mode: subprocess.run([sys.executable, "deep.py", mode], cwd=tmp_path, capture_output=True, text=True,
+                                 timeout=120, env={**os.environ, "OTEL_TRACES_EXPORTER": "none"})
+            for mode in ("plain", "traced")}
+    assert (runs["plain"].returncode, runs["plain"].stdout, runs["plain"].stderr) == (0, "['RecursionError']\n", "")
+    assert (runs["traced"].returncode, runs["traced"].stdout, runs["traced"].stderr) == (
+        runs["plain"].returncode, runs["plain"].stdout, runs["plain"].stderr)

@@ -722,3 +722,32 @@ def test_a_hosts_tracer_provider_without_a_service_name_leaves_configures_own() 
         print(telemetry.meter_provider._sdk_config.resource.attributes["service.name"])
     """)
     assert (child.returncode, child.stdout) == (0, "my-agent\n"), child.stderr
+
+
+def test_a_program_that_joins_every_thread_it_finds_is_not_held_by_agent_otels() -> None:
+    """``for t in threading.enumerate(): t.join()`` waited for ever for the /metrics server's thread, which runs
+    for the process's life (and a resource sampler's while its call ran): without agent-otel they do not exist.
+    Listed as any thread, they return at once from the program's join."""
+    child = run_child("""
+        import threading, agent_otel
+        agent_otel.configure(prometheus_port=0, traces_exporter="none")
+
+        started = threading.Barrier(4)
+
+        @agent_otel.agent("sampled", sample_resources=True)
+        def work():
+            started.wait()  # each call's sampler runs by now
+            started.wait()  # and until the program has listed the threads
+
+        for index in range(3):
+            threading.Thread(target=work).start()
+        started.wait()
+        threads = threading.enumerate()
+        started.wait()
+        assert sum(thread.name == "agent-otel-resource-sampler" for thread in threads) == 3
+        for thread in threads:
+            if thread is not threading.main_thread():
+                thread.join()
+        print("all threads done", any(t.name == "agent-otel-metrics" for t in threading.enumerate()))
+    """)
+    assert (child.returncode, child.stdout, child.stderr) == (0, "all threads done True\n", "")

@@ -74,7 +74,7 @@ class ResourceSampler:
     def stop(self) -> ResourceUsage:
         if self._usage is None:
             self._stopped.set()
-            self._thread.join()
+            self._thread.join_own()
             self._sample()
             self._usage = ResourceUsage(self._peak, max(0.0, _cpu_time() - self._start_cpu),
                                         time.perf_counter() - self._start_wall)

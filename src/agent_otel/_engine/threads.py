@@ -43,13 +43,27 @@ def host_signals_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def start_thread(target: Callable[[], object], name: str) -> threading.Thread:
+class OwnThread(threading.Thread):
+    """A daemon thread of ours (the /metrics server, a resource sampler, a worker's SIGTERM watcher), listed by
+    ``threading.enumerate()`` as any thread is. Joined by the program, it returns at once: without agent-otel the thread
+    would not exist, and a program that joins every thread it finds (``for t in threading.enumerate(): t.join()``)
+    waited for the /metrics server, which runs for the process's life, for ever. agent-otel joins it with
+    :meth:`join_own`."""
+
+    def join(self, timeout: float | None = None) -> None:
+        return None
+
+    def join_own(self, timeout: float | None = None) -> None:
+        threading.Thread.join(self, timeout)
+
+
+def start_thread(target: Callable[[], object], name: str) -> OwnThread:
     """Start a daemon thread of ours that blocks :data:`HOST_SIGNALS`. RuntimeError once the interpreter is
     finalizing (a shutdown() that the garbage collector runs then): on 3.11 such a thread never starts, and
     ``start()`` waited for it for ever (Python 3.12 raises the same)."""
     if sys.is_finalizing():
         raise RuntimeError("can't create new thread at interpreter shutdown")
-    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread = OwnThread(target=target, name=name, daemon=True)
     with host_signals_blocked():
         thread.start()
     return thread

@@ -614,7 +614,13 @@ def _async_wrapper(handler: Handler) -> WrapperFunction:
             return wrapped(*args, **kwargs)
         # Create the coroutine now, so bad arguments raise at call time as they would unwrapped;
         # the invocation begins when it first runs, so one never awaited leaves no open span.
-        return _PendingCoroutine(wrapped(*args, **kwargs), (handler, wrapped, instance, args, kwargs))
+        coro = wrapped(*args, **kwargs)
+        try:
+            return _PendingCoroutine(coro, (handler, wrapped, instance, args, kwargs))
+        except BaseException:  # (a RecursionError: see _traced_coroutine) the program's, never started
+            if type(coro) is types.CoroutineType and coro.cr_frame is not None and not coro.cr_suspended:
+                coro.close()
+            raise
 
     return wrapper
 
@@ -638,15 +644,28 @@ def _traced_coroutine(coro: Awaitable[T], inv_or_call: Invocation | _PendingCall
     of at that step: the call goes on after this generator (a stream it returned), or ends in it."""
     if unstepped:
         _ENDED_WHEN_DROPPED.pop(id(unstepped[0]), None)
-    if isinstance(inv_or_call, Invocation):
-        inv: Invocation | None = inv_or_call
-    elif getattr(coro, "cr_frame", True) is None:  # closed before it ever ran: awaiting it raises, no call was made
-        return (yield from _steps_of(coro))
-    else:
-        inv = _begin(*inv_or_call)
+    inv: Invocation | None = None
+    try:
+        if isinstance(inv_or_call, Invocation):
+            inv = inv_or_call
+        elif getattr(coro, "cr_frame", True) is not None:  # (else closed before it ever ran: awaiting it raises)
+            inv = _begin(*inv_or_call)
+        if inv is None:
+            steps = coro.__await__() if type(coro) is types.CoroutineType else _steps_of(coro)
+        else:
+            token = _attach(inv.context)
+    except BaseException as exc:
+        # a RecursionError at the stack's limit, raised in a frame of ours before the program's coroutine ran, where
+        # plain Python raises it in the coroutine's first frame: it is closed (never started, none of it runs), with no
+        # call of ours (at the limit, the call raised again, and the coroutine warned "never awaited")
+        if type(coro) is types.CoroutineType and not (coro.cr_running or coro.cr_suspended) and (
+                coro.cr_frame is not None):
+            coro.close()
+        if inv is not None:
+            _end_raised(inv, exc, inv_or_call[0] if type(inv_or_call) is tuple else None)
+        raise
     if inv is None:
-        return (yield from _steps_of(coro))
-    token = _attach(inv.context)
+        return (yield from steps)
     try:  # (what _steps_of() returns, without its call for a coroutine of ``async def``: the usual case)
         result = yield from (coro.__await__() if type(coro) is types.CoroutineType else _steps_of(coro))
     except BaseException as exc:
