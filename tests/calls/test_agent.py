@@ -386,6 +386,34 @@ def test_agent_can_opt_into_resource_sampling(otel: Any) -> None:
     assert not any(t.name == "agent-otel-resource-sampler" for t in threading.enumerate())
 
 
+def test_a_forked_childs_sampled_call_measures_the_child(otel: Any) -> None:
+    """The sampler's ``psutil.Process`` was made at import: in a forked child (a pre-fork server's worker, a pool's)
+    it still measured the parent, and a call that grew the child's memory reported the parent's peak."""
+    import os
+
+    import psutil
+
+    @agent_otel.agent("grows", sample_resources=True)
+    def grow() -> int:
+        held = b"x" * 150_000_000  # written: resident in the child alone
+        return psutil.Process().memory_info().rss + 0 * len(held)
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its call's measured peak and its own memory, to the parent
+        try:
+            resident = grow()
+            peak = otel.span("invoke_agent grows").attributes[semconv.RESOURCE_MEMORY_PEAK]
+            os.write(write_end, f"{peak} {resident}".encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        peak, resident = map(int, pipe.read().split())
+    os.waitpid(pid, 0)
+    assert peak >= resident > psutil.Process().memory_info().rss + 100_000_000  # the child's, not the parent's
+
+
 def test_sync_agent_returning_a_coroutine_cancelled_before_it_starts(otel: Any) -> None:
     """Its span ends as cancelled and its resource sampler thread stops."""
     import threading

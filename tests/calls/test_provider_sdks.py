@@ -632,9 +632,12 @@ def test_a_configured_create_inside_with_streaming_response_is_timed_until_the_b
         assert semconv.GEN_AI_USAGE_INPUT_TOKENS not in left_unread.attributes
 
 
-def test_a_configured_create_whose_raw_body_was_cut_short_or_let_go_unclosed_is_recorded_as_it_was_read() -> None:
-    """A body the server cut short is no body read: httpx says a body is consumed as soon as its reading starts, and
-    the call read through. A response read whole and let go without ``close()`` (its manager entered by hand)
+@pytest.mark.parametrize("cut", ["truncated", "truncated-chunked"])
+def test_a_configured_create_whose_raw_body_was_cut_short_or_let_go_unclosed_is_recorded_as_it_was_read(
+        cut: str) -> None:
+    """A body the server cut short, with its length or chunked, is no body read: httpx says a body is consumed as soon
+    as its reading starts, and closes a response its read failed on, and the call read through. A response read
+    whole and let go without ``close()`` (its manager entered by hand)
     returned: it was never recorded, its span never ended."""
     import tomllib
 
@@ -652,8 +655,8 @@ def test_a_configured_create_whose_raw_body_was_cut_short_or_let_go_unclosed_is_
 
         instrument(config)
         try:
-            cut = completions("truncated").with_streaming_response.create(model="gpt-4o", messages=MESSAGES)
-            with cut as response, pytest.raises(httpx2.RemoteProtocolError):
+            manager = completions(cut).with_streaming_response.create(model="gpt-4o", messages=MESSAGES)
+            with manager as response, pytest.raises(httpx2.RemoteProtocolError):
                 response.parse()
             manager = completions("stable").with_streaming_response.create(model="gpt-4o", messages=MESSAGES)
             assert manager.__enter__().parse().usage.prompt_tokens == USAGE["prompt_tokens"]

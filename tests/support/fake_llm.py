@@ -1,8 +1,8 @@
 """A fake OpenAI-style chat completions server on 127.0.0.1 for the zero-code tests.
 
-``/flaky/v1/chat/completions`` always answers 500, ``/truncated/v1/chat/completions`` half a body;
-``/stable/v1/chat/completions`` answers with token usage (streamed as server-sent events when the request says
-``"stream": true``); ``/agent/v1/chat/completions``
+``/flaky/v1/chat/completions`` always answers 500, ``/truncated/v1/chat/completions`` half a body
+(``/truncated-chunked/`` chunked); ``/stable/v1/chat/completions`` answers with token usage (streamed as
+server-sent events when the request says ``"stream": true``); ``/agent/v1/chat/completions``
 plays one agent turn with a tool (:func:`agent_turn`): it calls the request's first tool once, then answers
 from the tool's result, with the token counts of ``AGENT_TURNS`` (a request without tools gets the answer).
 For every request the server continues the caller's trace from the W3C headers (``agent_otel.attached``) and starts a
@@ -107,13 +107,19 @@ class FakeLLM:
             def answer(self, body: dict[str, Any]) -> None:
                 if self.path.startswith("/flaky/"):
                     self.send_json(500, {"error": {"message": "overloaded"}})
-                elif self.path.startswith("/truncated/"):  # the body's first half, then the connection closed
+                elif self.path.startswith(("/truncated/", "/truncated-chunked/")):  # half the body, then the
+                    # connection closed; with its length, or chunked (the half as a chunk, no last chunk)
                     payload = json.dumps({"model": RESPONSE_MODEL, "usage": USAGE, "choices": []}).encode()
+                    half = payload[:len(payload) // 2]
+                    chunked = self.path.startswith("/truncated-chunked/")
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
+                    if chunked:
+                        self.send_header("Transfer-Encoding", "chunked")
+                    else:
+                        self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
-                    self.wfile.write(payload[:len(payload) // 2])
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(half), half) if chunked else half)
                     self.close_connection = True
                 elif self.path.startswith("/agent/"):
                     self.send_json(200, agent_turn(body))

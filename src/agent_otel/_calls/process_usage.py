@@ -7,6 +7,7 @@ active. Process-wide CPU and memory metrics come from opentelemetry-instrumentat
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -17,6 +18,17 @@ from agent_otel import semconv
 from agent_otel._engine.threads import start_thread
 
 _process = psutil.Process()
+
+
+def _own_process() -> None:
+    """A forked child measures itself: the ``psutil.Process`` made at import kept its parent's pid, and a child's
+    call reported the parent's memory."""
+    global _process
+    _process = psutil.Process()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_own_process)
 
 
 @dataclass(frozen=True)

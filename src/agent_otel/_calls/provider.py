@@ -535,7 +535,8 @@ def _body_read(http_response: Any) -> bool:
     """Whether an HTTP response's body was read to its end, asked before the program's ``close()`` closes it. httpx
     says a body is consumed once its reading has started (a read the server cut short, or one byte of it read, is
     too). Its content is there once read whole; else the bytes it counted tell, against the length the server gave;
-    with none given (a chunked body), a body iterated to its end closed the response (so did one left part read)."""
+    with none given (a chunked body), a JSON body was not read whole, and a stream of events iterated to its end closed
+    the response (so did one left part read, or cut short: not told apart there)."""
     try:
         if getattr(http_response, "is_stream_consumed", False) is not True:
             return False
@@ -544,9 +545,12 @@ def _body_read(http_response: Any) -> bool:
             return True
         except Exception:
             pass
-        length = http_response.headers.get("content-length")
+        headers = http_response.headers
+        length = headers.get("content-length")
         if length is not None and str(length).isdigit():
             return int(http_response.num_bytes_downloaded) >= int(length)
+        if "json" in str(headers.get("content-type", "")):  # a JSON body is read whole into its content: without it,
+            return False  # it was cut short (httpx closes a response its read failed on too) or read in part
         return getattr(http_response, "is_closed", False) is True
     except Exception:
         return False
