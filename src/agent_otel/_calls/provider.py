@@ -549,7 +549,7 @@ def _body_read(http_response: Any) -> bool:
         length = headers.get("content-length")
         if length is not None and str(length).isdigit():
             return int(http_response.num_bytes_downloaded) >= int(length)
-        if "json" in str(headers.get("content-type", "")):  # a JSON body is read whole into its content: without it,
+        if _is_json(http_response):  # a JSON body is read whole into its content: without it,
             return False  # it was cut short (httpx closes a response its read failed on too) or read in part
         return getattr(http_response, "is_closed", False) is True
     except Exception:
@@ -565,9 +565,14 @@ def _unread_json_response(result: Any) -> bool:
     try:  # the program's object: reading an attribute it lacks may raise anything
         http_response = getattr(result, "http_response", None)
         return http_response is not None and getattr(http_response, "is_stream_consumed", True) is False and (
-            "json" in str(http_response.headers.get("content-type", "")))
+            _is_json(http_response))
     except Exception:
         return False
+
+
+def _is_json(http_response: Any) -> bool:
+    """Whether an HTTP response says its body is JSON (``application/json``, ``...+json``)."""
+    return "json" in str(http_response.headers.get("content-type", ""))
 
 
 def _raw_response_body(result: Any) -> dict[str, Any] | None:
@@ -578,7 +583,7 @@ def _raw_response_body(result: Any) -> dict[str, Any] | None:
         http_response = getattr(result, "http_response", None)
         if http_response is None or getattr(http_response, "is_stream_consumed", False) is not True:
             return None
-        if "json" not in str(http_response.headers.get("content-type", "")):
+        if not _is_json(http_response):
             return None
         body = json.loads(http_response.content)
     except Exception:

@@ -1466,8 +1466,10 @@ def _awaited_in(context: Context, closing: types.CoroutineType[Any, Any, T]) -> 
     return ours
 
 
-async def _await_in(context: Context, closing: Awaitable[T], started: list[bool]) -> T:
-    started.append(True)
+async def _await_in(context: Context, closing: Awaitable[T], started: list[bool] | None = None) -> T:
+    """Await ``closing`` with ``context`` current; ``started`` notes that this ran (see :func:`_awaited_in`)."""
+    if started is not None:
+        started.append(True)
     token = _attach(context)
     try:
         result = await closing
@@ -1488,19 +1490,11 @@ def _async_closing(qualname: str) -> type:
 
     async def close(self: Any) -> object:
         inv = self._self_inv
-        context = inv.context
         how = End.RETURNED if _read_through(inv, self.__wrapped__) else End.CLOSED  # before it is closed
-        token = _attach(context)  # (see _TracedStream.__exit__)
         try:
-            closed = await self.__wrapped__.close()
-        except BaseException as exc:
-            if type(exc) is not GeneratorExit or otel_context.get_current() is context:  # (see _traced_coroutine)
-                _detach(token)
+            return await _await_in(inv.context, self.__wrapped__.close())  # (see _TracedStream.__exit__)
+        finally:
             inv.end(how)
-            raise
-        _detach(token)
-        inv.end(how)
-        return closed
 
     close.__qualname__, close.__name__ = qualname, qualname.rpartition(".")[2]
     return type("_AsyncClosing", (), {"__slots__": (), "close": close})
