@@ -403,6 +403,30 @@ def test_a_streaming_helper_under_the_sdks_instrumentation_is_counted_once(otel:
     assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 1
 
 
+@pytest.mark.parametrize("run_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize(("sdk", "use"), helper_cases())
+def test_a_streaming_helper_under_the_sdks_instrumentation_leaves_the_programs_context_as_it_was(
+        otel: Any, llm: StreamingLLM, sdk: str, use: str, run_async: bool) -> None:
+    """Anthropic's GenAI instrumentation ends its span, and detaches its context, inside the step that reads the
+    stream's last event: the step ran in the call's context, and going back from it restored the instrumentation's
+    context, its span ended. That span stayed current for the rest of the program: every later span its child, and
+    the next call's span of the instrumentation never made (two calls counted as one)."""
+    program = trace.get_current_span()
+    with genai_apps.instrumented(sdk, otel.tracer_provider, otel.meter_provider):
+        for _ in range(2):  # (a client of its own each time: an async one is bound to its event loop)
+            manager = helper(sdk, llm.url, run_async=run_async)()
+            text = asyncio.run(read_async(manager, sdk, use)) if run_async else read_sync(manager, sdk, use)
+            assert text == "Hello"
+            assert trace.get_current_span() is program
+    ours = [span for span in otel.spans() if span.instrumentation_scope.name == semconv.SCOPE_NAME]
+    theirs = [span for span in otel.spans() if span.instrumentation_scope.name != semconv.SCOPE_NAME]
+    assert len(ours) == len(theirs) == 2
+    assert sorted(span.parent.span_id for span in theirs if span.parent) == sorted(
+        span.context.span_id for span in ours if span.context)
+    assert all(span.parent is None for span in ours)
+    assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 2
+
+
 @pytest.mark.parametrize("nested", [False, True], ids=["one_call", "a_call_in_a_call"])
 def test_a_raw_streamed_response_gets_the_tokens_the_sdks_instrumentation_reads_after_the_call(
         otel: Any, llm: StreamingLLM, nested: bool) -> None:
@@ -581,6 +605,39 @@ def test_a_raw_response_is_read_for_its_usage_and_model() -> None:
         assert attributes[semconv.GEN_AI_RESPONSE_MODEL] == RESPONSE_MODEL
 
 
+@pytest.mark.parametrize("returns", ["the_last_response", "its_text"])
+def test_a_provider_call_making_several_requests_counts_each_requests_tokens_whatever_it_returns(returns: str) -> None:
+    """A provider function that asks again (a re-ask after a bad answer, a tool loop), under the SDK's instrumentation,
+    whose span of each request carries its tokens: returning the last response counted that one request's tokens (half
+    the tokens and cost), returning its text counted both. The result showing the usage of one of the requests inside
+    is the last of them: the call's tokens are all of theirs."""
+    from agent_otel.testing import capture_telemetry
+    from tests.support.fake_llm import USAGE, FakeLLM
+
+    with FakeLLM() as fake, capture_telemetry() as otel, \
+            genai_apps.instrumented("openai", otel.tracer_provider, otel.meter_provider):
+        client = openai.OpenAI(base_url=fake.url + "/stable/v1", api_key="test", max_retries=0)
+
+        @agent_otel.provider("openai", model="gpt-4o")
+        def ask_twice() -> Any:
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+            response = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+            return response if returns == "the_last_response" else response.choices[0].message.content
+
+        with agent_otel.job(type="re-ask") as job:
+            ask_twice()
+            state = job.invocation.state  # type: ignore[union-attr]
+        [ours] = [span for span in otel.spans() if span.instrumentation_scope.name == semconv.SCOPE_NAME
+                  and span.name == "chat gpt-4o"]
+        tokens = (2 * USAGE["prompt_tokens"], 2 * USAGE["completion_tokens"])
+        assert (ours.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS],
+                ours.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == tokens
+        assert (point(otel, semconv.CLIENT_USAGE_INPUT_TOKENS.name).value,
+                point(otel, semconv.CLIENT_USAGE_OUTPUT_TOKENS.name).value) == tokens
+        assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 1  # one call of ours
+        assert (state.input_tokens, state.output_tokens) == tokens
+
+
 @pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
 def test_a_configured_create_inside_with_streaming_response_is_timed_until_the_block_closes_it(
         asynchronous: bool) -> None:
@@ -630,6 +687,39 @@ def test_a_configured_create_inside_with_streaming_response_is_timed_until_the_b
         assert read_through.end_time >= read_at_ns  # until the block closed it, after its body was read
         assert left_unread.attributes.get(semconv.STREAM_CLOSED_EARLY) is True
         assert semconv.GEN_AI_USAGE_INPUT_TOKENS not in left_unread.attributes
+
+
+def test_the_readmes_retry_target_counts_the_sdks_own_retries_on_the_configured_call() -> None:
+    """An SDK's own retries (``max_retries``) happen inside its call, where no wrapper of the program's sees them: the
+    README's ``[[retry]]`` on the SDK's sleep before each retry counts them on the call they run in, as retries of its
+    provider and model. Without it the call's span read ``retry_count = 0`` for a request the SDK sent twice."""
+    import tomllib
+
+    from agent_otel._zerocode.config import parse_config
+    from agent_otel._zerocode.patching import instrument, uninstrument
+    from agent_otel.testing import capture_telemetry
+    from tests.support.fake_llm import FakeLLM
+
+    config = parse_config(tomllib.loads(
+        '[[provider]]\ntarget = "openai.resources.chat.completions:Completions.create"\nprovider = "openai"\n'
+        'model = { path = "args.model" }\n\n'
+        '[[retry]]\ntarget = "openai._base_client:SyncAPIClient._sleep_for_retry"\n'),
+        "agent-otel.toml")
+    with FakeLLM() as fake, capture_telemetry() as otel:
+        instrument(config)
+        try:
+            client = openai.OpenAI(base_url=f"{fake.url}/flaky/v1", api_key="test", max_retries=1)
+            with pytest.raises(openai.InternalServerError):  # 500, a retry, 500 again
+                client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        finally:
+            uninstrument()
+        span = otel.span("chat gpt-4o")
+        assert span.attributes[semconv.AGENT_OTEL_RETRY_COUNT] == 1
+        retries = point(otel, semconv.CLIENT_RETRIES.name)
+        assert retries.value == 1
+        assert (retries.attributes[semconv.GEN_AI_PROVIDER_NAME], retries.attributes[semconv.GEN_AI_REQUEST_MODEL]) == (
+            "openai", "gpt-4o")
+        assert span.attributes[semconv.ERROR_TYPE] == "InternalServerError"
 
 
 @pytest.mark.parametrize("cut", ["truncated", "truncated-chunked"])

@@ -114,6 +114,43 @@ def test_a_decorated_callable_object_or_partial_copies_into_another_one_still_tr
     assert [span.name for span in otel.spans()] == ["execute_tool counter", "execute_tool bound"]
 
 
+class Upper:
+    """An async callable object, as a webhook sender or a notifier is."""
+
+    async def __call__(self, text: str) -> str:
+        await asyncio.sleep(0)
+        return text.upper()
+
+
+class Words:
+    def __call__(self, text: str) -> Iterator[str]:
+        yield from text.split()
+
+
+def test_a_decorated_async_callable_object_reads_as_one_and_is_awaited_by_frameworks(otel: TelemetryCapture) -> None:
+    """``obj.__call__`` of the proxy is the object's own, traced: before, it was wrapt's sync ``__call__``, so
+    LangChain's ``RunnableLambda`` (as Starlette's ``BackgroundTasks``) took an ``async def __call__`` object for a
+    sync function: ``ainvoke`` returned the coroutine unawaited ("never awaited") and the call read "closed early"."""
+    from langchain_core.runnables import RunnableLambda
+
+    upper, words = agent_otel.tool("upper")(Upper()), agent_otel.tool("words")(Words())
+    plain_upper, plain_words = Upper(), Words()
+    for ours, plain in ((upper, plain_upper), (words, plain_words)):
+        for check in (inspect.iscoroutinefunction, inspect.isgeneratorfunction, asyncio.iscoroutinefunction,
+                      inspect.ismethod, inspect.signature):
+            assert check(ours.__call__) == check(plain.__call__), check
+        assert repr(ours.__call__).split(" of ")[0] == repr(plain.__call__).split(" of ")[0]
+    assert asyncio.run(RunnableLambda(upper).ainvoke("hi")) == "HI"
+    with pytest.raises(TypeError, match="coroutine function synchronously"):  # as for the plain object
+        RunnableLambda(upper).invoke("hi")
+    assert asyncio.run(upper.__call__("a")) == "A"  # a call through __call__ is a call of the object
+    assert list(words("a b")) == ["a", "b"] and list(words.__call__("c")) == ["c"]
+    spans = otel.spans()
+    assert [span.name for span in spans] == ["execute_tool upper", "execute_tool upper", "execute_tool words",
+                                             "execute_tool words"]
+    assert all(semconv.STREAM_CLOSED_EARLY not in span.attributes and span.status.is_ok for span in spans)
+
+
 def test_a_wrapper_kept_under_another_name_pickles_as_the_function_it_wraps() -> None:
     assert pickle.loads(pickle.dumps(square_alias)) is plain_square
     assert copy.copy(square_alias) is square_alias

@@ -214,6 +214,10 @@ def _instrumentor(name: str) -> Any:
         from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
 
         return OpenAIInstrumentor()
+    if name == "anthropic":
+        from opentelemetry.instrumentation.genai.anthropic import AnthropicInstrumentor
+
+        return AnthropicInstrumentor()
     if name == "langchain":
         from opentelemetry.instrumentation.genai.langchain import LangChainInstrumentor
 

@@ -373,6 +373,8 @@ def test_check_lists_the_instrumentations_and_the_targets_they_overlap(project: 
         provider = "openai"
         [[tool]]
         target = "toolmod:work"
+        [[retry]]
+        target = "openai._base_client:SyncAPIClient._sleep_for_retry"
     """))
     result = subprocess.run([str(BIN / "agent-otel"), "check"], cwd=project, capture_output=True, text=True,
                             env=environment(project, PYTHONPATH=str(broken_site)), timeout=120)
@@ -383,6 +385,8 @@ def test_check_lists_the_instrumentations_and_the_targets_they_overlap(project: 
                                      "does (kind and operation), see README")
     tool = next(i for i, line in enumerate(targets) if line.startswith("toolmod:work "))
     assert not targets[tool + 1].startswith("    ")  # toolmod is no library an instrumentation instruments
+    retry = next(i for i, line in enumerate(targets) if line.startswith("openai._base_client:"))
+    assert not targets[retry + 1].startswith("    ")  # a marker records no call: it overlaps nothing
     rows = check_rows(result.stdout)
     distribution = "opentelemetry-instrumentation-genai-openai"
     assert rows["openai"] == (f"{distribution} {importlib.metadata.version(distribution)}",

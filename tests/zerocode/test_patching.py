@@ -162,6 +162,34 @@ def test_a_configured_static_method_reads_as_its_function_to_inspect(otel: Any, 
     assert names(otel) == ["execute_tool fetch", "execute_tool rows"]
 
 
+def test_a_configured_callable_object_reads_as_its_call_to_inspect(otel: Any, package: Package) -> None:
+    """A module-level callable object named by the config (a notifier, a webhook sender): its ``__call__`` reads as
+    the object's own, an ``async def`` one as a coroutine function (Starlette and LangChain look there), and a call of
+    the object is timed until its coroutine returns. Before, ``notify.__call__`` was the proxy's sync one, and a
+    framework called the object as a sync function, its coroutine never awaited."""
+    mod = package.write("mod", """
+        import asyncio
+
+        class Notifier:
+            def __init__(self):
+                self.sent = []
+
+            async def __call__(self, message):
+                await asyncio.sleep(0)
+                self.sent.append(message)
+                return len(self.sent)
+
+        notify = Notifier()
+    """)
+    instrument(config(f'[[tool]]\ntarget = "{mod}:notify"\nname = "notify"\n'))
+    notify = package.load("mod").notify
+    assert isinstance(notify, wrapt.ObjectProxy | wrapt.BaseObjectProxy)
+    assert inspect.iscoroutinefunction(notify.__call__) and not inspect.iscoroutinefunction(notify)
+    assert asyncio.run(notify("one")) == 1 and asyncio.run(notify.__call__("two")) == 2
+    assert notify.sent == ["one", "two"]
+    assert names(otel) == ["execute_tool notify", "execute_tool notify"]
+
+
 def test_a_decorated_function_also_named_in_the_config_is_wrapped_once_by_its_decorator(
         otel: Any, package: Package) -> None:
     """The code's decorator wins over a config entry for the same function (the operator did not know the code

@@ -167,6 +167,13 @@ class ProviderInvocation(Invocation):
             self.response_model = models.pop()
         return cost, unpriced
 
+    def _one_request_inside(self) -> bool:
+        """Whether the usage the result showed is that of one of the requests other libraries' spans reported inside
+        the call: the call returned the last response of several (a re-ask, a tool loop), and made them all, so its
+        tokens are theirs, summed. Counting the result's alone counted one request of several."""
+        shown = (self.input_tokens, self.output_tokens)
+        return shown != (None, None) and any((usage.input, usage.output) == shown for usage, _ in self.usage_inside)
+
     def wants_stream(self, result: Any) -> bool:
         """Whether the result is a stream to time: an iterator (or an async one) or an SDK's stream manager, and with
         the ``stream`` option true any other context manager too; with it false, nothing. A value (a dict, a string,
@@ -348,6 +355,9 @@ class ProviderInvocation(Invocation):
                 self.usage_below = True  # a router's or fallback's answer: the nested call counted its tokens
             else:
                 self._read_usage(value)
+                if len(self.usage_inside) > 1 and self._one_request_inside():
+                    self.input_tokens = self.output_tokens = None  # all of theirs (see _one_request_inside)
+                    self.cache_read = self.cache_write = self.reasoning = None
         for key in handler.token_options:
             explicit = coerce_count(handler.option(key, call), f"provider.{key}")
             if explicit is not None:

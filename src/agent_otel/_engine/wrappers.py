@@ -1215,6 +1215,27 @@ def _handed_out(proxy: Any, entered: object, next_method: str) -> object:
     return entered
 
 
+def _open_span_where(token: Token[Context]) -> Span | None:
+    """The SDK span current where a step of a call's stream is taken (in the context ``token`` goes back to), while it
+    is open: the step may end it (see :func:`_step_done`). None for any other."""
+    where = token.old_value
+    if type(where) is not Context:  # (Token.MISSING: nothing was current)
+        return None
+    span = trace.get_current_span(where)
+    return span if getattr(span, "end_time", 0) is None else None  # (an SDK span's: None until it ends)
+
+
+def _step_done(token: Token[Context], where: Span | None) -> None:
+    """Back from a step taken in the call's context (an item read, a close, a block's exit) to the context the step
+    was taken in, unless the step ended the span current there: another instrumentation's, which ends its span and
+    detaches its own context in the step that reads the last event (Anthropic's), going back to what was current
+    when it started, the call's. Going back to its context left its ended span current for the rest of the program:
+    every later span its child, and its next call's span never made. The call's context, left current, is left
+    when its block is (:func:`_leave_stream_block`)."""
+    if where is None or getattr(where, "end_time", None) is None:
+        _detach(token)
+
+
 def _entered(proxy: Any, token: Token[Context]) -> None:
     """After a manager's ``__enter__`` ran in the call's context: back to the program's context, unless the
     manager made a context of its own current on top of ours (e.g. a span it started), which detaching now
@@ -1319,12 +1340,13 @@ class _TracedStream(_CopiedAsItsStream, wrapt.ObjectProxy[Any]):
         # was current then, the call's; run in the program's, that left our ended span current after the block, and
         # every later call under it. (Unless the manager's __enter__ left a context of its own current: _entered.)
         token = _attach(self._self_inv.context) if self._self_enter_token is None else None
+        where = None if token is None else _open_span_where(token)
         manager = cast(AbstractContextManager[object], self.__wrapped__)
         try:
             return manager.__exit__(exc_type, exc, tb)
         finally:
             if token is not None:
-                _detach(token)
+                _step_done(token, where)
             _leave_stream_block(self, exc)
 
     async def __aenter__(self) -> object:
@@ -1345,12 +1367,13 @@ class _TracedStream(_CopiedAsItsStream, wrapt.ObjectProxy[Any]):
                         tb: TracebackType | None) -> bool | None:
         # reached only by ``async with proxy:``: the wrapped stream is an async context manager (as __exit__)
         token = _attach(self._self_inv.context) if self._self_enter_token is None else None
+        where = None if token is None else _open_span_where(token)
         manager = cast(AbstractAsyncContextManager[object], self.__wrapped__)
         try:
             return await manager.__aexit__(exc_type, exc, tb)
         finally:
             if token is not None:
-                _detach(token)
+                _step_done(token, where)
             _leave_stream_block(self, exc)
 
     def __del__(self) -> None:
@@ -1381,17 +1404,18 @@ class _Iterating:
     def __next__(self: Any) -> object:
         inv = self._self_inv
         token = _attach(inv.context)
+        where = _open_span_where(token)
         try:
             item = next(self.__wrapped__)
         except StopIteration:
-            _detach(token)
+            _step_done(token, where)
             inv.end(End.RETURNED, None)
             raise
         except BaseException as exc:
-            _detach(token)
+            _step_done(token, where)
             inv.end(End.RAISED, error=exc)
             raise
-        _detach(token)
+        _step_done(token, where)
         inv.chunk(item)
         return item
 
@@ -1405,17 +1429,18 @@ class _AsyncIterating:
     async def __anext__(self: Any) -> object:
         inv = self._self_inv
         token = _attach(inv.context)
+        where = _open_span_where(token)
         try:
             item = await self.__wrapped__.__anext__()
         except StopAsyncIteration:
-            _detach(token)
+            _step_done(token, where)
             inv.end(End.RETURNED, None)
             raise
         except BaseException as exc:
-            _detach(token)
+            _step_done(token, where)
             inv.end(End.RAISED, error=exc)
             raise
-        _detach(token)
+        _step_done(token, where)
         inv.chunk(item)
         return item
 
@@ -1428,10 +1453,11 @@ class _Closing:
         inv = self._self_inv
         read_through = _read_through(inv, self.__wrapped__)  # before it is closed
         token = _attach(inv.context)  # (see _TracedStream.__exit__)
+        where = _open_span_where(token)
         try:
             closing = self.__wrapped__.close()
         finally:
-            _detach(token)
+            _step_done(token, where)
             inv.end(End.RETURNED if read_through else End.CLOSED)
         if type(closing) is types.CoroutineType:  # an async stream's: awaited in the call's context too
             return _awaited_in(inv.context, closing)
@@ -1471,13 +1497,14 @@ async def _await_in(context: Context, closing: Awaitable[T], started: list[bool]
     if started is not None:
         started.append(True)
     token = _attach(context)
+    where = _open_span_where(token)
     try:
         result = await closing
     except BaseException as exc:
         if type(exc) is not GeneratorExit or otel_context.get_current() is context:  # (see _traced_coroutine)
-            _detach(token)
+            _step_done(token, where)
         raise
-    _detach(token)
+    _step_done(token, where)
     return result
 
 
@@ -1505,10 +1532,11 @@ class _AsyncClosing:
 
     async def aclose(self: Any) -> object:
         token = _attach(self._self_inv.context)  # (see _TracedStream.__exit__)
+        where = _open_span_where(token)
         try:
             return await self.__wrapped__.aclose()
         finally:
-            _detach(token)
+            _step_done(token, where)
             self._self_inv.end(End.CLOSED)
 
 
@@ -1729,7 +1757,23 @@ class InvocationScope:
 
 
 def _shape_target(func: object) -> object:
-    return getattr(func, "__func__", func)  # classmethod / staticmethod objects
+    """What tells ``func``'s shape: a static or class method object's function; the ``__call__`` of a callable object
+    whose class defines one in Python (an ``async def __call__`` makes a call of the object a coroutine's)."""
+    target = getattr(func, "__func__", func)  # classmethod / staticmethod objects
+    call = _python_call_of(target)
+    return target if call is None else call
+
+
+def _python_call_of(target: object) -> types.FunctionType | None:
+    """The ``__call__`` function of a callable object's class, when it is one defined in Python; None for a function,
+    a method, a class, a builtin, or any object that a C type calls (``functools.partial``, another wrapt proxy)."""
+    if isinstance(target, type) or inspect.isroutine(target):
+        return None
+    for owner in type(target).__mro__:  # read off the classes' own dicts: no code of the program runs
+        call = vars(owner).get("__call__")
+        if call is not None:
+            return call if type(call) is types.FunctionType else None
+    return None
 
 
 def wrapper_for(handler: Handler, func: object) -> WrapperFunction:
@@ -2031,11 +2075,44 @@ _WRAPT_IN_C = not hasattr(wrapt.FunctionWrapper.__call__, "__code__")
 _bound_wrapper: Any = BoundWrapper
 
 
+class _CallableObject:
+    """The proxy of a callable object whose class defines ``__call__`` in Python: ``proxy.__call__`` reads as the
+    object's own bound ``__call__`` (what ``inspect`` says of it: a coroutine function's, a generator function's, its
+    signature), traced as a call of the proxy is. Read off the proxy's class, it was wrapt's ``__call__``, a sync
+    one: Starlette's ``BackgroundTasks`` and LangChain's ``RunnableLambda``, which look there for an async callable,
+    called an ``async def __call__`` object as a sync function and never awaited its coroutine."""
+
+    __slots__ = ()
+
+    def __getattribute__(self, name: str) -> Any:
+        if name != "__call__":
+            return super().__getattribute__(name)
+        program = super().__getattribute__("__wrapped__")
+        engine = super().__getattribute__("_self_wrapper")
+
+        def traced(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
+            return engine(program, None, args, kwargs)  # as a call of the proxy: the object, no instance
+
+        return Wrapper(program.__call__, traced)
+
+
+class _CallableObjectProxy(_CallableObject, Wrapper):
+    __slots__ = ()
+
+
+class _DecoratedCallableObject(_CallableObject, _Decorated):
+    __slots__ = ()
+
+
 def proxy_of(handler: Handler, func: object, decorated: bool = False) -> Wrapper:
     """The proxy that replaces ``func`` (a :class:`Wrapper`, or a :class:`_Decorated` for a decorator) with
     ``handler``'s wrapper function for its shape; one that wrapt calls as a builtin's when ``func`` is a plain
-    function."""
+    function, one whose ``__call__`` reads as the object's when ``func`` is a callable object (see
+    :class:`_CallableObject`)."""
     wrapper = wrapper_for(handler, func)
+    if _python_call_of(func) is not None:
+        proxy_class = _DecoratedCallableObject if decorated else _CallableObjectProxy
+        return proxy_class(cast(Callable[..., Any], func), wrapper)
     if not _WRAPT_IN_C or type(func) is not types.FunctionType or "__self__" in func.__dict__:
         return (_Decorated if decorated else Wrapper)(cast(Callable[..., Any], func), wrapper)
     kind = _DecoratedFunction if decorated else _FunctionProxy

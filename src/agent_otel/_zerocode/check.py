@@ -21,7 +21,7 @@ from types import ModuleType
 from typing import Any, cast
 
 from agent_otel._calls.extractors import Path as ExtractorPath
-from agent_otel._calls.options import KINDS, Option, read_at
+from agent_otel._calls.options import KINDS, MARKERS, Option, read_at
 from agent_otel._environment import AGENT_OTEL_CONFIG
 from agent_otel._zerocode import instrumentations
 from agent_otel._zerocode.config import Config, Switches, TargetSpec, find_config, load_file
@@ -265,7 +265,10 @@ def _instrumentation_rows(switches: Switches) -> _Libraries:
 def _overlap(spec: TargetSpec, packages: Mapping[str, list[str]]) -> list[str]:
     """A note when the target is in a library an active instrumentation instruments too (its package, or one its
     module is in). The call is counted once only where the two name it alike: a ``[[provider]]`` on an embeddings
-    call, ``chat`` by default, is a call beside the instrumentation's ``embeddings`` one."""
+    call, ``chat`` by default, is a call beside the instrumentation's ``embeddings`` one. None for a marker
+    (``[[retry]]`` on an SDK's own retry sleep): it records no call of its own, so nothing is counted twice."""
+    if spec.kind in MARKERS:
+        return []
     names = of_package(packages, spec.module)
     return [f"overlaps {', '.join(names)}: counted once where its span names the call as this target does "
             "(kind and operation), see README"] if names else []
