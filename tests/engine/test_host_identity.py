@@ -170,6 +170,49 @@ def test_methods_pickle_and_copy_as_plain_bound_methods() -> None:
     assert pickle.loads(pickle.dumps(Greeter.kind))() == "Greeter"
 
 
+#: A class of ``__main__`` with a decorated class method, pickled by value as joblib's loky, Ray and Dask pickle it.
+CLOUDPICKLED_CLASS = """
+import sys
+import cloudpickle
+import agent_otel
+
+class Service:
+    @agent_otel.tool("lookup")
+    @classmethod
+    def lookup(cls, key):
+        return key.upper()
+
+    @agent_otel.tool("run")
+    def run(self, x):
+        return x + 1
+
+sys.stdout.buffer.write(cloudpickle.dumps((Service(), Service, Service.lookup)))
+"""
+#: What loads it: a process that records.
+LOADS_CLOUDPICKLED = """
+import pickle, sys
+from agent_otel.testing import capture_telemetry
+with capture_telemetry() as otel:
+    service, cls, lookup = pickle.loads(sys.stdin.buffer.read())
+    print(cls.lookup("a"), lookup("b"), service.run(1), type(service).lookup("c"))
+    print(sorted(span.name for span in otel.spans()))
+"""
+
+
+def test_a_main_class_with_a_decorated_class_method_pickles_by_value_as_plain_and_is_traced_where_it_loads() -> None:
+    """cloudpickle pickles a class of ``__main__`` by value, its dict with it: the wrapper of a class method object
+    pickled by name, which reads as a bound method, and pickle refused it ("not the same object"), the class, its
+    instances and methods with it (joblib's ``Parallel`` could not send the task). It goes as itself, made again
+    around the class method object where it loads."""
+    dumped = subprocess.run([sys.executable, "-c", CLOUDPICKLED_CLASS], capture_output=True, timeout=60)
+    assert dumped.returncode == 0, dumped.stderr.decode()
+    loaded = subprocess.run([sys.executable, "-c", LOADS_CLOUDPICKLED], input=dumped.stdout, capture_output=True,
+                            timeout=60)
+    assert (loaded.returncode, loaded.stderr) == (0, b"")
+    assert loaded.stdout.decode().splitlines() == [
+        "A B 2 C", "['execute_tool lookup', 'execute_tool lookup', 'execute_tool lookup', 'execute_tool run']"]
+
+
 def test_what_cannot_be_pickled_plain_fails_the_same_way() -> None:
     def local(n: int) -> int:
         return n

@@ -434,6 +434,45 @@ def test_a_sync_override_returning_the_bases_coroutine_is_one_call_in_a_trio_tas
     assert names(otel) == ["invoke_agent Thin"] * 2
 
 
+def test_subclasses_below_a_class_whose_own_init_subclass_does_not_call_super_are_wrapped(
+        otel: Any, package: Package) -> None:
+    """A plugin registry's ``__init_subclass__`` that does not call ``super()`` hid the classes defined below it from
+    the hook on the base: their overrides recorded nothing. So does one defined after ``instrument()``, for the
+    classes below it; and ``uninstrument()`` puts each class's own hook back."""
+    mod = package.write("mod", """
+        class BaseAgent:
+            def solve(self, x):
+                return "base"
+
+        class Plugin(BaseAgent):
+            registry = []
+
+            def __init_subclass__(cls, **kwargs):  # no super(): the base's hook is never reached
+                Plugin.registry.append(cls.__name__)
+    """)
+    module = package.load("mod")
+    plugins_hook = module.Plugin.__dict__["__init_subclass__"]
+    instrument(config(f'[[agent]]\ntarget = "{mod}:BaseAgent.solve"\nsubclasses = true\n'))
+
+    class ViaPlugin(module.Plugin):
+        def solve(self, x: object) -> str:
+            return "via-plugin"
+
+    class Registry(module.BaseAgent):
+        def __init_subclass__(cls, **kwargs: Any) -> None:  # defined after instrument(), no super() either
+            cls.registered = True
+
+    class BelowRegistry(Registry):
+        def solve(self, x: object) -> str:
+            return "below"
+
+    assert [ViaPlugin().solve(1), BelowRegistry().solve(1)] == ["via-plugin", "below"]
+    assert module.Plugin.registry == ["ViaPlugin"] and BelowRegistry.registered is True  # their hooks ran, as plain
+    assert sorted(names(otel)) == ["invoke_agent BelowRegistry", "invoke_agent ViaPlugin"]
+    uninstrument()
+    assert module.Plugin.__dict__["__init_subclass__"] is plugins_hook
+
+
 def test_subclass_overrides_existing_and_later_defined_each_attributed_to_its_class(
         otel: Any, package: Package) -> None:
     mod = package.write("mod", """

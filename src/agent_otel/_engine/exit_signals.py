@@ -32,7 +32,7 @@ from typing import Any
 
 #: The signals whose default ends the process that a program is sent to stop it (SIGINT raises
 #: KeyboardInterrupt, which ends the flush: the exit goes on without it, as the user asked).
-_HELD = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+ENDING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 #: While a flush holds them: signal -> the handler ours stands for, and the process holding them.
 _holding: dict[int, Any] = {}
@@ -54,7 +54,7 @@ def held_over_exit_flush() -> Iterator[list[int]]:
     _held = []
     _holder = os.getpid()
     try:
-        for signum in _HELD:
+        for signum in ENDING_SIGNALS:
             try:
                 current = signal.getsignal(signum)
             except ValueError:

@@ -1895,7 +1895,20 @@ def _by_reference(proxy: Any, protocol: SupportsIndex) -> str | tuple[Any, ...]:
     if found is not proxy and found is not None and _original(found) is _original(target):
         # the name holds the plain function (``tool("t")(f)`` kept elsewhere) or another binding of it
         return pkgutil.resolve_name, (f"{module}:{qualname}",)
+    if found is not proxy and isinstance(target, staticmethod | classmethod):
+        # in the dict of a class pickled by value (cloudpickle's, of a class of ``__main__``: joblib's loky, Ray,
+        # Dask), the name reads as a bound method: the object goes as itself, for the pickler to take as it takes the
+        # plain one (pickle refuses a class method object, as without agent-otel), instrumented again where it loads
+        return _made_again, (type(proxy), target, proxy._self_wrapper, getattr(proxy, "_self_handler", None))
     return qualname  # pickle checks the name resolves to ``proxy`` and fails as for a plain function if not
+
+
+def _made_again(kind: type[Wrapper], target: object, wrapper: WrapperFunction, handler: Handler | None) -> Wrapper:
+    """A wrapper of a static or class method object, unpickled (see :func:`_by_reference`)."""
+    made: Any = kind(cast(Callable[..., Any], target), wrapper)
+    if handler is not None:
+        made._self_handler = handler
+    return cast(Wrapper, made)
 
 
 class _HostIdentity:

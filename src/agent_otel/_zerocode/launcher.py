@@ -23,6 +23,7 @@ from typing import Any, TextIO, cast
 
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
+from agent_otel._engine.exit_signals import ENDING_SIGNALS
 from agent_otel._engine.fork_signals import hold_over_fork
 from agent_otel._engine.instruments import enabled_from_env
 from agent_otel._engine.self_telemetry import report_error
@@ -274,7 +275,7 @@ def _flush_standard_streams() -> None:
 
 #: The signals that end the program by default after which the launcher flushes first: ``kill``'s SIGTERM and
 #: SIGHUP, which a closed terminal or ssh session sends (Ctrl-C's SIGINT raises KeyboardInterrupt: the exit flush).
-_FLUSHED_ON = (signal.SIGTERM, signal.SIGHUP)
+_FLUSHED_ON = ENDING_SIGNALS
 
 def _start_telemetry(config: Config | None, *, child: bool) -> None:
     # A ConfigurationError (a malformed OTEL_* variable, OTEL_METRICS_EXPORTER=bogus included) leaves: the launcher

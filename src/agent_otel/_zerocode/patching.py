@@ -445,6 +445,14 @@ def _all_subclasses(base: type) -> list[type]:
 
 
 def _watch_subclasses(state: _State, base: type, entry: _Entry, attr: str) -> None:
+    """Wrap ``attr`` of the subclasses of ``base`` defined later: a hook on ``base``, and on every subclass that has a
+    ``__init_subclass__`` of its own (one that does not call ``super()``, a plugin registry's, hides the classes
+    below it from the hook on ``base``)."""
+    for owner in (base, *(sub for sub in _all_subclasses(base) if "__init_subclass__" in sub.__dict__)):
+        _subclass_hook(state, owner).watchers.append((entry, attr))
+
+
+def _subclass_hook(state: _State, base: type) -> _SubclassHook:
     hook = state.subclass_hooks.get(base)
     if hook is None:
         original = base.__dict__.get("__init_subclass__", _ABSENT)
@@ -458,6 +466,11 @@ def _watch_subclasses(state: _State, base: type, entry: _Entry, attr: str) -> No
                 original.__get__(None, cls)(**kwargs)
             with _lock:
                 current = _state
+                if current is not None and "__init_subclass__" in cls.__dict__ and watchers:
+                    try:  # a class with a hook of its own: the classes below it are watched there too
+                        _subclass_hook(current, cls).watchers.extend(watchers)
+                    except Exception as exc:
+                        report_error("autoinstrument.subclass", exc)
                 for watcher, name in list(watchers):
                     if current is None or not watcher.active or name not in cls.__dict__:
                         continue
@@ -472,7 +485,7 @@ def _watch_subclasses(state: _State, base: type, entry: _Entry, attr: str) -> No
         installed: classmethod[Any, ..., None] = classmethod(__init_subclass__)
         type.__setattr__(base, "__init_subclass__", installed)
         hook = state.subclass_hooks[base] = _SubclassHook(original, installed, watchers)
-    hook.watchers.append((entry, attr))
+    return hook
 
 
 # --------------------------------------------------------------------------------------------------
