@@ -583,6 +583,38 @@ def test_a_returned_sdk_stream_or_manager_claims_no_protocol_the_sdks_object_lac
         assert read_sync(manager, "openai", "final") == "Hello"
 
 
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+def test_a_streamed_call_records_the_response_id_and_why_it_stopped(otel: Any, llm: StreamingLLM, sdk: str) -> None:
+    """``gen_ai.response.id`` and ``gen_ai.response.finish_reasons`` (recommended by the conventions, set by the GenAI
+    instrumentations) were missing from our spans: read off the chunks (OpenAI's choices, Anthropic's
+    ``message_start`` and ``message_delta`` events)."""
+    for _ in sync_create(sdk, llm.url)():
+        pass
+    attributes = otel.span("chat gpt-4o-mini").attributes
+    assert (attributes[semconv.GEN_AI_RESPONSE_ID], attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS]) == {
+        "openai": ("chatcmpl-1", ("stop",)), "anthropic": ("msg_1", ("end_turn",))}[sdk]
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["parsed", "with_raw_response"])
+def test_a_call_records_the_response_id_and_why_it_stopped(raw: bool) -> None:
+    from agent_otel.testing import capture_telemetry
+    from tests.support.fake_llm import FakeLLM
+
+    with FakeLLM() as fake, capture_telemetry() as otel:
+        client = openai.OpenAI(base_url=fake.url + "/agent/v1", api_key="test", max_retries=0)  # (ids, reasons)
+
+        @agent_otel.provider("openai", model="gpt-4o")
+        def create() -> Any:
+            completions = client.chat.completions.with_raw_response if raw else client.chat.completions
+            return completions.create(model="gpt-4o", messages=MESSAGES)
+
+        result = create()
+        response = result.parse() if raw else result
+        attributes = otel.span("chat gpt-4o").attributes
+        assert attributes[semconv.GEN_AI_RESPONSE_ID] == response.id
+        assert attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == (response.choices[0].finish_reason,) == ("stop",)
+
+
 def test_a_raw_response_is_read_for_its_usage_and_model() -> None:
     """``with_raw_response`` (LangChain's ``ChatOpenAI`` calls the SDK so) returns the HTTP response, whose JSON
     body was read already: its tokens, response model and cost were missing, silently (not even counted as
@@ -605,7 +637,44 @@ def test_a_raw_response_is_read_for_its_usage_and_model() -> None:
         assert attributes[semconv.GEN_AI_RESPONSE_MODEL] == RESPONSE_MODEL
 
 
-@pytest.mark.parametrize("returns", ["the_last_response", "its_text"])
+def test_a_stream_whose_step_ends_the_programs_span_gives_the_program_its_context_back(otel: Any) -> None:
+    """The program's own iterator ends the program's request span as it runs out (another task's code can too): that
+    span is the program's, and its context comes back after the step, as without agent-otel. The step that left the
+    call's context current for an ended span started inside the call (the instrumentation's) left it so for this one
+    too: the program then ran inside the ended call, and its next call was taken for a nested one, not counted."""
+    class Chunks:
+        def __init__(self, span: Any) -> None:
+            self.span, self.read = span, 0
+
+        def __iter__(self) -> Chunks:
+            return self
+
+        def __next__(self) -> dict[str, int]:
+            self.read += 1
+            if self.read > 2:
+                self.span.end()
+                raise StopIteration
+            return {"n": self.read}
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def stream(span: Any) -> Chunks:
+        return Chunks(span)
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def complete() -> dict[str, Any]:
+        return {"usage": {"prompt_tokens": 10, "completion_tokens": 5}}
+
+    request = otel.tracer_provider.get_tracer("app").start_span("request")
+    with trace.use_span(request):
+        for _ in stream(request):
+            pass
+        assert trace.get_current_span() is request
+        complete()
+    assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 2
+    assert [span.parent.span_id for span in otel.spans("chat gpt-4o") if span.parent] == [request.context.span_id] * 2
+
+
+@pytest.mark.parametrize("returns", ["the_last_response", "its_text", "the_last_response_its_input_named"])
 def test_a_provider_call_making_several_requests_counts_each_requests_tokens_whatever_it_returns(returns: str) -> None:
     """A provider function that asks again (a re-ask after a bad answer, a tool loop), under the SDK's instrumentation,
     whose span of each request carries its tokens: returning the last response counted that one request's tokens (half
@@ -618,18 +687,22 @@ def test_a_provider_call_making_several_requests_counts_each_requests_tokens_wha
             genai_apps.instrumented("openai", otel.tracer_provider, otel.meter_provider):
         client = openai.OpenAI(base_url=fake.url + "/stable/v1", api_key="test", max_retries=0)
 
-        @agent_otel.provider("openai", model="gpt-4o")
+        named = returns == "the_last_response_its_input_named"  # an option names the tokens: they are the call's
+
+        @agent_otel.provider("openai", model="gpt-4o",
+                              input_tokens=agent_otel.path("result.usage.prompt_tokens") if named else None)
         def ask_twice() -> Any:
             client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
             response = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-            return response if returns == "the_last_response" else response.choices[0].message.content
+            return response if returns != "its_text" else response.choices[0].message.content
 
         with agent_otel.job(type="re-ask") as job:
             ask_twice()
             state = job.invocation.state  # type: ignore[union-attr]
         [ours] = [span for span in otel.spans() if span.instrumentation_scope.name == semconv.SCOPE_NAME
                   and span.name == "chat gpt-4o"]
-        tokens = (2 * USAGE["prompt_tokens"], 2 * USAGE["completion_tokens"])
+        tokens = (USAGE["prompt_tokens"], USAGE["completion_tokens"]) if named else (
+            2 * USAGE["prompt_tokens"], 2 * USAGE["completion_tokens"])
         assert (ours.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS],
                 ours.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == tokens
         assert (point(otel, semconv.CLIENT_USAGE_INPUT_TOKENS.name).value,

@@ -177,6 +177,35 @@ def test_a_forked_worker_whose_sleeping_main_thread_misses_its_sigterm_still_die
     assert (result.returncode, result.stdout, result.stderr) == (0, "-15\n", "")
 
 
+#: What a forked worker's SIGTERM and SIGHUP do, by the module of their handler.
+HANDLERS_IN_A_WORKER = """
+import multiprocessing, signal
+
+def handlers(_):
+    return ["default" if signal.getsignal(signum) is signal.SIG_DFL else signal.getsignal(signum).__module__
+            for signum in (signal.SIGTERM, signal.SIGHUP)]
+
+if __name__ == "__main__":
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        print(*pool.map(handlers, [0])[0])
+"""
+
+
+def test_a_worker_with_nothing_to_flush_dies_of_sigterm_and_keeps_the_launchers_sighup(tmp_path: Path) -> None:
+    """Under ``agent-otel run`` serving /metrics from the program's process alone, a worker exports nothing of its
+    own: SIGTERM (``Pool.terminate()``) kills it as without agent-otel (see the test above). SIGHUP keeps the
+    launcher's handler, which flushes a worker whose initializer set its own export up later: a closed terminal
+    sends it to the whole process group."""
+    (tmp_path / "handlers.py").write_text(HANDLERS_IN_A_WORKER)
+    (tmp_path / "agent-otel.toml").write_text("")
+    environment = {**CLEAN_ENV, "OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "prometheus",
+                   "OTEL_EXPORTER_PROMETHEUS_PORT": "0"}
+    result = subprocess.run([str(Path(sys.executable).with_name("agent-otel")), "run", "--", sys.executable,
+                             "handlers.py"], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0, "default agent_otel._zerocode.launcher\n", "")
+
+
 #: Workers that set agent-otel up in their pool's initializer, the parent never does: the usual recipe for
 #: OpenTelemetry in a process pool. Six tool calls, all in workers, two of them in a Pool left by its ``with``
 #: block (terminate(): SIGTERM to its workers).

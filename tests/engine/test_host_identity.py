@@ -170,7 +170,7 @@ def test_methods_pickle_and_copy_as_plain_bound_methods() -> None:
     assert pickle.loads(pickle.dumps(Greeter.kind))() == "Greeter"
 
 
-#: A class of ``__main__`` with a decorated class method, pickled by value as joblib's loky, Ray and Dask pickle it.
+#: A class of ``__main__`` with a decorated class and static method, pickled by value (joblib's loky, Ray, Dask).
 CLOUDPICKLED_CLASS = """
 import sys
 import cloudpickle
@@ -186,6 +186,11 @@ class Service:
     def run(self, x):
         return x + 1
 
+    @agent_otel.tool("double")
+    @staticmethod
+    def double(x):
+        return 2 * x
+
 sys.stdout.buffer.write(cloudpickle.dumps((Service(), Service, Service.lookup)))
 """
 #: What loads it: a process that records.
@@ -194,12 +199,12 @@ import pickle, sys
 from agent_otel.testing import capture_telemetry
 with capture_telemetry() as otel:
     service, cls, lookup = pickle.loads(sys.stdin.buffer.read())
-    print(cls.lookup("a"), lookup("b"), service.run(1), type(service).lookup("c"))
+    print(cls.lookup("a"), lookup("b"), service.run(1), type(service).lookup("c"), cls.double(3))
     print(sorted(span.name for span in otel.spans()))
 """
 
 
-def test_a_main_class_with_a_decorated_class_method_pickles_by_value_as_plain_and_is_traced_where_it_loads() -> None:
+def test_a_main_class_with_decorated_class_and_static_methods_pickles_by_value_and_is_traced_where_it_loads() -> None:
     """cloudpickle pickles a class of ``__main__`` by value, its dict with it: the wrapper of a class method object
     pickled by name, which reads as a bound method, and pickle refused it ("not the same object"), the class, its
     instances and methods with it (joblib's ``Parallel`` could not send the task). It goes as itself, made again
@@ -210,7 +215,24 @@ def test_a_main_class_with_a_decorated_class_method_pickles_by_value_as_plain_an
                             timeout=60)
     assert (loaded.returncode, loaded.stderr) == (0, b"")
     assert loaded.stdout.decode().splitlines() == [
-        "A B 2 C", "['execute_tool lookup', 'execute_tool lookup', 'execute_tool lookup', 'execute_tool run']"]
+        "A B 2 C 6", "['execute_tool double', 'execute_tool lookup', 'execute_tool lookup', 'execute_tool lookup', "
+        "'execute_tool run']"]
+
+    class Held:
+        @agent_otel.tool("lookup")
+        @classmethod
+        def lookup(cls, key: str) -> str:
+            return key
+
+        @agent_otel.tool("double")
+        @staticmethod
+        def double(x: int) -> int:
+            return 2 * x
+
+    for name, kind in (("lookup", "classmethod"), ("double", "staticmethod")):  # pickle refuses them, as plain
+        assert type(vars(Held)[name]).__name__ != kind  # (our proxy of it)
+        with pytest.raises(TypeError, match=f"cannot pickle '{kind}' object"):
+            pickle.dumps(vars(Held)[name])
 
 
 def test_what_cannot_be_pickled_plain_fails_the_same_way() -> None:

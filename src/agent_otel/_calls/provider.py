@@ -10,7 +10,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import NonRecordingSpan, SpanKind, Status, StatusCode
 
 from agent_otel import semconv
 from agent_otel._calls.call_counts import CALLS_KEY, INFERENCE, CallCounts, run_under
@@ -87,10 +87,10 @@ class ProviderInvocation(Invocation):
     call is a request of its own; when the call returns what that one answered (a router, a fallback), its
     tokens and cost are that call's, counted there (``answers_below``)."""
 
-    __slots__ = ("answers_below", "cache_beside_input", "cache_read", "cache_write", "call", "enclosing", "handler",
-                 "input_tokens", "model", "open_inside", "operation", "outer", "output_tokens", "priced_model",
-                 "prompt_text", "provider", "reasoning", "response_model", "retries", "usage_after", "usage_below",
-                 "usage_inside")
+    __slots__ = ("answers_below", "cache_beside_input", "cache_read", "cache_write", "call", "enclosing",
+                 "finish_reasons", "handler", "input_tokens", "model", "open_inside", "operation", "outer",
+                 "output_tokens", "priced_model", "prompt_text", "provider", "reads_response", "reasoning",
+                 "response_id", "response_model", "retries", "usage_after", "usage_below", "usage_inside")
 
     def __init__(self, span: Any, ctx: Any, handler: ProviderHandler, call: Call | None, provider: str, model: str,
                  operation: str, priced_model: str) -> None:
@@ -109,6 +109,10 @@ class ProviderInvocation(Invocation):
         self.cache_beside_input = False  # Anthropic's usage: cache tokens not counted in input_tokens
         self.reasoning: int | None = None
         self.response_model: str | None = None
+        #: the response's id and why it stopped, by choice: read only for a span that records (see _read_response)
+        self.reads_response = type(span) is not NonRecordingSpan
+        self.response_id: str | None = None
+        self.finish_reasons: dict[object, str] | None = None
         self.outer: ProviderInvocation | None = None
         self.usage_below = False
         #: the call of another provider this one runs in (a router's, a fallback's first provider's)
@@ -290,6 +294,39 @@ class ProviderInvocation(Invocation):
             model = field_of(_own_path(source, "response_metadata"), "model_name", "model")
         if isinstance(model, str):
             self.response_model = model
+        if self.reads_response:
+            self._read_response(source)
+
+    def _read_response(self, source: Any) -> None:
+        """The response's id and why it stopped (``gen_ai.response.id``, ``gen_ai.response.finish_reasons``): the id
+        of the response, a chunk, Anthropic's ``message_start`` message, the Responses API's response (Gemini's
+        ``response_id``); each choice's ``finish_reason`` (OpenAI's; Gemini's candidates'), Anthropic's ``stop_reason``
+        (on its message, or its ``message_delta`` event's delta), a LangChain message's in its metadata. Fields the
+        object holds itself only (see :func:`_own_path`): a chunk's absent field raised in a pydantic model's
+        ``__getattr__``, µs per chunk."""
+        response_id = _own_path(source, "id")
+        if response_id is None:
+            response_id = _first_own(source, ("message", "id"), ("response", "id"), ("response_id",))
+        if isinstance(response_id, str):
+            self.response_id = response_id
+        choices = _own_path(source, "choices")
+        if choices is None:
+            choices = _own_path(source, "candidates")
+        if isinstance(choices, list):
+            for position, choice in enumerate(choices):
+                index = _own_path(choice, "index")
+                self._finished(index if isinstance(index, int) else position, _own_path(choice, "finish_reason"))
+            return
+        self._finished(0, _first_own(source, ("stop_reason",), ("delta", "stop_reason"), ("message", "stop_reason"),
+                                     ("response_metadata", "finish_reason"), ("response_metadata", "stop_reason")))
+
+    def _finished(self, choice: object, reason: object) -> None:
+        """One choice's finish reason: a string (an enum of strings, as Gemini's, by its value), the last one read."""
+        reason = getattr(reason, "value", reason)
+        if isinstance(reason, str) and reason:
+            if self.finish_reasons is None:
+                self.finish_reasons = {}
+            self.finish_reasons[choice] = reason
 
     def _read_details(self, usage: Any, tokens_in: int | None, tokens_out: int | None) -> tuple[int | None, int | None]:
         """Cache and reasoning tokens of one usage report; returns the input and output tokens as the
@@ -355,7 +392,7 @@ class ProviderInvocation(Invocation):
                 self.usage_below = True  # a router's or fallback's answer: the nested call counted its tokens
             else:
                 self._read_usage(value)
-                if len(self.usage_inside) > 1 and self._one_request_inside():
+                if len(self.usage_inside) > 1 and not handler.token_options and self._one_request_inside():
                     self.input_tokens = self.output_tokens = None  # all of theirs (see _one_request_inside)
                     self.cache_read = self.cache_write = self.reasoning = None
         for key in handler.token_options:
@@ -440,6 +477,10 @@ class ProviderInvocation(Invocation):
                 ended[semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = self.cache_write
             if self.reasoning is not None:
                 ended[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = self.reasoning
+            if self.response_id is not None:
+                ended[semconv.GEN_AI_RESPONSE_ID] = self.response_id
+            if self.finish_reasons:
+                ended[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = list(self.finish_reasons.values())
             if cost is not None:
                 ended.update(cost_attributes(cost))
             first_chunk_s = self.time_to_first_chunk_s
@@ -499,6 +540,15 @@ _LANGCHAIN_CHUNK = "AIMessageChunk"
 
 def _added(kept: int | None, more: int | None) -> int | None:
     return more if kept is None else kept if more is None else kept + more
+
+
+def _first_own(source: Any, *paths: tuple[str, ...]) -> Any:
+    """The value at the first of ``paths`` that ``source`` holds (see :func:`_own_path`), else None."""
+    for path in paths:
+        value = _own_path(source, *path)
+        if value is not None:
+            return value
+    return None
 
 
 def _first_of(*sources: Any, name: str) -> Any:

@@ -35,7 +35,7 @@ from agent_otel._context.propagation import (
     child_environment,
     process_carrier,
 )
-from agent_otel._engine.exit_signals import ENDING_SIGNALS, caught_outside_python, held_over_exit_flush
+from agent_otel._engine.exit_signals import caught_outside_python, held_over_exit_flush
 from agent_otel._engine.fork_signals import hold_over_fork
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import start_thread
@@ -195,13 +195,14 @@ def _on_terminate(signum: int, frame: object) -> None:
 
 def _die_of_terminate_as_plain() -> None:
     """A worker that exports nothing of its own (``agent-otel run`` serving /metrics from the program's process alone,
-    its default) has nothing to flush: the launcher's SIGTERM and SIGHUP handler it inherited goes, and it dies of
-    them as without agent-otel. Kept without the watcher (see :func:`_watch_for_terminate`), a SIGTERM that found its
-    main thread going to sleep on its task queue never ran, and the worker and ``with Pool(...)`` hung for ever."""
+    its default) has nothing to flush on the SIGTERM of ``Pool.terminate()``: the launcher's handler it inherited
+    goes, and it dies of it as without agent-otel. Kept without the watcher (see :func:`_watch_for_terminate`), a
+    SIGTERM that found its main thread going to sleep on its task queue never ran, and the worker and
+    ``with Pool(...)`` hung for ever. SIGHUP keeps it: a worker whose initializer sets its own export up later
+    (:func:`flush_this_worker_on_exit` puts a SIGTERM handler back, not a SIGHUP one) flushes on a closed terminal."""
     try:
-        for signum in ENDING_SIGNALS:  # the ones agent-otel run flushes on
-            if getattr(signal.getsignal(signum), "flushes_agent_otel", False):
-                signal.signal(signum, signal.SIG_DFL)
+        if getattr(signal.getsignal(signal.SIGTERM), "flushes_agent_otel", False):
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
     except Exception as exc:  # not the main thread: never into the worker's start
         report_error("autoinstrument.process_exit", exc)
 

@@ -1225,15 +1225,23 @@ def _open_span_where(token: Token[Context]) -> Span | None:
     return span if getattr(span, "end_time", 0) is None else None  # (an SDK span's: None until it ends)
 
 
-def _step_done(token: Token[Context], where: Span | None) -> None:
+def _step_done(token: Token[Context], where: Span | None, call_context: Context) -> None:
     """Back from a step taken in the call's context (an item read, a close, a block's exit) to the context the step
-    was taken in, unless the step ended the span current there: another instrumentation's, which ends its span and
-    detaches its own context in the step that reads the last event (Anthropic's), going back to what was current
-    when it started, the call's. Going back to its context left its ended span current for the rest of the program:
-    every later span its child, and its next call's span never made. The call's context, left current, is left
-    when its block is (:func:`_leave_stream_block`)."""
-    if where is None or getattr(where, "end_time", None) is None:
+    was taken in, unless the step ended the span current there and that span was started inside the call (a child of
+    its span): another instrumentation's span of the same request, which it ends, detaching its own context, in the
+    step that reads the last event (Anthropic's), going back to what was current when it started, the call's. Going
+    back to its context left its ended span current for the rest of the program: every later span its child, and its
+    next call's span never made. The call's context, left current, is left when its block is
+    (:func:`_leave_stream_block`). A span of the program's that ended meanwhile (its own iterator's doing, another
+    task's) is the program's business: its context comes back, as without agent-otel."""
+    if where is None or getattr(where, "end_time", None) is None or not _started_inside(where, call_context):
         _detach(token)
+
+
+def _started_inside(span: Span, call_context: Context) -> bool:
+    parent = getattr(span, "parent", None)  # (an SDK span's: the context of the span it started under)
+    ours = trace.get_current_span(call_context).get_span_context()
+    return parent is not None and ours.is_valid and parent.span_id == ours.span_id and parent.trace_id == ours.trace_id
 
 
 def _entered(proxy: Any, token: Token[Context]) -> None:
@@ -1346,7 +1354,7 @@ class _TracedStream(_CopiedAsItsStream, wrapt.ObjectProxy[Any]):
             return manager.__exit__(exc_type, exc, tb)
         finally:
             if token is not None:
-                _step_done(token, where)
+                _step_done(token, where, self._self_inv.context)
             _leave_stream_block(self, exc)
 
     async def __aenter__(self) -> object:
@@ -1373,7 +1381,7 @@ class _TracedStream(_CopiedAsItsStream, wrapt.ObjectProxy[Any]):
             return await manager.__aexit__(exc_type, exc, tb)
         finally:
             if token is not None:
-                _step_done(token, where)
+                _step_done(token, where, self._self_inv.context)
             _leave_stream_block(self, exc)
 
     def __del__(self) -> None:
@@ -1408,14 +1416,14 @@ class _Iterating:
         try:
             item = next(self.__wrapped__)
         except StopIteration:
-            _step_done(token, where)
+            _step_done(token, where, inv.context)
             inv.end(End.RETURNED, None)
             raise
         except BaseException as exc:
-            _step_done(token, where)
+            _step_done(token, where, inv.context)
             inv.end(End.RAISED, error=exc)
             raise
-        _step_done(token, where)
+        _step_done(token, where, inv.context)
         inv.chunk(item)
         return item
 
@@ -1433,14 +1441,14 @@ class _AsyncIterating:
         try:
             item = await self.__wrapped__.__anext__()
         except StopAsyncIteration:
-            _step_done(token, where)
+            _step_done(token, where, inv.context)
             inv.end(End.RETURNED, None)
             raise
         except BaseException as exc:
-            _step_done(token, where)
+            _step_done(token, where, inv.context)
             inv.end(End.RAISED, error=exc)
             raise
-        _step_done(token, where)
+        _step_done(token, where, inv.context)
         inv.chunk(item)
         return item
 
@@ -1457,7 +1465,7 @@ class _Closing:
         try:
             closing = self.__wrapped__.close()
         finally:
-            _step_done(token, where)
+            _step_done(token, where, inv.context)
             inv.end(End.RETURNED if read_through else End.CLOSED)
         if type(closing) is types.CoroutineType:  # an async stream's: awaited in the call's context too
             return _awaited_in(inv.context, closing)
@@ -1502,9 +1510,9 @@ async def _await_in(context: Context, closing: Awaitable[T], started: list[bool]
         result = await closing
     except BaseException as exc:
         if type(exc) is not GeneratorExit or otel_context.get_current() is context:  # (see _traced_coroutine)
-            _step_done(token, where)
+            _step_done(token, where, context)
         raise
-    _step_done(token, where)
+    _step_done(token, where, context)
     return result
 
 
@@ -1536,7 +1544,7 @@ class _AsyncClosing:
         try:
             return await self.__wrapped__.aclose()
         finally:
-            _step_done(token, where)
+            _step_done(token, where, self._self_inv.context)
             self._self_inv.end(End.CLOSED)
 
 
@@ -1891,15 +1899,16 @@ def _by_reference(proxy: Any, protocol: SupportsIndex) -> str | tuple[Any, ...]:
     module, qualname = getattr(target, "__module__", None), getattr(target, "__qualname__", None)
     if not isinstance(module, str) or not isinstance(qualname, str):
         return cast(tuple[Any, ...], target.__reduce_ex__(protocol))  # not a named callable: as itself
+    if isinstance(target, staticmethod | classmethod):
+        # in the dict of a class pickled by value (cloudpickle's, of a class of ``__main__``: joblib's loky, Ray,
+        # Dask), where the name reads as a bound method or the function: the object goes as itself, for the pickler
+        # to take as it takes the plain one (pickle refuses a static or class method object, as without agent-otel),
+        # instrumented again where it loads; by name, a class of ``__main__`` is not found there
+        return _made_again, (type(proxy), target, proxy._self_wrapper, getattr(proxy, "_self_handler", None))
     found = _lookup(module, qualname)
     if found is not proxy and found is not None and _original(found) is _original(target):
         # the name holds the plain function (``tool("t")(f)`` kept elsewhere) or another binding of it
         return pkgutil.resolve_name, (f"{module}:{qualname}",)
-    if found is not proxy and isinstance(target, staticmethod | classmethod):
-        # in the dict of a class pickled by value (cloudpickle's, of a class of ``__main__``: joblib's loky, Ray,
-        # Dask), the name reads as a bound method: the object goes as itself, for the pickler to take as it takes the
-        # plain one (pickle refuses a class method object, as without agent-otel), instrumented again where it loads
-        return _made_again, (type(proxy), target, proxy._self_wrapper, getattr(proxy, "_self_handler", None))
     return qualname  # pickle checks the name resolves to ``proxy`` and fails as for a plain function if not
 
 
