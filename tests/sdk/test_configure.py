@@ -710,18 +710,24 @@ def test_the_meter_provider_built_beside_a_hosts_tracer_provider_describes_the_h
     assert (forked_service, forked_instance != resource["service.instance.id"]) == ("checkout-agent", True)
 
 
-def test_a_hosts_tracer_provider_without_a_service_name_leaves_configures_own() -> None:
+@pytest.mark.parametrize("named", [True, False])
+def test_a_hosts_tracer_provider_without_a_service_name_leaves_configures_own(named: bool) -> None:
     """The SDK names a resource made without one ``unknown_service:python``: that placeholder took the place of the
-    service_name given to configure() on the metrics."""
-    child = run_child("""
+    service_name given to configure() on the metrics. Given none, the metrics keep the host's placeholder, as its
+    spans do: they said ``agent-otel-app``, another service than the spans of the same process."""
+    child = run_child(f"""
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
         import agent_otel
         trace.set_tracer_provider(TracerProvider())
-        telemetry = agent_otel.configure(service_name="my-agent", metrics_exporter="none", system_metrics=False)
-        print(telemetry.meter_provider._sdk_config.resource.attributes["service.name"])
+        telemetry = agent_otel.configure({'service_name="my-agent", ' if named else ''}metrics_exporter="none",
+                                         system_metrics=False)
+        print(telemetry.meter_provider._sdk_config.resource.attributes["service.name"],
+              trace.get_tracer_provider().resource.attributes["service.name"])
     """)
-    assert (child.returncode, child.stdout) == (0, "my-agent\n"), child.stderr
+    assert (child.returncode, child.stdout) == (
+        0, "my-agent unknown_service:python\n" if named else "unknown_service:python unknown_service:python\n"), (
+        child.stderr)
 
 
 def test_a_program_that_joins_every_thread_it_finds_is_not_held_by_agent_otels() -> None:

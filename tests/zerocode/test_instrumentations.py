@@ -691,3 +691,27 @@ def test_the_instrumentor_called_by_the_program_turns_threads_and_system_metrics
     result = subprocess.run([sys.executable, "app.py"], cwd=tmp_path, env=environment(tmp_path), capture_output=True,
                             text=True, timeout=120)
     assert (result.returncode, result.stdout) == (0, "True True [True]\n"), result.stderr
+
+
+#: A program's warnings, with no logging configured: Python prints them on stderr (``logging.lastResort``, and
+#: ``logging.warning()``'s own ``basicConfig()``).
+WARNS = 'import logging\nlogging.warning("disk almost full")\nlogging.getLogger("x").error("boom")\n'
+
+
+@pytest.mark.parametrize("handler", ["default", "asked for"])
+def test_the_logging_instrumentation_leaves_the_programs_warnings_on_stderr_with_no_logs_pipeline(
+        tmp_path: Path, handler: str) -> None:
+    """``agent-otel run`` turns on every installed instrumentation; the logging one put a handler on the root logger
+    that sends records to the global LoggerProvider, of which there is none (agent-otel sets up no logs pipeline): the
+    records went nowhere, and, the root logger having a handler, Python printed them nowhere either. It is turned on
+    without its handler then, unless its own variable asks for it."""
+    (tmp_path / "warns.py").write_text(WARNS)
+    extra = {"OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION": "true"} if handler == "asked for" else {}
+    plain = subprocess.run([sys.executable, "warns.py"], cwd=tmp_path, env=environment(tmp_path, **extra),
+                           capture_output=True, text=True, timeout=60)
+    assert plain.stderr == "WARNING:root:disk almost full\nERROR:x:boom\n"
+    launched = subprocess.run([str(BIN / "agent-otel"), "run", "--", sys.executable, "warns.py"], cwd=tmp_path,
+                              env=environment(tmp_path, **extra), capture_output=True, text=True, timeout=120)
+    assert launched.returncode == 0, launched.stderr
+    lines = [line for line in launched.stderr.splitlines() if not line.startswith("agent-otel: ")]
+    assert lines == (plain.stderr.splitlines() if handler == "default" else [])  # its handler, as asked: its records

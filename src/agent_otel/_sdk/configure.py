@@ -473,10 +473,14 @@ def configure(
                 readers = [reader for reader in (_metric_reader(name, settings, telemetry)
                                                  for name in settings.metrics_exporters) if reader is not None]
                 # beside the host's TracerProvider, its resource: one service, whose exemplars link to its own traces
-                # (ours named another, agent-otel-app by default); a ``resource`` given here adds to it, as to ours, and
-                # a forked child's instance id is its own (see _resource)
-                mp_resource = our_resource if host_tp is None else _resource(
-                    settings.service_name, _named_service(host_tp.resource).merge(resource or Resource({})))
+                # (ours named another, agent-otel-app by default), its SDK placeholder name included unless the service
+                # was named here; a ``resource`` given here adds to it, as to ours, and a forked child's instance id is
+                # its own (see _resource)
+                if host_tp is None:
+                    mp_resource = our_resource
+                else:
+                    host_resource = _named_service(host_tp.resource) if settings.service_named else host_tp.resource
+                    mp_resource = _resource(settings.service_name, host_resource.merge(resource or Resource({})))
                 mp = AgentOtelMeterProvider(resource=mp_resource, metric_readers=readers, views=metric_views(),
                                             shutdown_on_exit=False)
                 telemetry.metric_readers = readers
@@ -606,7 +610,8 @@ def _resource(service_name: str, host: Resource | None) -> Resource:
 
 def _named_service(resource: Resource) -> Resource:
     """A host provider's resource without the SDK's placeholder name (``unknown_service:python``, a resource made
-    with no name): the name configure() has (its argument, ``OTEL_SERVICE_NAME``, the default) goes in its place."""
+    with no name): the name configure() was given (its argument, ``OTEL_SERVICE_NAME``) goes in its place. Not
+    agent-otel's default: the host's spans keep the placeholder, and the metrics named another service."""
     name = resource.attributes.get(ResourceAttributes.SERVICE_NAME)
     if not (isinstance(name, str) and name.startswith("unknown_service")):
         return resource
@@ -979,7 +984,10 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
         return lambda: provider.force_flush(int(remaining_millis(until)))  # (a host's: flushed, not shut down)
 
     def meter_provider_shutdown(provider: MeterProvider) -> Callable[[], None]:
-        return lambda: provider.shutdown(timeout_millis=remaining_millis())
+        # not again when the program shut it down itself (``metrics.get_meter_provider().shutdown()`` at its end, as
+        # OpenTelemetry's examples do): the SDK's "shutdown can only be called once" on the program's stderr
+        return lambda: None if getattr(provider, "released", False) else provider.shutdown(
+            timeout_millis=remaining_millis())
 
     def reader_retirement(provider: MeterProvider, reader: MetricReader) -> Callable[[], None]:
         return lambda: retire_reader(provider, reader, remaining_millis())

@@ -62,6 +62,8 @@ class Settings:
     prometheus_host: str
     prometheus_port: int
     metric_export_interval_ms: int = 10_000
+    #: The service was named (configure()'s argument, ``OTEL_SERVICE_NAME``), not given agent-otel's default.
+    service_named: bool = False
     #: Signal -> (URL given to its OTLP exporter, protocol): a signal's own variables win over the generic
     #: ones, and its endpoint is used as it is (the spec's rule: no ``/v1/<signal>`` appended).
     otlp_signals: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -264,6 +266,7 @@ def resolve_settings(
     _check_sdk_choices(env, exports_traces=bool(traces))  # each traces exporter, console too, gets a batch processor
     return Settings(
         service_name=service_name or env.get(OTEL_SERVICE_NAME) or "agent-otel-app",
+        service_named=bool(service_name or env.get(OTEL_SERVICE_NAME)),
         traces_exporters=traces,
         metrics_exporters=metrics_,
         otlp_endpoint=endpoint,

@@ -176,7 +176,8 @@ def _load(item: Instrumentation, distro: DefaultDistro) -> bool:
         logger.debug("agent-otel: instrumentation %s is on already", item.name)
         return True
     try:
-        distro.load_instrumentor(item.entry_point, skip_dep_check=item.dependencies_checked)
+        distro.load_instrumentor(item.entry_point, skip_dep_check=item.dependencies_checked,
+                                 **_options_for(_module(item.entry_point)))
     except Exception as exc:
         conflict = _conflict_of(instrumentor) if isinstance(exc, ModuleNotFoundError) else None
         if conflict is not None:
@@ -185,6 +186,35 @@ def _load(item: Instrumentation, distro: DefaultDistro) -> bool:
             _failed(item, f"{type(exc).__name__}: {exc}", exc)
         return False
     return True
+
+
+#: The logging instrumentation's ``instrument()`` options that keep its handler off (see :func:`_options_for`).
+_LOGGING = "opentelemetry.instrumentation.logging"
+_LOGGING_HANDLER_OFF = {"enable_log_auto_instrumentation": False}
+#: Its variable that turns the handler on or off (on by default), which the program's environment may set.
+_LOGGING_HANDLER_SWITCH = "OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION"
+
+
+def _options_for(module: str) -> dict[str, Any]:
+    """Options for an instrumentation's ``instrument()``. The logging instrumentation, unless told by its own
+    variable, puts no handler on the root logger when no SDK ``LoggerProvider`` is installed (agent-otel sets up no
+    logs pipeline): its handler sent the program's records nowhere, and, on the root logger, it also stopped
+    ``logging.warning()``'s default output on stderr (``basicConfig()`` and Python's last resort do nothing once the
+    root logger has a handler): the program's warnings vanished. Its trace ids in records stay."""
+    if module != _LOGGING or os.environ.get(_LOGGING_HANDLER_SWITCH) is not None or _logs_pipeline_installed():
+        return {}
+    return dict(_LOGGING_HANDLER_OFF)
+
+
+def _logs_pipeline_installed() -> bool:
+    """Whether an SDK ``LoggerProvider`` is installed globally (``opentelemetry-instrument`` installs one when
+    ``OTEL_LOGS_EXPORTER`` names an exporter). Asked only when the logs SDK is imported already."""
+    if "opentelemetry.sdk._logs" not in sys.modules:
+        return False
+    from opentelemetry._logs import get_logger_provider
+    from opentelemetry.sdk._logs import LoggerProvider
+
+    return isinstance(get_logger_provider(), LoggerProvider)
 
 
 def _conflict_of(instrumentor: object) -> str | None:
