@@ -827,3 +827,24 @@ def test_arguments_and_result_are_freed_as_the_call_ends_as_without_agent_otel(o
     assert plain[0]
     assert traced == plain
     assert len(otel.spans()) == 1
+
+
+def test_a_dict_result_gives_its_response_id_and_finish_reasons_per_choice(otel: Any) -> None:
+    """A result as a dict (an HTTP client's parsed JSON): its id and each choice's finish reason, by index, on the span;
+    a dict with none of those fields gives none (and is passed over in one look)."""
+    @agent_otel.provider("openai", model="gpt-4o")
+    def answered() -> dict[str, Any]:
+        return {"id": "chatcmpl-9", "model": "gpt-4o", "usage": {"prompt_tokens": 3, "completion_tokens": 2},
+                "choices": [{"index": 1, "finish_reason": "length"}, {"index": 0, "finish_reason": "stop"}]}
+
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    def bare() -> dict[str, Any]:
+        return {"model": "gpt-4o-mini", "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
+
+    answered()
+    bare()
+    attributes = otel.span("chat gpt-4o").attributes
+    assert (attributes[semconv.GEN_AI_RESPONSE_ID], attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS]) == (
+        "chatcmpl-9", ("stop", "length"))  # in the choices' order
+    assert {semconv.GEN_AI_RESPONSE_ID, semconv.GEN_AI_RESPONSE_FINISH_REASONS}.isdisjoint(
+        otel.span("chat gpt-4o-mini").attributes)

@@ -112,7 +112,7 @@ class ProviderInvocation(Invocation):
         #: the response's id and why it stopped, by choice: read only for a span that records (see _read_response)
         self.reads_response = type(span) is not NonRecordingSpan
         self.response_id: str | None = None
-        self.finish_reasons: dict[object, str] | None = None
+        self.finish_reasons: dict[int, str] | None = None
         self.outer: ProviderInvocation | None = None
         self.usage_below = False
         #: the call of another provider this one runs in (a router's, a fallback's first provider's)
@@ -303,7 +303,9 @@ class ProviderInvocation(Invocation):
         ``response_id``); each choice's ``finish_reason`` (OpenAI's; Gemini's candidates'), Anthropic's ``stop_reason``
         (on its message, or its ``message_delta`` event's delta), a LangChain message's in its metadata. Fields the
         object holds itself only (see :func:`_own_path`): a chunk's absent field raised in a pydantic model's
-        ``__getattr__``, µs per chunk."""
+        ``__getattr__``, µs per chunk. A dict with none of the fields read is passed over in one look."""
+        if type(source) is dict and _RESPONSE_FIELDS.isdisjoint(source):
+            return
         response_id = _own_path(source, "id")
         if response_id is None:
             response_id = _first_own(source, ("message", "id"), ("response", "id"), ("response_id",))
@@ -320,7 +322,7 @@ class ProviderInvocation(Invocation):
         self._finished(0, _first_own(source, ("stop_reason",), ("delta", "stop_reason"), ("message", "stop_reason"),
                                      ("response_metadata", "finish_reason"), ("response_metadata", "stop_reason")))
 
-    def _finished(self, choice: object, reason: object) -> None:
+    def _finished(self, choice: int, reason: object) -> None:
         """One choice's finish reason: a string (an enum of strings, as Gemini's, by its value), the last one read."""
         reason = getattr(reason, "value", reason)
         if isinstance(reason, str) and reason:
@@ -480,7 +482,8 @@ class ProviderInvocation(Invocation):
             if self.response_id is not None:
                 ended[semconv.GEN_AI_RESPONSE_ID] = self.response_id
             if self.finish_reasons:
-                ended[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = list(self.finish_reasons.values())
+                ended[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = [  # one per generation, in the choices' order
+                    reason for _, reason in sorted(self.finish_reasons.items())]
             if cost is not None:
                 ended.update(cost_attributes(cost))
             first_chunk_s = self.time_to_first_chunk_s
@@ -533,6 +536,10 @@ def _own_path(source: Any, *names: str) -> Any:
         source = value
     return source
 
+
+#: The top-level fields :meth:`ProviderInvocation._read_response` reads a response's id and finish reasons from.
+_RESPONSE_FIELDS = frozenset({"id", "message", "response", "response_id", "choices", "candidates", "stop_reason",
+                              "delta", "response_metadata"})
 
 #: The class of LangChain's streamed message chunks, whose usage reports add up (see ProviderInvocation._add_usage).
 _LANGCHAIN_CHUNK = "AIMessageChunk"
