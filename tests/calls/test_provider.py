@@ -848,3 +848,23 @@ def test_a_dict_result_gives_its_response_id_and_finish_reasons_per_choice(otel:
         "chatcmpl-9", ("stop", "length"))  # in the choices' order
     assert {semconv.GEN_AI_RESPONSE_ID, semconv.GEN_AI_RESPONSE_FINISH_REASONS}.isdisjoint(
         otel.span("chat gpt-4o-mini").attributes)
+
+
+def test_a_finish_reason_the_program_cannot_read_costs_the_call_nothing_else(otel: Any) -> None:
+    """A finish reason that is a program's object whose ``value`` raises: read as none. It raised out of the record
+    (counted), and the call's tokens and duration went unrecorded. A LangChain message's id is its run's: the
+    provider's is in its metadata, which is read first."""
+    class Reason:
+        @property
+        def value(self) -> str:
+            raise RuntimeError("not readable")
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def answered() -> SimpleNamespace:
+        return SimpleNamespace(id="lc_run--1", response_metadata={"id": "chatcmpl-7", "finish_reason": Reason()},
+                               usage={"prompt_tokens": 10, "completion_tokens": 5})
+
+    answered()
+    attributes = otel.span("chat gpt-4o").attributes
+    assert (attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS], attributes[semconv.GEN_AI_RESPONSE_ID]) == (10, "chatcmpl-7")
+    assert semconv.GEN_AI_RESPONSE_FINISH_REASONS not in attributes

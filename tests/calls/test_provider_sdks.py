@@ -637,6 +637,25 @@ def test_a_raw_response_is_read_for_its_usage_and_model() -> None:
         assert attributes[semconv.GEN_AI_RESPONSE_MODEL] == RESPONSE_MODEL
 
 
+@pytest.mark.parametrize("run_async", [False, True], ids=["sync", "async"])
+def test_a_routers_call_returning_a_nested_calls_streaming_helper_leaves_the_programs_context(
+        otel: Any, llm: StreamingLLM, run_async: bool) -> None:
+    """A router's provider call returns a nested provider call's ``messages.stream()``: the instrumentation's span is a
+    grandchild of the router's call, and ended in the step the router's stream took; the router's step went back to
+    its context, that ended span current for the rest of the program (one instrumentation span made of three)."""
+    program = trace.get_current_span()
+    with genai_apps.instrumented("anthropic", otel.tracer_provider, otel.meter_provider):
+        for _ in range(3):
+            inner = helper("anthropic", llm.url, run_async=run_async)
+            route = agent_otel.provider("router", model="auto")(lambda inner=inner: inner())
+            text = asyncio.run(read_async(route(), "anthropic", "events")) if run_async else read_sync(
+                route(), "anthropic", "events")
+            assert text == "Hello"
+            assert trace.get_current_span() is program
+    theirs = [span for span in otel.spans() if span.instrumentation_scope.name != semconv.SCOPE_NAME]
+    assert len(theirs) == 3
+
+
 def test_a_stream_whose_step_ends_the_programs_span_gives_the_program_its_context_back(otel: Any) -> None:
     """The program's own iterator ends the program's request span as it runs out (another task's code can too): that
     span is the program's, and its context comes back after the step, as without agent-otel. The step that left the
@@ -674,7 +693,8 @@ def test_a_stream_whose_step_ends_the_programs_span_gives_the_program_its_contex
     assert [span.parent.span_id for span in otel.spans("chat gpt-4o") if span.parent] == [request.context.span_id] * 2
 
 
-@pytest.mark.parametrize("returns", ["the_last_response", "its_text", "the_last_response_its_input_named"])
+@pytest.mark.parametrize("returns", ["the_last_response", "its_text", "the_last_response_its_input_named",
+                                     "the_last_response_its_input_named_by_a_path_that_finds_none"])
 def test_a_provider_call_making_several_requests_counts_each_requests_tokens_whatever_it_returns(returns: str) -> None:
     """A provider function that asks again (a re-ask after a bad answer, a tool loop), under the SDK's instrumentation,
     whose span of each request carries its tokens: returning the last response counted that one request's tokens (half
@@ -688,9 +708,11 @@ def test_a_provider_call_making_several_requests_counts_each_requests_tokens_wha
         client = openai.OpenAI(base_url=fake.url + "/stable/v1", api_key="test", max_retries=0)
 
         named = returns == "the_last_response_its_input_named"  # an option names the tokens: they are the call's
+        missed = returns.endswith("finds_none")  # one that finds nothing names none: the requests' tokens, summed
+        field = "input_tokens" if missed else "prompt_tokens"  # (an OpenAI result has no usage.input_tokens)
 
         @agent_otel.provider("openai", model="gpt-4o",
-                              input_tokens=agent_otel.path("result.usage.prompt_tokens") if named else None)
+                              input_tokens=agent_otel.path(f"result.usage.{field}") if named or missed else None)
         def ask_twice() -> Any:
             client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
             response = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)

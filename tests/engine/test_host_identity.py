@@ -191,6 +191,7 @@ class Service:
     def double(x):
         return 2 * x
 
+Service.double(1), Service.lookup("x"), Service().run(1)  # used before it is sent, as a pool's parent does
 sys.stdout.buffer.write(cloudpickle.dumps((Service(), Service, Service.lookup)))
 """
 #: What loads it: a process that records.

@@ -715,3 +715,36 @@ def test_the_logging_instrumentation_leaves_the_programs_warnings_on_stderr_with
     assert launched.returncode == 0, launched.stderr
     lines = [line for line in launched.stderr.splitlines() if not line.startswith("agent-otel: ")]
     assert lines == (plain.stderr.splitlines() if handler == "default" else [])  # its handler, as asked: its records
+
+
+#: A program that sets its own logs pipeline up, then the logging instrumentation, as its documentation shows.
+OWN_LOGS_PIPELINE = """
+import logging
+from opentelemetry._logs import set_logger_provider
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.instrumentation.logging import LoggingInstrumentor
+
+exporter = InMemoryLogRecordExporter()
+provider = LoggerProvider()
+provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+set_logger_provider(provider)
+LoggingInstrumentor().instrument()
+logging.getLogger("app").warning("exported")
+print(len(exporter.get_finished_logs()))
+"""
+
+
+def test_a_program_that_turns_the_logging_instrumentation_on_with_its_own_pipeline_gets_it_as_without_agent_otel(
+        tmp_path: Path) -> None:
+    """With no logs pipeline at start, ``agent-otel run`` leaves the logging instrumentation off: turned on there (its
+    handler off), the program's own ``instrument()`` after its ``LoggerProvider`` did nothing, with the
+    instrumentation's "already instrumented" warning, and its records were never exported."""
+    (tmp_path / "own.py").write_text(OWN_LOGS_PIPELINE)
+    plain = subprocess.run([sys.executable, "own.py"], cwd=tmp_path, env=environment(tmp_path), capture_output=True,
+                           text=True, timeout=60)
+    launched = subprocess.run([str(BIN / "agent-otel"), "run", "--", sys.executable, "own.py"], cwd=tmp_path,
+                              env=environment(tmp_path), capture_output=True, text=True, timeout=120)
+    assert (plain.returncode, plain.stdout, plain.stderr) == (0, "1\n", "")
+    assert (launched.returncode, launched.stdout) == (0, "1\n")
+    assert [line for line in launched.stderr.splitlines() if not line.startswith("agent-otel: ")] == []

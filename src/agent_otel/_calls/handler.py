@@ -517,6 +517,13 @@ class KindHandler(Handler):
                 cache[agent] = attributes
         return attributes
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled by value with the function it wraps (cloudpickle's, of a function or class of ``__main__``):
+        without the cache of :meth:`static`, which holds the policy (and its lock) it was computed for."""
+        state = dict(vars(self))
+        state["_static"] = None
+        return state
+
     def static(self, keys: tuple[str, ...], compute: Callable[[C], R], call: C) -> R:
         """``compute(call)`` once per policy when the options in ``keys`` are all literals (their bounded
         values, span name and attributes then never change), else on every call."""

@@ -306,10 +306,10 @@ class ProviderInvocation(Invocation):
         ``__getattr__``, µs per chunk. A dict with none of the fields read is passed over in one look."""
         if type(source) is dict and _RESPONSE_FIELDS.isdisjoint(source):
             return
-        response_id = _own_path(source, "id")
+        response_id = _first_own(source, ("response_metadata", "id"))  # a LangChain message's own is its run's
         if response_id is None:
-            response_id = _first_own(source, ("message", "id"), ("response", "id"), ("response_id",))
-        if isinstance(response_id, str):
+            response_id = _first_own(source, ("id",), ("message", "id"), ("response", "id"), ("response_id",))
+        if isinstance(response_id, str) and response_id:  # (an empty one, a late usage chunk's, keeps the id read)
             self.response_id = response_id
         choices = _own_path(source, "choices")
         if choices is None:
@@ -324,7 +324,11 @@ class ProviderInvocation(Invocation):
 
     def _finished(self, choice: int, reason: object) -> None:
         """One choice's finish reason: a string (an enum of strings, as Gemini's, by its value), the last one read."""
-        reason = getattr(reason, "value", reason)
+        if not isinstance(reason, str):
+            try:  # an enum's value (the program's object: reading it may raise anything)
+                reason = getattr(reason, "value", None)
+            except Exception:
+                return
         if isinstance(reason, str) and reason:
             if self.finish_reasons is None:
                 self.finish_reasons = {}
@@ -389,18 +393,21 @@ class ProviderInvocation(Invocation):
         handler, call = self.handler, self.call
         if call is not None:
             call.result, call.error = value, error
+        one_of_several = False
         if value is not None:  # on an error too: what a manual block reported before it raised
             if self.answers_below and _answered_below(value, self.answers_below):
                 self.usage_below = True  # a router's or fallback's answer: the nested call counted its tokens
             else:
                 self._read_usage(value)
-                if len(self.usage_inside) > 1 and not handler.token_options and self._one_request_inside():
-                    self.input_tokens = self.output_tokens = None  # all of theirs (see _one_request_inside)
-                    self.cache_read = self.cache_write = self.reasoning = None
+                one_of_several = len(self.usage_inside) > 1 and self._one_request_inside()
+        named = False  # a token option gave a count: the call's tokens are what the options and the result say
         for key in handler.token_options:
             explicit = coerce_count(handler.option(key, call), f"provider.{key}")
             if explicit is not None:
                 setattr(self, key, explicit)
+                named = True
+        if one_of_several and not named:  # all of theirs (see _one_request_inside)
+            self.input_tokens = self.output_tokens = self.cache_read = self.cache_write = self.reasoning = None
         inside_cost = None
         if self.usage_inside and self.input_tokens is None and self.output_tokens is None:
             inside_cost = self._adopt_usage_inside()

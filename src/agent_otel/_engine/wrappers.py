@@ -1239,9 +1239,19 @@ def _step_done(token: Token[Context], where: Span | None, call_context: Context)
 
 
 def _started_inside(span: Span, call_context: Context) -> bool:
+    """Whether ``span`` was started inside the call whose context is ``call_context``: a child of its span, or a span of
+    its trace started after it (a grandchild: the instrumentation's span inside a nested call of ours, the stream a
+    router's call returns). A span of the program's that was current where the call started (its request's) started
+    before it."""
     parent = getattr(span, "parent", None)  # (an SDK span's: the context of the span it started under)
-    ours = trace.get_current_span(call_context).get_span_context()
-    return parent is not None and ours.is_valid and parent.span_id == ours.span_id and parent.trace_id == ours.trace_id
+    ours = trace.get_current_span(call_context)
+    context = ours.get_span_context()
+    if parent is None or not context.is_valid or parent.trace_id != context.trace_id:
+        return False
+    if parent.span_id == context.span_id:
+        return True
+    started, call_started = getattr(span, "start_time", None), getattr(ours, "start_time", None)
+    return started is not None and call_started is not None and started >= call_started
 
 
 def _entered(proxy: Any, token: Token[Context]) -> None:

@@ -175,9 +175,12 @@ def _load(item: Instrumentation, distro: DefaultDistro) -> bool:
     if getattr(instrumentor, "is_instrumented_by_opentelemetry", False):
         logger.debug("agent-otel: instrumentation %s is on already", item.name)
         return True
+    options = _options_for(_module(item.entry_point))
+    if options is None:
+        logger.debug("agent-otel: instrumentation %s left to the program: no logs pipeline", item.name)
+        return False
     try:
-        distro.load_instrumentor(item.entry_point, skip_dep_check=item.dependencies_checked,
-                                 **_options_for(_module(item.entry_point)))
+        distro.load_instrumentor(item.entry_point, skip_dep_check=item.dependencies_checked, **options)
     except Exception as exc:
         conflict = _conflict_of(instrumentor) if isinstance(exc, ModuleNotFoundError) else None
         if conflict is not None:
@@ -188,22 +191,26 @@ def _load(item: Instrumentation, distro: DefaultDistro) -> bool:
     return True
 
 
-#: The logging instrumentation's ``instrument()`` options that keep its handler off (see :func:`_options_for`).
+#: The logging instrumentation's module, its ``instrument()`` option that keeps its handler off, and its variables: the
+#: one that turns the handler on or off (on by default) and the one that asks for trace ids in the records.
 _LOGGING = "opentelemetry.instrumentation.logging"
 _LOGGING_HANDLER_OFF = {"enable_log_auto_instrumentation": False}
-#: Its variable that turns the handler on or off (on by default), which the program's environment may set.
 _LOGGING_HANDLER_SWITCH = "OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION"
+_LOGGING_CORRELATION = "OTEL_PYTHON_LOG_CORRELATION"
 
 
-def _options_for(module: str) -> dict[str, Any]:
-    """Options for an instrumentation's ``instrument()``. The logging instrumentation, unless told by its own
-    variable, puts no handler on the root logger when no SDK ``LoggerProvider`` is installed (agent-otel sets up no
-    logs pipeline): its handler sent the program's records nowhere, and, on the root logger, it also stopped
-    ``logging.warning()``'s default output on stderr (``basicConfig()`` and Python's last resort do nothing once the
-    root logger has a handler): the program's warnings vanished. Its trace ids in records stay."""
+def _options_for(module: str) -> dict[str, Any] | None:
+    """Options for an instrumentation's ``instrument()``; None leaves it off. The logging instrumentation puts a
+    handler on the root logger that sends the program's records to the global ``LoggerProvider``: with no SDK one
+    installed (agent-otel sets up no logs pipeline), they went nowhere, and, on the root logger, it also stopped
+    ``logging.warning()``'s default output on stderr: the program's warnings vanished. Then it is left off, for the
+    program to turn on with a pipeline of its own (turned on already, its ``instrument()`` did nothing), unless its
+    variables ask: for trace ids in the records, it is turned on without the handler."""
     if module != _LOGGING or os.environ.get(_LOGGING_HANDLER_SWITCH) is not None or _logs_pipeline_installed():
         return {}
-    return dict(_LOGGING_HANDLER_OFF)
+    if os.environ.get(_LOGGING_CORRELATION, "").strip().lower() == "true":
+        return dict(_LOGGING_HANDLER_OFF)
+    return None
 
 
 def _logs_pipeline_installed() -> bool:
