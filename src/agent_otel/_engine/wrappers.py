@@ -1215,27 +1215,21 @@ def _handed_out(proxy: Any, entered: object, next_method: str) -> object:
     return entered
 
 
-def _open_span_where(token: Token[Context]) -> Span | None:
-    """The SDK span current where a step of a call's stream is taken (in the context ``token`` goes back to), while it
-    is open: the step may end it (see :func:`_step_done`). None for any other."""
-    where = token.old_value
-    if type(where) is not Context:  # (Token.MISSING: nothing was current)
-        return None
-    span = trace.get_current_span(where)
-    return span if getattr(span, "end_time", 0) is None else None  # (an SDK span's: None until it ends)
-
-
-def _step_done(token: Token[Context], where: Span | None, call_context: Context) -> None:
+def _step_done(token: Token[Context], call_context: Context) -> None:
     """Back from a step taken in the call's context (an item read, a close, a block's exit) to the context the step
-    was taken in, unless the step ended the span current there and that span was started inside the call (a child of
-    its span): another instrumentation's span of the same request, which it ends, detaching its own context, in the
-    step that reads the last event (Anthropic's), going back to what was current when it started, the call's. Going
-    back to its context left its ended span current for the rest of the program: every later span its child, and its
-    next call's span never made. The call's context, left current, is left when its block is
-    (:func:`_leave_stream_block`). A span of the program's that ended meanwhile (its own iterator's doing, another
-    task's) is the program's business: its context comes back, as without agent-otel."""
-    if where is None or getattr(where, "end_time", None) is None or not _started_inside(where, call_context):
-        _detach(token)
+    was taken in, unless the span current there has ended and was started inside the call: another instrumentation's
+    span of the same request, which it ends, detaching its own context, in the step that reads the last event
+    (Anthropic's), going back to what was current when it started, the call's. Going back to its context left its ended
+    span current for the rest of the program: every later span its child, and its next call's span never made. The
+    call's context, left current, is left when its block is (:func:`_leave_stream_block`). A span of the program's
+    that ended (its own iterator's doing, another task's) is the program's business: its context comes back, as
+    without agent-otel."""
+    where = token.old_value
+    if type(where) is Context:  # (else Token.MISSING: nothing was current)
+        span = trace.get_current_span(where)
+        if getattr(span, "end_time", None) is not None and _started_inside(span, call_context):  # (an SDK span's)
+            return
+    _detach(token)
 
 
 def _started_inside(span: Span, call_context: Context) -> bool:
@@ -1358,13 +1352,12 @@ class _TracedStream(_CopiedAsItsStream, wrapt.ObjectProxy[Any]):
         # was current then, the call's; run in the program's, that left our ended span current after the block, and
         # every later call under it. (Unless the manager's __enter__ left a context of its own current: _entered.)
         token = _attach(self._self_inv.context) if self._self_enter_token is None else None
-        where = None if token is None else _open_span_where(token)
         manager = cast(AbstractContextManager[object], self.__wrapped__)
         try:
             return manager.__exit__(exc_type, exc, tb)
         finally:
             if token is not None:
-                _step_done(token, where, self._self_inv.context)
+                _step_done(token, self._self_inv.context)
             _leave_stream_block(self, exc)
 
     async def __aenter__(self) -> object:
@@ -1385,13 +1378,12 @@ class _TracedStream(_CopiedAsItsStream, wrapt.ObjectProxy[Any]):
                         tb: TracebackType | None) -> bool | None:
         # reached only by ``async with proxy:``: the wrapped stream is an async context manager (as __exit__)
         token = _attach(self._self_inv.context) if self._self_enter_token is None else None
-        where = None if token is None else _open_span_where(token)
         manager = cast(AbstractAsyncContextManager[object], self.__wrapped__)
         try:
             return await manager.__aexit__(exc_type, exc, tb)
         finally:
             if token is not None:
-                _step_done(token, where, self._self_inv.context)
+                _step_done(token, self._self_inv.context)
             _leave_stream_block(self, exc)
 
     def __del__(self) -> None:
@@ -1422,18 +1414,17 @@ class _Iterating:
     def __next__(self: Any) -> object:
         inv = self._self_inv
         token = _attach(inv.context)
-        where = _open_span_where(token)
         try:
             item = next(self.__wrapped__)
         except StopIteration:
-            _step_done(token, where, inv.context)
+            _step_done(token, inv.context)
             inv.end(End.RETURNED, None)
             raise
         except BaseException as exc:
-            _step_done(token, where, inv.context)
+            _step_done(token, inv.context)
             inv.end(End.RAISED, error=exc)
             raise
-        _step_done(token, where, inv.context)
+        _step_done(token, inv.context)
         inv.chunk(item)
         return item
 
@@ -1447,18 +1438,17 @@ class _AsyncIterating:
     async def __anext__(self: Any) -> object:
         inv = self._self_inv
         token = _attach(inv.context)
-        where = _open_span_where(token)
         try:
             item = await self.__wrapped__.__anext__()
         except StopAsyncIteration:
-            _step_done(token, where, inv.context)
+            _step_done(token, inv.context)
             inv.end(End.RETURNED, None)
             raise
         except BaseException as exc:
-            _step_done(token, where, inv.context)
+            _step_done(token, inv.context)
             inv.end(End.RAISED, error=exc)
             raise
-        _step_done(token, where, inv.context)
+        _step_done(token, inv.context)
         inv.chunk(item)
         return item
 
@@ -1471,11 +1461,10 @@ class _Closing:
         inv = self._self_inv
         read_through = _read_through(inv, self.__wrapped__)  # before it is closed
         token = _attach(inv.context)  # (see _TracedStream.__exit__)
-        where = _open_span_where(token)
         try:
             closing = self.__wrapped__.close()
         finally:
-            _step_done(token, where, inv.context)
+            _step_done(token, inv.context)
             inv.end(End.RETURNED if read_through else End.CLOSED)
         if type(closing) is types.CoroutineType:  # an async stream's: awaited in the call's context too
             return _awaited_in(inv.context, closing)
@@ -1515,14 +1504,13 @@ async def _await_in(context: Context, closing: Awaitable[T], started: list[bool]
     if started is not None:
         started.append(True)
     token = _attach(context)
-    where = _open_span_where(token)
     try:
         result = await closing
     except BaseException as exc:
         if type(exc) is not GeneratorExit or otel_context.get_current() is context:  # (see _traced_coroutine)
-            _step_done(token, where, context)
+            _step_done(token, context)
         raise
-    _step_done(token, where, context)
+    _step_done(token, context)
     return result
 
 
@@ -1550,11 +1538,10 @@ class _AsyncClosing:
 
     async def aclose(self: Any) -> object:
         token = _attach(self._self_inv.context)  # (see _TracedStream.__exit__)
-        where = _open_span_where(token)
         try:
             return await self.__wrapped__.aclose()
         finally:
-            _step_done(token, where, self._self_inv.context)
+            _step_done(token, self._self_inv.context)
             self._self_inv.end(End.CLOSED)
 
 
@@ -1923,7 +1910,8 @@ def _by_reference(proxy: Any, protocol: SupportsIndex) -> str | tuple[Any, ...]:
 
 
 def _made_again(kind: type[Wrapper], target: object, wrapper: WrapperFunction, handler: Handler | None) -> Wrapper:
-    """A wrapper of a static or class method object, unpickled (see :func:`_by_reference`)."""
+    """A wrapper of ``kind`` around ``target`` with the instrumentation of another: a copy's (see
+    :meth:`_HostIdentity._wrapping`), an unpickled static or class method object's (see :func:`_by_reference`)."""
     made: Any = kind(cast(Callable[..., Any], target), wrapper)
     if handler is not None:
         made._self_handler = handler
@@ -1972,11 +1960,7 @@ class _HostIdentity:
     def _wrapping(self, copied: object) -> object:
         """The same instrumentation around ``copied``, a copy of the callable object this one wraps."""
         proxy = cast(Any, self)
-        wrapper: Any = type(self)(copied, proxy._self_wrapper)  # type: ignore[call-arg]  # a wrapt proxy's init
-        handler = getattr(proxy, "_self_handler", None)
-        if handler is not None:
-            wrapper._self_handler = handler
-        return wrapper
+        return _made_again(type(proxy), copied, proxy._self_wrapper, getattr(proxy, "_self_handler", None))
 
 
 def _copies(target: object) -> bool:
