@@ -3,10 +3,12 @@
 A floor is derived, not written by hand: one call of the wrapped function runs under an in-memory
 SDK, and what it produced (its span's name, kind and attributes; every metric point it recorded, with
 its attributes) is replayed per call through the SDK's public API with no wrapper around it: start the
-span, make it current (as any instrumentation must, so that nested calls find their parent), run the
-host's body in the same shape timed by the clock ours reads (``time.perf_counter_ns``: a duration
-instrument records the measured time, every other measurement its recorded value), record every
-measurement inside the span's context, end the span. So
+span with the attributes ours started it with, make it current (as any instrumentation must, so that nested
+calls find their parent), run the host's body in the same shape timed by the clock ours reads
+(``time.perf_counter_ns``: a duration instrument records the measured time, every other measurement its
+recorded value), record every measurement inside the span's context, set the attributes ours set as the
+call ended in one ``set_attributes()`` (the outcome, the usage and cost, a job's roll-ups: what no wrapper
+knows before the call has run), end the span. So
 ``ours / floor`` is exactly what our own code adds, whatever a kind records today; a kind that records
 one more attribute or instrument moves its floor with it.
 """
@@ -22,7 +24,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import Gauge, Histogram, InMemoryMetricReader, Sum
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -37,7 +39,10 @@ class Recorded:
 
     span_name: str | None
     span_kind: SpanKind
+    #: The attributes the span started with
     span_attributes: dict[str, Any]
+    #: The others it ended with (the outcome, the usage, a job's roll-ups), set as the call ends
+    ended_attributes: dict[str, Any]
     #: (instrument name, value, attributes), one per record/add/set
     measurements: tuple[tuple[str, float, dict[str, Any]], ...]
 
@@ -46,6 +51,8 @@ def record_one_call(call: Callable[[], Any], tracing: bool) -> Recorded:
     """Run ``call`` once under in-memory providers; what our wrapper recorded."""
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider()
+    started = _StartAttributes()
+    tracer_provider.add_span_processor(started)
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
@@ -68,8 +75,22 @@ def record_one_call(call: Callable[[], Any], tracing: bool) -> Recorded:
     if tracing and len(finished) != 1:
         raise RuntimeError(f"a floor replays one span per call; the call made {len(finished)}")
     span = finished[0] if finished else None
-    return Recorded(span.name if span else None, span.kind if span else SpanKind.INTERNAL,
-                    dict(span.attributes or {}) if span else {}, tuple(measurements))
+    attributes = dict(span.attributes or {}) if span else {}
+    at_start = {key: value for key, value in attributes.items() if started.attributes.get(key, _MISSING) == value}
+    return Recorded(span.name if span else None, span.kind if span else SpanKind.INTERNAL, at_start,
+                    {key: value for key, value in attributes.items() if key not in at_start}, tuple(measurements))
+
+
+_MISSING = object()
+
+
+class _StartAttributes(SpanProcessor):
+    """The attributes the last span started with."""
+
+    attributes: dict[str, Any] = {}
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        self.attributes = dict(span.attributes or {})
 
 
 _FLOOR_KEY = otel_context.create_key("bench-floor")
@@ -143,6 +164,7 @@ def floor_function(recorded: Recorded, tracer_provider: Any, meter_provider: Met
 
     tracer = tracer_provider.get_tracer("floor")
     name, kind, span_attributes = recorded.span_name or "floor", recorded.span_kind, recorded.span_attributes
+    ended = recorded.ended_attributes
 
     def start() -> tuple[Any, Any, object, int]:
         span = tracer.start_span(name, kind=kind, attributes=span_attributes)
@@ -154,6 +176,8 @@ def floor_function(recorded: Recorded, tracer_provider: Any, meter_provider: Met
         detach(token)  # type: ignore[arg-type]
         for method, value, attributes in recorders:
             method(duration_s if value is None else value, attributes, context=ctx)
+        if ended:
+            span.set_attributes(ended)
         span.end()
 
     if shape == "sync":
@@ -179,6 +203,8 @@ def floor_function(recorded: Recorded, tracer_provider: Any, meter_provider: Met
         duration_s = (now_ns() - started_ns) / 1e9
         for method, value, attributes in recorders:
             method(duration_s if value is None else value, attributes, context=ctx)
+        if ended:
+            span.set_attributes(ended)
         span.end()
     return generator
 
