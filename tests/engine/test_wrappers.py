@@ -15,6 +15,7 @@ import itertools
 import logging
 import os
 import pickle
+import re
 import subprocess
 import sys
 import textwrap
@@ -37,6 +38,7 @@ from agent_otel._engine.instruments import runtime
 from agent_otel._engine.wrappers import End, Handler, Invocation, instrument
 from agent_otel.semconv import STREAM_CLOSED_EARLY
 from tests.support.coroutines import SCENARIOS, warnings_of
+from tests.support.environment import CLEAN_ENV
 
 
 class RecordingInvocation(Invocation):
@@ -1468,6 +1470,87 @@ def test_an_async_generator_dropped_in_a_cycle_runs_a_cleanup_that_awaits_in_a_t
     if decorated:
         [span] = otel.spans()
         assert span.attributes[STREAM_CLOSED_EARLY] is True
+
+
+FAILING_TESTS = textwrap.dedent("""
+    import agent_otel
+
+    DECORATE = {decorate}
+
+    def lookup(key):
+        table = {{"a": 1}}
+        return table[key]
+
+    def fetch(key):
+        return lookup(key)
+
+    if DECORATE:
+        lookup = agent_otel.tool("lookup")(lookup)  # wrapped after its name holds it: wrapt's proxy
+
+        @agent_otel.tool("fetch")
+        def fetch(key):  # decorated on its def: a plain function
+            return lookup(key)
+
+    def test_fetch():
+        assert fetch("b") == 1
+""")
+
+
+def test_pytest_reports_a_failing_tests_traceback_without_agent_otels_frames(tmp_path: Any) -> None:
+    """pytest's report of a failing test that called a decorated function showed agent-otel's wrapper frames as
+    sections of their own (``wrappers.py:470: in call``), and with ``-l`` their locals (the handler, the invocation,
+    the runtime). The report is now the one without agent-otel."""
+    reports = []
+    for decorate in (False, True):
+        (tmp_path / "test_app.py").write_text(FAILING_TESTS.format(decorate=decorate))
+        done = subprocess.run([sys.executable, "-m", "pytest", "-l", "-p", "no:randomly", "-p", "no:cacheprovider",
+                               "test_app.py"], cwd=tmp_path, env=CLEAN_ENV, capture_output=True, text=True, timeout=120,
+                              check=False)
+        assert done.returncode == 1, done.stdout
+        report = done.stdout.split("= FAILURES =")[1].split("short test summary")[0]
+        reports.append(re.sub(r"test_app\.py:\d+", "test_app.py", report))  # (fetch is defined twice)
+    assert "KeyError: 'b'" in reports[1] and "table      = {'a': 1}" in reports[1]
+    assert reports[1] == reports[0]
+
+
+@pytest.mark.parametrize("library", ["asyncio", "trio"])
+def test_a_stream_broken_out_of_whose_cleanup_awaits_ends_closed_early_under_trio_too(otel: Any, library: str) -> None:
+    """trio closes an async generator the program broke out of (dropped half-read) inside a cancelled scope: an await in
+    its ``finally`` (an HTTP response's ``aclose()``) raises ``trio.Cancelled``, which trio drops. The call was
+    recorded as a provider error, ``error.type=Cancelled``, on its span and its metrics, where under asyncio it ended
+    closed early, as the consumer closed it."""
+    import trio
+
+    sleep = trio.sleep if library == "trio" else asyncio.sleep
+    cleaned: list[bool] = []
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    async def stream() -> collections.abc.AsyncIterator[dict[str, int]]:
+        try:
+            for index in range(10):
+                await sleep(0)
+                yield {"delta": index}
+        finally:
+            await sleep(0)  # (closing the response)
+            cleaned.append(True)
+
+    async def main() -> None:
+        async for _ in stream():
+            break
+        await sleep(0.01)
+
+    if library == "trio":
+        trio.run(main)
+    else:
+        asyncio.run(main())
+    gc.collect()
+    span = otel.span("chat gpt-4o")
+    assert span.status.status_code is StatusCode.UNSET
+    assert span.attributes[STREAM_CLOSED_EARLY] is True
+    assert semconv.ERROR_TYPE not in span.attributes
+    [point] = otel.points(semconv.CLIENT_INFERENCE_DURATION.name)
+    assert semconv.ERROR_TYPE not in point.attributes
+    assert cleaned == ([] if library == "trio" else [True])  # trio cancels the cleanup's await, as without agent-otel
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the stubborn one's, as unwrapped

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tests.support.environment import CLEAN_ENV
 
 SCRIPT = textwrap.dedent("""
@@ -73,3 +75,51 @@ def test_threads_of_ours_block_the_signals_sent_to_the_process_and_the_main_thre
             assert {"agent-otel-metrics", "agent-otel-resource-sampler"} <= set(ours), ours
         for name, blocked in ours.items():
             assert handled <= set(blocked), (where, name, blocked)
+
+
+GC_SIGNAL_SCRIPT = textwrap.dedent("""
+    import gc, signal, sys
+    import agent_otel
+    if sys.argv[2] == "configured":
+        agent_otel.configure(prometheus_port=0)
+
+    class Interrupted(Exception):
+        pass
+
+    def handler(signum, frame):
+        raise Interrupted
+
+    signal.signal(signal.SIGALRM, signal.default_int_handler if sys.argv[1] == "ctrl-c" else handler)
+    heap = []
+    for _ in range(300_000):  # lists in cycles: a full collection looks at each of them
+        node = [None]
+        node[0] = node
+        heap.append(node)
+
+    def arm(phase, info):
+        gc.callbacks.remove(arm)  # (the last callback: none is skipped)
+        signal.setitimer(signal.ITIMER_REAL, 0.002)  # (no Python code of the test runs in the collection after this)
+
+    gc.callbacks.append(arm)
+    try:
+        gc.collect()
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        print("went on")
+    except (KeyboardInterrupt, Interrupted) as exc:
+        print(type(exc).__name__)
+""")
+
+
+@pytest.mark.parametrize("handler", ["ctrl-c", "the program's"])
+@pytest.mark.parametrize("setup", ["imported", "configured"])
+def test_a_signal_that_arrives_during_a_garbage_collection_reaches_the_programs_code(handler: str, setup: str) -> None:
+    """Python runs a signal's handler at the next Python code it runs. agent-otel's ``gc.callbacks`` were Python
+    functions, run at the end of every collection: a Ctrl-C that arrived during one raised its KeyboardInterrupt in
+    them, where the collector prints it as ignored and drops it; the program went on (a trio program for good). The
+    timer fires 2 ms into a collection of 300,000 objects (a collection that ends sooner makes it reach the program
+    after it either way)."""
+    done = subprocess.run([sys.executable, "-c", GC_SIGNAL_SCRIPT, handler, setup], env=CLEAN_ENV,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["KeyboardInterrupt" if handler == "ctrl-c" else "Interrupted"]
+    assert "Exception ignored" not in done.stderr

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import queue
 import sys
 import threading
@@ -140,19 +139,23 @@ class _Seen:
 #: The spans being collected that the bridge was tracking, by (bridge, address): the garbage collector clears the weak
 #: references to a cycle's objects before it runs their finalizers, so a span that a finalizer ends (a stream's,
 #: abandoned half-read in a reference cycle) left the bridge's mapping before it ended, and its call was lost. Kept
-#: while the collection runs (a span freed outside one, by its last reference, has no finalizer left to end it).
+#: while the collection runs (a span freed outside one, by its last reference, has no finalizer left to end it): read
+#: after it, they are dropped (:func:`_still_dying`; no callback of ours runs in a collection, see collection).
 DYING: dict[tuple[int, int], _Seen] = {}
-# While a garbage collection runs (collection.running), a span that ends ends in a finalizer, which may have
+#: The collection :data:`DYING`'s entries were freed in (see collection.current).
+_dying_in: object = None
+# While a garbage collection runs (collection.running()), a span that ends ends in a finalizer, which may have
 # interrupted the same thread inside the SDK's recording, holding a lock that recording takes again (an exemplar
 # reservoir's): its call is recorded on another thread (:func:`_record_later`).
 
 
-def _collection(phase: str, info: dict[str, int]) -> None:
-    if phase == "stop" and DYING:
-        DYING.clear()
+def _still_dying() -> bool:
+    """Whether :data:`DYING` holds the spans of the collection running; those of one that has ended are dropped."""
+    if _dying_in is collection.current():
+        return True
+    DYING.clear()
+    return False
 
-
-gc.callbacks.append(_collection)
 
 #: What ended during a garbage collection, recorded by :func:`_record_later`'s thread.
 _LATER: queue.SimpleQueue[tuple[GenAiSpanBridge, Span, _Seen]] = queue.SimpleQueue()
@@ -309,13 +312,18 @@ class GenAiSpanBridge(SpanProcessor):
     def _collected(self, ref: weakref.ref[Any]) -> None:
         """A tracked span is being freed before it ended: in a garbage collection, its entry waits in :data:`DYING`
         for a finalizer that ends it during the collection."""
+        global _dying_in
         seen = self._refs.pop(ref, None)
-        if seen is not None and collection.running:
+        running = collection.current()
+        if seen is not None and running is not None:
+            if _dying_in is not running:  # the first of this collection's: those of an earlier one go
+                DYING.clear()
+                _dying_in = running
             DYING[id(self), seen.span_address] = seen
 
     def _dying(self, span: Span) -> _Seen | None:
         """``span``'s entry in :data:`DYING`: the same address, and the same span id (not a later span there)."""
-        seen = DYING.get((id(self), id(span)))
+        seen = DYING.get((id(self), id(span))) if _still_dying() else None
         return seen if seen is not None and seen.span_id == span.get_span_context().span_id else None
 
     def tracks(self, span: Span) -> bool:
@@ -357,7 +365,7 @@ class GenAiSpanBridge(SpanProcessor):
             return
         if not runtime().enabled:
             return
-        if collection.running:  # ended in a finalizer: recorded on another thread (see collection.running)
+        if collection.running():  # ended in a finalizer: recorded on another thread (see collection.running())
             _record_later(self, span, seen)
             return
         self._record_ended(span, seen)

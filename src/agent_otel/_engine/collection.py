@@ -5,19 +5,28 @@ There agent-otel sets no context variable: CPython 3.11 can fail a later ``conte
 program with ``SystemError: error return without exception set``, or crash, when context variables are set and
 reset by code a collection runs (a decorated generator closed in a cycle did so around the program's cleanup); and
 a span ending there may have interrupted the SDK's recording on the same thread, holding a lock recording takes.
+
+The callbacks are two of ``dict``'s own methods, not Python functions: the interpreter runs a signal's Python handler
+at the next Python code it runs, and a collection that called Python code of ours ran the program's Ctrl-C handler
+there, where the collector prints the ``KeyboardInterrupt`` it raised as ignored and drops it (the program went on,
+a trio program for good). A collection runs no Python code of ours.
 """
 
 from __future__ import annotations
 
 import gc
 
-#: A collection is running: between its "start" and "stop" callbacks.
-running = False
+#: The collector's phases, the last one it called back with last: ``pop`` then ``__setitem__`` moves a phase to the
+#: end. Its "start" entry is the running (or last) collection's own info dict.
+_phases: dict[str, dict[str, int]] = {}
+gc.callbacks += [_phases.pop, _phases.__setitem__]
 
 
-def _note(phase: str, info: dict[str, int]) -> None:
-    global running
-    running = phase == "start"
+def running() -> bool:
+    """Whether a collection is running: between its "start" and "stop" callbacks."""
+    return next(reversed(_phases), None) == "start"
 
 
-gc.callbacks.append(_note)
+def current() -> object:
+    """The running collection (its "start" info, an object of its own), None outside one."""
+    return _phases.get("start") if next(reversed(_phases), None) == "start" else None

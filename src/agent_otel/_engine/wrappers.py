@@ -62,6 +62,11 @@ from agent_otel._engine.instruments import runtime
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import ExitThread
 
+#: pytest leaves this module's frames out of its reports (as it does its own), and so out of a failing test's: the
+#: call's traceback there reads as without agent-otel, with ``-l`` too (whose locals were agent-otel's). A program's
+#: own printing of a traceback still shows the wrapper's frame (see the README).
+__tracebackhide__ = True
+
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 Y = TypeVar("Y")
@@ -901,10 +906,10 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
         hold_open(inv)
     while True:
         if held is not None:
-            if not collection.running:  # (see collection: nothing set or reset in a collection's finalizers)
+            if not collection.running():  # (see collection: nothing set or reset in a collection's finalizers)
                 _release(held, inv)
             held = None
-        token = None if collection.running else _attach(step_context if step_context is call_context else _carried(
+        token = None if collection.running() else _attach(step_context if step_context is call_context else _carried(
             step_context, call_context, _same_place(inv, stepped_in)))
         try:
             if to_throw is not None:
@@ -1046,22 +1051,24 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
     try:
         while True:
             if held is not None:
-                if not collection.running:  # as in _traced_generator
+                if not collection.running():  # as in _traced_generator
                     _release(held, inv)
                 held = None
-            token = None if collection.running else _attach(
+            token = None if collection.running() else _attach(
                 step_context if step_context is call_context else _carried(
                     step_context, call_context, _same_place(inv, stepped_in)))
+            closing = False
             try:
                 if to_throw is not None:
                     exc, to_throw = to_throw, None
-                    if type(exc) is GeneratorExit and _closed_already(agen):
+                    closing = type(exc) is GeneratorExit
+                    if closing and _closed_already(agen):
                         if token is not None:
                             _detach(token)
                         inv.end(End.CLOSED)
                         return
                     item = await agen.athrow(exc)
-                    if type(exc) is GeneratorExit:  # asked to close, it yielded: the call ends closed, as asked
+                    if closing:  # asked to close, it yielded: the call ends closed, as asked
                         inv.end(End.CLOSED)
                 elif started:
                     item = await agen.asend(to_send)
@@ -1076,7 +1083,10 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             except BaseException as exc:
                 if token is not None:
                     _detach(token)
-                inv.end(End.RAISED, error=exc)
+                if closing and _cancellation(exc):  # trio closes a generator dropped half-read in a cancelled scope:
+                    inv.end(End.CLOSED)  # an await of its cleanup raises Cancelled there, which trio drops
+                else:
+                    inv.end(End.RAISED, error=exc)
                 raise
             if spans_the_block:
                 held = token
@@ -1096,6 +1106,15 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
                 to_send = None
     finally:
         ended.append(True)
+
+
+def _cancellation(error: BaseException) -> bool:
+    """Whether ``error`` cancels the task it is raised in: asyncio's, or trio's (anyio's either backend)."""
+    if isinstance(error, asyncio.CancelledError):
+        return True
+    trio = sys.modules.get("trio")
+    cancelled = getattr(trio, "Cancelled", None) if trio is not None else None
+    return isinstance(cancelled, type) and isinstance(error, cancelled)
 
 
 def _mark_place(inv: Invocation, marker: object) -> object:
