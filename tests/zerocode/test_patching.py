@@ -1231,3 +1231,81 @@ def test_a_method_another_librarys_wrapt_wrapper_holds_binds_as_that_wrapper_doe
     assert seen == [("Base", (1,)), ("Base", (2,))]
     assert module.Base.plain is module.Base.plain and module.Base.plain(base, 3) == 3
     assert names(otel) == ["execute_tool method", "execute_tool method", "execute_tool plain"]
+
+
+def test_a_module_imported_again_has_its_targets_wrapped_again(otel: Any, package: Package) -> None:
+    """wrapt runs a post-import hook once: after ``importlib.reload`` (an autoreloader, a plugin reloaded) or a module
+    dropped from ``sys.modules`` and imported again, the targets were the module's new plain functions and classes,
+    their calls unrecorded and nothing said. References taken before stay traced by their own wrappers."""
+    mod = package.write("mod", "def fn(x):\n    return x + 1\n\nclass K:\n    def meth(self, x):\n"
+                               "        return x * 2\n")
+    instrument(config(f'[[tool]]\ntarget = "{mod}:fn"\nname = "cfg"\n[[agent]]\ntarget = "{mod}:K.meth"\n'
+                      f'name = "kmeth"\n'))
+    module = package.load("mod")
+    before = module.fn
+    assert (module.fn(1), module.K().meth(1)) == (2, 2)
+    importlib.reload(module)
+    assert wrapt.ObjectProxy in type(module.fn).__mro__ or is_configured(module.fn)
+    assert (module.fn(1), module.K().meth(1)) == (2, 2)
+    del sys.modules[mod]
+    again = package.load("mod")
+    assert again is not module
+    assert (again.fn(1), again.K().meth(1), before(1)) == (2, 2, 2)
+    assert names(otel) == ["execute_tool cfg"] * 4 + ["invoke_agent kmeth"] * 3
+    uninstrument()
+    assert not is_configured(again.fn) and again.fn(1) == 2 and len(otel.spans()) == 7
+
+
+def is_configured(value: object) -> bool:
+    return patching._configured_handler_of(value) is not None
+
+
+class _LoaderInFront(importlib.machinery.SourceFileLoader):
+    """An import hook's loader (typeguard's, jaxtyping's, pytest's assertion rewriter's): the module's source, loaded by
+    a finder in front of the others."""
+
+
+class _FinderInFront:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != self.name:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        assert spec is not None and spec.origin is not None
+        spec.loader = _LoaderInFront(name, spec.origin)
+        return spec
+
+
+@pytest.mark.parametrize("import_between", [True, False], ids=["another_import_first", "imported_at_once"])
+def test_a_module_an_import_hook_in_front_loads_has_its_targets_wrapped(
+        otel: Any, package: Package, import_between: bool, caplog: pytest.LogCaptureFixture) -> None:
+    """wrapt learns of an import from its finder on ``sys.meta_path``: an import hook inserted in front of it since
+    (pytest's assertion rewriter for a module registered with ``register_assert_rewrite``, typeguard's
+    ``install_import_hook``) loaded the target's module without it, and its targets were never wrapped, nothing said.
+    The next import that reaches agent-otel's finder puts it back in front: a module imported after that is wrapped
+    as it is imported; one imported at once is wrapped at that next import, and said so (names bound before keep the
+    originals)."""
+    mod = package.write("mod", "def fn(x):\n    return x + 1\n")
+    package.write("other", "")
+    instrument(config(f'[[tool]]\ntarget = "{mod}:fn"\nname = "cfg"\n'))
+    importlib.import_module(package.name)  # (its import would reach agent-otel's finder first)
+    finder = _FinderInFront(mod)
+    sys.meta_path.insert(0, finder)
+    try:
+        if import_between:
+            package.load("other")
+        module = package.load("mod")
+        assert type(module.__spec__.loader) is _LoaderInFront  # the hook in front loaded it, as without agent-otel
+        if not import_between:
+            assert not is_configured(module.fn)
+            package.load("other")
+    finally:
+        sys.meta_path.remove(finder)
+    assert is_configured(module.fn)
+    assert module.fn(1) == 2 and names(otel) == ["execute_tool cfg"]
+    late = [record.getMessage() for record in caplog.records if "import hook in front" in record.getMessage()]
+    assert late == ([] if import_between else [
+        f"agent-otel: {mod} was imported by an import hook in front of agent-otel's (_LoaderInFront): its targets are "
+        "wrapped now; names bound to them before keep the originals"])

@@ -397,3 +397,49 @@ def test_a_method_the_script_assigns_after_its_class_statement_is_wrapped_then(t
         result = launched(tmp_path, "late.toml", "late.py", receiver=receiver)
         assert outcome(result) == outcome(plain(tmp_path, "late.py")) == (0, "a1 did t\n", "")
         assert [name for name, _ in spans_named(receiver, 1)] == ["invoke_agent a1"]
+
+
+RUN_WHOLE_DRIVER = """
+import logging, sys
+logging.basicConfig(format="%(message)s")  # (agent-otel's logger has only a NullHandler: the program's to show)
+from agent_otel._zerocode import patching, program as programs
+from agent_otel._zerocode.config import load_file
+patching.leave_main_to_launcher()
+patching.instrument(load_file("main.toml"))
+path = sys.argv[1]
+sys.argv = [path]
+sys.path.insert(0, path)  # what the launcher does for the program, as python does
+programs.run(programs.script(path))
+"""
+
+
+@pytest.mark.parametrize("shape", ["zip application", "directory", "compiled file"])
+def test_main_targets_of_a_program_run_whole_are_said_not_to_be_wrapped(tmp_path: Path, shape: str) -> None:
+    """A zip application, a directory or a ``.pyc`` runs whole, as python runs it: the launcher wraps ``__main__``
+    targets between the statements of source it runs itself, so theirs were never wrapped, and nothing said or
+    counted. Now each is, as a target that cannot be wrapped (``autoinstrument.target``), and the program runs as
+    under python."""
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "__main__.py").write_text("def work(x):\n    return x + 1\n\nif __name__ == '__main__':\n"
+                                        "    print(work(1))\n")
+    if shape == "zip application":
+        subprocess.run([sys.executable, "-m", "zipapp", str(source), "-o", str(tmp_path / "app.pyz")], check=True)
+        program = "app.pyz"
+    elif shape == "directory":
+        program = "source"
+    else:
+        import py_compile
+
+        py_compile.compile(str(source / "__main__.py"), cfile=str(tmp_path / "app.pyc"), doraise=True)
+        program = "app.pyc"
+    (tmp_path / "main.toml").write_text('[[tool]]\ntarget = "__main__:work"\n')
+    assert (plain(tmp_path, program).returncode, plain(tmp_path, program).stdout) == (0, "2\n")
+    result = subprocess.run([sys.executable, "-c", RUN_WHOLE_DRIVER, program], cwd=tmp_path, env=environment(None),
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (0, "2\n")
+    why = "compiled code without its source runs whole" if shape == "compiled file" else (
+        "a directory or zip file's __main__ runs as python runs it")
+    assert result.stderr == (f"agent-otel: main.toml (tool[0]): cannot wrap __main__:work: {why}, without "
+                             "agent-otel's wrapping of its targets\n"
+                             "agent-otel: autoinstrument.target failed (RuntimeError); the host call was not affected\n")

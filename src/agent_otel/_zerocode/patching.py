@@ -34,7 +34,6 @@ from dataclasses import dataclass, field, replace
 from types import FunctionType, MethodType, ModuleType
 from typing import Any, TypeAlias, TypeVar, cast
 
-import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
@@ -68,7 +67,7 @@ from agent_otel._engine.wrappers import (
     wrapper_for,
 )
 from agent_otel._environment import AGENT_OTEL_CONFIG
-from agent_otel._zerocode import instances
+from agent_otel._zerocode import imports, instances
 from agent_otel._zerocode.config import Config, TargetSpec, load_config, load_file
 from agent_otel._zerocode.targets import (
     Resolved,
@@ -354,6 +353,14 @@ def wrapped_objects() -> list[tuple[Owner, str, Wrapped]]:
     """(owner, attribute, wrapper) for every object currently replaced (for tests and `check`)."""
     with _lock:
         return [(p.owner, p.attr, p.wrapper) for p in (_state.patches if _state else [])]
+
+
+def not_wrapped(target: str, why: Exception) -> None:
+    """Say that configured ``target`` records no call, as a target that cannot be wrapped is (:func:`_not_wrapped`)."""
+    with _lock:
+        entry = _state.entries.get(target) if _state else None
+    if entry is not None:
+        _not_wrapped(entry, why)
 
 
 def entry_errors() -> dict[str, str]:
@@ -818,7 +825,7 @@ def _register(state: _State, entry: _Entry) -> None:
             return  # a method in a package an instrumentation loads on: ours is to be the outer wrapper
         _apply_entry(state, entry, module)
 
-    wrapt.register_post_import_hook(on_import, entry.spec.module)
+    imports.on_every_import(entry.spec.module, on_import, lambda: _state is state and entry.active)
 
 
 def targets_in(modules: Collection[str]) -> list[TargetSpec]:
