@@ -526,8 +526,12 @@ def test_a_window_full_of_data_says_nothing_about_coverage() -> None:
 
 
 @pytest.mark.parametrize(("value", "text"), [(None, "-"), (0, "$0.00"), (12.345, "$12.35"), (1234.5, "$1,234.50"),
-                                             (0.05, "$0.05"), (0.00123, "$0.00123"), (0.0000518, "$0.0000518")])
+                                             (0.05, "$0.05"), (0.00123, "$0.00123"), (0.0000518, "$0.0000518"),
+                                             (0.010827, "$0.0108"), (0.0149, "$0.0149"), (0.0099, "$0.0099"),
+                                             (0.123456, "$0.123"), (0.9999, "$1.00")])
 def test_usd(value: float | None, text: str) -> None:
+    """Three significant digits below a dollar: cents alone read $0.01 for $0.010827 (8 % low) and for $0.0149, both
+    below the $0.00990 a smaller amount read."""
     assert render.fmt_usd(value) == text
 
 

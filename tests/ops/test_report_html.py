@@ -89,7 +89,7 @@ def test_the_page_has_the_tables_escaped_and_a_chart_per_panel() -> None:
     text = html_page(report(), prometheus(canned))
     assert text.startswith("<!doctype html>") and "<script" not in text
     assert "Content-Security-Policy" in text
-    assert "<td>planner &lt;a&gt;</td>" in text and "91.7 %" in text and "$0.00200" in text
+    assert "<td>planner &lt;a&gt;</td>" in text and "91.7 %" in text and "$0.002" in text
     assert text.count("<svg") == len(CHARTS)
     assert "(no data in this window)" not in text and "no data in this window" in text  # the empty sections
     assert "covers only" not in text

@@ -97,10 +97,14 @@ def fmt_usd(value: float | None) -> str:
         return "-"
     if value == 0:
         return "$0.00"
-    if abs(value) >= 0.01:
+    if abs(value) >= 1:
         return f"${value:,.2f}"
-    decimals = min(10, 2 - math.floor(math.log10(abs(value))))
-    return f"${value:.{decimals}f}"
+    # below a dollar, three significant digits (at least two decimals, no trailing zero past them): $0.0108 and
+    # $0.0099, where cents alone read $0.01 for both and put the larger below the smaller's $0.00990
+    decimals = min(10, max(2, 2 - math.floor(math.log10(abs(value)))))
+    text = f"{value:.{decimals}f}"
+    whole, _, fraction = text.partition(".")
+    return f"${whole}.{fraction[:2] + fraction[2:].rstrip('0')}"
 
 
 def fmt_seconds(value: float | None) -> str:
