@@ -442,4 +442,5 @@ def test_main_targets_of_a_program_run_whole_are_said_not_to_be_wrapped(tmp_path
         "a directory or zip file's __main__ runs as python runs it")
     assert result.stderr == (f"agent-otel: main.toml (tool[0]): cannot wrap __main__:work: {why}, without "
                              "agent-otel's wrapping of its targets\n"
-                             "agent-otel: autoinstrument.target failed (RuntimeError); the host call was not affected\n")
+                             "agent-otel: autoinstrument.target failed (RuntimeError); the host call was not "
+                             "affected\n")
