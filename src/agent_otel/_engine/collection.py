@@ -24,9 +24,10 @@ gc.callbacks += [_phases.pop, _phases.__setitem__]
 
 def running() -> bool:
     """Whether a collection is running: between its "start" and "stop" callbacks."""
-    return next(reversed(_phases), None) == "start"
+    phases = tuple(_phases)  # (one C call: a collection on another thread cannot move the phases in its middle)
+    return bool(phases) and phases[-1] == "start"
 
 
 def current() -> object:
     """The running collection (its "start" info, an object of its own), None outside one."""
-    return _phases.get("start") if next(reversed(_phases), None) == "start" else None
+    return _phases.get("start") if running() else None
