@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from types import FunctionType, MethodType, ModuleType
 from typing import Any, TypeAlias, TypeVar, cast
 
+import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
@@ -67,7 +68,7 @@ from agent_otel._engine.wrappers import (
     wrapper_for,
 )
 from agent_otel._environment import AGENT_OTEL_CONFIG
-from agent_otel._zerocode import imports, instances
+from agent_otel._zerocode import instances
 from agent_otel._zerocode.config import Config, TargetSpec, load_config, load_file
 from agent_otel._zerocode.targets import (
     Resolved,
@@ -825,7 +826,7 @@ def _register(state: _State, entry: _Entry) -> None:
             return  # a method in a package an instrumentation loads on: ours is to be the outer wrapper
         _apply_entry(state, entry, module)
 
-    imports.on_every_import(entry.spec.module, on_import, lambda: _state is state and entry.active)
+    wrapt.register_post_import_hook(on_import, entry.spec.module)
 
 
 def targets_in(modules: Collection[str]) -> list[TargetSpec]:
