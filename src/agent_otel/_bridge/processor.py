@@ -150,8 +150,10 @@ _dying_in: object = None
 
 
 def _still_dying() -> bool:
-    """Whether :data:`DYING` holds the spans of the collection running; those of one that has ended are dropped."""
-    if _dying_in is collection.current():
+    """Whether a collection runs, for which :data:`DYING` holds its spans (one an earlier collection left there is told
+    apart by its span id); outside one, what it holds is dropped. Never while one runs, on another thread too: it
+    may be adding to it (an earlier one's are dropped as the first of its own is added)."""
+    if collection.running():
         return True
     DYING.clear()
     return False
