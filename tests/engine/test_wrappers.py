@@ -1472,6 +1472,66 @@ def test_an_async_generator_dropped_in_a_cycle_runs_a_cleanup_that_awaits_in_a_t
         assert span.attributes[STREAM_CLOSED_EARLY] is True
 
 
+IPYTHON_SESSION = textwrap.dedent("""
+    import sys
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("colors", "nocolor")
+    shell.run_cell(
+        "import agent_otel\\n"
+        f"decorate = agent_otel.tool('lookup') if {sys.argv[1]!r} == 'decorated' else (lambda func: func)\\n"
+        "@decorate\\n"
+        "def lookup(key):\\n"
+        "    return {'a': 1}[key]\\n"
+        "@decorate\\n"
+        "def items(keys):\\n"
+        "    for key in keys:\\n"
+        "        yield lookup(key)\\n")
+    shell.run_cell("lookup('b')")
+    shell.run_cell("list(items(['a', 'b']))")
+""")
+
+
+def test_ipythons_tracebacks_of_a_decorated_call_read_as_without_agent_otel() -> None:
+    """IPython (a notebook, its shell) hides a frame whose own locals hold ``__tracebackhide__``, in its tracebacks
+    and its debugger (``%debug``'s ``up`` went to agent-otel's frame first): its traceback of a call that raised showed
+    agent-otel's wrapper (``wrappers.py``, ``in call``; ``_traced_generator`` for a generator)."""
+    outputs = [subprocess.run([sys.executable, "-c", IPYTHON_SESSION, how], env=CLEAN_ENV, capture_output=True,
+                              text=True, timeout=120, check=True).stdout for how in ("plain", "decorated")]
+    assert "KeyError: 'b'" in outputs[1] and outputs[1].count("Traceback") == 2
+    assert "wrappers.py" not in outputs[1] and "[... skipping hidden 1 frame]" in outputs[1]  # (IPython's own note)
+    assert re.sub(r"\n\n    \[\.\.\. skipping hidden \d+ frames?\]\n", "\n", outputs[1]) == outputs[0]
+
+
+class _InterruptedInRecord(RecordingHandler):
+    """A signal's exception (Ctrl-C's KeyboardInterrupt) raised while the call is being recorded: a signal's Python
+    handler runs at whatever bytecode the main thread is at, most often agent-otel's or the SDK's in a loop of quick
+    calls."""
+
+    def begin(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict, parent: Any) -> Invocation:
+        inv = super().begin(wrapped, instance, args, kwargs, parent)
+
+        def record(how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
+            raise KeyboardInterrupt
+
+        inv.record = record  # type: ignore[method-assign]
+        return inv
+
+
+def test_a_ctrl_c_that_interrupts_the_recording_of_a_call_still_ends_its_span(otel: Any) -> None:
+    """The KeyboardInterrupt reaches the program from the call, as it would at the program's next bytecode; the span,
+    left open for good before (never exported: 10 to 20 % of 300 Ctrl-Cs on a loop of tool calls), ends with it."""
+    handler = _InterruptedInRecord()
+    interrupted = instrument(handler, lambda: 1)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted()
+    [span] = otel.spans()
+    assert span.attributes[semconv.ERROR_TYPE] == "KeyboardInterrupt"
+    assert span.status.status_code is StatusCode.ERROR
+    assert trace.get_current_span() is trace.INVALID_SPAN  # the program's context, as it was
+
+
 FAILING_TESTS = textwrap.dedent("""
     import agent_otel
 

@@ -63,8 +63,9 @@ from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import ExitThread
 
 #: pytest leaves this module's frames out of its reports (as it does its own), and so out of a failing test's: the
-#: call's traceback there reads as without agent-otel, with ``-l`` too (whose locals were agent-otel's). A program's
-#: own printing of a traceback still shows the wrapper's frame (see the README).
+#: call's traceback there reads as without agent-otel, with ``-l`` too (whose locals were agent-otel's). IPython (a
+#: notebook) reads a frame's own locals, in its tracebacks and its debugger: the frames a call's traceback passes
+#: through set it too. A program's own printing of a traceback still shows the wrapper's frame (see the README).
 __tracebackhide__ = True
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -177,6 +178,9 @@ class Invocation:
             self.record(how, value, error, duration_s)
         except Exception as exc:
             report_error(self.stage + ".record", exc)
+        except BaseException as interrupt:  # a signal's, Ctrl-C's KeyboardInterrupt, raised in our recording: the span
+            _end_interrupted(self.span, interrupt)  # ends with it (it was left open for good, never exported)
+            raise
         span = self.span
         if type(span) is NonRecordingSpan:  # tracing off or sampled out: nothing to set, and end() does nothing
             return
@@ -191,6 +195,23 @@ class Invocation:
             span.end()
         except Exception as exc:
             report_error(self.stage + ".end", exc)
+        except BaseException as interrupt:
+            _end_interrupted(span, interrupt)
+            raise
+
+
+def _end_interrupted(span: Span, interrupt: BaseException) -> None:
+    """End a call's span that a signal's exception interrupted agent-otel's recording of, with that exception as its
+    error, as when it interrupts the call itself; unless it ended already (the SDK warns at a second end)."""
+    try:
+        if type(span) is NonRecordingSpan or getattr(span, "end_time", None) is not None:
+            return
+        if span.is_recording():
+            span.set_attribute(semconv.ERROR_TYPE, type(interrupt).__name__)
+            span.set_status(Status(StatusCode.ERROR, type(interrupt).__name__))
+        span.end()
+    except Exception as exc:
+        report_error("wrapper.end", exc)
 
 
 #: The long-lived invocations in flight (jobs, agents, evolution runs, phases), by id in start order: what
@@ -415,6 +436,7 @@ def _begin(handler: Handler, wrapped: Callable[..., Any], instance: object, args
 
 def _sync_wrapper(handler: Handler) -> WrapperFunction:
     def wrapper(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
+        __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
         rt = _instruments._runtime  # runtime() without its call, once it is built
         if not (rt if rt is not None else runtime()).enabled:
             return wrapped(*args, **kwargs)
@@ -458,6 +480,7 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
     def call(*args: Any, **kwargs: Any) -> Any:
         # mirrors _sync_wrapper's wrapper deliberately (a shared helper would be the extra frame this
         # function exists to avoid); change both together
+        __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
         rt = _instruments._runtime  # runtime() without its call, once it is built
         if not (rt if rt is not None else runtime()).enabled:
             return func(*args, **kwargs)
@@ -614,6 +637,7 @@ def _error_of(future: asyncio.Future[Any] | concurrent.futures.Future[Any]) -> B
 
 def _async_wrapper(handler: Handler) -> WrapperFunction:
     def wrapper(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
+        __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
         rt = _instruments._runtime  # runtime() without its call, once it is built
         if not ((rt if rt is not None else runtime()).enabled and handler.active):
             return wrapped(*args, **kwargs)
@@ -633,6 +657,7 @@ def _async_wrapper(handler: Handler) -> WrapperFunction:
 def _steps_of(awaitable: Awaitable[T]) -> Generator[Any, Any, T]:
     """What ``await awaitable`` steps through: a generator-based coroutine (``types.coroutine``) itself, which has no
     ``__await__``; any other awaitable's ``__await__()``."""
+    __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
     candidate: object = awaitable
     if type(candidate) is types.GeneratorType:
         return cast("Generator[Any, Any, T]", candidate)
@@ -647,6 +672,7 @@ def _traced_coroutine(coro: Awaitable[T], inv_or_call: Invocation | _PendingCall
     warning of its own, so the program's coroutine gives it, when it would without agent-otel. ``unstepped``: the
     reference that ends the call if this generator is dropped before its first step (see _TracedCoroutine), let go
     of at that step: the call goes on after this generator (a stream it returned), or ends in it."""
+    __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
     if unstepped:
         _ENDED_WHEN_DROPPED.pop(id(unstepped[0]), None)
     inv: Invocation | None = None
@@ -741,6 +767,7 @@ class _PendingCoroutine(Generic[T]):
         """Our driver, made at the first step (``await``: stepped by the interpreter, not through this object).
         A second ``await`` while another awaits it is refused as python refuses it for a coroutine (a check the
         interpreter makes only of a coroutine itself): the second awaiter took the first one's steps over."""
+        __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
         driver = self._self_driver
         if driver is None:  # what _driver() does, without its call (the first await of every async call)
             driver = _traced_coroutine(self.__wrapped__, self._self_call)
@@ -752,6 +779,7 @@ class _PendingCoroutine(Generic[T]):
         return driver
 
     def _driver(self) -> Generator[Any, Any, T]:
+        __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
         driver = self._self_driver
         if driver is None:
             driver = _traced_coroutine(self.__wrapped__, self._self_call)
@@ -759,6 +787,7 @@ class _PendingCoroutine(Generic[T]):
         return driver
 
     def send(self, value: object) -> object:
+        __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
         driver = self._driver()  # stepped by hand (a task made of it): the driver's own steps
         if cast("types.GeneratorType[Any, Any, T]", driver).gi_frame is None:  # it ran to its end, or was closed
             raise RuntimeError("cannot reuse already awaited coroutine")
@@ -776,6 +805,7 @@ class _PendingCoroutine(Generic[T]):
         return None
 
     def throw(self, *exc_info: Any) -> object:
+        __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
         driver = self._running_driver()
         if driver is not None:
             return driver.throw(*exc_info)
@@ -801,12 +831,14 @@ class _TracedCoroutine(_PendingCoroutine[T]):
     __slots__ = ()  # its ``_self_call`` is the invocation (see _finish_result)
 
     def __await__(self) -> Generator[Any, Any, T]:
+        __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
         if self._self_driver is None:
             return self._driver()
         return super().__await__()
 
     def _driver(self) -> Generator[Any, Any, T]:
         """Also: a driver dropped before its first step (``__await__()`` taken, never stepped) ends the call closed."""
+        __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
         driver = self._self_driver
         if driver is None:
             inv = cast(Invocation, self._self_call)
@@ -817,6 +849,7 @@ class _TracedCoroutine(_PendingCoroutine[T]):
         return driver
 
     def throw(self, *exc_info: Any) -> object:
+        __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
         driver = self._running_driver()
         if driver is not None:
             return driver.throw(*exc_info)
@@ -889,6 +922,7 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
     because the context must be attached around each step, not across yields), but for one thing: a
     GeneratorExit (``close()``, or thrown) is thrown into the program's generator, which then decides as
     it would unwrapped (it may yield, return or raise), where ``yield from`` would close it instead."""
+    __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
     inv = inv_or_call if isinstance(inv_or_call, Invocation) else _begin(*inv_or_call)
     if inv is None:
         return (yield from gen)
@@ -1014,6 +1048,7 @@ def _async_generator_wrapper(handler: Handler) -> WrapperFunction:
 
 async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
                                   inv_or_call: Invocation | _PendingCall) -> AsyncGenerator[Y, Any]:
+    __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
     inv = inv_or_call if isinstance(inv_or_call, Invocation) else _begin(*inv_or_call)
     to_send: object = None
     to_throw: BaseException | None = None
@@ -1431,6 +1466,7 @@ class _Iterating:
         return self
 
     def __next__(self: Any) -> object:
+        __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
         inv = self._self_inv
         token = _attach(inv.context)
         try:
@@ -1455,6 +1491,7 @@ class _AsyncIterating:
         return self
 
     async def __anext__(self: Any) -> object:
+        __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
         inv = self._self_inv
         token = _attach(inv.context)
         try:
