@@ -174,15 +174,20 @@ class Invocation:
         duration_s = (_now_ns() - self.start_ns) / 1e9
         if error is not None and isinstance(error, _NOT_FAILURES):
             how, error = _as_ending(how, error)
+        # A signal's exception (Ctrl-C's KeyboardInterrupt, a handler's SystemExit) raised in our recording: the span
+        # still ends, with the call's own outcome, as the metrics recorded it (it was left open for good, never
+        # exported), and then the exception goes on, the same object, as it would have at the program's next step
+        interrupted: BaseException | None = None
         try:
             self.record(how, value, error, duration_s)
         except Exception as exc:
             report_error(self.stage + ".record", exc)
-        except BaseException as interrupt:  # a signal's, Ctrl-C's KeyboardInterrupt, raised in our recording: the span
-            _end_interrupted(self.span, interrupt)  # ends with it (it was left open for good, never exported)
-            raise
+        except BaseException as interrupt:
+            interrupted = interrupt
         span = self.span
         if type(span) is NonRecordingSpan:  # tracing off or sampled out: nothing to set, and end() does nothing
+            if interrupted is not None:
+                raise interrupted
             return
         try:
             if span.is_recording():
@@ -195,23 +200,15 @@ class Invocation:
             span.end()
         except Exception as exc:
             report_error(self.stage + ".end", exc)
-        except BaseException as interrupt:
-            _end_interrupted(span, interrupt)
+        except BaseException:  # (the same, while the span ends: unless the SDK's end() has begun, which warns twice)
+            if getattr(span, "end_time", None) is None:
+                try:
+                    span.end()
+                except Exception as exc:
+                    report_error(self.stage + ".end", exc)
             raise
-
-
-def _end_interrupted(span: Span, interrupt: BaseException) -> None:
-    """End a call's span that a signal's exception interrupted agent-otel's recording of, with that exception as its
-    error, as when it interrupts the call itself; unless it ended already (the SDK warns at a second end)."""
-    try:
-        if type(span) is NonRecordingSpan or getattr(span, "end_time", None) is not None:
-            return
-        if span.is_recording():
-            span.set_attribute(semconv.ERROR_TYPE, type(interrupt).__name__)
-            span.set_status(Status(StatusCode.ERROR, type(interrupt).__name__))
-        span.end()
-    except Exception as exc:
-        report_error("wrapper.end", exc)
+        if interrupted is not None:
+            raise interrupted
 
 
 #: The long-lived invocations in flight (jobs, agents, evolution runs, phases), by id in start order: what
