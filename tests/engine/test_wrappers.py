@@ -1548,6 +1548,32 @@ def test_a_ctrl_c_that_interrupts_the_recording_of_a_call_still_ends_its_span(ot
     assert trace.get_current_span() is trace.INVALID_SPAN  # the program's context, as it was
 
 
+@pytest.mark.parametrize("interrupted", ["set_attribute", "set_status", "record_exception"])
+def test_a_ctrl_c_while_a_failed_calls_span_is_marked_leaves_the_span_failed(otel: Any, interrupted: str) -> None:
+    """A Ctrl-C that lands in the SDK's calls marking a failed call's span (its error type, status, exception event)
+    ended the span as it was then: a success to the span, an error to the call's metrics."""
+    interrupt = KeyboardInterrupt()
+    handler = RecordingHandler()
+
+    def failing() -> None:
+        span = handler.invocations[-1].span
+        method = getattr(span, interrupted)
+
+        def once(*args: Any, **kwargs: Any) -> Any:
+            setattr(span, interrupted, method)  # (the Ctrl-C lands once)
+            raise interrupt
+
+        setattr(span, interrupted, once)
+        raise ValueError("the call's own")
+
+    with pytest.raises(KeyboardInterrupt) as raised:
+        instrument(handler, failing)()
+    assert raised.value is interrupt
+    [span] = otel.spans()
+    assert span.attributes[semconv.ERROR_TYPE] == "ValueError"
+    assert span.status.status_code is StatusCode.ERROR
+
+
 FAILING_TESTS = textwrap.dedent("""
     import agent_otel
 

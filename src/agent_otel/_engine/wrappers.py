@@ -190,25 +190,33 @@ class Invocation:
                 raise interrupted
             return
         try:
-            if span.is_recording():
-                if error is not None:
-                    span.set_attribute(semconv.ERROR_TYPE, type(error).__name__)
-                    span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-                    span.record_exception(error)
-                elif how is End.CLOSED:
-                    span.set_attribute(semconv.STREAM_CLOSED_EARLY, True)
+            _mark_outcome(span, how, error, True)
             span.end()
         except Exception as exc:
             report_error(self.stage + ".end", exc)
-        except BaseException:  # (the same, while the span ends: unless the SDK's end() has begun, which warns twice)
+        except BaseException:  # (the same, while the span ends: its outcome set again, without the exception's event,
+            # unless the SDK's end() has begun, which warns at a second)
             if getattr(span, "end_time", None) is None:
                 try:
+                    _mark_outcome(span, how, error, False)
                     span.end()
                 except Exception as exc:
                     report_error(self.stage + ".end", exc)
             raise
         if interrupted is not None:
             raise interrupted
+
+
+def _mark_outcome(span: Span, how: End, error: BaseException | None, with_event: bool) -> None:
+    """A call's outcome on its span as it ends: its error (with the exception's event), or a stream closed early."""
+    if span.is_recording():
+        if error is not None:
+            span.set_attribute(semconv.ERROR_TYPE, type(error).__name__)
+            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+            if with_event:
+                span.record_exception(error)
+        elif how is End.CLOSED:
+            span.set_attribute(semconv.STREAM_CLOSED_EARLY, True)
 
 
 #: The long-lived invocations in flight (jobs, agents, evolution runs, phases), by id in start order: what
