@@ -190,7 +190,8 @@ class Invocation:
                 raise interrupted
             return
         try:
-            _mark_outcome(span, how, error, True)
+            if error is not None or how is End.CLOSED:  # (a call that returned has nothing to mark: no call for it)
+                _mark_outcome(span, how, error, True)
             span.end()
         except Exception as exc:
             report_error(self.stage + ".end", exc)
@@ -944,11 +945,12 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
     if not isinstance(inv_or_call, Invocation):  # begun here (a returned generator's was held open when returned)
         hold_open(inv)
     while True:
+        in_collection = collection.running()  # (see collection: nothing set or reset in a collection's finalizers)
         if held is not None:
-            if not collection.running():  # (see collection: nothing set or reset in a collection's finalizers)
+            if not in_collection:
                 _release(held, inv)
             held = None
-        token = None if collection.running() else _attach(step_context if step_context is call_context else _carried(
+        token = None if in_collection else _attach(step_context if step_context is call_context else _carried(
             step_context, call_context, _same_place(inv, stepped_in)))
         try:
             if to_throw is not None:
@@ -1090,11 +1092,12 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
         hold_open(inv)
     try:
         while True:
+            in_collection = collection.running()  # as in _traced_generator
             if held is not None:
-                if not collection.running():  # as in _traced_generator
+                if not in_collection:
                     _release(held, inv)
                 held = None
-            token = None if collection.running() else _attach(
+            token = None if in_collection else _attach(
                 step_context if step_context is call_context else _carried(
                     step_context, call_context, _same_place(inv, stepped_in)))
             closing = False

@@ -224,7 +224,7 @@ def run(program: Program) -> None:
         sys.modules[_MP_MAIN] = program.module
     if program.code is None:
         assert program.fallback is not None
-        _not_applied(program, "a directory or zip file's __main__ runs as python runs it")
+        _not_applied(targets_in(program.names), "a directory or zip file's __main__ runs as python runs it")
         program.fallback()
         return
     if program.module.__dict__.get("__spec__") is not None and _RUNPY_SHADOWABLE:
@@ -238,8 +238,7 @@ def _execute(program: Program) -> None:
     specs = targets_in(program.names)
     wanted = {spec.qualname.split(".")[0] for spec in specs}
     if not specs or program.source is None:
-        if specs:
-            _not_applied(program, "compiled code without its source runs whole")
+        _not_applied(specs, "compiled code without its source runs whole")
         exec(program.code, program.namespace)  # the program's own code, as python runs it
         _apply(program, specs, None)
         return
@@ -250,10 +249,10 @@ def _execute(program: Program) -> None:
     _apply(program, specs, None)  # a target the code never defined: reported as for an imported module
 
 
-def _not_applied(program: Program, why: str) -> None:
+def _not_applied(specs: list[TargetSpec], why: str) -> None:
     """Say that the program's ``__main__`` targets record nothing (they are wrapped as the program defines them only
     in source the launcher runs itself): logged and counted, as a target that cannot be wrapped is."""
-    for spec in targets_in(program.names):
+    for spec in specs:
         patching.not_wrapped(spec.target, RuntimeError(f"{why}, without agent-otel's wrapping of its targets"))
 
 
