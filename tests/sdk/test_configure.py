@@ -376,6 +376,30 @@ def test_host_providers_are_reused_not_replaced_and_configure_twice_is_harmless(
     assert sum("using the SDK MeterProvider the host program installed" in line for line in lines) == 1
 
 
+def test_configure_again_names_the_arguments_it_ignores_never_their_values() -> None:
+    """The second configure() keeps the first configuration: an argument it sets otherwise is named in one warning
+    line (the program learns why its service name or port did not take), a call asking for nothing says nothing."""
+    child = run_child("""
+        import logging, sys
+        logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(levelname)s %(message)s")
+        import agent_otel
+        first = agent_otel.configure(prometheus_port=0, service_name="svc-first", metrics_exporter="prometheus")
+        print("-- same")
+        assert agent_otel.configure(prometheus_port=0, service_name="svc-first") is first
+        agent_otel.configure()  # a library's defensive call: asks for nothing
+        print("-- other")
+        assert agent_otel.configure(service_name="svc-second-secret", prometheus_port=0, system_metrics=False) is first
+        agent_otel.shutdown()
+    """)
+    assert child.returncode == 0, child.stderr
+    same, other = child.stdout.split("-- same\n")[1].split("-- other\n")
+    assert same == "", same
+    assert other.splitlines() == ["WARNING agent-otel: configure() was called again with other service_name, "
+                                  "system_metrics; the first configuration stays (call shutdown() first to set up "
+                                  "again)"], other
+
+
+
 def test_global_providers_of_another_kind_that_cannot_be_hashed_are_left_as_they_are() -> None:
     """logfire's proxy providers are dataclasses, whose ``__eq__`` takes their hash away: configure() looked them up
     in a ``WeakSet`` and raised ``TypeError: unhashable type`` into the program (which had set logfire up first, as

@@ -383,7 +383,8 @@ def configure(
     set_global: bool = True,
     span_bridge: bool | None = None,
 ) -> Telemetry:
-    """Set up tracing and metrics for agent-otel. Safe to call twice (the second call is a no-op).
+    """Set up tracing and metrics for agent-otel. Safe to call twice: the second call returns the first one's handle
+    and changes nothing (it logs a warning naming the arguments it ignored).
 
     ``tracer_provider``/``meter_provider`` use the given SDK providers instead of building ours
     (as does a host that installed SDK providers globally before calling this). ``resource`` adds the
@@ -401,7 +402,7 @@ def configure(
     _check_argument_types(arguments)
     with _lock, host_signals_blocked():  # the SDK's export threads start here: see _engine/threads.py
         if _telemetry is not None:
-            logger.debug("agent-otel: configure() called again; keeping the first configuration")
+            _say_ignored(_telemetry, arguments)
             return _telemetry
         if not enabled_from_env():
             build_runtime(enabled=False)
@@ -680,6 +681,31 @@ def _set_global_providers(telemetry: Telemetry, tp: TracerProvider, mp: MeterPro
             metrics_internal._METER_PROVIDER_SET_ONCE = Once()
         if current_mp in _built or isinstance(current_mp, metrics_internal._ProxyMeterProvider):
             metrics.set_meter_provider(mp)
+
+
+def _say_ignored(first: Telemetry, arguments: dict[str, object]) -> None:
+    """configure() again keeps the first configuration: the arguments of this call that it set otherwise are named
+    (as the SDK warns of a global provider it refuses), never their values. An argument left at its default asks
+    for nothing, so the defensive ``configure()`` of a library or a second module says nothing."""
+    if first.settings is None:  # agent-otel is disabled: nothing was set up to differ from
+        return
+    defaults = configure.__kwdefaults__ or {}
+    ignored = [name for name, value in arguments.items()
+               if not _same(value, defaults.get(name)) and not _same(value, first.arguments.get(name))]
+    if ignored:
+        logger.warning("agent-otel: configure() was called again with other %s; the first configuration stays "
+                       "(call shutdown() first to set up again)", ", ".join(ignored))
+    else:
+        logger.debug("agent-otel: configure() called again; keeping the first configuration")
+
+
+def _same(value: object, other: object) -> bool:
+    if value is other:
+        return True
+    try:
+        return bool(value == other)
+    except Exception:  # a host object whose == raises
+        return False
 
 
 _fork_child_setup = False
