@@ -223,6 +223,19 @@ def test_two_libraries_sibling_spans_of_two_inference_operations_are_two_calls(o
         "chat", "text_completion"]
 
 
+def test_a_foreign_chat_span_without_usage_is_one_of_its_jobs_unpriced_calls(otel: Any) -> None:
+    """Another library's model call that ended without usage (a stream closed early, a failed request): the job's
+    ``job.usage.cost`` left it out, and nothing said so."""
+    tracer = foreign(otel)
+    with agent_otel.job(type="bridged"):
+        chat_span(tracer)
+        chat_span(tracer, tokens=None)
+    job_span = otel.span(semconv.job_span_name("bridged"))
+    assert job_span.attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 2
+    assert job_span.attributes[semconv.JOB_ROLLUP_UNPRICED_CALLS] == 1
+    assert job_span.attributes[semconv.JOB_ROLLUP_COST] == pytest.approx(1000 * 2.5 / 1e6 + 200 * 10.0 / 1e6)
+
+
 @pytest.mark.parametrize("between", [False, True])
 def test_a_provider_call_of_ours_whose_result_shows_no_usage_counts_the_tokens_of_the_foreign_spans_inside(
         otel: Any, between: bool) -> None:

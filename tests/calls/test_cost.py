@@ -650,6 +650,50 @@ def test_a_job_whose_model_calls_reported_no_usage_has_no_cost_and_one_without_m
     assert otel.span(semconv.job_span_name("no-model-call")).attributes[semconv.JOB_ROLLUP_COST] == 0.0
 
 
+def test_a_jobs_model_calls_without_usage_are_counted_unpriced_beside_its_priced_ones(otel: Any) -> None:
+    """A job with one priced call and one whose usage never came (a stream closed early, one still open as the job
+    ended, one answered without usage) gave ``job.usage.cost`` as the whole cost: nothing said it left calls out."""
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def priced() -> dict[str, Any]:
+        return {"usage": {"prompt_tokens": 1000, "completion_tokens": 100}}
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def stream() -> Iterator[dict[str, Any]]:
+        yield {"choices": [{"delta": {"content": "a"}}]}
+        yield {"choices": [{"delta": {"content": "b"}}]}
+        yield {"choices": [], "usage": {"prompt_tokens": 5000, "completion_tokens": 800}}
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def without_usage() -> dict[str, Any]:
+        return {"choices": []}
+
+    with agent_otel.job(type="closed-early"):
+        priced()
+        for _ in stream():
+            break
+    held = None
+    with agent_otel.job(type="held-past-block"):
+        priced()
+        held = stream()
+        next(held)
+    held.close()
+    with agent_otel.job(type="no-usage"):
+        priced()
+        without_usage()
+    with agent_otel.job(type="read-whole"):
+        priced()
+        list(stream())
+    price = DEFAULT_PRICES["gpt-4o"]
+    one = usd(1000, price.input) + usd(100, price.output)
+    rollups = {span.attributes[semconv.JOB_TYPE]: (span.attributes.get(semconv.JOB_ROLLUP_UNPRICED_CALLS),
+                                                   span.attributes.get(semconv.JOB_ROLLUP_COST))
+               for span in otel.spans() if span.name.startswith("invoke_workflow")}
+    assert rollups == {"closed-early": (1, pytest.approx(one)), "held-past-block": (1, pytest.approx(one)),
+                       "no-usage": (1, pytest.approx(one)),
+                       "read-whole": (None, pytest.approx(one + usd(5000, price.input) + usd(800, price.output)))}
+
+
 def test_a_token_option_is_a_number_never_the_length_of_a_list_or_table(otel: Any) -> None:
     """A path aimed one level too high (at the usage dict) recorded the dict's length as the tokens, over the
     1500 the result reports; it is dropped and counted now, and the usage read off the result stays. A literal

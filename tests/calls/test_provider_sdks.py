@@ -458,6 +458,10 @@ def test_a_raw_streamed_response_gets_the_tokens_the_sdks_instrumentation_reads_
     assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 1  # one call
     assert (job_state.input_tokens, job_state.output_tokens) == (OPENAI_USAGE["prompt_tokens"],
                                                                   OPENAI_USAGE["completion_tokens"])
+    # its cost came after all: the job counts the call as priced, no longer among the calls without usage
+    rollups = job_state.rollup_attributes()
+    assert semconv.JOB_ROLLUP_UNPRICED_CALLS not in rollups and rollups[semconv.JOB_ROLLUP_COST] == pytest.approx(
+        cost.value)
 
 
 def test_a_responses_streaming_helper_under_the_sdks_instrumentation_is_counted_once(

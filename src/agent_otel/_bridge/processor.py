@@ -718,5 +718,7 @@ def _record_provider(span: Span, seen: _Seen, attributes: Any, duration_s: float
         cost, unpriced = priced_cost(response_model, given or model, tokens)  # the price of the model as given
         record_usage(ctx, token_attributes, tokens, cost, seen.agent, unpriced=unpriced)
     if seen.job is not None:
+        no_usage = usage.input_tokens is None and usage.output_tokens is None  # a cost the job cannot know
         seen.job.add(provider_calls=1, input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0,
-                     cost=cost or 0.0, priced_calls=cost is not None, unpriced_calls=1 if unpriced else 0)
+                     cost=cost or 0.0, priced_calls=cost is not None, unpriced_calls=1 if unpriced or no_usage else 0,
+                     ended_calls=1)

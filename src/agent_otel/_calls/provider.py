@@ -90,7 +90,8 @@ class ProviderInvocation(Invocation):
     __slots__ = ("answers_below", "cache_beside_input", "cache_read", "cache_write", "call", "enclosing",
                  "finish_reasons", "handler", "input_tokens", "model", "open_inside", "operation", "outer",
                  "output_tokens", "priced_model", "prompt_text", "provider", "reads_response", "reasoning",
-                 "response_id", "response_model", "retries", "usage_after", "usage_below", "usage_inside")
+                 "response_id", "response_model", "retries", "unpriced_in_job", "usage_after", "usage_below",
+                 "usage_inside")
 
     def __init__(self, span: Any, ctx: Any, handler: ProviderHandler, call: Call | None, provider: str, model: str,
                  operation: str, priced_model: str) -> None:
@@ -129,6 +130,8 @@ class ProviderInvocation(Invocation):
         #: set when the call has recorded no usage of its own: its token attributes, for the usage such a span
         #: reports after the call ended (see add_usage_inside)
         self.usage_after: dict[str, Any] | None = None
+        #: the logical request ended with no usage, counted among its job's unpriced calls (see add_usage_inside)
+        self.unpriced_in_job = False
 
     def add_usage_inside(self, usage: TokenUsage, model: str | None) -> None:
         """One request that another library's span inside this call reported: its tokens and the model that
@@ -147,8 +150,12 @@ class ProviderInvocation(Invocation):
         record_usage(ctx, attributes, usage, cost, otel_context.get_value(AGENT_KEY, ctx), unpriced=unpriced)
         job = otel_context.get_value(JOB_KEY, ctx)
         if isinstance(job, JobState):
+            request = self  # the logical request, which counted itself unpriced when it ended without this usage
+            while request.outer is not None:
+                request = request.outer
+            counted, request.unpriced_in_job = request.unpriced_in_job, False
             job.add(input_tokens=usage.input or 0, output_tokens=usage.output or 0, cost=cost or 0.0,
-                    priced_calls=cost is not None, unpriced_calls=1 if unpriced else 0)
+                    priced_calls=cost is not None, unpriced_calls=(1 if unpriced else 0) - (1 if counted else 0))
 
     def _adopt_usage_inside(self) -> tuple[float | None, bool]:
         """The tokens of the requests inside, summed (a retry's attempts, a router's requests), as the call's;
@@ -468,9 +475,13 @@ class ProviderInvocation(Invocation):
             self.enclosing.answers_below += (value, field_of(value, "usage", "usage_metadata"))
         job = values.get(JOB_KEY)  # current_job(), inlined
         if isinstance(job, JobState) and (outer is None or has_usage):  # the call itself was counted as it began
+            # a logical request that ended with no usage (failed, cancelled, closed early, answered without) has a
+            # cost the job cannot know: one of its unpriced calls, as is one still running as the job ends
+            no_usage = outer is None and not has_usage and not self.usage_below
+            self.unpriced_in_job = no_usage
             job.add(input_tokens=self.input_tokens or 0,
                     output_tokens=self.output_tokens or 0, cost=cost or 0.0, priced_calls=cost is not None,
-                    unpriced_calls=1 if unpriced else 0)
+                    unpriced_calls=1 if unpriced or no_usage else 0, ended_calls=1 if outer is None else 0)
         span = self.span
         if span.is_recording():
             ended: dict[str, Any] = {semconv.AGENT_OTEL_RETRY_COUNT: self.retries}  # one set_attributes: one lock

@@ -48,10 +48,13 @@ class JobState:
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
-    #: Model calls (attempts with usage) that had a price, and those that had none: the job's cost is known
-    #: when at least one was priced
+    #: Model calls (attempts with usage) that had a price, and those whose cost is not known (no price for their
+    #: model, or no usage: a request that ended without it); the job's cost is given when at least one was priced
     priced_calls: int = 0
     unpriced_calls: int = 0
+    #: The logical model requests that ended (``provider_calls`` counts them as they start): the others, still
+    #: running as the job ends (a stream held past its block), are unpriced too
+    ended_calls: int = 0
     files_created: int = 0
     #: Distinct tools (plugins) run under the job, and its phases in the order they first started.
     plugins: set[str] = field(default_factory=set, repr=False)
@@ -65,7 +68,7 @@ class JobState:
         self.id, self.type = id, type
         self.agent_calls = self.provider_calls = self.tool_calls = self.input_tokens = self.output_tokens = 0
         self.cost = 0.0
-        self.priced_calls = self.unpriced_calls = 0
+        self.priced_calls = self.unpriced_calls = self.ended_calls = 0
         self.files_created = 0
         self.plugins = set()
         self.phases = {}
@@ -121,11 +124,12 @@ class JobState:
                 workflow[semconv.JOB_ROLLUP_PHASES] = list(self.phases)
             if self.files_created:
                 workflow[semconv.JOB_ROLLUP_FILES_CREATED] = self.files_created
-            if self.unpriced_calls:
-                workflow[semconv.JOB_ROLLUP_UNPRICED_CALLS] = self.unpriced_calls
             # model calls none of which had a price (unpriced, or no usage: cancelled, failed, a provider that
             # reports none): not known, where 0.0 would read as free; a job with no model call cost nothing
             agent_calls, provider_calls, tool_calls = self._counts()
+            unpriced = self.unpriced_calls + max(0, provider_calls - self.ended_calls)
+            if unpriced:
+                workflow[semconv.JOB_ROLLUP_UNPRICED_CALLS] = unpriced
             if self.priced_calls or not (self.unpriced_calls or provider_calls):
                 workflow[semconv.JOB_ROLLUP_COST] = round(self.cost, 10)
             return {
