@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import tomllib
+import traceback
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -158,6 +159,22 @@ def test_structured_tool_exceptions_pass_through_unchanged(otel: Any) -> None:
     spans = otel.spans("execute_tool web_search")
     assert len(spans) == 2
     assert all(span.attributes["error.type"] == "ValueError" for span in spans)
+
+
+def test_a_failing_init_of_a_hooked_class_raises_with_the_traceback_it_has_without_agent_otel(otel: Any) -> None:
+    """The class's ``__init__`` is hooked to wrap what a new instance holds: a constructor that raised (pydantic's
+    validation) had the hook's frame (``patching.py``, ``after_init``) in its traceback."""
+
+    def frames() -> list[tuple[str, str]]:
+        try:
+            StructuredTool(name=1, description="d", func=add)  # type: ignore[arg-type]  # refused: not a str
+        except Exception as error:
+            return [(frame.filename, frame.name) for frame in traceback.extract_tb(error.__traceback__)]
+        raise AssertionError("the constructor took a name that is no string")
+
+    plain = frames()
+    configure(LANGCHAIN)
+    assert frames() == plain
 
 
 def test_structured_tool_created_before_instrument_is_not_wrapped_and_uninstrument_restores_init(

@@ -39,6 +39,7 @@ from agent_otel._engine.exit_signals import caught_outside_python, held_over_exi
 from agent_otel._engine.fork_signals import hold_over_fork
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import start_thread
+from agent_otel._engine.tracebacks import leave_out_callers_frame
 from agent_otel._engine.wrappers import Args, Kwargs, WrapperFunction
 
 if TYPE_CHECKING:
@@ -52,7 +53,11 @@ def _wrap_pool_submit(wrapped: Callable[..., Any], instance: ProcessPoolExecutor
     """``submit(fn, /, *args, **kwargs)``: ``fn`` is positional only (a keyword ``fn`` is an argument of it)."""
     if args:
         args = (carry(args[0], always=True), *args[1:])
-    return wrapped(*args, **kwargs)
+    try:
+        return wrapped(*args, **kwargs)
+    except BaseException as error:
+        leave_out_callers_frame(error)
+        raise
 
 
 def _wrap_pool_task(wrapped: Callable[..., Any], instance: Pool, args: Args, kwargs: Kwargs) -> Any:
@@ -65,7 +70,11 @@ def _wrap_pool_task(wrapped: Callable[..., Any], instance: Pool, args: Args, kwa
         args = (bind(args[0]), *args[1:])
     elif "func" in kwargs:
         kwargs["func"] = bind(kwargs["func"])
-    return wrapped(*args, **kwargs)
+    try:
+        return wrapped(*args, **kwargs)
+    except BaseException as error:  # (map, apply: the task's exception, raised again here)
+        leave_out_callers_frame(error)
+        raise
 
 
 def _carried(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -81,6 +90,9 @@ def _in_this_context(func: Callable[..., Any]) -> Callable[..., Any]:
         token = otel_context.attach(context)
         try:
             return func(*args, **kwargs)
+        except BaseException as error:
+            leave_out_callers_frame(error)
+            raise
         finally:
             otel_context.detach(token)
 
@@ -107,9 +119,16 @@ def _wrap_process_start(wrapped: Callable[..., None], instance: BaseProcess, arg
         vars(instance)["run"] = CarriedRun(instance.run, process_carrier())
         try:
             return wrapped(*args, **kwargs)
+        except BaseException as error:  # (a target spawn cannot pickle)
+            leave_out_callers_frame(error)
+            raise
         finally:
             vars(instance).pop("run", None)
-    return wrapped(*args, **kwargs)
+    try:
+        return wrapped(*args, **kwargs)
+    except BaseException as error:
+        leave_out_callers_frame(error)
+        raise
 
 
 def _runs_as_a_method(instance: BaseProcess) -> bool:
@@ -408,7 +427,11 @@ def _wrap_popen_init(wrapped: Callable[..., None], instance: subprocess.Popen[An
             args = (*args[:10], child_environment(args[10]), *args[11:])
         else:
             kwargs["env"] = child_environment(kwargs.get("env"))
-    return wrapped(*args, **kwargs)
+    try:
+        return wrapped(*args, **kwargs)
+    except BaseException as error:  # (a program not found)
+        leave_out_callers_frame(error)
+        raise
 
 
 def _wrap_exec(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
@@ -417,10 +440,21 @@ def _wrap_exec(wrapped: Callable[..., Any], instance: object, args: Args, kwargs
     subprocess does; and what this process queued is flushed first, as no exit flush will run."""
     _flush_queued("autoinstrument.exec")
     given = dict(zip(("path", "argv", "env"), args, strict=False), **kwargs)
-    if not _has_context_to_carry() or len(given) != len(args) + len(kwargs) or not {"path", "argv"} <= set(given):
-        return wrapped(*args, **kwargs)  # nothing to carry, or arguments python will refuse: as it refuses them
-    env = child_environment(given.get("env"))
-    return _execve(given["path"], given["argv"], os.environ if env is None else cast("Mapping[str, str]", env))
+    try:
+        if not _has_context_to_carry() or len(given) != len(args) + len(kwargs) or not {"path", "argv"} <= set(
+                given):
+            return wrapped(*args, **kwargs)  # nothing to carry, or arguments python will refuse: as it refuses them
+        env = child_environment(given.get("env"))
+        try:
+            return _execve(given["path"], given["argv"], os.environ if env is None else cast("Mapping[str, str]", env))
+        except OSError as error:
+            if "env" in given:
+                raise
+            refused = OSError(error.errno, error.strerror)  # os.execv's error: without the file name execve's names
+        raise refused  # (after the handler: no context of ours on it)
+    except BaseException as error:  # (a program not found)
+        leave_out_callers_frame(error)
+        raise
 
 
 def _wrap_os_exit(wrapped: Callable[..., NoReturn], instance: object, args: Args, kwargs: Kwargs) -> NoReturn:
@@ -441,7 +475,11 @@ def _wrap_posix_spawn(wrapped: Callable[..., int], instance: object, args: Args,
     """``os.posix_spawn(path, argv, env, ...)`` and ``posix_spawnp``: the child continues the job and trace."""
     if _has_context_to_carry() and len(args) >= 3:
         args = (args[0], args[1], child_environment(args[2]), *args[3:])
-    return wrapped(*args, **kwargs)
+    try:
+        return wrapped(*args, **kwargs)
+    except BaseException as error:
+        leave_out_callers_frame(error)
+        raise
 
 
 #: The interpreter's own execve, which the carriers call with the environment (``os.execve`` is one while patched).
@@ -738,7 +776,11 @@ def _inject_headers(wrapped: Callable[..., None], instance: http.client.HTTPConn
                     kwargs = {**kwargs, "headers": headers}
     except Exception as exc:
         report_error("autoinstrument.http_headers", exc)
-    return wrapped(*args, **kwargs)
+    try:
+        return wrapped(*args, **kwargs)
+    except BaseException as error:  # (a connection refused)
+        leave_out_callers_frame(error)
+        raise
 
 
 def instrument_http_headers() -> None:

@@ -18,6 +18,7 @@ from agent_otel._context.baggage_header import merged_baggage
 from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY
 from agent_otel._context.stamping import stamped_ids
 from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.tracebacks import leave_out_callers_frame
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -156,6 +157,9 @@ class CarriedCall(Generic[P, R]):
         token = otel_context.attach(carried_context(self.carrier))
         try:
             return self.func(*args, **kwargs)
+        except BaseException as error:  # the child's traceback (a pool's RemoteTraceback) is the program's own
+            leave_out_callers_frame(error)
+            raise
         finally:
             otel_context.detach(token)
 
@@ -177,7 +181,11 @@ class CarriedRun(CarriedCall[P, R]):
         owner = getattr(self.func, "__self__", None)
         if owner is not None and vars(owner).get("run") is self:
             del vars(owner)["run"]
-        return super().__call__(*args, **kwargs)
+        try:
+            return super().__call__(*args, **kwargs)
+        except BaseException as error:
+            leave_out_callers_frame(error)
+            raise
 
 
 def carry(func: Callable[P, R], always: bool = False) -> Callable[P, R]:

@@ -53,6 +53,7 @@ from agent_otel._calls.tool import ToolHandler
 from agent_otel._context.carriers import instrument_http_headers, uninstrument_http_headers
 from agent_otel._engine.policy import set_config_policy
 from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.tracebacks import leave_out_callers_frame
 from agent_otel._engine.wrappers import (
     FROM_CLASS,
     Args,
@@ -569,7 +570,11 @@ def _hook_init(state: _State, klass: type, recorded: bool = True) -> None:
                 raise TypeError(f"{type(instance).__name__}() takes no arguments")
             result = wrapped()
         else:
-            result = wrapped(*args, **kwargs)
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException as error:  # the class's own __init__ failed: its traceback, as without ours
+                leave_out_callers_frame(error)
+                raise
         _hold_all(args[0] if instance is None and args else instance)  # Class.__init__(obj, ...) or bound
         return result
 
