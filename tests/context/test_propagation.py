@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
 import email.message
+import logging
 import subprocess
 import sys
 import urllib.request
@@ -33,6 +35,37 @@ def test_headers_without_trace_context_leave_the_block_in_its_job_and_span(otel:
                                   "baggage": f"{semconv.BAGGAGE_JOB_ID}=caller"}):
             assert agent_otel.current_job_id() == "caller"  # a caller to continue: its job and trace
             assert trace.get_current_span().get_span_context().trace_id == 0x0af7651916cd43dd8448eb211c80319c
+
+
+def test_an_attached_block_ended_in_another_context_prints_nothing_and_leaves_the_consumers_context(
+        otel: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A streamed body's generator whose steps each run in a fresh copy of the consumer's context (Starlette's
+    ``iterate_in_threadpool``) with ``attached()`` around its yields: its exit detached a token of another context,
+    and OpenTelemetry logged "Failed to detach context" with a traceback, on the server's stderr, once per response.
+    In one context, the block still ends back in the context it began in."""
+    headers = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+               "baggage": f"{semconv.BAGGAGE_JOB_ID}=caller"}
+
+    def body() -> Iterator[str | None]:
+        with agent_otel.attached(headers):
+            yield agent_otel.current_job_id()
+            yield "second"
+
+    caplog.set_level(logging.DEBUG)
+    steps = body()
+    read = []
+    while True:
+        try:
+            read.append(contextvars.copy_context().run(next, steps))
+        except StopIteration:
+            break
+    assert read == ["caller", "second"]
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
+    assert agent_otel.current_job_id() is None
+    with agent_otel.job("outer") as job:
+        with agent_otel.attached(headers):
+            assert agent_otel.current_job_id() == "caller"
+        assert agent_otel.current_job_id() == job.id
 
 
 def test_a_baggage_header_sent_twice_is_one_list() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from contextvars import ContextVar
 from typing import Any, Generic, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
@@ -54,13 +55,26 @@ def extract(carrier: Mapping[str, str], ctx: Context | None = None) -> Context:
 
 @contextlib.contextmanager
 def attached(carrier: Mapping[str, str]) -> Iterator[Context]:
-    """Run a block in the context a carrier brings (e.g. an HTTP handler continuing the caller's job)."""
+    """Run a block in the context a carrier brings (e.g. an HTTP handler continuing the caller's job). A block that
+    ends in another ``contextvars.Context`` than it began in (a streamed body's generator whose steps each run in a
+    fresh copy: Starlette's ``iterate_in_threadpool``) leaves the context where it attached it, as ``job()`` does:
+    detached there, OpenTelemetry printed "Failed to detach context" and a traceback on the program's stderr."""
     ctx = extract(carrier)
     token = otel_context.attach(ctx)
+    here = _ATTACHED_HERE.set(None)  # set in the same Context as the attach: reset() tells whether it still is
     try:
         yield ctx
     finally:
-        otel_context.detach(token)
+        try:
+            _ATTACHED_HERE.reset(here)
+        except ValueError:  # "created in a different Context": the attach is that context's, not this one's
+            pass
+        else:
+            otel_context.detach(token)
+
+
+#: Marks the ``contextvars.Context`` an :func:`attached` block attached its context in (see there).
+_ATTACHED_HERE: ContextVar[None] = ContextVar("agent_otel_attached_here", default=None)
 
 
 def subprocess_env(env: Mapping[str, str] | None = None, ctx: Context | None = None) -> dict[str, str]:
