@@ -23,7 +23,7 @@ import traceback
 import types
 import unittest.mock
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -1653,6 +1653,93 @@ def test_a_stream_broken_out_of_whose_cleanup_awaits_ends_closed_early_under_tri
     [point] = otel.points(semconv.CLIENT_INFERENCE_DURATION.name)
     assert semconv.ERROR_TYPE not in point.attributes
     assert cleaned == ([] if library == "trio" else [True])  # trio cancels the cleanup's await, as without agent-otel
+
+
+class _ChunkStream:
+    """An SDK's async stream object (``openai.AsyncStream``'s shape), returned by the call and read after it."""
+
+    def __init__(self, pending: Callable[[int], Awaitable[None]]) -> None:
+        self.pending, self.sent = pending, 0
+
+    def __aiter__(self) -> _ChunkStream:
+        return self
+
+    async def __anext__(self) -> dict[str, int]:
+        await self.pending(self.sent)
+        self.sent += 1
+        return {"delta": self.sent}
+
+    async def __aenter__(self) -> _ChunkStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+@pytest.mark.parametrize("library", ["asyncio", "trio"])
+@pytest.mark.parametrize("shape", ["async generator", "returned stream", "returned stream in its block"])
+def test_a_stream_whose_reader_is_cancelled_mid_read_ends_closed_early_not_failed(
+        otel: Any, library: str, shape: str) -> None:
+    """A client that disconnects from a server's streamed response (Starlette cancels the task reading the stream),
+    or a timeout around the loop: the cancellation is raised in the stream's pending step. The call was recorded as
+    the provider's error (``error.type=CancelledError``), which fed its error rate and the shipped availability
+    alert, where the reader had only stopped reading."""
+    import trio
+
+    sleep = trio.sleep if library == "trio" else asyncio.sleep
+    never = trio.Event() if library == "trio" else asyncio.Event()
+
+    async def pending(sent: int) -> None:
+        await sleep(0)
+        if sent >= 1:
+            await never.wait()  # the next chunk never comes: the reader is cancelled here
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    async def generator() -> collections.abc.AsyncIterator[dict[str, int]]:
+        sent = 0
+        while True:
+            await pending(sent)
+            sent += 1
+            yield {"delta": sent}
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    async def returned() -> _ChunkStream:
+        return _ChunkStream(pending)
+
+    read: list[object] = []
+
+    async def read_all() -> None:
+        if shape == "async generator":
+            async for item in generator():
+                read.append(item)
+        elif shape == "returned stream":
+            async for item in await returned():
+                read.append(item)
+        else:
+            async with await returned() as stream:
+                async for item in stream:
+                    read.append(item)
+
+    async def main() -> None:
+        if library == "trio":
+            with trio.move_on_after(0.05):
+                await read_all()
+        else:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.05):
+                    await read_all()
+
+    if library == "trio":
+        trio.run(main)
+    else:
+        asyncio.run(main())
+    assert len(read) == 1  # one chunk, then cancelled while waiting for the next
+    span = otel.span("chat gpt-4o")
+    assert span.status.status_code is StatusCode.UNSET
+    assert span.attributes[STREAM_CLOSED_EARLY] is True
+    assert semconv.ERROR_TYPE not in span.attributes
+    [point] = otel.points(semconv.CLIENT_INFERENCE_DURATION.name)
+    assert semconv.ERROR_TYPE not in point.attributes
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the stubborn one's, as unwrapped

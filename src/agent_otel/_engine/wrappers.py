@@ -1126,10 +1126,7 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             except BaseException as exc:
                 if token is not None:
                     _detach(token)
-                if closing and _cancellation(exc):  # trio closes a generator dropped half-read in a cancelled scope:
-                    inv.end(End.CLOSED)  # an await of its cleanup raises Cancelled there, which trio drops
-                else:
-                    inv.end(End.RAISED, error=exc)
+                _end_stream_raised(inv, exc)
                 raise
             if spans_the_block:
                 held = token
@@ -1149,6 +1146,18 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
                 to_send = None
     finally:
         ended.append(True)
+
+
+def _end_stream_raised(inv: Invocation, error: BaseException) -> None:
+    """End a stream's call (an async generator's, a returned stream object's) that a step raised out of: failed with
+    it, unless it cancelled the task reading it, as a client that disconnects cancels a server's streamed response
+    (Starlette's) or a timeout around the loop does, and as trio closes a generator dropped half-read in a cancelled
+    scope: the reader stopped reading, the call ends closed early, not as a failure of the provider or tool (whose
+    error rate and availability it fed)."""
+    if _cancellation(error):
+        inv.end(End.CLOSED)
+    else:
+        inv.end(End.RAISED, error=error)
 
 
 def _cancellation(error: BaseException) -> bool:
@@ -1346,7 +1355,7 @@ def _leave_stream_block(proxy: Any, error: BaseException | None) -> None:
         except Exception as exc:
             report_error(inv.stage + ".stream", exc)
     if error is not None and how is End.CLOSED and (stream is not None or inv.first_chunk_ns is None):
-        inv.end(End.RAISED, error=error)
+        _end_stream_raised(inv, error)
     else:  # an SDK stream that is its own block's object, read through our __next__ (whose errors ended the call
         # already): an exception that leaves the block now is the program's loop body's, the stream read early
         inv.end(how)
@@ -1431,7 +1440,7 @@ class _TracedStream(_CopiedAsItsStream, wrapt.ObjectProxy[Any]):
             entered = await cast(AbstractAsyncContextManager[object], self.__wrapped__).__aenter__()
         except BaseException as exc:  # as in __enter__
             _detach(token)
-            inv.end(End.RAISED, error=exc)
+            _end_stream_raised(inv, exc)
             raise
         _entered(self, token)
         return _handed_out(self, entered, "__anext__")
@@ -1510,7 +1519,7 @@ class _AsyncIterating:
             raise
         except BaseException as exc:
             _step_done(token, inv.context)
-            inv.end(End.RAISED, error=exc)
+            _end_stream_raised(inv, exc)
             raise
         _step_done(token, inv.context)
         inv.chunk(item)
