@@ -694,6 +694,34 @@ def test_a_jobs_model_calls_without_usage_are_counted_unpriced_beside_its_priced
                        "read-whole": (None, pytest.approx(one + usd(5000, price.input) + usd(800, price.output)))}
 
 
+def test_a_router_that_answers_with_text_is_priced_by_the_request_it_made(otel: Any) -> None:
+    """A router (a provider of its own) around an SDK call of another provider, returning only the text: its request
+    was priced where it was made, so the job's cost is whole. Its end, with no usage of its own, counted it among
+    the job's unpriced calls; so did a fallback's whose first provider failed before the second answered."""
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def complete(fail: bool = False) -> dict[str, Any]:
+        if fail:
+            raise TimeoutError
+        return {"choices": [{"message": {"content": "hi"}}], "usage": {"prompt_tokens": 1000, "completion_tokens": 100}}
+
+    @agent_otel.provider("router", model="auto")
+    def route() -> str:
+        try:
+            complete(fail=True)
+        except TimeoutError:
+            pass
+        return str(complete()["choices"][0]["message"]["content"])
+
+    with agent_otel.job(type="routed"):
+        assert route() == "hi"
+    attributes = otel.span(semconv.job_span_name("routed")).attributes
+    price = DEFAULT_PRICES["gpt-4o"]
+    assert attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 3
+    assert attributes[semconv.JOB_ROLLUP_COST] == pytest.approx(usd(1000, price.input) + usd(100, price.output))
+    assert attributes[semconv.JOB_ROLLUP_UNPRICED_CALLS] == 1  # the failed attempt: what it cost is not known
+
+
 def test_a_token_option_is_a_number_never_the_length_of_a_list_or_table(otel: Any) -> None:
     """A path aimed one level too high (at the usage dict) recorded the dict's length as the tokens, over the
     1500 the result reports; it is dropped and counted now, and the usage read off the result stays. A literal

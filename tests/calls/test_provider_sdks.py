@@ -427,9 +427,10 @@ def test_a_streaming_helper_under_the_sdks_instrumentation_leaves_the_programs_c
     assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 2
 
 
-@pytest.mark.parametrize("nested", [False, True], ids=["one_call", "a_call_in_a_call"])
+@pytest.mark.parametrize("nested", ["no", "yes", "read inside"],
+                         ids=["one_call", "a_call_in_a_call", "read_in_the_outer_call"])
 def test_a_raw_streamed_response_gets_the_tokens_the_sdks_instrumentation_reads_after_the_call(
-        otel: Any, llm: StreamingLLM, nested: bool) -> None:
+        otel: Any, llm: StreamingLLM, nested: str) -> None:
     """``with_raw_response.create(stream=True)`` returns before its body is read: the call ends then, with no usage of
     its own, and the instrumentation's span inside it reports the tokens when the program has read the stream, after
     the call ended. Those tokens and their cost were dropped (the call had recorded already), and not counted by the
@@ -445,9 +446,14 @@ def test_a_raw_streamed_response_gets_the_tokens_the_sdks_instrumentation_reads_
     def helper() -> Any:  # a helper of the program's around the call: the same request, counted once
         return create()
 
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    def reading_helper() -> Any:  # one that reads the body itself, after the call inside it ended without usage
+        return list(create().parse())
+
     with genai_apps.instrumented("openai", otel.tracer_provider, otel.meter_provider), \
             agent_otel.job("raw-stream", type="batch") as job:
-        chunks = list((helper() if nested else create()).parse())
+        chunks = reading_helper() if nested == "read inside" else list(
+            (helper() if nested == "yes" else create()).parse())
         assert chunks[-1].usage.prompt_tokens == OPENAI_USAGE["prompt_tokens"]  # the program's stream, as it was
         job_state = job.invocation.state  # type: ignore[union-attr]
     assert (point(otel, semconv.CLIENT_USAGE_INPUT_TOKENS.name).value,

@@ -85,3 +85,47 @@ def test_an_exception_raised_through_a_carrier_prints_plain_pythons_traceback(tm
     assert (ours.returncode, ours.stdout, ours.stderr) == (plain.returncode, plain.stdout, plain.stderr)
     launched = run(AGENT_OTEL, "run", "--", sys.executable, OTEL_METRICS_EXPORTER="none")
     assert (launched.returncode, launched.stdout, launched.stderr) == (plain.returncode, plain.stdout, plain.stderr)
+
+
+#: Calls of ``os.exec*`` that python refuses or that fail, each in a forked child (one that succeeds replaces it):
+#: what each raised, as the program sees it.
+EXEC_REFUSALS = """
+import os, sys, traceback
+if os.environ.get("WITH_AGENT_OTEL"):
+    import agent_otel
+    agent_otel.configure(metrics_exporter="none")
+    agent_otel.job("refusals").__enter__()  # in a job: the carrier carries
+cases = [lambda: os.execv("/bin/true", []), lambda: os.execv("/bin/true", [""]), lambda: os.execv("/bin/true", "x"),
+         lambda: os.execv(path="/nonexistent", argv=["x"]), lambda: os.execv("/nonexistent", ("x",)),
+         lambda: os.execv(b"/nonexistent", [b"x"]), lambda: os.execl("/nonexistent", "x"),
+         lambda: os.execvp("nonexistent-program", ["x"]), lambda: os.execv("/bin/tr\\0ue", ["x"]),
+         lambda: os.execve("/nonexistent", ["x"], {}), lambda: os.execv("/etc/hostname", ["x"])]
+for case in cases:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            case()
+        except BaseException as error:
+            frames = [frame.name for frame in traceback.extract_tb(error.__traceback__)]
+            os.write(write, repr((type(error).__name__, str(error), getattr(error, "filename", None), frames)).encode())
+        os._exit(0)
+    os.close(write)
+    print(os.read(read, 10000).decode() or "(replaced)")
+    os.waitpid(pid, 0)
+    os.close(read)
+"""
+
+
+def test_os_exec_raises_for_each_refused_or_failed_call_what_plain_python_raises() -> None:
+    """The carrier calls ``os.execve`` in place of the program's ``os.execv``: a missing program's error named the
+    file (``execve`` does, ``execv`` does not), keyword arguments ``execv`` refuses were taken, and an argv it
+    refuses got ``execve``'s message."""
+
+    def run(**env: str) -> str:
+        return subprocess.run([sys.executable, "-c", EXEC_REFUSALS], env={**CLEAN_ENV, **env}, capture_output=True,
+                              text=True, timeout=120, check=True).stdout
+
+    plain = run()
+    assert "takes no keyword arguments" in plain and "No such file or directory" in plain
+    assert run(WITH_AGENT_OTEL="1", OTEL_TRACES_EXPORTER="none") == plain

@@ -1678,12 +1678,14 @@ class _ChunkStream:
 
 @pytest.mark.parametrize("library", ["asyncio", "trio"])
 @pytest.mark.parametrize("shape", ["async generator", "returned stream", "returned stream in its block"])
+@pytest.mark.parametrize("chunks_before", [1, 0], ids=["mid-read", "before-the-first-chunk"])
 def test_a_stream_whose_reader_is_cancelled_mid_read_ends_closed_early_not_failed(
-        otel: Any, library: str, shape: str) -> None:
+        otel: Any, library: str, shape: str, chunks_before: int) -> None:
     """A client that disconnects from a server's streamed response (Starlette cancels the task reading the stream),
     or a timeout around the loop: the cancellation is raised in the stream's pending step. The call was recorded as
     the provider's error (``error.type=CancelledError``), which fed its error rate and the shipped availability
-    alert, where the reader had only stopped reading."""
+    alert, where the reader had only stopped reading. Cancelled before its first chunk, the request had not
+    answered (a provider that hangs): an error, as a coroutine call's."""
     import trio
 
     sleep = trio.sleep if library == "trio" else asyncio.sleep
@@ -1691,7 +1693,7 @@ def test_a_stream_whose_reader_is_cancelled_mid_read_ends_closed_early_not_faile
 
     async def pending(sent: int) -> None:
         await sleep(0)
-        if sent >= 1:
+        if sent >= chunks_before:
             await never.wait()  # the next chunk never comes: the reader is cancelled here
 
     @agent_otel.provider("openai", model="gpt-4o")
@@ -1733,13 +1735,42 @@ def test_a_stream_whose_reader_is_cancelled_mid_read_ends_closed_early_not_faile
         trio.run(main)
     else:
         asyncio.run(main())
-    assert len(read) == 1  # one chunk, then cancelled while waiting for the next
+    assert len(read) == chunks_before  # then cancelled while waiting for the next
     span = otel.span("chat gpt-4o")
-    assert span.status.status_code is StatusCode.UNSET
-    assert span.attributes[STREAM_CLOSED_EARLY] is True
-    assert semconv.ERROR_TYPE not in span.attributes
     [point] = otel.points(semconv.CLIENT_INFERENCE_DURATION.name)
-    assert semconv.ERROR_TYPE not in point.attributes
+    if chunks_before:
+        assert span.status.status_code is StatusCode.UNSET
+        assert span.attributes[STREAM_CLOSED_EARLY] is True
+        assert semconv.ERROR_TYPE not in span.attributes and semconv.ERROR_TYPE not in point.attributes
+    else:
+        error_type = "Cancelled" if library == "trio" else "CancelledError"
+        assert span.status.status_code is StatusCode.ERROR
+        assert span.attributes[semconv.ERROR_TYPE] == point.attributes[semconv.ERROR_TYPE] == error_type
+
+
+def test_a_cancelled_error_of_the_streams_own_in_a_task_nobody_cancelled_is_its_failure(otel: Any) -> None:
+    """A stream that awaited a future someone else cancelled (an SDK's connection) raises ``CancelledError`` while
+    its reader's task is not being cancelled: the stream failed, it was not left."""
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    async def stream() -> collections.abc.AsyncIterator[dict[str, int]]:
+        yield {"delta": 1}
+        future = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(future.cancel)
+        await future
+        yield {"delta": 2}
+
+    async def main() -> int:
+        with contextlib.suppress(asyncio.CancelledError):
+            async for _ in stream():
+                pass
+        task = asyncio.current_task()
+        assert task is not None
+        return task.cancelling()
+
+    assert asyncio.run(main()) == 0
+    span = otel.span("chat gpt-4o")
+    assert span.status.status_code is StatusCode.ERROR and span.attributes[semconv.ERROR_TYPE] == "CancelledError"
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the stubborn one's, as unwrapped

@@ -383,10 +383,21 @@ def test_configure_again_names_the_arguments_it_ignores_never_their_values() -> 
         import logging, sys
         logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(levelname)s %(message)s")
         import agent_otel
+        import os
+        from opentelemetry import trace
+        from opentelemetry.sdk.resources import Resource
         first = agent_otel.configure(prometheus_port=0, service_name="svc-first", metrics_exporter="prometheus")
         print("-- same")
         assert agent_otel.configure(prometheus_port=0, service_name="svc-first") is first
         agent_otel.configure()  # a library's defensive call: asks for nothing
+        # what is in effect, said otherwise: the exporters by another spelling, the provider in use, no resource
+        agent_otel.configure(metrics_exporter=["Prometheus"], traces_exporter="none", resource=Resource({}),
+                             tracer_provider=trace.get_tracer_provider(), otlp_protocol="grpc")
+        pid = os.fork()
+        if pid == 0:  # a worker's post-fork set-up, as the parent's: the child's own configuration, the same asked
+            agent_otel.configure(prometheus_port=0, service_name="svc-first", metrics_exporter="prometheus")
+            os._exit(0)
+        os.waitpid(pid, 0)
         print("-- other")
         assert agent_otel.configure(service_name="svc-second-secret", prometheus_port=0, system_metrics=False) is first
         agent_otel.shutdown()

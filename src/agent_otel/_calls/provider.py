@@ -91,7 +91,7 @@ class ProviderInvocation(Invocation):
                  "finish_reasons", "handler", "input_tokens", "model", "open_inside", "operation", "outer",
                  "output_tokens", "priced_model", "prompt_text", "provider", "reads_response", "reasoning",
                  "response_id", "response_model", "retries", "unpriced_in_job", "usage_after", "usage_below",
-                 "usage_inside")
+                 "usage_inside", "usage_within")
 
     def __init__(self, span: Any, ctx: Any, handler: ProviderHandler, call: Call | None, provider: str, model: str,
                  operation: str, priced_model: str) -> None:
@@ -116,6 +116,8 @@ class ProviderInvocation(Invocation):
         self.finish_reasons: dict[int, str] | None = None
         self.outer: ProviderInvocation | None = None
         self.usage_below = False
+        #: a call of another provider inside this one reported usage (a router's or fallback's request)
+        self.usage_within = False
         #: the call of another provider this one runs in (a router's, a fallback's first provider's)
         self.enclosing: ProviderInvocation | None = None
         #: what the calls of other providers inside this one answered (results, their usage), whose tokens
@@ -148,14 +150,30 @@ class ProviderInvocation(Invocation):
                                                                                         model)}
         cost, unpriced = priced_cost(model, self.priced_model, usage)
         record_usage(ctx, attributes, usage, cost, otel_context.get_value(AGENT_KEY, ctx), unpriced=unpriced)
+        taken_back, self.unpriced_in_job = (1 if self.unpriced_in_job else 0), False  # it ended without this usage
+        taken_back += self._tell_around()
         job = otel_context.get_value(JOB_KEY, ctx)
         if isinstance(job, JobState):
-            request = self  # the logical request, which counted itself unpriced when it ended without this usage
-            while request.outer is not None:
-                request = request.outer
-            counted, request.unpriced_in_job = request.unpriced_in_job, False
             job.add(input_tokens=usage.input or 0, output_tokens=usage.output or 0, cost=cost or 0.0,
-                    priced_calls=cost is not None, unpriced_calls=(1 if unpriced else 0) - (1 if counted else 0))
+                    priced_calls=cost is not None, unpriced_calls=(1 if unpriced else 0) - taken_back)
+
+    def _tell_around(self) -> int:
+        """A request inside this call reported usage: the calls around it (the same provider's, ``outer``; another
+        provider's it runs in, a router's or fallback's, ``enclosing``) do not count themselves among their job's
+        unpriced calls, and one that ended so already takes it back. Returns how many took it back."""
+        taken_back, node = 0, self
+        while True:
+            around = node.outer if node.outer is not None else node.enclosing
+            if around is None:
+                return taken_back
+            if node.outer is not None:
+                around.usage_below = True
+            else:
+                around.usage_within = True
+            if around.unpriced_in_job:
+                around.unpriced_in_job = False
+                taken_back += 1
+            node = around
 
     def _adopt_usage_inside(self) -> tuple[float | None, bool]:
         """The tokens of the requests inside, summed (a retry's attempts, a router's requests), as the call's;
@@ -469,19 +487,21 @@ class ProviderInvocation(Invocation):
         if not has_usage and not self.usage_below and error is None:  # (an inner call too: the span inside hands its
             # usage to the innermost call of its operation, see the bridge)
             self.usage_after = token_attributes
-        if outer is not None and (has_usage or self.usage_below):
-            outer.usage_below = True
-        elif self.enclosing is not None and has_usage and error is None and value is not None:
+        reached = has_usage or self.usage_below or self.usage_within  # this request, or one inside it, has usage
+        taken_back = self._tell_around() if reached else 0  # (outer.usage_below: the tokens are counted here)
+        if self.enclosing is not None and has_usage and error is None and value is not None:
             self.enclosing.answers_below += (value, field_of(value, "usage", "usage_metadata"))
         job = values.get(JOB_KEY)  # current_job(), inlined
-        if isinstance(job, JobState) and (outer is None or has_usage):  # the call itself was counted as it began
-            # a logical request that ended with no usage (failed, cancelled, closed early, answered without) has a
-            # cost the job cannot know: one of its unpriced calls, as is one still running as the job ends
-            no_usage = outer is None and not has_usage and not self.usage_below
+        if isinstance(job, JobState) and (outer is None or has_usage or taken_back):  # counted as it began
+            # a logical request that ended with no usage, its own or a request's inside it (failed, cancelled, closed
+            # early, answered without) has a cost the job cannot know: one of its unpriced calls, as is one still
+            # running as the job ends
+            no_usage = outer is None and not reached
             self.unpriced_in_job = no_usage
             job.add(input_tokens=self.input_tokens or 0,
                     output_tokens=self.output_tokens or 0, cost=cost or 0.0, priced_calls=cost is not None,
-                    unpriced_calls=1 if unpriced or no_usage else 0, ended_calls=1 if outer is None else 0)
+                    unpriced_calls=(1 if unpriced or no_usage else 0) - taken_back,
+                    ended_calls=1 if outer is None else 0)
         span = self.span
         if span.is_recording():
             ended: dict[str, Any] = {semconv.AGENT_OTEL_RETRY_COUNT: self.retries}  # one set_attributes: one lock

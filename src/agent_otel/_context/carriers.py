@@ -440,9 +440,11 @@ def _wrap_exec(wrapped: Callable[..., Any], instance: object, args: Args, kwargs
     subprocess does; and what this process queued is flushed first, as no exit flush will run."""
     _flush_queued("autoinstrument.exec")
     given = dict(zip(("path", "argv", "env"), args, strict=False), **kwargs)
+    argv = given.get("argv")
     try:
-        if not _has_context_to_carry() or len(given) != len(args) + len(kwargs) or not {"path", "argv"} <= set(
-                given):
+        if (not _has_context_to_carry() or len(given) != len(args) + len(kwargs) or not {"path", "argv"} <= set(given)
+                or (kwargs and "env" not in given)  # os.execv takes no keywords
+                or not (isinstance(argv, list | tuple) and argv and argv[0])):  # an argv os.execv refuses
             return wrapped(*args, **kwargs)  # nothing to carry, or arguments python will refuse: as it refuses them
         env = child_environment(given.get("env"))
         try:

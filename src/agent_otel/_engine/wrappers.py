@@ -1126,7 +1126,7 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             except BaseException as exc:
                 if token is not None:
                     _detach(token)
-                _end_stream_raised(inv, exc)
+                _end_stream_raised(inv, exc, closing)
                 raise
             if spans_the_block:
                 held = token
@@ -1148,16 +1148,31 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
         ended.append(True)
 
 
-def _end_stream_raised(inv: Invocation, error: BaseException) -> None:
+def _end_stream_raised(inv: Invocation, error: BaseException, closing: bool = False) -> None:
     """End a stream's call (an async generator's, a returned stream object's) that a step raised out of: failed with
-    it, unless it cancelled the task reading it, as a client that disconnects cancels a server's streamed response
-    (Starlette's) or a timeout around the loop does, and as trio closes a generator dropped half-read in a cancelled
-    scope: the reader stopped reading, the call ends closed early, not as a failure of the provider or tool (whose
-    error rate and availability it fed)."""
-    if _cancellation(error):
+    it, unless the task reading it was cancelled after its first chunk, as a client that disconnects cancels a
+    server's streamed response (Starlette's) or a timeout around the loop does: the reader stopped reading, the
+    call ends closed early, not as a failure of the provider or tool (whose error rate and availability it fed).
+    Before the first chunk the request had not answered, as a coroutine call cancelled while it runs: failed. So
+    is a ``CancelledError`` of the stream's own (a future it awaited, cancelled by another) in a task nobody
+    cancelled. ``closing``: trio closes a generator dropped half-read in a cancelled scope, and an await of its
+    cleanup raises ``Cancelled`` there, which trio drops: closed, as the consumer closed it."""
+    if _cancellation(error) and (closing or (inv.first_chunk_ns is not None and _reader_cancelled(error))):
         inv.end(End.CLOSED)
     else:
         inv.end(End.RAISED, error=error)
+
+
+def _reader_cancelled(error: BaseException) -> bool:
+    """Whether the task this runs in is being cancelled (asyncio's ``cancelling()``); trio raises ``Cancelled`` only
+    in a task whose cancel scope was cancelled."""
+    if not isinstance(error, asyncio.CancelledError):
+        return True
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running loop: not asyncio's cancellation of a task
+        return False
+    return task is not None and task.cancelling() > 0
 
 
 def _cancellation(error: BaseException) -> bool:

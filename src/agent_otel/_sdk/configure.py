@@ -116,7 +116,7 @@ from agent_otel._sdk.fork_handover import (
     retire,
     retire_reader,
 )
-from agent_otel._sdk.settings import Settings, resolve_settings, traces_sampler
+from agent_otel._sdk.settings import Settings, exporter_names, resolve_settings, traces_sampler
 from agent_otel._sdk.span_processor import AgentOtelSpanProcessor
 from agent_otel.errors import ConfigurationError
 from agent_otel.version import __version__
@@ -684,19 +684,47 @@ def _set_global_providers(telemetry: Telemetry, tp: TracerProvider, mp: MeterPro
 
 
 def _say_ignored(first: Telemetry, arguments: dict[str, object]) -> None:
-    """configure() again keeps the first configuration: the arguments of this call that it set otherwise are named
-    (as the SDK warns of a global provider it refuses), never their values. An argument left at its default asks
-    for nothing, so the defensive ``configure()`` of a library or a second module says nothing."""
-    if first.settings is None:  # agent-otel is disabled: nothing was set up to differ from
+    """configure() again keeps the first configuration: the arguments of this call that ask for something else are
+    named (as the SDK warns of a global provider it refuses), never their values. An argument left at its default
+    asks for nothing, so the defensive ``configure()`` of a library or a second module says nothing, nor does one
+    that names what is in effect (the provider in use, the exporters by another spelling)."""
+    settings = first.settings
+    if settings is None:  # agent-otel is disabled: nothing was set up to differ from
         return
     defaults = configure.__kwdefaults__ or {}
-    ignored = [name for name, value in arguments.items()
-               if not _same(value, defaults.get(name)) and not _same(value, first.arguments.get(name))]
+    in_effect: dict[str, object] = {
+        "service_name": settings.service_name, "otlp_endpoint": settings.otlp_endpoint,
+        "otlp_protocol": settings.otlp_protocol, "prometheus_host": settings.prometheus_host,
+        "prometheus_port": settings.prometheus_port, "tracer_provider": first.tracer_provider,
+        "meter_provider": first.meter_provider}
+    ignored = []
+    for name, value in arguments.items():
+        if name in ("traces_exporter", "metrics_exporter") and isinstance(value, str | tuple | list):
+            value = _exporters(value)
+            asked = {_exporters(given) for given in (first.arguments.get(name), defaults.get(name))
+                     if isinstance(given, str | tuple | list)}
+            asked.add(settings.traces_exporters if name == "traces_exporter" else settings.metrics_exporters)
+            if value not in asked:
+                ignored.append(name)
+        elif name == "resource" and isinstance(value, Resource) and not value.attributes:
+            continue  # adds nothing
+        elif not any(_same(value, other) for other in (defaults.get(name), first.arguments.get(name),
+                                                       in_effect.get(name, _NOTHING))):
+            ignored.append(name)
     if ignored:
         logger.warning("agent-otel: configure() was called again with other %s; the first configuration stays "
                        "(call shutdown() first to set up again)", ", ".join(ignored))
     else:
         logger.debug("agent-otel: configure() called again; keeping the first configuration")
+
+
+def _exporters(value: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The exporters named, as configure() resolves them (``"none"`` names none)."""
+    return tuple(name for name in exporter_names(value) if name != "none")
+
+
+#: What no argument is.
+_NOTHING = object()
 
 
 def _same(value: object, other: object) -> bool:
@@ -754,6 +782,7 @@ def _after_fork_in_child() -> None:
         renewed = current_telemetry()
         if renewed is not None:
             renewed.environment_token = token
+            renewed.arguments = inherited.arguments  # the program's, for a configure() of its own here to compare
         old_tp = inherited.tracer_provider
         old_ours = _processors.get(old_tp) if inherited.owns_tracer_provider and old_tp is not None else None
         if old_ours is not None:

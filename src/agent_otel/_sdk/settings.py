@@ -73,8 +73,13 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip().lower() for part in value.split(",") if part.strip())
 
 
+def exporter_names(value: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The exporters an argument or variable names (``"otlp,prometheus"``, ``("otlp",)``), lower case, in order."""
+    return _split(value) if isinstance(value, str) else tuple(v.lower() for v in value)
+
+
 def _choose(name: str, value: str | tuple[str, ...], allowed: tuple[str, ...]) -> tuple[str, ...]:
-    chosen = _split(value) if isinstance(value, str) else tuple(v.lower() for v in value)
+    chosen = exporter_names(value)
     for item in chosen:
         if item not in allowed:
             raise ConfigurationError(f"{name}: unknown exporter {item!r}; expected one of {', '.join(allowed)}")
