@@ -572,6 +572,25 @@ def test_retries_from_the_extractor_and_from_outside(otel: Any) -> None:
     assert error_count(otel, "provider.retry") == 1
 
 
+@pytest.mark.parametrize(("marked", "total"), [(1, 1), (1, 3), (2, 1)])
+def test_a_calls_retry_total_and_the_retries_marked_during_it_do_not_add_up(otel: Any, marked: int, total: int) -> None:
+    """A coordinator's retry loop marked with ``record_retry(reason=...)`` (or a ``[[retry]]`` marker) inside a
+    provider whose ``retries`` option reads the same loop's total: one retry was counted twice, on the span's
+    ``retry_count`` and on ``agent_otel.client.retries`` (once with its reason, once without)."""
+
+    @agent_otel.provider("openai", model="gpt-4o", retries=path("result.retries"))
+    def complete() -> dict[str, Any]:
+        for _ in range(marked):
+            agent_otel.record_retry(reason="rate_limit")
+        return {"retries": total, "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
+
+    complete()
+    expected = max(marked, total)
+    assert otel.span("chat gpt-4o").attributes[semconv.AGENT_OTEL_RETRY_COUNT] == expected
+    by_reason = {p.attributes.get(semconv.AGENT_OTEL_RETRY_REASON): p.value for p in otel.points(RETRIES)}
+    assert by_reason == {"rate_limit": marked, **({None: total - marked} if total > marked else {})}
+
+
 def test_a_retry_count_that_is_not_a_count_is_dropped_and_counted(otel: Any, capfd: pytest.CaptureFixture[str]) -> None:
     """A count as every count option reads one (a fraction is no count). Before, -1 went to the span and to
     the counter (whose SDK warning reached the host's stderr), and 0.5 was added as half a retry."""

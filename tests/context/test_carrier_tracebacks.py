@@ -99,7 +99,9 @@ cases = [lambda: os.execv("/bin/true", []), lambda: os.execv("/bin/true", [""]),
          lambda: os.execv(path="/nonexistent", argv=["x"]), lambda: os.execv("/nonexistent", ("x",)),
          lambda: os.execv(b"/nonexistent", [b"x"]), lambda: os.execl("/nonexistent", "x"),
          lambda: os.execvp("nonexistent-program", ["x"]), lambda: os.execv("/bin/tr\\0ue", ["x"]),
-         lambda: os.execve("/nonexistent", ["x"], {}), lambda: os.execv("/etc/hostname", ["x"])]
+         lambda: os.execve("/nonexistent", ["x"], {}), lambda: os.execv("/etc/hostname", ["x"]),
+         lambda: os.execv(0, ["true"]), lambda: os.execv("/bin/true", ["true"], {}),  # python refuses these three:
+         lambda: os.execve("/bin/true", ["true"], None)]  # taken, they replaced the process
 for case in cases:
     read, write = os.pipe()
     pid = os.fork()
@@ -119,8 +121,9 @@ for case in cases:
 
 def test_os_exec_raises_for_each_refused_or_failed_call_what_plain_python_raises() -> None:
     """The carrier calls ``os.execve`` in place of the program's ``os.execv``: a missing program's error named the
-    file (``execve`` does, ``execv`` does not), keyword arguments ``execv`` refuses were taken, and an argv it
-    refuses got ``execve``'s message."""
+    file (``execve`` does, ``execv`` does not), keyword arguments ``execv`` refuses were taken, an argv it refuses got
+    ``execve``'s message, and a descriptor for a path, a third argument or an env that is no mapping replaced the
+    process where python raises ``TypeError``."""
 
     def run(**env: str) -> str:
         return subprocess.run([sys.executable, "-c", EXEC_REFUSALS], env={**CLEAN_ENV, **env}, capture_output=True,
@@ -128,4 +131,5 @@ def test_os_exec_raises_for_each_refused_or_failed_call_what_plain_python_raises
 
     plain = run()
     assert "takes no keyword arguments" in plain and "No such file or directory" in plain
+    assert "(replaced)" not in plain.splitlines()[-3:]  # the three refused
     assert run(WITH_AGENT_OTEL="1", OTEL_TRACES_EXPORTER="none") == plain

@@ -392,7 +392,7 @@ def test_configure_again_names_the_arguments_it_ignores_never_their_values() -> 
         agent_otel.configure()  # a library's defensive call: asks for nothing
         # what is in effect, said otherwise: the exporters by another spelling, the provider in use, no resource
         agent_otel.configure(metrics_exporter=["Prometheus"], traces_exporter="none", resource=Resource({}),
-                             tracer_provider=trace.get_tracer_provider(), otlp_protocol="grpc")
+                             tracer_provider=trace.get_tracer_provider(), otlp_protocol="grpc", span_bridge=True)
         pid = os.fork()
         if pid == 0:  # a worker's post-fork set-up, as the parent's: the child's own configuration, the same asked
             agent_otel.configure(prometheus_port=0, service_name="svc-first", metrics_exporter="prometheus")

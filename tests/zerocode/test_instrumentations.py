@@ -193,7 +193,9 @@ def test_the_launcher_turns_on_the_installed_openai_instrumentation(
 def test_an_instrumentation_loads_when_the_program_imports_its_library_not_before(project: Path) -> None:
     """Loading an instrumentation imports its framework (seconds for an agent framework): a program that never
     imports the framework does not get it imported, one that does gets it instrumented (the test above)."""
-    frameworks = ("openai", "agents", "langchain", "smolagents")
+    # (httpx and httpx2: the httpx instrumentation names them in its ``instruments-any`` extra, read as
+    # ``instruments``; before, it named none, so it loaded at start, importing httpx, click and rich in every child)
+    frameworks = ("openai", "agents", "langchain", "smolagents", "httpx", "httpx2")
     probe = f"import sys; print([name for name in {frameworks!r} if name in sys.modules])"
     result = subprocess.run([str(BIN / "agent-otel"), "run", "--", sys.executable, "-c", probe], cwd=project,
                             env=environment(project), capture_output=True, text=True, timeout=120)
@@ -202,6 +204,10 @@ def test_an_instrumentation_loads_when_the_program_imports_its_library_not_befor
     result = subprocess.run([str(BIN / "agent-otel"), "run", "--", sys.executable, "-c", late], cwd=project,
                             env=environment(project), capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stdout) == (0, "BoundFunctionWrapper\n"), result.stderr  # wrapped on import
+    late = "import httpx; print(type(httpx.HTTPTransport.handle_request).__name__)"
+    result = subprocess.run([str(BIN / "agent-otel"), "run", "--", sys.executable, "-c", late], cwd=project,
+                            env=environment(project), capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout) == (0, "BoundFunctionWrapper\n"), result.stderr
 
 
 #: An instrumentation of a library that lives in a namespace package, as OpenInference's of ``llama-index-core``

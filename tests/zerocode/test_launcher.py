@@ -901,3 +901,18 @@ def test_a_working_directory_that_was_removed_holds_no_configuration(tmp_path: P
                                 capture_output=True, text=True, timeout=60)
         assert (result.returncode, result.stdout) == (0, "program ran\n"), result.stderr
         gone.mkdir()
+
+
+def test_the_bootstrap_parses_under_every_interpreter_a_child_may_be() -> None:
+    """``PYTHONPATH`` reaches every interpreter the program starts: the bootstrap's f-string and annotation were a
+    ``SyntaxError`` under Python 2, which printed "'import sitecustomize' failed; use -v for traceback" on a legacy
+    tool's stderr and skipped the tool's own ``sitecustomize``. Python 2 cannot run here, so its syntax is checked:
+    no f-string, no annotation, nothing newer than Python 3.4's grammar."""
+    import agent_otel
+
+    source = (Path(agent_otel.__file__).parent / "_zerocode" / "bootstrap" / "sitecustomize.py").read_text()
+    tree = ast.parse(source, feature_version=(3, 4))
+    assert not [node for node in ast.walk(tree) if isinstance(node, ast.JoinedStr | ast.AnnAssign)]
+    functions = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)]
+    assert functions and all(node.returns is None and all(arg.annotation is None for arg in node.args.args)
+                             for node in functions)

@@ -445,8 +445,8 @@ class ProviderInvocation(Invocation):
         retries = handler.option("retries", call) if "retries" in handler.options else None
         if retries:
             count = coerce_count(retries, "provider.retries", sized=True) or 0
-            if count:
-                self.add_retries(count)
+            if count > self.retries:  # the call's total: what record_retry() (a marker) counted as they happened
+                self.add_retries(count - self.retries)  # is among it, the same retries
         if error is None and "success" in handler.options:
             unavailable = coerce_bool(handler.option("success", call), "provider.success") is False
         else:

@@ -434,29 +434,47 @@ def _wrap_popen_init(wrapped: Callable[..., None], instance: subprocess.Popen[An
         raise
 
 
-def _wrap_exec(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
-    """``os.execv(path, argv)``/``os.execve(path, argv, env)`` (and ``os.execl``, ``execvp``..., which call them,
-    as ``os.spawnv*`` does in its child): the program that replaces this one continues the job and trace, as a
-    subprocess does; and what this process queued is flushed first, as no exit flush will run."""
+def _wrap_execv(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
+    """``os.execv(path, argv)`` (and ``os.execl``, ``execvp``..., which call it, as ``os.spawnv*`` does in its child):
+    the program that replaces this one continues the job and trace, as a subprocess does (through ``os.execve``,
+    with the environment); and what this process queued is flushed first, as no exit flush will run. A call
+    ``os.execv`` refuses (keywords, a third argument, a descriptor for a path, an empty argv) goes to it."""
     _flush_queued("autoinstrument.exec")
-    given = dict(zip(("path", "argv", "env"), args, strict=False), **kwargs)
-    argv = given.get("argv")
+    takes = (not kwargs and len(args) == 2 and isinstance(args[0], str | bytes | os.PathLike)
+             and _argv_taken(args[1]))
     try:
-        if (not _has_context_to_carry() or len(given) != len(args) + len(kwargs) or not {"path", "argv"} <= set(given)
-                or (kwargs and "env" not in given)  # os.execv takes no keywords
-                or not (isinstance(argv, list | tuple) and argv and argv[0])):  # an argv os.execv refuses
+        if not (takes and _has_context_to_carry()):
             return wrapped(*args, **kwargs)  # nothing to carry, or arguments python will refuse: as it refuses them
-        env = child_environment(given.get("env"))
         try:
-            return _execve(given["path"], given["argv"], os.environ if env is None else cast("Mapping[str, str]", env))
+            return _execve(args[0], args[1], cast("Mapping[str, str]", child_environment(None) or os.environ))
         except OSError as error:
-            if "env" in given:
-                raise
             refused = OSError(error.errno, error.strerror)  # os.execv's error: without the file name execve's names
         raise refused  # (after the handler: no context of ours on it)
     except BaseException as error:  # (a program not found)
         leave_out_callers_frame(error)
         raise
+
+
+def _wrap_execve(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
+    """``os.execve(path, argv, env)`` (``os.execle``, ``execvpe``...): as :func:`_wrap_execv`, with the job and trace
+    in the environment given. A call ``os.execve`` refuses (an env that is no mapping) goes to it."""
+    _flush_queued("autoinstrument.exec")
+    given = dict(zip(("path", "argv", "env"), args, strict=False), **kwargs)
+    takes = (len(given) == len(args) + len(kwargs) == 3 and set(given) == {"path", "argv", "env"}
+             and isinstance(given["env"], Mapping) and _argv_taken(given["argv"]))
+    try:
+        if not (takes and _has_context_to_carry()):
+            return wrapped(*args, **kwargs)
+        return _execve(given["path"], given["argv"], cast("Mapping[str, str]", child_environment(given["env"])))
+    except BaseException as error:  # (a program not found)
+        leave_out_callers_frame(error)
+        raise
+
+
+def _argv_taken(argv: object) -> bool:
+    """Whether ``os.execv`` and ``os.execve`` take ``argv``: a list or tuple whose first item is not empty (the others
+    are theirs to refuse)."""
+    return isinstance(argv, list | tuple) and bool(argv) and bool(argv[0])
 
 
 def _wrap_os_exit(wrapped: Callable[..., NoReturn], instance: object, args: Args, kwargs: Kwargs) -> NoReturn:
@@ -614,7 +632,7 @@ _PROCESS_PATCHES: dict[str, tuple[tuple[str, str, WrapperFunction], ...]] = {
     "subprocess": (("Popen", "__init__", _wrap_popen_init),),
     # "": the module's own functions (the exec and spawn functions os.system and os.popen do not go through: the
     # first runs a shell with this process's environment, the second goes through subprocess.Popen)
-    "os": (("", "execv", _wrap_exec), ("", "execve", _wrap_exec), ("", "posix_spawn", _wrap_posix_spawn),
+    "os": (("", "execv", _wrap_execv), ("", "execve", _wrap_execve), ("", "posix_spawn", _wrap_posix_spawn),
            ("", "posix_spawnp", _wrap_posix_spawn), ("", "_exit", _wrap_os_exit)),
 }
 _process_carriers_on = False

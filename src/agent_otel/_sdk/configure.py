@@ -692,13 +692,23 @@ def _say_ignored(first: Telemetry, arguments: dict[str, object]) -> None:
     if settings is None:  # agent-otel is disabled: nothing was set up to differ from
         return
     defaults = configure.__kwdefaults__ or {}
+    processor = _processors.get(first.tracer_provider)
+    resource = getattr(first.tracer_provider, "resource", None)
     in_effect: dict[str, object] = {
         "service_name": settings.service_name, "otlp_endpoint": settings.otlp_endpoint,
         "otlp_protocol": settings.otlp_protocol, "prometheus_host": settings.prometheus_host,
         "prometheus_port": settings.prometheus_port, "tracer_provider": first.tracer_provider,
-        "meter_provider": first.meter_provider}
+        "meter_provider": first.meter_provider,
+        "span_bridge": None if processor is None else processor.bridge is not None}
     ignored = []
     for name, value in arguments.items():
+        if name == "service_name" and isinstance(resource, Resource) and value == resource.attributes.get(
+                ResourceAttributes.SERVICE_NAME):
+            continue  # the name the providers carry (from OTEL_RESOURCE_ATTRIBUTES, a resource given)
+        if name == "otlp_endpoint" and isinstance(value, str) and any(
+                isinstance(other, str) and value.rstrip("/") == other.rstrip("/")
+                for other in (settings.otlp_endpoint, first.arguments.get(name))):
+            continue
         if name in ("traces_exporter", "metrics_exporter") and isinstance(value, str | tuple | list):
             value = _exporters(value)
             asked = {_exporters(given) for given in (first.arguments.get(name), defaults.get(name))
