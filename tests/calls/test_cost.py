@@ -722,6 +722,43 @@ def test_a_router_that_answers_with_text_is_priced_by_the_request_it_made(otel: 
     assert attributes[semconv.JOB_ROLLUP_UNPRICED_CALLS] == 1  # the failed attempt: what it cost is not known
 
 
+@pytest.mark.parametrize("shape", ["response through a helper", "stream", "stream through a helper"])
+def test_a_router_returning_what_a_call_inside_answered_does_not_count_its_tokens_again(otel: Any, shape: str) -> None:
+    """A router (a provider of its own) that returns the answer of a call inside it: its response object through a
+    same-provider helper, or its stream, read after the router returned. The router read the same usage again: the
+    job's and the metrics' tokens and cost were twice the request's."""
+
+    def chunks() -> Iterator[dict[str, Any]]:
+        yield {"model": "gpt-4o", "choices": [{"delta": {"content": "hi"}}], "usage": None}
+        yield {"model": "gpt-4o", "choices": [], "usage": {"prompt_tokens": 1000, "completion_tokens": 100}}
+
+    answer = {"model": "gpt-4o", "usage": {"prompt_tokens": 1000, "completion_tokens": 100}}
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def create() -> Any:
+        return answer if shape == "response through a helper" else chunks()
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def helper() -> Any:  # a retrying wrapper around the SDK call
+        return create()
+
+    @agent_otel.provider("router", model="auto")
+    def route() -> Any:
+        return create() if shape == "stream" else helper()
+
+    with agent_otel.job(type="routed"):
+        result = route()
+        if shape != "response through a helper":
+            assert [chunk["choices"] for chunk in result] == [[{"delta": {"content": "hi"}}], []]
+    price = DEFAULT_PRICES["gpt-4o"]
+    expected = usd(1000, price.input) + usd(100, price.output)
+    attributes = otel.span(semconv.job_span_name("routed")).attributes
+    assert (attributes[semconv.JOB_ROLLUP_INPUT_TOKENS], attributes[semconv.JOB_ROLLUP_COST]) == (
+        1000, pytest.approx(expected))
+    assert sum(p.value for p in points(otel, semconv.CLIENT_USAGE_INPUT_TOKENS.name)) == 1000
+    assert sum(p.value for p in points(otel, semconv.CLIENT_COST.name)) == pytest.approx(expected)
+
+
 def test_a_token_option_is_a_number_never_the_length_of_a_list_or_table(otel: Any) -> None:
     """A path aimed one level too high (at the usage dict) recorded the dict's length as the tokens, over the
     1500 the result reports; it is dropped and counted now, and the usage read off the result stays. A literal
