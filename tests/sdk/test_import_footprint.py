@@ -18,7 +18,8 @@ from tests.support.environment import CLEAN_ENV
 from tests.support.paths import ROOT
 
 #: Imported only by programs that use them: not by agent-otel for its own sake.
-LAZY = ("opentelemetry.sdk._logs", "multiprocessing", "concurrent.futures.process")
+LAZY = ("opentelemetry.sdk._logs", "multiprocessing", "concurrent.futures.process",
+        "decimal", "difflib")  # (a Decimal value is read where the program has one; "did you mean" is for a mistake)
 
 SCRIPT = textwrap.dedent("""
     import json, sys

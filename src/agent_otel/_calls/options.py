@@ -9,9 +9,9 @@ option means adding one line here, plus the code that records it.
 
 from __future__ import annotations
 
-import decimal
 import math
 import numbers
+import sys
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -418,7 +418,12 @@ def _is_int(value: Any) -> bool:
 def _is_number(value: Any) -> bool:
     """A number of any real numeric type (``Decimal``, ``Fraction``, numpy's), not a bool: each call reads it as
     coerce_number does, so a program that gave one keeps working."""
-    return isinstance(value, numbers.Real | decimal.Decimal) and not isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, numbers.Real):
+        return True
+    decimal = sys.modules.get("decimal")  # not imported for this: a Decimal exists once the program imported decimal
+    return decimal is not None and isinstance(value, decimal.Decimal)
 
 
 def _as_float(value: Any) -> float | None:

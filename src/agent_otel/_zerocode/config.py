@@ -32,7 +32,6 @@ staticmethod of a (possibly nested) class.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tomllib
@@ -237,6 +236,8 @@ class _Parser:
         return ConfigurationError(f"{self.source}: {self.prefix}{key}: {problem}")
 
     def unknown(self, key: str, name: str, allowed: tuple[str, ...] | list[str]) -> ConfigurationError:
+        import difflib  # only for a mistake: not imported by every process
+
         close = difflib.get_close_matches(name, allowed, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of {', '.join(allowed)}"
         return self.error(key, "unknown key" + hint)

@@ -12,7 +12,6 @@ never raised: the program runs without that instrumentation.
 
 from __future__ import annotations
 
-import difflib
 import importlib.metadata
 import importlib.util
 import os
@@ -395,6 +394,8 @@ def activate(switches: Switches, say: Callable[[str], None] | None = None) -> li
     if missing:
         # the names the list may hold (the threading and system-metrics ones follow their switches instead)
         listed = sorted({item.name for item in items if item.entry_point.module not in _MANAGED})
+        import difflib  # only for a mistake: not imported by every process
+
         close = [difflib.get_close_matches(name, listed, n=1) for name in missing]
         hints = "".join(f"; did you mean {found[0]!r} for {name!r}?" for name, found in zip(missing, close, strict=True)
                         if found)
