@@ -589,11 +589,18 @@ def _finish_result(inv: Invocation, result: object, handler: Handler) -> object:
 def _started(gen: types.GeneratorType[Any, Any, Any] | types.AsyncGeneratorType[Any, Any]) -> bool:
     """Whether a returned generator has run already (a priming decorator's ``next(gen)``, one kept and handed out
     again): it is the program's object as is, its state with it (a ``send()`` of a value is due next), and the call
-    ends now, as for any other result. (3.11 has no ``inspect.getasyncgenstate``: a frame that moved tells.)"""
+    ends now, as for any other result. (3.11 has no ``inspect.getasyncgenstate``: a frame that moved tells; from 3.12
+    it tells, as 3.13's fresh async generator has a frame that moved past its first instructions already.)"""
     if isinstance(gen, types.GeneratorType):
         return inspect.getgeneratorstate(gen) != inspect.GEN_CREATED
+    if _ASYNC_GENERATOR_STATE is not None:
+        return bool(_ASYNC_GENERATOR_STATE(gen) != "AGEN_CREATED")
     frame = gen.ag_frame
     return gen.ag_running or frame is None or frame.f_lasti > 0
+
+
+#: ``inspect.getasyncgenstate`` (Python 3.12 and later).
+_ASYNC_GENERATOR_STATE: Callable[[Any], str] | None = getattr(inspect, "getasyncgenstate", None)
 
 
 #: The weak references that end a call when what it returned is dropped before it completed (a generator, a future,

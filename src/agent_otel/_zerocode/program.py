@@ -24,6 +24,7 @@ import functools
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import linecache
 import marshal
 import os
 import runpy
@@ -131,6 +132,8 @@ def _run_main_of_path_entry() -> None:
 def code(text: str) -> Program:
     """``python -c text``."""
     module = _main_module(__loader__=importlib.machinery.BuiltinImporter)
+    if sys.version_info >= (3, 13):  # python -c keeps its text for tracebacks and warnings, as it does from 3.13
+        linecache.cache["<string>"] = (len(text), None, [line + "\n" for line in text.splitlines()], "<string>")
     return Program(module, compile(text, "<string>", "exec", dont_inherit=True), text, "<string>")
 
 
