@@ -95,11 +95,15 @@ if os.environ.get("WITH_AGENT_OTEL"):
     import agent_otel
     agent_otel.configure(metrics_exporter="none")
     agent_otel.job("refusals").__enter__()  # in a job: the carrier carries
+class Empty:  # an argument that reads as empty only once encoded
+    def __fspath__(self):
+        return ""
 cases = [lambda: os.execv("/bin/true", []), lambda: os.execv("/bin/true", [""]), lambda: os.execv("/bin/true", "x"),
          lambda: os.execv(path="/nonexistent", argv=["x"]), lambda: os.execv("/nonexistent", ("x",)),
          lambda: os.execv(b"/nonexistent", [b"x"]), lambda: os.execl("/nonexistent", "x"),
          lambda: os.execvp("nonexistent-program", ["x"]), lambda: os.execv("/bin/tr\\0ue", ["x"]),
          lambda: os.execve("/nonexistent", ["x"], {}), lambda: os.execv("/etc/hostname", ["x"]),
+         lambda: os.execv(b"/bin/tr\\0ue", ["x"]), lambda: os.execv("/nonexistent", [Empty()]),
          lambda: os.execv(0, ["true"]), lambda: os.execv("/bin/true", ["true"], {}),  # python refuses these three:
          lambda: os.execve("/bin/true", ["true"], None)]  # taken, they replaced the process
 for case in cases:

@@ -193,9 +193,7 @@ def test_the_launcher_turns_on_the_installed_openai_instrumentation(
 def test_an_instrumentation_loads_when_the_program_imports_its_library_not_before(project: Path) -> None:
     """Loading an instrumentation imports its framework (seconds for an agent framework): a program that never
     imports the framework does not get it imported, one that does gets it instrumented (the test above)."""
-    # (httpx and httpx2: the httpx instrumentation names them in its ``instruments-any`` extra, read as
-    # ``instruments``; before, it named none, so it loaded at start, importing httpx, click and rich in every child)
-    frameworks = ("openai", "agents", "langchain", "smolagents", "httpx", "httpx2")
+    frameworks = ("openai", "agents", "langchain", "smolagents")
     probe = f"import sys; print([name for name in {frameworks!r} if name in sys.modules])"
     result = subprocess.run([str(BIN / "agent-otel"), "run", "--", sys.executable, "-c", probe], cwd=project,
                             env=environment(project), capture_output=True, text=True, timeout=120)
@@ -204,10 +202,35 @@ def test_an_instrumentation_loads_when_the_program_imports_its_library_not_befor
     result = subprocess.run([str(BIN / "agent-otel"), "run", "--", sys.executable, "-c", late], cwd=project,
                             env=environment(project), capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stdout) == (0, "BoundFunctionWrapper\n"), result.stderr  # wrapped on import
-    late = "import httpx; print(type(httpx.HTTPTransport.handle_request).__name__)"
-    result = subprocess.run([str(BIN / "agent-otel"), "run", "--", sys.executable, "-c", late], cwd=project,
-                            env=environment(project), capture_output=True, text=True, timeout=120)
-    assert (result.returncode, result.stdout) == (0, "BoundFunctionWrapper\n"), result.stderr
+
+
+#: Two threads importing httpx and httpx2 at once, then whether the httpx instrumentation patched both.
+CONCURRENT_IMPORTS = """
+import importlib, logging, threading, wrapt
+said = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        said.append(record.getMessage())
+logging.getLogger("agent_otel").addHandler(Keep())
+threads = [threading.Thread(target=importlib.import_module, args=(name,)) for name in ("httpx", "httpx2")]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+import httpx, httpx2
+print([isinstance(module.HTTPTransport.__dict__["handle_request"], wrapt.FunctionWrapper)
+       for module in (httpx, httpx2)], said)
+"""
+
+
+def test_an_instrumentation_of_either_library_is_on_for_both_when_threads_import_them_at_once(project: Path) -> None:
+    """The httpx instrumentation names httpx and httpx2 in its ``instruments-any`` extra and imports both. Loaded on
+    the import of one of them (a post-import hook), it imported the other, whose hook in the thread importing it
+    meanwhile loaded the httpx2 instrumentation from the half-run module: Python raised ``_DeadlockError`` and httpx2
+    went uninstrumented, every time. Such an instrumentation loads at start."""
+    result = subprocess.run([str(BIN / "agent-otel"), "run", "--", sys.executable, "-c", CONCURRENT_IMPORTS],
+                            cwd=project, env=environment(project), capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout) == (0, "[True, True] []\n"), result.stderr
 
 
 #: An instrumentation of a library that lives in a namespace package, as OpenInference's of ``llama-index-core``

@@ -440,8 +440,7 @@ def _wrap_execv(wrapped: Callable[..., Any], instance: object, args: Args, kwarg
     with the environment); and what this process queued is flushed first, as no exit flush will run. A call
     ``os.execv`` refuses (keywords, a third argument, a descriptor for a path, an empty argv) goes to it."""
     _flush_queued("autoinstrument.exec")
-    takes = (not kwargs and len(args) == 2 and isinstance(args[0], str | bytes | os.PathLike)
-             and _argv_taken(args[1]))
+    takes = not kwargs and len(args) == 2 and _path_taken(args[0]) and _argv_taken(args[1])
     try:
         if not (takes and _has_context_to_carry()):
             return wrapped(*args, **kwargs)  # nothing to carry, or arguments python will refuse: as it refuses them
@@ -471,10 +470,25 @@ def _wrap_execve(wrapped: Callable[..., Any], instance: object, args: Args, kwar
         raise
 
 
+def _path_taken(path: object) -> bool:
+    """Whether ``os.execv`` takes ``path``: a file's path (not a descriptor), with no NUL in it (its message names
+    the function that refuses it, which would be ``execve``)."""
+    return isinstance(path, str | bytes | bytearray | os.PathLike) and _encoded(path) is not None
+
+
 def _argv_taken(argv: object) -> bool:
-    """Whether ``os.execv`` and ``os.execve`` take ``argv``: a list or tuple whose first item is not empty (the others
-    are theirs to refuse)."""
-    return isinstance(argv, list | tuple) and bool(argv) and bool(argv[0])
+    """Whether ``os.execv`` and ``os.execve`` take ``argv``: a list or tuple whose first item is not empty once
+    encoded, with no NUL (the others are theirs to refuse)."""
+    return isinstance(argv, list | tuple) and bool(argv) and bool(_encoded(argv[0]))
+
+
+def _encoded(value: object) -> bytes | None:
+    """``value`` as python passes it to the system (a path or an argument): None where it has a NUL or is no path."""
+    try:
+        encoded = bytes(value) if isinstance(value, bytearray) else os.fsencode(value)  # type: ignore[arg-type]
+    except Exception:  # none python takes either (a PathLike whose __fspath__ raises: python raises it, as plain)
+        return None
+    return None if b"\0" in encoded else encoded
 
 
 def _wrap_os_exit(wrapped: Callable[..., NoReturn], instance: object, args: Args, kwargs: Kwargs) -> NoReturn:

@@ -17,7 +17,6 @@ import importlib.util
 import os
 import re
 import sys
-import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from dataclasses import replace as _replace
@@ -298,9 +297,11 @@ def _modules_under(record: str, namespaces: Collection[str]) -> set[str]:
     return modules
 
 
-#: The extras an instrumentation's distribution names its libraries in: ``instruments``, or ``instruments-any`` when
-#: one of several will do (the httpx instrumentation's ``httpx`` or ``httpx2``).
-_INSTRUMENTS_EXTRAS = ("instruments", "instruments-any")
+#: The extra an instrumentation's distribution names its libraries in. Not ``instruments-any`` (one of several will do:
+#: the httpx instrumentation's ``httpx`` or ``httpx2``): its module imports each one there is, so loaded on the import
+#: of one, it imported the other, whose own hook, in a thread importing it meanwhile, deadlocked on the module both
+#: come from (Python raised ``_DeadlockError`` there, and that instrumentation was off). Those load at start.
+_INSTRUMENTS_EXTRA = "instruments"
 
 
 def instrumented_modules(item: Instrumentation) -> set[str]:
@@ -313,8 +314,8 @@ def instrumented_modules(item: Instrumentation) -> set[str]:
             requirement = Requirement(text)
         except InvalidRequirement:
             continue
-        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}) and any(
-                requirement.marker.evaluate({"extra": extra}) for extra in _INSTRUMENTS_EXTRAS):
+        if requirement.marker is not None and requirement.marker.evaluate({"extra": _INSTRUMENTS_EXTRA}) \
+                and not requirement.marker.evaluate({"extra": ""}):
             try:
                 instrumented = importlib.metadata.distribution(requirement.name)
             except importlib.metadata.PackageNotFoundError:
@@ -435,39 +436,14 @@ def _load_on_import(item: Instrumentation, modules: Collection[str], distro: Def
         if not loaded and not _imported_inside(modules, module):
             loaded.append(True)
             _bind_in_parent(module)
-            if _loading.depth:  # another instrumentation's load imported the library: after it (see _loading)
-                _loading.pending.append(lambda: _load_now(item, distro, modules))
-            else:
-                _load_now(item, distro, modules)
+            try:
+                _load(item, distro)
+            finally:
+                instrumentation_loaded(modules)
 
     instrumentation_expected(modules)
     for module in sorted(modules):
         wrapt.register_post_import_hook(load, module)
-
-
-class _Loads(threading.local):
-    """The instrumentations being loaded in this thread (``depth``), and those whose library one of them imported
-    meanwhile (``pending``): loaded when it is done. Loaded at once, the second found the module both come from half
-    run (the httpx instrumentation's module imports httpx2, whose hook loaded the httpx2 instrumentation from it:
-    ``AttributeError: partially initialized module``)."""
-
-    def __init__(self) -> None:
-        self.depth = 0
-        self.pending: list[Callable[[], None]] = []
-
-
-_loading = _Loads()
-
-
-def _load_now(item: Instrumentation, distro: DefaultDistro, modules: Collection[str]) -> None:
-    _loading.depth += 1
-    try:
-        _load(item, distro)
-    finally:
-        _loading.depth -= 1
-        instrumentation_loaded(modules)
-    while not _loading.depth and _loading.pending:
-        _loading.pending.pop(0)()
 
 
 def _imported_inside(modules: Collection[str], module: object) -> bool:
