@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import contextlib
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -722,7 +723,8 @@ def test_a_router_that_answers_with_text_is_priced_by_the_request_it_made(otel: 
     assert attributes[semconv.JOB_ROLLUP_UNPRICED_CALLS] == 1  # the failed attempt: what it cost is not known
 
 
-@pytest.mark.parametrize("shape", ["response through a helper", "stream", "stream through a helper"])
+@pytest.mark.parametrize("shape", ["response through a helper", "stream", "stream through a helper",
+                                   "own stream, then another's"])
 def test_a_router_returning_what_a_call_inside_answered_does_not_count_its_tokens_again(otel: Any, shape: str) -> None:
     """A router (a provider of its own) that returns the answer of a call inside it: its response object through a
     same-provider helper, or its stream, read after the router returned. The router read the same usage again: the
@@ -742,20 +744,24 @@ def test_a_router_returning_what_a_call_inside_answered_does_not_count_its_token
     def helper() -> Any:  # a retrying wrapper around the SDK call
         return create()
 
-    @agent_otel.provider("router", model="auto")
+    @agent_otel.provider("router", model="gpt-4o")
     def route() -> Any:
+        if shape == "own stream, then another's":  # its own request's stream (priced as gpt-4o), then create()'s
+            return itertools.chain(({"choices": [], "usage": {"prompt_tokens": 1000, "completion_tokens": 100}},),
+                                   create())
         return create() if shape == "stream" else helper()
 
     with agent_otel.job(type="routed"):
         result = route()
         if shape != "response through a helper":
-            assert [chunk["choices"] for chunk in result] == [[{"delta": {"content": "hi"}}], []]
+            assert [chunk["choices"] for chunk in result][-2:] == [[{"delta": {"content": "hi"}}], []]
+    requests = 2 if shape == "own stream, then another's" else 1
     price = DEFAULT_PRICES["gpt-4o"]
-    expected = usd(1000, price.input) + usd(100, price.output)
+    expected = (usd(1000, price.input) + usd(100, price.output)) * requests
     attributes = otel.span(semconv.job_span_name("routed")).attributes
     assert (attributes[semconv.JOB_ROLLUP_INPUT_TOKENS], attributes[semconv.JOB_ROLLUP_COST]) == (
-        1000, pytest.approx(expected))
-    assert sum(p.value for p in points(otel, semconv.CLIENT_USAGE_INPUT_TOKENS.name)) == 1000
+        1000 * requests, pytest.approx(expected))
+    assert sum(p.value for p in points(otel, semconv.CLIENT_USAGE_INPUT_TOKENS.name)) == 1000 * requests
     assert sum(p.value for p in points(otel, semconv.CLIENT_COST.name)) == pytest.approx(expected)
 
 

@@ -91,7 +91,7 @@ class ProviderInvocation(Invocation):
                  "finish_reasons", "handler", "input_tokens", "model", "open_inside", "operation", "outer",
                  "output_tokens", "priced_model", "prompt_text", "provider", "reads_response", "reasoning",
                  "response_id", "response_model", "retries", "unpriced_in_job", "usage_after", "usage_below",
-                 "usage_inside", "usage_source", "usage_within")
+                 "usage_inside", "usage_within")
 
     def __init__(self, span: Any, ctx: Any, handler: ProviderHandler, call: Call | None, provider: str, model: str,
                  operation: str, priced_model: str) -> None:
@@ -118,9 +118,6 @@ class ProviderInvocation(Invocation):
         self.usage_below = False
         #: a call of another provider inside this one reported usage (a router's or fallback's request)
         self.usage_within = False
-        #: the last usage object read (a result's, a chunk's): a call around this one that reads the same one, as it
-        #: returned this call's answer or its stream, does not count it again (see answers_below)
-        self.usage_source: object = None
         #: the call of another provider this one runs in (a router's, a fallback's first provider's)
         self.enclosing: ProviderInvocation | None = None
         #: what the calls of other providers inside this one answered (results, their usage), whose tokens
@@ -278,6 +275,8 @@ class ProviderInvocation(Invocation):
         (their usage adds up, ``chunk + chunk``: an Anthropic model's first chunk has the input, its last the output,
         with an input of 0); or, when no count of it is below the ones before, the running total of a stream that
         yields its accumulated message (``acc = acc + chunk``), which replaces them."""
+        if self._claimed_below(getattr(chunk, "usage_metadata", None)):
+            return  # a chunk of a call inside this one's stream, which that call counted
         before = self.usage()
         self._take_usage(TokenUsage())
         self._read_usage(chunk)
@@ -287,6 +286,11 @@ class ProviderInvocation(Invocation):
             kept is None or count is None or count >= kept for kept, count in counts)
         self._take_usage(TokenUsage(*((count if count is not None else kept) if running_total else _added(kept, count)
                                       for kept, count in counts)))
+
+    def _claimed_below(self, usage: object) -> bool:
+        """Whether ``usage`` is what a call of another provider inside this one read (a router returning its answer or
+        its stream), so counted there."""
+        return usage is not None and any(answer is usage for answer in self.answers_below)
 
     def _read_usage(self, source: Any) -> None:
         usage = field_of(source, "usage", "usage_metadata")
@@ -302,8 +306,12 @@ class ProviderInvocation(Invocation):
             usage = _own_path(source, "x_groq", "usage")
             if usage is None:
                 usage = _own_path(source, "delta", "usage")
+        if usage is not None and self._claimed_below(usage):
+            usage = None  # the answer of a call inside this one (its response, a chunk of its stream): counted there
         if usage is not None:
-            self.usage_source = usage
+            enclosing = self.enclosing
+            if enclosing is not None:  # read as it is read: a chunk reaches the router's stream right after this one's
+                enclosing.answers_below.append(usage)
             counted = field_of(usage, "tokens")  # Cohere's: `tokens` counted, beside the `billed_units` billed
             if counted is not None and field_of(usage, *_INPUT_FIELDS, *_OUTPUT_FIELDS) is None:
                 usage = counted
@@ -429,9 +437,6 @@ class ProviderInvocation(Invocation):
             else:
                 self._read_usage(value)
                 one_of_several = len(self.usage_inside) > 1 and self._one_request_inside()
-        source = self.usage_source
-        if source is not None and any(answer is source for answer in self.answers_below):
-            self.usage_below = True  # the stream of a call inside, returned through this one: that call counted it
         named = False  # a token option gave a count: the call's tokens are what the options and the result say
         for key in handler.token_options:
             explicit = coerce_count(handler.option(key, call), f"provider.{key}")
@@ -496,13 +501,9 @@ class ProviderInvocation(Invocation):
             self.usage_after = token_attributes
         reached = has_usage or self.usage_below or self.usage_within  # this request, or one inside it, has usage
         taken_back = self._tell_around() if reached else 0  # (outer.usage_below: the tokens are counted here)
-        if self.enclosing is not None and (has_usage or self.usage_below) and error is None:
+        if self.enclosing is not None and (has_usage or self.usage_below) and error is None and value is not None:
             # what this call answered, counted here or below: a router that returns it does not count it again
-            answers = self.enclosing.answers_below
-            if value is not None:
-                answers += (value, field_of(value, "usage", "usage_metadata"))
-            if self.usage_source is not None:
-                answers.append(self.usage_source)
+            self.enclosing.answers_below += (value, field_of(value, "usage", "usage_metadata"))
         job = values.get(JOB_KEY)  # current_job(), inlined
         if isinstance(job, JobState) and (outer is None or has_usage or taken_back):  # counted as it began
             # a logical request that ended with no usage, its own or a request's inside it (failed, cancelled, closed
