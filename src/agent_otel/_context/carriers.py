@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from types import MethodType, ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn, cast
@@ -440,8 +441,9 @@ def _wrap_execv(wrapped: Callable[..., Any], instance: object, args: Args, kwarg
     with the environment); and what this process queued is flushed first, as no exit flush will run. A call
     ``os.execv`` refuses (keywords, a third argument, a descriptor for a path, an empty argv) goes to it."""
     _flush_queued("autoinstrument.exec")
-    takes = not kwargs and len(args) == 2 and _path_taken(args[0]) and _argv_taken(args[1])
     try:
+        args, kwargs = _bytearray_path_said("execv: path should be string, bytes or os.PathLike", args, kwargs)
+        takes = not kwargs and len(args) == 2 and _path_taken(args[0]) and _argv_taken(args[1])
         if not (takes and _has_context_to_carry()):
             return wrapped(*args, **kwargs)  # nothing to carry, or arguments python will refuse: as it refuses them
         try:
@@ -458,10 +460,12 @@ def _wrap_execve(wrapped: Callable[..., Any], instance: object, args: Args, kwar
     """``os.execve(path, argv, env)`` (``os.execle``, ``execvpe``...): as :func:`_wrap_execv`, with the job and trace
     in the environment given. A call ``os.execve`` refuses (an env that is no mapping) goes to it."""
     _flush_queued("autoinstrument.exec")
-    given = dict(zip(("path", "argv", "env"), args, strict=False), **kwargs)
-    takes = (len(given) == len(args) + len(kwargs) == 3 and set(given) == {"path", "argv", "env"}
-             and isinstance(given["env"], Mapping) and _argv_taken(given["argv"]))
     try:
+        args, kwargs = _bytearray_path_said("execve: path should be string, bytes, os.PathLike or integer", args,
+                                            kwargs)
+        given = dict(zip(("path", "argv", "env"), args, strict=False), **kwargs)
+        takes = (len(given) == len(args) + len(kwargs) == 3 and set(given) == {"path", "argv", "env"}
+                 and isinstance(given["env"], Mapping) and _argv_taken(given["argv"]))
         if not (takes and _has_context_to_carry()):
             return wrapped(*args, **kwargs)
         return _execve(given["path"], given["argv"], cast("Mapping[str, str]", child_environment(given["env"])))
@@ -470,10 +474,27 @@ def _wrap_execve(wrapped: Callable[..., Any], instance: object, args: Args, kwar
         raise
 
 
+def _bytearray_path_said(refusal: str, args: Args, kwargs: Kwargs) -> tuple[Args, Kwargs]:
+    """A ``bytearray`` path, which python takes with a ``DeprecationWarning`` for the line that called it: warned of
+    here for that line (python's, from under the wrapper, named the wrapper's, which the default filters hide), and
+    passed on as bytes (no second warning)."""
+    in_args = bool(args) and type(args[0]) is bytearray
+    if not (in_args or type(kwargs.get("path")) is bytearray):
+        return args, kwargs
+    try:
+        warnings.warn(f"{refusal}, not bytearray", DeprecationWarning, stacklevel=3)
+    except BaseException as error:  # the program's filters make it an error: raised from its line, as python's
+        leave_out_callers_frame(error)
+        raise
+    if in_args:
+        return (bytes(args[0]), *args[1:]), kwargs
+    return args, {**kwargs, "path": bytes(kwargs["path"])}
+
+
 def _path_taken(path: object) -> bool:
     """Whether ``os.execv`` takes ``path``: a file's path (not a descriptor), with no NUL in it (its message names
     the function that refuses it, which would be ``execve``)."""
-    return isinstance(path, str | bytes | bytearray | os.PathLike) and _encoded(path) is not None
+    return isinstance(path, str | bytes | os.PathLike) and _encoded(path) is not None
 
 
 def _argv_taken(argv: object) -> bool:
@@ -485,7 +506,7 @@ def _argv_taken(argv: object) -> bool:
 def _encoded(value: object) -> bytes | None:
     """``value`` as python passes it to the system (a path or an argument): None where it has a NUL or is no path."""
     try:
-        encoded = bytes(value) if isinstance(value, bytearray) else os.fsencode(value)  # type: ignore[arg-type]
+        encoded = os.fsencode(value)  # type: ignore[arg-type]
     except Exception:  # none python takes either (a PathLike whose __fspath__ raises: python raises it, as plain)
         return None
     return None if b"\0" in encoded else encoded
