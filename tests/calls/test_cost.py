@@ -724,7 +724,7 @@ def test_a_router_that_answers_with_text_is_priced_by_the_request_it_made(otel: 
 
 
 @pytest.mark.parametrize("shape", ["response through a helper", "stream", "stream through a helper",
-                                   "own stream, then another's"])
+                                   "own stream, then another's", "stream through another provider's wrapper"])
 def test_a_router_returning_what_a_call_inside_answered_does_not_count_its_tokens_again(otel: Any, shape: str) -> None:
     """A router (a provider of its own) that returns the answer of a call inside it: its response object through a
     same-provider helper, or its stream, read after the router returned. The router read the same usage again: the
@@ -744,8 +744,14 @@ def test_a_router_returning_what_a_call_inside_answered_does_not_count_its_token
     def helper() -> Any:  # a retrying wrapper around the SDK call
         return create()
 
+    @agent_otel.provider("anthropic", model="claude-sonnet-4")
+    def wrapper() -> Any:  # a call of a third provider that hands on create()'s stream
+        return create()
+
     @agent_otel.provider("router", model="gpt-4o")
     def route() -> Any:
+        if shape == "stream through another provider's wrapper":
+            return wrapper()
         if shape == "own stream, then another's":  # its own request's stream (priced as gpt-4o), then create()'s
             return itertools.chain(({"choices": [], "usage": {"prompt_tokens": 1000, "completion_tokens": 100}},),
                                    create())
@@ -763,6 +769,26 @@ def test_a_router_returning_what_a_call_inside_answered_does_not_count_its_token
         1000 * requests, pytest.approx(expected))
     assert sum(p.value for p in points(otel, semconv.CLIENT_USAGE_INPUT_TOKENS.name)) == 1000 * requests
     assert sum(p.value for p in points(otel, semconv.CLIENT_COST.name)) == pytest.approx(expected)
+
+
+def test_a_routers_long_stream_keeps_only_the_last_usage_read_below_it(otel: Any) -> None:
+    """Every usage object read by the call inside a router's stream went into a list the router scanned for each
+    chunk and kept to its end: quadratic CPU (9 s for 32,000 chunks that each carry usage) and memory growing with
+    the stream. The router keeps the last few, which is all it reads them against."""
+
+    @agent_otel.provider("google", model="gemini-2.0-flash")
+    def create() -> Iterator[dict[str, Any]]:  # a running total on every chunk, as Gemini's stream has it
+        return iter([{"usage": {"prompt_tokens": 10, "completion_tokens": n}} for n in range(1, 2001)])
+
+    @agent_otel.provider("router", model="auto")
+    def route() -> Any:
+        return create()
+
+    stream = route()
+    assert len(list(stream)) == 2000
+    router = stream._self_inv  # the router's invocation, which its stream proxy holds
+    assert len(router.read_below) <= 16 and len(router.answers_below) <= 2
+    assert sum(p.value for p in points(otel, semconv.CLIENT_USAGE_OUTPUT_TOKENS.name)) == 2000
 
 
 def test_a_token_option_is_a_number_never_the_length_of_a_list_or_table(otel: Any) -> None:

@@ -95,10 +95,12 @@ if os.environ.get("WITH_AGENT_OTEL"):
     import agent_otel
     agent_otel.configure(metrics_exporter="none")
     agent_otel.job("refusals").__enter__()  # in a job: the carrier carries
-def bytearray_path(execve):  # python takes it with a DeprecationWarning; here the program made warnings errors
+def bytearray_path(execve, arguments=1):  # python takes it with a DeprecationWarning; the program made it an error
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        if arguments == 0:  # refused for the arguments' number first: TypeError, no warning
+            os.execv(bytearray(b"/nonexistent")) if not execve else os.execve(bytearray(b"/nonexistent"), ["x"])
         if execve:
             os.execve(bytearray(b"/nonexistent"), ["x"], {})
         os.execv(bytearray(b"/nonexistent"), ["x"])
@@ -111,7 +113,8 @@ cases = [lambda: os.execv("/bin/true", []), lambda: os.execv("/bin/true", [""]),
          lambda: os.execvp("nonexistent-program", ["x"]), lambda: os.execv("/bin/tr\\0ue", ["x"]),
          lambda: os.execve("/nonexistent", ["x"], {}), lambda: os.execv("/etc/hostname", ["x"]),
          lambda: os.execv(b"/bin/tr\\0ue", ["x"]), lambda: os.execv("/nonexistent", [Empty()]),
-         lambda: bytearray_path(False), lambda: bytearray_path(True),
+         lambda: bytearray_path(False), lambda: bytearray_path(True), lambda: bytearray_path(False, 0),
+         lambda: bytearray_path(True, 0),
          lambda: os.execv(0, ["true"]), lambda: os.execv("/bin/true", ["true"], {}),  # python refuses these three:
          lambda: os.execve("/bin/true", ["true"], None)]  # taken, they replaced the process
 for case in cases:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import weakref
@@ -87,11 +88,36 @@ class ProviderInvocation(Invocation):
     call is a request of its own; when the call returns what that one answered (a router, a fallback), its
     tokens and cost are that call's, counted there (``answers_below``)."""
 
-    __slots__ = ("answers_below", "cache_beside_input", "cache_read", "cache_write", "call", "enclosing",
-                 "finish_reasons", "handler", "input_tokens", "model", "open_inside", "operation", "outer",
-                 "output_tokens", "priced_model", "prompt_text", "provider", "reads_response", "reasoning",
-                 "response_id", "response_model", "retries", "unpriced_in_job", "usage_after", "usage_below",
-                 "usage_inside", "usage_within")
+    __slots__ = (
+        "answers_below",
+        "cache_beside_input",
+        "cache_read",
+        "cache_write",
+        "call",
+        "enclosing",
+        "finish_reasons",
+        "handler",
+        "input_tokens",
+        "model",
+        "open_inside",
+        "operation",
+        "outer",
+        "output_tokens",
+        "priced_model",
+        "prompt_text",
+        "provider",
+        "read_below",
+        "reads_response",
+        "reasoning",
+        "response_id",
+        "response_model",
+        "retries",
+        "unpriced_in_job",
+        "usage_after",
+        "usage_below",
+        "usage_inside",
+        "usage_within",
+    )
 
     def __init__(self, span: Any, ctx: Any, handler: ProviderHandler, call: Call | None, provider: str, model: str,
                  operation: str, priced_model: str) -> None:
@@ -123,6 +149,10 @@ class ProviderInvocation(Invocation):
         #: what the calls of other providers inside this one answered (results, their usage), whose tokens
         #: those calls counted: this call returning one of them made no request of its own for it
         self.answers_below: list[object] = []
+        #: the usage objects calls of other providers inside this one read last (their chunks, as a stream passes
+        #: through this one to its reader): this call reads each right after them, and skips it; the last few only,
+        #: so that a long stream costs neither a scan of all before each chunk nor the memory of them
+        self.read_below: collections.deque[object] = collections.deque(maxlen=_READ_BELOW_KEPT)
         #: the prompt's JSON messages as the call started, when content is captured (see content.prompt_text)
         self.prompt_text: str | None = None
         #: (tokens, model) that other libraries' spans of this call reported, one entry per request
@@ -275,8 +305,11 @@ class ProviderInvocation(Invocation):
         (their usage adds up, ``chunk + chunk``: an Anthropic model's first chunk has the input, its last the output,
         with an input of 0); or, when no count of it is below the ones before, the running total of a stream that
         yields its accumulated message (``acc = acc + chunk``), which replaces them."""
-        if self._claimed_below(getattr(chunk, "usage_metadata", None)):
-            return  # a chunk of a call inside this one's stream, which that call counted
+        claimed = getattr(chunk, "usage_metadata", None)
+        if self._claimed_below(claimed):  # a chunk of a call inside this one's stream, which that call counted
+            if self.enclosing is not None:
+                self.enclosing.read_below.append(claimed)  # (and a call around this one skips it too)
+            return
         before = self.usage()
         self._take_usage(TokenUsage())
         self._read_usage(chunk)
@@ -290,7 +323,8 @@ class ProviderInvocation(Invocation):
     def _claimed_below(self, usage: object) -> bool:
         """Whether ``usage`` is what a call of another provider inside this one read (a router returning its answer or
         its stream), so counted there."""
-        return usage is not None and any(answer is usage for answer in self.answers_below)
+        return usage is not None and (any(read is usage for read in self.read_below)
+                                      or any(answer is usage for answer in self.answers_below))
 
     def _read_usage(self, source: Any) -> None:
         usage = field_of(source, "usage", "usage_metadata")
@@ -306,12 +340,13 @@ class ProviderInvocation(Invocation):
             usage = _own_path(source, "x_groq", "usage")
             if usage is None:
                 usage = _own_path(source, "delta", "usage")
-        if usage is not None and self._claimed_below(usage):
-            usage = None  # the answer of a call inside this one (its response, a chunk of its stream): counted there
         if usage is not None:
             enclosing = self.enclosing
             if enclosing is not None:  # read as it is read: a chunk reaches the router's stream right after this one's
-                enclosing.answers_below.append(usage)
+                enclosing.read_below.append(usage)  # (also one counted below here: the router skips it too)
+            if self._claimed_below(usage):
+                usage = None  # the answer of a call inside this one (its response, its stream's chunk): counted there
+        if usage is not None:
             counted = field_of(usage, "tokens")  # Cohere's: `tokens` counted, beside the `billed_units` billed
             if counted is not None and field_of(usage, *_INPUT_FIELDS, *_OUTPUT_FIELDS) is None:
                 usage = counted
@@ -557,6 +592,10 @@ class ProviderInvocation(Invocation):
         if reason:
             attributes[semconv.AGENT_OTEL_RETRY_REASON] = policy().bounded(semconv.AGENT_OTEL_RETRY_REASON, reason)
         add_client_count(semconv.CLIENT_RETRIES, count, attributes, self.context)
+
+
+#: How many of the usage objects read below a call it keeps (see ProviderInvocation.read_below).
+_READ_BELOW_KEPT = 16
 
 
 def _answered_below(value: object, answers: list[object]) -> bool:

@@ -442,7 +442,8 @@ def _wrap_execv(wrapped: Callable[..., Any], instance: object, args: Args, kwarg
     ``os.execv`` refuses (keywords, a third argument, a descriptor for a path, an empty argv) goes to it."""
     _flush_queued("autoinstrument.exec")
     try:
-        args, kwargs = _bytearray_path_said("execv: path should be string, bytes or os.PathLike", args, kwargs)
+        if not kwargs and len(args) == 2:  # (python checks the arguments' number, then their types)
+            args, kwargs = _bytearray_path_said("execv: path should be string, bytes or os.PathLike", args, kwargs)
         takes = not kwargs and len(args) == 2 and _path_taken(args[0]) and _argv_taken(args[1])
         if not (takes and _has_context_to_carry()):
             return wrapped(*args, **kwargs)  # nothing to carry, or arguments python will refuse: as it refuses them
@@ -461,11 +462,13 @@ def _wrap_execve(wrapped: Callable[..., Any], instance: object, args: Args, kwar
     in the environment given. A call ``os.execve`` refuses (an env that is no mapping) goes to it."""
     _flush_queued("autoinstrument.exec")
     try:
-        args, kwargs = _bytearray_path_said("execve: path should be string, bytes, os.PathLike or integer", args,
-                                            kwargs)
         given = dict(zip(("path", "argv", "env"), args, strict=False), **kwargs)
-        takes = (len(given) == len(args) + len(kwargs) == 3 and set(given) == {"path", "argv", "env"}
-                 and isinstance(given["env"], Mapping) and _argv_taken(given["argv"]))
+        complete = len(given) == len(args) + len(kwargs) == 3 and set(given) == {"path", "argv", "env"}
+        if complete:  # (python checks the arguments' number and names, then their types)
+            args, kwargs = _bytearray_path_said("execve: path should be string, bytes, os.PathLike or integer", args,
+                                                kwargs)
+            given = dict(zip(("path", "argv", "env"), args, strict=False), **kwargs)
+        takes = complete and isinstance(given["env"], Mapping) and _argv_taken(given["argv"])
         if not (takes and _has_context_to_carry()):
             return wrapped(*args, **kwargs)
         return _execve(given["path"], given["argv"], cast("Mapping[str, str]", child_environment(given["env"])))
