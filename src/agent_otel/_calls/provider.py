@@ -152,7 +152,7 @@ class ProviderInvocation(Invocation):
         #: the usage objects calls of other providers inside this one read last (their chunks, as a stream passes
         #: through this one to its reader): this call reads each right after them, and skips it; the last few only,
         #: so that a long stream costs neither a scan of all before each chunk nor the memory of them
-        self.read_below: collections.deque[object] = collections.deque(maxlen=_READ_BELOW_KEPT)
+        self.read_below: collections.deque[object] | None = None  # (made by the first, as few calls have any)
         #: the prompt's JSON messages as the call started, when content is captured (see content.prompt_text)
         self.prompt_text: str | None = None
         #: (tokens, model) that other libraries' spans of this call reported, one entry per request
@@ -308,7 +308,7 @@ class ProviderInvocation(Invocation):
         claimed = getattr(chunk, "usage_metadata", None)
         if self._claimed_below(claimed):  # a chunk of a call inside this one's stream, which that call counted
             if self.enclosing is not None:
-                self.enclosing.read_below.append(claimed)  # (and a call around this one skips it too)
+                self.enclosing.read_by_a_call_inside(claimed)  # (and a call around this one skips it too)
             return
         before = self.usage()
         self._take_usage(TokenUsage())
@@ -320,11 +320,20 @@ class ProviderInvocation(Invocation):
         self._take_usage(TokenUsage(*((count if count is not None else kept) if running_total else _added(kept, count)
                                       for kept, count in counts)))
 
+    def read_by_a_call_inside(self, usage: object) -> None:
+        read_below = self.read_below
+        if read_below is None:
+            read_below = self.read_below = collections.deque(maxlen=_READ_BELOW_KEPT)
+        read_below.append(usage)
+
     def _claimed_below(self, usage: object) -> bool:
         """Whether ``usage`` is what a call of another provider inside this one read (a router returning its answer or
         its stream), so counted there."""
-        return usage is not None and (any(read is usage for read in self.read_below)
-                                      or any(answer is usage for answer in self.answers_below))
+        read_below, answers = self.read_below, self.answers_below
+        if usage is None or (read_below is None and not answers):  # (every call's usage asks: most have none below)
+            return False
+        return (read_below is not None and any(read is usage for read in read_below)) or any(
+            answer is usage for answer in answers)
 
     def _read_usage(self, source: Any) -> None:
         usage = field_of(source, "usage", "usage_metadata")
@@ -343,7 +352,7 @@ class ProviderInvocation(Invocation):
         if usage is not None:
             enclosing = self.enclosing
             if enclosing is not None:  # read as it is read: a chunk reaches the router's stream right after this one's
-                enclosing.read_below.append(usage)  # (also one counted below here: the router skips it too)
+                enclosing.read_by_a_call_inside(usage)  # (also one counted below here: the router skips it too)
             if self._claimed_below(usage):
                 usage = None  # the answer of a call inside this one (its response, its stream's chunk): counted there
         if usage is not None:
