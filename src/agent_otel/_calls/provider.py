@@ -321,6 +321,8 @@ class ProviderInvocation(Invocation):
                                       for kept, count in counts)))
 
     def read_by_a_call_inside(self, usage: object) -> None:
+        """A call of another provider inside this one read ``usage`` (a chunk of the stream it hands to this one, its
+        response): this call, reading it next, skips it (:meth:`_claimed_below`)."""
         read_below = self.read_below
         if read_below is None:
             read_below = self.read_below = collections.deque(maxlen=_READ_BELOW_KEPT)
