@@ -510,6 +510,28 @@ def test_a_langchain_streams_chunks_add_up_to_the_calls_usage(otel: Any) -> None
         usd(500, price.input) + usd(400, price.cache_read) + usd(100, price.cache_write) + usd(300, price.output))
 
 
+def test_a_langchain_stream_returned_through_a_router_counts_its_chunks_once(otel: Any) -> None:
+    """LangChain chunks whose usage adds up, of a call inside a router that returns its stream: each chunk's usage is
+    the inner call's, and the router, reading the same chunks after it, adds none of them (it counted them twice)."""
+    from langchain_core.messages import AIMessageChunk
+
+    @agent_otel.provider("anthropic", model="claude-sonnet-4")
+    def stream() -> Iterator[AIMessageChunk]:
+        yield AIMessageChunk("", usage_metadata={"input_tokens": 1000, "output_tokens": 1, "total_tokens": 1001})
+        yield AIMessageChunk("sunny")
+        yield AIMessageChunk("", usage_metadata={"input_tokens": 0, "output_tokens": 299, "total_tokens": 299})
+
+    @agent_otel.provider("router", model="auto")
+    def route() -> Iterator[AIMessageChunk]:
+        return stream()
+
+    with agent_otel.job(type="routed"):
+        assert len(list(route())) == 3
+    attributes = otel.span(semconv.job_span_name("routed")).attributes
+    assert (attributes[semconv.JOB_ROLLUP_INPUT_TOKENS], attributes[semconv.JOB_ROLLUP_OUTPUT_TOKENS]) == (1000, 300)
+    assert sum(p.value for p in points(otel, semconv.CLIENT_USAGE_INPUT_TOKENS.name)) == 1000
+
+
 def test_a_langchain_stream_yielding_its_accumulated_message_counts_its_usage_once(otel: Any) -> None:
     """A stream that yields the message so far (``acc = acc + chunk``), whose usage is a running total: each one
     replaces the count before it. A first version of the sum above added them up, four times the input here."""

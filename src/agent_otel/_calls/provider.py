@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import json
 import weakref
 from collections.abc import Callable, Mapping
@@ -88,36 +89,11 @@ class ProviderInvocation(Invocation):
     call is a request of its own; when the call returns what that one answered (a router, a fallback), its
     tokens and cost are that call's, counted there (``answers_below``)."""
 
-    __slots__ = (
-        "answers_below",
-        "cache_beside_input",
-        "cache_read",
-        "cache_write",
-        "call",
-        "enclosing",
-        "finish_reasons",
-        "handler",
-        "input_tokens",
-        "model",
-        "open_inside",
-        "operation",
-        "outer",
-        "output_tokens",
-        "priced_model",
-        "prompt_text",
-        "provider",
-        "read_below",
-        "reads_response",
-        "reasoning",
-        "response_id",
-        "response_model",
-        "retries",
-        "unpriced_in_job",
-        "usage_after",
-        "usage_below",
-        "usage_inside",
-        "usage_within",
-    )
+    __slots__ = ("answers_below", "cache_beside_input", "cache_read", "cache_write", "call", "enclosing",
+                 "finish_reasons", "handler", "input_tokens", "model", "open_inside", "operation", "outer",
+                 "output_tokens", "priced_model", "prompt_text", "provider", "read_below", "reads_response",
+                 "reasoning", "response_id", "response_model", "retries", "unpriced_in_job", "usage_after",
+                 "usage_below", "usage_inside", "usage_within")
 
     def __init__(self, span: Any, ctx: Any, handler: ProviderHandler, call: Call | None, provider: str, model: str,
                  operation: str, priced_model: str) -> None:
@@ -305,12 +281,7 @@ class ProviderInvocation(Invocation):
         (their usage adds up, ``chunk + chunk``: an Anthropic model's first chunk has the input, its last the output,
         with an input of 0); or, when no count of it is below the ones before, the running total of a stream that
         yields its accumulated message (``acc = acc + chunk``), which replaces them."""
-        claimed = getattr(chunk, "usage_metadata", None)
-        if self._claimed_below(claimed):  # a chunk of a call inside this one's stream, which that call counted
-            if self.enclosing is not None:
-                self.enclosing.read_by_a_call_inside(claimed)  # (and a call around this one skips it too)
-            return
-        before = self.usage()
+        before = self.usage()  # (a chunk a call inside this one counted reads as none: what was before stays)
         self._take_usage(TokenUsage())
         self._read_usage(chunk)
         now = self.usage()
@@ -334,8 +305,7 @@ class ProviderInvocation(Invocation):
         read_below, answers = self.read_below, self.answers_below
         if usage is None or (read_below is None and not answers):  # (every call's usage asks: most have none below)
             return False
-        return (read_below is not None and any(read is usage for read in read_below)) or any(
-            answer is usage for answer in answers)
+        return any(seen is usage for seen in itertools.chain(read_below or (), answers))
 
     def _read_usage(self, source: Any) -> None:
         usage = field_of(source, "usage", "usage_metadata")
