@@ -681,8 +681,9 @@ def test_bad_price_tables_name_the_problem(tmp_path: Any) -> None:
     bad.write_text("gpt-4o = {")
     with pytest.raises(ConfigurationError, match=r"bad\.toml: cannot read price table"):
         agent_otel.set_prices(bad)
-    for deep in (tmp_path / "deep.toml", tmp_path / "deep.json"):  # a file nested thousands deep
-        deep.write_text("m = " + "[" * 5_000 + "]" * 5_000 if deep.suffix == ".toml" else "[" * 5_000 + "]" * 5_000)
+    for deep in (tmp_path / "deep.toml", tmp_path / "deep.json"):  # a file nested thousands deep (Python 3.13's json
+        # reads 5,000 levels: a deeper one for every version)
+        deep.write_text("m = " + "[" * 5_000 + "]" * 5_000 if deep.suffix == ".toml" else "[" * 100_000 + "]" * 100_000)
         with pytest.raises(ConfigurationError, match=r"deep\.(toml|json): cannot read price table \(nested too"):
             agent_otel.set_prices(deep)
 
