@@ -110,6 +110,39 @@ def test_success_is_read_by_truthiness(otel: Any, value: Any, outcome: str) -> N
     assert otel.spans()[0].attributes[semconv.AGENT_OUTCOME] == outcome
 
 
+def _raises(call: Any) -> bool:
+    raise KeyError("not there")
+
+
+@pytest.mark.parametrize("kind", ["agent", "evolution", "phase", "provider"])
+def test_a_given_success_that_reads_none_is_false_and_one_whose_extractor_raised_says_nothing(
+        otel: Any, kind: str) -> None:
+    """By truthiness, as for a value: openevolve's rejected candidate (``child_program_dict=None``) is a failed
+    run. An extractor that raised is agent-otel's failure, counted, and no outcome of the program's."""
+    decorate = {"agent": lambda success: agent_otel.agent("a", success=success),
+                "evolution": lambda success: agent_otel.evolution("a", success=success),
+                "phase": lambda success: agent_otel.phase("p", success=success),
+                "provider": lambda success: agent_otel.provider("openai", operation="health_check",
+                                                                success=success)}[kind]
+    candidates = [None, {"program": "x"}]
+    runs = [decorate(path("result.child"))(lambda i: types.SimpleNamespace(child=candidates[i])),
+            decorate(lambda call: call.result.child)(lambda i: types.SimpleNamespace(child=candidates[i])),
+            decorate(_raises)(lambda i: types.SimpleNamespace(child=candidates[i]))]
+    for run in runs:
+        for i in (0, 1):
+            assert run(i).child is candidates[i]
+    spans = sorted(otel.spans(), key=lambda s: s.start_time or 0)
+    if kind == "provider":
+        told = ["failure" if s.attributes.get(semconv.ERROR_TYPE) == semconv.ERROR_TYPE_UNAVAILABLE else "success"
+                for s in spans]
+    else:
+        key = {"agent": semconv.AGENT_OUTCOME, "evolution": semconv.EVOLUTION_STATUS,
+               "phase": semconv.WORKFLOW_PHASE_OUTCOME}[kind]
+        told = [{"failed": "failure", "succeeded": "success"}.get(s.attributes[key], s.attributes[key]) for s in spans]
+    assert told == ["failure", "success", "failure", "success", "success", "success"]
+    assert error_count(otel, f"{kind}.extract.success") == 2
+
+
 def test_kpis_before_on_self_is_read_when_the_run_starts_and_strategy_at_the_end(otel: Any) -> None:
     class Engine:
         def __init__(self) -> None:

@@ -13,6 +13,7 @@ from agent_otel._calls.call_counts import CALLS_KEY, CallCounts, record_call_cou
 from agent_otel._calls.conversation import ConversationId, check_conversation_id
 from agent_otel._calls.extractors import Call, Extractor
 from agent_otel._calls.handler import (
+    UNREAD,
     KindHandler,
     ManualCall,
     P,
@@ -23,6 +24,7 @@ from agent_otel._calls.handler import (
     coerce_number,
     decorator,
     error_type_label,
+    given_flag,
     manual_name,
     span_value,
     text_value,
@@ -89,8 +91,11 @@ class AgentInvocation(Invocation):
             # an option not given is what the result has (result_value's first case, without its call); None
             # and a bool are what coerce_bool would return, and None what coerce_number would
             explicit = handler.explicit
-            raw = found.get("success") if "success" not in explicit else read("success", call, found)
-            success = raw if raw is None or raw is True or raw is False else coerce_bool(raw, "agent.success")
+            if "success" in explicit:
+                success = given_flag(handler.option("success", call, UNREAD), "agent.success")
+            else:
+                raw = found.get("success")
+                success = raw if raw is None or raw is True or raw is False else coerce_bool(raw, "agent.success")
             raw = found.get("confidence") if "confidence" not in explicit else read("confidence", call, found)
             if raw is not None:
                 confidence = coerce_number(raw, "agent.confidence", 0.0, 1.0)

@@ -17,6 +17,7 @@ from agent_otel import semconv
 from agent_otel._calls.evaluation import RUN_AGENT_KEY, WINDOW_KEY, ScoreWindow, take_baseline
 from agent_otel._calls.extractors import Call, Extractor, field_of
 from agent_otel._calls.handler import (
+    UNREAD,
     KindHandler,
     ManualCall,
     P,
@@ -25,6 +26,7 @@ from agent_otel._calls.handler import (
     coerce_count,
     coerce_number,
     decorator,
+    given_flag,
     manual_name,
     text_value,
 )
@@ -176,7 +178,8 @@ class EvolutionInvocation(Invocation):
         read = found.get("rollback")
         rolled_back = self.rolled_back or (read is not None and bool(coerce_bool(read, "evolution.rollback")))
         read = found.get("success")
-        success = coerce_bool(read, "evolution.success") if read is not None else None
+        success = given_flag(read, "evolution.success") if "success" in handler.options else \
+            coerce_bool(read, "evolution.success") if read is not None else None
         read = found.get("iterations")
         iterations = coerce_count(read, "evolution.iterations", sized=True) if read is not None else None
         # a rolled-back run reports failure as often as not (its candidate was worse): rolled_back says more
@@ -309,7 +312,8 @@ class EvolutionHandler(KindHandler):
         found = self.read_result(result)
         if not self._given_results:
             return found
-        return {**found, **{key: self.option(key, call) for key in self._given_results}}
+        return {**found, **{key: self.option(key, call, UNREAD if key == "success" else None)
+                            for key in self._given_results}}
 
     def rollback_version(self, call: Call | None, result: Any) -> Any:
         """The version a rolled-back run returned to, as given (literal or extractor) or as its result says;

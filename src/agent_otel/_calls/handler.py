@@ -79,6 +79,22 @@ def coerce_bool(value: Any, stage: str) -> bool | None:
         return None
 
 
+#: What :meth:`KindHandler.option` gives, when asked to, for an extractor that raised (see :func:`given_flag`).
+UNREAD: Any = object()
+
+
+def given_flag(value: Any, stage: str) -> bool | None:
+    """A yes/no option given explicitly (``success``), as :meth:`KindHandler.option` read it with ``failed=UNREAD``: by
+    Python truthiness, so None (a path to a field that is None, an extractor that returns None: openevolve's rejected
+    candidate) is false. Unknown only when the extractor raised (counted): agent-otel's failure is no outcome of the
+    program's."""
+    if value is UNREAD:
+        return None
+    if value is None:
+        return False
+    return coerce_bool(value, stage)
+
+
 def difference(before: Any, after: Any, stage: str) -> float | None:
     """``after - before`` of a running total read around a call (``delta``); None, counted, when either
     is not a number or the total went down (a reset: the call's share is unknown). A total that did not
@@ -390,8 +406,8 @@ class KindHandler(Handler):
         """``value`` as it is when the call starts: a list the call then empties must count what it held."""
         return value.copy() if type(value) in _CONTAINERS else value
 
-    def option(self, key: str, call: Call | None) -> Any:
-        """Resolve one option; a failing extractor is counted and yields None. An option read when the
+    def option(self, key: str, call: Call | None, failed: Any = None) -> Any:
+        """Resolve one option; a failing extractor is counted and yields ``failed``. An option read when the
         call started gives that value; a ``delta`` the change since then. ``call`` is None only for a
         handler without extractors (see :attr:`reads_call`)."""
         value: Any = self.options.get(key)
@@ -409,7 +425,7 @@ class KindHandler(Handler):
             return found
         except Exception as exc:
             report_error(f"{self.stage}.extract.{key}", exc)
-            return None
+            return failed
 
     def late_span_attributes(self, call: Call) -> dict[str, Any]:
         """The options read when the call ends though normally read when it starts (``at = "end"``),

@@ -207,8 +207,8 @@ AGENT = _table(
     Option("prompt_name", Accepts.STRING, doc="`gen_ai.prompt.name`, on the span only"),
     Option("prompt_version", Accepts.STRING_OR_INT, doc="`agent_otel.prompt.version`, on the span only"),
     _CONVERSATION, _PATTERN,
-    _result("success", Accepts.BOOLEAN, "false (by Python truthiness: `[]`, `0`, `\"\"` too) makes the outcome "
-            "`failure`; read off the result by default"),
+    _result("success", Accepts.BOOLEAN, "false (by Python truthiness: `None`, `[]`, `0`, `\"\"` too, when given) makes "
+            "the outcome `failure`; read off the result by default (where a missing or None field says nothing)"),
     _result("confidence", Accepts.NUMBER, "in [0, 1]; read off the result by default", bounds=(0.0, 1.0)),
     _result("patterns", Accepts.NAMES, "patterns used; read off `patterns_used`/`patterns` by default"),
     _result("provider_used", Accepts.STRING, "read off `provider_used`/`provider` by default"),
@@ -234,8 +234,8 @@ PROVIDER = _table(
     _result("cost", Accepts.NUMBER, "USD; from the price table by default, and when its extractor finds none",
             bounds=(0.0, None)),
     _result("retries", Accepts.COUNT, "retries this call made (a list of attempts counts its length)", sized=True),
-    _result("success", Accepts.BOOLEAN, "false (e.g. a provider selection or health check that returns False) "
-            "records the call as `error.type=unavailable`"),
+    _result("success", Accepts.BOOLEAN, "false (e.g. a provider selection or health check that returns False or "
+            "None) records the call as `error.type=unavailable`"),
     Option("stream", Accepts.BOOLEAN, extractor=False, when="end",
            doc="time the returned object as a stream (default: when it is an iterator or an SDK's `*StreamManager` or "
                "`*ResponseContextManager`; `true`: also any other context manager); `false` leaves it as it is, a "
@@ -263,8 +263,8 @@ PHASE = _table(
     _TARGET, _SUBCLASSES, _INSTANCE_ATTRIBUTE, _ATTRIBUTES,
     Option("name", Accepts.STRING, required=True, config_default="function",
            doc="`agent_otel.workflow.phase`: on the phase span, its duration, and the tool and agent calls inside it"),
-    _result("success", Accepts.BOOLEAN, "false (by Python truthiness) makes the outcome `failure`; read off the "
-            "result's `success` by default"),
+    _result("success", Accepts.BOOLEAN, "false (by Python truthiness, `None` too when given) makes the outcome "
+            "`failure`; read off the result's `success` by default"),
     _RESULT_ATTRIBUTES,
 )
 
@@ -282,8 +282,8 @@ EVOLUTION = _table(
             "by default the deltas are `kpis_after - kpis_before`"),
     _result("rollback", Accepts.BOOLEAN, "read off `rolled_back`/`rollback` by default; a `[[rollback]]` target "
             "called during the run also sets it"),
-    _result("success", Accepts.BOOLEAN, "false (by Python truthiness) makes the status `failed`; read off the "
-            "result by default"),
+    _result("success", Accepts.BOOLEAN, "false (by Python truthiness, `None` too when given) makes the status "
+            "`failed`; read off the result by default"),
     _result("iterations", Accepts.COUNT, "read off `iterations`/`convergence_iterations` by default (a list counts "
             "its length)", sized=True),
     Option("version_from", Accepts.STRING_OR_INT, recorded=True,

@@ -22,11 +22,13 @@ from agent_otel import semconv
 from agent_otel._calls.extractors import Call, Extractor, field_of, is_extractor
 from agent_otel._calls.handler import (
     NO_NAMES,
+    UNREAD,
     KindHandler,
     P,
     R,
     check_decoratable,
     coerce_bool,
+    given_flag,
     outcome_value,
     text_value,
 )
@@ -87,8 +89,9 @@ class PhaseInvocation(Invocation):
         elif self.outcome is not None:
             outcome = self.outcome
         else:
-            success = handler.option("success", call) if "success" in handler.options else field_of(value, "success")
-            outcome = _FAILURE if coerce_bool(success, "phase.success") is False else _SUCCESS
+            success = given_flag(handler.option("success", call, UNREAD), "phase.success") \
+                if "success" in handler.options else coerce_bool(field_of(value, "success"), "phase.success")
+            outcome = _FAILURE if success is False else _SUCCESS
         runtime()[semconv.PHASE_DURATION].record(
             duration_s, {semconv.JOB_TYPE: self.job_type, semconv.WORKFLOW_PHASE: self.name,
                          semconv.WORKFLOW_PHASE_OUTCOME: outcome}, context=self.context)

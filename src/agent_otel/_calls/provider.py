@@ -19,15 +19,16 @@ from agent_otel._calls.call_counts import CALLS_KEY, INFERENCE, CallCounts, run_
 from agent_otel._calls.content import input_attributes, output_content, prompt_text
 from agent_otel._calls.extractors import Call, Extractor, field_of
 from agent_otel._calls.handler import (
+    UNREAD,
     KindHandler,
     ManualCall,
     P,
     R,
-    coerce_bool,
     coerce_count,
     coerce_number,
     decorator,
     error_type_label,
+    given_flag,
     manual_name,
     text_value,
 )
@@ -476,7 +477,7 @@ class ProviderInvocation(Invocation):
             if count > self.retries:  # the call's total: what record_retry() (a marker) counted as they happened
                 self.add_retries(count - self.retries)  # is among it, the same retries
         if error is None and "success" in handler.options:
-            unavailable = coerce_bool(handler.option("success", call), "provider.success") is False
+            unavailable = given_flag(handler.option("success", call, UNREAD), "provider.success") is False
         else:
             unavailable = False
         attributes = {semconv.GEN_AI_OPERATION_NAME: self.operation, semconv.GEN_AI_PROVIDER_NAME: self.provider,
