@@ -336,3 +336,32 @@ def test_a_version_object_bumped_in_place_is_read_as_it_was_when_the_run_started
     assert (span.attributes[semconv.EVOLUTION_VERSION_FROM], span.attributes[semconv.EVOLUTION_VERSION_TO]) == (
         "1.4", "1.5")
     assert set(introductions(otel)) == {("1.5", "1.4")}
+
+
+def test_a_run_record_or_a_dump_is_no_version(otel: Any) -> None:
+    """``version_to = { path = "result" }`` on openevolve put the run's whole record (prompt, answer, program) in
+    the version labels, 5,056 characters: a collection is refused as for an agent's version, and a label longer than
+    the limit is ``_OTHER``, its length counted, never its text."""
+    class Record:
+        def __str__(self) -> str:
+            return "prompt: " + "x" * 600
+
+    @agent_otel.evolution("coder", version_from=path("args.before"), version_to=path("result"))
+    def evolve(before: Any, after: Any) -> Any:
+        return after
+
+    evolve("v1", {"prompt": "secret", "program": "code"})
+    evolve(Record(), "v2")
+    for span in otel.spans():
+        assert "secret" not in repr(dict(span.attributes))
+    labels = {(p.attributes[VERSION], p.attributes[semconv.AGENT_VERSION_PREVIOUS]) for p in points(otel, INTRODUCED)}
+    assert labels == {("v2", OTHER)}
+    assert error_count(otel, "text." + VERSION) == 1
+    assert error_count(otel, "cardinality." + semconv.AGENT_VERSION_PREVIOUS) == 1
+    assert all("xxx" not in str(p.attributes) for p in otel.points(semconv.INSTRUMENTATION_ERRORS.name))
+
+
+def test_a_name_longer_than_the_label_limit_is_other(otel: Any) -> None:
+    assert policy().bounded(semconv.GEN_AI_TOOL_NAME, "t" * 257) == OTHER
+    assert policy().bounded(semconv.GEN_AI_TOOL_NAME, "t" * 256) == "t" * 256
+    assert policy().bounded_recent(VERSION, "v" * 257) == OTHER

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent_otel import semconv
-from agent_otel._calls.handler import span_value
+from agent_otel._calls.handler import span_value, text_value
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.policy import policy, readable_text
+from agent_otel._engine.policy import policy
 
 FROM_FIELDS = ("version_from", "from_version", "previous_version")
 TO_FIELDS = ("version_to", "to_version", "new_version")
@@ -19,10 +19,11 @@ ROLLBACK_FIELDS = ("rollback_version", "rolled_back_to")
 
 
 def version_text(value: Any) -> str | None:
-    """A version as text (``3`` and ``"3"`` are one version); nothing for None or empty."""
+    """A version as text (``3`` and ``"3"`` are one version); nothing for None or empty, and, counted, for a
+    collection, as an agent's ``version`` (the run's result or record is no version: its text held the prompt)."""
     if value is None or isinstance(value, bool):
         return None
-    return readable_text(value, "version") or None
+    return text_value(value, semconv.GEN_AI_AGENT_VERSION)
 
 
 @dataclass(frozen=True)

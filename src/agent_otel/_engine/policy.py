@@ -43,6 +43,9 @@ from agent_otel.errors import ConfigurationError
 
 OTHER = "_OTHER"
 DEFAULT_CARDINALITY_LIMIT = 100
+#: The longest metric attribute value taken from the program's data: a longer one is a dump (an object's repr, a
+#: prompt), no name, and becomes ``_OTHER``.
+LABEL_LENGTH_LIMIT = 256
 #: How long a version must go unused before a new one may take its place in a full cap.
 DEFAULT_AGING_IDLE_SECONDS = 3600.0
 
@@ -109,6 +112,8 @@ class Policy:
         seen = self._seen.get(key)
         if seen is not None and text in seen:
             return text
+        if len(text) > LABEL_LENGTH_LIMIT:
+            return _too_long(key, text)
         text = valid_text(text, key)  # once per new value: what is in `seen` is valid
         with self._lock:
             seen = self._seen.setdefault(key, set())
@@ -136,6 +141,8 @@ class Policy:
         if used is not None and text in used:
             used[text] = now  # unlocked: racing an eviction, a value in use may stay past the cap (by a few)
             return text
+        if len(text) > LABEL_LENGTH_LIMIT:
+            return _too_long(key, text)
         text = valid_text(text, key)
         with self._lock:
             used = self._last_used.setdefault(key, {})
@@ -169,6 +176,13 @@ class Policy:
         for key in self.hashed_keys.intersection(attributes):
             attributes[key] = self.hashed(attributes[key])
         return attributes
+
+
+def _too_long(key: str, text: str) -> str:
+    """A value too long for a label: ``_OTHER``, counted (its length said, never its text)."""
+    report_error("cardinality." + key, ValueError(
+        f"a value of {key} is {len(text)} characters, more than {LABEL_LENGTH_LIMIT}; recorded as {OTHER}"))
+    return OTHER
 
 
 def valid_text(text: str, key: str) -> str:
