@@ -72,6 +72,23 @@ def test_a_diagnostic_is_one_line_naming_stage_and_type_without_host_data(
 
 
 @pytest.mark.usefixtures("fresh_log_limits")
+def test_the_cap_at_work_says_what_it_did_not_that_it_failed(otel: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """"cardinality.gen_ai.agent.version failed (OverflowError)" read as a fault in an engine's log (evolution
+    probe): the cap reached, or a value too long for a label, is said as such, with no value of the program's."""
+    agent_otel.set_policy(cardinality_limit=2)
+    tool = agent_otel.tool(agent_otel.path("args.name"))(lambda name: None)
+    with caplog.at_level(logging.DEBUG):
+        for name in ("a", "b", "c-" + SECRET, SECRET * 40):
+            tool(name)
+    messages = [r.getMessage() for r in our_records(caplog)]
+    assert messages == [
+        "agent-otel: cardinality.gen_ai.tool.name (OverflowError): more than 2 distinct values for gen_ai.tool.name; "
+        "further values become _OTHER",
+        f"agent-otel: cardinality.gen_ai.tool.name (ValueError): a value of gen_ai.tool.name is {len(SECRET) * 40} "
+        "characters, more than 256; recorded as _OTHER"], messages
+
+
+@pytest.mark.usefixtures("fresh_log_limits")
 def test_the_debug_switch_adds_the_traceback(otel: Any, caplog: pytest.LogCaptureFixture,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(AGENT_OTEL_DEBUG, "1")

@@ -68,8 +68,13 @@ def report_error(stage: str, exc: BaseException, count: int = 1, counter: Counte
             if last is not None and now - last < _LOG_INTERVAL_S:
                 return
             _last_logged[cause] = now
-        logger.warning("agent-otel: %s failed (%s); the host call was not affected", stage, type(exc).__name__,
-                       exc_info=exc if _debug() else None)
+        if stage.startswith(_OVERFLOW_STAGE):  # the cap doing its job, no failure: its message, which agent-otel
+            # writes itself (the key, the limit, a length; never a value)
+            logger.warning("agent-otel: %s (%s): %s", stage, type(exc).__name__, exc,
+                           exc_info=exc if _debug() else None)
+        else:
+            logger.warning("agent-otel: %s failed (%s); the host call was not affected", stage, type(exc).__name__,
+                           exc_info=exc if _debug() else None)
     except Exception:  # no call here: it may be what has no stack left
         if not counted:
             _unreported += count
@@ -104,7 +109,7 @@ def _bounded_stage(stage: str) -> str:
     return current.bounded(semconv.INSTRUMENTATION_STAGE, stage)
 
 
-#: The stage a cardinality overflow is counted at, before its key (see the policy).
+#: The stage a cardinality overflow (or a value too long for a label) is counted at, before its key (see the policy).
 _OVERFLOW_STAGE = "cardinality."
 
 
