@@ -28,6 +28,7 @@ from tests.support.carrier_targets import (
     RunStatic,
     ViewManager,
     child_agent,
+    child_phase,
     child_view,
     child_view_to_queue,
     wait_for_file,
@@ -194,6 +195,17 @@ def test_a_process_pools_task_runs_under_the_agent_that_submitted_it(otel: Any, 
 
         assert plan() == ("planner", "v7")
         assert pool.submit(child_agent).result(timeout=120) == (None, None)  # nothing leaks between submits
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_a_process_pools_task_runs_in_the_phase_that_submitted_it_unnumbered(otel: Any, method: str) -> None:
+    """openevolve runs every model, evaluator and agent call of its ``evolve`` phase in a process pool: none had the
+    phase label. The name crosses; the step numbers are the parent's count, so the child's calls have none."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method)) as pool:
+        with agent_otel.phase("evolve"):
+            inside = pool.submit(child_phase).result(timeout=120)
+        assert inside == ("evolve", None)
+        assert pool.submit(child_phase).result(timeout=120) == (None, None)  # nothing leaks between submits
 
 
 @pytest.mark.parametrize("method", ["spawn", "fork"])

@@ -60,6 +60,14 @@ def child_agent() -> tuple[object, object]:
     return otel_context.get_value(AGENT_KEY), otel_context.get_value(AGENT_VERSION_KEY)
 
 
+def child_phase() -> tuple[object, object]:
+    """The phase a child's calls run in and the step number its next tool call would take."""
+    from agent_otel._context.phase import current_phase
+
+    phase = current_phase()
+    return (phase.name, phase.next_step()) if phase is not None else (None, None)
+
+
 class _ViewingRun:
     """A ``Process`` subclass's own ``run()`` (no target): puts what its child sees on a queue."""
 

@@ -17,6 +17,7 @@ from opentelemetry.trace import get_current_span
 
 from agent_otel._context.baggage_header import merged_baggage
 from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY
+from agent_otel._context.phase import PHASE_KEY, PhaseState
 from agent_otel._context.stamping import stamped_ids
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.tracebacks import leave_out_callers_frame
@@ -211,7 +212,7 @@ def carry(func: Callable[P, R], always: bool = False) -> Callable[P, R]:
 
 
 def process_carrier() -> dict[str, str]:
-    """The current trace context, job, conversation and agent, as text another process of the program reads
+    """The current trace context, job, conversation, agent and phase, as text another process of the program reads
     back with :func:`carried_context`."""
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
@@ -220,6 +221,9 @@ def process_carrier() -> dict[str, str]:
         value = ctx.get(key)
         if type(value) is str:
             carrier[name] = value
+    phase = ctx.get(PHASE_KEY)
+    if isinstance(phase, PhaseState):
+        carrier[_PHASE_ENTRY] = phase.name
     return carrier
 
 
@@ -227,7 +231,10 @@ def carried_context(carrier: Mapping[str, str]) -> Context:
     """The context a :func:`process_carrier` brings, on an empty base: a forked worker must not keep whatever
     context it was forked in."""
     ctx = propagate.extract(carrier, context=Context())
-    entries = {key: carrier[name] for key, name in _AGENT_ENTRIES if name in carrier}
+    entries: dict[str, object] = {key: carrier[name] for key, name in _AGENT_ENTRIES if name in carrier}
+    phase = carrier.get(_PHASE_ENTRY)
+    if phase is not None:  # its name, not its count: steps are numbered where the phase runs
+        entries[PHASE_KEY] = PhaseState(phase, None)
     return Context({**ctx, **entries}) if entries else ctx
 
 
@@ -235,4 +242,6 @@ def carried_context(carrier: Mapping[str, str]) -> Context:
 #: and model calls it makes there are that agent's (``gen_ai.agent.name``, cost by agent), as in a thread. Not in
 #: the W3C headers: for this process's own children only.
 _AGENT_ENTRIES = ((AGENT_KEY, "agent-otel-agent"), (AGENT_VERSION_KEY, "agent-otel-agent-version"))
+#: The phase a call runs in (its bounded name), carried the same way: the calls it makes there are in the phase.
+_PHASE_ENTRY = "agent-otel-phase"
 
