@@ -43,7 +43,7 @@ if __name__ == "__main__":  # not in a spawned child, which imports this as __mp
 #: A child that leaves while its exit flush runs, and a parent that sends it SIGTERM meanwhile, as ``join(timeout)``
 #: then ``terminate()`` does. Without agent-otel the child is gone before the signal: its status is the one it gave.
 TERMINATED_WHILE_FLUSHING = NEVER_ANSWERS + """
-import atexit, multiprocessing, time
+import atexit, multiprocessing, time, warnings
 atexit.register(time.sleep, 0.2)  # an exit hook registered before configure(): it runs after the exit flush
 agent_otel.configure(system_metrics=False)
 
@@ -59,7 +59,9 @@ if __name__ == "__main__":
         child.start()
         pid = child.pid
     else:
-        pid = os.fork()
+        with warnings.catch_warnings():  # 3.12's warning of a fork in a multi-threaded process (the collector's)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
         if pid == 0:
             work(1)
             os._exit(3)

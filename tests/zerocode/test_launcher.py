@@ -66,7 +66,8 @@ def test_exit_status_argv_and_stdio_are_the_programs(project: Path, code: str, r
 EXIT_HOOK_AFTER_AN_ERROR = """import atexit, sys, traceback
 def later():
     print('handled:', sys.exc_info()[0], 'last:', getattr(sys, 'last_type', None), file=sys.stderr)
-    traceback.print_last()
+    print('last_exc:', getattr(sys, 'last_exc', sys.last_value) is sys.last_value, file=sys.stderr)
+    traceback.print_exception(sys.last_type, sys.last_value, sys.last_traceback)
 atexit.register(later)
 def fail():
     raise ValueError('x')
@@ -85,7 +86,8 @@ def test_exit_hooks_after_an_uncaught_exception_see_what_python_shows_them(proje
     plain = subprocess.run([sys.executable, *args], cwd=project, capture_output=True, text=True, timeout=60)
     result = run(project, sys.executable, *args)
     assert (result.returncode, result.stdout, result.stderr) == (plain.returncode, plain.stdout, plain.stderr)
-    assert "handled: None last: <class 'ValueError'>" in plain.stderr and plain.stderr.count("in fail") == 2
+    assert "handled: None last: <class 'ValueError'>\nlast_exc: True\n" in plain.stderr
+    assert plain.stderr.count("in fail") == 2
 
 
 ENDINGS = {
@@ -94,9 +96,11 @@ ENDINGS = {
                                       "        print('released', file=sys.stderr)\n"
                                       "atexit.register(lambda: print('exit hook', file=sys.stderr))\n"
                                       "def main():\n    kept = Resource()\n    sys.exit(3)\nmain()\n",
-    # an exit code whose text cannot be made: python writes an empty line for it
-    "unprintable exit code": "print('a')\nclass Code:\n    def __str__(self):\n        raise ValueError('s')\n"
-                             "raise SystemExit(Code())\n",
+    # an exit code whose text cannot be made: python writes an empty line for it. With threading imported, as it is
+    # under agent-otel (the SDK's threads): 3.12's and 3.13's python leave str()'s error set, and what the threading
+    # shutdown then shows of it depends on that
+    "unprintable exit code": "import threading; print('a')\nclass Code:\n    def __str__(self):\n"
+                             "        raise ValueError('s')\nraise SystemExit(Code())\n",
     # a stdout of the program's own: python flushes it once after a script, once at the end
     "the program's own stdout": "import sys\nprint('a')\nclass Out:\n    def write(self, text):\n"
                                 "        sys.__stderr__.write('W:' + text)\n    def flush(self):\n"
@@ -116,7 +120,8 @@ def test_the_program_ends_as_python_ends_it(project: Path, how: str, ending: str
     plain = subprocess.run([sys.executable, *args], cwd=project, capture_output=True, text=True, timeout=60)
     result = run(project, sys.executable, *args)
     assert (result.returncode, result.stdout, result.stderr) == (plain.returncode, plain.stdout, plain.stderr)
-    assert "Traceback" not in plain.stderr
+    # (3.13's python reports str()'s error left set at its threading shutdown: a SystemError of its own)
+    assert "Traceback" not in plain.stderr or (ending == "unprintable exit code" and sys.version_info >= (3, 13))
 
 
 EXCEPTHOOKS = {
@@ -176,10 +181,16 @@ def test_the_interpreters_end_steps_after_c_code_or_a_module_are_pythons_own(
     code = INTERPRETER_END_STEPS[program]
     (project / "ending.py").write_text(code)
     args = ["-c", code] if how == "-c" else ["-m", "ending"]
-    plain = subprocess.run([sys.executable, *args], cwd=project, capture_output=True, text=True, timeout=60)
-    result = run(project, sys.executable, *args)
+    # 3.13's python reports a Ctrl-C during the wait with or without its header, by timing: a few tries
+    for _ in range(5 if program.startswith("Ctrl-C") else 1):
+        plain = subprocess.run([sys.executable, *args], cwd=project, capture_output=True, text=True, timeout=60)
+        result = run(project, sys.executable, *args)
+        if (result.returncode, result.stdout, result.stderr) == (plain.returncode, plain.stdout, plain.stderr):
+            break
     assert (result.returncode, result.stdout, result.stderr) == (plain.returncode, plain.stdout, plain.stderr)
-    assert plain.returncode == 0 and plain.stdout == "done\n" and plain.stderr.startswith("Exception ignored in")
+    # ("Exception ignored in: ..." up to 3.12, "Exception ignored in atexit callback ..." or "... on threading
+    # shutdown:" on 3.13)
+    assert plain.returncode == 0 and plain.stdout == "done\n" and plain.stderr.startswith("Exception ignored ")
 
 
 def test_an_exit_message_with_stderr_set_to_none_reaches_the_process_stderr_as_under_python(project: Path) -> None:

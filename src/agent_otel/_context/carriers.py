@@ -477,10 +477,16 @@ def _wrap_execve(wrapped: Callable[..., Any], instance: object, args: Args, kwar
         raise
 
 
+#: Python 3.11 takes a ``bytearray`` path (with a warning); 3.12 refuses it with ``TypeError``, as for any other type
+_BYTEARRAY_PATH_TAKEN = sys.version_info < (3, 12)
+
+
 def _bytearray_path_said(refusal: str, args: Args, kwargs: Kwargs) -> tuple[Args, Kwargs]:
-    """A ``bytearray`` path, which python takes with a ``DeprecationWarning`` for the line that called it: warned of
-    here for that line (python's, from under the wrapper, named the wrapper's, which the default filters hide), and
-    passed on as bytes (no second warning)."""
+    """A ``bytearray`` path, which python 3.11 takes with a ``DeprecationWarning`` for the line that called it: warned
+    of here for that line (python's, from under the wrapper, named the wrapper's, which the default filters hide),
+    and passed on as bytes (no second warning). From 3.12 it is left as it is, for python to refuse."""
+    if not _BYTEARRAY_PATH_TAKEN:
+        return args, kwargs
     in_args = bool(args) and type(args[0]) is bytearray
     if not (in_args or type(kwargs.get("path")) is bytearray):
         return args, kwargs

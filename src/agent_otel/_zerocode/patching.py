@@ -24,6 +24,7 @@ instrumented) into plain pass-throughs.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import sys
@@ -109,6 +110,8 @@ def _called_with_object(raw: object, owner: object) -> bool:
         return True  # no object: the wrapper is given none for it)
     if not isinstance(owner, type) or isinstance(raw, staticmethod | type):
         return False
+    if isinstance(raw, functools.partial):  # 3.13's __get__ only warns and hands it back unbound; it binds from 3.14
+        return sys.version_info >= (3, 14)
     return isinstance(raw, classmethod) or hasattr(type(raw), "__get__")
 
 
