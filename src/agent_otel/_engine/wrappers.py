@@ -737,7 +737,36 @@ def call_timing(coroutine: object) -> Invocation | None:
     return cast(Invocation, coroutine._self_call) if type(coroutine) is _TracedCoroutine else None
 
 
-class _PendingCoroutine(Generic[T]):
+class _WrappedAnnotations(dict[str, Any]):
+    """A proxy class's ``__annotations__``: empty, as a class without annotations shows, and, read or set on a proxy,
+    the wrapped object's. Python reads a class's ``__annotations__`` from its own dict and, finding none, puts an
+    empty dict there (typing's runtime protocol checks read each class of an object's MRO so: ``isinstance(stream,
+    contextlib.AbstractContextManager)`` did, on 3.13), which from then on shadowed the wrapped object's on every
+    proxy of the class: ``{}`` for a function or a stream, one appearing on a coroutine."""
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        return cast(Any, instance).__wrapped__.__annotations__
+
+    def __set__(self, instance: object, value: object) -> None:
+        cast(Any, instance).__wrapped__.__annotations__ = value
+
+    def __delete__(self, instance: object) -> None:
+        del cast(Any, instance).__wrapped__.__annotations__
+
+
+class _ShowsWrappedAnnotations:
+    """Gives each class below it an ``__annotations__`` of its own (see :class:`_WrappedAnnotations`)."""
+
+    __slots__ = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        setattr(cls, "__annotations__", _WrappedAnnotations())  # noqa: B010  (no annotation in a proxy class)
+
+
+class _PendingCoroutine(_ShowsWrappedAnnotations, Generic[T]):
     # The coroutine an ``async def`` returned, whose invocation begins when it first runs (_traced_coroutine). Let
     # go before that (a task cancelled before it starts, ``close()``, ``throw()``, dropped), it is the program's own
     # coroutine: no span, and Python's "never awaited" warning exactly when the program's coroutine would give it.
@@ -1383,7 +1412,7 @@ def _leave_stream_block(proxy: Any, error: BaseException | None) -> None:
         inv.end(how)
 
 
-class _CopiedAsItsStream:
+class _CopiedAsItsStream(_ShowsWrappedAnnotations):
     """Copy, deep copy and pickle of a traced stream give those of its stream, untraced, as the program's object
     gives them (wrapt's proxy refused each: ``itertools.tee`` of a stream raised NotImplementedError); a stream
     type without ``__copy__`` has none here either (see :data:`_PROXY_PROTOCOLS`), so ``tee`` buffers it through
@@ -2013,7 +2042,7 @@ def _made_again(kind: type[Wrapper], target: object, wrapper: WrapperFunction, h
     return cast(Wrapper, made)
 
 
-class _HostIdentity:
+class _HostIdentity(_ShowsWrappedAnnotations):
     """Pickling and copying of a wrapper: as the plain callable's (wrapt's proxies refuse both). And
     ``functools.wraps`` over it: what it records as ``__wrapped__`` goes on the program's function it proxies, as
     on a plain one, where ``inspect`` follows it; wrapt's proxy took it for a new target and called that instead,
