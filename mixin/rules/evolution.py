@@ -3,8 +3,11 @@ failing, memory-hungry or no longer improving runs."""
 
 from __future__ import annotations
 
+import math
+
 from agent_otel import semconv as sc
-from mixin.names import AGENT, EVO_ATTEMPTS, EVO_IMPROVEMENT, EVO_MEMORY, EVO_STATUS, EVO_TYPE
+from mixin.config import THRESHOLDS_FILE, shown
+from mixin.names import AGENT, EVO_ATTEMPTS, EVO_IMPROVEMENT_RUNS, EVO_MEMORY, EVO_STATUS, EVO_TYPE
 from mixin.rules.rule import (
     Group,
     LowTraffic,
@@ -47,29 +50,22 @@ def recording_groups(s: Scope) -> list[Group]:
     return window_groups("evolution", WINDOWS, _COMMENT, lambda w: _rules(w, s))
 
 
-#: The runs whose improvement the gauge holds.
-NOT_FAILED = f'{EVO_STATUS}!="{sc.EvolutionStatus.FAILED.value}"'
-
-
-def runs_just_ended(attempts: str, by: str) -> str:
-    """The agents (``by``) whose evolution run that did not fail ended within the last 20 minutes: its attempts
-    counter rose, or appeared (a first run: ``increase()`` does not count a series' first value). A run that failed
-    before its KPIs were read sets no improvement: the gauge still holds an earlier run's."""
-    return (f"(sum by ({by}) (increase({attempts}[20m])) > 0 or group by ({by}) ({attempts} unless {attempts} "
-            "offset 20m))")
-
-
 def _no_progress(t: Thresholds, s: Scope) -> str:
-    """No run of the last day improved the KPI by the minimum, while runs happened and the agent was watched
-    for the whole day. The improvement gauge holds the latest run's delta until the next run, so it is read only
-    where a run had just ended (:func:`runs_just_ended`), every 5 minutes over the day (of two runs 5 minutes apart or
-    less, the later's): a run of the day before, whose value the gauge still held, no longer counts as this day's
-    (at one run a day the alert fired a day late, quoting that run's improvement). A healthy agent whose latest run
-    did not improve (or rolled back) but an earlier one of the day did stays silent."""
+    """No run of the last day improved the KPI by the minimum, while runs happened and the agent was watched for the
+    whole day. Counted on the improvement histogram (a failed or rolled-back run records at most 0): the runs of the
+    day that improved by at least the minimum are its count minus the cumulative bucket just below the minimum. The
+    gauge holds only the latest run's improvement, so an engine running several runs between two scrapes (openevolve:
+    many a second) showed only the last, and a day of large gains could read as none."""
     by = s.by(AGENT, EVO_TYPE)
-    return (f"max by ({by}) (max_over_time(({s.series(EVO_IMPROVEMENT)} and on ({by}) "
-            f"{runs_just_ended(s.series(EVO_ATTEMPTS, NOT_FAILED), by)})[1d:5m]))\n"
-            f"< {t['evolution_min_improvement']}\n"
+    minimum = t["evolution_min_improvement"]
+    if minimum not in sc.IMPROVEMENT_EDGES:
+        raise ValueError(f"{shown(THRESHOLDS_FILE)}: evolution_min_improvement: {minimum!r} is not one of the "
+                         f"improvement histogram's edges {list(sc.IMPROVEMENT_EDGES)}")
+    below = repr(math.nextafter(float(minimum), 0.0))
+    runs = s.series(EVO_IMPROVEMENT_RUNS + "_count")
+    runs_below = s.series(EVO_IMPROVEMENT_RUNS + "_bucket", f'le="{below}"')
+    return (f"sum by ({by}) (increase({runs}[1d])) - sum by ({by}) (increase({runs_below}[1d]))\n"
+            f"< 0.5\n"
             f"and on ({by})\n"
             f"sum by ({by}) (increase({s.series(EVO_ATTEMPTS)}[1d])) >= {t['evolution_no_progress_min_runs_1d']}\n"
             f"and on ({by})\n"
@@ -125,7 +121,7 @@ def alert_group(t: Thresholds, s: Scope) -> Group:
                 "info",
                 "Evolution has not improved an agent for a day.",
                 f"None of the {kind} evolution runs of agent {a} over the last day improved its KPI by "
-                f"{t['evolution_min_improvement']} or more (best improvement {{{{ $value }}}}).",
+                f"{t['evolution_min_improvement']} or more.",
             ),
         ],
     )

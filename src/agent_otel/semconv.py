@@ -324,6 +324,15 @@ CONFIDENCE_BAND_BOUNDS = tuple(math.nextafter(edge, 0.0) for edge in CONFIDENCE_
 #: Stated confidence: 0.1 .. 1.0 in tenths, and the band bounds just below 0.5 and 0.8.
 CONFIDENCE_BUCKETS = tuple(sorted((*_TENTHS, *CONFIDENCE_BAND_BOUNDS)))
 
+#: The improvements an evolution rule can ask "at least this much" of (a run's KPI after minus before): each with the
+#: largest double below it as a bound too, so that the runs that improved by at least an edge are exactly the count
+#: minus one cumulative bucket, as for the confidence bands. ``evolution_min_improvement`` must be one of them.
+IMPROVEMENT_EDGES = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+#: No improvement (a regression too: no negative bound, with which prometheus_client serves no ``_sum`` and
+#: ``_count``), then the edges and the bounds just below them.
+IMPROVEMENT_BUCKETS = tuple(sorted((0.0, *IMPROVEMENT_EDGES,
+                                    *(math.nextafter(edge, 0.0) for edge in IMPROVEMENT_EDGES))))
+
 #: Evaluation scores: 0..1 in tenths (most evaluators), then the 1-5 and 1-10 scales some use.
 EVALUATION_SCORE_BUCKETS = (*_TENTHS, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0)
 
@@ -548,6 +557,12 @@ EVOLUTION_PERFORMANCE_IMPROVEMENT: Instrument[Gauge] = Instrument(
     "KPI improvement (after minus before) of the latest evolution run.",
     "evolution_performance_improvement", (GEN_AI_AGENT_NAME, EVOLUTION_TYPE),
 )
+EVOLUTION_IMPROVEMENT_HISTOGRAM: Instrument[Histogram] = Instrument(
+    "agent_otel.evolution.improvement", Kind.HISTOGRAM, "1",
+    "KPI improvement (after minus before) of each evolution run, a failed or rolled-back run's at most 0: how many "
+    "runs improved by at least an amount, however many ran between two scrapes (the gauge holds the latest run's).",
+    "agent_otel_evolution_improvement", (GEN_AI_AGENT_NAME, EVOLUTION_TYPE), IMPROVEMENT_BUCKETS,
+)
 EVOLUTION_MEMORY_PEAK: Instrument[Gauge] = Instrument(
     "evolution.memory.peak", Kind.GAUGE, "By",
     "Peak resident memory of the process during the latest evolution run.",
@@ -608,6 +623,7 @@ INSTRUMENTS: tuple[Instrument[Counter | Histogram | Gauge], ...] = (
     EVOLUTION_ATTEMPTS,
     EVOLUTION_DURATION,
     EVOLUTION_PERFORMANCE_IMPROVEMENT,
+    EVOLUTION_IMPROVEMENT_HISTOGRAM,
     EVOLUTION_MEMORY_PEAK,
     AGENT_KPI_CURRENT,
     AGENT_VERSION_INTRODUCED,

@@ -177,8 +177,24 @@ def test_issue_for_durations():
     # flapped with every run): the window is in the expression, `for` only rides out a scrape gap.
     no_progress = by_name["AgentOtelEvolutionNoProgress"]
     assert no_progress["for"] == "1h"
-    assert "max_over_time((evolution_performance_improvement" in no_progress["expr"]
+    assert "increase(agent_otel_evolution_improvement_count" in no_progress["expr"]
     assert "increase(evolution_attempts_total" in no_progress["expr"] and "[1d]" in no_progress["expr"]
+
+
+def test_no_progress_reads_the_improvement_histogram_at_the_bound_below_its_minimum():
+    """The runs that improved by at least the minimum are the count minus one cumulative bucket: the minimum must be
+    an edge of the histogram, which has a bound just below it."""
+    from mixin.config import load_thresholds
+    from mixin.rules.evolution import alert_group
+    from mixin.scope import load_scope
+
+    thresholds = load_thresholds()
+    assert thresholds["evolution_min_improvement"] in semconv.IMPROVEMENT_EDGES
+    [no_progress] = [rule for rule in alerts() if rule.get("alert") == "AgentOtelEvolutionNoProgress"]
+    assert 'le="0.009999999999999998"' in no_progress["expr"] and 0.009999999999999998 in semconv.IMPROVEMENT_BUCKETS
+    with pytest.raises(ValueError, match=r"thresholds\.yaml: evolution_min_improvement: 0\.03 is not one of the "
+                                         r"improvement histogram's edges"):
+        alert_group({**thresholds, "evolution_min_improvement": 0.03}, load_scope(thresholds))
 
 
 def test_required_alerts_exist():

@@ -77,7 +77,8 @@ def span_of_point(metric: str, attributes: dict[str, Any]) -> str | None:
         return semconv.provider_span_name(attributes.get(semconv.GEN_AI_OPERATION_NAME, semconv.OPERATION_CHAT),
                                           attributes[semconv.GEN_AI_REQUEST_MODEL])
     if metric.startswith("evolution.") or metric in (semconv.AGENT_KPI_CURRENT.name,
-                                                     semconv.AGENT_VERSION_INTRODUCED.name):
+                                                     semconv.AGENT_VERSION_INTRODUCED.name,
+                                                     semconv.EVOLUTION_IMPROVEMENT_HISTOGRAM.name):
         return semconv.evolution_span_name(attributes[semconv.GEN_AI_AGENT_NAME])
     return semconv.agent_span_name(attributes[semconv.GEN_AI_AGENT_NAME])
 
@@ -192,6 +193,7 @@ def test_exemplars_point_at_the_span_of_the_call(exported: OtlpReceiver) -> None
     assert checked[semconv.EVOLUTION_ATTEMPTS.name] == 1
     assert checked[semconv.PHASE_DURATION.name] == 1 and checked[semconv.PATTERN_DURATION.name] == 1
     assert checked[semconv.EVOLUTION_PERFORMANCE_IMPROVEMENT.name] == 1
+    assert checked[semconv.EVOLUTION_IMPROVEMENT_HISTOGRAM.name] == 1
     # recorded at the end of the agent call, after its context is detached: still the agent's span
     assert checked[semconv.AGENT_WORK_ITEMS.name] == 1 and checked[semconv.AGENT_PATTERNS_USED.name] == 1
     assert set(checked) == names - {semconv.INSTRUMENTATION_ERRORS.name, semconv.BUILD_INFO.name}
