@@ -230,20 +230,21 @@ def test_ids_are_the_same_in_every_process_and_an_empty_job_id_gets_a_fresh_one(
     assert error_count(otel, semconv.JOB_ID) == 1
 
 
-def test_a_job_type_too_long_for_baggage_stays_in_its_process_counted_and_quiet(otel: Any) -> None:
-    """The same for a job's type, which went into baggage unchecked: a warning on the program's stderr at every
-    header and child environment, and nothing counted."""
+def test_a_job_type_too_long_for_a_label_is_other_in_its_process_and_in_baggage_counted_and_quiet(otel: Any) -> None:
+    """A job's type went into baggage unchecked: a warning on the program's stderr at every header and child
+    environment, and nothing counted. Longer than a label may be (256 characters), it is ``_OTHER`` everywhere,
+    the span's name and the baggage alike, counted at ``cardinality.job.type``."""
     code = ("import agent_otel\n"
             "with agent_otel.job('j1', type='t' * 4100):\n"
             "    print(agent_otel.inject({}).get('baggage'), agent_otel.subprocess_env().get('BAGGAGE'))\n")
     child = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=CLEAN_ENV, capture_output=True, text=True,
                            timeout=120)
     assert (child.returncode, child.stderr) == (0, "")
-    assert child.stdout.split() == [f"{semconv.BAGGAGE_JOB_ID}=j1"] * 2
+    assert child.stdout.split() == [f"{semconv.BAGGAGE_JOB_ID}=j1,{semconv.BAGGAGE_JOB_TYPE}=_OTHER"] * 2
     with agent_otel.job("j2", type="u" * 4100):
         pass
-    assert otel.span(semconv.job_span_name("u" * 4100)).attributes[semconv.JOB_TYPE] == "u" * 4100
-    assert error_count(otel, semconv.JOB_TYPE) == 1
+    assert otel.span(semconv.job_span_name("_OTHER")).attributes[semconv.JOB_TYPE] == "_OTHER"
+    assert error_count(otel, "cardinality." + semconv.JOB_TYPE) == 1
 
 
 def test_a_conversation_id_too_long_for_baggage_stamps_its_process_and_is_counted(otel: Any) -> None:
