@@ -1283,7 +1283,8 @@ def test_configure_off_the_main_thread_leaves_the_programs_sigterm_handler_and_c
 
 def test_calls_still_open_at_exit_end_closed_and_are_exported(receiver: OtlpHttpReceiver) -> None:
     """An agent generator the program left half-read (inside a job and outside one), a tool's, a model SDK's stream
-    object, and an agent call still running on a daemon thread: the interpreter closes the generators during its
+    object (returned by a sync call, or by an ``async def`` one: litellm's ``acompletion(stream=True)``), and an agent
+    call still running on a daemon thread: the interpreter closes the generators during its
     teardown, after the exit flush, and never ends the daemon's call, so their spans were lost (and the stream's,
     ended then, had the SDK say "Processor is already shutdown" on stderr). They end closed at exit, and the flush
     exports them (a tool's generator and a stream object since this round: only the kinds tracked while running
@@ -1324,7 +1325,28 @@ def test_calls_still_open_at_exit_end_closed_and_are_exported(receiver: OtlpHttp
         def create():
             return Stream()
 
-        left, tool_left, stream_left = steps(), chunks(), create()
+        class AsyncStream:  # what ``await client.chat.completions.create(stream=True)`` returns (openai's AsyncStream)
+            def __init__(self):
+                self.sent = 0
+            def __aiter__(self):
+                return self
+            async def __anext__(self):
+                self.sent += 1
+                if self.sent > 3:
+                    raise StopAsyncIteration
+                return {"delta": self.sent}
+
+        @agent_otel.provider("openai", model="streamed-async")
+        async def acreate():
+            return AsyncStream()
+
+        async def read_one():
+            stream = await acreate()
+            await stream.__anext__()
+            return stream
+
+        import asyncio
+        left, tool_left, stream_left, async_stream_left = steps(), chunks(), create(), asyncio.run(read_one())
         next(left)
         next(tool_left)
         next(stream_left)
@@ -1336,14 +1358,14 @@ def test_calls_still_open_at_exit_end_closed_and_are_exported(receiver: OtlpHttp
         started.wait(30)
     """, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL=receiver.protocol,
         OTEL_METRICS_EXPORTER="none")
-    wait_until(lambda: len(receiver.spans()) >= 6, "the job's span and the five open calls'", timeout_s=DEADLINE_S)
+    wait_until(lambda: len(receiver.spans()) >= 7, "the job's span and the six open calls'", timeout_s=DEADLINE_S)
     names = Counter(span.name for span in receiver.spans())
     assert names == {"invoke_workflow default": 1, "invoke_agent streamer": 2, "invoke_agent sleeper": 1,
-                     "execute_tool chunks": 1, "chat streamed": 1}
+                     "execute_tool chunks": 1, "chat streamed": 1, "chat streamed-async": 1}
     closed = {span.name: {a.key: a.value.bool_value for a in span.attributes}.get(semconv.STREAM_CLOSED_EARLY)
               for span in receiver.spans() if not span.name.startswith("invoke_workflow")}
     assert closed == {"invoke_agent streamer": True, "invoke_agent sleeper": True, "execute_tool chunks": True,
-                      "chat streamed": True}
+                      "chat streamed": True, "chat streamed-async": True}
     assert "already shutdown" not in child.stderr
 
 

@@ -724,7 +724,9 @@ def _traced_coroutine(coro: Awaitable[T], inv_or_call: Invocation | _PendingCall
     if type(result) not in PLAIN_TYPES:  # e.g. ``await client.chat.completions.create(stream=True)``
         try:
             if inv.wants_stream(result):
-                return cast(T, _traced_stream(result, inv))
+                traced_stream = _traced_stream(result, inv)
+                hold_open(inv)  # (as for a sync call's: one left half-read at exit ended after the flush, and was lost)
+                return cast(T, traced_stream)
         except Exception as exc:
             report_error(inv.stage + ".result", exc)
     inv.end(_RETURNED, result)
