@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from grafana_foundation_sdk.models.dashboard import Dashboard
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
@@ -31,6 +33,7 @@ from mixin.names import (
     EVO_ATTEMPTS,
     EVO_DUR,
     EVO_IMPROVEMENT,
+    EVO_IMPROVEMENT_RUNS,
     EVO_MEMORY,
     EVO_STATUS,
     EVO_TYPE,
@@ -40,6 +43,11 @@ from mixin.names import (
 )
 
 FILE = "evolution.json"
+
+
+def _below(minimum: float) -> str:
+    """The ``le`` of the improvement histogram's bound just below ``minimum`` (see mixin/rules/evolution.py)."""
+    return repr(math.nextafter(float(minimum), 0.0))
 
 
 def build() -> Dashboard:
@@ -85,6 +93,18 @@ def build() -> Dashboard:
                 [query(f"max by ({per_deployment(AGENT, EVO_TYPE)}) ({EVO_IMPROVEMENT}{{{raw_s}}})",
                        DEPLOYMENT_LEGEND + " {{gen_ai_agent_name}} {{evolution_type}}")],
             ).thresholds(steps(("red", None), ("green", limits["evolution_min_improvement"]))),
+            timeseries_panel(
+                "Runs that improved",
+                f"Runs that ended improving the KPI by {limits['evolution_min_improvement']} or more, per agent and "
+                "type, over each interval (from the agent_otel.evolution.improvement histogram, which counts every "
+                "run, however many ran between two scrapes; the Improvement panel shows the latest run's only). "
+                "AgentOtelEvolutionNoProgress fires after a day of none.",
+                "short",
+                [query(f"sum by ({per_deployment(AGENT, EVO_TYPE)}) (increase({EVO_IMPROVEMENT_RUNS}_count"
+                       f"{{{raw_s}}}[{RATE_INTERVAL}])) - sum by ({per_deployment(AGENT, EVO_TYPE)}) (increase("
+                       f"{EVO_IMPROVEMENT_RUNS}_bucket{{{raw_s},le=\"{_below(limits['evolution_min_improvement'])}\"}}"
+                       f"[{RATE_INTERVAL}]))", DEPLOYMENT_LEGEND + " {{gen_ai_agent_name}} {{evolution_type}}")],
+            ).axis_label("runs"),
             table_panel(
                 "Current KPIs", "Current value of each agent KPI, as measured by the latest evolution run.", "short",
                 [query(f"max by ({per_deployment(AGENT, KPI)}) ({KPI_CURRENT}{{{raw_a}}})", instant=True,
