@@ -328,8 +328,8 @@ CONFIDENCE_BUCKETS = tuple(sorted((*_TENTHS, *CONFIDENCE_BAND_BOUNDS)))
 #: largest double below it as a bound too, so that the runs that improved by at least an edge are exactly the count
 #: minus one cumulative bucket, as for the confidence bands. ``evolution_min_improvement`` must be one of them.
 IMPROVEMENT_EDGES = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
-#: No improvement (a regression too: no negative bound, with which prometheus_client serves no ``_sum`` and
-#: ``_count``), then the edges and the bounds just below them.
+#: No improvement (a regression records 0: a histogram takes no negative value, and with a negative bound
+#: prometheus_client serves no ``_sum`` and ``_count``), then the edges and the bounds just below them.
 IMPROVEMENT_BUCKETS = tuple(sorted((0.0, *IMPROVEMENT_EDGES,
                                     *(math.nextafter(edge, 0.0) for edge in IMPROVEMENT_EDGES))))
 
@@ -559,8 +559,9 @@ EVOLUTION_PERFORMANCE_IMPROVEMENT: Instrument[Gauge] = Instrument(
 )
 EVOLUTION_IMPROVEMENT_HISTOGRAM: Instrument[Histogram] = Instrument(
     "agent_otel.evolution.improvement", Kind.HISTOGRAM, "1",
-    "KPI improvement (after minus before) of each evolution run, a failed or rolled-back run's at most 0: how many "
-    "runs improved by at least an amount, however many ran between two scrapes (the gauge holds the latest run's).",
+    "KPI improvement (after minus before) of each evolution run, 0 for one that made it worse or failed or was rolled "
+    "back: how many runs improved by at least an amount, however many ran between two scrapes (the gauge holds the "
+    "latest run's).",
     "agent_otel_evolution_improvement", (GEN_AI_AGENT_NAME, EVOLUTION_TYPE), IMPROVEMENT_BUCKETS,
 )
 EVOLUTION_MEMORY_PEAK: Instrument[Gauge] = Instrument(

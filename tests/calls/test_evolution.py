@@ -493,3 +493,22 @@ def test_a_signal_that_ends_a_manual_run_records_what_its_block_reported(otel: A
     assert attributes[semconv.EVOLUTION_ROLLBACK] is True
     assert attributes[semconv.EVOLUTION_KPI_BEFORE_PREFIX + "q"] == 0.5
     assert attributes[semconv.EVOLUTION_ROLLBACK_VERSION] == "v0"
+
+
+def test_every_run_with_kpis_counts_on_the_improvement_histogram_a_regression_as_zero(
+        otel: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """The SDK refuses a negative value on a histogram, with a line on the program's stderr for each: a run that made
+    the KPI worse was left off, and an agent whose runs only regressed had no series for AgentOtelEvolutionNoProgress
+    to fire on."""
+    @agent_otel.evolution("planner", type="nightly", kpi="score")
+    def evolve(before: float, after: float) -> dict[str, Any]:
+        return {"kpis_before": {"score": before}, "kpis_after": {"score": after}}
+
+    with caplog.at_level("DEBUG"):
+        for before, after in ((0.5, 0.4), (0.4, 0.45), (0.45, 0.2)):
+            evolve(before, after)
+    [runs] = points(otel, semconv.EVOLUTION_IMPROVEMENT_HISTOGRAM.name)
+    assert runs.count == 3 and runs.min == 0.0 and runs.max == pytest.approx(0.05)
+    bounds = list(runs.explicit_bounds)
+    assert runs.bucket_counts[bounds.index(0.0)] == 2  # the two regressions
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []

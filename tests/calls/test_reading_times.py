@@ -143,6 +143,30 @@ def test_a_given_success_that_reads_none_is_false_and_one_whose_extractor_raised
     assert error_count(otel, f"{kind}.extract.success") == 2
 
 
+class _Unreadable:
+    @property
+    def flag(self) -> bool:
+        raise RuntimeError("not yet")
+
+
+@pytest.mark.parametrize("kind", ["agent", "provider"])
+def test_a_success_read_at_the_start_that_raised_says_nothing_either(otel: Any, kind: str) -> None:
+    decorate = agent_otel.agent if kind == "agent" else agent_otel.provider
+    name = "a" if kind == "agent" else "openai"
+
+    @decorate(name, success=path("args.source.flag", at="start"))
+    def run(source: Any) -> str:
+        return "done"
+
+    assert run(_Unreadable()) == "done"
+    [span] = otel.spans()
+    if kind == "agent":
+        assert span.attributes[semconv.AGENT_OUTCOME] == "success"
+    else:
+        assert semconv.ERROR_TYPE not in span.attributes
+    assert error_count(otel, f"{kind}.extract.success") == 1
+
+
 def test_kpis_before_on_self_is_read_when_the_run_starts_and_strategy_at_the_end(otel: Any) -> None:
     class Engine:
         def __init__(self) -> None:

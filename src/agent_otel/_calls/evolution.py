@@ -218,7 +218,9 @@ class EvolutionInvocation(Invocation):
             # rollback another guard made while the KPI rose, for progress
             adopted = improvement if status is semconv.EvolutionStatus.SUCCEEDED else min(improvement, 0.0)
             instruments[semconv.EVOLUTION_PERFORMANCE_IMPROVEMENT.name].set(adopted, labels, context=ctx)
-            instruments[semconv.EVOLUTION_IMPROVEMENT_HISTOGRAM.name].record(adopted, labels, context=ctx)
+            # a regression is no improvement, and a histogram takes no negative value (the SDK drops it, with a line
+            # on the program's stderr): it counts in the first bucket, so that every run is counted
+            instruments[semconv.EVOLUTION_IMPROVEMENT_HISTOGRAM.name].record(max(adopted, 0.0), labels, context=ctx)
         if usage is not None:
             rt[semconv.EVOLUTION_MEMORY_PEAK].set(usage.peak_rss_bytes, labels, context=ctx)
         current = before if status is not semconv.EvolutionStatus.SUCCEEDED else {**before, **after}

@@ -397,7 +397,7 @@ class KindHandler(Handler):
                     early[key] = self.as_read_at_start(key, value)
                 except Exception as exc:
                     report_error(f"{self.stage}.extract.{key}", exc)
-                    early[key] = None
+                    early[key] = UNREAD  # (option() gives what its caller asks for a failed read: None, or UNREAD)
         if self.early_results:
             read_early_results(call, self.early_results, self.stage)
         return call
@@ -418,6 +418,8 @@ class KindHandler(Handler):
         try:
             if key in self.early:
                 found = call.early.get(key) if call.early is not None else None
+                if found is UNREAD:  # read when the call started, and that failed (counted then)
+                    return failed
                 if value.delta:
                     return difference(found, value.read(call), f"{self.stage}.extract.{key}")
             else:
