@@ -94,16 +94,19 @@ def build() -> Dashboard:
                        DEPLOYMENT_LEGEND + " {{gen_ai_agent_name}} {{evolution_type}}")],
             ).thresholds(steps(("red", None), ("green", limits["evolution_min_improvement"]))),
             timeseries_panel(
-                "Runs that improved",
-                f"Runs that ended improving the KPI by {limits['evolution_min_improvement']} or more, per agent and "
-                "type, over each interval (from the agent_otel.evolution.improvement histogram, which counts every "
-                "run, however many ran between two scrapes; the Improvement panel shows the latest run's only). "
-                "AgentOtelEvolutionNoProgress fires after a day of none.",
+                "Runs, and those that did not improve",
+                f"Per agent and type over each interval, from the agent_otel.evolution.improvement histogram (which "
+                "counts every run whose improvement was measured, however many ran between two scrapes; the "
+                "Improvement panel shows the latest run's only): all runs, and those that improved the KPI by less "
+                f"than {limits['evolution_min_improvement']} (or made it worse, failed or were rolled back). Where "
+                "the two lines meet, no run improved it; AgentOtelEvolutionNoProgress fires after a day of that.",
                 "short",
                 [query(f"sum by ({per_deployment(AGENT, EVO_TYPE)}) (increase({EVO_IMPROVEMENT_RUNS}_count"
-                       f"{{{raw_s}}}[{RATE_INTERVAL}])) - sum by ({per_deployment(AGENT, EVO_TYPE)}) (increase("
-                       f"{EVO_IMPROVEMENT_RUNS}_bucket{{{raw_s},le=\"{_below(limits['evolution_min_improvement'])}\"}}"
-                       f"[{RATE_INTERVAL}]))", DEPLOYMENT_LEGEND + " {{gen_ai_agent_name}} {{evolution_type}}")],
+                       f"{{{raw_s}}}[{RATE_INTERVAL}]))", DEPLOYMENT_LEGEND + " {{gen_ai_agent_name}} "
+                       "{{evolution_type}} all runs"),
+                 query(f"sum by ({per_deployment(AGENT, EVO_TYPE)}) (increase({EVO_IMPROVEMENT_RUNS}_bucket"
+                       f"{{{raw_s},le=\"{_below(limits['evolution_min_improvement'])}\"}}[{RATE_INTERVAL}]))",
+                       DEPLOYMENT_LEGEND + " {{gen_ai_agent_name}} {{evolution_type}} no improvement")],
             ).axis_label("runs"),
             table_panel(
                 "Current KPIs", "Current value of each agent KPI, as measured by the latest evolution run.", "short",

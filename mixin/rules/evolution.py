@@ -52,8 +52,8 @@ def recording_groups(s: Scope) -> list[Group]:
 
 def _no_progress(t: Thresholds, s: Scope) -> str:
     """No run of the last day improved the KPI by the minimum, while runs happened and the agent was watched for the
-    whole day. Counted on the improvement histogram (a failed or rolled-back run records at most 0): the runs of the
-    day that improved by at least the minimum are its count minus the cumulative bucket just below the minimum. The
+    whole day. Counted on the improvement histogram (a run that made the KPI worse, failed or was rolled back records
+    0): the runs that improved by at least the minimum are its count minus the cumulative bucket just below it. The
     gauge holds only the latest run's improvement, so an engine running several runs between two scrapes (openevolve:
     many a second) showed only the last, and a day of large gains could read as none."""
     by = s.by(AGENT, EVO_TYPE)
@@ -62,10 +62,12 @@ def _no_progress(t: Thresholds, s: Scope) -> str:
         raise ValueError(f"{shown(THRESHOLDS_FILE)}: evolution_min_improvement: {minimum!r} is not one of the "
                          f"improvement histogram's edges {list(sc.IMPROVEMENT_EDGES)}")
     below = repr(math.nextafter(float(minimum), 0.0))
-    runs = s.series(EVO_IMPROVEMENT_RUNS + "_count")
-    runs_below = s.series(EVO_IMPROVEMENT_RUNS + "_bucket", f'le="{below}"')
-    return (f"sum by ({by}) (increase({runs}[1d])) - sum by ({by}) (increase({runs_below}[1d]))\n"
-            f"< 0.5\n"
+    # the runs that improved by at least the minimum, per series (a counter itself: it resets when the process does),
+    # then their increase: increase() of each of the two counters extrapolates each its own way (not below zero for a
+    # bucket that starts at 0), and their difference read runs that did not happen
+    below_minimum = s.series(EVO_IMPROVEMENT_RUNS + "_bucket", f'le="{below}"')
+    improved = f"{s.series(EVO_IMPROVEMENT_RUNS + '_count')} - ignoring (le) {below_minimum}"
+    return (f"sum by ({by}) (increase(({improved})[1d:5m])) < 0.5\n"
             f"and on ({by})\n"
             f"sum by ({by}) (increase({s.series(EVO_ATTEMPTS)}[1d])) >= {t['evolution_no_progress_min_runs_1d']}\n"
             f"and on ({by})\n"

@@ -105,6 +105,10 @@ CONTENT_ATTRIBUTES = frozenset({
     "llm.function_call", "reranker.query", "llm.input_messages", "llm.output_messages", "llm.choices",
     # OpenLLMetry's (traceloop) chain and workflow spans: what they were given and returned
     "traceloop.entity.input", "traceloop.entity.output",
+    # CrewAI's (OpenInference's instrumentation): a crew's kickoff inputs, its tasks' and agents' texts (descriptions,
+    # backstories); CrewAI's own task spans: what a task asked for and what it answered
+    "crew_inputs", "crew_tasks", "crew_agents",
+    "crewai.task.description", "crewai.task.expected_output", "crewai.task.output",
 })
 CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.",
                     "llm.prompts.", "retrieval.documents.", "reranker.input_documents.", "reranker.output_documents.",

@@ -177,7 +177,7 @@ def test_issue_for_durations():
     # flapped with every run): the window is in the expression, `for` only rides out a scrape gap.
     no_progress = by_name["AgentOtelEvolutionNoProgress"]
     assert no_progress["for"] == "1h"
-    assert "increase(agent_otel_evolution_improvement_count" in no_progress["expr"]
+    assert "increase((agent_otel_evolution_improvement_count" in no_progress["expr"]
     assert "increase(evolution_attempts_total" in no_progress["expr"] and "[1d]" in no_progress["expr"]
 
 

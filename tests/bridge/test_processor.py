@@ -738,7 +738,11 @@ def test_every_content_attribute_of_another_librarys_genai_span_is_removed(otel:
                "input.images.0.image.url": "data:image/png;base64,SECRET",
                "output.documents.0.document.url": "SECRET.pdf", "llm.request.functions.0.arguments": "SECRET",
                "traceloop.entity.input": "SECRET", "traceloop.entity.output": "SECRET",
-               "gen_ai.prompt.0.content": "prompt", "gen_ai.completion.0.content": "completion"}
+               "gen_ai.prompt.0.content": "prompt", "gen_ai.completion.0.content": "completion",
+               # CrewAI's: a crew's inputs, tasks and agents (backstories), a task's text and answer
+               "crew_inputs": '{"patient": "SECRET"}', "crew_tasks": "[SECRET]", "crew_agents": "[SECRET]",
+               "crewai.task.description": "SECRET", "crewai.task.expected_output": "SECRET",
+               "crewai.task.output": "SECRET"}
     kept = {"gen_ai.request.model": "gpt-4o"}
     started = {**content, **kept, **({} if late else marker)}
     with foreign(otel).start_as_current_span("span", attributes=started) as span:
@@ -748,13 +752,22 @@ def test_every_content_attribute_of_another_librarys_genai_span_is_removed(otel:
     assert attributes == {**kept, **marker}
 
 
-def test_a_genai_span_marked_only_as_it_ends_is_not_counted_and_says_so(otel: Any) -> None:
+def test_a_genai_span_marked_only_as_it_ends_is_not_counted_and_says_so(
+        otel: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """OpenInference's LangChain instrumentation starts its spans with no attribute and marks them (``LLM``, its
     tokens) as they end: the bridge decides a call's job, agent and twins as it starts, and does not count it;
-    that was a silent zero. It is counted at ``bridge.marked_at_end`` (and its content removed)."""
-    with foreign(otel, "openinference.instrumentation.langchain").start_as_current_span("ChatOpenAI") as span:
+    that was a silent zero. It is counted at ``bridge.marked_at_end`` (and its content removed), and said as what
+    it is, not as "failed" (CrewAI's program shows warnings: the line read as a fault)."""
+    from agent_otel._engine import self_telemetry
+
+    monkeypatch.setattr(self_telemetry, "_last_logged", {})  # (said once a minute per cause)
+    with caplog.at_level("WARNING"), foreign(otel, "openinference.instrumentation.langchain").start_as_current_span(
+            "ChatOpenAI") as span:
         span.set_attributes({"openinference.span.kind": "LLM", "llm.token_count.prompt": 11,
                              "input.value": "secret"})
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("agent_otel")]
+    assert said == ["agent-otel: bridge.marked_at_end (LookupError): a GenAI span marked only when it ended is not "
+                    "counted"]
     assert otel.points(OPERATION) == []
     assert error_count(otel, "bridge.marked_at_end") == 1
     assert "input.value" not in (otel.span("ChatOpenAI").attributes or {})
@@ -843,6 +856,23 @@ def test_a_stream_its_consumer_closed_early_is_no_failed_call(otel: Any) -> None
         span.set_attribute(semconv.ERROR_TYPE, "GeneratorExit")
         span.set_status(Status(StatusCode.ERROR))
     assert semconv.ERROR_TYPE not in point(otel, OPERATION).attributes
+
+
+@pytest.mark.parametrize(("operation", "model", "counted"), [
+    ("execute_task", None, False), ("execute_method", None, False),  # CrewAI's steps: no model call
+    ("responses", "gpt-4o", True),  # an operation of a library's own that names the model it asked: a model call
+    ("embeddings", None, True), ("chat", None, True),
+])
+def test_an_operation_of_a_frameworks_own_is_a_model_call_only_if_it_names_a_model(
+        otel: Any, operation: str, model: str | None, counted: bool) -> None:
+    """CrewAI names its task and flow steps ``execute_task`` and ``execute_method``: each was an inference call of
+    provider "unknown", in the job's model calls and unpriced calls."""
+    attributes = {semconv.GEN_AI_OPERATION_NAME: operation, **({semconv.GEN_AI_REQUEST_MODEL: model} if model else {})}
+    with agent_otel.job("j"), foreign(otel).start_as_current_span("step", attributes=attributes):
+        pass
+    assert len(otel.points(semconv.CLIENT_INFERENCE_DURATION.name)) == (1 if counted else 0)
+    job = otel.span(semconv.job_span_name("default")).attributes
+    assert job.get(semconv.JOB_ROLLUP_PROVIDER_CALLS, 0) == (1 if counted else 0)
 
 
 def test_a_retrievers_lookup_is_no_model_call(otel: Any) -> None:

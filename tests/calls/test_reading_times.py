@@ -167,6 +167,32 @@ def test_a_success_read_at_the_start_that_raised_says_nothing_either(otel: Any, 
     assert error_count(otel, f"{kind}.extract.success") == 1
 
 
+class _Flaky:
+    """A running total whose first read raises."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    @property
+    def total(self) -> int:
+        self.reads += 1
+        if self.reads == 1:
+            raise RuntimeError("not yet")
+        return 7
+
+
+def test_a_delta_whose_start_read_raised_is_unknown_not_the_whole_total(otel: Any) -> None:
+    """The start's failed read was taken as a total that did not exist yet (0): the call's share read as the whole
+    running total, 7 input tokens where the result said 3; a read failed at both ends was counted twice."""
+    @agent_otel.provider("openai", model="gpt-4o", input_tokens=path("args.source.total", delta=True))
+    def call(source: Any) -> dict[str, Any]:
+        return {"usage": {"prompt_tokens": 3, "completion_tokens": 1}}
+
+    call(_Flaky())
+    assert otel.spans()[0].attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 3
+    assert error_count(otel, "provider.extract.input_tokens") == 1
+
+
 def test_kpis_before_on_self_is_read_when_the_run_starts_and_strategy_at_the_end(otel: Any) -> None:
     class Engine:
         def __init__(self) -> None:

@@ -43,6 +43,9 @@ _OPENINFERENCE: dict[str, tuple[Kind, str]] = {
 _NOT_CALLS = frozenset({"create_agent", semconv.OPERATION_EVOLVE, "retrieval"})
 
 
+#: The operations that are model calls whatever else the span says; another one is when it names the model asked for.
+_MODEL_OPERATIONS = semconv.INFERENCE_OPERATIONS | {"embeddings"}
+
 #: The attributes without which :func:`classify` finds no GenAI call in a span.
 GENAI_MARKERS = frozenset({semconv.GEN_AI_OPERATION_NAME, OPENINFERENCE_KIND})
 
@@ -67,7 +70,11 @@ def classify(attributes: Mapping[str, Any]) -> tuple[Kind, str] | None:
         return Kind.WORKFLOW, operation
     if operation == semconv.OPERATION_EXECUTE_TOOL:
         return Kind.TOOL, operation
-    return Kind.PROVIDER, operation
+    if operation in _MODEL_OPERATIONS or request_model_of(attributes):
+        return Kind.PROVIDER, operation
+    # an operation of a framework's own that names no model (CrewAI's execute_task, execute_method): a step, no model
+    # call (it was one of provider "unknown", in the job's model calls and its unpriced ones)
+    return None
 
 
 def same_operation(one: str, other: str, one_model: str | None, other_model: str | None) -> bool:
