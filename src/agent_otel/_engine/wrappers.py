@@ -321,7 +321,12 @@ def end_in_flight(signum: int | None, timeout_s: float) -> None:
                 else:
                     inv.end(End.RAISED, reported, error=error)
 
-        _ending = ExitThread(end_all, "agent-otel-end-in-flight")
+        try:
+            _ending = ExitThread(end_all, "agent-otel-end-in-flight")
+        except RuntimeError:  # no new thread in the exit hooks (Python 3.12): here, as the exit flush then runs
+            _ending = None
+            end_all()
+            return
         _ending.join(timeout_s)
     except Exception as exc:
         report_error("terminate.end_in_flight", exc)
