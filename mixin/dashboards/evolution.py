@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 from grafana_foundation_sdk.models.dashboard import Dashboard
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
+from agent_otel.semconv import le_below
 from mixin.config import load_thresholds
 from mixin.dashboards.common import (
     DEPLOYMENT_COLUMNS,
@@ -43,11 +42,6 @@ from mixin.names import (
 )
 
 FILE = "evolution.json"
-
-
-def _below(minimum: float) -> str:
-    """The ``le`` of the improvement histogram's bound just below ``minimum`` (see mixin/rules/evolution.py)."""
-    return repr(math.nextafter(float(minimum), 0.0))
 
 
 def build() -> Dashboard:
@@ -105,7 +99,7 @@ def build() -> Dashboard:
                        f"{{{raw_s}}}[{RATE_INTERVAL}]))", DEPLOYMENT_LEGEND + " {{gen_ai_agent_name}} "
                        "{{evolution_type}} all runs"),
                  query(f"sum by ({per_deployment(AGENT, EVO_TYPE)}) (increase({EVO_IMPROVEMENT_RUNS}_bucket"
-                       f"{{{raw_s},le=\"{_below(limits['evolution_min_improvement'])}\"}}[{RATE_INTERVAL}]))",
+                       f"{{{raw_s},le=\"{le_below(limits['evolution_min_improvement'])}\"}}[{RATE_INTERVAL}]))",
                        DEPLOYMENT_LEGEND + " {{gen_ai_agent_name}} {{evolution_type}} no improvement")],
             ).axis_label("runs"),
             table_panel(

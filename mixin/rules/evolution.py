@@ -3,8 +3,6 @@ failing, memory-hungry or no longer improving runs."""
 
 from __future__ import annotations
 
-import math
-
 from agent_otel import semconv as sc
 from mixin.config import THRESHOLDS_FILE, shown
 from mixin.names import AGENT, EVO_ATTEMPTS, EVO_IMPROVEMENT_RUNS, EVO_MEMORY, EVO_STATUS, EVO_TYPE
@@ -61,11 +59,10 @@ def _no_progress(t: Thresholds, s: Scope) -> str:
     if minimum not in sc.IMPROVEMENT_EDGES:
         raise ValueError(f"{shown(THRESHOLDS_FILE)}: evolution_min_improvement: {minimum!r} is not one of the "
                          f"improvement histogram's edges {list(sc.IMPROVEMENT_EDGES)}")
-    below = repr(math.nextafter(float(minimum), 0.0))
     # the runs that improved by at least the minimum, per series (a counter itself: it resets when the process does),
     # then their increase: increase() of each of the two counters extrapolates each its own way (not below zero for a
     # bucket that starts at 0), and their difference read runs that did not happen
-    below_minimum = s.series(EVO_IMPROVEMENT_RUNS + "_bucket", f'le="{below}"')
+    below_minimum = s.series(EVO_IMPROVEMENT_RUNS + "_bucket", f'le="{sc.le_below(minimum)}"')
     improved = f"{s.series(EVO_IMPROVEMENT_RUNS + '_count')} - ignoring (le) {below_minimum}"
     return (f"sum by ({by}) (increase(({improved})[1d:5m])) < 0.5\n"
             f"and on ({by})\n"

@@ -337,6 +337,14 @@ IMPROVEMENT_EDGES = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 IMPROVEMENT_BUCKETS = tuple(sorted((0.0, *IMPROVEMENT_EDGES,
                                     *(math.nextafter(edge, 0.0) for edge in IMPROVEMENT_EDGES))))
 
+
+
+def le_below(edge: float) -> str:
+    """The ``le`` label of the bound just below ``edge`` (:data:`IMPROVEMENT_BUCKETS`), spelt as Prometheus stores it:
+    the cumulative bucket of what improved by less than ``edge``."""
+    return repr(math.nextafter(float(edge), 0.0))
+
+
 #: Evaluation scores: 0..1 in tenths (most evaluators), then the 1-5 and 1-10 scales some use.
 EVALUATION_SCORE_BUCKETS = (*_TENTHS, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0)
 
