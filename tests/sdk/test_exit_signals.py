@@ -194,8 +194,12 @@ def test_a_process_forked_during_the_flush_has_the_programs_handlers(tmp_path: P
     calls that. (The child is killed at once; the SDK's own fork handler may print about the interpreter's
     shutdown, which a fork during the exit hooks meets.)"""
     result = _run(tmp_path, STILL_THERE, "fork")
-    assert (result.returncode, result.stdout) == (
-        -15, "a process forked meanwhile has SIGTERM's handler: SIG_DFL\n" + MEANWHILE)
+    if sys.version_info[:2] == (3, 12):  # Python 3.12 refuses a fork once the exit hooks run, with its own error
+        assert (result.returncode, result.stdout) == (0, "")
+        assert result.stderr.endswith("RuntimeError: can't fork at interpreter shutdown\n")
+    else:
+        assert (result.returncode, result.stdout) == (
+            -15, "a process forked meanwhile has SIGTERM's handler: SIG_DFL\n" + MEANWHILE)
     assert "agent_otel" not in result.stderr
 
 
