@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import sys
 import threading
 from typing import Any, TypedDict
 
@@ -804,6 +805,26 @@ def test_a_genai_span_ended_by_a_finalizer_in_a_garbage_collection_is_counted(ot
     assert error_count(otel, "bridge.marked_at_end") == 0
     chat_span(tracer)  # and the bridge goes on as before
     assert sum(found.count for found in points(otel, OPERATION)) == 4
+
+
+def test_a_span_freed_as_the_interpreter_tears_its_modules_down_prints_nothing(
+        otel: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A program that keeps its failed calls' exceptions (their tracebacks hold another library's open spans) until it
+    exits: the spans were freed as the interpreter cleared the modules, whose names read None then, and the bridge's
+    weak-reference callback printed "Exception ignored in: GenAiSpanBridge._collected ... TypeError" on stderr."""
+    freed: list[object] = []
+    original = GenAiSpanBridge._collected
+    monkeypatch.setattr(GenAiSpanBridge, "_collected", lambda self, ref: (freed.append(ref), original(self, ref)))
+    span = foreign(otel).start_span("chat gpt-4o", kind=SpanKind.CLIENT, attributes={
+        semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
+        semconv.GEN_AI_REQUEST_MODEL: "gpt-4o"})
+    unraisable: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda report: unraisable.append(report.exc_value))
+    monkeypatch.setattr(processor.collection, "current", None)  # as module teardown leaves it
+    del span
+    gc.collect()
+    assert len(freed) == 1  # the bridge's callback ran, for the span it tracked
+    assert unraisable == []
 
 
 def test_a_call_that_ends_in_a_garbage_collection_is_recorded_on_another_thread(

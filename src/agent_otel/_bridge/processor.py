@@ -316,12 +316,17 @@ class GenAiSpanBridge(SpanProcessor):
         for a finalizer that ends it during the collection."""
         global _dying_in
         seen = self._refs.pop(ref, None)
-        running = collection.current()
-        if seen is not None and running is not None:
-            if _dying_in is not running:  # the first of this collection's: those of an earlier one go
-                DYING.clear()
-                _dying_in = running
-            DYING[id(self), seen.span_address] = seen
+        if seen is None:
+            return
+        try:
+            running = collection.current()
+            if running is not None:
+                if _dying_in is not running:  # the first of this collection's: those of an earlier one go
+                    DYING.clear()
+                    _dying_in = running
+                DYING[id(self), seen.span_address] = seen
+        except Exception:  # a span freed as the interpreter tears the modules down, whose names are None
+            pass  # there: nothing is left to end it, and a weak reference's callback that raises is printed on stderr
 
     def _dying(self, span: Span) -> _Seen | None:
         """``span``'s entry in :data:`DYING`: the same address, and the same span id (not a later span there)."""
