@@ -792,3 +792,37 @@ def test_a_program_that_joins_every_thread_it_finds_is_not_held_by_agent_otels()
         print("all threads done", any(t.name == "agent-otel-metrics" for t in threading.enumerate()))
     """)
     assert (child.returncode, child.stdout, child.stderr) == (0, "all threads done True\n", "")
+
+
+#: A program that turns the threading instrumentation on itself, as strands' tracer does when it is made.
+THREADS_ON_BY_THE_PROGRAM = """
+    import os, threading
+    if os.environ.get("WITH_AGENT_OTEL"):
+        import agent_otel
+        agent_otel.configure(metrics_exporter="none", traces_exporter="none")
+    from opentelemetry import trace
+    from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+    ThreadingInstrumentor().instrument()
+    seen = []
+    with trace.get_tracer("app").start_as_current_span("parent") as parent:
+        thread = threading.Thread(target=lambda: seen.append(trace.get_current_span() is parent))
+        thread.start()
+        thread.join()
+    if os.environ.get("TURN_OFF"):
+        ThreadingInstrumentor().uninstrument()
+    elif os.environ.get("WITH_AGENT_OTEL"):
+        agent_otel.shutdown()
+    print(seen, ThreadingInstrumentor().is_instrumented_by_opentelemetry)
+"""
+
+
+def test_the_programs_own_threading_instrumentation_after_configure_says_nothing() -> None:
+    """configure() turns the threading instrumentation on; the program's own ``instrument()`` after it (strands) made
+    the instrumentor print "Attempting to instrument while already instrumented" on the program's stderr, which
+    without agent-otel it does not. Threads carry the context either way; the program's ``uninstrument()`` turns it
+    off (and agent-otel's shutdown says nothing of it), and agent-otel's shutdown leaves the program's on."""
+    for turn_off, after in (("1", "False"), ("", "True")):
+        plain = run_child(THREADS_ON_BY_THE_PROGRAM, TURN_OFF=turn_off)
+        ours = run_child(THREADS_ON_BY_THE_PROGRAM, TURN_OFF=turn_off, WITH_AGENT_OTEL="1")
+        assert (plain.returncode, plain.stdout, plain.stderr) == (0, f"[True] {after}\n", "")
+        assert (ours.returncode, ours.stdout, ours.stderr) == (0, f"[True] {after}\n", "")

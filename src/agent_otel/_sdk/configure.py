@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from contextvars import Token
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
@@ -514,6 +514,7 @@ def configure(
                     instrumentor.instrument(skip_dep_check=_fork_child_setup)  # a forked child: the parent checked
                     telemetry.instrumentors.append(instrumentor)
                     unwrap_instrumented_thread_run()  # no frame of it in a thread's traceback: see carriers
+                    _instrumented_quietly(instrumentor)
             if instrument_processes:
                 instrument_process_carriers()
             if system_metrics:
@@ -541,6 +542,40 @@ def configure(
             if raised:
                 raise
             return Telemetry(settings=None, tracer_provider=None, meter_provider=None)
+
+
+def _instrumented_quietly(instrumentor: BaseInstrumentor) -> None:
+    """The program's own ``ThreadingInstrumentor().instrument()`` once configure() has turned it on (strands' tracer
+    makes that call) finds what it asks for, threads carrying the context, and says nothing: the instrumentor's
+    "Attempting to instrument while already instrumented" warning was printed on the program's stderr (no handler:
+    Python's last resort), where without agent-otel the program's call is the first. The instrumentor is a singleton;
+    its ``instrument`` is shadowed on it (see :class:`_InstrumentUnlessOn`)."""
+    vars(instrumentor)["instrument"] = _InstrumentUnlessOn(instrumentor)
+
+
+class _InstrumentUnlessOn:
+    """An instrumentor's ``instrument`` while agent-otel has it on: the program's call is noted, and the shutdown
+    then leaves the instrumentation on, as the program's (see :func:`_instrumented_quietly`); once it is off, the
+    class's own."""
+
+    def __init__(self, instrumentor: BaseInstrumentor) -> None:
+        self.instrumentor = instrumentor
+        self.asked = False
+        functools.update_wrapper(self, type(instrumentor).instrument)
+
+    def __call__(self, **kwargs: Any) -> Any:
+        if self.instrumentor.is_instrumented_by_opentelemetry:
+            self.asked = True
+            return None
+        return type(self.instrumentor).instrument(self.instrumentor, **kwargs)
+
+
+def _uninstrument(instrumentor: BaseInstrumentor) -> None:
+    """Turn off what configure() turned on, unless the program has turned it off itself (the instrumentor's
+    "Attempting to uninstrument while already uninstrumented" on its stderr) or asked for it too."""
+    shadow = vars(instrumentor).pop("instrument", None)
+    if instrumentor.is_instrumented_by_opentelemetry and not (isinstance(shadow, _InstrumentUnlessOn) and shadow.asked):
+        instrumentor.uninstrument()
 
 
 #: The budget of undoing a configure() that failed half-way: nothing was exported yet, but its own failure count.
@@ -1036,7 +1071,7 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
     stop_server = _start("metrics server", server.shutdown) if server is not None else None
     for instrumentor in telemetry.instrumentors:
         try:
-            instrumentor.uninstrument()
+            _uninstrument(instrumentor)
         except Exception as exc:
             report_error("shutdown.uninstrument", exc)
     uninstrument_process_carriers()
