@@ -92,6 +92,32 @@ def test_an_openai_chat_completion_prices_cached_and_reasoning_tokens(otel: Any)
     assert not otel.points(UNPRICED)
 
 
+def test_a_bedrock_converse_response_counts_its_cache_in_the_input_and_its_stop_reason(otel: Any) -> None:
+    """Amazon Bedrock's Converse API (boto3's ``converse()``): camel-case usage, its cache reads and writes beside
+    ``inputTokens`` as Anthropic's are; none of it was read (no tokens, an unpriced call)."""
+    agent_otel.set_prices({"anthropic.claude-sonnet-4": {"input": 3.0, "output": 15.0, "cache_read": 0.3,
+                                                         "cache_write": 3.75}})
+
+    @agent_otel.provider("aws.bedrock", model="anthropic.claude-sonnet-4")
+    def converse() -> dict[str, Any]:
+        return {"output": {"message": {"role": "assistant", "content": [{"text": "hi"}]}}, "stopReason": "end_turn",
+                "usage": {"inputTokens": 100, "outputTokens": 20, "totalTokens": 420, "cacheReadInputTokens": 250,
+                          "cacheWriteInputTokens": 50},
+                "metrics": {"latencyMs": 300}, "ResponseMetadata": {"RequestId": "r", "HTTPStatusCode": 200}}
+
+    converse()
+    expected = usd(100, 3.0) + usd(250, 0.3) + usd(50, 3.75) + usd(20, 15.0)
+    attributes = cost_attributes(otel, "chat anthropic.claude-sonnet-4")
+    assert attributes == {
+        semconv.GEN_AI_USAGE_INPUT_TOKENS: 400, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 20,
+        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 250, semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: 50,
+        semconv.GEN_AI_USAGE_COST_AMOUNT: pytest.approx(expected), semconv.GEN_AI_USAGE_COST_CURRENCY: "USD",
+        semconv.GEN_AI_USAGE_COST_SOURCE: "local"}
+    span = otel.span("chat anthropic.claude-sonnet-4")
+    assert span.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
+    assert not otel.points(UNPRICED)
+
+
 def test_openai_cache_writes_cost_as_input_unless_priced_apart(otel: Any) -> None:
     agent_otel.set_prices({"gpt-4.1": {"input": 2.0, "output": 8.0, "cache_read": 0.5, "cache_write": 4.0}})
 

@@ -506,11 +506,15 @@ def test_anthropic_raw_stream_events(otel: Any) -> None:
      None),
     ("gcp.gemini", {"model_version": "gemini-2.0-flash-001",
                     "usage_metadata": {"prompt_token_count": 13, "candidates_token_count": 5}}, "gemini-2.0-flash-001"),
+    # Bedrock's ConverseStream, whose shape strands' model streams yield for every provider
+    ("aws.bedrock", {"metadata": {"usage": {"inputTokens": 13, "outputTokens": 5, "totalTokens": 18},
+                                  "metrics": {"latencyMs": 120}}}, None),
 ])
 def test_stream_usage_of_other_sdks(otel: Any, provider: str, last_event: Any, model: str | None) -> None:
-    """Mistral's, Groq's and Cohere's streams recorded no tokens (their usage is on ``data``, ``x_groq`` and the
-    ``message-end`` event's ``delta``, Cohere's counted tokens under ``tokens``), and Gemini calls no response model
-    (``model_version``): a config entry could not name a chunk's field either."""
+    """Mistral's, Groq's, Cohere's and Bedrock's streams recorded no tokens (their usage is on ``data``, ``x_groq``,
+    the ``message-end`` event's ``delta``, Cohere's counted tokens under ``tokens``, and a ``metadata`` event's
+    ``metadata``, in Bedrock's camel case), and Gemini calls no response model (``model_version``): a config entry
+    could not name a chunk's field either."""
 
     @agent_otel.provider(provider, model="m")
     def stream() -> Any:

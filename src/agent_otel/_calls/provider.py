@@ -43,15 +43,17 @@ from agent_otel._engine.wrappers import End, Invocation
 
 PROVIDER_KEY = otel_context.create_key("agent_otel.provider")
 
-_INPUT_FIELDS = ("prompt_tokens", "input_tokens", "prompt_token_count")
-_OUTPUT_FIELDS = ("completion_tokens", "output_tokens", "candidates_token_count")
+_INPUT_FIELDS = ("prompt_tokens", "input_tokens", "prompt_token_count", "inputTokens")
+_OUTPUT_FIELDS = ("completion_tokens", "output_tokens", "candidates_token_count", "outputTokens")
 #: Where the token details are: OpenAI Chat Completions, then the Responses API, then LangChain's
 #: ``usage_metadata`` (all counted inside the input/output tokens), then Gemini (cache inside the prompt count;
 #: thoughts outside the candidates count).
 _INPUT_DETAILS = ("prompt_tokens_details", "input_tokens_details", "input_token_details")
 _OUTPUT_DETAILS = ("completion_tokens_details", "output_tokens_details", "output_token_details")
-#: Anthropic reports cache reads and writes *beside* ``input_tokens``: the conventions count them in it.
+#: Anthropic reports cache reads and writes *beside* ``input_tokens``: the conventions count them in it. So does
+#: Amazon Bedrock's Converse API (``inputTokens``), under its own names.
 _ANTHROPIC_CACHE_READ, _ANTHROPIC_CACHE_WRITE = "cache_read_input_tokens", "cache_creation_input_tokens"
+_BEDROCK_CACHE_READ, _BEDROCK_CACHE_WRITE = "cacheReadInputTokens", "cacheWriteInputTokens"
 _NOT_STREAMS = (str, bytes, bytearray, dict, list, tuple)
 #: Where an SDK's helper stream keeps the response it has accumulated (see ``on_stream_exit``).
 _STREAM_SNAPSHOTS = ("current_message_snapshot", "current_completion_snapshot")
@@ -68,8 +70,8 @@ def _is_stream_manager(result: object) -> bool:
         hasattr(result, "__enter__") or hasattr(result, "__aenter__"))
 #: Every key of a usage report that :meth:`ProviderInvocation._read_details` reads: a dict with none of
 #: them (a plain ``{"prompt_tokens": .., "completion_tokens": ..}``) has no details to look for.
-_DETAIL_KEYS = frozenset({_ANTHROPIC_CACHE_READ, _ANTHROPIC_CACHE_WRITE, *_INPUT_DETAILS, *_OUTPUT_DETAILS,
-                          "cached_content_token_count", "thoughts_token_count"})
+_DETAIL_KEYS = frozenset({_ANTHROPIC_CACHE_READ, _ANTHROPIC_CACHE_WRITE, _BEDROCK_CACHE_READ, _BEDROCK_CACHE_WRITE,
+                          *_INPUT_DETAILS, *_OUTPUT_DETAILS, "cached_content_token_count", "thoughts_token_count"})
 _DEFAULT_OPERATION = PROVIDER["operation"].default  # also when an extractor finds nothing
 _USAGE_FIELDS = tuple(field.name for field in dataclasses.fields(TokenUsage))
 
@@ -318,10 +320,13 @@ class ProviderInvocation(Invocation):
             # Anthropic's stream starts with a `message_start` event carrying `message.usage`; the events of
             # OpenAI's Responses API carry the response so far, `response.usage` on `response.completed`.
             usage = _first_of(field_of(source, "message"), field_of(source, "response"), name="usage")
-        if usage is None:  # Groq's last chunk has it as `x_groq.usage`, Cohere's `message-end` event as `delta.usage`
+        if usage is None:  # Groq's last chunk has it as `x_groq.usage`, Cohere's `message-end` event as `delta.usage`,
+            # Bedrock's ConverseStream (and strands' stream, in its shape) a `metadata` event's `metadata.usage`
             usage = _own_path(source, "x_groq", "usage")
             if usage is None:
                 usage = _own_path(source, "delta", "usage")
+                if usage is None:
+                    usage = _own_path(source, "metadata", "usage")
         if usage is not None:
             enclosing = self.enclosing
             if enclosing is not None:  # read as it is read: a chunk reaches the router's stream right after this one's
@@ -355,7 +360,8 @@ class ProviderInvocation(Invocation):
         """The response's id and why it stopped (``gen_ai.response.id``, ``gen_ai.response.finish_reasons``): the id
         of the response, a chunk, Anthropic's ``message_start`` message, the Responses API's response (Gemini's
         ``response_id``); each choice's ``finish_reason`` (OpenAI's; Gemini's candidates'), Anthropic's ``stop_reason``
-        (on its message, or its ``message_delta`` event's delta), a LangChain message's in its metadata. Fields the
+        (on its message, or its ``message_delta`` event's delta), a LangChain message's in its metadata, Bedrock
+        Converse's ``stopReason`` (its stream's in a ``messageStop`` event). Fields the
         object holds itself only (see :func:`_own_path`): a chunk's absent field raised in a pydantic model's
         ``__getattr__``, µs per chunk. A dict with none of the fields read is passed over in one look."""
         if type(source) is dict and _RESPONSE_FIELDS.isdisjoint(source):
@@ -374,7 +380,8 @@ class ProviderInvocation(Invocation):
                 self._finished(index if isinstance(index, int) else position, _own_path(choice, "finish_reason"))
             return
         self._finished(0, _first_own(source, ("stop_reason",), ("delta", "stop_reason"), ("message", "stop_reason"),
-                                     ("response_metadata", "finish_reason"), ("response_metadata", "stop_reason")))
+                                     ("response_metadata", "finish_reason"), ("response_metadata", "stop_reason"),
+                                     ("stopReason",), ("messageStop", "stopReason")))  # (Bedrock's Converse)
 
     def _finished(self, choice: int, reason: object) -> None:
         """One choice's finish reason: a string (an enum of strings, as Gemini's, by its value), the last one read."""
@@ -393,8 +400,10 @@ class ProviderInvocation(Invocation):
         conventions count them (cache reads and writes inside input, reasoning inside output)."""
         if type(usage) is dict and not self.cache_beside_input and _DETAIL_KEYS.isdisjoint(usage):
             return tokens_in, tokens_out
-        anthropic_read = coerce_count(field_of(usage, _ANTHROPIC_CACHE_READ), "provider.cache_read")
-        anthropic_write = coerce_count(field_of(usage, _ANTHROPIC_CACHE_WRITE), "provider.cache_write")
+        anthropic_read = coerce_count(field_of(usage, _ANTHROPIC_CACHE_READ, _BEDROCK_CACHE_READ),
+                                      "provider.cache_read")
+        anthropic_write = coerce_count(field_of(usage, _ANTHROPIC_CACHE_WRITE, _BEDROCK_CACHE_WRITE),
+                                       "provider.cache_write")
         if anthropic_read is not None or anthropic_write is not None:
             # Anthropic's own usage counts input beside the cache; an OpenAI-format one (a proxy's, LiteLLM's for
             # Claude) with these keys counts it inside ``prompt_tokens``, its reads in ``cached_tokens`` as usual
@@ -611,7 +620,7 @@ def _own_path(source: Any, *names: str) -> Any:
 
 #: The top-level fields :meth:`ProviderInvocation._read_response` reads a response's id and finish reasons from.
 _RESPONSE_FIELDS = frozenset({"id", "message", "response", "response_id", "choices", "candidates", "stop_reason",
-                              "delta", "response_metadata"})
+                              "delta", "response_metadata", "stopReason", "messageStop"})
 
 #: The class of LangChain's streamed message chunks, whose usage reports add up (see ProviderInvocation._add_usage).
 _LANGCHAIN_CHUNK = "AIMessageChunk"
