@@ -75,7 +75,7 @@ from agent_otel._calls.provider import (
 from agent_otel._calls.tool import TOOL_KEY, OpenToolCall, record_tool_call
 from agent_otel._context import running
 from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, current_job
-from agent_otel._context.running import forget, note_started_in, running_context
+from agent_otel._context.running import STARTED_BARE, forget, note_started_in, running_context
 from agent_otel._engine import collection
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import OTHER, attribute_dict, policy
@@ -102,9 +102,9 @@ class _Seen:
     """What the bridge noted when another library's GenAI span started: its kind, the job and agent it
     ran under, and whether another span of the same call counts it instead."""
 
-    __slots__ = ("agent", "below", "calls", "context", "covered", "enclosing", "inner_reported", "job", "kind",
-                 "operation", "own", "ref", "sibling", "span_address", "span_id", "started_by", "twin", "twin_of",
-                 "usage_to")
+    __slots__ = ("agent", "below", "calls", "context", "counts_unknown", "covered", "enclosing", "inner_reported",
+                 "job", "kind", "operation", "own", "ref", "sibling", "span_address", "span_id", "started_by", "twin",
+                 "twin_of", "usage_to")
 
     def __init__(self, kind: Kind, operation: str, context: Context) -> None:
         self.kind = kind
@@ -126,6 +126,8 @@ class _Seen:
         self.enclosing: _Seen | None = None  # the span of that call open around it (see _OPEN_INSIDE): the same request
         self.inner_reported = False  # a span inside it reported the request's tokens
         self.own: AgentRun | None = None  # an agent's own invocation, when no call of ours covers it
+        #: an agent marked after calls inside it were counted (see GenAiSpanBridge.start_late): how many is not known
+        self.counts_unknown = False
         self.below: AgentRun | None = None  # the other library's agent invocation the spans inside it are part of
         self.twin_of: _Seen | None = None  # the outer span of the same call, which counts it (see _with_twin)
         self.twin: tuple[Mapping[str, Any], int | None] | None = None  # the last such span inside it: its attributes
@@ -169,6 +171,15 @@ def _ours(span: Any) -> bool:
     return scope is not None and scope.name == semconv.SCOPE_NAME
 
 
+#: Kept on a span that started with no attribute (see running.STARTED_BARE) and is not marked yet, when a model or
+#: tool call inside it was counted: the kinds. Marked later as a call of one of those kinds, it is the same call (a
+#: framework's model span around the SDK's), counted already.
+_COUNTED_BELOW = "_agent_otel_counted_below"
+#: How many unmarked spans up from a call are told of it (a framework's step spans between its model span and the
+#: SDK's).
+_BARE_LEVELS = 8
+
+
 class GenAiSpanBridge(SpanProcessor):
     """Records agent-otel metrics for the GenAI spans of other instrumentations (see the module). Our own
     spans are not tracked: their wrappers record them, so on every agent-otel call the bridge only
@@ -192,21 +203,27 @@ class GenAiSpanBridge(SpanProcessor):
         if sources.may_be_genai(attributes):  # most spans of a process are not: an HTTP client's, a database's
             self.start_genai(span, parent_context, attributes)
 
-    def start_genai(self, span: Span, parent_context: Context | None, attributes: Mapping[str, Any]) -> None:
+    def start_genai(self, span: Span, parent_context: Context | None, attributes: Mapping[str, Any],
+                    late: bool = False) -> None:
         """:meth:`on_start` for a span that :func:`~agent_otel._bridge.sources.may_be_genai` passes, given
-        its attribute dict (the combined span processor has it already)."""
+        its attribute dict (the combined span processor has it already). ``late``: marked after it started (see
+        :meth:`start_late`)."""
         try:
             ours = _ours(span)
-            if ours and not self.open_spans:  # no other library's GenAI span is open: nothing to cover
+            parent_span = trace.get_current_span(parent_context)
+            bare_parent = _started_bare(parent_span)
+            if ours and not (self.open_spans or bare_parent):  # no other library's GenAI span to cover
                 return
             found = sources.classify(attributes)
             if found is None:
                 if self.open_spans and not ours:
-                    self._pass_run(span, trace.get_current_span(parent_context))
+                    self._pass_run(span, parent_span)
                 return
             kind, operation = found
-            parent_span = trace.get_current_span(parent_context)
             parent = self._seen.get(parent_span) if self.open_spans else None
+            run_above: AgentRun | None = None
+            if parent is None and bare_parent:  # another library's span around it, marked since it started or not yet
+                parent, run_above = self._marked_since(parent_span, kind)
             same = parent is not None and parent.kind is kind and (parent.operation == operation or (
                 kind is Kind.PROVIDER and sources.same_operation(
                     parent.operation, operation, sources.request_model_of(attribute_dict(parent_span)),
@@ -227,14 +244,18 @@ class GenAiSpanBridge(SpanProcessor):
                         note_twin_beside(span, functools.partial(_beside_our_call, twin))
                 if kind is Kind.TOOL or kind is Kind.PROVIDER:  # a call of ours among another library's agent's
                     # spans is that agent's (run_under), and so are the calls under it
-                    run = parent.below if parent is not None else run_of(parent_span)
+                    run = parent.below if parent is not None else run_of(parent_span) or run_above
                     if run is not None:
                         note_run(span, run)
                 return
-            started_in = running_context(_running_context(parent_context))
+            # (a span marked late: the context kept as it started is the one it started in already, see start_late)
+            started_in = running_context(parent_context if late and parent_context is not None else
+                                         starting_context(parent_context))
             seen = _Seen(kind, operation, started_in)
             seen.calls = current_counts(started_in)
             run = (parent.below if parent is not None else run_of(parent_span)) if self.open_spans else None
+            if run is None:
+                run = run_above
             if run is not None:  # inside another library's agent invocation: its call, as in an agent of ours
                 seen.agent, seen.calls, seen.below = run.name, run.calls, run
             elif parent is not None:  # a step the library ran where no call of ours shows (LangGraph runs a subgraph's
@@ -264,7 +285,13 @@ class GenAiSpanBridge(SpanProcessor):
                     seen.covered, seen.twin_of, same = True, twin, True
                 else:
                     seen.sibling, seen.started_by = sibling, _starting_frame()
-            if seen.covered and not same and kind is Kind.PROVIDER:
+            counted_below = False
+            if late:
+                below = _counted_below(span)
+                if kind in _CALLS and kind in below:  # a call inside it counted this one (the SDK's span in a model's)
+                    seen.covered = counted_below = True
+                seen.counts_unknown = bool(below)  # calls inside it were counted before it was marked an agent's
+            if seen.covered and not same and not counted_below and kind is Kind.PROVIDER:
                 _inside_our_provider_call(seen, _our_provider_call(started_in, operation,
                                                                    sources.request_model_of(attributes)))
             elif kind is Kind.AGENT and not seen.covered:
@@ -279,6 +306,48 @@ class GenAiSpanBridge(SpanProcessor):
                 note_run(span, seen.below)
         except Exception as exc:
             report_error("bridge.start", exc)
+
+    def start_late(self, span: Span, attributes: Mapping[str, Any]) -> None:
+        """Note another library's GenAI span marked after it started, as :meth:`start_genai` would have at its
+        start: in the context it started in when it started with no attribute (see :data:`STARTED_BARE`), else in
+        the current one. Noted as it ends (OpenInference's LangChain and LlamaIndex instrumentations), it is then
+        recorded; a model or tool call inside it that was counted is the same call (:data:`_COUNTED_BELOW`), and
+        an agent's call counts are not known then. Noted while calls start inside it (strands marks its spans
+        right after it starts them), it is what it would have been."""
+        held = getattr(span, "__dict__", None)
+        started_in = held.pop(STARTED_BARE, None) if held is not None else None
+        self.start_genai(span, started_in if started_in is not None else otel_context.get_current(), attributes,
+                         late=True)
+
+    def _marked_since(self, span: Any, kind_below: Kind) -> tuple[_Seen | None, AgentRun | None]:
+        """For a call of ``kind_below`` starting under ``span``, another library's span that started with no
+        attribute: noted if it is a GenAI call by now (:meth:`start_late`: the call's parent, then), and the agent
+        invocation the call is part of, looked for up through such spans that are no call (strands' event-loop cycle
+        between its agent and its tool), each noted in turn if it is one by now. The spans that are no call yet are
+        told of it (see :data:`_COUNTED_BELOW`)."""
+        start, found, run = span, None, None
+        for level in range(_BARE_LEVELS):
+            seen = self._seen.get(span) if level else None  # (the caller looked for the first)
+            if seen is None:
+                if level:
+                    run = run_of(span)
+                    if run is not None:
+                        break
+                held = getattr(span, "__dict__", None)
+                started_in = held.get(STARTED_BARE) if held is not None else None
+                if started_in is None:
+                    break
+                attributes = attribute_dict(span)
+                if sources.classify(attributes) is not None:
+                    self.start_late(span, attributes)
+                    seen = self._seen.get(span)
+                if seen is None:
+                    span = trace.get_current_span(started_in)
+                    continue
+            found, run = (seen if level == 0 else None), seen.below
+            break
+        _tell_bare_spans_above(start, kind_below)
+        return found, run
 
     def _sibling_twin(self, sibling: _Sibling, operation: str,
                       running: set[tuple[int, CodeType]] | None = None) -> _Seen | None:
@@ -410,6 +479,36 @@ def _drain_later() -> None:
         bridge._record_ended(span, seen)
 
 
+def _started_bare(span: object) -> bool:
+    """Whether ``span`` is another library's that started with no attribute and is not noted as a GenAI call yet."""
+    held = getattr(span, "__dict__", None)
+    return held is not None and STARTED_BARE in held
+
+
+def _counted_below(span: object) -> set[Kind]:
+    held = getattr(span, "__dict__", None)
+    return (held.get(_COUNTED_BELOW) if held is not None else None) or set()
+
+
+def _tell_bare_spans_above(span: Any, kind: Kind) -> None:
+    """``span`` and the spans above it that started with no attribute and are not GenAI calls (yet): a call of
+    ``kind`` inside them was counted (see :data:`_COUNTED_BELOW`), up to :data:`_BARE_LEVELS` of them."""
+    for _ in range(_BARE_LEVELS):
+        held = getattr(span, "__dict__", None)
+        started_in = held.get(STARTED_BARE) if held is not None else None
+        if started_in is None:
+            return
+        kinds = held.setdefault(_COUNTED_BELOW, set())  # type: ignore[union-attr]  # (held is a dict here)
+        if kind in kinds:
+            return  # told already, and those above it
+        kinds.add(kind)
+        span = trace.get_current_span(started_in)
+
+
+#: The kinds of a call, which a span of the same call inside another covers (an agent's run holds calls).
+_CALLS = frozenset({Kind.PROVIDER, Kind.TOOL})
+
+
 #: The context entries of agent-otel's calls and jobs: a context holding one runs inside such a call.
 _CALL_KEYS = (JOB_KEY, AGENT_KEY, CALLS_KEY, PROVIDER_KEY, TOOL_KEY)
 running.use_call_keys(_CALL_KEYS)
@@ -456,7 +555,7 @@ def _where() -> tuple[int, int]:
     return threading.get_ident(), id(task)
 
 
-def _running_context(parent_context: Context | None) -> Context:
+def starting_context(parent_context: Context | None) -> Context:
     """Where another library's span starts, for agent-otel: the current context, when the code runs inside an
     agent-otel call or job; else the context the span was started with. LangChain's instrumentation starts its
     spans with the context it kept when the run around them began, which has none of the agent-otel calls running
@@ -696,7 +795,7 @@ def _record(span: Span, seen: _Seen) -> None:
         record_agent_call(ctx, name, task_type, outcome, error_type, duration_s,
                           None if version is None or version == "" else
                           policy().bounded_recent(semconv.GEN_AI_AGENT_VERSION, version))
-        if seen.own is not None:  # its model and tool calls, as for an invocation of ours
+        if seen.own is not None and not seen.counts_unknown:  # its model and tool calls, as for an invocation of ours
             record_call_counts(ctx, seen.own.calls, seen.own.name, error_type)
 
 

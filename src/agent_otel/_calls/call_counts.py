@@ -18,7 +18,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
 from agent_otel import semconv
-from agent_otel._context.running import SPAN_KEY
+from agent_otel._context.running import SPAN_KEY, STARTED_BARE
 from agent_otel._engine.instruments import Runtime, runtime
 
 CALLS_KEY = otel_context.create_key("agent_otel.agent.calls")
@@ -114,8 +114,26 @@ def run_of(span: Any) -> AgentRun | None:
     return _runs.get(span) if RUNS else None
 
 
+#: How many spans with no attribute a call of ours looks up through for the agent invocation they are part of.
+_BARE_LEVELS = 8
+
+
 def run_under(ctx: Context) -> AgentRun | None:
     """The other library's agent invocation a call of ours starting in ``ctx`` is part of, if any (its span
     directly among that agent's spans): the call counts for that agent, as an agent of ours owns the calls
-    under it."""
-    return run_of(ctx.get(SPAN_KEY)) if RUNS else None
+    under it. A span of another library's that started with no attribute (strands marks its tool's span right
+    after it starts it, see :data:`~agent_otel._context.running.STARTED_BARE`) and is no part of one yet passes on
+    the one it started in."""
+    if not RUNS:
+        return None
+    span = ctx.get(SPAN_KEY)
+    for _ in range(_BARE_LEVELS):
+        run = _runs.get(span)
+        if run is not None:
+            return run
+        held = getattr(span, "__dict__", None)
+        started_in = held.get(STARTED_BARE) if held is not None else None
+        if started_in is None:
+            return None
+        span = started_in.get(SPAN_KEY)
+    return None

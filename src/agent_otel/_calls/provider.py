@@ -15,7 +15,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, SpanKind, Status, StatusCode
 
 from agent_otel import semconv
-from agent_otel._calls.call_counts import CALLS_KEY, INFERENCE, CallCounts, run_under
+from agent_otel._calls.call_counts import CALLS_KEY, INFERENCE, RUNS, CallCounts, run_of, run_under
 from agent_otel._calls.content import input_attributes, output_content, prompt_text
 from agent_otel._calls.extractors import Call, Extractor, field_of
 from agent_otel._calls.handler import (
@@ -864,6 +864,8 @@ class ProviderHandler(KindHandler):
         else:
             attributes = self.under_agent(by_agent, base, agent_name)
         span, ctx = self.open(span_name, attributes, parent)
+        if run is None and RUNS:  # another library's agent whose span was marked after it started, found as this
+            run = run_of(span)  # call's span started (see GenAiSpanBridge.start_late)
         inv = ProviderInvocation(span, None, self, call, provider, model, operation, priced)
         inv.prompt_text = prompt
         outer = parent.get(PROVIDER_KEY)

@@ -11,7 +11,16 @@ from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agent_otel import semconv
-from agent_otel._calls.call_counts import CALLS_KEY, TOOL, AgentRun, CallCounts, context_with_counts, run_under
+from agent_otel._calls.call_counts import (
+    CALLS_KEY,
+    RUNS,
+    TOOL,
+    AgentRun,
+    CallCounts,
+    context_with_counts,
+    run_of,
+    run_under,
+)
 from agent_otel._calls.extractors import Call, Extractor
 from agent_otel._calls.handler import (
     KindHandler,
@@ -180,6 +189,10 @@ class ToolHandler(KindHandler):
                       else run.name if run is not None else parent.get(AGENT_KEY))  # type: ignore[assignment]
         span, ctx = self.open(span_name, self.under_agent(by_agent, base, agent_name), parent,
                               {TOOL_KEY: OpenToolCall(name)})
+        if run is None and RUNS:  # another library's agent whose span was marked after it started, found as this
+            run = run_of(span)  # call's span started (see GenAiSpanBridge.start_late)
+            if run is not None and not self.names_agent:
+                agent_name = run.name
         state = ctx.get(PHASE_KEY)  # current_phase(ctx), without its call
         phase = state if isinstance(state, PhaseState) else None
         if phase is not None or self.has_step:

@@ -16,9 +16,10 @@ from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from agent_otel import semconv
-from agent_otel._bridge.processor import DYING, GenAiSpanBridge
+from agent_otel._bridge.processor import DYING, GenAiSpanBridge, starting_context
 from agent_otel._bridge.sources import GENAI_MARKERS, classify, may_be_genai
 from agent_otel._context.job import BAGGAGE_KEY, JOB_KEY, JobState
+from agent_otel._context.running import SPAN_KEY, STARTED_BARE
 from agent_otel._context.stamping import stamp_ids
 from agent_otel._engine import policy as policies
 from agent_otel._engine.policy import (
@@ -29,7 +30,6 @@ from agent_otel._engine.policy import (
     hash_events_and_links,
     hash_present,
 )
-from agent_otel._engine.self_telemetry import report_error
 
 _get_current = get_current
 _JOB_ID = semconv.JOB_ID
@@ -37,7 +37,23 @@ _BAGGAGE_CONVERSATION_ID = semconv.BAGGAGE_CONVERSATION_ID
 
 
 _CONTENT_MARKERS = semconv.CONTENT_MARKERS
+_STARTED_BARE = STARTED_BARE
 _SCOPE = semconv.SCOPE_NAME
+
+
+#: Whether another library's span started with no attribute in this process (see :func:`_note_bare`): until one has,
+#: a span of ours does not look at its parent for one.
+_bare_seen = False
+
+
+def _note_bare(span: Span, parent_context: Context | None) -> None:
+    """Keep the context another library's span with no attribute started in, for agent-otel, on the span (see
+    :data:`~agent_otel._context.running.STARTED_BARE`)."""
+    global _bare_seen
+    held = getattr(span, "__dict__", None)
+    if held is not None:
+        held[_STARTED_BARE] = starting_context(parent_context)
+        _bare_seen = True
 
 
 class AgentOtelSpanProcessor(SpanProcessor):
@@ -68,10 +84,13 @@ class AgentOtelSpanProcessor(SpanProcessor):
         ctx = parent_context if parent_context is not None else _get_current()
         if ctx.get(SCRUBBED_KEY):  # one of ours: it starts with its ids and its keys hashed
             bridge = self.bridge
-            if (bridge is None or not bridge.open_spans) and (
+            if (bridge is None or not (bridge.open_spans or (_bare_seen and _STARTED_BARE in getattr(
+                    ctx.get(SPAN_KEY), "__dict__", ())))) and (
                     policies._policy or policies.policy()).hashed_keys.isdisjoint(values):
-                return  # no other library's GenAI span open for the bridge to cover, no hash to note
+                return  # no other library's GenAI span open for the bridge to cover (nor one that may be marked
+                # later around it), no hash to note
         else:
+            bare = not values
             if parent_context is not None and JOB_KEY not in ctx:  # started with a context of its own (LangChain's,
                 # kept from its run's start) while a job runs here: that job's ids, as the bridge counts it there
                 current = _get_current()
@@ -90,6 +109,9 @@ class AgentOtelSpanProcessor(SpanProcessor):
                     stamp_ids(span, ctx, values)
             elif ctx.get(BAGGAGE_KEY):
                 stamp_ids(span, ctx, values)
+            if bare and self.bridge is not None:  # another library's span with no attribute yet: it may be a GenAI
+                # call marked later (GenAiSpanBridge.start_late), which started here
+                _note_bare(span, parent_context)
         policy = policies._policy or policies.policy()
         keys = self._keys
         if keys[0] is not policy:
@@ -126,10 +148,9 @@ class AgentOtelSpanProcessor(SpanProcessor):
             hash_events_and_links(span)
         bridge = self.bridge
         if drops and bridge is not None and not bridge.tracks(span) and classify(values):
-            # another library's GenAI call marked only as it ends (OpenInference's LangChain instrumentation sets
-            # every attribute then): the bridge decides a call's job, agent and twins when it starts, and does not
-            # count it; said, so that a missing call is not a silent zero
-            report_error("bridge.marked_at_end", LookupError("a GenAI span marked only when it ended is not counted"))
+            # another library's GenAI call marked after it started, and not since a call started inside it
+            # (OpenInference's LangChain instrumentation sets every attribute as the span ends)
+            bridge.start_late(span, values)
         if bridge is not None and (bridge.open_spans or has_events or DYING):  # else the bridge has nothing to do
             bridge._on_ending(span)
         if drops:  # after the bridge read the call (OpenInference's requested model is among its parameters)
