@@ -174,7 +174,11 @@ def _ours(span: Any) -> bool:
 #: Kept on a span that started with no attribute (see running.STARTED_BARE) and is not marked yet, when a model or
 #: tool call inside it was counted: the kinds. Marked later as a call of one of those kinds, it is the same call (a
 #: framework's model span around the SDK's), counted already.
-_COUNTED_BELOW = "_agent_otel_counted_below"
+COUNTED_BELOW = "_agent_otel_counted_below"
+#: Kept on such a span that was no GenAI call when a call first started inside it, and was not marked since (a span
+#: marked after it started is marked before the calls inside it start, or as it ends): the agent invocation above
+#: it then, None for none. The calls after the first inside it read it, and look no further.
+CHECKED_BARE = "_agent_otel_checked"
 #: How many unmarked spans up from a call are told of it (a framework's step spans between its model span and the
 #: SDK's).
 _BARE_LEVELS = 8
@@ -232,7 +236,7 @@ class GenAiSpanBridge(SpanProcessor):
                 # framework's graph step opens is inside the graph's run, not that run)
                 if same and parent is not None and kind is not Kind.WORKFLOW:
                     parent.covered = True
-                elif kind is Kind.PROVIDER and parent is None:
+                elif kind is Kind.PROVIDER and parent is None and self.open_spans:
                     # and over one beside it, not made current (OpenLLMetry's Anthropic wrapper, outside ours when it
                     # instrumented the SDK after agent-otel's config had): started just before ours, for the same
                     # call, whose result our wrapper reads
@@ -311,7 +315,7 @@ class GenAiSpanBridge(SpanProcessor):
         """Note another library's GenAI span marked after it started, as :meth:`start_genai` would have at its
         start: in the context it started in when it started with no attribute (see :data:`STARTED_BARE`), else in
         the current one. Noted as it ends (OpenInference's LangChain and LlamaIndex instrumentations), it is then
-        recorded; a model or tool call inside it that was counted is the same call (:data:`_COUNTED_BELOW`), and
+        recorded; a model or tool call inside it that was counted is the same call (:data:`COUNTED_BELOW`), and
         an agent's call counts are not known then. Noted while calls start inside it (strands marks its spans
         right after it starts them), it is what it would have been."""
         held = getattr(span, "__dict__", None)
@@ -324,8 +328,9 @@ class GenAiSpanBridge(SpanProcessor):
         attribute: noted if it is a GenAI call by now (:meth:`start_late`: the call's parent, then), and the agent
         invocation the call is part of, looked for up through such spans that are no call (strands' event-loop cycle
         between its agent and its tool), each noted in turn if it is one by now. The spans that are no call yet are
-        told of it (see :data:`_COUNTED_BELOW`)."""
+        told of it (see :data:`COUNTED_BELOW`)."""
         start, found, run = span, None, None
+        checked: list[dict[str, Any]] = []
         for level in range(_BARE_LEVELS):
             seen = self._seen.get(span) if level else None  # (the caller looked for the first)
             if seen is None:
@@ -333,19 +338,25 @@ class GenAiSpanBridge(SpanProcessor):
                     run = run_of(span)
                     if run is not None:
                         break
-                held = getattr(span, "__dict__", None)
-                started_in = held.get(STARTED_BARE) if held is not None else None
+                held: dict[str, Any] = getattr(span, "__dict__", None) or {}
+                started_in = held.get(STARTED_BARE)
                 if started_in is None:
+                    break
+                if CHECKED_BARE in held:
+                    run = held[CHECKED_BARE]
                     break
                 attributes = attribute_dict(span)
                 if sources.classify(attributes) is not None:
                     self.start_late(span, attributes)
                     seen = self._seen.get(span)
                 if seen is None:
+                    checked.append(held)
                     span = trace.get_current_span(started_in)
                     continue
             found, run = (seen if level == 0 else None), seen.below
             break
+        for held in checked:
+            held[CHECKED_BARE] = run
         _tell_bare_spans_above(start, kind_below)
         return found, run
 
@@ -487,18 +498,18 @@ def _started_bare(span: object) -> bool:
 
 def _counted_below(span: object) -> set[Kind]:
     held = getattr(span, "__dict__", None)
-    return (held.get(_COUNTED_BELOW) if held is not None else None) or set()
+    return (held.get(COUNTED_BELOW) if held is not None else None) or set()
 
 
 def _tell_bare_spans_above(span: Any, kind: Kind) -> None:
     """``span`` and the spans above it that started with no attribute and are not GenAI calls (yet): a call of
-    ``kind`` inside them was counted (see :data:`_COUNTED_BELOW`), up to :data:`_BARE_LEVELS` of them."""
+    ``kind`` inside them was counted (see :data:`COUNTED_BELOW`), up to :data:`_BARE_LEVELS` of them."""
     for _ in range(_BARE_LEVELS):
         held = getattr(span, "__dict__", None)
         started_in = held.get(STARTED_BARE) if held is not None else None
         if started_in is None:
             return
-        kinds = held.setdefault(_COUNTED_BELOW, set())  # type: ignore[union-attr]  # (held is a dict here)
+        kinds = held.setdefault(COUNTED_BELOW, set())  # type: ignore[union-attr]  # (held is a dict here)
         if kind in kinds:
             return  # told already, and those above it
         kinds.add(kind)

@@ -12,11 +12,13 @@ attribute stops after one look at its attributes.
 
 from __future__ import annotations
 
+from typing import Any
+
 from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from agent_otel import semconv
-from agent_otel._bridge.processor import DYING, GenAiSpanBridge, starting_context
+from agent_otel._bridge.processor import CHECKED_BARE, COUNTED_BELOW, DYING, GenAiSpanBridge, starting_context
 from agent_otel._bridge.sources import GENAI_MARKERS, classify, may_be_genai
 from agent_otel._context.job import BAGGAGE_KEY, JOB_KEY, JobState
 from agent_otel._context.running import SPAN_KEY, STARTED_BARE
@@ -56,6 +58,18 @@ def _note_bare(span: Span, parent_context: Context | None) -> None:
         _bare_seen = True
 
 
+def _unsettled(parent: Any, values: dict[str, object]) -> bool:
+    """Whether the bridge has to look at a span of ours (``values``: its attributes) starting under another library's
+    span with no attribute: that span was not looked at yet, or it is part of another library's agent invocation, or
+    it was not told of a call of this one's kind (see GenAiSpanBridge._marked_since). The calls after the first under
+    a span of the program's own with no attribute pass straight on."""
+    held = parent.__dict__
+    if held.get(CHECKED_BARE, held) is not None:  # (itself: not looked at yet)
+        return True
+    found = classify(values)
+    return found is None or found[0] not in held.get(COUNTED_BELOW, ())
+
+
 class AgentOtelSpanProcessor(SpanProcessor):
     """Ids, hashing and (unless ``bridge`` is None) the GenAI span bridge, in that order. Every span of the
     process pays the checks whether there is anything to do, so they are written out here, not called (a
@@ -85,7 +99,7 @@ class AgentOtelSpanProcessor(SpanProcessor):
         if ctx.get(SCRUBBED_KEY):  # one of ours: it starts with its ids and its keys hashed
             bridge = self.bridge
             if (bridge is None or not (bridge.open_spans or (_bare_seen and _STARTED_BARE in getattr(
-                    ctx.get(SPAN_KEY), "__dict__", ())))) and (
+                    ctx.get(SPAN_KEY), "__dict__", ()) and _unsettled(ctx.get(SPAN_KEY), values)))) and (
                     policies._policy or policies.policy()).hashed_keys.isdisjoint(values):
                 return  # no other library's GenAI span open for the bridge to cover (nor one that may be marked
                 # later around it), no hash to note
