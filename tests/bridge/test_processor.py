@@ -753,25 +753,29 @@ def test_every_content_attribute_of_another_librarys_genai_span_is_removed(otel:
     assert attributes == {**kept, **marker}
 
 
-def test_a_genai_span_marked_only_as_it_ends_is_counted_where_it_started(
-        otel: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_genai_span_marked_only_as_it_ends_is_not_counted_and_says_so(
+        otel: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """OpenInference's LangChain instrumentation starts its spans with no attribute and marks them (``LLM``, its
-    tokens) as they end. Such a call was not counted (said at ``bridge.marked_at_end``, which kept the shipped
-    instrumentation-errors alert firing): it is counted as it ends, in the job it started in, its content removed."""
-    framework = foreign(otel, "openinference.instrumentation.langchain")
-    with caplog.at_level("WARNING"), agent_otel.job(type="late"), \
-            framework.start_as_current_span("ChatOpenAI") as span, \
-            agent_otel.job(type="another"):  # (where it ends is not where it started)
-        span.set_attributes({"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o", "llm.provider": "openai",
-                             "llm.token_count.prompt": 11, "llm.token_count.completion": 4, "input.value": "secret"})
-        span.end()
-    assert [r.getMessage() for r in caplog.records if r.name.startswith("agent_otel")] == []
-    assert point(otel, OPERATION).count == 1
-    assert [point(otel, name).sum for name in (INPUT_TOKENS, OUTPUT_TOKENS)] == [11, 4]
-    assert otel.span(semconv.job_span_name("late")).attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 1
-    assert otel.span(semconv.job_span_name("another")).attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 0
+    tokens) as they end: the bridge decides a call's job, agent and twins as it starts, and does not count it;
+    that was a silent zero. It is counted at ``bridge.marked_at_end`` (and its content removed), and said as what
+    it is, not as "failed" (CrewAI's program shows warnings: the line read as a fault). Counted as it ends, it was
+    counted twice with the OpenAI SDK's instrumentation: OpenInference does not make its span current, and the SDK's
+    span of the same call is beside it, not inside (the OpenInference probe: 12 model calls for 6)."""
+    from agent_otel._engine import self_telemetry
+
+    monkeypatch.setattr(self_telemetry, "_last_logged", {})  # (said once a minute per cause)
+    with caplog.at_level("WARNING"), foreign(otel, "openinference.instrumentation.langchain").start_as_current_span(
+            "ChatOpenAI") as span:
+        span.set_attributes({"openinference.span.kind": "LLM", "llm.token_count.prompt": 11,
+                             "input.value": "secret"})
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("agent_otel")]
+    assert said == ["agent-otel: bridge.marked_at_end (LookupError): a GenAI span marked only when it ended is not "
+                    "counted"]
+    assert otel.points(OPERATION) == []
+    assert error_count(otel, "bridge.marked_at_end") == 1
     assert "input.value" not in (otel.span("ChatOpenAI").attributes or {})
-    assert error_count(otel, "bridge.marked_at_end") == 0
+    chat_span(foreign(otel))  # one marked as it starts: counted, and nothing said
+    assert point(otel, OPERATION).count == 1 and error_count(otel, "bridge.marked_at_end") == 1
 
 
 def _marked(tracer: Any, name: str, attributes: dict[str, Any]) -> Any:
@@ -787,6 +791,8 @@ STRANDS_AGENT = {semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_A
 STRANDS_CHAT = {semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
                 semconv.GEN_AI_REQUEST_MODEL: "gpt-4o"}
 STRANDS_TOOL = {semconv.GEN_AI_OPERATION_NAME: "execute_tool", semconv.GEN_AI_TOOL_NAME: "lookup"}
+#: strands' event-loop cycle: a step of its agent, in GenAI names, no call
+STRANDS_CYCLE = {semconv.GEN_AI_OPERATION_NAME: "execute_event_loop_cycle", "event_loop.cycle_id": "c1"}
 
 
 def test_spans_marked_right_after_they_start_are_an_agents_run_with_its_calls(otel: Any) -> None:
@@ -798,7 +804,7 @@ def test_spans_marked_right_after_they_start_are_an_agents_run_with_its_calls(ot
         agent = _marked(tracer, "invoke_agent helper", STRANDS_AGENT)
         # its event loop's cycle: a span of no call between the agent's and its calls' (strands' own)
         with trace.use_span(agent, end_on_exit=True), \
-                trace.use_span(_marked(tracer, "execute_event_loop_cycle", {"event_loop.cycle_id": "c1"}),
+                trace.use_span(_marked(tracer, "execute_event_loop_cycle", STRANDS_CYCLE),
                                end_on_exit=True):
             chat = _marked(tracer, "chat", STRANDS_CHAT)
             with trace.use_span(chat, end_on_exit=True):
@@ -816,32 +822,84 @@ def test_spans_marked_right_after_they_start_are_an_agents_run_with_its_calls(ot
     assert error_count(otel, "bridge.marked_at_end") == 0
 
 
-def test_a_call_counted_inside_a_span_marked_as_it_ends_is_counted_once(otel: Any) -> None:
-    """A framework's model span marked as it ends around the SDK's (an instrumentation's span marked as it starts) or
-    an agent-otel provider call: one call, counted by the span inside, which was the only one known as it ran. An agent
-    span marked as it ends is an invocation; how many calls it made is not known then, and not recorded as none."""
-    framework = foreign(otel, "openinference.instrumentation.langchain")
+def test_a_strands_span_with_no_call_inside_is_counted_as_it_ends_where_it_started(otel: Any) -> None:
+    """strands' model span with no instrumentation of the SDK under it, and its tool span with no wrapper of ours:
+    no call inside them notes them as they run, so they are noted as they end, in the job and agent run they started
+    in (a span of strands' is current while it runs: a call of the same kind inside it would have noted it)."""
+    tracer = foreign(otel, STRANDS)
+    with agent_otel.job(type="late"), trace.use_span(_marked(tracer, "invoke_agent helper", STRANDS_AGENT),
+                                                       end_on_exit=True):
+        chat = _marked(tracer, "chat", STRANDS_CHAT)
+        with agent_otel.job(type="another"):  # (where it ends is not where it started)
+            chat.set_attributes({semconv.GEN_AI_USAGE_INPUT_TOKENS: 11, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 4})
+            chat.end()
+    assert point(otel, OPERATION).count == 1
+    assert [point(otel, name).sum for name in (INPUT_TOKENS, OUTPUT_TOKENS)] == [11, 4]
+    assert otel.span(semconv.job_span_name("late")).attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 1
+    assert otel.span(semconv.job_span_name("another")).attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 0
+    assert point(otel, semconv.AGENT_INFERENCE_CALLS.name).sum == 1  # the agent's, noted as its model call ended
+    assert error_count(otel, "bridge.marked_at_end") == 0
 
-    @agent_otel.provider("openai", model="gpt-4o")
-    def ours() -> dict[str, Any]:
-        return {"model": "gpt-4o", "usage": {"prompt_tokens": 10, "completion_tokens": 2}}
 
-    with agent_otel.job(type="nested"), framework.start_as_current_span("AgentExecutor") as agent:
-        for inner in ("sdk", "ours"):
-            with framework.start_as_current_span("RunnableSequence"), \
-                    framework.start_as_current_span("ChatOpenAI") as model:
-                if inner == "sdk":
-                    chat_span(foreign(otel), tokens=(10, 2))
-                else:
-                    ours()
-                model.set_attributes({"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o",
-                                      "llm.token_count.prompt": 10, "llm.token_count.completion": 2})
-        agent.set_attributes({"openinference.span.kind": "AGENT", "agent.name": "executor"})
-    assert sum(found.count for found in points(otel, OPERATION)) == 2
-    assert sum(found.sum for found in points(otel, INPUT_TOKENS)) == 20
-    assert otel.span(semconv.job_span_name("nested")).attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 2
-    assert point(otel, semconv.AGENT_DURATION.name).count == 1
-    assert otel.points(semconv.AGENT_INFERENCE_CALLS.name) == []
+def test_spans_of_the_program_between_an_agent_and_its_call_do_not_pass_the_agent_on(otel: Any) -> None:
+    """As for spans marked as they start: a span of the program's own (or of another instrumentation) between another
+    library's agent and a call is no step of that agent's, whether it has attributes or not. A span with no attribute
+    passed it on (the review of this change: the cost's agent depended on whether the program's span had one)."""
+    tracer = foreign(otel, STRANDS)
+    for attributes in (None, {"app.step": "x"}):
+        with trace.use_span(_marked(tracer, "invoke_agent helper", STRANDS_AGENT), end_on_exit=True), \
+                foreign(otel, "the.program").start_as_current_span("step", attributes=attributes):
+            chat_span(foreign(otel), tokens=(10, 2))
+    assert [found.attributes.get(semconv.GEN_AI_AGENT_NAME) for found in points(otel, semconv.CLIENT_COST.name)
+            ] == [None]
+    assert point(otel, semconv.CLIENT_COST.name).value > 0
+
+
+def test_the_first_calls_inside_an_agent_on_many_threads_at_once_are_all_its_own(otel: Any) -> None:
+    """strands runs an agent's tools concurrently: the first calls inside its span, marked right after it started,
+    noted it on several threads at once, each with a run of its own, and the counts of all but the last were lost
+    (the review: 970 to 1027 of 1200 tool calls in the agents' counts)."""
+    tracer = foreign(otel, STRANDS)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch as often as they can: the race shows in most runs
+    try:
+        @agent_otel.tool("lookup")
+        def lookup() -> dict[str, Any]:
+            return {"success": True}
+
+        for _ in range(200):
+            together = threading.Barrier(4)
+
+            def one_tool(together: threading.Barrier = together) -> None:
+                with trace.use_span(_marked(tracer, "execute_tool lookup", STRANDS_TOOL), end_on_exit=True):
+                    together.wait()
+                    lookup()
+
+            with trace.use_span(_marked(tracer, "invoke_agent helper", STRANDS_AGENT), end_on_exit=True):
+                threads = [threading.Thread(target=one_tool) for _ in range(4)]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert point(otel, semconv.TOOL_DURATION.name).count == 800
+    assert point(otel, semconv.AGENT_TOOL_CALLS.name).sum == 800
+
+
+def test_what_the_bridge_keeps_on_a_span_goes_as_it_ends(otel: Any) -> None:
+    """The context a span with no attribute started in holds its parents: a span the program keeps after it ended
+    kept them all alive (the review)."""
+    import weakref
+
+    tracer = foreign(otel, "the.program")
+    with tracer.start_as_current_span("root") as root, tracer.start_as_current_span("child") as child:
+        pass
+    held = weakref.ref(root)
+    del root
+    gc.collect()
+    assert held() is None
+    assert not [key for key in vars(child) if key.startswith("_agent_otel")]
 
 
 def test_a_model_call_of_ours_first_in_an_agent_marked_right_after_it_started_is_that_agents(otel: Any) -> None:
@@ -855,7 +913,7 @@ def test_a_model_call_of_ours_first_in_an_agent_marked_right_after_it_started_is
 
     with agent_otel.job(type="strands"), \
             trace.use_span(_marked(tracer, "invoke_agent helper", STRANDS_AGENT), end_on_exit=True), \
-            trace.use_span(_marked(tracer, "execute_event_loop_cycle", {"event_loop.cycle_id": "c1"}),
+            trace.use_span(_marked(tracer, "execute_event_loop_cycle", STRANDS_CYCLE),
                            end_on_exit=True), \
             trace.use_span(_marked(tracer, "chat", STRANDS_CHAT), end_on_exit=True):
         create()
@@ -863,6 +921,43 @@ def test_a_model_call_of_ours_first_in_an_agent_marked_right_after_it_started_is
     assert point(otel, semconv.CLIENT_COST.name).attributes[semconv.GEN_AI_AGENT_NAME] == "helper"
     assert point(otel, semconv.AGENT_INFERENCE_CALLS.name).sum == 1
     assert otel.span(semconv.job_span_name("strands")).attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 1
+
+
+def test_a_cycle_started_with_its_agent_as_parent_elsewhere_is_that_agents(otel: Any) -> None:
+    """strands' streamed agent starts its next event-loop cycle with the agent's span as parent, while a span of its
+    first model call's, ended, is still current: the bridge took the current context (where the job is) for where the
+    cycle started, parent included, and the second model call was no part of the agent's run (the strands probe's
+    streamed phase: 1 of its 2 model calls in the agent's counts)."""
+    from opentelemetry import context as otel_context
+
+    tracer = foreign(otel, STRANDS)
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def create() -> dict[str, Any]:
+        return {"model": "gpt-4o", "usage": {"prompt_tokens": 10, "completion_tokens": 2}}
+
+    with agent_otel.job(type="strands"):
+        agent = _marked(tracer, "invoke_agent helper", STRANDS_AGENT)
+        with trace.use_span(agent, end_on_exit=True):
+            with trace.use_span(_marked(tracer, "execute_event_loop_cycle", STRANDS_CYCLE), end_on_exit=True), \
+                    trace.use_span(_marked(tracer, "chat", STRANDS_CHAT), end_on_exit=True):
+                create()
+                request = foreign(otel, "opentelemetry.instrumentation.httpx").start_span(
+                    "POST", attributes={"http.request.method": "POST"})
+                request.end()
+            token = otel_context.attach(trace.set_span_in_context(request))  # (ended)
+            try:
+                cycle = tracer.start_span("execute_event_loop_cycle", context=trace.set_span_in_context(agent))
+                cycle.set_attributes(STRANDS_CYCLE)
+            finally:
+                otel_context.detach(token)
+            with trace.use_span(cycle, end_on_exit=True), \
+                    trace.use_span(_marked(tracer, "chat", STRANDS_CHAT), end_on_exit=True):
+                create()
+    assert point(otel, OPERATION).count == 2
+    assert point(otel, semconv.AGENT_INFERENCE_CALLS.name).sum == 2
+    assert [found.attributes.get(semconv.GEN_AI_AGENT_NAME) for found in points(otel, semconv.CLIENT_COST.name)
+            ] == ["helper"]
 
 
 def test_a_call_of_ours_inside_a_span_marked_right_after_it_started_is_counted_once_for_its_agent(otel: Any) -> None:
@@ -964,7 +1059,7 @@ def test_a_call_that_ends_in_a_garbage_collection_is_recorded_on_another_thread(
 def test_a_span_dropped_unended_leaves_nothing_behind_to_be_taken_for_a_later_one(otel: Any) -> None:
     """A tracked GenAI span dropped without being ended (freed by its last reference, no collection) left its entry
     until the next collection: a later span at the same address was taken for it, and a call marked only as it ended
-    was not counted, and with the collector off the entries grew for ever."""
+    was not reported (a silent zero), and with the collector off the entries grew for ever."""
     gc.disable()
     try:
         tracer = foreign(otel, "openinference.instrumentation.langchain")
@@ -975,7 +1070,7 @@ def test_a_span_dropped_unended_leaves_nothing_behind_to_be_taken_for_a_later_on
         assert processor.DYING == {}
     finally:
         gc.enable()
-    assert point(otel, OPERATION).count == 20  # each marked as it ended, counted
+    assert error_count(otel, "bridge.marked_at_end") == 20
 
 
 def test_a_stream_its_consumer_closed_early_is_no_failed_call(otel: Any) -> None:

@@ -810,8 +810,14 @@ THREADS_ON_BY_THE_PROGRAM = """
         thread.join()
     if os.environ.get("TURN_OFF"):
         ThreadingInstrumentor().uninstrument()
-    elif os.environ.get("WITH_AGENT_OTEL"):
+    if os.environ.get("AGAIN"):
+        ThreadingInstrumentor().instrument()
+    if os.environ.get("WITH_AGENT_OTEL"):
         agent_otel.shutdown()
+    with trace.get_tracer("app").start_as_current_span("parent") as parent:  # and after agent-otel's shutdown
+        thread = threading.Thread(target=lambda: seen.append(trace.get_current_span() is parent))
+        thread.start()
+        thread.join()
     print(seen, ThreadingInstrumentor().is_instrumented_by_opentelemetry)
 """
 
@@ -820,9 +826,16 @@ def test_the_programs_own_threading_instrumentation_after_configure_says_nothing
     """configure() turns the threading instrumentation on; the program's own ``instrument()`` after it (strands) made
     the instrumentor print "Attempting to instrument while already instrumented" on the program's stderr, which
     without agent-otel it does not. Threads carry the context either way; the program's ``uninstrument()`` turns it
-    off (and agent-otel's shutdown says nothing of it), and agent-otel's shutdown leaves the program's on."""
-    for turn_off, after in (("1", "False"), ("", "True")):
-        plain = run_child(THREADS_ON_BY_THE_PROGRAM, TURN_OFF=turn_off)
-        ours = run_child(THREADS_ON_BY_THE_PROGRAM, TURN_OFF=turn_off, WITH_AGENT_OTEL="1")
-        assert (plain.returncode, plain.stdout, plain.stderr) == (0, f"[True] {after}\n", "")
-        assert (ours.returncode, ours.stdout, ours.stderr) == (0, f"[True] {after}\n", "")
+    off (and agent-otel's shutdown says nothing of it), and agent-otel's shutdown leaves the program's on, threads
+    carrying the context after it too (the review: they did not, agent-otel's own carrier gone with it)."""
+    for turn_off, again in (("", ""), ("1", "1")):
+        plain = run_child(THREADS_ON_BY_THE_PROGRAM, TURN_OFF=turn_off, AGAIN=again)
+        ours = run_child(THREADS_ON_BY_THE_PROGRAM, TURN_OFF=turn_off, AGAIN=again, WITH_AGENT_OTEL="1")
+        assert (ours.returncode, ours.stdout, ours.stderr) == (plain.returncode, plain.stdout, plain.stderr)
+        assert (plain.stdout, plain.stderr) == ("[True, True] True\n", "")
+    # Turned off by the program and left off: off, and nothing said. (A thread started after it still carries the
+    # context without agent-otel, as the instrumentation's uninstrument() leaves it; after agent-otel's shutdown, not.)
+    plain = run_child(THREADS_ON_BY_THE_PROGRAM, TURN_OFF="1")
+    ours = run_child(THREADS_ON_BY_THE_PROGRAM, TURN_OFF="1", WITH_AGENT_OTEL="1")
+    assert (ours.returncode, ours.stdout.split("] ")[1], ours.stderr) == (0, "False\n", "") == (
+        plain.returncode, plain.stdout.split("] ")[1], plain.stderr)

@@ -59,8 +59,10 @@ from agent_otel._calls.call_counts import (
     context_with_counts,
     current_counts,
     note_run,
+    outside_run,
     record_call_counts,
     run_of,
+    scope_of,
 )
 from agent_otel._calls.evaluation import record_result
 from agent_otel._calls.pricing import TokenUsage
@@ -171,16 +173,15 @@ def _ours(span: Any) -> bool:
     return scope is not None and scope.name == semconv.SCOPE_NAME
 
 
-#: Kept on a span that started with no attribute (see running.STARTED_BARE) and is not marked yet, when a model or
-#: tool call inside it was counted: the kinds. Marked later as a call of one of those kinds, it is the same call (a
-#: framework's model span around the SDK's), counted already.
+#: Kept on another library's span not noted as a GenAI call (yet) when a model or tool call was counted directly inside
+#: it: the kinds. Marked as it ends as a call of one of those kinds, it is the same call (a framework's model span
+#: around the SDK's), counted already; and it tells its own parent in turn (see GenAiSpanBridge.start_late).
 COUNTED_BELOW = "_agent_otel_counted_below"
-#: Kept on such a span that was no GenAI call when a call first started inside it, and was not marked since (a span
-#: marked after it started is marked before the calls inside it start, or as it ends): the agent invocation above
-#: it then, None for none. The calls after the first inside it read it, and look no further.
+#: Kept on a span that started with no attribute (see running.STARTED_BARE) and was no GenAI call when a call first
+#: started inside it (a span marked after it started is marked before the calls inside it start, or as it ends): the
+#: agent invocation above it then, None for none. The calls after the first inside it read it, and look no further.
 CHECKED_BARE = "_agent_otel_checked"
-#: How many unmarked spans up from a call are told of it (a framework's step spans between its model span and the
-#: SDK's).
+#: How many spans up from a call it looks through for the agent invocation it is part of.
 _BARE_LEVELS = 8
 
 
@@ -197,6 +198,9 @@ class GenAiSpanBridge(SpanProcessor):
         self.open_spans: dict[Any, _Seen] = cast(Any, self._seen).data
         #: each tracked span's weak reference with a callback (see DYING), to the span's entry
         self._refs: dict[weakref.ref[Any], _Seen] = {}
+        #: held while a span marked after it started is noted (start_late): the first calls inside it may start on
+        #: several threads at once, and it is noted once (an entry noted twice lost the calls counted in the first)
+        self._noting = threading.RLock()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
@@ -208,10 +212,10 @@ class GenAiSpanBridge(SpanProcessor):
             self.start_genai(span, parent_context, attributes)
 
     def start_genai(self, span: Span, parent_context: Context | None, attributes: Mapping[str, Any],
-                    late: bool = False) -> None:
+                    late: Context | None = None, at_end: bool = False) -> None:
         """:meth:`on_start` for a span that :func:`~agent_otel._bridge.sources.may_be_genai` passes, given
-        its attribute dict (the combined span processor has it already). ``late``: marked after it started (see
-        :meth:`start_late`)."""
+        its attribute dict (the combined span processor has it already). ``late``: marked after it started, the context
+        of the agent-otel calls running where it started; ``at_end``: noted as it ends (see :meth:`start_late`)."""
         try:
             ours = _ours(span)
             parent_span = trace.get_current_span(parent_context)
@@ -252,9 +256,7 @@ class GenAiSpanBridge(SpanProcessor):
                     if run is not None:
                         note_run(span, run)
                 return
-            # (a span marked late: the context kept as it started is the one it started in already, see start_late)
-            started_in = running_context(parent_context if late and parent_context is not None else
-                                         starting_context(parent_context))
+            started_in = running_context(late if late is not None else starting_context(parent_context))
             seen = _Seen(kind, operation, started_in)
             seen.calls = current_counts(started_in)
             run = (parent.below if parent is not None else run_of(parent_span)) if self.open_spans else None
@@ -290,11 +292,13 @@ class GenAiSpanBridge(SpanProcessor):
                 else:
                     seen.sibling, seen.started_by = sibling, _starting_frame()
             counted_below = False
-            if late:
+            if late is not None:
                 below = _counted_below(span)
                 if kind in _CALLS and kind in below:  # a call inside it counted this one (the SDK's span in a model's)
                     seen.covered = counted_below = True
-                seen.counts_unknown = bool(below)  # calls inside it were counted before it was marked an agent's
+                seen.counts_unknown = at_end or bool(below)  # the calls inside it were counted before it was known
+            elif kind in _CALLS and parent is None and isinstance(parent_span, Span) and not _ours(parent_span):
+                _tell(parent_span, kind)  # a span around it marked as it ends may be this call (see COUNTED_BELOW)
             if seen.covered and not same and not counted_below and kind is Kind.PROVIDER:
                 _inside_our_provider_call(seen, _our_provider_call(started_in, operation,
                                                                    sources.request_model_of(attributes)))
@@ -311,26 +315,35 @@ class GenAiSpanBridge(SpanProcessor):
         except Exception as exc:
             report_error("bridge.start", exc)
 
-    def start_late(self, span: Span, attributes: Mapping[str, Any]) -> None:
+    def start_late(self, span: Span, attributes: Mapping[str, Any], at_end: bool = False) -> None:
         """Note another library's GenAI span marked after it started, as :meth:`start_genai` would have at its
         start: in the context it started in when it started with no attribute (see :data:`STARTED_BARE`), else in
-        the current one. Noted as it ends (OpenInference's LangChain and LlamaIndex instrumentations), it is then
-        recorded; a model or tool call inside it that was counted is the same call (:data:`COUNTED_BELOW`), and
-        an agent's call counts are not known then. Noted while calls start inside it (strands marks its spans
-        right after it starts them), it is what it would have been."""
-        held = getattr(span, "__dict__", None)
-        started_in = held.pop(STARTED_BARE, None) if held is not None else None
-        self.start_genai(span, started_in if started_in is not None else otel_context.get_current(), attributes,
-                         late=True)
+        the current one. Noted as it ends (``at_end``: OpenInference's LangChain and LlamaIndex instrumentations), it is
+        then recorded: a model or tool call counted directly inside it is the same call (:data:`COUNTED_BELOW`), and
+        tells its parent in turn; an agent's call counts are not known. Noted as a call starts inside it (strands
+        marks its spans right after it starts them), it is what it would have been."""
+        with self._noting:
+            if span in self._seen:  # noted already, on another thread
+                return
+            held = getattr(span, "__dict__", None)
+            kept = held.pop(STARTED_BARE, None) if held is not None else None
+            started_in, calls_in = kept if kept is not None else (otel_context.get_current(),) * 2
+            self.start_genai(span, started_in, attributes, late=calls_in, at_end=at_end)
+            seen = self._seen.get(span)
+        if at_end and kept is not None and seen is not None and seen.kind in _CALLS:
+            parent = trace.get_current_span(started_in)
+            if isinstance(parent, Span) and self._seen.get(parent) is None and not _ours(parent):
+                _tell(parent, seen.kind)
 
     def _marked_since(self, span: Any, kind_below: Kind) -> tuple[_Seen | None, AgentRun | None]:
         """For a call of ``kind_below`` starting under ``span``, another library's span that started with no
         attribute: noted if it is a GenAI call by now (:meth:`start_late`: the call's parent, then), and the agent
-        invocation the call is part of, looked for up through such spans that are no call (strands' event-loop cycle
-        between its agent and its tool), each noted in turn if it is one by now. The spans that are no call yet are
-        told of it (see :data:`COUNTED_BELOW`)."""
+        invocation the call is part of, looked for up through the spans of no call of that agent's library (strands'
+        event-loop cycle between its agent and its tool) or in GenAI names, as for spans marked as they start, each
+        noted in turn if it is a call by now. ``span``, no call yet, is told of it (see :data:`COUNTED_BELOW`)."""
         start, found, run = span, None, None
         checked: list[dict[str, Any]] = []
+        passed: list[tuple[str | None, bool]] = []  # the spans of no call looked through: scope, carries GenAI names
         for level in range(_BARE_LEVELS):
             seen = self._seen.get(span) if level else None  # (the caller looked for the first)
             if seen is None:
@@ -341,23 +354,31 @@ class GenAiSpanBridge(SpanProcessor):
                 held: dict[str, Any] = getattr(span, "__dict__", None) or {}
                 started_in = held.get(STARTED_BARE)
                 if started_in is None:
-                    break
-                if CHECKED_BARE in held:
+                    with self._noting:  # (noted on another thread as this one looked?)
+                        seen = self._seen.get(span)
+                    if seen is None:
+                        break
+                elif CHECKED_BARE in held:
                     run = held[CHECKED_BARE]
                     break
-                attributes = attribute_dict(span)
-                if sources.classify(attributes) is not None:
-                    self.start_late(span, attributes)
-                    seen = self._seen.get(span)
-                if seen is None:
-                    checked.append(held)
-                    span = trace.get_current_span(started_in)
-                    continue
+                else:
+                    attributes = attribute_dict(span)
+                    if sources.classify(attributes) is not None:
+                        self.start_late(span, attributes)
+                        seen = self._seen.get(span)
+                    if seen is None:
+                        checked.append(held)
+                        passed.append((scope_of(span), sources.may_be_genai(attributes)))
+                        span = trace.get_current_span(started_in[0])  # (its parent)
+                        continue
             found, run = (seen if level == 0 else None), seen.below
             break
+        if run is not None and outside_run(passed, span):  # (strands' cycle is its agent's step, which it marks as
+            run = None  # it ends; a span of the program's own is none)
         for held in checked:
             held[CHECKED_BARE] = run
-        _tell_bare_spans_above(start, kind_below)
+        if found is None and kind_below in _CALLS:
+            _tell(start, kind_below)
         return found, run
 
     def _sibling_twin(self, sibling: _Sibling, operation: str,
@@ -501,19 +522,16 @@ def _counted_below(span: object) -> set[Kind]:
     return (held.get(COUNTED_BELOW) if held is not None else None) or set()
 
 
-def _tell_bare_spans_above(span: Any, kind: Kind) -> None:
-    """``span`` and the spans above it that started with no attribute and are not GenAI calls (yet): a call of
-    ``kind`` inside them was counted (see :data:`COUNTED_BELOW`), up to :data:`_BARE_LEVELS` of them."""
-    for _ in range(_BARE_LEVELS):
-        held = getattr(span, "__dict__", None)
-        started_in = held.get(STARTED_BARE) if held is not None else None
-        if started_in is None:
-            return
-        kinds = held.setdefault(COUNTED_BELOW, set())  # type: ignore[union-attr]  # (held is a dict here)
-        if kind in kinds:
-            return  # told already, and those above it
-        kinds.add(kind)
-        span = trace.get_current_span(started_in)
+def _tell(span: Any, kind: Kind) -> None:
+    """Tell another library's span not noted as a call that a call of ``kind`` was counted directly inside it (see
+    :data:`COUNTED_BELOW`)."""
+    held = getattr(span, "__dict__", None)
+    if held is not None:
+        told = held.get(COUNTED_BELOW)
+        if told is None:
+            held[COUNTED_BELOW] = {kind}
+        elif kind not in told:
+            told.add(kind)
 
 
 #: The kinds of a call, which a span of the same call inside another covers (an agent's run holds calls).

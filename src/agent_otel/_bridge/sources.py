@@ -195,6 +195,15 @@ def tool_name_of(attributes: Mapping[str, Any]) -> str | None:
     return _text(_first(attributes, semconv.GEN_AI_TOOL_NAME, "tool.name"))
 
 
+#: The instrumentations (by scope name) that start their spans with no attribute and mark them right after, with
+#: the span current: the calls inside one are inside it, and one marked when it ends had none of ours or another
+#: library's (strands). Their spans are counted however late they are noted (see GenAiSpanBridge.start_late).
+#: Those of other instrumentations marked only as they end are not: OpenInference's LangChain instrumentation does
+#: not make its spans current (the SDK's span of the same call is beside it, counted already), and OpenInference's
+#: LlamaIndex one marks helper steps (``_prepare_chat_with_tools``) as model calls.
+MARKED_RIGHT_AFTER_START = ("strands.",)
+
+
 #: The exception a provider SDK raises for each ``error.type`` its own spans write (by their instrumentation
 #: scope): the Anthropic SDK's names the error type of the API's response (``rate_limit_error``), or the client's
 #: failure, where agent-otel's wrappers and the other instrumentations name the exception (``RateLimitError``).

@@ -18,8 +18,10 @@ from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
 from agent_otel import semconv
+from agent_otel._bridge.sources import may_be_genai
 from agent_otel._context.running import SPAN_KEY, STARTED_BARE
 from agent_otel._engine.instruments import Runtime, runtime
+from agent_otel._engine.policy import attribute_dict
 
 CALLS_KEY = otel_context.create_key("agent_otel.agent.calls")
 _get_ident = threading.get_ident
@@ -123,17 +125,31 @@ def run_under(ctx: Context) -> AgentRun | None:
     directly among that agent's spans): the call counts for that agent, as an agent of ours owns the calls
     under it. A span of another library's that started with no attribute (strands marks its tool's span right
     after it starts it, see :data:`~agent_otel._context.running.STARTED_BARE`) and is no part of one yet passes on
-    the one it started in."""
+    the one it started in, if it is of that agent's library or carries GenAI names (not the program's own)."""
     if not RUNS:
         return None
     span = ctx.get(SPAN_KEY)
+    passed: list[tuple[str | None, bool]] = []
     for _ in range(_BARE_LEVELS):
         run = _runs.get(span)
         if run is not None:
-            return run
+            return None if outside_run(passed, span) else run
         held = getattr(span, "__dict__", None)
         started_in = held.get(STARTED_BARE) if held is not None else None
         if started_in is None:
             return None
-        span = started_in.get(SPAN_KEY)
+        passed.append((scope_of(span), may_be_genai(attribute_dict(span))))
+        span = started_in[0].get(SPAN_KEY)  # (its parent's)
     return None
+
+
+def scope_of(span: object) -> str | None:
+    return getattr(getattr(span, "instrumentation_scope", None), "name", None)
+
+
+def outside_run(passed: list[tuple[str | None, bool]], found_at: object) -> bool:
+    """Whether a call is no part of the agent invocation found at span ``found_at`` above it, for the spans of no
+    call between (``passed``: each one's scope, and whether it carries GenAI names): one of the program's own, or of
+    another instrumentation, is no step of that agent's (a step of its library's, or one in GenAI names, is)."""
+    scope = scope_of(found_at)
+    return any(not named and where != scope for where, named in passed)

@@ -27,10 +27,11 @@ _started_in: weakref.WeakKeyDictionary[Span, Context] = weakref.WeakKeyDictionar
 STARTED_IN: dict[Any, Context] = cast(Any, _started_in).data
 
 #: Kept on another library's span that starts with no attribute (see AgentOtelSpanProcessor.on_start), in the span
-#: object's own ``__dict__``: the context it started in. Such a span may be a GenAI call marked after it started
-#: (strands sets its attributes right after it starts a span, OpenInference's LangChain and LlamaIndex
-#: instrumentations as it ends), which the span bridge then notes as it would have at its start (its
-#: ``start_late``); a call of ours inside it looks through it for the agent invocation it is part of.
+#: object's own ``__dict__``: the context it started in (its parent span's), and the one of the agent-otel calls
+#: running where it started (see the span bridge's ``starting_context``). Such a span may be a GenAI call marked
+#: after it started (strands sets its attributes right after it starts a span), which the span bridge then notes as
+#: it would have at its start (its ``start_late``); a call of ours inside it looks through it for the agent
+#: invocation it is part of.
 STARTED_BARE = "_agent_otel_started_in"
 
 #: The context keys of agent-otel's running calls (its job, agent, call counts, provider and tool call): set by

@@ -68,7 +68,7 @@ def report_error(stage: str, exc: BaseException, count: int = 1, counter: Counte
             if last is not None and now - last < _LOG_INTERVAL_S:
                 return
             _last_logged[cause] = now
-        if stage.startswith(_SAID_AS_IS):  # no failure (the cap doing its job): its message,
+        if stage.startswith(_SAID_AS_IS):  # no failure (the cap doing its job, a span the bridge leaves): its message,
             # which agent-otel writes itself (a key, a limit, a length; never a value)
             logger.warning("agent-otel: %s (%s): %s", stage, type(exc).__name__, exc,
                            exc_info=exc if _debug() else None)
@@ -111,8 +111,9 @@ def _bounded_stage(stage: str) -> str:
 
 #: The stage a cardinality overflow (or a value too long for a label) is counted at, before its key (see the policy).
 _OVERFLOW_STAGE = "cardinality."
-#: The stages that count no failure, logged with their own message: the cap's.
-_SAID_AS_IS = (_OVERFLOW_STAGE,)
+#: The stages that count no failure, logged with their own message: the cap's, and another library's GenAI span the
+#: bridge does not count (marked only as it ended).
+_SAID_AS_IS = (_OVERFLOW_STAGE, "bridge.marked_at_end")
 
 
 def _debug() -> bool:

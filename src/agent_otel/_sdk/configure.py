@@ -555,8 +555,8 @@ def _instrumented_quietly(instrumentor: BaseInstrumentor) -> None:
 
 class _InstrumentUnlessOn:
     """An instrumentor's ``instrument`` while agent-otel has it on: the program's call is noted, and the shutdown
-    then leaves the instrumentation on, as the program's (see :func:`_instrumented_quietly`); once it is off, the
-    class's own."""
+    then leaves the instrumentation on, as the program's (see :func:`_uninstrument`); once it is off, the class's own
+    (noted too: the program turned it off and on again)."""
 
     def __init__(self, instrumentor: BaseInstrumentor) -> None:
         self.instrumentor = instrumentor
@@ -564,18 +564,22 @@ class _InstrumentUnlessOn:
         functools.update_wrapper(self, type(instrumentor).instrument)
 
     def __call__(self, **kwargs: Any) -> Any:
+        self.asked = True
         if self.instrumentor.is_instrumented_by_opentelemetry:
-            self.asked = True
             return None
         return type(self.instrumentor).instrument(self.instrumentor, **kwargs)
 
 
 def _uninstrument(instrumentor: BaseInstrumentor) -> None:
     """Turn off what configure() turned on, unless the program has turned it off itself (the instrumentor's
-    "Attempting to uninstrument while already uninstrumented" on its stderr) or asked for it too."""
+    "Attempting to uninstrument while already uninstrumented" on its stderr). One the program asked for too is on
+    again after, as the instrumentor itself sets it up (agent-otel's own carrier of the threads' context goes)."""
     shadow = vars(instrumentor).pop("instrument", None)
-    if instrumentor.is_instrumented_by_opentelemetry and not (isinstance(shadow, _InstrumentUnlessOn) and shadow.asked):
-        instrumentor.uninstrument()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        return
+    instrumentor.uninstrument()
+    if isinstance(shadow, _InstrumentUnlessOn) and shadow.asked:
+        instrumentor.instrument()
 
 
 #: The budget of undoing a configure() that failed half-way: nothing was exported yet, but its own failure count.

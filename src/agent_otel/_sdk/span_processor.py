@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from agent_otel import semconv
 from agent_otel._bridge.processor import CHECKED_BARE, COUNTED_BELOW, DYING, GenAiSpanBridge, starting_context
-from agent_otel._bridge.sources import GENAI_MARKERS, classify, may_be_genai
+from agent_otel._bridge.sources import GENAI_MARKERS, MARKED_RIGHT_AFTER_START, classify, may_be_genai
 from agent_otel._context.job import BAGGAGE_KEY, JOB_KEY, JobState
 from agent_otel._context.running import SPAN_KEY, STARTED_BARE
 from agent_otel._context.stamping import stamp_ids
@@ -32,6 +32,7 @@ from agent_otel._engine.policy import (
     hash_events_and_links,
     hash_present,
 )
+from agent_otel._engine.self_telemetry import report_error
 
 _get_current = get_current
 _JOB_ID = semconv.JOB_ID
@@ -48,14 +49,19 @@ _SCOPE = semconv.SCOPE_NAME
 _bare_seen = False
 
 
-def _note_bare(span: Span, parent_context: Context | None) -> None:
+def _note_bare(span: Span, parent_context: Context | None, ctx: Context) -> None:
     """Keep the context another library's span with no attribute started in, for agent-otel, on the span (see
-    :data:`~agent_otel._context.running.STARTED_BARE`)."""
+    :data:`~agent_otel._context.running.STARTED_BARE`); ``ctx``: the current one, when it started in it."""
     global _bare_seen
     held = getattr(span, "__dict__", None)
     if held is not None:
-        held[_STARTED_BARE] = starting_context(parent_context)
+        held[_STARTED_BARE] = (ctx, ctx) if parent_context is None else (
+            parent_context, starting_context(parent_context))
         _bare_seen = True
+
+
+#: What the bridge may keep on another library's span (see GenAiSpanBridge.start_late).
+_KEPT_ON_SPANS = (STARTED_BARE, COUNTED_BELOW, CHECKED_BARE)
 
 
 def _unsettled(parent: Any, values: dict[str, object]) -> bool:
@@ -125,7 +131,7 @@ class AgentOtelSpanProcessor(SpanProcessor):
                 stamp_ids(span, ctx, values)
             if bare and self.bridge is not None:  # another library's span with no attribute yet: it may be a GenAI
                 # call marked later (GenAiSpanBridge.start_late), which started here
-                _note_bare(span, parent_context)
+                _note_bare(span, parent_context, ctx)
         policy = policies._policy or policies.policy()
         keys = self._keys
         if keys[0] is not policy:
@@ -162,9 +168,18 @@ class AgentOtelSpanProcessor(SpanProcessor):
             hash_events_and_links(span)
         bridge = self.bridge
         if drops and bridge is not None and not bridge.tracks(span) and classify(values):
-            # another library's GenAI call marked after it started, and not since a call started inside it
-            # (OpenInference's LangChain instrumentation sets every attribute as the span ends)
-            bridge.start_late(span, values)
+            # another library's GenAI call marked after it started, and not noted since (no call started inside it)
+            if getattr(span.instrumentation_scope, "name", "").startswith(MARKED_RIGHT_AFTER_START):
+                bridge.start_late(span, values, at_end=True)
+            else:  # marked as it ends (OpenInference's LangChain instrumentation sets every attribute then): not
+                # counted, and said, so that a missing call is not a silent zero
+                report_error("bridge.marked_at_end",
+                             LookupError("a GenAI span marked only when it ended is not counted"))
+        if _bare_seen:  # what the bridge kept on the span goes as it ends (the context it started in holds its parents)
+            held = span.__dict__
+            if _STARTED_BARE in held or COUNTED_BELOW in held:
+                for key in _KEPT_ON_SPANS:
+                    held.pop(key, None)
         if bridge is not None and (bridge.open_spans or has_events or DYING):  # else the bridge has nothing to do
             bridge._on_ending(span)
         if drops:  # after the bridge read the call (OpenInference's requested model is among its parameters)
