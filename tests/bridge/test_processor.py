@@ -919,6 +919,7 @@ def test_a_model_call_of_ours_first_in_an_agent_marked_right_after_it_started_is
         create()
     assert point(otel, OPERATION).count == 1
     assert point(otel, semconv.CLIENT_COST.name).attributes[semconv.GEN_AI_AGENT_NAME] == "helper"
+    assert otel.span("chat gpt-4o").attributes[semconv.GEN_AI_AGENT_NAME] == "helper"  # its span says it too
     assert point(otel, semconv.AGENT_INFERENCE_CALLS.name).sum == 1
     assert otel.span(semconv.job_span_name("strands")).attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 1
 
@@ -1268,3 +1269,64 @@ def test_a_program_span_with_no_attribute_around_many_calls_of_ours_is_looked_at
     assert len(looked) == 1
     assert point(otel, semconv.TOOL_DURATION.name).count == 100
     assert otel.span(semconv.job_span_name("many")).attributes[semconv.JOB_ROLLUP_TOOL_CALLS] == 100
+
+
+def _strands_spans(otel: Any, late: bool) -> Any:
+    """strands' span maker: marked right after it starts (``late``), or, for comparison, as it starts."""
+    tracer = foreign(otel, STRANDS)
+    return (lambda name, attributes: _marked(tracer, name, attributes)) if late else (
+        lambda name, attributes: tracer.start_span(name, attributes=attributes))
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_a_strands_tool_ending_after_its_cycle_is_its_agents(otel: Any, late: bool) -> None:
+    """A tool still running as the run's cycle ends (cancelled, timed out), with no call inside it: noted as it ends,
+    it lost its agent, which the cycle (a step of that agent's, noted as a call inside it started) held until it
+    ended. As for spans marked as they start (the final review)."""
+    make = _strands_spans(otel, late)
+    with agent_otel.job(type="j"), trace.use_span(make("invoke_agent helper", STRANDS_AGENT), end_on_exit=True):
+        cycle = make("execute_event_loop_cycle", STRANDS_CYCLE)
+        with trace.use_span(cycle):
+            with trace.use_span(make("chat", STRANDS_CHAT), end_on_exit=True):
+                pass
+            tool = make("execute_tool lookup", STRANDS_TOOL)
+        cycle.end()
+        tool.end()
+    assert point(otel, semconv.TOOL_DURATION.name).attributes.get(semconv.GEN_AI_AGENT_NAME) == "helper"
+    assert point(otel, semconv.AGENT_TOOL_CALLS.name).sum == 1
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_a_strands_agent_with_no_call_inside_records_none(otel: Any, late: bool) -> None:
+    """Noted as it ends, a strands agent that made no call recorded no call counts, where one marked as it starts
+    records 0 and 0: its counts are known (a call inside it would have noted it), and recorded (the final review)."""
+    make = _strands_spans(otel, late)
+    with trace.use_span(make("invoke_agent helper", STRANDS_AGENT), end_on_exit=True), \
+            trace.use_span(make("execute_event_loop_cycle", STRANDS_CYCLE), end_on_exit=True):
+        pass
+    assert [(point(otel, made.name).count, point(otel, made.name).sum)
+            for made in (semconv.AGENT_INFERENCE_CALLS, semconv.AGENT_TOOL_CALLS)] == [(1, 0), (1, 0)]
+
+
+def test_a_program_span_marked_right_after_it_starts_is_not_counted_in_part(otel: Any) -> None:
+    """The program's own spans (or another instrumentation's) marked right after they start: a tool span with a call
+    of ours inside it was noted as that call started, one with none was not, and its agent's tool calls read 1 for 2
+    (the final review). Only strands' are noted late, with a call inside or as they end; the others are not counted,
+    each said at ``bridge.marked_at_end``, as spans marked as they end are."""
+    tracer = foreign(otel, "the.program")
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def create() -> dict[str, Any]:
+        return {"model": "gpt-4o", "usage": {"prompt_tokens": 10, "completion_tokens": 2}}
+
+    agent = {semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: "manual"}
+    with agent_otel.job(type="j"), trace.use_span(_marked(tracer, "invoke_agent manual", agent), end_on_exit=True):
+        with trace.use_span(_marked(tracer, "execute_tool a", {**STRANDS_TOOL, semconv.GEN_AI_TOOL_NAME: "a"}),
+                            end_on_exit=True):
+            create()
+        with trace.use_span(_marked(tracer, "execute_tool b", {**STRANDS_TOOL, semconv.GEN_AI_TOOL_NAME: "b"}),
+                            end_on_exit=True):
+            pass
+    assert point(otel, OPERATION).count == 1  # ours
+    assert otel.points(semconv.TOOL_DURATION.name) == [] and otel.points(semconv.AGENT_DURATION.name) == []
+    assert error_count(otel, "bridge.marked_at_end") == 3

@@ -296,7 +296,8 @@ class GenAiSpanBridge(SpanProcessor):
                 below = _counted_below(span)
                 if kind in _CALLS and kind in below:  # a call inside it counted this one (the SDK's span in a model's)
                     seen.covered = counted_below = True
-                seen.counts_unknown = at_end or bool(below)  # the calls inside it were counted before it was known
+                seen.counts_unknown = bool(below)  # calls inside it were counted before it was known (else none ran:
+                # one would have noted it)
             elif kind in _CALLS and parent is None and isinstance(parent_span, Span) and not _ours(parent_span):
                 _tell(parent_span, kind)  # a span around it marked as it ends may be this call (see COUNTED_BELOW)
             if seen.covered and not same and not counted_below and kind is Kind.PROVIDER:
@@ -363,7 +364,7 @@ class GenAiSpanBridge(SpanProcessor):
                     break
                 else:
                     attributes = attribute_dict(span)
-                    if sources.classify(attributes) is not None:
+                    if sources.classify(attributes) is not None and sources.marked_right_after_start(span):
                         self.start_late(span, attributes)
                         seen = self._seen.get(span)
                     if seen is None:

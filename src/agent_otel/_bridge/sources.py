@@ -47,7 +47,7 @@ _NOT_CALLS = frozenset({"create_agent", semconv.OPERATION_EVOLVE, "retrieval"})
 _MODEL_OPERATIONS = semconv.INFERENCE_OPERATIONS | {"embeddings"}
 
 #: The attributes without which :func:`classify` finds no GenAI call in a span.
-GENAI_MARKERS = frozenset({semconv.GEN_AI_OPERATION_NAME, OPENINFERENCE_KIND})
+GENAI_MARKERS = semconv.GENAI_MARKERS
 
 
 def may_be_genai(attributes: Mapping[str, Any]) -> bool:
@@ -202,6 +202,12 @@ def tool_name_of(attributes: Mapping[str, Any]) -> str | None:
 #: not make its spans current (the SDK's span of the same call is beside it, counted already), and OpenInference's
 #: LlamaIndex one marks helper steps (``_prepare_chat_with_tools``) as model calls.
 MARKED_RIGHT_AFTER_START = ("strands.",)
+
+
+def marked_right_after_start(span: Any) -> bool:
+    """Whether ``span`` is of an instrumentation in :data:`MARKED_RIGHT_AFTER_START`."""
+    name = getattr(getattr(span, "instrumentation_scope", None), "name", None)
+    return isinstance(name, str) and name.startswith(MARKED_RIGHT_AFTER_START)
 
 
 #: The exception a provider SDK raises for each ``error.type`` its own spans write (by their instrumentation

@@ -18,7 +18,6 @@ from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
 from agent_otel import semconv
-from agent_otel._bridge.sources import may_be_genai
 from agent_otel._context.running import SPAN_KEY, STARTED_BARE
 from agent_otel._engine.instruments import Runtime, runtime
 from agent_otel._engine.policy import attribute_dict
@@ -138,7 +137,7 @@ def run_under(ctx: Context) -> AgentRun | None:
         started_in = held.get(STARTED_BARE) if held is not None else None
         if started_in is None:
             return None
-        passed.append((scope_of(span), may_be_genai(attribute_dict(span))))
+        passed.append((scope_of(span), not semconv.GENAI_MARKERS.isdisjoint(attribute_dict(span))))
         span = started_in[0].get(SPAN_KEY)  # (its parent's)
     return None
 

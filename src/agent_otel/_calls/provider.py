@@ -866,6 +866,8 @@ class ProviderHandler(KindHandler):
         span, ctx = self.open(span_name, attributes, parent)
         if run is None and RUNS:  # another library's agent whose span was marked after it started, found as this
             run = run_of(span)  # call's span started (see GenAiSpanBridge.start_late)
+            if run is not None and span.is_recording():
+                span.set_attribute(semconv.GEN_AI_AGENT_NAME, run.name)
         inv = ProviderInvocation(span, None, self, call, provider, model, operation, priced)
         inv.prompt_text = prompt
         outer = parent.get(PROVIDER_KEY)

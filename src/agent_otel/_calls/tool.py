@@ -193,6 +193,8 @@ class ToolHandler(KindHandler):
             run = run_of(span)  # call's span started (see GenAiSpanBridge.start_late)
             if run is not None and not self.names_agent:
                 agent_name = run.name
+                if span.is_recording():
+                    span.set_attribute(semconv.GEN_AI_AGENT_NAME, agent_name)
         state = ctx.get(PHASE_KEY)  # current_phase(ctx), without its call
         phase = state if isinstance(state, PhaseState) else None
         if phase is not None or self.has_step:

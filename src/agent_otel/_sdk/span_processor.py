@@ -19,7 +19,8 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from agent_otel import semconv
 from agent_otel._bridge.processor import CHECKED_BARE, COUNTED_BELOW, DYING, GenAiSpanBridge, starting_context
-from agent_otel._bridge.sources import GENAI_MARKERS, MARKED_RIGHT_AFTER_START, classify, may_be_genai
+from agent_otel._bridge.sources import GENAI_MARKERS, classify, marked_right_after_start, may_be_genai
+from agent_otel._calls.call_counts import note_run
 from agent_otel._context.job import BAGGAGE_KEY, JOB_KEY, JobState
 from agent_otel._context.running import SPAN_KEY, STARTED_BARE
 from agent_otel._context.stamping import stamp_ids
@@ -169,7 +170,7 @@ class AgentOtelSpanProcessor(SpanProcessor):
         bridge = self.bridge
         if drops and bridge is not None and not bridge.tracks(span) and classify(values):
             # another library's GenAI call marked after it started, and not noted since (no call started inside it)
-            if getattr(span.instrumentation_scope, "name", "").startswith(MARKED_RIGHT_AFTER_START):
+            if marked_right_after_start(span):
                 bridge.start_late(span, values, at_end=True)
             else:  # marked as it ends (OpenInference's LangChain instrumentation sets every attribute then): not
                 # counted, and said, so that a missing call is not a silent zero
@@ -178,6 +179,9 @@ class AgentOtelSpanProcessor(SpanProcessor):
         if _bare_seen:  # what the bridge kept on the span goes as it ends (the context it started in holds its parents)
             held = span.__dict__
             if _STARTED_BARE in held or COUNTED_BELOW in held:
+                run = held.get(CHECKED_BARE)
+                if run is not None:  # a step of another library's agent (strands' cycle): a span of that agent's
+                    note_run(span, run)  # inside it that ends after it is noted there (a tool left running)
                 for key in _KEPT_ON_SPANS:
                     held.pop(key, None)
         if bridge is not None and (bridge.open_spans or has_events or DYING):  # else the bridge has nothing to do
