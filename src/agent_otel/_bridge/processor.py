@@ -179,7 +179,8 @@ def _ours(span: Any) -> bool:
 COUNTED_BELOW = "_agent_otel_counted_below"
 #: Kept on a span that started with no attribute (see running.STARTED_BARE) and was no GenAI call when a call first
 #: started inside it (a span marked after it started is marked before the calls inside it start, or as it ends): the
-#: agent invocation above it then, None for none. The calls after the first inside it read it, and look no further.
+#: agent invocation above it then, in a 1-tuple (None for none). The calls after the first inside it read it, and look
+#: no further. (Each is an attribute of the span's own: reading a span's ``__dict__`` makes CPython build it.)
 CHECKED_BARE = "_agent_otel_checked"
 #: How many spans up from a call it looks through for the agent invocation it is part of.
 _BARE_LEVELS = 8
@@ -326,10 +327,11 @@ class GenAiSpanBridge(SpanProcessor):
         with self._noting:
             if span in self._seen:  # noted already, on another thread
                 return
-            held = getattr(span, "__dict__", None)
-            kept = held.pop(STARTED_BARE, None) if held is not None else None
-            started_in, calls_in = kept if kept is not None else (otel_context.get_current(),) * 2
-            self.start_genai(span, started_in, attributes, late=calls_in, at_end=at_end)
+            kept = getattr(span, STARTED_BARE, None)
+            if kept is not None:
+                setattr(span, STARTED_BARE, None)
+            started_in, current = kept if kept is not None else (otel_context.get_current(),) * 2
+            self.start_genai(span, started_in, attributes, late=starting_context(started_in, current), at_end=at_end)
             seen = self._seen.get(span)
         if at_end and kept is not None and seen is not None and seen.kind in _CALLS:
             parent = trace.get_current_span(started_in)
@@ -343,7 +345,7 @@ class GenAiSpanBridge(SpanProcessor):
         event-loop cycle between its agent and its tool) or in GenAI names, as for spans marked as they start, each
         noted in turn if it is a call by now. ``span``, no call yet, is told of it (see :data:`COUNTED_BELOW`)."""
         start, found, run = span, None, None
-        checked: list[dict[str, Any]] = []
+        checked: list[Any] = []
         passed: list[tuple[str | None, bool]] = []  # the spans of no call looked through: scope, carries GenAI names
         for level in range(_BARE_LEVELS):
             seen = self._seen.get(span) if level else None  # (the caller looked for the first)
@@ -352,15 +354,15 @@ class GenAiSpanBridge(SpanProcessor):
                     run = run_of(span)
                     if run is not None:
                         break
-                held: dict[str, Any] = getattr(span, "__dict__", None) or {}
-                started_in = held.get(STARTED_BARE)
+                started_in = getattr(span, STARTED_BARE, None)
+                looked = getattr(span, CHECKED_BARE, None)
                 if started_in is None:
                     with self._noting:  # (noted on another thread as this one looked?)
                         seen = self._seen.get(span)
                     if seen is None:
                         break
-                elif CHECKED_BARE in held:
-                    run = held[CHECKED_BARE]
+                elif looked is not None:
+                    run = looked[0]
                     break
                 else:
                     attributes = attribute_dict(span)
@@ -368,7 +370,7 @@ class GenAiSpanBridge(SpanProcessor):
                         self.start_late(span, attributes)
                         seen = self._seen.get(span)
                     if seen is None:
-                        checked.append(held)
+                        checked.append(span)
                         passed.append((scope_of(span), sources.may_be_genai(attributes)))
                         span = trace.get_current_span(started_in[0])  # (its parent)
                         continue
@@ -376,8 +378,8 @@ class GenAiSpanBridge(SpanProcessor):
             break
         if run is not None and outside_run(passed, span):  # (strands' cycle is its agent's step, which it marks as
             run = None  # it ends; a span of the program's own is none)
-        for held in checked:
-            held[CHECKED_BARE] = run
+        for looked_at in checked:
+            setattr(looked_at, CHECKED_BARE, (run,))
         if found is None and kind_below in _CALLS:
             _tell(start, kind_below)
         return found, run
@@ -514,25 +516,24 @@ def _drain_later() -> None:
 
 def _started_bare(span: object) -> bool:
     """Whether ``span`` is another library's that started with no attribute and is not noted as a GenAI call yet."""
-    held = getattr(span, "__dict__", None)
-    return held is not None and STARTED_BARE in held
+    return getattr(span, STARTED_BARE, None) is not None
 
 
 def _counted_below(span: object) -> set[Kind]:
-    held = getattr(span, "__dict__", None)
-    return (held.get(COUNTED_BELOW) if held is not None else None) or set()
+    return getattr(span, COUNTED_BELOW, None) or set()
 
 
 def _tell(span: Any, kind: Kind) -> None:
     """Tell another library's span not noted as a call that a call of ``kind`` was counted directly inside it (see
     :data:`COUNTED_BELOW`)."""
-    held = getattr(span, "__dict__", None)
-    if held is not None:
-        told = held.get(COUNTED_BELOW)
-        if told is None:
-            held[COUNTED_BELOW] = {kind}
-        elif kind not in told:
-            told.add(kind)
+    told = getattr(span, COUNTED_BELOW, None)
+    if told is None:
+        try:
+            setattr(span, COUNTED_BELOW, {kind})
+        except AttributeError:  # a span class with slots
+            pass
+    elif kind not in told:
+        told.add(kind)
 
 
 #: The kinds of a call, which a span of the same call inside another covers (an agent's run holds calls).
@@ -585,13 +586,14 @@ def _where() -> tuple[int, int]:
     return threading.get_ident(), id(task)
 
 
-def starting_context(parent_context: Context | None) -> Context:
-    """Where another library's span starts, for agent-otel: the current context, when the code runs inside an
-    agent-otel call or job; else the context the span was started with. LangChain's instrumentation starts its
-    spans with the context it kept when the run around them began, which has none of the agent-otel calls running
-    now (an agent or provider call a graph node or tool makes, a job it opens): their calls were counted twice,
-    or in no job."""
-    current = otel_context.get_current()
+def starting_context(parent_context: Context | None, current: Context | None = None) -> Context:
+    """Where another library's span starts, for agent-otel: the current context (``current``, else read now), when the
+    code runs inside an agent-otel call or job; else the context the span was started with. LangChain's
+    instrumentation starts its spans with the context it kept when the run around them began, which has none of the
+    agent-otel calls running now (an agent or provider call a graph node or tool makes, a job it opens): their calls
+    were counted twice, or in no job."""
+    if current is None:
+        current = otel_context.get_current()
     if parent_context is None or parent_context is current:
         return current
     for key in _CALL_KEYS:

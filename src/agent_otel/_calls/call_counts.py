@@ -133,8 +133,7 @@ def run_under(ctx: Context) -> AgentRun | None:
         run = _runs.get(span)
         if run is not None:
             return None if outside_run(passed, span) else run
-        held = getattr(span, "__dict__", None)
-        started_in = held.get(STARTED_BARE) if held is not None else None
+        started_in = getattr(span, STARTED_BARE, None)
         if started_in is None:
             return None
         passed.append((scope_of(span), not semconv.GENAI_MARKERS.isdisjoint(attribute_dict(span))))

@@ -26,11 +26,11 @@ SPAN_KEY = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, Context())))
 _started_in: weakref.WeakKeyDictionary[Span, Context] = weakref.WeakKeyDictionary()
 STARTED_IN: dict[Any, Context] = cast(Any, _started_in).data
 
-#: Kept on another library's span that starts with no attribute (see AgentOtelSpanProcessor.on_start), in the span
-#: object's own ``__dict__``: the context it started in (its parent span's), and the one of the agent-otel calls
-#: running where it started (see the span bridge's ``starting_context``). Such a span may be a GenAI call marked
-#: after it started (strands sets its attributes right after it starts a span), which the span bridge then notes as
-#: it would have at its start (its ``start_late``); a call of ours inside it looks through it for the agent
+#: Kept on another library's span that starts with no attribute (see AgentOtelSpanProcessor.on_start), as an
+#: attribute of the span object: the context it started in (its parent span's), and the current one then (for the
+#: agent-otel calls running where it started: see the span bridge's ``starting_context``). Such a span may be a GenAI
+#: call marked after it started (strands sets its attributes right after it starts a span), which the span bridge then
+#: notes as it would have at its start (its ``start_late``); a call of ours inside it looks through it for the agent
 #: invocation it is part of.
 STARTED_BARE = "_agent_otel_started_in"
 

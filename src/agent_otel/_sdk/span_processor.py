@@ -18,7 +18,7 @@ from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from agent_otel import semconv
-from agent_otel._bridge.processor import CHECKED_BARE, COUNTED_BELOW, DYING, GenAiSpanBridge, starting_context
+from agent_otel._bridge.processor import CHECKED_BARE, COUNTED_BELOW, DYING, GenAiSpanBridge
 from agent_otel._bridge.sources import GENAI_MARKERS, classify, marked_right_after_start, may_be_genai
 from agent_otel._calls.call_counts import note_run
 from agent_otel._context.job import BAGGAGE_KEY, JOB_KEY, JobState
@@ -45,36 +45,23 @@ _STARTED_BARE = STARTED_BARE
 _SCOPE = semconv.SCOPE_NAME
 
 
-#: Whether another library's span started with no attribute in this process (see :func:`_note_bare`): until one has,
-#: a span of ours does not look at its parent for one.
+#: Whether another library's span started with no attribute in this process (see on_start): until one has, a span of
+#: ours does not look at its parent for one.
 _bare_seen = False
 
 
-def _note_bare(span: Span, parent_context: Context | None, ctx: Context) -> None:
-    """Keep the context another library's span with no attribute started in, for agent-otel, on the span (see
-    :data:`~agent_otel._context.running.STARTED_BARE`); ``ctx``: the current one, when it started in it."""
-    global _bare_seen
-    held = getattr(span, "__dict__", None)
-    if held is not None:
-        held[_STARTED_BARE] = (ctx, ctx) if parent_context is None else (
-            parent_context, starting_context(parent_context))
-        _bare_seen = True
-
-
-#: What the bridge may keep on another library's span (see GenAiSpanBridge.start_late).
-_KEPT_ON_SPANS = (STARTED_BARE, COUNTED_BELOW, CHECKED_BARE)
-
-
 def _unsettled(parent: Any, values: dict[str, object]) -> bool:
-    """Whether the bridge has to look at a span of ours (``values``: its attributes) starting under another library's
-    span with no attribute: that span was not looked at yet, or it is part of another library's agent invocation, or
-    it was not told of a call of this one's kind (see GenAiSpanBridge._marked_since). The calls after the first under
-    a span of the program's own with no attribute pass straight on."""
-    held = parent.__dict__
-    if held.get(CHECKED_BARE, held) is not None:  # (itself: not looked at yet)
+    """Whether the bridge has to look at a span of ours (``values``: its attributes) starting under ``parent``, when it
+    is another library's span with no attribute: that span was not looked at yet, or it is part of another library's
+    agent invocation, or it was not told of a call of this one's kind (see GenAiSpanBridge._marked_since). The calls
+    after the first under a span of the program's own with no attribute pass straight on."""
+    if getattr(parent, _STARTED_BARE, None) is None:
+        return False
+    checked = getattr(parent, CHECKED_BARE, None)
+    if checked is None or checked[0] is not None:  # not looked at yet, or part of an agent invocation
         return True
     found = classify(values)
-    return found is None or found[0] not in held.get(COUNTED_BELOW, ())
+    return found is None or found[0] not in (getattr(parent, COUNTED_BELOW, None) or ())
 
 
 class AgentOtelSpanProcessor(SpanProcessor):
@@ -98,6 +85,7 @@ class AgentOtelSpanProcessor(SpanProcessor):
         return keys
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        global _bare_seen
         try:
             values = span._attributes._dict  # type: ignore[union-attr]  # the live dict: see attribute_dict
         except AttributeError:
@@ -105,8 +93,8 @@ class AgentOtelSpanProcessor(SpanProcessor):
         ctx = parent_context if parent_context is not None else _get_current()
         if ctx.get(SCRUBBED_KEY):  # one of ours: it starts with its ids and its keys hashed
             bridge = self.bridge
-            if (bridge is None or not (bridge.open_spans or (_bare_seen and _STARTED_BARE in getattr(
-                    ctx.get(SPAN_KEY), "__dict__", ()) and _unsettled(ctx.get(SPAN_KEY), values)))) and (
+            if (bridge is None or not (bridge.open_spans or (
+                    _bare_seen and _unsettled(ctx.get(SPAN_KEY), values)))) and (
                     policies._policy or policies.policy()).hashed_keys.isdisjoint(values):
                 return  # no other library's GenAI span open for the bridge to cover (nor one that may be marked
                 # later around it), no hash to note
@@ -131,8 +119,14 @@ class AgentOtelSpanProcessor(SpanProcessor):
             elif ctx.get(BAGGAGE_KEY):
                 stamp_ids(span, ctx, values)
             if bare and self.bridge is not None:  # another library's span with no attribute yet: it may be a GenAI
-                # call marked later (GenAiSpanBridge.start_late), which started here
-                _note_bare(span, parent_context, ctx)
+                # call marked later (GenAiSpanBridge.start_late): where it started is kept on it (an attribute of its
+                # own: reading a span's ``__dict__`` makes CPython build it, about 1 µs a span)
+                try:
+                    setattr(span, _STARTED_BARE, (ctx, ctx) if parent_context is None else (
+                        parent_context, _get_current()))
+                    _bare_seen = True
+                except AttributeError:  # a span class of another SDK, with slots
+                    pass
         policy = policies._policy or policies.policy()
         keys = self._keys
         if keys[0] is not policy:
@@ -176,14 +170,11 @@ class AgentOtelSpanProcessor(SpanProcessor):
                 # counted, and said, so that a missing call is not a silent zero
                 report_error("bridge.marked_at_end",
                              LookupError("a GenAI span marked only when it ended is not counted"))
-        if _bare_seen:  # what the bridge kept on the span goes as it ends (the context it started in holds its parents)
-            held = span.__dict__
-            if _STARTED_BARE in held or COUNTED_BELOW in held:
-                run = held.get(CHECKED_BARE)
-                if run is not None:  # a step of another library's agent (strands' cycle): a span of that agent's
-                    note_run(span, run)  # inside it that ends after it is noted there (a tool left running)
-                for key in _KEPT_ON_SPANS:
-                    held.pop(key, None)
+        if _bare_seen and getattr(span, _STARTED_BARE, None) is not None:  # the context it started in goes as it
+            setattr(span, _STARTED_BARE, None)  # ends (it holds its parents: a span the program keeps kept them all)
+            checked = getattr(span, CHECKED_BARE, None)
+            if checked is not None and checked[0] is not None:  # a step of another library's agent (strands' cycle):
+                note_run(span, checked[0])  # a span of that agent's inside it that ends after it is noted there
         if bridge is not None and (bridge.open_spans or has_events or DYING):  # else the bridge has nothing to do
             bridge._on_ending(span)
         if drops:  # after the bridge read the call (OpenInference's requested model is among its parameters)
