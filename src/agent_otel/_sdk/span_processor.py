@@ -54,14 +54,30 @@ def _unsettled(parent: Any, values: dict[str, object]) -> bool:
     """Whether the bridge has to look at a span of ours (``values``: its attributes) starting under ``parent``, when it
     is another library's span with no attribute: that span was not looked at yet, or it is part of another library's
     agent invocation, or it was not told of a call of this one's kind (see GenAiSpanBridge._marked_since). The calls
-    after the first under a span of the program's own with no attribute pass straight on."""
+    after the first under a span of the program's own with no attribute pass straight on, by their operation."""
     if getattr(parent, _STARTED_BARE, None) is None:
+        return False
+    settled = getattr(parent, _SETTLED, None)
+    operation = values.get(_OPERATION)
+    if settled is not None and operation in settled:
         return False
     checked = getattr(parent, CHECKED_BARE, None)
     if checked is None or checked[0] is not None:  # not looked at yet, or part of an agent invocation
         return True
     found = classify(values)
-    return found is None or found[0] not in (getattr(parent, COUNTED_BELOW, None) or ())
+    if found is None or found[0] not in (getattr(parent, COUNTED_BELOW, None) or ()):
+        return True
+    if settled is None:
+        setattr(parent, _SETTLED, {operation})
+    else:
+        settled.add(operation)
+    return False
+
+
+#: Kept on a span of another library's with no attribute: the operations of the spans of ours that started under it
+#: and that the bridge has nothing more to do for (see :func:`_unsettled`).
+_SETTLED = "_agent_otel_settled"
+_OPERATION = semconv.GEN_AI_OPERATION_NAME
 
 
 class AgentOtelSpanProcessor(SpanProcessor):
