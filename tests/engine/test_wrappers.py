@@ -2432,6 +2432,14 @@ def test_a_decorated_coroutine_function_recursing_past_the_limit_raises_as_plain
     runs = {mode: subprocess.run([sys.executable, "deep.py", mode], cwd=tmp_path, capture_output=True, text=True,
                                  timeout=120, env={**os.environ, "OTEL_TRACES_EXPORTER": "none"})
             for mode in ("plain", "traced")}
-    assert (runs["plain"].returncode, runs["plain"].stdout, runs["plain"].stderr) == (0, "['RecursionError']\n", "")
-    assert (runs["traced"].returncode, runs["traced"].stdout, runs["traced"].stderr) == (
-        runs["plain"].returncode, runs["plain"].stdout, runs["plain"].stderr)
+    said = {mode: _LOOP_FINALIZER_AT_THE_LIMIT.sub("", run.stderr) for mode, run in runs.items()}
+    assert (runs["plain"].returncode, runs["plain"].stdout, said["plain"]) == (0, "['RecursionError']\n", "")
+    assert (runs["traced"].returncode, runs["traced"].stdout, said["traced"]) == (
+        runs["plain"].returncode, runs["plain"].stdout, said["plain"])
+
+
+#: Python 3.13's event loop finalizer, when a collection runs it at the recursion limit: printed now and then by the
+#: program without agent-otel too (plain 3.13.0 under the full suite's load), so neither run's stderr counts it.
+_LOOP_FINALIZER_AT_THE_LIMIT = re.compile(
+    r"Exception ignored in: <function BaseEventLoop\.__del__ at 0x[0-9a-f]+>\nTraceback \(most recent call last\):\n"
+    r"  File .*, line \d+, in __del__\nRecursionError: maximum recursion depth exceeded\n")
