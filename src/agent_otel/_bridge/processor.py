@@ -213,10 +213,10 @@ class GenAiSpanBridge(SpanProcessor):
             self.start_genai(span, parent_context, attributes)
 
     def start_genai(self, span: Span, parent_context: Context | None, attributes: Mapping[str, Any],
-                    late: Context | None = None, at_end: bool = False) -> None:
+                    late: Context | None = None) -> None:
         """:meth:`on_start` for a span that :func:`~agent_otel._bridge.sources.may_be_genai` passes, given
         its attribute dict (the combined span processor has it already). ``late``: marked after it started, the context
-        of the agent-otel calls running where it started; ``at_end``: noted as it ends (see :meth:`start_late`)."""
+        of the agent-otel calls running where it started (see :meth:`start_late`)."""
         try:
             ours = _ours(span)
             parent_span = trace.get_current_span(parent_context)
@@ -320,10 +320,9 @@ class GenAiSpanBridge(SpanProcessor):
     def start_late(self, span: Span, attributes: Mapping[str, Any], at_end: bool = False) -> None:
         """Note another library's GenAI span marked after it started, as :meth:`start_genai` would have at its
         start: in the context it started in when it started with no attribute (see :data:`STARTED_BARE`), else in
-        the current one. Noted as it ends (``at_end``: OpenInference's LangChain and LlamaIndex instrumentations), it is
-        then recorded: a model or tool call counted directly inside it is the same call (:data:`COUNTED_BELOW`), and
-        tells its parent in turn; an agent's call counts are not known. Noted as a call starts inside it (strands
-        marks its spans right after it starts them), it is what it would have been."""
+        the current one. Noted as a call starts inside it (strands marks its spans right after it starts them), it is
+        what it would have been. Noted as it ends (``at_end``: a strands span with no call inside), it is then
+        recorded, and tells its parent in turn (see :data:`COUNTED_BELOW`)."""
         with self._noting:
             if span in self._seen:  # noted already, on another thread
                 return
@@ -331,7 +330,7 @@ class GenAiSpanBridge(SpanProcessor):
             if kept is not None:
                 setattr(span, STARTED_BARE, None)
             started_in, current = kept if kept is not None else (otel_context.get_current(),) * 2
-            self.start_genai(span, started_in, attributes, late=starting_context(started_in, current), at_end=at_end)
+            self.start_genai(span, started_in, attributes, late=starting_context(started_in, current))
             seen = self._seen.get(span)
         if at_end and kept is not None and seen is not None and seen.kind in _CALLS:
             parent = trace.get_current_span(started_in)

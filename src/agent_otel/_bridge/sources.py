@@ -21,6 +21,7 @@ from typing import Any
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
 
 from agent_otel import semconv
+from agent_otel._calls.call_counts import scope_of
 from agent_otel._engine.policy import OTHER
 
 
@@ -206,8 +207,8 @@ MARKED_RIGHT_AFTER_START = ("strands.",)
 
 def marked_right_after_start(span: Any) -> bool:
     """Whether ``span`` is of an instrumentation in :data:`MARKED_RIGHT_AFTER_START`."""
-    name = getattr(getattr(span, "instrumentation_scope", None), "name", None)
-    return isinstance(name, str) and name.startswith(MARKED_RIGHT_AFTER_START)
+    name = scope_of(span)
+    return name is not None and name.startswith(MARKED_RIGHT_AFTER_START)
 
 
 #: The exception a provider SDK raises for each ``error.type`` its own spans write (by their instrumentation
