@@ -37,18 +37,19 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.sdk.trace.sampling import Sampler
 from prometheus_client import CollectorRegistry, generate_latest
 
 import agent_otel
 from agent_otel import semconv
 from agent_otel._bridge.processor import GenAiSpanBridge
-from agent_otel._bridge.sampling import GenAiMetricsSampler
+from agent_otel._bridge.sampling import dropping_parts
 from agent_otel._context.job import AGENT_KEY, JOB_KEY, JobState, context_with_job
 from agent_otel._context.phase import PHASE_KEY
 from agent_otel._engine import instruments as runtime_module
 from agent_otel._sdk.configure import histogram_views
 from agent_otel._sdk.prometheus import AgentOtelPrometheusReader
+from agent_otel._sdk.settings import traces_sampler
 from agent_otel._sdk.span_processor import AgentOtelSpanProcessor
 
 ATTRS = {"gen_ai.agent.name": "planner", "agent.task.type": "plan", "deployment.environment": "bench"}
@@ -132,7 +133,8 @@ def decorate(kind: str, func: Callable) -> Callable:
 # -- providers: R's (plain SDK) and ours (as configure() sets them up) ---------------------------
 
 def sdk_providers(sampled: bool = True, ours: bool = True) -> tuple[Any, MeterProvider]:
-    tracer_provider = TracerProvider(sampler=None if sampled else ALWAYS_OFF)
+    named = {} if sampled else {"OTEL_TRACES_SAMPLER": "always_off"}
+    tracer_provider = TracerProvider(sampler=our_sampler(named) if ours else traces_sampler(named))
     # Every span is handed to a no-op exporter synchronously, the same for ours and the floors. Not a batch
     # processor: its thread competes for the GIL at random moments, and once its queue is full (the rounds
     # make spans faster than it drains them) it logs a warning per dropped span, noise that hits rows unevenly.
@@ -143,10 +145,16 @@ def sdk_providers(sampled: bool = True, ours: bool = True) -> tuple[Any, MeterPr
     return tracer_provider, meter_provider
 
 
+def our_sampler(env: dict[str, str]) -> Sampler:
+    """The sampler configure() builds from ``env``'s ``OTEL_TRACES_SAMPLER`` (the default: ``ParentBased(ALWAYS_ON)``),
+    its parts that drop spans recording GenAI spans for the bridge."""
+    return traces_sampler(env, dropping_parts())
+
+
 def add_our_span_processors(tracer_provider: TracerProvider) -> None:
-    """What configure() adds to every span of the process: the span processors, the GenAI span bridge included,
-    and the sampler that records the GenAI spans its own sampler drops (set before any tracer reads it)."""
-    tracer_provider.sampler = GenAiMetricsSampler(tracer_provider.sampler)
+    """What configure() adds to every span of the process: the span processors, the GenAI span bridge included.
+    (The sampler configure() builds, whose parts that drop spans record GenAI spans for the bridge, is the provider's
+    own: see sdk_providers.)"""
     tracer_provider.add_span_processor(AgentOtelSpanProcessor(GenAiSpanBridge()))
 
 
@@ -410,7 +418,7 @@ def foreign_span_cost_ns(calls: int, rounds: int, block: int = 50) -> dict[str, 
     exporter on either: the same for both, and its thread only adds noise). Blocks of ``block`` spans
     alternate between the two, either first in turn (see :func:`job_added_us`), and each round keeps the
     median of the per-pair differences, so a drift or spike of the machine hits both sides alike."""
-    plain, ours = TracerProvider(), TracerProvider()
+    plain, ours = TracerProvider(sampler=traces_sampler({})), TracerProvider(sampler=our_sampler({}))
     add_our_span_processors(ours)
     attributes = {"http.request.method": "GET", "url.path": "/items", "server.address": "example.test"}
     in_job = context_with_job(JobState(id="bench-job", type="bench"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from opentelemetry import trace
@@ -18,11 +18,13 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler, TraceIdRatioBased
 
 import agent_otel
 from agent_otel import semconv
+from agent_otel._bridge.sampling import dropping_parts
 from agent_otel._engine.instruments import build_runtime
+from agent_otel._sdk.settings import traces_sampler
 from tests.support.environment import CLEAN_ENV
 from tests.support.otlp_receiver import OtlpHttpReceiver, attributes_of, data_points_of
 from tests.support.paths import ROOT
@@ -125,9 +127,16 @@ def test_a_genai_span_recorded_only_counts_once_through_the_bridge() -> None:
         build_runtime()
 
 
-def test_a_call_of_ours_inside_another_librarys_unsampled_span_is_counted_once() -> None:
+@pytest.mark.parametrize("sampler_of", [
+    lambda: agent_otel.GenAiMetricsSampler(ParentBased(TraceIdRatioBased(1.0))),
+    lambda: traces_sampler({}, dropping_parts()),  # configure()'s: their span and ours go through two of its parts
+], ids=["wrapped whole", "configure's, parts wrapped"])
+def test_a_call_of_ours_inside_another_librarys_unsampled_span_is_counted_once(
+        sampler_of: Callable[[], Sampler]) -> None:
     """Once another library's GenAI span has been recorded for the bridge, a span of ours the sampler drops is
-    recorded too: the bridge tells their span of our call by ours (before, both counted the call)."""
+    recorded too: the bridge tells their span of our call by ours (before, both counted the call). In the sampler
+    configure() builds, their span (under a remote parent) and ours (under theirs, a local one) are decided by two
+    parts of it, which know of each other's recording."""
     from opentelemetry import context as otel_context
     from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
@@ -139,7 +148,7 @@ def test_a_call_of_ours_inside_another_librarys_unsampled_span_is_counted_once()
         return {"usage": {"input_tokens": 10, "output_tokens": 5}}
 
     reader = InMemoryMetricReader()
-    provider = TracerProvider(sampler=agent_otel.GenAiMetricsSampler(ParentBased(TraceIdRatioBased(1.0))))
+    provider = TracerProvider(sampler=sampler_of())
     provider.add_span_processor(AgentOtelSpanProcessor(GenAiSpanBridge()))
     build_runtime(provider, MeterProvider(metric_readers=[reader]))
     unsampled = NonRecordingSpan(SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=TraceFlags(0)))

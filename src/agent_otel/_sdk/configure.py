@@ -72,7 +72,7 @@ from opentelemetry.util._once import Once
 
 from agent_otel import semconv
 from agent_otel._bridge.processor import GenAiSpanBridge
-from agent_otel._bridge.sampling import GenAiMetricsSampler
+from agent_otel._bridge.sampling import GenAiMetricsSampler, dropping_parts
 from agent_otel._context.carriers import (
     flush_before_raised_signals,
     flush_on_the_programs_terminate,
@@ -437,11 +437,11 @@ def configure(
                     logger.info("agent-otel: the span bridge sees only the spans the host's sampler records; wrap it "
                                 "in agent_otel.GenAiMetricsSampler to count the GenAI spans it drops")
             else:
+                if bridged:  # the sampler OTEL_TRACES_SAMPLER names (by default ParentBased(ALWAYS_ON)), GenAI spans
+                    # its parts drop recorded for the bridge
+                    sampler = traces_sampler(os.environ, dropping_parts())
                 # the sampler checked above; no exit hook of the SDK: see _register_exit_hook
                 tp = TracerProvider(resource=our_resource, sampler=sampler, shutdown_on_exit=False)
-                if bridged:  # the sampler OTEL_TRACES_SAMPLER names (by default ParentBased(ALWAYS_ON)), GenAI spans
-                    # it drops recorded for the bridge; set before any tracer of this new provider reads it
-                    tp.sampler = GenAiMetricsSampler(tp.sampler)
                 for name in settings.traces_exporters:
                     processor = ReportingBatchSpanProcessor(_span_exporter(name, settings), telemetry.loss)
                     processor._reporting.resource = our_resource  # a parent's span, in a forked child (fork_handover)

@@ -167,19 +167,37 @@ def _check_sdk_choices(env: dict[str, str], *, exports_traces: bool) -> None:
                                  " a batch is taken from the queue")
 
 
-#: What ``OTEL_TRACES_SAMPLER`` may name (the SDK's samplers), from the sampling ratio its argument gives.
-_SAMPLERS: dict[str, Callable[[float], Sampler]] = {
-    "always_on": lambda ratio: ALWAYS_ON,
-    "always_off": lambda ratio: ALWAYS_OFF,
-    "traceidratio": TraceIdRatioBased,
-    "parentbased_always_on": lambda ratio: ParentBased(ALWAYS_ON),
-    "parentbased_always_off": lambda ratio: ParentBased(ALWAYS_OFF),
-    "parentbased_traceidratio": lambda ratio: ParentBased(TraceIdRatioBased(ratio)),
+#: What a sampler that drops spans becomes in the sampler :func:`traces_sampler` builds: itself, or (configure()'s, with
+#: the span bridge on) a sampler that records the GenAI spans it drops (see _bridge/sampling.py).
+SamplerWrap = Callable[[Sampler], Sampler]
+
+
+def _as_is(sampler: Sampler) -> Sampler:
+    return sampler
+
+
+def _parent_based(root: Sampler, dropping: SamplerWrap) -> Sampler:
+    """``ParentBased(root)``, its delegates for an unsampled parent given to ``dropping``: the SDK's defaults
+    otherwise, so that a span of a sampled trace, most spans, goes through no wrapper."""
+    return ParentBased(root, remote_parent_not_sampled=dropping(ALWAYS_OFF),
+                       local_parent_not_sampled=dropping(ALWAYS_OFF))
+
+
+#: What ``OTEL_TRACES_SAMPLER`` may name (the SDK's samplers), from the sampling ratio its argument gives and what a
+#: sampler that drops spans becomes.
+_SAMPLERS: dict[str, Callable[[float, SamplerWrap], Sampler]] = {
+    "always_on": lambda ratio, dropping: ALWAYS_ON,
+    "always_off": lambda ratio, dropping: dropping(ALWAYS_OFF),
+    "traceidratio": lambda ratio, dropping: dropping(TraceIdRatioBased(ratio)),
+    "parentbased_always_on": lambda ratio, dropping: _parent_based(ALWAYS_ON, dropping),
+    "parentbased_always_off": lambda ratio, dropping: _parent_based(dropping(ALWAYS_OFF), dropping),
+    "parentbased_traceidratio": lambda ratio, dropping: _parent_based(dropping(TraceIdRatioBased(ratio)), dropping),
 }
 
 
-def traces_sampler(env: Mapping[str, str]) -> Sampler:
-    """The sampler the environment names, for a TracerProvider configure() builds (an empty variable is an unset one:
+def traces_sampler(env: Mapping[str, str], dropping: SamplerWrap = _as_is) -> Sampler:
+    """The sampler the environment names, for a TracerProvider configure() builds, each of its parts that drops spans
+    given to ``dropping`` (an empty variable is an unset one:
     the default, ``parentbased_always_on``); a name or ratio the SDK cannot use is one ConfigurationError naming the
     variable. The SDK's own reading warns on the host's stderr for an empty or unknown name and an argument that is
     no number, then samples everything. A host's own provider keeps its sampler, whatever the variable says (the
@@ -197,7 +215,7 @@ def traces_sampler(env: Mapping[str, str]) -> Sampler:
     except ValueError:
         raise ConfigurationError(f"{OTEL_TRACES_SAMPLER_ARG}={raw!r}: expected a sampling ratio from 0 to 1 "
                                  f"(for {OTEL_TRACES_SAMPLER}={name})") from None
-    return make(ratio)
+    return make(ratio, dropping)
 
 
 def resolve_settings(
