@@ -1308,6 +1308,41 @@ def test_a_strands_agent_with_no_call_inside_records_none(otel: Any, late: bool)
             for made in (semconv.AGENT_INFERENCE_CALLS, semconv.AGENT_TOOL_CALLS)] == [(1, 0), (1, 0)]
 
 
+#: Semantic Kernel's model-call spans (``SEMANTICKERNEL_EXPERIMENTAL_GENAI_ENABLE_OTEL_DIAGNOSTICS=true``): started with
+#: no attribute (``tracer.start_span(name)``), marked right after, made current by ``use_span``. Made here as its
+#: ``model_diagnostics.decorators`` makes them: semantic-kernel 1.45.0 is no test dependency, as it pins mcp < 2 (the
+#: test extra has mcp 2.3.0) and pydantic < 2.14.
+SEMANTIC_KERNEL = "semantic_kernel.utils.telemetry.model_diagnostics.decorators"
+SK_CHAT = {semconv.GEN_AI_OPERATION_NAME: "chat", "gen_ai.system": "openai",
+           semconv.GEN_AI_REQUEST_MODEL: "gpt-4o-mini", "server.address": "127.0.0.1"}
+
+
+@pytest.mark.parametrize("inside", ["nothing", "the OpenAI instrumentation's span", "a provider call of ours"])
+def test_semantic_kernels_model_call_marked_right_after_it_starts_counts_once(otel: Any, inside: str) -> None:
+    """Semantic Kernel probe: its chat spans, the only instrumentation of the call, were not counted (0 calls, 0
+    tokens, a job costing 0 for 2 calls served) and each was counted at ``bridge.marked_at_end``, as it was with the
+    OpenAI instrumentation's span or a ``[[provider]]`` inside it counting the call (8 for 8), which kept
+    AgentOtelInstrumentationErrorsRising firing. The call counts once, with its tokens, in its job; nothing is said."""
+    tracer = foreign(otel, SEMANTIC_KERNEL)
+
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    def create() -> dict[str, Any]:
+        return {"model": "gpt-4o-mini", "usage": {"prompt_tokens": 50, "completion_tokens": 10}}
+
+    with agent_otel.job(type="sk"):
+        chat = _marked(tracer, "chat gpt-4o-mini", SK_CHAT)
+        with trace.use_span(chat, end_on_exit=True):
+            if inside == "the OpenAI instrumentation's span":
+                chat_span(foreign(otel), model="gpt-4o-mini", tokens=(50, 10))
+            elif inside == "a provider call of ours":
+                create()
+            chat.set_attributes({semconv.GEN_AI_USAGE_INPUT_TOKENS: 50, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 10})
+    assert point(otel, OPERATION).count == 1
+    assert [point(otel, name).sum for name in (INPUT_TOKENS, OUTPUT_TOKENS)] == [50, 10]
+    assert otel.span(semconv.job_span_name("sk")).attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 1
+    assert error_count(otel, "bridge.marked_at_end") == 0
+
+
 def test_a_program_span_marked_right_after_it_starts_is_not_counted_in_part(otel: Any) -> None:
     """The program's own spans (or another instrumentation's) marked right after they start: a tool span with a call
     of ours inside it was noted as that call started, one with none was not, and its agent's tool calls read 1 for 2
