@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -133,6 +134,70 @@ def test_the_context_manager_needs_no_pytest(tmp_path: Path) -> None:
     run = run_user(tmp_path, "check.py")
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "checked"
+
+
+GLOBAL_TRACER_PROGRAM = textwrap.dedent("""
+    import json
+    from opentelemetry import trace
+
+    import agent_otel
+    from agent_otel.testing import capture_telemetry
+
+    tracer = trace.get_tracer("somelib.telemetry")  # a library's own tracing (AutoGen's), its tracer taken at import
+    CHAT = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o"}
+
+    def library_call():
+        with tracer.start_as_current_span("chat gpt-4o", attributes=CHAT) as span:
+            span.set_attribute("gen_ai.usage.input_tokens", 10)
+            span.set_attribute("gen_ai.usage.output_tokens", 2)
+            return span.is_recording()
+
+    seen = []
+    for asked in (True, True, False, True):  # one capture per test of a session: each that asks sees the library's
+        with capture_telemetry(global_tracer_provider=asked) as telemetry:
+            library_call()
+            seen.append(([span.name for span in telemetry.spans()],
+                         [p.count for p in telemetry.points("gen_ai.client.inference.duration")]))
+    print(json.dumps({"captures": seen, "outside": library_call()}))
+""")
+
+
+def test_a_capture_asked_for_the_global_tracer_provider_sees_a_librarys_own_spans(tmp_path: Path) -> None:
+    """AutoGen probe: AutoGen takes its tracer from OpenTelemetry's global provider, which a capture did not set, so
+    a test captured none of its spans (nor the bridge's metrics of them) where production records them. With
+    ``global_tracer_provider=True`` each capture of a process sees them, the tracer taken before any capture; outside
+    a capture that asked, they are not recorded."""
+    (tmp_path / "check.py").write_text(GLOBAL_TRACER_PROGRAM)
+    run = run_user(tmp_path, "check.py")
+    assert (run.returncode, run.stderr) == (0, "")
+    assert json.loads(run.stdout) == {"captures": [[["chat gpt-4o"], [1]], [["chat gpt-4o"], [1]], [[], []],
+                                                   [["chat gpt-4o"], [1]]],
+                                      "outside": False}
+
+
+def test_a_global_tracer_provider_of_the_programs_own_is_kept_and_said(tmp_path: Path) -> None:
+    (tmp_path / "check.py").write_text(textwrap.dedent("""
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+
+        from agent_otel.errors import ConfigurationError
+        from agent_otel.testing import capture_telemetry
+
+        own = TracerProvider()
+        trace.set_tracer_provider(own)
+        try:
+            with capture_telemetry(global_tracer_provider=True):
+                pass
+        except ConfigurationError as error:
+            print(error)
+        print(trace.get_tracer_provider() is own)
+    """))
+    run = run_user(tmp_path, "check.py")
+    assert (run.returncode, run.stderr) == (0, "")
+    assert run.stdout.splitlines() == [
+        "capture_telemetry(global_tracer_provider=True): this process has a global tracer provider of its own "
+        "(TracerProvider), which OpenTelemetry keeps: give it up (set none) in these tests, or capture without "
+        "global_tracer_provider", "True"]
 
 
 def test_installing_agent_otel_gives_a_user_s_pytest_the_fixture(tmp_path: Path) -> None:

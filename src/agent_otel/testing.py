@@ -11,19 +11,23 @@ exporters are in-memory, so a test asserts on exactly what a collector or Promet
         [point] = telemetry.points("gen_ai.invoke_agent.duration")
 
 With pytest, installing agent-otel is enough: its plugin provides the same object as the fixture
-``agent_otel_telemetry``. Neither needs a collector, a port or a global provider.
+``agent_otel_telemetry``. Neither needs a collector, a port or a global provider; a library that takes its tracer
+from the global provider (AutoGen, Semantic Kernel) is captured with ``global_tracer_provider=True``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import DataPointT, InMemoryMetricReader, Metric
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.util.types import Attributes
 
 from agent_otel import semconv
 from agent_otel._calls.evaluation import reset_baselines
@@ -60,12 +64,17 @@ class TelemetryCapture:
     tracer_provider: TracerProvider
     meter_provider: MeterProvider
 
-    def __init__(self, *, instrument_threads: bool = True, instrument_processes: bool = True) -> None:
-        for name, value in (("instrument_threads", instrument_threads), ("instrument_processes", instrument_processes)):
+    def __init__(self, *, instrument_threads: bool = True, instrument_processes: bool = True,
+                 global_tracer_provider: bool = False) -> None:
+        for name, value in (("instrument_threads", instrument_threads), ("instrument_processes", instrument_processes),
+                            ("global_tracer_provider", global_tracer_provider)):
             if not isinstance(value, bool):
                 raise ConfigurationError(f"capture_telemetry(): {name}={value!r}: expected True or False")
         self._instrument_threads = instrument_threads
         self._instrument_processes = instrument_processes
+        self._global = global_tracer_provider
+        if global_tracer_provider:
+            _route_global_tracer_provider()
         self._start()
 
     def spans(self, name: str | None = None) -> list[ReadableSpan]:
@@ -133,11 +142,15 @@ class TelemetryCapture:
         configure(tracer_provider=self.tracer_provider, meter_provider=self.meter_provider, set_global=False,
                   system_metrics=False, instrument_threads=self._instrument_threads,
                   instrument_processes=self._instrument_processes)
+        if self._global:
+            _ROUTER.target = self.tracer_provider
 
     def _stop(self) -> None:
         # the jobs, agents, evolution runs and phases still open (a generator a failed test left half-read) end
         # here, closed, as at a process's exit: ended later, they recorded into the next test's capture
         end_in_flight(None, _END_IN_FLIGHT_S)
+        if _ROUTER.target is self.tracer_provider:
+            _ROUTER.target = None
         shutdown()
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
@@ -149,18 +162,80 @@ _END_IN_FLIGHT_S = 1.0
 
 
 @contextmanager
-def capture_telemetry(*, instrument_threads: bool = True, instrument_processes: bool = True) -> Iterator[
-        TelemetryCapture]:
+def capture_telemetry(*, instrument_threads: bool = True, instrument_processes: bool = True,
+                      global_tracer_provider: bool = False) -> Iterator[TelemetryCapture]:
     """Configure agent-otel to record into a :class:`TelemetryCapture` for the duration of the block.
 
     An earlier ``configure()`` is shut down first; policy and prices start and end at their defaults
     (:func:`restore_defaults`). ``instrument_threads``/``instrument_processes`` are passed to
     ``configure()`` (job and trace context carried into threads and child processes).
+    ``global_tracer_provider``: the spans of tracers taken from OpenTelemetry's global provider (a library's own
+    tracing) are captured too (see :func:`_route_global_tracer_provider`).
     """
     restore_defaults()
-    capture = TelemetryCapture(instrument_threads=instrument_threads, instrument_processes=instrument_processes)
+    capture = TelemetryCapture(instrument_threads=instrument_threads, instrument_processes=instrument_processes,
+                               global_tracer_provider=global_tracer_provider)
     try:
         yield capture
     finally:
         capture._stop()
         restore_defaults()
+
+
+class _RoutingTracerProvider(trace.TracerProvider):
+    """OpenTelemetry's global tracer provider in a process whose captures ask for it: each span of a tracer taken from
+    it starts in the capture in progress that asked (``target``), or nowhere (not recording) outside one. OpenTelemetry
+    sets the global provider once per process, and a library keeps the tracer it took at import: routing, rather than
+    a capture's own provider, lets every capture of a test session see those spans."""
+
+    def __init__(self) -> None:
+        self.target: TracerProvider | None = None
+
+    def get_tracer(self, instrumenting_module_name: str, instrumenting_library_version: str | None = None,
+                   schema_url: str | None = None, attributes: Attributes | None = None) -> trace.Tracer:
+        return _RoutingTracer(self, (instrumenting_module_name, instrumenting_library_version, schema_url, attributes))
+
+
+class _RoutingTracer(trace.Tracer):
+    """A tracer of :class:`_RoutingTracerProvider`: the capture's tracer of the same scope, at each span's start."""
+
+    def __init__(self, router: _RoutingTracerProvider, scope: tuple[str, str | None, str | None, Attributes]) -> None:
+        self._router = router
+        self._scope = scope
+
+    def _tracer(self) -> trace.Tracer:
+        target = self._router.target
+        return _NOWHERE if target is None else target.get_tracer(*self._scope)
+
+    def start_span(self, name: str, context: Any = None, kind: trace.SpanKind = trace.SpanKind.INTERNAL,
+                   attributes: Attributes = None, links: Sequence[trace.Link] | None = None,
+                   start_time: int | None = None, record_exception: bool = True,
+                   set_status_on_exception: bool = True) -> trace.Span:
+        return self._tracer().start_span(name, context, kind, attributes, links, start_time, record_exception,
+                                         set_status_on_exception)
+
+    def start_as_current_span(self, name: str, context: Any = None,
+                              kind: trace.SpanKind = trace.SpanKind.INTERNAL, attributes: Attributes = None,
+                              links: Sequence[trace.Link] | None = None, start_time: int | None = None,
+                              record_exception: bool = True, set_status_on_exception: bool = True,
+                              end_on_exit: bool = True) -> Any:
+        return self._tracer().start_as_current_span(name, context, kind, attributes, links, start_time,
+                                                    record_exception, set_status_on_exception, end_on_exit)
+
+
+_NOWHERE = trace.NoOpTracer()
+_ROUTER = _RoutingTracerProvider()
+
+
+def _route_global_tracer_provider() -> None:
+    """Make :data:`_ROUTER` OpenTelemetry's global tracer provider, once per process; a global provider of the
+    program's own (set before, by a conftest or the code under test) is one ConfigurationError, as OpenTelemetry
+    would keep it."""
+    found = trace.get_tracer_provider()
+    if found is _ROUTER:
+        return
+    if not isinstance(found, trace.ProxyTracerProvider):
+        raise ConfigurationError(f"capture_telemetry(global_tracer_provider=True): this process has a global tracer "
+                                 f"provider of its own ({type(found).__name__}), which OpenTelemetry keeps: give it "
+                                 f"up (set none) in these tests, or capture without global_tracer_provider")
+    trace.set_tracer_provider(_ROUTER)
