@@ -192,6 +192,26 @@ def test_a_provider_call_of_ours_around_another_inference_operations_span_counts
     assert otel.span(semconv.job_span_name("gemini")).attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 1
 
 
+def test_a_provider_call_of_ours_whose_result_shows_usage_but_no_model_names_the_model_that_answered_inside(
+        otel: Any) -> None:
+    """AutoGen probe: ``[[provider]]`` on AutoGen's ``OpenAIChatCompletionClient.create``, whose result has the tokens
+    but not the model that answered: the OpenAI instrumentation's span inside has it, and the call's metrics and span
+    lost ``gen_ai.response.model`` (the bridge alone had it). The call's tokens stay its result's."""
+    tracer = foreign(otel)
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def create() -> dict[str, Any]:
+        chat_span(tracer, tokens=(1000, 200))
+        return {"usage": {"prompt_tokens": 1000, "completion_tokens": 200}}  # no model in it
+
+    create()
+    assert point(otel, OPERATION).attributes[semconv.GEN_AI_RESPONSE_MODEL] == "gpt-4o-2024-08-06"
+    assert point(otel, INPUT_TOKENS).attributes[semconv.GEN_AI_RESPONSE_MODEL] == "gpt-4o-2024-08-06"
+    assert point(otel, INPUT_TOKENS).sum == 1000
+    ours = [span for span in otel.spans("chat gpt-4o") if span.instrumentation_scope.name == semconv.SCOPE_NAME]
+    assert ours[0].attributes[semconv.GEN_AI_RESPONSE_MODEL] == "gpt-4o-2024-08-06"
+
+
 def test_a_completion_request_to_another_model_inside_our_chat_call_is_a_call_of_its_own(otel: Any) -> None:
     """Two inference operations are one call's only for one model: a ``text_completion`` request to another model
     made inside an agent-otel chat call was taken for it, its call, tokens and cost lost."""

@@ -200,10 +200,15 @@ class ProviderInvocation(Invocation):
                 cost = (cost or 0.0) + part
             unpriced = unpriced or missing
         self._take_usage(total)
+        self._answered_inside(entries)
+        return cost, unpriced
+
+    def _answered_inside(self, entries: list[tuple[TokenUsage, str | None]]) -> None:
+        """The model that answered the requests inside (``entries``: what their spans reported) is the call's, when
+        they agree and its result named none (AutoGen's ``create`` returns the tokens, not the model)."""
         models = {model for _, model in entries}
         if not self.response_model and len(models) == 1:
             self.response_model = models.pop()
-        return cost, unpriced
 
     def _one_request_inside(self) -> bool:
         """Whether the usage the result showed is that of one of the requests other libraries' spans reported inside
@@ -474,6 +479,8 @@ class ProviderInvocation(Invocation):
         inside_cost = None
         if self.usage_inside and self.input_tokens is None and self.output_tokens is None:
             inside_cost = self._adopt_usage_inside()
+        elif self.usage_inside:
+            self._answered_inside(list(self.usage_inside))
         if "response_model" in handler.options:
             response_model = handler.option("response_model", call)
             if response_model is not None and not isinstance(response_model, str):
