@@ -152,27 +152,35 @@ GLOBAL_TRACER_PROGRAM = textwrap.dedent("""
             span.set_attribute("gen_ai.usage.output_tokens", 2)
             return span.is_recording()
 
+    @tracer.start_as_current_span("step")  # decorated once, at import: a span in the provider in use at each call
+    def library_step():
+        return trace.get_current_span().is_recording()
+
     seen = []
-    for asked in (True, True, False, True):  # one capture per test of a session: each that asks sees the library's
+    for asked in (False, True, True, False):  # one capture per test of a session
         with capture_telemetry(global_tracer_provider=asked) as telemetry:
             library_call()
+            library_step()
             seen.append(([span.name for span in telemetry.spans()],
                          [p.count for p in telemetry.points("gen_ai.client.inference.duration")]))
-    print(json.dumps({"captures": seen, "outside": library_call()}))
+    outside = [library_call(), library_step()]
+    agent_otel.configure(metrics_exporter="none")  # a later configure(): its provider in use
+    print(json.dumps({"captures": seen, "outside": outside, "configured": [library_call(), library_step()]}))
 """)
 
 
 def test_a_capture_asked_for_the_global_tracer_provider_sees_a_librarys_own_spans(tmp_path: Path) -> None:
     """AutoGen probe: AutoGen takes its tracer from OpenTelemetry's global provider, which a capture did not set, so
-    a test captured none of its spans (nor the bridge's metrics of them) where production records them. With
-    ``global_tracer_provider=True`` each capture of a process sees them, the tracer taken before any capture; outside
-    a capture that asked, they are not recorded."""
+    a test captured none of its spans (nor the bridge's metrics of them) where production records them. Once a
+    capture asked for ``global_tracer_provider=True``, every capture of the process sees them, the tracer taken (and a
+    function decorated with it) before any capture; outside one they are not recorded, and a later ``configure()``
+    gets them (review: a decorated function kept the provider of its first capture, and a later configure() none)."""
     (tmp_path / "check.py").write_text(GLOBAL_TRACER_PROGRAM)
     run = run_user(tmp_path, "check.py")
     assert (run.returncode, run.stderr) == (0, "")
-    assert json.loads(run.stdout) == {"captures": [[["chat gpt-4o"], [1]], [["chat gpt-4o"], [1]], [[], []],
-                                                   [["chat gpt-4o"], [1]]],
-                                      "outside": False}
+    both = [["chat gpt-4o", "step"], [1]]
+    assert json.loads(run.stdout) == {"captures": [[[], []], both, both, both], "outside": [False, False],
+                                      "configured": [True, True]}
 
 
 def test_a_global_tracer_provider_of_the_programs_own_is_kept_and_said(tmp_path: Path) -> None:

@@ -17,9 +17,11 @@ from the global provider (AutoGen, Semantic Kernel) is captured with ``global_tr
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import functools
+import inspect
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
@@ -36,7 +38,13 @@ from agent_otel._engine.instruments import enabled_from_env
 from agent_otel._engine.policy import reset_policy
 from agent_otel._engine.self_telemetry import count_unreported, forget_reports
 from agent_otel._engine.wrappers import end_in_flight
-from agent_otel._sdk.configure import configure, metric_views, runtime_without_configuration, shutdown
+from agent_otel._sdk.configure import (
+    configure,
+    current_telemetry,
+    metric_views,
+    runtime_without_configuration,
+    shutdown,
+)
 from agent_otel._sdk.metric_ids import without_ids
 from agent_otel.errors import ConfigurationError
 
@@ -72,7 +80,6 @@ class TelemetryCapture:
                 raise ConfigurationError(f"capture_telemetry(): {name}={value!r}: expected True or False")
         self._instrument_threads = instrument_threads
         self._instrument_processes = instrument_processes
-        self._global = global_tracer_provider
         if global_tracer_provider:
             _route_global_tracer_provider()
         self._start()
@@ -142,15 +149,11 @@ class TelemetryCapture:
         configure(tracer_provider=self.tracer_provider, meter_provider=self.meter_provider, set_global=False,
                   system_metrics=False, instrument_threads=self._instrument_threads,
                   instrument_processes=self._instrument_processes)
-        if self._global:
-            _ROUTER.target = self.tracer_provider
 
     def _stop(self) -> None:
         # the jobs, agents, evolution runs and phases still open (a generator a failed test left half-read) end
         # here, closed, as at a process's exit: ended later, they recorded into the next test's capture
         end_in_flight(None, _END_IN_FLIGHT_S)
-        if _ROUTER.target is self.tracer_provider:
-            _ROUTER.target = None
         shutdown()
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
@@ -184,28 +187,27 @@ def capture_telemetry(*, instrument_threads: bool = True, instrument_processes: 
 
 class _RoutingTracerProvider(trace.TracerProvider):
     """OpenTelemetry's global tracer provider in a process whose captures ask for it: each span of a tracer taken from
-    it starts in the capture in progress that asked (``target``), or nowhere (not recording) outside one. OpenTelemetry
-    sets the global provider once per process, and a library keeps the tracer it took at import: routing, rather than
-    a capture's own provider, lets every capture of a test session see those spans."""
-
-    def __init__(self) -> None:
-        self.target: TracerProvider | None = None
+    it starts in agent-otel's provider in use at that moment (a capture's, or a later ``configure()``'s), or nowhere
+    (not recording) when there is none. OpenTelemetry sets the global provider once per process, and a library keeps
+    the tracer it took at import: routing, rather than a capture's own provider, lets every capture of a test session
+    see those spans."""
 
     def get_tracer(self, instrumenting_module_name: str, instrumenting_library_version: str | None = None,
                    schema_url: str | None = None, attributes: Attributes | None = None) -> trace.Tracer:
-        return _RoutingTracer(self, (instrumenting_module_name, instrumenting_library_version, schema_url, attributes))
+        return _RoutingTracer((instrumenting_module_name, instrumenting_library_version, schema_url, attributes))
 
 
 class _RoutingTracer(trace.Tracer):
-    """A tracer of :class:`_RoutingTracerProvider`: the capture's tracer of the same scope, at each span's start."""
+    """A tracer of :class:`_RoutingTracerProvider`: the tracer of the same scope of the provider in use, at each
+    span's start (a function decorated with ``start_as_current_span`` too, at each call)."""
 
-    def __init__(self, router: _RoutingTracerProvider, scope: tuple[str, str | None, str | None, Attributes]) -> None:
-        self._router = router
+    def __init__(self, scope: tuple[str, str | None, str | None, Attributes]) -> None:
         self._scope = scope
 
     def _tracer(self) -> trace.Tracer:
-        target = self._router.target
-        return _NOWHERE if target is None else target.get_tracer(*self._scope)
+        telemetry = current_telemetry()
+        provider = telemetry.tracer_provider if telemetry is not None else None
+        return _NOWHERE if provider is None else provider.get_tracer(*self._scope)
 
     def start_span(self, name: str, context: Any = None, kind: trace.SpanKind = trace.SpanKind.INTERNAL,
                    attributes: Attributes = None, links: Sequence[trace.Link] | None = None,
@@ -214,13 +216,48 @@ class _RoutingTracer(trace.Tracer):
         return self._tracer().start_span(name, context, kind, attributes, links, start_time, record_exception,
                                          set_status_on_exception)
 
-    def start_as_current_span(self, name: str, context: Any = None,
-                              kind: trace.SpanKind = trace.SpanKind.INTERNAL, attributes: Attributes = None,
-                              links: Sequence[trace.Link] | None = None, start_time: int | None = None,
-                              record_exception: bool = True, set_status_on_exception: bool = True,
-                              end_on_exit: bool = True) -> Any:
-        return self._tracer().start_as_current_span(name, context, kind, attributes, links, start_time,
-                                                    record_exception, set_status_on_exception, end_on_exit)
+    def start_as_current_span(self, name: str, context: Any = None, kind: trace.SpanKind = trace.SpanKind.INTERNAL,
+                              attributes: Attributes = None, links: Sequence[trace.Link] | None = None,
+                              start_time: int | None = None, record_exception: bool = True,
+                              set_status_on_exception: bool = True, end_on_exit: bool = True) -> Any:
+        return _CurrentSpan(self, (name, context, kind, attributes, links, start_time, record_exception,
+                                   set_status_on_exception, end_on_exit))
+
+
+class _CurrentSpan:
+    """What :meth:`_RoutingTracer.start_as_current_span` returns: a context manager, or a decorator, as the API's, whose
+    span starts in the provider in use when the block is entered or the decorated function called."""
+
+    def __init__(self, tracer: _RoutingTracer, arguments: tuple[Any, ...]) -> None:
+        self._tracer = tracer
+        self._arguments = arguments
+        self._entered: list[Any] = []
+
+    def _manager(self) -> Any:
+        return self._tracer._tracer().start_as_current_span(*self._arguments)
+
+    def __enter__(self) -> trace.Span:
+        manager = self._manager()
+        span = manager.__enter__()
+        self._entered.append(manager)
+        return cast(trace.Span, span)
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        return self._entered.pop().__exit__(*exc_info)
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                with self._manager():
+                    return await func(*args, **kwargs)
+            return run_async
+
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with self._manager():
+                return func(*args, **kwargs)
+        return run
 
 
 _NOWHERE = trace.NoOpTracer()

@@ -212,6 +212,36 @@ def test_a_provider_call_of_ours_whose_result_shows_usage_but_no_model_names_the
     assert ours[0].attributes[semconv.GEN_AI_RESPONSE_MODEL] == "gpt-4o-2024-08-06"
 
 
+def test_a_provider_call_of_ours_with_its_own_tokens_does_not_take_the_model_of_a_helper_request_inside(
+        otel: Any) -> None:
+    """A helper request to another model inside our call (a chat span of another library, which our call covers) is
+    not the call's own request: its response model is not the call's, nor its price (review: the call's 1,000/200
+    tokens were priced as gpt-4o-mini's, the job's cost with them). Nor is a request model a response model: an inner
+    span that names only the model asked for gives the call none."""
+    tracer = foreign(otel)
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def create() -> dict[str, Any]:
+        chat_span(tracer, model="gpt-4o-mini", tokens=(5, 1))  # a helper request (a classifier's, a guard's)
+        return {"usage": {"prompt_tokens": 1000, "completion_tokens": 200}}
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def asked_only() -> dict[str, Any]:
+        with tracer.start_as_current_span("chat gpt-4o", attributes={
+                semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
+                semconv.GEN_AI_REQUEST_MODEL: "gpt-4o"}) as span:
+            span.set_attributes({semconv.GEN_AI_USAGE_INPUT_TOKENS: 7, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 3})
+        return {"usage": {"prompt_tokens": 7, "completion_tokens": 3}}
+
+    with agent_otel.job(type="helper"):
+        create()
+    assert semconv.GEN_AI_RESPONSE_MODEL not in point(otel, OPERATION).attributes
+    assert otel.span(semconv.job_span_name("helper")).attributes[semconv.JOB_ROLLUP_COST] == pytest.approx(
+        1000 * 2.5 / 1e6 + 200 * 10.0 / 1e6)
+    asked_only()
+    assert [semconv.GEN_AI_RESPONSE_MODEL in found.attributes for found in points(otel, OPERATION)] == [False]
+
+
 def test_a_completion_request_to_another_model_inside_our_chat_call_is_a_call_of_its_own(otel: Any) -> None:
     """Two inference operations are one call's only for one model: a ``text_completion`` request to another model
     made inside an agent-otel chat call was taken for it, its call, tokens and cost lost."""
@@ -1361,6 +1391,47 @@ def test_semantic_kernels_model_call_marked_right_after_it_starts_counts_once(ot
     assert [point(otel, name).sum for name in (INPUT_TOKENS, OUTPUT_TOKENS)] == [50, 10]
     assert otel.span(semconv.job_span_name("sk")).attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 1
     assert error_count(otel, "bridge.marked_at_end") == 0
+
+
+def test_semantic_kernels_agent_owns_the_model_calls_of_its_function_calling_loop(otel: Any) -> None:
+    """Semantic Kernel's ChatCompletionAgent runs its model calls inside its auto function-calling loop's span, which
+    starts with no attribute, carries no GenAI name and is of another module's scope than the agent's span: the calls
+    counted in the job but not in the agent (0 model calls for the agent; review of the change that notes its spans
+    late). A step of the agent's own library passes the agent on, whatever module names its tracer."""
+    with agent_otel.job(type="sk"), foreign(otel, "semantic_kernel.utils.telemetry.agent_diagnostics.decorators"
+                                            ).start_as_current_span("invoke_agent helper", attributes={
+                                                semconv.GEN_AI_OPERATION_NAME: "invoke_agent",
+                                                semconv.GEN_AI_AGENT_NAME: "helper"}):
+        loop = _marked(foreign(otel, "semantic_kernel.connectors.ai.chat_completion_client_base"),
+                       "AutoFunctionInvocationLoop", {"sk.available_functions": "weather-get_weather"})
+        with trace.use_span(loop, end_on_exit=True):
+            for _ in range(2):
+                chat = _marked(foreign(otel, SEMANTIC_KERNEL), "chat gpt-4o-mini", SK_CHAT)
+                with trace.use_span(chat, end_on_exit=True):
+                    chat.set_attributes({semconv.GEN_AI_USAGE_INPUT_TOKENS: 50,
+                                         semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 10})
+    assert point(otel, OPERATION).count == 2
+    assert point(otel, semconv.AGENT_INFERENCE_CALLS.name).sum == 2
+    assert point(otel, semconv.CLIENT_COST.name).attributes[semconv.GEN_AI_AGENT_NAME] == "helper"
+
+
+def test_semantic_kernels_text_completions_span_with_a_completion_inside_counts_once(otel: Any) -> None:
+    """Semantic Kernel names a text completion ``text_completions``, not the conventions' ``text_completion``: noted
+    late, its span and a completion span of another instrumentation inside it were two calls (review of the change
+    that notes its spans late). One call, its operation the conventions' name."""
+    tracer = foreign(otel, SEMANTIC_KERNEL)
+    with agent_otel.job(type="sk"):
+        completion = _marked(tracer, "text_completions gpt-3.5-turbo-instruct", {
+            **SK_CHAT, semconv.GEN_AI_OPERATION_NAME: "text_completions",
+            semconv.GEN_AI_REQUEST_MODEL: "gpt-3.5-turbo-instruct"})
+        with trace.use_span(completion, end_on_exit=True):
+            chat_span(foreign(otel), model="gpt-3.5-turbo-instruct", tokens=(50, 10),
+                      **{semconv.GEN_AI_OPERATION_NAME: "text_completion"})
+            completion.set_attributes({semconv.GEN_AI_USAGE_INPUT_TOKENS: 50, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 10})
+    assert [(found.attributes[semconv.GEN_AI_OPERATION_NAME], found.count) for found in points(otel, OPERATION)] == [
+        ("text_completion", 1)]
+    assert point(otel, INPUT_TOKENS).sum == 50
+    assert otel.span(semconv.job_span_name("sk")).attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 1
 
 
 def test_a_program_span_marked_right_after_it_starts_is_not_counted_in_part(otel: Any) -> None:

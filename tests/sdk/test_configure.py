@@ -173,6 +173,29 @@ def test_the_sampler_variable_is_read_checked_and_an_empty_one_is_the_default() 
     assert (host.returncode, host.stdout.strip()) == (0, "AlwaysOnSampler"), host.stderr
 
 
+def test_a_provider_whose_sampler_records_dropped_genai_spans_is_not_told_to_wrap_it() -> None:
+    """configure() with a host's provider says when its sampler hides GenAI spans from the bridge; the provider an
+    earlier configure() built (its sampler's dropping parts wrapped) and one that drops nothing are not told to wrap
+    it (review: the check looked for a GenAiMetricsSampler at the top only)."""
+    child = run_child("""
+        import logging, sys
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
+        import agent_otel
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        built = agent_otel.configure(metrics_exporter="none", set_global=False).tracer_provider
+        agent_otel.shutdown()
+        for provider in (built, TracerProvider(sampler=ALWAYS_ON), TracerProvider(sampler=ParentBased(ALWAYS_ON))):
+            print("---", file=sys.stderr)
+            agent_otel.configure(metrics_exporter="none", tracer_provider=provider, set_global=False)
+            agent_otel.shutdown()
+    """)
+    assert child.returncode == 0, child.stderr
+    told = [("wrap it" in part) for part in child.stderr.split("---")[1:]]
+    assert told == [False, False, True], child.stderr
+
+
 def test_an_export_interval_that_is_no_whole_number_says_so() -> None:
     """``OTEL_METRIC_EXPORT_INTERVAL=1.5`` was refused as "expected milliseconds > 0", which 1.5 is."""
     with pytest.raises(ConfigurationError, match=r"^OTEL_METRIC_EXPORT_INTERVAL='1\.5': expected a whole number of "

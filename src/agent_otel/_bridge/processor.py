@@ -718,8 +718,8 @@ def _hand_usage(span: Span, seen: _Seen, call: ProviderInvocation) -> None:
     usage = sources.usage_of(attributes)
     reported = usage.input_tokens is not None or usage.output_tokens is not None
     if reported and not seen.inner_reported:
-        call.add_usage_inside(_token_usage(usage),
-                              sources.response_model_of(attributes) or sources.request_model_of(attributes))
+        answered = sources.response_model_of(attributes)
+        call.add_usage_inside(_token_usage(usage), answered or sources.request_model_of(attributes), answered)
     if (reported or seen.inner_reported) and seen.enclosing is not None:
         seen.enclosing.inner_reported = True
 

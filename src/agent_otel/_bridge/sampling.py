@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
@@ -81,3 +81,15 @@ def dropping_parts() -> Callable[[Sampler], Sampler]:
         return wrapped
 
     return wrap
+
+
+def records_dropped_genai_spans(sampler: object) -> bool:
+    """Whether a provider's sampler lets the bridge see the GenAI spans it would drop: a :class:`GenAiMetricsSampler`,
+    one with such parts (the ``ParentBased`` configure() builds, or a host's own made the same way; its description is
+    the public way to see a ``ParentBased``'s parts), or one that drops nothing."""
+    if isinstance(sampler, GenAiMetricsSampler) or sampler is ALWAYS_ON:
+        return True
+    try:
+        return "GenAiMetricsSampler{" in str(sampler.get_description())  # type: ignore[attr-defined]
+    except Exception:  # a host's sampler with no description, or one that fails
+        return False

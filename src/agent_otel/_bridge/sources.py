@@ -47,6 +47,10 @@ _NOT_CALLS = frozenset({"create_agent", semconv.OPERATION_EVOLVE, "retrieval"})
 #: The operations that are model calls whatever else the span says; another one is when it names the model asked for.
 _MODEL_OPERATIONS = semconv.INFERENCE_OPERATIONS | {"embeddings"}
 
+#: Operations an instrumentation spells otherwise than the conventions, read as theirs: Semantic Kernel's
+#: ``text_completions`` (a completion inside it, of another instrumentation, was a second call).
+_SPELT_OTHERWISE = {"text_completions": "text_completion"}
+
 #: The attributes without which :func:`classify` finds no GenAI call in a span.
 GENAI_MARKERS = semconv.GENAI_MARKERS
 
@@ -65,6 +69,7 @@ def classify(attributes: Mapping[str, Any]) -> tuple[Kind, str] | None:
         return _OPENINFERENCE.get(kind) if isinstance(kind, str) else None
     if not isinstance(operation, str) or operation in _NOT_CALLS:
         return None
+    operation = _SPELT_OTHERWISE.get(operation, operation)
     if operation == semconv.OPERATION_INVOKE_AGENT:
         return Kind.AGENT, operation
     if operation == semconv.OPERATION_INVOKE_WORKFLOW:

@@ -148,6 +148,24 @@ def scope_of(span: object) -> str | None:
 def outside_run(passed: list[tuple[str | None, bool]], found_at: object) -> bool:
     """Whether a call is no part of the agent invocation found at span ``found_at`` above it, for the spans of no
     call between (``passed``: each one's scope, and whether it carries GenAI names): one of the program's own, or of
-    another instrumentation, is no step of that agent's (a step of its library's, or one in GenAI names, is)."""
-    scope = scope_of(found_at)
-    return any(not named and where != scope for where, named in passed)
+    another instrumentation, is no step of that agent's (a step of its library's, or one in GenAI names, is). Its
+    library's steps may have scopes of their own: Semantic Kernel's auto function-calling loop between its agent's span
+    and the model calls is ``semantic_kernel.connectors...``, the agent's ``semantic_kernel.utils...``."""
+    library = library_of(scope_of(found_at))
+    return any(not named and library_of(where) != library for where, named in passed)
+
+
+#: The scope-name prefixes of instrumentation packages made for many libraries: the library is the name after them.
+_SHARED_PREFIXES = ("opentelemetry.instrumentation.", "openinference.instrumentation.")
+
+
+def library_of(scope: str | None) -> str | None:
+    """The library a scope name is of: its first dotted part (a library names its tracers after its modules), or the
+    part after a prefix of :data:`_SHARED_PREFIXES` (``opentelemetry.instrumentation.httpx``: ``httpx``)."""
+    if scope is None:
+        return None
+    for prefix in _SHARED_PREFIXES:
+        if scope.startswith(prefix):
+            scope = scope[len(prefix):]
+            break
+    return scope.split(".", 1)[0]

@@ -134,8 +134,9 @@ class ProviderInvocation(Invocation):
         self.read_below: collections.deque[object] | None = None  # (made by the first, as few calls have any)
         #: the prompt's JSON messages as the call started, when content is captured (see content.prompt_text)
         self.prompt_text: str | None = None
-        #: (tokens, model) that other libraries' spans of this call reported, one entry per request
-        self.usage_inside: list[tuple[TokenUsage, str | None]] = []
+        #: (tokens, model to price them at, model that answered) that other libraries' spans of this call reported, one
+        #: entry per request (see add_usage_inside)
+        self.usage_inside: list[tuple[TokenUsage, str | None, str | None]] = []
         #: the span bridge's: those spans still open (it tells a request from a second trace of it)
         self.open_inside: list[Any] = []
         #: set when the call has recorded no usage of its own: its token attributes, for the usage such a span
@@ -144,19 +145,20 @@ class ProviderInvocation(Invocation):
         #: the logical request ended with no usage, counted among its job's unpriced calls (see add_usage_inside)
         self.unpriced_in_job = False
 
-    def add_usage_inside(self, usage: TokenUsage, model: str | None) -> None:
-        """One request that another library's span inside this call reported: its tokens and the model that
-        answered. Counted when the call's own result reports none (an append: safe from any thread); recorded on
+    def add_usage_inside(self, usage: TokenUsage, model: str | None, answered: str | None = None) -> None:
+        """One request that another library's span inside this call reported: its tokens, the model to price them at
+        (the one that answered, else the one asked for) and the one that answered (``answered``, when the span said).
+        Counted when the call's own result reports none (an append: safe from any thread); recorded on
         its own when that span ends after the call did (a raw response whose streamed body the program reads
         after the call returned it), the call having recorded no usage."""
         attributes = self.usage_after
         if attributes is None:
-            self.usage_inside.append((usage, model))
+            self.usage_inside.append((usage, model, answered))
             return
         ctx = self.context
-        if model and semconv.GEN_AI_RESPONSE_MODEL not in attributes:
+        if answered and semconv.GEN_AI_RESPONSE_MODEL not in attributes:
             attributes = {**attributes, semconv.GEN_AI_RESPONSE_MODEL: policy().bounded(semconv.GEN_AI_RESPONSE_MODEL,
-                                                                                        model)}
+                                                                                        answered)}
         cost, unpriced = priced_cost(model, self.priced_model, usage)
         record_usage(ctx, attributes, usage, cost, otel_context.get_value(AGENT_KEY, ctx), unpriced=unpriced)
         taken_back, self.unpriced_in_job = (1 if self.unpriced_in_job else 0), False  # it ended without this usage
@@ -192,7 +194,7 @@ class ProviderInvocation(Invocation):
         total = TokenUsage()
         cost: float | None = None
         unpriced = False
-        for usage, model in entries:
+        for usage, model, _ in entries:
             for field in _USAGE_FIELDS:
                 setattr(total, field, _added(getattr(total, field), getattr(usage, field)))
             part, missing = priced_cost(model, self.priced_model, usage)
@@ -203,19 +205,20 @@ class ProviderInvocation(Invocation):
         self._answered_inside(entries)
         return cost, unpriced
 
-    def _answered_inside(self, entries: list[tuple[TokenUsage, str | None]]) -> None:
+    def _answered_inside(self, entries: list[tuple[TokenUsage, str | None, str | None]]) -> None:
         """The model that answered the requests inside (``entries``: what their spans reported) is the call's, when
-        they agree and its result named none (AutoGen's ``create`` returns the tokens, not the model)."""
-        models = {model for _, model in entries}
+        their spans name it and agree, and its result named none (AutoGen's ``create`` returns the tokens, not the
+        model)."""
+        models = {answered for _, _, answered in entries}
         if not self.response_model and len(models) == 1:
-            self.response_model = models.pop()
+            self.response_model = models.pop() or self.response_model
 
     def _one_request_inside(self) -> bool:
         """Whether the usage the result showed is that of one of the requests other libraries' spans reported inside
         the call: the call returned the last response of several (a re-ask, a tool loop), and made them all, so its
         tokens are theirs, summed. Counting the result's alone counted one request of several."""
         shown = (self.input_tokens, self.output_tokens)
-        return shown != (None, None) and any((usage.input, usage.output) == shown for usage, _ in self.usage_inside)
+        return shown != (None, None) and any((usage.input, usage.output) == shown for usage, *_ in self.usage_inside)
 
     def wants_stream(self, result: Any) -> bool:
         """Whether the result is a stream to time: an iterator (or an async one) or an SDK's stream manager, and with
@@ -479,8 +482,9 @@ class ProviderInvocation(Invocation):
         inside_cost = None
         if self.usage_inside and self.input_tokens is None and self.output_tokens is None:
             inside_cost = self._adopt_usage_inside()
-        elif self.usage_inside:
-            self._answered_inside(list(self.usage_inside))
+        elif self.usage_inside:  # the requests inside whose tokens are those the result shows: its own request's
+            shown = (self.input_tokens, self.output_tokens)
+            self._answered_inside([entry for entry in self.usage_inside if (entry[0].input, entry[0].output) == shown])
         if "response_model" in handler.options:
             response_model = handler.option("response_model", call)
             if response_model is not None and not isinstance(response_model, str):

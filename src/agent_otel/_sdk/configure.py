@@ -72,7 +72,7 @@ from opentelemetry.util._once import Once
 
 from agent_otel import semconv
 from agent_otel._bridge.processor import GenAiSpanBridge
-from agent_otel._bridge.sampling import GenAiMetricsSampler, dropping_parts
+from agent_otel._bridge.sampling import dropping_parts, records_dropped_genai_spans
 from agent_otel._context.carriers import (
     flush_before_raised_signals,
     flush_on_the_programs_terminate,
@@ -433,7 +433,7 @@ def configure(
                 if tracer_provider is None:
                     logger.info("agent-otel: using the SDK TracerProvider the host program installed")
                 tp = host_tp
-                if bridged and not isinstance(getattr(tp, "sampler", None), GenAiMetricsSampler):
+                if bridged and not records_dropped_genai_spans(getattr(tp, "sampler", None)):
                     logger.info("agent-otel: the span bridge sees only the spans the host's sampler records; wrap it "
                                 "in agent_otel.GenAiMetricsSampler to count the GenAI spans it drops")
             else:
