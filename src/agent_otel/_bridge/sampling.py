@@ -28,8 +28,8 @@ class GenAiMetricsSampler(Sampler):
     """Decide as ``sampler`` does, except that a span it drops is recorded (not sampled, so not exported)
     when it starts as another library's GenAI span (``gen_ai.operation.name`` or OpenInference's span kind among
     its start attributes): the span bridge then counts its call, tokens and cost whatever the sampling. ``configure()``
-    wraps the parts that drop spans of the sampler it reads from ``OTEL_TRACES_SAMPLER`` in it; wrap your own
-    provider's sampler in it::
+    wraps in it each part of the sampler ``OTEL_TRACES_SAMPLER`` names that drops spans; wrap your own provider's
+    sampler in it::
 
         TracerProvider(sampler=agent_otel.GenAiMetricsSampler(ParentBased(TraceIdRatioBased(0.1))))
     """
