@@ -165,7 +165,12 @@ GLOBAL_TRACER_PROGRAM = textwrap.dedent("""
                          [p.count for p in telemetry.points("gen_ai.client.inference.duration")]))
     outside = [library_call(), library_step()]
     agent_otel.configure(metrics_exporter="none")  # a later configure(): its provider in use
-    print(json.dumps({"captures": seen, "outside": outside, "configured": [library_call(), library_step()]}))
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    exporter = InMemorySpanExporter()
+    trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(exporter))  # as on the provider it set
+    configured = [library_call(), library_step(), [span.name for span in exporter.get_finished_spans()]]
+    print(json.dumps({"captures": seen, "outside": outside, "configured": configured}))
 """)
 
 
@@ -174,13 +179,15 @@ def test_a_capture_asked_for_the_global_tracer_provider_sees_a_librarys_own_span
     a test captured none of its spans (nor the bridge's metrics of them) where production records them. Once a
     capture asked for ``global_tracer_provider=True``, every capture of the process sees them, the tracer taken (and a
     function decorated with it) before any capture; outside one they are not recorded, and a later ``configure()``
-    gets them (review: a decorated function kept the provider of its first capture, and a later configure() none)."""
+    gets them, its provider's members reached through the global one (review: a decorated function kept the provider
+    of its first capture, and a later configure() got none; Semantic Kernel probe: ``add_span_processor`` on the global
+    provider raised AttributeError)."""
     (tmp_path / "check.py").write_text(GLOBAL_TRACER_PROGRAM)
     run = run_user(tmp_path, "check.py")
     assert (run.returncode, run.stderr) == (0, "")
     both = [["chat gpt-4o", "step"], [1]]
     assert json.loads(run.stdout) == {"captures": [[[], []], both, both, both], "outside": [False, False],
-                                      "configured": [True, True]}
+                                      "configured": [True, True, ["chat gpt-4o", "step"]]}
 
 
 def test_a_global_tracer_provider_of_the_programs_own_is_kept_and_said(tmp_path: Path) -> None:

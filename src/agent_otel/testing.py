@@ -196,6 +196,22 @@ class _RoutingTracerProvider(trace.TracerProvider):
                    schema_url: str | None = None, attributes: Attributes | None = None) -> trace.Tracer:
         return _RoutingTracer((instrumenting_module_name, instrumenting_library_version, schema_url, attributes))
 
+    def __getattr__(self, name: str) -> Any:
+        """The other members of the SDK provider in use (``add_span_processor``, ``force_flush``, ``resource``): a
+        test's code reaches for them on the global provider, where a ``configure()`` would have put its own."""
+        provider = _provider_in_use()
+        if provider is None or name.startswith("__"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r} (no agent-otel provider "
+                                 f"is in use: no capture, no configure())")
+        return getattr(provider, name)
+
+
+def _provider_in_use() -> TracerProvider | None:
+    """agent-otel's tracer provider in use: a capture's, or a ``configure()``'s (None when neither is)."""
+    telemetry = current_telemetry()
+    provider = telemetry.tracer_provider if telemetry is not None else None
+    return provider if isinstance(provider, TracerProvider) else None
+
 
 class _RoutingTracer(trace.Tracer):
     """A tracer of :class:`_RoutingTracerProvider`: the tracer of the same scope of the provider in use, at each
@@ -205,8 +221,7 @@ class _RoutingTracer(trace.Tracer):
         self._scope = scope
 
     def _tracer(self) -> trace.Tracer:
-        telemetry = current_telemetry()
-        provider = telemetry.tracer_provider if telemetry is not None else None
+        provider = _provider_in_use()
         return _NOWHERE if provider is None else provider.get_tracer(*self._scope)
 
     def start_span(self, name: str, context: Any = None, kind: trace.SpanKind = trace.SpanKind.INTERNAL,
