@@ -68,6 +68,38 @@ def test_an_attached_block_ended_in_another_context_prints_nothing_and_leaves_th
         assert agent_otel.current_job_id() == job.id
 
 
+def test_a_request_span_started_in_its_callers_extracted_context_passes_the_callers_job_on(otel: Any) -> None:
+    """MCP probe: MCP's server starts each request's span with ``start_as_current_span(name,
+    context=extract(meta))``, which makes the span current but not the caller's baggage: the span had the caller's
+    ``job.id``, and nothing under it did (agent-otel's tool span, 0 of 5; the tool's own HTTP calls). The spans and the
+    calls of ours under such a span carry the caller's job on; nothing changes outside it."""
+    from opentelemetry import propagate
+
+    with agent_otel.job("job-42", type="caller"):
+        carrier: dict[str, str] = {}
+        agent_otel.inject(carrier)
+    server = otel.tracer_provider.get_tracer("mcp-python-sdk")
+    library = otel.tracer_provider.get_tracer("opentelemetry.instrumentation.httpx")
+
+    @agent_otel.tool("greet")
+    def greet() -> str | None:
+        with library.start_as_current_span("GET /profile"):
+            pass
+        return agent_otel.current_job_id()
+
+    with server.start_as_current_span("tools/call greet", context=propagate.extract(carrier)):
+        in_tool = greet()
+        with library.start_as_current_span("GET /audit"):
+            pass
+    with library.start_as_current_span("GET /after"):
+        pass
+    assert in_tool == "job-42"
+    ids = {span.name: (span.attributes or {}).get(semconv.JOB_ID) for span in otel.spans()}
+    assert ids == {"invoke_workflow caller": ids["invoke_workflow caller"], "tools/call greet": "job-42",
+                   "execute_tool greet": "job-42", "GET /profile": "job-42", "GET /audit": "job-42",
+                   "GET /after": None}
+
+
 def test_a_baggage_header_sent_twice_is_one_list() -> None:
     """A proxy that adds its own ``baggage`` line: HTTP reads two lines of a header as one list. By name alone the
     last line hid the first, and the caller's job id in it; plain OpenTelemetry's extract kept the first."""

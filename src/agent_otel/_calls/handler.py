@@ -30,9 +30,10 @@ from agent_otel._calls.options import (
     extractor_problem,
     read_at,
 )
+from agent_otel._context import stamping as _stamping
 from agent_otel._context.job import BAGGAGE_KEY, JOB_KEY
 from agent_otel._context.running import SPAN_KEY, STARTED_IN, running_context
-from agent_otel._context.stamping import ids_of
+from agent_otel._context.stamping import carried_under, ids_of
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine import policy as _policies
 from agent_otel._engine.instruments import runtime
@@ -490,13 +491,17 @@ class KindHandler(Handler):
         parent = ctx if ctx is not None else _get_current()
         if ctx is None and STARTED_IN:  # under another library's span: the calls of ours running where it started
             parent = running_context(parent)
+        if _stamping.carrying and parent.get(JOB_KEY) is None and not parent.get(BAGGAGE_KEY):
+            caller = carried_under(parent)  # under a server's request span that carries its caller's baggage: the
+            if caller is not None:  # call runs with it, its job's and conversation's ids included
+                entries = {**(entries or {}), BAGGAGE_KEY: caller}
         rt = _instruments._runtime  # runtime() without its call, once it is built
         tracer = (rt if rt is not None else runtime()).tracer
         if type(tracer) is trace.NoOpTracer:  # tracing off: the span would be INVALID_SPAN anyway
             return trace.INVALID_SPAN, Context({**parent, **entries, SPAN_KEY: trace.INVALID_SPAN} if entries
                                                else {**parent, SPAN_KEY: trace.INVALID_SPAN})
         base = {**parent, **entries} if entries else parent
-        state, carried = parent.get(JOB_KEY), parent.get(BAGGAGE_KEY)
+        state, carried = base.get(JOB_KEY), base.get(BAGGAGE_KEY)
         if state is not None or carried:  # in a job or a conversation: start with the ids
             attributes = self._with_ids(attributes, state, carried)
         # Tell the span processors these attributes are already hashed and stamped; the flag is only

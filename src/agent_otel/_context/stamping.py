@@ -15,6 +15,7 @@ from opentelemetry.util.types import AttributeValue
 
 from agent_otel import semconv
 from agent_otel._context.job import BAGGAGE_KEY, JOB_KEY, JobState
+from agent_otel._context.running import SPAN_KEY
 
 _get_current = otel_context.get_current
 _BAGGAGE_JOB_ID = semconv.BAGGAGE_JOB_ID
@@ -52,9 +53,46 @@ def stamp_ids(span: Span, ctx: Context, attributes: Mapping[str, object]) -> Non
     value the span started with, the host's own, is kept). The combined span processor calls it only for a
     span in a job or conversation that is not one of ours (which start with the ids): the check every span of
     the process pays is written out there."""
-    ids = ids_of(ctx.get(JOB_KEY), ctx.get(BAGGAGE_KEY))
-    if ids is None:
-        return
-    for key, value in ids.items():
+    _stamp(span, ids_of(ctx.get(JOB_KEY), ctx.get(BAGGAGE_KEY)), attributes)
+
+
+def _stamp(span: Span, ids: dict[str, AttributeValue] | None, attributes: Mapping[str, object]) -> None:
+    for key, value in (ids or {}).items():
         if key not in attributes:
             span.set_attribute(key, value)  # one key: set_attributes() costs more
+
+
+#: Kept on a span that started in a context of its own whose baggage the current context lacks: a server's request
+#: span started with the caller's context extracted from the request (``start_as_current_span(name,
+#: context=extract(meta))``, as MCP's server does), which makes the span current but not that baggage. The spans and
+#: the calls of ours under it carry it on: the caller's job and conversation ids (see :func:`carried_under`).
+CARRIED = "_agent_otel_carried"
+
+#: Whether a span of this process carries baggage so: until one does, nothing looks.
+carrying = False
+
+
+def carry(span: Span, entries: object) -> None:
+    """Keep ``entries`` (the baggage of the context ``span`` started in, which the current context lacks) on it."""
+    global carrying
+    try:
+        setattr(span, CARRIED, entries)
+    except AttributeError:  # a span class of another SDK, with slots
+        return
+    carrying = True
+
+
+def carried_under(ctx: Context) -> dict[str, object] | None:
+    """The baggage the current span of ``ctx`` carries (see :data:`CARRIED`), for a span or call starting in ``ctx``
+    with no job and no baggage of its own; call only once :data:`carrying` is set."""
+    entries = getattr(ctx.get(SPAN_KEY), CARRIED, None)
+    return entries if type(entries) is dict else None
+
+
+def stamp_carried(span: Span, ctx: Context, attributes: Mapping[str, object]) -> None:
+    """Another library's span starting under one that carries baggage, with none in its own context: the ids of that
+    baggage, and it carries it on to the spans under it."""
+    entries = carried_under(ctx)
+    if entries is not None:
+        _stamp(span, ids_of(None, entries), attributes)
+        carry(span, entries)

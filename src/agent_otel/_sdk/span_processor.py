@@ -21,9 +21,10 @@ from agent_otel import semconv
 from agent_otel._bridge.processor import CHECKED_BARE, COUNTED_BELOW, DYING, GenAiSpanBridge
 from agent_otel._bridge.sources import GENAI_MARKERS, classify, marked_right_after_start, may_be_genai
 from agent_otel._calls.call_counts import note_run
+from agent_otel._context import stamping as _stamping
 from agent_otel._context.job import BAGGAGE_KEY, JOB_KEY, JobState
 from agent_otel._context.running import SPAN_KEY, STARTED_BARE
-from agent_otel._context.stamping import stamp_ids
+from agent_otel._context.stamping import carry, stamp_carried, stamp_ids
 from agent_otel._engine import policy as policies
 from agent_otel._engine.policy import (
     SCRUBBED_KEY,
@@ -132,8 +133,12 @@ class AgentOtelSpanProcessor(SpanProcessor):
                         span.set_attribute(_JOB_ID, job_id)
                 else:
                     stamp_ids(span, ctx, values)
-            elif ctx.get(BAGGAGE_KEY):
+            elif entries := ctx.get(BAGGAGE_KEY):
                 stamp_ids(span, ctx, values)
+                if parent_context is not None and not _get_current().get(BAGGAGE_KEY):  # a caller's, extracted: the
+                    carry(span, entries)  # spans under it carry it on (see stamping.CARRIED)
+            elif _stamping.carrying:
+                stamp_carried(span, ctx, values)
             if bare and self.bridge is not None:  # another library's span with no attribute yet: it may be a GenAI
                 # call marked later (GenAiSpanBridge.start_late): where it started is kept on it (an attribute of its
                 # own: reading a span's ``__dict__`` makes CPython build it, about 1 µs a span)
