@@ -39,6 +39,7 @@ from agent_otel._engine.wrappers import End, Handler, Invocation, instrument
 from agent_otel.semconv import STREAM_CLOSED_EARLY
 from tests.support.coroutines import SCENARIOS, warnings_of
 from tests.support.environment import CLEAN_ENV
+from tests.support.telemetry import point
 
 
 class RecordingInvocation(Invocation):
@@ -2205,6 +2206,45 @@ def test_a_fresh_async_generator_is_not_taken_for_a_started_one_where_its_frame_
     fresh = Fresh()
     assert wrappers._started(fresh) is False  # type: ignore[arg-type]
     assert states == [fresh]
+
+
+@agent_otel.tool("lookup")
+def _lookup(x: int) -> int:
+    return x
+
+
+async def _with_cell() -> Any:  # a local captured by a lambda: MAKE_CELL before RETURN_GENERATOR
+    n = 1
+    key = lambda: n  # noqa: E731
+    _lookup(key())
+    yield "a"
+
+
+def _with_free(n: int) -> Any:
+    async def steps() -> Any:  # a variable of the function around it: COPY_FREE_VARS before RETURN_GENERATOR
+        _lookup(n)
+        yield "a"
+    return steps
+
+
+@pytest.mark.parametrize("make", [_with_cell, _with_free(1)], ids=["cell variable", "free variable"])
+def test_a_fresh_async_generator_with_a_closure_is_not_taken_for_a_started_one(otel: Any, make: Any) -> None:
+    """Agno probe (Python 3.11): an async generator function whose code starts with ``MAKE_CELL`` or
+    ``COPY_FREE_VARS`` (agno's ``Agent._arun_stream``) has a fresh generator's frame past offset 0: read as started,
+    the call ended at once (0.1 ms), its tool calls outside it and its agent's counts 0. The generator is timed as
+    any other, its steps in the call's context."""
+    @agent_otel.agent("streamer")
+    def run() -> Any:
+        return make()
+
+    async def consume() -> list[str]:
+        return [item async for item in run()]
+
+    assert asyncio.run(consume()) == ["a"]
+    tool = otel.span("execute_tool lookup")
+    agent = otel.span("invoke_agent streamer")
+    assert tool.parent is not None and tool.parent.span_id == agent.context.span_id
+    assert point(otel, semconv.AGENT_TOOL_CALLS.name).sum == 1
 
 
 def test_a_generator_returned_already_started_is_the_programs_own_with_its_state(otel: Any) -> None:

@@ -601,7 +601,12 @@ def _started(gen: types.GeneratorType[Any, Any, Any] | types.AsyncGeneratorType[
     if _ASYNC_GENERATOR_STATE is not None:
         return bool(_ASYNC_GENERATOR_STATE(gen) != "AGEN_CREATED")
     frame = gen.ag_frame
-    return gen.ag_running or frame is None or frame.f_lasti > 0
+    if gen.ag_running or frame is None:
+        return True
+    # a fresh one's frame stands at its RETURN_GENERATOR, after a MAKE_CELL per cell variable and a COPY_FREE_VARS
+    # when it has free ones (agno's ``_arun_stream``: read as started at 4 > 0, handed out untimed)
+    code = frame.f_code
+    return frame.f_lasti > 2 * (len(code.co_cellvars) + (1 if code.co_freevars else 0))
 
 
 #: ``inspect.getasyncgenstate`` (Python 3.12 and later).
