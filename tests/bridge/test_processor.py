@@ -649,6 +649,45 @@ def test_older_and_openinference_vocabularies(otel: Any) -> None:
     assert semconv.AGENT_DURATION.name not in otel.metrics()  # a CHAIN is no agent
 
 
+def test_a_teams_member_agents_inside_its_span_are_runs_of_their_own(otel: Any) -> None:
+    """Agno probe: OpenInference's Agno instrumentation opens each member agent's run directly inside its team's. The
+    two were taken for one invocation (same operation), the outer winning: the members' runs vanished, their model and
+    tool calls the team's (crew 6 and 6 per run for 2 and 2). Agent spans one inside the other that name two agents
+    are two runs; one that names the same agent, or none, is still the same run."""
+    tracer = foreign(otel, "openinference.instrumentation.agno")
+
+    def agent(name: str | None) -> Any:
+        return tracer.start_as_current_span(f"{name}.run", attributes={
+            "openinference.span.kind": "AGENT", **({"agent.name": name} if name else {})})
+
+    def llm() -> None:
+        with tracer.start_as_current_span("OpenAIChat.invoke", attributes={
+                "openinference.span.kind": "LLM", "llm.provider": "openai", "llm.model_name": "gpt-4o-mini",
+                "llm.token_count.prompt": 10, "llm.token_count.completion": 3}):
+            pass
+
+    def tool(name: str) -> None:
+        with tracer.start_as_current_span(name, attributes={"openinference.span.kind": "TOOL", "tool.name": name}):
+            pass
+
+    with agent("crew"):
+        llm()
+        tool("delegate_task_to_member")
+        with agent("m1"):
+            llm()
+            tool("add")
+        with agent("m2"), agent("m2"), agent(None):  # the same run, traced at three levels
+            llm()
+    runs = {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.count for p in points(otel, semconv.AGENT_DURATION.name)}
+    assert runs == {"crew": 1, "m1": 1, "m2": 1}
+    model_calls = {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.sum
+                   for p in points(otel, semconv.AGENT_INFERENCE_CALLS.name)}
+    assert model_calls == {"crew": 1, "m1": 1, "m2": 1}
+    tools = {(p.attributes[semconv.GEN_AI_AGENT_NAME], p.attributes[semconv.GEN_AI_TOOL_NAME])
+             for p in points(otel, semconv.TOOL_DURATION.name)}
+    assert tools == {("crew", "delegate_task_to_member"), ("m1", "add")}
+
+
 def test_openinferences_model_that_answered_is_the_response_model_and_its_parameters_name_the_one_asked_for(
         otel: Any) -> None:
     """OpenInference's OpenAI spans name the model that answered in ``llm.model_name`` and the one asked for in

@@ -233,10 +233,11 @@ class GenAiSpanBridge(SpanProcessor):
             run_above: AgentRun | None = None
             if parent is None and bare_parent:  # another library's span around it, marked since it started or not yet
                 parent, run_above = self._marked_since(parent_span, kind)
-            same = parent is not None and parent.kind is kind and (parent.operation == operation or (
-                kind is Kind.PROVIDER and sources.same_operation(
-                    parent.operation, operation, sources.request_model_of(attribute_dict(parent_span)),
-                    sources.request_model_of(attributes))))
+            same = parent is not None and parent.kind is kind and (
+                (parent.operation == operation and (kind is not Kind.AGENT or _one_agent(parent_span, attributes))) or (
+                    kind is Kind.PROVIDER and sources.same_operation(
+                        parent.operation, operation, sources.request_model_of(attribute_dict(parent_span)),
+                        sources.request_model_of(attributes))))
             if ours:  # one call, two spans: ours wins over another library's outer span (not a job: one that a
                 # framework's graph step opens is inside the graph's run, not that run)
                 if same and parent is not None and kind is not Kind.WORKFLOW:
@@ -707,6 +708,14 @@ def _beside_our_call(seen: _Seen, call: ProviderInvocation) -> None:
     hands the call its tokens when it ends, which the call records if its own result showed none."""
     seen.usage_to = call
     call.open_inside.append(seen)
+
+
+def _one_agent(outer: Span, attributes: Mapping[str, Any]) -> bool:
+    """Whether an agent span directly inside another (``outer``) is the same invocation: unless the two name two
+    agents, as a team's member agents inside the team's span do (Agno's Team under OpenInference: each member's run,
+    model and tool calls were the team's). A name past the cardinality cap names none."""
+    names = {sources.agent_name_of(attribute_dict(outer)), sources.agent_name_of(attributes)} - {None, OTHER}
+    return len(names) < 2
 
 
 def _hand_usage(span: Span, seen: _Seen, call: ProviderInvocation) -> None:
