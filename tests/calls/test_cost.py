@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import contextlib
+import dataclasses
 import itertools
 from collections.abc import Iterator
 from typing import Any
@@ -115,6 +116,34 @@ def test_a_bedrock_converse_response_counts_its_cache_in_the_input_and_its_stop_
         semconv.GEN_AI_USAGE_COST_SOURCE: "local"}
     span = otel.span("chat anthropic.claude-sonnet-4")
     assert span.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
+    assert not otel.points(UNPRICED)
+
+
+def test_an_agno_model_stream_counts_the_usage_of_its_last_response(otel: Any) -> None:
+    """Agno probe: ``[[provider]]`` on Agno's ``OpenAIChat.invoke_stream``, whose chunks are Agno's ``ModelResponse``
+    (a dataclass) and the last one carries the usage as ``response_usage``: 4 streamed calls with no tokens, unpriced.
+    Made here as Agno makes them (agno is no test dependency)."""
+
+    @dataclasses.dataclass
+    class MessageMetrics:  # agno.metrics.MessageMetrics's token fields
+        input_tokens: int = 0
+        output_tokens: int = 0
+        total_tokens: int = 0
+
+    @dataclasses.dataclass
+    class ModelResponse:  # agno.models.response.ModelResponse's
+        content: str | None = None
+        response_usage: MessageMetrics | None = None
+
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    def invoke_stream() -> Any:
+        yield ModelResponse(content="Hel")
+        yield ModelResponse(content="lo")
+        yield ModelResponse(response_usage=MessageMetrics(input_tokens=12, output_tokens=7, total_tokens=19))
+
+    assert [chunk.content for chunk in invoke_stream()] == ["Hel", "lo", None]
+    attributes = cost_attributes(otel, "chat gpt-4o-mini")
+    assert (attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS], attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == (12, 7)
     assert not otel.points(UNPRICED)
 
 

@@ -329,12 +329,15 @@ class ProviderInvocation(Invocation):
             # OpenAI's Responses API carry the response so far, `response.usage` on `response.completed`.
             usage = _first_of(field_of(source, "message"), field_of(source, "response"), name="usage")
         if usage is None:  # Groq's last chunk has it as `x_groq.usage`, Cohere's `message-end` event as `delta.usage`,
-            # Bedrock's ConverseStream (and strands' stream, in its shape) a `metadata` event's `metadata.usage`
+            # Bedrock's ConverseStream (and strands' stream, in its shape) a `metadata` event's `metadata.usage`, Agno's
+            # model responses (its models' streams' chunks too) `response_usage`
             usage = _own_path(source, "x_groq", "usage")
             if usage is None:
                 usage = _own_path(source, "delta", "usage")
                 if usage is None:
                     usage = _own_path(source, "metadata", "usage")
+                    if usage is None:
+                        usage = _own_path(source, "response_usage")
         if usage is not None:
             enclosing = self.enclosing
             if enclosing is not None:  # read as it is read: a chunk reaches the router's stream right after this one's
