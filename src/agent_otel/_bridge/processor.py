@@ -710,7 +710,7 @@ def _beside_our_call(seen: _Seen, call: ProviderInvocation) -> None:
     call.open_inside.append(seen)
 
 
-def _one_agent(outer: Span, attributes: Mapping[str, Any]) -> bool:
+def _one_agent(outer: object, attributes: Mapping[str, Any]) -> bool:
     """Whether an agent span directly inside another (``outer``) is the same invocation: unless the two name two
     agents, as a team's member agents inside the team's span do (Agno's Team under OpenInference: each member's run,
     model and tool calls were the team's). A name past the cardinality cap names none."""
