@@ -688,6 +688,27 @@ def test_a_teams_member_agents_inside_its_span_are_runs_of_their_own(otel: Any) 
     assert tools == {("crew", "delegate_task_to_member"), ("m1", "add")}
 
 
+def test_an_agent_call_of_ours_inside_another_librarys_agent_span_is_that_run_whatever_each_names(otel: Any) -> None:
+    """Review of the change above: an agent call of ours directly inside another library's agent span (``[[agent]]``
+    on the method OpenInference's instrumentation wraps outside ours) is one run, named as ours is, whatever the
+    library's span names (it became two: {'researcher': 1, 'Research Agent': 1})."""
+    tracer = foreign(otel, "openinference.instrumentation.agno")
+
+    @agent_otel.agent("researcher")
+    def run() -> None:
+        with tracer.start_as_current_span("OpenAIChat.invoke", attributes={
+                "openinference.span.kind": "LLM", "llm.provider": "openai", "llm.model_name": "gpt-4o-mini",
+                "llm.token_count.prompt": 10, "llm.token_count.completion": 3}):
+            pass
+
+    with tracer.start_as_current_span("Research Agent.run", attributes={
+            "openinference.span.kind": "AGENT", "agent.name": "Research Agent"}):
+        run()
+    assert {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.count for p in points(otel, semconv.AGENT_DURATION.name)} == {
+        "researcher": 1}
+    assert point(otel, semconv.AGENT_INFERENCE_CALLS.name).sum == 1
+
+
 def test_openinferences_model_that_answered_is_the_response_model_and_its_parameters_name_the_one_asked_for(
         otel: Any) -> None:
     """OpenInference's OpenAI spans name the model that answered in ``llm.model_name`` and the one asked for in
@@ -1452,6 +1473,20 @@ def test_semantic_kernels_agent_owns_the_model_calls_of_its_function_calling_loo
     assert point(otel, OPERATION).count == 2
     assert point(otel, semconv.AGENT_INFERENCE_CALLS.name).sum == 2
     assert point(otel, semconv.CLIENT_COST.name).attributes[semconv.GEN_AI_AGENT_NAME] == "helper"
+
+
+@pytest.mark.parametrize("agent_scope, step_scope", [("azure.ai.agents", "azure.storage.blob"),
+                                                      ("openai.agents", "openai"), ("strands.agent", "the.program")])
+def test_a_span_of_another_library_under_the_same_namespace_does_not_pass_an_agent_on(
+        otel: Any, agent_scope: str, step_scope: str) -> None:
+    """Review: telling a library by the first dotted part of its scope name grouped unrelated ones under one namespace
+    package (``azure.ai.agents`` and ``azure.storage.blob``): a tool call under a span of the other counted as the
+    agent's. Only libraries known to trace under several module-named scopes (Semantic Kernel) are grouped."""
+    with foreign(otel, agent_scope).start_as_current_span("invoke_agent helper", attributes={
+            semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: "helper"}), \
+            trace.use_span(_marked(foreign(otel, step_scope), "step", {"step.kind": "io"}), end_on_exit=True):
+        agent_otel.tool("lookup")(lambda: None)()
+    assert [p.attributes.get(semconv.GEN_AI_AGENT_NAME) for p in points(otel, semconv.TOOL_DURATION.name)] == [None]
 
 
 def test_semantic_kernels_text_completions_span_with_a_completion_inside_counts_once(otel: Any) -> None:

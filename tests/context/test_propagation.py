@@ -100,6 +100,60 @@ def test_a_request_span_started_in_its_callers_extracted_context_passes_the_call
                    "GET /after": None}
 
 
+def test_what_a_request_span_carries_on_is_its_callers_job_and_conversation_beside_the_programs_baggage(
+        otel: Any) -> None:
+    """Review of the carried job: only agent-otel's own baggage members are carried on (the caller's other members,
+    ``tenant`` here, were forwarded by every request our calls made); the program's own baggage, or a conversation of
+    its own, keeps the caller's job beside it (it was dropped); a baggage the program cleared stays clear; a request
+    whose baggage names no job or conversation carries nothing."""
+    from opentelemetry import baggage, propagate
+    from opentelemetry import context as otel_context
+
+    from agent_otel._context.stamping import CARRIED
+
+    with agent_otel.job("job-42", type="caller"):
+        carrier: dict[str, str] = {}
+        agent_otel.inject(carrier)
+    carrier["baggage"] += ",tenant=acme"
+    server = otel.tracer_provider.get_tracer("mcp-python-sdk")
+    library = otel.tracer_provider.get_tracer("opentelemetry.instrumentation.httpx")
+    seen: dict[str, object] = {}
+
+    @agent_otel.tool("greet")
+    def greet(label: str) -> None:
+        sent: dict[str, str] = {}
+        propagate.inject(sent)
+        seen[label] = (agent_otel.current_job_id(), agent_otel.current_conversation_id(),
+                       sorted(member.split("=")[0] for member in sent.get("baggage", "").split(",") if member))
+
+    with server.start_as_current_span("tools/call greet", context=propagate.extract(carrier)):
+        greet("plain")
+        token = otel_context.attach(baggage.set_baggage("own", "1"))
+        try:
+            greet("program's baggage")
+            with library.start_as_current_span("GET /own"):
+                pass
+        finally:
+            otel_context.detach(token)
+        with agent_otel.conversation("c-2"):
+            greet("conversation")
+        token = otel_context.attach(baggage.clear())
+        try:
+            with library.start_as_current_span("GET /cleared"):
+                pass
+        finally:
+            otel_context.detach(token)
+    no_job = propagate.extract({"baggage": "user=alice"})
+    with server.start_as_current_span("tools/call other", context=no_job) as other:
+        pass
+    assert seen == {"plain": ("job-42", None, ["job.id", "job.type"]),
+                    "program's baggage": ("job-42", None, ["job.id", "job.type", "own"]),
+                    "conversation": ("job-42", "c-2", ["gen_ai.conversation.id", "job.id", "job.type"])}
+    ids = {span.name: (span.attributes or {}).get(semconv.JOB_ID) for span in otel.spans()}
+    assert (ids["GET /own"], ids["GET /cleared"]) == ("job-42", None)
+    assert getattr(other, CARRIED, None) is None
+
+
 def test_a_baggage_header_sent_twice_is_one_list() -> None:
     """A proxy that adds its own ``baggage`` line: HTTP reads two lines of a header as one list. By name alone the
     last line hid the first, and the caller's job id in it; plain OpenTelemetry's extract kept the first."""

@@ -2227,7 +2227,18 @@ def _with_free(n: int) -> Any:
     return steps
 
 
-@pytest.mark.parametrize("make", [_with_cell, _with_free(1)], ids=["cell variable", "free variable"])
+def _with_cell_past_255_slots() -> Any:
+    """An async generator function whose cell is in a slot past 255 (300 locals before it): its MAKE_CELL takes an
+    EXTENDED_ARG (review: read as started)."""
+    source = ("async def steps():\n" + "".join(f"    v{i} = {i}\n" for i in range(300))
+              + "    n = 1\n    key = lambda: n\n    lookup(key())\n    yield 'a'\n")
+    namespace: dict[str, Any] = {"lookup": _lookup}
+    exec(compile(source, "<generated>", "exec"), namespace)
+    return namespace["steps"]
+
+
+@pytest.mark.parametrize("make", [_with_cell, _with_free(1), _with_cell_past_255_slots()],
+                         ids=["cell variable", "free variable", "cell past 255 slots"])
 def test_a_fresh_async_generator_with_a_closure_is_not_taken_for_a_started_one(otel: Any, make: Any) -> None:
     """Agno probe (Python 3.11): an async generator function whose code starts with ``MAKE_CELL`` or
     ``COPY_FREE_VARS`` (agno's ``Agent._arun_stream``) has a fresh generator's frame past offset 0: read as started,

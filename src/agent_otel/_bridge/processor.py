@@ -233,8 +233,8 @@ class GenAiSpanBridge(SpanProcessor):
             run_above: AgentRun | None = None
             if parent is None and bare_parent:  # another library's span around it, marked since it started or not yet
                 parent, run_above = self._marked_since(parent_span, kind)
-            same = parent is not None and parent.kind is kind and (
-                (parent.operation == operation and (kind is not Kind.AGENT or _one_agent(parent_span, attributes))) or (
+            same = parent is not None and parent.kind is kind and ((parent.operation == operation and (
+                kind is not Kind.AGENT or ours or _one_agent(parent_span, attributes))) or (
                     kind is Kind.PROVIDER and sources.same_operation(
                         parent.operation, operation, sources.request_model_of(attribute_dict(parent_span)),
                         sources.request_model_of(attributes))))
@@ -711,9 +711,11 @@ def _beside_our_call(seen: _Seen, call: ProviderInvocation) -> None:
 
 
 def _one_agent(outer: object, attributes: Mapping[str, Any]) -> bool:
-    """Whether an agent span directly inside another (``outer``) is the same invocation: unless the two name two
-    agents, as a team's member agents inside the team's span do (Agno's Team under OpenInference: each member's run,
-    model and tool calls were the team's). A name past the cardinality cap names none."""
+    """Whether another library's agent span directly inside another's (``outer``) is the same invocation: unless the
+    two name two agents, as a team's member agents inside the team's span do (Agno's Team under OpenInference: each
+    member's run, model and tool calls were the team's). A name past the cardinality cap names none. (An agent call of
+    ours directly inside another library's agent span is that invocation whatever the two name: ours names it as
+    configured.)"""
     names = {sources.agent_name_of(attribute_dict(outer)), sources.agent_name_of(attributes)} - {None, OTHER}
     return len(names) < 2
 

@@ -155,17 +155,18 @@ def outside_run(passed: list[tuple[str | None, bool]], found_at: object) -> bool
     return any(not named and library_of(where) != library for where, named in passed)
 
 
-#: The scope-name prefixes of instrumentation packages made for many libraries: the library is the name after them.
-_SHARED_PREFIXES = ("opentelemetry.instrumentation.", "openinference.instrumentation.")
+#: Libraries that name their tracers after their modules, so that one library's spans come with several scope names:
+#: a span of no call under its agent's span is a step of that agent's whatever module traced it (Semantic Kernel's
+#: auto function-calling loop, ``semantic_kernel.connectors...``, under its agent's ``semantic_kernel.utils...``).
+#: Others are told by their whole scope name: the first dotted part alone groups unrelated ones (``azure.ai.agents``
+#: and ``azure.storage.blob``).
+_MODULE_NAMED = ("semantic_kernel.",)
 
 
 def library_of(scope: str | None) -> str | None:
-    """The library a scope name is of: its first dotted part (a library names its tracers after its modules), or the
-    part after a prefix of :data:`_SHARED_PREFIXES` (``opentelemetry.instrumentation.httpx``: ``httpx``)."""
-    if scope is None:
-        return None
-    for prefix in _SHARED_PREFIXES:
-        if scope.startswith(prefix):
-            scope = scope[len(prefix):]
-            break
-    return scope.split(".", 1)[0]
+    """The library a scope name is of: the prefix of :data:`_MODULE_NAMED` it starts with, else the name itself."""
+    if scope is not None:
+        for prefix in _MODULE_NAMED:
+            if scope.startswith(prefix):
+                return prefix
+    return scope

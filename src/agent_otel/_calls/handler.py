@@ -491,9 +491,9 @@ class KindHandler(Handler):
         parent = ctx if ctx is not None else _get_current()
         if ctx is None and STARTED_IN:  # under another library's span: the calls of ours running where it started
             parent = running_context(parent)
-        if _stamping.carrying and parent.get(JOB_KEY) is None and not parent.get(BAGGAGE_KEY):
-            caller = carried_under(parent)  # under a server's request span that carries its caller's baggage: the
-            if caller is not None:  # call runs with it, its job's and conversation's ids included
+        if _stamping.carrying and parent.get(JOB_KEY) is None:
+            caller = carried_under(parent)  # under a server's request span that carries its caller's job: the call
+            if caller is not None:  # runs with it (and the conversation), in the baggage beside the program's own
                 entries = {**(entries or {}), BAGGAGE_KEY: caller}
         rt = _instruments._runtime  # runtime() without its call, once it is built
         tracer = (rt if rt is not None else runtime()).tracer

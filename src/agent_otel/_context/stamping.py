@@ -62,37 +62,59 @@ def _stamp(span: Span, ids: dict[str, AttributeValue] | None, attributes: Mappin
             span.set_attribute(key, value)  # one key: set_attributes() costs more
 
 
-#: Kept on a span that started in a context of its own whose baggage the current context lacks: a server's request
-#: span started with the caller's context extracted from the request (``start_as_current_span(name,
-#: context=extract(meta))``, as MCP's server does), which makes the span current but not that baggage. The spans and
-#: the calls of ours under it carry it on: the caller's job and conversation ids (see :func:`carried_under`).
+#: Kept on a span that started in a context of its own whose baggage names a job or conversation that the current
+#: context lacks: a server's request span started with the caller's context extracted from the request
+#: (``start_as_current_span(name, context=extract(meta))``, as MCP's server does), which makes the span current but not
+#: that baggage. The spans and the calls of ours under it carry those ids on (see :func:`carried_under`): agent-otel's
+#: own baggage members only, never the rest of the caller's baggage.
 CARRIED = "_agent_otel_carried"
 
-#: Whether a span of this process carries baggage so: until one does, nothing looks.
+#: Whether a span of this process carries ids so: until one does, nothing looks.
 carrying = False
 
+#: The baggage members that are agent-otel's (the job's and the conversation's): what a span carries on.
+_OURS = (_BAGGAGE_JOB_ID, semconv.BAGGAGE_JOB_TYPE, _BAGGAGE_CONVERSATION_ID)
 
-def carry(span: Span, entries: object) -> None:
-    """Keep ``entries`` (the baggage of the context ``span`` started in, which the current context lacks) on it."""
+
+def carry(span: Span, entries: object, current: object) -> None:
+    """Keep on ``span`` agent-otel's members of ``entries`` (the baggage of the context it started in) that the current
+    context's baggage (``current``) lacks, if any."""
     global carrying
+    if type(entries) is not dict:
+        return
+    ours = {key: entries[key] for key in _OURS if key in entries}
+    if not ours or (type(current) is dict and all(current.get(key) == value for key, value in ours.items())):
+        return
     try:
-        setattr(span, CARRIED, entries)
+        setattr(span, CARRIED, ours)
     except AttributeError:  # a span class of another SDK, with slots
         return
     carrying = True
 
 
 def carried_under(ctx: Context) -> dict[str, object] | None:
-    """The baggage the current span of ``ctx`` carries (see :data:`CARRIED`), for a span or call starting in ``ctx``
-    with no job and no baggage of its own; call only once :data:`carrying` is set."""
-    entries = getattr(ctx.get(SPAN_KEY), CARRIED, None)
-    return entries if type(entries) is dict else None
+    """The baggage ``ctx`` would have with the ids its current span carries (see :data:`CARRIED`): its own members win;
+    None when the span carries none, when ``ctx`` has them all, or when its baggage was cleared (an empty one is the
+    program's). Call only once :data:`carrying` is set."""
+    carried = getattr(ctx.get(SPAN_KEY), CARRIED, None)
+    if carried is None:
+        return None
+    own = ctx.get(BAGGAGE_KEY)
+    if own is None:
+        return dict(carried)
+    if type(own) is not dict or not own or all(key in own for key in carried):
+        return None
+    return {**carried, **own}
 
 
 def stamp_carried(span: Span, ctx: Context, attributes: Mapping[str, object]) -> None:
-    """Another library's span starting under one that carries baggage, with none in its own context: the ids of that
-    baggage, and it carries it on to the spans under it."""
+    """Another library's span starting under one that carries ids its own context lacks: those ids, and it carries
+    them on to the spans under it."""
     entries = carried_under(ctx)
     if entries is not None:
-        _stamp(span, ids_of(None, entries), attributes)
-        carry(span, entries)
+        _stamp(span, ids_of(ctx.get(JOB_KEY), entries), attributes)
+        carried = getattr(ctx.get(SPAN_KEY), CARRIED, None)
+        try:
+            setattr(span, CARRIED, carried)
+        except AttributeError:
+            pass

@@ -25,6 +25,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import copy
+import dis
 import functools
 import inspect
 import os
@@ -605,8 +606,21 @@ def _started(gen: types.GeneratorType[Any, Any, Any] | types.AsyncGeneratorType[
         return True
     # a fresh one's frame stands at its RETURN_GENERATOR, after a MAKE_CELL per cell variable and a COPY_FREE_VARS
     # when it has free ones (agno's ``_arun_stream``: read as started at 4 > 0, handed out untimed)
-    code = frame.f_code
-    return frame.f_lasti > 2 * (len(code.co_cellvars) + (1 if code.co_freevars else 0))
+    return frame.f_lasti > _fresh_at(frame.f_code)
+
+
+@functools.lru_cache(maxsize=1024)
+def _fresh_at(code: types.CodeType) -> int:
+    """Where a fresh generator of ``code`` stands (Python 3.11): the offset of its RETURN_GENERATOR, after the
+    instructions that make its cells (one per cell variable, each with an EXTENDED_ARG past 255 slots)."""
+    raw = code.co_code
+    for offset in range(0, len(raw), 2):
+        if raw[offset] == _RETURN_GENERATOR:
+            return offset
+    return 0
+
+
+_RETURN_GENERATOR = dis.opmap.get("RETURN_GENERATOR", -1)
 
 
 #: ``inspect.getasyncgenstate`` (Python 3.12 and later).

@@ -135,8 +135,10 @@ class AgentOtelSpanProcessor(SpanProcessor):
                     stamp_ids(span, ctx, values)
             elif entries := ctx.get(BAGGAGE_KEY):
                 stamp_ids(span, ctx, values)
-                if parent_context is not None and not _get_current().get(BAGGAGE_KEY):  # a caller's, extracted: the
-                    carry(span, entries)  # spans under it carry it on (see stamping.CARRIED)
+                if parent_context is not None:  # a caller's, extracted: the spans under it carry its ids on, when
+                    carry(span, entries, _get_current().get(BAGGAGE_KEY))  # the current context lacks them
+                elif _stamping.carrying:
+                    stamp_carried(span, ctx, values)
             elif _stamping.carrying:
                 stamp_carried(span, ctx, values)
             if bare and self.bridge is not None:  # another library's span with no attribute yet: it may be a GenAI
