@@ -24,7 +24,7 @@ from agent_otel._calls.call_counts import note_run
 from agent_otel._context import stamping as _stamping
 from agent_otel._context.job import BAGGAGE_KEY, JOB_KEY, JobState
 from agent_otel._context.running import SPAN_KEY, STARTED_BARE
-from agent_otel._context.stamping import carry, stamp_carried, stamp_ids
+from agent_otel._context.stamping import CARRIED, carry, stamp_carried, stamp_ids
 from agent_otel._engine import policy as policies
 from agent_otel._engine.policy import (
     SCRUBBED_KEY,
@@ -43,6 +43,7 @@ _BAGGAGE_CONVERSATION_ID = semconv.BAGGAGE_CONVERSATION_ID
 
 _CONTENT_MARKERS = semconv.CONTENT_MARKERS
 _STARTED_BARE = STARTED_BARE
+_CARRIED = CARRIED
 _SCOPE = semconv.SCOPE_NAME
 
 
@@ -139,8 +140,8 @@ class AgentOtelSpanProcessor(SpanProcessor):
                     carry(span, entries, _get_current().get(BAGGAGE_KEY))  # the current context lacks them
                 elif _stamping.carrying:
                     stamp_carried(span, ctx, values)
-            elif _stamping.carrying:
-                stamp_carried(span, ctx, values)
+            elif _stamping.carrying and getattr(ctx.get(SPAN_KEY), _CARRIED, None) is not None:  # (the look
+                stamp_carried(span, ctx, values)  # written out: a call costs as much, on every span, once carrying)
             if bare and self.bridge is not None:  # another library's span with no attribute yet: it may be a GenAI
                 # call marked later (GenAiSpanBridge.start_late): where it started is kept on it (an attribute of its
                 # own: reading a span's ``__dict__`` makes CPython build it, about 1 µs a span)
