@@ -709,6 +709,20 @@ def test_an_agent_call_of_ours_inside_another_librarys_agent_span_is_that_run_wh
     assert point(otel, semconv.AGENT_INFERENCE_CALLS.name).sum == 1
 
 
+def test_two_agent_calls_of_ours_inside_another_librarys_agent_span_make_it_a_teams_run(otel: Any) -> None:
+    """Review 3: with every agent call of ours directly inside another library's agent span taken for that run, a team
+    span around two agents of ours (``@agent_otel.agent`` members) lost its own run. The first such call is that run;
+    a second makes the span a team's, whose run counts beside theirs."""
+    tracer = foreign(otel, "openinference.instrumentation.agno")
+    members = [agent_otel.agent(name)(lambda: None) for name in ("m1", "m2")]
+    with tracer.start_as_current_span("crew.run", attributes={
+            "openinference.span.kind": "AGENT", "agent.name": "crew"}):
+        for member in members:
+            member()
+    assert {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.count for p in points(otel, semconv.AGENT_DURATION.name)} == {
+        "crew": 1, "m1": 1, "m2": 1}
+
+
 def test_openinferences_model_that_answered_is_the_response_model_and_its_parameters_name_the_one_asked_for(
         otel: Any) -> None:
     """OpenInference's OpenAI spans name the model that answered in ``llm.model_name`` and the one asked for in

@@ -154,6 +154,34 @@ def test_what_a_request_span_carries_on_is_its_callers_job_and_conversation_besi
     assert getattr(other, CARRIED, None) is None
 
 
+def test_under_a_request_span_a_local_job_keeps_the_callers_conversation_and_explicit_contexts_get_the_job(
+        otel: Any) -> None:
+    """Review 3: a job of this process opened under a request span that carries its caller's ids dropped the caller's
+    conversation (it keeps it under ``attached(headers)``); a span started with ``context=`` the current one, with
+    baggage of the program's own, got no job where one started without it did."""
+    from opentelemetry import baggage, propagate
+    from opentelemetry import context as otel_context
+
+    with agent_otel.conversation("conv-caller"), agent_otel.job("job-42", type="caller"):
+        carrier: dict[str, str] = {}
+        agent_otel.inject(carrier)
+    server = otel.tracer_provider.get_tracer("mcp-python-sdk")
+    library = otel.tracer_provider.get_tracer("opentelemetry.instrumentation.httpx")
+    with server.start_as_current_span("tools/call greet", context=propagate.extract(carrier)):
+        with agent_otel.job("local-job", type="local"):
+            in_job = (agent_otel.current_job_id(), agent_otel.current_conversation_id())
+        token = otel_context.attach(baggage.set_baggage("own", "1"))
+        try:
+            with library.start_as_current_span("GET /explicit", context=otel_context.get_current()):
+                pass
+        finally:
+            otel_context.detach(token)
+    assert in_job == ("local-job", "conv-caller")
+    attributes = {span.name: span.attributes or {} for span in otel.spans()}
+    assert attributes["invoke_workflow local"][semconv.GEN_AI_CONVERSATION_ID] == "conv-caller"
+    assert attributes["GET /explicit"][semconv.JOB_ID] == "job-42"
+
+
 def test_a_baggage_header_sent_twice_is_one_list() -> None:
     """A proxy that adds its own ``baggage`` line: HTTP reads two lines of a header as one list. By name alone the
     last line hid the first, and the caller's job id in it; plain OpenTelemetry's extract kept the first."""

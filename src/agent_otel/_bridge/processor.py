@@ -104,9 +104,9 @@ class _Seen:
     """What the bridge noted when another library's GenAI span started: its kind, the job and agent it
     ran under, and whether another span of the same call counts it instead."""
 
-    __slots__ = ("agent", "below", "calls", "context", "counts_unknown", "covered", "enclosing", "inner_reported",
-                 "job", "kind", "operation", "own", "ref", "sibling", "span_address", "span_id", "started_by", "twin",
-                 "twin_of", "usage_to")
+    __slots__ = ("agent", "below", "calls", "claims", "context", "counts_unknown", "covered", "enclosing",
+                 "inner_reported", "job", "kind", "operation", "own", "ref", "sibling", "span_address", "span_id",
+                 "started_by", "twin", "twin_of", "usage_to")
 
     def __init__(self, kind: Kind, operation: str, context: Context) -> None:
         self.kind = kind
@@ -124,6 +124,8 @@ class _Seen:
         self.agent = otel_context.get_value(AGENT_KEY, context)
         self.calls: Any = None  # the enclosing agent invocation's call counts (call_counts.CallCounts)
         self.covered = False
+        #: an agent's: how many agent calls of ours naming another agent started directly inside it (see start_genai)
+        self.claims = 0
         self.usage_to: ProviderInvocation | None = None  # our provider call it is part of: gets its tokens
         self.enclosing: _Seen | None = None  # the span of that call open around it (see _OPEN_INSIDE): the same request
         self.inner_reported = False  # a span inside it reported the request's tokens
@@ -241,7 +243,11 @@ class GenAiSpanBridge(SpanProcessor):
             if ours:  # one call, two spans: ours wins over another library's outer span (not a job: one that a
                 # framework's graph step opens is inside the graph's run, not that run)
                 if same and parent is not None and kind is not Kind.WORKFLOW:
-                    parent.covered = True
+                    if kind is Kind.AGENT and not _one_agent(parent_span, attributes):  # ours names it otherwise: the
+                        parent.claims += 1  # first such call of ours directly inside is that run, a second makes it a
+                        parent.covered = parent.claims == 1  # team's, with runs of its own inside (its run counts)
+                    else:
+                        parent.covered = True
                 elif kind is Kind.PROVIDER and parent is None and self.open_spans:
                     # and over one beside it, not made current (OpenLLMetry's Anthropic wrapper, outside ours when it
                     # instrumented the SDK after agent-otel's config had): started just before ours, for the same

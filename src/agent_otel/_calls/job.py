@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN, NoOpTracer
 from opentelemetry.util.types import AttributeValue
@@ -32,10 +33,11 @@ from agent_otel._calls.handler import (
 )
 from agent_otel._calls.options import JOB, Text, check_attributes, check_options
 from agent_otel._calls.phase import record_pattern
+from agent_otel._context import stamping as _stamping
 from agent_otel._context.conversation import context_with_conversation
 from agent_otel._context.job import BAGGAGE_KEY, JobState, context_with_job, fits_in_baggage
 from agent_otel._context.running import SPAN_KEY
-from agent_otel._context.stamping import ids_of
+from agent_otel._context.stamping import carried_under, ids_of
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import SCRUBBED_KEY, policy, readable_text, valid_attributes, valid_text
@@ -146,6 +148,11 @@ def start_job(job_id: object, kind: str, attributes: Mapping[str, Any],
     if not carried:  # on its spans, in this process; the propagators would drop it, warning on the host's stderr
         report_error(semconv.JOB_ID, ValueError("the job id is too long to travel in W3C baggage"))
     parent = context_with_conversation(conversation) if conversation is not None else None
+    if parent is None and _stamping.carrying:  # under a server's request span that carries its caller's ids: the job
+        current = otel_context.get_current()  # runs in the caller's conversation, as under attached(headers)
+        caller = carried_under(current)
+        if caller is not None:
+            parent = Context({**current, BAGGAGE_KEY: caller})
     rt = _instruments._runtime or runtime()  # runtime() without its call, once it is built
     tracer = rt.tracer
     if type(tracer) is NoOpTracer:  # tracing off: the span would be INVALID_SPAN anyway (its context in one copy)

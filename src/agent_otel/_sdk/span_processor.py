@@ -136,10 +136,10 @@ class AgentOtelSpanProcessor(SpanProcessor):
                     stamp_ids(span, ctx, values)
             elif entries := ctx.get(BAGGAGE_KEY):
                 stamp_ids(span, ctx, values)
+                if _stamping.carrying:  # the program's own baggage under a span carrying a caller's job: that job too
+                    stamp_carried(span, ctx, values)
                 if parent_context is not None:  # a caller's, extracted: the spans under it carry its ids on, when
                     carry(span, entries, _get_current().get(BAGGAGE_KEY))  # the current context lacks them
-                elif _stamping.carrying:
-                    stamp_carried(span, ctx, values)
             elif _stamping.carrying and getattr(ctx.get(SPAN_KEY), _CARRIED, None) is not None:  # (the look
                 stamp_carried(span, ctx, values)  # written out: a call costs as much, on every span, once carrying)
             if bare and self.bridge is not None:  # another library's span with no attribute yet: it may be a GenAI
