@@ -688,6 +688,30 @@ def test_a_teams_member_agents_inside_its_span_are_runs_of_their_own(otel: Any) 
     assert tools == {("crew", "delegate_task_to_member"), ("m1", "add")}
 
 
+def test_a_langgraph_agents_nodes_marked_as_agents_by_its_metadata_are_its_one_run(otel: Any) -> None:
+    """Regression probe: with ``agent_type`` (or ``otel_agent_span``) in a LangGraph run's metadata, the official
+    LangChain instrumentation opens an ``invoke_agent`` span for every node, named after it, inside the agent's: taken
+    for runs of their own by the rule above, one agent's run became six (``model``, ``tools``, ``tools_condition``),
+    its calls theirs. Nested agent spans of that instrumentation are one run, as before."""
+    tracer = foreign(otel, "opentelemetry.instrumentation.genai.langchain")
+
+    def agent(name: str) -> Any:
+        return tracer.start_as_current_span(f"invoke_agent {name}", attributes={
+            semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: name})
+
+    with agent("solo"):
+        with agent("model"):
+            chat_span(tracer, model="gpt-4o-mini", tokens=(100, 10))
+            with agent("tools_condition"):
+                pass
+        with agent("tools"), tracer.start_as_current_span("execute_tool get_weather", attributes={
+                semconv.GEN_AI_OPERATION_NAME: "execute_tool", semconv.GEN_AI_TOOL_NAME: "get_weather"}):
+            pass
+    assert {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.count for p in points(otel, semconv.AGENT_DURATION.name)} == {
+        "solo": 1}
+    assert [point(otel, made.name).sum for made in (semconv.AGENT_INFERENCE_CALLS, semconv.AGENT_TOOL_CALLS)] == [1, 1]
+
+
 def test_an_agent_call_of_ours_inside_another_librarys_agent_span_is_that_run_whatever_each_names(otel: Any) -> None:
     """Review of the change above: an agent call of ours directly inside another library's agent span (``[[agent]]``
     on the method OpenInference's instrumentation wraps outside ours) is one run, named as ours is, whatever the

@@ -236,7 +236,7 @@ class GenAiSpanBridge(SpanProcessor):
             if parent is None and bare_parent:  # another library's span around it, marked since it started or not yet
                 parent, run_above = self._marked_since(parent_span, kind)
             same = parent is not None and parent.kind is kind and ((parent.operation == operation and (
-                kind is not Kind.AGENT or ours or _one_agent(parent_span, attributes))) or (
+                kind is not Kind.AGENT or ours or _their_one_agent(parent_span, attributes))) or (
                     kind is Kind.PROVIDER and sources.same_operation(
                         parent.operation, operation, sources.request_model_of(attribute_dict(parent_span)),
                         sources.request_model_of(attributes))))
@@ -717,13 +717,19 @@ def _beside_our_call(seen: _Seen, call: ProviderInvocation) -> None:
 
 
 def _one_agent(outer: object, attributes: Mapping[str, Any]) -> bool:
-    """Whether another library's agent span directly inside another's (``outer``) is the same invocation: unless the
-    two name two agents, as a team's member agents inside the team's span do (Agno's Team under OpenInference: each
-    member's run, model and tool calls were the team's). A name past the cardinality cap names none. (An agent call of
-    ours directly inside another library's agent span is that invocation whatever the two name: ours names it as
-    configured.)"""
+    """Whether an agent span directly inside another (``outer``) names the same agent (a name past the cardinality cap,
+    or none, names any)."""
     names = {sources.agent_name_of(attribute_dict(outer)), sources.agent_name_of(attributes)} - {None, OTHER}
     return len(names) < 2
+
+
+def _their_one_agent(outer: object, attributes: Mapping[str, Any]) -> bool:
+    """Whether another library's agent span directly inside another is the same invocation: unless the two name two
+    agents and the inner one is OpenInference's, as a team's member agents inside the team's span are (Agno's Team: each
+    member's run, model and tool calls were the team's). Only OpenInference's: the official LangChain instrumentation
+    marks every node of a LangGraph graph as an agent, named after the node, when the run's metadata asks for an agent
+    span (``agent_type``, ``otel_agent_span``: inherited by each node), so one agent's run became one per node."""
+    return sources.OPENINFERENCE_KIND not in attributes or _one_agent(outer, attributes)
 
 
 def _hand_usage(span: Span, seen: _Seen, call: ProviderInvocation) -> None:
