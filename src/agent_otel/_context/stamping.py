@@ -79,14 +79,17 @@ _OURS = (_BAGGAGE_JOB_ID, semconv.BAGGAGE_JOB_TYPE, _BAGGAGE_CONVERSATION_ID)
 def carry(span: Span, entries: object, current: object) -> None:
     """Keep on ``span`` agent-otel's members of ``entries`` (the baggage of the context it started in) that the current
     context's baggage (``current``) lacks, if any."""
-    global carrying
     if type(entries) is not dict:
         return
     ours = {key: entries[key] for key in _OURS if key in entries}
-    if not ours or (type(current) is dict and all(current.get(key) == value for key, value in ours.items())):
-        return
+    if ours and not (type(current) is dict and all(current.get(key) == value for key, value in ours.items())):
+        _keep(span, ours)
+
+
+def _keep(span: Span, carried: dict[str, object]) -> None:
+    global carrying
     try:
-        setattr(span, CARRIED, ours)
+        setattr(span, CARRIED, carried)
     except AttributeError:  # a span class of another SDK, with slots
         return
     carrying = True
@@ -97,9 +100,10 @@ def carried_under(ctx: Context) -> dict[str, object] | None:
     None when the span carries none, when ``ctx`` has them all, or when its baggage was cleared (an empty one is the
     program's). Call only once :data:`carrying` is set."""
     carried = getattr(ctx.get(SPAN_KEY), CARRIED, None)
-    if carried is None:
-        return None
-    own = ctx.get(BAGGAGE_KEY)
+    return None if carried is None else _beside(carried, ctx.get(BAGGAGE_KEY))
+
+
+def _beside(carried: dict[str, object], own: object) -> dict[str, object] | None:
     if own is None:
         return dict(carried)
     if type(own) is not dict or not own or all(key in own for key in carried):
@@ -110,11 +114,10 @@ def carried_under(ctx: Context) -> dict[str, object] | None:
 def stamp_carried(span: Span, ctx: Context, attributes: Mapping[str, object]) -> None:
     """Another library's span starting under one that carries ids its own context lacks: those ids, and it carries
     them on to the spans under it."""
-    entries = carried_under(ctx)
+    carried = getattr(ctx.get(SPAN_KEY), CARRIED, None)
+    if carried is None:
+        return
+    entries = _beside(carried, ctx.get(BAGGAGE_KEY))
     if entries is not None:
         _stamp(span, ids_of(ctx.get(JOB_KEY), entries), attributes)
-        carried = getattr(ctx.get(SPAN_KEY), CARRIED, None)
-        try:
-            setattr(span, CARRIED, carried)
-        except AttributeError:
-            pass
+        _keep(span, carried)
