@@ -83,3 +83,58 @@ def test_manual_handle(otel: Any) -> None:
 def test_configuration_errors() -> None:
     with pytest.raises(ConfigurationError, match="name is required"):
         agent_otel.tool("")
+
+
+class _Outcome:
+    """A tool entry point's result object that says whether the tool failed, as Agno's ``FunctionExecutionResult``
+    (``status="failure"``) does: the entry point caught the tool's exception."""
+
+    def __init__(self, status: str) -> None:
+        self.status = status
+
+
+@pytest.mark.parametrize("shape", ["sync", "async"])
+def test_success_says_which_returned_results_are_failures(otel: Any, shape: str) -> None:
+    run = shaped(shape, agent_otel.tool("lookup", success=path("result.status", equals="success")),
+                 lambda status: _Outcome(status))
+    returned = [drive(shape, run, status) for status in ("success", "failure", "success")]
+    assert [result.status for result in returned] == ["success", "failure", "success"]  # the same objects back
+    failed = [span for span in otel.spans("execute_tool lookup") if span.status.status_code is StatusCode.ERROR]
+    assert len(failed) == 1
+    assert failed[0].attributes[semconv.ERROR_TYPE] == semconv.ERROR_TYPE_TOOL_ERROR
+    assert point(otel, DURATION, {semconv.ERROR_TYPE: semconv.ERROR_TYPE_TOOL_ERROR}).count == 1
+    assert sum(p.count for p in otel.points(DURATION)) == 3
+
+
+def test_success_by_truthiness_and_an_extractor_that_raises_is_no_failure(otel: Any) -> None:
+    @agent_otel.tool("check", success=path("result.ok"))
+    def check(ok: object) -> dict[str, object]:
+        return {"ok": ok}
+
+    def unreadable(call: Any) -> bool:
+        raise LookupError("no status")
+
+    @agent_otel.tool("broken", success=unreadable)
+    def broken() -> dict[str, object]:
+        return {}
+
+    for ok in (True, 1, None, 0, ""):
+        check(ok)
+    broken()
+    counts = {tuple(sorted(p.attributes.items())): p.count for p in otel.points(DURATION)}
+    assert counts == {
+        ((semconv.GEN_AI_TOOL_NAME, "check"),): 2,
+        ((semconv.ERROR_TYPE, semconv.ERROR_TYPE_TOOL_ERROR), (semconv.GEN_AI_TOOL_NAME, "check")): 3,  # None, 0, ""
+        ((semconv.GEN_AI_TOOL_NAME, "broken"),): 1,  # unread (counted as ours): no failure of the program's
+    }
+    assert {p.attributes[semconv.INSTRUMENTATION_STAGE]: p.value
+            for p in otel.points(semconv.INSTRUMENTATION_ERRORS.name)} == {"tool.extract.success": 1}
+
+
+def test_success_not_given_leaves_a_result_object_a_success(otel: Any) -> None:
+    @agent_otel.tool("lookup")
+    def lookup() -> _Outcome:
+        return _Outcome("failure")
+
+    lookup()
+    assert dict(point(otel, DURATION).attributes) == {semconv.GEN_AI_TOOL_NAME: "lookup"}

@@ -1232,3 +1232,38 @@ def test_a_method_another_librarys_wrapt_wrapper_holds_binds_as_that_wrapper_doe
     assert module.Base.plain is module.Base.plain and module.Base.plain(base, 3) == 3
     assert names(otel) == ["execute_tool method", "execute_tool method", "execute_tool plain"]
 
+
+
+def test_a_tool_entry_point_returning_failure_objects_fails_by_its_success_path(otel: Any, package: Package) -> None:
+    """The shape of Agno's ``FunctionCall.execute``: it catches the tool's exception and returns a result whose
+    ``status`` says ``failure``. With ``success`` on the entry, those calls fail (``error.type`` ``tool_error``),
+    and the program gets the same objects back."""
+    mod = package.write("calls", """
+        class Result:
+            def __init__(self, status):
+                self.status = status
+
+        class FunctionCall:
+            def __init__(self, name, fails):
+                self.name, self.fails = name, fails
+
+            def execute(self):
+                try:
+                    if self.fails:
+                        raise RuntimeError("tool raised")
+                    return Result("success")
+                except RuntimeError:
+                    return Result("failure")
+    """)
+    instrument(config(f"""
+        [[tool]]
+        target = "{mod}:FunctionCall.execute"
+        name = {{ path = "self.name" }}
+        success = {{ path = "result.status", equals = "success" }}
+    """))
+    calls = package.load("calls")
+    statuses = [calls.FunctionCall("search", fails).execute().status for fails in (False, True, False)]
+    assert statuses == ["success", "failure", "success"]
+    counts = {tuple(sorted(p.attributes.items())): p.count for p in otel.points(semconv.TOOL_DURATION.name)}
+    assert counts == {((semconv.GEN_AI_TOOL_NAME, "search"),): 2,
+                      ((semconv.ERROR_TYPE, semconv.ERROR_TYPE_TOOL_ERROR), (semconv.GEN_AI_TOOL_NAME, "search")): 1}

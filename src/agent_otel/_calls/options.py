@@ -256,6 +256,9 @@ TOOL = _table(
                "call's number among the tool calls of the phase, from 1"),
     _result("files_created", Accepts.COUNT, "files the call created (a list counts its length), added up on "
             "the job span (`agent_otel.job.files.created`)", sized=True),
+    _result("success", Accepts.BOOLEAN, "false (by Python truthiness, `None` too) makes a call that returned a "
+            "failed one: `error.type` `tool_error`, as an MCP result with `is_error` (a path, e.g. "
+            "`{ path = \"result.status\", equals = \"success\" }`); not given: only an exception or `is_error` fails"),
     _RESULT_ATTRIBUTES,
 )
 

@@ -23,6 +23,7 @@ from agent_otel._calls.call_counts import (
 )
 from agent_otel._calls.extractors import Call, Extractor
 from agent_otel._calls.handler import (
+    UNREAD,
     KindHandler,
     ManualCall,
     P,
@@ -30,11 +31,12 @@ from agent_otel._calls.handler import (
     coerce_count,
     decorator,
     error_type_label,
+    given_flag,
     manual_name,
     span_value,
     text_value,
 )
-from agent_otel._calls.options import Attributes, Count, Text, collect
+from agent_otel._calls.options import Attributes, Count, Flag, Text, collect
 from agent_otel._context.job import AGENT_KEY, JOB_KEY, JobState, current_job
 from agent_otel._context.phase import PHASE_KEY, PhaseState
 from agent_otel._context.running import STARTED_IN, running_context
@@ -74,16 +76,21 @@ class ToolInvocation(Invocation):
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         run = self.run
+        handler = self.handler
+        call = self.call  # None when the options are all literals (see KindHandler.reads_call)
         if error is not None:
             error_type: str | None = error_type_label(error)
+        elif handler.checks_success:  # the program says which results are failures
+            if call is not None:
+                call.result = value
+            failed = given_flag(handler.option("success", call, UNREAD), "tool.success") is False
+            error_type = _failed(self.span) if failed else None
         elif type(value) in PLAIN_TYPES:  # (by exact type: a dict or a string reports no failure of this kind)
             error_type = None
         else:
             error_type = _error_result(value, self.span)
         record_tool_call(self.context if run is None else context_with_counts(run.calls, self.context), self.name,
                          self.agent_name, error_type, duration_s, self.phase)
-        handler = self.handler
-        call = self.call  # None when the options are all literals (see KindHandler.reads_call)
         if handler.counts_files and error is None:
             if call is not None:
                 call.result = value
@@ -104,8 +111,11 @@ def _error_result(value: Any, span: Any) -> str | None:
         failed = getattr(value, "is_error", None) is True
     except Exception:
         return None
-    if not failed:
-        return None
+    return _failed(span) if failed else None
+
+
+def _failed(span: Any) -> str:
+    """A call that returned a failure: ``tool_error``, on its span too."""
     if span.is_recording():
         span.set_attribute(semconv.ERROR_TYPE, semconv.ERROR_TYPE_TOOL_ERROR)
         span.set_status(Status(StatusCode.ERROR, semconv.ERROR_TYPE_TOOL_ERROR))
@@ -152,6 +162,7 @@ class ToolHandler(KindHandler):
                  attributes: Attributes | None = None) -> None:
         super().__init__(func, options, attributes)
         self.counts_files = "files_created" in options
+        self.checks_success = options.get("success") is not None
         self.has_step = "step" in options
         self.names_agent = options.get("agent") is not None
 
@@ -205,11 +216,13 @@ class ToolHandler(KindHandler):
 
 
 def tool(name: Text, *, agent: Text | None = None, type: Text | None = None, step: str | int | Extractor | None = None,
-         files_created: Count | None = None, result_attributes: Mapping[str, Extractor] | None = None,
+         files_created: Count | None = None, success: Flag | None = None,
+         result_attributes: Mapping[str, Extractor] | None = None,
          attributes: Attributes | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate a tool or plugin. ``agent`` defaults to the agent the call runs under; ``step`` is its step
     number in its phase (default: the next one); ``files_created`` (read when the call ends) adds up on the
-    job span; ``result_attributes`` are span attributes read when the call ends."""
+    job span; ``success`` false (e.g. ``path("result.status", equals="ok")``) makes a call that returned a failed
+    one (``error.type`` ``tool_error``); ``result_attributes`` are span attributes read when the call ends."""
     return decorator(ToolHandler, collect("tool", locals()), attributes)
 
 
