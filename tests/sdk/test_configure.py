@@ -25,6 +25,7 @@ from agent_otel._engine.instruments import runtime
 from agent_otel._ops.stack import free_port
 from agent_otel._sdk.settings import resolve_settings, traces_sampler
 from tests.support.environment import CLEAN_ENV
+from tests.support.otlp_receiver import OtlpHttpReceiver, attributes_of
 
 
 def run_child(code: str, **env: str) -> subprocess.CompletedProcess:
@@ -403,6 +404,28 @@ def test_host_providers_are_reused_not_replaced_and_configure_twice_is_harmless(
     assert lines[-1] == "OK"
     assert sum("using the SDK TracerProvider the host program installed" in line for line in lines) == 1
     assert sum("using the SDK MeterProvider the host program installed" in line for line in lines) == 1
+
+
+def test_a_phoenix_provider_keeps_exporting_the_programs_spans_after_configure() -> None:
+    """Phoenix's ``register()`` builds an SDK TracerProvider subclass whose ``add_span_processor()`` shuts its own
+    exporting processor down unless told not to: after ``configure()`` (called after the host's setup, as the
+    README asks) Phoenix received no span of the program's, and nothing said so."""
+    with OtlpHttpReceiver() as receiver:
+        child = run_child(f"""
+            from phoenix.otel import register
+            tp = register(project_name="p", endpoint="{receiver.endpoint}/v1/traces", protocol="http/protobuf",
+                          batch=False, verbose=False)
+            import agent_otel
+            agent_otel.configure(prometheus_port=0)
+            with agent_otel.job("j-9"):
+                tp.get_tracer("app").start_span("work").end()
+            tp.force_flush()
+        """)
+        assert child.returncode == 0, child.stderr
+        spans = {span.name: attributes_of(span) for request in receiver.traces for resources in request.resource_spans
+                 for scope in resources.scope_spans for span in scope.spans}
+    assert spans["work"]["job.id"] == "j-9"
+    assert "invoke_workflow default" in spans
 
 
 def test_configure_again_names_the_arguments_it_ignores_never_their_values() -> None:

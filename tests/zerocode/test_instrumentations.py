@@ -295,6 +295,74 @@ def test_an_instrumentation_of_a_library_in_a_namespace_package_loads_and_our_ta
     assert not targets[other + 1:other + 2] or not targets[other + 1].startswith("    "), result.stdout
 
 
+#: An instrumentation whose module imports its library as it loads (OpenLLMetry's of ``openai``), and whose
+#: ``instrument()`` counts how many times it wrapped.
+REENTRANT_INSTRUMENTATION = '''
+import zcreent
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+
+
+class Instrumentor(BaseInstrumentor):
+    def instrumentation_dependencies(self):
+        return ["zc-reentrant-lib >= 1"]
+
+    def _instrument(self, **kwargs):
+        zcreent.WRAPPED[__name__] = zcreent.WRAPPED.get(__name__, 0) + 1
+
+    def _uninstrument(self, **kwargs):
+        pass
+'''
+#: A program that turns it on itself, as an SDK with a pipeline of its own does (Traceloop's ``init()``,
+#: Phoenix's ``register()``): first importing the instrumentation, which imports the library, or first calling the
+#: ``instrument()`` of one that imports the library only then.
+REENTRANT_PROGRAM = """
+import logging, sys
+said = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        said.append(record.getMessage())
+logging.getLogger("agent_otel").addHandler(Keep())
+if sys.argv[1] == "module":
+    from zc_reentrant_instrumentation import Instrumentor
+else:
+    from zc_late_instrumentation import Instrumentor
+Instrumentor().instrument()
+import zcreent
+print(zcreent.WRAPPED[Instrumentor.__module__], Instrumentor().is_instrumented_by_opentelemetry, said)
+"""
+
+
+def test_an_instrumentation_the_program_turns_on_as_its_library_is_imported_is_left_to_it(tmp_path: Path) -> None:
+    """The launcher loads an instrumentation when the program imports its library. A program that turns one on
+    itself imports the library inside that: from the instrumentation's module (Traceloop's ``init()`` imports
+    OpenLLMetry's ``openai`` one), whose entry point was then loaded half run ("partially initialized module",
+    counted, and the instrumentation said to be off while the program turned it on); or from its ``instrument()``
+    (OpenInference's, called by Phoenix's ``register()``), before the instrumentor is marked on, so that it was
+    instrumented a second time, and every call counted twice."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "zcreent.py").write_text("WRAPPED = {}\n")
+    info = site / "zc_reentrant_lib-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: zc-reentrant-lib\nVersion: 1.0\n")
+    (info / "RECORD").write_text("zcreent.py,,\nzc_reentrant_lib-1.0.dist-info/METADATA,,\n"
+                                 "zc_reentrant_lib-1.0.dist-info/RECORD,,\n")
+    (site / "zc_reentrant_instrumentation.py").write_text(REENTRANT_INSTRUMENTATION)
+    (site / "zc_late_instrumentation.py").write_text(
+        REENTRANT_INSTRUMENTATION.replace("import zcreent\n", "", 1).replace(
+            "        zcreent.WRAPPED[", "        import zcreent\n        zcreent.WRAPPED["))
+    install_distribution(site, "zc-reentrant-instrumentation", {
+        "zc_reentrant": "zc_reentrant_instrumentation:Instrumentor", "zc_late": "zc_late_instrumentation:Instrumentor"},
+                         requires=('zc-reentrant-lib>=1; extra == "instruments"',))
+    (tmp_path / "app.py").write_text(REENTRANT_PROGRAM)
+    for how in ("instrument", "module"):
+        result = subprocess.run([str(BIN / "agent-otel"), "run", "--", sys.executable, "app.py", how], cwd=tmp_path,
+                                env=environment(tmp_path, PYTHONPATH=str(site)), capture_output=True, text=True,
+                                timeout=120)
+        assert (result.returncode, result.stdout, result.stderr) == (
+            0, "1 True []\n", "agent-otel: no configuration found; running with SDK setup only\n"), (how, result)
+
+
 def errors_counted(receiver: OtlpHttpReceiver, stage: str) -> float:
     """The last value exported of agent_otel.instrumentation.errors for ``stage`` (a cumulative counter)."""
     values = [point.as_int or point.as_double for metric in receiver.metrics_named("agent_otel.instrumentation.errors")

@@ -455,7 +455,9 @@ def configure(
                 # removes it): a second one bridged and counted every GenAI call again
                 ours = AgentOtelSpanProcessor(None)
                 _processors.set(tp, ours)
-                tp.add_span_processor(ours)
+                # the SDK's own method, not a subclass's: Phoenix's provider shuts its exporting processor down
+                # when another is added (unless told not to), and the program's spans stopped reaching Phoenix
+                TracerProvider.add_span_processor(tp, ours)
             if bridged != (ours.bridge is not None):
                 ours.bridge = GenAiSpanBridge() if bridged else None
             if telemetry.owns_tracer_provider:  # a forked child: the host's processors of its parents' (fork_handover)

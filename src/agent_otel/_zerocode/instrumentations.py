@@ -31,6 +31,7 @@ from opentelemetry.instrumentation.dependencies import (
 )
 from opentelemetry.instrumentation.distro import DefaultDistro  # type: ignore[attr-defined]  # untyped upstream
 from opentelemetry.instrumentation.environment_variables import OTEL_PYTHON_DISABLED_INSTRUMENTATIONS
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from packaging.requirements import InvalidRequirement, Requirement
 
 from agent_otel._engine.self_telemetry import logger, report_error
@@ -165,13 +166,23 @@ def _load(item: Instrumentation, distro: DefaultDistro) -> bool:
     program turned it on) is left as it is: instrumenting it again printed the SDK's warning on the program's
     stderr. One whose own library is missing is skipped quietly, as ``opentelemetry-instrument`` skips it: a
     distribution whose extra names either of two libraries (httpx's: ``httpx`` or ``httpx2``) passes the check
-    of its extra with one of them, and the other's entry point raised ``ModuleNotFoundError``, counted."""
+    of its extra with one of them, and the other's entry point raised ``ModuleNotFoundError``, counted.
+
+    One the program is turning on as its library is imported is left to it (True): an SDK that sets up its own
+    pipeline (Traceloop's ``init()``, Phoenix's ``register()``) imports the instrumentation's module, or runs its
+    ``instrument()``, which imports the library. Loaded then, the module was half run ("partially initialized
+    module", counted, and said to be off when the program then turned it on), or the instrumentor not yet marked
+    on, and it was instrumented twice, every call counted twice."""
+    held = sys.modules.get(_module(item.entry_point))
+    if held is not None and getattr(getattr(held, "__spec__", None), "_initializing", False):
+        logger.debug("agent-otel: instrumentation %s left to the program, which is importing it", item.name)
+        return True
     try:
         instrumentor = item.entry_point.load()()  # one instance per class: the one instrument() marks
     except Exception as exc:  # never break the program: it runs without this one
         _failed(item, f"{type(exc).__name__}: {exc}", exc)
         return False
-    if getattr(instrumentor, "is_instrumented_by_opentelemetry", False):
+    if getattr(instrumentor, "is_instrumented_by_opentelemetry", False) or _being_instrumented(instrumentor):
         logger.debug("agent-otel: instrumentation %s is on already", item.name)
         return True
     options = _options_for(_module(item.entry_point))
@@ -188,6 +199,18 @@ def _load(item: Instrumentation, distro: DefaultDistro) -> bool:
             _failed(item, f"{type(exc).__name__}: {exc}", exc)
         return False
     return True
+
+
+def _being_instrumented(instrumentor: object) -> bool:
+    """Whether the program's ``instrument()`` of ``instrumentor`` runs further up this thread's stack (it marks the
+    instrumentor on as it returns)."""
+    code = BaseInstrumentor.instrument.__code__
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is code and frame.f_locals.get("self") is instrumentor:
+            return True
+        frame = frame.f_back
+    return False
 
 
 #: The logging instrumentation's module, its ``instrument()`` option that keeps its handler off, and its variables: the
