@@ -266,3 +266,61 @@ def test_a_tool_of_ours_over_an_mcp_call_fails_with_the_error_result_the_mcp_lib
     assert found["ours"] == [[None, "UNSET"], ["tool_error", "ERROR"]]
     assert found["counted"] == {"null": 1, "tool_error": 1}  # (JSON keys: None is "null")
     assert found["restocked"] == [None]  # a tool that handled the failed result it got is no failure
+
+
+LOGFIRE_PROGRAM = """
+import json, sys
+import logfire
+from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+import agent_otel
+
+spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+logfire.configure(send_to_logfire=False, console=False, additional_span_processors=[SimpleSpanProcessor(spans)])
+agent_otel.configure(tracer_provider=trace.get_tracer_provider().provider,  # logfire's SDK provider (README)
+                     meter_provider=MeterProvider(metric_readers=[reader]), prometheus_port=0)
+from openai import OpenAI
+client = OpenAI(base_url=sys.argv[1] + "/stable/v1", api_key="test", max_retries=0)
+logfire.instrument_openai(client)
+with agent_otel.job(type="review"):
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                                            stream=True, stream_options={"include_usage": True})
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+totals = {}
+for resource in reader.get_metrics_data().resource_metrics:
+    for scope in resource.scope_metrics:
+        if scope.scope.name == "agent_otel":
+            for metric in scope.metrics:
+                totals[metric.name] = sum(getattr(p, "count", None) or getattr(p, "value", 0)
+                                          for p in metric.data.data_points)
+[job] = [span for span in spans.get_finished_spans() if span.name == "invoke_workflow review"]
+print(json.dumps({"text": text, "calls": totals["gen_ai.client.inference.duration"],
+                  "input": totals["gen_ai.client.inference.usage.input_tokens"],
+                  "output": totals["gen_ai.client.inference.usage.output_tokens"],
+                  "job": {key: value for key, value in job.attributes.items()
+                          if key.startswith(("job.provider.", "job.usage.")) and key != "job.usage.cost"},
+                  "cost": job.attributes.get("job.usage.cost")}))
+"""
+
+
+def test_logfires_log_of_a_streamed_call_is_its_usage_not_a_second_call(tmp_path: Path) -> None:
+    """logfire's OpenAI integration ends the request's span as the stream is handed out (no usage), and logs how the
+    stream ended as a span of its own (``logfire.span_type`` ``log``) with the call's attributes, its tokens and
+    response model: each was counted as a call, a streamed call two. (A child process: logfire sets the global
+    providers.)"""
+    (tmp_path / "app.py").write_text(LOGFIRE_PROGRAM)
+    with FakeLLM() as llm:
+        child = subprocess.run([sys.executable, "app.py", llm.url], cwd=tmp_path, capture_output=True, text=True,
+                               timeout=120, env={**os.environ, "OTEL_TRACES_EXPORTER": "none",
+                                                 "OTEL_METRICS_EXPORTER": "none"})
+    assert child.returncode == 0, child.stderr
+    found = json.loads(child.stdout.splitlines()[-1])
+    assert found["text"] == "looks safe"
+    assert (found["calls"], found["input"], found["output"]) == (2, 5 + 11, 3 + 7)
+    assert found["job"] == {"job.provider.calls": 2, "job.usage.input_tokens": 16,  # no unpriced call: every one
+                            "job.usage.output_tokens": 10}, found["job"]  # priced, the streamed one's log included
+    assert found["cost"] > 0

@@ -100,6 +100,14 @@ def install_distribution(site: Path, name: str, entry_points: dict[str, str], re
         f"{key} = {value}\n" for key, value in entry_points.items()))
 
 
+def install_library(site: Path, name: str, module_file: str) -> None:
+    """A library's distribution as pip leaves it: METADATA, and the RECORD of what it installs (``module_file``)."""
+    info = site / f"{name.replace('-', '_')}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "RECORD").write_text(f"{module_file},,\n{info.name}/METADATA,,\n{info.name}/RECORD,,\n")
+
+
 @pytest.fixture
 def broken_site(tmp_path: Path) -> Path:
     """One instrumentation that cannot be imported, one that raises when instrumenting, one whose library
@@ -205,13 +213,17 @@ def test_an_instrumentation_loads_when_the_program_imports_its_library_not_befor
 
 
 #: Two threads importing httpx and httpx2 at once, then whether the httpx instrumentation patched both.
-CONCURRENT_IMPORTS = """
-import importlib, logging, threading, wrapt
+#: A program's first lines that keep what agent-otel logs, in ``said``.
+KEEP_LOGS = """
+import logging
 said = []
 class Keep(logging.Handler):
     def emit(self, record):
         said.append(record.getMessage())
 logging.getLogger("agent_otel").addHandler(Keep())
+"""
+CONCURRENT_IMPORTS = KEEP_LOGS + """
+import importlib, threading, wrapt
 threads = [threading.Thread(target=importlib.import_module, args=(name,)) for name in ("httpx", "httpx2")]
 for thread in threads:
     thread.start()
@@ -262,11 +274,7 @@ def test_an_instrumentation_of_a_library_in_a_namespace_package_loads_and_our_ta
     (site / "zcspaced" / "core").mkdir(parents=True)  # no zcspaced/__init__.py: a namespace package
     (site / "zcspaced" / "core" / "__init__.py").write_text(
         "class Tool:\n    def call(self, n):\n        return n * 2\n")
-    info = site / "zc_spaced_core-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: zc-spaced-core\nVersion: 1.0\n")
-    (info / "RECORD").write_text("zcspaced/core/__init__.py,,\nzc_spaced_core-1.0.dist-info/METADATA,,\n"
-                                 "zc_spaced_core-1.0.dist-info/RECORD,,\n")
+    install_library(site, "zc-spaced-core", "zcspaced/core/__init__.py")
     (site / "zc_spaced_instrumentation.py").write_text(NAMESPACED_INSTRUMENTATION)
     install_distribution(site, "zc-spaced-instrumentation", {"zc_spaced": "zc_spaced_instrumentation:Instrumentor"},
                          requires=('zc-spaced-core>=1; extra == "instruments"',))
@@ -315,13 +323,8 @@ class Instrumentor(BaseInstrumentor):
 #: A program that turns it on itself, as an SDK with a pipeline of its own does (Traceloop's ``init()``,
 #: Phoenix's ``register()``): first importing the instrumentation, which imports the library, or first calling the
 #: ``instrument()`` of one that imports the library only then.
-REENTRANT_PROGRAM = """
-import logging, sys
-said = []
-class Keep(logging.Handler):
-    def emit(self, record):
-        said.append(record.getMessage())
-logging.getLogger("agent_otel").addHandler(Keep())
+REENTRANT_PROGRAM = KEEP_LOGS + """
+import sys
 if sys.argv[1] == "module":
     from zc_reentrant_instrumentation import Instrumentor
 else:
@@ -342,11 +345,7 @@ def test_an_instrumentation_the_program_turns_on_as_its_library_is_imported_is_l
     site = tmp_path / "site"
     site.mkdir()
     (site / "zcreent.py").write_text("WRAPPED = {}\n")
-    info = site / "zc_reentrant_lib-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: zc-reentrant-lib\nVersion: 1.0\n")
-    (info / "RECORD").write_text("zcreent.py,,\nzc_reentrant_lib-1.0.dist-info/METADATA,,\n"
-                                 "zc_reentrant_lib-1.0.dist-info/RECORD,,\n")
+    install_library(site, "zc-reentrant-lib", "zcreent.py")
     (site / "zc_reentrant_instrumentation.py").write_text(REENTRANT_INSTRUMENTATION)
     (site / "zc_late_instrumentation.py").write_text(
         REENTRANT_INSTRUMENTATION.replace("import zcreent\n", "", 1).replace(

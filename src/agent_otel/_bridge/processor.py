@@ -65,6 +65,7 @@ from agent_otel._calls.call_counts import (
     scope_of,
 )
 from agent_otel._calls.evaluation import record_result
+from agent_otel._calls.job import open_job
 from agent_otel._calls.pricing import TokenUsage
 from agent_otel._calls.provider import (
     PROVIDER_KEY,
@@ -76,7 +77,7 @@ from agent_otel._calls.provider import (
 )
 from agent_otel._calls.tool import TOOL_KEY, OpenToolCall, record_tool_call
 from agent_otel._context import running
-from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, current_job
+from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, JobState, current_job, current_job_id
 from agent_otel._context.running import STARTED_BARE, forget, note_started_in, running_context
 from agent_otel._engine import collection
 from agent_otel._engine.instruments import runtime
@@ -105,8 +106,8 @@ class _Seen:
     ran under, and whether another span of the same call counts it instead."""
 
     __slots__ = ("agent", "below", "calls", "claims", "context", "counts_unknown", "covered", "enclosing",
-                 "inner_reported", "job", "kind", "operation", "own", "ref", "sibling", "span_address", "span_id",
-                 "started_by", "twin", "twin_of", "usage_to")
+                 "inner_reported", "job", "kind", "operation", "own", "ref", "reports_usage", "sibling", "span_address",
+                 "span_id", "started_by", "twin", "twin_of", "usage_to")
 
     def __init__(self, kind: Kind, operation: str, context: Context) -> None:
         self.kind = kind
@@ -124,6 +125,9 @@ class _Seen:
         self.agent = otel_context.get_value(AGENT_KEY, context)
         self.calls: Any = None  # the enclosing agent invocation's call counts (call_counts.CallCounts)
         self.covered = False
+        #: a model call's span that only reports the usage of a call its library's other span counted (see
+        #: sources.usage_report): its tokens and cost are recorded, no second call
+        self.reports_usage = False
         #: an agent's: how many agent calls of ours naming another agent started directly inside it (see start_genai)
         self.claims = 0
         self.usage_to: ProviderInvocation | None = None  # our provider call it is part of: gets its tokens
@@ -140,6 +144,14 @@ class _Seen:
         #: span at the same address
         self.ref: weakref.ref[Any] | None = None
         self.span_address = self.span_id = 0
+
+
+def _named_job(context: Context) -> JobState | None:
+    """A job of this process that a context names only in its baggage: logfire logs how a stream ended in the context
+    it injected as the request began, which keeps the job's ids, not the job. The one open with that id, when one is
+    (only for such a report: another library's span in an extracted context is a caller's, counted on its side)."""
+    job_id = current_job_id(context)
+    return open_job(job_id) if job_id is not None else None
 
 
 #: The spans being collected that the bridge was tracking, by (bridge, address): the garbage collector clears the weak
@@ -267,6 +279,10 @@ class GenAiSpanBridge(SpanProcessor):
             started_in = running_context(late if late is not None else starting_context(parent_context))
             seen = _Seen(kind, operation, started_in)
             seen.calls = current_counts(started_in)
+            if kind is Kind.PROVIDER and sources.usage_report(attributes):
+                seen.reports_usage = True
+                if seen.job is None:
+                    seen.job = _named_job(started_in)
             run = (parent.below if parent is not None else run_of(parent_span)) if self.open_spans else None
             if run is None:
                 run = run_above
@@ -291,7 +307,7 @@ class GenAiSpanBridge(SpanProcessor):
                     # agent's around ours (the tool that called it), however the library parents or runs them
                     seen.agent, seen.calls, seen.below = otel_context.get_value(AGENT_KEY, started_in), \
                         current_counts(started_in), None
-            elif kind is Kind.PROVIDER:
+            elif kind is Kind.PROVIDER and not seen.reports_usage:
                 sibling = (parent_span, _where(), getattr(span.instrumentation_scope, "name", None),
                            sources.provider_of(attributes), sources.request_model_of(attributes), span.start_time or 0)
                 twin = self._sibling_twin(sibling, operation) if self.open_spans else None
@@ -864,10 +880,11 @@ def _record_provider(span: Span, seen: _Seen, attributes: Any, duration_s: float
     response_model = sources.response_model_of(attributes)
     if response_model:
         token_attributes[semconv.GEN_AI_RESPONSE_MODEL] = bound(semconv.GEN_AI_RESPONSE_MODEL, response_model)
-    call_attributes = dict(token_attributes)
-    if error_type is not None:
-        call_attributes[semconv.ERROR_TYPE] = error_type
-    record_request(ctx, call_attributes, duration_s, sources.time_to_first_chunk_of(attributes))
+    if not seen.reports_usage:
+        call_attributes = dict(token_attributes)
+        if error_type is not None:
+            call_attributes[semconv.ERROR_TYPE] = error_type
+        record_request(ctx, call_attributes, duration_s, sources.time_to_first_chunk_of(attributes))
     usage = sources.usage_of(attributes)
     cost, unpriced = None, False
     if usage.input_tokens is not None or usage.output_tokens is not None:
@@ -875,7 +892,11 @@ def _record_provider(span: Span, seen: _Seen, attributes: Any, duration_s: float
         tokens = _token_usage(usage)
         cost, unpriced = priced_cost(response_model, given or model, tokens)  # the price of the model as given
         record_usage(ctx, token_attributes, tokens, cost, seen.agent, unpriced=unpriced)
-    if seen.job is not None:
+    if seen.job is not None and seen.reports_usage:
+        if cost is not None or unpriced:  # the call the request's span counted, with no usage, unpriced: priced now
+            seen.job.add(input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0,
+                         cost=cost or 0.0, priced_calls=cost is not None, unpriced_calls=-1 if cost is not None else 0)
+    elif seen.job is not None:
         no_usage = usage.input_tokens is None and usage.output_tokens is None  # a cost the job cannot know
         seen.job.add(provider_calls=1, input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0,
                      cost=cost or 0.0, priced_calls=cost is not None, unpriced_calls=1 if unpriced or no_usage else 0,

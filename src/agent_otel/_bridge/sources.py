@@ -208,6 +208,17 @@ def tool_name_of(attributes: Mapping[str, Any]) -> str | None:
 #: GenAiSpanBridge.start_late). Those of other instrumentations marked only as they end are not: OpenInference's
 #: LangChain instrumentation does not make its spans current (the SDK's span of the same call is beside it, counted
 #: already), and OpenInference's LlamaIndex one marks helper steps (``_prepare_chat_with_tools``) as model calls.
+#: How logfire says a span is a log record (a span of no duration): one with a GenAI call's attributes is how a streamed
+#: call ended, the stream read, beside the request's span, which ended as the stream was handed out, with no usage
+_LOGFIRE_SPAN_TYPE = "logfire.span_type"
+
+
+def usage_report(attributes: Mapping[str, Any]) -> bool:
+    """Whether a model call's span only reports the usage of a call whose own span counted it (logfire's log of a
+    streamed response)."""
+    return attributes.get(_LOGFIRE_SPAN_TYPE) == "log"
+
+
 MARKED_RIGHT_AFTER_START = ("strands.", "semantic_kernel.")
 
 
