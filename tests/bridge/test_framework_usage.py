@@ -285,25 +285,28 @@ agent_otel.configure(tracer_provider=trace.get_tracer_provider().provider,  # lo
 from openai import OpenAI
 client = OpenAI(base_url=sys.argv[1] + "/stable/v1", api_key="test", max_retries=0)
 logfire.instrument_openai(client)
-with agent_otel.job(type="review"):
+with agent_otel.job(type="review"), agent_otel.agent_call("reviewer"):
     stream = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
                                             stream=True, stream_options={"include_usage": True})
     text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+with agent_otel.job(type="review"):
     client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
-totals = {}
+totals, agents = {}, {}
 for resource in reader.get_metrics_data().resource_metrics:
     for scope in resource.scope_metrics:
         if scope.scope.name == "agent_otel":
             for metric in scope.metrics:
                 totals[metric.name] = sum(getattr(p, "count", None) or getattr(p, "value", 0)
                                           for p in metric.data.data_points)
-[job] = [span for span in spans.get_finished_spans() if span.name == "invoke_workflow review"]
+                if metric.name == "agent_otel.client.cost":
+                    agents = {p.attributes.get("gen_ai.agent.name"): p.value for p in metric.data.data_points}
+job = [span for span in spans.get_finished_spans() if span.name == "invoke_workflow review"][0]  # the streamed one
 print(json.dumps({"text": text, "calls": totals["gen_ai.client.inference.duration"],
                   "input": totals["gen_ai.client.inference.usage.input_tokens"],
                   "output": totals["gen_ai.client.inference.usage.output_tokens"],
                   "job": {key: value for key, value in job.attributes.items()
                           if key.startswith(("job.provider.", "job.usage.")) and key != "job.usage.cost"},
-                  "cost": job.attributes.get("job.usage.cost")}))
+                  "cost": job.attributes.get("job.usage.cost"), "agents": list(agents)}))
 """
 
 
@@ -321,6 +324,7 @@ def test_logfires_log_of_a_streamed_call_is_its_usage_not_a_second_call(tmp_path
     found = json.loads(child.stdout.splitlines()[-1])
     assert found["text"] == "looks safe"
     assert (found["calls"], found["input"], found["output"]) == (2, 5 + 11, 3 + 7)
-    assert found["job"] == {"job.provider.calls": 2, "job.usage.input_tokens": 16,  # no unpriced call: every one
-                            "job.usage.output_tokens": 10}, found["job"]  # priced, the streamed one's log included
+    assert found["job"] == {"job.provider.calls": 1, "job.usage.input_tokens": 5,  # no unpriced call: the log
+                            "job.usage.output_tokens": 3}, found["job"]  # priced it, in the job and agent it ran in
     assert found["cost"] > 0
+    assert set(found["agents"]) == {"reviewer", None}  # the streamed call's cost is the agent's

@@ -77,12 +77,13 @@ from agent_otel._calls.provider import (
 )
 from agent_otel._calls.tool import TOOL_KEY, OpenToolCall, record_tool_call
 from agent_otel._context import running
-from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, JobState, current_job, current_job_id
+from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, current_job, current_job_id
 from agent_otel._context.running import STARTED_BARE, forget, note_started_in, running_context
 from agent_otel._engine import collection
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import OTHER, attribute_dict, policy
 from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.wrappers import in_flight
 
 #: ``agent.task.type`` of an invocation the bridge records from a workflow span.
 WORKFLOW_TASK_TYPE = "workflow"
@@ -146,12 +147,20 @@ class _Seen:
         self.span_address = self.span_id = 0
 
 
-def _named_job(context: Context) -> JobState | None:
-    """A job of this process that a context names only in its baggage: logfire logs how a stream ended in the context
-    it injected as the request began, which keeps the job's ids, not the job. The one open with that id, when one is
-    (only for such a report: another library's span in an extracted context is a caller's, counted on its side)."""
+def _where_reported(parent_span: Any, context: Context) -> Context:
+    """Where a usage report (see :func:`~agent_otel._bridge.sources.usage_report`) counts when the context it started
+    in holds no job: logfire logs how a stream ended in the context it injected as the request began, which keeps the
+    ids of the span and job the request ran under, not agent-otel's context. That of the running call of ours whose
+    span it names (an agent, a job, a phase), else ``context`` with the job of this process its baggage names. Only for
+    such a report: another library's span in an extracted context is a caller's, counted on its side."""
+    span_id = parent_span.get_span_context().span_id
+    if span_id:
+        for inv in in_flight():
+            if inv.span.get_span_context().span_id == span_id:
+                return inv.context
     job_id = current_job_id(context)
-    return open_job(job_id) if job_id is not None else None
+    job = open_job(job_id) if job_id is not None else None
+    return otel_context.set_value(JOB_KEY, job, context) if job is not None else context
 
 
 #: The spans being collected that the bridge was tracking, by (bridge, address): the garbage collector clears the weak
@@ -277,12 +286,12 @@ class GenAiSpanBridge(SpanProcessor):
                         note_run(span, run)
                 return
             started_in = running_context(late if late is not None else starting_context(parent_context))
+            reports_usage = kind is Kind.PROVIDER and sources.usage_report(attributes)
+            if reports_usage and JOB_KEY not in started_in:
+                started_in = _where_reported(parent_span, started_in)
             seen = _Seen(kind, operation, started_in)
             seen.calls = current_counts(started_in)
-            if kind is Kind.PROVIDER and sources.usage_report(attributes):
-                seen.reports_usage = True
-                if seen.job is None:
-                    seen.job = _named_job(started_in)
+            seen.reports_usage = reports_usage
             run = (parent.below if parent is not None else run_of(parent_span)) if self.open_spans else None
             if run is None:
                 run = run_above
