@@ -131,6 +131,18 @@ def test_success_by_truthiness_and_an_extractor_that_raises_is_no_failure(otel: 
             for p in otel.points(semconv.INSTRUMENTATION_ERRORS.name)} == {"tool.extract.success": 1}
 
 
+def test_a_manual_tool_call_reports_a_failed_result(otel: Any) -> None:
+    call = agent_otel.tool_call("shell")
+    with call:
+        call.set_outcome(success=False)
+    with call:
+        call.set_outcome(output="done")  # no success reported: as a block that returned
+    failed = [span for span in otel.spans("execute_tool shell") if span.status.status_code is StatusCode.ERROR]
+    assert [span.attributes[semconv.ERROR_TYPE] for span in failed] == [semconv.ERROR_TYPE_TOOL_ERROR]
+    counts = {p.attributes.get(semconv.ERROR_TYPE): p.count for p in otel.points(DURATION)}
+    assert counts == {semconv.ERROR_TYPE_TOOL_ERROR: 1, None: 1}
+
+
 def test_success_not_given_leaves_a_result_object_a_success(otel: Any) -> None:
     @agent_otel.tool("lookup")
     def lookup() -> _Outcome:

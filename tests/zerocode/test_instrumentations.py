@@ -320,16 +320,32 @@ class Instrumentor(BaseInstrumentor):
     def _uninstrument(self, **kwargs):
         pass
 '''
+#: The library: with ``ZC_HOLD`` set, its import waits (as a slow one would) until an ``instrument()`` imports it too.
+REENTRANT_LIBRARY = """
+import os
+WRAPPED = {}
+if os.environ.get("ZC_HOLD"):
+    import zcsync
+    zcsync.IMPORTING.set()
+    zcsync.INSTRUMENTING.wait(60)
+"""
 #: A program that turns it on itself, as an SDK with a pipeline of its own does (Traceloop's ``init()``,
-#: Phoenix's ``register()``): first importing the instrumentation, which imports the library, or first calling the
-#: ``instrument()`` of one that imports the library only then.
+#: Phoenix's ``register()``): first importing the instrumentation, which imports the library; or calling the
+#: ``instrument()`` of one that imports the library only then, alone or while another thread imports the library.
 REENTRANT_PROGRAM = KEEP_LOGS + """
-import sys
+import sys, threading
 if sys.argv[1] == "module":
     from zc_reentrant_instrumentation import Instrumentor
 else:
     from zc_late_instrumentation import Instrumentor
+if sys.argv[1] == "thread":
+    import zcsync
+    importer = threading.Thread(target=__import__, args=("zcreent",))
+    importer.start()
+    zcsync.IMPORTING.wait(60)
 Instrumentor().instrument()
+if sys.argv[1] == "thread":
+    importer.join()
 import zcreent
 print(zcreent.WRAPPED[Instrumentor.__module__], Instrumentor().is_instrumented_by_opentelemetry, said)
 """
@@ -341,23 +357,28 @@ def test_an_instrumentation_the_program_turns_on_as_its_library_is_imported_is_l
     OpenLLMetry's ``openai`` one), whose entry point was then loaded half run ("partially initialized module",
     counted, and the instrumentation said to be off while the program turned it on); or from its ``instrument()``
     (OpenInference's, called by Phoenix's ``register()``), before the instrumentor is marked on, so that it was
-    instrumented a second time, and every call counted twice."""
+    instrumented a second time, and every call counted twice; also when the import that runs the hook is another
+    thread's, which the ``instrument()`` waits for."""
     site = tmp_path / "site"
     site.mkdir()
-    (site / "zcreent.py").write_text("WRAPPED = {}\n")
+    (site / "zcreent.py").write_text(REENTRANT_LIBRARY)
+    (site / "zcsync.py").write_text("import threading\n"
+                                    "IMPORTING, INSTRUMENTING = threading.Event(), threading.Event()\n")
     install_library(site, "zc-reentrant-lib", "zcreent.py")
     (site / "zc_reentrant_instrumentation.py").write_text(REENTRANT_INSTRUMENTATION)
     (site / "zc_late_instrumentation.py").write_text(
         REENTRANT_INSTRUMENTATION.replace("import zcreent\n", "", 1).replace(
-            "        zcreent.WRAPPED[", "        import zcreent\n        zcreent.WRAPPED["))
+            "        zcreent.WRAPPED[", "        import zcsync\n        zcsync.INSTRUMENTING.set()\n"
+                               "        import zcreent\n        zcreent.WRAPPED["))
     install_distribution(site, "zc-reentrant-instrumentation", {
         "zc_reentrant": "zc_reentrant_instrumentation:Instrumentor", "zc_late": "zc_late_instrumentation:Instrumentor"},
                          requires=('zc-reentrant-lib>=1; extra == "instruments"',))
     (tmp_path / "app.py").write_text(REENTRANT_PROGRAM)
-    for how in ("instrument", "module"):
+    for how in ("instrument", "module", "thread"):
+        hold = {"ZC_HOLD": "1"} if how == "thread" else {}
         result = subprocess.run([str(BIN / "agent-otel"), "run", "--", sys.executable, "app.py", how], cwd=tmp_path,
-                                env=environment(tmp_path, PYTHONPATH=str(site)), capture_output=True, text=True,
-                                timeout=120)
+                                env=environment(tmp_path, PYTHONPATH=str(site), **hold), capture_output=True,
+                                text=True, timeout=120)
         assert (result.returncode, result.stdout, result.stderr) == (
             0, "1 True []\n", "agent-otel: no configuration found; running with SDK setup only\n"), (how, result)
 

@@ -65,7 +65,6 @@ from agent_otel._calls.call_counts import (
     scope_of,
 )
 from agent_otel._calls.evaluation import record_result
-from agent_otel._calls.job import open_job
 from agent_otel._calls.pricing import TokenUsage
 from agent_otel._calls.provider import (
     PROVIDER_KEY,
@@ -77,13 +76,12 @@ from agent_otel._calls.provider import (
 )
 from agent_otel._calls.tool import TOOL_KEY, OpenToolCall, record_tool_call
 from agent_otel._context import running
-from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, current_job, current_job_id
+from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, current_job
 from agent_otel._context.running import STARTED_BARE, forget, note_started_in, running_context
 from agent_otel._engine import collection
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import OTHER, attribute_dict, policy
 from agent_otel._engine.self_telemetry import report_error
-from agent_otel._engine.wrappers import in_flight
 
 #: ``agent.task.type`` of an invocation the bridge records from a workflow span.
 WORKFLOW_TASK_TYPE = "workflow"
@@ -107,8 +105,9 @@ class _Seen:
     ran under, and whether another span of the same call counts it instead."""
 
     __slots__ = ("agent", "below", "calls", "claims", "context", "counts_unknown", "covered", "enclosing",
-                 "inner_reported", "job", "kind", "operation", "own", "ref", "reports_usage", "sibling", "span_address",
-                 "span_id", "started_by", "twin", "twin_of", "usage_to")
+                 "inner_reported", "job", "kind", "operation", "own", "ref", "report_key", "report_of",
+                 "sibling", "span_address", "span_id", "started_by", "twin", "twin_of", "unpriced_in_job", "usage_to",
+                 "usage_unknown")
 
     def __init__(self, kind: Kind, operation: str, context: Context) -> None:
         self.kind = kind
@@ -127,8 +126,13 @@ class _Seen:
         self.calls: Any = None  # the enclosing agent invocation's call counts (call_counts.CallCounts)
         self.covered = False
         #: a model call's span that only reports the usage of a call its library's other span counted (see
-        #: sources.usage_report): its tokens and cost are recorded, no second call
-        self.reports_usage = False
+        #: sources.usage_report): that call's entry; its tokens and cost are recorded, no second call
+        self.report_of: _Seen | None = None
+        #: a call of a library that may report its usage later (sources.usage_reported_later): where the bridge keeps
+        #: it while it may (see GenAiSpanBridge._reportable)
+        self.report_key: tuple[int, int, str | None] | None = None
+        #: a model call's span ended with no usage (a stream handed out), and was counted so in its job, unpriced
+        self.usage_unknown = self.unpriced_in_job = False
         #: an agent's: how many agent calls of ours naming another agent started directly inside it (see start_genai)
         self.claims = 0
         self.usage_to: ProviderInvocation | None = None  # our provider call it is part of: gets its tokens
@@ -147,20 +151,10 @@ class _Seen:
         self.span_address = self.span_id = 0
 
 
-def _where_reported(parent_span: Any, context: Context) -> Context:
-    """Where a usage report (see :func:`~agent_otel._bridge.sources.usage_report`) counts when the context it started
-    in holds no job: logfire logs how a stream ended in the context it injected as the request began, which keeps the
-    ids of the span and job the request ran under, not agent-otel's context. That of the running call of ours whose
-    span it names (an agent, a job, a phase), else ``context`` with the job of this process its baggage names. Only for
-    such a report: another library's span in an extracted context is a caller's, counted on its side."""
-    span_id = parent_span.get_span_context().span_id
-    if span_id:
-        for inv in in_flight():
-            if inv.span.get_span_context().span_id == span_id:
-                return inv.context
-    job_id = current_job_id(context)
-    job = open_job(job_id) if job_id is not None else None
-    return otel_context.set_value(JOB_KEY, job, context) if job is not None else context
+#: How many calls that may get a usage report are kept per parent span and model, and for how many of those: the
+#: oldest go first (a stream handed out and never read gets none)
+_REPORTABLE_PER_PARENT = 64
+_REPORTABLE_PARENTS = 1024
 
 
 #: The spans being collected that the bridge was tracking, by (bridge, address): the garbage collector clears the weak
@@ -225,6 +219,10 @@ class GenAiSpanBridge(SpanProcessor):
         #: held while a span marked after it started is noted (start_late): the first calls inside it may start on
         #: several threads at once, and it is noted once (an entry noted twice lost the calls counted in the first)
         self._noting = threading.RLock()
+        #: the calls that may get a usage report (sources.usage_reported_later), by their parent span's trace and span
+        #: ids and their request model, oldest first: what a report finds its call by (logfire carries only the ids)
+        self._reportable: dict[tuple[int, int, str | None], list[_Seen]] = {}
+        self._reporting = threading.Lock()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
@@ -285,13 +283,12 @@ class GenAiSpanBridge(SpanProcessor):
                     if run is not None:
                         note_run(span, run)
                 return
+            if kind is Kind.PROVIDER and sources.usage_report(attributes):
+                self._note_report(span, operation, parent_span, attributes)
+                return
             started_in = running_context(late if late is not None else starting_context(parent_context))
-            reports_usage = kind is Kind.PROVIDER and sources.usage_report(attributes)
-            if reports_usage and JOB_KEY not in started_in:
-                started_in = _where_reported(parent_span, started_in)
             seen = _Seen(kind, operation, started_in)
             seen.calls = current_counts(started_in)
-            seen.reports_usage = reports_usage
             run = (parent.below if parent is not None else run_of(parent_span)) if self.open_spans else None
             if run is None:
                 run = run_above
@@ -316,7 +313,7 @@ class GenAiSpanBridge(SpanProcessor):
                     # agent's around ours (the tool that called it), however the library parents or runs them
                     seen.agent, seen.calls, seen.below = otel_context.get_value(AGENT_KEY, started_in), \
                         current_counts(started_in), None
-            elif kind is Kind.PROVIDER and not seen.reports_usage:
+            elif kind is Kind.PROVIDER:
                 sibling = (parent_span, _where(), getattr(span.instrumentation_scope, "name", None),
                            sources.provider_of(attributes), sources.request_model_of(attributes), span.start_time or 0)
                 twin = self._sibling_twin(sibling, operation) if self.open_spans else None
@@ -339,15 +336,64 @@ class GenAiSpanBridge(SpanProcessor):
             elif kind is Kind.AGENT and not seen.covered:
                 seen.own = seen.below = AgentRun(
                     policy().bounded(semconv.GEN_AI_AGENT_NAME, sources.agent_name_of(attributes) or span.name))
-            self._seen[span] = seen
-            seen.ref, seen.span_address = weakref.ref(span, self._collected), id(span)
-            seen.span_id = span.get_span_context().span_id
-            self._refs[seen.ref] = seen
-            note_started_in(span, started_in)
+            elif kind is Kind.PROVIDER and sources.usage_reported_later(span):
+                self._reportable_call(parent_span, attributes, seen)
+            self._track(span, seen)
             if seen.below is not None:
                 note_run(span, seen.below)
         except Exception as exc:
             report_error("bridge.start", exc)
+
+    def _track(self, span: Span, seen: _Seen) -> None:
+        self._seen[span] = seen
+        seen.ref, seen.span_address = weakref.ref(span, self._collected), id(span)
+        seen.span_id = span.get_span_context().span_id
+        self._refs[seen.ref] = seen
+        note_started_in(span, seen.context)
+
+    def _reportable_call(self, parent_span: Any, attributes: Mapping[str, Any], seen: _Seen) -> None:
+        """Keep a call whose usage its library may report later, in a span of its own (see _note_report)."""
+        parent = parent_span.get_span_context()
+        key = seen.report_key = (parent.trace_id, parent.span_id, sources.request_model_of(attributes))
+        with self._reporting:
+            waiting = self._reportable.setdefault(key, [])
+            waiting.append(seen)
+            if len(waiting) > _REPORTABLE_PER_PARENT:  # streams handed out and never read: no report comes
+                del waiting[0]
+            if len(self._reportable) > _REPORTABLE_PARENTS:
+                del self._reportable[next(iter(self._reportable))]
+
+    def _no_report(self, seen: _Seen) -> None:
+        """``seen``'s call ended, and gets no report: its usage is known, or another span covered it (a report then
+        finds nothing to record, as none was kept)."""
+        key, seen.report_key = seen.report_key, None
+        with self._reporting:
+            waiting = self._reportable.get(key) if key is not None else None
+            if waiting is not None and seen in waiting:
+                waiting.remove(seen)
+                if not waiting:
+                    del self._reportable[key]  # type: ignore[arg-type]
+
+    def _note_report(self, span: Span, operation: str, parent_span: Any, attributes: Mapping[str, Any]) -> None:
+        """A usage report (see sources.usage_report): it counts the tokens and cost of the call it reports on, in that
+        call's job and agent: the oldest call of its library under the same parent, for the same model, whose span
+        ended with no usage. None such (a call never seen, or one another span covered, ours or its twin, which
+        counted its usage): nothing to record."""
+        parent = parent_span.get_span_context()
+        key = (parent.trace_id, parent.span_id, sources.request_model_of(attributes))
+        with self._reporting:
+            waiting = self._reportable.get(key)
+            call = waiting.pop(0) if waiting else None
+            if waiting is not None and not waiting:
+                del self._reportable[key]
+        if call is None:  # noted all the same, as covered: no GenAI span left unnoted as it ends (see marked_at_end)
+            seen = _Seen(Kind.PROVIDER, operation, otel_context.get_current())
+            seen.covered = True
+        else:
+            call.report_key = None
+            seen = _Seen(Kind.PROVIDER, operation, call.context)
+            seen.agent, seen.calls, seen.job, seen.report_of = call.agent, call.calls, call.job, call
+        self._track(span, seen)
 
     def start_late(self, span: Span, attributes: Mapping[str, Any], at_end: bool = False) -> None:
         """Note another library's GenAI span marked after it started, as :meth:`start_genai` would have at its
@@ -518,9 +564,11 @@ class GenAiSpanBridge(SpanProcessor):
                 _record_evaluations(span, sources.agent_name_of(attribute_dict(span)) or seen.agent, seen.context)
             if not seen.covered:
                 _record(span, seen)
-            elif seen.usage_to is not None:
+            if seen.report_key is not None and (seen.covered or not seen.usage_unknown):
+                self._no_report(seen)
+            if seen.covered and seen.usage_to is not None:
                 _hand_usage(span, seen, seen.usage_to)
-            elif seen.twin_of is not None:
+            elif seen.covered and seen.twin_of is not None:
                 seen.twin_of.twin = (_with_twin(span, seen, attribute_dict(span)), span.start_time)
         except Exception as exc:
             report_error("bridge.record", exc)
@@ -889,7 +937,8 @@ def _record_provider(span: Span, seen: _Seen, attributes: Any, duration_s: float
     response_model = sources.response_model_of(attributes)
     if response_model:
         token_attributes[semconv.GEN_AI_RESPONSE_MODEL] = bound(semconv.GEN_AI_RESPONSE_MODEL, response_model)
-    if not seen.reports_usage:
+    report_of = seen.report_of
+    if report_of is None:
         call_attributes = dict(token_attributes)
         if error_type is not None:
             call_attributes[semconv.ERROR_TYPE] = error_type
@@ -901,12 +950,15 @@ def _record_provider(span: Span, seen: _Seen, attributes: Any, duration_s: float
         tokens = _token_usage(usage)
         cost, unpriced = priced_cost(response_model, given or model, tokens)  # the price of the model as given
         record_usage(ctx, token_attributes, tokens, cost, seen.agent, unpriced=unpriced)
-    if seen.job is not None and seen.reports_usage:
-        if cost is not None or unpriced:  # the call the request's span counted, with no usage, unpriced: priced now
+    no_usage = seen.usage_unknown = usage.input_tokens is None and usage.output_tokens is None
+    if report_of is not None:
+        if seen.job is not None and not no_usage:  # the call counted unpriced, with no usage: priced now, or unpriced
+            priced = report_of.unpriced_in_job and cost is not None  # by its model
+            report_of.unpriced_in_job = False
             seen.job.add(input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0,
-                         cost=cost or 0.0, priced_calls=cost is not None, unpriced_calls=-1 if cost is not None else 0)
-    elif seen.job is not None:
-        no_usage = usage.input_tokens is None and usage.output_tokens is None  # a cost the job cannot know
+                         cost=cost or 0.0, priced_calls=priced, unpriced_calls=-1 if priced else 0)
+    elif seen.job is not None:  # (no usage: a cost the job cannot know)
+        seen.unpriced_in_job = no_usage
         seen.job.add(provider_calls=1, input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0,
                      cost=cost or 0.0, priced_calls=cost is not None, unpriced_calls=1 if unpriced or no_usage else 0,
                      ended_calls=1)

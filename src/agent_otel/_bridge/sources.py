@@ -219,6 +219,11 @@ def usage_report(attributes: Mapping[str, Any]) -> bool:
     return attributes.get(_LOGFIRE_SPAN_TYPE) == "log"
 
 
+def usage_reported_later(span: Any) -> bool:
+    """Whether a model call's span is of a library that may report its usage later (see :func:`usage_report`)."""
+    return str(getattr(span.instrumentation_scope, "name", "")).startswith("logfire")
+
+
 MARKED_RIGHT_AFTER_START = ("strands.", "semantic_kernel.")
 
 

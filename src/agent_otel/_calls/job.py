@@ -42,16 +42,7 @@ from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import SCRUBBED_KEY, policy, readable_text, valid_attributes, valid_text
 from agent_otel._engine.self_telemetry import report_error
-from agent_otel._engine.wrappers import (
-    End,
-    Handler,
-    Invocation,
-    InvocationScope,
-    in_flight,
-    instrument,
-    track,
-    untrack,
-)
+from agent_otel._engine.wrappers import End, Handler, Invocation, InvocationScope, instrument, track, untrack
 from agent_otel.errors import ConfigurationError
 
 _DEFAULT_TYPE = JOB["type"].default
@@ -114,12 +105,6 @@ class JobInvocation(Invocation):
                 call, extractors = self.result_reader
                 call.result, call.error = value, error
                 set_result_attributes(self.span, extractors, call, "job")
-
-
-def open_job(job_id: str) -> JobState | None:
-    """The job of this process running with ``job_id``, when exactly one is."""
-    found = [inv.state for inv in in_flight() if isinstance(inv, JobInvocation) and inv.state.id == job_id]
-    return found[0] if len(found) == 1 else None
 
 
 def _outcome_of(value: Any) -> str:

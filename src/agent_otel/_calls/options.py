@@ -258,7 +258,8 @@ TOOL = _table(
             "the job span (`agent_otel.job.files.created`)", sized=True),
     _result("success", Accepts.BOOLEAN, "false (by Python truthiness, `None` too) makes a call that returned a "
             "failed one: `error.type` `tool_error`, as an MCP result with `is_error` (a path, e.g. "
-            "`{ path = \"result.status\", equals = \"success\" }`); not given: only an exception or `is_error` fails"),
+            "`{ path = \"result.status\", equals = \"success\" }`), in place of `is_error`; not given: only an "
+            "exception or `is_error` fails"),
     _RESULT_ATTRIBUTES,
 )
 

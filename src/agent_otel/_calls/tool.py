@@ -78,11 +78,11 @@ class ToolInvocation(Invocation):
         run = self.run
         handler = self.handler
         call = self.call  # None when the options are all literals (see KindHandler.reads_call)
+        if call is not None:
+            call.result, call.error = value, error
         if error is not None:
             error_type: str | None = error_type_label(error)
         elif handler.checks_success:  # the program says which results are failures
-            if call is not None:
-                call.result = value
             failed = given_flag(handler.option("success", call, UNREAD), "tool.success") is False
             error_type = _failed(self.span) if failed else None
         elif type(value) in PLAIN_TYPES:  # (by exact type: a dict or a string reports no failure of this kind)
@@ -92,14 +92,11 @@ class ToolInvocation(Invocation):
         record_tool_call(self.context if run is None else context_with_counts(run.calls, self.context), self.name,
                          self.agent_name, error_type, duration_s, self.phase)
         if handler.counts_files and error is None:
-            if call is not None:
-                call.result = value
             files = coerce_count(handler.option("files_created", call), "tool.files_created", sized=True)
             job = current_job(self.context)
             if files and job is not None:
                 job.add(files_created=files)
         if call is not None and handler.result_attributes and self.span.is_recording():
-            call.result, call.error = value, error
             handler.record_result_attributes(self.span, call)
 
 
@@ -227,5 +224,14 @@ def tool(name: Text, *, agent: Text | None = None, type: Text | None = None, ste
 
 
 def tool_call(name: str, *, agent: str | None = None, attributes: Attributes | None = None) -> ManualCall:
-    options = collect("tool", {"name": manual_name("tool", "name", name), "agent": agent}, check=False)
+    """An explicit tool span around a block; ``call.set_outcome(success=False)`` makes a block that did not raise a
+    failed call (``error.type`` ``tool_error``)."""
+    options = collect("tool", {"name": manual_name("tool", "name", name), "agent": agent, "success": _reported_success},
+                      check=False)
     return ManualCall(ToolHandler(None, options, attributes))
+
+
+def _reported_success(call: Call) -> object:
+    """What a manual tool call's block reported as its ``success`` (``set_outcome``); true when it reported none."""
+    result = call.result
+    return result.get("success", True) if isinstance(result, dict) else True

@@ -290,11 +290,6 @@ def untrack(inv: Invocation) -> None:
     _in_flight.pop(id(inv), None)
 
 
-def in_flight() -> list[Invocation]:
-    """The tracked calls running now (see :func:`track`)."""
-    return list(_in_flight.copy().values())
-
-
 class Terminated(BaseException):
     """What a tracked call still running when a signal ends the process ends with: a subclass named after the
     signal, so that ``error.type`` is ``SIGTERM`` (as it is ``KeyboardInterrupt`` for Ctrl-C, which raises)."""

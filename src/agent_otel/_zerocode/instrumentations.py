@@ -202,14 +202,16 @@ def _load(item: Instrumentation, distro: DefaultDistro) -> bool:
 
 
 def _being_instrumented(instrumentor: object) -> bool:
-    """Whether the program's ``instrument()`` of ``instrumentor`` runs further up this thread's stack (it marks the
-    instrumentor on as it returns)."""
+    """Whether the program's ``instrument()`` of ``instrumentor`` runs now (it marks the instrumentor on as it
+    returns), up this thread's stack or another's: a thread importing the library meanwhile waits for the import the
+    other one runs, and its hook then runs here."""
     code = BaseInstrumentor.instrument.__code__
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code is code and frame.f_locals.get("self") is instrumentor:
-            return True
-        frame = frame.f_back
+    for top in sys._current_frames().values():
+        frame: FrameType | None = top
+        while frame is not None:
+            if frame.f_code is code and frame.f_locals.get("self") is instrumentor:
+                return True
+            frame = frame.f_back
     return False
 
 
