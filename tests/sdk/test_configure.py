@@ -428,6 +428,31 @@ def test_a_phoenix_provider_keeps_exporting_the_programs_spans_after_configure()
     assert "invoke_workflow default" in spans
 
 
+def test_a_global_tracer_provider_not_of_the_sdk_is_said_once() -> None:
+    """A tracing library that provides the API's TracerProvider with a class of its own (ddtrace with
+    ``DD_TRACE_OTEL_ENABLED``, logfire's proxies; a class of the API's stands for them here) stays global, and the spans
+    other instrumentations make through it never reach agent-otel's span processor: their model calls counted zero,
+    with nothing said. One warning says so, and what to do."""
+    child = run_child("""
+        import logging, sys
+        logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(levelname)s %(message)s")
+        from opentelemetry import trace
+        class TheirProvider(trace.TracerProvider):
+            def get_tracer(self, *args, **kwargs):
+                return trace.NoOpTracer()
+        trace.set_tracer_provider(TheirProvider())
+        import agent_otel
+        agent_otel.configure(prometheus_port=0)
+        agent_otel.configure(prometheus_port=0)
+        assert type(trace.get_tracer_provider()).__name__ == "TheirProvider"
+    """)
+    assert child.returncode == 0, child.stderr
+    said = [line for line in child.stdout.splitlines() if "global TracerProvider" in line]
+    assert len(said) == 1, child.stdout
+    assert said[0].startswith("WARNING agent-otel: the global TracerProvider is TheirProvider, not the OpenTelemetry "
+                              "SDK's"), said
+
+
 def test_configure_again_names_the_arguments_it_ignores_never_their_values() -> None:
     """The second configure() keeps the first configuration: an argument it sets otherwise is named in one warning
     line (the program learns why its service name or port did not take), a call asking for nothing says nothing."""

@@ -412,6 +412,12 @@ def configure(
         found_tp = tracer_provider or trace.get_tracer_provider()
         host_tp = found_tp if isinstance(found_tp, TracerProvider) and not (
             tracer_provider is None and found_tp in _built) else None  # the host's SDK provider: used, not replaced
+        if tracer_provider is None and not isinstance(found_tp, (TracerProvider, trace.ProxyTracerProvider,
+                                                                  trace.NoOpTracerProvider)):
+            logger.warning("agent-otel: the global TracerProvider is %s, not the OpenTelemetry SDK's: agent-otel "
+                           "records through a provider of its own, and does not see the spans made through that one "
+                           "(other instrumentations' model and agent calls are not counted); pass configure() the SDK "
+                           "providers it wraps, or call configure() first", type(found_tp).__qualname__)
         found_mp = meter_provider or metrics.get_meter_provider()
         host_mp = found_mp if isinstance(found_mp, MeterProvider) and not (
             meter_provider is None and found_mp in _built) else None
