@@ -377,15 +377,17 @@ class GenAiSpanBridge(SpanProcessor):
     def _note_report(self, span: Span, operation: str, parent_span: Any, attributes: Mapping[str, Any]) -> None:
         """A usage report (see sources.usage_report): it counts the tokens and cost of the call it reports on, in that
         call's job and agent: the oldest call of its library under the same parent, for the same model, whose span
-        ended with no usage. None such (a call never seen, or one another span covered, ours or its twin, which
-        counted its usage): nothing to record."""
+        ended with no usage (else the oldest still running). None such (a call never seen, or one another span
+        covered, ours or its twin, which counted its usage): nothing to record."""
         parent = parent_span.get_span_context()
         key = (parent.trace_id, parent.span_id, sources.request_model_of(attributes))
         with self._reporting:
             waiting = self._reportable.get(key)
-            call = waiting.pop(0) if waiting else None
-            if waiting is not None and not waiting:
-                del self._reportable[key]
+            call = next((each for each in waiting if each.usage_unknown), waiting[0]) if waiting else None
+            if waiting and call is not None:
+                waiting.remove(call)
+                if not waiting:
+                    del self._reportable[key]
         if call is None:  # noted all the same, as covered: no GenAI span left unnoted as it ends (see marked_at_end)
             seen = _Seen(Kind.PROVIDER, operation, otel_context.get_current())
             seen.covered = True
@@ -564,8 +566,9 @@ class GenAiSpanBridge(SpanProcessor):
                 _record_evaluations(span, sources.agent_name_of(attribute_dict(span)) or seen.agent, seen.context)
             if not seen.covered:
                 _record(span, seen)
-            if seen.report_key is not None and (seen.covered or not seen.usage_unknown):
-                self._no_report(seen)
+            if seen.report_key is not None and (seen.covered or not seen.usage_unknown
+                                                or span.status.status_code is StatusCode.ERROR):
+                self._no_report(seen)  # (a request that failed handed out no stream)
             if seen.covered and seen.usage_to is not None:
                 _hand_usage(span, seen, seen.usage_to)
             elif seen.covered and seen.twin_of is not None:
