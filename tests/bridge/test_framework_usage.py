@@ -322,6 +322,62 @@ print(json.dumps({"text": text, "calls": totals["gen_ai.client.inference.duratio
 """
 
 
+LOGFIRE_STREAMS_AT_ONCE = """
+import asyncio, json, sys, urllib.request
+import logfire
+from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+import agent_otel
+from openai import AsyncOpenAI
+
+spans = InMemorySpanExporter()
+logfire.configure(send_to_logfire=False, console=False, additional_span_processors=[SimpleSpanProcessor(spans)])
+agent_otel.configure(tracer_provider=trace.get_tracer_provider().provider, meter_provider=MeterProvider(),
+                     prometheus_port=0)
+held = AsyncOpenAI(base_url=sys.argv[1] + "/held/v1", api_key="test", max_retries=0)
+quick = AsyncOpenAI(base_url=sys.argv[1] + "/stable/v1", api_key="test", max_retries=0)
+logfire.instrument_openai(held)
+logfire.instrument_openai(quick)
+
+async def read(client):
+    stream = await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                                                  stream=True, stream_options={"include_usage": True})
+    return "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
+
+async def first_then_release():
+    text = await read(quick)  # read to its end, logged, while the held request's span is still open
+    urllib.request.urlopen(urllib.request.Request(sys.argv[1] + "/release", data=b"{}"), timeout=30).read()
+    return text
+
+async def main():
+    with agent_otel.job(type="review"):
+        return await asyncio.gather(read(held), first_then_release())
+
+texts = asyncio.run(main())
+[job] = [span for span in spans.get_finished_spans() if span.name == "invoke_workflow review"]
+rollups = {key: value for key, value in job.attributes.items()
+           if key.startswith(("job.provider.", "job.usage.")) and key != "job.usage.cost"}
+print(json.dumps({"texts": texts, "job": rollups}))
+"""
+
+
+def test_logfires_log_pairs_with_a_call_that_ended_not_one_still_running(tmp_path: Path) -> None:
+    """Two streamed calls at once under one parent: the first's request is still waiting for its answer when the
+    second's stream is read to its end and logged. The log is the second call's usage: paired with the first (the
+    oldest), it priced a call whose span had not ended, which then stayed unpriced in the job."""
+    (tmp_path / "app.py").write_text(LOGFIRE_STREAMS_AT_ONCE)
+    with FakeLLM() as llm:
+        child = subprocess.run([sys.executable, "app.py", llm.url], cwd=tmp_path, capture_output=True, text=True,
+                               timeout=120, env={**os.environ, "OTEL_TRACES_EXPORTER": "none",
+                                                 "OTEL_METRICS_EXPORTER": "none"})
+    assert child.returncode == 0, child.stderr
+    found = json.loads(child.stdout.splitlines()[-1])
+    assert found["texts"] == ["looks safe", "looks safe"]
+    assert found["job"] == {"job.provider.calls": 2, "job.usage.input_tokens": 10, "job.usage.output_tokens": 6}
+
+
 def test_logfires_log_of_a_streamed_call_is_its_usage_not_a_second_call(tmp_path: Path) -> None:
     """logfire's OpenAI integration ends the request's span as the stream is handed out (no usage), and logs how the
     stream ended as a span of its own (``logfire.span_type`` ``log``) with the call's attributes, its tokens and

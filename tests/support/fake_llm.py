@@ -5,6 +5,7 @@
 server-sent events when the request says ``"stream": true``); ``/agent/v1/chat/completions``
 plays one agent turn with a tool (:func:`agent_turn`): it calls the request's first tool once, then answers
 from the tool's result, with the token counts of ``AGENT_TURNS`` (a request without tools gets the answer).
+``/held/v1/chat/completions`` answers as ``/stable/`` once a POST to ``/release`` has come (requests made at once).
 For every request the server continues the caller's trace from the W3C headers (``agent_otel.attached``) and starts a
 SERVER span of its own, so the test can see the job id arrive on the server side.
 """
@@ -88,6 +89,7 @@ class FakeLLM:
         provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         tracer = provider.get_tracer("fake-llm")
         self.requests: list[dict[str, Any]] = []
+        self.released = threading.Event()
         fake = self
 
         class Handler(QuietHandler):
@@ -105,7 +107,12 @@ class FakeLLM:
                         span.end()
 
             def answer(self, body: dict[str, Any]) -> None:
-                if self.path.startswith("/flaky/"):
+                if self.path.startswith("/held/"):
+                    fake.released.wait(60)
+                if self.path.startswith("/release"):
+                    fake.released.set()
+                    self.send_json(200, {})
+                elif self.path.startswith("/flaky/"):
                     self.send_json(500, {"error": {"message": "overloaded"}})
                 elif self.path.startswith(("/truncated/", "/truncated-chunked/")):  # half the body, then the
                     # connection closed; with its length, or chunked (the half as a chunk, no last chunk)
