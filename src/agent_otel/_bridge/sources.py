@@ -201,13 +201,6 @@ def tool_name_of(attributes: Mapping[str, Any]) -> str | None:
     return _text(_first(attributes, semconv.GEN_AI_TOOL_NAME, "tool.name"))
 
 
-#: The instrumentations (by scope name) that start their spans with no attribute and mark them right after, with
-#: the span current: the calls inside one are inside it, and one marked when it ends had none of ours or another
-#: library's (strands; Semantic Kernel's model-call spans, ``tracer.start_span(name)`` then ``set_attributes()``,
-#: made current by ``use_span``). Their spans are counted however late they are noted (see
-#: GenAiSpanBridge.start_late). Those of other instrumentations marked only as they end are not: OpenInference's
-#: LangChain instrumentation does not make its spans current (the SDK's span of the same call is beside it, counted
-#: already), and OpenInference's LlamaIndex one marks helper steps (``_prepare_chat_with_tools``) as model calls.
 #: How logfire says a span is a log record (a span of no duration): one with a GenAI call's attributes is how a streamed
 #: call ended, the stream read, beside the request's span, which ended as the stream was handed out, with no usage
 _LOGFIRE_SPAN_TYPE = "logfire.span_type"
@@ -221,9 +214,16 @@ def usage_report(attributes: Mapping[str, Any]) -> bool:
 
 def usage_reported_later(span: Any) -> bool:
     """Whether a model call's span is of a library that may report its usage later (see :func:`usage_report`)."""
-    return str(getattr(span.instrumentation_scope, "name", "")).startswith("logfire")
+    return (scope_of(span) or "").startswith("logfire")
 
 
+#: The instrumentations (by scope name) that start their spans with no attribute and mark them right after, with
+#: the span current: the calls inside one are inside it, and one marked when it ends had none of ours or another
+#: library's (strands; Semantic Kernel's model-call spans, ``tracer.start_span(name)`` then ``set_attributes()``,
+#: made current by ``use_span``). Their spans are counted however late they are noted (see
+#: GenAiSpanBridge.start_late). Those of other instrumentations marked only as they end are not: OpenInference's
+#: LangChain instrumentation does not make its spans current (the SDK's span of the same call is beside it, counted
+#: already), and OpenInference's LlamaIndex one marks helper steps (``_prepare_chat_with_tools``) as model calls.
 MARKED_RIGHT_AFTER_START = ("strands.", "semantic_kernel.")
 
 
