@@ -363,17 +363,24 @@ print(json.dumps({"texts": texts, "job": rollups}))
 """
 
 
-def test_logfires_log_pairs_with_a_call_that_ended_not_one_still_running(tmp_path: Path) -> None:
-    """Two streamed calls at once under one parent: the first's request is still waiting for its answer when the
-    second's stream is read to its end and logged. The log is the second call's usage: paired with the first (the
-    oldest), it priced a call whose span had not ended, which then stayed unpriced in the job."""
-    (tmp_path / "app.py").write_text(LOGFIRE_STREAMS_AT_ONCE)
+def run_over_fake_model(tmp_path: Path, program: str) -> Any:
+    """Run ``program`` in a process of its own (logfire sets the global providers) over the fake model; what it printed
+    last, as JSON."""
+    (tmp_path / "app.py").write_text(program)
     with FakeLLM() as llm:
         child = subprocess.run([sys.executable, "app.py", llm.url], cwd=tmp_path, capture_output=True, text=True,
                                timeout=120, env={**os.environ, "OTEL_TRACES_EXPORTER": "none",
                                                  "OTEL_METRICS_EXPORTER": "none"})
     assert child.returncode == 0, child.stderr
     found = json.loads(child.stdout.splitlines()[-1])
+    return found
+
+
+def test_logfires_log_pairs_with_a_call_that_ended_not_one_still_running(tmp_path: Path) -> None:
+    """Two streamed calls at once under one parent: the first's request is still waiting for its answer when the
+    second's stream is read to its end and logged. The log is the second call's usage: paired with the first (the
+    oldest), it priced a call whose span had not ended, which then stayed unpriced in the job."""
+    found = run_over_fake_model(tmp_path, LOGFIRE_STREAMS_AT_ONCE)
     assert found["texts"] == ["looks safe", "looks safe"]
     assert found["job"] == {"job.provider.calls": 2, "job.usage.input_tokens": 10, "job.usage.output_tokens": 6}
 
@@ -383,13 +390,7 @@ def test_logfires_log_of_a_streamed_call_is_its_usage_not_a_second_call(tmp_path
     stream ended as a span of its own (``logfire.span_type`` ``log``) with the call's attributes, its tokens and
     response model: each was counted as a call, a streamed call two. (A child process: logfire sets the global
     providers.)"""
-    (tmp_path / "app.py").write_text(LOGFIRE_PROGRAM)
-    with FakeLLM() as llm:
-        child = subprocess.run([sys.executable, "app.py", llm.url], cwd=tmp_path, capture_output=True, text=True,
-                               timeout=120, env={**os.environ, "OTEL_TRACES_EXPORTER": "none",
-                                                 "OTEL_METRICS_EXPORTER": "none"})
-    assert child.returncode == 0, child.stderr
-    found = json.loads(child.stdout.splitlines()[-1])
+    found = run_over_fake_model(tmp_path, LOGFIRE_PROGRAM)
     assert found["text"] == "looks safe" * 2
     assert (found["calls"], found["input"], found["output"]) == (3, 5 + 11 + 5, 3 + 7 + 3)
     streamed = {"job.provider.calls": 1, "job.usage.input_tokens": 5, "job.usage.output_tokens": 3}
