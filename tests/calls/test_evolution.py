@@ -464,7 +464,7 @@ def test_a_run_whose_span_cannot_start_leaves_no_sampler_thread_and_no_run_in_fl
             raise RuntimeError("the program's processor")
 
     otel.tracer_provider.add_span_processor(Refusing())
-    in_flight = dict(wrappers._in_flight)
+    in_flight = set(wrappers._in_flight)
 
     @agent_otel.evolution("refactor-agent", type="nightly")
     def evolve() -> dict[str, Any]:

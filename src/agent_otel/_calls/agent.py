@@ -49,6 +49,7 @@ from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, JobSt
 from agent_otel._context.phase import PHASE_KEY, PhaseState
 from agent_otel._context.running import STARTED_IN, running_context
 from agent_otel._engine import instruments as _instruments
+from agent_otel._engine import policy as _policies
 from agent_otel._engine.instruments import Runtime, runtime
 from agent_otel._engine.policy import policy
 from agent_otel._engine.self_telemetry import report_error
@@ -59,19 +60,18 @@ PATTERN_FIELDS = ("patterns_used", "patterns")
 
 
 class AgentInvocation(Invocation):
-    __slots__ = ("call", "counts", "handler", "name", "sampler", "task_type", "version")
+    """An agent call. Made by :meth:`AgentHandler.begin` without an ``__init__`` of its own (a frame per call),
+    which sets what it holds: its name and task type, its bounded version (None: it has none), the inference and
+    tool calls made under it, the resource sampler (``sample_resources``), its handler and call's view."""
 
-    def __init__(self, span: Any, ctx: Any, handler: AgentHandler, call: Call | None, name: str,
-                 task_type: str) -> None:
-        Invocation.__init__(self, span, ctx, "agent")  # without super()'s object
-        track(self)  # ended by a SIGTERM that finds it running
-        self.sampler = ResourceSampler() if handler.sample_resources else None
-        self.handler = handler
-        self.call = call
-        self.name = name
-        self.task_type = task_type
-        self.version: str | None = None  # the bounded gen_ai.agent.version, when the agent has one
-        self.counts: CallCounts | None = None  # the inference and tool calls made under it (begin sets it)
+    __slots__ = ("call", "counts", "handler", "name", "sampler", "task_type", "version")
+    call: Call | None
+    counts: CallCounts | None
+    handler: AgentHandler
+    name: str
+    sampler: ResourceSampler | None
+    task_type: str
+    version: str | None
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         untrack(self)
@@ -251,7 +251,10 @@ class AgentHandler(KindHandler):
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
               parent: Context) -> Invocation:
         call = self.new_call(instance, args, kwargs) if self.reads_call else None
-        name, task_type, span_name, attributes = self.static(("name", "task_type"), self._describe, call)
+        cached = self._static  # static()'s value without its call, when kept for the current policy
+        described = cached[1] if cached is not None and cached[0] is _policies._policy else self.static(
+            ("name", "task_type"), self._describe, call)
+        name, task_type, span_name, attributes = described
         version = None
         if self.versioned:
             version, attributes = self.version_attributes(call, attributes)
@@ -264,9 +267,11 @@ class AgentHandler(KindHandler):
         if "conversation" in self.options:  # the call runs in this conversation (None: the enclosing one)
             parent = context_with_conversation(self.option("conversation", call), parent) or parent
         span, ctx = self.open(span_name, attributes, parent, entries)
-        inv = AgentInvocation(span, ctx, self, call, name, task_type)
-        inv.version = version
-        inv.counts = counts
+        inv = AgentInvocation(span, ctx, "agent")
+        track(inv)  # ended by a SIGTERM that finds it running
+        inv.sampler = ResourceSampler() if self.sample_resources else None
+        inv.handler, inv.call, inv.name, inv.task_type, inv.version, inv.counts = (
+            self, call, name, task_type, version, counts)
         return inv
 
 

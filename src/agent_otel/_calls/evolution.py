@@ -41,7 +41,9 @@ from agent_otel._calls.lineage import (
 )
 from agent_otel._calls.options import EVOLUTION, Attributes, Count, Flag, Kpis, Names, Text, Version, collect
 from agent_otel._calls.process_usage import ResourceSampler
+from agent_otel._context.running import STARTED_IN, running_context
 from agent_otel._engine import instruments as _instruments
+from agent_otel._engine import policy as _policies
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy, valid_text
 from agent_otel._engine.self_telemetry import report_error
@@ -138,20 +140,21 @@ _STATUS_VALUES = {status: status.value for status in semconv.EvolutionStatus}
 
 
 class EvolutionInvocation(Invocation):
+    """An evolution run. Made by :meth:`EvolutionHandler.begin` without an ``__init__`` of its own (a frame per
+    run), which sets what it holds: the agent and type, its handler and call's view, the resource sampler (started
+    once its span has), whether a rollback target was called during the run and the version it returned to, and
+    its evaluations (the run's window of scores, and the baseline before it)."""
+
     __slots__ = ("agent_name", "call", "evolution_type", "handler", "rollback_version", "rolled_back", "sampler",
                  "scores")
-
-    def __init__(self, span: Any, ctx: Any, handler: EvolutionHandler, call: Call | None, agent_name: str,
-                 evolution_type: str) -> None:
-        Invocation.__init__(self, span, ctx, "evolution")  # without super()'s object
-        self.handler = handler
-        self.call = call
-        self.agent_name = agent_name
-        self.evolution_type = evolution_type
-        self.sampler: ResourceSampler | None = None  # started once its span has (see EvolutionHandler.begin)
-        self.rolled_back = False  # set by a rollback target called during the run
-        self.rollback_version: Any = None  # the version that rollback target returned to
-        self.scores: tuple[ScoreWindow, dict[str, float]] | None = None  # evaluations: (run's window, baseline)
+    agent_name: str
+    call: Call | None
+    evolution_type: str
+    handler: EvolutionHandler
+    rollback_version: Any
+    rolled_back: bool
+    sampler: ResourceSampler | None
+    scores: tuple[ScoreWindow, dict[str, float]] | None
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         untrack(self)
@@ -225,7 +228,7 @@ class EvolutionInvocation(Invocation):
             rt[semconv.EVOLUTION_MEMORY_PEAK].set(usage.peak_rss_bytes, labels, context=ctx)
         current = before if status is not semconv.EvolutionStatus.SUCCEEDED else {**before, **after}
         kpi_gauge = instruments[semconv.AGENT_KPI_CURRENT.name]
-        bound = policy().bounded
+        bound = (_policies._policy or policy()).bounded
         for name, number in current.items():
             kpi_gauge.set(number, {semconv.GEN_AI_AGENT_NAME: self.agent_name,
                                    semconv.AGENT_KPI_NAME: bound(semconv.AGENT_KPI_NAME, name)}, context=ctx)
@@ -341,11 +344,19 @@ class EvolutionHandler(KindHandler):
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
               parent: Context) -> Invocation:
         call = self.new_call(instance, args, kwargs) if self.reads_call else None
-        agent_name, evolution_type, span_name, attributes = self.static(("agent", "type", "strategy"),
-                                                                        self._describe, call)
-        inv = EvolutionInvocation(INVALID_SPAN, _NO_CONTEXT, self, call, agent_name, evolution_type)
+        cached = self._static  # static()'s value without its call, when kept for the current policy
+        described = cached[1] if cached is not None and cached[0] is _policies._policy else self.static(
+            ("agent", "type", "strategy"), self._describe, call)
+        agent_name, evolution_type, span_name, attributes = described
+        inv = EvolutionInvocation(INVALID_SPAN, _NO_CONTEXT, "evolution")
+        inv.handler, inv.call, inv.agent_name, inv.evolution_type = self, call, agent_name, evolution_type
+        inv.sampler = inv.scores = inv.rollback_version = None
+        inv.rolled_back = False  # set by a rollback target called during the run
         # the run's context holds the run (for the rollback targets called in it): made in the span's one copy
-        inv.span, inv.context = self.open(span_name, attributes, None, {EVOLUTION_KEY: inv, RUN_AGENT_KEY: agent_name})
+        if STARTED_IN:  # under another library's span: the calls of ours running where it started (see running)
+            parent = running_context(parent)
+        inv.span, inv.context = self.open(span_name, attributes, parent,
+                                          {EVOLUTION_KEY: inv, RUN_AGENT_KEY: agent_name})
         # only once the span started (a span processor may raise: the call then runs as if not wrapped): the sampler's
         # thread and the run among those a SIGTERM ends would stay for the process's life, recorded at its exit
         if self.options.get("sample_resources", _SAMPLE_RESOURCES):

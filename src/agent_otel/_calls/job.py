@@ -39,6 +39,7 @@ from agent_otel._context.job import BAGGAGE_KEY, JobState, context_with_job, fit
 from agent_otel._context.running import SPAN_KEY
 from agent_otel._context.stamping import carried_under, ids_of
 from agent_otel._engine import instruments as _instruments
+from agent_otel._engine import policy as _policies
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import SCRUBBED_KEY, policy, readable_text, valid_attributes, valid_text
 from agent_otel._engine.self_telemetry import report_error
@@ -68,17 +69,17 @@ def new_job_id() -> str:
 
 
 class JobInvocation(Invocation):
-    __slots__ = ("job_type", "outcome", "pattern", "pattern_reader", "result_reader", "state")
+    """A job. Made by :func:`start_job` without an ``__init__`` of its own (a frame per job), which sets what it
+    holds: its state and type, the outcome its block set (None: read off the result), the configured
+    ``result_attributes`` reader, and the workflow pattern it follows (known at its start, or read when it ends)."""
 
-    def __init__(self, span: Any, context: Any, state: JobState) -> None:
-        Invocation.__init__(self, span, context, "job")  # without super()'s object
-        track(self)  # ended by a SIGTERM that finds it running
-        self.state = state
-        self.job_type = state.type
-        self.outcome: str | None = None
-        self.result_reader: tuple[Call, Mapping[str, Any]] | None = None  # configured result_attributes
-        self.pattern: object = None  # the workflow pattern the job follows, when known at its start
-        self.pattern_reader: tuple[Call, Path] | None = None  # ... or read when it ends
+    __slots__ = ("job_type", "outcome", "pattern", "pattern_reader", "result_reader", "state")
+    job_type: str
+    outcome: str | None
+    pattern: object
+    pattern_reader: tuple[Call, Path] | None
+    result_reader: tuple[Call, Mapping[str, Any]] | None
+    state: JobState
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         untrack(self)
@@ -133,8 +134,9 @@ def bounded_job_type(job_type: object) -> str:
 
 
 def start_job(job_id: object, kind: str, attributes: Mapping[str, Any],
-              conversation: object = None, pattern: object = None) -> JobInvocation:
-    """Start a job of type ``kind`` (see :func:`bounded_job_type`), in ``conversation`` when given."""
+              conversation: object = None, pattern: object = None, current: Context | None = None) -> JobInvocation:
+    """Start a job of type ``kind`` (see :func:`bounded_job_type`), in ``conversation`` when given, under
+    ``current`` (default: the current context)."""
     # a given id goes into baggage, which every propagator encodes as UTF-8: one it cannot encode would raise
     # in the program's own HTTP calls
     given = readable_text(job_id, semconv.JOB_ID) if job_id is not None else None
@@ -149,19 +151,21 @@ def start_job(job_id: object, kind: str, attributes: Mapping[str, Any],
         report_error(semconv.JOB_ID, ValueError("the job id is too long to travel in W3C baggage"))
     parent = context_with_conversation(conversation) if conversation is not None else None
     if parent is None and _stamping.carrying:  # under a server's request span that carries its caller's ids: the job
-        current = otel_context.get_current()  # runs in the caller's conversation, as under attached(headers)
-        caller = carried_under(current)
+        current = current if current is not None else otel_context.get_current()  # runs in the caller's
+        caller = carried_under(current)  # conversation, as under attached(headers)
         if caller is not None:
             parent = Context({**current, BAGGAGE_KEY: caller})
+    if parent is None:
+        parent = current
     rt = _instruments._runtime or runtime()  # runtime() without its call, once it is built
     tracer = rt.tracer
     if type(tracer) is NoOpTracer:  # tracing off: the span would be INVALID_SPAN anyway (its context in one copy)
-        inv = JobInvocation(INVALID_SPAN, context_with_job(state, parent, _NO_SPAN, carried), state)
+        inv = JobInvocation(INVALID_SPAN, context_with_job(state, parent, _NO_SPAN, carried), "job")
     else:
         ctx = context_with_job(state, parent, carry_id=carried)
         # It starts with the ids the span processor would stamp (the conversation's too) and its keys hashed, and
         # tells the processors so, as every span of ours does (see KindHandler.open): they then let it go at once.
-        span_attributes = policy().scrub({
+        span_attributes = (_policies._policy or policy()).scrub({
             **(ids_of(state, ctx.get(BAGGAGE_KEY)) or {}),
             semconv.JOB_ID: state.id,
             semconv.JOB_TYPE: state.type,
@@ -170,8 +174,10 @@ def start_job(job_id: object, kind: str, attributes: Mapping[str, Any],
         })
         span = tracer.start_span(semconv.job_span_name(state.type), context=Context({**ctx, SCRUBBED_KEY: True}),
                                  attributes=span_attributes)
-        inv = JobInvocation(span, Context({**ctx, SPAN_KEY: span}), state)  # set_span_in_context() in one copy
-    inv.pattern = pattern
+        inv = JobInvocation(span, Context({**ctx, SPAN_KEY: span}), "job")  # set_span_in_context() in one copy
+    track(inv)  # ended by a SIGTERM that finds it running
+    inv.state, inv.job_type, inv.pattern = state, state.type, pattern
+    inv.outcome = inv.result_reader = inv.pattern_reader = None
     return inv
 
 
@@ -199,7 +205,7 @@ class _JobHandler(Handler):
         """The call's bounded type: a literal one goes through the cardinality cap once per policy."""
         if self.extracts_type and call is not None:  # (a type read off the call has one: reads_call)
             return bounded_job_type(resolve(self.job_type, call))
-        current = policy()
+        current = _policies._policy or policy()  # policy() without its call, once it is set
         cached = self._bounded_type
         if cached is None or cached[0] is not current:
             cached = self._bounded_type = (current, bounded_job_type(self.job_type))
@@ -208,12 +214,12 @@ class _JobHandler(Handler):
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
               parent: Context) -> Invocation:
         if not self.reads_call:  # all literal: nothing to read off the call
-            return start_job(self.job_id, self.job_type_of(None), self.attributes)
+            return start_job(self.job_id, self.job_type_of(None), self.attributes, current=parent)
         method = self.method
         call = Call(self.signature, instance, args, kwargs, method if method is not None else self.decide_method(args))
         inv = start_job(resolve(self.job_id, call) if self.extracts_id else self.job_id,  # resolve(), when it
                         self.job_type_of(call), self.attributes,  # has to run
-                        resolve(self.conversation, call) if self.conversation is not None else None)
+                        resolve(self.conversation, call) if self.conversation is not None else None, current=parent)
         if self.result_attributes:
             inv.result_reader = (call, self.result_attributes)
             if self.early_results:

@@ -36,6 +36,8 @@ from agent_otel._calls.options import PROVIDER, Amount, Attributes, Count, Flag,
 from agent_otel._calls.pricing import TokenUsage, cost_of_usage, price_of
 from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, JobState
 from agent_otel._context.running import STARTED_IN, running_context
+from agent_otel._engine import instruments as _instruments
+from agent_otel._engine import policy as _policies
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy, valid_attributes
 from agent_otel._engine.self_telemetry import report_error
@@ -506,8 +508,9 @@ class ProviderInvocation(Invocation):
         attributes = {semconv.GEN_AI_OPERATION_NAME: self.operation, semconv.GEN_AI_PROVIDER_NAME: self.provider,
                       semconv.GEN_AI_REQUEST_MODEL: self.model}
         if self.response_model:
-            attributes[semconv.GEN_AI_RESPONSE_MODEL] = policy().bounded(semconv.GEN_AI_RESPONSE_MODEL,
-                                                                         self.response_model)
+            guard = _policies._policy or policy()  # policy() without its call, once it is set
+            attributes[semconv.GEN_AI_RESPONSE_MODEL] = guard.bounded(semconv.GEN_AI_RESPONSE_MODEL,
+                                                                      self.response_model)
         token_attributes = dict(attributes)
         if error is not None:
             attributes[semconv.ERROR_TYPE] = error_type_label(error)
@@ -681,8 +684,8 @@ def _previous(attributes: dict[str, Any]) -> dict[str, Any]:
 
 def add_client_count(spec: semconv.Instrument[Any], count: float, attributes: dict[str, Any], ctx: Any = None) -> None:
     """Add to one of the client counters (retries, fallbacks), and to its previous name with the ``/dup`` opt-in."""
-    rt = runtime()
-    rt[spec].add(count, attributes, context=ctx)
+    rt = _instruments._runtime or runtime()  # its instruments read by name (rt[spec] is a Python call)
+    rt.instruments[spec.name].add(count, attributes, context=ctx)
     if rt.previous:
         rt.previous[spec.name].add(count, _previous(attributes), context=ctx)
 
@@ -771,7 +774,7 @@ def record_request(ctx: Any, attributes: dict[str, Any], duration_s: float, ttfc
         counts = (ctx if ctx is not None else otel_context.get_current()).get(CALLS_KEY)  # the agent invocation's
         if isinstance(counts, CallCounts):
             counts.add(INFERENCE)
-    rt = runtime()  # its instruments read by name (rt[spec] is a Python call)
+    rt = _instruments._runtime or runtime()  # its instruments read by name (rt[spec] is a Python call)
     rt.instruments[semconv.CLIENT_INFERENCE_DURATION.name].record(duration_s, attributes, context=ctx)
     if ttfc_s is not None:
         rt.instruments[semconv.CLIENT_TIME_TO_FIRST_CHUNK.name].record(ttfc_s, attributes, context=ctx)
@@ -787,7 +790,7 @@ def record_usage(ctx: Any, token_attributes: dict[str, Any], usage: TokenUsage, 
     counters (modality ``unknown``: no response agent-otel reads splits usage by modality) and the per-operation
     histograms of the GenAI conventions. A call whose model has no price (``unpriced``) is counted as such
     instead of costing a silent zero."""
-    rt = runtime()  # its instruments read by name (rt[spec] is a Python call)
+    rt = _instruments._runtime or runtime()  # its instruments read by name (rt[spec] is a Python call)
     if unpriced:
         rt.instruments[semconv.CLIENT_UNPRICED_CALLS.name].add(1, {
             semconv.GEN_AI_PROVIDER_NAME: token_attributes[semconv.GEN_AI_PROVIDER_NAME],
@@ -860,8 +863,10 @@ class ProviderHandler(KindHandler):
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
               parent: Context) -> Invocation:
         call = self.new_call(instance, args, kwargs) if self.reads_call else None
-        provider, model, priced, operation, span_name, base, by_agent = self.static(
+        cached = self._static  # static()'s value without its call, when kept for the current policy
+        described = cached[1] if cached is not None and cached[0] is _policies._policy else self.static(
             ("provider", "model", "operation"), self._describe, call)
+        provider, model, priced, operation, span_name, base, by_agent = described
         run = None
         if STARTED_IN:  # under another library's span: the calls of ours running where it started (see running)
             parent = running_context(parent)
@@ -876,7 +881,7 @@ class ProviderHandler(KindHandler):
             attributes.update(input_attributes(prompt))
             attributes = self.span_attributes(attributes)
         else:
-            attributes = self.under_agent(by_agent, base, agent_name)
+            attributes = by_agent.get(agent_name) or self.under_agent(by_agent, base, agent_name)  # (a hit: no call)
         span, ctx = self.open(span_name, attributes, parent)
         if run is None and RUNS:  # another library's agent whose span was marked after it started, found as this
             run = run_of(span)  # call's span started (see GenAiSpanBridge.start_late)

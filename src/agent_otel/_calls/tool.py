@@ -41,6 +41,7 @@ from agent_otel._context.job import AGENT_KEY, JOB_KEY, JobState, current_job
 from agent_otel._context.phase import PHASE_KEY, PhaseState
 from agent_otel._context.running import STARTED_IN, running_context
 from agent_otel._engine import instruments as _instruments
+from agent_otel._engine import policy as _policies
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
 from agent_otel._engine.wrappers import PLAIN_TYPES, End, Invocation
@@ -62,17 +63,17 @@ class OpenToolCall:
 
 
 class ToolInvocation(Invocation):
-    __slots__ = ("agent_name", "call", "handler", "name", "phase", "run")
+    """A tool call. Made by :meth:`ToolHandler.begin` without an ``__init__`` of its own (a frame per call), which
+    sets what it holds: its name, the agent it runs under, the workflow phase it runs in, its handler and call's
+    view, and another library's agent invocation it is part of (it counts there)."""
 
-    def __init__(self, span: Any, ctx: Any, name: str, agent_name: str | None, handler: ToolHandler,
-                 call: Call | None, phase: str | None = None) -> None:
-        Invocation.__init__(self, span, ctx, "tool")  # without super()'s object
-        self.name = name
-        self.phase = phase  # the workflow phase the call runs in
-        self.agent_name = agent_name
-        self.handler = handler
-        self.call = call
-        self.run: AgentRun | None = None  # another library's agent invocation it is part of (counts there)
+    __slots__ = ("agent_name", "call", "handler", "name", "phase", "run")
+    agent_name: str | None
+    call: Call | None
+    handler: ToolHandler
+    name: str
+    phase: str | None
+    run: AgentRun | None
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         run = self.run
@@ -186,7 +187,10 @@ class ToolHandler(KindHandler):
     def begin(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
               parent: Context) -> Invocation:
         call = self.new_call(instance, args, kwargs) if self.reads_call else None
-        name, span_name, base, by_agent = self.static(("name", "type"), self._describe, call)
+        cached = self._static  # static()'s value without its call, when kept for the current policy
+        described = cached[1] if cached is not None and cached[0] is _policies._policy else self.static(
+            ("name", "type"), self._describe, call)
+        name, span_name, base, by_agent = described
         run = None
         if STARTED_IN:  # under another library's span: the calls of ours running where it started (see running)
             parent = running_context(parent)
@@ -195,8 +199,8 @@ class ToolHandler(KindHandler):
         # a given agent's name through its cap; else the agent it runs under, whose name is bounded already
         agent_name = (policy().bounded(semconv.GEN_AI_AGENT_NAME, agent_name) if agent_name
                       else run.name if run is not None else parent.get(AGENT_KEY))  # type: ignore[assignment]
-        span, ctx = self.open(span_name, self.under_agent(by_agent, base, agent_name), parent,
-                              {TOOL_KEY: OpenToolCall(name)})
+        attributes = by_agent.get(agent_name) or self.under_agent(by_agent, base, agent_name)  # (a hit: no call)
+        span, ctx = self.open(span_name, attributes, parent, {TOOL_KEY: OpenToolCall(name)})
         if run is None and RUNS:  # another library's agent whose span was marked after it started, found as this
             run = run_of(span)  # call's span started (see GenAiSpanBridge.start_late)
             if run is not None and not self.names_agent:
@@ -207,10 +211,10 @@ class ToolHandler(KindHandler):
         phase = state if isinstance(state, PhaseState) else None
         if phase is not None or self.has_step:
             self._step(span, call, phase)
-        inv = ToolInvocation(span, ctx, name, agent_name, self, call, phase.name if phase is not None else None)
-        inv.run = run
+        inv = ToolInvocation(span, ctx, "tool")
+        inv.name, inv.agent_name, inv.handler, inv.call, inv.run = name, agent_name, self, call, run
+        inv.phase = phase.name if phase is not None else None
         return inv
-
 
 def tool(name: Text, *, agent: Text | None = None, type: Text | None = None, step: str | int | Extractor | None = None,
          files_created: Count | None = None, success: Flag | None = None,

@@ -221,11 +221,11 @@ def _mark_outcome(span: Span, how: End, error: BaseException | None, with_event:
             span.set_attribute(semconv.STREAM_CLOSED_EARLY, True)
 
 
-#: The long-lived invocations in flight (jobs, agents, evolution runs, phases), by id in start order: what
-#: :func:`end_in_flight` ends when a signal ends the process, at exit and when a test's capture ends. Other tool and
-#: model calls, short and many, are not, but for those in :data:`_open`. A forked child starts with none: its
-#: parent's are the parent's to end.
-_in_flight: dict[int, Invocation] = {}
+#: The long-lived invocations in flight (jobs, agents, evolution runs, phases): what :func:`end_in_flight` ends
+#: (innermost first, by their start) when a signal ends the process, at exit and when a test's capture ends. Other
+#: tool and model calls, short and many, are not, but for those in :data:`_open`. A forked child starts with none:
+#: its parent's are the parent's to end.
+_in_flight: set[Invocation] = set()
 
 #: The calls of any kind whose end waits for what they handed out (a generator, an async one, a stream, a future),
 #: which the program may hold half-read for good: :func:`end_in_flight` ends them too. Held weakly: an invocation
@@ -280,14 +280,11 @@ def _prune_open() -> None:
         _pruning.release()
 
 
-def track(inv: Invocation) -> None:
-    """Called by the kinds :func:`end_in_flight` ends, when their invocation starts."""
-    _in_flight[id(inv)] = inv
-
-
-def untrack(inv: Invocation) -> None:
-    """... and when it ends (first thing in their ``record()``)."""
-    _in_flight.pop(id(inv), None)
+#: Called by the kinds :func:`end_in_flight` ends, when their invocation starts (the set's own method: no Python
+#: frame per call)...
+track: Callable[[Invocation], None] = _in_flight.add
+#: ... and when it ends (first thing in their ``record()``).
+untrack: Callable[[Invocation], None] = _in_flight.discard
 
 
 class Terminated(BaseException):
@@ -306,7 +303,7 @@ def end_in_flight(signum: int | None, timeout_s: float) -> None:
     global _ending
     try:
         held = [inv for inv in map(weakref.ref.__call__, list(_open)) if inv is not None and not inv._ended]
-        running = sorted({id(inv): inv for inv in [*_in_flight.copy().values(), *held]}.values(), key=_started_at)
+        running = sorted({*_in_flight.copy(), *held}, key=_started_at)
         if not running or (_ending is not None and _ending.is_alive()):  # an earlier end waits on a lock: so would
             return  # this one
         error = None if signum is None else type(signal.Signals(signum).name, (Terminated,),
