@@ -287,6 +287,55 @@ def test_billiard_pool_workers_flush_before_they_leave(tmp_path: Path) -> None:
         assert [attributes_of(span).get("job.id") for span in tools()] == ["celery-like"] * 3
 
 
+#: billiard's pool ended by ``terminate()`` while a call runs in its worker: SIGTERM, which billiard's own handler (set
+#: in each worker after the fork, in place of agent-otel's) turns into SystemExit; the worker then reports its death
+#: and waits a second before ``os._exit()``, and dies there of the pool's next SIGTERM (so it does without agent-otel).
+BILLIARD_TERMINATED = """
+import time
+import billiard
+import agent_otel
+
+agent_otel.configure()
+
+
+@agent_otel.agent("fast")
+def fast(x):
+    return {"success": True}
+
+
+@agent_otel.agent("slow")
+def slow(started):
+    started.set()
+    time.sleep(60)
+
+
+if __name__ == "__main__":
+    manager = billiard.Manager()
+    started = manager.Event()
+    pool = billiard.Pool(1)
+    print(pool.apply(fast, (1,)))
+    pool.apply_async(slow, (started,))
+    started.wait(60)
+    pool.terminate()
+    pool.join()
+    manager.shutdown()
+"""
+
+
+def test_a_billiard_worker_ended_by_sigterm_flushes_before_it_reports_its_death(tmp_path: Path) -> None:
+    """billiard's SIGTERM handler replaces agent-otel's in each worker (Celery's prefork pool: ``terminate()``, a cold
+    shutdown, ``kill -TERM`` of a worker): everything the worker recorded was lost, the calls that had ended too. It
+    now flushes as its exit begins: the call that ended, and the one the signal's SystemExit ended."""
+    with OtlpHttpReceiver() as receiver:
+        _run_exporting(tmp_path, BILLIARD_TERMINATED, receiver, prints="{'success': True}\n")
+        agents = lambda: {attributes_of(s).get("gen_ai.agent.name"): s for s in receiver.spans()  # noqa: E731
+                          if s.name.startswith("invoke_agent")}
+        wait_until(lambda: set(agents()) == {"fast", "slow"}, "both agent spans from the terminated worker")
+        outcomes = {name: (attributes_of(span).get("agent.outcome"), attributes_of(span).get("error.type"))
+                    for name, span in agents().items()}
+        assert outcomes == {"fast": ("success", None), "slow": ("error", "SystemExit")}
+
+
 #: What ``pytest --forked`` (py's ``ForkedFunc``) does for each test: fork, run it, leave by ``os._exit()``.
 FORKED_OS_EXIT = """
 import os

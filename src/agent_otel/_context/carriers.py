@@ -36,7 +36,7 @@ from agent_otel._context.propagation import (
     child_environment,
     process_carrier,
 )
-from agent_otel._engine.exit_signals import caught_outside_python, held_over_exit_flush
+from agent_otel._engine.exit_signals import caught_outside_python, deliver, held_over_exit_flush
 from agent_otel._engine.fork_signals import hold_over_fork
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import start_thread
@@ -156,6 +156,23 @@ def _wrap_process_bootstrap(wrapped: Callable[..., int], instance: BaseProcess, 
     finally:
         if _start_method(instance) != "spawn":  # os._exit() next: nothing of the program runs after this flush
             _flush_if_own()
+
+
+def _wrap_worker_exit(wrapped: Callable[..., NoReturn], instance: object, args: Args, kwargs: Kwargs) -> NoReturn:
+    """billiard's pool worker on its way out (``Worker._do_exit``: its work loop returned, or raised the SystemExit
+    into which billiard's own handler, set in each worker after the fork in place of ours, turns SIGTERM, SIGQUIT and
+    SIGHUP): what it recorded is exported first, within the exit flush budget. Next it reports its death and sleeps a
+    second before ``os._exit()``, and the pool's next SIGTERM (the default action by then) killed it there, with all
+    it had recorded since its last export (Celery's ``terminate()``, cold shutdown, ``kill -TERM`` of a worker). A
+    signal that comes during the flush is held, then does what it would have done."""
+    if _own_telemetry():
+        try:
+            with held_over_exit_flush() as held:
+                _flush_queued("autoinstrument.process_exit")
+            deliver(held)
+        except Exception as exc:
+            report_error("autoinstrument.process_exit", exc)
+    wrapped(*args, **kwargs)
 
 
 def _start_method(process: BaseProcess) -> str | None:
@@ -672,7 +689,8 @@ _PROCESS_PATCHES: dict[str, tuple[tuple[str, str, WrapperFunction], ...]] = {
     # billiard, multiprocessing's fork that Celery's prefork pool runs on: its processes as multiprocessing's
     "billiard.process": (("BaseProcess", "start", _wrap_process_start),
                          ("BaseProcess", "_bootstrap", _wrap_process_bootstrap)),
-    "billiard.pool": tuple(("Pool", method, _wrap_pool_task) for method in _POOL_TASK_METHODS),
+    "billiard.pool": (*(("Pool", method, _wrap_pool_task) for method in _POOL_TASK_METHODS),
+                      ("Worker", "_do_exit", _wrap_worker_exit)),
     "subprocess": (("Popen", "__init__", _wrap_popen_init),),
     # "": the module's own functions (the exec and spawn functions os.system and os.popen do not go through: the
     # first runs a shell with this process's environment, the second goes through subprocess.Popen)
