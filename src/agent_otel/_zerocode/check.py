@@ -28,6 +28,7 @@ from agent_otel._zerocode.config import Config, Switches, TargetSpec, find_confi
 from agent_otel._zerocode.patching import _all_subclasses, build_handler, of_package, refuse_self_without_object
 from agent_otel._zerocode.program import MAIN
 from agent_otel._zerocode.targets import (
+    CELERY_TASK,
     BoundAtRunTime,
     InScript,
     TargetError,
@@ -79,6 +80,9 @@ def _imported(spec: TargetSpec, config: Config, named: _Named | None = None) -> 
     if named is not None and not spec.instance_attribute:
         inherited = isinstance(found.owner, type) and found.defined_on is not found.owner
         _name_once(spec, found.raw, found.owner if inherited else None, found.attr, named)  # type: ignore[arg-type]
+    if found.shape == CELERY_TASK:  # its run() is known once the app makes the task: the options alone are checked
+        _wraps(spec, config, None, found.owner, found.attr)
+        return found.shape, "ok (its run(), wrapped when the app makes the task: what a worker runs)"
     if not spec.instance_attribute:  # the callable an instance holds is known only when one is created
         _wraps(spec, config, found.raw, found.owner, found.attr)
     status = "ok"

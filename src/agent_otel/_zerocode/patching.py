@@ -70,9 +70,10 @@ from agent_otel._engine.wrappers import (
     wrapper_for,
 )
 from agent_otel._environment import AGENT_OTEL_CONFIG
-from agent_otel._zerocode import instances
+from agent_otel._zerocode import celery_tasks, instances
 from agent_otel._zerocode.config import Config, TargetSpec, load_config, load_file
 from agent_otel._zerocode.targets import (
+    CELERY_TASK,
     Resolved,
     TargetError,
     describe_shape,
@@ -348,6 +349,8 @@ class _State:
     holders: tuple[tuple[_Entry, type, str], ...] = ()  # instance_attribute entries: (entry, class, attribute)
     family_members: list[_FamilyMember] = field(default_factory=list)
     http_patched: bool = False
+    #: Entries naming a Celery task, by (module, qualified name) of the function it is made from (see celery_tasks).
+    celery_tasks: dict[tuple[str, str], _Entry] = field(default_factory=dict)
 
 
 _state: _State | None = None
@@ -382,17 +385,20 @@ def _kind_wrapper(entry: _Entry, raw: Any, signed: Any, owner: object, attr: str
 
 
 def _configured_handler(entry: _Entry, raw: Any, owner: Owner, attr: str,
-                        scope: type | None = None) -> _ConfiguredHandler:
-    """``entry``'s handler for ``raw``, the value of ``attr`` that ``owner`` defines or inherits."""
+                        scope: type | None = None, named: str | None = None) -> _ConfiguredHandler:
+    """``entry``'s handler for ``raw``, the value of ``attr`` that ``owner`` defines or inherits (its options' default
+    names ``named``, by default ``attr``)."""
     spec = entry.spec
     label = f"{owner.__module__}.{owner.__qualname__}.{attr}" if isinstance(owner, type) else f"{spec.module}.{attr}"
     method = isinstance(owner, type) and isinstance(raw, FunctionType)
     refuse_self_without_object(spec, raw, owner, label)
-    return _ConfiguredHandler(build_handler(spec, entry.config, raw, owner, attr, label), entry, method, scope)
+    handler = build_handler(spec, entry.config, raw, owner, named or attr, label)
+    return _ConfiguredHandler(handler, entry, method, scope)
 
 
-def _make_wrapper(entry: _Entry, raw: Any, owner: Owner, attr: str, scope: type | None = None) -> Wrapped:
-    handler = _configured_handler(entry, raw, owner, attr, scope)
+def _make_wrapper(entry: _Entry, raw: Any, owner: Owner, attr: str, scope: type | None = None,
+                  named: str | None = None) -> Wrapped:
+    handler = _configured_handler(entry, raw, owner, attr, scope, named)
     wrapper = proxy_of(handler, raw)
     if handler.method and type(raw) is FunctionType:  # another library's wrapt proxy of it binds as that one does
         wrapper._self_reads_as_itself = FROM_CLASS
@@ -403,9 +409,11 @@ def _make_wrapper(entry: _Entry, raw: Any, owner: Owner, attr: str, scope: type 
     return wrapper
 
 
-def _wrap_attribute(state: _State, entry: _Entry, owner: Owner, attr: str, raw: Any, recorded: bool = True) -> None:
+def _wrap_attribute(state: _State, entry: _Entry, owner: Owner, attr: str, raw: Any, recorded: bool = True,
+                    named: str | None = None) -> None:
     """Replace ``owner.attr`` with its wrapper, recorded for ``uninstrument()`` (``recorded=False`` for a class the
-    program defines later: see :func:`_made_for_a_later_class`)."""
+    program defines later: see :func:`_made_for_a_later_class`); ``named``: what the options a target leaves out
+    default to, instead of ``attr`` (a Celery task's function, whose ``run`` it is)."""
     if getattr(raw, "_self_agent_otel_entry", None) is not None:
         if isinstance(owner, type) and attr not in owner.__dict__:
             raw = raw.__wrapped__  # a static method inherited from a wrapped base: wrap the original for this class
@@ -416,7 +424,7 @@ def _wrap_attribute(state: _State, entry: _Entry, owner: Owner, attr: str, raw: 
             _join_family(state, entry, raw)
         return  # decorated in the code (an override included): the decorator, the code's own choice, wins
     had_own = attr in (owner.__dict__ if isinstance(owner, type) else vars(owner))
-    wrapper = _make_wrapper(entry, raw, owner, attr)
+    wrapper = _make_wrapper(entry, raw, owner, attr, named=named)
     setattr(owner, attr, wrapper)
     if not recorded:
         _made_for_a_later_class(wrapper, had_own, raw)
@@ -634,6 +642,12 @@ def _apply(state: _State, entry: _Entry, module: ModuleType) -> None:
         return
     found = resolve_in(module, spec.qualname)
     owner, raw = found.owner, found.raw
+    if found.shape == CELERY_TASK:
+        key = (spec.module, spec.qualname)
+        state.celery_tasks[key] = entry
+        for task in celery_tasks.made_from(*key):
+            _wrap_task(state, entry, task)
+        return
     serving = _configured_handler_of(raw)
     if serving is not None and not serving.entry.active and isinstance(owner, ModuleType):
         found = _past_a_stale_wrapper(state, found)
@@ -659,6 +673,30 @@ def _apply(state: _State, entry: _Entry, module: ModuleType) -> None:
             if found.attr in sub.__dict__ and _overrides_as_a_method(sub.__dict__[found.attr]):
                 _wrap_attribute(state, entry, sub, found.attr, sub.__dict__[found.attr])
         _watch_subclasses(state, found.owner, entry, found.attr)
+
+
+def _wrap_task(state: _State, entry: _Entry, task: Any) -> None:
+    """Wrap the ``run`` of the class Celery made for a task that ``entry`` names (called ``run`` on its class, the
+    target's name in its options)."""
+    task_class = type(task)
+    run = task_class.__dict__.get("run")
+    if run is None:
+        raise TargetError(f"Celery task {task_class.__qualname__} has no run() of its own; name the class that "
+                          "defines it (\"module:Class.run\")")
+    _wrap_attribute(state, entry, task_class, "run", run, named=entry.spec.qualname.rpartition(".")[2])
+
+
+def _celery_task_made(key: tuple[str, str], task: Any) -> None:
+    """Celery made a task (see celery_tasks.on_made): wrapped when an entry names it."""
+    with _lock:
+        state = _state
+        entry = state.celery_tasks.get(key) if state is not None else None
+        if state is None or entry is None or not entry.active:
+            return
+        try:
+            _wrap_task(state, entry, task)
+        except Exception as exc:  # never into the program's (or its worker's) making of the task
+            _not_wrapped(entry, exc)
 
 
 def _configured_handler_of(value: object) -> _ConfiguredHandler | None:
@@ -894,6 +932,8 @@ def instrument(config: Config | str | os.PathLike[str] | None = None) -> bool:
         if config.switches.http_headers:
             instrument_http_headers()
             state.http_patched = True
+    celery_tasks.on_made(_celery_task_made)
+    celery_tasks.watch()  # before the program's tasks are made: a target may name one
     for entry in new:
         _register(state, entry)
     return True

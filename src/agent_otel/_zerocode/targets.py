@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass
 from types import ModuleType
 
+from agent_otel._zerocode.celery_tasks import is_task
 from agent_otel._zerocode.config import TargetSpec
 
 
@@ -24,6 +25,10 @@ class Resolved:
     raw: object  # the object found (function, classmethod, staticmethod, other callable)
     defined_on: type | ModuleType  # the class (or module) whose __dict__ holds it
     shape: str  # "async method", "classmethod", "function", ...
+
+
+#: The shape of a target that names a Celery task: its ``run`` is wrapped when the app makes it (see celery_tasks).
+CELERY_TASK = "Celery task"
 
 
 def describe_shape(raw: object, in_class: bool) -> str:
@@ -136,6 +141,8 @@ def resolve_in(module: ModuleType, qualname: str) -> Resolved:
         raw, defined_on = vars(owner).get(attr, _MISSING), owner
         if raw is _MISSING:  # only the module's __getattr__ gives it: wrap it on the module
             raw = _lazy_attribute(owner, attr)
+    if is_task(raw):  # (before anything reads its attributes: see celery_tasks)
+        return Resolved(owner, attr, raw, defined_on, CELERY_TASK)
     try:  # our wrapper's; a program's object whose __getattr__ answers every name is none (check's traceback)
         inner = getattr(raw, "_self_agent_otel_entry", None) and raw.__wrapped__
     except Exception:
