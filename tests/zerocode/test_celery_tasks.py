@@ -8,16 +8,13 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from agent_otel._zerocode.patching import instrument, uninstrument
 from tests.support.check_output import targets_section
 from tests.zerocode.test_check import check, table
-from tests.zerocode.test_patching import Package, config
+from tests.zerocode.test_patching import Package, config, package  # noqa: F401 (the fixture)
 
 TASKS = """
 from celery import Celery, shared_task
@@ -36,17 +33,6 @@ def lookup(key):
 """
 
 
-@pytest.fixture
-def celery_package(tmp_path: Path) -> Iterator[Package]:
-    sys.path.insert(0, str(tmp_path))
-    package = Package(tmp_path)
-    yield package
-    uninstrument()
-    sys.path.remove(str(tmp_path))
-    for name in [name for name in sys.modules if name == package.name or name.startswith(package.name + ".")]:
-        del sys.modules[name]
-
-
 def _entries(module: str) -> str:
     return f"""
         [[agent]]
@@ -57,14 +43,14 @@ def _entries(module: str) -> str:
 
 
 def test_a_task_is_recorded_once_however_it_runs_and_wrapping_it_leaves_celery_to_make_it(
-        otel: Any, celery_package: Package) -> None:
+        otel: Any, package: Package) -> None:  # noqa: F811
     """The name a module binds was wrapped: a worker, which runs the task from the app's registry, recorded nothing
     (and `check` said ok). Each run is recorded once now: through the registry as a worker runs it, ``delay()`` run
     eagerly, a direct call; the task is made when Celery makes it, not when it is wrapped (a shared task then binds
     to the app that is current)."""
-    module = celery_package.write("tasks", TASKS)
+    module = package.write("tasks", TASKS)
     instrument(config(_entries(module)))
-    tasks = celery_package.load("tasks")
+    tasks = package.load("tasks")
     assert tasks.plan.__evaluated__() is False  # wrapping it made no task
     app = tasks.app
     app.conf.task_always_eager = True
@@ -84,10 +70,10 @@ def test_a_task_is_recorded_once_however_it_runs_and_wrapping_it_leaves_celery_t
     assert registry[f"{module}.plan"].run.__name__ == "plan"  # the function, as Celery's own introspection reads it
 
 
-def test_a_task_made_before_it_was_wrapped_is_wrapped_in_place(otel: Any, celery_package: Package) -> None:
+def test_a_task_made_before_it_was_wrapped_is_wrapped_in_place(otel: Any, package: Package) -> None:  # noqa: F811
     """``instrument()`` called after the program made its tasks (the app finalized, the proxy evaluated)."""
-    module = celery_package.write("made_first", TASKS)
-    tasks = celery_package.load("made_first")
+    module = package.write("made_first", TASKS)
+    tasks = package.load("made_first")
     tasks.app.finalize()
     made = tasks.plan._get_current_object()
     instrument(config(_entries(module)))
