@@ -172,7 +172,8 @@ def test_a_busy_default_port_blames_debian_only_for_the_ports_debian_holds() -> 
     assert metrics_only == f"  port {DEFAULT_METRICS_PORT} (metrics) is in use: the URLs above use free ports instead"
     both = _busy_message([(DEFAULT_METRICS_PORT, "metrics"), (DEFAULT_PROMETHEUS_PORT, "Prometheus")])
     assert both.startswith(f"  ports {DEFAULT_METRICS_PORT} (metrics), {DEFAULT_PROMETHEUS_PORT} (Prometheus) are in "
-                           "use (Debian's prometheus packages run their own services on 9090 and 9093)"), both
+                           "use (perhaps by Debian's prometheus packages, whose own services take 9090 and 9093, "
+                           "or another demo)"), both
 
 
 def test_stack_without_prometheus_installed_says_how_to_install_it(tmp_path: Path) -> None:

@@ -160,8 +160,7 @@ def test_pyproject_errors_name_the_full_key_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError) as raised:
         load_file(pyproject)
     assert str(raised.value) == (f"{pyproject}: tool.agent-otel.agent[0].confidence: expected a number or "
-                                 "{ path = \"...\" }, got a string 'high' (an extractor is written "
-                                 "{ path = \"high\" })")
+                                 "{ path = \"...\" }, got a string 'high'")  # (no path: no hint to write one)
 
 
 BAD = [
@@ -223,6 +222,9 @@ BAD = [
      "{ path = \"...\" }, got a string 'result.success' (an extractor is written { path = \"result.success\" })"),
     ('[[agent]]\ntarget = "a:b"\nconfidence = true\n', "agent[0].confidence: expected a number or "
      "{ path = \"...\" }, got a boolean (true)"),
+    # a word that is no path gets no hint to write it as one
+    ('[[agent]]\ntarget = "a:b"\nconfidence = "high"\n', "agent[0].confidence: expected a number or "
+     "{ path = \"...\" }, got a string 'high'"),
     ('[[agent]]\ntarget = "a:b"\ntask_type = { path = "result.kind" }\n', "agent[0].task_type: extractor path "
      "'result.kind' reads the result but this key is read when the call starts; use a path rooted at args or self"),
     ('[[agent]]\ntarget = "a:b"\nsuccess = { path = "outcome.ok" }\n', "agent[0].success: extractor path "

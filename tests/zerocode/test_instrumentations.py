@@ -539,6 +539,19 @@ def test_check_says_what_selects_or_disables_each(project: Path, broken_site: Pa
     assert rows["absent_zc"] == ("-", "error: named in [instrumentation] instrumentations, not installed")
 
 
+def test_check_says_the_logging_instrumentation_is_left_off_with_no_logs_pipeline(project: Path) -> None:
+    """`agent-otel run` leaves the logging instrumentation off where no SDK LoggerProvider is installed (its handler
+    sent the records nowhere and hid ``logging.warning()``'s output); `check` said it was on."""
+    (project / "agent-otel.toml").write_text('[[tool]]\ntarget = "toolmod:work"\n')
+    for extra, status in (({}, "off: no SDK LoggerProvider is installed, so left to the program "
+                                "(OTEL_PYTHON_LOG_CORRELATION=true turns it on without its handler)"),
+                          ({"OTEL_PYTHON_LOG_CORRELATION": "true"}, "on")):
+        result = subprocess.run([str(BIN / "agent-otel"), "check"], cwd=project, capture_output=True, text=True,
+                                env=environment(project, **extra), timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert check_rows(result.stdout)["logging"][1] == status
+
+
 @pytest.mark.parametrize(("value", "key", "problem"), [
     ('"openai"', "instrumentation.instrumentations",
      "expected true, false or an array of instrumentation names, got a string 'openai'"),
@@ -709,11 +722,12 @@ def test_a_name_no_installed_instrumentation_has_is_said_once_and_the_program_ru
     assert (result.returncode, result.stdout) == (0, "1\nran\n")
     line, = result.stderr.splitlines()
     assert line.startswith(f"agent-otel: {tmp_path / 'agent-otel.toml'}: instrumentation.instrumentations: 'opnai' "
-                           "is not installed (installed: "), line
-    installed = line.partition("(installed: ")[2].partition(")")[0].split(", ")
+                           "is not installed (did you mean 'openai' for 'opnai'?), so the program runs without it; "
+                           "the list may name "), line
+    installed = line.partition("the list may name ")[2].partition(" (")[0].split(", ")
     # the names the list may hold: not threading nor system_metrics, which their switches decide ("remove it")
     assert "openai" in installed and "threading" not in installed and "system_metrics" not in installed, line
-    assert line.endswith("); did you mean 'openai' for 'opnai'?; the program runs without"), line
+    assert line.endswith(" (threading and system_metrics follow their own switches)"), line
 
 
 LANGCHAIN_CORE_PROGRAM = """

@@ -35,9 +35,17 @@ from agent_otel.errors import ConfigurationError
 _NAME = re.compile(r"[^\W\d]\w*")  # a Python identifier, non-ASCII letters too (``def f(größe)``)
 _INT = re.compile(r"-?[0-9]+")
 _ROOTS = ("args", "self", "result", "error")
+
 _MISSING = object()
 
 When = Literal["start", "end"]
+
+
+def starts_as_path(text: str) -> bool:
+    """Whether ``text`` begins as an extractor path does (a root, then a step or nothing): ``"result.success"``, not
+    ``"high"``."""
+    root = text.split(".", 1)[0].split("[", 1)[0]
+    return root in _ROOTS
 
 
 def _with_keywords_gathered(signature: inspect.Signature, arguments: dict[str, Any]) -> dict[str, Any]:

@@ -242,6 +242,8 @@ def _instrumentation_rows(switches: Switches) -> _Libraries:
         status = item.status
         if item.error is not None:
             found.errors += 1
+        elif item.active and (left := instrumentations.left_to_the_program(item)) is not None:
+            status = left
         elif item.active:
             try:
                 requirements = instrumentations.instrumented_requirements(item)

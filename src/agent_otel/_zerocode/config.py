@@ -43,6 +43,7 @@ from typing import Any
 from agent_otel._calls import options as kind_options
 from agent_otel._calls.extractors import Path as ExtractorPath
 from agent_otel._calls.extractors import path as parse_path
+from agent_otel._calls.extractors import starts_as_path
 from agent_otel._calls.options import NOT_EXTRACTOR, Accepts, BadValue, Option, Source, extractor_problem, option_value
 from agent_otel._calls.pricing import PRICE_KEYS, PRICE_RANGE, Price, valid_price
 from agent_otel._engine.policy import ContentCapture
@@ -192,9 +193,10 @@ def _written_extractor(value: Any, option: Option | None) -> Any:
 
 
 def _string_hint(value: Any, option: Option) -> str:
-    """A string given to a key that takes an extractor but no string literal was likely meant as a path."""
+    """A string given to a key that takes an extractor but no string literal, and that begins as a path does, was
+    likely meant as one (``"high"`` for a number is no path)."""
     types = option.accepts.types
-    if option.extractor and isinstance(value, str) and types and str not in types:
+    if option.extractor and isinstance(value, str) and types and str not in types and starts_as_path(value):
         return f' (an extractor is written {{ path = "{value}" }})'
     return ""
 

@@ -237,6 +237,15 @@ def _options_for(module: str) -> dict[str, Any] | None:
     return None
 
 
+def left_to_the_program(item: Instrumentation) -> str | None:
+    """Why ``agent-otel run`` leaves an instrumentation it would turn on to the program (the logging one, with no logs
+    pipeline: see :func:`_options_for`), as ``agent-otel check`` says it; None when it turns it on."""
+    if _options_for(_module(item.entry_point)) is None:
+        return (f"off: no SDK LoggerProvider is installed, so left to the program ({_LOGGING_CORRELATION}=true turns "
+                "it on without its handler)")
+    return None
+
+
 def _logs_pipeline_installed() -> bool:
     """Whether an SDK ``LoggerProvider`` is installed globally (``opentelemetry-instrument`` installs one when
     ``OTEL_LOGS_EXPORTER`` names an exporter). Asked only when the logs SDK is imported already."""
@@ -423,11 +432,12 @@ def activate(switches: Switches, say: Callable[[str], None] | None = None) -> li
         import difflib  # only for a mistake: not imported by every process
 
         close = [difflib.get_close_matches(name, listed, n=1) for name in missing]
-        hints = "".join(f"; did you mean {found[0]!r} for {name!r}?" for name, found in zip(missing, close, strict=True)
-                        if found)
-        verb = "is" if len(missing) == 1 else "are"
-        line = (f"instrumentation.instrumentations: {', '.join(map(repr, missing))} {verb} not installed "
-                f"(installed: {', '.join(listed) or 'none'}){hints}; the program runs without")
+        hints = "".join(f" (did you mean {found[0]!r} for {name!r}?)"
+                        for name, found in zip(missing, close, strict=True) if found)
+        verb, them = ("is", "it") if len(missing) == 1 else ("are", "them")
+        line = (f"instrumentation.instrumentations: {', '.join(map(repr, missing))} {verb} not installed{hints}, so "
+                f"the program runs without {them}; the list may name {', '.join(listed) or 'none installed'} "
+                "(threading and system_metrics follow their own switches)")
         logger.warning("agent-otel: %s", line)
         if say is not None:
             say(line)

@@ -220,8 +220,8 @@ def _port(chosen: int | None, default: int, what: str, busy: list[tuple[int, str
 def _busy_message(busy: list[tuple[int, str]]) -> str:
     """The default ports taken, and why that may be: Debian's own services only for the ports they hold."""
     plural = len(busy) > 1
-    why = (f" (Debian's prometheus packages run their own services on {DEFAULT_PROMETHEUS_PORT} and "
-           f"{DEFAULT_ALERTMANAGER_PORT})" if any(port in _DEBIAN_PORTS for port, _ in busy) else "")
+    why = (f" (perhaps by Debian's prometheus packages, whose own services take {DEFAULT_PROMETHEUS_PORT} and "
+           f"{DEFAULT_ALERTMANAGER_PORT}, or another demo)" if any(port in _DEBIAN_PORTS for port, _ in busy) else "")
     return (f"  port{'s' if plural else ''} {', '.join(f'{port} ({what})' for port, what in busy)} "
             f"{'are' if plural else 'is'} in use{why}: the URLs above use free ports instead")
 
