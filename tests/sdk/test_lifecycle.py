@@ -615,6 +615,26 @@ def test_exit_flush_tries_a_failing_collector_once_and_counts_the_loss(unavailab
     assert unavailable.attempts == {"/v1/traces": 1}
 
 
+def test_a_forked_child_leaving_by_os_exit_tries_a_failing_collector_once(unavailable: Unavailable) -> None:
+    """``os._exit()`` flushes first (a forked RQ work-horse leaves so after each job): the exporters backed off and
+    retried until the whole exit budget was gone, on every job, where the exit flush tries once."""
+    child = run_child("""
+        import os
+        import agent_otel
+
+        agent_otel.configure(traces_exporter="otlp", metrics_exporter="none")
+        pid = os.fork()
+        if pid == 0:
+            with agent_otel.job("work-horse"):
+                pass
+            os._exit(0)
+        print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+    """, OTEL_EXPORTER_OTLP_ENDPOINT=unavailable.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS="120000")
+    assert child.stdout.splitlines()[-1] == "0"
+    assert unavailable.attempts["/v1/traces"] == 1  # the child's export, once (the parent exported no span)
+
+
 def test_agent_otel_run_child_exits_with_a_failing_collector(unavailable: Unavailable, tmp_path: Path) -> None:
     child = run_child(
         "from agent_otel._cli import main; import sys; sys.exit(main(['run', '--', sys.executable, '-c', 'pass']))",

@@ -36,7 +36,7 @@ from agent_otel._context.propagation import (
     child_environment,
     process_carrier,
 )
-from agent_otel._engine.exit_signals import caught_outside_python, deliver, held_over_exit_flush
+from agent_otel._engine.exit_signals import caught_outside_python, held_over_exit_flush
 from agent_otel._engine.fork_signals import hold_over_fork
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import start_thread
@@ -164,15 +164,14 @@ def _wrap_worker_exit(wrapped: Callable[..., NoReturn], instance: object, args: 
     SIGHUP): what it recorded is exported first, within the exit flush budget. Next it reports its death and sleeps a
     second before ``os._exit()``, and the pool's next SIGTERM (the default action by then) killed it there, with all
     it had recorded since its last export (Celery's ``terminate()``, cold shutdown, ``kill -TERM`` of a worker). A
-    signal that comes during the flush is held, then does what it would have done."""
-    if _own_telemetry():
-        try:
-            with held_over_exit_flush() as held:
-                _flush_queued("autoinstrument.process_exit")
-            deliver(held)
-        except Exception as exc:
-            report_error("autoinstrument.process_exit", exc)
-    wrapped(*args, **kwargs)
+    signal during the flush acts as it would have in ``_do_exit``: the default action ends the worker; billiard's
+    handler raises SystemExit, and billiard's exit goes on all the same (its death reported, ``os._exit()``), as its
+    own ``finally`` would have gone on. Each exporter tries once: the worker leaves next."""
+    try:
+        if _own_telemetry():
+            _flush_queued("autoinstrument.process_exit", retry=False)
+    finally:
+        wrapped(*args, **kwargs)
 
 
 def _start_method(process: BaseProcess) -> str | None:
@@ -546,7 +545,7 @@ def _wrap_os_exit(wrapped: Callable[..., NoReturn], instance: object, args: Args
     with the status it gives."""
     try:
         with held_over_exit_flush():  # what it held is dropped
-            _flush_queued("autoinstrument.os_exit")
+            _flush_queued("autoinstrument.os_exit", retry=False)
     except BaseException:  # a KeyboardInterrupt in the flush: the program asked to leave at once
         pass
     wrapped(*args, **kwargs)
@@ -567,12 +566,12 @@ def _wrap_posix_spawn(wrapped: Callable[..., int], instance: object, args: Args,
 _execve = os.execve
 
 
-def _flush_queued(stage: str) -> bool:
-    """Whether it was done within its budget."""
+def _flush_queued(stage: str, retry: bool = True) -> bool:
+    """Whether it was done within its budget (``retry=False``: the process leaves next, see ``flush_queued``)."""
     from agent_otel._sdk.configure import flush_queued  # imported already: configure() patched us
 
     try:
-        return flush_queued()
+        return flush_queued(retry)
     except Exception as exc:
         report_error(stage, exc)
         return False

@@ -990,14 +990,26 @@ def exports_from_this_process() -> bool:
         telemetry.span_processors or telemetry.metric_exporters)  # nothing exported: nothing to wait for
 
 
-def flush_queued() -> bool:
+def _stop_retrying(telemetry: Telemetry) -> None:
+    """Each of ``telemetry``'s exporters makes its next export its only attempt (see ``stop_retrying``)."""
+    for processor in telemetry.span_processors:
+        stop_retrying(processor._reporting.exporter)
+    for metric_exporter in telemetry.metric_exporters:
+        stop_retrying(metric_exporter.exporter)
+
+
+def flush_queued(retry: bool = True) -> bool:
     """Export what is queued (spans that ended, the metrics since the last export), within the exit flush budget,
     shutting nothing down: before ``os.exec*``, which replaces the process with no exit flush (and may fail, the
-    process going on), and on a SIGTERM the program's own handler takes (see ``carriers``). Whether it was done
-    within the budget."""
+    process going on), and on a SIGTERM the program's own handler takes (see ``carriers``). ``retry=False``: the
+    process leaves next (``os._exit()``), and each exporter tries once, as at exit: a Collector that is down cost the
+    whole budget in backoff retries, on every forked work-horse an RQ worker runs a job in. Whether it was done within
+    the budget."""
     telemetry = _telemetry
     if telemetry is None or not exports_from_this_process():
         return True
+    if not retry:
+        _stop_retrying(telemetry)
     budget_s = min(telemetry.exit_flush_timeout_millis, _LONGEST_RELEASE_MILLIS) / 1000
     deadline = time.monotonic() + budget_s
     done = True
@@ -1060,10 +1072,7 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
         HANDOVER.tracer_provider = None
     count_unreported()  # in the last export
     if not retry:
-        for processor in telemetry.span_processors:
-            stop_retrying(processor._reporting.exporter)
-        for metric_exporter in telemetry.metric_exporters:
-            stop_retrying(metric_exporter.exporter)
+        _stop_retrying(telemetry)
     deadline = time.monotonic() + timeout_millis / 1000
     # At exit (no retries), the spans' steps get half of it at most: a backlog of spans or a slow trace endpoint took
     # it all, and the metrics, the run's totals (after the spans, so that what their flush lost is counted among them),
