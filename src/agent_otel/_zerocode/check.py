@@ -23,12 +23,13 @@ from typing import Any, cast
 from agent_otel._calls.extractors import Path as ExtractorPath
 from agent_otel._calls.options import KINDS, MARKERS, Option, read_at
 from agent_otel._environment import AGENT_OTEL_CONFIG
-from agent_otel._zerocode import instrumentations
+from agent_otel._zerocode import instrumentations, queue_tasks
 from agent_otel._zerocode.config import Config, Switches, TargetSpec, find_config, load_file
 from agent_otel._zerocode.patching import _all_subclasses, build_handler, of_package, refuse_self_without_object
 from agent_otel._zerocode.program import MAIN
 from agent_otel._zerocode.targets import (
     CELERY_TASK,
+    DRAMATIQ_ACTOR,
     BoundAtRunTime,
     InScript,
     TargetError,
@@ -80,9 +81,13 @@ def _imported(spec: TargetSpec, config: Config, named: _Named | None = None) -> 
     if named is not None and not spec.instance_attribute:
         inherited = isinstance(found.owner, type) and found.defined_on is not found.owner
         _name_once(spec, found.raw, found.owner if inherited else None, found.attr, named)  # type: ignore[arg-type]
-    if found.shape == CELERY_TASK:  # its run() is known once the app makes the task: the options alone are checked
-        _wraps(spec, config, None, found.owner, found.attr)
+    if found.shape == CELERY_TASK:  # `check` is no program: Celery makes the task here, as `run` would once it runs
+        task = queue_tasks.task_of(found.raw)
+        _wraps(spec, config, type(task).__dict__.get("run"), type(task), "run")
         return found.shape, "ok (its run(), wrapped when the app makes the task: what a worker runs)"
+    if found.shape == DRAMATIQ_ACTOR:
+        _wraps(spec, config, cast(Any, found.raw).fn, found.owner, found.attr)
+        return found.shape, "ok (the function it holds as fn: what a worker runs)"
     if not spec.instance_attribute:  # the callable an instance holds is known only when one is created
         _wraps(spec, config, found.raw, found.owner, found.attr)
     status = "ok"

@@ -70,10 +70,11 @@ from agent_otel._engine.wrappers import (
     wrapper_for,
 )
 from agent_otel._environment import AGENT_OTEL_CONFIG
-from agent_otel._zerocode import celery_tasks, instances
+from agent_otel._zerocode import instances, queue_tasks
 from agent_otel._zerocode.config import Config, TargetSpec, load_config, load_file
 from agent_otel._zerocode.targets import (
     CELERY_TASK,
+    DRAMATIQ_ACTOR,
     Resolved,
     TargetError,
     describe_shape,
@@ -349,8 +350,8 @@ class _State:
     holders: tuple[tuple[_Entry, type, str], ...] = ()  # instance_attribute entries: (entry, class, attribute)
     family_members: list[_FamilyMember] = field(default_factory=list)
     http_patched: bool = False
-    #: Entries naming a Celery task, by (module, qualified name) of the function it is made from (see celery_tasks).
-    celery_tasks: dict[tuple[str, str], _Entry] = field(default_factory=dict)
+    #: Entries naming a Celery shared task, by (module, qualified name) of its function (see queue_tasks).
+    shared_tasks: dict[tuple[str, str], _Entry] = field(default_factory=dict)
 
 
 _state: _State | None = None
@@ -389,7 +390,8 @@ def _configured_handler(entry: _Entry, raw: Any, owner: Owner, attr: str,
     """``entry``'s handler for ``raw``, the value of ``attr`` that ``owner`` defines or inherits (its options' default
     names ``named``, by default ``attr``)."""
     spec = entry.spec
-    label = f"{owner.__module__}.{owner.__qualname__}.{attr}" if isinstance(owner, type) else f"{spec.module}.{attr}"
+    label = (f"{owner.__module__}.{owner.__qualname__}.{attr}" if isinstance(owner, type)
+             else f"{spec.module}.{named or attr}")
     method = isinstance(owner, type) and isinstance(raw, FunctionType)
     refuse_self_without_object(spec, raw, owner, label)
     handler = build_handler(spec, entry.config, raw, owner, named or attr, label)
@@ -643,10 +645,11 @@ def _apply(state: _State, entry: _Entry, module: ModuleType) -> None:
     found = resolve_in(module, spec.qualname)
     owner, raw = found.owner, found.raw
     if found.shape == CELERY_TASK:
-        key = (spec.module, spec.qualname)
-        state.celery_tasks[key] = entry
-        for task in celery_tasks.made_from(*key):
-            _wrap_task(state, entry, task)
+        _apply_to_celery_task(state, entry, raw)
+        return
+    if found.shape == DRAMATIQ_ACTOR:  # the actor is what the broker holds: its function, where it holds it (its
+        actor: Any = raw  # attribute replaced, and put back, as a module's is)
+        _wrap_attribute(state, entry, actor, "fn", actor.fn, named=spec.qualname.rpartition(".")[2])
         return
     serving = _configured_handler_of(raw)
     if serving is not None and not serving.entry.active and isinstance(owner, ModuleType):
@@ -675,28 +678,57 @@ def _apply(state: _State, entry: _Entry, module: ModuleType) -> None:
         _watch_subclasses(state, found.owner, entry, found.attr)
 
 
+def _apply_to_celery_task(state: _State, entry: _Entry, named: object) -> None:
+    """Wrap the task ``named`` names where a worker runs it: now if Celery made it already, else when it does (its
+    proxy's own hook; a shared task's, by its function's module and name, as each app makes one)."""
+    if queue_tasks.promised_task(named):
+        queue_tasks.when_made(named, lambda task: _celery_task_made(state, entry, task))
+    elif queue_tasks.is_shared_task(named):
+        key = (entry.spec.module, entry.spec.qualname)
+        state.shared_tasks[key] = entry
+        for task in queue_tasks.made_from(*key):
+            _wrap_task(state, entry, task)
+    else:
+        _wrap_task(state, entry, queue_tasks.task_of(named))
+
+
 def _wrap_task(state: _State, entry: _Entry, task: Any) -> None:
-    """Wrap the ``run`` of the class Celery made for a task that ``entry`` names (called ``run`` on its class, the
-    target's name in its options)."""
+    """Wrap the ``run`` of a Celery task's class (called ``run`` on its class, the target's name in its options). A
+    task that retries by itself (``autoretry_for``) runs the class's ``run`` it kept when it was made: it keeps the
+    wrapper instead."""
     task_class = type(task)
     run = task_class.__dict__.get("run")
     if run is None:
         raise TargetError(f"Celery task {task_class.__qualname__} has no run() of its own; name the class that "
                           "defines it (\"module:Class.run\")")
     _wrap_attribute(state, entry, task_class, "run", run, named=entry.spec.qualname.rpartition(".")[2])
+    own = vars(task).get("run")
+    if own is not None and "_orig_run" in vars(task):  # (Celery's add_autoretry_behaviour)
+        del task.run
+        try:
+            task._orig_run = task.run  # the class's, bound as Celery bound it
+        finally:
+            task.run = own
 
 
-def _celery_task_made(key: tuple[str, str], task: Any) -> None:
-    """Celery made a task (see celery_tasks.on_made): wrapped when an entry names it."""
+def _celery_task_made(state: _State, entry: _Entry, task: Any) -> None:
+    """Celery made a task an entry names: wrapped, unless that configuration is gone."""
     with _lock:
-        state = _state
-        entry = state.celery_tasks.get(key) if state is not None else None
-        if state is None or entry is None or not entry.active:
+        if _state is not state or not entry.active:
             return
         try:
             _wrap_task(state, entry, task)
         except Exception as exc:  # never into the program's (or its worker's) making of the task
             _not_wrapped(entry, exc)
+
+
+def _shared_task_made(key: tuple[str, str], task: Any) -> None:
+    """Celery made a task (see queue_tasks.on_made): wrapped when an entry names it as a shared task."""
+    with _lock:
+        state = _state
+        entry = state.shared_tasks.get(key) if state is not None else None
+    if state is not None and entry is not None:
+        _celery_task_made(state, entry, task)
 
 
 def _configured_handler_of(value: object) -> _ConfiguredHandler | None:
@@ -932,8 +964,8 @@ def instrument(config: Config | str | os.PathLike[str] | None = None) -> bool:
         if config.switches.http_headers:
             instrument_http_headers()
             state.http_patched = True
-    celery_tasks.on_made(_celery_task_made)
-    celery_tasks.watch()  # before the program's tasks are made: a target may name one
+    queue_tasks.on_made(_shared_task_made)
+    queue_tasks.watch()  # before the program's shared tasks are made: a target may name one
     for entry in new:
         _register(state, entry)
     return True

@@ -9,9 +9,10 @@ import inspect
 import sys
 from dataclasses import dataclass
 from types import ModuleType
+from typing import cast
 
-from agent_otel._zerocode.celery_tasks import is_task
 from agent_otel._zerocode.config import TargetSpec
+from agent_otel._zerocode.queue_tasks import huey_refusal, is_celery_task, is_dramatiq_actor
 
 
 class TargetError(Exception):
@@ -27,8 +28,8 @@ class Resolved:
     shape: str  # "async method", "classmethod", "function", ...
 
 
-#: The shape of a target that names a Celery task: its ``run`` is wrapped when the app makes it (see celery_tasks).
-CELERY_TASK = "Celery task"
+#: The shapes of targets that name a job queue's task, whose function is wrapped where it runs (see queue_tasks).
+CELERY_TASK, DRAMATIQ_ACTOR = "Celery task", "Dramatiq actor"
 
 
 def describe_shape(raw: object, in_class: bool) -> str:
@@ -85,9 +86,13 @@ def _owner(module: ModuleType, parts: list[str]) -> type | ModuleType:
                 where = ".".join(parts[:index]) or module.__name__
                 raise TargetError(f"{where} has no attribute {part!r}") from None
             owner = lazy  # type: ignore[assignment]  # checked to be a class below
-        if not isinstance(owner, type):
-            raise TargetError(f"{'.'.join(parts[: index + 1])} is {type(owner).__name__!r}, not a class")
-    return owner
+        if not issubclass(type(owner), type):  # (not isinstance(): a proxy's __class__ may make what it stands for)
+            named = ".".join(parts[: index + 1])
+            if is_celery_task(owner) or is_dramatiq_actor(owner):
+                raise TargetError(f"{named} is a job queue's task: name it as {named!r} (its function is wrapped where "
+                                  "a worker runs it)")
+            raise TargetError(f"{named} is {type(owner).__name__!r}, not a class")
+    return cast(type, owner)
 
 
 #: ``Py_TPFLAGS_IMMUTABLETYPE``: a class whose attributes cannot be set (``datetime.datetime``, ``dict``), which
@@ -141,8 +146,13 @@ def resolve_in(module: ModuleType, qualname: str) -> Resolved:
         raw, defined_on = vars(owner).get(attr, _MISSING), owner
         if raw is _MISSING:  # only the module's __getattr__ gives it: wrap it on the module
             raw = _lazy_attribute(owner, attr)
-    if is_task(raw):  # (before anything reads its attributes: see celery_tasks)
+    if is_celery_task(raw):  # (before anything reads its attributes: see queue_tasks)
         return Resolved(owner, attr, raw, defined_on, CELERY_TASK)
+    if is_dramatiq_actor(raw):
+        return Resolved(owner, attr, raw, defined_on, DRAMATIQ_ACTOR)
+    refusal = huey_refusal(raw)
+    if refusal is not None:
+        raise TargetError(f"{qualname} is {refusal}")
     try:  # our wrapper's; a program's object whose __getattr__ answers every name is none (check's traceback)
         inner = getattr(raw, "_self_agent_otel_entry", None) and raw.__wrapped__
     except Exception:

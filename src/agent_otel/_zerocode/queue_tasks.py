@@ -1,0 +1,130 @@
+"""Config targets that name a job queue's task: the object a queue's decorator made around a function.
+
+A worker runs what the queue's registry holds, never the name the task's module binds: wrapping that name recorded
+nothing a worker ran. So such a target wraps the function where the task object runs it from:
+
+* a Celery task (``@app.task``, ``@shared_task``, a class-based task): ``run`` on the class Celery makes for it, when
+  Celery makes it (``Celery._task_from_fun``, watched from the time Celery is imported, or the task's own proxy once
+  Celery evaluates it). Nothing here reads a proxy's attributes: that would make Celery make the task there, binding
+  a shared task to whichever app is current then;
+* a Dramatiq actor (``@dramatiq.actor``): the function it holds as ``fn``, which its ``__call__`` and a worker call;
+* a huey task (``@huey.task()``) runs the function from a closure no attribute holds: refused, saying what to do.
+"""
+
+from __future__ import annotations
+
+import sys
+import weakref
+from collections.abc import Callable
+from typing import Any, cast
+
+import wrapt
+
+from agent_otel._engine.self_telemetry import report_error
+
+#: (module, qualified name) of the function a task was made from -> the tasks made from it so far (an app each).
+_made: dict[tuple[str, str], list[weakref.ref[Any]]] = {}
+#: Called with that key and the task, for each task Celery makes from then on (see :func:`on_made`).
+_callbacks: list[Callable[[tuple[str, str], Any], None]] = []
+_watching = False
+
+
+def is_celery_task(value: object) -> bool:
+    """Whether ``value`` is a Celery task, or the proxy ``@app.task`` or ``@shared_task`` binds (told without reading
+    the proxy's attributes: see the module). Another proxy of Celery's (``celery.local.Proxy`` of anything) is none."""
+    local = sys.modules.get("celery.local")
+    if local is not None and type(value) is local.PromiseProxy:
+        return True
+    if local is not None and type(value) is local.Proxy:
+        return is_shared_task(value)
+    task_module = sys.modules.get("celery.app.task")
+    return task_module is not None and issubclass(type(value), task_module.Task)
+
+
+def is_shared_task(value: object) -> bool:
+    """Whether ``value`` is the proxy ``@shared_task`` binds: it looks its task up in the current app's registry each
+    time (a function Celery names ``task_by_cons``)."""
+    try:
+        local = object.__getattribute__(value, "_Proxy__local")
+    except AttributeError:
+        return False
+    return getattr(local, "__name__", None) == "task_by_cons"
+
+
+def promised_task(value: object) -> bool:
+    """Whether ``value`` is ``@app.task``'s proxy of a task Celery has not made yet."""
+    local = sys.modules.get("celery.local")
+    return local is not None and type(value) is local.PromiseProxy and not cast(Any, value).__evaluated__()
+
+
+def when_made(proxy: object, then: Callable[[Any], None]) -> None:
+    """Run ``then(task)`` once Celery makes the task of ``@app.task``'s ``proxy`` (Celery's own hook for it)."""
+    cast(Any, proxy).__then__(lambda: then(cast(Any, proxy)._get_current_object()))
+
+
+def task_of(value: object) -> Any:
+    """The task ``value`` names once it is made (a task itself, or the proxy of one Celery has made)."""
+    task_module = sys.modules.get("celery.app.task")
+    if task_module is not None and issubclass(type(value), task_module.Task):
+        return value
+    return cast(Any, value)._get_current_object()
+
+
+def is_dramatiq_actor(value: object) -> bool:
+    actor = sys.modules.get("dramatiq.actor")
+    return actor is not None and issubclass(type(value), actor.Actor)
+
+
+def huey_refusal(value: object) -> str | None:
+    """Why a target naming a huey task cannot record its runs (None: not one)."""
+    api = sys.modules.get("huey.api")
+    if api is None or not issubclass(type(value), api.TaskWrapper):
+        return None
+    return ("a huey task: its consumer runs the function it was made from, which no attribute of it holds, so this "
+            "name records only the enqueueing call; decorate the function under @huey.task() (agent-otel's decorator "
+            "below huey's)")
+
+
+def made_from(module: str, qualname: str) -> list[Any]:
+    """The tasks made so far from the function ``module:qualname`` (the app's own, one per app)."""
+    return [task for ref in _made.get((module, qualname), ()) if (task := ref()) is not None]
+
+
+def on_made(callback: Callable[[tuple[str, str], Any], None]) -> None:
+    """Call ``callback(key, task)`` for each task Celery makes from now on; ``key`` as :func:`made_from` takes it."""
+    if callback not in _callbacks:
+        _callbacks.append(callback)
+
+
+def watch() -> None:
+    """Watch the tasks Celery makes, from when ``celery.app.base`` is imported (at once if it is)."""
+    global _watching
+    if not _watching:
+        _watching = True
+        wrapt.register_post_import_hook(_watch_app_base, "celery.app.base")
+
+
+def _watch_app_base(module: Any) -> None:
+    try:
+        if not getattr(module.Celery._task_from_fun, "_self_agent_otel_celery", False):
+            wrapper = wrapt.FunctionWrapper(module.Celery._task_from_fun, _task_made)
+            wrapper._self_agent_otel_celery = True  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
+            module.Celery._task_from_fun = wrapper
+    except Exception as exc:  # never into the program's import
+        report_error("autoinstrument.celery", exc)
+
+
+def _task_made(wrapped: Callable[..., Any], instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    task = wrapped(*args, **kwargs)
+    try:
+        function = args[0] if args else kwargs.get("fun")
+        key = (getattr(function, "__module__", None), getattr(function, "__qualname__", None))
+        if isinstance(key[0], str) and isinstance(key[1], str):
+            known = _made.setdefault((key[0], key[1]), [])
+            if not any(ref() is task for ref in known):
+                known.append(weakref.ref(task))
+                for callback in list(_callbacks):
+                    callback((key[0], key[1]), task)
+    except Exception as exc:
+        report_error("autoinstrument.celery", exc)
+    return task

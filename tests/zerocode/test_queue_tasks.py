@@ -1,0 +1,276 @@
+"""Config targets that name a job queue's task (Celery's ``@app.task`` and ``@shared_task``, a Dramatiq actor, a huey
+task), with the real libraries: a worker runs what the queue's registry holds, never the name the module binds.
+Celery's ``Task.apply()`` runs a task through the tracer a worker builds for it (``build_tracer``, which calls the
+task's ``run``), in this process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Any
+
+from agent_otel._zerocode.patching import entry_errors, instrument, uninstrument
+from tests.support.check_output import targets_section
+from tests.zerocode.test_check import check, table
+from tests.zerocode.test_patching import Package, config, package  # noqa: F401 (the fixture)
+
+TASKS = """
+from celery import Celery, shared_task
+
+app = Celery("probe", broker="memory://", backend="cache+memory://")
+
+
+@app.task
+def plan(goal):
+    return {"success": goal != "impossible", "goal": goal}
+
+
+@shared_task
+def lookup(key):
+    return key.upper()
+"""
+
+
+def _entries(module: str) -> str:
+    return f"""
+        [[agent]]
+        target = "{module}:plan"
+        [[tool]]
+        target = "{module}:lookup"
+    """
+
+
+def test_a_task_is_recorded_once_however_it_runs_and_wrapping_it_leaves_celery_to_make_it(
+        otel: Any, package: Package) -> None:  # noqa: F811
+    """The name a module binds was wrapped: a worker, which runs the task from the app's registry, recorded nothing
+    (and `check` said ok). Each run is recorded once now: through the registry as a worker runs it, ``delay()`` run
+    eagerly, a direct call; the task is made when Celery makes it, not when it is wrapped (a shared task then binds
+    to the app that is current)."""
+    module = package.write("tasks", TASKS)
+    instrument(config(_entries(module)))
+    tasks = package.load("tasks")
+    assert tasks.plan.__evaluated__() is False  # wrapping it made no task
+    app = tasks.app
+    app.conf.task_always_eager = True
+    registry = app.tasks
+
+    assert registry[f"{module}.plan"].apply(("ship",)).get() == {"success": True, "goal": "ship"}
+    assert registry[f"{module}.lookup"].apply(("k",)).get() == "K"
+    assert tasks.plan.delay("impossible").get() == {"success": False, "goal": "impossible"}
+    assert tasks.plan("direct") == {"success": True, "goal": "direct"}
+    assert tasks.lookup("j") == "J"
+
+    spans = otel.spans()
+    assert sorted(span.name for span in spans) == ["execute_tool lookup", "execute_tool lookup", "invoke_agent plan",
+                                                  "invoke_agent plan", "invoke_agent plan"]
+    outcomes = [span.attributes["agent.outcome"] for span in spans if span.name == "invoke_agent plan"]
+    assert sorted(outcomes) == ["failure", "success", "success"]
+    assert registry[f"{module}.plan"].run.__name__ == "plan"  # the function, as Celery's own introspection reads it
+
+
+def test_a_task_made_before_it_was_wrapped_is_wrapped_in_place(otel: Any, package: Package) -> None:  # noqa: F811
+    """``instrument()`` called after the program made its tasks (the app finalized, the proxy evaluated)."""
+    module = package.write("made_first", TASKS)
+    tasks = package.load("made_first")
+    tasks.app.finalize()
+    made = tasks.plan._get_current_object()
+    instrument(config(_entries(module)))
+    assert made.apply(("now",)).get() == {"success": True, "goal": "now"}
+    assert [span.name for span in otel.spans()] == ["invoke_agent plan"]
+    uninstrument()
+    assert made.apply(("after",)).get() == {"success": True, "goal": "after"}
+    assert [span.name for span in otel.spans()] == ["invoke_agent plan"]  # the original back: nothing more
+
+
+def test_check_says_a_task_is_wrapped_where_a_worker_runs_it(tmp_path: Path) -> None:
+    module = "tasks_" + uuid.uuid4().hex[:8]
+    (tmp_path / f"{module}.py").write_text(TASKS)
+    (tmp_path / "agent-otel.toml").write_text(textwrap.dedent(_entries(module)))
+    result = check(tmp_path)
+    assert result.returncode == 0, result.stderr
+    status = "ok (its run(), wrapped when the app makes the task: what a worker runs)"
+    assert targets_section(result.stdout) == [*table(
+        (f"{module}:plan", "agent[0]", "Celery task", status),
+        (f"{module}:lookup", "tool[0]", "Celery task", status),
+    ), f"{tmp_path / 'agent-otel.toml'}: 2 targets, 2 resolved, 0 errors"]
+
+
+def test_a_worker_under_agent_otel_run_records_the_task_it_runs(tmp_path: Path) -> None:
+    """A real worker: ``agent-otel run`` of a program that starts Celery's worker in its own process (solo pool, an
+    in-memory broker), sends it a task and prints what the worker recorded, from the console exporter."""
+    module = "worker_tasks_" + uuid.uuid4().hex[:8]
+    (tmp_path / f"{module}.py").write_text(TASKS)
+    (tmp_path / "agent-otel.toml").write_text(textwrap.dedent(_entries(module)))
+    (tmp_path / "main.py").write_text(textwrap.dedent(f"""
+        import threading
+        from {module} import app, plan
+
+        worker = app.Worker(pool="solo", concurrency=1, loglevel="WARNING", without_heartbeat=True,
+                            without_mingle=True, without_gossip=True, quiet=True, redirect_stdouts=False)
+        threading.Thread(target=worker.start, daemon=True).start()
+        print(plan.delay("from a worker").get(timeout=60, disable_sync_subtasks=False))  # (a worker in this process)
+    """))
+    environment = {"PATH": str(Path(sys.executable).parent), "OTEL_TRACES_EXPORTER": "console",
+                   "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none", "HOME": str(tmp_path)}
+    done = subprocess.run([str(Path(sys.executable).parent / "agent-otel"), "run", "--", sys.executable, "main.py"],
+                          cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "{'success': True, 'goal': 'from a worker'}" in done.stdout.splitlines()
+    assert done.stdout.count('"name": "invoke_agent plan"') == 1
+
+
+MORE_TASKS = """
+from celery import Celery, Task
+from celery.local import Proxy
+
+app = Celery("more", broker="memory://", backend="cache+memory://")
+app.conf.task_always_eager = True
+attempts = []
+
+
+@app.task(autoretry_for=(ValueError,), max_retries=2, retry_backoff=False, default_retry_delay=0)
+def flaky(goal):
+    attempts.append(goal)
+    if len(attempts) < 3:
+        raise ValueError("not yet")
+    return {"success": True}
+
+
+def _impl(goal):
+    return {"success": True}
+
+
+renamed = app.task(_impl, name="more.renamed")
+
+
+class Summarize(Task):
+    name = "more.summarize"
+
+    def run(self, text):
+        return {"success": True, "text": text[:3]}
+
+
+summarize = app.register_task(Summarize())
+
+
+def _make_model():
+    return lambda prompt: {"model": "m", "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
+
+
+complete = Proxy(_make_model)  # a lazily made callable of the program's: no task
+"""
+
+
+def test_tasks_that_retry_by_themselves_are_renamed_class_based_or_re_exported_are_recorded(
+        otel: Any, package: Package) -> None:  # noqa: F811
+    """A task that retries by itself (``autoretry_for``) ran the class's ``run`` it kept when made (nothing recorded);
+    one bound under another name, or re-exported by a package, was never wrapped (keyed by its function's name); a
+    class-based task was taken for a task Celery would make later; Celery's ``Proxy`` of a program's callable was taken
+    for a task (nothing recorded)."""
+    module = package.write("more", MORE_TASKS)
+    package.write("__init__", f"from {module} import renamed as exported\n")
+    instrument(config(f"""
+        [[agent]]
+        target = "{module}:flaky"
+        [[agent]]
+        target = "{package.name}:exported"
+        [[agent]]
+        target = "{module}:summarize"
+        [[provider]]
+        target = "{module}:complete"
+        provider = "p"
+    """))
+    more = package.load("more")
+    package.load("__init__")
+    assert more.flaky.delay("x").get() == {"success": True}
+    assert more.app.tasks["more.renamed"].apply(("y",)).get() == {"success": True}
+    assert more.app.tasks["more.summarize"].apply(("long text",)).get() == {"success": True, "text": "lon"}
+    assert more.complete("hi")["model"] == "m"
+    names = sorted(span.name for span in otel.spans())
+    # an agent is named after its class by default (Celery names a task's class after its function); a provider's span
+    # after the model it was asked for, which this one names nowhere
+    assert names == ["chat unknown", "invoke_agent Summarize", "invoke_agent _impl", "invoke_agent flaky",
+                     "invoke_agent flaky", "invoke_agent flaky"], names
+    assert entry_errors() == {}
+
+
+def test_a_dotted_target_through_a_task_is_refused_without_making_it(otel: Any, package: Package) -> None:  # noqa: F811
+    module = package.write("dotted", TASKS)
+    instrument(config(f'[[agent]]\ntarget = "{module}:plan.run"\n'))
+    tasks = package.load("dotted")
+    assert tasks.plan.__evaluated__() is False
+    assert entry_errors() == {f"{module}:plan.run": "plan is a job queue's task: name it as 'plan' (its function is "
+                                                    "wrapped where a worker runs it)"}
+
+
+def test_check_reads_a_tasks_options_against_its_function(tmp_path: Path) -> None:
+    """`check` said ok to an args path naming no parameter (`run` then refused it), and refused a self path on a bound
+    task, whose run takes the task (it works)."""
+    module = "checked_" + uuid.uuid4().hex[:8]
+    (tmp_path / f"{module}.py").write_text(TASKS + textwrap.dedent("""
+        @app.task(bind=True)
+        def bound(self, goal):
+            return {"success": True}
+    """))
+    (tmp_path / "agent-otel.toml").write_text(textwrap.dedent(f"""
+        [[agent]]
+        target = "{module}:plan"
+        task_type = {{ path = "args.missing" }}
+        [[agent]]
+        target = "{module}:bound"
+        name = {{ path = "self.name" }}
+    """))
+    rows = targets_section(check(tmp_path).stdout)
+    assert any(row.startswith(f"{module}:plan ") and "has no parameter 'missing'" in row for row in rows), rows
+    assert any(row.startswith(f"{module}:bound ") and row.endswith(" ok (its run(), wrapped when the app makes the "
+                                                                   "task: what a worker runs)") for row in rows), rows
+
+
+DRAMATIQ_ACTORS = """
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+
+broker = StubBroker()
+dramatiq.set_broker(broker)
+
+
+@dramatiq.actor(max_retries=0)
+def add(x, y):
+    return x + y
+"""
+
+
+def test_a_dramatiq_actor_is_recorded_where_its_worker_runs_it(otel: Any, package: Package) -> None:  # noqa: F811
+    """The module's name of an actor was wrapped; the broker keeps the actor itself, whose function the worker runs:
+    nothing it ran was recorded, and `check` said ok. The function the actor holds is wrapped now."""
+    import dramatiq
+
+    module = package.write("actors", DRAMATIQ_ACTORS)
+    instrument(config(f'[[tool]]\ntarget = "{module}:add"\n'))
+    actors = package.load("actors")
+    worker = dramatiq.Worker(actors.broker, worker_threads=1)
+    worker.start()
+    try:
+        actors.add.send(1, 2)
+        actors.broker.join(actors.add.queue_name)
+        worker.join()
+    finally:
+        worker.stop()
+    assert actors.add(2, 3) == 5  # a direct call: the same function
+    assert [span.name for span in otel.spans()] == ["execute_tool add", "execute_tool add"]
+    uninstrument()
+    assert actors.add.fn.__name__ == "add" and not hasattr(actors.add.fn, "__wrapped__")  # put back
+
+
+def test_a_huey_task_as_a_target_is_refused_saying_why(otel: Any, package: Package) -> None:  # noqa: F811
+    """Its consumer runs the function from a closure; the name's wrapper timed only the enqueueing, as the agent's
+    call (a task that failed three times read as one success)."""
+    module = package.write("hueytasks", "from huey import MemoryHuey\nhuey = MemoryHuey()\n\n@huey.task()\n"
+                                        "def add(x, y):\n    return x + y\n")
+    instrument(config(f'[[tool]]\ntarget = "{module}:add"\n'))
+    package.load("hueytasks")
+    [error] = entry_errors().values()
+    assert error.startswith("add is a huey task: its consumer runs the function it was made from"), error
