@@ -274,3 +274,76 @@ def test_a_huey_task_as_a_target_is_refused_saying_why(otel: Any, package: Packa
     package.load("hueytasks")
     [error] = entry_errors().values()
     assert error.startswith("add is a huey task: its consumer runs the function it was made from"), error
+
+
+def test_a_shared_task_bound_under_another_name_or_re_exported_is_recorded(
+        otel: Any, package: Package) -> None:  # noqa: F811
+    """A shared task was looked for by the target's module and name, where Celery makes it from its function's: one
+    bound under another name, or re-exported by a package, was never wrapped, with no error."""
+    module = package.write("shared", """
+        from celery import Celery, shared_task
+
+        app = Celery("shared", broker="memory://", backend="cache+memory://")
+
+
+        def _impl(text):
+            return text.upper()
+
+
+        renamed = shared_task(_impl, name="shared.renamed")
+
+
+        @shared_task
+        def lookup(key):
+            return key.lower()
+    """)
+    package.write("__init__", f"from {module} import lookup as exported\n")
+    instrument(config(f"""
+        [[tool]]
+        target = "{module}:renamed"
+        [[tool]]
+        target = "{package.name}:exported"
+    """))
+    shared = package.load("shared")
+    package.load("__init__")
+    assert shared.app.tasks["shared.renamed"].apply(("a",)).get() == "A"
+    assert shared.app.tasks[f"{module}.lookup"].apply(("B",)).get() == "b"
+    assert sorted(span.name for span in otel.spans()) == ["execute_tool exported", "execute_tool renamed"]
+    assert entry_errors() == {}
+
+
+def test_check_says_why_when_a_task_cannot_be_read_and_refuses_an_inherited_run(tmp_path: Path) -> None:
+    """Making the task (an app that does not finalize by itself) raised out of `check`, with a traceback and no table;
+    a class-based task whose run() is its base's was ok to `check` and refused by `run`."""
+    module = "unread_" + uuid.uuid4().hex[:8]
+    (tmp_path / f"{module}.py").write_text(textwrap.dedent("""
+        from celery import Celery, Task
+
+        app = Celery("unread", broker="memory://", autofinalize=False)
+
+
+        @app.task
+        def plan(goal):
+            return goal
+
+
+        class Base(Task):
+            def run(self, text):
+                return text
+
+
+        class Sub(Base):
+            name = "unread.sub"
+
+
+        sub = Celery("other", broker="memory://").register_task(Sub())
+    """))
+    (tmp_path / "agent-otel.toml").write_text(f'[[agent]]\ntarget = "{module}:plan"\n'
+                                              f'[[tool]]\ntarget = "{module}:sub"\n')
+    result = check(tmp_path)
+    rows = targets_section(result.stdout)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert any(row.startswith(f"{module}:plan ") and "its options not read against it, as Celery cannot make it "
+               "here: RuntimeError: Contract breach: app not finalized" in row for row in rows), rows
+    assert any(row.startswith(f"{module}:sub ") and "Celery task Sub has no run() of its own" in row
+               for row in rows), rows

@@ -25,7 +25,13 @@ from agent_otel._calls.options import KINDS, MARKERS, Option, read_at
 from agent_otel._environment import AGENT_OTEL_CONFIG
 from agent_otel._zerocode import instrumentations, queue_tasks
 from agent_otel._zerocode.config import Config, Switches, TargetSpec, find_config, load_file
-from agent_otel._zerocode.patching import _all_subclasses, build_handler, of_package, refuse_self_without_object
+from agent_otel._zerocode.patching import (
+    _all_subclasses,
+    build_handler,
+    celery_task_run,
+    of_package,
+    refuse_self_without_object,
+)
 from agent_otel._zerocode.program import MAIN
 from agent_otel._zerocode.targets import (
     CELERY_TASK,
@@ -82,8 +88,14 @@ def _imported(spec: TargetSpec, config: Config, named: _Named | None = None) -> 
         inherited = isinstance(found.owner, type) and found.defined_on is not found.owner
         _name_once(spec, found.raw, found.owner if inherited else None, found.attr, named)  # type: ignore[arg-type]
     if found.shape == CELERY_TASK:  # `check` is no program: Celery makes the task here, as `run` would once it runs
-        task = queue_tasks.task_of(found.raw)
-        _wraps(spec, config, type(task).__dict__.get("run"), type(task), "run")
+        try:
+            task = queue_tasks.task_of(found.raw)
+        except Exception as exc:  # (an app that does not finalize by itself: the program finalizes it later)
+            _wraps(spec, config, None, found.owner, found.attr)
+            return found.shape, (f"ok (its run(), wrapped when the app makes the task: what a worker runs; its options "
+                                 f"not read against it, as Celery cannot make it here: {type(exc).__name__}: {exc})")
+        task_class, run = celery_task_run(task)
+        _wraps(spec, config, run, task_class, "run")
         return found.shape, "ok (its run(), wrapped when the app makes the task: what a worker runs)"
     if found.shape == DRAMATIQ_ACTOR:
         _wraps(spec, config, cast(Any, found.raw).fn, found.owner, found.attr)

@@ -684,7 +684,9 @@ def _apply_to_celery_task(state: _State, entry: _Entry, named: object) -> None:
     if queue_tasks.promised_task(named):
         queue_tasks.when_made(named, lambda task: _celery_task_made(state, entry, task))
     elif queue_tasks.is_shared_task(named):
-        key = (entry.spec.module, entry.spec.qualname)
+        key = queue_tasks.shared_function_key(named)
+        if key is None:
+            raise TargetError("a Celery shared task whose function cannot be read: name its function instead")
         state.shared_tasks[key] = entry
         for task in queue_tasks.made_from(*key):
             _wrap_task(state, entry, task)
@@ -692,15 +694,21 @@ def _apply_to_celery_task(state: _State, entry: _Entry, named: object) -> None:
         _wrap_task(state, entry, queue_tasks.task_of(named))
 
 
-def _wrap_task(state: _State, entry: _Entry, task: Any) -> None:
-    """Wrap the ``run`` of a Celery task's class (called ``run`` on its class, the target's name in its options). A
-    task that retries by itself (``autoretry_for``) runs the class's ``run`` it kept when it was made: it keeps the
-    wrapper instead."""
+def celery_task_run(task: Any) -> tuple[type, object]:
+    """A Celery task's class and the ``run`` it defines, what a target naming the task wraps."""
     task_class = type(task)
     run = task_class.__dict__.get("run")
     if run is None:
         raise TargetError(f"Celery task {task_class.__qualname__} has no run() of its own; name the class that "
                           "defines it (\"module:Class.run\")")
+    return task_class, run
+
+
+def _wrap_task(state: _State, entry: _Entry, task: Any) -> None:
+    """Wrap the ``run`` of a Celery task's class (called ``run`` on its class, the target's name in its options). A
+    task that retries by itself (``autoretry_for``) runs the class's ``run`` it kept when it was made: it keeps the
+    wrapper instead."""
+    task_class, run = celery_task_run(task)
     _wrap_attribute(state, entry, task_class, "run", run, named=entry.spec.qualname.rpartition(".")[2])
     own = vars(task).get("run")
     if own is not None and "_orig_run" in vars(task):  # (Celery's add_autoretry_behaviour)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 import weakref
 from collections.abc import Callable
+from types import FunctionType
 from typing import Any, cast
 
 import wrapt
@@ -44,11 +45,25 @@ def is_celery_task(value: object) -> bool:
 def is_shared_task(value: object) -> bool:
     """Whether ``value`` is the proxy ``@shared_task`` binds: it looks its task up in the current app's registry each
     time (a function Celery names ``task_by_cons``)."""
+    return _shared_lookup(value) is not None
+
+
+def _shared_lookup(value: object) -> FunctionType | None:
     try:
         local = object.__getattribute__(value, "_Proxy__local")
     except AttributeError:
-        return False
-    return getattr(local, "__name__", None) == "task_by_cons"
+        return None
+    return local if type(local) is FunctionType and local.__name__ == "task_by_cons" else None
+
+
+def shared_function_key(value: object) -> tuple[str, str] | None:
+    """(module, qualified name) of the function a ``@shared_task`` proxy makes its tasks from, read from the lookup it
+    holds without running it (the key :func:`made_from` takes), whatever name the program binds the proxy to."""
+    lookup = _shared_lookup(value)
+    cells = dict(zip(lookup.__code__.co_freevars, lookup.__closure__ or (), strict=False)) if lookup else {}
+    function = cells["fun"].cell_contents if "fun" in cells else None
+    module, qualname = getattr(function, "__module__", None), getattr(function, "__qualname__", None)
+    return (module, qualname) if isinstance(module, str) and isinstance(qualname, str) else None
 
 
 def promised_task(value: object) -> bool:
