@@ -347,3 +347,24 @@ def test_check_says_why_when_a_task_cannot_be_read_and_refuses_an_inherited_run(
                "here: RuntimeError: Contract breach: app not finalized" in row for row in rows), rows
     assert any(row.startswith(f"{module}:sub ") and "Celery task Sub has no run() of its own" in row
                for row in rows), rows
+
+
+def test_a_shared_task_made_before_instrument_is_wrapped_in_place(otel: Any, package: Package) -> None:  # noqa: F811
+    """``instrument()`` called after the apps made their shared tasks (a worker's own call, once its app finalized):
+    they were found only as Celery made them, and so never. The apps finalized already are looked in."""
+    module = package.write("shared_first", """
+        from celery import Celery, shared_task
+
+        app = Celery("shared_first", broker="memory://", backend="cache+memory://")
+
+
+        @shared_task
+        def lookup(key):
+            return key.lower()
+    """)
+    tasks = package.load("shared_first")
+    tasks.app.finalize()
+    instrument(config(f'[[tool]]\ntarget = "{module}:lookup"\n'))
+    assert tasks.app.tasks[f"{module}.lookup"].apply(("K",)).get() == "k"
+    assert [span.name for span in otel.spans()] == ["execute_tool lookup"]
+    assert entry_errors() == {}

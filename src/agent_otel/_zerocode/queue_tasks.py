@@ -101,8 +101,29 @@ def huey_refusal(value: object) -> str | None:
 
 
 def made_from(module: str, qualname: str) -> list[Any]:
-    """The tasks made so far from the function ``module:qualname`` (the app's own, one per app)."""
-    return [task for ref in _made.get((module, qualname), ()) if (task := ref()) is not None]
+    """The tasks made so far from the function ``module:qualname`` (the app's own, one per app): those made since
+    :func:`watch`, and those the apps finalized before it hold."""
+    found = [task for ref in _made.get((module, qualname), ()) if (task := ref()) is not None]
+    return found + [task for task in _in_finalized_apps(module, qualname) if not any(task is seen for seen in found)]
+
+
+def _in_finalized_apps(module: str, qualname: str) -> list[Any]:
+    """The tasks made from ``module:qualname`` that the apps finalized already hold (an app not finalized is not made
+    to finalize: its tasks are made later, watched)."""
+    state = sys.modules.get("celery._state")
+    apps = getattr(state, "_get_active_apps", None) if state is not None else None
+    if apps is None:
+        return []
+    tasks = []
+    for app in list(apps()):
+        if getattr(app, "finalized", False):
+            for task in list(app.tasks.values()):
+                run = type(task).__dict__.get("run")
+                function = getattr(run, "__func__", run)
+                made = (getattr(function, "__module__", None), getattr(function, "__qualname__", None))
+                if made == (module, qualname):
+                    tasks.append(task)
+    return tasks
 
 
 def on_made(callback: Callable[[tuple[str, str], Any], None]) -> None:
