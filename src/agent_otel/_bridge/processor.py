@@ -367,12 +367,17 @@ class GenAiSpanBridge(SpanProcessor):
         """``seen``'s call ended, and gets no report: its usage is known, or another span covered it (a report then
         finds nothing to record, as none was kept)."""
         key, seen.report_key = seen.report_key, None
-        with self._reporting:
-            waiting = self._reportable.get(key) if key is not None else None
-            if waiting is not None and seen in waiting:
-                waiting.remove(seen)
-                if not waiting:
-                    del self._reportable[key]  # type: ignore[arg-type]
+        if key is not None:
+            with self._reporting:
+                self._unlist(key, seen)
+
+    def _unlist(self, key: tuple[int, int, str | None], seen: _Seen) -> None:
+        """``seen`` no longer waits for a report (``_reporting`` held)."""
+        waiting = self._reportable.get(key)
+        if waiting is not None and seen in waiting:
+            waiting.remove(seen)
+            if not waiting:
+                del self._reportable[key]
 
     def _note_report(self, span: Span, operation: str, parent_span: Any, attributes: Mapping[str, Any]) -> None:
         """A usage report (see sources.usage_report): it counts the tokens and cost of the call it reports on, in that
@@ -384,10 +389,8 @@ class GenAiSpanBridge(SpanProcessor):
         with self._reporting:
             waiting = self._reportable.get(key)
             call = next((each for each in waiting if each.usage_unknown), waiting[0]) if waiting else None
-            if waiting and call is not None:
-                waiting.remove(call)
-                if not waiting:
-                    del self._reportable[key]
+            if call is not None:
+                self._unlist(key, call)
         if call is None:  # noted all the same, as covered: no GenAI span left unnoted as it ends (see marked_at_end)
             seen = _Seen(Kind.PROVIDER, operation, otel_context.get_current())
             seen.covered = True

@@ -35,7 +35,6 @@ from agent_otel.errors import ConfigurationError
 _NAME = re.compile(r"[^\W\d]\w*")  # a Python identifier, non-ASCII letters too (``def f(größe)``)
 _INT = re.compile(r"-?[0-9]+")
 _ROOTS = ("args", "self", "result", "error")
-
 _MISSING = object()
 
 When = Literal["start", "end"]

@@ -216,6 +216,7 @@ class ToolHandler(KindHandler):
         inv.phase = phase.name if phase is not None else None
         return inv
 
+
 def tool(name: Text, *, agent: Text | None = None, type: Text | None = None, step: str | int | Extractor | None = None,
          files_created: Count | None = None, success: Flag | None = None,
          result_attributes: Mapping[str, Extractor] | None = None,

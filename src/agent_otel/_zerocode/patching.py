@@ -720,14 +720,9 @@ def _wrap_task(state: _State, entry: _Entry, task: Any) -> None:
 
 
 def _celery_task_made(state: _State, entry: _Entry, task: Any) -> None:
-    """Celery made a task an entry names: wrapped, unless that configuration is gone."""
-    with _lock:
-        if _state is not state or not entry.active:
-            return
-        try:
-            _wrap_task(state, entry, task)
-        except Exception as exc:  # never into the program's (or its worker's) making of the task
-            _not_wrapped(entry, exc)
+    """Celery made a task an entry names: wrapped, unless that configuration is gone (never raised into the program's,
+    or its worker's, making of the task)."""
+    _applying(state, entry, lambda: _wrap_task(state, entry, task))
 
 
 def _shared_task_made(key: tuple[str, str], task: Any) -> None:
@@ -804,11 +799,17 @@ def _named_twice(attr: str, first: _Entry) -> str:
 
 
 def _apply_entry(state: _State, entry: _Entry, module: ModuleType) -> None:
+    _applying(state, entry, lambda: _apply(state, entry, module))
+
+
+def _applying(state: _State, entry: _Entry, apply: Callable[[], None]) -> None:
+    """Run ``apply`` for ``entry`` under the lock, while its configuration is the one in use; what it cannot wrap is
+    said (see :func:`_not_wrapped`), never raised."""
     with _lock:
         if _state is not state or not entry.active:
             return
         try:
-            _apply(state, entry, module)
+            apply()
             entry.error = None
         except Exception as exc:  # never break the program's import
             _not_wrapped(entry, exc)

@@ -14,7 +14,6 @@ nothing a worker ran. So such a target wraps the function where the task object 
 from __future__ import annotations
 
 import sys
-import weakref
 from collections.abc import Callable
 from types import FunctionType
 from typing import Any, cast
@@ -23,9 +22,8 @@ import wrapt
 
 from agent_otel._engine.self_telemetry import report_error
 
-#: (module, qualified name) of the function a task was made from -> the tasks made from it so far (an app each).
-_made: dict[tuple[str, str], list[weakref.ref[Any]]] = {}
-#: Called with that key and the task, for each task Celery makes from then on (see :func:`on_made`).
+#: Called with the (module, qualified name) of a task's function and the task, for each task Celery makes from then
+#: on (see :func:`on_made`).
 _callbacks: list[Callable[[tuple[str, str], Any], None]] = []
 _watching = False
 
@@ -61,7 +59,11 @@ def shared_function_key(value: object) -> tuple[str, str] | None:
     holds without running it (the key :func:`made_from` takes), whatever name the program binds the proxy to."""
     lookup = _shared_lookup(value)
     cells = dict(zip(lookup.__code__.co_freevars, lookup.__closure__ or (), strict=False)) if lookup else {}
-    function = cells["fun"].cell_contents if "fun" in cells else None
+    return _key_of(cells["fun"].cell_contents if "fun" in cells else None)
+
+
+def _key_of(function: object) -> tuple[str, str] | None:
+    """(module, qualified name) of a function tasks are made from: how a target finds the tasks made from it."""
     module, qualname = getattr(function, "__module__", None), getattr(function, "__qualname__", None)
     return (module, qualname) if isinstance(module, str) and isinstance(qualname, str) else None
 
@@ -101,29 +103,19 @@ def huey_refusal(value: object) -> str | None:
 
 
 def made_from(module: str, qualname: str) -> list[Any]:
-    """The tasks made so far from the function ``module:qualname`` (the app's own, one per app): those made since
-    :func:`watch`, and those the apps finalized before it hold."""
-    found = [task for ref in _made.get((module, qualname), ()) if (task := ref()) is not None]
-    return found + [task for task in _in_finalized_apps(module, qualname) if not any(task is seen for seen in found)]
-
-
-def _in_finalized_apps(module: str, qualname: str) -> list[Any]:
-    """The tasks made from ``module:qualname`` that the apps finalized already hold (an app not finalized is not made
-    to finalize: its tasks are made later, watched)."""
+    """The tasks made so far from the function ``module:qualname``, one per app: those the apps finalized already
+    hold (Celery makes a shared task only in an app that is finalized, or finalizing; one not finalized is not made
+    to finalize here: its tasks are made later, watched)."""
     state = sys.modules.get("celery._state")
     apps = getattr(state, "_get_active_apps", None) if state is not None else None
     if apps is None:
         return []
-    tasks = []
-    for app in list(apps()):
-        if getattr(app, "finalized", False):
-            for task in list(app.tasks.values()):
-                run = type(task).__dict__.get("run")
-                function = getattr(run, "__func__", run)
-                made = (getattr(function, "__module__", None), getattr(function, "__qualname__", None))
-                if made == (module, qualname):
-                    tasks.append(task)
-    return tasks
+    return [task for app in list(apps()) if getattr(app, "finalized", False) for task in list(app.tasks.values())
+            if _key_of(_function_of(type(task).__dict__.get("run"))) == (module, qualname)]
+
+
+def _function_of(run: object) -> object:
+    return getattr(run, "__func__", run)  # a static method's function
 
 
 def on_made(callback: Callable[[tuple[str, str], Any], None]) -> None:
@@ -151,16 +143,14 @@ def _watch_app_base(module: Any) -> None:
 
 
 def _task_made(wrapped: Callable[..., Any], instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``Celery._task_from_fun``: the callbacks hear of each task it returns (one it made before too: wrapping it
+    again does nothing)."""
     task = wrapped(*args, **kwargs)
     try:
-        function = args[0] if args else kwargs.get("fun")
-        key = (getattr(function, "__module__", None), getattr(function, "__qualname__", None))
-        if isinstance(key[0], str) and isinstance(key[1], str):
-            known = _made.setdefault((key[0], key[1]), [])
-            if not any(ref() is task for ref in known):
-                known.append(weakref.ref(task))
-                for callback in list(_callbacks):
-                    callback((key[0], key[1]), task)
+        key = _key_of(args[0] if args else kwargs.get("fun"))
+        if key is not None:
+            for callback in list(_callbacks):
+                callback(key, task)
     except Exception as exc:
         report_error("autoinstrument.celery", exc)
     return task
