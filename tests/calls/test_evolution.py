@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import importlib
+import mmap
 import os
 import threading
 import time
@@ -204,9 +205,13 @@ def test_sampler_reports_usage_and_stops() -> None:
     baseline = resources._process.memory_info().rss
     sampler = resources.ResourceSampler(interval_s=0.001)
     assert sampler.running
-    blob = b"x" * (32 * 1024 * 1024)  # written, so resident
+    # Fresh anonymous pages, written so resident: a bytes object could reuse heap the allocator kept from an
+    # earlier test, already counted in the baseline.
+    blob = mmap.mmap(-1, 32 * 1024 * 1024)
+    for page in range(0, len(blob), mmap.PAGESIZE):
+        blob[page] = 1
     usage = sampler.stop()
-    del blob
+    blob.close()
     assert not sampler.running
     assert usage.peak_rss_bytes >= baseline + 30 * 1024 * 1024
     assert usage.cpu_time_s >= 0 and usage.wall_s > 0
