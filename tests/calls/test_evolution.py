@@ -19,6 +19,7 @@ from pydantic import BaseModel
 import agent_otel
 from agent_otel import ConfigurationError, path, semconv
 from agent_otel._calls import process_usage as resources
+from tests.support.polling import wait_until
 from tests.support.telemetry import SHAPES, assert_instrument, drive, error_count, point, points, shaped
 
 ATTEMPTS = semconv.EVOLUTION_ATTEMPTS.name
@@ -218,6 +219,53 @@ def test_sampler_reports_usage_and_stops() -> None:
     assert sampler.stop() is usage
     assert set(usage.span_attributes()) == {semconv.RESOURCE_MEMORY_PEAK, semconv.RESOURCE_CPU_TIME,
                                             semconv.RESOURCE_CPU_UTILIZATION}
+
+
+def test_runs_active_at_once_share_one_sampling_thread(otel: Any) -> None:
+    """An asyncio program evaluating candidates at once: each run started a sampler thread of its own (1,000 runs, 1,001
+    threads, each waking every 50 ms), which held the event loop for seconds and stretched every run's duration."""
+    import asyncio
+
+    runs = 200
+    seen: list[int] = []
+
+    @agent_otel.evolution("refactor-agent", type="nightly")
+    async def evolve(started: asyncio.Event) -> bool:
+        seen.append(sum(t.name == SAMPLER_THREAD for t in threading.enumerate()))
+        await started.wait()
+        return True
+
+    async def main() -> list[bool]:
+        started = asyncio.Event()
+        pending = asyncio.gather(*(evolve(started) for _ in range(runs)))
+        while len(seen) < runs:  # every run is in flight
+            await asyncio.sleep(0)
+        seen.append(sum(t.name == SAMPLER_THREAD for t in threading.enumerate()))
+        started.set()
+        return await pending
+
+    assert asyncio.run(main()) == [True] * runs
+    assert seen[-1] == 1 and set(seen) == {1}
+    assert not [t for t in threading.enumerate() if t.name == SAMPLER_THREAD]  # the last run out ended it
+    assert len(otel.spans("evolve refactor-agent")) == runs
+    assert all(span.attributes[semconv.RESOURCE_MEMORY_PEAK] > 0 for span in otel.spans("evolve refactor-agent"))
+
+
+def test_the_shared_thread_gives_every_active_run_what_it_reads() -> None:
+    first, second = resources.ResourceSampler(interval_s=0.001), resources.ResourceSampler(interval_s=0.001)
+    baseline = max(first.peak_so_far, second.peak_so_far)
+    blob = mmap.mmap(-1, 32 * 1024 * 1024)
+    for page in range(0, len(blob), mmap.PAGESIZE):
+        blob[page] = 1
+    try:
+        # read by the thread, while both run (not by stop(), which reads once more)
+        wait_until(lambda: first.peak_so_far >= baseline + 30 * 1024 * 1024, "the thread to read the growth")
+        assert second.peak_so_far >= baseline + 30 * 1024 * 1024  # in the same pass
+    finally:
+        blob.close()
+        first.stop()
+        second.stop()
+    assert not [t for t in threading.enumerate() if t.name == SAMPLER_THREAD]
 
 
 def test_a_short_runs_cpu_time_is_measured_not_rounded_to_clock_ticks() -> None:
