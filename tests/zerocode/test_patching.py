@@ -6,6 +6,7 @@ import asyncio
 import functools
 import importlib
 import inspect
+import pickle
 import sys
 import textwrap
 import types
@@ -581,6 +582,35 @@ def test_a_subclass_that_does_not_override_keeps_the_base_method_object(
     assert otel.spans()[-1].attributes[semconv.AGENT_TASK_TYPE] == "late"
     uninstrument()
     assert Early.solve is Base.solve and Late.solve is Base.solve and Base.solve is Base.__dict__["solve"]
+
+
+@pytest.mark.parametrize("subclasses", [True, False])
+def test_a_cached_method_reads_from_its_class_as_itself(otel: Any, package: Package, subclasses: bool) -> None:
+    """An ``lru_cache`` method reads from its class as itself, as a function does: its wrapper read as a new object
+    each time (``Repo.lookup is Repo.lookup`` False), and ``Sub.lookup is Repo.lookup`` failed for a subclass that
+    does not override it (the decorator's wrapper held; the config's did not)."""
+    mod = package.write("mod", """
+        import functools
+
+        class Repo:
+            @functools.lru_cache(maxsize=None)
+            def lookup(self, key):
+                return key.upper()
+
+        class Sub(Repo):
+            pass
+    """)
+    module = package.load("mod")
+    instrument(config(f'[[tool]]\ntarget = "{mod}:Repo.lookup"\nsubclasses = {str(subclasses).lower()}\n'))
+    Repo, Sub = module.Repo, module.Sub
+    assert Repo.lookup is Repo.lookup and Sub.lookup is Repo.lookup
+    assert pickle.loads(pickle.dumps(Repo.lookup)) is Repo.lookup
+    repo = Repo()
+    assert repo.lookup("a") == "A" and Repo.lookup(repo, "a") == "A"  # the second from the cache, traced all the same
+    assert Repo.lookup.cache_info().hits == 1
+    assert [span.name for span in otel.spans()] == ["execute_tool lookup", "execute_tool lookup"]
+    uninstrument()
+    assert type(Repo.__dict__["lookup"]) is functools._lru_cache_wrapper
 
 
 _INHERITING = """

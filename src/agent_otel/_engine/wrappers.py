@@ -2182,9 +2182,7 @@ class _Decorated(Wrapper):
 
     def __set_name__(self, owner: type, name: str) -> None:
         target = self.__wrapped__
-        # (by exact type: another library's wrapt proxy of a function binds as that proxy does, its wrapper given the
-        # object of ``Class.method(obj, ...)`` as its instance)
-        if type(target) is types.FunctionType or _reads_as_itself(target, owner):
+        if reads_as_itself(target, owner):
             cast(Any, self)._self_handler.method = True  # set by instrument()
             self._self_reads_as_itself = FROM_CLASS
         elif isinstance(target, staticmethod):
@@ -2285,9 +2283,14 @@ def proxy_of(handler: Handler, func: object, decorated: bool = False) -> Wrapper
     return made
 
 
-def _reads_as_itself(target: object, owner: type) -> bool:
-    """Whether a callable descriptor other than a function reads from its class as itself, as a function does (an
-    ``lru_cache`` of a method): so does its wrapper then, ``Class.method is Class.method`` holding."""
+def reads_as_itself(target: object, owner: type) -> bool:
+    """Whether a method in class ``owner`` reads from it as itself: a function, or a callable descriptor that reads
+    as a function does (an ``lru_cache`` of a method). So does its wrapper then, ``Class.method is Class.method`` and
+    ``Sub.method is Base.method`` holding (frameworks tell an override so). By exact type: another library's wrapt
+    proxy of a function binds as that proxy does, its wrapper given the object of ``Class.method(obj, ...)`` as its
+    instance."""
+    if type(target) is types.FunctionType:
+        return True
     get = getattr(type(target), "__get__", None)
     if get is None or isinstance(target, staticmethod | classmethod):
         return False

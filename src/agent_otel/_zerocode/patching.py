@@ -67,6 +67,7 @@ from agent_otel._engine.wrappers import (
     handler_of,
     is_wrapper,
     proxy_of,
+    reads_as_itself,
     wrapper_for,
 )
 from agent_otel._environment import AGENT_OTEL_CONFIG
@@ -392,7 +393,7 @@ def _configured_handler(entry: _Entry, raw: Any, owner: Owner, attr: str,
     spec = entry.spec
     label = (f"{owner.__module__}.{owner.__qualname__}.{attr}" if isinstance(owner, type)
              else f"{spec.module}.{named or attr}")
-    method = isinstance(owner, type) and isinstance(raw, FunctionType)
+    method = isinstance(owner, type) and (isinstance(raw, FunctionType) or reads_as_itself(raw, owner))
     refuse_self_without_object(spec, raw, owner, label)
     handler = build_handler(spec, entry.config, raw, owner, named or attr, label)
     return _ConfiguredHandler(handler, entry, method, scope)
@@ -402,8 +403,8 @@ def _make_wrapper(entry: _Entry, raw: Any, owner: Owner, attr: str, scope: type 
                   named: str | None = None) -> Wrapped:
     handler = _configured_handler(entry, raw, owner, attr, scope, named)
     wrapper = proxy_of(handler, raw)
-    if handler.method and type(raw) is FunctionType:  # another library's wrapt proxy of it binds as that one does
-        wrapper._self_reads_as_itself = FROM_CLASS
+    if isinstance(owner, type) and reads_as_itself(raw, owner):  # a function, an lru_cache (not another library's
+        wrapper._self_reads_as_itself = FROM_CLASS  # wrapt proxy of one: that binds as its proxy does)
     elif isinstance(raw, staticmethod):
         wrapper.read_as_static_function()
     wrapper._self_agent_otel_entry = entry  # wrapt keeps _self_* on the proxy
