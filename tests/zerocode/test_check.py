@@ -157,6 +157,37 @@ def test_an_args_path_naming_no_parameter_is_an_error_as_run_would_not_wrap_it(p
         f"{project / 'agent-otel.toml'}: 2 targets, 0 resolved, 2 errors"]
 
 
+def test_a_class_that_refuses_its_attributes_to_be_set_is_an_error_as_run_cannot_wrap_it(project: Path) -> None:
+    """A metaclass whose ``__setattr__`` refuses (a frozen class): `run` logged that it could not wrap the method and
+    recorded nothing, while check said ok. An Enum's metaclass has a ``__setattr__`` too, which lets a method be set."""
+    (project / "frozen_app.py").write_text(textwrap.dedent("""
+        import enum
+
+        class Frozen(type):
+            def __setattr__(cls, name, value):
+                raise AttributeError(f"class {cls.__name__} is frozen")
+
+        class Base(metaclass=Frozen):
+            def run(self, x):
+                return x
+
+        class Colour(enum.Enum):
+            RED = 1
+
+            def describe(self):
+                return self.name
+    """))
+    (project / "agent-otel.toml").write_text(
+        '[[tool]]\ntarget = ["frozen_app:Base.run", "frozen_app:Colour.describe"]\n')
+    result = check(project)
+    assert result.returncode == 1, result.stdout
+    assert targets_section(result.stdout) == [*table(
+        ("frozen_app:Base.run", "tool[0].target[0]", "-", "error: cannot wrap frozen_app.Base.run: its class refuses "
+         "the attribute to be set, as agent-otel run would set it (AttributeError: class Base is frozen)"),
+        ("frozen_app:Colour.describe", "tool[0].target[1]", "method", "ok")),
+        f"{project / 'agent-otel.toml'}: 2 targets, 1 resolved, 1 error"]
+
+
 def test_a_function_named_twice_is_an_error_as_run_refuses_the_second(project: Path) -> None:
     """A package's re-export (or an alias) of a named function, and an override that ``subclasses = true`` wraps
     named again: `agent-otel run` wraps the first and refuses the second (logged, which shows nothing by default),

@@ -68,6 +68,21 @@ def _wraps(spec: TargetSpec, config: Config, raw: object, owner: type | ModuleTy
         build_handler(spec, config, cast(Callable[..., Any], raw), owner, attr, label)
     except ConfigurationError as exc:
         raise TargetError(f"cannot wrap {label}: {exc}") from None
+    if isinstance(owner, type) and type(owner).__setattr__ is not type.__setattr__:
+        _settable(owner, attr, raw, label)
+
+
+def _settable(owner: type, attr: str, raw: object, label: str) -> None:
+    """A class whose metaclass has a ``__setattr__`` of its own may refuse the wrapper (a frozen class): `run` only
+    logs that, so set the value it holds (or inherits) on it here, in this process, as `run` would set the wrapper."""
+    own = attr in owner.__dict__
+    try:
+        setattr(owner, attr, owner.__dict__[attr] if own else raw)
+    except Exception as exc:
+        raise TargetError(f"cannot wrap {label}: its class refuses the attribute to be set, as agent-otel run "
+                          f"would set it ({type(exc).__name__}: {exc})") from None
+    if not own:
+        type.__delattr__(owner, attr)
 
 
 #: The callables the targets checked so far name, by identity and the class whose calls they record (None: all),
