@@ -185,10 +185,12 @@ def seven(self: object) -> int:
 
 
 @pytest.mark.parametrize(("made", "problem"), [
-    (lambda: type("Tool", (), {}), "Tool: it is a class; decorate one of its methods"),
+    (lambda: type("Tool", (), {}), "Tool: it is a class; decorate one of its methods (its __init__ records "
+                                   "building one)"),
     (lambda: property(seven), "seven: it is a property, not a function; decorate the function it runs (put the "
                               "decorator under @property)"),
-    (lambda: functools.cached_property(seven), "seven: it is a property, not a function"),
+    (lambda: functools.cached_property(seven), "seven: it is a cached_property, not a function; decorate the "
+                                               "function it runs (put the decorator under @functools.cached_property)"),
     # what a framework's decorator made (LangChain's @tool): the hint says where ours goes, not @property
     (lambda: ReadOnly(), "ReadOnly: it is ReadOnly, not a function; decorate the function it runs (put "
                          "agent-otel's decorator under the one that made it, next to the def)"),

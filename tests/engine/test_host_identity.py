@@ -26,6 +26,7 @@ from opentelemetry import trace
 
 import agent_otel
 from agent_otel import semconv
+from agent_otel._engine.wrappers import wrapped_of
 from agent_otel.testing import TelemetryCapture
 
 AGENT_OTEL = str(Path(sys.executable).parent / "agent-otel")
@@ -533,7 +534,9 @@ def test_a_decorated_method_reads_from_its_class_as_itself_as_a_plain_function_d
     assert InheritsRun.normalise is Planner.normalise  # a static method: one object, from instances too
     assert InheritsRun().normalise is Planner.normalise
     assert isinstance(Planner.__dict__["normalise"], staticmethod)  # the class holds the static method object
-    assert Planner.normalise.__wrapped__ is Planner.__dict__["normalise"].__wrapped__.__func__  # reads as its function
+    # reads as its function (the static method object's own __wrapped__, as a plain one answers)
+    assert Planner.normalise.__wrapped__ is wrapped_of(Planner.__dict__["normalise"]).__func__
+    assert Planner.__dict__["normalise"].__wrapped__ is Planner.normalise.__wrapped__
     assert Planner().run is not Planner.run  # from an instance it binds, as a plain method does
 
 
@@ -570,7 +573,7 @@ def test_a_static_method_decorated_above_staticmethod_reads_as_its_function(otel
     assert inspect.isasyncgenfunction(owner.arows) and inspect.isfunction(owner.arows)
     assert inspect.iscoroutinefunction(owner.fetch) and inspect.isfunction(owner.fetch)
     assert inspect.isfunction(owner.plain) and not inspect.iscoroutinefunction(owner.plain)
-    assert inspect.signature(owner.fetch) == inspect.signature(StaticTools.__dict__["fetch"].__wrapped__.__func__)
+    assert inspect.signature(owner.fetch) == inspect.signature(wrapped_of(StaticTools.__dict__["fetch"]).__func__)
     assert list(owner.rows(2)) == [0, 1] and asyncio.run(owner.fetch(3)) == 3 and owner.plain(4) == 4
 
     async def read_all() -> list[int]:
@@ -733,6 +736,37 @@ def test_functools_wraps_over_a_decorated_async_function_keeps_the_programs_wrap
     assert inspect.signature(retried) == inspect.signature(fetch)  # inspect follows __wrapped__, as for plain
     assert retried.__name__ == "fetch"
     assert [span.name for span in otel.spans()] == ["execute_tool with_retry"]
+
+
+def test_a_cache_answers_its_own_wrapped_as_the_plain_one_does(otel: TelemetryCapture) -> None:
+    """``f.__wrapped__(...)`` is the usual way past a decorator (tests use it): the proxy of an ``lru_cache`` answered
+    with the cache itself, so the call was served from the cache (see tests/zerocode for a configured target)."""
+    computed: list[int] = []
+
+    @functools.cache
+    def expensive(n: int) -> int:
+        computed.append(n)
+        return 2 * n
+
+    cached = agent_otel.tool("expensive")(expensive)
+    assert wrapped_of(cached) is expensive  # what the proxy calls
+    assert cached(1) == 2 and cached.__wrapped__ is expensive.__wrapped__
+    assert cached.__wrapped__(1) == 2 and computed == [1, 1]  # past the cache, as plain
+    assert cached.cache_info().hits == 0 and inspect.unwrap(cached) is expensive.__wrapped__
+    assert [span.name for span in otel.spans()] == ["execute_tool expensive"]
+    plain = agent_otel.tool("plain")(str.upper)  # a callable with no __wrapped__ of its own: the callable, as before
+    assert plain.__wrapped__ is str.upper
+
+
+def test_another_librarys_patch_under_ours_stays_one_to_walk() -> None:
+    """An instrumentation's wrapt patch under our proxy answers as itself: its ``unwrap()`` (``setattr(owner, name,
+    current.__wrapped__)``) and wrapt's walk of a chain of patches undo one patch at a time."""
+    def call(key: str) -> str:
+        return key
+
+    theirs = wrapt.FunctionWrapper(call, lambda wrapped, instance, args, kwargs: wrapped(*args, **kwargs))
+    ours = agent_otel.tool("call")(theirs)
+    assert ours.__wrapped__ is theirs and theirs.__wrapped__ is call
 
 
 class CachedMethods:

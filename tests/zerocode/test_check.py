@@ -188,6 +188,42 @@ def test_a_class_that_refuses_its_attributes_to_be_set_is_an_error_as_run_cannot
         f"{project / 'agent-otel.toml'}: 2 targets, 1 resolved, 1 error"]
 
 
+def test_a_class_or_a_descriptor_named_as_a_target_is_refused_with_what_to_name_instead(project: Path) -> None:
+    """A class was told to name ``__call__`` whatever it defines (then refused when it had none); a ``partialmethod``,
+    ``singledispatchmethod`` or ``cached_property`` was "not callable", with no word of what to do."""
+    (project / "shapes.py").write_text(textwrap.dedent("""
+        import functools
+
+        class Planner:
+            def __init__(self):
+                pass
+
+            def plan(self):
+                pass
+
+        class Calc:
+            def _double(self, x):
+                return 2 * x
+
+            double = functools.partialmethod(_double, 2)
+
+            @functools.cached_property
+            def total(self):
+                return 1
+    """))
+    (project / "agent-otel.toml").write_text('[[tool]]\ntarget = ["shapes:Planner", "itertools:chain", '
+                                             '"shapes:Calc.double", "shapes:Calc.total"]\n')
+    result = check(project)
+    assert result.returncode == 1, result.stdout
+    assert [line.split("  ")[-1].strip() for line in targets_section(result.stdout)[1:5]] == [
+        "error: Planner is a class; name one of its methods (Planner.__init__, Planner.plan)",
+        "error: chain is a class, which defines no method in Python; name a function that makes or uses it, or a "
+        "method it inherits",
+        "error: Calc.double is 'partialmethod', not callable; target the function it runs (Calc._double)",
+        "error: Calc.total is 'cached_property', not callable; decorate the function it runs in code, under the "
+        "decorator that made it"]
+
+
 def test_a_function_named_twice_is_an_error_as_run_refuses_the_second(project: Path) -> None:
     """A package's re-export (or an alias) of a named function, and an override that ``subclasses = true`` wraps
     named again: `agent-otel run` wraps the first and refuses the second (logged, which shows nothing by default),

@@ -106,6 +106,28 @@ def test_with_a_script_they_resolve_against_its_source_without_running_it(projec
     assert not (project / "ran").exists()
 
 
+def test_the_script_named_by_two_entries_is_an_error_and_by_one_entrys_list_is_not(project: Path) -> None:
+    """``__main__:main`` and ``app:main`` reach one function under `agent-otel run`: two entries naming it are one too
+    many, as `run` says (check said ok to both, and `run` refused one); two names in one entry's list are one target,
+    wrapped once (where `run` reported the second)."""
+    config = project / "agent-otel.toml"
+    config.write_text('[[agent]]\ntarget = "__main__:main"\n[[tool]]\ntarget = "app:main"\n')
+    result = check(project, "--script", "app.py")
+    assert result.returncode == 1
+    assert targets_section(result.stdout) == [*table(
+        ("__main__:main", "agent[0]", "function", "ok (in app.py)"),
+        ("app:main", "tool[0]", "-",
+         "error: main is already wrapped for agent[0] (__main__:main); name a function once"),
+    ), f"{config}: 2 targets, 1 resolved, 1 error"]
+    write_config(project, "__main__:main", "app:main")
+    result = check(project, "--script", "app.py")
+    assert result.returncode == 0
+    assert targets_section(result.stdout) == [*table(
+        ("__main__:main", "agent[0].target[0]", "function", "ok (in app.py)"),
+        ("app:main", "agent[0].target[1]", "function", "ok (in app.py)"),
+    ), f"{config}: 2 targets, 2 resolved, 0 errors"]
+
+
 def test_targets_the_script_does_not_define_are_errors_with_why(project: Path) -> None:
     config = write_config(project, "__main__:mian", "__main__:Agent.gone", "__main__:main.inner", "__main__:Agent",
                           "__main__:main")
@@ -118,7 +140,7 @@ def test_targets_the_script_does_not_define_are_errors_with_why(project: Path) -
         ("__main__:Agent.gone", "agent[0].target[1]", "-", "error: class Agent in app.py has no method 'gone'"),
         ("__main__:main.inner", "agent[0].target[2]", "-", "error: main is a function, not a class"),
         ("__main__:Agent", "agent[0].target[3]", "-",
-         "error: Agent is a class; name one of its methods (e.g. Agent.__call__)"),
+         "error: Agent is a class; name one of its methods (Agent.build)"),
         ("__main__:main", "agent[0].target[4]", "function", "ok (in app.py)"),
     ), f"{config}: 5 targets, 1 resolved, 4 errors"]
     result = check(project, "ext.toml", "--script", "ext.py")

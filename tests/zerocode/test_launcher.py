@@ -244,6 +244,32 @@ def test_death_by_signal_is_kept_after_telemetry_is_flushed(project: Path, code:
         assert [span.name for span in wait_for_spans(receiver, 1)] == ["execute_tool work"]
 
 
+CHILD_OF_THE_PROGRAM = """import subprocess, sys
+child = subprocess.run([sys.executable, "-c", "import toolmod; print(toolmod.work(2))"], capture_output=True, text=True)
+print(child.returncode, child.stdout.strip(), repr(child.stderr))
+"""
+
+
+@pytest.mark.parametrize("exporter", ["otlp", "otlp_proto_http"])
+def test_under_opentelemetry_instrument_a_python_child_adds_to_the_distros_setup(project: Path, exporter: str) -> None:
+    """``opentelemetry-instrument agent-otel run -- ...`` (or the OpenTelemetry Operator's ``PYTHONPATH``): a Python
+    child set agent-otel up first, then ran the distro's ``sitecustomize``, whose setup the SDK refused, printing
+    "Overriding of current TracerProvider is not allowed" on the child's stderr (three lines a child); for an exporter
+    name only the distro knows, the child said its telemetry was off. As in the launcher's own process, the distro's
+    runs first and agent-otel adds to it: the child's call arrives through the distro's exporter."""
+    (project / "app.py").write_text(CHILD_OF_THE_PROGRAM)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    with OtlpHttpReceiver() as receiver:
+        env.update(XDG_CACHE_HOME=str(project / "cache"), OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none",
+                   OTEL_TRACES_EXPORTER=exporter, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+                   OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf")
+        result = subprocess.run([str(Path(AGENT_OTEL).with_name("opentelemetry-instrument")), AGENT_OTEL, "run",
+                                 "--", sys.executable, "app.py"],  # (its agent-otel.toml found in the folder)
+                                cwd=project, env=env, capture_output=True, text=True, timeout=60)
+        assert (result.returncode, result.stdout, result.stderr) == (0, "0 4 ''\n", ""), result.stderr
+        assert [span.name for span in wait_for_spans(receiver, 1)] == ["execute_tool work"]
+
+
 def test_a_thread_raising_sigterm_ends_the_process_while_the_main_thread_waits(project: Path) -> None:
     """``signal.raise_signal(SIGTERM)`` in a watchdog thread, the main thread waiting on an event: the default
     action ends the process at once. The launcher's handler runs on the main thread, which a signal raised in

@@ -20,6 +20,7 @@ import wrapt
 
 import agent_otel
 from agent_otel import semconv
+from agent_otel._engine.wrappers import wrapped_of
 from agent_otel._zerocode import patching
 from agent_otel._zerocode.config import Config, parse_config
 from agent_otel._zerocode.instrumentor import AgentOtelInstrumentor
@@ -122,7 +123,7 @@ def test_nested_classes_classmethods_staticmethods(otel: Any, package: Package) 
         [[tool]]
         target = "{mod}:Outer.Inner.pure"
     """))
-    assert isinstance(inner.__dict__["build"].__wrapped__, classmethod)
+    assert isinstance(wrapped_of(inner.__dict__["build"]), classmethod)
     assert inner().method("m") == "m"
     assert inner.build(2) == ("Inner", 2)
     assert inner().build(3) == ("Inner", 3)
@@ -154,7 +155,7 @@ def test_a_configured_static_method_reads_as_its_function_to_inspect(otel: Any, 
     """)
     tools = package.load("mod").Tools
     instrument(config(f'[[tool]]\ntarget = ["{mod}:Tools.fetch", "{mod}:Tools.rows", "{mod}:Tools.arows"]\n'))
-    assert isinstance(tools.__dict__["fetch"].__wrapped__, staticmethod)  # the class holds the wrapped object
+    assert isinstance(wrapped_of(tools.__dict__["fetch"]), staticmethod)  # the class holds the wrapped object
     for owner in (tools, tools()):
         assert inspect.iscoroutinefunction(owner.fetch) and inspect.isfunction(owner.fetch)
         assert inspect.isgeneratorfunction(owner.rows) and inspect.isasyncgenfunction(owner.arows)
@@ -613,6 +614,40 @@ def test_a_cached_method_reads_from_its_class_as_itself(otel: Any, package: Pack
     assert type(Repo.__dict__["lookup"]) is functools._lru_cache_wrapper
 
 
+def test_a_target_under_the_programs_own_decorator_answers_its_wrapped_as_the_plain_one_does(
+        otel: Any, package: Package) -> None:
+    """``f.__wrapped__(...)`` is the usual way past a program's decorator (a retry, a cache; tests use it): a configured
+    target answered with ``f`` itself, so the call went through that decorator again, or was served from the cache."""
+    mod = package.write("mod", """
+        import functools
+
+        def _lookup(key):
+            return key.upper()
+
+        @functools.wraps(_lookup)
+        def lookup(key):
+            return ("via-wrapper", _lookup(key))
+
+        computed = []
+
+        @functools.cache
+        def expensive(n):
+            computed.append(n)
+            return 2 * n
+    """)
+    module = package.load("mod")
+    plain_lookup, plain_cache = module.lookup, module.expensive
+    instrument(config(f'[[tool]]\ntarget = ["{mod}:lookup", "{mod}:expensive"]\n'))
+    assert module.lookup is not plain_lookup  # wrapped
+    assert module.lookup.__wrapped__ is plain_lookup.__wrapped__ and module.lookup.__wrapped__("a") == "A"
+    assert module.lookup("a") == ("via-wrapper", "A")
+    assert module.expensive(1) == 2 and module.expensive.__wrapped__(1) == 2 and module.computed == [1, 1]
+    assert plain_cache.cache_info().hits == 0
+    assert inspect.unwrap(module.lookup) is plain_lookup.__wrapped__
+    assert inspect.signature(module.lookup) == inspect.signature(plain_lookup)
+    assert [span.name for span in otel.spans()] == ["execute_tool lookup", "execute_tool expensive"]
+
+
 _INHERITING = """
     import agent_otel
 
@@ -731,6 +766,18 @@ def test_a_function_named_twice_is_recorded_once_and_the_second_name_is_reported
     assert package.load("mod").fn(1) == 2 and package.load("api").fn(2) == 3
     assert [span.name for span in otel.spans()] == ["execute_tool first"] * 2
     assert entry_errors() == {f"{mod}:fn": f"fn is already wrapped for tool[0] ({reexport}:fn); name a function once"}
+
+
+@pytest.mark.parametrize("imported", ["before", "after"])
+def test_two_names_in_one_entrys_list_are_one_target_wrapped_once_without_an_error(
+        otel: Any, package: Package, imported: str) -> None:
+    """``target = ["api:fn", "mod:fn"]`` (or ``["__main__:work", "app:work"]``, for a script run or imported): one
+    entry's options, meant for the function whichever name reaches it. The second name was reported as naming it twice
+    (a warning, an error counted, in every process), while `agent-otel check` said ok."""
+    _named_twice(package, imported, "def fn(x):\n    return x + 1\n", '[[tool]]\ntarget = ["{}:fn", "{}:fn"]\n')
+    assert package.load("mod").fn(1) == 2 and package.load("api").fn(2) == 3
+    assert [span.name for span in otel.spans()] == ["execute_tool fn"] * 2
+    assert entry_errors() == {}
 
 
 @pytest.mark.parametrize("imported", ["before", "after"])

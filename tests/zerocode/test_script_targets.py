@@ -399,6 +399,32 @@ def test_a_method_the_script_assigns_after_its_class_statement_is_wrapped_then(t
         assert [name for name, _ in spans_named(receiver, 1)] == ["invoke_agent a1"]
 
 
+def test_a_method_the_script_assigns_later_is_not_reported_at_its_class_statement(tmp_path: Path) -> None:
+    """Tried at ``class Agent`` (its first name bound), ``Agent.run`` was logged as a target that cannot be wrapped, and
+    counted, in every run, before ``Agent.run = _run`` wrapped it; one the script never sets is still reported."""
+    (tmp_path / "late.py").write_text("class Agent:\n    pass\n\ndef _run(self, task):\n    return 'did ' + task\n\n"
+                                      "Agent.run = _run\nprint(Agent().run('x'))\n")
+    (tmp_path / "main.toml").write_text('[[agent]]\ntarget = ["__main__:Agent.run", "__main__:Agent.gone"]\n')
+    result = subprocess.run([sys.executable, "-c", RUN_WHOLE_DRIVER, "late.py"], cwd=tmp_path, env=environment(None),
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (0, "did x\n")
+    assert result.stderr == ("agent-otel: main.toml (agent[0].target[1]): cannot wrap __main__:Agent.gone: class Agent "
+                             "has no attribute 'gone'\n"
+                             "agent-otel: autoinstrument.target failed (TargetError); the host call was not affected\n")
+
+
+def test_a_target_the_script_defines_again_is_wrapped_again(tmp_path: Path) -> None:
+    """A second ``def work`` (a notebook exported as a script, a fallback defined under a condition): only the first
+    was wrapped, and every call after the second went unrecorded, in silence."""
+    (tmp_path / "again.py").write_text("def work():\n    return 'v1'\n\nprint(work())\n\n"
+                                       "def work():\n    return 'v2'\n\nprint(work(), work())\n")
+    (tmp_path / "again.toml").write_text('[[tool]]\ntarget = "__main__:work"\n')
+    with OtlpHttpReceiver() as receiver:
+        result = launched(tmp_path, "again.toml", "again.py", receiver=receiver)
+        assert outcome(result) == outcome(plain(tmp_path, "again.py")) == (0, "v1\nv2 v2\n", "")
+        assert [name for name, _ in spans_named(receiver, 3)] == ["execute_tool work"] * 3
+
+
 RUN_WHOLE_DRIVER = """
 import logging, sys
 logging.basicConfig(format="%(message)s")  # (agent-otel's logger has only a NullHandler: the program's to show)

@@ -668,12 +668,14 @@ def check_decoratable(stage: str, func: object) -> None:
     for: a class (its type, identity, pickling and subclassing), a property or another descriptor that is no
     function (its setter and read-only check, a ``cached_property``'s cache), a value that is not callable."""
     if isinstance(func, type):
-        problem = "it is a class; decorate one of its methods (e.g. __call__)"
+        problem = "it is a class; decorate one of its methods (its __init__ records building one)"
     elif isinstance(func, classmethod | staticmethod):
         return
     elif not callable(func) or hasattr(type(func), "__set__") or hasattr(type(func), "__delete__"):
-        if isinstance(func, property | functools.cached_property):
+        if isinstance(func, property):
             kind, where = "a property", "put the decorator under @property"
+        elif isinstance(func, functools.cached_property):
+            kind, where = "a cached_property", "put the decorator under @functools.cached_property"
         else:  # e.g. a framework's tool object (LangChain's @tool, openai-agents' @function_tool)
             kind, where = type(func).__name__, "put agent-otel's decorator under the one that made it, next to the def"
         problem = f"it is {kind}, not a function; decorate the function it runs ({where})"

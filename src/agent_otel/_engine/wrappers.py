@@ -28,6 +28,7 @@ import copy
 import dis
 import functools
 import inspect
+import operator
 import os
 import pkgutil
 import signal
@@ -760,6 +761,31 @@ def call_timing(coroutine: object) -> Invocation | None:
     return cast(Invocation, coroutine._self_call) if type(coroutine) is _TracedCoroutine else None
 
 
+#: wrapt's C proxies are in use (its pure-Python ones, ``WRAPT_DISABLE_EXTENSIONS``, set ``_self_binding`` as an
+#: attribute, read ``self.__wrapped__`` for every call, and look ``__self__`` up either way): a function's proxy is a
+#: :class:`_CallsDirectly`, and the proxy's ``__wrapped__`` the callable's own (:attr:`_HostIdentity.__wrapped__`),
+#: only then.
+_WRAPT_IN_C = not hasattr(wrapt.FunctionWrapper.__call__, "__code__")
+#: wrapt's own reading of what a proxy wraps: the C proxy's slot (the class's ``__wrapped__`` may answer otherwise)
+_read_wrapped: Callable[[object], Any] = (
+    cast(Any, wrapt.BaseObjectProxy).__dict__["__wrapped__"].__get__ if _WRAPT_IN_C
+    else operator.attrgetter("__wrapped__"))
+
+
+def wrapped_of(proxy: object) -> Any:
+    """The object a wrapt proxy of ours wraps, as wrapt holds it: a callable's proxy answers ``__wrapped__`` with what
+    the callable itself holds there, when it holds one (see :attr:`_HostIdentity.__wrapped__`)."""
+    return _read_wrapped(proxy)
+
+
+def _program_object(proxy: object) -> Any:
+    """What a proxy of ours stands for: a wrapt proxy's wrapped object, a pending coroutine's coroutine."""
+    try:
+        return _read_wrapped(proxy)
+    except TypeError:  # no wrapt proxy (a _PendingCoroutine)
+        return cast(Any, proxy).__wrapped__
+
+
 class _WrappedAnnotations(dict[str, Any]):
     """A proxy class's ``__annotations__``: empty, as a class without annotations shows, and, read or set on a proxy,
     the wrapped object's. Python reads a class's ``__annotations__`` from its own dict and, finding none, puts an
@@ -770,13 +796,13 @@ class _WrappedAnnotations(dict[str, Any]):
     def __get__(self, instance: object, owner: type | None = None) -> Any:
         if instance is None:
             return self
-        return cast(Any, instance).__wrapped__.__annotations__
+        return _program_object(instance).__annotations__
 
     def __set__(self, instance: object, value: object) -> None:
-        cast(Any, instance).__wrapped__.__annotations__ = value
+        _program_object(instance).__annotations__ = value
 
     def __delete__(self, instance: object) -> None:
-        del cast(Any, instance).__wrapped__.__annotations__
+        del _program_object(instance).__annotations__
 
 
 class _ShowsWrappedAnnotations:
@@ -2037,7 +2063,7 @@ def _by_reference(proxy: Any, protocol: SupportsIndex) -> str | tuple[Any, ...]:
     the process that loads it gets whatever that name holds there: this wrapper where the module is
     decorated or the process instrumented, the plain function elsewhere. A bound method is rebound
     by name on its (pickled) instance or class, as a plain bound method is."""
-    target = proxy.__wrapped__
+    target = wrapped_of(proxy)
     if inspect.ismethod(target):
         return cast(tuple[Any, ...], target.__reduce_ex__(protocol))
     module, qualname = getattr(target, "__module__", None), getattr(target, "__qualname__", None)
@@ -2075,9 +2101,28 @@ class _HostIdentity(_ShowsWrappedAnnotations):
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "__wrapped__":
-            setattr(cast(Any, self).__wrapped__, name, value)
+            setattr(wrapped_of(self), name, value)
             return
         super().__setattr__(name, value)
+
+    if _WRAPT_IN_C:
+        @property
+        def __wrapped__(self) -> Any:
+            """What the callable holds as its own ``__wrapped__`` (the function under a ``functools.wraps``
+            decorator, an ``lru_cache``'s), as the plain callable answers; else the callable. It answered with the
+            callable itself: ``f.__wrapped__(...)``, the usual way past a program's decorator (a retry, a cache),
+            went through that decorator again once ``f`` was a configured target. ``inspect.unwrap`` ends where it
+            did. Another library's wrapt proxy (an instrumentation's patch) is answered as itself: the chain of
+            patches stays one to walk and undo, a patch at a time. (wrapt's pure-Python proxies read
+            ``__wrapped__`` for every call: they keep wrapt's.)"""
+            target = _read_wrapped(self)
+            if isinstance(target, wrapt.BaseObjectProxy):
+                return target
+            return getattr(target, "__wrapped__", target)
+
+        @__wrapped__.setter
+        def __wrapped__(self, value: Any) -> None:  # (what __setattr__ does: for object.__setattr__)
+            wrapped_of(self).__wrapped__ = value
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
         return _by_reference(self, protocol)
@@ -2088,17 +2133,17 @@ class _HostIdentity(_ShowsWrappedAnnotations):
     def __repr__(self) -> str:
         """The callable's own (``<function dumps at 0x...>``, a bound method's): wrapt's named the proxy, which a
         program's output, logs and snapshot tests then showed."""
-        return repr(cast(Any, self).__wrapped__)
+        return repr(wrapped_of(self))
 
     def __copy__(self) -> object:
-        target = cast(Any, self).__wrapped__
+        target = wrapped_of(self)
         if inspect.ismethod(target):  # a bound method copies as a new binding to the same object
             return getattr(target.__self__, target.__func__.__name__)
         copied = copy.copy(target) if _copies(target) else target
         return self if copied is target else self._wrapping(copied)  # an lru_cache copies as itself: so does this
 
     def __deepcopy__(self, memo: dict[int, object]) -> object:
-        target = cast(Any, self).__wrapped__
+        target = wrapped_of(self)
         if inspect.ismethod(target):  # bound to a deep copy of its object, as a plain bound method is
             return getattr(copy.deepcopy(target.__self__, memo), target.__func__.__name__)
         copied = copy.deepcopy(target, memo) if _copies(target) else target
@@ -2130,7 +2175,7 @@ class BoundWrapper(_HostIdentity, wrapt.BoundFunctionWrapper[..., Any]):
         parent = cast(Any, self)._self_parent
         if parent is not None and parent._self_reads_as_itself is FROM_CLASS:
             return parent
-        return cast(Any, self).__wrapped__.__func__
+        return wrapped_of(self).__func__
 
 
 #: How a wrapper in a class reads from it (:attr:`Wrapper._self_reads_as_itself`): as itself when read from
@@ -2169,7 +2214,7 @@ class Wrapper(_HostIdentity, wrapt.FunctionWrapper[..., Any]):
         ``iscoroutinefunction``, ``isgeneratorfunction`` and ``isasyncgenfunction`` then answer as for the
         plain one (frameworks decide how to call a tool by them; a proxy of the staticmethod object is
         none of these). One proxy, made here, so that ``Sub.method is Base.method`` holds."""
-        function = Wrapper(cast("staticmethod[..., Any]", self.__wrapped__).__func__, self._self_wrapper)
+        function = Wrapper(cast("staticmethod[..., Any]", wrapped_of(self)).__func__, self._self_wrapper)
         self._self_function = function  # wrapt keeps _self_* on the proxy
         self._self_reads_as_itself = AS_FUNCTION
 
@@ -2181,7 +2226,7 @@ class _Decorated(Wrapper):
     __slots__ = ()  # and no annotations (see Wrapper)
 
     def __set_name__(self, owner: type, name: str) -> None:
-        target = self.__wrapped__
+        target = wrapped_of(self)
         if reads_as_itself(target, owner):
             cast(Any, self)._self_handler.method = True  # set by instrument()
             self._self_reads_as_itself = FROM_CLASS
@@ -2230,9 +2275,6 @@ class _DecoratedFunction(_CallsDirectly, _Decorated):  # type: ignore[override] 
 #: The base of wrapt's function proxies, whose initialiser takes how the proxy binds (see :class:`_CallsDirectly`),
 #: and what a method read from one is; both take (wrapped, instance, wrapper, enabled, binding, parent, owner).
 _FunctionWrapperBase: Any = wrapt.FunctionWrapper.__base__
-#: wrapt's C proxies are in use (its pure-Python ones, ``WRAPT_DISABLE_EXTENSIONS``, set ``_self_binding`` as an
-#: attribute, and look ``__self__`` up either way): a function's proxy is a :class:`_CallsDirectly` only then.
-_WRAPT_IN_C = not hasattr(wrapt.FunctionWrapper.__call__, "__code__")
 _bound_wrapper: Any = BoundWrapper
 
 
@@ -2248,7 +2290,7 @@ class _CallableObject:
     def __getattribute__(self, name: str) -> Any:
         if name != "__call__":
             return super().__getattribute__(name)
-        program = super().__getattribute__("__wrapped__")
+        program = wrapped_of(self)
         engine = super().__getattribute__("_self_wrapper")
 
         def traced(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:

@@ -85,14 +85,18 @@ def _settable(owner: type, attr: str, raw: object, label: str) -> None:
         type.__delattr__(owner, attr)
 
 
-#: The callables the targets checked so far name, by identity and the class whose calls they record (None: all),
-#: to their entry: `agent-otel run` refuses a second entry for the same calls (an alias, a package's re-export).
-_Named = dict[tuple[int, object], tuple[object, TargetSpec]]
+#: The callables the targets checked so far name, by identity (a script's, by its qualified name) and the class whose
+#: calls they record (None: all), to their entry: `agent-otel run` refuses a second entry for the same calls (an alias,
+#: a package's re-export, the script's module under its own name and as ``__main__``), not a second name in the same
+#: entry's target list.
+_Named = dict[tuple[object, object], tuple[object, TargetSpec]]
 
 
-def _name_once(spec: TargetSpec, raw: object, scope: type | None, attr: str, named: _Named) -> None:
-    first = named.setdefault((id(raw), scope), (raw, spec))[1]  # the object kept: its id stays its own
-    if first is not spec:
+def _name_once(spec: TargetSpec, raw: object, scope: type | None, attr: str, named: _Named,
+               identity: object = None) -> None:
+    key = (id(raw) if identity is None else identity, scope)
+    first = named.setdefault(key, (raw, spec))[1]  # the object kept: its id stays its own
+    if first is not spec and not (first.entry and first.entry == spec.entry):
         raise TargetError(f"{attr} is already wrapped for {first.key} ({first.target}); name a function once")
 
 
@@ -143,6 +147,7 @@ def _in_script(spec: TargetSpec, config: Config, tree: ast.Module, label: str, n
     # what `run` checks when it wraps the function: its self paths, and its args paths when its source declares its
     # parameters (another decorator may change them)
     raw, owner = _from_source(spec, found)
+    _name_once(spec, raw, None, spec.qualname.rpartition(".")[2], named, identity=("script", spec.qualname))
     if found.signature is not None:
         _wraps(spec, config, raw, owner, spec.qualname.rpartition(".")[2])
     else:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from types import MemberDescriptorType
 from typing import Any
 
-from agent_otel._engine.wrappers import Wrapper, is_wrapper
+from agent_otel._engine.wrappers import Wrapper, is_wrapper, wrapped_of
 
 _ABSENT = object()
 
@@ -40,10 +40,10 @@ class HeldWrapper(Wrapper):
     __slots__ = ()
 
     def __copy__(self) -> object:
-        return self.__wrapped__
+        return wrapped_of(self)
 
     def __deepcopy__(self, memo: dict[int, object]) -> object:
-        return copy.deepcopy(self.__wrapped__, memo)
+        return copy.deepcopy(wrapped_of(self), memo)
 
 
 def is_ours(value: object) -> bool:

@@ -68,6 +68,7 @@ from agent_otel._engine.wrappers import (
     is_wrapper,
     proxy_of,
     reads_as_itself,
+    wrapped_of,
     wrapper_for,
 )
 from agent_otel._environment import AGENT_OTEL_CONFIG
@@ -419,7 +420,7 @@ def _wrap_attribute(state: _State, entry: _Entry, owner: Owner, attr: str, raw: 
     default to, instead of ``attr`` (a Celery task's function, whose ``run`` it is)."""
     if getattr(raw, "_self_agent_otel_entry", None) is not None:
         if isinstance(owner, type) and attr not in owner.__dict__:
-            raw = raw.__wrapped__  # a static method inherited from a wrapped base: wrap the original for this class
+            raw = wrapped_of(raw)  # a static method inherited from a wrapped base: wrap the original for this class
         else:
             return  # never wrap twice
     elif is_wrapper(getattr(raw, "__func__", raw)):  # a static or class method object holds its function
@@ -525,7 +526,7 @@ def _hold(entry: _Entry, attr: str, holder: object) -> None:
         return
     value, replace = found
     if isinstance(value, instances.HeldWrapper) and cast(Any, value)._self_holder() is not holder:
-        value = value.__wrapped__
+        value = wrapped_of(value)
     if value is None or not callable(value) or instances.is_ours(value):
         return
     signed = instances.holder_signature(value)
@@ -571,7 +572,7 @@ def _hook_init(state: _State, klass: type, recorded: bool = True) -> None:
         return
     if not had_own:
         raw = next(base.__dict__["__init__"] for base in klass.__mro__ if "__init__" in base.__dict__)
-        raw = raw.__wrapped__ if getattr(raw, "_self_agent_otel_init", False) else raw
+        raw = wrapped_of(raw) if getattr(raw, "_self_agent_otel_init", False) else raw
 
     runs_object_init = raw is object.__init__
 
@@ -657,7 +658,7 @@ def _apply(state: _State, entry: _Entry, module: ModuleType) -> None:
         found = _past_a_stale_wrapper(state, found)
         owner, raw = found.owner, found.raw
         serving = _configured_handler_of(raw)
-    original = cast(Wrapper, raw).__wrapped__ if serving is not None else raw
+    original = wrapped_of(raw) if serving is not None else raw
     decorated = serving is None and is_wrapper(getattr(raw, "__func__", raw))  # the decorator wins: left as is
     # a method the named subclass inherits; not a static one, whose calls have no object to tell its calls by, nor
     # one of a built-in type (``list.append`` of a list subclass), whose attributes cannot be replaced
@@ -757,11 +758,11 @@ def _past_a_stale_wrapper(state: _State, found: Resolved) -> Resolved:
     (``from .mod import fn``, a pass-through now): the target is the function it wraps, or this run's wrapper of that
     function where the module defining it holds one already, which the re-export then holds too (before, the stale
     wrapper was taken for this run's, and the calls through the re-export were not recorded)."""
-    plain = cast(Wrapper, found.raw).__wrapped__
+    plain = wrapped_of(found.raw)
     home = sys.modules.get(getattr(plain, "__module__", None) or "")
     held = vars(home).get(getattr(plain, "__name__", "")) if home is not None and home is not found.owner else None
     live = _configured_handler_of(held)
-    if live is None or not live.entry.active or cast(Wrapper, held).__wrapped__ is not plain:
+    if live is None or not live.entry.active or wrapped_of(held) is not plain:
         return replace(found, raw=plain)
     setattr(found.owner, found.attr, held)
     state.patches.append(_Patch(found.owner, found.attr, True, found.raw, cast(Wrapper, held)))
@@ -777,12 +778,14 @@ def _serve_too(serving: _ConfiguredHandler, entry: _Entry, found: Resolved, scop
         if handler.entry is entry:
             return  # never wrap twice
         if handler.scope is scope:
+            if _same_table(handler.entry, entry):  # two names of one entry's target list reach it ("__main__:work"
+                return  # and "app:work", a package's re-export and its home): its options, wrapped once, as meant
             if handler.entry.order < entry.order or handler.entry.spec.subclasses:  # (one that wrapped the subclasses
                 # too keeps them: their wrappers and its hook are in place)
                 raise TargetError(_named_twice(found.attr, handler.entry))
             displaced = handler  # a later entry's, wrapped first (its module finished importing first): this one
             # records the calls, as `agent-otel check` says, and that entry is the one named twice
-    handler = _configured_handler(entry, cast(Wrapper, found.raw).__wrapped__, found.owner, found.attr, scope)
+    handler = _configured_handler(entry, wrapped_of(found.raw), found.owner, found.attr, scope)
     later = displaced.entry if displaced is not None else None
     if displaced is serving:  # the wrapper's own handler: it becomes this entry's, its options with it (stream,
         # the kind's stage), as the wrapper's engine reads them off it
@@ -793,6 +796,12 @@ def _serve_too(serving: _ConfiguredHandler, entry: _Entry, found: Resolved, scop
     serving.chain = tuple(sorted((*kept, handler), key=_by_specificity)) if kept else ()
     if later is not None:
         _not_wrapped(later, TargetError(_named_twice(found.attr, entry)))
+
+
+def _same_table(first: _Entry, second: _Entry) -> bool:
+    """Whether two entries are targets of one table's list (``target = ["__main__:work", "app:work"]``), whose
+    options are one."""
+    return first.config is second.config and bool(first.spec.entry) and first.spec.entry == second.spec.entry
 
 
 def _named_twice(attr: str, first: _Entry) -> str:

@@ -10,9 +10,9 @@ with a statement that binds a target's first name (a ``def``, a ``class``, an as
 import). After that statement has run, the target is wrapped, so the statements after it
 (``if __name__ == "__main__": main()``) call the wrapper. Nothing is added to the program's source
 or namespace: its ``globals()``, ``__file__``, ``__name__``, ``sys.argv`` and tracebacks are those of
-plain ``python``. Each target is wrapped once, at the first statement after which its name exists; one that
-cannot be wrapped there yet (``Agent.run`` assigned after ``class Agent``) is tried again at the next statement
-that binds its name or sets an attribute of it (``Agent.run = _run``).
+plain ``python``. Each target is wrapped at the first statement after which its whole name exists (``Agent.run``
+assigned after ``class Agent`` at that assignment, ``Agent.run = _run``), and again at each statement that binds it
+to another callable (a second ``def work``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import functools
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import inspect
 import linecache
 import marshal
 import os
@@ -206,14 +207,42 @@ def _apply(program: Program, specs: list[TargetSpec], bound: set[str] | None) ->
     due = []
     failed = patching.entry_errors() if bound is not None else {}
     for spec in specs:
-        name = spec.qualname.split(".")[0]
-        if (spec.target in program.applied and spec.target not in failed) or (
-                bound is not None and (name not in bound or name not in program.namespace)):
+        held = _held(program.namespace, spec) if bound is not None else None
+        if bound is not None and (spec.qualname.split(".")[0] not in bound or held is _MISSING):
+            continue
+        if spec.target in program.applied and spec.target not in failed and not (
+                bound is not None and _rebound(spec, held)):
             continue
         program.applied.add(spec.target)
         due.append(spec)
     if due:
         apply_targets(program.module, due)
+
+
+def _held(namespace: dict[str, object], spec: TargetSpec) -> object:
+    """What the target's name holds in the script by now (for a callable each instance holds, its class), or
+    ``_MISSING``: ``Agent.run`` is not there yet between ``class Agent`` and ``Agent.run = _run``, where trying it
+    logged and counted a target that cannot be wrapped, before it was wrapped at that assignment."""
+    first, *rest = spec.qualname.split(".")
+    found = namespace.get(first, _MISSING)
+    for part in rest[:-1] if spec.instance_attribute else rest:
+        if found is _MISSING:
+            break
+        try:
+            found = inspect.getattr_static(found, part)
+        except AttributeError:
+            return _MISSING
+    return found
+
+
+def _rebound(spec: TargetSpec, held: object) -> bool:
+    """Whether the script bound the target's name again, to a callable no wrapper holds (a second ``def work``): the
+    calls after it went unrecorded, as only the first definition was wrapped. An imported module's last binding is
+    the one wrapped, once its import completes; a script's each, as it runs."""
+    return not spec.instance_attribute and not wrappers.is_wrapper(inspect.getattr_static(held, "__func__", held))
+
+
+_MISSING = object()
 
 
 def run(program: Program) -> None:

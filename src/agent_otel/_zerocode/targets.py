@@ -8,9 +8,10 @@ import importlib
 import inspect
 import sys
 from dataclasses import dataclass
-from types import ModuleType
+from types import FunctionType, ModuleType
 from typing import cast
 
+from agent_otel._engine.wrappers import wrapped_of
 from agent_otel._zerocode.config import TargetSpec
 from agent_otel._zerocode.queue_tasks import huey_refusal, is_celery_task, is_dramatiq_actor
 
@@ -154,7 +155,7 @@ def resolve_in(module: ModuleType, qualname: str) -> Resolved:
     if refusal is not None:
         raise TargetError(f"{qualname} is {refusal}")
     try:  # our wrapper's; a program's object whose __getattr__ answers every name is none (check's traceback)
-        inner = getattr(raw, "_self_agent_otel_entry", None) and raw.__wrapped__
+        inner = getattr(raw, "_self_agent_otel_entry", None) and wrapped_of(raw)
     except Exception:
         inner = None
     probe = inner or raw
@@ -162,10 +163,33 @@ def resolve_in(module: ModuleType, qualname: str) -> Resolved:
         raise TargetError(f"{qualname} is a property, which a config file cannot wrap: target the method it calls, "
                           "or decorate its getter in code (@property over @agent_otel.tool(...) or another kind)")
     if isinstance(probe, type):
-        raise TargetError(f"{qualname} is a class; name one of its methods (e.g. {qualname}.__call__)")
+        raise TargetError(class_refusal(qualname, [name for name, value in vars(probe).items()
+                                                    if isinstance(value, FunctionType | classmethod | staticmethod)]))
     if not (callable(probe) or isinstance(probe, classmethod | staticmethod)):
-        raise TargetError(f"{qualname} is {type(probe).__name__!r}, not callable")
+        raise TargetError(f"{qualname} is {type(probe).__name__!r}, not callable{_what_it_calls(probe, qualname)}")
     return Resolved(owner, attr, raw, defined_on, describe_shape(probe, isinstance(owner, type)))
+
+
+def class_refusal(qualname: str, methods: list[str]) -> str:
+    """Why a class is no target, naming methods it defines (``__init__`` records building one): it suggested
+    ``__call__`` whatever the class, which a class without one then refused."""
+    if not methods:
+        return (f"{qualname} is a class, which defines no method in Python; name a function that makes or uses it, "
+                "or a method it inherits")
+    shown = [f"{qualname}.{name}" for name in sorted(methods, key=lambda name: name != "__init__")[:3]]
+    return f"{qualname} is a class; name one of its methods ({', '.join(shown)}{', ...' if len(methods) > 3 else ''})"
+
+
+def _what_it_calls(descriptor: object, qualname: str) -> str:
+    """A hint for a descriptor that is no callable (``functools.partialmethod``, ``singledispatchmethod``,
+    ``cached_property``): the function it runs, to target instead when it has a name of its own, else to decorate."""
+    runs = getattr(descriptor, "func", None) or getattr(descriptor, "fget", None)
+    name = getattr(runs, "__qualname__", None)
+    if not isinstance(name, str):
+        return ""
+    if name.rpartition(".")[2] != qualname.rpartition(".")[2]:
+        return f"; target the function it runs ({name})"
+    return "; decorate the function it runs in code, under the decorator that made it"
 
 
 def resolve_instance_attribute(module: ModuleType, qualname: str) -> Resolved:
@@ -337,7 +361,8 @@ def resolve_in_script(tree: ast.Module, qualname: str, label: str) -> InScript:
                 raise BoundAtRunTime(f"line {assigned.lineno} sets {owner.name}.{part}")
             raise TargetError(note)
     if isinstance(node, ast.ClassDef):
-        raise TargetError(f"{qualname} is a class; name one of its methods (e.g. {qualname}.__call__)")
+        raise TargetError(class_refusal(qualname, [item.name for item in node.body
+                                                   if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)]))
     in_class = len(parts) > 1
     if in_class and _is_property(node):  # as resolve_in says of one it imports
         raise TargetError(f"{qualname} is a property, which a config file cannot wrap: target the method it calls, "

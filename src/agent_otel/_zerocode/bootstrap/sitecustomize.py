@@ -1,5 +1,11 @@
-"""Put on ``PYTHONPATH`` by ``agent-otel run``: instruments every Python process the program starts,
-then runs the ``sitecustomize`` this one shadows, if any.
+"""Put on ``PYTHONPATH`` by ``agent-otel run``: runs the ``sitecustomize`` this one shadows, if any, then instruments
+every Python process the program starts.
+
+In that order, as in the launcher's own process, where python ran the shadowed one before agent-otel started: under
+``opentelemetry-instrument agent-otel run`` (or the OpenTelemetry Operator's ``PYTHONPATH``) that one is the
+distro's, which sets up the SDK; agent-otel then adds to that setup, as it does in the launcher. The other way round,
+every Python child printed the SDK's "Overriding of current TracerProvider is not allowed" lines on its stderr, and
+said its telemetry was off for an exporter name only the distro knows.
 
 ``PYTHONPATH`` reaches every interpreter the program starts, a Python 2 one too: this file parses under any of
 them (no f-string, no annotation), instruments the interpreters agent-otel supports and only runs the shadowed
@@ -8,12 +14,18 @@ them (no f-string, no annotation), instruments the interpreters agent-otel suppo
 
 
 def _agent_otel_bootstrap():  # type: () -> None
-    # Imports inside the function: this module is the process's `sitecustomize`, so its namespace
+    # Imports inside the functions: this module is the process's `sitecustomize`, so its namespace
     # stays empty, and a missing agent_otel (another interpreter) is skipped, not an error.
+    try:
+        _run_shadowed()
+    finally:  # (an error of the shadowed one is still python's to print, as "Error in sitecustomize")
+        _start_agent_otel()
+
+
+def _start_agent_otel():  # type: () -> None
     import os
     import sys
 
-    started = False
     if sys.version_info >= (3, 11):
         try:
             from agent_otel._zerocode.launcher import bootstrap_child
@@ -21,11 +33,17 @@ def _agent_otel_bootstrap():  # type: () -> None
             pass
         else:
             bootstrap_child()
-            started = True
-    if not started and os.environ.get("AGENT_OTEL_PROGRAM_PID") == str(os.getpid()) and sys.stderr is not None:
+            return
+    if os.environ.get("AGENT_OTEL_PROGRAM_PID") == str(os.getpid()) and sys.stderr is not None:
         # the program agent-otel run started, in an interpreter without agent-otel: said once, on stderr
         sys.stderr.write("agent-otel: %s cannot import agent_otel; this program runs untraced (run it with the"
                          " Python agent-otel is installed in)\n" % sys.executable)
+
+
+def _run_shadowed():  # type: () -> None
+    import os
+    import sys
+
     here = os.path.dirname(os.path.abspath(__file__))
     path = [entry for entry in sys.path if os.path.abspath(entry or ".") != here]
     if sys.version_info >= (3, 5):
