@@ -121,6 +121,42 @@ def test_primary_kpi_is_the_improvement(otel: Any, samplers: list[Any]) -> None:
     assert point(otel, IMPROVEMENT).value == pytest.approx(0.2)
 
 
+def test_a_kpi_that_rose_one_step_improved_by_that_step(otel: Any) -> None:
+    """0.11 - 0.10 is 0.009999999999999995 in binary floats: 18 of the 99 one-point steps from 0.00 to 0.99 were
+    counted below 0.01 in the improvement histogram, whose bounds sit just below each step (so that the no-progress
+    alert reads "improved by at least 0.01" as the count minus the bucket below), and the alert took them for none."""
+    @agent_otel.evolution("planner", kpi="accuracy", sample_resources=False)
+    def evolve(before: float, after: float) -> dict[str, Any]:
+        return {"kpis_before": {"accuracy": before, "cost": 1.0}, "kpis_after": {"accuracy": after, "cost": 1.5}}
+
+    @agent_otel.evolution("mean", sample_resources=False)  # no primary KPI: the mean of the changes
+    def evolve_mean(before: float, after: float) -> dict[str, Any]:
+        return {"kpis_before": {"a": before, "b": before}, "kpis_after": {"a": after, "b": after}}
+
+    steps = [(step / 100, (step + 1) / 100) for step in range(99)] + [(0.5, 0.6)]
+    for before, after in steps:
+        evolve(before, after)
+        evolve_mean(before, after)
+    improvements = [span.attributes[semconv.EVOLUTION_IMPROVEMENT] for span in otel.spans()]
+    assert improvements == [0.01, 0.01] * 99 + [0.1, 0.1]
+    [planner] = points(otel, semconv.EVOLUTION_IMPROVEMENT_HISTOGRAM.name, {semconv.GEN_AI_AGENT_NAME: "planner"})
+    counted = dict(zip(planner.explicit_bounds, planner.bucket_counts, strict=False))  # each bucket's own count
+    assert not any(count for bound, count in counted.items() if bound < 0.01)  # none below 0.01
+    assert counted[0.01] == 99 and counted[0.1] == 1
+
+
+def test_a_kpi_option_naming_no_kpi_of_the_run_is_counted(otel: Any) -> None:
+    """``kpi="accuracy"`` on a run reporting ``acc``: no improvement, no histogram, nothing said; a misspelt name
+    turned the improvement metrics and the no-progress alert off in silence."""
+    @agent_otel.evolution("planner", kpi="accuracy", sample_resources=False)
+    def evolve() -> dict[str, Any]:
+        return {"kpis_before": {"acc": 0.5}, "kpis_after": {"acc": 0.7}}
+
+    assert evolve() == {"kpis_before": {"acc": 0.5}, "kpis_after": {"acc": 0.7}}
+    assert semconv.EVOLUTION_IMPROVEMENT not in otel.span("evolve planner").attributes
+    assert error_count(otel, "evolution.kpi") == 1
+
+
 @pytest.mark.parametrize(("result", "status"), [
     ({"success": False, "rolled_back": True}, "rolled_back"),  # before: failed, and no rollback version
     ({"success": False}, "failed"),
@@ -266,6 +302,77 @@ def test_the_shared_thread_gives_every_active_run_what_it_reads() -> None:
         first.stop()
         second.stop()
     assert not [t for t in threading.enumerate() if t.name == SAMPLER_THREAD]
+
+
+def test_a_nested_runs_readings_are_its_enclosing_runs_too() -> None:
+    """An inner run that grew the memory and let it go between two of the thread's readings reported a higher peak
+    than the run it ran inside: its first and last readings were its own only."""
+    outer = resources.ResourceSampler(interval_s=3600)
+    blob = mmap.mmap(-1, 32 * 1024 * 1024)
+    for page in range(0, len(blob), mmap.PAGESIZE):
+        blob[page] = 1
+    inner = resources.ResourceSampler(interval_s=3600)
+    inner_usage = inner.stop()
+    blob.close()
+    last = resources.ResourceSampler(interval_s=3600)  # started and stopped once the memory is let go
+    blob = mmap.mmap(-1, 32 * 1024 * 1024)
+    try:
+        for page in range(0, len(blob), mmap.PAGESIZE):
+            blob[page] = 1
+        last_usage = last.stop()  # its last reading, with the memory grown again
+    finally:
+        blob.close()
+    outer_usage = outer.stop()
+    assert outer_usage.peak_rss_bytes >= max(inner_usage.peak_rss_bytes, last_usage.peak_rss_bytes)
+
+
+def test_a_run_ended_in_the_sampling_thread_itself_ends_and_sampling_goes_on() -> None:
+    """A garbage collection runs in whichever thread allocates, and a sampled generator the program dropped in a cycle
+    then ends its run there: in the sampling thread, which held its lock while it allocated, that run's end waited for
+    the lock the thread held, for ever, and so did every later sampled run. Here a reading the thread gives one run
+    ends another, as such a finalizer would."""
+    ending, ended = threading.Event(), threading.Event()
+    other = resources.ResourceSampler(interval_s=3600)
+
+    class EndsAnotherRun(resources.ResourceSampler):
+        def note(self, rss: int) -> None:
+            super().note(rss)
+            if threading.current_thread().name == SAMPLER_THREAD and not ending.is_set():
+                ending.set()  # (once: the run ending gives its last reading to this one too)
+                other.stop()
+                ended.set()
+
+    first = EndsAnotherRun(interval_s=0.001)
+    try:
+        wait_until(ended.is_set, "the run ended in the sampling thread", timeout_s=10)
+        later = resources.ResourceSampler(interval_s=0.001)  # starts and ends: the lock is free
+        assert later.stop().peak_rss_bytes > 0
+    finally:
+        first.stop()
+    assert not other.running
+    wait_until(lambda: not [t for t in threading.enumerate() if t.name == SAMPLER_THREAD], "the thread to end",
+               timeout_s=10)
+
+
+def test_a_forked_child_starts_with_no_run_of_its_parents() -> None:
+    """The child kept its parent's runs in flight at the fork, which never end there: its first sampled run started a
+    thread that read the memory every 50 ms for the child's whole life."""
+    running = resources.ResourceSampler(interval_s=3600)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            resources.ResourceSampler(interval_s=3600).stop()
+            alive = any(t.name == SAMPLER_THREAD and t.is_alive() for t in threading.enumerate())
+            os.write(write_end, f"{len(resources._active.samplers)} {alive}".encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        told = pipe.read()
+    os.waitpid(pid, 0)
+    running.stop()
+    assert told == "0 False"
 
 
 def test_a_short_runs_cpu_time_is_measured_not_rounded_to_clock_ticks() -> None:

@@ -4,6 +4,7 @@ through two evolution runs, one that improves it and one that regresses it."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -193,6 +194,45 @@ def test_configured_rollback_target_records_its_version(otel: Any, package: Pack
     assert span.attributes[semconv.EVOLUTION_ROLLBACK_VERSION] == "v1"
     assert {p.attributes[VERSION] for p in points(otel, DURATION)} == {"v1"}
     assert introductions(otel) == {}
+
+
+def test_a_rollback_after_its_run_ended_is_counted_as_outside_a_run(otel: Any, package: Package) -> None:  # noqa: F811
+    """A guard task the run started, rolling back once the run had returned: the run was recorded already, so the
+    rollback was set on it and lost, neither on the run nor counted."""
+    mod = package.write("guarded", """
+        import asyncio
+
+        class Engine:
+            def restore(self, version):
+                return version
+
+            async def evolve(self):
+                async def guard():
+                    await asyncio.sleep(0)
+                    await asyncio.sleep(0)
+                    self.restore("v1")
+                self.guard = asyncio.get_running_loop().create_task(guard())
+                return {"kpis_before": {"acc": 0.5}, "kpis_after": {"acc": 0.6}}
+        """)
+    agent_otel.instrument(config(f"""
+        [[evolution]]
+        target = "{mod}:Engine.evolve"
+        agent = "engine"
+        sample_resources = false
+
+        [[rollback]]
+        target = "{mod}:Engine.restore"
+        version = {{ path = "args.version" }}
+        """))
+    engine = package.load("guarded").Engine()
+
+    async def main() -> None:
+        await engine.evolve()
+        await engine.guard
+
+    asyncio.run(main())
+    assert otel.span("evolve engine").attributes[semconv.EVOLUTION_STATUS] == "succeeded"
+    assert error_count(otel, "rollback.outside_run") == 1
 
 
 def test_config_rejects_a_version_read_off_the_result() -> None:

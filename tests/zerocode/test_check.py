@@ -224,6 +224,37 @@ def test_a_class_or_a_descriptor_named_as_a_target_is_refused_with_what_to_name_
         "decorator that made it"]
 
 
+def test_a_class_that_ignores_a_set_attribute_or_an_object_failing_to_say_is_one_error_row(project: Path) -> None:
+    """A metaclass whose ``__setattr__`` ignores the assignment (no error: `run` cannot wrap the method either), on a
+    method the target's class inherits, made check raise out with a traceback; so did a non-callable target whose
+    ``__getattr__`` raises (Django's unconfigured ``LazySettings``) when check looked for the function it runs."""
+    (project / "quiet_app.py").write_text(textwrap.dedent("""
+        class Quiet(type):
+            def __setattr__(cls, name, value):
+                pass
+
+        class Base(metaclass=Quiet):
+            def run(self):
+                return 1
+
+        class Sub(Base):
+            pass
+
+        class Lazy:
+            def __getattr__(self, name):
+                raise RuntimeError("settings are not configured")
+
+        settings = Lazy()
+    """))
+    (project / "agent-otel.toml").write_text('[[tool]]\ntarget = ["quiet_app:Sub.run", "quiet_app:settings"]\n')
+    result = check(project)
+    assert (result.returncode, result.stderr) == (1, "")
+    assert [line.split("  ")[-1].strip() for line in targets_section(result.stdout)[1:3]] == [
+        "error: cannot wrap quiet_app.Sub.run: its class does not keep the attribute set on it (its metaclass's "
+        "__setattr__), so agent-otel run cannot put its wrapper there",
+        "error: settings is 'Lazy', not callable"]
+
+
 def test_a_function_named_twice_is_an_error_as_run_refuses_the_second(project: Path) -> None:
     """A package's re-export (or an alias) of a named function, and an override that ``subclasses = true`` wraps
     named again: `agent-otel run` wraps the first and refuses the second (logged, which shows nothing by default),

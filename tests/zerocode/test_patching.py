@@ -648,6 +648,30 @@ def test_a_target_under_the_programs_own_decorator_answers_its_wrapped_as_the_pl
     assert [span.name for span in otel.spans()] == ["execute_tool lookup", "execute_tool expensive"]
 
 
+def test_a_callable_attribute_that_does_not_bind_has_no_object_first(otel: Any, package: Package) -> None:
+    """A callable class attribute whose ``__get__`` gives itself, from an instance too (a registry's step object):
+    taken for a method once it read as itself from its class, its first argument was read as the object, and an
+    ``args`` path found nothing."""
+    mod = package.write("mod", """
+        class Step:
+            def __get__(self, obj, owner=None):
+                return self
+
+            def __call__(self, label):
+                return "ran " + label
+
+        class Pipeline:
+            step = Step()
+    """)
+    module = package.load("mod")
+    instrument(config(f'[[tool]]\ntarget = "{mod}:Pipeline.step"\n'))
+    assert module.Pipeline.step is module.Pipeline.step  # reads as itself, as the object does
+    assert patching._configured_handler_of(module.Pipeline.__dict__["step"]).method is False  # no object first
+    assert module.Pipeline.step("fetch") == "ran fetch" and module.Pipeline().step("parse") == "ran parse"
+    assert [span.name for span in otel.spans()] == ["execute_tool step"] * 2
+    assert entry_errors() == {}
+
+
 _INHERITING = """
     import agent_otel
 

@@ -425,6 +425,37 @@ def test_a_target_the_script_defines_again_is_wrapped_again(tmp_path: Path) -> N
         assert [name for name, _ in spans_named(receiver, 3)] == ["execute_tool work"] * 3
 
 
+def test_a_target_the_script_decorates_itself_or_unbinds_is_not_wrapped_again(tmp_path: Path) -> None:
+    """``work = retry(work)`` (the script's own ``functools.wraps`` decorator around the wrapper) was taken for a new
+    definition and wrapped again, each call recording two spans; ``work = None`` after the calls was tried as a
+    target and reported as one that cannot be wrapped."""
+    (tmp_path / "own.py").write_text(
+        "import functools\n\ndef retry(fn):\n    @functools.wraps(fn)\n    def again(*args):\n"
+        "        return fn(*args)\n    return again\n\n"
+        "def work(x):\n    return x\n\nwork = retry(work)\nprint(work(1))\n"
+        "late = functools.partial(work, 2)\nwork = late\nprint(work())\nwork = None\n")
+    (tmp_path / "main.toml").write_text('[[tool]]\ntarget = "__main__:work"\n')
+    driver = SPANS_IN_MEMORY + RUN_WHOLE_DRIVER + "print([span.name for span in exporter.get_finished_spans()], " \
+                                                   "sorted(patching.entry_errors()))\n"
+    result = subprocess.run([sys.executable, "-c", driver, "own.py"], cwd=tmp_path, env=environment(None),
+                            capture_output=True, text=True, timeout=60)
+    # one span a call, and no error
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0, "1\n2\n['execute_tool work', 'execute_tool work'] []\n", "")
+
+
+SPANS_IN_MEMORY = """
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+"""
+
+
 RUN_WHOLE_DRIVER = """
 import logging, sys
 logging.basicConfig(format="%(message)s")  # (agent-otel's logger has only a NullHandler: the program's to show)

@@ -120,16 +120,28 @@ def _deltas(before: dict[str, float], after: dict[str, float]) -> dict[str, floa
     for name in after.keys() & before.keys():
         delta = after[name] - before[name]
         if math.isfinite(delta):
-            deltas[name] = delta
+            deltas[name] = _without_noise(delta, max(abs(after[name]), abs(before[name])))
         else:
             report_error("evolution.kpi_delta", OverflowError("a KPI's change is beyond a float"))
     return deltas
 
 
+def _without_noise(value: float, scale: float) -> float:
+    """``value``, computed from numbers of magnitude up to ``scale``, to the 15 significant digits a float holds of
+    ``scale``: 0.11 - 0.10 is 0.009999999999999995 in binary floats, which the improvement histogram counted below
+    0.01 (its bounds sit just below each step) and the no-progress alert took for no step; it is 0.01."""
+    if value == 0.0 or scale == 0.0 or not math.isfinite(scale):
+        return value
+    return round(value, 14 - math.floor(math.log10(scale)))
+
+
 def _mean(values: Collection[float]) -> float:
-    """The mean of finite ``values``, finite even where their sum is not (two KPIs rising by 1e308)."""
+    """The mean of finite ``values``, finite even where their sum is not (two KPIs rising by 1e308), without the
+    float noise of the sum (see _without_noise)."""
     mean = sum(values) / len(values)
-    return mean if math.isfinite(mean) else sum(value / len(values) for value in values)
+    if not math.isfinite(mean):
+        mean = sum(value / len(values) for value in values)
+    return _without_noise(mean, max(abs(value) for value in values))
 
 
 #: The evolution run in progress, for ``[[rollback]]`` targets called during it.
@@ -205,6 +217,9 @@ class EvolutionInvocation(Invocation):
         deltas = _kpis(reported, "evolution.improvements") if reported is not None else _deltas(before, after)
         primary = handler.options.get("kpi")
         improvement = deltas.get(primary) if primary is not None else _mean(deltas.values()) if deltas else None
+        if improvement is None and primary is not None and deltas:  # (a misspelt kpi= turned the improvement metrics
+            # and the no-progress alert off, in silence)
+            report_error("evolution.kpi", LookupError("the run's KPI changes name none as its kpi option does"))
 
         rt = _instruments._runtime or runtime()  # runtime() without its call, once it is built
         ctx = self.context

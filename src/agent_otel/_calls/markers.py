@@ -97,6 +97,9 @@ class RollbackHandler(MarkerHandler):
         if run is None:
             report_error("rollback.outside_run", LookupError("a rollback target ran outside an evolution run"))
             return
+        if getattr(run, "ended", False):  # a task the run started, still running after it returned: recorded already
+            report_error("rollback.outside_run", LookupError("a rollback target ran after its evolution run ended"))
+            return
         run.rolled_back = True  # type: ignore[attr-defined]
         version = text_value(self.option("version", call), "rollback.version")
         if version is not None:

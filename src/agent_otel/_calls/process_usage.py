@@ -26,12 +26,13 @@ _process = psutil.Process()
 
 def _own_process() -> None:
     """A forked child measures itself: the ``psutil.Process`` made at import kept its parent's pid, and a child's
-    call reported the parent's memory. The parent's sampling thread is not the child's: the child's next run starts
-    its own (a run in flight at the fork reads its memory when it ends)."""
+    call reported the parent's memory. The parent's sampling thread and runs are not the child's (a run in flight at
+    the fork is its parent's to record): the child's next run starts a thread of its own, which its last run ends."""
     global _process
     _process = psutil.Process()
-    _active.lock = threading.Lock()
+    _active.lock = threading.RLock()
     _active.thread = None
+    _active.samplers = set()
 
 
 if hasattr(os, "register_at_fork"):
@@ -70,27 +71,47 @@ def _cpu_time() -> float:
 
 
 class _ActiveRuns:
-    """The samplers of the runs active now, and the one thread that reads the memory for all of them."""
+    """The samplers of the runs active now, and the one thread that reads the memory for all of them.
+
+    The thread never takes the lock: a garbage collection can run in any thread that allocates, and a sampled
+    generator the program dropped in a cycle then ends its run there (``remove``). With the thread holding the lock
+    while it allocated, such a run ending in the thread waited for the lock the thread held, and every later sampled
+    run for it. The lock is re-entrant for the same reason in ``add`` and ``remove``, and the set is read as a
+    snapshot, retried if a run ended meanwhile."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.samplers: set[ResourceSampler] = set()
         # the running thread and the event that ends it: each thread has its own, so that one ending as the last
         # run stops is never told to go on by a run that starts meanwhile (that run starts a thread of its own)
         self.thread: tuple[OwnThread, threading.Event] | None = None
 
     def add(self, sampler: ResourceSampler) -> None:
+        """Takes ``sampler`` in (before any thread starts: a run ending meanwhile does not find the set empty); its
+        first reading is the runs' already active too (as its last: see remove)."""
         with self.lock:
-            if self.thread is None:  # (raises at the interpreter's exit, before the sampler is kept)
-                stopped = threading.Event()
-                self.thread = (start_thread(lambda: self._sample_until(stopped), _THREAD_NAME), stopped)
+            for active in _snapshot(self.samplers):
+                active.note(sampler.peak_so_far)
             self.samplers.add(sampler)
+            if self.thread is None:
+                stopped = threading.Event()
+                try:
+                    self.thread = (start_thread(lambda: self._sample_until(stopped), _THREAD_NAME), stopped)
+                except RuntimeError:  # the interpreter's exit: no thread, and the sampler is not kept
+                    self.samplers.discard(sampler)
+                    raise
 
-    def remove(self, sampler: ResourceSampler) -> None:
-        """Takes ``sampler`` out; the last one out ends the thread and waits for it (it is waiting on its event, so
-        it ends at once), so that no thread of ours outlives the runs that asked for one."""
+    def remove(self, sampler: ResourceSampler, rss: int | None) -> None:
+        """Takes ``sampler`` out, with its last reading ``rss``, which the runs still active get too (a nested run's
+        peak is its enclosing run's as well: the inner run's final reading made it read higher than the outer one).
+        The last one out ends the thread and waits for it (it is waiting on its event and takes no lock, so it ends
+        at once), so that no thread of ours outlives the runs that asked for one."""
         with self.lock:
             self.samplers.discard(sampler)
+            if rss is not None:
+                sampler.note(rss)
+                for active in _snapshot(self.samplers):
+                    active.note(rss)
             ending = self.thread if not self.samplers else None
             if ending is not None:
                 self.thread = None
@@ -102,15 +123,24 @@ class _ActiveRuns:
 
     def _sample_until(self, stopped: threading.Event) -> None:
         while True:
-            with self.lock:
-                interval = min((sampler.interval_s for sampler in self.samplers), default=_INTERVAL_S)
+            # (at most the default: a run asking for readings more often may start while the thread waits)
+            interval = min((sampler.interval_s for sampler in _snapshot(self.samplers)), default=_INTERVAL_S)
+            interval = min(interval, _INTERVAL_S)
             if stopped.wait(interval):
                 return
+            reading = _snapshot(self.samplers)  # the runs active before the reading: not one that starts after it
             rss = _rss()
             if rss is not None:
-                with self.lock:
-                    for sampler in self.samplers:
-                        sampler.note(rss)
+                for sampler in reading:
+                    sampler.note(rss)
+
+
+def _snapshot(samplers: set[ResourceSampler]) -> tuple[ResourceSampler, ...]:
+    while True:
+        try:
+            return tuple(samplers)
+        except RuntimeError:  # a run ended while it was read (a collection its copy started): read it again
+            continue
 
 
 _THREAD_NAME = "agent-otel-resource-sampler"
@@ -147,10 +177,7 @@ class ResourceSampler:
     def stop(self) -> ResourceUsage:
         if self._usage is None:
             self._running = False
-            _active.remove(self)
-            rss = _rss()
-            if rss is not None:
-                self.note(rss)
+            _active.remove(self, _rss())
             self._usage = ResourceUsage(self._peak, max(0.0, _cpu_time() - self._start_cpu),
                                         time.perf_counter() - self._start_wall)
         return self._usage

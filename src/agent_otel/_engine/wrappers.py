@@ -162,6 +162,11 @@ class Invocation:
             report_error(self.stage + ".chunk", exc)
 
     @property
+    def ended(self) -> bool:
+        """Whether the call was recorded (what is noted on it since is lost)."""
+        return self._ended
+
+    @property
     def time_to_first_chunk_s(self) -> float | None:
         if self.first_chunk_ns is None:
             return None
@@ -2228,7 +2233,7 @@ class _Decorated(Wrapper):
     def __set_name__(self, owner: type, name: str) -> None:
         target = wrapped_of(self)
         if reads_as_itself(target, owner):
-            cast(Any, self)._self_handler.method = True  # set by instrument()
+            cast(Any, self)._self_handler.method = binds_as_a_method(target, owner)  # set by instrument()
             self._self_reads_as_itself = FROM_CLASS
         elif isinstance(target, staticmethod):
             self.read_as_static_function()
@@ -2323,6 +2328,23 @@ def proxy_of(handler: Handler, func: object, decorated: bool = False) -> Wrapper
     _FunctionWrapperBase.__init__(made, func, None, wrapper, None, "builtin")
     made._self_binds = (func, wrapper)  # what it binds (see _CallsDirectly.__get__); wrapt keeps _self_* on the proxy
     return made
+
+
+def binds_as_a_method(target: object, owner: type) -> bool:
+    """Whether a callable that reads from class ``owner`` as itself (:func:`reads_as_itself`) binds the instance it is
+    read from, as a function does (an ``lru_cache``): its calls through the class then have that object first
+    (``Class.method(obj, ...)``). One whose ``__get__`` gives itself from an instance too passes none: its first
+    argument is no object (it was read as one, and an ``args`` path found nothing)."""
+    if type(target) is types.FunctionType:
+        return True
+    try:
+        return bool(cast(Any, type(target)).__get__(target, _AN_INSTANCE, owner) is not target)
+    except Exception:
+        return True  # as a function would
+
+
+#: An object a descriptor is read from, to see whether it binds (see :func:`binds_as_a_method`).
+_AN_INSTANCE = object()
 
 
 def reads_as_itself(target: object, owner: type) -> bool:

@@ -69,20 +69,41 @@ def _wraps(spec: TargetSpec, config: Config, raw: object, owner: type | ModuleTy
     except ConfigurationError as exc:
         raise TargetError(f"cannot wrap {label}: {exc}") from None
     if isinstance(owner, type) and type(owner).__setattr__ is not type.__setattr__:
-        _settable(owner, attr, raw, label)
+        _settable(owner, attr, label)
 
 
-def _settable(owner: type, attr: str, raw: object, label: str) -> None:
-    """A class whose metaclass has a ``__setattr__`` of its own may refuse the wrapper (a frozen class): `run` only
-    logs that, so set the value it holds (or inherits) on it here, in this process, as `run` would set the wrapper."""
-    own = attr in owner.__dict__
+def _settable(owner: type, attr: str, label: str) -> None:
+    """A class whose metaclass has a ``__setattr__`` of its own may refuse the wrapper (a frozen class), or ignore it:
+    `run` only logs the one, and wraps nothing for the other. So set a stand-in on it here, in this process, as `run`
+    would set the wrapper, and put back what was there."""
+    original = owner.__dict__.get(attr, _ABSENT)
+    stand_in = _StandIn()
     try:
-        setattr(owner, attr, owner.__dict__[attr] if own else raw)
+        setattr(owner, attr, stand_in)
     except Exception as exc:
         raise TargetError(f"cannot wrap {label}: its class refuses the attribute to be set, as agent-otel run "
                           f"would set it ({type(exc).__name__}: {exc})") from None
-    if not own:
-        type.__delattr__(owner, attr)
+    kept = owner.__dict__.get(attr, _ABSENT) is stand_in
+    try:  # (check's own process: what is left there is not the program's)
+        if original is not _ABSENT:
+            type.__setattr__(owner, attr, original)
+        elif kept:
+            type.__delattr__(owner, attr)
+    except Exception:
+        pass
+    if not kept:
+        raise TargetError(f"cannot wrap {label}: its class does not keep the attribute set on it (its metaclass's "
+                          "__setattr__), so agent-otel run cannot put its wrapper there")
+
+
+_ABSENT = object()
+
+
+class _StandIn:
+    """What check sets where `run` would set a wrapper (callable, as the wrapper is): the class keeps it, or not."""
+
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        """Never called."""
 
 
 #: The callables the targets checked so far name, by identity (a script's, by its qualified name) and the class whose

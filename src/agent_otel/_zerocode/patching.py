@@ -63,6 +63,7 @@ from agent_otel._engine.wrappers import (
     Kwargs,
     Wrapper,
     WrapperFunction,
+    binds_as_a_method,
     call_timing,
     handler_of,
     is_wrapper,
@@ -394,7 +395,8 @@ def _configured_handler(entry: _Entry, raw: Any, owner: Owner, attr: str,
     spec = entry.spec
     label = (f"{owner.__module__}.{owner.__qualname__}.{attr}" if isinstance(owner, type)
              else f"{spec.module}.{named or attr}")
-    method = isinstance(owner, type) and (isinstance(raw, FunctionType) or reads_as_itself(raw, owner))
+    method = isinstance(owner, type) and (isinstance(raw, FunctionType) or (
+        reads_as_itself(raw, owner) and binds_as_a_method(raw, owner)))
     refuse_self_without_object(spec, raw, owner, label)
     handler = build_handler(spec, entry.config, raw, owner, named or attr, label)
     return _ConfiguredHandler(handler, entry, method, scope)

@@ -236,10 +236,33 @@ def _held(namespace: dict[str, object], spec: TargetSpec) -> object:
 
 
 def _rebound(spec: TargetSpec, held: object) -> bool:
-    """Whether the script bound the target's name again, to a callable no wrapper holds (a second ``def work``): the
-    calls after it went unrecorded, as only the first definition was wrapped. An imported module's last binding is
-    the one wrapped, once its import completes; a script's each, as it runs."""
-    return not spec.instance_attribute and not wrappers.is_wrapper(inspect.getattr_static(held, "__func__", held))
+    """Whether the script bound the target's name again, to a callable that holds no wrapper of ours (a second ``def
+    work``): the calls after it went unrecorded, as only the first definition was wrapped. An imported module's last
+    binding is the one wrapped, once its import completes; a script's each, as it runs. Not the script's own
+    decorator around the wrapper (``work = retry(work)``, ``functools.partial(work, ...)``: wrapped again, each
+    call recorded twice), nor a value that is no callable (``work = None``)."""
+    if spec.instance_attribute or not (callable(held) or isinstance(held, staticmethod | classmethod)):
+        return False
+    seen: set[int] = set()
+    found: object = held
+    while found is not None and id(found) not in seen and len(seen) < _CHAIN_LIMIT:
+        seen.add(id(found))
+        if wrappers.is_wrapper(found):
+            return False
+        try:  # what a partial, a static or class method object or a decorator (``functools.wraps``) holds
+            if isinstance(found, functools.partial):
+                found = found.func
+            elif isinstance(found, staticmethod | classmethod):
+                found = found.__func__
+            else:
+                found = getattr(found, "__wrapped__", None)
+        except Exception:  # the program's object failing to say: nothing more to follow
+            return True
+    return True
+
+
+#: How far a chain of decorators is followed looking for a wrapper of ours.
+_CHAIN_LIMIT = 64
 
 
 _MISSING = object()

@@ -183,8 +183,11 @@ def class_refusal(qualname: str, methods: list[str]) -> str:
 def _what_it_calls(descriptor: object, qualname: str) -> str:
     """A hint for a descriptor that is no callable (``functools.partialmethod``, ``singledispatchmethod``,
     ``cached_property``): the function it runs, to target instead when it has a name of its own, else to decorate."""
-    runs = getattr(descriptor, "func", None) or getattr(descriptor, "fget", None)
-    name = getattr(runs, "__qualname__", None)
+    try:  # (the program's object: a lazy proxy's __getattr__ may raise anything)
+        runs = getattr(descriptor, "func", None) or getattr(descriptor, "fget", None)
+        name = getattr(runs, "__qualname__", None)
+    except Exception:
+        return ""
     if not isinstance(name, str):
         return ""
     if name.rpartition(".")[2] != qualname.rpartition(".")[2]:

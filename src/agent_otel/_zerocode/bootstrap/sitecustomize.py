@@ -16,10 +16,12 @@ them (no f-string, no annotation), instruments the interpreters agent-otel suppo
 def _agent_otel_bootstrap():  # type: () -> None
     # Imports inside the functions: this module is the process's `sitecustomize`, so its namespace
     # stays empty, and a missing agent_otel (another interpreter) is skipped, not an error.
+    start = _start_agent_otel  # held here: Python 2 runs the shadowed one in this module, whose names it replaces
+    # (and sets to None when it raises)
     try:
         _run_shadowed()
     finally:  # (an error of the shadowed one is still python's to print, as "Error in sitecustomize")
-        _start_agent_otel()
+        start()
 
 
 def _start_agent_otel():  # type: () -> None
