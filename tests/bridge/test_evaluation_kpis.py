@@ -186,3 +186,30 @@ def test_a_full_baseline_table_drops_its_least_recently_scored_pair_not_the_new_
         "evolution.kpi.delta.relevance": 0.2})
     assert sum(p.value for p in points(otel, semconv.INSTRUMENTATION_ERRORS.name)
                if p.attributes[semconv.INSTRUMENTATION_STAGE] == "evaluation.baseline") == 1
+
+
+def test_a_score_recorded_after_its_run_ended_is_the_next_runs_before(otel: Any) -> None:
+    """An online evaluation finishing after the run returned (a task the run started): it went into the finished
+    run's window, which no one reads again, and was neither that run's "after" nor the next run's "before"."""
+    late: list[threading.Thread] = []
+    finish = threading.Event()
+
+    @agent_otel.evolution("writer", kpi="relevance", evaluations=["relevance"], sample_resources=False)
+    def evolve(score: float) -> dict[str, Any]:
+        agent_otel.record_evaluation("relevance", score)
+        if not late:
+            def evaluate_later() -> None:
+                finish.wait(10)
+                agent_otel.record_evaluation("relevance", 0.9)
+
+            late.append(threading.Thread(target=evaluate_later))  # started in the run: its context goes with it
+            late[0].start()
+        return {}
+
+    evolve(0.5)
+    finish.set()
+    late[0].join()
+    evolve(0.6)
+    assert kpis_on(otel, "evolve writer") == pytest.approx({
+        "evolution.kpi.before.relevance": 0.9, "evolution.kpi.after.relevance": 0.6,
+        "evolution.kpi.delta.relevance": -0.3})

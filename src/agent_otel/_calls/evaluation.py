@@ -48,11 +48,15 @@ class ScoreWindow:
         self.enclosing = enclosing
         self._means = {name: _Mean() for name in self.names}
         self._lock = threading.Lock()
+        #: Set once the run was recorded: a score recorded since (a task the run started, an online evaluation
+        #: finishing after it returned) goes to the next run out, or to the agent's baseline, not to a window no
+        #: one reads again.
+        self.closed = False
 
     def add(self, name: str, score: float) -> bool:
-        """Count ``score`` if the run asked for ``name``; whether it did."""
+        """Count ``score`` if the run asked for ``name`` and is still open; whether it did."""
         mean = self._means.get(name)
-        if mean is None:
+        if mean is None or self.closed:
             return False
         with self._lock:
             mean.add(score)

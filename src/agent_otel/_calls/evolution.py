@@ -189,6 +189,7 @@ class EvolutionInvocation(Invocation):
         after = _kpis(read, "evolution.kpis_after") if read is not None else {}
         if self.scores is not None:  # evaluation KPIs; what the run reports wins
             window, baseline = self.scores
+            window.closed = True
             before, after = {**baseline, **before}, {**window.means(), **after}
         read = found.get("rollback")
         rolled_back = self.rolled_back or (read is not None and bool(coerce_bool(read, "evolution.rollback")))
