@@ -1389,6 +1389,41 @@ def test_calls_still_open_at_exit_end_closed_and_are_exported(receiver: OtlpHttp
     assert "already shutdown" not in child.stderr
 
 
+def test_an_evolution_run_the_exit_cut_off_is_failed_and_one_its_engine_stopped_reading_is_not(
+        receiver: OtlpHttpReceiver) -> None:
+    """A run on a daemon thread, still running when the program exited, ended closed and counted as ``succeeded``: the
+    Evolution dashboard's success ratio counted runs that never finished. A generator run its engine stopped reading
+    after a candidate still counts as it reports (succeeded)."""
+    child = run_child("""
+        import threading
+        import agent_otel
+
+        agent_otel.configure(service_name="cut-off")
+
+        @agent_otel.evolution("background", sample_resources=False)
+        def evolve(started, never):
+            started.set()
+            never.wait()
+
+        @agent_otel.evolution("candidates", sample_resources=False)
+        def candidates():
+            yield "first"
+            yield "second"
+
+        kept = candidates()
+        next(kept)  # its engine took the first candidate and stopped there
+        started, never = threading.Event(), threading.Event()
+        threading.Thread(target=evolve, args=(started, never), daemon=True).start()
+        started.wait(30)
+    """, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL=receiver.protocol,
+        OTEL_METRICS_EXPORTER="none")
+    assert child.returncode == 0, child.stderr
+    wait_until(lambda: len(receiver.spans()) >= 2, "the two runs' spans", timeout_s=DEADLINE_S)
+    statuses = {span.name: {a.key: a.value.string_value for a in span.attributes}[semconv.EVOLUTION_STATUS]
+                for span in receiver.spans()}
+    assert statuses == {"evolve background": "failed", "evolve candidates": "succeeded"}
+
+
 def test_decorated_generators_closed_in_reference_cycles_leave_the_programs_context_whole() -> None:
     """A decorated generator dropped half-read in a reference cycle is closed by the garbage collector, and ours set
     and reset the OpenTelemetry context around the program's close there: on CPython 3.11 the program's next

@@ -203,7 +203,9 @@ class EvolutionInvocation(Invocation):
             status = semconv.EvolutionStatus.FAILED
         elif rolled_back:
             status = semconv.EvolutionStatus.ROLLED_BACK
-        elif success is False:
+        elif success is False or (success is None and how is End.CLOSED and self.first_chunk_ns is None):
+            # (closed before it gave anything: not a generator run its engine stopped reading, which counts as it
+            # reports, but one the process's exit cut off, a run on a daemon thread, which did not succeed)
             status = semconv.EvolutionStatus.FAILED
         else:
             status = semconv.EvolutionStatus.SUCCEEDED
