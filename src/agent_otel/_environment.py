@@ -34,6 +34,9 @@ AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS = "AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS"
 AGENT_OTEL_SPAN_BRIDGE = "AGENT_OTEL_SPAN_BRIDGE"
 #: Set to ``1`` by ``agent-otel run`` for the processes it starts (not a user knob).
 AGENT_OTEL_LAUNCHER = "AGENT_OTEL_LAUNCHER"
+#: The file ``agent-otel run`` found (or was given with ``--config``) and named in ``AGENT_OTEL_CONFIG`` for the
+#: processes it starts (not a user knob): an ``agent-otel run`` among them, in another project, finds its own.
+AGENT_OTEL_CONFIG_FOUND = "AGENT_OTEL_CONFIG_FOUND"
 #: The process id ``agent-otel run`` execs the program in (not a user knob): a Python started there that cannot
 #: import agent-otel (another interpreter) says so once; the other processes the program starts stay silent.
 AGENT_OTEL_PROGRAM_PID = "AGENT_OTEL_PROGRAM_PID"

@@ -244,6 +244,24 @@ def test_death_by_signal_is_kept_after_telemetry_is_flushed(project: Path, code:
         assert [span.name for span in wait_for_spans(receiver, 1)] == ["execute_tool work"]
 
 
+def test_an_agent_otel_run_started_under_another_in_another_project_uses_its_own_configuration(
+        project: Path) -> None:
+    """A program under `agent-otel run` (an AI-fix coordinator) runs another project's with `agent-otel run`: the inner
+    launcher took the outer's configuration from ``AGENT_OTEL_CONFIG`` (its targets, not its own, and an error for each
+    it could not find), and recorded none of its own project's calls."""
+    inner = project / "inner"
+    inner.mkdir()
+    (inner / "innermod.py").write_text("def work(n):\n    return n + 1\n")
+    (inner / "agent-otel.toml").write_text('[[agent]]\ntarget = "innermod:work"\nname = "inner"\n')
+    code = (f"import subprocess, sys; r = subprocess.run([{AGENT_OTEL!r}, 'run', '--', sys.executable, '-c', "
+            "'import innermod; print(innermod.work(1))'], cwd='inner', capture_output=True, text=True); "
+            "print(r.returncode, r.stdout.strip(), repr(r.stderr))")
+    with OtlpHttpReceiver() as receiver:
+        result = run(project, sys.executable, "-c", code, receiver=receiver)
+        assert (result.returncode, result.stdout, result.stderr) == (0, "0 2 ''\n", "")
+        assert [span.name for span in wait_for_spans(receiver, 1)] == ["invoke_agent inner"]
+
+
 CHILD_OF_THE_PROGRAM = """import subprocess, sys
 child = subprocess.run([sys.executable, "-c", "import toolmod; print(toolmod.work(2))"], capture_output=True, text=True)
 print(child.returncode, child.stdout.strip(), repr(child.stderr))

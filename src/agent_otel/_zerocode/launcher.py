@@ -29,6 +29,7 @@ from agent_otel._engine.instruments import enabled_from_env
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._environment import (
     AGENT_OTEL_CONFIG,
+    AGENT_OTEL_CONFIG_FOUND,
     AGENT_OTEL_LAUNCHER,
     AGENT_OTEL_PROGRAM_MAIN,
     AGENT_OTEL_PROGRAM_PID,
@@ -204,15 +205,32 @@ def bootstrap_dir() -> Path:
     return Path(__file__).with_name("bootstrap")
 
 
-def _child_environment(config_file: Path | None) -> None:
-    """What Python processes started by the program need to instrument themselves."""
+def _child_environment(config_file: Path | None, users: bool) -> None:
+    """What Python processes started by the program need to instrument themselves: the launcher's configuration
+    (``users``: the one the user's own ``AGENT_OTEL_CONFIG`` names, theirs for every launcher below too), or none (not
+    one an outer launcher named: see :func:`_outer_launchers_config`)."""
     os.environ[AGENT_OTEL_LAUNCHER] = "1"
     if config_file is not None:
         os.environ[AGENT_OTEL_CONFIG] = str(config_file.resolve())
+        if users:
+            os.environ.pop(AGENT_OTEL_CONFIG_FOUND, None)
+        else:
+            os.environ[AGENT_OTEL_CONFIG_FOUND] = os.environ[AGENT_OTEL_CONFIG]
+    elif _outer_launchers_config():
+        del os.environ[AGENT_OTEL_CONFIG], os.environ[AGENT_OTEL_CONFIG_FOUND]
     folder = str(bootstrap_dir())
     existing = os.environ.get("PYTHONPATH")  # an empty entry in it is the working directory: kept
     paths = [p for p in existing.split(os.pathsep) if p != folder] if existing else []
     os.environ["PYTHONPATH"] = os.pathsep.join([folder, *paths])
+
+
+def _outer_launchers_config() -> bool:
+    """Whether ``AGENT_OTEL_CONFIG`` names the file an outer ``agent-otel run`` found for its processes, this one among
+    them (a program under it runs another project's with ``agent-otel run``), rather than the user's: that launcher's
+    configuration (its targets, its service name) is not this program's, which was instrumented with it, counted an
+    error for each of its targets it could not find, and recorded none of its own."""
+    named = os.environ.get(AGENT_OTEL_CONFIG, "").strip()
+    return bool(named) and os.environ.get(AGENT_OTEL_CONFIG_FOUND) == named
 
 
 _flushed = False
@@ -315,8 +333,9 @@ def threading_is_main() -> bool:
 
 
 def bootstrap_child() -> None:
-    """Called by the generated sitecustomize in every Python process under ``agent-otel run``."""
-    if os.environ.get(AGENT_OTEL_LAUNCHER) != "1":
+    """Called by the generated sitecustomize in every Python process under ``agent-otel run``; not in one that is
+    itself ``agent-otel run``, which sets itself up with the configuration it finds."""
+    if os.environ.get(AGENT_OTEL_LAUNCHER) != "1" or _is_a_launcher():
         return
     try:
         # the launcher's configuration, named in AGENT_OTEL_CONFIG; none when it found none (not a file in the child's
@@ -324,6 +343,18 @@ def bootstrap_child() -> None:
         _start_telemetry(load_config() if os.environ.get(AGENT_OTEL_CONFIG, "").strip() else None, child=True)
     except Exception as exc:
         _say(f"agent-otel: telemetry is off in this process ({exc})")
+
+
+def _is_a_launcher() -> bool:
+    """Whether this process is ``agent-otel run`` (its console script, or ``python -m agent_otel run``), as its
+    command line says when its ``sitecustomize`` runs."""
+    argv = sys.argv
+    if len(argv) < 2 or argv[1] != "run":
+        return False
+    if os.path.basename(argv[0]) == "agent-otel":
+        return True
+    original = list(getattr(sys, "orig_argv", ()))
+    return argv[0] == "-m" and any(original[i:i + 2] == ["-m", "agent_otel"] for i in range(len(original) - 1))
 
 
 def _program(plan: Plan) -> programs.Program:
@@ -567,15 +598,18 @@ def run_launcher(args: argparse.Namespace) -> int:
     plan = plan_for(command)
     if plan.how == "again":
         return _again_with_run_options(plan, args.config)
+    outer = _outer_launchers_config()
+    users = not args.config and not outer and bool(os.environ.get(AGENT_OTEL_CONFIG, "").strip())
     try:
-        config_file = Path(args.config) if args.config else find_config()
+        config_file = Path(args.config) if args.config else find_config(
+            environ={k: v for k, v in os.environ.items() if k != AGENT_OTEL_CONFIG} if outer else None)
         config = load_file(config_file) if config_file is not None else None
     except ConfigurationError as exc:
         _say(f"agent-otel: {exc}")
         return 2
     if config is None:
         _say(f"agent-otel: {_NO_CONFIGURATION}; running with SDK setup only")
-    _child_environment(config_file)
+    _child_environment(config_file, users)
     if plan.how == "exec":
         os.environ[AGENT_OTEL_PROGRAM_PID] = str(os.getpid())  # exec keeps the pid
         # the program keeps the host's service.instance.id; the Python processes it starts get theirs
