@@ -17,6 +17,7 @@ from opentelemetry import trace
 import agent_otel
 from agent_otel import semconv
 from agent_otel._context.carriers import instrument_http_headers, uninstrument_http_headers
+from agent_otel._context.job import BAGGAGE_KEY
 from tests.support.environment import CLEAN_ENV
 from tests.support.loopback import LoopbackServer, QuietHandler
 from tests.support.paths import ROOT
@@ -98,6 +99,61 @@ def test_a_request_span_started_in_its_callers_extracted_context_passes_the_call
     assert ids == {"invoke_workflow caller": ids["invoke_workflow caller"], "tools/call greet": "job-42",
                    "execute_tool greet": "job-42", "GET /profile": "job-42", "GET /audit": "job-42",
                    "GET /after": None}
+
+
+def test_a_server_started_in_its_parents_job_passes_each_requests_job_on(otel: Any,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """MCP probe: a stdio server started inside a job (``BAGGAGE`` in its environment, which ``configure()`` attaches)
+    kept that job for every request: its own baggage won over the job each request carried, so the tool's span and
+    ``current_job_id()`` named the parent's job while MCP's request span named the caller's. The baggage the process
+    started in is older than any request; baggage the program sets itself still wins (see the next test)."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import propagate
+
+    from agent_otel._context import stamping
+
+    started_in = propagate.extract({"baggage": f"{semconv.BAGGAGE_JOB_ID}=job-outer"})  # what configure() attaches
+    monkeypatch.setattr(stamping, "startup_baggage", started_in.get(BAGGAGE_KEY))
+    server = otel.tracer_provider.get_tracer("mcp-python-sdk")
+    library = otel.tracer_provider.get_tracer("opentelemetry.instrumentation.httpx")
+
+    @agent_otel.tool("which_job")
+    def which_job() -> str | None:
+        return agent_otel.current_job_id()
+
+    seen = []
+    token = otel_context.attach(started_in)
+    try:
+        for job_id in ("job-A", "job-B"):
+            with agent_otel.job(job_id, type="task"):
+                carrier: dict[str, str] = {}
+                agent_otel.inject(carrier)
+            with server.start_as_current_span(f"tools/call {job_id}", context=propagate.extract(carrier)):
+                seen.append(which_job())
+                with library.start_as_current_span(f"GET {job_id}"):
+                    pass
+        with library.start_as_current_span("GET outside"):  # no request: the job it started in
+            pass
+    finally:
+        otel_context.detach(token)
+    assert seen == ["job-A", "job-B"]
+    ids = [(span.name, (span.attributes or {}).get(semconv.JOB_ID)) for span in otel.spans()
+           if not span.name.startswith("invoke_workflow")]  # in the order they ended
+    assert ids == [("execute_tool which_job", "job-A"), ("GET job-A", "job-A"), ("tools/call job-A", "job-A"),
+                   ("execute_tool which_job", "job-B"), ("GET job-B", "job-B"), ("tools/call job-B", "job-B"),
+                   ("GET outside", "job-outer")]
+
+
+def test_configure_keeps_the_baggage_the_process_started_in() -> None:
+    """What the test above takes as the process's start-up baggage is what ``configure()`` attached from the
+    environment."""
+    code = ("import agent_otel; agent_otel.configure(metrics_exporter='none', traces_exporter='none'); "
+            "from opentelemetry import context; from agent_otel._context import stamping; "
+            "from agent_otel._context.job import BAGGAGE_KEY; "
+            "print(stamping.startup_baggage is context.get_current().get(BAGGAGE_KEY), agent_otel.current_job_id())")
+    child = subprocess.run([sys.executable, "-c", code], env={**CLEAN_ENV, "BAGGAGE": "job.id=job-outer"},
+                           capture_output=True, text=True, timeout=60)
+    assert (child.returncode, child.stdout, child.stderr) == (0, "True job-outer\n", "")
 
 
 def test_what_a_request_span_carries_on_is_its_callers_job_and_conversation_beside_the_programs_baggage(

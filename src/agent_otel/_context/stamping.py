@@ -72,6 +72,10 @@ CARRIED = "_agent_otel_carried"
 #: Whether a span of this process carries ids so: until one does, nothing looks.
 carrying = False
 
+#: The baggage this process started in, its parent's (``BAGGAGE`` in its environment: a server started inside a job,
+#: an MCP stdio server among them), set by ``configure()``: older than any request, whose carried ids win over it.
+startup_baggage: object = None
+
 #: The baggage members that are agent-otel's (the job's and the conversation's): what a span carries on.
 _OURS = (_BAGGAGE_JOB_ID, semconv.BAGGAGE_JOB_TYPE, _BAGGAGE_CONVERSATION_ID)
 
@@ -96,9 +100,10 @@ def _keep(span: Span, carried: dict[str, object]) -> None:
 
 
 def carried_under(ctx: Context) -> dict[str, object] | None:
-    """The baggage ``ctx`` would have with the ids its current span carries (see :data:`CARRIED`): its own members win;
-    None when the span carries none, when ``ctx`` has them all, or when its baggage was cleared (an empty one is the
-    program's). Call only once :data:`carrying` is set."""
+    """The baggage ``ctx`` would have with the ids its current span carries (see :data:`CARRIED`): its own members win,
+    but for the process's start-up baggage (:data:`startup_baggage`); None when the span carries none, when ``ctx`` has
+    them all, or when its baggage was cleared (an empty one is the program's). Call only once :data:`carrying` is
+    set."""
     carried = getattr(ctx.get(SPAN_KEY), CARRIED, None)
     return None if carried is None else _beside(carried, ctx.get(BAGGAGE_KEY))
 
@@ -106,7 +111,11 @@ def carried_under(ctx: Context) -> dict[str, object] | None:
 def _beside(carried: dict[str, object], own: object) -> dict[str, object] | None:
     if own is None:
         return dict(carried)
-    if type(own) is not dict or not own or all(key in own for key in carried):
+    if type(own) is not dict or not own:
+        return None
+    if own is startup_baggage:  # (a stdio server started in its parent's job kept that job for every request's call)
+        return {**own, **carried}
+    if all(key in own for key in carried):
         return None
     return {**carried, **own}
 

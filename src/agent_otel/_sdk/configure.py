@@ -73,6 +73,7 @@ from opentelemetry.util._once import Once
 from agent_otel import semconv
 from agent_otel._bridge.processor import GenAiSpanBridge
 from agent_otel._bridge.sampling import dropping_parts, records_dropped_genai_spans
+from agent_otel._context import stamping as _stamping
 from agent_otel._context.carriers import (
     flush_before_raised_signals,
     flush_on_the_programs_terminate,
@@ -84,6 +85,7 @@ from agent_otel._context.carriers import (
     uninstrument_thread_subclasses,
     unwrap_instrumented_thread_run,
 )
+from agent_otel._context.job import BAGGAGE_KEY
 from agent_otel._context.propagation import context_from_environment
 from agent_otel._engine.exit_signals import deliver, held_over_exit_flush
 from agent_otel._engine.instruments import Runtime, build_runtime, enabled_from_env, forget_runtime
@@ -513,6 +515,7 @@ def configure(
             parent = context_from_environment() if not _fork_child_setup else None
             if parent is not None:  # a parent process handed us its trace and job (TRACEPARENT/BAGGAGE)
                 telemetry.environment_token = otel_context.attach(parent)
+                _stamping.startup_baggage = parent.get(BAGGAGE_KEY)
             if instrument_threads:  # the instrumentors are imported only when switched on
                 from opentelemetry.instrumentation.threading import ThreadingInstrumentor
 

@@ -135,6 +135,8 @@ class AgentOtelSpanProcessor(SpanProcessor):
                 else:
                     stamp_ids(span, ctx, values)
             elif entries := ctx.get(BAGGAGE_KEY):
+                if _stamping.carrying and entries is _stamping.startup_baggage:  # the baggage the process started in,
+                    stamp_carried(span, ctx, values)  # its parent's: a request's carried ids are newer, and win
                 stamp_ids(span, ctx, values)
                 if _stamping.carrying:  # the program's own baggage under a span carrying a caller's job: that job too
                     stamp_carried(span, ctx, values)
