@@ -143,6 +143,10 @@ def test_a_kpi_that_rose_one_step_improved_by_that_step(otel: Any) -> None:
     counted = dict(zip(planner.explicit_bounds, planner.bucket_counts, strict=False))  # each bucket's own count
     assert not any(count for bound, count in counted.items() if bound < 0.01)  # none below 0.01
     assert counted[0.01] == 99 and counted[0.1] == 1
+    # an exact float keeps its exact change, however large (rounding to the KPIs' digits made these 0.0 and 10.0)
+    assert evolve(1e15, 1e15 + 4) == {"kpis_before": {"accuracy": 1e15, "cost": 1.0},
+                                      "kpis_after": {"accuracy": 1e15 + 4, "cost": 1.5}}
+    assert otel.spans()[-1].attributes[semconv.EVOLUTION_IMPROVEMENT] == 4.0
 
 
 def test_a_kpi_option_naming_no_kpi_of_the_run_is_counted(otel: Any) -> None:
@@ -155,6 +159,19 @@ def test_a_kpi_option_naming_no_kpi_of_the_run_is_counted(otel: Any) -> None:
     assert evolve() == {"kpis_before": {"acc": 0.5}, "kpis_after": {"acc": 0.7}}
     assert semconv.EVOLUTION_IMPROVEMENT not in otel.span("evolve planner").attributes
     assert error_count(otel, "evolution.kpi") == 1
+
+
+def test_a_kpi_option_naming_an_evaluation_with_no_before_yet_is_no_error(otel: Any) -> None:
+    """Review: the README's ``kpi="relevance", evaluations=["relevance"]`` with scores recorded inside runs only has
+    an "after" and no "before" on its first run: that is no misspelt name, and was counted as one."""
+    @agent_otel.evolution("writer", kpi="relevance", evaluations=["relevance"], sample_resources=False)
+    def evolve() -> dict[str, Any]:
+        agent_otel.record_evaluation("relevance", 0.8)
+        return {"kpis_before": {"acc": 0.5}, "kpis_after": {"acc": 0.7}}
+
+    evolve()
+    assert otel.span("evolve writer").attributes[semconv.EVOLUTION_KPI_AFTER_PREFIX + "relevance"] == 0.8
+    assert error_count(otel, "evolution.kpi") == 0
 
 
 @pytest.mark.parametrize(("result", "status"), [
@@ -395,6 +412,22 @@ def test_manual_handle(otel: Any, samplers: list[Any]) -> None:
     assert span.attributes[semconv.JOB_ID] == otel.span("invoke_workflow evolve").attributes[semconv.JOB_ID]
     assert dict(point(otel, ATTEMPTS).attributes) == labels("succeeded")
     assert kpi_values(otel) == AFTER
+
+
+def test_a_block_run_in_a_generator_its_consumer_stops_reading_counts_as_it_reports(otel: Any) -> None:
+    """Review: a run closed before it gave anything was taken for one the exit cut off (failed); a block its
+    generator's consumer stopped reading is closed by ``GeneratorExit`` the same way, and counts as it reports."""
+    def candidates() -> Any:
+        with agent_otel.evolution_run("engine") as run:
+            run.set_outcome(kpis_before={"acc": 0.5}, kpis_after={"acc": 0.6})
+            yield "first"
+            yield "second"
+
+    taken = candidates()
+    assert next(taken) == "first"
+    taken.close()
+    assert otel.span("evolve engine").attributes[semconv.EVOLUTION_STATUS] == "succeeded"
+    assert point(otel, ATTEMPTS).attributes[semconv.EVOLUTION_STATUS] == "succeeded"
 
 
 def test_a_manual_run_that_raises_keeps_what_it_reported(otel: Any, samplers: list[Any]) -> None:

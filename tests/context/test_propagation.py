@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import email.message
 import logging
@@ -128,7 +129,9 @@ def test_a_server_started_in_its_parents_job_passes_each_requests_job_on(otel: A
             with agent_otel.job(job_id, type="task"):
                 carrier: dict[str, str] = {}
                 agent_otel.inject(carrier)
-            with server.start_as_current_span(f"tools/call {job_id}", context=propagate.extract(carrier)):
+            with server.start_as_current_span(f"tools/call {job_id}", context=propagate.extract(carrier)), (
+                    agent_otel.conversation("c-1") if job_id == "job-B" else contextlib.nullcontext()):
+                # (baggage the program sets since, a conversation: the request's job stays beside it)
                 seen.append(which_job())
                 with library.start_as_current_span(f"GET {job_id}"):
                     pass

@@ -244,22 +244,37 @@ def test_death_by_signal_is_kept_after_telemetry_is_flushed(project: Path, code:
         assert [span.name for span in wait_for_spans(receiver, 1)] == ["execute_tool work"]
 
 
+@pytest.mark.parametrize("options", [[], ["-u"]])
 def test_an_agent_otel_run_started_under_another_in_another_project_uses_its_own_configuration(
-        project: Path) -> None:
+        project: Path, options: list[str]) -> None:
     """A program under `agent-otel run` (an AI-fix coordinator) runs another project's with `agent-otel run`: the inner
     launcher took the outer's configuration from ``AGENT_OTEL_CONFIG`` (its targets, not its own, and an error for each
-    it could not find), and recorded none of its own project's calls."""
+    it could not find), and recorded none of its own project's calls; with ``python -u`` (the launcher runs itself
+    again) the outer's bootstrap set it up too. `agent-otel check` there checks that project's file. A subfolder of
+    the outer project, with no file of its own, keeps the outer's."""
     inner = project / "inner"
     inner.mkdir()
     (inner / "innermod.py").write_text("def work(n):\n    return n + 1\n")
     (inner / "agent-otel.toml").write_text('[[agent]]\ntarget = "innermod:work"\nname = "inner"\n')
-    code = (f"import subprocess, sys; r = subprocess.run([{AGENT_OTEL!r}, 'run', '--', sys.executable, '-c', "
-            "'import innermod; print(innermod.work(1))'], cwd='inner', capture_output=True, text=True); "
-            "print(r.returncode, r.stdout.strip(), repr(r.stderr))")
+    (project / "agent-otel.toml").write_text('[[tool]]\ntarget = ["toolmod:work", "innermod:work"]\n')
+    (project / "sub").mkdir()
+    code = ("import subprocess, sys\n"
+            "def launch(folder, *command):\n"
+            f"    r = subprocess.run([{AGENT_OTEL!r}, *command], cwd=folder, capture_output=True, text=True)\n"
+            "    out = [line for line in r.stdout.splitlines() if 'resolved' in line] if command[0] == 'check' else "
+            "r.stdout.strip()\n"
+            "    print(r.returncode, out, repr(r.stderr))\n"
+            f"launch('inner', 'run', '--', sys.executable, *{options!r}, '-c', "
+            "'import innermod; print(innermod.work(1))')\n"
+            "launch('inner', 'check')\n"
+            f"launch('sub', 'run', '--', sys.executable, *{options!r}, '-c', "
+            "'import sys; sys.path.insert(0, \\'..\\'); import toolmod; print(toolmod.work(2))')\n")
     with OtlpHttpReceiver() as receiver:
         result = run(project, sys.executable, "-c", code, receiver=receiver)
-        assert (result.returncode, result.stdout, result.stderr) == (0, "0 2 ''\n", "")
-        assert [span.name for span in wait_for_spans(receiver, 1)] == ["invoke_agent inner"]
+        assert (result.returncode, result.stderr) == (0, ""), result.stdout
+        assert result.stdout.splitlines() == [
+            "0 2 ''", f"0 ['{inner / 'agent-otel.toml'}: 1 target, 1 resolved, 0 errors'] ''", "0 4 ''"]
+        assert sorted(span.name for span in wait_for_spans(receiver, 2)) == ["execute_tool work", "invoke_agent inner"]
 
 
 CHILD_OF_THE_PROGRAM = """import subprocess, sys

@@ -56,15 +56,19 @@ class ScoreWindow:
     def add(self, name: str, score: float) -> bool:
         """Count ``score`` if the run asked for ``name`` and is still open; whether it did."""
         mean = self._means.get(name)
-        if mean is None or self.closed:
+        if mean is None:
             return False
         with self._lock:
+            if self.closed:
+                return False
             mean.add(score)
         return True
 
-    def means(self) -> dict[str, float]:
-        """Mean score by evaluation name, of the names that got a score."""
+    def close(self) -> dict[str, float]:
+        """Close the window (the run is being recorded) and give its mean score by evaluation name, of the names that
+        got a score: in one step, so that a score either counts here or goes on (see :attr:`closed`)."""
         with self._lock:
+            self.closed = True
             return {name: mean.total / mean.count for name, mean in self._means.items() if mean.count}
 
 

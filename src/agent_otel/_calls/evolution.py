@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
@@ -47,7 +47,10 @@ from agent_otel._engine import policy as _policies
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy, valid_text
 from agent_otel._engine.self_telemetry import report_error
-from agent_otel._engine.wrappers import End, Invocation, track, untrack
+from agent_otel._engine.wrappers import CUT_OFF_AT_EXIT, End, Invocation, track, untrack
+
+if TYPE_CHECKING:
+    from decimal import Decimal
 
 _BEFORE_FIELDS = ("kpis_before", "pre_kpis", "before")
 _AFTER_FIELDS = ("kpis_after", "post_kpis", "after")
@@ -120,28 +123,28 @@ def _deltas(before: dict[str, float], after: dict[str, float]) -> dict[str, floa
     for name in after.keys() & before.keys():
         delta = after[name] - before[name]
         if math.isfinite(delta):
-            deltas[name] = _without_noise(delta, max(abs(after[name]), abs(before[name])))
+            as_printed = _decimal()
+            deltas[name] = float(as_printed(after[name]) - as_printed(before[name]))
         else:
             report_error("evolution.kpi_delta", OverflowError("a KPI's change is beyond a float"))
     return deltas
 
 
-def _without_noise(value: float, scale: float) -> float:
-    """``value``, computed from numbers of magnitude up to ``scale``, to the 15 significant digits a float holds of
-    ``scale``: 0.11 - 0.10 is 0.009999999999999995 in binary floats, which the improvement histogram counted below
-    0.01 (its bounds sit just below each step) and the no-progress alert took for no step; it is 0.01."""
-    if value == 0.0 or scale == 0.0 or not math.isfinite(scale):
-        return value
-    return round(value, 14 - math.floor(math.log10(scale)))
+def _decimal() -> Callable[[float], Decimal]:
+    """The decimal number a KPI prints as: its changes and their mean are computed on those, as a person reads them.
+    In binary floats 0.11 - 0.10 is 0.009999999999999995, which the improvement histogram counted below 0.01 (its
+    bounds sit just below each step) and the no-progress alert took for no step; it is 0.01. An exact float keeps
+    its exact change (1e15 + 4 - 1e15 is 4)."""
+    from decimal import Decimal  # (only where runs report KPIs: not at every process's start)
+
+    return lambda value: Decimal(repr(float(value)))
 
 
 def _mean(values: Collection[float]) -> float:
-    """The mean of finite ``values``, finite even where their sum is not (two KPIs rising by 1e308), without the
-    float noise of the sum (see _without_noise)."""
-    mean = sum(values) / len(values)
-    if not math.isfinite(mean):
-        mean = sum(value / len(values) for value in values)
-    return _without_noise(mean, max(abs(value) for value in values))
+    """The mean of finite ``values``, on their decimal numbers (see :func:`_decimal`): finite even where their float
+    sum is not (two KPIs rising by 1e308)."""
+    as_printed = _decimal()
+    return float(sum((as_printed(value) for value in values), as_printed(0.0)) / len(values))
 
 
 #: The evolution run in progress, for ``[[rollback]]`` targets called during it.
@@ -189,8 +192,7 @@ class EvolutionInvocation(Invocation):
         after = _kpis(read, "evolution.kpis_after") if read is not None else {}
         if self.scores is not None:  # evaluation KPIs; what the run reports wins
             window, baseline = self.scores
-            window.closed = True
-            before, after = {**baseline, **before}, {**window.means(), **after}
+            before, after = {**baseline, **before}, {**window.close(), **after}
         read = found.get("rollback")
         rolled_back = self.rolled_back or (read is not None and bool(coerce_bool(read, "evolution.rollback")))
         read = found.get("success")
@@ -203,9 +205,10 @@ class EvolutionInvocation(Invocation):
             status = semconv.EvolutionStatus.FAILED
         elif rolled_back:
             status = semconv.EvolutionStatus.ROLLED_BACK
-        elif success is False or (success is None and how is End.CLOSED and self.first_chunk_ns is None):
-            # (closed before it gave anything: not a generator run its engine stopped reading, which counts as it
-            # reports, but one the process's exit cut off, a run on a daemon thread, which did not succeed)
+        elif success is False or (success is None and how is End.CLOSED and self.first_chunk_ns is None
+                                  and self in CUT_OFF_AT_EXIT):
+            # (a run the process's exit cut off before it gave anything, on a daemon thread, did not succeed; a
+            # generator run or a block its engine stopped reading counts as it reports)
             status = semconv.EvolutionStatus.FAILED
         else:
             status = semconv.EvolutionStatus.SUCCEEDED
@@ -220,9 +223,10 @@ class EvolutionInvocation(Invocation):
         deltas = _kpis(reported, "evolution.improvements") if reported is not None else _deltas(before, after)
         primary = handler.options.get("kpi")
         improvement = deltas.get(primary) if primary is not None else _mean(deltas.values()) if deltas else None
-        if improvement is None and primary is not None and deltas:  # (a misspelt kpi= turned the improvement metrics
-            # and the no-progress alert off, in silence)
-            report_error("evolution.kpi", LookupError("the run's KPI changes name none as its kpi option does"))
+        if improvement is None and primary is not None and deltas and primary not in before and primary not in after:
+            # a KPI the run never names, beside others it does (a misspelt kpi= turned the improvement metrics and the
+            # no-progress alert off, in silence); not one with no "before" yet (an evaluation's first run)
+            report_error("evolution.kpi", LookupError("the run's KPIs name none as its kpi option does"))
 
         rt = _instruments._runtime or runtime()  # runtime() without its call, once it is built
         ctx = self.context

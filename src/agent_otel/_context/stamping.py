@@ -73,7 +73,8 @@ CARRIED = "_agent_otel_carried"
 carrying = False
 
 #: The baggage this process started in, its parent's (``BAGGAGE`` in its environment: a server started inside a job,
-#: an MCP stdio server among them), set by ``configure()``: older than any request, whose carried ids win over it.
+#: an MCP stdio server among them), set by ``configure()``: its job and conversation, while the program's baggage
+#: still holds them as they were, are older than any request's, whose carried ids win over them.
 startup_baggage: object = None
 
 #: The baggage members that are agent-otel's (the job's and the conversation's): what a span carries on.
@@ -113,11 +114,17 @@ def _beside(carried: dict[str, object], own: object) -> dict[str, object] | None
         return dict(carried)
     if type(own) is not dict or not own:
         return None
-    if own is startup_baggage:  # (a stdio server started in its parent's job kept that job for every request's call)
-        return {**own, **carried}
+    if type(startup_baggage) is dict:  # members still as the process started (its parent's job and conversation):
+        # older than the request, whatever the program added since (a conversation, a member of its own); a stdio
+        # server started in its parent's job kept that job for every request's call
+        own = {key: value for key, value in own.items()
+               if key not in _OURS or startup_baggage.get(key, _NOT_THERE) != value}
     if all(key in own for key in carried):
         return None
     return {**carried, **own}
+
+
+_NOT_THERE = object()
 
 
 def stamp_carried(span: Span, ctx: Context, attributes: Mapping[str, object]) -> None:

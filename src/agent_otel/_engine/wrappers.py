@@ -298,6 +298,12 @@ class Terminated(BaseException):
     signal, so that ``error.type`` is ``SIGTERM`` (as it is ``KeyboardInterrupt`` for Ctrl-C, which raises)."""
 
 
+#: The invocations the interpreter's exit found running and ended closed (see :func:`end_in_flight`): a kind whose
+#: outcome is more than "it ended" tells them from a consumer's close (an evolution run on a daemon thread did not
+#: succeed).
+CUT_OFF_AT_EXIT: weakref.WeakSet[Invocation] = weakref.WeakSet()
+
+
 def end_in_flight(signum: int | None, timeout_s: float) -> None:
     """End the tracked invocations still running, innermost first, so that a flush next exports them: as
     raising :class:`Terminated` when a signal ends the process (outcome ``error``, ``error.type`` the signal's
@@ -321,6 +327,7 @@ def end_in_flight(signum: int | None, timeout_s: float) -> None:
                 block = getattr(inv, "in_block", None)
                 reported = block[0]._returned(block[1][3]) if block is not None else None
                 if error is None:
+                    CUT_OFF_AT_EXIT.add(inv)
                     inv.end(End.CLOSED, reported)
                 else:
                     inv.end(End.RAISED, reported, error=error)

@@ -135,11 +135,9 @@ class AgentOtelSpanProcessor(SpanProcessor):
                 else:
                     stamp_ids(span, ctx, values)
             elif entries := ctx.get(BAGGAGE_KEY):
-                if _stamping.carrying and entries is _stamping.startup_baggage:  # the baggage the process started in,
-                    stamp_carried(span, ctx, values)  # its parent's: a request's carried ids are newer, and win
+                if _stamping.carrying:  # under a span carrying a caller's ids: those, beside the program's own baggage
+                    stamp_carried(span, ctx, values)  # (which wins, but for what it holds since the process started)
                 stamp_ids(span, ctx, values)
-                if _stamping.carrying:  # the program's own baggage under a span carrying a caller's job: that job too
-                    stamp_carried(span, ctx, values)
                 if parent_context is not None:  # a caller's, extracted: the spans under it carry its ids on, when
                     carry(span, entries, _get_current().get(BAGGAGE_KEY))  # the current context lacks them
             elif _stamping.carrying and getattr(ctx.get(SPAN_KEY), _CARRIED, None) is not None:  # (the look

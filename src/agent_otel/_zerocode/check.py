@@ -24,7 +24,7 @@ from agent_otel._calls.extractors import Path as ExtractorPath
 from agent_otel._calls.options import KINDS, MARKERS, Option, read_at
 from agent_otel._environment import AGENT_OTEL_CONFIG
 from agent_otel._zerocode import instrumentations, queue_tasks
-from agent_otel._zerocode.config import Config, Switches, TargetSpec, find_config, load_file
+from agent_otel._zerocode.config import Config, Switches, TargetSpec, find_command_config, load_file
 from agent_otel._zerocode.patching import (
     _all_subclasses,
     build_handler,
@@ -83,7 +83,7 @@ def _settable(owner: type, attr: str, label: str) -> None:
     except Exception as exc:
         raise TargetError(f"cannot wrap {label}: its class refuses the attribute to be set, as agent-otel run "
                           f"would set it ({type(exc).__name__}: {exc})") from None
-    kept = owner.__dict__.get(attr, _ABSENT) is stand_in
+    kept = owner.__dict__.get(attr, _ABSENT) is not original  # (its own value, made of the stand-in: kept)
     try:  # (check's own process: what is left there is not the program's)
         if original is not _ABSENT:
             type.__setattr__(owner, attr, original)
@@ -221,7 +221,7 @@ def reading_plan(spec: TargetSpec) -> list[str]:
 def run_check(args: argparse.Namespace) -> int:
     script: str | None = getattr(args, "script", None)
     try:
-        file = Path(args.file) if args.file else find_config()
+        file = Path(args.file) if args.file else find_command_config()
         if file is None:
             print(f"agent-otel: no configuration found: pass FILE, set {AGENT_OTEL_CONFIG}, or create agent-otel.toml "
                   "(or [tool.agent-otel] in pyproject.toml) in the current directory", file=sys.stderr)

@@ -47,7 +47,7 @@ from agent_otel._calls.extractors import starts_as_path
 from agent_otel._calls.options import NOT_EXTRACTOR, Accepts, BadValue, Option, Source, extractor_problem, option_value
 from agent_otel._calls.pricing import PRICE_KEYS, PRICE_RANGE, Price, valid_price
 from agent_otel._engine.policy import ContentCapture
-from agent_otel._environment import AGENT_OTEL_CONFIG
+from agent_otel._environment import AGENT_OTEL_CONFIG, AGENT_OTEL_CONFIG_FOUND
 from agent_otel.errors import ConfigurationError
 
 ENV_VAR = AGENT_OTEL_CONFIG
@@ -463,6 +463,25 @@ def load_file(path: str | os.PathLike[str], source: str | None = None) -> Config
 
 #: A ``[tool.agent-otel]`` (or ``[[tool.agent-otel.x]]``) header in a pyproject.toml, also one TOML cannot parse.
 _PYPROJECT_TABLE = re.compile(r"""^\s*\[\[?\s*tool\s*\.\s*(?:agent-otel|"agent-otel"|'agent-otel')\b""", re.M)
+
+
+def outer_launchers_config() -> bool:
+    """Whether ``AGENT_OTEL_CONFIG`` names the file an outer ``agent-otel run`` found for the processes it starts
+    (``AGENT_OTEL_CONFIG_FOUND``), not one the user named: an ``agent-otel`` command among them, in another project,
+    finds that project's own (see :func:`find_command_config`)."""
+    named = os.environ.get(ENV_VAR, "").strip()
+    return bool(named) and os.environ.get(AGENT_OTEL_CONFIG_FOUND) == named
+
+
+def find_command_config() -> Path | None:
+    """The configuration of ``agent-otel run`` or ``check`` started here: :func:`find_config`'s, except that the file
+    an outer launcher found comes after this folder's own (another project's ``agent-otel run``, started by a program
+    under the launcher, used the outer project's targets and recorded none of its own); a folder with none of its own
+    (a subfolder of the outer's project) keeps the outer's."""
+    if not outer_launchers_config():
+        return find_config()
+    own = find_config(environ={key: value for key, value in os.environ.items() if key != ENV_VAR})
+    return own if own is not None else find_config()
 
 
 def find_config(directory: str | os.PathLike[str] | None = None,

@@ -40,7 +40,14 @@ from agent_otel._sdk.configure import (
     flush_at_exit,
 )
 from agent_otel._zerocode import program as programs
-from agent_otel._zerocode.config import Config, Switches, find_config, load_config, load_file
+from agent_otel._zerocode.config import (
+    Config,
+    Switches,
+    find_command_config,
+    load_config,
+    load_file,
+    outer_launchers_config,
+)
 from agent_otel._zerocode.instrumentations import activate as activate_instrumentations
 from agent_otel._zerocode.instrumentor import configure_sdk
 from agent_otel._zerocode.patching import instrument, leave_main_to_launcher
@@ -216,21 +223,12 @@ def _child_environment(config_file: Path | None, users: bool) -> None:
             os.environ.pop(AGENT_OTEL_CONFIG_FOUND, None)
         else:
             os.environ[AGENT_OTEL_CONFIG_FOUND] = os.environ[AGENT_OTEL_CONFIG]
-    elif _outer_launchers_config():
+    elif outer_launchers_config():
         del os.environ[AGENT_OTEL_CONFIG], os.environ[AGENT_OTEL_CONFIG_FOUND]
     folder = str(bootstrap_dir())
     existing = os.environ.get("PYTHONPATH")  # an empty entry in it is the working directory: kept
     paths = [p for p in existing.split(os.pathsep) if p != folder] if existing else []
     os.environ["PYTHONPATH"] = os.pathsep.join([folder, *paths])
-
-
-def _outer_launchers_config() -> bool:
-    """Whether ``AGENT_OTEL_CONFIG`` names the file an outer ``agent-otel run`` found for its processes, this one among
-    them (a program under it runs another project's with ``agent-otel run``), rather than the user's: that launcher's
-    configuration (its targets, its service name) is not this program's, which was instrumented with it, counted an
-    error for each of its targets it could not find, and recorded none of its own."""
-    named = os.environ.get(AGENT_OTEL_CONFIG, "").strip()
-    return bool(named) and os.environ.get(AGENT_OTEL_CONFIG_FOUND) == named
 
 
 _flushed = False
@@ -346,15 +344,18 @@ def bootstrap_child() -> None:
 
 
 def _is_a_launcher() -> bool:
-    """Whether this process is ``agent-otel run`` (its console script, or ``python -m agent_otel run``), as its
-    command line says when its ``sitecustomize`` runs."""
-    argv = sys.argv
-    if len(argv) < 2 or argv[1] != "run":
-        return False
-    if os.path.basename(argv[0]) == "agent-otel":
+    """Whether this process is an ``agent-otel`` command (its console script, ``python -m agent_otel``, or the launcher
+    run again with the program's interpreter options: see :func:`_again_with_run_options`), as its command line says
+    when its ``sitecustomize`` runs: ``run`` sets itself up with the configuration it finds, and ``check`` and the
+    other commands are not the program."""
+    argv, original = sys.argv, list(getattr(sys, "orig_argv", ()))
+    if argv and os.path.basename(argv[0]) == "agent-otel":
         return True
-    original = list(getattr(sys, "orig_argv", ()))
-    return argv[0] == "-m" and any(original[i:i + 2] == ["-m", "agent_otel"] for i in range(len(original) - 1))
+    if argv[:1] == ["-m"]:  # the module python was told to run: ``-m agent_otel`` or ``-magent_otel``
+        modules = [original[i + 1] if option == "-m" else option[2:] for i, option in enumerate(original[:-1])
+                   if option.startswith("-m")]
+        return bool(modules) and modules[0] in ("agent_otel", "agent_otel.__main__")
+    return argv[:1] == ["-c"] and _AGAIN in original
 
 
 def _program(plan: Plan) -> programs.Program:
@@ -598,11 +599,9 @@ def run_launcher(args: argparse.Namespace) -> int:
     plan = plan_for(command)
     if plan.how == "again":
         return _again_with_run_options(plan, args.config)
-    outer = _outer_launchers_config()
-    users = not args.config and not outer and bool(os.environ.get(AGENT_OTEL_CONFIG, "").strip())
+    users = not args.config and not outer_launchers_config() and bool(os.environ.get(AGENT_OTEL_CONFIG, "").strip())
     try:
-        config_file = Path(args.config) if args.config else find_config(
-            environ={k: v for k, v in os.environ.items() if k != AGENT_OTEL_CONFIG} if outer else None)
+        config_file = Path(args.config) if args.config else find_command_config()
         config = load_file(config_file) if config_file is not None else None
     except ConfigurationError as exc:
         _say(f"agent-otel: {exc}")
