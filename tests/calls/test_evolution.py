@@ -149,6 +149,25 @@ def test_a_kpi_that_rose_one_step_improved_by_that_step(otel: Any) -> None:
     assert otel.spans()[-1].attributes[semconv.EVOLUTION_IMPROVEMENT] == 4.0
 
 
+def test_kpi_changes_do_not_depend_on_the_programs_decimal_context(otel: Any) -> None:
+    """Review: computed in the program's own ``decimal`` context (a money app rounds to 2 digits, or traps inexact
+    results), the changes came out rounded, or the run's span lost every ``evolution.*`` attribute."""
+    import decimal
+
+    @agent_otel.evolution("planner", kpi="cost", sample_resources=False)
+    def evolve() -> dict[str, Any]:
+        return {"kpis_before": {"cost": 1000.1234, "acc": 1 / 3}, "kpis_after": {"cost": 1234.5678, "acc": 2 / 3}}
+
+    with decimal.localcontext() as program:
+        program.prec = 2
+        program.traps[decimal.Inexact] = True
+        evolve()
+    attributes = otel.span("evolve planner").attributes
+    assert attributes[semconv.EVOLUTION_STATUS] == "succeeded"
+    assert attributes[semconv.EVOLUTION_IMPROVEMENT] == 234.4444
+    assert attributes[semconv.EVOLUTION_KPI_DELTA_PREFIX + "acc"] == pytest.approx(1 / 3)
+
+
 def test_a_kpi_option_naming_no_kpi_of_the_run_is_counted(otel: Any) -> None:
     """``kpi="accuracy"`` on a run reporting ``acc``: no improvement, no histogram, nothing said; a misspelt name
     turned the improvement metrics and the no-progress alert off in silence."""

@@ -147,6 +147,38 @@ def test_a_server_started_in_its_parents_job_passes_each_requests_job_on(otel: A
                    ("GET outside", "job-outer")]
 
 
+def test_a_request_carrying_a_job_alone_keeps_the_conversation_the_server_started_in(
+        otel: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review: every member the process started with was dropped from under a request, not only those the request
+    replaces: a server started in a conversation lost it on its tool spans (not on other libraries' spans)."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import propagate
+
+    from agent_otel._context import stamping
+
+    started_in = propagate.extract(
+        {"baggage": f"{semconv.BAGGAGE_JOB_ID}=job-outer,{semconv.BAGGAGE_CONVERSATION_ID}=conv-outer"})
+    monkeypatch.setattr(stamping, "startup_baggage", started_in.get(BAGGAGE_KEY))
+    server = otel.tracer_provider.get_tracer("mcp-python-sdk")
+    library = otel.tracer_provider.get_tracer("opentelemetry.instrumentation.httpx")
+
+    @agent_otel.tool("greet")
+    def greet() -> None:
+        with library.start_as_current_span("GET inside"):
+            pass
+
+    carrier = {"baggage": f"{semconv.BAGGAGE_JOB_ID}=job-A"}  # another process's job, in no conversation
+    token = otel_context.attach(started_in)
+    try:
+        with server.start_as_current_span("tools/call greet", context=propagate.extract(carrier)):
+            greet()
+    finally:
+        otel_context.detach(token)
+    ids = {span.name: ((span.attributes or {}).get(semconv.JOB_ID),
+                       (span.attributes or {}).get(semconv.GEN_AI_CONVERSATION_ID)) for span in otel.spans()}
+    assert ids["execute_tool greet"] == ids["GET inside"] == ("job-A", "conv-outer")
+
+
 def test_configure_keeps_the_baggage_the_process_started_in() -> None:
     """What the test above takes as the process's start-up baggage is what ``configure()`` attached from the
     environment."""

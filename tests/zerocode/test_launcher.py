@@ -277,6 +277,21 @@ def test_an_agent_otel_run_started_under_another_in_another_project_uses_its_own
         assert sorted(span.name for span in wait_for_spans(receiver, 2)) == ["execute_tool work", "invoke_agent inner"]
 
 
+@pytest.mark.parametrize(("argv", "itself"), [
+    (["/venv/bin/agent-otel", "run", "--", "python", "app.py"], True),
+    (["/venv/bin/agent-otel", "check"], True),
+    (["/project/bin/agent-otel", "serve"], False),  # a program's own script of that name is the program
+    (["-m", "run", "--", "python", "app.py"], True),
+    (["app.py"], False),
+])
+def test_a_process_tells_it_is_agent_otels_own_command(monkeypatch: pytest.MonkeyPatch, argv: list[str],
+                                                        itself: bool) -> None:
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "agent_otel", *argv[1:]] if argv[0] == "-m" else
+                        ["python", *argv])
+    assert launcher._is_a_launcher() is itself
+
+
 CHILD_OF_THE_PROGRAM = """import subprocess, sys
 child = subprocess.run([sys.executable, "-c", "import toolmod; print(toolmod.work(2))"], capture_output=True, text=True)
 print(child.returncode, child.stdout.strip(), repr(child.stderr))

@@ -50,6 +50,7 @@ from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import CUT_OFF_AT_EXIT, End, Invocation, track, untrack
 
 if TYPE_CHECKING:
+    from decimal import Context as DecimalContext
     from decimal import Decimal
 
 _BEFORE_FIELDS = ("kpis_before", "pre_kpis", "before")
@@ -123,28 +124,33 @@ def _deltas(before: dict[str, float], after: dict[str, float]) -> dict[str, floa
     for name in after.keys() & before.keys():
         delta = after[name] - before[name]
         if math.isfinite(delta):
-            as_printed = _decimal()
-            deltas[name] = float(as_printed(after[name]) - as_printed(before[name]))
+            as_printed, context = _decimal()
+            deltas[name] = float(context.subtract(as_printed(after[name]), as_printed(before[name])))
         else:
             report_error("evolution.kpi_delta", OverflowError("a KPI's change is beyond a float"))
     return deltas
 
 
-def _decimal() -> Callable[[float], Decimal]:
-    """The decimal number a KPI prints as: its changes and their mean are computed on those, as a person reads them.
-    In binary floats 0.11 - 0.10 is 0.009999999999999995, which the improvement histogram counted below 0.01 (its
-    bounds sit just below each step) and the no-progress alert took for no step; it is 0.01. An exact float keeps
-    its exact change (1e15 + 4 - 1e15 is 4)."""
-    from decimal import Decimal  # (only where runs report KPIs: not at every process's start)
+def _decimal() -> tuple[Callable[[float], Decimal], DecimalContext]:
+    """The decimal number a KPI prints as, and a context of agent-otel's own to compute in (the program's, which
+    ``decimal`` uses by default, may round to 2 digits or trap inexact results: a run's telemetry was lost): its
+    changes and their mean are computed on those numbers, as a person reads them. In binary floats 0.11 - 0.10 is
+    0.009999999999999995, which the improvement histogram counted below 0.01 (its bounds sit just below each step)
+    and the no-progress alert took for no step; it is 0.01. An exact float keeps its exact change (1e15 + 4 - 1e15
+    is 4)."""
+    import decimal  # (only where runs report KPIs: not at every process's start)
 
-    return lambda value: Decimal(repr(float(value)))
+    return (lambda value: decimal.Decimal(repr(float(value)))), decimal.Context(prec=60, traps=[])
 
 
 def _mean(values: Collection[float]) -> float:
     """The mean of finite ``values``, on their decimal numbers (see :func:`_decimal`): finite even where their float
     sum is not (two KPIs rising by 1e308)."""
-    as_printed = _decimal()
-    return float(sum((as_printed(value) for value in values), as_printed(0.0)) / len(values))
+    as_printed, context = _decimal()
+    total = as_printed(0.0)
+    for value in values:
+        total = context.add(total, as_printed(value))
+    return float(context.divide(total, len(values)))
 
 
 #: The evolution run in progress, for ``[[rollback]]`` targets called during it.

@@ -118,7 +118,7 @@ def _beside(carried: dict[str, object], own: object) -> dict[str, object] | None
         # older than the request, whatever the program added since (a conversation, a member of its own); a stdio
         # server started in its parent's job kept that job for every request's call
         own = {key: value for key, value in own.items()
-               if key not in _OURS or startup_baggage.get(key, _NOT_THERE) != value}
+               if key not in carried or startup_baggage.get(key, _NOT_THERE) != value}  # (what the request replaces)
     if all(key in own for key in carried):
         return None
     return {**carried, **own}

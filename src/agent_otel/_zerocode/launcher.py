@@ -343,12 +343,18 @@ def bootstrap_child() -> None:
         _say(f"agent-otel: telemetry is off in this process ({exc})")
 
 
+#: agent-otel's commands (see agent_otel._cli).
+_COMMANDS = frozenset(("run", "check", "demo", "report", "assets"))
+
+
 def _is_a_launcher() -> bool:
     """Whether this process is an ``agent-otel`` command (its console script, ``python -m agent_otel``, or the launcher
     run again with the program's interpreter options: see :func:`_again_with_run_options`), as its command line says
     when its ``sitecustomize`` runs: ``run`` sets itself up with the configuration it finds, and ``check`` and the
     other commands are not the program."""
     argv, original = sys.argv, list(getattr(sys, "orig_argv", ()))
+    if argv[1:2] != [] and argv[1] not in _COMMANDS:  # (a program's own script named agent-otel is the program)
+        return False
     if argv and os.path.basename(argv[0]) == "agent-otel":
         return True
     if argv[:1] == ["-m"]:  # the module python was told to run: ``-m agent_otel`` or ``-magent_otel``
