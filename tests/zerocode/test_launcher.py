@@ -289,7 +289,7 @@ def test_a_process_tells_it_is_agent_otels_own_command(monkeypatch: pytest.Monke
     monkeypatch.setattr(sys, "argv", argv)
     monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "agent_otel", *argv[1:]] if argv[0] == "-m" else
                         ["python", *argv])
-    assert launcher._is_a_launcher() is itself
+    assert launcher._is_agent_otel_command() is itself
 
 
 CHILD_OF_THE_PROGRAM = """import subprocess, sys

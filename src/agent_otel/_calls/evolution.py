@@ -121,10 +121,10 @@ def _deltas(before: dict[str, float], after: dict[str, float]) -> dict[str, floa
     """Each KPI's change; one too large for a float (1e308 from -1e308) is left out and counted: the SDK refuses
     an infinite value with a warning on the program's stderr, and the improvement would be infinite too."""
     deltas = {}
+    as_printed, context = _decimal()
     for name in after.keys() & before.keys():
         delta = after[name] - before[name]
         if math.isfinite(delta):
-            as_printed, context = _decimal()
             deltas[name] = float(context.subtract(as_printed(after[name]), as_printed(before[name])))
         else:
             report_error("evolution.kpi_delta", OverflowError("a KPI's change is beyond a float"))

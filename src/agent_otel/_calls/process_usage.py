@@ -1,7 +1,8 @@
 """Per-run sampling of this process's CPU time and resident memory (psutil).
 
 Resident memory is read by one daemon thread for every sampled run that is active: it reads RSS every
-``interval_s`` (the shortest any active run asks for) and gives each run the highest value seen while it runs.
+``interval_s`` (the shortest any active run asks for, at most 50 ms) and gives each run the highest value seen while
+it runs.
 It starts with the first active run and ends with the last one, also on exception, so nothing runs when no
 sampled run is active. One thread for all, not one a run: a thousand evaluations run at once by an asyncio
 program started a thousand threads, each waking every 50 ms, which held the event loop for seconds and made
@@ -28,11 +29,9 @@ def _own_process() -> None:
     """A forked child measures itself: the ``psutil.Process`` made at import kept its parent's pid, and a child's
     call reported the parent's memory. The parent's sampling thread and runs are not the child's (a run in flight at
     the fork is its parent's to record): the child's next run starts a thread of its own, which its last run ends."""
-    global _process
+    global _process, _active
     _process = psutil.Process()
-    _active.lock = threading.RLock()
-    _active.thread = None
-    _active.samplers = set()
+    _active = _ActiveRuns()
 
 
 if hasattr(os, "register_at_fork"):
@@ -124,9 +123,7 @@ class _ActiveRuns:
     def _sample_until(self, stopped: threading.Event) -> None:
         while True:
             # (at most the default: a run asking for readings more often may start while the thread waits)
-            interval = min((sampler.interval_s for sampler in _snapshot(self.samplers)), default=_INTERVAL_S)
-            interval = min(interval, _INTERVAL_S)
-            if stopped.wait(interval):
+            if stopped.wait(min([_INTERVAL_S, *(sampler.interval_s for sampler in _snapshot(self.samplers))])):
                 return
             reading = _snapshot(self.samplers)  # the runs active before the reading: not one that starts after it
             rss = _rss()
@@ -161,7 +158,8 @@ class ResourceSampler:
         _active.add(self)
 
     def note(self, rss: int) -> None:
-        """A reading of the process's memory while this run is active (the shared thread's, under its lock)."""
+        """A reading of the process's memory while this run is active (the shared thread's, or another run's first or
+        last one)."""
         if rss > self._peak:
             self._peak = rss
 

@@ -215,7 +215,8 @@ def bootstrap_dir() -> Path:
 def _child_environment(config_file: Path | None, users: bool) -> None:
     """What Python processes started by the program need to instrument themselves: the launcher's configuration
     (``users``: the one the user's own ``AGENT_OTEL_CONFIG`` names, theirs for every launcher below too), or none (not
-    one an outer launcher named: see :func:`_outer_launchers_config`)."""
+    one an outer launcher named: see
+    :func:`~agent_otel._zerocode.config.outer_launchers_config`)."""
     os.environ[AGENT_OTEL_LAUNCHER] = "1"
     if config_file is not None:
         os.environ[AGENT_OTEL_CONFIG] = str(config_file.resolve())
@@ -333,7 +334,7 @@ def threading_is_main() -> bool:
 def bootstrap_child() -> None:
     """Called by the generated sitecustomize in every Python process under ``agent-otel run``; not in one that is
     itself ``agent-otel run``, which sets itself up with the configuration it finds."""
-    if os.environ.get(AGENT_OTEL_LAUNCHER) != "1" or _is_a_launcher():
+    if os.environ.get(AGENT_OTEL_LAUNCHER) != "1" or _is_agent_otel_command():
         return
     try:
         # the launcher's configuration, named in AGENT_OTEL_CONFIG; none when it found none (not a file in the child's
@@ -347,7 +348,7 @@ def bootstrap_child() -> None:
 _COMMANDS = frozenset(("run", "check", "demo", "report", "assets"))
 
 
-def _is_a_launcher() -> bool:
+def _is_agent_otel_command() -> bool:
     """Whether this process is an ``agent-otel`` command (its console script, ``python -m agent_otel``, or the launcher
     run again with the program's interpreter options: see :func:`_again_with_run_options`), as its command line says
     when its ``sitecustomize`` runs: ``run`` sets itself up with the configuration it finds, and ``check`` and the
