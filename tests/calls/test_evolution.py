@@ -10,7 +10,7 @@ import threading
 import time
 import types
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import pytest
 from opentelemetry.trace import StatusCode
@@ -388,6 +388,26 @@ def test_a_run_ended_in_the_sampling_thread_itself_ends_and_sampling_goes_on() -
     assert not other.running
     wait_until(lambda: not [t for t in threading.enumerate() if t.name == SAMPLER_THREAD], "the thread to end",
                timeout_s=10)
+
+
+def test_a_higher_reading_given_while_the_thread_stores_a_lower_one_is_kept() -> None:
+    """The thread's reading and a run's first or last one went to one field, each compared and then stored: a higher
+    reading stored between the thread's compare and its store was overwritten by the thread's lower one. Here the
+    thread's reading, as it is compared, lets another run end and give its higher last reading, as a thread switch
+    there would."""
+    sampler = resources.ResourceSampler(interval_s=3600)
+    start = sampler.peak_so_far
+
+    class ComparedAsAnotherRunEnds(int):
+        def __gt__(self, other: object) -> bool:
+            sampler.note_under_lock(start + 2_000_000)  # another run's last reading, higher
+            return int(self) > int(cast(int, other))
+
+    sampler.note(ComparedAsAnotherRunEnds(start + 1_000_000))
+    try:
+        assert sampler.peak_so_far == start + 2_000_000
+    finally:
+        sampler.stop()
 
 
 def test_a_forked_child_starts_with_no_run_of_its_parents() -> None:

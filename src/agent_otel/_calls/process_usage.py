@@ -90,7 +90,7 @@ class _ActiveRuns:
         first reading is the runs' already active too (as its last: see remove)."""
         with self.lock:
             for active in _snapshot(self.samplers):
-                active.note(sampler.peak_so_far)
+                active.note_under_lock(sampler.peak_so_far)
             self.samplers.add(sampler)
             if self.thread is None:
                 stopped = threading.Event()
@@ -108,9 +108,9 @@ class _ActiveRuns:
         with self.lock:
             self.samplers.discard(sampler)
             if rss is not None:
-                sampler.note(rss)
+                sampler.note_under_lock(rss)
                 for active in _snapshot(self.samplers):
-                    active.note(rss)
+                    active.note_under_lock(rss)
             ending = self.thread if not self.samplers else None
             if ending is not None:
                 self.thread = None
@@ -152,14 +152,23 @@ class ResourceSampler:
         self.interval_s = interval_s
         self._start_wall = time.perf_counter()
         self._start_cpu = _cpu_time()
+        # The highest reading, in two fields with one writer each: the runs' first and last readings, given under the
+        # lock, and the sampling thread's, which takes none. One field written by both lost a higher reading when the
+        # thread's compare-then-store of a lower one straddled the other's store.
         self._peak = _rss() or 0
+        self._sampled_peak = 0
         self._usage: ResourceUsage | None = None
         self._running = True
         _active.add(self)
 
     def note(self, rss: int) -> None:
-        """A reading of the process's memory while this run is active (the shared thread's, or another run's first or
-        last one)."""
+        """The sampling thread's reading of the process's memory while this run is active."""
+        if rss > self._sampled_peak:
+            self._sampled_peak = rss
+
+    def note_under_lock(self, rss: int) -> None:
+        """A run's first or last reading (its own, or another's that started or ended while this one is active),
+        given while the active runs' lock is held."""
         if rss > self._peak:
             self._peak = rss
 
@@ -170,12 +179,12 @@ class ResourceSampler:
     @property
     def peak_so_far(self) -> int:
         """The highest resident memory read since the run started."""
-        return self._peak
+        return max(self._peak, self._sampled_peak)
 
     def stop(self) -> ResourceUsage:
         if self._usage is None:
             self._running = False
             _active.remove(self, _rss())
-            self._usage = ResourceUsage(self._peak, max(0.0, _cpu_time() - self._start_cpu),
+            self._usage = ResourceUsage(self.peak_so_far, max(0.0, _cpu_time() - self._start_cpu),
                                         time.perf_counter() - self._start_wall)
         return self._usage
