@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 
 import agent_otel
@@ -173,6 +174,37 @@ def test_an_agent_of_ours_running_an_openai_agents_agent_of_its_name_is_one_invo
     assert [(p.attributes[semconv.GEN_AI_AGENT_NAME], p.count) for p in durations] == [(apps.AGENT_NAME, 1)]
     [calls] = points(otel, semconv.AGENT_INFERENCE_CALLS.name)
     assert (calls.attributes[semconv.GEN_AI_AGENT_NAME], calls.count, calls.sum) == (apps.AGENT_NAME, 1, 2)
+
+
+def test_a_run_going_on_after_our_agent_call_returned_it_is_counted_as_its_own(otel: Any, fake: FakeLLM) -> None:
+    """openai-agents' ``Runner.run_streamed`` returns a handle at once; the run's spans start later, in the task it
+    made, under our call's ended span. Taken for our call's run, they were dropped: the run recorded as our call's
+    2 ms, with no model call. A library's run that starts once our call has ended is a run of its own."""
+    import asyncio
+
+    from agents import Agent, OpenAIChatCompletionsModel, Runner, function_tool
+
+    client = openai.AsyncOpenAI(base_url=apps.agent_url(fake.url), api_key="test", max_retries=0)
+    framework_agent = Agent(name=apps.AGENT_NAME, instructions="Answer with the weather tool.",
+                            tools=[function_tool(apps.get_weather)],
+                            model=OpenAIChatCompletionsModel(model=apps.MODEL, openai_client=client))
+
+    @agent_otel.agent(apps.AGENT_NAME)
+    def start_run() -> Any:
+        return Runner.run_streamed(framework_agent, apps.QUESTION)
+
+    async def main() -> None:
+        result = start_run()
+        async for _ in result.stream_events():
+            pass
+
+    with apps.instrumented("openai-agents+openai", otel.tracer_provider, otel.meter_provider):
+        asyncio.run(main())
+    chats = [span for span in otel.spans() if span.name == f"chat {apps.MODEL}"]
+    durations = {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.count for p in points(otel, semconv.AGENT_DURATION.name)}
+    assert durations == {apps.AGENT_NAME: 2, "Agent workflow": 1}  # the run's, as without our call, and our call
+    [calls] = points(otel, semconv.AGENT_INFERENCE_CALLS.name)
+    assert chats and (calls.count, calls.sum) == (2, len(chats))  # the run's model calls: ours made none
 
 
 def test_a_framework_agents_name_on_its_cost_passes_the_cardinality_cap(otel: Any) -> None:

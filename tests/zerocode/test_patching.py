@@ -370,6 +370,48 @@ def test_a_task_or_thread_a_call_starts_on_the_same_object_is_a_call_of_its_own(
                                    "invoke_agent follow-up"]
 
 
+def test_a_sync_call_running_its_async_twin_in_a_loop_of_its_own_is_one_call(otel: Any, package: Package) -> None:
+    """The sync half of a sync/async pair that runs the async one in an event loop of its own, in its thread
+    (pydantic-ai's ``run_sync``: ``run_until_complete(self.run(...))``; ``asyncio.run``; ``trio.run``), waits for it
+    there: the run is inside the call, one call. Its task was taken for a follow-up the call started (two
+    invocations a run)."""
+    mod = package.write("mod", """
+        import asyncio, trio
+
+        class Agent:
+            async def run(self, task):
+                await asyncio.sleep(0)
+                return task
+
+            async def trio_run(self, task):
+                await trio.sleep(0)
+                return task
+
+            def run_sync(self, task):
+                loop = asyncio.new_event_loop()
+                try:
+                    return loop.run_until_complete(self.run(task))
+                finally:
+                    loop.close()
+
+            def run_with_asyncio_run(self, task):
+                return asyncio.run(self.run(task))
+
+            def run_with_trio(self, task):
+                return trio.run(self.trio_run, task)
+    """)
+    module = package.load("mod")
+    instrument(config(f"""
+        [[agent]]
+        target = ["{mod}:Agent.run", "{mod}:Agent.trio_run", "{mod}:Agent.run_sync", "{mod}:Agent.run_with_asyncio_run",
+                  "{mod}:Agent.run_with_trio"]
+        name = {{ path = "args.task" }}
+    """))
+    agent = module.Agent()
+    assert (agent.run_sync("a"), agent.run_with_asyncio_run("b"), agent.run_with_trio("c")) == ("a", "b", "c")
+    assert sorted(names(otel)) == ["invoke_agent a", "invoke_agent b", "invoke_agent c"]
+
+
 def test_a_trio_task_a_call_starts_on_the_same_object_is_a_call_of_its_own(otel: Any, package: Package) -> None:
     """trio's tasks share one thread, which was all that told calls apart outside asyncio: a turn started in a
     nursery by a configured call on the same object was taken for a call inside it, and not recorded (1 span of 3,

@@ -201,7 +201,10 @@ class _ConfiguredHandler(Handler):
         family, same, runner = self.family, id(obj), _runner()
         marks: tuple[_Mark, ...] = parent.get(_FAMILY_KEY) or ()  # type: ignore[assignment]
         for mark_family, mark_object, mark_runner, mark_call in marks:
-            if mark_family == family and mark_object == same and (mark_runner == runner or _task_of(mark_call)):
+            # run by the same task or thread; or by a loop the call runs in its own thread (a sync call outside any
+            # task, still running: it waits for the loop, as ``run_sync`` for its ``run``); or by its coroutine's task
+            if mark_family == family and mark_object == same and (
+                    mark_runner == runner or mark_runner == threading.get_ident() or _task_of(mark_call)):
                 enclosing = mark_call()
                 if enclosing is not None and not enclosing._ended:
                     return None
@@ -267,8 +270,9 @@ def _join_family(state: _State, entry: _Entry, decorated: object) -> None:
 
 #: A configured call of an entry on an object, as its context marks it: the entry's family, the object's id,
 #: what runs it (:func:`_runner`) and the call (weakly: the mark is in the call's own context). A call of the
-#: same entry on the same object is inside it only when run by the same task or thread while it still runs:
-#: a task or thread the call starts inherits its context, but is a call of its own, as without agent-otel.
+#: same entry on the same object is inside it only when run by the same task or thread while it still runs, or by a
+#: task of an event loop that a sync call runs in its thread: another task or thread the call starts inherits its
+#: context, but is a call of its own, as without agent-otel.
 _Mark = tuple[int, int, int, "weakref.ref[Invocation]"]
 
 
