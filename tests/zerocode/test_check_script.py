@@ -219,3 +219,42 @@ def test_a_script_target_gets_the_checks_run_makes_when_it_wraps_it(tmp_path: Pa
     # them; but no decorator gives a module function a self
     assert by_entry["tool[3]"].endswith("ok (in app.py)"), rows
     assert "__main__.decorated_too is called with no object (a function)" in by_entry["agent[1]"], rows
+
+
+REGISTRY_NOTE = ("decorated with @weather.tool_plain: if it registers the function (a route, a tool), the calls "
+                 "through that registry are not recorded; decorate the def with agent-otel's decorator instead")
+
+
+def test_a_function_a_decorator_may_have_registered_is_ok_with_a_note(tmp_path: Path) -> None:
+    """pydantic-ai's ``@agent.tool_plain`` keeps the function it registers, which the agent calls: a config target on
+    it (in a module or the script) wraps the name, and the agent's calls recorded nothing, where check said only ok.
+    A decorator known to keep no such reference (``functools.lru_cache``) gets no note."""
+    registry = '''
+import functools
+from pydantic_ai import Agent
+from pydantic_ai.models.test import TestModel
+
+weather = Agent(TestModel())
+
+
+@weather.tool_plain
+def lookup(city: str) -> str:
+    return city
+
+
+@functools.lru_cache
+def cached(city: str) -> str:
+    return city
+'''
+    (tmp_path / "tools.py").write_text(registry)
+    (tmp_path / "app.py").write_text(registry)
+    config = tmp_path / "agent-otel.toml"
+    config.write_text('[[tool]]\ntarget = ["tools:lookup", "tools:cached", "__main__:lookup", "__main__:cached"]\n')
+    result = check(tmp_path, "--script", "app.py")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert targets_section(result.stdout) == [*table(
+        ("tools:lookup", "tool[0].target[0]", "function", f"ok ({REGISTRY_NOTE})"),
+        ("tools:cached", "tool[0].target[1]", "callable _lru_cache_wrapper", "ok"),
+        ("__main__:lookup", "tool[0].target[2]", "function", f"ok (in app.py, {REGISTRY_NOTE})"),
+        ("__main__:cached", "tool[0].target[3]", "function", "ok (in app.py)"),
+    ), f"{config}: 4 targets, 4 resolved, 0 errors"]

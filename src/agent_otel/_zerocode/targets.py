@@ -269,6 +269,59 @@ def _is_property(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     return False
 
 
+#: Decorators known to return a wrapper that the name then holds, and to keep no reference of their own that calls the
+#: function: the wrapper is what a config target wraps.
+_NO_REGISTRY = frozenset({
+    *_SAME_PARAMETERS, "functools.wraps", "wraps", "functools.lru_cache", "lru_cache", "functools.cache", "cache",
+    "contextlib.contextmanager", "contextmanager", "contextlib.asynccontextmanager", "asynccontextmanager",
+    "typing.overload", "overload", "typing.final", "final", "typing_extensions.override", "typing.override", "override",
+    "abc.abstractmethod"})
+
+
+def _dotted(node: ast.expr) -> str | None:
+    """``@a.b.c`` or ``@a.b.c(...)``'s name, ``"a.b.c"`` (None for another expression)."""
+    if isinstance(node, ast.Call):
+        node = node.func
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return ".".join([node.id, *reversed(parts)])
+
+
+def registry_note(function: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+    """What ``check`` says of a function under a decorator that may keep it where the config's wrapper cannot reach:
+    a registry it fills (``@app.get``, ``@agent.tool_plain``, ``@mcp.tool()``: an object's method) holds the function as
+    it was defined, and the calls through it record nothing ("" when no such decorator is there)."""
+    names = [_dotted(decorator) for decorator in function.decorator_list]
+    # an object's method (a registry is one: an app's, an agent's), not a plain name (a wrapper the name then holds)
+    others = [name for name in names if name is not None and "." in name and name not in _NO_REGISTRY
+              and not name.startswith("agent_otel.")]
+    if not others:
+        return ""
+    return (f"decorated with @{others[0]}: if it registers the function (a route, a tool), the calls through that "
+            "registry are not recorded; decorate the def with agent-otel's decorator instead")
+
+
+def registry_note_of(function: object) -> str:
+    """:func:`registry_note` for a function object, read off its module's source (\"\" when that cannot be read)."""
+    try:  # the program's objects: unwrapping may find a loop, and the source be gone or not parse
+        code = getattr(inspect.unwrap(function), "__code__", None) if callable(function) else None
+        if code is None:
+            return ""
+        with open(code.co_filename, encoding="utf-8") as source:
+            tree = ast.parse(source.read())
+    except Exception:
+        return ""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == code.co_name and (
+                min([node.lineno, *(d.lineno for d in node.decorator_list)]) == code.co_firstlineno):
+            return registry_note(node)
+    return ""
+
+
 def signature_in_source(function: ast.FunctionDef | ast.AsyncFunctionDef) -> inspect.Signature:
     """The parameters of a function as its source declares them (defaults stand in: they are not evaluated)."""
     arguments, kinds = function.args, inspect.Parameter
@@ -373,7 +426,8 @@ def resolve_in_script(tree: ast.Module, qualname: str, label: str) -> InScript:
     # a decorator other than these may give the function another signature (one that adds a timeout=): only
     # `run` knows it, so its parameters are not checked here
     plain = all(isinstance(d, ast.Name) and d.id in _SAME_PARAMETERS for d in node.decorator_list)
-    return InScript(_source_shape(node, in_class), note if in_class else "",
+    return InScript(_source_shape(node, in_class), ", ".join(filter(None, (note if in_class else "",
+                                                                            registry_note(node)))),
                     signature=signature_in_source(node) if plain else None)
 
 
