@@ -26,13 +26,14 @@ TOOL_MODULE = "import sys\n\ndef work(n):\n    return n * 2\n\nif __name__ == '_
 
 
 def run(tmp_path: Path, *command: str, receiver: OtlpHttpReceiver | None = None,
-        stdin: str = "") -> subprocess.CompletedProcess[str]:
+        stdin: str = "", **environ: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
     env.update(XDG_CACHE_HOME=str(tmp_path / "cache"), OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none",
                OTEL_TRACES_EXPORTER="none")
     if receiver is not None:
         env.update(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
                    OTEL_TRACES_EXPORTER="otlp")
+    env.update(environ)
     return subprocess.run([AGENT_OTEL, "run", "--config", str(tmp_path / "agent-otel.toml"), "--", *command],
                           cwd=tmp_path, env=env, input=stdin, capture_output=True, text=True, timeout=60)
 
@@ -1001,3 +1002,31 @@ def test_the_bootstrap_parses_under_every_interpreter_a_child_may_be() -> None:
     functions = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)]
     assert functions and all(node.returns is None and all(arg.annotation is None for arg in node.args.args)
                              for node in functions)
+
+
+GEVENT_PROGRAM = """from gevent import monkey; monkey.patch_all()
+import subprocess, sys
+import urllib3.util.ssl_
+import toolmod
+toolmod.work(1)
+print(type(urllib3.util.ssl_.create_urllib3_context()).__module__, flush=True)  # sets its minimum TLS version
+if sys.argv[1:] == ["parent"]:
+    subprocess.run([sys.executable, __file__], check=True)
+"""
+
+
+def test_a_gevent_program_exporting_over_otlp_http_is_patched_first_when_asked(project: Path) -> None:
+    """The OTLP/HTTP exporters import requests and urllib3 before the program runs, which keep the ssl classes they
+    found: the program's own ``patch_all()`` came after, and every HTTPS request under gevent failed with a
+    RecursionError. ``OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH=patch_all``, as
+    ``opentelemetry-instrument`` reads it, patches before the exporters are made, in the program and its children."""
+    (project / "app.py").write_text(GEVENT_PROGRAM)
+    with OtlpHttpReceiver() as receiver:
+        result = run(project, sys.executable, "app.py", "parent", receiver=receiver,
+                     OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH="patch_all")
+        assert (result.returncode, result.stdout, result.stderr) == (0, "gevent.ssl\ngevent.ssl\n", "")
+        assert len(wait_for_spans(receiver, 2)) == 2  # the tool call of each, exported over OTLP/HTTP
+    result = run(project, sys.executable, "app.py", OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH="yes")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert ("OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH: expected 'patch_all', got 'yes'"
+            in result.stderr)

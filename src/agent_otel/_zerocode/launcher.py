@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, cast
 
+from opentelemetry.instrumentation.environment_variables import (
+    OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH,
+)
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from agent_otel._engine.exit_signals import ENDING_SIGNALS
@@ -297,6 +300,7 @@ _FLUSHED_ON = ENDING_SIGNALS
 def _start_telemetry(config: Config | None, *, child: bool) -> None:
     # A ConfigurationError (a malformed OTEL_* variable, OTEL_METRICS_EXPORTER=bogus included) leaves: the launcher
     # exits 2 before the program runs
+    _patch_gevent()
     telemetry = configure_sdk(config)
     if telemetry.metrics_unserved is not None and not child:
         # another process (an earlier run's child) serves /metrics on the Prometheus port: the program runs, with its
@@ -325,6 +329,25 @@ def _start_telemetry(config: Config | None, *, child: bool) -> None:
                 signal.signal(signum, _on_terminate)
                 hold_over_fork(signum, _on_terminate)
 
+
+
+def _patch_gevent() -> None:
+    """``OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH=patch_all``, as ``opentelemetry-instrument`` reads
+    it: gevent's ``monkey.patch_all()`` before the exporters are made. The OTLP/HTTP ones import ``requests`` and
+    ``urllib3``, which keep the ``ssl`` classes they found: patched by the program only after that, every HTTPS request
+    it made under gevent failed with a RecursionError."""
+    value = os.environ.get(OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH)
+    if value is None:
+        return
+    if value != "patch_all":
+        raise ConfigurationError(f"{OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH}: expected 'patch_all', "
+                                 f"got {value!r}")
+    try:
+        from gevent import monkey  # type: ignore[import-untyped]  # (no stubs)
+    except ImportError:
+        raise ConfigurationError(f"{OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH}=patch_all: gevent is "
+                                 "not installed in this Python") from None
+    monkey.patch_all()
 
 
 def threading_is_main() -> bool:
