@@ -102,6 +102,41 @@ def test_a_request_span_started_in_its_callers_extracted_context_passes_the_call
                    "GET /after": None}
 
 
+def test_attached_under_a_server_instrumentations_span_runs_the_job_under_that_span(otel: Any) -> None:
+    """A WSGI app under OpenTelemetry's WSGI middleware (Flask's and Django's instrumentations are built on it), which
+    starts the server span from the request's headers: ``attached(headers)`` there made the caller's context current
+    in place of the server span's, and the job and its calls ran beside the server span, as other children of the
+    caller's span. They run under it, with the caller's job."""
+    import wsgiref.util
+
+    from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
+
+    with agent_otel.job("caller-job", type="caller"):
+        carrier: dict[str, str] = {}
+        agent_otel.inject(carrier)
+        caller = trace.get_current_span().get_span_context()
+    seen: list[str | None] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        headers = {"traceparent": environ["HTTP_TRACEPARENT"], "baggage": environ["HTTP_BAGGAGE"]}
+        with agent_otel.attached(headers):
+            seen.append(agent_otel.current_job_id())
+            with agent_otel.job(type="request"):
+                pass
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    environ: dict[str, Any] = {"HTTP_TRACEPARENT": carrier["traceparent"], "HTTP_BAGGAGE": carrier["baggage"]}
+    wsgiref.util.setup_testing_defaults(environ)
+    assert list(OpenTelemetryMiddleware(app, tracer_provider=otel.tracer_provider)(environ, lambda *_: None)) == [b"ok"]
+    [server] = [span for span in otel.spans() if span.kind is trace.SpanKind.SERVER]
+    [request_job] = otel.spans("invoke_workflow request")
+    assert server.parent is not None and server.parent.span_id == caller.span_id
+    assert request_job.parent is not None and request_job.parent.span_id == server.context.span_id
+    assert request_job.context.trace_id == caller.trace_id
+    assert seen == ["caller-job"]
+
+
 def test_a_server_started_in_its_parents_job_passes_each_requests_job_on(otel: Any,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """MCP probe: a stdio server started inside a job (``BAGGAGE`` in its environment, which ``configure()`` attaches)

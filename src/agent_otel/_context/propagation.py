@@ -13,10 +13,10 @@ from typing import Any, Generic, ParamSpec, TypeVar
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from opentelemetry.context import Context
-from opentelemetry.trace import get_current_span
+from opentelemetry.trace import Span, get_current_span
 
 from agent_otel._context.baggage_header import merged_baggage
-from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY
+from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, BAGGAGE_KEY
 from agent_otel._context.phase import PHASE_KEY, PhaseState
 from agent_otel._context.stamping import stamped_ids
 from agent_otel._engine.self_telemetry import report_error
@@ -37,7 +37,9 @@ def inject(carrier: MutableMapping[str, str], ctx: Context | None = None) -> Mut
 
 def extract(carrier: Mapping[str, str], ctx: Context | None = None) -> Context:
     """Read trace context and baggage (with the job and conversation ids) from ``carrier``, e.g. incoming headers,
-    onto ``ctx`` (default: an empty context, as OpenTelemetry's extract has it). A carrier with neither brings
+    onto ``ctx`` (default: an empty context, as OpenTelemetry's extract has it; the current one, with the carrier's
+    baggage, when its span already continues the carrier's trace, as a server instrumentation's does). A carrier with
+    neither brings
     nothing, and ``ctx`` (default: the current context) is the answer: a request with no caller to continue leaves
     its handler in its job and span. So does a carrier that is no mapping of names (e.g. None), counted, never
     raised into the handler reading it."""
@@ -51,7 +53,25 @@ def extract(carrier: Mapping[str, str], ctx: Context | None = None) -> Context:
         return ctx if ctx is not None else otel_context.get_current()
     if lowered.keys().isdisjoint(propagate.get_global_textmap().fields):  # no caller to continue: the block keeps
         return ctx if ctx is not None else otel_context.get_current()  # its job and span (a request from curl)
-    return propagate.extract(lowered, context=ctx)
+    extracted = propagate.extract(lowered, context=ctx)
+    if ctx is None:
+        current = otel_context.get_current()
+        if _continues(get_current_span(current), get_current_span(extracted)):
+            # a span here continues the caller's trace already (a server instrumentation's, started from these
+            # headers): the job runs under it, not beside it as another child of the caller's span
+            baggage = extracted.get(BAGGAGE_KEY)
+            return otel_context.set_value(BAGGAGE_KEY, baggage, current) if baggage is not None else current
+    return extracted
+
+
+def _continues(here: Span, caller: Span) -> bool:
+    """Whether ``here`` (the current span) is a span of this process started under ``caller`` (a carrier's span): a
+    span of the same trace with another parent (one a forked worker inherited) is not the caller's continuation."""
+    theirs, ours = caller.get_span_context(), here.get_span_context()
+    if not (theirs.is_valid and ours.is_valid and not ours.is_remote and ours.trace_id == theirs.trace_id):
+        return False
+    parent = getattr(here, "parent", None)  # the SDK's spans know it
+    return parent is not None and getattr(parent, "span_id", None) == theirs.span_id
 
 
 @contextlib.contextmanager
