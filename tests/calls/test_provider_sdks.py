@@ -31,6 +31,7 @@ from tests.support.sse_llm import (
     OPENAI_USAGE,
     OVERLOADED_MODEL,
     RESPONSES_USAGE,
+    STALLING_MODEL,
     StreamingLLM,
 )
 from tests.support.telemetry import point
@@ -332,6 +333,54 @@ def test_a_streaming_helper_left_early_is_closed_early(otel: Any, llm: Streaming
     span = otel.span("chat gpt-4o-mini")
     assert span.attributes[semconv.STREAM_CLOSED_EARLY] is True
     assert span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == ANTHROPIC_INPUT_TOKENS  # as far as it got
+
+
+@pytest.mark.parametrize("read", ["events", "text_stream", "get_final_message"])
+def test_a_streaming_helper_cancelled_after_its_response_began_is_closed_early_however_it_is_read(
+        otel: Any, llm: StreamingLLM, read: str) -> None:
+    """A task reading an Anthropic helper stream, cancelled (a timeout around it) once the first events arrived: read
+    through its own iterators (``text_stream``, ``get_final_message()``), no chunk passed through agent-otel, and the
+    call was recorded failed with ``CancelledError`` where the same read through its events was closed early."""
+    client = anthropic.AsyncAnthropic(base_url=llm.url, api_key="test", max_retries=0)
+    opened: list[Any] = []
+
+    @agent_otel.provider("anthropic", model="claude-3-5-haiku")
+    def stream() -> Any:
+        return client.messages.stream(model=STALLING_MODEL, max_tokens=16, messages=MESSAGES)
+
+    async def reader() -> None:
+        async with stream() as events:
+            opened.append(events)
+            if read == "events":
+                async for _ in events:
+                    pass
+            elif read == "text_stream":
+                async for _ in events.text_stream:
+                    pass
+            else:
+                await events.get_final_message()
+
+    def began() -> bool:
+        try:
+            return bool(opened) and opened[0].current_message_snapshot is not None
+        except AssertionError:  # the SDK's property before the first event
+            return False
+
+    async def main() -> None:
+        task = asyncio.create_task(reader())
+        deadline = time.monotonic() + 30
+        while not began():
+            assert time.monotonic() < deadline, "the first events did not arrive"
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    span = otel.span("chat claude-3-5-haiku")
+    assert span.attributes[semconv.STREAM_CLOSED_EARLY] is True
+    assert semconv.ERROR_TYPE not in span.attributes
+    assert semconv.ERROR_TYPE not in point(otel, semconv.CLIENT_INFERENCE_DURATION.name).attributes
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ first two events and then an ``error`` event, as Anthropic reports a failure mid
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 from tests.support.loopback import LoopbackServer, QuietHandler
@@ -20,6 +21,9 @@ ANTHROPIC_MODEL = "claude-3-5-haiku-20241022"
 ANTHROPIC_INPUT_TOKENS, ANTHROPIC_OUTPUT_TOKENS = 40, 9
 #: The model whose Anthropic stream fails after it started.
 OVERLOADED_MODEL = "claude-overloaded"
+#: The model whose Anthropic stream sends its first three events (a text delta among them), then nothing more until the
+#: server stops: a reader waits there until it is cancelled.
+STALLING_MODEL = "claude-stalling"
 _OVERLOADED = ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
 
 
@@ -98,12 +102,28 @@ class StreamingLLM:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                if body.get("model") == STALLING_MODEL:
+                    self.stall(_sse(_anthropic_events()[:3]))
+                    return
                 events = (_openai_events() if self.path.endswith("/chat/completions") else
                           _responses_events() if self.path.endswith("/responses") else
                           [*_anthropic_events()[:2], _OVERLOADED] if body.get("model") == OVERLOADED_MODEL else
                           _anthropic_events())
                 self.send_body(200, _sse(events), "text/event-stream")
 
+            def stall(self, first: bytes) -> None:
+                self.close_connection = True
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()
+                    self.wfile.write(first)
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+                stopped.wait()
+
+        stopped = self._stopped = threading.Event()
         self._server = LoopbackServer(Handler)
 
     @property
@@ -115,4 +135,5 @@ class StreamingLLM:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self._stopped.set()
         self._server.stop()

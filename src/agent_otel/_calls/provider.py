@@ -61,6 +61,19 @@ _NOT_STREAMS = (str, bytes, bytearray, dict, list, tuple)
 _STREAM_SNAPSHOTS = ("current_message_snapshot", "current_completion_snapshot")
 
 
+def _snapshot_of(stream: Any) -> object | None:
+    """The response an SDK's helper stream accumulated so far (see ProviderInvocation.on_stream_exit); None before its
+    first event."""
+    for name in _STREAM_SNAPSHOTS:
+        try:
+            snapshot: object = getattr(stream, name, None)
+        except Exception:  # a snapshot property that asserts one exists: no event arrived
+            snapshot = None
+        if snapshot is not None:
+            return snapshot
+    return None
+
+
 def _is_stream_manager(result: object) -> bool:
     """What the SDKs' streaming helpers return, ``client.messages.stream(...)`` (Anthropic) and
     ``client.chat.completions.stream(...)`` (OpenAI), named ``*StreamManager`` in both, and what their
@@ -247,14 +260,7 @@ class ProviderInvocation(Invocation):
         if http_response is not None:
             self._read_usage(stream)
             return _body_read(http_response)
-        snapshot = None
-        for name in _STREAM_SNAPSHOTS:
-            try:
-                snapshot = getattr(stream, name, None)
-            except Exception:  # a snapshot property that asserts one exists: no event arrived
-                snapshot = None
-            if snapshot is not None:
-                break
+        snapshot = _snapshot_of(stream)
         if snapshot is None:
             # OpenAI's Responses helper (``client.responses.stream``) shows no snapshot: its response is kept once
             # ``response.completed`` arrived, which get_final_response() reads without passing through our proxy
@@ -268,6 +274,11 @@ class ProviderInvocation(Invocation):
             return True
         choices = field_of(snapshot, "choices")
         return bool(choices) and all(field_of(choice, "finish_reason") is not None for choice in choices)
+
+    def stream_started(self, stream: Any) -> bool:
+        """Whether an SDK's helper stream shows a response begun: its snapshot is made from the first event."""
+        return _snapshot_of(stream) is not None or getattr(
+            getattr(stream, "_state", None), "_completed_response", None) is not None
 
     def on_stream_close(self, stream: Any) -> bool:
         """A raw response with its body unread when the call returned (see :func:`_unread_json_response`), closed as

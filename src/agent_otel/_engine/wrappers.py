@@ -147,6 +147,11 @@ class Invocation:
         say whether it was read to the end."""
         return False
 
+    def stream_started(self, stream: object) -> bool:
+        """Whether the stream a manager handed out shows that its response began, read by the SDK's own iterators
+        (``text_stream``, ``get_final_message()``) and not through us, which saw no chunk."""
+        return False
+
     def on_stream_close(self, stream: object) -> bool:
         """A stream the call returned is closed (``close()``): read what it kept of the response, and say whether it
         was read to the end (the call then returned, rather than closed early)."""
@@ -1245,7 +1250,7 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
         ended.append(True)
 
 
-def _end_stream_raised(inv: Invocation, error: BaseException, closing: bool = False) -> None:
+def _end_stream_raised(inv: Invocation, error: BaseException, closing: bool = False, started: bool = False) -> None:
     """End a stream's call (an async generator's, a returned stream object's) that a step raised out of: failed with
     it, unless the task reading it was cancelled after its first chunk, as a client that disconnects cancels a
     server's streamed response (Starlette's) or a timeout around the loop does: the reader stopped reading, the
@@ -1253,8 +1258,9 @@ def _end_stream_raised(inv: Invocation, error: BaseException, closing: bool = Fa
     Before the first chunk the request had not answered, as a coroutine call cancelled while it runs: failed. So
     is a ``CancelledError`` of the stream's own (a future it awaited, cancelled by another) in a task nobody
     cancelled. ``closing``: trio closes a generator dropped half-read in a cancelled scope, and an await of its
-    cleanup raises ``Cancelled`` there, which trio drops: closed, as the consumer closed it."""
-    if _cancellation(error) and (closing or (inv.first_chunk_ns is not None and _reader_cancelled(error))):
+    cleanup raises ``Cancelled`` there, which trio drops: closed, as the consumer closed it. ``started``: the response
+    began where no chunk passed through us (see Invocation.stream_started)."""
+    if _cancellation(error) and (closing or ((started or inv.first_chunk_ns is not None) and _reader_cancelled(error))):
         inv.end(End.CLOSED)
     else:
         inv.end(End.RAISED, error=error)
@@ -1467,10 +1473,18 @@ def _leave_stream_block(proxy: Any, error: BaseException | None) -> None:
         except Exception as exc:
             report_error(inv.stage + ".stream", exc)
     if error is not None and how is End.CLOSED and (stream is not None or inv.first_chunk_ns is None):
-        _end_stream_raised(inv, error)
+        _end_stream_raised(inv, error, started=stream is not None and _response_began(inv, stream))
     else:  # an SDK stream that is its own block's object, read through our __next__ (whose errors ended the call
         # already): an exception that leaves the block now is the program's loop body's, the stream read early
         inv.end(how)
+
+
+def _response_began(inv: Invocation, stream: object) -> bool:
+    try:
+        return inv.stream_started(stream)
+    except Exception as exc:
+        report_error(inv.stage + ".stream", exc)
+        return False
 
 
 class _CopiedAsItsStream(_ShowsWrappedAnnotations):
