@@ -1480,10 +1480,16 @@ def _leave_stream_block(proxy: Any, error: BaseException | None) -> None:
 
 
 def _response_began(inv: Invocation, stream: object) -> bool:
+    """:meth:`Invocation.stream_started`. Never raises."""
+    return _asked(inv.stream_started, stream, inv.stage + ".stream")
+
+
+def _asked(hook: Callable[[object], bool], stream: object, stage: str) -> bool:
+    """A kind's hook's answer about ``stream``; False when it fails (counted at ``stage``)."""
     try:
-        return inv.stream_started(stream)
+        return hook(stream)
     except Exception as exc:
-        report_error(inv.stage + ".stream", exc)
+        report_error(stage, exc)
         return False
 
 
@@ -1672,11 +1678,7 @@ class _Closing:
 
 def _read_through(inv: Invocation, stream: object) -> bool:
     """:meth:`Invocation.on_stream_close`, asked before the stream is closed. Never raises."""
-    try:
-        return inv.on_stream_close(stream)
-    except Exception as exc:
-        report_error(inv.stage + ".close", exc)
-        return False
+    return _asked(inv.on_stream_close, stream, inv.stage + ".close")
 
 
 def _awaited_in(context: Context, closing: types.CoroutineType[Any, Any, T]) -> types.CoroutineType[Any, Any, T]:
