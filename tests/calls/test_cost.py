@@ -652,6 +652,14 @@ def test_a_call_returning_what_a_nested_call_of_another_provider_answered_counts
                    and span.name.startswith("invoke_workflow")]
     assert job_span.attributes[semconv.JOB_ROLLUP_INPUT_TOKENS] == 600
     assert job_span.attributes[semconv.JOB_ROLLUP_COST] == pytest.approx(one)
+    if shape != "router returning its own dict":  # the answer names the model that gave it (the dict does not)
+        # the outer call's response model is the one that answered it, as when it counts the tokens itself (it had
+        # none: the answer's tokens counted below, its model was left unread with them)
+        outer = otel.span("chat gpt-4o")
+        assert outer.attributes[semconv.GEN_AI_RESPONSE_MODEL] == "claude-sonnet-4-20250514"
+        durations = {p.attributes[semconv.GEN_AI_PROVIDER_NAME]: p.attributes.get(semconv.GEN_AI_RESPONSE_MODEL)
+                     for p in points(otel, semconv.CLIENT_INFERENCE_DURATION.name)}
+        assert durations[outer.attributes[semconv.GEN_AI_PROVIDER_NAME]] == "claude-sonnet-4-20250514"
 
 
 def test_a_call_answering_with_its_own_request_still_counts_it_beside_a_nested_call_of_another_provider(

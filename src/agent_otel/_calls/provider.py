@@ -368,6 +368,10 @@ class ProviderInvocation(Invocation):
                 self.input_tokens = tokens_in
             if tokens_out is not None:
                 self.output_tokens = tokens_out
+        self._read_model(source)
+
+    def _read_model(self, source: Any) -> None:
+        """The response model, id and finish reasons ``source`` shows (the tokens aside: see _read_usage)."""
         model = field_of(source, "model")
         if model is None:
             model = _first_of(field_of(source, "message"), field_of(source, "response"), name="model")
@@ -484,6 +488,7 @@ class ProviderInvocation(Invocation):
         if value is not None:  # on an error too: what a manual block reported before it raised
             if self.answers_below and _answered_below(value, self.answers_below):
                 self.usage_below = True  # a router's or fallback's answer: the nested call counted its tokens
+                self._read_model(value)  # its model is the one that answered this call too
             else:
                 self._read_usage(value)
                 one_of_several = len(self.usage_inside) > 1 and self._one_request_inside()
