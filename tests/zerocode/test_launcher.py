@@ -1030,3 +1030,49 @@ def test_a_gevent_program_exporting_over_otlp_http_is_patched_first_when_asked(p
     assert (result.returncode, result.stdout) == (2, "")
     assert ("OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH: expected 'patch_all', got 'yes'"
             in result.stderr)
+
+
+RELOADER_PROGRAM = """import sys
+from werkzeug.serving import run_simple
+import toolmod
+
+def app(environ, start_response):
+    toolmod.work(1)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+
+run_simple("127.0.0.1", int(sys.argv[1]), app, use_reloader=True, reloader_type="stat")
+"""
+
+
+def test_a_reloaders_child_serves_metrics_on_the_port_its_parent_hands_over(project: Path) -> None:
+    """werkzeug's reloader (Flask's debug mode; Django's ``runserver`` works alike) runs the program in a child while
+    the first process watches its files: that process held the /metrics port, and the child, whose calls are the
+    program's, served none (its port in use). The first process releases it as it starts the child."""
+    import signal as signals
+    import urllib.request
+
+    from agent_otel._ops.stack import free_port
+
+    (project / "app.py").write_text(RELOADER_PROGRAM)
+    app_port, metrics_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env.update(XDG_CACHE_HOME=str(project / "cache"), OTEL_TRACES_EXPORTER="none", OTEL_LOGS_EXPORTER="none",
+               OTEL_METRICS_EXPORTER="prometheus", OTEL_EXPORTER_PROMETHEUS_PORT=str(metrics_port))
+    server = subprocess.Popen([AGENT_OTEL, "run", "--", sys.executable, "app.py", str(app_port)], cwd=project, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def get(url: str) -> str | None:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return str(response.read().decode())
+        except OSError:
+            return None
+
+    try:
+        wait_until(lambda: get(f"http://127.0.0.1:{app_port}/") == "ok", "the reloader's child to serve the app")
+        wait_until(lambda: 'gen_ai_tool_name="work"' in (get(f"http://127.0.0.1:{metrics_port}/metrics") or ""),
+                   "the child's tool call on /metrics")
+    finally:
+        os.killpg(server.pid, signals.SIGTERM)
+        server.wait(timeout=30)

@@ -436,8 +436,28 @@ def _flush_at_the_last_finalizer() -> None:
                                   for thread in threading.enumerate()))
 
 
+#: The variables a development server's reloader sets for the child that runs the program (werkzeug's, behind Flask's
+#: debug mode; Django's ``runserver``): the process that sets one only watches the files and restarts that child.
+_RELOADER_CHILD_MARKS = ("WERKZEUG_RUN_MAIN", "RUN_MAIN")
+#: What runs in this process before it starts a reloader's child (configure() hands its /metrics port over to it).
+before_reloader_child: list[Callable[[], None]] = []
+
+
+def _starts_a_reloader_child(env: object) -> bool:
+    """Whether a child given ``env`` is a reloader's child that this process starts: the mark is set for it, not
+    inherited (a child of the program's own process has it already, and starts children of its own)."""
+    return isinstance(env, Mapping) and any(
+        env.get(name) == "true" and os.environ.get(name) != "true" for name in _RELOADER_CHILD_MARKS)
+
+
 def _wrap_popen_init(wrapped: Callable[..., None], instance: subprocess.Popen[Any], args: Args,
                      kwargs: Kwargs) -> None:
+    if before_reloader_child and _starts_a_reloader_child(args[10] if len(args) > 10 else kwargs.get("env")):
+        for step in before_reloader_child:
+            try:
+                step()
+            except Exception as exc:
+                report_error("autoinstrument.reloader", exc)
     if _has_context_to_carry():
         # Popen(args, bufsize, executable, stdin, stdout, stderr, preexec_fn, close_fds, shell, cwd, env)
         if len(args) > 10:

@@ -75,6 +75,7 @@ from agent_otel._bridge.processor import GenAiSpanBridge
 from agent_otel._bridge.sampling import dropping_parts, records_dropped_genai_spans
 from agent_otel._context import stamping as _stamping
 from agent_otel._context.carriers import (
+    before_reloader_child,
     flush_before_raised_signals,
     flush_on_the_programs_terminate,
     flush_this_worker_on_exit,
@@ -324,6 +325,21 @@ def _prometheus_reader(settings: Settings, telemetry: Telemetry) -> MetricReader
     return reader
 
 
+def _hand_metrics_port_to_reloader_child() -> None:
+    """This process starts a development server's reloader child (Flask's debug mode, Django's ``runserver``), which
+    runs the program while this one only watches its files: the child serves /metrics, on the port this process
+    releases now. Kept, the port left the child without /metrics (its port in use), and this process served none of
+    the program's metrics."""
+    telemetry = _telemetry
+    server = telemetry.prometheus_server if telemetry is not None else None
+    if telemetry is None or server is None:
+        return
+    telemetry.prometheus_server = None
+    server.shutdown()
+    server.server_close()
+    logger.info("agent-otel: this process starts a reloader's child, which serves /metrics: it serves none itself")
+
+
 def _say_metrics_unserved(why: str, rt: Runtime) -> None:
     """One warning line and a count (stage ``metrics.port_busy``): the program goes on, with its other exporters
     (OTLP), and without /metrics from this process."""
@@ -528,6 +544,9 @@ def configure(
                     _instrumented_quietly(instrumentor)
             if instrument_processes:
                 instrument_process_carriers()
+                if telemetry.prometheus_server is not None and \
+                        _hand_metrics_port_to_reloader_child not in before_reloader_child:
+                    before_reloader_child.append(_hand_metrics_port_to_reloader_child)
             if system_metrics:
                 from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
 
