@@ -137,6 +137,29 @@ def test_attached_under_a_server_instrumentations_span_runs_the_job_under_that_s
     assert seen == ["caller-job"]
 
 
+def test_attached_under_a_span_continuing_the_caller_takes_only_that_span_from_the_servers_context(otel: Any) -> None:
+    """The span kept under ``attached()`` is all it keeps of the server's context: the server's own job, its local
+    baggage and a suppression of instrumentation stay outside the block, as without such a span."""
+    from opentelemetry import baggage, propagate
+    from opentelemetry import context as otel_context
+    from opentelemetry.instrumentation.utils import is_instrumentation_enabled, suppress_instrumentation
+
+    with agent_otel.job("caller-job", type="caller"):
+        carrier: dict[str, str] = {}
+        agent_otel.inject(carrier)
+    server = otel.tracer_provider.get_tracer("a.server")
+    token = otel_context.attach(baggage.set_baggage("tenant", "server-local"))
+    try:
+        with agent_otel.job("server-job", type="server"), suppress_instrumentation(), \
+                server.start_as_current_span("GET /work", context=propagate.extract(carrier)) as handler, \
+                agent_otel.attached(carrier):
+            seen = (agent_otel.current_job_id(), baggage.get_baggage("tenant"), is_instrumentation_enabled(),
+                    trace.get_current_span() is handler)
+    finally:
+        otel_context.detach(token)
+    assert seen == ("caller-job", None, True, True)
+
+
 def test_a_server_started_in_its_parents_job_passes_each_requests_job_on(otel: Any,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """MCP probe: a stdio server started inside a job (``BAGGAGE`` in its environment, which ``configure()`` attaches)

@@ -1026,6 +1026,9 @@ def test_a_gevent_program_exporting_over_otlp_http_is_patched_first_when_asked(p
                      OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH="patch_all")
         assert (result.returncode, result.stdout, result.stderr) == (0, "gevent.ssl\ngevent.ssl\n", "")
         assert len(wait_for_spans(receiver, 2)) == 2  # the tool call of each, exported over OTLP/HTTP
+    result = run(project, sys.executable, "-c", "print('ran')",
+                 OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH="")
+    assert (result.returncode, result.stdout) == (0, "ran\n")  # empty: unset, as the configuration spec has it
     result = run(project, sys.executable, "app.py", OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH="yes")
     assert (result.returncode, result.stdout) == (2, "")
     assert ("OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH: expected 'patch_all', got 'yes'"

@@ -380,8 +380,16 @@ def test_a_sync_call_running_its_async_twin_in_a_loop_of_its_own_is_one_call(ote
 
         class Agent:
             async def run(self, task):
+                if task == "first":  # a follow-up turn, a task of its own: a call of its own, as under run()
+                    await asyncio.get_running_loop().create_task(self.run("follow-up"))
                 await asyncio.sleep(0)
                 return task
+
+            async def fan(self, task, *more):
+                return await asyncio.gather(*(self.run(each) for each in (task, *more)))
+
+            def fan_sync(self, task, *more):
+                return asyncio.run(self.fan(task, *more))
 
             async def trio_run(self, task):
                 await trio.sleep(0)
@@ -404,12 +412,22 @@ def test_a_sync_call_running_its_async_twin_in_a_loop_of_its_own_is_one_call(ote
     instrument(config(f"""
         [[agent]]
         target = ["{mod}:Agent.run", "{mod}:Agent.trio_run", "{mod}:Agent.run_sync", "{mod}:Agent.run_with_asyncio_run",
-                  "{mod}:Agent.run_with_trio"]
+                  "{mod}:Agent.run_with_trio", "{mod}:Agent.fan", "{mod}:Agent.fan_sync"]
         name = {{ path = "args.task" }}
     """))
     agent = module.Agent()
     assert (agent.run_sync("a"), agent.run_with_asyncio_run("b"), agent.run_with_trio("c")) == ("a", "b", "c")
     assert sorted(names(otel)) == ["invoke_agent a", "invoke_agent b", "invoke_agent c"]
+    otel.reset()
+    # the tasks the call's run starts are calls of their own, as under the async call: a follow-up turn, a fan-out
+    assert agent.run_sync("first") == "first"
+    assert sorted(names(otel)) == ["invoke_agent first", "invoke_agent follow-up"]
+    otel.reset()
+    assert agent.fan_sync("x", "y") == ["x", "y"]
+    assert sorted(names(otel)) == ["invoke_agent x", "invoke_agent x", "invoke_agent y"]  # the fan-out's, one a task
+    otel.reset()
+    assert asyncio.run(agent.fan("x", "y")) == ["x", "y"]
+    assert sorted(names(otel)) == ["invoke_agent x", "invoke_agent x", "invoke_agent y"]  # as under the async call
 
 
 def test_a_trio_task_a_call_starts_on_the_same_object_is_a_call_of_its_own(otel: Any, package: Package) -> None:

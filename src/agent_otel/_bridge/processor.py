@@ -705,7 +705,7 @@ def _in_our_call(kind: Kind, operation: str, attributes: Mapping[str, Any], span
         return _our_provider_call(ctx, operation, sources.request_model_of(attributes)) is not None
     if kind in _RUNS:
         counts = current_counts(ctx)
-        if counts is None or counts.twin_seen:
+        if counts is None or counts.twin_seen or counts.ended:
             return False
         counts.twin_seen = _same_name(otel_context.get_value(AGENT_KEY, ctx),
                                       sources.agent_name_of(attributes) or span_name)
@@ -751,7 +751,8 @@ def _first_twin(kind: Kind, ctx: Context | None) -> bool:
     if kind not in _NAMED:
         return True
     marker = current_counts(ctx) if kind is Kind.AGENT else otel_context.get_value(TOOL_KEY, ctx)
-    if not isinstance(marker, CallCounts | OpenToolCall) or marker.twin_seen:
+    if not isinstance(marker, CallCounts | OpenToolCall) or marker.twin_seen or (
+            type(marker) is CallCounts and marker.ended):
         return False
     marker.twin_seen = True
     return True
@@ -762,7 +763,7 @@ def _first_workflow(ctx: Context | None) -> bool:
     The library's agent span of our call's name inside it is that run too (openai-agents' ``Agent workflow`` around
     its ``invoke_agent``: taking the workflow as the twin made the agent span a second invocation)."""
     counts = current_counts(ctx)
-    if counts is None or counts.workflow_seen:
+    if counts is None or counts.workflow_seen or counts.ended:
         return False
     counts.workflow_seen = True
     return True

@@ -76,9 +76,9 @@ class AgentInvocation(Invocation):
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         untrack(self)
         counts = self.counts
-        if counts is not None:  # ended: a library's run that starts in its context from now on is not this call's run
-            # but a run of its own (openai-agents' ``Runner.run_streamed`` returns a handle whose run starts later)
-            counts.twin_seen = counts.workflow_seen = True
+        if counts is not None:  # a library's run that starts in its context from now on is not this call's run but
+            # one of its own (openai-agents' ``Runner.run_streamed`` returns a handle whose run starts later)
+            counts.ended = True
         handler, call = self.handler, self.call  # call: None when no option reads it (KindHandler.reads_call)
         if call is not None:
             call.result, call.error = value, error

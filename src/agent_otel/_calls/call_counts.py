@@ -33,7 +33,7 @@ class CallCounts:
     thread counts in a list of its own, which only it writes (thread-safe without a lock), and a count adds the
     threads' up. (A list entry per call, appended atomically, grew a long-lived invocation by 8 bytes a call.)"""
 
-    __slots__ = ("_per_thread", "twin_seen", "workflow_seen")
+    __slots__ = ("_per_thread", "ended", "twin_seen", "workflow_seen")
 
     def __init__(self) -> None:
         #: thread id -> that thread's [inference calls, tool calls]
@@ -42,6 +42,9 @@ class CallCounts:
         self.twin_seen = False
         #: ... and another library's workflow span directly inside it, which is this invocation's run too.
         self.workflow_seen = False
+        #: The invocation ended: a library's run that starts in its context now (the run of a handle it returned) is a
+        #: run of its own. Written by the invocation alone (the two above are the span bridge's).
+        self.ended = False
 
     def totals(self) -> tuple[int, int]:
         """The inference and tool calls so far, the threads' counts added up in one pass (most invocations run

@@ -443,16 +443,22 @@ _RELOADER_CHILD_MARKS = ("WERKZEUG_RUN_MAIN", "RUN_MAIN")
 before_reloader_child: list[Callable[[], None]] = []
 
 
-def _starts_a_reloader_child(env: object) -> bool:
-    """Whether a child given ``env`` is a reloader's child that this process starts: the mark is set for it, not
-    inherited (a child of the program's own process has it already, and starts children of its own)."""
-    return isinstance(env, Mapping) and any(
-        env.get(name) == "true" and os.environ.get(name) != "true" for name in _RELOADER_CHILD_MARKS)
+def _starts_a_reloader_child(command: object, env: object) -> bool:
+    """Whether ``command`` given ``env`` is a reloader's child that this process starts: this program again, with this
+    interpreter and its arguments (werkzeug's and Django's reloaders start it so), and the mark set for it, not
+    inherited (a child of the program's own process has it already, and may start children of its own)."""
+    if not (isinstance(env, Mapping) and any(
+            env.get(name) == "true" and os.environ.get(name) != "true" for name in _RELOADER_CHILD_MARKS)):
+        return False
+    argv = [os.fsdecode(part) for part in command] if isinstance(command, list | tuple) else []
+    arguments = sys.argv[1:]
+    return bool(argv) and argv[0] == sys.executable and (not arguments or argv[-len(arguments):] == arguments)
 
 
 def _wrap_popen_init(wrapped: Callable[..., None], instance: subprocess.Popen[Any], args: Args,
                      kwargs: Kwargs) -> None:
-    if before_reloader_child and _starts_a_reloader_child(args[10] if len(args) > 10 else kwargs.get("env")):
+    if before_reloader_child and _starts_a_reloader_child(args[0] if args else kwargs.get("args"),
+                                                          args[10] if len(args) > 10 else kwargs.get("env")):
         for step in before_reloader_child:
             try:
                 step()

@@ -13,10 +13,10 @@ from typing import Any, Generic, ParamSpec, TypeVar
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, get_current_span
+from opentelemetry.trace import Span, get_current_span, set_span_in_context
 
 from agent_otel._context.baggage_header import merged_baggage
-from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, BAGGAGE_KEY
+from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY
 from agent_otel._context.phase import PHASE_KEY, PhaseState
 from agent_otel._context.stamping import stamped_ids
 from agent_otel._engine.self_telemetry import report_error
@@ -37,8 +37,8 @@ def inject(carrier: MutableMapping[str, str], ctx: Context | None = None) -> Mut
 
 def extract(carrier: Mapping[str, str], ctx: Context | None = None) -> Context:
     """Read trace context and baggage (with the job and conversation ids) from ``carrier``, e.g. incoming headers,
-    onto ``ctx`` (default: an empty context, as OpenTelemetry's extract has it; the current one, with the carrier's
-    baggage, when its span already continues the carrier's trace, as a server instrumentation's does). A carrier with
+    onto ``ctx`` (default: an empty context, as OpenTelemetry's extract has it, with the current span in place of the
+    carrier's when it already continues it, as a server instrumentation's does). A carrier with
     neither brings
     nothing, and ``ctx`` (default: the current context) is the answer: a request with no caller to continue leaves
     its handler in its job and span. So does a carrier that is no mapping of names (e.g. None), counted, never
@@ -55,12 +55,12 @@ def extract(carrier: Mapping[str, str], ctx: Context | None = None) -> Context:
         return ctx if ctx is not None else otel_context.get_current()  # its job and span (a request from curl)
     extracted = propagate.extract(lowered, context=ctx)
     if ctx is None:
-        current = otel_context.get_current()
-        if _continues(get_current_span(current), get_current_span(extracted)):
+        here = get_current_span()
+        if _continues(here, get_current_span(extracted)):
             # a span here continues the caller's trace already (a server instrumentation's, started from these
-            # headers): the job runs under it, not beside it as another child of the caller's span
-            baggage = extracted.get(BAGGAGE_KEY)
-            return otel_context.set_value(BAGGAGE_KEY, baggage, current) if baggage is not None else current
+            # headers): the job runs under it, not beside it as another child of the caller's span; the rest is the
+            # carrier's (this process's own job, baggage and suppression are not the caller's)
+            return set_span_in_context(here, extracted)
     return extracted
 
 

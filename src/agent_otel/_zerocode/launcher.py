@@ -336,8 +336,8 @@ def _patch_gevent() -> None:
     it: gevent's ``monkey.patch_all()`` before the exporters are made. The OTLP/HTTP ones import ``requests`` and
     ``urllib3``, which keep the ``ssl`` classes they found: patched by the program only after that, every HTTPS request
     it made under gevent failed with a RecursionError."""
-    value = os.environ.get(OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH)
-    if value is None:
+    value = os.environ.get(OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH, "").strip()
+    if not value:  # empty counts as unset, as the OpenTelemetry configuration spec has it
         return
     if value != "patch_all":
         raise ConfigurationError(f"{OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH}: expected 'patch_all', "

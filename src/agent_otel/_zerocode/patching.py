@@ -31,6 +31,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Collection, Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from types import FunctionType, MethodType, ModuleType
 from typing import Any, TypeAlias, TypeVar, cast
@@ -201,10 +202,10 @@ class _ConfiguredHandler(Handler):
         family, same, runner = self.family, id(obj), _runner()
         marks: tuple[_Mark, ...] = parent.get(_FAMILY_KEY) or ()  # type: ignore[assignment]
         for mark_family, mark_object, mark_runner, mark_call in marks:
-            # run by the same task or thread; or by a loop the call runs in its own thread (a sync call outside any
-            # task, still running: it waits for the loop, as ``run_sync`` for its ``run``); or by its coroutine's task
+            # run by the same task or thread; or by the task a sync call outside any task runs in a loop of its own,
+            # in its thread (``run_sync`` running its ``run``); or by its coroutine's task
             if mark_family == family and mark_object == same and (
-                    mark_runner == runner or mark_runner == threading.get_ident() or _task_of(mark_call)):
+                    mark_runner == runner or _the_loops_first_task(mark_runner, runner) or _task_of(mark_call)):
                 enclosing = mark_call()
                 if enclosing is not None and not enclosing._ended:
                     return None
@@ -299,6 +300,25 @@ def _current_task() -> object | None:
     except RuntimeError:  # trio's own code between task steps (a run_sync_soon callback): no task
         return None
     return found
+
+
+def _the_loops_first_task(mark_runner: int, runner: int) -> bool:
+    """Whether ``runner``, a task, is the one that a sync call marked by this thread (``mark_runner``: it ran outside
+    any task) runs in an event loop of its own (``asyncio.run``, ``run_until_complete``, ``trio.run``): that call
+    waits for it, and the entry's call in it is that call. The first such task met is it; the tasks it starts (a
+    follow-up turn, a fan-out with ``gather``) inherit the note of it and are calls of their own, as they are
+    under the async call."""
+    if mark_runner != threading.get_ident():
+        return False
+    first = _LOOPS_FIRST_TASK.get()
+    if first is None:
+        _LOOPS_FIRST_TASK.set(runner)  # in this task's own context: what the tasks it starts inherit
+        return True
+    return first == runner
+
+
+#: The task of a sync call's own event loop taken for that call (see _the_loops_first_task).
+_LOOPS_FIRST_TASK: ContextVar[int | None] = ContextVar("agent_otel_loops_first_task", default=None)
 
 
 def _task_of(call: weakref.ref[Invocation]) -> bool:

@@ -291,14 +291,17 @@ def _dotted(node: ast.expr) -> str | None:
     return ".".join([node.id, *reversed(parts)])
 
 
-def registry_note(function: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+def registry_note(function: ast.FunctionDef | ast.AsyncFunctionDef, tree: ast.Module) -> str:
     """What ``check`` says of a function under a decorator that may keep it where the config's wrapper cannot reach:
     a registry it fills (``@app.get``, ``@agent.tool_plain``, ``@mcp.tool()``: an object's method) holds the function as
-    it was defined, and the calls through it record nothing ("" when no such decorator is there)."""
+    it was defined, and the calls through it record nothing ("" when no such decorator is there). A module's function
+    (``@functools.partial``, ``@tenacity.retry(...)``: the module ``tree`` imports it with ``import``) is a wrapper the
+    name then holds, as a plain name's is."""
+    modules = {alias.asname or alias.name.partition(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+               for alias in node.names}
     names = [_dotted(decorator) for decorator in function.decorator_list]
-    # an object's method (a registry is one: an app's, an agent's), not a plain name (a wrapper the name then holds)
     others = [name for name in names if name is not None and "." in name and name not in _NO_REGISTRY
-              and not name.startswith("agent_otel.")]
+              and name.partition(".")[0] not in modules]
     if not others:
         return ""
     return (f"decorated with @{others[0]}: if it registers the function (a route, a tool), the calls through that "
@@ -318,7 +321,7 @@ def registry_note_of(function: object) -> str:
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == code.co_name and (
                 min([node.lineno, *(d.lineno for d in node.decorator_list)]) == code.co_firstlineno):
-            return registry_note(node)
+            return registry_note(node, tree)
     return ""
 
 
@@ -427,7 +430,7 @@ def resolve_in_script(tree: ast.Module, qualname: str, label: str) -> InScript:
     # `run` knows it, so its parameters are not checked here
     plain = all(isinstance(d, ast.Name) and d.id in _SAME_PARAMETERS for d in node.decorator_list)
     return InScript(_source_shape(node, in_class), ", ".join(filter(None, (note if in_class else "",
-                                                                            registry_note(node)))),
+                                                                            registry_note(node, tree)))),
                     signature=signature_in_source(node) if plain else None)
 
 
