@@ -190,6 +190,9 @@ INSTRUMENTATION_STAGE = "agent_otel.stage"
 AGENT_OTEL_VERSION = "agent_otel.version"
 #: Set on a span when the consumer stopped a stream before it was exhausted.
 STREAM_CLOSED_EARLY = "agent_otel.stream.closed_early"
+#: Set on a span whose call a framework's control-flow exception left (a LangGraph pause or hand-off, a pydantic-ai
+#: deferred tool call: no failure), to its class name.
+CONTROL_FLOW = "agent_otel.control_flow"
 
 # Roll-ups stamped on the job span when the job ends.
 JOB_ROLLUP_AGENT_CALLS = "job.agent.calls"

@@ -1233,6 +1233,18 @@ def test_a_stream_its_consumer_closed_early_is_no_failed_call(otel: Any) -> None
     assert semconv.ERROR_TYPE not in point(otel, OPERATION).attributes
 
 
+@pytest.mark.parametrize("error_type", ["GraphInterrupt", "langgraph.errors.ParentCommand"])
+def test_a_tool_span_a_framework_left_by_its_control_flow_is_no_failed_call(otel: Any, error_type: str) -> None:
+    """LangChain's instrumentation ends the span of a LangGraph tool that paused for a human (``interrupt()``) or
+    handed off (``ParentCommand``) with that exception as an error: every approval tool read as failing."""
+    with foreign(otel).start_as_current_span("execute_tool transfer", attributes={
+            semconv.GEN_AI_OPERATION_NAME: "execute_tool", semconv.GEN_AI_TOOL_NAME: "transfer"}) as span:
+        span.set_attribute(semconv.ERROR_TYPE, error_type)
+        span.set_status(Status(StatusCode.ERROR))
+    [duration] = points(otel, semconv.TOOL_DURATION.name)
+    assert semconv.ERROR_TYPE not in duration.attributes
+
+
 @pytest.mark.parametrize(("operation", "model", "counted"), [
     ("execute_task", None, False), ("execute_method", None, False),  # CrewAI's steps: no model call
     ("responses", "gpt-4o", True),  # an operation of a library's own that names the model it asked: a model call

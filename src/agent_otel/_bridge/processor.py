@@ -79,6 +79,7 @@ from agent_otel._context import running
 from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, current_job
 from agent_otel._context.running import STARTED_BARE, forget, note_started_in, running_context
 from agent_otel._engine import collection
+from agent_otel._engine.control_flow import CONTROL_FLOW_NAMES
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import OTHER, attribute_dict, policy
 from agent_otel._engine.self_telemetry import report_error
@@ -894,9 +895,9 @@ def _error_type(span: Span, attributes: Any) -> str | None:
     module, dot, name = value.rpartition(".")
     if dot and name.isidentifier() and all(part.isidentifier() for part in module.split(".")):
         value = name
-    # A stream its consumer closed early (LangChain's instrumentation ends its span with the GeneratorExit): not a
-    # failure, as with agent-otel's own wrappers
-    return None if value == "GeneratorExit" else value
+    # A stream its consumer closed early (LangChain's instrumentation ends its span with the GeneratorExit), a
+    # framework's control flow (a LangGraph pause or hand-off): not a failure, as with agent-otel's own wrappers
+    return None if value == "GeneratorExit" or value in CONTROL_FLOW_NAMES else value
 
 
 def _record(span: Span, seen: _Seen) -> None:

@@ -60,6 +60,7 @@ from opentelemetry.trace import NonRecordingSpan, Span, Status, StatusCode
 from agent_otel import semconv
 from agent_otel._engine import collection
 from agent_otel._engine import instruments as _instruments
+from agent_otel._engine.control_flow import is_control_flow
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import ExitThread
@@ -184,8 +185,12 @@ class Invocation:
         if self.start_ns < _forked_at_ns:  # started before this process was forked: its parent's, which records it
             return
         duration_s = (_now_ns() - self.start_ns) / 1e9
-        if error is not None and isinstance(error, _NOT_FAILURES):
-            how, error = _as_ending(how, error)
+        flow: BaseException | None = None  # a framework's control flow the call was left by (see control_flow)
+        if error is not None:
+            if isinstance(error, _NOT_FAILURES):
+                how, error = _as_ending(how, error)
+            elif is_control_flow(error):
+                how, error, flow = End.RETURNED, None, error
         # A signal's exception (Ctrl-C's KeyboardInterrupt, a handler's SystemExit) raised in our recording: the span
         # still ends, with the call's own outcome, as the metrics recorded it (it was left open for good, never
         # exported), and then the exception goes on, the same object, as it would have at the program's next step
@@ -204,6 +209,8 @@ class Invocation:
         try:
             if error is not None or how is End.CLOSED:  # (a call that returned has nothing to mark: no call for it)
                 _mark_outcome(span, how, error, True)
+            elif flow is not None and span.is_recording():
+                span.set_attribute(semconv.CONTROL_FLOW, type(flow).__name__)
             span.end()
         except Exception as exc:
             report_error(self.stage + ".end", exc)
@@ -365,7 +372,7 @@ _NOT_FAILURES = (SystemExit, GeneratorExit)
 def _as_ending(how: End, error: BaseException) -> tuple[End, BaseException | None]:
     """``sys.exit(0)``/``sys.exit()`` is a success, as the exit status says; any other code is an error.
     GeneratorExit means the consumer closed a generator or coroutine: closed early, not failed.
-    (KeyboardInterrupt and everything else stay errors.)"""
+    (KeyboardInterrupt and everything else stay errors, but a framework's control flow: see control_flow.)"""
     if isinstance(error, GeneratorExit):
         return End.CLOSED, None
     code = cast(SystemExit, error).code

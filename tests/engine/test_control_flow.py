@@ -1,0 +1,75 @@
+"""Exceptions that frameworks raise as control flow (a LangGraph pause or hand-off, a pydantic-ai deferred tool call,
+click's exit 0) leave a call that did not fail: no error outcome, no ``error.type``, the exception the same object."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+import click
+import pytest
+from opentelemetry.trace import StatusCode
+
+import agent_otel
+from agent_otel import semconv
+from tests.support.telemetry import points
+
+
+class Draft(TypedDict):
+    draft: str
+    approved: bool
+
+
+def test_a_langgraph_node_that_pauses_for_a_human_is_no_failed_agent_call(otel: Any) -> None:
+    """The node pauses (``interrupt()`` raises GraphInterrupt through it) and runs again when resumed: it was an
+    error each time it paused, an agent that asks every time read 50% success and set off the success-ratio alert."""
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.types import Command, interrupt
+
+    @agent_otel.agent("approver")
+    def approve(state: Draft) -> dict[str, bool]:
+        return {"approved": interrupt({"draft": state["draft"]}) == "yes"}
+
+    graph = StateGraph(Draft).add_node("approve", approve).add_edge(START, "approve").add_edge("approve", END)
+    app = graph.compile(checkpointer=InMemorySaver())
+    config: Any = {"configurable": {"thread_id": "1"}}
+    assert "__interrupt__" in app.invoke({"draft": "Dear Bob", "approved": False}, config)
+    assert app.invoke(Command(resume="yes"), config)["approved"] is True
+    paused, resumed = sorted(otel.spans("invoke_agent approver"), key=lambda span: span.start_time)
+    assert paused.attributes[semconv.CONTROL_FLOW] == "GraphInterrupt"
+    assert semconv.ERROR_TYPE not in paused.attributes and paused.status.status_code is not StatusCode.ERROR
+    assert not paused.events  # no exception event: the draft it pauses on stays out of the trace
+    assert semconv.CONTROL_FLOW not in resumed.attributes
+    assert {(p.attributes[semconv.AGENT_OUTCOME], p.count)
+            for p in points(otel, semconv.AGENT_DURATION.name)} == {("success", 2)}
+
+
+def test_a_deferred_tool_call_is_no_failed_one_and_raises_the_same_exception(otel: Any) -> None:
+    from pydantic_ai.exceptions import ApprovalRequired
+
+    raised = ApprovalRequired()
+
+    @agent_otel.tool("delete_file")
+    def delete_file(path: str) -> str:
+        raise raised
+
+    with pytest.raises(ApprovalRequired) as caught:
+        delete_file("/tmp/x")
+    assert caught.value is raised
+    [duration] = points(otel, semconv.TOOL_DURATION.name)
+    assert semconv.ERROR_TYPE not in duration.attributes
+    assert otel.span("execute_tool delete_file").attributes[semconv.CONTROL_FLOW] == "ApprovalRequired"
+
+
+@pytest.mark.parametrize(("code", "outcome"), [(0, "success"), (3, "error")])
+def test_a_click_exit_is_a_success_as_its_status_says(otel: Any, code: int, outcome: str) -> None:
+    """``ctx.exit(0)`` (click's, typer's) ends a command early with status 0, as ``sys.exit(0)`` does: it was a failed
+    job."""
+    @agent_otel.job(type="cli")
+    def command() -> None:
+        raise click.exceptions.Exit(code)
+
+    with pytest.raises(click.exceptions.Exit):
+        command()
+    [duration] = points(otel, semconv.JOB_DURATION.name)
+    assert duration.attributes[semconv.JOB_OUTCOME] == outcome
