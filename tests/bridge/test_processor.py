@@ -1245,6 +1245,15 @@ def test_a_tool_span_a_framework_left_by_its_control_flow_is_no_failed_call(otel
     assert semconv.ERROR_TYPE not in duration.attributes
 
 
+def test_an_error_of_another_module_named_as_a_frameworks_control_flow_is_a_failure(otel: Any) -> None:
+    with foreign(otel).start_as_current_span("execute_tool charge", attributes={
+            semconv.GEN_AI_OPERATION_NAME: "execute_tool", semconv.GEN_AI_TOOL_NAME: "charge"}) as span:
+        span.set_attribute(semconv.ERROR_TYPE, "billing_api.errors.ApprovalRequired")
+        span.set_status(Status(StatusCode.ERROR))
+    [duration] = points(otel, semconv.TOOL_DURATION.name)
+    assert duration.attributes[semconv.ERROR_TYPE] == "ApprovalRequired"
+
+
 @pytest.mark.parametrize(("operation", "model", "counted"), [
     ("execute_task", None, False), ("execute_method", None, False),  # CrewAI's steps: no model call
     ("responses", "gpt-4o", True),  # an operation of a library's own that names the model it asked: a model call

@@ -160,6 +160,30 @@ def test_attached_under_a_span_continuing_the_caller_takes_only_that_span_from_t
     assert seen == ("caller-job", None, True, True)
 
 
+def test_attached_takes_nothing_of_the_servers_context_whatever_the_propagators_order(otel: Any) -> None:
+    """With the baggage propagator first (``OTEL_PROPAGATORS=baggage,tracecontext``), extracting onto no context began
+    from the current one: the server's own job and baggage came through."""
+    from opentelemetry import baggage, propagate
+    from opentelemetry import context as otel_context
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    with agent_otel.job("caller-job", type="caller"):
+        carrier: dict[str, str] = {}
+        agent_otel.inject(carrier)
+    before = propagate.get_global_textmap()
+    propagate.set_global_textmap(CompositePropagator([W3CBaggagePropagator(), TraceContextTextMapPropagator()]))
+    token = otel_context.attach(baggage.set_baggage("tenant", "server-local"))
+    try:
+        with agent_otel.job("server-job", type="server"), agent_otel.attached(carrier):
+            seen = (agent_otel.current_job_id(), baggage.get_baggage("tenant"))
+    finally:
+        otel_context.detach(token)
+        propagate.set_global_textmap(before)
+    assert seen == ("caller-job", None)
+
+
 def test_a_server_started_in_its_parents_job_passes_each_requests_job_on(otel: Any,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """MCP probe: a stdio server started inside a job (``BAGGAGE`` in its environment, which ``configure()`` attaches)

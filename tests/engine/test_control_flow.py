@@ -73,3 +73,49 @@ def test_a_click_exit_is_a_success_as_its_status_says(otel: Any, code: int, outc
         command()
     [duration] = points(otel, semconv.JOB_DURATION.name)
     assert duration.attributes[semconv.JOB_OUTCOME] == outcome
+
+
+def test_a_pause_that_leaves_a_job_or_a_drained_run_fails_it(otel: Any) -> None:
+    """A job holds a framework's whole run: a pause leaving it was not caught by the framework (LangGraph's
+    ParentCommand out of a root graph), and LangGraph's GraphDrained is a run cut short, not a pause: errors."""
+    from langgraph.errors import GraphDrained, GraphInterrupt
+
+    @agent_otel.job(type="turn")
+    def turn() -> None:
+        raise GraphInterrupt()
+
+    @agent_otel.agent("drained")
+    def drained() -> None:
+        raise GraphDrained("shutdown")
+
+    for call, raised in ((turn, GraphInterrupt), (drained, GraphDrained)):
+        with pytest.raises(raised):
+            call()
+    [job] = points(otel, semconv.JOB_DURATION.name)
+    [agent] = points(otel, semconv.AGENT_DURATION.name)
+    assert job.attributes[semconv.JOB_OUTCOME] == "error"
+    assert otel.span("invoke_workflow turn").attributes[semconv.ERROR_TYPE] == "GraphInterrupt"
+    assert (agent.attributes[semconv.AGENT_OUTCOME], agent.attributes[semconv.ERROR_TYPE]) == ("error", "GraphDrained")
+
+
+def test_an_exception_class_that_cannot_be_looked_up_is_the_hosts_own_failure(otel: Any) -> None:
+    """A class whose metaclass defines ``__eq__`` alone is not hashable: looking it up raised a TypeError of ours in
+    place of the program's exception, and the call's span never ended."""
+    class ComparedByName(type):
+        def __eq__(cls, other: object) -> bool:
+            return isinstance(other, type) and cls.__name__ == other.__name__
+
+    class AppError(Exception, metaclass=ComparedByName):
+        pass
+
+    raised = AppError("real failure")
+
+    @agent_otel.tool("lookup")
+    def lookup() -> None:
+        raise raised
+
+    with pytest.raises(AppError) as caught:
+        lookup()
+    assert caught.value is raised
+    [duration] = points(otel, semconv.TOOL_DURATION.name)
+    assert duration.attributes[semconv.ERROR_TYPE] == "AppError"

@@ -385,6 +385,12 @@ def test_a_sync_call_running_its_async_twin_in_a_loop_of_its_own_is_one_call(ote
                 await asyncio.sleep(0)
                 return task
 
+            async def delegate(self, task, other):  # another agent's sync call, in a thread with this task's context
+                return await asyncio.to_thread(other.run_sync, task)
+
+            def delegate_sync(self, task, other):
+                return asyncio.run(self.delegate(task, other))
+
             async def fan(self, task, *more):
                 return await asyncio.gather(*(self.run(each) for each in (task, *more)))
 
@@ -412,7 +418,8 @@ def test_a_sync_call_running_its_async_twin_in_a_loop_of_its_own_is_one_call(ote
     instrument(config(f"""
         [[agent]]
         target = ["{mod}:Agent.run", "{mod}:Agent.trio_run", "{mod}:Agent.run_sync", "{mod}:Agent.run_with_asyncio_run",
-                  "{mod}:Agent.run_with_trio", "{mod}:Agent.fan", "{mod}:Agent.fan_sync"]
+                  "{mod}:Agent.run_with_trio", "{mod}:Agent.fan", "{mod}:Agent.fan_sync", "{mod}:Agent.delegate",
+                  "{mod}:Agent.delegate_sync"]
         name = {{ path = "args.task" }}
     """))
     agent = module.Agent()
@@ -428,6 +435,10 @@ def test_a_sync_call_running_its_async_twin_in_a_loop_of_its_own_is_one_call(ote
     otel.reset()
     assert asyncio.run(agent.fan("x", "y")) == ["x", "y"]
     assert sorted(names(otel)) == ["invoke_agent x", "invoke_agent x", "invoke_agent y"]  # as under the async call
+    otel.reset()
+    # the other agent's sync call, run from the first's task (a context copied from it): its own loop's task is its own
+    assert agent.delegate_sync("lead", module.Agent()) == "lead"
+    assert sorted(names(otel)) == ["invoke_agent lead", "invoke_agent lead"]
 
 
 def test_a_trio_task_a_call_starts_on_the_same_object_is_a_call_of_its_own(otel: Any, package: Package) -> None:

@@ -79,7 +79,7 @@ from agent_otel._context import running
 from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, current_job
 from agent_otel._context.running import STARTED_BARE, forget, note_started_in, running_context
 from agent_otel._engine import collection
-from agent_otel._engine.control_flow import CONTROL_FLOW_NAMES
+from agent_otel._engine.control_flow import names_control_flow
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import OTHER, attribute_dict, policy
 from agent_otel._engine.self_telemetry import report_error
@@ -892,12 +892,14 @@ def _error_type(span: Span, attributes: Any) -> str | None:
         return raised
     if value.startswith("<class '") and value.endswith("'>"):
         value = value[8:-2]
+    if names_control_flow(value):  # a framework's control flow (a LangGraph pause or hand-off): not a failure, as
+        return None  # with agent-otel's own wrappers
     module, dot, name = value.rpartition(".")
     if dot and name.isidentifier() and all(part.isidentifier() for part in module.split(".")):
         value = name
-    # A stream its consumer closed early (LangChain's instrumentation ends its span with the GeneratorExit), a
-    # framework's control flow (a LangGraph pause or hand-off): not a failure, as with agent-otel's own wrappers
-    return None if value == "GeneratorExit" or value in CONTROL_FLOW_NAMES else value
+    # A stream its consumer closed early (LangChain's instrumentation ends its span with the GeneratorExit): not a
+    # failure, as with agent-otel's own wrappers
+    return None if value == "GeneratorExit" else value
 
 
 def _record(span: Span, seen: _Seen) -> None:

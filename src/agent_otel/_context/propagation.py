@@ -53,7 +53,9 @@ def extract(carrier: Mapping[str, str], ctx: Context | None = None) -> Context:
         return ctx if ctx is not None else otel_context.get_current()
     if lowered.keys().isdisjoint(propagate.get_global_textmap().fields):  # no caller to continue: the block keeps
         return ctx if ctx is not None else otel_context.get_current()  # its job and span (a request from curl)
-    extracted = propagate.extract(lowered, context=ctx)
+    # onto an empty context given, not None: the baggage propagator reads None as the current one (first in
+    # OTEL_PROPAGATORS, the server's own job, baggage and suppression came through)
+    extracted = propagate.extract(lowered, context=ctx if ctx is not None else Context())
     if ctx is None:
         here = get_current_span()
         if _continues(here, get_current_span(extracted)):

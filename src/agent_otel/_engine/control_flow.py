@@ -2,46 +2,70 @@
 
 A LangGraph node or tool that pauses for a human (``interrupt()``: ``GraphInterrupt``) or hands off to another agent
 (``Command(graph=Command.PARENT)``: ``ParentCommand``) raises through every call around it, as a pydantic-ai tool
-that defers its call (``ApprovalRequired``, ``CallDeferred``) does; the run goes on, resumed later or elsewhere.
-Recorded as errors, an agent that pauses on every run read 50% success and set off the error-ratio alerts. A
-``click`` (and ``typer``) exit says its status as ``SystemExit`` does. The classes are known by their module and
-name (a class of theirs in the exception's MRO), so no framework is imported to check.
+that defers its call (``ApprovalRequired``, ``CallDeferred``) does; the framework catches it above, and the run goes
+on, resumed later or elsewhere. Recorded as errors, an agent that pauses on every run read 50% success and set off the
+error-ratio alerts. Not LangGraph's other ``GraphBubbleUp``: ``GraphDrained`` is a run cut short. A ``click`` (and
+``typer``) exit says its status as ``SystemExit`` does. The classes are known by their module and name (a class of
+theirs in the exception's MRO), so no framework is imported to check.
 """
 
 from __future__ import annotations
 
+import weakref
+
+from agent_otel._engine.self_telemetry import report_error
+
 #: module -> the classes of it whose exceptions are control flow (with their subclasses)
 _CONTROL_FLOW: dict[str, frozenset[str]] = {
-    "langgraph.errors": frozenset({"GraphBubbleUp", "GraphInterrupt", "NodeInterrupt", "ParentCommand"}),
+    "langgraph.errors": frozenset({"GraphInterrupt", "NodeInterrupt", "ParentCommand"}),
     "pydantic_ai.exceptions": frozenset({"ApprovalRequired", "CallDeferred"}),
 }
-#: Their class names, as another library's span names them in ``error.type`` (the span bridge's calls).
-CONTROL_FLOW_NAMES = frozenset().union(*_CONTROL_FLOW.values())
+_NAMES = frozenset().union(*_CONTROL_FLOW.values())
 #: Exits whose ``exit_code`` 0 is a success, as ``sys.exit(0)`` is.
 _EXITS = {"click.exceptions": frozenset({"Exit"})}
 
+PAUSE = "pause"  # a framework's control flow, caught by the framework above the call
+EXIT = "exit"  # an exit with status 0
 
-def is_control_flow(error: BaseException) -> bool:
-    """Whether ``error`` is raised as control flow (see the module), not as a failure: a call it leaves returned."""
-    cls = type(error)
-    kind = _kinds.get(cls, _UNKNOWN)
-    if kind is _UNKNOWN:
-        kind = _kind_of(cls)
-        if len(_kinds) < _KEPT:  # (classes made at run time: not kept beyond that)
-            _kinds[cls] = kind
-    return kind == "control flow" or (kind == "exit" and getattr(error, "exit_code", None) == 0)
+
+def ending_of(error: BaseException) -> str | None:
+    """:data:`PAUSE`, :data:`EXIT` or None (a failure, as any exception): see the module. Never raises (an exception
+    class of the program's whose MRO, module or ``exit_code`` cannot be read is a failure, counted)."""
+    try:
+        cls = type(error)
+        try:
+            kind = _kinds.get(cls, _UNKNOWN)
+        except TypeError:  # a class that is not hashable or not weakly referable (its metaclass's doing)
+            kind = _kind_of(cls)
+        else:
+            if kind is _UNKNOWN:
+                kind = _kind_of(cls)
+                _kinds[cls] = kind
+        if kind == EXIT:
+            return EXIT if getattr(error, "exit_code", None) == 0 else None
+        return kind
+    except Exception as exc:
+        report_error("control_flow", exc)
+        return None
+
+
+def names_control_flow(label: str) -> bool:
+    """Whether ``error.type`` on another library's span names such an exception: its module-qualified name, or the
+    class name alone (as LangChain's instrumentation writes it)."""
+    module, dot, name = label.rpartition(".")
+    return name in _CONTROL_FLOW.get(module, ()) if dot else label in _NAMES
 
 
 def _kind_of(cls: type) -> str | None:
     for each in cls.__mro__:
         if each.__name__ in _CONTROL_FLOW.get(each.__module__, ()):
-            return "control flow"
+            return PAUSE
         if each.__name__ in _EXITS.get(each.__module__, ()):
-            return "exit"
+            return EXIT
     return None
 
 
-#: Each exception class met, and what it is (a failure's, found once: an MRO walk per failed call otherwise).
-_kinds: dict[type, str | None] = {}
-_KEPT = 256
+#: Each exception class met, and what it is (found once: an MRO walk per failed call otherwise); weakly, so that a
+#: class made at run time goes when the program lets it go.
+_kinds: weakref.WeakKeyDictionary[type, str | None] = weakref.WeakKeyDictionary()
 _UNKNOWN = "unknown"

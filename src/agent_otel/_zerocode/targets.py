@@ -298,14 +298,21 @@ def registry_note(function: ast.FunctionDef | ast.AsyncFunctionDef, tree: ast.Mo
     (``@functools.partial``, ``@tenacity.retry(...)``: the module ``tree`` imports it with ``import``) is a wrapper the
     name then holds, as a plain name's is."""
     modules = {alias.asname or alias.name.partition(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-               for alias in node.names}
+               for alias in node.names} - _assigned(tree)
     names = [_dotted(decorator) for decorator in function.decorator_list]
     others = [name for name in names if name is not None and "." in name and name not in _NO_REGISTRY
-              and name.partition(".")[0] not in modules]
+              and not (name.count(".") == 1 and name.partition(".")[0] in modules)]  # (``server.app.route``: one)
     if not others:
         return ""
     return (f"decorated with @{others[0]}: if it registers the function (a route, a tool), the calls through that "
             "registry are not recorded; decorate the def with agent-otel's decorator instead")
+
+
+def _assigned(tree: ast.Module) -> set[str]:
+    """The names the module's own statements bind by assignment (``mcp = FastMCP(...)`` after ``import mcp``)."""
+    return {target.id for node in tree.body if isinstance(node, ast.Assign | ast.AnnAssign)
+            for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            if isinstance(target, ast.Name)}
 
 
 def registry_note_of(function: object) -> str:
