@@ -120,9 +120,12 @@ def _kpis(value: Any, stage: str) -> dict[str, float]:
 def _deltas(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """Each KPI's change; one too large for a float (1e308 from -1e308) is left out and counted: the SDK refuses
     an infinite value with a warning on the program's stderr, and the improvement would be infinite too."""
-    deltas = {}
+    deltas: dict[str, float] = {}
+    names = after.keys() & before.keys()
+    if not names:  # (a run with no KPI to compare makes no decimal context: 2 µs a run)
+        return deltas
     as_printed, context = _decimal()
-    for name in after.keys() & before.keys():
+    for name in names:
         delta = after[name] - before[name]
         if math.isfinite(delta):
             deltas[name] = float(context.subtract(as_printed(after[name]), as_printed(before[name])))
