@@ -184,6 +184,15 @@ def test_attached_takes_nothing_of_the_servers_context_whatever_the_propagators_
     assert seen == ("caller-job", None)
 
 
+def test_attached_to_a_baggage_alone_keeps_the_span_it_runs_in(otel: Any) -> None:
+    """A carrier with a baggage and no trace brings no caller's span: the block ran in no span at all, its spans
+    each the root of a trace of its own, where it ran under the server's span."""
+    server = otel.tracer_provider.get_tracer("a.server")
+    with server.start_as_current_span("GET /work") as handler, agent_otel.attached({"baggage": "job.id=caller-job"}):
+        seen = (agent_otel.current_job_id(), trace.get_current_span() is handler)
+    assert seen == ("caller-job", True)
+
+
 def test_a_server_started_in_its_parents_job_passes_each_requests_job_on(otel: Any,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """MCP probe: a stdio server started inside a job (``BAGGAGE`` in its environment, which ``configure()`` attaches)

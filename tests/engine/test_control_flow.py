@@ -75,26 +75,35 @@ def test_a_click_exit_is_a_success_as_its_status_says(otel: Any, code: int, outc
     assert duration.attributes[semconv.JOB_OUTCOME] == outcome
 
 
-def test_a_pause_that_leaves_a_job_or_a_drained_run_fails_it(otel: Any) -> None:
-    """A job holds a framework's whole run: a pause leaving it was not caught by the framework (LangGraph's
-    ParentCommand out of a root graph), and LangGraph's GraphDrained is a run cut short, not a pause: errors."""
-    from langgraph.errors import GraphDrained, GraphInterrupt
+def test_a_job_in_a_node_that_pauses_is_no_failure_and_a_drained_run_is_one(otel: Any) -> None:
+    """A job can run inside a node (a review step of its own): the node's pause leaves it, and LangGraph catches the
+    pause above it. LangGraph's GraphDrained is a run cut short (``request_drain()`` on SIGTERM), not a pause."""
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.errors import GraphDrained
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.types import interrupt
 
-    @agent_otel.job(type="turn")
-    def turn() -> None:
-        raise GraphInterrupt()
+    @agent_otel.job(type="review")
+    def review(draft: str) -> bool:
+        return bool(interrupt({"draft": draft}) == "yes")
+
+    def approve(state: Draft) -> dict[str, bool]:
+        return {"approved": review(state["draft"])}
+
+    graph = StateGraph(Draft).add_node("approve", approve).add_edge(START, "approve").add_edge("approve", END)
+    app = graph.compile(checkpointer=InMemorySaver())
+    assert "__interrupt__" in app.invoke({"draft": "Dear Bob", "approved": False}, {"configurable": {"thread_id": "1"}})
 
     @agent_otel.agent("drained")
     def drained() -> None:
         raise GraphDrained("shutdown")
 
-    for call, raised in ((turn, GraphInterrupt), (drained, GraphDrained)):
-        with pytest.raises(raised):
-            call()
+    with pytest.raises(GraphDrained):
+        drained()
     [job] = points(otel, semconv.JOB_DURATION.name)
     [agent] = points(otel, semconv.AGENT_DURATION.name)
-    assert job.attributes[semconv.JOB_OUTCOME] == "error"
-    assert otel.span("invoke_workflow turn").attributes[semconv.ERROR_TYPE] == "GraphInterrupt"
+    assert job.attributes[semconv.JOB_OUTCOME] == "success"
+    assert otel.span("invoke_workflow review").attributes[semconv.CONTROL_FLOW] == "GraphInterrupt"
     assert (agent.attributes[semconv.AGENT_OUTCOME], agent.attributes[semconv.ERROR_TYPE]) == ("error", "GraphDrained")
 
 

@@ -391,6 +391,17 @@ def test_a_sync_call_running_its_async_twin_in_a_loop_of_its_own_is_one_call(ote
             def delegate_sync(self, task, other):
                 return asyncio.run(self.delegate(task, other))
 
+            async def consult(self, task, outer):
+                await outer.run("back-to-outer")  # the outer agent's async call, inside its sync call
+                return await asyncio.get_running_loop().create_task(self.run("child"))  # a follow-up task
+
+            def consult_sync(self, task, outer):
+                return asyncio.run(self.consult(task, outer))
+
+            def supervise(self, task, sub):
+                sub.consult_sync(task, self)
+                return task
+
             async def fan(self, task, *more):
                 return await asyncio.gather(*(self.run(each) for each in (task, *more)))
 
@@ -419,7 +430,8 @@ def test_a_sync_call_running_its_async_twin_in_a_loop_of_its_own_is_one_call(ote
         [[agent]]
         target = ["{mod}:Agent.run", "{mod}:Agent.trio_run", "{mod}:Agent.run_sync", "{mod}:Agent.run_with_asyncio_run",
                   "{mod}:Agent.run_with_trio", "{mod}:Agent.fan", "{mod}:Agent.fan_sync", "{mod}:Agent.delegate",
-                  "{mod}:Agent.delegate_sync"]
+                  "{mod}:Agent.delegate_sync", "{mod}:Agent.consult", "{mod}:Agent.consult_sync",
+                  "{mod}:Agent.supervise"]
         name = {{ path = "args.task" }}
     """))
     agent = module.Agent()
@@ -439,6 +451,12 @@ def test_a_sync_call_running_its_async_twin_in_a_loop_of_its_own_is_one_call(ote
     # the other agent's sync call, run from the first's task (a context copied from it): its own loop's task is its own
     assert agent.delegate_sync("lead", module.Agent()) == "lead"
     assert sorted(names(otel)) == ["invoke_agent lead", "invoke_agent lead"]
+    otel.reset()
+    # an agent's sync call inside another's, in the same thread: the inner one's run calls back into the outer agent
+    # (inside its call) and starts a follow-up task, a call of its own
+    outer = module.Agent()
+    assert outer.supervise("top", module.Agent()) == "top"
+    assert sorted(names(otel)) == ["invoke_agent child", "invoke_agent top", "invoke_agent top"]
 
 
 def test_a_trio_task_a_call_starts_on_the_same_object_is_a_call_of_its_own(otel: Any, package: Package) -> None:

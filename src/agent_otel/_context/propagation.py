@@ -58,10 +58,12 @@ def extract(carrier: Mapping[str, str], ctx: Context | None = None) -> Context:
     extracted = propagate.extract(lowered, context=ctx if ctx is not None else Context())
     if ctx is None:
         here = get_current_span()
-        if _continues(here, get_current_span(extracted)):
+        theirs = get_current_span(extracted)
+        if here.get_span_context().is_valid and (not theirs.get_span_context().is_valid or _continues(here, theirs)):
             # a span here continues the caller's trace already (a server instrumentation's, started from these
-            # headers): the job runs under it, not beside it as another child of the caller's span; the rest is the
-            # carrier's (this process's own job, baggage and suppression are not the caller's)
+            # headers), or the carrier brings no trace (a baggage alone): the block runs under it, not beside it as
+            # another child of the caller's span or in a trace of its own; the rest is the carrier's (this process's
+            # own job, baggage and suppression are not the caller's)
             return set_span_in_context(here, extracted)
     return extracted
 

@@ -60,7 +60,7 @@ from opentelemetry.trace import NonRecordingSpan, Span, Status, StatusCode
 from agent_otel import semconv
 from agent_otel._engine import collection
 from agent_otel._engine import instruments as _instruments
-from agent_otel._engine.control_flow import EXIT, ending_of
+from agent_otel._engine.control_flow import ending_of
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import ExitThread
@@ -189,7 +189,7 @@ class Invocation:
         if error is not None:
             if isinstance(error, _NOT_FAILURES):
                 how, error = _as_ending(how, error)
-            elif (ending := ending_of(error)) is not None and (ending == EXIT or self.stage not in _OUTERMOST):
+            elif ending_of(error) is not None:
                 how, error, flow = End.RETURNED, None, error
         # A signal's exception (Ctrl-C's KeyboardInterrupt, a handler's SystemExit) raised in our recording: the span
         # still ends, with the call's own outcome, as the metrics recorded it (it was left open for good, never
@@ -367,9 +367,6 @@ _RETURNED = End.RETURNED  # read per call: a module global is cheaper than the E
 
 #: Exceptions that do not always mean the call failed (see :func:`_as_ending`).
 _NOT_FAILURES = (SystemExit, GeneratorExit)
-#: The kinds whose calls hold a framework's whole run: a framework's pause leaving one was not caught by the framework
-#: (LangGraph's ParentCommand out of a root graph, a bug), and fails it.
-_OUTERMOST = frozenset({"job", "evolution"})
 
 
 def _as_ending(how: End, error: BaseException) -> tuple[End, BaseException | None]:
