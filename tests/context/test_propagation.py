@@ -184,13 +184,22 @@ def test_attached_takes_nothing_of_the_servers_context_whatever_the_propagators_
     assert seen == ("caller-job", None)
 
 
-def test_attached_to_a_baggage_alone_keeps_the_span_it_runs_in(otel: Any) -> None:
-    """A carrier with a baggage and no trace brings no caller's span: the block ran in no span at all, its spans
-    each the root of a trace of its own, where it ran under the server's span."""
-    server = otel.tracer_provider.get_tracer("a.server")
-    with server.start_as_current_span("GET /work") as handler, agent_otel.attached({"baggage": "job.id=caller-job"}):
-        seen = (agent_otel.current_job_id(), trace.get_current_span() is handler)
-    assert seen == ("caller-job", True)
+def test_attached_to_a_baggage_alone_or_to_no_trace_after_all(otel: Any) -> None:
+    """A baggage alone brings a job and no trace: the block starts a trace of its own, not one under whatever span
+    it runs in (a queue consumer's polling loop). A ``tracestate`` alone, or a ``traceparent`` that is no trace,
+    brings nothing: the block stays in its job and span, as with neither header (it kept the span and lost the
+    job)."""
+    server = otel.tracer_provider.get_tracer("a.consumer")
+    with server.start_as_current_span("poll") as poll:
+        with agent_otel.attached({"baggage": "job.id=message-job"}):
+            alone = (agent_otel.current_job_id(), trace.get_current_span().get_span_context().is_valid)
+        with agent_otel.job("consumer-job", type="consumer"):
+            for carrier in ({"tracestate": "vendor=1"}, {"traceparent": "00-" + "0" * 32 + "-" + "0" * 16 + "-01"}):
+                with agent_otel.attached(carrier):
+                    assert agent_otel.current_job_id() == "consumer-job"
+                    assert trace.get_current_span() is not poll  # the job's own span
+                    assert trace.get_current_span().get_span_context().is_valid
+    assert alone == ("message-job", False)
 
 
 def test_a_server_started_in_its_parents_job_passes_each_requests_job_on(otel: Any,

@@ -44,6 +44,22 @@ def test_a_langgraph_node_that_pauses_for_a_human_is_no_failed_agent_call(otel: 
             for p in points(otel, semconv.AGENT_DURATION.name)} == {("success", 2)}
 
 
+def test_a_pause_reads_no_result_for_the_options_that_read_one(otel: Any) -> None:
+    """A given ``success`` (and any result option) read the result a pause does not have: the call was recorded as
+    failed (with the pause on its span), and an extractor written for a result raised, counted as ours."""
+    from langgraph.errors import GraphInterrupt
+
+    @agent_otel.agent("reviewer", success=lambda call: bool(call.result["scores"]))
+    def review() -> dict[str, list[int]]:
+        raise GraphInterrupt()
+
+    with pytest.raises(GraphInterrupt):
+        review()
+    [duration] = points(otel, semconv.AGENT_DURATION.name)
+    assert duration.attributes[semconv.AGENT_OUTCOME] == "success"
+    assert not points(otel, semconv.INSTRUMENTATION_ERRORS.name)
+
+
 def test_a_deferred_tool_call_is_no_failed_one_and_raises_the_same_exception(otel: Any) -> None:
     from pydantic_ai.exceptions import ApprovalRequired
 

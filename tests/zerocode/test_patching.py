@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import importlib
 import inspect
@@ -379,7 +380,11 @@ def test_a_sync_call_running_its_async_twin_in_a_loop_of_its_own_is_one_call(ote
         import asyncio, trio
 
         class Agent:
+            keep = None
+
             async def run(self, task):
+                if task == "keep":
+                    self.keep()
                 if task == "first":  # a follow-up turn, a task of its own: a call of its own, as under run()
                     await asyncio.get_running_loop().create_task(self.run("follow-up"))
                 await asyncio.sleep(0)
@@ -457,6 +462,13 @@ def test_a_sync_call_running_its_async_twin_in_a_loop_of_its_own_is_one_call(ote
     outer = module.Agent()
     assert outer.supervise("top", module.Agent()) == "top"
     assert sorted(names(otel)) == ["invoke_agent child", "invoke_agent top", "invoke_agent top"]
+    otel.reset()
+    # a context the program kept from one sync call's run (a callback's), run again later for another agent's
+    kept: list[tuple[contextvars.Context, object]] = []  # (the task too: a new one may not take its id)
+    module.Agent.keep = lambda self: kept.append((contextvars.copy_context(), asyncio.current_task()))
+    assert agent.run_sync("keep") == "keep"
+    assert kept[0][0].run(module.Agent().run_sync, "later") == "later"
+    assert sorted(names(otel)) == ["invoke_agent keep", "invoke_agent later"]
 
 
 def test_a_trio_task_a_call_starts_on_the_same_object_is_a_call_of_its_own(otel: Any, package: Package) -> None:

@@ -62,7 +62,7 @@ def _with_keywords_gathered(signature: inspect.Signature, arguments: dict[str, A
 class Call:
     """What an extractor can see of one call. Arguments are bound lazily (binding costs µs)."""
 
-    __slots__ = ("_args", "_bound_args", "_kwargs", "_signature", "early", "error", "instance", "result")
+    __slots__ = ("_args", "_bound_args", "_kwargs", "_signature", "early", "error", "instance", "left_by", "result")
 
     def __init__(self, signature: inspect.Signature | None, instance: Any, args: tuple[Any, ...],
                  kwargs: dict[str, Any], method: bool = False) -> None:
@@ -76,6 +76,8 @@ class Call:
         self.result: Any = None
         self.error: BaseException | None = None
         self.early: dict[str, Any] | None = None  # values read when the call started (``at``, ``delta``)
+        #: A framework's control-flow exception that left the call (a pause): it has no result to read
+        self.left_by: BaseException | None = None
 
     @property
     def args(self) -> dict[str, Any]:

@@ -423,6 +423,8 @@ class KindHandler(Handler):
                     return failed
                 if value.delta:
                     return difference(found, value.read(call), f"{self.stage}.extract.{key}")
+            elif call.left_by is not None:  # a pause: no result to read, nothing the options could say of one
+                return failed
             else:
                 found = value(call)
             return found

@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextvars import ContextVar
 from typing import Any, Generic, ParamSpec, TypeVar
 
+from opentelemetry import baggage, propagate
 from opentelemetry import context as otel_context
-from opentelemetry import propagate
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, get_current_span, set_span_in_context
 
@@ -56,14 +56,16 @@ def extract(carrier: Mapping[str, str], ctx: Context | None = None) -> Context:
     # onto an empty context given, not None: the baggage propagator reads None as the current one (first in
     # OTEL_PROPAGATORS, the server's own job, baggage and suppression came through)
     extracted = propagate.extract(lowered, context=ctx if ctx is not None else Context())
+    theirs = get_current_span(extracted)
+    if not theirs.get_span_context().is_valid and not baggage.get_all(extracted):
+        # no caller to continue after all (a ``tracestate`` alone, a malformed ``traceparent``): as with neither
+        return ctx if ctx is not None else otel_context.get_current()
     if ctx is None:
         here = get_current_span()
-        theirs = get_current_span(extracted)
-        if here.get_span_context().is_valid and (not theirs.get_span_context().is_valid or _continues(here, theirs)):
+        if _continues(here, theirs):
             # a span here continues the caller's trace already (a server instrumentation's, started from these
-            # headers), or the carrier brings no trace (a baggage alone): the block runs under it, not beside it as
-            # another child of the caller's span or in a trace of its own; the rest is the carrier's (this process's
-            # own job, baggage and suppression are not the caller's)
+            # headers): the block runs under it, not beside it as another child of the caller's span; the rest is
+            # the carrier's (this process's own job, baggage and suppression are not the caller's)
             return set_span_in_context(here, extracted)
     return extracted
 

@@ -191,6 +191,9 @@ class Invocation:
                 how, error = _as_ending(how, error)
             elif ending_of(error) is not None:
                 how, error, flow = End.RETURNED, None, error
+                call = getattr(self, "call", None)  # the call's view for extractors, if the kind made one
+                if call is not None and hasattr(call, "left_by"):
+                    call.left_by = flow  # its result options read no result (see KindHandler.option)
         # A signal's exception (Ctrl-C's KeyboardInterrupt, a handler's SystemExit) raised in our recording: the span
         # still ends, with the call's own outcome, as the metrics recorded it (it was left open for good, never
         # exported), and then the exception goes on, the same object, as it would have at the program's next step

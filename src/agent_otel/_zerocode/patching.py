@@ -205,7 +205,7 @@ class _ConfiguredHandler(Handler):
             # run by the same task or thread; or by the task a sync call outside any task runs in a loop of its own,
             # in its thread (``run_sync`` running its ``run``); or by its coroutine's task
             if mark_family == family and mark_object == same and (
-                    mark_runner == runner or _the_loops_first_task(mark_runner, runner) or
+                    mark_runner == runner or _the_loops_first_task(mark_runner, mark_call, runner) or
                     _task_of(mark_call)):
                 enclosing = mark_call()
                 if enclosing is not None and not enclosing._ended:
@@ -303,25 +303,29 @@ def _current_task() -> object | None:
     return found
 
 
-def _the_loops_first_task(mark_runner: int, runner: int) -> bool:
-    """Whether ``runner``, a task, is the one that a sync call marked by this thread (``mark_runner``: it ran outside
-    any task) runs in an event loop of its own (``asyncio.run``, ``run_until_complete``, ``trio.run``):
+def _the_loops_first_task(mark_runner: int, mark_call: weakref.ref[Invocation], runner: int) -> bool:
+    """Whether ``runner``, a task, is the one that a sync call (``mark_call``) marked by this thread (``mark_runner``:
+    it ran outside any task) runs in an event loop of its own (``asyncio.run``, ``run_until_complete``, ``trio.run``):
     that call waits for it, and the entry's call in it is that call. The first such task met is it; the tasks it
     starts (a follow-up turn, a fan-out with ``gather``) inherit the note of it and are calls of their own, as they
-    are under the async call. The note names the thread: a sync call in another thread, in a context copied from
-    that task (``asyncio.to_thread``), has a first task of its own, and two sync calls of this thread (an agent's
-    inside another's) share this one."""
+    are under the async call. The note is per sync call, and holds every sync call met in the task: another's
+    (``asyncio.to_thread`` from that task, a context the program kept and runs again) has a first task of its own,
+    and an agent's sync call inside another's keeps both."""
     if mark_runner != threading.get_ident():
         return False
-    first = _LOOPS_FIRST_TASK.get()
-    if first is None or first[0] != mark_runner:
-        _LOOPS_FIRST_TASK.set((mark_runner, runner))  # in this task's own context: what the tasks it starts inherit
+    notes = _LOOPS_FIRST_TASK.get()
+    noted = notes.get(id(mark_call)) if notes is not None else None
+    if noted is None or noted[0] is not mark_call:
+        # in this task's own context: what the tasks it starts inherit
+        _LOOPS_FIRST_TASK.set({**(notes or {}), id(mark_call): (mark_call, runner)})
         return True
-    return first[1] == runner
+    return noted[1] == runner
 
 
-#: The thread of the sync calls, and the task of their own event loop taken for them (see _the_loops_first_task).
-_LOOPS_FIRST_TASK: ContextVar[tuple[int, int] | None] = ContextVar("agent_otel_loops_first_task", default=None)
+#: Per sync call (by its mark's id), its mark and the task of its own event loop taken for it (see
+#: _the_loops_first_task).
+_LOOPS_FIRST_TASK: ContextVar[dict[int, tuple[weakref.ref[Invocation], int]] | None] = ContextVar(
+    "agent_otel_loops_first_task", default=None)
 
 
 def _task_of(call: weakref.ref[Invocation]) -> bool:
