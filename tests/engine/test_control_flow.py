@@ -44,20 +44,35 @@ def test_a_langgraph_node_that_pauses_for_a_human_is_no_failed_agent_call(otel: 
             for p in points(otel, semconv.AGENT_DURATION.name)} == {("success", 2)}
 
 
-def test_a_pause_reads_no_result_for_the_options_that_read_one(otel: Any) -> None:
-    """A given ``success`` (and any result option) read the result a pause does not have: the call was recorded as
-    failed (with the pause on its span), and an extractor written for a result raised, counted as ours."""
+def test_a_pause_reads_no_result_and_the_rest_as_ever(otel: Any) -> None:
+    """A given ``success`` read the result a pause does not have: the call was recorded as failed (with the pause on
+    its span), and extractors written for a result raised, counted as ours. What the options read of the object
+    when the call ends (``at = "end"``) is read as ever."""
     from langgraph.errors import GraphInterrupt
 
-    @agent_otel.agent("reviewer", success=lambda call: bool(call.result["scores"]))
+    @agent_otel.agent("reviewer", success=lambda call: bool(call.result["scores"]),
+                      work={"fixes": lambda call: len(call.result["fixes"])},
+                      result_attributes={"review.size": lambda call: call.result["size"]})
     def review() -> dict[str, list[int]]:
         raise GraphInterrupt()
 
-    with pytest.raises(GraphInterrupt):
-        review()
+    class Engine:
+        version = "v1"
+
+        @agent_otel.evolution("planner", version_from=agent_otel.path("self.version"),
+                              version_to=agent_otel.path("self.version", at="end"), sample_resources=False)
+        def evolve(self) -> None:
+            self.version = "v2"
+            raise GraphInterrupt()
+
+    for call in (review, Engine().evolve):
+        with pytest.raises(GraphInterrupt):
+            call()
     [duration] = points(otel, semconv.AGENT_DURATION.name)
     assert duration.attributes[semconv.AGENT_OUTCOME] == "success"
     assert not points(otel, semconv.INSTRUMENTATION_ERRORS.name)
+    evolved = otel.span("evolve planner").attributes
+    assert (evolved[semconv.EVOLUTION_VERSION_FROM], evolved[semconv.EVOLUTION_VERSION_TO]) == ("v1", "v2")
 
 
 def test_a_deferred_tool_call_is_no_failed_one_and_raises_the_same_exception(otel: Any) -> None:

@@ -24,6 +24,7 @@ from agent_otel._calls.handler import (
     coerce_number,
     decorator,
     error_type_label,
+    extraction_failed,
     given_flag,
     manual_name,
     span_value,
@@ -52,7 +53,6 @@ from agent_otel._engine import instruments as _instruments
 from agent_otel._engine import policy as _policies
 from agent_otel._engine.instruments import Runtime, runtime
 from agent_otel._engine.policy import policy
-from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrappers import End, Invocation, track, untrack
 from agent_otel.errors import ConfigurationError
 
@@ -218,7 +218,7 @@ class AgentHandler(KindHandler):
         try:
             return extractor(call) if callable(extractor) else extractor
         except Exception as exc:
-            report_error(f"agent.extract.{key}", exc)
+            extraction_failed(f"agent.extract.{key}", exc, call)
             return None
 
     def result_value(self, key: str, call: Call | None, found: dict[str, Any]) -> Any:

@@ -231,6 +231,13 @@ def read_early_results(call: Call, paths: Mapping[str, Path], stage: str) -> Non
             early[_EARLY_RESULT + key] = None
 
 
+def extraction_failed(stage: str, error: Exception, call: Call | None) -> None:
+    """An extractor failed: counted at ``stage``, unless a framework's pause left the call (it has no result, and an
+    extractor written for one fails: no failure of the program's or of ours, see control_flow)."""
+    if call is None or call.left_by is None:
+        report_error(stage, error)
+
+
 def _result_attribute(key: str, extractor: Any, call: Call, stage: str) -> Any:
     """A ``result_attributes`` entry's value: read now, or as it was when the call started (``at = "start"``), or
     its change since then (``delta``)."""
@@ -252,7 +259,7 @@ def set_result_attributes(span: Span, extractors: Mapping[str, Any], call: Call,
         try:
             extracted = _result_attribute(key, extractor, call, stage)
         except Exception as exc:
-            report_error(f"{stage}.extract.{key}", exc)
+            extraction_failed(f"{stage}.extract.{key}", exc, call)
             continue
         if extracted is None:
             continue
@@ -423,13 +430,13 @@ class KindHandler(Handler):
                     return failed
                 if value.delta:
                     return difference(found, value.read(call), f"{self.stage}.extract.{key}")
-            elif call.left_by is not None:  # a pause: no result to read, nothing the options could say of one
+            elif call.left_by is not None and key == "success":  # a pause: no result, so no verdict on one
                 return failed
             else:
                 found = value(call)
             return found
         except Exception as exc:
-            report_error(f"{self.stage}.extract.{key}", exc)
+            extraction_failed(f"{self.stage}.extract.{key}", exc, call)
             return failed
 
     def late_span_attributes(self, call: Call) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from agent_otel._calls.handler import (
     check_decoratable,
     coerce_bool,
     early_results,
+    extraction_failed,
     outcome_value,
     read_early_results,
     set_result_attributes,
@@ -74,6 +75,13 @@ class JobInvocation(Invocation):
     ``result_attributes`` reader, and the workflow pattern it follows (known at its start, or read when it ends)."""
 
     __slots__ = ("job_type", "outcome", "pattern", "pattern_reader", "result_reader", "state")
+
+    def left_by(self, flow: BaseException) -> None:
+        """The job's views for extractors (its pattern's, its result attributes') have no result to read."""
+        for reader in (self.pattern_reader, self.result_reader):
+            if reader is not None:
+                reader[0].left_by = flow
+
     job_type: str
     outcome: str | None
     pattern: object
@@ -122,7 +130,7 @@ def _read(extractor: Any, call: Call, stage: str) -> Any:
     try:
         return resolve(extractor, call)
     except Exception as exc:
-        report_error(stage, exc)
+        extraction_failed(stage, exc, call)
         return None
 
 

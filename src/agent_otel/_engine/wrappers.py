@@ -141,6 +141,13 @@ class Invocation:
         super().__init_subclass__(**kwargs)
         cls.custom_chunk = cls.on_chunk is not Invocation.on_chunk
 
+    def left_by(self, flow: BaseException) -> None:
+        """A framework's control flow (a pause) left the call: its views for extractors have no result to read (see
+        KindHandler.option)."""
+        call = getattr(self, "call", None)  # the kinds' view, when the kind made one
+        if call is not None and hasattr(call, "left_by"):
+            call.left_by = flow
+
     def on_stream_exit(self, stream: object) -> bool:
         """A stream manager's block is left before the stream it handed out was read to its end through
         us (an SDK helper also reads it through iterators of its own, e.g. ``text_stream``), or the block of a
@@ -190,10 +197,8 @@ class Invocation:
             if isinstance(error, _NOT_FAILURES):
                 how, error = _as_ending(how, error)
             elif ending_of(error) is not None:
+                self.left_by(error)
                 how, error, flow = End.RETURNED, None, error
-                call = getattr(self, "call", None)  # the call's view for extractors, if the kind made one
-                if call is not None and hasattr(call, "left_by"):
-                    call.left_by = flow  # its result options read no result (see KindHandler.option)
         # A signal's exception (Ctrl-C's KeyboardInterrupt, a handler's SystemExit) raised in our recording: the span
         # still ends, with the call's own outcome, as the metrics recorded it (it was left open for good, never
         # exported), and then the exception goes on, the same object, as it would have at the program's next step
