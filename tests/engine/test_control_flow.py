@@ -60,7 +60,8 @@ def test_a_pause_reads_no_result_and_the_rest_as_ever(otel: Any) -> None:
         version = "v1"
 
         @agent_otel.evolution("planner", version_from=agent_otel.path("self.version"),
-                              version_to=agent_otel.path("self.version", at="end"), sample_resources=False)
+                              version_to=agent_otel.path("self.version", at="end"),
+                              rollback=agent_otel.path("result.verdict", not_in=["keep"]), sample_resources=False)
         def evolve(self) -> None:
             self.version = "v2"
             raise GraphInterrupt()
@@ -73,6 +74,7 @@ def test_a_pause_reads_no_result_and_the_rest_as_ever(otel: Any) -> None:
     assert not points(otel, semconv.INSTRUMENTATION_ERRORS.name)
     evolved = otel.span("evolve planner").attributes
     assert (evolved[semconv.EVOLUTION_VERSION_FROM], evolved[semconv.EVOLUTION_VERSION_TO]) == ("v1", "v2")
+    assert evolved[semconv.EVOLUTION_STATUS] == "succeeded"  # a rollback judged on no result: not rolled back
 
 
 def test_a_deferred_tool_call_is_no_failed_one_and_raises_the_same_exception(otel: Any) -> None:

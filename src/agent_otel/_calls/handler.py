@@ -231,9 +231,15 @@ def read_early_results(call: Call, paths: Mapping[str, Path], stage: str) -> Non
             early[_EARLY_RESULT + key] = None
 
 
+#: The options that judge a call's result (an evolution run's ``rollback`` too): a call a framework's pause left has
+#: none to judge, and is no success or failure by them (see control_flow).
+_VERDICTS = frozenset({"success", "rollback"})
+
+
 def extraction_failed(stage: str, error: Exception, call: Call | None) -> None:
     """An extractor failed: counted at ``stage``, unless a framework's pause left the call (it has no result, and an
-    extractor written for one fails: no failure of the program's or of ours, see control_flow)."""
+    extractor written for one fails: no failure of the program's or of ours, see control_flow; any failure on such a
+    call is left uncounted, as which one read the result cannot be told for a function)."""
     if call is None or call.left_by is None:
         report_error(stage, error)
 
@@ -430,7 +436,7 @@ class KindHandler(Handler):
                     return failed
                 if value.delta:
                     return difference(found, value.read(call), f"{self.stage}.extract.{key}")
-            elif call.left_by is not None and key == "success":  # a pause: no result, so no verdict on one
+            elif call.left_by is not None and key in _VERDICTS:  # a pause: no result, so no verdict on one
                 return failed
             else:
                 found = value(call)
