@@ -75,18 +75,17 @@ class JobInvocation(Invocation):
     ``result_attributes`` reader, and the workflow pattern it follows (known at its start, or read when it ends)."""
 
     __slots__ = ("job_type", "outcome", "pattern", "pattern_reader", "result_reader", "state")
-
-    def left_by(self, flow: BaseException) -> None:
-        """The job's views for extractors (its pattern's, its result attributes') have no result to read."""
-        for reader in (self.pattern_reader, self.result_reader):
-            if reader is not None:
-                reader[0].left_by = flow
-
     job_type: str
     outcome: str | None
     pattern: object
     pattern_reader: tuple[Call, Path] | None
     result_reader: tuple[Call, Mapping[str, Any]] | None
+
+    def mark_left_by(self, flow: BaseException) -> None:
+        """The job's views for extractors (its pattern's, its result attributes') have no result to read."""
+        for reader in (self.pattern_reader, self.result_reader):
+            if reader is not None:
+                reader[0].left_by = flow
     state: JobState
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:

@@ -38,11 +38,10 @@ def inject(carrier: MutableMapping[str, str], ctx: Context | None = None) -> Mut
 def extract(carrier: Mapping[str, str], ctx: Context | None = None) -> Context:
     """Read trace context and baggage (with the job and conversation ids) from ``carrier``, e.g. incoming headers,
     onto ``ctx`` (default: an empty context, as OpenTelemetry's extract has it, with the current span in place of the
-    carrier's when it already continues it, as a server instrumentation's does). A carrier with
-    neither brings
-    nothing, and ``ctx`` (default: the current context) is the answer: a request with no caller to continue leaves
-    its handler in its job and span. So does a carrier that is no mapping of names (e.g. None), counted, never
-    raised into the handler reading it."""
+    carrier's when it already continues it, as a server instrumentation's does). A carrier with neither (or with no
+    trace nor baggage after all) brings nothing, and ``ctx`` (default: the current context) is the answer: a request
+    with no caller to continue leaves its handler in its job and span. So does a carrier that is no mapping of names
+    (e.g. None), counted, never raised into the handler reading it."""
     lowered: dict[str, str] = {}
     try:
         for key, value in carrier.items():  # a header sent twice (a proxy's own baggage line) is one list, as HTTP

@@ -24,12 +24,12 @@ _NAMES = frozenset().union(*_CONTROL_FLOW.values())
 #: Exits whose ``exit_code`` 0 is a success, as ``sys.exit(0)`` is.
 _EXITS = {"click.exceptions": frozenset({"Exit"})}
 
-PAUSE = "pause"  # a framework's control flow, caught by the framework above the call
-EXIT = "exit"  # an exit with status 0
+_PAUSE = "pause"  # a framework's control flow, caught by the framework above the call
+_EXIT = "exit"  # an exit, control flow with status 0
 
 
-def ending_of(error: BaseException) -> str | None:
-    """:data:`PAUSE`, :data:`EXIT` or None (a failure, as any exception): see the module. Never raises (an exception
+def is_control_flow(error: BaseException) -> bool:
+    """Whether ``error`` leaves a call as control flow, not as a failure: see the module. Never raises (an exception
     class of the program's whose MRO, module or ``exit_code`` cannot be read is a failure, counted)."""
     try:
         cls = type(error)
@@ -41,12 +41,10 @@ def ending_of(error: BaseException) -> str | None:
             if kind is _UNKNOWN:
                 kind = _kind_of(cls)
                 _kinds[cls] = kind
-        if kind == EXIT:
-            return EXIT if getattr(error, "exit_code", None) == 0 else None
-        return kind
+        return kind == _PAUSE or (kind == _EXIT and getattr(error, "exit_code", None) == 0)
     except Exception as exc:
         report_error("control_flow", exc)
-        return None
+        return False
 
 
 def names_control_flow(label: str) -> bool:
@@ -59,9 +57,9 @@ def names_control_flow(label: str) -> bool:
 def _kind_of(cls: type) -> str | None:
     for each in cls.__mro__:
         if each.__name__ in _CONTROL_FLOW.get(each.__module__, ()):
-            return PAUSE
+            return _PAUSE
         if each.__name__ in _EXITS.get(each.__module__, ()):
-            return EXIT
+            return _EXIT
     return None
 
 

@@ -60,7 +60,7 @@ from opentelemetry.trace import NonRecordingSpan, Span, Status, StatusCode
 from agent_otel import semconv
 from agent_otel._engine import collection
 from agent_otel._engine import instruments as _instruments
-from agent_otel._engine.control_flow import ending_of
+from agent_otel._engine.control_flow import is_control_flow
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import ExitThread
@@ -141,7 +141,7 @@ class Invocation:
         super().__init_subclass__(**kwargs)
         cls.custom_chunk = cls.on_chunk is not Invocation.on_chunk
 
-    def left_by(self, flow: BaseException) -> None:
+    def mark_left_by(self, flow: BaseException) -> None:
         """A framework's control flow (a pause) left the call: its views for extractors have no result to read (see
         KindHandler.option)."""
         call = getattr(self, "call", None)  # the kinds' view, when the kind made one
@@ -196,8 +196,8 @@ class Invocation:
         if error is not None:
             if isinstance(error, _NOT_FAILURES):
                 how, error = _as_ending(how, error)
-            elif ending_of(error) is not None:
-                self.left_by(error)
+            elif is_control_flow(error):
+                self.mark_left_by(error)
                 how, error, flow = End.RETURNED, None, error
         # A signal's exception (Ctrl-C's KeyboardInterrupt, a handler's SystemExit) raised in our recording: the span
         # still ends, with the call's own outcome, as the metrics recorded it (it was left open for good, never

@@ -331,10 +331,9 @@ def _hand_metrics_port_to_reloader_child() -> None:
     releases now. Kept, the port left the child without /metrics (its port in use), and this process served none of
     the program's metrics."""
     telemetry = _telemetry
-    server = telemetry.prometheus_server if telemetry is not None else None
-    if telemetry is None or server is None:
+    if telemetry is None or telemetry.prometheus_server is None:
         return
-    telemetry.prometheus_server = None
+    server, telemetry.prometheus_server = telemetry.prometheus_server, None
     server.shutdown()
     server.server_close()
     logger.info("agent-otel: this process starts a reloader's child, which serves /metrics: it serves none itself")

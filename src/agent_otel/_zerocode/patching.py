@@ -315,7 +315,7 @@ def _the_loops_first_task(mark_runner: int, mark_call: weakref.ref[Invocation], 
         return False
     notes = _LOOPS_FIRST_TASK.get()
     noted = notes.get(id(mark_call)) if notes is not None else None
-    if noted is None or noted[0] is not mark_call:
+    if noted is None:  # (the note holds the mark: its id is no other object's while noted)
         # in this task's own context: what the tasks it starts inherit
         _LOOPS_FIRST_TASK.set({**(notes or {}), id(mark_call): (mark_call, runner)})
         return True

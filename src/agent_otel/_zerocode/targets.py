@@ -269,15 +269,6 @@ def _is_property(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     return False
 
 
-#: Decorators known to return a wrapper that the name then holds, and to keep no reference of their own that calls the
-#: function: the wrapper is what a config target wraps.
-_NO_REGISTRY = frozenset({
-    *_SAME_PARAMETERS, "functools.wraps", "wraps", "functools.lru_cache", "lru_cache", "functools.cache", "cache",
-    "contextlib.contextmanager", "contextmanager", "contextlib.asynccontextmanager", "asynccontextmanager",
-    "typing.overload", "overload", "typing.final", "final", "typing_extensions.override", "typing.override", "override",
-    "abc.abstractmethod"})
-
-
 def _dotted(node: ast.expr) -> str | None:
     """``@a.b.c`` or ``@a.b.c(...)``'s name, ``"a.b.c"`` (None for another expression)."""
     if isinstance(node, ast.Call):
@@ -300,7 +291,7 @@ def registry_note(function: ast.FunctionDef | ast.AsyncFunctionDef, tree: ast.Mo
     modules = {alias.asname or alias.name.partition(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                for alias in node.names} - _assigned(tree)
     names = [_dotted(decorator) for decorator in function.decorator_list]
-    others = [name for name in names if name is not None and "." in name and name not in _NO_REGISTRY
+    others = [name for name in names if name is not None and "." in name  # (a plain name's: a wrapper, ``@retry``)
               and not (name.count(".") == 1 and name.partition(".")[0] in modules)]  # (``server.app.route``: one)
     if not others:
         return ""
