@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import gc
 import json
+import operator
 import sys
 import threading
-from typing import Any, TypedDict
+from typing import Annotated, Any, TypedDict
 
 import pytest
 from opentelemetry import trace
@@ -398,6 +399,155 @@ def test_a_call_of_ours_where_a_library_made_an_older_context_current_again_is_t
     assert calls == {"inner": 1, "outer": 0}
     (tool,) = points(otel, semconv.TOOL_DURATION.name)
     assert tool.attributes[semconv.GEN_AI_AGENT_NAME] == "inner"
+
+
+@pytest.mark.parametrize("shape", ["node", "invoked_in_a_node", "streamed_in_a_node", "async"])
+def test_a_real_langgraph_subgraph_agents_calls_are_its_own_under_the_langchain_instrumentation(
+        otel: Any, shape: str) -> None:
+    """The case the test above stands for, with a real LangGraph subgraph: the LangChain instrumentation opens no
+    span for it and makes the outer graph's kept context current again for its nodes, so the span current there is
+    the outer run's, which started where only the outer agent ran. The tools the subgraph's two parallel nodes
+    called (on the graph's pool threads) counted for the outer graph (its tool calls 3, the subgraph's 0). The tool
+    of the outer graph's own node, a branch beside the subgraph, stays the outer's."""
+    import tomllib
+
+    from langgraph.graph import END, START, StateGraph
+
+    from agent_otel._zerocode.config import parse_config
+    from agent_otel._zerocode.patching import instrument, uninstrument
+    from tests.support.genai_apps import LANGGRAPH_GRAPHS_AS_AGENTS, instrumented
+
+    class State(TypedDict):
+        log: Annotated[list[str], operator.add]
+
+    @agent_otel.tool("lookup")
+    def lookup(who: str) -> str:
+        return who
+
+    def graph(name: str, **nodes: Any) -> Any:  # the nodes side by side, from START to END
+        builder = StateGraph(State)
+        for node, step in nodes.items():
+            builder.add_node(node, step)
+            builder.add_edge(START, node)
+            builder.add_edge(node, END)
+        return builder.compile(name=name)
+
+    worker = graph("worker", a=lambda state: {"log": [lookup("a")]}, b=lambda state: {"log": [lookup("b")]})
+
+    def streamed(state: State) -> State:
+        return {"log": [item for update in worker.stream({"log": []}, stream_mode="updates")
+                        for node in update.values() for item in node["log"]]}
+
+    async def awaited(state: State) -> State:
+        return {"log": (await worker.ainvoke({"log": []}))["log"]}
+
+    team = graph("team", own=lambda state: {"log": [lookup("team")]}, sub={
+        "node": worker, "invoked_in_a_node": lambda state: {"log": worker.invoke({"log": []})["log"]},
+        "streamed_in_a_node": streamed, "async": awaited}[shape])
+    instrument(parse_config(tomllib.loads(LANGGRAPH_GRAPHS_AS_AGENTS), "langgraph.toml"))
+    try:
+        with instrumented("langchain", otel.tracer_provider, otel.meter_provider):
+            done = asyncio.run(team.ainvoke({"log": []})) if shape == "async" else team.invoke({"log": []})
+    finally:
+        uninstrument()
+    assert sorted(done["log"]) == ["a", "b", "team"]
+    calls = {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.sum for p in points(otel, semconv.AGENT_TOOL_CALLS.name)}
+    assert calls == {"team": 1, "worker": 2}
+    tools = {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.count for p in points(otel, semconv.TOOL_DURATION.name)}
+    assert tools == {"team": 1, "worker": 2}
+
+
+def test_a_subgraph_run_by_our_agent_inside_a_graph_of_no_agent_is_that_agents(otel: Any) -> None:
+    """The same with no call of ours around the outer graph: the context made current again for the subgraph's
+    nodes has no call of ours, but it is the one our agent (a decorated node) began in, by its span."""
+    from langgraph.graph import END, START, StateGraph
+
+    from tests.support.genai_apps import instrumented
+
+    class State(TypedDict):
+        log: Annotated[list[str], operator.add]
+
+    @agent_otel.tool("lookup")
+    def lookup(who: str) -> str:
+        return who
+
+    def graph(name: str, step: Any) -> Any:
+        builder = StateGraph(State)
+        builder.add_node("step", step)
+        builder.add_edge(START, "step")
+        builder.add_edge("step", END)
+        return builder.compile(name=name)
+
+    worker = graph("worker", lambda state: {"log": [lookup("worker")]})
+
+    @agent_otel.agent("worker")
+    def work(state: State) -> State:
+        return {"log": worker.invoke({"log": []})["log"]}
+
+    with instrumented("langchain", otel.tracer_provider, otel.meter_provider):
+        assert graph("team", work).invoke({"log": []}) == {"log": ["worker"]}
+    (tool,) = points(otel, semconv.TOOL_DURATION.name)
+    assert tool.attributes.get(semconv.GEN_AI_AGENT_NAME) == "worker"
+    assert [p.sum for p in points(otel, semconv.AGENT_TOOL_CALLS.name)] == [1]
+
+
+def test_a_new_root_context_made_current_inside_our_agent_call_stays_outside_it(otel: Any) -> None:
+    """What a call of ours notes for a library that makes an older context current again (see the tests above) does
+    not take a context the program made current on purpose, with no span and no call of ours, for that one."""
+    from opentelemetry import context as otel_context
+    from opentelemetry.context import Context
+
+    library_run = foreign(otel).start_span("invoke_agent elsewhere", attributes={  # open somewhere in the process
+        semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: "elsewhere"})
+
+    @agent_otel.tool("lookup")
+    def lookup() -> str:
+        return "found"
+
+    @agent_otel.agent("planner")
+    def plan() -> str:
+        token = otel_context.attach(Context())
+        try:
+            return lookup()
+        finally:
+            otel_context.detach(token)
+
+    assert plan() == "found"
+    library_run.end()
+    (tool,) = points(otel, semconv.TOOL_DURATION.name)
+    assert semconv.GEN_AI_AGENT_NAME not in tool.attributes
+    assert [(p.attributes[semconv.GEN_AI_AGENT_NAME], p.sum) for p in points(otel, semconv.AGENT_TOOL_CALLS.name)
+            if p.attributes[semconv.GEN_AI_AGENT_NAME] == "planner"] == [("planner", 0)]
+
+
+def test_a_call_of_ours_where_no_span_is_current_while_another_librarys_agent_runs_is_recorded(otel: Any) -> None:
+    """Two tasks the program started before any span: one in another library's agent run, one calling a tool of
+    ours. The tool's context has no span, and looking it up among that library's runs raised inside agent-otel: the
+    tool call was lost (``tool.begin failed (TypeError)``)."""
+    tracer = foreign(otel)
+    running = asyncio.Event()
+
+    @agent_otel.tool("lookup")
+    def lookup() -> str:
+        return "found"
+
+    async def library_run() -> None:
+        with tracer.start_as_current_span("invoke_agent elsewhere", attributes={
+                semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: "elsewhere"}):
+            running.set()
+            await asyncio.sleep(0)  # (a step: the other task runs now)
+
+    async def our_task() -> str:
+        await running.wait()
+        return lookup()
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(library_run(), our_task())
+
+    assert asyncio.run(main()) == [None, "found"]
+    (tool,) = points(otel, semconv.TOOL_DURATION.name)
+    assert tool.attributes[semconv.GEN_AI_TOOL_NAME] == "lookup" and semconv.GEN_AI_AGENT_NAME not in tool.attributes
+    assert error_count(otel, "tool.begin") == 0
 
 
 def test_a_second_workflow_directly_inside_our_agent_call_is_a_call_of_its_own(otel: Any) -> None:

@@ -181,6 +181,16 @@ def smolagents_agent(base_url: str) -> HostResult:
     return HostResult(str(result.output), result.token_usage.input_tokens, result.token_usage.output_tokens)
 
 
+#: A config running each compiled LangGraph graph as an agent named after the graph, sync and async, invoked or
+#: streamed (``Pregel.invoke`` runs ``self.stream``: one call, counted by the outermost).
+LANGGRAPH_GRAPHS_AS_AGENTS = """
+[[agent]]
+target = ["langgraph.pregel.main:Pregel.invoke", "langgraph.pregel.main:Pregel.ainvoke",
+          "langgraph.pregel.main:Pregel.stream", "langgraph.pregel.main:Pregel.astream"]
+name = { path = "self.name" }
+"""
+
+
 # --- turning each source's instrumentation on against a capture's providers ----------------------------------
 
 @contextmanager

@@ -16,6 +16,7 @@ from langgraph.graph import END, START, StateGraph
 from agent_otel import semconv
 from agent_otel._zerocode.config import parse_config
 from agent_otel._zerocode.patching import instrument, uninstrument
+from tests.support.genai_apps import LANGGRAPH_GRAPHS_AS_AGENTS
 
 CONFIG = """
 [[job]]
@@ -58,11 +59,7 @@ def test_one_entry_covers_the_sync_and_async_runs(otel: Any) -> None:
 def test_one_agent_entry_over_invoke_and_stream_counts_one_run_per_call(otel: Any) -> None:
     """``Pregel.invoke`` runs the graph through ``self.stream`` (``ainvoke`` through ``self.astream``): with
     one ``[[agent]]`` entry naming all four, a run is one call, counted by the outermost, not two."""
-    config = parse_config(tomllib.loads(
-        '[[agent]]\ntarget = ["langgraph.pregel.main:Pregel.invoke", "langgraph.pregel.main:Pregel.ainvoke", '
-        '"langgraph.pregel.main:Pregel.stream", "langgraph.pregel.main:Pregel.astream"]\n'
-        'name = { path = "self.name" }\n'), "langgraph.toml")
-    instrument(config)
+    instrument(parse_config(tomllib.loads(LANGGRAPH_GRAPHS_AS_AGENTS), "langgraph.toml"))
     try:
         graph = build()
         assert graph.invoke({"count": 1}) == {"count": 2}

@@ -133,6 +133,8 @@ def run_under(ctx: Context) -> AgentRun | None:
     span = ctx.get(SPAN_KEY)
     passed: list[tuple[str | None, bool]] = []
     for _ in range(_BARE_LEVELS):
+        if span is None:  # no span there (a task the program started before any): no weak reference to look up
+            return None
         run = _runs.get(span)
         if run is not None:
             return None if outside_run(passed, span) else run

@@ -4,27 +4,30 @@ LangChain's instrumentation keeps the context in which a run began and makes it 
 steps: inside a subgraph agent's run it is the outer graph's, which has none of the agent-otel calls started since
 (the subgraph's own agent call). A call of ours made there took the outer agent for its own, and counted in its
 roll-ups. The span bridge notes, for each GenAI span of another library, the calls running where it started
-(:func:`note_started_in`); under that span, those are the calls running (:func:`running_context`).
+(:func:`note_started_in`); under that span, those are the calls running (:func:`running_context`). A subgraph gets no
+span of its own: there the call of ours that the Python context runs inside, begun where that older context was
+current, tells them (see the engine's ``inside``).
 """
 
 from __future__ import annotations
 
-import weakref
-from typing import Any, cast
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Span
+
+from agent_otel._engine import inside
 
 #: The key the API keeps a context's span under, read off a context ``set_span_in_context()`` made (its only
 #: key): a call's context is then built in one copy with its span and entries, as that function would make it
 #: after one copy per entry.
 SPAN_KEY = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, Context())))
 
-#: Another library's span -> the context of the agent-otel calls running where it started (weak: nothing to
-#: remove when a span is dropped unended). ``STARTED_IN`` is its dict, read per call: empty, nothing to do.
-_started_in: weakref.WeakKeyDictionary[Span, Context] = weakref.WeakKeyDictionary()
-STARTED_IN: dict[Any, Context] = cast(Any, _started_in).data
+#: Another library's span -> the context of the agent-otel calls running where it started (see the engine's
+#: ``inside``). ``STARTED_IN`` is its dict, read per call: empty, nothing to do.
+_started_in = inside.STARTED_IN
+STARTED_IN: dict[Any, Context] = inside.SPANS_OPEN
 
 #: Kept on another library's span that starts with no attribute (see AgentOtelSpanProcessor.on_start), as an
 #: attribute of the span object: the context it started in (its parent span's), and the current one then (for the
@@ -54,11 +57,37 @@ def forget(span: Span) -> None:
 
 def running_context(ctx: Context) -> Context:
     """``ctx``, with the agent-otel calls running there: when its span is another library's that started where
-    other calls of ours ran than ``ctx`` has (the library made an older context current again), those."""
+    other calls of ours ran than ``ctx`` has (the library made an older context current again), those; and when
+    ``ctx`` has the calls that ran where a call of ours this Python context runs inside began (the library made
+    that context current again inside it: a LangGraph subgraph's), that call's."""
     span = ctx.get(SPAN_KEY)
     started = _started_in.get(span) if isinstance(span, Span) else None
-    if started is None or all(ctx.get(key) is started.get(key) for key in _call_keys):
+    if started is not None and not _same_calls(ctx, started):
+        ctx = _with_calls(ctx, started)
+    entry = inside.innermost_running(inside.INSIDE.get())
+    if entry is None or _same_calls(ctx, innermost := entry[1].context):
         return ctx
+    while entry is not None:
+        if not entry[1].ended and _began_in(ctx, entry[0]):
+            return _with_calls(ctx, innermost)
+        entry = entry[2]
+    return ctx  # another job's or trace's, made current on purpose (``attached()``, a new root): its own
+
+
+def _began_in(ctx: Context, began_in: Context) -> bool:
+    """Whether ``ctx`` is the context a call began in, current again: it has the same calls of ours, and when there
+    were none, the same span (a new root made current on purpose has none of either, and is no such context)."""
+    if not _same_calls(ctx, began_in):
+        return False
+    span = began_in.get(SPAN_KEY)
+    return any(key in began_in for key in _call_keys) or (span is not None and ctx.get(SPAN_KEY) is span)
+
+
+def _same_calls(ctx: Context, other: Context) -> bool:
+    return all(ctx.get(key) is other.get(key) for key in _call_keys)
+
+
+def _with_calls(ctx: Context, calls: Context) -> Context:
     values = {key: value for key, value in ctx.items() if key not in _call_keys}
-    values.update((key, started[key]) for key in _call_keys if key in started)
+    values.update((key, calls[key]) for key in _call_keys if key in calls)
     return Context(values)

@@ -61,6 +61,7 @@ from agent_otel import semconv
 from agent_otel._engine import collection
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.control_flow import is_control_flow
+from agent_otel._engine.inside import SPANS_OPEN, leave, note_inside
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import ExitThread
@@ -493,12 +494,17 @@ def _sync_wrapper(handler: Handler) -> WrapperFunction:
         if inv is None:
             return wrapped(*args, **kwargs)
         token = _attach(inv.context)
+        noted = note_inside(inv, current) if SPANS_OPEN else None  # (see inside: under another library's span)
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
+            if noted is not None:
+                leave(noted)
             _detach(token)
             _end_raised(inv, exc, handler)
             raise
+        if noted is not None:
+            leave(noted)
         _detach(token)
         if type(result) in PLAIN_TYPES:  # what _finish_result() does for it
             inv.end(_RETURNED, result)
@@ -536,12 +542,17 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
         if inv is None:
             return func(*args, **kwargs)
         token = _attach(inv.context)
+        noted = note_inside(inv, current) if SPANS_OPEN else None  # (see inside: under another library's span)
         try:
             result = func(*args, **kwargs)
         except BaseException as exc:
+            if noted is not None:
+                leave(noted)
             _detach(token)
             _end_raised(inv, exc, handler)
             raise
+        if noted is not None:
+            leave(noted)
         _detach(token)
         if type(result) in PLAIN_TYPES:  # what _finish_result() does for it
             inv.end(_RETURNED, result)
@@ -743,6 +754,7 @@ def _traced_coroutine(coro: Awaitable[T], inv_or_call: Invocation | _PendingCall
     if unstepped:
         _ENDED_WHEN_DROPPED.pop(id(unstepped[0]), None)
     inv: Invocation | None = None
+    noted: Token[Any] | None = None
     try:
         if isinstance(inv_or_call, Invocation):
             inv = inv_or_call
@@ -751,7 +763,9 @@ def _traced_coroutine(coro: Awaitable[T], inv_or_call: Invocation | _PendingCall
         if inv is None:
             steps = coro.__await__() if type(coro) is types.CoroutineType else _steps_of(coro)
         else:
+            began_in = otel_context.get_current() if SPANS_OPEN else None
             token = _attach(inv.context)
+            noted = note_inside(inv, began_in) if began_in is not None else None  # (see _sync_wrapper)
     except BaseException as exc:
         # a RecursionError at the stack's limit, raised in a frame of ours before the program's coroutine ran, where
         # plain Python raises it in the coroutine's first frame: it is closed (never started, none of it runs), with no
@@ -771,9 +785,13 @@ def _traced_coroutine(coro: Awaitable[T], inv_or_call: Invocation | _PendingCall
         # closed by the garbage collector, where the token cannot be reset and OpenTelemetry printed "Failed to
         # detach context" with a traceback. The context it was attached in is left as it is, gone or not ours.
         if type(exc) is not GeneratorExit or otel_context.get_current() is inv.context:
+            if noted is not None:
+                leave(noted)
             _detach(token)
         _end_raised(inv, exc, inv_or_call[0] if type(inv_or_call) is tuple else None)
         raise
+    if noted is not None:
+        leave(noted)
     _detach(token)
     if type(result) not in PLAIN_TYPES:  # e.g. ``await client.chat.completions.create(stream=True)``
         try:
@@ -1059,6 +1077,9 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
     # context and the span a library's code left current in the step before, ended since, parented its next spans
     call_context = step_context = inv.context
     stepped_in: object = None
+    # each step is inside the call (see inside), but for a context manager's, whose block is the program's
+    began_in = _get_current() if SPANS_OPEN and not spans_the_block else None
+    noted: Token[Any] | None = None
     if not isinstance(inv_or_call, Invocation):  # begun here (a returned generator's was held open when returned)
         hold_open(inv)
     while True:
@@ -1069,6 +1090,8 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
             held = None
         token = None if in_collection else _attach(step_context if step_context is call_context else _carried(
             step_context, call_context, _same_place(inv, stepped_in)))
+        if began_in is not None and token is not None:
+            noted = note_inside(inv, began_in)
         try:
             if to_throw is not None:
                 exc, to_throw = to_throw, None
@@ -1078,12 +1101,16 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
             else:
                 item = gen.send(to_send)
         except StopIteration as stop:
+            if noted is not None:
+                leave(noted)
             if token is not None:
                 _detach(token)
             returned: T = stop.value
             inv.end(End.RETURNED, returned)
             return returned
         except BaseException as exc:
+            if noted is not None:
+                leave(noted)
             if token is not None:
                 _detach(token)
             inv.end(End.RAISED, error=exc)
@@ -1097,6 +1124,8 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
             step_context = _get_current()
             if step_context is not call_context:
                 stepped_in = _mark_place(inv, stepped_in)
+            if noted is not None:
+                leave(noted)
             _detach(token)
         if inv.custom_chunk:
             inv.chunk(item)
@@ -1205,6 +1234,8 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
     held: Token[Context] | None = None
     call_context = step_context = inv.context  # as in _traced_generator
     stepped_in: object = None
+    began_in = _get_current() if SPANS_OPEN and not spans_the_block else None
+    noted: Token[Any] | None = None
     if not isinstance(inv_or_call, Invocation):
         hold_open(inv)
     try:
@@ -1217,12 +1248,16 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             token = None if in_collection else _attach(
                 step_context if step_context is call_context else _carried(
                     step_context, call_context, _same_place(inv, stepped_in)))
+            if began_in is not None and token is not None:
+                noted = note_inside(inv, began_in)
             closing = False
             try:
                 if to_throw is not None:
                     exc, to_throw = to_throw, None
                     closing = type(exc) is GeneratorExit
                     if closing and _closed_already(agen):
+                        if noted is not None:
+                            leave(noted)
                         if token is not None:
                             _detach(token)
                         inv.end(End.CLOSED)
@@ -1236,11 +1271,15 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
                     started = True
                     item = await _first_step(agen, ended)
             except StopAsyncIteration:
+                if noted is not None:
+                    leave(noted)
                 if token is not None:
                     _detach(token)
                 inv.end(End.RETURNED, None)
                 return
             except BaseException as exc:
+                if noted is not None:
+                    leave(noted)
                 if token is not None:
                     _detach(token)
                 _end_stream_raised(inv, exc, closing)
@@ -1251,6 +1290,8 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
                 step_context = _get_current()  # as in _traced_generator
                 if step_context is not call_context:
                     stepped_in = _mark_place(inv, stepped_in)
+                if noted is not None:
+                    leave(noted)
                 _detach(token)
             if inv.custom_chunk:
                 inv.chunk(item)
