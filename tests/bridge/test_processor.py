@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import functools
 import gc
 import json
+import multiprocessing.pool
 import operator
 import sys
 import threading
@@ -401,7 +404,8 @@ def test_a_call_of_ours_where_a_library_made_an_older_context_current_again_is_t
     assert tool.attributes[semconv.GEN_AI_AGENT_NAME] == "inner"
 
 
-@pytest.mark.parametrize("shape", ["node", "invoked_in_a_node", "streamed_in_a_node", "async"])
+@pytest.mark.parametrize("shape", ["node", "invoked_in_a_node", "streamed_in_a_node", "async", "astreamed",
+                                   "thread_in_its_node", "pool_in_its_node", "thread_pool_in_its_node"])
 def test_a_real_langgraph_subgraph_agents_calls_are_its_own_under_the_langchain_instrumentation(
         otel: Any, shape: str) -> None:
     """The case the test above stands for, with a real LangGraph subgraph: the LangChain instrumentation opens no
@@ -432,7 +436,28 @@ def test_a_real_langgraph_subgraph_agents_calls_are_its_own_under_the_langchain_
             builder.add_edge(node, END)
         return builder.compile(name=name)
 
-    worker = graph("worker", a=lambda state: {"log": [lookup("a")]}, b=lambda state: {"log": [lookup("b")]})
+    async def async_step(state: State, who: str) -> State:
+        return {"log": [lookup(who)]}
+
+    def in_a_thread(state: State, who: str) -> State:  # Python copies no context into it: agent-otel carries it
+        found: list[str] = []
+        thread = threading.Thread(target=lambda: found.append(lookup(who)))
+        thread.start()
+        thread.join()
+        return {"log": found}
+
+    def in_a_pool(state: State, who: str) -> State:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return {"log": [pool.submit(lookup, who).result()]}
+
+    def in_a_thread_pool(state: State, who: str) -> State:
+        with multiprocessing.pool.ThreadPool(1) as pool:
+            return {"log": [pool.apply(lookup, (who,))]}
+
+    step = {"thread_in_its_node": in_a_thread, "pool_in_its_node": in_a_pool,
+            "thread_pool_in_its_node": in_a_thread_pool}.get(
+        shape, async_step if shape.startswith("a") else lambda state, who: {"log": [lookup(who)]})
+    worker = graph("worker", a=functools.partial(step, who="a"), b=functools.partial(step, who="b"))
 
     def streamed(state: State) -> State:
         return {"log": [item for update in worker.stream({"log": []}, stream_mode="updates")
@@ -441,25 +466,36 @@ def test_a_real_langgraph_subgraph_agents_calls_are_its_own_under_the_langchain_
     async def awaited(state: State) -> State:
         return {"log": (await worker.ainvoke({"log": []}))["log"]}
 
+    async def astreamed(state: State) -> State:  # (the instrumentation's stream object: no async generator)
+        return {"log": [item async for update in worker.astream({"log": []}, stream_mode="updates")
+                        for node in update.values() for item in node["log"]]}
+
     team = graph("team", own=lambda state: {"log": [lookup("team")]}, sub={
         "node": worker, "invoked_in_a_node": lambda state: {"log": worker.invoke({"log": []})["log"]},
-        "streamed_in_a_node": streamed, "async": awaited}[shape])
-    instrument(parse_config(tomllib.loads(LANGGRAPH_GRAPHS_AS_AGENTS), "langgraph.toml"))
-    try:
-        with instrumented("langchain", otel.tracer_provider, otel.meter_provider):
-            done = asyncio.run(team.ainvoke({"log": []})) if shape == "async" else team.invoke({"log": []})
-    finally:
-        uninstrument()
+        "streamed_in_a_node": streamed, "async": awaited, "astreamed": astreamed}.get(shape, worker))
+    with instrumented("langchain", otel.tracer_provider, otel.meter_provider):  # first, as ``agent-otel run`` does
+        instrument(parse_config(tomllib.loads(LANGGRAPH_GRAPHS_AS_AGENTS), "langgraph.toml"))
+        try:
+            done = asyncio.run(team.ainvoke({"log": []})) if shape.startswith("a") else team.invoke({"log": []})
+        finally:
+            uninstrument()
     assert sorted(done["log"]) == ["a", "b", "team"]
     calls = {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.sum for p in points(otel, semconv.AGENT_TOOL_CALLS.name)}
     assert calls == {"team": 1, "worker": 2}
     tools = {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.count for p in points(otel, semconv.TOOL_DURATION.name)}
     assert tools == {"team": 1, "worker": 2}
+    by_id = {span.context.span_id: span for span in otel.spans()}
+    parents = sorted((span.attributes[semconv.GEN_AI_AGENT_NAME], by_id[span.parent.span_id].name)
+                     for span in otel.spans("execute_tool lookup"))  # in the trace too, as without the library
+    assert parents == [("team", "invoke_workflow team"), ("worker", "invoke_agent worker"),
+                       ("worker", "invoke_agent worker")]
 
 
-def test_a_subgraph_run_by_our_agent_inside_a_graph_of_no_agent_is_that_agents(otel: Any) -> None:
+@pytest.mark.parametrize("ours", ["decorated_node", "agent_call_block"])
+def test_a_subgraph_run_by_our_agent_inside_a_graph_of_no_agent_is_that_agents(otel: Any, ours: str) -> None:
     """The same with no call of ours around the outer graph: the context made current again for the subgraph's
-    nodes has no call of ours, but it is the one our agent (a decorated node) began in, by its span."""
+    nodes has no call of ours, but it is the one our agent (a decorated node, or a block in it) began in, by its
+    span."""
     from langgraph.graph import END, START, StateGraph
 
     from tests.support.genai_apps import instrumented
@@ -480,10 +516,14 @@ def test_a_subgraph_run_by_our_agent_inside_a_graph_of_no_agent_is_that_agents(o
 
     worker = graph("worker", lambda state: {"log": [lookup("worker")]})
 
-    @agent_otel.agent("worker")
-    def work(state: State) -> State:
+    def run_worker(state: State) -> State:
         return {"log": worker.invoke({"log": []})["log"]}
 
+    def in_a_block(state: State) -> State:
+        with agent_otel.agent_call("worker"):
+            return run_worker(state)
+
+    work = agent_otel.agent("worker")(run_worker) if ours == "decorated_node" else in_a_block
     with instrumented("langchain", otel.tracer_provider, otel.meter_provider):
         assert graph("team", work).invoke({"log": []}) == {"log": ["worker"]}
     (tool,) = points(otel, semconv.TOOL_DURATION.name)
@@ -548,6 +588,70 @@ def test_a_call_of_ours_where_no_span_is_current_while_another_librarys_agent_ru
     (tool,) = points(otel, semconv.TOOL_DURATION.name)
     assert tool.attributes[semconv.GEN_AI_TOOL_NAME] == "lookup" and semconv.GEN_AI_AGENT_NAME not in tool.attributes
     assert error_count(otel, "tool.begin") == 0
+
+
+def test_a_context_a_callback_is_run_in_again_inside_our_call_keeps_its_calls_while_a_library_runs(otel: Any) -> None:
+    """A callback registered with the context current then (as OpenTelemetry-aware callback libraries keep it) and run
+    in it from inside another agent of ours: its tool is the agent's that registered it, whether or not another
+    library's GenAI span is open somewhere in the process (with one open, it was the inner agent's, under the
+    outer agent's span)."""
+    from opentelemetry import context as otel_context
+
+    library_run = foreign(otel).start_span("invoke_agent elsewhere", attributes={  # open, not even current
+        semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: "elsewhere"})
+    callbacks: list[tuple[Any, Any]] = []
+
+    @agent_otel.tool("lookup")
+    def lookup() -> str:
+        return "found"
+
+    @agent_otel.agent("inner")
+    def inner() -> list[str]:
+        fired = []
+        for ctx, callback in callbacks:
+            token = otel_context.attach(ctx)
+            try:
+                fired.append(callback())
+            finally:
+                otel_context.detach(token)
+        return fired
+
+    @agent_otel.agent("outer")
+    def outer() -> list[str]:
+        callbacks.append((otel_context.get_current(), lookup))
+        return inner()
+
+    assert outer() == ["found"]
+    library_run.end()
+    (tool,) = points(otel, semconv.TOOL_DURATION.name)
+    assert tool.attributes[semconv.GEN_AI_AGENT_NAME] == "outer"
+
+
+def test_a_generator_of_ours_closed_by_the_collector_while_a_librarys_span_is_open_ends(otel: Any) -> None:
+    """Stepped once while another library's span was open, then dropped in a reference cycle: the collector closes
+    it, and its call ends (the close reset the note of its first step a second time, raised inside agent-otel, and the
+    call never ended)."""
+    library_run = foreign(otel).start_span("invoke_agent elsewhere", attributes={
+        semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: "elsewhere"})
+
+    @agent_otel.tool("stream")
+    def stream() -> Any:
+        yield 1
+        yield 2
+
+    class Holder:
+        items: Any
+        itself: Any
+
+    holder = Holder()
+    with trace.use_span(library_run, end_on_exit=False):
+        holder.items, holder.itself = stream(), holder  # a cycle
+        assert next(holder.items) == 1
+    del holder
+    gc.collect()
+    library_run.end()
+    assert [point.count for point in points(otel, semconv.TOOL_DURATION.name)] == [1]
+    assert len(otel.spans("execute_tool stream")) == 1
 
 
 def test_a_second_workflow_directly_inside_our_agent_call_is_a_call_of_its_own(otel: Any) -> None:

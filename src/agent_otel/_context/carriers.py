@@ -19,6 +19,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
+from concurrent.futures.thread import _WorkItem
 from types import MethodType, ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
@@ -38,6 +39,7 @@ from agent_otel._context.propagation import (
 )
 from agent_otel._engine.exit_signals import caught_outside_python, held_over_exit_flush
 from agent_otel._engine.fork_signals import hold_over_fork
+from agent_otel._engine.inside import INSIDE, Entry
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import start_thread
 from agent_otel._engine.tracebacks import leave_out_callers_frame
@@ -84,20 +86,26 @@ def _carried(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _in_this_context(func: Callable[..., Any]) -> Callable[..., Any]:
     """For a thread of this process (a ``ThreadPool``'s worker, started before the call): the context itself,
-    the job's roll-ups included, not its serialized ids."""
-    context = otel_context.get_current()
+    the job's roll-ups included, not its serialized ids; and the calls of ours it runs inside (see
+    _wrap_thread_init)."""
+    return functools.partial(_run_in, otel_context.get_current(), INSIDE.get(), func)
 
-    def run_in_context(*args: Any, **kwargs: Any) -> Any:
-        token = otel_context.attach(context)
-        try:
-            return func(*args, **kwargs)
-        except BaseException as error:
-            leave_out_callers_frame(error)
-            raise
-        finally:
+
+def _run_in(context: otel_context.Context | None, inside: Entry | None, func: Callable[..., Any], *args: Any,
+            **kwargs: Any) -> Any:
+    """``func`` run in ``context`` (None: the current one) and inside the calls of ours ``inside`` notes, if any."""
+    token = otel_context.attach(context) if context is not None else None
+    noted = INSIDE.set(inside) if inside is not None else None
+    try:
+        return func(*args, **kwargs)
+    except BaseException as error:
+        leave_out_callers_frame(error)
+        raise
+    finally:
+        if noted is not None:
+            INSIDE.reset(noted)
+        if token is not None:
             otel_context.detach(token)
-
-    return run_in_context
 
 
 #: Worker processes of pools serve many submits, each of which carries its own context; a manager's server
@@ -807,6 +815,7 @@ _POOL_THREAD_CLASSES = frozenset({("concurrent.futures.process", "_ExecutorManag
 def _wrap_thread_bootstrap(wrapped: Callable[[], None], instance: threading.Thread, args: Args,
                            kwargs: Kwargs) -> None:
     context = getattr(instance, "_otel_context", None)  # what the threading instrumentation took at start()
+    inside = vars(instance).pop(_INSIDE_ATTRIBUTE, None)  # (read once: the thread object lets go of it)
     if context is None:
         return wrapped(*args, **kwargs)
     target = getattr(instance, "_target", None)
@@ -815,6 +824,8 @@ def _wrap_thread_bootstrap(wrapped: Callable[[], None], instance: threading.Thre
             return wrapped(*args, **kwargs)
     elif (type(instance).__module__, type(instance).__qualname__) in _POOL_THREAD_CLASSES:
         return wrapped(*args, **kwargs)
+    if inside is not None:  # this thread's own context, for its life
+        INSIDE.set(inside)
     token = otel_context.attach(context)
     try:
         return wrapped(*args, **kwargs)
@@ -822,11 +833,49 @@ def _wrap_thread_bootstrap(wrapped: Callable[[], None], instance: threading.Thre
         otel_context.detach(token)
 
 
+#: Where a thread keeps, from its making to its first step, the agent-otel calls its starter ran inside (see the
+#: engine's ``inside``: Python copies no context into a thread, and the OpenTelemetry context the threading
+#: instrumentation carries may be one another library made current again).
+_INSIDE_ATTRIBUTE = "_agent_otel_inside"
+
+
+def _wrap_thread_init(wrapped: Callable[..., None], instance: threading.Thread, args: Args, kwargs: Kwargs) -> None:
+    """Keep on a new thread the calls of ours its maker runs inside, for its first step (``start()`` is the threading
+    instrumentation's to wrap: a patch of ours over or under its own is undone with it)."""
+    try:
+        wrapped(*args, **kwargs)
+    except BaseException as error:  # (a bad argument: the program's traceback)
+        leave_out_callers_frame(error)
+        raise
+    inside = INSIDE.get()
+    if inside is not None:
+        try:
+            setattr(instance, _INSIDE_ATTRIBUTE, inside)
+        except AttributeError:  # (a subclass whose __setattr__ refuses it)
+            pass
+
+
+def _wrap_work_item_init(wrapped: Callable[..., None], instance: object, args: Args, kwargs: Kwargs) -> None:
+    """A ``ThreadPoolExecutor``'s task (its ``_WorkItem``, made by ``submit()``, which the threading instrumentation
+    wraps) runs inside the calls of ours its submit ran inside."""
+    inside = INSIDE.get()
+    if inside is not None and len(args) == 4:  # (future, fn, args, kwargs)
+        args = (args[0], functools.partial(_run_in, None, inside, args[1]), *args[2:])
+    try:
+        wrapped(*args, **kwargs)
+    except BaseException as error:
+        leave_out_callers_frame(error)
+        raise
+
+
 #: The threading instrumentation attaches the context from ``start()`` in ``Thread.run`` (and
 #: ``Timer.run``), which a subclass overriding ``run()`` replaces. ``Thread._bootstrap_inner`` (CPython's,
-#: absent elsewhere: then nothing is patched) calls ``run()`` whatever defines it.
+#: absent elsewhere: then nothing is patched) calls ``run()`` whatever defines it. A new thread and a thread pool's
+#: task also carry the calls of ours they were made inside.
 _THREAD_PATCHES: tuple[tuple[type, str, WrapperFunction], ...] = (
     (threading.Thread, "_bootstrap_inner", _wrap_thread_bootstrap),
+    (threading.Thread, "__init__", _wrap_thread_init),
+    (_WorkItem, "__init__", _wrap_work_item_init),
 )
 
 

@@ -62,16 +62,18 @@ def running_context(ctx: Context) -> Context:
     that context current again inside it: a LangGraph subgraph's), that call's."""
     span = ctx.get(SPAN_KEY)
     started = _started_in.get(span) if isinstance(span, Span) else None
-    if started is not None and not _same_calls(ctx, started):
+    if started is None:  # no library's GenAI span: what the program made current is what runs
+        return ctx
+    if not _same_calls(ctx, started):
         ctx = _with_calls(ctx, started)
     entry = inside.innermost_running(inside.INSIDE.get())
     if entry is None or _same_calls(ctx, innermost := entry[1].context):
         return ctx
     while entry is not None:
-        if not entry[1].ended and _began_in(ctx, entry[0]):
-            return _with_calls(ctx, innermost)
+        if not entry[1].ended and _began_in(ctx, entry[0]):  # under that call's span, as without the library
+            return _with_calls(ctx, innermost, innermost.get(SPAN_KEY))
         entry = entry[2]
-    return ctx  # another job's or trace's, made current on purpose (``attached()``, a new root): its own
+    return ctx
 
 
 def _began_in(ctx: Context, began_in: Context) -> bool:
@@ -87,7 +89,9 @@ def _same_calls(ctx: Context, other: Context) -> bool:
     return all(ctx.get(key) is other.get(key) for key in _call_keys)
 
 
-def _with_calls(ctx: Context, calls: Context) -> Context:
+def _with_calls(ctx: Context, calls: Context, span: object = None) -> Context:
     values = {key: value for key, value in ctx.items() if key not in _call_keys}
     values.update((key, calls[key]) for key in _call_keys if key in calls)
+    if span is not None:
+        values[SPAN_KEY] = span
     return Context(values)

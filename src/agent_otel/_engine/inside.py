@@ -49,8 +49,8 @@ def note_inside(call: RunningCall, began_in: Context) -> Token[Entry | None]:
 def leave(token: Token[Entry | None]) -> None:
     try:
         INSIDE.reset(token)
-    except ValueError:  # left in another context than it was noted in (a coroutine closed by the collector)
-        pass
+    except (ValueError, RuntimeError):  # left in another context than it was noted in (a coroutine closed by the
+        pass  # collector), or a second time
 
 
 def innermost_running(entry: Entry | None) -> Entry | None:

@@ -1090,8 +1090,7 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
             held = None
         token = None if in_collection else _attach(step_context if step_context is call_context else _carried(
             step_context, call_context, _same_place(inv, stepped_in)))
-        if began_in is not None and token is not None:
-            noted = note_inside(inv, began_in)
+        noted = note_inside(inv, began_in) if began_in is not None and token is not None else None
         try:
             if to_throw is not None:
                 exc, to_throw = to_throw, None
@@ -1248,8 +1247,7 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             token = None if in_collection else _attach(
                 step_context if step_context is call_context else _carried(
                     step_context, call_context, _same_place(inv, stepped_in)))
-            if began_in is not None and token is not None:
-                noted = note_inside(inv, began_in)
+            noted = note_inside(inv, began_in) if began_in is not None and token is not None else None
             closing = False
             try:
                 if to_throw is not None:
@@ -1673,20 +1671,27 @@ class _Iterating:
     def __next__(self: Any) -> object:
         __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
         inv = self._self_inv
+        noted = note_inside(inv, _get_current()) if SPANS_OPEN else None  # each item read inside the call (see inside)
         token = _attach(inv.context)
         try:
             item = next(self.__wrapped__)
         except StopIteration:
-            _step_done(token, inv.context)
+            _item_read(token, inv, noted)
             inv.end(End.RETURNED, None)
             raise
         except BaseException as exc:
-            _step_done(token, inv.context)
+            _item_read(token, inv, noted)
             inv.end(End.RAISED, error=exc)
             raise
-        _step_done(token, inv.context)
+        _item_read(token, inv, noted)
         inv.chunk(item)
         return item
+
+
+def _item_read(token: Token[Context], inv: Invocation, noted: Token[Any] | None) -> None:
+    if noted is not None:
+        leave(noted)
+    _step_done(token, inv.context)
 
 
 class _AsyncIterating:
@@ -1698,18 +1703,19 @@ class _AsyncIterating:
     async def __anext__(self: Any) -> object:
         __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
         inv = self._self_inv
+        noted = note_inside(inv, _get_current()) if SPANS_OPEN else None  # (see _Iterating)
         token = _attach(inv.context)
         try:
             item = await self.__wrapped__.__anext__()
         except StopAsyncIteration:
-            _step_done(token, inv.context)
+            _item_read(token, inv, noted)
             inv.end(End.RETURNED, None)
             raise
         except BaseException as exc:
-            _step_done(token, inv.context)
+            _item_read(token, inv, noted)
             _end_stream_raised(inv, exc)
             raise
-        _step_done(token, inv.context)
+        _item_read(token, inv, noted)
         inv.chunk(item)
         return item
 
@@ -1856,8 +1862,8 @@ def _hiding(absent: frozenset[str], look_up: Callable[[Any, str], Any]) -> Calla
 
 #: One open entry of an :class:`InvocationScope`: ``[invocation (None: nothing recorded), the OTel
 #: context token to detach, the token that puts the scope's entries back as they were before it, what the
-#: block reported it returned]`` (a list: the third is only known once the entry is in, the last may be
-#: replaced; a list is the cheapest to build).
+#: block reported it returned, the frame of the ``with``, the token of its note (see inside; None: none)]`` (a
+#: list: the third is only known once the entry is in, the fourth may be replaced; a list is the cheapest to build).
 _ScopeEntry: TypeAlias = list[Any]
 
 
@@ -1942,8 +1948,10 @@ class InvocationScope:
         self._refuse_entry()
         inv: Invocation | None = None
         token: Token[Context] | None = None
+        noted: Token[Any] | None = None
         if runtime().enabled:
             try:
+                began_in = _get_current() if SPANS_OPEN else None
                 inv = self._begin()
                 if inv is not None:
                     ctx = inv.context  # (weakly: the context holding the invocation would be a cycle, and kept alive
@@ -1951,10 +1959,12 @@ class InvocationScope:
                     running = cast("tuple[weakref.ref[Invocation], ...]", ctx.get(_SCOPE_CALLS_KEY, ()))
                     inv.context = Context({**ctx, _SCOPE_CALLS_KEY: (*running, weakref.ref(inv))})
                     token = _attach(inv.context)
+                    if began_in is not None:  # (see inside, and _sync_wrapper)
+                        noted = note_inside(inv, began_in)
             except Exception as exc:
                 report_error(self.stage + ".begin", exc)
                 inv = None
-        entry: _ScopeEntry = [inv, token, None, self._new_result(), frame]
+        entry: _ScopeEntry = [inv, token, None, self._new_result(), frame, noted]
         entry[2] = self._entries.set((*self._entries.get(), entry))
         self._open[id(entry)] = entry
         if inv is not None:  # what the block reported, for a signal that ends it (end_in_flight); let go as it ends
@@ -1971,7 +1981,7 @@ class InvocationScope:
         entry = innermost if innermost is not None and innermost[4] is frame else self._entry_left(frame, innermost)
         if entry is None:
             return
-        inv, token, restore, result, _ = entry
+        inv, token, restore, result, _, noted = entry
         if entry is innermost:
             try:
                 self._entries.reset(restore)  # back to the entries before it; forgotten when there were none
@@ -1987,6 +1997,8 @@ class InvocationScope:
             return
         inv.in_block = None  # (the entry holds the invocation: no cycle left behind)
         if token is not None:
+            if noted is not None:
+                leave(noted)
             _detach(token)
         if exc is not None:  # what the block reported before it raised is recorded too (KPIs, tokens...)
             inv.end(End.RAISED, self._returned(result), error=exc)
