@@ -654,6 +654,115 @@ def test_a_generator_of_ours_closed_by_the_collector_while_a_librarys_span_is_op
     assert len(otel.spans("execute_tool stream")) == 1
 
 
+def library_run_elsewhere(otel: Any) -> Any:
+    """Another library's agent run open in the process (not current): what makes calls of ours note themselves."""
+    return foreign(otel).start_span("invoke_agent elsewhere", attributes={
+        semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: "elsewhere"})
+
+
+def test_a_block_our_generator_leaves_open_across_a_yield_runs_its_next_steps_inside_it(otel: Any) -> None:
+    """An ``agent_call()`` block in a generator agent, open across a yield, where a library makes its older context
+    current again (a subgraph the block runs): after the yield the tool was the generator's, the block's note gone
+    with the step that made it."""
+    from opentelemetry import context as otel_context
+
+    tracer = foreign(otel)
+    elsewhere = library_run_elsewhere(otel)
+
+    @agent_otel.tool("lookup")
+    def lookup() -> str:
+        return "found"
+
+    @agent_otel.agent("streamer")
+    def stream() -> Any:
+        run = tracer.start_span("invoke_workflow team", attributes={
+            semconv.GEN_AI_OPERATION_NAME: "invoke_workflow", "gen_ai.workflow.name": "team"})
+        kept = trace.set_span_in_context(run, otel_context.get_current())  # the library keeps it, for its steps
+        outer = otel_context.attach(kept)
+        try:
+            with agent_otel.agent_call("inner"):
+                yield "started"
+                token = otel_context.attach(kept)  # a step of the library's run, in its kept context
+                try:
+                    yield lookup()
+                finally:
+                    otel_context.detach(token)
+        finally:
+            otel_context.detach(outer)
+            run.end()
+
+    assert list(stream()) == ["started", "found"]
+    elsewhere.end()
+    (tool,) = points(otel, semconv.TOOL_DURATION.name)
+    assert tool.attributes[semconv.GEN_AI_AGENT_NAME] == "inner"
+
+
+def test_a_thread_or_task_that_copied_our_note_keeps_no_call_alive(otel: Any) -> None:
+    """A thread or an asyncio task started inside a call of ours, which outlives it, keeps the note it copied: the
+    call in it is held weakly, with what it holds (the arguments, the result), as the OpenTelemetry context holds
+    them. They stayed alive as long as the thread or task."""
+    import weakref
+
+    class Value:
+        ok = True
+
+    elsewhere = library_run_elsewhere(otel)
+    stop = threading.Event()
+    kept: list[Any] = []
+    reading_the_call = agent_otel.agent("planner", success=agent_otel.path("result.ok"))  # (it holds what it read)
+
+    @reading_the_call
+    def plan(argument: Value) -> Value:
+        thread = threading.Thread(target=stop.wait, daemon=True)
+        thread.start()
+        kept.append(thread)
+        return Value()
+
+    async def plan_async(argument: Value) -> Value:
+        kept.append(asyncio.ensure_future(asyncio.sleep(3600)))
+        return Value()
+
+    async def run_both() -> list[Any]:
+        planned = [plan(Value()), await reading_the_call(plan_async)(Value())]
+        refs = [weakref.ref(value) for value in planned]
+        del planned
+        gc.collect()
+        alive = [ref() is not None for ref in refs]
+        kept[1].cancel()
+        return alive
+
+    try:
+        assert asyncio.run(run_both()) == [False, False]
+    finally:
+        stop.set()
+        kept[0].join()
+        elsewhere.end()
+
+
+def test_a_thread_class_of_the_programs_made_inside_our_call_sees_nothing_of_ours(otel: Any) -> None:
+    """A thread made inside a call of ours, while another library runs, is given that call's note for its first step,
+    kept aside: a ``__setattr__`` of the program's class sees no attribute of ours, and one that refuses attributes it
+    does not know raised its TypeError at ``Thread(...)``."""
+    elsewhere = library_run_elsewhere(otel)
+
+    class Strict(threading.Thread):
+        def __setattr__(self, name: str, value: Any) -> None:
+            if "agent_otel" in name:
+                raise TypeError(name)
+            super().__setattr__(name, value)
+
+    @agent_otel.agent("planner")
+    def plan() -> list[str]:
+        thread = Strict(target=lambda: None)
+        names = [name for name in vars(thread) if "agent_otel" in name]
+        thread.start()
+        thread.join()
+        return names
+
+    assert plan() == []
+    elsewhere.end()
+
+
 def test_a_second_workflow_directly_inside_our_agent_call_is_a_call_of_its_own(otel: Any) -> None:
     tracer = foreign(otel)
     attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_INVOKE_WORKFLOW}

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Mapping
 from concurrent.futures.thread import _WorkItem
 from types import MethodType, ModuleType
@@ -815,7 +816,7 @@ _POOL_THREAD_CLASSES = frozenset({("concurrent.futures.process", "_ExecutorManag
 def _wrap_thread_bootstrap(wrapped: Callable[[], None], instance: threading.Thread, args: Args,
                            kwargs: Kwargs) -> None:
     context = getattr(instance, "_otel_context", None)  # what the threading instrumentation took at start()
-    inside = vars(instance).pop(_INSIDE_ATTRIBUTE, None)  # (read once: the thread object lets go of it)
+    inside = _made_inside_of(instance)
     if context is None:
         return wrapped(*args, **kwargs)
     target = getattr(instance, "_target", None)
@@ -833,10 +834,18 @@ def _wrap_thread_bootstrap(wrapped: Callable[[], None], instance: threading.Thre
         otel_context.detach(token)
 
 
-#: Where a thread keeps, from its making to its first step, the agent-otel calls its starter ran inside (see the
-#: engine's ``inside``: Python copies no context into a thread, and the OpenTelemetry context the threading
-#: instrumentation carries may be one another library made current again).
-_INSIDE_ATTRIBUTE = "_agent_otel_inside"
+#: A thread -> the agent-otel calls its maker ran inside, until its first step (see the engine's ``inside``: Python
+#: copies no context into a thread, and the OpenTelemetry context the threading instrumentation carries may be one
+#: another library made current again). Weak: a thread never started goes with its object.
+_made_inside: weakref.WeakKeyDictionary[threading.Thread, Entry] = weakref.WeakKeyDictionary()
+
+
+def _made_inside_of(thread: threading.Thread) -> Entry | None:
+    """Read once: the map lets go of it."""
+    try:
+        return _made_inside.pop(thread, None) if _made_inside else None
+    except TypeError:  # a subclass that is no key (its ``__eq__`` without a ``__hash__``)
+        return None
 
 
 def _wrap_thread_init(wrapped: Callable[..., None], instance: threading.Thread, args: Args, kwargs: Kwargs) -> None:
@@ -850,8 +859,8 @@ def _wrap_thread_init(wrapped: Callable[..., None], instance: threading.Thread, 
     inside = INSIDE.get()
     if inside is not None:
         try:
-            setattr(instance, _INSIDE_ATTRIBUTE, inside)
-        except AttributeError:  # (a subclass whose __setattr__ refuses it)
+            _made_inside[instance] = inside
+        except TypeError:  # (a subclass with slots and no weak reference)
             pass
 
 

@@ -67,10 +67,11 @@ def running_context(ctx: Context) -> Context:
     if not _same_calls(ctx, started):
         ctx = _with_calls(ctx, started)
     entry = inside.innermost_running(inside.INSIDE.get())
-    if entry is None or _same_calls(ctx, innermost := entry[1].context):
+    call = inside.call_of(entry) if entry is not None else None
+    if call is None or _same_calls(ctx, innermost := call.context):
         return ctx
     while entry is not None:
-        if not entry[1].ended and _began_in(ctx, entry[0]):  # under that call's span, as without the library
+        if inside.running(entry) and _began_in(ctx, entry[0]):  # under that call's span, as without the library
             return _with_calls(ctx, innermost, innermost.get(SPAN_KEY))
         entry = entry[2]
     return ctx

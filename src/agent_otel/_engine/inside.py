@@ -24,8 +24,9 @@ class RunningCall(Protocol):
     def ended(self) -> bool: ...
 
 
-#: One noted call: the context it began in, the call, and the entry of the call it runs inside (None: none noted).
-Entry = tuple[Context, RunningCall, "Entry | None"]
+#: One noted call: the context it began in, the call (weakly: a thread or task that copied the note outlives it, and
+#: the call holds its arguments and result), and the entry of the call it runs inside (None: none noted).
+Entry = tuple[Context, "weakref.ref[RunningCall]", "Entry | None"]
 
 #: Another library's GenAI span -> the context of the agent-otel calls running where it started (weak: nothing to
 #: remove when a span is dropped unended); kept by the span bridge. ``SPANS_OPEN`` is its dict, read per call: empty,
@@ -40,10 +41,7 @@ INSIDE: ContextVar[Entry | None] = ContextVar("agent_otel_inside", default=None)
 def note_inside(call: RunningCall, began_in: Context) -> Token[Entry | None]:
     """Note ``call``, begun in ``began_in``, as the innermost in this context until :func:`leave`; the calls it runs
     inside that ended are dropped (a context copied into a task outlives the call that started it)."""
-    outer = INSIDE.get()
-    while outer is not None and outer[1].ended:
-        outer = outer[2]
-    return INSIDE.set((began_in, call, outer))
+    return INSIDE.set((began_in, weakref.ref(call), innermost_running(INSIDE.get())))
 
 
 def leave(token: Token[Entry | None]) -> None:
@@ -54,6 +52,15 @@ def leave(token: Token[Entry | None]) -> None:
 
 
 def innermost_running(entry: Entry | None) -> Entry | None:
-    while entry is not None and entry[1].ended:
+    while entry is not None and not running(entry):
         entry = entry[2]
     return entry
+
+
+def running(entry: Entry) -> bool:
+    call = entry[1]()
+    return call is not None and not call.ended
+
+
+def call_of(entry: Entry) -> RunningCall | None:
+    return entry[1]()

@@ -61,7 +61,7 @@ from agent_otel import semconv
 from agent_otel._engine import collection
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.control_flow import is_control_flow
-from agent_otel._engine.inside import SPANS_OPEN, leave, note_inside
+from agent_otel._engine.inside import INSIDE, SPANS_OPEN, leave, note_inside
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import ExitThread
@@ -1080,6 +1080,7 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
     # each step is inside the call (see inside), but for a context manager's, whose block is the program's
     began_in = _get_current() if SPANS_OPEN and not spans_the_block else None
     noted: Token[Any] | None = None
+    noted_entry = step_inside = None  # a block its code left open across a yield: noted in its next step too
     if not isinstance(inv_or_call, Invocation):  # begun here (a returned generator's was held open when returned)
         hold_open(inv)
     while True:
@@ -1090,7 +1091,10 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
             held = None
         token = None if in_collection else _attach(step_context if step_context is call_context else _carried(
             step_context, call_context, _same_place(inv, stepped_in)))
-        noted = note_inside(inv, began_in) if began_in is not None and token is not None else None
+        noted = None
+        if began_in is not None and token is not None:
+            noted = INSIDE.set(step_inside) if step_inside is not None else note_inside(inv, began_in)
+            noted_entry = INSIDE.get()
         try:
             if to_throw is not None:
                 exc, to_throw = to_throw, None
@@ -1124,6 +1128,8 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
             if step_context is not call_context:
                 stepped_in = _mark_place(inv, stepped_in)
             if noted is not None:
+                left = INSIDE.get()
+                step_inside = left if left is not noted_entry else None
                 leave(noted)
             _detach(token)
         if inv.custom_chunk:
@@ -1235,6 +1241,7 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
     stepped_in: object = None
     began_in = _get_current() if SPANS_OPEN and not spans_the_block else None
     noted: Token[Any] | None = None
+    noted_entry = step_inside = None  # (as in _traced_generator)
     if not isinstance(inv_or_call, Invocation):
         hold_open(inv)
     try:
@@ -1247,7 +1254,10 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             token = None if in_collection else _attach(
                 step_context if step_context is call_context else _carried(
                     step_context, call_context, _same_place(inv, stepped_in)))
-            noted = note_inside(inv, began_in) if began_in is not None and token is not None else None
+            noted = None
+            if began_in is not None and token is not None:
+                noted = INSIDE.set(step_inside) if step_inside is not None else note_inside(inv, began_in)
+                noted_entry = INSIDE.get()
             closing = False
             try:
                 if to_throw is not None:
@@ -1289,6 +1299,8 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
                 if step_context is not call_context:
                     stepped_in = _mark_place(inv, stepped_in)
                 if noted is not None:
+                    left = INSIDE.get()
+                    step_inside = left if left is not noted_entry else None
                     leave(noted)
                 _detach(token)
             if inv.custom_chunk:
