@@ -660,13 +660,39 @@ def library_run_elsewhere(otel: Any) -> Any:
         semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: "elsewhere"})
 
 
-def test_a_block_our_generator_leaves_open_across_a_yield_runs_its_next_steps_inside_it(otel: Any) -> None:
-    """An ``agent_call()`` block in a generator agent, open across a yield, where a library makes its older context
-    current again (a subgraph the block runs): after the yield the tool was the generator's, the block's note gone
-    with the step that made it."""
+@contextlib.contextmanager
+def library_workflow_run(otel: Any) -> Any:
+    """Another library's workflow run around the block, begun where it runs: the block is given the context the run
+    keeps for its steps (LangChain's instrumentation makes it current again for each)."""
     from opentelemetry import context as otel_context
 
-    tracer = foreign(otel)
+    run = foreign(otel).start_span("invoke_workflow team", attributes={
+        semconv.GEN_AI_OPERATION_NAME: "invoke_workflow", "gen_ai.workflow.name": "team"})
+    kept = trace.set_span_in_context(run, otel_context.get_current())
+    token = otel_context.attach(kept)
+    try:
+        yield kept
+    finally:
+        otel_context.detach(token)
+        run.end()
+
+
+def in_context(ctx: Any, func: Any) -> Any:
+    from opentelemetry import context as otel_context
+
+    token = otel_context.attach(ctx)
+    try:
+        return func()
+    finally:
+        otel_context.detach(token)
+
+
+@pytest.mark.parametrize("yields", [1, 3])
+def test_a_block_our_generator_leaves_open_across_a_yield_runs_its_next_steps_inside_it(otel: Any, yields: int) -> None:
+    """An ``agent_call()`` block in a generator agent, open across yields, where a library makes its older context
+    current again (a subgraph the block runs): after a yield the tool was the generator's, the block's note gone
+    with the step that made it (after the second, in a first fix)."""
+
     elsewhere = library_run_elsewhere(otel)
 
     @agent_otel.tool("lookup")
@@ -675,26 +701,73 @@ def test_a_block_our_generator_leaves_open_across_a_yield_runs_its_next_steps_in
 
     @agent_otel.agent("streamer")
     def stream() -> Any:
-        run = tracer.start_span("invoke_workflow team", attributes={
-            semconv.GEN_AI_OPERATION_NAME: "invoke_workflow", "gen_ai.workflow.name": "team"})
-        kept = trace.set_span_in_context(run, otel_context.get_current())  # the library keeps it, for its steps
-        outer = otel_context.attach(kept)
-        try:
-            with agent_otel.agent_call("inner"):
+        with library_workflow_run(otel) as kept, agent_otel.agent_call("inner"):
+            for _ in range(yields):
                 yield "started"
-                token = otel_context.attach(kept)  # a step of the library's run, in its kept context
-                try:
-                    yield lookup()
-                finally:
-                    otel_context.detach(token)
-        finally:
-            otel_context.detach(outer)
-            run.end()
+            yield in_context(kept, lookup)  # a step of the library's run, in its kept context
 
-    assert list(stream()) == ["started", "found"]
+    assert list(stream()) == ["started"] * yields + ["found"]
     elsewhere.end()
     (tool,) = points(otel, semconv.TOOL_DURATION.name)
     assert tool.attributes[semconv.GEN_AI_AGENT_NAME] == "inner"
+
+
+def test_the_block_of_a_context_manager_our_generator_agent_makes_runs_inside_it(otel: Any) -> None:
+    """``@contextmanager`` over a decorated generator agent: its block runs in the agent's context, as an
+    ``agent_call()`` block's does, and inside it where a library makes its older context current again (the tool
+    was the outer agent's)."""
+
+    elsewhere = library_run_elsewhere(otel)
+
+    @agent_otel.tool("lookup")
+    def lookup() -> str:
+        return "found"
+
+    @contextlib.contextmanager
+    @agent_otel.agent("inner")
+    def inner() -> Any:
+        yield "in"
+
+    @agent_otel.agent("outer")
+    def outer() -> str:
+        with library_workflow_run(otel) as kept, inner():
+            return in_context(kept, lookup)
+
+    assert outer() == "found"
+    elsewhere.end()
+    (tool,) = points(otel, semconv.TOOL_DURATION.name)
+    assert tool.attributes[semconv.GEN_AI_AGENT_NAME] == "inner"
+
+
+def test_two_threads_equal_by_value_made_inside_our_call_each_carry_its_note(otel: Any) -> None:
+    """A thread class of the program's equal by a key: each thread made inside a call of ours carries its note (a
+    map by value gave the second one's to the first, and the second none)."""
+    from agent_otel._engine.inside import INSIDE
+
+    elsewhere = library_run_elsewhere(otel)
+
+    class Worker(threading.Thread):
+        def __init__(self, key: str, seen: list[bool]) -> None:
+            self.key = key  # (Thread's own __init__ hashes it)
+            super().__init__(target=lambda: seen.append(INSIDE.get() is not None))
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Worker) and other.key == self.key
+
+        def __hash__(self) -> int:
+            return hash(self.key)
+
+    @agent_otel.agent("planner")
+    def plan() -> list[bool]:
+        seen: list[bool] = []
+        workers = [Worker("shard", seen), Worker("shard", seen)]
+        for worker in workers:
+            worker.start()
+            worker.join()
+        return seen
+
+    assert plan() == [True, True]
+    elsewhere.end()
 
 
 def test_a_thread_or_task_that_copied_our_note_keeps_no_call_alive(otel: Any) -> None:

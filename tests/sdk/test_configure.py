@@ -899,6 +899,52 @@ THREADS_ON_BY_THE_PROGRAM = """
 """
 
 
+GEVENT_THREAD_IN_A_LIBRARYS_RUN = """
+    from gevent import monkey
+    monkey.patch_all()
+    import threading
+    import agent_otel
+    from agent_otel import semconv
+    from agent_otel.testing import capture_telemetry
+    from opentelemetry import context, trace
+    with capture_telemetry() as capture:
+        run = capture.tracer_provider.get_tracer("opentelemetry.instrumentation.somelib").start_span(
+            "invoke_workflow team", attributes={semconv.GEN_AI_OPERATION_NAME: "invoke_workflow"})
+        kept = trace.set_span_in_context(run)  # the library's, made current again for its steps
+
+        @agent_otel.tool("lookup")
+        def lookup():
+            return "found"
+
+        def step():
+            token = context.attach(kept)
+            try:
+                lookup()
+            finally:
+                context.detach(token)
+
+        @agent_otel.agent("worker")
+        def worker():
+            thread = threading.Thread(target=step)
+            thread.start()
+            thread.join()
+
+        token = context.attach(kept)
+        worker()
+        context.detach(token)
+        run.end()
+        print([p.attributes.get(semconv.GEN_AI_AGENT_NAME) for p in capture.points(semconv.TOOL_DURATION.name)])
+"""
+
+
+def test_a_thread_under_gevent_carries_the_calls_it_was_made_inside() -> None:
+    """gevent's ``patch_all()`` makes ``threading.Thread`` a class of its own that defines none of the methods
+    agent-otel patches: they are patched where the standard library's class defines them (nothing was, and a
+    thread made inside an agent in a library's run counted its tool for no agent)."""
+    done = run_child(GEVENT_THREAD_IN_A_LIBRARYS_RUN)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "['worker']\n", "")
+
+
 def test_the_programs_own_threading_instrumentation_after_configure_says_nothing() -> None:
     """configure() turns the threading instrumentation on; the program's own ``instrument()`` after it (strands) made
     the instrumentor print "Attempting to instrument while already instrumented" on the program's stderr, which

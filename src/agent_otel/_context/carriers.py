@@ -834,18 +834,16 @@ def _wrap_thread_bootstrap(wrapped: Callable[[], None], instance: threading.Thre
         otel_context.detach(token)
 
 
-#: A thread -> the agent-otel calls its maker ran inside, until its first step (see the engine's ``inside``: Python
+#: A thread's id -> the agent-otel calls its maker ran inside, until its first step (see the engine's ``inside``: Python
 #: copies no context into a thread, and the OpenTelemetry context the threading instrumentation carries may be one
-#: another library made current again). Weak: a thread never started goes with its object.
-_made_inside: weakref.WeakKeyDictionary[threading.Thread, Entry] = weakref.WeakKeyDictionary()
+#: another library made current again). By identity (two threads of a class equal by value are two threads); a thread
+#: never started takes its entry with it as it goes.
+_made_inside: dict[int, Entry] = {}
 
 
 def _made_inside_of(thread: threading.Thread) -> Entry | None:
     """Read once: the map lets go of it."""
-    try:
-        return _made_inside.pop(thread, None) if _made_inside else None
-    except TypeError:  # a subclass that is no key (its ``__eq__`` without a ``__hash__``)
-        return None
+    return _made_inside.pop(id(thread), None) if _made_inside else None
 
 
 def _wrap_thread_init(wrapped: Callable[..., None], instance: threading.Thread, args: Args, kwargs: Kwargs) -> None:
@@ -859,9 +857,10 @@ def _wrap_thread_init(wrapped: Callable[..., None], instance: threading.Thread, 
     inside = INSIDE.get()
     if inside is not None:
         try:
-            _made_inside[instance] = inside
-        except TypeError:  # (a subclass with slots and no weak reference)
-            pass
+            weakref.finalize(instance, _made_inside.pop, id(instance), None)
+        except TypeError:  # (a subclass with slots and no weak reference: nothing carried)
+            return
+        _made_inside[id(instance)] = inside
 
 
 def _wrap_work_item_init(wrapped: Callable[..., None], instance: object, args: Args, kwargs: Kwargs) -> None:
@@ -881,17 +880,28 @@ def _wrap_work_item_init(wrapped: Callable[..., None], instance: object, args: A
 #: ``Timer.run``), which a subclass overriding ``run()`` replaces. ``Thread._bootstrap_inner`` (CPython's,
 #: absent elsewhere: then nothing is patched) calls ``run()`` whatever defines it. A new thread and a thread pool's
 #: task also carry the calls of ours they were made inside.
-_THREAD_PATCHES: tuple[tuple[type, str, WrapperFunction], ...] = (
-    (threading.Thread, "_bootstrap_inner", _wrap_thread_bootstrap),
-    (threading.Thread, "__init__", _wrap_thread_init),
-    (_WorkItem, "__init__", _wrap_work_item_init),
+_THREAD_PATCHES: tuple[tuple[str, WrapperFunction], ...] = (
+    ("_bootstrap_inner", _wrap_thread_bootstrap),
+    ("__init__", _wrap_thread_init),
 )
+
+
+def _thread_patches() -> tuple[tuple[type, str, WrapperFunction], ...]:
+    """The thread patches, each on the class of ``threading.Thread``'s that defines its method (gevent's ``Thread``,
+    once its ``patch_all()`` made it ``threading.Thread``, defines neither: the standard library's class under it does),
+    and the thread pool's task."""
+    return (*((_thread_class_defining(name), name, wrapper) for name, wrapper in _THREAD_PATCHES),
+            (_WorkItem, "__init__", _wrap_work_item_init))
+
+
+def _thread_class_defining(name: str) -> type:
+    return next(owner for owner in threading.Thread.__mro__ if name in vars(owner))
 
 
 def instrument_thread_subclasses() -> None:
     """Run every thread, whatever ``run()`` it has, in the context it was started in (with the
     threading instrumentation, which takes that context). Idempotent."""
-    _patch(_THREAD_PATCHES)
+    _patch(_thread_patches())
 
 
 #: The module of the threading instrumentation's wrappers.
@@ -903,7 +913,8 @@ def unwrap_instrumented_thread_run() -> None:
     context taken at ``start()``: its wrapper was a frame of every uncaught thread exception's traceback, which
     ``threading.excepthook`` printed (plain python has none). With ``_bootstrap_inner`` patched, every thread runs
     in that context already; without it (not CPython), the wrapper stays, as the only carrier."""
-    if not getattr(threading.Thread.__dict__.get("_bootstrap_inner"), "_self_agent_otel_carrier", False):
+    if not getattr(vars(_thread_class_defining("_bootstrap_inner")).get("_bootstrap_inner"),
+                   "_self_agent_otel_carrier", False):
         return
     for owner in (threading.Thread, threading.Timer):
         current = owner.__dict__.get("run")
@@ -914,7 +925,7 @@ def unwrap_instrumented_thread_run() -> None:
 
 
 def uninstrument_thread_subclasses() -> None:
-    _unpatch(_THREAD_PATCHES)
+    _unpatch(_thread_patches())
 
 
 def _inject_headers(wrapped: Callable[..., None], instance: http.client.HTTPConnection, args: Args,

@@ -61,7 +61,7 @@ from agent_otel import semconv
 from agent_otel._engine import collection
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.control_flow import is_control_flow
-from agent_otel._engine.inside import INSIDE, SPANS_OPEN, leave, note_inside
+from agent_otel._engine.inside import INSIDE, SPANS_OPEN, Entry, leave, note_inside
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import ExitThread
@@ -1077,24 +1077,26 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
     # context and the span a library's code left current in the step before, ended since, parented its next spans
     call_context = step_context = inv.context
     stepped_in: object = None
-    # each step is inside the call (see inside), but for a context manager's, whose block is the program's
-    began_in = _get_current() if SPANS_OPEN and not spans_the_block else None
+    # each step is inside the call (see inside), and a context manager's block too, as it runs in the call's context
+    began_in = _get_current() if SPANS_OPEN else None
     noted: Token[Any] | None = None
-    noted_entry = step_inside = None  # a block its code left open across a yield: noted in its next step too
+    held_noted: Token[Any] | None = None
+    step_inside = None  # a block its code left open across a yield: noted in its next step too
     if not isinstance(inv_or_call, Invocation):  # begun here (a returned generator's was held open when returned)
         hold_open(inv)
     while True:
         in_collection = collection.running()  # (see collection: nothing set or reset in a collection's finalizers)
         if held is not None:
             if not in_collection:
+                if held_noted is not None:
+                    leave(held_noted)
                 _release(held, inv)
-            held = None
+            held = held_noted = None
         token = None if in_collection else _attach(step_context if step_context is call_context else _carried(
             step_context, call_context, _same_place(inv, stepped_in)))
         noted = None
         if began_in is not None and token is not None:
             noted = INSIDE.set(step_inside) if step_inside is not None else note_inside(inv, began_in)
-            noted_entry = INSIDE.get()
         try:
             if to_throw is not None:
                 exc, to_throw = to_throw, None
@@ -1119,7 +1121,7 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
             inv.end(End.RAISED, error=exc)
             raise
         if spans_the_block:
-            held = token
+            held, held_noted = token, noted
         elif token is not None:
             # a span its code made current and left open across the yield (``with start_as_current_span():``
             # around it) is current again in its next step, as unwrapped: it was the call's again, and the
@@ -1128,8 +1130,7 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
             if step_context is not call_context:
                 stepped_in = _mark_place(inv, stepped_in)
             if noted is not None:
-                left = INSIDE.get()
-                step_inside = left if left is not noted_entry else None
+                step_inside = _left_open(INSIDE.get(), inv)
                 leave(noted)
             _detach(token)
         if inv.custom_chunk:
@@ -1141,6 +1142,13 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
         except BaseException as exc:  # GeneratorExit too (close(), or thrown): the program's generator decides
             to_throw = exc
             to_send = None
+
+
+def _left_open(left: Entry | None, inv: Invocation) -> Entry | None:
+    """What a generator's step left noted for its next step: a call of ours its code began and left open across the
+    yield (an ``agent_call()`` block), while it runs; else nothing, and the next step notes the call afresh."""
+    call = left[1]() if left is not None else None
+    return left if call is not None and call is not inv and not call.ended else None
 
 
 def _carried(step_context: Context, call_context: Context, same_place: bool) -> Context:
@@ -1239,9 +1247,10 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
     held: Token[Context] | None = None
     call_context = step_context = inv.context  # as in _traced_generator
     stepped_in: object = None
-    began_in = _get_current() if SPANS_OPEN and not spans_the_block else None
+    began_in = _get_current() if SPANS_OPEN else None  # (as in _traced_generator)
     noted: Token[Any] | None = None
-    noted_entry = step_inside = None  # (as in _traced_generator)
+    held_noted: Token[Any] | None = None
+    step_inside = None
     if not isinstance(inv_or_call, Invocation):
         hold_open(inv)
     try:
@@ -1249,15 +1258,16 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             in_collection = collection.running()  # as in _traced_generator
             if held is not None:
                 if not in_collection:
+                    if held_noted is not None:
+                        leave(held_noted)
                     _release(held, inv)
-                held = None
+                held = held_noted = None
             token = None if in_collection else _attach(
                 step_context if step_context is call_context else _carried(
                     step_context, call_context, _same_place(inv, stepped_in)))
             noted = None
             if began_in is not None and token is not None:
                 noted = INSIDE.set(step_inside) if step_inside is not None else note_inside(inv, began_in)
-                noted_entry = INSIDE.get()
             closing = False
             try:
                 if to_throw is not None:
@@ -1293,14 +1303,13 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
                 _end_stream_raised(inv, exc, closing)
                 raise
             if spans_the_block:
-                held = token
+                held, held_noted = token, noted
             elif token is not None:
                 step_context = _get_current()  # as in _traced_generator
                 if step_context is not call_context:
                     stepped_in = _mark_place(inv, stepped_in)
                 if noted is not None:
-                    left = INSIDE.get()
-                    step_inside = left if left is not noted_entry else None
+                    step_inside = _left_open(INSIDE.get(), inv)
                     leave(noted)
                 _detach(token)
             if inv.custom_chunk:
