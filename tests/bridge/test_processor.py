@@ -712,21 +712,27 @@ def test_a_block_our_generator_leaves_open_across_a_yield_runs_its_next_steps_in
     assert tool.attributes[semconv.GEN_AI_AGENT_NAME] == "inner"
 
 
+def agent_context_manager(name: str) -> Any:
+    """A context manager made of a decorated generator agent: its block runs in the agent's context."""
+
+    @contextlib.contextmanager
+    @agent_otel.agent(name)
+    def run() -> Any:
+        yield
+
+    return run
+
+
 def test_the_block_of_a_context_manager_our_generator_agent_makes_runs_inside_it(otel: Any) -> None:
     """``@contextmanager`` over a decorated generator agent: its block runs in the agent's context, as an
     ``agent_call()`` block's does, and inside it where a library makes its older context current again (the tool
     was the outer agent's)."""
-
     elsewhere = library_run_elsewhere(otel)
+    inner = agent_context_manager("inner")
 
     @agent_otel.tool("lookup")
     def lookup() -> str:
         return "found"
-
-    @contextlib.contextmanager
-    @agent_otel.agent("inner")
-    def inner() -> Any:
-        yield "in"
 
     @agent_otel.agent("outer")
     def outer() -> str:
@@ -737,6 +743,35 @@ def test_the_block_of_a_context_manager_our_generator_agent_makes_runs_inside_it
     elsewhere.end()
     (tool,) = points(otel, semconv.TOOL_DURATION.name)
     assert tool.attributes[semconv.GEN_AI_AGENT_NAME] == "inner"
+
+
+def test_a_context_manager_agent_left_before_one_entered_inside_it_leaves_that_one_noted(otel: Any) -> None:
+    """Two context managers of decorated generator agents, the first left first (an ``ExitStack`` closed early): the
+    second's block is still its own, also where a library makes its older context current again (that was the
+    outer agent's)."""
+    elsewhere = library_run_elsewhere(otel)
+    first, second = agent_context_manager("first"), agent_context_manager("second")
+
+    @agent_otel.tool("lookup")
+    def lookup() -> str:
+        return "found"
+
+    @agent_otel.agent("outer")
+    def outer() -> list[str]:
+        with library_workflow_run(otel) as kept:
+            stack = contextlib.ExitStack()
+            stack.enter_context(first())
+            still_open = second()
+            still_open.__enter__()
+            stack.close()
+            found = [lookup(), in_context(kept, lookup)]
+            still_open.__exit__(None, None, None)
+            return found
+
+    assert outer() == ["found", "found"]
+    elsewhere.end()
+    assert {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.count for p in points(otel, semconv.TOOL_DURATION.name)} == {
+        "second": 2}
 
 
 def test_two_threads_equal_by_value_made_inside_our_call_each_carry_its_note(otel: Any) -> None:

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 from opentelemetry import metrics, trace
@@ -943,6 +944,79 @@ def test_a_thread_under_gevent_carries_the_calls_it_was_made_inside() -> None:
     thread made inside an agent in a library's run counted its tool for no agent)."""
     done = run_child(GEVENT_THREAD_IN_A_LIBRARYS_RUN)
     assert (done.returncode, done.stdout, done.stderr) == (0, "['worker']\n", "")
+
+
+GEVENT_TIMER = """
+    from gevent import monkey
+    monkey.patch_all()
+    import os, threading
+    if os.environ.get("WITH_AGENT_OTEL"):
+        import agent_otel
+        agent_otel.configure(metrics_exporter="none", traces_exporter="none")
+    ran = []
+    timer = threading.Timer(0.01, lambda: ran.append(1))
+    timer.start()
+    timer.join()
+    print(ran)
+"""
+
+
+def test_a_timer_under_gevent_calls_its_function() -> None:
+    """Under gevent's ``patch_all()``, the threading instrumentation wraps gevent's ``Timer.run`` with the
+    ``Thread.run`` it finds through gevent's ``Thread``: the timer never called its function. agent-otel takes the
+    instrumentation's ``run`` wrappers away (its own patch carries the context), and from a class that defined none,
+    leaves none."""
+    plain = run_child(GEVENT_TIMER)
+    ours = run_child(GEVENT_TIMER, WITH_AGENT_OTEL="1")
+    assert (ours.returncode, ours.stdout, ours.stderr) == (plain.returncode, plain.stdout, plain.stderr) == (
+        0, "[1]\n", "")
+
+
+EXIT_HOOKS_AFTER_A_NOTED_THREAD = """
+    import atexit, os, tempfile, threading
+    if os.environ.get("WITH_AGENT_OTEL"):
+        import agent_otel
+        from agent_otel import semconv
+        from opentelemetry import trace
+        agent_otel.configure(metrics_exporter="none", traces_exporter="none")
+        run = trace.get_tracer("opentelemetry.instrumentation.somelib").start_span(
+            "invoke_workflow team", attributes={semconv.GEN_AI_OPERATION_NAME: "invoke_workflow"})
+        agent = agent_otel.agent("worker")
+    else:
+        agent = lambda function: function
+
+    @agent
+    def worker():
+        thread = threading.Thread(target=lambda: None)
+        thread.start()
+        thread.join()
+
+    worker()
+    kept = {}
+    atexit.register(lambda: print("directory there at exit:", os.path.exists(kept["directory"].name)))
+    kept["directory"] = tempfile.TemporaryDirectory()  # its cleanup: weakref.finalize's exit hook, registered now
+"""
+
+
+def test_a_thread_made_inside_a_noted_call_leaves_the_programs_exit_hooks_in_their_order() -> None:
+    """A thread made inside a call of ours while another library's span is open carries the call's note; the first
+    ``weakref.finalize`` that kept it aside registered weakref's exit hook before the program's, so the program's
+    temporary directory was still there when its own exit hook ran (removed first without agent-otel)."""
+    plain = run_child(EXIT_HOOKS_AFTER_A_NOTED_THREAD)
+    ours = run_child(EXIT_HOOKS_AFTER_A_NOTED_THREAD, WITH_AGENT_OTEL="1")
+    assert (ours.returncode, ours.stdout, ours.stderr) == (plain.returncode, plain.stdout, plain.stderr) == (
+        0, "directory there at exit: False\n", "")
+
+
+def test_the_thread_patches_patch_nothing_where_no_class_defines_their_methods(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Thread._bootstrap_inner`` is CPython's: where it is absent, nothing is patched (the patches raised)."""
+    from agent_otel._context import carriers
+
+    monkeypatch.delattr(threading.Thread, "_bootstrap_inner")
+    carriers.instrument_thread_subclasses()
+    carriers.unwrap_instrumented_thread_run()
+    carriers.uninstrument_thread_subclasses()
+    assert not hasattr(threading.Thread, "_bootstrap_inner")
 
 
 def test_the_programs_own_threading_instrumentation_after_configure_says_nothing() -> None:

@@ -838,12 +838,13 @@ def _wrap_thread_bootstrap(wrapped: Callable[[], None], instance: threading.Thre
 #: copies no context into a thread, and the OpenTelemetry context the threading instrumentation carries may be one
 #: another library made current again). By identity (two threads of a class equal by value are two threads); a thread
 #: never started takes its entry with it as it goes.
-_made_inside: dict[int, Entry] = {}
+_made_inside: dict[int, tuple[Entry, weakref.ref[threading.Thread]]] = {}
 
 
 def _made_inside_of(thread: threading.Thread) -> Entry | None:
     """Read once: the map lets go of it."""
-    return _made_inside.pop(id(thread), None) if _made_inside else None
+    made = _made_inside.pop(id(thread), None) if _made_inside else None
+    return made[0] if made is not None else None
 
 
 def _wrap_thread_init(wrapped: Callable[..., None], instance: threading.Thread, args: Args, kwargs: Kwargs) -> None:
@@ -856,11 +857,12 @@ def _wrap_thread_init(wrapped: Callable[..., None], instance: threading.Thread, 
         raise
     inside = INSIDE.get()
     if inside is not None:
-        try:
-            weakref.finalize(instance, _made_inside.pop, id(instance), None)
+        key = id(instance)
+        try:  # (not weakref.finalize: its first use registers an exit hook, which changes when the program's run)
+            dropped = weakref.ref(instance, lambda _: _made_inside.pop(key, None))
         except TypeError:  # (a subclass with slots and no weak reference: nothing carried)
             return
-        _made_inside[id(instance)] = inside
+        _made_inside[key] = (inside, dropped)
 
 
 def _wrap_work_item_init(wrapped: Callable[..., None], instance: object, args: Args, kwargs: Kwargs) -> None:
@@ -890,12 +892,13 @@ def _thread_patches() -> tuple[tuple[type, str, WrapperFunction], ...]:
     """The thread patches, each on the class of ``threading.Thread``'s that defines its method (gevent's ``Thread``,
     once its ``patch_all()`` made it ``threading.Thread``, defines neither: the standard library's class under it does),
     and the thread pool's task."""
-    return (*((_thread_class_defining(name), name, wrapper) for name, wrapper in _THREAD_PATCHES),
+    found = ((_thread_class_defining(name), name, wrapper) for name, wrapper in _THREAD_PATCHES)
+    return (*((owner, name, wrapper) for owner, name, wrapper in found if owner is not None),
             (_WorkItem, "__init__", _wrap_work_item_init))
 
 
-def _thread_class_defining(name: str) -> type:
-    return next(owner for owner in threading.Thread.__mro__ if name in vars(owner))
+def _thread_class_defining(name: str) -> type | None:
+    return next((owner for owner in threading.Thread.__mro__ if name in vars(owner)), None)
 
 
 def instrument_thread_subclasses() -> None:
@@ -913,15 +916,23 @@ def unwrap_instrumented_thread_run() -> None:
     context taken at ``start()``: its wrapper was a frame of every uncaught thread exception's traceback, which
     ``threading.excepthook`` printed (plain python has none). With ``_bootstrap_inner`` patched, every thread runs
     in that context already; without it (not CPython), the wrapper stays, as the only carrier."""
-    if not getattr(vars(_thread_class_defining("_bootstrap_inner")).get("_bootstrap_inner"),
-                   "_self_agent_otel_carrier", False):
+    defining = _thread_class_defining("_bootstrap_inner")
+    if defining is None or not getattr(vars(defining).get("_bootstrap_inner"), "_self_agent_otel_carrier", False):
         return
     for owner in (threading.Thread, threading.Timer):
-        current = owner.__dict__.get("run")
-        wrapper = getattr(current, "_self_wrapper", None)
-        if isinstance(current, wrapt.FunctionWrapper) and \
-                getattr(wrapper, "__module__", None) == _THREADING_INSTRUMENTATION:
-            owner.run = current.__wrapped__  # type: ignore[method-assign]  # undoing the instrumentation's patch
+        current = original = owner.__dict__.get("run")
+        while isinstance(original, wrapt.FunctionWrapper) and \
+                getattr(getattr(original, "_self_wrapper", None), "__module__", None) == _THREADING_INSTRUMENTATION:
+            original = original.__wrapped__
+        if original is current:
+            continue
+        if any(vars(base).get("run") is original for base in owner.__mro__[1:]):
+            # a class that defines no run of its own (gevent's Thread and Timer, once its patch_all() made them
+            # threading's): the instrumentation set one it inherited, and for gevent's Timer the Thread's run it
+            # found through gevent's Thread, which stood for the Timer's (its function was never called)
+            delattr(owner, "run")
+        else:
+            owner.run = original  # type: ignore[method-assign, assignment]  # undoing the instrumentation's patch
 
 
 def uninstrument_thread_subclasses() -> None:

@@ -70,8 +70,8 @@ def running_context(ctx: Context) -> Context:
     call = inside.call_of(entry) if entry is not None else None
     if call is None or _same_calls(ctx, innermost := call.context):
         return ctx
-    while entry is not None:
-        if inside.running(entry) and _began_in(ctx, entry[0]):  # under that call's span, as without the library
+    while entry is not None:  # (one that ended since is still where the calls inside it began: a block left early)
+        if _began_in(ctx, entry[0]):  # under that call's span, as without the library
             return _with_calls(ctx, innermost, innermost.get(SPAN_KEY))
         entry = entry[2]
     return ctx

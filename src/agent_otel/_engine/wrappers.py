@@ -1088,7 +1088,7 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
         in_collection = collection.running()  # (see collection: nothing set or reset in a collection's finalizers)
         if held is not None:
             if not in_collection:
-                if held_noted is not None:
+                if held_noted is not None and _noted(inv):  # (as _release: unless the block's code changed it)
                     leave(held_noted)
                 _release(held, inv)
             held = held_noted = None
@@ -1142,6 +1142,12 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
         except BaseException as exc:  # GeneratorExit too (close(), or thrown): the program's generator decides
             to_throw = exc
             to_send = None
+
+
+def _noted(inv: Invocation) -> bool:
+    """Whether ``inv`` is the call noted innermost here (see inside)."""
+    entry = INSIDE.get()
+    return entry is not None and entry[1]() is inv
 
 
 def _left_open(left: Entry | None, inv: Invocation) -> Entry | None:
@@ -1258,7 +1264,7 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             in_collection = collection.running()  # as in _traced_generator
             if held is not None:
                 if not in_collection:
-                    if held_noted is not None:
+                    if held_noted is not None and _noted(inv):  # (as _release: unless the block's code changed it)
                         leave(held_noted)
                     _release(held, inv)
                 held = held_noted = None
