@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import functools
 import gc
 import json
@@ -772,6 +773,35 @@ def test_a_context_manager_agent_left_before_one_entered_inside_it_leaves_that_o
     elsewhere.end()
     assert {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.count for p in points(otel, semconv.TOOL_DURATION.name)} == {
         "second": 2}
+
+
+@pytest.mark.parametrize("exits", ["in_order", "middle_first"])
+def test_context_manager_agents_leave_the_note_as_it_was_before_them(otel: Any, exits: str) -> None:
+    """Context managers of decorated generator agents, one keeping an ``agent_call()`` block open around its yield,
+    left in order or the middle one first: after them the note is what it was before (their ended calls stayed noted
+    in the program's context, and were carried into every thread it made after)."""
+    from agent_otel._engine.inside import INSIDE
+
+    elsewhere = library_run_elsewhere(otel)
+
+    @contextlib.contextmanager
+    @agent_otel.agent("with_a_block")
+    def with_a_block() -> Any:
+        with agent_otel.agent_call("block"):
+            yield
+
+    def enter_and_leave() -> bool:
+        managers = [with_a_block(), agent_context_manager("second")(), agent_context_manager("third")()]
+        before = INSIDE.get()
+        for manager in managers:
+            manager.__enter__()
+        for index in ([2, 1, 0] if exits == "in_order" else [1, 2, 0]):
+            managers[index].__exit__(None, None, None)
+        return INSIDE.get() is before
+
+    # (in a context of its own: left out of order, the blocks leave the OpenTelemetry context they ran in current)
+    assert contextvars.copy_context().run(enter_and_leave)
+    elsewhere.end()
 
 
 def test_two_threads_equal_by_value_made_inside_our_call_each_carry_its_note(otel: Any) -> None:

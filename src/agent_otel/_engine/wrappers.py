@@ -1088,14 +1088,12 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
         in_collection = collection.running()  # (see collection: nothing set or reset in a collection's finalizers)
         if held is not None:
             if not in_collection:
-                if held_noted is not None and _noted(inv):  # (as _release: unless the block's code changed it)
-                    leave(held_noted)
                 _release(held, inv)
-            held = held_noted = None
+            held = None
         token = None if in_collection else _attach(step_context if step_context is call_context else _carried(
             step_context, call_context, _same_place(inv, stepped_in)))
         noted = None
-        if began_in is not None and token is not None:
+        if began_in is not None and token is not None and held_noted is None:  # (a block's exit: in its note still)
             noted = INSIDE.set(step_inside) if step_inside is not None else note_inside(inv, began_in)
         try:
             if to_throw is not None:
@@ -1108,6 +1106,8 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
         except StopIteration as stop:
             if noted is not None:
                 leave(noted)
+            if not in_collection:
+                _let_go(held_noted, inv)
             if token is not None:
                 _detach(token)
             returned: T = stop.value
@@ -1116,12 +1116,16 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
         except BaseException as exc:
             if noted is not None:
                 leave(noted)
+            if not in_collection:
+                _let_go(held_noted, inv)
             if token is not None:
                 _detach(token)
             inv.end(End.RAISED, error=exc)
             raise
         if spans_the_block:
-            held, held_noted = token, noted
+            held = token
+            if noted is not None:
+                held_noted = noted
         elif token is not None:
             # a span its code made current and left open across the yield (``with start_as_current_span():``
             # around it) is current again in its next step, as unwrapped: it was the call's again, and the
@@ -1144,10 +1148,20 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
             to_send = None
 
 
-def _noted(inv: Invocation) -> bool:
-    """Whether ``inv`` is the call noted innermost here (see inside)."""
+def _let_go(held: Token[Any] | None, inv: Invocation) -> None:
+    """Leave the note a context manager's block ran in (see inside), after its exit step: unless a call of ours begun
+    since and still running is noted above it (another block, entered after this one and left open)."""
+    if held is None:
+        return
     entry = INSIDE.get()
-    return entry is not None and entry[1]() is inv
+    while entry is not None:
+        call = entry[1]()
+        if call is inv:
+            break
+        if call is not None and not call.ended:
+            return
+        entry = entry[2]
+    leave(held)
 
 
 def _left_open(left: Entry | None, inv: Invocation) -> Entry | None:
@@ -1264,15 +1278,13 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             in_collection = collection.running()  # as in _traced_generator
             if held is not None:
                 if not in_collection:
-                    if held_noted is not None and _noted(inv):  # (as _release: unless the block's code changed it)
-                        leave(held_noted)
                     _release(held, inv)
-                held = held_noted = None
+                held = None
             token = None if in_collection else _attach(
                 step_context if step_context is call_context else _carried(
                     step_context, call_context, _same_place(inv, stepped_in)))
             noted = None
-            if began_in is not None and token is not None:
+            if began_in is not None and token is not None and held_noted is None:  # (as in _traced_generator)
                 noted = INSIDE.set(step_inside) if step_inside is not None else note_inside(inv, began_in)
             closing = False
             try:
@@ -1282,6 +1294,8 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
                     if closing and _closed_already(agen):
                         if noted is not None:
                             leave(noted)
+                        if not in_collection:
+                            _let_go(held_noted, inv)
                         if token is not None:
                             _detach(token)
                         inv.end(End.CLOSED)
@@ -1297,6 +1311,8 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             except StopAsyncIteration:
                 if noted is not None:
                     leave(noted)
+                if not in_collection:
+                    _let_go(held_noted, inv)
                 if token is not None:
                     _detach(token)
                 inv.end(End.RETURNED, None)
@@ -1304,12 +1320,16 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             except BaseException as exc:
                 if noted is not None:
                     leave(noted)
+                if not in_collection:
+                    _let_go(held_noted, inv)
                 if token is not None:
                     _detach(token)
                 _end_stream_raised(inv, exc, closing)
                 raise
             if spans_the_block:
-                held, held_noted = token, noted
+                held = token
+                if noted is not None:
+                    held_noted = noted
             elif token is not None:
                 step_context = _get_current()  # as in _traced_generator
                 if step_context is not call_context:
