@@ -848,8 +848,8 @@ def _made_inside_of(thread: threading.Thread) -> Entry | None:
 
 
 def _wrap_thread_init(wrapped: Callable[..., None], instance: threading.Thread, args: Args, kwargs: Kwargs) -> None:
-    """Keep on a new thread the calls of ours its maker runs inside, for its first step (``start()`` is the threading
-    instrumentation's to wrap: a patch of ours over or under its own is undone with it)."""
+    """Keep aside, for a new thread's first step, the calls of ours its maker runs inside (``start()`` is the
+    threading instrumentation's to wrap: a patch of ours over or under its own is undone with it)."""
     try:
         wrapped(*args, **kwargs)
     except BaseException as error:  # (a bad argument: the program's traceback)

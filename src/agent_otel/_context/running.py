@@ -26,7 +26,7 @@ SPAN_KEY = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, Context())))
 
 #: Another library's span -> the context of the agent-otel calls running where it started (see the engine's
 #: ``inside``). ``STARTED_IN`` is its dict, read per call: empty, nothing to do.
-_started_in = inside.STARTED_IN
+_started_in = inside.LIBRARY_SPANS
 STARTED_IN: dict[Any, Context] = inside.SPANS_OPEN
 
 #: Kept on another library's span that starts with no attribute (see AgentOtelSpanProcessor.on_start), as an
@@ -67,7 +67,7 @@ def running_context(ctx: Context) -> Context:
     if not _same_calls(ctx, started):
         ctx = _with_calls(ctx, started)
     entry = inside.innermost_running(inside.INSIDE.get())
-    call = inside.call_of(entry) if entry is not None else None
+    call = entry[1]() if entry is not None else None
     if call is None or _same_calls(ctx, innermost := call.context):
         return ctx
     while entry is not None:  # (one that ended since is still where the calls inside it began: a block left early)

@@ -31,8 +31,8 @@ Entry = tuple[Context, "weakref.ref[RunningCall]", "Entry | None"]
 #: Another library's GenAI span -> the context of the agent-otel calls running where it started (weak: nothing to
 #: remove when a span is dropped unended); kept by the span bridge. ``SPANS_OPEN`` is its dict, read per call: empty,
 #: there is nothing to note.
-STARTED_IN: weakref.WeakKeyDictionary[Any, Context] = weakref.WeakKeyDictionary()
-SPANS_OPEN: dict[Any, Context] = cast(Any, STARTED_IN).data
+LIBRARY_SPANS: weakref.WeakKeyDictionary[Any, Context] = weakref.WeakKeyDictionary()
+SPANS_OPEN: dict[Any, Context] = cast(Any, LIBRARY_SPANS).data
 
 #: The innermost call noted in this Python context (copied into the threads and tasks it starts, as Python copies it).
 INSIDE: ContextVar[Entry | None] = ContextVar("agent_otel_inside", default=None)
@@ -60,7 +60,3 @@ def innermost_running(entry: Entry | None) -> Entry | None:
 def running(entry: Entry) -> bool:
     call = entry[1]()
     return call is not None and not call.ended
-
-
-def call_of(entry: Entry) -> RunningCall | None:
-    return entry[1]()

@@ -61,7 +61,7 @@ from agent_otel import semconv
 from agent_otel._engine import collection
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.control_flow import is_control_flow
-from agent_otel._engine.inside import INSIDE, SPANS_OPEN, Entry, leave, note_inside
+from agent_otel._engine.inside import INSIDE, SPANS_OPEN, Entry, leave, note_inside, running
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import ExitThread
@@ -1154,11 +1154,8 @@ def _let_go(held: Token[Any] | None, inv: Invocation) -> None:
     if held is None:
         return
     entry = INSIDE.get()
-    while entry is not None:
-        call = entry[1]()
-        if call is inv:
-            break
-        if call is not None and not call.ended:
+    while entry is not None and entry[1]() is not inv:
+        if running(entry):
             return
         entry = entry[2]
     leave(held)
@@ -1167,8 +1164,7 @@ def _let_go(held: Token[Any] | None, inv: Invocation) -> None:
 def _left_open(left: Entry | None, inv: Invocation) -> Entry | None:
     """What a generator's step left noted for its next step: a call of ours its code began and left open across the
     yield (an ``agent_call()`` block), while it runs; else nothing, and the next step notes the call afresh."""
-    call = left[1]() if left is not None else None
-    return left if call is not None and call is not inv and not call.ended else None
+    return left if left is not None and left[1]() is not inv and running(left) else None
 
 
 def _carried(step_context: Context, call_context: Context, same_place: bool) -> Context:
