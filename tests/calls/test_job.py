@@ -432,6 +432,85 @@ def test_an_agent_context_manager_counts_its_blocks_calls_and_a_block_that_raise
     assert point(otel, semconv.AGENT_TOOL_CALLS.name).sum == 1
 
 
+@pytest.mark.parametrize("raises", [False, True], ids=["block returns", "block raises"])
+@pytest.mark.parametrize("keeps", ["a span", "an agent_call block"])
+@pytest.mark.parametrize("shape", ["contextmanager", "asynccontextmanager"])
+def test_an_agent_context_manager_keeping_a_span_current_around_its_yield_gives_the_program_its_context_back(
+        otel: Any, shape: str, keeps: str, raises: bool) -> None:
+    """A context-manager agent whose body keeps a span (or an ``agent_call()`` block) current around its ``yield``:
+    its exit step ran in the call's context attached afresh, so the body's ``with`` exit gave back that one, and the
+    program's context stayed on the body's ended span after the ``with`` block: the program's next calls were
+    counted for the block and hung under its ended span (before: ``{'kept': 1, 'outer': 0}`` and the outer
+    agent's tool under ``inside``)."""
+    tracer = otel.tracer_provider.get_tracer("app")
+
+    def keeping() -> contextlib.AbstractContextManager[object]:
+        return tracer.start_as_current_span("inside") if keeps == "a span" else agent_otel.agent_call("kept")
+
+    @contextlib.contextmanager
+    @agent_otel.agent("kept")
+    def sync_block() -> Iterator[None]:
+        with keeping():
+            yield
+
+    @contextlib.asynccontextmanager
+    @agent_otel.agent("kept")
+    async def async_block() -> AsyncIterator[None]:
+        with keeping():
+            yield
+
+    @agent_otel.agent("outer")
+    async def outer() -> tuple[bool, bool]:
+        before = otel_context.get_current()
+        with contextlib.suppress(KeyError):
+            if shape == "contextmanager":
+                with sync_block():
+                    grep(1)
+                    if raises:
+                        raise KeyError("block")
+            else:
+                async with async_block():
+                    grep(1)
+                    if raises:
+                        raise KeyError("block")
+        restored = otel_context.get_current() is before
+        grep(2)
+        return restored, otel_context.get_current() is before
+
+    assert asyncio.run(outer()) == (True, True)
+    counts = {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.sum for p in otel.points(semconv.AGENT_TOOL_CALLS.name)}
+    assert counts == {"kept": 1, "outer": 1}
+    first, second = otel.spans("execute_tool grep")
+    assert second.parent.span_id == otel.span("invoke_agent outer").context.span_id
+    kept = otel.span("inside") if keeps == "a span" else otel.spans("invoke_agent kept")[0]  # (it ended first)
+    assert first.parent.span_id == kept.context.span_id
+
+
+def test_an_async_context_manager_agent_left_in_a_task_made_in_its_block_prints_nothing(
+        otel: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """``__aexit__`` awaited in a task made inside the block runs in a copy of the block's ``contextvars.Context``,
+    where the entry's token cannot be reset: OpenTelemetry logged "Failed to detach context" with a traceback on the
+    program's stderr, where plain Python prints nothing. The call still ends with its block."""
+
+    @contextlib.asynccontextmanager
+    @agent_otel.agent("handed over")
+    async def handed_over() -> AsyncIterator[None]:
+        yield
+
+    async def main() -> None:
+        manager = handed_over()
+        await manager.__aenter__()
+        grep(1)
+        await asyncio.create_task(manager.__aexit__(None, None, None))
+
+    with caplog.at_level("DEBUG"):
+        asyncio.run(main())
+    assert [record.getMessage() for record in caplog.records if record.levelname == "ERROR"] == []
+    agent = otel.span("invoke_agent handed over")
+    assert agent.end_time is not None and agent.status.status_code is not StatusCode.ERROR
+    assert otel.span("execute_tool grep").parent.span_id == agent.context.span_id
+
+
 def test_a_plain_decorated_generators_consumer_runs_outside_its_call(otel: Any) -> None:
     @agent_otel.job(type="producer")
     def produce() -> Iterator[int]:

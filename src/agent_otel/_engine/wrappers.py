@@ -1068,7 +1068,7 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
     if inv is None:
         return (yield from gen)
     spans_the_block = sys._getframe(1).f_code is _CONTEXT_MANAGER_ENTER
-    held: Token[Context] | None = None
+    held: _Held | None = None
     to_send: object = None
     to_throw: BaseException | None = None
     # What each step runs in: the call's, then what its own code left current in the step before, if taken in the same
@@ -1084,14 +1084,17 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
     step_inside = None  # a block its code left open across a yield: noted in its next step too
     if not isinstance(inv_or_call, Invocation):  # begun here (a returned generator's was held open when returned)
         hold_open(inv)
+    block_left: Context | None = None  # what the context manager's entry step left current for its block
     while True:
         in_collection = collection.running()  # (see collection: nothing set or reset in a collection's finalizers)
-        if held is not None:
+        in_place = held is not None and not in_collection and _get_current() is block_left
+        if held is not None and not in_place:
             if not in_collection:
-                _release(held, inv)
+                _release_held(held, inv)
             held = None
-        token = None if in_collection else _attach(step_context if step_context is call_context else _carried(
-            step_context, call_context, _same_place(inv, stepped_in)))
+        token = None if in_collection or in_place else _attach(
+            step_context if step_context is call_context else _carried(
+                step_context, call_context, _same_place(inv, stepped_in)))
         noted = None
         if began_in is not None and token is not None and held_noted is None:  # (a block's exit: in its note still)
             noted = INSIDE.set(step_inside) if step_inside is not None else note_inside(inv, began_in)
@@ -1108,8 +1111,7 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
                 leave(noted)
             if not in_collection:
                 _let_go(held_noted, inv)
-            if token is not None:
-                _detach(token)
+            _step_undone(token, held if in_place else None, inv)
             returned: T = stop.value
             inv.end(End.RETURNED, returned)
             return returned
@@ -1118,12 +1120,13 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
                 leave(noted)
             if not in_collection:
                 _let_go(held_noted, inv)
-            if token is not None:
-                _detach(token)
+            _step_undone(token, held if in_place else None, inv)
             inv.end(End.RAISED, error=exc)
             raise
         if spans_the_block:
-            held = token
+            if not in_place:
+                held = None if token is None else (token, _HELD_HERE.set(None))
+            block_left = _get_current()
             if noted is not None:
                 held_noted = noted
         elif token is not None:
@@ -1186,6 +1189,33 @@ def _carried(step_context: Context, call_context: Context, same_place: bool) -> 
 #: ``with agent_otel.job():`` inside the generator would make it.
 _CONTEXT_MANAGER_ENTER = contextlib._GeneratorContextManager.__enter__.__code__
 _ASYNC_CONTEXT_MANAGER_ENTER = contextlib._AsyncGeneratorContextManager.__aenter__.__code__
+
+
+def _step_undone(token: Token[Context] | None, held_in_place: _Held | None, inv: Invocation) -> None:
+    """Undo what a generator's last step attached: its own context, or, for a context manager's exit step run where
+    its entry left the block (its code may close a span it kept current around its yield), the entry's."""
+    if token is not None:
+        _detach(token)
+    elif held_in_place is not None:
+        _release_held(held_in_place, inv)
+
+
+#: A context manager's entry step's token, and :data:`_HELD_HERE`'s set beside it.
+_Held = tuple[Token[Context], Token[None]]
+#: Set where a context manager's entry step left its block in the call's context: reset() tells whether its exit runs
+#: in the same ``contextvars.Context``. An ``__aexit__`` awaited in a task made inside the block runs in a copy, where
+#: the entry's token cannot be reset (OpenTelemetry printed "Failed to detach context" and a traceback): what is current
+#: there is that task's, gone with it.
+_HELD_HERE: ContextVar[None] = ContextVar("agent_otel_held_here", default=None)
+
+
+def _release_held(held: _Held, inv: Invocation) -> None:
+    token, here = held
+    try:
+        _HELD_HERE.reset(here)
+    except (ValueError, RuntimeError):  # another Context's, or released already
+        return
+    _release(token, inv)
 
 
 def _release(held: Token[Context], inv: Invocation) -> None:
@@ -1260,23 +1290,25 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
         finally:
             ended.append(True)
     spans_the_block = sys._getframe(1).f_code is _ASYNC_CONTEXT_MANAGER_ENTER
-    held: Token[Context] | None = None
+    held: _Held | None = None
     call_context = step_context = inv.context  # as in _traced_generator
     stepped_in: object = None
     began_in = _get_current() if SPANS_OPEN else None  # (as in _traced_generator)
     noted: Token[Any] | None = None
     held_noted: Token[Any] | None = None
     step_inside = None
+    block_left: Context | None = None  # as in _traced_generator
     if not isinstance(inv_or_call, Invocation):
         hold_open(inv)
     try:
         while True:
             in_collection = collection.running()  # as in _traced_generator
-            if held is not None:
+            in_place = held is not None and not in_collection and _get_current() is block_left
+            if held is not None and not in_place:
                 if not in_collection:
-                    _release(held, inv)
+                    _release_held(held, inv)
                 held = None
-            token = None if in_collection else _attach(
+            token = None if in_collection or in_place else _attach(
                 step_context if step_context is call_context else _carried(
                     step_context, call_context, _same_place(inv, stepped_in)))
             noted = None
@@ -1292,8 +1324,7 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
                             leave(noted)
                         if not in_collection:
                             _let_go(held_noted, inv)
-                        if token is not None:
-                            _detach(token)
+                        _step_undone(token, held if in_place else None, inv)
                         inv.end(End.CLOSED)
                         return
                     item = await agen.athrow(exc)
@@ -1309,8 +1340,7 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
                     leave(noted)
                 if not in_collection:
                     _let_go(held_noted, inv)
-                if token is not None:
-                    _detach(token)
+                _step_undone(token, held if in_place else None, inv)
                 inv.end(End.RETURNED, None)
                 return
             except BaseException as exc:
@@ -1318,12 +1348,13 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
                     leave(noted)
                 if not in_collection:
                     _let_go(held_noted, inv)
-                if token is not None:
-                    _detach(token)
+                _step_undone(token, held if in_place else None, inv)
                 _end_stream_raised(inv, exc, closing)
                 raise
             if spans_the_block:
-                held = token
+                if not in_place:
+                    held = None if token is None else (token, _HELD_HERE.set(None))
+                block_left = _get_current()
                 if noted is not None:
                     held_noted = noted
             elif token is not None:
