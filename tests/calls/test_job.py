@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import random
 import uuid
@@ -484,6 +485,48 @@ def test_an_agent_context_manager_keeping_a_span_current_around_its_yield_gives_
     assert second.parent.span_id == otel.span("invoke_agent outer").context.span_id
     kept = otel.span("inside") if keeps == "a span" else otel.spans("invoke_agent kept")[0]  # (it ended first)
     assert first.parent.span_id == kept.context.span_id
+
+
+@pytest.mark.parametrize("how", ["its block leaves a span of its own current", "left out of order"])
+def test_context_manager_agents_give_the_program_the_context_plain_python_would(otel: Any, how: str) -> None:
+    """Where the program's own code leaves the block unbalanced, or leaves two managers out of order (an ``ExitStack``
+    closed inside a block entered after it), the context after them is what it would be without agent-otel. Before,
+    the block's ended span, or the first manager's ended call, stayed current: the outer agent's next tool call hung
+    under it and counted for no agent of the program's."""
+    tracer = otel.tracer_provider.get_tracer("app")
+
+    @contextlib.contextmanager
+    @agent_otel.agent("first")
+    def first() -> Iterator[None]:
+        with tracer.start_as_current_span("inside first"):
+            yield
+
+    @contextlib.contextmanager
+    @agent_otel.agent("second")
+    def second() -> Iterator[None]:
+        yield
+
+    @agent_otel.agent("outer")
+    def outer() -> bool:
+        before = otel_context.get_current()
+        if how == "left out of order":
+            stack = contextlib.ExitStack()
+            stack.enter_context(first())
+            with second():
+                stack.close()
+        else:
+            with first():
+                leaked = tracer.start_span("leaked")
+                otel_context.attach(trace.set_span_in_context(leaked))  # never detached: the generator's exit undoes it
+                leaked.end()
+        restored = otel_context.get_current() is before
+        grep(1)
+        return restored
+
+    assert contextvars.copy_context().run(outer) is True
+    counts = {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.sum for p in otel.points(semconv.AGENT_TOOL_CALLS.name)}
+    assert counts.get("outer") == 1
+    assert otel.span("execute_tool grep").parent.span_id == otel.span("invoke_agent outer").context.span_id
 
 
 def test_an_async_context_manager_agent_left_in_a_task_made_in_its_block_prints_nothing(

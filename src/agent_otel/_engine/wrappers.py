@@ -1084,14 +1084,11 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
     step_inside = None  # a block its code left open across a yield: noted in its next step too
     if not isinstance(inv_or_call, Invocation):  # begun here (a returned generator's was held open when returned)
         hold_open(inv)
-    block_left: Context | None = None  # what the context manager's entry step left current for its block
     while True:
         in_collection = collection.running()  # (see collection: nothing set or reset in a collection's finalizers)
-        in_place = held is not None and not in_collection and _get_current() is block_left
-        if held is not None and not in_place:
-            if not in_collection:
-                _release_held(held, inv)
-            held = None
+        if held is not None:  # a context manager's exit step: run where the entry left the block, in its Context
+            held = None if in_collection else _held_here(held)
+        in_place = held is not None
         token = None if in_collection or in_place else _attach(
             step_context if step_context is call_context else _carried(
                 step_context, call_context, _same_place(inv, stepped_in)))
@@ -1126,7 +1123,6 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
         if spans_the_block:
             if not in_place:
                 held = None if token is None else (token, _HELD_HERE.set(None))
-            block_left = _get_current()
             if noted is not None:
                 held_noted = noted
         elif token is not None:
@@ -1203,19 +1199,55 @@ def _step_undone(token: Token[Context] | None, held_in_place: _Held | None, inv:
 #: A context manager's entry step's token, and :data:`_HELD_HERE`'s set beside it.
 _Held = tuple[Token[Context], Token[None]]
 #: Set where a context manager's entry step left its block in the call's context: reset() tells whether its exit runs
-#: in the same ``contextvars.Context``. An ``__aexit__`` awaited in a task made inside the block runs in a copy, where
-#: the entry's token cannot be reset (OpenTelemetry printed "Failed to detach context" and a traceback): what is current
-#: there is that task's, gone with it.
+#: in the same ``contextvars.Context``. An exit run in another (``__aexit__`` awaited in a task made inside the block,
+#: ``__exit__`` in another thread) runs in the call's context attached there: the entry's token cannot be reset in it
+#: (OpenTelemetry printed "Failed to detach context" and a traceback), and the entering Context stays as the block
+#: left it.
 _HELD_HERE: ContextVar[None] = ContextVar("agent_otel_held_here", default=None)
+#: Entry tokens of context managers left while a context other than their call's was current: detached when a later
+#: release in the same Context brings their call's context back (managers left out of order: an ``ExitStack`` closed
+#: inside a block entered after it). Without agent-otel such managers change nothing that is current. The newest
+#: :data:`_COVERED_KEPT`, so that a context a program left changed for good keeps no calls alive.
+_COVERED: ContextVar[tuple[tuple[Context, _Held], ...]] = ContextVar("agent_otel_covered_blocks", default=())
+_COVERED_KEPT = 8
 
 
-def _release_held(held: _Held, inv: Invocation) -> None:
+def _held_here(held: _Held) -> _Held | None:
+    """``held`` again, with a fresh marker, where this runs in the Context its entry step ran in; else None."""
     token, here = held
     try:
         _HELD_HERE.reset(here)
     except (ValueError, RuntimeError):  # another Context's, or released already
+        return None
+    return token, _HELD_HERE.set(None)
+
+
+def _release_held(held: _Held, inv: Invocation) -> None:
+    """After a context manager's exit step run where its entry left the block: the entry's context detached, if the
+    exit went back to it; else kept in :data:`_COVERED` for the release that uncovers it."""
+    token, here = held
+    try:
+        _HELD_HERE.reset(here)
+    except (ValueError, RuntimeError):  # (as in _held_here)
         return
-    _release(token, inv)
+    if otel_context.get_current() is not inv.context:
+        _COVERED.set((*_COVERED.get()[1 - _COVERED_KEPT:], (inv.context, (token, _HELD_HERE.set(None)))))
+        return
+    _detach(token)
+    covered = _COVERED.get()
+    while covered:
+        current = otel_context.get_current()
+        uncovered = next((entry for entry in covered if entry[0] is current), None)
+        if uncovered is None:
+            return
+        covered = tuple(entry for entry in covered if entry is not uncovered)
+        _COVERED.set(covered)
+        token, here = uncovered[1]
+        try:
+            _HELD_HERE.reset(here)
+        except (ValueError, RuntimeError):  # (inherited by a copy of the Context it was kept in)
+            continue
+        _detach(token)
 
 
 def _release(held: Token[Context], inv: Invocation) -> None:
@@ -1297,17 +1329,14 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
     noted: Token[Any] | None = None
     held_noted: Token[Any] | None = None
     step_inside = None
-    block_left: Context | None = None  # as in _traced_generator
     if not isinstance(inv_or_call, Invocation):
         hold_open(inv)
     try:
         while True:
             in_collection = collection.running()  # as in _traced_generator
-            in_place = held is not None and not in_collection and _get_current() is block_left
-            if held is not None and not in_place:
-                if not in_collection:
-                    _release_held(held, inv)
-                held = None
+            if held is not None:  # as in _traced_generator
+                held = None if in_collection else _held_here(held)
+            in_place = held is not None
             token = None if in_collection or in_place else _attach(
                 step_context if step_context is call_context else _carried(
                     step_context, call_context, _same_place(inv, stepped_in)))
@@ -1354,7 +1383,6 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             if spans_the_block:
                 if not in_place:
                     held = None if token is None else (token, _HELD_HERE.set(None))
-                block_left = _get_current()
                 if noted is not None:
                     held_noted = noted
             elif token is not None:
