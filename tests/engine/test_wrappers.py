@@ -1501,8 +1501,8 @@ def test_ipythons_tracebacks_of_a_decorated_call_read_as_without_agent_otel() ->
     outputs = [subprocess.run([sys.executable, "-c", IPYTHON_SESSION, how], env=CLEAN_ENV, capture_output=True,
                               text=True, timeout=120, check=True).stdout for how in ("plain", "decorated")]
     assert "KeyError: 'b'" in outputs[1] and outputs[1].count("Traceback") == 2
-    assert "wrappers.py" not in outputs[1] and "[... skipping hidden 1 frame]" in outputs[1]  # (IPython's own note)
-    assert re.sub(r"\n\n    \[\.\.\. skipping hidden \d+ frames?\]\n", "\n", outputs[1]) == outputs[0]
+    assert "wrappers.py" not in outputs[1] and "skipping hidden" not in outputs[1]  # (none left to hide: see below)
+    assert outputs[1] == outputs[0]
 
 
 class _InterruptedInRecord(RecordingHandler):
@@ -1597,6 +1597,68 @@ FAILING_TESTS = textwrap.dedent("""
     def test_fetch():
         assert fetch("b") == 1
 """)
+
+
+def _raises(key: str) -> int:
+    return {"a": 1}[key]
+
+
+def _lookup_key(key: str) -> int:  # held by its name: decorated, it is wrapt's proxy, as a configured target is
+    return _raises(key)
+
+
+def _frames_of(run: Callable[[], object]) -> list[str]:
+    try:
+        run()
+    except KeyError as error:
+        return [frame.name for frame in traceback.extract_tb(error.__traceback__)]
+    raise AssertionError("no KeyError")
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["enabled", "disabled"])
+@pytest.mark.parametrize("shape", ["function", "wrapped later", "generator", "coroutine", "task", "async generator"])
+def test_an_exception_out_of_a_decorated_call_has_the_traceback_it_would_have_without_agent_otel(
+        otel: Any, monkeypatch: pytest.MonkeyPatch, shape: str, enabled: bool) -> None:
+    """The traceback of an exception leaving a decorated call holds no frame of agent-otel's (before: ``call`` or
+    ``wrapper``, ``_traced_generator``, ``send`` and ``_traced_coroutine``...), as a program that formats it reads
+    it: DSPy's ReAct writes a failing tool's ``traceback.format_exception(limit=5)`` into the model's next prompt,
+    where agent-otel's frame pushed the line that raised out."""
+
+    def function(key: str) -> int:
+        return _raises(key)
+
+    def generator(key: str) -> collections.abc.Iterator[int]:
+        yield _raises(key)
+
+    async def coroutine(key: str) -> int:
+        await asyncio.sleep(0)
+        return _raises(key)
+
+    async def async_generator(key: str) -> collections.abc.AsyncIterator[int]:
+        await asyncio.sleep(0)
+        yield _raises(key)
+
+    async def in_a_task(call: Callable[[str], Coroutine[Any, Any, int]]) -> int:
+        return await asyncio.create_task(call("b"))
+
+    async def reading(call: Callable[[str], collections.abc.AsyncIterator[int]]) -> list[int]:
+        return [item async for item in call("b")]
+
+    def runs(decorate: Callable[[Any], Any]) -> Callable[[], object]:
+        return {
+            "function": lambda: decorate(function)("b"),
+            "wrapped later": lambda: decorate(_lookup_key)("b"),
+            "generator": lambda: list(decorate(generator)("b")),
+            "coroutine": lambda: asyncio.run(decorate(coroutine)("b")),
+            "task": lambda: asyncio.run(in_a_task(decorate(coroutine))),
+            "async generator": lambda: asyncio.run(reading(decorate(async_generator))),
+        }[shape]
+
+    if not enabled:
+        monkeypatch.setattr(runtime(), "enabled", False)
+    plain, decorated = _frames_of(runs(lambda func: func)), _frames_of(runs(agent_otel.tool("lookup")))
+    assert plain[-1] == "_raises" and decorated == plain
+    assert len(otel.spans("execute_tool lookup")) == (1 if enabled else 0)
 
 
 def test_pytest_reports_a_failing_tests_traceback_without_agent_otels_frames(tmp_path: Any) -> None:

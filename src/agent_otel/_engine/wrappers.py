@@ -65,6 +65,7 @@ from agent_otel._engine.inside import INSIDE, SPANS_OPEN, Entry, leave, note_ins
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import ExitThread
+from agent_otel._engine.tracebacks import leave_out_callers_frame
 
 #: pytest leaves this module's frames out of its reports (as it does its own), and so out of a failing test's: the
 #: call's traceback there reads as without agent-otel, with ``-l`` too (whose locals were agent-otel's). IPython (a
@@ -481,23 +482,26 @@ def _sync_wrapper(handler: Handler) -> WrapperFunction:
     def wrapper(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
         __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
         rt = _instruments._runtime  # runtime() without its call, once it is built
-        if not (rt if rt is not None else runtime()).enabled:
-            return wrapped(*args, **kwargs)
-        # mirrors _begin() deliberately (inlined: hot path); change them together
-        try:
-            current = _get_current()
-            inv = None if current.get(_SUPPRESSED) or current.get(_SUPPRESSED_PLAIN) else handler.begin(
-                wrapped, instance, args, kwargs, current)
-        except Exception as exc:
-            report_error(handler.stage + ".begin", exc)
-            return wrapped(*args, **kwargs)
+        inv = None
+        if (rt if rt is not None else runtime()).enabled:  # mirrors _begin() deliberately (inlined: hot path)
+            try:
+                current = _get_current()
+                inv = None if current.get(_SUPPRESSED) or current.get(_SUPPRESSED_PLAIN) else handler.begin(
+                    wrapped, instance, args, kwargs, current)
+            except Exception as exc:
+                report_error(handler.stage + ".begin", exc)
         if inv is None:
-            return wrapped(*args, **kwargs)
+            try:
+                return wrapped(*args, **kwargs)
+            except BaseException as exc:  # (the program's traceback, as it would be unwrapped: see tracebacks)
+                leave_out_callers_frame(exc)
+                raise
         token = _attach(inv.context)
         noted = note_inside(inv, current) if SPANS_OPEN else None  # (see inside: under another library's span)
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
+            leave_out_callers_frame(exc)
             if noted is not None:
                 leave(noted)
             _detach(token)
@@ -530,22 +534,26 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
         # function exists to avoid); change both together
         __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
         rt = _instruments._runtime  # runtime() without its call, once it is built
-        if not (rt if rt is not None else runtime()).enabled:
-            return func(*args, **kwargs)
-        try:
-            current = _get_current()
-            inv = None if current.get(_SUPPRESSED) or current.get(_SUPPRESSED_PLAIN) else handler.begin(
-                func, None, args, kwargs, current)
-        except Exception as exc:
-            report_error(handler.stage + ".begin", exc)
-            return func(*args, **kwargs)
+        inv = None
+        if (rt if rt is not None else runtime()).enabled:
+            try:
+                current = _get_current()
+                inv = None if current.get(_SUPPRESSED) or current.get(_SUPPRESSED_PLAIN) else handler.begin(
+                    func, None, args, kwargs, current)
+            except Exception as exc:
+                report_error(handler.stage + ".begin", exc)
         if inv is None:
-            return func(*args, **kwargs)
+            try:
+                return func(*args, **kwargs)
+            except BaseException as exc:  # (the program's traceback, as it would be unwrapped: see tracebacks)
+                leave_out_callers_frame(exc)
+                raise
         token = _attach(inv.context)
         noted = note_inside(inv, current) if SPANS_OPEN else None  # (see inside: under another library's span)
         try:
             result = func(*args, **kwargs)
         except BaseException as exc:
+            leave_out_callers_frame(exc)
             if noted is not None:
                 leave(noted)
             _detach(token)
@@ -781,6 +789,7 @@ def _traced_coroutine(coro: Awaitable[T], inv_or_call: Invocation | _PendingCall
     try:  # (what _steps_of() returns, without its call for a coroutine of ``async def``: the usual case)
         result = yield from (coro.__await__() if type(coro) is types.CoroutineType else _steps_of(coro))
     except BaseException as exc:
+        leave_out_callers_frame(exc)  # (the program's traceback, as it would be unwrapped: see tracebacks)
         # Closed while suspended (GeneratorExit), it may run in any context: a task destroyed while pending is
         # closed by the garbage collector, where the token cannot be reset and OpenTelemetry printed "Failed to
         # detach context" with a traceback. The context it was attached in is left as it is, gone or not ours.
@@ -932,7 +941,11 @@ class _PendingCoroutine(_ShowsWrappedAnnotations, Generic[T]):
         driver = self._driver()  # stepped by hand (a task made of it): the driver's own steps
         if cast("types.GeneratorType[Any, Any, T]", driver).gi_frame is None:  # it ran to its end, or was closed
             raise RuntimeError("cannot reuse already awaited coroutine")
-        return driver.send(value)
+        try:
+            return driver.send(value)
+        except BaseException as exc:  # (as in _traced_coroutine)
+            leave_out_callers_frame(exc)
+            raise
 
     def _running_driver(self) -> Generator[Any, Any, T] | None:
         """The driver once it took a step; else None, and a driver made but never stepped (``__await__()`` taken) is
@@ -949,7 +962,11 @@ class _PendingCoroutine(_ShowsWrappedAnnotations, Generic[T]):
         __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
         driver = self._running_driver()
         if driver is not None:
-            return driver.throw(*exc_info)
+            try:
+                return driver.throw(*exc_info)
+            except BaseException as exc:  # (as in _traced_coroutine)
+                leave_out_callers_frame(exc)
+                raise
         return self.__wrapped__.throw(*exc_info)  # unstarted: raises what is thrown, as by itself
 
     def close(self) -> None:
@@ -993,7 +1010,11 @@ class _TracedCoroutine(_PendingCoroutine[T]):
         __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
         driver = self._running_driver()
         if driver is not None:
-            return driver.throw(*exc_info)
+            try:
+                return driver.throw(*exc_info)
+            except BaseException as exc:  # (as in _traced_coroutine)
+                leave_out_callers_frame(exc)
+                raise
         try:
             return self.__wrapped__.throw(*exc_info)
         except BaseException as exc:
@@ -1113,6 +1134,7 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
             inv.end(End.RETURNED, returned)
             return returned
         except BaseException as exc:
+            leave_out_callers_frame(exc)  # (as in _traced_coroutine)
             if noted is not None:
                 leave(noted)
             if not in_collection:
@@ -1373,6 +1395,7 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
                 inv.end(End.RETURNED, None)
                 return
             except BaseException as exc:
+                leave_out_callers_frame(exc)  # (as in _traced_coroutine)
                 if noted is not None:
                     leave(noted)
                 if not in_collection:
