@@ -70,35 +70,35 @@ def test_paths_compare_and_print_by_text() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("", "extractor path '': must start with one of args, self, result, error at position 0"),
-        ("issue.type", "extractor path 'issue.type': must start with one of args, self, result, error at position 0"),
-        ("results.x", "extractor path 'results.x': must start with one of args, self, result, error at position 0"),
-        ("args", "extractor path 'args': 'args' must be followed by '.' and a parameter name at position 4"),
-        ("args[0]", "extractor path 'args[0]': 'args' must be followed by '.' and a parameter name at position 4"),
-        ("args.", "extractor path 'args.': expected a parameter name at position 5"),
-        ("args.1x", "extractor path 'args.1x': expected a parameter name at position 5"),
-        ("result.", "extractor path 'result.': expected a name after '.' at position 7"),
-        ("result..x", "extractor path 'result..x': expected a name after '.' at position 7"),
-        ("result[x]", "extractor path 'result[x]': expected an integer or a quoted key inside '[ ]' at position 7"),
-        ("result[0", "extractor path 'result[0': expected ']' at position 8"),
-        ("result['a", "extractor path \"result['a\": unterminated string at position 7"),
-        ("result x", "extractor path 'result x': unexpected ' ' at position 6"),
-        ("result.x()", "extractor path 'result.x()': unexpected '(' at position 8"),
-        ("result.x + 1", "extractor path 'result.x + 1': unexpected ' ' at position 8"),
+        ("", "extractor path '': must start with one of args, self, result, error at character 0"),
+        ("issue.type", "extractor path 'issue.type': must start with one of args, self, result, error at character 0"),
+        ("results.x", "extractor path 'results.x': must start with one of args, self, result, error at character 0"),
+        ("args", "extractor path 'args': 'args' must be followed by '.' and a parameter name at character 4"),
+        ("args[0]", "extractor path 'args[0]': 'args' must be followed by '.' and a parameter name at character 4"),
+        ("args.", "extractor path 'args.': expected a parameter name at character 5"),
+        ("args.1x", "extractor path 'args.1x': expected a parameter name at character 5"),
+        ("result.", "extractor path 'result.': expected a name after '.' at character 7"),
+        ("result..x", "extractor path 'result..x': expected a name after '.' at character 7"),
+        ("result[x]", "extractor path 'result[x]': expected an integer or a quoted key inside '[ ]' at character 7"),
+        ("result[0", "extractor path 'result[0': expected ']' at character 8"),
+        ("result['a", "extractor path \"result['a\": unterminated string at character 7"),
+        ("result x", "extractor path 'result x': unexpected ' ' at character 6"),
+        ("result.x()", "extractor path 'result.x()': unexpected '(' at character 8"),
+        ("result.x + 1", "extractor path 'result.x + 1': unexpected ' ' at character 8"),
         ("self.__init__.__globals__", "extractor path 'self.__init__.__globals__': '__init__' starts with '__', "
-         "which a path never reads (write [\"__init__\"] for a key of a mapping) at position 5"),
+         "which a path never reads (write [\"__init__\"] for a key of a mapping) at character 5"),
         ("result.__class__", "extractor path 'result.__class__': '__class__' starts with '__', which a path never "
-         "reads (write [\"__class__\"] for a key of a mapping) at position 7"),
+         "reads (write [\"__class__\"] for a key of a mapping) at character 7"),
         ("args.issue.meta.__len__", "extractor path 'args.issue.meta.__len__': '__len__' starts with '__', "
-         "which a path never reads (write [\"__len__\"] for a key of a mapping) at position 16"),
+         "which a path never reads (write [\"__len__\"] for a key of a mapping) at character 16"),
         ("args.__issue", "extractor path 'args.__issue': '__issue' starts with '__', which a path never reads "
-         "at position 5"),
+         "at character 5"),
         # the interpreter's attributes that reach frames and globals without a dunder (a generator argument's frame)
         ('args.items.gi_frame.f_globals["os"].environ["KEY"]', "extractor path 'args.items.gi_frame.f_globals[\"os\"]"
          ".environ[\"KEY\"]': 'gi_frame' is the interpreter's (frames, code, module globals), which a path never reads "
-         "(write [\"gi_frame\"] for a key of a mapping) at position 11"),
+         "(write [\"gi_frame\"] for a key of a mapping) at character 11"),
         ("result.tb_frame", "extractor path 'result.tb_frame': 'tb_frame' is the interpreter's (frames, code, module "
-         "globals), which a path never reads (write [\"tb_frame\"] for a key of a mapping) at position 7"),
+         "globals), which a path never reads (write [\"tb_frame\"] for a key of a mapping) at character 7"),
     ],
 )
 def test_bad_paths_name_the_path_and_the_position(text: str, message: str) -> None:
@@ -143,8 +143,7 @@ def test_unknown_parameter_is_an_error_at_decoration_time() -> None:
     decorate = agent_otel.agent("a", task_type=path("args.isue.type"))
     with pytest.raises(ConfigurationError) as caught:
         decorate(handle)
-    assert str(caught.value) == ("task_type: extractor path 'args.isue.type': handle() has no parameter 'isue' at "
-                                 "position 5 "
+    assert str(caught.value) == ("task_type: extractor path 'args.isue.type': handle() has no parameter 'isue' "
                                  "(parameters: issue, items, mode)")
     with pytest.raises(ConfigurationError, match="no parameter 'usr'"):
         agent_otel.agent("a", result_attributes={"x": path("args.usr")})(handle)

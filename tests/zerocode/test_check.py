@@ -147,10 +147,10 @@ def test_an_args_path_naming_no_parameter_is_an_error_as_run_would_not_wrap_it(p
     assert result.returncode == 1, result.stdout
     header, agent, tool = table(
         ("app_under_check:Runner.run", "agent[0]", "-", "error: cannot wrap app_under_check.Runner.run: "
-         "result_attributes.x: extractor path 'args.task': Runner.run() has no parameter 'task' at position 5 "
+         "result_attributes.x: extractor path 'args.task': Runner.run() has no parameter 'task' "
          "(parameters: self)"),
         ("app_under_check:plain", "tool[0]", "-", "error: cannot wrap app_under_check.plain: name: extractor path "
-         "'args.tool': plain() has no parameter 'tool' at position 5 (parameters: none)"))
+         "'args.tool': plain() has no parameter 'tool' (parameters: none)"))
     assert targets_section(result.stdout) == [
         header, agent, "    read at call end: result_attributes.x = args.task",
         tool, "    read at call start: name = args.tool",
@@ -300,7 +300,7 @@ def test_a_function_named_twice_is_an_error_as_run_refuses_the_second(project: P
      "{ path = \"...\" }, got a string 'result.confidence' (an extractor is written { path = \"result.confidence\" })"),
     ('[[tool]]\ntarget = "a:b"\nnmae = "x"\n', "tool[0].nmae: unknown key; did you mean 'name'?"),
     ('[[tool]]\ntarget = "a:b"\nname = { path = "args..x" }\n', "tool[0].name: extractor path 'args..x': "
-     "expected a parameter name at position 5"),
+     "expected a parameter name at character 5"),
     ("[[tool]\n", "invalid TOML: Expected ']]' at the end of an array declaration (at line 1, column 7)"),
     ("x = " + "[" * 5_000 + "]" * 5_000 + "\n", "invalid TOML: arrays or inline tables nested too deeply"),
     ("[[tool]]\ntarget = \"a:b\"\nname = " + "{ a = " * 5_000 + "1" + " }" * 5_000 + "\n",

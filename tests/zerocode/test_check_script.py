@@ -211,7 +211,7 @@ def test_a_script_target_gets_the_checks_run_makes_when_it_wraps_it(tmp_path: Pa
     by_entry = {row.split()[1]: row for row in rows if row.startswith("__main__:")}
     assert "error: Agent.p is a property, which a config file cannot wrap" in by_entry["agent[0]"], rows
     assert ("error: cannot wrap __main__.Agent.run: name: extractor path 'args.zzz': Agent.run() has no parameter "
-            "'zzz' at position 5 (parameters: self, task)") in by_entry["tool[0]"], rows
+            "'zzz' (parameters: self, task)") in by_entry["tool[0]"], rows
     assert by_entry["tool[1]"].endswith("ok (in app.py)"), rows  # (the keyword-only parameter is one)
     assert "extractor path 'self.name': __main__.Agent.helper is called with no object (a staticmethod)" in by_entry[
         "tool[2]"]
@@ -223,6 +223,49 @@ def test_a_script_target_gets_the_checks_run_makes_when_it_wraps_it(tmp_path: Pa
 
 REGISTRY_NOTE = ("decorated with @weather.tool_plain: if it registers the function (a route, a tool), the calls "
                  "through that registry are not recorded; decorate the def with agent-otel's decorator instead")
+
+
+AWAITABLE_NOTE = ("returns Handler, an awaitable that is no coroutine or future: the call ends as it returns, not when "
+                  "that is awaited; name the function that awaits it")
+RUNS = '''FUTURE
+import asyncio
+import typing
+
+
+class Handler(typing.Generic[typing.TypeVar("T")]):  # LlamaIndex's WorkflowHandler: awaitable, no future
+    def __await__(self):
+        return asyncio.sleep(0).__await__()
+
+
+class Agent:
+    def run(self) -> Handler[int]:
+        return Handler()
+
+    def scheduled(self) -> asyncio.Task[int]:
+        return asyncio.ensure_future(asyncio.sleep(0, 1))
+
+    async def arun(self) -> int:
+        return await self.run()
+
+    def plain(self) -> typing.Any:
+        return None
+'''
+
+
+def test_a_sync_method_returning_an_awaitable_that_is_no_coroutine_or_future_gets_a_note(tmp_path: Path) -> None:
+    """LlamaIndex's ``FunctionAgent.run`` returns a ``WorkflowHandler``: awaitable, neither coroutine nor future, so a
+    call of ours on it ends as it returns (the agent span 3 ms long, its outcome success when the run failed), where
+    check said only ok. The return annotation is read as written (a string under ``from __future__ import
+    annotations`` is looked up in the module, never evaluated)."""
+    (tmp_path / "evaluated.py").write_text(RUNS.replace("FUTURE", ""))
+    (tmp_path / "postponed.py").write_text(RUNS.replace("FUTURE", "from __future__ import annotations"))
+    targets = [f"{module}:Agent.{name}" for module in ("evaluated", "postponed")
+               for name in ("run", "scheduled", "arun", "plain")]
+    (tmp_path / "agent-otel.toml").write_text("[[agent]]\ntarget = [" + ", ".join(f'"{t}"' for t in targets) + "]\n")
+    result = check(tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    statuses = {line.split()[0]: line.split("  ")[-1].strip() for line in targets_section(result.stdout)[1:-1]}
+    assert statuses == {target: f"ok ({AWAITABLE_NOTE})" if target.endswith(".run") else "ok" for target in targets}
 
 
 def test_a_function_a_decorator_may_have_registered_is_ok_with_a_note(tmp_path: Path) -> None:

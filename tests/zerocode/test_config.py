@@ -228,9 +228,9 @@ BAD = [
     ('[[agent]]\ntarget = "a:b"\ntask_type = { path = "result.kind" }\n', "agent[0].task_type: extractor path "
      "'result.kind' reads the result but this key is read when the call starts; use a path rooted at args or self"),
     ('[[agent]]\ntarget = "a:b"\nsuccess = { path = "outcome.ok" }\n', "agent[0].success: extractor path "
-     "'outcome.ok': must start with one of args, self, result, error at position 0"),
+     "'outcome.ok': must start with one of args, self, result, error at character 0"),
     ('[[agent]]\ntarget = "a:b"\nsuccess = { path = "result..ok" }\n', "agent[0].success: extractor path "
-     "'result..ok': expected a name after '.' at position 7"),
+     "'result..ok': expected a name after '.' at character 7"),
     ('[[agent]]\ntarget = "a:b"\nresult_attributes = { s = { path = \'self.__init__.__globals__["os"].environ\' } }\n',
      "agent[0].result_attributes.s: extractor path 'self.__init__.__globals__[\"os\"].environ': '__init__' starts "
      "with '__', which a path never reads (write [\"__init__\"] for a key of a mapping) at "

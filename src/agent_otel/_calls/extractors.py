@@ -278,7 +278,7 @@ def path(text: str, *, at: When | None = None, delta: bool = False, equals: Any 
 def _parse(text: str) -> Path:
 
     def fail(pos: int, problem: str) -> ConfigurationError:
-        return ConfigurationError(f"extractor path {text!r}: {problem} at position {pos}")
+        return ConfigurationError(f"extractor path {text!r}: {problem} at character {pos}")
 
     match = _NAME.match(text, 0)
     if match is None or match.group() not in _ROOTS:

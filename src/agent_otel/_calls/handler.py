@@ -297,7 +297,7 @@ def check_parameters(func: Callable[..., Any], signature: inspect.Signature, opt
             if name not in params:
                 qualname = getattr(func, "__qualname__", repr(func))
                 raise ConfigurationError(
-                    f"{key}: extractor path {value.text!r}: {qualname}() has no parameter {name!r} at position 5 "
+                    f"{key}: extractor path {value.text!r}: {qualname}() has no parameter {name!r} "
                     f"(parameters: {', '.join(params) or 'none'})")
 
 

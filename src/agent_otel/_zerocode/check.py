@@ -39,6 +39,7 @@ from agent_otel._zerocode.targets import (
     BoundAtRunTime,
     InScript,
     TargetError,
+    awaitable_note_of,
     registry_note_of,
     resolve_in_script,
     resolve_target,
@@ -144,9 +145,9 @@ def _imported(spec: TargetSpec, config: Config, named: _Named | None = None) -> 
     if not spec.instance_attribute:  # the callable an instance holds is known only when one is created
         _wraps(spec, config, found.raw, found.owner, found.attr)
     status = "ok"
-    note = registry_note_of(found.raw) if not spec.instance_attribute else ""
-    if note:
-        status += f" ({note})"
+    for note in (registry_note_of(found.raw), awaitable_note_of(found.raw)) if not spec.instance_attribute else ():
+        if note:
+            status += f" ({note})"
     if found.defined_on is not found.owner:
         status += f" (inherited from {found.defined_on.__qualname__})"
     if spec.subclasses and isinstance(found.owner, type):

@@ -4,9 +4,14 @@
 from __future__ import annotations
 
 import ast
+import asyncio
+import collections.abc
+import concurrent.futures
 import importlib
 import inspect
 import sys
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import FunctionType, ModuleType
 from typing import cast
@@ -321,6 +326,41 @@ def registry_note_of(function: object) -> str:
                 min([node.lineno, *(d.lineno for d in node.decorator_list)]) == code.co_firstlineno):
             return registry_note(node, tree)
     return ""
+
+
+def awaitable_note_of(function: object) -> str:
+    """A note for a sync function its annotation says returns an awaitable that is no coroutine or future (LlamaIndex's
+    ``FunctionAgent.run`` returns a ``WorkflowHandler``): the call ends as it returns, before the work it hands out has
+    run (see the README's *Sync functions returning a coroutine, future, generator or stream*). The annotation is read,
+    not evaluated: a name the function's module holds, or a class."""
+    try:  # the program's objects: unwrapping may find a loop, and an annotation name anything
+        func = inspect.unwrap(function) if callable(function) else None
+        if not isinstance(func, FunctionType) or func.__code__.co_flags & _NOT_PLAIN:
+            return ""
+        returned: object = func.__annotations__.get("return")
+        if isinstance(returned, str):
+            returned = _named_in(func.__globals__, returned.split("[", 1)[0].strip())
+        returned = typing.get_origin(returned) or returned
+        if not isinstance(returned, type) or not hasattr(returned, "__await__") or issubclass(
+                returned, asyncio.Future | concurrent.futures.Future | collections.abc.Coroutine):
+            return ""
+    except Exception:
+        return ""
+    return (f"returns {returned.__name__}, an awaitable that is no coroutine or future: the call ends as it returns, "
+            f"not when that is awaited; name the function that awaits it")
+
+
+#: Code flags of a coroutine function, a generator function and an async generator function.
+_NOT_PLAIN = inspect.CO_COROUTINE | inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
+
+
+def _named_in(namespace: Mapping[str, object], dotted: str) -> object:
+    """What ``dotted`` (``name`` or ``module.Class``) names in a module's namespace, attribute by attribute; None."""
+    head, *rest = dotted.split(".")
+    found = namespace.get(head)
+    for part in rest:
+        found = getattr(found, part, None)
+    return found
 
 
 def signature_in_source(function: ast.FunctionDef | ast.AsyncFunctionDef) -> inspect.Signature:
