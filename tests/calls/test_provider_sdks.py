@@ -17,6 +17,7 @@ from typing import Any
 import anthropic
 import httpx2
 import openai
+import pydantic
 import pytest
 from opentelemetry import trace
 
@@ -978,3 +979,53 @@ def test_a_streaming_response_is_one_call_timed_until_its_block_is_left(asynchro
         points = otel.points(semconv.CLIENT_INFERENCE_DURATION.name)
         outcomes = {point.attributes.get(semconv.ERROR_TYPE) for point in points}
         assert outcomes == {None, type(raised.value).__qualname__}
+
+
+class LlamaIndexChatResponse(pydantic.BaseModel):
+    """The fields of LlamaIndex's ``ChatResponse`` (``llama_index.core.base.llms.types``), a test double: LlamaIndex's
+    OpenAI client (``llama-index-llms-openai``) needs ``openai<3``, and this suite pins openai 3.x. Its ``raw`` holds
+    the model client's response, or in a stream each chunk; the probe that found this ran the real one."""
+
+    message: dict[str, str]
+    delta: str | None = None
+    raw: Any = None
+    additional_kwargs: dict[str, Any] = {}
+
+
+@pytest.mark.parametrize("streamed", [True, False], ids=["astream_chat", "achat"])
+def test_a_llamaindex_response_is_read_through_the_model_clients_response_it_carries(otel: Any, streamed: bool) -> None:
+    """A ``[[provider]]`` on LlamaIndex's ``OpenAI.astream_chat`` (FunctionAgent's default) recorded no tokens: its
+    chunks carry the OpenAI chunk as ``raw``, and no extractor reaches a stream's chunks. A job of 606 tokens rolled up
+    0. ``achat``'s response needed ``result.raw.usage.*`` extractors for the same reason."""
+    from tests.support.fake_llm import RESPONSE_MODEL, STREAM_USAGE, USAGE, FakeLLM
+
+    async def main(url: str) -> list[LlamaIndexChatResponse]:
+        client = openai.AsyncOpenAI(base_url=url + "/stable/v1", api_key="test", max_retries=0)
+
+        @agent_otel.provider("openai", model="gpt-4o-mini")
+        async def astream_chat() -> collections.abc.AsyncIterator[LlamaIndexChatResponse]:
+            text = ""
+            async for chunk in await client.chat.completions.create(
+                    model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}):
+                delta = (chunk.choices[0].delta.content or "") if chunk.choices else ""
+                text += delta
+                yield LlamaIndexChatResponse(message={"role": "assistant", "content": text}, delta=delta, raw=chunk)
+
+        @agent_otel.provider("openai", model="gpt-4o-mini")
+        async def achat() -> LlamaIndexChatResponse:
+            response = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            return LlamaIndexChatResponse(message={"role": "assistant", "content": response.choices[0].message.content
+                                                   or ""}, raw=response)
+
+        if streamed:
+            return [chunk async for chunk in astream_chat()]
+        return [await achat()]
+
+    with FakeLLM() as fake:
+        responses = asyncio.run(main(fake.url))
+    assert responses[-1].raw is not None
+    usage = STREAM_USAGE if streamed else USAGE
+    span = otel.span("chat gpt-4o-mini")
+    assert (span.attributes.get(semconv.GEN_AI_USAGE_INPUT_TOKENS), span.attributes.get(
+        semconv.GEN_AI_USAGE_OUTPUT_TOKENS)) == (usage["prompt_tokens"], usage["completion_tokens"])
+    assert span.attributes[semconv.GEN_AI_RESPONSE_MODEL] == RESPONSE_MODEL

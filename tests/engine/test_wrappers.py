@@ -1661,6 +1661,70 @@ def test_an_exception_out_of_a_decorated_call_has_the_traceback_it_would_have_wi
     assert len(otel.spans("execute_tool lookup")) == (1 if enabled else 0)
 
 
+@pytest.mark.parametrize("case", ["thrown into a generator", "thrown into an async generator",
+                                  "a generator's bad arguments", "a coroutine's bad arguments",
+                                  "an async generator's bad arguments", "thrown into a coroutine before it started",
+                                  "a generator under suppressed instrumentation"])
+def test_an_exception_thrown_in_or_raised_by_arguments_has_the_traceback_it_would_have_without_agent_otel(
+        otel: Any, case: str) -> None:
+    """What the first review of the change above found: a ``throw()`` into a generator left the driver's frame at the
+    innermost end of the traceback (the frame a printed traceback ends on), a coroutine's, generator's or async
+    generator's bad arguments kept the wrapper's frame, and so did a throw into a coroutine before it started and a
+    pass-through under ``suppress_instrumentation()``."""
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    def generator(key: str) -> collections.abc.Iterator[int]:
+        yield 1
+        yield _raises(key)
+
+    async def async_generator(key: str) -> collections.abc.AsyncIterator[int]:
+        yield 1
+
+    async def coroutine(key: str) -> int:
+        return _raises(key)
+
+    def thrown_into_a_generator(decorate: Callable[[Any], Any]) -> None:
+        running = decorate(generator)("a")
+        next(running)
+        running.throw(KeyError("thrown"))
+
+    async def thrown_into_an_async_generator(decorate: Callable[[Any], Any]) -> None:
+        running = decorate(async_generator)("a")
+        await running.__anext__()
+        await running.athrow(KeyError("thrown"))
+
+    def thrown_into_a_coroutine(decorate: Callable[[Any], Any]) -> None:
+        pending = decorate(coroutine)("a")
+        try:
+            pending.throw(KeyError("thrown"))
+        finally:
+            pending.close()
+
+    def suppressed(decorate: Callable[[Any], Any]) -> None:
+        with suppress_instrumentation():
+            list(decorate(generator)("b"))
+
+    runs: dict[str, Callable[[Callable[[Any], Any]], object]] = {
+        "thrown into a generator": thrown_into_a_generator,
+        "thrown into an async generator": lambda decorate: asyncio.run(thrown_into_an_async_generator(decorate)),
+        "a generator's bad arguments": lambda decorate: decorate(generator)(),
+        "a coroutine's bad arguments": lambda decorate: decorate(coroutine)(),
+        "an async generator's bad arguments": lambda decorate: decorate(async_generator)(),
+        "thrown into a coroutine before it started": thrown_into_a_coroutine,
+        "a generator under suppressed instrumentation": suppressed,
+    }
+
+    def frames(decorate: Callable[[Any], Any]) -> list[str]:
+        try:
+            runs[case](decorate)
+        except (KeyError, TypeError) as error:
+            return [frame.name for frame in traceback.extract_tb(error.__traceback__)]
+        raise AssertionError("nothing raised")
+
+    plain = frames(lambda func: func)
+    assert frames(agent_otel.tool("lookup")) == plain
+
+
 def test_pytest_reports_a_failing_tests_traceback_without_agent_otels_frames(tmp_path: Any) -> None:
     """pytest's report of a failing test that called a decorated function showed agent-otel's wrapper frames as
     sections of their own (``wrappers.py:470: in call``), and with ``-l`` their locals (the handler, the invocation,

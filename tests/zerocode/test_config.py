@@ -234,7 +234,7 @@ BAD = [
     ('[[agent]]\ntarget = "a:b"\nresult_attributes = { s = { path = \'self.__init__.__globals__["os"].environ\' } }\n',
      "agent[0].result_attributes.s: extractor path 'self.__init__.__globals__[\"os\"].environ': '__init__' starts "
      "with '__', which a path never reads (write [\"__init__\"] for a key of a mapping) at "
-     "position 5"),
+     "character 5"),
     ('[[agent]]\ntarget = "a:b"\nsuccess = { path = "result.ok", default = true }\n', "agent[0].success: unknown "
      "key 'default' in an extractor; an extractor is written { path = \"args.x.y\" }, with optional at, delta, "
      "equals, in or not_in"),

@@ -351,6 +351,13 @@ class ProviderInvocation(Invocation):
                     usage = _own_path(source, "metadata", "usage")
                     if usage is None:
                         usage = _own_path(source, "response_usage")
+        if usage is None:  # LlamaIndex's ChatResponse and CompletionResponse (a stream's chunks too) carry the model
+            # client's response, or its chunk, as `raw`: its usage, model, id and finish reasons
+            raw = _own_path(source, "raw")
+            if raw is not None and raw is not source and not isinstance(raw, _NOT_A_CHUNK) and (
+                    _own_path(raw, "raw") is None):
+                self._read_usage(raw)
+                return
         if usage is not None:
             enclosing = self.enclosing
             if enclosing is not None:  # read as it is read: a chunk reaches the router's stream right after this one's

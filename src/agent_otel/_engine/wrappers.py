@@ -493,6 +493,8 @@ def _sync_wrapper(handler: Handler) -> WrapperFunction:
         if inv is None:
             try:
                 return wrapped(*args, **kwargs)
+            except RecursionError:  # at the stack's limit a call raises again: the program's error as it is
+                raise
             except BaseException as exc:  # (the program's traceback, as it would be unwrapped: see tracebacks)
                 leave_out_callers_frame(exc)
                 raise
@@ -545,6 +547,8 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
         if inv is None:
             try:
                 return func(*args, **kwargs)
+            except RecursionError:  # at the stack's limit a call raises again: the program's error as it is
+                raise
             except BaseException as exc:  # (the program's traceback, as it would be unwrapped: see tracebacks)
                 leave_out_callers_frame(exc)
                 raise
@@ -721,23 +725,39 @@ def _error_of(future: asyncio.Future[Any] | concurrent.futures.Future[Any]) -> B
     return future.exception()
 
 
-def _async_wrapper(handler: Handler) -> WrapperFunction:
+def _making_wrapper(handler: Handler, traced: Callable[[Any, _PendingCall], Any]) -> WrapperFunction:
+    """The wrapper of a function that makes a coroutine, a generator or an async generator: made at call time, so that
+    bad arguments raise then, as they would unwrapped; its call begins when it first runs (``traced`` hands out ours),
+    so one never run leaves no open span."""
+
     def wrapper(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
         __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
+        try:
+            made = wrapped(*args, **kwargs)
+        except RecursionError:  # (as in _sync_wrapper)
+            raise
+        except BaseException as exc:  # its arguments' error, with the traceback it would have unwrapped
+            leave_out_callers_frame(exc)
+            raise
         rt = _instruments._runtime  # runtime() without its call, once it is built
         if not ((rt if rt is not None else runtime()).enabled and handler.active):
-            return wrapped(*args, **kwargs)
-        # Create the coroutine now, so bad arguments raise at call time as they would unwrapped;
-        # the invocation begins when it first runs, so one never awaited leaves no open span.
-        coro = wrapped(*args, **kwargs)
-        try:
-            return _PendingCoroutine(coro, (handler, wrapped, instance, args, kwargs))
-        except BaseException:  # (a RecursionError: see _traced_coroutine) the program's, never started
-            if type(coro) is types.CoroutineType and coro.cr_frame is not None and not coro.cr_suspended:
-                coro.close()
-            raise
+            return made
+        return traced(made, (handler, wrapped, instance, args, kwargs))
 
     return wrapper
+
+
+def _async_wrapper(handler: Handler) -> WrapperFunction:
+    return _making_wrapper(handler, _pending_coroutine)
+
+
+def _pending_coroutine(coro: Any, call: _PendingCall) -> Any:
+    try:
+        return _PendingCoroutine(coro, call)
+    except BaseException:  # (a RecursionError: see _traced_coroutine) the program's, never started
+        if type(coro) is types.CoroutineType and coro.cr_frame is not None and not coro.cr_suspended:
+            coro.close()
+        raise
 
 
 def _steps_of(awaitable: Awaitable[T]) -> Generator[Any, Any, T]:
@@ -785,7 +805,11 @@ def _traced_coroutine(coro: Awaitable[T], inv_or_call: Invocation | _PendingCall
             _end_raised(inv, exc, inv_or_call[0] if type(inv_or_call) is tuple else None)
         raise
     if inv is None:
-        return (yield from steps)
+        try:
+            return (yield from steps)
+        except BaseException as exc:  # (as below)
+            leave_out_callers_frame(exc)
+            raise
     try:  # (what _steps_of() returns, without its call for a coroutine of ``async def``: the usual case)
         result = yield from (coro.__await__() if type(coro) is types.CoroutineType else _steps_of(coro))
     except BaseException as exc:
@@ -967,7 +991,11 @@ class _PendingCoroutine(_ShowsWrappedAnnotations, Generic[T]):
             except BaseException as exc:  # (as in _traced_coroutine)
                 leave_out_callers_frame(exc)
                 raise
-        return self.__wrapped__.throw(*exc_info)  # unstarted: raises what is thrown, as by itself
+        try:
+            return self.__wrapped__.throw(*exc_info)  # unstarted: raises what is thrown, as by itself
+        except BaseException as exc:  # (as in _traced_coroutine)
+            leave_out_callers_frame(exc)
+            raise
 
     def close(self) -> None:
         (self._running_driver() or self.__wrapped__).close()
@@ -1018,6 +1046,7 @@ class _TracedCoroutine(_PendingCoroutine[T]):
         try:
             return self.__wrapped__.throw(*exc_info)
         except BaseException as exc:
+            leave_out_callers_frame(exc)  # (as in _traced_coroutine)
             _end_raised(cast(Invocation, self._self_call), exc)
             raise
 
@@ -1031,16 +1060,13 @@ class _TracedCoroutine(_PendingCoroutine[T]):
 
 
 def _generator_wrapper(handler: Handler) -> WrapperFunction:
-    def wrapper(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
-        rt = _instruments._runtime  # runtime() without its call, once it is built
-        if not ((rt if rt is not None else runtime()).enabled and handler.active):
-            return wrapped(*args, **kwargs)
-        gen = wrapped(*args, **kwargs)
-        if not isinstance(gen, types.GeneratorType):  # (another library's proxy of one passes: driven as one)
-            return _not_a_generator(gen, (handler, wrapped, instance, args, kwargs))
-        return _traced_generator_of(gen, (handler, wrapped, instance, args, kwargs))
+    return _making_wrapper(handler, _traced_generator_made)
 
-    return wrapper
+
+def _traced_generator_made(gen: Any, call: _PendingCall) -> Any:
+    if not isinstance(gen, types.GeneratorType):  # (another library's proxy of one passes: driven as one)
+        return _not_a_generator(gen, call)
+    return _traced_generator_of(gen, call)
 
 
 def _not_a_generator(result: object, call: _PendingCall) -> object:
@@ -1087,7 +1113,11 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
     __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
     inv = inv_or_call if isinstance(inv_or_call, Invocation) else _begin(*inv_or_call)
     if inv is None:
-        return (yield from gen)
+        try:
+            return (yield from gen)
+        except BaseException as error:  # (as below)
+            leave_out_callers_frame(error)
+            raise
     spans_the_block = sys._getframe(1).f_code is _CONTEXT_MANAGER_ENTER
     held: _Held | None = None
     to_send: object = None
@@ -1165,6 +1195,7 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
         try:
             to_send = yield item
         except BaseException as exc:  # GeneratorExit too (close(), or thrown): the program's generator decides
+            leave_out_callers_frame(exc)  # (thrown in here: the program's generator's own traceback, as unwrapped)
             to_throw = exc
             to_send = None
 
@@ -1231,7 +1262,7 @@ _HELD_HERE: ContextVar[None] = ContextVar("agent_otel_held_here", default=None)
 #: inside a block entered after it). Without agent-otel such managers change nothing that is current. The newest
 #: :data:`_COVERED_KEPT`, so that a context a program left changed for good keeps no calls alive.
 _COVERED: ContextVar[tuple[tuple[Context, _Held], ...]] = ContextVar("agent_otel_covered_blocks", default=())
-_COVERED_KEPT = 8
+_COVERED_KEPT = 64
 
 
 def _held_here(held: _Held) -> _Held | None:
@@ -1296,20 +1327,21 @@ def _traced_iterable_coroutine(gen: Generator[Y, Any, T], inv_or_call: Invocatio
         Y, Any, T]:
     """:func:`_traced_generator` for a generator-based coroutine (``types.coroutine``, a legacy
     ``@asyncio.coroutine``): ours must be one too, or ``await`` refuses it."""
-    return (yield from _traced_generator(gen, inv_or_call))
+    try:
+        return (yield from _traced_generator(gen, inv_or_call))
+    except BaseException as exc:  # (as in _traced_generator)
+        leave_out_callers_frame(exc)
+        raise
 
 
 def _async_generator_wrapper(handler: Handler) -> WrapperFunction:
-    def wrapper(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
-        rt = _instruments._runtime  # runtime() without its call, once it is built
-        if not ((rt if rt is not None else runtime()).enabled and handler.active):
-            return wrapped(*args, **kwargs)
-        agen = wrapped(*args, **kwargs)
-        if type(agen) is not types.AsyncGeneratorType:
-            return _not_a_generator(agen, (handler, wrapped, instance, args, kwargs))
-        return _named_as(_traced_async_generator(agen, (handler, wrapped, instance, args, kwargs)), agen)
+    return _making_wrapper(handler, _traced_async_generator_made)
 
-    return wrapper
+
+def _traced_async_generator_made(agen: Any, call: _PendingCall) -> Any:
+    if type(agen) is not types.AsyncGeneratorType:
+        return _not_a_generator(agen, call)
+    return _named_as(_traced_async_generator(agen, call), agen)
 
 
 async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
@@ -1337,9 +1369,13 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
                         item = await _first_step(agen, ended)
                 except StopAsyncIteration:
                     return
+                except BaseException as error:  # (as below)
+                    leave_out_callers_frame(error)
+                    raise
                 try:
                     to_send = yield item
                 except BaseException as passed:  # GeneratorExit too: the program's generator decides
+                    leave_out_callers_frame(passed)  # (as in _traced_generator)
                     to_throw = passed
         finally:
             ended.append(True)
@@ -1423,6 +1459,7 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             try:
                 to_send = yield item
             except BaseException as exc:  # GeneratorExit too (aclose(), or thrown): the program's generator decides
+                leave_out_callers_frame(exc)  # (as in _traced_generator)
                 to_throw = exc
                 to_send = None
     finally:
