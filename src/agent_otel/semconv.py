@@ -109,6 +109,10 @@ CONTENT_ATTRIBUTES = frozenset({
     # backstories); CrewAI's own task spans: what a task asked for and what it answered
     "crew_inputs", "crew_tasks", "crew_agents",
     "crewai.task.description", "crewai.task.expected_output", "crewai.task.output",
+    # Google ADK's own spans (its tracer ``gcp.vertex.agent``): a model call's request (the system instruction and the
+    # conversation) and response, a tool call's arguments and response, the data sent to a live agent
+    "gcp.vertex.agent.llm_request", "gcp.vertex.agent.llm_response", "gcp.vertex.agent.tool_call_args",
+    "gcp.vertex.agent.tool_response", "gcp.vertex.agent.data",
 })
 CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.",
                     "llm.prompts.", "retrieval.documents.", "reranker.input_documents.", "reranker.output_documents.",

@@ -1392,7 +1392,11 @@ def test_every_content_attribute_of_another_librarys_genai_span_is_removed(otel:
                # CrewAI's: a crew's inputs, tasks and agents (backstories), a task's text and answer
                "crew_inputs": '{"patient": "SECRET"}', "crew_tasks": "[SECRET]", "crew_agents": "[SECRET]",
                "crewai.task.description": "SECRET", "crewai.task.expected_output": "SECRET",
-               "crewai.task.output": "SECRET"}
+               "crewai.task.output": "SECRET",
+               # Google ADK's own spans (1.14's call_llm span is marked by gen_ai.system alone)
+               "gcp.vertex.agent.llm_request": '{"contents": "SECRET"}', "gcp.vertex.agent.llm_response": "SECRET",
+               "gcp.vertex.agent.tool_call_args": '{"a": "SECRET"}', "gcp.vertex.agent.tool_response": "SECRET",
+               "gcp.vertex.agent.data": "[SECRET]"}
     kept = {"gen_ai.request.model": "gpt-4o"}
     started = {**content, **kept, **({} if late else marker)}
     with foreign(otel).start_as_current_span("span", attributes=started) as span:
@@ -1469,6 +1473,25 @@ def test_spans_marked_right_after_they_start_are_an_agents_run_with_its_calls(ot
     assert (job[semconv.JOB_ROLLUP_PROVIDER_CALLS], job[semconv.JOB_ROLLUP_TOOL_CALLS],
             job[semconv.JOB_ROLLUP_AGENT_CALLS]) == (1, 1, 1)
     assert error_count(otel, "bridge.marked_at_end") == 0
+
+
+def test_google_adks_spans_marked_right_after_they_start_are_counted(otel: Any) -> None:
+    """Google ADK 2 (tracer ``gcp.vertex.agent``) starts its agent, model-call and tool spans with no attribute and
+    marks them right after, as strands does: a run of 4 model calls and 3 tool calls was counted as nothing (9 spans
+    at ``bridge.marked_at_end``)."""
+    tracer = foreign(otel, "gcp.vertex.agent")
+    with agent_otel.job(type="adk"), trace.use_span(_marked(tracer, "invoke_agent root", {
+            semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: "root"}), end_on_exit=True):
+        with trace.use_span(_marked(tracer, "generate_content gpt-4o", {
+                semconv.GEN_AI_OPERATION_NAME: "generate_content", semconv.GEN_AI_PROVIDER_NAME: "openai",
+                semconv.GEN_AI_REQUEST_MODEL: "gpt-4o", semconv.GEN_AI_USAGE_INPUT_TOKENS: 100,
+                semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 10}), end_on_exit=True):
+            pass
+        with trace.use_span(_marked(tracer, "execute_tool add", STRANDS_TOOL), end_on_exit=True):
+            pass
+    assert point(otel, semconv.AGENT_DURATION.name).attributes[semconv.GEN_AI_AGENT_NAME] == "root"
+    assert [point(otel, made.name).sum for made in (semconv.AGENT_INFERENCE_CALLS, semconv.AGENT_TOOL_CALLS)] == [1, 1]
+    assert point(otel, OPERATION).count == 1 and error_count(otel, "bridge.marked_at_end") == 0
 
 
 def test_a_strands_span_with_no_call_inside_is_counted_as_it_ends_where_it_started(otel: Any) -> None:

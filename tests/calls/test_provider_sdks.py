@@ -1029,3 +1029,33 @@ def test_a_llamaindex_response_is_read_through_the_model_clients_response_it_car
     assert (span.attributes.get(semconv.GEN_AI_USAGE_INPUT_TOKENS), span.attributes.get(
         semconv.GEN_AI_USAGE_OUTPUT_TOKENS)) == (usage["prompt_tokens"], usage["completion_tokens"])
     assert span.attributes[semconv.GEN_AI_RESPONSE_MODEL] == RESPONSE_MODEL
+
+
+class ProgramsAnswer(pydantic.BaseModel):
+    """A program's own response type that keeps its HTTP body's metadata as ``raw``: no model client's response."""
+
+    id: str = "resp-1"
+    model: str = "gpt-4o-2024-08-06"
+    choices: list[dict[str, Any]] = [{"index": 0, "finish_reason": "stop"}]
+    raw: Any = None
+
+
+@pytest.mark.parametrize("raw", [{"status": 200}, bytearray(b"{}"),
+                                 {"usage": {"prompt_tokens": 9, "completion_tokens": 4}}],
+                         ids=["metadata", "bytes", "usage only"])
+def test_a_result_holding_a_raw_of_another_kind_keeps_its_own_model_id_and_finish_reasons(otel: Any, raw: Any) -> None:
+    """The review of the change above: a result that shows its own model, id and finish reasons and holds any ``raw``
+    lost all three (``raw`` was read in its place), and one whose ``raw`` held only the usage was priced at the request
+    model's price instead of the response model's."""
+
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    def call() -> ProgramsAnswer:
+        return ProgramsAnswer(raw=raw)
+
+    call()
+    attributes = otel.span("chat gpt-4o-mini").attributes
+    assert attributes[semconv.GEN_AI_RESPONSE_MODEL] == "gpt-4o-2024-08-06"
+    assert attributes[semconv.GEN_AI_RESPONSE_ID] == "resp-1"
+    assert attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+    usage_only = isinstance(raw, dict) and "usage" in raw
+    assert attributes.get(semconv.GEN_AI_USAGE_INPUT_TOKENS) == (9 if usage_only else None)

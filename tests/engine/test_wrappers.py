@@ -1725,6 +1725,32 @@ def test_an_exception_thrown_in_or_raised_by_arguments_has_the_traceback_it_woul
     assert frames(agent_otel.tool("lookup")) == plain
 
 
+@pytest.mark.parametrize("returns", ["a task", "a list"])
+def test_a_coroutine_function_wrapped_by_another_library_into_returning_no_coroutine_is_its_result(
+        otel: Any, returns: str) -> None:
+    """Another library's wrapt wrapper around an ``async def`` (which wrapt makes look like one) returned a task it
+    scheduled, or a plain value: ours handed out a coroutine proxy claiming that object's class, which asyncio's
+    ``gather()`` took for the future itself (no call recorded), and a list then compared unequal to itself. Taken now as
+    a plain function's result, as for a generator function's (a task is timed until it is done)."""
+
+    async def work(x: int) -> int:
+        return x
+
+    def schedules(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return asyncio.ensure_future(wrapped(*args, **kwargs)) if returns == "a task" else [1, 2]
+
+    tool = agent_otel.tool("scheduled")(wrapt.FunctionWrapper(work, schedules))
+
+    async def main() -> list[Any]:
+        if returns == "a task":
+            return list(await asyncio.gather(tool(1), tool(2)))
+        return [tool(1)]
+
+    results = asyncio.run(main())
+    assert results == ([1, 2] if returns == "a task" else [[1, 2]])
+    assert not asyncio.iscoroutine(results[0]) and len(otel.spans("execute_tool scheduled")) == len(results)
+
+
 def test_pytest_reports_a_failing_tests_traceback_without_agent_otels_frames(tmp_path: Any) -> None:
     """pytest's report of a failing test that called a decorated function showed agent-otel's wrapper frames as
     sections of their own (``wrappers.py:470: in call``), and with ``-l`` their locals (the handler, the invocation,

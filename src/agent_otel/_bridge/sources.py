@@ -217,14 +217,14 @@ def usage_reported_later(span: Any) -> bool:
     return (scope_of(span) or "").startswith("logfire")
 
 
-#: The instrumentations (by scope name) that start their spans with no attribute and mark them right after, with
-#: the span current: the calls inside one are inside it, and one marked when it ends had none of ours or another
-#: library's (strands; Semantic Kernel's model-call spans, ``tracer.start_span(name)`` then ``set_attributes()``,
-#: made current by ``use_span``). Their spans are counted however late they are noted (see
+#: The instrumentations (by scope name) that start their spans with no attribute and mark them right after, with the
+#: span current: the calls inside one are inside it, and one marked when it ends had none of ours or another library's
+#: (strands; Semantic Kernel's model-call spans, ``tracer.start_span(name)`` then ``set_attributes()``, made current by
+#: ``use_span``; Google ADK 2's, tracer ``gcp.vertex.agent``). Their spans are counted however late they are noted (see
 #: GenAiSpanBridge.start_late). Those of other instrumentations marked only as they end are not: OpenInference's
 #: LangChain instrumentation does not make its spans current (the SDK's span of the same call is beside it, counted
 #: already), and OpenInference's LlamaIndex one marks helper steps (``_prepare_chat_with_tools``) as model calls.
-MARKED_RIGHT_AFTER_START = ("strands.", "semantic_kernel.")
+MARKED_RIGHT_AFTER_START = ("strands.", "semantic_kernel.", "gcp.vertex.agent")
 
 
 def marked_right_after_start(span: Any) -> bool:

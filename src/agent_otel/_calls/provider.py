@@ -95,6 +95,8 @@ _USAGE_FIELDS = tuple(field.name for field in dataclasses.fields(TokenUsage))
 _SCALARS = frozenset({str, bytes, int, float, bool, type(None)})
 #: A stream event's ``data`` that is no chunk of the response.
 _NOT_A_CHUNK = (str, bytes, list, tuple, int, float)
+#: What an object's `raw` is when it holds no model client's response (read for LlamaIndex's: see _read_usage).
+_NOT_A_RESPONSE = (*_NOT_A_CHUNK, bytearray, memoryview, bool)
 
 
 class ProviderInvocation(Invocation):
@@ -352,12 +354,12 @@ class ProviderInvocation(Invocation):
                     if usage is None:
                         usage = _own_path(source, "response_usage")
         if usage is None:  # LlamaIndex's ChatResponse and CompletionResponse (a stream's chunks too) carry the model
-            # client's response, or its chunk, as `raw`: its usage, model, id and finish reasons
+            # client's response, or its chunk, as `raw`: its usage, model, id and finish reasons, unless the object
+            # shows its own (read after it, below)
             raw = _own_path(source, "raw")
-            if raw is not None and raw is not source and not isinstance(raw, _NOT_A_CHUNK) and (
+            if raw is not None and raw is not source and not isinstance(raw, _NOT_A_RESPONSE) and (
                     _own_path(raw, "raw") is None):
                 self._read_usage(raw)
-                return
         if usage is not None:
             enclosing = self.enclosing
             if enclosing is not None:  # read as it is read: a chunk reaches the router's stream right after this one's

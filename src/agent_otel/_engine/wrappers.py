@@ -752,6 +752,12 @@ def _async_wrapper(handler: Handler) -> WrapperFunction:
 
 
 def _pending_coroutine(coro: Any, call: _PendingCall) -> Any:
+    if type(coro) is not types.CoroutineType and (
+            isinstance(coro, asyncio.Future) or not inspect.isawaitable(cast(object, coro))):
+        # another library's wrapt wrapper of the function returned a task, or no awaitable at all: as a generator
+        # function's that returned no generator (a task is timed until it is done; before, asyncio took our proxy
+        # for the future itself, and the call recorded nothing)
+        return _not_a_generator(coro, call)
     try:
         return _PendingCoroutine(coro, call)
     except BaseException:  # (a RecursionError: see _traced_coroutine) the program's, never started
@@ -1070,7 +1076,7 @@ def _traced_generator_made(gen: Any, call: _PendingCall) -> Any:
 
 
 def _not_a_generator(result: object, call: _PendingCall) -> object:
-    """What a generator function's call returned that is not a generator of its kind: another library's wrapt wrapper
+    """What a generator (or coroutine) function's call returned that is not of its kind: another library's wrapt wrapper
     around the function (which wrapt makes look like the function) returned something else, such as a list, a
     coroutine, or its proxy of the program's async generator (an OpenTelemetry instrumentation's). Taken as a plain
     function's result, from now: a stream is timed until it ends, read through the proxy as it would be unwrapped.
