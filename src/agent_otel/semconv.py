@@ -132,7 +132,8 @@ GENAI_MARKERS = frozenset({"gen_ai.operation.name", "openinference.span.kind"})
 #: whichever way and whenever they were set.
 CONTENT_MARKERS = frozenset({"gen_ai.operation.name", "openinference.span.kind", "gen_ai.system",
                              "gen_ai.provider.name", "llm.request.type",
-                             "traceloop.span.kind"})  # (OpenLLMetry's workflow and task spans)
+                             "traceloop.span.kind",  # (OpenLLMetry's workflow and task spans)
+                             "gcp.vertex.agent.data"})  # (Google ADK's live send_data span: no other marker)
 #: The GenAI evaluation event and its attributes (``gen_ai.evaluation.result``).
 EVENT_EVALUATION_RESULT = "gen_ai.evaluation.result"
 GEN_AI_EVALUATION_NAME = _gen_ai.GEN_AI_EVALUATION_NAME

@@ -1478,20 +1478,39 @@ def test_spans_marked_right_after_they_start_are_an_agents_run_with_its_calls(ot
 def test_google_adks_spans_marked_right_after_they_start_are_counted(otel: Any) -> None:
     """Google ADK 2 (tracer ``gcp.vertex.agent``) starts its agent, model-call and tool spans with no attribute and
     marks them right after, as strands does: a run of 4 model calls and 3 tool calls was counted as nothing (9 spans
-    at ``bridge.marked_at_end``)."""
+    at ``bridge.marked_at_end``). The span ADK adds for its web UI beside parallel tool calls (each has its own) is no
+    call, and a scope that only begins with ADK's name is not ADK's."""
     tracer = foreign(otel, "gcp.vertex.agent")
-    with agent_otel.job(type="adk"), trace.use_span(_marked(tracer, "invoke_agent root", {
-            semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: "root"}), end_on_exit=True):
-        with trace.use_span(_marked(tracer, "generate_content gpt-4o", {
-                semconv.GEN_AI_OPERATION_NAME: "generate_content", semconv.GEN_AI_PROVIDER_NAME: "openai",
-                semconv.GEN_AI_REQUEST_MODEL: "gpt-4o", semconv.GEN_AI_USAGE_INPUT_TOKENS: 100,
-                semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 10}), end_on_exit=True):
-            pass
-        with trace.use_span(_marked(tracer, "execute_tool add", STRANDS_TOOL), end_on_exit=True):
+    with agent_otel.job(type="adk"):
+        with trace.use_span(_marked(tracer, "invoke_agent root", {
+                semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: "root"}), end_on_exit=True):
+            with trace.use_span(_marked(tracer, "generate_content gpt-4o", {
+                    semconv.GEN_AI_OPERATION_NAME: "generate_content", semconv.GEN_AI_PROVIDER_NAME: "openai",
+                    semconv.GEN_AI_REQUEST_MODEL: "gpt-4o", semconv.GEN_AI_USAGE_INPUT_TOKENS: 100,
+                    semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 10}), end_on_exit=True):
+                pass
+            with trace.use_span(_marked(tracer, "execute_tool add", STRANDS_TOOL), end_on_exit=True):
+                pass
+            with trace.use_span(_marked(tracer, "execute_tool (merged)", {
+                    semconv.GEN_AI_OPERATION_NAME: "execute_tool", semconv.GEN_AI_TOOL_NAME: "(merged tools)"}),
+                    end_on_exit=True):
+                pass
+        with trace.use_span(_marked(foreign(otel, "gcp.vertex.agent_engines.lib"), "execute_tool other", {
+                semconv.GEN_AI_OPERATION_NAME: "execute_tool", semconv.GEN_AI_TOOL_NAME: "other"}), end_on_exit=True):
             pass
     assert point(otel, semconv.AGENT_DURATION.name).attributes[semconv.GEN_AI_AGENT_NAME] == "root"
     assert [point(otel, made.name).sum for made in (semconv.AGENT_INFERENCE_CALLS, semconv.AGENT_TOOL_CALLS)] == [1, 1]
-    assert point(otel, OPERATION).count == 1 and error_count(otel, "bridge.marked_at_end") == 0
+    assert [p.attributes[semconv.GEN_AI_TOOL_NAME] for p in otel.points(semconv.TOOL_DURATION.name)] == ["lookup"]
+    assert point(otel, OPERATION).count == 1 and error_count(otel, "bridge.marked_at_end") == 1
+
+
+def test_google_adks_live_data_span_loses_its_content(otel: Any) -> None:
+    """ADK's live ``send_data`` span carries its ids and the data sent, and no GenAI marker: its data was exported with
+    content capture off."""
+    with foreign(otel, "gcp.vertex.agent").start_as_current_span("send_data", attributes={
+            "gcp.vertex.agent.invocation_id": "e-1", "gcp.vertex.agent.data": '[{"text": "SECRET"}]'}):
+        pass
+    assert dict(otel.span("send_data").attributes) == {"gcp.vertex.agent.invocation_id": "e-1"}
 
 
 def test_a_strands_span_with_no_call_inside_is_counted_as_it_ends_where_it_started(otel: Any) -> None:

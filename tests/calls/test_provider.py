@@ -562,7 +562,11 @@ def test_retries_recorded_inside_the_call(otel: Any) -> None:
     assert retries.value == 4
 
 
-def test_retries_from_the_extractor_and_from_outside(otel: Any) -> None:
+def test_retries_from_the_extractor_and_from_outside(otel: Any, caplog: pytest.LogCaptureFixture,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``record_retry()`` outside a provider call without ``provider=`` (an instructor ``parse:error`` hook, between
+    two SDK calls) is counted, never raised, and says what to change: the log line named only ``ValueError``."""
+
     @agent_otel.provider("anthropic", model="claude-opus-4", retries=path("result.attempts"))
     def complete(prompt: str) -> dict[str, Any]:
         return {"attempts": ["429", "529", "ok"][:2]}
@@ -570,10 +574,17 @@ def test_retries_from_the_extractor_and_from_outside(otel: Any) -> None:
     complete("a")
     assert otel.span("chat claude-opus-4").attributes[semconv.AGENT_OTEL_RETRY_COUNT] == 2
     agent_otel.record_retry(3, provider="openai", model="gpt-4o")
-    agent_otel.record_retry()  # outside a call without provider=: counted, never raised
+    from agent_otel._engine import self_telemetry
+
+    monkeypatch.setattr(self_telemetry, "_last_logged", {})  # (said once a minute per cause)
+    with caplog.at_level("WARNING", logger="agent_otel"):
+        agent_otel.record_retry()  # outside a call without provider=: counted, never raised
     by_provider = {p.attributes[semconv.GEN_AI_PROVIDER_NAME]: p.value for p in otel.points(RETRIES)}
     assert by_provider == {"anthropic": 2, "openai": 3}
     assert error_count(otel, "provider.retry") == 1
+    assert [record.getMessage() for record in caplog.records] == [
+        "agent-otel: provider.retry (Misuse): record_retry() outside a provider call needs provider=; the retry was "
+        "not counted"]
 
 
 @pytest.mark.parametrize(("marked", "total"), [(1, 1), (1, 3), (2, 1)])

@@ -1059,3 +1059,27 @@ def test_a_result_holding_a_raw_of_another_kind_keeps_its_own_model_id_and_finis
     assert attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
     usage_only = isinstance(raw, dict) and "usage" in raw
     assert attributes.get(semconv.GEN_AI_USAGE_INPUT_TOKENS) == (9 if usage_only else None)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed without usage"])
+def test_a_call_whose_result_names_no_model_takes_the_one_that_answered_the_request_inside(
+        otel: Any, stream: bool) -> None:
+    """A ``@provider`` that returns only the text takes the response model of the requests inside it (the SDK's
+    instrumentation's spans), as the README says; a stream that asked for no usage (instructor's ``create_partial``)
+    reported none, and the model was left out with it (instructor probe)."""
+    from tests.support.fake_llm import RESPONSE_MODEL, FakeLLM
+
+    with FakeLLM() as fake, genai_apps.instrumented("openai", otel.tracer_provider, otel.meter_provider):
+        client = openai.OpenAI(base_url=fake.url + "/stable/v1", api_key="test", max_retries=0)
+
+        @agent_otel.provider("openai", model="gpt-4o-mini")
+        def ask() -> str:
+            if not stream:
+                return client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES).choices[0].message.content
+            return "".join(chunk.choices[0].delta.content or "" for chunk in client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": False})
+                if chunk.choices)
+
+        assert ask()
+    ours = [span for span in otel.spans() if span.instrumentation_scope.name == "agent_otel"]
+    assert [span.attributes.get(semconv.GEN_AI_RESPONSE_MODEL) for span in ours] == [RESPONSE_MODEL]

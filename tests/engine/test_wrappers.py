@@ -23,7 +23,7 @@ import traceback
 import types
 import unittest.mock
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
@@ -799,6 +799,31 @@ def test_a_task_that_took_a_step_of_a_generator_is_not_kept_alive_by_it(otel: An
         await agen.aclose()
 
     asyncio.run(main())
+
+
+def test_a_generator_under_suppressed_instrumentation_decides_on_a_generatorexit_thrown_in(otel: Any) -> None:
+    """Passed through with ``yield from`` under ``suppress_instrumentation()``, a generator was closed by a
+    GeneratorExit thrown in, where plain Python throws it in: one that catches it and yields got "generator ignored
+    GeneratorExit" (the traced path throws it in already)."""
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    def handles_exit() -> Iterator[str]:
+        try:
+            yield "first"
+        except GeneratorExit:
+            yield "handled"
+
+    def thrown(make: Callable[[], Iterator[str]]) -> object:
+        running = make()
+        next(running)
+        try:
+            return running.throw(GeneratorExit)
+        except BaseException as exc:
+            return type(exc)
+
+    with suppress_instrumentation():
+        assert thrown(agent_otel.tool("exits")(handles_exit)) == thrown(handles_exit) == "handled"
+    assert otel.spans() == []
 
 
 def test_an_async_generator_under_suppressed_instrumentation_passes_asend_and_athrow_through(otel: Any) -> None:
@@ -1725,30 +1750,58 @@ def test_an_exception_thrown_in_or_raised_by_arguments_has_the_traceback_it_woul
     assert frames(agent_otel.tool("lookup")) == plain
 
 
-@pytest.mark.parametrize("returns", ["a task", "a list"])
+class _OwnAwaitable:
+    """An awaitable of a library's own (only ``__await__``): no coroutine, which ``create_task()`` refuses."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __await__(self) -> collections.abc.Generator[Any, None, int]:
+        yield from asyncio.sleep(0).__await__()
+        return self.value
+
+
+@pytest.mark.parametrize("returns", ["a task", "a pure-Python task", "a list", "an awaitable of its own"])
 def test_a_coroutine_function_wrapped_by_another_library_into_returning_no_coroutine_is_its_result(
         otel: Any, returns: str) -> None:
     """Another library's wrapt wrapper around an ``async def`` (which wrapt makes look like one) returned a task it
     scheduled, or a plain value: ours handed out a coroutine proxy claiming that object's class, which asyncio's
     ``gather()`` took for the future itself (no call recorded), and a list then compared unequal to itself. Taken now as
-    a plain function's result, as for a generator function's (a task is timed until it is done)."""
+    a plain function's result, as for a generator function's (a task is timed until it is done). So is an awaitable of
+    its own, which the proxy made a coroutine (``create_task()`` took it, a cancel before its first step raised
+    AttributeError); a future asyncio takes (``asyncio.isfuture``) that is no ``asyncio.Future`` is one too."""
 
     async def work(x: int) -> int:
         return x
 
     def schedules(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return asyncio.ensure_future(wrapped(*args, **kwargs)) if returns == "a task" else [1, 2]
+        if returns == "a list":
+            return [1, 2]
+        coroutine = wrapped(*args, **kwargs)
+        if returns == "a task":
+            return asyncio.ensure_future(coroutine)
+        if returns == "a pure-Python task":
+            return asyncio.tasks._PyTask(coroutine)  # type: ignore[attr-defined]
+        coroutine.close()
+        return _OwnAwaitable(*args)
 
     tool = agent_otel.tool("scheduled")(wrapt.FunctionWrapper(work, schedules))
 
     async def main() -> list[Any]:
-        if returns == "a task":
-            return list(await asyncio.gather(tool(1), tool(2)))
-        return [tool(1)]
+        if returns == "a list":
+            return [tool(1)]
+        if returns == "an awaitable of its own":
+            with pytest.raises(TypeError):
+                refused = asyncio.create_task(tool(3))
+                raise AssertionError(refused)
+            return [await tool(1)]
+        return list(await asyncio.gather(tool(1), tool(2)))
 
     results = asyncio.run(main())
-    assert results == ([1, 2] if returns == "a task" else [[1, 2]])
-    assert not asyncio.iscoroutine(results[0]) and len(otel.spans("execute_tool scheduled")) == len(results)
+    assert results == {"a list": [[1, 2]], "an awaitable of its own": [1]}.get(returns, [1, 2])
+    assert not asyncio.iscoroutine(results[0])
+    spans = otel.spans("execute_tool scheduled")
+    assert len(spans) == (2 if returns == "an awaitable of its own" else len(results))
 
 
 def test_pytest_reports_a_failing_tests_traceback_without_agent_otels_frames(tmp_path: Any) -> None:

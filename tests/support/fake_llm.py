@@ -2,7 +2,8 @@
 
 ``/flaky/v1/chat/completions`` always answers 500, ``/truncated/v1/chat/completions`` half a body
 (``/truncated-chunked/`` chunked); ``/stable/v1/chat/completions`` answers with token usage (streamed as
-server-sent events when the request says ``"stream": true``); ``/agent/v1/chat/completions``
+server-sent events when the request says ``"stream": true``, the usage last unless ``stream_options.include_usage`` is
+false); ``/agent/v1/chat/completions``
 plays one agent turn with a tool (:func:`agent_turn`): it calls the request's first tool once, then answers
 from the tool's result, with the token counts of ``AGENT_TURNS`` (a request without tools gets the answer).
 ``/held/v1/chat/completions`` answers as ``/stable/`` once a POST to ``/release`` has come (requests made at once).
@@ -131,9 +132,10 @@ class FakeLLM:
                 elif self.path.startswith("/agent/"):
                     self.send_json(200, agent_turn(body))
                 elif body.get("stream"):
-                    chunks = [{"model": RESPONSE_MODEL, "choices": [{"delta": {"content": word}}]}
+                    chunks = [{"model": RESPONSE_MODEL, "choices": [{"index": 0, "delta": {"content": word}}]}
                               for word in ("looks ", "safe")]
-                    chunks.append({"model": RESPONSE_MODEL, "choices": [], "usage": STREAM_USAGE})
+                    if (body.get("stream_options") or {}).get("include_usage") is not False:  # (asked not to: none)
+                        chunks.append({"model": RESPONSE_MODEL, "choices": [], "usage": STREAM_USAGE})
                     payload = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
                     self.send_body(200, payload.encode(), "text/event-stream")
                 else:

@@ -824,6 +824,10 @@ def _hand_usage(span: Span, seen: _Seen, call: ProviderInvocation) -> None:
     if reported and not seen.inner_reported:
         answered = sources.response_model_of(attributes)
         call.add_usage_inside(_token_usage(usage), answered or sources.request_model_of(attributes), answered)
+    elif not reported:  # (a stream that asked for no usage): the model that answered, still the call's
+        answered = sources.response_model_of(attributes)
+        if answered:
+            call.models_inside.append(answered)
     if (reported or seen.inner_reported) and seen.enclosing is not None:
         seen.enclosing.inner_reported = True
 

@@ -42,6 +42,9 @@ _OPENINFERENCE: dict[str, tuple[Kind, str]] = {
 #: Operations that are no call the bridge records: an agent being built, our evolution runs, a retriever's lookup
 #: (a vector store's, no model call: it was recorded as an inference call of provider "unknown").
 _NOT_CALLS = frozenset({"create_agent", semconv.OPERATION_EVOLVE, "retrieval"})
+#: Tool names that name no tool call: Google ADK's span for its web UI beside the parallel calls it merges (each has
+#: a span of its own).
+_NOT_TOOL_CALLS = frozenset({"(merged tools)"})
 
 
 #: The operations that are model calls whatever else the span says; another one is when it names the model asked for.
@@ -75,7 +78,7 @@ def classify(attributes: Mapping[str, Any]) -> tuple[Kind, str] | None:
     if operation == semconv.OPERATION_INVOKE_WORKFLOW:
         return Kind.WORKFLOW, operation
     if operation == semconv.OPERATION_EXECUTE_TOOL:
-        return Kind.TOOL, operation
+        return None if attributes.get(semconv.GEN_AI_TOOL_NAME) in _NOT_TOOL_CALLS else (Kind.TOOL, operation)
     if operation in _MODEL_OPERATIONS or request_model_of(attributes):
         return Kind.PROVIDER, operation
     # an operation of a framework's own that names no model (CrewAI's execute_task, execute_method): a step, no model
@@ -224,13 +227,14 @@ def usage_reported_later(span: Any) -> bool:
 #: GenAiSpanBridge.start_late). Those of other instrumentations marked only as they end are not: OpenInference's
 #: LangChain instrumentation does not make its spans current (the SDK's span of the same call is beside it, counted
 #: already), and OpenInference's LlamaIndex one marks helper steps (``_prepare_chat_with_tools``) as model calls.
-MARKED_RIGHT_AFTER_START = ("strands.", "semantic_kernel.", "gcp.vertex.agent")
+MARKED_RIGHT_AFTER_START = ("strands.", "semantic_kernel.", "gcp.vertex.agent.")
 
 
 def marked_right_after_start(span: Any) -> bool:
-    """Whether ``span`` is of an instrumentation in :data:`MARKED_RIGHT_AFTER_START`."""
+    """Whether ``span`` is of an instrumentation in :data:`MARKED_RIGHT_AFTER_START`: a scope named as one (without its
+    dot), or under one."""
     name = scope_of(span)
-    return name is not None and name.startswith(MARKED_RIGHT_AFTER_START)
+    return name is not None and (name + ".").startswith(MARKED_RIGHT_AFTER_START)
 
 
 #: The exception a provider SDK raises for each ``error.type`` its own spans write (by their instrumentation

@@ -40,7 +40,7 @@ from agent_otel._engine import instruments as _instruments
 from agent_otel._engine import policy as _policies
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy, valid_attributes
-from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.self_telemetry import Misuse, report_error
 from agent_otel._engine.wrappers import End, Invocation
 
 PROVIDER_KEY = otel_context.create_key("agent_otel.provider")
@@ -110,8 +110,8 @@ class ProviderInvocation(Invocation):
     tokens and cost are that call's, counted there (``answers_below``)."""
 
     __slots__ = ("answers_below", "cache_beside_input", "cache_read", "cache_write", "call", "enclosing",
-                 "finish_reasons", "handler", "input_tokens", "model", "open_inside", "operation", "outer",
-                 "output_tokens", "priced_model", "prompt_text", "provider", "read_below", "reads_response",
+                 "finish_reasons", "handler", "input_tokens", "model", "models_inside", "open_inside", "operation",
+                 "outer", "output_tokens", "priced_model", "prompt_text", "provider", "read_below", "reads_response",
                  "reasoning", "response_id", "response_model", "retries", "unpriced_in_job", "usage_after",
                  "usage_below", "usage_inside", "usage_within")
 
@@ -154,6 +154,8 @@ class ProviderInvocation(Invocation):
         #: (tokens, model to price them at, model that answered) that other libraries' spans of this call reported, one
         #: entry per request (see add_usage_inside)
         self.usage_inside: list[tuple[TokenUsage, str | None, str | None]] = []
+        #: the models that answered requests inside whose spans reported no usage (a stream that asked for none)
+        self.models_inside: list[str] = []
         #: the span bridge's: those spans still open (it tells a request from a second trace of it)
         self.open_inside: list[Any] = []
         #: set when the call has recorded no usage of its own: its token attributes, for the usage such a span
@@ -515,6 +517,8 @@ class ProviderInvocation(Invocation):
         elif self.usage_inside:  # the requests inside whose tokens are those the result shows: its own request's
             shown = (self.input_tokens, self.output_tokens)
             self._answered_inside([entry for entry in self.usage_inside if (entry[0].input, entry[0].output) == shown])
+        elif self.models_inside:  # no usage anywhere: the model the requests inside said answered them
+            self._answered_inside([(TokenUsage(), None, answered) for answered in self.models_inside])
         if "response_model" in handler.options:
             response_model = handler.option("response_model", call)
             if response_model is not None and not isinstance(response_model, str):
@@ -982,7 +986,7 @@ def record_retry(count: int = 1, *, provider: str | None = None, model: str | No
             inv.add_retries(count, reason or "")
             return
         if provider is None:
-            raise ValueError("record_retry() outside a provider call needs provider=")
+            raise Misuse("record_retry() outside a provider call needs provider=; the retry was not counted")
         bound = policy().bounded
         attributes = {semconv.GEN_AI_PROVIDER_NAME: bound(semconv.GEN_AI_PROVIDER_NAME, provider),
                       semconv.GEN_AI_REQUEST_MODEL: bound(semconv.GEN_AI_REQUEST_MODEL, model) if model else "unknown"}
@@ -1001,7 +1005,8 @@ def record_fallback(to: str, reason: str, *, from_provider: str | None = None) -
         inv = current_provider_call()
         source = from_provider or (inv.provider if inv is not None else None)
         if source is None:
-            raise ValueError("record_fallback() outside a provider call needs from_provider=")
+            raise Misuse("record_fallback() outside a provider call needs from_provider=; the fallback was not "
+                         "counted")
         bound = policy().bounded
         attributes = {semconv.GEN_AI_PROVIDER_NAME: bound(semconv.GEN_AI_PROVIDER_NAME, source),
                       semconv.AGENT_OTEL_FALLBACK_TO: bound(semconv.AGENT_OTEL_FALLBACK_TO, to),

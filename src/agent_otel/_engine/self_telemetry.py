@@ -41,6 +41,12 @@ def forget_reports() -> None:
         _unreported = 0
 
 
+class Misuse(ValueError):
+    """A call of agent-otel's API made where it cannot do its work (``record_retry()`` outside a provider call and
+    without ``provider=``): counted and logged as any failure of ours, never raised into the host, but with its
+    message, which agent-otel writes itself and which says what to change."""
+
+
 def report_error(stage: str, exc: BaseException, count: int = 1, counter: Counter | None = None) -> None:
     """Count and (rate-limited) log a failure of agent-otel itself. Never raises.
 
@@ -68,7 +74,8 @@ def report_error(stage: str, exc: BaseException, count: int = 1, counter: Counte
             if last is not None and now - last < _LOG_INTERVAL_S:
                 return
             _last_logged[cause] = now
-        if stage.startswith(_SAID_AS_IS):  # no failure (the cap doing its job, a span the bridge leaves): its message,
+        if stage.startswith(_SAID_AS_IS) or isinstance(exc, Misuse):  # no failure (the cap doing its job, a span the
+            # bridge leaves), or a misuse of the API: its message,
             # which agent-otel writes itself (a key, a limit, a length; never a value)
             logger.warning("agent-otel: %s (%s): %s", stage, type(exc).__name__, exc,
                            exc_info=exc if _debug() else None)

@@ -22,6 +22,7 @@ OpenTelemetry call at all.
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import concurrent.futures
 import contextlib
 import copy
@@ -625,7 +626,7 @@ def _finish_result(inv: Invocation, result: object, handler: Handler) -> object:
                 _end_when_dropped(traced_async, inv)
                 hold_open(inv)
                 return traced_async
-            if isinstance(result, asyncio.Future | concurrent.futures.Future):
+            if asyncio.isfuture(result) or isinstance(result, concurrent.futures.Future):  # (a pure-Python task too)
                 # one that is destroyed while pending (a task whose loop was closed) ends closed, as a dropped
                 # coroutine does; it stayed open, a job among the in-flight ones for the process's life
                 dropped = _end_when_dropped(result, inv)
@@ -751,12 +752,19 @@ def _async_wrapper(handler: Handler) -> WrapperFunction:
     return _making_wrapper(handler, _pending_coroutine)
 
 
+def _coroutine_like(made: object) -> bool:
+    """A coroutine of another kind (a compiled one, registered as ``collections.abc.Coroutine``) or a generator-based
+    one (``types.coroutine``): what our proxy stands for as the program's own would."""
+    return not asyncio.isfuture(made) and (isinstance(made, collections.abc.Coroutine) or (
+        isinstance(made, types.GeneratorType) and bool(made.gi_code.co_flags & _ITERABLE_COROUTINE)))
+
+
 def _pending_coroutine(coro: Any, call: _PendingCall) -> Any:
-    if type(coro) is not types.CoroutineType and (
-            isinstance(coro, asyncio.Future) or not inspect.isawaitable(cast(object, coro))):
-        # another library's wrapt wrapper of the function returned a task, or no awaitable at all: as a generator
-        # function's that returned no generator (a task is timed until it is done; before, asyncio took our proxy
-        # for the future itself, and the call recorded nothing)
+    if type(coro) is not types.CoroutineType and not _coroutine_like(coro):
+        # another library's wrapt wrapper of the function returned a task, another awaitable, or none at all: as a
+        # generator function's that returned no generator (a task is timed until it is done; before, asyncio took our
+        # proxy for the future itself, and the call recorded nothing; an object with only ``__await__`` in it read as a
+        # coroutine, and create_task() took it)
         return _not_a_generator(coro, call)
     try:
         return _PendingCoroutine(coro, call)
@@ -1118,16 +1126,30 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
     it would unwrapped (it may yield, return or raise), where ``yield from`` would close it instead."""
     __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
     inv = inv_or_call if isinstance(inv_or_call, Invocation) else _begin(*inv_or_call)
-    if inv is None:
-        try:
-            return (yield from gen)
-        except BaseException as error:  # (as below)
-            leave_out_callers_frame(error)
-            raise
-    spans_the_block = sys._getframe(1).f_code is _CONTEXT_MANAGER_ENTER
-    held: _Held | None = None
     to_send: object = None
     to_throw: BaseException | None = None
+    if inv is None:  # no call of ours (instrumentation suppressed, or begin() failed): the program's generator, stepped
+        # as below (``yield from`` closed it on a GeneratorExit thrown in, where it decides), no frame of ours left
+        while True:
+            try:
+                if to_throw is not None:
+                    thrown, to_throw = to_throw, None
+                    item = gen.throw(thrown)
+                else:
+                    item = gen.send(to_send)
+            except StopIteration as stop:
+                passed: T = stop.value
+                return passed
+            except BaseException as error:
+                leave_out_callers_frame(error)
+                raise
+            try:
+                to_send = yield item
+            except BaseException as thrown_in:  # GeneratorExit too: the program's generator decides
+                leave_out_callers_frame(thrown_in)
+                to_throw, to_send = thrown_in, None
+    spans_the_block = sys._getframe(1).f_code is _CONTEXT_MANAGER_ENTER
+    held: _Held | None = None
     # What each step runs in: the call's, then what its own code left current in the step before, if taken in the same
     # context (see _mark_place): unwrapped, what a step leaves current is current in the next one taken there; one
     # taken in another (a pool thread's copy, another task's) starts from the call's, as a thread or task stood for the
