@@ -1083,3 +1083,33 @@ def test_a_call_whose_result_names_no_model_takes_the_one_that_answered_the_requ
         assert ask()
     ours = [span for span in otel.spans() if span.instrumentation_scope.name == "agent_otel"]
     assert [span.attributes.get(semconv.GEN_AI_RESPONSE_MODEL) for span in ours] == [RESPONSE_MODEL]
+
+
+@pytest.mark.parametrize(("requests", "result", "expected"), [
+    ([("m-A", None), ("m-B", None)], "text", None),
+    ([("m-A", None), ("m-A", None)], "text", "m-A"),
+    ([("m-A", (10, 2)), ("m-B", None)], "text", None),
+    ([("m-A", None), ("m-B", (10, 2))], "text", None),
+    ([("m-A", None)], {"usage": {"prompt_tokens": 5, "completion_tokens": 1}}, None),
+], ids=["two models, no usage", "one model, no usage", "usage, then none", "none, then usage", "result's own usage"])
+def test_the_model_answering_requests_inside_is_the_calls_only_when_they_agree(
+        otel: Any, requests: list[tuple[str, tuple[int, int] | None]], result: Any, expected: str | None) -> None:
+    """The review of the change above: the model of a request whose span reported no usage was the call's beside
+    another request answered by another model, and where the call's result showed usage of its own (no request's)."""
+    tracer = otel.tracer_provider.get_tracer("opentelemetry.instrumentation.openai_v2")
+
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    def ask() -> Any:
+        for answered, usage in requests:
+            attributes: dict[str, Any] = {semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
+                                          semconv.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
+                                          semconv.GEN_AI_RESPONSE_MODEL: answered}
+            if usage is not None:
+                attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS], attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = usage
+            with tracer.start_as_current_span("chat gpt-4o-mini", attributes=attributes):
+                pass
+        return result
+
+    ask()
+    [ours] = [span for span in otel.spans() if span.instrumentation_scope.name == "agent_otel"]
+    assert ours.attributes.get(semconv.GEN_AI_RESPONSE_MODEL) == expected

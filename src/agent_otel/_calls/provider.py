@@ -221,7 +221,7 @@ class ProviderInvocation(Invocation):
                 cost = (cost or 0.0) + part
             unpriced = unpriced or missing
         self._take_usage(total)
-        self._answered_inside(entries)
+        self._answered_inside(entries + [(TokenUsage(), None, answered) for answered in self.models_inside])
         return cost, unpriced
 
     def _answered_inside(self, entries: list[tuple[TokenUsage, str | None, str | None]]) -> None:
@@ -512,12 +512,13 @@ class ProviderInvocation(Invocation):
         if one_of_several and not named:  # all of theirs (see _one_request_inside)
             self.input_tokens = self.output_tokens = self.cache_read = self.cache_write = self.reasoning = None
         inside_cost = None
-        if self.usage_inside and self.input_tokens is None and self.output_tokens is None:
+        none_shown = self.input_tokens is None and self.output_tokens is None
+        if self.usage_inside and none_shown:
             inside_cost = self._adopt_usage_inside()
         elif self.usage_inside:  # the requests inside whose tokens are those the result shows: its own request's
             shown = (self.input_tokens, self.output_tokens)
             self._answered_inside([entry for entry in self.usage_inside if (entry[0].input, entry[0].output) == shown])
-        elif self.models_inside:  # no usage anywhere: the model the requests inside said answered them
+        elif self.models_inside and none_shown:  # no usage anywhere: the model the requests inside said answered them
             self._answered_inside([(TokenUsage(), None, answered) for answered in self.models_inside])
         if "response_model" in handler.options:
             response_model = handler.option("response_model", call)
