@@ -221,14 +221,14 @@ class ProviderInvocation(Invocation):
                 cost = (cost or 0.0) + part
             unpriced = unpriced or missing
         self._take_usage(total)
-        self._answered_inside(entries + [(TokenUsage(), None, answered) for answered in self.models_inside])
+        self._answered_inside([*(answered for _, _, answered in entries), *self.models_inside])
         return cost, unpriced
 
-    def _answered_inside(self, entries: list[tuple[TokenUsage, str | None, str | None]]) -> None:
-        """The model that answered the requests inside (``entries``: what their spans reported) is the call's, when
+    def _answered_inside(self, answered: list[str | None]) -> None:
+        """The model that answered the requests inside (``answered``: what their spans reported) is the call's, when
         their spans name it and agree, and its result named none (AutoGen's ``create`` returns the tokens, not the
         model)."""
-        models = {answered for _, _, answered in entries}
+        models = set(answered)
         if not self.response_model and len(models) == 1:
             self.response_model = models.pop() or self.response_model
 
@@ -517,9 +517,10 @@ class ProviderInvocation(Invocation):
             inside_cost = self._adopt_usage_inside()
         elif self.usage_inside:  # the requests inside whose tokens are those the result shows: its own request's
             shown = (self.input_tokens, self.output_tokens)
-            self._answered_inside([entry for entry in self.usage_inside if (entry[0].input, entry[0].output) == shown])
+            self._answered_inside([answered for usage, _, answered in self.usage_inside
+                                   if (usage.input, usage.output) == shown])
         elif self.models_inside and none_shown:  # no usage anywhere: the model the requests inside said answered them
-            self._answered_inside([(TokenUsage(), None, answered) for answered in self.models_inside])
+            self._answered_inside(list(self.models_inside))
         if "response_model" in handler.options:
             response_model = handler.option("response_model", call)
             if response_model is not None and not isinstance(response_model, str):

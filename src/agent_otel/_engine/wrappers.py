@@ -1167,8 +1167,7 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
         in_collection = collection.running()  # (see collection: nothing set or reset in a collection's finalizers)
         if held is not None:  # a context manager's exit step: run where the entry left the block, in its Context
             held = None if in_collection else _held_here(held)
-        in_place = held is not None
-        token = None if in_collection or in_place else _attach(
+        token = None if in_collection or held is not None else _attach(
             step_context if step_context is call_context else _carried(
                 step_context, call_context, _same_place(inv, stepped_in)))
         noted = None
@@ -1187,7 +1186,7 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
                 leave(noted)
             if not in_collection:
                 _let_go(held_noted, inv)
-            _step_undone(token, held if in_place else None, inv)
+            _step_undone(token, held, inv)
             returned: T = stop.value
             inv.end(End.RETURNED, returned)
             return returned
@@ -1197,11 +1196,11 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
                 leave(noted)
             if not in_collection:
                 _let_go(held_noted, inv)
-            _step_undone(token, held if in_place else None, inv)
+            _step_undone(token, held, inv)
             inv.end(End.RAISED, error=exc)
             raise
         if spans_the_block:
-            if not in_place:
+            if held is None:  # (the entry step: the exit step's is held already)
                 held = None if token is None else (token, _HELD_HERE.set(None))
             if noted is not None:
                 held_noted = noted
@@ -1268,13 +1267,13 @@ _CONTEXT_MANAGER_ENTER = contextlib._GeneratorContextManager.__enter__.__code__
 _ASYNC_CONTEXT_MANAGER_ENTER = contextlib._AsyncGeneratorContextManager.__aenter__.__code__
 
 
-def _step_undone(token: Token[Context] | None, held_in_place: _Held | None, inv: Invocation) -> None:
+def _step_undone(token: Token[Context] | None, held: _Held | None, inv: Invocation) -> None:
     """Undo what a generator's last step attached: its own context, or, for a context manager's exit step run where
     its entry left the block (its code may close a span it kept current around its yield), the entry's."""
     if token is not None:
         _detach(token)
-    elif held_in_place is not None:
-        _release_held(held_in_place, inv)
+    elif held is not None:
+        _release_held(held, inv)
 
 
 #: A context manager's entry step's token, and :data:`_HELD_HERE`'s set beside it.
@@ -1293,23 +1292,26 @@ _COVERED: ContextVar[tuple[tuple[Context, _Held], ...]] = ContextVar("agent_otel
 _COVERED_KEPT = 64
 
 
+def _reset_here(here: Token[None]) -> bool:
+    """Whether this runs in the Context ``here`` was set in (see :data:`_HELD_HERE`), taking the marker back there."""
+    try:
+        _HELD_HERE.reset(here)
+    except (ValueError, RuntimeError):  # another Context's (a copy inherits the value, not the token), or taken already
+        return False
+    return True
+
+
 def _held_here(held: _Held) -> _Held | None:
     """``held`` again, with a fresh marker, where this runs in the Context its entry step ran in; else None."""
     token, here = held
-    try:
-        _HELD_HERE.reset(here)
-    except (ValueError, RuntimeError):  # another Context's, or released already
-        return None
-    return token, _HELD_HERE.set(None)
+    return (token, _HELD_HERE.set(None)) if _reset_here(here) else None
 
 
 def _release_held(held: _Held, inv: Invocation) -> None:
     """After a context manager's exit step run where its entry left the block: the entry's context detached, if the
     exit went back to it; else kept in :data:`_COVERED` for the release that uncovers it."""
     token, here = held
-    try:
-        _HELD_HERE.reset(here)
-    except (ValueError, RuntimeError):  # (as in _held_here)
+    if not _reset_here(here):
         return
     if otel_context.get_current() is not inv.context:
         _COVERED.set((*_COVERED.get()[1 - _COVERED_KEPT:], (inv.context, (token, _HELD_HERE.set(None)))))
@@ -1324,11 +1326,8 @@ def _release_held(held: _Held, inv: Invocation) -> None:
         covered = tuple(entry for entry in covered if entry is not uncovered)
         _COVERED.set(covered)
         token, here = uncovered[1]
-        try:
-            _HELD_HERE.reset(here)
-        except (ValueError, RuntimeError):  # (inherited by a copy of the Context it was kept in)
-            continue
-        _detach(token)
+        if _reset_here(here):  # (else inherited by a copy of the Context it was kept in)
+            _detach(token)
 
 
 def _release(held: Token[Context], inv: Invocation) -> None:
@@ -1422,8 +1421,7 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
             in_collection = collection.running()  # as in _traced_generator
             if held is not None:  # as in _traced_generator
                 held = None if in_collection else _held_here(held)
-            in_place = held is not None
-            token = None if in_collection or in_place else _attach(
+            token = None if in_collection or held is not None else _attach(
                 step_context if step_context is call_context else _carried(
                     step_context, call_context, _same_place(inv, stepped_in)))
             noted = None
@@ -1439,7 +1437,7 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
                             leave(noted)
                         if not in_collection:
                             _let_go(held_noted, inv)
-                        _step_undone(token, held if in_place else None, inv)
+                        _step_undone(token, held, inv)
                         inv.end(End.CLOSED)
                         return
                     item = await agen.athrow(exc)
@@ -1455,7 +1453,7 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
                     leave(noted)
                 if not in_collection:
                     _let_go(held_noted, inv)
-                _step_undone(token, held if in_place else None, inv)
+                _step_undone(token, held, inv)
                 inv.end(End.RETURNED, None)
                 return
             except BaseException as exc:
@@ -1464,11 +1462,11 @@ async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
                     leave(noted)
                 if not in_collection:
                     _let_go(held_noted, inv)
-                _step_undone(token, held if in_place else None, inv)
+                _step_undone(token, held, inv)
                 _end_stream_raised(inv, exc, closing)
                 raise
             if spans_the_block:
-                if not in_place:
+                if held is None:  # (as in _traced_generator)
                     held = None if token is None else (token, _HELD_HERE.set(None))
                 if noted is not None:
                     held_noted = noted
