@@ -565,6 +565,56 @@ def test_a_langchain_streams_chunks_add_up_to_the_calls_usage(otel: Any) -> None
         usd(500, price.input) + usd(400, price.cache_read) + usd(100, price.cache_write) + usd(300, price.output))
 
 
+def test_a_langgraph_message_streams_pairs_are_read_for_their_chunks_usage(otel: Any) -> None:
+    """LangGraph's ``stream(stream_mode="messages")`` yields (message chunk, metadata) pairs: a provider returning it
+    read none of the chunks' usage (a pair has no field). Each pair's chunk is read as a LangChain chunk is: their
+    usage adds up."""
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+    from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+    from langgraph.graph import END, START, MessagesState, StateGraph
+
+    class ChunkedModel(BaseChatModel):
+        """A chat model whose stream's first chunk has the input, its last the output (Anthropic's shape)."""
+
+        @property
+        def _llm_type(self) -> str:
+            return "chunked"
+
+        def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                      **kwargs: Any) -> ChatResult:
+            return ChatResult(generations=[ChatGeneration(message=AIMessage("sunny"))])
+
+        def _stream(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                    **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+            for chunk in (AIMessageChunk("", usage_metadata={"input_tokens": 1000, "output_tokens": 1,
+                                                              "total_tokens": 1001}),
+                          AIMessageChunk("sunny"),
+                          AIMessageChunk("", usage_metadata={"input_tokens": 0, "output_tokens": 299,
+                                                              "total_tokens": 299})):
+                generation = ChatGenerationChunk(message=chunk)
+                if run_manager is not None:
+                    run_manager.on_llm_new_token(str(chunk.content), chunk=generation)
+                yield generation
+
+    model = ChunkedModel()
+    builder = StateGraph(MessagesState)
+    builder.add_node("llm", lambda state: {"messages": [model.invoke(state["messages"])]})
+    builder.add_edge(START, "llm")
+    builder.add_edge("llm", END)
+    graph = builder.compile()
+
+    @agent_otel.provider("anthropic", model="claude-sonnet-4")
+    def stream() -> Iterator[Any]:
+        return graph.stream({"messages": [("user", "weather?")]}, stream_mode="messages")
+
+    pairs = list(stream())
+    assert [type(pair) for pair in pairs] == [tuple] * len(pairs) and len(pairs) >= 3
+    attributes = cost_attributes(otel, "chat claude-sonnet-4")
+    tokens = (attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS], attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS])
+    assert tokens == (1000, 300)
+
+
 def test_a_langchain_stream_returned_through_a_router_counts_its_chunks_once(otel: Any) -> None:
     """LangChain chunks whose usage adds up, of a call inside a router that returns its stream: each chunk's usage is
     the inner call's, and the router, reading the same chunks after it, adds none of them (it counted them twice)."""

@@ -1031,6 +1031,74 @@ def test_a_llamaindex_response_is_read_through_the_model_clients_response_it_car
     assert span.attributes[semconv.GEN_AI_RESPONSE_MODEL] == RESPONSE_MODEL
 
 
+class SemanticKernelMessage(pydantic.BaseModel):
+    """The fields of Semantic Kernel's ``ChatMessageContent`` and ``StreamingChatMessageContent`` that carry the answer,
+    a test double: ``semantic-kernel`` would upgrade pydantic and mcp beside this suite's pins (``pip install
+    --dry-run``). Its ``metadata`` holds the response's usage (Semantic Kernel's own ``CompletionUsage``, the same for
+    every choice), its ``inner_content`` the model client's response or chunk, its ``ai_model_id`` the model asked for.
+    The probe that found this ran the real one (1.45.0)."""
+
+    model_config = pydantic.ConfigDict(arbitrary_types_allowed=True)
+    content: str
+    ai_model_id: str
+    choice_index: int = 0
+    metadata: dict[str, Any] = {}
+    inner_content: Any = None
+
+
+class SemanticKernelUsage(pydantic.BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@pytest.mark.parametrize("streamed", [True, False], ids=["streaming", "whole"])
+def test_a_semantic_kernel_answer_a_list_of_choices_is_read_for_its_usage_and_model(otel: Any, streamed: bool) -> None:
+    """Semantic Kernel's ``get_streaming_chat_message_contents`` yields, per chunk, a list of the chunk's choices (the
+    usage, in the last, duplicated to each); ``get_chat_message_contents`` returns a list too. A ``[[provider]]`` or
+    decorator on either recorded no tokens: the list was not looked into. The response model was not read either: the
+    messages' own ``ai_model_id`` is the model asked for, the answering one is in the response they carry."""
+    from tests.support.fake_llm import RESPONSE_MODEL, STREAM_USAGE, USAGE, FakeLLM
+
+    def message(response: Any, choices: int, usage: Any, text: str) -> list[SemanticKernelMessage]:
+        metadata = {"id": response.id, "usage": usage}  # one dict's values in every choice, as Semantic Kernel does
+        return [SemanticKernelMessage(content=text, ai_model_id="gpt-4o-mini", choice_index=index, metadata=metadata,
+                                      inner_content=response) for index in range(choices)]
+
+    def sk_usage(response: Any) -> SemanticKernelUsage | None:
+        return None if response.usage is None else SemanticKernelUsage(
+            prompt_tokens=response.usage.prompt_tokens, completion_tokens=response.usage.completion_tokens)
+
+    async def main(url: str) -> list[list[SemanticKernelMessage]]:
+        client = openai.AsyncOpenAI(base_url=url + "/stable/v1", api_key="test", max_retries=0)
+
+        @agent_otel.provider("openai", model="gpt-4o-mini")
+        async def get_streaming_chat_message_contents() -> collections.abc.AsyncIterator[list[SemanticKernelMessage]]:
+            async for chunk in await client.chat.completions.create(
+                    model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}):
+                if chunk.choices:
+                    yield message(chunk, len(chunk.choices), None, chunk.choices[0].delta.content or "")
+                else:  # the usage chunk: a message per choice asked for, each with the usage
+                    yield message(chunk, 2, sk_usage(chunk), "")
+
+        @agent_otel.provider("openai", model="gpt-4o-mini")
+        async def get_chat_message_contents() -> list[SemanticKernelMessage]:
+            response = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, n=2)
+            return message(response, 2, sk_usage(response), response.choices[0].message.content or "")
+
+        if streamed:
+            return [chunk async for chunk in get_streaming_chat_message_contents()]
+        return [await get_chat_message_contents()]
+
+    with FakeLLM() as fake:
+        answers = asyncio.run(main(fake.url))
+    assert answers[-1][0].metadata["usage"] is not None
+    usage = STREAM_USAGE if streamed else USAGE
+    span = otel.span("chat gpt-4o-mini")
+    assert (span.attributes.get(semconv.GEN_AI_USAGE_INPUT_TOKENS), span.attributes.get(
+        semconv.GEN_AI_USAGE_OUTPUT_TOKENS)) == (usage["prompt_tokens"], usage["completion_tokens"])  # once, not twice
+    assert span.attributes[semconv.GEN_AI_RESPONSE_MODEL] == RESPONSE_MODEL
+
+
 class ProgramsAnswer(pydantic.BaseModel):
     """A program's own response type that keeps its HTTP body's metadata as ``raw``: no model client's response."""
 

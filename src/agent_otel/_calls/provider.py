@@ -292,6 +292,8 @@ class ProviderInvocation(Invocation):
     def on_chunk(self, item: Any) -> None:
         # Streamed responses report usage (and the model) on some chunk, usually the last; the events of
         # OpenAI's streaming helper carry the raw chunk as ``chunk``.
+        if type(item) is list or type(item) is tuple:
+            item = _first_item(item)
         if type(item) in _SCALARS:  # a piece of text or a number has none of those fields: nothing to read
             return
         if item.__class__.__name__ == _LANGCHAIN_CHUNK and getattr(item, "usage_metadata", None) is not None:
@@ -336,6 +338,11 @@ class ProviderInvocation(Invocation):
         return any(seen is usage for seen in itertools.chain(read_below or (), answers))
 
     def _read_usage(self, source: Any) -> None:
+        if type(source) is list or type(source) is tuple:
+            source = _first_item(source)
+            if type(source) in _SCALARS:  # (None: an empty one)
+                return
+        carried_read = False
         usage = field_of(source, "usage", "usage_metadata")
         if usage is None:
             body = _raw_response_body(source)
@@ -358,10 +365,10 @@ class ProviderInvocation(Invocation):
         if usage is None:  # LlamaIndex's ChatResponse and CompletionResponse (a stream's chunks too) carry the model
             # client's response, or its chunk, as `raw`: its usage, model, id and finish reasons, unless the object
             # shows its own (read after it, below)
-            raw = _own_path(source, "raw")
-            if raw is not None and raw is not source and not isinstance(raw, _NOT_A_RESPONSE) and (
-                    _own_path(raw, "raw") is None):
+            raw = _carried_response(source)
+            if raw is not None:
                 self._read_usage(raw)
+                carried_read = True
         if usage is not None:
             enclosing = self.enclosing
             if enclosing is not None:  # read as it is read: a chunk reaches the router's stream right after this one's
@@ -379,10 +386,11 @@ class ProviderInvocation(Invocation):
                 self.input_tokens = tokens_in
             if tokens_out is not None:
                 self.output_tokens = tokens_out
-        self._read_model(source)
+        self._read_model(source, carried_read)
 
-    def _read_model(self, source: Any) -> None:
-        """The response model, id and finish reasons ``source`` shows (the tokens aside: see _read_usage)."""
+    def _read_model(self, source: Any, carried_read: bool = False) -> None:
+        """The response model, id and finish reasons ``source`` shows (the tokens aside: see _read_usage;
+        ``carried_read``: the response it carries was read there)."""
         model = field_of(source, "model")
         if model is None:
             model = _first_of(field_of(source, "message"), field_of(source, "response"), name="model")
@@ -390,6 +398,12 @@ class ProviderInvocation(Invocation):
             model = _own_path(source, "model_version")
         if model is None:  # a LangChain message: in its `response_metadata`
             model = field_of(_own_path(source, "response_metadata"), "model_name", "model")
+        if model is None and not carried_read:  # Semantic Kernel's message, whose usage is its own (in its
+            # `metadata`): the response it carries names the model, id and finish reasons (its own `ai_model_id` is the
+            # model asked for); the object's own fields, read below, win
+            carried = _carried_response(source)
+            if carried is not None:
+                self._read_model(carried)
         if isinstance(model, str):
             self.response_model = model
         if self.reads_response:
@@ -641,6 +655,25 @@ def _answered_below(value: object, answers: list[object]) -> bool:
     """Whether ``value`` is, or carries the usage of, what a nested call of another provider answered."""
     usage = field_of(value, "usage", "usage_metadata")
     return any(answer is value or (usage is not None and answer is usage) for answer in answers)
+
+
+def _first_item(items: list[Any] | tuple[Any, ...]) -> Any:
+    """What a list or tuple answer or chunk is read for: its first item. Semantic Kernel's answer and each chunk of its
+    stream are the response's choices, each with the response's usage (the same, duplicated); LangGraph's message
+    stream yields (chunk, metadata) pairs. None when empty."""
+    return items[0] if items else None
+
+
+def _carried_response(source: Any) -> Any:
+    """The model client's response, or chunk, that ``source`` carries: LlamaIndex's as `raw`, Semantic Kernel's as
+    `inner_content`; None when it carries none, or carries one that carries another."""
+    for name in ("raw", "inner_content"):
+        carried = _own_path(source, name)
+        if carried is not None:
+            if carried is source or isinstance(carried, _NOT_A_RESPONSE) or _own_path(carried, name) is not None:
+                return None
+            return carried
+    return None
 
 
 def _own_path(source: Any, *names: str) -> Any:
