@@ -237,6 +237,80 @@ def test_a_main_class_with_decorated_class_and_static_methods_pickles_by_value_a
             pickle.dumps(vars(Held)[name])
 
 
+#: Functions of ``__main__`` of every kind, called in a job and a conversation, then pickled by value (dask's
+#: ``submit``, Ray, loky, Prefect's process pool send them so once the parent used them).
+CLOUDPICKLED_AFTER_CALLS = """
+import sys
+import cloudpickle
+import agent_otel
+
+@agent_otel.job(type="batch")
+def batch(n):
+    return n
+
+@agent_otel.job()
+def any_job(n):
+    return n
+
+@agent_otel.agent("planner", conversation=agent_otel.path("args.conversation_id"))
+def plan(n, conversation_id="c-1"):
+    return n
+
+@agent_otel.agent("writer")
+def write(n):
+    return n
+
+@agent_otel.tool("lookup")
+def lookup(n):
+    return n
+
+@agent_otel.provider("openai", model="gpt-4o")
+def ask(n):
+    return {"model": "gpt-4o", "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
+
+@agent_otel.evolution("tuner")
+def evolve(n):
+    return {"success": True}
+
+@agent_otel.conversation("c-2")
+def chat(n):
+    return n
+
+functions = (batch, any_job, plan, write, lookup, ask, evolve, chat)
+with agent_otel.conversation("c-3"), agent_otel.job(type="parent"):
+    for function in functions:
+        function(1)
+for function in functions:
+    function(2)
+sys.stdout.buffer.write(cloudpickle.dumps(functions))
+"""
+#: What loads them: a process that records.
+LOADS_CLOUDPICKLED_FUNCTIONS = """
+import pickle, sys
+from agent_otel.testing import capture_telemetry
+with capture_telemetry() as otel:
+    functions = pickle.loads(sys.stdin.buffer.read())
+    for function in functions:
+        function(3)
+    print(sorted(span.name for span in otel.spans()))
+"""
+
+
+def test_functions_of_every_kind_pickle_by_value_after_calls_in_a_job_and_a_conversation() -> None:
+    """A call fills caches a handler keeps per policy (the job's bounded type, a kind's start attributes with the job's
+    and conversation's ids), which hold the policy's lock and the job's: cloudpickle then refused the wrapper
+    (``cannot pickle '_thread.lock' object``), and dask's ``submit`` of a ``job()``-decorated function failed after its
+    first call. The caches go without it; the loading process fills its own."""
+    dumped = subprocess.run([sys.executable, "-c", CLOUDPICKLED_AFTER_CALLS], capture_output=True, timeout=60)
+    assert dumped.returncode == 0, dumped.stderr.decode()[-2000:]
+    loaded = subprocess.run([sys.executable, "-c", LOADS_CLOUDPICKLED_FUNCTIONS], input=dumped.stdout,
+                            capture_output=True, timeout=60)
+    assert (loaded.returncode, loaded.stderr) == (0, b"")
+    assert loaded.stdout.decode().splitlines() == [
+        "['chat gpt-4o', 'evolve tuner', 'execute_tool lookup', 'invoke_agent planner', 'invoke_agent writer', "
+        "'invoke_workflow batch', 'invoke_workflow default']"]
+
+
 def test_what_cannot_be_pickled_plain_fails_the_same_way() -> None:
     def local(n: int) -> int:
         return n

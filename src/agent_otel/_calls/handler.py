@@ -338,6 +338,7 @@ class KindHandler(Handler):
     (``stage`` is the kind's name in :data:`agent_otel._calls.options.KINDS`)."""
 
     span_kind = SpanKind.INTERNAL
+    _caches = ("_static", "_ids")
     #: The options :meth:`read_result` reads off a result (see :meth:`reads_result`), and the same by field.
     _reads: tuple[tuple[str, tuple[str, ...]], ...] = ()
     _reads_by_field: dict[str, tuple[str, tuple[str, ...]]] = _NOTHING
@@ -554,13 +555,6 @@ class KindHandler(Handler):
             if len(cache) < 256:  # agent names are bounded values; this is a backstop
                 cache[agent] = attributes
         return attributes
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickled by value with the function it wraps (cloudpickle's, of a function or class of ``__main__``):
-        without the cache of :meth:`static`, which holds the policy (and its lock) it was computed for."""
-        state = dict(vars(self))
-        state["_static"] = None
-        return state
 
     def static(self, keys: tuple[str, ...], compute: Callable[[C], R], call: C) -> R:
         """``compute(call)`` once per policy when the options in ``keys`` are all literals (their bounded

@@ -190,6 +190,7 @@ def start_job(job_id: object, kind: str, attributes: Mapping[str, Any],
 
 class _JobHandler(Handler):
     stage = "job"
+    _caches = ("_bounded_type",)
 
     def __init__(self, job_id: str | int | Extractor | None, job_type: Text, attributes: Mapping[str, Any],
                  func: Callable[..., Any], result_attributes: Mapping[str, Any] | None = None,

@@ -431,6 +431,17 @@ class Handler:
     times_generators = True
     #: The function and its plain wrapper whose ``method`` the first call decides.
     _method_of: tuple[types.FunctionType, Callable[..., Any]] | None = None
+    #: Attributes caching what calls computed once per policy (or per job): a policy and a job hold locks.
+    _caches: tuple[str, ...] = ()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled by value with the function it wraps (cloudpickle's, of a function or class of ``__main__``: dask,
+        Ray, loky): without its caches (:attr:`_caches`), which a call fills with objects that hold locks."""
+        state = dict(vars(self))
+        for name in self._caches:
+            if name in state:
+                state[name] = None
+        return state
 
     def decide_method(self, args: Args) -> bool:
         """A plain wrapper of a function in a class body whose first parameter is not named ``self`` or
