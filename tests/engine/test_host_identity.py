@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
+import pydantic
 import pytest
 import wrapt
 from opentelemetry import trace
@@ -235,6 +236,47 @@ def test_a_main_class_with_decorated_class_and_static_methods_pickles_by_value_a
         assert type(vars(Held)[name]).__name__ != kind  # (our proxy of it)
         with pytest.raises(TypeError, match=f"cannot pickle '{kind}' object"):
             pickle.dumps(vars(Held)[name])
+
+
+class FlowSettings(pydantic.BaseModel):
+    """A parameter's type, named by a string annotation (this module postpones them)."""
+
+    retries: int = 1
+
+
+@agent_otel.job(type="flow")
+def flow_run(settings: FlowSettings) -> int:
+    return settings.retries
+
+
+def test_a_decorated_function_has_the_globals_of_the_program_s_function() -> None:
+    """Prefect builds a flow's parameter model from its signature and resolves string annotations (``from __future__
+    import annotations``) in the ``__globals__`` of the function it is given, as a ``functools.wraps`` decorator
+    written beside the function keeps them: under a decorated sync function they were agent-otel's module, and the
+    flow could not run (`PflowModel` is not fully defined; you should define `FlowSettings`)."""
+    assert flow_run.__globals__ is globals()
+    annotation = inspect.signature(flow_run).parameters["settings"].annotation
+    assert annotation == "FlowSettings"
+    model = pydantic.create_model("FlowParameters", settings=(annotation, ...))
+    model.model_rebuild(_types_namespace=flow_run.__globals__)  # what Prefect does
+    parameters = model.model_validate({"settings": {"retries": "3"}})
+    assert flow_run(**dict(parameters)) == 3
+
+
+def test_a_decorated_function_reads_no_name_of_the_program_s_module(otel: TelemetryCapture) -> None:
+    """Run with the program's globals, the wrapper reads none of them: a module's global named as a builtin or as
+    one of agent-otel's names changes nothing."""
+    namespace: dict[str, Any] = {"__name__": "host_module", "type": None, "BaseException": None, "runtime": None,
+                                 "_attach": None, "PLAIN_TYPES": None, "report_error": None}
+    exec(compile("import agent_otel\n@agent_otel.tool('shadowed')\ndef lookup(n):\n    return n + 1\n",
+                 "host_module.py", "exec"), namespace)
+    lookup = namespace["lookup"]
+    assert lookup.__globals__ is namespace
+    assert lookup(1) == 2
+    assert [span.name for span in otel.spans()] == ["execute_tool shadowed"]
+    with pytest.raises(TypeError):
+        lookup("a")
+    assert otel.spans()[-1].attributes[semconv.ERROR_TYPE] == "TypeError"
 
 
 #: Functions of ``__main__`` of every kind, called in a job and a conversation, then pickled by value (dask's

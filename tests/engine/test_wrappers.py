@@ -2057,7 +2057,12 @@ def test_disabled_wrapper_makes_no_otel_call(otel: Any, monkeypatch: pytest.Monk
     def no_otel(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("an OTel call was made while disabled")
 
-    monkeypatch.setattr("agent_otel._engine.wrappers._attach", no_otel)
+    from opentelemetry import context as otel_context
+
+    # the runtime context itself: the wrappers hold attach() and get_current() as their own names (a plain function's
+    # as closure variables), which patching a module's name would not reach
+    for method in ("attach", "get_current", "detach"):
+        monkeypatch.setattr(otel_context._RUNTIME_CONTEXT, method, no_otel)
     monkeypatch.setattr(runtime(), "tracer", None)
     assert wrapped(4) == 8
     assert handler.ends == []

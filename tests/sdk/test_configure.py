@@ -672,6 +672,45 @@ def test_traceparent_from_the_environment_is_continued() -> None:
     assert json.loads(child.stdout) == {"trace_id": trace_id, "job": "from-parent"}
 
 
+def test_the_parents_context_is_taken_back_at_shutdown_where_plain_python_would_and_nothing_is_printed() -> None:
+    """``configure()`` makes the parent process's context current (``TRACEPARENT``/``BAGGAGE``: every Python child
+    started in a job has them). ``shutdown()`` at the end of an async main, or the exit flush of a SIGTERM that
+    uvicorn re-raises in its task, detached it from the task's copy of the Context: OpenTelemetry printed "Failed to
+    detach context" and a traceback on stderr (Prefect's ephemeral API server did on every run). It is left there
+    now; in the Context it was attached in it is taken back, unless the program's own is current above it."""
+    setup = """
+        import asyncio, agent_otel
+        from opentelemetry import trace
+        agent_otel.configure(metrics_exporter="none", traces_exporter="none", system_metrics=False)
+    """
+    programs = {
+        "in a task": """
+            async def main():
+                agent_otel.shutdown()  # in the task's copy of the Context
+                return agent_otel.current_job_id()
+            print(asyncio.run(main()), agent_otel.current_job_id())  # the main Context keeps it
+        """,
+        "under the program's span": """
+            with trace.get_tracer("program").start_as_current_span("own"):
+                agent_otel.shutdown()  # left: the block's exit finds its span current, as plain
+                print(agent_otel.current_job_id(), trace.get_current_span().name)
+        """,
+        "where it was attached": """
+            agent_otel.shutdown()
+            print(agent_otel.current_job_id(), trace.get_current_span().get_span_context().is_valid)
+        """,
+    }
+    printed = {}
+    for where, program in programs.items():
+        child = run_child(textwrap.dedent(setup) + textwrap.dedent(program),
+                          TRACEPARENT="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                          BAGGAGE="job.id=from-parent")
+        assert (child.returncode, child.stderr) == (0, ""), where
+        printed[where] = child.stdout.strip()
+    assert printed == {"in a task": "from-parent from-parent", "under the program's span": "from-parent own",
+                       "where it was attached": "None False"}
+
+
 def test_metrics_endpoint_is_reachable_while_configured() -> None:
     port = free_port()
     child = run_child(f"""

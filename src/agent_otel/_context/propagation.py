@@ -7,8 +7,8 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from contextvars import ContextVar
-from typing import Any, Generic, ParamSpec, TypeVar
+from contextvars import ContextVar, Token
+from typing import Any, Generic, NamedTuple, ParamSpec, TypeVar
 
 from opentelemetry import baggage, propagate
 from opentelemetry import context as otel_context
@@ -85,22 +85,48 @@ def attached(carrier: Mapping[str, str]) -> Iterator[Context]:
     ends in another ``contextvars.Context`` than it began in (a streamed body's generator whose steps each run in a
     fresh copy: Starlette's ``iterate_in_threadpool``) leaves the context where it attached it, as ``job()`` does:
     detached there, OpenTelemetry printed "Failed to detach context" and a traceback on the program's stderr."""
-    ctx = extract(carrier)
-    token = otel_context.attach(ctx)
-    here = _ATTACHED_HERE.set(None)  # set in the same Context as the attach: reset() tells whether it still is
+    attachment = attach_here(extract(carrier))
     try:
-        yield ctx
+        yield attachment.context
     finally:
-        try:
-            _ATTACHED_HERE.reset(here)
-        except ValueError:  # "created in a different Context": the attach is that context's, not this one's
-            pass
-        else:
-            otel_context.detach(token)
+        detach_here(attachment)
 
 
-#: Marks the ``contextvars.Context`` an :func:`attached` block attached its context in (see there).
+class Attachment(NamedTuple):
+    """A context made current, and where: see :func:`attach_here`."""
+
+    context: Context
+    token: Token[Context]
+    #: Set beside it, in the same Context: only that Context can reset it (see :func:`detach_here`).
+    here: Token[None]
+
+
+#: Marks the ``contextvars.Context`` a context was attached in (see :func:`attach_here`).
 _ATTACHED_HERE: ContextVar[None] = ContextVar("agent_otel_attached_here", default=None)
+
+
+def attach_here(ctx: Context) -> Attachment:
+    """Make ``ctx`` current, noting in which ``contextvars.Context``."""
+    return Attachment(ctx, otel_context.attach(ctx), _ATTACHED_HERE.set(None))
+
+
+def detach_here(attachment: Attachment) -> None:
+    """Detach ``attachment`` if this runs in the Context it was attached in; else leave it there. Detached in another
+    (an asyncio task's copy, a pool thread's), OpenTelemetry printed "Failed to detach context" and a traceback on
+    the program's stderr."""
+    try:
+        _ATTACHED_HERE.reset(attachment.here)
+    except (ValueError, RuntimeError):  # another Context's (a copy inherits the value, not the token), or taken already
+        return
+    otel_context.detach(attachment.token)
+
+
+def release_environment(attachment: Attachment) -> None:
+    """Take back the context ``configure()`` made current from the parent process's (:func:`context_from_environment`)
+    where that leaves the program's context as it would be: in the Context it was attached in (``shutdown()``, or
+    the exit flush of a SIGTERM, may run in an asyncio task) and with nothing of the program's current above it."""
+    if otel_context.get_current() is attachment.context:
+        detach_here(attachment)
 
 
 def subprocess_env(env: Mapping[str, str] | None = None, ctx: Context | None = None) -> dict[str, str]:

@@ -60,6 +60,7 @@ from opentelemetry.trace import NonRecordingSpan, Span, Status, StatusCode
 
 from agent_otel import semconv
 from agent_otel._engine import collection
+from agent_otel._engine import inside as _inside
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.control_flow import is_control_flow
 from agent_otel._engine.inside import INSIDE, SPANS_OPEN, Entry, leave, note_inside, running
@@ -541,48 +542,13 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
     """A decorated sync function as a plain function, as a ``functools.wraps`` decorator makes it: one
     frame per call. On Python 3.11 a call into wrapt's proxy also counts against the recursion limit
     (it has no vectorcall), so a recursive function decorated through it reached depth 331, against
-    498 under a ``functools.wraps`` decorator. See :func:`instrument` for when it is used."""
+    498 under a ``functools.wraps`` decorator. See :func:`instrument` for when it is used.
 
-    def call(*args: Any, **kwargs: Any) -> Any:
-        # mirrors _sync_wrapper's wrapper deliberately (a shared helper would be the extra frame this
-        # function exists to avoid); change both together
-        __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
-        rt = _instruments._runtime  # runtime() without its call, once it is built
-        inv = None
-        if (rt if rt is not None else runtime()).enabled:
-            try:
-                current = _get_current()
-                inv = None if current.get(_SUPPRESSED) or current.get(_SUPPRESSED_PLAIN) else handler.begin(
-                    func, None, args, kwargs, current)
-            except Exception as exc:
-                report_error(handler.stage + ".begin", exc)
-        if inv is None:
-            try:
-                return func(*args, **kwargs)
-            except RecursionError:  # at the stack's limit a call raises again: the program's error as it is
-                raise
-            except BaseException as exc:  # (the program's traceback, as it would be unwrapped: see tracebacks)
-                leave_out_callers_frame(exc)
-                raise
-        token = _attach(inv.context)
-        noted = note_inside(inv, current) if SPANS_OPEN else None  # (see inside: under another library's span)
-        try:
-            result = func(*args, **kwargs)
-        except BaseException as exc:
-            leave_out_callers_frame(exc)
-            if noted is not None:
-                leave(noted)
-            _detach(token)
-            _end_raised(inv, exc, handler)
-            raise
-        if noted is not None:
-            leave(noted)
-        _detach(token)
-        if type(result) in PLAIN_TYPES:  # what _finish_result() does for it
-            inv.end(_RETURNED, result)
-            return result
-        return _finish_result(inv, result, handler)
-
+    Its globals are the program's function's (see :func:`_plain_call`): Prefect resolves a flow's string annotations
+    (``from __future__ import annotations``) in the ``__globals__`` of the function it is given, and pydantic could
+    not build the flow's parameter model from agent-otel's module."""
+    made = _plain_call(handler, func)
+    call = types.FunctionType(made.__code__, func.__globals__, made.__name__, made.__defaults__, made.__closure__)
     # inspect.signature() follows __wrapped__ (and evaluates string annotations in the function's module
     # with eval_str=True, as pydantic's validate_call asks); getfullargspec() shows (*args, **kwargs), as
     # under any functools.wraps decorator
@@ -594,7 +560,7 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
     elif takes_self:
         handler.method = True  # ``obj.method(...)`` passes obj first, as ``Class.method(obj, ...)`` does
     _PLAIN_WRAPPERS[call] = weakref.ref(handler)  # the wrapper holds its handler; the registry holds neither
-    return cast(types.FunctionType, call)
+    return call
 
 
 #: The plain-function wrappers :func:`instrument` made, and their handlers (see :func:`is_wrapper`), weakly: a
@@ -655,6 +621,64 @@ def _finish_result(inv: Invocation, result: object, handler: Handler) -> object:
         report_error(inv.stage + ".result", exc)
     inv.end(End.RETURNED, result)
     return result
+
+
+def _plain_call(handler: Handler, func: types.FunctionType, *, type: Any = type,
+                BaseException: Any = BaseException, Exception: Any = Exception, RecursionError: Any = RecursionError,
+                _instruments: Any = _instruments, runtime: Any = runtime, _get_current: Any = _get_current,
+                _SUPPRESSED: Any = _SUPPRESSED, _SUPPRESSED_PLAIN: Any = _SUPPRESSED_PLAIN,
+                report_error: Any = report_error, leave_out_callers_frame: Any = leave_out_callers_frame,
+                _attach: Any = _attach, _detach: Any = _detach,
+                note_inside: Any = note_inside, _inside: Any = _inside, leave: Any = leave,
+                _end_raised: Any = _end_raised, PLAIN_TYPES: Any = PLAIN_TYPES, _RETURNED: Any = _RETURNED,
+                _finish_result: Any = _finish_result) -> types.FunctionType:
+    """The body of :func:`_plain_sync_function`'s wrapper. Every name it reads is a parameter here, so a closure's
+    (no global, no builtin): it is made again with the program's globals, in which a name of ours would not resolve
+    and a name of the program's (a global ``type``) would shadow a builtin. The registry of open spans is read through
+    its module: pickled by value (cloudpickle's, of a function of ``__main__``), a closure's dict goes as a copy, which
+    the loading process's spans never reach."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        # mirrors _sync_wrapper's wrapper deliberately (a shared helper would be the extra frame this
+        # function exists to avoid); change both together
+        __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
+        rt = _instruments._runtime  # runtime() without its call, once it is built
+        inv = None
+        if (rt if rt is not None else runtime()).enabled:
+            try:
+                current = _get_current()
+                inv = None if current.get(_SUPPRESSED) or current.get(_SUPPRESSED_PLAIN) else handler.begin(
+                    func, None, args, kwargs, current)
+            except Exception as exc:
+                report_error(handler.stage + ".begin", exc)
+        if inv is None:
+            try:
+                return func(*args, **kwargs)
+            except RecursionError:  # at the stack's limit a call raises again: the program's error as it is
+                raise
+            except BaseException as exc:  # (the program's traceback, as it would be unwrapped: see tracebacks)
+                leave_out_callers_frame(exc)
+                raise
+        token = _attach(inv.context)
+        noted = note_inside(inv, current) if _inside.SPANS_OPEN else None  # (see inside: under another library's span)
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            leave_out_callers_frame(exc)
+            if noted is not None:
+                leave(noted)
+            _detach(token)
+            _end_raised(inv, exc, handler)
+            raise
+        if noted is not None:
+            leave(noted)
+        _detach(token)
+        if type(result) in PLAIN_TYPES:  # what _finish_result() does for it
+            inv.end(_RETURNED, result)
+            return result
+        return _finish_result(inv, result, handler)
+
+    return cast(types.FunctionType, call)
 
 
 def _started(gen: types.GeneratorType[Any, Any, Any] | types.AsyncGeneratorType[Any, Any]) -> bool:

@@ -29,13 +29,10 @@ import time
 import urllib.parse
 import weakref
 from collections.abc import Callable, Mapping
-from contextvars import Token
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
-from opentelemetry.context import Context
 
 # the module is marked `# type: ignore` upstream: mypy sees none of its names
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
@@ -87,7 +84,12 @@ from agent_otel._context.carriers import (
     unwrap_instrumented_thread_run,
 )
 from agent_otel._context.job import BAGGAGE_KEY
-from agent_otel._context.propagation import context_from_environment
+from agent_otel._context.propagation import (
+    Attachment,
+    attach_here,
+    context_from_environment,
+    release_environment,
+)
 from agent_otel._engine.exit_signals import deliver, held_over_exit_flush
 from agent_otel._engine.instruments import Runtime, build_runtime, enabled_from_env, forget_runtime
 from agent_otel._engine.policy import check_policy_environment, policy
@@ -142,7 +144,7 @@ class Telemetry:
     owns_tracer_provider: bool = False
     owns_meter_provider: bool = False
     prometheus_server: socketserver.TCPServer | None = None
-    environment_token: Token[Context] | None = None
+    environment: Attachment | None = None
     instrumentors: list[BaseInstrumentor] = field(default_factory=list)
     span_processors: list[ReportingBatchSpanProcessor] = field(default_factory=list)
     metric_exporters: list[ReportingMetricExporter] = field(default_factory=list)
@@ -529,7 +531,7 @@ def configure(
 
             parent = context_from_environment() if not _fork_child_setup else None
             if parent is not None:  # a parent process handed us its trace and job (TRACEPARENT/BAGGAGE)
-                telemetry.environment_token = otel_context.attach(parent)
+                telemetry.environment = attach_here(parent)
                 _stamping.startup_baggage = parent.get(BAGGAGE_KEY)
             if instrument_threads:  # the instrumentors are imported only when switched on
                 from opentelemetry.instrumentation.threading import ThreadingInstrumentor
@@ -846,7 +848,7 @@ def _after_fork_in_child() -> None:
         for exporter in inherited.metric_exporters:
             exporter.abandoned = True
         _telemetry = None
-        token, inherited.environment_token = inherited.environment_token, None  # the context stays as it is
+        environment, inherited.environment = inherited.environment, None  # the context stays as it is
         _release(inherited, inherited.exit_flush_timeout_millis, retry=False, forked=True)
         settings = inherited.settings
         hosts = _hand_over(inherited)
@@ -859,7 +861,7 @@ def _after_fork_in_child() -> None:
             _fork_child_setup = False
         renewed = current_telemetry()
         if renewed is not None:
-            renewed.environment_token = token
+            renewed.environment = environment
             renewed.arguments = inherited.arguments  # the program's, for a configure() of its own here to compare
         old_tp = inherited.tracer_provider
         old_ours = _processors.get(old_tp) if inherited.owns_tracer_provider and old_tp is not None else None
@@ -1174,11 +1176,8 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
     if server is not None:
         wait(stop_server)
         server.server_close()  # if serve_forever() is still polling, it stops at its next poll
-    if telemetry.environment_token is not None:
-        try:
-            otel_context.detach(telemetry.environment_token)
-        except Exception:
-            pass
+    if telemetry.environment is not None:
+        release_environment(telemetry.environment)
     _runtime_after_release(telemetry)
 
 
