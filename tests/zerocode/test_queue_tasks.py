@@ -5,6 +5,7 @@ task's ``run``), in this process."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -202,8 +203,8 @@ def test_a_dotted_target_through_a_task_is_refused_without_making_it(otel: Any, 
     instrument(config(f'[[agent]]\ntarget = "{module}:plan.run"\n'))
     tasks = package.load("dotted")
     assert tasks.plan.__evaluated__() is False
-    assert entry_errors() == {f"{module}:plan.run": "plan is a job queue's task: name it as 'plan' (its function is "
-                                                    "wrapped where a worker runs it)"}
+    assert entry_errors() == {f"{module}:plan.run": "plan is a Celery task: name it as 'plan' (its function is "
+                                                    "wrapped where it runs)"}
 
 
 def test_check_reads_a_tasks_options_against_its_function(tmp_path: Path) -> None:
@@ -263,6 +264,72 @@ def test_a_dramatiq_actor_is_recorded_where_its_worker_runs_it(otel: Any, packag
     assert [span.name for span in otel.spans()] == ["execute_tool add", "execute_tool add"]
     uninstrument()
     assert actors.add.fn.__name__ == "add" and not hasattr(actors.add.fn, "__wrapped__")  # put back
+
+
+PREFECT_TASKS = """
+from prefect import flow, task
+
+attempts = {"flaky": 0}
+
+
+@task(retries=2, retry_delay_seconds=0)
+def lookup(query):
+    if query == "flaky":
+        attempts["flaky"] += 1
+        if attempts["flaky"] < 3:
+            raise ValueError("transient")
+    return query.upper()
+
+
+@task(cache_key_fn=lambda context, parameters: "always the same")
+def cached(query):
+    return query.upper()
+
+
+@flow
+def pipeline():
+    return (lookup("direct"), lookup.submit("submitted").result(), [f.result() for f in lookup.map(["a", "b"])],
+            lookup("flaky"), cached("x"), cached("x"))
+"""
+#: Runs the flow instrumented by a config, against a temporary Prefect server and database (Prefect's own harness).
+RUNS_PREFECT_FLOW = """
+import collections, sys
+import agent_otel
+from agent_otel.testing import capture_telemetry
+with capture_telemetry() as otel:
+    agent_otel.instrument(agent_otel.load_config(sys.argv[1]))
+    import pf_tasks
+    from prefect.testing.utilities import prefect_test_harness
+    with prefect_test_harness():
+        print(pf_tasks.pipeline())
+    print(sorted(collections.Counter((span.name, span.attributes.get("error.type") or "") for span in otel.spans()
+                                     if span.name.startswith(("execute_tool", "invoke_workflow"))).items()))
+"""
+
+
+def test_prefect_tasks_and_flows_are_recorded_where_prefects_engine_runs_them(tmp_path: Path) -> None:
+    """A Prefect task or flow holds its function as ``fn``, which Prefect's engine calls for a call, ``.submit()``,
+    ``.map()`` and each retry. The module's name was wrapped: of 7 runs (2 failed attempts among them) 2 were recorded,
+    both successes, and a cached result counted as a call; `check` said ok. The function it holds is wrapped now."""
+    (tmp_path / "pf_tasks.py").write_text(PREFECT_TASKS)
+    (tmp_path / "run.py").write_text(RUNS_PREFECT_FLOW)
+    config_file = tmp_path / "agent-otel.toml"
+    config_file.write_text('[[tool]]\ntarget = "pf_tasks:lookup"\n\n[[tool]]\ntarget = "pf_tasks:cached"\n\n'
+                           '[[job]]\ntarget = "pf_tasks:pipeline"\n')
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "AGENT_OTEL_", "PREFECT_"))}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PYTHONPATH=str(tmp_path))
+    done = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(config_file)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == [
+        "('DIRECT', 'SUBMITTED', ['A', 'B'], 'FLAKY', 'X', 'X')",
+        "[(('execute_tool cached', ''), 1), (('execute_tool lookup', ''), 5), "
+        "(('execute_tool lookup', 'ValueError'), 2), (('invoke_workflow default', ''), 1)]"]
+    checked = check(tmp_path, env={"PREFECT_HOME": env["PREFECT_HOME"], "PYTHONPATH": str(tmp_path)})
+    runs = "ok (the function it holds as fn: what Prefect's engine (a call, .submit(), .map()) runs)"
+    assert [row.split(None, 2)[2] for row in targets_section(checked.stdout) if row.startswith("pf_tasks:")] == [
+        f"Prefect flow  {runs}", f"Prefect task  {runs}", f"Prefect task  {runs}"]
 
 
 def test_a_huey_task_as_a_target_is_refused_saying_why(otel: Any, package: Package) -> None:  # noqa: F811

@@ -8,6 +8,7 @@ nothing a worker ran. So such a target wraps the function where the task object 
   Celery evaluates it). Nothing here reads a proxy's attributes: that would make Celery make the task there, binding
   a shared task to whichever app is current then;
 * a Dramatiq actor (``@dramatiq.actor``): the function it holds as ``fn``, which its ``__call__`` and a worker call;
+  a Prefect task or flow (``@task``, ``@flow``) alike, which Prefect's engine calls;
 * a huey task (``@huey.task()``) runs the function from a closure no attribute holds: refused, saying what to do.
 """
 
@@ -87,9 +88,25 @@ def task_of(value: object) -> Any:
     return cast(Any, value)._get_current_object()
 
 
-def is_dramatiq_actor(value: object) -> bool:
-    actor = sys.modules.get("dramatiq.actor")
-    return actor is not None and issubclass(type(value), actor.Actor)
+#: The shapes of targets that hold their function as ``fn``, where their runner calls it (see :func:`fn_holder_shape`).
+DRAMATIQ_ACTOR, PREFECT_TASK, PREFECT_FLOW = "Dramatiq actor", "Prefect task", "Prefect flow"
+
+FN_HOLDER_SHAPES = frozenset({DRAMATIQ_ACTOR, PREFECT_TASK, PREFECT_FLOW})
+#: (module, class, shape) of each object that holds its function as ``fn``.
+_FN_HOLDERS = (("dramatiq.actor", "Actor", DRAMATIQ_ACTOR), ("prefect.tasks", "Task", PREFECT_TASK),
+               ("prefect.flows", "Flow", PREFECT_FLOW))
+
+
+def fn_holder_shape(value: object) -> str | None:
+    """The shape of an object whose runner calls the function it holds as ``fn``, never the object: a Dramatiq actor (a
+    worker), a Prefect task or flow (Prefect's engine, for a call, ``.submit()``, ``.map()``, each retry); None for
+    anything else. Its name recorded only direct calls, and a cached result or a retried failure as one success."""
+    for module_name, class_name, shape in _FN_HOLDERS:
+        module = sys.modules.get(module_name)
+        holder = getattr(module, class_name, None) if module is not None else None
+        if isinstance(holder, type) and issubclass(type(value), holder):
+            return shape
+    return None
 
 
 def huey_refusal(value: object) -> str | None:

@@ -18,7 +18,7 @@ from typing import cast
 
 from agent_otel._engine.wrappers import wrapped_of
 from agent_otel._zerocode.config import TargetSpec
-from agent_otel._zerocode.queue_tasks import huey_refusal, is_celery_task, is_dramatiq_actor
+from agent_otel._zerocode.queue_tasks import fn_holder_shape, huey_refusal, is_celery_task
 
 
 class TargetError(Exception):
@@ -34,8 +34,9 @@ class Resolved:
     shape: str  # "async method", "classmethod", "function", ...
 
 
-#: The shapes of targets that name a job queue's task, whose function is wrapped where it runs (see queue_tasks).
-CELERY_TASK, DRAMATIQ_ACTOR = "Celery task", "Dramatiq actor"
+#: The shape of a target that names a Celery task, whose function is wrapped where it runs (see queue_tasks); those
+#: that hold their function as ``fn`` have theirs (:func:`~agent_otel._zerocode.queue_tasks.fn_holder_shape`).
+CELERY_TASK = "Celery task"
 
 
 def describe_shape(raw: object, in_class: bool) -> str:
@@ -94,9 +95,10 @@ def _owner(module: ModuleType, parts: list[str]) -> type | ModuleType:
             owner = lazy  # type: ignore[assignment]  # checked to be a class below
         if not issubclass(type(owner), type):  # (not isinstance(): a proxy's __class__ may make what it stands for)
             named = ".".join(parts[: index + 1])
-            if is_celery_task(owner) or is_dramatiq_actor(owner):
-                raise TargetError(f"{named} is a job queue's task: name it as {named!r} (its function is wrapped where "
-                                  "a worker runs it)")
+            holder = CELERY_TASK if is_celery_task(owner) else fn_holder_shape(owner)
+            if holder is not None:
+                raise TargetError(f"{named} is a {holder}: name it as {named!r} (its function is wrapped where it "
+                                  "runs)")
             raise TargetError(f"{named} is {type(owner).__name__!r}, not a class")
     return cast(type, owner)
 
@@ -154,8 +156,9 @@ def resolve_in(module: ModuleType, qualname: str) -> Resolved:
             raw = _lazy_attribute(owner, attr)
     if is_celery_task(raw):  # (before anything reads its attributes: see queue_tasks)
         return Resolved(owner, attr, raw, defined_on, CELERY_TASK)
-    if is_dramatiq_actor(raw):
-        return Resolved(owner, attr, raw, defined_on, DRAMATIQ_ACTOR)
+    holder = fn_holder_shape(raw)
+    if holder is not None:
+        return Resolved(owner, attr, raw, defined_on, holder)
     refusal = huey_refusal(raw)
     if refusal is not None:
         raise TargetError(f"{qualname} is {refusal}")
