@@ -433,6 +433,35 @@ def test_a_program_exec_or_spawn_starts_continues_the_job_and_trace(starter: str
         assert '"name": "execute_tool before"' in done.stdout.split("child ")[0]
 
 
+def test_a_subprocess_uvloop_starts_continues_the_job_and_trace_and_uninstrumenting_gives_its_methods_back() -> None:
+    """uvloop starts the child of ``asyncio.create_subprocess_exec`` and ``_shell`` through libuv, not
+    ``subprocess.Popen``: the child began a trace of its own in no job. Its loop's methods, its compiled base
+    class's, are wrapped on the class uvloop makes its loops of, and taken off it again."""
+    code = textwrap.dedent("""
+        import asyncio, os, sys, uvloop, agent_otel
+        SHOW = "import os; print(os.environ.get('TRACEPARENT', '-'), os.environ.get('BAGGAGE', '-'))"
+
+        async def main():
+            shown = []
+            with agent_otel.job("uvloop-job"):
+                for started in (asyncio.create_subprocess_exec(sys.executable, "-c", SHOW, stdout=-1, env=None),
+                                asyncio.create_subprocess_shell(f'"{sys.executable}" -c "{SHOW}"', stdout=-1,
+                                                                env={**os.environ, "OWN": "1"})):
+                    child = await started
+                    shown.append((await child.communicate())[0].decode().split())
+            return shown
+
+        agent_otel.configure(traces_exporter="none", metrics_exporter="none", system_metrics=False)
+        for traceparent, carried in uvloop.run(main()):
+            print(traceparent != "-", "job.id=uvloop-job" in carried.split(","))
+        agent_otel.shutdown()
+        print("subprocess_exec" in vars(uvloop.Loop), uvloop.Loop.subprocess_exec is uvloop.loop.Loop.subprocess_exec)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], env=CLEAN_ENV, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines() == ["True True", "True True", "False True"]
+
+
 class _EnvironmentView:
     """What some programs pass as ``env=``: no Mapping, but with the ``items()`` subprocess reads."""
 

@@ -586,6 +586,14 @@ def _wrap_os_exit(wrapped: Callable[..., NoReturn], instance: object, args: Args
     wrapped(*args, **kwargs)
 
 
+def _wrap_loop_subprocess(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
+    """uvloop's ``subprocess_exec`` and ``subprocess_shell`` (what ``asyncio.create_subprocess_exec`` and ``_shell``
+    call on its loop): libuv starts the child, not ``subprocess.Popen``, and it continued no job or trace."""
+    if _has_context_to_carry():
+        kwargs["env"] = child_environment(kwargs.get("env"))
+    return wrapped(*args, **kwargs)
+
+
 def _wrap_posix_spawn(wrapped: Callable[..., int], instance: object, args: Args, kwargs: Kwargs) -> int:
     """``os.posix_spawn(path, argv, env, ...)`` and ``posix_spawnp``: the child continues the job and trace."""
     if _has_context_to_carry() and len(args) >= 3:
@@ -726,6 +734,8 @@ _PROCESS_PATCHES: dict[str, tuple[tuple[str, str, WrapperFunction], ...]] = {
     "billiard.pool": (*(("Pool", method, _wrap_pool_task) for method in _POOL_TASK_METHODS),
                       ("Worker", "_do_exit", _wrap_worker_exit)),
     "subprocess": (("Popen", "__init__", _wrap_popen_init),),
+    # its methods are its compiled base class's: wrapped on the class uvloop makes its loops of (see _patch)
+    "uvloop": (("Loop", "subprocess_exec", _wrap_loop_subprocess), ("Loop", "subprocess_shell", _wrap_loop_subprocess)),
     # "": the module's own functions (the exec and spawn functions os.system and os.popen do not go through: the
     # first runs a shell with this process's environment, the second goes through subprocess.Popen)
     "os": (("", "execv", _wrap_execv), ("", "execve", _wrap_execve), ("", "posix_spawn", _wrap_posix_spawn),
@@ -759,9 +769,13 @@ def _patch_on_import(module: ModuleType) -> None:
 def _patch(patches: tuple[tuple[type | ModuleType, str, WrapperFunction], ...]) -> None:
     for owner, name, wrapper in patches:
         current = owner.__dict__.get(name)
+        inherited = current is None and isinstance(owner, type)
+        if inherited:  # a class's method its base defines (a compiled one, whose attributes cannot be set): wrapped on
+            current = next((vars(base)[name] for base in owner.__mro__ if name in vars(base)), None)  # the class
         if current is not None and not getattr(current, "_self_agent_otel_carrier", False):
             patched = wrapt.FunctionWrapper(current, wrapper)
             patched._self_agent_otel_carrier = True  # type: ignore[attr-defined]  # wrapt keeps _self_* on the proxy
+            patched._self_agent_otel_inherited = inherited  # type: ignore[attr-defined]
             setattr(owner, name, patched)
 
 
@@ -769,7 +783,10 @@ def _unpatch(patches: tuple[tuple[type | ModuleType, str, WrapperFunction], ...]
     for owner, name, _ in patches:
         current = owner.__dict__.get(name)
         if current is not None and getattr(current, "_self_agent_otel_carrier", False):
-            setattr(owner, name, current.__wrapped__)
+            if getattr(current, "_self_agent_otel_inherited", False):
+                delattr(owner, name)  # the base's again
+            else:
+                setattr(owner, name, current.__wrapped__)
 
 
 def instrument_process_carriers() -> None:
