@@ -23,6 +23,7 @@ from agent_otel._calls.extractors import Path as ExtractorPath
 from agent_otel._calls.readme_tables import marked_kinds, render_readme
 from agent_otel._zerocode import config
 from agent_otel._zerocode.patching import build_handler
+from agent_otel.testing import capture_telemetry
 from tests.support.paths import ROOT
 
 DECORATORS: dict[str, Callable[..., Any]] = {"agent": agent_otel.agent, "provider": agent_otel.provider,
@@ -206,6 +207,36 @@ def test_a_decorator_refuses_what_it_would_change_as_a_config_file_refuses_it(ma
         with pytest.raises(ConfigurationError, match=re.escape(f"agent_otel.{name}() cannot decorate {problem}")):
             decorator(made())
     assert agent_otel.tool("t")(classmethod(len))  # a class or static method object is a function's holder
+
+
+def test_a_function_its_decorator_keeps_is_refused_above_it_and_recorded_under_it() -> None:
+    """Burr's ``@action`` keeps the function in an action it sets on it (``action_function``), and Burr's application
+    runs the function from there: agent-otel's decorator above it made a wrapper that carried the attribute over, which
+    Burr found and ran past, and no run was recorded, with no error. It is refused, saying where the decorator goes;
+    under ``@action`` each run is recorded."""
+    from burr.core import ApplicationBuilder, State, action
+
+    with pytest.raises(ConfigurationError, match=re.escape(
+            "<locals>.count: its attribute 'action_function' keeps the function, and its "
+            "framework runs the function from there, never this wrapper (Burr's @action); put agent-otel's decorator "
+            "under the decorator that set it, next to the def")):
+        @agent_otel.tool("count")
+        @action(reads=[], writes=["count"])
+        def count(state: State) -> State:
+            return state.update(count=state["count"] + 1)
+
+    @action(reads=["count"], writes=["count"])
+    @agent_otel.tool("count")
+    def counted(state: State) -> State:
+        return state.update(count=state["count"] + 1)
+
+    with capture_telemetry() as otel:
+        app = ApplicationBuilder().with_actions(counted=counted).with_transitions(
+            ("counted", "counted")).with_state(count=0).with_entrypoint("counted").build()
+        for _ in range(3):
+            app.step()
+        assert app.state["count"] == 3
+        assert [span.name for span in otel.spans()] == ["execute_tool count"] * 3
 
 
 class Owner:

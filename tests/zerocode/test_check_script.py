@@ -268,6 +268,30 @@ def test_a_sync_method_returning_an_awaitable_that_is_no_coroutine_or_future_get
     assert statuses == {target: f"ok ({AWAITABLE_NOTE})" if target.endswith(".run") else "ok" for target in targets}
 
 
+BURR_ACTIONS = '''
+from burr.core import State, action
+
+
+@action(reads=[], writes=["count"])
+def count(state: State) -> State:
+    return state.update(count=state.get("count", 0) + 1)
+'''
+
+
+def test_a_function_its_decorator_keeps_gets_a_note(tmp_path: Path) -> None:
+    """Burr's ``@action`` returns the function with an action of its own on it (``action_function``) that keeps the
+    function, and the application runs the function from there: a config target naming it wrapped the name (the
+    wrapper carries the attribute, which Burr finds), and the runs recorded nothing, where check said only ok."""
+    (tmp_path / "actions.py").write_text(BURR_ACTIONS)
+    (tmp_path / "agent-otel.toml").write_text('[[tool]]\ntarget = "actions:count"\n')
+    result = check(tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    [row] = targets_section(result.stdout)[1:-1]
+    assert row.endswith("ok (its attribute 'action_function' keeps the function, and its framework runs the function "
+                        "from there: calls through it are not recorded; decorate the def with agent-otel's decorator "
+                        "under the decorator that set it)"), row
+
+
 def test_a_function_a_decorator_may_have_registered_is_ok_with_a_note(tmp_path: Path) -> None:
     """pydantic-ai's ``@agent.tool_plain`` keeps the function it registers, which the agent calls: a config target on
     it (in a module or the script) wraps the name, and the agent's calls recorded nothing, where check said only ok.

@@ -332,6 +332,57 @@ def test_prefect_tasks_and_flows_are_recorded_where_prefects_engine_runs_them(tm
         f"Prefect flow  {runs}", f"Prefect task  {runs}", f"Prefect task  {runs}"]
 
 
+LANGGRAPH_TASKS = """
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.func import entrypoint, task
+from langgraph.types import Command, RetryPolicy, interrupt
+
+attempts = {"write": 0, "flaky": 0}
+
+
+@task
+def write(topic):
+    attempts["write"] += 1
+    return f"essay about {topic}"
+
+
+@task(retry_policy=RetryPolicy(max_attempts=3, initial_interval=0.01, retry_on=ValueError))
+def flaky(x):
+    attempts["flaky"] += 1
+    if attempts["flaky"] < 3:
+        raise ValueError("transient")
+    return x * 2
+
+
+@entrypoint(checkpointer=InMemorySaver())
+def workflow(topic):
+    essay = write(topic).result()
+    doubled = flaky(21).result()
+    return {"essay": essay, "doubled": doubled, "approved": interrupt(essay)}
+"""
+
+
+def test_a_langgraph_task_is_recorded_where_langgraphs_runtime_runs_it(otel: Any, package: Package) -> None:  # noqa: F811
+    """A LangGraph ``@task`` holds its function as ``func``, which LangGraph's runtime runs for each attempt; calling
+    the task only schedules it, and a run resumed from a checkpoint replays its result without running it. The
+    module's name was wrapped: a call was recorded for each scheduling, a replay too, and no failed attempt."""
+    from langgraph.types import Command
+
+    module = package.write("essays", LANGGRAPH_TASKS)
+    instrument(config(f'[[tool]]\ntarget = ["{module}:write", "{module}:flaky"]\n'))
+    essays = package.load("essays")
+    thread = {"configurable": {"thread_id": "t1"}}
+    assert "__interrupt__" in essays.workflow.invoke("cats", thread)
+    assert essays.workflow.invoke(Command(resume="yes"), thread) == {
+        "essay": "essay about cats", "doubled": 42, "approved": "yes"}
+    assert essays.attempts == {"write": 1, "flaky": 3}  # the resume replayed both results
+    assert sorted((span.name, span.attributes.get("error.type", "")) for span in otel.spans()) == [
+        ("execute_tool flaky", ""), ("execute_tool flaky", "ValueError"), ("execute_tool flaky", "ValueError"),
+        ("execute_tool write", "")]
+    uninstrument()
+    assert not hasattr(essays.write.func, "__wrapped__")  # put back
+
+
 def test_a_huey_task_as_a_target_is_refused_saying_why(otel: Any, package: Package) -> None:  # noqa: F811
     """Its consumer runs the function from a closure; the name's wrapper timed only the enqueueing, as the agent's
     call (a task that failed three times read as one success)."""

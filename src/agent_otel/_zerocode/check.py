@@ -33,7 +33,7 @@ from agent_otel._zerocode.patching import (
     refuse_self_without_object,
 )
 from agent_otel._zerocode.program import MAIN
-from agent_otel._zerocode.queue_tasks import DRAMATIQ_ACTOR, FN_HOLDER_SHAPES
+from agent_otel._zerocode.queue_tasks import HOLDERS
 from agent_otel._zerocode.targets import (
     CELERY_TASK,
     BoundAtRunTime,
@@ -123,6 +123,7 @@ def _name_once(spec: TargetSpec, raw: object, scope: type | None, attr: str, nam
         raise TargetError(f"{attr} is already wrapped for {first.key} ({first.target}); name a function once")
 
 
+
 def _imported(spec: TargetSpec, config: Config, named: _Named | None = None) -> tuple[str, str]:
     """(callable, status) of a target found by importing its module."""
     found = resolve_target(spec)
@@ -139,10 +140,10 @@ def _imported(spec: TargetSpec, config: Config, named: _Named | None = None) -> 
         task_class, run = celery_task_run(task)
         _wraps(spec, config, run, task_class, "run")
         return found.shape, "ok (its run(), wrapped when the app makes the task: what a worker runs)"
-    if found.shape in FN_HOLDER_SHAPES:
-        _wraps(spec, config, cast(Any, found.raw).fn, found.owner, found.attr)
-        runner = "a worker" if found.shape == DRAMATIQ_ACTOR else "Prefect's engine (a call, .submit(), .map())"
-        return found.shape, f"ok (the function it holds as fn: what {runner} runs)"
+    holder = HOLDERS.get(found.shape)
+    if holder is not None:
+        _wraps(spec, config, getattr(found.raw, holder.attribute), found.owner, found.attr)
+        return found.shape, f"ok (the function it holds as {holder.attribute}: what {holder.runner} runs)"
     if not spec.instance_attribute:  # the callable an instance holds is known only when one is created
         _wraps(spec, config, found.raw, found.owner, found.attr)
     status = "ok"

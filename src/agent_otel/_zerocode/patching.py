@@ -76,7 +76,7 @@ from agent_otel._engine.wrappers import (
 from agent_otel._environment import AGENT_OTEL_CONFIG
 from agent_otel._zerocode import instances, queue_tasks
 from agent_otel._zerocode.config import Config, TargetSpec, load_config, load_file
-from agent_otel._zerocode.queue_tasks import FN_HOLDER_SHAPES
+from agent_otel._zerocode.queue_tasks import HOLDERS
 from agent_otel._zerocode.targets import (
     CELERY_TASK,
     Resolved,
@@ -682,9 +682,11 @@ def _apply(state: _State, entry: _Entry, module: ModuleType) -> None:
     if found.shape == CELERY_TASK:
         _apply_to_celery_task(state, entry, raw)
         return
-    if found.shape in FN_HOLDER_SHAPES:  # what a worker or an engine calls: its function, where it holds it (its
-        runs_fn: Any = raw  # attribute replaced, and put back, as a module's is)
-        _wrap_attribute(state, entry, runs_fn, "fn", runs_fn.fn, named=spec.qualname.rpartition(".")[2])
+    function_holder = HOLDERS.get(found.shape)
+    if function_holder is not None:  # what a worker or an engine calls: its function, where it holds it (its
+        held_in = function_holder.attribute  # attribute replaced, and put back, as a module's is)
+        _wrap_attribute(state, entry, cast(Any, raw), held_in, getattr(raw, held_in),
+                        named=spec.qualname.rpartition(".")[2])
         return
     serving = _configured_handler_of(raw)
     if serving is not None and not serving.entry.active and isinstance(owner, ModuleType):

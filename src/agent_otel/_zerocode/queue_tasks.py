@@ -8,7 +8,7 @@ nothing a worker ran. So such a target wraps the function where the task object 
   Celery evaluates it). Nothing here reads a proxy's attributes: that would make Celery make the task there, binding
   a shared task to whichever app is current then;
 * a Dramatiq actor (``@dramatiq.actor``): the function it holds as ``fn``, which its ``__call__`` and a worker call;
-  a Prefect task or flow (``@task``, ``@flow``) alike, which Prefect's engine calls;
+  a Prefect task or flow (``@task``, ``@flow``) alike, which Prefect's engine calls, and a LangGraph task's ``func``;
 * a huey task (``@huey.task()``) runs the function from a closure no attribute holds: refused, saying what to do.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from types import FunctionType
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import wrapt
 
@@ -88,23 +88,36 @@ def task_of(value: object) -> Any:
     return cast(Any, value)._get_current_object()
 
 
-#: The shapes of targets that hold their function as ``fn``, where their runner calls it (see :func:`fn_holder_shape`).
-DRAMATIQ_ACTOR, PREFECT_TASK, PREFECT_FLOW = "Dramatiq actor", "Prefect task", "Prefect flow"
+class FunctionHolder(NamedTuple):
+    """A class of objects whose runner calls the function they hold, never the object (see :func:`held_function`)."""
 
-FN_HOLDER_SHAPES = frozenset({DRAMATIQ_ACTOR, PREFECT_TASK, PREFECT_FLOW})
-#: (module, class, shape) of each object that holds its function as ``fn``.
-_FN_HOLDERS = (("dramatiq.actor", "Actor", DRAMATIQ_ACTOR), ("prefect.tasks", "Task", PREFECT_TASK),
-               ("prefect.flows", "Flow", PREFECT_FLOW))
+    module: str
+    class_name: str
+    attribute: str  # where it holds its function
+    runner: str  # what calls it, as `check` says
 
 
-def fn_holder_shape(value: object) -> str | None:
-    """The shape of an object whose runner calls the function it holds as ``fn``, never the object: a Dramatiq actor (a
-    worker), a Prefect task or flow (Prefect's engine, for a call, ``.submit()``, ``.map()``, each retry); None for
-    anything else. Its name recorded only direct calls, and a cached result or a retried failure as one success."""
-    for module_name, class_name, shape in _FN_HOLDERS:
-        module = sys.modules.get(module_name)
-        holder = getattr(module, class_name, None) if module is not None else None
-        if isinstance(holder, type) and issubclass(type(value), holder):
+DRAMATIQ_ACTOR = "Dramatiq actor"
+#: Each holder, by its shape (what `check` lists it as).
+HOLDERS = {
+    DRAMATIQ_ACTOR: FunctionHolder("dramatiq.actor", "Actor", "fn", "a worker"),
+    "Prefect task": FunctionHolder("prefect.tasks", "Task", "fn", "Prefect's engine (a call, .submit(), .map())"),
+    "Prefect flow": FunctionHolder("prefect.flows", "Flow", "fn", "Prefect's engine (a call, .submit(), .map())"),
+    "LangGraph task": FunctionHolder("langgraph.func", "_TaskFunction", "func",
+                                     "LangGraph's runtime (each call and retry, not a replay)"),
+}
+
+
+def held_function(value: object) -> str | None:
+    """The shape of an object whose runner calls the function it holds (:data:`HOLDERS`), never the object: a Dramatiq
+    actor's ``fn`` (a worker), a Prefect task's or flow's ``fn`` (Prefect's engine, for a call, ``.submit()``,
+    ``.map()``, each retry), a LangGraph task's ``func`` (LangGraph's runtime, each retry; a result replayed from a
+    checkpoint runs nothing); None for anything else. Its name recorded only direct calls (LangGraph's: each call
+    scheduling it, a replay too), and a cached result or a retried failure as one success."""
+    for shape, holder in HOLDERS.items():
+        module = sys.modules.get(holder.module)
+        kind = getattr(module, holder.class_name, None) if module is not None else None
+        if isinstance(kind, type) and issubclass(type(value), kind):
             return shape
     return None
 

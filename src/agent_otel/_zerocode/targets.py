@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from types import FunctionType, ModuleType
 from typing import cast
 
+from agent_otel._engine.kept import kept_by
 from agent_otel._engine.wrappers import wrapped_of
 from agent_otel._zerocode.config import TargetSpec
-from agent_otel._zerocode.queue_tasks import fn_holder_shape, huey_refusal, is_celery_task
+from agent_otel._zerocode.queue_tasks import held_function, huey_refusal, is_celery_task
 
 
 class TargetError(Exception):
@@ -35,7 +36,7 @@ class Resolved:
 
 
 #: The shape of a target that names a Celery task, whose function is wrapped where it runs (see queue_tasks); those
-#: that hold their function as ``fn`` have theirs (:func:`~agent_otel._zerocode.queue_tasks.fn_holder_shape`).
+#: that hold the function their runner calls have theirs (:func:`~agent_otel._zerocode.queue_tasks.held_function`).
 CELERY_TASK = "Celery task"
 
 
@@ -95,7 +96,7 @@ def _owner(module: ModuleType, parts: list[str]) -> type | ModuleType:
             owner = lazy  # type: ignore[assignment]  # checked to be a class below
         if not issubclass(type(owner), type):  # (not isinstance(): a proxy's __class__ may make what it stands for)
             named = ".".join(parts[: index + 1])
-            holder = CELERY_TASK if is_celery_task(owner) else fn_holder_shape(owner)
+            holder = CELERY_TASK if is_celery_task(owner) else held_function(owner)
             if holder is not None:
                 raise TargetError(f"{named} is a {holder}: name it as {named!r} (its function is wrapped where it "
                                   "runs)")
@@ -156,9 +157,9 @@ def resolve_in(module: ModuleType, qualname: str) -> Resolved:
             raw = _lazy_attribute(owner, attr)
     if is_celery_task(raw):  # (before anything reads its attributes: see queue_tasks)
         return Resolved(owner, attr, raw, defined_on, CELERY_TASK)
-    holder = fn_holder_shape(raw)
-    if holder is not None:
-        return Resolved(owner, attr, raw, defined_on, holder)
+    held = held_function(raw)
+    if held is not None:
+        return Resolved(owner, attr, raw, defined_on, held)
     refusal = huey_refusal(raw)
     if refusal is not None:
         raise TargetError(f"{qualname} is {refusal}")
@@ -315,9 +316,16 @@ def _assigned(tree: ast.Module) -> set[str]:
 
 
 def registry_note_of(function: object) -> str:
-    """:func:`registry_note` for a function object, read off its module's source (\"\" when that cannot be read)."""
+    """:func:`registry_note` for a function object, read off its module's source (\"\" when that cannot be read); or
+    what its decorator keeps of it (:func:`~agent_otel._engine.kept.kept_by`: Burr's ``@action``)."""
     try:  # the program's objects: unwrapping may find a loop, and the source be gone or not parse
-        code = getattr(inspect.unwrap(function), "__code__", None) if callable(function) else None
+        func = inspect.unwrap(function) if callable(function) else None
+        attribute = kept_by(func)
+        if attribute is not None:
+            return (f"its attribute {attribute!r} keeps the function, and its framework runs the function from there: "
+                    "calls through it are not recorded; decorate the def with agent-otel's decorator under the "
+                    "decorator that set it")
+        code = getattr(func, "__code__", None)
         if code is None:
             return ""
         with open(code.co_filename, encoding="utf-8") as source:
