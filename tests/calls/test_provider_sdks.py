@@ -1099,6 +1099,81 @@ def test_a_semantic_kernel_answer_a_list_of_choices_is_read_for_its_usage_and_mo
     assert span.attributes[semconv.GEN_AI_RESPONSE_MODEL] == RESPONSE_MODEL
 
 
+def _completion(model: str, input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    return {"id": f"chatcmpl-{input_tokens}", "model": model, "choices": [{"index": 0, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": input_tokens, "completion_tokens": output_tokens}}
+
+
+class Car(pydantic.BaseModel):
+    """A program's structured output, whose fields read like a response's (``model``)."""
+
+    make: str
+    model: str
+
+
+def test_a_list_or_tuple_answer_is_read_for_the_one_item_that_shows_usage(otel: Any) -> None:
+    """instructor's ``create_with_completion`` returns (the program's object, the completion): its first item was read
+    as the response, its ``model`` field the response model, and the completion's tokens were missed. A batch of
+    responses (LangChain's ``.batch()``) was read for its first one's tokens and cost, a plausible undercount: items
+    showing different usage are read for none (the call then counts as unpriced, as any call without usage)."""
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def create_with_completion() -> tuple[Car, dict[str, Any]]:
+        return Car(make="Toyota", model="Corolla"), _completion("gpt-4o-2024-08-06", 120, 30)
+
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    def batch() -> list[dict[str, Any]]:
+        return [_completion("gpt-4o-mini", 100, 10), _completion("gpt-4o-mini", 200, 20)]
+
+    create_with_completion()
+    batch()
+    paired, batched = otel.span("chat gpt-4o").attributes, otel.span("chat gpt-4o-mini").attributes
+    assert (paired[semconv.GEN_AI_RESPONSE_MODEL], paired[semconv.GEN_AI_USAGE_INPUT_TOKENS],
+            paired[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == ("gpt-4o-2024-08-06", 120, 30)
+    assert not any(key.startswith(("gen_ai.usage", "gen_ai.response")) for key in batched), dict(batched)
+
+
+def test_a_router_returning_its_inner_calls_list_answer_takes_its_model(otel: Any) -> None:
+    """A router's answer that is the list a call inside it answered (Semantic Kernel's choices): the router took no
+    model from it, where it takes the inner call's model from an answer that is no list."""
+    usage = SemanticKernelUsage(prompt_tokens=10, completion_tokens=5)
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def inner() -> list[SemanticKernelMessage]:
+        response = _completion("gpt-4o-2024-08-06", 10, 5)
+        return [SemanticKernelMessage(content="hi", ai_model_id="gpt-4o", metadata={"usage": usage},
+                                      inner_content=response)]
+
+    @agent_otel.provider("router", model="auto")
+    def route() -> list[SemanticKernelMessage]:
+        return inner()
+
+    route()
+    assert otel.span("chat auto").attributes[semconv.GEN_AI_RESPONSE_MODEL] == "gpt-4o-2024-08-06"
+    assert otel.span("chat gpt-4o").attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 10
+
+
+def test_responses_carrying_each_other_are_read_one_level_deep(otel: Any) -> None:
+    """An answer carrying a response (``raw``) that carries the answer back (``inner_content``) recursed until the
+    stack's limit: the error was counted, and the call's duration point was lost with its record."""
+
+    class Carrier:
+        def __init__(self) -> None:
+            self.raw: object = None
+            self.inner_content: object = None
+
+    answer, carried = Carrier(), Carrier()
+    answer.raw, carried.inner_content = carried, answer
+
+    @agent_otel.provider("openai", model="cyclic")
+    def ask() -> Carrier:
+        return answer
+
+    assert ask() is answer
+    assert len(otel.points(semconv.CLIENT_INFERENCE_DURATION.name)) == 1
+    assert otel.points(semconv.INSTRUMENTATION_ERRORS.name) == []
+
+
 class ProgramsAnswer(pydantic.BaseModel):
     """A program's own response type that keeps its HTTP body's metadata as ``raw``: no model client's response."""
 

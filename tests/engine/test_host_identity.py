@@ -334,6 +334,11 @@ with capture_telemetry() as otel:
     functions = pickle.loads(sys.stdin.buffer.read())
     for function in functions:
         function(3)
+    from opentelemetry import context
+    # the key an SDK exporter suppresses its own requests' instrumentation with (a name made per process)
+    token = context.attach(context.set_value(context._SUPPRESS_INSTRUMENTATION_KEY, True))
+    functions[4](4)
+    context.detach(token)
     print(sorted(span.name for span in otel.spans()))
 """
 
@@ -342,7 +347,8 @@ def test_functions_of_every_kind_pickle_by_value_after_calls_in_a_job_and_a_conv
     """A call fills caches a handler keeps per policy (the job's bounded type, a kind's start attributes with the job's
     and conversation's ids), which hold the policy's lock and the job's: cloudpickle then refused the wrapper
     (``cannot pickle '_thread.lock' object``), and dask's ``submit`` of a ``job()``-decorated function failed after its
-    first call. The caches go without it; the loading process fills its own."""
+    first call. The caches go without it; the loading process fills its own. The key that suppresses instrumentation
+    (made per process) is the loading process's: pickled with the wrapper, a suppressed call still recorded there."""
     dumped = subprocess.run([sys.executable, "-c", CLOUDPICKLED_AFTER_CALLS], capture_output=True, timeout=60)
     assert dumped.returncode == 0, dumped.stderr.decode()[-2000:]
     loaded = subprocess.run([sys.executable, "-c", LOADS_CLOUDPICKLED_FUNCTIONS], input=dumped.stdout,

@@ -327,9 +327,10 @@ def test_prefect_tasks_and_flows_are_recorded_where_prefects_engine_runs_them(tm
         "[(('execute_tool cached', ''), 1), (('execute_tool lookup', ''), 5), "
         "(('execute_tool lookup', 'ValueError'), 2), (('invoke_workflow default', ''), 1)]"]
     checked = check(tmp_path, env={"PREFECT_HOME": env["PREFECT_HOME"], "PYTHONPATH": str(tmp_path)})
-    runs = "ok (the function it holds as fn: what Prefect's engine (a call, .submit(), .map()) runs)"
+    task = "ok (the function it holds as fn: what Prefect's engine (each call, .submit(), .map() and retry) runs)"
+    flow = "ok (the function it holds as fn: what Prefect's engine (each call and retry) runs)"
     assert [row.split(None, 2)[2] for row in targets_section(checked.stdout) if row.startswith("pf_tasks:")] == [
-        f"Prefect flow  {runs}", f"Prefect task  {runs}", f"Prefect task  {runs}"]
+        f"Prefect flow  {flow}", f"Prefect task  {task}", f"Prefect task  {task}"]
 
 
 LANGGRAPH_TASKS = """

@@ -293,7 +293,7 @@ class ProviderInvocation(Invocation):
         # Streamed responses report usage (and the model) on some chunk, usually the last; the events of
         # OpenAI's streaming helper carry the raw chunk as ``chunk``.
         if type(item) is list or type(item) is tuple:
-            item = _first_item(item)
+            item = _answer_among(item)
         if type(item) in _SCALARS:  # a piece of text or a number has none of those fields: nothing to read
             return
         if item.__class__.__name__ == _LANGCHAIN_CHUNK and getattr(item, "usage_metadata", None) is not None:
@@ -339,36 +339,17 @@ class ProviderInvocation(Invocation):
 
     def _read_usage(self, source: Any) -> None:
         if type(source) is list or type(source) is tuple:
-            source = _first_item(source)
-            if type(source) in _SCALARS:  # (None: an empty one)
+            source = _answer_among(source)
+            if source is None:
                 return
-        carried_read = False
-        usage = field_of(source, "usage", "usage_metadata")
-        if usage is None:
-            body = _raw_response_body(source)
-            if body is not None:  # ``with_raw_response``: the answer's JSON, read already
-                source, usage = body, body.get("usage")
-        if usage is None:
-            # Anthropic's stream starts with a `message_start` event carrying `message.usage`; the events of
-            # OpenAI's Responses API carry the response so far, `response.usage` on `response.completed`.
-            usage = _first_of(field_of(source, "message"), field_of(source, "response"), name="usage")
-        if usage is None:  # Groq's last chunk has it as `x_groq.usage`, Cohere's `message-end` event as `delta.usage`,
-            # Bedrock's ConverseStream (and strands' stream, in its shape) a `metadata` event's `metadata.usage`, Agno's
-            # model responses (its models' streams' chunks too) `response_usage`
-            usage = _own_path(source, "x_groq", "usage")
-            if usage is None:
-                usage = _own_path(source, "delta", "usage")
-                if usage is None:
-                    usage = _own_path(source, "metadata", "usage")
-                    if usage is None:
-                        usage = _own_path(source, "response_usage")
-        if usage is None:  # LlamaIndex's ChatResponse and CompletionResponse (a stream's chunks too) carry the model
+        source, usage = _usage_shown(source)
+        carried_looked = usage is None
+        if carried_looked:  # LlamaIndex's ChatResponse and CompletionResponse (a stream's chunks too) carry the model
             # client's response, or its chunk, as `raw`: its usage, model, id and finish reasons, unless the object
             # shows its own (read after it, below)
             raw = _carried_response(source)
             if raw is not None:
                 self._read_usage(raw)
-                carried_read = True
         if usage is not None:
             enclosing = self.enclosing
             if enclosing is not None:  # read as it is read: a chunk reaches the router's stream right after this one's
@@ -386,11 +367,11 @@ class ProviderInvocation(Invocation):
                 self.input_tokens = tokens_in
             if tokens_out is not None:
                 self.output_tokens = tokens_out
-        self._read_model(source, carried_read)
+        self._read_model(source, carried_looked)
 
-    def _read_model(self, source: Any, carried_read: bool = False) -> None:
+    def _read_model(self, source: Any, carried_looked: bool = False) -> None:
         """The response model, id and finish reasons ``source`` shows (the tokens aside: see _read_usage;
-        ``carried_read``: the response it carries was read there)."""
+        ``carried_looked``: the response it carries was looked for there, and read if there was one)."""
         model = field_of(source, "model")
         if model is None:
             model = _first_of(field_of(source, "message"), field_of(source, "response"), name="model")
@@ -398,7 +379,7 @@ class ProviderInvocation(Invocation):
             model = _own_path(source, "model_version")
         if model is None:  # a LangChain message: in its `response_metadata`
             model = field_of(_own_path(source, "response_metadata"), "model_name", "model")
-        if model is None and not carried_read:  # Semantic Kernel's message, whose usage is its own (in its
+        if model is None and not carried_looked:  # Semantic Kernel's message, whose usage is its own (in its
             # `metadata`): the response it carries names the model, id and finish reasons (its own `ai_model_id` is the
             # model asked for); the object's own fields, read below, win
             carried = _carried_response(source)
@@ -513,7 +494,8 @@ class ProviderInvocation(Invocation):
         if value is not None:  # on an error too: what a manual block reported before it raised
             if self.answers_below and _answered_below(value, self.answers_below):
                 self.usage_below = True  # a router's or fallback's answer: the nested call counted its tokens
-                self._read_model(value)  # its model is the one that answered this call too
+                answer = _answer_among(value) if type(value) is list or type(value) is tuple else value
+                self._read_model(answer)  # its model is the one that answered this call too
             else:
                 self._read_usage(value)
                 one_of_several = len(self.usage_inside) > 1 and self._one_request_inside()
@@ -657,23 +639,73 @@ def _answered_below(value: object, answers: list[object]) -> bool:
     return any(answer is value or (usage is not None and answer is usage) for answer in answers)
 
 
-def _first_item(items: list[Any] | tuple[Any, ...]) -> Any:
-    """What a list or tuple answer or chunk is read for: its first item. Semantic Kernel's answer and each chunk of its
-    stream are the response's choices, each with the response's usage (the same, duplicated); LangGraph's message
-    stream yields (chunk, metadata) pairs. None when empty."""
-    return items[0] if items else None
+def _usage_shown(source: Any) -> tuple[Any, Any]:
+    """(what shows it, the usage) of an answer or chunk: ``source`` itself, or the JSON body of a raw response; the
+    usage None when it shows none of its own (a response it carries aside: see :func:`_carried_response`)."""
+    usage = field_of(source, "usage", "usage_metadata")
+    if usage is None:
+        body = _raw_response_body(source)
+        if body is not None:  # ``with_raw_response``: the answer's JSON, read already
+            return body, body.get("usage")
+        # Anthropic's stream starts with a `message_start` event carrying `message.usage`; the events of OpenAI's
+        # Responses API carry the response so far, `response.usage` on `response.completed`.
+        usage = _first_of(field_of(source, "message"), field_of(source, "response"), name="usage")
+    if usage is None:  # Groq's last chunk has it as `x_groq.usage`, Cohere's `message-end` event as `delta.usage`,
+        # Bedrock's ConverseStream (and strands' stream, in its shape) a `metadata` event's `metadata.usage`, Agno's
+        # model responses (its models' streams' chunks too) `response_usage`
+        usage = _own_path(source, "x_groq", "usage")
+        if usage is None:
+            usage = _own_path(source, "delta", "usage")
+            if usage is None:
+                usage = _own_path(source, "metadata", "usage")
+                if usage is None:
+                    usage = _own_path(source, "response_usage")
+    return source, usage
+
+
+#: The most items of a list or tuple answer or chunk looked at (see :func:`_answer_among`).
+_ITEMS_LOOKED_AT = 16
+
+
+def _answer_among(items: list[Any] | tuple[Any, ...]) -> Any:
+    """What a list or tuple answer or chunk is read for: its first item that shows usage, when no other item shows
+    another usage (Semantic Kernel's answer and each chunk of its stream are the response's choices, each with the
+    response's usage, the same object; LangGraph's message stream yields (chunk, metadata) pairs; instructor's
+    ``create_with_completion`` returns (the program's object, the completion)). None when none shows usage, when
+    items show different ones (a batch of responses: one of them is not the call's), or when there are more items than
+    are looked at."""
+    if len(items) > _ITEMS_LOOKED_AT:
+        return None
+    found: Any = None
+    found_usage: Any = None
+    for item in items:
+        if type(item) in _SCALARS:
+            continue
+        _, usage = _usage_shown(item)
+        if usage is None:
+            continue
+        if found_usage is None:
+            found, found_usage = item, usage
+        elif usage is not found_usage:
+            return None
+    return found
 
 
 def _carried_response(source: Any) -> Any:
     """The model client's response, or chunk, that ``source`` carries: LlamaIndex's as `raw`, Semantic Kernel's as
-    `inner_content`; None when it carries none, or carries one that carries another."""
-    for name in ("raw", "inner_content"):
+    `inner_content`; None when it carries none, or carries one that carries another (one level, never a cycle)."""
+    for name in _CARRIED_AS:
         carried = _own_path(source, name)
         if carried is not None:
-            if carried is source or isinstance(carried, _NOT_A_RESPONSE) or _own_path(carried, name) is not None:
+            if carried is source or isinstance(carried, _NOT_A_RESPONSE) or any(
+                    _own_path(carried, inner) is not None for inner in _CARRIED_AS):
                 return None
             return carried
     return None
+
+
+#: The fields a framework's answer carries the model client's response in (see :func:`_carried_response`).
+_CARRIED_AS = ("raw", "inner_content")
 
 
 def _own_path(source: Any, *names: str) -> Any:

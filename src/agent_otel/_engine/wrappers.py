@@ -626,7 +626,7 @@ def _finish_result(inv: Invocation, result: object, handler: Handler) -> object:
 def _plain_call(handler: Handler, func: types.FunctionType, *, type: Any = type,
                 BaseException: Any = BaseException, Exception: Any = Exception, RecursionError: Any = RecursionError,
                 _instruments: Any = _instruments, runtime: Any = runtime, _get_current: Any = _get_current,
-                _SUPPRESSED: Any = _SUPPRESSED, _SUPPRESSED_PLAIN: Any = _SUPPRESSED_PLAIN,
+                otel_context: Any = otel_context, _SUPPRESSED_PLAIN: Any = _SUPPRESSED_PLAIN,
                 report_error: Any = report_error, leave_out_callers_frame: Any = leave_out_callers_frame,
                 _attach: Any = _attach, _detach: Any = _detach,
                 note_inside: Any = note_inside, _inside: Any = _inside, leave: Any = leave,
@@ -634,9 +634,10 @@ def _plain_call(handler: Handler, func: types.FunctionType, *, type: Any = type,
                 _finish_result: Any = _finish_result) -> types.FunctionType:
     """The body of :func:`_plain_sync_function`'s wrapper. Every name it reads is a parameter here, so a closure's
     (no global, no builtin): it is made again with the program's globals, in which a name of ours would not resolve
-    and a name of the program's (a global ``type``) would shadow a builtin. The registry of open spans is read through
-    its module: pickled by value (cloudpickle's, of a function of ``__main__``), a closure's dict goes as a copy, which
-    the loading process's spans never reach."""
+    and a name of the program's (a global ``type``) would shadow a builtin. The registry of open spans and the key
+    that suppresses instrumentation are read through their modules: pickled by value (cloudpickle's, of a function of
+    ``__main__``), a closure's dict goes as a copy, which the loading process's spans never reach, and the key (a name
+    with a random part, made per process) as one the loading process never sets."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
         # mirrors _sync_wrapper's wrapper deliberately (a shared helper would be the extra frame this
@@ -647,7 +648,8 @@ def _plain_call(handler: Handler, func: types.FunctionType, *, type: Any = type,
         if (rt if rt is not None else runtime()).enabled:
             try:
                 current = _get_current()
-                inv = None if current.get(_SUPPRESSED) or current.get(_SUPPRESSED_PLAIN) else handler.begin(
+                inv = None if current.get(otel_context._SUPPRESS_INSTRUMENTATION_KEY) or current.get(
+                    _SUPPRESSED_PLAIN) else handler.begin(
                     func, None, args, kwargs, current)
             except Exception as exc:
                 report_error(handler.stage + ".begin", exc)

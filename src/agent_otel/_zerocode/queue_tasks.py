@@ -101,8 +101,9 @@ DRAMATIQ_ACTOR = "Dramatiq actor"
 #: Each holder, by its shape (what `check` lists it as).
 HOLDERS = {
     DRAMATIQ_ACTOR: FunctionHolder("dramatiq.actor", "Actor", "fn", "a worker"),
-    "Prefect task": FunctionHolder("prefect.tasks", "Task", "fn", "Prefect's engine (a call, .submit(), .map())"),
-    "Prefect flow": FunctionHolder("prefect.flows", "Flow", "fn", "Prefect's engine (a call, .submit(), .map())"),
+    "Prefect task": FunctionHolder("prefect.tasks", "Task", "fn",
+                                   "Prefect's engine (each call, .submit(), .map() and retry)"),
+    "Prefect flow": FunctionHolder("prefect.flows", "Flow", "fn", "Prefect's engine (each call and retry)"),
     "LangGraph task": FunctionHolder("langgraph.func", "_TaskFunction", "func",
                                      "LangGraph's runtime (each call and retry, not a replay)"),
 }
