@@ -568,7 +568,8 @@ def test_a_langchain_streams_chunks_add_up_to_the_calls_usage(otel: Any) -> None
 def test_a_langgraph_message_streams_pairs_are_read_for_their_chunks_usage(otel: Any) -> None:
     """LangGraph's ``stream(stream_mode="messages")`` yields (message chunk, metadata) pairs: a provider returning it
     read none of the chunks' usage (a pair has no field). Each pair's chunk is read as a LangChain chunk is: their
-    usage adds up."""
+    usage adds up, and the model is read off the chunk that names it, which shows no usage (langchain-openai's finish
+    chunk; a first version read only the pairs whose chunk showed usage)."""
     from langchain_core.language_models import BaseChatModel
     from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
     from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
@@ -589,7 +590,7 @@ def test_a_langgraph_message_streams_pairs_are_read_for_their_chunks_usage(otel:
                     **kwargs: Any) -> Iterator[ChatGenerationChunk]:
             for chunk in (AIMessageChunk("", usage_metadata={"input_tokens": 1000, "output_tokens": 1,
                                                               "total_tokens": 1001}),
-                          AIMessageChunk("sunny"),
+                          AIMessageChunk("sunny", response_metadata={"model_name": "claude-sonnet-4-20250514"}),
                           AIMessageChunk("", usage_metadata={"input_tokens": 0, "output_tokens": 299,
                                                               "total_tokens": 299})):
                 generation = ChatGenerationChunk(message=chunk)
@@ -613,6 +614,8 @@ def test_a_langgraph_message_streams_pairs_are_read_for_their_chunks_usage(otel:
     attributes = cost_attributes(otel, "chat claude-sonnet-4")
     tokens = (attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS], attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS])
     assert tokens == (1000, 300)
+    span = otel.span("chat claude-sonnet-4")  # the model, off the chunk that names it and shows no usage
+    assert span.attributes[semconv.GEN_AI_RESPONSE_MODEL] == "claude-sonnet-4-20250514"
 
 
 def test_a_langchain_stream_returned_through_a_router_counts_its_chunks_once(otel: Any) -> None:

@@ -217,9 +217,8 @@ def test_a_function_its_decorator_keeps_is_refused_above_it_and_recorded_under_i
     from burr.core import ApplicationBuilder, State, action
 
     with pytest.raises(ConfigurationError, match=re.escape(
-            "<locals>.count: its attribute 'action_function' keeps the function, and its "
-            "framework runs the function from there, never this wrapper (Burr's @action); put agent-otel's decorator "
-            "under the decorator that set it, next to the def")):
+            "<locals>.count: its attribute 'action_function' keeps the function, and Burr's @action "
+            "runs the function from there, never this wrapper; put agent-otel's decorator under it, next to the def")):
         @agent_otel.tool("count")
         @action(reads=[], writes=["count"])
         def count(state: State) -> State:
@@ -237,6 +236,33 @@ def test_a_function_its_decorator_keeps_is_refused_above_it_and_recorded_under_i
             app.step()
         assert app.state["count"] == 3
         assert [span.name for span in otel.spans()] == ["execute_tool count"] * 3
+
+
+def test_a_function_another_decorator_keeps_and_calls_by_name_is_decorated_as_any() -> None:
+    """A decorator may keep the function in an object it sets on it and still call the function by its name (Django
+    REST framework's ``@action`` keeps it in ``mapping``; its router looks the method up on the view): only the
+    frameworks known to run the kept function refuse agent-otel's decorator above theirs. A first version refused
+    every such function, and a DRF view's class body failed."""
+
+    class Mapper(dict):  # DRF's MethodMapper: a dict that keeps the action
+        def __init__(self, action: Callable[..., Any]) -> None:
+            super().__init__(get=action.__name__)
+            self.action = action
+
+    def route(func: Callable[..., Any]) -> Callable[..., Any]:
+        func.mapping = Mapper(func)  # type: ignore[attr-defined]
+        return func
+
+    class View:
+        @agent_otel.agent("chat")
+        @route
+        def chat(self, question: str) -> str:
+            return question.upper()
+
+    with capture_telemetry() as otel:
+        view = View()
+        assert getattr(view, View.chat.mapping["get"])("hi") == "HI"  # how the router calls it
+        assert [span.name for span in otel.spans()] == ["invoke_agent chat"]
 
 
 class Owner:

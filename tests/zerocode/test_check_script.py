@@ -278,18 +278,44 @@ def count(state: State) -> State:
 '''
 
 
+#: A decorator that keeps the function and whose framework calls it by name (Django REST framework's ``@action``).
+KEPT_AND_CALLED_BY_NAME = '''
+class Mapper(dict):
+    def __init__(self, action):
+        super().__init__(get=action.__name__)
+        self.action = action
+
+
+def route(func):
+    func.mapping = Mapper(func)
+    return func
+
+
+@route
+def chat(question):
+    return question
+'''
+
+
 def test_a_function_its_decorator_keeps_gets_a_note(tmp_path: Path) -> None:
     """Burr's ``@action`` returns the function with an action of its own on it (``action_function``) that keeps the
     function, and the application runs the function from there: a config target naming it wrapped the name (the
-    wrapper carries the attribute, which Burr finds), and the runs recorded nothing, where check said only ok."""
+    wrapper carries the attribute, which Burr finds), and the runs recorded nothing, where check said only ok. A
+    decorator not known to run the function it keeps gets a note saying it may."""
     (tmp_path / "actions.py").write_text(BURR_ACTIONS)
     (tmp_path / "agent-otel.toml").write_text('[[tool]]\ntarget = "actions:count"\n')
     result = check(tmp_path)
     assert (result.returncode, result.stderr) == (0, "")
     [row] = targets_section(result.stdout)[1:-1]
-    assert row.endswith("ok (its attribute 'action_function' keeps the function, and its framework runs the function "
+    assert row.endswith("ok (its attribute 'action_function' keeps the function, and Burr's @action runs the function "
                         "from there: calls through it are not recorded; decorate the def with agent-otel's decorator "
-                        "under the decorator that set it)"), row
+                        "under it)"), row
+    (tmp_path / "routes.py").write_text(KEPT_AND_CALLED_BY_NAME)
+    (tmp_path / "agent-otel.toml").write_text('[[agent]]\ntarget = "routes:chat"\n')
+    [row] = targets_section(check(tmp_path).stdout)[1:-1]
+    assert row.endswith("ok (its attribute 'mapping' keeps the function: if its framework runs the function from "
+                        "there, calls through it are not recorded; decorate the def with agent-otel's decorator under "
+                        "the decorator that set it)"), row
 
 
 def test_a_function_a_decorator_may_have_registered_is_ok_with_a_note(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from agent_otel._context.stamping import carried_under, ids_of
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine import policy as _policies
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.kept import kept_by
+from agent_otel._engine.kept import runs_kept
 from agent_otel._engine.policy import (
     SCRUBBED_KEY,
     policy,
@@ -677,7 +677,7 @@ def check_decoratable(stage: str, func: object) -> None:
     """Refuse, as a config file's target is refused, what a decorator's wrapper would change and record nothing
     for: a class (its type, identity, pickling and subclassing), a property or another descriptor that is no
     function (its setter and read-only check, a ``cached_property``'s cache), a value that is not callable, a
-    function another decorator keeps where the wrapper is passed over (:func:`~agent_otel._engine.kept.kept_by`)."""
+    function a framework keeps and runs past the wrapper (:func:`~agent_otel._engine.kept.runs_kept`)."""
     if isinstance(func, type):
         problem = "it is a class; decorate one of its methods (its __init__ records building one)"
     elif isinstance(func, classmethod | staticmethod):
@@ -691,12 +691,12 @@ def check_decoratable(stage: str, func: object) -> None:
             kind, where = type(func).__name__, "put agent-otel's decorator under the one that made it, next to the def"
         problem = f"it is {kind}, not a function; decorate the function it runs ({where})"
     else:
-        attribute = kept_by(func)
-        if attribute is None:
+        kept = runs_kept(func)
+        if kept is None:
             return
-        problem = (f"its attribute {attribute!r} keeps the function, and its framework runs the function from there, "
-                   "never this wrapper (Burr's @action); put agent-otel's decorator under the decorator that set it, "
-                   "next to the def")
+        attribute, framework = kept
+        problem = (f"its attribute {attribute!r} keeps the function, and {framework} runs the function from there, "
+                   "never this wrapper; put agent-otel's decorator under it, next to the def")
     runs = getattr(func, "fget", None) or getattr(func, "func", None)  # a property's, a cached_property's
     name = getattr(func, "__qualname__", None) or getattr(runs, "__qualname__", None) or type(func).__name__
     raise ConfigurationError(f"agent_otel.{stage}() cannot decorate {name}: {problem}")

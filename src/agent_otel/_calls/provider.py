@@ -646,7 +646,8 @@ def _usage_shown(source: Any) -> tuple[Any, Any]:
     if usage is None:
         body = _raw_response_body(source)
         if body is not None:  # ``with_raw_response``: the answer's JSON, read already
-            return body, body.get("usage")
+            source, usage = body, body.get("usage")
+    if usage is None:
         # Anthropic's stream starts with a `message_start` event carrying `message.usage`; the events of OpenAI's
         # Responses API carry the response so far, `response.usage` on `response.completed`.
         usage = _first_of(field_of(source, "message"), field_of(source, "response"), name="usage")
@@ -670,17 +671,20 @@ _ITEMS_LOOKED_AT = 16
 def _answer_among(items: list[Any] | tuple[Any, ...]) -> Any:
     """What a list or tuple answer or chunk is read for: its first item that shows usage, when no other item shows
     another usage (Semantic Kernel's answer and each chunk of its stream are the response's choices, each with the
-    response's usage, the same object; LangGraph's message stream yields (chunk, metadata) pairs; instructor's
-    ``create_with_completion`` returns (the program's object, the completion)). None when none shows usage, when
-    items show different ones (a batch of responses: one of them is not the call's), or when there are more items than
-    are looked at."""
+    response's usage, the same object; instructor's ``create_with_completion`` returns (the program's object, the
+    completion)); its first item that is no text or number when none shows usage (LangGraph's message stream yields
+    (chunk, metadata) pairs, the model and finish reason on a chunk without usage). None when items show different
+    usage (a batch of responses: one of them is not the call's), or when there are more items than are looked at."""
     if len(items) > _ITEMS_LOOKED_AT:
         return None
+    first: Any = None
     found: Any = None
     found_usage: Any = None
     for item in items:
         if type(item) in _SCALARS:
             continue
+        if first is None:
+            first = item
         _, usage = _usage_shown(item)
         if usage is None:
             continue
@@ -688,7 +692,7 @@ def _answer_among(items: list[Any] | tuple[Any, ...]) -> Any:
             found, found_usage = item, usage
         elif usage is not found_usage:
             return None
-    return found
+    return found if found is not None else first
 
 
 def _carried_response(source: Any) -> Any:

@@ -1,24 +1,27 @@
-"""A function its decorator keeps where no wrapper of it reaches.
+"""A function its decorator keeps where a wrapper of it may be passed over.
 
 Some decorators return the function itself with an object of theirs on it that keeps the function (Burr's
-``@action`` sets ``fn.action_function``, an action holding ``fn``), and their framework runs the function through
-that object. A wrapper made of the function afterwards, by a decorator above it or by a config file naming it, is
-passed over: ``functools.update_wrapper`` copies the attribute onto the wrapper, and the framework finds it there.
+``@action`` sets ``fn.action_function``, an action holding ``fn``). A wrapper made of the function afterwards, by a
+decorator above it or by a config file naming it, carries that attribute over (``functools.update_wrapper`` copies
+it), and a framework that runs the function through the object never calls the wrapper. Others keep it and still call
+the function by its name (Django REST framework's ``@action`` keeps it in ``mapping``; its router looks the method up
+on the view): only the frameworks known to run the kept function (:data:`RUNS_KEPT`) are told apart.
 """
 
 from __future__ import annotations
 
+import sys
 import types
+
+#: (module, class, framework) of the objects known to keep the function they are set on, and to run it from there.
+RUNS_KEPT = (("burr.core.action", "FunctionBasedAction", "Burr's @action"),)
 
 
 def kept_by(func: object) -> str | None:
     """The name of an attribute of ``func`` (a plain function) holding an object that keeps ``func`` itself, or None.
-    Only the function's own attributes and their objects' own fields are read: no property or ``__getattr__`` of the
-    program's runs."""
-    if type(func) is not types.FunctionType:
-        return None
-    for name, value in vars(func).items():
-        if name.startswith("__") or isinstance(value, type | types.FunctionType | types.ModuleType):
+    For ``agent-otel check``: it reads the objects' own ``__dict__`` (a class-level ``__dict__`` descriptor runs)."""
+    for name, value in _attributes(func):
+        if issubclass(type(value), type | types.FunctionType | types.ModuleType):
             continue
         try:
             fields = object.__getattribute__(value, "__dict__")
@@ -27,3 +30,24 @@ def kept_by(func: object) -> str | None:
         if type(fields) is dict and any(field is func for field in fields.values()):
             return name
     return None
+
+
+def runs_kept(func: object) -> tuple[str, str] | None:
+    """(attribute, framework) when ``func`` (a plain function) holds, in an attribute, an object of a framework known
+    to run the function it keeps (:data:`RUNS_KEPT`) that keeps ``func``; None otherwise. Only the objects' classes are
+    looked at (``type()``), then a known class's own ``__dict__``: nothing of the program's runs."""
+    for name, value in _attributes(func):
+        for module_name, class_name, framework in RUNS_KEPT:
+            module = sys.modules.get(module_name)
+            kind = getattr(module, class_name, None) if module is not None else None
+            if isinstance(kind, type) and issubclass(type(value), kind) and any(
+                    field is func for field in vars(value).values()):
+                return name, framework
+    return None
+
+
+def _attributes(func: object) -> list[tuple[str, object]]:
+    """A plain function's own attributes but the dunder ones (``__wrapped__``: what a wrapper wraps)."""
+    if type(func) is not types.FunctionType:
+        return []
+    return [(name, value) for name, value in vars(func).items() if not name.startswith("__")]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from types import FunctionType, ModuleType
 from typing import cast
 
-from agent_otel._engine.kept import kept_by
+from agent_otel._engine.kept import kept_by, runs_kept
 from agent_otel._engine.wrappers import wrapped_of
 from agent_otel._zerocode.config import TargetSpec
 from agent_otel._zerocode.queue_tasks import held_function, huey_refusal, is_celery_task
@@ -317,12 +317,16 @@ def _assigned(tree: ast.Module) -> set[str]:
 
 def registry_note_of(function: object) -> str:
     """:func:`registry_note` for a function object, read off its module's source (\"\" when that cannot be read); or
-    what its decorator keeps of it (:func:`~agent_otel._engine.kept.kept_by`: Burr's ``@action``)."""
+    what its decorator keeps of it (:mod:`agent_otel._engine.kept`: Burr's ``@action``, Django REST framework's)."""
     try:  # the program's objects: unwrapping may find a loop, and the source be gone or not parse
         func = inspect.unwrap(function) if callable(function) else None
+        kept = runs_kept(func)
+        if kept is not None:
+            return (f"its attribute {kept[0]!r} keeps the function, and {kept[1]} runs the function from there: calls "
+                    "through it are not recorded; decorate the def with agent-otel's decorator under it")
         attribute = kept_by(func)
         if attribute is not None:
-            return (f"its attribute {attribute!r} keeps the function, and its framework runs the function from there: "
+            return (f"its attribute {attribute!r} keeps the function: if its framework runs the function from there, "
                     "calls through it are not recorded; decorate the def with agent-otel's decorator under the "
                     "decorator that set it")
         code = getattr(func, "__code__", None)
