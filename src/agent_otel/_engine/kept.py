@@ -38,12 +38,18 @@ def runs_kept(func: object) -> tuple[str, str] | None:
     looked at (``type()``), then a known class's own ``__dict__``: nothing of the program's runs."""
     for name, value in _attributes(func):
         for module_name, class_name, framework in RUNS_KEPT:
-            module = sys.modules.get(module_name)
-            kind = getattr(module, class_name, None) if module is not None else None
-            if isinstance(kind, type) and issubclass(type(value), kind) and any(
-                    field is func for field in vars(value).values()):
+            if is_instance_of(value, module_name, class_name) and any(field is func for field in vars(value).values()):
                 return name, framework
     return None
+
+
+def is_instance_of(value: object, module_name: str, class_name: str) -> bool:
+    """Whether ``value``'s class is, or derives from, a framework's class named by its module and name: ``False``
+    while that module is not imported (a framework's object cannot exist then), which is not imported to check. Its
+    ``type()`` is read, never its ``__class__`` (a lazy proxy's may make what it stands for)."""
+    module = sys.modules.get(module_name)
+    kind = getattr(module, class_name, None) if module is not None else None
+    return isinstance(kind, type) and issubclass(type(value), kind)
 
 
 def _attributes(func: object) -> list[tuple[str, object]]:

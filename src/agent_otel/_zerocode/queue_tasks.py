@@ -21,6 +21,7 @@ from typing import Any, NamedTuple, cast
 
 import wrapt
 
+from agent_otel._engine.kept import is_instance_of
 from agent_otel._engine.self_telemetry import report_error
 
 #: Called with the (module, qualified name) of a task's function and the task, for each task Celery makes from then
@@ -116,9 +117,7 @@ def held_function(value: object) -> str | None:
     checkpoint runs nothing); None for anything else. Its name recorded only direct calls (LangGraph's: each call
     scheduling it, a replay too), and a cached result or a retried failure as one success."""
     for shape, holder in HOLDERS.items():
-        module = sys.modules.get(holder.module)
-        kind = getattr(module, holder.class_name, None) if module is not None else None
-        if isinstance(kind, type) and issubclass(type(value), kind):
+        if is_instance_of(value, holder.module, holder.class_name):
             return shape
     return None
 
