@@ -449,7 +449,7 @@ class GenAiSpanBridge(SpanProcessor):
                     break
                 else:
                     attributes = attribute_dict(span)
-                    if sources.classify(attributes) is not None and sources.marked_right_after_start(span):
+                    if sources.classify(attributes) is not None and sources.marked_late_while_current(span):
                         self.start_late(span, attributes)
                         seen = self._seen.get(span)
                     if seen is None:

@@ -220,21 +220,24 @@ def usage_reported_later(span: Any) -> bool:
     return (scope_of(span) or "").startswith("logfire")
 
 
-#: The instrumentations (by scope name) that start their spans with no attribute and mark them right after, with the
-#: span current: the calls inside one are inside it, and one marked when it ends had none of ours or another library's
-#: (strands; Semantic Kernel's model-call spans, ``tracer.start_span(name)`` then ``set_attributes()``, made current by
-#: ``use_span``; Google ADK 2's, tracer ``gcp.vertex.agent``). Their spans are counted however late they are noted (see
-#: GenAiSpanBridge.start_late). Those of other instrumentations marked only as they end are not: OpenInference's
-#: LangChain instrumentation does not make its spans current (the SDK's span of the same call is beside it, counted
-#: already), and OpenInference's LlamaIndex one marks helper steps (``_prepare_chat_with_tools``) as model calls.
-MARKED_RIGHT_AFTER_START = ("strands.", "semantic_kernel.", "gcp.vertex.agent.")
+#: The instrumentations (by scope name) that start their spans with no attribute and mark them later, with the span
+#: current while it runs: the calls inside one are inside it, so a call counted directly inside one that is marked as
+#: it ends is that call (see COUNTED_BELOW), and one with none inside was counted by no one. Right after the start:
+#: strands; Semantic Kernel's model-call spans (``tracer.start_span(name)`` then ``set_attributes()``, made current by
+#: ``use_span``); Google ADK 2's (tracer ``gcp.vertex.agent``). As it ends: openlit's (``start_as_current_span`` with no
+#: attribute, every ``gen_ai.*`` one set once the response is read; tracer ``openlit.otel.tracing``). Their spans are
+#: counted however late they are noted (see GenAiSpanBridge.start_late). Those of other instrumentations marked only as
+#: they end are not: OpenInference's LangChain instrumentation does not make its spans current (the SDK's span of the
+#: same call is beside it, counted already), and OpenInference's LlamaIndex one marks helper steps
+#: (``_prepare_chat_with_tools``) as model calls.
+MARKED_LATE_WHILE_CURRENT = ("strands.", "semantic_kernel.", "gcp.vertex.agent.", "openlit.")
 
 
-def marked_right_after_start(span: Any) -> bool:
-    """Whether ``span`` is of an instrumentation in :data:`MARKED_RIGHT_AFTER_START`: a scope named as one (without its
+def marked_late_while_current(span: Any) -> bool:
+    """Whether ``span`` is of an instrumentation in :data:`MARKED_LATE_WHILE_CURRENT`: a scope named as one (without its
     dot), or under one."""
     name = scope_of(span)
-    return name is not None and (name + ".").startswith(MARKED_RIGHT_AFTER_START)
+    return name is not None and (name + ".").startswith(MARKED_LATE_WHILE_CURRENT)
 
 
 #: The exception a provider SDK raises for each ``error.type`` its own spans write (by their instrumentation

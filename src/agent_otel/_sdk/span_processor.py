@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from agent_otel import semconv
 from agent_otel._bridge.processor import CHECKED_BARE, COUNTED_BELOW, DYING, GenAiSpanBridge
-from agent_otel._bridge.sources import GENAI_MARKERS, classify, marked_right_after_start, may_be_genai
+from agent_otel._bridge.sources import GENAI_MARKERS, classify, marked_late_while_current, may_be_genai
 from agent_otel._calls.call_counts import note_run
 from agent_otel._context import stamping as _stamping
 from agent_otel._context.job import BAGGAGE_KEY, JOB_KEY, JobState
@@ -188,7 +188,7 @@ class AgentOtelSpanProcessor(SpanProcessor):
         bridge = self.bridge
         if drops and bridge is not None and not bridge.tracks(span) and classify(values):
             # another library's GenAI call marked after it started, and not noted since (no call started inside it)
-            if marked_right_after_start(span):
+            if marked_late_while_current(span):
                 bridge.start_late(span, values, at_end=True)
             else:  # marked as it ends (OpenInference's LangChain instrumentation sets every attribute then): not
                 # counted, and said, so that a missing call is not a silent zero
