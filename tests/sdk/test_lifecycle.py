@@ -635,6 +635,27 @@ def test_a_forked_child_leaving_by_os_exit_tries_a_failing_collector_once(unavai
     assert unavailable.attempts["/v1/traces"] == 1  # the child's export, once (the parent exported no span)
 
 
+def test_an_exec_searching_path_flushes_once_and_tries_a_failing_collector_once(unavailable: Unavailable) -> None:
+    """``os.execvp`` tries each directory of ``PATH`` through ``os.execv``, and each of those flushed, with retries:
+    a command in the fourth directory cost four flushes, each the whole budget against a Collector that is down (an
+    IPython ``!cmd`` goes through pexpect's fork and ``execv``: 1.1 s instead of 0.1 s). Once now, each exporter trying
+    once, as at exit."""
+    child = run_child("""
+        import os, shutil
+        import agent_otel
+
+        agent_otel.configure(traces_exporter="otlp", metrics_exporter="otlp", system_metrics=False)
+        with agent_otel.job("handing-over"):
+            pass
+        found = os.path.dirname(shutil.which("true"))
+        os.environ["PATH"] = os.pathsep.join(["/nonexistent/a", "/nonexistent/b", "/nonexistent/c", found])
+        os.execvp("true", ["true"])
+    """, OTEL_EXPORTER_OTLP_ENDPOINT=unavailable.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS="3000", OTEL_METRIC_EXPORT_INTERVAL="3600000")
+    assert child.returncode == 0
+    assert unavailable.attempts == {"/v1/traces": 1, "/v1/metrics": 1}
+
+
 def test_agent_otel_run_child_exits_with_a_failing_collector(unavailable: Unavailable, tmp_path: Path) -> None:
     child = run_child(
         "from agent_otel._cli import main; import sys; sys.exit(main(['run', '--', sys.executable, '-c', 'pass']))",

@@ -486,12 +486,39 @@ def _wrap_popen_init(wrapped: Callable[..., None], instance: subprocess.Popen[An
         raise
 
 
+#: Set while ``os.execvp``/``os.execvpe`` try the directories of ``PATH`` in turn, each through ``os.execv`` or
+#: ``os.execve``: the flush before the exec is theirs, once.
+_searching_path = threading.local()
+
+
+def _flush_before_exec() -> None:
+    """What this process queued is exported before an exec replaces it, as no exit flush will run: once, each exporter
+    trying once, as at exit (a Collector that is down cost the whole budget in retries, on every exec)."""
+    if not getattr(_searching_path, "active", False):
+        _flush_queued("autoinstrument.exec", retry=False)
+
+
+def _wrap_exec_searching_path(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
+    """``os.execvp``/``os.execvpe`` (``os.execlp``/``execlpe`` call them): one flush before the search, not one per
+    directory of ``PATH`` it tries (``os.execv`` or ``os.execve`` each: a command in the fourth directory flushed four
+    times)."""
+    _flush_before_exec()
+    _searching_path.active = True
+    try:
+        return wrapped(*args, **kwargs)
+    except BaseException as error:  # (a program not found: the process goes on)
+        leave_out_callers_frame(error)
+        raise
+    finally:
+        _searching_path.active = False
+
+
 def _wrap_execv(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
     """``os.execv(path, argv)`` (and ``os.execl``, ``execvp``..., which call it, as ``os.spawnv*`` does in its child):
     the program that replaces this one continues the job and trace, as a subprocess does (through ``os.execve``,
-    with the environment); and what this process queued is flushed first, as no exit flush will run. A call
+    with the environment); and what this process queued is flushed first (:func:`_flush_before_exec`). A call
     ``os.execv`` refuses (keywords, a third argument, a descriptor for a path, an empty argv) goes to it."""
-    _flush_queued("autoinstrument.exec")
+    _flush_before_exec()
     try:
         if not kwargs and len(args) == 2:  # (python checks the arguments' number, then their types)
             args, kwargs = _bytearray_path_said("execv: path should be string, bytes or os.PathLike", args, kwargs)
@@ -511,7 +538,7 @@ def _wrap_execv(wrapped: Callable[..., Any], instance: object, args: Args, kwarg
 def _wrap_execve(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
     """``os.execve(path, argv, env)`` (``os.execle``, ``execvpe``...): as :func:`_wrap_execv`, with the job and trace
     in the environment given. A call ``os.execve`` refuses (an env that is no mapping) goes to it."""
-    _flush_queued("autoinstrument.exec")
+    _flush_before_exec()
     try:
         given = dict(zip(("path", "argv", "env"), args, strict=False), **kwargs)
         complete = len(given) == len(args) + len(kwargs) == 3 and set(given) == {"path", "argv", "env"}
@@ -738,7 +765,8 @@ _PROCESS_PATCHES: dict[str, tuple[tuple[str, str, WrapperFunction], ...]] = {
     "uvloop": (("Loop", "subprocess_exec", _wrap_loop_subprocess), ("Loop", "subprocess_shell", _wrap_loop_subprocess)),
     # "": the module's own functions (the exec and spawn functions os.system and os.popen do not go through: the
     # first runs a shell with this process's environment, the second goes through subprocess.Popen)
-    "os": (("", "execv", _wrap_execv), ("", "execve", _wrap_execve), ("", "posix_spawn", _wrap_posix_spawn),
+    "os": (("", "execv", _wrap_execv), ("", "execve", _wrap_execve), ("", "execvp", _wrap_exec_searching_path),
+           ("", "execvpe", _wrap_exec_searching_path), ("", "posix_spawn", _wrap_posix_spawn),
            ("", "posix_spawnp", _wrap_posix_spawn), ("", "_exit", _wrap_os_exit)),
 }
 _process_carriers_on = False
