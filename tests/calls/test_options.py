@@ -209,6 +209,54 @@ def test_a_decorator_refuses_what_it_would_change_as_a_config_file_refuses_it(ma
     assert agent_otel.tool("t")(classmethod(len))  # a class or static method object is a function's holder
 
 
+def test_decorating_a_wrapper_of_the_same_kind_again_replaces_it(otel: Any) -> None:
+    """A notebook cell or a Streamlit script run again decorates its own result again: each run nested one more
+    wrapper, so one call counted twice, then three times (Streamlit's cached agent, 5 reruns of one call each: 15
+    agent calls for 5). The new decorator replaces the old one of its kind; another kind's still wraps it (an agent
+    used as a tool is both)."""
+    from opentelemetry import trace
+
+    def lookup(key: str) -> str:
+        return key.upper()
+
+    plain = lookup
+    for _ in range(3):  # the cell `lookup = agent_otel.tool("lookup")(lookup)`, run three times
+        lookup = agent_otel.tool("lookup")(lookup)
+    assert lookup("k") == "K" and lookup.__wrapped__ is plain
+
+    class Agent:
+        def run(self, question: str) -> str:
+            return f"answer {question}"
+
+    cached = Agent()  # st.cache_resource's: the same object on every rerun
+    for _ in range(3):
+        cached.run = agent_otel.agent("support")(cached.run)  # type: ignore[method-assign]
+    assert cached.run("q") == "answer q"
+
+    def step() -> dict[str, bool]:
+        return {"success": True}
+
+    for _ in range(2):
+        step = agent_otel.job(type="turn")(step)
+    step()
+
+    holder = staticmethod(agent_otel.tool("helper")(plain))
+    again = agent_otel.tool("helper")(holder)
+    assert isinstance(again, staticmethod) and again.__func__ is plain  # one wrapper, around the function itself
+
+    as_tool = agent_otel.tool("researcher")(agent_otel.agent("researcher")(plain))
+    as_tool("x")
+    names = [span.name for span in otel.spans()]
+    assert names.count("execute_tool lookup") == 1 and names.count("invoke_agent support") == 1
+    assert names.count("invoke_workflow turn") == 1
+    researcher = {span.name: span for span in otel.spans() if "researcher" in span.name}
+    assert sorted(researcher) == ["execute_tool researcher", "invoke_agent researcher"]
+    tool_span = researcher["execute_tool researcher"].context
+    assert researcher["invoke_agent researcher"].parent is not None and (
+        researcher["invoke_agent researcher"].parent.span_id == tool_span.span_id)
+    assert trace.get_current_span() is trace.INVALID_SPAN
+
+
 def test_a_function_its_decorator_keeps_is_refused_above_it_and_recorded_under_it() -> None:
     """Burr's ``@action`` keeps the function in an action it sets on it (``action_function``), and Burr's application
     runs the function from there: agent-otel's decorator above it made a wrapper that carried the attribute over, which

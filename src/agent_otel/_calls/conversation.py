@@ -19,7 +19,7 @@ from agent_otel._calls.handler import P, R, check_decoratable, check_parameters
 from agent_otel._calls.options import AGENT, extractor_problem
 from agent_otel._context.conversation import context_with_conversation
 from agent_otel._engine.self_telemetry import report_error
-from agent_otel._engine.wrappers import Args, Handler, Invocation, InvocationScope, Kwargs, instrument
+from agent_otel._engine.wrappers import Args, Handler, Invocation, InvocationScope, Kwargs, instrument, replacing_own
 from agent_otel.errors import ConfigurationError
 
 _OPTION = AGENT["conversation"]  # the same option as the agent's and the job's `conversation` key
@@ -110,5 +110,6 @@ class conversation(InvocationScope):
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
         if self._problem is not None:
             raise self._problem
+        func = replacing_own("conversation", func)
         check_decoratable("conversation", func)
         return instrument(_ConversationHandler(self.conversation_id, func), func)

@@ -48,7 +48,7 @@ from agent_otel._engine.policy import (
     valid_text,
 )
 from agent_otel._engine.self_telemetry import report_error
-from agent_otel._engine.wrappers import Handler, Invocation, InvocationScope, instrument
+from agent_otel._engine.wrappers import Handler, Invocation, InvocationScope, instrument, replacing_own
 from agent_otel.errors import ConfigurationError
 
 P = ParamSpec("P")
@@ -635,6 +635,7 @@ def decorator(handler_type: type[KindHandler], options: dict[str, Any], attribut
     handler_type(None, options, attributes)  # fail at decoration time, not at the first call
 
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        func = replacing_own(handler_type.stage, func)
         check_decoratable(handler_type.stage, func)
         return instrument(handler_type(func, options, attributes), func)
 

@@ -44,7 +44,16 @@ from agent_otel._engine import policy as _policies
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import SCRUBBED_KEY, policy, readable_text, valid_attributes, valid_text
 from agent_otel._engine.self_telemetry import report_error
-from agent_otel._engine.wrappers import End, Handler, Invocation, InvocationScope, instrument, track, untrack
+from agent_otel._engine.wrappers import (
+    End,
+    Handler,
+    Invocation,
+    InvocationScope,
+    instrument,
+    replacing_own,
+    track,
+    untrack,
+)
 from agent_otel.errors import ConfigurationError
 
 _DEFAULT_TYPE = JOB["type"].default
@@ -306,6 +315,7 @@ class job(InvocationScope):
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
         if self._conversation_problem is not None:
             raise self._conversation_problem
+        func = replacing_own("job", func)
         check_decoratable("job", func)
         return instrument(_JobHandler(self.job_id, self.type, self.attributes, func, conversation=self.conversation,
                                       pattern=self.pattern), func)

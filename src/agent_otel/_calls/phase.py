@@ -38,7 +38,7 @@ from agent_otel._context.phase import PhaseState, context_with_phase
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy
 from agent_otel._engine.self_telemetry import report_error
-from agent_otel._engine.wrappers import End, Invocation, InvocationScope, instrument, track, untrack
+from agent_otel._engine.wrappers import End, Invocation, InvocationScope, instrument, replacing_own, track, untrack
 from agent_otel.errors import ConfigurationError
 
 _SUCCESS, _FAILURE, _ERROR = (semconv.Outcome.SUCCESS.value, semconv.Outcome.FAILURE.value,
@@ -168,6 +168,7 @@ class phase(InvocationScope):
         return self._handler.begin(_marker, None, (), {}, get_current())
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        func = replacing_own("phase", func)
         check_decoratable("phase", func)
         options = self.options if self._named else collect("phase", {**self.options, "name": self._given_name})
         return instrument(PhaseHandler(func, options, self.attributes), func)

@@ -566,6 +566,8 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
 #: The plain-function wrappers :func:`instrument` made, and their handlers (see :func:`is_wrapper`), weakly: a
 #: handler may refer back to its wrapper (``_method_of``), which a strong value would keep alive for ever.
 _PLAIN_WRAPPERS: weakref.WeakKeyDictionary[Callable[..., Any], weakref.ref[Handler]] = weakref.WeakKeyDictionary()
+#: Those of them that are context managers made again above a decorated generator (see :func:`_over_context_manager`).
+_MADE_MANAGERS: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
 
 
 def _takes_self(func: types.FunctionType) -> bool | None:
@@ -2360,6 +2362,29 @@ def handler_of(value: object) -> Handler | None:
     return found() if found is not None else None
 
 
+def replacing_own(stage: str, func: F) -> F:
+    """What a decorator of ``stage`` wraps: ``func``, or the function under it when ``func`` is a wrapper of
+    agent-otel's decorator of the same stage (or a static or class method object holding one). A notebook cell or a
+    Streamlit script run again decorates its own result again (``f = agent_otel.tool("t")(f)``,
+    ``agent.run = agent_otel.agent("a")(agent.run)``): each run nested one more wrapper, and one call counted twice,
+    then three times. The new decorator replaces the old one instead, as a cell defining the function again would.
+    Another kind's wrapper (an agent used as a tool) is wrapped as any function; a context manager made above a
+    decorated generator is too (what it was made from is not kept)."""
+    holder: Any = type(func) if type(func) in (staticmethod, classmethod) else None  # (a proxy of a bound method
+    held: Any = cast(Any, func).__func__ if holder is not None else func  # passes isinstance(, MethodType))
+    if isinstance(held, Wrapper):
+        handler, inner = getattr(held, "_self_handler", None), wrapped_of(held)
+    elif type(held) is types.FunctionType and held not in _MADE_MANAGERS:
+        found = _PLAIN_WRAPPERS.get(held)
+        handler, inner = (found() if found is not None else None), getattr(held, "__wrapped__", None)
+    else:
+        return func
+    if not isinstance(handler, Handler) or handler.stage != stage or inner is None:
+        return func
+    inner = replacing_own(stage, inner)  # (nested already, before this)
+    return cast(F, holder(inner) if holder is not None else inner)
+
+
 def _lookup(module: str, qualname: str) -> object:
     """What ``module.qualname`` names now (None when nothing does), as pickle looks it up."""
     found: object = sys.modules.get(module)
@@ -2728,4 +2753,5 @@ def _over_context_manager(handler: Handler, factory: types.FunctionType) -> type
     make: Callable[[Callable[..., Any]], Callable[..., Any]] = _MANAGER_MAKERS[factory.__code__]
     made = make(instrument(handler, generator))
     _PLAIN_WRAPPERS[made] = weakref.ref(handler)  # a decorator's wrapper (see is_wrapper): a config leaves it be
+    _MADE_MANAGERS.add(made)
     return cast(types.FunctionType, made)
