@@ -1,5 +1,6 @@
 """Exceptions that frameworks raise as control flow (a LangGraph pause or hand-off, a pydantic-ai deferred tool call,
-click's exit 0) leave a call that did not fail: no error outcome, no ``error.type``, the exception the same object."""
+Streamlit's rerun and stop, click's exit 0) leave a call that did not fail: no error outcome, no ``error.type``, the
+exception the same object."""
 
 from __future__ import annotations
 
@@ -138,6 +139,45 @@ def test_a_job_in_a_node_that_pauses_is_no_failure_and_a_drained_run_is_one(otel
     assert job.attributes[semconv.JOB_OUTCOME] == "success"
     assert otel.span("invoke_workflow review").attributes[semconv.CONTROL_FLOW] == "GraphInterrupt"
     assert (agent.attributes[semconv.AGENT_OUTCOME], agent.attributes[semconv.ERROR_TYPE]) == ("error", "GraphDrained")
+
+
+def _chat_app() -> None:  # a Streamlit script (AppTest runs its body): answer, rerun to show it, stop at a guard
+    import streamlit as st
+
+    import agent_otel
+
+    @agent_otel.agent("support")
+    def answer(question: str) -> str:
+        st.session_state["answered"] = st.session_state.get("answered", 0) + 1
+        if st.session_state["answered"] == 1:
+            st.rerun()
+        return f"answer to {question}"
+
+    @agent_otel.tool("guard")
+    def guard() -> None:
+        st.stop()
+
+    with agent_otel.job(type="turn"):
+        st.write(answer("q"))
+    guard()
+    st.write("never shown")
+
+
+def test_a_streamlit_rerun_or_stop_in_a_call_is_no_failure(otel: Any) -> None:
+    """``st.rerun()`` and ``st.stop()`` end the script's run through the calls they are raised in (a chat app reruns
+    after each answer): they were errors (``RerunException``, ``StopException``), half of the agent calls and jobs."""
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_function(_chat_app).run(timeout=60)
+    assert [element.value for element in app.markdown] == ["answer to q"] and not app.exception
+    assert {(p.attributes[semconv.AGENT_OUTCOME], p.count)
+            for p in points(otel, semconv.AGENT_DURATION.name)} == {("success", 2)}
+    assert {(p.attributes.get(semconv.ERROR_TYPE), p.count)
+            for p in points(otel, semconv.TOOL_DURATION.name)} == {(None, 1)}
+    assert {(p.attributes[semconv.JOB_OUTCOME], p.count)
+            for p in points(otel, semconv.JOB_DURATION.name)} == {("success", 2)}
+    assert sorted(span.attributes.get(semconv.CONTROL_FLOW, "") for span in otel.spans("invoke_agent support")) == [
+        "", "RerunException"]
 
 
 def test_an_exception_class_that_cannot_be_looked_up_is_the_hosts_own_failure(otel: Any) -> None:

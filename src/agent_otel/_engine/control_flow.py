@@ -4,7 +4,9 @@ A LangGraph node or tool that pauses for a human (``interrupt()``: ``GraphInterr
 (``Command(graph=Command.PARENT)``: ``ParentCommand``) raises through every call around it, as a pydantic-ai tool
 that defers its call (``ApprovalRequired``, ``CallDeferred``) does; the framework catches it above, and the run goes
 on, resumed later or elsewhere. Recorded as errors, an agent that pauses on every run read 50% success and set off the
-error-ratio alerts. Not LangGraph's other ``GraphBubbleUp``: ``GraphDrained`` is a run cut short. A ``click`` (and
+error-ratio alerts. A Streamlit app's ``st.rerun()`` and ``st.stop()`` end the script's run the same way, through the
+calls it is in (a chat app reruns after each answer: half its agent calls and jobs read as errors). Not LangGraph's
+other ``GraphBubbleUp``: ``GraphDrained`` is a run cut short. A ``click`` (and
 ``typer``) exit says its status as ``SystemExit`` does. The classes are known by their module and name (a class of
 theirs in the exception's MRO), so no framework is imported to check.
 """
@@ -19,6 +21,8 @@ from agent_otel._engine.self_telemetry import report_error
 _CONTROL_FLOW: dict[str, frozenset[str]] = {
     "langgraph.errors": frozenset({"GraphInterrupt", "NodeInterrupt", "ParentCommand"}),
     "pydantic_ai.exceptions": frozenset({"ApprovalRequired", "CallDeferred"}),
+    # st.rerun() and st.stop(): the script run ends there, to start again or to wait for the user
+    "streamlit.runtime.scriptrunner_utils.exceptions": frozenset({"ScriptControlException"}),
 }
 _NAMES = frozenset().union(*_CONTROL_FLOW.values())
 #: Exits whose ``exit_code`` 0 is a success, as ``sys.exit(0)`` is.
