@@ -4,6 +4,7 @@ exception the same object."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any, TypedDict
 
 import click
@@ -163,10 +164,14 @@ def _chat_app() -> None:  # a Streamlit script (AppTest runs its body): answer, 
     st.write("never shown")
 
 
-def test_a_streamlit_rerun_or_stop_in_a_call_is_no_failure(otel: Any) -> None:
+def test_a_streamlit_rerun_or_stop_in_a_call_is_no_failure(otel: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """``st.rerun()`` and ``st.stop()`` end the script's run through the calls they are raised in (a chat app reruns
     after each answer): they were errors (``RerunException``, ``StopException``), half of the agent calls and jobs."""
     from streamlit.testing.v1 import AppTest
+
+    # AppTest makes the script's module ``__main__`` and leaves it there: a spawned process of a later test then
+    # failed to start, again and again (it imports the parent's ``__main__``)
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
 
     app = AppTest.from_function(_chat_app).run(timeout=60)
     assert [element.value for element in app.markdown] == ["answer to q"] and not app.exception

@@ -2704,3 +2704,38 @@ def test_a_decorated_coroutine_function_recursing_past_the_limit_raises_as_plain
 _LOOP_FINALIZER_AT_THE_LIMIT = re.compile(
     r"Exception ignored in: <function BaseEventLoop\.__del__ at 0x[0-9a-f]+>\nTraceback \(most recent call last\):\n"
     r"  File .*, line \d+, in __del__\nRecursionError: maximum recursion depth exceeded\n")
+
+
+def test_a_process_that_ends_with_no_exit_hook_flushes_as_its_last_running_call_ends(
+        otel: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ray worker ends with no exit hook: configure() there exports what is queued each time no call of ours runs
+    any more (the calls inside another do not flush; a call with no span, sampled out or tracing off, counts too).
+    Elsewhere nothing is called."""
+    from agent_otel._engine import wrappers
+    from agent_otel._sdk import idle_flush
+
+    seen: list[str] = []
+
+    @agent_otel.tool("inner")
+    def inner() -> None:
+        seen.append("inner")
+
+    @agent_otel.agent("outer")
+    def outer() -> dict[str, bool]:
+        inner()
+        inner()
+        return {"success": True}
+
+    idle_flush.flush_when_idle(lambda: seen.append("flush"))  # (pytest is no Ray worker)
+    outer()
+    assert seen == ["inner", "inner"] and wrappers._when_idle is None
+    monkeypatch.setattr(sys, "argv", [os.path.join("/venv", "ray", "_private", "workers", "default_worker.py")])
+    idle_flush.flush_when_idle(lambda: seen.append("flush"))
+    try:
+        outer()
+        inner()
+        with agent_otel.job("in-a-job"):
+            inner()
+    finally:
+        idle_flush.stop_flushing_when_idle()
+    assert seen == ["inner", "inner", "inner", "inner", "flush", "inner", "flush", "inner", "flush"]

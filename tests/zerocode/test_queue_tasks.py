@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import uuid
 from pathlib import Path
@@ -487,3 +488,86 @@ def test_a_shared_task_made_before_instrument_is_wrapped_in_place(otel: Any, pac
     assert tasks.app.tasks[f"{module}.lookup"].apply(("K",)).get() == "k"
     assert [span.name for span in otel.spans()] == ["execute_tool lookup"]
     assert entry_errors() == {}
+
+
+RAY_TASKS = """
+import ray
+
+import agent_otel
+
+
+@ray.remote
+def lookup(key):
+    return key.upper()
+
+
+@ray.remote
+def nested(key):
+    return ray.get(lookup.remote(key)) + "!"
+
+
+@ray.remote
+@agent_otel.tool("decorated")
+def decorated(x):
+    return x * 2
+
+
+@ray.remote
+def chunks(n):
+    yield from range(n)
+
+
+@ray.remote
+class Counter:
+    def add(self, x):
+        return x + 1
+"""
+#: Runs the tasks on a local Ray instance, then ends it as a short job does (``ray.shutdown()``: its workers end with
+#: no exit hook); the driver's own telemetry is none of Ray's workers'.
+RUNS_RAY = """
+import ray
+import ray_tasks
+ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+print(ray.get([ray_tasks.lookup.remote("a"), ray_tasks.nested.remote("b"), ray_tasks.decorated.remote(21),
+               ray_tasks.lookup.options(max_retries=0).remote("c")]))
+ray.shutdown()
+"""
+
+
+def test_ray_remote_functions_are_recorded_in_the_workers_that_run_them(tmp_path: Path) -> None:
+    """A config target naming a ``@ray.remote`` function wrapped the module's name, which Ray's workers never call:
+    they run the function it holds, pickled by value (cloudpickle, which pickled a wrapt proxy of the function as the
+    function under it); `check` said ok and nothing was recorded. And a Ray worker ends with no exit hook as the
+    driver leaves: what it recorded since its last periodic export (every span of a short job) was lost, decorated
+    functions' too. The held function is wrapped as a plain function now, and a worker exports as soon as no call of
+    ours runs in it. A generator remote function and an actor class are refused, saying what to do."""
+    from tests.support.otlp_receiver import OtlpHttpReceiver
+    from tests.support.polling import wait_until
+
+    (tmp_path / "ray_tasks.py").write_text(RAY_TASKS)
+    (tmp_path / "run.py").write_text(RUNS_RAY)
+    (tmp_path / "agent-otel.toml").write_text('[[tool]]\ntarget = "ray_tasks:lookup"\n')
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "AGENT_OTEL_", "RAY_"))}
+    # (Ray's session directory holds its sockets, whose paths must stay under 108 bytes: not under pytest's tmp_path)
+    with OtlpHttpReceiver() as receiver, tempfile.TemporaryDirectory(prefix="ray", dir="/tmp") as ray_dir:
+        env.update(XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONPATH=str(tmp_path), RAY_TMPDIR=ray_dir,
+                   OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+                   OTEL_TRACES_EXPORTER="otlp", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none",
+                   OTEL_BSP_SCHEDULE_DELAY="3600000", RAY_USAGE_STATS_ENABLED="0")
+        done = subprocess.run([str(Path(sys.executable).parent / "agent-otel"), "run", "--", sys.executable, "run.py"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.splitlines()[-1] == "['A', 'B!', 42, 'C']"
+        tools = lambda: sorted(span.name for span in receiver.spans() if span.name.startswith("execute_tool"))  # noqa: E731
+        wait_until(lambda: len(tools()) >= 4, "the workers' 4 spans")  # (the driver's own: Ray's HTTP requests)
+        assert tools() == [
+            "execute_tool decorated", "execute_tool lookup", "execute_tool lookup", "execute_tool lookup"]
+    (tmp_path / "agent-otel.toml").write_text('[[tool]]\ntarget = "ray_tasks:lookup"\n\n[[tool]]\ntarget = '
+                                              '"ray_tasks:chunks"\n\n[[agent]]\ntarget = "ray_tasks:Counter.add"\n')
+    checked = check(tmp_path, env={"PYTHONPATH": str(tmp_path), "RAY_USAGE_STATS_ENABLED": "0"})
+    rows = {row.split()[0]: row.split(None, 2)[2] for row in targets_section(checked.stdout)
+            if row.startswith("ray_tasks:")}
+    assert rows["ray_tasks:lookup"] == ("Ray remote function  ok (the function it holds as _function: what Ray's "
+                                        "workers (each task and retry) runs)")
+    assert rows["ray_tasks:chunks"].startswith("-") and "no plain sync function" in rows["ray_tasks:chunks"]
+    assert "Counter is a Ray actor class" in rows["ray_tasks:Counter.add"]

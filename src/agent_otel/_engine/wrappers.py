@@ -124,6 +124,8 @@ class Invocation:
         self.start_ns = _now_ns()
         self.first_chunk_ns: int | None = None
         self._ended = False
+        if _when_idle is not None:
+            _running.add(self)
 
     # -- hooks for kinds ----------------------------------------------------------------------
     def record(self, how: End, value: object, error: BaseException | None, duration_s: float) -> None:
@@ -215,6 +217,8 @@ class Invocation:
             interrupted = interrupt
         span = self.span
         if type(span) is NonRecordingSpan:  # tracing off or sampled out: nothing to set, and end() does nothing
+            if _when_idle is not None:
+                _one_less_running(self)
             if interrupted is not None:
                 raise interrupted
             return
@@ -235,8 +239,31 @@ class Invocation:
                 except Exception as exc:
                     report_error(self.stage + ".end", exc)
             raise
+        if _when_idle is not None:
+            _one_less_running(self)
         if interrupted is not None:
             raise interrupted
+
+
+#: Called once no call of ours runs in the process any more, in a process that ends with no exit hook (a Ray worker:
+#: see ``_sdk.idle_flush``); None elsewhere, where each call pays one look at it as it begins and as it ends.
+_when_idle: Callable[[], None] | None = None
+#: The calls begun while :data:`_when_idle` is set and not ended (weakly: one the program drops unended goes).
+_running: weakref.WeakSet[Invocation] = weakref.WeakSet()
+
+
+def call_when_idle(hook: Callable[[], None] | None) -> None:
+    """Call ``hook`` each time the last call of ours running in the process ends (None: stop). It must not raise."""
+    global _when_idle
+    _running.clear()
+    _when_idle = hook
+
+
+def _one_less_running(inv: Invocation) -> None:
+    _running.discard(inv)
+    hook = _when_idle
+    if hook is not None and not _running:
+        hook()
 
 
 def _mark_outcome(span: Span, how: End, error: BaseException | None, with_event: bool) -> None:
@@ -568,6 +595,12 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
 _PLAIN_WRAPPERS: weakref.WeakKeyDictionary[Callable[..., Any], weakref.ref[Handler]] = weakref.WeakKeyDictionary()
 #: Those of them that are context managers made again above a decorated generator (see :func:`_over_context_manager`).
 _MADE_MANAGERS: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+
+
+def plain_wrapper(handler: Handler, func: types.FunctionType) -> types.FunctionType:
+    """``func`` wrapped as a plain function (see :func:`_plain_sync_function`), for a runner that pickles it by value
+    (cloudpickle: Ray's remote functions), which pickles a wrapt proxy of a function as the function it wraps."""
+    return _plain_sync_function(handler, func)
 
 
 def _takes_self(func: types.FunctionType) -> bool | None:

@@ -121,6 +121,7 @@ from agent_otel._sdk.fork_handover import (
     retire,
     retire_reader,
 )
+from agent_otel._sdk.idle_flush import flush_when_idle, stop_flushing_when_idle
 from agent_otel._sdk.settings import Settings, exporter_names, resolve_settings, traces_sampler
 from agent_otel._sdk.span_processor import AgentOtelSpanProcessor
 from agent_otel.errors import ConfigurationError
@@ -560,6 +561,7 @@ def configure(
                 _register_fork_handler()
             _telemetry = telemetry
             if exports_from_this_process():
+                flush_when_idle(_flush_once)  # a Ray worker: no exit hook runs there
                 flush_before_raised_signals()  # a forked child's too: its parent's went with the parent's release
                 if not _fork_child_setup:  # a forked child's bootstrap is the wrapped one
                     flush_this_worker_on_exit()
@@ -1048,6 +1050,11 @@ def flush_queued(retry: bool = True) -> bool:
     return done
 
 
+def _flush_once() -> None:
+    """What is queued, exported with no retries (see ``idle_flush``: the process may end next)."""
+    flush_queued(retry=False)
+
+
 def end_in_flight_on(signum: int) -> None:
     """A signal ends the process (SIGTERM under ``agent-otel run``, or in a worker): the jobs, agents, evolution
     runs and phases still running end as an exception would end them, with ``error.type`` the signal's name,
@@ -1091,6 +1098,7 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
     whose providers stay, for what was made from them before the fork (see fork_handover): only our
     readers and span processors on them go."""
     timeout_millis = min(timeout_millis, _LONGEST_RELEASE_MILLIS)
+    stop_flushing_when_idle()
     if HANDOVER.tracer_provider is telemetry.tracer_provider:  # spans forwarded from a parent's provider: none now
         HANDOVER.tracer_provider = None
     count_unreported()  # in the last export

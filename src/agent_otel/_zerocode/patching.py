@@ -68,6 +68,7 @@ from agent_otel._engine.wrappers import (
     call_timing,
     handler_of,
     is_wrapper,
+    plain_wrapper,
     proxy_of,
     reads_as_itself,
     wrapped_of,
@@ -366,7 +367,7 @@ class _Patch:
     attr: str
     had_own: bool
     original: object
-    wrapper: Wrapped
+    wrapper: Wrapped | FunctionType  # (a plain function's, where its runner pickles it by value: _wrap_held_by_value)
 
 
 @dataclass(eq=False)
@@ -392,7 +393,7 @@ _state: _State | None = None
 _lock = threading.RLock()
 
 
-def wrapped_objects() -> list[tuple[Owner, str, Wrapped]]:
+def wrapped_objects() -> list[tuple[Owner, str, Wrapped | FunctionType]]:
     """(owner, attribute, wrapper) for every object currently replaced (for tests and `check`)."""
     with _lock:
         return [(p.owner, p.attr, p.wrapper) for p in (_state.patches if _state else [])]
@@ -471,6 +472,18 @@ def _wrap_attribute(state: _State, entry: _Entry, owner: Owner, attr: str, raw: 
     if home is not None:  # the module that defines it, whose own calls read it there: the same wrapper
         setattr(home, raw.__name__, wrapper)
         state.patches.append(_Patch(home, raw.__name__, True, raw, wrapper))
+
+
+def _wrap_held_by_value(state: _State, entry: _Entry, holder: Any, attr: str, function: FunctionType,
+                        named: str) -> None:
+    """Replace the function a holder keeps for a runner that pickles it by value (see ``FunctionHolder``) with a plain
+    function's wrapper, which goes with it: a wrapt proxy went as the function under it, and the runner's process
+    recorded nothing. Once: a wrapper of ours there (a module imported twice) is left as it is."""
+    if is_wrapper(function):
+        return
+    wrapper = plain_wrapper(_configured_handler(entry, function, holder, attr, named=named), function)
+    setattr(holder, attr, wrapper)
+    state.patches.append(_Patch(holder, attr, True, function, wrapper))
 
 
 def _home_of_reexport(owner: Owner, raw: object) -> ModuleType | None:
@@ -685,8 +698,11 @@ def _apply(state: _State, entry: _Entry, module: ModuleType) -> None:
     function_holder = HOLDERS.get(found.shape)
     if function_holder is not None:  # what a worker or an engine calls: its function, where it holds it (its
         held_in = function_holder.attribute  # attribute replaced, and put back, as a module's is)
-        _wrap_attribute(state, entry, cast(Any, raw), held_in, getattr(raw, held_in),
-                        named=spec.qualname.rpartition(".")[2])
+        named = spec.qualname.rpartition(".")[2]
+        if function_holder.pickled_by_value:
+            _wrap_held_by_value(state, entry, raw, held_in, getattr(raw, held_in), named)
+        else:
+            _wrap_attribute(state, entry, cast(Any, raw), held_in, getattr(raw, held_in), named=named)
         return
     serving = _configured_handler_of(raw)
     if serving is not None and not serving.entry.active and isinstance(owner, ModuleType):

@@ -14,6 +14,7 @@ nothing a worker ran. So such a target wraps the function where the task object 
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable
 from types import FunctionType
@@ -96,6 +97,10 @@ class FunctionHolder(NamedTuple):
     class_name: str
     attribute: str  # where it holds its function
     runner: str  # what calls it, as `check` says
+    #: Its runner pickles the function by value for another process (cloudpickle), which pickles a wrapt proxy of a
+    #: function as the function under it: a plain sync function is wrapped as a plain function, which goes with its
+    #: wrapper; a coroutine or generator function is refused.
+    pickled_by_value: bool = False
 
 
 DRAMATIQ_ACTOR = "Dramatiq actor"
@@ -107,7 +112,34 @@ HOLDERS = {
     "Prefect flow": FunctionHolder("prefect.flows", "Flow", "fn", "Prefect's engine (each call and retry)"),
     "LangGraph task": FunctionHolder("langgraph.func", "_TaskFunction", "func",
                                      "LangGraph's runtime (each call and retry, not a replay)"),
+    "Ray remote function": FunctionHolder("ray.remote_function", "RemoteFunction", "_function",
+                                          "Ray's workers (each task and retry)", pickled_by_value=True),
 }
+
+
+def by_value_refusal(shape: str, function: object) -> str | None:
+    """Why a holder whose runner pickles its function by value (:attr:`FunctionHolder.pickled_by_value`) cannot have
+    ``function`` wrapped (None: it can): only a plain sync function's wrapper goes with it."""
+    if not HOLDERS[shape].pickled_by_value or (
+            type(function) is FunctionType and not function.__code__.co_flags & _NOT_PLAIN_CALL):
+        return None
+    return (f"a {shape} whose function is no plain sync function: its runner pickles the function by value, without "
+            "a wrapper of agent-otel's around a coroutine or generator function; decorate the function under the "
+            "runner's decorator, next to the def")
+
+
+#: ``co_flags`` of a coroutine, generator or async generator function.
+_NOT_PLAIN_CALL = (inspect.CO_COROUTINE | inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
+                   | inspect.CO_ITERABLE_COROUTINE)
+
+
+def ray_actor_refusal(value: object) -> str | None:
+    """Why a target cannot name a Ray actor class or its methods (None: ``value`` is no actor class)."""
+    if not is_instance_of(value, "ray.actor", "ActorClass"):
+        return None
+    return ("a Ray actor class: Ray pickles the class for its workers when the actor is made, and they run its "
+            "methods there; decorate its methods in the class body (agent-otel's decorator on the def, under "
+            "@ray.remote)")
 
 
 def held_function(value: object) -> str | None:

@@ -19,7 +19,14 @@ from typing import cast
 from agent_otel._engine.kept import kept_by, runs_kept
 from agent_otel._engine.wrappers import wrapped_of
 from agent_otel._zerocode.config import TargetSpec
-from agent_otel._zerocode.queue_tasks import held_function, huey_refusal, is_celery_task
+from agent_otel._zerocode.queue_tasks import (
+    HOLDERS,
+    by_value_refusal,
+    held_function,
+    huey_refusal,
+    is_celery_task,
+    ray_actor_refusal,
+)
 
 
 class TargetError(Exception):
@@ -100,6 +107,9 @@ def _owner(module: ModuleType, parts: list[str]) -> type | ModuleType:
             if holder is not None:
                 raise TargetError(f"{named} is a {holder}: name it as {named!r} (its function is wrapped where it "
                                   "runs)")
+            actor = ray_actor_refusal(owner)
+            if actor is not None:
+                raise TargetError(f"{named} is {actor}")
             raise TargetError(f"{named} is {type(owner).__name__!r}, not a class")
     return cast(type, owner)
 
@@ -159,8 +169,11 @@ def resolve_in(module: ModuleType, qualname: str) -> Resolved:
         return Resolved(owner, attr, raw, defined_on, CELERY_TASK)
     held = held_function(raw)
     if held is not None:
+        by_value = by_value_refusal(held, getattr(raw, HOLDERS[held].attribute, None))
+        if by_value is not None:
+            raise TargetError(f"{qualname} is {by_value}")
         return Resolved(owner, attr, raw, defined_on, held)
-    refusal = huey_refusal(raw)
+    refusal = huey_refusal(raw) or ray_actor_refusal(raw)
     if refusal is not None:
         raise TargetError(f"{qualname} is {refusal}")
     try:  # our wrapper's; a program's object whose __getattr__ answers every name is none (check's traceback)
