@@ -3,6 +3,7 @@ tables all agree with it, and the decorators keep the decorated function's type.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import re
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -244,11 +245,30 @@ def test_decorating_a_wrapper_of_the_same_kind_again_replaces_it(otel: Any) -> N
     again = agent_otel.tool("helper")(holder)
     assert isinstance(again, staticmethod) and again.__func__ is plain  # one wrapper, around the function itself
 
+    @contextlib.contextmanager
+    def session() -> Iterator[int]:
+        yield 5
+
+    for _ in range(3):  # above @contextmanager: its generator is decorated, the manager made again
+        session = agent_otel.tool("session")(session)
+    with session() as opened:
+        assert opened == 5
+
+    class Planner:
+        @agent_otel.agent("planner")
+        def plan(self) -> dict[str, bool]:
+            return {"success": True}
+
+    planner = Planner()
+    planner.plan = agent_otel.agent("planner")(planner.plan)  # type: ignore[method-assign]  # (bound, of the class's)
+    planner.plan()
+
     as_tool = agent_otel.tool("researcher")(agent_otel.agent("researcher")(plain))
     as_tool("x")
     names = [span.name for span in otel.spans()]
     assert names.count("execute_tool lookup") == 1 and names.count("invoke_agent support") == 1
-    assert names.count("invoke_workflow turn") == 1
+    assert names.count("invoke_workflow turn") == 1 and names.count("execute_tool session") == 1
+    assert names.count("invoke_agent planner") == 1
     researcher = {span.name: span for span in otel.spans() if "researcher" in span.name}
     assert sorted(researcher) == ["execute_tool researcher", "invoke_agent researcher"]
     tool_span = researcher["execute_tool researcher"].context

@@ -656,6 +656,29 @@ def test_an_exec_searching_path_flushes_once_and_tries_a_failing_collector_once(
     assert unavailable.attempts == {"/v1/traces": 1, "/v1/metrics": 1}
 
 
+def test_an_exec_that_fails_leaves_the_exporters_retrying(unavailable: Unavailable) -> None:
+    """The flush before an exec tries each exporter once; the exec may fail (no such program) and the process go on:
+    its exporters made single attempts from then on, ``shutdown()``'s included, which retries (review rv52)."""
+    child = run_child("""
+        import os
+        import agent_otel
+
+        agent_otel.configure(traces_exporter="otlp", metrics_exporter="none", system_metrics=False)
+        with agent_otel.job("before"):
+            pass
+        try:
+            os.execvp("no-such-program-anywhere", ["no-such-program-anywhere"])
+        except FileNotFoundError:
+            print("went on")
+        with agent_otel.job("after"):
+            pass
+        agent_otel.shutdown(timeout_millis=2500)
+    """, OTEL_EXPORTER_OTLP_ENDPOINT=unavailable.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS="120000")
+    assert child.stdout.splitlines() == ["went on"]
+    assert unavailable.attempts["/v1/traces"] >= 3  # the exec's one, then shutdown()'s first attempt and a retry
+
+
 def test_agent_otel_run_child_exits_with_a_failing_collector(unavailable: Unavailable, tmp_path: Path) -> None:
     child = run_child(
         "from agent_otel._cli import main; import sys; sys.exit(main(['run', '--', sys.executable, '-c', 'pass']))",

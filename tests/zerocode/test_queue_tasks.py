@@ -522,14 +522,16 @@ class Counter:
     def add(self, x):
         return x + 1
 """
-#: Runs the tasks on a local Ray instance, then ends it as a short job does (``ray.shutdown()``: its workers end with
-#: no exit hook); the driver's own telemetry is none of Ray's workers'.
+#: Runs the tasks on a local Ray instance, then ends it as a job does (``ray.shutdown()``: its workers end with no exit
+#: hook) once the test has read the line it waits for; the driver's own telemetry is none of Ray's workers'.
 RUNS_RAY = """
+import sys
 import ray
 import ray_tasks
 ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
 print(ray.get([ray_tasks.lookup.remote("a"), ray_tasks.nested.remote("b"), ray_tasks.decorated.remote(21),
-               ray_tasks.lookup.options(max_retries=0).remote("c")]))
+               ray_tasks.lookup.options(max_retries=0).remote("c")]), flush=True)
+sys.stdin.readline()
 ray.shutdown()
 """
 
@@ -554,14 +556,20 @@ def test_ray_remote_functions_are_recorded_in_the_workers_that_run_them(tmp_path
                    OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
                    OTEL_TRACES_EXPORTER="otlp", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none",
                    OTEL_BSP_SCHEDULE_DELAY="3600000", RAY_USAGE_STATS_ENABLED="0")
-        done = subprocess.run([str(Path(sys.executable).parent / "agent-otel"), "run", "--", sys.executable, "run.py"],
-                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert done.stdout.splitlines()[-1] == "['A', 'B!', 42, 'C']"
-        tools = lambda: sorted(span.name for span in receiver.spans() if span.name.startswith("execute_tool"))  # noqa: E731
-        wait_until(lambda: len(tools()) >= 4, "the workers' 4 spans")  # (the driver's own: Ray's HTTP requests)
-        assert tools() == [
-            "execute_tool decorated", "execute_tool lookup", "execute_tool lookup", "execute_tool lookup"]
+        driver = subprocess.Popen([str(Path(sys.executable).parent / "agent-otel"), "run", "--", sys.executable,
+                                   "run.py"], cwd=tmp_path, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        try:
+            assert driver.stdout is not None and driver.stdout.readline() == "['A', 'B!', 42, 'C']\n"
+            # the workers export as their last call ends, the tasks not waiting for it: before the driver's
+            # ray.shutdown() ends them (with no exit hook) and without their periodic export (an hour away)
+            tools = lambda: sorted(span.name for span in receiver.spans() if span.name.startswith("execute_tool"))  # noqa: E731
+            wait_until(lambda: len(tools()) >= 4, "the workers' 4 spans")  # (the driver's own: Ray's HTTP requests)
+            assert tools() == [
+                "execute_tool decorated", "execute_tool lookup", "execute_tool lookup", "execute_tool lookup"]
+        finally:
+            _, stderr = driver.communicate("go\n", timeout=300)
+        assert driver.returncode == 0, stderr[-3000:]
     (tmp_path / "agent-otel.toml").write_text('[[tool]]\ntarget = "ray_tasks:lookup"\n\n[[tool]]\ntarget = '
                                               '"ray_tasks:chunks"\n\n[[agent]]\ntarget = "ray_tasks:Counter.add"\n')
     checked = check(tmp_path, env={"PYTHONPATH": str(tmp_path), "RAY_USAGE_STATS_ENABLED": "0"})

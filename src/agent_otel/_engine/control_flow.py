@@ -21,8 +21,12 @@ from agent_otel._engine.self_telemetry import report_error
 _CONTROL_FLOW: dict[str, frozenset[str]] = {
     "langgraph.errors": frozenset({"GraphInterrupt", "NodeInterrupt", "ParentCommand"}),
     "pydantic_ai.exceptions": frozenset({"ApprovalRequired", "CallDeferred"}),
-    # st.rerun() and st.stop(): the script run ends there, to start again or to wait for the user
+    # st.rerun() and st.stop(): the script run ends there, to start again or to wait for the user (where Streamlit
+    # defines them now, and where its earlier releases did)
     "streamlit.runtime.scriptrunner_utils.exceptions": frozenset({"ScriptControlException"}),
+    "streamlit.runtime.scriptrunner.exceptions": frozenset({"ScriptControlException"}),
+    "streamlit.runtime.scriptrunner.script_runner": frozenset({"ScriptControlException"}),
+    "streamlit.script_runner": frozenset({"ScriptControlException"}),
 }
 _NAMES = frozenset().union(*_CONTROL_FLOW.values())
 #: Exits whose ``exit_code`` 0 is a success, as ``sys.exit(0)`` is.

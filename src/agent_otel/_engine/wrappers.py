@@ -196,6 +196,8 @@ class Invocation:
             return
         self._ended = True
         if self.start_ns < _forked_at_ns:  # started before this process was forked: its parent's, which records it
+            if _when_idle is not None:
+                _one_less_running(self)
             return
         duration_s = (_now_ns() - self.start_ns) / 1e9
         flow: BaseException | None = None  # a framework's control flow the call was left by (see control_flow)
@@ -238,6 +240,8 @@ class Invocation:
                     span.end()
                 except Exception as exc:
                     report_error(self.stage + ".end", exc)
+            if _when_idle is not None:
+                _one_less_running(self)
             raise
         if _when_idle is not None:
             _one_less_running(self)
@@ -593,8 +597,9 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
 #: The plain-function wrappers :func:`instrument` made, and their handlers (see :func:`is_wrapper`), weakly: a
 #: handler may refer back to its wrapper (``_method_of``), which a strong value would keep alive for ever.
 _PLAIN_WRAPPERS: weakref.WeakKeyDictionary[Callable[..., Any], weakref.ref[Handler]] = weakref.WeakKeyDictionary()
-#: Those of them that are context managers made again above a decorated generator (see :func:`_over_context_manager`).
-_MADE_MANAGERS: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+#: Those of them that are context managers made again above a decorated generator (see :func:`_over_context_manager`),
+#: and the program's context manager each was made from (see :func:`replacing_own`).
+_MADE_MANAGERS: weakref.WeakKeyDictionary[Callable[..., Any], Callable[..., Any]] = weakref.WeakKeyDictionary()
 
 
 def plain_wrapper(handler: Handler, func: types.FunctionType) -> types.FunctionType:
@@ -2401,21 +2406,23 @@ def replacing_own(stage: str, func: F) -> F:
     Streamlit script run again decorates its own result again (``f = agent_otel.tool("t")(f)``,
     ``agent.run = agent_otel.agent("a")(agent.run)``): each run nested one more wrapper, and one call counted twice,
     then three times. The new decorator replaces the old one instead, as a cell defining the function again would.
-    Another kind's wrapper (an agent used as a tool) is wrapped as any function; a context manager made above a
-    decorated generator is too (what it was made from is not kept)."""
-    holder: Any = type(func) if type(func) in (staticmethod, classmethod) else None  # (a proxy of a bound method
-    held: Any = cast(Any, func).__func__ if holder is not None else func  # passes isinstance(, MethodType))
+    Another kind's wrapper (an agent used as a tool) is wrapped as any function."""
+    kind: Any = type(func)  # (not isinstance(): a proxy of a bound method passes isinstance(, MethodType))
+    held: Any = cast(Any, func).__func__ if kind in (staticmethod, classmethod, types.MethodType) else func
     if isinstance(held, Wrapper):
         handler, inner = getattr(held, "_self_handler", None), wrapped_of(held)
-    elif type(held) is types.FunctionType and held not in _MADE_MANAGERS:
+    elif type(held) is types.FunctionType:
         found = _PLAIN_WRAPPERS.get(held)
-        handler, inner = (found() if found is not None else None), getattr(held, "__wrapped__", None)
+        handler = found() if found is not None else None
+        inner = _MADE_MANAGERS.get(held) or getattr(held, "__wrapped__", None)  # a context manager: its factory
     else:
         return func
     if not isinstance(handler, Handler) or handler.stage != stage or inner is None:
         return func
     inner = replacing_own(stage, inner)  # (nested already, before this)
-    return cast(F, holder(inner) if holder is not None else inner)
+    if kind is types.MethodType:  # ``obj.method`` of a method decorated in its class: the method, bound
+        return cast(F, types.MethodType(inner, cast(Any, func).__self__))
+    return cast(F, kind(inner) if kind in (staticmethod, classmethod) else inner)
 
 
 def _lookup(module: str, qualname: str) -> object:
@@ -2786,5 +2793,5 @@ def _over_context_manager(handler: Handler, factory: types.FunctionType) -> type
     make: Callable[[Callable[..., Any]], Callable[..., Any]] = _MANAGER_MAKERS[factory.__code__]
     made = make(instrument(handler, generator))
     _PLAIN_WRAPPERS[made] = weakref.ref(handler)  # a decorator's wrapper (see is_wrapper): a config leaves it be
-    _MADE_MANAGERS.add(made)
+    _MADE_MANAGERS[made] = factory
     return cast(types.FunctionType, made)

@@ -108,6 +108,7 @@ from agent_otel._sdk.export_loss import (
     LossReporter,
     ReportingBatchSpanProcessor,
     ReportingMetricExporter,
+    resume_retrying,
     stop_retrying,
 )
 from agent_otel._sdk.fork_handover import (
@@ -1015,39 +1016,44 @@ def exports_from_this_process() -> bool:
         telemetry.span_processors or telemetry.metric_exporters)  # nothing exported: nothing to wait for
 
 
-def _stop_retrying(telemetry: Telemetry) -> None:
-    """Each of ``telemetry``'s exporters makes its next export its only attempt (see ``stop_retrying``)."""
+def _stop_retrying(telemetry: Telemetry) -> list[threading.Event]:
+    """Each of ``telemetry``'s exporters makes single attempts from now on (see ``stop_retrying``); what to clear to
+    undo it."""
+    stopped = []
     for processor in telemetry.span_processors:
-        stop_retrying(processor._reporting.exporter)
+        stopped += stop_retrying(processor._reporting.exporter)
     for metric_exporter in telemetry.metric_exporters:
-        stop_retrying(metric_exporter.exporter)
+        stopped += stop_retrying(metric_exporter.exporter)
+    return stopped
 
 
 def flush_queued(retry: bool = True) -> bool:
     """Export what is queued (spans that ended, the metrics since the last export), within the exit flush budget,
     shutting nothing down: before ``os.exec*``, which replaces the process with no exit flush (and may fail, the
     process going on), and on a SIGTERM the program's own handler takes (see ``carriers``). ``retry=False``: the
-    process leaves next (``os._exit()``), and each exporter tries once, as at exit: a Collector that is down cost the
-    whole budget in backoff retries, on every forked work-horse an RQ worker runs a job in. Whether it was done within
-    the budget."""
+    process may leave next (``os._exit()``, an exec, a Ray worker's end), and each exporter tries once in this flush,
+    as at exit: a Collector that is down cost the whole budget in backoff retries, on every forked work-horse an RQ
+    worker runs a job in; then they retry again, for a process that goes on. Whether it was done within the budget."""
     telemetry = _telemetry
     if telemetry is None or not exports_from_this_process():
         return True
-    if not retry:
-        _stop_retrying(telemetry)
-    budget_s = min(telemetry.exit_flush_timeout_millis, _LONGEST_RELEASE_MILLIS) / 1000
-    deadline = time.monotonic() + budget_s
-    done = True
-    providers: tuple[TracerProvider | MeterProvider | None, ...] = (telemetry.tracer_provider,
-                                                                     telemetry.meter_provider)
-    for provider in providers:  # a forked child's meter provider flushes its readers of the root too
-        if provider is not None:
-            flushing = _start("flush", functools.partial(provider.force_flush,
-                                                         max(1, int((deadline - time.monotonic()) * 1000))))
-            if flushing is not None:
-                flushing.join(max(0.0, deadline - time.monotonic()))
-                done = done and not flushing.is_alive()
-    return done
+    stopped = _stop_retrying(telemetry) if not retry else []
+    try:
+        budget_s = min(telemetry.exit_flush_timeout_millis, _LONGEST_RELEASE_MILLIS) / 1000
+        deadline = time.monotonic() + budget_s
+        done = True
+        providers: tuple[TracerProvider | MeterProvider | None, ...] = (telemetry.tracer_provider,
+                                                                         telemetry.meter_provider)
+        for provider in providers:  # a forked child's meter provider flushes its readers of the root too
+            if provider is not None:
+                flushing = _start("flush", functools.partial(provider.force_flush,
+                                                             max(1, int((deadline - time.monotonic()) * 1000))))
+                if flushing is not None:
+                    flushing.join(max(0.0, deadline - time.monotonic()))
+                    done = done and not flushing.is_alive()
+        return done
+    finally:  # the process may go on (an exec that failed, a Ray worker's next task): retrying as before
+        resume_retrying(stopped)
 
 
 def _flush_once() -> None:
