@@ -3,6 +3,7 @@ tables all agree with it, and the decorators keep the decorated function's type.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import inspect
@@ -259,16 +260,35 @@ def test_decorating_a_wrapper_of_the_same_kind_again_replaces_it(otel: Any) -> N
         def plan(self) -> dict[str, bool]:
             return {"success": True}
 
+        @agent_otel.agent("drafter")
+        async def draft(self) -> dict[str, bool]:
+            return {"success": True}
+
+        @agent_otel.tool("steps")
+        def steps(self) -> Iterator[int]:
+            yield 1
+
+        @agent_otel.tool("make")
+        @classmethod
+        def make(cls) -> str:
+            return cls.__name__
+
     planner = Planner()
     planner.plan = agent_otel.agent("planner")(planner.plan)  # type: ignore[method-assign]  # (bound, of the class's)
+    planner.draft = agent_otel.agent("drafter")(planner.draft)  # type: ignore[method-assign]
+    planner.steps = agent_otel.tool("steps")(planner.steps)  # type: ignore[method-assign]
+    make = agent_otel.tool("make")(Planner.make)
     planner.plan()
+    assert asyncio.run(planner.draft()) == {"success": True}
+    assert list(planner.steps()) == [1] and make() == "Planner"
 
     as_tool = agent_otel.tool("researcher")(agent_otel.agent("researcher")(plain))
     as_tool("x")
     names = [span.name for span in otel.spans()]
     assert names.count("execute_tool lookup") == 1 and names.count("invoke_agent support") == 1
     assert names.count("invoke_workflow turn") == 1 and names.count("execute_tool session") == 1
-    assert names.count("invoke_agent planner") == 1
+    assert [names.count(name) for name in ("invoke_agent planner", "invoke_agent drafter", "execute_tool steps",
+                                           "execute_tool make")] == [1, 1, 1, 1]
     researcher = {span.name: span for span in otel.spans() if "researcher" in span.name}
     assert sorted(researcher) == ["execute_tool researcher", "invoke_agent researcher"]
     tool_span = researcher["execute_tool researcher"].context

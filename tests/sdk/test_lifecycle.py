@@ -679,6 +679,23 @@ def test_an_exec_that_fails_leaves_the_exporters_retrying(unavailable: Unavailab
     assert unavailable.attempts["/v1/traces"] >= 3  # the exec's one, then shutdown()'s first attempt and a retry
 
 
+def test_retrying_resumes_only_for_an_exporter_not_shut_down_meanwhile() -> None:
+    """The single-attempt flush sets the OTLP exporters' shutdown events and clears them again for a process that goes
+    on; one the exporter's own ``shutdown()`` set meanwhile stays set (review rv53: an exporter shut down during such a
+    flush lost its shutdown state, and its next export retried)."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    from agent_otel._sdk.export_loss import resume_retrying, stop_retrying
+
+    going_on, shut = OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces"), OTLPSpanExporter(
+        endpoint="http://127.0.0.1:9/v1/traces")
+    stopped = [*stop_retrying(going_on), *stop_retrying(shut)]
+    assert len(stopped) == 2 and all(event.is_set() for _, event in stopped)
+    shut.shutdown()
+    resume_retrying(stopped)
+    assert [event.is_set() for _, event in stopped] == [False, True]
+
+
 def test_agent_otel_run_child_exits_with_a_failing_collector(unavailable: Unavailable, tmp_path: Path) -> None:
     child = run_child(
         "from agent_otel._cli import main; import sys; sys.exit(main(['run', '--', sys.executable, '-c', 'pass']))",

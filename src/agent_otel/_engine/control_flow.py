@@ -26,6 +26,7 @@ _CONTROL_FLOW: dict[str, frozenset[str]] = {
     "streamlit.runtime.scriptrunner_utils.exceptions": frozenset({"ScriptControlException"}),
     "streamlit.runtime.scriptrunner.exceptions": frozenset({"ScriptControlException"}),
     "streamlit.runtime.scriptrunner.script_runner": frozenset({"ScriptControlException"}),
+    "streamlit.scriptrunner.script_runner": frozenset({"ScriptControlException"}),
     "streamlit.script_runner": frozenset({"ScriptControlException"}),
 }
 _NAMES = frozenset().union(*_CONTROL_FLOW.values())

@@ -2409,6 +2409,13 @@ def replacing_own(stage: str, func: F) -> F:
     Another kind's wrapper (an agent used as a tool) is wrapped as any function."""
     kind: Any = type(func)  # (not isinstance(): a proxy of a bound method passes isinstance(, MethodType))
     held: Any = cast(Any, func).__func__ if kind in (staticmethod, classmethod, types.MethodType) else func
+    if isinstance(held, BoundWrapper):  # ``obj.method`` of an async or generator method decorated in its class (or
+        # of one above @classmethod): what it binds, bound as it is
+        parent = getattr(held, "_self_parent", None)
+        handler, inner = getattr(parent, "_self_handler", None), wrapped_of(held)
+        if not isinstance(handler, Handler) or handler.stage != stage:
+            return func
+        return cast(F, replacing_own(stage, inner))
     if isinstance(held, Wrapper):
         handler, inner = getattr(held, "_self_handler", None), wrapped_of(held)
     elif type(held) is types.FunctionType:

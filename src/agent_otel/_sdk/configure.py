@@ -108,6 +108,7 @@ from agent_otel._sdk.export_loss import (
     LossReporter,
     ReportingBatchSpanProcessor,
     ReportingMetricExporter,
+    Stopped,
     resume_retrying,
     stop_retrying,
 )
@@ -562,7 +563,7 @@ def configure(
                 _register_fork_handler()
             _telemetry = telemetry
             if exports_from_this_process():
-                flush_when_idle(_flush_once)  # a Ray worker: no exit hook runs there
+                flush_when_idle(_flush_in_the_background)  # a Ray worker: no exit hook runs there
                 flush_before_raised_signals()  # a forked child's too: its parent's went with the parent's release
                 if not _fork_child_setup:  # a forked child's bootstrap is the wrapped one
                     flush_this_worker_on_exit()
@@ -1016,10 +1017,10 @@ def exports_from_this_process() -> bool:
         telemetry.span_processors or telemetry.metric_exporters)  # nothing exported: nothing to wait for
 
 
-def _stop_retrying(telemetry: Telemetry) -> list[threading.Event]:
+def _stop_retrying(telemetry: Telemetry) -> Stopped:
     """Each of ``telemetry``'s exporters makes single attempts from now on (see ``stop_retrying``); what to clear to
     undo it."""
-    stopped = []
+    stopped: Stopped = []
     for processor in telemetry.span_processors:
         stopped += stop_retrying(processor._reporting.exporter)
     for metric_exporter in telemetry.metric_exporters:
@@ -1031,7 +1032,7 @@ def flush_queued(retry: bool = True) -> bool:
     """Export what is queued (spans that ended, the metrics since the last export), within the exit flush budget,
     shutting nothing down: before ``os.exec*``, which replaces the process with no exit flush (and may fail, the
     process going on), and on a SIGTERM the program's own handler takes (see ``carriers``). ``retry=False``: the
-    process may leave next (``os._exit()``, an exec, a Ray worker's end), and each exporter tries once in this flush,
+    process may leave next (``os._exit()``, an exec), and each exporter tries once in this flush,
     as at exit: a Collector that is down cost the whole budget in backoff retries, on every forked work-horse an RQ
     worker runs a job in; then they retry again, for a process that goes on. Whether it was done within the budget."""
     telemetry = _telemetry
@@ -1056,9 +1057,16 @@ def flush_queued(retry: bool = True) -> bool:
         resume_retrying(stopped)
 
 
-def _flush_once() -> None:
-    """What is queued, exported with no retries (see ``idle_flush``: the process may end next)."""
-    flush_queued(retry=False)
+def _flush_in_the_background() -> None:
+    """What is queued, exported on the thread of ``idle_flush`` (a Ray worker, once no call of ours runs in it), one
+    flush at a time: with the exporters' own retries and timeouts, as their periodic exports, since no task waits for
+    it (it left no thread behind, as a budget would, for the next one to pile up on)."""
+    telemetry = _telemetry
+    if telemetry is None or not exports_from_this_process():
+        return
+    for provider in (telemetry.tracer_provider, telemetry.meter_provider):
+        if provider is not None:
+            provider.force_flush()
 
 
 def end_in_flight_on(signum: int) -> None:

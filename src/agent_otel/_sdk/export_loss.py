@@ -60,25 +60,31 @@ def _shutdown_within(target: _ShutsDown, timeout_millis: float) -> None:
         target.shutdown()
 
 
-def stop_retrying(exporter: object) -> list[threading.Event]:
+#: What :func:`stop_retrying` set: the exporter, and its event.
+Stopped = list[tuple[object, threading.Event]]
+
+
+def stop_retrying(exporter: object) -> Stopped:
     """Make ``exporter``'s exports single attempts: the OTLP exporters skip their backoff retries once their shutdown
     event is set (the HTTP client's ``_shutdown_event``, the gRPC exporter's ``_shutdown_in_progress``: pinned SDK
     internals), until :func:`resume_retrying` clears it. The events it set (they were clear). Other exporters keep
     their own behaviour."""
-    stopped = []
+    stopped: Stopped = []
     for owner, name in ((exporter, "_shutdown_in_progress"), (getattr(exporter, "_client", None), "_shutdown_event")):
         event = getattr(owner, name, None)
         if isinstance(event, threading.Event) and not event.is_set():
             event.set()
-            stopped.append(event)
+            stopped.append((exporter, event))
     return stopped
 
 
-def resume_retrying(stopped: list[threading.Event]) -> None:
-    """Undo :func:`stop_retrying` for a process that goes on (an exec that failed, a Ray worker between its tasks):
-    the exporters retry again, as ``shutdown()`` and their periodic exports do."""
-    for event in stopped:
-        event.clear()
+def resume_retrying(stopped: Stopped) -> None:
+    """Undo :func:`stop_retrying` for a process that goes on (an exec that failed): the exporters retry again, as
+    ``shutdown()`` and their periodic exports do; not one shut down meanwhile (its own ``shutdown()`` sets the event
+    too, and keeps it set)."""
+    for exporter, event in stopped:
+        if not getattr(exporter, "_shutdown", False):
+            event.clear()
 
 
 class _OursWhileExporting(logging.Filter):

@@ -4,10 +4,10 @@ Ray ends its worker processes with no exit hook and no signal that Python sees (
 disconnects: ``ray.shutdown()``, the end of the driver's script): what a worker recorded since its exporters' last
 periodic export was lost, every span and metric of a short job. In such a process, once ``configure()`` set it up
 (under ``agent-otel run`` every Ray worker is), each time the last call of ours running in it ends (a task's or an
-actor method's own, usually), a thread of ours exports what is queued: within the exit flush budget, each exporter
-trying once, as at exit. The task does not wait for it (an actor's event loop neither): the export begins as the
-task's result goes back to the driver, and a worker stopped before it is done loses what it had not sent. Calls that
-end while it runs are exported by the next one, right after it.
+actor method's own, usually), a thread of ours exports what is queued, as a periodic export would (with its retries
+and timeouts). The task does not wait for it (an actor's event loop neither): the export begins as the task's result
+goes back to the driver, and a worker stopped before it is done loses what it had not sent. Calls that end while it
+runs are exported by the next one, right after it: one at a time, whatever the Collector does.
 """
 
 from __future__ import annotations
