@@ -69,6 +69,21 @@ def last_json(child: subprocess.CompletedProcess[str]) -> Any:
 # --------------------------------------------------------------------------------------------------
 
 
+def test_the_handle_shows_what_a_program_reads_of_it_in_one_line() -> None:
+    """A notebook shows the value of ``configure()`` on a cell's last line: its repr was the whole dataclass, some
+    1.5 kB of providers, processors and arguments (the interactive-host probe)."""
+    child = run_child("""
+        import agent_otel
+
+        handle = agent_otel.configure(prometheus_port=0)
+        shown = f"Telemetry(set_up=True, prometheus_url={handle.prometheus_url!r}, metrics_unserved=None)"
+        print(repr(handle) == shown, handle.prometheus_url.startswith("http://"))
+    """)
+    assert child.stdout.splitlines() == ["True True"]
+    disabled = run_child("import agent_otel; print(repr(agent_otel.configure()))", AGENT_OTEL_ENABLED="false")
+    assert disabled.stdout.splitlines() == ["Telemetry(set_up=False, prometheus_url=None, metrics_unserved=None)"]
+
+
 def test_configure_after_shutdown_sets_up_again() -> None:
     child = run_child("""
         import json, urllib.request

@@ -161,6 +161,12 @@ class Telemetry:
     #: child). None when it serves them, or was not asked to.
     metrics_unserved: str | None = None
 
+    def __repr__(self) -> str:
+        """What a program reads of the handle: a notebook shows it for ``configure()`` on a cell's last line, where the
+        whole dataclass (providers, processors, the arguments) printed some 1.5 kB."""
+        return (f"Telemetry(set_up={self.settings is not None}, prometheus_url={self.prometheus_url!r}, "
+                f"metrics_unserved={self.metrics_unserved!r})")
+
     @property
     def prometheus_url(self) -> str | None:
         if self.prometheus_server is None or self.settings is None:
