@@ -50,7 +50,7 @@ from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from contextvars import ContextVar, Token
 from enum import Enum
 from types import TracebackType
-from typing import Any, Generic, Self, SupportsIndex, TypeAlias, TypeVar, cast
+from typing import Any, Generic, Self, SupportsIndex, TypeAlias, TypeGuard, TypeVar, cast
 
 import wrapt
 from opentelemetry import context as otel_context
@@ -2328,9 +2328,15 @@ def wrapper_for(handler: Handler, func: object) -> WrapperFunction:
     return _sync_wrapper(handler)
 
 
+def is_plain_sync_function(func: object) -> TypeGuard[types.FunctionType]:
+    """Whether ``func`` is a Python function that is no coroutine, generator or async generator function: one a
+    plain function can wrap (:func:`plain_wrapper`)."""
+    return type(func) is types.FunctionType and not func.__code__.co_flags & _SUSPENDING_FLAGS
+
+
 def _decorated_where_defined(func: object) -> bool:
     """A plain sync function that its qualified name does not hold yet (see :func:`instrument`)."""
-    if type(func) is not types.FunctionType or func.__code__.co_flags & _SUSPENDING_FLAGS:
+    if not is_plain_sync_function(func):
         return False
     return not (_held_by_name(func) or _held_by_class_body(func))
 

@@ -14,7 +14,6 @@ nothing a worker ran. So such a target wraps the function where the task object 
 
 from __future__ import annotations
 
-import inspect
 import sys
 from collections.abc import Callable
 from types import FunctionType
@@ -24,6 +23,7 @@ import wrapt
 
 from agent_otel._engine.kept import is_instance_of
 from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.wrappers import is_plain_sync_function
 
 #: Called with the (module, qualified name) of a task's function and the task, for each task Celery makes from then
 #: on (see :func:`on_made`).
@@ -120,17 +120,12 @@ HOLDERS = {
 def by_value_refusal(shape: str, function: object) -> str | None:
     """Why a holder whose runner pickles its function by value (:attr:`FunctionHolder.pickled_by_value`) cannot have
     ``function`` wrapped (None: it can): only a plain sync function's wrapper goes with it."""
-    if not HOLDERS[shape].pickled_by_value or (
-            type(function) is FunctionType and not function.__code__.co_flags & _NOT_PLAIN_CALL):
+    if not HOLDERS[shape].pickled_by_value or is_plain_sync_function(function):
         return None
     return (f"a {shape} whose function is no plain sync function: its runner pickles the function by value, without "
             "a wrapper of agent-otel's around a coroutine or generator function; decorate the function under the "
             "runner's decorator, next to the def")
 
-
-#: ``co_flags`` of a coroutine, generator or async generator function.
-_NOT_PLAIN_CALL = (inspect.CO_COROUTINE | inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
-                   | inspect.CO_ITERABLE_COROUTINE)
 
 
 def ray_actor_refusal(value: object) -> str | None:

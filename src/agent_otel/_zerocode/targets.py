@@ -17,7 +17,7 @@ from types import FunctionType, ModuleType
 from typing import cast
 
 from agent_otel._engine.kept import kept_by, runs_kept
-from agent_otel._engine.wrappers import wrapped_of
+from agent_otel._engine.wrappers import is_plain_sync_function, wrapped_of
 from agent_otel._zerocode.config import TargetSpec
 from agent_otel._zerocode.queue_tasks import (
     HOLDERS,
@@ -363,7 +363,7 @@ def awaitable_note_of(function: object) -> str:
     not evaluated: a name the function's module holds, or a class."""
     try:  # the program's objects: unwrapping may find a loop, and an annotation name anything
         func = inspect.unwrap(function) if callable(function) else None
-        if not isinstance(func, FunctionType) or func.__code__.co_flags & _NOT_PLAIN:
+        if not is_plain_sync_function(func):
             return ""
         returned: object = func.__annotations__.get("return")
         if isinstance(returned, str):
@@ -376,10 +376,6 @@ def awaitable_note_of(function: object) -> str:
         return ""
     return (f"returns {returned.__name__}, an awaitable that is no coroutine or future: the call ends as it returns, "
             f"not when that is awaited; name the function that awaits it")
-
-
-#: Code flags of a coroutine function, a generator function and an async generator function.
-_NOT_PLAIN = inspect.CO_COROUTINE | inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
 
 
 def _named_in(namespace: Mapping[str, object], dotted: str) -> object:
