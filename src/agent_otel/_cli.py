@@ -186,8 +186,13 @@ def _escape_what_the_output_cannot_encode() -> None:
     escaped, as Python shows them in a traceback, rather than failing with one."""
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)  # a TextIOWrapper's; a replaced stream is left be
-        if reconfigure is not None and stream.errors == "strict":
+        if reconfigure is not None and stream.errors in _FAILING_ON_TEXT:
             reconfigure(errors="backslashreplace")
+
+
+#: The error handlers under which a character the output cannot encode fails the write: ``surrogateescape`` is the
+#: POSIX locale's (``LC_ALL=C`` without UTF-8 mode), which passes lone surrogates only.
+_FAILING_ON_TEXT = frozenset({"strict", "surrogateescape", "surrogatepass"})
 
 
 def main(argv: list[str] | None = None) -> int:

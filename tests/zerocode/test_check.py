@@ -375,13 +375,17 @@ def test_a_reader_that_stops_reading_gets_no_traceback(project: Path) -> None:
     assert child.stderr.read() == ""
 
 
-def test_names_an_ascii_output_cannot_encode_are_shown_escaped(project: Path) -> None:
-    """``def sücher`` is a valid name: with ``PYTHONIOENCODING=ascii`` (or ``LANG=C``) the table raised
-    UnicodeEncodeError with a traceback, and exited 1 as for a config with errors."""
+@pytest.mark.parametrize("environment", [{"PYTHONIOENCODING": "ascii"},
+                                         {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""}],
+                         ids=["ascii", "posix-locale"])
+def test_names_an_ascii_output_cannot_encode_are_shown_escaped(project: Path, environment: dict[str, str]) -> None:
+    """``def sücher`` is a valid name: with ``PYTHONIOENCODING=ascii`` the table raised UnicodeEncodeError with a
+    traceback, and exited 1 as for a config with errors. So did the POSIX locale without UTF-8 mode (its stdout's
+    ``surrogateescape`` fails on such a character as ``strict`` does) after that was fixed."""
     (project / "app_under_check.py").write_text(APP + "\ndef sücher():\n    return 1\n", encoding="utf-8")
     (project / "agent-otel.toml").write_text('[[tool]]\ntarget = "app_under_check:sücher"\nname = "grün"\n',
                                              encoding="utf-8")
-    result = check(project, env={"PYTHONIOENCODING": "ascii"})
+    result = check(project, env=environment)
     assert (result.returncode, result.stderr) == (0, "")
     assert "app_under_check:s\\xfccher" in result.stdout and "1 resolved, 0 errors" in result.stdout
 

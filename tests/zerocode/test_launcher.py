@@ -796,7 +796,9 @@ def test_sigterm_ends_the_job_in_flight_as_an_error_before_the_flush(tmp_path: P
     (["-OX", "dev", "app.py", "-x"], (["-O", "-X", "dev"], ["app.py", "-x"])),
     (["-um", "pkg", "a"], (["-u"], ["-m", "pkg", "a"])),
     (["-u", "-c", "pass"], (["-u"], ["-c", "pass"])),
+    (["-sP", "app.py"], (["-sP"], ["app.py"])),
     (["-uE", "app.py"], None),
+    (["-I", "app.py"], None),
     (["-u"], None),
 ])
 def test_run_options_are_split_from_the_program_letter_by_letter(args: list[str], split: object) -> None:

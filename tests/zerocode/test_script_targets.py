@@ -303,6 +303,26 @@ def test_interpreter_run_options_reach_the_program_and_its_own_targets_still_app
     assert launched(app, "agent-otel.toml", "-uc", probe).stdout == "True 0 0 False [] ['-c']\n"
 
 
+@pytest.mark.parametrize("options", [("-P",), ("-s",), ("-sP",)])
+def test_safe_path_and_no_user_site_options_keep_the_scripts_own_targets(app: Path, options: tuple[str, ...]) -> None:
+    """`python -P app.py` and `python -s app.py` were exec'd as they were: the script's `__main__` targets, which
+    only the launcher running it applies, were left out with no word said. The launcher now starts again with
+    them, as for `-u`; with `-P` the program gets no folder on its path, as under plain python."""
+    args = (*options, "app.py", "plan", "fix")
+    with OtlpHttpReceiver() as receiver:
+        result = launched(app, "agent-otel.toml", *args, receiver=receiver)
+        assert outcome(result) == outcome(plain(app, *args))
+        spans = spans_named(receiver, 5)
+    assert sorted(name for name, _ in spans) == ["execute_tool lookup"] * 2 + ["invoke_agent Agent"] * 2 + [
+        "invoke_agent main"]
+    (app / "sub").mkdir()
+    (app / "sub" / "paths.py").write_text(
+        "import sys\nprint(sys.flags.safe_path, sys.flags.no_user_site, sys.path[:1])\n")
+    for cwd, run_args in ((app, (*options, "sub/paths.py")), (app / "sub", (*options, "-m", "paths")),
+                          (app / "sub", (*options, "-c", "import paths"))):
+        assert outcome(launched(cwd, str(app / "agent-otel.toml"), *run_args)) == outcome(plain(cwd, *run_args))
+
+
 def test_the_program_imports_from_the_path_plain_python_gives_it(app: Path) -> None:
     """`sys.path` as under plain python: the program's folder first (the script's, the working directory for
     `-m` and `-c`), in place of the launcher's (`agent-otel`'s own folder, or the working directory of

@@ -86,9 +86,11 @@ def _same_interpreter(path: str) -> bool:
 
 
 #: Interpreter options that change how the interpreter runs, not which program: ``python -u app.py`` is run by
-#: the launcher started again with them (the first letters take no value, ``-W``/``-X`` take one). Options
-#: that change what is importable (-E, -s, -S, -I, -P) or what runs (-i, -x) leave the command exec'd as is.
-_RUN_OPTIONS = frozenset("bBdOqRuv")
+#: the launcher started again with them (the first letters take no value, ``-W``/``-X`` take one). So are ``-s``
+#: (no user site-packages) and ``-P`` (no program folder on the path, which the launcher then gives the program
+#: none of: see :func:`_first_on_path`). Options that keep agent-otel's hook from loading (-E, -S, -I) or change
+#: what runs (-i, -x) leave the command exec'd as is.
+_RUN_OPTIONS = frozenset("bBdOqRuvsP")
 _RUN_OPTIONS_WITH_VALUE = frozenset("WX")
 
 
@@ -385,7 +387,7 @@ def _is_agent_otel_command() -> bool:
         modules = [original[i + 1] if option == "-m" else option[2:] for i, option in enumerate(original[:-1])
                    if option.startswith("-m")]
         return bool(modules) and modules[0] in ("agent_otel", "agent_otel.__main__")
-    return argv[:1] == ["-c"] and _AGAIN in original
+    return argv[:1] == ["-c"] and _started_again()
 
 
 def _program(plan: Plan) -> programs.Program:
@@ -413,11 +415,17 @@ def _first_on_path(entry: str | None) -> None:
     """Put the program's folder first on ``sys.path`` where python put the launcher's own (the console script's
     folder, or the working directory for ``python -m agent_otel``), so the program imports from where it would
     without the launcher. A launcher run with ``-P`` or ``-I`` has none, and its command (``python app.py``) still
-    gives the program one; with ``PYTHONSAFEPATH`` python gives the program none, and neither does the launcher."""
+    gives the program one; with ``PYTHONSAFEPATH`` python gives the program none, and neither does the launcher,
+    nor when it was started again with the program's own ``-P`` (``python -P app.py``)."""
     if not sys.flags.safe_path and sys.path:
         del sys.path[0]
-    if entry is not None and not os.environ.get("PYTHONSAFEPATH"):
+    if entry is not None and not os.environ.get("PYTHONSAFEPATH") and not (sys.flags.safe_path and _started_again()):
         sys.path.insert(0, entry)
+
+
+def _started_again() -> bool:
+    """Whether this launcher was started again with the program's run options (see :func:`_again_with_run_options`)."""
+    return _AGAIN in getattr(sys, "orig_argv", ())
 
 
 #: The programs whose output python does not flush before it prints why they ended: ``-c`` code, a ``-m`` module.
