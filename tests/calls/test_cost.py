@@ -280,6 +280,11 @@ def test_a_call_of_a_model_with_no_price_is_counted_instead_of_costing_nothing(o
     ("claude-3-5-sonnet@20240620", "claude-3-5-sonnet"), ("claude-3-5-sonnet-20241022-v2:0", "claude-3-5-sonnet"),
     ("gemini-2.0-flash-001", "gemini-2.0-flash"), ("claude-sonnet-4-0", "claude-sonnet-4"),
     ("claude-opus-4-0", "claude-opus-4"),
+    # Amazon Bedrock's ids: the vendor's, and a cross-region inference profile's geography, before the model's name
+    ("anthropic.claude-3-haiku-20240307-v1:0", "claude-3-haiku"),
+    ("us.anthropic.claude-sonnet-4-20250514-v1:0", "claude-sonnet-4"),
+    ("us-gov.anthropic.claude-3-5-sonnet-20240620-v1:0", "claude-3-5-sonnet"),
+    ("anthropic.claude-opus-4-5-20251101-v1:0", None), ("meta.llama3-1-70b-instruct-v1:0", None),
     # other models whose names start with a priced one's: their prices differ (o3-pro's is 10x o3's)
     ("o3-pro", None), ("gemini-2.5-flash-lite", None), ("claude-opus-4-5", None), ("gpt-4o-audio-preview", None),
 ])

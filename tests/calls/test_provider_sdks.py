@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import collections.abc
 import contextlib
+import contextvars
 import gc
 import inspect
 import socket
@@ -475,6 +476,50 @@ def test_a_streaming_helper_under_the_sdks_instrumentation_leaves_the_programs_c
         span.context.span_id for span in ours if span.context)
     assert all(span.parent is None for span in ours)
     assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 2
+
+
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+def test_a_call_that_returned_its_stream_inside_its_result_is_not_taken_for_the_one_later_calls_run_in(
+        otel: Any, llm: StreamingLLM, sdk: str) -> None:
+    """boto3's ``converse_stream`` returns its stream in a dict, as a program's provider function may: the call ends
+    as it returns, and the SDK's instrumentation, which keeps its span current until the stream is read to its end,
+    then puts back the context it started in, the ended call's. Every later provider call in the thread took that
+    call for one it ran inside and recorded nothing (the instrumentation's leak: with the SDK alone, the ended span
+    stays current too): with Anthropic's, one call counted for three, and the failure not at all, and the span bridge
+    took the SDK's own call made after them for a part of that ended call."""
+    if sdk == "openai":
+        client = openai.OpenAI(base_url=llm.url + "/v1", api_key="test", max_retries=0)
+        request = lambda: client.chat.completions.create(  # noqa: E731
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True})
+    else:
+        sync_client = anthropic.Anthropic(base_url=llm.url, api_key="test", max_retries=0)
+        request = lambda: sync_client.messages.create(  # noqa: E731
+            model="claude-3-5-haiku", max_tokens=16, messages=MESSAGES, stream=True)
+
+    @agent_otel.provider(sdk, model="gpt-4o-mini")
+    def in_a_result() -> dict[str, Any]:
+        return {"stream": request()}
+
+    @agent_otel.provider(sdk, model="gpt-4o-mini")
+    def failing() -> None:
+        raise ConnectionError("refused")
+
+    def program() -> None:
+        for _ in range(3):
+            assert len(list(in_a_result()["stream"])) == EXPECTED[sdk][3]
+        with pytest.raises(ConnectionError):
+            failing()
+        assert len(list(request())) == EXPECTED[sdk][3]  # the SDK's call alone: the span bridge counts it
+
+    with genai_apps.instrumented(sdk, otel.tracer_provider, otel.meter_provider):
+        contextvars.copy_context().run(program)  # (the leaked context stays there, not in the tests after this one)
+    ours = [span for span in otel.spans() if span.instrumentation_scope.name == semconv.SCOPE_NAME]
+    assert len(ours) == 4
+    outcomes: dict[object, int] = {}
+    for recorded in otel.points(semconv.CLIENT_INFERENCE_DURATION.name):
+        error_type = recorded.attributes.get(semconv.ERROR_TYPE)
+        outcomes[error_type] = outcomes.get(error_type, 0) + recorded.count
+    assert outcomes == {None: 4, "ConnectionError": 1}
 
 
 @pytest.mark.parametrize("nested", ["no", "yes", "read inside"],

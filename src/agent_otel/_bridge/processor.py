@@ -73,6 +73,7 @@ from agent_otel._calls.provider import (
     priced_cost,
     record_request,
     record_usage,
+    running_provider,
 )
 from agent_otel._calls.tool import TOOL_KEY, OpenToolCall, record_tool_call
 from agent_otel._context import running
@@ -305,8 +306,9 @@ class GenAiSpanBridge(SpanProcessor):
                 seen.covered = True  # the outer span wins
                 if kind is Kind.PROVIDER:  # with what this one has and it lacks
                     seen.twin_of = parent
-            elif parent is None and _ours(parent_span) and _directly_ours(
-                    attribute_dict(parent_span), found, attributes, started_in):
+            elif parent is None and _ours(parent_span) and getattr(parent_span, "end_time", None) is None and (
+                    _directly_ours(attribute_dict(parent_span), found, attributes, started_in)):  # (an ended one is
+                # no call this span is part of: see running_provider)
                 seen.covered = True  # ours wins: a framework's run or tool call directly inside ours is ours
             elif _in_our_call(kind, operation, attributes, span.name, started_in):
                 seen.covered = True  # ours, the parent or further up: spans between (a retry's, a step's) don't count
@@ -691,8 +693,8 @@ def starting_context(parent_context: Context | None, current: Context | None = N
 def _our_provider_call(ctx: Context | None, operation: str, model: str | None) -> ProviderInvocation | None:
     """The agent-otel provider call of that operation the span starts in, at any depth: the call counts the
     request, its tokens and cost once (see the provider kind's nesting rule)."""
-    call = otel_context.get_value(PROVIDER_KEY, ctx)
-    return call if isinstance(call, ProviderInvocation) and sources.same_operation(
+    call = running_provider(ctx if ctx is not None else otel_context.get_current())
+    return call if call is not None and sources.same_operation(
         call.operation, operation, call.model, model) else None
 
 

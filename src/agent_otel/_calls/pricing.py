@@ -183,13 +183,28 @@ def reset_prices() -> None:
 def price_of(model: str | None) -> Price | None:
     if not model:
         return None
-    prices = _prices
+    prices = _prices  # (one table for both looks, should set_prices() replace it meanwhile)
+    found = _priced(model, prices)
+    if found is None and (served := _SERVED_AS.match(model)):  # Amazon Bedrock's id: the model's own name after its
+        found = _priced(model[served.end():], prices)  # vendor's
+    return found
+
+
+def _priced(model: str, prices: dict[str, Price]) -> Price | None:
+    """``model``'s price, or its snapshot's (see :data:`_SNAPSHOT_SUFFIX`)."""
     found = prices.get(model)
     if found is not None:
         return found
     best = max((known for known in prices
                 if model.startswith(known) and _SNAPSHOT_SUFFIX.fullmatch(model, len(known))), key=len, default=None)
     return prices[best] if best else None
+
+
+#: What comes before a model's own name in an Amazon Bedrock model id: its vendor, after a cross-region inference
+#: profile's geography or not (``anthropic.claude-3-haiku-20240307-v1:0``,
+#: ``us.anthropic.claude-sonnet-4-20250514-v1:0``). Words of letters only, each followed by a dot: no model's name
+#: starts so (``gpt-4.1``, ``llama-3.1-70b`` have a digit before their dot).
+_SERVED_AS = re.compile(r"(?:[a-z]+(?:-[a-z]+)*\.){1,2}(?=[a-z])")
 
 
 def cost_of(model: str | None, input_tokens: int | None, output_tokens: int | None, *, cache_read: int | None = None,

@@ -990,7 +990,7 @@ class ProviderHandler(KindHandler):
         inv = ProviderInvocation(span, None, self, call, provider, model, operation, priced)
         inv.prompt_text = prompt
         outer = parent.get(PROVIDER_KEY)
-        if outer is not None:
+        if outer is not None and not outer._ended:  # type: ignore[attr-defined]  # (an ended one: see running_provider)
             if outer.provider == provider:  # type: ignore[attr-defined]
                 inv.outer = outer  # type: ignore[assignment]
             else:
@@ -1038,7 +1038,16 @@ def provider_call(provider: str, *, model: str | None = None, operation: str | N
 
 
 def current_provider_call() -> ProviderInvocation | None:
-    return otel_context.get_value(PROVIDER_KEY)  # type: ignore[return-value]
+    return running_provider(otel_context.get_current())
+
+
+def running_provider(ctx: Context) -> ProviderInvocation | None:
+    """The provider call of ours running in ``ctx``. A context can outlive its call: an instrumentation that keeps
+    its span current until a stream is read to its end (``opentelemetry-util-genai``'s) then puts back the context
+    it started in, and when the call returned that stream inside its result (boto3's ``converse_stream``, a dict)
+    that context is an ended call's, current for the rest of the thread. That call runs no later call nor span."""
+    call = ctx.get(PROVIDER_KEY)
+    return call if isinstance(call, ProviderInvocation) and not call._ended else None
 
 
 def record_retry(count: int = 1, *, provider: str | None = None, model: str | None = None,
