@@ -20,6 +20,9 @@ import httpx2
 import openai
 import pydantic
 import pytest
+from google import genai
+from google.genai import models as google_models
+from google.genai import types as genai_types
 from opentelemetry import trace
 
 import agent_otel
@@ -29,6 +32,8 @@ from tests.support.sse_llm import (
     ANTHROPIC_INPUT_TOKENS,
     ANTHROPIC_MODEL,
     ANTHROPIC_OUTPUT_TOKENS,
+    GEMINI_INPUT_TOKENS,
+    GEMINI_OUTPUT_TOKENS,
     OPENAI_MODEL,
     OPENAI_USAGE,
     OVERLOADED_MODEL,
@@ -520,6 +525,44 @@ def test_a_call_that_returned_its_stream_inside_its_result_is_not_taken_for_the_
         error_type = recorded.attributes.get(semconv.ERROR_TYPE)
         outcomes[error_type] = outcomes.get(error_type, 0) + recorded.count
     assert outcomes == {None: 4, "ConnectionError": 1}
+
+
+@pytest.mark.parametrize("ours", ["outside", "inside"])
+def test_a_generator_method_under_the_sdks_instrumentation_is_counted_once_wrapped_either_side_of_it(
+        otel: Any, llm: StreamingLLM, ours: str) -> None:
+    """A config target on google-genai's ``Models.generate_content_stream`` (a generator method) beside its
+    instrumentation, which starts its span without making it current and returns a stream object of its own. Ours
+    around it (the target applied after the instrumentation, as under ``agent-otel run``) gets that stream, no
+    generator, and its call begins then, as the instrumentation's code that started its span has returned: the two
+    spans of one request were no twins, and the request counted twice (its tokens and cost too). Ours inside it (the
+    instrumentation turned on after) is the generator the instrumentation's stream steps, in its span."""
+    plain = google_models.Models.generate_content_stream
+
+    def decorate() -> None:
+        google_models.Models.generate_content_stream = agent_otel.provider(  # type: ignore[method-assign]
+            "gemini", operation="generate_content", model=agent_otel.path("args.model"))(
+            google_models.Models.generate_content_stream)
+
+    try:
+        if ours == "inside":
+            decorate()
+        client = genai.Client(api_key="test", http_options=genai_types.HttpOptions(base_url=llm.url,
+                                                                                 api_version="v1beta"))
+        with genai_apps.instrumented("google-genai", otel.tracer_provider, otel.meter_provider):
+            if ours == "outside":
+                decorate()
+            for _ in range(2):
+                chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="hi"))
+                assert "".join(chunk.text or "" for chunk in chunks) == "Hello"
+    finally:
+        google_models.Models.generate_content_stream = plain  # type: ignore[method-assign]
+    ours_spans = [span for span in otel.spans() if span.instrumentation_scope.name == semconv.SCOPE_NAME]
+    theirs = [span for span in otel.spans() if span.instrumentation_scope.name != semconv.SCOPE_NAME]
+    assert (len(ours_spans), len(theirs)) == (2, 2)
+    assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 2
+    tokens = {kind.value: p.sum for kind, _, histogram in semconv.PREVIOUS_TOKEN_SPLIT
+              for p in otel.points(histogram.name)}
+    assert tokens == {"input": 2 * GEMINI_INPUT_TOKENS, "output": 2 * GEMINI_OUTPUT_TOKENS}
 
 
 @pytest.mark.parametrize("nested", ["no", "yes", "read inside"],

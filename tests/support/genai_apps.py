@@ -228,6 +228,10 @@ def _instrumentor(name: str) -> Any:
         from opentelemetry.instrumentation.genai.anthropic import AnthropicInstrumentor
 
         return AnthropicInstrumentor()
+    if name == "google-genai":
+        from opentelemetry.instrumentation.google_genai import GoogleGenAiSdkInstrumentor
+
+        return GoogleGenAiSdkInstrumentor()
     if name == "langchain":
         from opentelemetry.instrumentation.genai.langchain import LangChainInstrumentor
 

@@ -4,7 +4,9 @@ tests can drive the real ``openai`` and ``anthropic`` SDKs and their stream obje
 ``POST /v1/chat/completions`` streams two content chunks and a usage chunk (``stream_options.include_usage``)
 then ``[DONE]``; ``POST /v1/responses`` the Responses API's events, usage last; ``POST /v1/messages`` streams
 Anthropic's events from ``message_start`` to ``message_stop``, or for the model :data:`OVERLOADED_MODEL` its
-first two events and then an ``error`` event, as Anthropic reports a failure mid-stream.
+first two events and then an ``error`` event, as Anthropic reports a failure mid-stream; ``POST
+/v1beta/models/{model}:streamGenerateContent`` (Gemini's, with ``alt=sse``) two ``GenerateContentResponse`` chunks,
+the usage complete on the last.
 """
 
 from __future__ import annotations
@@ -53,6 +55,24 @@ def _anthropic_events() -> list[tuple[str | None, Any]]:
         {"type": "message_stop"},
     ]
     return [(event["type"], event) for event in events]
+
+
+GEMINI_MODEL = "gemini-2.5-flash-001"
+GEMINI_INPUT_TOKENS, GEMINI_OUTPUT_TOKENS = 13, 5
+
+
+def _gemini_events() -> list[tuple[str | None, Any]]:
+    def chunk(text: str, output_tokens: int | None, finish: str | None) -> dict[str, Any]:
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}
+        if finish is not None:
+            candidate["finishReason"] = finish
+        usage = {"promptTokenCount": GEMINI_INPUT_TOKENS,
+                 "totalTokenCount": GEMINI_INPUT_TOKENS + (output_tokens or 0)}
+        if output_tokens is not None:
+            usage["candidatesTokenCount"] = output_tokens
+        return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": GEMINI_MODEL, "responseId": "r1"}
+
+    return [(None, chunk("Hel", None, None)), (None, chunk("lo", GEMINI_OUTPUT_TOKENS, "STOP"))]
 
 
 RESPONSES_USAGE = {"input_tokens": 30, "output_tokens": 5, "total_tokens": 35,
@@ -106,6 +126,7 @@ class StreamingLLM:
                     self.stall(_sse(_anthropic_events()[:3]))
                     return
                 events = (_openai_events() if self.path.endswith("/chat/completions") else
+                          _gemini_events() if ":streamGenerateContent" in self.path else
                           _responses_events() if self.path.endswith("/responses") else
                           [*_anthropic_events()[:2], _OVERLOADED] if body.get("model") == OVERLOADED_MODEL else
                           _anthropic_events())

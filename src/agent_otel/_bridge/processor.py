@@ -81,9 +81,11 @@ from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY, JOB_KEY, curre
 from agent_otel._context.running import STARTED_BARE, forget, note_started_in, running_context
 from agent_otel._engine import collection
 from agent_otel._engine.control_flow import names_control_flow
+from agent_otel._engine.inside import MADE_BY
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import OTHER, attribute_dict, policy
 from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.wrappers import MAKING_CALL_CODE
 
 #: ``agent.task.type`` of an invocation the bridge records from a workflow span.
 WORKFLOW_TASK_TYPE = "workflow"
@@ -107,7 +109,7 @@ class _Seen:
     ran under, and whether another span of the same call counts it instead."""
 
     __slots__ = ("agent", "below", "calls", "claims", "context", "counts_unknown", "covered", "enclosing",
-                 "inner_reported", "job", "kind", "operation", "own", "ref", "report_key", "report_of",
+                 "inner_reported", "job", "kind", "made_in", "operation", "own", "ref", "report_key", "report_of",
                  "sibling", "span_address", "span_id", "started_by", "twin", "twin_of", "unpriced_in_job", "usage_to",
                  "usage_unknown")
 
@@ -120,6 +122,8 @@ class _Seen:
         self.sibling: _Sibling | None = None
         #: the frame whose code started it (see _starting_frame), while it may be a twin of ours beside it
         self.started_by: tuple[int, CodeType] | None = None
+        #: the frame of the call of ours being made around its start, if any (see wrappers.MAKING_CALL_CODE)
+        self.made_in: tuple[int, CodeType] | None = None
         #: the context it started in: its call is recorded there (its job, phase, agent), not where it ends (a
         #: stream read to its end in another request's, a callback's span ended under another job)
         self.context = context
@@ -275,7 +279,10 @@ class GenAiSpanBridge(SpanProcessor):
                     # call, whose result our wrapper reads
                     ours_beside = (parent_span, _where(), semconv.SCOPE_NAME, sources.provider_of(attributes),
                                    sources.request_model_of(attributes), span.start_time or 0)
-                    twin = self._sibling_twin(ours_beside, operation, _running_frames())
+                    running_ours = _running_frames()
+                    if MADE_BY.frame is not None:  # a generator's first step: its wrapper, which made it, is gone
+                        running_ours.add(MADE_BY.frame)
+                    twin = self._sibling_twin(ours_beside, operation, running_ours)
                     if twin is not None:
                         twin.covered = True
                         note_twin_beside(span, functools.partial(_beside_our_call, twin))
@@ -323,7 +330,7 @@ class GenAiSpanBridge(SpanProcessor):
                 if twin is not None:  # the outer span wins, as for a twin inside it
                     seen.covered, seen.twin_of, same = True, twin, True
                 else:
-                    seen.sibling, seen.started_by = sibling, _starting_frame()
+                    seen.sibling, seen.started_by, seen.made_in = sibling, _starting_frame(), _making_call_frame()
             counted_below = False
             if late is not None:
                 below = _counted_below(span)
@@ -491,7 +498,7 @@ class GenAiSpanBridge(SpanProcessor):
                     or seen.operation != operation or other[3] != provider
                     or (model and other[4] and model != other[4])
                     or not 0 <= started - other[5] <= _TWIN_WITHIN_NS
-                    or (running is not None and seen.started_by not in running)):
+                    or (running is not None and seen.started_by not in running and seen.made_in not in running)):
                 continue
             if found is None or other[5] > found[0]:
                 found = (other[5], seen)
@@ -648,6 +655,18 @@ def _starting_frame() -> tuple[int, CodeType] | None:
         if frame is None:
             return None
         if not str(frame.f_globals.get("__name__", "")).startswith(_SPAN_MACHINERY):
+            return id(frame), frame.f_code
+        frame = frame.f_back
+    return None
+
+
+def _making_call_frame() -> tuple[int, CodeType] | None:
+    """The frame of the innermost call of ours being made around the code here (see wrappers.MAKING_CALL_CODE)."""
+    frame: FrameType | None = sys._getframe(1)
+    for _ in range(_FRAMES_LOOKED_AT):
+        if frame is None:
+            return None
+        if frame.f_code is MAKING_CALL_CODE:
             return id(frame), frame.f_code
         frame = frame.f_back
     return None

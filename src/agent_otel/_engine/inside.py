@@ -9,8 +9,10 @@ of its own that such a library does not replace (see ``_context.running``).
 
 from __future__ import annotations
 
+import threading
 import weakref
 from contextvars import ContextVar, Token
+from types import CodeType
 from typing import Any, Protocol, cast
 
 from opentelemetry.context import Context
@@ -60,3 +62,15 @@ def innermost_running(entry: Entry | None) -> Entry | None:
 def running(entry: Entry) -> bool:
     call = entry[1]()
     return call is not None and not call.ended
+
+
+class _MadeBy(threading.local):
+    frame: tuple[int, CodeType] | None = None
+
+
+#: The frame (address and code) of the wrapper of ours that made the generator whose call begins now in this thread, at
+#: its first step, when that frame has returned. Another library's wrapper that it called may have started its span of
+#: the same request there, not current, and returned its own proxy of the generator (google-genai's instrumentation
+#: of ``generate_content_stream``): the span bridge pairs the two spans by it. Set only while another library's GenAI
+#: span is open (:data:`SPANS_OPEN`).
+MADE_BY = _MadeBy()

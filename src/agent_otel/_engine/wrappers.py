@@ -504,6 +504,8 @@ class Handler:
 
 #: A call whose invocation begins when its generator first runs: ``_begin``'s arguments.
 _PendingCall: TypeAlias = tuple[Handler, Callable[..., Any], object, Args, Kwargs]
+#: A frame as the span bridge tells them apart: its address and code (frames take no weak reference).
+_Frame: TypeAlias = tuple[int, types.CodeType]
 
 
 def _begin(handler: Handler, wrapped: Callable[..., Any], instance: object, args: Args,
@@ -823,6 +825,14 @@ def _making_wrapper(handler: Handler, traced: Callable[[Any, _PendingCall], Any]
         return traced(made, (handler, wrapped, instance, args, kwargs))
 
     return wrapper
+
+
+#: The code of every wrapper :func:`_making_wrapper` makes. A frame running it is a call of ours being made, whose
+#: call begins only once the function it wraps has returned: another library's wrapper there may have started its span
+#: of the same request, not current, and returned its own stream object, a proxy of the generator, which ours then
+#: drives (google-genai's instrumentation of ``generate_content_stream``; see ``inside.MADE_BY``), or another object
+#: (see :func:`_not_a_generator`). The span bridge pairs the two spans by this frame.
+MAKING_CALL_CODE: types.CodeType = _making_wrapper(cast(Any, None), cast(Any, None)).__code__
 
 
 def _async_wrapper(handler: Handler) -> WrapperFunction:
@@ -1157,7 +1167,22 @@ def _generator_wrapper(handler: Handler) -> WrapperFunction:
 def _traced_generator_made(gen: Any, call: _PendingCall) -> Any:
     if not isinstance(gen, types.GeneratorType):  # (another library's proxy of one passes: driven as one)
         return _not_a_generator(gen, call)
-    return _traced_generator_of(gen, call)
+    return _traced_generator_of(gen, call, _making_frame() if SPANS_OPEN else None)
+
+
+def _making_frame() -> _Frame:
+    """The frame of our wrapper making a generator now (see :data:`~agent_otel._engine.inside.MADE_BY`)."""
+    frame = sys._getframe(2)
+    return id(frame), frame.f_code
+
+
+def _begin_made(call: _PendingCall, made_by: _Frame) -> Invocation | None:
+    """:func:`_begin` of a generator's call at its first step, telling the span bridge what made it (``MADE_BY``)."""
+    _inside.MADE_BY.frame = made_by
+    try:
+        return _begin(*call)
+    finally:
+        _inside.MADE_BY.frame = None
 
 
 def _not_a_generator(result: object, call: _PendingCall) -> object:
@@ -1196,13 +1221,15 @@ def _named_as(traced: G, program: Any) -> G:
     return traced
 
 
-def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _PendingCall) -> Generator[Y, Any, T]:
+def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _PendingCall,
+                      made_by: _Frame | None = None) -> Generator[Y, Any, T]:
     """Drive ``gen`` step by step inside the invocation's context (PEP 380 semantics by hand,
     because the context must be attached around each step, not across yields), but for one thing: a
     GeneratorExit (``close()``, or thrown) is thrown into the program's generator, which then decides as
     it would unwrapped (it may yield, return or raise), where ``yield from`` would close it instead."""
     __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
-    inv = inv_or_call if isinstance(inv_or_call, Invocation) else _begin(*inv_or_call)
+    inv = inv_or_call if isinstance(inv_or_call, Invocation) else _begin(*inv_or_call) if made_by is None else (
+        _begin_made(inv_or_call, made_by))
     to_send: object = None
     to_throw: BaseException | None = None
     if inv is None:  # no call of ours (instrumentation suppressed, or begin() failed): the program's generator, stepped
@@ -1418,21 +1445,21 @@ def _release(held: Token[Context], inv: Invocation) -> None:
 _ITERABLE_COROUTINE = inspect.CO_ITERABLE_COROUTINE
 
 
-def _traced_generator_of(gen: types.GeneratorType[Y, Any, T],
-                         inv_or_call: Invocation | _PendingCall) -> Generator[Y, Any, T]:
+def _traced_generator_of(gen: types.GeneratorType[Y, Any, T], inv_or_call: Invocation | _PendingCall,
+                         made_by: _Frame | None = None) -> Generator[Y, Any, T]:
     """Our generator for the program's ``gen``, of its kind (a generator-based coroutine's can be awaited) and
     named as it is."""
     driver = _traced_iterable_coroutine if gen.gi_code.co_flags & _ITERABLE_COROUTINE else _traced_generator
-    return _named_as(driver(gen, inv_or_call), gen)
+    return _named_as(driver(gen, inv_or_call, made_by), gen)
 
 
 @types.coroutine
-def _traced_iterable_coroutine(gen: Generator[Y, Any, T], inv_or_call: Invocation | _PendingCall) -> Generator[
-        Y, Any, T]:
+def _traced_iterable_coroutine(gen: Generator[Y, Any, T], inv_or_call: Invocation | _PendingCall,
+                               made_by: _Frame | None = None) -> Generator[Y, Any, T]:
     """:func:`_traced_generator` for a generator-based coroutine (``types.coroutine``, a legacy
     ``@asyncio.coroutine``): ours must be one too, or ``await`` refuses it."""
     try:
-        return (yield from _traced_generator(gen, inv_or_call))
+        return (yield from _traced_generator(gen, inv_or_call, made_by))
     except BaseException as exc:  # (as in _traced_generator)
         leave_out_callers_frame(exc)
         raise
@@ -1445,13 +1472,14 @@ def _async_generator_wrapper(handler: Handler) -> WrapperFunction:
 def _traced_async_generator_made(agen: Any, call: _PendingCall) -> Any:
     if type(agen) is not types.AsyncGeneratorType:
         return _not_a_generator(agen, call)
-    return _named_as(_traced_async_generator(agen, call), agen)
+    return _named_as(_traced_async_generator(agen, call, _making_frame() if SPANS_OPEN else None), agen)
 
 
-async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
-                                  inv_or_call: Invocation | _PendingCall) -> AsyncGenerator[Y, Any]:
+async def _traced_async_generator(agen: AsyncGenerator[Y, Any], inv_or_call: Invocation | _PendingCall,
+                                  made_by: _Frame | None = None) -> AsyncGenerator[Y, Any]:
     __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
-    inv = inv_or_call if isinstance(inv_or_call, Invocation) else _begin(*inv_or_call)
+    inv = inv_or_call if isinstance(inv_or_call, Invocation) else _begin(*inv_or_call) if made_by is None else (
+        _begin_made(inv_or_call, made_by))
     to_send: object = None
     to_throw: BaseException | None = None
     started = False
