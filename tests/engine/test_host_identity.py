@@ -9,10 +9,12 @@ import concurrent.futures
 import copy
 import functools
 import inspect
+import logging
 import multiprocessing
 import os
 import pickle
 import pickletools
+import re
 import subprocess
 import sys
 import types
@@ -564,10 +566,13 @@ def test_recursion_depth_is_that_of_a_functools_wraps_decorator(otel: TelemetryC
     assert type(agent_otel.tool("recurse")(lambda: None)) is types.FunctionType
 
 
-def test_calls_at_the_recursion_limit_are_recorded_or_counted_as_lost(otel: TelemetryCapture) -> None:
+def test_calls_at_the_recursion_limit_are_recorded_or_counted_as_lost(otel: TelemetryCapture,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
     """A recursive tool whose caller catches RecursionError (a depth-bounded search): the calls that end near
     the limit have no stack left to be recorded, nor to report that (its report overflowed too, and was
-    dropped): a few calls were missing from the spans and the metrics, uncounted. Each loss is counted now."""
+    dropped): a few calls were missing from the spans and the metrics, uncounted. Each loss is counted now, and
+    said in one line when it is (it was counted with no word said)."""
+    caplog.set_level(logging.WARNING, logger="agent_otel")
     returned = []
 
     @agent_otel.tool("step")
@@ -588,6 +593,10 @@ def test_calls_at_the_recursion_limit_are_recorded_or_counted_as_lost(otel: Tele
     assert len(returned) > recorded.count  # the case under test: some calls did end with no stack to record them
     assert lost >= len(returned) - recorded.count
     assert len(otel.spans("execute_tool step")) + lost >= len(returned)
+    said = [message for message in caplog.messages if message.startswith("agent-otel: unreported")]
+    assert len(said) == 1 and re.fullmatch(r"agent-otel: unreported: \d+ failures could not be reported when they "
+                                           r"happened \(a call ending too near the recursion limit to record it\); "
+                                           r"counted now", said[0]), said
 
 
 def recurse_by_name(n: int) -> int:

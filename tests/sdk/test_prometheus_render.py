@@ -22,7 +22,13 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from agent_otel._sdk.configure import histogram_views
-from agent_otel._sdk.prometheus import AgentOtelPrometheusReader, metrics_app, metrics_registry, serve_metrics
+from agent_otel._sdk.prometheus import (
+    AgentOtelPrometheusReader,
+    ScrapeFailed,
+    metrics_app,
+    metrics_registry,
+    serve_metrics,
+)
 from tests.support.every_kind import record_everything
 
 OPENMETRICS = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
@@ -78,14 +84,38 @@ def test_keys_that_share_a_label_name_join_their_values_in_the_order_of_the_keys
     ours, _ = reader
     assert b'x_y_bytes_total{a_b="3;first;second",otel_scope_name="other.scope"' in ours.render()
 
-def test_render_of_an_empty_or_failing_reader() -> None:
+def test_render_of_an_empty_reader() -> None:
     registry, reader = metrics_registry(), AgentOtelPrometheusReader()
     registry.register(reader.collector)
     MeterProvider(metric_readers=[reader], resource=Resource.get_empty())
     assert reader.render() == generate_latest(registry) == b""
     assert reader.render(openmetrics=True) == generate_openmetrics(registry) == b"# EOF\n"
-    unattached = AgentOtelPrometheusReader()  # collect() fails: counted, an empty exposition
-    assert unattached.render() == b""
+
+
+def test_a_scrape_whose_collection_fails_is_a_500_not_an_empty_exposition(capfd: Any) -> None:
+    """The collection failed (in the probe, under a program's low recursion limit): /metrics answered 200 with an
+    empty body, which Prometheus reads as a target whose every series has gone, ``up`` staying 1, so the target-down
+    alert never fired. It is a 500 in every format, with one line saying where the failure is counted, and nothing on
+    the program's output. (The failure is made by replacing the reader's collection with one that raises: nothing
+    makes the SDK's fail on demand.)"""
+    registry, failing = metrics_registry(), AgentOtelPrometheusReader()
+    registry.register(failing.collector)
+    MeterProvider(metric_readers=[failing])
+
+    def collect(timeout_millis: float = 10_000) -> None:
+        raise RuntimeError("the collection failed")
+
+    failing.collect = collect  # type: ignore[method-assign]
+    with pytest.raises(ScrapeFailed):
+        failing.render()
+    app = metrics_app(failing, registry)
+    for request_args in ({}, {"accept": OPENMETRICS}, {"accept": PROMETHEUS_3}, {"query": "name[]=queue_depth"},
+                         {"encoding": "gzip"}):
+        status, headers, body = call(app, **request_args)
+        assert (status, body) == ("500 Internal Server Error", b"agent-otel: collecting the metrics failed (counted on "
+                                  b"agent_otel_instrumentation_errors_total, logged on the agent_otel logger)\n")
+        assert dict(headers)["Content-Type"] == "text/plain; charset=utf-8"
+    assert capfd.readouterr() == ("", "")
 
 
 def call(app: Any, method: str = "GET", accept: str | None = None, encoding: str | None = None,

@@ -99,9 +99,22 @@ def count_unreported() -> None:
 
 
 def _add_unreported(counter: Counter) -> None:
+    """Count what failures whose report failed lost, and say so in one line (rate-limited as any cause): the failure
+    itself could not, and a call near the stack's limit lost its telemetry with no word said."""
     global _unreported
     lost, _unreported = _unreported, 0
     counter.add(lost, {semconv.INSTRUMENTATION_STAGE: UNREPORTED_STAGE})
+    now = time.monotonic()
+    with _lock:
+        last = _last_logged.get(_UNREPORTED_CAUSE)
+        if last is not None and now - last < _LOG_INTERVAL_S:
+            return
+        _last_logged[_UNREPORTED_CAUSE] = now
+    logger.warning("agent-otel: %s: %d failures could not be reported when they happened (a call ending too near the "
+                   "recursion limit to record it); counted now", UNREPORTED_STAGE, lost)
+
+
+_UNREPORTED_CAUSE = (UNREPORTED_STAGE, "")
 
 
 def _bounded_stage(stage: str) -> str:

@@ -197,6 +197,11 @@ class _Names:
         return {label: ";".join(texts) for label, texts in values.items()}
 
 
+class ScrapeFailed(Exception):
+    """The SDK's collection failed (counted already): the scrape fails, with a 500, so that Prometheus marks the target
+    down (``up`` 0) and says why, where an empty answer read as a target whose every series had gone."""
+
+
 def _scopes(reader: AgentOtelPrometheusReader, stage: str) -> Iterator[tuple[Attributes, _Labels, OtelMetric | None]]:
     """(resource attributes, {}, None) for each resource with target_info, then (None, scope labels,
     metric) for its metrics; the scope labels include the resource's :data:`SCOPING_RESOURCE_ATTRIBUTES`."""
@@ -204,7 +209,7 @@ def _scopes(reader: AgentOtelPrometheusReader, stage: str) -> Iterator[tuple[Att
         data = reader.scrape()
     except Exception as exc:
         report_error(stage + ".collect", exc)
-        return
+        raise ScrapeFailed from None
     if data is None:
         return
     for resource_metrics in data.resource_metrics:
@@ -492,6 +497,13 @@ def metrics_app(reader: AgentOtelPrometheusReader, registry: CollectorRegistry) 
     negotiator: WSGIApplication = make_wsgi_app(CollectorRegistry())
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            return serve(environ, start_response)
+        except ScrapeFailed:  # (prometheus_client's app renders before it starts its response)
+            start_response("500 Internal Server Error", [("Content-Type", "text/plain; charset=utf-8")])
+            return [_SCRAPE_FAILED]
+
+    def serve(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if "name[]" in parse_qs(environ.get("QUERY_STRING", "")):  # a filtered scrape: its app filters
             return fallback(environ, start_response)
         status, headers = _negotiate(negotiator, environ)
@@ -505,6 +517,12 @@ def metrics_app(reader: AgentOtelPrometheusReader, registry: CollectorRegistry) 
         return [output]
 
     return app
+
+
+#: The body of a scrape whose collection failed: what to look at, never the failure's message (it may quote the
+#: program's data).
+_SCRAPE_FAILED = (b"agent-otel: collecting the metrics failed (counted on agent_otel_instrumentation_errors_total, "
+                  b"logged on the agent_otel logger)\n")
 
 
 #: Seconds a /metrics connection may stall (send no request, or not read the answer) before its server
