@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import anthropic
+import boto3
+import botocore.eventstream
 import httpx2
 import openai
 import pydantic
@@ -32,6 +34,8 @@ from tests.support.sse_llm import (
     ANTHROPIC_INPUT_TOKENS,
     ANTHROPIC_MODEL,
     ANTHROPIC_OUTPUT_TOKENS,
+    BEDROCK_INPUT_TOKENS,
+    BEDROCK_OUTPUT_TOKENS,
     GEMINI_INPUT_TOKENS,
     GEMINI_OUTPUT_TOKENS,
     OPENAI_MODEL,
@@ -563,6 +567,39 @@ def test_a_generator_method_under_the_sdks_instrumentation_is_counted_once_wrapp
     tokens = {kind.value: p.sum for kind, _, histogram in semconv.PREVIOUS_TOKEN_SPLIT
               for p in otel.points(histogram.name)}
     assert tokens == {"input": 2 * GEMINI_INPUT_TOKENS, "output": 2 * GEMINI_OUTPUT_TOKENS}
+
+
+@pytest.mark.parametrize("stream", [None, True], ids=["detected", "stream_option"])
+def test_bedrocks_event_stream_is_timed_as_it_is_iterated_and_its_usage_read(
+        otel: Any, llm: StreamingLLM, stream: bool | None) -> None:
+    """boto3's ``converse_stream(...)["stream"]`` is botocore's ``EventStream``: iterable (its ``__iter__`` parses the
+    events), with no ``__next__`` and no ``with``, so it was taken for a value: the call ended as it returned, with no
+    tokens (ConverseStream's ``metadata.usage`` comes last) and no time to first chunk, ``stream=True`` too."""
+    client = boto3.client("bedrock-runtime", endpoint_url=llm.url, region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="test")
+
+    @agent_otel.provider("aws.bedrock", model="anthropic.claude-3-haiku-20240307-v1:0", stream=stream)
+    def converse() -> Any:
+        return client.converse_stream(modelId="anthropic.claude-3-haiku-20240307-v1:0",
+                                      messages=[{"role": "user", "content": [{"text": "hi"}]}])["stream"]
+
+    events = converse()
+    assert isinstance(events, botocore.eventstream.EventStream) and not otel.spans()
+    assert [next(iter(event)) for event in events] == ["messageStart", "contentBlockDelta", "contentBlockStop",
+                                                       "messageStop", "metadata"]
+    read = 0
+    for _ in converse():  # the stream object itself is dropped as its iteration begins
+        read += 1
+    assert read == 5
+    spans = otel.spans("chat anthropic.claude-3-haiku-20240307-v1:0")
+    assert len(spans) == 2
+    for span in spans:
+        assert (span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS],
+                span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == (BEDROCK_INPUT_TOKENS, BEDROCK_OUTPUT_TOKENS)
+        assert semconv.STREAM_CLOSED_EARLY not in span.attributes
+    assert point(otel, semconv.CLIENT_TIME_TO_FIRST_CHUNK.name).count == 2
+    assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 2
+    assert point(otel, semconv.CLIENT_OPERATION_COST.name).sum > 0  # (Bedrock's model id, priced)
 
 
 @pytest.mark.parametrize("nested", ["no", "yes", "read inside"],

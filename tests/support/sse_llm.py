@@ -6,12 +6,15 @@ then ``[DONE]``; ``POST /v1/responses`` the Responses API's events, usage last; 
 Anthropic's events from ``message_start`` to ``message_stop``, or for the model :data:`OVERLOADED_MODEL` its
 first two events and then an ``error`` event, as Anthropic reports a failure mid-stream; ``POST
 /v1beta/models/{model}:streamGenerateContent`` (Gemini's, with ``alt=sse``) two ``GenerateContentResponse`` chunks,
-the usage complete on the last.
+the usage complete on the last; ``POST /model/{id}/converse-stream`` Amazon Bedrock's ConverseStream events, in its
+binary event-stream framing, the usage on the last (``metadata``).
 """
 
 from __future__ import annotations
 
+import binascii
 import json
+import struct
 import threading
 from typing import Any
 
@@ -75,6 +78,34 @@ def _gemini_events() -> list[tuple[str | None, Any]]:
     return [(None, chunk("Hel", None, None)), (None, chunk("lo", GEMINI_OUTPUT_TOKENS, "STOP"))]
 
 
+BEDROCK_INPUT_TOKENS, BEDROCK_OUTPUT_TOKENS = 17, 9
+
+
+def _bedrock_events() -> bytes:
+    """ConverseStream's events, each an ``application/vnd.amazon.eventstream`` message: a prelude (total and headers
+    lengths, its CRC32), string headers naming the event, its JSON payload, the message's CRC32."""
+    usage = {"inputTokens": BEDROCK_INPUT_TOKENS, "outputTokens": BEDROCK_OUTPUT_TOKENS,
+             "totalTokens": BEDROCK_INPUT_TOKENS + BEDROCK_OUTPUT_TOKENS}
+    events = [("messageStart", {"role": "assistant"}),
+              ("contentBlockDelta", {"delta": {"text": "Hello"}, "contentBlockIndex": 0}),
+              ("contentBlockStop", {"contentBlockIndex": 0}), ("messageStop", {"stopReason": "end_turn"}),
+              ("metadata", {"usage": usage, "metrics": {"latencyMs": 5}})]
+
+    def header(name: str, value: str) -> bytes:
+        key, text = name.encode(), value.encode()
+        return struct.pack("B", len(key)) + key + b"\x07" + struct.pack(">H", len(text)) + text
+
+    def message(event: str, payload: dict[str, Any]) -> bytes:
+        headers = (header(":event-type", event) + header(":content-type", "application/json")
+                   + header(":message-type", "event"))
+        body = json.dumps(payload).encode()
+        prelude = struct.pack(">II", 12 + len(headers) + len(body) + 4, len(headers))
+        framed = prelude + struct.pack(">I", binascii.crc32(prelude)) + headers + body
+        return framed + struct.pack(">I", binascii.crc32(framed))
+
+    return b"".join(message(event, payload) for event, payload in events)
+
+
 RESPONSES_USAGE = {"input_tokens": 30, "output_tokens": 5, "total_tokens": 35,
                    "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}}
 
@@ -124,6 +155,9 @@ class StreamingLLM:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 if body.get("model") == STALLING_MODEL:
                     self.stall(_sse(_anthropic_events()[:3]))
+                    return
+                if self.path.endswith("/converse-stream"):
+                    self.send_body(200, _bedrock_events(), "application/vnd.amazon.eventstream")
                     return
                 events = (_openai_events() if self.path.endswith("/chat/completions") else
                           _gemini_events() if ":streamGenerateContent" in self.path else

@@ -56,7 +56,7 @@ _OUTPUT_DETAILS = ("completion_tokens_details", "output_tokens_details", "output
 #: Amazon Bedrock's Converse API (``inputTokens``), under its own names.
 _ANTHROPIC_CACHE_READ, _ANTHROPIC_CACHE_WRITE = "cache_read_input_tokens", "cache_creation_input_tokens"
 _BEDROCK_CACHE_READ, _BEDROCK_CACHE_WRITE = "cacheReadInputTokens", "cacheWriteInputTokens"
-_NOT_STREAMS = (str, bytes, bytearray, dict, list, tuple)
+_NOT_STREAMS = (str, bytes, bytearray, dict, list, tuple, set, frozenset, range)
 #: Where an SDK's helper stream keeps the response it has accumulated (see ``on_stream_exit``).
 _STREAM_SNAPSHOTS = ("current_message_snapshot", "current_completion_snapshot")
 
@@ -72,6 +72,14 @@ def _snapshot_of(stream: Any) -> object | None:
         if snapshot is not None:
             return snapshot
     return None
+
+
+def _is_event_stream(result: object) -> bool:
+    """botocore's ``EventStream`` (Amazon Bedrock's ConverseStream and InvokeModelWithResponseStream return one in their
+    result's ``stream``): iterable, its ``__iter__`` parsing the events as the response arrives, with no ``__next__``
+    and no ``with``. The request's usage comes last (``metadata.usage``)."""
+    kind = result.__class__  # (through an instrumentation's proxy, as for a stream manager)
+    return kind.__name__ == "EventStream" and kind.__module__.startswith("botocore.") and hasattr(kind, "__iter__")
 
 
 def _is_stream_manager(result: object) -> bool:
@@ -249,10 +257,11 @@ class ProviderInvocation(Invocation):
             return False
         if hasattr(result, "__next__") or hasattr(result, "__anext__") or _is_stream_manager(result):
             return not isinstance(result, _NOT_STREAMS)
-        if _unread_json_response(result):  # what the SDKs' ``create`` returns under ``with_streaming_response``
-            return True
+        if _unread_json_response(result) or _is_event_stream(result):  # what the SDKs' ``create`` returns under
+            return True  # ``with_streaming_response``; botocore's event stream (Bedrock's ConverseStream)
         kind = type(result)
-        return bool(stream) and (hasattr(kind, "__enter__") or hasattr(kind, "__aenter__"))
+        return bool(stream) and (hasattr(kind, "__enter__") or hasattr(kind, "__aenter__") or (
+            hasattr(kind, "__iter__") and not isinstance(result, _NOT_STREAMS)))  # (an iterable: read as iterated)
 
     def on_stream_exit(self, stream: Any) -> bool:
         """The response an SDK's helper stream accumulated (Anthropic's ``current_message_snapshot``,

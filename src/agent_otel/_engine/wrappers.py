@@ -1712,8 +1712,15 @@ def _traced_stream(result: object, inv: Invocation) -> object:
     proxy_class = _stream_proxy_class(tuple(hasattr(kind, name) or (not name.startswith("__") and any(
                                             hasattr(behind, name) for behind in proxied)) for name in _STREAM_METHODS),
                                       tuple(hasattr(kind, name) for name in _PROXY_PROTOCOLS),
-                                      _async_close_name(kind, proxied))
+                                      _async_close_name(kind, proxied),
+                                      hasattr(kind, "__iter__") and not any(map(functools.partial(hasattr, kind),
+                                                                                _READ_OTHERWISE)))
     return proxy_class(result, inv)
+
+
+#: What a stream read otherwise than by iterating it has: an iterable without them is read as it is iterated (see
+#: :class:`_IteratingThrough`).
+_READ_OTHERWISE = ("__next__", "__anext__", "__enter__", "__aenter__")
 
 
 def _async_close_name(kind: type, proxied: tuple[type, ...]) -> str | None:
@@ -1870,6 +1877,7 @@ class _TracedStream(_CopiedAsItsStream, wrapt.ObjectProxy[Any]):
     #: block, which may still be open (the program kept only ``stream.text_stream``)
     _self_in_block = False
     _self_entered = False
+    _self_iterated = False  # an iterable's iteration was handed out (see _IteratingThrough)
 
     def __init__(self, wrapped: Any, inv: Invocation) -> None:
         super().__init__(wrapped)
@@ -1940,12 +1948,27 @@ class _TracedStream(_CopiedAsItsStream, wrapt.ObjectProxy[Any]):
         _dropped(self)
 
 
+class _IteratingThrough:
+    """A traced stream that is iterable only (botocore's ``EventStream``, whose ``__iter__`` parses the events as they
+    arrive): iterating it hands out a traced stream of the iterator it gives, which reads each item in the call's
+    context and ends the call when exhausted, closed or dropped. Iterated again once the call has ended, it is the
+    stream's own iteration."""
+
+    def __iter__(self: Any) -> object:
+        inv = self._self_inv
+        items = iter(self.__wrapped__)
+        if inv.ended or not hasattr(type(items), "__next__"):
+            return items
+        self._self_iterated = True  # the call is the iteration's now: this proxy dropped does not end it
+        return _traced_stream(items, inv)
+
+
 def _dropped(proxy: Any) -> None:
     """A traced stream let go: the call ends closed (returned, for a raw response read whole: see
     :meth:`Invocation.on_stream_close`), unless a manager's block still runs it (the stream it handed out), or it is a
     manager never entered (``client.chat.completions.stream(...)`` dropped): that one made no request, and is no call;
     its span is left unended, so never exported."""
-    if proxy._self_in_block:
+    if proxy._self_in_block or proxy._self_iterated:
         return
     kind = type(proxy.__wrapped__)
     if not proxy._self_entered and not (hasattr(kind, "__next__") or hasattr(kind, "__anext__")) and (
@@ -2116,14 +2139,16 @@ _PROXY_PROTOCOLS = ("__iter__", "__enter__", "__exit__", "__aenter__", "__aexit_
 
 
 @functools.cache
-def _stream_proxy_class(has: tuple[bool, ...], has_protocol: tuple[bool, ...],
-                        async_close: str | None = None) -> type[_TracedStream]:
+def _stream_proxy_class(has: tuple[bool, ...], has_protocol: tuple[bool, ...], async_close: str | None = None,
+                        iterated_through: bool = False) -> type[_TracedStream]:
     """The traced stream class with exactly the protocol methods its stream has (``has``: one flag per
     name of :data:`_STREAM_METHODS`, ``has_protocol`` per name of :data:`_PROXY_PROTOCOLS`): a proxy with a
     ``close`` or ``__next__`` the stream lacks changes what the program's ``hasattr()`` checks decide, and what
     it then calls fails with AttributeError; one without a ``__next__`` the stream has (an async stream's proxy,
     for litellm's stream, which is both) could not be read with ``next()``, and a ``for`` loop read past it."""
     parts = tuple(part for part, present in zip(_STREAM_PARTS, has, strict=True) if present)
+    if iterated_through:  # an iterable only: read as it is iterated
+        parts += (_IteratingThrough,)
     if async_close is not None:  # an ``async def close``: ours is one too, named as the stream's (see _async_closing)
         parts = tuple(_async_closing(async_close) if part is _Closing else part for part in parts)
     absent = dict.fromkeys(name for name, present in zip(_PROXY_PROTOCOLS, has_protocol, strict=True) if not present)
