@@ -10,6 +10,7 @@ import weakref
 from types import SimpleNamespace
 from typing import Any
 
+import openai
 import pytest
 import wrapt
 from opentelemetry import context as otel_context
@@ -287,10 +288,15 @@ def test_stream_true_times_streams_and_leaves_a_value_returned_whole_as_it_is(ot
     """``stream=True`` on a call that returned a value whole (a dict, a string, a list, a number, None, an object
     that is neither an iterator nor a context manager) made a sync call's result agent-otel's proxy of it: no dict
     to ``json.dumps()``, and the call recorded nothing until the proxy was dropped, without its usage. The value is
-    the program's, and the call ends when it returns, its usage read; an iterator is still timed as a stream."""
+    the program's, and the call ends when it returns, its usage read; an iterator is still timed as a stream. An SDK's
+    response, a pydantic model, is iterable (over its fields): taking any iterable for a stream (as a first version of
+    reading botocore's ``EventStream`` did) made it a proxy again."""
     response = openai_response(12, 2, "gpt-4o-mini")
+    completion = openai.types.chat.ChatCompletion.model_validate({
+        "id": "c", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini", "choices": [],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 2, "total_tokens": 14}})
     values: list[Any] = [{"model": "gpt-4o-mini", "usage": {"prompt_tokens": 12, "completion_tokens": 2}}, "text",
-                         ["a"], 3, None, response]
+                         ["a"], 3, None, response, completion]
     returned: list[Any] = []
 
     @agent_otel.provider("openai", model="gpt-4o-mini", stream=True)
@@ -308,7 +314,7 @@ def test_stream_true_times_streams_and_leaves_a_value_returned_whole_as_it_is(ot
     assert json.dumps(returned[0]) == json.dumps(values[0])
     assert sum(recorded.count for recorded in otel.points(DURATION)) == len(values) and TTFC not in otel.metrics()
     assert [span.attributes.get(semconv.GEN_AI_USAGE_INPUT_TOKENS) for span in otel.spans("chat gpt-4o-mini")] == [
-        12, None, None, None, None, 12]
+        12, None, None, None, None, 12, 12]
     otel.reset()
 
     @agent_otel.provider("openai", model="gpt-4o-mini", stream=True)

@@ -29,6 +29,7 @@ from opentelemetry import trace
 
 import agent_otel
 from agent_otel import semconv
+from agent_otel._bridge import processor as bridge_processor
 from tests.support import genai_apps
 from tests.support.sse_llm import (
     ANTHROPIC_INPUT_TOKENS,
@@ -531,14 +532,19 @@ def test_a_call_that_returned_its_stream_inside_its_result_is_not_taken_for_the_
     assert outcomes == {None: 4, "ConnectionError": 1}
 
 
-@pytest.mark.parametrize("ours", ["outside", "inside"])
+@pytest.mark.parametrize(("ours", "reads"), [("outside", "each as made"), ("outside", "both made, then read"),
+                                             ("outside", "both made, read last first"), ("outside", "late"),
+                                             ("inside", "each as made")])
 def test_a_generator_method_under_the_sdks_instrumentation_is_counted_once_wrapped_either_side_of_it(
-        otel: Any, llm: StreamingLLM, ours: str) -> None:
+        otel: Any, llm: StreamingLLM, ours: str, reads: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A config target on google-genai's ``Models.generate_content_stream`` (a generator method) beside its
     instrumentation, which starts its span without making it current and returns a stream object of its own. Ours
     around it (the target applied after the instrumentation, as under ``agent-otel run``) gets that stream, no
-    generator, and its call begins then, as the instrumentation's code that started its span has returned: the two
-    spans of one request were no twins, and the request counted twice (its tokens and cost too). Ours inside it (the
+    generator, and its call begins as it is first read, when the instrumentation's code that started its span has
+    returned: the two spans of one request were no twins, and the request counted twice (its tokens and cost too).
+    Paired by the frame of the wrapper that made them, two streams made before either was read were paired
+    crosswise (a freed frame's address is the next one's), and a stream first read after the twins' time window still
+    counted twice ("late": the window made 0, where a program reads its stream later). Ours inside it (the
     instrumentation turned on after) is the generator the instrumentation's stream steps, in its span."""
     plain = google_models.Models.generate_content_stream
 
@@ -547,17 +553,30 @@ def test_a_generator_method_under_the_sdks_instrumentation_is_counted_once_wrapp
             "gemini", operation="generate_content", model=agent_otel.path("args.model"))(
             google_models.Models.generate_content_stream)
 
+    def read(stream: Any) -> None:
+        assert "".join(chunk.text or "" for chunk in stream) == "Hello"
+
+    if reads == "late":
+        monkeypatch.setattr(bridge_processor, "_TWIN_WITHIN_NS", 0)
     try:
         if ours == "inside":
             decorate()
         client = genai.Client(api_key="test", http_options=genai_types.HttpOptions(base_url=llm.url,
                                                                                  api_version="v1beta"))
+
+        def stream() -> Any:
+            return client.models.generate_content_stream(model="gemini-2.5-flash", contents="hi")
+
         with genai_apps.instrumented("google-genai", otel.tracer_provider, otel.meter_provider):
             if ours == "outside":
                 decorate()
-            for _ in range(2):
-                chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="hi"))
-                assert "".join(chunk.text or "" for chunk in chunks) == "Hello"
+            if reads in ("each as made", "late"):
+                for _ in range(2):
+                    read(stream())
+            else:
+                first, second = stream(), stream()
+                for made in (first, second) if reads == "both made, then read" else (second, first):
+                    read(made)
     finally:
         google_models.Models.generate_content_stream = plain  # type: ignore[method-assign]
     ours_spans = [span for span in otel.spans() if span.instrumentation_scope.name == semconv.SCOPE_NAME]
@@ -591,14 +610,21 @@ def test_bedrocks_event_stream_is_timed_as_it_is_iterated_and_its_usage_read(
     for _ in converse():  # the stream object itself is dropped as its iteration begins
         read += 1
     assert read == 5
+    events = converse()
+    for event in events:  # read in two passes: botocore's iterator resumes the same events
+        assert "messageStart" in event
+        break
+    assert [next(iter(event)) for event in events] == ["contentBlockDelta", "contentBlockStop", "messageStop",
+                                                       "metadata"]
+    del events
     spans = otel.spans("chat anthropic.claude-3-haiku-20240307-v1:0")
-    assert len(spans) == 2
+    assert len(spans) == 3
     for span in spans:
         assert (span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS],
                 span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == (BEDROCK_INPUT_TOKENS, BEDROCK_OUTPUT_TOKENS)
         assert semconv.STREAM_CLOSED_EARLY not in span.attributes
-    assert point(otel, semconv.CLIENT_TIME_TO_FIRST_CHUNK.name).count == 2
-    assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 2
+    assert point(otel, semconv.CLIENT_TIME_TO_FIRST_CHUNK.name).count == 3
+    assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 3
     assert point(otel, semconv.CLIENT_OPERATION_COST.name).sum > 0  # (Bedrock's model id, priced)
 
 

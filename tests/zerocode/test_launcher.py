@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import os
 import signal
+import site
 import socket
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import wrapt
 
 from agent_otel._zerocode import launcher
 from agent_otel._zerocode.launcher import bootstrap_dir
@@ -804,6 +806,24 @@ def test_sigterm_ends_the_job_in_flight_as_an_error_before_the_flush(tmp_path: P
 def test_run_options_are_split_from_the_program_letter_by_letter(args: list[str], split: object) -> None:
     """A run option grouped before one taking a value (``-uWerror``) was dropped: ``-W error`` alone."""
     assert launcher._split_run_options(args) == split
+
+
+def test_python_s_is_exec_d_as_it_is_when_agent_otel_comes_from_the_user_site(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -s`` starts the launcher again with ``-s``, which ignores the user site-packages: with agent-otel
+    installed there (``pip install --user``), it could not import itself (a traceback, exit 1, the program never
+    ran). Then the command is exec'd as it is, untraced, as before, and one line says why. (The user site is this
+    venv's site-packages here, which the launcher imported wrapt from: a venv has no user site of its own.)"""
+    monkeypatch.setattr(site, "ENABLE_USER_SITE", True)
+    monkeypatch.setattr(site, "getusersitepackages", lambda: str(Path(wrapt.__file__).parents[1]))
+    for options in (["-s"], ["-us"], ["-u", "-W", "error", "-sP"]):
+        assert launcher.plan_for([sys.executable, *options, "app.py"]).how == "exec"
+        assert capsys.readouterr().err == ("agent-otel: python -s ignores the user site-packages, which agent-otel is "
+                                           "imported from: this program runs untraced\n")
+    assert launcher.plan_for([sys.executable, "-u", "app.py"]).how == "again"  # no -s: the user site stays
+    monkeypatch.setattr(site, "getusersitepackages", lambda: str(tmp_path))  # agent-otel elsewhere
+    assert launcher.plan_for([sys.executable, "-s", "app.py"]).how == "again"
+    assert capsys.readouterr().err == ""
 
 
 def _plain_and_launched(tmp_path: Path, command: list[str], env: dict[str, str] | None = None,

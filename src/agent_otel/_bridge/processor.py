@@ -122,8 +122,8 @@ class _Seen:
         self.sibling: _Sibling | None = None
         #: the frame whose code started it (see _starting_frame), while it may be a twin of ours beside it
         self.started_by: tuple[int, CodeType] | None = None
-        #: the frame of the call of ours being made around its start, if any (see wrappers.MAKING_CALL_CODE)
-        self.made_in: tuple[int, CodeType] | None = None
+        #: the call of ours being made around its start, if any (see wrappers.MAKING_CALL_CODE and inside.MADE_BY)
+        self.made_in: int | None = None
         #: the context it started in: its call is recorded there (its job, phase, agent), not where it ends (a
         #: stream read to its end in another request's, a callback's span ended under another job)
         self.context = context
@@ -279,10 +279,7 @@ class GenAiSpanBridge(SpanProcessor):
                     # call, whose result our wrapper reads
                     ours_beside = (parent_span, _where(), semconv.SCOPE_NAME, sources.provider_of(attributes),
                                    sources.request_model_of(attributes), span.start_time or 0)
-                    running_ours = _running_frames()
-                    if MADE_BY.frame is not None:  # a generator's first step: its wrapper, which made it, is gone
-                        running_ours.add(MADE_BY.frame)
-                    twin = self._sibling_twin(ours_beside, operation, running_ours)
+                    twin = self._sibling_twin(ours_beside, operation, _running_frames(), MADE_BY.call)
                     if twin is not None:
                         twin.covered = True
                         note_twin_beside(span, functools.partial(_beside_our_call, twin))
@@ -330,7 +327,7 @@ class GenAiSpanBridge(SpanProcessor):
                 if twin is not None:  # the outer span wins, as for a twin inside it
                     seen.covered, seen.twin_of, same = True, twin, True
                 else:
-                    seen.sibling, seen.started_by, seen.made_in = sibling, _starting_frame(), _making_call_frame()
+                    seen.sibling, seen.started_by, seen.made_in = sibling, _starting_frame(), _making_call()
             counted_below = False
             if late is not None:
                 below = _counted_below(span)
@@ -476,8 +473,8 @@ class GenAiSpanBridge(SpanProcessor):
             _tell(start, kind_below)
         return found, run
 
-    def _sibling_twin(self, sibling: _Sibling, operation: str,
-                      running: set[tuple[int, CodeType]] | None = None) -> _Seen | None:
+    def _sibling_twin(self, sibling: _Sibling, operation: str, running: set[tuple[int, CodeType]] | None = None,
+                      made_by: int | None = None) -> _Seen | None:
         """The provider span of another library that this one, a provider span starting beside it, is the same call
         as: started last, at most :data:`_TWIN_WITHIN_NS` before, under the same parent, in the same thread and task,
         for the same operation and provider (named) and model (if both name it: OpenLLMetry's names it only once
@@ -487,7 +484,9 @@ class GenAiSpanBridge(SpanProcessor):
         own spans are never each other's twins, nor a stream's still open when the program makes its next call
         (it started longer ago: its response has begun). ``running``: for a span of ours, the frames running it;
         the other library's span is its twin only if the code that started it still runs, around our wrapper (a stream
-        that library's wrapper returned just before, or a call of ours that returns a cached answer, is no twin)."""
+        that library's wrapper returned just before, or a call of ours that returns a cached answer, is no twin).
+        ``made_by``: for a span of ours beginning a call our wrapper made earlier (see ``inside.MADE_BY``), the other
+        library's span started inside that very wrapper is its twin, however long ago."""
         parent, where, scope, provider, model, started = sibling
         if not provider:
             return None
@@ -496,9 +495,13 @@ class GenAiSpanBridge(SpanProcessor):
             other = seen.sibling
             if (other is None or other[0] is not parent or other[1] != where or other[2] == scope
                     or seen.operation != operation or other[3] != provider
-                    or (model and other[4] and model != other[4])
-                    or not 0 <= started - other[5] <= _TWIN_WITHIN_NS
-                    or (running is not None and seen.started_by not in running and seen.made_in not in running)):
+                    or (model and other[4] and model != other[4])):
+                continue
+            if made_by is not None and seen.made_in == made_by:
+                found = (other[5], seen)
+                break
+            if (not 0 <= started - other[5] <= _TWIN_WITHIN_NS
+                    or (running is not None and seen.started_by not in running)):
                 continue
             if found is None or other[5] > found[0]:
                 found = (other[5], seen)
@@ -660,14 +663,16 @@ def _starting_frame() -> tuple[int, CodeType] | None:
     return None
 
 
-def _making_call_frame() -> tuple[int, CodeType] | None:
-    """The frame of the innermost call of ours being made around the code here (see wrappers.MAKING_CALL_CODE)."""
+def _making_call() -> int | None:
+    """The innermost call of ours being made around the code here (see wrappers.MAKING_CALL_CODE): the identity of its
+    ``kwargs``, the call's own dict (see inside.MADE_BY)."""
     frame: FrameType | None = sys._getframe(1)
     for _ in range(_FRAMES_LOOKED_AT):
         if frame is None:
             return None
         if frame.f_code is MAKING_CALL_CODE:
-            return id(frame), frame.f_code
+            kwargs = frame.f_locals.get("kwargs")
+            return id(kwargs) if kwargs is not None else None
         frame = frame.f_back
     return None
 

@@ -239,10 +239,10 @@ PROVIDER = _table(
     Option("stream", Accepts.BOOLEAN, extractor=False, when="end",
            doc="time the returned object as a stream (default: when it is an iterator, an SDK's `*StreamManager` or "
                "`*ResponseContextManager`, or botocore's `EventStream`, `converse_stream(...)[\"stream\"]`, which is "
-               "timed as it is iterated; `true`: also any other context manager or iterable); `false` leaves it as it "
-               "is, a generator too (a generator function's own run is always its call). A value returned whole (a "
-               "dict, a string, a list, a set, a number, None...) is never a stream: a function that returns boto3's "
-               "whole `converse_stream(...)` dict returns before its stream is read, with no usage"),
+               "timed as it is iterated; `true`: also any other context manager); `false` leaves it as it is, a "
+               "generator too (a generator function's own run is always its call). A value returned whole (a dict, a "
+               "string, a list, a number, None...) is never a stream: a function that returns boto3's whole "
+               "`converse_stream(...)` dict returns before its stream is read, with no usage"),
     Option("prompt", Accepts.STRING, doc="`gen_ai.input.messages`, only when content capture is on"),
     _result("response", Accepts.STRING, "`gen_ai.output.messages`, only when content capture is on"),
     _RESULT_ATTRIBUTES,

@@ -56,7 +56,7 @@ _OUTPUT_DETAILS = ("completion_tokens_details", "output_tokens_details", "output
 #: Amazon Bedrock's Converse API (``inputTokens``), under its own names.
 _ANTHROPIC_CACHE_READ, _ANTHROPIC_CACHE_WRITE = "cache_read_input_tokens", "cache_creation_input_tokens"
 _BEDROCK_CACHE_READ, _BEDROCK_CACHE_WRITE = "cacheReadInputTokens", "cacheWriteInputTokens"
-_NOT_STREAMS = (str, bytes, bytearray, dict, list, tuple, set, frozenset, range)
+_NOT_STREAMS = (str, bytes, bytearray, dict, list, tuple)
 #: Where an SDK's helper stream keeps the response it has accumulated (see ``on_stream_exit``).
 _STREAM_SNAPSHOTS = ("current_message_snapshot", "current_completion_snapshot")
 
@@ -75,9 +75,9 @@ def _snapshot_of(stream: Any) -> object | None:
 
 
 def _is_event_stream(result: object) -> bool:
-    """botocore's ``EventStream`` (Amazon Bedrock's ConverseStream and InvokeModelWithResponseStream return one in their
-    result's ``stream``): iterable, its ``__iter__`` parsing the events as the response arrives, with no ``__next__``
-    and no ``with``. The request's usage comes last (``metadata.usage``)."""
+    """botocore's ``EventStream`` (Amazon Bedrock's ConverseStream returns one in its result's ``stream``): iterable,
+    its ``__iter__`` parsing the events as the response arrives, with no ``__next__`` and no ``with``. ConverseStream's
+    usage comes last (``metadata.usage``); InvokeModelWithResponseStream's is inside each chunk's bytes, not read."""
     kind = result.__class__  # (through an instrumentation's proxy, as for a stream manager)
     return kind.__name__ == "EventStream" and kind.__module__.startswith("botocore.") and hasattr(kind, "__iter__")
 
@@ -260,8 +260,7 @@ class ProviderInvocation(Invocation):
         if _unread_json_response(result) or _is_event_stream(result):  # what the SDKs' ``create`` returns under
             return True  # ``with_streaming_response``; botocore's event stream (Bedrock's ConverseStream)
         kind = type(result)
-        return bool(stream) and (hasattr(kind, "__enter__") or hasattr(kind, "__aenter__") or (
-            hasattr(kind, "__iter__") and not isinstance(result, _NOT_STREAMS)))  # (an iterable: read as iterated)
+        return bool(stream) and (hasattr(kind, "__enter__") or hasattr(kind, "__aenter__"))
 
     def on_stream_exit(self, stream: Any) -> bool:
         """The response an SDK's helper stream accumulated (Anthropic's ``current_message_snapshot``,

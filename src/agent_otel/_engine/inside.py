@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 import weakref
 from contextvars import ContextVar, Token
-from types import CodeType
 from typing import Any, Protocol, cast
 
 from opentelemetry.context import Context
@@ -65,12 +64,13 @@ def running(entry: Entry) -> bool:
 
 
 class _MadeBy(threading.local):
-    frame: tuple[int, CodeType] | None = None
+    call: int | None = None
 
 
-#: The frame (address and code) of the wrapper of ours that made the generator whose call begins now in this thread, at
-#: its first step, when that frame has returned. Another library's wrapper that it called may have started its span of
-#: the same request there, not current, and returned its own proxy of the generator (google-genai's instrumentation
-#: of ``generate_content_stream``): the span bridge pairs the two spans by it. Set only while another library's GenAI
-#: span is open (:data:`SPANS_OPEN`).
+#: The call of ours beginning now in this thread, made earlier by our wrapper of a coroutine or generator function,
+#: while another library's GenAI span was open (:data:`SPANS_OPEN`): the identity of its keyword arguments' dict, which
+#: is the call's own and lives as long as its pending call. Another library's wrapper that our wrapper called may have
+#: started its span of the same request there, not current, and returned its own stream object, which our call then
+#: begins in when first read, that wrapper gone (google-genai's instrumentation of ``generate_content_stream``). The
+#: span bridge noted the same identity on that span (see ``wrappers.MAKING_CALL_CODE``), and pairs the two by it.
 MADE_BY = _MadeBy()

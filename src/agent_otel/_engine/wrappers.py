@@ -504,8 +504,6 @@ class Handler:
 
 #: A call whose invocation begins when its generator first runs: ``_begin``'s arguments.
 _PendingCall: TypeAlias = tuple[Handler, Callable[..., Any], object, Args, Kwargs]
-#: A frame as the span bridge tells them apart: its address and code (frames take no weak reference).
-_Frame: TypeAlias = tuple[int, types.CodeType]
 
 
 def _begin(handler: Handler, wrapped: Callable[..., Any], instance: object, args: Args,
@@ -830,8 +828,9 @@ def _making_wrapper(handler: Handler, traced: Callable[[Any, _PendingCall], Any]
 #: The code of every wrapper :func:`_making_wrapper` makes. A frame running it is a call of ours being made, whose
 #: call begins only once the function it wraps has returned: another library's wrapper there may have started its span
 #: of the same request, not current, and returned its own stream object, a proxy of the generator, which ours then
-#: drives (google-genai's instrumentation of ``generate_content_stream``; see ``inside.MADE_BY``), or another object
-#: (see :func:`_not_a_generator`). The span bridge pairs the two spans by this frame.
+#: drives (google-genai's instrumentation of ``generate_content_stream``), or another object (see
+#: :func:`_not_a_generator`). The span bridge notes such a span with the identity of the frame's ``kwargs``, the
+#: call's own dict, and pairs it with the call that begins with it (``inside.MADE_BY``).
 MAKING_CALL_CODE: types.CodeType = _making_wrapper(cast(Any, None), cast(Any, None)).__code__
 
 
@@ -1167,22 +1166,17 @@ def _generator_wrapper(handler: Handler) -> WrapperFunction:
 def _traced_generator_made(gen: Any, call: _PendingCall) -> Any:
     if not isinstance(gen, types.GeneratorType):  # (another library's proxy of one passes: driven as one)
         return _not_a_generator(gen, call)
-    return _traced_generator_of(gen, call, _making_frame() if SPANS_OPEN else None)
+    return _traced_generator_of(gen, call, id(call[4]) if SPANS_OPEN else None)
 
 
-def _making_frame() -> _Frame:
-    """The frame of our wrapper making a generator now (see :data:`~agent_otel._engine.inside.MADE_BY`)."""
-    frame = sys._getframe(2)
-    return id(frame), frame.f_code
-
-
-def _begin_made(call: _PendingCall, made_by: _Frame) -> Invocation | None:
-    """:func:`_begin` of a generator's call at its first step, telling the span bridge what made it (``MADE_BY``)."""
-    _inside.MADE_BY.frame = made_by
+def _begin_made(call: _PendingCall, made_by: int) -> Invocation | None:
+    """:func:`_begin` of a call our wrapper made earlier, telling the span bridge which it is (see ``inside.MADE_BY``:
+    ``made_by`` is the identity of its keyword arguments' dict)."""
+    _inside.MADE_BY.call = made_by
     try:
         return _begin(*call)
     finally:
-        _inside.MADE_BY.frame = None
+        _inside.MADE_BY.call = None
 
 
 def _not_a_generator(result: object, call: _PendingCall) -> object:
@@ -1193,7 +1187,7 @@ def _not_a_generator(result: object, call: _PendingCall) -> object:
     Before, a generator of ours drove it as the program's generator: a list failed the call, and that proxy's
     generator was closed by the event loop as well as ours, at once, a cleanup that awaits cut short ("async
     generator ignored GeneratorExit"). A sync generator's proxy is still driven as a generator (no loop closes it)."""
-    inv = _begin(*call)
+    inv = _begin_made(call, id(call[4])) if SPANS_OPEN else _begin(*call)
     if inv is None:
         return result
     try:
@@ -1222,7 +1216,7 @@ def _named_as(traced: G, program: Any) -> G:
 
 
 def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _PendingCall,
-                      made_by: _Frame | None = None) -> Generator[Y, Any, T]:
+                      made_by: int | None = None) -> Generator[Y, Any, T]:
     """Drive ``gen`` step by step inside the invocation's context (PEP 380 semantics by hand,
     because the context must be attached around each step, not across yields), but for one thing: a
     GeneratorExit (``close()``, or thrown) is thrown into the program's generator, which then decides as
@@ -1446,7 +1440,7 @@ _ITERABLE_COROUTINE = inspect.CO_ITERABLE_COROUTINE
 
 
 def _traced_generator_of(gen: types.GeneratorType[Y, Any, T], inv_or_call: Invocation | _PendingCall,
-                         made_by: _Frame | None = None) -> Generator[Y, Any, T]:
+                         made_by: int | None = None) -> Generator[Y, Any, T]:
     """Our generator for the program's ``gen``, of its kind (a generator-based coroutine's can be awaited) and
     named as it is."""
     driver = _traced_iterable_coroutine if gen.gi_code.co_flags & _ITERABLE_COROUTINE else _traced_generator
@@ -1455,7 +1449,7 @@ def _traced_generator_of(gen: types.GeneratorType[Y, Any, T], inv_or_call: Invoc
 
 @types.coroutine
 def _traced_iterable_coroutine(gen: Generator[Y, Any, T], inv_or_call: Invocation | _PendingCall,
-                               made_by: _Frame | None = None) -> Generator[Y, Any, T]:
+                               made_by: int | None = None) -> Generator[Y, Any, T]:
     """:func:`_traced_generator` for a generator-based coroutine (``types.coroutine``, a legacy
     ``@asyncio.coroutine``): ours must be one too, or ``await`` refuses it."""
     try:
@@ -1472,11 +1466,11 @@ def _async_generator_wrapper(handler: Handler) -> WrapperFunction:
 def _traced_async_generator_made(agen: Any, call: _PendingCall) -> Any:
     if type(agen) is not types.AsyncGeneratorType:
         return _not_a_generator(agen, call)
-    return _named_as(_traced_async_generator(agen, call, _making_frame() if SPANS_OPEN else None), agen)
+    return _named_as(_traced_async_generator(agen, call, id(call[4]) if SPANS_OPEN else None), agen)
 
 
 async def _traced_async_generator(agen: AsyncGenerator[Y, Any], inv_or_call: Invocation | _PendingCall,
-                                  made_by: _Frame | None = None) -> AsyncGenerator[Y, Any]:
+                                  made_by: int | None = None) -> AsyncGenerator[Y, Any]:
     __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
     inv = inv_or_call if isinstance(inv_or_call, Invocation) else _begin(*inv_or_call) if made_by is None else (
         _begin_made(inv_or_call, made_by))
@@ -1877,7 +1871,7 @@ class _TracedStream(_CopiedAsItsStream, wrapt.ObjectProxy[Any]):
     #: block, which may still be open (the program kept only ``stream.text_stream``)
     _self_in_block = False
     _self_entered = False
-    _self_iterated = False  # an iterable's iteration was handed out (see _IteratingThrough)
+    _self_iterated_from = cast(object, None)  # the iterable that handed this iteration out (see _IteratingThrough)
 
     def __init__(self, wrapped: Any, inv: Invocation) -> None:
         super().__init__(wrapped)
@@ -1951,24 +1945,27 @@ class _TracedStream(_CopiedAsItsStream, wrapt.ObjectProxy[Any]):
 class _IteratingThrough:
     """A traced stream that is iterable only (botocore's ``EventStream``, whose ``__iter__`` parses the events as they
     arrive): iterating it hands out a traced stream of the iterator it gives, which reads each item in the call's
-    context and ends the call when exhausted, closed or dropped. Iterated again once the call has ended, it is the
-    stream's own iteration."""
+    context and ends the call when exhausted, closed or raising. That one holds this one, and its being dropped ends
+    nothing: the call ends closed when both are dropped, not when one pass is (``for event in stream: break``, then
+    reading on, which botocore's iterator resumes). Iterated once the call has ended: the stream's own iteration."""
 
     def __iter__(self: Any) -> object:
         inv = self._self_inv
         items = iter(self.__wrapped__)
         if inv.ended or not hasattr(type(items), "__next__"):
             return items
-        self._self_iterated = True  # the call is the iteration's now: this proxy dropped does not end it
-        return _traced_stream(items, inv)
+        traced: Any = _traced_stream(items, inv)
+        traced._self_in_block, traced._self_iterated_from = True, self
+        return traced
 
 
 def _dropped(proxy: Any) -> None:
     """A traced stream let go: the call ends closed (returned, for a raw response read whole: see
-    :meth:`Invocation.on_stream_close`), unless a manager's block still runs it (the stream it handed out), or it is a
-    manager never entered (``client.chat.completions.stream(...)`` dropped): that one made no request, and is no call;
-    its span is left unended, so never exported."""
-    if proxy._self_in_block or proxy._self_iterated:
+    :meth:`Invocation.on_stream_close`), unless a manager's block still runs it (the stream it handed out; or an
+    iterable, the iteration it handed out: see _IteratingThrough), or it is a manager never entered
+    (``client.chat.completions.stream(...)`` dropped): that one made no request, and is no call; its span is left
+    unended, so never exported."""
+    if proxy._self_in_block:
         return
     kind = type(proxy.__wrapped__)
     if not proxy._self_entered and not (hasattr(kind, "__next__") or hasattr(kind, "__anext__")) and (
