@@ -26,6 +26,7 @@ from google import genai
 from google.genai import models as google_models
 from google.genai import types as genai_types
 from opentelemetry import trace
+from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
 
 import agent_otel
 from agent_otel import semconv
@@ -588,44 +589,57 @@ def test_a_generator_method_under_the_sdks_instrumentation_is_counted_once_wrapp
     assert tokens == {"input": 2 * GEMINI_INPUT_TOKENS, "output": 2 * GEMINI_OUTPUT_TOKENS}
 
 
-@pytest.mark.parametrize("stream", [None, True], ids=["detected", "stream_option"])
+@pytest.mark.parametrize(("stream", "instrumented"), [(None, False), (True, False), (None, True)],
+                         ids=["detected", "stream_option", "under_botocores_instrumentation"])
 def test_bedrocks_event_stream_is_timed_as_it_is_iterated_and_its_usage_read(
-        otel: Any, llm: StreamingLLM, stream: bool | None) -> None:
+        otel: Any, llm: StreamingLLM, stream: bool | None, instrumented: bool) -> None:
     """boto3's ``converse_stream(...)["stream"]`` is botocore's ``EventStream``: iterable (its ``__iter__`` parses the
     events), with no ``__next__`` and no ``with``, so it was taken for a value: the call ended as it returned, with no
-    tokens (ConverseStream's ``metadata.usage`` comes last) and no time to first chunk, ``stream=True`` too."""
+    tokens (ConverseStream's ``metadata.usage`` comes last) and no time to first chunk, ``stream=True`` too. Read in two
+    passes (a loop that breaks, then another), the first pass's iterator let go ended the call closed early, before its
+    usage came. Under botocore's instrumentation, whose wrapt proxy of it has ``__enter__``, the first version of this
+    took it for a stream manager: its iteration was left untimed and the call never ended (nothing recorded)."""
     client = boto3.client("bedrock-runtime", endpoint_url=llm.url, region_name="us-east-1",
                           aws_access_key_id="test", aws_secret_access_key="test")
+    instrumentor = BotocoreInstrumentor()
+    if instrumented:
+        instrumentor.instrument(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)
 
     @agent_otel.provider("aws.bedrock", model="anthropic.claude-3-haiku-20240307-v1:0", stream=stream)
     def converse() -> Any:
         return client.converse_stream(modelId="anthropic.claude-3-haiku-20240307-v1:0",
                                       messages=[{"role": "user", "content": [{"text": "hi"}]}])["stream"]
 
-    events = converse()
-    assert isinstance(events, botocore.eventstream.EventStream) and not otel.spans()
-    assert [next(iter(event)) for event in events] == ["messageStart", "contentBlockDelta", "contentBlockStop",
-                                                       "messageStop", "metadata"]
-    read = 0
-    for _ in converse():  # the stream object itself is dropped as its iteration begins
-        read += 1
-    assert read == 5
-    events = converse()
-    for event in events:  # read in two passes: botocore's iterator resumes the same events
-        assert "messageStart" in event
-        break
-    assert [next(iter(event)) for event in events] == ["contentBlockDelta", "contentBlockStop", "messageStop",
-                                                       "metadata"]
-    del events
-    spans = otel.spans("chat anthropic.claude-3-haiku-20240307-v1:0")
-    assert len(spans) == 3
-    for span in spans:
+    try:
+        events = converse()
+        assert isinstance(events, botocore.eventstream.EventStream)
+        assert not any(span.instrumentation_scope.name == semconv.SCOPE_NAME for span in otel.spans())
+        assert [next(iter(event)) for event in events] == ["messageStart", "contentBlockDelta", "contentBlockStop",
+                                                           "messageStop", "metadata"]
+        read = 0
+        for _ in converse():  # the stream object itself is dropped as its iteration begins
+            read += 1
+        assert read == 5
+        events = converse()
+        for event in events:  # read in two passes: botocore's iterator resumes the same events
+            assert "messageStart" in event
+            break
+        assert [next(iter(event)) for event in events] == ["contentBlockDelta", "contentBlockStop", "messageStop",
+                                                           "metadata"]
+        converse()  # dropped unread: a call closed early
+        del events
+    finally:
+        if instrumented:
+            instrumentor.uninstrument()
+    spans = [span for span in otel.spans("chat anthropic.claude-3-haiku-20240307-v1:0")
+             if span.instrumentation_scope.name == semconv.SCOPE_NAME]
+    assert [semconv.STREAM_CLOSED_EARLY in span.attributes for span in spans] == [False, False, False, True]
+    for span in spans[:3]:
         assert (span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS],
                 span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == (BEDROCK_INPUT_TOKENS, BEDROCK_OUTPUT_TOKENS)
-        assert semconv.STREAM_CLOSED_EARLY not in span.attributes
     assert point(otel, semconv.CLIENT_TIME_TO_FIRST_CHUNK.name).count == 3
-    assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 3
-    assert point(otel, semconv.CLIENT_OPERATION_COST.name).sum > 0  # (Bedrock's model id, priced)
+    assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 4
+    assert point(otel, semconv.CLIENT_OPERATION_COST.name).count == 3  # (Bedrock's model id, priced)
 
 
 @pytest.mark.parametrize("nested", ["no", "yes", "read inside"],

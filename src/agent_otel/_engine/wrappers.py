@@ -1707,14 +1707,20 @@ def _traced_stream(result: object, inv: Invocation) -> object:
                                             hasattr(behind, name) for behind in proxied)) for name in _STREAM_METHODS),
                                       tuple(hasattr(kind, name) for name in _PROXY_PROTOCOLS),
                                       _async_close_name(kind, proxied),
-                                      hasattr(kind, "__iter__") and not any(map(functools.partial(hasattr, kind),
-                                                                                _READ_OTHERWISE)))
+                                      _iterable_only(proxied[-1] if proxied else kind))
     return proxy_class(result, inv)
 
 
 #: What a stream read otherwise than by iterating it has: an iterable without them is read as it is iterated (see
 #: :class:`_IteratingThrough`).
 _READ_OTHERWISE = ("__next__", "__anext__", "__enter__", "__aenter__")
+
+
+def _iterable_only(kind: type) -> bool:
+    """Whether a stream of type ``kind`` is read only by iterating it (see :class:`_IteratingThrough`): the type of the
+    stream itself, under another library's wrapt proxies of it (botocore's instrumentation wraps an ``EventStream`` so,
+    and a wrapt proxy has ``__enter__`` whatever it stands for)."""
+    return hasattr(kind, "__iter__") and not any(hasattr(kind, name) for name in _READ_OTHERWISE)
 
 
 def _async_close_name(kind: type, proxied: tuple[type, ...]) -> str | None:
@@ -1969,7 +1975,7 @@ def _dropped(proxy: Any) -> None:
         return
     kind = type(proxy.__wrapped__)
     if not proxy._self_entered and not (hasattr(kind, "__next__") or hasattr(kind, "__anext__")) and (
-            hasattr(kind, "__enter__") or hasattr(kind, "__aenter__")):
+            hasattr(kind, "__enter__") or hasattr(kind, "__aenter__")) and not isinstance(proxy, _IteratingThrough):
         return
     inv = proxy._self_inv
     inv.end(End.RETURNED if _read_through(inv, proxy.__wrapped__) else End.CLOSED)  # (a raw response read whole)
