@@ -16,6 +16,7 @@ import threading
 from typing import Annotated, Any, TypedDict
 
 import pytest
+import wrapt
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -2169,3 +2170,43 @@ def test_a_program_span_marked_right_after_it_starts_is_not_counted_in_part(otel
     assert point(otel, OPERATION).count == 1  # ours
     assert otel.points(semconv.TOOL_DURATION.name) == [] and otel.points(semconv.AGENT_DURATION.name) == []
     assert error_count(otel, "bridge.marked_at_end") == 3
+
+
+def test_a_span_a_wrapper_inside_our_generators_wrapper_starts_and_leaves_pairs_with_our_call_begun_after(
+        otel: Any) -> None:
+    """A library's wrapper of a generator function, inside our decorator, that starts its span (not current) and
+    returns an iterator of its own, no generator: our call begins once that wrapper has returned, and the two spans
+    of one request, started in different frames, were no twins: each request counted twice. (A double of such a
+    library: no instrumentation installed here returns a plain iterator for a generator function; google-genai's
+    returns a proxy of the generator, tests/calls/test_provider_sdks.py.)"""
+    tracer = otel.tracer_provider.get_tracer("some.genai.instrumentation")
+
+    class TheirStream:
+        def __init__(self, items: Any, span: Any) -> None:
+            self.items, self.span = items, span
+
+        def __iter__(self) -> Any:
+            return self
+
+        def __next__(self) -> Any:
+            try:
+                return next(self.items)
+            except StopIteration:
+                self.span.end()
+                raise
+
+    @wrapt.decorator
+    def their_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        span = tracer.start_span("chat gpt-4o-mini", attributes={
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini"})
+        return TheirStream(wrapped(*args, **kwargs), span)
+
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    @their_wrapper
+    def chat() -> Any:
+        yield "a"
+        yield "b"
+
+    for _ in range(2):
+        assert list(chat()) == ["a", "b"]
+    assert sum(p.count for p in otel.points(semconv.CLIENT_INFERENCE_DURATION.name)) == 2

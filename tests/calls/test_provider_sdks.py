@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import collections.abc
+import concurrent.futures
 import contextlib
 import contextvars
 import gc
 import inspect
+import operator
 import socket
 import time
 from collections.abc import Iterator
@@ -533,9 +535,10 @@ def test_a_call_that_returned_its_stream_inside_its_result_is_not_taken_for_the_
     assert outcomes == {None: 4, "ConnectionError": 1}
 
 
-@pytest.mark.parametrize(("ours", "reads"), [("outside", "each as made"), ("outside", "both made, then read"),
-                                             ("outside", "both made, read last first"), ("outside", "late"),
-                                             ("inside", "each as made")])
+@pytest.mark.parametrize(("ours", "reads"), [
+    ("outside", "each as made"), ("outside", "both made, then read"), ("outside", "both made, read last first"),
+    ("outside", "late"), ("outside", "made by one methodcaller, read last first"), ("outside", "in another thread"),
+    ("outside", "under a span of the program's"), ("inside", "each as made")])
 def test_a_generator_method_under_the_sdks_instrumentation_is_counted_once_wrapped_either_side_of_it(
         otel: Any, llm: StreamingLLM, ours: str, reads: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A config target on google-genai's ``Models.generate_content_stream`` (a generator method) beside its
@@ -545,8 +548,11 @@ def test_a_generator_method_under_the_sdks_instrumentation_is_counted_once_wrapp
     returned: the two spans of one request were no twins, and the request counted twice (its tokens and cost too).
     Paired by the frame of the wrapper that made them, two streams made before either was read were paired
     crosswise (a freed frame's address is the next one's), and a stream first read after the twins' time window still
-    counted twice ("late": the window made 0, where a program reads its stream later). Ours inside it (the
-    instrumentation turned on after) is the generator the instrumentation's stream steps, in its span."""
+    counted twice ("late": the window made 0, where a program reads its stream later). Paired by the identity of the
+    call's keyword arguments, two calls made by one ``operator.methodcaller`` (which passes its one dict each time)
+    were paired crosswise; and a stream read where it was not made (another thread, another span current) was no
+    twin. Ours inside it (the instrumentation turned on after) is the generator the instrumentation's stream steps,
+    in its span."""
     plain = google_models.Models.generate_content_stream
 
     def decorate() -> None:
@@ -574,14 +580,27 @@ def test_a_generator_method_under_the_sdks_instrumentation_is_counted_once_wrapp
             if reads in ("each as made", "late"):
                 for _ in range(2):
                     read(stream())
+            elif reads == "in another thread":
+                with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                    for _ in range(2):
+                        pool.submit(read, stream()).result()
+            elif reads == "under a span of the program's":
+                for _ in range(2):
+                    made = stream()
+                    with otel.tracer_provider.get_tracer("program").start_as_current_span("consume"):
+                        read(made)
             else:
-                first, second = stream(), stream()
+                if reads.startswith("made by one methodcaller"):
+                    make = operator.methodcaller("generate_content_stream", model="gemini-2.5-flash", contents="hi")
+                    first, second = make(client.models), make(client.models)
+                else:
+                    first, second = stream(), stream()
                 for made in (first, second) if reads == "both made, then read" else (second, first):
                     read(made)
     finally:
         google_models.Models.generate_content_stream = plain  # type: ignore[method-assign]
     ours_spans = [span for span in otel.spans() if span.instrumentation_scope.name == semconv.SCOPE_NAME]
-    theirs = [span for span in otel.spans() if span.instrumentation_scope.name != semconv.SCOPE_NAME]
+    theirs = [span for span in otel.spans() if "google_genai" in span.instrumentation_scope.name]
     assert (len(ours_spans), len(theirs)) == (2, 2)
     assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 2
     tokens = {kind.value: p.sum for kind, _, histogram in semconv.PREVIOUS_TOKEN_SPLIT
@@ -596,9 +615,10 @@ def test_bedrocks_event_stream_is_timed_as_it_is_iterated_and_its_usage_read(
     """boto3's ``converse_stream(...)["stream"]`` is botocore's ``EventStream``: iterable (its ``__iter__`` parses the
     events), with no ``__next__`` and no ``with``, so it was taken for a value: the call ended as it returned, with no
     tokens (ConverseStream's ``metadata.usage`` comes last) and no time to first chunk, ``stream=True`` too. Read in two
-    passes (a loop that breaks, then another), the first pass's iterator let go ended the call closed early, before its
-    usage came. Under botocore's instrumentation, whose wrapt proxy of it has ``__enter__``, the first version of this
-    took it for a stream manager: its iteration was left untimed and the call never ended (nothing recorded)."""
+    passes (a loop that breaks, then another; or the first pass's iterator closed), the first pass's end ended the call
+    closed early, before its usage came. Under botocore's instrumentation, whose wrapt proxy of it has ``__enter__``,
+    the first version of this took it for a stream manager: its iteration was left untimed and the call never ended
+    (nothing recorded)."""
     client = boto3.client("bedrock-runtime", endpoint_url=llm.url, region_name="us-east-1",
                           aws_access_key_id="test", aws_secret_access_key="test")
     instrumentor = BotocoreInstrumentor()
@@ -626,6 +646,12 @@ def test_bedrocks_event_stream_is_timed_as_it_is_iterated_and_its_usage_read(
             break
         assert [next(iter(event)) for event in events] == ["contentBlockDelta", "contentBlockStop", "messageStop",
                                                            "metadata"]
+        events = converse()
+        first_pass = iter(events)
+        assert "messageStart" in next(first_pass)
+        first_pass.close()  # that pass's iterator, not the stream: read on
+        assert [next(iter(event)) for event in events] == ["contentBlockDelta", "contentBlockStop", "messageStop",
+                                                           "metadata"]
         converse()  # dropped unread: a call closed early
         del events
     finally:
@@ -633,13 +659,13 @@ def test_bedrocks_event_stream_is_timed_as_it_is_iterated_and_its_usage_read(
             instrumentor.uninstrument()
     spans = [span for span in otel.spans("chat anthropic.claude-3-haiku-20240307-v1:0")
              if span.instrumentation_scope.name == semconv.SCOPE_NAME]
-    assert [semconv.STREAM_CLOSED_EARLY in span.attributes for span in spans] == [False, False, False, True]
-    for span in spans[:3]:
+    assert [semconv.STREAM_CLOSED_EARLY in span.attributes for span in spans] == [False, False, False, False, True]
+    for span in spans[:4]:
         assert (span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS],
                 span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == (BEDROCK_INPUT_TOKENS, BEDROCK_OUTPUT_TOKENS)
-    assert point(otel, semconv.CLIENT_TIME_TO_FIRST_CHUNK.name).count == 3
-    assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 4
-    assert point(otel, semconv.CLIENT_OPERATION_COST.name).count == 3  # (Bedrock's model id, priced)
+    assert point(otel, semconv.CLIENT_TIME_TO_FIRST_CHUNK.name).count == 4
+    assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 5
+    assert point(otel, semconv.CLIENT_OPERATION_COST.name).count == 4  # (Bedrock's model id, priced)
 
 
 @pytest.mark.parametrize("nested", ["no", "yes", "read inside"],

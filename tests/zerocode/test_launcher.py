@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import os
 import signal
-import site
 import socket
 import subprocess
 import sys
@@ -14,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import wrapt
 
 from agent_otel._zerocode import launcher
 from agent_otel._zerocode.launcher import bootstrap_dir
@@ -808,22 +806,20 @@ def test_run_options_are_split_from_the_program_letter_by_letter(args: list[str]
     assert launcher._split_run_options(args) == split
 
 
-def test_python_s_is_exec_d_as_it_is_when_agent_otel_comes_from_the_user_site(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    """``python -s`` starts the launcher again with ``-s``, which ignores the user site-packages: with agent-otel
-    installed there (``pip install --user``), it could not import itself (a traceback, exit 1, the program never
-    ran). Then the command is exec'd as it is, untraced, as before, and one line says why. (The user site is this
-    venv's site-packages here, which the launcher imported wrapt from: a venv has no user site of its own.)"""
-    monkeypatch.setattr(site, "ENABLE_USER_SITE", True)
-    monkeypatch.setattr(site, "getusersitepackages", lambda: str(Path(wrapt.__file__).parents[1]))
-    for options in (["-s"], ["-us"], ["-u", "-W", "error", "-sP"]):
-        assert launcher.plan_for([sys.executable, *options, "app.py"]).how == "exec"
-        assert capsys.readouterr().err == ("agent-otel: python -s ignores the user site-packages, which agent-otel is "
-                                           "imported from: this program runs untraced\n")
-    assert launcher.plan_for([sys.executable, "-u", "app.py"]).how == "again"  # no -s: the user site stays
-    monkeypatch.setattr(site, "getusersitepackages", lambda: str(tmp_path))  # agent-otel elsewhere
-    assert launcher.plan_for([sys.executable, "-s", "app.py"]).how == "again"
-    assert capsys.readouterr().err == ""
+def test_a_launcher_started_again_that_cannot_import_itself_execs_the_program_as_it_was_given(tmp_path: Path) -> None:
+    """``python -s app.py`` starts the launcher again with ``-s``, which leaves out the user site-packages: with
+    agent-otel installed there (``pip install --user``), it could not import itself (a traceback, exit 1, the program
+    never ran). It execs the program as it was given, untraced, with one line saying why. (``-S`` stands in for that
+    here: a venv has no user site-packages, and ``-S`` leaves out the venv's, where agent-otel is; the launcher never
+    starts again with ``-S`` itself.)"""
+    (tmp_path / "app.py").write_text("import sys\nprint('ran', sys.flags.no_site, sys.argv[1:])\nsys.exit(3)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "AGENT_OTEL_"))}
+    done = subprocess.run([sys.executable, "-S", "-c", launcher._AGAIN, "run", "--config", "none.toml", "--",
+                           sys.executable, "app.py", "x"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (
+        3, "ran 1 ['x']\n", "agent-otel: python -S cannot import agent-otel (-s leaves out the user site-packages it "
+        "is installed in): this program runs untraced\n")
 
 
 def _plain_and_launched(tmp_path: Path, command: list[str], env: dict[str, str] | None = None,

@@ -486,21 +486,21 @@ class GenAiSpanBridge(SpanProcessor):
         the other library's span is its twin only if the code that started it still runs, around our wrapper (a stream
         that library's wrapper returned just before, or a call of ours that returns a cached answer, is no twin).
         ``made_by``: for a span of ours beginning a call our wrapper made earlier (see ``inside.MADE_BY``), the other
-        library's span started inside that very wrapper is its twin, however long ago."""
+        library's span started inside that very wrapper is its twin, however long ago, and wherever the program reads
+        the stream (another span current, another thread or task)."""
         parent, where, scope, provider, model, started = sibling
         if not provider:
             return None
         found: tuple[int, _Seen] | None = None
         for seen in list(self.open_spans.values()):  # (a copy made in C: other threads change the mapping)
             other = seen.sibling
-            if (other is None or other[0] is not parent or other[1] != where or other[2] == scope
-                    or seen.operation != operation or other[3] != provider
+            if (other is None or other[2] == scope or seen.operation != operation or other[3] != provider
                     or (model and other[4] and model != other[4])):
                 continue
-            if made_by is not None and seen.made_in == made_by:
+            if made_by is not None and seen.made_in == made_by:  # (where and whenever the program reads it)
                 found = (other[5], seen)
                 break
-            if (not 0 <= started - other[5] <= _TWIN_WITHIN_NS
+            if (other[0] is not parent or other[1] != where or not 0 <= started - other[5] <= _TWIN_WITHIN_NS
                     or (running is not None and seen.started_by not in running)):
                 continue
             if found is None or other[5] > found[0]:
@@ -665,14 +665,14 @@ def _starting_frame() -> tuple[int, CodeType] | None:
 
 def _making_call() -> int | None:
     """The innermost call of ours being made around the code here (see wrappers.MAKING_CALL_CODE): the identity of its
-    ``kwargs``, the call's own dict (see inside.MADE_BY)."""
+    pending call (see inside.MADE_BY)."""
     frame: FrameType | None = sys._getframe(1)
     for _ in range(_FRAMES_LOOKED_AT):
         if frame is None:
             return None
         if frame.f_code is MAKING_CALL_CODE:
-            kwargs = frame.f_locals.get("kwargs")
-            return id(kwargs) if kwargs is not None else None
+            call = frame.f_locals.get("call")
+            return id(call) if call is not None else None
         frame = frame.f_back
     return None
 

@@ -68,9 +68,10 @@ class _MadeBy(threading.local):
 
 
 #: The call of ours beginning now in this thread, made earlier by our wrapper of a coroutine or generator function,
-#: while another library's GenAI span was open (:data:`SPANS_OPEN`): the identity of its keyword arguments' dict, which
-#: is the call's own and lives as long as its pending call. Another library's wrapper that our wrapper called may have
-#: started its span of the same request there, not current, and returned its own stream object, which our call then
-#: begins in when first read, that wrapper gone (google-genai's instrumentation of ``generate_content_stream``). The
-#: span bridge noted the same identity on that span (see ``wrappers.MAKING_CALL_CODE``), and pairs the two by it.
+#: while another library's GenAI span was open (:data:`SPANS_OPEN`): the identity of its pending call, the tuple the
+#: wrapper made before it called the function, which lives until the call begins. Another library's wrapper that our
+#: wrapper called may have started its span of the same request there, not current, and returned its own stream
+#: object, which our call then begins in when first read, that wrapper gone (google-genai's instrumentation of
+#: ``generate_content_stream``). The span bridge noted the same identity on that span (see
+#: ``wrappers.MAKING_CALL_CODE``), and pairs the two by it.
 MADE_BY = _MadeBy()

@@ -810,6 +810,7 @@ def _making_wrapper(handler: Handler, traced: Callable[[Any, _PendingCall], Any]
 
     def wrapper(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
         __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
+        call = (handler, wrapped, instance, args, kwargs)  # (made first: the span bridge reads it here, see MADE_BY)
         try:
             made = wrapped(*args, **kwargs)
         except RecursionError:  # (as in _sync_wrapper)
@@ -820,7 +821,7 @@ def _making_wrapper(handler: Handler, traced: Callable[[Any, _PendingCall], Any]
         rt = _instruments._runtime  # runtime() without its call, once it is built
         if not ((rt if rt is not None else runtime()).enabled and handler.active):
             return made
-        return traced(made, (handler, wrapped, instance, args, kwargs))
+        return traced(made, call)
 
     return wrapper
 
@@ -829,8 +830,8 @@ def _making_wrapper(handler: Handler, traced: Callable[[Any, _PendingCall], Any]
 #: call begins only once the function it wraps has returned: another library's wrapper there may have started its span
 #: of the same request, not current, and returned its own stream object, a proxy of the generator, which ours then
 #: drives (google-genai's instrumentation of ``generate_content_stream``), or another object (see
-#: :func:`_not_a_generator`). The span bridge notes such a span with the identity of the frame's ``kwargs``, the
-#: call's own dict, and pairs it with the call that begins with it (``inside.MADE_BY``).
+#: :func:`_not_a_generator`). The span bridge notes such a span with the identity of the frame's ``call``, the pending
+#: call the wrapper made before calling, and pairs it with the call that begins with it (``inside.MADE_BY``).
 MAKING_CALL_CODE: types.CodeType = _making_wrapper(cast(Any, None), cast(Any, None)).__code__
 
 
@@ -1166,12 +1167,12 @@ def _generator_wrapper(handler: Handler) -> WrapperFunction:
 def _traced_generator_made(gen: Any, call: _PendingCall) -> Any:
     if not isinstance(gen, types.GeneratorType):  # (another library's proxy of one passes: driven as one)
         return _not_a_generator(gen, call)
-    return _traced_generator_of(gen, call, id(call[4]) if SPANS_OPEN else None)
+    return _traced_generator_of(gen, call, id(call) if SPANS_OPEN else None)
 
 
 def _begin_made(call: _PendingCall, made_by: int) -> Invocation | None:
     """:func:`_begin` of a call our wrapper made earlier, telling the span bridge which it is (see ``inside.MADE_BY``:
-    ``made_by`` is the identity of its keyword arguments' dict)."""
+    ``made_by`` is the identity of the pending call)."""
     _inside.MADE_BY.call = made_by
     try:
         return _begin(*call)
@@ -1187,7 +1188,7 @@ def _not_a_generator(result: object, call: _PendingCall) -> object:
     Before, a generator of ours drove it as the program's generator: a list failed the call, and that proxy's
     generator was closed by the event loop as well as ours, at once, a cleanup that awaits cut short ("async
     generator ignored GeneratorExit"). A sync generator's proxy is still driven as a generator (no loop closes it)."""
-    inv = _begin_made(call, id(call[4])) if SPANS_OPEN else _begin(*call)
+    inv = _begin_made(call, id(call)) if SPANS_OPEN else _begin(*call)
     if inv is None:
         return result
     try:
@@ -1466,7 +1467,7 @@ def _async_generator_wrapper(handler: Handler) -> WrapperFunction:
 def _traced_async_generator_made(agen: Any, call: _PendingCall) -> Any:
     if type(agen) is not types.AsyncGeneratorType:
         return _not_a_generator(agen, call)
-    return _named_as(_traced_async_generator(agen, call, id(call[4]) if SPANS_OPEN else None), agen)
+    return _named_as(_traced_async_generator(agen, call, id(call) if SPANS_OPEN else None), agen)
 
 
 async def _traced_async_generator(agen: AsyncGenerator[Y, Any], inv_or_call: Invocation | _PendingCall,
@@ -1951,9 +1952,10 @@ class _TracedStream(_CopiedAsItsStream, wrapt.ObjectProxy[Any]):
 class _IteratingThrough:
     """A traced stream that is iterable only (botocore's ``EventStream``, whose ``__iter__`` parses the events as they
     arrive): iterating it hands out a traced stream of the iterator it gives, which reads each item in the call's
-    context and ends the call when exhausted, closed or raising. That one holds this one, and its being dropped ends
-    nothing: the call ends closed when both are dropped, not when one pass is (``for event in stream: break``, then
-    reading on, which botocore's iterator resumes). Iterated once the call has ended: the stream's own iteration."""
+    context and ends the call when exhausted or raising. That one holds this one, and its being dropped or closed ends
+    nothing: the call ends closed when both are dropped, not when one pass is (``for event in stream: break``, or the
+    pass closed, then reading on, which botocore's iterator resumes). Iterated once the call has ended: the stream's
+    own iteration."""
 
     def __iter__(self: Any) -> object:
         inv = self._self_inv
@@ -2045,6 +2047,8 @@ class _Closing:
 
     def close(self: Any) -> object:
         inv = self._self_inv
+        if self._self_iterated_from is not None:  # one pass over an iterable (see _IteratingThrough): the iterable
+            return self.__wrapped__.close()  # may be read on, and its own close or drop ends the call
         read_through = _read_through(inv, self.__wrapped__)  # before it is closed
         token = _attach(inv.context)  # (see _TracedStream.__exit__)
         try:

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import site
 import sys
 import threading
 import traceback
@@ -135,35 +134,6 @@ _WITHOUT_HOOKS = {"E": "ignores PYTHONPATH, which holds agent-otel's hook",
                   "S": "imports no sitecustomize, agent-otel's hook"}
 
 
-def _imports_from_user_site(options: list[str]) -> bool:
-    """Whether ``options`` hold ``-s`` and the launcher imported a module from the user site-packages (agent-otel or
-    one it needs, installed with ``pip install --user``): started again with ``-s``, it could not import it."""
-    if not any(word.startswith("-") and "s" in word[1:] for word in options) or not site.ENABLE_USER_SITE:
-        return False
-    folders = tuple(os.path.join(folder, "") for folder in _user_site_folders())
-    return any(str(getattr(module, "__file__", None) or "").startswith(folders)
-               for module in list(sys.modules.values()))
-
-
-def _user_site_folders() -> list[str]:
-    """The user site-packages and the folders its ``.pth`` files add to the path (``pip install --user -e``)."""
-    user_site = site.getusersitepackages()
-    folders = [user_site]
-    try:
-        names = sorted(name for name in os.listdir(user_site) if name.endswith(".pth"))
-    except OSError:
-        return folders
-    for name in names:
-        try:
-            with open(os.path.join(user_site, name), encoding="utf-8", errors="replace") as pth:
-                lines = pth.read().splitlines()
-        except OSError:
-            continue
-        folders += [os.path.join(user_site, line.strip()) for line in lines
-                    if line.strip() and not line.startswith(("#", "import ", "import\t"))]
-    return folders
-
-
 def _flag_without_hooks(args: list[str]) -> str | None:
     """The first of :data:`_WITHOUT_HOOKS` among ``python``'s own options in ``args`` (``-I``, ``-sE``), if any."""
     words = iter(args)
@@ -224,10 +194,7 @@ def plan_for(command: list[str]) -> Plan:
             plan.interpreter = program
             return plan
         split = _split_run_options(command[1:])
-        if split is not None and _imports_from_user_site(split[0]):
-            _say("agent-otel: python -s ignores the user site-packages, which agent-otel is imported from: this "
-                 "program runs untraced")
-        elif split is not None:  # python -u app.py: the launcher starts again with -u, then runs app.py itself
+        if split is not None:  # python -u app.py: the launcher starts again with -u, then runs app.py itself
             return Plan("again", found, split[1], options=split[0])
         flag = _flag_without_hooks(command[1:])
         if flag is not None:
@@ -633,14 +600,24 @@ def _run_plan(plan: Plan) -> int:
     return 0
 
 
-#: The launcher started again (``python -u -c _AGAIN run ...``). Not ``-m agent_otel``, nor ``-c`` as is: both put
+#: The launcher started again (``python -u -c _AGAIN run ...``). Started with options under which it cannot import
+#: itself (``-s`` with agent-otel in the user site-packages, ``pip install --user``), it execs the program as it was
+#: given, untraced, and says so in one line. Not ``-m agent_otel``, nor ``-c`` as is: both put
 #: the working directory first on ``sys.path`` while the launcher imports its dependencies, and a project's own
 #: ``email/`` or ``yaml.py`` there was imported in their place (plain ``python -u scripts/app.py`` never has the
 #: working directory on its path). Its entry is the interpreter's folder, as the console script's is; the
 #: program's replaces it (:func:`_first_on_path`).
 _AGAIN = ("import os, sys\n"
           "if not sys.flags.safe_path:\n    sys.path[0] = os.path.dirname(sys.executable)\n"
-          "from agent_otel._cli import main\nsys.exit(main())\n")
+          "try:\n    from agent_otel._cli import main\n"
+          "except ImportError:\n"
+          "    argv = sys.orig_argv\n"
+          "    options, command = argv[1:argv.index('-c')], argv[argv.index('--', argv.index('-c') + 2) + 1:]\n"
+          "    print('agent-otel: python ' + ' '.join(options) + ' cannot import agent-otel (-s leaves out the user '\n"
+          "          'site-packages it is installed in): this program runs untraced', file=sys.stderr)\n"
+          "    sys.stderr.flush()\n"
+          "    os.execv(command[0], [command[0], *options, *command[1:]])\n"
+          "sys.exit(main())\n")
 
 
 def _again_with_run_options(plan: Plan, config: str | None) -> int:
