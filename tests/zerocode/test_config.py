@@ -147,6 +147,13 @@ def test_a_directory_named_by_the_variable_is_said_to_be_one(tmp_path: Path) -> 
     assert str(raised.value) == f"AGENT_OTEL_CONFIG={str(tmp_path)!r}: a directory, not a file"
 
 
+def test_a_device_named_by_the_variable_is_said_to_be_no_regular_file() -> None:
+    """``AGENT_OTEL_CONFIG=/dev/null`` (a way to say "no configuration" elsewhere) was said not to exist."""
+    with pytest.raises(ConfigurationError) as raised:
+        find_config(environ={"AGENT_OTEL_CONFIG": "/dev/null"})
+    assert str(raised.value) == "AGENT_OTEL_CONFIG='/dev/null': not a regular file"
+
+
 def test_pyproject_without_table_is_not_found_and_errors_when_named(tmp_path: Path) -> None:
     pyproject = write(tmp_path, '[project]\nname = "x"\n', "pyproject.toml")
     assert find_config(tmp_path, environ={}) is None

@@ -493,8 +493,9 @@ def find_config(directory: str | os.PathLike[str] | None = None,
     if named:
         file = Path(named)
         if not file.is_file():
-            raise ConfigurationError(f"{ENV_VAR}={named!r}: "
-                                     f"{'a directory, not a file' if file.is_dir() else 'no such file'}")
+            what = ("a directory, not a file" if file.is_dir() else "not a regular file" if file.exists()
+                    else "no such file")
+            raise ConfigurationError(f"{ENV_VAR}={named!r}: {what}")
         return file
     if directory is not None:
         folder = Path(directory)
