@@ -12,9 +12,13 @@ import contextvars
 import gc
 import inspect
 import operator
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -666,6 +670,44 @@ def test_bedrocks_event_stream_is_timed_as_it_is_iterated_and_its_usage_read(
     assert point(otel, semconv.CLIENT_TIME_TO_FIRST_CHUNK.name).count == 4
     assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 5
     assert point(otel, semconv.CLIENT_OPERATION_COST.name).count == 4  # (Bedrock's model id, priced)
+
+
+_SUSPENDED_AT_EXIT = """
+import os, sys
+import agent_otel
+agent_otel.configure(prometheus_port=None)
+from opentelemetry.instrumentation.google_genai import GoogleGenAiSdkInstrumentor
+GoogleGenAiSdkInstrumentor().instrument()
+from google import genai
+from google.genai import models, types
+if not os.environ.get("PLAIN"):  # a config target on the method, applied after the instrumentation (agent-otel run's)
+    models.Models.generate_content_stream = agent_otel.provider(
+        "gemini", operation="generate_content", model=agent_otel.path("args.model"))(
+        models.Models.generate_content_stream)
+client = genai.Client(api_key="test", http_options=types.HttpOptions(base_url=sys.argv[1], api_version="v1beta"))
+def stream():
+    return client.models.generate_content_stream(model="gemini-2.5-flash", contents="hi")
+a, b = stream(), stream()
+read = []
+for x, y in zip(a, b):  # b is left suspended, never exhausted
+    read += [x.text, y.text]
+print(read)
+"""
+
+
+def test_a_stream_left_suspended_at_exit_ends_as_without_agent_otel(llm: StreamingLLM, tmp_path: Path) -> None:
+    """A module's stream left suspended (``zip()`` stops at the first one's end) is collected as the interpreter
+    ends. Ours, around the google-genai instrumentation's proxy of the program's generator, closed that proxy then:
+    the instrumentation's close ran, its imports failed, and Python printed "Exception ignored in: <generator ...>
+    ImportError: sys.meta_path is None" on the program's stderr. Unwrapped, nothing closes the proxy: the program's
+    generator is collected on its own."""
+    (tmp_path / "app.py").write_text(_SUSPENDED_AT_EXIT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env.update(OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    runs = [subprocess.run([sys.executable, "app.py", llm.url], cwd=tmp_path, env={**env, **extra},
+                           capture_output=True, text=True, timeout=60) for extra in ({}, {"PLAIN": "1"})]
+    ours, plain = ((run.returncode, run.stdout, run.stderr) for run in runs)
+    assert ours == plain == (0, "['Hel', 'Hel', 'lo', 'lo']\n", "")
 
 
 @pytest.mark.parametrize("nested", ["no", "yes", "read inside"],

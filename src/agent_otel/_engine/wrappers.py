@@ -1322,6 +1322,11 @@ def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _Pend
             to_send = yield item
         except BaseException as exc:  # GeneratorExit too (close(), or thrown): the program's generator decides
             leave_out_callers_frame(exc)  # (thrown in here: the program's generator's own traceback, as unwrapped)
+            if type(exc) is GeneratorExit and sys.is_finalizing():  # ours collected as the interpreter ends: it
+                # collects the program's generator on its own, as unwrapped, where ours closing it ran another
+                # library's proxy's close, whose imports then failed ("sys.meta_path is None", printed by Python)
+                inv.end(End.CLOSED)
+                return cast(T, None)
             to_throw = exc
             to_send = None
 
