@@ -285,16 +285,21 @@ def test_a_package_imported_for_m_sees_what_python_shows_it(app: Path) -> None:
     assert expected.stdout.splitlines()[0].startswith("-m None")
 
 
-def test_interpreter_run_options_reach_the_program_and_its_own_targets_still_apply(app: Path) -> None:
-    """`python -u app.py`, as containers start programs: the launcher starts again with the options and runs the
-    script itself, so its `__main__` targets are wrapped (before, `-u` made it exec python: no span)."""
-    args = ("-u", "-W", "error::DeprecationWarning", "app.py", "plan", "fix")
+def assert_runs_as_plain_with_its_main_targets(app: Path, args: tuple[str, ...]) -> None:
+    """``python *args`` under the launcher: plain python's outcome, and the spans of the script's own targets."""
     with OtlpHttpReceiver() as receiver:
         result = launched(app, "agent-otel.toml", *args, receiver=receiver)
         assert outcome(result) == outcome(plain(app, *args))
         spans = spans_named(receiver, 5)
     assert sorted(name for name, _ in spans) == ["execute_tool lookup"] * 2 + ["invoke_agent Agent"] * 2 + [
         "invoke_agent main"]
+
+
+def test_interpreter_run_options_reach_the_program_and_its_own_targets_still_apply(app: Path) -> None:
+    """`python -u app.py`, as containers start programs: the launcher starts again with the options and runs the
+    script itself, so its `__main__` targets are wrapped (before, `-u` made it exec python: no span)."""
+    args = ("-u", "-W", "error::DeprecationWarning", "app.py", "plan", "fix")
+    assert_runs_as_plain_with_its_main_targets(app, args)
     probe = ("import sys; f = sys.flags; print(sys.stdout.write_through, f.optimize, f.dont_write_bytecode, "
              "f.dev_mode, sys.warnoptions, sys.argv)")
     for options in (("-uO", "-Werror"), ("-X", "dev", "-B")):
@@ -309,12 +314,7 @@ def test_safe_path_and_no_user_site_options_keep_the_scripts_own_targets(app: Pa
     only the launcher running it applies, were left out with no word said. The launcher now starts again with
     them, as for `-u`; with `-P` the program gets no folder on its path, as under plain python."""
     args = (*options, "app.py", "plan", "fix")
-    with OtlpHttpReceiver() as receiver:
-        result = launched(app, "agent-otel.toml", *args, receiver=receiver)
-        assert outcome(result) == outcome(plain(app, *args))
-        spans = spans_named(receiver, 5)
-    assert sorted(name for name, _ in spans) == ["execute_tool lookup"] * 2 + ["invoke_agent Agent"] * 2 + [
-        "invoke_agent main"]
+    assert_runs_as_plain_with_its_main_targets(app, args)
     (app / "sub").mkdir()
     (app / "sub" / "paths.py").write_text(
         "import sys\nprint(sys.flags.safe_path, sys.flags.no_user_site, sys.path[:1])\n")

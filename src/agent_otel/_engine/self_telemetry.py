@@ -67,13 +67,8 @@ def report_error(stage: str, exc: BaseException, count: int = 1, counter: Counte
         counted = True  # (or nothing to count with): a failure of the rest only loses the log line
         if _unreported and counter is not None:
             _add_unreported(counter)
-        cause = (stage, type(exc).__name__)
-        now = time.monotonic()
-        with _lock:
-            last = _last_logged.get(cause)
-            if last is not None and now - last < _LOG_INTERVAL_S:
-                return
-            _last_logged[cause] = now
+        if not _due((stage, type(exc).__name__)):
+            return
         if stage.startswith(_SAID_AS_IS) or isinstance(exc, Misuse):  # no failure (the cap doing its job, a span the
             # bridge leaves), or a misuse of the API: its message,
             # which agent-otel writes itself (a key, a limit, a length; never a value)
@@ -104,17 +99,20 @@ def _add_unreported(counter: Counter) -> None:
     global _unreported
     lost, _unreported = _unreported, 0
     counter.add(lost, {semconv.INSTRUMENTATION_STAGE: UNREPORTED_STAGE})
+    if _due((UNREPORTED_STAGE, "")):
+        logger.warning("agent-otel: %s: %d failures could not be reported when they happened (a call ending too near "
+                       "the recursion limit to record it); counted now", UNREPORTED_STAGE, lost)
+
+
+def _due(cause: tuple[str, str]) -> bool:
+    """Whether a line about ``cause`` (a stage and an exception type) is due: none logged in the last minute. Noted."""
     now = time.monotonic()
     with _lock:
-        last = _last_logged.get(_UNREPORTED_CAUSE)
+        last = _last_logged.get(cause)
         if last is not None and now - last < _LOG_INTERVAL_S:
-            return
-        _last_logged[_UNREPORTED_CAUSE] = now
-    logger.warning("agent-otel: %s: %d failures could not be reported when they happened (a call ending too near the "
-                   "recursion limit to record it); counted now", UNREPORTED_STAGE, lost)
-
-
-_UNREPORTED_CAUSE = (UNREPORTED_STAGE, "")
+            return False
+        _last_logged[cause] = now
+    return True
 
 
 def _bounded_stage(stage: str) -> str:

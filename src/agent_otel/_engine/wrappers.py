@@ -1167,13 +1167,13 @@ def _generator_wrapper(handler: Handler) -> WrapperFunction:
 def _traced_generator_made(gen: Any, call: _PendingCall) -> Any:
     if not isinstance(gen, types.GeneratorType):  # (another library's proxy of one passes: driven as one)
         return _not_a_generator(gen, call)
-    return _traced_generator_of(gen, call, id(call) if SPANS_OPEN else None)
+    return _traced_generator_of(gen, call)
 
 
-def _begin_made(call: _PendingCall, made_by: int) -> Invocation | None:
-    """:func:`_begin` of a call our wrapper made earlier, telling the span bridge which it is (see ``inside.MADE_BY``:
-    ``made_by`` is the identity of the pending call)."""
-    _inside.MADE_BY.call = made_by
+def _begin_made(call: _PendingCall) -> Invocation | None:
+    """:func:`_begin` of a call our wrapper made earlier, while another library's GenAI span is open, telling the span
+    bridge which it is (see ``inside.MADE_BY``: the identity of the pending call)."""
+    _inside.MADE_BY.call = id(call)
     try:
         return _begin(*call)
     finally:
@@ -1188,7 +1188,7 @@ def _not_a_generator(result: object, call: _PendingCall) -> object:
     Before, a generator of ours drove it as the program's generator: a list failed the call, and that proxy's
     generator was closed by the event loop as well as ours, at once, a cleanup that awaits cut short ("async
     generator ignored GeneratorExit"). A sync generator's proxy is still driven as a generator (no loop closes it)."""
-    inv = _begin_made(call, id(call)) if SPANS_OPEN else _begin(*call)
+    inv = _begin_made(call) if SPANS_OPEN else _begin(*call)
     if inv is None:
         return result
     try:
@@ -1216,15 +1216,14 @@ def _named_as(traced: G, program: Any) -> G:
     return traced
 
 
-def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _PendingCall,
-                      made_by: int | None = None) -> Generator[Y, Any, T]:
+def _traced_generator(gen: Generator[Y, Any, T], inv_or_call: Invocation | _PendingCall) -> Generator[Y, Any, T]:
     """Drive ``gen`` step by step inside the invocation's context (PEP 380 semantics by hand,
     because the context must be attached around each step, not across yields), but for one thing: a
     GeneratorExit (``close()``, or thrown) is thrown into the program's generator, which then decides as
     it would unwrapped (it may yield, return or raise), where ``yield from`` would close it instead."""
     __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
-    inv = inv_or_call if isinstance(inv_or_call, Invocation) else _begin(*inv_or_call) if made_by is None else (
-        _begin_made(inv_or_call, made_by))
+    inv = inv_or_call if isinstance(inv_or_call, Invocation) else _begin_made(inv_or_call) if SPANS_OPEN else (
+        _begin(*inv_or_call))
     to_send: object = None
     to_throw: BaseException | None = None
     if inv is None:  # no call of ours (instrumentation suppressed, or begin() failed): the program's generator, stepped
@@ -1445,21 +1444,21 @@ def _release(held: Token[Context], inv: Invocation) -> None:
 _ITERABLE_COROUTINE = inspect.CO_ITERABLE_COROUTINE
 
 
-def _traced_generator_of(gen: types.GeneratorType[Y, Any, T], inv_or_call: Invocation | _PendingCall,
-                         made_by: int | None = None) -> Generator[Y, Any, T]:
+def _traced_generator_of(gen: types.GeneratorType[Y, Any, T],
+                         inv_or_call: Invocation | _PendingCall) -> Generator[Y, Any, T]:
     """Our generator for the program's ``gen``, of its kind (a generator-based coroutine's can be awaited) and
     named as it is."""
     driver = _traced_iterable_coroutine if gen.gi_code.co_flags & _ITERABLE_COROUTINE else _traced_generator
-    return _named_as(driver(gen, inv_or_call, made_by), gen)
+    return _named_as(driver(gen, inv_or_call), gen)
 
 
 @types.coroutine
-def _traced_iterable_coroutine(gen: Generator[Y, Any, T], inv_or_call: Invocation | _PendingCall,
-                               made_by: int | None = None) -> Generator[Y, Any, T]:
+def _traced_iterable_coroutine(gen: Generator[Y, Any, T], inv_or_call: Invocation | _PendingCall) -> Generator[
+        Y, Any, T]:
     """:func:`_traced_generator` for a generator-based coroutine (``types.coroutine``, a legacy
     ``@asyncio.coroutine``): ours must be one too, or ``await`` refuses it."""
     try:
-        return (yield from _traced_generator(gen, inv_or_call, made_by))
+        return (yield from _traced_generator(gen, inv_or_call))
     except BaseException as exc:  # (as in _traced_generator)
         leave_out_callers_frame(exc)
         raise
@@ -1472,14 +1471,14 @@ def _async_generator_wrapper(handler: Handler) -> WrapperFunction:
 def _traced_async_generator_made(agen: Any, call: _PendingCall) -> Any:
     if type(agen) is not types.AsyncGeneratorType:
         return _not_a_generator(agen, call)
-    return _named_as(_traced_async_generator(agen, call, id(call) if SPANS_OPEN else None), agen)
+    return _named_as(_traced_async_generator(agen, call), agen)
 
 
-async def _traced_async_generator(agen: AsyncGenerator[Y, Any], inv_or_call: Invocation | _PendingCall,
-                                  made_by: int | None = None) -> AsyncGenerator[Y, Any]:
+async def _traced_async_generator(agen: AsyncGenerator[Y, Any],
+                                  inv_or_call: Invocation | _PendingCall) -> AsyncGenerator[Y, Any]:
     __tracebackhide__ = True  # (see the module's: IPython reads a frame's own)
-    inv = inv_or_call if isinstance(inv_or_call, Invocation) else _begin(*inv_or_call) if made_by is None else (
-        _begin_made(inv_or_call, made_by))
+    inv = inv_or_call if isinstance(inv_or_call, Invocation) else _begin_made(inv_or_call) if SPANS_OPEN else (
+        _begin(*inv_or_call))
     to_send: object = None
     to_throw: BaseException | None = None
     started = False
