@@ -351,3 +351,91 @@ def cached(city: str) -> str:
         ("__main__:lookup", "tool[0].target[2]", "function", f"ok (in app.py, {REGISTRY_NOTE})"),
         ("__main__:cached", "tool[0].target[3]", "function", "ok (in app.py)"),
     ), f"{config}: 4 targets, 4 resolved, 0 errors"]
+
+
+def test_a_function_its_decorator_makes_an_object_that_cannot_be_called_is_refused_as_run_would_find_it(
+        tmp_path: Path) -> None:
+    """LangChain's ``@tool`` (Haystack's, CrewAI's) makes the function a tool object that cannot be called: check said
+    a script's function under it was ok, while run found no callable there and wrapped nothing, saying so only on the
+    program's logging. What the decorator makes is read off the decorator (its class, or its return annotation), so
+    the script is still never run; a decorator that makes a callable tool (smolagents') or may make either is left
+    as run finds it, with a note for the second."""
+    (tmp_path / "helpers.py").write_text('''
+from collections.abc import Callable
+
+
+class Box:
+    pass
+
+
+class Runner:
+    def __call__(self) -> None:
+        pass
+
+
+def boxed(function: Callable[..., object]) -> Box | Runner:
+    return Runner()
+''')
+    script = '''
+import langchain_core.tools as lc
+from langchain_core.tools import tool
+from smolagents import tool as smol_tool
+from helpers import boxed
+
+
+@tool
+def lookup(city: str) -> str:
+    """Weather for a city."""
+    return city
+
+
+@tool("weather")
+def named(city: str) -> str:
+    """Weather for a city."""
+    return city
+
+
+@lc.tool
+def dotted(city: str) -> str:
+    """Weather for a city."""
+    return city
+
+
+@smol_tool
+def smol(city: str) -> str:
+    """Weather for a city.
+
+    Args:
+        city: the city
+    """
+    return city
+
+
+@boxed
+def maybe(city: str) -> str:
+    return city
+'''
+    (tmp_path / "app.py").write_text(script)
+    (tmp_path / "tools.py").write_text(script.partition("@lc.tool")[0])
+    config = tmp_path / "agent-otel.toml"
+    targets = ["__main__:lookup", "__main__:named", "__main__:dotted", "__main__:smol", "__main__:maybe",
+               "tools:lookup"]
+    config.write_text("[[tool]]\ntarget = [" + ", ".join(f'"{target}"' for target in targets) + "]\n")
+    result = check(tmp_path, "--script", "app.py")
+    assert (result.returncode, result.stderr) == (1, "")
+
+    def made(name: str, decorator: str) -> str:
+        return (f"error: {name} is made a 'BaseTool' by @{decorator} (langchain_core.tools), not callable: run finds "
+                f"nothing to wrap; decorate the def with agent-otel's decorator under @{decorator}")
+
+    assert targets_section(result.stdout) == [*table(
+        ("__main__:lookup", "tool[0].target[0]", "-", made("lookup", "tool")),
+        ("__main__:named", "tool[0].target[1]", "-", made("named", "tool")),
+        ("__main__:dotted", "tool[0].target[2]", "-", made("dotted", "lc.tool")),
+        ("__main__:smol", "tool[0].target[3]", "function", "ok (in app.py)"),
+        ("__main__:maybe", "tool[0].target[4]", "function",
+         "ok (in app.py, @boxed (helpers) may make it a 'Box', not callable: then run finds nothing to wrap; decorate "
+         "the def with agent-otel's decorator under @boxed)"),
+        ("tools:lookup", "tool[0].target[5]", "-", "error: lookup is 'StructuredTool', not callable; decorate the "
+         "function it runs in code, under the decorator that made it"),
+    ), f"{config}: 6 targets, 2 resolved, 4 errors"]

@@ -19,6 +19,7 @@ from typing import cast
 from agent_otel._engine.kept import kept_by, runs_kept
 from agent_otel._engine.wrappers import is_plain_sync_function, wrapped_of
 from agent_otel._zerocode.config import TargetSpec
+from agent_otel._zerocode.decorator_results import object_made_by_decorator
 from agent_otel._zerocode.queue_tasks import (
     HOLDERS,
     by_value_refusal,
@@ -491,8 +492,16 @@ def resolve_in_script(tree: ast.Module, qualname: str, label: str) -> InScript:
     # a decorator other than these may give the function another signature (one that adds a timeout=): only
     # `run` knows it, so its parameters are not checked here
     plain = all(isinstance(d, ast.Name) and d.id in _SAME_PARAMETERS for d in node.decorator_list)
+    made = object_made_by_decorator(node, tree)
+    if made is not None and made.certain:  # as resolve_in says of the object it finds under an imported name
+        raise TargetError(f"{qualname} is made a {made.made!r} by @{made.decorator} ({made.source}), not callable: "
+                          f"run finds nothing to wrap; decorate the def with agent-otel's decorator under "
+                          f"@{made.decorator}")
+    made_note = "" if made is None else (
+        f"@{made.decorator} ({made.source}) may make it a {made.made!r}, not callable: then run finds nothing to "
+        f"wrap; decorate the def with agent-otel's decorator under @{made.decorator}")
     return InScript(_source_shape(node, in_class), ", ".join(filter(None, (note if in_class else "",
-                                                                            registry_note(node, tree)))),
+                                                                            registry_note(node, tree), made_note))),
                     signature=signature_in_source(node) if plain else None)
 
 
