@@ -180,9 +180,10 @@ def test_a_forked_worker_whose_sleeping_main_thread_misses_its_sigterm_still_die
 #: What a forked worker's SIGTERM and SIGHUP do, by the module of their handler.
 HANDLERS_IN_A_WORKER = """
 import multiprocessing, signal
+from agent_otel._engine.signal_view import installed_handler  # the program itself sees the default for ours
 
 def handlers(_):
-    return ["default" if signal.getsignal(signum) is signal.SIG_DFL else signal.getsignal(signum).__module__
+    return ["default" if installed_handler(signum) is signal.SIG_DFL else installed_handler(signum).__module__
             for signum in (signal.SIGTERM, signal.SIGHUP)]
 
 if __name__ == "__main__":

@@ -1016,6 +1016,31 @@ async def app(scope, receive, send):
 """
 
 
+def test_the_program_sees_its_own_sigterm_handler_where_configure_flushes_before_it() -> None:
+    """configure() on the main thread puts a flush in front of the program's SIGTERM handler (see the uvicorn tests
+    below): the program read that wrapper back from ``signal.getsignal()`` and from what ``signal.signal()`` returned,
+    so a handler it compares with its own, or puts back, was not its own. It reads its own; SIGTERM still runs it."""
+    child = run_child("""
+        import json, os, signal
+        import agent_otel
+
+        ran = []
+
+        def handler(signum, frame):
+            ran.append(signum)
+
+        signal.signal(signal.SIGTERM, handler)
+        agent_otel.configure()
+        seen = [signal.getsignal(signal.SIGTERM) is handler]
+        os.kill(os.getpid(), signal.SIGTERM)
+        seen.append(ran == [signal.SIGTERM])
+        seen.append(signal.signal(signal.SIGTERM, signal.SIG_DFL) is handler)
+        print(json.dumps(seen))
+    """, OTEL_TRACES_EXPORTER="otlp", OTEL_METRICS_EXPORTER="none", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf", AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS="100")
+    assert last_json(child) == [True, True, True]
+
+
 @pytest.mark.parametrize(("workers", "status"), [(2, 0), (0, -signal.SIGTERM)], ids=["workers", "single-process"])
 def test_workers_that_take_sigterm_themselves_export_what_they_served(receiver: OtlpHttpReceiver, tmp_path: Path,
                                                                       workers: int, status: int) -> None:

@@ -1097,3 +1097,55 @@ def test_a_reloaders_child_serves_metrics_on_the_port_its_parent_hands_over(proj
     finally:
         os.killpg(server.pid, signals.SIGTERM)
         server.wait(timeout=30)
+
+
+#: CrewAI's telemetry's SIGTERM handler (crewai/telemetry/telemetry.py): it calls the handler it replaced when that is
+#: callable, and raises SystemExit(0) over the default.
+CHAINS_OR_EXITS = """
+import os, signal, time
+import toolmod
+original = signal.getsignal(signal.SIGTERM)
+
+def handler(signum, frame):
+    if original not in (signal.SIG_DFL, signal.SIG_IGN, None) and callable(original):
+        original(signum, frame)
+    else:
+        raise SystemExit(0)
+
+replaced = signal.signal(signal.SIGTERM, handler)
+print(original is signal.SIG_DFL, replaced is signal.SIG_DFL, signal.getsignal(signal.SIGTERM) is handler, flush=True)
+toolmod.work(1)
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(0.5)
+print("still running after SIGTERM", flush=True)
+"""
+#: A program that puts back the default it found, then is sent SIGTERM.
+PUTS_THE_DEFAULT_BACK = """
+import os, signal
+import toolmod
+previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+print(signal.signal(signal.SIGTERM, previous) is not None, signal.getsignal(signal.SIGTERM) is signal.SIG_DFL,
+      flush=True)
+toolmod.work(1)
+os.kill(os.getpid(), signal.SIGTERM)
+print("still running after SIGTERM", flush=True)
+"""
+
+
+def test_the_program_sees_the_default_where_the_launchers_sigterm_handler_stands_for_it(project: Path) -> None:
+    """The program read the launcher's handler from ``signal.getsignal()``: CrewAI's handler, which chains to a callable
+    one and exits over the default, called it, which leaves a signal the program took over to the program, and SIGTERM
+    no longer stopped it (``docker stop`` waited for SIGKILL). The program sees the default now, as without agent-otel;
+    and putting the default back puts back the launcher's, which flushes before the process dies of the signal."""
+    (project / "chains.py").write_text(CHAINS_OR_EXITS)
+    (project / "default.py").write_text(PUTS_THE_DEFAULT_BACK)
+    plain = subprocess.run([sys.executable, "chains.py"], cwd=project, capture_output=True, text=True, timeout=60)
+    assert (plain.returncode, plain.stdout, plain.stderr) == (0, "True True True\n", "")
+    with OtlpHttpReceiver() as receiver:
+        result = run(project, sys.executable, "chains.py", receiver=receiver)
+        assert (result.returncode, result.stdout) == (plain.returncode, plain.stdout)
+        assert [span.name for span in wait_for_spans(receiver, 1)] == ["execute_tool work"]
+    with OtlpHttpReceiver() as receiver:
+        result = run(project, sys.executable, "default.py", receiver=receiver)
+        assert (result.returncode, result.stdout) == (-signal.SIGTERM, "True True\n")
+        assert [span.name for span in wait_for_spans(receiver, 1)] == ["execute_tool work"]

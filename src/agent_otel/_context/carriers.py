@@ -42,6 +42,12 @@ from agent_otel._engine.exit_signals import caught_outside_python, held_over_exi
 from agent_otel._engine.fork_signals import hold_over_fork
 from agent_otel._engine.inside import INSIDE, Entry
 from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.signal_view import (
+    install_handler,
+    installed_handler,
+    show_the_programs_own,
+    stand_in_for_default,
+)
 from agent_otel._engine.threads import start_thread
 from agent_otel._engine.tracebacks import leave_out_callers_frame
 from agent_otel._engine.wrappers import Args, Kwargs, WrapperFunction
@@ -222,19 +228,19 @@ def _on_terminate(signum: int, frame: object) -> None:
     the workers still running): end its jobs, agents... still running, flush, then die of it as with no
     handler. Called by a handler the program installed since (chaining to the one it replaced): nothing, as
     SIG_DFL is not callable."""
-    if signal.getsignal(signum) is not _on_terminate:
+    if installed_handler(signum) is not _on_terminate:
         return
     if os.getpid() != _handler_pid:  # a child forked from the worker, before its fork handler put the default back
-        signal.signal(signum, signal.SIG_DFL)
+        install_handler(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
     # Ignored while it flushes: the watcher stops interrupting, and neither its interruptions nor a second SIGTERM
     # run this again inside the flush (the inner one then killed the process before the outer one had exported)
-    signal.signal(signum, signal.SIG_IGN)
+    install_handler(signum, signal.SIG_IGN)
     try:
         _exit_flush(signum)
     finally:
-        signal.signal(signum, signal.SIG_DFL)
+        install_handler(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
 
 
@@ -246,8 +252,8 @@ def _die_of_terminate_as_plain() -> None:
     ``with Pool(...)`` hung for ever. SIGHUP keeps it: a worker whose initializer sets its own export up later
     (:func:`flush_this_worker_on_exit` puts a SIGTERM handler back, not a SIGHUP one) flushes on a closed terminal."""
     try:
-        if getattr(signal.getsignal(signal.SIGTERM), "flushes_agent_otel", False):
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if getattr(installed_handler(signal.SIGTERM), "flushes_agent_otel", False):
+            install_handler(signal.SIGTERM, signal.SIG_DFL)
     except Exception as exc:  # not the main thread: never into the worker's start
         report_error("autoinstrument.process_exit", exc)
 
@@ -258,11 +264,11 @@ def _flush_on_terminate() -> None:
     A handler of the program's, inherited from the parent, stays."""
     global _handler_pid, _replaced_handler
     try:
-        current = signal.getsignal(signal.SIGTERM)
+        current = installed_handler(signal.SIGTERM)
         if (current is signal.SIG_DFL and not caught_outside_python(signal.SIGTERM)) or getattr(
                 current, "flushes_agent_otel", False):
             _handler_pid, _replaced_handler = os.getpid(), current  # first: a SIGTERM may come at once
-            signal.signal(signal.SIGTERM, _on_terminate)
+            stand_in_for_default(signal.SIGTERM, _on_terminate, put_back=False)
             hold_over_fork(signal.SIGTERM, _on_terminate, in_child=_forget_the_watch_in_child)
             _watch_for_terminate()
     except Exception as exc:  # not the main thread; no signals or threads here: never into the worker's start
@@ -303,7 +309,7 @@ def _watch_for_terminate() -> None:
         # both ends stay open for the process's life: a signal written to a socket nobody reads fails, loudly
         while not _terminate_from(read_end, terminate, worker):
             pass
-        while signal.getsignal(signal.SIGTERM) is _on_terminate:
+        while installed_handler(signal.SIGTERM) is _on_terminate:
             signal.pthread_kill(main, signal.SIGTERM)
             time.sleep(_TERMINATE_POKE_S)
 
@@ -387,8 +393,8 @@ def _forget_the_watch_in_child() -> None:
             return
         fds, ours_set = [fd for fd in (_watch_read_fd, _our_wakeup_fd) if fd != -1], _ours_set
         _our_wakeup_fd, _ours_set, _watch_read_fd, _handler_pid = -1, False, -1, -1
-        if signal.getsignal(signal.SIGTERM) is _on_terminate:
-            signal.signal(signal.SIGTERM, _replaced_handler)
+        if installed_handler(signal.SIGTERM) is _on_terminate:
+            install_handler(signal.SIGTERM, _replaced_handler)
         if ours_set:
             _set_wakeup_fd(-1)
         if signal.set_wakeup_fd is _programs_set_wakeup_fd:
@@ -658,10 +664,11 @@ def flush_on_the_programs_terminate() -> None:
     if threading.current_thread() is not threading.main_thread():  # handlers are set there only: nothing to do
         return
     try:
-        current = signal.getsignal(signal.SIGTERM)
+        current = installed_handler(signal.SIGTERM)
         if callable(current) and not (getattr(current, "flushes_agent_otel", False) or current is _on_terminate
                                       or hasattr(current, "agent_otel_flushes_first")):  # ours already
-            signal.signal(signal.SIGTERM, _flushing_then(current))
+            show_the_programs_own()
+            install_handler(signal.SIGTERM, _flushing_then(current))
     except (ValueError, OSError, RuntimeError) as exc:  # no signals here
         report_error("autoinstrument.process_exit", exc)
 
@@ -684,7 +691,7 @@ def _flushing_raise_signal(signalnum: int, /) -> None:
     calls still running end and what is queued is exported first, within the exit flush budget, nothing shut down;
     then the signal does what it does (blocked, or in a container's PID 1, which it does not end: nothing here)."""
     try:
-        handler = signal.getsignal(signalnum)
+        handler = installed_handler(signalnum)
         if (signalnum in _ENDING_SIGNALS and threading.current_thread() is not threading.main_thread()
                 and (handler is _on_terminate or getattr(handler, "flushes_agent_otel", False))):
             # Ours, where the program has the default (agent-otel run's, a worker's): Python runs it on the main

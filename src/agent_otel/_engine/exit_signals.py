@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
+from agent_otel._engine.signal_view import install_handler, installed_handler
+
 #: The signals whose default ends the process that a program is sent to stop it (SIGINT raises
 #: KeyboardInterrupt, which ends the flush: the exit goes on without it, as the user asked).
 ENDING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -56,14 +58,14 @@ def held_over_exit_flush() -> Iterator[list[int]]:
     try:
         for signum in ENDING_SIGNALS:
             try:
-                current = signal.getsignal(signum)
+                current = installed_handler(signum)
             except ValueError:
                 break
             if current in (signal.SIG_IGN, None) or (current is signal.SIG_DFL and caught_outside_python(signum)):
                 continue
             _holding[signum] = _stood_for[signum] = current  # first: a signal in between finds what it stands for
             try:
-                signal.signal(signum, _hold)
+                install_handler(signum, _hold)
             except ValueError:  # not the main thread: signal handlers cannot be set here
                 del _holding[signum]
                 break
@@ -96,7 +98,7 @@ def deliver(signals: list[int]) -> None:
 def _put_back() -> None:
     while _holding:
         signum, previous = _holding.popitem()
-        signal.signal(signum, previous)
+        install_handler(signum, previous)
 
 
 def _hold(signum: int, frame: FrameType | None) -> None:
@@ -113,7 +115,7 @@ def _act_as(handler: Callable[[int, FrameType | None], Any] | int | None, signum
     if callable(handler):
         handler(signum, frame)
     elif handler != signal.SIG_IGN:  # the default: the signal ends the process
-        signal.signal(signum, signal.SIG_DFL)
+        install_handler(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
 
 

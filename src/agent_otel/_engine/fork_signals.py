@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.signal_view import installed_handler
 
 #: Signal number → the handlers of ours, held over a fork while one of them is the one installed (a worker's under
 #: ``agent-otel run`` replaces the launcher's, which its own children get back); and the steps a forked child takes
@@ -46,7 +47,7 @@ def hold_over_fork(signum: int, handler: Callable[..., Any], in_child: Callable[
 
 def _hold() -> None:
     try:
-        held = {signum for signum, handlers in _handlers.items() if signal.getsignal(signum) in handlers}
+        held = {signum for signum, handlers in _handlers.items() if installed_handler(signum) in handlers}
         if held:
             already = signal.pthread_sigmask(signal.SIG_BLOCK, held)
             _held_by_thread[threading.get_ident()] = held - {int(signum) for signum in already}

@@ -30,6 +30,7 @@ from agent_otel._engine.exit_signals import ENDING_SIGNALS
 from agent_otel._engine.fork_signals import hold_over_fork
 from agent_otel._engine.instruments import enabled_from_env
 from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.signal_view import install_handler, installed_handler, stand_in_for_default
 from agent_otel._environment import (
     AGENT_OTEL_CONFIG,
     AGENT_OTEL_CONFIG_FOUND,
@@ -266,11 +267,11 @@ def _on_terminate(signum: int, frame: types.FrameType | None) -> None:
     flush, then die of the same signal, as the program would have without us. Called by a handler the
     program installed since (chaining to the one it replaced, which without us is SIG_DFL, not callable, so
     never called): nothing, and the program goes on as its handler decides."""
-    if signal.getsignal(signum) is not _on_terminate:
+    if installed_handler(signum) is not _on_terminate:
         return
     end_in_flight_on(signum)
     _flush(leaving=True)
-    signal.signal(signum, signal.SIG_DFL)
+    install_handler(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 
 
@@ -327,8 +328,8 @@ def _start_telemetry(config: Config | None, *, child: bool) -> None:
     atexit.register(_flush)
     if threading_is_main():
         for signum in _FLUSHED_ON:
-            if signal.getsignal(signum) is signal.SIG_DFL:
-                signal.signal(signum, _on_terminate)
+            if installed_handler(signum) is signal.SIG_DFL:
+                stand_in_for_default(signum, _on_terminate, put_back=True)
                 hold_over_fork(signum, _on_terminate)
 
 

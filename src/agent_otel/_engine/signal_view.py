@@ -1,0 +1,84 @@
+"""The program sees its own signal handlers, not the ones agent-otel installs in their place.
+
+agent-otel handles SIGTERM and SIGHUP where the program leaves them to the default (``agent-otel run``'s flush, a
+pool worker's) and puts a flush in front of a program's own SIGTERM handler (``configure()`` under uvicorn). The
+program read ours from ``signal.getsignal()`` and from what ``signal.signal()`` returned: a handler that chains to the
+one it replaced when that is callable, else exits (CrewAI's telemetry raises ``SystemExit(0)`` over the default)
+called ours, which leaves a signal the program has taken over to the program, and SIGTERM no longer stopped it;
+and a program that installs its handler only over the default installed none. The program's two functions now
+show ours as what it stands for: the default, or the program's handler it runs after its flush; and
+``signal.signal(signum, SIG_DFL)`` puts ours back there, the default with its flush, as it was before the program
+took the signal over. agent-otel's own code reads and sets the handlers as they are: :func:`installed_handler`,
+:func:`install_handler`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import types
+from collections.abc import Callable
+from types import FrameType
+from typing import Any, TypeAlias, cast
+
+Handler: TypeAlias = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+
+#: The interpreter's own, as the module had them before anything of ours replaced them.
+installed_handler = signal.getsignal
+install_handler = signal.signal
+
+#: Signal number -> our handler that stands for its default action in this process; and the one that the program's
+#: ``signal.signal(signum, SIG_DFL)`` puts back.
+_defaults: dict[int, Callable[[int, FrameType | None], Any]] = {}
+_put_back_for_default: dict[int, tuple[int, Callable[[int, FrameType | None], Any]]] = {}
+
+
+def stand_in_for_default(signum: int, handler: Callable[[int, FrameType | None], Any], *, put_back: bool) -> None:
+    """Install ``handler`` for ``signum`` in place of its default, shown to the program as the default; ``put_back``:
+    where the program sets the default, ``handler`` is set (``agent-otel run``'s, in the program's process; not a pool
+    worker's, whose watcher interrupts the main thread for as long as its handler is set, and whose pool puts the
+    default back to die of a second signal as its exit goes on, nor in a process forked from the program)."""
+    _defaults[signum] = handler
+    if put_back:
+        _put_back_for_default[signum] = (os.getpid(), handler)
+    show_the_programs_own()
+    install_handler(signum, handler)
+
+
+def show_the_programs_own() -> None:
+    """From now on, the program's ``signal.getsignal()`` and ``signal.signal()`` show it the handlers it would have
+    without agent-otel (see the module). Idempotent."""
+    if signal.getsignal is not _programs_getsignal:
+        signal.getsignal = cast(Any, _programs_getsignal)
+        signal.signal = cast(Any, _programs_signal)
+
+
+def seen_as(signum: int, handler: Handler) -> Handler:
+    """What the program would have where ``handler`` is installed: the default for one of ours standing for it, the
+    program's handler for ours that flushes before running it."""
+    if handler is _defaults.get(signum):
+        return signal.SIG_DFL
+    if type(handler) is not types.FunctionType:  # ours are functions: a program's object is not asked (its
+        return handler  # __getattr__ may raise anything)
+    marks = handler.__dict__
+    if marks.get("flushes_agent_otel", False):
+        return signal.SIG_DFL
+    programs: Handler = marks.get("agent_otel_flushes_first")
+    return programs if programs is not None else handler
+
+
+@functools.wraps(installed_handler)
+def _programs_getsignal(signalnum: int, /) -> Handler:
+    return seen_as(signalnum, installed_handler(signalnum))
+
+
+@functools.wraps(install_handler)
+def _programs_signal(signalnum: int, handler: Handler, /) -> Handler:
+    pid, ours = _put_back_for_default.get(signalnum, (0, None))
+    if ours is not None and pid == os.getpid() and not callable(handler) and handler == signal.SIG_DFL:
+        handler = ours  # the default, with its flush
+    return seen_as(signalnum, install_handler(signalnum, handler))
+
+
+_programs_getsignal.__module__ = _programs_signal.__module__ = "signal"  # pickled by name, as the module's are
