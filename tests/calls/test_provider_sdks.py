@@ -1489,3 +1489,27 @@ def test_the_model_answering_requests_inside_is_the_calls_only_when_they_agree(
     ask()
     [ours] = [span for span in otel.spans() if span.instrumentation_scope.name == "agent_otel"]
     assert ours.attributes.get(semconv.GEN_AI_RESPONSE_MODEL) == expected
+
+
+def test_a_provider_call_reading_a_stream_inside_takes_its_time_to_first_chunk(otel: Any, llm: StreamingLLM) -> None:
+    """CrewAI's ``OpenAICompletion.call`` reads the SDK's stream and returns its text: a ``[[provider]]`` on it took the
+    tokens and the model from the instrumentation's span of the request inside, but not its time to first chunk,
+    which the span bridge alone records: adding the target lost the metric. It is taken too, from the call's start."""
+    client = openai.OpenAI(base_url=llm.url + "/v1", api_key="test", max_retries=0)
+
+    @agent_otel.provider("openai")
+    def call() -> str:
+        stream = client.chat.completions.create(model=OPENAI_MODEL, messages=MESSAGES, stream=True,
+                                                stream_options={"include_usage": True})
+        return "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+
+    with genai_apps.instrumented("openai", otel.tracer_provider, otel.meter_provider):
+        assert call() == "Hello"
+    [ours] = [span for span in otel.spans() if span.instrumentation_scope.name == semconv.SCOPE_NAME]
+    [theirs] = [span for span in otel.spans() if span.instrumentation_scope.name != semconv.SCOPE_NAME]
+    first_chunk = point(otel, semconv.CLIENT_TIME_TO_FIRST_CHUNK.name)
+    assert first_chunk.count == 1
+    assert ours.attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] == first_chunk.sum
+    assert theirs.attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] <= first_chunk.sum <= (
+        ours.end_time - ours.start_time) / 1e9
+    assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 1

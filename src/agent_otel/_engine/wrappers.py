@@ -191,6 +191,12 @@ class Invocation:
             return None
         return (self.first_chunk_ns - self.start_ns) / 1e9
 
+    def first_chunk_at(self, wall_ns: int) -> None:
+        """The first chunk came at ``wall_ns`` (the wall clock, as a span's times are: another library's span of a
+        request inside the call said so), unless one came already."""
+        if self.first_chunk_ns is None:
+            self.first_chunk_ns = self.start_ns + max(wall_ns - (time.time_ns() - (_now_ns() - self.start_ns)), 0)
+
     def end(self, how: End, value: object = None, error: BaseException | None = None) -> None:
         if self._ended:
             return
