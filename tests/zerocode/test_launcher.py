@@ -1112,8 +1112,9 @@ def handler(signum, frame):
     else:
         raise SystemExit(0)
 
-replaced = signal.signal(signal.SIGTERM, handler)
-print(original is signal.SIG_DFL, replaced is signal.SIG_DFL, signal.getsignal(signal.SIGTERM) is handler, flush=True)
+replaced = signal.signal(signalnum=signal.SIGTERM, handler=handler)  # (keywords, as signal.py takes them)
+print(original is signal.SIG_DFL, replaced is signal.SIG_DFL, signal.getsignal(signalnum=signal.SIGTERM) is handler,
+      flush=True)
 toolmod.work(1)
 os.kill(os.getpid(), signal.SIGTERM)
 time.sleep(0.5)

@@ -45,7 +45,6 @@ from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.signal_view import (
     install_handler,
     installed_handler,
-    show_the_programs_own,
     stand_in_for_default,
 )
 from agent_otel._engine.threads import start_thread
@@ -667,7 +666,6 @@ def flush_on_the_programs_terminate() -> None:
         current = installed_handler(signal.SIGTERM)
         if callable(current) and not (getattr(current, "flushes_agent_otel", False) or current is _on_terminate
                                       or hasattr(current, "agent_otel_flushes_first")):  # ours already
-            show_the_programs_own()
             install_handler(signal.SIGTERM, _flushing_then(current))
     except (ValueError, OSError, RuntimeError) as exc:  # no signals here
         report_error("autoinstrument.process_exit", exc)

@@ -1,15 +1,15 @@
-"""The program sees its own signal handlers, not the ones agent-otel installs in their place.
+"""The program sees the default where agent-otel's signal handler stands for it.
 
 agent-otel handles SIGTERM and SIGHUP where the program leaves them to the default (``agent-otel run``'s flush, a
-pool worker's) and puts a flush in front of a program's own SIGTERM handler (``configure()`` under uvicorn). The
-program read ours from ``signal.getsignal()`` and from what ``signal.signal()`` returned: a handler that chains to the
-one it replaced when that is callable, else exits (CrewAI's telemetry raises ``SystemExit(0)`` over the default)
-called ours, which leaves a signal the program has taken over to the program, and SIGTERM no longer stopped it;
-and a program that installs its handler only over the default installed none. The program's two functions now
-show ours as what it stands for: the default, or the program's handler it runs after its flush; and
-``signal.signal(signum, SIG_DFL)`` puts ours back there, the default with its flush, as it was before the program
-took the signal over. agent-otel's own code reads and sets the handlers as they are: :func:`installed_handler`,
-:func:`install_handler`.
+pool worker's). The program read ours from ``signal.getsignal()`` and from what ``signal.signal()`` returned: a
+handler that chains to the one it replaced when that is callable, else exits (CrewAI's telemetry raises
+``SystemExit(0)`` over the default) called ours, which leaves a signal the program has taken over to the program, and
+SIGTERM no longer stopped it; and a program that installs its handler only over the default installed none. The
+program's two functions now show ``SIG_DFL`` for ours; and under ``agent-otel run``, ``signal.signal(signum,
+SIG_DFL)`` puts the launcher's back, the default with its flush (a program that saved the handler it replaced and puts
+it back keeps the flush). agent-otel's own code reads and sets the handlers as they are: :func:`installed_handler`,
+:func:`install_handler`. (The flush ``configure()`` puts in front of a program's own SIGTERM handler is shown as it
+is, a callable that runs the program's.)
 """
 
 from __future__ import annotations
@@ -55,26 +55,23 @@ def show_the_programs_own() -> None:
 
 
 def seen_as(signum: int, handler: Handler) -> Handler:
-    """What the program would have where ``handler`` is installed: the default for one of ours standing for it, the
-    program's handler for ours that flushes before running it."""
+    """What the program would have where ``handler`` is installed: the default for one of ours standing for it.
+    Ours that flushes before the program's handler is shown as it is: a handler that chains to it, or a program that
+    puts it back after setting another, keeps the flush (shown the program's own, it lost it)."""
     if handler is _defaults.get(signum):
         return signal.SIG_DFL
-    if type(handler) is not types.FunctionType:  # ours are functions: a program's object is not asked (its
-        return handler  # __getattr__ may raise anything)
-    marks = handler.__dict__
-    if marks.get("flushes_agent_otel", False):
-        return signal.SIG_DFL
-    programs: Handler = marks.get("agent_otel_flushes_first")
-    return programs if programs is not None else handler
+    if type(handler) is types.FunctionType and handler.__dict__.get("flushes_agent_otel", False):  # (a program's
+        return signal.SIG_DFL  # object is not asked: its __getattr__ may raise anything)
+    return handler
 
 
 @functools.wraps(installed_handler)
-def _programs_getsignal(signalnum: int, /) -> Handler:
+def _programs_getsignal(signalnum: int) -> Handler:  # (keywords too, as signal.py's)
     return seen_as(signalnum, installed_handler(signalnum))
 
 
 @functools.wraps(install_handler)
-def _programs_signal(signalnum: int, handler: Handler, /) -> Handler:
+def _programs_signal(signalnum: int, handler: Handler) -> Handler:
     pid, ours = _put_back_for_default.get(signalnum, (0, None))
     if ours is not None and pid == os.getpid() and not callable(handler) and handler == signal.SIG_DFL:
         handler = ours  # the default, with its flush
