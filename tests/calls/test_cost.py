@@ -285,6 +285,11 @@ def test_a_call_of_a_model_with_no_price_is_counted_instead_of_costing_nothing(o
     ("us.anthropic.claude-sonnet-4-20250514-v1:0", "claude-sonnet-4"),
     ("us-gov.anthropic.claude-3-5-sonnet-20240620-v1:0", "claude-3-5-sonnet"),
     ("anthropic.claude-opus-4-5-20251101-v1:0", None), ("meta.llama3-1-70b-instruct-v1:0", None),
+    # LiteLLM's routes (DSPy's and CrewAI's model names): the provider, and a router's, before the model's name
+    ("openai/gpt-4o-mini", "gpt-4o-mini"), ("anthropic/claude-3-5-haiku-20241022", "claude-3-5-haiku"),
+    ("openrouter/openai/gpt-4o", "gpt-4o"), ("gemini/gemini-2.0-flash-001", "gemini-2.0-flash"),
+    ("bedrock/us.anthropic.claude-sonnet-4-20250514-v1:0", "claude-sonnet-4"), ("openai/o3-pro", None),
+    ("ollama/llama3", None),
     # other models whose names start with a priced one's: their prices differ (o3-pro's is 10x o3's)
     ("o3-pro", None), ("gemini-2.5-flash-lite", None), ("claude-opus-4-5", None), ("gpt-4o-audio-preview", None),
 ])

@@ -183,8 +183,11 @@ def reset_prices() -> None:
 def price_of(model: str | None) -> Price | None:
     if not model:
         return None
-    prices = _prices  # (one table for both looks, should set_prices() replace it meanwhile)
+    prices = _prices  # (one table for every look, should set_prices() replace it meanwhile)
     found = _priced(model, prices)
+    if found is None and (routed := _ROUTED_AS.match(model)):  # LiteLLM's route: the model's own name after it
+        model = model[routed.end():]
+        found = _priced(model, prices)
     if found is None and (served := _SERVED_AS.match(model)):  # Amazon Bedrock's id: the model's own name after its
         found = _priced(model[served.end():], prices)  # vendor's
     return found
@@ -200,6 +203,9 @@ def _priced(model: str, prices: dict[str, Price]) -> Price | None:
     return prices[best] if best else None
 
 
+#: What comes before a model's name in a LiteLLM model (DSPy's and CrewAI's name models so too): its provider, after a
+#: router's or not (``openai/gpt-4o-mini``, ``openrouter/anthropic/claude-3-5-haiku``, ``bedrock/anthropic.claude-3``).
+_ROUTED_AS = re.compile(r"(?:[a-z][a-z0-9_-]*/){1,2}")
 #: What comes before a model's own name in an Amazon Bedrock model id: its vendor, after a cross-region inference
 #: profile's geography or not (``anthropic.claude-3-haiku-20240307-v1:0``,
 #: ``us.anthropic.claude-sonnet-4-20250514-v1:0``). Words of letters only, each followed by a dot: no model's name
