@@ -1102,7 +1102,7 @@ def test_a_reloaders_child_serves_metrics_on_the_port_its_parent_hands_over(proj
 #: CrewAI's telemetry's SIGTERM handler (crewai/telemetry/telemetry.py): it calls the handler it replaced when that is
 #: callable, and raises SystemExit(0) over the default.
 CHAINS_OR_EXITS = """
-import os, signal, time
+import os, signal
 import toolmod
 original = signal.getsignal(signal.SIGTERM)
 
@@ -1116,8 +1116,7 @@ replaced = signal.signal(signalnum=signal.SIGTERM, handler=handler)  # (keywords
 print(original is signal.SIG_DFL, replaced is signal.SIG_DFL, signal.getsignal(signalnum=signal.SIGTERM) is handler,
       flush=True)
 toolmod.work(1)
-os.kill(os.getpid(), signal.SIGTERM)
-time.sleep(0.5)
+os.kill(os.getpid(), signal.SIGTERM)  # (handled before kill() returns: a signal a process sends itself)
 print("still running after SIGTERM", flush=True)
 """
 #: A program that puts back the default it found, then is sent SIGTERM.

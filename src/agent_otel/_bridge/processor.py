@@ -858,7 +858,7 @@ def _hand_usage(span: Span, seen: _Seen, call: ProviderInvocation) -> None:
         seen.enclosing.inner_reported = True
     first_chunk = sources.time_to_first_chunk_of(attributes)
     if first_chunk is not None and span.start_time is not None:
-        call.first_chunk_inside(span.start_time, first_chunk)
+        call.first_chunk_at(span.start_time + int(first_chunk * 1e9))
 
 
 def _with_twin(span: Span, seen: _Seen, attributes: Mapping[str, Any]) -> Mapping[str, Any]:

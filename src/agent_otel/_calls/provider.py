@@ -195,13 +195,6 @@ class ProviderInvocation(Invocation):
             job.add(input_tokens=usage.input or 0, output_tokens=usage.output or 0, cost=cost or 0.0,
                     priced_calls=cost is not None, unpriced_calls=(1 if unpriced else 0) - taken_back)
 
-    def first_chunk_inside(self, request_started_ns: int, after_s: float) -> None:
-        """A streamed request inside this call, whose span (another library's: ``request_started_ns`` its start, wall
-        clock) said its first chunk came ``after_s`` later: the call's own time to first chunk when it read no stream
-        itself (it returned the text), counted from the call's start. The first such request's: a retry's came later."""
-        if not self.ended:
-            self.first_chunk_at(request_started_ns + int(after_s * 1e9))
-
     def _tell_around(self) -> int:
         """A request inside this call reported usage: the calls around it (the same provider's, ``outer``; another
         provider's it runs in, a router's or fallback's, ``enclosing``) do not count themselves among their job's

@@ -42,11 +42,11 @@ def stand_in_for_default(signum: int, handler: Callable[[int, FrameType | None],
     _defaults[signum] = handler
     if put_back:
         _put_back_for_default[signum] = (os.getpid(), handler)
-    show_the_programs_own()
+    _show_the_programs_own()
     install_handler(signum, handler)
 
 
-def show_the_programs_own() -> None:
+def _show_the_programs_own() -> None:
     """From now on, the program's ``signal.getsignal()`` and ``signal.signal()`` show it the handlers it would have
     without agent-otel (see the module). Idempotent."""
     if signal.getsignal is not _programs_getsignal:
@@ -54,7 +54,7 @@ def show_the_programs_own() -> None:
         signal.signal = cast(Any, _programs_signal)
 
 
-def seen_as(signum: int, handler: Handler) -> Handler:
+def _seen_as(signum: int, handler: Handler) -> Handler:
     """What the program would have where ``handler`` is installed: the default for one of ours standing for it.
     Ours that flushes before the program's handler is shown as it is: a handler that chains to it, or a program that
     puts it back after setting another, keeps the flush (shown the program's own, it lost it)."""
@@ -67,7 +67,7 @@ def seen_as(signum: int, handler: Handler) -> Handler:
 
 @functools.wraps(installed_handler)
 def _programs_getsignal(signalnum: int) -> Handler:  # (keywords too, as signal.py's)
-    return seen_as(signalnum, installed_handler(signalnum))
+    return _seen_as(signalnum, installed_handler(signalnum))
 
 
 @functools.wraps(install_handler)
@@ -75,7 +75,7 @@ def _programs_signal(signalnum: int, handler: Handler) -> Handler:
     pid, ours = _put_back_for_default.get(signalnum, (0, None))
     if ours is not None and pid == os.getpid() and not callable(handler) and handler == signal.SIG_DFL:
         handler = ours  # the default, with its flush
-    return seen_as(signalnum, install_handler(signalnum, handler))
+    return _seen_as(signalnum, install_handler(signalnum, handler))
 
 
 _programs_getsignal.__module__ = _programs_signal.__module__ = "signal"  # pickled by name, as the module's are

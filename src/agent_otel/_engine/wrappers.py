@@ -193,8 +193,9 @@ class Invocation:
 
     def first_chunk_at(self, wall_ns: int) -> None:
         """The first chunk came at ``wall_ns`` (the wall clock, as a span's times are: another library's span of a
-        request inside the call said so), unless one came already."""
-        if self.first_chunk_ns is None:
+        streamed request inside the call said so, the call reading no stream itself), unless one came already (a
+        retry's request came later) or the call has ended."""
+        if self.first_chunk_ns is None and not self._ended:
             self.first_chunk_ns = self.start_ns + max(wall_ns - (time.time_ns() - (_now_ns() - self.start_ns)), 0)
 
     def end(self, how: End, value: object = None, error: BaseException | None = None) -> None:

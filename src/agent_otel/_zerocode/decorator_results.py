@@ -34,7 +34,7 @@ def object_made_by_decorator(function: ast.FunctionDef | ast.AsyncFunctionDef, t
     imported = _imported_names(tree)
     for decorator in function.decorator_list:
         called = isinstance(decorator, ast.Call)
-        written = _dotted(decorator.func if isinstance(decorator, ast.Call) else decorator)
+        written = dotted(decorator)
         if written is None:
             continue
         head, _, rest = written.partition(".")
@@ -65,7 +65,10 @@ def _imported_names(tree: ast.Module) -> dict[str, str]:
     return names
 
 
-def _dotted(node: ast.expr) -> str | None:
+def dotted(node: ast.expr) -> str | None:
+    """``@a.b.c`` or ``@a.b.c(...)``'s name, ``"a.b.c"`` (None for another expression)."""
+    if isinstance(node, ast.Call):
+        node = node.func
     parts: list[str] = []
     while isinstance(node, ast.Attribute):
         parts.append(node.attr)

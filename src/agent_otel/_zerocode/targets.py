@@ -19,7 +19,7 @@ from typing import cast
 from agent_otel._engine.kept import kept_by, runs_kept
 from agent_otel._engine.wrappers import is_plain_sync_function, wrapped_of
 from agent_otel._zerocode.config import TargetSpec
-from agent_otel._zerocode.decorator_results import object_made_by_decorator
+from agent_otel._zerocode.decorator_results import dotted, object_made_by_decorator
 from agent_otel._zerocode.queue_tasks import (
     HOLDERS,
     by_value_refusal,
@@ -292,19 +292,6 @@ def _is_property(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     return False
 
 
-def _dotted(node: ast.expr) -> str | None:
-    """``@a.b.c`` or ``@a.b.c(...)``'s name, ``"a.b.c"`` (None for another expression)."""
-    if isinstance(node, ast.Call):
-        node = node.func
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return None
-    return ".".join([node.id, *reversed(parts)])
-
-
 def registry_note(function: ast.FunctionDef | ast.AsyncFunctionDef, tree: ast.Module) -> str:
     """What ``check`` says of a function under a decorator that may keep it where the config's wrapper cannot reach:
     a registry it fills (``@app.get``, ``@agent.tool_plain``, ``@mcp.tool()``: an object's method) holds the function as
@@ -313,7 +300,7 @@ def registry_note(function: ast.FunctionDef | ast.AsyncFunctionDef, tree: ast.Mo
     name then holds, as a plain name's is."""
     modules = {alias.asname or alias.name.partition(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                for alias in node.names} - _assigned(tree)
-    names = [_dotted(decorator) for decorator in function.decorator_list]
+    names = [dotted(decorator) for decorator in function.decorator_list]
     others = [name for name in names if name is not None and "." in name  # (a plain name's: a wrapper, ``@retry``)
               and not (name.count(".") == 1 and name.partition(".")[0] in modules)]  # (``server.app.route``: one)
     if not others:
