@@ -450,8 +450,42 @@ def test_a_global_tracer_provider_not_of_the_sdk_is_said_once() -> None:
     assert child.returncode == 0, child.stderr
     said = [line for line in child.stdout.splitlines() if "global TracerProvider" in line]
     assert len(said) == 1, child.stdout
-    assert said[0].startswith("WARNING agent-otel: the global TracerProvider is TheirProvider, not the OpenTelemetry "
-                              "SDK's"), said
+    # by its module too: logfire's class is named ProxyTracerProvider, as the API's placeholder is
+    assert said[0].startswith("WARNING agent-otel: the global TracerProvider is __main__.TheirProvider, not the "
+                              "OpenTelemetry SDK's"), said
+
+
+def test_export_arguments_beside_a_host_tracer_provider_are_said_not_to_reach_the_spans() -> None:
+    """Beside a host's SDK TracerProvider (Sentry's, logfire's), spans go to that provider's exporters: an
+    ``otlp_endpoint`` or ``traces_exporter`` given to configure() sent them nowhere, with only the INFO line that the
+    host's provider is used. One warning names the arguments (not their values); the endpoint still takes the metrics.
+    The bridge's sampler line says what the SDK's default sampler drops: only an unsampled incoming trace's spans."""
+    with OtlpHttpReceiver() as receiver:
+        child = run_child(f"""
+            import logging, sys
+            logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(message)s")
+            from opentelemetry import trace
+            from opentelemetry.sdk.trace import TracerProvider
+            trace.set_tracer_provider(TracerProvider())
+            import agent_otel
+            agent_otel.configure(otlp_endpoint="{receiver.endpoint}", otlp_protocol="http/protobuf",
+                                 metrics_exporter="otlp", prometheus_port=0)
+            agent_otel.tool("lookup")(lambda: 1)()
+            agent_otel.shutdown()
+        """)
+        assert child.returncode == 0, child.stderr
+        assert receiver.metrics, "the endpoint still takes the metrics"
+        assert not receiver.traces
+    warned = [line for line in child.stdout.splitlines() if line.startswith("WARNING")]
+    assert warned == ["WARNING agent-otel: configure(otlp_endpoint, otlp_protocol) does not reach the spans: they go "
+                      "to the exporters of the host's TracerProvider; add an exporter to it to send them there too"], \
+        warned
+    assert receiver.endpoint.split("//")[1] not in child.stdout
+    sampler_line = [line for line in child.stdout.splitlines() if "sampler" in line]
+    expected = ("INFO agent-otel: the span bridge sees only the spans the host's sampler records (the SDK's default, "
+                "ParentBased(ALWAYS_ON), drops the spans of a trace that came in unsampled); wrap it in "
+                "agent_otel.GenAiMetricsSampler to count the GenAI spans it drops")
+    assert sampler_line == [expected], sampler_line
 
 
 def test_configure_again_names_the_arguments_it_ignores_never_their_values() -> None:

@@ -64,6 +64,7 @@ from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, V
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource, ServiceInstanceIdResourceDetector
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import DEFAULT_ON
 from opentelemetry.semconv.resource import ResourceAttributes
 from opentelemetry.util._once import Once
 
@@ -445,7 +446,8 @@ def configure(
             logger.warning("agent-otel: the global TracerProvider is %s, not the OpenTelemetry SDK's: agent-otel "
                            "records through a provider of its own, and does not see the spans made through that one "
                            "(other instrumentations' model and agent calls are not counted); pass configure() the SDK "
-                           "providers it wraps, or call configure() first", type(found_tp).__qualname__)
+                           "providers it wraps, or call configure() first",  # by module: logfire's ProxyTracerProvider
+                           f"{type(found_tp).__module__}.{type(found_tp).__qualname__}")
         found_mp = meter_provider or metrics.get_meter_provider()
         host_mp = found_mp if isinstance(found_mp, MeterProvider) and not (
             meter_provider is None and found_mp in _built) else None
@@ -467,9 +469,13 @@ def configure(
                 if tracer_provider is None:
                     logger.info("agent-otel: using the SDK TracerProvider the host program installed")
                 tp = host_tp
-                if bridged and not records_dropped_genai_spans(getattr(tp, "sampler", None)):
-                    logger.info("agent-otel: the span bridge sees only the spans the host's sampler records; wrap it "
-                                "in agent_otel.GenAiMetricsSampler to count the GenAI spans it drops")
+                if not _fork_child_setup:  # said in the parent
+                    _say_unused_for_spans(arguments)
+                host_sampler = getattr(tp, "sampler", None)
+                if bridged and not records_dropped_genai_spans(host_sampler):
+                    logger.info("agent-otel: the span bridge sees only the spans the host's sampler records (%s); "
+                                "wrap it in agent_otel.GenAiMetricsSampler to count the GenAI spans it drops",
+                                _what_is_dropped(host_sampler))
             else:
                 if bridged:  # the sampler OTEL_TRACES_SAMPLER names (by default ParentBased(ALWAYS_ON)), GenAI spans
                     # its parts drop recorded for the bridge
@@ -761,6 +767,31 @@ def _set_global_providers(telemetry: Telemetry, tp: TracerProvider, mp: MeterPro
             metrics_internal._METER_PROVIDER_SET_ONCE = Once()
         if current_mp in _built or isinstance(current_mp, metrics_internal._ProxyMeterProvider):
             metrics.set_meter_provider(mp)
+
+
+#: The arguments that choose where spans go: beside a host's TracerProvider they choose nothing for them.
+_SPAN_EXPORT_ARGUMENTS = ("traces_exporter", "otlp_endpoint", "otlp_protocol")
+
+
+def _say_unused_for_spans(arguments: dict[str, object]) -> None:
+    """Spans go through the host's TracerProvider, to its exporters: an export argument given to ``configure()``
+    does not reach them (``otlp_endpoint`` still reaches the metrics agent-otel exports over OTLP). Said once, the
+    arguments named, not their values; a program that wants its spans there adds an exporter to its provider."""
+    given = [name for name in _SPAN_EXPORT_ARGUMENTS if arguments.get(name) is not None]
+    if given:
+        logger.warning("agent-otel: configure(%s) does not reach the spans: they go to the exporters of the host's "
+                       "TracerProvider; add an exporter to it to send them there too", ", ".join(given))
+
+
+def _what_is_dropped(sampler: object) -> str:
+    """Which spans a host's sampler drops, for the bridge's line: the SDK's default one drops only those of a trace
+    that came in unsampled, which a program that never receives a ``traceparent`` never sees."""
+    if sampler is DEFAULT_ON:
+        return "the SDK's default, ParentBased(ALWAYS_ON), drops the spans of a trace that came in unsampled"
+    try:
+        return str(sampler.get_description())  # type: ignore[attr-defined]
+    except Exception:  # a host's sampler with no description, or one that fails
+        return type(sampler).__qualname__
 
 
 def _say_ignored(first: Telemetry, arguments: dict[str, object]) -> None:
