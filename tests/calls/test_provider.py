@@ -870,6 +870,54 @@ def test_arguments_and_result_are_freed_as_the_call_ends_as_without_agent_otel(o
     assert len(otel.spans()) == 1
 
 
+_READING_THE_CALL = {  # each kind with an option read as the call ends: it has a view of the call (Call)
+    "agent": lambda: agent_otel.agent(name="a", success=agent_otel.path("result.ok")),
+    "tool": lambda: agent_otel.tool("t", success=agent_otel.path("result.ok")),
+    "job": lambda: agent_otel.job(type="j", pattern=agent_otel.path("result.pattern")),
+    "phase": lambda: agent_otel.phase("p", success=agent_otel.path("result.ok")),
+    "provider": lambda: agent_otel.provider("openai", model="gpt-4o", success=agent_otel.path("result.ok")),
+    "evolution": lambda: agent_otel.evolution(agent="a", success=agent_otel.path("result.ok"), sample_resources=False),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_READING_THE_CALL))
+def test_a_call_that_raised_lets_go_of_its_instance_once_the_error_is_handled(otel: Any, kind: str) -> None:
+    """The error's traceback holds our wrapper's frame, which holds the invocation, whose view of the call held the
+    error and the instance: a cycle that kept the instance alive after the program handled the error, until a GC
+    cycle (mem0's local Qdrant client kept its folder locked: a new one on the same path was refused)."""
+    decorate = _READING_THE_CALL[kind]()
+
+    class Memory:
+        def add(self) -> None:
+            raise ValueError("bad")
+
+    class Traced:
+        @decorate
+        def add(self) -> None:
+            raise ValueError("bad")
+
+    def freed(cls: type) -> bool:
+        memory = cls()
+        held = weakref.ref(memory)
+        try:
+            memory.add()
+        except ValueError:
+            pass
+        del memory
+        return held() is None
+
+    collecting = gc.isenabled()
+    gc.disable()  # only reference counting frees: what the program sees at once
+    try:
+        plain, traced = freed(Memory), freed(Traced)
+    finally:
+        if collecting:
+            gc.enable()
+    assert plain
+    assert traced
+    assert [span.status.status_code for span in otel.spans()] == [StatusCode.ERROR]
+
+
 def test_a_dict_result_gives_its_response_id_and_finish_reasons_per_choice(otel: Any) -> None:
     """A result as a dict (an HTTP client's parsed JSON): its id and each choice's finish reason, by index, on the span;
     a dict with none of those fields gives none (and is passed over in one look)."""

@@ -96,6 +96,45 @@ def test_a_deferred_tool_call_is_no_failed_one_and_raises_the_same_exception(ote
     assert otel.span("execute_tool delete_file").attributes[semconv.CONTROL_FLOW] == "ApprovalRequired"
 
 
+def test_mini_swe_agents_finish_and_format_errors_are_no_failed_calls(otel: Any) -> None:
+    """mini-swe-agent (its own deterministic model, a real local shell) finishes by raising ``Submitted`` out of the
+    environment's ``execute``, and its model's ``query`` raises ``FormatError`` for a reply it cannot parse: both caught
+    by its run loop. Every finished run recorded its last tool call as an error."""
+    from minisweagent.agents.default import DefaultAgent
+    from minisweagent.environments.local import LocalEnvironment
+    from minisweagent.exceptions import FormatError
+    from minisweagent.models.test_models import DeterministicModel, make_output
+
+    class Shell(LocalEnvironment):
+        execute = agent_otel.tool("bash")(LocalEnvironment.execute)
+
+    class Model(DeterministicModel):
+        replied = False
+
+        @agent_otel.provider("openai", model="deterministic")
+        def query(self, messages: list[dict[str, str]], **kwargs: Any) -> dict[str, Any]:
+            if not self.replied:  # its first reply is one it cannot parse
+                self.replied = True
+                raise FormatError({"role": "user", "content": "one command, please"})
+            return super().query(messages, **kwargs)
+
+    model = Model(outputs=[
+        make_output("listing", [{"command": "echo hello"}]),
+        make_output("done", [{"command": "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"}]),
+    ])
+    agent = DefaultAgent(model, Shell(), system_template="You fix code.", instance_template="{{task}}")
+    with agent_otel.job("fix-1"):
+        assert agent.run(task="say hello")["exit_status"] == "Submitted"
+    tools = sorted(otel.spans("execute_tool bash"), key=lambda span: span.start_time)
+    assert [span.status.status_code for span in tools] == [StatusCode.UNSET, StatusCode.UNSET]
+    assert tools[-1].attributes[semconv.CONTROL_FLOW] == "Submitted"
+    assert all(semconv.ERROR_TYPE not in point.attributes for point in points(otel, semconv.TOOL_DURATION.name))
+    calls = sorted(otel.spans("chat deterministic"), key=lambda span: span.start_time)
+    assert calls[0].attributes[semconv.CONTROL_FLOW] == "FormatError"
+    assert [span.status.status_code for span in calls] == [StatusCode.UNSET] * 3
+    assert otel.span("invoke_workflow default").attributes[semconv.JOB_OUTCOME] == "success"
+
+
 @pytest.mark.parametrize(("code", "outcome"), [(0, "success"), (3, "error")])
 def test_a_click_exit_is_a_success_as_its_status_says(otel: Any, code: int, outcome: str) -> None:
     """``ctx.exit(0)`` (click's, typer's) ends a command early with status 0, as ``sys.exit(0)`` does: it was a failed

@@ -182,13 +182,6 @@ class EvolutionInvocation(Invocation):
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         untrack(self)
-        try:
-            self._record(how, value, error, duration_s)
-        finally:
-            if self.call is not None:
-                self.call.release()  # this invocation's context holds it: a cycle that would keep them alive
-
-    def _record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         usage = self.sampler.stop() if self.sampler is not None else None
         handler, call = self.handler, self.call  # call: None when no option reads it (see KindHandler.reads_call)
         if call is not None:

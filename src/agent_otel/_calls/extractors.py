@@ -60,7 +60,8 @@ def _with_keywords_gathered(signature: inspect.Signature, arguments: dict[str, A
 
 
 class Call:
-    """What an extractor can see of one call. Arguments are bound lazily (binding costs µs)."""
+    """What an extractor can see of one call, while the call is recorded: it lets go of the program's objects as the
+    call ends (:meth:`release`). Arguments are bound lazily (binding costs µs)."""
 
     __slots__ = ("_args", "_bound_args", "_kwargs", "_signature", "early", "error", "instance", "left_by", "result")
 
@@ -98,9 +99,10 @@ class Call:
 
     def release(self) -> None:
         """Let go of the program's objects (arguments, instance, result, error, values read at the start) once
-        the call is recorded: an invocation its own context holds (a provider call, an evolution run: nested
-        calls find it there) is in a reference cycle, which would keep them alive until a GC cycle, where
-        without agent-otel they are freed as the call ends."""
+        the call is recorded, as the engine does when a call ends: an invocation its own context holds (a provider
+        call, an evolution run: nested calls find it there), and the error of any call (its traceback holds our
+        wrapper's frame, which holds the invocation), are in a reference cycle, which would keep them alive until a
+        GC cycle, where without agent-otel they are freed as the call ends (a client closed, a lock let go)."""
         self.instance = self.result = self.error = self.early = None
         self._args, self._kwargs, self._bound_args = (), {}, {}
 

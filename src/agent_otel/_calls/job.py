@@ -99,6 +99,14 @@ class JobInvocation(Invocation):
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         untrack(self)
+        try:
+            self._record(value, error, duration_s)
+        finally:  # the error's traceback holds the frame that holds this invocation (see Call.release)
+            for reader in (self.pattern_reader, self.result_reader):
+                if reader is not None:
+                    reader[0].release()
+
+    def _record(self, value: Any, error: BaseException | None, duration_s: float) -> None:
         outcome = _ERROR if error is not None else self.outcome or _outcome_of(value)
         rt = _instruments._runtime or runtime()  # runtime() without its call, once it is built
         rt.instruments[semconv.JOB_DURATION.name].record(  # by name: rt[spec] is a Python call

@@ -487,14 +487,6 @@ class ProviderInvocation(Invocation):
         self.cache_read, self.cache_write, self.reasoning = usage.cache_read, usage.cache_write, usage.reasoning
 
     def record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
-        try:
-            self._record(how, value, error, duration_s)
-        finally:
-            call = self.call
-            if call is not None:  # None when no option reads it (KindHandler.reads_call)
-                call.release()  # this invocation's context holds it: a cycle that would keep them alive
-
-    def _record(self, how: End, value: Any, error: BaseException | None, duration_s: float) -> None:
         handler, call = self.handler, self.call
         if call is not None:
             call.result, call.error = value, error

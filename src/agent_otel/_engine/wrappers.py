@@ -224,6 +224,9 @@ class Invocation:
             report_error(self.stage + ".record", exc)
         except BaseException as interrupt:
             interrupted = interrupt
+        call = getattr(self, "call", None)  # the kind's view for extractors, when it made one
+        if call is not None:
+            call.release()
         span = self.span
         if type(span) is NonRecordingSpan:  # tracing off or sampled out: nothing to set, and end() does nothing
             if _when_idle is not None:
