@@ -395,6 +395,62 @@ print(json.dumps({"texts": texts, "job": rollups}))
 """
 
 
+LOGFIRE_PYDANTIC_AI = """
+import json, sys
+import logfire
+from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+import agent_otel
+from pydantic_ai import Agent
+from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.providers.openai import OpenAIProvider
+
+reader = InMemoryMetricReader()
+logfire.configure(send_to_logfire=False, console=False)
+logfire.instrument_pydantic_ai()
+agent_otel.configure(tracer_provider=trace.get_tracer_provider().provider,  # logfire's SDK provider (README)
+                     meter_provider=MeterProvider(metric_readers=[reader]), prometheus_port=0)
+provider = OpenAIProvider(base_url=sys.argv[1] + "/agent/v1", api_key="test")
+logfire.instrument_openai(provider.client)  # the model's requests traced twice: pydantic-ai's span, the client's
+agent = Agent(OpenAIChatModel("gpt-4o-mini", provider=provider), name="forecaster")
+
+@agent.tool_plain
+@agent_otel.tool("get_weather")  # ours and pydantic-ai's span of one tool call
+def get_weather(city: str) -> str:
+    return f"sunny in {city}"
+
+with agent_otel.job(type="forecast"):
+    output = agent.run_sync("Weather in Paris?").output
+found = {}
+for resource in reader.get_metrics_data().resource_metrics:
+    for scope in resource.scope_metrics:
+        if scope.scope.name == "agent_otel":
+            for metric in scope.metrics:
+                for point in metric.data.data_points:  # a histogram's count and sum, a counter's value
+                    key = metric.name + "|" + str(point.attributes.get("gen_ai.agent.name"))
+                    found[key] = [getattr(point, "count", None), getattr(point, "sum", getattr(point, "value", None))]
+print(json.dumps({"output": output, "found": found}))
+"""
+
+
+def test_pydantic_ai_under_logfire_counts_each_model_and_tool_call_once_for_its_agent(tmp_path: Path) -> None:
+    """logfire's tracers make a wrapper of each span current (``_LogfireWrappedSpan``), not the SDK span the bridge
+    knows spans by: the client's span inside pydantic-ai's model-request span was counted as a second call, ours and
+    pydantic-ai's span of one tool call as two, and no call was its agent's."""
+    found = run_over_fake_model(tmp_path, LOGFIRE_PYDANTIC_AI)
+    assert found["output"] == "Forecast: sunny in Paris"
+    counted = found["found"]
+    assert counted["gen_ai.client.inference.duration|None"][0] == 2  # (no agent label on it: its cost has one)
+    assert counted["gen_ai.client.inference.usage.input_tokens|None"][1] == 20 + 30
+    costs = [key for key in counted if key.startswith("agent_otel.client.cost|")]
+    assert costs == ["agent_otel.client.cost|forecaster"]
+    assert counted["gen_ai.execute_tool.duration|forecaster"][0] == 1
+    assert "gen_ai.execute_tool.duration|None" not in counted
+    assert counted["gen_ai.invoke_agent.inference_calls|forecaster"] == [1, 2]  # one run, its two model calls
+    assert counted["gen_ai.invoke_agent.tool_calls|forecaster"] == [1, 1]
+
+
 def run_over_fake_model(tmp_path: Path, program: str) -> Any:
     """Run ``program`` in a process of its own (logfire sets the global providers) over the fake model; what it printed
     last, as JSON."""

@@ -85,6 +85,7 @@ from agent_otel._engine.inside import MADE_BY
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import OTHER, attribute_dict, policy
 from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.wrapped_spans import span_in
 from agent_otel._engine.wrappers import MAKING_CALL_CODE
 
 #: ``agent.task.type`` of an invocation the bridge records from a workflow span.
@@ -246,7 +247,7 @@ class GenAiSpanBridge(SpanProcessor):
         of the agent-otel calls running where it started (see :meth:`start_late`)."""
         try:
             ours = _ours(span)
-            parent_span = trace.get_current_span(parent_context)
+            parent_span = span_in(parent_context)  # (logfire's wrapper of it, under its tracers)
             bare_parent = _started_bare(parent_span)
             if ours and not (self.open_spans or bare_parent):  # no other library's GenAI span to cover
                 return
@@ -423,7 +424,7 @@ class GenAiSpanBridge(SpanProcessor):
             self.start_genai(span, started_in, attributes, late=starting_context(started_in, current))
             seen = self._seen.get(span)
         if at_end and kept is not None and seen is not None and seen.kind in _CALLS:
-            parent = trace.get_current_span(started_in)
+            parent = span_in(started_in)
             if isinstance(parent, Span) and self._seen.get(parent) is None and not _ours(parent):
                 _tell(parent, seen.kind)
 
@@ -461,7 +462,7 @@ class GenAiSpanBridge(SpanProcessor):
                     if seen is None:
                         checked.append(span)
                         passed.append((scope_of(span), sources.may_be_genai(attributes)))
-                        span = trace.get_current_span(started_in[0])  # (its parent)
+                        span = span_in(started_in[0])  # (its parent)
                         continue
             found, run = (seen if level == 0 else None), seen.below
             break

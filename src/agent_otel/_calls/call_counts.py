@@ -21,6 +21,7 @@ from agent_otel import semconv
 from agent_otel._context.running import SPAN_KEY, STARTED_BARE
 from agent_otel._engine.instruments import Runtime, runtime
 from agent_otel._engine.policy import attribute_dict
+from agent_otel._engine.wrapped_spans import sdk_span
 
 CALLS_KEY = otel_context.create_key("agent_otel.agent.calls")
 _get_ident = threading.get_ident
@@ -130,7 +131,7 @@ def run_under(ctx: Context) -> AgentRun | None:
     the one it started in, if it is of that agent's library or carries GenAI names (not the program's own)."""
     if not RUNS:
         return None
-    span = ctx.get(SPAN_KEY)
+    span = sdk_span(ctx.get(SPAN_KEY))  # (logfire's wrapper of it, under its tracers)
     passed: list[tuple[str | None, bool]] = []
     for _ in range(_BARE_LEVELS):
         if span is None:  # no span there (a task the program started before any): no weak reference to look up
@@ -142,7 +143,7 @@ def run_under(ctx: Context) -> AgentRun | None:
         if started_in is None:
             return None
         passed.append((scope_of(span), not semconv.GENAI_MARKERS.isdisjoint(attribute_dict(span))))
-        span = started_in[0].get(SPAN_KEY)  # (its parent's)
+        span = sdk_span(started_in[0].get(SPAN_KEY))  # (its parent's)
     return None
 
 

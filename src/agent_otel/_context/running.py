@@ -18,6 +18,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Span
 
 from agent_otel._engine import inside
+from agent_otel._engine.wrapped_spans import sdk_span
 
 #: The key the API keeps a context's span under, read off a context ``set_span_in_context()`` made (its only
 #: key): a call's context is then built in one copy with its span and entries, as that function would make it
@@ -60,7 +61,7 @@ def running_context(ctx: Context) -> Context:
     other calls of ours ran than ``ctx`` has (the library made an older context current again), those; and when
     ``ctx`` has the calls that ran where a call of ours this Python context runs inside began (the library made
     that context current again inside it: a LangGraph subgraph's), that call's."""
-    span = ctx.get(SPAN_KEY)
+    span = sdk_span(ctx.get(SPAN_KEY))  # (logfire's wrapper of it, under its tracers)
     started = _started_in.get(span) if isinstance(span, Span) else None
     if started is None:  # no library's GenAI span: what the program made current is what runs
         return ctx
