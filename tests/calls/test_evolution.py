@@ -121,6 +121,28 @@ def test_primary_kpi_is_the_improvement(otel: Any, samplers: list[Any]) -> None:
     assert point(otel, IMPROVEMENT).value == pytest.approx(0.2)
 
 
+def test_an_engine_that_reports_one_score_gives_one_kpi(otel: Any) -> None:
+    """GEPA's and DSPy's runs report a score, a number: read for ``kpis_before``/``kpis_after`` it was no KPI (a
+    mapping was required), and the run recorded none, with no improvement. It is the one KPI, named by ``kpi``."""
+    @agent_otel.evolution("prompt-agent", kpis_before=agent_otel.path("result.scores[0]"),
+                          kpis_after=agent_otel.path("result.best"), sample_resources=False)
+    def optimize() -> dict[str, Any]:
+        return {"scores": [0.25, 0.5, 0.75], "best": 0.75}
+
+    @agent_otel.evolution("named", kpi="val_accuracy", kpis_before=agent_otel.path("args.seed_score"),
+                          kpis_after=agent_otel.path("result"), sample_resources=False)
+    def compile_program(seed_score: float) -> float:
+        return 0.5
+
+    optimize()
+    compile_program(0.25)
+    by_agent = {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.value for p in otel.points(IMPROVEMENT)}
+    assert by_agent == {"prompt-agent": pytest.approx(0.5), "named": pytest.approx(0.25)}
+    assert {(p.attributes[semconv.GEN_AI_AGENT_NAME], p.attributes[semconv.AGENT_KPI_NAME]): p.value
+            for p in otel.points(KPI)} == {("prompt-agent", "score"): 0.75, ("named", "val_accuracy"): 0.5}
+    assert not points(otel, semconv.INSTRUMENTATION_ERRORS.name)
+
+
 def test_a_kpi_that_rose_one_step_improved_by_that_step(otel: Any) -> None:
     """0.11 - 0.10 is 0.009999999999999995 in binary floats: 18 of the 99 one-point steps from 0.00 to 0.99 were
     counted below 0.01 in the improvement histogram, whose bounds sit just below each step (so that the no-progress

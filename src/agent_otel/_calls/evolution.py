@@ -95,10 +95,17 @@ def _record_kpis(value: Any) -> dict[str, Any] | None:
     return None if names is None else {name: field_of(value, name) for name in names}
 
 
-def _kpi_items(value: Any, stage: str) -> Iterable[tuple[Any, Any]]:
-    """KPI name and value pairs of a mapping or a record object."""
+#: The name of a run's one KPI, read as a number, when its ``kpi`` option names none.
+SINGLE_KPI = "score"
+
+
+def _kpi_items(value: Any, stage: str, single: str) -> Iterable[tuple[Any, Any]]:
+    """KPI name and value pairs of a mapping or a record object; a number is the one KPI named ``single`` (an engine
+    that reports one score: GEPA's, DSPy's evaluation)."""
     if isinstance(value, Mapping):
         return value.items()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return ((single, value),)
     record = _record_kpis(value)
     if record is None:
         report_error(stage, TypeError(f"KPIs must be a mapping of name to number, got {type(value).__name__}"))
@@ -106,11 +113,11 @@ def _kpi_items(value: Any, stage: str) -> Iterable[tuple[Any, Any]]:
     return record.items()
 
 
-def _kpis(value: Any, stage: str) -> dict[str, float]:
+def _kpis(value: Any, stage: str, single: str) -> dict[str, float]:
     if value is None:
         return {}
     kpis = {}
-    for name, raw in _kpi_items(value, stage):
+    for name, raw in _kpi_items(value, stage, single):
         number = coerce_number(raw, stage)
         if number is not None:
             kpis[valid_text(str(name), semconv.AGENT_KPI_NAME)] = number  # a span attribute's key
@@ -188,10 +195,12 @@ class EvolutionInvocation(Invocation):
             call.result, call.error = value, error
         found = handler.result_values(value, call)
         # (an option neither given nor found is None: skip its reading, a call each on every run)
+        primary = handler.options.get("kpi")
+        single = primary or SINGLE_KPI
         read = found.get("kpis_before")
-        before = _kpis(read, "evolution.kpis_before") if read is not None else {}
+        before = _kpis(read, "evolution.kpis_before", single) if read is not None else {}
         read = found.get("kpis_after")
-        after = _kpis(read, "evolution.kpis_after") if read is not None else {}
+        after = _kpis(read, "evolution.kpis_after", single) if read is not None else {}
         if self.scores is not None:  # evaluation KPIs; what the run reports wins
             window, baseline = self.scores
             before, after = {**baseline, **before}, {**window.close(), **after}
@@ -222,8 +231,7 @@ class EvolutionInvocation(Invocation):
         else:
             lineage = read_lineage(found, False)
         reported = handler.option("improvements", call) if "improvements" in handler.options else None
-        deltas = _kpis(reported, "evolution.improvements") if reported is not None else _deltas(before, after)
-        primary = handler.options.get("kpi")
+        deltas = _kpis(reported, "evolution.improvements", single) if reported is not None else _deltas(before, after)
         improvement = deltas.get(primary) if primary is not None else _mean(deltas.values()) if deltas else None
         if improvement is None and primary is not None and deltas and primary not in before and primary not in after:
             # a KPI the run never names, beside others it does (a misspelt kpi= turned the improvement metrics and the
