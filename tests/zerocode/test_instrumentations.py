@@ -488,6 +488,9 @@ def test_check_lists_the_instrumentations_and_the_targets_they_overlap(project: 
         [[provider]]
         target = "openai.resources.chat.completions:Completions.create"
         provider = "openai"
+        [[provider]]
+        target = "openai.resources.embeddings:Embeddings.create"
+        provider = "openai"
         [[tool]]
         target = "toolmod:work"
         [[retry]]
@@ -500,6 +503,10 @@ def test_check_lists_the_instrumentations_and_the_targets_they_overlap(project: 
     provider = next(i for i, line in enumerate(targets) if line.startswith("openai.resources.chat.completions:"))
     assert targets[provider + 1] == ("    overlaps openai: counted once where its span names the call as this target "
                                      "does (kind and operation), see README")
+    assert targets[provider + 2].startswith("openai.resources.embeddings:")  # (a chat call: one note)
+    # an embeddings call left at the default operation, chat: counted beside the instrumentation's embeddings call
+    assert targets[provider + 4] == ('    an embeddings call? without operation = "embeddings" it is a chat call, '
+                                     "counted beside the instrumentation's embeddings one")
     tool = next(i for i, line in enumerate(targets) if line.startswith("toolmod:work "))
     assert not targets[tool + 1].startswith("    ")  # toolmod is no library an instrumentation instruments
     retry = next(i for i, line in enumerate(targets) if line.startswith("openai._base_client:"))

@@ -341,5 +341,11 @@ def _overlap(spec: TargetSpec, packages: Mapping[str, list[str]]) -> list[str]:
     if spec.kind in MARKERS:
         return []
     names = of_package(packages, spec.module)
-    return [f"overlaps {', '.join(names)}: counted once where its span names the call as this target does "
-            "(kind and operation), see README"] if names else []
+    if not names:
+        return []
+    notes = [f"overlaps {', '.join(names)}: counted once where its span names the call as this target does "
+             "(kind and operation), see README"]
+    if spec.kind == "provider" and "operation" not in spec.options and "embed" in spec.qualname.lower():
+        notes.append('an embeddings call? without operation = "embeddings" it is a chat call, counted beside the '
+                     "instrumentation's embeddings one")
+    return notes
