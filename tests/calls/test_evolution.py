@@ -123,7 +123,10 @@ def test_primary_kpi_is_the_improvement(otel: Any, samplers: list[Any]) -> None:
 
 def test_an_engine_that_reports_one_score_gives_one_kpi(otel: Any) -> None:
     """GEPA's and DSPy's runs report a score, a number: read for ``kpis_before``/``kpis_after`` it was no KPI (a
-    mapping was required), and the run recorded none, with no improvement. It is the one KPI, named by ``kpi``."""
+    mapping was required), and the run recorded none, with no improvement. It is the one KPI, named by ``kpi``: given
+    as an option or in a result's KPI fields, not in its generic ``before``/``after``."""
+    import numpy
+
     @agent_otel.evolution("prompt-agent", kpis_before=agent_otel.path("result.scores[0]"),
                           kpis_after=agent_otel.path("result.best"), sample_resources=False)
     def optimize() -> dict[str, Any]:
@@ -134,13 +137,24 @@ def test_an_engine_that_reports_one_score_gives_one_kpi(otel: Any) -> None:
     def compile_program(seed_score: float) -> float:
         return 0.5
 
+    @agent_otel.evolution("reported", sample_resources=False)  # read off the result's KPI fields, numpy's numbers
+    def reported() -> dict[str, Any]:
+        return {"kpis_before": numpy.float32(0.5), "post_kpis": numpy.int64(1)}
+
+    @agent_otel.evolution("timed", sample_resources=False)  # its generic before/after: as often a time as a score
+    def timed() -> dict[str, Any]:
+        return {"before": 1733500000.0, "after": 1733500042.5}
+
     optimize()
     compile_program(0.25)
+    reported()
+    timed()
     by_agent = {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.value for p in otel.points(IMPROVEMENT)}
-    assert by_agent == {"prompt-agent": pytest.approx(0.5), "named": pytest.approx(0.25)}
+    assert by_agent == {"prompt-agent": pytest.approx(0.5), "named": pytest.approx(0.25), "reported": 0.5}
     assert {(p.attributes[semconv.GEN_AI_AGENT_NAME], p.attributes[semconv.AGENT_KPI_NAME]): p.value
-            for p in otel.points(KPI)} == {("prompt-agent", "score"): 0.75, ("named", "val_accuracy"): 0.5}
-    assert not points(otel, semconv.INSTRUMENTATION_ERRORS.name)
+            for p in otel.points(KPI)} == {("prompt-agent", "score"): 0.75, ("named", "val_accuracy"): 0.5,
+                                           ("reported", "score"): 1.0}
+    assert error_count(otel, "evolution.kpis_before") == error_count(otel, "evolution.kpis_after") == 1  # timed()'s
 
 
 def test_a_kpi_that_rose_one_step_improved_by_that_step(otel: Any) -> None:

@@ -99,10 +99,10 @@ def test_a_deferred_tool_call_is_no_failed_one_and_raises_the_same_exception(ote
 def test_mini_swe_agents_finish_and_format_errors_are_no_failed_calls(otel: Any) -> None:
     """mini-swe-agent (its own deterministic model, a real local shell) finishes by raising ``Submitted`` out of the
     environment's ``execute``, and its model's ``query`` raises ``FormatError`` for a reply it cannot parse: both caught
-    by its run loop. Every finished run recorded its last tool call as an error."""
+    by its run loop. Every finished run recorded its last tool call as an error. Its limits are failures."""
     from minisweagent.agents.default import DefaultAgent
     from minisweagent.environments.local import LocalEnvironment
-    from minisweagent.exceptions import FormatError
+    from minisweagent.exceptions import FormatError, LimitsExceeded
     from minisweagent.models.test_models import DeterministicModel, make_output
 
     class Shell(LocalEnvironment):
@@ -133,6 +133,14 @@ def test_mini_swe_agents_finish_and_format_errors_are_no_failed_calls(otel: Any)
     assert calls[0].attributes[semconv.CONTROL_FLOW] == "FormatError"
     assert [span.status.status_code for span in calls] == [StatusCode.UNSET] * 3
     assert otel.span("invoke_workflow default").attributes[semconv.JOB_OUTCOME] == "success"
+
+    @agent_otel.tool("budgeted")
+    def over_budget() -> None:
+        raise LimitsExceeded()
+
+    with pytest.raises(LimitsExceeded):  # its limits cut a run short: a failure, as LangGraph's GraphDrained
+        over_budget()
+    assert otel.span("execute_tool budgeted").attributes[semconv.ERROR_TYPE] == "LimitsExceeded"
 
 
 @pytest.mark.parametrize(("code", "outcome"), [(0, "success"), (3, "error")])

@@ -478,9 +478,21 @@ def test_export_arguments_beside_a_host_tracer_provider_are_said_not_to_reach_th
         assert not receiver.traces
     warned = [line for line in child.stdout.splitlines() if line.startswith("WARNING")]
     assert warned == ["WARNING agent-otel: configure(otlp_endpoint, otlp_protocol) does not reach the spans: they go "
-                      "to the exporters of the host's TracerProvider; add an exporter to it to send them there too"], \
-        warned
+                      "to the exporters of the host's TracerProvider; add an exporter to it to send them there too; "
+                      "the metrics go to the endpoint"], warned
     assert receiver.endpoint.split("//")[1] not in child.stdout
+    asked_for_none = run_child("""
+        import logging, sys
+        logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(levelname)s %(message)s")
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        trace.set_tracer_provider(TracerProvider())
+        import agent_otel
+        agent_otel.configure(traces_exporter="none", prometheus_port=0)  # what happens: nothing to say
+        agent_otel.shutdown()
+    """)
+    assert asked_for_none.returncode == 0, asked_for_none.stderr
+    assert "WARNING" not in asked_for_none.stdout, asked_for_none.stdout
     sampler_line = [line for line in child.stdout.splitlines() if "sampler" in line]
     expected = ("INFO agent-otel: the span bridge sees only the spans the host's sampler records (the SDK's default, "
                 "ParentBased(ALWAYS_ON), drops the spans of a trace that came in unsampled); wrap it in "

@@ -86,7 +86,9 @@ def test_good_file_prints_target_entry_callable_status(project: Path) -> None:
     assert targets_section(result.stdout) == [*table(
         ("app_under_check:Runner.run", "job[0]", "async method", "ok (+1 subclass override: Sub)"),
         ("app_under_check:Runner.Inner.build", "agent[0]", "classmethod", "ok"),
-        ("app_under_check:Sub.stream", "agent[1]", "generator method", "ok (inherited from Runner)"),
+        # an entry of another kind names the base's method: a call on Sub records as the agent only, not nested
+        ("app_under_check:Sub.stream", "agent[1]", "generator method", "ok (inherited from Runner) (its calls on Sub "
+         "record as agent[1] only, not also as provider[0]: one entry records each call, the most specific)"),
         ("app_under_check:Runner.stream", "provider[0]", "generator method", "ok"),
         ("app_under_check:Runner.Inner.helper", "tool[0]", "staticmethod", "ok"),
         ("app_under_check:plain", "tool[1]", "function", "ok"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import numbers
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -97,14 +98,30 @@ def _record_kpis(value: Any) -> dict[str, Any] | None:
 
 #: The name of a run's one KPI, read as a number, when its ``kpi`` option names none.
 SINGLE_KPI = "score"
+#: The result fields that name KPIs as such: a number there is the run's one KPI (not one in a generic ``before`` or
+#: ``after`` field, as often a timestamp as a score).
+_NAMED_KPI_FIELDS = {"kpis_before": _BEFORE_FIELDS[:2], "kpis_after": _AFTER_FIELDS[:2]}
 
 
-def _kpi_items(value: Any, stage: str, single: str) -> Iterable[tuple[Any, Any]]:
-    """KPI name and value pairs of a mapping or a record object; a number is the one KPI named ``single`` (an engine
-    that reports one score: GEPA's, DSPy's evaluation)."""
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)  # (numpy's numbers too)
+
+
+def _one_kpi(handler: EvolutionHandler, key: str, result: Any, read: object) -> str | None:
+    """The name of the one KPI that a number read for ``key`` is (an engine that reports one score: GEPA's, DSPy's
+    evaluation): given as an option, or in a result field that names KPIs; None for any other value."""
+    if not _is_number(read):
+        return None
+    if key in handler.options or field_of(result, *_NAMED_KPI_FIELDS.get(key, ())) is not None:
+        return handler.options.get("kpi") or SINGLE_KPI
+    return None
+
+
+def _kpi_items(value: Any, stage: str, single: str | None) -> Iterable[tuple[Any, Any]]:
+    """KPI name and value pairs of a mapping or a record object, or of a number that is the one KPI ``single``."""
     if isinstance(value, Mapping):
         return value.items()
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if single is not None:
         return ((single, value),)
     record = _record_kpis(value)
     if record is None:
@@ -113,7 +130,7 @@ def _kpi_items(value: Any, stage: str, single: str) -> Iterable[tuple[Any, Any]]
     return record.items()
 
 
-def _kpis(value: Any, stage: str, single: str) -> dict[str, float]:
+def _kpis(value: Any, stage: str, single: str | None = None) -> dict[str, float]:
     if value is None:
         return {}
     kpis = {}
@@ -195,12 +212,12 @@ class EvolutionInvocation(Invocation):
             call.result, call.error = value, error
         found = handler.result_values(value, call)
         # (an option neither given nor found is None: skip its reading, a call each on every run)
-        primary = handler.options.get("kpi")
-        single = primary or SINGLE_KPI
         read = found.get("kpis_before")
-        before = _kpis(read, "evolution.kpis_before", single) if read is not None else {}
+        before = _kpis(read, "evolution.kpis_before", _one_kpi(handler, "kpis_before", value, read)) \
+            if read is not None else {}
         read = found.get("kpis_after")
-        after = _kpis(read, "evolution.kpis_after", single) if read is not None else {}
+        after = _kpis(read, "evolution.kpis_after", _one_kpi(handler, "kpis_after", value, read)) \
+            if read is not None else {}
         if self.scores is not None:  # evaluation KPIs; what the run reports wins
             window, baseline = self.scores
             before, after = {**baseline, **before}, {**window.close(), **after}
@@ -231,7 +248,9 @@ class EvolutionInvocation(Invocation):
         else:
             lineage = read_lineage(found, False)
         reported = handler.option("improvements", call) if "improvements" in handler.options else None
-        deltas = _kpis(reported, "evolution.improvements", single) if reported is not None else _deltas(before, after)
+        deltas = _kpis(reported, "evolution.improvements", _one_kpi(handler, "improvements", value, reported)) \
+            if reported is not None else _deltas(before, after)
+        primary = handler.options.get("kpi")
         improvement = deltas.get(primary) if primary is not None else _mean(deltas.values()) if deltas else None
         if improvement is None and primary is not None and deltas and primary not in before and primary not in after:
             # a KPI the run never names, beside others it does (a misspelt kpi= turned the improvement metrics and the

@@ -103,7 +103,7 @@ class Call:
         call, an evolution run: nested calls find it there), and the error of any call (its traceback holds our
         wrapper's frame, which holds the invocation), are in a reference cycle, which would keep them alive until a
         GC cycle, where without agent-otel they are freed as the call ends (a client closed, a lock let go)."""
-        self.instance = self.result = self.error = self.early = None
+        self.instance = self.result = self.error = self.early = self.left_by = None
         self._args, self._kwargs, self._bound_args = (), {}, {}
 
 

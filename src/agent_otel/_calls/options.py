@@ -305,7 +305,7 @@ EVOLUTION = _table(
     Option("kpi", Accepts.STRING, extractor=False, when="end",
            doc="the KPI whose delta is the improvement (default: the mean delta), and the name of the one KPI "
                "that a number read for `kpis_before`, `kpis_after` or `improvements` is (default `score`: an "
-               "engine that reports one score)"),
+               "engine that reports one score; not one off a result's generic `before`/`after` fields)"),
     Option("evaluations", Accepts.NAMES,
            doc="evaluations whose mean score is a KPI of the same name: after, the scores recorded inside "
                "the run; before, the agent's scores since its previous run (what the run reports wins)"),

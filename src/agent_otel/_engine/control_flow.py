@@ -2,8 +2,8 @@
 
 A LangGraph node or tool that pauses for a human (``interrupt()``: ``GraphInterrupt``) or hands off to another agent
 (``Command(graph=Command.PARENT)``: ``ParentCommand``) raises through every call around it, as a pydantic-ai tool that
-defers its call (``ApprovalRequired``, ``CallDeferred``) does, and mini-swe-agent's ``InterruptAgentFlow`` (its
-``Submitted`` finish among them); the framework catches it above, and the run goes on, resumed later or elsewhere.
+defers its call (``ApprovalRequired``, ``CallDeferred``) does, and mini-swe-agent's ``Submitted`` (its normal
+finish) and ``FormatError``; the framework catches it above, and the run goes on, resumed later or elsewhere.
 Recorded as errors, an agent that pauses on every run read 50% success and set off the error-ratio alerts. A Streamlit
 app's ``st.rerun()`` and ``st.stop()`` end the script's run the same way, through the calls it is in (a chat app reruns
 after each answer: half its agent calls and jobs read as errors). Not LangGraph's other ``GraphBubbleUp``:
@@ -22,9 +22,9 @@ from agent_otel._engine.self_telemetry import report_error
 _CONTROL_FLOW: dict[str, frozenset[str]] = {
     "langgraph.errors": frozenset({"GraphInterrupt", "NodeInterrupt", "ParentCommand"}),
     "pydantic_ai.exceptions": frozenset({"ApprovalRequired", "CallDeferred"}),
-    # mini-swe-agent's run loop catches these: its normal finish (Submitted, out of the environment's execute), its
-    # step and cost limits, a model reply it cannot parse (FormatError: it asks the model again)
-    "minisweagent.exceptions": frozenset({"InterruptAgentFlow"}),
+    # mini-swe-agent's run loop catches these: its normal finish (Submitted, out of the environment's execute), a model
+    # reply it cannot parse (FormatError: it asks the model again). Not its LimitsExceeded: a run cut short
+    "minisweagent.exceptions": frozenset({"Submitted", "FormatError"}),
     # st.rerun() and st.stop(): the script run ends there, to start again or to wait for the user (where Streamlit
     # defines them now, and where its earlier releases did)
     "streamlit.runtime.scriptrunner_utils.exceptions": frozenset({"ScriptControlException"}),

@@ -470,7 +470,7 @@ def configure(
                     logger.info("agent-otel: using the SDK TracerProvider the host program installed")
                 tp = host_tp
                 if not _fork_child_setup:  # said in the parent
-                    _say_unused_for_spans(arguments)
+                    _say_unused_for_spans(arguments, settings.metrics_exporters)
                 host_sampler = getattr(tp, "sampler", None)
                 if bridged and not records_dropped_genai_spans(host_sampler):
                     logger.info("agent-otel: the span bridge sees only the spans the host's sampler records (%s); "
@@ -773,14 +773,18 @@ def _set_global_providers(telemetry: Telemetry, tp: TracerProvider, mp: MeterPro
 _SPAN_EXPORT_ARGUMENTS = ("traces_exporter", "otlp_endpoint", "otlp_protocol")
 
 
-def _say_unused_for_spans(arguments: dict[str, object]) -> None:
+def _say_unused_for_spans(arguments: dict[str, object], metrics_exporters: tuple[str, ...]) -> None:
     """Spans go through the host's TracerProvider, to its exporters: an export argument given to ``configure()``
-    does not reach them (``otlp_endpoint`` still reaches the metrics agent-otel exports over OTLP). Said once, the
-    arguments named, not their values; a program that wants its spans there adds an exporter to its provider."""
-    given = [name for name in _SPAN_EXPORT_ARGUMENTS if arguments.get(name) is not None]
+    does not reach them (``traces_exporter="none"`` asks for what happens). Said once, the arguments named, not their
+    values, and that the endpoint still takes the metrics exported over OTLP; a program that wants its spans there adds
+    an exporter to its provider."""
+    given = [name for name in _SPAN_EXPORT_ARGUMENTS if arguments.get(name) is not None
+             and not (name == "traces_exporter" and exporter_names(arguments[name]) == ("none",))]  # type: ignore[arg-type]
     if given:
+        metrics = "; the metrics go to the endpoint" if "otlp" in metrics_exporters and given != [
+            "traces_exporter"] else ""
         logger.warning("agent-otel: configure(%s) does not reach the spans: they go to the exporters of the host's "
-                       "TracerProvider; add an exporter to it to send them there too", ", ".join(given))
+                       "TracerProvider; add an exporter to it to send them there too%s", ", ".join(given), metrics)
 
 
 def _what_is_dropped(sampler: object) -> str:

@@ -124,6 +124,23 @@ def _name_once(spec: TargetSpec, raw: object, scope: type | None, attr: str, nam
 
 
 
+def _shadowing(named: _Named) -> dict[str, str]:
+    """A note for each entry that names a method a subclass inherits when another entry of another kind names it on a
+    base: a call on the subclass records as the more specific entry only (the wrapper begins one call), not as both
+    nested, as a job around an agent would be. By entry key."""
+    notes: dict[str, str] = {}
+    for (identity, scope), (_, spec) in named.items():
+        if not isinstance(scope, type):
+            continue
+        for (other_identity, other_scope), (_, other) in named.items():
+            if other_identity == identity and other.kind != spec.kind and (
+                    other_scope is None or (isinstance(other_scope, type) and other_scope is not scope
+                                            and issubclass(scope, other_scope))):
+                notes[spec.key] = (f"its calls on {scope.__qualname__} record as {spec.key} only, not also as "
+                                   f"{other.key}: one entry records each call, the most specific")
+    return notes
+
+
 def _imported(spec: TargetSpec, config: Config, named: _Named | None = None) -> tuple[str, str]:
     """(callable, status) of a target found by importing its module."""
     found = resolve_target(spec)
@@ -260,6 +277,8 @@ def run_check(args: argparse.Namespace) -> int:
             errors += 1
             shape, status = "-", f"error: {exc}"
         rows.append((spec.target, spec.key, shape, status))
+    shadowed = _shadowing(named)
+    rows = [(*row[:3], f"{row[3]} ({shadowed[row[1]]})" if row[1] in shadowed else row[3]) for row in rows]
     libraries = _instrumentation_rows(config.switches)
     overlaps = [[], *(_overlap(spec, libraries.packages) for spec in config.targets)]
     plans = [[], *(reading_plan(spec) for spec in config.targets)]
