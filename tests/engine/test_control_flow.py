@@ -143,6 +143,37 @@ def test_mini_swe_agents_finish_and_format_errors_are_no_failed_calls(otel: Any)
     assert otel.span("execute_tool budgeted").attributes[semconv.ERROR_TYPE] == "LimitsExceeded"
 
 
+def test_a_llama_index_step_waiting_for_a_human_is_no_failed_call(otel: Any) -> None:
+    """``ctx.wait_for_event()`` raises ``WaitingForEvent`` out of the step, and the workflow runs the step again once
+    the event has come: the first run was a failed tool call each time (and the second a success)."""
+    import asyncio
+
+    from workflows.events import HumanResponseEvent, InputRequiredEvent, StartEvent, StopEvent
+
+    from workflows import Context, Workflow, step
+
+    class Asker(Workflow):
+        @step
+        @agent_otel.tool("ask")
+        async def ask(self, ctx: Context, ev: StartEvent) -> StopEvent:
+            answer = await ctx.wait_for_event(HumanResponseEvent, waiter_id="name",
+                                              waiter_event=InputRequiredEvent(prefix="name? "))
+            return StopEvent(result=f"hello {answer.response}")
+
+    async def main() -> str:
+        handler = Asker(timeout=30).run()
+        async for event in handler.stream_events():
+            if isinstance(event, InputRequiredEvent):
+                handler.ctx.send_event(HumanResponseEvent(response="bob"))
+        return str(await handler)
+
+    assert asyncio.run(main()) == "hello bob"
+    paused, answered = sorted(otel.spans("execute_tool ask"), key=lambda span: span.start_time)
+    assert paused.attributes[semconv.CONTROL_FLOW] == "WaitingForEvent"
+    assert [span.status.status_code for span in (paused, answered)] == [StatusCode.UNSET, StatusCode.UNSET]
+    assert all(semconv.ERROR_TYPE not in point.attributes for point in points(otel, semconv.TOOL_DURATION.name))
+
+
 @pytest.mark.parametrize(("code", "outcome"), [(0, "success"), (3, "error")])
 def test_a_click_exit_is_a_success_as_its_status_says(otel: Any, code: int, outcome: str) -> None:
     """``ctx.exit(0)`` (click's, typer's) ends a command early with status 0, as ``sys.exit(0)`` does: it was a failed

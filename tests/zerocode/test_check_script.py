@@ -321,7 +321,8 @@ def test_a_function_its_decorator_keeps_gets_a_note(tmp_path: Path) -> None:
 def test_a_function_a_decorator_may_have_registered_is_ok_with_a_note(tmp_path: Path) -> None:
     """pydantic-ai's ``@agent.tool_plain`` keeps the function it registers, which the agent calls: a config target on
     it (in a module or the script) wraps the name, and the agent's calls recorded nothing, where check said only ok.
-    A decorator known to keep no such reference (``functools.lru_cache``) gets no note."""
+    A decorator known to keep no such reference (``functools.lru_cache``) gets no note, nor does one that made the
+    function a wrapper of it (LlamaIndex's ``@dispatcher.span``: a tracing decorator, on most of its methods)."""
     registry = '''
 import functools
 from pydantic_ai import Agent
@@ -338,11 +339,28 @@ def lookup(city: str) -> str:
 @functools.lru_cache
 def cached(city: str) -> str:
     return city
+
+
+class Dispatcher:
+    def span(self, func):
+        @functools.wraps(func)
+        def traced(*args, **kwargs):
+            return func(*args, **kwargs)
+        return traced
+
+
+dispatcher = Dispatcher()
+
+
+@dispatcher.span
+def traced(city: str) -> str:
+    return city
 '''
     (tmp_path / "tools.py").write_text(registry)
     (tmp_path / "app.py").write_text(registry)
     config = tmp_path / "agent-otel.toml"
-    config.write_text('[[tool]]\ntarget = ["tools:lookup", "tools:cached", "__main__:lookup", "__main__:cached"]\n')
+    config.write_text('[[tool]]\ntarget = ["tools:lookup", "tools:cached", "__main__:lookup", "__main__:cached", '
+                      '"tools:traced"]\n')
     result = check(tmp_path, "--script", "app.py")
     assert (result.returncode, result.stderr) == (0, "")
     assert targets_section(result.stdout) == [*table(
@@ -350,7 +368,8 @@ def cached(city: str) -> str:
         ("tools:cached", "tool[0].target[1]", "callable _lru_cache_wrapper", "ok"),
         ("__main__:lookup", "tool[0].target[2]", "function", f"ok (in app.py, {REGISTRY_NOTE})"),
         ("__main__:cached", "tool[0].target[3]", "function", "ok (in app.py)"),
-    ), f"{config}: 4 targets, 4 resolved, 0 errors"]
+        ("tools:traced", "tool[0].target[4]", "function", "ok"),
+    ), f"{config}: 5 targets, 5 resolved, 0 errors"]
 
 
 def test_a_function_its_decorator_makes_an_object_that_cannot_be_called_is_refused_as_run_would_find_it(

@@ -506,7 +506,7 @@ def test_check_lists_the_instrumentations_and_the_targets_they_overlap(project: 
     assert targets[provider + 2].startswith("openai.resources.embeddings:")  # (a chat call: one note)
     # an embeddings call left at the default operation, chat: counted beside the instrumentation's embeddings call
     assert targets[provider + 4] == ('    an embeddings call? without operation = "embeddings" it is a chat call, '
-                                     "counted beside the instrumentation's embeddings one")
+                                     "counted beside an instrumentation's embeddings span inside it")
     tool = next(i for i, line in enumerate(targets) if line.startswith("toolmod:work "))
     assert not targets[tool + 1].startswith("    ")  # toolmod is no library an instrumentation instruments
     retry = next(i for i, line in enumerate(targets) if line.startswith("openai._base_client:"))

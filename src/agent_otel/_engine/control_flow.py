@@ -2,14 +2,14 @@
 
 A LangGraph node or tool that pauses for a human (``interrupt()``: ``GraphInterrupt``) or hands off to another agent
 (``Command(graph=Command.PARENT)``: ``ParentCommand``) raises through every call around it, as a pydantic-ai tool that
-defers its call (``ApprovalRequired``, ``CallDeferred``) does, and mini-swe-agent's ``Submitted`` (its normal
-finish) and ``FormatError``; the framework catches it above, and the run goes on, resumed later or elsewhere.
-Recorded as errors, an agent that pauses on every run read 50% success and set off the error-ratio alerts. A Streamlit
-app's ``st.rerun()`` and ``st.stop()`` end the script's run the same way, through the calls it is in (a chat app reruns
-after each answer: half its agent calls and jobs read as errors). Not LangGraph's other ``GraphBubbleUp``:
-``GraphDrained`` is a run cut short. A ``click`` (and ``typer``) exit says its status as ``SystemExit`` does. The
-classes are known by their module and name (a class of theirs in the exception's MRO), so no framework is imported to
-check.
+defers its call (``ApprovalRequired``, ``CallDeferred``) does, mini-swe-agent's ``Submitted`` (its normal finish) and
+``FormatError``, and a LlamaIndex workflow step's ``WaitingForEvent`` (``ctx.wait_for_event()``); the framework catches
+it above, and the run goes on, resumed later or elsewhere. Recorded as errors, an agent that pauses on every run read
+50% success and set off the error-ratio alerts. A Streamlit app's ``st.rerun()`` and ``st.stop()`` end the script's run
+the same way, through the calls it is in (a chat app reruns after each answer: half its agent calls and jobs read as
+errors). Not LangGraph's other ``GraphBubbleUp``: ``GraphDrained`` is a run cut short. A ``click`` (and ``typer``) exit
+says its status as ``SystemExit`` does. The classes are known by their module and name (a class of theirs in the
+exception's MRO), so no framework is imported to check.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ _CONTROL_FLOW: dict[str, frozenset[str]] = {
     # mini-swe-agent's run loop catches these: its normal finish (Submitted, out of the environment's execute), a model
     # reply it cannot parse (FormatError: it asks the model again). Not its LimitsExceeded: a run cut short
     "minisweagent.exceptions": frozenset({"Submitted", "FormatError"}),
+    # a LlamaIndex workflow step (or agent tool) waiting for a human's event (ctx.wait_for_event): run again with it
+    "workflows.runtime.types.results": frozenset({"WaitingForEvent"}),
     # st.rerun() and st.stop(): the script run ends there, to start again or to wait for the user (where Streamlit
     # defines them now, and where its earlier releases did)
     "streamlit.runtime.scriptrunner_utils.exceptions": frozenset({"ScriptControlException"}),

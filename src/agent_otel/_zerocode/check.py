@@ -355,16 +355,16 @@ def _instrumentation_rows(switches: Switches) -> _Libraries:
 def _overlap(spec: TargetSpec, packages: Mapping[str, list[str]]) -> list[str]:
     """A note when the target is in a library an active instrumentation instruments too (its package, or one its
     module is in). The call is counted once only where the two name it alike: a ``[[provider]]`` on an embeddings
-    call, ``chat`` by default, is a call beside the instrumentation's ``embeddings`` one. None for a marker
+    call, ``chat`` by default, is a call beside the instrumentation's ``embeddings`` one (said for one named so, in any
+    library: a framework's embedding class calls the SDK inside). None for a marker
     (``[[retry]]`` on an SDK's own retry sleep): it records no call of its own, so nothing is counted twice."""
     if spec.kind in MARKERS:
         return []
     names = of_package(packages, spec.module)
-    if not names:
-        return []
     notes = [f"overlaps {', '.join(names)}: counted once where its span names the call as this target does "
-             "(kind and operation), see README"]
+             "(kind and operation), see README"] if names else []
     if spec.kind == "provider" and "operation" not in spec.options and "embed" in spec.qualname.lower():
-        notes.append('an embeddings call? without operation = "embeddings" it is a chat call, counted beside the '
-                     "instrumentation's embeddings one")
+        # (a framework's embedding class too, whose SDK call inside an instrumentation traces as embeddings)
+        notes.append('an embeddings call? without operation = "embeddings" it is a chat call, counted beside an '
+                     "instrumentation's embeddings span inside it")
     return notes

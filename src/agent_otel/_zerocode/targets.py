@@ -292,12 +292,16 @@ def _is_property(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     return False
 
 
-def registry_note(function: ast.FunctionDef | ast.AsyncFunctionDef, tree: ast.Module) -> str:
+def registry_note(function: ast.FunctionDef | ast.AsyncFunctionDef, tree: ast.Module, wrappers: int = 0) -> str:
     """What ``check`` says of a function under a decorator that may keep it where the config's wrapper cannot reach:
     a registry it fills (``@app.get``, ``@agent.tool_plain``, ``@mcp.tool()``: an object's method) holds the function as
     it was defined, and the calls through it record nothing ("" when no such decorator is there). A module's function
     (``@functools.partial``, ``@tenacity.retry(...)``: the module ``tree`` imports it with ``import``) is a wrapper the
-    name then holds, as a plain name's is."""
+    name then holds, as a plain name's is. ``wrappers``: how many wrappers the name holds around the function (each with
+    its ``__wrapped__``); as many as its decorators, each one made a wrapper, and none is a registry that kept the
+    function as it was given (LlamaIndex's ``@dispatcher.span``, a tracing decorator)."""
+    if wrappers and wrappers >= len(function.decorator_list):
+        return ""
     modules = {alias.asname or alias.name.partition(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                for alias in node.names} - _assigned(tree)
     names = [dotted(decorator) for decorator in function.decorator_list]
@@ -319,8 +323,12 @@ def _assigned(tree: ast.Module) -> set[str]:
 def registry_note_of(function: object) -> str:
     """:func:`registry_note` for a function object, read off its module's source (\"\" when that cannot be read); or
     what its decorator keeps of it (:mod:`agent_otel._engine.kept`: Burr's ``@action``, Django REST framework's)."""
+    wrappers = 0
     try:  # the program's objects: unwrapping may find a loop, and the source be gone or not parse
         func = inspect.unwrap(function) if callable(function) else None
+        inner = function
+        while inner is not func and wrappers < 100:  # (unwrap() stopped a loop: its own limit)
+            inner, wrappers = getattr(inner, "__wrapped__", func), wrappers + 1
         kept = runs_kept(func)
         if kept is not None:
             return (f"its attribute {kept[0]!r} keeps the function, and {kept[1]} runs the function from there: calls "
@@ -340,7 +348,7 @@ def registry_note_of(function: object) -> str:
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == code.co_name and (
                 min([node.lineno, *(d.lineno for d in node.decorator_list)]) == code.co_firstlineno):
-            return registry_note(node, tree)
+            return registry_note(node, tree, wrappers)
     return ""
 
 
