@@ -395,6 +395,21 @@ print(json.dumps({"texts": texts, "job": rollups}))
 """
 
 
+#: The end of a program that ran with an in-memory ``reader`` and set ``output``: agent-otel's points by metric and
+#: agent name (a histogram's count and sum, a counter's value), and the output, as JSON.
+AGENT_OTEL_POINTS = """
+found = {}
+for resource in reader.get_metrics_data().resource_metrics:
+    for scope in resource.scope_metrics:
+        if scope.scope.name == "agent_otel":
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    key = metric.name + "|" + str(point.attributes.get("gen_ai.agent.name"))
+                    found[key] = [getattr(point, "count", None), getattr(point, "sum", getattr(point, "value", None))]
+print(json.dumps({"output": output, "found": found}))
+"""
+
+
 LOGFIRE_PYDANTIC_AI = """
 import json, sys
 import logfire
@@ -422,15 +437,6 @@ def get_weather(city: str) -> str:
 
 with agent_otel.job(type="forecast"):
     output = agent.run_sync("Weather in Paris?").output
-found = {}
-for resource in reader.get_metrics_data().resource_metrics:
-    for scope in resource.scope_metrics:
-        if scope.scope.name == "agent_otel":
-            for metric in scope.metrics:
-                for point in metric.data.data_points:  # a histogram's count and sum, a counter's value
-                    key = metric.name + "|" + str(point.attributes.get("gen_ai.agent.name"))
-                    found[key] = [getattr(point, "count", None), getattr(point, "sum", getattr(point, "value", None))]
-print(json.dumps({"output": output, "found": found}))
 """
 
 
@@ -438,7 +444,7 @@ def test_pydantic_ai_under_logfire_counts_each_model_and_tool_call_once_for_its_
     """logfire's tracers make a wrapper of each span current (``_LogfireWrappedSpan``), not the SDK span the bridge
     knows spans by: the client's span inside pydantic-ai's model-request span was counted as a second call, ours and
     pydantic-ai's span of one tool call as two, and no call was its agent's."""
-    found = run_over_fake_model(tmp_path, LOGFIRE_PYDANTIC_AI)
+    found = run_over_fake_model(tmp_path, LOGFIRE_PYDANTIC_AI + AGENT_OTEL_POINTS)
     assert found["output"] == "Forecast: sunny in Paris"
     counted = found["found"]
     assert counted["gen_ai.client.inference.duration|None"][0] == 2  # (no agent label on it: its cost has one)
@@ -449,6 +455,46 @@ def test_pydantic_ai_under_logfire_counts_each_model_and_tool_call_once_for_its_
     assert "gen_ai.execute_tool.duration|None" not in counted
     assert counted["gen_ai.invoke_agent.inference_calls|forecaster"] == [1, 2]  # one run, its two model calls
     assert counted["gen_ai.invoke_agent.tool_calls|forecaster"] == [1, 1]
+
+
+AGENT_FRAMEWORK = """
+import asyncio, json, sys
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+import agent_otel
+from agent_framework import Agent, tool
+from agent_framework.openai import OpenAIChatCompletionClient
+
+reader = InMemoryMetricReader()
+agent_otel.configure(meter_provider=MeterProvider(metric_readers=[reader]), prometheus_port=0)
+
+@tool
+def get_weather(city: str) -> str:
+    \"\"\"The weather in a city.\"\"\"
+    return f"sunny in {city}"
+
+client = OpenAIChatCompletionClient(model="gpt-4o-mini", api_key="test", base_url=sys.argv[1] + "/agent/v1")
+agent = Agent(client=client, name="forecaster", instructions="Answer.", tools=[get_weather])
+with agent_otel.job(type="forecast"):
+    output = asyncio.run(agent.run("Weather in Paris?")).text
+"""
+
+
+def test_agent_frameworks_runs_model_calls_and_tools_are_counted_for_their_agent(tmp_path: Path) -> None:
+    """Microsoft Agent Framework starts its agent and model-call spans with no attribute and marks them right after, as
+    Semantic Kernel (its predecessor) does: each was counted only at stage ``bridge.marked_at_end``, no agent run, no
+    model call (without an instrumentation of the OpenAI client), and its tool calls were no agent's."""
+    found = run_over_fake_model(tmp_path, AGENT_FRAMEWORK + AGENT_OTEL_POINTS)
+    assert found["output"] == "Forecast: sunny in Paris"
+    counted = found["found"]
+    assert counted["gen_ai.invoke_agent.duration|forecaster"][0] == 1
+    assert counted["gen_ai.client.inference.duration|None"][0] == 2
+    assert counted["gen_ai.client.inference.usage.input_tokens|None"][1] == 20 + 30
+    costs = [key for key in counted if key.startswith("agent_otel.client.cost|")]
+    assert costs == ["agent_otel.client.cost|forecaster"]
+    assert counted["gen_ai.execute_tool.duration|forecaster"][0] == 1
+    assert counted["gen_ai.invoke_agent.inference_calls|forecaster"] == [1, 2]
+    assert "agent_otel.instrumentation.errors|None" not in counted
 
 
 def run_over_fake_model(tmp_path: Path, program: str) -> Any:

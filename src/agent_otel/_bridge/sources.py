@@ -224,13 +224,14 @@ def usage_reported_later(span: Any) -> bool:
 #: current while it runs: the calls inside one are inside it, so a call counted directly inside one that is marked as
 #: it ends is that call (see COUNTED_BELOW), and one with none inside was counted by no one. Right after the start:
 #: strands; Semantic Kernel's model-call spans (``tracer.start_span(name)`` then ``set_attributes()``, made current by
-#: ``use_span``); Google ADK 2's (tracer ``gcp.vertex.agent``). As it ends: openlit's (``start_as_current_span`` with no
+#: ``use_span``), and Microsoft Agent Framework's, its successor (its agent and model-call spans the same way); Google
+#: ADK 2's (tracer ``gcp.vertex.agent``). As it ends: openlit's (``start_as_current_span`` with no
 #: attribute, every ``gen_ai.*`` one set once the response is read; tracer ``openlit.otel.tracing``). Their spans are
 #: counted however late they are noted (see GenAiSpanBridge.start_late). Those of other instrumentations marked only as
 #: they end are not: OpenInference's LangChain instrumentation does not make its spans current (the SDK's span of the
 #: same call is beside it, counted already), and OpenInference's LlamaIndex one marks helper steps
 #: (``_prepare_chat_with_tools``) as model calls.
-MARKED_LATE_WHILE_CURRENT = ("strands.", "semantic_kernel.", "gcp.vertex.agent.", "openlit.")
+MARKED_LATE_WHILE_CURRENT = ("strands.", "semantic_kernel.", "agent_framework.", "gcp.vertex.agent.", "openlit.")
 
 
 def marked_late_while_current(span: Any) -> bool:
