@@ -249,6 +249,12 @@ class Agent:
 
     def plain(self) -> typing.Any:
         return None
+
+    def either(self, stream: bool = False) -> typing.Awaitable[int] | Handler[int]:  # Agent Framework's Agent.run
+        return Handler() if stream else self.arun()
+
+    def awaited(self) -> typing.Awaitable[int]:  # a coroutine is one: nothing to say
+        return self.arun()
 '''
 
 
@@ -256,16 +262,18 @@ def test_a_sync_method_returning_an_awaitable_that_is_no_coroutine_or_future_get
     """LlamaIndex's ``FunctionAgent.run`` returns a ``WorkflowHandler``: awaitable, neither coroutine nor future, so a
     call of ours on it ends as it returns (the agent span 3 ms long, its outcome success when the run failed), where
     check said only ok. The return annotation is read as written (a string under ``from __future__ import
-    annotations`` is looked up in the module, never evaluated)."""
+    annotations`` is looked up in the module, never evaluated), each member of a union; ``Awaitable`` itself (a
+    coroutine is one) gets none: Agent Framework's ``Agent.run`` was said to return one that is no coroutine."""
     (tmp_path / "evaluated.py").write_text(RUNS.replace("FUTURE", ""))
     (tmp_path / "postponed.py").write_text(RUNS.replace("FUTURE", "from __future__ import annotations"))
     targets = [f"{module}:Agent.{name}" for module in ("evaluated", "postponed")
-               for name in ("run", "scheduled", "arun", "plain")]
+               for name in ("run", "scheduled", "arun", "plain", "either", "awaited")]
     (tmp_path / "agent-otel.toml").write_text("[[agent]]\ntarget = [" + ", ".join(f'"{t}"' for t in targets) + "]\n")
     result = check(tmp_path)
     assert (result.returncode, result.stderr) == (0, "")
     statuses = {line.split()[0]: line.split("  ")[-1].strip() for line in targets_section(result.stdout)[1:-1]}
-    assert statuses == {target: f"ok ({AWAITABLE_NOTE})" if target.endswith(".run") else "ok" for target in targets}
+    assert statuses == {target: f"ok ({AWAITABLE_NOTE})" if target.endswith((".run", ".either")) else "ok"
+                        for target in targets}
 
 
 BURR_ACTIONS = '''

@@ -13,7 +13,7 @@ import sys
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import FunctionType, ModuleType
+from types import FunctionType, ModuleType, UnionType
 from typing import cast
 
 from agent_otel._engine.kept import kept_by, runs_kept
@@ -356,22 +356,39 @@ def awaitable_note_of(function: object) -> str:
     """A note for a sync function its annotation says returns an awaitable that is no coroutine or future (LlamaIndex's
     ``FunctionAgent.run`` returns a ``WorkflowHandler``): the call ends as it returns, before the work it hands out has
     run (see the README's *Sync functions returning a coroutine, future, generator or stream*). The annotation is read,
-    not evaluated: a name the function's module holds, or a class."""
+    not evaluated: a name the function's module holds, or a class; each member of a union (Agent Framework's
+    ``Agent.run`` returns ``Awaitable[...] | ResponseStream[...]``). ``Awaitable`` itself says nothing: a coroutine is
+    one."""
     try:  # the program's objects: unwrapping may find a loop, and an annotation name anything
         func = inspect.unwrap(function) if callable(function) else None
         if not is_plain_sync_function(func):
             return ""
-        returned: object = func.__annotations__.get("return")
-        if isinstance(returned, str):
-            returned = _named_in(func.__globals__, returned.split("[", 1)[0].strip())
-        returned = typing.get_origin(returned) or returned
-        if not isinstance(returned, type) or not hasattr(returned, "__await__") or issubclass(
-                returned, asyncio.Future | concurrent.futures.Future | collections.abc.Coroutine):
+        annotation: object = func.__annotations__.get("return")
+        members = ([_named_in(func.__globals__, part.split("[", 1)[0].strip()) for part in _union_members(annotation)]
+                   if isinstance(annotation, str) else typing.get_args(annotation) if typing.get_origin(annotation) in (
+                       typing.Union, UnionType) else (annotation,))
+        returned = next((cls for cls in (typing.get_origin(member) or member for member in members)
+                         if isinstance(cls, type) and hasattr(cls, "__await__") and cls is not collections.abc.Awaitable
+                         and not issubclass(cls, asyncio.Future | concurrent.futures.Future
+                                            | collections.abc.Coroutine)), None)
+        if returned is None:
             return ""
     except Exception:
         return ""
     return (f"returns {returned.__name__}, an awaitable that is no coroutine or future: the call ends as it returns, "
             f"not when that is awaited; name the function that awaits it")
+
+
+def _union_members(annotation: str) -> list[str]:
+    """The members of a union written ``A[...] | B``, split at the bars outside brackets."""
+    members, depth, start = [], 0, 0
+    for at, char in enumerate(annotation):
+        depth += char == "["
+        depth -= char == "]"
+        if char == "|" and not depth:
+            members.append(annotation[start:at])
+            start = at + 1
+    return [*members, annotation[start:]]
 
 
 def _named_in(namespace: Mapping[str, object], dotted: str) -> object:
