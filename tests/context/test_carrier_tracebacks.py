@@ -34,6 +34,9 @@ def main(case):
         from multiprocessing.pool import ThreadPool
         with ThreadPool(1) as pool:
             pool.map(target, [1])
+    elif case == "thread-pool-executor":  # (the threading instrumentation's wrapper of the task: its frame)
+        with concurrent.futures.ThreadPoolExecutor(1) as executor:
+            executor.submit(target, 1).result()
     elif case == "process-pool-executor":
         context = multiprocessing.get_context("forkserver")
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as executor:
@@ -63,8 +66,8 @@ if __name__ == "__main__":
         main(sys.argv[1])
 """
 
-CASES = ["pool-map", "thread-pool-map", "process-pool-executor", "process-fork", "process-spawn", "process-run",
-         "popen", "exec", "http"]
+CASES = ["pool-map", "thread-pool-map", "thread-pool-executor", "process-pool-executor", "process-fork",
+         "process-spawn", "process-run", "popen", "exec", "http"]
 
 
 @pytest.mark.parametrize("case", CASES)

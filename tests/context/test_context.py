@@ -158,6 +158,23 @@ def test_threads_and_thread_pools_per_submit(otel: Any) -> None:
     assert seen["pool-b"] == ("job-b", expected_b)
 
 
+def test_a_thread_pool_task_takes_keywords_named_as_the_carriers_own(otel: Any) -> None:
+    """Prefect submits its tasks' functions with ``context=``: the carrier that runs a pool's task in its submit's
+    context took it as its own parameter (``TypeError: got multiple values for argument 'context'``) once it stood in
+    for the threading instrumentation's wrapper of every task (its parameters are positional only now)."""
+    def task(context: int, inside: int, func: int) -> tuple[int, int, int, str | None]:
+        return context, inside, func, agent_otel.current_job_id()
+
+    with ThreadPoolExecutor(1) as pool:
+        @agent_otel.agent("planner")
+        def plan() -> tuple[int, int, int, str | None]:
+            return pool.submit(task, context=1, inside=2, func=3).result()
+
+        assert pool.submit(task, context=1, inside=2, func=3).result() == (1, 2, 3, None)
+        with agent_otel.job("job-k"):
+            assert plan() == (1, 2, 3, "job-k")
+
+
 def test_asyncio_tasks_and_to_thread(otel: Any) -> None:
     async def one(job_id: str) -> tuple:
         with agent_otel.job(job_id):

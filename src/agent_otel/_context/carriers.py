@@ -97,9 +97,11 @@ def _in_this_context(func: Callable[..., Any]) -> Callable[..., Any]:
     return functools.partial(_run_in, otel_context.get_current(), INSIDE.get(), func)
 
 
-def _run_in(context: otel_context.Context | None, inside: Entry | None, func: Callable[..., Any], *args: Any,
+def _run_in(context: otel_context.Context | None, inside: Entry | None, func: Callable[..., Any], /, *args: Any,
             **kwargs: Any) -> Any:
-    """``func`` run in ``context`` (None: the current one) and inside the calls of ours ``inside`` notes, if any."""
+    """``func`` run in ``context`` (None: the current one) and inside the calls of ours ``inside`` notes, if any; a
+    keyword argument of the program's named as one of these is ``func``'s (Prefect submits its tasks' with
+    ``context=``)."""
     token = otel_context.attach(context) if context is not None else None
     noted = INSIDE.set(inside) if inside is not None else None
     try:
@@ -917,15 +919,36 @@ def _wrap_thread_init(wrapped: Callable[..., None], instance: threading.Thread, 
 
 def _wrap_work_item_init(wrapped: Callable[..., None], instance: object, args: Args, kwargs: Kwargs) -> None:
     """A ``ThreadPoolExecutor``'s task (its ``_WorkItem``, made by ``submit()``, which the threading instrumentation
-    wraps) runs inside the calls of ours its submit ran inside."""
+    wraps) runs inside the calls of ours its submit ran inside. The instrumentation's wrapper of the task's function
+    gives way to ours, which attaches the same context and leaves no frame of its own in the task's tracebacks (its
+    ``wrapped_func`` was one in every traceback the program printed of a failed task)."""
     inside = INSIDE.get()
-    if inside is not None and len(args) == 4:  # (future, fn, args, kwargs)
-        args = (args[0], functools.partial(_run_in, None, inside, args[1]), *args[2:])
+    if len(args) == 4:  # (future, fn, args, kwargs)
+        theirs = _instrumentation_task(args[1])
+        if theirs is not None:
+            args = (args[0], functools.partial(_run_in, theirs[1], inside, theirs[0]), *args[2:])
+        elif inside is not None:
+            args = (args[0], functools.partial(_run_in, None, inside, args[1]), *args[2:])
     try:
         wrapped(*args, **kwargs)
     except BaseException as error:
         leave_out_callers_frame(error)
         raise
+
+
+def _instrumentation_task(fn: object) -> tuple[Callable[..., Any], otel_context.Context] | None:
+    """The function and context of the threading instrumentation's wrapper of a pool task (its ``wrapped_func``, a
+    closure over both), or None for any other callable (a later release's, named or made otherwise, stays as it is)."""
+    code = getattr(fn, "__code__", None)
+    if getattr(fn, "__module__", None) != _THREADING_INSTRUMENTATION or getattr(code, "co_name", None) != \
+            "wrapped_func":
+        return None
+    try:
+        cells = dict(zip(code.co_freevars, (cell.cell_contents for cell in fn.__closure__), strict=True))  # type: ignore[union-attr, attr-defined]
+    except (AttributeError, TypeError, ValueError):  # (no closure, an empty cell)
+        return None
+    func, context = cells.get("original_func"), cells.get("otel_context")
+    return (func, context) if callable(func) and isinstance(context, otel_context.Context) else None
 
 
 #: The threading instrumentation attaches the context from ``start()`` in ``Thread.run`` (and
