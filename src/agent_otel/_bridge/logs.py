@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
-from opentelemetry import _logs
+from opentelemetry import _logs, trace
 from opentelemetry import context as otel_context
 from opentelemetry.sdk._logs import (
     LoggerProvider,
@@ -33,7 +33,6 @@ from agent_otel._context.job import AGENT_KEY
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import hash_log_record
 from agent_otel._engine.self_telemetry import report_error
-from agent_otel._engine.wrapped_spans import span_in
 from agent_otel._environment import OTEL_PYTHON_LOGGER_PROVIDER
 from agent_otel.errors import ConfigurationError
 
@@ -47,7 +46,7 @@ def _agent_of(attributes: Any, ctx: Any) -> object:
     agent = attributes.get(semconv.GEN_AI_AGENT_NAME) or otel_context.get_value(AGENT_KEY, ctx)
     if agent:
         return agent
-    span_attributes = getattr(span_in(ctx), "attributes", None)
+    span_attributes = getattr(trace.get_current_span(ctx), "attributes", None)
     return span_attributes.get(semconv.GEN_AI_AGENT_NAME) if isinstance(span_attributes, Mapping) else None
 
 

@@ -940,12 +940,12 @@ def _instrumentation_task(fn: object) -> tuple[Callable[..., Any], otel_context.
     """The function and context of the threading instrumentation's wrapper of a pool task (its ``wrapped_func``, a
     closure over both), or None for any other callable (a later release's, named or made otherwise, stays as it is)."""
     code = getattr(fn, "__code__", None)
-    if getattr(fn, "__module__", None) != _THREADING_INSTRUMENTATION or getattr(code, "co_name", None) != \
-            "wrapped_func":
+    if code is None or getattr(fn, "__module__", None) != _THREADING_INSTRUMENTATION or code.co_name != "wrapped_func":
         return None
+    closure = getattr(fn, "__closure__", None) or ()
     try:
-        cells = dict(zip(code.co_freevars, (cell.cell_contents for cell in fn.__closure__), strict=True))  # type: ignore[union-attr, attr-defined]
-    except (AttributeError, TypeError, ValueError):  # (no closure, an empty cell)
+        cells = dict(zip(code.co_freevars, (cell.cell_contents for cell in closure), strict=True))
+    except ValueError:  # (an empty cell, another closure than theirs)
         return None
     func, context = cells.get("original_func"), cells.get("otel_context")
     return (func, context) if callable(func) and isinstance(context, otel_context.Context) else None

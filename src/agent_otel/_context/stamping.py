@@ -16,7 +16,6 @@ from opentelemetry.util.types import AttributeValue
 from agent_otel import semconv
 from agent_otel._context.job import BAGGAGE_KEY, JOB_KEY, JobState
 from agent_otel._context.running import SPAN_KEY
-from agent_otel._engine.wrapped_spans import sdk_span
 
 _get_current = otel_context.get_current
 _BAGGAGE_JOB_ID = semconv.BAGGAGE_JOB_ID
@@ -106,7 +105,7 @@ def carried_under(ctx: Context) -> dict[str, object] | None:
     but for the process's start-up baggage (:data:`startup_baggage`); None when the span carries none, when ``ctx`` has
     them all, or when its baggage was cleared (an empty one is the program's). Call only once :data:`carrying` is
     set."""
-    carried = getattr(sdk_span(ctx.get(SPAN_KEY)), CARRIED, None)
+    carried = getattr(ctx.get(SPAN_KEY), CARRIED, None)
     return None if carried is None else _beside(carried, ctx.get(BAGGAGE_KEY))
 
 
@@ -131,7 +130,7 @@ _NOT_THERE = object()
 def stamp_carried(span: Span, ctx: Context, attributes: Mapping[str, object]) -> None:
     """Another library's span starting under one that carries ids its own context lacks: those ids, and it carries
     them on to the spans under it."""
-    carried = getattr(sdk_span(ctx.get(SPAN_KEY)), CARRIED, None)
+    carried = getattr(ctx.get(SPAN_KEY), CARRIED, None)
     if carried is None:
         return
     entries = _beside(carried, ctx.get(BAGGAGE_KEY))

@@ -4,7 +4,8 @@ Span processors are given the SDK's span object, and agent-otel knows another li
 bridge's notes, the agent runs its calls count in). A library may make current a wrapper of it instead: logfire's
 tracers put a ``_LogfireWrappedSpan`` in the context, whose ``span`` is the SDK span. Looked up as it is, a model call
 of logfire's instrumentation under pydantic-ai's agent span was taken for a call of no agent, and one traced twice (its
-client's instrumentation inside) was counted twice.
+client's instrumentation inside) was counted twice. Only lookups by the span itself need it: logfire's wrapper hands
+every attribute read on to the SDK span (``end_time``, ``attributes``, what agent-otel keeps on a span).
 """
 
 from __future__ import annotations

@@ -68,7 +68,6 @@ from agent_otel._engine.instruments import runtime
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import ExitThread
 from agent_otel._engine.tracebacks import leave_out_callers_frame
-from agent_otel._engine.wrapped_spans import span_in
 
 #: pytest leaves this module's frames out of its reports (as it does its own), and so out of a failing test's: the
 #: call's traceback there reads as without agent-otel, with ``-l`` too (whose locals were agent-otel's). IPython (a
@@ -1369,7 +1368,7 @@ def _carried(step_context: Context, call_context: Context, same_place: bool) -> 
     the context it is in is carried, with its baggage."""
     if not same_place:
         return call_context
-    ended = getattr(span_in(step_context), "end_time", None) is not None  # (an SDK span's)
+    ended = getattr(trace.get_current_span(step_context), "end_time", None) is not None  # (an SDK span's)
     return call_context if ended else step_context
 
 
@@ -1785,7 +1784,7 @@ def _step_done(token: Token[Context], call_context: Context) -> None:
     without agent-otel."""
     where = token.old_value
     if type(where) is Context:  # (else Token.MISSING: nothing was current)
-        span = span_in(where)
+        span = trace.get_current_span(where)
         if getattr(span, "end_time", None) is not None and _started_inside(span, call_context):  # (an SDK span's)
             return
     _detach(token)

@@ -35,7 +35,6 @@ from agent_otel._engine.policy import (
     hash_present,
 )
 from agent_otel._engine.self_telemetry import report_error
-from agent_otel._engine.wrapped_spans import sdk_span
 
 _get_current = get_current
 _JOB_ID = semconv.JOB_ID
@@ -113,7 +112,7 @@ class AgentOtelSpanProcessor(SpanProcessor):
         if ctx.get(SCRUBBED_KEY):  # one of ours: it starts with its ids and its keys hashed
             bridge = self.bridge
             if (bridge is None or not (bridge.open_spans or (
-                    _bare_seen and _unsettled(sdk_span(ctx.get(SPAN_KEY)), values)))) and (
+                    _bare_seen and _unsettled(ctx.get(SPAN_KEY), values)))) and (
                     policies._policy or policies.policy()).hashed_keys.isdisjoint(values):
                 return  # no other library's GenAI span open for the bridge to cover (nor one that may be marked
                 # later around it), no hash to note
@@ -141,7 +140,7 @@ class AgentOtelSpanProcessor(SpanProcessor):
                 stamp_ids(span, ctx, values)
                 if parent_context is not None:  # a caller's, extracted: the spans under it carry its ids on, when
                     carry(span, entries, _get_current().get(BAGGAGE_KEY))  # the current context lacks them
-            elif _stamping.carrying and getattr(sdk_span(ctx.get(SPAN_KEY)), _CARRIED, None) is not None:  # (the look
+            elif _stamping.carrying and getattr(ctx.get(SPAN_KEY), _CARRIED, None) is not None:  # (the look
                 stamp_carried(span, ctx, values)  # written out: a call costs as much, on every span, once carrying)
             if bare and self.bridge is not None:  # another library's span with no attribute yet: it may be a GenAI
                 # call marked later (GenAiSpanBridge.start_late): where it started is kept on it (an attribute of its
