@@ -21,7 +21,7 @@ LAYERS = (
     "agent_otel.version", "agent_otel.errors", "agent_otel._environment", "agent_otel.semconv",
     "agent_otel._engine", "agent_otel._context", "agent_otel._calls", "agent_otel._bridge", "agent_otel._sdk",
     "agent_otel._zerocode",
-    "agent_otel.testing", "agent_otel._pytest_plugin", "agent_otel._ops", "agent_otel._cli", "agent_otel.__main__",
+    "agent_otel.testing", "agent_otel._ops", "agent_otel._cli", "agent_otel.__main__",
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import textwrap
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 
 import agent_otel
 from agent_otel import semconv
@@ -75,6 +77,33 @@ def test_the_capture_has_no_id_on_another_librarys_points_as_every_exporter(
     counter.add(2, {"user.id": "bob", "route": "/x"})
     points = agent_otel_telemetry.metrics(scope=None)["reqs"].data.data_points
     assert [(dict(point.attributes or {}), point.value) for point in points] == [({"route": "/x"}, 3)]
+
+
+def test_the_capture_counts_another_librarys_genai_span_its_sampler_drops_as_production_does(
+        agent_otel_telemetry: TelemetryCapture) -> None:
+    """configure() builds its provider with a sampler that records the GenAI spans it drops for the span bridge (here
+    one of a trace that came in unsampled); the capture's provider had the SDK's default sampler, so the test of a
+    program whose model calls another instrumentation traces saw no model call that production counts (and every
+    capture logged that its sampler hid them)."""
+    unsampled = trace.set_span_in_context(trace.NonRecordingSpan(trace.SpanContext(
+        trace_id=0x1234, span_id=0x5678, is_remote=True, trace_flags=trace.TraceFlags(trace.TraceFlags.DEFAULT))))
+    tracer = agent_otel_telemetry.tracer_provider.get_tracer("some.genai.instrumentation")
+    with tracer.start_as_current_span("chat gpt-4o", context=unsampled, attributes={
+            semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
+            semconv.GEN_AI_REQUEST_MODEL: "gpt-4o"}) as span:
+        span.set_attribute(semconv.GEN_AI_USAGE_INPUT_TOKENS, 12)
+    assert not agent_otel_telemetry.spans()  # dropped, as no exporter would receive it
+    [duration] = agent_otel_telemetry.points(semconv.CLIENT_INFERENCE_DURATION.name)
+    assert duration.count == 1 and duration.attributes[semconv.GEN_AI_REQUEST_MODEL] == "gpt-4o"
+
+
+def test_a_capture_says_nothing_of_its_own_providers(caplog: pytest.LogCaptureFixture) -> None:
+    """Every capture logged that "the span bridge sees only the spans the host's sampler records": the provider is
+    the capture's own, and the host gave no sampler."""
+    caplog.set_level(logging.INFO, logger="agent_otel")
+    with capture_telemetry():
+        pass
+    assert not [record.getMessage() for record in caplog.records if "sampler" in record.getMessage()]
 
 
 def test_the_capture_starts_and_ends_with_the_default_policy_and_prices() -> None:
@@ -231,6 +260,35 @@ def test_installing_agent_otel_gives_a_user_s_pytest_the_fixture(tmp_path: Path)
     run = run_user(tmp_path, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_bot.py")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "1 passed" in run.stdout
+
+
+def test_a_test_session_that_never_asks_for_the_fixture_imports_no_agent_otel(tmp_path: Path) -> None:
+    """The plugin lived in the package: every test session of a project with agent-otel installed imported all of it
+    (and the SDK, psutil, wrapt) as pytest started, and pytest rewrote its modules' assertions (0.15 to 0.5 s more per
+    run and per xdist worker, without a bytecode cache)."""
+    (tmp_path / "test_plain.py").write_text(textwrap.dedent("""
+        import sys
+
+        def test_nothing_of_agent_otels_was_imported():
+            assert not [name for name in sys.modules if name.startswith("agent_otel")]
+    """))
+    run = run_user(tmp_path, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_plain.py")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed" in run.stdout
+
+
+def test_agent_otel_imported_before_pytest_starts_gives_no_warning(tmp_path: Path) -> None:
+    """Imported before pytest started (``agent-otel run -- pytest``, ``opentelemetry-instrument pytest``, which loads
+    agent-otel's instrumentor entry point), agent-otel drew pytest's "Module already imported so cannot be rewritten"
+    warning: with ``-W error`` (or ``filterwarnings = error``) the session failed before any test ran."""
+    (tmp_path / "test_plain.py").write_text("def test_passes():\n    pass\n")
+    # pytest marks the package of an installed plugin's distribution as it starts; of an editable install, as this
+    # suite's is, it cannot tell the package: the conftest marks it as pytest does for an installed one
+    (tmp_path / "conftest.py").write_text("import pytest\n\npytest.register_assert_rewrite('agent_otel')\n")
+    run = run_user(tmp_path, "-c", "import sys, agent_otel, pytest; sys.exit(pytest.main(sys.argv[1:]))",
+                   "-q", "-W", "error", "-p", "no:cacheprovider", "test_plain.py")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed" in run.stdout and "PytestAssertRewriteWarning" not in run.stdout + run.stderr
 
 
 USER_SUITE = '''

@@ -3,6 +3,10 @@
 This module is the public API. Besides it, ``agent_otel.semconv`` (the names of every span
 attribute and metric), ``agent_otel.errors`` and ``agent_otel.testing`` (a pytest fixture for
 testing your own instrumentation) are public. Everything under a leading underscore is private.
+
+PYTEST_DONT_REWRITE: pytest marks the packages of its plugins' distributions for assertion rewriting, and warned that
+this one was imported before it started (``agent-otel run -- pytest``, ``opentelemetry-instrument pytest``), an
+error under ``-W error``. agent-otel has no assertions of a test's to rewrite.
 """
 
 import typing as _typing

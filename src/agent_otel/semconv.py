@@ -123,9 +123,10 @@ CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.
                     "llm.request.functions.")  # (OpenLLMetry: the tools offered)
 #: Keys under a content prefix that are not content: a prompt's name (its template's), not its text.
 NOT_CONTENT = frozenset({_gen_ai.GEN_AI_PROMPT_NAME})
-#: The attributes a span carries that names a GenAI call (or a step of one, in OpenInference's vocabulary): the span
-#: bridge looks at a span only with one of them.
-GENAI_MARKERS = frozenset({"gen_ai.operation.name", "openinference.span.kind"})
+#: The attributes a span carries that names a GenAI call (or a step of one, in OpenInference's vocabulary; OpenLLMetry's
+#: request type, on the spans of its instrumentations that name no operation): the span bridge looks at a span only
+#: with one of them.
+GENAI_MARKERS = frozenset({"gen_ai.operation.name", "openinference.span.kind", "llm.request.type"})
 #: Attributes that mark a span of another library as a GenAI one, whose content attributes are removed as it ends
 #: (unless content goes on spans): the GenAI conventions' operation, OpenInference's span kind, and the older
 #: vocabulary's ``gen_ai.system`` and ``llm.request.type`` (OpenLLMetry; its chains' ``traceloop.span.kind``),

@@ -38,10 +38,12 @@ from agent_otel._engine.instruments import enabled_from_env
 from agent_otel._engine.policy import reset_policy
 from agent_otel._engine.self_telemetry import count_unreported, forget_reports
 from agent_otel._engine.wrappers import end_in_flight
+from agent_otel._environment import AGENT_OTEL_SPAN_BRIDGE, env_flag
 from agent_otel._sdk.configure import (
     configure,
     current_telemetry,
     metric_views,
+    our_sampler,
     runtime_without_configuration,
     shutdown,
 )
@@ -140,7 +142,10 @@ class TelemetryCapture:
                                      "agent-otel off, so nothing would be captured: unset it for these tests "
                                      "(pytest: monkeypatch.delenv)")
         self.exporter = InMemorySpanExporter()
-        self.tracer_provider = TracerProvider(shutdown_on_exit=False)
+        # the sampler configure() gives its own provider: with the SDK's default one, the span bridge missed the GenAI
+        # spans of other libraries that production counts (those of a trace that came in unsampled)
+        self.tracer_provider = TracerProvider(sampler=our_sampler(env_flag(AGENT_OTEL_SPAN_BRIDGE, True)),
+                                              shutdown_on_exit=False)
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.reader = InMemoryMetricReader()
         self.meter_provider = MeterProvider(metric_readers=[self.reader], views=metric_views(),

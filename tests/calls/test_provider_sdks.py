@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import anthropic
 import boto3
 import botocore.eventstream
 import httpx2
+import ollama
 import openai
 import pydantic
 import pytest
@@ -33,6 +34,7 @@ from google.genai import models as google_models
 from google.genai import types as genai_types
 from opentelemetry import trace
 from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+from opentelemetry.instrumentation.ollama import OllamaInstrumentor
 
 import agent_otel
 from agent_otel import semconv
@@ -46,6 +48,9 @@ from tests.support.sse_llm import (
     BEDROCK_OUTPUT_TOKENS,
     GEMINI_INPUT_TOKENS,
     GEMINI_OUTPUT_TOKENS,
+    OLLAMA_INPUT_TOKENS,
+    OLLAMA_MODEL,
+    OLLAMA_OUTPUT_TOKENS,
     OPENAI_MODEL,
     OPENAI_USAGE,
     OVERLOADED_MODEL,
@@ -1513,3 +1518,55 @@ def test_a_provider_call_reading_a_stream_inside_takes_its_time_to_first_chunk(o
     assert theirs.attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] <= first_chunk.sum <= (
         ours.end_time - ours.start_time) / 1e9
     assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 1
+
+
+def _ollama_chat(url: str, client_kind: str, streamed: bool, wrap: Callable[[Any], Any] = lambda chat: chat) -> str:
+    """One chat call of the real ``ollama`` client, ``wrap`` around the client's ``chat``, read to its end (a stream's
+    chunks joined)."""
+    if client_kind == "sync":
+        answer = wrap(ollama.Client(host=url).chat)(model=OLLAMA_MODEL, messages=MESSAGES, stream=streamed)
+        return "".join(chunk.message.content for chunk in answer) if streamed else answer.message.content
+
+    async def chat() -> str:
+        answer = await wrap(ollama.AsyncClient(host=url).chat)(model=OLLAMA_MODEL, messages=MESSAGES, stream=streamed)
+        return "".join([chunk.message.content async for chunk in answer]) if streamed else answer.message.content
+
+    return asyncio.run(chat())
+
+
+def _tokens(otel: Any) -> dict[str, tuple[int, float]]:
+    return {kind.value: (p.count, p.sum) for kind, _, histogram in semconv.PREVIOUS_TOKEN_SPLIT
+            for p in otel.points(histogram.name)}
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["answer", "stream"])
+@pytest.mark.parametrize("client_kind", ["sync", "async"])
+def test_ollamas_counts_beside_its_answer_are_the_calls_tokens(otel: Any, llm: StreamingLLM, client_kind: str,
+                                                               streamed: bool) -> None:
+    """Ollama reports a call's tokens as its answer's own ``prompt_eval_count`` and ``eval_count`` (a stream's on its
+    last chunk), not under a ``usage``: a ``@provider`` call on its client recorded none."""
+
+    assert _ollama_chat(llm.url, client_kind, streamed, agent_otel.provider("ollama", model=OLLAMA_MODEL)) == "Hello"
+    assert _tokens(otel) == {"input": (1, OLLAMA_INPUT_TOKENS), "output": (1, OLLAMA_OUTPUT_TOKENS)}
+    [ours] = otel.spans()
+    assert ours.attributes[semconv.GEN_AI_RESPONSE_MODEL] == OLLAMA_MODEL
+
+
+@pytest.mark.parametrize("decorated", [False, True], ids=["bridged", "under-a-provider-of-ours"])
+def test_openllmetrys_ollama_spans_are_counted_once_with_their_tokens(otel: Any, llm: StreamingLLM,
+                                                                     decorated: bool) -> None:
+    """OpenLLMetry's Ollama instrumentation names no ``gen_ai.operation.name``, only its request type
+    (``llm.request.type``): the bridge saw no GenAI call in its spans, and an Ollama program counted nothing. Under a
+    ``@provider`` of ours the two spans are one call."""
+
+    ours = agent_otel.provider("ollama", model=OLLAMA_MODEL) if decorated else (lambda chat: chat)
+    instrumentor = OllamaInstrumentor()
+    instrumentor.instrument(tracer_provider=otel.tracer_provider)
+    try:
+        assert _ollama_chat(llm.url, "sync", False, ours) == "Hello"
+    finally:
+        instrumentor.uninstrument()
+    [theirs] = [span for span in otel.spans() if span.instrumentation_scope.name != semconv.SCOPE_NAME]
+    assert theirs.attributes["llm.request.type"] == "chat" and semconv.GEN_AI_OPERATION_NAME not in theirs.attributes
+    assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 1
+    assert _tokens(otel) == {"input": (1, OLLAMA_INPUT_TOKENS), "output": (1, OLLAMA_OUTPUT_TOKENS)}

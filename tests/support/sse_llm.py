@@ -7,7 +7,8 @@ Anthropic's events from ``message_start`` to ``message_stop``, or for the model 
 first two events and then an ``error`` event, as Anthropic reports a failure mid-stream; ``POST
 /v1beta/models/{model}:streamGenerateContent`` (Gemini's, with ``alt=sse``) two ``GenerateContentResponse`` chunks,
 the usage complete on the last; ``POST /model/{id}/converse-stream`` Amazon Bedrock's ConverseStream events, in its
-binary event-stream framing, the usage on the last (``metadata``).
+binary event-stream framing, the usage on the last (``metadata``); ``POST /api/chat`` Ollama's answer, or with
+``stream`` (its default) its newline-delimited chunks, the counts on the last (``prompt_eval_count``, ``eval_count``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ OVERLOADED_MODEL = "claude-overloaded"
 #: The model whose Anthropic stream sends its first three events (a text delta among them), then nothing more until the
 #: server stops: a reader waits there until it is cancelled.
 STALLING_MODEL = "claude-stalling"
+OLLAMA_MODEL = "llama3.1:8b"
+OLLAMA_INPUT_TOKENS, OLLAMA_OUTPUT_TOKENS = 17, 9
 _OVERLOADED = ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
 
 
@@ -135,6 +138,15 @@ def _responses_events() -> list[tuple[str | None, Any]]:
     return [(event["type"], event) for event in events]
 
 
+def _ollama_chunks() -> list[dict[str, Any]]:
+    base = {"model": OLLAMA_MODEL, "created_at": "2026-12-07T00:00:00.000Z"}
+    return [{**base, "message": {"role": "assistant", "content": "Hel"}, "done": False},
+            {**base, "message": {"role": "assistant", "content": "lo"}, "done": False},
+            {**base, "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop",
+             "total_duration": 120000000, "load_duration": 1000000, "prompt_eval_count": OLLAMA_INPUT_TOKENS,
+             "prompt_eval_duration": 20000000, "eval_count": OLLAMA_OUTPUT_TOKENS, "eval_duration": 90000000}]
+
+
 def _sse(events: list[tuple[str | None, Any]]) -> bytes:
     lines = []
     for name, data in events:
@@ -155,6 +167,15 @@ class StreamingLLM:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 if body.get("model") == STALLING_MODEL:
                     self.stall(_sse(_anthropic_events()[:3]))
+                    return
+                if self.path == "/api/chat":
+                    chunks = _ollama_chunks()
+                    if body.get("stream", True):
+                        lines = b"".join(json.dumps(chunk).encode() + b"\n" for chunk in chunks)
+                        self.send_body(200, lines, "application/x-ndjson")
+                    else:
+                        answer = {**chunks[-1], "message": {"role": "assistant", "content": "Hello"}}
+                        self.send_body(200, json.dumps(answer).encode(), "application/json")
                     return
                 if self.path.endswith("/converse-stream"):
                     self.send_body(200, _bedrock_events(), "application/vnd.amazon.eventstream")

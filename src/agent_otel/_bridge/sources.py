@@ -7,7 +7,9 @@ Two vocabularies are read:
   instrumentations still emit (``gen_ai.system``, ``gen_ai.usage.prompt_tokens``);
 - OpenInference (``openinference.span.kind``: ``LLM``, ``EMBEDDING``, ``AGENT``, ``TOOL``). Its ``CHAIN``
   spans are not mapped: frameworks open one for every step of every chain, so they are neither workflows
-  nor agents.
+  nor agents;
+- OpenLLMetry's request type (``llm.request.type``: ``chat``, ``completion``, ``embedding``), on the spans of its
+  instrumentations that name no operation (its Ollama one).
 """
 
 from __future__ import annotations
@@ -39,6 +41,13 @@ _OPENINFERENCE: dict[str, tuple[Kind, str]] = {
     "LLM": (Kind.PROVIDER, semconv.OPERATION_CHAT), "EMBEDDING": (Kind.PROVIDER, "embeddings"),
     "AGENT": (Kind.AGENT, semconv.OPERATION_INVOKE_AGENT), "TOOL": (Kind.TOOL, semconv.OPERATION_EXECUTE_TOOL),
 }
+#: OpenLLMetry's ``llm.request.type`` values that are model calls, as the operations they are; its ``rerank`` and
+#: ``unknown`` are not mapped.
+OPENLLMETRY_REQUEST_TYPE = "llm.request.type"
+_OPENLLMETRY: dict[str, tuple[Kind, str]] = {
+    "chat": (Kind.PROVIDER, semconv.OPERATION_CHAT), "completion": (Kind.PROVIDER, "text_completion"),
+    "embedding": (Kind.PROVIDER, "embeddings"),
+}
 #: Operations that are no call the bridge records: an agent being built, our evolution runs, a retriever's lookup
 #: (a vector store's, no model call: it was recorded as an inference call of provider "unknown").
 _NOT_CALLS = frozenset({"create_agent", semconv.OPERATION_EVOLVE, "retrieval"})
@@ -69,6 +78,9 @@ def classify(attributes: Mapping[str, Any]) -> tuple[Kind, str] | None:
     operation = attributes.get(semconv.GEN_AI_OPERATION_NAME)
     if operation is None:
         kind = attributes.get(OPENINFERENCE_KIND)
+        if kind is None:
+            kind = attributes.get(OPENLLMETRY_REQUEST_TYPE)
+            return _OPENLLMETRY.get(kind) if isinstance(kind, str) else None
         return _OPENINFERENCE.get(kind) if isinstance(kind, str) else None
     if not isinstance(operation, str) or operation in _NOT_CALLS:
         return None

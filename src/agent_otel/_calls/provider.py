@@ -45,8 +45,8 @@ from agent_otel._engine.wrappers import End, Invocation
 
 PROVIDER_KEY = otel_context.create_key("agent_otel.provider")
 
-_INPUT_FIELDS = ("prompt_tokens", "input_tokens", "prompt_token_count", "inputTokens")
-_OUTPUT_FIELDS = ("completion_tokens", "output_tokens", "candidates_token_count", "outputTokens")
+_INPUT_FIELDS = ("prompt_tokens", "input_tokens", "prompt_token_count", "inputTokens", "prompt_eval_count")
+_OUTPUT_FIELDS = ("completion_tokens", "output_tokens", "candidates_token_count", "outputTokens", "eval_count")
 #: Where the token details are: OpenAI Chat Completions, then the Responses API, then LangChain's
 #: ``usage_metadata`` (all counted inside the input/output tokens), then Gemini (cache inside the prompt count;
 #: thoughts outside the candidates count).
@@ -653,7 +653,8 @@ def _usage_shown(source: Any) -> tuple[Any, Any]:
         usage = _first_of(field_of(source, "message"), field_of(source, "response"), name="usage")
     if usage is None:  # Groq's last chunk has it as `x_groq.usage`, Cohere's `message-end` event as `delta.usage`,
         # Bedrock's ConverseStream (and strands' stream, in its shape) a `metadata` event's `metadata.usage`, Agno's
-        # model responses (its models' streams' chunks too) `response_usage`
+        # model responses (its models' streams' chunks too) `response_usage`, Ollama's `prompt_eval_count` and
+        # `eval_count` beside its answer's other fields
         usage = _own_path(source, "x_groq", "usage")
         if usage is None:
             usage = _own_path(source, "delta", "usage")
@@ -661,6 +662,9 @@ def _usage_shown(source: Any) -> tuple[Any, Any]:
                 usage = _own_path(source, "metadata", "usage")
                 if usage is None:
                     usage = _own_path(source, "response_usage")
+                    if usage is None and (_own_path(source, "eval_count") is not None
+                                          or _own_path(source, "prompt_eval_count") is not None):
+                        usage = source  # Ollama's: its counts on the answer itself (a stream's on its last chunk)
     return source, usage
 
 

@@ -64,7 +64,7 @@ from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, V
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource, ServiceInstanceIdResourceDetector
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
-from opentelemetry.sdk.trace.sampling import DEFAULT_ON
+from opentelemetry.sdk.trace.sampling import DEFAULT_ON, Sampler
 from opentelemetry.semconv.resource import ResourceAttributes
 from opentelemetry.util._once import Once
 
@@ -477,9 +477,7 @@ def configure(
                                 "wrap it in agent_otel.GenAiMetricsSampler to count the GenAI spans it drops",
                                 _what_is_dropped(host_sampler))
             else:
-                if bridged:  # the sampler OTEL_TRACES_SAMPLER names (by default ParentBased(ALWAYS_ON)), GenAI spans
-                    # its parts drop recorded for the bridge
-                    sampler = traces_sampler(os.environ, dropping_parts())
+                sampler = our_sampler(bridged)
                 # the sampler checked above; no exit hook of the SDK: see _register_exit_hook
                 tp = TracerProvider(resource=our_resource, sampler=sampler, shutdown_on_exit=False)
                 for name in settings.traces_exporters:
@@ -785,6 +783,13 @@ def _say_unused_for_spans(arguments: dict[str, object], metrics_exporters: tuple
             "traces_exporter"] else ""
         logger.warning("agent-otel: configure(%s) does not reach the spans: they go to the exporters of the host's "
                        "TracerProvider; add an exporter to it to send them there too%s", ", ".join(given), metrics)
+
+
+def our_sampler(bridged: bool) -> Sampler:
+    """The sampler of a TracerProvider of agent-otel's: the one ``OTEL_TRACES_SAMPLER`` names (by default
+    ``ParentBased(ALWAYS_ON)``), with the GenAI spans its parts drop recorded (not sampled) for the span bridge when
+    it is on."""
+    return traces_sampler(os.environ, dropping_parts()) if bridged else traces_sampler(os.environ)
 
 
 def _what_is_dropped(sampler: object) -> str:
