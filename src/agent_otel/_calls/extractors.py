@@ -23,11 +23,14 @@ read a running total as the difference across the call (``delta=True``), or test
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import types
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Literal
+
+import wrapt
 
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel.errors import ConfigurationError
@@ -179,11 +182,11 @@ class Path:
 
 
 def field_of(obj: Any, *names: str) -> Any:
-    """The first of ``names`` present on ``obj`` (a key of a mapping, else an attribute), else None. A
-    property, ``__getattr__`` or ``get`` of the program's that raises something other than AttributeError
-    (a ``KeyError`` from a dict lookup, an ORM's detached instance) reads as missing too, counted: one field
-    that cannot be read never costs the rest of the call's record. A method is no field: a result object's
-    ``rollback()`` or ``success()`` is not a flag (a bound method is true)."""
+    """The first of ``names`` present on ``obj`` (a key of a mapping, else an attribute it holds: see
+    :func:`_holds`), else None. A property or ``get`` of the program's that raises something other than
+    AttributeError (a ``KeyError`` from a dict lookup, an ORM's detached instance) reads as missing too, counted:
+    one field that cannot be read never costs the rest of the call's record. A method is no field: a result
+    object's ``rollback()`` or ``success()`` is not a flag (a bound method is true)."""
     if obj is None:
         return None
     if type(obj) is dict:  # the common case, whose get() cannot fail: no ABC check (about 0.3 µs), no guard
@@ -194,9 +197,15 @@ def field_of(obj: Any, *names: str) -> Any:
                 return value
         return None
     mapping = isinstance(obj, Mapping)
+    dynamic = not mapping and getattr(type(obj), "__getattr__", None) is not None
     for name in names:
         try:
-            value = obj.get(name) if mapping else getattr(obj, name, None)
+            if mapping:
+                value = obj.get(name)
+            elif dynamic:
+                value = getattr(obj, name, None) if _holds(obj, name) else None
+            else:
+                value = getattr(obj, name, None)
         except Exception as exc:
             report_error("result.field", exc)
             continue
@@ -206,6 +215,54 @@ def field_of(obj: Any, *names: str) -> Any:
 
 
 _METHODS = (types.MethodType, types.BuiltinMethodType)
+
+
+def attribute_of(obj: Any, name: str) -> Any:
+    """``obj``'s attribute ``name``, None when it has none, read only where the object holds it (see :func:`_holds`).
+    May raise what the program's property raises."""
+    if getattr(type(obj), "__getattr__", None) is not None and not _holds(obj, name):
+        return None
+    return getattr(obj, name, None)
+
+
+def _holds(obj: Any, name: str) -> bool:
+    """Whether ``obj``, whose class has a ``__getattr__``, holds ``name`` itself: in its ``__dict__``, on its class (a
+    field, a property, a slot) or as a pydantic model's extra field. A name only that ``__getattr__`` answers is not
+    read: it is the program's code, run where the program does not run it, and it may do anything (camel's streamed
+    response runs the whole stream there, and an error of the stream's was lost). A wrapt proxy's ``__getattr__``
+    hands the name to the object it stands for, which is asked instead."""
+    for _ in range(_PROXIES_FOLLOWED):
+        if not isinstance(obj, _PROXY):
+            break
+        obj = obj.__wrapped__
+    try:
+        own = object.__getattribute__(obj, "__dict__")
+    except Exception:  # (no __dict__: slots)
+        own = None
+    if type(own) is dict and name in own:
+        return True
+    kind: Any = type(obj)
+    try:
+        if _on_class(kind, name):
+            return True
+    except TypeError:  # a class that cannot be a cache key
+        if any(name in vars(klass) for klass in kind.__mro__):
+            return True
+    try:
+        extra = object.__getattribute__(obj, "__pydantic_extra__")
+    except Exception:
+        return False
+    return type(extra) is dict and name in extra
+
+
+#: wrapt's proxies (every kind), and how many of them around one object are looked through.
+_PROXY = wrapt.BaseObjectProxy
+_PROXIES_FOLLOWED = 8
+
+
+@functools.lru_cache(maxsize=1024)
+def _on_class(kind: Any, name: str) -> bool:
+    return any(name in vars(klass) for klass in kind.__mro__)
 
 
 #: Attributes of the interpreter's own objects that lead from a program's value to frames, code, module globals and

@@ -17,7 +17,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanKind, Status, StatusCode
 from agent_otel import semconv
 from agent_otel._calls.call_counts import CALLS_KEY, INFERENCE, RUNS, CallCounts, run_of, run_under
 from agent_otel._calls.content import input_attributes, output_content, prompt_text
-from agent_otel._calls.extractors import Call, Extractor, field_of
+from agent_otel._calls.extractors import Call, Extractor, attribute_of, field_of
 from agent_otel._calls.handler import (
     UNREAD,
     KindHandler,
@@ -255,7 +255,8 @@ class ProviderInvocation(Invocation):
         stream = self.handler.options.get("stream")
         if stream is not None and not stream:
             return False
-        if hasattr(result, "__next__") or hasattr(result, "__anext__") or _is_stream_manager(result):
+        if attribute_of(result, "__next__") is not None or attribute_of(result, "__anext__") is not None or \
+                _is_stream_manager(result):
             return not isinstance(result, _NOT_STREAMS)
         if _unread_json_response(result) or _is_event_stream(result):  # what the SDKs' ``create`` returns under
             return True  # ``with_streaming_response``; botocore's event stream (Bedrock's ConverseStream)
@@ -730,8 +731,8 @@ def _own_path(source: Any, *names: str) -> Any:
         try:  # a program's __getattr__ may raise anything for a name it lacks (a KeyError from its dict)
             held = getattr(source, "__dict__", None)
             value = held.get(name) if type(held) is dict else None
-            if value is None:
-                extra = getattr(source, "__pydantic_extra__", None)
+            if value is None:  # (read as the slot it is: the class's __getattr__ ran for an object without one)
+                extra = object.__getattribute__(source, "__pydantic_extra__")
                 value = extra.get(name) if type(extra) is dict else None
         except Exception:
             return None
@@ -832,7 +833,7 @@ def _unread_json_response(result: Any) -> bool:
     the body: it ended as returned, without tokens or the body's time. A streamed body (server-sent events) is the
     program's, parsed into a stream the call does not see: left as it is."""
     try:  # the program's object: reading an attribute it lacks may raise anything
-        http_response = getattr(result, "http_response", None)
+        http_response = attribute_of(result, "http_response")
         return http_response is not None and getattr(http_response, "is_stream_consumed", True) is False and (
             _is_json(http_response))
     except Exception:
@@ -849,7 +850,7 @@ def _raw_response_body(result: Any) -> dict[str, Any] | None:
     object holding its ``http_response``), when the body was read already and is JSON; None otherwise. A streamed
     body is never read here: it is the program's to consume."""
     try:  # the program's object: reading an attribute it lacks may raise anything
-        http_response = getattr(result, "http_response", None)
+        http_response = attribute_of(result, "http_response")
         if http_response is None or getattr(http_response, "is_stream_consumed", False) is not True:
             return None
         if not _is_json(http_response):

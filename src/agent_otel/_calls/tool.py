@@ -21,7 +21,7 @@ from agent_otel._calls.call_counts import (
     run_of,
     run_under,
 )
-from agent_otel._calls.extractors import Call, Extractor
+from agent_otel._calls.extractors import Call, Extractor, attribute_of
 from agent_otel._calls.handler import (
     UNREAD,
     KindHandler,
@@ -105,8 +105,10 @@ def _error_result(value: Any, span: Any) -> str | None:
     """``tool_error`` when the call returned a result saying the tool failed, an MCP ``CallToolResult`` with
     ``is_error`` (the MCP library's own span says so too): the program got a failure back, with no exception. The
     span says it as well."""
+    if type(value) is dict:  # (most results: no attribute to read)
+        return None
     try:  # the program's object: reading an attribute it lacks may raise anything
-        failed = getattr(value, "is_error", None) is True
+        failed = attribute_of(value, "is_error") is True
     except Exception:
         return None
     return _failed(span) if failed else None
