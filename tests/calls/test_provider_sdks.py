@@ -1570,3 +1570,33 @@ def test_openllmetrys_ollama_spans_are_counted_once_with_their_tokens(otel: Any,
     assert theirs.attributes["llm.request.type"] == "chat" and semconv.GEN_AI_OPERATION_NAME not in theirs.attributes
     assert point(otel, semconv.CLIENT_INFERENCE_DURATION.name).count == 1
     assert _tokens(otel) == {"input": (1, OLLAMA_INPUT_TOKENS), "output": (1, OLLAMA_OUTPUT_TOKENS)}
+
+
+def test_a_stream_the_program_stops_reading_is_no_failed_call_under_the_openai_instrumentation(
+        otel: Any, llm: StreamingLLM) -> None:
+    """The OpenAI GenAI instrumentation (its util-genai stream wrapper) ends a stream the program stopped reading before
+    its end as an error, ``_OTHER`` "abandoned stream": langroid and camel stop after the usage chunk, and every one of
+    their streamed model calls was counted as failed. Not a failure, as a stream agent-otel times and the program
+    closes early is not; its tokens are counted."""
+    client = openai.OpenAI(base_url=llm.url + "/v1", api_key="test", max_retries=0)
+
+    def read_until_usage() -> str:
+        text = ""
+        stream = client.chat.completions.create(model=OPENAI_MODEL, messages=MESSAGES, stream=True,
+                                                stream_options={"include_usage": True})
+        for chunk in stream:
+            if chunk.usage is not None:
+                break  # (as langroid does: the [DONE] after it is never read)
+            text += chunk.choices[0].delta.content or ""
+        return text
+
+    with genai_apps.instrumented("openai", otel.tracer_provider, otel.meter_provider):
+        assert read_until_usage() == "Hello"
+        gc.collect()  # (the stream is dropped as the function returns; a cycle would hold it until a collection)
+    [theirs] = otel.spans()
+    assert theirs.status.description == "abandoned stream"  # the instrumentation's own verdict, on its span
+    duration = point(otel, semconv.CLIENT_INFERENCE_DURATION.name)
+    assert duration.count == 1 and semconv.ERROR_TYPE not in duration.attributes
+    assert {kind.value: p.sum for kind, _, histogram in semconv.PREVIOUS_TOKEN_SPLIT
+            for p in otel.points(histogram.name)} == {"input": OPENAI_USAGE["prompt_tokens"],
+                                                      "output": OPENAI_USAGE["completion_tokens"]}

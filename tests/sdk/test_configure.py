@@ -1121,3 +1121,48 @@ def test_the_programs_own_threading_instrumentation_after_configure_says_nothing
     ours = run_child(THREADS_ON_BY_THE_PROGRAM, TURN_OFF="1", WITH_AGENT_OTEL="1")
     assert (ours.returncode, ours.stdout.split("] ")[1], ours.stderr) == (0, "False\n", "") == (
         plain.returncode, plain.stdout.split("] ")[1], plain.stderr)
+
+
+def test_trace_ids_neither_follow_nor_move_the_hosts_random_stream() -> None:
+    """The SDK's default id generator draws from the global ``random``: a program that seeds it for a reproducible run
+    (openevolve does, by default) got the same trace and span ids in every run, and other numbers of its own than
+    without agent-otel (two draws per span, and one per measurement of a counter in a recorded span after its first
+    in a collection, for its exemplar). The providers agent-otel builds (``configure()``'s, a capture's) draw ids from
+    a generator of agent-otel's own, as job ids do (a forked child draws others than its parent), and a counter keeps
+    its latest exemplar."""
+    program = """
+        import json, os, random
+        import agent_otel
+        from agent_otel.testing import capture_telemetry
+        from opentelemetry import trace
+
+        @agent_otel.agent("planner")
+        def plan():
+            context = trace.get_current_span().get_span_context()
+            return {"success": True, "fixes_applied": 2, "ids": (context.trace_id, context.span_id)}
+
+        def run():
+            random.seed(42)
+            ids = [plan()["ids"] for _ in range(3)][0]  # (a counter's second exemplar in a collection drew too)
+            return ids, [random.random() for _ in range(3)]
+
+        random.seed(42)
+        plain = [random.random() for _ in range(3)]
+        agent_otel.configure(prometheus_port=0)
+        (first, draws), (second, _) = run(), run()
+        read, write = os.pipe()
+        if os.fork() == 0:
+            os.write(write, json.dumps(run()[0]).encode())
+            os._exit(0)
+        os.close(write)
+        child = tuple(json.loads(os.read(read, 200)))
+        agent_otel.shutdown()
+        with capture_telemetry():
+            (captured, capture_draws), (captured_again, _) = run(), run()
+        print(json.dumps({"draws": draws == plain == capture_draws, "runs": first != second,
+                          "spans": first[1] != second[1], "fork": child != first and child != second,
+                          "capture": captured != captured_again and captured[0] != 0}))
+    """
+    result = run_child(program)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"draws": True, "runs": True, "spans": True, "fork": True, "capture": True}

@@ -906,6 +906,11 @@ def _record_evaluations(span: Span, agent: object, started_in: Context | None = 
                           event.attributes or {}, agent)
 
 
+#: The status description util-genai's stream wrapper ends a stream with when the program dropped it unfinished
+#: (its ``AbandonedStreamError``, ``error.type`` ``_OTHER``).
+_ABANDONED_STREAM = "abandoned stream"
+
+
 def _error_type(span: Span, attributes: Any) -> str | None:
     """The call's ``error.type`` label: the class name of a module-qualified exception type
     (``openai.RateLimitError``, as the GenAI instrumentations and the SDK's exception events write it, or its
@@ -921,6 +926,10 @@ def _error_type(span: Span, attributes: Any) -> str | None:
                       if event.name == "exception" and event.attributes), None)
         if not (isinstance(value, str) and value):
             return _OTHER_ERROR
+    if value == _OTHER_ERROR and span.status.description == _ABANDONED_STREAM:
+        return None  # util-genai's stream wrapper ends a stream its reader stopped reading before its end (langroid and
+        # camel stop after the usage chunk, a `break` out of a LangGraph stream) as an error: not a failure, as with
+        # agent-otel's own wrappers (a stream closed early)
     raised = sources.SDK_ERRORS.get(getattr(span.instrumentation_scope, "name", None), {}).get(value)
     if raised is not None:
         return raised

@@ -8,8 +8,6 @@ ran under the job, across threads and tasks) on the job span when it ends.
 
 from __future__ import annotations
 
-import os
-import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -41,6 +39,7 @@ from agent_otel._context.running import SPAN_KEY
 from agent_otel._context.stamping import carried_under, ids_of
 from agent_otel._engine import instruments as _instruments
 from agent_otel._engine import policy as _policies
+from agent_otel._engine.ids import random_bits
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import SCRUBBED_KEY, policy, readable_text, valid_attributes, valid_text
 from agent_otel._engine.self_telemetry import report_error
@@ -62,20 +61,15 @@ _SUCCESS, _FAILURE, _ERROR = (semconv.Outcome.SUCCESS.value, semconv.Outcome.FAI
                               semconv.Outcome.ERROR.value)  # an Enum member's value costs two calls
 
 
-#: Job ids are drawn from a generator of our own, seeded from ``os.urandom``: the host's ``random.seed()`` does not
-#: repeat them, and drawing them does not move the host's ``random`` stream. Ids, not secrets (as the SDK's
-#: trace ids, which come from ``random`` too).
-_ids = random.Random()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_ids.seed)  # a forked child draws other ids than its parent
 _UUID4_CLEAR = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)  # the version and variant bits
 _UUID4_SET = (0x4 << 76) | (0x2 << 62)  # version 4, RFC 4122 variant
 
 
 def new_job_id() -> str:
     """A random (version 4) UUID as 32 hex digits, as ``uuid.uuid4().hex`` gives, made from 128 random bits
-    directly: ``uuid.UUID``'s checks cost about 2 µs on every job, ``os.urandom()`` (a system call) about 1."""
-    return ((_ids.getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET).to_bytes(16, "big").hex()
+    directly: ``uuid.UUID``'s checks cost about 2 µs on every job, ``os.urandom()`` (a system call) about 1. From
+    agent-otel's own generator (see :mod:`agent_otel._engine.ids`)."""
+    return ((random_bits(128) & _UUID4_CLEAR) | _UUID4_SET).to_bytes(16, "big").hex()
 
 
 class JobInvocation(Invocation):

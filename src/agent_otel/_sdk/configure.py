@@ -45,13 +45,16 @@ from opentelemetry.sdk.environment_variables import (
     OTEL_RESOURCE_ATTRIBUTES,
 )
 from opentelemetry.sdk.metrics import (
+    AlignedHistogramBucketExemplarReservoir,
     Counter,
+    ExemplarReservoir,
     Histogram,
     MeterProvider,
     ObservableCounter,
     ObservableGauge,
     ObservableUpDownCounter,
     UpDownCounter,
+    _Gauge,
 )
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
@@ -92,6 +95,7 @@ from agent_otel._context.propagation import (
     release_environment,
 )
 from agent_otel._engine.exit_signals import deliver, held_over_exit_flush
+from agent_otel._engine.ids import OwnIdGenerator
 from agent_otel._engine.instruments import Runtime, build_runtime, enabled_from_env, forget_runtime
 from agent_otel._engine.policy import check_policy_environment, policy
 from agent_otel._engine.self_telemetry import count_unreported, report_error
@@ -245,7 +249,19 @@ def metric_views() -> list[View]:
     """The views configure() installs: the process metric renames in semconv. Our histograms carry the contract's
     buckets as advisory (create_instrument), so no view names them: a view matching a standard name that a
     library instrumentation records too (gen_ai.client.token.usage) makes the SDK warn on the host's stderr."""
-    return [View(instrument_name=old, name=new) for old, new in semconv.PROCESS_RENAMES.items()]
+    return [*(View(instrument_name=old, name=new) for old, new in semconv.PROCESS_RENAMES.items()),
+            *(View(instrument_type=kind, exemplar_reservoir_factory=_latest_exemplar) for kind in _SAMPLED_EXEMPLARS)]
+
+
+#: The synchronous instruments whose default exemplar reservoir samples with the global ``random`` (``randrange``, for
+#: every measurement in a recorded span after the first of a collection): it moved the host's random stream (a program
+#: seeded for a reproducible run drew other numbers). Each keeps its latest exemplar instead, the one /metrics shows.
+_SAMPLED_EXEMPLARS = (Counter, UpDownCounter, _Gauge)
+_KEEP_LATEST = functools.partial(AlignedHistogramBucketExemplarReservoir, boundaries=())  # one bucket: the latest
+
+
+def _latest_exemplar(aggregation: object) -> Callable[..., ExemplarReservoir]:
+    return _KEEP_LATEST
 
 
 def _span_exporter(name: str, settings: Settings) -> SpanExporter:
@@ -479,7 +495,8 @@ def configure(
             else:
                 sampler = our_sampler(bridged)
                 # the sampler checked above; no exit hook of the SDK: see _register_exit_hook
-                tp = TracerProvider(resource=our_resource, sampler=sampler, shutdown_on_exit=False)
+                tp = TracerProvider(resource=our_resource, sampler=sampler, id_generator=OwnIdGenerator(),
+                                    shutdown_on_exit=False)
                 for name in settings.traces_exporters:
                     processor = ReportingBatchSpanProcessor(_span_exporter(name, settings), telemetry.loss)
                     processor._reporting.resource = our_resource  # a parent's span, in a forked child (fork_handover)
