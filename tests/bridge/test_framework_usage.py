@@ -537,22 +537,9 @@ def test_logfires_log_of_a_streamed_call_is_its_usage_not_a_second_call(tmp_path
 def test_a_graph_stream_the_program_stops_reading_is_no_failed_run(otel: Any) -> None:
     """A ``break`` out of a LangGraph stream: the LangChain instrumentation's stream wrapper ends the graph's span as an
     error, ``_OTHER`` "abandoned stream", when the program drops it, and every such run counted as a failed one."""
-    from typing import TypedDict
-
-    from langgraph.graph import END, START, StateGraph
-
-    class State(TypedDict):
-        steps: int
-
-    graph = StateGraph(State)
-    graph.add_node("first", lambda state: {"steps": state["steps"] + 1})
-    graph.add_node("second", lambda state: {"steps": state["steps"] + 1})
-    graph.add_edge(START, "first")
-    graph.add_edge("first", "second")
-    graph.add_edge("second", END)
-    app = graph.compile(name="two_steps")
+    app = apps.two_step_graph("two_steps")
     with apps.instrumented("langchain", otel.tracer_provider, otel.meter_provider):
-        for _ in app.stream({"steps": 0}):
+        for _ in app.stream({"count": 0}):
             break
         gc.collect()
     assert any(span.status.description == "abandoned stream" for span in otel.spans())

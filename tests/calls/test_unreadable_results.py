@@ -7,8 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import proto  # type: ignore[import-untyped]
 import pydantic
 import pytest
+import wrapt
+from openai.types.chat import ChatCompletion
 
 import agent_otel
 from agent_otel import semconv
@@ -166,3 +169,76 @@ def test_static_attributes_no_exporter_takes_are_refused_when_decorating() -> No
         with pytest.raises(agent_otel.ConfigurationError, match=r"attributes\.k: expected a string, number or boolean"):
             make()
     assert agent_otel.tool("t", attributes={"tags": ["a", "b"], "sizes": (1, 2), "none": [], "n": 1.5})
+
+
+class UsageMetadata(proto.Message):
+    """The shape of Vertex AI's and google-generativeai's usage (proto-plus messages read their fields through their
+    ``__getattr__``)."""
+
+    prompt_token_count = proto.Field(proto.INT32, number=1)
+    candidates_token_count = proto.Field(proto.INT32, number=2)
+
+
+class GenerateContentResponse(proto.Message):
+    usage_metadata = proto.Field(UsageMetadata, number=1)
+
+
+def test_a_proto_plus_responses_usage_is_read_through_its_field_reader(otel: Any) -> None:
+    """A proto-plus message's ``__getattr__`` reads its fields and nothing else: its usage counts are read there."""
+
+    @agent_otel.provider("gcp.vertex_ai", model="gemini-2.0-flash")
+    def generate() -> GenerateContentResponse:
+        return GenerateContentResponse(usage_metadata=UsageMetadata(prompt_token_count=40, candidates_token_count=6))
+
+    generate()
+    span = otel.span("chat gemini-2.0-flash")
+    assert (span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS], span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) \
+        == (40, 6)
+
+
+class Outcome(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    """A program's proxy of its result that answers some fields itself."""
+
+    @property
+    def success(self) -> bool:
+        return False
+
+    @property
+    def confidence(self) -> float:
+        return 0.3
+
+
+def test_a_proxys_own_fields_and_those_of_the_object_it_stands_for_are_read(otel: Any) -> None:
+    @agent_otel.agent("planner")
+    def plan() -> Outcome:
+        return Outcome(PydanticOutcome(success=True, fixes_applied_extra=1))
+
+    @agent_otel.provider("groq", model="llama-3.1-70b")
+    def complete() -> Any:  # Groq's usage is a pydantic extra field of the OpenAI SDK's completion
+        return wrapt.ObjectProxy(ChatCompletion.model_validate({
+            "id": "c", "object": "chat.completion", "created": 0, "model": "llama-3.1-70b", "choices": [],
+            "x_groq": {"id": "req", "usage": {"prompt_tokens": 21, "completion_tokens": 4}}}))
+
+    plan()
+    complete()
+    (point,) = points(otel, semconv.AGENT_DURATION.name)
+    assert point.attributes[semconv.AGENT_OUTCOME] == "failure"
+    (work,) = points(otel, semconv.AGENT_WORK_ITEMS.name)  # a property of the model behind the proxy
+    assert work.value == 2
+    assert otel.span("chat llama-3.1-70b").attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 21
+
+
+def test_a_field_the_program_adds_to_its_class_later_is_read(otel: Any) -> None:
+    class Late:
+        def __getattr__(self, name: str) -> Any:
+            raise AttributeError(name)
+
+    @agent_otel.agent("planner")
+    def plan() -> Late:
+        return Late()
+
+    plan()
+    Late.success = False  # type: ignore[attr-defined]
+    plan()
+    assert sorted(p.attributes[semconv.AGENT_OUTCOME] for p in points(otel, semconv.AGENT_DURATION.name)) == [
+        "failure", "success"]

@@ -128,6 +128,24 @@ def langchain_agent(base_url: str) -> HostResult:
                       sum(u.get("output_tokens", 0) for u in usage))
 
 
+def two_step_graph(name: str) -> Any:
+    """A compiled LangGraph graph named ``name`` of two nodes in a row, each adding one to its state's ``count``."""
+    from typing import TypedDict
+
+    from langgraph.graph import END, START, StateGraph
+
+    class Counting(TypedDict):
+        count: int
+
+    graph = StateGraph(Counting)
+    graph.add_node("first", lambda state: {"count": state["count"] + 1})
+    graph.add_node("second", lambda state: {"count": state["count"] + 1})
+    graph.add_edge(START, "first")
+    graph.add_edge("first", "second")
+    graph.add_edge("second", END)
+    return graph.compile(name=name)
+
+
 # --- openai-agents: an Agent with a function tool over the Chat Completions model on loopback ----------------
 
 @contextmanager

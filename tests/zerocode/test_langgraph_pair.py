@@ -16,7 +16,7 @@ from langgraph.graph import END, START, StateGraph
 from agent_otel import semconv
 from agent_otel._zerocode.config import parse_config
 from agent_otel._zerocode.patching import instrument, uninstrument
-from tests.support.genai_apps import LANGGRAPH_GRAPHS_AS_AGENTS
+from tests.support.genai_apps import LANGGRAPH_GRAPHS_AS_AGENTS, two_step_graph
 
 CONFIG = """
 [[job]]
@@ -84,13 +84,7 @@ def test_a_stream_left_early_under_the_langchain_instrumentation_is_closed_as_wi
     was cut short. The proxy is now timed as the stream it is, the run one call, closed early."""
     from tests.support.genai_apps import instrumented as instrumentation_on
 
-    graph = StateGraph(State)
-    graph.add_node("first", lambda state: {"count": state["count"] + 1})
-    graph.add_node("second", lambda state: {"count": state["count"] + 1})
-    graph.add_edge(START, "first")
-    graph.add_edge("first", "second")
-    graph.add_edge("second", END)
-    compiled = graph.compile(name="counter")
+    compiled = two_step_graph("counter")
 
     async def first_chunk() -> Any:
         async for chunk in compiled.astream({"count": 1}):

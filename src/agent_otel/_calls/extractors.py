@@ -23,7 +23,6 @@ read a running total as the difference across the call (``delta=True``), or test
 
 from __future__ import annotations
 
-import functools
 import inspect
 import re
 import types
@@ -197,7 +196,7 @@ def field_of(obj: Any, *names: str) -> Any:
                 return value
         return None
     mapping = isinstance(obj, Mapping)
-    dynamic = not mapping and getattr(type(obj), "__getattr__", None) is not None
+    dynamic = not mapping and _answers_any_name(type(obj))
     for name in names:
         try:
             if mapping:
@@ -220,39 +219,49 @@ _METHODS = (types.MethodType, types.BuiltinMethodType)
 def attribute_of(obj: Any, name: str) -> Any:
     """``obj``'s attribute ``name``, None when it has none, read only where the object holds it (see :func:`_holds`).
     May raise what the program's property raises."""
-    if getattr(type(obj), "__getattr__", None) is not None and not _holds(obj, name):
+    if _answers_any_name(type(obj)) and not _holds(obj, name):
         return None
     return getattr(obj, name, None)
+
+
+#: The ``__getattr__`` of record types that only reads their fields, by (module, qualified name): proto-plus messages
+#: (google-generativeai's and Vertex AI's responses, whose usage counts are read there).
+_FIELD_READERS = frozenset({("proto.message", "Message.__getattr__")})
+
+
+def _answers_any_name(kind: type) -> bool:
+    """Whether a class's ``__getattr__`` may answer names its objects do not hold, running the program's code."""
+    reader = getattr(kind, "__getattr__", None)
+    return reader is not None and (getattr(reader, "__module__", None),
+                                   getattr(reader, "__qualname__", None)) not in _FIELD_READERS
 
 
 def _holds(obj: Any, name: str) -> bool:
     """Whether ``obj``, whose class has a ``__getattr__``, holds ``name`` itself: in its ``__dict__``, on its class (a
     field, a property, a slot) or as a pydantic model's extra field. A name only that ``__getattr__`` answers is not
     read: it is the program's code, run where the program does not run it, and it may do anything (camel's streamed
-    response runs the whole stream there, and an error of the stream's was lost). A wrapt proxy's ``__getattr__``
-    hands the name to the object it stands for, which is asked instead."""
+    response runs the whole stream there, and an error of the stream's was lost). A wrapt proxy that does not hold it
+    hands the name on to the object it stands for, which is asked in turn."""
     for _ in range(_PROXIES_FOLLOWED):
-        if not isinstance(obj, _PROXY):
-            break
-        obj = obj.__wrapped__
-    try:
-        own = object.__getattribute__(obj, "__dict__")
-    except Exception:  # (no __dict__: slots)
-        own = None
-    if type(own) is dict and name in own:
-        return True
-    kind: Any = type(obj)
-    try:
-        if _on_class(kind, name):
+        try:
+            own = object.__getattribute__(obj, "__dict__")
+        except Exception:  # (no __dict__: slots)
+            own = None
+        if isinstance(own, dict) and name in own:
             return True
-    except TypeError:  # a class that cannot be a cache key
+        kind = type(obj)
         if any(name in vars(klass) for klass in kind.__mro__):
             return True
-    try:
-        extra = object.__getattribute__(obj, "__pydantic_extra__")
-    except Exception:
-        return False
-    return type(extra) is dict and name in extra
+        try:
+            extra = object.__getattribute__(obj, "__pydantic_extra__")
+        except Exception:
+            extra = None
+        if isinstance(extra, dict) and name in extra:
+            return True
+        if not isinstance(obj, _PROXY):
+            return False
+        obj = obj.__wrapped__
+    return False
 
 
 #: wrapt's proxies (every kind), and how many of them around one object are looked through.
@@ -260,9 +269,17 @@ _PROXY = wrapt.BaseObjectProxy
 _PROXIES_FOLLOWED = 8
 
 
-@functools.lru_cache(maxsize=1024)
-def _on_class(kind: Any, name: str) -> bool:
-    return any(name in vars(klass) for klass in kind.__mro__)
+def pydantic_extra(obj: Any) -> Any:
+    """A pydantic model's extra fields (through wrapt's proxies, the model's), read as the slot they are: None for
+    any other object, whose class's ``__getattr__`` is not run for the name."""
+    for _ in range(_PROXIES_FOLLOWED):
+        if not isinstance(obj, _PROXY):
+            break
+        obj = obj.__wrapped__
+    try:
+        return object.__getattribute__(obj, "__pydantic_extra__")
+    except Exception:
+        return None
 
 
 #: Attributes of the interpreter's own objects that lead from a program's value to frames, code, module globals and

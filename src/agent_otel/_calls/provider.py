@@ -17,7 +17,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanKind, Status, StatusCode
 from agent_otel import semconv
 from agent_otel._calls.call_counts import CALLS_KEY, INFERENCE, RUNS, CallCounts, run_of, run_under
 from agent_otel._calls.content import input_attributes, output_content, prompt_text
-from agent_otel._calls.extractors import Call, Extractor, attribute_of, field_of
+from agent_otel._calls.extractors import Call, Extractor, attribute_of, field_of, pydantic_extra
 from agent_otel._calls.handler import (
     UNREAD,
     KindHandler,
@@ -731,8 +731,8 @@ def _own_path(source: Any, *names: str) -> Any:
         try:  # a program's __getattr__ may raise anything for a name it lacks (a KeyError from its dict)
             held = getattr(source, "__dict__", None)
             value = held.get(name) if type(held) is dict else None
-            if value is None:  # (read as the slot it is: the class's __getattr__ ran for an object without one)
-                extra = object.__getattribute__(source, "__pydantic_extra__")
+            if value is None:
+                extra = pydantic_extra(source)
                 value = extra.get(name) if type(extra) is dict else None
         except Exception:
             return None
