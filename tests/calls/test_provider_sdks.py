@@ -1600,3 +1600,46 @@ def test_a_stream_the_program_stops_reading_is_no_failed_call_under_the_openai_i
     assert {kind.value: p.sum for kind, _, histogram in semconv.PREVIOUS_TOKEN_SPLIT
             for p in otel.points(histogram.name)} == {"input": OPENAI_USAGE["prompt_tokens"],
                                                       "output": OPENAI_USAGE["completion_tokens"]}
+
+
+@pytest.mark.parametrize("client_kind", ["sync", "async"])
+def test_a_stream_another_instrumentation_reads_in_its_own_iteration_is_read_through_it(
+        otel: Any, llm: StreamingLLM, client_kind: str) -> None:
+    """OpenInference's Anthropic instrumentation hands out a proxy of the SDK's stream that records what it reads in
+    its own ``__iter__`` (``__aiter__``), with no ``__next__`` of its own: agent-otel's traced stream let that
+    iteration pass untimed, so a ``@provider`` call read to its end stayed open (counted at ``close()`` or when
+    dropped, without its tokens), waiting for the instrumentation's span. The stream is read through its iteration."""
+    from openinference.instrumentation.anthropic import AnthropicInstrumentor
+
+    instrumentor = AnthropicInstrumentor()
+    instrumentor.instrument(tracer_provider=otel.tracer_provider)
+    try:
+        if client_kind == "sync":
+            client = anthropic.Anthropic(base_url=llm.url, api_key="test", max_retries=0)
+
+            @agent_otel.provider("anthropic", model="claude-3-5-haiku")
+            def create() -> Any:
+                return client.messages.create(model="claude-3-5-haiku", max_tokens=16, messages=MESSAGES, stream=True)
+
+            stream = create()
+            events = [event.type for event in stream]
+        else:
+            async_client = anthropic.AsyncAnthropic(base_url=llm.url, api_key="test", max_retries=0)
+
+            @agent_otel.provider("anthropic", model="claude-3-5-haiku")
+            async def acreate() -> Any:
+                return await async_client.messages.create(model="claude-3-5-haiku", max_tokens=16, messages=MESSAGES,
+                                                          stream=True)
+
+            async def read() -> tuple[Any, list[str]]:
+                made = await acreate()
+                return made, [event.type async for event in made]
+
+            stream, events = asyncio.run(read())
+        assert events[0] == "message_start" and events[-1] == "message_stop"
+        duration = point(otel, semconv.CLIENT_INFERENCE_DURATION.name)  # ended as the stream was exhausted
+        assert duration.count == 1
+        assert _tokens(otel) == {"input": (1, ANTHROPIC_INPUT_TOKENS), "output": (1, ANTHROPIC_OUTPUT_TOKENS)}
+        del stream
+    finally:
+        instrumentor.uninstrument()

@@ -165,6 +165,13 @@ def record_result(ctx: Any, attributes: Mapping[str, Any], agent: object) -> Non
     record_score(ctx, name, float(score), label if isinstance(label, str) else None, agent)
 
 
+def _numpy_bool(value: object) -> bool:
+    """Whether ``value`` is numpy's bool (what ``prediction == target`` gives over arrays), which ``float()`` reads as
+    1 or 0."""
+    kind = type(value)
+    return kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_")
+
+
 def _finite(score: object) -> float | None:
     """A score as a finite number (a number's text too, as every number option reads it); else None, counted:
     the label and the event are still recorded."""
@@ -197,7 +204,7 @@ def record_evaluation(name: str, score: float | None = None, label: str | None =
             agent_name = agent
         given: object = score  # typed a number; a program may pass anything
         number: float | None = None
-        if isinstance(given, bool):  # as the event's reader refuses it: True is no score of 1
+        if isinstance(given, bool) or _numpy_bool(given):  # as the event's reader refuses it: True is no score of 1
             report_error("evaluation.score", TypeError("a score must be a number, got a bool"))
         elif score is not None:
             number = _finite(score)

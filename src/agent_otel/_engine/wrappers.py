@@ -1722,7 +1722,9 @@ def _traced_stream(result: object, inv: Invocation) -> object:
                                             hasattr(behind, name) for behind in proxied)) for name in _STREAM_METHODS),
                                       tuple(hasattr(kind, name) for name in _PROXY_PROTOCOLS),
                                       _async_close_name(kind, proxied),
-                                      _iterable_only(proxied[-1] if proxied else kind))
+                                      _iterable_only(proxied[-1] if proxied else kind) or (
+                                          bool(proxied) and _iterates_itself(kind, "__iter__", "__next__")),
+                                      bool(proxied) and _iterates_itself(kind, "__aiter__", "__anext__"))
     return proxy_class(result, inv)
 
 
@@ -1736,6 +1738,21 @@ def _iterable_only(kind: type) -> bool:
     stream itself, under another library's wrapt proxies of it (botocore's instrumentation wraps an ``EventStream`` so,
     and a wrapt proxy has ``__enter__`` whatever it stands for)."""
     return hasattr(kind, "__iter__") and not any(hasattr(kind, name) for name in _READ_OTHERWISE)
+
+
+def _iterates_itself(kind: type, method: str, step: str) -> bool:
+    """Whether another library's proxy class has an iteration of its own (``method``: ``__iter__``, ``__aiter__``) and
+    no ``step`` (``__next__``, ``__anext__``): what it reads is recorded there (OpenInference's Anthropic streams), so
+    the stream is read through it (see :class:`_IteratingThrough`). wrapt's own ``__iter__`` only hands the stream's
+    on."""
+    if hasattr(kind, step):
+        return False
+    for klass in kind.__mro__:
+        own = vars(klass).get(method)
+        if own is not None:
+            return own is not getattr(wrapt.ObjectProxy, method, None) and own is not getattr(
+                wrapt.BaseObjectProxy, method, None)
+    return False
 
 
 def _async_close_name(kind: type, proxied: tuple[type, ...]) -> str | None:
@@ -1972,13 +1989,27 @@ class _IteratingThrough:
     own iteration."""
 
     def __iter__(self: Any) -> object:
-        inv = self._self_inv
-        items = iter(self.__wrapped__)
-        if inv.ended or not hasattr(type(items), "__next__"):
-            return items
-        traced: Any = _traced_stream(items, inv)
-        traced._self_in_block, traced._self_iterated_from = True, self
-        return traced
+        return _one_pass(self, iter(self.__wrapped__), "__next__")
+
+
+def _one_pass(proxy: Any, items: object, step: str) -> object:
+    """The iterator a traced stream's iteration (``iter()``, ``aiter()``) handed out, traced as a stream of its own
+    that the traced stream holds (``step``: the method it is read with); as it is once the call has ended."""
+    inv = proxy._self_inv
+    if inv.ended or not hasattr(type(items), step):
+        return items
+    traced: Any = _traced_stream(items, inv)
+    traced._self_in_block, traced._self_iterated_from = True, proxy
+    return traced
+
+
+class _AsyncIteratingThrough:
+    """A traced stream whose async iteration is another library's own, with no ``__anext__`` (see
+    :func:`_iterates_itself`): ``async for`` gets a traced stream of the iterator its ``__aiter__`` gives, as
+    :class:`_IteratingThrough` does for ``for``. Without it, ``async for`` over the traced stream raised TypeError."""
+
+    def __aiter__(self: Any) -> object:
+        return _one_pass(self, aiter(self.__wrapped__), "__anext__")
 
 
 def _dropped(proxy: Any) -> None:
@@ -1991,7 +2022,8 @@ def _dropped(proxy: Any) -> None:
         return
     kind = type(proxy.__wrapped__)
     if not proxy._self_entered and not (hasattr(kind, "__next__") or hasattr(kind, "__anext__")) and (
-            hasattr(kind, "__enter__") or hasattr(kind, "__aenter__")) and not isinstance(proxy, _IteratingThrough):
+            hasattr(kind, "__enter__") or hasattr(kind, "__aenter__")) and not isinstance(
+                proxy, (_IteratingThrough, _AsyncIteratingThrough)):
         return
     inv = proxy._self_inv
     inv.end(End.RETURNED if _read_through(inv, proxy.__wrapped__) else End.CLOSED)  # (a raw response read whole)
@@ -2161,15 +2193,17 @@ _PROXY_PROTOCOLS = ("__iter__", "__enter__", "__exit__", "__aenter__", "__aexit_
 
 @functools.cache
 def _stream_proxy_class(has: tuple[bool, ...], has_protocol: tuple[bool, ...], async_close: str | None = None,
-                        iterated_through: bool = False) -> type[_TracedStream]:
+                        iterated_through: bool = False, async_iterated_through: bool = False) -> type[_TracedStream]:
     """The traced stream class with exactly the protocol methods its stream has (``has``: one flag per
     name of :data:`_STREAM_METHODS`, ``has_protocol`` per name of :data:`_PROXY_PROTOCOLS`): a proxy with a
     ``close`` or ``__next__`` the stream lacks changes what the program's ``hasattr()`` checks decide, and what
     it then calls fails with AttributeError; one without a ``__next__`` the stream has (an async stream's proxy,
     for litellm's stream, which is both) could not be read with ``next()``, and a ``for`` loop read past it."""
     parts = tuple(part for part, present in zip(_STREAM_PARTS, has, strict=True) if present)
-    if iterated_through:  # an iterable only: read as it is iterated
+    if iterated_through:  # an iterable only, or a proxy iterating itself: read as it is iterated
         parts += (_IteratingThrough,)
+    if async_iterated_through:
+        parts += (_AsyncIteratingThrough,)
     if async_close is not None:  # an ``async def close``: ours is one too, named as the stream's (see _async_closing)
         parts = tuple(_async_closing(async_close) if part is _Closing else part for part in parts)
     absent = dict.fromkeys(name for name, present in zip(_PROXY_PROTOCOLS, has_protocol, strict=True) if not present)
