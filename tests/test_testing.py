@@ -97,6 +97,15 @@ def test_the_capture_counts_another_librarys_genai_span_its_sampler_drops_as_pro
     assert duration.count == 1 and duration.attributes[semconv.GEN_AI_REQUEST_MODEL] == "gpt-4o"
 
 
+def test_a_capture_sees_every_span_whatever_the_environment_samples(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test runs where ``OTEL_TRACES_SAMPLER`` may sample a share of the traces (a CI job's environment): a capture
+    records every span, as ``configure()`` does by default."""
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+    with capture_telemetry() as telemetry:
+        answer("what is 2 + 2?")
+        assert [span.name for span in telemetry.spans()] == ["invoke_agent support-bot"]
+
+
 def test_a_capture_says_nothing_of_its_own_providers(caplog: pytest.LogCaptureFixture) -> None:
     """Every capture logged that "the span bridge sees only the spans the host's sampler records": the provider is
     the capture's own, and the host gave no sampler."""

@@ -143,9 +143,10 @@ class TelemetryCapture:
                                      "agent-otel off, so nothing would be captured: unset it for these tests "
                                      "(pytest: monkeypatch.delenv)")
         self.exporter = InMemorySpanExporter()
-        # the sampler configure() gives its own provider: with the SDK's default one, the span bridge missed the GenAI
-        # spans of other libraries that production counts (those of a trace that came in unsampled)
-        self.tracer_provider = TracerProvider(sampler=our_sampler(env_flag(AGENT_OTEL_SPAN_BRIDGE, True)),
+        # the sampler configure() gives its own provider by default: with the SDK's, the span bridge missed the GenAI
+        # spans of other libraries that production counts (those of a trace that came in unsampled). Not the one
+        # OTEL_TRACES_SAMPLER names: a test sees every span, whatever ratio the environment it runs in samples at
+        self.tracer_provider = TracerProvider(sampler=our_sampler(env_flag(AGENT_OTEL_SPAN_BRIDGE, True), {}),
                                               id_generator=OwnIdGenerator(), shutdown_on_exit=False)
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.reader = InMemoryMetricReader()

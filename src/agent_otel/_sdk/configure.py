@@ -802,11 +802,11 @@ def _say_unused_for_spans(arguments: dict[str, object], metrics_exporters: tuple
                        "TracerProvider; add an exporter to it to send them there too%s", ", ".join(given), metrics)
 
 
-def our_sampler(bridged: bool) -> Sampler:
-    """The sampler of a TracerProvider of agent-otel's: the one ``OTEL_TRACES_SAMPLER`` names (by default
+def our_sampler(bridged: bool, env: Mapping[str, str] = os.environ) -> Sampler:
+    """The sampler of a TracerProvider of agent-otel's: the one ``OTEL_TRACES_SAMPLER`` in ``env`` names (by default
     ``ParentBased(ALWAYS_ON)``), with the GenAI spans its parts drop recorded (not sampled) for the span bridge when
     it is on."""
-    return traces_sampler(os.environ, dropping_parts()) if bridged else traces_sampler(os.environ)
+    return traces_sampler(env, dropping_parts()) if bridged else traces_sampler(env)
 
 
 def _what_is_dropped(sampler: object) -> str:
