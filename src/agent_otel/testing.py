@@ -34,7 +34,6 @@ from opentelemetry.util.types import Attributes
 from agent_otel import semconv
 from agent_otel._calls.evaluation import reset_baselines
 from agent_otel._calls.pricing import reset_prices
-from agent_otel._engine.ids import OwnIdGenerator
 from agent_otel._engine.instruments import enabled_from_env
 from agent_otel._engine.policy import reset_policy
 from agent_otel._engine.self_telemetry import count_unreported, forget_reports
@@ -44,7 +43,7 @@ from agent_otel._sdk.configure import (
     configure,
     current_telemetry,
     metric_views,
-    our_sampler,
+    our_tracer_provider,
     runtime_without_configuration,
     shutdown,
 )
@@ -146,8 +145,7 @@ class TelemetryCapture:
         # the sampler configure() gives its own provider by default: with the SDK's, the span bridge missed the GenAI
         # spans of other libraries that production counts (those of a trace that came in unsampled). Not the one
         # OTEL_TRACES_SAMPLER names: a test sees every span, whatever ratio the environment it runs in samples at
-        self.tracer_provider = TracerProvider(sampler=our_sampler(env_flag(AGENT_OTEL_SPAN_BRIDGE, True), {}),
-                                              id_generator=OwnIdGenerator(), shutdown_on_exit=False)
+        self.tracer_provider = our_tracer_provider(env_flag(AGENT_OTEL_SPAN_BRIDGE, True), {})
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.reader = InMemoryMetricReader()
         self.meter_provider = MeterProvider(metric_readers=[self.reader], views=metric_views(),

@@ -243,25 +243,24 @@ def _holds(obj: Any, name: str) -> bool:
     response runs the whole stream there, and an error of the stream's was lost). A wrapt proxy that does not hold it
     hands the name on to the object it stands for, which is asked in turn."""
     for _ in range(_PROXIES_FOLLOWED):
-        try:
-            own = object.__getattribute__(obj, "__dict__")
-        except Exception:  # (no __dict__: slots)
-            own = None
-        if isinstance(own, dict) and name in own:
+        if any(name in vars(klass) for klass in type(obj).__mro__):
             return True
-        kind = type(obj)
-        if any(name in vars(klass) for klass in kind.__mro__):
-            return True
-        try:
-            extra = object.__getattribute__(obj, "__pydantic_extra__")
-        except Exception:
-            extra = None
-        if isinstance(extra, dict) and name in extra:
-            return True
+        for fields in (_own(obj, "__dict__"), _own(obj, "__pydantic_extra__")):  # (no __dict__: slots)
+            if isinstance(fields, dict) and name in fields:
+                return True
         if not isinstance(obj, _PROXY):
             return False
         obj = obj.__wrapped__
     return False
+
+
+def _own(obj: Any, name: str) -> Any:
+    """``obj``'s attribute ``name`` as its class defines it (a slot, ``__dict__``), without the class's
+    ``__getattr__``; None when it has none."""
+    try:
+        return object.__getattribute__(obj, name)
+    except Exception:
+        return None
 
 
 #: wrapt's proxies (every kind), and how many of them around one object are looked through.
@@ -276,10 +275,7 @@ def pydantic_extra(obj: Any) -> Any:
         if not isinstance(obj, _PROXY):
             break
         obj = obj.__wrapped__
-    try:
-        return object.__getattribute__(obj, "__pydantic_extra__")
-    except Exception:
-        return None
+    return _own(obj, "__pydantic_extra__")
 
 
 #: Attributes of the interpreter's own objects that lead from a program's value to frames, code, module globals and

@@ -67,7 +67,7 @@ from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, V
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource, ServiceInstanceIdResourceDetector
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
-from opentelemetry.sdk.trace.sampling import DEFAULT_ON, Sampler
+from opentelemetry.sdk.trace.sampling import DEFAULT_ON
 from opentelemetry.semconv.resource import ResourceAttributes
 from opentelemetry.util._once import Once
 
@@ -493,10 +493,7 @@ def configure(
                                 "wrap it in agent_otel.GenAiMetricsSampler to count the GenAI spans it drops",
                                 _what_is_dropped(host_sampler))
             else:
-                sampler = our_sampler(bridged)
-                # the sampler checked above; no exit hook of the SDK: see _register_exit_hook
-                tp = TracerProvider(resource=our_resource, sampler=sampler, id_generator=OwnIdGenerator(),
-                                    shutdown_on_exit=False)
+                tp = our_tracer_provider(bridged, resource=our_resource)  # (its sampler checked above)
                 for name in settings.traces_exporters:
                     processor = ReportingBatchSpanProcessor(_span_exporter(name, settings), telemetry.loss)
                     processor._reporting.resource = our_resource  # a parent's span, in a forked child (fork_handover)
@@ -802,11 +799,14 @@ def _say_unused_for_spans(arguments: dict[str, object], metrics_exporters: tuple
                        "TracerProvider; add an exporter to it to send them there too%s", ", ".join(given), metrics)
 
 
-def our_sampler(bridged: bool, env: Mapping[str, str] = os.environ) -> Sampler:
-    """The sampler of a TracerProvider of agent-otel's: the one ``OTEL_TRACES_SAMPLER`` in ``env`` names (by default
-    ``ParentBased(ALWAYS_ON)``), with the GenAI spans its parts drop recorded (not sampled) for the span bridge when
-    it is on."""
-    return traces_sampler(env, dropping_parts()) if bridged else traces_sampler(env)
+def our_tracer_provider(bridged: bool, env: Mapping[str, str] = os.environ,
+                        resource: Resource | None = None) -> TracerProvider:
+    """A TracerProvider of agent-otel's (``configure()``'s, a capture's). Its sampler is the one ``OTEL_TRACES_SAMPLER``
+    in ``env`` names (by default ``ParentBased(ALWAYS_ON)``), with the GenAI spans its parts drop recorded (not sampled)
+    for the span bridge when it is on; its ids come from agent-otel's own generator (see :mod:`agent_otel._engine.ids`);
+    no exit hook of the SDK's (see _register_exit_hook)."""
+    sampler = traces_sampler(env, dropping_parts()) if bridged else traces_sampler(env)
+    return TracerProvider(resource=resource, sampler=sampler, id_generator=OwnIdGenerator(), shutdown_on_exit=False)
 
 
 def _what_is_dropped(sampler: object) -> str:
