@@ -494,3 +494,56 @@ def test_a_self_path_on_a_callable_called_with_no_object_is_an_error(project: Pa
     assert rows["selfless:Holder.method"].endswith("method       ok")
     assert rows["selfless:create"].endswith(" ok") and rows["selfless:Holder.bound"].endswith(" ok"), rows
     assert "selfless.anything is called with no object" in rows["selfless:anything"], rows  # (no traceback)
+
+
+def test_what_a_wrapper_would_not_see_is_noted(project: Path) -> None:
+    """Three targets check said plain ok to, whose calls `run` records none or not as meant (probe p49c): a pydantic
+    validator (validation calls the function the schema kept), a method subclasses override without ``subclasses =
+    true`` (an abstract one's calls are all overrides'), a ``@contextmanager`` function (the making of the manager
+    is timed, not the block)."""
+    (project / "shapes.py").write_text(textwrap.dedent("""
+        import abc
+        import contextlib
+
+        from pydantic import BaseModel, field_validator
+
+        class Order(BaseModel):
+            qty: int
+
+            @field_validator("qty")
+            @classmethod
+            def check_qty(cls, value):
+                return value
+
+        class Base(abc.ABC):
+            @abc.abstractmethod
+            def run(self): ...
+
+        class Impl(Base):
+            def run(self):
+                return 1
+
+        @contextlib.contextmanager
+        def step():
+            yield
+    """))
+    (project / "agent-otel.toml").write_text(textwrap.dedent("""
+        [[tool]]
+        target = ["shapes:Order.check_qty", "shapes:step"]
+        [[agent]]
+        target = "shapes:Base.run"
+    """))
+    result = check(project)
+    assert result.returncode == 0, result.stderr
+    assert targets_section(result.stdout) == [*table(
+        ("shapes:Base.run", "agent[0]", "method",
+         "ok (overridden by Impl: their calls are not recorded; subclasses = true wraps them too)"),
+        ("shapes:Order.check_qty", "tool[0].target[0]", "classmethod",
+         "ok (pydantic runs it as Order's field validator, from the function it kept when the class was made: the "
+         "calls validation makes are not recorded; decorate the def with agent-otel's decorator, under the "
+         "@field_validator (and any @classmethod))"),
+        ("shapes:step", "tool[0].target[1]", "function",
+         "ok (it makes a context manager (@contextmanager): the calls recorded are the making of it, not the with "
+         "block; decorate the generator with agent-otel's decorator (above or under @contextmanager) to time the "
+         "block)"),
+    ), f"{project / 'agent-otel.toml'}: 3 targets, 3 resolved, 0 errors"]

@@ -10,6 +10,7 @@ on the view): only the frameworks known to run the kept function (:data:`RUNS_KE
 
 from __future__ import annotations
 
+import inspect
 import sys
 import types
 
@@ -57,3 +58,29 @@ def _attributes(func: object) -> list[tuple[str, object]]:
     if type(func) is not types.FunctionType:
         return []
     return [(name, value) for name, value in vars(func).items() if not name.startswith("__")]
+
+
+#: The methods a pydantic model class keeps in its validation schema, made with the class
+#: (``__pydantic_decorators__``): the slot of each kind, and what pydantic runs it as.
+_PYDANTIC_KEPT = (("validators", "validator"), ("field_validators", "field validator"),
+                  ("root_validators", "root validator"), ("model_validators", "model validator"),
+                  ("field_serializers", "field serializer"), ("model_serializers", "model serializer"))
+
+
+def kept_by_model(owner: type, attr: str) -> str | None:
+    """What pydantic runs ``owner.attr`` as (``"field validator"``...) when ``owner`` is a pydantic model whose schema
+    keeps that method: validation calls the function the schema kept when the class was made, never the class attribute
+    a config's wrapper replaces. None otherwise (and while pydantic is not imported). Read with ``getattr_static`` and
+    off pydantic's own record: nothing of the program's runs."""
+    base = getattr(sys.modules.get("pydantic.main"), "BaseModel", None)
+    if not isinstance(base, type) or not issubclass(owner, base):
+        return None
+    try:
+        decorators = inspect.getattr_static(owner, "__pydantic_decorators__")
+    except AttributeError:
+        return None
+    for slot, kind in _PYDANTIC_KEPT:
+        kept = getattr(decorators, slot, None)
+        if isinstance(kept, dict) and attr in kept:
+            return kind
+    return None

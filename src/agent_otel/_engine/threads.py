@@ -18,6 +18,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from agent_otel._engine.own_work import OWN_WORK
+
 #: The signals sent to a process as a whole that a program may handle; not the ones a fault raises in the thread
 #: that caused it (SIGSEGV, SIGFPE...), nor SIGPIPE, which a write raises in its own thread.
 HOST_SIGNALS = frozenset(
@@ -49,6 +51,10 @@ class OwnThread(threading.Thread):
     would not exist, and a program that joins every thread it finds (``for t in threading.enumerate(): t.join()``)
     waited for the /metrics server, which runs for the process's life, for ever. agent-otel joins it with
     :meth:`join_own`."""
+
+    def run(self) -> None:
+        OWN_WORK.active = True  # (see own_work: what it calls is not the program's call)
+        super().run()
 
     def join(self, timeout: float | None = None) -> None:
         return None
@@ -84,6 +90,7 @@ class ExitThread:
         self._done = threading.Event()
 
         def run() -> None:
+            OWN_WORK.active = True  # (see own_work)
             try:
                 target()
             finally:

@@ -65,6 +65,7 @@ from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.control_flow import is_control_flow
 from agent_otel._engine.inside import INSIDE, SPANS_OPEN, Entry, leave, note_inside, running
 from agent_otel._engine.instruments import runtime
+from agent_otel._engine.own_work import OWN_WORK
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import ExitThread
 from agent_otel._engine.tracebacks import leave_out_callers_frame
@@ -95,6 +96,18 @@ _get_current = otel_context.get_current
 _SUPPRESSED = otel_context._SUPPRESS_INSTRUMENTATION_KEY
 _SUPPRESSED_PLAIN = "suppress_instrumentation"
 _now_ns = time.perf_counter_ns
+
+
+def _begin_recording(begin: Callable[..., Invocation | None], *arguments: Any) -> Invocation | None:
+    """``begin(*arguments)`` (a handler's or a scope's), or None (the call runs unrecorded) inside agent-otel's
+    recording, or any other work of its own (see own_work)."""
+    if OWN_WORK.active:
+        return None
+    OWN_WORK.active = True
+    try:
+        return begin(*arguments)
+    finally:
+        OWN_WORK.active = False
 
 
 class End(Enum):
@@ -201,6 +214,14 @@ class Invocation:
     def end(self, how: End, value: object = None, error: BaseException | None = None) -> None:
         if self._ended:
             return
+        was = OWN_WORK.active  # (an end may run inside other work of ours: a dropped generator's, as memory is freed)
+        OWN_WORK.active = True
+        try:
+            self._end(how, value, error)
+        finally:
+            OWN_WORK.active = was
+
+    def _end(self, how: End, value: object, error: BaseException | None) -> None:
         self._ended = True
         if self.start_ns < _forked_at_ns:  # started before this process was forked: its parent's, which records it
             if _when_idle is not None:
@@ -520,8 +541,8 @@ def _begin(handler: Handler, wrapped: Callable[..., Any], instance: object, args
            kwargs: Kwargs) -> Invocation | None:
     try:
         current = _get_current()  # instrumentation suppressed where the call runs (see _SUPPRESSED): no invocation
-        return None if current.get(_SUPPRESSED) or current.get(_SUPPRESSED_PLAIN) else handler.begin(
-            wrapped, instance, args, kwargs, current)
+        return None if current.get(_SUPPRESSED) or current.get(_SUPPRESSED_PLAIN) else _begin_recording(
+            handler.begin, wrapped, instance, args, kwargs, current)
     except Exception as exc:
         report_error(handler.stage + ".begin", exc)
         return None
@@ -540,8 +561,8 @@ def _sync_wrapper(handler: Handler) -> WrapperFunction:
         if (rt if rt is not None else runtime()).enabled:  # mirrors _begin() deliberately (inlined: hot path)
             try:
                 current = _get_current()
-                inv = None if current.get(_SUPPRESSED) or current.get(_SUPPRESSED_PLAIN) else handler.begin(
-                    wrapped, instance, args, kwargs, current)
+                inv = None if current.get(_SUPPRESSED) or current.get(_SUPPRESSED_PLAIN) else _begin_recording(
+                    handler.begin, wrapped, instance, args, kwargs, current)
             except Exception as exc:
                 report_error(handler.stage + ".begin", exc)
         if inv is None:
@@ -590,10 +611,8 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
     not build the flow's parameter model from agent-otel's module."""
     made = _plain_call(handler, func)
     call = types.FunctionType(made.__code__, func.__globals__, made.__name__, made.__defaults__, made.__closure__)
-    # inspect.signature() follows __wrapped__ (and evaluates string annotations in the function's module
-    # with eval_str=True, as pydantic's validate_call asks); getfullargspec() shows (*args, **kwargs), as
-    # under any functools.wraps decorator
     functools.update_wrapper(call, func)
+    _show_signature(call, func)
     _note_iteration_step(handler, func)
     takes_self = _takes_self(func)
     if takes_self is None:
@@ -602,6 +621,23 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
         handler.method = True  # ``obj.method(...)`` passes obj first, as ``Class.method(obj, ...)`` does
     _PLAIN_WRAPPERS[call] = weakref.ref(handler)  # the wrapper holds its handler; the registry holds neither
     return call
+
+
+def _show_signature(call: types.FunctionType, func: types.FunctionType) -> None:
+    """Give the wrapper ``func``'s signature for what reads it without following ``__wrapped__``:
+    ``inspect.getfullargspec()`` showed ``(*args, **kwargs)``, so Gradio's ``Interface`` lost its input labels and
+    Celery's argument check at ``.delay()`` let any arguments through. Not for a function with a string annotation:
+    ``inspect.signature(eval_str=True)`` (FastAPI's) would get the stored strings instead of evaluating them, nor
+    for one that is itself a wrapper (``inspect.signature()`` of it follows its ``__wrapped__``, while
+    ``getfullargspec()`` shows its own parameters: one stored signature cannot give both)."""
+    own = func.__dict__
+    if "__wrapped__" in own or "__signature__" in own or any(
+            isinstance(annotation, str) for annotation in func.__annotations__.values()):
+        return
+    try:
+        call.__signature__ = inspect.signature(func, follow_wrapped=False)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):  # (no signature to show: the wrapper's stays, as before)
+        pass
 
 
 #: The plain-function wrappers :func:`instrument` made, and their handlers (see :func:`is_wrapper`), weakly: a
@@ -681,7 +717,7 @@ def _plain_call(handler: Handler, func: types.FunctionType, *, type: Any = type,
                 _attach: Any = _attach, _detach: Any = _detach,
                 note_inside: Any = note_inside, _inside: Any = _inside, leave: Any = leave,
                 _end_raised: Any = _end_raised, PLAIN_TYPES: Any = PLAIN_TYPES, _RETURNED: Any = _RETURNED,
-                _finish_result: Any = _finish_result) -> types.FunctionType:
+                _finish_result: Any = _finish_result, _begin_recording: Any = _begin_recording) -> types.FunctionType:
     """The body of :func:`_plain_sync_function`'s wrapper. Every name it reads is a parameter here, so a closure's
     (no global, no builtin): it is made again with the program's globals, in which a name of ours would not resolve
     and a name of the program's (a global ``type``) would shadow a builtin. The registry of open spans and the key
@@ -699,8 +735,8 @@ def _plain_call(handler: Handler, func: types.FunctionType, *, type: Any = type,
             try:
                 current = _get_current()
                 inv = None if current.get(otel_context._SUPPRESS_INSTRUMENTATION_KEY) or current.get(
-                    _SUPPRESSED_PLAIN) else handler.begin(
-                    func, None, args, kwargs, current)
+                    _SUPPRESSED_PLAIN) else _begin_recording(
+                    handler.begin, func, None, args, kwargs, current)
             except Exception as exc:
                 report_error(handler.stage + ".begin", exc)
         if inv is None:
@@ -2325,7 +2361,7 @@ class InvocationScope:
         if runtime().enabled:
             try:
                 began_in = _get_current() if SPANS_OPEN else None
-                inv = self._begin()
+                inv = _begin_recording(self._begin)
                 if inv is not None:
                     ctx = inv.context  # (weakly: the context holding the invocation would be a cycle, and kept alive
                     # by a thread started in the block)
@@ -2876,7 +2912,7 @@ def instrument(handler: Handler, func: F) -> F:
     the plain function), a coroutine or generator function, a method or static method object, any other
     callable, becomes a wrapt proxy (:class:`Wrapper`), which pickles by reference to the callable it wraps.
     Above ``@contextmanager`` it decorates the generator under it (see :func:`_over_context_manager`)."""
-    if type(func) is types.FunctionType and func.__code__ in _MANAGER_MAKERS:
+    if makes_context_manager(func):
         made = _over_context_manager(handler, cast(types.FunctionType, func))
         if made is not None:
             return cast(F, made)
@@ -2897,6 +2933,11 @@ _MANAGER_MAKERS: dict[types.CodeType, Any] = {
     contextlib.contextmanager(_yielding).__code__: contextlib.contextmanager,
     contextlib.asynccontextmanager(_yielding).__code__: contextlib.asynccontextmanager,  # type: ignore[arg-type]
 }
+
+
+def makes_context_manager(func: object) -> bool:
+    """Whether ``func`` is what ``@contextmanager`` or ``@asynccontextmanager`` made of a generator function."""
+    return type(func) is types.FunctionType and func.__code__ in _MANAGER_MAKERS
 
 
 def _over_context_manager(handler: Handler, factory: types.FunctionType) -> types.FunctionType | None:

@@ -97,6 +97,7 @@ from agent_otel._context.propagation import (
 from agent_otel._engine.exit_signals import deliver, held_over_exit_flush
 from agent_otel._engine.ids import OwnIdGenerator
 from agent_otel._engine.instruments import Runtime, build_runtime, enabled_from_env, forget_runtime
+from agent_otel._engine.own_work import own_work
 from agent_otel._engine.policy import check_policy_environment, policy
 from agent_otel._engine.self_telemetry import count_unreported, report_error
 from agent_otel._engine.threads import ExitThread, host_signals_blocked
@@ -1030,6 +1031,7 @@ def _start(what: str, step: Callable[[], object]) -> ExitThread | None:
         return None
 
 
+@own_work()  # (what the SDK calls as it flushes is not the program's call)
 def shutdown_at_exit() -> None:
     """The flush at process exit: within ``AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS`` (default 1 s), and each
     exporter makes one attempt, no retry: a collector that is down costs the exit no more than that,
@@ -1051,6 +1053,7 @@ def shutdown_at_exit() -> None:
 _AFTER_A_TIMED_OUT_FLUSH_MS = 50
 
 
+@own_work()
 def flush_at_exit(leaving: bool = False) -> None:
     """:func:`shutdown_at_exit` with SIGTERM and SIGHUP held until it is done, then delivered, or dropped when
     nothing of the program runs after it (``leaving``: see :mod:`~agent_otel._engine.exit_signals`). Raises only what
@@ -1155,6 +1158,7 @@ def shutdown(timeout_millis: int = 10_000) -> None:
     _shutdown(timeout_millis, retry=True)
 
 
+@own_work()
 def _shutdown(timeout_millis: int, *, retry: bool) -> None:
     global _telemetry
     with _lock:

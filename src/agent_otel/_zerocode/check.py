@@ -40,6 +40,8 @@ from agent_otel._zerocode.targets import (
     InScript,
     TargetError,
     awaitable_note_of,
+    manager_note_of,
+    model_note,
     registry_note_of,
     resolve_in_script,
     resolve_target,
@@ -164,11 +166,15 @@ def _imported(spec: TargetSpec, config: Config, named: _Named | None = None) -> 
     if not spec.instance_attribute:  # the callable an instance holds is known only when one is created
         _wraps(spec, config, found.raw, found.owner, found.attr)
     status = "ok"
-    for note in (registry_note_of(found.raw), awaitable_note_of(found.raw)) if not spec.instance_attribute else ():
+    notes = (registry_note_of(found.raw), awaitable_note_of(found.raw), manager_note_of(found.raw),
+             model_note(found.owner, found.attr))
+    for note in notes if not spec.instance_attribute else ():
         if note:
             status += f" ({note})"
     if found.defined_on is not found.owner:
         status += f" (inherited from {found.defined_on.__qualname__})"
+    if not spec.subclasses and isinstance(found.owner, type):
+        status += _overridden_note(found.owner, found.attr)
     if spec.subclasses and isinstance(found.owner, type):
         overriding = [sub for sub in _all_subclasses(found.owner) if found.attr in sub.__dict__]
         for sub in overriding:
@@ -179,6 +185,16 @@ def _imported(spec: TargetSpec, config: Config, named: _Named | None = None) -> 
         status += f" (+{len(overrides)} subclass override{'s' if len(overrides) != 1 else ''}" + (
             f": {', '.join(sorted(overrides))})" if overrides else ")")
     return found.shape, status
+
+
+def _overridden_note(owner: type, attr: str) -> str:
+    """A note naming the subclasses (imported so far) that override the method: without ``subclasses = true`` their
+    calls are not recorded (an abstract method's, all of them)."""
+    overriding = sorted(sub.__qualname__ for sub in _all_subclasses(owner) if attr in sub.__dict__)
+    if not overriding:
+        return ""
+    shown = ", ".join(overriding[:5]) + (f" and {len(overriding) - 5} more" if len(overriding) > 5 else "")
+    return f" (overridden by {shown}: their calls are not recorded; subclasses = true wraps them too)"
 
 
 def _in_script(spec: TargetSpec, config: Config, tree: ast.Module, label: str, named: _Named) -> tuple[str, str]:

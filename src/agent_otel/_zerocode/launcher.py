@@ -29,6 +29,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from agent_otel._engine.exit_signals import ENDING_SIGNALS
 from agent_otel._engine.fork_signals import hold_over_fork
 from agent_otel._engine.instruments import enabled_from_env
+from agent_otel._engine.own_work import own_work
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.signal_view import install_handler, installed_handler, stand_in_for_default
 from agent_otel._environment import (
@@ -300,6 +301,7 @@ def _flush_standard_streams() -> None:
 #: SIGHUP, which a closed terminal or ssh session sends (Ctrl-C's SIGINT raises KeyboardInterrupt: the exit flush).
 _FLUSHED_ON = ENDING_SIGNALS
 
+@own_work()  # (see own_work: the launcher's own calls are not the program's, a target's though they be)
 def _start_telemetry(config: Config | None, *, child: bool) -> None:
     # A ConfigurationError (a malformed OTEL_* variable, OTEL_METRICS_EXPORTER=bogus included) leaves: the launcher
     # exits 2 before the program runs

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from types import FunctionType, ModuleType, UnionType
 from typing import cast
 
-from agent_otel._engine.kept import kept_by, runs_kept
-from agent_otel._engine.wrappers import is_plain_sync_function, wrapped_of
+from agent_otel._engine.kept import kept_by, kept_by_model, runs_kept
+from agent_otel._engine.wrappers import is_plain_sync_function, makes_context_manager, wrapped_of
 from agent_otel._zerocode.config import TargetSpec
 from agent_otel._zerocode.decorator_results import dotted, object_made_by_decorator
 from agent_otel._zerocode.queue_tasks import (
@@ -350,6 +350,27 @@ def registry_note_of(function: object) -> str:
                 min([node.lineno, *(d.lineno for d in node.decorator_list)]) == code.co_firstlineno):
             return registry_note(node, tree, wrappers)
     return ""
+
+
+def manager_note_of(function: object) -> str:
+    """A note for a function ``@contextmanager`` made: the config's wrapper times the making of the manager, not the
+    ``with`` block (agent-otel's decorator, above or under ``@contextmanager``, times the block)."""
+    if not makes_context_manager(function):
+        return ""
+    return ("it makes a context manager (@contextmanager): the calls recorded are the making of it, not the with "
+            "block; decorate the generator with agent-otel's decorator (above or under @contextmanager) to time the "
+            "block")
+
+
+def model_note(owner: object, attr: str) -> str:
+    """A note for a method a pydantic model's schema keeps (a validator, a serializer): validation does not call the
+    class attribute the config's wrapper replaces."""
+    kind = kept_by_model(owner, attr) if isinstance(owner, type) else None
+    if kind is None or not isinstance(owner, type):
+        return ""
+    return (f"pydantic runs it as {owner.__qualname__}'s {kind}, from the function it kept when the class was made: "
+            "the calls validation makes are not recorded; decorate the def with agent-otel's decorator, under "
+            f"the @{kind.replace(' ', '_')} (and any @classmethod)")
 
 
 def awaitable_note_of(function: object) -> str:
