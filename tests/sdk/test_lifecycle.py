@@ -630,6 +630,54 @@ def test_exit_flush_tries_a_failing_collector_once_and_counts_the_loss(unavailab
     assert unavailable.attempts == {"/v1/traces": 1}
 
 
+HOST_PROVIDER_EXPORTS = """
+    from opentelemetry import metrics
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, PeriodicExportingMetricReader
+
+    class Printing(MetricExporter):
+        def export(self, metrics_data, timeout_millis=10_000, **kwargs):
+            print("host export", flush=True)
+            return MetricExportResult.SUCCESS
+
+        def force_flush(self, timeout_millis=10_000):
+            return True
+
+        def shutdown(self, timeout_millis=30_000, **kwargs):
+            pass
+
+    metrics.set_meter_provider(MeterProvider(metric_readers=[
+        PeriodicExportingMetricReader(Printing(), export_interval_millis=10**8)]))
+"""
+
+
+@pytest.mark.parametrize("setup", ["configure", "launcher"])
+def test_at_exit_the_hosts_provider_exports_once_in_its_own_exit_hook(setup: str, tmp_path: Path) -> None:
+    """A distro's providers (``opentelemetry-instrument agent-otel run``) were flushed by agent-otel's exit flush and
+    then shut down by their own exit hook: two exports, and with the collector down their exporters' retries, which
+    agent-otel cannot stop, ran twice (the exit twice as long as the distro's alone; probe p49e). The host's exit
+    hook, which follows ours, exports what agent-otel recorded; one export at exit, as without agent-otel."""
+    program = textwrap.dedent("""
+        import agent_otel
+        with agent_otel.job("work"):
+            pass
+        print("done", flush=True)
+    """)
+    if setup == "configure":
+        child = run_child(textwrap.dedent(HOST_PROVIDER_EXPORTS) + "import agent_otel\nagent_otel.configure()\n"
+                          + program)
+    else:  # a distro's sitecustomize makes the providers as the launcher starts (``opentelemetry-instrument agent-otel
+        # run``), and the launcher sets up on them before the program runs
+        (tmp_path / "distro").mkdir()
+        (tmp_path / "distro" / "sitecustomize.py").write_text(textwrap.dedent(HOST_PROVIDER_EXPORTS))
+        (tmp_path / "app.py").write_text(program)
+        child = subprocess.run([str(Path(sys.executable).parent / "agent-otel"), "run", "--", sys.executable, "app.py"],
+                               cwd=tmp_path, env={**CLEAN_ENV, "PYTHONPATH": str(tmp_path / "distro")},
+                               capture_output=True, text=True, timeout=300)
+        assert child.returncode == 0, child.stderr
+    assert child.stdout.splitlines() == ["done", "host export"], child.stderr
+
+
 def test_a_forked_child_leaving_by_os_exit_tries_a_failing_collector_once(unavailable: Unavailable) -> None:
     """``os._exit()`` flushes first (a forked RQ work-horse leaves so after each job): the exporters backed off and
     retried until the whole exit budget was gone, on every job, where the exit flush tries once."""

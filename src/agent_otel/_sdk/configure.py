@@ -1007,7 +1007,7 @@ def _register_exit_hook() -> None:
     global _exit_hook_registered
     if not _exit_hook_registered:
         _exit_hook_registered = True
-        atexit.register(flush_at_exit)
+        atexit.register(functools.partial(flush_at_exit, at_interpreter_exit=True))
 
 
 def current_telemetry() -> Telemetry | None:
@@ -1032,12 +1032,13 @@ def _start(what: str, step: Callable[[], object]) -> ExitThread | None:
 
 
 @own_work()  # (what the SDK calls as it flushes is not the program's call)
-def shutdown_at_exit() -> None:
+def shutdown_at_exit(at_interpreter_exit: bool = False) -> None:
     """The flush at process exit: within ``AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS`` (default 1 s), and each
     exporter makes one attempt, no retry: a collector that is down costs the exit no more than that,
     and what it did not take is counted as lost. The jobs, agents, evolution runs and phases still open (a
     generator suspended half-read, a call on a daemon thread) end first, closed, within half of it. Never
-    raises."""
+    raises. ``at_interpreter_exit``: called by an exit hook, which the host's providers' own exit hooks follow (see
+    :func:`_release`)."""
     telemetry = _telemetry
     budget_ms = telemetry.exit_flush_timeout_millis if telemetry is not None else _DEFAULT_EXIT_FLUSH_TIMEOUT_MS
     if terminate_flush_timed_out():  # the SIGTERM's flush found the endpoint not answering: not again at length
@@ -1045,7 +1046,8 @@ def shutdown_at_exit() -> None:
     started = time.monotonic()
     if telemetry is not None and telemetry.settings is not None:  # half the budget at most: the flush is the rest
         end_in_flight(None, budget_ms / 2000)
-    _shutdown(max(1, budget_ms - int((time.monotonic() - started) * 1000)), retry=False)
+    _shutdown(max(1, budget_ms - int((time.monotonic() - started) * 1000)), retry=False,
+              hosts_flush_themselves=at_interpreter_exit)
 
 
 #: The exit flush's budget after a SIGTERM's flush ran out of its own (ms): what ended since, if the endpoint is
@@ -1054,15 +1056,16 @@ _AFTER_A_TIMED_OUT_FLUSH_MS = 50
 
 
 @own_work()
-def flush_at_exit(leaving: bool = False) -> None:
+def flush_at_exit(leaving: bool = False, at_interpreter_exit: bool = False) -> None:
     """:func:`shutdown_at_exit` with SIGTERM and SIGHUP held until it is done, then delivered, or dropped when
     nothing of the program runs after it (``leaving``: see :mod:`~agent_otel._engine.exit_signals`). Raises only what
-    the program's handler of a delivered signal raises."""
+    the program's handler of a delivered signal raises. ``at_interpreter_exit``: called by an exit hook (not before
+    ``os._exit()``, an exec or a signal's default action, which run none)."""
     held: list[int] = []
     try:
         with held_over_exit_flush() as held:
             try:
-                shutdown_at_exit()
+                shutdown_at_exit(at_interpreter_exit)
             except Exception as exc:
                 report_error("exit.flush", exc)
     except KeyboardInterrupt:  # Ctrl-C during a slow flush: the exit goes on, without it, as the user asked; the
@@ -1159,13 +1162,13 @@ def shutdown(timeout_millis: int = 10_000) -> None:
 
 
 @own_work()
-def _shutdown(timeout_millis: int, *, retry: bool) -> None:
+def _shutdown(timeout_millis: int, *, retry: bool, hosts_flush_themselves: bool = False) -> None:
     global _telemetry
     with _lock:
         telemetry, _telemetry = _telemetry, None
         if telemetry is None:
             return
-        _release(telemetry, timeout_millis, retry=retry)
+        _release(telemetry, timeout_millis, retry=retry, hosts_flush_themselves=hosts_flush_themselves)
 
 
 #: The longest budget a release waits, whatever it was given (11.6 days): the threads' waits take no more
@@ -1173,7 +1176,8 @@ def _shutdown(timeout_millis: int, *, retry: bool) -> None:
 _LONGEST_RELEASE_MILLIS = 10**9
 
 
-def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: bool = False) -> None:
+def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: bool = False,
+             hosts_flush_themselves: bool = False) -> None:
     """Flush and release what ``telemetry`` set up (see shutdown()); ``retry=False``: the exporters
     make one attempt each, without their backoff retries. ``forked``: the parent's, in a forked child,
     whose providers stay, for what was made from them before the fork (see fork_handover): only our
@@ -1248,7 +1252,12 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
                 steps.extend(("metric reader", reader_retirement(provider, reader), until)
                              for reader in telemetry.metric_readers)
         elif not owned:
-            steps.append(("flush", flush(provider, until), until))
+            # At the interpreter's exit the host's provider exports what it holds in its own exit hook, which comes
+            # after ours (registered when it was made, before configure()): its exporters, which we cannot stop
+            # retrying, flushed here first ran their retries against a collector that was down, and its own
+            # shutdown, waiting behind that, ran them again (an exit twice as long as without agent-otel)
+            if not hosts_flush_themselves:
+                steps.append(("flush", flush(provider, until), until))
         elif isinstance(provider, MeterProvider):
             steps.append(("meter provider", meter_provider_shutdown(provider), until))
         elif HANDOVER.carried:  # a forked child's: the host's processors it shares with a parent's stay up

@@ -251,7 +251,8 @@ def _flush(leaving: bool | None = None) -> None:
     if _flushed:
         return
     _flushed = True
-    flush_at_exit(leaving if leaving is not None else not _children_left())  # within the exit budget, no retries
+    flush_at_exit(leaving if leaving is not None else not _children_left(),  # within the exit budget, no retries
+                  at_interpreter_exit=leaving is None)  # (as an exit hook; a signal's flush is followed by none)
 
 
 def _children_left() -> bool:
