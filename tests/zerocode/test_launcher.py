@@ -1149,3 +1149,39 @@ def test_the_program_sees_the_default_where_the_launchers_sigterm_handler_stands
         result = run(project, sys.executable, "default.py", receiver=receiver)
         assert (result.returncode, result.stdout) == (-signal.SIGTERM, "True True\n")
         assert [span.name for span in wait_for_spans(receiver, 1)] == ["execute_tool work"]
+
+
+def test_multiprocessings_resource_tracker_is_not_instrumented(project: Path) -> None:
+    """The tracker (``python -c "from multiprocessing.resource_tracker import main;main(fd)"``, started with the first
+    spawn or forkserver worker) runs none of the program's code: set up as a program, it exported a series of its own
+    and, the Collector not answering, outlived the program's exit by its exit flush (probe p49f, uvicorn --workers).
+    Read off the tracker's memory map once its main runs (it ignores SIGTERM then): it has loaded no C extension of
+    agent-otel's dependencies (wrapt's, psutil's), which the sitecustomize would have imported before."""
+    (project / "app.py").write_text("""\
+import sys
+from multiprocessing import resource_tracker
+
+sys.path.insert(0, sys.argv[1])
+from tests.support.polling import wait_until
+
+resource_tracker.ensure_running()
+pid = resource_tracker._resource_tracker._pid
+
+
+def read(name):
+    with open(f"/proc/{pid}/{name}") as file:
+        return file.read()
+
+
+def ignores_sigterm():
+    ignored = next(line for line in read("status").splitlines() if line.startswith("SigIgn:"))
+    return bool(int(ignored.split()[1], 16) & 1 << 14)
+
+
+wait_until(ignores_sigterm, "the tracker to run its main")
+print(sorted(name for name, library in {"wrapt": "_wrappers", "psutil": "_psutil_linux"}.items()
+             if library in read("maps")))
+""")
+    result = run(project, sys.executable, "app.py", str(Path(__file__).resolve().parents[2]))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[]\n"

@@ -28,6 +28,8 @@ def _start_agent_otel():  # type: () -> None
     import os
     import sys
 
+    if _a_helper_of_multiprocessing(list(getattr(sys, "orig_argv", ()))):
+        return
     if sys.version_info >= (3, 11):
         try:
             from agent_otel._zerocode.launcher import bootstrap_child
@@ -40,6 +42,20 @@ def _start_agent_otel():  # type: () -> None
         # the program agent-otel run started, in an interpreter without agent-otel: said once, on stderr
         sys.stderr.write("agent-otel: %s cannot import agent_otel; this program runs untraced (run it with the"
                          " Python agent-otel is installed in)\n" % sys.executable)
+
+
+#: The code ``multiprocessing`` runs in a helper process of its own (``python -c ...``), which runs none of the
+#: program's code: its resource tracker, started with the first spawn or forkserver worker.
+_HELPERS = ("from multiprocessing.resource_tracker import main",)
+
+
+def _a_helper_of_multiprocessing(argv):  # type: (list[str]) -> bool
+    """Whether this process is one of :data:`_HELPERS`: not instrumented (agent-otel is not even imported). It exported
+    a series of its own, and its exit flush held it past the program's exit when the Collector did not answer."""
+    if "-c" not in argv[:-1]:
+        return False
+    code = argv[argv.index("-c") + 1]
+    return any(code.startswith(helper) for helper in _HELPERS)
 
 
 def _run_shadowed():  # type: () -> None
