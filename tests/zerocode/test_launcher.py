@@ -1053,6 +1053,31 @@ def test_a_gevent_program_exporting_over_otlp_http_is_patched_first_when_asked(p
             in result.stderr)
 
 
+GEVENT_SCRAPED_PROGRAM = """import sys, urllib.request
+import toolmod
+toolmod.work(1)
+with urllib.request.urlopen(sys.argv[1], timeout=10) as response:  # a scrape, served by a greenlet of ours meanwhile
+    assert response.status == 200
+toolmod.work(2)
+"""
+
+
+def test_a_gevent_program_keeps_recording_after_a_scrape(project: Path) -> None:
+    """Under gevent's monkey-patching agent-otel's threads are greenlets of the program's thread: the /metrics request
+    thread marked its thread's work as agent-otel's own for good, and every call of the program after the first scrape
+    went unrecorded (review rv61)."""
+    from agent_otel._ops.stack import free_port
+
+    (project / "app.py").write_text(GEVENT_SCRAPED_PROGRAM)
+    port = free_port()
+    with OtlpHttpReceiver() as receiver:
+        result = run(project, sys.executable, "app.py", f"http://127.0.0.1:{port}/metrics", receiver=receiver,
+                     OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH="patch_all",
+                     OTEL_METRICS_EXPORTER="prometheus", OTEL_EXPORTER_PROMETHEUS_PORT=str(port))
+        assert (result.returncode, result.stderr) == (0, "")
+        assert len(wait_for_spans(receiver, 2)) == 2  # both calls: before the scrape and after it
+
+
 RELOADER_PROGRAM = """import sys
 from werkzeug.serving import run_simple
 import toolmod

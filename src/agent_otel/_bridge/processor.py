@@ -83,7 +83,6 @@ from agent_otel._engine import collection
 from agent_otel._engine.control_flow import names_control_flow
 from agent_otel._engine.inside import MADE_BY
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.own_work import OWN_WORK
 from agent_otel._engine.policy import OTHER, attribute_dict, policy
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.wrapped_spans import span_in
@@ -609,7 +608,6 @@ def _record_later(bridge: GenAiSpanBridge, span: Span, seen: _Seen) -> None:
 
 
 def _drain_later() -> None:
-    OWN_WORK.active = True  # (see own_work)
     while True:
         bridge, span, seen = _LATER.get()
         bridge._record_ended(span, seen)

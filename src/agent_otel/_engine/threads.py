@@ -52,10 +52,6 @@ class OwnThread(threading.Thread):
     waited for the /metrics server, which runs for the process's life, for ever. agent-otel joins it with
     :meth:`join_own`."""
 
-    def run(self) -> None:
-        OWN_WORK.active = True  # (see own_work: what it calls is not the program's call)
-        super().run()
-
     def join(self, timeout: float | None = None) -> None:
         return None
 
@@ -90,13 +86,16 @@ class ExitThread:
         self._done = threading.Event()
 
         def run() -> None:
-            OWN_WORK.active = True  # (see own_work)
+            # (see own_work; set for the work, not for the thread's life: under gevent's monkey-patching this thread is
+            # a greenlet, sharing the program's thread and its thread-locals)
+            was, OWN_WORK.active = OWN_WORK.active, True
             try:
                 target()
             finally:
                 # threading.current_thread() called in it (logging does, per record) registered a dummy Thread,
                 # which Python 3.11 never drops: the program's threading.enumerate() would list it for ever
                 getattr(threading, "_active", {}).pop(_thread.get_ident(), None)
+                OWN_WORK.active = was
                 self._done.set()
 
         with host_signals_blocked():

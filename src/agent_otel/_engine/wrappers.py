@@ -65,7 +65,7 @@ from agent_otel._engine import instruments as _instruments
 from agent_otel._engine.control_flow import is_control_flow
 from agent_otel._engine.inside import INSIDE, SPANS_OPEN, Entry, leave, note_inside, running
 from agent_otel._engine.instruments import runtime
-from agent_otel._engine.own_work import OWN_WORK
+from agent_otel._engine.own_work import OWN_WORK, own_work
 from agent_otel._engine.self_telemetry import report_error
 from agent_otel._engine.threads import ExitThread
 from agent_otel._engine.tracebacks import leave_out_callers_frame
@@ -329,6 +329,7 @@ _pruning = threading.Lock()
 _prune_at = 1024
 
 
+@own_work()  # (see own_work: its lock is no call of the program's)
 def _open_in_child() -> None:
     """A forked child starts with no call held open (its parent's are the parent's to end), and a pruning lock of its
     own: one a thread of the parent held as it forked stayed held there, and the list grew for ever. A call that
@@ -611,8 +612,11 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
     not build the flow's parameter model from agent-otel's module."""
     made = _plain_call(handler, func)
     call = types.FunctionType(made.__code__, func.__globals__, made.__name__, made.__defaults__, made.__closure__)
+    # inspect.signature() follows __wrapped__ (and evaluates string annotations in the function's module with
+    # eval_str=True, as FastAPI asks); getfullargspec() shows (*args, **kwargs), as under any functools.wraps decorator:
+    # a __signature__ of the function's would be copied by a functools.wraps decorator above this one, whose own
+    # parameters getfullargspec() must show (Celery's argument check of a decorator that injects one refused calls)
     functools.update_wrapper(call, func)
-    _show_signature(call, func)
     _note_iteration_step(handler, func)
     takes_self = _takes_self(func)
     if takes_self is None:
@@ -621,23 +625,6 @@ def _plain_sync_function(handler: Handler, func: types.FunctionType) -> types.Fu
         handler.method = True  # ``obj.method(...)`` passes obj first, as ``Class.method(obj, ...)`` does
     _PLAIN_WRAPPERS[call] = weakref.ref(handler)  # the wrapper holds its handler; the registry holds neither
     return call
-
-
-def _show_signature(call: types.FunctionType, func: types.FunctionType) -> None:
-    """Give the wrapper ``func``'s signature for what reads it without following ``__wrapped__``:
-    ``inspect.getfullargspec()`` showed ``(*args, **kwargs)``, so Gradio's ``Interface`` lost its input labels and
-    Celery's argument check at ``.delay()`` let any arguments through. Not for a function with a string annotation:
-    ``inspect.signature(eval_str=True)`` (FastAPI's) would get the stored strings instead of evaluating them, nor
-    for one that is itself a wrapper (``inspect.signature()`` of it follows its ``__wrapped__``, while
-    ``getfullargspec()`` shows its own parameters: one stored signature cannot give both)."""
-    own = func.__dict__
-    if "__wrapped__" in own or "__signature__" in own or any(
-            isinstance(annotation, str) for annotation in func.__annotations__.values()):
-        return
-    try:
-        call.__signature__ = inspect.signature(func, follow_wrapped=False)  # type: ignore[attr-defined]
-    except (TypeError, ValueError):  # (no signature to show: the wrapper's stays, as before)
-        pass
 
 
 #: The plain-function wrappers :func:`instrument` made, and their handlers (see :func:`is_wrapper`), weakly: a

@@ -887,6 +887,7 @@ def _same(value: object, other: object) -> bool:
 _fork_child_setup = False
 
 
+@own_work()  # (its setup, as configure()'s, makes no call of the program's)
 def _after_fork_in_child() -> None:
     """``os.fork()`` in a configured process: the child starts its own configuration, from the same
     configure() arguments. It does not inherit the parent's: the copy of the /metrics socket is closed

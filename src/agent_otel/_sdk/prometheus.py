@@ -51,7 +51,6 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from prometheus_client.openmetrics.exposition import UNDERSCORES, escape_label_name
 from prometheus_client.registry import Collector
 
-from agent_otel._engine.own_work import OWN_WORK
 from agent_otel._engine.policy import valid_text
 from agent_otel._engine.self_telemetry import count_unreported, report_error
 from agent_otel._engine.threads import start_thread
@@ -536,10 +535,6 @@ class _Server(ThreadingMixIn, WSGIServer):
     """prometheus_client's server (a thread per request, daemon threads); its class is not public API."""
 
     daemon_threads = True
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        OWN_WORK.active = True  # a scrape's thread (see own_work: what it calls is not the program's call)
-        super().process_request_thread(request, client_address)
 
     def shutdown(self) -> None:
         """Stop serve_forever() now, not at its next poll (up to 0.5 s later, which every exit of a
