@@ -759,6 +759,10 @@ _POOL_TASK_METHODS = ("apply_async", "map", "map_async", "imap", "imap_unordered
 #: Per module: the class, its methods and the wrapper carrying the context through each.
 _PROCESS_PATCHES: dict[str, tuple[tuple[str, str, WrapperFunction], ...]] = {
     "concurrent.futures.process": (("ProcessPoolExecutor", "submit", _wrap_pool_submit),),
+    # loky's executor (joblib's ``Parallel`` runs on its reusable one, whose submit() calls this one): its workers
+    # outlive a job, and started in the first job that used them (its context in their environment)
+    "joblib.externals.loky.process_executor": (("ProcessPoolExecutor", "submit", _wrap_pool_submit),),
+    "loky.process_executor": (("ProcessPoolExecutor", "submit", _wrap_pool_submit),),
     "multiprocessing.pool": tuple(("Pool", method, _wrap_pool_task) for method in _POOL_TASK_METHODS),
     "multiprocessing.process": (("BaseProcess", "start", _wrap_process_start),
                                 ("BaseProcess", "_bootstrap", _wrap_process_bootstrap)),
