@@ -647,16 +647,20 @@ HOST_PROVIDER_EXPORTS = """
             pass
 
     metrics.set_meter_provider(MeterProvider(metric_readers=[
-        PeriodicExportingMetricReader(Printing(), export_interval_millis=10**8)]))
+        PeriodicExportingMetricReader(Printing(), export_interval_millis=10**8)], shutdown_on_exit=SHUTDOWN_ON_EXIT))
 """
 
 
-@pytest.mark.parametrize("setup", ["configure", "launcher"])
-def test_at_exit_the_hosts_provider_exports_once_in_its_own_exit_hook(setup: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("setup", "own_exit_hook"), [("configure", True), ("launcher", True), ("configure", False)])
+def test_at_exit_the_hosts_provider_exports_once_in_its_own_exit_hook(setup: str, own_exit_hook: bool,
+                                                                       tmp_path: Path) -> None:
     """A distro's providers (``opentelemetry-instrument agent-otel run``) were flushed by agent-otel's exit flush and
     then shut down by their own exit hook: two exports, and with the collector down their exporters' retries, which
     agent-otel cannot stop, ran twice (the exit twice as long as the distro's alone; probe p49e). The host's exit
-    hook, which follows ours, exports what agent-otel recorded; one export at exit, as without agent-otel."""
+    hook, which follows ours, exports what agent-otel recorded; one export at exit, as without agent-otel. A provider
+    made with ``shutdown_on_exit=False`` has no exit hook: agent-otel's exit flush exports it, as before (review
+    rv62: it exported nothing)."""
+    host = textwrap.dedent(HOST_PROVIDER_EXPORTS).replace("SHUTDOWN_ON_EXIT", str(own_exit_hook))
     program = textwrap.dedent("""
         import agent_otel
         with agent_otel.job("work"):
@@ -664,12 +668,11 @@ def test_at_exit_the_hosts_provider_exports_once_in_its_own_exit_hook(setup: str
         print("done", flush=True)
     """)
     if setup == "configure":
-        child = run_child(textwrap.dedent(HOST_PROVIDER_EXPORTS) + "import agent_otel\nagent_otel.configure()\n"
-                          + program)
+        child = run_child(host + "import agent_otel\nagent_otel.configure()\n" + program)
     else:  # a distro's sitecustomize makes the providers as the launcher starts (``opentelemetry-instrument agent-otel
         # run``), and the launcher sets up on them before the program runs
         (tmp_path / "distro").mkdir()
-        (tmp_path / "distro" / "sitecustomize.py").write_text(textwrap.dedent(HOST_PROVIDER_EXPORTS))
+        (tmp_path / "distro" / "sitecustomize.py").write_text(host)
         (tmp_path / "app.py").write_text(program)
         child = subprocess.run([str(Path(sys.executable).parent / "agent-otel"), "run", "--", sys.executable, "app.py"],
                                cwd=tmp_path, env={**CLEAN_ENV, "PYTHONPATH": str(tmp_path / "distro")},

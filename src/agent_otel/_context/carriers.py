@@ -69,6 +69,13 @@ def _wrap_pool_submit(wrapped: Callable[..., Any], instance: ProcessPoolExecutor
         raise
 
 
+def _wrap_loky_submit(wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs) -> Any:
+    """loky's ``submit(fn, *args, **kwargs)``, whose ``fn`` may also come by keyword."""
+    if not args and "fn" in kwargs:
+        kwargs = {**kwargs, "fn": carry(kwargs["fn"], always=True)}
+    return _wrap_pool_submit(wrapped, cast(Any, instance), args, kwargs)
+
+
 def _wrap_pool_task(wrapped: Callable[..., Any], instance: Pool, args: Args, kwargs: Kwargs) -> Any:
     """``multiprocessing.Pool``'s (and billiard's) ``apply_async``, ``map``... (``func`` first, or by keyword): the task
     carries the context of this call, as a process pool's submit does (a ``ThreadPool``'s, the context itself)."""
@@ -761,8 +768,8 @@ _PROCESS_PATCHES: dict[str, tuple[tuple[str, str, WrapperFunction], ...]] = {
     "concurrent.futures.process": (("ProcessPoolExecutor", "submit", _wrap_pool_submit),),
     # loky's executor (joblib's ``Parallel`` runs on its reusable one, whose submit() calls this one): its workers
     # outlive a job, and started in the first job that used them (its context in their environment)
-    "joblib.externals.loky.process_executor": (("ProcessPoolExecutor", "submit", _wrap_pool_submit),),
-    "loky.process_executor": (("ProcessPoolExecutor", "submit", _wrap_pool_submit),),
+    "joblib.externals.loky.process_executor": (("ProcessPoolExecutor", "submit", _wrap_loky_submit),),
+    "loky.process_executor": (("ProcessPoolExecutor", "submit", _wrap_loky_submit),),
     "multiprocessing.pool": tuple(("Pool", method, _wrap_pool_task) for method in _POOL_TASK_METHODS),
     "multiprocessing.process": (("BaseProcess", "start", _wrap_process_start),
                                 ("BaseProcess", "_bootstrap", _wrap_process_bootstrap)),

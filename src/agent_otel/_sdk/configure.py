@@ -1172,6 +1172,13 @@ def _shutdown(timeout_millis: int, *, retry: bool, hosts_flush_themselves: bool 
         _release(telemetry, timeout_millis, retry=retry, hosts_flush_themselves=hosts_flush_themselves)
 
 
+def _shuts_down_at_exit(provider: TracerProvider | MeterProvider) -> bool:
+    """Whether an SDK provider has its own exit hook (``shutdown_on_exit``, the default): the SDK keeps no public
+    record of it, so the attribute it keeps it in is read; a provider made with ``shutdown_on_exit=False``, or an SDK
+    that keeps it elsewhere, is flushed at exit, as before."""
+    return getattr(provider, "_atexit_handler", None) is not None
+
+
 #: The longest budget a release waits, whatever it was given (11.6 days): the threads' waits take no more
 #: (``threading.TIMEOUT_MAX``, the platform's time_t), and a budget beyond them raised out of the exit hook.
 _LONGEST_RELEASE_MILLIS = 10**9
@@ -1257,7 +1264,7 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
             # after ours (registered when it was made, before configure()): its exporters, which we cannot stop
             # retrying, flushed here first ran their retries against a collector that was down, and its own
             # shutdown, waiting behind that, ran them again (an exit twice as long as without agent-otel)
-            if not hosts_flush_themselves:
+            if not (hosts_flush_themselves and _shuts_down_at_exit(provider)):
                 steps.append(("flush", flush(provider, until), until))
         elif isinstance(provider, MeterProvider):
             steps.append(("meter provider", meter_provider_shutdown(provider), until))

@@ -23,20 +23,12 @@ from agent_otel._engine.wrappers import call_when_idle
 
 #: The script Ray starts each worker process with.
 _RAY_WORKER_SCRIPT = os.path.join("ray", "_private", "workers", "default_worker.py")
-#: The module loky (joblib's ``Parallel``) runs each worker process as (``python -m``, joblib's copy of loky's too): its
-#: executor kills its workers (SIGKILL) as soon as a task raises, and as it shrinks.
-_LOKY_WORKER_MODULE = "loky.backend.popen_loky_posix"
 
 
 def ends_without_exit_hooks() -> bool:
-    """Whether this process is one that ends with no exit hook: a Ray worker, a loky worker. Read off the command
-    line, as ``sitecustomize`` sees it (before ``-m`` has put the module's path in ``sys.argv[0]``)."""
+    """Whether this process is one that ends with no exit hook: a Ray worker."""
     script = sys.argv[0] if sys.argv and isinstance(sys.argv[0], str) else ""
-    if script.endswith(os.sep + _RAY_WORKER_SCRIPT):
-        return True
-    argv = list(getattr(sys, "orig_argv", ()))
-    module = argv[argv.index("-m") + 1] if "-m" in argv[:-1] else ""
-    return module == _LOKY_WORKER_MODULE or module.endswith("." + _LOKY_WORKER_MODULE)
+    return script.endswith(os.sep + _RAY_WORKER_SCRIPT)
 
 
 class _Flusher:
