@@ -38,6 +38,7 @@ def _add_check(subparsers: Subparsers) -> None:
                     "without it they are left to `agent-otel run`. Exit status: 0 all resolved, 1 some target "
                     "does not, 2 invalid file.")
     parser.add_argument("file", nargs="?", help="configuration file (default: found as `run` finds it)")
+    parser.add_argument("--config", metavar="FILE", help="the same, named as `run` takes it")
     parser.add_argument("--script", metavar="SCRIPT", help="the script `agent-otel run -- python SCRIPT` runs: "
                         "resolve \"__main__:...\" targets (and ones named after the script) in its source")
     parser.set_defaults(handler=run_check)

@@ -328,6 +328,18 @@ def test_missing_file_and_no_file(project: Path) -> None:
     assert (result.returncode, result.stderr) == (2, "agent-otel: AGENT_OTEL_CONFIG='gone.toml': no such file\n")
 
 
+def test_the_file_may_be_named_with_config_as_run_takes_it(project: Path) -> None:
+    """``agent-otel run --config FILE`` and ``agent-otel check FILE``: ``check --config FILE`` was refused by argparse
+    (exit 2, "unrecognized arguments"; probe p49g)."""
+    (project / "checked.toml").write_text('[[tool]]\ntarget = "app_under_check:plain"\n')
+    by_option, by_argument = check(project, "--config", "checked.toml"), check(project, "checked.toml")
+    assert by_option.returncode == 0, by_option.stderr
+    assert targets_section(by_option.stdout) == targets_section(by_argument.stdout)
+    both = check(project, "checked.toml", "--config", "other.toml")
+    assert (both.returncode, both.stderr) == (2, "agent-otel: check: two configuration files given, checked.toml and "
+                                                 "--config other.toml: give one\n")
+
+
 def test_pyproject_table_is_checked(project: Path) -> None:
     (project / "pyproject.toml").write_text('[tool.agent-otel]\n[[tool.agent-otel.tool]]\n'
                                             'target = "app_under_check:plain"\ntype = 3\n')

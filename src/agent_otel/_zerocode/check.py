@@ -260,8 +260,13 @@ def reading_plan(spec: TargetSpec) -> list[str]:
 
 def run_check(args: argparse.Namespace) -> int:
     script: str | None = getattr(args, "script", None)
+    given: str | None = args.file or getattr(args, "config", None)
+    if args.file and getattr(args, "config", None) and args.file != args.config:
+        print(f"agent-otel: check: two configuration files given, {args.file} and --config {args.config}: give one",
+              file=sys.stderr)
+        return 2
     try:
-        file = Path(args.file) if args.file else find_command_config()
+        file = Path(given) if given else find_command_config()
         if file is None:
             print(f"agent-otel: no configuration found: pass FILE, set {AGENT_OTEL_CONFIG}, or create agent-otel.toml "
                   "(or [tool.agent-otel] in pyproject.toml) in the current directory", file=sys.stderr)
