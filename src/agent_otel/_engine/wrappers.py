@@ -98,14 +98,15 @@ _SUPPRESSED_PLAIN = "suppress_instrumentation"
 _now_ns = time.perf_counter_ns
 
 
-def _begin_recording(begin: Callable[..., Invocation | None], *arguments: Any) -> Invocation | None:
-    """``begin(*arguments)`` (a handler's or a scope's), or None (the call runs unrecorded) inside agent-otel's
-    recording, or any other work of its own (see own_work)."""
+def _begin_recording(handler: Handler, wrapped: Callable[..., Any], instance: object, args: Args, kwargs: Kwargs,
+                     current: Context) -> Invocation | None:
+    """``handler.begin()``, or None (the call runs unrecorded) inside agent-otel's recording, or any other work of its
+    own (see own_work). The handler itself, not its bound method: every wrapped call begins here."""
     if OWN_WORK.active:
         return None
     OWN_WORK.active = True
     try:
-        return begin(*arguments)
+        return handler.begin(wrapped, instance, args, kwargs, current)
     finally:
         OWN_WORK.active = False
 
@@ -543,7 +544,7 @@ def _begin(handler: Handler, wrapped: Callable[..., Any], instance: object, args
     try:
         current = _get_current()  # instrumentation suppressed where the call runs (see _SUPPRESSED): no invocation
         return None if current.get(_SUPPRESSED) or current.get(_SUPPRESSED_PLAIN) else _begin_recording(
-            handler.begin, wrapped, instance, args, kwargs, current)
+            handler, wrapped, instance, args, kwargs, current)
     except Exception as exc:
         report_error(handler.stage + ".begin", exc)
         return None
@@ -563,7 +564,7 @@ def _sync_wrapper(handler: Handler) -> WrapperFunction:
             try:
                 current = _get_current()
                 inv = None if current.get(_SUPPRESSED) or current.get(_SUPPRESSED_PLAIN) else _begin_recording(
-                    handler.begin, wrapped, instance, args, kwargs, current)
+                    handler, wrapped, instance, args, kwargs, current)
             except Exception as exc:
                 report_error(handler.stage + ".begin", exc)
         if inv is None:
@@ -723,7 +724,7 @@ def _plain_call(handler: Handler, func: types.FunctionType, *, type: Any = type,
                 current = _get_current()
                 inv = None if current.get(otel_context._SUPPRESS_INSTRUMENTATION_KEY) or current.get(
                     _SUPPRESSED_PLAIN) else _begin_recording(
-                    handler.begin, func, None, args, kwargs, current)
+                    handler, func, None, args, kwargs, current)
             except Exception as exc:
                 report_error(handler.stage + ".begin", exc)
         if inv is None:
@@ -2348,7 +2349,9 @@ class InvocationScope:
         if runtime().enabled:
             try:
                 began_in = _get_current() if SPANS_OPEN else None
-                inv = _begin_recording(self._begin)
+                if not OWN_WORK.active:  # (see own_work, and _begin_recording)
+                    with own_work():
+                        inv = self._begin()
                 if inv is not None:
                     ctx = inv.context  # (weakly: the context holding the invocation would be a cycle, and kept alive
                     # by a thread started in the block)

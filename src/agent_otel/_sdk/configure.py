@@ -1032,7 +1032,6 @@ def _start(what: str, step: Callable[[], object]) -> ExitThread | None:
         return None
 
 
-@own_work()  # (what the SDK calls as it flushes is not the program's call)
 def shutdown_at_exit(at_interpreter_exit: bool = False) -> None:
     """The flush at process exit: within ``AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS`` (default 1 s), and each
     exporter makes one attempt, no retry: a collector that is down costs the exit no more than that,
@@ -1056,7 +1055,7 @@ def shutdown_at_exit(at_interpreter_exit: bool = False) -> None:
 _AFTER_A_TIMED_OUT_FLUSH_MS = 50
 
 
-@own_work()
+@own_work()  # (what the SDK calls as it flushes is not the program's call)
 def flush_at_exit(leaving: bool = False, at_interpreter_exit: bool = False) -> None:
     """:func:`shutdown_at_exit` with SIGTERM and SIGHUP held until it is done, then delivered, or dropped when
     nothing of the program runs after it (``leaving``: see :mod:`~agent_otel._engine.exit_signals`). Raises only what
