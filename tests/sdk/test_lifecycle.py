@@ -681,6 +681,72 @@ def test_at_exit_the_hosts_provider_exports_once_in_its_own_exit_hook(setup: str
     assert child.stdout.splitlines() == ["done", "host export"], child.stderr
 
 
+@pytest.mark.parametrize("shut_down_by_the_program", [False, True])
+def test_on_the_hosts_providers_what_still_runs_at_exit_ends_before_they_export(shut_down_by_the_program: bool) -> None:
+    """``configure()`` on a program's own tracer and meter providers registered no exit hook: a job and an agent call
+    still running on a daemon thread at exit, and a tool's generator left suspended, never ended, and the providers'
+    own exit hooks exported none of their spans. They end first now, as on agent-otel's own providers, and the host's
+    exit hook exports them (closed before their end, as on agent-otel's). A program that shut its providers down
+    itself sees nothing more at exit: ending those spans there made the SDK's processor warn of each on stderr."""
+    child = run_child(f"""
+        import threading, time
+        from opentelemetry import metrics, trace
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+        class Printing(SpanExporter):
+            def export(self, spans):
+                for span in spans:
+                    print("exported", span.name, span.status.status_code.name, flush=True)
+                return SpanExportResult.SUCCESS
+
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(SimpleSpanProcessor(Printing()))
+        trace.set_tracer_provider(tracer_provider)
+        meter_provider = MeterProvider()
+        metrics.set_meter_provider(meter_provider)
+        import agent_otel
+
+        telemetry = agent_otel.configure()
+        assert not (telemetry.owns_tracer_provider or telemetry.owns_meter_provider)
+
+        @agent_otel.agent("worker")
+        def work():
+            time.sleep(300)
+
+        @agent_otel.tool("reader")
+        def lines():
+            yield 1
+            yield 2
+
+        started = threading.Event()
+
+        def background():
+            with agent_otel.job(type="background"):
+                started.set()
+                work()
+
+        threading.Thread(target=background, daemon=True).start()
+        started.wait()
+        suspended = lines()
+        next(suspended)
+        if {shut_down_by_the_program}:
+            tracer_provider.shutdown()
+            meter_provider.shutdown()
+        print("done", flush=True)
+    """)
+    assert child.returncode == 0, child.stderr
+    exported = child.stdout.splitlines()
+    if shut_down_by_the_program:
+        assert exported == ["done"]
+        assert child.stderr == ""
+    else:
+        assert exported[0] == "done"
+        assert sorted(exported[1:]) == ["exported execute_tool reader UNSET", "exported invoke_agent worker UNSET",
+                                        "exported invoke_workflow background UNSET"], child.stderr
+
+
 def test_a_forked_child_leaving_by_os_exit_tries_a_failing_collector_once(unavailable: Unavailable) -> None:
     """``os._exit()`` flushes first (a forked RQ work-horse leaves so after each job): the exporters backed off and
     retried until the whole exit budget was gone, on every job, where the exit flush tries once."""

@@ -392,14 +392,16 @@ class Terminated(BaseException):
 CUT_OFF_AT_EXIT: weakref.WeakSet[Invocation] = weakref.WeakSet()
 
 
-def end_in_flight(signum: int | None, timeout_s: float) -> None:
+def end_in_flight(signum: int | None, timeout_s: float, *, spans_closed: bool = False) -> None:
     """End the tracked invocations still running, innermost first, so that a flush next exports them: as
     raising :class:`Terminated` when a signal ends the process (outcome ``error``, ``error.type`` the signal's
     name); with ``signum`` None, when the interpreter exits with them open (a generator suspended half-read, a
     call on a daemon thread), as closed before the end, as a generator dropped unfinished ends (the interpreter
     closes it during its teardown, after the exit flush: its span was lost). On a thread waited for at most
     ``timeout_s``: the interrupted thread (a signal handler runs on the main thread) may hold a lock that
-    recording takes (a job's roll-up lock), and then they stay open rather than hang the process. Never raises."""
+    recording takes (a job's roll-up lock), and then they stay open rather than hang the process. ``spans_closed``:
+    the tracer provider was shut down (the program's own, by the program): their metrics are recorded, their spans,
+    which it would drop with a warning each on the program's stderr, are not ended. Never raises."""
     global _ending
     try:
         held = [inv for inv in map(weakref.ref.__call__, list(_open)) if inv is not None and not inv._ended]
@@ -411,6 +413,8 @@ def end_in_flight(signum: int | None, timeout_s: float) -> None:
 
         def end_all() -> None:
             for inv in reversed(running):
+                if spans_closed and inv.span.is_recording():
+                    inv.span = NonRecordingSpan(inv.span.get_span_context())
                 # a block's: what it reported so far (set_outcome()), as when it raises
                 block = getattr(inv, "in_block", None)
                 reported = block[0]._returned(block[1][3]) if block is not None else None

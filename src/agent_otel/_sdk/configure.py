@@ -583,8 +583,8 @@ def configure(
                     system = SystemMetricsInstrumentor(config=semconv.PROCESS_METRICS_CONFIG)
                     system.instrument(meter_provider=mp, skip_dep_check=_fork_child_setup)
                     telemetry.instrumentors.append(system)
+            _register_exit_hook()  # on the host's providers too: what still runs at exit ends before they export
             if telemetry.owns_tracer_provider or telemetry.owns_meter_provider:
-                _register_exit_hook()
                 _register_fork_handler()
             _telemetry = telemetry
             if exports_from_this_process():
@@ -1000,9 +1000,10 @@ _processors: _HeldWeakly[AgentOtelSpanProcessor] = _HeldWeakly()
 
 
 def _register_exit_hook() -> None:
-    """Shut down what we own at interpreter exit, within ``shutdown()``'s timeout. The SDK's own
-    exit hooks (turned off on the providers we build) wait 30 s per provider for a collector that
-    never answers, so a host that never called ``shutdown()`` would hang on exit. SIGTERM is held meanwhile
+    """Shut down what we own at interpreter exit, within ``shutdown()``'s timeout, the calls still running ended
+    first (on a host's providers too, whose own exit hooks, registered before, run after it and export them). The
+    SDK's own exit hooks (turned off on the providers we build) wait 30 s per provider for a collector that never
+    answers, so a host that never called ``shutdown()`` would hang on exit. SIGTERM is held meanwhile
     (:func:`flush_at_exit`): a spawned pool worker leaving as ``Pool.terminate()`` signals it ran the SIGTERM
     flush inside this one, which found it under way and killed the process before it had exported."""
     global _exit_hook_registered
@@ -1045,7 +1046,7 @@ def shutdown_at_exit(at_interpreter_exit: bool = False) -> None:
         budget_ms = min(budget_ms, _AFTER_A_TIMED_OUT_FLUSH_MS)
     started = time.monotonic()
     if telemetry is not None and telemetry.settings is not None:  # half the budget at most: the flush is the rest
-        end_in_flight(None, budget_ms / 2000)
+        end_in_flight(None, budget_ms / 2000, spans_closed=_spans_closed(telemetry))
     _shutdown(max(1, budget_ms - int((time.monotonic() - started) * 1000)), retry=False,
               hosts_flush_themselves=at_interpreter_exit)
 
@@ -1144,7 +1145,15 @@ def end_in_flight_on(signum: int) -> None:
     within the exit flush budget, so that the flush that follows exports them. Never raises."""
     telemetry = _telemetry
     if telemetry is not None and telemetry.settings is not None:
-        end_in_flight(signum, telemetry.exit_flush_timeout_millis / 1000)
+        end_in_flight(signum, telemetry.exit_flush_timeout_millis / 1000, spans_closed=_spans_closed(telemetry))
+
+
+def _spans_closed(telemetry: Telemetry) -> bool:
+    """Whether the program shut the tracer provider down itself (``trace.get_tracer_provider().shutdown()``, as
+    OpenTelemetry's examples end): a span ending there now is dropped, with a warning of the SDK's processors."""
+    provider = telemetry.tracer_provider
+    ours = _processors.get(provider) if provider is not None else None
+    return ours is not None and ours.provider_shut_down
 
 
 def shutdown(timeout_millis: int = 10_000) -> None:

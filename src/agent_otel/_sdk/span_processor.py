@@ -91,6 +91,10 @@ class AgentOtelSpanProcessor(SpanProcessor):
     for an open GenAI span of another library, whose content is then removed (unless it goes on spans), and the bridge
     is called only for such a span or an event."""
 
+    #: Whether the tracer provider it is on was shut down (the provider shuts its span processors down): a span
+    #: ending there is lost, and the SDK's own processors warn of each on the program's stderr.
+    provider_shut_down = False
+
     def __init__(self, bridge: GenAiSpanBridge | None) -> None:
         self.bridge = bridge
         # (policy, the keys a span's start is looked at for, the keys its end is looked at for): one attribute,
@@ -206,3 +210,7 @@ class AgentOtelSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         """Nothing: the work is done while the span is ending, before any exporter sees it."""
+
+    def shutdown(self) -> None:
+        """Its provider is shutting down (a program's ``shutdown()`` of its own provider, or agent-otel's release)."""
+        self.provider_shut_down = True
