@@ -86,6 +86,34 @@ def test_agents_workflows_and_tools_and_their_errors(otel: Any) -> None:
                                            semconv.GEN_AI_AGENT_NAME: "researcher"}  # the agent it ran in
 
 
+@pytest.mark.parametrize("workflow_name", ["assistant", "Agent workflow"])
+def test_a_workflow_span_around_the_agent_span_of_its_name_is_that_agents_run(otel: Any, workflow_name: str) -> None:
+    """Google ADK 2.x opens ``invoke_workflow assistant`` for each run of its root agent ``assistant``, directly around
+    that agent's ``invoke_agent assistant``: one run was counted as two invocations (task types ``workflow`` and
+    ``default``; the job's agent calls 2; probe p50b). It counts once, as the agent. A workflow of another name
+    (openai-agents' ``Agent workflow``) is a run of its own, as before."""
+    tracer = foreign(otel)
+    with (agent_otel.job("adk-run", type="adk"),
+          tracer.start_as_current_span(f"invoke_workflow {workflow_name}", attributes={
+              semconv.GEN_AI_OPERATION_NAME: "invoke_workflow", "gen_ai.workflow.name": workflow_name}),
+          tracer.start_as_current_span("invoke_agent assistant", attributes={
+              semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: "assistant"}),
+          tracer.start_as_current_span("execute_tool search", attributes={
+              semconv.GEN_AI_OPERATION_NAME: "execute_tool", semconv.GEN_AI_TOOL_NAME: "search"})):
+        pass
+    agents = {(p.attributes[semconv.GEN_AI_AGENT_NAME], p.attributes[semconv.AGENT_TASK_TYPE]): p.count
+              for p in points(otel, semconv.AGENT_DURATION.name)}
+    tool_calls = {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.sum for p in points(otel, semconv.AGENT_TOOL_CALLS.name)}
+    job_span = otel.span(semconv.job_span_name("adk"))
+    if workflow_name == "assistant":
+        assert agents == {("assistant", "default"): 1}
+        assert job_span.attributes[semconv.JOB_ROLLUP_AGENT_CALLS] == 1
+    else:
+        assert agents == {("Agent workflow", "workflow"): 1, ("assistant", "default"): 1}
+        assert job_span.attributes[semconv.JOB_ROLLUP_AGENT_CALLS] == 2
+    assert tool_calls == {"assistant": 1}  # the agent's own tool call, either way
+
+
 def test_an_error_type_another_library_qualifies_reads_as_ours_on_the_metrics(otel: Any) -> None:
     """The GenAI instrumentations qualify ``error.type`` by module (``openai.RateLimitError``, as the SDK's
     exception events do); agent-otel's wrappers record the class name. A label means one thing whichever recorded

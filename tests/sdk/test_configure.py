@@ -1166,3 +1166,32 @@ def test_trace_ids_neither_follow_nor_move_the_hosts_random_stream() -> None:
     result = run_child(program)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"draws": True, "runs": True, "spans": True, "fork": True, "capture": True}
+
+
+def test_two_libraries_counters_of_one_name_say_nothing_on_stderr() -> None:
+    """The exemplar views above match every counter, and a view that matches makes the SDK compare the instrument with
+    every one matched before, by name: two libraries' counters of one name, each on a meter of its own (Google ADK's
+    token counters beside agent-otel's, probe p50b), printed "Views ... will cause conflicting metrics identities"
+    on the program's stderr, which the SDK alone (its default view) never does. Quiet, and both still counted."""
+    program = """
+        from opentelemetry import metrics
+        import agent_otel
+        from agent_otel.testing import capture_telemetry
+
+        agent_otel.configure(prometheus_port=0)
+        for library in ("lib.a", "lib.b"):
+            metrics.get_meter(library).create_counter("requests").add(1)
+            metrics.get_meter(library).create_up_down_counter("in_flight").add(1)
+        agent_otel.shutdown()
+        with capture_telemetry() as telemetry:
+            for library in ("lib.c", "lib.d"):
+                telemetry.meter_provider.get_meter(library).create_counter("requests").add(2)
+            data = telemetry.reader.get_metrics_data()
+            print(sorted((scope.scope.name, point.value) for resource in data.resource_metrics
+                         for scope in resource.scope_metrics for metric in scope.metrics if metric.name == "requests"
+                         for point in metric.data.data_points))
+    """
+    result = run_child(program)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.strip() == "[('lib.c', 2), ('lib.d', 2)]"

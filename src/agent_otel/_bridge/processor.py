@@ -293,6 +293,9 @@ class GenAiSpanBridge(SpanProcessor):
             if kind is Kind.PROVIDER and sources.usage_report(attributes):
                 self._note_report(span, operation, parent_span, attributes)
                 return
+            if kind is Kind.AGENT and parent is not None and parent.kind is Kind.WORKFLOW and not parent.covered and (
+                    _workflow_of_agent(parent_span, attributes)):
+                parent.covered = True  # the library's workflow of its agent's run, of one name (ADK's Runner): that run
             started_in = running_context(late if late is not None else starting_context(parent_context))
             seen = _Seen(kind, operation, started_in)
             seen.calls = current_counts(started_in)
@@ -829,6 +832,16 @@ def _one_agent(outer: object, attributes: Mapping[str, Any]) -> bool:
     or none, names any)."""
     names = {sources.agent_name_of(attribute_dict(outer)), sources.agent_name_of(attributes)} - {None, OTHER}
     return len(names) < 2
+
+
+def _workflow_of_agent(workflow: object, attributes: Mapping[str, Any]) -> bool:
+    """Whether a library's workflow span directly around its agent span names that agent (ADK's Runner opens
+    ``invoke_workflow assistant`` around ``invoke_agent assistant``: one run, counted twice, once per task type). A
+    workflow named otherwise (openai-agents' ``Agent workflow``), or not named, is a run of its own."""
+    outer = attribute_dict(workflow)
+    name = sources.agent_name_of(attributes)
+    return name is not None and name != OTHER and (sources.workflow_name_of(outer) or
+                                                   sources.agent_name_of(outer)) == name
 
 
 def _their_one_agent(outer: object, attributes: Mapping[str, Any]) -> bool:

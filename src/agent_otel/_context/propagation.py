@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextvars import ContextVar, Token
 from typing import Any, Generic, NamedTuple, ParamSpec, TypeVar
@@ -70,13 +71,34 @@ def extract(carrier: Mapping[str, str], ctx: Context | None = None) -> Context:
 
 
 def _continues(here: Span, caller: Span) -> bool:
-    """Whether ``here`` (the current span) is a span of this process started under ``caller`` (a carrier's span): a
-    span of the same trace with another parent (one a forked worker inherited) is not the caller's continuation."""
+    """Whether ``here`` (the current span) is a span of this process that continues ``caller`` (a carrier's span):
+    started under it (a server instrumentation's span), or under another span of this process in its trace (a
+    framework's span between that one and the handler: A2A's request handler, a router's). Not one with another remote
+    parent, nor one a forked worker inherited (started before the fork, in its parent's trace)."""
     theirs, ours = caller.get_span_context(), here.get_span_context()
     if not (theirs.is_valid and ours.is_valid and not ours.is_remote and ours.trace_id == theirs.trace_id):
         return False
     parent = getattr(here, "parent", None)  # the SDK's spans know it
-    return parent is not None and getattr(parent, "span_id", None) == theirs.span_id
+    if parent is None:
+        return False
+    if getattr(parent, "span_id", None) == theirs.span_id:
+        return True
+    started = getattr(here, "start_time", None)
+    return getattr(parent, "is_remote", True) is False and isinstance(started, int) and started > _forked_at_ns
+
+
+#: When this process was forked (wall clock ns, as a span's start time; 0 if it was not): a span started before was
+#: the parent's.
+_forked_at_ns = 0
+
+
+def _note_fork() -> None:
+    global _forked_at_ns
+    _forked_at_ns = time.time_ns()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_note_fork)
 
 
 @contextlib.contextmanager

@@ -45,16 +45,13 @@ from opentelemetry.sdk.environment_variables import (
     OTEL_RESOURCE_ATTRIBUTES,
 )
 from opentelemetry.sdk.metrics import (
-    AlignedHistogramBucketExemplarReservoir,
     Counter,
-    ExemplarReservoir,
     Histogram,
     MeterProvider,
     ObservableCounter,
     ObservableGauge,
     ObservableUpDownCounter,
     UpDownCounter,
-    _Gauge,
 )
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
@@ -110,6 +107,7 @@ from agent_otel._environment import (
     OTEL_PYTHON_LOGGER_PROVIDER,
     env_flag,
 )
+from agent_otel._sdk.exemplars import exemplar_views
 from agent_otel._sdk.export_loss import (
     LossReporter,
     ReportingBatchSpanProcessor,
@@ -247,22 +245,11 @@ def histogram_views() -> list[View]:
 
 
 def metric_views() -> list[View]:
-    """The views configure() installs: the process metric renames in semconv. Our histograms carry the contract's
+    """The views configure() installs: the process metric renames in semconv, the exemplar reservoirs that leave the
+    program's random stream alone (see exemplars). Our histograms carry the contract's
     buckets as advisory (create_instrument), so no view names them: a view matching a standard name that a
     library instrumentation records too (gen_ai.client.token.usage) makes the SDK warn on the host's stderr."""
-    return [*(View(instrument_name=old, name=new) for old, new in semconv.PROCESS_RENAMES.items()),
-            *(View(instrument_type=kind, exemplar_reservoir_factory=_latest_exemplar) for kind in _SAMPLED_EXEMPLARS)]
-
-
-#: The synchronous instruments whose default exemplar reservoir samples with the global ``random`` (``randrange``, for
-#: every measurement in a recorded span after the first of a collection): it moved the host's random stream (a program
-#: seeded for a reproducible run drew other numbers). Each keeps its latest exemplar instead, the one /metrics shows.
-_SAMPLED_EXEMPLARS = (Counter, UpDownCounter, _Gauge)
-_KEEP_LATEST = functools.partial(AlignedHistogramBucketExemplarReservoir, boundaries=())  # one bucket: the latest
-
-
-def _latest_exemplar(aggregation: object) -> Callable[..., ExemplarReservoir]:
-    return _KEEP_LATEST
+    return [*(View(instrument_name=old, name=new) for old, new in semconv.PROCESS_RENAMES.items()), *exemplar_views()]
 
 
 def _span_exporter(name: str, settings: Settings) -> SpanExporter:
