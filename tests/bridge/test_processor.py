@@ -86,32 +86,57 @@ def test_agents_workflows_and_tools_and_their_errors(otel: Any) -> None:
                                            semconv.GEN_AI_AGENT_NAME: "researcher"}  # the agent it ran in
 
 
-@pytest.mark.parametrize("workflow_name", ["assistant", "Agent workflow"])
-def test_a_workflow_span_around_the_agent_span_of_its_name_is_that_agents_run(otel: Any, workflow_name: str) -> None:
+#: Shapes of a library's workflow span around its agent spans, and the agent invocations the bridge records for each
+#: (name, task type, outcome): the workflow's name, its agent runs (name, failed), whether the workflow failed, and
+#: whether the workflow span is another library's (another instrumentation scope).
+WORKFLOW_SHAPES = {
+    "one run of its name": ("assistant", [("assistant", False)], False, False,
+                            {("assistant", "default", "success"): 1}),
+    "another name": ("Agent workflow", [("assistant", False)], False, False,
+                     {("Agent workflow", "workflow", "success"): 1, ("assistant", "default", "success"): 1}),
+    "the run failed": ("assistant", [("assistant", True)], True, False, {("assistant", "default", "error"): 1}),
+    "the workflow failed after it": ("assistant", [("assistant", False)], True, False,
+                                     {("assistant", "workflow", "error"): 1, ("assistant", "default", "success"): 1}),
+    "two runs of its name": ("assistant", [("assistant", False), ("assistant", False)], False, False,
+                             {("assistant", "workflow", "success"): 1, ("assistant", "default", "success"): 2}),
+    "another library's workflow": ("assistant", [("assistant", False)], False, True,
+                                   {("assistant", "workflow", "success"): 1, ("assistant", "default", "success"): 1}),
+}
+
+
+@pytest.mark.parametrize("shape", list(WORKFLOW_SHAPES))
+def test_a_workflow_span_around_the_agent_span_of_its_name_is_that_agents_run(otel: Any, shape: str) -> None:
     """Google ADK 2.x opens ``invoke_workflow assistant`` for each run of its root agent ``assistant``, directly around
     that agent's ``invoke_agent assistant``: one run was counted as two invocations (task types ``workflow`` and
-    ``default``; the job's agent calls 2; probe p50b). It counts once, as the agent. A workflow of another name
-    (openai-agents' ``Agent workflow``) is a run of its own, as before."""
-    tracer = foreign(otel)
+    ``default``; the job's agent calls 2; probe p50b). It counts once, as the agent, unless the workflow failed where
+    the run did not (its failure is its own). A workflow of another name (openai-agents' ``Agent workflow``), one
+    around two runs of its name (a team's) or another library's (review rv63) is a run of its own, as before."""
+    workflow_name, runs, workflow_failed, other_library, expected = WORKFLOW_SHAPES[shape]
+    agent_tracer = foreign(otel)
+    workflow_tracer = otel.tracer_provider.get_tracer("another.library") if other_library else agent_tracer
     with (agent_otel.job("adk-run", type="adk"),
-          tracer.start_as_current_span(f"invoke_workflow {workflow_name}", attributes={
-              semconv.GEN_AI_OPERATION_NAME: "invoke_workflow", "gen_ai.workflow.name": workflow_name}),
-          tracer.start_as_current_span("invoke_agent assistant", attributes={
-              semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: "assistant"}),
-          tracer.start_as_current_span("execute_tool search", attributes={
-              semconv.GEN_AI_OPERATION_NAME: "execute_tool", semconv.GEN_AI_TOOL_NAME: "search"})):
-        pass
-    agents = {(p.attributes[semconv.GEN_AI_AGENT_NAME], p.attributes[semconv.AGENT_TASK_TYPE]): p.count
-              for p in points(otel, semconv.AGENT_DURATION.name)}
-    tool_calls = {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.sum for p in points(otel, semconv.AGENT_TOOL_CALLS.name)}
+          workflow_tracer.start_as_current_span(f"invoke_workflow {workflow_name}", attributes={
+              semconv.GEN_AI_OPERATION_NAME: "invoke_workflow", "gen_ai.workflow.name": workflow_name},
+              record_exception=False, set_status_on_exception=False) as workflow):
+        for name, failed in runs:
+            with agent_tracer.start_as_current_span(f"invoke_agent {name}", attributes={
+                    semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: name}) as run:
+                with agent_tracer.start_as_current_span("execute_tool search", attributes={
+                        semconv.GEN_AI_OPERATION_NAME: "execute_tool", semconv.GEN_AI_TOOL_NAME: "search"}):
+                    pass
+                if failed:
+                    run.set_status(Status(StatusCode.ERROR))
+                    run.set_attribute(semconv.ERROR_TYPE, "ModelError")
+        if workflow_failed:
+            workflow.set_status(Status(StatusCode.ERROR))
+            workflow.set_attribute(semconv.ERROR_TYPE, "ModelError" if runs[0][1] else "SessionSaveError")
+    agents = {(p.attributes[semconv.GEN_AI_AGENT_NAME], p.attributes[semconv.AGENT_TASK_TYPE],
+               p.attributes[semconv.AGENT_OUTCOME]): p.count for p in points(otel, semconv.AGENT_DURATION.name)}
+    assert agents == expected
     job_span = otel.span(semconv.job_span_name("adk"))
-    if workflow_name == "assistant":
-        assert agents == {("assistant", "default"): 1}
-        assert job_span.attributes[semconv.JOB_ROLLUP_AGENT_CALLS] == 1
-    else:
-        assert agents == {("Agent workflow", "workflow"): 1, ("assistant", "default"): 1}
-        assert job_span.attributes[semconv.JOB_ROLLUP_AGENT_CALLS] == 2
-    assert tool_calls == {"assistant": 1}  # the agent's own tool call, either way
+    assert job_span.attributes[semconv.JOB_ROLLUP_AGENT_CALLS] == sum(expected.values())
+    tool_calls = {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.sum for p in points(otel, semconv.AGENT_TOOL_CALLS.name)}
+    assert tool_calls == {"assistant": len(runs)}  # the agent's own tool calls, either way
 
 
 def test_an_error_type_another_library_qualifies_reads_as_ours_on_the_metrics(otel: Any) -> None:

@@ -149,6 +149,21 @@ def test_a_decorator_written_without_parentheses_is_refused_where_it_is_written(
             return q
 
 
+@pytest.mark.parametrize("kind", ["agent", "provider", "tool", "evolution"])
+def test_a_function_of_the_program_given_as_the_name_is_refused(kind: str) -> None:
+    """``agent_otel.tool(add)``, where ``agent_otel.tool("add")(add)`` was meant, took ``add`` as a callable extractor
+    of the name and returned a decorator: handed to Google ADK as a tool, it failed deep in ADK's schema building
+    (probe p50b). A function that cannot take the one argument an extractor gets is refused, with the call to write."""
+    [required] = [option.name for option in options.KINDS[kind].values() if option.required and option.decorator]
+
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    with pytest.raises(ConfigurationError, match=re.escape(f"agent_otel.{kind}() takes the {required} first") +
+                       r".*function .*add takes other arguments.*" + re.escape(f'agent_otel.{kind}("...")(add)')):
+        DECORATORS[kind](add)
+
+
 def name_of(call: Any) -> str:
     return "from-module"
 

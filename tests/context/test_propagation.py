@@ -168,6 +168,27 @@ def test_attached_under_a_framework_span_below_the_server_span_runs_under_it(ote
     assert seen == "caller-job"
 
 
+def test_attached_to_a_carrier_of_a_span_below_runs_under_that_span(otel: Any) -> None:
+    """A carrier handed between two steps of one request (an in-process queue): its span is one of this process below
+    the current one, which does not continue it; the block runs under the carrier's span, as an ``attached()`` with no
+    span around it does (review rv63: it ran under the handler's span, above the carrier's)."""
+    from opentelemetry import propagate
+
+    with agent_otel.job("caller-job", type="caller"):
+        incoming: dict[str, str] = {}
+        agent_otel.inject(incoming)
+    server = otel.tracer_provider.get_tracer("a.server")
+    with (server.start_as_current_span("POST /", context=propagate.extract(incoming), kind=trace.SpanKind.SERVER),
+          server.start_as_current_span("handler")):
+        with server.start_as_current_span("produce") as produce:
+            handed: dict[str, str] = {}
+            agent_otel.inject(handed)
+        with agent_otel.attached(handed), agent_otel.job(type="consume"):
+            pass
+    [consumed] = otel.spans("invoke_workflow consume")
+    assert consumed.parent is not None and consumed.parent.span_id == produce.get_span_context().span_id
+
+
 def test_attached_under_a_span_continuing_the_caller_takes_only_that_span_from_the_servers_context(otel: Any) -> None:
     """The span kept under ``attached()`` is all it keeps of the server's context: the server's own job, its local
     baggage and a suppression of instrumentation stay outside the block, as without such a span."""

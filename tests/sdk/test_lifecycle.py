@@ -747,6 +747,101 @@ def test_on_the_hosts_providers_what_still_runs_at_exit_ends_before_they_export(
                                         "exported invoke_workflow background UNSET"], child.stderr
 
 
+def test_the_exit_hook_runs_before_the_exit_hooks_of_providers_made_after_an_earlier_configuration() -> None:
+    """agent-otel's exit hook was registered once, by the first set-up (a test suite's capture): the program's own
+    providers, made and configured after it, registered their exit hooks later, which ran first, and a call still
+    running at exit was never exported (review rv63). Each set-up registers it again."""
+    child = run_child("""
+        import threading, time
+        import agent_otel
+        from agent_otel.testing import capture_telemetry
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+        class Printing(SpanExporter):
+            def export(self, spans):
+                for span in spans:
+                    print("exported", span.name, flush=True)
+                return SpanExportResult.SUCCESS
+
+        with capture_telemetry():
+            pass
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(SimpleSpanProcessor(Printing()))
+        agent_otel.configure(tracer_provider=tracer_provider, meter_provider=MeterProvider())
+        started = threading.Event()
+
+        @agent_otel.agent("worker")
+        def work():
+            started.set()
+            time.sleep(300)
+
+        threading.Thread(target=work, daemon=True).start()
+        started.wait()
+        print("done", flush=True)
+    """)
+    assert child.stdout.splitlines() == ["done", "exported invoke_agent worker"], child.stderr
+
+
+def test_on_the_programs_providers_none_is_flushed_at_exit_but_by_its_own_exit_hook() -> None:
+    """Owning neither provider, agent-otel leaves the program's to it at exit, as without agent-otel: one made with
+    ``shutdown_on_exit=False`` was flushed by agent-otel's exit hook (review rv63: its exporters' retries, which
+    agent-otel cannot stop, lengthened the exit and printed theirs against a Collector that was down)."""
+    host = textwrap.dedent(HOST_PROVIDER_EXPORTS).replace("SHUTDOWN_ON_EXIT", "False")
+    child = run_child(host + textwrap.dedent("""
+        from opentelemetry.sdk.trace import TracerProvider
+        import agent_otel
+
+        telemetry = agent_otel.configure(tracer_provider=TracerProvider(shutdown_on_exit=False))
+        assert not (telemetry.owns_tracer_provider or telemetry.owns_meter_provider)
+        with agent_otel.job("work"):
+            pass
+        print("done", flush=True)
+    """))
+    assert child.stdout.splitlines() == ["done"], child.stderr
+
+
+def test_a_child_forked_during_a_shutdown_on_another_thread_exits() -> None:
+    """A thread in ``shutdown()`` (a slow flush) holds agent-otel's lock as the program forks: the child's exit hook,
+    registered now on the program's providers too, waited for it for ever (review rv63). The child's lock is its own."""
+    child = run_child("""
+        import os, sys, threading, time
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+        import agent_otel
+
+        flushing = threading.Event()
+
+        class Slow(SpanProcessor):  # (no lock of the SDK's held across the fork: only agent-otel's)
+            def force_flush(self, timeout_millis=30_000):
+                flushing.set()
+                time.sleep(3)
+                return True
+
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(Slow())
+        agent_otel.configure(tracer_provider=tracer_provider, meter_provider=MeterProvider())
+        stopping = threading.Thread(target=agent_otel.shutdown)
+        stopping.start()
+        flushing.wait()
+        pid = os.fork()
+        if pid == 0:
+            sys.exit(0)
+        deadline, reaped = time.monotonic() + 30, 0
+        while not reaped and time.monotonic() < deadline:
+            reaped = os.waitpid(pid, os.WNOHANG)[0]
+            time.sleep(0.05)
+        stuck = not reaped
+        if stuck:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        stopping.join()
+        print("stuck" if stuck else "exited", flush=True)
+    """)
+    assert child.stdout.splitlines()[-1] == "exited", child.stderr
+
+
 def test_a_forked_child_leaving_by_os_exit_tries_a_failing_collector_once(unavailable: Unavailable) -> None:
     """``os._exit()`` flushes first (a forked RQ work-horse leaves so after each job): the exporters backed off and
     retried until the whole exit budget was gone, on every job, where the exit flush tries once."""

@@ -8,6 +8,7 @@ import collections
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -52,4 +53,7 @@ def test_targets_the_sdk_calls_record_only_the_programs_calls(tmp_path: Path) ->
     assert process.stdout.startswith("locked\npid True True\n")
     assert process.stderr == ""
     names = collections.Counter(span["name"] for span in _console_spans(process.stdout))
-    assert names == {"execute_tool Lock": 1, "execute_tool getpid": 2, "execute_tool monotonic": 1}
+    # from Python 3.13 ``threading.Lock`` is a class (3.11's and 3.12's is a function): refused as a target, as any
+    # class is, and left as it is
+    locks = {} if isinstance(threading.Lock, type) else {"execute_tool Lock": 1}
+    assert names == {**locks, "execute_tool getpid": 2, "execute_tool monotonic": 1}

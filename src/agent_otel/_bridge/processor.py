@@ -110,9 +110,9 @@ class _Seen:
     ran under, and whether another span of the same call counts it instead."""
 
     __slots__ = ("agent", "below", "calls", "claims", "context", "counts_unknown", "covered", "enclosing",
-                 "inner_reported", "job", "kind", "made_in", "operation", "own", "ref", "report_key", "report_of",
-                 "sibling", "span_address", "span_id", "started_by", "twin", "twin_of", "unpriced_in_job", "usage_to",
-                 "usage_unknown")
+                 "inner_reported", "job", "kind", "made_in", "named_run_failed", "named_runs", "operation", "own",
+                 "ref", "report_key", "report_of", "run_of_workflow", "sibling", "span_address", "span_id",
+                 "started_by", "twin", "twin_of", "unpriced_in_job", "usage_to", "usage_unknown")
 
     def __init__(self, kind: Kind, operation: str, context: Context) -> None:
         self.kind = kind
@@ -142,6 +142,13 @@ class _Seen:
         self.usage_unknown = self.unpriced_in_job = False
         #: an agent's: how many agent calls of ours naming another agent started directly inside it (see start_genai)
         self.claims = 0
+        #: a workflow's: its library's agent runs of its name directly inside (see _workflow_of_agent): the one such
+        #: run is the workflow's, recorded as the agent's; the workflow counts on its own only when it failed and
+        #: that run did not (a session that failed to save after the agent answered)
+        self.named_runs = 0
+        self.named_run_failed = False
+        #: an agent run's: the workflow of its name it runs directly inside
+        self.run_of_workflow: _Seen | None = None
         self.usage_to: ProviderInvocation | None = None  # our provider call it is part of: gets its tokens
         self.enclosing: _Seen | None = None  # the span of that call open around it (see _OPEN_INSIDE): the same request
         self.inner_reported = False  # a span inside it reported the request's tokens
@@ -293,9 +300,10 @@ class GenAiSpanBridge(SpanProcessor):
             if kind is Kind.PROVIDER and sources.usage_report(attributes):
                 self._note_report(span, operation, parent_span, attributes)
                 return
-            if kind is Kind.AGENT and parent is not None and parent.kind is Kind.WORKFLOW and not parent.covered and (
-                    _workflow_of_agent(parent_span, attributes)):
-                parent.covered = True  # the library's workflow of its agent's run, of one name (ADK's Runner): that run
+            workflow = parent if kind is Kind.AGENT and parent is not None and parent.kind is Kind.WORKFLOW and (
+                not parent.covered and _workflow_of_agent(parent_span, span, attributes)) else None
+            if workflow is not None:
+                workflow.named_runs += 1  # the library's workflow of its agent's run, of one name (ADK's Runner)
             started_in = running_context(late if late is not None else starting_context(parent_context))
             seen = _Seen(kind, operation, started_in)
             seen.calls = current_counts(started_in)
@@ -349,6 +357,7 @@ class GenAiSpanBridge(SpanProcessor):
                     policy().bounded(semconv.GEN_AI_AGENT_NAME, sources.agent_name_of(attributes) or span.name))
             elif kind is Kind.PROVIDER and sources.usage_reported_later(span):
                 self._reportable_call(parent_span, attributes, seen)
+            seen.run_of_workflow = workflow
             self._track(span, seen)
             if seen.below is not None:
                 note_run(span, seen.below)
@@ -584,7 +593,7 @@ class GenAiSpanBridge(SpanProcessor):
         try:
             if span.events:
                 _record_evaluations(span, sources.agent_name_of(attribute_dict(span)) or seen.agent, seen.context)
-            if not seen.covered:
+            if not seen.covered and not _stood_for_its_agent(span, seen):
                 _record(span, seen)
             if seen.report_key is not None and (seen.covered or not seen.usage_unknown
                                                 or span.status.status_code is StatusCode.ERROR):
@@ -834,14 +843,33 @@ def _one_agent(outer: object, attributes: Mapping[str, Any]) -> bool:
     return len(names) < 2
 
 
-def _workflow_of_agent(workflow: object, attributes: Mapping[str, Any]) -> bool:
-    """Whether a library's workflow span directly around its agent span names that agent (ADK's Runner opens
-    ``invoke_workflow assistant`` around ``invoke_agent assistant``: one run, counted twice, once per task type). A
-    workflow named otherwise (openai-agents' ``Agent workflow``), or not named, is a run of its own."""
-    outer = attribute_dict(workflow)
+def _workflow_of_agent(workflow: Any, agent: Any, attributes: Mapping[str, Any]) -> bool:
+    """Whether a library's workflow span directly around its own agent span (the same instrumentation scope) names
+    that agent (ADK's Runner opens ``invoke_workflow assistant`` around ``invoke_agent assistant``: one run, counted
+    twice, once per task type). A workflow named otherwise (openai-agents' ``Agent workflow``), not named, or another
+    library's, is a run of its own."""
     name = sources.agent_name_of(attributes)
-    return name is not None and name != OTHER and (sources.workflow_name_of(outer) or
-                                                   sources.agent_name_of(outer)) == name
+    if name is None or _scope_of(workflow) != _scope_of(agent):
+        return False
+    outer = attribute_dict(workflow)
+    return (sources.workflow_name_of(outer) or sources.agent_name_of(outer)) == name
+
+
+def _scope_of(span: Any) -> str | None:
+    return getattr(getattr(span, "instrumentation_scope", None), "name", None)
+
+
+def _stood_for_its_agent(span: Span, seen: _Seen) -> bool:
+    """Whether an ended span is not recorded as it is counted in another: a workflow whose one agent run of its name
+    was recorded (unless the workflow failed and that run did not: its failure is its own); an agent run, which tells
+    its workflow when it failed."""
+    if seen.kind is Kind.AGENT and seen.run_of_workflow is not None:
+        if _error_type(span, attribute_dict(span)) is not None:
+            seen.run_of_workflow.named_run_failed = True
+        return False
+    if seen.kind is not Kind.WORKFLOW or seen.named_runs != 1:  # (a second run of its name makes it a team's)
+        return False
+    return seen.named_run_failed or _error_type(span, attribute_dict(span)) is None
 
 
 def _their_one_agent(outer: object, attributes: Mapping[str, Any]) -> bool:

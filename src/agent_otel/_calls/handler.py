@@ -645,7 +645,9 @@ def decorator(handler_type: type[KindHandler], options: dict[str, Any], attribut
 def _refuse_use_without_parentheses(stage: str, options: Mapping[str, Any], caller: FrameType) -> None:
     """``@agent_otel.tool`` with no parentheses passes the function being defined as the kind's name, which
     takes a callable extractor: every call of the program's function would then fail. Told apart from an
-    extractor by being defined in the calling scope and not yet bound there (a ``def`` under ``@``)."""
+    extractor by being defined in the calling scope and not yet bound there (a ``def`` under ``@``). So does
+    ``agent_otel.tool(func)``, the program's function given to be decorated: told apart by taking other arguments
+    than the one an extractor takes (the call's view); the framework it was handed to failed far from the cause."""
     for option in KINDS[stage].values():
         if not (option.required and option.decorator):
             continue
@@ -661,7 +663,21 @@ def _refuse_use_without_parentheses(stage: str, options: Mapping[str, Any], call
             raise ConfigurationError(
                 f"agent_otel.{stage}() takes the {option.name} first: write @agent_otel.{stage}(\"...\") with "
                 f"parentheses (it was given the function {value.__qualname__} being defined)")
+        if not _takes_one_call(value):  # a function of the program's given to be decorated, as tool(func)
+            raise ConfigurationError(
+                f"agent_otel.{stage}() takes the {option.name} first, a text or an extractor of one call: the function "
+                f"{value.__qualname__} takes other arguments; decorate it with "
+                f"agent_otel.{stage}(\"...\")({value.__name__})")
         return
+
+
+def _takes_one_call(func: FunctionType) -> bool:
+    """Whether ``func`` can be called with one positional argument, as an extractor is (with the call's view)."""
+    try:
+        inspect.signature(func).bind(None)
+    except TypeError:
+        return False
+    return True
 
 
 def outcome_value(outcome: str | semconv.Outcome, stage: str) -> str | None:

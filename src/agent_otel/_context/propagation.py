@@ -17,6 +17,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, get_current_span, set_span_in_context
 
 from agent_otel._context.baggage_header import merged_baggage
+from agent_otel._context.continued import continued_here
 from agent_otel._context.job import AGENT_KEY, AGENT_VERSION_KEY
 from agent_otel._context.phase import PHASE_KEY, PhaseState
 from agent_otel._context.stamping import stamped_ids
@@ -72,9 +73,10 @@ def extract(carrier: Mapping[str, str], ctx: Context | None = None) -> Context:
 
 def _continues(here: Span, caller: Span) -> bool:
     """Whether ``here`` (the current span) is a span of this process that continues ``caller`` (a carrier's span):
-    started under it (a server instrumentation's span), or under another span of this process in its trace (a
+    started under it (a server instrumentation's span), or under a span of this process below such a span (a
     framework's span between that one and the handler: A2A's request handler, a router's). Not one with another remote
-    parent, nor one a forked worker inherited (started before the fork, in its parent's trace)."""
+    parent, nor one above a caller of this process (a carrier handed between two steps of one request: see continued),
+    nor one a forked worker inherited (started before the fork, in its parent's trace)."""
     theirs, ours = caller.get_span_context(), here.get_span_context()
     if not (theirs.is_valid and ours.is_valid and not ours.is_remote and ours.trace_id == theirs.trace_id):
         return False
@@ -84,7 +86,8 @@ def _continues(here: Span, caller: Span) -> bool:
     if getattr(parent, "span_id", None) == theirs.span_id:
         return True
     started = getattr(here, "start_time", None)
-    return getattr(parent, "is_remote", True) is False and isinstance(started, int) and started > _forked_at_ns
+    return getattr(parent, "is_remote", True) is False and isinstance(started, int) and started > _forked_at_ns and (
+        continued_here(theirs))
 
 
 #: When this process was forked (wall clock ns, as a span's start time; 0 if it was not): a span started before was

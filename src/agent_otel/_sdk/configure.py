@@ -181,6 +181,17 @@ class Telemetry:
 
 _telemetry: Telemetry | None = None
 _lock = threading.RLock()
+
+
+def _new_lock_in_child() -> None:
+    """A forked child's lock is new: a thread that held it at the fork (a ``shutdown()`` flushing) does not exist
+    there, and the exit hook, registered whoever owns the providers, takes it."""
+    global _lock
+    _lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)  # first: _after_fork_in_child takes it
 V = TypeVar("V")
 
 
@@ -570,7 +581,7 @@ def configure(
                     system = SystemMetricsInstrumentor(config=semconv.PROCESS_METRICS_CONFIG)
                     system.instrument(meter_provider=mp, skip_dep_check=_fork_child_setup)
                     telemetry.instrumentors.append(system)
-            _register_exit_hook()  # on the host's providers too: what still runs at exit ends before they export
+            _register_exit_hook()  # on the program's providers too: what still runs at exit ends before they export
             if telemetry.owns_tracer_provider or telemetry.owns_meter_provider:
                 _register_fork_handler()
             _telemetry = telemetry
@@ -885,8 +896,7 @@ def _after_fork_in_child() -> None:
     reports its own telemetry; the parent's providers hand over to them what is recorded through the
     tracers and instruments made from them before the fork (:mod:`~agent_otel._sdk.fork_handover`).
     Never raises: a failure leaves the child without telemetry."""
-    global _lock, _telemetry, _fork_child_setup
-    _lock = threading.RLock()  # a thread that held it at the fork does not exist here
+    global _telemetry, _fork_child_setup
     inherited = _telemetry
     if inherited is None or inherited.settings is None:
         return
@@ -981,7 +991,6 @@ def _register_fork_handler() -> None:
         os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-_exit_hook_registered = False
 #: The span processor configure() added to each tracer provider (weakly: a host's outlives our configuration).
 _processors: _HeldWeakly[AgentOtelSpanProcessor] = _HeldWeakly()
 
@@ -992,11 +1001,15 @@ def _register_exit_hook() -> None:
     SDK's own exit hooks (turned off on the providers we build) wait 30 s per provider for a collector that never
     answers, so a host that never called ``shutdown()`` would hang on exit. SIGTERM is held meanwhile
     (:func:`flush_at_exit`): a spawned pool worker leaving as ``Pool.terminate()`` signals it ran the SIGTERM
-    flush inside this one, which found it under way and killed the process before it had exported."""
-    global _exit_hook_registered
-    if not _exit_hook_registered:
-        _exit_hook_registered = True
-        atexit.register(functools.partial(flush_at_exit, at_interpreter_exit=True))
+    flush inside this one, which found it under way and killed the process before it had exported.
+    Registered again at each set-up, so that it runs before the exit hooks of the providers this one uses, made
+    since an earlier one (a test's capture, then the program's own providers)."""
+    atexit.unregister(_at_interpreter_exit)
+    atexit.register(_at_interpreter_exit)
+
+
+def _at_interpreter_exit() -> None:
+    flush_at_exit(at_interpreter_exit=True)
 
 
 def current_telemetry() -> Telemetry | None:
@@ -1259,7 +1272,11 @@ def _release(telemetry: Telemetry, timeout_millis: int, *, retry: bool, forked: 
             # after ours (registered when it was made, before configure()): its exporters, which we cannot stop
             # retrying, flushed here first ran their retries against a collector that was down, and its own
             # shutdown, waiting behind that, ran them again (an exit twice as long as without agent-otel)
-            if not (hosts_flush_themselves and _shuts_down_at_exit(provider)):
+            # When agent-otel owns neither provider, the program's are wholly its own at exit, as without agent-otel:
+            # one made with ``shutdown_on_exit=False`` was not flushed then either (flushed, its exporters' retries,
+            # which we cannot stop, lengthened the exit and printed theirs against a Collector that was down)
+            owns_one = telemetry.owns_tracer_provider or telemetry.owns_meter_provider
+            if not (hosts_flush_themselves and (_shuts_down_at_exit(provider) or not owns_one)):
                 steps.append(("flush", flush(provider, until), until))
         elif isinstance(provider, MeterProvider):
             steps.append(("meter provider", meter_provider_shutdown(provider), until))

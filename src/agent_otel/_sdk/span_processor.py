@@ -22,6 +22,7 @@ from agent_otel._bridge.processor import CHECKED_BARE, COUNTED_BELOW, DYING, Gen
 from agent_otel._bridge.sources import GENAI_MARKERS, classify, marked_late_while_current, may_be_genai
 from agent_otel._calls.call_counts import note_run
 from agent_otel._context import stamping as _stamping
+from agent_otel._context.continued import note_continued
 from agent_otel._context.job import BAGGAGE_KEY, JOB_KEY, JobState
 from agent_otel._context.running import SPAN_KEY, STARTED_BARE
 from agent_otel._context.stamping import CARRIED, carry, stamp_carried, stamp_ids
@@ -146,6 +147,8 @@ class AgentOtelSpanProcessor(SpanProcessor):
                     carry(span, entries, _get_current().get(BAGGAGE_KEY))  # the current context lacks them
             elif _stamping.carrying and getattr(ctx.get(SPAN_KEY), _CARRIED, None) is not None:  # (the look
                 stamp_carried(span, ctx, values)  # written out: a call costs as much, on every span, once carrying)
+            if parent_context is not None:  # a server instrumentation's span, in the context it extracted: the
+                note_continued(span)  # caller it continues (see continued)
             if bare and self.bridge is not None:  # another library's span with no attribute yet: it may be a GenAI
                 # call marked later (GenAiSpanBridge.start_late): where it started is kept on it (an attribute of its
                 # own: reading a span's ``__dict__`` makes CPython build it, about 1 µs a span)
