@@ -137,30 +137,39 @@ def test_attached_under_a_server_instrumentations_span_runs_the_job_under_that_s
     assert seen == ["caller-job"]
 
 
-@pytest.mark.parametrize("inherited_by_fork", [False, True])
+@pytest.mark.parametrize("server", ["started in the extracted context", "started in it made current",
+                                    "inherited by a fork"])
 def test_attached_under_a_framework_span_below_the_server_span_runs_under_it(otel: Any, monkeypatch: pytest.MonkeyPatch,
-                                                                             inherited_by_fork: bool) -> None:
+                                                                             server: str) -> None:
     """A framework's span between the server instrumentation's span and the handler (A2A's request handler, a
     router's): ``attached(headers)`` there ran the block beside the server span, as another child of the remote
-    caller's span (probe p50c). It runs under the framework's span, in the server span's trace. A span started before
-    this process was forked (a worker's inherited one) continues nothing: the block runs under the caller's span."""
+    caller's span (probe p50c). It runs under the framework's span, in the server span's trace, whether the server span
+    was given the extracted context or started in it made current (review rv64). A span started before this process
+    was forked (a worker's inherited one) continues nothing: the block runs under the caller's span."""
+    from opentelemetry import context as otel_context
     from opentelemetry import propagate
 
     from agent_otel._context import propagation
 
+    inherited_by_fork = server == "inherited by a fork"
     with agent_otel.job("caller-job", type="caller"):
         carrier: dict[str, str] = {}
         agent_otel.inject(carrier)
         caller = trace.get_current_span().get_span_context()
-    server = otel.tracer_provider.get_tracer("a.server")
-    with (server.start_as_current_span("POST /", context=propagate.extract(carrier), kind=trace.SpanKind.SERVER),
-          server.start_as_current_span("dispatch") as framework):
+    tracer = otel.tracer_provider.get_tracer("a.server")
+    made_current = server == "started in it made current"
+    token = otel_context.attach(propagate.extract(carrier)) if made_current else None
+    with (tracer.start_as_current_span("POST /", context=None if made_current else propagate.extract(carrier),
+                                       kind=trace.SpanKind.SERVER),
+          tracer.start_as_current_span("dispatch") as framework):
         if inherited_by_fork:
             monkeypatch.setattr(propagation, "_forked_at_ns", framework.start_time + 1)
         with agent_otel.attached(carrier):
             seen = agent_otel.current_job_id()
             with agent_otel.job(type="request"):
                 pass
+    if token is not None:
+        otel_context.detach(token)
     [request_job] = otel.spans("invoke_workflow request")
     expected_parent = caller.span_id if inherited_by_fork else framework.get_span_context().span_id
     assert request_job.parent is not None and request_job.parent.span_id == expected_parent

@@ -802,6 +802,30 @@ def test_on_the_programs_providers_none_is_flushed_at_exit_but_by_its_own_exit_h
     assert child.stdout.splitlines() == ["done"], child.stderr
 
 
+def test_a_forked_childs_exit_hooks_keep_the_parents_order() -> None:
+    """A program's exit hook registered after ``configure()`` runs before agent-otel's exit flush, which exports what
+    it records. In a forked child that leaves by ``sys.exit()`` (a pre-fork server's worker), the child's set-up
+    registered the flush again, after it: what the program's hook recorded was never exported (review rv64)."""
+    child = run_child("""
+        import atexit, os, sys
+        import agent_otel
+
+        agent_otel.configure(traces_exporter="console", metrics_exporter="none")
+
+        def at_exit():
+            with agent_otel.job(type="at-exit"):
+                pass
+
+        atexit.register(at_exit)
+        pid = os.fork()
+        if pid == 0:
+            sys.exit(0)
+        os.waitpid(pid, 0)
+        os._exit(0)  # (only the child's exit is looked at)
+    """)
+    assert '"name": "invoke_workflow at-exit"' in child.stdout, child.stderr
+
+
 def test_a_child_forked_during_a_shutdown_on_another_thread_exits() -> None:
     """A thread in ``shutdown()`` (a slow flush) holds agent-otel's lock as the program forks: the child's exit hook,
     registered now on the program's providers too, waited for it for ever (review rv63). The child's lock is its own."""

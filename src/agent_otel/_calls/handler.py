@@ -666,7 +666,7 @@ def _refuse_use_without_parentheses(stage: str, options: Mapping[str, Any], call
         if not _takes_one_call(value):  # a function of the program's given to be decorated, as tool(func)
             raise ConfigurationError(
                 f"agent_otel.{stage}() takes the {option.name} first, a text or an extractor of one call: the function "
-                f"{value.__qualname__} takes other arguments; decorate it with "
+                f"{value.__qualname__} cannot be called with one argument; decorate it with "
                 f"agent_otel.{stage}(\"...\")({value.__name__})")
         return
 
@@ -674,9 +674,11 @@ def _refuse_use_without_parentheses(stage: str, options: Mapping[str, Any], call
 def _takes_one_call(func: FunctionType) -> bool:
     """Whether ``func`` can be called with one positional argument, as an extractor is (with the call's view)."""
     try:
-        inspect.signature(func).bind(None)
+        inspect.signature(func, follow_wrapped=False).bind(None)  # (a decorator's wrapper is what is called)
     except TypeError:
         return False
+    except ValueError:  # no signature to read: taken as an extractor, as before
+        return True
     return True
 
 

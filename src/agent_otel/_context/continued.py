@@ -9,25 +9,30 @@ A span knows only its parent, so the callers continued here are noted as their c
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from opentelemetry.trace import SpanContext
 
-#: (trace id, span id) of each caller continued here, most recent last; the oldest go past ``_KEPT``.
-_continued: dict[tuple[int, int], None] = {}
-_KEPT = 4096
+#: (trace id, span id) of each caller continued here, the most recently continued last; the least recent go past
+#: ``_KEPT`` (a request still running when 16,384 others have started since runs its ``attached()`` beside the server
+#: span, as it would with no span of this process continuing its caller).
+_continued: OrderedDict[tuple[int, int], None] = OrderedDict()
+_KEPT = 16_384
+_noting = threading.Lock()
 
 
 def note_continued(span: Any) -> None:
-    """A span started in a context given to it: noted when its parent is a remote caller's span. Never raises."""
+    """A span that started: noted when its parent is a remote caller's span. Never raises."""
     parent = getattr(span, "parent", None)
     if parent is not None and parent.is_remote:
-        _continued[(parent.trace_id, parent.span_id)] = None
-        if len(_continued) > _KEPT:
-            try:
-                del _continued[next(iter(_continued))]
-            except (KeyError, RuntimeError, StopIteration):  # another thread's note or removal in between
-                pass
+        key = (parent.trace_id, parent.span_id)
+        with _noting:
+            _continued[key] = None
+            _continued.move_to_end(key)
+            if len(_continued) > _KEPT:
+                _continued.popitem(last=False)
 
 
 def continued_here(caller: SpanContext) -> bool:

@@ -581,7 +581,8 @@ def configure(
                     system = SystemMetricsInstrumentor(config=semconv.PROCESS_METRICS_CONFIG)
                     system.instrument(meter_provider=mp, skip_dep_check=_fork_child_setup)
                     telemetry.instrumentors.append(system)
-            _register_exit_hook()  # on the program's providers too: what still runs at exit ends before they export
+            if not _fork_child_setup:  # (a forked child keeps its parent's, in the parent's order)
+                _register_exit_hook(not (telemetry.owns_tracer_provider and telemetry.owns_meter_provider))
             if telemetry.owns_tracer_provider or telemetry.owns_meter_provider:
                 _register_fork_handler()
             _telemetry = telemetry
@@ -995,21 +996,31 @@ def _register_fork_handler() -> None:
 _processors: _HeldWeakly[AgentOtelSpanProcessor] = _HeldWeakly()
 
 
-def _register_exit_hook() -> None:
+def _register_exit_hook(uses_programs_provider: bool) -> None:
     """Shut down what we own at interpreter exit, within ``shutdown()``'s timeout, the calls still running ended
     first (on a host's providers too, whose own exit hooks, registered before, run after it and export them). The
     SDK's own exit hooks (turned off on the providers we build) wait 30 s per provider for a collector that never
     answers, so a host that never called ``shutdown()`` would hang on exit. SIGTERM is held meanwhile
     (:func:`flush_at_exit`): a spawned pool worker leaving as ``Pool.terminate()`` signals it ran the SIGTERM
     flush inside this one, which found it under way and killed the process before it had exported.
-    Registered again at each set-up, so that it runs before the exit hooks of the providers this one uses, made
-    since an earlier one (a test's capture, then the program's own providers)."""
-    atexit.unregister(_at_interpreter_exit)
-    atexit.register(_at_interpreter_exit)
+    Registered again by a set-up on a provider of the program's (``uses_programs_provider``), so that it runs before
+    that provider's own exit hook, which may have been registered since an earlier set-up (a test's capture, then the
+    program's own providers); only the latest registration flushes (not ``atexit.unregister``, which compares every
+    hook of the program's with ``==``)."""
+    global _exit_hooks_registered
+    if _exit_hooks_registered and not uses_programs_provider:
+        return
+    _exit_hooks_registered += 1
+    atexit.register(functools.partial(_at_interpreter_exit, _exit_hooks_registered))
 
 
-def _at_interpreter_exit() -> None:
-    flush_at_exit(at_interpreter_exit=True)
+#: How many times the exit hook was registered: the latest registration is the one that flushes.
+_exit_hooks_registered = 0
+
+
+def _at_interpreter_exit(registration: int) -> None:
+    if registration == _exit_hooks_registered:  # (an earlier one, superseded, does nothing)
+        flush_at_exit(at_interpreter_exit=True)
 
 
 def current_telemetry() -> Telemetry | None:
