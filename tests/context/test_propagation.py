@@ -621,3 +621,33 @@ def test_a_conversation_id_too_long_for_baggage_stamps_its_process_and_is_counte
     with agent_otel.conversation("\U0001f600" * 340):  # 340 characters, 4,080 percent-encoded: over with its key
         pass
     assert error_count(otel, semconv.GEN_AI_CONVERSATION_ID) == 2
+
+
+def test_a_child_forked_while_a_caller_was_being_noted_notes_its_own() -> None:
+    """The callers continued here are noted under a lock (see continued): a child forked while another thread held it
+    hung at its first span with a remote parent (review rv65). The child's lock is its own."""
+    code = """
+import os, time
+from opentelemetry import propagate
+from opentelemetry.sdk.trace import TracerProvider
+from agent_otel._context import continued
+
+caller = {"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"}
+span = TracerProvider().get_tracer("a.server").start_span("POST /", context=propagate.extract(caller))
+continued._noting.acquire()  # as a thread noting a span holds it at the fork
+pid = os.fork()
+if pid == 0:
+    continued.note_continued(span)
+    os._exit(0 if continued.continued_here(span.parent) else 3)
+deadline, reaped, status = time.monotonic() + 30, 0, 0
+while not reaped and time.monotonic() < deadline:
+    reaped, status = os.waitpid(pid, os.WNOHANG)
+    time.sleep(0.02)
+if not reaped:
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status) if reaped else "stuck")
+"""
+    child = subprocess.run([sys.executable, "-c", code], env=CLEAN_ENV, cwd=ROOT, capture_output=True, text=True,
+                           timeout=120)
+    assert (child.stdout, child.stderr) == ("0\n", "")

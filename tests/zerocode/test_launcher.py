@@ -1041,7 +1041,9 @@ def test_a_gevent_program_exporting_over_otlp_http_is_patched_first_when_asked(p
     (project / "app.py").write_text(GEVENT_PROGRAM)
     with OtlpHttpReceiver() as receiver:
         result = run(project, sys.executable, "app.py", "parent", receiver=receiver,
-                     OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH="patch_all")
+                     OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH="patch_all",
+                     AGENT_OTEL_EXIT_FLUSH_TIMEOUT_MS="20000")  # (each process exports at its exit: on a loaded
+        # machine the default 1 s budget lost a child's span once)
         assert (result.returncode, result.stdout, result.stderr) == (0, "gevent.ssl\ngevent.ssl\n", "")
         assert len(wait_for_spans(receiver, 2)) == 2  # the tool call of each, exported over OTLP/HTTP
     result = run(project, sys.executable, "-c", "print('ran')",

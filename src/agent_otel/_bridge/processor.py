@@ -110,10 +110,9 @@ class _Seen:
     ran under, and whether another span of the same call counts it instead."""
 
     __slots__ = ("agent", "below", "calls", "claims", "context", "counts_unknown", "covered", "enclosing",
-                 "inner_reported", "job", "kind", "made_in", "named_run_failed", "named_run_open", "named_runs",
-                 "operation", "own", "ref", "report_key", "report_of", "run_of_workflow", "sibling", "span_address",
-                 "span_id", "started_by", "twin", "twin_of", "unpriced_in_job", "usage_to", "usage_unknown",
-                 "waiting")
+                 "inner_reported", "job", "kind", "made_in", "named_run_failed", "named_runs", "operation", "own",
+                 "ref", "report_key", "report_of", "run_of_workflow", "sibling", "span_address", "span_id",
+                 "started_by", "twin", "twin_of", "unpriced_in_job", "usage_to", "usage_unknown")
 
     def __init__(self, kind: Kind, operation: str, context: Context) -> None:
         self.kind = kind
@@ -148,9 +147,6 @@ class _Seen:
         #: that run did not (a session that failed to save after the agent answered)
         self.named_runs = 0
         self.named_run_failed = False
-        self.named_run_open = False
-        #: a failed workflow that ended before its run (nested generators left early): recorded if that run did not fail
-        self.waiting: Span | None = None
         #: an agent run's: the workflow of its name it runs directly inside
         self.run_of_workflow: _Seen | None = None
         self.usage_to: ProviderInvocation | None = None  # our provider call it is part of: gets its tokens
@@ -308,7 +304,6 @@ class GenAiSpanBridge(SpanProcessor):
                 not parent.covered and _workflow_of_agent(parent_span, span, attributes)) else None
             if workflow is not None:
                 workflow.named_runs += 1  # the library's workflow of its agent's run, of one name (ADK's Runner)
-                workflow.named_run_open = True
             started_in = running_context(late if late is not None else starting_context(parent_context))
             seen = _Seen(kind, operation, started_in)
             seen.calls = current_counts(started_in)
@@ -867,27 +862,18 @@ def _scope_of(span: Any) -> str | None:
 
 
 def _stood_for_its_agent(span: Span, seen: _Seen) -> bool:
-    """Whether an ended workflow is not recorded, as its one agent run of its name counts it (unless the workflow
-    failed and that run did not: its failure is its own; decided as the run ends, when it ended first)."""
+    """Whether an ended workflow is not recorded, as its one agent run of its name counts it: unless the workflow
+    failed and that run did not fail, or had not ended (a failure of its own, or one that run may never record: a run
+    whose span is never ended, nested generators left early)."""
     if seen.kind is not Kind.WORKFLOW or seen.named_runs != 1:  # (a second run of its name makes it a team's)
         return False
-    if seen.named_run_failed or _error_type(span, attribute_dict(span)) is None:
-        return True
-    if seen.named_run_open:
-        seen.waiting = span
-        return True
-    return False
+    return seen.named_run_failed or _error_type(span, attribute_dict(span)) is None
 
 
 def _ran_for(workflow: _Seen, span: Span) -> None:
-    """The agent run a workflow stands for ended: whether it failed; a failed workflow that ended first is recorded
-    now if the run did not fail."""
+    """The agent run a workflow stands for ended: whether it failed."""
     if _error_type(span, attribute_dict(span)) is not None:
         workflow.named_run_failed = True
-    workflow.named_run_open = False
-    waiting, workflow.waiting = workflow.waiting, None
-    if waiting is not None and not workflow.named_run_failed:
-        _record(waiting, workflow)
 
 
 def _their_one_agent(outer: object, attributes: Mapping[str, Any]) -> bool:

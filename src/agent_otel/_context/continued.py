@@ -9,6 +9,7 @@ A span knows only its parent, so the callers continued here are noted as their c
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -23,10 +24,20 @@ _KEPT = 16_384
 _noting = threading.Lock()
 
 
+def _new_lock_in_child() -> None:
+    """A forked child's lock is new: a thread that held it at the fork (noting a span) does not exist there."""
+    global _noting
+    _noting = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
 def note_continued(span: Any) -> None:
     """A span that started: noted when its parent is a remote caller's span. Never raises."""
     parent = getattr(span, "parent", None)
-    if parent is not None and parent.is_remote:
+    if parent is not None and getattr(parent, "is_remote", False):
         key = (parent.trace_id, parent.span_id)
         with _noting:
             _continued[key] = None

@@ -147,9 +147,9 @@ class AgentOtelSpanProcessor(SpanProcessor):
                     carry(span, entries, _get_current().get(BAGGAGE_KEY))  # the current context lacks them
             elif _stamping.carrying and getattr(ctx.get(SPAN_KEY), _CARRIED, None) is not None:  # (the look
                 stamp_carried(span, ctx, values)  # written out: a call costs as much, on every span, once carrying)
-            parent = span.parent
-            if parent is not None and parent.is_remote:  # a server instrumentation's span, in the context it
-                note_continued(span)  # extracted: the caller it continues (see continued)
+            parent = getattr(span, "parent", None)  # (another SDK's span may have none)
+            if parent is not None and getattr(parent, "is_remote", False):  # a server instrumentation's span, in
+                note_continued(span)  # the context it extracted: the caller it continues (see continued)
             if bare and self.bridge is not None:  # another library's span with no attribute yet: it may be a GenAI
                 # call marked later (GenAiSpanBridge.start_late): where it started is kept on it (an attribute of its
                 # own: reading a span's ``__dict__`` makes CPython build it, about 1 µs a span)
