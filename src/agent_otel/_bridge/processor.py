@@ -144,7 +144,7 @@ class _Seen:
         self.claims = 0
         #: a workflow's: its library's agent runs of its name directly inside (see _workflow_of_agent): the one such
         #: run is the workflow's, recorded as the agent's; the workflow counts on its own only when it failed and
-        #: that run did not (a session that failed to save after the agent answered)
+        #: that run did not fail, or had not ended (see _stood_for_its_agent)
         self.named_runs = 0
         self.named_run_failed = False
         #: an agent run's: the workflow of its name it runs directly inside

@@ -35,7 +35,8 @@ if hasattr(os, "register_at_fork"):
 
 
 def note_continued(span: Any) -> None:
-    """A span that started: noted when its parent is a remote caller's span. Never raises."""
+    """A span that started under a span that is no span of this process (a ``NonRecordingSpan``): noted when that
+    is a remote caller's. Never raises."""
     parent = getattr(span, "parent", None)
     if parent is not None and getattr(parent, "is_remote", False):
         key = (parent.trace_id, parent.span_id)

@@ -16,6 +16,7 @@ from typing import Any
 
 from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import NonRecordingSpan
 
 from agent_otel import semconv
 from agent_otel._bridge.processor import CHECKED_BARE, COUNTED_BELOW, DYING, GenAiSpanBridge
@@ -123,6 +124,9 @@ class AgentOtelSpanProcessor(SpanProcessor):
                 # later around it), no hash to note
         else:
             bare = not values
+            if type(ctx.get(SPAN_KEY)) is NonRecordingSpan:  # (a type check: most spans' parent is a span of this
+                note_continued(span)  # process) a remote caller's, extracted: the caller it continues, if so (see
+                # continued: a server instrumentation's span, given that context or started where it is current)
             if parent_context is not None and JOB_KEY not in ctx:  # started with a context of its own (LangChain's,
                 # kept from its run's start) while a job runs here: that job's ids, as the bridge counts it there
                 current = _get_current()
@@ -147,9 +151,6 @@ class AgentOtelSpanProcessor(SpanProcessor):
                     carry(span, entries, _get_current().get(BAGGAGE_KEY))  # the current context lacks them
             elif _stamping.carrying and getattr(ctx.get(SPAN_KEY), _CARRIED, None) is not None:  # (the look
                 stamp_carried(span, ctx, values)  # written out: a call costs as much, on every span, once carrying)
-            parent = getattr(span, "parent", None)  # (another SDK's span may have none)
-            if parent is not None and getattr(parent, "is_remote", False):  # a server instrumentation's span, in
-                note_continued(span)  # the context it extracted: the caller it continues (see continued)
             if bare and self.bridge is not None:  # another library's span with no attribute yet: it may be a GenAI
                 # call marked later (GenAiSpanBridge.start_late): where it started is kept on it (an attribute of its
                 # own: reading a span's ``__dict__`` makes CPython build it, about 1 µs a span)
