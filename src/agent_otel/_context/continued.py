@@ -9,8 +9,6 @@ A span knows only its parent, so the callers continued here are noted as their c
 
 from __future__ import annotations
 
-import os
-import threading
 from collections import OrderedDict
 from typing import Any
 
@@ -18,20 +16,10 @@ from opentelemetry.trace import SpanContext
 
 #: (trace id, span id) of each caller continued here, the most recently continued last; the least recent go past
 #: ``_KEPT`` (a request still running when 16,384 others have started since runs its ``attached()`` beside the server
-#: span, as it would with no span of this process continuing its caller).
+#: span, as it would with no span of this process continuing its caller). No lock: each step is one call of the C
+#: ``OrderedDict``, atomic under the GIL, and a lock held by another thread as the process forked hung the child.
 _continued: OrderedDict[tuple[int, int], None] = OrderedDict()
 _KEPT = 16_384
-_noting = threading.Lock()
-
-
-def _new_lock_in_child() -> None:
-    """A forked child's lock is new: a thread that held it at the fork (noting a span) does not exist there."""
-    global _noting
-    _noting = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 def note_continued(span: Any) -> None:
@@ -40,11 +28,13 @@ def note_continued(span: Any) -> None:
     parent = getattr(span, "parent", None)
     if parent is not None and getattr(parent, "is_remote", False):
         key = (parent.trace_id, parent.span_id)
-        with _noting:
+        try:
             _continued[key] = None
             _continued.move_to_end(key)
-            if len(_continued) > _KEPT:
+            while len(_continued) > _KEPT:  # (another thread's note in between: both past the bound, both evict)
                 _continued.popitem(last=False)
+        except KeyError:  # the key, or the last, evicted by another thread meanwhile
+            pass
 
 
 def continued_here(caller: SpanContext) -> bool:
