@@ -9,7 +9,6 @@ Hang detection (:func:`completes`) and counted requests, never durations: the ex
 from __future__ import annotations
 
 import json
-import re
 import signal
 import socket
 import subprocess
@@ -29,7 +28,7 @@ from agent_otel import ConfigurationError, semconv
 from agent_otel._ops.stack import free_port
 from agent_otel._sdk import configure as sdk_configure
 from tests.support.environment import CLEAN_ENV
-from tests.support.forked_children import TERMINATE_FORKED_CHILDREN
+from tests.support.forked_children import TERMINATE_FORKED_CHILDREN, stderr_but_fork_warnings
 from tests.support.otlp_receiver import OtlpHttpReceiver, attributes_of, data_points_of
 from tests.support.paths import ROOT
 from tests.support.polling import wait_until
@@ -48,16 +47,6 @@ def run_child(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     child, _ = completes(run, "the child interpreter to exit", timeout_s=DEADLINE_S)
     assert child.returncode == 0, child.stderr
     return child
-
-
-#: Python 3.12's warning of a fork in a multi-threaded process, for the program's line (which 3.13 quotes under it, and
-#: 3.12 does not for a ``-c`` program): the OTLP exporters' threads make it one, as they do with the SDK alone (README)
-_FORK_WARNING = re.compile(r"<string>:\d+: DeprecationWarning: This process \(pid=\d+\) is multi-threaded, use of "
-                           r"fork\(\) may lead to deadlocks in the child\.\n(?:  .*os\.fork\(\)\n)?")
-
-
-def stderr_but_fork_warnings(child: subprocess.CompletedProcess[str]) -> str:
-    return _FORK_WARNING.sub("", child.stderr) if sys.version_info >= (3, 12) else child.stderr
 
 
 def last_json(child: subprocess.CompletedProcess[str]) -> Any:
@@ -835,12 +824,12 @@ def test_a_child_forked_during_a_shutdown_on_another_thread_exits() -> None:
         from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
         import agent_otel
 
-        flushing = threading.Event()
+        flushing, reaped_child = threading.Event(), threading.Event()
 
         class Slow(SpanProcessor):  # (no lock of the SDK's held across the fork: only agent-otel's)
             def force_flush(self, timeout_millis=30_000):
                 flushing.set()
-                time.sleep(3)
+                reaped_child.wait(60)  # holds the lock until the child is reaped (or killed)
                 return True
 
         tracer_provider = TracerProvider()
@@ -860,6 +849,7 @@ def test_a_child_forked_during_a_shutdown_on_another_thread_exits() -> None:
         if stuck:
             os.kill(pid, 9)
             os.waitpid(pid, 0)
+        reaped_child.set()
         stopping.join()
         print("stuck" if stuck else "exited", flush=True)
     """)

@@ -87,7 +87,7 @@ def _continues(here: Span, caller: Span) -> bool:
         return True
     started = getattr(here, "start_time", None)
     return getattr(parent, "is_remote", True) is False and isinstance(started, int) and started > _forked_at_ns and (
-        continued_here(theirs))
+        continued_here(theirs, started))
 
 
 #: When this process was forked (wall clock ns, as a span's start time; 0 if it was not): a span started before was

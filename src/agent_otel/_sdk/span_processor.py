@@ -115,6 +115,9 @@ class AgentOtelSpanProcessor(SpanProcessor):
         except AttributeError:
             values = attribute_dict(span)
         ctx = parent_context if parent_context is not None else _get_current()
+        if type(ctx.get(SPAN_KEY)) is NonRecordingSpan:  # (a type check: most spans' parent is a span of this process)
+            note_continued(span)  # a remote caller's, extracted: the caller it continues, if so (see continued: a
+            # server instrumentation's span, given that context or started where it is current; a job of ours)
         if ctx.get(SCRUBBED_KEY):  # one of ours: it starts with its ids and its keys hashed
             bridge = self.bridge
             if (bridge is None or not (bridge.open_spans or (
@@ -124,9 +127,6 @@ class AgentOtelSpanProcessor(SpanProcessor):
                 # later around it), no hash to note
         else:
             bare = not values
-            if type(ctx.get(SPAN_KEY)) is NonRecordingSpan:  # (a type check: most spans' parent is a span of this
-                note_continued(span)  # process) a remote caller's, extracted: the caller it continues, if so (see
-                # continued: a server instrumentation's span, given that context or started where it is current)
             if parent_context is not None and JOB_KEY not in ctx:  # started with a context of its own (LangChain's,
                 # kept from its run's start) while a job runs here: that job's ids, as the bridge counts it there
                 current = _get_current()
