@@ -315,6 +315,25 @@ def test_a_provider_call_of_ours_whose_result_shows_usage_but_no_model_names_the
     assert ours[0].attributes[semconv.GEN_AI_RESPONSE_MODEL] == "gpt-4o-2024-08-06"
 
 
+def test_a_provider_call_of_ours_whose_result_names_a_model_but_shows_no_usage_takes_the_model_that_answered_inside(
+        otel: Any) -> None:
+    """A structured output (LangChain's ``with_structured_output``, marvin's ``extract``: no response carried) whose
+    ``model`` field is the program's data: the car's model was the call's response model, a label of its series, though
+    the request inside, whose tokens the call counts, said which model answered (probe p51c)."""
+    tracer = foreign(otel)
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def extract() -> dict[str, Any]:
+        chat_span(tracer, tokens=(20, 5))
+        return {"make": "Toyota", "model": "Corolla"}
+
+    extract()
+    assert point(otel, OPERATION).attributes[semconv.GEN_AI_RESPONSE_MODEL] == "gpt-4o-2024-08-06"
+    assert point(otel, INPUT_TOKENS).sum == 20
+    ours = [span for span in otel.spans("chat gpt-4o") if span.instrumentation_scope.name == semconv.SCOPE_NAME]
+    assert ours[0].attributes[semconv.GEN_AI_RESPONSE_MODEL] == "gpt-4o-2024-08-06"
+
+
 def test_a_provider_call_of_ours_with_its_own_tokens_does_not_take_the_model_of_a_helper_request_inside(
         otel: Any) -> None:
     """A helper request to another model inside our call (a chat span of another library, which our call covers) is

@@ -58,7 +58,7 @@ from tests.support.sse_llm import (
     STALLING_MODEL,
     StreamingLLM,
 )
-from tests.support.telemetry import point
+from tests.support.telemetry import point, points
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 USES = ["iterate", "with", "with_as", "iterate_then_close"]
@@ -1369,6 +1369,64 @@ def test_a_list_or_tuple_answer_is_read_for_the_one_item_that_shows_usage(otel: 
     assert (paired[semconv.GEN_AI_RESPONSE_MODEL], paired[semconv.GEN_AI_USAGE_INPUT_TOKENS],
             paired[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == ("gpt-4o-2024-08-06", 120, 30)
     assert not any(key.startswith(("gen_ai.usage", "gen_ai.response")) for key in batched), dict(batched)
+
+
+class Meter(pydantic.BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class Reading(pydantic.BaseModel):
+    """A program's structured output with a field that reads like a response's usage."""
+
+    usage: Meter
+
+
+def _parsed(output: pydantic.BaseModel, completion: dict[str, Any], total: tuple[int, int] | None) -> Any:
+    """``output`` as instructor 1.17 returns it (its ``v2/core/retry.py``): the response it was parsed from as
+    ``_raw_response``, the tokens of every attempt as ``_total_usage``. Built here: instructor pins ``openai<3.4``
+    against the suite's 3.57."""
+    output._raw_response = openai.types.chat.ChatCompletion.model_validate(  # type: ignore[attr-defined]
+        {**completion, "object": "chat.completion", "created": 0,
+         "usage": {**completion["usage"], "total_tokens": sum(completion["usage"].values())},
+         "choices": [{**choice, "message": {"role": "assistant", "content": None}}
+                     for choice in completion["choices"]]})
+    if total is not None:
+        output._total_usage = openai.types.CompletionUsage(  # type: ignore[attr-defined]
+            prompt_tokens=total[0], completion_tokens=total[1], total_tokens=sum(total))
+    return output
+
+
+def test_a_structured_output_is_read_for_the_response_it_was_parsed_from(otel: Any) -> None:
+    """instructor's ``create(response_model=...)`` returns the program's object: its ``model`` field (a car's) was
+    recorded as the response model, a label of every series (one per car), and a ``usage`` field of the program's data
+    as the call's tokens, the response's dropped (probe p51c). The response it was parsed from answers for it, and the
+    tokens of all its attempts (a re-ask's too) are the call's."""
+
+    @agent_otel.provider("openai", model="gpt-4o")
+    def extract_car() -> Car:
+        return _parsed(Car(make="Toyota", model="Corolla"), _completion("gpt-4o-2024-08-06", 20, 5), (30, 8))
+
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    def extract_reading() -> Reading:
+        return _parsed(Reading(usage=Meter(prompt_tokens=7, completion_tokens=7)),
+                       _completion("gpt-4o-mini-2024-07-18", 20, 5), None)
+
+    @agent_otel.provider("openai", model="o1")
+    def create_with_completion() -> tuple[Car, Any]:
+        car = _parsed(Car(make="Toyota", model="Yaris"), _completion("o1-2024-12-17", 12, 4), (40, 9))
+        return car, car._raw_response
+
+    assert extract_car().model == "Corolla" and create_with_completion()[0].model == "Yaris"
+    extract_reading()
+    read = {name: (otel.span(f"chat {name}").attributes[semconv.GEN_AI_RESPONSE_MODEL],
+                   otel.span(f"chat {name}").attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS],
+                   otel.span(f"chat {name}").attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS])
+            for name in ("gpt-4o", "gpt-4o-mini", "o1")}
+    assert read == {"gpt-4o": ("gpt-4o-2024-08-06", 30, 8), "gpt-4o-mini": ("gpt-4o-mini-2024-07-18", 20, 5),
+                    "o1": ("o1-2024-12-17", 40, 9)}
+    assert {p.attributes[semconv.GEN_AI_RESPONSE_MODEL] for p in points(otel, semconv.CLIENT_INFERENCE_DURATION.name)
+            } == {"gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "o1-2024-12-17"}
 
 
 def test_a_router_returning_its_inner_calls_list_answer_takes_its_model(otel: Any) -> None:

@@ -229,15 +229,16 @@ class ProviderInvocation(Invocation):
                 cost = (cost or 0.0) + part
             unpriced = unpriced or missing
         self._take_usage(total)
-        self._answered_inside([*(answered for _, _, answered in entries), *self.models_inside])
+        self._answered_inside([*(answered for _, _, answered in entries), *self.models_inside], over_the_results=True)
         return cost, unpriced
 
-    def _answered_inside(self, answered: list[str | None]) -> None:
+    def _answered_inside(self, answered: list[str | None], *, over_the_results: bool = False) -> None:
         """The model that answered the requests inside (``answered``: what their spans reported) is the call's, when
         their spans name it and agree, and its result named none (AutoGen's ``create`` returns the tokens, not the
-        model)."""
+        model). ``over_the_results``: also when it named one, but showed no usage, whose requests inside are the call's
+        (a ``model`` field of the program's own data, a structured output's: a car's model, not the model's)."""
         models = set(answered)
-        if not self.response_model and len(models) == 1:
+        if (over_the_results or not self.response_model) and len(models) == 1:
             self.response_model = models.pop() or self.response_model
 
     def _one_request_inside(self) -> bool:
@@ -496,7 +497,7 @@ class ProviderInvocation(Invocation):
             if self.answers_below and _answered_below(value, self.answers_below):
                 self.usage_below = True  # a router's or fallback's answer: the nested call counted its tokens
                 answer = _answer_among(value) if type(value) is list or type(value) is tuple else value
-                self._read_model(answer)  # its model is the one that answered this call too
+                self._read_model(_usage_shown(answer)[0])  # its model is the one that answered this call too
             else:
                 self._read_usage(value)
                 one_of_several = len(self.usage_inside) > 1 and self._one_request_inside()
@@ -517,7 +518,7 @@ class ProviderInvocation(Invocation):
             self._answered_inside([answered for usage, _, answered in self.usage_inside
                                    if (usage.input, usage.output) == shown])
         elif self.models_inside and none_shown:  # no usage anywhere: the model the requests inside said answered them
-            self._answered_inside(list(self.models_inside))
+            self._answered_inside(list(self.models_inside), over_the_results=True)
         if "response_model" in handler.options:
             response_model = handler.option("response_model", call)
             if response_model is not None and not isinstance(response_model, str):
@@ -641,8 +642,29 @@ def _answered_below(value: object, answers: list[object]) -> bool:
 
 
 def _usage_shown(source: Any) -> tuple[Any, Any]:
-    """(what shows it, the usage) of an answer or chunk: ``source`` itself, or the JSON body of a raw response; the
-    usage None when it shows none of its own (a response it carries aside: see :func:`_carried_response`)."""
+    """(what shows it, the usage) of an answer or chunk: ``source`` itself, the JSON body of a raw response, or the
+    response a structured output was parsed from (see :func:`_parsed_from`); the usage None when it shows none of its
+    own (a response it carries aside: see :func:`_carried_response`)."""
+    parsed = _parsed_from(source)
+    if parsed is not None:
+        response, total = parsed
+        response, usage = _own_usage_shown(response)
+        return response, total if total is not None else usage
+    return _own_usage_shown(source)
+
+
+def _parsed_from(source: Any) -> tuple[Any, Any] | None:
+    """(the response, the usage of all its attempts or None) of a structured output instructor returns: the program's
+    own object (a ``Car`` with its ``model``, a reading with its ``usage``), whose fields are its data, holding the
+    response it was parsed from as ``_raw_response`` (and the tokens of every attempt, its re-asks', as
+    ``_total_usage``); None for any other object."""
+    response = _own_path(source, "_raw_response")
+    if response is None or response is source or isinstance(response, _NOT_A_RESPONSE):
+        return None
+    return response, _own_path(source, "_total_usage")
+
+
+def _own_usage_shown(source: Any) -> tuple[Any, Any]:
     usage = field_of(source, "usage", "usage_metadata")
     if usage is None:
         body = _raw_response_body(source)
@@ -690,7 +712,9 @@ def _answer_among(items: list[Any] | tuple[Any, ...]) -> Any:
             continue
         if first is None:
             first = item
-        _, usage = _usage_shown(item)
+        shown, usage = _usage_shown(item)
+        if shown is not item and any(shown is other for other in items):
+            return item  # instructor's (object, completion): the object parsed from the completion (all attempts)
         if usage is None:
             continue
         if found_usage is None:
