@@ -1592,6 +1592,23 @@ def test_spans_marked_right_after_they_start_are_an_agents_run_with_its_calls(ot
     assert error_count(otel, "bridge.marked_at_end") == 0
 
 
+def test_openinference_litellm_spans_marked_right_after_they_start_are_counted(otel: Any) -> None:
+    """OpenInference's LiteLLM instrumentation (tracer ``openinference.instrumentation.litellm``) starts its
+    ``completion`` span with no attribute, marks it an LLM span right after, and keeps it current while the call runs:
+    aider's calls through LiteLLM were counted as nothing, one ``bridge.marked_at_end`` each (probe p51a). The span is
+    made here as that instrumentation makes it (LiteLLM is not among the suite's packages)."""
+    tracer = foreign(otel, "openinference.instrumentation.litellm")
+    with agent_otel.job(type="aider"):
+        completion = _marked(tracer, "completion", {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o",
+                                                   "llm.provider": "openai"})
+        with trace.use_span(completion, end_on_exit=True):
+            completion.set_attributes({"llm.token_count.prompt": 1234, "llm.token_count.completion": 56})
+    assert point(otel, OPERATION).count == 1
+    assert (point(otel, INPUT_TOKENS).sum, point(otel, OUTPUT_TOKENS).sum) == (1234, 56)
+    assert otel.span(semconv.job_span_name("aider")).attributes[semconv.JOB_ROLLUP_PROVIDER_CALLS] == 1
+    assert error_count(otel, "bridge.marked_at_end") == 0
+
+
 def test_google_adks_spans_marked_right_after_they_start_are_counted(otel: Any) -> None:
     """Google ADK 2 (tracer ``gcp.vertex.agent``) starts its agent, model-call and tool spans with no attribute and
     marks them right after, as strands does: a run of 4 model calls and 3 tool calls was counted as nothing (9 spans

@@ -303,6 +303,89 @@ def test_an_instrumentation_of_a_library_in_a_namespace_package_loads_and_our_ta
     assert not targets[other + 1:other + 2] or not targets[other + 1].startswith("    "), result.stdout
 
 
+#: An instrumentation whose distribution names its library in no ``instruments`` extra, only in its
+#: ``instrumentation_dependencies()`` (OpenInference's LiteLLM one), its library imported only by ``instrument()``.
+UNDECLARED_INSTRUMENTATION = '''
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+
+
+class Instrumentor(BaseInstrumentor):
+    def instrumentation_dependencies(self):
+        return ["zc-undeclared-lib >= 1"]
+
+    def _instrument(self, **kwargs):
+        import zcundeclared
+        zcundeclared.INSTRUMENTED = True
+
+    def _uninstrument(self, **kwargs):
+        pass
+'''
+#: An instrumentor that copies ``BaseInstrumentor`` without inheriting it, and has no
+#: ``instrumentation_dependencies()`` (atomic-agents' own, which instruments its own library).
+COPIED_INSTRUMENTATION = '''
+class Instrumentor:
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def instrument(self, **kwargs):
+        self.is_instrumented_by_opentelemetry = True
+
+    def uninstrument(self, **kwargs):
+        pass
+'''
+
+
+def test_an_instrumentation_naming_its_library_only_in_its_code_loads_when_the_program_imports_it(
+        tmp_path: Path) -> None:
+    """OpenInference's LiteLLM instrumentation names ``litellm`` in no ``instruments`` extra: the launcher loaded it as
+    every process started, which imported LiteLLM (2.2 s added to ``aider --version``, and LiteLLM's development mode
+    loaded a ``.env`` into the program's environment before aider could set its production mode; probe p51a). The
+    libraries its ``instrumentation_dependencies()`` names are those it waits for."""
+    site = tmp_path / "site"
+    (site / "zcundeclared").mkdir(parents=True)
+    (site / "zcundeclared" / "__init__.py").write_text("def ask(n):\n    return n + 1\n")
+    install_library(site, "zc-undeclared-lib", "zcundeclared/__init__.py")
+    (site / "zc_undeclared_instrumentation.py").write_text(UNDECLARED_INSTRUMENTATION)
+    install_distribution(site, "zc-undeclared-instrumentation",
+                         {"zc_undeclared": "zc_undeclared_instrumentation:Instrumentor"})
+    (tmp_path / "app.py").write_text(textwrap.dedent("""
+        import sys
+        at_start = "zcundeclared" in sys.modules
+        import zcundeclared
+        print(at_start, zcundeclared.ask(1), getattr(zcundeclared, "INSTRUMENTED", False))
+    """))
+    result = subprocess.run([str(BIN / "agent-otel"), "run", "--", sys.executable, "app.py"], cwd=tmp_path,
+                            env=environment(tmp_path, PYTHONPATH=str(site)), capture_output=True, text=True,
+                            timeout=120)
+    assert (result.returncode, result.stdout) == (0, "False 2 True\n"), result.stderr
+
+
+def test_check_lists_an_instrumentor_without_its_dependencies_method_as_on(tmp_path: Path) -> None:
+    """atomic-agents' instrumentor copies ``BaseInstrumentor`` without inheriting it: ``agent-otel check`` said "error:
+    cannot load ... AttributeError" and exited 1, though ``agent-otel run`` loads it, as ``opentelemetry-instrument``
+    does (probe p51c). It instruments its own distribution's library, which its targets overlap."""
+    site = tmp_path / "site"
+    (site / "zccopied").mkdir(parents=True)
+    (site / "zccopied" / "__init__.py").write_text("def run(n):\n    return n\n")
+    (site / "zccopied" / "observability.py").write_text(COPIED_INSTRUMENTATION)
+    install_library(site, "zc-copied", "zccopied/__init__.py")
+    entry_points = site / "zc_copied-1.0.dist-info" / "entry_points.txt"
+    entry_points.write_text("[opentelemetry_instrumentor]\nzc_copied = zccopied.observability:Instrumentor\n")
+    (tmp_path / "agent-otel.toml").write_text('[[agent]]\ntarget = "zccopied:run"\nname = "runner"\n')
+    result = subprocess.run([str(BIN / "agent-otel"), "check"], cwd=tmp_path, capture_output=True, text=True,
+                            env=environment(tmp_path, PYTHONPATH=str(site)), timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    [row] = [line for line in instrumentations_section(result.stdout) if line.startswith("zc_copied ")]
+    assert "on: instruments zc-copied" in row, row
+    targets = targets_section(result.stdout)
+    runner = next(i for i, line in enumerate(targets) if line.startswith("zccopied:run "))
+    assert targets[runner + 1].startswith("    overlaps zc_copied:"), result.stdout
+
+
 #: An instrumentation whose module imports its library as it loads (OpenLLMetry's of ``openai``), and whose
 #: ``instrument()`` counts how many times it wrapped.
 REENTRANT_INSTRUMENTATION = '''

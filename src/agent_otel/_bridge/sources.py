@@ -237,13 +237,15 @@ def usage_reported_later(span: Any) -> bool:
 #: it ends is that call (see COUNTED_BELOW), and one with none inside was counted by no one. Right after the start:
 #: strands; Semantic Kernel's model-call spans (``tracer.start_span(name)`` then ``set_attributes()``, made current by
 #: ``use_span``), and Microsoft Agent Framework's, its successor (its agent and model-call spans the same way); Google
-#: ADK 2's (tracer ``gcp.vertex.agent``). As it ends: openlit's (``start_as_current_span`` with no
+#: ADK 2's (tracer ``gcp.vertex.agent``); OpenInference's LiteLLM instrumentation (its ``completion`` span, current
+#: through ``start_as_current_span`` or ``use_span``). As it ends: openlit's (``start_as_current_span`` with no
 #: attribute, every ``gen_ai.*`` one set once the response is read; tracer ``openlit.otel.tracing``). Their spans are
 #: counted however late they are noted (see GenAiSpanBridge.start_late). Those of other instrumentations marked only as
 #: they end are not: OpenInference's LangChain instrumentation does not make its spans current (the SDK's span of the
 #: same call is beside it, counted already), and OpenInference's LlamaIndex one marks helper steps
 #: (``_prepare_chat_with_tools``) as model calls.
-MARKED_LATE_WHILE_CURRENT = ("strands.", "semantic_kernel.", "agent_framework.", "gcp.vertex.agent.", "openlit.")
+MARKED_LATE_WHILE_CURRENT = ("strands.", "semantic_kernel.", "agent_framework.", "gcp.vertex.agent.", "openlit.",
+                             "openinference.instrumentation.litellm.")
 
 
 def marked_late_while_current(span: Any) -> bool:

@@ -450,8 +450,8 @@ def activate(switches: Switches, say: Callable[[str], None] | None = None) -> li
             logger.debug("agent-otel: instrumentation %s: %s", item.name, item.status)
             continue
         try:
-            modules = instrumented_modules(item)
-        except Exception as exc:  # unreadable metadata: load it now, as before
+            modules = instrumented_modules(item) or _modules_it_names(item)
+        except Exception as exc:  # unreadable metadata, an instrumentor that cannot be loaded: load it now, as before
             report_error(STAGE, exc)
             modules = set()
         if modules and not modules & sys.modules.keys():
@@ -514,12 +514,37 @@ def _distribution_key(name: str) -> str:
 
 
 def instrumented_requirements(item: Instrumentation) -> list[str]:
-    """What the instrumentor says it instruments (``instrumentation_dependencies()``); loads its class."""
-    return _requirements_of(item.entry_point.load()())
+    """What the instrumentor says it instruments (``instrumentation_dependencies()``); loads its class. One without
+    that method (atomic-agents' own, a copy of ``BaseInstrumentor`` that does not inherit it, which
+    ``opentelemetry-instrument`` loads by its distribution's metadata) instruments its distribution's library."""
+    instrumentor = item.entry_point.load()()
+    if not callable(getattr(instrumentor, "instrumentation_dependencies", None)):
+        dist = getattr(item.entry_point, "dist", None)
+        return [dist.name] if dist is not None and dist.name else []
+    return _requirements_of(instrumentor)
 
 
 def _requirements_of(instrumentor: Any) -> list[str]:
     return [str(dep) for dep in instrumentor.instrumentation_dependencies()]
+
+
+def _modules_it_names(item: Instrumentation) -> set[str]:
+    """The top-level modules of the libraries an instrumentation whose distribution names none in an ``instruments``
+    extra says it instruments (OpenInference's LiteLLM one: ``litellm >= 1.65.0``): its module is imported, which
+    imports no library of the program's, unlike ``instrument()``."""
+    try:
+        requirements = instrumented_requirements(item)
+    except Exception:  # (loading it now says why, counted once)
+        return set()
+    modules: set[str] = set()
+    for text in requirements:
+        try:
+            name = Requirement(text).name
+            instrumented = importlib.metadata.distribution(name)
+        except (InvalidRequirement, importlib.metadata.PackageNotFoundError):
+            continue
+        modules |= _names_of(instrumented) | _parts_of(instrumented, name)
+    return modules
 
 
 def requirements_conflict(requirements: Collection[str]) -> str | None:
