@@ -593,6 +593,27 @@ def test_retries_from_the_extractor_and_from_outside(otel: Any, caplog: pytest.L
         "not counted"]
 
 
+def test_a_retry_naming_the_provider_of_the_call_it_runs_in_counts_on_that_call(otel: Any) -> None:
+    """A hook that names its provider, as one that may also run outside a call must (instructor's ``parse:error``),
+    inside a call of that provider and model: counted beside the call, its span's ``retry_count`` 0 (probe p51c). It is
+    that call's retry; one naming another provider or model is not."""
+
+    @agent_otel.provider("openai", model="gpt-4o-mini")
+    def create(provider: str, model: str | None) -> dict[str, Any]:
+        agent_otel.record_retry(provider=provider, model=model, reason="validation")
+        return {"usage": {"prompt_tokens": 1, "completion_tokens": 1}}
+
+    create("openai", "gpt-4o-mini")
+    create("openai", None)
+    create("anthropic", "claude-opus-4")
+    create("openai", "gpt-4o")
+    spans = otel.spans("chat gpt-4o-mini")
+    assert [span.attributes[semconv.AGENT_OTEL_RETRY_COUNT] for span in spans] == [1, 1, 0, 0]
+    by_model = {(p.attributes[semconv.GEN_AI_PROVIDER_NAME], p.attributes[semconv.GEN_AI_REQUEST_MODEL]): p.value
+                for p in otel.points(RETRIES)}
+    assert by_model == {("openai", "gpt-4o-mini"): 2, ("anthropic", "claude-opus-4"): 1, ("openai", "gpt-4o"): 1}
+
+
 @pytest.mark.parametrize(("marked", "total"), [(1, 1), (1, 3), (2, 1)])
 def test_a_calls_retry_total_and_the_retries_marked_during_it_do_not_add_up(otel: Any, marked: int, total: int) -> None:
     """A coordinator's retry loop marked with ``record_retry(reason=...)`` (or a ``[[retry]]`` marker) inside a

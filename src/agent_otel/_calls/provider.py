@@ -1091,9 +1091,9 @@ def record_retry(count: int = 1, *, provider: str | None = None, model: str | No
             return
         count = checked
         inv = current_provider_call()
-        if inv is not None and provider is None:
-            inv.add_retries(count, reason or "")
-            return
+        if inv is not None and (provider is None or (provider == inv.provider and model in (None, inv.model))):
+            inv.add_retries(count, reason or "")  # (a hook that names its provider, as it may run outside a call too,
+            return  # inside a call of that provider and model: that call's retries, on its span as well)
         if provider is None:
             raise Misuse("record_retry() outside a provider call needs provider=; the retry was not counted")
         bound = policy().bounded
