@@ -679,6 +679,30 @@ def test_a_program_run_by_another_interpreter_says_it_runs_untraced_and_its_chil
     assert (result.returncode, result.stdout, result.stderr) == (0, "1\n", "")
 
 
+def test_a_broken_install_runs_the_program_untraced_and_says_why(tmp_path: Path) -> None:
+    """Langfuse 3 installed after agent-otel puts wrapt 1.17 in (pip warns of the conflict and installs it): agent-otel
+    cannot be imported, and ``agent-otel run`` exited 1 with a traceback, the program never run (probe p51b). It runs
+    the program as without agent-otel, after one line saying why; another command says the same and exits 1."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "wrapt.py").write_text('__version__ = "1.17.3"\n')  # no BaseObjectProxy, as wrapt below 2
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env.update(PYTHONPATH=str(site))
+    program = "import sys; print('ran', sys.argv[1:]); sys.exit(3)"
+    for options in ([], ["--config", "agent-otel.toml"], ["--config=agent-otel.toml"]):
+        result = subprocess.run([AGENT_OTEL, "run", *options, "--", sys.executable, "-c", program, "a"], cwd=tmp_path,
+                                env=env, capture_output=True, text=True, timeout=60)
+        assert (result.returncode, result.stdout) == (3, "ran ['a']\n"), result.stderr
+        assert result.stderr.startswith("agent-otel: cannot import agent_otel (AttributeError: ")
+        assert result.stderr.endswith("; the program runs untraced\n") and result.stderr.count("\n") == 1
+    result = subprocess.run([AGENT_OTEL, "check"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout, result.stderr.count("\n")) == (1, "", 1), result.stderr
+    result = subprocess.run([AGENT_OTEL, "run", "--", "no-such-program-zc"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 127
+    assert result.stderr.endswith("agent-otel run: cannot execute 'no-such-program-zc': No such file or directory\n")
+
+
 def test_missing_program_and_missing_script(project: Path) -> None:
     result = run(project, "no-such-program-zc")
     assert result.returncode == 127
