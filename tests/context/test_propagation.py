@@ -181,28 +181,10 @@ def test_attached_under_a_framework_span_below_the_server_span_runs_under_it(ote
 def test_attached_to_a_carrier_of_a_span_below_runs_under_that_span(otel: Any) -> None:
     """A carrier handed between two steps of one request (an in-process queue): its span is one of this process below
     the current one, which does not continue it; the block runs under the carrier's span, as an ``attached()`` with no
-    span around it does (review rv63: it ran under the handler's span, above the carrier's)."""
-    from opentelemetry import propagate
-
-    with agent_otel.job("caller-job", type="caller"):
-        incoming: dict[str, str] = {}
-        agent_otel.inject(incoming)
-    server = otel.tracer_provider.get_tracer("a.server")
-    with (server.start_as_current_span("POST /", context=propagate.extract(incoming), kind=trace.SpanKind.SERVER),
-          server.start_as_current_span("handler")):
-        with server.start_as_current_span("produce") as produce:
-            handed: dict[str, str] = {}
-            agent_otel.inject(handed)
-        with agent_otel.attached(handed), agent_otel.job(type="consume"):
-            pass
-    [consumed] = otel.spans("invoke_workflow consume")
-    assert consumed.parent is not None and consumed.parent.span_id == produce.get_span_context().span_id
-
-
-def test_attached_to_a_carrier_consumed_twice_runs_under_its_span_each_time(otel: Any) -> None:
-    """The carrier's span, extracted, is a remote parent like a caller's: another library's span started directly in
-    the first block (an HTTP client's) continued it, and the second ``attached()`` ran under the handler's span, above
-    the carrier's (review rv66). A carrier is continued only while its continuation runs, and not above it."""
+    span around it does (review rv63: it ran under the handler's span, above the carrier's). Its span, extracted, is a
+    remote parent like a caller's: another library's span started directly in a first block (an HTTP client's)
+    continued it, and a second ``attached()`` of it ran under the handler's span (review rv66). A carrier is continued
+    only while its continuation runs, and not above it."""
     from opentelemetry import propagate
 
     with agent_otel.job("caller-job", type="caller"):
@@ -217,8 +199,9 @@ def test_attached_to_a_carrier_consumed_twice_runs_under_its_span_each_time(otel
             agent_otel.inject(handed)
         for step in ("consume-1", "consume-2"):
             with agent_otel.attached(handed):
-                with client.start_as_current_span("GET /backend", kind=trace.SpanKind.CLIENT):
-                    pass
+                if step == "consume-1":
+                    with client.start_as_current_span("GET /backend", kind=trace.SpanKind.CLIENT):
+                        pass
                 with agent_otel.job(type=step):
                     pass
     for step in ("consume-1", "consume-2"):
