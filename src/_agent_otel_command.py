@@ -26,18 +26,23 @@ def _without_agent_otel(argv: list[str], exc: Exception) -> int:
     sys.stderr.flush()
     if not command:
         return 1
+    beside = os.path.join(os.path.dirname(sys.executable), command[0])  # a console script of this interpreter's
+    program = beside if os.sep not in command[0] and os.access(beside, os.X_OK) else command[0]
     try:
-        os.execvp(command[0], command)
-    except OSError as error:
-        sys.stderr.write(f"agent-otel run: cannot execute {command[0]!r}: {error.strerror}\n")  # (as the launcher)
-        return 127
+        os.execvp(program, command)
+    except OSError as error:  # (said as the launcher says it)
+        sys.stderr.write(f"agent-otel run: cannot execute {command[0]!r}: {error.strerror}\n")
+        return 126 if isinstance(error, PermissionError) else 127
 
 
 def _program_of(argv: list[str]) -> list[str]:
-    """The command line ``agent-otel run [--config FILE] [--] COMMAND [ARGS...]`` runs (empty for another command)."""
+    """The command line ``agent-otel run [--config FILE] [--] COMMAND [ARGS...]`` runs (empty for another command, or
+    for ``run`` asking for help). ``--config`` as argparse takes it: abbreviated too (``--conf``)."""
     if not argv or argv[0] != "run":
         return []
     rest = argv[1:]
-    while rest and rest[0] != "--" and rest[0].startswith("--config"):
+    while rest and len(option := rest[0].partition("=")[0]) > 2 and "--config".startswith(option):
         rest = rest[1:] if "=" in rest[0] else rest[2:]
+    if rest[:1] in (["-h"], ["--help"]):
+        return []
     return rest[1:] if rest[:1] == ["--"] else rest

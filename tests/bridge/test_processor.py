@@ -319,7 +319,7 @@ def test_a_provider_call_of_ours_whose_result_names_a_model_but_shows_no_usage_t
         otel: Any) -> None:
     """A structured output (LangChain's ``with_structured_output``, marvin's ``extract``: no response carried) whose
     ``model`` field is the program's data: the car's model was the call's response model, a label of its series, though
-    the request inside, whose tokens the call counts, said which model answered (probe p51c)."""
+    the request inside, whose tokens the call counts, said which model answered (probe p51c). Not for a response."""
     tracer = foreign(otel)
 
     @agent_otel.provider("openai", model="gpt-4o")
@@ -327,11 +327,18 @@ def test_a_provider_call_of_ours_whose_result_names_a_model_but_shows_no_usage_t
         chat_span(tracer, tokens=(20, 5))
         return {"make": "Toyota", "model": "Corolla"}
 
+    @agent_otel.provider("openai", model="o1")
+    def answer() -> dict[str, Any]:  # a response (a stream's, read whole) that asked for no usage, a helper inside
+        chat_span(tracer, model="gpt-4o-mini", tokens=(30, 2))
+        return {"id": "c9", "model": "o1-2024-12-17", "choices": [{"index": 0, "finish_reason": "stop"}]}
+
     extract()
     assert point(otel, OPERATION).attributes[semconv.GEN_AI_RESPONSE_MODEL] == "gpt-4o-2024-08-06"
     assert point(otel, INPUT_TOKENS).sum == 20
     ours = [span for span in otel.spans("chat gpt-4o") if span.instrumentation_scope.name == semconv.SCOPE_NAME]
     assert ours[0].attributes[semconv.GEN_AI_RESPONSE_MODEL] == "gpt-4o-2024-08-06"
+    answer()  # the model a response named stays the call's (review rv67: the helper's took its place)
+    assert otel.span("chat o1").attributes[semconv.GEN_AI_RESPONSE_MODEL] == "o1-2024-12-17"
 
 
 def test_a_provider_call_of_ours_with_its_own_tokens_does_not_take_the_model_of_a_helper_request_inside(

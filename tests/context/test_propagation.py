@@ -209,6 +209,32 @@ def test_attached_to_a_carrier_of_a_span_below_runs_under_that_span(otel: Any) -
         assert consumed.parent is not None and consumed.parent.span_id == produce.get_span_context().span_id, step
 
 
+@pytest.mark.parametrize("second", ["started later", "ended"])
+def test_attached_in_one_of_two_requests_of_one_caller_runs_under_its_framework_span(otel: Any, second: str) -> None:
+    """A caller that injected its context once and sent two requests (or retried one still running): the second
+    request's server span took the first's place as the caller's continuation, and the first request's ``attached()``
+    below its framework span ran beside its server span, as another child of the caller's (review rv67)."""
+    from opentelemetry import propagate
+
+    with agent_otel.job("caller-job", type="caller"):
+        carrier: dict[str, str] = {}
+        agent_otel.inject(carrier)
+    server = otel.tracer_provider.get_tracer("a.server")
+    first = server.start_span("POST /a", context=propagate.extract(carrier), kind=trace.SpanKind.SERVER)
+    if second == "ended":  # the other request came and went before the first's framework span started
+        other = server.start_span("POST /b", context=propagate.extract(carrier), kind=trace.SpanKind.SERVER)
+        other.end()
+    dispatch = server.start_span("dispatch", context=trace.set_span_in_context(first))
+    if second == "started later":  # and still runs as the first's handler attaches the headers
+        other = server.start_span("POST /b", context=propagate.extract(carrier), kind=trace.SpanKind.SERVER)
+    with trace.use_span(dispatch, end_on_exit=True), agent_otel.attached(carrier), agent_otel.job(type="handler"):
+        pass
+    first.end()
+    other.end()
+    [handler] = otel.spans("invoke_workflow handler")
+    assert handler.parent is not None and handler.parent.span_id == dispatch.get_span_context().span_id
+
+
 def test_attached_below_a_framework_span_in_a_job_continuing_the_caller_runs_under_it(otel: Any) -> None:
     """No server instrumentation: the handler's own job continues the remote caller, and a library it calls, given
     the same headers, attaches them below a framework span in that job. Spans of agent-otel's were not noted as

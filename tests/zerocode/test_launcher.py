@@ -689,14 +689,16 @@ def test_a_broken_install_runs_the_program_untraced_and_says_why(tmp_path: Path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
     env.update(PYTHONPATH=str(site))
     program = "import sys; print('ran', sys.argv[1:]); sys.exit(3)"
-    for options in ([], ["--config", "agent-otel.toml"], ["--config=agent-otel.toml"]):
+    for options in ([], ["--config", "agent-otel.toml"], ["--config=agent-otel.toml"], ["--conf", "agent-otel.toml"]):
         result = subprocess.run([AGENT_OTEL, "run", *options, "--", sys.executable, "-c", program, "a"], cwd=tmp_path,
                                 env=env, capture_output=True, text=True, timeout=60)
         assert (result.returncode, result.stdout) == (3, "ran ['a']\n"), result.stderr
         assert result.stderr.startswith("agent-otel: cannot import agent_otel (AttributeError: ")
         assert result.stderr.endswith("; the program runs untraced\n") and result.stderr.count("\n") == 1
-    result = subprocess.run([AGENT_OTEL, "check"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
-    assert (result.returncode, result.stdout, result.stderr.count("\n")) == (1, "", 1), result.stderr
+    for command in (["check"], ["run", "-h"]):
+        result = subprocess.run([AGENT_OTEL, *command], cwd=tmp_path, env=env, capture_output=True, text=True,
+                                timeout=60)
+        assert (result.returncode, result.stdout, result.stderr.count("\n")) == (1, "", 1), result.stderr
     result = subprocess.run([AGENT_OTEL, "run", "--", "no-such-program-zc"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 127

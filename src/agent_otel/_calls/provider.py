@@ -118,7 +118,8 @@ class ProviderInvocation(Invocation):
     tokens and cost are that call's, counted there (``answers_below``)."""
 
     __slots__ = ("answers_below", "cache_beside_input", "cache_read", "cache_write", "call", "enclosing",
-                 "finish_reasons", "handler", "input_tokens", "model", "models_inside", "open_inside", "operation",
+                 "finish_reasons", "handler", "input_tokens", "model", "model_named_by", "models_inside",
+                 "open_inside", "operation",
                  "outer", "output_tokens", "priced_model", "prompt_text", "provider", "read_below", "reads_response",
                  "reasoning", "response_id", "response_model", "retries", "unpriced_in_job", "usage_after",
                  "usage_below", "usage_inside", "usage_within")
@@ -140,6 +141,8 @@ class ProviderInvocation(Invocation):
         self.cache_beside_input = False  # Anthropic's usage: cache tokens not counted in input_tokens
         self.reasoning: int | None = None
         self.response_model: str | None = None
+        #: what the response model was read off (a response, a chunk; or the program's own data: see record)
+        self.model_named_by: Any = None
         #: the response's id and why it stopped, by choice: read only for a span that records (see _read_response)
         self.reads_response = type(span) is not NonRecordingSpan
         self.response_id: str | None = None
@@ -213,7 +216,18 @@ class ProviderInvocation(Invocation):
                 taken_back += 1
             node = around
 
-    def _adopt_usage_inside(self) -> tuple[float | None, bool]:
+    def _named_by_no_response(self) -> bool:
+        """Whether the response model the result named was read off no response (nor chunk): an object with none of a
+        response's other fields (an id, choices, a stop reason...), the program's own data (a structured output's
+        ``model`` field: a car's)."""
+        named_by = self.model_named_by
+        if self.response_model is None or named_by is None:
+            return False
+        if type(named_by) is dict:
+            return _RESPONSE_FIELDS.isdisjoint(named_by) and "usage" not in named_by
+        return all(_own_path(named_by, name) is None for name in (*_RESPONSE_FIELDS, "usage", "object", "created"))
+
+    def _adopt_usage_inside(self, *, over_the_results: bool = False) -> tuple[float | None, bool]:
         """The tokens of the requests inside, summed (a retry's attempts, a router's requests), as the call's;
         returns their cost, each priced at the model that answered it, and whether one had no price. Their
         response model is the call's when they agree."""
@@ -229,14 +243,15 @@ class ProviderInvocation(Invocation):
                 cost = (cost or 0.0) + part
             unpriced = unpriced or missing
         self._take_usage(total)
-        self._answered_inside([*(answered for _, _, answered in entries), *self.models_inside], over_the_results=True)
+        self._answered_inside([*(answered for _, _, answered in entries), *self.models_inside],
+                              over_the_results=over_the_results)
         return cost, unpriced
 
     def _answered_inside(self, answered: list[str | None], *, over_the_results: bool = False) -> None:
         """The model that answered the requests inside (``answered``: what their spans reported) is the call's, when
         their spans name it and agree, and its result named none (AutoGen's ``create`` returns the tokens, not the
-        model). ``over_the_results``: also when it named one, but showed no usage, whose requests inside are the call's
-        (a ``model`` field of the program's own data, a structured output's: a car's model, not the model's)."""
+        model). ``over_the_results``: also when it named one off no response (see :meth:`_named_by_no_response`), and
+        showed no usage, whose requests inside are the call's."""
         models = set(answered)
         if (over_the_results or not self.response_model) and len(models) == 1:
             self.response_model = models.pop() or self.response_model
@@ -396,7 +411,7 @@ class ProviderInvocation(Invocation):
             if carried is not None:
                 self._read_model(carried)
         if isinstance(model, str):
-            self.response_model = model
+            self.response_model, self.model_named_by = model, source
         if self.reads_response:
             self._read_response(source)
 
@@ -512,13 +527,13 @@ class ProviderInvocation(Invocation):
         inside_cost = None
         none_shown = self.input_tokens is None and self.output_tokens is None
         if self.usage_inside and none_shown:
-            inside_cost = self._adopt_usage_inside()
+            inside_cost = self._adopt_usage_inside(over_the_results=self._named_by_no_response())
         elif self.usage_inside:  # the requests inside whose tokens are those the result shows: its own request's
             shown = (self.input_tokens, self.output_tokens)
             self._answered_inside([answered for usage, _, answered in self.usage_inside
                                    if (usage.input, usage.output) == shown])
         elif self.models_inside and none_shown:  # no usage anywhere: the model the requests inside said answered them
-            self._answered_inside(list(self.models_inside), over_the_results=True)
+            self._answered_inside(list(self.models_inside), over_the_results=self._named_by_no_response())
         if "response_model" in handler.options:
             response_model = handler.option("response_model", call)
             if response_model is not None and not isinstance(response_model, str):
@@ -658,6 +673,8 @@ def _parsed_from(source: Any) -> tuple[Any, Any] | None:
     own object (a ``Car`` with its ``model``, a reading with its ``usage``), whose fields are its data, holding the
     response it was parsed from as ``_raw_response`` (and the tokens of every attempt, its re-asks', as
     ``_total_usage``); None for any other object."""
+    if type(source) is dict:  # (a response's JSON, a chunk's: never such an object)
+        return None
     response = _own_path(source, "_raw_response")
     if response is None or response is source or isinstance(response, _NOT_A_RESPONSE):
         return None
