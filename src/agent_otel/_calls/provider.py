@@ -673,12 +673,11 @@ def _parsed_from(source: Any) -> tuple[Any, Any] | None:
     own object (a ``Car`` with its ``model``, a reading with its ``usage``), whose fields are its data, holding the
     response it was parsed from as ``_raw_response`` (and the tokens of every attempt, its re-asks', as
     ``_total_usage``); None for any other object."""
-    if type(source) is dict:  # (a response's JSON, a chunk's: never such an object)
-        return None
-    response = _own_path(source, "_raw_response")
-    if response is None or response is source or isinstance(response, _NOT_A_RESPONSE):
-        return None
-    return response, _own_path(source, "_total_usage")
+    held = getattr(source, "__dict__", None) if type(source) is not dict else None  # (a dict: a response's JSON)
+    response = held.get("_raw_response") if type(held) is dict else None  # (set as an attribute: in its __dict__,
+    if response is None or response is source or isinstance(response, _NOT_A_RESPONSE):  # read with no pydantic call
+        return None  # per chunk of every stream)
+    return response, held.get("_total_usage")  # type: ignore[union-attr]
 
 
 def _own_usage_shown(source: Any) -> tuple[Any, Any]:
