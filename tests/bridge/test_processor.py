@@ -1616,6 +1616,47 @@ def test_openinference_litellm_spans_marked_right_after_they_start_are_counted(o
     assert error_count(otel, "bridge.marked_at_end") == 0
 
 
+def test_ag2s_own_spans_are_its_agents_runs_model_calls_and_tools_and_its_conversation_no_call(otel: Any) -> None:
+    """AG2's own tracing (``autogen.opentelemetry``, tracer ``opentelemetry.instrumentation.ag2``) starts each span
+    current with no attribute and marks it on the next line: a chat with a tool call was counted as nothing, 8 spans at
+    ``bridge.marked_at_end`` (probe p52a). Its ``conversation`` span (``initiate_chat``) names the model asked for and
+    the usage of the calls inside: it is no model call (counted as one, the tokens were counted twice). Spans made
+    here as AG2 0.14 makes them (AG2 pins its own OpenAI extra)."""
+    tracer = foreign(otel, "opentelemetry.instrumentation.ag2")
+    model = {semconv.GEN_AI_PROVIDER_NAME: "openai", semconv.GEN_AI_REQUEST_MODEL: "gpt-4o-mini"}
+
+    def reply(agent: str, tokens: tuple[int, int] | None = None, tool: str | None = None) -> None:
+        with trace.use_span(_marked(tracer, f"invoke_agent {agent}", {
+                semconv.GEN_AI_OPERATION_NAME: "invoke_agent", semconv.GEN_AI_AGENT_NAME: agent}), end_on_exit=True):
+            if tokens is not None:
+                chat = _marked(tracer, "chat gpt-4o-mini", {semconv.GEN_AI_OPERATION_NAME: "chat", **model})
+                with trace.use_span(chat, end_on_exit=True):
+                    chat.set_attributes({semconv.GEN_AI_USAGE_INPUT_TOKENS: tokens[0],
+                                         semconv.GEN_AI_USAGE_OUTPUT_TOKENS: tokens[1]})
+            if tool is not None:
+                with trace.use_span(_marked(tracer, f"execute_tool {tool}", {
+                        semconv.GEN_AI_OPERATION_NAME: "execute_tool", semconv.GEN_AI_TOOL_NAME: tool}),
+                        end_on_exit=True):
+                    pass
+
+    with agent_otel.job(type="ag2"):
+        conversation = _marked(tracer, "conversation user_proxy", {
+            semconv.GEN_AI_OPERATION_NAME: "conversation", semconv.GEN_AI_AGENT_NAME: "user_proxy", **model})
+        with trace.use_span(conversation, end_on_exit=True):
+            reply("weather_assistant", tokens=(20, 5))
+            reply("user_proxy", tool="get_weather")
+            reply("weather_assistant", tokens=(30, 8))
+            conversation.set_attributes({semconv.GEN_AI_USAGE_INPUT_TOKENS: 50, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 13})
+    assert point(otel, OPERATION).count == 2
+    assert (point(otel, INPUT_TOKENS).sum, point(otel, OUTPUT_TOKENS).sum) == (50, 13)
+    assert point(otel, semconv.TOOL_DURATION.name).attributes[semconv.GEN_AI_AGENT_NAME] == "user_proxy"
+    runs = {p.attributes[semconv.GEN_AI_AGENT_NAME]: p.count for p in points(otel, semconv.AGENT_DURATION.name)}
+    assert runs == {"weather_assistant": 2, "user_proxy": 1}
+    job = otel.span(semconv.job_span_name("ag2")).attributes
+    assert (job[semconv.JOB_ROLLUP_PROVIDER_CALLS], job[semconv.JOB_ROLLUP_TOOL_CALLS]) == (2, 1)
+    assert error_count(otel, "bridge.marked_at_end") == 0
+
+
 def test_google_adks_spans_marked_right_after_they_start_are_counted(otel: Any) -> None:
     """Google ADK 2 (tracer ``gcp.vertex.agent``) starts its agent, model-call and tool spans with no attribute and
     marks them right after, as strands does: a run of 4 model calls and 3 tool calls was counted as nothing (9 spans

@@ -49,8 +49,10 @@ _OPENLLMETRY: dict[str, tuple[Kind, str]] = {
     "embedding": (Kind.PROVIDER, "embeddings"),
 }
 #: Operations that are no call the bridge records: an agent being built, our evolution runs, a retriever's lookup
-#: (a vector store's, no model call: it was recorded as an inference call of provider "unknown").
-_NOT_CALLS = frozenset({"create_agent", semconv.OPERATION_EVOLVE, "retrieval"})
+#: (a vector store's, no model call: it was recorded as an inference call of provider "unknown"), AG2's conversation
+#: (``initiate_chat``: agents' replies, each with its model calls inside; it names the model asked for and the usage of
+#: them all, and was a model call of its own, its tokens counted twice).
+_NOT_CALLS = frozenset({"create_agent", semconv.OPERATION_EVOLVE, "retrieval", "conversation"})
 #: Tool names that name no tool call: Google ADK's span for its web UI beside the parallel calls it merges (each has
 #: a span of its own).
 _NOT_TOOL_CALLS = frozenset({"(merged tools)"})
@@ -233,19 +235,20 @@ def usage_reported_later(span: Any) -> bool:
 
 
 #: The instrumentations (by scope name) that start their spans with no attribute and mark them later, with the span
-#: current while it runs: the calls inside one are inside it, so a call counted directly inside one that is marked as
-#: it ends is that call (see COUNTED_BELOW), and one with none inside was counted by no one. Right after the start:
+#: current while it runs: the calls inside one are inside it, so a call counted directly inside one that is marked as it
+#: ends is that call (see COUNTED_BELOW), and one with none inside was counted by no one. Right after the start:
 #: strands; Semantic Kernel's model-call spans (``tracer.start_span(name)`` then ``set_attributes()``, made current by
 #: ``use_span``), and Microsoft Agent Framework's, its successor (its agent and model-call spans the same way); Google
 #: ADK 2's (tracer ``gcp.vertex.agent``); OpenInference's LiteLLM instrumentation (its ``completion`` span, current
-#: through ``start_as_current_span`` or ``use_span``). As it ends: openlit's (``start_as_current_span`` with no
-#: attribute, every ``gen_ai.*`` one set once the response is read; tracer ``openlit.otel.tracing``). Their spans are
-#: counted however late they are noted (see GenAiSpanBridge.start_late). Those of other instrumentations marked only as
-#: they end are not: OpenInference's LangChain instrumentation does not make its spans current (the SDK's span of the
-#: same call is beside it, counted already), and OpenInference's LlamaIndex one marks helper steps
-#: (``_prepare_chat_with_tools``) as model calls.
+#: through ``start_as_current_span`` or ``use_span``); AG2's own tracing (``autogen.opentelemetry``, tracer
+#: ``opentelemetry.instrumentation.ag2``: agent, model-call and tool spans). As it ends: openlit's
+#: (``start_as_current_span`` with no attribute, every ``gen_ai.*`` one set once the response is read; tracer
+#: ``openlit.otel.tracing``). Their spans are counted however late they are noted (see GenAiSpanBridge.start_late).
+#: Those of other instrumentations marked only as they end are not: OpenInference's LangChain instrumentation does not
+#: make its spans current (the SDK's span of the same call is beside it, counted already), and OpenInference's
+#: LlamaIndex one marks helper steps (``_prepare_chat_with_tools``) as model calls.
 MARKED_LATE_WHILE_CURRENT = ("strands.", "semantic_kernel.", "agent_framework.", "gcp.vertex.agent.", "openlit.",
-                             "openinference.instrumentation.litellm.")
+                             "openinference.instrumentation.litellm.", "opentelemetry.instrumentation.ag2.")
 
 
 def marked_late_while_current(span: Any) -> bool:
