@@ -216,9 +216,31 @@ def test_a_script_target_gets_the_checks_run_makes_when_it_wraps_it(tmp_path: Pa
     assert "extractor path 'self.name': __main__.Agent.helper is called with no object (a staticmethod)" in by_entry[
         "tool[2]"]
     # another decorator may give the function parameters its source does not declare (a timeout=): only run knows
-    # them; but no decorator gives a module function a self
-    assert by_entry["tool[3]"].endswith("ok (in app.py)"), rows
+    # them, and check says it did not check the path (it said ok, and run wrapped nothing: probe p52b); but no
+    # decorator gives a module function a self
+    assert by_entry["tool[3]"].endswith("ok (in app.py, args.timeout not checked: a decorator over it may change its "
+                                        "parameters; run wraps nothing if one names none)"), rows
     assert "__main__.decorated_too is called with no object (a function)" in by_entry["agent[1]"], rows
+
+
+def test_a_target_decorated_with_agent_otels_own_decorator_is_said_to_be_left_to_it(tmp_path: Path) -> None:
+    """A function the script decorates with agent-otel's decorator: run leaves it to that decorator, the config
+    entry's options unused; check said only ok (probe p52b)."""
+    (tmp_path / "app.py").write_text(
+        "import agent_otel\nfrom agent_otel import tool as traced\n\n"
+        "@agent_otel.tool('decorated')\ndef work(n):\n    return n\n\n"
+        "@traced('also')\ndef other(n):\n    return n\n\n"
+        "def plain(n):\n    return n\n")
+    (tmp_path / "agent-otel.toml").write_text(
+        '[[tool]]\ntarget = "__main__:work"\n[[tool]]\ntarget = "__main__:other"\n'
+        '[[tool]]\ntarget = "__main__:plain"\n')
+    result = check(tmp_path, "--script", "app.py")
+    by_entry = {row.split()[1]: row for row in targets_section(result.stdout) if row.startswith("__main__:")}
+    assert result.returncode == 0, result.stdout + result.stderr
+    for entry, written in (("tool[0]", "agent_otel.tool"), ("tool[1]", "traced")):
+        assert by_entry[entry].endswith(f"ok (in app.py, decorated with @{written} in its source: run leaves it to "
+                                        "that decorator, and this entry does nothing)"), by_entry
+    assert by_entry["tool[2]"].endswith("ok (in app.py)"), by_entry
 
 
 REGISTRY_NOTE = ("decorated with @weather.tool_plain: if it registers the function (a route, a tool), the calls "

@@ -15,7 +15,7 @@ import ast
 import dataclasses
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any, cast
@@ -209,6 +209,7 @@ def _in_script(spec: TargetSpec, config: Config, tree: ast.Module, label: str, n
     # parameters (another decorator may change them)
     raw, owner = _from_source(spec, found)
     _name_once(spec, raw, None, spec.qualname.rpartition(".")[2], named, identity=("script", spec.qualname))
+    note = found.note
     if found.signature is not None:
         _wraps(spec, config, raw, owner, spec.qualname.rpartition(".")[2])
     else:
@@ -216,7 +217,11 @@ def _in_script(spec: TargetSpec, config: Config, tree: ast.Module, label: str, n
             refuse_self_without_object(spec, raw, owner, f"{spec.module}.{spec.qualname}")
         except ConfigurationError as exc:
             raise TargetError(f"cannot wrap {spec.module}.{spec.qualname}: {exc}") from None
-    return found.shape, f"ok (in {label}{', ' + found.note if found.note else ''})"
+        unchecked = [item.text for _, _, item in _extractor_paths(spec) if item.root == "args"]
+        if unchecked:  # (run refuses one naming no parameter as it wraps the function: counted, logged, not said)
+            note = ", ".join(filter(None, (note, f"{', '.join(unchecked)} not checked: a decorator over it may change "
+                                                 "its parameters; run wraps nothing if one names none")))
+    return found.shape, f"ok (in {label}{', ' + note if note else ''})"
 
 
 def _from_source(spec: TargetSpec, found: InScript) -> tuple[object, type | ModuleType]:
@@ -244,8 +249,16 @@ _TIMES = (("start", "read at call start"), ("end", "read at call end"),
 
 def reading_plan(spec: TargetSpec) -> list[str]:
     """When each extractor of ``spec`` is read, one line per time (``delta`` paths at both ends)."""
-    table = KINDS[spec.kind]
     found: dict[str, list[str]] = {}
+    for name, option, item in _extractor_paths(spec):
+        read = read_at(option if name in spec.options else Option(name, option.accepts, when="end"), item)
+        found.setdefault(read, []).append(f"{name} = {item.text}")
+    return [f"{label}: {', '.join(found[when])}" for when, label in _TIMES if when in found]
+
+
+def _extractor_paths(spec: TargetSpec) -> Iterator[tuple[str, Option, ExtractorPath]]:
+    """(key, its option, path) of each extractor path of ``spec``, those in a table's items (``kpis.x``) too."""
+    table = KINDS[spec.kind]
     for key, value in spec.options.items():
         option = table.get(key)
         if option is None:
@@ -253,9 +266,7 @@ def reading_plan(spec: TargetSpec) -> list[str]:
         nested = value.items() if isinstance(value, Mapping) else ()
         for name, item in [(key, value), *((f"{key}.{inner}", item) for inner, item in nested)]:
             if isinstance(item, ExtractorPath):
-                read = read_at(option if name == key else Option(name, option.accepts, when="end"), item)
-                found.setdefault(read, []).append(f"{name} = {item.text}")
-    return [f"{label}: {', '.join(found[when])}" for when, label in _TIMES if when in found]
+                yield name, option, item
 
 
 def run_check(args: argparse.Namespace) -> int:

@@ -51,6 +51,22 @@ def object_made_by_decorator(function: ast.FunctionDef | ast.AsyncFunctionDef, t
     return None
 
 
+def agent_otel_decorator(function: ast.FunctionDef | ast.AsyncFunctionDef, tree: ast.Module) -> str | None:
+    """The decorator of agent-otel's own over the function in the script's source (``agent_otel.tool``, or ``tool``
+    imported from ``agent_otel``), as the script writes it; None when it has none. ``run`` leaves such a function to
+    that decorator: a config entry naming it does nothing."""
+    imported = _imported_names(tree)
+    for decorator in function.decorator_list:
+        written = dotted(decorator)
+        if written is None:
+            continue
+        head, _, rest = written.partition(".")
+        module, _, name = imported.get(head, "").partition(":")
+        if module == "agent_otel" and ((not name and rest and "." not in rest) or (name and not rest)):
+            return written
+    return None
+
+
 def _imported_names(tree: ast.Module) -> dict[str, str]:
     """The names the script's top-level imports bind: ``from m import n as a`` gives ``{"a": "m:n"}``, ``import m``
     ``{"m": "m:"}`` (absolute imports only: a relative one names no module outside the script's folder)."""

@@ -19,7 +19,7 @@ from typing import cast
 from agent_otel._engine.kept import kept_by, kept_by_model, runs_kept
 from agent_otel._engine.wrappers import is_plain_sync_function, makes_context_manager, wrapped_of
 from agent_otel._zerocode.config import TargetSpec
-from agent_otel._zerocode.decorator_results import dotted, object_made_by_decorator
+from agent_otel._zerocode.decorator_results import agent_otel_decorator, dotted, object_made_by_decorator
 from agent_otel._zerocode.queue_tasks import (
     HOLDERS,
     by_value_refusal,
@@ -533,8 +533,12 @@ def resolve_in_script(tree: ast.Module, qualname: str, label: str) -> InScript:
     made_note = "" if made is None else (
         f"@{made.decorator} ({made.source}) may make it a {made.made!r}, not callable: then run finds nothing to "
         f"wrap; decorate the def with agent-otel's decorator under @{made.decorator}")
+    ours = agent_otel_decorator(node, tree)
+    ours_note = "" if ours is None else (
+        f"decorated with @{ours} in its source: run leaves it to that decorator, and this entry does nothing")
     return InScript(_source_shape(node, in_class), ", ".join(filter(None, (note if in_class else "",
-                                                                            registry_note(node, tree), made_note))),
+                                                                            registry_note(node, tree), made_note,
+                                                                            ours_note))),
                     signature=signature_in_source(node) if plain else None)
 
 
