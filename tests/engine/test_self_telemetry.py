@@ -66,6 +66,10 @@ def test_a_diagnostic_is_one_line_naming_stage_and_type_without_host_data(
         assert record.exc_info is None and record.exc_text is None and record.stack_info is None
     assert any("agent.extract.task_type" in m and "KeyError" in m for m in messages), messages
     assert any("agent.confidence" in m and "TypeError" in m for m in messages), messages
+    # a value of the wrong type says what it is and what was wanted, in agent-otel's words (probe p52b: "failed
+    # (TypeError)" alone did not say a KPI was read as a string)
+    assert ("agent-otel: agent.confidence failed (TypeError: cannot read str as a number in [0.0, 1.0]); the value "
+            "was left out, the host call was not affected") in messages, messages
     assert SECRET not in caplog.text
     assert error_count(otel, "agent.extract.task_type") == 3
     assert error_count(otel, "agent.confidence") == 3

@@ -47,7 +47,7 @@ from agent_otel._engine.policy import (
     valid_int,
     valid_text,
 )
-from agent_otel._engine.self_telemetry import report_error
+from agent_otel._engine.self_telemetry import Unreadable, report_error
 from agent_otel._engine.wrappers import Handler, Invocation, InvocationScope, instrument, replacing_own
 from agent_otel.errors import ConfigurationError
 
@@ -77,7 +77,7 @@ def coerce_bool(value: Any, stage: str) -> bool | None:
     try:
         return bool(value)
     except Exception:  # e.g. a numpy array, whose truth is ambiguous
-        report_error(stage, TypeError(f"cannot read {type(value).__name__} as a boolean"))
+        report_error(stage, Unreadable(f"cannot read {type(value).__name__} as a boolean"))
         return None
 
 
@@ -124,7 +124,7 @@ def coerce_number(value: Any, stage: str, low: float | None = None, high: float 
         if (low is not None and number < low) or (high is not None and number > high):
             raise ValueError
     except Exception:  # the program's object: its __float__ may raise anything
-        report_error(stage, TypeError(f"cannot read {type(value).__name__} as a number"
+        report_error(stage, Unreadable(f"cannot read {type(value).__name__} as a number"
                                       + (f" in [{low}, {high}]" if low is not None else "")))
         return None
     return number
@@ -146,7 +146,7 @@ def coerce_count(value: Any, stage: str, sized: bool = False) -> int | None:
     if isinstance(value, list | tuple | set | frozenset | dict):
         if sized:
             return len(value)
-        report_error(stage, TypeError(f"cannot read {type(value).__name__} as a count"))
+        report_error(stage, Unreadable(f"cannot read {type(value).__name__} as a count"))
         return None
     number = coerce_number(value, stage, 0, MAX_COUNT)
     if number is None:
@@ -165,7 +165,7 @@ def coerce_names(value: Any, stage: str) -> list[str]:
         return [value]
     if isinstance(value, list | tuple | set | frozenset):
         return [str(item) for item in value]
-    report_error(stage, TypeError(f"cannot read {type(value).__name__} as a list of names"))
+    report_error(stage, Unreadable(f"cannot read {type(value).__name__} as a list of names"))
     return []
 
 
@@ -183,7 +183,7 @@ def text_value(value: object, key: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, NO_NAMES):
-        report_error("text." + key, TypeError(f"a {type(value).__name__} is no name"))
+        report_error("text." + key, Unreadable(f"a {type(value).__name__} is no name"))
         return None
     return readable_text(value, key) or None
 

@@ -47,6 +47,12 @@ class Misuse(ValueError):
     message, which agent-otel writes itself and which says what to change."""
 
 
+class Unreadable(TypeError):
+    """A value an option's extractor (or the program's call) gave that is not what the option takes (a KPI read as a
+    string): counted and logged with its message, which agent-otel writes itself (the value's type, the range it
+    must be in; never the value), so that the line says what to fix where "failed (TypeError)" said nothing."""
+
+
 def report_error(stage: str, exc: BaseException, count: int = 1, counter: Counter | None = None) -> None:
     """Count and (rate-limited) log a failure of agent-otel itself. Never raises.
 
@@ -74,6 +80,9 @@ def report_error(stage: str, exc: BaseException, count: int = 1, counter: Counte
             # which agent-otel writes itself (a key, a limit, a length; never a value)
             logger.warning("agent-otel: %s (%s): %s", stage, type(exc).__name__, exc,
                            exc_info=exc if _debug() else None)
+        elif isinstance(exc, Unreadable):  # (named as the TypeError it is)
+            logger.warning("agent-otel: %s failed (TypeError: %s); the value was left out, the host call was not "
+                           "affected", stage, exc, exc_info=exc if _debug() else None)
         else:
             logger.warning("agent-otel: %s failed (%s); the host call was not affected", stage, type(exc).__name__,
                            exc_info=exc if _debug() else None)
