@@ -68,11 +68,28 @@ def test_a_diagnostic_is_one_line_naming_stage_and_type_without_host_data(
     assert any("agent.confidence" in m and "TypeError" in m for m in messages), messages
     # a value of the wrong type says what it is and what was wanted, in agent-otel's words (probe p52b: "failed
     # (TypeError)" alone did not say a KPI was read as a string)
-    assert ("agent-otel: agent.confidence failed (TypeError: cannot read str as a number in [0.0, 1.0]); the value "
+    assert ("agent-otel: agent.confidence failed (TypeError: cannot read str as a number in [0, 1]); the value "
             "was left out, the host call was not affected") in messages, messages
     assert SECRET not in caplog.text
     assert error_count(otel, "agent.extract.task_type") == 3
     assert error_count(otel, "agent.confidence") == 3
+
+
+@pytest.mark.usefixtures("fresh_log_limits")
+@pytest.mark.parametrize(("confidence", "said"), [
+    (1.5, "float value outside [0, 1]"), (float("nan"), "float value not finite"),
+    (type("Acct_4111\nFORGED: agent-otel: all good", (), {})(), "cannot read an object of a class named otherwise "
+                                                                  "as a number in [0, 1]")])
+def test_a_value_of_the_wrong_kind_is_said_in_agent_otels_words(otel: Any, caplog: pytest.LogCaptureFixture,
+                                                                 confidence: object, said: str) -> None:
+    """A number outside its range was said to be unreadable as a number, and a class named from data (a
+    ``namedtuple(typename)``) put its name, a line break in it, into the line (review rv68)."""
+    agent = agent_otel.agent("a", confidence=path("result.c"))(lambda: {"c": confidence})
+    with caplog.at_level(logging.DEBUG):
+        agent()
+    messages = [r.getMessage() for r in our_records(caplog)]
+    assert messages == [f"agent-otel: agent.confidence failed (TypeError: {said}); the value was left out, the host "
+                        "call was not affected"], messages
 
 
 @pytest.mark.usefixtures("fresh_log_limits")

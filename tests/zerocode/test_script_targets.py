@@ -464,6 +464,23 @@ def test_a_target_the_script_decorates_itself_or_unbinds_is_not_wrapped_again(tm
         0, "1\n2\n['execute_tool work', 'execute_tool work'] []\n", "")
 
 
+def test_a_static_or_class_method_decorated_in_the_code_is_left_to_its_decorator(tmp_path: Path) -> None:
+    """agent-otel's decorator over ``@classmethod`` or ``@staticmethod``: its wrapper shows the method object's
+    ``__func__``, the program's function, so a config entry naming the method wrapped it again: two spans a call, or
+    the decorator's span replaced by the entry's (review rv68). The decorator, the code's own choice, wins."""
+    (tmp_path / "own.py").write_text(
+        "import agent_otel\n\nclass C:\n"
+        "    @agent_otel.tool('over_static')\n    @staticmethod\n    def s(x):\n        return x\n\n"
+        "    @agent_otel.tool('over_class')\n    @classmethod\n    def k(cls, x):\n        return x\n\n"
+        "print(C.s(1), C.k(2), C().k(3))\n")
+    (tmp_path / "main.toml").write_text('[[tool]]\ntarget = ["__main__:C.s", "__main__:C.k"]\nname = "configured"\n')
+    driver = SPANS_IN_MEMORY + RUN_WHOLE_DRIVER + "print([span.name for span in exporter.get_finished_spans()])\n"
+    result = subprocess.run([sys.executable, "-c", driver, "own.py"], cwd=tmp_path, env=environment(None),
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0, "1 2 3\n['execute_tool over_static', 'execute_tool over_class', 'execute_tool over_class']\n", "")
+
+
 SPANS_IN_MEMORY = """
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider

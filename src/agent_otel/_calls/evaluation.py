@@ -24,7 +24,7 @@ from agent_otel import semconv
 from agent_otel._context.job import AGENT_KEY
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import OTHER, policy, valid_attributes
-from agent_otel._engine.self_telemetry import Unreadable, report_error
+from agent_otel._engine.self_telemetry import Unreadable, report_error, type_name
 
 
 class _Mean:
@@ -159,7 +159,7 @@ def record_result(ctx: Any, attributes: Mapping[str, Any], agent: object) -> Non
     if not isinstance(name, str) or score is None:
         return
     if isinstance(score, bool) or not isinstance(score, int | float):
-        report_error("evaluation.score", Unreadable(f"a score must be a number, got {type(score).__name__}"))
+        report_error("evaluation.score", Unreadable(f"a score must be a number, got {type_name(score)}"))
         return
     label = attributes.get(semconv.GEN_AI_EVALUATION_SCORE_LABEL)
     record_score(ctx, name, float(score), label if isinstance(label, str) else None, agent)
@@ -178,7 +178,7 @@ def _finite(score: object) -> float | None:
     try:
         number = float(score.strip() if isinstance(score, str) else score)  # type: ignore[arg-type]
     except Exception:  # the program's object: its __float__ may raise anything
-        report_error("evaluation.score", Unreadable(f"a score must be a number, got {type(score).__name__}"))
+        report_error("evaluation.score", Unreadable(f"a score must be a number, got {type_name(score)}"))
         return None
     if not math.isfinite(number):
         report_error("evaluation.score", ValueError("a score that is no finite number is left off"))

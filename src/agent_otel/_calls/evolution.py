@@ -47,7 +47,7 @@ from agent_otel._engine import instruments as _instruments
 from agent_otel._engine import policy as _policies
 from agent_otel._engine.instruments import runtime
 from agent_otel._engine.policy import policy, valid_text
-from agent_otel._engine.self_telemetry import Unreadable, report_error
+from agent_otel._engine.self_telemetry import Unreadable, report_error, type_name
 from agent_otel._engine.wrappers import CUT_OFF_AT_EXIT, End, Invocation, track, untrack
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ def _kpi_items(value: Any, stage: str, single: str | None) -> Iterable[tuple[Any
         return ((single, value),)
     record = _record_kpis(value)
     if record is None:
-        report_error(stage, Unreadable(f"KPIs must be a mapping of name to number, got {type(value).__name__}"))
+        report_error(stage, Unreadable(f"KPIs must be a mapping of name to number, got {type_name(value)}"))
         return ()
     return record.items()
 

@@ -47,7 +47,7 @@ from agent_otel._engine.policy import (
     valid_int,
     valid_text,
 )
-from agent_otel._engine.self_telemetry import Unreadable, report_error
+from agent_otel._engine.self_telemetry import Unreadable, report_error, type_name
 from agent_otel._engine.wrappers import Handler, Invocation, InvocationScope, instrument, replacing_own
 from agent_otel.errors import ConfigurationError
 
@@ -77,7 +77,7 @@ def coerce_bool(value: Any, stage: str) -> bool | None:
     try:
         return bool(value)
     except Exception:  # e.g. a numpy array, whose truth is ambiguous
-        report_error(stage, Unreadable(f"cannot read {type(value).__name__} as a boolean"))
+        report_error(stage, Unreadable(f"cannot read {type_name(value)} as a boolean"))
         return None
 
 
@@ -124,10 +124,23 @@ def coerce_number(value: Any, stage: str, low: float | None = None, high: float 
         if (low is not None and number < low) or (high is not None and number > high):
             raise ValueError
     except Exception:  # the program's object: its __float__ may raise anything
-        report_error(stage, Unreadable(f"cannot read {type(value).__name__} as a number"
-                                      + (f" in [{low}, {high}]" if low is not None else "")))
+        report_error(stage, Unreadable(_not_a_number(value, low, high)))
         return None
     return number
+
+
+def _not_a_number(value: Any, low: float | None, high: float | None) -> str:
+    """Why ``value`` is no number of [low, high], in words of agent-otel's (its type; never the value)."""
+    span = "" if low is None else f"[{_shown(low)}, {_shown(high)}]" if high is not None else f">= {_shown(low)}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"cannot read {type_name(value)} as a number{' in ' + span if span else ''}"
+    finite = isinstance(value, int) or math.isfinite(value)  # (an int too large for a float is finite, and too large)
+    where = "not finite" if not finite or not span else f"outside {span}" if high is not None else f"not {span}"
+    return f"{type_name(value)} value {where}"
+
+
+def _shown(bound: float | None) -> str:
+    return str(int(bound)) if bound is not None and float(bound).is_integer() else f"{bound}"
 
 
 def error_type_label(error: BaseException) -> str:
@@ -146,7 +159,7 @@ def coerce_count(value: Any, stage: str, sized: bool = False) -> int | None:
     if isinstance(value, list | tuple | set | frozenset | dict):
         if sized:
             return len(value)
-        report_error(stage, Unreadable(f"cannot read {type(value).__name__} as a count"))
+        report_error(stage, Unreadable(f"cannot read {type_name(value)} as a count"))
         return None
     number = coerce_number(value, stage, 0, MAX_COUNT)
     if number is None:
@@ -165,7 +178,7 @@ def coerce_names(value: Any, stage: str) -> list[str]:
         return [value]
     if isinstance(value, list | tuple | set | frozenset):
         return [str(item) for item in value]
-    report_error(stage, Unreadable(f"cannot read {type(value).__name__} as a list of names"))
+    report_error(stage, Unreadable(f"cannot read {type_name(value)} as a list of names"))
     return []
 
 
@@ -183,7 +196,7 @@ def text_value(value: object, key: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, NO_NAMES):
-        report_error("text." + key, Unreadable(f"a {type(value).__name__} is no name"))
+        report_error("text." + key, Unreadable(f"a {type_name(value)} is no name"))
         return None
     return readable_text(value, key) or None
 

@@ -1,10 +1,11 @@
 """agent-otel's own failures: counted, logged once a minute per cause, never raised into the host.
 
-They are counted on ``agent_otel.instrumentation.errors`` by stage, and logged as one line that names
-the stage and the exception type, at most once a minute per cause. The line never carries the exception's
-message or traceback: both may quote the host's data (paths, results). ``AGENT_OTEL_DEBUG=true`` adds the
-traceback. The library logger has a ``NullHandler`` (the library convention), so a host without logging
-configuration gets nothing on stderr from Python's last-resort handler.
+They are counted on ``agent_otel.instrumentation.errors`` by stage, and logged as one line that names the stage and
+the exception type, at most once a minute per cause. The line never carries the exception's message or traceback:
+both may quote the host's data (paths, results); but for the messages agent-otel writes itself (:class:`Misuse`,
+:class:`Unreadable`, the cardinality cap's), which name a key, a type or a limit, never a value.
+``AGENT_OTEL_DEBUG=true`` adds the traceback. The library logger has a ``NullHandler`` (the library convention), so
+a host without logging configuration gets nothing on stderr from Python's last-resort handler.
 """
 
 from __future__ import annotations
@@ -49,8 +50,16 @@ class Misuse(ValueError):
 
 class Unreadable(TypeError):
     """A value an option's extractor (or the program's call) gave that is not what the option takes (a KPI read as a
-    string): counted and logged with its message, which agent-otel writes itself (the value's type, the range it
-    must be in; never the value), so that the line says what to fix where "failed (TypeError)" said nothing."""
+    string): counted and logged with its message, which agent-otel writes itself (the value's type, by
+    :func:`type_name`, the range it must be in; never the value), so that the line says what to fix where "failed
+    (TypeError)" said nothing."""
+
+
+def type_name(value: object) -> str:
+    """The name of ``value``'s type for a diagnostic: a class made at run time may be named from data
+    (``namedtuple(typename)``, pydantic's ``create_model(name)``), with any text in it, a line break too."""
+    name = type(value).__name__
+    return name if name.isidentifier() and len(name) <= 64 else "an object of a class named otherwise"
 
 
 def report_error(stage: str, exc: BaseException, count: int = 1, counter: Counter | None = None) -> None:

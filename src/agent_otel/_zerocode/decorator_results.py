@@ -51,20 +51,42 @@ def object_made_by_decorator(function: ast.FunctionDef | ast.AsyncFunctionDef, t
     return None
 
 
+#: agent-otel's decorators of a call (the kinds'): what they return is a wrapper ``run`` recognises.
+_OUR_DECORATORS = frozenset({"agent", "tool", "provider", "evolution", "phase", "job", "conversation"})
+
+
 def agent_otel_decorator(function: ast.FunctionDef | ast.AsyncFunctionDef, tree: ast.Module) -> str | None:
-    """The decorator of agent-otel's own over the function in the script's source (``agent_otel.tool``, or ``tool``
-    imported from ``agent_otel``), as the script writes it; None when it has none. ``run`` leaves such a function to
-    that decorator: a config entry naming it does nothing."""
-    imported = _imported_names(tree)
-    for decorator in function.decorator_list:
-        written = dotted(decorator)
-        if written is None:
-            continue
-        head, _, rest = written.partition(".")
-        module, _, name = imported.get(head, "").partition(":")
-        if module == "agent_otel" and ((not name and rest and "." not in rest) or (name and not rest)):
-            return written
-    return None
+    """agent-otel's decorator of a call (``agent_otel.tool``, or ``tool`` imported from ``agent_otel``), as the script
+    writes it, when it is the function's outermost one (a ``staticmethod`` or ``classmethod`` aside): ``run`` leaves
+    such a function to it, a config entry naming it doing nothing. None otherwise (under another decorator, the object
+    the name holds is that one's, which ``run`` wraps)."""
+    decorators = [d for d in function.decorator_list
+                  if not (isinstance(d, ast.Name) and d.id in ("staticmethod", "classmethod"))]
+    if not decorators:
+        return None
+    written = dotted(decorators[0])
+    if written is None:
+        return None
+    head, _, rest = written.partition(".")
+    if _rebound(tree, head):
+        return None
+    module, _, name = _imported_names(tree).get(head, "").partition(":")
+    if module != "agent_otel":
+        return None
+    kind = rest if not name else name if not rest else ""
+    return written if kind in _OUR_DECORATORS else None
+
+
+def _rebound(tree: ast.Module, name: str) -> bool:
+    """Whether the script's top level binds ``name`` otherwise than by an import (``tool = other_tool``)."""
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, ast.AnnAssign | ast.AugAssign) else []
+        if any(isinstance(target, ast.Name) and target.id == name for target in targets):
+            return True
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name:
+            return True
+    return False
 
 
 def _imported_names(tree: ast.Module) -> dict[str, str]:

@@ -447,6 +447,13 @@ def _make_wrapper(entry: _Entry, raw: Any, owner: Owner, attr: str, scope: type 
     return wrapper
 
 
+def _decorated(raw: object) -> bool:
+    """Whether the code decorated ``raw`` with agent-otel's decorator: it is agent-otel's wrapper, or a static or class
+    method object holding one. agent-otel's wrapper over a static or class method object shows that object's
+    ``__func__``, the program's function, and was wrapped again (two spans a call, or the decorator's replaced)."""
+    return is_wrapper(raw) or is_wrapper(getattr(raw, "__func__", raw))
+
+
 def _wrap_attribute(state: _State, entry: _Entry, owner: Owner, attr: str, raw: Any, recorded: bool = True,
                     named: str | None = None) -> None:
     """Replace ``owner.attr`` with its wrapper, recorded for ``uninstrument()`` (``recorded=False`` for a class the
@@ -457,7 +464,7 @@ def _wrap_attribute(state: _State, entry: _Entry, owner: Owner, attr: str, raw: 
             raw = wrapped_of(raw)  # a static method inherited from a wrapped base: wrap the original for this class
         else:
             return  # never wrap twice
-    elif is_wrapper(getattr(raw, "__func__", raw)):  # a static or class method object holds its function
+    elif _decorated(raw):
         if isinstance(owner, type):
             _join_family(state, entry, raw)
         return  # decorated in the code (an override included): the decorator, the code's own choice, wins
@@ -710,7 +717,7 @@ def _apply(state: _State, entry: _Entry, module: ModuleType) -> None:
         owner, raw = found.owner, found.raw
         serving = _configured_handler_of(raw)
     original = wrapped_of(raw) if serving is not None else raw
-    decorated = serving is None and is_wrapper(getattr(raw, "__func__", raw))  # the decorator wins: left as is
+    decorated = serving is None and _decorated(raw)  # the decorator wins: left as is
     # a method the named subclass inherits; not a static one, whose calls have no object to tell its calls by, nor
     # one of a built-in type (``list.append`` of a list subclass), whose attributes cannot be replaced
     defined_on = found.defined_on

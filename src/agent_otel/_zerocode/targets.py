@@ -274,6 +274,8 @@ class InScript:
     imported: str = ""  # "pkg.mod:name" when the script imports the name: resolve that instead
     #: the function's parameters, read from its source (for the checks `run` makes when it wraps it)
     signature: inspect.Signature | None = None
+    #: agent-otel's decorator over it in its source, as the script writes it (see agent_otel_decorator)
+    ours: str = ""
 
 
 #: Decorators that leave a function's parameters as its source declares them.
@@ -533,13 +535,10 @@ def resolve_in_script(tree: ast.Module, qualname: str, label: str) -> InScript:
     made_note = "" if made is None else (
         f"@{made.decorator} ({made.source}) may make it a {made.made!r}, not callable: then run finds nothing to "
         f"wrap; decorate the def with agent-otel's decorator under @{made.decorator}")
-    ours = agent_otel_decorator(node, tree)
-    ours_note = "" if ours is None else (
-        f"decorated with @{ours} in its source: run leaves it to that decorator, and this entry does nothing")
     return InScript(_source_shape(node, in_class), ", ".join(filter(None, (note if in_class else "",
-                                                                            registry_note(node, tree), made_note,
-                                                                            ours_note))),
-                    signature=signature_in_source(node) if plain else None)
+                                                                            registry_note(node, tree), made_note))),
+                    signature=signature_in_source(node) if plain else None,
+                    ours=agent_otel_decorator(node, tree) or "")
 
 
 _Member = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
