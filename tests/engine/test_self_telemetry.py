@@ -77,13 +77,15 @@ def test_a_diagnostic_is_one_line_naming_stage_and_type_without_host_data(
 
 @pytest.mark.usefixtures("fresh_log_limits")
 @pytest.mark.parametrize(("confidence", "said"), [
-    (1.5, "float value outside [0, 1]"), (float("nan"), "float value not finite"),
+    (1.5, "float value not in [0, 1]"), (float("nan"), "float value not finite"), ("1.5", "str value not in [0, 1]"),
+    ("high", "cannot read str as a number in [0, 1]"), (10**400, "int value beyond a float"),
     (type("Acct_4111\nFORGED: agent-otel: all good", (), {})(), "cannot read an object of a class named otherwise "
-                                                                  "as a number in [0, 1]")])
+                                                                  "as a number in [0, 1]")],
+    ids=["above", "nan", "str above", "str", "int beyond a float", "class named otherwise"])
 def test_a_value_of_the_wrong_kind_is_said_in_agent_otels_words(otel: Any, caplog: pytest.LogCaptureFixture,
                                                                  confidence: object, said: str) -> None:
-    """A number outside its range was said to be unreadable as a number, and a class named from data (a
-    ``namedtuple(typename)``) put its name, a line break in it, into the line (review rv68)."""
+    """A number outside its range was said to be unreadable as a number (one given as a string too: review rv69), and
+    a class named from data (``type(name, ...)``) put its name, a line break in it, into the line (review rv68)."""
     agent = agent_otel.agent("a", confidence=path("result.c"))(lambda: {"c": confidence})
     with caplog.at_level(logging.DEBUG):
         agent()

@@ -227,27 +227,33 @@ def test_a_target_decorated_with_agent_otels_own_decorator_is_said_to_be_left_to
     """A function the script decorates with agent-otel's decorator: run leaves it to that decorator, the config
     entry's options unused; check said only ok (probe p52b)."""
     (tmp_path / "app.py").write_text(
-        "import functools\nimport agent_otel\nfrom agent_otel import tool as traced, carry\n\n"
+        "import abc\nimport functools\nimport agent_otel\nfrom agent_otel import tool as traced, carry\n\n"
         "@agent_otel.tool('decorated')\ndef work(n):\n    return n\n\n"
         "@traced('also')\ndef other(n):\n    return n\n\n"
         "class C:\n    @agent_otel.tool('over_class')\n    @classmethod\n    def k(cls, n):\n        return n\n\n"
         "    @agent_otel.agent('base')\n    def run(self, n):\n        return n\n\n"
         "def plain(n):\n    return n\n\n"
         "@functools.lru_cache\n@agent_otel.tool('under_a_cache')\ndef cached(n):\n    return n\n\n"
-        "@carry\ndef carried(n):\n    return n\n")
+        "@carry\ndef carried(n):\n    return n\n\n"
+        "@agent_otel.job\ndef bare(n):\n    return n\n\n"
+        "class D:\n    @abc.abstractmethod\n    @agent_otel.tool('under_abstract')\n    def m(self, n):\n"
+        "        return n\n")
     (tmp_path / "agent-otel.toml").write_text("".join(
         f'[[{kind}]]\ntarget = "__main__:{name}"\n{extra}' for kind, name, extra in (
             ("tool", "work", ""), ("tool", "other", ""), ("tool", "C.k", ""), ("tool", "plain", ""),
-            ("tool", "cached", ""), ("tool", "carried", ""), ("agent", "C.run", "subclasses = true\n"))))
+            ("tool", "cached", ""), ("tool", "carried", ""), ("agent", "C.run", "subclasses = true\n"),
+            ("tool", "bare", ""), ("tool", "D.m", ""))))
     result = check(tmp_path, "--script", "app.py")
     by_entry = {row.split()[1]: row for row in targets_section(result.stdout) if row.startswith("__main__:")}
     assert result.returncode == 0, result.stdout + result.stderr
-    for entry, written in (("tool[0]", "agent_otel.tool"), ("tool[1]", "traced"), ("tool[2]", "agent_otel.tool")):
+    for entry, written in (("tool[0]", "agent_otel.tool"), ("tool[1]", "traced"), ("tool[2]", "agent_otel.tool"),
+                           ("tool[7]", "agent_otel.tool")):
         assert by_entry[entry].endswith(f"in app.py, decorated with @{written} in its source: run leaves it to "
                                         "that decorator, and this entry does nothing)"), by_entry
     # run wraps these: a plain function; one under another decorator, whose object the name holds (review rv68);
-    # carry(), no wrapper of a call; a method a subclass may override (subclasses = true)
-    for entry in ("tool[3]", "tool[4]", "tool[5]", "agent[0]"):
+    # carry(), no wrapper of a call; a method a subclass may override (subclasses = true); a decorator used bare, which
+    # leaves a proxy of its own under the name (review rv69)
+    for entry in ("tool[3]", "tool[4]", "tool[5]", "agent[0]", "tool[6]"):
         assert "this entry does nothing" not in by_entry[entry], by_entry
 
 

@@ -481,6 +481,27 @@ def test_a_static_or_class_method_decorated_in_the_code_is_left_to_its_decorator
         0, "1 2 3\n['execute_tool over_static', 'execute_tool over_class', 'execute_tool over_class']\n", "")
 
 
+def test_an_override_or_a_bound_method_decorated_in_the_code_is_recorded_once(tmp_path: Path) -> None:
+    """agent-otel's wrapper says it is what it wraps (its ``__class__``): over a bound method it was taken for the
+    program's method, and a config entry naming it wrapped it again; over a class method in a subclass that calls
+    ``super()``, it did not join the entry's family (``subclasses = true``), and the base's call inside counted as a
+    second one (review rv69)."""
+    (tmp_path / "own.py").write_text(
+        "import agent_otel\n\nclass Base:\n    @classmethod\n    def k(cls, x):\n        return x\n\n"
+        "class Sub(Base):\n    @agent_otel.tool('sub_over_class')\n    @classmethod\n    def k(cls, x):\n"
+        "        return super().k(x)\n\n"
+        "class H:\n    def h(self, x):\n        return x\n\n"
+        "bound = agent_otel.tool('decorated_bound')(H().h)\n"
+        "print(Sub.k(1), Base.k(2), bound(3))\n")
+    (tmp_path / "main.toml").write_text('[[tool]]\ntarget = "__main__:Base.k"\nname = "configured"\n'
+                                        'subclasses = true\n[[tool]]\ntarget = "__main__:bound"\nname = "again"\n')
+    driver = SPANS_IN_MEMORY + RUN_WHOLE_DRIVER + "print([span.name for span in exporter.get_finished_spans()])\n"
+    result = subprocess.run([sys.executable, "-c", driver, "own.py"], cwd=tmp_path, env=environment(None),
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0, "1 2 3\n['execute_tool sub_over_class', 'execute_tool configured', 'execute_tool decorated_bound']\n", "")
+
+
 SPANS_IN_MEMORY = """
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider

@@ -115,28 +115,32 @@ def difference(before: Any, after: Any, stage: str) -> float | None:
 def coerce_number(value: Any, stage: str, low: float | None = None, high: float | None = None) -> float | None:
     if value is None:
         return None
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = float(value.strip() if isinstance(value, str) else value)
-        if math.isnan(number) or math.isinf(number):
-            raise ValueError
-        if (low is not None and number < low) or (high is not None and number > high):
-            raise ValueError
-    except Exception:  # the program's object: its __float__ may raise anything
-        report_error(stage, Unreadable(_not_a_number(value, low, high)))
+    problem: str | None = None
+    if isinstance(value, bool):
+        problem = f"cannot read bool as a number{_within(low, high)}"
+    else:
+        try:  # the program's object: its __float__ may raise anything
+            number = float(value.strip() if isinstance(value, str) else value)
+        except OverflowError:  # (an int past a float's range)
+            problem = f"{type_name(value)} value beyond a float"
+        except Exception:
+            problem = f"cannot read {type_name(value)} as a number{_within(low, high)}"
+        else:
+            if math.isnan(number) or math.isinf(number):
+                problem = f"{type_name(value)} value not finite"
+            elif (low is not None and number < low) or (high is not None and number > high):
+                problem = f"{type_name(value)} value not{_within(low, high)}"
+    if problem is not None:
+        report_error(stage, Unreadable(problem))
         return None
     return number
 
 
-def _not_a_number(value: Any, low: float | None, high: float | None) -> str:
-    """Why ``value`` is no number of [low, high], in words of agent-otel's (its type; never the value)."""
-    span = "" if low is None else f"[{_shown(low)}, {_shown(high)}]" if high is not None else f">= {_shown(low)}"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return f"cannot read {type_name(value)} as a number{' in ' + span if span else ''}"
-    finite = isinstance(value, int) or math.isfinite(value)  # (an int too large for a float is finite, and too large)
-    where = "not finite" if not finite or not span else f"outside {span}" if high is not None else f"not {span}"
-    return f"{type_name(value)} value {where}"
+def _within(low: float | None, high: float | None) -> str:
+    """`` in [low, high]`` (`` >= low`` with no upper bound), or nothing with no bounds."""
+    if low is None:
+        return ""
+    return f" in [{_shown(low)}, {_shown(high)}]" if high is not None else f" >= {_shown(low)}"
 
 
 def _shown(bound: float | None) -> str:
@@ -165,7 +169,7 @@ def coerce_count(value: Any, stage: str, sized: bool = False) -> int | None:
     if number is None:
         return None
     if not number.is_integer():  # 2.7 tokens: no count, rather than a truncated one
-        report_error(stage, ValueError("a count that is not a whole number"))
+        report_error(stage, Unreadable(f"{type_name(value)} value not a whole number"))
         return None
     return int(number)
 

@@ -2525,7 +2525,11 @@ _SUSPENDING_FLAGS = inspect.CO_COROUTINE | inspect.CO_GENERATOR | inspect.CO_ASY
 
 def is_wrapper(value: object) -> bool:
     """Whether ``value`` is a decorator's or the config's wrapper (plain function or proxy), or a method
-    bound from one (``obj.method`` of a decorated method)."""
+    bound from one (``obj.method`` of a decorated method). A proxy of ours over a bound method is one: it says it is a
+    method (its ``__class__`` is the method's), and was taken for the program's, so a config entry naming it wrapped
+    it again."""
+    if isinstance(value, Wrapper | BoundWrapper):
+        return True
     if isinstance(value, types.MethodType):
         value = value.__func__
     return isinstance(value, Wrapper | BoundWrapper) or (isinstance(value, types.FunctionType)
@@ -2534,8 +2538,9 @@ def is_wrapper(value: object) -> bool:
 
 def handler_of(value: object) -> Handler | None:
     """The handler of a decorator's wrapper (plain function or proxy, or the static or class method object
-    holding one); None for anything else, a configured target's wrapper included."""
-    if isinstance(value, staticmethod | classmethod | types.MethodType):
+    holding one); None for anything else, a configured target's wrapper included. A proxy of ours over such an object
+    says it is one (its ``__class__`` is that object's): its own handler, not the function under it."""
+    if not isinstance(value, Wrapper) and isinstance(value, staticmethod | classmethod | types.MethodType):
         value = value.__func__
     if isinstance(value, Wrapper):
         handler = getattr(value, "_self_handler", None)

@@ -51,18 +51,19 @@ def object_made_by_decorator(function: ast.FunctionDef | ast.AsyncFunctionDef, t
     return None
 
 
+#: Decorators that leave the object under them as it is, or hold it as ``run`` finds it (a static or class method).
+_SAME_OBJECT = frozenset({"staticmethod", "classmethod", "abstractmethod", "override", "final"})
 #: agent-otel's decorators of a call (the kinds'): what they return is a wrapper ``run`` recognises.
 _OUR_DECORATORS = frozenset({"agent", "tool", "provider", "evolution", "phase", "job", "conversation"})
 
 
 def agent_otel_decorator(function: ast.FunctionDef | ast.AsyncFunctionDef, tree: ast.Module) -> str | None:
     """agent-otel's decorator of a call (``agent_otel.tool``, or ``tool`` imported from ``agent_otel``), as the script
-    writes it, when it is the function's outermost one (a ``staticmethod`` or ``classmethod`` aside): ``run`` leaves
+    writes it, called, when it is the function's outermost one (those of :data:`_SAME_OBJECT` aside): ``run`` leaves
     such a function to it, a config entry naming it doing nothing. None otherwise (under another decorator, the object
     the name holds is that one's, which ``run`` wraps)."""
-    decorators = [d for d in function.decorator_list
-                  if not (isinstance(d, ast.Name) and d.id in ("staticmethod", "classmethod"))]
-    if not decorators:
+    decorators = [d for d in function.decorator_list if (dotted(d) or "").rpartition(".")[2] not in _SAME_OBJECT]
+    if not decorators or not isinstance(decorators[0], ast.Call):  # (``@agent_otel.job`` bare: the name holds a proxy)
         return None
     written = dotted(decorators[0])
     if written is None:
