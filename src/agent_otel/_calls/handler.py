@@ -695,7 +695,7 @@ def _takes_one_call(func: FunctionType) -> bool:
     except TypeError:
         return False
     except ValueError:  # no signature to read: taken as an extractor, as before
-        return True
+        pass
     return True
 
 

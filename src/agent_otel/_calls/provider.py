@@ -224,8 +224,8 @@ class ProviderInvocation(Invocation):
         if self.response_model is None or named_by is None:
             return False
         if type(named_by) is dict:
-            return _RESPONSE_FIELDS.isdisjoint(named_by) and "usage" not in named_by
-        return all(_own_path(named_by, name) is None for name in (*_RESPONSE_FIELDS, "usage", "object", "created"))
+            return _RESPONSE_SHAPE.isdisjoint(named_by)
+        return all(_own_path(named_by, name) is None for name in _RESPONSE_SHAPE)
 
     def _adopt_usage_inside(self, *, over_the_results: bool = False) -> tuple[float | None, bool]:
         """The tokens of the requests inside, summed (a retry's attempts, a router's requests), as the call's;
@@ -783,6 +783,9 @@ def _own_path(source: Any, *names: str) -> Any:
 #: The top-level fields :meth:`ProviderInvocation._read_response` reads a response's id and finish reasons from.
 _RESPONSE_FIELDS = frozenset({"id", "message", "response", "response_id", "choices", "candidates", "stop_reason",
                               "delta", "response_metadata", "stopReason", "messageStop"})
+
+#: The fields only a response (or chunk) holds beside its model: what the program's own data with a ``model`` lacks.
+_RESPONSE_SHAPE = _RESPONSE_FIELDS | {"usage", "object", "created"}
 
 #: The class of LangChain's streamed message chunks, whose usage reports add up (see ProviderInvocation._add_usage).
 _LANGCHAIN_CHUNK = "AIMessageChunk"

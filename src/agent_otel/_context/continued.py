@@ -35,8 +35,7 @@ def note_continued(span: Any) -> None:
         key = (parent.trace_id, parent.span_id)
         try:
             held = _continued.get(key)  # (a new list each time, never one changed in place: another thread may read it)
-            _continued[key] = [*(ref for ref in held if _running(ref())), weakref.ref(span)] if held else [
-                weakref.ref(span)]
+            _continued[key] = [*(ref for ref in held or () if _running(ref())), weakref.ref(span)]
             _continued.move_to_end(key)
             while len(_continued) > _KEPT:  # (another thread's note in between: both past the bound, both evict)
                 _continued.popitem(last=False)

@@ -2528,9 +2528,7 @@ def is_wrapper(value: object) -> bool:
     bound from one (``obj.method`` of a decorated method). A proxy of ours over a bound method is one: it says it is a
     method (its ``__class__`` is the method's), and was taken for the program's, so a config entry naming it wrapped
     it again."""
-    if isinstance(value, Wrapper | BoundWrapper):
-        return True
-    if isinstance(value, types.MethodType):
+    if not isinstance(value, Wrapper | BoundWrapper) and isinstance(value, types.MethodType):
         value = value.__func__
     return isinstance(value, Wrapper | BoundWrapper) or (isinstance(value, types.FunctionType)
                                                           and value in _PLAIN_WRAPPERS)

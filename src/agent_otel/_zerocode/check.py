@@ -217,11 +217,11 @@ def _in_script(spec: TargetSpec, config: Config, tree: ast.Module, label: str, n
             refuse_self_without_object(spec, raw, owner, f"{spec.module}.{spec.qualname}")
         except ConfigurationError as exc:
             raise TargetError(f"cannot wrap {spec.module}.{spec.qualname}: {exc}") from None
-        unchecked = [item.text for _, _, item in _extractor_paths(spec) if item.root == "args"]
         if found.ours and not spec.subclasses:  # (a subclass's override, undecorated, is wrapped)
             note = ", ".join(filter(None, (note, f"decorated with @{found.ours} in its source: run leaves it to that "
                                                  "decorator, and this entry does nothing")))
-        elif unchecked:  # (run refuses one naming no parameter as it wraps the function: counted, logged, not said)
+        elif unchecked := [item.text for _, _, item in _extractor_paths(spec) if item.root == "args"]:
+            # (run refuses one naming no parameter as it wraps the function: counted, logged, not said)
             note = ", ".join(filter(None, (note, f"{', '.join(unchecked)} not checked: a decorator over it may change "
                                                  "its parameters; run wraps nothing if one names none")))
     return found.shape, f"ok (in {label}{', ' + note if note else ''})"
